@@ -1,0 +1,90 @@
+"""Settings: the one place that reads the environment.
+
+The CLI builds one :class:`Settings` per process (``Settings.from_env()`` plus
+its flags) and passes it down. Nothing else in the package reads ``os.environ``.
+
+| setting              | env                      | default                      |
+|----------------------|--------------------------|------------------------------|
+| home                 | LLM_MESH_HOME            | ~/.llm-mesh                  |
+| registry_url         | LLM_MESH_REGISTRY_URL    | http://127.0.0.1:8800        |
+| database_url         | LLM_MESH_DATABASE_URL    | sqlite+aiosqlite:///HOME/registry.db |
+| heartbeat_interval_s | LLM_MESH_HEARTBEAT_S     | 10                           |
+| missed_heartbeats    | LLM_MESH_MISSED_HEARTBEATS | 3                          |
+| health_check_interval_s | LLM_MESH_HEALTH_CHECK_S | 300                         |
+| request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REGISTRY_HOST = "127.0.0.1"
+DEFAULT_REGISTRY_PORT = 8800
+DEFAULT_NODE_PORT = 8801
+DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
+DEFAULT_MODEL = "gemma-3-270m"
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path.home() / ".llm-mesh")
+    registry_url: str = DEFAULT_REGISTRY_URL
+    database_url: str | None = None
+    heartbeat_interval_s: float = 10.0
+    missed_heartbeats: int = 3
+    health_check_interval_s: float = 300.0
+    request_timeout_s: float = 120.0
+    connect_timeout_s: float = 3.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("LLM_MESH_HOME") or Path.home() / ".llm-mesh").expanduser()
+        s = cls(
+            home=home,
+            registry_url=(env.get("LLM_MESH_REGISTRY_URL") or DEFAULT_REGISTRY_URL).rstrip("/"),
+            database_url=env.get("LLM_MESH_DATABASE_URL") or None,
+            heartbeat_interval_s=_float(env, "LLM_MESH_HEARTBEAT_S", 10.0),
+            missed_heartbeats=int(_float(env, "LLM_MESH_MISSED_HEARTBEATS", 3)),
+            health_check_interval_s=_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
+            request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
+        )
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return replace(s, **clean) if clean else s
+
+    @property
+    def effective_database_url(self) -> str:
+        """The store's URL: ``database_url`` or a SQLite file in ``home``."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def heartbeat_expiry_s(self) -> float:
+        """A node that has not sent a heartbeat for this long leaves routing."""
+        return self.heartbeat_interval_s * self.missed_heartbeats
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` / ``sqlite://`` URLs and pick the async driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url

@@ -1,0 +1,188 @@
+"""Wire messages between nodes, registry, gateway and clients.
+
+All are pydantic models that *tolerate unknown fields* (``extra="allow"`` on
+the wire models a peer may extend), so nodes and registries can be upgraded one
+at a time. Pydantic is plain data validation, not a web framework: it belongs
+in ``core``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class NodeState(str, Enum):
+    JOINING = "joining"
+    ONLINE = "online"
+    PAUSED = "paused"
+    DRAINING = "draining"
+    OFFLINE = "offline"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+class Hardware(_Wire):
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    disk_free_bytes: int = 0
+    gpus: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class HostedModel(_Wire):
+    """A model a node serves (or could load)."""
+
+    id: str
+    engine: str = "llama-cpp"  # "llama-cpp" | "openai" | "sim"
+    simulated: bool = False
+    loaded: bool = True
+    custom: bool = False
+    sha256: str | None = None
+    context_length: int | None = None
+
+
+class NodeRegistration(_Wire):
+    """POST /mesh/nodes: a node announces itself (also used to re-register)."""
+
+    node_id: str = Field(min_length=1, max_length=128)
+    url: str = Field(min_length=1, max_length=2048)
+    models: list[HostedModel] = Field(min_length=1)
+    region: str | None = None
+    hardware: Hardware = Field(default_factory=Hardware)
+    max_concurrency: int = Field(default=1, ge=1)
+    max_queue: int = Field(default=8, ge=0)
+    version: str = "0"
+    state: NodeState = NodeState.ONLINE
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, v: str) -> str:
+        if not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError("url must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class Heartbeat(_Wire):
+    """POST /mesh/nodes/{id}/heartbeat: the node's load, every heartbeat interval."""
+
+    in_flight: int = Field(default=0, ge=0)
+    queued: int = Field(default=0, ge=0)
+    loaded_models: list[str] | None = None
+    state: NodeState = NodeState.ONLINE
+    requests_served: int = 0
+    tokens_generated: int = 0
+
+
+class RegistrationAccepted(_Wire):
+    node_id: str
+    heartbeat_interval_s: float
+    registry_version: str = "0"
+
+
+class NodeView(_Wire):
+    """What the registry says about one node (GET /mesh/nodes)."""
+
+    node_id: str
+    url: str
+    region: str | None = None
+    state: NodeState
+    healthy: bool
+    models: list[HostedModel]
+    in_flight: int = 0
+    queued: int = 0
+    max_concurrency: int = 1
+    max_queue: int = 8
+    last_heartbeat_age_s: float | None = None
+    health_score: float = 1.0
+    latency_ms_ewma: float | None = None
+    ttft_ms_ewma: float | None = None
+    requests: int = 0
+    failures: int = 0
+    hardware: Hardware = Field(default_factory=Hardware)
+
+
+class MeshMeta(_Wire):
+    """The ``mesh`` object on every answer: who served it, how fast, what it cost."""
+
+    node_id: str
+    model: str
+    engine: str | None = None
+    simulated: bool = False
+    request_id: str | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    currency: str = "NetworkToken"
+    attempts: int = 1
+    fallback_from: str | None = None
+
+
+# --- OpenAI request bodies (validated at the gateway and at the node) -------------
+
+
+class ChatMessage(_Wire):
+    role: Literal["system", "user", "assistant", "tool", "developer", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        parts = [p.get("text", "") for p in self.content if isinstance(p, dict)]
+        return "".join(str(p) for p in parts)
+
+
+MAX_TOKENS_LIMIT = 32_768
+
+
+class _Sampling(_Wire):
+    model: str = Field(min_length=1, max_length=256)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1, le=1)
+    user: str | None = None
+    # mesh extensions (ignored by plain OpenAI servers)
+    task_type: str | None = None
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+
+    def effective_max_tokens(self, default: int) -> int:
+        return self.max_completion_tokens or self.max_tokens or default
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    echo: bool = False
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and len(v) != 1:
+            raise ValueError("exactly one prompt is supported per request")
+        return v
+
+    def prompt_text(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+    def effective_max_tokens(self, default: int) -> int:
+        return self.max_tokens or default

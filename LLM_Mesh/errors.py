@@ -1,0 +1,178 @@
+"""The mesh's one exception tree.
+
+Every error the mesh raises on purpose is a :class:`MeshError`. Each class
+carries the HTTP status and the OpenAI error ``type``/``code`` it maps to, so
+one handler (``LLM_Mesh.registry.errors`` / ``LLM_Mesh.node.app``) turns any of
+them into OpenAI's error shape, and clients turn that shape back into the same
+class (:func:`error_from_payload`).
+
+    MeshError                          500 api_error
+    ├── InvalidRequest                 400 invalid_request_error
+    │   └── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
+    ├── ModelNotFound                  404 invalid_request_error / model_not_found
+    ├── ModelUnavailable               503 service_unavailable / model_unavailable
+    ├── Overloaded                     429 rate_limit_error / overloaded
+    ├── UnknownNode                    404 invalid_request_error / unknown_node
+    ├── UpstreamError                  502 api_error / upstream_error   (a node failed)
+    │   └── UpstreamTimeout            504 api_error / upstream_timeout
+    ├── EngineError                    500 api_error / engine_error     (inside a node)
+    └── RegistryUnreachable            --  (client side only: nothing answered)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MeshError(Exception):
+    """Base of every error the mesh raises on purpose."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "api_error"
+    code: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, param: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.extra: dict[str, Any] = extra
+
+    def to_openai(self) -> dict[str, Any]:
+        """OpenAI's error body: ``{"error": {"message", "type", "param", "code"}}``."""
+        err: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
+        }
+        err.update(self.extra)
+        return {"error": err}
+
+
+class InvalidRequest(MeshError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class ModelNotFound(MeshError):
+    """The model id is in neither the catalog nor any node's custom models."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class ModelUnavailable(MeshError):
+    """The model exists but no healthy node hosts it right now.
+
+    ``available`` names the models that are up; ``retry_after`` is in seconds.
+    """
+
+    status = 503
+    type = "service_unavailable"
+    code = "model_unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        available: list[str] | None = None,
+        retry_after: int = 10,
+        **extra: Any,
+    ) -> None:
+        super().__init__(
+            message, model=model, available=list(available or []), retry_after=retry_after, **extra
+        )
+        self.model = model
+        self.available = list(available or [])
+        self.retry_after = retry_after
+
+
+class Overloaded(MeshError):
+    status = 429
+    type = "rate_limit_error"
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+
+class UnknownNode(MeshError):
+    status = 404
+    type = "invalid_request_error"
+    code = "unknown_node"
+
+
+class UpstreamError(MeshError):
+    status = 502
+    type = "api_error"
+    code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class EngineError(MeshError):
+    status = 500
+    type = "api_error"
+    code = "engine_error"
+
+
+class RegistryUnreachable(MeshError):
+    """Client side: nothing answered at the registry URL."""
+
+    status = 503
+    type = "api_error"
+    code = "registry_unreachable"
+
+
+_BY_CODE: dict[str, type[MeshError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidRequest,
+        ContextLengthExceeded,
+        ModelNotFound,
+        ModelUnavailable,
+        Overloaded,
+        UnknownNode,
+        UpstreamError,
+        UpstreamTimeout,
+        EngineError,
+        RegistryUnreachable,
+    )
+    if cls.code is not None
+}
+
+
+def error_from_payload(status: int, payload: Any) -> MeshError:
+    """Rebuild the mesh exception from an OpenAI-shaped error body."""
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(err, dict):
+        return UpstreamError(f"HTTP {status}: {str(payload)[:300]}")
+    message = str(err.get("message") or f"HTTP {status}")
+    cls = _BY_CODE.get(str(err.get("code")), None)
+    if cls is ModelUnavailable:
+        return ModelUnavailable(
+            message,
+            model=err.get("model"),
+            available=list(err.get("available") or []),
+            retry_after=int(err.get("retry_after") or 10),
+        )
+    if cls is Overloaded:
+        return Overloaded(message, retry_after=int(err.get("retry_after") or 1))
+    if cls is None:
+        cls = {400: InvalidRequest, 404: ModelNotFound, 429: Overloaded, 503: ModelUnavailable}.get(
+            status, UpstreamError
+        )
+        if cls in (ModelUnavailable, Overloaded):
+            return cls(message)
+    return cls(message, param=err.get("param"))

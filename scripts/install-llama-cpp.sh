@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Install llama-cpp-python into a Python environment, built *portable*.
+#
+# llama-cpp-python has no binary wheel; pip builds it from source. A native
+# build (-DGGML_NATIVE=ON, the default) may use CPU instructions (AMX tiles)
+# that the CPU advertises but the sandbox forbids: the process then dies with
+# SIGILL on the first matrix multiply. So we:
+#   1. never take a llama-cpp-python wheel from pip's cache (it may be native);
+#   2. build once with CMAKE_ARGS="-DGGML_NATIVE=OFF" into our own wheelhouse;
+#   3. install from that wheelhouse only (--no-index), reusing it next time.
+#
+# Usage: scripts/install-llama-cpp.sh [PYTHON]      (default: .venv/bin/python)
+# Env:   LLM_MESH_WHEELHOUSE  where portable wheels are kept
+#                             (default ~/.cache/llm-mesh/wheels)
+#        LLM_MESH_GPU=cuda    build the CUDA variant instead (-DGGML_CUDA=on)
+set -euo pipefail
+
+PY="${1:-.venv/bin/python}"
+VERSION="${LLAMA_CPP_VERSION:-0.3.16}"
+GPU="${LLM_MESH_GPU:-cpu}"
+BASE="${LLM_MESH_WHEELHOUSE:-$HOME/.cache/llm-mesh/wheels}"
+HOUSE="$BASE/llama-cpp-python-$VERSION-$GPU-portable"
+
+if ! [ -x "$PY" ]; then
+  echo "install-llama-cpp: no Python at $PY (create the venv first)" >&2
+  exit 2
+fi
+
+if "$PY" - "$VERSION" <<'PYEOF' 2>/dev/null; then
+import sys, importlib.metadata as md, pathlib
+v = md.version("llama_cpp_python")
+d = md.distribution("llama_cpp_python")
+marker = any(str(f).endswith("LLM_MESH_PORTABLE") for f in (d.files or []))
+sys.exit(0 if v == sys.argv[1] else 1)
+PYEOF
+  if [ -f "$("$PY" -c 'import sys;print(sys.prefix)')/.llm-mesh-llama-portable-$VERSION-$GPU" ]; then
+    echo "install-llama-cpp: llama-cpp-python $VERSION ($GPU, portable) already installed"
+    exit 0
+  fi
+fi
+
+case "$GPU" in
+  cpu)  CMAKE_FLAGS="-DGGML_NATIVE=OFF" ;;
+  cuda) CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_CUDA=on" ;;
+  *) echo "install-llama-cpp: LLM_MESH_GPU must be cpu or cuda, not '$GPU'" >&2; exit 2 ;;
+esac
+
+mkdir -p "$HOUSE"
+if ! ls "$HOUSE"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
+  echo "install-llama-cpp: building llama-cpp-python $VERSION portable ($CMAKE_FLAGS)"
+  echo "install-llama-cpp: this takes about 4-5 minutes once; the wheel is kept in $HOUSE"
+  # A wheel pip cached from an earlier (maybe native) build must not slip in.
+  "$PY" -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  CMAKE_ARGS="$CMAKE_FLAGS" FORCE_CMAKE=1 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
+    "$PY" -m pip wheel --no-cache-dir --no-deps --no-binary llama-cpp-python \
+      -w "$tmp" "llama-cpp-python==$VERSION"
+  mv "$tmp"/llama_cpp_python-*.whl "$HOUSE"/
+fi
+
+"$PY" -m pip install --no-cache-dir --force-reinstall --no-deps --no-index \
+  --find-links "$HOUSE" "llama-cpp-python==$VERSION"
+# Its pure-Python dependencies come from the index as usual.
+"$PY" -m pip install --no-cache-dir "typing-extensions>=4.5" "numpy>=1.20" "diskcache>=5.6.1" "jinja2>=2.11.3"
+touch "$("$PY" -c 'import sys;print(sys.prefix)')/.llm-mesh-llama-portable-$VERSION-$GPU"
+echo "install-llama-cpp: llama-cpp-python $VERSION ($GPU, portable) installed from $HOUSE"
