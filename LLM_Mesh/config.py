@@ -16,6 +16,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -30,13 +31,25 @@ DEFAULT_MODEL = "gemma-3-270m"
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    """A positive, finite number of seconds from ``env[key]``, or ``default``."""
     raw = env.get(key)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ValueError(f"{key} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{key} must be a positive number, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    """A whole number >= 1 from ``env[key]`` (``"3"`` or ``"3.0"``), or ``default``."""
+    value = _float(env, key, default)
+    if value != int(value):
+        raise ValueError(f"{key} must be a whole number, got {env.get(key)!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -59,11 +72,13 @@ class Settings:
             registry_url=(env.get("LLM_MESH_REGISTRY_URL") or DEFAULT_REGISTRY_URL).rstrip("/"),
             database_url=env.get("LLM_MESH_DATABASE_URL") or None,
             heartbeat_interval_s=_float(env, "LLM_MESH_HEARTBEAT_S", 10.0),
-            missed_heartbeats=int(_float(env, "LLM_MESH_MISSED_HEARTBEATS", 3)),
+            missed_heartbeats=_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),
             health_check_interval_s=_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
+        if isinstance(clean.get("registry_url"), str):
+            clean["registry_url"] = clean["registry_url"].rstrip("/")
         return replace(s, **clean) if clean else s
 
     @property

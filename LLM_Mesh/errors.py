@@ -153,22 +153,33 @@ _BY_CODE: dict[str, type[MeshError]] = {
 }
 
 
+def _retry_after(value: Any, default: int) -> int:
+    """A peer's ``retry_after`` as whole seconds; ``default`` when missing or malformed."""
+    if isinstance(value, bool):
+        return default
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
 def error_from_payload(status: int, payload: Any) -> MeshError:
     """Rebuild the mesh exception from an OpenAI-shaped error body."""
     err = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(err, dict):
         return UpstreamError(f"HTTP {status}: {str(payload)[:300]}")
     message = str(err.get("message") or f"HTTP {status}")
-    cls = _BY_CODE.get(str(err.get("code")), None)
+    cls = _BY_CODE.get(str(err.get("code")))
     if cls is ModelUnavailable:
+        available = err.get("available")
         return ModelUnavailable(
             message,
             model=err.get("model"),
-            available=list(err.get("available") or []),
-            retry_after=int(err.get("retry_after") or 10),
+            available=[str(a) for a in available] if isinstance(available, list) else [],
+            retry_after=_retry_after(err.get("retry_after"), 10),
         )
     if cls is Overloaded:
-        return Overloaded(message, retry_after=int(err.get("retry_after") or 1))
+        return Overloaded(message, retry_after=_retry_after(err.get("retry_after"), 1))
     if cls is None:
         cls = {400: InvalidRequest, 404: ModelNotFound, 429: Overloaded, 503: ModelUnavailable}.get(
             status, UpstreamError

@@ -26,17 +26,11 @@ if ! [ -x "$PY" ]; then
   exit 2
 fi
 
-if "$PY" - "$VERSION" <<'PYEOF' 2>/dev/null; then
-import sys, importlib.metadata as md, pathlib
-v = md.version("llama_cpp_python")
-d = md.distribution("llama_cpp_python")
-marker = any(str(f).endswith("LLM_MESH_PORTABLE") for f in (d.files or []))
-sys.exit(0 if v == sys.argv[1] else 1)
-PYEOF
-  if [ -f "$("$PY" -c 'import sys;print(sys.prefix)')/.llm-mesh-llama-portable-$VERSION-$GPU" ]; then
-    echo "install-llama-cpp: llama-cpp-python $VERSION ($GPU, portable) already installed"
-    exit 0
-  fi
+prefix="$("$PY" -c 'import sys; print(sys.prefix)')"
+marker="$prefix/.llm-mesh-llama-portable-$VERSION-$GPU"
+if [ -f "$marker" ] && "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama_cpp_python') != '$VERSION')" 2>/dev/null; then
+  echo "install-llama-cpp: llama-cpp-python $VERSION ($GPU, portable) already installed"
+  exit 0
 fi
 
 case "$GPU" in
@@ -63,5 +57,5 @@ fi
   --find-links "$HOUSE" "llama-cpp-python==$VERSION"
 # Its pure-Python dependencies come from the index as usual.
 "$PY" -m pip install --no-cache-dir "typing-extensions>=4.5" "numpy>=1.20" "diskcache>=5.6.1" "jinja2>=2.11.3"
-touch "$("$PY" -c 'import sys;print(sys.prefix)')/.llm-mesh-llama-portable-$VERSION-$GPU"
+touch "$marker"
 echo "install-llama-cpp: llama-cpp-python $VERSION ($GPU, portable) installed from $HOUSE"

@@ -1,0 +1,15 @@
+"""Model backends a node serves with: ``llama-cpp``, ``openai`` (upstream), ``sim``.
+
+Only the contract is imported here; each engine module is imported when used.
+"""
+
+from LLM_Mesh.node.engines.base import (
+    CancelFlag,
+    Delta,
+    Engine,
+    GenerationRequest,
+    Usage,
+    iterate_in_thread,
+)
+
+__all__ = ["CancelFlag", "Delta", "Engine", "GenerationRequest", "Usage", "iterate_in_thread"]

@@ -1,0 +1,123 @@
+"""Rich tables and lines for the CLI (printing only; no I/O besides the console)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt_ms(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.0f} ms"
+
+
+def _fmt_size(n: Any) -> str:
+    if not n:
+        return "-"
+    n = float(n)
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
+    t = Table(title="Nodes", show_lines=False)
+    for col in (
+        "node",
+        "url",
+        "region",
+        "state",
+        "health",
+        "models",
+        "load",
+        "latency",
+        "ttft",
+        "served",
+    ):
+        t.add_column(col)
+    for n in nodes:
+        models = ", ".join(
+            m["id"] + (" (sim)" if m.get("simulated") else "") for m in n.get("models", [])
+        )
+        healthy = n.get("healthy")
+        health = (
+            f"{'[green]up' if healthy else '[red]down'}[/] {float(n.get('health_score') or 0):.2f}"
+        )
+        load = f"{n.get('in_flight', 0)}/{n.get('max_concurrency', 1)} +{n.get('queued', 0)}q"
+        t.add_row(
+            str(n.get("node_id")),
+            str(n.get("url")),
+            str(n.get("region") or "-"),
+            str(n.get("state")),
+            health,
+            models,
+            load,
+            _fmt_ms(n.get("latency_ms_ewma")),
+            _fmt_ms(n.get("ttft_ms_ewma")),
+            f"{n.get('requests', 0)} ({n.get('failures', 0)} failed)",
+        )
+    return t
+
+
+def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
+    t = Table(title="Models")
+    for col in (
+        "model",
+        "size",
+        "quant",
+        "context",
+        "specialties",
+        "tier",
+        "price/1k",
+        "up",
+        "nodes",
+    ):
+        t.add_column(col)
+    for m in models:
+        up = "[green]yes[/]" if m.get("available") else "[dim]no[/]"
+        t.add_row(
+            str(m["id"]) + (" [dim](custom)[/]" if m.get("custom") else ""),
+            _fmt_size(m.get("size_bytes")),
+            str(m.get("quantization") or "-"),
+            str(m.get("context_length") or "-"),
+            ", ".join(m.get("specialties") or []),
+            str(m.get("tier") or "-"),
+            f"{float(m.get('price_per_1k_tokens') or 0):g}",
+            up,
+            str(m.get("nodes", 0)),
+        )
+    return t
+
+
+def print_status(
+    info: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], console: Console | None = None
+) -> None:
+    console = console or Console()
+    console.print(
+        f"[bold]LLM Mesh[/] at {info.get('registry_url')}: "
+        f"{info.get('nodes_healthy', 0)}/{info.get('nodes_total', 0)} nodes healthy, "
+        f"models up: {', '.join(info.get('models_available') or []) or 'none'}"
+    )
+    console.print(models_table(list((info.get("models") or {}).values())))
+    console.print(nodes_table(nodes))
+
+
+def metrics_line(
+    mesh: Mapping[str, Any], *, client_ttft_ms: float | None = None, total_ms: float | None = None
+) -> str:
+    parts = [
+        f"node {mesh.get('node_id')}",
+        f"model {mesh.get('model')}",
+    ]
+    if mesh.get("simulated"):
+        parts.append("[yellow]SIMULATED engine[/]")
+    ttft = client_ttft_ms if client_ttft_ms is not None else mesh.get("ttft_ms")
+    total = total_ms if total_ms is not None else mesh.get("latency_ms")
+    parts.append(f"ttft {_fmt_ms(ttft)}")
+    parts.append(f"total {_fmt_ms(total)}")
+    tps = mesh.get("tokens_per_s")
+    if tps:
+        parts.append(f"{float(tps):.1f} tok/s")
+    parts.append(f"{mesh.get('completion_tokens', 0)} tokens")
+    parts.append(f"cost {float(mesh.get('cost') or 0):.6f} {mesh.get('currency', 'NetworkToken')}")
+    return " · ".join(parts)

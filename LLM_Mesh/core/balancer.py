@@ -1,0 +1,399 @@
+"""The router: per-model index, power-of-two-choices over scored nodes, outcomes fed back.
+
+For each model the router keeps two :class:`IndexedSet` s of routable,
+non-ejected nodes: *open* (with spare capacity) and *full* (saturated). A node
+moves between them whenever its load changes, so a decision is O(1): draw two
+open nodes at random, score both (:func:`~LLM_Mesh.core.scoring.node_cost`),
+keep the cheaper. Constraints are applied by rejection sampling (up to
+``max_draws`` draws), then by one scan of the open set; an ``allow_nodes`` list
+shorter than the pool is walked directly.
+
+Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all
+are full, with ``wait_s``, an estimate of when the first slot frees (for a
+bounded wait the caller may opt into); ``NO_NODE`` when none is permitted,
+routable and not ejected.
+
+The gateway calls ``begin`` when it sends to the chosen node, ``first_token``
+on the first streamed token, and ``finish`` with the outcome; hard failures
+(connect error, timeout, 5xx) eject the node through the
+:class:`~LLM_Mesh.core.outlier.OutlierDetector`, never more than
+``max_ejected_fraction`` of any model's pool at once.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from LLM_Mesh.core.indexed_set import IndexedSet
+from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
+from LLM_Mesh.core.scoring import NodeStats, RouteRequest, ScoringPolicy, node_cost, permits
+
+__all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict"]
+
+
+class Outcome(str, Enum):
+    SUCCESS = "success"
+    CONNECT_ERROR = "connect_error"
+    TIMEOUT = "timeout"
+    SERVER_ERROR = "server_error"  # 5xx, or the connection dropped mid-answer
+    OVERLOADED = "overloaded"  # 429: the node's queue is full; not a health failure
+    CANCELLED = "cancelled"  # the client went away; says nothing about the node
+
+
+HARD_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT, Outcome.SERVER_ERROR})
+
+
+class Verdict(str, Enum):
+    OK = "ok"
+    SATURATED = "saturated"
+    NO_NODE = "no_node"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    node_id: str | None = None
+    model: str | None = None
+    cost_ms: float = math.inf
+    wait_s: float | None = None  # only for SATURATED
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    scoring: ScoringPolicy = field(default_factory=ScoringPolicy)
+    ejection: EjectionPolicy = field(default_factory=EjectionPolicy)
+    choices: int = 2
+    max_draws: int = 16
+
+    def __post_init__(self) -> None:
+        if self.choices < 1 or self.max_draws < self.choices:
+            raise ValueError("need 1 <= choices <= max_draws")
+
+
+class Attempt:
+    """One try of one request on one node, held by the gateway between begin and finish."""
+
+    __slots__ = ("done", "first_token_at", "model", "node_id", "started")
+
+    def __init__(self, node_id: str, model: str, started: float) -> None:
+        self.node_id = node_id
+        self.model = model
+        self.started = started
+        self.first_token_at: float | None = None
+        self.done = False
+
+
+_NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
+
+
+class _Pool:
+    __slots__ = ("ejected", "full", "members", "open")
+
+    def __init__(self) -> None:
+        self.open: IndexedSet[str] = IndexedSet()
+        self.full: IndexedSet[str] = IndexedSet()
+        self.ejected = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.open) + len(self.full) + self.ejected
+
+
+class Router:
+    """Pure routing state over plain data; every method takes ``now`` from the caller's clock."""
+
+    def __init__(self, policy: RoutingPolicy | None = None, rng: random.Random | None = None):
+        self.policy = policy or RoutingPolicy()
+        self.outliers = OutlierDetector(self.policy.ejection)
+        self._rand = (rng or random.Random()).random
+        self._nodes: dict[str, NodeStats] = {}
+        self._place: dict[str, int] = {}
+        self._pools: dict[str, _Pool] = {}
+
+    # -- membership ---------------------------------------------------------------
+    def upsert_node(
+        self,
+        node_id: str,
+        models: Iterable[str],
+        *,
+        now: float,
+        loaded: Iterable[str] | None = None,
+        region: str | None = None,
+        max_concurrency: int = 1,
+        max_queue: int = 8,
+        cold_start_ms: float = 30_000.0,
+        uptime: float = 1.0,
+    ) -> NodeStats:
+        """Add a node or update its registration; observed statistics survive an update."""
+        old = self._nodes.get(node_id)
+        if old is not None:
+            self._move(old, _NONE)
+        st = NodeStats(
+            node_id, models, self.policy.scoring, loaded=loaded, region=region,
+            max_concurrency=max_concurrency, max_queue=max_queue,
+            cold_start_ms=cold_start_ms, uptime=uptime, now=now,
+        )  # fmt: skip
+        if old is not None:
+            for name in ("in_flight", "hb_load", "waiting", "waiting_since_sum", "routable"):
+                setattr(st, name, getattr(old, name))
+            st.ttft, st.per_token, st.success = old.ttft, old.per_token, old.success
+        self._nodes[node_id] = st
+        self._refresh(st)
+        return st
+
+    def remove_node(self, node_id: str) -> None:
+        st = self._nodes.pop(node_id, None)
+        if st is not None:
+            self._move(st, _NONE)
+            self._place.pop(node_id, None)
+            self.outliers.forget(node_id)
+
+    def set_routable(self, node_id: str, routable: bool) -> None:
+        """Take a node out of routing (draining, offline, heartbeat lost) or back in."""
+        st = self._nodes.get(node_id)
+        if st is not None and st.routable != routable:
+            st.routable = routable
+            self._refresh(st)
+
+    def heartbeat(
+        self,
+        node_id: str,
+        now: float,
+        *,
+        in_flight: int,
+        queued: int,
+        loaded_models: Iterable[str] | None = None,
+        uptime: float | None = None,
+    ) -> None:
+        st = self._nodes.get(node_id)
+        if st is None:
+            return
+        st.hb_load = max(0, in_flight) + max(0, queued)
+        st.hb_at = now
+        if loaded_models is not None:
+            st.loaded = frozenset(loaded_models)
+        if uptime is not None:
+            st.uptime = uptime
+        self._refresh(st)
+
+    def node(self, node_id: str) -> NodeStats | None:
+        return self._nodes.get(node_id)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def pool_counts(self, model: str) -> tuple[int, int, int]:
+        """``(open, full, ejected)`` routable nodes for ``model``."""
+        p = self._pools.get(model)
+        return (0, 0, 0) if p is None else (len(p.open), len(p.full), p.ejected)
+
+    # -- index upkeep -------------------------------------------------------------
+    def _refresh(self, st: NodeStats) -> None:
+        if not st.routable:
+            target = _NONE
+        elif self.outliers.is_ejected(st.node_id):
+            target = _EJECTED
+        elif st.saturated:
+            target = _FULL
+        else:
+            target = _OPEN
+        self._move(st, target)
+
+    def _move(self, st: NodeStats, target: int) -> None:
+        nid = st.node_id
+        current = self._place.get(nid, _NONE)
+        if current == target:
+            return
+        for m in st.models:
+            pool = self._pools.get(m)
+            if pool is None:
+                pool = self._pools[m] = _Pool()
+            if current == _OPEN:
+                pool.open.discard(nid)
+            elif current == _FULL:
+                pool.full.discard(nid)
+            elif current == _EJECTED:
+                pool.ejected -= 1
+            if target == _OPEN:
+                pool.open.add(nid)
+            elif target == _FULL:
+                pool.full.add(nid)
+            elif target == _EJECTED:
+                pool.ejected += 1
+        self._place[nid] = target
+
+    def tick(self, now: float) -> None:
+        """Bring back nodes whose ejection has ended (``pick`` calls it too)."""
+        for nid in self.outliers.release_due(now):
+            st = self._nodes.get(nid)
+            if st is not None:
+                self._refresh(st)
+
+    # -- selection ----------------------------------------------------------------
+    def pick(self, req: RouteRequest, now: float) -> Decision:
+        """Choose a node for ``req`` (see the module docstring for the verdicts)."""
+        self.tick(now)
+        sp = self.policy.scoring
+        tokens = sp.default_tokens if req.expected_tokens is None else req.expected_tokens
+        best: Decision | None = None
+        wait: float | None = None
+        for rank, model in enumerate(req.models):
+            pool = self._pools.get(model)
+            if pool is None:
+                continue
+            factor = 1.0 + sp.specialty_step * rank
+            ids = self._sample(pool.open, req, self.policy.choices)
+            for nid in ids:
+                cost = factor * node_cost(
+                    self._nodes[nid], model, tokens, now, sp, self.outliers.weight(nid, now)
+                )
+                if best is None or cost < best.cost_ms:
+                    best = Decision(Verdict.OK, nid, model, cost)
+            if best is None and len(pool.full):
+                w = self._wait_estimate(pool.full, req, model, tokens, now)
+                if w is not None and (wait is None or w < wait):
+                    wait = w
+        if best is not None:
+            return best
+        if wait is not None:
+            return Decision(Verdict.SATURATED, wait_s=wait)
+        return Decision(Verdict.NO_NODE)
+
+    def _sample(self, bag: IndexedSet[str], req: RouteRequest, k: int) -> list[str]:
+        n = len(bag)
+        if n == 0:
+            return []
+        rand = self._rand
+        if not req.constrained:
+            if n <= k:
+                return [bag.at(i) for i in range(n)]
+            first = int(rand() * n)
+            out = [bag.at(first)]
+            while len(out) < k:
+                nid = bag.at(int(rand() * n))
+                if nid not in out:
+                    out.append(nid)
+            return out
+        nodes = self._nodes
+        if req.allow_nodes is not None and len(req.allow_nodes) < n:
+            ok = sorted(a for a in req.allow_nodes if a in bag and permits(req, nodes[a]))
+            return self._choose(ok, k)
+        found: list[str] = []
+        for _ in range(self.policy.max_draws):
+            nid = bag.at(int(rand() * n))
+            if nid not in found and permits(req, nodes[nid]):
+                found.append(nid)
+                if len(found) == k:
+                    return found
+        ok = [nid for nid in bag if permits(req, nodes[nid])]
+        return self._choose(ok, k)
+
+    def _choose(self, ok: list[str], k: int) -> list[str]:
+        if len(ok) <= k:
+            return ok
+        out: list[str] = []
+        while len(out) < k:
+            nid = ok[int(self._rand() * len(ok))]
+            if nid not in out:
+                out.append(nid)
+        return out
+
+    def _wait_estimate(
+        self, full: IndexedSet[str], req: RouteRequest, model: str, tokens: int, now: float
+    ) -> float | None:
+        """Seconds until the soonest of a sample of saturated nodes frees a slot."""
+        best: float | None = None
+        sp = self.policy.scoring
+        for nid in self._sample(full, req, 8):
+            st = self._nodes[nid]
+            service_ms = node_cost(st, model, tokens, now, sp, 1.0) / (
+                1.0 + st.load / st.max_concurrency
+            )
+            excess = st.load - st.capacity + 1
+            w = excess * service_ms / 1000.0 / st.max_concurrency
+            if best is None or w < best:
+                best = w
+        return best
+
+    # -- outcomes -----------------------------------------------------------------
+    def begin(self, node_id: str, model: str, now: float) -> Attempt:
+        """The gateway is sending a request to ``node_id`` now."""
+        att = Attempt(node_id, model, now)
+        st = self._nodes.get(node_id)
+        if st is not None:
+            st.in_flight += 1
+            st.waiting += 1
+            st.waiting_since_sum += now
+            if st.load >= st.capacity:
+                self._refresh(st)
+        return att
+
+    def first_token(self, att: Attempt, now: float) -> None:
+        if att.done or att.first_token_at is not None:
+            return
+        att.first_token_at = now
+        st = self._nodes.get(att.node_id)
+        if st is not None:
+            st.waiting -= 1
+            st.waiting_since_sum -= att.started
+            st.ttft.observe((now - att.started) * 1000.0, now)
+
+    def finish(
+        self,
+        att: Attempt,
+        now: float,
+        outcome: Outcome,
+        *,
+        completion_tokens: int = 0,
+        ttft_ms: float | None = None,
+    ) -> bool:
+        """Record how an attempt ended; returns ``True`` when it ejected the node."""
+        if att.done:
+            return False
+        att.done = True
+        st = self._nodes.get(att.node_id)
+        if st is None:
+            return False
+        if att.first_token_at is None:
+            st.waiting -= 1
+            st.waiting_since_sum -= att.started
+            if st.waiting == 0:
+                st.waiting_since_sum = 0.0
+        was_saturated = st.saturated
+        st.in_flight -= 1
+        elapsed_ms = (now - att.started) * 1000.0
+        ejected = False
+        if outcome is Outcome.SUCCESS:
+            st.success.observe(1.0, now)
+            if att.first_token_at is not None:
+                first_ms = (att.first_token_at - att.started) * 1000.0
+            else:
+                first_ms = elapsed_ms if ttft_ms is None else min(ttft_ms, elapsed_ms)
+                st.ttft.observe(first_ms, now)
+            if completion_tokens > 0:
+                st.per_token.observe(max(0.0, elapsed_ms - first_ms) / completion_tokens, now)
+        elif outcome in HARD_FAILURES:
+            st.success.observe(0.0, now)
+            if outcome is Outcome.TIMEOUT and att.first_token_at is None:
+                st.ttft.observe(elapsed_ms, now)
+            ejected = self._maybe_eject(st, now)
+        elif outcome is Outcome.OVERLOADED:
+            st.hb_load = max(st.hb_load, st.capacity)
+        if ejected or was_saturated != st.saturated:
+            self._refresh(st)
+        return ejected
+
+    def _maybe_eject(self, st: NodeStats, now: float) -> bool:
+        if not st.routable or self.outliers.is_ejected(st.node_id):
+            return False
+        frac = self.policy.ejection.max_ejected_fraction
+        for m in st.models:
+            pool = self._pools.get(m)
+            if pool is not None and not may_eject(pool.ejected, pool.size, frac):
+                return False
+        self.outliers.eject(st.node_id, now)
+        return True

@@ -1,0 +1,121 @@
+"""Passive outlier detection: eject a node on a hard failure, bring it back slowly.
+
+Every real request's outcome is a health check. A connect error, a timeout or
+a 5xx ejects the node *at once*, for ``base_s × n`` where ``n`` counts the
+node's recent ejections (capped at ``max_s``); ``n`` starts again from one once
+the node has stayed clear for ``forget_after_s``. When the ejection ends the
+node gets traffic back gradually: its *weight* ramps linearly from
+``min_weight`` to 1 over ``slow_start_s`` (Envoy's slow start), and the router
+divides the node's cost by that weight.
+
+The detector keeps per-node state only. Whether an ejection is allowed at all
+(never more than ``max_ejected_fraction`` of one model's nodes) depends on the
+pool, which the router knows; :func:`may_eject` is that rule.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+__all__ = ["EjectionPolicy", "OutlierDetector", "may_eject"]
+
+
+@dataclass(frozen=True)
+class EjectionPolicy:
+    base_s: float = 30.0
+    max_s: float = 300.0
+    max_ejected_fraction: float = 0.5
+    slow_start_s: float = 30.0
+    min_weight: float = 0.05
+    forget_after_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.base_s <= 0 or self.max_s < self.base_s:
+            raise ValueError("need 0 < base_s <= max_s")
+        if not 0.0 <= self.max_ejected_fraction <= 1.0:
+            raise ValueError("max_ejected_fraction must be within [0, 1]")
+        if self.slow_start_s < 0 or not 0.0 < self.min_weight <= 1.0:
+            raise ValueError("need slow_start_s >= 0 and 0 < min_weight <= 1")
+
+    def duration(self, count: int) -> float:
+        """How long the ``count``-th recent ejection lasts."""
+        if count < 1:
+            raise ValueError("count starts at 1")
+        return min(self.max_s, self.base_s * count)
+
+
+def may_eject(ejected: int, pool_size: int, max_fraction: float) -> bool:
+    """Whether one more of ``pool_size`` nodes may be ejected when ``ejected`` already are."""
+    return ejected + 1 <= math.floor(pool_size * max_fraction)
+
+
+class _State:
+    __slots__ = ("count", "ejected", "until")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.until = -math.inf
+        self.ejected = False
+
+
+class OutlierDetector:
+    """Per-node ejection state; the caller decides *whether* (see :func:`may_eject`)."""
+
+    def __init__(self, policy: EjectionPolicy | None = None) -> None:
+        self.policy = policy or EjectionPolicy()
+        self._nodes: dict[str, _State] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def eject(self, node_id: str, now: float) -> float:
+        """Eject ``node_id`` now; returns the time it comes back."""
+        st = self._nodes.get(node_id)
+        if st is None:
+            st = self._nodes[node_id] = _State()
+        if st.ejected:
+            return st.until
+        if now - st.until > self.policy.forget_after_s:
+            st.count = 0
+        st.count += 1
+        st.until = now + self.policy.duration(st.count)
+        st.ejected = True
+        heapq.heappush(self._heap, (st.until, node_id))
+        return st.until
+
+    def is_ejected(self, node_id: str) -> bool:
+        st = self._nodes.get(node_id)
+        return st is not None and st.ejected
+
+    def ejection_count(self, node_id: str) -> int:
+        st = self._nodes.get(node_id)
+        return 0 if st is None else st.count
+
+    def release_due(self, now: float) -> list[str]:
+        """Nodes whose ejection has ended by ``now`` (each reported once)."""
+        out: list[str] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            until, node_id = heapq.heappop(heap)
+            st = self._nodes.get(node_id)
+            if st is not None and st.ejected and st.until == until:
+                st.ejected = False
+                out.append(node_id)
+        return out
+
+    def weight(self, node_id: str, now: float) -> float:
+        """Slow-start weight in ``[min_weight, 1]``: 1 unless the node came back recently."""
+        st = self._nodes.get(node_id)
+        if st is None or st.count == 0:
+            return 1.0
+        if st.ejected:
+            return 0.0
+        ramp = self.policy.slow_start_s
+        since = now - st.until
+        if ramp <= 0.0 or since >= ramp:
+            return 1.0
+        return max(self.policy.min_weight, since / ramp)
+
+    def forget(self, node_id: str) -> None:
+        """Drop a node's state (it left the mesh)."""
+        self._nodes.pop(node_id, None)

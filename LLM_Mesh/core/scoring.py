@@ -1,0 +1,185 @@
+"""What a node costs for one request: an estimated latency in milliseconds.
+
+Lower is better. For a node ``n`` and a request expecting ``T`` tokens::
+
+    service = ttft + per_token × T          peak-EWMAs of what the gateway observed
+              (+ cold_start_ms if the model is not loaded on the node yet)
+    service = max(service, age of the oldest-on-average request still waiting
+                  for its first token)      a node that stalls looks slow *now*
+    cost    = service × (1 + load / max_concurrency)     peak-EWMA × (pending + 1)
+                     × (1 + failure_penalty × (1 - success_ewma))
+                     × (1 + downtime_penalty × (1 - uptime))
+                     × (stale_penalty if the heartbeat is overdue)
+                     / slow_start_weight
+
+``load`` is ``max(gateway in-flight, heartbeat in-flight + queued)``: the
+gateway's own count is exact for its own traffic, the heartbeat adds what other
+gateways sent (up to one interval old). A node is *saturated* when ``load``
+reaches ``max_concurrency + max_queue``.
+
+:class:`NodeStats` is the router's mutable view of one node (only what a
+gateway can see); :class:`RouteRequest` carries the request's constraints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from LLM_Mesh.core.ewma import Ewma, PeakEwma
+
+__all__ = ["NodeStats", "RouteRequest", "ScoringPolicy", "node_cost", "permits"]
+
+
+@dataclass(frozen=True)
+class ScoringPolicy:
+    latency_tau_s: float = 10.0  # peak-EWMA blending (Linkerd's default decay)
+    idle_tau_s: float = 60.0  # how fast an unprobed estimate decays toward zero
+    success_tau_s: float = 30.0
+    prior_ttft_ms: float = 200.0  # a node with no samples yet
+    prior_per_token_ms: float = 20.0
+    failure_penalty: float = 10.0
+    downtime_penalty: float = 2.0
+    stale_after_s: float = 15.0  # heartbeat interval × 1.5
+    stale_penalty: float = 4.0
+    default_tokens: int = 256
+    specialty_step: float = 0.5  # cost × (1 + step × rank) for the rank-th preferred model
+
+    def __post_init__(self) -> None:
+        if self.prior_ttft_ms < 0 or self.prior_per_token_ms < 0:
+            raise ValueError("priors cannot be negative")
+        if self.failure_penalty < 0 or self.downtime_penalty < 0 or self.stale_penalty < 1:
+            raise ValueError("penalties must be >= 0 (stale_penalty >= 1)")
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    """One routing question: which node for ``models[0]`` (or a later, less preferred model)."""
+
+    models: tuple[str, ...]
+    expected_tokens: int | None = None
+    avoid_regions: frozenset[str] = frozenset()
+    allow_nodes: frozenset[str] | None = None
+    deny_nodes: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()  # already tried for this request
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("a route request needs at least one model")
+        if self.expected_tokens is not None and self.expected_tokens < 0:
+            raise ValueError("expected_tokens cannot be negative")
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.avoid_regions or self.deny_nodes or self.exclude) or (
+            self.allow_nodes is not None
+        )
+
+
+class NodeStats:
+    """The gateway's view of one node. Mutated by the router only."""
+
+    __slots__ = (
+        "cold_start_ms",
+        "hb_at",
+        "hb_load",
+        "in_flight",
+        "loaded",
+        "max_concurrency",
+        "max_queue",
+        "models",
+        "node_id",
+        "per_token",
+        "region",
+        "routable",
+        "success",
+        "ttft",
+        "uptime",
+        "waiting",
+        "waiting_since_sum",
+    )
+
+    def __init__(
+        self,
+        node_id: str,
+        models: Iterable[str],
+        policy: ScoringPolicy,
+        *,
+        loaded: Iterable[str] | None = None,
+        region: str | None = None,
+        max_concurrency: int = 1,
+        max_queue: int = 8,
+        cold_start_ms: float = 30_000.0,
+        uptime: float = 1.0,
+        now: float = 0.0,
+    ) -> None:
+        if max_concurrency < 1 or max_queue < 0:
+            raise ValueError("need max_concurrency >= 1 and max_queue >= 0")
+        self.node_id = node_id
+        self.models = frozenset(models)
+        self.loaded = frozenset(self.models if loaded is None else loaded)
+        self.region = region
+        self.max_concurrency = max_concurrency
+        self.max_queue = max_queue
+        self.cold_start_ms = cold_start_ms
+        self.uptime = uptime
+        self.routable = True
+        self.in_flight = 0  # the gateway's own requests on the node
+        self.hb_load = 0  # in_flight + queued at the last heartbeat (or a 429)
+        self.hb_at = now
+        self.waiting = 0  # of in_flight, those still waiting for a first token
+        self.waiting_since_sum = 0.0  # sum of their start times
+        self.ttft = PeakEwma(policy.latency_tau_s, policy.idle_tau_s)
+        self.per_token = PeakEwma(policy.latency_tau_s, policy.idle_tau_s)
+        self.success = Ewma(policy.success_tau_s, initial=1.0)
+
+    @property
+    def capacity(self) -> int:
+        return self.max_concurrency + self.max_queue
+
+    @property
+    def load(self) -> int:
+        return self.in_flight if self.in_flight > self.hb_load else self.hb_load
+
+    @property
+    def saturated(self) -> bool:
+        return self.load >= self.capacity
+
+
+def permits(req: RouteRequest, node: NodeStats) -> bool:
+    """Whether the request's constraints allow ``node``."""
+    nid = node.node_id
+    if nid in req.exclude or nid in req.deny_nodes:
+        return False
+    if req.allow_nodes is not None and nid not in req.allow_nodes:
+        return False
+    return not (node.region is not None and node.region in req.avoid_regions)
+
+
+def node_cost(
+    node: NodeStats, model: str, tokens: int, now: float, policy: ScoringPolicy, weight: float
+) -> float:
+    """Estimated milliseconds for ``node`` to answer (see the module docstring)."""
+    if weight <= 0.0:
+        return math.inf
+    ttft = node.ttft.get(now)
+    per_tok = node.per_token.get(now)
+    service = (policy.prior_ttft_ms if ttft is None else ttft) + tokens * (
+        policy.prior_per_token_ms if per_tok is None else per_tok
+    )
+    if model not in node.loaded:
+        service += node.cold_start_ms
+    if node.waiting:
+        stalled_ms = (now - node.waiting_since_sum / node.waiting) * 1000.0
+        if stalled_ms > service:
+            service = stalled_ms
+    cost = service * (1.0 + node.load / node.max_concurrency)
+    ok = node.success.value
+    if ok is not None and ok < 1.0:
+        cost *= 1.0 + policy.failure_penalty * (1.0 - ok)
+    if node.uptime < 1.0:
+        cost *= 1.0 + policy.downtime_penalty * (1.0 - max(0.0, node.uptime))
+    if now - node.hb_at > policy.stale_after_s:
+        cost *= policy.stale_penalty
+    return cost / weight

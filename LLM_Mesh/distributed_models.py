@@ -1,0 +1,389 @@
+"""The seed's network model registry: ask the mesh for a model's answer.
+
+    import asyncio
+    from LLM_Mesh.distributed_models import (
+        initialize_distributed_models, model_registry, get_model_response)
+
+    asyncio.run(initialize_distributed_models())
+    result = await get_model_response(
+        model_name="code-llama-7b", prompt="def fibonacci(n):", task_type="python")
+    print(model_registry.get_model_info())
+    print(model_registry.get_model_info("code-llama-7b"))
+    await model_registry.health_check_all_hosts()
+
+Clients find the registry through ``LLM_MESH_REGISTRY_URL`` (default
+``http://127.0.0.1:8800``), read when the registry is first used, never at
+import. A named model that no healthy node hosts raises
+:class:`~LLM_Mesh.errors.ModelUnavailable` naming the models that are up; with
+``fallback=True`` another model of the same specialty answers instead and the
+result says so (``fallback_from``).
+
+``python -m LLM_Mesh.distributed_models`` prints the network's status and exits
+0, or says the registry is unreachable and exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from LLM_Mesh.client import MeshClient, fetch_json_sync
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.catalog import ModelSpec, get_spec
+from LLM_Mesh.core.tasks import rank_models_for_task
+from LLM_Mesh.errors import MeshError, ModelNotFound, ModelUnavailable, RegistryUnreachable
+
+__all__ = [
+    "DistributedModelRegistry",
+    "ModelResponse",
+    "get_model_response",
+    "initialize_distributed_models",
+    "main",
+    "model_registry",
+]
+
+DEFAULT_MAX_TOKENS = 128
+
+
+@dataclass
+class ModelResponse:
+    """A model's answer with who served it, how fast, and what it cost."""
+
+    text: str
+    model: str
+    node_id: str | None
+    task_type: str | None = None
+    requested_model: str | None = None
+    fallback_from: str | None = None
+    engine: str | None = None
+    simulated: bool = False
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    cost: float = 0.0
+    currency: str = "NetworkToken"
+    request_id: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_openai(
+        cls, body: Mapping[str, Any], *, task_type: str | None, requested: str | None
+    ) -> ModelResponse:
+        choice = (body.get("choices") or [{}])[0]
+        text = choice.get("text")
+        if text is None:
+            text = (choice.get("message") or {}).get("content") or ""
+        mesh = body.get("mesh") or {}
+        usage = body.get("usage") or {}
+        model = str(mesh.get("model") or body.get("model") or requested or "")
+        return cls(
+            text=str(text),
+            model=model,
+            node_id=mesh.get("node_id"),
+            task_type=task_type,
+            requested_model=requested,
+            engine=mesh.get("engine"),
+            simulated=bool(mesh.get("simulated", False)),
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            latency_ms=mesh.get("latency_ms"),
+            ttft_ms=mesh.get("ttft_ms"),
+            tokens_per_s=mesh.get("tokens_per_s"),
+            cost=float(mesh.get("cost") or 0.0),
+            request_id=mesh.get("request_id"),
+        )
+
+
+class DistributedModelRegistry:
+    """The client's view of the network: which models are up, on which nodes.
+
+    ``settings`` (or ``registry_url``) is optional: without it the registry URL
+    comes from the environment the first time it is needed.
+    """
+
+    SNAPSHOT_TTL_S = 5.0
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        registry_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._registry_url = registry_url
+        self._http = http_client
+        self._clock = clock
+        self._models: list[dict[str, Any]] | None = None
+        self._nodes: list[dict[str, Any]] | None = None
+        self._snapshot_at = 0.0
+
+    @property
+    def registry_url(self) -> str:
+        if self._registry_url:
+            return self._registry_url.rstrip("/")
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings.registry_url
+
+    def configure(
+        self, *, registry_url: str | None = None, settings: Settings | None = None
+    ) -> None:
+        """Point this registry object at another registry."""
+        if settings is not None:
+            self._settings = settings
+        self._registry_url = registry_url or self._registry_url
+        self._models = self._nodes = None
+
+    @asynccontextmanager
+    async def _client(self) -> AsyncIterator[MeshClient]:
+        # A fresh AsyncClient per call unless one was injected: the seed calls
+        # asyncio.run() more than once, and a client cannot outlive its loop.
+        async with MeshClient(self.registry_url, http_client=self._http) as c:
+            yield c
+
+    # --- snapshot of the network ------------------------------------------------------
+
+    async def refresh(self) -> None:
+        async with self._client() as c:
+            self._models = await c.models()
+            self._nodes = await c.nodes()
+        self._snapshot_at = self._clock()
+
+    def _refresh_sync(self) -> None:
+        self._models = list(fetch_json_sync(self.registry_url, "/mesh/models")["models"])
+        self._nodes = list(fetch_json_sync(self.registry_url, "/mesh/nodes")["nodes"])
+        self._snapshot_at = self._clock()
+
+    async def initialize(self) -> dict[str, Any]:
+        """Connect to the registry and load the network's state; returns a summary."""
+        await self.refresh()
+        return self._summary()
+
+    def _summary(self) -> dict[str, Any]:
+        models = self._models or []
+        nodes = self._nodes or []
+        return {
+            "registry_url": self.registry_url,
+            "models_available": sorted(m["id"] for m in models if m.get("available")),
+            "models_known": len(models),
+            "nodes_total": len(nodes),
+            "nodes_healthy": sum(1 for n in nodes if n.get("healthy")),
+        }
+
+    def available_models(self) -> list[str]:
+        return sorted(m["id"] for m in (self._models or []) if m.get("available"))
+
+    def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
+        """Catalog and live status: of every model, or of ``model_name``.
+
+        Uses the last snapshot if it is younger than 5 s, else asks the registry
+        (a short blocking call, so it works from plain scripts too).
+        """
+        if self._models is None or self._clock() - self._snapshot_at > self.SNAPSHOT_TTL_S:
+            self._refresh_sync()
+        models = {m["id"]: m for m in self._models or []}
+        nodes = self._nodes or []
+
+        def info(m: dict[str, Any]) -> dict[str, Any]:
+            hosting = [
+                {
+                    "node_id": n["node_id"],
+                    "url": n.get("url"),
+                    "region": n.get("region"),
+                    "healthy": n.get("healthy"),
+                    "state": n.get("state"),
+                    "in_flight": n.get("in_flight"),
+                    "latency_ms_ewma": n.get("latency_ms_ewma"),
+                    "health_score": n.get("health_score"),
+                }
+                for n in nodes
+                if any(h.get("id") == m["id"] for h in n.get("models", []))
+            ]
+            return {**m, "hosts": hosting}
+
+        if model_name is None:
+            return {
+                **self._summary(),
+                "models": {mid: info(m) for mid, m in models.items()},
+            }
+        if model_name not in models:
+            raise ModelNotFound(
+                f"model {model_name!r} is not in the catalog and no node hosts it; "
+                f"known models: {', '.join(sorted(models))}",
+                param="model",
+            )
+        return info(models[model_name])
+
+    async def health_check_all_hosts(self) -> list[dict[str, Any]]:
+        """Run one active health-check pass over every host now; per-host results."""
+        async with self._client() as c:
+            results = await c.health_check()
+        await self.refresh()
+        return results
+
+    # --- answers ------------------------------------------------------------------
+
+    async def get_response(
+        self,
+        model_name: str | None,
+        prompt: str,
+        task_type: str | None = None,
+        *,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        temperature: float | None = None,
+        stop: list[str] | None = None,
+        fallback: bool = False,
+        chat: bool = False,
+        request_id: str | None = None,
+    ) -> ModelResponse:
+        """Route ``prompt`` to the best node hosting ``model_name`` and return the answer.
+
+        ``model_name=None`` lets task routing choose (see ``mesh_manager``).
+        ``chat=True`` sends the prompt as a user message (the node applies the
+        model's chat template); otherwise it is a raw completion prompt, which is
+        what code completion (``def fibonacci(n):``) wants.
+        """
+        if model_name is None:
+            await self.refresh()
+            model_name = self.best_model_for_task(task_type)
+        body: dict[str, Any] = {"model": model_name, "max_tokens": max_tokens}
+        if temperature is not None:
+            body["temperature"] = temperature
+        if stop:
+            body["stop"] = stop
+        if task_type:
+            body["task_type"] = task_type
+        try:
+            return await self._ask(body, prompt, chat, task_type, model_name, request_id)
+        except ModelUnavailable as exc:
+            if not fallback:
+                raise
+            alt = self._fallback_for(model_name, task_type, exc.available)
+            if alt is None:
+                raise ModelUnavailable(
+                    f"{exc.message}; no model of the same specialty is up for fallback",
+                    model=model_name,
+                    available=exc.available,
+                    retry_after=exc.retry_after,
+                ) from exc
+            res = await self._ask(
+                {**body, "model": alt}, prompt, chat, task_type, model_name, request_id
+            )
+            res.fallback_from = model_name
+            return res
+
+    async def _ask(
+        self,
+        body: dict[str, Any],
+        prompt: str,
+        chat: bool,
+        task_type: str | None,
+        requested: str,
+        request_id: str | None,
+    ) -> ModelResponse:
+        async with self._client() as c:
+            if chat:
+                out = await c.chat(
+                    {**body, "messages": [{"role": "user", "content": prompt}]},
+                    request_id=request_id,
+                )
+            else:
+                out = await c.completion({**body, "prompt": prompt}, request_id=request_id)
+        return ModelResponse.from_openai(out, task_type=task_type, requested=requested)
+
+    def _fallback_for(self, model: str, task_type: str | None, available: list[str]) -> str | None:
+        spec = get_spec(model)
+        specs = [s for s in (get_spec(a) for a in available) if s is not None and s.id != model]
+        if not specs:
+            return None
+        wanted = set(spec.specialties) if spec else set()
+        if task_type is None and spec is not None:
+            same = [s for s in specs if wanted & set(s.specialties)]
+            ranked = rank_models_for_task(spec.specialties[0], same)
+        else:
+            ranked = [
+                s
+                for s in rank_models_for_task(task_type, specs)
+                if not wanted or wanted & set(s.specialties)
+            ]
+        return ranked[0].id if ranked else None
+
+    def best_model_for_task(self, task_type: str | None) -> str:
+        """The best model that is up for ``task_type`` (task policy in ``core.tasks``)."""
+        up = [s for s in (get_spec(m) for m in self.available_models()) if s is not None]
+        if not up:
+            raise ModelUnavailable(
+                "no model is up on the network right now",
+                available=self.available_models(),
+            )
+        best: ModelSpec = rank_models_for_task(task_type, up)[0]
+        return best.id
+
+
+model_registry = DistributedModelRegistry()
+
+
+async def initialize_distributed_models(registry_url: str | None = None) -> dict[str, Any]:
+    """Connect ``model_registry`` to the network; returns a summary of what is up.
+
+    Raises RegistryUnreachable (with how to start one) when nothing answers.
+    """
+    if registry_url:
+        model_registry.configure(registry_url=registry_url)
+    return await model_registry.initialize()
+
+
+async def get_model_response(
+    model_name: str | None = None,
+    prompt: str = "",
+    task_type: str | None = None,
+    **options: Any,
+) -> ModelResponse:
+    """Ask the network: routes to the best node hosting ``model_name``.
+
+    Options: ``max_tokens``, ``temperature``, ``stop``, ``fallback``, ``chat``,
+    ``request_id``. Raises ModelUnavailable when no healthy node hosts the
+    model (naming those that are up), unless ``fallback=True`` finds another
+    model of the same specialty.
+    """
+    if not prompt:
+        raise MeshError("get_model_response needs a non-empty prompt")
+    return await model_registry.get_response(model_name, prompt, task_type, **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m LLM_Mesh.distributed_models``: print the network's status."""
+    from LLM_Mesh.cli.render import print_status
+
+    registry = DistributedModelRegistry(Settings.from_env())
+    try:
+        info = registry.get_model_info()
+    except RegistryUnreachable as exc:
+        print(f"LLM Mesh: registry unreachable. {exc}", file=sys.stderr)
+        return 1
+    except MeshError as exc:
+        print(f"LLM Mesh: {exc}", file=sys.stderr)
+        return 1
+    print_status(info, registry._nodes or [])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,194 @@
+"""A whole mesh on one machine: a registry+gateway process and one node process.
+
+``llm-mesh up`` and ``llm-mesh demo`` use this. The parts run as separate
+processes, exactly as on separate machines (``llm-mesh registry serve`` and
+``llm-mesh node start``); this module only starts them, waits until the node
+is registered and healthy, and stops them cleanly (node first, so it
+deregisters; SIGTERM, then SIGKILL after a grace period). Each child's output
+goes to ``$LLM_MESH_HOME/logs/{registry,node}.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.errors import MeshError
+
+
+class LocalMeshError(MeshError):
+    """A local process failed to start; the message carries its last log lines."""
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+
+@dataclass
+class LocalMesh:
+    settings: Settings
+    model: str = DEFAULT_MODEL
+    engine: str = "llama-cpp"
+    host: str = "127.0.0.1"
+    registry_port: int = DEFAULT_REGISTRY_PORT
+    node_port: int = DEFAULT_NODE_PORT
+    node_args: list[str] = field(default_factory=list)
+    start_timeout_s: float = 300.0
+    _children: list[_Child] = field(default_factory=list)
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://{self.host}:{self.registry_port}"
+
+    @property
+    def node_url(self) -> str:
+        return f"http://{self.host}:{self.node_port}"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["LLM_MESH_HOME"] = str(self.settings.home)
+        env["LLM_MESH_REGISTRY_URL"] = self.registry_url
+        env["LLM_MESH_HEARTBEAT_S"] = str(self.settings.heartbeat_interval_s)
+        env["LLM_MESH_HEALTH_CHECK_S"] = str(self.settings.health_check_interval_s)
+        if self.settings.database_url:
+            env["LLM_MESH_DATABASE_URL"] = self.settings.database_url
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _spawn(self, name: str, args: list[str]) -> _Child:
+        logs = self.settings.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        path = logs / f"{name}.log"
+        log = path.open("ab")
+        cmd = [sys.executable, "-m", "LLM_Mesh.cli", *args]
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
+        )
+        child = _Child(name, proc, path, log)
+        self._children.append(child)
+        return child
+
+    def start(self, progress: Callable[[str], None] = lambda _msg: None) -> None:
+        """Start registry then node; return once the node serves ``model``."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        for port in (self.registry_port, self.node_port):
+            _require_free_port(self.host, port)
+        progress(f"starting registry + gateway at {self.registry_url}")
+        reg = self._spawn(
+            "registry",
+            ["registry", "serve", "--host", self.host, "--port", str(self.registry_port)],
+        )
+        self._wait(reg, lambda c: _get(c, self.registry_url + "/healthz") is not None, 60.0)
+        progress(
+            f"starting node at {self.node_url} ({self.engine}, {self.model}); loading the model"
+        )
+        node = self._spawn(
+            "node",
+            [
+                "node", "start",
+                "--registry", self.registry_url,
+                "--model", self.model,
+                "--engine", self.engine,
+                "--host", self.host,
+                "--port", str(self.node_port),
+                *self.node_args,
+            ],
+        )  # fmt: skip
+        self._wait(node, self._node_serving, self.start_timeout_s)
+        progress("node registered and healthy")
+
+    def _node_serving(self, client: httpx.Client) -> bool:
+        data = _get(client, self.registry_url + "/mesh/nodes")
+        if not data:
+            return False
+        for n in data.get("nodes", []):
+            if n.get("url") == self.node_url and n.get("healthy"):
+                return any(
+                    m.get("id") == self.model or self.model.endswith(".gguf")
+                    for m in n.get("models", [])
+                )
+        return False
+
+    def _wait(self, child: _Child, ready: Callable[[httpx.Client], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if child.proc.poll() is not None:
+                    self.stop()
+                    raise LocalMeshError(
+                        f"the {child.name} exited with code {child.proc.returncode} while starting.\n"
+                        f"Last lines of {child.log_path}:\n{_tail(child.log_path)}"
+                    )
+                if ready(client):
+                    return
+                time.sleep(0.2)
+        self.stop()
+        raise LocalMeshError(
+            f"the {child.name} was not ready after {timeout:.0f} s.\n"
+            f"Last lines of {child.log_path}:\n{_tail(child.log_path)}"
+        )
+
+    def alive(self) -> bool:
+        return bool(self._children) and all(c.proc.poll() is None for c in self._children)
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """Stop the node first (it deregisters), then the registry."""
+        for child in reversed(self._children):
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+                try:
+                    child.proc.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait(5)
+            child.log.close()
+        self._children.clear()
+
+    def __enter__(self) -> LocalMesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _get(client: httpx.Client, url: str) -> Any:
+    try:
+        r = client.get(url)
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _require_free_port(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise LocalMeshError(
+                f"port {port} on {host} is already in use: is another `llm-mesh up` running? "
+                "Stop it, or pick other ports (--registry-port / --node-port)."
+            ) from None

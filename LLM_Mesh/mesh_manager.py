@@ -1,0 +1,126 @@
+"""The seed's task router: ``mesh_manager.handle_task(task_type, payload)``.
+
+    from LLM_Mesh.mesh_manager import mesh_manager
+    result = mesh_manager.handle_task("debug", {"code": "...", "error": "..."})
+
+1. The task type maps to specialties (``core.tasks.TASK_SPECIALTIES``, data).
+2. The best *available* model for those specialties is chosen
+   (``core.tasks.rank_models_for_task``) — or the caller's ``model=``.
+3. The task's prompt is built from the payload (``core.tasks.PROMPTS``).
+4. The request is routed to the best node hosting that model.
+5. The answer comes back with its cost and performance metrics.
+
+``handle_task`` works both ways: in async code ``await`` it; called from plain
+synchronous code (no running event loop) it runs to completion and returns the
+:class:`TaskResult` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from LLM_Mesh.core.tasks import build_prompt, specialties_for
+from LLM_Mesh.distributed_models import DistributedModelRegistry, ModelResponse, model_registry
+
+__all__ = ["MeshManager", "TaskResult", "mesh_manager"]
+
+
+@dataclass
+class TaskResult:
+    """What ``handle_task`` returns: the answer, the model chosen and why, the metrics."""
+
+    task_type: str
+    model: str
+    response: str
+    node_id: str | None
+    specialties: tuple[str, ...]
+    cost: float
+    latency_ms: float | None
+    ttft_ms: float | None
+    tokens_per_s: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    simulated: bool = False
+    fallback_from: str | None = None
+    request_id: str | None = None
+
+    def __str__(self) -> str:
+        return self.response
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_response(cls, task_type: str, r: ModelResponse) -> TaskResult:
+        return cls(
+            task_type=task_type,
+            model=r.model,
+            response=r.text,
+            node_id=r.node_id,
+            specialties=specialties_for(task_type),
+            cost=r.cost,
+            latency_ms=r.latency_ms,
+            ttft_ms=r.ttft_ms,
+            tokens_per_s=r.tokens_per_s,
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens,
+            simulated=r.simulated,
+            fallback_from=r.fallback_from,
+            request_id=r.request_id,
+        )
+
+
+class MeshManager:
+    """Turns a task into a model choice, a prompt, and a routed request."""
+
+    def __init__(self, registry: DistributedModelRegistry | None = None) -> None:
+        self.registry = registry or model_registry
+
+    async def choose_model(self, task_type: str) -> str:
+        """The best model that is up for ``task_type`` right now."""
+        await self.registry.refresh()
+        return self.registry.best_model_for_task(task_type)
+
+    async def handle_task_async(
+        self,
+        task_type: str,
+        payload: Mapping[str, Any] | str,
+        *,
+        model: str | None = None,
+        max_tokens: int = 128,
+        temperature: float | None = None,
+        fallback: bool = False,
+    ) -> TaskResult:
+        prompt = build_prompt(task_type, payload)
+        chosen = model or await self.choose_model(task_type)
+        r = await self.registry.get_response(
+            chosen,
+            prompt,
+            task_type,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            fallback=fallback,
+        )
+        return TaskResult.from_response(task_type, r)
+
+    def handle_task(self, task_type: str, payload: Mapping[str, Any] | str, **options: Any) -> Any:
+        """Route a task; ``await`` it in async code, or call it from plain code.
+
+        Returns a coroutine of :class:`TaskResult` when an event loop is
+        running, else the TaskResult itself. Options: ``model``, ``max_tokens``,
+        ``temperature``, ``fallback``.
+        """
+        coro: Coroutine[Any, Any, TaskResult] = self.handle_task_async(
+            task_type, payload, **options
+        )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)
+        return coro
+
+
+mesh_manager = MeshManager()

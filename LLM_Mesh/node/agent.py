@@ -1,0 +1,204 @@
+"""Registration and heartbeats: the node's side of the registry contract.
+
+Owned by the app's lifespan (through ``NodeService``). The loop:
+
+1. ``POST {registry}/mesh/nodes`` (``NodeRegistration``) until it is accepted,
+   waiting a capped, growing delay while the registry is down (log, never crash);
+2. every ``heartbeat_interval_s``, ``POST /mesh/nodes/{id}/heartbeat``
+   (``Heartbeat``); a 404 ``unknown_node`` answer means the registry forgot
+   us: re-register at once. :meth:`NodeAgent.wake` sends the next one early
+   (the node's state changed);
+3. on shutdown, ``DELETE /mesh/nodes/{id}`` with a short timeout, best effort.
+
+``sleep`` is injectable; :meth:`NodeAgent.step` runs one iteration so tests
+drive the loop without sockets or real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
+
+log = logging.getLogger("LLM_Mesh.node.agent")
+
+
+@dataclass
+class Backoff:
+    """Capped exponential delays: ``initial``, ×``factor`` each failure, at most ``cap``."""
+
+    initial_s: float = 1.0
+    factor: float = 2.0
+    cap_s: float = 60.0
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap_s, self.initial_s * self.factor**self.failures)
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class NodeAgent:
+    """Keeps the registry informed about one node."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        registry_url: str,
+        node_id: str,
+        registration: Callable[[], NodeRegistration],
+        heartbeat: Callable[[], Heartbeat],
+        interval_s: float = 10.0,
+        backoff: Backoff | None = None,
+        request_timeout_s: float = 5.0,
+        deregister_timeout_s: float = 2.0,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self.registry_url = registry_url.rstrip("/")
+        self.node_id = node_id
+        self._registration = registration
+        self._heartbeat = heartbeat
+        self.interval_s = interval_s
+        self.backoff = backoff or Backoff(cap_s=max(interval_s, 1.0) * 3)
+        self._timeout = request_timeout_s
+        self._deregister_timeout = deregister_timeout_s
+        self._sleep = sleep
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.registered = False
+        self.last_error: str | None = None
+        self.heartbeats_sent = 0
+        self.registrations = 0
+
+    # -- one step at a time (pure enough to test) ------------------------------
+
+    async def register(self) -> bool:
+        """One registration attempt; True when the registry accepted it."""
+        body = self._registration().model_dump(mode="json")
+        try:
+            r = await self._client.post(
+                f"{self.registry_url}/mesh/nodes", json=body, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            return self._failed(f"registry unreachable at {self.registry_url}: {exc!r}")
+        if r.status_code >= 400:
+            return self._failed(f"registration refused: HTTP {r.status_code} {r.text[:200]}")
+        self.registered = True
+        self.registrations += 1
+        self.last_error = None
+        self.backoff.reset()
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            interval = float(r.json().get("heartbeat_interval_s") or 0)
+            if interval > 0:
+                self.interval_s = interval
+        log.info("registered %s at %s", self.node_id, self.registry_url)
+        return True
+
+    def _failed(self, message: str) -> bool:
+        self.last_error = message
+        log.warning("%s", message)
+        return False
+
+    async def send_heartbeat(self) -> bool:
+        """One heartbeat; a 404 ``unknown_node`` marks the node unregistered."""
+        body = self._heartbeat().model_dump(mode="json")
+        try:
+            r = await self._client.post(
+                f"{self.registry_url}/mesh/nodes/{self.node_id}/heartbeat",
+                json=body,
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            return self._failed(f"heartbeat failed: {exc!r}")
+        if r.status_code == 404:
+            self.registered = False
+            return self._failed("the registry does not know this node: re-registering")
+        if r.status_code >= 400:
+            return self._failed(f"heartbeat refused: HTTP {r.status_code} {r.text[:200]}")
+        self.heartbeats_sent += 1
+        self.last_error = None
+        return True
+
+    async def step(self) -> float:
+        """Register or heartbeat once; return how long to wait before the next step."""
+        if not self.registered:
+            if await self.register():
+                return self.interval_s
+            return self.backoff.next_delay()
+        if await self.send_heartbeat():
+            return self.interval_s
+        if not self.registered:  # 404 unknown_node: re-register at once
+            return self.interval_s if await self.register() else self.backoff.next_delay()
+        return self.interval_s
+
+    # -- the loop ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Send the next heartbeat now (the node's state changed)."""
+        self._wake.set()
+
+    async def _pause(self, delay: float) -> None:
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (sleeper, waker):
+                t.cancel()
+            self._wake.clear()
+
+    async def run(self) -> None:
+        """Forever: register, then heartbeat. Errors are logged, never raised."""
+        while True:
+            try:
+                delay = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the loop die
+                self._failed(f"agent step failed: {exc!r}")
+                delay = self.backoff.next_delay()
+            await self._pause(delay)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self.run(), name=f"llm-mesh-agent-{self.node_id}"
+            )
+
+    async def stop(self, *, deregister: bool = True) -> None:
+        """Stop the loop, then tell the registry we are gone (best effort)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if deregister and self.registered:
+            await self.deregister()
+
+    async def deregister(self) -> bool:
+        try:
+            r = await self._client.delete(
+                f"{self.registry_url}/mesh/nodes/{self.node_id}",
+                timeout=self._deregister_timeout,
+            )
+        except httpx.HTTPError as exc:
+            return self._failed(f"deregistration failed: {exc!r}")
+        self.registered = False
+        return r.status_code < 400 or r.status_code == 404

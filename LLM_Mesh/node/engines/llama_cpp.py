@@ -1,0 +1,227 @@
+"""GGUF models in process, through llama-cpp-python.
+
+``llama_cpp`` is imported lazily (in :meth:`LlamaCppEngine.start`), so the node
+and its tests import without it. Loading and generating run in worker threads.
+One ``Llama`` is not thread-safe: each model has a lock held by the worker
+for a whole generation (the admission queue already serialises requests; the
+lock also covers a cancelled generation that is still winding down).
+
+The context check is exact (the model's own tokenizer): prompt tokens plus
+``max_tokens`` beyond ``n_ctx`` raise ``ContextLengthExceeded``. Chat requests
+are rendered with the catalog's prompt template (``core.prompt``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from LLM_Mesh.core.prompt import Turn, render
+from LLM_Mesh.core.schemas import HostedModel
+from LLM_Mesh.errors import ContextLengthExceeded, EngineError, MeshError, ModelNotFound
+from LLM_Mesh.node.engines.base import (
+    DEFAULT_MAX_TOKENS,
+    CancelFlag,
+    Delta,
+    Engine,
+    GenerationRequest,
+    Usage,
+    iterate_in_thread,
+    message_text,
+)
+from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel
+
+DEFAULT_N_CTX = 4096
+LLAMA_PACKAGE_HINT = "llama-cpp-python is not installed: run scripts/install-llama-cpp.sh"
+
+
+def _default_factory(**kwargs: Any) -> Any:
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise EngineError(LLAMA_PACKAGE_HINT) from None
+    return Llama(**kwargs)
+
+
+@dataclass
+class _Loaded:
+    model: ResolvedModel
+    llama: Any
+    n_ctx: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LlamaCppEngine(Engine):
+    """Serves GGUF files with llama-cpp-python."""
+
+    name = "llama-cpp"
+    simulated = False
+
+    def __init__(
+        self,
+        models: Sequence[ResolvedModel],
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        memory_budget_bytes: int | None = None,
+        llama_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("LlamaCppEngine needs at least one model")
+        if n_ctx < 16:
+            raise ValueError("n_ctx must be at least 16")
+        self._models = list(models)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_gpu_layers = n_gpu_layers
+        self.memory_budget_bytes = memory_budget_bytes
+        self._factory = llama_factory or _default_factory
+        self._loaded: dict[str, _Loaded] = {}
+
+    def _check_budget(self) -> None:
+        if self.memory_budget_bytes is None:
+            return
+        need = sum(m.spec.min_memory_bytes for m in self._models)
+        if need > self.memory_budget_bytes:
+            raise ModelFileError(
+                f"the models need about {need / 1e9:.2f} GB but memory_budget_bytes is "
+                f"{self.memory_budget_bytes / 1e9:.2f} GB; host fewer or smaller models"
+            )
+
+    async def start(self) -> None:
+        self._check_budget()
+        for m in self._models:
+            if m.id not in self._loaded:
+                self._loaded[m.id] = await asyncio.to_thread(self._load, m)
+
+    def _load(self, m: ResolvedModel) -> _Loaded:
+        llama = self._factory(
+            model_path=str(m.path),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_gpu_layers=self.n_gpu_layers,
+            verbose=False,
+        )
+        n_ctx_fn = getattr(llama, "n_ctx", None)
+        n_ctx = int(n_ctx_fn()) if callable(n_ctx_fn) else self.n_ctx
+        return _Loaded(model=m, llama=llama, n_ctx=n_ctx)
+
+    async def close(self) -> None:
+        loaded, self._loaded = self._loaded, {}
+        for lm in loaded.values():
+            close = getattr(lm.llama, "close", None)
+            if callable(close):
+                await asyncio.to_thread(_close_when_idle, lm, close)
+
+    def models(self) -> list[HostedModel]:
+        out = []
+        for m in self._models:
+            lm = self._loaded.get(m.id)
+            out.append(
+                m.hosted(
+                    engine=self.name, context_length=lm.n_ctx if lm else self.n_ctx
+                ).model_copy(update={"loaded": lm is not None})
+            )
+        return out
+
+    def render(self, req: GenerationRequest, model: ResolvedModel) -> tuple[str, list[str]]:
+        """The prompt text and stop strings for ``req``."""
+        if req.kind == "completion":
+            return req.prompt or "", list(req.stop)
+        turns = [Turn(str(m.get("role", "user")), message_text(m)) for m in req.messages or []]
+        rendered = render(model.spec.prompt_template, turns)
+        stops = list(dict.fromkeys([*rendered.stop, *req.stop]))
+        return rendered.prompt, stops
+
+    async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
+        lm = self._loaded.get(req.model)
+        if lm is None:
+            raise ModelNotFound(
+                f"model {req.model!r} is not loaded here", available=list(self._loaded)
+            )
+        prompt, stop = self.render(req, lm.model)
+
+        def make(gone: threading.Event) -> Iterator[Delta]:
+            return self._generate(lm, prompt, stop, req, cancel, gone)
+
+        async for delta in iterate_in_thread(make, cancel):
+            yield delta
+
+    def _generate(
+        self,
+        lm: _Loaded,
+        prompt: str,
+        stop: list[str],
+        req: GenerationRequest,
+        cancel: CancelFlag,
+        gone: threading.Event,
+    ) -> Iterator[Delta]:
+        """Blocking: runs in the worker thread, holding the model's lock."""
+        with lm.lock:
+            llama = lm.llama
+            prompt_tokens = len(llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+            room = lm.n_ctx - prompt_tokens
+            if (req.max_tokens is not None and req.max_tokens > room) or room < 1:
+                raise ContextLengthExceeded(
+                    f"the prompt ({prompt_tokens} tokens) plus max_tokens={req.max_tokens or 1} "
+                    f"exceeds {req.model}'s context length of {lm.n_ctx} tokens",
+                    param="max_tokens" if (req.max_tokens or 0) > lm.n_ctx else "messages",
+                )
+            max_tokens = req.max_tokens or min(DEFAULT_MAX_TOKENS, room)
+            kwargs: dict[str, Any] = {"max_tokens": max_tokens, "stream": True}
+            if req.temperature is not None:
+                kwargs["temperature"] = req.temperature
+            if req.top_p is not None:
+                kwargs["top_p"] = req.top_p
+            if req.seed is not None:
+                kwargs["seed"] = req.seed
+            if stop:
+                kwargs["stop"] = stop
+
+            def stop_now(_ids: Any, _logits: Any) -> bool:
+                return cancel.is_set() or gone.is_set()
+
+            kwargs["stopping_criteria"] = stop_now
+            parts: list[str] = []
+            finish: str | None = None
+            try:
+                chunks = llama.create_completion(prompt, **kwargs)
+            except MeshError:
+                raise
+            except Exception as exc:
+                raise EngineError(f"llama.cpp failed to start generating: {exc}") from exc
+            try:
+                for chunk in chunks:
+                    if cancel.is_set() or gone.is_set():
+                        return
+                    choice = chunk["choices"][0]
+                    text = choice.get("text") or ""
+                    finish = choice.get("finish_reason") or finish
+                    if text:
+                        parts.append(text)
+                        yield Delta(text)
+            except Exception as exc:
+                raise EngineError(f"llama.cpp failed while generating: {exc}") from exc
+            finally:
+                close = getattr(chunks, "close", None)
+                if callable(close):
+                    close()
+            if cancel.is_set() or gone.is_set():
+                return
+            completion = "".join(parts)
+            completion_tokens = (
+                len(llama.tokenize(completion.encode("utf-8"), add_bos=False, special=False))
+                if completion
+                else 0
+            )
+            yield Delta("", finish or "stop", Usage(prompt_tokens, completion_tokens))
+
+
+def _close_when_idle(lm: _Loaded, close: Callable[[], Any]) -> None:
+    with lm.lock:
+        close()

@@ -1,0 +1,198 @@
+"""Front an OpenAI-compatible server the operator already runs.
+
+llama.cpp's server, vLLM, Ollama, llama-cpp-python's server: chat is
+forwarded as chat (the upstream applies its own chat template), completions
+as completions, always streaming. Usage comes from the upstream when it sends
+it (``stream_options.include_usage``); otherwise the deltas are counted and
+the prompt estimated. ``base_url`` is the upstream's API root; ``/v1`` is
+appended when missing. The HTTP client is passed in (one per process).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+
+from LLM_Mesh.core.schemas import HostedModel
+from LLM_Mesh.errors import (
+    EngineError,
+    MeshError,
+    ModelNotFound,
+    UpstreamError,
+    UpstreamTimeout,
+    error_from_payload,
+)
+from LLM_Mesh.node.engines.base import CancelFlag, Delta, Engine, GenerationRequest, Usage
+
+
+def api_root(base_url: str) -> str:
+    """``http://h:p`` or ``http://h:p/v1`` → ``http://h:p/v1``."""
+    root = base_url.rstrip("/")
+    return root if root.endswith("/v1") else root + "/v1"
+
+
+class OpenAIUpstreamEngine(Engine):
+    """Streams from ``{base_url}/v1/chat/completions`` and ``/v1/completions``."""
+
+    name = "openai"
+    simulated = False
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http_client: httpx.AsyncClient,
+        api_key: str | None = None,
+        models: Sequence[str] = (),
+        context_length: int | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"upstream_url must be an http(s) URL, got {base_url!r}")
+        self.base_url = api_root(base_url)
+        self._client = http_client
+        self._api_key = api_key
+        self._ids = list(dict.fromkeys(models))
+        self._context_length = context_length
+        self._timeout = httpx.Timeout(timeout_s, connect=5.0)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    async def start(self) -> None:
+        """Ask the upstream for its models when none were configured."""
+        if self._ids:
+            return
+        try:
+            r = await self._client.get(
+                f"{self.base_url}/models", headers=self._headers(), timeout=self._timeout
+            )
+            r.raise_for_status()
+            data = r.json().get("data") or []
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise EngineError(f"cannot list the models of {self.base_url}: {exc}") from exc
+        self._ids = [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+        if not self._ids:
+            raise EngineError(f"the upstream at {self.base_url} serves no models")
+
+    def models(self) -> list[HostedModel]:
+        return [
+            HostedModel(id=m, engine=self.name, context_length=self._context_length)
+            for m in self._ids
+        ]
+
+    def body(self, req: GenerationRequest, *, include_usage: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": req.model, "stream": True}
+        if req.kind == "chat":
+            body["messages"] = req.messages
+        else:
+            body["prompt"] = req.prompt
+        for key in ("max_tokens", "temperature", "top_p", "seed"):
+            value = getattr(req, key)
+            if value is not None:
+                body[key] = value
+        if req.stop:
+            body["stop"] = list(req.stop)
+        if include_usage:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
+        if req.model not in self._ids:
+            raise ModelNotFound(f"model {req.model!r} is not served here", available=self._ids)
+        path = "/chat/completions" if req.kind == "chat" else "/completions"
+        url = self.base_url + path
+        include_usage = True
+        for attempt in range(2):
+            try:
+                async with self._client.stream(
+                    "POST",
+                    url,
+                    json=self.body(req, include_usage=include_usage),
+                    headers=self._headers(),
+                    timeout=self._timeout,
+                ) as resp:
+                    if resp.status_code >= 400:
+                        await resp.aread()
+                        if attempt == 0 and _rejects_stream_options(resp):
+                            include_usage = False
+                            continue
+                        raise _error_of(resp)
+                    async for delta in self._read(resp, req, cancel):
+                        yield delta
+                    return
+            except MeshError:
+                raise
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout(f"the upstream at {self.base_url} timed out") from exc
+            except httpx.HTTPError as exc:
+                raise EngineError(f"the upstream at {self.base_url} failed: {exc}") from exc
+
+    async def _read(
+        self, resp: httpx.Response, req: GenerationRequest, cancel: CancelFlag
+    ) -> AsyncIterator[Delta]:
+        finish: str | None = None
+        usage: Usage | None = None
+        pieces = 0
+        async for line in resp.aiter_lines():
+            if cancel.is_set():
+                return  # leaving the `async with` closes the upstream connection
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise UpstreamError(f"the upstream sent a bad chunk: {data[:200]}") from None
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk:
+                raise error_from_payload(502, chunk)
+            if isinstance(chunk.get("usage"), dict):
+                u = chunk["usage"]
+                usage = Usage(
+                    int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
+                )
+            for choice in chunk.get("choices") or []:
+                text = _choice_text(choice, req.kind)
+                finish = choice.get("finish_reason") or finish
+                if text:
+                    pieces += 1
+                    yield Delta(text)
+        if cancel.is_set():
+            return
+        if usage is None:
+            prompt = req.text_for_estimate()
+            usage = Usage(math.ceil(len(prompt) / 4), pieces)
+        yield Delta("", finish or "stop", usage)
+
+
+def _choice_text(choice: Any, kind: str) -> str:
+    if not isinstance(choice, dict):
+        return ""
+    if kind == "chat":
+        delta = choice.get("delta") or {}
+        return str(delta.get("content") or "") if isinstance(delta, dict) else ""
+    return str(choice.get("text") or "")
+
+
+def _rejects_stream_options(resp: httpx.Response) -> bool:
+    return resp.status_code in (400, 422) and "stream_options" in resp.text
+
+
+def _error_of(resp: httpx.Response) -> MeshError:
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = resp.text
+    if resp.status_code in (400, 404, 429):
+        return error_from_payload(resp.status_code, payload)
+    if resp.status_code == 503:
+        return error_from_payload(503, payload)
+    return UpstreamError(f"the upstream answered HTTP {resp.status_code}: {str(payload)[:300]}")

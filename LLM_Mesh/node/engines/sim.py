@@ -1,0 +1,158 @@
+"""The simulated engine: set time-to-first-token, tokens/s and failure rate.
+
+For tests, benchmarks and the fleet simulator. Its text is deterministic (a
+function of ``seed``, the model and the prompt) and every model it serves is
+labelled ``simulated=True``, so no answer it gives can pass for a real one.
+The clock is not read: waiting goes through the injectable ``sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.schemas import HostedModel
+from LLM_Mesh.errors import ContextLengthExceeded, EngineError, ModelNotFound
+from LLM_Mesh.node.engines.base import (
+    DEFAULT_MAX_TOKENS,
+    CancelFlag,
+    Delta,
+    Engine,
+    GenerationRequest,
+    Usage,
+)
+
+_WORDS = (
+    "the", "mesh", "routes", "each", "request", "to", "a", "node", "that", "hosts",
+    "model", "and", "streams", "tokens", "back", "while", "gateway", "keeps", "score",
+    "of", "latency", "cost", "health", "def", "return", "value", "list", "index",
+    "loop", "result", "print",
+)  # fmt: skip
+
+DEFAULT_CONTEXT_LENGTH = 4096
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token (the simulator has no tokenizer)."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+class SimEngine(Engine):
+    """Simulated models: deterministic words at a set pace, failing at a set rate."""
+
+    name = "sim"
+    simulated = True
+
+    def __init__(
+        self,
+        models: Sequence[str],
+        *,
+        ttft_s: float = 0.05,
+        tokens_per_s: float = 50.0,
+        failure_rate: float = 0.0,
+        fail_after_tokens: int | None = None,
+        seed: int = 0,
+        context_length: int | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if not models:
+            raise ValueError("SimEngine needs at least one model id")
+        if ttft_s < 0 or tokens_per_s <= 0:
+            raise ValueError("ttft_s must be >= 0 and tokens_per_s > 0")
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError("failure_rate must be between 0 and 1")
+        if fail_after_tokens is not None and fail_after_tokens < 0:
+            raise ValueError("fail_after_tokens must be >= 0")
+        self._ids = list(dict.fromkeys(models))
+        self.ttft_s = ttft_s
+        self.tokens_per_s = tokens_per_s
+        self.failure_rate = failure_rate
+        self.fail_after_tokens = fail_after_tokens
+        self.seed = seed
+        self._context_length = context_length
+        self._sleep = sleep
+        self._failures = random.Random(seed)
+        self.tokens_emitted = 0
+        """Tokens produced so far, over all requests (tests watch it)."""
+
+    def context_length(self, model: str) -> int:
+        if self._context_length is not None:
+            return self._context_length
+        spec = get_spec(model)
+        return spec.context_length if spec is not None else DEFAULT_CONTEXT_LENGTH
+
+    def models(self) -> list[HostedModel]:
+        return [
+            HostedModel(
+                id=m,
+                engine=self.name,
+                simulated=True,
+                loaded=True,
+                custom=get_spec(m) is None,
+                context_length=self.context_length(m),
+            )
+            for m in self._ids
+        ]
+
+    def _words(self, req: GenerationRequest) -> tuple[list[str], bool]:
+        """The deterministic answer and whether it ends naturally (``stop``)."""
+        key = f"{self.seed}|{req.model}|{req.seed}|{req.text_for_estimate()}"
+        rng = random.Random(hashlib.sha256(key.encode("utf-8")).digest())
+        natural = rng.randint(8, 48)
+        limit = req.max_tokens if req.max_tokens is not None else DEFAULT_MAX_TOKENS
+        n = min(natural, limit)
+        words = [("" if i == 0 else " ") + rng.choice(_WORDS) for i in range(n)]
+        return words, natural <= limit
+
+    async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
+        if req.model not in self._ids:
+            raise ModelNotFound(f"model {req.model!r} is not served here", available=self._ids)
+        prompt_tokens = estimate_tokens(req.text_for_estimate())
+        ctx = self.context_length(req.model)
+        budget = req.max_tokens or 0
+        if prompt_tokens + budget > ctx:
+            raise ContextLengthExceeded(
+                f"the prompt ({prompt_tokens} tokens) plus max_tokens={budget} exceeds "
+                f"{req.model}'s context length of {ctx} tokens",
+                param="max_tokens" if budget > ctx else "messages",
+            )
+        fails = self.failure_rate > 0 and self._failures.random() < self.failure_rate
+        words, natural = self._words(req)
+        if fails and self.fail_after_tokens is None:
+            await self._sleep(self.ttft_s)
+            raise EngineError(f"simulated failure of {req.model}")
+        await self._sleep(self.ttft_s)
+        produced = 0
+        text = ""
+        for i, word in enumerate(words):
+            if cancel.is_set():
+                return
+            if fails and self.fail_after_tokens is not None and i >= self.fail_after_tokens:
+                raise EngineError(f"simulated failure of {req.model} after {i} tokens")
+            if i > 0:
+                await self._sleep(1.0 / self.tokens_per_s)
+                if cancel.is_set():
+                    return
+            stop_at = _first_stop(text + word, req.stop)
+            if stop_at is not None:
+                tail = (text + word)[:stop_at][len(text) :]
+                produced += 1
+                self.tokens_emitted += 1
+                yield Delta(tail, "stop", Usage(prompt_tokens, produced))
+                return
+            text += word
+            produced += 1
+            self.tokens_emitted += 1
+            yield Delta(word)
+        if fails and self.fail_after_tokens is not None:
+            raise EngineError(f"simulated failure of {req.model} after {produced} tokens")
+        yield Delta("", "stop" if natural else "length", Usage(prompt_tokens, produced))
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else None

@@ -1,0 +1,152 @@
+"""One admitted generation: its admission slot, cancel flag, timings and usage.
+
+:meth:`Generation.open` takes a slot in the admission queue and waits for the
+engine's first delta, so every early failure (queue full, node paused, context
+too long, engine down) raises *before* the HTTP layer commits to a status code
+or starts a stream. :meth:`Generation.close` is idempotent: it sets the cancel
+flag (the engine stops at its next token), gives the slot back and counts the
+request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from LLM_Mesh.core.schemas import MeshMeta
+from LLM_Mesh.node.engines.base import Delta, GenerationRequest, Usage
+
+if TYPE_CHECKING:
+    from LLM_Mesh.node.service import NodeService
+
+
+class Generation:
+    """Drive one request through the engine while holding an admission slot."""
+
+    def __init__(self, service: NodeService, req: GenerationRequest, request_id: str | None):
+        self.service = service
+        self.req = req
+        self.request_id = request_id
+        self.cancel = threading.Event()
+        self.started_at = service.clock()
+        self.first_token_at: float | None = None
+        self.ended_at: float | None = None
+        self.parts: list[str] = []
+        self.tokens_seen = 0
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self._agen: AsyncIterator[Delta] | None = None
+        self._first: Delta | None = None
+        self._holding = False
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, service: NodeService, req: GenerationRequest, request_id: str | None = None
+    ) -> Generation:
+        """Admit the request and wait for its first delta (errors raise here)."""
+        gen = cls(service, req, request_id)
+        service.refresh_availability()
+        await service.admission.acquire()
+        gen._holding = True
+        try:
+            gen._agen = service.engine.stream(req, gen.cancel)
+            try:
+                first = await gen._agen.__anext__()
+            except StopAsyncIteration:
+                first = None
+        except BaseException:
+            gen.close(ok=False)
+            raise
+        if first is not None:
+            gen._first = first
+            gen._note(first)
+        return gen
+
+    def _note(self, delta: Delta) -> None:
+        if delta.text:
+            if self.first_token_at is None:
+                self.first_token_at = self.service.clock()
+            self.parts.append(delta.text)
+            self.tokens_seen += 1
+        if delta.finish_reason is not None:
+            self.finish_reason = delta.finish_reason
+        if delta.usage is not None:
+            self.usage = delta.usage
+            self.ended_at = self.service.clock()
+
+    async def deltas(self) -> AsyncIterator[Delta]:
+        """The first delta (already received), then the rest."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        if self._agen is None:
+            return
+        async for delta in self._agen:
+            self._note(delta)
+            yield delta
+
+    async def collect(self) -> str:
+        """Run to the end; the whole text."""
+        async for _ in self.deltas():
+            pass
+        return self.text
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def close(self, *, ok: bool) -> None:
+        """Stop the engine (if still going), free the slot, count the request."""
+        if self._closed:
+            return
+        self._closed = True
+        self.cancel.set()
+        if self.ended_at is None:
+            self.ended_at = self.service.clock()
+        if self._holding:
+            self._holding = False
+            self.service.admission.release()
+        self.service.record(self.usage, ok=ok and self.finished, tokens_seen=self.tokens_seen)
+
+    async def aclose(self, *, ok: bool) -> None:
+        self.close(ok=ok)
+        agen, self._agen = self._agen, None
+        closer = getattr(agen, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
+
+    def final_usage(self) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        return Usage(0, self.tokens_seen)
+
+    def mesh(self) -> MeshMeta:
+        end = self.ended_at if self.ended_at is not None else self.service.clock()
+        latency_s = max(0.0, end - self.started_at)
+        first = self.first_token_at if self.first_token_at is not None else end
+        ttft_s = max(0.0, first - self.started_at)
+        usage = self.final_usage()
+        gen_s = max(0.0, end - first)
+        tps = usage.completion_tokens / gen_s if gen_s > 0 and usage.completion_tokens else None
+        engine = self.service.engine
+        return MeshMeta(
+            node_id=self.service.node_id,
+            model=self.req.model,
+            engine=engine.name,
+            simulated=engine.simulated,
+            request_id=self.request_id,
+            latency_ms=round(latency_s * 1000, 3),
+            ttft_ms=round(ttft_s * 1000, 3),
+            tokens_per_s=round(tps, 3) if tps is not None else None,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=0.0,
+        )

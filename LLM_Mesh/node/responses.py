@@ -1,0 +1,134 @@
+"""OpenAI response shapes the node sends: bodies, stream chunks, SSE framing.
+
+Pure functions over plain data. A stream is ``chat.completion.chunk`` (or
+``text_completion``) chunks, then one last chunk with ``"choices": []``,
+``usage`` and ``mesh``, then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from LLM_Mesh.core.schemas import HostedModel, MeshMeta
+from LLM_Mesh.node.engines.base import Usage
+
+DONE = b"data: [DONE]\n\n"
+
+
+def new_id(kind: str) -> str:
+    prefix = "chatcmpl" if kind == "chat" else "cmpl"
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode("utf-8") + b"\n\n"
+
+
+def _object(kind: str, stream: bool) -> str:
+    if kind == "chat":
+        return "chat.completion.chunk" if stream else "chat.completion"
+    return "text_completion"
+
+
+def answer_body(
+    *,
+    kind: str,
+    id: str,
+    created: int,
+    model: str,
+    text: str,
+    finish_reason: str | None,
+    usage: Usage,
+    mesh: MeshMeta,
+) -> dict[str, Any]:
+    """A whole (non-streamed) answer."""
+    choice: dict[str, Any]
+    if kind == "chat":
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": finish_reason,
+            "logprobs": None,
+        }
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}
+    return {
+        "id": id,
+        "object": _object(kind, False),
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "usage": usage.to_dict(),
+        "mesh": mesh.model_dump(mode="json"),
+    }
+
+
+def chunk(
+    *,
+    kind: str,
+    id: str,
+    created: int,
+    model: str,
+    text: str | None = None,
+    role: bool = False,
+    finish_reason: str | None = None,
+) -> dict[str, Any]:
+    """One streamed piece of text (and/or the finish reason)."""
+    choice: dict[str, Any]
+    if kind == "chat":
+        delta: dict[str, Any] = {}
+        if role:
+            delta["role"] = "assistant"
+        if text is not None:
+            delta["content"] = text
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+    else:
+        choice = {"index": 0, "text": text or "", "finish_reason": finish_reason, "logprobs": None}
+    return {
+        "id": id,
+        "object": _object(kind, True),
+        "created": created,
+        "model": model,
+        "choices": [choice],
+    }
+
+
+def final_chunk(
+    *, kind: str, id: str, created: int, model: str, usage: Usage, mesh: MeshMeta
+) -> dict[str, Any]:
+    """The last chunk before ``[DONE]``: no choices, the usage and the ``mesh`` object."""
+    return {
+        "id": id,
+        "object": _object(kind, True),
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage.to_dict(),
+        "mesh": mesh.model_dump(mode="json"),
+    }
+
+
+def models_body(models: list[HostedModel], *, node_id: str, created: int) -> dict[str, Any]:
+    """GET /v1/models."""
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": m.id,
+                "object": "model",
+                "created": created,
+                "owned_by": node_id,
+                "mesh": {
+                    "engine": m.engine,
+                    "simulated": m.simulated,
+                    "context_length": m.context_length,
+                    "custom": m.custom,
+                    "loaded": m.loaded,
+                    "sha256": m.sha256,
+                },
+            }
+            for m in models
+        ],
+    }

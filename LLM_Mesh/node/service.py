@@ -1,0 +1,314 @@
+"""``NodeService``: one node's parts wired together.
+
+It owns the engine, the admission queue, the registry agent, the outbound
+HTTP client (one per process, created here unless passed in) and the
+counters. The HTTP app (``node.app``) only talks to it. ``start()`` and
+``stop()`` are idempotent: the app's lifespan calls them, and tests may start a
+service themselves and hand it to an app served by ``httpx.ASGITransport``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from LLM_Mesh import __version__
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.schemas import Hardware, Heartbeat, HostedModel, NodeRegistration, NodeState
+from LLM_Mesh.node.admission import Admission, AdmissionState
+from LLM_Mesh.node.agent import NodeAgent
+from LLM_Mesh.node.config import NodeConfig, resolve_node_id, within_hours
+from LLM_Mesh.node.engines.base import Engine, Usage
+from LLM_Mesh.node.model_files import model_id_of, resolve_model
+
+
+def build_engine(
+    config: NodeConfig, settings: Settings, http_client: httpx.AsyncClient | None = None
+) -> Engine:
+    """The engine ``config.engine`` names (model files are resolved here: blocking I/O)."""
+    if config.engine == "sim":
+        from LLM_Mesh.node.engines.sim import SimEngine
+
+        return SimEngine(
+            [model_id_of(m) for m in config.models],
+            ttft_s=config.sim_ttft_s,
+            tokens_per_s=config.sim_tokens_per_s,
+            failure_rate=config.sim_failure_rate,
+        )
+    if config.engine == "openai":
+        from LLM_Mesh.node.engines.openai_upstream import OpenAIUpstreamEngine
+
+        if http_client is None:
+            raise ValueError("the openai engine needs an http_client")
+        if not config.upstream_url:
+            raise ValueError("the openai engine needs upstream_url")
+        return OpenAIUpstreamEngine(
+            config.upstream_url,
+            http_client=http_client,
+            api_key=config.upstream_api_key,
+            models=[model_id_of(m) for m in config.models],
+            timeout_s=settings.request_timeout_s,
+        )
+    if config.engine == "llama-cpp":
+        from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
+
+        return LlamaCppEngine(
+            [resolve_model(m, settings) for m in config.models],
+            n_ctx=config.n_ctx,
+            n_threads=config.n_threads,
+            n_gpu_layers=config.n_gpu_layers,
+            memory_budget_bytes=config.memory_budget_bytes,
+        )
+    raise ValueError(f"unknown engine {config.engine!r}")
+
+
+def hardware_basics(path: os.PathLike[str] | str = ".") -> Hardware:
+    """CPU count, physical memory and free disk, as far as the OS tells."""
+    memory = 0
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    disk = 0
+    with contextlib.suppress(OSError):
+        disk = shutil.disk_usage(path).free
+    return Hardware(cpu_count=os.cpu_count() or 0, memory_bytes=memory, disk_free_bytes=disk)
+
+
+def detect_hardware_safely(home: Path) -> Hardware:
+    """``node.hardware.detect_hardware``, falling back to :func:`hardware_basics`."""
+    try:
+        from LLM_Mesh.node.hardware import detect_hardware
+
+        return detect_hardware(home)
+    except Exception:
+        return hardware_basics(home if home.exists() else ".")
+
+
+def _minute_now() -> int:
+    now = datetime.now()
+    return now.hour * 60 + now.minute
+
+
+_STATE = {
+    AdmissionState.ONLINE: NodeState.ONLINE,
+    AdmissionState.PAUSED: NodeState.PAUSED,
+    AdmissionState.DRAINING: NodeState.DRAINING,
+}
+
+
+class NodeService:
+    """Config + settings + engine + admission + agent, and the node's counters."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        minute_of_day: Callable[[], int] = _minute_now,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.node_id = resolve_node_id(config, settings)
+        self.public_url = config.effective_public_url
+        self.admission = Admission(config.max_concurrency, config.max_queue)
+        self._engine = engine
+        self._client = http_client
+        self._owns_client = http_client is None
+        self.clock = clock
+        self._sleep = sleep
+        self._minute_of_day = minute_of_day
+        self.agent: NodeAgent | None = None
+        self.started = False
+        self.started_at = clock()
+        self._auto_paused = False
+        self.requests_served = 0
+        self.requests_failed = 0
+        self.tokens_generated = 0
+        self._hardware: Hardware | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("the node service is not started")
+        return self._engine
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("the node service is not started")
+        return self._client
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.settings.request_timeout_s, connect=5.0)
+            )
+        if self._engine is None:
+            self._engine = await asyncio.to_thread(
+                build_engine, self.config, self.settings, self._client
+            )
+        await self._engine.start()
+        self._hardware = await asyncio.to_thread(detect_hardware_safely, self.settings.home)
+        self.started_at = self.clock()
+        self.started = True
+        if self.config.register:
+            self.agent = NodeAgent(
+                client=self._client,
+                registry_url=self.config.effective_registry_url(self.settings),
+                node_id=self.node_id,
+                registration=self.registration,
+                heartbeat=self.heartbeat,
+                interval_s=self.settings.heartbeat_interval_s,
+                sleep=self._sleep,
+            )
+            self.agent.start()
+
+    async def stop(self) -> None:
+        """Final OFFLINE (deregister), then close the engine and our client."""
+        if not self.started:
+            return
+        self.started = False
+        if self.agent is not None:
+            await self.agent.stop(deregister=True)
+        if self._engine is not None:
+            await self._engine.close()
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- state ------------------------------------------------------------------
+
+    def refresh_availability(self) -> None:
+        """Pause outside ``availability_hours``; resume inside (if we paused)."""
+        spec = self.config.availability_hours
+        if spec is None:
+            return
+        inside = within_hours(spec, self._minute_of_day())
+        if not inside and self.admission.state is AdmissionState.ONLINE:
+            self.admission.pause()
+            self._auto_paused = True
+        elif inside and self._auto_paused and self.admission.state is AdmissionState.PAUSED:
+            self.admission.resume()
+            self._auto_paused = False
+
+    @property
+    def state(self) -> NodeState:
+        if not self.started:
+            return NodeState.JOINING
+        return _STATE[self.admission.state]
+
+    def pause(self) -> None:
+        self.admission.pause()
+        self._auto_paused = False
+        self._wake()
+
+    def resume(self) -> None:
+        self.admission.resume()
+        self._auto_paused = False
+        self._wake()
+
+    def drain(self) -> None:
+        self.admission.drain()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.agent is not None:
+            self.agent.wake()
+
+    # -- models and counters ------------------------------------------------------
+
+    def models(self) -> list[HostedModel]:
+        return self.engine.models() if self._engine is not None else []
+
+    def find_model(self, model_id: str) -> HostedModel | None:
+        return next((m for m in self.models() if m.id == model_id), None)
+
+    def record(self, usage: Usage | None, *, ok: bool, tokens_seen: int = 0) -> None:
+        if ok:
+            self.requests_served += 1
+        else:
+            self.requests_failed += 1
+        self.tokens_generated += usage.completion_tokens if usage else tokens_seen
+
+    # -- what the registry and the operator see -------------------------------------
+
+    def registration(self) -> NodeRegistration:
+        self.refresh_availability()
+        return NodeRegistration(
+            node_id=self.node_id,
+            url=self.public_url,
+            models=self.models(),
+            region=self.config.region,
+            hardware=self._hardware or Hardware(),
+            max_concurrency=self.config.max_concurrency,
+            max_queue=self.config.max_queue,
+            version=__version__,
+            state=self.state,
+            engine=self.engine.name,
+            simulated=self.engine.simulated,
+        )
+
+    def heartbeat(self) -> Heartbeat:
+        self.refresh_availability()
+        return Heartbeat(
+            in_flight=self.admission.in_flight,
+            queued=self.admission.queued,
+            loaded_models=[m.id for m in self.models() if m.loaded],
+            state=self.state,
+            requests_served=self.requests_served,
+            tokens_generated=self.tokens_generated,
+        )
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "state": self.state.value,
+            "in_flight": self.admission.in_flight,
+            "queued": self.admission.queued,
+            "models": [m.id for m in self.models()],
+            "node_id": self.node_id,
+        }
+
+    def info(self) -> dict[str, Any]:
+        engine = self._engine
+        return {
+            "node_id": self.node_id,
+            "url": self.public_url,
+            "region": self.config.region,
+            "version": __version__,
+            "engine": engine.name if engine else self.config.engine,
+            "simulated": engine.simulated if engine else self.config.engine == "sim",
+            "state": self.state.value,
+            "models": [m.model_dump(mode="json") for m in self.models()],
+            "hardware": (self._hardware or Hardware()).model_dump(mode="json"),
+            "max_concurrency": self.config.max_concurrency,
+            "max_queue": self.config.max_queue,
+            "availability_hours": self.config.availability_hours,
+            "uptime_s": round(max(0.0, self.clock() - self.started_at), 3),
+            "requests_served": self.requests_served,
+            "requests_failed": self.requests_failed,
+            "tokens_generated": self.tokens_generated,
+            "in_flight": self.admission.in_flight,
+            "queued": self.admission.queued,
+            "registry": {
+                "url": self.config.effective_registry_url(self.settings),
+                "registered": bool(self.agent and self.agent.registered),
+                "last_error": self.agent.last_error if self.agent else None,
+            }
+            if self.config.register
+            else None,
+        }

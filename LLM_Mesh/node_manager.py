@@ -1,0 +1,87 @@
+"""Seed API: run a hosting node from Python.
+
+    from LLM_Mesh.node_manager import NodeManager, NodeConfig
+
+    NodeManager(NodeConfig(engine="sim", models=["gemma-3-270m"])).run()
+
+``run()`` blocks, serving the node with uvicorn until SIGINT/SIGTERM, then
+shuts down cleanly (the registry is told the node is gone). ``llm-mesh node
+start`` calls ``NodeManager(config, settings).run()``. Without a config, the
+one in ``$LLM_MESH_HOME/node.toml`` is used, else the defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.node.app import create_node_app
+from LLM_Mesh.node.config import (
+    NodeConfig,
+    default_config_path,
+    load_node_config,
+    save_node_config,
+)
+from LLM_Mesh.node.service import NodeService
+
+__all__ = ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
+
+
+class NodeManager:
+    """One node: its config, settings, service and (while serving) its server."""
+
+    def __init__(self, config: NodeConfig | None = None, settings: Settings | None = None):
+        self.settings = settings if settings is not None else Settings.from_env()
+        if config is None:
+            path = default_config_path(self.settings)
+            config = load_node_config(path) if path.is_file() else NodeConfig()
+        self.config = config
+        self.service = NodeService(config, self.settings)
+        self._server: Any = None
+
+    @property
+    def node_id(self) -> str:
+        return self.service.node_id
+
+    @property
+    def url(self) -> str:
+        return self.service.public_url
+
+    def create_app(self) -> FastAPI:
+        """The node's ASGI app (its lifespan starts and stops the service)."""
+        return create_node_app(self.service)
+
+    async def serve(self) -> None:
+        """Serve until stopped (signal or :meth:`stop`); deregisters on the way out."""
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.create_app(),
+            host=self.config.host,
+            port=self.config.port,
+            lifespan="on",
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+        self._server = uvicorn.Server(config)
+        try:
+            await self._server.serve()
+        finally:
+            self._server = None
+            await self.service.stop()  # no-op when the lifespan already stopped it
+
+    def stop(self) -> None:
+        """Ask a running :meth:`serve` to finish (thread-safe enough: sets a flag)."""
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def run(self) -> None:
+        """Block serving the node; SIGINT/SIGTERM shut it down cleanly."""
+        asyncio.run(self.serve())
+
+    def info(self) -> dict[str, Any]:
+        return self.service.info()

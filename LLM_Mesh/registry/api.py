@@ -1,0 +1,113 @@
+"""The registry's own endpoints under ``/mesh`` (nodes register and heartbeat here).
+
+Contract: ``docs/ARCHITECTURE.md`` ("Node ↔ registry"). The node table is
+updated first (routing sees a node at once); the store is written on the same
+request, so a restarted registry knows every node it had.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from LLM_Mesh import __version__
+from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration, NodeState, RegistrationAccepted
+from LLM_Mesh.errors import UnknownNode
+from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.listing import mesh_models
+from LLM_Mesh.registry.ports import NodeRecord
+from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.snapshot import entry_from_record
+
+router = APIRouter()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _record(reg: NodeRegistration, now: datetime) -> NodeRecord:
+    return NodeRecord(
+        node_id=reg.node_id,
+        url=reg.url,
+        region=reg.region,
+        models=[m.model_dump(mode="json") for m in reg.models],
+        hardware=reg.hardware.model_dump(mode="json"),
+        max_concurrency=reg.max_concurrency,
+        max_queue=reg.max_queue,
+        version=reg.version,
+        state=reg.state.value,
+        registered_at=now,
+        last_heartbeat_at=now,
+    )
+
+
+def _unknown(node_id: str) -> UnknownNode:
+    return UnknownNode(f"node {node_id!r} is not registered; register again", param="node_id")
+
+
+@router.post("/mesh/nodes")
+async def register_node(reg: NodeRegistration, request: Request) -> RegistrationAccepted:
+    """A node announces itself (or re-registers): upsert into the table and the store."""
+    rt = get_runtime(request)
+    rt.table.register(reg)
+    await rt.store.upsert_node(_record(reg, _utcnow()))
+    return RegistrationAccepted(
+        node_id=reg.node_id,
+        heartbeat_interval_s=rt.settings.heartbeat_interval_s,
+        registry_version=__version__,
+    )
+
+
+@router.post("/mesh/nodes/{node_id}/heartbeat")
+async def heartbeat(node_id: str, hb: Heartbeat, request: Request) -> dict[str, Any]:
+    """The node's load; 404 ``unknown_node`` when it must re-register."""
+    rt = get_runtime(request)
+    if not rt.table.heartbeat(node_id, hb):
+        # another replica may have registered it in the shared store
+        rec = await rt.store.get_node(node_id)
+        if rec is None:
+            raise _unknown(node_id)
+        entry_from_record(rt.table, rec, heard_now=True)
+        rt.table.heartbeat(node_id, hb)
+    if not await rt.store.touch_heartbeat(node_id, _utcnow(), hb.state.value):
+        raise _unknown(node_id)
+    return {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}
+
+
+@router.delete("/mesh/nodes/{node_id}", status_code=204)
+async def deregister_node(node_id: str, request: Request) -> Response:
+    """The node's final OFFLINE: it leaves routing at once (its record stays)."""
+    rt = get_runtime(request)
+    in_table = rt.table.set_state(node_id, NodeState.OFFLINE)
+    in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
+    if not (in_table or in_store):
+        raise _unknown(node_id)
+    return Response(status_code=204)
+
+
+@router.get("/mesh/nodes")
+async def list_nodes(request: Request) -> dict[str, Any]:
+    rt = get_runtime(request)
+    return {"nodes": [v.model_dump(mode="json") for v in rt.table.views()]}
+
+
+@router.get("/mesh/models")
+async def list_mesh_models(request: Request) -> dict[str, Any]:
+    return {"models": mesh_models(get_runtime(request).table)}
+
+
+@router.post("/mesh/health-check")
+async def health_check(request: Request) -> dict[str, Any]:
+    """One active health-check pass now."""
+    checker = request.app.state.health
+    if not isinstance(checker, HealthChecker):  # pragma: no cover - wiring bug
+        raise RuntimeError("health checker missing")
+    return {"results": await checker.run_pass()}
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}

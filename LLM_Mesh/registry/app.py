@@ -1,0 +1,114 @@
+"""The registry + gateway application: wiring and lifespan.
+
+:func:`create_registry_app` builds one FastAPI app holding one
+:class:`~LLM_Mesh.registry.runtime.Runtime`. Its lifespan opens the store
+(``SqlStore(settings.effective_database_url)`` unless one is given), loads the
+stored nodes into the node table, creates the pooled outbound HTTP client
+(unless one is given), starts the health loops and the request writer, and on
+shutdown stops them, writes what is queued and closes what it opened.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from LLM_Mesh import __version__
+from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.registry.api import router as mesh_router
+from LLM_Mesh.registry.errors import install_error_handlers
+from LLM_Mesh.registry.gateway import install_gateway
+from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.request_log import RequestWriter
+from LLM_Mesh.registry.runtime import Runtime, make_client
+from LLM_Mesh.registry.snapshot import load_nodes
+
+
+def _default_store(settings: Settings) -> Store:
+    if settings.database_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    from LLM_Mesh.registry.store import SqlStore  # lazy: SQLAlchemy only when serving
+
+    store: Store = SqlStore(settings.effective_database_url)
+    return store
+
+
+def create_registry_app(
+    settings: Settings,
+    store: Store | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The registry + gateway app. Pass ``store``/``http_client`` to inject (tests)."""
+    table = NodeTable(settings.heartbeat_expiry_s, clock)
+    the_store = store if store is not None else _default_store(settings)
+    runtime = Runtime(
+        settings=settings,
+        store=the_store,
+        table=table,
+        writer=RequestWriter(the_store),
+        clock=clock,
+    )
+    health = HealthChecker(
+        table,
+        lambda: runtime.http,
+        interval_s=settings.health_check_interval_s,
+        sweep_interval_s=settings.heartbeat_interval_s,
+        timeout_s=min(10.0, max(1.0, settings.connect_timeout_s * 2)),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.store.open()
+        try:
+            await load_nodes(table, runtime.store)
+            if http_client is None:
+                runtime.client, runtime.owns_client = make_client(settings), True
+            else:
+                runtime.client, runtime.owns_client = http_client, False
+            runtime.writer.start()
+            health.start()
+            try:
+                yield
+            finally:
+                await health.stop()
+                await runtime.writer.stop()
+                if runtime.owns_client and runtime.client is not None:
+                    await runtime.client.aclose()
+                runtime.client = None
+        finally:
+            await runtime.store.close()
+
+    app = FastAPI(
+        title="LLM Mesh registry + gateway",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.state.health = health
+    install_error_handlers(app)
+    install_gateway(app)
+    app.include_router(mesh_router)
+    return app
+
+
+def serve(
+    settings: Settings,
+    host: str = DEFAULT_REGISTRY_HOST,
+    port: int = DEFAULT_REGISTRY_PORT,
+    *,
+    log_level: str = "info",
+) -> None:
+    """Run the registry + gateway with uvicorn until interrupted (``llm-mesh registry serve``)."""
+    import uvicorn
+
+    app = create_registry_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

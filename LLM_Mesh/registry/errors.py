@@ -1,0 +1,100 @@
+"""One place that turns exceptions into OpenAI-shaped HTTP answers.
+
+``MeshError`` -> its ``status`` and ``to_openai()`` body (plus ``Retry-After``
+for ``ModelUnavailable`` / ``Overloaded``); FastAPI request validation errors
+-> 400 ``invalid_request_error`` naming the field; HTTP errors (404 route, 405)
+-> their status in OpenAI shape; anything else -> 500 ``api_error``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from LLM_Mesh.errors import InvalidRequest, MeshError, ModelUnavailable, Overloaded
+
+log = logging.getLogger(__name__)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A compact JSON response (no re-validation, no pretty printing)."""
+    return Response(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def error_response(exc: MeshError) -> Response:
+    """The HTTP answer for a mesh error."""
+    headers: dict[str, str] | None = None
+    if isinstance(exc, (ModelUnavailable, Overloaded)):
+        headers = {"Retry-After": str(max(1, int(exc.retry_after)))}
+    return json_response(exc.to_openai(), exc.status, headers)
+
+
+def invalid_from_validation(errors: list[Any], prefix: tuple[str, ...] = ()) -> InvalidRequest:
+    """A 400 naming the first offending field of pydantic/FastAPI validation errors."""
+    if not errors:
+        return InvalidRequest("invalid request")
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in prefix]
+    param = ".".join(loc) or None
+    msg = str(first.get("msg", "invalid value"))
+    text = f"{param}: {msg}" if param else msg
+    if len(errors) > 1:
+        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return InvalidRequest(text, param=param)
+
+
+def invalid_from_pydantic(exc: ValidationError) -> InvalidRequest:
+    return invalid_from_validation(list(exc.errors(include_url=False)))
+
+
+async def _mesh_error(_: Request, exc: Exception) -> Response:
+    if not isinstance(exc, MeshError):  # pragma: no cover - registered for MeshError only
+        return await _unexpected(_, exc)
+    return error_response(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover
+        return await _unexpected(_, exc)
+    return error_response(invalid_from_validation(list(exc.errors()), prefix=("body", "path")))
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
+        return await _unexpected(_, exc)
+    kind = "invalid_request_error" if exc.status_code < 500 else "api_error"
+    body = {"error": {"message": str(exc.detail), "type": kind, "param": None, "code": None}}
+    return json_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {
+        "error": {
+            "message": "internal error in the registry",
+            "type": "api_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
+    return json_response(body, 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(MeshError, _mesh_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

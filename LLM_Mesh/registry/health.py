@@ -1,0 +1,126 @@
+"""Active health checks and the heartbeat-expiry sweep.
+
+Every ``settings.health_check_interval_s`` (with ±10 % jitter so many
+registries do not beat in step) :meth:`HealthChecker.run_pass` sends
+``GET {node}/mesh/health`` to every node that is not OFFLINE, at most
+``concurrency`` at a time, each bounded by ``timeout_s``. A node that fails
+leaves routing until a later pass finds it healthy again. Every heartbeat
+interval the sweep logs nodes whose heartbeats expired (they already left
+routing by time: :func:`LLM_Mesh.core.liveness.is_routable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
+
+log = logging.getLogger(__name__)
+
+
+class HealthChecker:
+    """Checks nodes actively; owned and started by the app's lifespan."""
+
+    def __init__(
+        self,
+        table: NodeTable,
+        client: Callable[[], httpx.AsyncClient],
+        *,
+        interval_s: float,
+        sweep_interval_s: float,
+        timeout_s: float = 5.0,
+        concurrency: int = 32,
+        jitter: float = 0.1,
+        rng: random.Random | None = None,
+    ) -> None:
+        if interval_s <= 0 or sweep_interval_s <= 0 or timeout_s <= 0 or concurrency < 1:
+            raise ValueError("intervals, timeout and concurrency must be positive")
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError("jitter must be in [0, 1)")
+        self.table = table
+        self._client = client
+        self.interval_s = interval_s
+        self.sweep_interval_s = sweep_interval_s
+        self.timeout_s = timeout_s
+        self.jitter = jitter
+        self._sem = asyncio.Semaphore(concurrency)
+        self._rng = rng or random.Random()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def check(self, entry: NodeEntry) -> dict[str, Any]:
+        """Check one node; marks it ok/failed in the table and returns the result."""
+        clock = self.table.clock
+        async with self._sem:
+            t0 = clock()
+            error: str | None = None
+            try:
+                resp = await self._client().get(entry.url + "/mesh/health", timeout=self.timeout_s)
+                if resp.status_code != 200:
+                    error = f"HTTP {resp.status_code}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            latency_ms = (clock() - t0) * 1000.0
+        ok = error is None
+        self.table.set_check_result(entry.node_id, ok)
+        if not ok:
+            log.warning("health check failed for node %s (%s): %s", entry.node_id, entry.url, error)
+        return {
+            "node_id": entry.node_id,
+            "url": entry.url,
+            "ok": ok,
+            "latency_ms": round(latency_ms, 3),
+            "error": error,
+        }
+
+    async def run_pass(self) -> list[dict[str, Any]]:
+        """Check every node that is not OFFLINE, now; one result per node."""
+        entries = [e for e in self.table.entries() if e.state is not NodeState.OFFLINE]
+        results = await asyncio.gather(*(self.check(e) for e in entries))
+        return sorted(results, key=lambda r: str(r["node_id"]))
+
+    def sweep(self) -> list[str]:
+        """Nodes that just left routing because their heartbeats expired."""
+        expired = self.table.sweep_expired()
+        for node_id in expired:
+            log.info("node %s missed its heartbeats; out of routing until it beats again", node_id)
+        return expired
+
+    def next_delay(self) -> float:
+        spread = self.interval_s * self.jitter
+        return self.interval_s + self._rng.uniform(-spread, spread)
+
+    async def _check_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.next_delay())
+            try:
+                await self.run_pass()
+            except Exception:  # a bug must not stop the loop
+                log.exception("health-check pass failed")
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval_s)
+            self.sweep()
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._check_loop(), name="llm-mesh-health-check"),
+                asyncio.create_task(self._sweep_loop(), name="llm-mesh-expiry-sweep"),
+            ]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t

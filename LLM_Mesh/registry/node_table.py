@@ -1,0 +1,333 @@
+"""The live, in-memory view of the nodes this registry routes to.
+
+One :class:`NodeEntry` per node: its registration, its last heartbeat (on the
+injected monotonic clock), what it reported, the gateway's own in-flight count,
+latency and time-to-first-token EWMAs, success/failure counters and the result
+of the last active health check. A per-model index (model id -> node ids) finds
+the candidates for a model without scanning every node.
+
+Healthy means: state ONLINE, a heartbeat younger than
+``settings.heartbeat_expiry_s``, and not failed by the last active check
+(:func:`LLM_Mesh.core.liveness.is_routable`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.liveness import heartbeat_age, is_routable
+from LLM_Mesh.core.schemas import (
+    Hardware,
+    Heartbeat,
+    HostedModel,
+    NodeRegistration,
+    NodeState,
+    NodeView,
+)
+from LLM_Mesh.core.selection import Candidate
+
+Clock = Callable[[], float]
+
+EWMA_ALPHA = 0.2  # weight of the newest sample in the latency/ttft/success averages
+
+
+def ewma(previous: float | None, sample: float, alpha: float = EWMA_ALPHA) -> float:
+    """The moving average after ``sample``; the first sample is taken as is."""
+    return sample if previous is None else previous + alpha * (sample - previous)
+
+
+@dataclass
+class NodeEntry:
+    """Everything the gateway knows about one node right now."""
+
+    node_id: str
+    url: str
+    region: str | None
+    models: dict[str, HostedModel]
+    hardware: Hardware
+    max_concurrency: int
+    max_queue: int
+    version: str
+    state: NodeState
+    last_heartbeat: float | None = None
+    reported_in_flight: int = 0
+    reported_queued: int = 0
+    in_flight: int = 0  # the gateway's own requests on this node now
+    latency_ms_ewma: float | None = None
+    ttft_ms_ewma: float | None = None
+    health_score: float = 1.0  # EWMA of outcomes: 1 ok, 0 failed
+    requests: int = 0
+    failures: int = 0
+    tokens_generated: int = 0
+    check_failed: bool = False
+    expired_reported: bool = False
+
+
+class NodeTable:
+    """Registration, heartbeats, load and outcomes of every known node."""
+
+    def __init__(self, expiry_s: float, clock: Clock = time.monotonic) -> None:
+        if expiry_s <= 0:
+            raise ValueError("expiry_s must be positive")
+        self.expiry_s = expiry_s
+        self.clock = clock
+        self._nodes: dict[str, NodeEntry] = {}
+        self._by_model: dict[str, set[str]] = {}
+
+    # --- membership ---------------------------------------------------------
+
+    def register(
+        self, reg: NodeRegistration, *, last_heartbeat: float | Literal["now"] | None = "now"
+    ) -> NodeEntry:
+        """Add or update a node from its registration.
+
+        A registration counts as a heartbeat (``last_heartbeat`` defaults to now);
+        a node loaded from the store passes the monotonic time of its stored last
+        heartbeat, or ``None`` when it has never been heard from.
+        """
+        now = self.clock() if last_heartbeat == "now" else last_heartbeat
+        old = self._nodes.get(reg.node_id)
+        entry = NodeEntry(
+            node_id=reg.node_id,
+            url=reg.url,
+            region=reg.region,
+            models={m.id: m for m in reg.models},
+            hardware=reg.hardware,
+            max_concurrency=reg.max_concurrency,
+            max_queue=reg.max_queue,
+            version=reg.version,
+            state=reg.state,
+            last_heartbeat=now,
+        )
+        if old is not None:
+            self._unindex(old)
+            entry.in_flight = old.in_flight
+            entry.latency_ms_ewma = old.latency_ms_ewma
+            entry.ttft_ms_ewma = old.ttft_ms_ewma
+            entry.health_score = old.health_score
+            entry.requests = old.requests
+            entry.failures = old.failures
+            entry.tokens_generated = old.tokens_generated
+        self._nodes[reg.node_id] = entry
+        for model_id in entry.models:
+            self._by_model.setdefault(model_id, set()).add(reg.node_id)
+        return entry
+
+    def _unindex(self, entry: NodeEntry) -> None:
+        for model_id in entry.models:
+            ids = self._by_model.get(model_id)
+            if ids is not None:
+                ids.discard(entry.node_id)
+                if not ids:
+                    del self._by_model[model_id]
+
+    def get(self, node_id: str) -> NodeEntry | None:
+        return self._nodes.get(node_id)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def entries(self) -> Iterator[NodeEntry]:
+        return iter(list(self._nodes.values()))
+
+    def heartbeat(self, node_id: str, hb: Heartbeat) -> bool:
+        """Record a heartbeat; ``False`` when the node is unknown (it must re-register)."""
+        entry = self._nodes.get(node_id)
+        if entry is None:
+            return False
+        entry.last_heartbeat = self.clock()
+        entry.state = hb.state
+        entry.reported_in_flight = hb.in_flight
+        entry.reported_queued = hb.queued
+        entry.expired_reported = False
+        if hb.loaded_models is not None:
+            loaded = set(hb.loaded_models)
+            for model_id, hosted in entry.models.items():
+                hosted.loaded = model_id in loaded
+        return True
+
+    def set_state(self, node_id: str, state: NodeState) -> bool:
+        entry = self._nodes.get(node_id)
+        if entry is None:
+            return False
+        entry.state = state
+        return True
+
+    # --- health -------------------------------------------------------------
+
+    def healthy(self, entry: NodeEntry, now: float | None = None) -> bool:
+        return is_routable(
+            online=entry.state is NodeState.ONLINE,
+            last_heartbeat=entry.last_heartbeat,
+            now=self.clock() if now is None else now,
+            expiry_s=self.expiry_s,
+            check_failed=entry.check_failed,
+        )
+
+    def set_check_result(self, node_id: str, ok: bool) -> None:
+        """The outcome of an active health check (a failed node leaves routing)."""
+        entry = self._nodes.get(node_id)
+        if entry is not None:
+            entry.check_failed = not ok
+
+    def sweep_expired(self, now: float | None = None) -> list[str]:
+        """Online nodes whose heartbeats expired since the last sweep (each reported once)."""
+        now = self.clock() if now is None else now
+        expired: list[str] = []
+        for entry in self._nodes.values():
+            if entry.state is not NodeState.ONLINE or entry.expired_reported:
+                continue
+            age = heartbeat_age(entry.last_heartbeat, now)
+            if age is None or age >= self.expiry_s:
+                entry.expired_reported = True
+                expired.append(entry.node_id)
+        return expired
+
+    # --- the gateway's own view of load and outcomes -------------------------
+
+    def begin(self, node_id: str) -> None:
+        entry = self._nodes.get(node_id)
+        if entry is not None:
+            entry.in_flight += 1
+
+    def release(self, node_id: str) -> None:
+        """A request :meth:`begin` counted ended without saying anything about the node."""
+        entry = self._nodes.get(node_id)
+        if entry is not None:
+            entry.in_flight = max(0, entry.in_flight - 1)
+
+    def end(
+        self,
+        node_id: str,
+        *,
+        ok: bool,
+        latency_ms: float | None = None,
+        ttft_ms: float | None = None,
+        tokens: int = 0,
+    ) -> None:
+        """A request that :meth:`begin` counted has finished (``ok`` or failed)."""
+        entry = self._nodes.get(node_id)
+        if entry is None:
+            return
+        entry.in_flight = max(0, entry.in_flight - 1)
+        self._outcome(entry, ok, latency_ms, ttft_ms, tokens)
+
+    def mark_failure(self, node_id: str) -> None:
+        """A failure that was not counted by :meth:`begin` (e.g. found by a check)."""
+        entry = self._nodes.get(node_id)
+        if entry is not None:
+            self._outcome(entry, False, None, None, 0)
+
+    @staticmethod
+    def _outcome(
+        entry: NodeEntry, ok: bool, latency_ms: float | None, ttft_ms: float | None, tokens: int
+    ) -> None:
+        entry.requests += 1
+        entry.tokens_generated += tokens
+        if not ok:
+            entry.failures += 1
+        entry.health_score = ewma(entry.health_score, 1.0 if ok else 0.0)
+        if ok and latency_ms is not None:
+            entry.latency_ms_ewma = ewma(entry.latency_ms_ewma, latency_ms)
+        if ok and ttft_ms is not None:
+            entry.ttft_ms_ewma = ewma(entry.ttft_ms_ewma, ttft_ms)
+
+    def seed_counters(self, stats: dict[str, dict[str, int]]) -> None:
+        """Start the counters from the store's totals (after a restart)."""
+        for node_id, s in stats.items():
+            entry = self._nodes.get(node_id)
+            if entry is not None:
+                entry.requests = int(s.get("requests", 0))
+                entry.failures = int(s.get("failures", 0))
+                entry.tokens_generated = int(s.get("tokens", 0))
+
+    # --- what routing and listings read ---------------------------------------
+
+    def hosts(self, model_id: str) -> bool:
+        """Whether any known node (healthy or not) hosts ``model_id``."""
+        return model_id in self._by_model
+
+    def hosted(self, node_id: str, model_id: str) -> HostedModel | None:
+        entry = self._nodes.get(node_id)
+        return None if entry is None else entry.models.get(model_id)
+
+    def healthy_entries_for(self, model_id: str, now: float | None = None) -> list[NodeEntry]:
+        now = self.clock() if now is None else now
+        out: list[NodeEntry] = []
+        for node_id in self._by_model.get(model_id, ()):
+            entry = self._nodes[node_id]
+            if entry.models[model_id].loaded and self.healthy(entry, now):
+                out.append(entry)
+        return out
+
+    def candidates_for(self, model_id: str, now: float | None = None) -> list[Candidate]:
+        """Healthy nodes that host ``model_id`` loaded, as selection candidates.
+
+        ``in_flight`` is the gateway's own count (fresh, unlike the heartbeat's);
+        a node busy with other clients answers 429 and the gateway tries another.
+        """
+        return [
+            Candidate(
+                node_id=e.node_id,
+                url=e.url,
+                in_flight=e.in_flight,
+                max_concurrency=e.max_concurrency,
+                max_queue=e.max_queue,
+                latency_ms_ewma=e.latency_ms_ewma,
+                region=e.region,
+            )
+            for e in self.healthy_entries_for(model_id, now)
+        ]
+
+    def nodes_up_for(self, model_id: str, now: float | None = None) -> int:
+        return len(self.healthy_entries_for(model_id, now))
+
+    def models_up(self, now: float | None = None) -> list[str]:
+        """Model ids that at least one healthy node serves, sorted."""
+        now = self.clock() if now is None else now
+        return sorted(m for m in self._by_model if self.healthy_entries_for(m, now))
+
+    def model_ids(self) -> list[str]:
+        """Every model id any known node hosts, sorted."""
+        return sorted(self._by_model)
+
+    def custom_models(self) -> dict[str, HostedModel]:
+        """Hosted models that are not in the catalog: model id -> one node's entry for it."""
+        out: dict[str, HostedModel] = {}
+        for model_id, ids in self._by_model.items():
+            if get_spec(model_id) is None and ids:
+                out[model_id] = self._nodes[min(ids)].models[model_id]
+        return dict(sorted(out.items()))
+
+    def view(self, entry: NodeEntry, now: float | None = None) -> NodeView:
+        now = self.clock() if now is None else now
+        return NodeView(
+            node_id=entry.node_id,
+            url=entry.url,
+            region=entry.region,
+            state=entry.state,
+            healthy=self.healthy(entry, now),
+            models=list(entry.models.values()),
+            in_flight=max(entry.in_flight, entry.reported_in_flight),
+            queued=entry.reported_queued,
+            max_concurrency=entry.max_concurrency,
+            max_queue=entry.max_queue,
+            last_heartbeat_age_s=heartbeat_age(entry.last_heartbeat, now),
+            health_score=0.0 if entry.check_failed else round(entry.health_score, 4),
+            latency_ms_ewma=entry.latency_ms_ewma,
+            ttft_ms_ewma=entry.ttft_ms_ewma,
+            requests=entry.requests,
+            failures=entry.failures,
+            hardware=entry.hardware,
+        )
+
+    def views(self) -> list[NodeView]:
+        now = self.clock()
+        return [self.view(e, now) for e in sorted(self._nodes.values(), key=lambda e: e.node_id)]

@@ -1,0 +1,86 @@
+"""Recording finished requests off the hot path.
+
+The gateway calls :meth:`RequestWriter.submit` (no await, no I/O); a background
+task drains the queue every ``flush_interval_s`` into one
+``store.record_requests`` batch. A full queue drops records (counted in
+``dropped``) rather than slowing requests down; store errors are logged and the
+batch is dropped, never raised into a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from LLM_Mesh.registry.ports import RequestRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+class RequestWriter:
+    """Batches :class:`RequestRecord` values into the store in the background."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        flush_interval_s: float = 0.5,
+        max_batch: int = 1000,
+        max_queue: int = 100_000,
+    ) -> None:
+        if flush_interval_s <= 0 or max_batch < 1 or max_queue < 1:
+            raise ValueError("flush_interval_s, max_batch and max_queue must be positive")
+        self.store = store
+        self.flush_interval_s = flush_interval_s
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(maxsize=max_queue)
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.written = 0
+
+    def submit(self, rec: RequestRecord) -> None:
+        """Queue one record; never blocks."""
+        try:
+            self._queue.put_nowait(rec)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="llm-mesh-request-writer")
+
+    async def stop(self) -> None:
+        """Stop the loop and write what is still queued."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Write up to ``max_batch`` queued records now; returns how many."""
+        batch: list[RequestRecord] = []
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        if not batch:
+            return 0
+        try:
+            await self.store.record_requests(batch)
+        except Exception:
+            log.exception("could not record %d requests; dropped", len(batch))
+            self.dropped += len(batch)
+            return 0
+        self.written += len(batch)
+        return len(batch)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval_s)
+            while await self.flush() == self.max_batch:
+                pass

@@ -1,0 +1,73 @@
+"""The registry process's live objects, held in ``app.state.runtime``.
+
+One :class:`Runtime` per app: settings, the store, the node table, the request
+writer, the health checker and the one pooled outbound HTTP client (set in the
+lifespan; tests pass their own transport).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from starlette.requests import Request
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.request_log import RequestWriter
+
+DEFAULT_MAX_ATTEMPTS = 2
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    table: NodeTable
+    writer: RequestWriter
+    clock: Callable[[], float] = time.monotonic
+    client: httpx.AsyncClient | None = None
+    owns_client: bool = False
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled client; only set while the app's lifespan runs."""
+        if self.client is None:
+            raise MeshError("the registry is not started (its lifespan has not run)")
+        return self.client
+
+    @property
+    def max_attempts(self) -> int:
+        """Nodes tried per request (``Settings.max_attempts`` once it exists; default 2)."""
+        value = getattr(self.settings, "max_attempts", DEFAULT_MAX_ATTEMPTS)
+        return max(1, int(value))
+
+    @property
+    def retry_after_s(self) -> int:
+        """What ``Retry-After`` says when no node is up: one heartbeat interval."""
+        return max(1, round(self.settings.heartbeat_interval_s))
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime = request.app.state.runtime
+    if not isinstance(runtime, Runtime):  # pragma: no cover - wiring bug
+        raise MeshError("registry runtime missing")
+    return runtime
+
+
+def new_request_id() -> str:
+    return "req-" + uuid.uuid4().hex
+
+
+def make_client(settings: Settings) -> httpx.AsyncClient:
+    """The process's one outbound client: pooled, keep-alive, timeouts from settings."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        headers={"User-Agent": "llm-mesh-gateway"},
+    )

@@ -1,0 +1,399 @@
+"""The registry's persistent store: SQLAlchemy 2 async on SQLite or PostgreSQL.
+
+:class:`SqlStore` implements :class:`LLM_Mesh.registry.ports.Store`. ``open()``
+builds the engine and migrates the database to Alembic's head (in code, no
+``alembic.ini``); ``close()`` disposes of the engine.
+
+- URLs go through :func:`LLM_Mesh.config.normalize_database_url`, so plain
+  ``sqlite:///...`` and ``postgresql://...`` work.
+- A SQLite file gets its parent directory created and runs in WAL mode.
+- Datetimes go in and come out timezone-aware UTC; naive ones are refused.
+- ``upsert_node`` on a known node updates its registration but keeps its first
+  ``registered_at`` and never lowers its counters (as ``MemoryStore`` does).
+- ``record_requests`` inserts the batch and bumps the per-node counters
+  (``requests``, ``failures``, ``tokens_generated``) in one transaction. A request
+  whose outcome is in :data:`FAILURE_OUTCOMES` (``"error"``) is a failure of its
+  node; ``"cancelled"`` (client went away) is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, bindparam, case, event, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from LLM_Mesh.config import normalize_database_url
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
+
+__all__ = [
+    "FAILURE_OUTCOMES",
+    "MIGRATIONS_DIR",
+    "SqlStore",
+    "alembic_config",
+    "downgrade",
+    "upgrade",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Outcomes that count against the node that served the request.
+FAILURE_OUTCOMES = frozenset({"error"})
+
+# Any fixed number: serializes concurrent migrations of one PostgreSQL database.
+_PG_MIGRATION_LOCK = 0x4C4C4D4D  # "LLMM"
+
+# Registration fields a re-registration overwrites (``registered_at`` is kept).
+_NODE_UPDATE_COLUMNS = (
+    "url",
+    "region",
+    "models",
+    "hardware",
+    "max_concurrency",
+    "max_queue",
+    "version",
+    "state",
+    "last_heartbeat_at",
+)
+# Counters a re-registration may raise but never lower.
+_NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for the store's migrations, built in code.
+
+    ``connection`` (a synchronous connection, e.g. inside ``run_sync``) is what
+    ``env.py`` migrates.
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Migrate the database behind ``connection`` up to ``revision``."""
+    command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(connection: Connection, revision: str = "base") -> None:
+    """Migrate the database behind ``connection`` down to ``revision``."""
+    command.downgrade(alembic_config(connection), revision)
+
+
+def _migrate_to_head(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+    upgrade(connection, "head")
+
+
+def _state(value: str) -> str:
+    if isinstance(value, Enum):
+        return str(value.value)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"node state must be a non-empty string, got {value!r}")
+    return value
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
+    return value.astimezone(timezone.utc)
+
+
+def _node_values(rec: NodeRecord) -> dict[str, Any]:
+    if not rec.node_id:
+        raise ValueError("node_id must not be empty")
+    return {
+        "node_id": rec.node_id,
+        "url": rec.url,
+        "region": rec.region,
+        "models": list(rec.models),
+        "hardware": dict(rec.hardware),
+        "max_concurrency": rec.max_concurrency,
+        "max_queue": rec.max_queue,
+        "version": rec.version,
+        "state": _state(rec.state),
+        "registered_at": _aware("registered_at", rec.registered_at),
+        "last_heartbeat_at": _aware("last_heartbeat_at", rec.last_heartbeat_at),
+        "requests": rec.requests,
+        "failures": rec.failures,
+        "tokens_generated": rec.tokens_generated,
+    }
+
+
+def _request_values(rec: RequestRecord) -> dict[str, Any]:
+    if rec.prompt_tokens < 0 or rec.completion_tokens < 0:
+        raise ValueError(f"token counts must not be negative: {rec!r}")
+    return {
+        "request_id": rec.request_id,
+        "node_id": rec.node_id,
+        "model": rec.model,
+        "stream": bool(rec.stream),
+        "outcome": rec.outcome,
+        "error_code": rec.error_code,
+        "prompt_tokens": rec.prompt_tokens,
+        "completion_tokens": rec.completion_tokens,
+        "latency_ms": rec.latency_ms,
+        "ttft_ms": rec.ttft_ms,
+        "cost": float(rec.cost),
+        "created_at": _aware("created_at", rec.created_at),
+    }
+
+
+def _node_from_row(row: Any) -> NodeRecord:
+    return NodeRecord(
+        node_id=row.node_id,
+        url=row.url,
+        region=row.region,
+        models=list(row.models or []),
+        hardware=dict(row.hardware or {}),
+        max_concurrency=row.max_concurrency,
+        max_queue=row.max_queue,
+        version=row.version,
+        state=row.state,
+        registered_at=row.registered_at,
+        last_heartbeat_at=row.last_heartbeat_at,
+        requests=int(row.requests),
+        failures=int(row.failures),
+        tokens_generated=int(row.tokens_generated),
+    )
+
+
+@dataclass
+class _Deltas:
+    requests: int = 0
+    failures: int = 0
+    tokens_generated: int = 0
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def _enable_sqlite_pragmas(wal: bool) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if wal:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+class SqlStore:
+    """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        if not url:
+            raise ValueError("database url must not be empty")
+        self.url = normalize_database_url(url)
+        self._echo = echo
+        self._engine: AsyncEngine | None = None
+
+    def __repr__(self) -> str:
+        return f"SqlStore({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The open engine; raises if the store is not open."""
+        if self._engine is None:
+            raise RuntimeError("store is not open: call open() first")
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.url).get_backend_name()
+
+    async def open(self) -> None:
+        """Create the engine and migrate the database to head. Idempotent."""
+        if self._engine is not None:
+            return
+        sqlite_file = _sqlite_file(self.url)
+        if sqlite_file is not None:
+            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self.url, echo=self._echo)
+        if self.dialect == "sqlite":
+            event.listen(
+                engine.sync_engine, "connect", _enable_sqlite_pragmas(wal=sqlite_file is not None)
+            )
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_migrate_to_head)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._engine = engine
+
+    async def close(self) -> None:
+        """Dispose of the engine (and its pooled connections). Idempotent."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+
+    async def __aenter__(self) -> SqlStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- nodes ---------------------------------------------------------------
+
+    async def upsert_node(self, rec: NodeRecord) -> None:
+        """Insert a node, or update its registration (first ``registered_at`` and counters kept)."""
+        values = _node_values(rec)
+        nodes = tables.nodes
+        greatest: Callable[..., Any]
+        if self.dialect == "postgresql":
+            pg = pg_insert(nodes).values(**values)
+            excluded, greatest = pg.excluded, func.greatest
+            base: Any = pg
+        elif self.dialect == "sqlite":
+            lite = sqlite_insert(nodes).values(**values)
+            excluded, greatest = lite.excluded, func.max  # SQLite's two-argument max()
+            base = lite
+        else:
+            raise RuntimeError(f"unsupported database dialect {self.dialect!r}")
+        set_: dict[str, Any] = {name: excluded[name] for name in _NODE_UPDATE_COLUMNS}
+        for name in _NODE_COUNTER_COLUMNS:
+            set_[name] = greatest(nodes.c[name], excluded[name])
+        stmt = base.on_conflict_do_update(index_elements=[nodes.c.node_id], set_=set_)
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def touch_heartbeat(self, node_id: str, at: datetime, state: str) -> bool:
+        """Record a heartbeat; False when the node is unknown."""
+        stmt = (
+            update(tables.nodes)
+            .where(tables.nodes.c.node_id == node_id)
+            .values(last_heartbeat_at=_aware("at", at), state=_state(state))
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return result.rowcount == 1
+
+    async def set_node_state(self, node_id: str, state: str) -> bool:
+        """Set a node's state; False when the node is unknown."""
+        stmt = (
+            update(tables.nodes)
+            .where(tables.nodes.c.node_id == node_id)
+            .values(state=_state(state))
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return result.rowcount == 1
+
+    async def get_node(self, node_id: str) -> NodeRecord | None:
+        stmt = select(tables.nodes).where(tables.nodes.c.node_id == node_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _node_from_row(row)
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        """Every node, ordered by ``node_id``."""
+        stmt = select(tables.nodes).order_by(tables.nodes.c.node_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_node_from_row(row) for row in rows]
+
+    # -- requests ------------------------------------------------------------
+
+    async def record_requests(self, recs: Sequence[RequestRecord]) -> None:
+        """Insert a batch of request rows and bump the node counters, in one transaction."""
+        if not recs:
+            return
+        rows = [_request_values(rec) for rec in recs]
+        deltas: dict[str, _Deltas] = {}
+        for rec in recs:
+            if rec.node_id is None:
+                continue
+            d = deltas.setdefault(rec.node_id, _Deltas())
+            d.requests += 1
+            d.failures += rec.outcome in FAILURE_OUTCOMES
+            d.tokens_generated += rec.completion_tokens
+        nodes = tables.nodes
+        bump = (
+            update(nodes)
+            .where(nodes.c.node_id == bindparam("b_node_id"))
+            .values(
+                requests=nodes.c.requests + bindparam("b_requests"),
+                failures=nodes.c.failures + bindparam("b_failures"),
+                tokens_generated=nodes.c.tokens_generated + bindparam("b_tokens"),
+            )
+        )
+        params = [
+            {
+                "b_node_id": node_id,
+                "b_requests": d.requests,
+                "b_failures": d.failures,
+                "b_tokens": d.tokens_generated,
+            }
+            for node_id, d in sorted(deltas.items())
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(tables.requests.insert(), rows)
+            if params:
+                await conn.execute(bump, params)
+
+    async def request_stats(self) -> dict[str, dict[str, int]]:
+        """Per node id: ``{"requests", "failures", "tokens"}`` over all recorded requests.
+
+        ``tokens`` is the sum of completion tokens; requests with no node are left out.
+        """
+        r = tables.requests
+        failed = func.sum(case((r.c.outcome.in_(FAILURE_OUTCOMES), 1), else_=0))
+        stmt = (
+            select(
+                r.c.node_id,
+                func.count().label("requests"),
+                func.coalesce(failed, 0).label("failures"),
+                func.coalesce(func.sum(r.c.completion_tokens), 0).label("tokens"),
+            )
+            .where(r.c.node_id.is_not(None))
+            .group_by(r.c.node_id)
+            .order_by(r.c.node_id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {
+            row.node_id: {
+                "requests": int(row.requests),
+                "failures": int(row.failures),
+                "tokens": int(row.tokens),
+            }
+            for row in rows
+        }

@@ -1,0 +1,117 @@
+"""The registry store's tables (SQLAlchemy Core), shared by the store and migrations.
+
+``nodes``: one row per node ever registered (registration, state, last heartbeat,
+counters). ``requests``: one row per completed or failed request (node, model,
+tokens, latency, cost, outcome) — never the prompt or the answer text.
+
+Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`).
+The migrations in ``registry/migrations/versions`` must produce exactly this
+metadata; ``tests/registry/test_migrations.py`` checks it on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+)
+from sqlalchemy.types import DateTime, TypeDecorator
+
+__all__ = ["UTCDateTime", "metadata", "nodes", "requests"]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored as UTC, returned as aware UTC.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so the value is
+    stored as naive UTC and given back its UTC zone on the way out. Naive values
+    are refused: the store never guesses a zone.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: give a timezone-aware datetime")
+        utc = value.astimezone(timezone.utc)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# BIGINT on PostgreSQL; plain INTEGER on SQLite, where only ``INTEGER PRIMARY KEY``
+# is the auto-incrementing rowid.
+RequestId = BigInteger().with_variant(Integer(), "sqlite")
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("region", String(128), nullable=True),
+    Column("models", JSON(), nullable=False),
+    Column("hardware", JSON(), nullable=False),
+    Column("max_concurrency", Integer(), nullable=False),
+    Column("max_queue", Integer(), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("registered_at", UTCDateTime(), nullable=False),
+    Column("last_heartbeat_at", UTCDateTime(), nullable=True),
+    Column("requests", BigInteger(), nullable=False, server_default="0"),
+    Column("failures", BigInteger(), nullable=False, server_default="0"),
+    Column("tokens_generated", BigInteger(), nullable=False, server_default="0"),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", RequestId, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False),
+    Column("node_id", String(128), nullable=True),
+    Column("model", String(256), nullable=False),
+    Column("stream", Boolean(), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("error_code", String(128), nullable=True),
+    Column("prompt_tokens", Integer(), nullable=False),
+    Column("completion_tokens", Integer(), nullable=False),
+    Column("latency_ms", Float(), nullable=True),
+    Column("ttft_ms", Float(), nullable=True),
+    Column("cost", Numeric(18, 6, asdecimal=False), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_requests_request_id", "request_id"),
+    Index("ix_requests_node_id", "node_id"),
+    Index("ix_requests_created_at", "created_at"),
+)

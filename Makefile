@@ -1,0 +1,47 @@
+# One target per task; CI calls `make test` (through .ci/run).
+# Everything installs itself into .venv on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.llm-mesh-installed
+
+.PHONY: venv install demo test test-fast lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Re-install only when pyproject.toml changes; llama-cpp-python is built
+# portable once and its wheel reused (scripts/install-llama-cpp.sh).
+$(STAMP): pyproject.toml scripts/install-llama-cpp.sh | $(PY)
+	$(PY) -m pip install --quiet -e ".[node,test,lint]"
+	bash scripts/install-llama-cpp.sh $(PY)
+	touch $(STAMP)
+
+venv install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/llm-mesh demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not e2e and not model"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check LLM_Mesh
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

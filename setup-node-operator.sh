@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# Join the LLM Mesh as a node operator: from nothing to a node serving the network.
+#
+#   ./setup-node-operator.sh                 # asks before each choice
+#   ./setup-node-operator.sh --yes --registry https://mesh.example.org --public-url http://203.0.113.7:8801
+#
+# Steps: check prerequisites -> venv -> install llm-mesh + llama-cpp-python ->
+# detect hardware -> choose models that fit -> fetch model files ->
+# write $LLM_MESH_HOME/node.toml (atomically; unchanged config is not rewritten)
+# -> start the node (foreground, or a systemd user service with --service).
+# Running it again changes nothing that is already right.
+set -euo pipefail
+
+PROG="setup-node-operator"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LLM_MESH_HOME="${LLM_MESH_HOME:-$HOME/.llm-mesh}"
+VENV=""
+YES=0
+DRY_RUN=0
+NO_START=0
+SERVICE=0
+SKIP_INSTALL=0
+REGISTRY=""
+MODELS=""
+PORT=""
+REGION=""
+PUBLIC_URL=""
+GPU="cpu"
+ENGINE=""
+MIN_DISK_GB=2
+
+usage() {
+  cat <<EOF
+Usage: $0 [options]
+
+Set up this machine as an LLM Mesh node and start it.
+
+Options:
+  --yes               accept the proposed defaults; never prompt
+  --registry URL      registry to join (default \$LLM_MESH_REGISTRY_URL or http://127.0.0.1:8800)
+  --models LIST       comma-separated catalog model ids to host (default: proposed from hardware)
+  --port N            port the node listens on (default 8801)
+  --region NAME       region label for routing (e.g. eu-west)
+  --public-url URL    URL the registry and gateway reach this node at
+  --gpu cpu|cuda      build llama-cpp-python for CPU (default) or CUDA
+  --engine NAME       llama-cpp (default), openai or sim
+  --venv DIR          virtual environment to create or reuse (default \$LLM_MESH_HOME/venv)
+  --service           install and enable a systemd user service instead of running in the foreground
+  --skip-install      use the venv as it is (llm-mesh already installed there)
+  --no-start          set everything up but do not start the node
+  --dry-run           print what would be done; change nothing
+  -h, --help          show this help
+
+Environment: LLM_MESH_HOME (default ~/.llm-mesh), LLM_MESH_REGISTRY_URL, PYTHON.
+EOF
+}
+
+say() { echo "$PROG: $*"; }
+die() {
+  echo "$PROG: error: $1" >&2
+  if [ $# -gt 1 ]; then echo "$PROG: how to fix: $2" >&2; fi
+  exit 1
+}
+need_value() {
+  if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value" "see $0 --help"; fi
+}
+run() {
+  if [ "$DRY_RUN" = 1 ]; then say "would run: $*"; else "$@"; fi
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --yes|-y) YES=1 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --no-start) NO_START=1 ;;
+    --service) SERVICE=1 ;;
+    --skip-install) SKIP_INSTALL=1 ;;
+    --registry) need_value "$@"; REGISTRY="$2"; shift ;;
+    --models) need_value "$@"; MODELS="$2"; shift ;;
+    --port) need_value "$@"; PORT="$2"; shift ;;
+    --region) need_value "$@"; REGION="$2"; shift ;;
+    --public-url) need_value "$@"; PUBLIC_URL="$2"; shift ;;
+    --gpu) need_value "$@"; GPU="$2"; shift ;;
+    --engine) need_value "$@"; ENGINE="$2"; shift ;;
+    --venv) need_value "$@"; VENV="$2"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option '$1'" "run $0 --help for the options" ;;
+  esac
+  shift
+done
+
+case "$GPU" in cpu|cuda) ;; *) die "--gpu must be cpu or cuda, not '$GPU'" "use --gpu cpu or --gpu cuda" ;; esac
+case "${ENGINE:-llama-cpp}" in llama-cpp|openai|sim) ;; *) die "--engine must be llama-cpp, openai or sim" "see $0 --help" ;; esac
+if [ -n "$PORT" ] && ! [[ "$PORT" =~ ^[0-9]+$ && "$PORT" -ge 1 && "$PORT" -le 65535 ]]; then
+  die "--port must be a number from 1 to 65535, not '$PORT'" "e.g. --port 8801"
+fi
+for url in "$REGISTRY" "$PUBLIC_URL"; do
+  if [ -n "$url" ] && ! [[ "$url" =~ ^https?:// ]]; then
+    die "'$url' is not an http(s) URL" "write it as http://HOST:PORT"
+  fi
+done
+if [ -n "$MODELS" ] && ! [[ "$MODELS" =~ ^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$ ]]; then
+  die "--models must be comma-separated model ids, not '$MODELS'" "e.g. --models gemma-3-270m,mistral-7b"
+fi
+
+INTERACTIVE=0
+if [ "$YES" = 0 ] && [ -t 0 ] && [ "$DRY_RUN" = 0 ]; then INTERACTIVE=1; fi
+ask() { # ask PROMPT DEFAULT -> echoes the answer
+  local answer=""
+  if [ "$INTERACTIVE" = 1 ]; then
+    read -r -p "$1 [$2]: " answer || true
+  fi
+  echo "${answer:-$2}"
+}
+
+VENV="${VENV:-$LLM_MESH_HOME/venv}"
+CONFIG="$LLM_MESH_HOME/node.toml"
+REPO=""
+if [ -f "$SCRIPT_DIR/pyproject.toml" ] && grep -q '^name = "llm-mesh"' "$SCRIPT_DIR/pyproject.toml"; then
+  REPO="$SCRIPT_DIR"
+fi
+[ "$DRY_RUN" = 1 ] && say "dry run: nothing will be changed"
+
+# --- 1. prerequisites -------------------------------------------------------------
+PYTHON="${PYTHON:-python3}"
+if [ -x "$VENV/bin/python" ]; then PYTHON="$VENV/bin/python"; fi
+command -v "$PYTHON" >/dev/null 2>&1 || die "no $PYTHON found" "install Python 3.10 or newer (e.g. apt-get install python3 python3-venv)"
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+  || die "$("$PYTHON" -V 2>&1) is too old; llm-mesh needs Python 3.10 or newer" "install python3.10+ and run again with PYTHON=/path/to/python3.10"
+say "python: $("$PYTHON" -V 2>&1)"
+
+has_llama() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; }
+if [ "${ENGINE:-llama-cpp}" = llama-cpp ] && [ "$SKIP_INSTALL" = 0 ] && ! has_llama; then
+  command -v cmake >/dev/null 2>&1 \
+    || die "cmake is missing (needed to build llama-cpp-python)" "apt-get install cmake (or: pip install cmake)"
+  { command -v cc || command -v gcc || command -v clang; } >/dev/null 2>&1 \
+    || die "no C compiler (needed to build llama-cpp-python)" "apt-get install build-essential"
+  { command -v c++ || command -v g++ || command -v clang++; } >/dev/null 2>&1 \
+    || die "no C++ compiler (needed to build llama-cpp-python)" "apt-get install build-essential"
+fi
+probe="$LLM_MESH_HOME"
+while [ ! -d "$probe" ]; do probe="$(dirname "$probe")"; done
+free_kb="$(df -Pk "$probe" | awk 'NR==2 {print $4}')"
+if [ "${free_kb:-0}" -lt $((MIN_DISK_GB * 1000 * 1000)) ]; then
+  die "only $((free_kb / 1000)) MB free under $probe; a node needs at least $MIN_DISK_GB GB" "free some disk or set LLM_MESH_HOME to a larger disk"
+fi
+
+# --- 2. venv -------------------------------------------------------------------------
+if [ -x "$VENV/bin/python" ]; then
+  say "venv: reusing $VENV"
+else
+  say "venv: creating $VENV"
+  run mkdir -p "$(dirname "$VENV")"
+  run "$PYTHON" -m venv "$VENV" || die "could not create a venv at $VENV" "apt-get install python3-venv, or pass --venv DIR"
+fi
+VPY="$VENV/bin/python"
+
+# --- 3. install ----------------------------------------------------------------------
+installed_from_repo() {
+  [ -n "$REPO" ] && [ -x "$VPY" ] && [ -x "$VENV/bin/llm-mesh" ] && [ "$(cd / && "$VPY" -c \
+    'import pathlib, LLM_Mesh; print(pathlib.Path(LLM_Mesh.__file__).resolve().parent.parent)' 2>/dev/null)" = "$REPO" ]
+}
+if [ "$SKIP_INSTALL" = 1 ]; then
+  say "install: skipped (--skip-install)"
+elif installed_from_repo; then
+  say "install: llm-mesh already installed from $REPO"
+elif [ -n "$REPO" ]; then
+  run "$VPY" -m pip install --upgrade pip >/dev/null || true
+  run "$VPY" -m pip install -e "${REPO}[node]" || die "pip install of llm-mesh failed" "read pip's message above; check your network"
+else
+  run "$VPY" -m pip install "llm-mesh[node]" || die "pip install llm-mesh failed" "read pip's message above; check your network"
+fi
+if [ "${ENGINE:-llama-cpp}" = llama-cpp ] && [ "$SKIP_INSTALL" = 0 ]; then
+  [ -n "$REPO" ] || die "llama-cpp-python must be built from a checkout" "clone the repository and run its setup-node-operator.sh"
+  run env LLM_MESH_GPU="$GPU" bash "$REPO/scripts/install-llama-cpp.sh" "$VPY" \
+    || die "building llama-cpp-python failed" "check the compiler output above; see scripts/install-llama-cpp.sh"
+fi
+
+# From a checkout the package is importable even before (or without) installing it.
+if [ -n "$REPO" ]; then export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"; fi
+if [ ! -x "$VPY" ]; then
+  [ "$DRY_RUN" = 1 ] || die "no Python in $VENV" "run again without --skip-install"
+  VPY="$PYTHON"
+fi
+
+# --- 4. hardware and models ----------------------------------------------------------
+PLAN_JSON="$("$VPY" -m LLM_Mesh.node.hardware --home "$LLM_MESH_HOME" --plan)" \
+  || die "hardware detection failed" "run: $VPY -m LLM_Mesh.node.hardware --plan"
+"$VPY" - "$PLAN_JSON" <<'PYEOF'
+import json, sys
+d = json.loads(sys.argv[1]); hw = d["hardware"]
+print(f"hardware: {hw['cpu_count']} CPUs, {hw['memory_bytes'] / 1e9:.1f} GB RAM, "
+      f"{hw['disk_free_bytes'] / 1e9:.1f} GB free disk, "
+      + (", ".join(g["name"] for g in hw["gpus"]) or "no GPU"))
+for e in d["plan"]:
+    mark = "+" if e["recommended"] else ("~" if e["fits"] else "-")
+    print(f"  {mark} {e['model']:<24} {e['reason']}")
+PYEOF
+DEFAULT_MODELS="$("$VPY" -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["default_models"]))' "$PLAN_JSON")"
+
+# --- 5. config -----------------------------------------------------------------------
+if [ -z "$MODELS" ] && [ -f "$CONFIG" ]; then
+  MODELS="$("$VPY" -c 'import sys; import tomllib if sys.version_info >= (3, 11) else tomli as tomllib; print(",".join(tomllib.load(open(sys.argv[1], "rb")).get("models", [])))' "$CONFIG" 2>/dev/null || true)"
+fi
+MODELS="$(ask "Models to host (comma-separated)" "${MODELS:-$DEFAULT_MODELS}")"
+[ -n "$MODELS" ] || die "no model fits this machine" "pass --models ID with a model you can host, or --engine sim to try the network"
+REGISTRY="$(ask "Registry URL" "${REGISTRY:-${LLM_MESH_REGISTRY_URL:-}}")"
+PORT="$(ask "Port" "${PORT:-}")"
+
+if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
+  IFS=, read -r -a MODEL_LIST <<<"$MODELS"
+  run "$VPY" -m LLM_Mesh.node.downloads --models-dir "$LLM_MESH_HOME/models" "${MODEL_LIST[@]}" \
+    || die "could not get the model files" "check the messages above; pass --models to pick others"
+fi
+
+run mkdir -p "$LLM_MESH_HOME"
+RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
+  CFG_MODELS="$MODELS" CFG_REGION="$REGION" "$VPY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
+import os, sys, tempfile, uuid, socket
+import tomli_w
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+env = os.environ
+path, dry = sys.argv[1], sys.argv[2] == "1"
+old = {}
+if os.path.exists(path):
+    try:
+        with open(path, "rb") as f:
+            old = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        sys.exit(f"existing {path} is not valid TOML ({e}); move it away and run again")
+def pick(flag, key, default):
+    return flag if flag else old.get(key, default)
+registry = pick(env["CFG_REGISTRY"], "registry_url", "http://127.0.0.1:8800").rstrip("/")
+loopback = any(h in registry for h in ("://127.", "://localhost", "://[::1]"))
+port = int(pick(env["CFG_PORT"], "port", 8801))
+host = old.get("host") or ("127.0.0.1" if loopback else "0.0.0.0")
+public = pick(env["CFG_PUBLIC_URL"], "public_url", "")
+if not public:
+    public = f"http://127.0.0.1:{port}" if loopback else f"http://{socket.getfqdn()}:{port}"
+engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
+cfg = {
+    "node_id": old.get("node_id") or f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}",
+    "host": host,
+    "port": port,
+    "public_url": public.rstrip("/"),
+    "registry_url": registry,
+    "engine": engine,
+    "models": env["CFG_MODELS"].split(","),
+    "max_concurrency": int(old.get("max_concurrency", 1)),
+    "max_queue": int(old.get("max_queue", 8)),
+}
+region = pick(env["CFG_REGION"], "region", "")
+if region:
+    cfg["region"] = region
+text = "# LLM Mesh node config, written by setup-node-operator.sh\n" + tomli_w.dumps(cfg)
+current = open(path).read() if os.path.exists(path) else None
+if current == text:
+    print("unchanged")
+elif dry:
+    print("would write:\n" + text)
+else:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".node.toml.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    print("written")
+PYEOF
+)" || die "could not write $CONFIG" "check the message above and that $LLM_MESH_HOME is writable"
+case "$RESULT" in
+  unchanged) say "config: $CONFIG unchanged" ;;
+  written) say "config: wrote $CONFIG" ;;
+  *) say "config: $RESULT" ;;
+esac
+
+# --- 6. start ------------------------------------------------------------------------
+START=("$VENV/bin/llm-mesh" node start --config "$CONFIG")
+if [ "$NO_START" = 1 ]; then
+  say "set up; start the node with: ${START[*]}"
+  exit 0
+fi
+if [ "$DRY_RUN" = 0 ] && [ ! -x "$VENV/bin/llm-mesh" ]; then
+  die "no llm-mesh command in $VENV" "run again without --skip-install"
+fi
+if [ "$SERVICE" = 1 ]; then
+  UNIT_DIR="$HOME/.config/systemd/user"
+  UNIT="$UNIT_DIR/llm-mesh-node.service"
+  UNIT_TEXT="[Unit]
+Description=LLM Mesh node
+After=network-online.target
+
+[Service]
+Environment=LLM_MESH_HOME=$LLM_MESH_HOME
+ExecStart=${START[*]}
+Restart=on-failure
+RestartSec=10
+
+[Install]
+WantedBy=default.target"
+  if [ -f "$UNIT" ] && [ "$(cat "$UNIT")" = "$UNIT_TEXT" ]; then
+    say "service: $UNIT unchanged"
+  elif [ "$DRY_RUN" = 1 ]; then
+    say "would write $UNIT"
+  else
+    mkdir -p "$UNIT_DIR"
+    tmp="$(mktemp "$UNIT_DIR/.llm-mesh-node.XXXXXX")"
+    printf '%s\n' "$UNIT_TEXT" >"$tmp" && mv "$tmp" "$UNIT"
+    say "service: wrote $UNIT"
+  fi
+  command -v systemctl >/dev/null 2>&1 || die "systemctl not found" "start the node by hand: ${START[*]}"
+  run systemctl --user daemon-reload || die "systemctl --user failed" "log in with a user session (or: loginctl enable-linger $USER)"
+  run systemctl --user enable --now llm-mesh-node.service || die "could not enable llm-mesh-node.service" "see: journalctl --user -u llm-mesh-node"
+  say "node running as a service; logs: journalctl --user -u llm-mesh-node -f"
+  exit 0
+fi
+say "starting the node: ${START[*]}"
+if [ "$DRY_RUN" = 1 ]; then exit 0; fi
+exec "${START[@]}"

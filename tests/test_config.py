@@ -1,0 +1,171 @@
+"""Settings (config.py): the one reader of the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.config import DEFAULT_REGISTRY_URL, Settings, normalize_database_url
+
+
+def test_defaults_from_empty_env() -> None:
+    s = Settings.from_env({})
+    assert s.home == Path.home() / ".llm-mesh"
+    assert s.registry_url == "http://127.0.0.1:8800" == DEFAULT_REGISTRY_URL
+    assert s.database_url is None
+    assert s.heartbeat_interval_s == 10.0
+    assert s.missed_heartbeats == 3
+    assert isinstance(s.missed_heartbeats, int)
+    assert s.health_check_interval_s == 300.0
+    assert s.request_timeout_s == 120.0
+    assert s.heartbeat_expiry_s == 30.0
+
+
+def test_from_env_reads_os_environ_by_default(tmp_path: Path) -> None:
+    # conftest points LLM_MESH_HOME at a tmp dir.
+    s = Settings.from_env()
+    assert s.home == Path(os.environ["LLM_MESH_HOME"])
+    assert s.registry_url == DEFAULT_REGISTRY_URL
+
+
+def test_from_env_reads_os_environ_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://mesh.example:9000")
+    monkeypatch.setenv("LLM_MESH_HEARTBEAT_S", "2")
+    s = Settings.from_env()
+    assert s.registry_url == "http://mesh.example:9000"
+    assert s.heartbeat_interval_s == 2.0
+
+
+def test_env_parsing(tmp_path: Path) -> None:
+    env = {
+        "LLM_MESH_HOME": str(tmp_path / "home"),
+        "LLM_MESH_REGISTRY_URL": "http://10.0.0.5:8800/",
+        "LLM_MESH_DATABASE_URL": "postgresql://u:p@db/mesh",
+        "LLM_MESH_HEARTBEAT_S": "2.5",
+        "LLM_MESH_MISSED_HEARTBEATS": "4",
+        "LLM_MESH_HEALTH_CHECK_S": "60",
+        "LLM_MESH_REQUEST_TIMEOUT_S": "30",
+    }
+    s = Settings.from_env(env)
+    assert s.home == tmp_path / "home"
+    assert s.registry_url == "http://10.0.0.5:8800"  # trailing slash dropped
+    assert s.database_url == "postgresql://u:p@db/mesh"
+    assert s.heartbeat_interval_s == 2.5
+    assert s.missed_heartbeats == 4
+    assert s.health_check_interval_s == 60.0
+    assert s.request_timeout_s == 30.0
+    assert s.heartbeat_expiry_s == 10.0
+
+
+def test_home_expands_user() -> None:
+    s = Settings.from_env({"LLM_MESH_HOME": "~/mesh-state"})
+    assert s.home == Path.home() / "mesh-state"
+
+
+def test_empty_values_mean_default() -> None:
+    env = {
+        "LLM_MESH_HOME": "",
+        "LLM_MESH_REGISTRY_URL": "",
+        "LLM_MESH_DATABASE_URL": "",
+        "LLM_MESH_HEARTBEAT_S": "",
+        "LLM_MESH_MISSED_HEARTBEATS": "",
+    }
+    s = Settings.from_env(env)
+    assert s.home == Path.home() / ".llm-mesh"
+    assert s.registry_url == DEFAULT_REGISTRY_URL
+    assert s.database_url is None
+    assert s.heartbeat_interval_s == 10.0
+    assert s.missed_heartbeats == 3
+
+
+def test_missed_heartbeats_accepts_integral_float_text() -> None:
+    assert Settings.from_env({"LLM_MESH_MISSED_HEARTBEATS": "5.0"}).missed_heartbeats == 5
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "LLM_MESH_HEARTBEAT_S",
+        "LLM_MESH_MISSED_HEARTBEATS",
+        "LLM_MESH_HEALTH_CHECK_S",
+        "LLM_MESH_REQUEST_TIMEOUT_S",
+    ],
+)
+@pytest.mark.parametrize("raw", ["ten", "1,5", "nan", "inf", "-1", "0"])
+def test_bad_numbers_raise_clear_value_error(key: str, raw: str) -> None:
+    with pytest.raises(ValueError, match=key) as info:
+        Settings.from_env({key: raw})
+    assert repr(raw) in str(info.value)
+
+
+def test_fractional_missed_heartbeats_rejected() -> None:
+    with pytest.raises(ValueError, match="LLM_MESH_MISSED_HEARTBEATS"):
+        Settings.from_env({"LLM_MESH_MISSED_HEARTBEATS": "2.5"})
+
+
+def test_overrides_win_and_none_is_ignored(tmp_path: Path) -> None:
+    env = {"LLM_MESH_REGISTRY_URL": "http://from-env:1", "LLM_MESH_HEARTBEAT_S": "7"}
+    s = Settings.from_env(
+        env,
+        registry_url=None,
+        heartbeat_interval_s=None,
+        database_url=None,
+        request_timeout_s=5.0,
+        home=tmp_path,
+    )
+    assert s.registry_url == "http://from-env:1"
+    assert s.heartbeat_interval_s == 7.0
+    assert s.database_url is None
+    assert s.request_timeout_s == 5.0
+    assert s.home == tmp_path
+
+
+def test_override_registry_url_wins_and_is_normalised() -> None:
+    s = Settings.from_env(
+        {"LLM_MESH_REGISTRY_URL": "http://from-env:1"}, registry_url="http://flag:2/"
+    )
+    assert s.registry_url == "http://flag:2"
+
+
+def test_unknown_override_is_an_error() -> None:
+    with pytest.raises(TypeError):
+        Settings.from_env({}, no_such_setting=1)
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        s.registry_url = "http://other"  # type: ignore[misc]
+
+
+def test_effective_database_url_sqlite_default(tmp_path: Path) -> None:
+    s = Settings.from_env({"LLM_MESH_HOME": str(tmp_path)})
+    url = s.effective_database_url
+    assert url == f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
+    # an absolute path gives the four-slash form SQLAlchemy wants
+    assert url.startswith("sqlite+aiosqlite:////")
+
+
+@pytest.mark.parametrize(
+    ("given", "effective"),
+    [
+        ("postgres://u:p@db:5432/mesh", "postgresql+asyncpg://u:p@db:5432/mesh"),
+        ("postgresql://u:p@db:5432/mesh", "postgresql+asyncpg://u:p@db:5432/mesh"),
+        ("postgresql+asyncpg://u@db/mesh", "postgresql+asyncpg://u@db/mesh"),
+        ("sqlite:///tmp/mesh.db", "sqlite+aiosqlite:///tmp/mesh.db"),
+        ("sqlite:////abs/mesh.db", "sqlite+aiosqlite:////abs/mesh.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ],
+)
+def test_effective_database_url_normalises(given: str, effective: str) -> None:
+    s = Settings.from_env({"LLM_MESH_DATABASE_URL": given})
+    assert s.database_url == given
+    assert s.effective_database_url == effective
+    assert normalize_database_url(given) == effective
+
+
+def test_heartbeat_expiry_is_interval_times_missed() -> None:
+    s = Settings(heartbeat_interval_s=2.0, missed_heartbeats=5)
+    assert s.heartbeat_expiry_s == 10.0

@@ -1,0 +1,190 @@
+"""``llm-mesh migrate`` backend: find model files by magic, remove only them."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh import migrate
+from LLM_Mesh.core.model_files import fake_gguf
+from LLM_Mesh.errors import InvalidRequest
+
+
+def write(p: Path, data: bytes | str) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        p.write_text(data)
+    else:
+        p.write_bytes(data)
+    return p
+
+
+def zip_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.txt", "hello")
+    return buf.getvalue()
+
+
+def safetensors_bytes() -> bytes:
+    body = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    return struct.pack("<Q", len(body)) + body + b"\0\0\0\0"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    admin = root / "LLM_Mesh" / "models" / "administrative"
+    write(admin / "deepseek-llm-67b-chat.Q2_K.gguf", fake_gguf(3, payload=os.urandom(2000)))
+    write(admin / "llama-2-70b-chat.ggmlv3.q2_K.bin", b"tjgg" + struct.pack("<I", 3) + os.urandom(1000))
+    write(admin / "qwen1.5-72b-chat-q2_k.gguf", fake_gguf(2, payload=b"x" * 100))
+    (root / "LLM_Mesh" / "models" / "worker").mkdir(parents=True)
+    write(root / "LLM_Mesh" / "mesh_manager.py", "print('code')\n")
+    # A model file under a misleading name, elsewhere.
+    write(root / "data" / "weights.dat", fake_gguf(3))
+    write(root / "data" / "model.safetensors", safetensors_bytes())
+    # Decoys: .bin / .gguf names that are not models.
+    write(root / "firmware.bin", os.urandom(4096))
+    write(root / "assets" / "archive.bin", zip_bytes())
+    write(root / "notes.gguf", "just text named like a model\n")
+    # Skipped dirs keep their model files.
+    write(root / ".git" / "objects" / "x.gguf", fake_gguf(3))
+    write(root / ".venv" / "lib" / "m.gguf", fake_gguf(3))
+    write(root / "node_modules" / "pkg" / "m.bin", fake_gguf(3))
+    write(
+        root / "docs" / "setup.md",
+        "# Setup\nPut files in LLM_Mesh/models/administrative/.\nUse qwen1.5-72b-chat-q2_k.gguf.\nOther line.\n",
+    )
+    write(root / ".gitignore", ".venv/\n*.gguf\n__pycache__/\n")
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_dry_run_finds_models_by_magic_and_changes_nothing(tree: Path) -> None:
+    before = snapshot(tree)
+    plan = migrate.scan(tree)
+    assert snapshot(tree) == before
+    found = {str(m.path.relative_to(tree)): m for m in plan.models}
+    assert set(found) == {
+        "LLM_Mesh/models/administrative/deepseek-llm-67b-chat.Q2_K.gguf",
+        "LLM_Mesh/models/administrative/llama-2-70b-chat.ggmlv3.q2_K.bin",
+        "LLM_Mesh/models/administrative/qwen1.5-72b-chat-q2_k.gguf",
+        "data/weights.dat",
+        "data/model.safetensors",
+    }
+    assert found["LLM_Mesh/models/administrative/llama-2-70b-chat.ggmlv3.q2_K.bin"].format == "ggml"
+    assert found["data/model.safetensors"].format == "safetensors"
+    assert found["data/weights.dat"].size_bytes == len(fake_gguf(3))
+    assert plan.total_bytes == sum(m.size_bytes for m in plan.models)
+    assert plan.gitignore_missing == ["LLM_Mesh/models/", "*.bin", "*.safetensors", "models/"]
+    assert [d.relative_to(tree).as_posix() for d in plan.dirs_to_remove] == [
+        "LLM_Mesh/models/administrative",
+        "LLM_Mesh/models/worker",
+        "LLM_Mesh/models",
+    ]
+    refs = {(d.path.name, d.line_no) for d in plan.doc_references}
+    assert ("setup.md", 2) in refs and ("setup.md", 3) in refs
+    assert ("setup.md", 4) not in refs
+    text = "\n".join(migrate.render_plan(plan))
+    assert "Dry run" in text and "data/weights.dat" in text
+
+
+def test_apply_removes_only_models_and_emptied_dirs(tree: Path) -> None:
+    plan = migrate.scan(tree)
+    result = migrate.apply(plan)
+    assert len(result.removed) == 5
+    assert result.freed_bytes == plan.total_bytes
+    assert not (tree / "LLM_Mesh" / "models").exists()
+    assert (tree / "LLM_Mesh" / "mesh_manager.py").exists()
+    assert (tree / "data").is_dir()  # only the models tree is pruned
+    for decoy in ("firmware.bin", "assets/archive.bin", "notes.gguf", "docs/setup.md"):
+        assert (tree / decoy).exists(), decoy
+    for kept in (".git/objects/x.gguf", ".venv/lib/m.gguf", "node_modules/pkg/m.bin"):
+        assert (tree / kept).exists(), kept
+    assert result.doc_references
+    assert "Freed" in "\n".join(migrate.render_apply(plan, result))
+
+
+def test_models_tree_with_other_files_keeps_them(tree: Path) -> None:
+    write(tree / "LLM_Mesh" / "models" / "README.md", "keep me\n")
+    migrate.apply(migrate.scan(tree))
+    assert (tree / "LLM_Mesh" / "models" / "README.md").exists()
+    assert not (tree / "LLM_Mesh" / "models" / "administrative").exists()
+
+
+def test_gitignore_no_duplicates_and_idempotent(tree: Path) -> None:
+    migrate.apply(migrate.scan(tree))
+    lines = (tree / ".gitignore").read_text().splitlines()
+    assert lines[:3] == [".venv/", "*.gguf", "__pycache__/"]
+    assert migrate.GITIGNORE_COMMENT in lines
+    for entry in migrate.GITIGNORE_LINES:
+        assert lines.count(entry) == 1, entry
+    first = (tree / ".gitignore").read_text()
+    plan2 = migrate.scan(tree)
+    assert plan2.models == [] and plan2.gitignore_missing == [] and plan2.nothing_to_do
+    result2 = migrate.apply(plan2)
+    assert result2.removed == [] and result2.gitignore_added == []
+    assert (tree / ".gitignore").read_text() == first
+
+
+def test_gitignore_created_when_missing(tmp_path: Path) -> None:
+    added = migrate.update_gitignore(tmp_path)
+    assert added == list(migrate.GITIGNORE_LINES)
+    assert (tmp_path / ".gitignore").read_text().splitlines() == [
+        migrate.GITIGNORE_COMMENT,
+        *migrate.GITIGNORE_LINES,
+    ]
+
+
+def test_verify_fails_before_and_passes_after(tree: Path) -> None:
+    before = migrate.verify(tree)
+    assert not before.ok and len(before.models) == 5
+    assert "Model file left" in "\n".join(migrate.render_verify(before))
+    migrate.apply(migrate.scan(tree))
+    after = migrate.verify(tree)
+    assert after.ok, after
+    assert "OK" in migrate.render_verify(after)[0]
+
+
+def test_verify_flags_large_leftovers(tree: Path) -> None:
+    big = tree / "dump.tar"
+    with big.open("wb") as f:  # sparse: no real GB written
+        f.truncate(migrate.GB)
+    res = migrate.verify(tree)
+    assert (big, migrate.GB) in res.large_files
+    assert not migrate.verify(tree, large_bytes=migrate.GB + 1).large_files
+
+
+def test_file_changed_since_scan_is_left_alone(tree: Path) -> None:
+    plan = migrate.scan(tree)
+    target = tree / "data" / "weights.dat"
+    target.write_bytes(b"now a text file\n")
+    result = migrate.apply(plan)
+    assert target.exists()
+    assert any("weights.dat" in s for s in result.skipped)
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside" / "real.gguf", fake_gguf(3))
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "link.gguf").symlink_to(outside)
+    (root / "linkdir").symlink_to(outside.parent)
+    plan = migrate.scan(root)
+    assert plan.models == []
+    migrate.apply(plan)
+    assert outside.exists()
+
+
+def test_not_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match="not a directory"):
+        migrate.scan(tmp_path / "missing")
