@@ -200,7 +200,10 @@ DEFAULT_MODELS="$("$VPY" -c 'import json,sys; print(",".join(json.loads(sys.argv
 
 # --- 5. config -----------------------------------------------------------------------
 if [ -z "$MODELS" ] && [ -f "$CONFIG" ]; then
-  MODELS="$("$VPY" -c 'import sys; import tomllib if sys.version_info >= (3, 11) else tomli as tomllib; print(",".join(tomllib.load(open(sys.argv[1], "rb")).get("models", [])))' "$CONFIG" 2>/dev/null || true)"
+  MODELS="$("$VPY" -c 'import sys
+try: import tomllib
+except ImportError: import tomli as tomllib
+print(",".join(tomllib.load(open(sys.argv[1], "rb")).get("models", [])))' "$CONFIG" 2>/dev/null || true)"
 fi
 MODELS="$(ask "Models to host (comma-separated)" "${MODELS:-$DEFAULT_MODELS}")"
 [ -n "$MODELS" ] || die "no model fits this machine" "pass --models ID with a model you can host, or --engine sim to try the network"

@@ -71,6 +71,10 @@ class MeshClient:
             raise _unreachable(self.base_url, exc) from exc
         except httpx.TimeoutException as exc:
             raise UpstreamError(f"the registry at {self.base_url} timed out on {path}") from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(
+                f"the connection to {self.base_url} failed on {path}: {type(exc).__name__}: {exc}"
+            ) from exc
         raise_for_error(r)
         if r.status_code == 204 or not r.content:
             return None

@@ -37,7 +37,13 @@ from LLM_Mesh.client import MeshClient, fetch_json_sync
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
 from LLM_Mesh.core.tasks import rank_models_for_task
-from LLM_Mesh.errors import MeshError, ModelNotFound, ModelUnavailable, RegistryUnreachable
+from LLM_Mesh.errors import (
+    InvalidRequest,
+    MeshError,
+    ModelNotFound,
+    ModelUnavailable,
+    RegistryUnreachable,
+)
 
 __all__ = [
     "DistributedModelRegistry",
@@ -364,7 +370,7 @@ async def get_model_response(
     model of the same specialty.
     """
     if not prompt:
-        raise MeshError("get_model_response needs a non-empty prompt")
+        raise InvalidRequest("get_model_response needs a non-empty prompt", param="prompt")
     return await model_registry.get_response(model_name, prompt, task_type, **options)
 
 
@@ -372,7 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m LLM_Mesh.distributed_models``: print the network's status."""
     from LLM_Mesh.cli.render import print_status
 
-    registry = DistributedModelRegistry(Settings.from_env())
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"LLM Mesh: bad setting: {exc}", file=sys.stderr)
+        return 1
+    registry = DistributedModelRegistry(settings)
     try:
         info = registry.get_model_info()
     except RegistryUnreachable as exc:

@@ -73,7 +73,12 @@ def test_to_openai_param_defaults_to_none_and_message_is_str() -> None:
     assert str(exc) == "bad"
     assert exc.message == "bad"
     assert exc.to_openai() == {
-        "error": {"message": "bad", "type": "invalid_request_error", "param": None, "code": "invalid_request"}
+        "error": {
+            "message": "bad",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_request",
+        }
     }
 
 
@@ -146,7 +151,9 @@ def test_round_trip_overloaded_retry_after() -> None:
 
 
 def test_round_trip_model_unavailable_without_extras_uses_defaults() -> None:
-    body = {"error": {"message": "down", "type": "service_unavailable", "code": "model_unavailable"}}
+    body = {
+        "error": {"message": "down", "type": "service_unavailable", "code": "model_unavailable"}
+    }
     rebuilt = error_from_payload(503, body)
     assert isinstance(rebuilt, ModelUnavailable)
     assert rebuilt.available == []

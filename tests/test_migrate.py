@@ -42,7 +42,10 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     admin = root / "LLM_Mesh" / "models" / "administrative"
     write(admin / "deepseek-llm-67b-chat.Q2_K.gguf", fake_gguf(3, payload=os.urandom(2000)))
-    write(admin / "llama-2-70b-chat.ggmlv3.q2_K.bin", b"tjgg" + struct.pack("<I", 3) + os.urandom(1000))
+    write(
+        admin / "llama-2-70b-chat.ggmlv3.q2_K.bin",
+        b"tjgg" + struct.pack("<I", 3) + os.urandom(1000),
+    )
     write(admin / "qwen1.5-72b-chat-q2_k.gguf", fake_gguf(2, payload=b"x" * 100))
     (root / "LLM_Mesh" / "models" / "worker").mkdir(parents=True)
     write(root / "LLM_Mesh" / "mesh_manager.py", "print('code')\n")

@@ -66,7 +66,7 @@ class Decision:
 class RoutingPolicy:
     scoring: ScoringPolicy = field(default_factory=ScoringPolicy)
     ejection: EjectionPolicy = field(default_factory=EjectionPolicy)
-    choices: int = 2
+    choices: int = 4  # best of 4 measured better than 2 (benchmarks/RESULTS-routing.md)
     max_draws: int = 16
 
     def __post_init__(self) -> None:

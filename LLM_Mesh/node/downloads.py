@@ -73,6 +73,14 @@ def _check_header(path: Path) -> None:
         check_gguf_header(f.read(HEAD_BYTES))
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _discard(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
 def part_path(dest: Path) -> Path:
     return dest.with_suffix(dest.suffix + ".part")
 
@@ -81,12 +89,12 @@ async def _verify_and_finish(part: Path, dest: Path, sha256: str | None, url: st
     try:
         _check_header(part)
     except ValueError as e:
-        part.unlink(missing_ok=True)
+        _discard(part)
         raise DownloadError(f"{url} is not a usable model file: {e}") from None
     if sha256 is not None:
         got = await asyncio.to_thread(file_sha256, part)
         if got != sha256.lower():
-            part.unlink(missing_ok=True)
+            _discard(part)
             raise DownloadError(
                 f"sha256 mismatch for {url}: expected {sha256.lower()}, got {got}; "
                 "the partial file was deleted, download again"
@@ -99,7 +107,7 @@ async def _fetch_once(
     url: str, part: Path, client: httpx.AsyncClient, progress: Progress | None
 ) -> None:
     """Bring ``part`` up to the full file, resuming from its current size."""
-    offset = part.stat().st_size if part.exists() else 0
+    offset = _size(part)
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     async with client.stream("GET", url, headers=headers) as resp:
         if resp.status_code == 416 and offset:
@@ -107,7 +115,7 @@ async def _fetch_once(
         if resp.status_code == 206 and offset:
             m = _CONTENT_RANGE.fullmatch(resp.headers.get("content-range", "").strip())
             if m is None or int(m.group(1)) != offset:
-                part.unlink(missing_ok=True)
+                _discard(part)
                 raise _Transient("the server answered a different range; starting over")
             total = None if m.group(3) == "*" else int(m.group(3))
             mode = "ab"
@@ -162,7 +170,7 @@ async def download_model(
         except (httpx.TransportError, _Transient) as e:
             attempt += 1
             if attempt > retries:
-                have = part.stat().st_size if part.exists() else 0
+                have = _size(part)
                 raise DownloadError(
                     f"download of {url} interrupted ({e}); {have} bytes kept in {part}, "
                     "run again to resume"
@@ -198,14 +206,10 @@ def add_local_model(path: Path, models_dir: Path, name: str | None = None) -> Mo
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / file_name
     digest = file_sha256(path)
-    same = target.exists() and (
-        target.resolve() == path.resolve() or file_sha256(target) == digest
-    )
+    same = target.exists() and (target.resolve() == path.resolve() or file_sha256(target) == digest)
     if not same:
         _link_or_copy(path, target)
-    return ModelFile(
-        name=file_name, path=target, sha256=digest, size_bytes=target.stat().st_size
-    )
+    return ModelFile(name=file_name, path=target, sha256=digest, size_bytes=target.stat().st_size)
 
 
 async def ensure_catalog_model(

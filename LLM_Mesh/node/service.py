@@ -117,6 +117,7 @@ class NodeService:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         minute_of_day: Callable[[], int] = _minute_now,
+        hardware: Hardware | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -136,7 +137,7 @@ class NodeService:
         self.requests_served = 0
         self.requests_failed = 0
         self.tokens_generated = 0
-        self._hardware: Hardware | None = None
+        self._hardware: Hardware | None = hardware
 
     @property
     def engine(self) -> Engine:
@@ -162,7 +163,8 @@ class NodeService:
                 build_engine, self.config, self.settings, self._client
             )
         await self._engine.start()
-        self._hardware = await asyncio.to_thread(detect_hardware_safely, self.settings.home)
+        if self._hardware is None:
+            self._hardware = await asyncio.to_thread(detect_hardware_safely, self.settings.home)
         self.started_at = self.clock()
         self.started = True
         if self.config.register:

@@ -28,7 +28,9 @@ def safetensors_bytes(meta: dict[str, object]) -> bytes:
 def test_gguf_versions_detected_and_parsed(version: int) -> None:
     head = fake_gguf(version, tensors=7, kvs=11)
     assert detect_model_format(head) == "gguf"
-    assert check_gguf_header(head) == GGUFHeader(version=version, tensor_count=7, metadata_kv_count=11)
+    assert check_gguf_header(head) == GGUFHeader(
+        version=version, tensor_count=7, metadata_kv_count=11
+    )
 
 
 def test_gguf_v1_uses_32_bit_counts() -> None:

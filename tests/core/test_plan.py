@@ -65,7 +65,9 @@ def test_demand_ranks_underserved_first() -> None:
     hw = Hardware(memory_bytes=64 * GB, disk_free_bytes=BIG_DISK)
     demand = {
         "gemma-3-270m": ModelDemand("gemma-3-270m", 0, 0, nodes_serving=50),
-        "mistral-7b": ModelDemand("mistral-7b", requests_waiting=10, requests_refused=5, nodes_serving=2),
+        "mistral-7b": ModelDemand(
+            "mistral-7b", requests_waiting=10, requests_refused=5, nodes_serving=2
+        ),
         "code-llama-7b": ModelDemand("code-llama-7b", 0, 0, nodes_serving=0),
     }
     entries = plan_models(hw, demand=demand)

@@ -32,7 +32,10 @@ def registration(**kw: Any) -> dict[str, Any]:
 
 
 def chat(**kw: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+    body: dict[str, Any] = {
+        "model": "gemma-3-270m",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     body.update(kw)
     return body
 
@@ -158,7 +161,9 @@ def test_model_required_non_empty() -> None:
         ChatCompletionRequest.model_validate(chat(model=""))
 
 
-@pytest.mark.parametrize(("field", "bad"), [("temperature", -0.1), ("temperature", 2.1), ("top_p", 0), ("n", 2)])
+@pytest.mark.parametrize(
+    ("field", "bad"), [("temperature", -0.1), ("temperature", 2.1), ("top_p", 0), ("n", 2)]
+)
 def test_sampling_bounds(field: str, bad: float) -> None:
     with pytest.raises(ValidationError):
         ChatCompletionRequest.model_validate(chat(**{field: bad}))
@@ -173,7 +178,9 @@ def test_effective_max_tokens() -> None:
         ).effective_max_tokens(64)
         == 20
     )
-    assert CompletionRequest.model_validate({"model": "m", "prompt": "p"}).effective_max_tokens(7) == 7
+    assert (
+        CompletionRequest.model_validate({"model": "m", "prompt": "p"}).effective_max_tokens(7) == 7
+    )
 
 
 def test_stop_list() -> None:
@@ -184,7 +191,10 @@ def test_stop_list() -> None:
 
 def test_message_text_from_parts() -> None:
     m = ChatMessage.model_validate(
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}, {"text": "b"}]}
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "a"}, {"type": "image_url"}, {"text": "b"}],
+        }
     )
     assert m.text() == "ab"
     assert ChatMessage.model_validate({"role": "assistant", "content": None}).text() == ""

@@ -27,12 +27,16 @@ def best(task: str | None, *ids: str) -> str:
     return rank_models_for_task(task, specs(*ids))[0].id
 
 
-@pytest.mark.parametrize("order", [("gemma-3-270m", "code-llama-7b"), ("code-llama-7b", "gemma-3-270m")])
+@pytest.mark.parametrize(
+    "order", [("gemma-3-270m", "code-llama-7b"), ("code-llama-7b", "gemma-3-270m")]
+)
 def test_debug_prefers_code_llama_over_gemma(order: tuple[str, str]) -> None:
     assert best("debug", *order) == "code-llama-7b"
 
 
-@pytest.mark.parametrize("order", [("gemma-3-270m", "code-llama-7b"), ("code-llama-7b", "gemma-3-270m")])
+@pytest.mark.parametrize(
+    "order", [("gemma-3-270m", "code-llama-7b"), ("code-llama-7b", "gemma-3-270m")]
+)
 def test_python_prefers_code_llama_over_gemma(order: tuple[str, str]) -> None:
     assert best("python", *order) == "code-llama-7b"
 

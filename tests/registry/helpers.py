@@ -158,13 +158,13 @@ class FakeNodes:
         return httpx.Response(200, json=chat_answer(model, node.node_id))
 
 
-def registration(
-    node_id: str, models: list[str] | None = None, **extra: Any
-) -> dict[str, Any]:
+def registration(node_id: str, models: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     return {
         "node_id": node_id,
         "url": f"http://{node_id}:8801",
-        "models": [{"id": m, "engine": "sim", "simulated": True} for m in (models or ["gemma-3-270m"])],
+        "models": [
+            {"id": m, "engine": "sim", "simulated": True} for m in (models or ["gemma-3-270m"])
+        ],
         "max_concurrency": 2,
         "max_queue": 4,
         **extra,

@@ -36,7 +36,10 @@ async def mesh(tmp_path: Path) -> Any:
         (json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), "model"),
         (json.dumps({"model": "gemma-3-270m"}).encode(), "messages"),
         (json.dumps(chat(messages=[])).encode(), "messages"),
-        (json.dumps(chat(messages=[{"role": "wizard", "content": "x"}])).encode(), "messages.0.role"),
+        (
+            json.dumps(chat(messages=[{"role": "wizard", "content": "x"}])).encode(),
+            "messages.0.role",
+        ),
         (json.dumps(chat(temperature=5)).encode(), "temperature"),
         (json.dumps(chat(max_tokens=0)).encode(), "max_tokens"),
         (json.dumps(chat(n=3)).encode(), "n"),
@@ -76,7 +79,9 @@ async def test_unknown_model_is_404_listing_models(mesh: Harness) -> None:
 
 
 async def test_context_too_long_is_400_before_any_node(mesh: Harness) -> None:
-    r = await mesh.client.post(CHAT, json=chat(max_tokens=32_768, messages=[{"role": "user", "content": "x" * 600}]))
+    r = await mesh.client.post(
+        CHAT, json=chat(max_tokens=32_768, messages=[{"role": "user", "content": "x" * 600}])
+    )
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "context_length_exceeded"
     assert mesh.nodes.calls() == 0
@@ -194,7 +199,11 @@ async def test_node_4xx_passes_through(mesh: Harness) -> None:
 
 @pytest.mark.parametrize(
     ("behavior", "status", "code"),
-    [("500", 502, "upstream_error"), ("connect_error", 502, "upstream_error"), ("timeout", 504, "upstream_timeout")],
+    [
+        ("500", 502, "upstream_error"),
+        ("connect_error", 502, "upstream_error"),
+        ("timeout", 504, "upstream_timeout"),
+    ],
 )
 async def test_node_failure_is_clear_error_and_marks_node(
     mesh: Harness, behavior: str, status: int, code: str

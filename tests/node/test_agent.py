@@ -1,0 +1,206 @@
+"""Registration + heartbeat agent, against httpx.MockTransport (no sockets, no real time)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from LLM_Mesh.core.schemas import Heartbeat, HostedModel, NodeRegistration, NodeState
+from LLM_Mesh.node.agent import Backoff, NodeAgent
+
+REG = "http://registry.test"
+
+
+class FakeRegistry:
+    """Records calls; ``down`` makes it unreachable; ``forget()`` drops the node."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, object] | None]] = []
+        self.known: set[str] = set()
+        self.down = False
+
+    def forget(self) -> None:
+        self.known.clear()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.calls.append((request.method, request.url.path, body))
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        path = request.url.path
+        if request.method == "POST" and path == "/mesh/nodes":
+            reg = NodeRegistration.model_validate(body)
+            self.known.add(reg.node_id)
+            return httpx.Response(
+                200, json={"node_id": reg.node_id, "heartbeat_interval_s": 7.0}
+            )
+        if request.method == "POST" and path.endswith("/heartbeat"):
+            node_id = path.split("/")[3]
+            Heartbeat.model_validate(body)
+            if node_id not in self.known:
+                err = {"message": "unknown", "type": "invalid_request_error", "code": "unknown_node"}
+                return httpx.Response(404, json={"error": err})
+            return httpx.Response(200, json={"ok": True})
+        if request.method == "DELETE":
+            self.known.discard(path.split("/")[3])
+            return httpx.Response(204)
+        return httpx.Response(500)
+
+    def paths(self) -> list[str]:
+        return [f"{m} {p}" for m, p, _ in self.calls]
+
+
+def make_agent(
+    registry: FakeRegistry, sleep: Callable[[float], object] | None = None, **kw: object
+) -> NodeAgent:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(registry))
+
+    def registration() -> NodeRegistration:
+        return NodeRegistration(
+            node_id="node-a", url="http://127.0.0.1:8801", models=[HostedModel(id="m")]
+        )
+
+    async def default_sleep(_s: float) -> None:
+        await asyncio.sleep(0)
+
+    return NodeAgent(
+        client=client,
+        registry_url=REG,
+        node_id="node-a",
+        registration=registration,
+        heartbeat=lambda: Heartbeat(in_flight=1, queued=2, state=NodeState.ONLINE),
+        interval_s=10.0,
+        sleep=sleep or default_sleep,  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_registers_then_heartbeats() -> None:
+    reg = FakeRegistry()
+    agent = make_agent(reg)
+    assert await agent.step() == 7.0  # the registry's interval is adopted
+    assert agent.registered
+    assert await agent.step() == 7.0
+    assert reg.paths() == ["POST /mesh/nodes", "POST /mesh/nodes/node-a/heartbeat"]
+    hb = reg.calls[1][2]
+    assert hb is not None and hb["in_flight"] == 1 and hb["queued"] == 2
+    assert agent.heartbeats_sent == 1
+
+
+async def test_registry_down_backs_off_capped_and_never_raises() -> None:
+    reg = FakeRegistry()
+    reg.down = True
+    agent = make_agent(reg, backoff=Backoff(initial_s=1, factor=2, cap_s=5))
+    delays = [await agent.step() for _ in range(5)]
+    assert delays == [1, 2, 4, 5, 5]
+    assert not agent.registered and "unreachable" in (agent.last_error or "")
+    reg.down = False
+    assert await agent.step() == 7.0
+    assert agent.registered and agent.backoff.failures == 0
+
+
+async def test_unknown_node_reregisters_at_once() -> None:
+    reg = FakeRegistry()
+    agent = make_agent(reg)
+    await agent.step()
+    reg.forget()
+    assert await agent.step() == 7.0
+    assert reg.paths()[-2:] == ["POST /mesh/nodes/node-a/heartbeat", "POST /mesh/nodes"]
+    assert agent.registered and agent.registrations == 2
+
+
+async def test_heartbeat_failure_keeps_registration() -> None:
+    reg = FakeRegistry()
+    agent = make_agent(reg)
+    await agent.step()
+    reg.down = True
+    assert await agent.step() == 7.0
+    assert agent.registered and agent.last_error
+
+
+async def test_stop_deregisters_best_effort() -> None:
+    reg = FakeRegistry()
+    agent = make_agent(reg)
+    await agent.step()
+    await agent.stop()
+    assert reg.paths()[-1] == "DELETE /mesh/nodes/node-a"
+    assert not agent.registered
+    # a registry that is gone by then does not make stop() fail
+    agent2 = make_agent(reg)
+    await agent2.step()
+    reg.down = True
+    await agent2.stop()
+
+
+async def test_run_loop_with_fake_sleep_and_wake() -> None:
+    reg = FakeRegistry()
+    delays: list[float] = []
+    resume = asyncio.Event()
+
+    async def sleep(s: float) -> None:
+        delays.append(s)
+        await resume.wait()  # "time" only passes when the test says so
+
+    agent = make_agent(reg, sleep=sleep)
+    agent.start()
+    while not delays:
+        await asyncio.sleep(0)
+    assert agent.registered and delays == [7.0]
+    agent.wake()  # state changed: heartbeat now, not in 7 s
+    while len(delays) < 2:
+        await asyncio.sleep(0)
+    assert reg.paths()[-1] == "POST /mesh/nodes/node-a/heartbeat"
+    await agent.stop()
+    assert reg.paths()[-1] == "DELETE /mesh/nodes/node-a"
+
+
+async def test_run_survives_unexpected_errors() -> None:
+    reg = FakeRegistry()
+    calls = 0
+
+    def registration() -> NodeRegistration:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+        if len(slept) >= 3:
+            await asyncio.Event().wait()
+
+    agent = make_agent(reg, sleep=sleep)
+    agent._registration = registration
+    agent.start()
+    while len(slept) < 3:
+        await asyncio.sleep(0)
+    assert calls == 3 and "boom" in (agent.last_error or "")
+    await agent.stop()
+
+
+def test_backoff() -> None:
+    b = Backoff(initial_s=0.5, factor=3, cap_s=10)
+    assert [b.next_delay() for _ in range(5)] == [0.5, 1.5, 4.5, 10, 10]
+    b.reset()
+    assert b.next_delay() == 0.5
+
+
+@pytest.mark.parametrize("status", [400, 500])
+async def test_refused_registration_is_logged(status: int) -> None:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(status)))
+    agent = NodeAgent(
+        client=client,
+        registry_url=REG,
+        node_id="n",
+        registration=lambda: NodeRegistration(
+            node_id="n", url="http://x:1", models=[HostedModel(id="m")]
+        ),
+        heartbeat=Heartbeat,
+    )
+    assert not await agent.register()
+    assert str(status) in (agent.last_error or "")

@@ -1,0 +1,345 @@
+"""The node's HTTP app: OpenAI endpoints, SSE, errors, admission, /mesh endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.schemas import MeshMeta
+from LLM_Mesh.node.app import create_node_app
+from LLM_Mesh.node.service import NodeService
+from tests.node.conftest import MODEL, asgi_client, no_sleep, sim_engine, started_service
+
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 20}
+COMPLETION = {"model": MODEL, "prompt": "def fibonacci(n):", "max_tokens": 12}
+
+
+def sse_events(text: str) -> list[Any]:
+    """``data:`` payloads of an SSE body, JSON-decoded except ``[DONE]``."""
+    out: list[Any] = []
+    for block in text.split("\n\n"):
+        block = block.strip()
+        if not block:
+            continue
+        assert block.startswith("data: "), block
+        data = block[len("data: ") :]
+        out.append(data if data == "[DONE]" else json.loads(data))
+    return out
+
+
+async def test_models_lists_the_engine_models(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/models")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "list"
+    (m,) = body["data"]
+    assert m["id"] == MODEL and m["object"] == "model"
+    assert m["mesh"]["simulated"] is True and m["mesh"]["context_length"] == 32768
+
+
+async def test_chat_answer_has_usage_and_mesh(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/chat/completions", json=CHAT, headers={"X-Mesh-Request-Id": "r1"})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-mesh-node"] == "node-test"
+    body = r.json()
+    assert body["object"] == "chat.completion"
+    choice = body["choices"][0]
+    assert choice["message"]["role"] == "assistant" and choice["message"]["content"]
+    assert choice["finish_reason"] in ("stop", "length")
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert 0 < usage["completion_tokens"] <= 20
+    mesh = MeshMeta.model_validate(body["mesh"])
+    assert mesh.node_id == "node-test" and mesh.model == MODEL
+    assert mesh.engine == "sim" and mesh.simulated is True
+    assert mesh.request_id == "r1"
+    assert mesh.completion_tokens == usage["completion_tokens"]
+    assert mesh.latency_ms is not None and mesh.ttft_ms is not None
+
+
+async def test_completion_answer_and_echo(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/completions", json=COMPLETION)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "text_completion"
+    text = body["choices"][0]["text"]
+    assert text
+    r2 = await client.post("/v1/completions", json={**COMPLETION, "echo": True})
+    assert r2.json()["choices"][0]["text"] == COMPLETION["prompt"] + text
+
+
+async def test_chat_stream_matches_the_whole_answer(client: httpx.AsyncClient) -> None:
+    whole = (await client.post("/v1/chat/completions", json=CHAT)).json()
+    r = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    last = chunks[-1]
+    assert last["choices"] == [] and "usage" in last and last["mesh"]["simulated"] is True
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == whole["choices"][0]["message"]["content"]
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert finishes[-1] == whole["choices"][0]["finish_reason"]
+    assert last["usage"] == whole["usage"]
+
+
+async def test_completion_stream(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/completions", json={**COMPLETION, "stream": True})
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]"
+    assert {e["object"] for e in events[:-1]} == {"text_completion"}
+    final = events[-2]
+    assert final["choices"] == [] and final["usage"]["completion_tokens"] > 0
+    assert final["mesh"]["node_id"] == "node-test"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b"{not json", None),
+        (b"[1, 2]", None),
+        (b'"text"', None),
+        (json.dumps({"model": MODEL, "messages": []}).encode(), "messages"),
+        (json.dumps({"model": MODEL, "messages": "hi"}).encode(), "messages"),
+        (json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), "model"),
+        (json.dumps({**CHAT, "max_tokens": 10**9}).encode(), "max_tokens"),
+        (json.dumps({**CHAT, "max_tokens": 0}).encode(), "max_tokens"),
+        (json.dumps({**CHAT, "temperature": "hot"}).encode(), "temperature"),
+        (json.dumps({**CHAT, "n": 3}).encode(), "n"),
+        (json.dumps({"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]}).encode(),
+         "messages.0.role"),
+    ],
+)  # fmt: skip
+async def test_bad_chat_bodies_are_400_naming_the_problem(
+    client: httpx.AsyncClient, body: bytes, param: str | None
+) -> None:
+    r = await client.post(
+        "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error"
+    assert err["message"]
+    if param is not None:
+        assert err["param"] == param
+        assert param.split(".")[0] in err["message"]
+
+
+async def test_bad_completion_bodies_are_400(client: httpx.AsyncClient) -> None:
+    for body in ({"model": MODEL}, {"model": MODEL, "prompt": ["a", "b"]}, {"model": MODEL, "prompt": 5}):
+        r = await client.post("/v1/completions", json=body)
+        assert r.status_code == 400, (body, r.text)
+
+
+async def test_unknown_model_is_404_listing_models(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/chat/completions", json={**CHAT, "model": "mistral-7b"})
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["code"] == "model_not_found" and err["available"] == [MODEL]
+    assert MODEL in err["message"]
+
+
+async def test_context_too_long_is_400(settings: Settings) -> None:
+    svc = await started_service(settings, sim_engine(context_length=64))
+    async with asgi_client(svc) as c:
+        r = await c.post("/v1/chat/completions", json={**CHAT, "max_tokens": 100})
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == "context_length_exceeded"
+        long = {"model": MODEL, "prompt": "word " * 400, "max_tokens": 8}
+        r = await c.post("/v1/completions", json=long)
+        assert r.json()["error"]["code"] == "context_length_exceeded"
+    await svc.stop()
+
+
+async def test_engine_failure_is_500_in_openai_shape(settings: Settings) -> None:
+    svc = await started_service(settings, sim_engine(failure_rate=1.0))
+    async with asgi_client(svc) as c:
+        r = await c.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code == 500
+        assert r.json()["error"]["code"] == "engine_error"
+        r = await c.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert r.status_code == 500  # failed before the first token: a plain error
+    assert svc.admission.in_flight == 0 and svc.requests_failed == 2
+    await svc.stop()
+
+
+async def test_failure_mid_stream_ends_with_an_error_event(settings: Settings) -> None:
+    svc = await started_service(settings, sim_engine(failure_rate=1.0, fail_after_tokens=3))
+    async with asgi_client(svc) as c:
+        r = await c.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200
+    events = sse_events(r.text)
+    assert "[DONE]" not in events
+    assert events[-1]["error"]["code"] == "engine_error"
+    assert svc.admission.in_flight == 0
+    await svc.stop()
+
+
+class Gate:
+    """A sim ``sleep`` that blocks until opened."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+
+    async def __call__(self, _s: float) -> None:
+        await self.open.wait()
+
+
+async def test_full_queue_is_429_with_retry_after(settings: Settings) -> None:
+    gate = Gate()
+    svc = await started_service(settings, sim_engine(sleep=gate), max_concurrency=1, max_queue=1)
+    async with asgi_client(svc) as c:
+        first = asyncio.create_task(c.post("/v1/chat/completions", json=CHAT))
+        second = asyncio.create_task(c.post("/v1/chat/completions", json=CHAT))
+        while not (svc.admission.in_flight == 1 and svc.admission.queued == 1):
+            await asyncio.sleep(0.001)
+        health = (await c.get("/mesh/health")).json()
+        assert (health["in_flight"], health["queued"]) == (1, 1)
+        r = await c.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code == 429
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == "overloaded"
+        gate.open.set()
+        assert (await first).status_code == 200
+        assert (await second).status_code == 200
+    assert svc.admission.idle
+    await svc.stop()
+
+
+async def test_pause_resume_drain(client: httpx.AsyncClient, service: NodeService) -> None:
+    r = await client.post("/mesh/admin/pause")
+    assert r.json()["state"] == "paused"
+    r = await client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+    assert (await client.post("/mesh/admin/resume")).json()["state"] == "online"
+    assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+    assert (await client.post("/mesh/admin/drain")).json()["state"] == "draining"
+    assert (await client.get("/mesh/health")).json()["state"] == "draining"
+    assert (await client.post("/v1/completions", json=COMPLETION)).status_code == 503
+    assert (await client.post("/mesh/admin/explode")).status_code == 400
+
+
+async def test_admin_only_from_loopback(service: NodeService) -> None:
+    async with asgi_client(service, client=("203.0.113.7", 5555)) as c:
+        r = await c.post("/mesh/admin/pause")
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "forbidden"
+    assert service.state.value == "online"
+
+
+async def test_health_and_info(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/chat/completions", json=CHAT)
+    health = (await client.get("/mesh/health")).json()
+    assert health == {
+        "status": "ok",
+        "state": "online",
+        "in_flight": 0,
+        "queued": 0,
+        "models": [MODEL],
+        "node_id": "node-test",
+    }
+    info = (await client.get("/mesh/info")).json()
+    assert info["node_id"] == "node-test" and info["engine"] == "sim" and info["simulated"]
+    assert info["hardware"]["cpu_count"] == 4
+    assert info["requests_served"] == 1 and info["tokens_generated"] > 0
+    assert info["uptime_s"] >= 0
+
+
+async def test_unknown_path_is_openai_shaped(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/nothing")
+    assert r.status_code == 404 and "error" in r.json()
+
+
+def _scope(path: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"node.test"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1111),
+        "server": ("node.test", 80),
+    }
+
+
+async def _drive_until_gone(app: Any, path: str, body: dict[str, Any], gone_after: Any) -> int:
+    """Call the ASGI app directly; the client disconnects once ``gone_after()`` is true."""
+    disconnect = asyncio.Event()
+    state = {"sent": False, "chunks": 0}
+
+    async def receive() -> dict[str, Any]:
+        if not state["sent"]:
+            state["sent"] = True
+            return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            state["chunks"] += 1
+
+    async def watch() -> None:
+        while not gone_after(state["chunks"]):
+            await asyncio.sleep(0.001)
+        disconnect.set()
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.wait_for(app(_scope(path), receive, send), 10)
+    watcher.cancel()
+    return int(state["chunks"])
+
+
+async def _tiny_sleep(_s: float) -> None:
+    await asyncio.sleep(0.001)
+
+
+async def test_client_gone_mid_stream_stops_generation(settings: Settings) -> None:
+    engine = sim_engine(answer_tokens=100_000, sleep=_tiny_sleep)
+    svc = await started_service(settings, engine)
+    app = create_node_app(svc)
+    body = {**CHAT, "stream": True, "max_tokens": 30_000}
+    await _drive_until_gone(app, "/v1/chat/completions", body, lambda chunks: chunks >= 10)
+    emitted = engine.tokens_emitted
+    await asyncio.sleep(0.05)
+    assert engine.tokens_emitted == emitted, "generation went on after the client left"
+    assert emitted < 1000
+    assert svc.admission.in_flight == 0
+    await svc.stop()
+
+
+async def test_client_gone_during_a_whole_answer_stops_generation(settings: Settings) -> None:
+    engine = sim_engine(answer_tokens=100_000, sleep=_tiny_sleep)
+    svc = await started_service(settings, engine)
+    app = create_node_app(svc)
+    body = {**CHAT, "max_tokens": 30_000}
+    await _drive_until_gone(app, "/v1/chat/completions", body, lambda _c: engine.tokens_emitted > 5)
+    emitted = engine.tokens_emitted
+    await asyncio.sleep(0.05)
+    assert engine.tokens_emitted == emitted
+    assert svc.admission.in_flight == 0
+    await svc.stop()
+
+
+async def test_lifespan_starts_and_stops_the_service(tmp_path: Path) -> None:
+    from tests.node.conftest import node_config
+
+    svc = NodeService(node_config(), Settings(home=tmp_path), engine=sim_engine(sleep=no_sleep))
+    app = create_node_app(svc)
+    async with app.router.lifespan_context(app):
+        assert svc.started
+    assert not svc.started

@@ -1,0 +1,107 @@
+"""NodeConfig: validation, TOML round trip, atomic save, the persisted node id, hours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.node.config import (
+    NodeConfig,
+    load_node_config,
+    parse_hours,
+    resolve_node_id,
+    save_node_config,
+    within_hours,
+)
+
+
+def test_defaults() -> None:
+    cfg = NodeConfig()
+    assert (cfg.host, cfg.port, cfg.engine, cfg.models) == (
+        "127.0.0.1",
+        8801,
+        "llama-cpp",
+        ["gemma-3-270m"],
+    )
+    assert (cfg.max_concurrency, cfg.max_queue, cfg.n_ctx) == (1, 8, 4096)
+    assert cfg.effective_public_url == "http://127.0.0.1:8801"
+    assert NodeConfig(host="0.0.0.0", port=9000).effective_public_url == "http://127.0.0.1:9000"
+    assert NodeConfig(public_url="https://n.example/").effective_public_url == "https://n.example"
+
+
+def test_registry_url_falls_back_to_settings() -> None:
+    s = Settings(registry_url="http://reg:8800")
+    assert NodeConfig().effective_registry_url(s) == "http://reg:8800"
+    assert NodeConfig(registry_url="http://other/").effective_registry_url(s) == "http://other"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"engine": "gpt"},
+        {"port": 0},
+        {"max_concurrency": 0},
+        {"max_queue": -1},
+        {"n_ctx": 4},
+        {"engine": "sim", "sim_failure_rate": 2.0},
+        {"engine": "sim", "sim_tokens_per_s": 0},
+        {"engine": "openai"},
+        {"engine": "sim", "models": []},
+        {"public_url": "node.example"},
+        {"availability_hours": "nine to five"},
+    ],
+)
+def test_invalid_configs_raise(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        NodeConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_toml_round_trip(tmp_path: Path) -> None:
+    cfg = NodeConfig(
+        engine="sim",
+        models=["gemma-3-270m", "mine=/models/m.gguf"],
+        port=8900,
+        region="eu-west",
+        sim_failure_rate=0.1,
+        memory_budget_bytes=8 << 30,
+        availability_hours="22:00-07:00",
+    )
+    path = tmp_path / "dir" / "node.toml"
+    save_node_config(cfg, path)
+    assert load_node_config(path) == cfg
+    assert [p.name for p in path.parent.iterdir()] == ["node.toml"]  # no temp file left
+    assert 'engine = "sim"' in path.read_text()
+
+
+def test_load_rejects_unknown_keys_and_bad_toml(tmp_path: Path) -> None:
+    p = tmp_path / "node.toml"
+    p.write_text('engine = "sim"\ncolour = "blue"\n')
+    with pytest.raises(ValueError, match="colour"):
+        load_node_config(p)
+    p.write_text("engine = \n")
+    with pytest.raises(ValueError, match="TOML"):
+        load_node_config(p)
+    p.write_text('engine = "sim"\nmodels = "gemma-3-270m"\n')
+    assert load_node_config(p).models == ["gemma-3-270m"]
+
+
+def test_node_id_is_generated_once_and_kept(tmp_path: Path) -> None:
+    s = Settings(home=tmp_path / "home")
+    first = resolve_node_id(NodeConfig(), s)
+    assert first.startswith("node-") and len(first) == len("node-") + 8
+    assert resolve_node_id(NodeConfig(), s) == first
+    assert (tmp_path / "home" / "node-id").read_text().strip() == first
+    assert resolve_node_id(NodeConfig(node_id="mine"), s) == "mine"
+
+
+def test_hours() -> None:
+    assert parse_hours("09:00-17:30") == (540, 1050)
+    assert within_hours(None, 0)
+    assert within_hours("09:00-17:00", 9 * 60)
+    assert not within_hours("09:00-17:00", 17 * 60)
+    assert within_hours("22:00-07:00", 23 * 60) and within_hours("22:00-07:00", 60)
+    assert not within_hours("22:00-07:00", 12 * 60)
+    with pytest.raises(ValueError):
+        parse_hours("25:00-26:00")

@@ -1,0 +1,119 @@
+"""The /mesh registry endpoints: registration, heartbeats, deregistration, listings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.registry.helpers import registration, running
+
+
+async def test_register_then_list(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("node-a", region="eu"))
+        assert r.status_code == 200
+        assert r.json()["node_id"] == "node-a"
+        assert r.json()["heartbeat_interval_s"] == 10.0
+        assert "node-a" in h.store.nodes
+        assert h.store.nodes["node-a"].region == "eu"
+        nodes = (await h.client.get("/mesh/nodes")).json()["nodes"]
+        assert [n["node_id"] for n in nodes] == ["node-a"]
+        assert nodes[0]["healthy"] is True and nodes[0]["state"] == "online"
+        assert nodes[0]["last_heartbeat_age_s"] == 0.0
+
+
+async def test_reregistering_updates(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+        await h.client.post("/mesh/nodes", json=registration("node-a", models=["mistral-7b"]))
+        assert h.table.model_ids() == ["mistral-7b"]
+        assert len(h.store.nodes) == 1
+
+
+async def test_bad_registration_is_400(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        r = await h.client.post(
+            "/mesh/nodes", json={"node_id": "x", "url": "ftp://x", "models": []}
+        )
+        assert r.status_code == 400
+        assert r.json()["error"]["type"] == "invalid_request_error"
+        assert r.json()["error"]["param"] in ("url", "models")
+        r = await h.client.post("/mesh/nodes", content=b"nope")
+        assert r.status_code == 400
+
+
+async def test_heartbeat_known_and_unknown(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+        h.clock.advance(5)
+        r = await h.client.post("/mesh/nodes/node-a/heartbeat", json={"in_flight": 1, "queued": 2})
+        assert r.status_code == 200
+        view = (await h.client.get("/mesh/nodes")).json()["nodes"][0]
+        assert view["queued"] == 2 and view["last_heartbeat_age_s"] == 0.0
+        assert h.store.nodes["node-a"].last_heartbeat_at is not None
+        r = await h.client.post("/mesh/nodes/ghost/heartbeat", json={})
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "unknown_node"
+
+
+async def test_heartbeat_of_node_known_only_to_store_is_adopted(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+        # as if another replica registered it: drop it from this table only
+        h.table._nodes.clear()
+        h.table._by_model.clear()
+        r = await h.client.post("/mesh/nodes/node-a/heartbeat", json={})
+        assert r.status_code == 200
+        assert h.table.models_up() == ["gemma-3-270m"]
+
+
+async def test_heartbeat_draining_state_leaves_routing(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+        await h.client.post("/mesh/nodes/node-a/heartbeat", json={"state": "draining"})
+        assert h.table.models_up() == []
+        assert h.store.nodes["node-a"].state == "draining"
+
+
+async def test_delete_marks_offline(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+        r = await h.client.delete("/mesh/nodes/node-a")
+        assert r.status_code == 204
+        assert h.store.nodes["node-a"].state == "offline"
+        view = (await h.client.get("/mesh/nodes")).json()["nodes"][0]
+        assert view["state"] == "offline" and view["healthy"] is False
+        assert (await h.client.delete("/mesh/nodes/ghost")).status_code == 404
+
+
+async def test_mesh_models(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.client.post(
+            "/mesh/nodes", json=registration("node-a", models=["gemma-3-270m", "mine"])
+        )
+        models = {m["id"]: m for m in (await h.client.get("/mesh/models")).json()["models"]}
+        assert models["gemma-3-270m"]["available"] is True and models["gemma-3-270m"]["nodes"] == 1
+        assert models["gemma-3-270m"]["context_length"] == 32_768
+        assert models["mistral-7b"]["available"] is False and models["mistral-7b"]["nodes"] == 0
+        assert models["mine"]["custom"] is True and models["mine"]["price_per_1k_tokens"] == 0.001
+
+
+async def test_health_check_endpoint(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        bad = await h.register("node-b")
+        bad.health_ok = False
+        r = await h.client.post("/mesh/health-check")
+        assert r.status_code == 200
+        results = {x["node_id"]: x for x in r.json()["results"]}
+        assert results["node-a"]["ok"] is True and results["node-a"]["error"] is None
+        assert results["node-b"]["ok"] is False and results["node-b"]["error"] == "HTTP 503"
+        assert set(results["node-a"]) == {"node_id", "url", "ok", "latency_ms", "error"}
+        healthy = {
+            n["node_id"]: n["healthy"] for n in (await h.client.get("/mesh/nodes")).json()["nodes"]
+        }
+        assert healthy == {"node-a": True, "node-b": False}
+
+
+async def test_healthz(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        assert (await h.client.get("/healthz")).json() == {"status": "ok"}

@@ -1,0 +1,69 @@
+"""App wiring and lifespan: store opened and closed, stored nodes loaded, restarts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from LLM_Mesh.registry.app import create_registry_app
+from LLM_Mesh.registry.memory_store import MemoryStore
+from tests.registry.helpers import make_settings, registration, running
+
+
+async def test_lifespan_opens_and_closes(tmp_path: Path) -> None:
+    store = MemoryStore()
+    app = create_registry_app(make_settings(tmp_path), store=store)
+    async with app.router.lifespan_context(app):
+        assert store.opened and not store.closed
+        rt = app.state.runtime
+        assert rt.client is not None and rt.owns_client  # its own pooled client
+        client = rt.client
+    assert store.closed
+    assert client.is_closed and rt.client is None
+
+
+async def test_restart_keeps_nodes_and_counters(tmp_path: Path) -> None:
+    store = MemoryStore()
+    async with running(tmp_path, store=store) as h:
+        await h.register("node-a")
+        r = await h.client.post(
+            "/v1/chat/completions",
+            json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert r.status_code == 200
+    assert len(store.requests) == 1  # the writer flushed on shutdown
+    async with running(tmp_path, store=store) as h2:
+        # heard from seconds ago: routable at once, without re-registering
+        assert h2.table.models_up() == ["gemma-3-270m"]
+        view = (await h2.client.get("/mesh/nodes")).json()["nodes"][0]
+        assert view["requests"] == 1 and view["healthy"] is True
+
+
+async def test_stale_stored_node_waits_for_a_heartbeat(tmp_path: Path) -> None:
+    store = MemoryStore()
+    async with running(tmp_path, store=store) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+    store.nodes["node-a"].last_heartbeat_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    async with running(tmp_path, store=store) as h2:
+        h2.nodes.add("node-a")
+        assert h2.table.models_up() == []
+        r = await h2.client.post("/mesh/nodes/node-a/heartbeat", json={})
+        assert r.status_code == 200
+        assert h2.table.models_up() == ["gemma-3-270m"]
+
+
+async def test_invalid_stored_node_is_skipped(tmp_path: Path) -> None:
+    store = MemoryStore()
+    async with running(tmp_path, store=store) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+    store.nodes["node-a"].url = "not a url"
+    async with running(tmp_path, store=store) as h2:
+        assert len(h2.table) == 0
+
+
+async def test_default_store_is_sqlite_in_home(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    app = create_registry_app(settings)
+    async with app.router.lifespan_context(app):
+        pass
+    assert (tmp_path / "home" / "registry.db").exists()

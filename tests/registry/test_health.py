@@ -1,0 +1,97 @@
+"""The active health checker and the expiry sweep."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+
+from LLM_Mesh.core.schemas import NodeRegistration, NodeState
+from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.node_table import NodeTable
+from tests.registry.helpers import ManualClock
+
+
+def _table(clock: ManualClock, *ids: str) -> NodeTable:
+    t = NodeTable(30.0, clock)
+    for i in ids:
+        t.register(NodeRegistration(node_id=i, url=f"http://{i}", models=[{"id": "m"}]))  # type: ignore[list-item]
+    return t
+
+
+def _checker(table: NodeTable, handler: httpx.MockTransport, **kw: object) -> HealthChecker:
+    client = httpx.AsyncClient(transport=handler)
+    return HealthChecker(table, lambda: client, interval_s=300, sweep_interval_s=10, **kw)  # type: ignore[arg-type]
+
+
+async def test_pass_marks_failed_and_recovers() -> None:
+    clock = ManualClock()
+    table = _table(clock, "a", "b", "c")
+    table.set_state("c", NodeState.OFFLINE)
+    down = {"b"}
+    seen: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req.url.host)
+        if req.url.host in down:
+            raise httpx.ConnectError("refused", request=req)
+        return httpx.Response(200, json={"status": "ok"})
+
+    checker = _checker(table, httpx.MockTransport(handler))
+    results = await checker.run_pass()
+    assert sorted(seen) == ["a", "b"]  # offline nodes are not checked
+    assert [(r["node_id"], r["ok"]) for r in results] == [("a", True), ("b", False)]
+    assert "ConnectError" in str(results[1]["error"])
+    assert table.models_up() == ["m"]
+    assert [c.node_id for c in table.candidates_for("m")] == ["a"]
+    down.clear()
+    await checker.run_pass()
+    assert sorted(c.node_id for c in table.candidates_for("m")) == ["a", "b"]
+
+
+async def test_concurrency_is_bounded() -> None:
+    import asyncio
+
+    clock = ManualClock()
+    table = _table(clock, *[f"n{i}" for i in range(10)])
+    active = 0
+    peak = 0
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.001)
+        active -= 1
+        return httpx.Response(200)
+
+    checker = _checker(table, httpx.MockTransport(handler), concurrency=3)
+    assert len(await checker.run_pass()) == 10
+    assert peak <= 3
+
+
+def test_jitter_stays_within_bounds() -> None:
+    table = _table(ManualClock())
+    checker = _checker(
+        table, httpx.MockTransport(lambda r: httpx.Response(200)), rng=random.Random(1)
+    )
+    delays = [checker.next_delay() for _ in range(200)]
+    assert all(270 <= d <= 330 for d in delays)
+    assert len(set(delays)) > 1
+
+
+def test_sweep_reports_expired_once() -> None:
+    clock = ManualClock()
+    table = _table(clock, "a")
+    checker = _checker(table, httpx.MockTransport(lambda r: httpx.Response(200)))
+    assert checker.sweep() == []
+    clock.advance(31)
+    assert checker.sweep() == ["a"]
+    assert checker.sweep() == []
+
+
+def test_bad_arguments_raise() -> None:
+    table = _table(ManualClock())
+    with pytest.raises(ValueError):
+        _checker(table, httpx.MockTransport(lambda r: httpx.Response(200)), concurrency=0)

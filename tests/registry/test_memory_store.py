@@ -1,0 +1,53 @@
+"""MemoryStore behaves like the Store protocol says."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import NodeRecord, RequestRecord, Store
+
+
+def node(node_id: str = "a") -> NodeRecord:
+    now = datetime.now(timezone.utc)
+    return NodeRecord(
+        node_id=node_id,
+        url="http://a",
+        region=None,
+        models=[{"id": "m"}],
+        hardware={},
+        max_concurrency=1,
+        max_queue=8,
+        version="0",
+        state="online",
+        registered_at=now,
+        last_heartbeat_at=now,
+    )
+
+
+async def test_roundtrip() -> None:
+    store: Store = MemoryStore()
+    await store.open()
+    await store.upsert_node(node())
+    got = await store.get_node("a")
+    assert got is not None and got.url == "http://a"
+    assert await store.touch_heartbeat("a", datetime.now(timezone.utc), "draining")
+    assert not await store.touch_heartbeat("b", datetime.now(timezone.utc), "online")
+    assert await store.set_node_state("a", "offline")
+    assert not await store.set_node_state("b", "offline")
+    assert [n.state for n in await store.list_nodes()] == ["offline"]
+    assert await store.get_node("b") is None
+    now = datetime.now(timezone.utc)
+    await store.record_requests(
+        [
+            RequestRecord("r1", "a", "m", False, "ok", None, 3, 4, 1.0, 0.5, 0.1, now),
+            RequestRecord(
+                "r2", "a", "m", True, "error", "upstream_error", 0, 0, 1.0, None, 0.0, now
+            ),
+            RequestRecord(
+                "r3", None, "m", False, "error", "model_unavailable", 0, 0, None, None, 0.0, now
+            ),
+        ]
+    )
+    assert await store.request_stats() == {"a": {"requests": 2, "failures": 1, "tokens": 4}}
+    await store.close()

@@ -1,0 +1,75 @@
+"""The official openai client, against the app over ASGITransport."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.registry.helpers import Harness, running
+
+
+def _client(h: Harness) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url="http://mesh/v1",
+        api_key="unused",
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=h.app)),
+    )
+
+
+async def test_openai_non_stream_and_stream(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        async with _client(h) as client:
+            resp = await client.chat.completions.create(
+                model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}], max_tokens=8
+            )
+            assert resp.choices[0].message.content == "Hello!"
+            assert resp.usage is not None and resp.usage.completion_tokens == 5
+            mesh = (resp.model_extra or {})["mesh"]
+            assert mesh["node_id"] == "node-a" and mesh["cost"] > 0
+
+            stream = await client.chat.completions.create(
+                model="gemma-3-270m",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+            )
+            text, usage, mesh = "", None, None
+            async for chunk in stream:
+                if chunk.choices:
+                    text += chunk.choices[0].delta.content or ""
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                    mesh = (chunk.model_extra or {}).get("mesh")
+            assert text == "Hello!"
+            assert usage is not None and usage.completion_tokens == 3
+            assert mesh is not None and mesh["node_id"] == "node-a" and mesh["ttft_ms"] is not None
+
+            models = await client.models.list()
+            assert "gemma-3-270m" in [m.id for m in models.data]
+
+            done = await client.completions.create(model="gemma-3-270m", prompt="def")
+            assert done.choices[0].text == "def f(): pass"
+
+
+async def test_openai_errors(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        async with _client(h) as client:
+            with pytest.raises(openai.NotFoundError) as nf:
+                await client.chat.completions.create(
+                    model="nope", messages=[{"role": "user", "content": "hi"}]
+                )
+            assert nf.value.code == "model_not_found"
+            with pytest.raises(openai.InternalServerError) as un:
+                await client.chat.completions.create(
+                    model="mistral-7b", messages=[{"role": "user", "content": "hi"}]
+                )
+            assert un.value.status_code == 503
+            with pytest.raises(openai.BadRequestError):
+                await client.chat.completions.create(
+                    model="gemma-3-270m", messages=[], temperature=9
+                )

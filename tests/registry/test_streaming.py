@@ -1,0 +1,133 @@
+"""Streams: a client that goes away closes the upstream stream at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.registry.helpers import FakeNode, FakeNodes, running, sse_chunks
+
+
+class EndlessStream(httpx.AsyncByteStream):
+    """A node that streams tokens until it is closed."""
+
+    def __init__(self, model: str, node_id: str) -> None:
+        self.head = sse_chunks(model, node_id, ["tok"])[:2]
+        self.closed = asyncio.Event()
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.head:
+            self.sent += 1
+            yield chunk
+        while True:
+            await asyncio.sleep(0.005)
+            self.sent += 1
+            yield self.head[1]
+
+    async def aclose(self) -> None:
+        self.closed.set()
+
+
+def _scope(spec: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": spec},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"mesh")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("mesh", 80),
+    }
+
+
+@pytest.mark.parametrize("spec", ["2.4", "2.3"])
+async def test_client_disconnect_closes_upstream(tmp_path: Path, spec: str) -> None:
+    nodes = FakeNodes()
+    streams: list[EndlessStream] = []
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        s = EndlessStream(model, node.node_id)
+        streams.append(s)
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=s)
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register("node-a")
+        body = json.dumps(
+            {
+                "model": "gemma-3-270m",
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+        ).encode()
+        gone = asyncio.Event()
+        messages: list[dict[str, Any]] = []
+        first = True
+
+        async def receive() -> dict[str, Any]:
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if gone.is_set() and spec >= "2.4":
+                raise OSError("client went away")
+            messages.append(message)
+            if message["type"] == "http.response.body" and len(messages) >= 3:
+                gone.set()
+
+        app: Any = h.app
+        with contextlib.suppress(Exception):  # ClientDisconnect may surface from the app
+            await asyncio.wait_for(app(_scope(spec), receive, send), timeout=5)
+        assert messages[0]["status"] == 200
+        (stream,) = streams
+        assert stream.closed.is_set()
+        entry = h.table.get("node-a")
+        assert entry is not None and entry.in_flight == 0 and entry.failures == 0
+        await h.runtime.writer.flush()
+        (rec,) = h.store.requests
+        assert rec.outcome == "cancelled" and rec.stream
+
+
+async def test_stream_broken_by_node_ends_with_error_event(tmp_path: Path) -> None:
+    nodes = FakeNodes()
+
+    class Broken(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield sse_chunks("gemma-3-270m", "node-a", ["x"])[1]
+            raise httpx.ReadError("connection reset")
+
+    nodes.stream_factory = lambda node, model: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=Broken()
+    )
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register("node-a")
+        r = await h.client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "gemma-3-270m",
+                "stream": True,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+        )
+        last = [e for e in r.text.split("\n\n") if e][-1]
+        err = json.loads(last[len("data: ") :])["error"]
+        assert err["code"] == "upstream_error" and err["node_id"] == "node-a"
+        entry = h.table.get("node-a")
+        assert entry is not None and entry.failures == 1 and entry.in_flight == 0

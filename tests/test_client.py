@@ -1,0 +1,316 @@
+"""The async gateway/registry client (client.py), over httpx.MockTransport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh.client import MeshClient, fetch_json_sync, raise_for_error
+from LLM_Mesh.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    ModelUnavailable,
+    Overloaded,
+    RegistryUnreachable,
+    UpstreamError,
+)
+
+BASE = "http://mesh.test"
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client(handler: Handler) -> MeshClient:
+    return MeshClient(
+        BASE + "/", http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    )
+
+
+def refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("Connection refused", request=request)
+
+
+def sse(*events: Any, done: bool = True) -> bytes:
+    out = ""
+    for e in events:
+        out += f"data: {json.dumps(e)}\n\n"
+    if done:
+        out += "data: [DONE]\n\n"
+    return out.encode()
+
+
+async def test_connect_error_is_registry_unreachable_with_help() -> None:
+    async with client(refuse) as c:
+        with pytest.raises(RegistryUnreachable) as info:
+            await c.models()
+    msg = str(info.value)
+    assert BASE in msg
+    assert "llm-mesh up" in msg
+    assert "LLM_MESH_REGISTRY_URL" in msg
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+async def test_connect_timeout_is_registry_unreachable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    async with client(handler) as c:
+        with pytest.raises(RegistryUnreachable):
+            await c.ping()
+
+
+async def test_read_timeout_is_upstream_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    async with client(handler) as c:
+        with pytest.raises(UpstreamError):
+            await c.completion({"model": "m", "prompt": "x"})
+
+
+async def test_registry_calls_parse_bodies_and_hit_paths() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        bodies = {
+            "/healthz": {"status": "ok"},
+            "/mesh/models": {"models": [{"id": "gemma-3-270m", "available": True}]},
+            "/mesh/nodes": {"nodes": [{"node_id": "n1"}]},
+            "/mesh/health-check": {"results": [{"node_id": "n1", "ok": True}]},
+        }
+        return httpx.Response(200, json=bodies[request.url.path])
+
+    async with client(handler) as c:
+        assert c.base_url == BASE
+        assert await c.ping() == {"status": "ok"}
+        assert await c.models() == [{"id": "gemma-3-270m", "available": True}]
+        assert await c.nodes() == [{"node_id": "n1"}]
+        assert await c.health_check() == [{"node_id": "n1", "ok": True}]
+    assert seen == [
+        ("GET", "/healthz"),
+        ("GET", "/mesh/models"),
+        ("GET", "/mesh/nodes"),
+        ("POST", "/mesh/health-check"),
+    ]
+
+
+async def test_completion_and_chat_send_non_stream_body_and_request_id() -> None:
+    got: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        got.append(request)
+        return httpx.Response(200, json={"choices": [{"text": "ok"}]})
+
+    async with client(handler) as c:
+        await c.completion({"model": "m", "prompt": "p", "stream": True}, request_id="rid-1")
+        await c.chat({"model": "m", "messages": []})
+    first, second = got
+    assert first.url.path == "/v1/completions"
+    assert json.loads(first.content) == {"model": "m", "prompt": "p", "stream": False}
+    assert first.headers["X-Request-Id"] == "rid-1"
+    assert second.url.path == "/v1/chat/completions"
+    assert json.loads(second.content)["stream"] is False
+    assert "X-Request-Id" not in second.headers
+
+
+async def test_204_is_none() -> None:
+    async with client(lambda r: httpx.Response(204)) as c:
+        assert await c._request("DELETE", "/mesh/nodes/n1") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls"),
+    [
+        (
+            400,
+            {
+                "error": {
+                    "message": "bad",
+                    "type": "invalid_request_error",
+                    "code": "invalid_request",
+                }
+            },
+            InvalidRequest,
+        ),
+        (404, {"error": {"message": "no", "code": "model_not_found"}}, ModelNotFound),
+        (429, {"error": {"message": "busy", "code": "overloaded", "retry_after": 3}}, Overloaded),
+        (502, "Bad Gateway", UpstreamError),
+    ],
+)
+async def test_error_bodies_rebuilt_into_classes(
+    status: int, body: Any, cls: type[Exception]
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    async with client(handler) as c:
+        with pytest.raises(cls) as info:
+            await c.completion({"model": "m", "prompt": "p"})
+    assert type(info.value) is cls
+
+
+async def test_model_unavailable_rebuilt_with_available() -> None:
+    body = {
+        "error": {
+            "message": "no healthy node hosts code-llama-7b",
+            "type": "service_unavailable",
+            "param": "model",
+            "code": "model_unavailable",
+            "available": ["gemma-3-270m"],
+            "retry_after": 12,
+        }
+    }
+    async with client(lambda r: httpx.Response(503, json=body)) as c:
+        with pytest.raises(ModelUnavailable) as info:
+            await c.completion({"model": "code-llama-7b", "prompt": "p"})
+    assert info.value.available == ["gemma-3-270m"]
+    assert info.value.retry_after == 12
+    assert "code-llama-7b" in info.value.message
+
+
+def test_raise_for_error_ok_is_silent() -> None:
+    raise_for_error(httpx.Response(200, json={}))
+    raise_for_error(httpx.Response(302))
+
+
+async def test_injected_client_not_closed_owned_client_closed() -> None:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})))
+    async with MeshClient(BASE, http_client=http):
+        pass
+    assert not http.is_closed
+    await http.aclose()
+    own = MeshClient(BASE)
+    await own.aclose()
+    assert own._http.is_closed
+
+
+# --- streaming ------------------------------------------------------------------------
+
+
+async def test_stream_yields_headers_then_chunks_and_stops_at_done() -> None:
+    chunks = [
+        {"choices": [{"index": 0, "text": "def"}]},
+        {"choices": [{"index": 0, "text": " fib"}]},
+        {
+            "choices": [],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+            "mesh": {"node_id": "n1"},
+        },
+    ]
+    after_done = {"choices": [{"text": "MUST NOT BE SEEN"}]}
+    got: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        got.append(request)
+        body = sse(*chunks) + b": keep-alive comment\n\n" + sse(after_done, done=False)
+        return httpx.Response(
+            200,
+            content=body,
+            headers={
+                "content-type": "text/event-stream",
+                "X-Mesh-Node": "n1",
+                "X-Mesh-Model": "gemma-3-270m",
+                "X-Other": "hidden",
+            },
+        )
+
+    async with client(handler) as c:
+        items = [
+            i
+            async for i in c.stream(
+                "/v1/completions", {"model": "m", "prompt": "p"}, request_id="r9"
+            )
+        ]
+    head, *rest = items
+    assert head["object"] == "mesh.headers"
+    assert {k.lower(): v for k, v in head["headers"].items()} == {
+        "x-mesh-node": "n1",
+        "x-mesh-model": "gemma-3-270m",
+    }
+    assert rest == chunks
+    assert json.loads(got[0].content)["stream"] is True
+    assert got[0].headers["X-Request-Id"] == "r9"
+
+
+async def test_stream_error_status_raises_mesh_error_before_any_item() -> None:
+    body = {"error": {"message": "down", "code": "model_unavailable", "available": ["a"]}}
+    items: list[Any] = []
+    async with client(lambda r: httpx.Response(503, json=body)) as c:
+        with pytest.raises(ModelUnavailable) as info:
+            async for item in c.stream("/v1/completions", {"model": "m", "prompt": "p"}):
+                items.append(item)
+    assert items == []
+    assert info.value.available == ["a"]
+
+
+async def test_stream_error_chunk_raises() -> None:
+    body = sse(
+        {"choices": [{"text": "a"}]}, {"error": {"message": "engine died", "code": "engine_error"}}
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    from LLM_Mesh.errors import EngineError
+
+    async with client(handler) as c:
+        with pytest.raises(EngineError, match="engine died"):
+            async for _ in c.stream("/v1/completions", {"model": "m", "prompt": "p"}):
+                pass
+
+
+async def test_stream_connect_error_is_registry_unreachable() -> None:
+    async with client(refuse) as c:
+        with pytest.raises(RegistryUnreachable):
+            async for _ in c.stream("/v1/completions", {"model": "m", "prompt": "p"}):
+                pass
+
+
+# --- the blocking helper ---------------------------------------------------------------
+
+
+def test_fetch_json_sync_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_get(url: str, timeout: float) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "get", fake_get)
+    with pytest.raises(RegistryUnreachable, match="llm-mesh up"):
+        fetch_json_sync(BASE, "/mesh/models")
+
+
+def test_fetch_json_sync_ok_and_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def fake_get(url: str, timeout: float) -> httpx.Response:
+        calls.append(url)
+        req = httpx.Request("GET", url)
+        if url.endswith("/missing"):
+            return httpx.Response(
+                404, json={"error": {"message": "x", "code": "model_not_found"}}, request=req
+            )
+        return httpx.Response(200, json={"models": []}, request=req)
+
+    monkeypatch.setattr(httpx, "get", fake_get)
+    assert fetch_json_sync(BASE + "/", "/mesh/models") == {"models": []}
+    assert calls == [BASE + "/mesh/models"]
+    with pytest.raises(ModelNotFound):
+        fetch_json_sync(BASE, "/missing")
+
+
+@pytest.mark.parametrize("exc_type", [httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError])
+async def test_other_transport_errors_stay_in_the_tree(exc_type: type[httpx.TransportError]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc_type("connection reset", request=request)
+
+    async with client(handler) as c:
+        with pytest.raises(UpstreamError, match="connection reset") as info:
+            await c.models()
+    assert not isinstance(info.value, RegistryUnreachable)
+    assert isinstance(info.value.__cause__, exc_type)

@@ -1,0 +1,439 @@
+"""The seed's model registry (distributed_models.py) against a fake registry/gateway."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+import LLM_Mesh.distributed_models as dm
+from LLM_Mesh.distributed_models import DistributedModelRegistry, ModelResponse
+from LLM_Mesh.errors import (
+    InvalidRequest,
+    MeshError,
+    ModelNotFound,
+    ModelUnavailable,
+    RegistryUnreachable,
+)
+from tests.meshfake import REGISTRY_URL, FakeMesh
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make(mesh: FakeMesh, clock: Clock | None = None) -> DistributedModelRegistry:
+    return DistributedModelRegistry(
+        registry_url=REGISTRY_URL + "/", http_client=mesh.client(), clock=clock or Clock()
+    )
+
+
+def no_sync_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: Any, **k: Any) -> Any:
+        raise AssertionError("get_model_info made a blocking call on a fresh snapshot")
+
+    monkeypatch.setattr(dm, "fetch_json_sync", boom)
+
+
+def sync_fetch_from(mesh: FakeMesh, calls: list[tuple[str, str]]) -> Any:
+    def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
+        calls.append((base_url, path))
+        return mesh.handle(httpx.Request("GET", base_url + path)).json()
+
+    return fetch
+
+
+# --- snapshot ------------------------------------------------------------------------
+
+
+async def test_initialize_summary() -> None:
+    mesh = FakeMesh(up=["gemma-3-270m", "code-llama-7b"])
+    reg = make(mesh)
+    summary = await reg.initialize()
+    assert summary == {
+        "registry_url": REGISTRY_URL,
+        "models_available": ["code-llama-7b", "gemma-3-270m"],
+        "models_known": 7,
+        "nodes_total": 2,
+        "nodes_healthy": 2,
+    }
+    assert mesh.paths() == ["GET /mesh/models", "GET /mesh/nodes"]
+    assert reg.available_models() == ["code-llama-7b", "gemma-3-270m"]
+
+
+async def test_initialize_unreachable() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    reg = DistributedModelRegistry(
+        registry_url=REGISTRY_URL,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
+    )
+    with pytest.raises(RegistryUnreachable, match="llm-mesh up"):
+        await reg.initialize()
+
+
+async def test_get_model_info_uses_fresh_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    mesh = FakeMesh(up=["gemma-3-270m"])
+    clock = Clock()
+    reg = make(mesh, clock)
+    await reg.refresh()
+    no_sync_fetch(monkeypatch)
+    clock.t += reg.SNAPSHOT_TTL_S - 0.5
+
+    info = reg.get_model_info()
+    assert info["models_available"] == ["gemma-3-270m"]
+    assert set(info["models"]) == {
+        "gemma-3-270m",
+        "mistral-7b",
+        "code-llama-7b",
+        "starcoder-15b",
+        "deepseek-llm-67b-chat",
+        "llama-2-70b-chat",
+        "qwen1.5-72b-chat",
+    }
+    assert info["models"]["mistral-7b"]["hosts"] == []
+
+    one = reg.get_model_info("gemma-3-270m")
+    assert one["id"] == "gemma-3-270m"
+    assert one["available"] is True
+    assert one["specialties"] == ["code", "general"]
+    assert one["hosts"] == [
+        {
+            "node_id": "node-gemma-3-270m",
+            "url": "http://gemma-3-270m.nodes.test:8801",
+            "region": "eu",
+            "healthy": True,
+            "state": "online",
+            "in_flight": 0,
+            "latency_ms_ewma": 12.5,
+            "health_score": 1.0,
+        }
+    ]
+    down = reg.get_model_info("code-llama-7b")
+    assert down["available"] is False
+    assert down["hosts"] == []
+
+
+async def test_get_model_info_unknown_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = make(FakeMesh(up=["gemma-3-270m"]))
+    await reg.refresh()
+    no_sync_fetch(monkeypatch)
+    with pytest.raises(ModelNotFound, match="gpt-17") as info:
+        reg.get_model_info("gpt-17")
+    assert "gemma-3-270m" in info.value.message  # names the known models
+
+
+def test_get_model_info_stale_snapshot_fetches_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    mesh = FakeMesh(up=["mistral-7b"])
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(dm, "fetch_json_sync", sync_fetch_from(mesh, calls))
+    clock = Clock()
+    reg = DistributedModelRegistry(registry_url=REGISTRY_URL, clock=clock)
+
+    # no snapshot yet -> one blocking fetch of models and nodes
+    assert reg.get_model_info("mistral-7b")["available"] is True
+    assert calls == [(REGISTRY_URL, "/mesh/models"), (REGISTRY_URL, "/mesh/nodes")]
+
+    # fresh -> no fetch
+    clock.t += 1
+    reg.get_model_info()
+    assert len(calls) == 2
+
+    # stale -> fetched again, and sees the change
+    mesh.up = ["mistral-7b", "gemma-3-270m"]
+    clock.t += reg.SNAPSHOT_TTL_S + 0.1
+    assert reg.get_model_info()["models_available"] == ["gemma-3-270m", "mistral-7b"]
+    assert len(calls) == 4
+
+
+def test_get_model_info_stale_and_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
+        raise RegistryUnreachable(f"no LLM Mesh registry answered at {base_url}")
+
+    monkeypatch.setattr(dm, "fetch_json_sync", fetch)
+    with pytest.raises(RegistryUnreachable):
+        DistributedModelRegistry(registry_url=REGISTRY_URL).get_model_info()
+
+
+async def test_health_check_all_hosts_refreshes() -> None:
+    mesh = FakeMesh(up=["gemma-3-270m"])
+    reg = make(mesh)
+    results = await reg.health_check_all_hosts()
+    assert results == [
+        {
+            "node_id": "node-gemma-3-270m",
+            "url": "http://gemma-3-270m.nodes.test:8801",
+            "ok": True,
+            "latency_ms": 3.0,
+            "error": None,
+        }
+    ]
+    assert mesh.paths() == ["POST /mesh/health-check", "GET /mesh/models", "GET /mesh/nodes"]
+    assert reg.available_models() == ["gemma-3-270m"]
+
+
+# --- answers ---------------------------------------------------------------------------
+
+
+async def test_get_response_maps_mesh_metrics() -> None:
+    mesh = FakeMesh(up=["gemma-3-270m"], answer="    if n < 2: return n")
+    reg = make(mesh)
+    r = await reg.get_response(
+        "gemma-3-270m",
+        "def fibonacci(n):",
+        "python",
+        max_tokens=32,
+        temperature=0.2,
+        stop=["\n\n"],
+        request_id="abc",
+    )
+    assert isinstance(r, ModelResponse)
+    assert str(r) == r.text == "    if n < 2: return n"
+    assert r.model == "gemma-3-270m"
+    assert r.requested_model == "gemma-3-270m"
+    assert r.fallback_from is None
+    assert r.node_id == "node-gemma-3-270m"
+    assert r.engine == "sim"
+    assert r.simulated is True
+    assert r.task_type == "python"
+    assert r.finish_reason == "length"
+    assert r.prompt_tokens == 11
+    assert r.completion_tokens == 22
+    assert r.latency_ms == 45.5
+    assert r.ttft_ms == 5.25
+    assert r.tokens_per_s == 488.0
+    assert r.cost == 0.000033
+    assert r.currency == "NetworkToken"
+    assert r.request_id == "req-1"
+    assert r.to_dict()["node_id"] == "node-gemma-3-270m"
+
+    (sent,) = mesh.completions
+    assert sent == {
+        "model": "gemma-3-270m",
+        "max_tokens": 32,
+        "temperature": 0.2,
+        "stop": ["\n\n"],
+        "task_type": "python",
+        "prompt": "def fibonacci(n):",
+        "stream": False,
+    }
+    assert mesh.requests[-1].headers["X-Request-Id"] == "abc"
+
+
+async def test_get_response_chat_sends_user_message() -> None:
+    mesh = FakeMesh(up=["mistral-7b"], answer="Hello!")
+    r = await make(mesh).get_response("mistral-7b", "Say hi", chat=True)
+    assert r.text == "Hello!"
+    assert r.finish_reason == "stop"
+    assert mesh.requests[-1].url.path == "/v1/chat/completions"
+    assert mesh.completions[-1]["messages"] == [{"role": "user", "content": "Say hi"}]
+    assert "prompt" not in mesh.completions[-1]
+
+
+async def test_unavailable_model_raises_naming_available() -> None:
+    mesh = FakeMesh(up=["gemma-3-270m", "mistral-7b"])
+    with pytest.raises(ModelUnavailable) as info:
+        await make(mesh).get_response("code-llama-7b", "def f():", "python")
+    exc = info.value
+    assert exc.available == ["gemma-3-270m", "mistral-7b"]
+    assert "code-llama-7b" in exc.message
+    assert len(mesh.completions) == 1  # no fallback unless asked
+
+
+async def test_unknown_model_raises_model_not_found_even_with_fallback() -> None:
+    mesh = FakeMesh(up=["gemma-3-270m"])
+    with pytest.raises(ModelNotFound):
+        await make(mesh).get_response("gpt-17", "x", fallback=True)
+
+
+async def test_fallback_picks_same_specialty_model() -> None:
+    mesh = FakeMesh(up=["mistral-7b", "gemma-3-270m"])
+    r = await make(mesh).get_response("code-llama-7b", "def fibonacci(n):", "python", fallback=True)
+    assert r.model == "gemma-3-270m"  # shares "code"; mistral shares nothing
+    assert r.fallback_from == "code-llama-7b"
+    assert r.requested_model == "code-llama-7b"
+    assert r.node_id == "node-gemma-3-270m"
+    assert [c["model"] for c in mesh.completions] == ["code-llama-7b", "gemma-3-270m"]
+    assert mesh.completions[1]["prompt"] == "def fibonacci(n):"
+
+
+async def test_fallback_without_task_type_uses_model_specialties() -> None:
+    mesh = FakeMesh(up=["gemma-3-270m", "qwen1.5-72b-chat"])
+    r = await make(mesh).get_response("mistral-7b", "Why is the sky blue?", fallback=True)
+    # both share "general" with mistral; qwen also shares chat/reasoning and is bigger
+    assert r.model == "qwen1.5-72b-chat"
+    assert r.fallback_from == "mistral-7b"
+
+
+async def test_fallback_prefers_task_fit() -> None:
+    mesh = FakeMesh(up=["gemma-3-270m", "code-llama-7b"])
+    r = await make(mesh).get_response("starcoder-15b", "def f():", "debug", fallback=True)
+    assert r.model == "code-llama-7b"
+    assert r.fallback_from == "starcoder-15b"
+
+
+async def test_fallback_with_no_same_specialty_model_raises() -> None:
+    mesh = FakeMesh(up=["mistral-7b"])
+    with pytest.raises(ModelUnavailable) as info:
+        await make(mesh).get_response("code-llama-7b", "def f():", "python", fallback=True)
+    exc = info.value
+    assert "same specialty" in exc.message
+    assert exc.available == ["mistral-7b"]
+    assert exc.model == "code-llama-7b"
+    assert isinstance(exc.__cause__, ModelUnavailable)
+    assert [c["model"] for c in mesh.completions] == ["code-llama-7b"]
+
+
+async def test_fallback_with_nothing_up_raises() -> None:
+    mesh = FakeMesh(up=[])
+    with pytest.raises(ModelUnavailable):
+        await make(mesh).get_response("code-llama-7b", "def f():", "python", fallback=True)
+
+
+async def test_best_model_for_task() -> None:
+    reg = make(FakeMesh(up=["gemma-3-270m", "code-llama-7b", "mistral-7b"]))
+    await reg.refresh()
+    assert reg.best_model_for_task("debug") == "code-llama-7b"
+    assert reg.best_model_for_task("python") == "code-llama-7b"
+    assert reg.best_model_for_task("chat") == "mistral-7b"
+    assert reg.best_model_for_task("no-such-task") == "mistral-7b"  # routes as general
+
+
+async def test_best_model_for_task_only_gemma() -> None:
+    reg = make(FakeMesh(up=["gemma-3-270m"]))
+    await reg.refresh()
+    assert reg.best_model_for_task("debug") == "gemma-3-270m"
+    assert reg.best_model_for_task("python") == "gemma-3-270m"
+
+
+async def test_best_model_for_task_nothing_up() -> None:
+    reg = make(FakeMesh(up=[]))
+    await reg.refresh()
+    with pytest.raises(ModelUnavailable, match="no model is up"):
+        reg.best_model_for_task("python")
+
+
+async def test_get_response_without_model_routes_by_task() -> None:
+    mesh = FakeMesh(up=["gemma-3-270m", "code-llama-7b"])
+    r = await make(mesh).get_response(None, "def f(:", "debug")
+    assert r.model == "code-llama-7b"
+    assert mesh.completions[-1]["model"] == "code-llama-7b"
+    assert mesh.completions[-1]["task_type"] == "debug"
+
+
+# --- module-level seed API ------------------------------------------------------------
+
+
+async def test_module_functions_use_model_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    mesh = FakeMesh(up=["gemma-3-270m"])
+    reg = DistributedModelRegistry(http_client=mesh.client())
+    monkeypatch.setattr(dm, "model_registry", reg)
+    summary = await dm.initialize_distributed_models(REGISTRY_URL)
+    assert summary["models_available"] == ["gemma-3-270m"]
+    assert reg.registry_url == REGISTRY_URL
+    r = await dm.get_model_response(model_name="gemma-3-270m", prompt="def f():", task_type="code")
+    assert r.model == "gemma-3-270m"
+
+
+async def test_get_model_response_needs_prompt() -> None:
+    with pytest.raises(InvalidRequest, match="non-empty prompt"):
+        await dm.get_model_response(model_name="gemma-3-270m", prompt="")
+
+
+def test_registry_url_read_from_env_when_first_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = DistributedModelRegistry()
+    assert reg._settings is None
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://late.example:9/")
+    assert reg.registry_url == "http://late.example:9"
+
+
+def test_import_reads_no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Env that would make Settings.from_env() fail: importing must not call it.
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://import-time.invalid:1")
+    monkeypatch.setenv("LLM_MESH_HEARTBEAT_S", "not-a-number")
+    saved = dict(dm.__dict__)
+    try:
+        fresh = importlib.reload(dm)
+        assert fresh.model_registry._settings is None
+        monkeypatch.delenv("LLM_MESH_HEARTBEAT_S")
+        monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://call-time.example:2")
+        assert fresh.model_registry.registry_url == "http://call-time.example:2"
+    finally:
+        dm.__dict__.clear()
+        dm.__dict__.update(saved)
+
+
+# --- python -m LLM_Mesh.distributed_models ---------------------------------------------
+
+
+def test_main_unreachable_returns_1_with_clear_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[str] = []
+
+    def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
+        seen.append(base_url)
+        raise RegistryUnreachable(
+            f"no LLM Mesh registry answered at {base_url}. Start one with `llm-mesh up`."
+        )
+
+    monkeypatch.setattr(dm, "fetch_json_sync", fetch)
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://set-after-import.test:8800")
+    assert dm.main([]) == 1
+    _out, err = capsys.readouterr()
+    assert "unreachable" in err
+    assert "http://set-after-import.test:8800" in err
+    assert "llm-mesh up" in err
+    assert "Traceback" not in err
+    assert seen == ["http://set-after-import.test:8800"]  # env read when main ran
+
+
+def test_main_other_mesh_error_returns_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
+        raise MeshError("request failed: boom")
+
+    monkeypatch.setattr(dm, "fetch_json_sync", fetch)
+    assert dm.main([]) == 1
+    assert "boom" in capsys.readouterr().err
+
+
+def test_main_bad_env_returns_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLM_MESH_HEARTBEAT_S", "often")
+    assert dm.main([]) == 1
+    assert "LLM_MESH_HEARTBEAT_S" in capsys.readouterr().err
+
+
+def test_main_prints_status_and_returns_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mesh = FakeMesh(up=["gemma-3-270m"])
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(dm, "fetch_json_sync", sync_fetch_from(mesh, calls))
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", REGISTRY_URL)
+    assert dm.main([]) == 0
+    out = capsys.readouterr().out
+    assert "gemma-3-270m" in out
+    assert calls[0] == (REGISTRY_URL, "/mesh/models")
+
+
+def test_model_response_from_chat_body_without_mesh() -> None:
+    body = {"model": "m", "choices": [{"message": {"content": "hey"}, "finish_reason": "stop"}]}
+    r = ModelResponse.from_openai(body, task_type=None, requested="m")
+    assert r.text == "hey"
+    assert r.model == "m"
+    assert r.node_id is None
+    assert r.cost == 0.0
+    assert r.prompt_tokens == 0
+    assert json.dumps(r.to_dict())
