@@ -305,7 +305,9 @@ def test_fetch_json_sync_ok_and_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("exc_type", [httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError])
-async def test_other_transport_errors_stay_in_the_tree(exc_type: type[httpx.TransportError]) -> None:
+async def test_other_transport_errors_stay_in_the_tree(
+    exc_type: type[httpx.TransportError],
+) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc_type("connection reset", request=request)
 

@@ -104,7 +104,7 @@ async def test_get_model_info_uses_fresh_snapshot(monkeypatch: pytest.MonkeyPatc
     one = reg.get_model_info("gemma-3-270m")
     assert one["id"] == "gemma-3-270m"
     assert one["available"] is True
-    assert one["specialties"] == ["code", "general"]
+    assert one["specialties"] == ["general", "code"]
     assert one["hosts"] == [
         {
             "node_id": "node-gemma-3-270m",

@@ -183,9 +183,6 @@ class Router:
     def node(self, node_id: str) -> NodeStats | None:
         return self._nodes.get(node_id)
 
-    def __len__(self) -> int:
-        return len(self._nodes)
-
     def pool_counts(self, model: str) -> tuple[int, int, int]:
         """``(open, full, ejected)`` routable nodes for ``model``."""
         p = self._pools.get(model)
@@ -269,8 +266,9 @@ class Router:
             return []
         rand = self._rand
         if not req.constrained:
-            if n <= k:
-                return [bag.at(i) for i in range(n)]
+            if n <= k:  # all of them, from a random start so ties rotate
+                off = int(rand() * n)
+                return [bag.at((off + i) % n) for i in range(n)]
             first = int(rand() * n)
             out = [bag.at(first)]
             while len(out) < k:
@@ -294,7 +292,8 @@ class Router:
 
     def _choose(self, ok: list[str], k: int) -> list[str]:
         if len(ok) <= k:
-            return ok
+            off = int(self._rand() * len(ok)) if ok else 0
+            return ok[off:] + ok[:off]
         out: list[str] = []
         while len(out) < k:
             nid = ok[int(self._rand() * len(ok))]

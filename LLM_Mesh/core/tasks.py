@@ -8,7 +8,8 @@ Unknown task types route as ``general``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import string
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from LLM_Mesh.core.catalog import ModelSpec
@@ -48,42 +49,44 @@ def rank_models_for_task(task_type: str | None, candidates: Iterable[ModelSpec])
     """Candidates ordered best-first for the task; those matching no specialty go last.
 
     Rank: the position of the first of the task's specialties that the model
-    lists (earlier is better), then the model's own order of specialties
-    (a model whose *first* specialty matches is a specialist), then size
-    (bigger models first, as the better answer at equal specialty).
+    lists (earlier is better); then specialists first (the matched specialty
+    is the model's *first* one: code-llama-7b for ``python``, starcoder-15b for
+    ``code``); then size (bigger models first, the better answer at equal
+    specialty).
     """
     wanted = specialties_for(task_type)
 
     def key(m: ModelSpec) -> tuple[int, int, float, str]:
         pos = min((wanted.index(s) for s in m.specialties if s in wanted), default=len(wanted))
-        own = min((m.specialties.index(s) for s in wanted if s in m.specialties), default=99)
-        return (pos, own, -m.params_b, m.id)
+        specialist = 0 if pos < len(wanted) and m.specialties[:1] == (wanted[pos],) else 1
+        return (pos, specialist, -m.params_b, m.id)
 
     return sorted(candidates, key=key)
 
 
 def build_prompt(task_type: str, payload: Mapping[str, Any] | str) -> str:
-    """The prompt for a task from its payload (a str is the prompt itself)."""
+    """The prompt for a task from its payload (a str is the prompt itself).
+
+    A task with a template (``PROMPTS``) needs all of the template's keys, or a
+    ``prompt`` key that is used as it is. A task without one uses ``prompt``,
+    else the payload's items one per line.
+    """
     if isinstance(payload, str):
         return payload
     template = PROMPTS.get(task_type.lower())
-    if "prompt" in payload and (template is None or template == "{prompt}"):
+    keys = _fields(template) if template else []
+    if template and all(k in payload for k in keys):
+        return template.format(**payload)
+    if "prompt" in payload:
         return str(payload["prompt"])
-    if template is None:
-        if "prompt" in payload:
-            return str(payload["prompt"])
-        return "\n".join(f"{k}: {v}" for k, v in payload.items())
-    fields: dict[str, Any] = {k: "" for k in _fields(template)}
-    fields.update(payload)
-    missing = [k for k in _fields(template) if k not in payload]
-    if missing and all(k not in payload for k in _fields(template)):
+    if template:
+        missing = sorted(k for k in keys if k not in payload)
         raise ValueError(
-            f"task {task_type!r} needs payload keys {sorted(_fields(template))}, got {sorted(payload)}"
+            f"task {task_type!r} needs payload keys {sorted(keys)} (missing {missing}) or a 'prompt'; "
+            f"got {sorted(payload)}"
         )
-    return template.format(**fields)
+    return "\n".join(f"{k}: {v}" for k, v in payload.items())
 
 
-def _fields(template: str) -> Sequence[str]:
-    import string
-
+def _fields(template: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(template) if f]

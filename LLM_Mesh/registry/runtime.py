@@ -21,7 +21,6 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
 
-DEFAULT_MAX_ATTEMPTS = 2
 
 
 @dataclass
@@ -43,9 +42,8 @@ class Runtime:
 
     @property
     def max_attempts(self) -> int:
-        """Nodes tried per request (``Settings.max_attempts`` once it exists; default 2)."""
-        value = getattr(self.settings, "max_attempts", DEFAULT_MAX_ATTEMPTS)
-        return max(1, int(value))
+        """Nodes tried per request (``Settings.max_attempts``)."""
+        return max(1, self.settings.max_attempts)
 
     @property
     def retry_after_s(self) -> int:

@@ -48,6 +48,7 @@ class Job:
 
 class SimNode:
     __slots__ = (
+        "active",
         "alive",
         "fail_prob",
         "loop",
@@ -58,7 +59,6 @@ class SimNode:
         "region",
         "rng",
         "rtt_s",
-        "active",
         "running",
         "slow_latency_s",
         "tokens_per_s",

@@ -113,14 +113,39 @@ def _kill_fraction(frac: float) -> Callable[[dict[str, SimNode], random.Random],
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("slow-node", "11 nodes, one slowed to 2 s for 30 s, 1 s client timeout",
-                 11, 300.0, 60.0, 1.0, 50, _uniform_node(0.02, 1000.0, 8, 16),
-                 ((15.0, _slow(True)), (45.0, _slow(False)))),
-        Scenario("mixed-speeds", "40 nodes whose speeds differ 10×", 40, 25.0, 120.0,
-                 30.0, 100, _mixed_node),
-        Scenario("mass-kill", "10,000 nodes, 30 % killed at once at t=10 s", 10_000, 200.0,
-                 45.0, 10.0, 50, _fleet_node, ((10.0, _kill_fraction(0.3)),)),
-    )  # fmt: skip
+        Scenario(
+            "slow-node",
+            "11 nodes, one slowed to 2 s for 30 s, 1 s client timeout",
+            11,
+            300.0,
+            60.0,
+            1.0,
+            50,
+            _uniform_node(0.02, 1000.0, 8, 16),
+            ((15.0, _slow(True)), (45.0, _slow(False))),
+        ),
+        Scenario(
+            "mixed-speeds",
+            "40 nodes whose speeds differ 10×",
+            40,
+            25.0,
+            120.0,
+            30.0,
+            100,
+            _mixed_node,
+        ),
+        Scenario(
+            "mass-kill",
+            "10,000 nodes, 30 % killed at once at t=10 s",
+            10_000,
+            200.0,
+            45.0,
+            10.0,
+            50,
+            _fleet_node,
+            ((10.0, _kill_fraction(0.3)),),
+        ),
+    )
 }
 
 
@@ -142,7 +167,7 @@ def run_scenario(
     gw = SimGateway(loop, nodes, strat, GatewayPolicy(timeout_s=sc.timeout_s), random.Random(seed))
     _registry(loop, nodes, strat, world, duration)
     for t, act in sc.actions:
-        loop.at(t, lambda _a, act=act: act(nodes, world))
+        loop.at(t, _Act(act, nodes, world))
     t = 0.0
     traffic = random.Random(seed + 1)
     while True:
@@ -159,6 +184,19 @@ def run_scenario(
         failed_with_alternative=gw.failed_with_alternative,
         wall_s=time.perf_counter() - started, events=loop.events_run,
     )  # fmt: skip
+
+
+class _Act:
+    def __init__(
+        self,
+        act: Callable[[dict[str, SimNode], random.Random], None],
+        nodes: dict[str, SimNode],
+        rng: random.Random,
+    ) -> None:
+        self.act, self.nodes, self.rng = act, nodes, rng
+
+    def __call__(self, _: object) -> None:
+        self.act(self.nodes, self.rng)
 
 
 def _registry(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,9 @@ async def service(settings: Settings) -> AsyncIterator[NodeService]:
     await svc.stop()
 
 
-def asgi_client(svc: NodeService, client: tuple[str, int] = ("127.0.0.1", 4321)) -> httpx.AsyncClient:
+def asgi_client(
+    svc: NodeService, client: tuple[str, int] = ("127.0.0.1", 4321)
+) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_node_app(svc), client=client)
     return httpx.AsyncClient(transport=transport, base_url="http://node.test")
 
@@ -74,3 +76,13 @@ def asgi_client(svc: NodeService, client: tuple[str, int] = ("127.0.0.1", 4321))
 async def client(service: NodeService) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(service) as c:
         yield c
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` on the loop until it holds (fails the test after ``timeout``)."""
+
+    async def poll() -> None:
+        while not predicate():  # noqa: ASYNC110 - polling state the code under test owns
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(poll(), timeout)

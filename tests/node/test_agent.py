@@ -11,6 +11,7 @@ import pytest
 
 from LLM_Mesh.core.schemas import Heartbeat, HostedModel, NodeRegistration, NodeState
 from LLM_Mesh.node.agent import Backoff, NodeAgent
+from tests.node.conftest import wait_until
 
 REG = "http://registry.test"
 
@@ -35,14 +36,16 @@ class FakeRegistry:
         if request.method == "POST" and path == "/mesh/nodes":
             reg = NodeRegistration.model_validate(body)
             self.known.add(reg.node_id)
-            return httpx.Response(
-                200, json={"node_id": reg.node_id, "heartbeat_interval_s": 7.0}
-            )
+            return httpx.Response(200, json={"node_id": reg.node_id, "heartbeat_interval_s": 7.0})
         if request.method == "POST" and path.endswith("/heartbeat"):
             node_id = path.split("/")[3]
             Heartbeat.model_validate(body)
             if node_id not in self.known:
-                err = {"message": "unknown", "type": "invalid_request_error", "code": "unknown_node"}
+                err = {
+                    "message": "unknown",
+                    "type": "invalid_request_error",
+                    "code": "unknown_node",
+                }
                 return httpx.Response(404, json={"error": err})
             return httpx.Response(200, json={"ok": True})
         if request.method == "DELETE":
@@ -147,12 +150,10 @@ async def test_run_loop_with_fake_sleep_and_wake() -> None:
 
     agent = make_agent(reg, sleep=sleep)
     agent.start()
-    while not delays:
-        await asyncio.sleep(0)
+    await wait_until(lambda: bool(delays))
     assert agent.registered and delays == [7.0]
     agent.wake()  # state changed: heartbeat now, not in 7 s
-    while len(delays) < 2:
-        await asyncio.sleep(0)
+    await wait_until(lambda: len(delays) >= 2)
     assert reg.paths()[-1] == "POST /mesh/nodes/node-a/heartbeat"
     await agent.stop()
     assert reg.paths()[-1] == "DELETE /mesh/nodes/node-a"
@@ -177,8 +178,7 @@ async def test_run_survives_unexpected_errors() -> None:
     agent = make_agent(reg, sleep=sleep)
     agent._registration = registration
     agent.start()
-    while len(slept) < 3:
-        await asyncio.sleep(0)
+    await wait_until(lambda: len(slept) >= 3)
     assert calls == 3 and "boom" in (agent.last_error or "")
     await agent.stop()
 

