@@ -321,8 +321,9 @@ class DistributedModelRegistry:
             return None
         wanted = set(spec.specialties) if spec else set()
         if task_type is None and spec is not None:
+            # most specialties in common first, then the bigger model
             same = [s for s in specs if wanted & set(s.specialties)]
-            ranked = rank_models_for_task(spec.specialties[0], same)
+            ranked = sorted(same, key=lambda s: (-len(wanted & set(s.specialties)), -s.params_b, s.id))
         else:
             ranked = [
                 s
