@@ -10,7 +10,6 @@ llm-mesh status | models           what is up
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 import time
@@ -18,50 +17,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from LLM_Mesh.cli import render
-from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err
+from LLM_Mesh.cli.common import fail as _fail
+from LLM_Mesh.cli.common import settings_from as _settings
+from LLM_Mesh.cli.common import setup_logging as _setup_logging
+from LLM_Mesh.cli.node_commands import node_app
+from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
 from LLM_Mesh.errors import MeshError
 
 app = typer.Typer(
     help="Free-S_Code LLM Mesh: models hosted by community nodes.", no_args_is_help=True
 )
 registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=True)
-node_app = typer.Typer(help="Run and manage a hosting node.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 app.add_typer(node_app, name="node")
-
-console = Console()
-err = Console(stderr=True)
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option("--home", help="State directory [env LLM_MESH_HOME, default ~/.llm-mesh]"),
-]
-RegistryOpt = Annotated[
-    str | None, typer.Option("--registry", help="Registry URL [env LLM_MESH_REGISTRY_URL]")
-]
-
-
-def _settings(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:
-    return Settings.from_env(
-        home=home, registry_url=registry.rstrip("/") if registry else None, **kw
-    )
-
-
-def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # one line per heartbeat is noise; the mesh's own loggers say what matters
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/] {exc}")
-    return typer.Exit(1)
 
 
 # --- the local network -------------------------------------------------------------------
@@ -169,80 +140,6 @@ def registry_serve(
     serve(settings, host=host, port=port)
 
 
-@node_app.command("start")
-def node_start(
-    registry: RegistryOpt = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option("--model", help="Catalog id, path to a .gguf, or name=path (repeatable)"),
-    ] = None,
-    engine: Annotated[str | None, typer.Option(help="llama-cpp | openai | sim")] = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help=f"Port [{DEFAULT_NODE_PORT}]")] = None,
-    region: Annotated[str | None, typer.Option(help="Region label, e.g. eu-west")] = None,
-    public_url: Annotated[
-        str | None, typer.Option(help="URL the registry reaches this node at")
-    ] = None,
-    upstream_url: Annotated[
-        str | None, typer.Option(help="openai engine: the upstream server's base URL")
-    ] = None,
-    node_id: Annotated[str | None, typer.Option(help="Node id [persisted in home]")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="node.toml to read (flags override it)")
-    ] = None,
-    max_concurrency: int | None = None,
-    max_queue: int | None = None,
-    sim_ttft_s: Annotated[
-        float | None, typer.Option(help="sim engine: time to first token")
-    ] = None,
-    sim_tokens_per_s: Annotated[
-        float | None, typer.Option(help="sim engine: tokens per second")
-    ] = None,
-    sim_failure_rate: Annotated[
-        float | None, typer.Option(help="sim engine: failure rate 0..1")
-    ] = None,
-    home: HomeOpt = None,
-    verbose: bool = False,
-) -> None:
-    """Run a node serving one or more models and register it with the registry."""
-    from dataclasses import replace
-
-    from LLM_Mesh.node.config import NodeConfig, load_node_config
-    from LLM_Mesh.node_manager import NodeManager
-
-    _setup_logging(verbose)
-    settings = _settings(home, registry)
-    try:
-        cfg = load_node_config(config) if config else NodeConfig(registry_url=settings.registry_url)
-    except (OSError, ValueError) as exc:
-        raise _fail(exc) from exc
-    overrides: dict[str, Any] = {
-        "models": list(model) if model else None,
-        "engine": engine,
-        "host": host,
-        "port": port,
-        "region": region,
-        "public_url": public_url,
-        "upstream_url": upstream_url,
-        "node_id": node_id,
-        "max_concurrency": max_concurrency,
-        "max_queue": max_queue,
-        "registry_url": registry.rstrip("/") if registry else None,
-        "sim_ttft_s": sim_ttft_s,
-        "sim_tokens_per_s": sim_tokens_per_s,
-        "sim_failure_rate": sim_failure_rate,
-    }
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if not cfg.models:
-        cfg = replace(cfg, models=[DEFAULT_MODEL])
-    if cfg.registry_url and cfg.registry_url != settings.registry_url:
-        settings = replace(settings, registry_url=cfg.registry_url)
-    try:
-        NodeManager(cfg, settings).run()
-    except MeshError as exc:
-        raise _fail(exc) from exc
-
-
 # --- using the network -----------------------------------------------------------------------
 
 
@@ -305,6 +202,41 @@ def models(registry: RegistryOpt = None) -> None:
     except MeshError as exc:
         raise _fail(exc) from exc
     console.print(render.models_table(data["models"]))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def simulate(ctx: typer.Context) -> None:
+    """Fleet simulator: the real routing code vs simple strategies on a virtual clock.
+
+    Options: --scenario slow-node|mixed-speeds|mass-kill (repeatable),
+    --strategy random|round-robin|least-loaded|ours (repeatable), --seed N, --include-slow.
+    """
+    from LLM_Mesh.simulator import main as sim_main
+
+    raise typer.Exit(sim_main(list(ctx.args)))
+
+
+@app.command()
+def migrate(
+    path: Annotated[Path, typer.Argument(help="Tree to clean [.]")] = Path("."),
+    apply: Annotated[bool, typer.Option("--apply", help="Remove the model files found")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check that none remain")] = False,
+) -> None:
+    """Find local model files (by their GGUF/GGML magic, not their name); --apply removes them."""
+    from LLM_Mesh import migrate as mig
+
+    try:
+        if verify:
+            res = mig.verify(path)
+            for line in mig.render_verify(res):
+                console.print(line, markup=False, highlight=False)
+            raise typer.Exit(0 if res.ok else 1)
+        plan = mig.scan(path)
+        lines = mig.render_apply(plan, mig.apply(plan)) if apply else mig.render_plan(plan)
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
+    except MeshError as exc:
+        raise _fail(exc) from exc
 
 
 def main() -> None:
