@@ -86,9 +86,10 @@ class ModelUnavailable(MeshError):
         retry_after: int = 10,
         **extra: Any,
     ) -> None:
-        super().__init__(
-            message, model=model, available=list(available or []), retry_after=retry_after, **extra
-        )
+        up = list(available or [])
+        if available is not None and "models up" not in message:
+            message = f"{message} (models up: {', '.join(up) if up else 'none'})"
+        super().__init__(message, model=model, available=up, retry_after=retry_after, **extra)
         self.model = model
         self.available = list(available or [])
         self.retry_after = retry_after
@@ -172,12 +173,13 @@ def error_from_payload(status: int, payload: Any) -> MeshError:
     cls = _BY_CODE.get(str(err.get("code")))
     if cls is ModelUnavailable:
         available = err.get("available")
-        return ModelUnavailable(
-            message,
-            model=err.get("model"),
-            available=[str(a) for a in available] if isinstance(available, list) else [],
-            retry_after=_retry_after(err.get("retry_after"), 10),
+        exc = ModelUnavailable(
+            message, model=err.get("model"), retry_after=_retry_after(err.get("retry_after"), 10)
         )
+        # the message is kept as sent; the list is restored beside it
+        exc.available = [str(a) for a in available] if isinstance(available, list) else []
+        exc.extra["available"] = exc.available
+        return exc
     if cls is Overloaded:
         return Overloaded(message, retry_after=_retry_after(err.get("retry_after"), 1))
     if cls is None:

@@ -88,6 +88,8 @@ class Attempt:
 
 
 _NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
+_KEPT = ("in_flight", "hb_load", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
+         "success", "latency")  # fmt: skip
 
 
 class _Pool:
@@ -138,9 +140,8 @@ class Router:
             cold_start_ms=cold_start_ms, uptime=uptime, now=now,
         )  # fmt: skip
         if old is not None:
-            for name in ("in_flight", "hb_load", "waiting", "waiting_since_sum", "routable"):
+            for name in _KEPT:
                 setattr(st, name, getattr(old, name))
-            st.ttft, st.per_token, st.success = old.ttft, old.per_token, old.success
         self._nodes[node_id] = st
         self._refresh(st)
         return st
@@ -368,6 +369,7 @@ class Router:
         ejected = False
         if outcome is Outcome.SUCCESS:
             st.success.observe(1.0, now)
+            st.latency.observe(elapsed_ms, now)
             if att.first_token_at is not None:
                 first_ms = (att.first_token_at - att.started) * 1000.0
             else:

@@ -10,6 +10,11 @@ Pure. The node keeps, for each loaded model, its size, when it was last used
 4. otherwise unload idle models (no request in flight), least recently used
    first, until it fits; a model with requests in flight is never unloaded;
    if even all idle models are not enough → refuse, unload nothing.
+
+The default budget is 80 % of the RAM available when the node starts
+(:func:`default_budget`); :func:`estimate_load_time_s` tells the registry how
+long a model that is not loaded would take to load (the last measured load
+time when there is one, else ``0.5 s + size / 1 GB/s``).
 """
 
 from __future__ import annotations
@@ -75,3 +80,31 @@ def plan_load(
             f"(busy, not unloadable: {', '.join(busy) or 'none'})"
         ),
     )
+
+
+DEFAULT_BUDGET_FRACTION = 0.8
+"""Without ``memory_budget_bytes`` a node may fill this share of the RAM available at start."""
+
+LOAD_BYTES_PER_S = 1e9
+"""Conservative speed of reading a GGUF into memory (an SSD with the page cache cold)."""
+
+LOAD_OVERHEAD_S = 0.5
+"""Fixed cost of creating a llama.cpp context, whatever the model's size."""
+
+
+def default_budget(available_bytes: int, fraction: float = DEFAULT_BUDGET_FRACTION) -> int:
+    """``fraction`` of ``available_bytes`` (the RAM free for new allocations right now)."""
+    if available_bytes < 0:
+        raise ValueError("available_bytes must not be negative")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    return int(available_bytes * fraction)
+
+
+def estimate_load_time_s(size: int, measured_s: float | None = None) -> float:
+    """Seconds to load a model of ``size`` bytes: what it took last time, else an estimate."""
+    if size < 0:
+        raise ValueError("size must not be negative")
+    if measured_s is not None and measured_s >= 0:
+        return round(measured_s, 3)
+    return round(LOAD_OVERHEAD_S + size / LOAD_BYTES_PER_S, 3)

@@ -85,6 +85,7 @@ class NodeStats:
         "hb_at",
         "hb_load",
         "in_flight",
+        "latency",
         "loaded",
         "max_concurrency",
         "max_queue",
@@ -133,6 +134,7 @@ class NodeStats:
         self.ttft = PeakEwma(policy.latency_tau_s, policy.idle_tau_s)
         self.per_token = PeakEwma(policy.latency_tau_s, policy.idle_tau_s)
         self.success = Ewma(policy.success_tau_s, initial=1.0)
+        self.latency = Ewma(policy.latency_tau_s)  # end to end, successes only (for views)
 
     @property
     def capacity(self) -> int:

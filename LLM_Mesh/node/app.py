@@ -13,6 +13,10 @@ runs no lifespan.
 - ``GET /mesh/health``, ``GET /mesh/info``;
 - ``POST /mesh/admin/pause|resume|drain`` (loopback clients only).
 
+A chat request may carry ``"mesh_continue": "<assistant text so far>"`` (the
+gateway's mid-stream failover): the engine continues that partial answer and
+sends only the new text. Engines without ``supports_continuation`` answer 400.
+
 Every :class:`~LLM_Mesh.errors.MeshError` becomes its status and OpenAI error
 body in one handler; 429 and 503 carry ``Retry-After``.
 """
@@ -51,6 +55,7 @@ from LLM_Mesh.node.generation import Generation
 from LLM_Mesh.node.service import NodeService
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+MESH_CONTINUE = "mesh_continue"
 DISCONNECT_POLL_S = 0.25
 
 
@@ -132,6 +137,7 @@ class _Handler:
                 param="model",
                 available=ids,
             )
+        continue_text = self._continue_text(kind, data)
         if isinstance(body, ChatCompletionRequest):
             max_tokens = body.max_completion_tokens or body.max_tokens
             messages = [m.model_dump(mode="json", exclude_none=True) for m in body.messages]
@@ -144,6 +150,7 @@ class _Handler:
                 top_p=body.top_p,
                 stop=body.stop_list(),
                 seed=body.seed,
+                continue_text=continue_text,
             )
         else:
             req = GenerationRequest(
@@ -161,6 +168,26 @@ class _Handler:
                 req.text_for_estimate(), req.max_tokens or 1, hosted.context_length, body.model
             )
         return req, body
+
+    def _continue_text(self, kind: str, data: dict[str, Any]) -> str | None:
+        """``mesh_continue``: the assistant text a failed node already streamed."""
+        value = data.get(MESH_CONTINUE)
+        if value is None:
+            return None
+        if kind != "chat":
+            raise InvalidRequest(
+                f"{MESH_CONTINUE} is for /v1/chat/completions; for /v1/completions "
+                "append the generated text to the prompt",
+                param=MESH_CONTINUE,
+            )
+        if not isinstance(value, str):
+            raise InvalidRequest(f"{MESH_CONTINUE} must be a string", param=MESH_CONTINUE)
+        if not self.service.engine.supports_continuation:
+            raise InvalidRequest(
+                f"the {self.service.engine.name} engine does not support {MESH_CONTINUE}",
+                param=MESH_CONTINUE,
+            )
+        return value
 
     async def handle(self, request: Request, kind: Literal["chat", "completion"]) -> Response:
         req, body = self.parse(kind, await _json_body(request))

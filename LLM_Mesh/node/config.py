@@ -7,6 +7,8 @@
     port = 8801
     max_concurrency = 1
     max_queue = 8
+    memory_budget_bytes = 6_000_000_000   # llama-cpp; default: 80 % of available RAM
+    availability_hours = "22:00-07:00"    # local time; outside it the node pauses
 
 The node id is generated once ("node-" + 8 hex digits) and kept in
 ``$LLM_MESH_HOME/node-id`` unless the configuration names one.
@@ -89,6 +91,8 @@ class NodeConfig:
             raise ValueError("public_url must start with http:// or https://")
         if self.availability_hours is not None:
             parse_hours(self.availability_hours)
+        if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
+            raise ValueError("memory_budget_bytes must be positive (leave it out for 80 % of RAM)")
 
     @property
     def effective_public_url(self) -> str:

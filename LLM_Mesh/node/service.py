@@ -23,6 +23,7 @@ import httpx
 
 from LLM_Mesh import __version__
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.memory_budget import default_budget
 from LLM_Mesh.core.schemas import Hardware, Heartbeat, HostedModel, NodeRegistration, NodeState
 from LLM_Mesh.node.admission import Admission, AdmissionState
 from LLM_Mesh.node.agent import NodeAgent
@@ -31,8 +32,24 @@ from LLM_Mesh.node.engines.base import Engine, Usage
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
 
 
+def memory_budget(config: NodeConfig, hardware: Hardware | None) -> int | None:
+    """``memory_budget_bytes``, else 80 % of the RAM available (None: unknown, no limit)."""
+    if config.memory_budget_bytes is not None:
+        return config.memory_budget_bytes
+    if hardware is None:
+        return None
+    extra = hardware.model_extra or {}
+    available = extra.get("memory_available_bytes")
+    if not isinstance(available, int) or available <= 0:
+        available = hardware.memory_bytes
+    return default_budget(available) if available > 0 else None
+
+
 def build_engine(
-    config: NodeConfig, settings: Settings, http_client: httpx.AsyncClient | None = None
+    config: NodeConfig,
+    settings: Settings,
+    http_client: httpx.AsyncClient | None = None,
+    hardware: Hardware | None = None,
 ) -> Engine:
     """The engine ``config.engine`` names (model files are resolved here: blocking I/O)."""
     if config.engine == "sim":
@@ -66,7 +83,7 @@ def build_engine(
             n_ctx=config.n_ctx,
             n_threads=config.n_threads,
             n_gpu_layers=config.n_gpu_layers,
-            memory_budget_bytes=config.memory_budget_bytes,
+            memory_budget_bytes=memory_budget(config, hardware),
         )
     raise ValueError(f"unknown engine {config.engine!r}")
 
@@ -137,6 +154,8 @@ class NodeService:
         self.requests_served = 0
         self.requests_failed = 0
         self.tokens_generated = 0
+        self.prompt_tokens = 0
+        self.started_wall: float | None = None
         self._hardware: Hardware | None = hardware
 
     @property
@@ -158,13 +177,14 @@ class NodeService:
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.settings.request_timeout_s, connect=5.0)
             )
-        if self._engine is None:
-            self._engine = await asyncio.to_thread(
-                build_engine, self.config, self.settings, self._client
-            )
-        await self._engine.start()
         if self._hardware is None:
             self._hardware = await asyncio.to_thread(detect_hardware_safely, self.settings.home)
+        if self._engine is None:
+            self._engine = await asyncio.to_thread(
+                build_engine, self.config, self.settings, self._client, self._hardware
+            )
+        await self._engine.start()
+        self.started_wall = time.time()
         self.started_at = self.clock()
         self.started = True
         if self.config.register:
@@ -245,6 +265,7 @@ class NodeService:
         else:
             self.requests_failed += 1
         self.tokens_generated += usage.completion_tokens if usage else tokens_seen
+        self.prompt_tokens += usage.prompt_tokens if usage else 0
 
     # -- what the registry and the operator see -------------------------------------
 
@@ -265,14 +286,19 @@ class NodeService:
         )
 
     def heartbeat(self) -> Heartbeat:
+        """The load, and (extra field ``models``) every model with ``loaded``/``load_time_s``."""
         self.refresh_availability()
-        return Heartbeat(
-            in_flight=self.admission.in_flight,
-            queued=self.admission.queued,
-            loaded_models=[m.id for m in self.models() if m.loaded],
-            state=self.state,
-            requests_served=self.requests_served,
-            tokens_generated=self.tokens_generated,
+        models = self.models()
+        return Heartbeat.model_validate(
+            {
+                "in_flight": self.admission.in_flight,
+                "queued": self.admission.queued,
+                "loaded_models": [m.id for m in models if m.loaded],
+                "state": self.state,
+                "requests_served": self.requests_served,
+                "tokens_generated": self.tokens_generated,
+                "models": [m.model_dump(mode="json") for m in models],
+            }
         )
 
     def health(self) -> dict[str, Any]:
@@ -300,10 +326,13 @@ class NodeService:
             "max_concurrency": self.config.max_concurrency,
             "max_queue": self.config.max_queue,
             "availability_hours": self.config.availability_hours,
-            "uptime_s": round(max(0.0, self.clock() - self.started_at), 3),
+            "uptime_s": round(max(0.0, self.clock() - self.started_at), 3) if self.started else 0.0,
+            "started_at": self.started_wall,
             "requests_served": self.requests_served,
             "requests_failed": self.requests_failed,
             "tokens_generated": self.tokens_generated,
+            "prompt_tokens": self.prompt_tokens,
+            "memory_budget_bytes": getattr(engine, "memory_budget_bytes", None),
             "in_flight": self.admission.in_flight,
             "queued": self.admission.queued,
             "registry": {

@@ -1,8 +1,9 @@
 """The registry's own endpoints under ``/mesh`` (nodes register and heartbeat here).
 
-Contract: ``docs/ARCHITECTURE.md`` ("Node ↔ registry"). The node table is
-updated first (routing sees a node at once); the store is written on the same
-request, so a restarted registry knows every node it had.
+Contract: ``docs/ARCHITECTURE.md`` ("Node ↔ registry"). The node table and the
+router (:class:`~LLM_Mesh.registry.routing.Routing`) are updated first (routing
+sees a node at once); the store is written on the same request, so a restarted
+registry knows every node it had.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _unknown(node_id: str) -> UnknownNode:
 async def register_node(reg: NodeRegistration, request: Request) -> RegistrationAccepted:
     """A node announces itself (or re-registers): upsert into the table and the store."""
     rt = get_runtime(request)
-    rt.table.register(reg)
+    rt.routing.upsert(rt.table.register(reg))
     await rt.store.upsert_node(_record(reg, _utcnow()))
     return RegistrationAccepted(
         node_id=reg.node_id,
@@ -70,8 +71,12 @@ async def heartbeat(node_id: str, hb: Heartbeat, request: Request) -> dict[str, 
         rec = await rt.store.get_node(node_id)
         if rec is None:
             raise _unknown(node_id)
-        entry_from_record(rt.table, rec, heard_now=True)
+        entry = entry_from_record(rt.table, rec, heard_now=True)
+        if entry is None:
+            raise _unknown(node_id)
+        rt.routing.upsert(entry)
         rt.table.heartbeat(node_id, hb)
+    rt.routing.heartbeat(node_id, hb)
     if not await rt.store.touch_heartbeat(node_id, _utcnow(), hb.state.value):
         raise _unknown(node_id)
     return {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}
@@ -82,6 +87,7 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     """The node's final OFFLINE: it leaves routing at once (its record stays)."""
     rt = get_runtime(request)
     in_table = rt.table.set_state(node_id, NodeState.OFFLINE)
+    rt.routing.remove(node_id)
     in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
     if not (in_table or in_store):
         raise _unknown(node_id)
@@ -91,7 +97,7 @@ async def deregister_node(node_id: str, request: Request) -> Response:
 @router.get("/mesh/nodes")
 async def list_nodes(request: Request) -> dict[str, Any]:
     rt = get_runtime(request)
-    return {"nodes": [v.model_dump(mode="json") for v in rt.table.views()]}
+    return {"nodes": [v.model_dump(mode="json") for v in rt.routing.views()]}
 
 
 @router.get("/mesh/models")

@@ -3,7 +3,7 @@
 :func:`create_registry_app` builds one FastAPI app holding one
 :class:`~LLM_Mesh.registry.runtime.Runtime`. Its lifespan opens the store
 (``SqlStore(settings.effective_database_url)`` unless one is given), loads the
-stored nodes into the node table, creates the pooled outbound HTTP client
+stored nodes into the node table and the router (:class:`Routing`), creates the pooled outbound HTTP client
 (unless one is given), starts the health loops and the request writer, and on
 shutdown stops them, writes what is queued and closes what it opened.
 """
@@ -23,9 +23,11 @@ from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
+from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.snapshot import load_nodes
 
@@ -48,16 +50,20 @@ def create_registry_app(
     """The registry + gateway app. Pass ``store``/``http_client`` to inject (tests)."""
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
+    routing = Routing(table, clock)
     runtime = Runtime(
         settings=settings,
         store=the_store,
         table=table,
         writer=RequestWriter(the_store),
+        routing=routing,
+        idempotency=IdempotencyCache(clock),
         clock=clock,
     )
     health = HealthChecker(
         table,
         lambda: runtime.http,
+        on_change=routing.sync,
         interval_s=settings.health_check_interval_s,
         sweep_interval_s=settings.heartbeat_interval_s,
         timeout_s=min(10.0, max(1.0, settings.connect_timeout_s * 2)),
@@ -68,6 +74,7 @@ def create_registry_app(
         await runtime.store.open()
         try:
             await load_nodes(table, runtime.store)
+            routing.sync_all()
             if http_client is None:
                 runtime.client, runtime.owns_client = make_client(settings), True
             else:

@@ -1,17 +1,15 @@
-"""Sending one validated request to a node: node choice, retries, non-stream answers.
+"""Forwarding one validated request: the :class:`Job`, non-stream answers, bookkeeping.
 
-:func:`send_with_retries` picks the least-loaded healthy node, checks the
-context against *that* node's model, sends, and on a connect error, a 429 or a
-5xx tries a *different* node, up to ``Runtime.max_attempts`` nodes (nothing has
-reached the client yet, so a retry is invisible to it). :func:`complete`
-returns a non-streaming answer with the gateway's ``mesh``; streams live in
-``LLM_Mesh.registry.streaming``.
+:func:`complete` gets a node through
+:func:`~LLM_Mesh.registry.dispatch.send_with_failover` (connect errors, timeouts,
+5xx, 429 and answers that are not JSON fail over to another node; the client
+sees one answer) and returns the node's body with the gateway's ``mesh``.
+Streams live in :mod:`LLM_Mesh.registry.streaming`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -19,17 +17,12 @@ from typing import Any
 import httpx
 from starlette.responses import Response
 
+from LLM_Mesh.core.balancer import Attempt, Outcome
 from LLM_Mesh.core.pricing import request_cost
-from LLM_Mesh.core.selection import Candidate, pick_least_loaded
-from LLM_Mesh.core.validation import check_context
-from LLM_Mesh.errors import (
-    MeshError,
-    ModelUnavailable,
-    Overloaded,
-    UpstreamError,
-    UpstreamTimeout,
-)
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.dispatch import send_with_failover
 from LLM_Mesh.registry.errors import json_response
+from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
 
@@ -40,8 +33,8 @@ class Job:
 
     path: str  # "/v1/chat/completions" or "/v1/completions"
     model: str
-    body: dict[str, Any]
-    raw: bytes  # the client's body: forwarded unchanged on non-streams
+    body: dict[str, Any]  # without the mesh extension fields
+    raw: bytes  # what a non-stream forwards: the client's bytes unless extensions were stripped
     stream: bool
     prompt_text: str
     max_tokens: int
@@ -49,9 +42,8 @@ class Job:
     catalog_context: int | None
     request_id: str
     started: float  # runtime clock when the gateway received it
-
-
-Sender = Callable[[Candidate], Awaitable[httpx.Response]]
+    deadline: float = float("inf")  # started + request_timeout_s: no new attempt after it
+    ext: Extensions = NONE
 
 
 def forward_headers(job: Job) -> dict[str, str]:
@@ -62,102 +54,8 @@ def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
     return {"X-Mesh-Node": node_id, "X-Mesh-Model": job.model, "X-Mesh-Request-Id": job.request_id}
 
 
-def _check_context(rt: Runtime, job: Job, node_id: str) -> None:
-    hosted = rt.table.hosted(node_id, job.model)
-    ctx = hosted.context_length if hosted is not None and hosted.context_length else None
-    ctx = ctx or job.catalog_context
-    if ctx:
-        check_context(job.prompt_text, job.max_tokens, ctx, job.model)
-
-
-def _retry_after(resp: httpx.Response) -> int:
-    try:
-        return max(1, int(float(resp.headers.get("retry-after", "1"))))
-    except ValueError:
-        return 1
-
-
-def _error_message(content: bytes) -> str:
-    try:
-        err = json.loads(content).get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:300]
-    except (ValueError, AttributeError):
-        pass
-    return content[:200].decode("utf-8", "replace")
-
-
-async def send_with_retries(
-    rt: Runtime, job: Job, send: Sender
-) -> tuple[Candidate, httpx.Response, int]:
-    """The first node answer that is not a connect error, 429 or 5xx.
-
-    Returns (node, response, attempts). Raises ``ModelUnavailable`` when no
-    healthy node hosts the model, else the last node's error (502/504/429),
-    with ``node_id`` in the error body.
-    """
-    tried: list[str] = []
-    last: MeshError | None = None
-    for _ in range(rt.max_attempts):
-        cand = pick_least_loaded(rt.table.candidates_for(job.model), exclude=tried)
-        if cand is None:
-            break
-        _check_context(rt, job, cand.node_id)
-        tried.append(cand.node_id)
-        node = cand.node_id
-        rt.table.begin(node)
-        try:
-            resp = await send(cand)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            rt.table.end(node, ok=False)
-            last = UpstreamError(
-                f"node {node} ({cand.url}) is unreachable: {type(exc).__name__}",
-                node_id=node,
-                attempts=len(tried),
-            )
-            continue
-        except httpx.TimeoutException as exc:
-            rt.table.end(node, ok=False)
-            raise UpstreamTimeout(
-                f"node {node} ({cand.url}) timed out: {type(exc).__name__}",
-                node_id=node,
-                attempts=len(tried),
-            ) from None
-        except httpx.HTTPError as exc:
-            rt.table.end(node, ok=False)
-            raise UpstreamError(
-                f"node {node} ({cand.url}) failed: {type(exc).__name__}: {exc}",
-                node_id=node,
-                attempts=len(tried),
-            ) from None
-        status = resp.status_code
-        if status != 429 and status < 500:
-            return cand, resp, len(tried)
-        content = await resp.aread()
-        await resp.aclose()
-        if status == 429:
-            rt.table.release(node)
-            last = Overloaded(
-                f"node {node} is busy: {_error_message(content)}",
-                retry_after=_retry_after(resp),
-                node_id=node,
-                attempts=len(tried),
-            )
-        else:
-            rt.table.end(node, ok=False)
-            last = UpstreamError(
-                f"node {node} answered HTTP {status}: {_error_message(content)}",
-                node_id=node,
-                attempts=len(tried),
-            )
-    if last is not None:
-        raise last
-    raise ModelUnavailable(
-        f"no healthy node serves {job.model!r} right now",
-        model=job.model,
-        available=rt.table.models_up(),
-        retry_after=rt.retry_after_s,
-    )
+class _NotJson(httpx.RemoteProtocolError):
+    """A node's 200 whose body is not a JSON object: a server error, fail over."""
 
 
 def record(
@@ -242,9 +140,14 @@ def build_mesh(
     return mesh
 
 
-def passthrough(rt: Runtime, job: Job, node_id: str, status: int, content: bytes) -> Response:
-    """A 4xx the node decided (e.g. its exact context check): its body, as is."""
-    rt.table.release(node_id)
+def passthrough(
+    rt: Runtime, job: Job, node_id: str, att: Attempt, status: int, content: bytes
+) -> Response:
+    """A 4xx the node decided (e.g. its exact context check): its body, as is.
+
+    Says nothing about the node's health: the attempt ends ``CANCELLED`` (neutral).
+    """
+    rt.routing.finish(att, Outcome.CANCELLED)
     code: str | None = None
     try:
         err = json.loads(content).get("error")
@@ -261,55 +164,48 @@ async def complete(rt: Runtime, job: Job) -> Response:
     """Forward a non-streaming request; the node's body with the gateway's ``mesh``."""
     client = rt.http
     headers = forward_headers(job)
+    parsed: dict[int, dict[str, Any]] = {}
 
-    async def send(c: Candidate) -> httpx.Response:
-        return await client.post(c.url + job.path, content=job.raw, headers=headers)
+    connect_s = rt.settings.connect_timeout_s
+
+    async def send(url: str, left: float) -> httpx.Response:
+        timeout = httpx.Timeout(left, connect=min(left, connect_s))
+        resp = await client.post(url + job.path, content=job.raw, headers=headers, timeout=timeout)
+        if resp.status_code == 200:
+            try:
+                data = json.loads(resp.content)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise _NotJson("the node's answer is not a JSON object")
+            parsed[id(resp)] = data
+        return resp
 
     try:
-        cand, resp, attempts = await send_with_retries(rt, job, send)
+        sent = await send_with_failover(rt, job, send)
     except MeshError as exc:
         record_failure(rt, job, exc)
         raise
-    node = cand.node_id
+    node, resp, att = sent.node_id, sent.response, sent.attempt
     if resp.status_code != 200:
-        return passthrough(rt, job, node, resp.status_code, resp.content)
-    try:
-        data = json.loads(resp.content)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        rt.table.end(node, ok=False)
-        bad = UpstreamError(f"node {node} sent an answer that is not a JSON object", node_id=node)
-        record_failure(rt, job, bad)
-        raise bad from None
+        return passthrough(rt, job, node, att, resp.status_code, resp.content)
+    data = parsed.pop(id(resp))
     latency_ms = (rt.clock() - job.started) * 1000.0
     pt, ct = token_counts(data.get("usage"))
     node_mesh = data.get("mesh")
     ttft_ms = _nonstream_ttft(node_mesh, latency_ms)
     mesh = build_mesh(
-        rt,
-        job,
-        node,
-        node_mesh,
-        latency_ms=latency_ms,
-        ttft_ms=ttft_ms,
-        prompt_tokens=pt,
-        completion_tokens=ct,
-        attempts=attempts,
-    )
+        rt, job, node, node_mesh, latency_ms=latency_ms, ttft_ms=ttft_ms,
+        prompt_tokens=pt, completion_tokens=ct, attempts=sent.attempts,
+    )  # fmt: skip
+    if sent.waited_s > 0:
+        mesh["waited_ms"] = round(sent.waited_s * 1000.0, 3)
     data["mesh"] = mesh
-    rt.table.end(node, ok=True, latency_ms=latency_ms, ttft_ms=ttft_ms, tokens=ct)
+    rt.routing.finish(att, Outcome.SUCCESS, completion_tokens=ct, ttft_ms=ttft_ms)
     record(
-        rt,
-        job,
-        node_id=node,
-        outcome="ok",
-        prompt_tokens=pt,
-        completion_tokens=ct,
-        latency_ms=latency_ms,
-        ttft_ms=ttft_ms,
-        cost=mesh["cost"],
-    )
+        rt, job, node_id=node, outcome="ok", prompt_tokens=pt, completion_tokens=ct,
+        latency_ms=latency_ms, ttft_ms=ttft_ms, cost=mesh["cost"],
+    )  # fmt: skip
     return json_response(data, 200, mesh_headers(node, job))
 
 

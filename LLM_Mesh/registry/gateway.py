@@ -5,7 +5,11 @@ object (400), valid for the OpenAI request model (400 naming the field), for a
 model the catalog or some node knows (404 listing the models), that a healthy
 node serves now (503 with ``Retry-After`` and the models that are up), and that
 fits the chosen node's context (400). Then :mod:`forwarding` or
-:mod:`streaming` sends it on.
+:mod:`streaming` sends it on. The mesh extensions (``avoid_regions``,
+``allow_nodes``, ``deny_nodes``, ``mesh_wait_s`` / ``X-Mesh-Wait``:
+:mod:`extensions`) are read here and stripped from what nodes receive. A
+client-supplied ``Idempotency-Key`` or ``X-Request-Id`` runs at most once
+(:mod:`idempotency`).
 
 The POST endpoints are plain Starlette routes (no dependency injection): they
 are the hot path.
@@ -23,9 +27,10 @@ from starlette.responses import Response
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
-from LLM_Mesh.errors import InvalidRequest, ModelNotFound
+from LLM_Mesh.errors import InvalidRequest, MeshError, ModelNotFound
 from LLM_Mesh.registry import forwarding, streaming
-from LLM_Mesh.registry.errors import invalid_from_pydantic, json_response
+from LLM_Mesh.registry.errors import error_response, invalid_from_pydantic, json_response
+from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
 from LLM_Mesh.registry.listing import CUSTOM_PRICE_PER_1K, known_model_ids, openai_models
 from LLM_Mesh.registry.runtime import Runtime, get_runtime, new_request_id
 
@@ -49,11 +54,13 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+def _client_id(request: Request) -> str | None:
+    """The client's own request id (``Idempotency-Key`` or ``X-Request-Id``), if usable."""
+    headers = request.headers
+    given = headers.get("idempotency-key") or headers.get("x-request-id")
     if given and len(given) <= 128 and given.isprintable():
         return given
-    return new_request_id()
+    return None
 
 
 def build_job(
@@ -71,6 +78,10 @@ def build_job(
             prompt_text = parsed.prompt_text()
     except ValidationError as exc:
         raise invalid_from_pydantic(exc) from None
+    ext = read_extensions(body, request.headers.get("x-mesh-wait"))
+    if ext.present:
+        body = strip_extensions(body)
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     model = parsed.model
     spec = get_spec(model)
     if spec is None and not rt.table.hosts(model):
@@ -90,8 +101,10 @@ def build_job(
         max_tokens=parsed.effective_max_tokens(0),
         price_per_1k=spec.price_per_1k_tokens if spec is not None else CUSTOM_PRICE_PER_1K,
         catalog_context=spec.context_length if spec is not None else None,
-        request_id=_request_id(request),
+        request_id=_client_id(request) or new_request_id(),
         started=started,
+        deadline=started + rt.settings.request_timeout_s,
+        ext=ext,
     )
 
 
@@ -100,9 +113,36 @@ async def _serve(request: Request, path: str) -> Response:
     started = rt.clock()
     raw = await request.body()
     job = build_job(rt, request, raw, path, started)
+    key = _client_id(request)
+    if key is None:
+        if job.stream:
+            return await streaming.stream(rt, job)
+        return await forwarding.complete(rt, job)
+    return await _once(rt, job, f"{path} {key}")
+
+
+async def _once(rt: Runtime, job: forwarding.Job, key: str) -> Response:
+    """Run ``job`` unless ``key`` already ran or runs (see :mod:`idempotency`)."""
+    cache = rt.idempotency
+    earlier = await cache.begin(key, job.stream)
+    if earlier is not None:
+        return earlier
     if job.stream:
-        return await streaming.stream(rt, job)
-    return await forwarding.complete(rt, job)
+        try:
+            resp = await streaming.stream(rt, job)
+        except BaseException:
+            cache.abandon(key)
+            raise
+        cache.finish(key, None)
+        return resp
+    result: Response | None = None
+    try:
+        result = await forwarding.complete(rt, job)
+    except MeshError as exc:
+        result = error_response(exc)
+    finally:
+        cache.finish(key, result)
+    return result
 
 
 async def chat_completions(request: Request) -> Response:

@@ -2,11 +2,16 @@
 
 Every ``settings.health_check_interval_s`` (with ±10 % jitter so many
 registries do not beat in step) :meth:`HealthChecker.run_pass` sends
-``GET {node}/mesh/health`` to every node that is not OFFLINE, at most
-``concurrency`` at a time, each bounded by ``timeout_s``. A node that fails
-leaves routing until a later pass finds it healthy again. Every heartbeat
-interval the sweep logs nodes whose heartbeats expired (they already left
-routing by time: :func:`LLM_Mesh.core.liveness.is_routable`).
+``GET {node}/mesh/health`` to every node that is not OFFLINE: ``concurrency``
+workers take nodes from one shuffled list (bounded tasks and sockets, whatever
+the fleet size; the shuffle spreads each pass's load over hosts differently),
+each check bounded by ``timeout_s``. A node that fails leaves routing until a
+later pass finds it healthy again. Every heartbeat interval the sweep takes
+nodes whose heartbeats expired out of routing (they already were by time:
+:func:`LLM_Mesh.core.liveness.is_routable`; the router learns it here).
+``on_change(node_id)`` is called whenever a check or the sweep changed a
+node's liveness. 10,000 hosts answering at once take about a second a pass
+(``tests/registry/test_health.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class HealthChecker:
         concurrency: int = 32,
         jitter: float = 0.1,
         rng: random.Random | None = None,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         if interval_s <= 0 or sweep_interval_s <= 0 or timeout_s <= 0 or concurrency < 1:
             raise ValueError("intervals, timeout and concurrency must be positive")
@@ -51,25 +57,28 @@ class HealthChecker:
         self.sweep_interval_s = sweep_interval_s
         self.timeout_s = timeout_s
         self.jitter = jitter
-        self._sem = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self._on_change = on_change
         self._rng = rng or random.Random()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def check(self, entry: NodeEntry) -> dict[str, Any]:
         """Check one node; marks it ok/failed in the table and returns the result."""
         clock = self.table.clock
-        async with self._sem:
-            t0 = clock()
-            error: str | None = None
-            try:
-                resp = await self._client().get(entry.url + "/mesh/health", timeout=self.timeout_s)
-                if resp.status_code != 200:
-                    error = f"HTTP {resp.status_code}"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            latency_ms = (clock() - t0) * 1000.0
+        t0 = clock()
+        error: str | None = None
+        try:
+            resp = await self._client().get(entry.url + "/mesh/health", timeout=self.timeout_s)
+            if resp.status_code != 200:
+                error = f"HTTP {resp.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        latency_ms = (clock() - t0) * 1000.0
         ok = error is None
+        changed = entry.check_failed == ok
         self.table.set_check_result(entry.node_id, ok)
+        if changed and self._on_change is not None:
+            self._on_change(entry.node_id)
         if not ok:
             log.warning("health check failed for node %s (%s): %s", entry.node_id, entry.url, error)
         return {
@@ -83,13 +92,24 @@ class HealthChecker:
     async def run_pass(self) -> list[dict[str, Any]]:
         """Check every node that is not OFFLINE, now; one result per node."""
         entries = [e for e in self.table.entries() if e.state is not NodeState.OFFLINE]
-        results = await asyncio.gather(*(self.check(e) for e in entries))
+        self._rng.shuffle(entries)
+        results: list[dict[str, Any]] = []
+        todo = iter(entries)
+
+        async def worker() -> None:
+            for entry in todo:  # one shared iterator: each node checked once
+                results.append(await self.check(entry))
+
+        workers = min(self.concurrency, len(entries))
+        await asyncio.gather(*(worker() for _ in range(workers)))
         return sorted(results, key=lambda r: str(r["node_id"]))
 
     def sweep(self) -> list[str]:
         """Nodes that just left routing because their heartbeats expired."""
         expired = self.table.sweep_expired()
         for node_id in expired:
+            if self._on_change is not None:
+                self._on_change(node_id)
             log.info("node %s missed its heartbeats; out of routing until it beats again", node_id)
         return expired
 

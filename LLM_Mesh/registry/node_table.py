@@ -1,10 +1,13 @@
 """The live, in-memory view of the nodes this registry routes to.
 
 One :class:`NodeEntry` per node: its registration, its last heartbeat (on the
-injected monotonic clock), what it reported, the gateway's own in-flight count,
-latency and time-to-first-token EWMAs, success/failure counters and the result
-of the last active health check. A per-model index (model id -> node ids) finds
-the candidates for a model without scanning every node.
+injected monotonic clock), what it reported, request/failure counters and the
+result of the last active health check. A per-model index (model id -> node
+ids) answers "who hosts this model" without scanning every node.
+
+The table decides *liveness* only; which node serves a request is decided by
+the one :class:`~LLM_Mesh.core.balancer.Router` in
+:class:`~LLM_Mesh.registry.routing.Routing` (load, latency EWMAs, ejections).
 
 Healthy means: state ONLINE, a heartbeat younger than
 ``settings.heartbeat_expiry_s``, and not failed by the last active check
@@ -26,18 +29,9 @@ from LLM_Mesh.core.schemas import (
     HostedModel,
     NodeRegistration,
     NodeState,
-    NodeView,
 )
-from LLM_Mesh.core.selection import Candidate
 
 Clock = Callable[[], float]
-
-EWMA_ALPHA = 0.2  # weight of the newest sample in the latency/ttft/success averages
-
-
-def ewma(previous: float | None, sample: float, alpha: float = EWMA_ALPHA) -> float:
-    """The moving average after ``sample``; the first sample is taken as is."""
-    return sample if previous is None else previous + alpha * (sample - previous)
 
 
 @dataclass
@@ -56,10 +50,8 @@ class NodeEntry:
     last_heartbeat: float | None = None
     reported_in_flight: int = 0
     reported_queued: int = 0
-    in_flight: int = 0  # the gateway's own requests on this node now
-    latency_ms_ewma: float | None = None
-    ttft_ms_ewma: float | None = None
-    health_score: float = 1.0  # EWMA of outcomes: 1 ok, 0 failed
+    uptime: float | None = None  # a heartbeat's optional ``uptime`` (0..1)
+    continuation: bool = False  # the node advertises ``"continuation": true``
     requests: int = 0
     failures: int = 0
     tokens_generated: int = 0
@@ -102,13 +94,10 @@ class NodeTable:
             version=reg.version,
             state=reg.state,
             last_heartbeat=now,
+            continuation=advertises_continuation(reg),
         )
         if old is not None:
             self._unindex(old)
-            entry.in_flight = old.in_flight
-            entry.latency_ms_ewma = old.latency_ms_ewma
-            entry.ttft_ms_ewma = old.ttft_ms_ewma
-            entry.health_score = old.health_score
             entry.requests = old.requests
             entry.failures = old.failures
             entry.tokens_generated = old.tokens_generated
@@ -147,6 +136,9 @@ class NodeTable:
         entry.reported_in_flight = hb.in_flight
         entry.reported_queued = hb.queued
         entry.expired_reported = False
+        uptime = (hb.model_extra or {}).get("uptime")
+        if isinstance(uptime, (int, float)) and not isinstance(uptime, bool):
+            entry.uptime = min(1.0, max(0.0, float(uptime)))
         if hb.loaded_models is not None:
             loaded = set(hb.loaded_models)
             for model_id, hosted in entry.models.items():
@@ -190,54 +182,17 @@ class NodeTable:
                 expired.append(entry.node_id)
         return expired
 
-    # --- the gateway's own view of load and outcomes -------------------------
+    # --- counters (shown in views; routing state lives in the Router) ---------
 
-    def begin(self, node_id: str) -> None:
-        entry = self._nodes.get(node_id)
-        if entry is not None:
-            entry.in_flight += 1
-
-    def release(self, node_id: str) -> None:
-        """A request :meth:`begin` counted ended without saying anything about the node."""
-        entry = self._nodes.get(node_id)
-        if entry is not None:
-            entry.in_flight = max(0, entry.in_flight - 1)
-
-    def end(
-        self,
-        node_id: str,
-        *,
-        ok: bool,
-        latency_ms: float | None = None,
-        ttft_ms: float | None = None,
-        tokens: int = 0,
-    ) -> None:
-        """A request that :meth:`begin` counted has finished (``ok`` or failed)."""
+    def count(self, node_id: str, *, ok: bool, tokens: int = 0) -> None:
+        """One finished attempt on ``node_id`` (for the request/failure counters)."""
         entry = self._nodes.get(node_id)
         if entry is None:
             return
-        entry.in_flight = max(0, entry.in_flight - 1)
-        self._outcome(entry, ok, latency_ms, ttft_ms, tokens)
-
-    def mark_failure(self, node_id: str) -> None:
-        """A failure that was not counted by :meth:`begin` (e.g. found by a check)."""
-        entry = self._nodes.get(node_id)
-        if entry is not None:
-            self._outcome(entry, False, None, None, 0)
-
-    @staticmethod
-    def _outcome(
-        entry: NodeEntry, ok: bool, latency_ms: float | None, ttft_ms: float | None, tokens: int
-    ) -> None:
         entry.requests += 1
         entry.tokens_generated += tokens
         if not ok:
             entry.failures += 1
-        entry.health_score = ewma(entry.health_score, 1.0 if ok else 0.0)
-        if ok and latency_ms is not None:
-            entry.latency_ms_ewma = ewma(entry.latency_ms_ewma, latency_ms)
-        if ok and ttft_ms is not None:
-            entry.ttft_ms_ewma = ewma(entry.ttft_ms_ewma, ttft_ms)
 
     def seed_counters(self, stats: dict[str, dict[str, int]]) -> None:
         """Start the counters from the store's totals (after a restart)."""
@@ -267,25 +222,6 @@ class NodeTable:
                 out.append(entry)
         return out
 
-    def candidates_for(self, model_id: str, now: float | None = None) -> list[Candidate]:
-        """Healthy nodes that host ``model_id`` loaded, as selection candidates.
-
-        ``in_flight`` is the gateway's own count (fresh, unlike the heartbeat's);
-        a node busy with other clients answers 429 and the gateway tries another.
-        """
-        return [
-            Candidate(
-                node_id=e.node_id,
-                url=e.url,
-                in_flight=e.in_flight,
-                max_concurrency=e.max_concurrency,
-                max_queue=e.max_queue,
-                latency_ms_ewma=e.latency_ms_ewma,
-                region=e.region,
-            )
-            for e in self.healthy_entries_for(model_id, now)
-        ]
-
     def nodes_up_for(self, model_id: str, now: float | None = None) -> int:
         return len(self.healthy_entries_for(model_id, now))
 
@@ -306,28 +242,16 @@ class NodeTable:
                 out[model_id] = self._nodes[min(ids)].models[model_id]
         return dict(sorted(out.items()))
 
-    def view(self, entry: NodeEntry, now: float | None = None) -> NodeView:
-        now = self.clock() if now is None else now
-        return NodeView(
-            node_id=entry.node_id,
-            url=entry.url,
-            region=entry.region,
-            state=entry.state,
-            healthy=self.healthy(entry, now),
-            models=list(entry.models.values()),
-            in_flight=max(entry.in_flight, entry.reported_in_flight),
-            queued=entry.reported_queued,
-            max_concurrency=entry.max_concurrency,
-            max_queue=entry.max_queue,
-            last_heartbeat_age_s=heartbeat_age(entry.last_heartbeat, now),
-            health_score=0.0 if entry.check_failed else round(entry.health_score, 4),
-            latency_ms_ewma=entry.latency_ms_ewma,
-            ttft_ms_ewma=entry.ttft_ms_ewma,
-            requests=entry.requests,
-            failures=entry.failures,
-            hardware=entry.hardware,
-        )
+    def supports_continuation(self, node_id: str, model_id: str) -> bool:
+        """Whether the node continues a chat from ``mesh_continue`` for ``model_id``."""
+        entry = self._nodes.get(node_id)
+        if entry is None:
+            return False
+        hosted = entry.models.get(model_id)
+        flag = (hosted.model_extra or {}).get("continuation") if hosted is not None else None
+        return entry.continuation or flag is True
 
-    def views(self) -> list[NodeView]:
-        now = self.clock()
-        return [self.view(e, now) for e in sorted(self._nodes.values(), key=lambda e: e.node_id)]
+
+def advertises_continuation(reg: NodeRegistration) -> bool:
+    """A registration-level ``"continuation": true`` extra field."""
+    return (reg.model_extra or {}).get("continuation") is True

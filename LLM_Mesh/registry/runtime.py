@@ -1,8 +1,9 @@
 """The registry process's live objects, held in ``app.state.runtime``.
 
-One :class:`Runtime` per app: settings, the store, the node table, the request
-writer, the health checker and the one pooled outbound HTTP client (set in the
-lifespan; tests pass their own transport).
+One :class:`Runtime` per app: settings, the store, the node table (liveness),
+the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the
+idempotency cache, the request writer and the one pooled outbound HTTP client
+(set in the lifespan; tests pass their own transport).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from starlette.requests import Request
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
-
+from LLM_Mesh.registry.routing import Routing
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Runtime:
     store: Store
     table: NodeTable
     writer: RequestWriter
+    routing: Routing
+    idempotency: IdempotencyCache
     clock: Callable[[], float] = time.monotonic
     client: httpx.AsyncClient | None = None
     owns_client: bool = False

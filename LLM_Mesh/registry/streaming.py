@@ -1,15 +1,26 @@
-"""Relaying a node's SSE stream to the client.
+"""Relaying a node's SSE stream to the client, failing over mid-stream.
 
 Events pass through as they come (one write per event). The gateway parses an
 event only until it has seen the first token (for its time-to-first-token) and
 when it carries ``"usage"``: the node's last chunk (``"choices": []``, usage,
-``mesh``) gets the gateway's ``mesh`` (latency, ttft, cost). When the client
-goes away, :class:`ProxyStream` closes the generator and the upstream response
-at once, so the node sees the disconnect and cancels the generation.
+``mesh``) gets the gateway's ``mesh`` (latency, ttft, cost). The raw ``data:``
+lines are kept (a list append) so a failover can rebuild the text so far.
+
+If the node breaks the stream (transport error, its ``data: {"error"...}``
+event, or an end without ``[DONE]``), :class:`Relay` asks another node to
+continue (:mod:`LLM_Mesh.registry.continuation`) and relays its chunks
+rewritten to the first node's ``id``/``created``/``model``: the client sees one
+stream. Where nobody can continue (chat without a node that advertises
+``continuation``, no node left, attempts or retry budget spent) the stream
+ends with ``data: {"error": {...}}`` and ``data: [DONE]``, never a silent cut.
+
+When the client goes away, :class:`ProxyStream` closes the generator and the
+upstream response at once, so the node sees the disconnect and cancels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -19,8 +30,16 @@ import httpx
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from LLM_Mesh.core.selection import Candidate
+from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.errors import MeshError, UpstreamError
+from LLM_Mesh.registry.continuation import (
+    CHAT_PATH,
+    chunk_text,
+    continuation_body,
+    generated,
+    remaining_tokens,
+)
+from LLM_Mesh.registry.dispatch import Sent, send_with_failover
 from LLM_Mesh.registry.forwarding import (
     Job,
     build_mesh,
@@ -29,12 +48,12 @@ from LLM_Mesh.registry.forwarding import (
     passthrough,
     record,
     record_failure,
-    send_with_retries,
     token_counts,
 )
 from LLM_Mesh.registry.runtime import Runtime
 
 _SEP = (",", ":")
+CONTINUE_WINDOW_S = 30.0  # time a mid-stream failover may take to find a node
 
 
 class ProxyStream(StreamingResponse):
@@ -60,25 +79,39 @@ class ProxyStream(StreamingResponse):
                 await self._on_close()
 
 
-def _has_token(obj: dict[str, Any]) -> bool:
-    choices = obj.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return False
-    first = choices[0]
-    delta = first.get("delta")
-    if isinstance(delta, dict) and delta.get("content"):
-        return True
-    return bool(first.get("text"))
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, separators=_SEP, ensure_ascii=False).encode() + b"\n\n"
+
+
+def _payload(job: Job, body: dict[str, Any]) -> bytes:
+    options = body.get("stream_options")
+    out = dict(body)
+    out["stream_options"] = {
+        **(options if isinstance(options, dict) else {}),
+        "include_usage": True,
+    }
+    return json.dumps(out, separators=_SEP, ensure_ascii=False).encode()
+
+
+class _Broken(Exception):
+    """The node broke off its stream (reason in the message)."""
 
 
 class Relay:
-    """One upstream stream: its events, its outcome, its bookkeeping (done once)."""
+    """One client stream over one or more node streams: events, outcome, bookkeeping."""
 
-    def __init__(self, rt: Runtime, job: Job, node_id: str, resp: httpx.Response, attempts: int):
-        self.rt, self.job, self.node_id, self.resp, self.attempts = rt, job, node_id, resp, attempts
+    def __init__(self, rt: Runtime, job: Job, sent: Sent, tried: set[str]) -> None:
+        self.rt, self.job, self.tried = rt, job, tried
+        self.node_id, self.resp, self.att = sent.node_id, sent.response, sent.attempt
+        self.attempts = sent.attempts
         self.ttft_ms: float | None = None
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
+        self.node_first = False  # the current node has sent a token
+        self.ident: dict[str, Any] | None = None  # id/created/model of the first chunk
+        self.data: list[str] = []  # raw data lines relayed (the text so far, lazily)
+        self.rewrite = False  # after a failover: chunks are rewritten to ``ident``
+        self.before = 0  # tokens sent by earlier nodes
+        self.failed_nodes: list[str] = []
+        self.prompt_tokens = self.completion_tokens = 0
         self.cost = 0.0
         self.outcome: str | None = None
         self.error_code: str | None = None
@@ -88,35 +121,65 @@ class Relay:
         return (self.rt.clock() - self.job.started) * 1000.0
 
     async def events(self) -> AsyncGenerator[bytes, None]:
-        lines: list[str] = []
         try:
-            async for line in self.resp.aiter_lines():
-                if line:
-                    lines.append(line)
-                elif lines:
-                    yield self._event(lines)
-                    lines = []
-            if lines:
-                yield self._event(lines)
-            self.outcome = "ok"
-        except httpx.HTTPError as exc:
-            self.outcome, self.error_code = "error", UpstreamError.code
-            err = UpstreamError(
-                f"node {self.node_id} broke off the stream: {type(exc).__name__}",
-                node_id=self.node_id,
-            )
-            yield b"data: " + json.dumps(err.to_openai(), separators=_SEP).encode() + b"\n\n"
+            while True:
+                try:
+                    async for ev in self._relay_one():
+                        yield ev
+                    self.outcome = "ok"
+                    self.rt.routing.finish(
+                        self.att, Outcome.SUCCESS, completion_tokens=self.completion_tokens
+                    )
+                    return
+                except (httpx.HTTPError, _Broken) as exc:
+                    timeout = isinstance(exc, httpx.TimeoutException)
+                    bad = Outcome.TIMEOUT if timeout else Outcome.SERVER_ERROR
+                    self.rt.routing.finish(self.att, bad)
+                    reason = str(exc) if isinstance(exc, _Broken) else type(exc).__name__
+                    with anyio.CancelScope(shield=True):
+                        await self.resp.aclose()
+                    tail = await self._continue(reason)
+                    if tail is not None:
+                        for ev in tail:
+                            yield ev
+                        return
         finally:
             await self.close()
 
-    def _event(self, lines: list[str]) -> bytes:
-        if self.ttft_ms is not None and not any('"usage"' in line for line in lines):
-            return ("\n".join(lines) + "\n\n").encode()
-        for i, line in enumerate(lines):
-            if not line.startswith("data:"):
+    async def _relay_one(self) -> AsyncGenerator[bytes, None]:
+        lines: list[str] = []
+        done = False
+        async for line in self.resp.aiter_lines():
+            if line:
+                lines.append(line)
                 continue
-            data = line[5:].strip()
-            if data == "[DONE]":
+            if not lines:
+                continue
+            ev, done = self._event(lines)
+            lines = []
+            if ev:
+                yield ev
+        if lines:
+            ev, done = self._event(lines)
+            if ev:
+                yield ev
+        if not done:
+            raise _Broken(f"node {self.node_id} ended its stream without [DONE]")
+
+    def _event(self, lines: list[str]) -> tuple[bytes, bool]:
+        """The bytes to send for one event, and whether it ends the stream."""
+        first = lines[0]
+        if first.startswith("data:"):
+            if first.startswith('data: {"error"') or first.startswith('data:{"error"'):
+                raise _Broken(f"node {self.node_id} reported an error mid-stream: {first[5:300]}")
+            if first == "data: [DONE]":
+                return b"data: [DONE]\n\n", True
+            self.data.append(first)
+        if self.node_first and not self.rewrite and not any('"usage"' in ln for ln in lines):
+            return ("\n".join(lines) + "\n\n").encode(), False
+        for i, line in enumerate(lines):
+            data = line[5:].strip() if line.startswith("data:") else ""
+            if not data.startswith("{"):
                 continue
             try:
                 obj = json.loads(data)
@@ -124,91 +187,158 @@ class Relay:
                 continue
             if not isinstance(obj, dict):
                 continue
-            if self.ttft_ms is None and _has_token(obj):
-                self.ttft_ms = self._elapsed_ms()
+            if self.ident is None:
+                self.ident = {k: obj[k] for k in ("id", "created", "model") if k in obj}
+            has_text = bool(chunk_text(obj))
+            if has_text and not self.node_first:
+                self.node_first = True
+                self.rt.routing.first_token(self.att)
+                if self.ttft_ms is None:
+                    self.ttft_ms = self._elapsed_ms()
+            if self.rewrite:
+                if not has_text and _role_only(obj):
+                    return b"", False
+                obj.update(self.ident)
             usage = obj.get("usage")
             if isinstance(usage, dict) and not obj.get("choices"):
                 obj["mesh"] = self._final_mesh(obj.get("mesh"), usage)
-                lines[i] = "data: " + json.dumps(obj, separators=_SEP, ensure_ascii=False)
-        return ("\n".join(lines) + "\n\n").encode()
+                if self.rewrite:
+                    obj["usage"] = {
+                        "prompt_tokens": self.prompt_tokens,
+                        "completion_tokens": self.completion_tokens + self.before,
+                        "total_tokens": self.prompt_tokens + self.completion_tokens + self.before,
+                    }
+            elif not self.rewrite:
+                continue
+            lines[i] = "data: " + json.dumps(obj, separators=_SEP, ensure_ascii=False)
+        return ("\n".join(lines) + "\n\n").encode(), False
 
     def _final_mesh(self, node_mesh: Any, usage: dict[str, Any]) -> dict[str, Any]:
-        self.prompt_tokens, self.completion_tokens = token_counts(usage)
+        pt, ct = token_counts(usage)
+        if self.rewrite and self.job.path != CHAT_PATH:
+            pt = max(0, pt - self.before)  # the continuation's prompt held the text so far
+        self.prompt_tokens, self.completion_tokens = pt, ct
         mesh = build_mesh(
-            self.rt,
-            self.job,
-            self.node_id,
-            node_mesh,
-            latency_ms=self._elapsed_ms(),
-            ttft_ms=self.ttft_ms,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
+            self.rt, self.job, self.node_id, node_mesh, latency_ms=self._elapsed_ms(),
+            ttft_ms=self.ttft_ms, prompt_tokens=pt, completion_tokens=ct + self.before,
             attempts=self.attempts,
-        )
+        )  # fmt: skip
+        if self.failed_nodes:
+            mesh["failover_from"] = list(self.failed_nodes)
+            mesh["continued"] = True
         self.cost = float(mesh["cost"])
         return mesh
 
+    async def _continue(self, reason: str) -> list[bytes] | None:
+        """Switch to another node; ``None`` on success, else the events that end the stream."""
+        rt, job = self.rt, self.job
+        self.failed_nodes.append(self.node_id)
+        text, sent = generated(self.data)
+        left = remaining_tokens(job.body, sent)
+        if text and left is not None and left <= 0:  # the answer was complete but for [DONE]
+            self.outcome = "ok"
+            return [b"data: [DONE]\n\n"]
+        ext = job.ext
+        if text and job.path == CHAT_PATH:
+            able = frozenset(
+                n for n in self._hosts() if rt.table.supports_continuation(n, job.model)
+            )
+            allow = able if ext.allow_nodes is None else able & ext.allow_nodes
+            if not allow - self.tried:
+                return self._fail(
+                    f"{reason}; no other node hosting {job.model!r} can continue a chat "
+                    "(none advertises 'continuation')",
+                    "continuation_unsupported",
+                )
+            ext = dataclasses.replace(ext, allow_nodes=allow)
+        body = continuation_body(job.path, job.body, job.prompt_text, text, sent)
+        payload = _payload(job, body)
+        cjob = dataclasses.replace(
+            job,
+            ext=ext,
+            deadline=rt.clock() + min(CONTINUE_WINDOW_S, rt.settings.request_timeout_s),
+        )
+        client, headers = rt.http, forward_headers(job)
+
+        async def send(url: str, left_s: float) -> httpx.Response:
+            req = client.build_request("POST", url + job.path, content=payload, headers=headers)
+            return await client.send(req, stream=True)
+
+        try:
+            nxt = await send_with_failover(rt, cjob, send, tried=self.tried, attempts=self.attempts)
+        except MeshError as exc:
+            return self._fail(f"{reason}; failover found no node: {exc.message}", exc.code)
+        self.attempts = nxt.attempts
+        if nxt.response.status_code != 200:
+            content = await nxt.response.aread()
+            await nxt.response.aclose()
+            rt.routing.finish(nxt.attempt, Outcome.CANCELLED)
+            return self._fail(f"{reason}; node {nxt.node_id} refused to continue: "
+                              f"HTTP {nxt.response.status_code} {content[:200]!r}", "upstream_error")  # fmt: skip
+        self.node_id, self.resp, self.att = nxt.node_id, nxt.response, nxt.attempt
+        self.before, self.node_first, self.rewrite = sent, False, True
+        return None
+
+    def _hosts(self) -> list[str]:
+        return [e.node_id for e in self.rt.table.healthy_entries_for(self.job.model)]
+
+    def _fail(self, message: str, code: str | None) -> list[bytes]:
+        self.outcome, self.error_code = "error", code or UpstreamError.code
+        err = UpstreamError(message, node_id=self.node_id, attempts=self.attempts)
+        body = err.to_openai()
+        body["error"]["code"] = self.error_code
+        return [_sse(body), b"data: [DONE]\n\n"]
+
     async def close(self) -> None:
-        """Close upstream, settle the node's counters and record the request (once)."""
+        """Close upstream, settle the router's attempt and record the request (once)."""
         if self._closed:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
             await self.resp.aclose()
         outcome = self.outcome or "cancelled"
-        latency_ms = self._elapsed_ms()
-        table = self.rt.table
         if outcome == "cancelled":
-            table.release(self.node_id)
-        else:
-            ok = outcome == "ok"
-            table.end(
-                self.node_id,
-                ok=ok,
-                latency_ms=latency_ms if ok else None,
-                ttft_ms=self.ttft_ms,
-                tokens=self.completion_tokens,
-            )
+            self.rt.routing.finish(self.att, Outcome.CANCELLED)
         record(
-            self.rt,
-            self.job,
-            node_id=self.node_id,
-            outcome=outcome,
-            error_code=self.error_code,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            latency_ms=latency_ms,
-            ttft_ms=self.ttft_ms,
-            cost=self.cost,
-        )
+            self.rt, self.job, node_id=self.node_id, outcome=outcome, error_code=self.error_code,
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens + self.before,
+            latency_ms=self._elapsed_ms(), ttft_ms=self.ttft_ms, cost=self.cost,
+        )  # fmt: skip
+
+
+def _role_only(obj: dict[str, Any]) -> bool:
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return False
+    delta = choices[0].get("delta")
+    return isinstance(delta, dict) and "role" in delta and not choices[0].get("finish_reason")
 
 
 async def stream(rt: Runtime, job: Job) -> Response:
-    """Open the node's stream (retrying before any byte is sent) and relay it."""
+    """Open the node's stream (failing over before any byte is sent) and relay it."""
     client = rt.http
-    options = job.body.get("stream_options")
-    body = dict(job.body)
-    body["stream_options"] = {
-        **(options if isinstance(options, dict) else {}),
-        "include_usage": True,
-    }
-    payload = json.dumps(body, separators=_SEP, ensure_ascii=False).encode()
+    payload = _payload(job, job.body)
     headers = forward_headers(job)
+    timeout = rt.settings.request_timeout_s
 
-    async def send(c: Candidate) -> httpx.Response:
-        request = client.build_request("POST", c.url + job.path, content=payload, headers=headers)
+    async def send(url: str, left: float) -> httpx.Response:
+        request = client.build_request(
+            "POST", url + job.path, content=payload, headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(left, rt.settings.connect_timeout_s)),
+        )  # fmt: skip
         return await client.send(request, stream=True)
 
+    tried: set[str] = set()
     try:
-        cand, resp, attempts = await send_with_retries(rt, job, send)
+        sent = await send_with_failover(rt, job, send, tried=tried)
     except MeshError as exc:
         record_failure(rt, job, exc)
         raise
-    if resp.status_code != 200:
-        content = await resp.aread()
-        await resp.aclose()
-        return passthrough(rt, job, cand.node_id, resp.status_code, content)
-    relay = Relay(rt, job, cand.node_id, resp, attempts)
-    out_headers = mesh_headers(cand.node_id, job)
+    if sent.response.status_code != 200:
+        content = await sent.response.aread()
+        await sent.response.aclose()
+        return passthrough(rt, job, sent.node_id, sent.attempt, sent.response.status_code, content)
+    relay = Relay(rt, job, sent, tried)
+    out_headers = mesh_headers(sent.node_id, job)
     out_headers["Cache-Control"] = "no-cache"
     return ProxyStream(relay.events(), relay.close, headers=out_headers)

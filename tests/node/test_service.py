@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -14,8 +15,15 @@ from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
 from LLM_Mesh.node.engines.openai_upstream import OpenAIUpstreamEngine
 from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.model_files import ModelFileError
-from LLM_Mesh.node.service import NodeService, build_engine, hardware_basics
-from tests.node.conftest import MODEL, node_config, sim_engine, started_service, wait_until
+from LLM_Mesh.node.service import NodeService, build_engine, hardware_basics, memory_budget
+from tests.node.conftest import (
+    MODEL,
+    asgi_client,
+    node_config,
+    sim_engine,
+    started_service,
+    wait_until,
+)
 
 
 async def test_registration_and_heartbeat_bodies(settings: Settings) -> None:
@@ -133,3 +141,101 @@ def test_build_engine_kinds(settings: Settings, tmp_path: Path) -> None:
 def test_hardware_basics(tmp_path: Path) -> None:
     hw = hardware_basics(tmp_path)
     assert hw.cpu_count >= 1 and hw.disk_free_bytes > 0
+
+
+def test_memory_budget_defaults_to_80_percent_of_available_ram() -> None:
+    hw = Hardware.model_validate({"memory_bytes": 16_000, "memory_available_bytes": 10_000})
+    assert memory_budget(node_config(), hw) == 8_000
+    assert memory_budget(node_config(), Hardware(memory_bytes=5_000)) == 4_000
+    assert memory_budget(node_config(memory_budget_bytes=123), hw) == 123
+    assert memory_budget(node_config(), Hardware()) is None
+    assert memory_budget(node_config(), None) is None
+    with pytest.raises(ValueError, match="memory_budget_bytes"):
+        node_config(memory_budget_bytes=0)
+
+
+def test_build_engine_passes_the_budget_to_llama(settings: Settings, tmp_path: Path) -> None:
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 16)
+    cfg = node_config(engine="llama-cpp", models=[str(gguf)])
+    eng = build_engine(cfg, settings, None, Hardware(memory_bytes=10_000))
+    assert isinstance(eng, LlamaCppEngine) and eng.memory_budget_bytes == 8_000
+    (m,) = eng.models()
+    assert m.loaded is False and (m.model_extra or {})["load_time_s"] > 0
+
+
+async def test_heartbeat_reports_every_model_with_loaded_and_load_time(
+    settings: Settings,
+) -> None:
+    svc = await started_service(settings, sim_engine(models=[MODEL, "mistral-7b"]))
+    body = svc.heartbeat().model_dump(mode="json")
+    assert body["loaded_models"] == [MODEL, "mistral-7b"]
+    assert [
+        (m["id"], m["loaded"], m["load_time_s"], m["continuation"]) for m in body["models"]
+    ] == [
+        (MODEL, True, 0.0, True),
+        ("mistral-7b", True, 0.0, True),
+    ]
+    await svc.stop()
+
+
+async def test_info_counts_requests_tokens_and_uptime(settings: Settings) -> None:
+    now = [1000.0]
+    svc = NodeService(
+        node_config(),
+        settings,
+        engine=sim_engine(answer_tokens=5),
+        hardware=Hardware(cpu_count=2),
+        clock=lambda: now[0],
+    )
+    assert svc.info()["uptime_s"] == 0.0
+    await svc.start()
+    now[0] += 42.5
+    async with asgi_client(svc) as c:
+        for _ in range(3):
+            r = await c.post("/v1/completions", json={"model": MODEL, "prompt": "abcdefgh"})
+            assert r.status_code == 200
+    info = svc.info()
+    assert info["uptime_s"] == 42.5 and info["started_at"] is not None
+    assert (info["requests_served"], info["tokens_generated"]) == (3, 15)
+    assert info["prompt_tokens"] == 6 and info["requests_failed"] == 0
+    await svc.stop()
+
+
+async def test_max_concurrency_runs_that_many_and_queues_the_rest(settings: Settings) -> None:
+    gate = asyncio.Event()
+
+    async def held(_s: float) -> None:
+        await gate.wait()
+
+    svc = await started_service(settings, sim_engine(sleep=held), max_concurrency=2, max_queue=1)
+    body = {"model": MODEL, "prompt": "x", "max_tokens": 3}
+    async with asgi_client(svc) as c:
+        tasks = [asyncio.create_task(c.post("/v1/completions", json=body)) for _ in range(3)]
+        await wait_until(lambda: (svc.admission.in_flight, svc.admission.queued) == (2, 1))
+        assert (await c.post("/v1/completions", json=body)).status_code == 429
+        gate.set()
+        assert [(await t).status_code for t in tasks] == [200, 200, 200]
+    assert svc.requests_served == 3
+    await svc.stop()
+
+
+async def test_outside_availability_hours_requests_get_503(settings: Settings) -> None:
+    minute = [3 * 60]
+    svc = NodeService(
+        node_config(availability_hours="08:00-18:00"),
+        settings,
+        engine=sim_engine(),
+        minute_of_day=lambda: minute[0],
+        hardware=Hardware(),
+    )
+    await svc.start()
+    body = {"model": MODEL, "prompt": "x", "max_tokens": 3}
+    async with asgi_client(svc) as c:
+        r = await c.post("/v1/completions", json=body)
+        assert r.status_code == 503 and r.json()["error"]["node_state"] == "paused"
+        assert svc.registration().state is NodeState.PAUSED
+        minute[0] = 9 * 60
+        assert (await c.post("/v1/completions", json=body)).status_code == 200
+        assert (await c.get("/mesh/health")).json()["state"] == "online"
+    await svc.stop()

@@ -190,6 +190,11 @@ class Harness:
     def table(self) -> NodeTable:
         return self.runtime.table
 
+    def in_flight(self, node_id: str) -> int:
+        """The router's count of this gateway's requests on ``node_id`` now."""
+        st = self.runtime.routing.router.node(node_id)
+        return 0 if st is None else st.in_flight
+
     async def register(self, node_id: str, models: list[str] | None = None, **kw: Any) -> FakeNode:
         behavior = kw.pop("behavior", "ok")
         node = self.nodes.add(node_id, behavior)

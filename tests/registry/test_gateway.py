@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from LLM_Mesh.core.balancer import Outcome
 from tests.registry.helpers import Harness, running
 
 CHAT = "/v1/chat/completions"
@@ -142,7 +143,7 @@ async def test_non_stream_chat_forwards_and_completes_mesh(mesh: Harness) -> Non
     assert call["body"] == body  # forwarded unchanged
     assert call["headers"]["x-request-id"] == "abc-1"
     entry = mesh.table.get("node-a")
-    assert entry is not None and entry.in_flight == 0 and entry.requests == 1
+    assert entry is not None and mesh.in_flight("node-a") == 0 and entry.requests == 1
     await mesh.runtime.writer.flush()
     (rec,) = mesh.store.requests
     assert rec.outcome == "ok" and rec.node_id == "node-a" and rec.completion_tokens == 5
@@ -191,7 +192,7 @@ async def test_node_4xx_passes_through(mesh: Harness) -> None:
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "context_length_exceeded"
     entry = mesh.table.get("node-a")
-    assert entry is not None and entry.failures == 0 and entry.in_flight == 0
+    assert entry is not None and entry.failures == 0 and mesh.in_flight("node-a") == 0
 
 
 # --- node failures -------------------------------------------------------------------
@@ -216,7 +217,7 @@ async def test_node_failure_is_clear_error_and_marks_node(
     assert err["node_id"] == "node-a"
     assert "node-a" in err["message"]
     entry = mesh.table.get("node-a")
-    assert entry is not None and entry.failures == 1 and entry.in_flight == 0
+    assert entry is not None and entry.failures == 1 and mesh.in_flight("node-a") == 0
     await mesh.runtime.writer.flush()
     assert mesh.store.requests[0].outcome == "error"
     assert mesh.store.requests[0].error_code == code
@@ -233,8 +234,9 @@ async def test_stream_node_failure_before_bytes_is_json_error(mesh: Harness) -> 
 async def test_retries_a_different_node(mesh: Harness, behavior: str) -> None:
     mesh.nodes.nodes["node-a:8801"].behavior = behavior
     await mesh.register("node-b")
-    # node-a sorts first among equals, so it is tried first
+    busy = mesh.runtime.routing.begin("node-b", "gemma-3-270m")  # so node-a is tried first
     r = await mesh.client.post(CHAT, json=chat())
+    mesh.runtime.routing.finish(busy, Outcome.CANCELLED)
     assert r.status_code == 200, r.text
     assert r.json()["mesh"]["node_id"] == "node-b"
     assert r.json()["mesh"]["attempts"] == 2
@@ -279,7 +281,7 @@ async def test_heartbeat_expiry_removes_node_from_routing(mesh: Harness) -> None
 
 async def test_least_loaded_node_is_picked(mesh: Harness) -> None:
     await mesh.register("node-b")
-    mesh.table.begin("node-a")  # node-a is busy with one request
+    mesh.runtime.routing.begin("node-a", "gemma-3-270m")  # node-a is busy with one request
     r = await mesh.client.post(CHAT, json=chat())
     assert r.json()["mesh"]["node_id"] == "node-b"
 

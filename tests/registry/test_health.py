@@ -44,10 +44,10 @@ async def test_pass_marks_failed_and_recovers() -> None:
     assert [(r["node_id"], r["ok"]) for r in results] == [("a", True), ("b", False)]
     assert "ConnectError" in str(results[1]["error"])
     assert table.models_up() == ["m"]
-    assert [c.node_id for c in table.candidates_for("m")] == ["a"]
+    assert [e.node_id for e in table.healthy_entries_for("m")] == ["a"]
     down.clear()
     await checker.run_pass()
-    assert sorted(c.node_id for c in table.candidates_for("m")) == ["a", "b"]
+    assert sorted(e.node_id for e in table.healthy_entries_for("m")) == ["a", "b"]
 
 
 async def test_concurrency_is_bounded() -> None:

@@ -99,7 +99,7 @@ async def test_client_disconnect_closes_upstream(tmp_path: Path, spec: str) -> N
         (stream,) = streams
         assert stream.closed.is_set()
         entry = h.table.get("node-a")
-        assert entry is not None and entry.in_flight == 0 and entry.failures == 0
+        assert entry is not None and h.in_flight("node-a") == 0 and entry.failures == 0
         await h.runtime.writer.flush()
         (rec,) = h.store.requests
         assert rec.outcome == "cancelled" and rec.stream
@@ -126,8 +126,10 @@ async def test_stream_broken_by_node_ends_with_error_event(tmp_path: Path) -> No
                 "messages": [{"role": "user", "content": "x"}],
             },
         )
-        last = [e for e in r.text.split("\n\n") if e][-1]
+        *_, last, done = [e for e in r.text.split("\n\n") if e]
+        assert done == "data: [DONE]"  # an explicit end, never a silent cut
         err = json.loads(last[len("data: ") :])["error"]
-        assert err["code"] == "upstream_error" and err["node_id"] == "node-a"
+        assert err["code"] == "continuation_unsupported" and err["node_id"] == "node-a"
+        assert "connection reset" in err["message"] or "ReadError" in err["message"]
         entry = h.table.get("node-a")
-        assert entry is not None and entry.failures == 1 and entry.in_flight == 0
+        assert entry is not None and entry.failures == 1 and h.in_flight("node-a") == 0

@@ -43,6 +43,8 @@ class GenerationRequest:
     top_p: float | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    continue_text: str | None = None
+    """Chat only: the assistant text already sent (``mesh_continue``); generate what follows."""
 
     def __post_init__(self) -> None:
         if self.kind == "chat" and not self.messages:
@@ -53,12 +55,15 @@ class GenerationRequest:
             raise ValueError(f"unknown generation kind {self.kind!r}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError("max_tokens must be at least 1")
+        if self.continue_text is not None and self.kind != "chat":
+            raise ValueError("continue_text is for chat generations only")
 
     def text_for_estimate(self) -> str:
         """All prompt text, for engines without a tokenizer."""
         if self.kind == "completion":
             return self.prompt or ""
-        return "\n".join(message_text(m) for m in self.messages or [])
+        text = "\n".join(message_text(m) for m in self.messages or [])
+        return text + (self.continue_text or "")
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -104,6 +109,8 @@ class Engine(abc.ABC):
 
     name: str = "engine"
     simulated: bool = False
+    supports_continuation: bool = False
+    """Whether :attr:`GenerationRequest.continue_text` is honoured (``mesh_continue``)."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Load models / open connections. Called once before serving."""

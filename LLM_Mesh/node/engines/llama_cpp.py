@@ -8,16 +8,21 @@ lock also covers a cancelled generation that is still winding down).
 
 The context check is exact (the model's own tokenizer): prompt tokens plus
 ``max_tokens`` beyond ``n_ctx`` raise ``ContextLengthExceeded``. Chat requests
-are rendered with the catalog's prompt template (``core.prompt``).
+are rendered with the catalog's prompt template (``core.prompt``); with
+``continue_text`` (``mesh_continue``) the assistant's partial answer follows the
+rendered prompt directly, so the model continues it rather than starting a turn.
+
+Which models are in memory is :class:`~LLM_Mesh.node.engines.llama_pool.ModelPool`'s
+business: loaded on demand under ``memory_budget_bytes``, least recently used
+idle ones unloaded to make room.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from LLM_Mesh.core.prompt import Turn, render
@@ -33,7 +38,8 @@ from LLM_Mesh.node.engines.base import (
     iterate_in_thread,
     message_text,
 )
-from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel
+from LLM_Mesh.node.engines.llama_pool import LoadedModel, ModelPool
+from LLM_Mesh.node.model_files import ResolvedModel
 
 DEFAULT_N_CTX = 4096
 LLAMA_PACKAGE_HINT = "llama-cpp-python is not installed: run scripts/install-llama-cpp.sh"
@@ -47,19 +53,12 @@ def _default_factory(**kwargs: Any) -> Any:
     return Llama(**kwargs)
 
 
-@dataclass
-class _Loaded:
-    model: ResolvedModel
-    llama: Any
-    n_ctx: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 class LlamaCppEngine(Engine):
-    """Serves GGUF files with llama-cpp-python."""
+    """Serves GGUF files with llama-cpp-python, loading them under a memory budget."""
 
     name = "llama-cpp"
     simulated = False
+    supports_continuation = True
 
     def __init__(
         self,
@@ -70,6 +69,7 @@ class LlamaCppEngine(Engine):
         n_gpu_layers: int = 0,
         memory_budget_bytes: int | None = None,
         llama_factory: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not models:
             raise ValueError("LlamaCppEngine needs at least one model")
@@ -81,25 +81,19 @@ class LlamaCppEngine(Engine):
         self.n_gpu_layers = n_gpu_layers
         self.memory_budget_bytes = memory_budget_bytes
         self._factory = llama_factory or _default_factory
-        self._loaded: dict[str, _Loaded] = {}
+        self.pool = ModelPool(
+            self._models, load=self._load, budget_bytes=memory_budget_bytes, clock=clock
+        )
 
-    def _check_budget(self) -> None:
-        if self.memory_budget_bytes is None:
-            return
-        need = sum(m.spec.min_memory_bytes for m in self._models)
-        if need > self.memory_budget_bytes:
-            raise ModelFileError(
-                f"the models need about {need / 1e9:.2f} GB but memory_budget_bytes is "
-                f"{self.memory_budget_bytes / 1e9:.2f} GB; host fewer or smaller models"
-            )
+    @property
+    def _loaded(self) -> dict[str, LoadedModel]:
+        return self.pool.loaded
 
     async def start(self) -> None:
-        self._check_budget()
-        for m in self._models:
-            if m.id not in self._loaded:
-                self._loaded[m.id] = await asyncio.to_thread(self._load, m)
+        """Load every model that fits the budget now; the others load on demand."""
+        await self.pool.preload()
 
-    def _load(self, m: ResolvedModel) -> _Loaded:
+    def _load(self, m: ResolvedModel) -> LoadedModel:
         llama = self._factory(
             model_path=str(m.path),
             n_ctx=self.n_ctx,
@@ -109,24 +103,25 @@ class LlamaCppEngine(Engine):
         )
         n_ctx_fn = getattr(llama, "n_ctx", None)
         n_ctx = int(n_ctx_fn()) if callable(n_ctx_fn) else self.n_ctx
-        return _Loaded(model=m, llama=llama, n_ctx=n_ctx)
+        return LoadedModel(model=m, llama=llama, n_ctx=n_ctx)
 
     async def close(self) -> None:
-        loaded, self._loaded = self._loaded, {}
-        for lm in loaded.values():
-            close = getattr(lm.llama, "close", None)
-            if callable(close):
-                await asyncio.to_thread(_close_when_idle, lm, close)
+        await self.pool.close()
 
     def models(self) -> list[HostedModel]:
+        """Every configured model: ``loaded`` or not, with ``load_time_s`` and ``continuation``."""
         out = []
         for m in self._models:
             lm = self._loaded.get(m.id)
-            out.append(
-                m.hosted(
-                    engine=self.name, context_length=lm.n_ctx if lm else self.n_ctx
-                ).model_copy(update={"loaded": lm is not None})
+            data = m.hosted(
+                engine=self.name, context_length=lm.n_ctx if lm else self.n_ctx
+            ).model_dump()
+            data.update(
+                loaded=lm is not None,
+                load_time_s=self.pool.load_time_s(m.id),
+                continuation=self.supports_continuation,
             )
+            out.append(HostedModel.model_validate(data))
         return out
 
     def render(self, req: GenerationRequest, model: ResolvedModel) -> tuple[str, list[str]]:
@@ -136,25 +131,29 @@ class LlamaCppEngine(Engine):
         turns = [Turn(str(m.get("role", "user")), message_text(m)) for m in req.messages or []]
         rendered = render(model.spec.prompt_template, turns)
         stops = list(dict.fromkeys([*rendered.stop, *req.stop]))
-        return rendered.prompt, stops
+        # mesh_continue: the assistant's turn has begun; its text goes on, no new turn
+        return rendered.prompt + (req.continue_text or ""), stops
 
     async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
-        lm = self._loaded.get(req.model)
-        if lm is None:
+        if req.model not in self.pool.models:
             raise ModelNotFound(
-                f"model {req.model!r} is not loaded here", available=list(self._loaded)
+                f"model {req.model!r} is not served here", available=list(self.pool.models)
             )
-        prompt, stop = self.render(req, lm.model)
+        lm = await self.pool.acquire(req.model)
+        try:
+            prompt, stop = self.render(req, lm.model)
 
-        def make(gone: threading.Event) -> Iterator[Delta]:
-            return self._generate(lm, prompt, stop, req, cancel, gone)
+            def make(gone: threading.Event) -> Iterator[Delta]:
+                return self._generate(lm, prompt, stop, req, cancel, gone)
 
-        async for delta in iterate_in_thread(make, cancel):
-            yield delta
+            async for delta in iterate_in_thread(make, cancel):
+                yield delta
+        finally:
+            self.pool.release(lm)
 
     def _generate(
         self,
-        lm: _Loaded,
+        lm: LoadedModel,
         prompt: str,
         stop: list[str],
         req: GenerationRequest,
@@ -220,8 +219,3 @@ class LlamaCppEngine(Engine):
                 else 0
             )
             yield Delta("", finish or "stop", Usage(prompt_tokens, completion_tokens))
-
-
-def _close_when_idle(lm: _Loaded, close: Callable[[], Any]) -> None:
-    with lm.lock:
-        close()

@@ -6,6 +6,10 @@ as completions, always streaming. Usage comes from the upstream when it sends
 it (``stream_options.include_usage``); otherwise the deltas are counted and
 the prompt estimated. ``base_url`` is the upstream's API root; ``/v1`` is
 appended when missing. The HTTP client is passed in (one per process).
+
+No mid-stream continuation: an OpenAI chat API has no way to say "go on with
+this partial assistant turn", so models report ``continuation: false`` and a
+request with ``mesh_continue`` is refused (400).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import httpx
 from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import (
     EngineError,
+    InvalidRequest,
     MeshError,
     ModelNotFound,
     UpstreamError,
@@ -81,7 +86,15 @@ class OpenAIUpstreamEngine(Engine):
 
     def models(self) -> list[HostedModel]:
         return [
-            HostedModel(id=m, engine=self.name, context_length=self._context_length)
+            HostedModel.model_validate(
+                {
+                    "id": m,
+                    "engine": self.name,
+                    "context_length": self._context_length,
+                    "continuation": False,
+                    "load_time_s": 0.0,
+                }
+            )
             for m in self._ids
         ]
 
@@ -104,6 +117,10 @@ class OpenAIUpstreamEngine(Engine):
     async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
         if req.model not in self._ids:
             raise ModelNotFound(f"model {req.model!r} is not served here", available=self._ids)
+        if req.continue_text is not None:
+            raise InvalidRequest(
+                "mesh_continue is not supported by the openai engine", param="mesh_continue"
+            )
         path = "/chat/completions" if req.kind == "chat" else "/completions"
         url = self.base_url + path
         include_usage = True

@@ -3,12 +3,15 @@
 For tests, benchmarks and the fleet simulator. Its text is deterministic (a
 function of ``seed``, the model and the prompt) and every model it serves is
 labelled ``simulated=True``, so no answer it gives can pass for a real one.
+It supports ``mesh_continue``: continuing a prefix of its own answer yields the
+rest of that same answer.
 The clock is not read: waiting goes through the injectable ``sleep``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import math
 import random
@@ -50,6 +53,7 @@ class SimEngine(Engine):
 
     name = "sim"
     simulated = True
+    supports_continuation = True
 
     def __init__(
         self,
@@ -93,26 +97,51 @@ class SimEngine(Engine):
 
     def models(self) -> list[HostedModel]:
         return [
-            HostedModel(
-                id=m,
-                engine=self.name,
-                simulated=True,
-                loaded=True,
-                custom=get_spec(m) is None,
-                context_length=self.context_length(m),
+            HostedModel.model_validate(
+                {
+                    "id": m,
+                    "engine": self.name,
+                    "simulated": True,
+                    "loaded": True,
+                    "custom": get_spec(m) is None,
+                    "context_length": self.context_length(m),
+                    "continuation": True,
+                    "load_time_s": 0.0,
+                }
             )
             for m in self._ids
         ]
 
-    def _words(self, req: GenerationRequest) -> tuple[list[str], bool]:
-        """The deterministic answer and whether it ends naturally (``stop``)."""
-        key = f"{self.seed}|{req.model}|{req.seed}|{req.text_for_estimate()}"
+    def _answer(self, req: GenerationRequest, salt: str = "") -> list[str]:
+        """The whole deterministic answer to ``req`` (its messages or prompt, not ``continue_text``)."""
+        base = dataclasses.replace(req, continue_text=None) if req.continue_text else req
+        key = f"{self.seed}|{req.model}|{req.seed}|{base.text_for_estimate()}{salt}"
         rng = random.Random(hashlib.sha256(key.encode("utf-8")).digest())
         natural = self.answer_tokens if self.answer_tokens is not None else rng.randint(8, 48)
+        lead = " " if salt else ""
+        return [(lead if i == 0 else " ") + rng.choice(_WORDS) for i in range(natural)]
+
+    def _words(self, req: GenerationRequest) -> tuple[list[str], bool]:
+        """The words to send and whether the answer ends naturally (``stop``).
+
+        With ``continue_text`` that is a word-aligned prefix of the answer the
+        same request gets without it, the rest of that answer follows (a
+        failover stream reads as one answer); any other partial text gets a
+        fresh deterministic continuation.
+        """
+        words = self._answer(req)
+        if req.continue_text is not None:
+            done = ""
+            for k, word in enumerate([*words, None]):
+                if done == req.continue_text:
+                    words = words[k:]
+                    break
+                if word is None or len(done) >= len(req.continue_text):
+                    words = self._answer(req, salt="|" + req.continue_text)
+                    break
+                done += word
         limit = req.max_tokens if req.max_tokens is not None else DEFAULT_MAX_TOKENS
-        n = min(natural, limit)
-        words = [("" if i == 0 else " ") + rng.choice(_WORDS) for i in range(n)]
-        return words, natural <= limit
+        return words[:limit], len(words) <= limit
 
     async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
         if req.model not in self._ids:

@@ -1,0 +1,96 @@
+"""Mid-stream failover: what to ask the next node so one stream goes on unbroken.
+
+When a node dies after some tokens reached the client, the gateway asks
+another node hosting the same model to *continue* from the text generated so
+far:
+
+- ``/v1/completions``: ``prompt`` = original prompt + generated text,
+  ``max_tokens`` reduced by the tokens already sent, ``echo`` off. Any node can
+  do this (it is a plain completion).
+- ``/v1/chat/completions``: the body plus ``"mesh_continue": "<assistant text so
+  far>"``; only a node that advertises ``"continuation": true`` (in its
+  registration's extra fields, or on the hosted model) is asked. The node must
+  render the messages, then an *open* assistant turn holding that text (no
+  end-of-turn token), and stream only the tokens that follow it.
+- Nothing generated yet: the original body, to any node.
+
+The gateway rewrites every chunk of the continuing node to the first node's
+``id``/``created``/``model``, drops its leading role-only chunk, and adds the
+tokens already sent to the final ``usage``. The text so far is rebuilt lazily,
+only on a failover, from the raw ``data:`` lines kept while relaying.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["chunk_text", "continuation_body", "generated"]
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+def chunk_text(obj: dict[str, Any]) -> str:
+    """The text a chunk adds (chat ``delta.content`` or completion ``text``), else ``""``."""
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return ""
+    first = choices[0]
+    delta = first.get("delta")
+    if isinstance(delta, dict):
+        content = delta.get("content")
+        return content if isinstance(content, str) else ""
+    text = first.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def generated(data_lines: Iterable[str]) -> tuple[str, int]:
+    """Text and token count (one a content chunk) of the ``data:`` lines relayed so far."""
+    parts: list[str] = []
+    for line in data_lines:
+        payload = line[5:].strip() if line.startswith("data:") else ""
+        if not payload.startswith("{"):
+            continue
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            piece = chunk_text(obj)
+            if piece:
+                parts.append(piece)
+    return "".join(parts), len(parts)
+
+
+def _reduce(body: dict[str, Any], key: str, sent: int) -> None:
+    limit = body.get(key)
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        body[key] = max(1, limit - sent)
+
+
+def remaining_tokens(body: dict[str, Any], sent: int) -> int | None:
+    """Tokens the client still allows (``None``: no limit given)."""
+    limits = [
+        v
+        for k in ("max_completion_tokens", "max_tokens")
+        if isinstance(v := body.get(k), int) and not isinstance(v, bool)
+    ]
+    return None if not limits else min(limits) - sent
+
+
+def continuation_body(
+    path: str, body: dict[str, Any], prompt_text: str, text: str, sent: int
+) -> dict[str, Any]:
+    """The body that asks a node to continue after ``text`` (``sent`` tokens)."""
+    out = dict(body)
+    if not text:
+        return out
+    for key in ("max_tokens", "max_completion_tokens"):
+        _reduce(out, key, sent)
+    if path == CHAT_PATH:
+        out["mesh_continue"] = text
+    else:
+        out["prompt"] = prompt_text + text
+        out["echo"] = False
+    return out

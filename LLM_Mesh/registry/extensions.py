@@ -1,0 +1,88 @@
+"""The mesh's request extensions, read at the gateway and stripped before forwarding.
+
+In the JSON body (the OpenAI request models tolerate unknown fields):
+
+| field | type | meaning |
+|---|---|---|
+| ``avoid_regions`` | list of str | never route to a node whose region is listed |
+| ``allow_nodes`` | list of str | route only to these node ids |
+| ``deny_nodes`` | list of str | never route to these node ids |
+| ``mesh_wait_s`` | number | opt in: wait up to this long for a free node instead of 503/429 |
+
+The header ``X-Mesh-Wait: <seconds>`` is the same as ``mesh_wait_s`` (the body
+wins). Waits are capped at :data:`MAX_WAIT_S` and by the request's deadline.
+``task_type`` stays in the body: nodes accept it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from LLM_Mesh.errors import InvalidRequest
+
+__all__ = ["EXTENSION_FIELDS", "MAX_WAIT_S", "Extensions", "read_extensions"]
+
+EXTENSION_FIELDS = ("avoid_regions", "allow_nodes", "deny_nodes", "mesh_wait_s")
+MAX_WAIT_S = 60.0
+_MAX_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class Extensions:
+    avoid_regions: frozenset[str] = frozenset()
+    allow_nodes: frozenset[str] | None = None
+    deny_nodes: frozenset[str] = frozenset()
+    wait_s: float = 0.0
+    present: bool = False  # some extension field was in the body (strip before forwarding)
+
+
+NONE = Extensions()
+
+
+def _names(body: dict[str, Any], key: str) -> frozenset[str] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > _MAX_ITEMS:
+        raise InvalidRequest(f"{key} must be a list of at most {_MAX_ITEMS} strings", param=key)
+    if not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"{key} must be a list of strings", param=key)
+    return frozenset(value)
+
+
+def _seconds(raw: Any, param: str) -> float:
+    if isinstance(raw, bool):
+        raise InvalidRequest(f"{param} must be a number of seconds", param=param)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{param} must be a number of seconds", param=param) from None
+    if not math.isfinite(value) or value < 0:
+        raise InvalidRequest(f"{param} must be a finite number >= 0", param=param)
+    return min(value, MAX_WAIT_S)
+
+
+def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions:
+    """The request's extensions (400 ``InvalidRequest`` naming the field when malformed)."""
+    present = any(k in body for k in EXTENSION_FIELDS)
+    if not present and wait_header is None:
+        return NONE
+    wait = 0.0
+    if body.get("mesh_wait_s") is not None:
+        wait = _seconds(body["mesh_wait_s"], "mesh_wait_s")
+    elif wait_header is not None:
+        wait = _seconds(wait_header.strip(), "X-Mesh-Wait")
+    return Extensions(
+        avoid_regions=_names(body, "avoid_regions") or frozenset(),
+        allow_nodes=_names(body, "allow_nodes"),
+        deny_nodes=_names(body, "deny_nodes") or frozenset(),
+        wait_s=wait,
+        present=present,
+    )
+
+
+def strip_extensions(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``body`` without the extension fields (what the node receives)."""
+    return {k: v for k, v in body.items() if k not in EXTENSION_FIELDS}

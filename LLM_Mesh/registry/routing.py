@@ -1,0 +1,205 @@
+"""The gateway's one routing state: a :class:`~LLM_Mesh.core.balancer.Router` kept in step
+with the node table, on the runtime's monotonic clock.
+
+The node table says who is *alive* (registration, heartbeats, state, active
+checks); the router decides *who serves* (load, peak-EWMA latency, success
+EWMA, ejections, slow start). :class:`Routing` is the only bridge:
+
+    registration      -> ``upsert_node`` (models, loaded, region, capacity)
+    heartbeat         -> ``heartbeat`` (reported load, loaded models, uptime)
+    state / check /   -> ``set_routable`` (ONLINE, fresh heartbeat, check not failed)
+      expiry sweep
+    ``DELETE``        -> ``remove_node``
+
+A heartbeat expiring between sweeps is caught at pick time: a chosen node the
+table no longer finds healthy is taken out and the pick repeats. Waiters for a
+free node (the opt-in bounded wait) are woken whenever the router's picture
+changes for the better (an attempt ends, a node registers or heartbeats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
+from LLM_Mesh.core.liveness import heartbeat_age
+from LLM_Mesh.core.retry import RetryBudget
+from LLM_Mesh.core.schemas import Heartbeat, NodeView
+from LLM_Mesh.core.scoring import RouteRequest, node_cost
+from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
+
+__all__ = ["Routing"]
+
+DEFAULT_COLD_START_MS = 30_000.0
+
+
+class Routing:
+    """One per gateway process (in the runtime); see the module docstring."""
+
+    def __init__(
+        self,
+        table: NodeTable,
+        clock: Callable[[], float],
+        *,
+        policy: RoutingPolicy | None = None,
+        rng: random.Random | None = None,
+        retry_budget: RetryBudget | None = None,
+    ) -> None:
+        self.table = table
+        self.clock = clock
+        self.router = Router(policy, rng)
+        self.retry_budget = retry_budget or RetryBudget(0.2, 10.0)
+        self._waiters = 0
+        self._wake: asyncio.Event | None = None
+
+    # -- keeping the router in step with the table -------------------------------
+    def upsert(self, entry: NodeEntry) -> None:
+        """A registration (or a stored node loaded at start-up)."""
+        loaded = [m for m, h in entry.models.items() if h.loaded]
+        self.router.upsert_node(
+            entry.node_id, list(entry.models), now=self.clock(), loaded=loaded,
+            region=entry.region, max_concurrency=entry.max_concurrency,
+            max_queue=entry.max_queue, cold_start_ms=DEFAULT_COLD_START_MS,
+            uptime=1.0 if entry.uptime is None else entry.uptime,
+        )  # fmt: skip
+        self.sync(entry.node_id)
+        self._changed()
+
+    def heartbeat(self, node_id: str, hb: Heartbeat) -> None:
+        entry = self.table.get(node_id)
+        if entry is None:
+            return
+        if self.router.node(node_id) is None:
+            self.upsert(entry)
+        self.router.heartbeat(
+            node_id, self.clock(), in_flight=hb.in_flight, queued=hb.queued,
+            loaded_models=hb.loaded_models, uptime=entry.uptime,
+        )  # fmt: skip
+        self.sync(node_id)
+        self._changed()
+
+    def sync(self, node_id: str) -> None:
+        """Mirror the table's liveness of ``node_id`` into the router."""
+        entry = self.table.get(node_id)
+        if entry is None:
+            self.router.remove_node(node_id)
+            return
+        self.router.set_routable(node_id, self.table.healthy(entry))
+
+    def sync_all(self) -> None:
+        for entry in self.table.entries():
+            if self.router.node(entry.node_id) is None:
+                self.upsert(entry)
+            else:
+                self.sync(entry.node_id)
+
+    def remove(self, node_id: str) -> None:
+        """The node said goodbye (``DELETE``): out of routing, its statistics dropped."""
+        self.router.remove_node(node_id)
+
+    # -- decisions ------------------------------------------------------------------
+    def pick(self, req: RouteRequest) -> Decision:
+        """The router's choice, re-checked against the table's liveness (lazy expiry)."""
+        for _ in range(64):
+            d = self.router.pick(req, self.clock())
+            if d.node_id is None:
+                return d
+            entry = self.table.get(d.node_id)
+            if entry is not None and self.table.healthy(entry):
+                return d
+            self.sync(d.node_id)
+        return Decision(Verdict.NO_NODE)  # pragma: no cover - 64 dead picks in a row
+
+    def begin(self, node_id: str, model: str) -> Attempt:
+        return self.router.begin(node_id, model, self.clock())
+
+    def first_token(self, att: Attempt) -> None:
+        self.router.first_token(att, self.clock())
+
+    def finish(
+        self,
+        att: Attempt,
+        outcome: Outcome,
+        *,
+        completion_tokens: int = 0,
+        ttft_ms: float | None = None,
+    ) -> None:
+        """End an attempt: feed the router, count it, wake waiters."""
+        if att.done:
+            return
+        self.router.finish(
+            att, self.clock(), outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms
+        )
+        if outcome is not Outcome.CANCELLED and outcome is not Outcome.OVERLOADED:
+            self.table.count(att.node_id, ok=outcome is Outcome.SUCCESS, tokens=completion_tokens)
+        if self._waiters:
+            self._changed()
+
+    # -- the opt-in bounded wait ------------------------------------------------------
+    def _changed(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+    async def wait_change(self, timeout_s: float) -> None:
+        """Sleep until routing changes or ``timeout_s`` passes (whichever is first)."""
+        if timeout_s <= 0:
+            return
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        ev = self._wake
+        self._waiters += 1
+        try:
+            await asyncio.wait_for(ev.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._waiters -= 1
+
+    # -- views ----------------------------------------------------------------------------
+    def view(self, entry: NodeEntry, now: float) -> NodeView:
+        """``GET /mesh/nodes``: the registration, liveness and the router's view of the node."""
+        st = self.router.node(entry.node_id)
+        extra: dict[str, Any] = {"uptime": entry.uptime, "continuation": entry.continuation}
+        in_flight = entry.reported_in_flight
+        health = 0.0 if entry.check_failed else 1.0
+        latency = ttft = None
+        if st is not None:
+            out = self.router.outliers
+            ok = st.success.value
+            health = 0.0 if entry.check_failed else (1.0 if ok is None else ok)
+            latency, ttft = st.latency.value, st.ttft.get(now)
+            in_flight = max(in_flight, st.in_flight)
+            weight = out.weight(entry.node_id, now)
+            model = next(iter(sorted(st.models)), None)
+            sp = self.router.policy.scoring
+            cost = None
+            if model is not None and weight > 0:
+                cost = node_cost(st, model, sp.default_tokens, now, sp, weight)
+            per_tok = st.per_token.get(now)
+            extra.update(
+                routable=st.routable, ejected=out.is_ejected(entry.node_id),
+                ejections=out.ejection_count(entry.node_id), slow_start_weight=round(weight, 4),
+                load=st.load, gateway_in_flight=st.in_flight,
+                per_token_ms_ewma=None if per_tok is None else round(per_tok, 3),
+                cost_ms=None if cost is None else round(cost, 3),
+            )  # fmt: skip
+        return NodeView(
+            node_id=entry.node_id, url=entry.url, region=entry.region, state=entry.state,
+            healthy=self.table.healthy(entry, now), models=list(entry.models.values()),
+            in_flight=in_flight, queued=entry.reported_queued,
+            max_concurrency=entry.max_concurrency, max_queue=entry.max_queue,
+            last_heartbeat_age_s=heartbeat_age(entry.last_heartbeat, now),
+            health_score=round(health, 4),
+            latency_ms_ewma=None if latency is None else round(latency, 3),
+            ttft_ms_ewma=None if ttft is None else round(ttft, 3),
+            requests=entry.requests, failures=entry.failures, hardware=entry.hardware, **extra,
+        )  # fmt: skip
+
+    def views(self) -> list[NodeView]:
+        now = self.clock()
+        self.router.tick(now)
+        return [self.view(e, now) for e in sorted(self.table.entries(), key=lambda e: e.node_id)]

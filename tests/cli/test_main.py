@@ -1,0 +1,124 @@
+"""The ``llm-mesh`` command: offline commands in-process, network commands against a sim mesh."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.local_mesh import LocalMesh
+from tests.e2e.conftest import free_port, start_mesh
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands() -> None:
+    out = runner.invoke(app, ["--help"])
+    assert out.exit_code == 0
+    for cmd in ("up", "demo", "registry", "node", "ask", "status", "models", "simulate", "migrate"):
+        assert cmd in out.output
+
+
+def test_status_without_registry_fails_clearly() -> None:
+    out = runner.invoke(app, ["status", "--registry", f"http://127.0.0.1:{free_port()}"])
+    assert out.exit_code == 1
+    assert "registry" in out.output.lower() and "llm-mesh up" in out.output
+
+
+def test_migrate_is_a_dry_run_by_default(tmp_path: Path) -> None:
+    model = tmp_path / "LLM_Mesh" / "models" / "m.gguf"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\0" * 32)
+    decoy = tmp_path / "data.bin"
+    decoy.write_bytes(os.urandom(64))
+    out = runner.invoke(app, ["migrate", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert "m.gguf" in out.output and "data.bin" not in out.output
+    assert model.exists()
+    verify = runner.invoke(app, ["migrate", str(tmp_path), "--verify"])
+    assert verify.exit_code == 1
+    applied = runner.invoke(app, ["migrate", str(tmp_path), "--apply"])
+    assert applied.exit_code == 0, applied.output
+    assert not model.exists() and decoy.exists()
+    assert runner.invoke(app, ["migrate", str(tmp_path), "--verify"]).exit_code == 0
+
+
+def test_simulate_runs_a_scenario() -> None:
+    out = runner.invoke(app, ["simulate", "--scenario", "slow-node", "--strategy", "ours"])
+    assert out.exit_code == 0, out.output
+    assert "slow-node" in out.output and "ours" in out.output
+
+
+@pytest.fixture(scope="module")
+def sim_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    mesh = start_mesh(
+        tmp_path_factory.mktemp("cli-home"),
+        model="mistral-7b",
+        engine="sim",
+        node_args=["--sim-tokens-per-s", "2000", "--region", "eu-west"],
+    )
+    try:
+        yield mesh
+    finally:
+        mesh.stop()
+
+
+@pytest.mark.e2e
+def test_ask_status_models_against_a_sim_mesh(sim_mesh: LocalMesh) -> None:
+    reg = ["--registry", sim_mesh.registry_url]
+    out = runner.invoke(app, ["ask", "hello", "--model", "mistral-7b", "--max-tokens", "5", *reg])
+    assert out.exit_code == 0, out.output
+    assert "SIMULATED" in out.output and "cost" in out.output
+    out = runner.invoke(app, ["ask", "hello", "--task", "chat", "--stream", "--chat", *reg])
+    assert out.exit_code == 0, out.output
+    assert "model mistral-7b" in out.output
+    out = runner.invoke(app, ["ask", "hi", "--model", "code-llama-7b", *reg])
+    assert out.exit_code == 1 and "mistral-7b" in out.output
+    out = runner.invoke(app, ["status", *reg], env={"COLUMNS": "250"})
+    assert out.exit_code == 0, out.output
+    assert "mistral-7b" in out.output and "eu-west" in out.output
+    out = runner.invoke(app, ["models", *reg], env={"COLUMNS": "250"})
+    assert out.exit_code == 0 and "code-llama-7b" in out.output
+
+
+@pytest.mark.e2e
+def test_up_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
+    rport, nport = free_port(), free_port()
+    env = {**os.environ, "LLM_MESH_HOME": str(tmp_path / "home"), "LLM_MESH_HEARTBEAT_S": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "LLM_Mesh.cli", "up", "--engine", "sim", "--model", "mistral-7b",
+            "--registry-port", str(rport), "--node-port", str(nport),
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while time.monotonic() < deadline and not ready:
+            try:
+                nodes = httpx.get(f"http://127.0.0.1:{rport}/mesh/nodes", timeout=1).json()["nodes"]
+                ready = any(n["healthy"] for n in nodes)
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            time.sleep(0.3)
+        assert ready, "llm-mesh up did not bring a healthy node"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out.decode(errors="replace")
+    for port in (rport, nport):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
