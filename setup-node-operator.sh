@@ -43,7 +43,7 @@ Options:
   --region NAME       region label for routing (e.g. eu-west)
   --public-url URL    URL the registry and gateway reach this node at
   --gpu cpu|cuda      build llama-cpp-python for CPU (default) or CUDA
-  --engine NAME       llama-cpp (default), openai or sim
+  --engine NAME       llama-cpp (default), openai or sim; without it an existing node.toml's engine is kept
   --venv DIR          virtual environment to create or reuse (default \$LLM_MESH_HOME/venv)
   --service           install and enable a systemd user service instead of running in the foreground
   --skip-install      use the venv as it is (llm-mesh already installed there)
@@ -115,6 +115,15 @@ ask() { # ask PROMPT DEFAULT -> echoes the answer
 
 VENV="${VENV:-$LLM_MESH_HOME/venv}"
 CONFIG="$LLM_MESH_HOME/node.toml"
+# Without --engine, an existing node.toml's engine holds (a sim node needs no llama.cpp, no files).
+if [ -z "$ENGINE" ] && [ -f "$CONFIG" ]; then
+  ENGINE="$(sed -n 's/^engine *= *"\([a-z-]*\)".*$/\1/p' "$CONFIG" | head -n 1)"
+  case "${ENGINE:-llama-cpp}" in
+    llama-cpp|openai|sim) ;;
+    *) die "$CONFIG names an unknown engine '$ENGINE'" "fix it, or pass --engine llama-cpp|openai|sim" ;;
+  esac
+  if [ -n "$ENGINE" ]; then say "engine: $ENGINE (from $CONFIG)"; fi
+fi
 REPO=""
 if [ -f "$SCRIPT_DIR/pyproject.toml" ] && grep -q '^name = "llm-mesh"' "$SCRIPT_DIR/pyproject.toml"; then
   REPO="$SCRIPT_DIR"

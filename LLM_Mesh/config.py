@@ -12,7 +12,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | missed_heartbeats    | LLM_MESH_MISSED_HEARTBEATS | 3                          |
 | health_check_interval_s | LLM_MESH_HEALTH_CHECK_S | 300                         |
 | request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
-| max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 2 (nodes tried per request)  |
+| max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (nodes tried per request)  |
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Settings:
     health_check_interval_s: float = 300.0
     request_timeout_s: float = 120.0
     connect_timeout_s: float = 3.0
-    max_attempts: int = 2
+    max_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -77,7 +77,7 @@ class Settings:
             missed_heartbeats=_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),
             health_check_interval_s=_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
-            max_attempts=int(_float(env, "LLM_MESH_MAX_ATTEMPTS", 2)),
+            max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

@@ -1,13 +1,20 @@
-"""./setup-node-operator.sh: dry run, a real (no-start) run, idempotence, shellcheck."""
+"""./setup-node-operator.sh: dry run, a real (no-start) run, idempotence, shellcheck,
+and the whole join: the script starts a node that serves through a real registry."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 if sys.version_info >= (3, 11):
@@ -123,3 +130,108 @@ def test_shellcheck_clean() -> None:
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed")
     subprocess.run(["shellcheck", str(SCRIPT)], check=True)
+
+
+def test_existing_sim_engine_is_kept_without_engine_flag(tmp_path: Path) -> None:
+    run(tmp_path, "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b")
+    # A llama-cpp run would need llama.cpp built and mistral-7b's 4.5 GB file: sim needs neither.
+    proc = run(tmp_path, "--yes", "--no-start")
+    assert "engine: sim (from" in proc.stdout and "unchanged" in proc.stdout
+    cfg = tomllib.loads((tmp_path / "mesh" / "node.toml").read_text())
+    assert cfg["engine"] == "sim" and cfg["models"] == ["mistral-7b"]
+    assert not (tmp_path / "mesh" / "models").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError("process did not stop on SIGTERM") from None
+    return proc.returncode
+
+
+@pytest.mark.e2e
+@pytest.mark.model
+def test_script_joins_a_registry_and_serves_through_the_gateway(tmp_path: Path) -> None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed")
+    reg_port, node_port = _free_port(), _free_port()
+    registry = f"http://127.0.0.1:{reg_port}"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    base["LLM_MESH_HEARTBEAT_S"] = "1"
+    (tmp_path / "home").mkdir()
+    reg_log = (tmp_path / "registry.log").open("wb")
+    node_log = (tmp_path / "node.log").open("wb")
+    reg = subprocess.Popen(
+        [sys.executable, "-m", "LLM_Mesh.cli", "registry", "serve", "--port", str(reg_port)],
+        env={**base, "LLM_MESH_HOME": str(tmp_path / "registry-home")},
+        stdout=reg_log,
+        stderr=subprocess.STDOUT,
+    )
+    node: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_for(lambda: _get(registry + "/healthz") == 200, 60, "the registry")
+        node = subprocess.Popen(
+            ["bash", str(SCRIPT), "--yes", "--skip-install", "--venv", str(VENV),
+             "--models", "gemma-3-270m", "--registry", registry, "--port", str(node_port)],
+            env={**base, "HOME": str(tmp_path / "home"), "LLM_MESH_HOME": str(tmp_path / "mesh")},
+            stdin=subprocess.DEVNULL,
+            stdout=node_log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        body = {"model": "gemma-3-270m", "prompt": "def add(a, b):", "max_tokens": 8}
+        answers: list[httpx.Response] = []
+
+        def answered() -> bool:
+            if node is not None and node.poll() is not None:
+                raise AssertionError((tmp_path / "node.log").read_text())
+            try:
+                r = httpx.post(registry + "/v1/completions", json=body, timeout=60)
+            except httpx.HTTPError:
+                return False
+            answers.append(r)
+            return r.status_code == 200
+
+        _wait_for(answered, 240, "an answer through the gateway")
+        answer = answers[-1].json()
+        assert answer["choices"][0]["text"] and answer["usage"]["completion_tokens"] > 0
+        assert answer["mesh"]["node_id"].startswith("node-")
+        assert answer["mesh"]["simulated"] is False
+        # SIGTERM: a clean shutdown (uvicorn re-raises the signal once done), the node deregisters
+        assert _stop(node) in (0, -signal.SIGTERM)
+        node_log.flush()
+        assert "Application shutdown complete" in (tmp_path / "node.log").read_text()
+        nodes = httpx.get(registry + "/mesh/nodes", timeout=10).json()["nodes"]
+        assert all(n["state"] == "offline" or not n["healthy"] for n in nodes)
+    finally:
+        if node is not None:
+            _stop(node)
+        _stop(reg)
+        reg_log.close()
+        node_log.close()
+
+
+def _get(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0

@@ -1,15 +1,33 @@
-"""``llm-mesh node ...``: run and manage a hosting node."""
+"""``llm-mesh node ...``: run and manage a hosting node.
+
+llm-mesh node start                          run a node (flags override node.toml)
+llm-mesh node models add ID|PATH|URL         fetch / add a model file (and to node.toml)
+llm-mesh node models list                    files, sizes, sha256, configured or not
+llm-mesh node plan                           catalog ranked by fit and network demand
+llm-mesh node pause | resume | drain         the running node's state (--node-url)
+llm-mesh node info                           the running node: identity, models, counters
+"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
-from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, fail, settings_from, setup_logging
-from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT
+from LLM_Mesh.cli.common import (
+    HomeOpt,
+    RegistryOpt,
+    console,
+    fail,
+    settings_from,
+    setup_logging,
+)
+from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.node.control import DEFAULT_NODE_URL
 
 node_app = typer.Typer(help="Run and manage a hosting node.", no_args_is_help=True)
 
@@ -46,6 +64,12 @@ def node_start(
     sim_failure_rate: Annotated[
         float | None, typer.Option(help="sim engine: failure rate 0..1")
     ] = None,
+    memory_budget_bytes: Annotated[
+        int | None, typer.Option(help="llama-cpp: bytes of models in memory [80 % of RAM]")
+    ] = None,
+    availability_hours: Annotated[
+        str | None, typer.Option(help="Serve only HH:MM-HH:MM local time (pauses outside)")
+    ] = None,
     home: HomeOpt = None,
     verbose: bool = False,
 ) -> None:
@@ -76,8 +100,13 @@ def node_start(
         "sim_ttft_s": sim_ttft_s,
         "sim_tokens_per_s": sim_tokens_per_s,
         "sim_failure_rate": sim_failure_rate,
+        "memory_budget_bytes": memory_budget_bytes,
+        "availability_hours": availability_hours,
     }
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise fail(exc) from exc
     if not cfg.models:
         cfg = replace(cfg, models=[DEFAULT_MODEL])
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
@@ -86,3 +115,230 @@ def node_start(
         NodeManager(cfg, settings).run()
     except MeshError as exc:
         raise fail(exc) from exc
+
+
+# --- models ------------------------------------------------------------------------------
+
+models_app = typer.Typer(help="Model files on this node.", no_args_is_help=True)
+node_app.add_typer(models_app, name="models")
+
+NodeUrlOpt = Annotated[
+    str, typer.Option("--node-url", help="The local node's URL [http://127.0.0.1:8801]")
+]
+
+
+def http_client(timeout_s: float = 10.0) -> httpx.AsyncClient:
+    """The one outbound client of a command (tests replace this factory)."""
+    return httpx.AsyncClient(
+        follow_redirects=True, timeout=httpx.Timeout(timeout_s, read=max(timeout_s, 120.0))
+    )
+
+
+def _config_path(settings: Settings, config: Path | None) -> Path:
+    from LLM_Mesh.node.config import default_config_path
+
+    return config or default_config_path(settings)
+
+
+@models_app.command("add")
+def models_add(
+    ref: Annotated[str, typer.Argument(help="Catalog id, path to a .gguf, or an http(s) URL")],
+    name: Annotated[str | None, typer.Option(help="Model id / file name for a file or URL")] = None,
+    sha256: Annotated[str | None, typer.Option(help="Expected sha256 (64 hex digits)")] = None,
+    config: Annotated[Path | None, typer.Option(help="node.toml to add it to")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Put a model file in $LLM_MESH_HOME/models and add it to node.toml (when one exists)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from LLM_Mesh.node.model_store import add_model, add_to_config
+
+    settings = settings_from(home)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(ref, total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        async def go() -> Any:
+            async with http_client() as client:
+                return await add_model(
+                    ref, settings, client=client, name=name, sha256=sha256, progress=progress
+                )
+
+        try:
+            added = asyncio.run(go())
+        except (MeshError, OSError, ValueError) as exc:
+            raise fail(exc) from exc
+    console.print(f"[green]added[/] {added.model_id}: {added.path}")
+    path = _config_path(settings, config)
+    try:
+        changed = add_to_config(path, added.config_entry)
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
+    if changed:
+        console.print(f"node.toml: added {added.config_entry!r} to models in {path}")
+    elif path.is_file():
+        console.print(f"node.toml: {added.model_id} is already in {path}")
+    else:
+        console.print(f"no {path}: start a node with --model {added.config_entry}")
+
+
+@models_app.command("list")
+def models_list(
+    config: Annotated[Path | None, typer.Option(help="node.toml to compare with")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Model files present, their sizes and sha256, and which node.toml configures."""
+    from LLM_Mesh.cli.node_render import stored_models_table
+    from LLM_Mesh.node.config import load_node_config
+    from LLM_Mesh.node.model_files import models_dir
+    from LLM_Mesh.node.model_store import list_models
+
+    settings = settings_from(home)
+    path = _config_path(settings, config)
+    try:
+        cfg = load_node_config(path) if path.is_file() else None
+        stored = list_models(settings, cfg)
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
+    if not stored:
+        console.print(f"no model files in {models_dir(settings)}")
+    else:
+        console.print(stored_models_table(stored))
+    if cfg is not None:
+        console.print(f"configured in {path}: {', '.join(cfg.models)}")
+
+
+# --- planning ------------------------------------------------------------------------------
+
+
+@node_app.command("plan")
+def node_plan(
+    registry: RegistryOpt = None,
+    config: Annotated[
+        Path | None, typer.Option(help="node.toml (its models count as hosted)")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Rank catalog models by how well they fit this machine and what the network needs."""
+    from LLM_Mesh.cli.node_render import plan_table
+    from LLM_Mesh.core.plan import plan_models
+    from LLM_Mesh.node.config import load_node_config
+    from LLM_Mesh.node.control import fetch_demand
+    from LLM_Mesh.node.hardware import detect_hardware
+    from LLM_Mesh.node.model_files import model_id_of
+
+    settings = settings_from(home, registry)
+    path = _config_path(settings, config)
+    try:
+        cfg = load_node_config(path) if path.is_file() else None
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
+    registry_url = (
+        cfg.effective_registry_url(settings) if cfg and not registry else settings.registry_url
+    )
+    hosted = [model_id_of(m) for m in cfg.models] if cfg else []
+
+    async def demand() -> Any:
+        async with http_client(5.0) as client:
+            return await fetch_demand(client, registry_url)
+
+    hardware = detect_hardware(settings.home)
+    by_model, note = asyncio.run(demand())
+    console.print(plan_table(plan_models(hardware, demand=by_model, already_hosted=hosted)))
+    console.print(("[yellow]" if by_model is None else "[green]") + note + "[/]")
+
+
+# --- controlling the running node ------------------------------------------------------------
+
+
+def _admin(node_url: str, action: str) -> dict[str, Any]:
+    from LLM_Mesh.node.control import node_admin
+
+    async def go() -> dict[str, Any]:
+        async with http_client() as client:
+            return await node_admin(client, node_url, action)
+
+    try:
+        return asyncio.run(go())
+    except MeshError as exc:
+        raise fail(exc) from exc
+
+
+@node_app.command("pause")
+def node_pause(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
+    """Stop taking new requests (what runs or waits finishes)."""
+    health = _admin(node_url, "pause")
+    console.print(f"node {health.get('node_id')}: [yellow]{health.get('state')}[/]")
+
+
+@node_app.command("resume")
+def node_resume(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
+    """Take requests again after pause or drain."""
+    health = _admin(node_url, "resume")
+    console.print(f"node {health.get('node_id')}: [green]{health.get('state')}[/]")
+
+
+@node_app.command("drain")
+def node_drain(
+    node_url: NodeUrlOpt = DEFAULT_NODE_URL,
+    wait: Annotated[bool, typer.Option(help="Wait until nothing runs or waits")] = True,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] = 600.0,
+) -> None:
+    """Finish in-flight work and take nothing new; by default wait until it is done."""
+    from LLM_Mesh.node.control import wait_drained
+
+    health = _admin(node_url, "drain")
+    console.print(f"node {health.get('node_id')}: [yellow]{health.get('state')}[/]")
+    if not wait:
+        return
+    with console.status("draining") as status:
+
+        def show(h: dict[str, Any]) -> None:
+            status.update(
+                f"draining: {h.get('in_flight', 0)} running, {h.get('queued', 0)} waiting"
+            )
+
+        async def go() -> dict[str, Any]:
+            async with http_client() as client:
+                return await wait_drained(client, node_url, on_poll=show, timeout_s=timeout)
+
+        try:
+            asyncio.run(go())
+        except (MeshError, TimeoutError) as exc:
+            raise fail(exc) from exc
+    console.print("[green]drained[/]: nothing running; stop the node or `llm-mesh node resume`")
+
+
+@node_app.command("info")
+def node_info_cmd(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
+    """The running node: identity, models, hardware, uptime, requests and tokens."""
+    from LLM_Mesh.cli.node_render import hosted_models_table, info_table
+    from LLM_Mesh.node.control import node_info
+
+    async def go() -> dict[str, Any]:
+        async with http_client() as client:
+            return await node_info(client, node_url)
+
+    try:
+        info = asyncio.run(go())
+    except MeshError as exc:
+        raise fail(exc) from exc
+    console.print(info_table(info))
+    console.print(hosted_models_table(info.get("models") or []))

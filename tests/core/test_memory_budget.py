@@ -50,3 +50,22 @@ def test_exact_fit_and_negative() -> None:
     assert plan_load("a", 100, {}, budget=100).load
     with pytest.raises(ValueError):
         plan_load("a", -1, {}, budget=100)
+
+
+def test_default_budget_is_80_percent_of_available() -> None:
+    from LLM_Mesh.core.memory_budget import default_budget
+
+    assert default_budget(10_000) == 8_000
+    assert default_budget(10_000, 0.5) == 5_000
+    for bad in ((-1, 0.8), (10, 0.0), (10, 1.5)):
+        with pytest.raises(ValueError):
+            default_budget(*bad)
+
+
+def test_load_time_estimate_prefers_the_measured_time() -> None:
+    from LLM_Mesh.core.memory_budget import estimate_load_time_s
+
+    assert estimate_load_time_s(2_000_000_000) == 2.5  # 0.5 s + 2 GB at 1 GB/s
+    assert estimate_load_time_s(2_000_000_000, measured_s=0.123456) == 0.123
+    with pytest.raises(ValueError):
+        estimate_load_time_s(-1)

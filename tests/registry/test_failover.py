@@ -11,7 +11,7 @@ import pytest
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.retry import RetryBudget
-from tests.registry.helpers import Harness, running
+from tests.registry.helpers import running
 
 CHAT = "/v1/chat/completions"
 

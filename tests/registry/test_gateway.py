@@ -254,7 +254,7 @@ async def test_429_with_no_other_node_is_429_with_retry_after(mesh: Harness) -> 
 
 
 async def test_max_attempts_bounds_retries(tmp_path: Path) -> None:
-    async with running(tmp_path) as h:
+    async with running(tmp_path, max_attempts=2) as h:
         for n in ("n1", "n2", "n3"):
             await h.register(n, behavior="500")
         r = await h.client.post(CHAT, json=chat())

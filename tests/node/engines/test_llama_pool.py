@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import custom_spec
 from LLM_Mesh.errors import ModelUnavailable
 from LLM_Mesh.node.engines.base import GenerationRequest
 from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
-from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel
-from tests.node.engines.test_llama_cpp import FakeLlama, collect
+from LLM_Mesh.node.engines.llama_pool import model_size
+from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel, resolve_model
+from tests.node.engines.test_llama_cpp import HAVE_MODEL, FakeLlama, collect
 
 MB = 1_000_000
 
@@ -80,7 +83,7 @@ async def test_a_request_loads_its_model_and_unloads_the_lru_idle_one(tmp_path: 
     assert closed == ["b"] and eng.pool.unloads == 1
     # b's measured load time is what it reports now
     b = next(m for m in eng.models() if m.id == "b")
-    assert (b.model_extra or {})["load_time_s"] == eng.pool.load_seconds["b"]
+    assert (b.model_extra or {})["load_time_s"] == round(eng.pool.load_seconds["b"], 3)
     await eng.close()
 
 
@@ -134,3 +137,29 @@ def test_release_without_acquire_raises(tmp_path: Path) -> None:
     lm = eng._load(model(tmp_path, "a", 1))
     with pytest.raises(RuntimeError):
         eng.pool.release(lm)
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_swaps_under_a_budget_for_one() -> None:
+    """The real gemma file under two ids, with room for one: each request swaps them."""
+    real = resolve_model("gemma-3-270m", Settings(home=Path("/nonexistent-llm-mesh-home")))
+    one = model_size(real)
+    eng = LlamaCppEngine(
+        [replace(real, id="g1"), replace(real, id="g2")],
+        n_ctx=256,
+        memory_budget_bytes=int(one * 1.5),
+    )
+    await eng.start()
+    assert loaded(eng) == {"g1": True, "g2": False}
+    r = GenerationRequest(
+        kind="completion", model="g2", prompt="def add(a, b):", max_tokens=6, temperature=0.0
+    )
+    out = await collect(eng, r)
+    assert "".join(d.text for d in out).strip()
+    assert out[-1].usage is not None and out[-1].usage.completion_tokens > 0
+    assert loaded(eng) == {"g1": False, "g2": True}
+    assert eng.pool.load_seconds["g2"] > 0
+    g1 = next(m for m in eng.models() if m.id == "g1")
+    assert (g1.model_extra or {})["load_time_s"] == round(eng.pool.load_seconds["g1"], 3)
+    await eng.close()

@@ -1,0 +1,144 @@
+"""The operator's side of a running node and of the registry's demand.
+
+Async functions over a passed-in ``httpx.AsyncClient`` (tests hand in an ASGI or
+mock transport):
+
+- :func:`node_admin` — ``POST {node}/mesh/admin/pause|resume|drain`` (the node
+  answers loopback clients only) → the node's health;
+- :func:`node_info` — ``GET {node}/mesh/info``;
+- :func:`wait_drained` — poll ``GET {node}/mesh/health`` until nothing runs or
+  waits, reporting each poll;
+- :func:`fetch_demand` — ``GET {registry}/mesh/demand``; ``None`` when the
+  registry does not answer it (404, unreachable, unexpected body): "no demand
+  data", never an error. The expected body::
+
+      {"models": [{"model": "mistral-7b", "requests_waiting": 3,
+                   "requests_refused": 12, "nodes_serving": 1}, ...]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from LLM_Mesh.core.plan import ModelDemand
+from LLM_Mesh.errors import MeshError, RegistryUnreachable, error_from_payload
+
+ADMIN_ACTIONS = ("pause", "resume", "drain")
+DEFAULT_NODE_URL = "http://127.0.0.1:8801"
+
+
+async def _json(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        data = resp.json()
+    except ValueError:
+        data = resp.text
+    if resp.status_code >= 400:
+        raise error_from_payload(resp.status_code, data)
+    if not isinstance(data, dict):
+        raise MeshError(f"unexpected answer from {resp.request.url}: {str(data)[:200]}")
+    return data
+
+
+async def _call(client: httpx.AsyncClient, method: str, url: str) -> dict[str, Any]:
+    try:
+        resp = await client.request(method, url)
+    except httpx.HTTPError as exc:
+        raise RegistryUnreachable(
+            f"no node answers at {url.split('/mesh')[0]} ({exc!r}); is it running? "
+            "(pass --node-url)"
+        ) from None
+    return await _json(resp)
+
+
+async def node_admin(client: httpx.AsyncClient, node_url: str, action: str) -> dict[str, Any]:
+    """Pause, resume or drain the node; its health afterwards."""
+    if action not in ADMIN_ACTIONS:
+        raise ValueError(f"action must be one of {', '.join(ADMIN_ACTIONS)}, got {action!r}")
+    return await _call(client, "POST", f"{node_url.rstrip('/')}/mesh/admin/{action}")
+
+
+async def node_info(client: httpx.AsyncClient, node_url: str) -> dict[str, Any]:
+    return await _call(client, "GET", f"{node_url.rstrip('/')}/mesh/info")
+
+
+async def node_health(client: httpx.AsyncClient, node_url: str) -> dict[str, Any]:
+    return await _call(client, "GET", f"{node_url.rstrip('/')}/mesh/health")
+
+
+async def wait_drained(
+    client: httpx.AsyncClient,
+    node_url: str,
+    *,
+    on_poll: Callable[[dict[str, Any]], None] | None = None,
+    interval_s: float = 0.5,
+    timeout_s: float | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> dict[str, Any]:
+    """Poll the node's health until ``in_flight`` and ``queued`` are 0; its last health.
+
+    Raises ``TimeoutError`` after ``timeout_s`` seconds of polls (``None``: wait forever).
+    """
+    waited = 0.0
+    while True:
+        health = await node_health(client, node_url)
+        if on_poll is not None:
+            on_poll(health)
+        if int(health.get("in_flight") or 0) == 0 and int(health.get("queued") or 0) == 0:
+            return health
+        if timeout_s is not None and waited >= timeout_s:
+            raise TimeoutError(
+                f"still {health.get('in_flight')} running and {health.get('queued')} "
+                f"waiting after {timeout_s:g} s"
+            )
+        await sleep(interval_s)
+        waited += interval_s
+
+
+def parse_demand(data: Any) -> dict[str, ModelDemand] | None:
+    """The demand body → per-model :class:`ModelDemand`; ``None`` for a body not understood."""
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return None
+    out: dict[str, ModelDemand] = {}
+    for item in models:
+        if not isinstance(item, dict):
+            continue
+        model = item.get("model") or item.get("id")
+        if not isinstance(model, str) or not model:
+            continue
+        try:
+            out[model] = ModelDemand(
+                model=model,
+                requests_waiting=int(item.get("requests_waiting") or 0),
+                requests_refused=int(item.get("requests_refused") or 0),
+                nodes_serving=int(item.get("nodes_serving") or 0),
+            )
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+async def fetch_demand(
+    client: httpx.AsyncClient, registry_url: str
+) -> tuple[dict[str, ModelDemand] | None, str]:
+    """The network's demand per model and a note; ``(None, why)`` when there is none."""
+    url = f"{registry_url.rstrip('/')}/mesh/demand"
+    try:
+        resp = await client.get(url)
+    except httpx.HTTPError as exc:
+        return None, f"no demand data: the registry at {registry_url} is unreachable ({exc!r})"
+    if resp.status_code == 404:
+        return None, f"no demand data: the registry at {registry_url} does not publish demand yet"
+    if resp.status_code >= 400:
+        return None, f"no demand data: GET /mesh/demand answered HTTP {resp.status_code}"
+    try:
+        demand = parse_demand(resp.json())
+    except ValueError:
+        demand = None
+    if demand is None:
+        return None, "no demand data: the registry's /mesh/demand answer was not understood"
+    return demand, f"demand from {registry_url} ({len(demand)} models)"

@@ -1,0 +1,402 @@
+"""The gateway's added latency and throughput over calling a node directly, vs LiteLLM.
+
+Method: one local mesh (registry+gateway and one ``sim`` node, separate processes,
+loopback, throw-away LLM_MESH_HOME). The sim engine is SIMULATED: it answers at once
+(``--sim-ttft-s 0``, 10^6 tokens/s, ``max_tokens`` 1), so what is measured is the HTTP
+path, not a model. Targets, all ``POST /v1/chat/completions`` (non-streamed, the
+same body) on 127.0.0.1:
+
+  direct   the node itself
+  ours     our gateway in front of that node
+  litellm  LiteLLM's proxy (``litellm --num_workers 1``) in front of the same node
+  null     a canned-answer asyncio HTTP server: the load generator's own ceiling
+
+Phases, each interleaved over the targets in rotating order (chunks, so drift on the
+shared machine hits every target alike), after a warm-up of every target:
+
+  1. one at a time: one ``httpx.Client`` (keep-alive), ``--sequential`` requests
+     per target; latency from ``time.perf_counter`` around each call.
+  2. ``--concurrency`` at once: asyncio (uvloop when installed) + one
+     ``httpx.AsyncClient`` (keep-alive); ``--concurrent`` requests per target;
+     requests/s = requests / wall time of that target's chunks.
+
+Added latency = percentile(via) - percentile(direct). The load generator's CPU time
+per request (``time.process_time``) is printed for each target, and the null target
+shows how many requests/s it can drive at all, so one can see it is not the
+bottleneck. Goals: ours p50 <= 1.5 ms and p99 <= 4 ms added one at a time; vs
+LiteLLM several times less added latency and >= 5x its requests/s at 10 concurrent.
+
+    .venv/bin/python benchmarks/bench_gateway.py [--sequential 1000] [--concurrent 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import LOOPBACK, free_port, local_mesh, log, machine_line, pct, wait_http, write_json
+
+MODEL = "mistral-7b"
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 1}
+CHUNKS = 5
+TARGET_ORDER = ("direct", "ours", "litellm", "null")
+
+NULL_SERVER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    BODY = json.dumps({"id": "x", "object": "chat.completion", "created": 0,
+        "model": "mistral-7b", "choices": [{"index": 0, "finish_reason": "length",
+        "message": {"role": "assistant", "content": "the"}}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}).encode()
+    HEAD = (b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: "
+            + str(len(BODY)).encode() + b"\\r\\n\\r\\n")
+    async def handle(r, w):
+        try:
+            while True:
+                head = await r.readuntil(b"\\r\\n\\r\\n")
+                n = 0
+                for line in head.split(b"\\r\\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        n = int(line.split(b":")[1])
+                if n:
+                    await r.readexactly(n)
+                w.write(HEAD + BODY)
+                await w.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            w.close()
+    async def main():
+        s = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
+        async with s:
+            await s.serve_forever()
+    asyncio.run(main())
+    """
+)
+
+
+@dataclass
+class Series:
+    lat_s: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    errors: int = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.lat_s)
+
+
+@contextmanager
+def null_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", NULL_SERVER, str(port)])
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        wait_http(url + "/", 20.0, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
+def litellm_proxy(node_url: str, timeout_s: float) -> Iterator[tuple[str | None, str]]:
+    """Yield (url, note): url is None when LiteLLM could not be started (note says why)."""
+    exe = shutil.which("litellm", path=str(Path(sys.executable).parent)) or shutil.which(
+        "litellm"
+    )
+    if exe is None:
+        yield None, "the `litellm` command is not installed (pip install -e '.[bench]')"
+        return
+    with tempfile.TemporaryDirectory(prefix="litellm-bench-") as tmp:
+        cfg = Path(tmp) / "cfg.yaml"
+        cfg.write_text(
+            "model_list:\n"
+            f"  - model_name: {MODEL}\n"
+            "    litellm_params:\n"
+            f"      model: openai/{MODEL}\n"
+            f"      api_base: {node_url}/v1\n"
+            "      api_key: x\n"
+            "litellm_settings:\n"
+            "  telemetry: false\n"
+        )
+        port = free_port()
+        env = dict(os.environ, LITELLM_LOG="ERROR", LITELLM_LOCAL_MODEL_COST_MAP="True",
+                   LITELLM_TELEMETRY="False", NO_DOCS="True")  # fmt: skip
+        log_path = Path(tmp) / "litellm.log"
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(
+                [exe, "--config", str(cfg), "--host", LOOPBACK, "--port", str(port),
+                 "--num_workers", "1"],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp, start_new_session=True,
+            )  # fmt: skip
+            url = f"http://{LOOPBACK}:{port}"
+            try:
+                t0 = time.monotonic()
+                try:
+                    wait_http(url + "/health/liveliness", timeout_s, proc)
+                except RuntimeError as exc:
+                    tail = log_path.read_text(errors="replace").splitlines()[-15:]
+                    yield None, f"LiteLLM did not start: {exc}\n" + "\n".join(tail)
+                    return
+                log(f"  litellm up at {url} after {time.monotonic() - t0:.1f} s")
+                yield url, f"litellm {_litellm_version()}"
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(5)
+
+
+def _litellm_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("litellm")
+    except PackageNotFoundError:
+        return "?"
+
+
+def check(client: httpx.Client, name: str, url: str) -> None:
+    r = client.post(url + "/v1/chat/completions", json=BODY)
+    if r.status_code != 200:
+        raise RuntimeError(f"{name} answered {r.status_code}: {r.text[:300]}")
+    data = r.json()
+    if not data.get("choices"):
+        raise RuntimeError(f"{name} answered without choices: {r.text[:300]}")
+
+
+def run_sequential(client: httpx.Client, url: str, n: int, s: Series) -> None:
+    endpoint = url + "/v1/chat/completions"
+    clock = time.perf_counter
+    c0, w0 = time.process_time(), clock()
+    for _ in range(n):
+        t0 = clock()
+        r = client.post(endpoint, json=BODY)
+        t1 = clock()
+        if r.status_code == 200:
+            s.lat_s.append(t1 - t0)
+        else:
+            s.errors += 1
+    s.wall_s += clock() - w0
+    s.cpu_s += time.process_time() - c0
+
+
+async def run_concurrent(
+    client: httpx.AsyncClient, url: str, n: int, concurrency: int, s: Series
+) -> None:
+    endpoint = url + "/v1/chat/completions"
+    clock = time.perf_counter
+    left = n
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            t0 = clock()
+            try:
+                r = await client.post(endpoint, json=BODY)
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            t1 = clock()
+            if ok:
+                s.lat_s.append(t1 - t0)
+            else:
+                s.errors += 1
+
+    c0, w0 = time.process_time(), clock()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    s.wall_s += clock() - w0
+    s.cpu_s += time.process_time() - c0
+
+
+def rotations(targets: dict[str, str], chunks: int) -> Iterator[list[tuple[str, str]]]:
+    items = list(targets.items())
+    for i in range(chunks):
+        k = i % len(items)
+        yield items[k:] + items[:k]
+
+
+def bench(targets: dict[str, str], args: Any) -> dict[str, dict[str, Series]]:
+    seq = {name: Series() for name in targets}
+    conc = {name: Series() for name in targets}
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    with httpx.Client(timeout=30.0) as client:
+        for name, url in targets.items():
+            check(client, name, url)
+        log("warm-up (one at a time)")
+        for name, url in targets.items():
+            run_sequential(client, url, args.warmup, Series())
+        log(f"phase 1: one at a time, {args.sequential} per target in {CHUNKS} chunks")
+        for order in rotations(targets, CHUNKS):
+            for name, url in order:
+                run_sequential(client, url, args.sequential // CHUNKS, seq[name])
+            log("  " + ", ".join(f"{k} {_p50(seq[k]):.2f} ms" for k in targets))
+
+    async def phase2() -> None:
+        async with httpx.AsyncClient(timeout=60.0, limits=limits) as ac:
+            log(f"warm-up ({args.concurrency} concurrent)")
+            for url in targets.values():
+                await run_concurrent(ac, url, args.warmup, args.concurrency, Series())
+            log(f"phase 2: {args.concurrency} concurrent, {args.concurrent} per target in {CHUNKS} chunks")
+            for order in rotations(targets, CHUNKS):
+                for name, url in order:
+                    await run_concurrent(
+                        ac, url, args.concurrent // CHUNKS, args.concurrency, conc[name]
+                    )
+                log("  " + ", ".join(f"{k} {conc[k].n / conc[k].wall_s:.0f}/s" for k in targets))
+
+    _run(phase2)
+    return {"sequential": seq, "concurrent": conc}
+
+
+def _run(fn: Callable[[], Any]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(fn())
+    except ImportError:
+        asyncio.run(fn())
+
+
+def _p50(s: Series) -> float:
+    return pct(sorted(s.lat_s), 0.5) * 1e3
+
+
+def summarize(series: dict[str, Series]) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, s in series.items():
+        xs = sorted(s.lat_s)
+        out[name] = {
+            "n": s.n,
+            "errors": s.errors,
+            "p50_ms": pct(xs, 0.50) * 1e3,
+            "p90_ms": pct(xs, 0.90) * 1e3,
+            "p99_ms": pct(xs, 0.99) * 1e3,
+            "max_ms": xs[-1] * 1e3 if xs else float("nan"),
+            "rps": s.n / s.wall_s if s.wall_s else float("nan"),
+            "client_cpu_us_per_req": s.cpu_s / max(1, s.n + s.errors) * 1e6,
+        }
+    return out
+
+
+def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
+    d = stats["direct"]
+    print(f"\n{title}")
+    print(
+        f"{'target':<8} {'n':>5} {'err':>4} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
+        f"{'max ms':>7} {'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>7} {'client CPU µs/req':>17}"
+    )
+    for name in TARGET_ORDER:
+        if name not in stats:
+            continue
+        s = stats[name]
+        add = name not in ("direct", "null")
+        a50 = f"{s['p50_ms'] - d['p50_ms']:>8.2f}" if add else f"{'':>8}"
+        a99 = f"{s['p99_ms'] - d['p99_ms']:>8.2f}" if add else f"{'':>8}"
+        print(
+            f"{name:<8} {s['n']:>5} {s['errors']:>4} {s['p50_ms']:>7.2f} {s['p90_ms']:>7.2f} "
+            f"{s['p99_ms']:>7.2f} {s['max_ms']:>7.1f} {a50} {a99} {s['rps']:>7.0f} "
+            f"{s['client_cpu_us_per_req']:>17.0f}"
+        )
+
+
+def verdicts(
+    seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]], concurrency: int
+) -> list[str]:
+    out = []
+    d, o = seq["direct"], seq["ours"]
+    a50, a99 = o["p50_ms"] - d["p50_ms"], o["p99_ms"] - d["p99_ms"]
+    out.append(f"ours p50 added {a50:.2f} ms <= 1.5 ms: {'MET' if a50 <= 1.5 else 'NOT MET'}")
+    out.append(f"ours p99 added {a99:.2f} ms <= 4 ms: {'MET' if a99 <= 4.0 else 'NOT MET'}")
+    if "litellm" in seq:
+        l50 = seq["litellm"]["p50_ms"] - d["p50_ms"]
+        l99 = seq["litellm"]["p99_ms"] - d["p99_ms"]
+        out.append(
+            f"LiteLLM added p50 {l50:.2f} ms / p99 {l99:.2f} ms one at a time: "
+            f"{l50 / a50 if a50 > 0 else float('inf'):.1f}x / "
+            f"{l99 / a99 if a99 > 0 else float('inf'):.1f}x ours"
+        )
+        c50 = conc["litellm"]["p50_ms"] - conc["direct"]["p50_ms"]
+        o50 = conc["ours"]["p50_ms"] - conc["direct"]["p50_ms"]
+        ratio = conc["ours"]["rps"] / conc["litellm"]["rps"]
+        out.append(
+            f"at {concurrency} concurrent: ours {conc['ours']['rps']:.0f} req/s vs LiteLLM "
+            f"{conc['litellm']['rps']:.0f} req/s = {ratio:.1f}x (goal >= 5x: "
+            f"{'MET' if ratio >= 5 else 'NOT MET'}); p50 added ours {o50:.2f} ms, "
+            f"LiteLLM {c50:.2f} ms"
+        )
+    else:
+        out.append("LiteLLM comparison: NOT MEASURED (LiteLLM did not run; see above)")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sequential", type=int, default=1000, help="one-at-a-time requests per target")
+    ap.add_argument("--concurrent", type=int, default=2000, help="concurrent-phase requests per target")
+    ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--no-litellm", action="store_true", help="skip LiteLLM")
+    ap.add_argument("--litellm-start-timeout", type=float, default=180.0)
+    args = ap.parse_args()
+    print(__doc__)
+    print(machine_line())
+    node_args = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
+                 "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
+    with local_mesh(model=MODEL, engine="sim", node_args=node_args) as mesh, null_server() as null:
+        targets = {"direct": mesh.node_url, "ours": mesh.registry_url}
+        if args.no_litellm:
+            ctx = _nothing("skipped (--no-litellm)")
+        else:
+            log("starting LiteLLM")
+            ctx = litellm_proxy(mesh.node_url, args.litellm_start_timeout)
+        with ctx as (lite_url, note):
+            print(f"LiteLLM: {note if lite_url else 'NOT RUN: ' + note}")
+            if lite_url:
+                targets["litellm"] = lite_url
+            targets["null"] = null
+            print(
+                f"targets: {', '.join(targets)}; sim node (SIMULATED engine), "
+                f"{args.sequential} one-at-a-time and {args.concurrent} at {args.concurrency} "
+                f"concurrent per target, {args.warmup} warm-up each\n"
+            )
+            res = bench(targets, args)
+    seq, conc = summarize(res["sequential"]), summarize(res["concurrent"])
+    print_table("one at a time (latency; +p50/+p99 = added over direct)", seq)
+    print_table(f"{args.concurrency} concurrent", conc)
+    print("\nresults vs goals:")
+    for line in verdicts(seq, conc, args.concurrency):
+        print("  " + line)
+    path = write_json(
+        "gateway",
+        {"params": vars(args), "litellm": note, "sequential": seq, "concurrent": conc},
+    )
+    print(f"\nJSON: {path}")
+
+
+@contextmanager
+def _nothing(note: str) -> Iterator[tuple[str | None, str]]:
+    yield None, note
+
+
+if __name__ == "__main__":
+    main()

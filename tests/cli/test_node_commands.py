@@ -1,0 +1,244 @@
+"""``llm-mesh node models|plan|pause|resume|drain|info`` (no sockets: mock and ASGI transports)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import node_commands
+from LLM_Mesh.cli.node_commands import node_app
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.model_files import fake_gguf
+from LLM_Mesh.core.schemas import Hardware
+from LLM_Mesh.node.app import create_node_app
+from LLM_Mesh.node.config import NodeConfig, load_node_config, save_node_config
+from LLM_Mesh.node.control import fetch_demand, parse_demand, wait_drained
+from LLM_Mesh.node.downloads import file_sha256
+from LLM_Mesh.node.engines.sim import SimEngine
+from LLM_Mesh.node.service import NodeService
+
+runner = CliRunner()
+GGUF = fake_gguf(payload=b"\x00" * 100)
+
+
+def use_transport(monkeypatch: pytest.MonkeyPatch, transport: httpx.AsyncBaseTransport) -> None:
+    def factory(timeout_s: float = 10.0) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=transport)
+
+    monkeypatch.setattr(node_commands, "http_client", factory)
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(node_app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "mesh"
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+def test_add_a_local_file_then_list_it(home: Path, tmp_path: Path) -> None:
+    src = tmp_path / "my-model.gguf"
+    src.write_bytes(GGUF)
+    save_node_config(NodeConfig(engine="sim", models=["gemma-3-270m"]), home / "node.toml")
+    r = invoke("models", "add", str(src), "--name", "tiny", "--home", str(home))
+    assert r.exit_code == 0, r.output
+    stored = home / "models" / "tiny.gguf"
+    assert stored.read_bytes() == GGUF
+    assert load_node_config(home / "node.toml").models == ["gemma-3-270m", str(stored)]
+    again = invoke("models", "add", str(src), "--name", "tiny", "--home", str(home))
+    assert "already in" in again.output
+    listing = invoke("models", "list", "--home", str(home))
+    assert listing.exit_code == 0
+    assert "tiny" in listing.output and file_sha256(stored)[:16] in listing.output
+    assert "yes" in listing.output  # configured
+
+
+def test_add_rejects_a_file_that_is_not_gguf(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"not a model at all")
+    r = invoke("models", "add", str(bad), "--home", str(home))
+    assert r.exit_code == 1 and "GGUF" in r.output
+    assert not list(home.glob("models/*.gguf"))
+
+
+def test_add_from_a_url_verifies_the_sha256(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        served.append(str(request.url))
+        return httpx.Response(200, content=GGUF, headers={"content-length": str(len(GGUF))})
+
+    use_transport(monkeypatch, httpx.MockTransport(server))
+    url = "https://files.example/models/coder-1b.Q4.gguf"
+    r = invoke("models", "add", url, "--sha256", "0" * 64, "--home", str(home))
+    assert r.exit_code == 1 and "sha256 mismatch" in r.output
+    assert not (home / "models" / "coder-1b.Q4.gguf").exists()
+    good = hashlib.sha256(GGUF).hexdigest()
+    r = invoke("models", "add", url, "--sha256", good, "--home", str(home))
+    assert r.exit_code == 0, r.output
+    assert (home / "models" / "coder-1b.Q4.gguf").read_bytes() == GGUF
+    assert "no " in r.output and "node.toml" in r.output  # none to update
+    assert served == [url, url]
+    r = invoke("models", "add", url, "--sha256", "xyz", "--home", str(home))
+    assert r.exit_code == 1 and "64 hex digits" in r.output
+
+
+def test_list_with_no_files(home: Path) -> None:
+    r = invoke("models", "list", "--home", str(home))
+    assert r.exit_code == 0 and "no model files" in r.output
+
+
+# --- plan --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def big_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import LLM_Mesh.node.hardware as hw
+
+    machine = Hardware(cpu_count=8, memory_bytes=32 * 10**9, disk_free_bytes=100 * 10**9)
+    monkeypatch.setattr(hw, "detect_hardware", lambda _home: machine)
+
+
+def _order(output: str, *models: str) -> list[int]:
+    return [output.index(m) for m in models]
+
+
+def test_plan_without_demand_says_so(
+    home: Path, monkeypatch: pytest.MonkeyPatch, big_machine: None
+) -> None:
+    use_transport(monkeypatch, httpx.MockTransport(lambda _r: httpx.Response(404)))
+    r = invoke("plan", "--home", str(home), "--registry", "http://reg.test")
+    assert r.exit_code == 0, r.output
+    assert "no demand data" in r.output and "does not publish demand" in r.output
+    assert "gemma-3-270m" in r.output and "llama-2-70b-chat" in r.output
+
+
+def test_plan_ranks_by_demand(
+    home: Path, monkeypatch: pytest.MonkeyPatch, big_machine: None
+) -> None:
+    demand = {
+        "models": [
+            {"model": "code-llama-7b", "requests_waiting": 9, "requests_refused": 30},
+            {"model": "mistral-7b", "nodes_serving": 5},
+        ]
+    }
+    use_transport(monkeypatch, httpx.MockTransport(lambda _r: httpx.Response(200, json=demand)))
+    r = invoke("plan", "--home", str(home), "--registry", "http://reg.test")
+    assert r.exit_code == 0, r.output
+    assert "demand from http://reg.test (2 models)" in r.output
+    a, b = _order(r.output, "code-llama-7b", "mistral-7b")
+    assert a < b
+
+
+async def test_fetch_demand_treats_failures_as_no_data() -> None:
+    def boom(_r: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(boom)) as c:
+        demand, note = await fetch_demand(c, "http://reg.test")
+    assert demand is None and "unreachable" in note
+    bodies: list[Any] = [[1, 2], {"models": "x"}]
+    for body in bodies:
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(lambda _r, b=body: httpx.Response(200, json=b))
+        ) as c:
+            demand, note = await fetch_demand(c, "http://reg.test")
+        assert demand is None and "not understood" in note
+    parsed = parse_demand({"models": [{"id": "a", "requests_waiting": "2"}, {"nope": 1}, 3]})
+    assert parsed is not None and parsed["a"].requests_waiting == 2 and list(parsed) == ["a"]
+
+
+# --- the running node -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NodeService]:
+    async def no_sleep(_s: float) -> None:
+        await asyncio.sleep(0)
+
+    svc = NodeService(
+        NodeConfig(engine="sim", models=["gemma-3-270m"], register=False, node_id="node-cli"),
+        Settings(home=tmp_path / "h"),
+        engine=SimEngine(["gemma-3-270m"], ttft_s=0, sleep=no_sleep),
+        hardware=Hardware(cpu_count=3, memory_bytes=4 * 10**9),
+    )
+    asyncio.run(svc.start())
+    app = create_node_app(svc, manage_lifespan=False)
+    use_transport(monkeypatch, httpx.ASGITransport(app=app, client=("127.0.0.1", 5000)))
+    yield svc
+    asyncio.run(svc.stop())
+
+
+def test_pause_resume_drain_no_wait(node: NodeService) -> None:
+    r = invoke("pause")
+    assert r.exit_code == 0 and "node-cli" in r.output and "paused" in r.output
+    assert node.state.value == "paused"
+    assert "online" in invoke("resume", "--node-url", "http://127.0.0.1:8801/").output
+    r = invoke("drain", "--no-wait")
+    assert r.exit_code == 0 and node.state.value == "draining"
+    r = invoke("drain", "--timeout", "5")  # nothing in flight: drained at once
+    assert r.exit_code == 0 and "drained" in r.output
+
+
+def test_info_shows_identity_models_and_counters(node: NodeService) -> None:
+    node.requests_served, node.tokens_generated = 7, 321
+    r = invoke("info")
+    assert r.exit_code == 0, r.output
+    for text in ("node-cli", "gemma-3-270m", "7 (0 failed)", "321", "3 CPUs", "standalone"):
+        assert text in r.output, text
+
+
+def test_commands_fail_cleanly_when_no_node_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(_r: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    use_transport(monkeypatch, httpx.MockTransport(refused))
+    for cmd in ("info", "pause", "resume", "drain"):
+        r = invoke(cmd)
+        assert r.exit_code == 1 and "no node answers" in r.output
+
+
+async def test_wait_drained_polls_until_idle() -> None:
+    loads = iter([(2, 1), (1, 0), (0, 0)])
+    polls: list[dict[str, Any]] = []
+
+    def health(_r: httpx.Request) -> httpx.Response:
+        running, waiting = next(loads)
+        return httpx.Response(200, json={"in_flight": running, "queued": waiting})
+
+    sleeps: list[float] = []
+
+    async def sleep(s: float) -> None:
+        sleeps.append(s)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(health)) as c:
+        last = await wait_drained(c, "http://n", on_poll=polls.append, sleep=sleep)
+    assert last == {"in_flight": 0, "queued": 0} and len(polls) == 3 and sleeps == [0.5, 0.5]
+    busy: Callable[[httpx.Request], httpx.Response] = lambda _r: httpx.Response(  # noqa: E731
+        200, json={"in_flight": 1, "queued": 0}
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(busy)) as c:
+        with pytest.raises(TimeoutError, match="still 1 running"):
+            await wait_drained(c, "http://n", timeout_s=1.0, sleep=sleep)
+
+
+def test_admin_refused_from_elsewhere_is_reported(
+    node: NodeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_node_app(node, manage_lifespan=False)
+    use_transport(monkeypatch, httpx.ASGITransport(app=app, client=("203.0.113.9", 5000)))
+    r = invoke("pause")
+    assert r.exit_code == 1 and "loopback" in r.output
+    assert json.loads(json.dumps(node.health()))["state"] == "online"

@@ -1,0 +1,60 @@
+"""A client request id runs once: concurrent duplicates share the answer, later ones replay."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.registry.idempotency import IdempotencyCache
+from tests.registry.helpers import ManualClock, running
+
+CHAT = "/v1/chat/completions"
+BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize("header", ["X-Request-Id", "Idempotency-Key"])
+async def test_same_id_twice_is_executed_once(tmp_path: Path, header: str) -> None:
+    async with running(tmp_path) as h:
+        await h.register("a")
+        h1 = {header: "job-1"}
+        r1, r2 = await asyncio.gather(
+            h.client.post(CHAT, json=BODY, headers=h1), h.client.post(CHAT, json=BODY, headers=h1)
+        )
+        r3 = await h.client.post(CHAT, json=BODY, headers=h1)
+        assert r1.status_code == r2.status_code == r3.status_code == 200
+        assert r1.json() == r2.json() == r3.json()
+        assert h.nodes.calls() == 1
+        assert r3.headers["x-mesh-replayed"] == "true"
+        r4 = await h.client.post(CHAT, json=BODY, headers={header: "job-2"})
+        assert r4.status_code == 200 and h.nodes.calls() == 2
+
+
+async def test_stream_duplicate_is_409_and_failures_are_not_kept(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        node = await h.register("a", behavior="500")
+        hdr = {"X-Request-Id": "s-1"}
+        assert (await h.client.post(CHAT, json=BODY, headers=hdr)).status_code == 502
+        node.behavior = "ok"
+        assert (await h.client.post(CHAT, json=BODY, headers=hdr)).status_code == 200  # ran again
+        stream = {**BODY, "stream": True}
+        assert (await h.client.post(CHAT, json=stream, headers={"X-Request-Id": "s-2"})).is_success
+        r = await h.client.post(CHAT, json=stream, headers={"X-Request-Id": "s-2"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_request"
+
+
+async def test_cache_is_bounded_and_expires() -> None:
+    clock = ManualClock()
+    cache = IdempotencyCache(clock, ttl_s=10.0, max_entries=2)
+    for key in ("a", "b", "c"):
+        assert await cache.begin(key, False) is None
+        cache.finish(key, None)
+    assert len(cache) <= 2
+    assert await cache.begin("x", True) is None
+    cache.finish("x", None)
+    clock.advance(11.0)
+    assert await cache.begin("x", True) is None  # expired: may run again
+    with pytest.raises(ValueError):
+        IdempotencyCache(clock, ttl_s=0)
