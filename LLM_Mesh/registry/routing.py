@@ -5,8 +5,10 @@ The node table says who is *alive* (registration, heartbeats, state, active
 checks); the router decides *who serves* (load, peak-EWMA latency, success
 EWMA, ejections, slow start). :class:`Routing` is the only bridge:
 
-    registration      -> ``upsert_node`` (models, loaded, region, capacity)
-    heartbeat         -> ``heartbeat`` (reported load, loaded models, uptime)
+    registration      -> ``upsert_node`` (every hosted model, the loaded ones, each
+                         model's ``load_time_s`` as its cold start, region, capacity)
+    heartbeat         -> ``heartbeat`` (reported load, loaded models and load times
+                         from ``loaded_models`` / the extra ``models`` list, uptime)
     state / check /   -> ``set_routable`` (ONLINE, fresh heartbeat, check not failed)
       expiry sweep
     ``DELETE``        -> ``remove_node``
@@ -15,6 +17,15 @@ A heartbeat expiring between sweeps is caught at pick time: a chosen node the
 table no longer finds healthy is taken out and the pick repeats. Waiters for a
 free node (the opt-in bounded wait) are woken whenever the router's picture
 changes for the better (an attempt ends, a node registers or heartbeats).
+
+Warm and cold: a node is routed for every model it hosts, loaded or not; a
+model it has not loaded costs its reported load time more (else the router's
+default cold start), so warm nodes win while they have room and a cold one
+serves when none does. A success marks the model loaded at once (the node had
+to load it to answer); the next heartbeat says what is loaded after all.
+
+Demand (``GET /mesh/demand``) is counted here too: attempts in flight per model
+(:class:`~LLM_Mesh.registry.demand.DemandTracker`, one increment each way).
 """
 
 from __future__ import annotations
@@ -29,11 +40,10 @@ from LLM_Mesh.core.liveness import heartbeat_age
 from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost
-from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
+from LLM_Mesh.registry.demand import DemandTracker
+from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
 __all__ = ["Routing"]
-
-DEFAULT_COLD_START_MS = 30_000.0
 
 
 class Routing:
@@ -52,23 +62,24 @@ class Routing:
         self.clock = clock
         self.router = Router(policy, rng)
         self.retry_budget = retry_budget or RetryBudget(0.2, 10.0)
+        self.demand = DemandTracker(clock)
         self._waiters = 0
         self._wake: asyncio.Event | None = None
 
     # -- keeping the router in step with the table -------------------------------
     def upsert(self, entry: NodeEntry) -> None:
         """A registration (or a stored node loaded at start-up)."""
-        loaded = [m for m, h in entry.models.items() if h.loaded]
         self.router.upsert_node(
-            entry.node_id, list(entry.models), now=self.clock(), loaded=loaded,
+            entry.node_id, list(entry.models), now=self.clock(), loaded=loaded_models(entry),
             region=entry.region, max_concurrency=entry.max_concurrency,
-            max_queue=entry.max_queue, cold_start_ms=DEFAULT_COLD_START_MS,
+            max_queue=entry.max_queue, model_cold_start_ms=cold_starts_ms(entry),
             uptime=1.0 if entry.uptime is None else entry.uptime,
         )  # fmt: skip
         self.sync(entry.node_id)
         self._changed()
 
     def heartbeat(self, node_id: str, hb: Heartbeat) -> None:
+        """After :meth:`NodeTable.heartbeat` (which took in the loaded set and load times)."""
         entry = self.table.get(node_id)
         if entry is None:
             return
@@ -76,7 +87,8 @@ class Routing:
             self.upsert(entry)
         self.router.heartbeat(
             node_id, self.clock(), in_flight=hb.in_flight, queued=hb.queued,
-            loaded_models=hb.loaded_models, uptime=entry.uptime,
+            loaded_models=loaded_models(entry), uptime=entry.uptime,
+            model_cold_start_ms=cold_starts_ms(entry),
         )  # fmt: skip
         self.sync(node_id)
         self._changed()
@@ -114,6 +126,7 @@ class Routing:
         return Decision(Verdict.NO_NODE)  # pragma: no cover - 64 dead picks in a row
 
     def begin(self, node_id: str, model: str) -> Attempt:
+        self.demand.begin(model)
         return self.router.begin(node_id, model, self.clock())
 
     def first_token(self, att: Attempt) -> None:
@@ -130,9 +143,12 @@ class Routing:
         """End an attempt: feed the router, count it, wake waiters."""
         if att.done:
             return
+        self.demand.end(att.model)
         self.router.finish(
             att, self.clock(), outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms
         )
+        if outcome is Outcome.SUCCESS:
+            self.table.mark_loaded(att.node_id, att.model)
         if outcome is not Outcome.CANCELLED and outcome is not Outcome.OVERLOADED:
             self.table.count(att.node_id, ok=outcome is Outcome.SUCCESS, tokens=completion_tokens)
         if self._waiters:

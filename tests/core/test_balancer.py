@@ -94,3 +94,40 @@ def test_warm_node_and_preferred_model_win() -> None:
     r.upsert_node("alt", ("m2",), now=0.0)
     d = r.pick(RouteRequest(("m", "m2")), 0.0)
     assert d.node_id == "warm" and d.model == "m"
+
+
+def test_cold_node_serves_when_no_warm_one_has_room() -> None:
+    r = Router(rng=random.Random(3))
+    r.upsert_node("warm", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r.upsert_node("cold", ("m",), now=0.0, loaded=(), max_concurrency=1, max_queue=0)
+    assert all(r.pick(REQ, 0.0).node_id == "warm" for _ in range(10))
+    att = r.begin("warm", "m", 0.0)  # warm is full now
+    d = r.pick(REQ, 0.0)
+    assert d.verdict is Verdict.OK and d.node_id == "cold"
+    assert d.cost_ms >= 30_000.0  # the load time is counted
+    r.finish(att, 0.1, Outcome.SUCCESS)
+    assert r.pick(REQ, 0.2).node_id == "warm"
+
+
+def test_model_cold_start_from_registration_and_heartbeat() -> None:
+    r = Router(rng=random.Random(4))
+    r.upsert_node("slow", ("m",), now=0.0, loaded=(), model_cold_start_ms={"m": 60_000.0})
+    r.upsert_node("fast", ("m",), now=0.0, loaded=(), model_cold_start_ms={"m": 500.0})
+    assert all(r.pick(REQ, 0.0).node_id == "fast" for _ in range(10))
+    r.heartbeat("slow", 1.0, in_flight=0, queued=0, model_cold_start_ms={"m": 100.0})
+    assert all(r.pick(REQ, 1.0).node_id == "slow" for _ in range(10))
+    r.heartbeat("slow", 2.0, in_flight=0, queued=0, loaded_models=["m"])
+    st = r.node("slow")
+    assert st is not None and st.loaded == {"m"}
+
+
+def test_success_marks_the_model_loaded() -> None:
+    r = Router(rng=random.Random(5))
+    r.upsert_node("a", ("m", "m2"), now=0.0, loaded=())
+    r.finish(r.begin("a", "m", 0.0), 0.5, Outcome.SERVER_ERROR)
+    st = r.node("a")
+    assert st is not None and st.loaded == frozenset()
+    r.finish(r.begin("a", "m", 1.0), 2.0, Outcome.SUCCESS, completion_tokens=3)
+    assert st.loaded == {"m"}
+    r.finish(r.begin("a", "zz", 3.0), 3.5, Outcome.SUCCESS)  # not hosted: ignored
+    assert st.loaded == {"m"}

@@ -46,3 +46,14 @@ def test_stalled_requests_raise_cost_before_any_answer() -> None:
     fresh = node_cost(s, "m", 10, 0.1, P, 1.0)
     stalled = node_cost(s, "m", 10, 5.0, P, 1.0)
     assert stalled > 2 * fresh
+
+
+def test_per_model_cold_start_overrides_the_node_default() -> None:
+    s = NodeStats("a", ("m", "m2", "m3"), P, loaded=("m",), model_cold_start_ms={"m2": 1500.0})
+    warm = node_cost(s, "m", 100, 0.0, P, 1.0)
+    assert node_cost(s, "m2", 100, 0.0, P, 1.0) == warm + 1500.0
+    assert node_cost(s, "m3", 100, 0.0, P, 1.0) == warm + s.cold_start_ms  # fallback
+    assert s.cold_start_for("m2") == 1500.0 and s.cold_start_for("m3") == 30_000.0
+    s.set_cold_starts({"m3": 800.0, "m2": float("nan"), "other": 1.0, "m": -5.0})
+    assert s.model_cold_start_ms == {"m2": 1500.0, "m3": 800.0}
+    assert node_cost(s, "m", 100, 0.0, P, 1.0) == warm  # loaded: no cold start

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration, NodeState
-from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.core.schemas import Heartbeat, HostedModel, NodeRegistration, NodeState
+from LLM_Mesh.registry.node_table import NodeTable, cold_starts_ms, load_time_ms, loaded_models
 from tests.registry.helpers import ManualClock
 
 
@@ -70,10 +70,60 @@ def test_states_and_checks(table: NodeTable) -> None:
     assert up(table, "m") == ["a"]
 
 
-def test_unloaded_models_are_not_routed(table: NodeTable) -> None:
+def test_unloaded_models_are_still_hosted(table: NodeTable) -> None:
     table.register(reg("a", "m1", "m2"))
     table.heartbeat("a", Heartbeat(loaded_models=["m1"]))
-    assert table.models_up() == ["m1"]
+    assert table.models_up() == ["m1", "m2"]  # m2 could be loaded
+    assert up(table, "m2") == ["a"]
+    assert table.healthy_entries_for("m2", loaded_only=True) == []
+    assert [e.node_id for e in table.healthy_entries_for("m1", loaded_only=True)] == ["a"]
+    assert loaded_models(table.get("a")) == ["m1"]  # type: ignore[arg-type]
+
+
+def test_heartbeat_models_list_updates_loaded_and_load_times(table: NodeTable) -> None:
+    table.register(reg("a", "m1", "m2", "m3"))
+    hb = Heartbeat.model_validate({"models": [
+        {"id": "m1", "loaded": True, "load_time_s": 0.0},
+        {"id": "m2", "loaded": False, "load_time_s": 2.5, "continuation": True},
+        {"id": "ghost", "loaded": True},  # not registered: ignored
+        "junk", {"no_id": 1}, {"id": "m3", "loaded": "maybe"},  # malformed: skipped
+    ]})  # fmt: skip
+    assert table.heartbeat("a", hb)
+    e = table.get("a")
+    assert e is not None
+    assert e.models["m1"].loaded and not e.models["m2"].loaded and e.models["m3"].loaded
+    assert set(e.models) == {"m1", "m2", "m3"} and not table.hosts("ghost")
+    assert cold_starts_ms(e) == {"m2": 2500.0}  # 0 means "loaded": no estimate
+    assert table.supports_continuation("a", "m2") and not table.supports_continuation("a", "m1")
+    # the list wins over loaded_models where it speaks; what it leaves out keeps its value
+    hb = Heartbeat.model_validate(
+        {"loaded_models": ["m2"], "models": [{"id": "m1", "loaded": True}, {"id": "m2"}]}
+    )
+    table.heartbeat("a", hb)
+    assert loaded_models(e) == ["m1", "m2"]
+    assert e.models["m2"].model_extra == {"load_time_s": 2.5, "continuation": True}
+    assert e.models["m1"].engine == "llama-cpp" and e.models["m1"].model_extra == {
+        "load_time_s": 0.0
+    }
+
+
+def test_load_time_ms() -> None:
+    def hm(**kw: Any) -> HostedModel:
+        return HostedModel.model_validate({"id": "m", **kw})
+
+    assert load_time_ms(hm(load_time_s=1.5)) == 1500.0
+    for bad in (0, -1, True, "2", None, float("inf")):
+        assert load_time_ms(hm(load_time_s=bad)) is None
+    assert load_time_ms(hm()) is None
+
+
+def test_mark_loaded(table: NodeTable) -> None:
+    table.register(reg("a", "m1", "m2"))
+    table.heartbeat("a", Heartbeat(loaded_models=[]))
+    table.mark_loaded("a", "m2")
+    table.mark_loaded("a", "nope")
+    table.mark_loaded("ghost", "m2")
+    assert loaded_models(table.get("a")) == ["m2"]  # type: ignore[arg-type]
 
 
 def test_counters(table: NodeTable) -> None:

@@ -1,0 +1,53 @@
+"""The router's plain data: attempt outcomes, verdicts, decisions, the open attempt.
+
+Kept apart from :mod:`LLM_Mesh.core.balancer` (which re-exports them) so the
+router module stays one concept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["HARD_FAILURES", "Attempt", "Decision", "Outcome", "Verdict"]
+
+
+class Outcome(str, Enum):
+    SUCCESS = "success"
+    CONNECT_ERROR = "connect_error"
+    TIMEOUT = "timeout"
+    SERVER_ERROR = "server_error"  # 5xx, or the connection dropped mid-answer
+    OVERLOADED = "overloaded"  # 429: the node's queue is full; not a health failure
+    CANCELLED = "cancelled"  # the client went away; says nothing about the node
+
+
+HARD_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT, Outcome.SERVER_ERROR})
+
+
+class Verdict(str, Enum):
+    OK = "ok"
+    SATURATED = "saturated"
+    NO_NODE = "no_node"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    node_id: str | None = None
+    model: str | None = None
+    cost_ms: float = math.inf
+    wait_s: float | None = None  # only for SATURATED
+
+
+class Attempt:
+    """One try of one request on one node, held by the gateway between begin and finish."""
+
+    __slots__ = ("done", "first_token_at", "model", "node_id", "started")
+
+    def __init__(self, node_id: str, model: str, started: float) -> None:
+        self.node_id = node_id
+        self.model = model
+        self.started = started
+        self.first_token_at: float | None = None
+        self.done = False
