@@ -323,7 +323,9 @@ class DistributedModelRegistry:
         if task_type is None and spec is not None:
             # most specialties in common first, then the bigger model
             same = [s for s in specs if wanted & set(s.specialties)]
-            ranked = sorted(same, key=lambda s: (-len(wanted & set(s.specialties)), -s.params_b, s.id))
+            ranked = sorted(
+                same, key=lambda s: (-len(wanted & set(s.specialties)), -s.params_b, s.id)
+            )
         else:
             ranked = [
                 s

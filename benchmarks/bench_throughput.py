@@ -209,7 +209,7 @@ def report(samples: list[tuple[Sample, Sample]], args: Any, n_threads: int) -> N
     )
     for name, key in (("decode", "decode_ratio_median"), ("end-to-end", "e2e_ratio_median")):
         ok = summary[key] >= 0.95
-        print(f"  goal {name} ratio >= 0.95: {'MET' if ok else 'NOT MET'} ({summary[key]:.3f})")
+        print(f"  goal {name} ratio >= 0.95: {'MET' if ok else 'NOT MET'} ({summary[key]:.4f})")
     path = write_json(
         "throughput",
         {

@@ -18,13 +18,27 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# name -> (script, full args, quick args); in the order they run
-BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+# name -> (script, full args, quick args); in the order they run. Any other
+# benchmarks/bench_*.py is found and run after these with no arguments.
+KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
     "routing": ("bench_routing.py", [], ["--iterations", "20000"]),
     "fleet": ("bench_fleet.py", ["--seed", "1"], ["--seed", "1"]),
+    "failover": ("bench_failover.py", [], ["--seconds", "10", "--kill-at", "4"]),
     "gateway": ("bench_gateway.py", [], ["--sequential", "200", "--concurrent", "400"]),
     "throughput": ("bench_throughput.py", [], ["--rounds", "2", "--max-tokens", "32"]),
 }
+
+
+def discover() -> dict[str, tuple[str, list[str], list[str]]]:
+    found = {n: v for n, v in KNOWN.items() if (HERE / v[0]).exists()}
+    for path in sorted(HERE.glob("bench_*.py")):
+        name = path.stem.removeprefix("bench_")
+        if name not in found:
+            found[name] = (path.name, [], [])
+    return found
+
+
+BENCHMARKS = discover()
 
 
 def main() -> int:
