@@ -20,71 +20,60 @@ def _fmt_size(n: Any) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
+def _short_url(url: Any) -> str:
+    text = str(url or "-")
+    return text.split("://", 1)[-1]
+
+
 def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
-    t = Table(title="Nodes", show_lines=False)
-    for col in (
-        "node",
-        "url",
-        "region",
-        "state",
-        "health",
-        "models",
-        "load",
-        "latency",
-        "ttft",
-        "served",
-    ):
-        t.add_column(col)
+    t = Table(title="Nodes")
+    t.add_column("node", overflow="fold", min_width=14)
+    t.add_column("health", min_width=7)
+    t.add_column("models", overflow="fold", min_width=12)
+    t.add_column("load", min_width=5)
+    t.add_column("ttft / total", min_width=9)
+    t.add_column("reqs / fails", min_width=6)
     for n in nodes:
         models = ", ".join(
-            m["id"] + (" (sim)" if m.get("simulated") else "") for m in n.get("models", [])
+            m["id"]
+            + (" (sim)" if m.get("simulated") else "")
+            + ("" if m.get("loaded", True) else " (cold)")
+            for m in n.get("models", [])
         )
-        healthy = n.get("healthy")
-        health = (
-            f"{'[green]up' if healthy else '[red]down'}[/] {float(n.get('health_score') or 0):.2f}"
-        )
-        load = f"{n.get('in_flight', 0)}/{n.get('max_concurrency', 1)} +{n.get('queued', 0)}q"
+        state = str(n.get("state") or "")
+        if n.get("healthy"):
+            health = f"[green]up[/] {float(n.get('health_score') or 0):.2f}"
+        else:
+            health = f"[red]down[/] {state}"
+        where = _short_url(n.get("url")) + (f" · {n['region']}" if n.get("region") else "")
         t.add_row(
-            str(n.get("node_id")),
-            str(n.get("url")),
-            str(n.get("region") or "-"),
-            str(n.get("state")),
+            f"{n.get('node_id')}\n[dim]{where}[/]",
             health,
             models,
-            load,
-            _fmt_ms(n.get("latency_ms_ewma")),
-            _fmt_ms(n.get("ttft_ms_ewma")),
-            f"{n.get('requests', 0)} ({n.get('failures', 0)} failed)",
+            f"{n.get('in_flight', 0)}/{n.get('max_concurrency', 1)} +{n.get('queued', 0)}q",
+            f"{_fmt_ms(n.get('ttft_ms_ewma'))} / {_fmt_ms(n.get('latency_ms_ewma'))}",
+            f"{n.get('requests', 0)} / {n.get('failures', 0)}",
         )
     return t
 
 
 def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
     t = Table(title="Models")
-    for col in (
-        "model",
-        "size",
-        "quant",
-        "context",
-        "specialties",
-        "tier",
-        "price/1k",
-        "up",
-        "nodes",
-    ):
-        t.add_column(col)
+    t.add_column("model", overflow="fold", min_width=12)
+    t.add_column("file", min_width=7)
+    t.add_column("context", min_width=5)
+    t.add_column("specialties", min_width=12)
+    t.add_column("NT/1k", min_width=5)
+    t.add_column("up", min_width=5)
     for m in models:
-        up = "[green]yes[/]" if m.get("available") else "[dim]no[/]"
+        up = f"[green]yes[/] {m.get('nodes', 0)}n" if m.get("available") else "[dim]no[/]"
         t.add_row(
             str(m["id"]) + (" [dim](custom)[/]" if m.get("custom") else ""),
-            _fmt_size(m.get("size_bytes")),
-            str(m.get("quantization") or "-"),
+            f"{_fmt_size(m.get('size_bytes'))} {m.get('quantization') or ''}".strip(),
             str(m.get("context_length") or "-"),
             ", ".join(m.get("specialties") or []),
-            str(m.get("tier") or "-"),
             f"{float(m.get('price_per_1k_tokens') or 0):g}",
             up,
-            str(m.get("nodes", 0)),
         )
     return t
 
