@@ -227,7 +227,7 @@ fi
 
 run mkdir -p "$LLM_MESH_HOME"
 RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
-  CFG_MODELS="$MODELS" CFG_REGION="$REGION" "$VPY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
+  CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$VPY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
 import os, sys, tempfile, uuid, socket
 import tomli_w
 if sys.version_info >= (3, 11):
@@ -264,6 +264,9 @@ cfg = {
     "max_concurrency": int(old.get("max_concurrency", 1)),
     "max_queue": int(old.get("max_queue", 8)),
 }
+if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
+    # a CUDA build offloads every layer to the GPU unless the operator chose otherwise
+    cfg["n_gpu_layers"] = int(old.get("n_gpu_layers", -1))
 region = pick(env["CFG_REGION"], "region", "")
 if region:
     cfg["region"] = region

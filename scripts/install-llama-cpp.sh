@@ -13,13 +13,17 @@
 # Env:   LLM_MESH_WHEELHOUSE  where portable wheels are kept
 #                             (default ~/.cache/llm-mesh/wheels)
 #        LLM_MESH_GPU=cuda    build the CUDA variant instead (-DGGML_CUDA=on)
+#        LLM_MESH_CUDA_ARCH   with cuda: CMAKE_CUDA_ARCHITECTURES (e.g. 90 for H100,
+#                             "native" for this machine's GPU); default: llama.cpp's list
+#        LLM_MESH_NO_BUILD_ISOLATION=1  build with the environment's own scikit-build-core
+#                             and cmake (for machines without a package index)
 set -euo pipefail
 
 PY="${1:-.venv/bin/python}"
 VERSION="${LLAMA_CPP_VERSION:-0.3.16}"
 GPU="${LLM_MESH_GPU:-cpu}"
 BASE="${LLM_MESH_WHEELHOUSE:-$HOME/.cache/llm-mesh/wheels}"
-HOUSE="$BASE/llama-cpp-python-$VERSION-$GPU-portable"
+HOUSE="$BASE/llama-cpp-python-$VERSION-$GPU${LLM_MESH_CUDA_ARCH:+-sm$LLM_MESH_CUDA_ARCH}-portable"
 
 if ! [ -x "$PY" ]; then
   echo "install-llama-cpp: no Python at $PY (create the venv first)" >&2
@@ -35,7 +39,12 @@ fi
 
 case "$GPU" in
   cpu)  CMAKE_FLAGS="-DGGML_NATIVE=OFF" ;;
-  cuda) CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_CUDA=on" ;;
+  cuda)
+    CMAKE_FLAGS="-DGGML_NATIVE=OFF -DGGML_CUDA=on"
+    if [ -n "${LLM_MESH_CUDA_ARCH:-}" ]; then
+      CMAKE_FLAGS="$CMAKE_FLAGS -DCMAKE_CUDA_ARCHITECTURES=$LLM_MESH_CUDA_ARCH"
+    fi
+    ;;
   *) echo "install-llama-cpp: LLM_MESH_GPU must be cpu or cuda, not '$GPU'" >&2; exit 2 ;;
 esac
 
@@ -47,8 +56,10 @@ if ! ls "$HOUSE"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
   "$PY" -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
+  isolation=()
+  if [ "${LLM_MESH_NO_BUILD_ISOLATION:-0}" = 1 ]; then isolation=(--no-build-isolation); fi
   CMAKE_ARGS="$CMAKE_FLAGS" FORCE_CMAKE=1 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc 2>/dev/null || echo 2)" \
-    "$PY" -m pip wheel --no-cache-dir --no-deps --no-binary llama-cpp-python \
+    "$PY" -m pip wheel --no-cache-dir --no-deps --no-binary llama-cpp-python "${isolation[@]}" \
       -w "$tmp" "llama-cpp-python==$VERSION"
   mv "$tmp"/llama_cpp_python-*.whl "$HOUSE"/
 fi

@@ -4,7 +4,9 @@
 :class:`~LLM_Mesh.registry.runtime.Runtime`. Its lifespan opens the store
 (``SqlStore(settings.effective_database_url)`` unless one is given), loads the
 stored nodes into the node table and the router (:class:`Routing`), creates the pooled outbound HTTP client
-(unless one is given), starts the health loops and the request writer, and on
+(:class:`~LLM_Mesh.registry.node_client.AiohttpNodeClient` unless one is given; an
+``httpx.AsyncClient`` given is wrapped in an
+:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops and the request writer, and on
 shutdown stops them, writes what is queued and closes what it opened.
 """
 
@@ -24,6 +26,7 @@ from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -44,7 +47,7 @@ def _default_store(settings: Settings) -> Store:
 def create_registry_app(
     settings: Settings,
     store: Store | None = None,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: httpx.AsyncClient | NodeClient | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The registry + gateway app. Pass ``store``/``http_client`` to inject (tests)."""
@@ -76,7 +79,10 @@ def create_registry_app(
             await load_nodes(table, runtime.store)
             routing.sync_all()
             if http_client is None:
-                runtime.client, runtime.owns_client = make_client(settings), True
+                runtime.client, runtime.owns_client = make_client(), True
+            elif isinstance(http_client, httpx.AsyncClient):
+                runtime.client = HttpxNodeClient(http_client, owns=False)
+                runtime.owns_client = False
             else:
                 runtime.client, runtime.owns_client = http_client, False
             runtime.writer.start()

@@ -33,14 +33,18 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import httpx
-
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.retry import Backoff
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded, UpstreamError, UpstreamTimeout
 from LLM_Mesh.registry.demand import NO_NODE, SATURATED
+from LLM_Mesh.registry.node_client import (
+    NodeConnectError,
+    NodeResponse,
+    NodeTimeout,
+    NodeTransportError,
+)
 from LLM_Mesh.registry.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -51,7 +55,7 @@ __all__ = ["Sender", "Sent", "send_with_failover"]
 BACKOFF = Backoff(base_s=0.02, max_s=0.5, multiplier=2.0, max_attempts=8)
 
 # (url, seconds left before the deadline) -> the node's response
-Sender = Callable[[str, float], Awaitable[httpx.Response]]
+Sender = Callable[[str, float], Awaitable[NodeResponse]]
 
 
 class Sent:
@@ -62,7 +66,7 @@ class Sent:
     def __init__(
         self,
         node_id: str,
-        response: httpx.Response,
+        response: NodeResponse,
         attempt: Attempt,
         attempts: int,
         waited_s: float,
@@ -86,7 +90,7 @@ def route_request(job: Job, tried: frozenset[str]) -> RouteRequest:
     )
 
 
-def _retry_after(resp: httpx.Response) -> int:
+def _retry_after(resp: NodeResponse) -> int:
     try:
         return max(1, int(float(resp.headers.get("retry-after", "1"))))
     except ValueError:
@@ -159,10 +163,10 @@ async def choose(rt: Runtime, job: Job, tried: frozenset[str], first: bool) -> D
         routing.demand.wait_end(job.model)
 
 
-def _failure(exc: httpx.HTTPError) -> Outcome:
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+def _failure(exc: NodeTransportError) -> Outcome:
+    if isinstance(exc, NodeConnectError):
         return Outcome.CONNECT_ERROR
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, NodeTimeout):
         return Outcome.TIMEOUT
     return Outcome.SERVER_ERROR
 
@@ -225,10 +229,10 @@ async def _send(rt: Runtime, job: Job, send: Sender, tried: set[str] | None, att
         att = routing.begin(node, job.model)
         try:
             resp = await send(entry.url, left)
-        except httpx.HTTPError as exc:
+        except NodeTransportError as exc:
             outcome = _failure(exc)
             routing.finish(att, outcome)
-            kind = type(exc).__name__
+            kind = exc.kind
             if outcome is Outcome.TIMEOUT:
                 last = UpstreamTimeout(
                     f"node {node} ({entry.url}) timed out: {kind}", node_id=node, attempts=attempts
@@ -241,8 +245,9 @@ async def _send(rt: Runtime, job: Job, send: Sender, tried: set[str] | None, att
                 )
                 continue
             else:
+                detail = str(exc) if str(exc) != kind else ""
                 last = UpstreamError(
-                    f"node {node} ({entry.url}) failed: {kind}: {exc}".rstrip(": "),
+                    f"node {node} ({entry.url}) failed: {kind}: {detail}".rstrip(": "),
                     node_id=node,
                     attempts=attempts,
                 )

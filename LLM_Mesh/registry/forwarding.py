@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 from starlette.responses import Response
 
 from LLM_Mesh.core.balancer import Attempt, Outcome
@@ -23,6 +22,7 @@ from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.dispatch import send_with_failover
 from LLM_Mesh.registry.errors import json_response
 from LLM_Mesh.registry.extensions import NONE, Extensions
+from LLM_Mesh.registry.node_client import NodeProtocolError, NodeResponse
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
 
@@ -54,7 +54,7 @@ def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
     return {"X-Mesh-Node": node_id, "X-Mesh-Model": job.model, "X-Mesh-Request-Id": job.request_id}
 
 
-class _NotJson(httpx.RemoteProtocolError):
+class _NotJson(NodeProtocolError):
     """A node's 200 whose body is not a JSON object: a server error, fail over."""
 
 
@@ -168,9 +168,10 @@ async def complete(rt: Runtime, job: Job) -> Response:
 
     connect_s = rt.settings.connect_timeout_s
 
-    async def send(url: str, left: float) -> httpx.Response:
-        timeout = httpx.Timeout(left, connect=min(left, connect_s))
-        resp = await client.post(url + job.path, content=job.raw, headers=headers, timeout=timeout)
+    async def send(url: str, left: float) -> NodeResponse:
+        resp = await client.post(
+            url + job.path, job.raw, headers, timeout_s=left, connect_s=min(left, connect_s)
+        )
         if resp.status_code == 200:
             try:
                 data = json.loads(resp.content)

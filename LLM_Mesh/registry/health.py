@@ -23,9 +23,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.node_client import NodeClient, NodeTransportError
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ class HealthChecker:
     def __init__(
         self,
         table: NodeTable,
-        client: Callable[[], httpx.AsyncClient],
+        client: Callable[[], NodeClient],
         *,
         interval_s: float,
         sweep_interval_s: float,
@@ -68,11 +67,11 @@ class HealthChecker:
         t0 = clock()
         error: str | None = None
         try:
-            resp = await self._client().get(entry.url + "/mesh/health", timeout=self.timeout_s)
+            resp = await self._client().get(entry.url + "/mesh/health", timeout_s=self.timeout_s)
             if resp.status_code != 200:
                 error = f"HTTP {resp.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        except NodeTransportError as exc:
+            error = f"{exc.kind}: {exc}".rstrip(": ")
         latency_ms = (clock() - t0) * 1000.0
         ok = error is None
         changed = entry.check_failed == ok

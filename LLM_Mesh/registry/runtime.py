@@ -2,8 +2,9 @@
 
 One :class:`Runtime` per app: settings, the store, the node table (liveness),
 the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the
-idempotency cache, the request writer and the one pooled outbound HTTP client
-(set in the lifespan; tests pass their own transport).
+idempotency cache, the request writer and the one pooled outbound
+:class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
+pass an ``httpx.AsyncClient`` with their own transport).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
 from starlette.requests import Request
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -34,11 +35,11 @@ class Runtime:
     routing: Routing
     idempotency: IdempotencyCache
     clock: Callable[[], float] = time.monotonic
-    client: httpx.AsyncClient | None = None
+    client: NodeClient | None = None
     owns_client: bool = False
 
     @property
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> NodeClient:
         """The pooled client; only set while the app's lifespan runs."""
         if self.client is None:
             raise MeshError("the registry is not started (its lifespan has not run)")
@@ -66,10 +67,9 @@ def new_request_id() -> str:
     return "req-" + uuid.uuid4().hex
 
 
-def make_client(settings: Settings) -> httpx.AsyncClient:
-    """The process's one outbound client: pooled, keep-alive, timeouts from settings."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        headers={"User-Agent": "llm-mesh-gateway"},
-    )
+def make_client() -> NodeClient:
+    """The process's one outbound client (aiohttp, pooled, keep-alive); call inside the loop.
+
+    Timeouts come with each call (from settings and the request's deadline).
+    """
+    return AiohttpNodeClient(max_connections=1000)

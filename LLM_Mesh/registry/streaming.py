@@ -26,7 +26,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import anyio
-import httpx
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -50,6 +49,7 @@ from LLM_Mesh.registry.forwarding import (
     record_failure,
     token_counts,
 )
+from LLM_Mesh.registry.node_client import NodeResponse, NodeTimeout, NodeTransportError
 from LLM_Mesh.registry.runtime import Runtime
 
 _SEP = (",", ":")
@@ -131,11 +131,11 @@ class Relay:
                         self.att, Outcome.SUCCESS, completion_tokens=self.completion_tokens
                     )
                     return
-                except (httpx.HTTPError, _Broken) as exc:
-                    timeout = isinstance(exc, httpx.TimeoutException)
+                except (NodeTransportError, _Broken) as exc:
+                    timeout = isinstance(exc, NodeTimeout)
                     bad = Outcome.TIMEOUT if timeout else Outcome.SERVER_ERROR
                     self.rt.routing.finish(self.att, bad)
-                    reason = str(exc) if isinstance(exc, _Broken) else type(exc).__name__
+                    reason = exc.kind if isinstance(exc, NodeTransportError) else str(exc)
                     with anyio.CancelScope(shield=True):
                         await self.resp.aclose()
                     tail = await self._continue(reason)
@@ -260,9 +260,13 @@ class Relay:
         )
         client, headers = rt.http, forward_headers(job)
 
-        async def send(url: str, left_s: float) -> httpx.Response:
-            req = client.build_request("POST", url + job.path, content=payload, headers=headers)
-            return await client.send(req, stream=True)
+        timeout_s, connect_s = rt.settings.request_timeout_s, rt.settings.connect_timeout_s
+
+        async def send(url: str, left_s: float) -> NodeResponse:
+            return await client.stream(
+                url + job.path, payload, headers, timeout_s=timeout_s,
+                connect_s=min(left_s, connect_s),
+            )  # fmt: skip
 
         try:
             nxt = await send_with_failover(rt, cjob, send, tried=self.tried, attempts=self.attempts)
@@ -321,12 +325,11 @@ async def stream(rt: Runtime, job: Job) -> Response:
     headers = forward_headers(job)
     timeout = rt.settings.request_timeout_s
 
-    async def send(url: str, left: float) -> httpx.Response:
-        request = client.build_request(
-            "POST", url + job.path, content=payload, headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(left, rt.settings.connect_timeout_s)),
+    async def send(url: str, left: float) -> NodeResponse:
+        return await client.stream(
+            url + job.path, payload, headers, timeout_s=timeout,
+            connect_s=min(left, rt.settings.connect_timeout_s),
         )  # fmt: skip
-        return await client.send(request, stream=True)
 
     tried: set[str] = set()
     try:

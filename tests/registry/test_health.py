@@ -9,6 +9,7 @@ import pytest
 
 from LLM_Mesh.core.schemas import NodeRegistration, NodeState
 from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.node_client import HttpxNodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from tests.registry.helpers import ManualClock
 
@@ -21,7 +22,7 @@ def _table(clock: ManualClock, *ids: str) -> NodeTable:
 
 
 def _checker(table: NodeTable, handler: httpx.MockTransport, **kw: object) -> HealthChecker:
-    client = httpx.AsyncClient(transport=handler)
+    client = HttpxNodeClient(httpx.AsyncClient(transport=handler))
     return HealthChecker(table, lambda: client, interval_s=300, sweep_interval_s=10, **kw)  # type: ignore[arg-type]
 
 
@@ -104,7 +105,7 @@ async def test_ten_thousand_hosts_pass_in_seconds() -> None:
     table = _table(clock, *[f"h{i}" for i in range(10_000)])
     changed: list[str] = []
     transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"status": "ok"}))
-    client = httpx.AsyncClient(transport=transport)
+    client = HttpxNodeClient(httpx.AsyncClient(transport=transport))
     checker = HealthChecker(
         table, lambda: client, interval_s=300, sweep_interval_s=10, on_change=changed.append
     )

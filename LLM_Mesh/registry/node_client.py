@@ -1,0 +1,358 @@
+"""The gateway's one outbound HTTP client to nodes: a small interface, two transports.
+
+:class:`NodeClient` is all the gateway asks of HTTP: ``post`` (body read),
+``stream`` (body left open for :meth:`NodeResponse.aiter_lines`) and ``get``
+(health checks). :class:`AiohttpNodeClient` serves in production: on this hot
+path it costs about a quarter of ``httpx.AsyncClient``'s CPU per request.
+:class:`HttpxNodeClient` wraps any ``httpx.AsyncClient``, so tests keep
+passing an ``httpx.MockTransport``. Both raise one exception tree, which
+:mod:`LLM_Mesh.registry.dispatch` maps to router outcomes::
+
+    NodeTransportError          any failure to get an answer (kind = the library's class name)
+     +-- NodeConnectError       refused, unreachable, connect timeout: nothing was sent
+     +-- NodeTimeout            no byte within the read timeout
+     +-- NodeProtocolError      the connection broke or the answer is not valid HTTP
+
+Timeouts per call: ``timeout_s`` bounds each read (as httpx's read timeout
+does), ``connect_s`` the TCP connect.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+import httpx
+
+__all__ = [
+    "AiohttpNodeClient",
+    "HttpxNodeClient",
+    "NodeClient",
+    "NodeConnectError",
+    "NodeProtocolError",
+    "NodeResponse",
+    "NodeTimeout",
+    "NodeTransportError",
+]
+
+USER_AGENT = "llm-mesh-gateway"
+
+
+class NodeTransportError(Exception):
+    """No (complete) answer from a node; ``kind`` names the underlying error class."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind or type(self).__name__
+
+
+class NodeConnectError(NodeTransportError):
+    """Could not connect (refused, unreachable, connect timeout)."""
+
+
+class NodeTimeout(NodeTransportError):
+    """Connected, but the node sent nothing within the read timeout."""
+
+
+class NodeProtocolError(NodeTransportError):
+    """The connection broke, or what came back is not a valid answer."""
+
+
+class NodeResponse(abc.ABC):
+    """A node's answer: status and headers at once; the body read (``post``) or open."""
+
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive
+    content: bytes = b""  # the whole body once read
+
+    @abc.abstractmethod
+    async def aread(self) -> bytes:
+        """The whole body (read once, then cached in ``content``)."""
+
+    @abc.abstractmethod
+    def aiter_lines(self) -> AsyncIterator[str]:
+        """The body's lines as they arrive, without their line endings."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Let go of the connection (idempotent)."""
+
+
+class NodeClient(abc.ABC):
+    """What the gateway needs from HTTP. One per process, created in the app's lifespan."""
+
+    @abc.abstractmethod
+    async def post(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_s: float,
+    ) -> NodeResponse:
+        """POST and read the whole answer."""
+
+    @abc.abstractmethod
+    async def stream(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_s: float,
+    ) -> NodeResponse:
+        """POST and return once the status and headers are in; the caller closes it."""
+
+    @abc.abstractmethod
+    async def get(self, url: str, *, timeout_s: float) -> NodeResponse:
+        """GET and read the whole answer."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+
+    @property
+    @abc.abstractmethod
+    def is_closed(self) -> bool:
+        """Whether :meth:`aclose` ran (for the owner's checks)."""
+
+
+# --- httpx ------------------------------------------------------------------
+
+
+def _from_httpx(exc: httpx.HTTPError) -> NodeTransportError:
+    kind = type(exc).__name__
+    msg = str(exc) or kind
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return NodeConnectError(msg, kind)
+    if isinstance(exc, httpx.TimeoutException):
+        return NodeTimeout(msg, kind)
+    return NodeProtocolError(msg, kind)
+
+
+class _HttpxResponse(NodeResponse):
+    def __init__(self, resp: httpx.Response, *, read: bool) -> None:
+        self._resp = resp
+        self.status_code = resp.status_code
+        self.headers = resp.headers
+        if read:
+            self.content = resp.content
+
+    async def aread(self) -> bytes:
+        try:
+            self.content = await self._resp.aread()
+        except httpx.HTTPError as exc:
+            raise _from_httpx(exc) from exc
+        return self.content
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        try:
+            async for line in self._resp.aiter_lines():
+                yield line
+        except httpx.HTTPError as exc:
+            raise _from_httpx(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._resp.aclose()
+
+
+class HttpxNodeClient(NodeClient):
+    """A :class:`NodeClient` over an ``httpx.AsyncClient`` (tests: ``MockTransport``)."""
+
+    def __init__(self, client: httpx.AsyncClient, *, owns: bool = True) -> None:
+        self.client = client
+        self._owns = owns
+
+    async def post(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_s: float,
+    ) -> NodeResponse:
+        timeout = httpx.Timeout(timeout_s, connect=connect_s)
+        try:
+            resp = await self.client.post(url, content=content, headers=headers, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise _from_httpx(exc) from exc
+        return _HttpxResponse(resp, read=True)
+
+    async def stream(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_s: float,
+    ) -> NodeResponse:
+        timeout = httpx.Timeout(timeout_s, connect=connect_s)
+        req = self.client.build_request(
+            "POST", url, content=content, headers=headers, timeout=timeout
+        )
+        try:
+            resp = await self.client.send(req, stream=True)
+        except httpx.HTTPError as exc:
+            raise _from_httpx(exc) from exc
+        return _HttpxResponse(resp, read=False)
+
+    async def get(self, url: str, *, timeout_s: float) -> NodeResponse:
+        try:
+            resp = await self.client.get(url, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            raise _from_httpx(exc) from exc
+        return _HttpxResponse(resp, read=True)
+
+    async def aclose(self) -> None:
+        if self._owns:
+            await self.client.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.client.is_closed
+
+
+# --- aiohttp ----------------------------------------------------------------
+
+
+_AIOHTTP_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+# below the node's keep-alive (uvicorn: 5 s), so the gateway never reuses a connection
+# the node is closing
+KEEPALIVE_S = 4.0
+
+
+def _from_aiohttp(exc: BaseException) -> NodeTransportError:
+    kind = type(exc).__name__
+    msg = str(exc) or kind
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return NodeConnectError(msg, kind)
+    if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
+        return NodeTimeout(msg, kind)
+    return NodeProtocolError(msg, kind)
+
+
+class _AiohttpResponse(NodeResponse):
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self._read = False
+        self.status_code = int(resp.status)
+        self.headers = resp.headers
+
+    async def aread(self) -> bytes:
+        if self._read:
+            return self.content
+        try:
+            self.content = bytes(await self._resp.read())
+            self._read = True
+        except _AIOHTTP_ERRORS as exc:
+            raise _from_aiohttp(exc) from exc
+        finally:
+            self._resp.release()
+        return self.content
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        buf = b""
+        try:
+            async for data in self._resp.content.iter_any():
+                buf += data
+                if b"\n" not in buf:
+                    continue
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    yield line.rstrip(b"\r").decode("utf-8", "replace")
+        except _AIOHTTP_ERRORS as exc:
+            raise _from_aiohttp(exc) from exc
+        if buf:
+            yield buf.rstrip(b"\r").decode("utf-8", "replace")
+
+    async def aclose(self) -> None:
+        if not self._resp.closed:
+            self._resp.close()
+
+
+class AiohttpNodeClient(NodeClient):
+    """The production :class:`NodeClient`: one ``aiohttp.ClientSession``, keep-alive pool.
+
+    Create it inside the running event loop (the app's lifespan). Its pooled
+    connections expire after :data:`KEEPALIVE_S` idle.
+    """
+
+    def __init__(self, *, max_connections: int = 1000) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_S
+            ),
+            headers={"User-Agent": USER_AGENT},
+            timeout=aiohttp.ClientTimeout(total=None),
+            auto_decompress=True,
+        )
+        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+
+    def _timeout(self, read_s: float, connect_s: float) -> aiohttp.ClientTimeout:
+        key = (read_s, connect_s)
+        t = self._timeouts.get(key)
+        if t is None:
+            t = aiohttp.ClientTimeout(total=None, sock_read=read_s, sock_connect=connect_s)
+            if len(self._timeouts) < 256:  # deadlines vary; keep only a few
+                self._timeouts[key] = t
+        return t
+
+    async def _request(
+        self, method: str, url: str, content: bytes | None, headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:  # fmt: skip
+        try:
+            return await self.session.request(
+                method, url, data=content, headers=headers, timeout=timeout
+            )
+        except _AIOHTTP_ERRORS as exc:
+            raise _from_aiohttp(exc) from exc
+
+    async def post(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_s: float,
+    ) -> NodeResponse:
+        raw = await self._request(
+            "POST", url, content, headers, self._timeout(timeout_s, connect_s)
+        )
+        resp = _AiohttpResponse(raw)
+        await resp.aread()
+        return resp
+
+    async def stream(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_s: float,
+    ) -> NodeResponse:
+        raw = await self._request(
+            "POST", url, content, headers, self._timeout(timeout_s, connect_s)
+        )
+        return _AiohttpResponse(raw)
+
+    async def get(self, url: str, *, timeout_s: float) -> NodeResponse:
+        raw = await self._request("GET", url, None, None, self._timeout(timeout_s, timeout_s))
+        resp = _AiohttpResponse(raw)
+        await resp.aread()
+        return resp
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.session.closed

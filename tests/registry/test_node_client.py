@@ -1,0 +1,217 @@
+"""The gateway's outbound client against real loopback servers: answers, streams and how
+each transport failure maps onto the NodeClient exception tree (a MockTransport can
+not show what aiohttp raises)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from LLM_Mesh.registry.node_client import (
+    AiohttpNodeClient,
+    HttpxNodeClient,
+    NodeClient,
+    NodeConnectError,
+    NodeProtocolError,
+    NodeTimeout,
+)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+HEADERS = {"Content-Type": "application/json"}
+
+
+async def _read_request(r: asyncio.StreamReader) -> bytes:
+    head = await r.readuntil(b"\r\n\r\n")
+    n = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":")[1])
+    return await r.readexactly(n) if n else b""
+
+
+@asynccontextmanager
+async def serve(handler: Handler) -> AsyncIterator[str]:
+    async def wrapped(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            await handler(r, w)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            w.close()
+
+    server = await asyncio.start_server(wrapped, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def make(kind: str) -> AsyncIterator[NodeClient]:
+    client: NodeClient = (
+        AiohttpNodeClient() if kind == "aiohttp" else HttpxNodeClient(httpx.AsyncClient())
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+KINDS = pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+
+
+@KINDS
+async def test_post_reads_the_answer(kind: str) -> None:
+    seen: list[bytes] = []
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:  # keep-alive: several requests on one connection
+            seen.append(await _read_request(r))
+            body = b'{"ok":true}'
+            w.write(
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\n"
+                b"Content-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+            await w.drain()
+
+    async with serve(h) as url, make(kind) as client:
+        for _ in range(3):
+            resp = await client.post(url + "/v1/x", b'{"a":1}', HEADERS, timeout_s=5, connect_s=5)
+            assert resp.status_code == 429
+            assert resp.headers.get("retry-after") == "3"
+            assert resp.content == b'{"ok":true}' == await resp.aread()
+    assert seen == [b'{"a":1}'] * 3
+
+
+@KINDS
+async def test_connect_error(kind: str) -> None:
+    async with make(kind) as client:
+        with pytest.raises(NodeConnectError):
+            await client.post(
+                f"http://127.0.0.1:{_closed_port()}/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5
+            )
+
+
+@KINDS
+async def test_read_timeout(kind: str) -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        await asyncio.sleep(5)  # never answers
+
+    async with serve(h) as url, make(kind) as client:
+        with pytest.raises(NodeTimeout):
+            await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=0.2, connect_s=5)
+
+
+@KINDS
+async def test_closed_without_answer_is_a_protocol_error(kind: str) -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)  # then close: no status line
+
+    async with serve(h) as url, make(kind) as client:
+        with pytest.raises(NodeProtocolError):
+            await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+
+
+@KINDS
+async def test_garbage_is_a_protocol_error(kind: str) -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await w.drain()
+
+    async with serve(h) as url, make(kind) as client:
+        with pytest.raises(NodeProtocolError):
+            await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+
+
+def _chunked(*parts: bytes) -> bytes:
+    return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts)
+
+
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+@KINDS
+async def test_stream_lines_across_chunks(kind: str) -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD)
+        for part in (b"data: {\"a\"", b":1}\n\ndata: x\r\n", b"\r\ndata: [DONE]\n\n"):
+            w.write(_chunked(part))
+            await w.drain()
+            await asyncio.sleep(0.01)
+        w.write(b"0\r\n\r\n")
+        await w.drain()
+
+    async with serve(h) as url, make(kind) as client:
+        resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+        assert resp.status_code == 200
+        lines = [line async for line in resp.aiter_lines()]
+        await resp.aclose()
+        await resp.aclose()  # idempotent
+    assert lines == ['data: {"a":1}', "", "data: x", "", "data: [DONE]", ""]
+
+
+@KINDS
+async def test_stream_cut_off_is_a_protocol_error(kind: str) -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD + _chunked(b"data: 1\n\n"))
+        await w.drain()
+        await asyncio.sleep(0.05)  # then close inside the chunked body
+
+    async with serve(h) as url, make(kind) as client:
+        resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+        got: list[str] = []
+        with pytest.raises(NodeProtocolError):
+            async for line in resp.aiter_lines():
+                got.append(line)
+        await resp.aclose()
+    assert got[:1] == ["data: 1"]
+
+
+@KINDS
+async def test_stream_stall_is_a_timeout(kind: str) -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD + _chunked(b"data: 1\n\n"))
+        await w.drain()
+        await asyncio.sleep(5)
+
+    async with serve(h) as url, make(kind) as client:
+        resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=0.2, connect_s=5)
+        with pytest.raises(NodeTimeout):
+            async for _ in resp.aiter_lines():
+                pass
+        await resp.aclose()
+
+
+@KINDS
+async def test_get(kind: str) -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\nno")
+        await w.drain()
+
+    async with serve(h) as url, make(kind) as client:
+        resp = await client.get(url + "/mesh/health", timeout_s=5)
+        assert (resp.status_code, resp.content) == (503, b"no")
+    assert client.is_closed
