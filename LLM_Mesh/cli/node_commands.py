@@ -67,6 +67,9 @@ def node_start(
     memory_budget_bytes: Annotated[
         int | None, typer.Option(help="llama-cpp: bytes of models in memory [80 % of RAM]")
     ] = None,
+    n_threads: Annotated[
+        int | None, typer.Option(help="llama-cpp: CPU threads per generation [CPU count]")
+    ] = None,
     availability_hours: Annotated[
         str | None, typer.Option(help="Serve only HH:MM-HH:MM local time (pauses outside)")
     ] = None,
@@ -101,6 +104,7 @@ def node_start(
         "sim_tokens_per_s": sim_tokens_per_s,
         "sim_failure_rate": sim_failure_rate,
         "memory_budget_bytes": memory_budget_bytes,
+        "n_threads": n_threads,
         "availability_hours": availability_hours,
     }
     try:

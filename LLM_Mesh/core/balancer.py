@@ -38,7 +38,7 @@ __all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict
 class RoutingPolicy:
     scoring: ScoringPolicy = field(default_factory=ScoringPolicy)
     ejection: EjectionPolicy = field(default_factory=EjectionPolicy)
-    choices: int = 4  # best of 4 measured better than 2 (benchmarks/RESULTS-routing.md)
+    choices: int = 4  # best of 4 measured better than 2 (docs/benchmarks.md)
     max_draws: int = 16
 
     def __post_init__(self) -> None:

@@ -79,6 +79,8 @@ class NodeConfig:
             raise ValueError("max_queue cannot be negative")
         if self.n_ctx < 16:
             raise ValueError("n_ctx must be at least 16")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise ValueError("n_threads must be at least 1 (leave it out for the CPU count)")
         if self.sim_ttft_s < 0 or self.sim_tokens_per_s <= 0:
             raise ValueError("sim_ttft_s must be >= 0 and sim_tokens_per_s > 0")
         if not 0.0 <= self.sim_failure_rate <= 1.0:

@@ -248,7 +248,7 @@ class _AiohttpResponse(NodeResponse):
         if self._read:
             return self.content
         try:
-            self.content = bytes(await self._resp.read())
+            self.content = await self._resp.read()
             self._read = True
         except _AIOHTTP_ERRORS as exc:
             raise _from_aiohttp(exc) from exc

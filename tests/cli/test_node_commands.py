@@ -242,3 +242,15 @@ def test_admin_refused_from_elsewhere_is_reported(
     r = invoke("pause")
     assert r.exit_code == 1 and "loopback" in r.output
     assert json.loads(json.dumps(node.health()))["state"] == "online"
+
+
+def test_start_passes_n_threads_to_the_node(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import LLM_Mesh.node_manager as nm
+
+    started: list[NodeConfig] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: started.append(self.config))
+    result = invoke("start", "--engine", "sim", "--n-threads", "1", "--home", str(home))
+    assert result.exit_code == 0, result.output
+    assert [c.n_threads for c in started] == [1]
+    bad = invoke("start", "--engine", "sim", "--n-threads", "0", "--home", str(home))
+    assert bad.exit_code != 0 and "n_threads" in bad.output

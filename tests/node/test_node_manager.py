@@ -61,6 +61,20 @@ async def test_serve_on_loopback_with_the_sim_engine(tmp_path: Path) -> None:
     assert r.status_code == 200 and r.json()["mesh"]["simulated"] is True
 
 
+def test_run_uses_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    cfg = NodeConfig(engine="sim", models=["m"], port=_free_port(), register=False)
+    mgr = NodeManager(cfg, Settings(home=tmp_path))
+    loops: list[str] = []
+
+    async def serve() -> None:
+        loops.append(type(asyncio.get_running_loop()).__module__)
+
+    monkeypatch.setattr(mgr, "serve", serve)
+    mgr.run()
+    assert loops and loops[0].startswith(uvloop.__name__)
+
+
 @pytest.mark.model
 @pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None

@@ -154,7 +154,7 @@ async def test_stream_lines_across_chunks(kind: str) -> None:
     async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         await _read_request(r)
         w.write(STREAM_HEAD)
-        for part in (b"data: {\"a\"", b":1}\n\ndata: x\r\n", b"\r\ndata: [DONE]\n\n"):
+        for part in (b'data: {"a"', b":1}\n\ndata: x\r\n", b"\r\ndata: [DONE]\n\n"):
             w.write(_chunked(part))
             await w.drain()
             await asyncio.sleep(0.01)
