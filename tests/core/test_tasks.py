@@ -148,3 +148,10 @@ def test_missing_keys_raise_value_error(task: str) -> None:
 def test_prompt_tasks_without_prompt_key_raise(task: str) -> None:
     with pytest.raises(ValueError, match="prompt"):
         build_prompt(task, {"code": "x"})
+
+
+def test_specialists_win_python_goes_to_code_llama_code_to_starcoder() -> None:
+    everything = list(CATALOG)
+    assert rank_models_for_task("python", everything)[0].id == "code-llama-7b"
+    assert rank_models_for_task("code", everything)[0].id == "starcoder-15b"
+    assert rank_models_for_task("debug", everything)[0].id == "code-llama-7b"
