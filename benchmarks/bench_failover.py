@@ -32,38 +32,12 @@ HOST = "127.0.0.1"
 KILL_AFTER = 10  # stream chunks before its node is killed
 
 
-# The same objects ``llm-mesh registry serve`` / ``llm-mesh node start`` build, started
-# without the CLI (``--cli`` uses ``python -m LLM_Mesh.cli`` instead).
-_REGISTRY = """
-import sys
-from LLM_Mesh.config import Settings
-from LLM_Mesh.registry.app import serve
-serve(Settings.from_env(), host=sys.argv[1], port=int(sys.argv[2]), log_level="warning")
-"""
-_NODE = """
-import sys
-from LLM_Mesh.config import Settings
-from LLM_Mesh.node.config import NodeConfig
-from LLM_Mesh.node_manager import NodeManager
-host, port, reg, node_id = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-cfg = NodeConfig(node_id=node_id, host=host, port=port, registry_url=reg, engine="sim",
-                 models=["mistral-7b"], sim_ttft_s=0.05, sim_tokens_per_s=200.0,
-                 max_concurrency=8, max_queue=16)
-NodeManager(cfg, Settings.from_env(registry_url=reg)).run()
-"""
-
-
-def spawn(args: list[str], home: Path, name: str, use_cli: bool) -> subprocess.Popen[bytes]:
+def spawn(args: list[str], home: Path, name: str) -> subprocess.Popen[bytes]:
+    """Start ``llm-mesh ARGS`` as its own process, logging to HOME/NAME.log."""
     env = dict(os.environ, LLM_MESH_HOME=str(home), LLM_MESH_HEARTBEAT_S="1",
                PYTHONUNBUFFERED="1")  # fmt: skip
     log = (home / f"{name}.log").open("wb")
-    if use_cli:
-        cmd = [sys.executable, "-m", "LLM_Mesh.cli", *args]
-    elif args[0] == "registry":
-        cmd = [sys.executable, "-c", _REGISTRY, HOST, args[args.index("--port") + 1]]
-    else:
-        port, reg = args[args.index("--port") + 1], args[args.index("--registry") + 1]
-        cmd = [sys.executable, "-c", _NODE, HOST, port, reg, args[args.index("--node-id") + 1]]
+    cmd = [sys.executable, "-m", "LLM_Mesh.cli", *args]
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
 
@@ -94,7 +68,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     (base / "registry").mkdir()
     procs["registry"] = spawn(["registry", "serve", "--host", HOST, "--port", str(args.port)],
-                              base / "registry", "registry", args.cli)  # fmt: skip
+                              base / "registry", "registry")  # fmt: skip
     for i in range(1, 6):
         home = base / f"n{i}"
         home.mkdir()
@@ -102,7 +76,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ["node", "start", "--engine", "sim", "--model", MODEL, "--sim-ttft-s", "0.05",
              "--sim-tokens-per-s", "200", "--port", str(args.port + i), "--registry", reg_url,
              "--node-id", f"n{i}", "--max-concurrency", "8", "--max-queue", "16"],
-            home, f"n{i}", args.cli,
+            home, f"n{i}",
         )  # fmt: skip
     out: dict[str, Any] = {}
     limits = httpx.Limits(max_connections=200)
@@ -229,9 +203,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--kill-at", type=float, default=8.0)
     ap.add_argument("--port", type=int, default=18900)
-    ap.add_argument(
-        "--cli", action="store_true", help="start the parts with python -m LLM_Mesh.cli"
-    )
     args = ap.parse_args(argv)
     if not 0 < args.kill_at < args.seconds or not 1 <= args.concurrency <= 200:
         raise SystemExit("need 0 < kill-at < seconds and 1 <= concurrency <= 200")
