@@ -137,3 +137,61 @@ def test_registry_restart_nodes_come_back_nothing_lost(tmp_path: Path) -> None:
             proc.wait(15)
     finally:
         mesh.stop()
+
+
+def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path) -> None:
+    import json
+
+    sim = ["--sim-tokens-per-s", "40", "--sim-ttft-s", "0.01"]
+    mesh = start_mesh(tmp_path / "home", model="mistral-7b", engine="sim", node_args=sim)
+    second_port = free_port()
+    second = mesh._spawn(
+        "node2",
+        ["node", "start", "--engine", "sim", "--model", "mistral-7b", *sim, "--node-id", "second",
+         "--port", str(second_port), "--registry", mesh.registry_url],
+    )  # fmt: skip
+    try:
+        url = mesh.registry_url
+        assert _wait(
+            lambda: (
+                sum(n["healthy"] for n in httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"])
+                == 2
+            )
+        )
+        body = {
+            "model": "mistral-7b",
+            "messages": [{"role": "user", "content": "tell me a long story"}],
+            "max_tokens": 60,
+            "stream": True,
+        }
+        pids = {"second": second.proc.pid}
+        pids.update(
+            {
+                n["node_id"]: mesh._children[1].proc.pid
+                for n in httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"]
+                if n["node_id"] != "second"
+            }
+        )
+        events = []
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
+            assert r.status_code == 200
+            served_by = r.headers["x-mesh-node"]
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                events.append(line[5:].strip())
+                if len(events) == 8:
+                    os.kill(pids[served_by], signal.SIGKILL)
+        assert events[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in events[:-1]]
+        assert not any("error" in c for c in chunks), chunks[-3:]
+        assert len({c["id"] for c in chunks}) == 1
+        text = "".join(
+            (c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices")
+        )
+        assert len(text.split()) >= 20
+        final = chunks[-1]
+        assert final["mesh"]["node_id"] != served_by
+        assert final["usage"]["completion_tokens"] > 8
+    finally:
+        mesh.stop()
