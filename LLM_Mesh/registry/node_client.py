@@ -323,10 +323,7 @@ class AiohttpNodeClient(NodeClient):
         timeout_s: float,
         connect_s: float,
     ) -> NodeResponse:
-        raw = await self._request(
-            "POST", url, content, headers, self._timeout(timeout_s, connect_s)
-        )
-        resp = _AiohttpResponse(raw)
+        resp = await self.stream(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
         await resp.aread()
         return resp
 
