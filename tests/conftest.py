@@ -1,11 +1,22 @@
-"""Shared fixtures: every test runs with a clean mesh environment."""
+"""Shared fixtures: every test runs with a clean mesh environment.
+
+``pg_database_url`` creates a throwaway PostgreSQL database
+``llm_mesh_test_<hex>`` on the server named by ``LLM_MESH_TEST_PG_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``) and drops it afterwards. When
+that server cannot be reached the test is skipped, unless
+``LLM_MESH_REQUIRE_PG=1`` (set by ``.ci/run``), which turns the skip into a failure.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
+from sqlalchemy.engine import make_url
 
 _MESH_ENV = (
     "LLM_MESH_HOME",
@@ -25,3 +36,52 @@ def clean_mesh_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("LLM_MESH_HOME", str(tmp_path / "mesh-home"))
     yield
+
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _admin_dsn() -> str:
+    url = os.environ.get("LLM_MESH_TEST_PG_URL") or DEFAULT_PG_URL
+    # asyncpg wants a plain libpq-style DSN, without a SQLAlchemy driver suffix.
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin_connect() -> asyncpg.Connection:
+    dsn = _admin_dsn()
+    try:
+        return await asyncpg.connect(dsn, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        shown = make_url(dsn).render_as_string(hide_password=True)
+        message = f"PostgreSQL not reachable at {shown}: {exc!r}"
+        if os.environ.get("LLM_MESH_REQUIRE_PG") == "1":
+            pytest.fail(f"{message} (LLM_MESH_REQUIRE_PG=1)", pytrace=False)
+        pytest.skip(message)
+
+
+async def _drop_database(name: str) -> None:
+    conn = await _admin_connect()
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pg_database_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"llm_mesh_test_{secrets.token_hex(6)}"
+    conn = await _admin_connect()
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield make_url(_admin_dsn()).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _drop_database(name)

@@ -33,8 +33,12 @@ def start_mesh(
     model: str = "gemma-3-270m",
     engine: str = "llama-cpp",
     node_args: list[str] | None = None,
+    database_url: str | None = None,
 ) -> LocalMesh:
-    settings = Settings.from_env({"LLM_MESH_HOME": str(home), "LLM_MESH_HEARTBEAT_S": "1"})
+    env = {"LLM_MESH_HOME": str(home), "LLM_MESH_HEARTBEAT_S": "1"}
+    if database_url:
+        env["LLM_MESH_DATABASE_URL"] = database_url
+    settings = Settings.from_env(env)
     mesh = LocalMesh(
         settings,
         model=model,

@@ -195,3 +195,38 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
         assert final["usage"]["completion_tokens"] > 8
     finally:
         mesh.stop()
+
+
+@pytest.mark.postgres
+async def test_registry_on_postgresql_records_requests_and_no_prompt(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    mesh = start_mesh(
+        tmp_path / "home",
+        model="mistral-7b",
+        engine="sim",
+        node_args=["--sim-tokens-per-s", "2000"],
+        database_url=pg_database_url,
+    )
+    secret = "a prompt that must never be stored 7c1f"
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(3):
+                r = await client.post(
+                    mesh.registry_url + "/v1/completions",
+                    json={"model": "mistral-7b", "prompt": secret, "max_tokens": 4},
+                )
+                assert r.status_code == 200
+    finally:
+        mesh.stop()  # shutdown flushes the request log
+    conn = await asyncpg.connect(pg_database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        nodes = await conn.fetch("SELECT node_id, requests FROM nodes")
+        rows = await conn.fetch("SELECT * FROM requests")
+    finally:
+        await conn.close()
+    assert len(nodes) == 1 and nodes[0]["requests"] == 3
+    assert len(rows) == 3 and all(r["outcome"] == "ok" and r["completion_tokens"] > 0 for r in rows)
+    assert all(secret not in " ".join(str(v) for v in r.values()) for r in rows)
