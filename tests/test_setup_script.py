@@ -235,3 +235,46 @@ def _get(url: str) -> int:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return 0
+
+
+def test_service_installs_a_systemd_user_unit_once(tmp_path: Path) -> None:
+    """--service writes the unit and enables it; systemctl is a recording stand-in here."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "systemctl.calls"
+    fake = bin_dir / "systemctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        LLM_MESH_HOME=str(tmp_path / "mesh"),
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    )
+    (tmp_path / "home").mkdir()
+    cmd = [
+        "bash", str(SCRIPT), "--venv", str(VENV), "--skip-install", "--yes", "--service",
+        "--engine", "sim", "--models", "mistral-7b", "--registry", "http://127.0.0.1:8800",
+    ]  # fmt: skip
+    first = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    unit = tmp_path / "home" / ".config" / "systemd" / "user" / "llm-mesh-node.service"
+    text = unit.read_text()
+    assert f"Environment=LLM_MESH_HOME={tmp_path / 'mesh'}" in text
+    assert (
+        f"ExecStart={VENV}/bin/llm-mesh node start --config {tmp_path / 'mesh' / 'node.toml'}"
+        in text
+    )
+    assert "Restart=on-failure" in text and "WantedBy=default.target" in text
+    assert calls.read_text().splitlines() == [
+        "--user daemon-reload",
+        "--user enable --now llm-mesh-node.service",
+    ]
+    second = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "unchanged" in second.stdout
+    assert unit.read_text() == text
