@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from LLM_Mesh.cli.render import metrics_line
+from LLM_Mesh.cli.render import metrics_line, metrics_table
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import MeshError
@@ -59,7 +59,7 @@ async def run_demo(
         raise MeshError("the model returned an empty completion")
     if not mesh:
         raise MeshError("the answer carried no mesh metadata")
-    console.print(metrics_line(mesh, client_ttft_ms=ttft, total_ms=total))
+    console.print(metrics_table(mesh, client_ttft_ms=ttft, total_ms=total))
 
 
 async def ask_once(

