@@ -73,6 +73,7 @@ class Router:
         self._rand = (rng or random.Random()).random
         self._nodes: dict[str, NodeStats] = {}
         self._place: dict[str, int] = {}
+        self._lineage: dict[str, object] = {}  # per node, from upsert (kept) to remove
         self._pools: dict[str, _Pool] = {}
 
     # -- membership ---------------------------------------------------------------
@@ -107,6 +108,8 @@ class Router:
         if old is not None:
             for name in _KEPT:
                 setattr(st, name, getattr(old, name))
+        else:
+            self._lineage[node_id] = object()
         self._nodes[node_id] = st
         self._refresh(st)
         return st
@@ -116,6 +119,7 @@ class Router:
         if st is not None:
             self._move(st, _NONE)
             self._place.pop(node_id, None)
+            self._lineage.pop(node_id, None)
             self.outliers.forget(node_id)
 
     def set_routable(self, node_id: str, routable: bool) -> None:
@@ -293,6 +297,7 @@ class Router:
         att = Attempt(node_id, model, now)
         st = self._nodes.get(node_id)
         if st is not None:
+            att.lineage = self._lineage.get(node_id)
             st.in_flight += 1
             st.waiting += 1
             st.waiting_since_sum += now
@@ -304,7 +309,7 @@ class Router:
         if att.done or att.first_token_at is not None:
             return
         att.first_token_at = now
-        st = self._nodes.get(att.node_id)
+        st = self._counted(att)
         if st is not None:
             st.waiting -= 1
             st.waiting_since_sum -= att.started
@@ -323,7 +328,7 @@ class Router:
         if att.done:
             return False
         att.done = True
-        st = self._nodes.get(att.node_id)
+        st = self._counted(att)
         if st is None:
             return False
         if att.first_token_at is None:
@@ -357,6 +362,13 @@ class Router:
         if ejected or was_saturated != st.saturated:
             self._refresh(st)
         return ejected
+
+    def _counted(self, att: Attempt) -> NodeStats | None:
+        """The node ``att`` was counted on, unless it was removed since (or never known)."""
+        st = self._nodes.get(att.node_id)
+        if st is None or att.lineage is None or self._lineage.get(att.node_id) is not att.lineage:
+            return None
+        return st
 
     def _maybe_eject(self, st: NodeStats, now: float) -> bool:
         if not st.routable or self.outliers.is_ejected(st.node_id):

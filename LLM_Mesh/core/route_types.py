@@ -43,7 +43,7 @@ class Decision:
 class Attempt:
     """One try of one request on one node, held by the gateway between begin and finish."""
 
-    __slots__ = ("done", "first_token_at", "model", "node_id", "started")
+    __slots__ = ("done", "first_token_at", "lineage", "model", "node_id", "started")
 
     def __init__(self, node_id: str, model: str, started: float) -> None:
         self.node_id = node_id
@@ -51,3 +51,6 @@ class Attempt:
         self.started = started
         self.first_token_at: float | None = None
         self.done = False
+        # the registration it was counted on (the router's token): an attempt begun on
+        # a node since removed, or while it was unknown, never touches a later one's counts
+        self.lineage: object | None = None

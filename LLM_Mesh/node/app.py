@@ -57,6 +57,7 @@ from LLM_Mesh.node.service import NodeService
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MESH_CONTINUE = "mesh_continue"
 DISCONNECT_POLL_S = 0.25
+CLIENT_GONE = 499  # nginx's "client closed request": logged, never read
 
 
 def error_response(exc: MeshError) -> JSONResponse:
@@ -110,6 +111,45 @@ async def _watch_disconnect(request: Request, gen: Generation) -> None:
             gen.cancel.set()
             return
         await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+async def _until_disconnected(request: Request) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+async def _open_unless_gone(
+    request: Request, service: NodeService, req: GenerationRequest, request_id: str | None
+) -> Generation | None:
+    """``Generation.open`` (queue wait + first delta); ``None`` once the client has left.
+
+    A client that leaves while its request waits for a slot (or for the first
+    token) gives its place up at once instead of being generated for nobody.
+    """
+    opening = asyncio.ensure_future(Generation.open(service, req, request_id))
+    watcher = asyncio.ensure_future(_until_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({opening, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # cancelled ourselves
+        _abandon(opening)
+        raise
+    finally:
+        watcher.cancel()
+    if opening in done:
+        return opening.result()  # raises the open's own error
+    _abandon(opening)
+    return None
+
+
+def _abandon(opening: asyncio.Future[Generation]) -> None:
+    """Cancel an open nobody waits for; close the generation should it open anyway."""
+
+    def close_opened(fut: asyncio.Future[Generation]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            fut.result().close(ok=False)
+
+    opening.add_done_callback(close_opened)
+    opening.cancel()
 
 
 class _Handler:
@@ -193,11 +233,13 @@ class _Handler:
         req, body = self.parse(kind, await _json_body(request))
         request_id = request.headers.get("x-mesh-request-id")
         try:
-            gen = await Generation.open(self.service, req, request_id)
+            gen = await _open_unless_gone(request, self.service, req, request_id)
         except MeshError:
             raise
         except Exception as exc:
             raise EngineError(f"the {self.service.engine.name} engine failed: {exc}") from exc
+        if gen is None:
+            return Response(status_code=CLIENT_GONE)  # nobody reads it
         echo = req.prompt if isinstance(body, CompletionRequest) and body.echo else None
         if body.stream:
             return _GenerationStream(gen, self._sse(gen, kind, echo))
@@ -215,6 +257,9 @@ class _Handler:
         except Exception as exc:
             await gen.aclose(ok=False)
             raise EngineError(f"the {self.service.engine.name} engine failed: {exc}") from exc
+        except BaseException:  # cancelled (shutdown): stop the engine, free the slot
+            gen.close(ok=False)
+            raise
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

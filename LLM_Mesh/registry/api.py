@@ -67,10 +67,15 @@ async def register_node(reg: NodeRegistration, request: Request) -> Registration
 async def heartbeat(node_id: str, hb: Heartbeat, request: Request) -> dict[str, Any]:
     """The node's load; 404 ``unknown_node`` when it must re-register."""
     rt = get_runtime(request)
+    known = rt.table.get(node_id)
+    if known is not None and known.state is NodeState.OFFLINE:
+        # it said goodbye (DELETE): a late heartbeat must not bring it back; a node
+        # that is really up re-registers on this 404
+        raise _unknown(node_id)
     if not rt.table.heartbeat(node_id, hb):
         # another replica may have registered it in the shared store
         rec = await rt.store.get_node(node_id)
-        if rec is None:
+        if rec is None or rec.state == NodeState.OFFLINE.value:
             raise _unknown(node_id)
         entry = entry_from_record(rt.table, rec, heard_now=True)
         if entry is None:

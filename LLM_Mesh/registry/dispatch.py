@@ -33,6 +33,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+import anyio
+
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.retry import Backoff
 from LLM_Mesh.core.scoring import RouteRequest
@@ -228,7 +230,17 @@ async def _send(rt: Runtime, job: Job, send: Sender, tried: set[str] | None, att
         attempts += 1
         att = routing.begin(node, job.model)
         try:
-            resp = await send(entry.url, left)
+            try:
+                # the whole exchange, not only each read: a node trickling bytes must not
+                # carry the request past its deadline
+                with anyio.fail_after(left):
+                    resp = await send(entry.url, left)
+                    status = resp.status_code
+                    if status == 429 or status >= 500:  # a body cut off is a failure too
+                        content = await resp.aread()
+                        await resp.aclose()
+            except TimeoutError:
+                raise NodeTimeout("the request's deadline passed", "DeadlineExceeded") from None
         except NodeTransportError as exc:
             outcome = _failure(exc)
             routing.finish(att, outcome)
@@ -255,11 +267,8 @@ async def _send(rt: Runtime, job: Job, send: Sender, tried: set[str] | None, att
             routing.finish(att, Outcome.CANCELLED)
             raise
         else:
-            status = resp.status_code
             if status != 429 and status < 500:
                 return Sent(node, resp, att, attempts, waited)
-            content = await resp.aread()
-            await resp.aclose()
             if status == 429:
                 routing.finish(att, Outcome.OVERLOADED)
                 last = Overloaded(

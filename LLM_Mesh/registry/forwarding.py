@@ -10,6 +10,7 @@ Streams live in :mod:`LLM_Mesh.registry.streaming`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -106,7 +107,9 @@ def token_counts(usage: Any) -> tuple[int, int]:
     if not isinstance(usage, dict):
         return 0, 0
     pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    return (pt if isinstance(pt, int) else 0), (ct if isinstance(ct, int) else 0)
+    # a node's numbers are not trusted: a negative count would fail pricing (and leak
+    # the attempt) instead of answering
+    return (max(0, pt) if isinstance(pt, int) else 0), (max(0, ct) if isinstance(ct, int) else 0)
 
 
 def build_mesh(
@@ -215,7 +218,10 @@ def _nonstream_ttft(node_mesh: Any, latency_ms: float) -> float | None:
     if not isinstance(node_mesh, dict):
         return None
     ttft, node_latency = node_mesh.get("ttft_ms"), node_mesh.get("latency_ms")
-    if not isinstance(ttft, (int, float)):
+    if not isinstance(ttft, (int, float)) or not math.isfinite(ttft):
         return None
     overhead = latency_ms - node_latency if isinstance(node_latency, (int, float)) else 0.0
-    return min(latency_ms, float(ttft) + max(0.0, overhead))
+    if not math.isfinite(overhead):
+        overhead = 0.0
+    # within [0, end to end]: a negative ttft would make the node look fastest to the router
+    return max(0.0, min(latency_ms, float(ttft) + max(0.0, overhead)))

@@ -127,7 +127,10 @@ class HealthChecker:
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(self.sweep_interval_s)
-            self.sweep()
+            try:
+                self.sweep()
+            except Exception:  # a bug must not stop the loop (nodes would never expire)
+                log.exception("heartbeat-expiry sweep failed")
 
     def start(self) -> None:
         if not self._tasks:

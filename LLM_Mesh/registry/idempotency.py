@@ -91,8 +91,7 @@ class IdempotencyCache:
         if e is None:
             self._entries[key] = _Entry(stream)
             self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._evict()
             return None
         if stream or e.stream:
             state = "finished" if e.done.is_set() else "is running"
@@ -105,6 +104,24 @@ class IdempotencyCache:
         if e.result is None:  # the first one ended in a retryable error: run this one
             return await self.begin(key, stream)
         return e.result.response()
+
+    def _evict(self) -> None:
+        """Drop the oldest *finished* entries over ``max_entries``.
+
+        A running entry is never dropped: its duplicates wait on it, and
+        :meth:`finish` finds it by key (so beyond the bound: requests running now).
+        """
+        over = len(self._entries) - self.max_entries
+        if over <= 0:
+            return
+        victims: list[str] = []
+        for key, e in self._entries.items():  # oldest first; usually the first one goes
+            if e.done.is_set():
+                victims.append(key)
+                if len(victims) == over:
+                    break
+        for key in victims:
+            del self._entries[key]
 
     def abandon(self, key: str) -> None:
         """The request under ``key`` failed before it ran: forget it (a retry runs)."""

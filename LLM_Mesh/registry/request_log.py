@@ -38,6 +38,7 @@ class RequestWriter:
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.written = 0
+        self._writing: asyncio.Future[None] | None = None  # the loop's write in progress
 
     def submit(self, rec: RequestRecord) -> None:
         """Queue one record; never blocks."""
@@ -50,13 +51,20 @@ class RequestWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="llm-mesh-request-writer")
 
-    async def stop(self) -> None:
-        """Stop the loop and write what is still queued."""
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the loop and write what is still queued.
+
+        A write in progress is waited for (up to ``timeout_s``), never cancelled:
+        its batch has already left the queue and would be lost.
+        """
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        writing, self._writing = self._writing, None
+        if writing is not None and not writing.done():
+            await asyncio.wait({writing}, timeout=timeout_s)
         while not self._queue.empty():
             await self.flush()
 
@@ -79,8 +87,12 @@ class RequestWriter:
         self.written += len(batch)
         return len(batch)
 
+    async def _drain(self) -> None:
+        while await self.flush() == self.max_batch:
+            pass
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval_s)
-            while await self.flush() == self.max_batch:
-                pass
+            self._writing = asyncio.ensure_future(self._drain())
+            await asyncio.shield(self._writing)  # cancelling the loop leaves the write going

@@ -138,7 +138,10 @@ class Relay:
                     reason = exc.kind if isinstance(exc, NodeTransportError) else str(exc)
                     with anyio.CancelScope(shield=True):
                         await self.resp.aclose()
-                    tail = await self._continue(reason)
+                    try:
+                        tail = await self._continue(reason)
+                    except Exception as cexc:  # never a silent cut: end with an error event
+                        tail = self._fail(f"{reason}; failover failed: {cexc!r}", None)
                     if tail is not None:
                         for ev in tail:
                             yield ev
@@ -263,10 +266,10 @@ class Relay:
         timeout_s, connect_s = rt.settings.request_timeout_s, rt.settings.connect_timeout_s
 
         async def send(url: str, left_s: float) -> NodeResponse:
-            return await client.stream(
+            return await _opened(client.stream(
                 url + job.path, payload, headers, timeout_s=timeout_s,
                 connect_s=min(left_s, connect_s),
-            )  # fmt: skip
+            ))  # fmt: skip
 
         try:
             nxt = await send_with_failover(rt, cjob, send, tried=self.tried, attempts=self.attempts)
@@ -310,6 +313,18 @@ class Relay:
         )  # fmt: skip
 
 
+async def _opened(pending: Awaitable[NodeResponse]) -> NodeResponse:
+    """A node's stream answer; a non-200's body is read (and closed) here, inside the attempt,
+    so a body cut off is the node's transport failure, never a leaked attempt."""
+    resp = await pending
+    if resp.status_code != 200:
+        try:
+            await resp.aread()
+        finally:
+            await resp.aclose()
+    return resp
+
+
 def _role_only(obj: dict[str, Any]) -> bool:
     choices = obj.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -326,10 +341,10 @@ async def stream(rt: Runtime, job: Job) -> Response:
     timeout = rt.settings.request_timeout_s
 
     async def send(url: str, left: float) -> NodeResponse:
-        return await client.stream(
+        return await _opened(client.stream(
             url + job.path, payload, headers, timeout_s=timeout,
             connect_s=min(left, rt.settings.connect_timeout_s),
-        )  # fmt: skip
+        ))  # fmt: skip
 
     tried: set[str] = set()
     try:

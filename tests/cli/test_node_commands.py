@@ -254,3 +254,15 @@ def test_start_passes_n_threads_to_the_node(home: Path, monkeypatch: pytest.Monk
     assert [c.n_threads for c in started] == [1]
     bad = invoke("start", "--engine", "sim", "--n-threads", "0", "--home", str(home))
     assert bad.exit_code != 0 and "n_threads" in bad.output
+
+
+def test_start_with_a_missing_model_file_is_a_clear_error(home: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nothere.gguf"
+    result = runner.invoke(
+        node_app,
+        ["start", "--engine", "llama-cpp", "--model", str(missing), "--home", str(home),
+         "--port", "1", "--registry", "http://127.0.0.1:9"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "does not exist" in result.output
+    assert "Traceback" not in result.output

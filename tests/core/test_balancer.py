@@ -131,3 +131,29 @@ def test_success_marks_the_model_loaded() -> None:
     assert st.loaded == {"m"}
     r.finish(r.begin("a", "zz", 3.0), 3.5, Outcome.SUCCESS)  # not hosted: ignored
     assert st.loaded == {"m"}
+
+
+def test_attempt_from_before_a_removal_does_not_corrupt_the_new_counts() -> None:
+    """A node leaves (DELETE) with attempts in flight and registers again: the old attempts
+    finishing must not drive the new node's in-flight count negative (a leak forever)."""
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    old = [r.begin("a", "m", 0.0) for _ in range(3)]
+    r.first_token(old[0], 0.1)
+    r.remove_node("a")
+    r.upsert_node("a", ("m",), now=1.0, max_concurrency=1, max_queue=0)
+    for att in old:
+        r.first_token(att, 1.1)
+        r.finish(att, 1.2, Outcome.SERVER_ERROR)
+    st = r.node("a")
+    assert st is not None and st.in_flight == 0 and st.waiting == 0
+    busy = r.begin("a", "m", 2.0)  # one request of ours: the node is full again
+    assert r.pick(REQ, 2.0).verdict is Verdict.SATURATED
+    r.finish(busy, 2.1, Outcome.SUCCESS)
+    # an attempt begun while the node was unknown counts nowhere either
+    r.remove_node("a")
+    ghost = r.begin("a", "m", 3.0)
+    r.upsert_node("a", ("m",), now=3.0, max_concurrency=1, max_queue=0)
+    r.finish(ghost, 3.1, Outcome.SUCCESS)
+    st = r.node("a")
+    assert st is not None and st.in_flight == 0 and st.waiting == 0

@@ -352,3 +352,42 @@ async def test_lifespan_starts_and_stops_the_service(tmp_path: Path) -> None:
     async with app.router.lifespan_context(app):
         assert svc.started
     assert not svc.started
+
+
+async def test_client_gone_while_queued_leaves_the_queue(settings: Settings) -> None:
+    """A client that leaves while waiting for a slot frees its place in the queue at once."""
+    engine = sim_engine(sleep=_tiny_sleep)
+    svc = await started_service(settings, engine, max_concurrency=1, max_queue=1)
+    app = create_node_app(svc)
+    await svc.admission.acquire()  # the only slot is busy
+    body = {**CHAT, "max_tokens": 5}
+    call = asyncio.create_task(
+        _drive_until_gone(app, "/v1/chat/completions", body, lambda _c: svc.admission.queued == 1)
+    )
+    await asyncio.wait_for(asyncio.shield(call), 3)  # returns although the slot stays busy
+    assert svc.admission.queued == 0
+    svc.admission.release()
+    assert svc.admission.in_flight == 0
+    assert engine.tokens_emitted == 0, "a request whose client left was still generated"
+    await svc.stop()
+
+
+async def test_cancelled_whole_answer_frees_its_slot(settings: Settings) -> None:
+    """A request task cancelled mid-generation (e.g. at shutdown) gives its slot back."""
+    engine = sim_engine(answer_tokens=100_000, sleep=_tiny_sleep)
+    svc = await started_service(settings, engine)
+    app = create_node_app(svc)
+    body = {**CHAT, "max_tokens": 30_000}
+    call = asyncio.create_task(
+        _drive_until_gone(app, "/v1/chat/completions", body, lambda _c: False)
+    )
+    await wait_until(lambda: engine.tokens_emitted > 5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    emitted = engine.tokens_emitted
+    await asyncio.sleep(0.05)
+    assert engine.tokens_emitted == emitted
+    assert svc.admission.in_flight == 0
+    assert svc.requests_failed == 1
+    await svc.stop()

@@ -163,3 +163,34 @@ async def test_real_model_swaps_under_a_budget_for_one() -> None:
     g1 = next(m for m in eng.models() if m.id == "g1")
     assert (g1.model_extra or {})["load_time_s"] == round(eng.pool.load_seconds["g1"], 3)
     await eng.close()
+
+
+async def test_a_load_cancelled_midway_is_kept_not_loaded_twice(tmp_path: Path) -> None:
+    """A request cancelled while its model loads: the load finishes and counts, once."""
+    started, gate = threading.Event(), threading.Event()
+
+    def slow_factory(**kw: Any) -> FakeLlama:
+        started.set()
+        gate.wait(5)
+        return FakeLlama(**kw)
+
+    eng = LlamaCppEngine(
+        [model(tmp_path, "a", 100)],
+        n_ctx=64,
+        memory_budget_bytes=300 * MB,
+        llama_factory=slow_factory,
+        clock=Clock(),
+    )
+    first = asyncio.create_task(eng.pool.acquire("a"))
+    await asyncio.to_thread(started.wait, 5)
+    first.cancel()
+    second = asyncio.create_task(eng.pool.acquire("a"))
+    await asyncio.sleep(0.01)
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    lm = await asyncio.wait_for(second, 5)
+    assert eng.pool.loads == 1
+    assert lm.in_flight == 1 and eng.pool.used_bytes == 120 * MB
+    eng.pool.release(lm)
+    await eng.close()
