@@ -6,7 +6,9 @@ registries do not beat in step) :meth:`HealthChecker.run_pass` sends
 workers take nodes from one shuffled list (bounded tasks and sockets, whatever
 the fleet size; the shuffle spreads each pass's load over hosts differently),
 each check bounded by ``timeout_s``. A node that fails leaves routing until a
-later pass finds it healthy again. Every heartbeat interval the sweep takes
+check finds it healthy again: nodes that failed are checked again every sweep
+(one heartbeat interval), so a recovered node is back within seconds, not at
+the next full pass. Every heartbeat interval the sweep takes
 nodes whose heartbeats expired out of routing (they already were by time:
 :func:`LLM_Mesh.core.liveness.is_routable`; the router learns it here).
 ``on_change(node_id)`` is called whenever a check or the sweep changed a
@@ -72,6 +74,9 @@ class HealthChecker:
                 error = f"HTTP {resp.status_code}"
         except NodeTransportError as exc:
             error = f"{exc.kind}: {exc}".rstrip(": ")
+        except Exception as exc:  # one odd answer must not lose the whole pass
+            log.exception("health check of node %s raised", entry.node_id)
+            error = f"check failed: {type(exc).__name__}: {exc}"
         latency_ms = (clock() - t0) * 1000.0
         ok = error is None
         changed = entry.check_failed == ok
@@ -91,6 +96,16 @@ class HealthChecker:
     async def run_pass(self) -> list[dict[str, Any]]:
         """Check every node that is not OFFLINE, now; one result per node."""
         entries = [e for e in self.table.entries() if e.state is not NodeState.OFFLINE]
+        return await self._check_all(entries)
+
+    async def recheck_failed(self) -> list[dict[str, Any]]:
+        """Check again the nodes whose last check failed (they are out of routing)."""
+        entries = [
+            e for e in self.table.entries() if e.check_failed and e.state is not NodeState.OFFLINE
+        ]
+        return await self._check_all(entries)
+
+    async def _check_all(self, entries: list[NodeEntry]) -> list[dict[str, Any]]:
         self._rng.shuffle(entries)
         results: list[dict[str, Any]] = []
         todo = iter(entries)
@@ -129,6 +144,7 @@ class HealthChecker:
             await asyncio.sleep(self.sweep_interval_s)
             try:
                 self.sweep()
+                await self.recheck_failed()
             except Exception:  # a bug must not stop the loop (nodes would never expire)
                 log.exception("heartbeat-expiry sweep failed")
 

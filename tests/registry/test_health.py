@@ -116,3 +116,42 @@ async def test_ten_thousand_hosts_pass_in_seconds() -> None:
     assert len(results) == 10_000 and all(r["ok"] for r in results)
     assert elapsed < 10.0, f"a pass over 10,000 hosts took {elapsed:.2f} s"
     assert changed == []  # nothing changed liveness
+
+
+async def test_failed_nodes_are_rechecked_without_waiting_for_the_next_pass() -> None:
+    clock = ManualClock()
+    table = _table(clock, "a", "b")
+    down = {"b"}
+    seen: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req.url.host)
+        if req.url.host in down:
+            raise httpx.ConnectError("refused", request=req)
+        return httpx.Response(200, json={"status": "ok"})
+
+    checker = _checker(table, httpx.MockTransport(handler))
+    await checker.run_pass()
+    assert [e.node_id for e in table.healthy_entries_for("m")] == ["a"]
+    seen.clear()
+    assert [r["ok"] for r in await checker.recheck_failed()] == [False]
+    assert seen == ["b"]  # only the failed node is checked again
+    down.clear()
+    assert [r["ok"] for r in await checker.recheck_failed()] == [True]
+    assert sorted(e.node_id for e in table.healthy_entries_for("m")) == ["a", "b"]
+    assert await checker.recheck_failed() == []
+
+
+async def test_an_unexpected_error_in_one_check_does_not_lose_the_pass() -> None:
+    clock = ManualClock()
+    table = _table(clock, "a", "b")
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.host == "b":
+            raise RuntimeError("bug in a transport")
+        return httpx.Response(200, json={"status": "ok"})
+
+    checker = _checker(table, httpx.MockTransport(handler))
+    results = await checker.run_pass()
+    assert [(r["node_id"], r["ok"]) for r in results] == [("a", True), ("b", False)]
+    assert "RuntimeError" in str(results[1]["error"])

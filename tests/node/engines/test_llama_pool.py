@@ -168,11 +168,13 @@ async def test_real_model_swaps_under_a_budget_for_one() -> None:
 async def test_a_load_cancelled_midway_is_kept_not_loaded_twice(tmp_path: Path) -> None:
     """A request cancelled while its model loads: the load finishes and counts, once."""
     started, gate = threading.Event(), threading.Event()
+    made: list[FakeLlama] = []
 
     def slow_factory(**kw: Any) -> FakeLlama:
+        made.append(FakeLlama(**kw))
         started.set()
         gate.wait(5)
-        return FakeLlama(**kw)
+        return made[-1]
 
     eng = LlamaCppEngine(
         [model(tmp_path, "a", 100)],
@@ -190,6 +192,7 @@ async def test_a_load_cancelled_midway_is_kept_not_loaded_twice(tmp_path: Path) 
     with pytest.raises(asyncio.CancelledError):
         await first
     lm = await asyncio.wait_for(second, 5)
+    assert len(made) == 1, "the model was loaded twice (the first copy leaked)"
     assert eng.pool.loads == 1
     assert lm.in_flight == 1 and eng.pool.used_bytes == 120 * MB
     eng.pool.release(lm)
