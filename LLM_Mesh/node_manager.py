@@ -69,6 +69,7 @@ class NodeManager:
         )
         self._server = uvicorn.Server(config)
         try:
+            await self.service.prepare()  # a bad model file raises here, plainly
             await self._server.serve()
         finally:
             self._server = None

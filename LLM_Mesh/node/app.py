@@ -114,7 +114,9 @@ async def _watch_disconnect(request: Request, gen: Generation) -> None:
 
 
 async def _until_disconnected(request: Request) -> None:
-    while not await request.is_disconnected():
+    while True:
+        if await request.is_disconnected():
+            return
         await asyncio.sleep(DISCONNECT_POLL_S)
 
 

@@ -149,6 +149,7 @@ class NodeService:
         self._minute_of_day = minute_of_day
         self.agent: NodeAgent | None = None
         self.started = False
+        self._prepared = False
         self.started_at = clock()
         self._auto_paused = False
         self.requests_served = 0
@@ -170,8 +171,13 @@ class NodeService:
             raise RuntimeError("the node service is not started")
         return self._client
 
-    async def start(self) -> None:
-        if self.started:
+    async def prepare(self) -> None:
+        """Client, hardware, engine (model files checked, models loaded); no registration.
+
+        ``NodeManager.serve`` calls it before the server starts, so a bad model
+        file is a plain error, not a traceback from inside the server's start-up.
+        """
+        if self._prepared:
             return
         if self._client is None:
             self._client = httpx.AsyncClient(
@@ -184,12 +190,18 @@ class NodeService:
                 build_engine, self.config, self.settings, self._client, self._hardware
             )
         await self._engine.start()
+        self._prepared = True
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        await self.prepare()
         self.started_wall = time.time()
         self.started_at = self.clock()
         self.started = True
         if self.config.register:
             self.agent = NodeAgent(
-                client=self._client,
+                client=self.http_client,
                 registry_url=self.config.effective_registry_url(self.settings),
                 node_id=self.node_id,
                 registration=self.registration,
@@ -201,9 +213,9 @@ class NodeService:
 
     async def stop(self) -> None:
         """Final OFFLINE (deregister), then close the engine and our client."""
-        if not self.started:
+        if not self.started and not self._prepared:
             return
-        self.started = False
+        self.started = self._prepared = False
         if self.agent is not None:
             await self.agent.stop(deregister=True)
         if self._engine is not None:

@@ -264,5 +264,5 @@ def test_start_with_a_missing_model_file_is_a_clear_error(home: Path, tmp_path: 
          "--port", "1", "--registry", "http://127.0.0.1:9"],
     )  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert "does not exist" in result.output
+    assert "does not exist" in " ".join(result.output.split())
     assert "Traceback" not in result.output

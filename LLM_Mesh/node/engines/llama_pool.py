@@ -131,11 +131,22 @@ class ModelPool:
 
     async def _load_one(self, m: ResolvedModel) -> LoadedModel:
         start = self._clock()
-        lm = await asyncio.to_thread(self._load, m)
+        loading = asyncio.ensure_future(asyncio.to_thread(self._load, m))
+        cancelled = False
+        while not loading.done():  # a thread cannot be stopped: a cancelled request waits
+            try:  # for its load (under the pool lock) so the memory is counted, not leaked
+                await asyncio.wait({loading})
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled and loading.exception() is not None:
+            raise asyncio.CancelledError
+        lm = loading.result()
         self.load_seconds[m.id] = max(0.0, self._clock() - start)
         lm.last_used = self._clock()
         self.loaded[m.id] = lm
         self.loads += 1
+        if cancelled:
+            raise asyncio.CancelledError
         return lm
 
     async def _unload(self, model_id: str) -> None:
