@@ -105,6 +105,7 @@ class LocalMesh:
                 "--engine", self.engine,
                 "--host", self.host,
                 "--port", str(self.node_port),
+                "--no-config",  # the local mesh is what the flags say, whatever node.toml holds
                 *self.node_args,
             ],
         )  # fmt: skip

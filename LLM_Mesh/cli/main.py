@@ -54,16 +54,20 @@ def up(
         settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port
     )
     stop = False
+    starting = True
 
     def _on_signal(signum: int, _frame: Any) -> None:
         nonlocal stop
         stop = True
+        if starting:  # interrupt the start-up wait (a cold model load can take minutes)
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
+        starting = False
         console.print(
             f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url} · "
             f'logs: {settings.home / "logs"}\nTry: llm-mesh ask "def fibonacci(n):" --model {model}\n'
@@ -74,9 +78,13 @@ def up(
         if not stop:
             err.print(f"[red]a mesh process exited unexpectedly; see {settings.home / 'logs'}[/]")
             raise typer.Exit(1)
+    except KeyboardInterrupt:
+        starting = False
+        console.print("interrupted while starting.")
     except MeshError as exc:
         raise _fail(exc) from exc
     finally:
+        starting = False
         console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")

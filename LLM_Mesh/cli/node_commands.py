@@ -11,6 +11,7 @@ llm-mesh node info                           the running node: identity, models,
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,8 +52,14 @@ def node_start(
     ] = None,
     node_id: Annotated[str | None, typer.Option(help="Node id [persisted in home]")] = None,
     config: Annotated[
-        Path | None, typer.Option(help="node.toml to read (flags override it)")
+        Path | None,
+        typer.Option(
+            help="node.toml to read; flags override it [default: $LLM_MESH_HOME/node.toml if present]"
+        ),
     ] = None,
+    no_config: Annotated[
+        bool, typer.Option("--no-config", help="ignore $LLM_MESH_HOME/node.toml; flags only")
+    ] = False,
     max_concurrency: int | None = None,
     max_queue: int | None = None,
     sim_ttft_s: Annotated[
@@ -84,10 +91,14 @@ def node_start(
 
     setup_logging(verbose)
     settings = settings_from(home, registry)
+    if config is None and not no_config and (settings.home / "node.toml").exists():
+        config = settings.home / "node.toml"
     try:
         cfg = load_node_config(config) if config else NodeConfig(registry_url=settings.registry_url)
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
+    if config is not None:
+        logging.getLogger("LLM_Mesh.node").info("node config: %s", config)
     overrides: dict[str, Any] = {
         "models": list(model) if model else None,
         "engine": engine,

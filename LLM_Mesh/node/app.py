@@ -102,7 +102,8 @@ class _GenerationStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._gen.close(ok=False)  # no-op when the stream already finished
+            # no-op when the stream already finished; else stops the engine's generator now
+            await self._gen.aclose(ok=False)
 
 
 async def _watch_disconnect(request: Request, gen: Generation) -> None:

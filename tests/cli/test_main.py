@@ -151,3 +151,35 @@ def test_demo_runs_the_seed_request_on_the_real_model(tmp_path: Path) -> None:
         assert fact in text, fact
     assert "SIMULATED" not in text
     assert "stopped cleanly" in text
+
+
+@pytest.mark.e2e
+def test_up_stops_cleanly_when_signalled_while_starting(tmp_path: Path) -> None:
+    rport, nport = free_port(), free_port()
+    env = {**os.environ, "LLM_MESH_HOME": str(tmp_path / "home"), "LLM_MESH_HEARTBEAT_S": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "LLM_Mesh.cli", "up", "--engine", "sim", "--model", "mistral-7b",
+            "--registry-port", str(rport), "--node-port", str(nport),
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{rport}/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # the registry is up; the node may still be starting
+        out, _ = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out.decode(errors="replace")
+    assert b"Traceback" not in out
+    for port in (rport, nport):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)

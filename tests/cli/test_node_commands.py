@@ -266,3 +266,30 @@ def test_start_with_a_missing_model_file_is_a_clear_error(home: Path, tmp_path: 
     assert result.exit_code == 1, result.output
     assert "does not exist" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_start_reads_home_node_toml_unless_no_config(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import LLM_Mesh.node_manager as nm
+
+    started: list[NodeConfig] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: started.append(self.config))
+    home.mkdir(parents=True)
+    save_node_config(
+        NodeConfig(engine="sim", models=["mistral-7b"], port=8899, region="eu-west"),
+        home / "node.toml",
+    )
+    assert invoke("start", "--home", str(home)).exit_code == 0
+    assert (started[-1].engine, started[-1].models, started[-1].port) == (
+        "sim",
+        ["mistral-7b"],
+        8899,
+    )
+    assert invoke("start", "--home", str(home), "--port", "8900").exit_code == 0
+    assert started[-1].port == 8900 and started[-1].region == "eu-west"  # flags override the file
+    assert invoke("start", "--home", str(home), "--no-config", "--engine", "sim").exit_code == 0
+    assert started[-1].region is None and started[-1].port == 8801
+    (home / "node.toml").write_text("port = [\n")
+    broken = runner.invoke(node_app, ["start", "--home", str(home)])
+    assert broken.exit_code == 1 and "Traceback" not in broken.output
