@@ -103,15 +103,26 @@ async def _verify_and_finish(part: Path, dest: Path, sha256: str | None, url: st
     return dest
 
 
+_UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
+
+
 async def _fetch_once(
     url: str, part: Path, client: httpx.AsyncClient, progress: Progress | None
-) -> None:
-    """Bring ``part`` up to the full file, resuming from its current size."""
+) -> int | None:
+    """Bring ``part`` up to the full file, resuming from its current size.
+
+    Returns the file's full size when the server said it (``None`` otherwise).
+    """
     offset = _size(part)
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     async with client.stream("GET", url, headers=headers) as resp:
         if resp.status_code == 416 and offset:
-            return  # nothing past our end: the part is complete (verification decides)
+            # nothing past our end: the part is complete if the server's size agrees
+            m = _UNSATISFIED_RANGE.fullmatch(resp.headers.get("content-range", "").strip())
+            if m is not None and int(m.group(1)) != offset:
+                _discard(part)
+                raise _Transient("the kept part is longer than the file; starting over")
+            return offset if m is not None else None
         if resp.status_code == 206 and offset:
             m = _CONTENT_RANGE.fullmatch(resp.headers.get("content-range", "").strip())
             if m is None or int(m.group(1)) != offset:
@@ -134,6 +145,7 @@ async def _fetch_once(
                     progress(done, total)
     if total is not None and done != total:
         raise _Transient(f"got {done} of {total} bytes")
+    return total
 
 
 async def download_model(
@@ -165,7 +177,7 @@ async def download_model(
     attempt = 0
     while True:
         try:
-            await _fetch_once(url, part, client, progress)
+            total = await _fetch_once(url, part, client, progress)
             break
         except (httpx.TransportError, _Transient) as e:
             attempt += 1
@@ -175,6 +187,12 @@ async def download_model(
                     f"download of {url} interrupted ({e}); {have} bytes kept in {part}, "
                     "run again to resume"
                 ) from e
+    if total is None and sha256 is None:
+        # Neither a size from the server nor a checksum: a cut transfer would look complete.
+        raise DownloadError(
+            f"cannot tell whether the download of {url} is complete: the server gave no size "
+            f"and no sha256 was given. Pass the file's sha256 (--sha256); {part} is kept"
+        )
     return await _verify_and_finish(part, dest, sha256, url)
 
 

@@ -241,3 +241,29 @@ async def test_ensure_catalog_without_source(tmp_path: Path) -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(500))) as c:
         with pytest.raises(DownloadError, match="no download source"):
             await ensure_catalog_model(spec, tmp_path, client=c)
+
+
+async def test_no_size_and_no_sha256_is_refused_not_served(tmp_path: Path) -> None:
+    """A server that sends no Content-Length could have cut the file: never serve it unchecked."""
+
+    async def stream_without_length(request: httpx.Request) -> httpx.Response:
+        async def body():  # type: ignore[no-untyped-def]
+            yield DATA[: len(DATA) // 2]  # cut short, and nothing says so
+
+        return httpx.Response(200, content=body())
+
+    dest = tmp_path / "model.gguf"
+    async with httpx.AsyncClient(transport=httpx.MockTransport(stream_without_length)) as c:
+        with pytest.raises(DownloadError, match="sha256"):
+            await download_model("http://models.test/m.gguf", dest, client=c)
+    assert not dest.exists()
+    assert part_path(dest).exists()  # kept: a later call with --sha256 can verify/resume it
+
+
+async def test_no_sha256_is_fine_when_the_server_gives_the_size(
+    server, client, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    url, _ = server
+    dest = tmp_path / "model.gguf"
+    await download_model(url + "/m", dest, client=client)
+    assert dest.read_bytes() == DATA
