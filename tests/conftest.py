@@ -86,3 +86,17 @@ async def pg_database_url() -> AsyncIterator[str]:
         yield make_url(_admin_dsn()).set(database=name).render_as_string(hide_password=False)
     finally:
         await _drop_database(name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """llama-cpp-python opens two /dev/null files at import and never closes them.
+
+    With warnings as errors, the interpreter would report them at exit; close them here.
+    """
+    import sys
+
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        f = getattr(utils, name, None)
+        if f is not None and not f.closed:
+            f.close()
