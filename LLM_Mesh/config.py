@@ -12,7 +12,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | missed_heartbeats    | LLM_MESH_MISSED_HEARTBEATS | 3                          |
 | health_check_interval_s | LLM_MESH_HEALTH_CHECK_S | 300                         |
 | request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
-| max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (nodes tried per request)  |
+| max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on) |
+| max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Settings:
     request_timeout_s: float = 120.0
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
+    max_failovers: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -78,6 +80,7 @@ class Settings:
             health_check_interval_s=_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
+            max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

@@ -10,12 +10,17 @@ a node, sends, and classifies what came back into a router
     429                               OVERLOADED      another node at once
     anything else                     (returned: 2xx, or a 4xx the caller passes through)
 
-Every attempt after the first needs a *different* node, a free attempt
-(``max_attempts`` in all), time left before the request's deadline
-(``request_timeout_s`` from arrival) and a token from the process-wide
+Every attempt after the first needs a *different* node and time left before
+the request's deadline (``request_timeout_s`` from arrival). After a node that
+did nothing with the request (connection refused, 429) the next node is tried
+at once, up to ``max_failovers`` (10) more, each needing a token of the
+failover budget (100 % of requests + 50/s). After a node that may have worked
+on it (timeout, 5xx, broken answer) a retry needs a free attempt
+(``max_attempts`` in all, 3, counting only such attempts) and a token from the
 :class:`~LLM_Mesh.core.retry.RetryBudget` (20 % of requests + 10/s), so a sick
 network cannot multiply its own load. Nothing reached the client yet, so a
-failover costs it only time.
+failover costs it only time. The fleet simulator's gateway
+(``LLM_Mesh/simulator/gateway.py``) applies the same policy.
 
 No node at all for the first attempt: 503 ``model_unavailable`` (none up) or
 429 ``overloaded`` (all saturated, ``Retry-After`` = the router's estimated
@@ -203,14 +208,28 @@ async def _send(rt: Runtime, job: Job, send: Sender, tried: set[str] | None, att
     first_call = attempts == 0
     if first_call:
         routing.retry_budget.record_request(rt.clock())
+        routing.failover_budget.record_request(rt.clock())
     last: MeshError | None = None
+    last_free = False  # did the last node do nothing with the request (refused, 429)?
+    free = 0  # failovers after such nodes; ``attempts - free`` may have done work
     backoff_n = 0
     waited = 0.0
-    while attempts < rt.max_attempts:
-        if attempts and not routing.retry_budget.try_retry(rt.clock()):
-            if last is not None:
-                last.extra["retry_budget_exhausted"] = True
-            break
+    while True:
+        if attempts and last_free:
+            if free >= rt.max_failovers:
+                break
+            if not routing.failover_budget.try_retry(rt.clock()):
+                if last is not None:
+                    last.extra["retry_budget_exhausted"] = True
+                break
+            free += 1
+        elif attempts:
+            if attempts - free >= rt.max_attempts:
+                break
+            if not routing.retry_budget.try_retry(rt.clock()):
+                if last is not None:
+                    last.extra["retry_budget_exhausted"] = True
+                break
         t0 = rt.clock()
         d = await choose(rt, job, frozenset(tried), first_call and not tried)
         if first_call and not tried:
@@ -244,6 +263,7 @@ async def _send(rt: Runtime, job: Job, send: Sender, tried: set[str] | None, att
         except NodeTransportError as exc:
             outcome = _failure(exc)
             routing.finish(att, outcome)
+            last_free = outcome is Outcome.CONNECT_ERROR
             kind = exc.kind
             if outcome is Outcome.TIMEOUT:
                 last = UpstreamTimeout(
@@ -269,6 +289,7 @@ async def _send(rt: Runtime, job: Job, send: Sender, tried: set[str] | None, att
         else:
             if status != 429 and status < 500:
                 return Sent(node, resp, att, attempts, waited)
+            last_free = status == 429
             if status == 429:
                 routing.finish(att, Outcome.OVERLOADED)
                 last = Overloaded(

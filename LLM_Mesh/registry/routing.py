@@ -57,11 +57,15 @@ class Routing:
         policy: RoutingPolicy | None = None,
         rng: random.Random | None = None,
         retry_budget: RetryBudget | None = None,
+        failover_budget: RetryBudget | None = None,
     ) -> None:
         self.table = table
         self.clock = clock
         self.router = Router(policy, rng)
+        # retries after a node may have done work (timeout, 5xx): 20 % of requests + 10/s
         self.retry_budget = retry_budget or RetryBudget(0.2, 10.0)
+        # failovers after the node did nothing (connect refused, 429): 100 % + 50/s
+        self.failover_budget = failover_budget or RetryBudget(1.0, 50.0)
         self.demand = DemandTracker(clock)
         self._waiters = 0
         self._wake: asyncio.Event | None = None

@@ -47,8 +47,13 @@ class Runtime:
 
     @property
     def max_attempts(self) -> int:
-        """Nodes tried per request (``Settings.max_attempts``)."""
+        """Attempts per request that a node may have worked on (``Settings.max_attempts``)."""
         return max(1, self.settings.max_attempts)
+
+    @property
+    def max_failovers(self) -> int:
+        """Extra nodes tried after ones that did nothing (``Settings.max_failovers``)."""
+        return max(0, self.settings.max_failovers)
 
     @property
     def retry_after_s(self) -> int:

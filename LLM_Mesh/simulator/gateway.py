@@ -29,7 +29,8 @@ _OUTCOMES = {o.value: o for o in Outcome}
 class GatewayPolicy:
     timeout_s: float = 10.0
     max_failovers: int = 10
-    backoff: Backoff = field(default_factory=lambda: Backoff(0.05, 1.0, 2.0, 3))
+    # the production defaults (registry/dispatch.py, Settings.max_attempts/max_failovers)
+    backoff: Backoff = field(default_factory=lambda: Backoff(0.02, 0.5, 2.0, 3))
     retry_ratio: float = 0.2
     failover_ratio: float = 1.0
     failover_min_per_s: float = 50.0

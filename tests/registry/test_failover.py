@@ -135,3 +135,35 @@ async def test_expired_node_leaves_routing_without_a_sweep(tmp_path: Path) -> No
         for _ in range(4):
             assert (await h.client.post(CHAT, json=chat())).json()["mesh"]["node_id"] == "b"
         assert h.nodes.nodes["a:8801"].calls == []
+
+
+async def test_refused_connections_fail_over_past_max_attempts(tmp_path: Path) -> None:
+    """Nodes that did nothing (refused, 429) don't use up the attempts meant for work."""
+    async with running(tmp_path, max_attempts=2, max_failovers=10) as h:
+        dead = [await h.register(f"dead{i}", behavior="connect_error") for i in range(4)]
+        busy = await h.register("busy", behavior="429")
+        await h.register("good")
+        # teach the router that the others were fast and "good" slow, so they are tried first
+        routing = h.runtime.routing
+        for node in [*(n.node_id for n in dead), "busy", "good"]:
+            att = routing.begin(node, "gemma-3-270m")
+            slow = node == "good"
+            h.clock.advance(5.0 if slow else 0.001)
+            routing.finish(
+                att, Outcome.SUCCESS, completion_tokens=1, ttft_ms=5000.0 if slow else 1.0
+            )
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 200, r.text
+        assert r.json()["mesh"]["node_id"] == "good"
+        tried = sum(len(n.calls) for n in dead) + len(busy.calls)
+        assert tried >= 3  # more nodes than max_attempts allows for work
+        assert r.json()["mesh"]["attempts"] == tried + 1
+
+
+async def test_max_failovers_bounds_refused_connections(tmp_path: Path) -> None:
+    async with running(tmp_path, max_attempts=3, max_failovers=2) as h:
+        dead = [await h.register(f"dead{i}", behavior="connect_error") for i in range(6)]
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 502, r.text
+        assert r.json()["error"]["attempts"] == 3  # the first try + 2 failovers
+        assert sum(len(n.calls) for n in dead) == 3
