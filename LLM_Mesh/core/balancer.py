@@ -1,10 +1,11 @@
-"""The router: per-model index, power-of-two-choices over scored nodes, outcomes fed back.
+"""The router: per-model index, best-of-k choice over scored nodes, outcomes fed back.
 
 For each model the router keeps two :class:`IndexedSet` s of routable,
 non-ejected nodes: *open* (with spare capacity) and *full* (saturated). A node
-moves between them whenever its load changes, so a decision is O(1): draw two
-open nodes at random, score both (:func:`~LLM_Mesh.core.scoring.node_cost`),
-keep the cheaper. Constraints are applied by rejection sampling (up to
+moves between them whenever its load changes, so a decision is O(1): draw
+``RoutingPolicy.choices`` open nodes at random (4 by default: it measured better
+than two on the mixed-speed fleet, docs/benchmarks.md), score each
+(:func:`~LLM_Mesh.core.scoring.node_cost`), keep the cheapest. Constraints are applied by rejection sampling (up to
 ``max_draws`` draws), then by one scan of the open set; an ``allow_nodes`` list
 shorter than the pool is walked directly.
 

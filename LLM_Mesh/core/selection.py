@@ -1,7 +1,8 @@
 """Choosing a node for a request, from plain data.
 
-Today: among healthy candidates with spare capacity, the fewest in-flight
-requests relative to capacity wins; ties go to the lower latency EWMA, then
+The least-loaded baseline the fleet simulator compares against (the gateway
+routes with :class:`~LLM_Mesh.core.balancer.Router`): among healthy candidates
+with spare capacity, the fewest in-flight requests relative to capacity wins; ties go to the lower latency EWMA, then
 the node id (deterministic). Nodes in ``exclude`` (already tried for this
 request) are skipped.
 """
