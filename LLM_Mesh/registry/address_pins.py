@@ -65,7 +65,7 @@ class AddressPins:
         )
         self._resolver = resolver
         self._resolve_timeout_s = resolve_timeout_s
-        self._hosts: dict[str, tuple[str, ...]] = {}  # host name -> pinned addresses
+        self._hosts: dict[str, tuple[str, ...]] = {}  # host (name or literal) -> addresses
         self._prefixes: set[str] = set()  # "scheme://host[:port]" as written, admitted
 
     def addresses(self, host: str) -> tuple[str, ...] | None:
@@ -117,8 +117,9 @@ class AddressPins:
                 reason="ip_spelling",
             )
         pinned = tuple(str(a) for a in addrs)
-        if node.ip is None:
-            self._hosts[node.host] = pinned
+        self._hosts[node.host] = pinned
+        if node.ip is not None:  # a literal pins itself, however a client spells it back
+            self._hosts[str(node.ip)] = pinned
         self._prefixes.add(node.prefix)
         return pinned
 

@@ -268,11 +268,9 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addrs = self._pins.addresses(host)
+        addrs = self._pins.addresses(host.strip("[]"))
         if addrs is None:
-            if not _is_ip(host):
-                raise httpcore.ConnectError(f"{host} has no pinned address (not an admitted node)")
-            addrs = (host,)  # a literal: the client admitted the URL before sending
+            raise httpcore.ConnectError(f"{host} has no pinned address (not an admitted node)")
         last: Exception | None = None
         for addr in addrs:
             try:
@@ -293,14 +291,6 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-    except OSError:
-        return False
-    return True
 
 
 def pinned_httpx_transport(

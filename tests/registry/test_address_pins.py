@@ -286,3 +286,16 @@ async def test_health_check_of_an_unpinned_private_node_connects_nowhere() -> No
     assert result["ok"] is False
     assert "AddressRefused" in result["error"] and "loopback" in result["error"]
     assert hits == []
+
+
+async def test_pinned_httpx_transport_alone_connects_to_admitted_hosts_only() -> None:
+    """Even without the client's check, the transport has no address for an unadmitted host."""
+    hits: list[str] = []
+    async with serve(answering(hits)) as port:
+        pins = AddressPins(allow_private=True)
+        async with httpx.AsyncClient(transport=pinned_httpx_transport(pins)) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get(f"http://127.0.0.1:{port}/")
+            await pins.admit(f"http://127.0.0.1:{port}")
+            assert (await client.get(f"http://127.0.0.1:{port}/")).status_code == 200
+    assert len(hits) == 1
