@@ -14,6 +14,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
+| allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
+| private_node_origins | (flag only)              | () origins allowed private anyway (`up`'s own node) |
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case) from ``env[key]``, or ``default``."""
+    raw = (env.get(key) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{key} must be true or false, got {env.get(key)!r}")
+
+
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
     """A whole number >= 1 from ``env[key]`` (``"3"`` or ``"3.0"``), or ``default``."""
     value = _float(env, key, default)
@@ -66,6 +80,9 @@ class Settings:
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
     max_failovers: int = 10
+    # no SSRF: node URLs must resolve to global addresses unless allowed here
+    allow_private_nodes: bool = False
+    private_node_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,6 +98,7 @@ class Settings:
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
+            allow_private_nodes=_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

@@ -9,6 +9,7 @@ class (:func:`error_from_payload`).
     MeshError                          500 api_error
     ├── InvalidRequest                 400 invalid_request_error
     │   └── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
+    ├── NodeAddressRefused             403 permission_error / node_address_refused (no SSRF)
     ├── ModelNotFound                  404 invalid_request_error / model_not_found
     ├── ModelUnavailable               503 service_unavailable / model_unavailable
     ├── Overloaded                     429 rate_limit_error / overloaded
@@ -57,6 +58,17 @@ class InvalidRequest(MeshError):
 
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
+
+
+class NodeAddressRefused(MeshError):
+    """A node URL that resolves to an address the registry may not call (loopback, private...).
+
+    ``reason`` is the short code from :func:`LLM_Mesh.core.netguard.address_refusal`.
+    """
+
+    status = 403
+    type = "permission_error"
+    code = "node_address_refused"
 
 
 class ModelNotFound(MeshError):
@@ -141,6 +153,7 @@ _BY_CODE: dict[str, type[MeshError]] = {
     for cls in (
         InvalidRequest,
         ContextLengthExceeded,
+        NodeAddressRefused,
         ModelNotFound,
         ModelUnavailable,
         Overloaded,

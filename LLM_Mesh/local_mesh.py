@@ -6,6 +6,12 @@ processes, exactly as on separate machines (``llm-mesh registry serve`` and
 is registered and healthy, and stops them cleanly (node first, so it
 deregisters; SIGTERM, then SIGKILL after a grace period). Each child's output
 goes to ``$LLM_MESH_HOME/logs/{registry,node}.log``.
+
+The registry accepts a private (loopback) address for its own node's origin
+only (``--allow-private-node http://127.0.0.1:PORT``), not for any node: another
+local program could otherwise register ``http://127.0.0.1:<some local service>``
+or ``169.254.169.254`` and have the gateway call it. ``allow_private_nodes=True``
+(tests that add more local nodes) starts it with ``--allow-private-nodes``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class LocalMesh:
     node_port: int = DEFAULT_NODE_PORT
     node_args: list[str] = field(default_factory=list)
     start_timeout_s: float = 300.0
+    allow_private_nodes: bool = False  # default: its own node's origin only
     _children: list[_Child] = field(default_factory=list)
 
     @property
@@ -69,6 +76,23 @@ class LocalMesh:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
+    def registry_command(self) -> list[str]:
+        """``llm-mesh`` arguments that start this mesh's registry (no SSRF: see the module doc)."""
+        private = (
+            ["--allow-private-nodes"]
+            if self.allow_private_nodes
+            else ["--allow-private-node", self.node_url]  # its own node only, not any
+        )
+        return [
+            "registry",
+            "serve",
+            "--host",
+            self.host,
+            "--port",
+            str(self.registry_port),
+            *private,
+        ]
+
     def _spawn(self, name: str, args: list[str]) -> _Child:
         logs = self.settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -88,10 +112,7 @@ class LocalMesh:
         for port in (self.registry_port, self.node_port):
             _require_free_port(self.host, port)
         progress(f"starting registry + gateway at {self.registry_url}")
-        reg = self._spawn(
-            "registry",
-            ["registry", "serve", "--host", self.host, "--port", str(self.registry_port)],
-        )
+        reg = self._spawn("registry", self.registry_command())
         self._wait(reg, lambda c: _get(c, self.registry_url + "/healthz") is not None, 60.0)
         progress(
             f"starting node at {self.node_url} ({self.engine}, {self.model}); loading the model"

@@ -67,7 +67,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     reg_url = f"http://{HOST}:{args.port}"
     procs: dict[str, subprocess.Popen[bytes]] = {}
     (base / "registry").mkdir()
-    procs["registry"] = spawn(["registry", "serve", "--host", HOST, "--port", str(args.port)],
+    procs["registry"] = spawn(["registry", "serve", "--host", HOST, "--port", str(args.port),
+                               "--allow-private-nodes"],
                               base / "registry", "registry")  # fmt: skip
     for i in range(1, 6):
         home = base / f"n{i}"

@@ -169,3 +169,19 @@ def test_effective_database_url_normalises(given: str, effective: str) -> None:
 def test_heartbeat_expiry_is_interval_times_missed() -> None:
     s = Settings(heartbeat_interval_s=2.0, missed_heartbeats=5)
     assert s.heartbeat_expiry_s == 10.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "allowed"),
+    [("1", True), ("true", True), ("YES", True), ("on", True), ("0", False), ("false", False),
+     ("off", False), ("", False)],
+)  # fmt: skip
+def test_allow_private_nodes_from_env(raw: str, allowed: bool) -> None:
+    s = Settings.from_env({"LLM_MESH_ALLOW_PRIVATE_NODES": raw})
+    assert s.allow_private_nodes is allowed
+    assert Settings.from_env({}).allow_private_nodes is False  # global addresses only by default
+
+
+def test_allow_private_nodes_bad_value_raises() -> None:
+    with pytest.raises(ValueError, match="LLM_MESH_ALLOW_PRIVATE_NODES"):
+        Settings.from_env({"LLM_MESH_ALLOW_PRIVATE_NODES": "maybe"})

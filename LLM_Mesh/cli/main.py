@@ -138,12 +138,33 @@ def registry_serve(
     ] = None,
     home: HomeOpt = None,
     verbose: bool = False,
+    allow_private_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-nodes",
+            help="Accept nodes on loopback/private/link-local addresses (a LAN, tests) "
+            "[env LLM_MESH_ALLOW_PRIVATE_NODES; default: global addresses only]",
+        ),
+    ] = False,
+    allow_private_node: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-private-node",
+            metavar="URL",
+            help="Accept this one node origin (http://host:port) even if private; repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Run the registry + gateway (OpenAI API under /v1)."""
     from LLM_Mesh.registry.app import serve
 
     _setup_logging(verbose)
-    settings = _settings(home, database_url=database_url)
+    settings = _settings(
+        home,
+        database_url=database_url,
+        allow_private_nodes=True if allow_private_nodes else None,
+        private_node_origins=tuple(allow_private_node) if allow_private_node else None,
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     serve(settings, host=host, port=port)
 

@@ -54,6 +54,7 @@ def _unknown(node_id: str) -> UnknownNode:
 async def register_node(reg: NodeRegistration, request: Request) -> RegistrationAccepted:
     """A node announces itself (or re-registers): upsert into the table and the store."""
     rt = get_runtime(request)
+    await rt.pins.admit(reg.url)  # no SSRF: global addresses only, pinned (address_pins.py)
     rt.routing.upsert(rt.table.register(reg))
     await rt.store.upsert_node(_record(reg, _utcnow()))
     return RegistrationAccepted(

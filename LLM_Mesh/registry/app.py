@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from LLM_Mesh import __version__
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
@@ -49,8 +50,13 @@ def create_registry_app(
     store: Store | None = None,
     http_client: httpx.AsyncClient | NodeClient | None = None,
     clock: Callable[[], float] = time.monotonic,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
-    """The registry + gateway app. Pass ``store``/``http_client`` to inject (tests)."""
+    """The registry + gateway app. Pass ``store``/``http_client``/``resolver`` to inject (tests).
+
+    ``resolver`` resolves node host names at registration (default: the system's);
+    a ``NodeClient`` passed as ``http_client`` is used as it is (its own pins, if any).
+    """
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
     routing = Routing(table, clock)
@@ -62,6 +68,11 @@ def create_registry_app(
         routing=routing,
         idempotency=IdempotencyCache(clock),
         clock=clock,
+        pins=AddressPins(
+            allow_private=settings.allow_private_nodes,
+            private_origins=settings.private_node_origins,
+            resolver=resolver or system_resolver,
+        ),
     )
     health = HealthChecker(
         table,
@@ -79,9 +90,9 @@ def create_registry_app(
             await load_nodes(table, runtime.store)
             routing.sync_all()
             if http_client is None:
-                runtime.client, runtime.owns_client = make_client(), True
+                runtime.client, runtime.owns_client = make_client(runtime.pins), True
             elif isinstance(http_client, httpx.AsyncClient):
-                runtime.client = HttpxNodeClient(http_client, owns=False)
+                runtime.client = HttpxNodeClient(http_client, owns=False, pins=runtime.pins)
                 runtime.owns_client = False
             else:
                 runtime.client, runtime.owns_client = http_client, False

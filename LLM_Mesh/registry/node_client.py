@@ -15,16 +15,31 @@ passing an ``httpx.MockTransport``. Both raise one exception tree, which
 
 Timeouts per call: ``timeout_s`` bounds each read (as httpx's read timeout
 does), ``connect_s`` the TCP connect.
+
+No SSRF: given the registry's :class:`~LLM_Mesh.registry.address_pins.AddressPins`
+(``pins=``), a client calls only node URLs the pins admitted (checked at
+registration, or on first use after a restart; a refused one is a
+:class:`NodeConnectError` of kind ``AddressRefused``, nothing sent) and connects
+only to their pinned addresses: :class:`AiohttpNodeClient` through a resolver
+that answers from the pins (the URL, ``Host`` header and TLS server name stay
+the node's name), an httpx client through :func:`pinned_httpx_transport`.
+Neither ever follows a redirect (aiohttp's default would).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 import aiohttp
+import httpcore
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.address_pins import AddressPins
 
 __all__ = [
     "AiohttpNodeClient",
@@ -35,6 +50,7 @@ __all__ = [
     "NodeResponse",
     "NodeTimeout",
     "NodeTransportError",
+    "pinned_httpx_transport",
 ]
 
 USER_AGENT = "llm-mesh-gateway"
@@ -121,6 +137,14 @@ class NodeClient(abc.ABC):
         """Whether :meth:`aclose` ran (for the owner's checks)."""
 
 
+async def _admit(pins: AddressPins, url: str) -> None:
+    """The slow path of the address check: admit ``url`` now or refuse to connect."""
+    try:
+        await pins.ensure(url)
+    except MeshError as exc:
+        raise NodeConnectError(f"not connecting: {exc.message}", "AddressRefused") from exc
+
+
 # --- httpx ------------------------------------------------------------------
 
 
@@ -163,9 +187,12 @@ class _HttpxResponse(NodeResponse):
 class HttpxNodeClient(NodeClient):
     """A :class:`NodeClient` over an ``httpx.AsyncClient`` (tests: ``MockTransport``)."""
 
-    def __init__(self, client: httpx.AsyncClient, *, owns: bool = True) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, *, owns: bool = True, pins: AddressPins | None = None
+    ) -> None:
         self.client = client
         self._owns = owns
+        self._pins = pins
 
     async def post(
         self,
@@ -176,9 +203,13 @@ class HttpxNodeClient(NodeClient):
         timeout_s: float,
         connect_s: float,
     ) -> NodeResponse:
+        if self._pins is not None and not self._pins.admitted(url):
+            await _admit(self._pins, url)
         timeout = httpx.Timeout(timeout_s, connect=connect_s)
         try:
-            resp = await self.client.post(url, content=content, headers=headers, timeout=timeout)
+            resp = await self.client.post(
+                url, content=content, headers=headers, timeout=timeout, follow_redirects=False
+            )
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
         return _HttpxResponse(resp, read=True)
@@ -192,19 +223,23 @@ class HttpxNodeClient(NodeClient):
         timeout_s: float,
         connect_s: float,
     ) -> NodeResponse:
+        if self._pins is not None and not self._pins.admitted(url):
+            await _admit(self._pins, url)
         timeout = httpx.Timeout(timeout_s, connect=connect_s)
         req = self.client.build_request(
             "POST", url, content=content, headers=headers, timeout=timeout
         )
         try:
-            resp = await self.client.send(req, stream=True)
+            resp = await self.client.send(req, stream=True, follow_redirects=False)
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
         return _HttpxResponse(resp, read=False)
 
     async def get(self, url: str, *, timeout_s: float) -> NodeResponse:
+        if self._pins is not None and not self._pins.admitted(url):
+            await _admit(self._pins, url)
         try:
-            resp = await self.client.get(url, timeout=timeout_s)
+            resp = await self.client.get(url, timeout=timeout_s, follow_redirects=False)
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
         return _HttpxResponse(resp, read=True)
@@ -216,6 +251,62 @@ class HttpxNodeClient(NodeClient):
     @property
     def is_closed(self) -> bool:
         return self.client.is_closed
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's TCP connect, to a host name's pinned addresses only (TLS keeps the name)."""
+
+    def __init__(self, pins: AddressPins) -> None:
+        self._pins = pins
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addrs = self._pins.addresses(host.strip("[]"))
+        if addrs is None:
+            raise httpcore.ConnectError(f"{host} has no pinned address (not an admitted node)")
+        last: Exception | None = None
+        for addr in addrs:
+            try:
+                return await self._inner.connect_tcp(
+                    addr, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"{host}: no address")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("nodes are reached over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def pinned_httpx_transport(
+    pins: AddressPins, *, limits: httpx.Limits | None = None
+) -> httpx.AsyncHTTPTransport:
+    """An httpx transport that connects to pinned node addresses only (for :class:`HttpxNodeClient`)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits or httpx.Limits(), trust_env=False)
+    # httpx has no public hook for the network backend; its pool is the one place to set it
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=(limits or httpx.Limits()).max_connections,
+        max_keepalive_connections=(limits or httpx.Limits()).max_keepalive_connections,
+        keepalive_expiry=(limits or httpx.Limits()).keepalive_expiry,
+        network_backend=_PinnedBackend(pins),
+    )
+    return transport
 
 
 # --- aiohttp ----------------------------------------------------------------
@@ -276,17 +367,58 @@ class _AiohttpResponse(NodeResponse):
             self._resp.close()
 
 
+class _PinnedResolver(AbstractResolver):
+    """aiohttp's resolver for node hosts: the pinned addresses, never DNS."""
+
+    def __init__(self, pins: AddressPins) -> None:
+        self._pins = pins
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addrs = self._pins.addresses(host)
+        if addrs is None:
+            raise OSError(f"{host} has no pinned address (not an admitted node)")
+        out: list[ResolveResult] = []
+        for addr in addrs:
+            fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            if family in (socket.AF_UNSPEC, fam):
+                out.append(
+                    ResolveResult(
+                        hostname=host,
+                        host=addr,
+                        port=port,
+                        family=fam,
+                        proto=0,
+                        flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                    )
+                )
+        if not out:
+            raise OSError(f"{host} has no pinned address of family {family!r}")
+        return out
+
+    async def close(self) -> None:
+        return None
+
+
 class AiohttpNodeClient(NodeClient):
     """The production :class:`NodeClient`: one ``aiohttp.ClientSession``, keep-alive pool.
 
     Create it inside the running event loop (the app's lifespan). Its pooled
-    connections expire after :data:`KEEPALIVE_S` idle.
+    connections expire after :data:`KEEPALIVE_S` idle. With ``pins`` it calls
+    admitted node URLs only, at their pinned addresses.
     """
 
-    def __init__(self, *, max_connections: int = 1000) -> None:
+    def __init__(self, *, max_connections: int = 1000, pins: AddressPins | None = None) -> None:
+        self._pins = pins
+        resolver: AbstractResolver | None = None if pins is None else _PinnedResolver(pins)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_S
+                limit=max_connections,
+                limit_per_host=0,
+                keepalive_timeout=KEEPALIVE_S,
+                resolver=resolver,
+                use_dns_cache=pins is None,  # the pins are the cache; a re-pin counts at once
             ),
             headers={"User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=None),
@@ -307,10 +439,13 @@ class AiohttpNodeClient(NodeClient):
         self, method: str, url: str, content: bytes | None, headers: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:  # fmt: skip
+        if self._pins is not None and not self._pins.admitted(url):
+            await _admit(self._pins, url)
         try:
             return await self.session.request(
-                method, url, data=content, headers=headers, timeout=timeout
-            )
+                method, url, data=content, headers=headers, timeout=timeout,
+                allow_redirects=False,
+            )  # fmt: skip
         except _AIOHTTP_ERRORS as exc:
             raise _from_aiohttp(exc) from exc
 

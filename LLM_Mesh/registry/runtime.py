@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
@@ -37,6 +38,7 @@ class Runtime:
     clock: Callable[[], float] = time.monotonic
     client: NodeClient | None = None
     owns_client: bool = False
+    pins: AddressPins = field(default_factory=AddressPins)  # checked, pinned node addresses
 
     @property
     def http(self) -> NodeClient:
@@ -72,9 +74,10 @@ def new_request_id() -> str:
     return "req-" + uuid.uuid4().hex
 
 
-def make_client() -> NodeClient:
+def make_client(pins: AddressPins | None = None) -> NodeClient:
     """The process's one outbound client (aiohttp, pooled, keep-alive); call inside the loop.
 
-    Timeouts come with each call (from settings and the request's deadline).
+    Timeouts come with each call (from settings and the request's deadline); with
+    ``pins`` it calls admitted node URLs only, at their pinned addresses.
     """
-    return AiohttpNodeClient(max_connections=1000)
+    return AiohttpNodeClient(max_connections=1000, pins=pins)

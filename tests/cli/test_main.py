@@ -183,3 +183,39 @@ def test_up_stops_cleanly_when_signalled_while_starting(tmp_path: Path) -> None:
     for port in (rport, nport):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "allowed", "origins"),
+    [
+        ([], {}, False, ()),
+        (["--allow-private-nodes"], {}, True, ()),
+        ([], {"LLM_MESH_ALLOW_PRIVATE_NODES": "1"}, True, ()),
+        (
+            ["--allow-private-node", "http://127.0.0.1:8801", "--allow-private-node", "http://h:1"],
+            {},
+            False,
+            ("http://127.0.0.1:8801", "http://h:1"),
+        ),
+    ],
+)
+def test_registry_serve_private_node_flags(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    args: list[str],
+    env: dict[str, str],
+    allowed: bool,
+    origins: tuple[str, ...],
+) -> None:
+    import LLM_Mesh.registry.app as registry_app
+
+    seen = []
+    monkeypatch.setattr(registry_app, "serve", lambda settings, **kw: seen.append(settings))
+    monkeypatch.delenv("LLM_MESH_ALLOW_PRIVATE_NODES", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), *args])
+    assert out.exit_code == 0, out.output
+    [settings] = seen
+    assert settings.allow_private_nodes is allowed
+    assert settings.private_node_origins == origins

@@ -34,6 +34,7 @@ def start_mesh(
     engine: str = "llama-cpp",
     node_args: list[str] | None = None,
     database_url: str | None = None,
+    allow_private_nodes: bool = False,
 ) -> LocalMesh:
     env = {"LLM_MESH_HOME": str(home), "LLM_MESH_HEARTBEAT_S": "1"}
     if database_url:
@@ -47,6 +48,7 @@ def start_mesh(
         node_port=free_port(),
         node_args=node_args or [],
         start_timeout_s=120,
+        allow_private_nodes=allow_private_nodes,
     )
     mesh.start()
     return mesh

@@ -101,15 +101,7 @@ def test_registry_restart_nodes_come_back_nothing_lost(tmp_path: Path) -> None:
         reg.proc.send_signal(signal.SIGTERM)
         reg.proc.wait(15)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "LLM_Mesh.cli",
-                "registry",
-                "serve",
-                "--port",
-                str(mesh.registry_port),
-            ],
+            [sys.executable, "-m", "LLM_Mesh.cli", *mesh.registry_command()],
             env=mesh._env(),
             stdout=reg.log,
             stderr=subprocess.STDOUT,
@@ -143,7 +135,9 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
     import json
 
     sim = ["--sim-tokens-per-s", "40", "--sim-ttft-s", "0.01"]
-    mesh = start_mesh(tmp_path / "home", model="mistral-7b", engine="sim", node_args=sim)
+    mesh = start_mesh(
+        tmp_path / "home", model="mistral-7b", engine="sim", node_args=sim, allow_private_nodes=True
+    )
     second_port = free_port()
     second = mesh._spawn(
         "node2",
@@ -230,3 +224,27 @@ async def test_registry_on_postgresql_records_requests_and_no_prompt(
     assert len(nodes) == 1 and nodes[0]["requests"] == 3
     assert len(rows) == 3 and all(r["outcome"] == "ok" and r["completion_tokens"] > 0 for r in rows)
     assert all(secret not in " ".join(str(v) for v in r.values()) for r in rows)
+
+
+def test_local_mesh_registry_allows_its_own_node_only(tmp_path: Path) -> None:
+    """`up`: the registry takes its own node on loopback, and no other private address."""
+    mesh = start_mesh(
+        tmp_path / "home", model="mistral-7b", engine="sim", node_args=["--sim-tokens-per-s", "2000"]
+    )
+    try:
+        url = mesh.registry_url
+        for node_url in (f"http://127.0.0.1:{free_port()}", "http://169.254.169.254"):
+            reg = {"node_id": "intruder", "url": node_url, "models": [{"id": "mistral-7b"}]}
+            r = httpx.post(url + "/mesh/nodes", json=reg, timeout=10)
+            assert r.status_code == 403, r.text
+            assert r.json()["error"]["code"] == "node_address_refused"
+        nodes = httpx.get(url + "/mesh/nodes", timeout=5).json()["nodes"]
+        assert [n["url"] for n in nodes] == [mesh.node_url]
+        r = httpx.post(
+            url + "/v1/completions",
+            json={"model": "mistral-7b", "prompt": "hi", "max_tokens": 4},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        mesh.stop()

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.registry.address_pins import Resolver
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_table import NodeTable
@@ -203,6 +204,14 @@ class Harness:
         return node
 
 
+PUBLIC_ADDRESS = "93.184.216.34"  # a global address; MockTransport never connects anywhere
+
+
+async def public_resolver(host: str, port: int) -> list[str]:
+    """Every fake node name resolves to one global address (no DNS in tests)."""
+    return [PUBLIC_ADDRESS]
+
+
 def make_settings(tmp_path: Path, **kw: Any) -> Settings:
     return Settings(home=tmp_path, health_check_interval_s=3600.0, **kw)
 
@@ -214,6 +223,7 @@ async def running(
     store: MemoryStore | None = None,
     clock: ManualClock | None = None,
     nodes: FakeNodes | None = None,
+    resolver: Resolver = public_resolver,
     **settings_kw: Any,
 ) -> AsyncIterator[Harness]:
     """The app with its lifespan running, fake nodes behind a MockTransport."""
@@ -222,7 +232,9 @@ async def running(
     clock = clock or ManualClock()
     settings = make_settings(tmp_path, **settings_kw)
     upstream = httpx.AsyncClient(transport=httpx.MockTransport(nodes.handler))
-    app = create_registry_app(settings, store=store, http_client=upstream, clock=clock)
+    app = create_registry_app(
+        settings, store=store, http_client=upstream, clock=clock, resolver=resolver
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://mesh") as client:

@@ -1,0 +1,153 @@
+"""Node addresses: checked once, pinned, and the only ones the registry connects to (no SSRF).
+
+:meth:`AddressPins.admit` runs at registration: it parses the node's URL
+strictly (:func:`LLM_Mesh.core.netguard.parse_node_url`), resolves a host name
+with the injected ``resolver`` (default: ``getaddrinfo`` in a thread; tests pass
+a function), refuses the URL unless *every* address is global
+(:func:`~LLM_Mesh.core.netguard.address_refusal`) -- or the registry allows
+private nodes (``Settings.allow_private_nodes``) or this very origin
+(``Settings.private_node_origins``, what ``llm-mesh up`` uses for its own node)
+-- and pins the addresses under the host name. The outbound client
+(:mod:`LLM_Mesh.registry.node_client`) then connects only to pinned addresses:
+its resolver answers from :meth:`addresses`, never from DNS, so a name that
+resolves elsewhere later (DNS rebinding) changes nothing until the node
+registers again and passes the check again.
+
+Pins live in memory. A registry that restarts (or a replica that learns a node
+from the shared store) has none for its stored nodes: the client admits such a
+URL the same way on its first connection (:meth:`ensure`), re-resolving once and
+pinning again; a URL refused then is never connected to (the node fails its
+health check with the reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from LLM_Mesh.core.netguard import (
+    IPAddress,
+    NodeUrl,
+    NodeUrlError,
+    addresses_refusal,
+    parse_address,
+    parse_node_url,
+)
+from LLM_Mesh.errors import InvalidRequest, NodeAddressRefused
+
+__all__ = ["AddressPins", "Resolver", "system_resolver"]
+
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+"""``(host, port) -> addresses`` as text; raises ``OSError`` when the name does not resolve."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The system's resolver (``getaddrinfo``, TCP), every address once, in its order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class AddressPins:
+    """The registry's checked node addresses, pinned by host name; one per registry app."""
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        private_origins: Iterable[str] = (),
+        resolver: Resolver = system_resolver,
+        resolve_timeout_s: float = 5.0,
+    ) -> None:
+        self.allow_private = allow_private
+        self.private_origins = frozenset(
+            parse_node_url(o.rstrip("/")).origin for o in private_origins
+        )
+        self._resolver = resolver
+        self._resolve_timeout_s = resolve_timeout_s
+        self._hosts: dict[str, tuple[str, ...]] = {}  # host (name or literal) -> addresses
+        self._prefixes: set[str] = set()  # "scheme://host[:port]" as written, admitted
+
+    def addresses(self, host: str) -> tuple[str, ...] | None:
+        """The pinned addresses of a host name (as an HTTP client hands it over), or ``None``."""
+        return self._hosts.get(host.lower())
+
+    def admitted(self, url: str) -> bool:
+        """Whether ``url`` (a node URL or a request URL under it) passed :meth:`admit`. Cheap."""
+        end = url.find("/", 8)  # after "https://" or "http://x"
+        return (url if end < 0 else url[:end]) in self._prefixes
+
+    async def ensure(self, url: str) -> None:
+        """:meth:`admit` ``url`` unless it already was (the client's check before connecting)."""
+        if not self.admitted(url):
+            end = url.find("/", 8)
+            await self.admit(url if end < 0 else url[:end])
+
+    async def admit(self, url: str) -> tuple[str, ...]:
+        """Check a node URL and pin its addresses; raise if the registry may not call it.
+
+        ``InvalidRequest`` (400, ``param`` url) for a malformed URL, a scheme other
+        than http(s), userinfo, an IP spelled other than as its canonical form, or a
+        name that does not resolve; ``NodeAddressRefused`` (403, ``reason``) for a
+        non-global address the registry does not allow.
+        """
+        try:
+            node = parse_node_url(url)
+        except NodeUrlError as exc:
+            raise InvalidRequest(str(exc), param="url", reason=exc.reason) from None
+        if node.ip is not None:
+            addrs: list[IPAddress] = [node.ip]
+        else:
+            addrs = await self._resolve(node)
+        refused = addresses_refusal(addrs)
+        if refused is not None and not (self.allow_private or node.origin in self.private_origins):
+            addr, reason = refused
+            shown = f"{addr}, " if node.ip is not None else "an address that is "
+            raise NodeAddressRefused(
+                f"node url {node.prefix} resolves to {shown}{reason.replace('_', '-')}: this "
+                "registry connects to global addresses only (run it with --allow-private-nodes "
+                "for a LAN or local tests)",
+                param="url",
+                reason=reason.split(" ")[0],
+            )
+        if node.ip is not None and str(node.ip) != node.host:
+            raise InvalidRequest(
+                f"url: write the address as {node.ip}, not {node.host!r}",
+                param="url",
+                reason="ip_spelling",
+            )
+        pinned = tuple(str(a) for a in addrs)
+        self._hosts[node.host] = pinned
+        if node.ip is not None:  # a literal pins itself, however a client spells it back
+            self._hosts[str(node.ip)] = pinned
+        self._prefixes.add(node.prefix)
+        return pinned
+
+    async def _resolve(self, node: NodeUrl) -> list[IPAddress]:
+        try:
+            answers = await asyncio.wait_for(
+                self._resolver(node.host, node.port), self._resolve_timeout_s
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise InvalidRequest(
+                f"url: the host {node.host!r} does not resolve ({type(exc).__name__})",
+                param="url",
+                reason="unresolvable",
+            ) from None
+        addrs: list[IPAddress] = []
+        for text in answers:
+            try:
+                addrs.append(parse_address(text))
+            except ValueError:
+                raise InvalidRequest(
+                    f"url: the host {node.host!r} resolves to something that is not an address",
+                    param="url",
+                    reason="unresolvable",
+                ) from None
+        if not addrs:
+            raise InvalidRequest(
+                f"url: the host {node.host!r} resolves to no address",
+                param="url",
+                reason="unresolvable",
+            )
+        return addrs

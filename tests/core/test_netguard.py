@@ -1,0 +1,171 @@
+"""No SSRF, the pure part: node URL parsing and which addresses are global."""
+
+from __future__ import annotations
+
+import socket
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+import pytest
+
+from LLM_Mesh.core.netguard import (
+    NodeUrlError,
+    address_refusal,
+    addresses_refusal,
+    inet_aton,
+    parse_node_url,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:8801", "loopback"),
+        ("http://127.8.9.10", "loopback"),
+        ("http://[::1]:8801", "loopback"),
+        ("http://0.0.0.0:8801", "unspecified"),
+        ("http://[::]:8801", "unspecified"),
+        ("http://169.254.169.254/latest", "link_local"),  # cloud metadata
+        ("http://[fe80::1]", "link_local"),
+        ("http://10.0.0.1", "private"),
+        ("http://10.255.255.255", "private"),
+        ("http://172.16.0.1", "private"),
+        ("http://172.31.255.254", "private"),
+        ("http://192.168.0.1", "private"),
+        ("http://192.168.255.255", "private"),
+        ("http://[fc00::1]", "private"),
+        ("http://[fd12:3456::1]", "private"),
+        ("http://100.64.0.1", "shared"),
+        ("http://224.0.0.1", "multicast"),
+        ("http://239.1.2.3", "multicast"),
+        ("http://[ff02::1]", "multicast"),
+        ("http://240.0.0.1", "private"),  # reserved; ipaddress counts it private
+        ("http://255.255.255.255", "private"),
+        ("http://198.18.0.1", "private"),  # benchmarking
+        ("http://192.0.2.1", "private"),  # documentation
+        ("http://[fec0::1]", "site_local"),
+        # IPv4 inside IPv6
+        ("http://[::ffff:127.0.0.1]", "loopback (IPv4-mapped)"),
+        ("http://[::ffff:7f00:1]", "loopback (IPv4-mapped)"),
+        ("http://[::ffff:10.0.0.1]", "private (IPv4-mapped)"),
+        ("http://[::ffff:169.254.169.254]", "link_local (IPv4-mapped)"),
+        ("http://[::127.0.0.1]", "loopback (IPv4-compatible)"),
+        ("http://[::ffff:0:a00:1]", "private (IPv4-translated)"),
+        ("http://[2002:7f00:1::]", "loopback (6to4)"),
+        ("http://[2002:c0a8:101::1]", "private (6to4)"),
+        ("http://[64:ff9b::7f00:1]", "loopback (NAT64)"),
+        ("http://[64:ff9b::a9fe:a9fe]", "link_local (NAT64)"),
+        ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]", "loopback (Teredo)"),
+        # other spellings of 127.0.0.1, as inet_aton (and getaddrinfo) read them
+        ("http://2130706433", "loopback"),
+        ("http://0x7f000001", "loopback"),
+        ("http://0X7F000001:8801", "loopback"),
+        ("http://017700000001", "loopback"),
+        ("http://127.1", "loopback"),
+        ("http://127.0.1", "loopback"),
+        ("http://0177.0.0.1", "loopback"),
+        ("http://0x7f.0.0.1", "loopback"),
+        ("http://0x7f.1", "loopback"),
+        ("http://127.000.000.001", "loopback"),
+        ("http://127.0.0.1.", "loopback"),
+        ("http://0", "unspecified"),
+        ("http://167772161", "private"),  # 10.0.0.1
+        ("http://0xa9fea9fe", "link_local"),  # 169.254.169.254
+        ("http://0251.0376.0251.0376", "link_local"),
+    ],
+)
+def test_non_global_addresses_are_refused(url: str, reason: str) -> None:
+    node = parse_node_url(url)
+    assert node.ip is not None
+    assert address_refusal(node.ip) == reason
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["2130706433", "0x7f000001", "127.1", "0177.0.0.1", "0x7f.1", "017700000001", "127.0.1"],
+)
+def test_spellings_read_as_getaddrinfo_reads_them(host: str) -> None:
+    """The guard reads each numeric spelling as the system resolver does on this machine."""
+    answer = {info[4][0] for info in socket.getaddrinfo(host, 80, type=socket.SOCK_STREAM)}
+    assert answer == {str(inet_aton(host))}
+    assert parse_node_url(f"http://{host}:1").ip == IPv4Address("127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://8.8.8.8",
+        "https://1.1.1.1:8443/prefix",
+        "http://[2606:4700:4700::1111]:8801",
+        "http://[::ffff:8.8.8.8]",  # mapped global: reaches exactly 8.8.8.8
+        "http://[64:ff9b::808:808]",  # NAT64 of 8.8.8.8
+        "http://[2002:808:808::1]",  # 6to4 of 8.8.8.8
+        "http://0x08080808",  # a global address spelled oddly (refused later as a spelling)
+    ],
+)
+def test_global_addresses_pass(url: str) -> None:
+    node = parse_node_url(url)
+    assert node.ip is not None
+    assert address_refusal(node.ip) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://node.example", "scheme"),
+        ("file:///etc/passwd", "scheme"),
+        ("gopher://node.example:70", "scheme"),
+        ("HTTP://node.example", "scheme"),
+        ("node.example:8801", "scheme"),
+        ("http://user:secret@node.example", "userinfo"),
+        ("http://user@node.example:8801/", "userinfo"),
+        ("http://node.example@127.0.0.1", "userinfo"),
+        ("http://[fe80::1%25eth0]:8801", "zone_id"),
+        ("http://[fe80::1%eth0]:8801", "zone_id"),
+        ("http://node.example\\@127.0.0.1", "userinfo"),  # parsers disagree on its host
+        ("http://node.example:8801/?x=1", "malformed"),
+        ("http://node.example#frag", "malformed"),
+        ("http://node .example", "malformed"),
+        ("http://", "malformed"),
+        ("http://node.example:0", "malformed"),
+        ("http://node.example:65536", "malformed"),
+        ("http://node.example:", "malformed"),
+        ("http://node..example", "malformed"),
+        ("http://bücher.example", "malformed"),
+        ("http://[127.0.0.1]", "malformed"),
+        ("http://1.2.3.4.5", "malformed"),
+        ("http://256.1.1.1", "malformed"),
+        ("http://4294967296", "malformed"),
+        ("http://08.0.0.1", "malformed"),
+        ("http://node.123", "malformed"),
+    ],
+)
+def test_bad_urls_are_refused_with_a_reason(url: str, reason: str) -> None:
+    with pytest.raises(NodeUrlError) as exc:
+        parse_node_url(url)
+    assert exc.value.reason == reason
+
+
+def test_names_parse_without_an_address() -> None:
+    node = parse_node_url("https://Node-1.Example.org:8443/mesh")
+    assert node.ip is None
+    assert node.host == "node-1.example.org"
+    assert node.port == 8443
+    assert node.prefix == "https://Node-1.Example.org:8443"
+    assert node.origin == "https://node-1.example.org:8443"
+    assert parse_node_url("http://node_1").port == 80
+
+
+def test_ipv6_origin_keeps_brackets() -> None:
+    node = parse_node_url("http://[2606:4700::1]:8801")
+    assert node.ip == IPv6Address("2606:4700::1")
+    assert node.origin == "http://[2606:4700::1]:8801"
+
+
+def test_every_resolved_address_must_be_global() -> None:
+    public, private = ip_address("8.8.8.8"), ip_address("10.0.0.7")
+    assert addresses_refusal([public]) is None
+    assert addresses_refusal([public, private]) == (private, "private")
+    assert addresses_refusal([ip_address("fe80::1%eth0")]) == (
+        ip_address("fe80::1%eth0"),
+        "zone_id",
+    )
