@@ -139,13 +139,16 @@ command -v "$PYTHON" >/dev/null 2>&1 || die "no $PYTHON found" "install Python 3
 say "python: $("$PYTHON" -V 2>&1)"
 
 has_llama() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; }
+need_tool() { # need_tool PROBLEM FIX: stop, or on a dry run say where the real run would stop
+  if [ "$DRY_RUN" = 1 ]; then say "a real run would stop here: $1; fix: $2"; else die "$1" "$2"; fi
+}
 if [ "${ENGINE:-llama-cpp}" = llama-cpp ] && [ "$SKIP_INSTALL" = 0 ] && ! has_llama; then
   command -v cmake >/dev/null 2>&1 \
-    || die "cmake is missing (needed to build llama-cpp-python)" "apt-get install cmake (or: pip install cmake)"
+    || need_tool "cmake is missing (needed to build llama-cpp-python)" "apt-get install cmake (or: pip install cmake)"
   { command -v cc || command -v gcc || command -v clang; } >/dev/null 2>&1 \
-    || die "no C compiler (needed to build llama-cpp-python)" "apt-get install build-essential"
+    || need_tool "no C compiler (needed to build llama-cpp-python)" "apt-get install build-essential"
   { command -v c++ || command -v g++ || command -v clang++; } >/dev/null 2>&1 \
-    || die "no C++ compiler (needed to build llama-cpp-python)" "apt-get install build-essential"
+    || need_tool "no C++ compiler (needed to build llama-cpp-python)" "apt-get install build-essential"
 fi
 probe="$LLM_MESH_HOME"
 while [ ! -d "$probe" ]; do probe="$(dirname "$probe")"; done
@@ -187,15 +190,18 @@ fi
 
 # From a checkout the package is importable even before (or without) installing it.
 if [ -n "$REPO" ]; then export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"; fi
+# The Python that plans: the venv's; on a dry run before the venv exists, $PYTHON with the
+# standard library only (hardware detection, the plan and the config preview need no more).
+PLAN_PY="$VPY"
 if [ ! -x "$VPY" ]; then
   [ "$DRY_RUN" = 1 ] || die "no Python in $VENV" "run again without --skip-install"
-  VPY="$PYTHON"
+  PLAN_PY="$PYTHON"
 fi
 
 # --- 4. hardware and models ----------------------------------------------------------
-PLAN_JSON="$("$VPY" -m LLM_Mesh.node.hardware --home "$LLM_MESH_HOME" --plan)" \
-  || die "hardware detection failed" "run: $VPY -m LLM_Mesh.node.hardware --plan"
-"$VPY" - "$PLAN_JSON" <<'PYEOF'
+PLAN_JSON="$("$PLAN_PY" -m LLM_Mesh.node.hardware --home "$LLM_MESH_HOME" --plan)" \
+  || die "hardware detection failed" "run: $PLAN_PY -m LLM_Mesh.node.hardware --plan"
+"$PLAN_PY" - "$PLAN_JSON" <<'PYEOF'
 import json, sys
 d = json.loads(sys.argv[1]); hw = d["hardware"]
 print(f"hardware: {hw['cpu_count']} CPUs, {hw['memory_bytes'] / 1e9:.1f} GB RAM, "
@@ -205,11 +211,11 @@ for e in d["plan"]:
     mark = "+" if e["recommended"] else ("~" if e["fits"] else "-")
     print(f"  {mark} {e['model']:<24} {e['reason']}")
 PYEOF
-DEFAULT_MODELS="$("$VPY" -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["default_models"]))' "$PLAN_JSON")"
+DEFAULT_MODELS="$("$PLAN_PY" -c 'import json,sys; print(",".join(json.loads(sys.argv[1])["default_models"]))' "$PLAN_JSON")"
 
 # --- 5. config -----------------------------------------------------------------------
 if [ -z "$MODELS" ] && [ -f "$CONFIG" ]; then
-  MODELS="$("$VPY" -c 'import sys
+  MODELS="$("$PLAN_PY" -c 'import sys
 try: import tomllib
 except ImportError: import tomli as tomllib
 print(",".join(tomllib.load(open(sys.argv[1], "rb")).get("models", [])))' "$CONFIG" 2>/dev/null || true)"
@@ -227,15 +233,30 @@ fi
 
 run mkdir -p "$LLM_MESH_HOME"
 RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
-  CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$VPY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
+  CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
 import os, sys, tempfile, uuid, socket
-import tomli_w
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 env = os.environ
 path, dry = sys.argv[1], sys.argv[2] == "1"
+try:
+    from tomli_w import dumps
+except ImportError:
+    if not dry:
+        raise
+    import json  # a dry run before the venv exists: the few types a node.toml holds
+    def _toml(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, list):
+            return "[\n" + "".join(f"    {_toml(x)},\n" for x in v) + "]"
+        return json.dumps(str(v), ensure_ascii=False)
+    def dumps(d):
+        return "".join(f"{k} = {_toml(v)}\n" for k, v in d.items())
 old = {}
 if os.path.exists(path):
     try:
@@ -270,7 +291,7 @@ if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
 region = pick(env["CFG_REGION"], "region", "")
 if region:
     cfg["region"] = region
-text = "# LLM Mesh node config, written by setup-node-operator.sh\n" + tomli_w.dumps(cfg)
+text = "# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(cfg)
 current = open(path).read() if os.path.exists(path) else None
 if current == text:
     print("unchanged")

@@ -1,5 +1,8 @@
 """Shared fixtures: every test runs with a clean mesh environment.
 
+``inprocess_mesh`` is the real registry + gateway with sim nodes, in process and
+without sockets (``tests/inprocess_mesh.py``); add nodes with ``add_node``.
+
 ``pg_database_url`` creates a throwaway PostgreSQL database
 ``llm_mesh_test_<hex>`` on the server named by ``LLM_MESH_TEST_PG_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``) and drops it afterwards. When
@@ -13,10 +16,14 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from tests.inprocess_mesh import InProcessMesh
 
 _MESH_ENV = (
     "LLM_MESH_HOME",
@@ -37,6 +44,18 @@ def clean_mesh_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("LLM_MESH_HOME", str(tmp_path / "mesh-home"))
     yield
+
+
+@pytest.fixture
+def inprocess_mesh(tmp_path: Path) -> Iterator[InProcessMesh]:
+    """The real registry app, started, with no nodes yet; closed after the test."""
+    from tests.inprocess_mesh import InProcessMesh
+
+    mesh = InProcessMesh(tmp_path / "mesh").start()
+    try:
+        yield mesh
+    finally:
+        mesh.close()
 
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -1,4 +1,8 @@
-"""The seed's model registry (distributed_models.py) against a fake registry/gateway."""
+"""The seed's model registry (distributed_models.py) against the real registry + gateway.
+
+Every test runs the real registry app with real sim nodes in process (no sockets):
+``inprocess_mesh`` from ``tests/conftest.py``, see ``tests/inprocess_mesh.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import httpx
 import pytest
 
 import LLM_Mesh.distributed_models as dm
+from LLM_Mesh.core.catalog import CATALOG, get_spec
+from LLM_Mesh.core.pricing import request_cost
 from LLM_Mesh.distributed_models import DistributedModelRegistry, ModelResponse
 from LLM_Mesh.errors import (
     InvalidRequest,
@@ -18,7 +24,7 @@ from LLM_Mesh.errors import (
     ModelUnavailable,
     RegistryUnreachable,
 )
-from tests.meshfake import REGISTRY_URL, FakeMesh
+from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, node_url
 
 
 class Clock:
@@ -29,7 +35,13 @@ class Clock:
         return self.t
 
 
-def make(mesh: FakeMesh, clock: Clock | None = None) -> DistributedModelRegistry:
+def up(mesh: InProcessMesh, *models: str) -> InProcessMesh:
+    """One sim node per model, ``node-<model>``, registered with the real registry."""
+    mesh.add_nodes(*models)
+    return mesh
+
+
+def make(mesh: InProcessMesh, clock: Clock | None = None) -> DistributedModelRegistry:
     return DistributedModelRegistry(
         registry_url=REGISTRY_URL + "/", http_client=mesh.client(), clock=clock or Clock()
     )
@@ -42,30 +54,47 @@ def no_sync_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dm, "fetch_json_sync", boom)
 
 
-def sync_fetch_from(mesh: FakeMesh, calls: list[tuple[str, str]]) -> Any:
+def sync_fetch_from(mesh: InProcessMesh, calls: list[tuple[str, str]]) -> Any:
     def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
         calls.append((base_url, path))
-        return mesh.handle(httpx.Request("GET", base_url + path)).json()
+        return mesh.fetch_json_sync(base_url, path, timeout)
 
     return fetch
+
+
+def direct(mesh: InProcessMesh, node_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The node's own answer to ``body``, asked without the gateway (the sim is deterministic)."""
+    with mesh.sync_client() as c:
+        r = c.post(node_url(node_id) + path, json=body)
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
 
 
 # --- snapshot ------------------------------------------------------------------------
 
 
-async def test_initialize_summary() -> None:
-    mesh = FakeMesh(up=["gemma-3-270m", "code-llama-7b"])
+async def test_initialize_summary(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m", "code-llama-7b")
     reg = make(mesh)
     summary = await reg.initialize()
     assert summary == {
         "registry_url": REGISTRY_URL,
         "models_available": ["code-llama-7b", "gemma-3-270m"],
-        "models_known": 7,
+        "models_known": len(CATALOG),
         "nodes_total": 2,
         "nodes_healthy": 2,
     }
     assert mesh.paths() == ["GET /mesh/models", "GET /mesh/nodes"]
     assert reg.available_models() == ["code-llama-7b", "gemma-3-270m"]
+
+
+async def test_initialize_counts_a_node_that_left(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m", "code-llama-7b")
+    mesh.stop_node("node-code-llama-7b")  # its final OFFLINE
+    summary = await make(mesh).initialize()
+    assert summary["models_available"] == ["gemma-3-270m"]
+    assert summary["nodes_healthy"] == 1
 
 
 async def test_initialize_unreachable() -> None:
@@ -80,8 +109,10 @@ async def test_initialize_unreachable() -> None:
         await reg.initialize()
 
 
-async def test_get_model_info_uses_fresh_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
-    mesh = FakeMesh(up=["gemma-3-270m"])
+async def test_get_model_info_uses_fresh_snapshot(
+    inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m")
     clock = Clock()
     reg = make(mesh, clock)
     await reg.refresh()
@@ -105,25 +136,27 @@ async def test_get_model_info_uses_fresh_snapshot(monkeypatch: pytest.MonkeyPatc
     assert one["id"] == "gemma-3-270m"
     assert one["available"] is True
     assert one["specialties"] == ["general", "code"]
-    assert one["hosts"] == [
-        {
-            "node_id": "node-gemma-3-270m",
-            "url": "http://gemma-3-270m.nodes.test:8801",
-            "region": "eu",
-            "healthy": True,
-            "state": "online",
-            "in_flight": 0,
-            "latency_ms_ewma": 12.5,
-            "health_score": 1.0,
-        }
-    ]
+    (host,) = one["hosts"]
+    expected = {
+        "node_id": "node-gemma-3-270m",
+        "url": "http://node-gemma-3-270m.nodes.test:8801",
+        "region": "eu",
+        "healthy": True,
+        "state": "online",
+        "in_flight": 0,
+        "latency_ms_ewma": None,  # no request has been served yet
+    }
+    assert {k: host.get(k) for k in expected} == expected  # more keys may say more
+    assert 0.0 < host["health_score"] <= 1.0
     down = reg.get_model_info("code-llama-7b")
     assert down["available"] is False
     assert down["hosts"] == []
 
 
-async def test_get_model_info_unknown_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    reg = make(FakeMesh(up=["gemma-3-270m"]))
+async def test_get_model_info_unknown_model(
+    inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = make(up(inprocess_mesh, "gemma-3-270m"))
     await reg.refresh()
     no_sync_fetch(monkeypatch)
     with pytest.raises(ModelNotFound, match="gpt-17") as info:
@@ -131,8 +164,10 @@ async def test_get_model_info_unknown_model(monkeypatch: pytest.MonkeyPatch) -> 
     assert "gemma-3-270m" in info.value.message  # names the known models
 
 
-def test_get_model_info_stale_snapshot_fetches_sync(monkeypatch: pytest.MonkeyPatch) -> None:
-    mesh = FakeMesh(up=["mistral-7b"])
+def test_get_model_info_stale_snapshot_fetches_sync(
+    inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh = up(inprocess_mesh, "mistral-7b")
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(dm, "fetch_json_sync", sync_fetch_from(mesh, calls))
     clock = Clock()
@@ -148,7 +183,7 @@ def test_get_model_info_stale_snapshot_fetches_sync(monkeypatch: pytest.MonkeyPa
     assert len(calls) == 2
 
     # stale -> fetched again, and sees the change
-    mesh.up = ["mistral-7b", "gemma-3-270m"]
+    mesh.add_node("gemma-3-270m")
     clock.t += reg.SNAPSHOT_TTL_S + 0.1
     assert reg.get_model_info()["models_available"] == ["gemma-3-270m", "mistral-7b"]
     assert len(calls) == 4
@@ -163,28 +198,40 @@ def test_get_model_info_stale_and_unreachable(monkeypatch: pytest.MonkeyPatch) -
         DistributedModelRegistry(registry_url=REGISTRY_URL).get_model_info()
 
 
-async def test_health_check_all_hosts_refreshes() -> None:
-    mesh = FakeMesh(up=["gemma-3-270m"])
+async def test_health_check_all_hosts_refreshes(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m")
     reg = make(mesh)
     results = await reg.health_check_all_hosts()
-    assert results == [
-        {
-            "node_id": "node-gemma-3-270m",
-            "url": "http://gemma-3-270m.nodes.test:8801",
-            "ok": True,
-            "latency_ms": 3.0,
-            "error": None,
-        }
-    ]
+    (result,) = results
+    assert result == {
+        "node_id": "node-gemma-3-270m",
+        "url": "http://node-gemma-3-270m.nodes.test:8801",
+        "ok": True,
+        "latency_ms": result["latency_ms"],
+        "error": None,
+    }
+    assert result["latency_ms"] >= 0.0
     assert mesh.paths() == ["POST /mesh/health-check", "GET /mesh/models", "GET /mesh/nodes"]
+    assert reg.available_models() == ["gemma-3-270m"]
+
+
+async def test_health_check_reports_a_node_gone_silent(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m", "mistral-7b")
+    mesh.stop_node("node-mistral-7b", deregister=False)  # crashed: no final OFFLINE
+    reg = make(mesh)
+    results = {r["node_id"]: r for r in await reg.health_check_all_hosts()}
+    assert results["node-gemma-3-270m"]["ok"] is True
+    assert results["node-mistral-7b"]["ok"] is False
+    assert results["node-mistral-7b"]["error"]
     assert reg.available_models() == ["gemma-3-270m"]
 
 
 # --- answers ---------------------------------------------------------------------------
 
 
-async def test_get_response_maps_mesh_metrics() -> None:
-    mesh = FakeMesh(up=["gemma-3-270m"], answer="    if n < 2: return n")
+async def test_get_response_maps_mesh_metrics(inprocess_mesh: InProcessMesh) -> None:
+    mesh = inprocess_mesh
+    mesh.add_node("gemma-3-270m", answer_tokens=40)  # longer than max_tokens: cut at 32
     reg = make(mesh)
     r = await reg.get_response(
         "gemma-3-270m",
@@ -195,26 +242,6 @@ async def test_get_response_maps_mesh_metrics() -> None:
         stop=["\n\n"],
         request_id="abc",
     )
-    assert isinstance(r, ModelResponse)
-    assert str(r) == r.text == "    if n < 2: return n"
-    assert r.model == "gemma-3-270m"
-    assert r.requested_model == "gemma-3-270m"
-    assert r.fallback_from is None
-    assert r.node_id == "node-gemma-3-270m"
-    assert r.engine == "sim"
-    assert r.simulated is True
-    assert r.task_type == "python"
-    assert r.finish_reason == "length"
-    assert r.prompt_tokens == 11
-    assert r.completion_tokens == 22
-    assert r.latency_ms == 45.5
-    assert r.ttft_ms == 5.25
-    assert r.tokens_per_s == 488.0
-    assert r.cost == 0.000033
-    assert r.currency == "NetworkToken"
-    assert r.request_id == "req-1"
-    assert r.to_dict()["node_id"] == "node-gemma-3-270m"
-
     (sent,) = mesh.completions
     assert sent == {
         "model": "gemma-3-270m",
@@ -226,36 +253,67 @@ async def test_get_response_maps_mesh_metrics() -> None:
         "stream": False,
     }
     assert mesh.requests[-1].headers["X-Request-Id"] == "abc"
+    (forwarded,) = mesh.router.forwarded  # what the gateway sent the node
+    assert forwarded.host == "node-gemma-3-270m.nodes.test:8801"
+    assert forwarded.body["prompt"] == "def fibonacci(n):"
+
+    node_answer = direct(mesh, "node-gemma-3-270m", "/v1/completions", sent)
+    assert isinstance(r, ModelResponse)
+    assert str(r) == r.text == node_answer["choices"][0]["text"]
+    assert len(r.text.split()) == 32
+    assert r.model == "gemma-3-270m"
+    assert r.requested_model == "gemma-3-270m"
+    assert r.fallback_from is None
+    assert r.node_id == "node-gemma-3-270m"
+    assert r.engine == "sim"
+    assert r.simulated is True
+    assert r.task_type == "python"
+    assert r.finish_reason == "length"
+    assert r.prompt_tokens == 5  # the sim's estimate: 17 characters / 4, rounded up
+    assert r.completion_tokens == 32
+    assert r.latency_ms is not None and r.latency_ms > 0
+    assert r.ttft_ms is not None and 0 < r.ttft_ms <= r.latency_ms
+    assert r.tokens_per_s is not None and r.tokens_per_s > 0
+    spec = get_spec("gemma-3-270m")
+    assert spec is not None
+    assert r.cost == request_cost(5, 32, spec.price_per_1k_tokens) > 0
+    assert r.currency == "NetworkToken"
+    assert r.request_id == "abc"  # the client's X-Request-Id names the request
+    assert r.to_dict()["node_id"] == "node-gemma-3-270m"
 
 
-async def test_get_response_chat_sends_user_message() -> None:
-    mesh = FakeMesh(up=["mistral-7b"], answer="Hello!")
+async def test_get_response_chat_sends_user_message(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "mistral-7b")
     r = await make(mesh).get_response("mistral-7b", "Say hi", chat=True)
-    assert r.text == "Hello!"
-    assert r.finish_reason == "stop"
-    assert mesh.requests[-1].url.path == "/v1/chat/completions"
+    assert mesh.requests[-1].path == "/v1/chat/completions"
     assert mesh.completions[-1]["messages"] == [{"role": "user", "content": "Say hi"}]
     assert "prompt" not in mesh.completions[-1]
+    node_answer = direct(mesh, "node-mistral-7b", "/v1/chat/completions", mesh.completions[-1])
+    assert r.text == node_answer["choices"][0]["message"]["content"] != ""
+    assert r.finish_reason == "stop"  # the sim's answer is shorter than max_tokens=128
 
 
-async def test_unavailable_model_raises_naming_available() -> None:
-    mesh = FakeMesh(up=["gemma-3-270m", "mistral-7b"])
+async def test_unavailable_model_raises_naming_available(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m", "mistral-7b")
     with pytest.raises(ModelUnavailable) as info:
         await make(mesh).get_response("code-llama-7b", "def f():", "python")
     exc = info.value
     assert exc.available == ["gemma-3-270m", "mistral-7b"]
     assert "code-llama-7b" in exc.message
     assert len(mesh.completions) == 1  # no fallback unless asked
+    assert mesh.router.forwarded == []  # no node was called
 
 
-async def test_unknown_model_raises_model_not_found_even_with_fallback() -> None:
-    mesh = FakeMesh(up=["gemma-3-270m"])
+async def test_unknown_model_raises_model_not_found_even_with_fallback(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m")
     with pytest.raises(ModelNotFound):
         await make(mesh).get_response("gpt-17", "x", fallback=True)
 
 
-async def test_fallback_picks_same_specialty_model() -> None:
-    mesh = FakeMesh(up=["mistral-7b", "gemma-3-270m"])
+async def test_fallback_picks_same_specialty_model(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "mistral-7b", "gemma-3-270m")
     r = await make(mesh).get_response("code-llama-7b", "def fibonacci(n):", "python", fallback=True)
     assert r.model == "gemma-3-270m"  # shares "code"; mistral shares nothing
     assert r.fallback_from == "code-llama-7b"
@@ -265,23 +323,26 @@ async def test_fallback_picks_same_specialty_model() -> None:
     assert mesh.completions[1]["prompt"] == "def fibonacci(n):"
 
 
-async def test_fallback_without_task_type_uses_model_specialties() -> None:
-    mesh = FakeMesh(up=["gemma-3-270m", "qwen1.5-72b-chat"])
+async def test_fallback_without_task_type_uses_model_specialties(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m", "qwen1.5-72b-chat")
     r = await make(mesh).get_response("mistral-7b", "Why is the sky blue?", fallback=True)
     # both share "general" with mistral; qwen also shares chat/reasoning and is bigger
     assert r.model == "qwen1.5-72b-chat"
+    assert r.node_id == "node-qwen1.5-72b-chat"
     assert r.fallback_from == "mistral-7b"
 
 
-async def test_fallback_prefers_task_fit() -> None:
-    mesh = FakeMesh(up=["gemma-3-270m", "code-llama-7b"])
+async def test_fallback_prefers_task_fit(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m", "code-llama-7b")
     r = await make(mesh).get_response("starcoder-15b", "def f():", "debug", fallback=True)
     assert r.model == "code-llama-7b"
     assert r.fallback_from == "starcoder-15b"
 
 
-async def test_fallback_with_no_same_specialty_model_raises() -> None:
-    mesh = FakeMesh(up=["mistral-7b"])
+async def test_fallback_with_no_same_specialty_model_raises(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "mistral-7b")
     with pytest.raises(ModelUnavailable) as info:
         await make(mesh).get_response("code-llama-7b", "def f():", "python", fallback=True)
     exc = info.value
@@ -292,14 +353,15 @@ async def test_fallback_with_no_same_specialty_model_raises() -> None:
     assert [c["model"] for c in mesh.completions] == ["code-llama-7b"]
 
 
-async def test_fallback_with_nothing_up_raises() -> None:
-    mesh = FakeMesh(up=[])
+async def test_fallback_with_nothing_up_raises(inprocess_mesh: InProcessMesh) -> None:
     with pytest.raises(ModelUnavailable):
-        await make(mesh).get_response("code-llama-7b", "def f():", "python", fallback=True)
+        await make(inprocess_mesh).get_response(
+            "code-llama-7b", "def f():", "python", fallback=True
+        )
 
 
-async def test_best_model_for_task() -> None:
-    reg = make(FakeMesh(up=["gemma-3-270m", "code-llama-7b", "mistral-7b"]))
+async def test_best_model_for_task(inprocess_mesh: InProcessMesh) -> None:
+    reg = make(up(inprocess_mesh, "gemma-3-270m", "code-llama-7b", "mistral-7b"))
     await reg.refresh()
     assert reg.best_model_for_task("debug") == "code-llama-7b"
     assert reg.best_model_for_task("python") == "code-llama-7b"
@@ -307,24 +369,25 @@ async def test_best_model_for_task() -> None:
     assert reg.best_model_for_task("no-such-task") == "mistral-7b"  # routes as general
 
 
-async def test_best_model_for_task_only_gemma() -> None:
-    reg = make(FakeMesh(up=["gemma-3-270m"]))
+async def test_best_model_for_task_only_gemma(inprocess_mesh: InProcessMesh) -> None:
+    reg = make(up(inprocess_mesh, "gemma-3-270m"))
     await reg.refresh()
     assert reg.best_model_for_task("debug") == "gemma-3-270m"
     assert reg.best_model_for_task("python") == "gemma-3-270m"
 
 
-async def test_best_model_for_task_nothing_up() -> None:
-    reg = make(FakeMesh(up=[]))
+async def test_best_model_for_task_nothing_up(inprocess_mesh: InProcessMesh) -> None:
+    reg = make(inprocess_mesh)
     await reg.refresh()
     with pytest.raises(ModelUnavailable, match="no model is up"):
         reg.best_model_for_task("python")
 
 
-async def test_get_response_without_model_routes_by_task() -> None:
-    mesh = FakeMesh(up=["gemma-3-270m", "code-llama-7b"])
+async def test_get_response_without_model_routes_by_task(inprocess_mesh: InProcessMesh) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m", "code-llama-7b")
     r = await make(mesh).get_response(None, "def f(:", "debug")
     assert r.model == "code-llama-7b"
+    assert r.node_id == "node-code-llama-7b"
     assert mesh.completions[-1]["model"] == "code-llama-7b"
     assert mesh.completions[-1]["task_type"] == "debug"
 
@@ -332,8 +395,10 @@ async def test_get_response_without_model_routes_by_task() -> None:
 # --- module-level seed API ------------------------------------------------------------
 
 
-async def test_module_functions_use_model_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    mesh = FakeMesh(up=["gemma-3-270m"])
+async def test_module_functions_use_model_registry(
+    inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh = up(inprocess_mesh, "gemma-3-270m")
     reg = DistributedModelRegistry(http_client=mesh.client())
     monkeypatch.setattr(dm, "model_registry", reg)
     summary = await dm.initialize_distributed_models(REGISTRY_URL)
@@ -341,6 +406,7 @@ async def test_module_functions_use_model_registry(monkeypatch: pytest.MonkeyPat
     assert reg.registry_url == REGISTRY_URL
     r = await dm.get_model_response(model_name="gemma-3-270m", prompt="def f():", task_type="code")
     assert r.model == "gemma-3-270m"
+    assert r.node_id == "node-gemma-3-270m"
 
 
 async def test_get_model_response_needs_prompt() -> None:
@@ -416,16 +482,19 @@ def test_main_bad_env_returns_1(
 
 
 def test_main_prints_status_and_returns_0(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    inprocess_mesh: InProcessMesh,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    mesh = FakeMesh(up=["gemma-3-270m"])
+    mesh = up(inprocess_mesh, "gemma-3-270m")
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(dm, "fetch_json_sync", sync_fetch_from(mesh, calls))
     monkeypatch.setenv("LLM_MESH_REGISTRY_URL", REGISTRY_URL)
     assert dm.main([]) == 0
     out = capsys.readouterr().out
     assert "gemma-3-270m" in out
-    assert calls[0] == (REGISTRY_URL, "/mesh/models")
+    assert "1/1 nodes healthy" in out
+    assert calls == [(REGISTRY_URL, "/mesh/models"), (REGISTRY_URL, "/mesh/nodes")]
 
 
 def test_model_response_from_chat_body_without_mesh() -> None:

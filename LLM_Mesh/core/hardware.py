@@ -6,6 +6,10 @@ here only read their text:
 - ``nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv,noheader,nounits``
   prints one line per GPU, ``NAME, TOTAL_MIB, FREE_MIB``;
 - ``/proc/meminfo`` prints ``Key:   value kB`` lines.
+
+:class:`Machine` holds what was found as plain data. Like everything here it needs
+the standard library only: ``setup-node-operator.sh`` plans a node with the system
+Python before any venv (and so before pydantic) exists.
 """
 
 from __future__ import annotations
@@ -34,6 +38,26 @@ class GpuInfo:
             "name": self.name,
             "memory_total_bytes": self.memory_total_bytes,
             "memory_free_bytes": self.memory_free_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One machine's hardware; the fields of ``core.schemas.Hardware`` (plus available RAM)."""
+
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    memory_available_bytes: int = 0
+    disk_free_bytes: int = 0
+    gpus: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cpu_count": self.cpu_count,
+            "memory_bytes": self.memory_bytes,
+            "memory_available_bytes": self.memory_available_bytes,
+            "disk_free_bytes": self.disk_free_bytes,
+            "gpus": [dict(g) for g in self.gpus],
         }
 
 

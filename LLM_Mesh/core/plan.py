@@ -28,18 +28,34 @@ then speed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from LLM_Mesh.core.catalog import CATALOG, ModelSpec
-from LLM_Mesh.core.schemas import Hardware
 
 GB = 1_000_000_000
 CPU_BANDWIDTH_BPS = 20e9
 GPU_BANDWIDTH_BPS = 300e9
 DISK_MARGIN = 1.05
 MIN_TOKENS_PER_S = 2.0
+
+
+class Hardware(Protocol):
+    """What a plan reads of a machine: ``core.schemas.Hardware`` or ``core.hardware.Machine``.
+
+    A protocol, not the pydantic model, so that planning needs the standard library
+    only (``setup-node-operator.sh`` plans before any venv exists).
+    """
+
+    @property
+    def memory_bytes(self) -> int: ...
+
+    @property
+    def disk_free_bytes(self) -> int: ...
+
+    @property
+    def gpus(self) -> Sequence[Mapping[str, Any]]: ...
 
 
 @dataclass(frozen=True)

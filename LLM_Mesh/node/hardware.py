@@ -12,6 +12,11 @@ Run as a module it prints JSON (used by ``setup-node-operator.sh``)::
 
 ``--plan`` adds ``"plan"``: every catalog model ranked by fit (see
 :mod:`LLM_Mesh.core.plan`), and ``"default_models"``: the ones to propose.
+
+The module and what it imports need the standard library only (``probe_hardware``
+gives a plain :class:`~LLM_Mesh.core.hardware.Machine`): the setup script runs it
+under the system Python before any venv exists. Only :func:`detect_hardware`, for
+the node itself, builds the pydantic wire model.
 """
 
 from __future__ import annotations
@@ -24,11 +29,20 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from LLM_Mesh.config import DEFAULT_MODEL
-from LLM_Mesh.core.hardware import NVIDIA_SMI_QUERY, GpuInfo, parse_meminfo, parse_nvidia_smi
+from LLM_Mesh.core.hardware import (
+    NVIDIA_SMI_QUERY,
+    GpuInfo,
+    Machine,
+    parse_meminfo,
+    parse_nvidia_smi,
+)
 from LLM_Mesh.core.plan import choose, plan_models
-from LLM_Mesh.core.schemas import Hardware
+
+if TYPE_CHECKING:
+    from LLM_Mesh.core.schemas import Hardware
 
 Runner = Callable[[Sequence[str], float], str | None]
 
@@ -58,6 +72,29 @@ def _existing(path: Path) -> Path:
     return p
 
 
+def probe_hardware(
+    home: Path,
+    *,
+    meminfo: Path = Path("/proc/meminfo"),
+    run: Runner = run_command,
+    nvidia_timeout: float = 10.0,
+) -> Machine:
+    """This machine's hardware as plain data (standard library only)."""
+    try:
+        mem = parse_meminfo(meminfo.read_text())
+        memory, available = mem.total_bytes, mem.available_bytes
+    except (OSError, ValueError):
+        memory = available = 0
+    disk = shutil.disk_usage(_existing(home))
+    return Machine(
+        cpu_count=os.cpu_count() or 1,
+        memory_bytes=memory,
+        memory_available_bytes=available,
+        disk_free_bytes=disk.free,
+        gpus=tuple(g.to_dict() for g in detect_gpus(run, nvidia_timeout)),
+    )
+
+
 def detect_hardware(
     home: Path,
     *,
@@ -66,19 +103,11 @@ def detect_hardware(
     nvidia_timeout: float = 10.0,
 ) -> Hardware:
     """This machine's hardware, as the registry's ``Hardware`` wire model."""
-    try:
-        mem = parse_meminfo(meminfo.read_text())
-        memory, available = mem.total_bytes, mem.available_bytes
-    except (OSError, ValueError):
-        memory = available = 0
-    disk = shutil.disk_usage(_existing(home))
-    return Hardware(
-        cpu_count=os.cpu_count() or 1,
-        memory_bytes=memory,
-        memory_available_bytes=available,
-        disk_free_bytes=disk.free,
-        gpus=[g.to_dict() for g in detect_gpus(run, nvidia_timeout)],
-    )
+    # pydantic only here: the probe and the plan must run without the package's deps
+    from LLM_Mesh.core.schemas import Hardware
+
+    machine = probe_hardware(home, meminfo=meminfo, run=run, nvidia_timeout=nvidia_timeout)
+    return Hardware.model_validate(machine.to_dict())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hosted", default="", help="comma-separated model ids already hosted")
     parser.add_argument("--max-models", type=int, default=1)
     args = parser.parse_args(argv)
-    hw = detect_hardware(args.home)
-    out: dict[str, object] = {"hardware": hw.model_dump()}
+    hw = probe_hardware(args.home)
+    out: dict[str, object] = {"hardware": hw.to_dict()}
     if args.plan:
         hosted = [m for m in args.hosted.split(",") if m]
         entries = plan_models(hw, already_hosted=hosted)

@@ -262,7 +262,7 @@ async def test_health_and_info(client: httpx.AsyncClient) -> None:
     assert info["node_id"] == "node-test" and info["engine"] == "sim" and info["simulated"]
     assert info["hardware"]["cpu_count"] == 4
     assert info["requests_served"] == 1 and info["tokens_generated"] > 0
-    assert info["uptime_s"] >= 0
+    assert "uptime_s" in info  # its value: test_service.py, on a clock the test moves
 
 
 async def test_unknown_path_is_openai_shaped(client: httpx.AsyncClient) -> None:

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from LLM_Mesh.core.hardware import MIB
-from LLM_Mesh.node.hardware import detect_gpus, detect_hardware, run_command
+from LLM_Mesh.core.hardware import MIB, Machine
+from LLM_Mesh.node.hardware import detect_gpus, detect_hardware, probe_hardware, run_command
 
 
 def test_detect_with_fake_meminfo_and_gpu(tmp_path: Path) -> None:
@@ -56,3 +56,32 @@ def test_module_prints_json_plan(tmp_path: Path) -> None:
     assert data["hardware"]["cpu_count"] >= 1
     assert {e["model"] for e in data["plan"]} >= {"gemma-3-270m", "mistral-7b"}
     assert isinstance(data["default_models"], list)
+
+
+def test_module_needs_the_standard_library_only(tmp_path: Path) -> None:
+    """``setup-node-operator.sh --dry-run`` runs it before any venv exists (issue 7, 9)."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from LLM_Mesh.node.hardware import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['--home', {str(tmp_path)!r}, '--plan'])\n"
+        "print(sorted(m for m in ('pydantic', 'tomli_w', 'httpx', 'fastapi') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_probe_is_plain_data_and_detect_wraps_it(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 4000000 kB\nMemAvailable: 1000000 kB\n")
+    machine = probe_hardware(tmp_path, meminfo=meminfo, run=lambda a, t: None)
+    assert isinstance(machine, Machine)
+    hw = detect_hardware(tmp_path, meminfo=meminfo, run=lambda a, t: None)
+    assert hw.model_dump()["memory_available_bytes"] == machine.memory_available_bytes
+    assert hw.memory_bytes == machine.memory_bytes == 4000000 * 1024

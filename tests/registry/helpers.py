@@ -107,6 +107,7 @@ class FakeNodes:
     def __init__(self) -> None:
         self.nodes: dict[str, FakeNode] = {}
         self.stream_factory: Callable[[FakeNode, str], httpx.Response] | None = None
+        self.on_call: Callable[[FakeNode], None] | None = None  # e.g. advance a ManualClock
 
     def add(self, node_id: str, behavior: str = "ok") -> FakeNode:
         node = FakeNode(node_id, f"http://{node_id}:8801", behavior)
@@ -125,6 +126,8 @@ class FakeNodes:
             return httpx.Response(200 if node.health_ok else 503, json={"status": "ok"})
         body = json.loads(request.content)
         node.calls.append({"path": request.url.path, "body": body, "headers": request.headers})
+        if self.on_call is not None:
+            self.on_call(node)
         if node.behavior == "connect_error":
             raise httpx.ConnectError("connection refused", request=request)
         if node.behavior == "timeout":

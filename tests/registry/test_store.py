@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from LLM_Mesh.core.schemas import NodeState
-from LLM_Mesh.registry.ports import NodeRecord, RequestRecord, Store
+from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.store import SqlStore
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -55,11 +55,6 @@ def request(
     for key, value in changes.items():
         setattr(rec, key, value)
     return rec
-
-
-def test_sql_store_satisfies_the_protocol() -> None:
-    store: Store = SqlStore("sqlite:///:memory:")
-    assert isinstance(store, SqlStore)
 
 
 async def test_open_on_empty_database_migrates(store: SqlStore) -> None:

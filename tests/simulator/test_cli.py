@@ -1,0 +1,40 @@
+"""``llm-mesh simulate`` (simulator/cli.py): one table, on a clock it names."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.simulator import format_table, main, run_scenario
+from LLM_Mesh.simulator.cli import CLOCK_NOTE, format_row
+
+
+def test_main_prints_the_table_once(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--scenario", "slow-node", "--strategy", "ours", "--strategy", "random"]
+    assert main([*args, "--seed", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = [i for i, line in enumerate(lines) if line.startswith("scenario ")]
+    assert len(header) == 1, lines
+    rows = [line.split()[:2] for line in lines if line.startswith("slow-node ")]
+    assert rows == [["slow-node", "ours"], ["slow-node", "random"]]  # each once, in run order
+    assert lines.index(CLOCK_NOTE) < header[0]
+
+
+def test_latencies_are_labelled_virtual_clock(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--scenario", "slow-node", "--strategy", "ours", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "virtual clock" in out and "not measured" in out
+    header = next(line for line in out.splitlines() if line.startswith("scenario "))
+    for column in ("sim p50 ms", "sim p99 ms", "sim p99.9 ms", "wall s"):
+        assert column in header
+    assert " p50 ms" not in header.replace("sim p50 ms", "")  # no unlabelled milliseconds
+
+
+def test_format_table_has_the_note_the_header_and_one_row_per_report() -> None:
+    report = run_scenario("slow-node", "ours", seed=2, duration_s=2.0)
+    lines = format_table([report, report]).splitlines()
+    assert lines[0] == CLOCK_NOTE and lines[1].startswith("scenario ")
+    assert lines[3:] == [format_row(report)] * 2
+    assert format_table([]).splitlines()[1].startswith("scenario ")
+    row = format_row(report).split()
+    assert row[:3] == ["slow-node", "ours", str(report.requests)]
+    assert row[4] == f"{report.p50_ms:.0f}"
