@@ -13,12 +13,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from starlette.requests import Request
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.failover import Failover, FailoverPolicy
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
@@ -37,6 +40,9 @@ class Runtime:
     clock: Callable[[], float] = time.monotonic
     client: NodeClient | None = None
     owns_client: bool = False
+    # called with (job, failover) when a request stops trying nodes (tests, the simulator
+    # comparison); None on the hot path
+    observer: Callable[[Job, Failover], None] | None = None
 
     @property
     def http(self) -> NodeClient:
@@ -54,6 +60,11 @@ class Runtime:
     def max_failovers(self) -> int:
         """Extra nodes tried after ones that did nothing (``Settings.max_failovers``)."""
         return max(0, self.settings.max_failovers)
+
+    @cached_property
+    def failover_policy(self) -> FailoverPolicy:
+        """The send stage's :class:`~LLM_Mesh.core.failover.FailoverPolicy`, from settings."""
+        return FailoverPolicy(max_attempts=self.max_attempts, max_failovers=self.max_failovers)
 
     @property
     def retry_after_s(self) -> int:
