@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from LLM_Mesh.core.retry import Backoff, RetryBudget
 from LLM_Mesh.core.route_types import Outcome
@@ -108,8 +109,7 @@ class FailoverPolicy:
             raise ValueError("need max_attempts >= 1 and max_failovers >= 0")
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One decision: after ``outcome`` on ``node_id``, do ``action`` (or stop for ``stop``)."""
 
     node_id: str | None

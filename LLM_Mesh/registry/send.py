@@ -1,9 +1,11 @@
 """Stage 3, route and send with failover: every attempt of a request, opened and finished here.
 
 An :class:`Exchange` is one request's traffic with nodes. It is the only owner of
-router attempts: each one runs from ``routing.begin`` to ``routing.finish`` inside
-this module (and :mod:`~LLM_Mesh.registry.send_stream` for the node side of a
-stream, mid-stream continuations included); later stages never finish one.
+router attempts: each one runs from ``routing.begin`` to ``routing.finish`` in this
+module's code, mid-stream continuations included. The node side of a stream
+(:mod:`~LLM_Mesh.registry.send_stream`) reports what it reads through the exchange
+(:meth:`Exchange.first_token`, :meth:`Exchange.finish`, :meth:`Exchange.broke`,
+:meth:`Exchange.resume`); the relay and the account stage never touch an attempt.
 
 The decisions come from the pure failover policy,
 :class:`~LLM_Mesh.core.failover.Failover` (the same code the fleet simulator runs).
@@ -289,6 +291,15 @@ class Exchange:
         if fo is None:  # pragma: no cover - an attempt is only begun under a Failover
             raise MeshError("an attempt outside the failover policy")
         return self._observed(fo.after(att.node_id, outcome, self.rt.clock(), random.random()))
+
+    def first_token(self) -> None:
+        """The open attempt's node sent its first token (the gateway's ttft: the first
+        node's, across a continuation)."""
+        att = self.att
+        if att is not None:
+            self.routing.first_token(att)
+        if self.tally.ttft_ms is None:
+            self.tally.ttft_ms = (self.rt.clock() - self.job.started) * 1000.0
 
     def broke(self, outcome: Outcome) -> str | None:
         """The node of the open attempt broke its stream: the router hears it now (the

@@ -230,11 +230,7 @@ class NodeStream:
         ex = self.ex
         if not self.node_first and chunk_text(obj):
             self.node_first = True
-            att = ex.att
-            if att is not None:
-                ex.routing.first_token(att)
-            if ex.tally.ttft_ms is None:
-                ex.tally.ttft_ms = (ex.rt.clock() - ex.job.started) * 1000.0
+            ex.first_token()
         usage = obj.get("usage")
         if isinstance(usage, dict) and not obj.get("choices"):
             self.usage_seen = True
