@@ -4,7 +4,10 @@ One :class:`Runtime` per app: settings, the store, the node table (liveness),
 the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the
 idempotency cache, the request writer and the one pooled outbound
 :class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
-pass an ``httpx.AsyncClient`` with their own transport).
+pass an ``httpx.AsyncClient`` with their own transport); the send stage's
+:class:`~LLM_Mesh.core.failover.FailoverPolicy` from settings, and an optional
+``observer`` that sees each request's failover decisions when it stops trying
+nodes (tests compare them with the simulator's).
 """
 
 from __future__ import annotations
