@@ -68,15 +68,19 @@ REFUSED = frozenset({Outcome.CONNECT_ERROR, Outcome.OVERLOADED, Outcome.UNAVAILA
 FAILED = frozenset({Outcome.TIMEOUT, Outcome.SERVER_ERROR})
 
 
+_MEANING = {
+    **dict.fromkeys(Outcome, Meaning.NEUTRAL),
+    Outcome.SUCCESS: Meaning.SUCCEEDED,
+    **dict.fromkeys(REFUSED, Meaning.REFUSED),
+    **dict.fromkeys(FAILED, Meaning.FAILED),
+}
+# by identity: an Enum's own hash is a Python-level call, and this runs per attempt
+_BY_ID = {id(o): m for o, m in _MEANING.items()}
+
+
 def meaning(outcome: Outcome) -> Meaning:
     """What ``outcome`` says about the attempt (see the module docstring)."""
-    if outcome is Outcome.SUCCESS:
-        return Meaning.SUCCEEDED
-    if outcome in REFUSED:
-        return Meaning.REFUSED
-    if outcome in FAILED:
-        return Meaning.FAILED
-    return Meaning.NEUTRAL
+    return _BY_ID[id(outcome)]
 
 
 class Action(str, Enum):
@@ -109,7 +113,7 @@ class FailoverPolicy:
             raise ValueError("need max_attempts >= 1 and max_failovers >= 0")
 
 
-class Step(NamedTuple):
+class Step(NamedTuple):  # a tuple: cheap to make once per attempt
     """One decision: after ``outcome`` on ``node_id``, do ``action`` (or stop for ``stop``)."""
 
     node_id: str | None
@@ -122,8 +126,9 @@ class Step(NamedTuple):
 class Failover:
     """One request's attempts and the decision after each (see the module docstring).
 
-    ``steps`` keeps every decision in order (for tests and the simulator's
-    comparison with the gateway); ``stopped`` is the last one's stop reason.
+    With ``trace`` (off on the hot path), ``steps`` keeps every decision in order
+    (tests compare the simulator's with the gateway's); ``stopped`` is always the stop
+    reason once it stopped.
     """
 
     __slots__ = (
@@ -148,6 +153,7 @@ class Failover:
         *,
         deadline: float = float("inf"),
         new_request: bool = True,
+        trace: bool = False,
     ) -> None:
         self.policy = policy
         self.retry_budget = retry_budget
@@ -157,7 +163,7 @@ class Failover:
         self.worked = 0  # attempts a node may have worked on (failed, or got the request)
         self.refused = 0  # failovers after refusals (for ``max_failovers``)
         self.backoffs = 0
-        self.steps: list[Step] = []
+        self.steps: list[Step] | None = [] if trace else None
         self.stopped: Stop | None = None
         if new_request:
             retry_budget.record_request(now)
@@ -231,5 +237,6 @@ class Failover:
         return self._step(Step(node_id, outcome, Action.STOP, reason))
 
     def _step(self, step: Step) -> Step:
-        self.steps.append(step)
+        if self.steps is not None:
+            self.steps.append(step)
         return step

@@ -173,7 +173,7 @@ class Exchange:
         if fo is None:
             fo = self.failover = Failover(
                 rt.failover_policy, routing.retry_budget, routing.failover_budget,
-                rt.clock(), deadline=self.deadline,
+                rt.clock(), deadline=self.deadline, trace=rt.observer is not None,
             )  # fmt: skip
         last: MeshError | None = None
         try:

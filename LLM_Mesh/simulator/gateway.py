@@ -81,8 +81,9 @@ class SimGateway:
         now = self.loop.now
         p = self.policy
         fo = Failover(
-            p.failover, self.retry_budget, self.failover_budget, now, deadline=now + p.timeout_s
-        )
+            p.failover, self.retry_budget, self.failover_budget, now,
+            deadline=now + p.timeout_s, trace=self.on_stop is not None,
+        )  # fmt: skip
         req = Request(now, tokens, fo)
         self.requests += 1
         self.loop.after(p.timeout_s, self._deadline, req)

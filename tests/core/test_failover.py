@@ -27,7 +27,7 @@ def _fo(
     policy = FailoverPolicy(max_attempts, max_failovers, Backoff(0.02, 0.5, 2.0, 8))
     return Failover(
         policy, retry or RetryBudget(0.2, 10.0), failover or RetryBudget(1.0, 50.0), 0.0,
-        deadline=deadline,
+        deadline=deadline, trace=True,
     )  # fmt: skip
 
 
@@ -143,3 +143,10 @@ def test_policy_validates() -> None:
         FailoverPolicy(max_failovers=-1)
     fo = _fo()
     assert fo.stop(Stop.NO_NODE).action is Action.STOP and fo.stopped is Stop.NO_NODE
+
+
+def test_no_trace_by_default_but_the_stop_reason() -> None:
+    fo = Failover(FailoverPolicy(), RetryBudget(), RetryBudget(1.0, 50.0), 0.0)
+    fo.begin()
+    fo.after("a", Outcome.SUCCESS, 1.0, 0.5)
+    assert fo.steps is None and fo.stopped is Stop.SUCCEEDED

@@ -57,7 +57,8 @@ SCENARIOS: list[tuple[list[str], int, int, list[Decision]]] = [
 ]  # fmt: skip
 
 
-def _decisions(steps: list[Step]) -> list[Decision]:
+def _decisions(steps: list[Step] | None) -> list[Decision]:
+    assert steps is not None  # traced: an observer is set
     return [(s.node_id, s.outcome, s.action, s.stop) for s in steps]
 
 
