@@ -53,7 +53,7 @@ from LLM_Mesh.registry.continuation import (
 )
 from LLM_Mesh.registry.job import usage_counts
 from LLM_Mesh.registry.node_client import NodeResponse, NodeTimeout, NodeTransportError
-from LLM_Mesh.registry.send import Answer, Exchange, forward_headers
+from LLM_Mesh.registry.send import Answer, Exchange, Sender, forward_headers
 
 __all__ = ["DATA", "DONE", "FAIL", "Event", "NodeStream"]
 
@@ -127,7 +127,7 @@ class NodeStream:
         self.continued = False
         self._closed = False
 
-    def _sender(self, payload: bytes) -> Any:
+    def _sender(self, payload: bytes) -> Sender:
         rt, job = self.ex.rt, self.ex.job
         client, headers = rt.http, forward_headers(job)
         timeout_s, connect_s = rt.settings.request_timeout_s, rt.settings.connect_timeout_s
