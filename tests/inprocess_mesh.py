@@ -44,6 +44,7 @@ from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.service import NodeService
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
+from tests.registry.helpers import public_resolver
 
 T = TypeVar("T")
 
@@ -206,7 +207,9 @@ class InProcessMesh:
         self._stack = contextlib.AsyncExitStack()
         self._http = httpx.AsyncClient(transport=self.router)
         self._stack.push_async_callback(self._http.aclose)
-        self.app = create_registry_app(self.settings, store=self.store, http_client=self._http)
+        self.app = create_registry_app(
+            self.settings, store=self.store, http_client=self._http, resolver=public_resolver
+        )
         await self._stack.enter_async_context(self.app.router.lifespan_context(self.app))
         self.router.mount(self.registry_url, self.app)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedSet
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
-from LLM_Mesh.core.route_types import HARD_FAILURES, Attempt, Decision, Outcome, Verdict
+from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import NodeStats, RouteRequest, ScoringPolicy, node_cost, permits
 
 __all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict"]
@@ -358,7 +358,7 @@ class Router:
             if outcome is Outcome.TIMEOUT and att.first_token_at is None:
                 st.ttft.observe(elapsed_ms, now)
             ejected = self._maybe_eject(st, now)
-        elif outcome is Outcome.OVERLOADED:
+        elif outcome in BUSY:
             st.hb_load = max(st.hb_load, st.capacity)
         if ejected or was_saturated != st.saturated:
             self._refresh(st)

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["HARD_FAILURES", "Attempt", "Decision", "Outcome", "Verdict"]
+__all__ = ["BUSY", "HARD_FAILURES", "Attempt", "Decision", "Outcome", "Verdict"]
 
 
 class Outcome(str, Enum):
@@ -19,10 +19,13 @@ class Outcome(str, Enum):
     TIMEOUT = "timeout"
     SERVER_ERROR = "server_error"  # 5xx, or the connection dropped mid-answer
     OVERLOADED = "overloaded"  # 429: the node's queue is full; not a health failure
+    UNAVAILABLE = "unavailable"  # 503: paused, draining, no memory; not a health failure
     CANCELLED = "cancelled"  # the client went away; says nothing about the node
 
 
 HARD_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT, Outcome.SERVER_ERROR})
+# the node said it cannot take the request now: full until its next heartbeat says otherwise
+BUSY = frozenset({Outcome.OVERLOADED, Outcome.UNAVAILABLE})
 
 
 class Verdict(str, Enum):

@@ -14,10 +14,12 @@ far:
   end-of-turn token), and stream only the tokens that follow it.
 - Nothing generated yet: the original body, to any node.
 
-The gateway rewrites every chunk of the continuing node to the first node's
-``id``/``created``/``model``, drops its leading role-only chunk, and adds the
-tokens already sent to the final ``usage``. The text so far is rebuilt lazily,
-only on a failover, from the raw ``data:`` lines kept while relaying.
+The send stage (:mod:`~LLM_Mesh.registry.send_stream`) decides when and where to
+continue and rebuilds the text so far lazily, only on a failover, from the raw
+``data:`` lines it kept; the relay (:mod:`~LLM_Mesh.registry.relay`) rewrites every
+chunk of the continuing node to the first node's ``id``/``created``/``model`` and
+drops its leading role-only chunk; the account stage adds the tokens already sent
+to the final ``usage``.
 """
 
 from __future__ import annotations

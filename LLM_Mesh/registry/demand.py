@@ -16,8 +16,9 @@ Per model (every catalog model, then every custom model a known node hosts)::
         queued_on_nodes  sum of the queued counts those nodes' last heartbeats reported
                          (a node's queue is shared by its models; a node hosting several
                          counts its whole queue for each)
-    requests_refused  = requests answered 503 model_unavailable (no node) or 429 overloaded
-                        (saturated, or every node tried answered 429) in the last window_s
+    requests_refused  = requests answered 503 model_unavailable (no node, or every node tried
+                        answered 503) or 429 overloaded (saturated, or every node tried
+                        answered 429) in the last window_s
                         seconds (600); retries inside one request count once
     nodes_serving     = healthy nodes hosting the model, loaded or able to load it
     nodes_loaded      = of those, the ones that report it loaded

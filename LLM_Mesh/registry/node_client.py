@@ -6,7 +6,7 @@
 path it costs about a quarter of ``httpx.AsyncClient``'s CPU per request.
 :class:`HttpxNodeClient` wraps any ``httpx.AsyncClient``, so tests keep
 passing an ``httpx.MockTransport``. Both raise one exception tree, which
-:mod:`LLM_Mesh.registry.dispatch` maps to router outcomes::
+:mod:`LLM_Mesh.registry.send` maps to router outcomes::
 
     NodeTransportError          any failure to get an answer (kind = the library's class name)
      +-- NodeConnectError       refused, unreachable, connect timeout: nothing was sent

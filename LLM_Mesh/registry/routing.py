@@ -38,6 +38,7 @@ from typing import Any
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
 from LLM_Mesh.core.liveness import heartbeat_age
 from LLM_Mesh.core.retry import RetryBudget
+from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost
 from LLM_Mesh.registry.demand import DemandTracker
@@ -153,7 +154,7 @@ class Routing:
         )
         if outcome is Outcome.SUCCESS:
             self.table.mark_loaded(att.node_id, att.model)
-        if outcome is not Outcome.CANCELLED and outcome is not Outcome.OVERLOADED:
+        if outcome is not Outcome.CANCELLED and outcome not in BUSY:
             self.table.count(att.node_id, ok=outcome is Outcome.SUCCESS, tokens=completion_tokens)
         if self._waiters:
             self._changed()

@@ -4,7 +4,10 @@ One :class:`Runtime` per app: settings, the store, the node table (liveness),
 the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the
 idempotency cache, the request writer and the one pooled outbound
 :class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
-pass an ``httpx.AsyncClient`` with their own transport).
+pass an ``httpx.AsyncClient`` with their own transport); the send stage's
+:class:`~LLM_Mesh.core.failover.FailoverPolicy` from settings, and an optional
+``observer`` that sees each request's failover decisions when it stops trying
+nodes (tests compare them with the simulator's).
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from starlette.requests import Request
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.failover import Failover, FailoverPolicy
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
@@ -39,6 +45,9 @@ class Runtime:
     client: NodeClient | None = None
     owns_client: bool = False
     pins: AddressPins = field(default_factory=AddressPins)  # checked, pinned node addresses
+    # called with (job, failover) when a request stops trying nodes (tests, the simulator
+    # comparison); None on the hot path
+    observer: Callable[[Job, Failover], None] | None = None
 
     @property
     def http(self) -> NodeClient:
@@ -56,6 +65,11 @@ class Runtime:
     def max_failovers(self) -> int:
         """Extra nodes tried after ones that did nothing (``Settings.max_failovers``)."""
         return max(0, self.settings.max_failovers)
+
+    @cached_property
+    def failover_policy(self) -> FailoverPolicy:
+        """The send stage's :class:`~LLM_Mesh.core.failover.FailoverPolicy`, from settings."""
+        return FailoverPolicy(max_attempts=self.max_attempts, max_failovers=self.max_failovers)
 
     @property
     def retry_after_s(self) -> int:

@@ -1,9 +1,10 @@
 """The fleet simulator: the real routing code against thousands of simulated nodes.
 
 Discrete-event on a virtual clock (``events``), nodes whose behaviour is hidden
-from the router (``fleet``), a gateway that fails over with the real one's policy
-and defaults (``gateway``: 10 failovers after refused nodes, 3 attempts for work,
-the same budgets and backoff), the strategies compared (``strategies``) and the scenarios
+from the router (``fleet``), a gateway that fails over by running the real one's
+policy code, :mod:`LLM_Mesh.core.failover`, with its defaults (``gateway``: 10
+failovers after refused nodes, 3 attempts for work, the same budgets and backoff),
+the strategies compared (``strategies``) and the scenarios
 (``scenarios``). ``main`` prints the comparison table.
 """
 

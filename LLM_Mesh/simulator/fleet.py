@@ -5,7 +5,7 @@ A :class:`SimNode` serves ``max_concurrency`` jobs at once and queues up to
 generation speed come from the node's own (secret) ``ttft_s`` and
 ``tokens_per_s`` with log-normal jitter, or a fixed ``slow_latency_s`` while a
 scenario has slowed the node down. A killed node refuses connections and
-drops the jobs it had. The node reports back only through :class:`Job`
+drops the jobs it had; a paused node answers 503 (``unavailable``) at once. The node reports back only through :class:`Job`
 callbacks and heartbeats, which is all a real gateway gets.
 """
 
@@ -55,6 +55,7 @@ class SimNode:
         "max_concurrency",
         "max_queue",
         "node_id",
+        "paused",
         "queue",
         "region",
         "rng",
@@ -90,6 +91,7 @@ class SimNode:
         self.rtt_s = rtt_s
         self.region = region
         self.alive = True
+        self.paused = False  # paused / draining: refuses with 503, like a real node
         self.slow_latency_s: float | None = None
         self.running = 0
         self.active: dict[Job, None] = {}
@@ -103,6 +105,9 @@ class SimNode:
         """A request reaches the node (or fails to connect)."""
         if not self.alive:
             self.loop.after(self.rtt_s, _end, (job, "connect_error"))
+            return
+        if self.paused:
+            self.loop.after(self.rtt_s, _end, (job, "unavailable"))
             return
         if self.running < self.max_concurrency:
             self._start(job)

@@ -1,21 +1,25 @@
 """The simulated gateway: one request's life, from arrival to answer or failure.
 
-It does what ``registry/`` will do for real: pick a node through the strategy,
-send, stream, and on failure fail over. A connect error or a 429 (the request
-never ran) fails over at once to another node, up to ``max_failovers`` times,
-within a failover budget (at most one extra try per request on average); a 5xx
-is retried with capped exponential backoff (``Backoff``) within the 20 %
-``RetryBudget``; a client timeout ends the request and cancels it on the node.
-The client's outcome is decided only by what the simulated node did.
+It does what ``registry/send.py`` does for real: pick a node through the strategy,
+send, and on a refusal or a failure ask the gateway's own failover policy,
+:class:`LLM_Mesh.core.failover.Failover` (the same code, not a copy), what to do
+next: a connect error, a 429 or a 503 (the node did nothing) fails over at once to
+another node within ``max_failovers`` and the failover budget; a 5xx is retried after
+the policy's backoff within ``max_attempts`` and the retry budget. A client timeout
+ends the request and cancels it on the node. The client's outcome is decided only by
+what the simulated node did. ``on_stop`` (optional) sees each request's
+:class:`~LLM_Mesh.core.failover.Failover` when it stops, with every decision in order.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.balancer import Outcome, Verdict
-from LLM_Mesh.core.retry import Backoff, RetryBudget
+from LLM_Mesh.core.failover import Action, Failover, FailoverPolicy, Stop
+from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.simulator.events import EventLoop
 from LLM_Mesh.simulator.fleet import CANCELLED, Job, SimNode
 from LLM_Mesh.simulator.strategies import Strategy
@@ -28,23 +32,23 @@ _OUTCOMES = {o.value: o for o in Outcome}
 @dataclass(frozen=True)
 class GatewayPolicy:
     timeout_s: float = 10.0
-    max_failovers: int = 10
-    # the production defaults (registry/dispatch.py, Settings.max_attempts/max_failovers)
-    backoff: Backoff = field(default_factory=lambda: Backoff(0.02, 0.5, 2.0, 3))
+    # the production defaults (Settings.max_attempts / max_failovers, the send stage's backoff)
+    failover: FailoverPolicy = field(default_factory=FailoverPolicy)
+    # the production budgets (registry/routing.py): retries 20 % + 10/s, failovers 100 % + 50/s
     retry_ratio: float = 0.2
+    retry_min_per_s: float = 10.0
     failover_ratio: float = 1.0
     failover_min_per_s: float = 50.0
 
 
 class Request:
-    __slots__ = ("arrival", "attempts", "done", "failovers", "job", "tokens", "tried")
+    __slots__ = ("arrival", "done", "failover", "job", "tokens", "tried")
 
-    def __init__(self, arrival: float, tokens: int) -> None:
+    def __init__(self, arrival: float, tokens: int, failover: Failover) -> None:
         self.arrival = arrival
         self.tokens = tokens
+        self.failover = failover
         self.tried: frozenset[str] = frozenset()
-        self.attempts = 0
-        self.failovers = 0
         self.job: Job | None = None
         self.done = False
 
@@ -57,13 +61,15 @@ class SimGateway:
         strategy: Strategy,
         policy: GatewayPolicy,
         rng: random.Random,
+        on_stop: Callable[[Failover], None] | None = None,
     ) -> None:
         self.loop = loop
         self.nodes = nodes
         self.strategy = strategy
         self.policy = policy
         self.rng = rng
-        self.retry_budget = RetryBudget(policy.retry_ratio, 10.0)
+        self.on_stop = on_stop
+        self.retry_budget = RetryBudget(policy.retry_ratio, policy.retry_min_per_s)
         self.failover_budget = RetryBudget(policy.failover_ratio, policy.failover_min_per_s)
         self.latencies: list[float] = []
         self.failures: dict[str, int] = {}
@@ -73,11 +79,14 @@ class SimGateway:
 
     def submit(self, tokens: int) -> None:
         now = self.loop.now
-        req = Request(now, tokens)
+        p = self.policy
+        fo = Failover(
+            p.failover, self.retry_budget, self.failover_budget, now,
+            deadline=now + p.timeout_s, trace=self.on_stop is not None,
+        )  # fmt: skip
+        req = Request(now, tokens, fo)
         self.requests += 1
-        self.retry_budget.record_request(now)
-        self.failover_budget.record_request(now)
-        self.loop.after(self.policy.timeout_s, self._deadline, req)
+        self.loop.after(p.timeout_s, self._deadline, req)
         self._attempt(req)
 
     def _attempt(self, req: Request) -> None:
@@ -86,9 +95,10 @@ class SimGateway:
         now = self.loop.now
         node_id, verdict, _ = self.strategy.pick(now, req.tried, req.tokens)
         if node_id is None:
+            req.failover.stop(Stop.NO_NODE)
             self._fail(req, "saturated" if verdict is Verdict.SATURATED else "no_node")
             return
-        req.attempts += 1
+        req.failover.begin()
         self.attempts += 1
         req.tried = req.tried | {node_id}
         handle = self.strategy.begin(node_id, now)
@@ -108,22 +118,18 @@ class SimGateway:
         if req.done or req.job is not job:
             return
         req.job = None
-        if outcome is Outcome.SUCCESS:
+        step = req.failover.after(job.node.node_id, outcome, now, self.rng.random())
+        if step.action is Action.RETRY:
+            self._attempt(req)
+        elif step.action is Action.BACKOFF:
+            self.loop.after(step.delay_s, self._attempt, req)
+        elif outcome is Outcome.SUCCESS:
             req.done = True
             self.latencies.append(now - req.arrival)
-        elif outcome in (Outcome.CONNECT_ERROR, Outcome.OVERLOADED):
-            if req.failovers < self.policy.max_failovers and self.failover_budget.try_retry(now):
-                req.failovers += 1
-                self._attempt(req)
-            else:
-                self._fail(req, result)
+            if self.on_stop is not None:
+                self.on_stop(req.failover)
         else:
-            bo = self.policy.backoff
-            if bo.may_attempt(req.attempts - req.failovers) and self.retry_budget.try_retry(now):
-                retry_no = req.attempts - req.failovers
-                self.loop.after(bo.delay(retry_no, self.rng.random()), self._attempt, req)
-            else:
-                self._fail(req, result)
+            self._fail(req, result)
 
     def _deadline(self, req: Request) -> None:
         if req.done:
@@ -134,11 +140,14 @@ class SimGateway:
             job.node.cancel(job)
             job.state = CANCELLED
             self.strategy.finish(job.handle, self.loop.now, Outcome.TIMEOUT, 0)
+        req.failover.stop(Stop.DEADLINE)
         self._fail(req, "timeout")
 
     def _fail(self, req: Request, reason: str) -> None:
         req.done = True
         self.failures[reason] = self.failures.get(reason, 0) + 1
+        if self.on_stop is not None:
+            self.on_stop(req.failover)
         # Hidden truth, used only to score the run: was some healthy node free?
         if any(n.alive and n.running < n.max_concurrency for n in self.nodes.values()):
             self.failed_with_alternative += 1

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.balancer import Outcome, Router
 from LLM_Mesh.registry.address_pins import Resolver
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -91,7 +92,10 @@ def sse_chunks(model: str, node_id: str, words: list[str]) -> list[bytes]:
 
 @dataclass
 class FakeNode:
-    """One fake node: ``behavior`` is ok | 500 | 429 | connect_error | timeout | 400."""
+    """One fake node: ``behavior`` is ok | 500 | 429 | 503 | connect_error | timeout | 400.
+
+    ``503`` is a paused / draining node (or one that cannot free memory for a cold
+    model); 429 and 503 carry ``Retry-After: retry_after``."""
 
     node_id: str
     url: str
@@ -99,6 +103,7 @@ class FakeNode:
     calls: list[dict[str, Any]] = field(default_factory=list)
     health_ok: bool = True
     words: list[str] = field(default_factory=lambda: ["Hel", "lo", "!"])
+    retry_after: str = "3"
 
 
 class FakeNodes:
@@ -137,7 +142,17 @@ class FakeNodes:
             return httpx.Response(500, json=err)
         if node.behavior == "429":
             err = {"error": {"message": "queue full", "type": "rate_limit_error"}}
-            return httpx.Response(429, json=err, headers={"Retry-After": "3"})
+            return httpx.Response(429, json=err, headers={"Retry-After": node.retry_after})
+        if node.behavior == "503":
+            err = {
+                "error": {
+                    "message": "node is draining",
+                    "type": "service_unavailable",
+                    "code": "model_unavailable",
+                    "node_state": "draining",
+                }
+            }
+            return httpx.Response(503, json=err, headers={"Retry-After": node.retry_after})
         if node.behavior == "400":
             err = {
                 "error": {
@@ -160,6 +175,15 @@ class FakeNodes:
         if request.url.path == "/v1/completions":
             return httpx.Response(200, json=completion_answer(model, node.node_id))
         return httpx.Response(200, json=chat_answer(model, node.node_id))
+
+
+def rank(router: Router, order: list[str], model: str, now: float) -> None:
+    """Teach ``router`` that the nodes in ``order`` are fast to slow (each one clearly
+    slower than the one before, the last very slow), so it tries them in that order."""
+    for i, node in enumerate(order):
+        ttft = 5000.0 if i == len(order) - 1 else 1.0 + i
+        att = router.begin(node, model, now - ttft / 1000.0)
+        router.finish(att, now, Outcome.SUCCESS, completion_tokens=1, ttft_ms=ttft)
 
 
 def registration(node_id: str, models: list[str] | None = None, **extra: Any) -> dict[str, Any]:

@@ -1,0 +1,167 @@
+"""Stage 5, account: what a request cost and the record it leaves.
+
+From the job and its :class:`~LLM_Mesh.registry.job.Tally` (written by the send
+stage) this stage builds the gateway's ``mesh`` object (who answered, how fast, how
+many attempts, what it cost: :func:`build_mesh`, priced by
+:func:`~LLM_Mesh.core.pricing.request_cost`) and queues the request's record for the
+store (:class:`~LLM_Mesh.registry.ports.RequestRecord`: no prompt, no answer, no I/O
+here: :class:`~LLM_Mesh.registry.request_log.RequestWriter` writes it off the hot
+path). Settlement (moving NetworkTokens) will go here.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from LLM_Mesh.core.pricing import request_cost
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.job import Job, Tally
+from LLM_Mesh.registry.ports import RequestRecord
+from LLM_Mesh.registry.runtime import Runtime
+
+__all__ = [
+    "StreamAccount",
+    "account_answer",
+    "account_failure",
+    "account_passthrough",
+    "build_mesh",
+]
+
+
+def _elapsed_ms(rt: Runtime, job: Job) -> float:
+    return (rt.clock() - job.started) * 1000.0
+
+
+def _record(
+    rt: Runtime,
+    job: Job,
+    *,
+    node_id: str | None,
+    outcome: str,
+    error_code: str | None = None,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    latency_ms: float | None = None,
+    ttft_ms: float | None = None,
+    cost: float = 0.0,
+) -> None:
+    """Queue the request's record for the store (no text, no I/O here)."""
+    rt.writer.submit(
+        RequestRecord(
+            request_id=job.request_id,
+            node_id=node_id,
+            model=job.model,
+            stream=job.stream,
+            outcome=outcome,
+            error_code=error_code,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            cost=cost,
+            created_at=datetime.now(timezone.utc),
+        )
+    )
+
+
+def build_mesh(
+    rt: Runtime, job: Job, tally: Tally, node_mesh: Any, *, latency_ms: float
+) -> dict[str, Any]:
+    """The node's ``mesh`` completed with the gateway's view (who, how fast, what cost);
+    the cost goes into ``tally.cost``."""
+    node_id = tally.node_id or ""
+    mesh: dict[str, Any] = dict(node_mesh) if isinstance(node_mesh, dict) else {}
+    hosted = rt.table.hosted(node_id, job.model)
+    completion = tally.completion_tokens + tally.before
+    mesh["node_id"] = node_id
+    mesh.setdefault("model", job.model)
+    if hosted is not None:
+        mesh.setdefault("engine", hosted.engine)
+        mesh["simulated"] = bool(mesh.get("simulated")) or hosted.simulated
+    mesh["request_id"] = job.request_id
+    mesh["latency_ms"] = round(latency_ms, 3)
+    mesh["ttft_ms"] = None if tally.ttft_ms is None else round(tally.ttft_ms, 3)
+    mesh["prompt_tokens"] = tally.prompt_tokens
+    mesh["completion_tokens"] = completion
+    tally.cost = mesh["cost"] = request_cost(tally.prompt_tokens, completion, job.price_per_1k)
+    mesh["currency"] = "NetworkToken"
+    mesh["attempts"] = tally.attempts
+    if tally.failed_nodes:
+        mesh["failover_from"] = list(tally.failed_nodes)
+        mesh["continued"] = True
+    return mesh
+
+
+def account_answer(rt: Runtime, job: Job, tally: Tally, data: dict[str, Any]) -> None:
+    """A non-stream's answer: its ``mesh`` set in ``data``, its record queued."""
+    latency_ms = _elapsed_ms(rt, job)
+    mesh = build_mesh(rt, job, tally, data.get("mesh"), latency_ms=latency_ms)
+    if tally.waited_s > 0:
+        mesh["waited_ms"] = round(tally.waited_s * 1000.0, 3)
+    data["mesh"] = mesh
+    tally.outcome = "ok"
+    _record(
+        rt, job, node_id=tally.node_id, outcome="ok", prompt_tokens=tally.prompt_tokens,
+        completion_tokens=tally.completion_tokens, latency_ms=latency_ms,
+        ttft_ms=tally.ttft_ms, cost=tally.cost,
+    )  # fmt: skip
+
+
+def account_passthrough(rt: Runtime, job: Job, node_id: str, status: int, content: bytes) -> None:
+    """A 4xx the node decided: recorded as an error with the node's code."""
+    code: str | None = None
+    try:
+        err = json.loads(content).get("error")
+        code = str(err.get("code")) if isinstance(err, dict) and err.get("code") else None
+    except (ValueError, AttributeError):
+        pass
+    _record(rt, job, node_id=node_id, outcome="error", error_code=code or f"http_{status}")
+
+
+def account_failure(rt: Runtime, job: Job, exc: MeshError) -> None:
+    """No answer at all (the send stage gave up): recorded with the error's code."""
+    node = exc.extra.get("node_id")
+    _record(
+        rt,
+        job,
+        node_id=node if isinstance(node, str) else None,
+        outcome="error",
+        error_code=exc.code,
+        latency_ms=_elapsed_ms(rt, job),
+    )
+
+
+class StreamAccount:
+    """A stream's accounting: the final chunk's ``mesh`` and ``usage``, and the record."""
+
+    __slots__ = ("job", "rt", "tally")
+
+    def __init__(self, rt: Runtime, job: Job, tally: Tally) -> None:
+        self.rt, self.job, self.tally = rt, job, tally
+
+    def finalize(self, obj: dict[str, Any], continued: bool) -> None:
+        """Set the gateway's ``mesh`` (and after a continuation the summed ``usage``) on
+        the node's final chunk ``obj`` (the relay's ``Finalize``)."""
+        tally = self.tally
+        obj["mesh"] = build_mesh(
+            self.rt, self.job, tally, obj.get("mesh"), latency_ms=_elapsed_ms(self.rt, self.job)
+        )
+        if continued:
+            completion = tally.completion_tokens + tally.before
+            obj["usage"] = {
+                "prompt_tokens": tally.prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": tally.prompt_tokens + completion,
+            }
+
+    def record(self) -> None:
+        """Queue the stream's record (once it ended, however it ended)."""
+        rt, job, tally = self.rt, self.job, self.tally
+        _record(
+            rt, job, node_id=tally.node_id, outcome=tally.outcome or "cancelled",
+            error_code=tally.error_code, prompt_tokens=tally.prompt_tokens,
+            completion_tokens=tally.completion_tokens + tally.before,
+            latency_ms=_elapsed_ms(rt, job), ttft_ms=tally.ttft_ms, cost=tally.cost,
+        )  # fmt: skip

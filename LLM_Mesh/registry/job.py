@@ -1,0 +1,80 @@
+"""The request type of the gateway's pipeline: a :class:`Job` and its :class:`Tally`.
+
+The parse stage (:mod:`~LLM_Mesh.registry.parse`) builds the :class:`Job`, the
+validated request, which no later stage changes. What became of it is the
+:class:`Tally`: the send stage writes who answered, after how many attempts, the
+time to first token and the node's token counts; the account stage reads it to build
+the ``mesh`` object and the request's record and writes the cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from LLM_Mesh.registry.extensions import NONE, Extensions
+
+__all__ = ["Job", "Tally", "usage_counts"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One validated request, ready to forward."""
+
+    path: str  # "/v1/chat/completions" or "/v1/completions"
+    model: str
+    body: dict[str, Any]  # without the mesh extension fields
+    raw: bytes  # what a non-stream forwards: the client's bytes unless extensions were stripped
+    stream: bool
+    prompt_text: str
+    max_tokens: int
+    price_per_1k: float
+    catalog_context: int | None
+    request_id: str
+    started: float  # runtime clock when the gateway received it
+    deadline: float = float("inf")  # started + request_timeout_s: no new attempt after it
+    ext: Extensions = NONE
+    client_id: str | None = None  # the client's Idempotency-Key / X-Request-Id, if usable
+
+
+class Tally:
+    """What became of one job, written stage by stage (see the module docstring)."""
+
+    __slots__ = (
+        "attempts",
+        "before",
+        "completion_tokens",
+        "cost",
+        "error_code",
+        "failed_nodes",
+        "node_id",
+        "outcome",
+        "prompt_tokens",
+        "ttft_ms",
+        "waited_s",
+    )
+
+    def __init__(self) -> None:
+        self.node_id: str | None = None  # the node whose answer the client got (last)
+        self.attempts = 0  # node attempts in all, refusals included
+        self.waited_s = 0.0  # the opt-in wait for a first node
+        self.failed_nodes: list[str] = []  # nodes that broke a stream, in order
+        self.ttft_ms: float | None = None  # the gateway's time to first token
+        self.before = 0  # tokens the client got from earlier nodes of a continued stream
+        self.prompt_tokens = 0  # the answering node's usage (prompt of the original request)
+        self.completion_tokens = 0  # the answering node's own completion tokens
+        self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
+        self.error_code: str | None = None
+        self.cost = 0.0
+
+
+def usage_counts(usage: Any) -> tuple[int, int]:
+    """``(prompt_tokens, completion_tokens)`` of a node's ``usage``; ``(0, 0)`` when absent.
+
+    A node's numbers are not trusted: a negative count would fail pricing (and leak the
+    attempt) instead of answering.
+    """
+    if not isinstance(usage, dict):
+        return 0, 0
+    pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (max(0, pt) if isinstance(pt, int) else 0), (max(0, ct) if isinstance(ct, int) else 0)

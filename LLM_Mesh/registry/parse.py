@@ -1,0 +1,100 @@
+"""Stage 1, parse and validate: request bytes to a :class:`~LLM_Mesh.registry.job.Job`.
+
+In this order, before any node is called: the body must be a JSON object (400),
+valid for the OpenAI request model (400 naming the field), with well-formed mesh
+extensions (400 naming the field; :mod:`~LLM_Mesh.registry.extensions`, stripped
+from what nodes receive), for a model the catalog or some node knows (404 listing
+the models). Whether a healthy node serves it, and whether the prompt fits that
+node's context, is the send stage's to say (:mod:`~LLM_Mesh.registry.send`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+
+from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
+from LLM_Mesh.errors import InvalidRequest, ModelNotFound
+from LLM_Mesh.registry.errors import invalid_from_pydantic
+from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
+from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.listing import CUSTOM_PRICE_PER_1K, known_model_ids
+from LLM_Mesh.registry.runtime import Runtime, new_request_id
+
+__all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "parse_json_object"]
+
+CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or ``InvalidRequest``."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw:
+        raise InvalidRequest("the request body is empty; send a JSON object")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return body
+
+
+def client_id(headers: Headers) -> str | None:
+    """The client's own request id (``Idempotency-Key`` or ``X-Request-Id``), if usable."""
+    given = headers.get("idempotency-key") or headers.get("x-request-id")
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return None
+
+
+def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: float) -> Job:
+    """Validate a request body into a :class:`Job` (raises 400/404)."""
+    body = parse_json_object(raw)
+    parsed: ChatCompletionRequest | CompletionRequest
+    try:
+        if path == CHAT_PATH:
+            parsed = ChatCompletionRequest.model_validate(body)
+            prompt_text = "\n".join(m.text() for m in parsed.messages)
+        else:
+            parsed = CompletionRequest.model_validate(body)
+            prompt_text = parsed.prompt_text()
+    except ValidationError as exc:
+        raise invalid_from_pydantic(exc) from None
+    ext = read_extensions(body, headers.get("x-mesh-wait"))
+    if ext.present:
+        body = strip_extensions(body)
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    model = parsed.model
+    spec = get_spec(model)
+    if spec is None and not rt.table.hosts(model):
+        known = known_model_ids(rt.table)
+        raise ModelNotFound(
+            f"model {model!r} does not exist in the mesh; models: {', '.join(known)}",
+            param="model",
+            models=known,
+        )
+    given = client_id(headers)
+    return Job(
+        path=path,
+        model=model,
+        body=body,
+        raw=raw,
+        stream=parsed.stream,
+        prompt_text=prompt_text,
+        max_tokens=parsed.effective_max_tokens(0),
+        price_per_1k=spec.price_per_1k_tokens if spec is not None else CUSTOM_PRICE_PER_1K,
+        catalog_context=spec.context_length if spec is not None else None,
+        request_id=given or new_request_id(),
+        started=started,
+        deadline=started + rt.settings.request_timeout_s,
+        ext=ext,
+        client_id=given,
+    )

@@ -1,0 +1,97 @@
+"""The gateway's request path: one way through five stages, each in its own module.
+
+::
+
+    bytes ─▶ parse ─▶ admit ─▶ send (route + failover) ─▶ relay ─▶ account
+             Job      checks   Exchange / NodeStream      bytes     mesh, record
+
+| stage | module | owns |
+|---|---|---|
+| parse and validate | :mod:`~LLM_Mesh.registry.parse` | body → :class:`~LLM_Mesh.registry.job.Job` (400/404) |
+| admit | :mod:`~LLM_Mesh.registry.admit` | the admission checks, in order (today idempotency; authentication, rate limits, price estimate go here) |
+| route and send | :mod:`~LLM_Mesh.registry.send`, :mod:`~LLM_Mesh.registry.send_stream` | every router attempt from ``begin`` to ``finish``, failover by :mod:`LLM_Mesh.core.failover`, mid-stream continuation |
+| relay | :mod:`~LLM_Mesh.registry.relay` | JSON or SSE bytes for the client; finishes nothing |
+| account | :mod:`~LLM_Mesh.registry.account` | the ``mesh`` object, cost, the request's record (settlement goes here) |
+
+:class:`Pipeline` only wires them: a stage never calls a later one and never reaches
+back into an earlier one; import-linter checks that a stage never imports a later one
+(``pyproject.toml``). The POST routes call :meth:`Pipeline.serve` directly (plain
+Starlette routes, no dependency injection): this is the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.account import (
+    StreamAccount,
+    account_answer,
+    account_failure,
+    account_passthrough,
+)
+from LLM_Mesh.registry.admit import Admission, AdmissionCheck, default_checks
+from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.parse import build_job
+from LLM_Mesh.registry.relay import SseRelay, json_answer, passthrough, stream_response
+from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.registry.send import Exchange
+from LLM_Mesh.registry.send_stream import NodeStream
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """The stages wired for one app (see the module docstring)."""
+
+    __slots__ = ("admission", "rt")
+
+    def __init__(self, rt: Runtime, checks: Sequence[AdmissionCheck] | None = None) -> None:
+        self.rt = rt
+        self.admission = Admission(default_checks(rt) if checks is None else checks)
+
+    async def serve(self, request: Request, path: str) -> Response:
+        """One ``POST /v1/...`` request, start to end."""
+        rt = self.rt
+        started = rt.clock()
+        raw = await request.body()
+        job = build_job(rt, request.headers, raw, path, started)
+        return await self.admission.run(job, self._stream if job.stream else self._complete)
+
+    async def _complete(self, job: Job) -> Response:
+        rt = self.rt
+        ex = Exchange(rt, job)
+        try:
+            answer = await ex.complete()
+        except MeshError as exc:
+            account_failure(rt, job, exc)
+            raise
+        if answer.data is None:
+            account_passthrough(rt, job, answer.node_id, answer.status, answer.content)
+            return passthrough(job, answer.node_id, answer.status, answer.content)
+        account_answer(rt, job, ex.tally, answer.data)
+        return json_answer(job, answer.node_id, answer.data)
+
+    async def _stream(self, job: Job) -> Response:
+        rt = self.rt
+        ex = Exchange(rt, job)
+        upstream = NodeStream(ex)
+        try:
+            answer = await upstream.open()
+        except MeshError as exc:
+            account_failure(rt, job, exc)
+            raise
+        if answer.status != 200:
+            account_passthrough(rt, job, answer.node_id, answer.status, answer.content)
+            return passthrough(job, answer.node_id, answer.status, answer.content)
+        acct = StreamAccount(rt, job, ex.tally)
+
+        async def on_close() -> None:
+            await upstream.close()
+            acct.record()
+
+        relay = SseRelay(upstream.events(), acct.finalize)
+        return stream_response(job, answer.node_id, relay, on_close)

@@ -1,0 +1,171 @@
+"""Stage 4, relay: the node's answer as the client's bytes (JSON or SSE). Finishes nothing.
+
+A JSON answer is the node's body with the gateway's ``mesh`` object
+(:func:`json_answer`); a 4xx the node decided passes on unchanged
+(:func:`passthrough`). Both carry ``X-Mesh-Node``, ``X-Mesh-Model`` and
+``X-Mesh-Request-Id``.
+
+A stream (:class:`SseRelay`) writes each :class:`~LLM_Mesh.registry.send_stream.Event`
+the send stage hands over as it comes (one write per event), untouched unless it must
+change: the node's final chunk (``"choices": []``, ``usage``) gets the gateway's
+``mesh`` (and, after a continuation, the summed ``usage``) from the account stage's
+``finalize``; chunks of a continuing node are rewritten to the first chunk's
+``id``/``created``/``model`` and its leading role-only chunk is dropped, so the client
+sees one stream. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`` then
+``data: [DONE]``.
+
+When the client goes away, :class:`ProxyStream` closes the relay's generator (which
+closes the send stage's) and runs ``on_close`` (the send stage settles its attempt, the
+account stage records the request) at once, however the response ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from LLM_Mesh.registry.continuation import chunk_text
+from LLM_Mesh.registry.errors import json_response
+from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.send_stream import DONE, FAIL, Event
+
+__all__ = [
+    "Finalize",
+    "ProxyStream",
+    "SseRelay",
+    "json_answer",
+    "mesh_headers",
+    "passthrough",
+    "stream_response",
+]
+
+_SEP = (",", ":")
+_DONE_BYTES = b"data: [DONE]\n\n"
+
+# (the node's final chunk, whether it comes from a continuing node) -> None: sets its
+# "mesh" (and, continued, its "usage") in place
+Finalize = Callable[[dict[str, Any], bool], None]
+
+
+def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
+    return {"X-Mesh-Node": node_id, "X-Mesh-Model": job.model, "X-Mesh-Request-Id": job.request_id}
+
+
+def json_answer(job: Job, node_id: str, data: dict[str, Any]) -> Response:
+    """A non-stream's answer: the node's body (``mesh`` already the gateway's)."""
+    return json_response(data, 200, mesh_headers(node_id, job))
+
+
+def passthrough(job: Job, node_id: str, status: int, content: bytes) -> Response:
+    """A 4xx the node decided (e.g. its exact context check): its body, as is."""
+    return Response(
+        content, status, headers=mesh_headers(node_id, job), media_type="application/json"
+    )
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, separators=_SEP, ensure_ascii=False).encode() + b"\n\n"
+
+
+def _role_only(obj: dict[str, Any]) -> bool:
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return False
+    delta = choices[0].get("delta")
+    return isinstance(delta, dict) and "role" in delta and not choices[0].get("finish_reason")
+
+
+class SseRelay:
+    """One client stream's bytes from the send stage's events (see the module docstring)."""
+
+    __slots__ = ("finalize", "ident", "source")
+
+    def __init__(self, source: AsyncGenerator[Event, None], finalize: Finalize) -> None:
+        self.source = source
+        self.finalize = finalize
+        self.ident: dict[str, Any] | None = None  # id/created/model of the first chunk
+
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        try:
+            async for ev in self.source:
+                if ev.kind == DONE:
+                    yield _DONE_BYTES
+                    return
+                if ev.kind == FAIL:
+                    yield _sse(ev.error or {"error": {}})
+                    yield _DONE_BYTES
+                    return
+                data = self._shape(ev)
+                if data:
+                    yield data
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.source.aclose()
+
+    def _shape(self, ev: Event) -> bytes:
+        lines = ev.lines
+        if ev.obj is None and not ev.continued:
+            return ("\n".join(lines) + "\n\n").encode()
+        for i, line in enumerate(lines):
+            obj = ev.obj if i == 0 else None
+            if obj is None:
+                data = line[5:].strip() if line.startswith("data:") else ""
+                if not data.startswith("{"):
+                    continue
+                try:
+                    parsed = json.loads(data)
+                except ValueError:
+                    continue
+                if not isinstance(parsed, dict):
+                    continue
+                obj = parsed
+            if self.ident is None:
+                self.ident = {k: obj[k] for k in ("id", "created", "model") if k in obj}
+            if ev.continued:
+                if _role_only(obj) and not chunk_text(obj):
+                    return b""
+                obj.update(self.ident)
+            usage = obj.get("usage")
+            if isinstance(usage, dict) and not obj.get("choices"):
+                self.finalize(obj, ev.continued)
+            elif not ev.continued:
+                continue
+            lines[i] = "data: " + json.dumps(obj, separators=_SEP, ensure_ascii=False)
+        return ("\n".join(lines) + "\n\n").encode()
+
+
+class ProxyStream(StreamingResponse):
+    """A StreamingResponse that always runs ``on_close`` when it ends, however it ends."""
+
+    def __init__(
+        self,
+        gen: AsyncGenerator[bytes, None],
+        on_close: Callable[[], Awaitable[None]],
+        *,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(gen, headers=headers, media_type="text/event-stream")
+        self._gen = gen
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._gen.aclose()
+                await self._on_close()
+
+
+def stream_response(
+    job: Job, node_id: str, relay: SseRelay, on_close: Callable[[], Awaitable[None]]
+) -> ProxyStream:
+    """The client's SSE response over ``relay``."""
+    headers = mesh_headers(node_id, job)
+    headers["Cache-Control"] = "no-cache"
+    return ProxyStream(relay.events(), on_close, headers=headers)

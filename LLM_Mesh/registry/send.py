@@ -1,0 +1,442 @@
+"""Stage 3, route and send with failover: every attempt of a request, opened and finished here.
+
+An :class:`Exchange` is one request's traffic with nodes. It is the only owner of
+router attempts: each one runs from ``routing.begin`` to ``routing.finish`` in this
+module's code, mid-stream continuations included. The node side of a stream
+(:mod:`~LLM_Mesh.registry.send_stream`) reports what it reads through the exchange
+(:meth:`Exchange.first_token`, :meth:`Exchange.finish`, :meth:`Exchange.broke`,
+:meth:`Exchange.resume`); the relay and the account stage never touch an attempt.
+
+The decisions come from the pure failover policy,
+:class:`~LLM_Mesh.core.failover.Failover` (the same code the fleet simulator runs).
+Here they are fed with what came back, classified into router outcomes::
+
+    connect error / connect timeout   CONNECT_ERROR   refused: another node at once
+    429                               OVERLOADED      refused: another node at once
+    503 (paused, draining, no memory) UNAVAILABLE     refused: another node at once
+    read timeout before an answer     TIMEOUT         failed: another node after a backoff
+    other transport error, other 5xx, SERVER_ERROR    failed: another node after a backoff
+      a 200 that is not a JSON object
+    anything else                     (the answer: 2xx, or a 4xx the relay passes on)
+
+A refusal is no health failure: no outlier ejection, no retry-budget token (the
+failover budget's instead). Every attempt goes to a *different* node, none starts at
+or after the request's deadline (``request_timeout_s`` from arrival), and a
+non-streaming exchange is cut at that deadline even if the node trickles bytes (504).
+
+When every node refused, the client gets the last refusal's kind (429
+``overloaded`` or 503 ``model_unavailable``) with ``Retry-After`` = the soonest any
+refusing node asked for (the first moment a node may take the request). No node at
+all for the first attempt: 503 ``model_unavailable`` (none up) or 429 ``overloaded``
+(all saturated, ``Retry-After`` = the router's estimated wait), unless the client opted
+into a bounded wait (``mesh_wait_s`` / ``X-Mesh-Wait``), which polls the router on
+every change until a node frees or the wait ends. Either refusal counts as refused
+demand (:mod:`~LLM_Mesh.registry.demand`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
+from LLM_Mesh.core.failover import Action, Failover, Step, Stop
+from LLM_Mesh.core.scoring import RouteRequest
+from LLM_Mesh.core.validation import check_context
+from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded, UpstreamError, UpstreamTimeout
+from LLM_Mesh.registry.demand import NO_NODE, SATURATED
+from LLM_Mesh.registry.extensions import Extensions
+from LLM_Mesh.registry.job import Job, Tally, usage_counts
+from LLM_Mesh.registry.node_client import (
+    NodeConnectError,
+    NodeProtocolError,
+    NodeResponse,
+    NodeTimeout,
+    NodeTransportError,
+)
+from LLM_Mesh.registry.runtime import Runtime
+
+__all__ = ["Answer", "Exchange", "Sender", "error_message", "forward_headers"]
+
+CONTINUE_WINDOW_S = 30.0  # time a mid-stream failover may take to find a node
+
+# (url, seconds left before the deadline) -> the node's response
+Sender = Callable[[str, float], Awaitable[NodeResponse]]
+
+
+class Answer:
+    """A node's answer that ends the send stage: 200 (``data`` parsed for a non-stream)
+    or a 4xx the relay passes on as is (``content``)."""
+
+    __slots__ = ("content", "data", "node_id", "status")
+
+    def __init__(
+        self, node_id: str, status: int, content: bytes, data: dict[str, Any] | None
+    ) -> None:
+        self.node_id = node_id
+        self.status = status
+        self.content = content
+        self.data = data
+
+
+class _NotJson(NodeProtocolError):
+    """A node's 200 whose body is not a JSON object: a server error, fail over."""
+
+
+def forward_headers(job: Job) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Request-Id": job.request_id}
+
+
+def error_message(content: bytes) -> str:
+    """The ``error.message`` of an OpenAI error body, else its first bytes."""
+    try:
+        err = json.loads(content).get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+    except (ValueError, AttributeError):
+        pass
+    return content[:200].decode("utf-8", "replace")
+
+
+def _retry_after(resp: NodeResponse) -> int:
+    try:
+        return max(1, int(float(resp.headers.get("retry-after", "1"))))
+    except ValueError:
+        return 1
+
+
+def _failure(exc: NodeTransportError) -> Outcome:
+    if isinstance(exc, NodeConnectError):
+        return Outcome.CONNECT_ERROR
+    if isinstance(exc, NodeTimeout):
+        return Outcome.TIMEOUT
+    return Outcome.SERVER_ERROR
+
+
+def nonstream_ttft(node_mesh: Any, latency_ms: float) -> float | None:
+    """The node's time to first token plus the gateway's and the network's share."""
+    if not isinstance(node_mesh, dict):
+        return None
+    ttft, node_latency = node_mesh.get("ttft_ms"), node_mesh.get("latency_ms")
+    if not isinstance(ttft, (int, float)) or not math.isfinite(ttft):
+        return None
+    overhead = latency_ms - node_latency if isinstance(node_latency, (int, float)) else 0.0
+    if not math.isfinite(overhead):
+        overhead = 0.0
+    # within [0, end to end]: a negative ttft would make the node look fastest to the router
+    return max(0.0, min(latency_ms, float(ttft) + max(0.0, overhead)))
+
+
+class Exchange:
+    """One request's attempts on nodes (see the module docstring)."""
+
+    __slots__ = (
+        "att",
+        "deadline",
+        "ext",
+        "failover",
+        "job",
+        "retry_after",
+        "routing",
+        "rt",
+        "tally",
+        "tried",
+    )
+
+    def __init__(self, rt: Runtime, job: Job) -> None:
+        self.rt = rt
+        self.job = job
+        self.routing = rt.routing
+        self.tally = Tally()
+        self.tried: set[str] = set()
+        self.failover: Failover | None = None
+        self.att: Attempt | None = None  # the attempt whose answer is still open (a stream's)
+        self.ext: Extensions = job.ext  # a chat continuation narrows allow_nodes
+        self.deadline = job.deadline  # a continuation has its own window
+        self.retry_after: int | None = None  # the soonest Retry-After a refusing node gave
+
+    # -- the failover loop --------------------------------------------------------------
+    async def send(self, sender: Sender) -> tuple[str, NodeResponse]:
+        """The first node answer that is not a failover reason; its attempt stays open
+        (``self.att``). Raises the last node's error (502/504/429/503, naming ``node_id``
+        and ``attempts``) when the policy stops; a first call's 503 no-node or 429 counts
+        as refused demand."""
+        rt, job, routing = self.rt, self.job, self.routing
+        fo = self.failover
+        first = fo is None
+        if fo is None:
+            fo = self.failover = Failover(
+                rt.failover_policy, routing.retry_budget, routing.failover_budget,
+                rt.clock(), deadline=self.deadline, trace=rt.observer is not None,
+            )  # fmt: skip
+        last: MeshError | None = None
+        try:
+            while True:
+                t0 = rt.clock()
+                d = await self._choose(first and not self.tried)
+                if first and not self.tried:
+                    self.tally.waited_s = rt.clock() - t0
+                if d.node_id is None:
+                    self.stop(Stop.NO_NODE)
+                    break
+                node = d.node_id
+                entry = rt.table.get(node)
+                if entry is None:  # pragma: no cover - removed between pick and send
+                    self.tried.add(node)
+                    continue
+                self._check_context(node)
+                left = self.deadline - rt.clock()
+                if left <= 0:
+                    self.stop(Stop.DEADLINE)
+                    break
+                self.tried.add(node)
+                fo.begin()
+                att = routing.begin(node, job.model)
+                outcome, last, resp = await self._attempt(sender, node, entry.url, left, att, fo)
+                if resp is not None:
+                    self.att = att
+                    self.tally.node_id = node
+                    self.tally.attempts = fo.attempts
+                    return node, resp
+                step = self.finish(att, outcome)
+                if step.action is Action.STOP:
+                    break
+                if step.delay_s > 0:
+                    await asyncio.sleep(step.delay_s)
+        except (ModelUnavailable, Overloaded) as exc:
+            if first and last is None:
+                reason = NO_NODE if isinstance(exc, ModelUnavailable) else SATURATED
+                routing.demand.refuse(job.model, reason)
+            raise
+        self.tally.attempts = fo.attempts
+        if last is None:
+            last = self._no_node(routing.pick(self._route_request()))
+        elif fo.budget_exhausted:
+            last.extra["retry_budget_exhausted"] = True
+        if first and isinstance(last, (ModelUnavailable, Overloaded)):
+            routing.demand.refuse(job.model, NO_NODE if isinstance(last, ModelUnavailable)
+                                  else SATURATED)  # fmt: skip
+        raise last
+
+    async def _attempt(
+        self, sender: Sender, node: str, url: str, left: float, att: Attempt, fo: Failover
+    ) -> tuple[Outcome, MeshError | None, NodeResponse | None]:
+        """One attempt: the answer to keep, or the outcome and the error it makes."""
+        attempts = fo.attempts
+        try:
+            try:
+                # the whole exchange, not only each read: a node trickling bytes must not
+                # carry the request past its deadline
+                with anyio.fail_after(left):
+                    resp = await sender(url, left)
+                    status = resp.status_code
+                    if status == 429 or status >= 500:  # a body cut off is a failure too
+                        content = await resp.aread()
+                        await resp.aclose()
+            except TimeoutError:
+                raise NodeTimeout("the request's deadline passed", "DeadlineExceeded") from None
+        except NodeTransportError as exc:
+            outcome = _failure(exc)
+            kind = exc.kind
+            if outcome is Outcome.TIMEOUT:
+                msg = f"node {node} ({url}) timed out: {kind}"
+                return outcome, UpstreamTimeout(msg, node_id=node, attempts=attempts), None
+            if outcome is Outcome.CONNECT_ERROR:
+                msg = f"node {node} ({url}) is unreachable: {kind}"
+                return outcome, UpstreamError(msg, node_id=node, attempts=attempts), None
+            detail = str(exc) if str(exc) != kind else ""
+            msg = f"node {node} ({url}) failed: {kind}: {detail}".rstrip(": ")
+            return outcome, UpstreamError(msg, node_id=node, attempts=attempts), None
+        except BaseException:
+            self.finish(att, Outcome.CANCELLED)
+            raise
+        if status != 429 and status < 500:
+            return Outcome.SUCCESS, None, resp
+        if status in (429, 503):
+            wait = _retry_after(resp)
+            self.retry_after = wait if self.retry_after is None else min(self.retry_after, wait)
+            text = error_message(content)
+            if status == 429:
+                return Outcome.OVERLOADED, Overloaded(
+                    f"node {node} is busy: {text}", retry_after=self.retry_after,
+                    node_id=node, attempts=attempts,
+                ), None  # fmt: skip
+            return Outcome.UNAVAILABLE, ModelUnavailable(
+                f"node {node} cannot serve {self.job.model!r} now: {text}", model=self.job.model,
+                retry_after=self.retry_after, reason="node_unavailable", node_id=node,
+                attempts=attempts,
+            ), None  # fmt: skip
+        msg = f"node {node} answered HTTP {status}: {error_message(content)}"
+        return Outcome.SERVER_ERROR, UpstreamError(msg, node_id=node, attempts=attempts), None
+
+    def finish(
+        self,
+        att: Attempt,
+        outcome: Outcome,
+        *,
+        completion_tokens: int = 0,
+        ttft_ms: float | None = None,
+    ) -> Step:
+        """End an attempt: the router learns the outcome, the policy decides what next."""
+        self.routing.finish(att, outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms)
+        if self.att is att:
+            self.att = None
+        fo = self.failover
+        if fo is None:  # pragma: no cover - an attempt is only begun under a Failover
+            raise MeshError("an attempt outside the failover policy")
+        return self._observed(fo.after(att.node_id, outcome, self.rt.clock(), random.random()))
+
+    def first_token(self) -> None:
+        """The open attempt's node sent its first token (the gateway's ttft: the first
+        node's, across a continuation)."""
+        att = self.att
+        if att is not None:
+            self.routing.first_token(att)
+        if self.tally.ttft_ms is None:
+            self.tally.ttft_ms = (self.rt.clock() - self.job.started) * 1000.0
+
+    def broke(self, outcome: Outcome) -> str | None:
+        """The node of the open attempt broke its stream: the router hears it now (the
+        policy decides in :meth:`resume`). Returns that node."""
+        att = self.att
+        if att is None:
+            return None
+        self.att = None
+        self.routing.finish(att, outcome)
+        return att.node_id
+
+    def resume(self, node_id: str, outcome: Outcome) -> Step:
+        """Whether a mid-stream continuation may start after ``node_id`` broke with
+        ``outcome``: the policy's decision under the continuation's own failover state
+        and time window (:data:`CONTINUE_WINDOW_S`)."""
+        fo = self.failover
+        if fo is None:  # pragma: no cover - a stream is only open under a Failover
+            raise MeshError("a continuation outside the failover policy")
+        now = self.rt.clock()
+        self.deadline = now + min(CONTINUE_WINDOW_S, self.rt.settings.request_timeout_s)
+        self.failover = fo = fo.continuation(now, self.deadline)
+        return self._observed(fo.after(node_id, outcome, now, random.random()))
+
+    def stop(self, reason: Stop) -> Step:
+        """A stop the policy cannot see (no node left, no time left)."""
+        fo = self.failover
+        if fo is None:  # pragma: no cover
+            raise MeshError("a stop outside the failover policy")
+        return self._observed(fo.stop(reason))
+
+    def _observed(self, step: Step) -> Step:
+        observer = self.rt.observer
+        if observer is not None and step.action is Action.STOP and self.failover is not None:
+            observer(self.job, self.failover)
+        return step
+
+    # -- choosing a node ------------------------------------------------------------------
+    def _route_request(self) -> RouteRequest:
+        ext = self.ext
+        return RouteRequest(
+            (self.job.model,),
+            expected_tokens=self.job.max_tokens or None,
+            avoid_regions=ext.avoid_regions,
+            allow_nodes=ext.allow_nodes,
+            deny_nodes=ext.deny_nodes,
+            exclude=frozenset(self.tried),
+        )
+
+    def _check_context(self, node_id: str) -> None:
+        job = self.job
+        hosted = self.rt.table.hosted(node_id, job.model)
+        ctx = hosted.context_length if hosted is not None and hosted.context_length else None
+        ctx = ctx or job.catalog_context
+        if ctx:
+            check_context(job.prompt_text, job.max_tokens, ctx, job.model)
+
+    def _no_node(self, d: Decision) -> MeshError:
+        job = self.job
+        if d.verdict is Verdict.SATURATED:
+            wait = d.wait_s or 1.0
+            return Overloaded(
+                f"every node serving {job.model!r} is saturated; estimated wait {wait:.2f} s "
+                f"(send X-Mesh-Wait or mesh_wait_s to wait for a slot)",
+                retry_after=max(1, math.ceil(wait)),
+                reason="saturated",
+                wait_s=round(wait, 3),
+                model=job.model,
+            )
+        return ModelUnavailable(
+            f"no healthy node serves {job.model!r} right now"
+            + (" within the request's constraints" if self.ext.present else ""),
+            model=job.model,
+            available=self.rt.table.models_up(),
+            retry_after=self.rt.retry_after_s,
+            reason="no_node",
+        )
+
+    async def _choose(self, first: bool) -> Decision:
+        """A node for the next attempt; for the first, 503/429 or the opt-in bounded wait."""
+        rt, job, routing = self.rt, self.job, self.routing
+        req = self._route_request()
+        d = routing.pick(req)
+        if d.verdict is Verdict.OK or not first:
+            return d
+        until = min(job.started + self.ext.wait_s, self.deadline)
+        loop = asyncio.get_running_loop()
+        hard_stop = loop.time() + self.ext.wait_s  # bounded even if the runtime clock stands still
+        routing.demand.wait_begin(job.model)
+        try:
+            while True:
+                left = until - rt.clock()
+                if left <= 0 or loop.time() >= hard_stop:
+                    raise self._no_node(d)
+                hint = d.wait_s if d.wait_s is not None else 0.25
+                await routing.wait_change(min(left, max(0.005, hint)))
+                d = routing.pick(req)
+                if d.verdict is Verdict.OK:
+                    return d
+        finally:
+            routing.demand.wait_end(job.model)
+
+    # -- a non-streaming request ----------------------------------------------------------
+    async def complete(self) -> Answer:
+        """Send a non-streaming request; its attempt is finished before this returns."""
+        rt, job = self.rt, self.job
+        client = rt.http
+        headers = forward_headers(job)
+        connect_s = rt.settings.connect_timeout_s
+        parsed: list[dict[str, Any]] = []
+
+        async def sender(url: str, left: float) -> NodeResponse:
+            resp = await client.post(
+                url + job.path, job.raw, headers, timeout_s=left, connect_s=min(left, connect_s)
+            )
+            if resp.status_code == 200:
+                try:
+                    data = json.loads(resp.content)
+                except ValueError:
+                    data = None
+                if not isinstance(data, dict):
+                    raise _NotJson("the node's answer is not a JSON object")
+                parsed.append(data)
+            return resp
+
+        node, resp = await self.send(sender)
+        att = self.att
+        if att is None:  # pragma: no cover - send() always leaves the answer's attempt open
+            raise MeshError("no open attempt")
+        if resp.status_code != 200:
+            self.finish(att, Outcome.CANCELLED)  # a 4xx the node decided: says nothing of it
+            return Answer(node, resp.status_code, resp.content, None)
+        data = parsed[-1]
+        tally = self.tally
+        latency_ms = (rt.clock() - job.started) * 1000.0
+        tally.prompt_tokens, tally.completion_tokens = usage_counts(data.get("usage"))
+        tally.ttft_ms = nonstream_ttft(data.get("mesh"), latency_ms)
+        self.finish(
+            att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens, ttft_ms=tally.ttft_ms
+        )
+        return Answer(node, 200, resp.content, data)

@@ -1,0 +1,328 @@
+"""Stage 3 for a stream: the node side of one client stream, over one or more nodes.
+
+:class:`NodeStream` opens the first node's stream through the
+:class:`~LLM_Mesh.registry.send.Exchange` (failing over before any byte reaches the
+client), then reads the node's SSE events and hands each to the relay as an
+:class:`Event`. It owns every attempt of the stream: the router hears of the first
+token, the success (``[DONE]``, with the node's own completion tokens) or the break,
+here and nowhere else.
+
+It parses an event's JSON only until the node's first token (the gateway's time to
+first token) and when the event carries ``"usage"`` (the node's final chunk). The raw
+``data:`` lines of the current node are kept (a list append) so a failover can rebuild
+the text so far.
+
+If the node breaks the stream (transport error, its ``data: {"error"...}`` event, or
+an end without ``[DONE]``), another node is asked to continue
+(:mod:`~LLM_Mesh.registry.continuation`) under the same failover policy
+(:meth:`~LLM_Mesh.core.failover.Failover.continuation`: the attempts nodes worked on
+carry over, refusals before the stream reached its node do not); its events come
+marked ``continued`` so the relay rewrites them into the first node's stream. Where
+nobody can continue (chat without a node that advertises ``continuation``, no node
+left, attempts or retry budget spent) the last event is a ``FAIL`` with an OpenAI
+error body: never a silent cut.
+
+Tokens across a continuation: a node that sent its final ``usage`` chunk finished its
+answer (only ``[DONE]`` was missing), so its own count is the answer's and the stream
+ends there. A node that broke before its usage is counted by its content chunks: our
+engines send one chunk per generated token, so for them this is the node's count; an
+engine that batches tokens into chunks is undercounted by it (nothing better is known
+at the gateway: the node never said, and the gateway has no tokenizer). The continuing
+node's prompt held the text so far (``mesh_continue`` or the completion prompt), so
+its ``prompt_tokens`` less the tokens already sent is the request's prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncGenerator, Awaitable
+from typing import Any
+
+import anyio
+
+from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.core.failover import Action, Stop
+from LLM_Mesh.errors import MeshError, UpstreamError
+from LLM_Mesh.registry.continuation import (
+    CHAT_PATH,
+    chunk_text,
+    continuation_body,
+    generated,
+    remaining_tokens,
+)
+from LLM_Mesh.registry.job import usage_counts
+from LLM_Mesh.registry.node_client import NodeResponse, NodeTimeout, NodeTransportError
+from LLM_Mesh.registry.send import Answer, Exchange, Sender, forward_headers
+
+__all__ = ["DATA", "DONE", "FAIL", "Event", "NodeStream"]
+
+_SEP = (",", ":")
+
+DATA, DONE, FAIL = 0, 1, 2
+
+
+class Event:
+    """One SSE event for the relay: the node's lines as sent, the first data line's JSON
+    when this stage parsed it, whether it comes from a continuing node; ``DONE`` ends the
+    stream, ``FAIL`` ends it with ``error`` (an OpenAI error body)."""
+
+    __slots__ = ("continued", "error", "kind", "lines", "obj")
+
+    def __init__(
+        self,
+        kind: int,
+        lines: list[str] | None = None,
+        obj: dict[str, Any] | None = None,
+        continued: bool = False,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.lines = lines or []
+        self.obj = obj
+        self.continued = continued
+        self.error = error
+
+
+_DONE = Event(DONE)
+
+
+class _Broken(Exception):
+    """The node broke off its stream (reason in the message)."""
+
+
+def stream_payload(body: dict[str, Any]) -> bytes:
+    """The body a node gets for a stream: with ``stream_options.include_usage``."""
+    options = body.get("stream_options")
+    out = dict(body)
+    out["stream_options"] = {
+        **(options if isinstance(options, dict) else {}),
+        "include_usage": True,
+    }
+    return json.dumps(out, separators=_SEP, ensure_ascii=False).encode()
+
+
+async def _opened(pending: Awaitable[NodeResponse]) -> NodeResponse:
+    """A node's stream answer; a non-200's body is read (and closed) here, inside the attempt,
+    so a body cut off is the node's transport failure, never a leaked attempt."""
+    resp = await pending
+    if resp.status_code != 200:
+        try:
+            await resp.aread()
+        finally:
+            await resp.aclose()
+    return resp
+
+
+class NodeStream:
+    """See the module docstring. ``open``, then ``events``; ``close`` always (idempotent)."""
+
+    def __init__(self, ex: Exchange) -> None:
+        self.ex = ex
+        self.resp: NodeResponse | None = None
+        self.data: list[str] = []  # the current node's data lines
+        self.text = ""  # text the client got from earlier nodes
+        self.node_first = False  # the current node has sent a token
+        self.usage_seen = False  # the current node sent its final usage chunk
+        self.continued = False
+        self._closed = False
+
+    def _sender(self, payload: bytes) -> Sender:
+        rt, job = self.ex.rt, self.ex.job
+        client, headers = rt.http, forward_headers(job)
+        timeout_s, connect_s = rt.settings.request_timeout_s, rt.settings.connect_timeout_s
+
+        async def send(url: str, left: float) -> NodeResponse:
+            return await _opened(client.stream(
+                url + job.path, payload, headers, timeout_s=timeout_s,
+                connect_s=min(left, connect_s),
+            ))  # fmt: skip
+
+        return send
+
+    async def open(self) -> Answer:
+        """The first node's answer: 200 (its stream now open) or a 4xx to pass on."""
+        ex = self.ex
+        node, resp = await ex.send(self._sender(stream_payload(ex.job.body)))
+        if resp.status_code != 200:
+            att = ex.att
+            if att is not None:
+                ex.finish(att, Outcome.CANCELLED)  # a 4xx the node decided: neutral
+            return Answer(node, resp.status_code, resp.content, None)
+        self.resp = resp
+        return Answer(node, 200, b"", None)
+
+    async def events(self) -> AsyncGenerator[Event, None]:
+        """The client stream's events, across failovers; the last is ``DONE`` or ``FAIL``."""
+        ex, tally = self.ex, self.ex.tally
+        while True:
+            try:
+                async for ev in self._read():
+                    yield ev
+                att = ex.att
+                if att is not None:
+                    ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
+                tally.outcome = "ok"
+                yield _DONE
+                return
+            except (NodeTransportError, _Broken) as exc:
+                bad = Outcome.TIMEOUT if isinstance(exc, NodeTimeout) else Outcome.SERVER_ERROR
+                reason = exc.kind if isinstance(exc, NodeTransportError) else str(exc)
+                try:
+                    end = await self._continue(bad, reason)
+                except Exception as cexc:  # never a silent cut: end with an error event
+                    end = self._fail(f"{reason}; failover failed: {cexc!r}", None)
+                if end is not None:
+                    yield end
+                    return
+
+    async def _read(self) -> AsyncGenerator[Event, None]:
+        resp = self.resp
+        if resp is None:  # pragma: no cover - events() before open()
+            raise _Broken("no node stream is open")
+        lines: list[str] = []
+        done = False
+        async for line in resp.aiter_lines():
+            if line:
+                lines.append(line)
+                continue
+            if not lines:
+                continue
+            ev = self._event(lines)
+            lines = []
+            if ev is _DONE:
+                done = True
+            elif ev is not None:
+                yield ev
+        if lines and not done:
+            ev = self._event(lines)
+            if ev is _DONE:
+                done = True
+            elif ev is not None:
+                yield ev
+        if not done:
+            raise _Broken(f"node {self.ex.tally.node_id} ended its stream without [DONE]")
+
+    def _event(self, lines: list[str]) -> Event | None:
+        first = lines[0]
+        obj: dict[str, Any] | None = None
+        if first.startswith("data:"):
+            if first.startswith('data: {"error"') or first.startswith('data:{"error"'):
+                node = self.ex.tally.node_id
+                raise _Broken(f"node {node} reported an error mid-stream: {first[5:300]}")
+            if first == "data: [DONE]":
+                return _DONE
+            self.data.append(first)
+            if not self.node_first or '"usage"' in first:
+                obj = self._parsed(first)
+        return Event(DATA, lines, obj, self.continued)
+
+    def _parsed(self, line: str) -> dict[str, Any] | None:
+        data = line[5:].strip()
+        if not data.startswith("{"):
+            return None
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        ex = self.ex
+        if not self.node_first and chunk_text(obj):
+            self.node_first = True
+            ex.first_token()
+        usage = obj.get("usage")
+        if isinstance(usage, dict) and not obj.get("choices"):
+            self.usage_seen = True
+            tally = ex.tally
+            pt, ct = usage_counts(usage)
+            # a continuing node's prompt held the text so far
+            tally.prompt_tokens = max(0, pt - tally.before) if self.continued else pt
+            tally.completion_tokens = ct
+        return obj
+
+    async def _continue(self, bad: Outcome, reason: str) -> Event | None:
+        """Fail over mid-stream; ``None`` when another node now streams, else the last event."""
+        ex, rt, job, tally = self.ex, self.ex.rt, self.ex.job, self.ex.tally
+        failed = ex.broke(bad) or tally.node_id or "?"
+        if self.resp is not None:
+            with anyio.CancelScope(shield=True):
+                await self.resp.aclose()
+        tally.failed_nodes.append(failed)
+        seg_text, seg_chunks = generated(self.data)
+        if self.usage_seen:  # the node finished its answer; only [DONE] was missing
+            ex.stop(Stop.SUCCEEDED)
+            tally.outcome = "ok"
+            return _DONE
+        self.text += seg_text
+        tally.before += seg_chunks
+        self.data = []
+        left = remaining_tokens(job.body, tally.before)
+        if self.text and left is not None and left <= 0:  # complete but for [DONE]
+            ex.stop(Stop.SUCCEEDED)
+            tally.outcome = "ok"
+            return _DONE
+        ext = ex.ext
+        if self.text and job.path == CHAT_PATH:
+            able = frozenset(
+                e.node_id
+                for e in rt.table.healthy_entries_for(job.model)
+                if rt.table.supports_continuation(e.node_id, job.model)
+            )
+            allow = able if ext.allow_nodes is None else able & ext.allow_nodes
+            if not allow - ex.tried:
+                ex.stop(Stop.NO_NODE)
+                return self._fail(
+                    f"{reason}; no other node hosting {job.model!r} can continue a chat "
+                    "(none advertises 'continuation')",
+                    "continuation_unsupported",
+                )
+            ext = dataclasses.replace(ext, allow_nodes=allow)
+        step = ex.resume(failed, bad)
+        if step.action is Action.STOP:
+            why = step.stop.value if step.stop is not None else "stop"
+            extra = {"retry_budget_exhausted": True} if step.stop is Stop.RETRY_BUDGET else {}
+            return self._fail(f"{reason}; no failover ({why})", None, **extra)
+        if step.delay_s > 0:
+            await anyio.sleep(step.delay_s)
+        ex.ext = ext
+        body = continuation_body(job.path, job.body, job.prompt_text, self.text, tally.before)
+        try:
+            node, resp = await ex.send(self._sender(stream_payload(body)))
+        except MeshError as exc:
+            return self._fail(f"{reason}; failover found no node: {exc.message}", exc.code)
+        if resp.status_code != 200:
+            nxt = ex.att
+            if nxt is not None:
+                ex.finish(nxt, Outcome.CANCELLED)
+            return self._fail(
+                f"{reason}; node {node} refused to continue: "
+                f"HTTP {resp.status_code} {resp.content[:200]!r}",
+                "upstream_error",
+            )
+        self.resp = resp
+        self.node_first = self.usage_seen = False
+        self.continued = True
+        return None
+
+    def _fail(self, message: str, code: str | None, **extra: Any) -> Event:
+        tally = self.ex.tally
+        tally.outcome, tally.error_code = "error", code or UpstreamError.code
+        err = UpstreamError(message, node_id=tally.node_id, attempts=tally.attempts, **extra)
+        body = err.to_openai()
+        body["error"]["code"] = tally.error_code
+        return Event(FAIL, error=body)
+
+    async def close(self) -> None:
+        """Close upstream and settle an attempt still open (the client went away). Once."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.resp is not None:
+            with anyio.CancelScope(shield=True):
+                await self.resp.aclose()
+        att = self.ex.att
+        if att is not None:
+            self.ex.finish(att, Outcome.CANCELLED)
+        if self.ex.tally.outcome is None:
+            self.ex.tally.outcome = "cancelled"

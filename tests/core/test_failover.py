@@ -1,0 +1,152 @@
+"""The failover policy: outcome meanings, budgets, backoff, stops, continuations."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.failover import (
+    Action,
+    Failover,
+    FailoverPolicy,
+    Meaning,
+    Stop,
+    meaning,
+)
+from LLM_Mesh.core.retry import Backoff, RetryBudget
+from LLM_Mesh.core.route_types import Outcome
+
+
+def _fo(
+    *,
+    max_attempts: int = 3,
+    max_failovers: int = 10,
+    retry: RetryBudget | None = None,
+    failover: RetryBudget | None = None,
+    deadline: float = float("inf"),
+) -> Failover:
+    policy = FailoverPolicy(max_attempts, max_failovers, Backoff(0.02, 0.5, 2.0, 8))
+    return Failover(
+        policy, retry or RetryBudget(0.2, 10.0), failover or RetryBudget(1.0, 50.0), 0.0,
+        deadline=deadline, trace=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kind"),
+    [
+        (Outcome.SUCCESS, Meaning.SUCCEEDED),
+        (Outcome.CONNECT_ERROR, Meaning.REFUSED),
+        (Outcome.OVERLOADED, Meaning.REFUSED),
+        (Outcome.UNAVAILABLE, Meaning.REFUSED),
+        (Outcome.TIMEOUT, Meaning.FAILED),
+        (Outcome.SERVER_ERROR, Meaning.FAILED),
+        (Outcome.CANCELLED, Meaning.NEUTRAL),
+    ],
+)
+def test_meaning(outcome: Outcome, kind: Meaning) -> None:
+    assert meaning(outcome) is kind
+
+
+def test_refusals_fail_over_at_once_from_the_failover_budget() -> None:
+    retry, failover = RetryBudget(0.2, 10.0), RetryBudget(1.0, 50.0)
+    fo = _fo(retry=retry, failover=failover)
+    for node, outcome in (("a", Outcome.CONNECT_ERROR), ("b", Outcome.OVERLOADED),
+                          ("c", Outcome.UNAVAILABLE)):  # fmt: skip
+        fo.begin()
+        step = fo.after(node, outcome, 1.0, 0.5)
+        assert step.action is Action.RETRY and step.delay_s == 0.0
+    assert retry.retries_in_window == 0 and failover.retries_in_window == 3
+    assert fo.attempts == 3 and fo.worked == 0 and fo.refused == 3
+
+
+def test_max_failovers_bounds_refusals() -> None:
+    fo = _fo(max_failovers=2)
+    actions = []
+    for _ in range(3):
+        fo.begin()
+        actions.append(fo.after("n", Outcome.CONNECT_ERROR, 1.0, 0.5).action)
+    assert actions == [Action.RETRY, Action.RETRY, Action.STOP]
+    assert fo.stopped is Stop.MAX_FAILOVERS
+
+
+def test_failures_back_off_and_stop_at_max_attempts() -> None:
+    fo = _fo(max_attempts=3)
+    delays = []
+    for _ in range(2):
+        fo.begin()
+        step = fo.after("n", Outcome.SERVER_ERROR, 1.0, 1.0)
+        assert step.action is Action.BACKOFF
+        delays.append(step.delay_s)
+    assert delays == [0.02, 0.04]  # doubling (full jitter: rand 1.0 is the whole delay)
+    fo.begin()
+    assert fo.after("n", Outcome.TIMEOUT, 1.0, 1.0).stop is Stop.MAX_ATTEMPTS
+    assert [s.action for s in fo.steps] == [Action.BACKOFF, Action.BACKOFF, Action.STOP]
+
+
+def test_refusals_do_not_use_up_attempts_meant_for_work() -> None:
+    fo = _fo(max_attempts=1)
+    for _ in range(5):
+        fo.begin()
+        assert fo.after("n", Outcome.OVERLOADED, 1.0, 0.5).action is Action.RETRY
+    fo.begin()
+    assert fo.after("n", Outcome.SUCCESS, 1.0, 0.5).stop is Stop.SUCCEEDED
+
+
+def test_budgets_stop_a_storm() -> None:
+    fo = _fo(retry=RetryBudget(0.0, 0.1, window_s=10.0))  # one retry in the window
+    fo.begin()
+    assert fo.after("a", Outcome.SERVER_ERROR, 1.0, 0.5).action is Action.BACKOFF
+    fo.begin()
+    assert fo.after("b", Outcome.SERVER_ERROR, 1.0, 0.5).stop is Stop.RETRY_BUDGET
+    assert fo.budget_exhausted
+    fo2 = _fo(failover=RetryBudget(0.0, 0.0))
+    fo2.begin()
+    assert fo2.after("a", Outcome.CONNECT_ERROR, 1.0, 0.5).stop is Stop.FAILOVER_BUDGET
+
+
+def test_deadline_stops_and_caps_the_backoff() -> None:
+    fo = _fo(deadline=1.01)
+    fo.begin()
+    step = fo.after("a", Outcome.SERVER_ERROR, 1.0, 1.0)
+    assert step.action is Action.BACKOFF and step.delay_s == pytest.approx(0.01)
+    fo.begin()
+    assert fo.after("b", Outcome.CONNECT_ERROR, 1.02, 0.5).stop is Stop.DEADLINE
+
+
+def test_neutral_outcomes_stop() -> None:
+    fo = _fo()
+    fo.begin()
+    assert fo.after("a", Outcome.CANCELLED, 1.0, 0.5).stop is Stop.NEUTRAL
+
+
+def test_a_continuation_carries_work_not_refusals() -> None:
+    retry = RetryBudget(0.2, 10.0)
+    fo = _fo(max_attempts=2, max_failovers=2, retry=retry)
+    for _ in range(2):  # two refusals, then the stream's node answers
+        fo.begin()
+        fo.after("busy", Outcome.OVERLOADED, 1.0, 0.5)
+    fo.begin()
+    nxt = fo.continuation(5.0, deadline=35.0)
+    assert nxt.attempts == 3 and nxt.worked == 0 and nxt.refused == 0
+    assert nxt.deadline == 35.0 and retry.requests_in_window == 1  # not a new request
+    step = nxt.after("broke", Outcome.SERVER_ERROR, 5.0, 0.5)  # the stream's node broke
+    assert step.action is Action.BACKOFF  # 1 of 2 attempts for work used
+    nxt.begin()
+    assert nxt.after("again", Outcome.SERVER_ERROR, 5.0, 0.5).stop is Stop.MAX_ATTEMPTS
+    assert nxt.steps is fo.steps  # one request, one decision log
+
+
+def test_policy_validates() -> None:
+    with pytest.raises(ValueError):
+        FailoverPolicy(max_attempts=0)
+    with pytest.raises(ValueError):
+        FailoverPolicy(max_failovers=-1)
+    fo = _fo()
+    assert fo.stop(Stop.NO_NODE).action is Action.STOP and fo.stopped is Stop.NO_NODE
+
+
+def test_no_trace_by_default_but_the_stop_reason() -> None:
+    fo = Failover(FailoverPolicy(), RetryBudget(), RetryBudget(1.0, 50.0), 0.0)
+    fo.begin()
+    fo.after("a", Outcome.SUCCESS, 1.0, 0.5)
+    assert fo.steps is None and fo.stopped is Stop.SUCCEEDED

@@ -1,0 +1,58 @@
+"""The send stage: a node's 503 (paused, draining, no memory for a cold model) is a
+refusal like 429, not a server error; the client sees the soonest Retry-After."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.registry.helpers import rank, running
+
+CHAT = "/v1/chat/completions"
+MODEL = "gemma-3-270m"
+
+
+def chat(**kw: Any) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], **kw}
+
+
+async def test_503_is_a_refusal_no_ejection_no_retry_budget(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        paused = await h.register("paused", behavior="503")
+        await h.register("good")
+        routing = h.runtime.routing
+        rank(routing.router, ["paused", "good"], MODEL, h.clock())
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 200, r.text
+        assert r.json()["mesh"]["node_id"] == "good" and r.json()["mesh"]["attempts"] == 2
+        assert len(paused.calls) == 1
+        assert not routing.router.outliers.is_ejected("paused")  # it did nothing wrong
+        assert routing.retry_budget.retries_in_window == 0  # a failover, not a retry
+        assert routing.failover_budget.retries_in_window == 1
+        st = routing.router.node("paused")
+        assert st is not None and st.success.value == 1.0  # no failure recorded
+
+
+async def test_every_node_refusing_gives_503_with_the_soonest_retry_after(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        late = await h.register("late", behavior="503")
+        soon = await h.register("soon", behavior="503")
+        late.retry_after, soon.retry_after = "30", "7"
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "7"
+        err = r.json()["error"]
+        assert err["code"] == "model_unavailable" and err["attempts"] == 2
+        assert err["node_id"] in ("late", "soon") and err["retry_after"] == 7
+        assert len(late.calls) == len(soon.calls) == 1
+        assert h.runtime.routing.retry_budget.retries_in_window == 0
+
+
+async def test_a_503_node_cannot_use_up_the_attempts_meant_for_work(tmp_path: Path) -> None:
+    async with running(tmp_path, max_attempts=1) as h:
+        await h.register("draining", behavior="503")
+        await h.register("good")
+        rank(h.runtime.routing.router, ["draining", "good"], MODEL, h.clock())
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 200, r.text
+        assert r.json()["mesh"]["node_id"] == "good"

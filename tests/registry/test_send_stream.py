@@ -1,0 +1,156 @@
+"""The send stage's node side of a stream: mid-stream continuation after refusals, and
+token counts from the node's own usage across a continuation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.pricing import request_cost
+from tests.registry.helpers import FakeNode, FakeNodes, rank, running, sse_chunks
+
+MODEL = "gemma-3-270m"
+SSE = {"content-type": "text/event-stream"}
+
+
+def _ev(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def _events(text: str) -> list[dict[str, Any]]:
+    return [json.loads(e[len("data: ") :]) for e in text.split("\n\n") if e.startswith("data: {")]
+
+
+class Dies(httpx.AsyncByteStream):
+    """Sends ``head`` then the connection breaks."""
+
+    def __init__(self, head: list[bytes]) -> None:
+        self.head = head
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.head:
+            yield chunk
+        raise httpx.RemoteProtocolError("peer closed connection")
+
+
+def completion_chunks(node_id: str, words: list[str], prompt_tokens: int = 7) -> list[bytes]:
+    base = {"id": f"cmpl-{node_id}", "object": "text_completion", "created": 1, "model": MODEL}
+    out = [_ev({**base, "choices": [{"index": 0, "text": w}]}) for w in words]
+    out.append(_ev({**base, "choices": [{"index": 0, "text": "", "finish_reason": "stop"}]}))
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
+             "total_tokens": prompt_tokens + len(words)}  # fmt: skip
+    out.append(_ev({**base, "choices": [], "usage": usage, "mesh": {"node_id": node_id}}))
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+async def test_refusals_before_the_stream_do_not_block_its_continuation(tmp_path: Path) -> None:
+    """Two refusing nodes (429, connection refused), one that dies mid-stream, one healthy: the stream finishes on
+    the healthy node (the refusals did no work and must not use up ``max_attempts``)."""
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        if node.node_id == "dies":
+            return httpx.Response(200, headers=SSE, stream=Dies(
+                completion_chunks("dies", ["Once", " upon"])[:2]))  # fmt: skip
+        return httpx.Response(200, headers=SSE,
+                              content=b"".join(completion_chunks("healthy", [" a", " time"])))  # fmt: skip
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        busy1 = await h.register("busy1", behavior="429")
+        busy2 = await h.register("busy2", behavior="connect_error")
+        await h.register("dies")
+        healthy = await h.register("healthy")
+        rank(h.runtime.routing.router, ["busy1", "busy2", "dies", "healthy"], MODEL, h.clock())
+        body = {"model": MODEL, "prompt": "Tell me:", "stream": True, "max_tokens": 10}
+        r = await h.client.post("/v1/completions", json=body)
+        assert r.status_code == 200 and r.headers["x-mesh-node"] == "dies"
+        assert len(busy1.calls) == len(busy2.calls) == 1
+        assert r.text.rstrip().endswith("data: [DONE]") and '"error"' not in r.text, r.text
+        chunks = _events(r.text)
+        assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == (
+            "Once upon a time"
+        )
+        final = chunks[-1]
+        assert final["mesh"]["node_id"] == "healthy" and final["mesh"]["failover_from"] == ["dies"]
+        assert final["mesh"]["attempts"] == 4
+        (cont,) = healthy.calls
+        assert cont["body"]["prompt"] == "Tell me:Once upon"
+        assert all(h.in_flight(n) == 0 for n in ("busy1", "busy2", "dies", "healthy"))
+
+
+async def test_a_node_that_sent_its_usage_finished_its_answer(tmp_path: Path) -> None:
+    """The node's own usage says 4 tokens in 2 chunks; it then drops the connection
+    before ``[DONE]``: the answer is complete (no continuation), and counted as 4."""
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        if node.node_id == "a":
+            events = sse_chunks(model, "a", ["Hello there", " my friend"])
+            final = json.loads(events[-2][len("data: ") :])
+            final["usage"] = {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}
+            events[-2] = _ev(final)
+            return httpx.Response(200, headers=SSE, stream=Dies(events[:-1]))  # no [DONE]
+        return httpx.Response(200, headers=SSE, content=b"".join(sse_chunks(model, "b", ["x"])))
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        await h.register("a")
+        b = await h.register("b", continuation=True)
+        rank(h.runtime.routing.router, ["a", "b"], MODEL, h.clock())
+        body = {"model": MODEL, "stream": True, "max_tokens": 8,
+                "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+        r = await h.client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200 and r.headers["x-mesh-node"] == "a"
+        assert b.calls == []  # nothing was left to continue
+        assert r.text.rstrip().endswith("data: [DONE]") and '"error"' not in r.text
+        chunks = _events(r.text)
+        finals = [c for c in chunks if "usage" in c]
+        assert len(finals) == 1 and finals[0]["mesh"]["completion_tokens"] == 4
+        said = "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+        )
+        assert said == "Hello there my friend"
+        await h.runtime.writer.flush()
+        (rec,) = h.store.requests
+        assert rec.outcome == "ok" and rec.completion_tokens == 4
+
+
+async def test_continued_chat_is_priced_on_the_original_prompt(tmp_path: Path) -> None:
+    """The continuing node's prompt held the text so far; its prompt_tokens less those
+    tokens is the request's prompt, and what the client pays for."""
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        if node.node_id == "a":
+            return httpx.Response(
+                200, headers=SSE, stream=Dies(sse_chunks(model, "a", ["Hel"])[:2])
+            )
+        events = sse_chunks(model, "c", ["lo", "!"])
+        final = json.loads(events[-2][len("data: ") :])
+        # 10 tokens of messages + 1 token of "Hel" in the continuing node's prompt
+        final["usage"] = {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}
+        events[-2] = _ev(final)
+        return httpx.Response(200, headers=SSE, content=b"".join(events))
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        await h.register("a")
+        await h.register("c", continuation=True)
+        rank(h.runtime.routing.router, ["a", "c"], MODEL, h.clock())
+        body = {"model": MODEL, "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+        r = await h.client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200 and r.headers["x-mesh-node"] == "a"
+        final = _events(r.text)[-1]
+        assert final["usage"] == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+        assert final["mesh"]["prompt_tokens"] == 10 and final["mesh"]["completion_tokens"] == 3
+        spec = get_spec(MODEL)
+        assert spec is not None
+        assert final["mesh"]["cost"] == request_cost(10, 3, spec.price_per_1k_tokens)
