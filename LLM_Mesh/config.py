@@ -14,6 +14,9 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
+| max_mesh_body_bytes  | LLM_MESH_MAX_MESH_BODY_BYTES | 1 MiB (``/mesh`` request bodies; larger: 413) |
+
+``/v1`` request bodies are limited to 8 MiB (``registry.gateway.MAX_BODY_BYTES``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ DEFAULT_REGISTRY_PORT = 8800
 DEFAULT_NODE_PORT = 8801
 DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
 DEFAULT_MODEL = "gemma-3-270m"
+DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few KiB
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
@@ -66,6 +70,7 @@ class Settings:
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
     max_failovers: int = 10
+    max_mesh_body_bytes: int = DEFAULT_MESH_BODY_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,6 +86,7 @@ class Settings:
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
+            max_mesh_body_bytes=_int(env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

@@ -8,7 +8,8 @@ class (:func:`error_from_payload`).
 
     MeshError                          500 api_error
     ├── InvalidRequest                 400 invalid_request_error
-    │   └── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
+    │   ├── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
+    │   └── PayloadTooLarge            413 invalid_request_error / request_too_large
     ├── ModelNotFound                  404 invalid_request_error / model_not_found
     ├── ModelUnavailable               503 service_unavailable / model_unavailable
     ├── Overloaded                     429 rate_limit_error / overloaded
@@ -57,6 +58,13 @@ class InvalidRequest(MeshError):
 
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The request body is over the size limit (``limit_bytes``); it was not read whole."""
+
+    status = 413
+    code = "request_too_large"
 
 
 class ModelNotFound(MeshError):
@@ -141,6 +149,7 @@ _BY_CODE: dict[str, type[MeshError]] = {
     for cls in (
         InvalidRequest,
         ContextLengthExceeded,
+        PayloadTooLarge,
         ModelNotFound,
         ModelUnavailable,
         Overloaded,

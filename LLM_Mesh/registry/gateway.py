@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
-from LLM_Mesh.errors import InvalidRequest, MeshError, ModelNotFound
+from LLM_Mesh.errors import InvalidRequest, MeshError, ModelNotFound, PayloadTooLarge
 from LLM_Mesh.registry import forwarding, streaming
 from LLM_Mesh.registry.errors import error_response, invalid_from_pydantic, json_response
 from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
@@ -40,9 +40,11 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or ``InvalidRequest``."""
+    """The request body as a JSON object, or ``InvalidRequest`` (413 ``PayloadTooLarge``)."""
     if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        raise PayloadTooLarge(
+            f"the request body is larger than {MAX_BODY_BYTES} bytes", limit_bytes=MAX_BODY_BYTES
+        )
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:
@@ -155,9 +157,24 @@ async def completions(request: Request) -> Response:
     return await _serve(request, COMPLETIONS_PATH)
 
 
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter (``true``/``false``, ``1``/``0``); 400 otherwise."""
+    value = request.query_params.get(name)
+    if value is None or value.lower() in _FALSE:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    raise InvalidRequest(f"{name} must be true or false, got {value!r}", param=name)
+
+
 async def list_models(request: Request) -> Response:
-    """GET /v1/models"""
-    return json_response(openai_models(get_runtime(request).table))
+    """GET /v1/models: the models served now; ``?all=true``: the whole catalog."""
+    table = get_runtime(request).table
+    return json_response(openai_models(table, include_all=_flag(request, "all")))
 
 
 def install_gateway(app: FastAPI) -> None:
