@@ -28,9 +28,7 @@ __all__ = ["BodyLimit"]
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the request body is larger than {limit} bytes", limit_bytes=limit
-    )
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes", limit_bytes=limit)
 
 
 async def _send_error(send: Send, exc: PayloadTooLarge) -> None:

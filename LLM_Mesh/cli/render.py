@@ -8,7 +8,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-
 SIMULATED = " [yellow](simulated)[/]"  # a model served only by simulated nodes, a simulated node
 
 
@@ -89,7 +88,9 @@ def print_status(
 ) -> None:
     console = console or Console()
     simulated = set(info.get("models_simulated") or [])
-    up = [m + (" (simulated)" if m in simulated else "") for m in info.get("models_available") or []]
+    up = [
+        m + (" (simulated)" if m in simulated else "") for m in info.get("models_available") or []
+    ]
     console.print(
         f"[bold]LLM Mesh[/] at {info.get('registry_url')}: "
         f"{info.get('nodes_healthy', 0)}/{info.get('nodes_total', 0)} nodes healthy, "

@@ -443,7 +443,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         description=(
             "The OpenAI API under `/v1` (any OpenAI client works; answers add a `mesh` "
             "object: node, engine, `simulated`, latency, cost) and the registry under `/mesh`. "
-            "Errors are OpenAI's shape: `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`."
+            'Errors are OpenAI\'s shape: `{"error": {"message", "type", "param", "code"}}`.'
         ),
         routes=app.routes,
     )
@@ -453,9 +453,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    _, defs = models_json_schema(
-        [(m, "validation") for m in _MODELS], ref_template=REF
-    )
+    _, defs = models_json_schema([(m, "validation") for m in _MODELS], ref_template=REF)
     for name, schema in defs.get("$defs", {}).items():
         schemas.setdefault(name, schema)
     return doc
