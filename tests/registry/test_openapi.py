@@ -11,6 +11,7 @@ reproducible and takes seconds.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ import schemathesis
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -31,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.schemas import Hardware
+from LLM_Mesh.core.schemas import Hardware, HostedModel, NodeRegistration
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.node.engines.sim import SimEngine
@@ -130,6 +132,19 @@ def test_mesh_routes_document_400_not_422() -> None:
     assert {"200", "400", "413"} <= set(register)
     assert "404" in doc["paths"]["/mesh/nodes/{node_id}/heartbeat"]["post"]["responses"]
     assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+def test_registration_url_rule_is_in_the_document() -> None:
+    """Found by fuzzing: the document allowed any url, the app refused all but http(s)."""
+    url = _doc()["components"]["schemas"]["NodeRegistration"]["properties"]["url"]
+    pattern = re.compile(url["pattern"])
+    for ok in ("http://n:8801", "https://n.example"):
+        assert pattern.search(ok)
+        NodeRegistration(node_id="n", url=ok, models=[HostedModel(id="m")])
+    for bad in ("ftp://n", "n:8801"):
+        assert not pattern.search(bad)
+        with pytest.raises(ValidationError):
+            NodeRegistration(node_id="n", url=bad, models=[HostedModel(id="m")])
 
 
 async def test_openapi_json_is_served_with_v1(tmp_path: Path) -> None:
