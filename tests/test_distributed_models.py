@@ -60,6 +60,7 @@ async def test_initialize_summary() -> None:
     assert summary == {
         "registry_url": REGISTRY_URL,
         "models_available": ["code-llama-7b", "gemma-3-270m"],
+        "models_simulated": [],  # the fake's /mesh/models does not say (tests/test_model_info.py)
         "models_known": 7,
         "nodes_total": 2,
         "nodes_healthy": 2,
@@ -112,6 +113,7 @@ async def test_get_model_info_uses_fresh_snapshot(monkeypatch: pytest.MonkeyPatc
             "region": "eu",
             "healthy": True,
             "state": "online",
+            "simulated": True,
             "in_flight": 0,
             "latency_ms_ewma": 12.5,
             "health_score": 1.0,
