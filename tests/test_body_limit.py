@@ -143,6 +143,6 @@ async def test_node_body_over_its_limit_is_413(tmp_path: Path) -> None:
 
 
 def test_node_body_limit_config() -> None:
-    assert NodeConfig(engine="sim").max_body_bytes == 8 * 1024 * 1024
+    assert NodeConfig(engine="sim").max_body_bytes == 16 * 1024 * 1024
     with pytest.raises(ValueError):
         NodeConfig(engine="sim", max_body_bytes=10)

@@ -9,7 +9,7 @@
     max_queue = 8
     memory_budget_bytes = 6_000_000_000   # llama-cpp; default: 80 % of available RAM
     availability_hours = "22:00-07:00"    # local time; outside it the node pauses
-    max_body_bytes = 8_388_608            # request bodies over this get 413 (8 MiB)
+    max_body_bytes = 16_777_216           # request bodies over this get 413 (16 MiB)
 
 The node id is generated once ("node-" + 8 hex digits) and kept in
 ``$LLM_MESH_HOME/node-id`` unless the configuration names one.
@@ -39,7 +39,8 @@ else:  # pragma: no cover
 ENGINES = ("llama-cpp", "openai", "sim")
 NODE_ID_FILE = "node-id"
 CONFIG_FILE = "node.toml"
-DEFAULT_NODE_BODY_BYTES = 8 * 1024 * 1024  # as the gateway's /v1 limit
+# the gateway's 8 MiB /v1 limit plus room for what it adds (stream_options, mesh_continue)
+DEFAULT_NODE_BODY_BYTES = 16 * 1024 * 1024
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
