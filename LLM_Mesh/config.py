@@ -16,6 +16,9 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
 | private_node_origins | (flag only)              | () origins allowed private anyway (`up`'s own node) |
+| max_mesh_body_bytes  | LLM_MESH_MAX_MESH_BODY_BYTES | 1 MiB (``/mesh`` request bodies; larger: 413) |
+
+``/v1`` request bodies are limited to 8 MiB (``registry.gateway.MAX_BODY_BYTES``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ DEFAULT_REGISTRY_PORT = 8800
 DEFAULT_NODE_PORT = 8801
 DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
 DEFAULT_MODEL = "gemma-3-270m"
+DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few KiB
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
@@ -83,6 +87,7 @@ class Settings:
     # no SSRF: node URLs must resolve to global addresses unless allowed here
     allow_private_nodes: bool = False
     private_node_origins: tuple[str, ...] = ()
+    max_mesh_body_bytes: int = DEFAULT_MESH_BODY_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -99,6 +104,7 @@ class Settings:
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
             allow_private_nodes=_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),
+            max_mesh_body_bytes=_int(env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

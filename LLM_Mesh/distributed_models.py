@@ -188,6 +188,7 @@ class DistributedModelRegistry:
         return {
             "registry_url": self.registry_url,
             "models_available": sorted(m["id"] for m in models if m.get("available")),
+            "models_simulated": sorted(m["id"] for m in models if m.get("simulated")),
             "models_known": len(models),
             "nodes_total": len(nodes),
             "nodes_healthy": sum(1 for n in nodes if n.get("healthy")),
@@ -208,21 +209,25 @@ class DistributedModelRegistry:
         nodes = self._nodes or []
 
         def info(m: dict[str, Any]) -> dict[str, Any]:
-            hosting = [
-                {
-                    "node_id": n["node_id"],
-                    "url": n.get("url"),
-                    "region": n.get("region"),
-                    "healthy": n.get("healthy"),
-                    "state": n.get("state"),
-                    "in_flight": n.get("in_flight"),
-                    "latency_ms_ewma": n.get("latency_ms_ewma"),
-                    "health_score": n.get("health_score"),
-                }
-                for n in nodes
-                if any(h.get("id") == m["id"] for h in n.get("models", []))
-            ]
-            return {**m, "hosts": hosting}
+            hosting = []
+            for n in nodes:
+                hosted = next((h for h in n.get("models", []) if h.get("id") == m["id"]), None)
+                if hosted is None:
+                    continue
+                hosting.append(
+                    {
+                        "node_id": n["node_id"],
+                        "url": n.get("url"),
+                        "region": n.get("region"),
+                        "healthy": n.get("healthy"),
+                        "state": n.get("state"),
+                        "simulated": bool(hosted.get("simulated", False)),
+                        "in_flight": n.get("in_flight"),
+                        "latency_ms_ewma": n.get("latency_ms_ewma"),
+                        "health_score": n.get("health_score"),
+                    }
+                )
+            return {**m, "simulated": bool(m.get("simulated", False)), "hosts": hosting}
 
         if model_name is None:
             return {

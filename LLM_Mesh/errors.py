@@ -8,7 +8,8 @@ class (:func:`error_from_payload`).
 
     MeshError                          500 api_error
     ├── InvalidRequest                 400 invalid_request_error
-    │   └── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
+    │   ├── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
+    │   └── PayloadTooLarge            413 invalid_request_error / request_too_large
     ├── NodeAddressRefused             403 permission_error / node_address_refused (no SSRF)
     ├── ModelNotFound                  404 invalid_request_error / model_not_found
     ├── ModelUnavailable               503 service_unavailable / model_unavailable
@@ -69,6 +70,13 @@ class NodeAddressRefused(MeshError):
     status = 403
     type = "permission_error"
     code = "node_address_refused"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The request body is over the size limit (``limit_bytes``); it was not read whole."""
+
+    status = 413
+    code = "request_too_large"
 
 
 class ModelNotFound(MeshError):
@@ -154,6 +162,7 @@ _BY_CODE: dict[str, type[MeshError]] = {
         InvalidRequest,
         ContextLengthExceeded,
         NodeAddressRefused,
+        PayloadTooLarge,
         ModelNotFound,
         ModelUnavailable,
         Overloaded,

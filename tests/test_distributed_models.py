@@ -81,6 +81,7 @@ async def test_initialize_summary(inprocess_mesh: InProcessMesh) -> None:
     assert summary == {
         "registry_url": REGISTRY_URL,
         "models_available": ["code-llama-7b", "gemma-3-270m"],
+        "models_simulated": ["code-llama-7b", "gemma-3-270m"],  # served by sim nodes only
         "models_known": len(CATALOG),
         "nodes_total": 2,
         "nodes_healthy": 2,
@@ -142,6 +143,7 @@ async def test_get_model_info_uses_fresh_snapshot(
         "url": "http://node-gemma-3-270m.nodes.test:8801",
         "region": "eu",
         "healthy": True,
+        "simulated": True,
         "state": "online",
         "in_flight": 0,
         "latency_ms_ewma": None,  # no request has been served yet

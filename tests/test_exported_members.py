@@ -21,6 +21,7 @@ EXPECTED = [
     "ModelNotFound",
     "ModelUnavailable",
     "Overloaded",
+    "PayloadTooLarge",
     "RegistryUnreachable",
     "UnknownNode",
     "UpstreamError",

@@ -126,7 +126,9 @@ def hosted_models_table(models: Sequence[Mapping[str, Any]]) -> Table:
     for m in models:
         load_s = m.get("load_time_s")
         t.add_row(
-            str(m.get("id")) + (" [dim](custom)[/]" if m.get("custom") else ""),
+            str(m.get("id"))
+            + (" [dim](custom)[/]" if m.get("custom") else "")
+            + (" [yellow](simulated)[/]" if m.get("simulated") else ""),
             "[green]yes[/]" if m.get("loaded") else "[dim]could be loaded[/]",
             "-" if load_s is None else f"{float(load_s):.1f} s",
             str(m.get("context_length") or "-"),

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+SIMULATED = " [yellow](simulated)[/]"  # a model served only by simulated nodes, a simulated node
+
 
 def _fmt_ms(v: Any) -> str:
     return "-" if v is None else f"{float(v):.0f} ms"
@@ -36,7 +38,7 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
     for n in nodes:
         models = ", ".join(
             m["id"]
-            + (" (sim)" if m.get("simulated") else "")
+            + (SIMULATED if m.get("simulated") else "")
             + ("" if m.get("loaded", True) else " (cold)")
             for m in n.get("models", [])
         )
@@ -46,8 +48,9 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
         else:
             health = f"[red]down[/] {state}"
         where = _short_url(n.get("url")) + (f" · {n['region']}" if n.get("region") else "")
+        node_sim = SIMULATED if n.get("simulated") else ""
         t.add_row(
-            f"{n.get('node_id')}\n[dim]{where}[/]",
+            f"{n.get('node_id')}{node_sim}\n[dim]{where}[/]",
             health,
             models,
             f"{n.get('in_flight', 0)}/{n.get('max_concurrency', 1)} +{n.get('queued', 0)}q",
@@ -68,7 +71,9 @@ def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
     for m in models:
         up = f"[green]yes[/] {m.get('nodes', 0)}n" if m.get("available") else "[dim]no[/]"
         t.add_row(
-            str(m["id"]) + (" [dim](custom)[/]" if m.get("custom") else ""),
+            str(m["id"])
+            + (" [dim](custom)[/]" if m.get("custom") else "")
+            + (SIMULATED if m.get("simulated") else ""),
             f"{_fmt_size(m.get('size_bytes'))} {m.get('quantization') or ''}".strip(),
             str(m.get("context_length") or "-"),
             ", ".join(m.get("specialties") or []),
@@ -82,10 +87,14 @@ def print_status(
     info: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], console: Console | None = None
 ) -> None:
     console = console or Console()
+    simulated = set(info.get("models_simulated") or [])
+    up = [
+        m + (" (simulated)" if m in simulated else "") for m in info.get("models_available") or []
+    ]
     console.print(
         f"[bold]LLM Mesh[/] at {info.get('registry_url')}: "
         f"{info.get('nodes_healthy', 0)}/{info.get('nodes_total', 0)} nodes healthy, "
-        f"models up: {', '.join(info.get('models_available') or []) or 'none'}"
+        f"models up: {', '.join(up) or 'none'}"
     )
     console.print(models_table(list((info.get("models") or {}).values())))
     console.print(nodes_table(nodes))

@@ -49,7 +49,7 @@ class NodeRegistration(_Wire):
     """POST /mesh/nodes: a node announces itself (also used to re-register)."""
 
     node_id: str = Field(min_length=1, max_length=128)
-    url: str = Field(min_length=1, max_length=2048)
+    url: str = Field(min_length=1, max_length=2048, json_schema_extra={"pattern": "^https?://"})
     models: list[HostedModel] = Field(min_length=1)
     region: str | None = None
     hardware: Hardware = Field(default_factory=Hardware)
@@ -92,6 +92,7 @@ class NodeView(_Wire):
     state: NodeState
     healthy: bool
     models: list[HostedModel]
+    simulated: bool = False  # every model it hosts runs on a simulated engine
     in_flight: int = 0
     queued: int = 0
     max_concurrency: int = 1

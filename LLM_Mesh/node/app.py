@@ -18,7 +18,9 @@ gateway's mid-stream failover): the engine continues that partial answer and
 sends only the new text. Engines without ``supports_continuation`` answer 400.
 
 Every :class:`~LLM_Mesh.errors.MeshError` becomes its status and OpenAI error
-body in one handler; 429 and 503 carry ``Retry-After``.
+body in one handler; 429 and 503 carry ``Retry-After``. A request body over
+``NodeConfig.max_body_bytes`` is refused with 413 before it is read
+(:class:`~LLM_Mesh.body_limit.BodyLimit`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh import __version__
+from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import (
@@ -336,6 +339,7 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         redoc_url=None,
     )
     app.state.service = service
+    app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
     handler = _Handler(service)
 
     @app.exception_handler(MeshError)

@@ -9,6 +9,7 @@
     max_queue = 8
     memory_budget_bytes = 6_000_000_000   # llama-cpp; default: 80 % of available RAM
     availability_hours = "22:00-07:00"    # local time; outside it the node pauses
+    max_body_bytes = 16_777_216           # request bodies over this get 413 (16 MiB)
 
 The node id is generated once ("node-" + 8 hex digits) and kept in
 ``$LLM_MESH_HOME/node-id`` unless the configuration names one.
@@ -38,6 +39,8 @@ else:  # pragma: no cover
 ENGINES = ("llama-cpp", "openai", "sim")
 NODE_ID_FILE = "node-id"
 CONFIG_FILE = "node.toml"
+# the gateway's 8 MiB /v1 limit plus room for what it adds (stream_options, mesh_continue)
+DEFAULT_NODE_BODY_BYTES = 16 * 1024 * 1024
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -64,6 +67,7 @@ class NodeConfig:
     n_gpu_layers: int = 0
     memory_budget_bytes: int | None = None
     availability_hours: str | None = None  # "HH:MM-HH:MM", local time; None: always
+    max_body_bytes: int = DEFAULT_NODE_BODY_BYTES  # request bodies over this: 413
 
     def __post_init__(self) -> None:
         self.validate()
@@ -93,6 +97,8 @@ class NodeConfig:
             raise ValueError("public_url must start with http:// or https://")
         if self.availability_hours is not None:
             parse_hours(self.availability_hours)
+        if self.max_body_bytes < 1024:
+            raise ValueError("max_body_bytes must be at least 1024")
         if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
             raise ValueError("memory_budget_bytes must be positive (leave it out for 80 % of RAM)")
 

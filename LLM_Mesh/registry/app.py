@@ -20,15 +20,17 @@ import httpx
 from fastapi import FastAPI
 
 from LLM_Mesh import __version__
+from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.errors import install_error_handlers
-from LLM_Mesh.registry.gateway import install_gateway
+from LLM_Mesh.registry.gateway import MAX_BODY_BYTES, install_gateway
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.routing import Routing
@@ -121,6 +123,10 @@ def create_registry_app(
     install_error_handlers(app)
     install_gateway(app)
     app.include_router(mesh_router)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_mesh_body_bytes, limits=[("/v1/", MAX_BODY_BYTES)]
+    )
+    install_openapi(app)
     return app
 
 

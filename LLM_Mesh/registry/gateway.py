@@ -12,14 +12,21 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import InvalidRequest, MeshError
 from LLM_Mesh.registry.errors import json_response
 from LLM_Mesh.registry.listing import openai_models
-from LLM_Mesh.registry.parse import CHAT_PATH, COMPLETIONS_PATH, parse_json_object
+from LLM_Mesh.registry.parse import CHAT_PATH, COMPLETIONS_PATH, MAX_BODY_BYTES, parse_json_object
 from LLM_Mesh.registry.pipeline import Pipeline
 from LLM_Mesh.registry.runtime import get_runtime
 
-__all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "install_gateway", "list_models", "parse_json_object"]
+__all__ = [
+    "CHAT_PATH",
+    "COMPLETIONS_PATH",
+    "MAX_BODY_BYTES",
+    "install_gateway",
+    "list_models",
+    "parse_json_object",
+]
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -39,9 +46,24 @@ async def completions(request: Request) -> Response:
     return await _pipeline(request).serve(request, COMPLETIONS_PATH)
 
 
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter (``true``/``false``, ``1``/``0``); 400 otherwise."""
+    value = request.query_params.get(name)
+    if value is None or value.lower() in _FALSE:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    raise InvalidRequest(f"{name} must be true or false, got {value!r}", param=name)
+
+
 async def list_models(request: Request) -> Response:
-    """GET /v1/models"""
-    return json_response(openai_models(get_runtime(request).table))
+    """GET /v1/models: the models served now; ``?all=true``: the whole catalog."""
+    table = get_runtime(request).table
+    return json_response(openai_models(table, include_all=_flag(request, "all")))
 
 
 def install_gateway(app: FastAPI) -> None:

@@ -1,7 +1,10 @@
 """Client request ids (``Idempotency-Key`` or ``X-Request-Id``) are executed at most once.
 
-Per gateway process, in memory (not in the store): a bounded LRU of
-``max_entries`` keys, each kept ``ttl_s`` after its request finished.
+Per gateway process, in memory (not in the store): an LRU of at most
+``max_entries`` keys holding at most ``max_bytes`` of kept answers (body plus
+headers), each kept ``ttl_s`` after its request finished. Over either bound the
+oldest finished keys go first (a running one is never dropped: its duplicates
+wait on it).
 
 - A key seen for the first time runs the request (:meth:`IdempotencyCache.begin`
   returns ``None``).
@@ -11,6 +14,8 @@ Per gateway process, in memory (not in the store): a bounded LRU of
 - The same key after it finished: a non-stream answer is replayed (with
   ``X-Mesh-Replayed: true``) for ``ttl_s``; a finished stream answers 409.
   Answers that invite a retry (429, 5xx) are not kept, so a retry runs again.
+  An answer larger than ``max_bytes`` is not kept either, but its key is: a
+  duplicate gets 409 rather than running twice.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from LLM_Mesh.errors import MeshError
 
 __all__ = ["DuplicateRequest", "IdempotencyCache", "Stored"]
 
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # kept answers, all keys together
+
 
 class DuplicateRequest(MeshError):
     status = 409
@@ -40,6 +47,11 @@ class Stored:
     body: bytes
     headers: tuple[tuple[str, str], ...]
     media_type: str | None
+
+    @property
+    def size(self) -> int:
+        """Bytes this answer holds (body and headers)."""
+        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers)
 
     def response(self) -> Response:
         r = Response(self.body, self.status, media_type=self.media_type)
@@ -56,6 +68,7 @@ class _Entry:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     result: Stored | None = None
     expires: float = float("inf")
+    too_large: bool = False  # finished, but its answer was over ``max_bytes``
 
 
 class IdempotencyCache:
@@ -67,21 +80,35 @@ class IdempotencyCache:
         *,
         ttl_s: float = 600.0,
         max_entries: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        if ttl_s <= 0 or max_entries < 1:
-            raise ValueError("need ttl_s > 0 and max_entries >= 1")
+        if ttl_s <= 0 or max_entries < 1 or max_bytes < 1:
+            raise ValueError("need ttl_s > 0, max_entries >= 1 and max_bytes >= 1")
         self.clock = clock
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def bytes(self) -> int:
+        """Bytes of kept answers now (at most ``max_bytes``)."""
+        return self._bytes
+
+    def _pop(self, key: str) -> _Entry | None:
+        e = self._entries.pop(key, None)
+        if e is not None and e.result is not None:
+            self._bytes -= e.result.size
+        return e
+
     def _get(self, key: str) -> _Entry | None:
         e = self._entries.get(key)
         if e is not None and e.expires <= self.clock():
-            del self._entries[key]
+            self._pop(key)
             return None
         return e
 
@@ -101,31 +128,40 @@ class IdempotencyCache:
             )
         if not e.done.is_set():
             await e.done.wait()
+        if e.too_large:
+            raise DuplicateRequest(
+                f"a request with id {key!r} finished; its answer was too large to keep "
+                "for replay, and it is never executed twice",
+                param="X-Request-Id",
+            )
         if e.result is None:  # the first one ended in a retryable error: run this one
             return await self.begin(key, stream)
         return e.result.response()
 
     def _evict(self) -> None:
-        """Drop the oldest *finished* entries over ``max_entries``.
+        """Drop the oldest *finished* entries while over ``max_entries`` or ``max_bytes``.
 
         A running entry is never dropped: its duplicates wait on it, and
         :meth:`finish` finds it by key (so beyond the bound: requests running now).
+        A running entry holds no answer yet, so the byte bound always holds.
         """
         over = len(self._entries) - self.max_entries
-        if over <= 0:
+        if over <= 0 and self._bytes <= self.max_bytes:
             return
         victims: list[str] = []
+        freed = 0
         for key, e in self._entries.items():  # oldest first; usually the first one goes
+            if over <= len(victims) and self._bytes - freed <= self.max_bytes:
+                break
             if e.done.is_set():
                 victims.append(key)
-                if len(victims) == over:
-                    break
+                freed += e.result.size if e.result is not None else 0
         for key in victims:
-            del self._entries[key]
+            self._pop(key)
 
     def abandon(self, key: str) -> None:
         """The request under ``key`` failed before it ran: forget it (a retry runs)."""
-        e = self._entries.pop(key, None)
+        e = self._pop(key)
         if e is not None:
             e.done.set()
 
@@ -138,14 +174,21 @@ class IdempotencyCache:
             response is not None and response.status_code < 500 and response.status_code != 429
         )
         if response is not None and keep and not e.stream:
-            e.result = Stored(
+            stored = Stored(
                 response.status_code,
                 bytes(response.body),
                 tuple(response.headers.items()),
                 response.media_type,
             )
+            if stored.size > self.max_bytes:
+                e.too_large = True
+            else:
+                e.result = stored
+                self._bytes += stored.size
         e.done.set()
         if keep:
             e.expires = self.clock() + self.ttl_s
+            self._entries.move_to_end(key)
+            self._evict()
         else:
-            self._entries.pop(key, None)
+            self._pop(key)

@@ -1,9 +1,18 @@
 """What models the mesh offers: the catalog plus custom models nodes host.
 
-Shared by ``GET /v1/models`` (OpenAI's list shape plus ``available`` and
-``nodes``) and ``GET /mesh/models`` (full catalog entries plus the same).
-``available``: a healthy node hosts the model, loaded or able to load it
-(``nodes``: how many; ``nodes_loaded``: of those, how many have it loaded).
+Shared by ``GET /v1/models`` (OpenAI's list shape) and ``GET /mesh/models``
+(full catalog entries). Each entry says:
+
+- ``available``: a healthy node hosts the model, loaded or able to load it
+  (``nodes``: how many; ``/mesh/models`` also ``nodes_loaded``: of those, how
+  many have it loaded);
+- ``simulated``: it is up and *every* healthy node serving it runs a simulated
+  engine (``nodes_simulated``: how many of ``nodes`` are simulated), so no
+  listing passes a simulated model off as a real one.
+
+``GET /v1/models`` lists only the models served now (``available``), so an
+OpenAI client's model picker offers nothing that would only answer 503;
+``?all=true`` lists the whole catalog, as ``/mesh/models`` always does.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from LLM_Mesh.core.catalog import CATALOG, ModelSpec, custom_spec
-from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 
 CUSTOM_PRICE_PER_1K = 0.001  # NetworkTokens per 1,000 tokens for models outside the catalog
 CUSTOM_DEFAULT_CONTEXT = 4096
@@ -35,8 +44,19 @@ def known_model_ids(table: NodeTable) -> list[str]:
     return [s.id for s in offered_specs(table)]
 
 
+def _serving(model_id: str, up: list[NodeEntry]) -> dict[str, Any]:
+    """``available``, ``nodes``, ``nodes_simulated`` and ``simulated`` for one model."""
+    sim = sum(1 for e in up if e.models[model_id].simulated)
+    return {
+        "available": bool(up),
+        "nodes": len(up),
+        "nodes_simulated": sim,
+        "simulated": bool(up) and sim == len(up),
+    }
+
+
 def mesh_models(table: NodeTable) -> list[dict[str, Any]]:
-    """``GET /mesh/models``: catalog entries with ``available`` and ``nodes``."""
+    """``GET /mesh/models``: every catalog entry with ``available``, ``nodes``, ``simulated``."""
     now = table.clock()
     out: list[dict[str, Any]] = []
     for spec in offered_specs(table):
@@ -44,27 +64,27 @@ def mesh_models(table: NodeTable) -> list[dict[str, Any]]:
         if spec.custom:
             entry["price_per_1k_tokens"] = CUSTOM_PRICE_PER_1K
         up = table.healthy_entries_for(spec.id, now)
-        entry["available"] = bool(up)
-        entry["nodes"] = len(up)
+        entry.update(_serving(spec.id, up))
         entry["nodes_loaded"] = sum(1 for e in up if e.models[spec.id].loaded)
         out.append(entry)
     return out
 
 
-def openai_models(table: NodeTable) -> dict[str, Any]:
-    """``GET /v1/models``: OpenAI's list shape, each with ``available`` and ``nodes``."""
+def openai_models(table: NodeTable, *, include_all: bool = False) -> dict[str, Any]:
+    """``GET /v1/models``: OpenAI's list shape of the models served now (all: ``include_all``)."""
     now = table.clock()
     data: list[dict[str, Any]] = []
     for spec in offered_specs(table):
-        n = table.nodes_up_for(spec.id, now)
+        serving = _serving(spec.id, table.healthy_entries_for(spec.id, now))
+        if not (include_all or serving["available"]):
+            continue
         data.append(
             {
                 "id": spec.id,
                 "object": "model",
                 "created": 0,
                 "owned_by": "llm-mesh-community" if spec.custom else "llm-mesh",
-                "available": n > 0,
-                "nodes": n,
+                **serving,
                 "custom": spec.custom,
                 "context_length": spec.context_length,
             }

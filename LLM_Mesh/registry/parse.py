@@ -18,7 +18,7 @@ from starlette.datastructures import Headers
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
-from LLM_Mesh.errors import InvalidRequest, ModelNotFound
+from LLM_Mesh.errors import InvalidRequest, ModelNotFound, PayloadTooLarge
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
 from LLM_Mesh.registry.job import Job
@@ -35,7 +35,9 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or ``InvalidRequest``."""
     if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        raise PayloadTooLarge(
+            f"the request body is larger than {MAX_BODY_BYTES} bytes", limit_bytes=MAX_BODY_BYTES
+        )
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:

@@ -86,8 +86,10 @@ def test_ask_status_models_against_a_sim_mesh(sim_mesh: LocalMesh) -> None:
     out = runner.invoke(app, ["status", *reg], env={"COLUMNS": "250"})
     assert out.exit_code == 0, out.output
     assert "mistral-7b" in out.output and "eu-west" in out.output
+    assert "mistral-7b (simulated)" in out.output  # the only node is a sim node
     out = runner.invoke(app, ["models", *reg], env={"COLUMNS": "250"})
     assert out.exit_code == 0 and "code-llama-7b" in out.output
+    assert "mistral-7b (simulated)" in out.output
 
 
 @pytest.mark.e2e

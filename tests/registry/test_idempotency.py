@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.responses import Response
 
-from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.idempotency import DuplicateRequest, IdempotencyCache
 from tests.registry.helpers import ManualClock, running
 
 CHAT = "/v1/chat/completions"
@@ -45,16 +46,62 @@ async def test_stream_duplicate_is_409_and_failures_are_not_kept(tmp_path: Path)
         assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_request"
 
 
-async def test_cache_is_bounded_and_expires() -> None:
+def answer(size: int, status: int = 200) -> Response:
+    return Response(b"x" * size, status, media_type="application/json")
+
+
+async def test_cache_is_bounded_in_entries_and_expires() -> None:
     clock = ManualClock()
     cache = IdempotencyCache(clock, ttl_s=10.0, max_entries=2)
     for key in ("a", "b", "c"):
         assert await cache.begin(key, False) is None
-        cache.finish(key, None)
-    assert len(cache) <= 2
+        cache.finish(key, answer(10))
+    assert len(cache) == 2  # the bound was reached: "a", the oldest, went
+    assert await cache.begin("a", False) is None  # forgotten: runs again
+    cache.finish("a", answer(10))
+    replay = await cache.begin("c", False)
+    assert replay is not None and replay.headers["x-mesh-replayed"] == "true"
     assert await cache.begin("x", True) is None
     cache.finish("x", None)
     clock.advance(11.0)
     assert await cache.begin("x", True) is None  # expired: may run again
     with pytest.raises(ValueError):
         IdempotencyCache(clock, ttl_s=0)
+    with pytest.raises(ValueError):
+        IdempotencyCache(clock, max_bytes=0)
+
+
+async def test_cache_is_bounded_in_bytes() -> None:
+    cache = IdempotencyCache(ManualClock(), max_entries=1000, max_bytes=1000)
+    for i in range(5):
+        assert await cache.begin(f"k{i}", False) is None
+        cache.finish(f"k{i}", answer(300))
+        assert cache.bytes <= 1000
+    size = cache.bytes // len(cache)
+    assert size >= 300 and len(cache) == 1000 // size  # the oldest went, the newest stay
+    assert await cache.begin("k0", False) is None  # evicted: runs again
+    cache.finish("k0", answer(300))
+    assert await cache.begin("k4", False) is not None  # kept: replayed
+    assert cache.bytes <= 1000
+
+
+async def test_answer_over_the_byte_bound_is_not_kept_but_never_runs_twice() -> None:
+    cache = IdempotencyCache(ManualClock(), max_bytes=1000)
+    assert await cache.begin("small", False) is None
+    cache.finish("small", answer(100))
+    assert await cache.begin("big", False) is None
+    cache.finish("big", answer(5000))
+    assert cache.bytes < 1000 and await cache.begin("small", False) is not None
+    with pytest.raises(DuplicateRequest):
+        await cache.begin("big", False)
+
+
+async def test_running_entries_are_never_evicted() -> None:
+    cache = IdempotencyCache(ManualClock(), max_entries=1, max_bytes=1000)
+    assert await cache.begin("running", False) is None
+    assert await cache.begin("done", False) is None
+    cache.finish("done", answer(900))
+    assert await cache.begin("other", False) is None
+    cache.finish("other", answer(900))
+    cache.finish("running", answer(10))  # still found by key, and kept
+    assert await cache.begin("running", False) is not None

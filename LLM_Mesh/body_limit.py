@@ -1,0 +1,126 @@
+"""Request bodies over a size limit are refused with 413, before they are buffered.
+
+:class:`BodyLimit` is a pure ASGI middleware used by the registry + gateway
+(``/v1`` bodies: 8 MiB; ``/mesh`` bodies: ``Settings.max_mesh_body_bytes``) and
+by the node (``NodeConfig.max_body_bytes``). The answer is
+:class:`~LLM_Mesh.errors.PayloadTooLarge` in OpenAI's error shape.
+
+- A ``Content-Length`` over the limit is answered at once; the body is never read.
+- A body without one (chunked) is counted while the route reads it; the read
+  that crosses the limit raises ``PayloadTooLarge``, and whatever the route
+  would have answered is replaced by the 413. At most one chunk past the limit
+  is ever held.
+
+A request whose ``Content-Length`` is within the limit costs one header scan:
+the server already refuses a body longer than it declared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from LLM_Mesh.errors import PayloadTooLarge
+
+__all__ = ["BodyLimit"]
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes", limit_bytes=limit)
+
+
+async def _send_error(send: Send, exc: PayloadTooLarge) -> None:
+    body = json.dumps(exc.to_openai(), separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` (per path prefix: ``limits``) with 413.
+
+    ``limits`` is a sequence of ``(path_prefix, max_bytes)``; the first prefix
+    the path starts with wins, else ``max_bytes``.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, limits: Sequence[tuple[str, int]] = ()
+    ) -> None:
+        if max_bytes < 1 or any(n < 1 for _, n in limits):
+            raise ValueError("body size limits must be at least 1 byte")
+        self.app = app
+        self.max_bytes = max_bytes
+        self.limits = tuple(limits)
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = _content_length(scope)
+        if declared is not None:
+            if declared > limit:
+                await _send_error(send, _too_large(limit))
+                return
+            await self.app(scope, receive, send)  # the server holds it to its length
+            return
+        await self._counted(scope, receive, send, limit)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """No ``Content-Length``: count the body as it is read."""
+        received = 0
+        refused: PayloadTooLarge | None = None
+        answered = False
+
+        async def receive_counted() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    refused = _too_large(limit)
+                    raise refused
+            return message
+
+        async def send_unless_refused(message: Message) -> None:
+            nonlocal answered
+            if refused is None:
+                await send(message)
+            elif message["type"] == "http.response.start" and not answered:
+                answered = True
+                await _send_error(send, refused)
+
+        try:
+            await self.app(scope, receive_counted, send_unless_refused)
+        except PayloadTooLarge:
+            if refused is None:
+                raise
+        if refused is not None and not answered:
+            await _send_error(send, refused)

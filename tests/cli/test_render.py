@@ -1,0 +1,54 @@
+"""The CLI's tables say "(simulated)" wherever a model or a node is simulated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from LLM_Mesh.cli.render import models_table, nodes_table, print_status
+
+
+def text(*renderables: Any) -> str:
+    console = Console(width=250, record=True, color_system=None)
+    for r in renderables:
+        console.print(r)
+    return console.export_text()
+
+
+MODELS = [
+    {"id": "gemma-3-270m", "available": True, "nodes": 1, "simulated": True},
+    {"id": "mistral-7b", "available": True, "nodes": 2, "simulated": False},
+    {"id": "code-llama-7b", "available": False, "nodes": 0, "simulated": False},
+]
+
+
+def test_models_table_labels_simulated_models() -> None:
+    out = text(models_table(MODELS))
+    assert "gemma-3-270m (simulated)" in out
+    assert "mistral-7b (simulated)" not in out and "code-llama-7b (simulated)" not in out
+
+
+def test_nodes_table_labels_simulated_nodes_and_models() -> None:
+    nodes = [
+        {"node_id": "sim-1", "simulated": True, "healthy": True,
+         "models": [{"id": "gemma-3-270m", "simulated": True}]},
+        {"node_id": "real-1", "simulated": False, "healthy": True,
+         "models": [{"id": "mistral-7b", "simulated": False}]},
+    ]  # fmt: skip
+    out = text(nodes_table(nodes))
+    assert "sim-1 (simulated)" in out and "gemma-3-270m (simulated)" in out
+    assert "real-1 (simulated)" not in out and "mistral-7b (simulated)" not in out
+
+
+def test_status_line_labels_simulated_models_up() -> None:
+    console = Console(width=250, record=True, color_system=None)
+    info = {
+        "registry_url": "http://r",
+        "models_available": ["gemma-3-270m", "mistral-7b"],
+        "models_simulated": ["gemma-3-270m"],
+        "models": {m["id"]: m for m in MODELS},
+    }
+    print_status(info, [], console)
+    out = console.export_text()
+    assert "models up: gemma-3-270m (simulated), mistral-7b" in out

@@ -1,0 +1,82 @@
+"""What the mesh lists: /v1/models (served now; ?all=true the catalog), /mesh/models,
+/mesh/nodes, and which of them only simulated nodes serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.registry.helpers import Harness, running
+
+
+def reg(node_id: str, *models: dict[str, Any]) -> dict[str, Any]:
+    return {"node_id": node_id, "url": f"http://{node_id}:8801", "models": list(models)}
+
+
+SIM = {"id": "gemma-3-270m", "engine": "sim", "simulated": True}
+REAL = {"id": "gemma-3-270m", "engine": "llama-cpp", "simulated": False}
+
+
+async def add(h: Harness, node_id: str, *models: dict[str, Any]) -> None:
+    h.nodes.add(node_id)
+    r = await h.client.post("/mesh/nodes", json=reg(node_id, *models))
+    assert r.status_code == 200, r.text
+
+
+async def v1(h: Harness, query: str = "") -> dict[str, dict[str, Any]]:
+    r = await h.client.get("/v1/models" + query)
+    assert r.status_code == 200, r.text
+    return {m["id"]: m for m in r.json()["data"]}
+
+
+async def test_v1_models_lists_only_models_served_now(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        assert await v1(h) == {}  # no node: nothing an OpenAI client could use
+        await add(h, "a", REAL)
+        assert list(await v1(h)) == ["gemma-3-270m"]
+        h.clock.advance(h.settings.heartbeat_expiry_s + 1)  # its heartbeats stop
+        assert await v1(h) == {}
+
+
+async def test_v1_models_all_true_lists_the_whole_catalog(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await add(h, "a", REAL)
+        everything = await v1(h, "?all=true")
+        assert everything["gemma-3-270m"]["available"] is True
+        assert everything["mistral-7b"]["available"] is False
+        mesh = (await h.client.get("/mesh/models")).json()["models"]
+        assert [m["id"] for m in mesh] == list(everything)
+        assert await v1(h, "?all=false") == await v1(h)
+
+
+async def test_v1_models_refuses_a_malformed_all(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        for bad in ("?all=maybe", "?all="):
+            r = await h.client.get("/v1/models" + bad)
+            assert r.status_code == 400, bad
+            assert r.json()["error"]["param"] == "all"
+
+
+async def test_model_served_only_by_sim_nodes_says_simulated(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await add(h, "sim-1", SIM)
+        await add(h, "sim-2", SIM)
+        m = (await v1(h))["gemma-3-270m"]
+        assert m["simulated"] is True and m["nodes_simulated"] == 2 == m["nodes"]
+        listed = {x["id"]: x for x in (await h.client.get("/mesh/models")).json()["models"]}
+        assert listed["gemma-3-270m"]["simulated"] is True
+        assert listed["mistral-7b"]["simulated"] is False  # not served at all
+        nodes = (await h.client.get("/mesh/nodes")).json()["nodes"]
+        assert [n["simulated"] for n in nodes] == [True, True]
+
+
+async def test_one_real_node_makes_the_model_not_simulated(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await add(h, "sim-1", SIM)
+        await add(h, "real-1", REAL)
+        m = (await v1(h))["gemma-3-270m"]
+        assert m["simulated"] is False and m["nodes_simulated"] == 1 and m["nodes"] == 2
+        listed = {x["id"]: x for x in (await h.client.get("/mesh/models")).json()["models"]}
+        assert listed["gemma-3-270m"]["simulated"] is False
+        nodes = {n["node_id"]: n for n in (await h.client.get("/mesh/nodes")).json()["nodes"]}
+        assert nodes["sim-1"]["simulated"] is True and nodes["real-1"]["simulated"] is False
