@@ -14,6 +14,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
+| admin_key            | LLM_MESH_ADMIN_KEY       | none: the one in HOME/admin.key (made at first start) |
+| operator_token       | LLM_MESH_OPERATOR_TOKEN  | none (a node's credential to register) |
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Settings:
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
     max_failovers: int = 10
+    admin_key: str | None = field(default=None, repr=False)
+    operator_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,6 +85,8 @@ class Settings:
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
+            admin_key=(env.get("LLM_MESH_ADMIN_KEY") or "").strip() or None,
+            operator_token=(env.get("LLM_MESH_OPERATOR_TOKEN") or "").strip() or None,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

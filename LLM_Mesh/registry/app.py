@@ -12,6 +12,7 @@ shutdown stops them, writes what is queued and closes what it opened.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,15 +22,18 @@ from fastapi import FastAPI
 
 from LLM_Mesh import __version__
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
+from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.snapshot import load_nodes
@@ -44,16 +48,37 @@ def _default_store(settings: Settings) -> Store:
     return store
 
 
+def _print_admin_key(key: str) -> None:
+    print(
+        f"llm-mesh: made this registry's admin key (shown once; kept in $LLM_MESH_HOME/admin.key, "
+        f"mode 0600): {key}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def create_registry_app(
     settings: Settings,
     store: Store | None = None,
     http_client: httpx.AsyncClient | NodeClient | None = None,
     clock: Callable[[], float] = time.monotonic,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+    node_auth: NodeAuthenticator | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """The registry + gateway app. Pass ``store``/``http_client`` to inject (tests)."""
+    """The registry + gateway app. Pass ``store``/``http_client`` to inject (tests).
+
+    Node messages are checked by ``node_auth`` (default: :class:`SignedNodeAuth` on the
+    store: signatures, operator tokens, sequence numbers, revocation). At start-up the
+    store's admin key is settled (``registry/admin.py``); a key made then is passed to
+    ``announce`` once (default: printed to stderr).
+    """
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
     routing = Routing(table, clock)
+    auth = node_auth if node_auth is not None else SignedNodeAuth(the_store, wall_clock=wall_clock)
+    revocations = RevocationWatcher(the_store, table, routing)
     runtime = Runtime(
         settings=settings,
         store=the_store,
@@ -61,7 +86,9 @@ def create_registry_app(
         writer=RequestWriter(the_store),
         routing=routing,
         idempotency=IdempotencyCache(clock),
+        node_auth=auth,
         clock=clock,
+        wall_clock=wall_clock,
     )
     health = HealthChecker(
         table,
@@ -76,6 +103,9 @@ def create_registry_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.store.open()
         try:
+            admin = await ensure_admin_key(settings, runtime.store)
+            if admin.created and admin.key is not None:
+                (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store)
             routing.sync_all()
             if http_client is None:
@@ -87,9 +117,11 @@ def create_registry_app(
                 runtime.client, runtime.owns_client = http_client, False
             runtime.writer.start()
             health.start()
+            revocations.start()
             try:
                 yield
             finally:
+                await revocations.stop()
                 await health.stop()
                 await runtime.writer.stop()
                 if runtime.owns_client and runtime.client is not None:

@@ -1,7 +1,8 @@
 """The registry process's live objects, held in ``app.state.runtime``.
 
 One :class:`Runtime` per app: settings, the store, the node table (liveness),
-the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the
+the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the node
+authenticator (signed node messages, ``node_auth.py``), the
 idempotency cache, the request writer and the one pooled outbound
 :class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
 pass an ``httpx.AsyncClient`` with their own transport).
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
@@ -34,7 +36,9 @@ class Runtime:
     writer: RequestWriter
     routing: Routing
     idempotency: IdempotencyCache
+    node_auth: NodeAuthenticator
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
     client: NodeClient | None = None
     owns_client: bool = False
 
