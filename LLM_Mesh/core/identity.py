@@ -151,7 +151,7 @@ class NodeSigner:
 
     def __init__(self, key: Ed25519PrivateKey, wall_clock: Callable[[], float]) -> None:
         self._key = key
-        self._clock = wall_clock
+        self.wall_clock = wall_clock
         self.raw_public_key = public_key_of(key)
         self.public_key = encode_public_key(self.raw_public_key)
         self.node_id = node_id_for(self.raw_public_key)
@@ -161,7 +161,7 @@ class NodeSigner:
         self, kind: MessageKind, body: bytes, target: str | None = None
     ) -> dict[str, str]:
         """The headers that carry a fresh signature of ``body`` (seq always grows)."""
-        now = self._clock()
+        now = self.wall_clock()
         seq = max(self.last_seq + 1, int(now * 1_000_000))
         self.last_seq = seq
         ts_ms = int(now * 1000)

@@ -10,8 +10,11 @@
     memory_budget_bytes = 6_000_000_000   # llama-cpp; default: 80 % of available RAM
     availability_hours = "22:00-07:00"    # local time; outside it the node pauses
 
-The node id is generated once ("node-" + 8 hex digits) and kept in
-``$LLM_MESH_HOME/node-id`` unless the configuration names one.
+    operator_token = "lmo_..."            # the credential to register (or LLM_MESH_OPERATOR_TOKEN)
+    key_file = "/path/to/node.key"        # default: $LLM_MESH_HOME/node.key
+
+The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
+here (older versions made one up) is ignored when it is not the key's, with a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import secrets
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -36,7 +38,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENGINES = ("llama-cpp", "openai", "sim")
-NODE_ID_FILE = "node-id"
 CONFIG_FILE = "node.toml"
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -64,6 +65,8 @@ class NodeConfig:
     n_gpu_layers: int = 0
     memory_budget_bytes: int | None = None
     availability_hours: str | None = None  # "HH:MM-HH:MM", local time; None: always
+    operator_token: str | None = None  # credential to register; else LLM_MESH_OPERATOR_TOKEN
+    key_file: str | None = None  # the node's Ed25519 key; None: $LLM_MESH_HOME/node.key
 
     def __post_init__(self) -> None:
         self.validate()
@@ -179,21 +182,3 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def new_node_id() -> str:
-    return "node-" + secrets.token_hex(4)
-
-
-def resolve_node_id(cfg: NodeConfig, settings: Settings) -> str:
-    """``cfg.node_id``, else the one kept in ``home/node-id`` (created once)."""
-    if cfg.node_id:
-        return cfg.node_id
-    path = settings.home / NODE_ID_FILE
-    if path.is_file():
-        existing = path.read_text(encoding="utf-8").strip()
-        if existing:
-            return existing
-    node_id = new_node_id()
-    _write_atomic(path, node_id + "\n")
-    return node_id

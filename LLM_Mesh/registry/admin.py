@@ -36,10 +36,16 @@ class AdminKeyStatus:
     matches_store: bool  # the key held is the store's
 
 
-async def ensure_admin_key(settings: Settings, store: Store) -> AdminKeyStatus:
-    """Make sure the store has an admin key; see the module docstring."""
+async def ensure_admin_key(
+    settings: Settings, store: Store, *, env_rotates: bool = True
+) -> AdminKeyStatus:
+    """Make sure the store has an admin key; see the module docstring.
+
+    ``env_rotates=False`` (the admin CLI): ``$LLM_MESH_ADMIN_KEY`` is only checked
+    against the store's key, never made the store's key over another one.
+    """
     now = datetime.now(timezone.utc)
-    if settings.admin_key:
+    if settings.admin_key and env_rotates:
         await store.set_admin_key_hash(hash_secret(settings.admin_key), now, replace=True)
         return AdminKeyStatus(settings.admin_key, created=False, matches_store=True)
     key = read_admin_key(settings)
@@ -56,7 +62,7 @@ async def ensure_admin_key(settings: Settings, store: Store) -> AdminKeyStatus:
     ok = secret_matches(key, stored)
     if key is not None and not ok:
         log.warning(
-            "%s does not hold this store's admin key: set LLM_MESH_ADMIN_KEY to it",
+            "the admin key held (LLM_MESH_ADMIN_KEY or %s) is not this store's",
             admin_key_path(settings),
         )
     return AdminKeyStatus(key, created=created and ok, matches_store=ok)
@@ -81,3 +87,13 @@ async def check_admin(headers: Mapping[str, str], store: Store) -> None:
         )
     if not secret_matches(token, await store.get_admin_key_hash()):
         raise InvalidCredential("wrong admin key")
+
+
+async def add_operator(store: Store, name: str, *, replace: bool = False) -> str | None:
+    """A new operator with a fresh token (only its hash is stored); the token, to show once,
+    or ``None`` when the name is taken (``replace``: give it a new token instead)."""
+    token = new_secret("lmo")
+    added = await store.add_operator(
+        name, hash_secret(token), datetime.now(timezone.utc), replace=replace
+    )
+    return token if added else None

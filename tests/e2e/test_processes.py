@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from LLM_Mesh.node.keys import load_or_create_key
 from tests.e2e.conftest import free_port, start_mesh
 
 pytestmark = pytest.mark.e2e
@@ -145,10 +146,12 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
     sim = ["--sim-tokens-per-s", "40", "--sim-ttft-s", "0.01"]
     mesh = start_mesh(tmp_path / "home", model="mistral-7b", engine="sim", node_args=sim)
     second_port = free_port()
+    second_key = tmp_path / "second.key"  # its own key: its own node id
+    second_id = load_or_create_key(second_key).node_id
     second = mesh._spawn(
         "node2",
-        ["node", "start", "--engine", "sim", "--model", "mistral-7b", *sim, "--node-id", "second",
-         "--port", str(second_port), "--registry", mesh.registry_url],
+        ["node", "start", "--engine", "sim", "--model", "mistral-7b", *sim,
+         "--key-file", str(second_key), "--port", str(second_port), "--registry", mesh.registry_url],
     )  # fmt: skip
     try:
         url = mesh.registry_url
@@ -164,12 +167,12 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
             "max_tokens": 60,
             "stream": True,
         }
-        pids = {"second": second.proc.pid}
+        pids = {second_id: second.proc.pid}
         pids.update(
             {
                 n["node_id"]: mesh._children[1].proc.pid
                 for n in httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"]
-                if n["node_id"] != "second"
+                if n["node_id"] != second_id
             }
         )
         events = []
