@@ -248,9 +248,7 @@ class DistributedModelRegistry:
         if self._settings is None:
             self._settings = Settings.from_env()
         admin_key = read_admin_key(self._settings)
-        async with MeshClient(
-            self.registry_url, http_client=self._http, admin_key=admin_key
-        ) as c:
+        async with MeshClient(self.registry_url, http_client=self._http, admin_key=admin_key) as c:
             results = await c.health_check()
         await self.refresh()
         return results

@@ -256,9 +256,7 @@ def error_from_payload(status: int, payload: Any) -> MeshError:
             404: ModelNotFound,
             429: Overloaded,
             503: ModelUnavailable,
-        }.get(
-            status, UpstreamError
-        )
+        }.get(status, UpstreamError)
         if cls in (ModelUnavailable, Overloaded):
             return cls(message)
     return cls(message, param=err.get("param"))

@@ -53,11 +53,15 @@ def node_start(
     ] = None,
     node_id: Annotated[
         str | None,
-        typer.Option(help="Deprecated: the id is derived from the node's key (a different one is ignored)"),
+        typer.Option(
+            help="Deprecated: the id is derived from the node's key (a different one is ignored)"
+        ),
     ] = None,
     operator_token: Annotated[
         str | None,
-        typer.Option(help="Credential to register [node.toml operator_token, env LLM_MESH_OPERATOR_TOKEN]"),
+        typer.Option(
+            help="Credential to register [node.toml operator_token, env LLM_MESH_OPERATOR_TOKEN]"
+        ),
     ] = None,
     key_file: Annotated[
         Path | None, typer.Option(help="The node's Ed25519 key [$LLM_MESH_HOME/node.key]")

@@ -94,7 +94,7 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     pad = "=" * (-len(text) % 4)
-    return base64.urlsafe_b64decode(text + pad)
+    return base64.b64decode(text + pad, altchars=b"-_", validate=True)
 
 
 def public_key_of(key: Ed25519PrivateKey) -> bytes:
@@ -157,9 +157,7 @@ class NodeSigner:
         self.node_id = node_id_for(self.raw_public_key)
         self.last_seq = 0
 
-    def headers(
-        self, kind: MessageKind, body: bytes, target: str | None = None
-    ) -> dict[str, str]:
+    def headers(self, kind: MessageKind, body: bytes, target: str | None = None) -> dict[str, str]:
         """The headers that carry a fresh signature of ``body`` (seq always grows)."""
         now = self.wall_clock()
         seq = max(self.last_seq + 1, int(now * 1_000_000))

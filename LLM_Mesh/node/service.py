@@ -34,7 +34,6 @@ from LLM_Mesh.node.engines.base import Engine, Usage
 from LLM_Mesh.node.keys import NodeKey, key_path, load_or_create_key
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
 
-
 log = logging.getLogger("LLM_Mesh.node")
 
 

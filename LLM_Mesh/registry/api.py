@@ -68,9 +68,7 @@ def _parse(model: type[_M], body: bytes) -> _M:
         raise invalid_from_pydantic(exc) from None
 
 
-@router.post(
-    "/mesh/nodes", response_model=RegistrationAccepted, openapi_extra=_SCHEMA_EXTRA
-)
+@router.post("/mesh/nodes", response_model=RegistrationAccepted, openapi_extra=_SCHEMA_EXTRA)
 async def register_node(request: Request) -> RegistrationAccepted:
     """A node announces itself (or re-registers): signed, with an operator token.
 

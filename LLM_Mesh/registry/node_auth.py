@@ -112,9 +112,7 @@ class SignedNodeAuth:
         self.max_skew_s = max_skew_s
         self._keys: dict[str, Ed25519PublicKey] = {}
 
-    def check_registration(
-        self, headers: Mapping[str, str], body: bytes
-    ) -> VerifiedRegistration:
+    def check_registration(self, headers: Mapping[str, str], body: bytes) -> VerifiedRegistration:
         msg = parse_signed(headers)
         if msg.public_key is None:
             raise BadSignature(f"a registration carries the node's public key in {HDR_PUBLIC_KEY}")

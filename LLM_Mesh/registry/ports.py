@@ -157,8 +157,7 @@ class Store(Protocol):
         """A signed message: take ``seq`` if greater than the last one seen and not revoked."""
         ...
 
-    async def get_node_key(self, node_id: str) -> NodeKeyRecord | None:
-        ...
+    async def get_node_key(self, node_id: str) -> NodeKeyRecord | None: ...
 
     async def revoke_node(self, node_id: str, at: datetime) -> bool:
         """Revoke the node's key (its node goes OFFLINE); ``False`` when it has none."""
@@ -168,8 +167,7 @@ class Store(Protocol):
         """Node ids revoked at or after ``at``."""
         ...
 
-    async def get_admin_key_hash(self) -> str | None:
-        ...
+    async def get_admin_key_hash(self) -> str | None: ...
 
     async def set_admin_key_hash(self, key_hash: str, at: datetime, *, replace: bool) -> bool:
         """Store the admin key's hash; without ``replace`` only when none is stored yet."""

@@ -135,9 +135,9 @@ class SqlCredentials:
             if found is None:
                 return None
             await conn.execute(
-                update(o).where(and_(o.c.name == name, o.c.revoked_at.is_(None))).values(
-                    revoked_at=at
-                )
+                update(o)
+                .where(and_(o.c.name == name, o.c.revoked_at.is_(None)))
+                .values(revoked_at=at)
             )
             ids = [
                 r.node_id
@@ -232,7 +232,9 @@ class SqlCredentials:
     async def set_admin_key_hash(self, key_hash: str, at: datetime, *, replace: bool) -> bool:
         a = tables.admin_key
         async with self.engine.begin() as conn:
-            if await _insert_new(conn, a, {"id": _ADMIN_ROW, "key_hash": key_hash, "created_at": at}):
+            if await _insert_new(
+                conn, a, {"id": _ADMIN_ROW, "key_hash": key_hash, "created_at": at}
+            ):
                 return True
             if not replace:
                 return False

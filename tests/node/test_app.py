@@ -17,8 +17,8 @@ from LLM_Mesh.node.service import NodeService
 from tests.node.conftest import (
     MODEL,
     asgi_client,
-    node_id_in,
     no_sleep,
+    node_id_in,
     sim_engine,
     started_service,
     wait_until,
