@@ -233,3 +233,41 @@ async def test_registry_on_postgresql_records_requests_and_no_prompt(
     assert len(nodes) == 1 and nodes[0]["requests"] == 3
     assert len(rows) == 3 and all(r["outcome"] == "ok" and r["completion_tokens"] > 0 for r in rows)
     assert all(secret not in " ".join(str(v) for v in r.values()) for r in rows)
+
+
+def test_admin_revokes_a_running_node_from_the_cli(tmp_path: Path) -> None:
+    """`llm-mesh registry nodes revoke` on the store while the registry runs: the node leaves
+    routing within seconds and its next heartbeat is refused (403)."""
+    mesh = start_mesh(
+        tmp_path / "home",
+        model="mistral-7b",
+        engine="sim",
+        node_args=["--sim-tokens-per-s", "2000"],
+    )
+    try:
+        url = mesh.registry_url
+        (node,) = httpx.get(url + "/mesh/nodes", timeout=5).json()["nodes"]
+        out = subprocess.run(
+            [sys.executable, "-m", "LLM_Mesh.cli", "registry", "nodes", "revoke", node["node_id"]],
+            env=mesh._env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+
+        def gone() -> bool:
+            nodes = httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"]
+            return not any(n["healthy"] for n in nodes)
+
+        assert _wait(gone, 10), "the revoked node is still routed"
+        r = httpx.post(
+            url + "/v1/completions",
+            json={"model": "mistral-7b", "prompt": "hi", "max_tokens": 4},
+            timeout=10,
+        )
+        assert r.status_code == 503
+        node_log = mesh._children[1].log_path
+        assert _wait(lambda: "HTTP 403" in node_log.read_text(errors="replace"), 10)
+    finally:
+        mesh.stop()
