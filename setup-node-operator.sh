@@ -51,7 +51,8 @@ Options:
   --dry-run           print what would be done; change nothing
   -h, --help          show this help
 
-Environment: LLM_MESH_HOME (default ~/.llm-mesh), LLM_MESH_REGISTRY_URL, PYTHON.
+Environment: LLM_MESH_HOME (default ~/.llm-mesh), LLM_MESH_REGISTRY_URL, PYTHON,
+LLM_MESH_OPERATOR_TOKEN (the credential the registry's admin gave you; or operator_token in node.toml).
 EOF
 }
 
@@ -232,7 +233,16 @@ if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
 fi
 
 run mkdir -p "$LLM_MESH_HOME"
-RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
+# The node's key ($LLM_MESH_HOME/node.key, mode 0600; made once, never overwritten): its id comes from it.
+NODE_ID=""
+if [ "$DRY_RUN" = 1 ]; then
+  say "would run: $VPY -m LLM_Mesh.cli node keys init --home $LLM_MESH_HOME"
+else
+  NODE_ID="$("$VPY" -m LLM_Mesh.cli node keys init --home "$LLM_MESH_HOME" | sed -n 's/^node id: //p')" \
+    || die "could not make the node key in $LLM_MESH_HOME" "check that $LLM_MESH_HOME is writable"
+  say "node key: $LLM_MESH_HOME/node.key (node id $NODE_ID)"
+fi
+RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
   CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
 import os, sys, tempfile, uuid, socket
 if sys.version_info >= (3, 11):
@@ -275,7 +285,7 @@ if not public:
     public = f"http://127.0.0.1:{port}" if loopback else f"http://{socket.getfqdn()}:{port}"
 engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
 cfg = {
-    "node_id": old.get("node_id") or f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}",
+    "node_id": env.get("CFG_NODE_ID") or old.get("node_id") or f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}",
     "host": host,
     "port": port,
     "public_url": public.rstrip("/"),
@@ -288,6 +298,9 @@ cfg = {
 if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
     # a CUDA build offloads every layer to the GPU unless the operator chose otherwise
     cfg["n_gpu_layers"] = int(old.get("n_gpu_layers", -1))
+for kept in ("operator_token", "key_file"):  # the operator's credential and key stay
+    if old.get(kept):
+        cfg[kept] = old[kept]
 region = pick(env["CFG_REGION"], "region", "")
 if region:
     cfg["region"] = region

@@ -49,8 +49,10 @@ class MeshClient:
         *,
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        admin_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._admin_key = admin_key
         self._owned = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
@@ -95,7 +97,9 @@ class MeshClient:
         return list(data["models"])
 
     async def health_check(self) -> list[dict[str, Any]]:
-        data = await self._request("POST", "/mesh/health-check")
+        """One active health-check pass now: an admin operation (``admin_key``)."""
+        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        data = await self._request("POST", "/mesh/health-check", headers=headers)
         return list(data["results"])
 
     # --- OpenAI API -----------------------------------------------------------------

@@ -19,6 +19,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | max_mesh_body_bytes  | LLM_MESH_MAX_MESH_BODY_BYTES | 1 MiB (``/mesh`` request bodies; larger: 413) |
 
 ``/v1`` request bodies are limited to 8 MiB (``registry.gateway.MAX_BODY_BYTES``).
+| admin_key            | LLM_MESH_ADMIN_KEY       | none: the one in HOME/admin.key (made at first start) |
+| operator_token       | LLM_MESH_OPERATOR_TOKEN  | none (a node's credential to register) |
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class Settings:
     allow_private_nodes: bool = False
     private_node_origins: tuple[str, ...] = ()
     max_mesh_body_bytes: int = DEFAULT_MESH_BODY_BYTES
+    admin_key: str | None = field(default=None, repr=False)
+    operator_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -105,6 +109,8 @@ class Settings:
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
             allow_private_nodes=_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),
             max_mesh_body_bytes=_int(env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES),
+            admin_key=(env.get("LLM_MESH_ADMIN_KEY") or "").strip() or None,
+            operator_token=(env.get("LLM_MESH_OPERATOR_TOKEN") or "").strip() or None,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

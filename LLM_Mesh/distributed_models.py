@@ -243,8 +243,17 @@ class DistributedModelRegistry:
         return info(models[model_name])
 
     async def health_check_all_hosts(self) -> list[dict[str, Any]]:
-        """Run one active health-check pass over every host now; per-host results."""
-        async with self._client() as c:
+        """Run one active health-check pass over every host now; per-host results.
+
+        An admin operation: it sends the admin key (``LLM_MESH_ADMIN_KEY``, else
+        ``$LLM_MESH_HOME/admin.key``, which ``llm-mesh up`` makes on this machine).
+        """
+        from LLM_Mesh.secret_files import read_admin_key
+
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        admin_key = read_admin_key(self._settings)
+        async with MeshClient(self.registry_url, http_client=self._http, admin_key=admin_key) as c:
             results = await c.health_check()
         await self.refresh()
         return results

@@ -15,6 +15,14 @@ class (:func:`error_from_payload`).
     ├── ModelUnavailable               503 service_unavailable / model_unavailable
     ├── Overloaded                     429 rate_limit_error / overloaded
     ├── UnknownNode                    404 invalid_request_error / unknown_node
+    ├── Unauthorized                   401 authentication_error / unauthorized
+    │   ├── BadSignature               401 authentication_error / invalid_signature
+    │   ├── StaleMessage               401 authentication_error / stale_message
+    │   ├── ReplayedMessage            401 authentication_error / replayed_message
+    │   └── InvalidCredential          401 authentication_error / invalid_credential
+    ├── Forbidden                      403 permission_error / forbidden
+    │   ├── NodeIdMismatch             403 permission_error / node_id_mismatch
+    │   └── Revoked                    403 permission_error / revoked
     ├── UpstreamError                  502 api_error / upstream_error   (a node failed)
     │   └── UpstreamTimeout            504 api_error / upstream_timeout
     ├── EngineError                    500 api_error / engine_error     (inside a node)
@@ -131,6 +139,56 @@ class UnknownNode(MeshError):
     code = "unknown_node"
 
 
+class Unauthorized(MeshError):
+    """The request does not prove who sent it (signature, credential, freshness)."""
+
+    status = 401
+    type = "authentication_error"
+    code = "unauthorized"
+
+
+class BadSignature(Unauthorized):
+    code = "invalid_signature"
+
+
+class StaleMessage(Unauthorized):
+    """A signed message whose timestamp is outside the accepted window."""
+
+    code = "stale_message"
+
+
+class ReplayedMessage(Unauthorized):
+    """A signed message whose sequence number is not greater than the last one seen."""
+
+    code = "replayed_message"
+
+
+class InvalidCredential(Unauthorized):
+    """A missing, wrong or unknown operator token or admin key."""
+
+    code = "invalid_credential"
+
+
+class Forbidden(MeshError):
+    """The sender is known but may not do this."""
+
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class NodeIdMismatch(Forbidden):
+    """A node acting on another node's id, or an id that is not its key's."""
+
+    code = "node_id_mismatch"
+
+
+class Revoked(Forbidden):
+    """A revoked node key or operator."""
+
+    code = "revoked"
+
+
 class UpstreamError(MeshError):
     status = 502
     type = "api_error"
@@ -167,6 +225,14 @@ _BY_CODE: dict[str, type[MeshError]] = {
         ModelUnavailable,
         Overloaded,
         UnknownNode,
+        Unauthorized,
+        BadSignature,
+        StaleMessage,
+        ReplayedMessage,
+        InvalidCredential,
+        Forbidden,
+        NodeIdMismatch,
+        Revoked,
         UpstreamError,
         UpstreamTimeout,
         EngineError,
@@ -205,9 +271,14 @@ def error_from_payload(status: int, payload: Any) -> MeshError:
     if cls is Overloaded:
         return Overloaded(message, retry_after=_retry_after(err.get("retry_after"), 1))
     if cls is None:
-        cls = {400: InvalidRequest, 404: ModelNotFound, 429: Overloaded, 503: ModelUnavailable}.get(
-            status, UpstreamError
-        )
+        cls = {
+            400: InvalidRequest,
+            401: Unauthorized,
+            403: Forbidden,
+            404: ModelNotFound,
+            429: Overloaded,
+            503: ModelUnavailable,
+        }.get(status, UpstreamError)
         if cls in (ModelUnavailable, Overloaded):
             return cls(message)
     return cls(message, param=err.get("param"))

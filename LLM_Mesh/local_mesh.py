@@ -12,16 +12,24 @@ only (``--allow-private-node http://127.0.0.1:PORT``), not for any node: another
 local program could otherwise register ``http://127.0.0.1:<some local service>``
 or ``169.254.169.254`` and have the gateway call it. ``allow_private_nodes=True``
 (tests that add more local nodes) starts it with ``--allow-private-nodes``.
+
+Zero-config: before starting anything it makes what its own node needs in the
+registry's store, as an admin would: the store's admin key (``$LLM_MESH_HOME/admin.key``,
+made once) and the operator ``local`` with a fresh token (rotated every start), which
+the node gets in ``LLM_MESH_OPERATOR_TOKEN``; the node makes its key
+(``$LLM_MESH_HOME/node.key``) on its first start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -56,6 +64,7 @@ class LocalMesh:
     start_timeout_s: float = 300.0
     allow_private_nodes: bool = False  # default: its own node's origin only
     _children: list[_Child] = field(default_factory=list)
+    _operator_token: str | None = field(default=None, repr=False)
 
     @property
     def registry_url(self) -> str:
@@ -73,6 +82,8 @@ class LocalMesh:
         env["LLM_MESH_HEALTH_CHECK_S"] = str(self.settings.health_check_interval_s)
         if self.settings.database_url:
             env["LLM_MESH_DATABASE_URL"] = self.settings.database_url
+        if self._operator_token:
+            env["LLM_MESH_OPERATOR_TOKEN"] = self._operator_token
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
@@ -93,6 +104,27 @@ class LocalMesh:
             *private,
         ]
 
+    def prepare_credentials(self) -> bool:
+        """The store's admin key and the ``local`` operator's token (see the module docstring);
+        ``True`` when the admin key was made now (it is in ``$LLM_MESH_HOME/admin.key``)."""
+
+        async def go() -> bool:
+            from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
+            from LLM_Mesh.registry.store import SqlStore
+
+            store = SqlStore(self.settings.effective_database_url)
+            await store.open()
+            try:
+                admin = await ensure_admin_key(self.settings, store)
+                self._operator_token = await add_operator(store, "local", replace=True)
+                return admin.created
+            finally:
+                await store.close()
+
+        # a thread of its own: the caller may be inside a running event loop
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, go()).result()
+
     def _spawn(self, name: str, args: list[str]) -> _Child:
         logs = self.settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -111,6 +143,8 @@ class LocalMesh:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         for port in (self.registry_port, self.node_port):
             _require_free_port(self.host, port)
+        if self.prepare_credentials():
+            progress(f"made the admin key: {self.settings.home / 'admin.key'} (mode 0600)")
         progress(f"starting registry + gateway at {self.registry_url}")
         reg = self._spawn("registry", self.registry_command())
         self._wait(reg, lambda c: _get(c, self.registry_url + "/healthz") is not None, 60.0)

@@ -281,6 +281,8 @@ def test_script_joins_a_registry_and_serves_through_the_gateway(tmp_path: Path) 
     node: subprocess.Popen[bytes] | None = None
     try:
         _wait_for(lambda: _get(registry + "/healthz") == 200, 60, "the registry")
+        token = _operator_token(tmp_path / "registry-home", base)
+        base["LLM_MESH_OPERATOR_TOKEN"] = token  # what the registry's admin hands the operator
         node = subprocess.Popen(
             ["bash", str(SCRIPT), "--yes", "--skip-install", "--venv", str(VENV),
              "--models", "gemma-3-270m", "--registry", registry, "--port", str(node_port)],
@@ -319,6 +321,19 @@ def test_script_joins_a_registry_and_serves_through_the_gateway(tmp_path: Path) 
         _stop(reg)
         reg_log.close()
         node_log.close()
+
+
+def _operator_token(registry_home: Path, env: dict[str, str]) -> str:
+    """``llm-mesh registry operators add`` on the registry's store; the token it prints once."""
+    out = subprocess.run(
+        [sys.executable, "-m", "LLM_Mesh.cli", "registry", "operators", "add", "tester"],
+        env={**env, "LLM_MESH_HOME": str(registry_home), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return next(line.strip() for line in out.splitlines() if line.startswith("lmo_"))
 
 
 def _get(url: str) -> int:

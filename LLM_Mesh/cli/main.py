@@ -2,6 +2,7 @@
 
 llm-mesh up | demo                 the local network (registry + one node)
 llm-mesh registry serve            the registry + gateway
+llm-mesh registry operators|nodes  admin: operator credentials, revocation
 llm-mesh node start                a node
 llm-mesh ask PROMPT                ask the network
 llm-mesh status | models           what is up
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from LLM_Mesh.cli import render
+from LLM_Mesh.cli.admin_commands import nodes_app, operators_app
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
@@ -32,6 +34,8 @@ app = typer.Typer(
 )
 registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+registry_app.add_typer(operators_app, name="operators")
+registry_app.add_typer(nodes_app, name="nodes")
 app.add_typer(node_app, name="node")
 
 

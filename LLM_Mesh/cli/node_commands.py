@@ -6,6 +6,7 @@ llm-mesh node models list                    files, sizes, sha256, configured or
 llm-mesh node plan                           catalog ranked by fit and network demand
 llm-mesh node pause | resume | drain         the running node's state (--node-url)
 llm-mesh node info                           the running node: identity, models, counters
+llm-mesh node keys init                      make the node's key (node.key) if missing; show its id
 """
 
 from __future__ import annotations
@@ -50,7 +51,21 @@ def node_start(
     upstream_url: Annotated[
         str | None, typer.Option(help="openai engine: the upstream server's base URL")
     ] = None,
-    node_id: Annotated[str | None, typer.Option(help="Node id [persisted in home]")] = None,
+    node_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Deprecated: the id is derived from the node's key (a different one is ignored)"
+        ),
+    ] = None,
+    operator_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Credential to register [node.toml operator_token, env LLM_MESH_OPERATOR_TOKEN]"
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(help="The node's Ed25519 key [$LLM_MESH_HOME/node.key]")
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -108,6 +123,8 @@ def node_start(
         "public_url": public_url,
         "upstream_url": upstream_url,
         "node_id": node_id,
+        "operator_token": operator_token,
+        "key_file": str(key_file) if key_file else None,
         "max_concurrency": max_concurrency,
         "max_queue": max_queue,
         "registry_url": registry.rstrip("/") if registry else None,
@@ -130,6 +147,32 @@ def node_start(
         NodeManager(cfg, settings).run()
     except MeshError as exc:
         raise fail(exc) from exc
+
+
+# --- keys --------------------------------------------------------------------------------
+
+keys_app = typer.Typer(help="The node's identity key.", no_args_is_help=True)
+node_app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(
+    key_file: Annotated[
+        Path | None, typer.Option(help="Where the key lives [$LLM_MESH_HOME/node.key]")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Make the node's Ed25519 key (mode 0600) unless one exists; print the node id it gives."""
+    from LLM_Mesh.node.keys import key_path, load_or_create_key
+
+    settings = settings_from(home)
+    try:
+        nk = load_or_create_key(key_path(settings, key_file))
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
+    said = "made" if nk.created else "exists (kept)"
+    console.print(f"node key {nk.path}: {said}")
+    console.print(f"node id: {nk.node_id}", markup=False, highlight=False)
 
 
 # --- models ------------------------------------------------------------------------------

@@ -78,9 +78,19 @@ class Heartbeat(_Wire):
 
 
 class RegistrationAccepted(_Wire):
+    """The registry's answer to a signed registration: what the node's later messages need.
+
+    Its later messages must carry sequence numbers greater than ``seq`` and timestamps
+    within ``max_clock_skew_s`` of ``registry_time`` (unix seconds, the registry's clock).
+    """
+
     node_id: str
     heartbeat_interval_s: float
     registry_version: str = "0"
+    operator: str | None = None
+    seq: int = 0
+    max_clock_skew_s: float = 120.0
+    registry_time: float | None = None
 
 
 class NodeView(_Wire):

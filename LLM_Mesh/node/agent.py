@@ -10,6 +10,12 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
    (the node's state changed);
 3. on shutdown, ``DELETE /mesh/nodes/{id}`` with a short timeout, best effort.
 
+Every message is signed by the node's key (``signer``, a
+:class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the
+registration also carries the operator token. A 401/403 answer (bad token,
+revoked key, clock off by more than two minutes) is logged with the registry's
+message and retried with the growing delay.
+
 ``sleep`` is injectable; :meth:`NodeAgent.step` runs one iteration so tests
 drive the loop without sockets or real time.
 """
@@ -18,12 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
 
 log = logging.getLogger("LLM_Mesh.node.agent")
@@ -63,8 +72,12 @@ class NodeAgent:
         request_timeout_s: float = 5.0,
         deregister_timeout_s: float = 2.0,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        signer: NodeSigner | None = None,
+        operator_token: str | None = None,
     ) -> None:
         self._client = client
+        self._signer = signer
+        self._operator_token = operator_token
         self.registry_url = registry_url.rstrip("/")
         self.node_id = node_id
         self._registration = registration
@@ -83,12 +96,23 @@ class NodeAgent:
 
     # -- one step at a time (pure enough to test) ------------------------------
 
+    def _signed(self, kind: MessageKind, body: bytes) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"} if body else {}
+        if self._signer is not None:
+            headers.update(self._signer.headers(kind, body, target=self.node_id))
+        if kind is MessageKind.REGISTER and self._operator_token:
+            headers[HDR_OPERATOR_TOKEN] = self._operator_token
+        return headers
+
     async def register(self) -> bool:
         """One registration attempt; True when the registry accepted it."""
-        body = self._registration().model_dump(mode="json")
+        body = _json(self._registration().model_dump(mode="json"))
         try:
             r = await self._client.post(
-                f"{self.registry_url}/mesh/nodes", json=body, timeout=self._timeout
+                f"{self.registry_url}/mesh/nodes",
+                content=body,
+                headers=self._signed(MessageKind.REGISTER, body),
+                timeout=self._timeout,
             )
         except httpx.HTTPError as exc:
             return self._failed(f"registry unreachable at {self.registry_url}: {exc!r}")
@@ -99,11 +123,24 @@ class NodeAgent:
         self.last_error = None
         self.backoff.reset()
         with contextlib.suppress(ValueError, AttributeError, TypeError):
-            interval = float(r.json().get("heartbeat_interval_s") or 0)
+            answer = r.json()
+            interval = float(answer.get("heartbeat_interval_s") or 0)
             if interval > 0:
                 self.interval_s = interval
+            self._check_clock(answer.get("registry_time"))
         log.info("registered %s at %s", self.node_id, self.registry_url)
         return True
+
+    def _check_clock(self, registry_time: Any) -> None:
+        if self._signer is None or not isinstance(registry_time, (int, float)):
+            return
+        skew = self._signer.wall_clock() - float(registry_time)
+        if abs(skew) > 30:
+            log.warning(
+                "this machine's clock is %+.0f s off the registry's; beyond ±120 s every "
+                "message is refused: set the clock (NTP)",
+                skew,
+            )
 
     def _failed(self, message: str) -> bool:
         self.last_error = message
@@ -112,11 +149,12 @@ class NodeAgent:
 
     async def send_heartbeat(self) -> bool:
         """One heartbeat; a 404 ``unknown_node`` marks the node unregistered."""
-        body = self._heartbeat().model_dump(mode="json")
+        body = _json(self._heartbeat().model_dump(mode="json"))
         try:
             r = await self._client.post(
                 f"{self.registry_url}/mesh/nodes/{self.node_id}/heartbeat",
-                json=body,
+                content=body,
+                headers=self._signed(MessageKind.HEARTBEAT, body),
                 timeout=self._timeout,
             )
         except httpx.HTTPError as exc:
@@ -196,9 +234,15 @@ class NodeAgent:
         try:
             r = await self._client.delete(
                 f"{self.registry_url}/mesh/nodes/{self.node_id}",
+                headers=self._signed(MessageKind.DEREGISTER, b""),
                 timeout=self._deregister_timeout,
             )
         except httpx.HTTPError as exc:
             return self._failed(f"deregistration failed: {exc!r}")
         self.registered = False
         return r.status_code < 400 or r.status_code == 404
+
+
+def _json(obj: Any) -> bytes:
+    """The exact bytes sent (and signed)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -11,8 +11,11 @@
     availability_hours = "22:00-07:00"    # local time; outside it the node pauses
     max_body_bytes = 16_777_216           # request bodies over this get 413 (16 MiB)
 
-The node id is generated once ("node-" + 8 hex digits) and kept in
-``$LLM_MESH_HOME/node-id`` unless the configuration names one.
+    operator_token = "lmo_..."            # the credential to register (or LLM_MESH_OPERATOR_TOKEN)
+    key_file = "/path/to/node.key"        # default: $LLM_MESH_HOME/node.key
+
+The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
+here (older versions made one up) is ignored when it is not the key's, with a warning.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import secrets
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -37,7 +39,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENGINES = ("llama-cpp", "openai", "sim")
-NODE_ID_FILE = "node-id"
 CONFIG_FILE = "node.toml"
 # the gateway's 8 MiB /v1 limit plus room for what it adds (stream_options, mesh_continue)
 DEFAULT_NODE_BODY_BYTES = 16 * 1024 * 1024
@@ -68,6 +69,8 @@ class NodeConfig:
     memory_budget_bytes: int | None = None
     availability_hours: str | None = None  # "HH:MM-HH:MM", local time; None: always
     max_body_bytes: int = DEFAULT_NODE_BODY_BYTES  # request bodies over this: 413
+    operator_token: str | None = None  # credential to register; else LLM_MESH_OPERATOR_TOKEN
+    key_file: str | None = None  # the node's Ed25519 key; None: $LLM_MESH_HOME/node.key
 
     def __post_init__(self) -> None:
         self.validate()
@@ -185,21 +188,3 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def new_node_id() -> str:
-    return "node-" + secrets.token_hex(4)
-
-
-def resolve_node_id(cfg: NodeConfig, settings: Settings) -> str:
-    """``cfg.node_id``, else the one kept in ``home/node-id`` (created once)."""
-    if cfg.node_id:
-        return cfg.node_id
-    path = settings.home / NODE_ID_FILE
-    if path.is_file():
-        existing = path.read_text(encoding="utf-8").strip()
-        if existing:
-            return existing
-    node_id = new_node_id()
-    _write_atomic(path, node_id + "\n")
-    return node_id

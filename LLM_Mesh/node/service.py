@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import time
@@ -23,13 +24,33 @@ import httpx
 
 from LLM_Mesh import __version__
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.memory_budget import default_budget
 from LLM_Mesh.core.schemas import Hardware, Heartbeat, HostedModel, NodeRegistration, NodeState
 from LLM_Mesh.node.admission import Admission, AdmissionState
 from LLM_Mesh.node.agent import NodeAgent
-from LLM_Mesh.node.config import NodeConfig, resolve_node_id, within_hours
+from LLM_Mesh.node.config import NodeConfig, within_hours
 from LLM_Mesh.node.engines.base import Engine, Usage
+from LLM_Mesh.node.keys import NodeKey, key_path, load_or_create_key
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
+
+log = logging.getLogger("LLM_Mesh.node")
+
+
+def node_identity(config: NodeConfig, settings: Settings) -> NodeKey:
+    """The node's key (created when missing, said once); warns about a stale ``node_id``."""
+    nk = load_or_create_key(key_path(settings, config.key_file))
+    if nk.created:
+        log.info("made this node's key %s (mode 0600): node id %s", nk.path, nk.node_id)
+    if config.node_id and config.node_id != nk.node_id:
+        log.warning(
+            "node_id %r in the configuration is ignored: a node's id is derived from its key "
+            "(%s), so it is %s",
+            config.node_id,
+            nk.path,
+            nk.node_id,
+        )
+    return nk
 
 
 def memory_budget(config: NodeConfig, hardware: Hardware | None) -> int | None:
@@ -135,10 +156,13 @@ class NodeService:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         minute_of_day: Callable[[], int] = _minute_now,
         hardware: Hardware | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.settings = settings
-        self.node_id = resolve_node_id(config, settings)
+        self.key = node_identity(config, settings)
+        self.signer = NodeSigner(self.key.key, wall_clock)
+        self.node_id = self.key.node_id
         self.public_url = config.effective_public_url
         self.admission = Admission(config.max_concurrency, config.max_queue)
         self._engine = engine
@@ -208,6 +232,8 @@ class NodeService:
                 heartbeat=self.heartbeat,
                 interval_s=self.settings.heartbeat_interval_s,
                 sleep=self._sleep,
+                signer=self.signer,
+                operator_token=self.config.operator_token or self.settings.operator_token,
             )
             self.agent.start()
 

@@ -1,22 +1,29 @@
 """The registry's own endpoints under ``/mesh`` (nodes register and heartbeat here).
 
-Contract: ``docs/ARCHITECTURE.md`` ("Node ↔ registry"). The node table and the
-router (:class:`~LLM_Mesh.registry.routing.Routing`) are updated first (routing
-sees a node at once); the store is written on the same request, so a restarted
-registry knows every node it had.
+Contract: ``docs/ARCHITECTURE.md`` ("Node ↔ registry"). Every node message is
+checked by the runtime's :class:`~LLM_Mesh.registry.node_auth.NodeAuthenticator`
+on its raw bytes *before* the body is parsed, and a refused one changes nothing.
+The node table and the router (:class:`~LLM_Mesh.registry.routing.Routing`) are
+then updated first (routing sees a node at once); the store is written on the same
+request, so a restarted registry knows every node it had. ``POST /mesh/health-check``
+needs the admin key (``registry/admin.py``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
+from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration, NodeState, RegistrationAccepted
-from LLM_Mesh.errors import UnknownNode
+from LLM_Mesh.errors import NodeIdMismatch, UnknownNode
+from LLM_Mesh.registry.admin import check_admin
 from LLM_Mesh.registry.demand import demand_report
+from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.ports import NodeRecord
@@ -24,6 +31,7 @@ from LLM_Mesh.registry.runtime import get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record
 
 router = APIRouter()
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def _utcnow() -> datetime:
@@ -50,10 +58,32 @@ def _unknown(node_id: str) -> UnknownNode:
     return UnknownNode(f"node {node_id!r} is not registered; register again", param="node_id")
 
 
-@router.post("/mesh/nodes")
-async def register_node(reg: NodeRegistration, request: Request) -> RegistrationAccepted:
-    """A node announces itself (or re-registers): upsert into the table and the store."""
+_SCHEMA_EXTRA = {"requestBody": {"content": {"application/json": {}}, "required": True}}
+
+
+def _parse(model: type[_M], body: bytes) -> _M:
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        raise invalid_from_pydantic(exc) from None
+
+
+@router.post("/mesh/nodes", response_model=RegistrationAccepted, openapi_extra=_SCHEMA_EXTRA)
+async def register_node(request: Request) -> RegistrationAccepted:
+    """A node announces itself (or re-registers): signed, with an operator token.
+
+    Verified before the body is parsed; then upserted into the table and the store.
+    """
     rt = get_runtime(request)
+    body = await request.body()
+    verified = rt.node_auth.check_registration(request.headers, body)
+    reg = _parse(NodeRegistration, body)
+    if verified.node_id is not None and reg.node_id != verified.node_id:
+        raise NodeIdMismatch(
+            f"the registration names node {reg.node_id!r} but is signed by {verified.node_id}",
+            param="node_id",
+        )
+    grant = await rt.node_auth.admit_registration(verified)
     await rt.pins.admit(reg.url)  # no SSRF: global addresses only, pinned (address_pins.py)
     rt.routing.upsert(rt.table.register(reg))
     await rt.store.upsert_node(_record(reg, _utcnow()))
@@ -61,13 +91,20 @@ async def register_node(reg: NodeRegistration, request: Request) -> Registration
         node_id=reg.node_id,
         heartbeat_interval_s=rt.settings.heartbeat_interval_s,
         registry_version=__version__,
+        operator=grant.operator,
+        seq=grant.seq,
+        max_clock_skew_s=MAX_CLOCK_SKEW_S,
+        registry_time=rt.wall_clock(),
     )
 
 
-@router.post("/mesh/nodes/{node_id}/heartbeat")
-async def heartbeat(node_id: str, hb: Heartbeat, request: Request) -> dict[str, Any]:
-    """The node's load; 404 ``unknown_node`` when it must re-register."""
+@router.post("/mesh/nodes/{node_id}/heartbeat", openapi_extra=_SCHEMA_EXTRA)
+async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
+    """The node's load and state, signed; 404 ``unknown_node`` when it must re-register."""
     rt = get_runtime(request)
+    body = await request.body()
+    await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, request.headers, body)
+    hb = _parse(Heartbeat, body)
     known = rt.table.get(node_id)
     if known is not None and known.state is NodeState.OFFLINE:
         # it said goodbye (DELETE): a late heartbeat must not bring it back; a node
@@ -91,8 +128,10 @@ async def heartbeat(node_id: str, hb: Heartbeat, request: Request) -> dict[str, 
 
 @router.delete("/mesh/nodes/{node_id}", status_code=204)
 async def deregister_node(node_id: str, request: Request) -> Response:
-    """The node's final OFFLINE: it leaves routing at once (its record stays)."""
+    """The node's final OFFLINE, signed: it leaves routing at once (its record stays)."""
     rt = get_runtime(request)
+    body = await request.body()
+    await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, request.headers, body)
     in_table = rt.table.set_state(node_id, NodeState.OFFLINE)
     rt.routing.remove(node_id)
     in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
@@ -121,7 +160,8 @@ async def mesh_demand(request: Request) -> dict[str, Any]:
 
 @router.post("/mesh/health-check")
 async def health_check(request: Request) -> dict[str, Any]:
-    """One active health-check pass now."""
+    """One active health-check pass now (admin key)."""
+    await check_admin(request.headers, get_runtime(request).store)
     checker = request.app.state.health
     if not isinstance(checker, HealthChecker):  # pragma: no cover - wiring bug
         raise RuntimeError("health checker missing")

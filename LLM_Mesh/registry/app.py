@@ -12,6 +12,7 @@ shutdown stops them, writes what is queued and closes what it opened.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,16 +24,19 @@ from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
+from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import MAX_BODY_BYTES, install_gateway
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
+from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.snapshot import load_nodes
@@ -47,21 +51,40 @@ def _default_store(settings: Settings) -> Store:
     return store
 
 
+def _print_admin_key(key: str) -> None:
+    print(
+        f"llm-mesh: made this registry's admin key (shown once; kept in $LLM_MESH_HOME/admin.key, "
+        f"mode 0600): {key}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def create_registry_app(
     settings: Settings,
     store: Store | None = None,
     http_client: httpx.AsyncClient | NodeClient | None = None,
     clock: Callable[[], float] = time.monotonic,
     resolver: Resolver | None = None,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+    node_auth: NodeAuthenticator | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> FastAPI:
     """The registry + gateway app. Pass ``store``/``http_client``/``resolver`` to inject (tests).
 
     ``resolver`` resolves node host names at registration (default: the system's);
     a ``NodeClient`` passed as ``http_client`` is used as it is (its own pins, if any).
+    Node messages are checked by ``node_auth`` (default: :class:`SignedNodeAuth` on the
+    store: signatures, operator tokens, sequence numbers, revocation). At start-up the
+    store's admin key is settled (``registry/admin.py``); a key made then is passed to
+    ``announce`` once (default: printed to stderr).
     """
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
     routing = Routing(table, clock)
+    auth = node_auth if node_auth is not None else SignedNodeAuth(the_store, wall_clock=wall_clock)
+    revocations = RevocationWatcher(the_store, table, routing)
     runtime = Runtime(
         settings=settings,
         store=the_store,
@@ -69,12 +92,14 @@ def create_registry_app(
         writer=RequestWriter(the_store),
         routing=routing,
         idempotency=IdempotencyCache(clock),
+        node_auth=auth,
         clock=clock,
         pins=AddressPins(
             allow_private=settings.allow_private_nodes,
             private_origins=settings.private_node_origins,
             resolver=resolver or system_resolver,
         ),
+        wall_clock=wall_clock,
     )
     health = HealthChecker(
         table,
@@ -89,6 +114,9 @@ def create_registry_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.store.open()
         try:
+            admin = await ensure_admin_key(settings, runtime.store)
+            if admin.created and admin.key is not None:
+                (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store)
             routing.sync_all()
             if http_client is None:
@@ -100,9 +128,11 @@ def create_registry_app(
                 runtime.client, runtime.owns_client = http_client, False
             runtime.writer.start()
             health.start()
+            revocations.start()
             try:
                 yield
             finally:
+                await revocations.stop()
                 await health.stop()
                 await runtime.writer.stop()
                 if runtime.owns_client and runtime.client is not None:

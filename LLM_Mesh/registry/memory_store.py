@@ -8,7 +8,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
+from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.ports import (
+    NodeKeyRecord,
+    NodeRecord,
+    OperatorRecord,
+    RequestRecord,
+    SeqResult,
+)
 
 
 class MemoryStore:
@@ -17,6 +24,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self.nodes: dict[str, NodeRecord] = {}
         self.requests: list[RequestRecord] = []
+        self.operators: dict[str, OperatorRecord] = {}
+        self.node_keys: dict[str, NodeKeyRecord] = {}
+        self.admin_key_hash: str | None = None
         self.opened = False
         self.closed = False
 
@@ -75,3 +85,93 @@ class MemoryStore:
                 s["failures"] += 1
             s["tokens"] += r.completion_tokens
         return stats
+
+    # -- credentials ---------------------------------------------------------------
+
+    async def add_operator(
+        self, name: str, token_hash: str, at: datetime, *, replace: bool = False
+    ) -> bool:
+        if not name or len(name) > 128:
+            raise ValueError("an operator name is 1 to 128 characters")
+        if name in self.operators and not replace:
+            return False
+        self.operators[name] = OperatorRecord(name, token_hash, at)
+        return True
+
+    async def operator_by_token(self, token_hash: str) -> OperatorRecord | None:
+        for op in self.operators.values():
+            if op.token_hash == token_hash:
+                return replace(op)
+        return None
+
+    async def list_operators(self) -> list[OperatorRecord]:
+        return [
+            replace(
+                op,
+                nodes=sorted(k.node_id for k in self.node_keys.values() if k.operator == op.name),
+            )
+            for _, op in sorted(self.operators.items())
+        ]
+
+    async def revoke_operator(self, name: str, at: datetime) -> list[str] | None:
+        op = self.operators.get(name)
+        if op is None:
+            return None
+        op.revoked_at = op.revoked_at or at
+        ids = sorted(k.node_id for k in self.node_keys.values() if k.operator == name)
+        for node_id in ids:
+            await self.revoke_node(node_id, at)
+        return ids
+
+    async def claim_node_key(
+        self, node_id: str, public_key: str, operator: str, seq: int, at: datetime
+    ) -> SeqResult:
+        key = self.node_keys.get(node_id)
+        if key is None:
+            self.node_keys[node_id] = NodeKeyRecord(node_id, public_key, operator, seq, at)
+            return SeqResult.OK
+        if key.public_key != public_key:
+            return SeqResult.KEY_MISMATCH
+        result = await self.advance_node_seq(node_id, seq)
+        if result is SeqResult.OK:
+            key.operator = operator
+        return result
+
+    async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:
+        key = self.node_keys.get(node_id)
+        if key is None:
+            return SeqResult.UNKNOWN
+        if key.revoked_at is not None:
+            return SeqResult.REVOKED
+        if seq <= key.last_seq:
+            return SeqResult.STALE
+        key.last_seq = seq
+        return SeqResult.OK
+
+    async def get_node_key(self, node_id: str) -> NodeKeyRecord | None:
+        key = self.node_keys.get(node_id)
+        return None if key is None else replace(key)
+
+    async def revoke_node(self, node_id: str, at: datetime) -> bool:
+        key = self.node_keys.get(node_id)
+        if key is None:
+            return False
+        key.revoked_at = key.revoked_at or at
+        await self.set_node_state(node_id, NodeState.OFFLINE.value)
+        return True
+
+    async def revoked_nodes_since(self, at: datetime) -> list[str]:
+        return sorted(
+            k.node_id
+            for k in self.node_keys.values()
+            if k.revoked_at is not None and k.revoked_at >= at
+        )
+
+    async def get_admin_key_hash(self) -> str | None:
+        return self.admin_key_hash
+
+    async def set_admin_key_hash(self, key_hash: str, at: datetime, *, replace: bool) -> bool:
+        if self.admin_key_hash is not None and not replace:
+            return False
+        self.admin_key_hash = key_hash
+        return True

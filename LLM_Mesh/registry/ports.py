@@ -8,8 +8,9 @@ the registry codes against the protocol only. Timestamps are timezone-aware UTC
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any, Protocol
 
 
@@ -51,6 +52,39 @@ class RequestRecord:
     created_at: datetime
 
 
+@dataclass
+class OperatorRecord:
+    """Someone who may register nodes; only the SHA-256 of their token is kept."""
+
+    name: str
+    token_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    nodes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NodeKeyRecord:
+    """A node id's public key (base64url), operator, last accepted sequence number."""
+
+    node_id: str
+    public_key: str
+    operator: str
+    last_seq: int
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class SeqResult(str, Enum):
+    """What the store said to a signed node message's sequence number."""
+
+    OK = "ok"  # accepted; it is now the last one seen
+    STALE = "stale"  # not greater than the last one seen (a replay)
+    REVOKED = "revoked"  # the node key is revoked
+    UNKNOWN = "unknown"  # no key for that node id
+    KEY_MISMATCH = "key_mismatch"  # the id is held by another key
+
+
 class Store(Protocol):
     """Persistence of nodes and requests; every method is a coroutine."""
 
@@ -88,4 +122,53 @@ class Store(Protocol):
 
     async def request_stats(self) -> dict[str, dict[str, int]]:
         """Per node id: ``{"requests", "failures", "tokens"}`` over all recorded requests."""
+        ...
+
+    # -- credentials (operators, node keys, the admin key) ---------------------------
+
+    async def add_operator(
+        self, name: str, token_hash: str, at: datetime, *, replace: bool = False
+    ) -> bool:
+        """Add an operator; ``False`` when the name exists (unless ``replace``: new token,
+        not revoked any more; its revoked node keys stay revoked)."""
+        ...
+
+    async def operator_by_token(self, token_hash: str) -> OperatorRecord | None:
+        """The operator whose token hashes to ``token_hash`` (revoked ones too)."""
+        ...
+
+    async def list_operators(self) -> list[OperatorRecord]:
+        """Every operator, by name, with the ids of its nodes."""
+        ...
+
+    async def revoke_operator(self, name: str, at: datetime) -> list[str] | None:
+        """Revoke the operator and every node key it holds (their nodes go OFFLINE);
+        the node ids, or ``None`` when no such operator."""
+        ...
+
+    async def claim_node_key(
+        self, node_id: str, public_key: str, operator: str, seq: int, at: datetime
+    ) -> SeqResult:
+        """A signed registration: record the key (first time) or check it, and take ``seq``
+        if it is greater than the last one seen, in one step."""
+        ...
+
+    async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:
+        """A signed message: take ``seq`` if greater than the last one seen and not revoked."""
+        ...
+
+    async def get_node_key(self, node_id: str) -> NodeKeyRecord | None: ...
+
+    async def revoke_node(self, node_id: str, at: datetime) -> bool:
+        """Revoke the node's key (its node goes OFFLINE); ``False`` when it has none."""
+        ...
+
+    async def revoked_nodes_since(self, at: datetime) -> list[str]:
+        """Node ids revoked at or after ``at``."""
+        ...
+
+    async def get_admin_key_hash(self) -> str | None: ...
+
+    async def set_admin_key_hash(self, key_hash: str, at: datetime, *, replace: bool) -> bool:
+        """Store the admin key's hash; without ``replace`` only when none is stored yet."""
         ...

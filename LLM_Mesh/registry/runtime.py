@@ -1,7 +1,8 @@
 """The registry process's live objects, held in ``app.state.runtime``.
 
 One :class:`Runtime` per app: settings, the store, the node table (liveness),
-the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the
+the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the node
+authenticator (signed node messages, ``node_auth.py``), the
 idempotency cache, the request writer and the one pooled outbound
 :class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
 pass an ``httpx.AsyncClient`` with their own transport); the send stage's
@@ -26,6 +27,7 @@ from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
@@ -41,7 +43,9 @@ class Runtime:
     writer: RequestWriter
     routing: Routing
     idempotency: IdempotencyCache
+    node_auth: NodeAuthenticator
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
     client: NodeClient | None = None
     owns_client: bool = False
     pins: AddressPins = field(default_factory=AddressPins)  # checked, pinned node addresses

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
+from LLM_Mesh.registry.store_credentials import SqlCredentials
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -209,8 +210,11 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
     return on_connect
 
 
-class SqlStore:
-    """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg)."""
+class SqlStore(SqlCredentials):
+    """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
+
+    Operators, node keys and the admin key: :class:`SqlCredentials`.
+    """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         if not url:

@@ -3,6 +3,10 @@
 ``nodes``: one row per node ever registered (registration, state, last heartbeat,
 counters). ``requests``: one row per completed or failed request (node, model,
 tokens, latency, cost, outcome) — never the prompt or the answer text.
+``operators``: who may register nodes (the SHA-256 of their token, never the token).
+``node_keys``: each node id's Ed25519 public key, its operator, the last sequence
+number accepted from it and when it was revoked. ``admin_key``: the SHA-256 of the
+store's admin key (one row).
 
 Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`).
 The migrations in ``registry/migrations/versions`` must produce exactly this
@@ -30,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
-__all__ = ["UTCDateTime", "metadata", "nodes", "requests"]
+__all__ = ["UTCDateTime", "admin_key", "metadata", "node_keys", "nodes", "operators", "requests"]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -114,4 +118,34 @@ requests = Table(
     Index("ix_requests_request_id", "request_id"),
     Index("ix_requests_node_id", "node_id"),
     Index("ix_requests_created_at", "created_at"),
+)
+
+operators = Table(
+    "operators",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+node_keys = Table(
+    "node_keys",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("public_key", String(64), nullable=False),
+    Column("operator", String(128), nullable=False),
+    Column("last_seq", BigInteger(), nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_node_keys_operator", "operator"),
+    Index("ix_node_keys_revoked_at", "revoked_at"),
+)
+
+admin_key = Table(
+    "admin_key",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -169,7 +169,7 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NodeServic
         await asyncio.sleep(0)
 
     svc = NodeService(
-        NodeConfig(engine="sim", models=["gemma-3-270m"], register=False, node_id="node-cli"),
+        NodeConfig(engine="sim", models=["gemma-3-270m"], register=False),
         Settings(home=tmp_path / "h"),
         engine=SimEngine(["gemma-3-270m"], ttft_s=0, sleep=no_sleep),
         hardware=Hardware(cpu_count=3, memory_bytes=4 * 10**9),
@@ -183,7 +183,7 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NodeServic
 
 def test_pause_resume_drain_no_wait(node: NodeService) -> None:
     r = invoke("pause")
-    assert r.exit_code == 0 and "node-cli" in r.output and "paused" in r.output
+    assert r.exit_code == 0 and node.node_id in r.output and "paused" in r.output
     assert node.state.value == "paused"
     assert "online" in invoke("resume", "--node-url", "http://127.0.0.1:8801/").output
     r = invoke("drain", "--no-wait")
@@ -196,7 +196,7 @@ def test_info_shows_identity_models_and_counters(node: NodeService) -> None:
     node.requests_served, node.tokens_generated = 7, 321
     r = invoke("info")
     assert r.exit_code == 0, r.output
-    for text in ("node-cli", "gemma-3-270m", "7 (0 failed)", "321", "3 CPUs", "standalone"):
+    for text in (node.node_id, "gemma-3-270m", "7 (0 failed)", "321", "3 CPUs", "standalone"):
         assert text in r.output, text
 
 

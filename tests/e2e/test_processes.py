@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
+from LLM_Mesh.node.keys import load_or_create_key
 from tests.e2e.conftest import free_port, start_mesh
 
 pytestmark = pytest.mark.e2e
@@ -139,10 +143,12 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
         tmp_path / "home", model="mistral-7b", engine="sim", node_args=sim, allow_private_nodes=True
     )
     second_port = free_port()
+    second_key = tmp_path / "second.key"  # its own key: its own node id
+    second_id = load_or_create_key(second_key).node_id
     second = mesh._spawn(
         "node2",
-        ["node", "start", "--engine", "sim", "--model", "mistral-7b", *sim, "--node-id", "second",
-         "--port", str(second_port), "--registry", mesh.registry_url],
+        ["node", "start", "--engine", "sim", "--model", "mistral-7b", *sim,
+         "--key-file", str(second_key), "--port", str(second_port), "--registry", mesh.registry_url],
     )  # fmt: skip
     try:
         url = mesh.registry_url
@@ -158,12 +164,12 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
             "max_tokens": 60,
             "stream": True,
         }
-        pids = {"second": second.proc.pid}
+        pids = {second_id: second.proc.pid}
         pids.update(
             {
                 n["node_id"]: mesh._children[1].proc.pid
                 for n in httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"]
-                if n["node_id"] != "second"
+                if n["node_id"] != second_id
             }
         )
         events = []
@@ -229,13 +235,22 @@ async def test_registry_on_postgresql_records_requests_and_no_prompt(
 def test_local_mesh_registry_allows_its_own_node_only(tmp_path: Path) -> None:
     """`up`: the registry takes its own node on loopback, and no other private address."""
     mesh = start_mesh(
-        tmp_path / "home", model="mistral-7b", engine="sim", node_args=["--sim-tokens-per-s", "2000"]
+        tmp_path / "home",
+        model="mistral-7b",
+        engine="sim",
+        node_args=["--sim-tokens-per-s", "2000"],
     )
     try:
         url = mesh.registry_url
         for node_url in (f"http://127.0.0.1:{free_port()}", "http://169.254.169.254"):
-            reg = {"node_id": "intruder", "url": node_url, "models": [{"id": "mistral-7b"}]}
-            r = httpx.post(url + "/mesh/nodes", json=reg, timeout=10)
+            # a real operator (up's own) with a real key: only the address is wrong
+            signer = NodeSigner(Ed25519PrivateKey.generate(), time.time)
+            reg = {"node_id": signer.node_id, "url": node_url, "models": [{"id": "mistral-7b"}]}
+            body = json.dumps(reg).encode()
+            headers = signer.headers(MessageKind.REGISTER, body)
+            headers[HDR_OPERATOR_TOKEN] = mesh._operator_token or ""
+            headers["Content-Type"] = "application/json"
+            r = httpx.post(url + "/mesh/nodes", content=body, headers=headers, timeout=10)
             assert r.status_code == 403, r.text
             assert r.json()["error"]["code"] == "node_address_refused"
         nodes = httpx.get(url + "/mesh/nodes", timeout=5).json()["nodes"]
@@ -246,5 +261,43 @@ def test_local_mesh_registry_allows_its_own_node_only(tmp_path: Path) -> None:
             timeout=10,
         )
         assert r.status_code == 200, r.text
+    finally:
+        mesh.stop()
+
+
+def test_admin_revokes_a_running_node_from_the_cli(tmp_path: Path) -> None:
+    """`llm-mesh registry nodes revoke` on the store while the registry runs: the node leaves
+    routing within seconds and its next heartbeat is refused (403)."""
+    mesh = start_mesh(
+        tmp_path / "home",
+        model="mistral-7b",
+        engine="sim",
+        node_args=["--sim-tokens-per-s", "2000"],
+    )
+    try:
+        url = mesh.registry_url
+        (node,) = httpx.get(url + "/mesh/nodes", timeout=5).json()["nodes"]
+        out = subprocess.run(
+            [sys.executable, "-m", "LLM_Mesh.cli", "registry", "nodes", "revoke", node["node_id"]],
+            env=mesh._env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+
+        def gone() -> bool:
+            nodes = httpx.get(url + "/mesh/nodes", timeout=2).json()["nodes"]
+            return not any(n["healthy"] for n in nodes)
+
+        assert _wait(gone, 10), "the revoked node is still routed"
+        r = httpx.post(
+            url + "/v1/completions",
+            json={"model": "mistral-7b", "prompt": "hi", "max_tokens": 4},
+            timeout=10,
+        )
+        assert r.status_code == 503
+        node_log = mesh._children[1].log_path
+        assert _wait(lambda: "HTTP 403" in node_log.read_text(errors="replace"), 10)
     finally:
         mesh.stop()

@@ -126,7 +126,12 @@ res = mesh_manager.handle_task("debug", {"code": "def f(x): return x +", "error"
 assert res.model == "gemma-3-270m" and res.response and res.cost > 0, res
 print("SEED-OK")
 """
-    env = {**os.environ, "LLM_MESH_REGISTRY_URL": real_mesh.registry_url}
+    env = {
+        **os.environ,
+        "LLM_MESH_REGISTRY_URL": real_mesh.registry_url,
+        # the user who ran `llm-mesh up`: its home holds the admin key the health check sends
+        "LLM_MESH_HOME": str(real_mesh.settings.home),
+    }
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )

@@ -36,8 +36,14 @@ def node_config(**kw: Any) -> NodeConfig:
     kw.setdefault("engine", "sim")
     kw.setdefault("models", [MODEL])
     kw.setdefault("register", False)
-    kw.setdefault("node_id", "node-test")
     return NodeConfig(**kw)
+
+
+def node_id_in(settings: Settings) -> str:
+    """The id of the node whose key is in ``settings.home`` (made there on first use)."""
+    from LLM_Mesh.node.service import node_identity
+
+    return node_identity(NodeConfig(engine="sim", models=[MODEL]), settings).node_id
 
 
 @pytest.fixture

@@ -204,3 +204,38 @@ async def test_refused_registration_is_logged(status: int) -> None:
     )
     assert not await agent.register()
     assert str(status) in (agent.last_error or "")
+
+
+async def test_a_clock_far_off_the_registrys_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, HDR_SIGNATURE, NodeSigner
+
+    seen: list[httpx.Request] = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = {"node_id": "x", "heartbeat_interval_s": 5, "registry_time": 1000.0 + offset}
+        return httpx.Response(200, json=answer)
+
+    signer = NodeSigner(Ed25519PrivateKey.generate(), lambda: 1000.0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(registry)) as client:
+        agent = NodeAgent(
+            client=client,
+            registry_url=REG,
+            node_id=signer.node_id,
+            registration=lambda: NodeRegistration(
+                node_id=signer.node_id, url="http://n:1", models=[HostedModel(id="m")]
+            ),
+            heartbeat=Heartbeat,
+            signer=signer,
+            operator_token="lmo_t",
+        )
+        for offset in (5.0, 90.0):
+            caplog.clear()
+            assert await agent.register()
+            warned = any("clock is" in r.getMessage() for r in caplog.records)
+            assert warned is (offset > 30)
+    assert seen[0].headers[HDR_OPERATOR_TOKEN] == "lmo_t" and seen[0].headers[HDR_SIGNATURE]

@@ -18,6 +18,7 @@ from tests.node.conftest import (
     MODEL,
     asgi_client,
     no_sleep,
+    node_id_in,
     sim_engine,
     started_service,
     wait_until,
@@ -50,10 +51,12 @@ async def test_models_lists_the_engine_models(client: httpx.AsyncClient) -> None
     assert m["mesh"]["simulated"] is True and m["mesh"]["context_length"] == 32768
 
 
-async def test_chat_answer_has_usage_and_mesh(client: httpx.AsyncClient) -> None:
+async def test_chat_answer_has_usage_and_mesh(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     r = await client.post("/v1/chat/completions", json=CHAT, headers={"X-Mesh-Request-Id": "r1"})
     assert r.status_code == 200, r.text
-    assert r.headers["x-mesh-node"] == "node-test"
+    assert r.headers["x-mesh-node"] == node_id_in(settings)
     body = r.json()
     assert body["object"] == "chat.completion"
     choice = body["choices"][0]
@@ -63,7 +66,7 @@ async def test_chat_answer_has_usage_and_mesh(client: httpx.AsyncClient) -> None
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert 0 < usage["completion_tokens"] <= 20
     mesh = MeshMeta.model_validate(body["mesh"])
-    assert mesh.node_id == "node-test" and mesh.model == MODEL
+    assert mesh.node_id == node_id_in(settings) and mesh.model == MODEL
     assert mesh.engine == "sim" and mesh.simulated is True
     assert mesh.request_id == "r1"
     assert mesh.completion_tokens == usage["completion_tokens"]
@@ -100,14 +103,14 @@ async def test_chat_stream_matches_the_whole_answer(client: httpx.AsyncClient) -
     assert last["usage"] == whole["usage"]
 
 
-async def test_completion_stream(client: httpx.AsyncClient) -> None:
+async def test_completion_stream(client: httpx.AsyncClient, settings: Settings) -> None:
     r = await client.post("/v1/completions", json={**COMPLETION, "stream": True})
     events = sse_events(r.text)
     assert events[-1] == "[DONE]"
     assert {e["object"] for e in events[:-1]} == {"text_completion"}
     final = events[-2]
     assert final["choices"] == [] and final["usage"]["completion_tokens"] > 0
-    assert final["mesh"]["node_id"] == "node-test"
+    assert final["mesh"]["node_id"] == node_id_in(settings)
 
 
 @pytest.mark.parametrize(
@@ -247,7 +250,7 @@ async def test_admin_only_from_loopback(service: NodeService) -> None:
     assert service.state.value == "online"
 
 
-async def test_health_and_info(client: httpx.AsyncClient) -> None:
+async def test_health_and_info(client: httpx.AsyncClient, settings: Settings) -> None:
     await client.post("/v1/chat/completions", json=CHAT)
     health = (await client.get("/mesh/health")).json()
     assert health == {
@@ -256,10 +259,10 @@ async def test_health_and_info(client: httpx.AsyncClient) -> None:
         "in_flight": 0,
         "queued": 0,
         "models": [MODEL],
-        "node_id": "node-test",
+        "node_id": node_id_in(settings),
     }
     info = (await client.get("/mesh/info")).json()
-    assert info["node_id"] == "node-test" and info["engine"] == "sim" and info["simulated"]
+    assert info["node_id"] == node_id_in(settings) and info["engine"] == "sim" and info["simulated"]
     assert info["hardware"]["cpu_count"] == 4
     assert info["requests_served"] == 1 and info["tokens_generated"] > 0
     assert "uptime_s" in info  # its value: test_service.py, on a clock the test moves

@@ -11,7 +11,6 @@ from LLM_Mesh.node.config import (
     NodeConfig,
     load_node_config,
     parse_hours,
-    resolve_node_id,
     save_node_config,
     within_hours,
 )
@@ -87,13 +86,24 @@ def test_load_rejects_unknown_keys_and_bad_toml(tmp_path: Path) -> None:
     assert load_node_config(p).models == ["gemma-3-270m"]
 
 
-def test_node_id_is_generated_once_and_kept(tmp_path: Path) -> None:
+def test_node_id_is_derived_from_the_key_made_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from LLM_Mesh.node.service import node_identity
+
     s = Settings(home=tmp_path / "home")
-    first = resolve_node_id(NodeConfig(), s)
-    assert first.startswith("node-") and len(first) == len("node-") + 8
-    assert resolve_node_id(NodeConfig(), s) == first
-    assert (tmp_path / "home" / "node-id").read_text().strip() == first
-    assert resolve_node_id(NodeConfig(node_id="mine"), s) == "mine"
+    with caplog.at_level("INFO", logger="LLM_Mesh.node"):
+        first = node_identity(NodeConfig(), s)
+        again = node_identity(NodeConfig(), s)
+    said = [r.getMessage() for r in caplog.records if "made this node's key" in r.getMessage()]
+    assert len(said) == 1 and first.node_id in said[0]  # said once, on the start that made it
+    assert first.created and first.node_id.startswith("node-")
+    assert (tmp_path / "home" / "node.key").stat().st_mode & 0o777 == 0o600
+    assert not again.created and again.node_id == first.node_id
+    # an old, made-up node_id in node.toml does not change the id
+    assert node_identity(NodeConfig(node_id="mine"), s).node_id == first.node_id
+    other = node_identity(NodeConfig(key_file=str(tmp_path / "other.key")), s)
+    assert other.node_id != first.node_id
 
 
 def test_hours() -> None:

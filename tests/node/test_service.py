@@ -20,6 +20,7 @@ from tests.node.conftest import (
     MODEL,
     asgi_client,
     node_config,
+    node_id_in,
     sim_engine,
     started_service,
     wait_until,
@@ -29,7 +30,7 @@ from tests.node.conftest import (
 async def test_registration_and_heartbeat_bodies(settings: Settings) -> None:
     svc = await started_service(settings, region="eu-west", max_queue=3)
     reg = svc.registration()
-    assert reg.node_id == "node-test" and reg.url == "http://127.0.0.1:8801"
+    assert reg.node_id == svc.node_id == node_id_in(settings) and reg.url == "http://127.0.0.1:8801"
     assert [m.id for m in reg.models] == [MODEL] and reg.models[0].simulated
     assert reg.region == "eu-west" and reg.max_queue == 3
     assert reg.hardware.cpu_count == 4 and reg.state is NodeState.ONLINE
@@ -69,10 +70,10 @@ async def test_service_registers_heartbeats_and_deregisters(settings: Settings) 
     assert seen[0] == "POST /mesh/nodes"
     svc.pause()  # wakes the agent: the new state goes out early
     await wait_until(lambda: len(seen) > 1)
-    assert seen[1] == "POST /mesh/nodes/node-test/heartbeat"
+    assert seen[1] == f"POST /mesh/nodes/{svc.node_id}/heartbeat"
     await svc.stop()
     await svc.stop()
-    assert seen[-1] == "DELETE /mesh/nodes/node-test"
+    assert seen[-1] == f"DELETE /mesh/nodes/{svc.node_id}"
     assert not client.is_closed  # an injected client belongs to its owner
     await client.aclose()
 

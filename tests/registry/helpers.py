@@ -4,7 +4,7 @@ and a running app (lifespan entered) reached over ASGITransport. No sockets."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +15,11 @@ from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.balancer import Outcome, Router
+from LLM_Mesh.core.identity import MessageKind
 from LLM_Mesh.registry.address_pins import Resolver
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.node_auth import Grant, NodeAuthenticator, VerifiedRegistration
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.runtime import Runtime
 
@@ -239,7 +241,33 @@ async def public_resolver(host: str, port: int) -> list[str]:
     return [PUBLIC_ADDRESS]
 
 
+class TrustingNodeAuth:
+    """Test only: node messages are not signed (gateway tests use plain node ids).
+
+    The real checks (``SignedNodeAuth``) are what every registry runs; their tests are
+    ``tests/registry/test_node_auth.py``, which pass ``signed=True`` to :func:`running`.
+    """
+
+    def check_registration(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> VerifiedRegistration:
+        return VerifiedRegistration(node_id=None, public_key=None, seq=0, operator_token=None)
+
+    async def admit_registration(self, reg: VerifiedRegistration) -> Grant:
+        return Grant(operator=None, seq=0)
+
+    async def check_message(
+        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        return None
+
+
+ADMIN_KEY = "lma_test-admin-key"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
 def make_settings(tmp_path: Path, **kw: Any) -> Settings:
+    kw.setdefault("admin_key", ADMIN_KEY)
     return Settings(home=tmp_path, health_check_interval_s=3600.0, **kw)
 
 
@@ -251,16 +279,31 @@ async def running(
     clock: ManualClock | None = None,
     nodes: FakeNodes | None = None,
     resolver: Resolver = public_resolver,
+    signed: bool = False,
+    wall_clock: Callable[[], float] | None = None,
     **settings_kw: Any,
 ) -> AsyncIterator[Harness]:
-    """The app with its lifespan running, fake nodes behind a MockTransport."""
+    """The app with its lifespan running, fake nodes behind a MockTransport.
+
+    ``signed=False`` (most tests): node messages need no signature (:class:`TrustingNodeAuth`);
+    ``signed=True``: the registry's real ``SignedNodeAuth``.
+    """
     nodes = nodes or FakeNodes()
     store = store or MemoryStore()
     clock = clock or ManualClock()
     settings = make_settings(tmp_path, **settings_kw)
     upstream = httpx.AsyncClient(transport=httpx.MockTransport(nodes.handler))
+    auth: NodeAuthenticator | None = None if signed else TrustingNodeAuth()
+    extra: dict[str, Any] = {} if wall_clock is None else {"wall_clock": wall_clock}
     app = create_registry_app(
-        settings, store=store, http_client=upstream, clock=clock, resolver=resolver
+        settings,
+        store=store,
+        http_client=upstream,
+        clock=clock,
+        resolver=resolver,
+        node_auth=auth,
+        announce=lambda _key: None,
+        **extra,
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.registry.helpers import registration, running
+from tests.registry.helpers import ADMIN, registration, running
 
 
 async def test_register_then_list(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ async def test_health_check_endpoint(tmp_path: Path) -> None:
         await h.register("node-a")
         bad = await h.register("node-b")
         bad.health_ok = False
-        r = await h.client.post("/mesh/health-check")
+        r = await h.client.post("/mesh/health-check", headers=ADMIN)
         assert r.status_code == 200
         results = {x["node_id"]: x for x in r.json()["results"]}
         assert results["node-a"]["ok"] is True and results["node-a"]["error"] is None

@@ -1,0 +1,141 @@
+"""``llm-mesh registry operators|nodes ...``: admin commands acting on the registry's store.
+
+llm-mesh registry operators add NAME        a new operator; prints its token once
+llm-mesh registry operators list            operators and their nodes
+llm-mesh registry operators revoke NAME     the operator and all its nodes are refused
+llm-mesh registry nodes revoke NODE_ID      one node key is refused
+
+They open the store directly (``--database-url``, ``$LLM_MESH_DATABASE_URL``, else the
+SQLite file in ``$LLM_MESH_HOME``), so they work while registries run on it (a running
+registry takes a revoked node out of routing within a second). Each needs the store's
+admin key: ``$LLM_MESH_ADMIN_KEY`` or ``$LLM_MESH_HOME/admin.key`` (see ``registry/admin.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from LLM_Mesh.cli.common import HomeOpt, console, err, fail, settings_from
+from LLM_Mesh.config import Settings
+from LLM_Mesh.errors import InvalidCredential, MeshError
+
+operators_app = typer.Typer(help="Node operators: who may register nodes.", no_args_is_help=True)
+nodes_app = typer.Typer(help="Registered nodes (admin).", no_args_is_help=True)
+
+DbOpt = Annotated[
+    str | None, typer.Option(help="[env LLM_MESH_DATABASE_URL, default SQLite in home]")
+]
+_T = TypeVar("_T")
+
+
+def _settings(home: Any, database_url: str | None) -> Settings:
+    settings = settings_from(home, database_url=database_url)
+    if settings.database_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def with_admin_store(settings: Settings, fn: Callable[[Any], Awaitable[_T]]) -> _T:
+    """Open the store, check the admin key (made on a store that has none), run ``fn``."""
+    from LLM_Mesh.registry.admin import ensure_admin_key
+    from LLM_Mesh.registry.store import SqlStore
+
+    async def go() -> _T:
+        store = SqlStore(settings.effective_database_url)
+        await store.open()
+        try:
+            status = await ensure_admin_key(settings, store, env_rotates=False)
+            if status.created and status.key is not None:
+                err.print(
+                    f"made this store's admin key (shown once; kept in {settings.home}/admin.key, "
+                    f"mode 0600): {status.key}"
+                )
+            if not status.matches_store:
+                raise InvalidCredential(
+                    "this needs the store's admin key: set LLM_MESH_ADMIN_KEY, or run where "
+                    "$LLM_MESH_HOME/admin.key holds it"
+                )
+            return await fn(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except (MeshError, OSError, ValueError) as exc:
+        raise fail(exc) from exc
+
+
+@operators_app.command("add")
+def operators_add(
+    name: Annotated[str, typer.Argument(help="Operator name (e.g. a person or a team)")],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Add an operator; prints its token once (the store keeps only its hash)."""
+    from LLM_Mesh.registry.admin import add_operator
+
+    token = with_admin_store(_settings(home, database_url), lambda s: add_operator(s, name))
+    if token is None:
+        err.print(f"[red]error:[/] operator {name!r} exists (revoke it, or pick another name)")
+        raise typer.Exit(1)
+    console.print(f"operator [bold]{name}[/] added. Its token (shown once, keep it secret):")
+    console.print(token, markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        "A node registers with it: llm-mesh node start --operator-token TOKEN, "
+        "operator_token in node.toml, or LLM_MESH_OPERATOR_TOKEN."
+    )
+
+
+@operators_app.command("list")
+def operators_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
+    """Operators, whether revoked, and their nodes."""
+    ops = with_admin_store(_settings(home, database_url), lambda s: s.list_operators())
+    table = Table("operator", "added", "revoked", "nodes")
+    for op in ops:
+        table.add_row(
+            op.name,
+            _when(op.created_at),
+            _when(op.revoked_at) if op.revoked_at else "",
+            ", ".join(op.nodes) or "-",
+        )
+    console.print(table if ops else "no operators yet: llm-mesh registry operators add NAME")
+
+
+@operators_app.command("revoke")
+def operators_revoke(
+    name: Annotated[str, typer.Argument(help="Operator name")],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Revoke an operator: its token and every node it registered are refused from now on."""
+    at = datetime.now(timezone.utc)
+    ids = with_admin_store(_settings(home, database_url), lambda s: s.revoke_operator(name, at))
+    if ids is None:
+        err.print(f"[red]error:[/] no operator {name!r}")
+        raise typer.Exit(1)
+    console.print(f"operator {name} revoked; nodes revoked: {', '.join(ids) or 'none'}")
+
+
+@nodes_app.command("revoke")
+def nodes_revoke(
+    node_id: Annotated[str, typer.Argument(help="The node's id")],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Revoke one node's key: it leaves routing and every message it sends is refused."""
+    at = datetime.now(timezone.utc)
+    done = with_admin_store(_settings(home, database_url), lambda s: s.revoke_node(node_id, at))
+    if not done:
+        err.print(f"[red]error:[/] no node key for {node_id!r}")
+        raise typer.Exit(1)
+    console.print(f"node {node_id} revoked")
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at else ""

@@ -1,0 +1,75 @@
+"""The node's key file: ``$LLM_MESH_HOME/node.key`` (or ``key_file`` in node.toml).
+
+An Ed25519 private key, PEM (PKCS#8, unencrypted), mode 0600, created once and
+never overwritten (``secret_files.create_secret_file``). The node's id is derived
+from its public key (``core.identity.node_id_for``). ``llm-mesh node keys init``
+and ``setup-node-operator.sh`` create it; ``llm-mesh node start`` creates it when
+it is missing and says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.identity import encode_public_key, node_id_for, public_key_of
+from LLM_Mesh.secret_files import create_secret_file, too_open
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "node.key"
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    key: Ed25519PrivateKey
+    path: Path
+    created: bool
+
+    @property
+    def node_id(self) -> str:
+        return node_id_for(public_key_of(self.key))
+
+    @property
+    def public_key(self) -> str:
+        return encode_public_key(public_key_of(self.key))
+
+
+def key_path(settings: Settings, key_file: str | Path | None = None) -> Path:
+    return Path(key_file).expanduser() if key_file else settings.home / KEY_FILE
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    """The key in ``path``; ``ValueError`` naming the file when it is not an Ed25519 key."""
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"{path} is not a readable Ed25519 key ({exc}); it is never overwritten: "
+            "move it away to make a new one (the node then gets a new id)"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    if too_open(path):
+        log.warning("%s can be read by others: chmod 600 %s", path, path)
+    return key
+
+
+def load_or_create_key(path: Path) -> NodeKey:
+    """The key at ``path``, created (mode 0600) when there is none."""
+    if not path.exists():
+        fresh = Ed25519PrivateKey.generate()
+        pem = fresh.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        if create_secret_file(path, pem):
+            return NodeKey(fresh, path, created=True)
+    return NodeKey(load_key(path), path, created=False)

@@ -1,0 +1,181 @@
+"""Who may register, heartbeat and deregister a node: the registry's side of node identity.
+
+:class:`SignedNodeAuth` (the default of every registry) checks the rules of
+:mod:`LLM_Mesh.core.identity` against the store:
+
+registration (``POST /mesh/nodes``)
+    signature by the key in ``X-Mesh-Public-Key`` (401), timestamp within ±120 s (401),
+    the node id is that key's id (403) and the body's ``node_id`` is it too (403, in
+    ``api.py``), a known, unrevoked operator token in ``X-Mesh-Operator-Token`` (401/403),
+    then, in one store step, the key is recorded (first time) and the sequence number
+    taken if it is greater than the last one seen (401 replay) and the key not revoked (403).
+heartbeat / state change / deregistration
+    the signer's key from the store (unknown node acting on itself: 404 ``unknown_node``,
+    so it registers again), signature (401), timestamp (401), signer == the node acted
+    on (403), then the sequence number in one store step (401 replay, 403 revoked).
+
+Nothing is changed before every check has passed. Public keys are cached per node id
+(an id is derived from its key, so the pair never changes); revocation and sequence
+numbers are always read from the store, so a registry learns of a revocation made by
+another process (the admin CLI, another replica) at the node's next message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from LLM_Mesh.core.identity import (
+    HDR_OPERATOR_TOKEN,
+    HDR_PUBLIC_KEY,
+    MAX_CLOCK_SKEW_S,
+    MessageKind,
+    decode_public_key,
+    hash_secret,
+    node_id_for,
+    parse_signed,
+    verify_signed,
+)
+from LLM_Mesh.errors import (
+    BadSignature,
+    InvalidCredential,
+    MeshError,
+    NodeIdMismatch,
+    ReplayedMessage,
+    Revoked,
+    UnknownNode,
+)
+from LLM_Mesh.registry.ports import SeqResult, Store
+
+
+@dataclass(frozen=True)
+class VerifiedRegistration:
+    """A registration whose signature checked out (``node_id`` None: no identity checked)."""
+
+    node_id: str | None
+    public_key: str | None
+    seq: int
+    operator_token: str | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What an admitted registration agreed: the operator, the sequence number taken."""
+
+    operator: str | None
+    seq: int
+
+
+class NodeAuthenticator(Protocol):
+    def check_registration(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> VerifiedRegistration: ...
+
+    async def admit_registration(self, reg: VerifiedRegistration) -> Grant: ...
+
+    async def check_message(
+        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
+    ) -> None: ...
+
+
+def _seq_error(result: SeqResult, node_id: str) -> MeshError:
+    if result is SeqResult.STALE:
+        return ReplayedMessage(
+            f"replayed or out-of-order message from {node_id}: its sequence number is not "
+            "greater than the last one seen"
+        )
+    if result is SeqResult.REVOKED:
+        return Revoked(f"node {node_id} is revoked")
+    if result is SeqResult.KEY_MISMATCH:
+        return NodeIdMismatch(f"node id {node_id} belongs to another key")
+    return UnknownNode(f"node {node_id!r} is not registered; register again", param="node_id")
+
+
+class SignedNodeAuth:
+    """Every node message signed, every registration with an operator token."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        max_skew_s: float = MAX_CLOCK_SKEW_S,
+    ) -> None:
+        self.store = store
+        self.wall_clock = wall_clock
+        self.max_skew_s = max_skew_s
+        self._keys: dict[str, Ed25519PublicKey] = {}
+
+    def check_registration(self, headers: Mapping[str, str], body: bytes) -> VerifiedRegistration:
+        msg = parse_signed(headers)
+        if msg.public_key is None:
+            raise BadSignature(f"a registration carries the node's public key in {HDR_PUBLIC_KEY}")
+        key = decode_public_key(msg.public_key)
+        verify_signed(
+            msg, key, MessageKind.REGISTER, msg.signer, body, self.wall_clock(), self.max_skew_s
+        )
+        own_id = node_id_for(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+        if msg.signer != own_id:
+            raise NodeIdMismatch(
+                f"node id {msg.signer!r} is not the id of this key ({own_id}): "
+                "a node's id is derived from its public key"
+            )
+        return VerifiedRegistration(
+            node_id=own_id,
+            public_key=msg.public_key,
+            seq=msg.seq,
+            operator_token=(headers.get(HDR_OPERATOR_TOKEN) or "").strip() or None,
+        )
+
+    async def admit_registration(self, reg: VerifiedRegistration) -> Grant:
+        if reg.node_id is None or reg.public_key is None:
+            raise BadSignature("registration is not signed")
+        if reg.operator_token is None:
+            raise InvalidCredential(
+                "registering needs an operator token (--operator-token, operator_token in "
+                "node.toml, or LLM_MESH_OPERATOR_TOKEN); the registry's admin makes one with "
+                "`llm-mesh registry operators add NAME`"
+            )
+        operator = await self.store.operator_by_token(hash_secret(reg.operator_token))
+        if operator is None:
+            raise InvalidCredential("unknown operator token")
+        if operator.revoked_at is not None:
+            raise Revoked(f"operator {operator.name} is revoked")
+        result = await self.store.claim_node_key(
+            reg.node_id, reg.public_key, operator.name, reg.seq, datetime.now(timezone.utc)
+        )
+        if result is not SeqResult.OK:
+            raise _seq_error(result, reg.node_id)
+        self._keys[reg.node_id] = decode_public_key(reg.public_key)
+        return Grant(operator=operator.name, seq=reg.seq)
+
+    async def _key(self, node_id: str) -> Ed25519PublicKey | None:
+        key = self._keys.get(node_id)
+        if key is None:
+            rec = await self.store.get_node_key(node_id)
+            if rec is None:
+                return None
+            key = self._keys[node_id] = decode_public_key(rec.public_key)
+        return key
+
+    async def check_message(
+        self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        msg = parse_signed(headers)
+        key = await self._key(msg.signer)
+        if key is None:
+            if msg.signer == target:
+                raise UnknownNode(
+                    f"node {target!r} is not registered; register again", param="node_id"
+                )
+            raise BadSignature(f"unknown signer {msg.signer!r}")
+        verify_signed(msg, key, kind, target, body, self.wall_clock(), self.max_skew_s)
+        result = await self.store.advance_node_seq(msg.signer, msg.seq)
+        if result is not SeqResult.OK:
+            raise _seq_error(result, msg.signer)

@@ -1,0 +1,102 @@
+"""``llm-mesh registry operators|nodes`` and ``llm-mesh node keys init``: in-process, on a
+SQLite store in the test's home (the same store a registry there would use)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.identity import hash_secret
+from LLM_Mesh.registry.store import SqlStore
+
+runner = CliRunner()
+
+
+def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    out = runner.invoke(app, [*args, "--home", str(home)], env={"COLUMNS": "200", **(env or {})})
+    return out.exit_code, out.output
+
+
+def store_of(home: Path) -> SqlStore:
+    return SqlStore(Settings(home=home).effective_database_url)
+
+
+async def _operator_hashes(home: Path) -> dict[str, str]:
+    async with store_of(home) as s:
+        return {op.name: op.token_hash for op in await s.list_operators()}
+
+
+def test_operators_add_prints_the_token_once_and_stores_its_hash(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    code, out = cli(home, "registry", "operators", "add", "alice")
+    assert code == 0, out
+    token = next(line.strip() for line in out.splitlines() if line.startswith("lmo_"))
+    assert "admin key" in out  # made for this store, shown once
+    assert (home / "admin.key").stat().st_mode & 0o777 == 0o600
+    assert asyncio.run(_operator_hashes(home)) == {"alice": hash_secret(token)}
+    code, out = cli(home, "registry", "operators", "add", "alice")
+    assert code == 1 and "exists" in out
+    code, out = cli(home, "registry", "operators", "list")
+    assert code == 0 and "alice" in out and token not in out and "admin key" not in out
+
+
+def test_revoke_operator_and_node(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+
+    async def claim() -> None:
+        async with store_of(home) as s:
+            await s.claim_node_key("node-x", "pk", "alice", 1, datetime.now(timezone.utc))
+            await s.claim_node_key("node-y", "pk2", "alice", 1, datetime.now(timezone.utc))
+
+    asyncio.run(claim())
+    code, out = cli(home, "registry", "operators", "list")
+    assert "node-x, node-y" in out
+    code, out = cli(home, "registry", "nodes", "revoke", "node-x")
+    assert code == 0 and "revoked" in out
+    assert cli(home, "registry", "nodes", "revoke", "node-ghost")[0] == 1
+    code, out = cli(home, "registry", "operators", "revoke", "alice")
+    assert code == 0 and "node-x, node-y" in out
+    assert cli(home, "registry", "operators", "revoke", "nobody")[0] == 1
+
+    async def revoked() -> list[str]:
+        async with store_of(home) as s:
+            return await s.revoked_nodes_since(datetime(2000, 1, 1, tzinfo=timezone.utc))
+
+    assert asyncio.run(revoked()) == ["node-x", "node-y"]
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_admin_commands_need_the_stores_admin_key(tmp_path: Path, where: str) -> None:
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+    if where == "env":
+        code, out = cli(home, "registry", "operators", "list", env={"LLM_MESH_ADMIN_KEY": "wrong"})
+    else:
+        (home / "admin.key").write_text("lma_wrong\n")
+        code, out = cli(home, "registry", "operators", "list")
+    assert code == 1 and "admin key" in out
+    assert cli(home, "registry", "nodes", "revoke", "x", env={"LLM_MESH_ADMIN_KEY": "no"})[0] == 1
+
+
+def test_node_keys_init_makes_the_key_once(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    code, out = cli(home, "node", "keys", "init")
+    assert code == 0 and "made" in out
+    key = home / "node.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    first = key.read_bytes()
+    node_id = next(line for line in out.splitlines() if line.startswith("node id: "))
+    code, out = cli(home, "node", "keys", "init")
+    assert code == 0 and "exists" in out and node_id in out
+    assert key.read_bytes() == first  # never overwritten
+    key.write_text("not a key")
+    code, out = cli(home, "node", "keys", "init")
+    assert code == 1 and "never overwritten" in out
+    assert key.read_text() == "not a key"

@@ -1,0 +1,121 @@
+"""Operators, node keys and the admin key in the store (SQLite, PostgreSQL, and the memory
+store, which must behave the same): one-step sequence checks, revocation, hashes only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import NodeRecord, SeqResult
+from LLM_Mesh.registry.store import SqlStore
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _node(node_id: str) -> NodeRecord:
+    return NodeRecord(
+        node_id=node_id, url=f"http://{node_id}:1", region=None, models=[{"id": "m"}],
+        hardware={}, max_concurrency=1, max_queue=1, version="1", state="online",
+        registered_at=T0, last_heartbeat_at=T0,
+    )  # fmt: skip
+
+
+async def check_operators_add_list_revoke(s: Any) -> None:
+    assert await s.add_operator("alice", "h1", T0)
+    assert not await s.add_operator("alice", "h2", T0)  # taken
+    assert await s.add_operator("bob", "h3", T0)
+    assert (await s.operator_by_token("h1")).name == "alice"
+    assert await s.operator_by_token("nope") is None
+    assert await s.claim_node_key("n1", "pk1", "alice", 5, T0) is SeqResult.OK
+    await s.upsert_node(_node("n1"))
+    ops = await s.list_operators()
+    assert [(o.name, o.nodes, o.revoked_at) for o in ops] == [
+        ("alice", ["n1"], None),
+        ("bob", [], None),
+    ]
+    assert await s.revoke_operator("alice", T0) == ["n1"]
+    assert await s.revoke_operator("carol", T0) is None
+    assert (await s.operator_by_token("h1")).revoked_at is not None
+    assert (await s.get_node_key("n1")).revoked_at is not None
+    assert (await s.get_node("n1")).state == "offline"
+    assert await s.advance_node_seq("n1", 6) is SeqResult.REVOKED
+    # a new token for the name; its revoked node keys stay revoked
+    assert await s.add_operator("alice", "h9", T0, replace=True)
+    assert (await s.operator_by_token("h9")).revoked_at is None
+    assert await s.claim_node_key("n1", "pk1", "alice", 7, T0) is SeqResult.REVOKED
+
+
+async def check_sequence_numbers_only_grow(s: Any) -> None:
+    assert await s.advance_node_seq("n1", 1) is SeqResult.UNKNOWN
+    assert await s.claim_node_key("n1", "pk1", "alice", 10, T0) is SeqResult.OK
+    assert await s.claim_node_key("n1", "pk1", "alice", 10, T0) is SeqResult.STALE
+    assert await s.claim_node_key("n1", "pk2", "alice", 11, T0) is SeqResult.KEY_MISMATCH
+    assert await s.advance_node_seq("n1", 10) is SeqResult.STALE
+    assert await s.advance_node_seq("n1", 9) is SeqResult.STALE
+    assert await s.advance_node_seq("n1", 11) is SeqResult.OK
+    assert await s.claim_node_key("n1", "pk1", "bob", 12, T0) is SeqResult.OK
+    key = await s.get_node_key("n1")
+    assert (key.last_seq, key.operator, key.public_key) == (12, "bob", "pk1")
+
+
+async def check_revoke_node_and_revoked_since(s: Any) -> None:
+    await s.claim_node_key("n1", "pk1", "alice", 1, T0)
+    await s.claim_node_key("n2", "pk2", "alice", 1, T0)
+    assert not await s.revoke_node("ghost", T0)
+    assert await s.revoke_node("n1", T0 + timedelta(seconds=10))
+    assert await s.revoked_nodes_since(T0) == ["n1"]
+    assert await s.revoked_nodes_since(T0 + timedelta(seconds=11)) == []
+    assert await s.advance_node_seq("n1", 2) is SeqResult.REVOKED
+    assert await s.advance_node_seq("n2", 2) is SeqResult.OK
+
+
+async def check_admin_key_hash(s: Any) -> None:
+    assert await s.get_admin_key_hash() is None
+    assert await s.set_admin_key_hash("a" * 64, T0, replace=False)
+    assert not await s.set_admin_key_hash("b" * 64, T0, replace=False)
+    assert await s.get_admin_key_hash() == "a" * 64
+    assert await s.set_admin_key_hash("c" * 64, T0, replace=True)
+    assert await s.get_admin_key_hash() == "c" * 64
+
+
+CHECKS = [
+    check_operators_add_list_revoke,
+    check_sequence_numbers_only_grow,
+    check_revoke_node_and_revoked_since,
+    check_admin_key_hash,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS)
+async def test_sql_store(store: SqlStore, check: Callable[[Any], Awaitable[None]]) -> None:
+    await check(store)
+
+
+@pytest.mark.parametrize("check", CHECKS)
+async def test_memory_store_behaves_the_same(check: Callable[[Any], Awaitable[None]]) -> None:
+    await check(MemoryStore())
+
+
+async def test_concurrent_replays_accept_one(store: SqlStore) -> None:
+    """Two registries racing with the same message: exactly one accepts it."""
+    await store.claim_node_key("n1", "pk1", "alice", 1, T0)
+    results = await asyncio.gather(*(store.advance_node_seq("n1", 2) for _ in range(8)))
+    assert results.count(SeqResult.OK) == 1
+    assert set(results) == {SeqResult.OK, SeqResult.STALE}
+
+
+async def test_only_the_token_hash_is_stored(store: SqlStore) -> None:
+    from LLM_Mesh.registry.admin import add_operator
+
+    token = await add_operator(store, "alice")
+    assert token is not None
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(tables.operators))).all()
+    assert len(rows) == 1 and token not in " ".join(str(v) for v in rows[0])
