@@ -437,7 +437,7 @@ async def test_a_real_node_service_signs_what_it_sends(tmp_path: Path) -> None:
 
     store = MemoryStore()
     token = await operator(store)
-    async with running(tmp_path / "reg", store=store, signed=True) as h:
+    async with running(tmp_path / "reg", store=store, signed=True, allow_private_nodes=True) as h:
         svc = NodeService(
             NodeConfig(engine="sim", models=["gemma-3-270m"], register=True, operator_token=token),
             Settings(home=tmp_path / "node", registry_url="http://mesh"),
