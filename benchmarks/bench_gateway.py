@@ -27,6 +27,9 @@ per request (``time.process_time``) is printed for each target, and the null tar
 shows how many requests/s it can drive at all, so one can see it is not the
 bottleneck. Goals: ours p50 <= 1.5 ms and p99 <= 4 ms added one at a time; vs
 LiteLLM several times less added latency and >= 5x its requests/s at 10 concurrent.
+Ratios to the direct node, measured in the same run (issue 7): added p50 / direct
+p50 one at a time (goal <= 1.0x) and ours req/s / direct req/s at ``--concurrency``
+(goal >= 0.6x).
 
     .venv/bin/python benchmarks/bench_gateway.py [--sequential 1000] [--concurrent 2000]
 """
@@ -360,6 +363,18 @@ def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
         )
 
 
+def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Ours against the direct node, both measured in this run."""
+    d, o = seq["direct"], seq["ours"]
+    return {
+        "added_p50_ms": o["p50_ms"] - d["p50_ms"],
+        "direct_p50_ms": d["p50_ms"],
+        "added_p50_over_direct_p50": (o["p50_ms"] - d["p50_ms"]) / d["p50_ms"],
+        "added_p99_over_direct_p99": (o["p99_ms"] - d["p99_ms"]) / d["p99_ms"],
+        "concurrent_rps_ours_over_direct": conc["ours"]["rps"] / conc["direct"]["rps"],
+    }
+
+
 def verdicts(
     seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]], concurrency: int
 ) -> list[str]:
@@ -368,6 +383,19 @@ def verdicts(
     a50, a99 = o["p50_ms"] - d["p50_ms"], o["p99_ms"] - d["p99_ms"]
     out.append(f"ours p50 added {a50:.2f} ms <= 1.5 ms: {'MET' if a50 <= 1.5 else 'NOT MET'}")
     out.append(f"ours p99 added {a99:.2f} ms <= 4 ms: {'MET' if a99 <= 4.0 else 'NOT MET'}")
+    r = ratios(seq, conc)
+    x50 = r["added_p50_over_direct_p50"]
+    out.append(
+        f"ours p50 added / direct p50 (one at a time) = {a50:.2f} / {d['p50_ms']:.2f} ms = "
+        f"{x50:.2f}x (goal <= 1.0x: {'MET' if x50 <= 1.0 else 'NOT MET'}); p99: "
+        f"{r['added_p99_over_direct_p99']:.2f}x"
+    )
+    xr = r["concurrent_rps_ours_over_direct"]
+    out.append(
+        f"at {concurrency} concurrent: ours {conc['ours']['rps']:.0f} req/s / direct "
+        f"{conc['direct']['rps']:.0f} req/s = {xr:.2f}x (goal >= 0.6x: "
+        f"{'MET' if xr >= 0.6 else 'NOT MET'})"
+    )
     if "litellm" in seq:
         l50 = seq["litellm"]["p50_ms"] - d["p50_ms"]
         l99 = seq["litellm"]["p99_ms"] - d["p99_ms"]
@@ -435,7 +463,13 @@ def main() -> None:
         print("  " + line)
     path = write_json(
         "gateway",
-        {"params": vars(args), "litellm": note, "sequential": seq, "concurrent": conc},
+        {
+            "params": vars(args),
+            "litellm": note,
+            "sequential": seq,
+            "concurrent": conc,
+            "ratios_vs_direct": ratios(seq, conc),
+        },
     )
     print(f"\nJSON: {path}")
 

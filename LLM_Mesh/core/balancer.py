@@ -10,9 +10,13 @@ than two on the mixed-speed fleet, docs/benchmarks.md), score each
 shorter than the pool is walked directly.
 
 Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all
-are full, with ``wait_s``, an estimate of when the first slot frees (for a
-bounded wait the caller may opt into); ``NO_NODE`` when none is permitted,
-routable and not ejected.
+are full, with ``wait_s``: for the soonest of a sample of the full nodes, the
+time until the queue ahead has drained (:func:`~LLM_Mesh.core.queue_wait.queue_wait_s`,
+the rule the node's own 429 uses), from the node's load and its service time
+per request (the node's own measured EWMA from its heartbeat, else TTFT +
+tokens × per-token as the gateway saw them), and never less than what the
+node's last 429 said (``Retry-After``); the gateway's ``Retry-After``. ``NO_NODE``
+when none is permitted, routable and not ejected.
 
 The gateway calls ``begin`` when it sends to the chosen node, ``first_token``
 on the first streamed token, and ``finish`` with the outcome; hard failures
@@ -23,14 +27,23 @@ on the first streamed token, and ``finish`` with the outcome; hard failures
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedSet
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
+from LLM_Mesh.core.queue_wait import queue_wait_s
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
-from LLM_Mesh.core.scoring import NodeStats, RouteRequest, ScoringPolicy, node_cost, permits
+from LLM_Mesh.core.scoring import (
+    NodeStats,
+    RouteRequest,
+    ScoringPolicy,
+    node_cost,
+    permits,
+    service_ms,
+)
 
 __all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict"]
 
@@ -49,7 +62,7 @@ class RoutingPolicy:
 
 _NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
 _KEPT = ("in_flight", "hb_load", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
-         "success", "latency")  # fmt: skip
+         "success", "latency", "reported_service_ms", "busy_until")  # fmt: skip
 
 
 class _Pool:
@@ -140,11 +153,15 @@ class Router:
         loaded_models: Iterable[str] | None = None,
         uptime: float | None = None,
         model_cold_start_ms: Mapping[str, float] | None = None,
+        service_s: float | None = None,
     ) -> None:
+        """The node's report; ``service_s``: its measured time per request (EWMA), if sent."""
         st = self._nodes.get(node_id)
         if st is None:
             return
         st.hb_load = max(0, in_flight) + max(0, queued)
+        if service_s is not None and math.isfinite(service_s) and service_s >= 0:
+            st.reported_service_ms = service_s * 1000.0
         st.hb_at = now
         if loaded_models is not None:
             st.loaded = frozenset(loaded_models)
@@ -278,19 +295,26 @@ class Router:
     def _wait_estimate(
         self, full: IndexedSet[str], req: RouteRequest, model: str, tokens: int, now: float
     ) -> float | None:
-        """Seconds until the soonest of a sample of saturated nodes frees a slot."""
+        """Seconds until the queue ahead drains on the soonest of a sample of saturated nodes."""
         best: float | None = None
         sp = self.policy.scoring
         for nid in self._sample(full, req, 8):
             st = self._nodes[nid]
-            service_ms = node_cost(st, model, tokens, now, sp, 1.0) / (
-                1.0 + st.load / st.max_concurrency
-            )
-            excess = st.load - st.capacity + 1
-            w = excess * service_ms / 1000.0 / st.max_concurrency
+            w = self.wait_s(st, model, tokens, now, sp)
             if best is None or w < best:
                 best = w
         return best
+
+    @staticmethod
+    def wait_s(st: NodeStats, model: str, tokens: int, now: float, sp: ScoringPolicy) -> float:
+        """One node's drain time: its load × service time ÷ concurrency, or its own 429's wait."""
+        per_request = st.reported_service_ms
+        if per_request is None:
+            per_request = service_ms(st, model, tokens, now, sp)
+        elif model not in st.loaded:
+            per_request += st.cold_start_for(model)
+        w = queue_wait_s(st.load, per_request / 1000.0, st.max_concurrency)
+        return max(w, st.busy_until - now)
 
     # -- outcomes -----------------------------------------------------------------
     def begin(self, node_id: str, model: str, now: float) -> Attempt:
@@ -324,8 +348,14 @@ class Router:
         *,
         completion_tokens: int = 0,
         ttft_ms: float | None = None,
+        retry_after_s: float | None = None,
     ) -> bool:
-        """Record how an attempt ended; returns ``True`` when it ejected the node."""
+        """Record how an attempt ended; returns ``True`` when it ejected the node.
+
+        ``retry_after_s``: with ``OVERLOADED``, the node's ``Retry-After`` (its own
+        estimate of its queue's drain time); the router's wait for it is never less
+        until then.
+        """
         if att.done:
             return False
         att.done = True
@@ -360,6 +390,8 @@ class Router:
             ejected = self._maybe_eject(st, now)
         elif outcome in BUSY:
             st.hb_load = max(st.hb_load, st.capacity)
+            if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > 0:
+                st.busy_until = max(st.busy_until, now + retry_after_s)
         if ejected or was_saturated != st.saturated:
             self._refresh(st)
         return ejected

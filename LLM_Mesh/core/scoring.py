@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from LLM_Mesh.core.ewma import Ewma, PeakEwma
 
-__all__ = ["NodeStats", "RouteRequest", "ScoringPolicy", "node_cost", "permits"]
+__all__ = ["NodeStats", "RouteRequest", "ScoringPolicy", "node_cost", "permits", "service_ms"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class NodeStats:
     """The gateway's view of one node. Mutated by the router only."""
 
     __slots__ = (
+        "busy_until",
         "cold_start_ms",
         "hb_at",
         "hb_load",
@@ -95,6 +96,7 @@ class NodeStats:
         "node_id",
         "per_token",
         "region",
+        "reported_service_ms",
         "routable",
         "success",
         "ttft",
@@ -141,6 +143,8 @@ class NodeStats:
         self.per_token = PeakEwma(policy.latency_tau_s, policy.idle_tau_s)
         self.success = Ewma(policy.success_tau_s, initial=1.0)
         self.latency = Ewma(policy.latency_tau_s)  # end to end, successes only (for views)
+        self.reported_service_ms: float | None = None  # the node's own per-request EWMA
+        self.busy_until = 0.0  # now + the Retry-After of the node's last 429
 
     def set_cold_starts(self, cold_ms: Mapping[str, float]) -> None:
         """Per-model load times (ms); non-finite or negative values are ignored."""
@@ -175,12 +179,10 @@ def permits(req: RouteRequest, node: NodeStats) -> bool:
     return not (node.region is not None and node.region in req.avoid_regions)
 
 
-def node_cost(
-    node: NodeStats, model: str, tokens: int, now: float, policy: ScoringPolicy, weight: float
+def service_ms(
+    node: NodeStats, model: str, tokens: int, now: float, policy: ScoringPolicy
 ) -> float:
-    """Estimated milliseconds for ``node`` to answer (see the module docstring)."""
-    if weight <= 0.0:
-        return math.inf
+    """Peak-EWMA TTFT + tokens × per-token (+ the model's cold start if not loaded), in ms."""
     ttft = node.ttft.get(now)
     per_tok = node.per_token.get(now)
     service = (policy.prior_ttft_ms if ttft is None else ttft) + tokens * (
@@ -188,6 +190,16 @@ def node_cost(
     )
     if model not in node.loaded:
         service += node.model_cold_start_ms.get(model, node.cold_start_ms)
+    return service
+
+
+def node_cost(
+    node: NodeStats, model: str, tokens: int, now: float, policy: ScoringPolicy, weight: float
+) -> float:
+    """Estimated milliseconds for ``node`` to answer (see the module docstring)."""
+    if weight <= 0.0:
+        return math.inf
+    service = service_ms(node, model, tokens, now, policy)
     if node.waiting:
         stalled_ms = (now - node.waiting_since_sum / node.waiting) * 1000.0
         if stalled_ms > service:

@@ -2,7 +2,10 @@
 
 ``max_concurrency`` requests run at once; up to ``max_queue`` more wait, first
 come first served; beyond that :class:`~LLM_Mesh.errors.Overloaded` (HTTP 429
-with ``Retry-After``). The operator's controls are states:
+with ``Retry-After`` = the estimated time until the queue ahead has drained,
+:func:`~LLM_Mesh.core.queue_wait.queue_wait_s`, from the running and queued
+requests and the measured time a request holds its slot,
+:class:`~LLM_Mesh.core.queue_wait.ServiceTime`). The operator's controls are states:
 
 - ``online``   — normal;
 - ``paused``   — accept nothing new (503); what already runs or waits finishes;
@@ -15,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import Enum
 
+from LLM_Mesh.core.queue_wait import ServiceTime, queue_wait_s, retry_after_header
 from LLM_Mesh.errors import ModelUnavailable, Overloaded
 
 
@@ -30,19 +35,33 @@ class AdmissionState(str, Enum):
 
 
 class Admission:
-    """Bounded concurrency with a bounded FIFO wait."""
+    """Bounded concurrency with a bounded FIFO wait.
 
-    def __init__(self, max_concurrency: int = 1, max_queue: int = 8, *, retry_after: int = 1):
+    :meth:`acquire` returns the time the slot was taken (``clock()``); pass it to
+    :meth:`release` with ``sample=True`` when the request finished normally, and
+    the slot's hold time feeds the service-time EWMA the 429's wait is built from.
+    """
+
+    def __init__(
+        self,
+        max_concurrency: int = 1,
+        max_queue: int = 8,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        service: ServiceTime | None = None,
+    ):
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if max_queue < 0:
             raise ValueError("max_queue cannot be negative")
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
-        self.retry_after = retry_after
+        self.clock = clock
+        self.service = service or ServiceTime()
         self.state = AdmissionState.ONLINE
         self._in_flight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._starts: list[float] = []  # when each running slot was taken
+        self._waiters: deque[asyncio.Future[float]] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -67,6 +86,18 @@ class Admission:
     def drain(self) -> None:
         self.state = AdmissionState.DRAINING
 
+    def wait_estimate_s(self) -> float:
+        """Seconds until everything running or queued now has drained (the 429's wait)."""
+        now = self.clock()
+        elapsed = [now - t for t in self._starts]
+        service_s = self.service.estimate(elapsed)
+        return queue_wait_s(
+            self._in_flight + self.queued,
+            service_s,
+            self.max_concurrency,
+            running_elapsed_s=elapsed,
+        )
+
     def _check_open(self) -> None:
         if self.state is AdmissionState.PAUSED:
             raise ModelUnavailable(
@@ -79,57 +110,79 @@ class Admission:
                 node_state="draining",
             )
 
-    async def acquire(self) -> None:
-        """Take a slot, waiting in line if needed; raise when the line is full."""
+    async def acquire(self) -> float:
+        """Take a slot, waiting in line if needed; raise when the line is full.
+
+        Returns when the slot was taken (for :meth:`release`).
+        """
         self._check_open()
         if self._in_flight < self.max_concurrency and not self.queued:
-            self._take()
-            return
-        if self.queued >= self.max_queue:
+            return self._take()
+        queued = self.queued
+        if queued >= self.max_queue:
+            wait = self.wait_estimate_s()
             raise Overloaded(
-                f"node busy: {self._in_flight} running and {self.queued} waiting "
-                f"(max_queue={self.max_queue})",
-                retry_after=self.retry_after,
+                f"node busy: {self._in_flight} running and {queued} waiting "
+                f"(max_queue={self.max_queue}); estimated wait {wait:.2f} s",
+                retry_after=retry_after_header(wait),
+                wait_s=round(wait, 3),
             )
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
-            await fut
+            return await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
-                self.release()  # the slot was handed over just as we gave up
+                self.release(fut.result())  # the slot was handed over just as we gave up
             else:
                 self._drop(fut)
             raise
 
-    def _take(self) -> None:
+    def _take(self) -> float:
         self._in_flight += 1
         self._idle.clear()
+        started = self.clock()
+        self._starts.append(started)
+        return started
 
-    def _drop(self, fut: asyncio.Future[None]) -> None:
+    def _drop(self, fut: asyncio.Future[float]) -> None:
         with contextlib.suppress(ValueError):
             self._waiters.remove(fut)
 
-    def release(self) -> None:
-        """Give a slot back: to the next waiter in line, or free it."""
+    def release(self, started: float | None = None, *, sample: bool = False) -> None:
+        """Give a slot back: to the next waiter in line, or free it.
+
+        ``started`` is what :meth:`acquire` returned (default: the oldest running
+        slot); with ``sample`` the time held is a service-time sample.
+        """
+        if self._in_flight <= 0:
+            raise RuntimeError("release() without a matching acquire()")
+        now = self.clock()
+        if started is None or started not in self._starts:
+            started = self._starts[0] if self._starts else now
+        with contextlib.suppress(ValueError):
+            self._starts.remove(started)
+        if sample:
+            self.service.observe(max(0.0, now - started))
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
-                fut.set_result(None)  # the slot passes over; in_flight is unchanged
+                self._starts.append(now)
+                fut.set_result(now)  # the slot passes over; in_flight is unchanged
                 return
-        if self._in_flight <= 0:
-            raise RuntimeError("release() without a matching acquire()")
         self._in_flight -= 1
         if self._in_flight == 0:
             self._idle.set()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+        started = await self.acquire()
+        ok = False
         try:
             yield
+            ok = True
         finally:
-            self.release()
+            self.release(started, sample=ok)
 
     async def wait_idle(self) -> None:
         """Return once nothing runs or waits."""

@@ -59,7 +59,6 @@ from LLM_Mesh.node.service import NodeService
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MESH_CONTINUE = "mesh_continue"
-DISCONNECT_POLL_S = 0.25
 CLIENT_GONE = 499  # nginx's "client closed request": logged, never read
 
 
@@ -93,7 +92,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 class _GenerationStream(StreamingResponse):
-    """A stream that always frees its generation, however the client leaves."""
+    """A stream that always frees its generation, however the client leaves.
+
+    The chunks are sent from the request's own task; a watcher task waits for the
+    client's ``http.disconnect`` and sets the generation's cancel flag (the engine
+    stops within one token, the stream then ends). Starlette's own streaming on
+    ASGI < 2.4 runs an anyio task group per response instead, whose cancellation
+    was a measured share of the node's CPU per streamed request (docs/benchmarks.md).
+    """
 
     def __init__(self, gen: Generation, content: AsyncIterator[bytes]) -> None:
         super().__init__(content, media_type="text/event-stream")
@@ -102,26 +108,32 @@ class _GenerationStream(StreamingResponse):
         self._gen = gen
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.ensure_future(_cancel_when_gone(receive, self._gen))
         try:
-            await super().__call__(scope, receive, send)
+            await self.stream_response(send)
+        except OSError:  # ASGI >= 2.4 servers raise on a client that is gone
+            self._gen.cancel.set()
         finally:
+            watcher.cancel()
             # no-op when the stream already finished; else stops the engine's generator now
             await self._gen.aclose(ok=False)
+        if self.background is not None:
+            await self.background()
 
 
-async def _watch_disconnect(request: Request, gen: Generation) -> None:
-    while not gen.cancel.is_set():
-        if await request.is_disconnected():
-            gen.cancel.set()
-            return
-        await asyncio.sleep(DISCONNECT_POLL_S)
+async def _until_disconnected(receive: Receive) -> None:
+    """Return once the client is gone: waits for ``http.disconnect`` (no polling).
+
+    Call it after the request body was read: the server then sends nothing else
+    before the disconnect (uvicorn also ends the wait when the response is complete).
+    """
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
-async def _until_disconnected(request: Request) -> None:
-    while True:
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(DISCONNECT_POLL_S)
+async def _cancel_when_gone(receive: Receive, gen: Generation) -> None:
+    await _until_disconnected(receive)
+    gen.cancel.set()
 
 
 async def _open_unless_gone(
@@ -133,7 +145,7 @@ async def _open_unless_gone(
     token) gives its place up at once instead of being generated for nobody.
     """
     opening = asyncio.ensure_future(Generation.open(service, req, request_id))
-    watcher = asyncio.ensure_future(_until_disconnected(request))
+    watcher = asyncio.ensure_future(_until_disconnected(request.receive))
     try:
         done, _ = await asyncio.wait({opening, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:  # cancelled ourselves
@@ -254,7 +266,7 @@ class _Handler:
     async def _whole(
         self, request: Request, gen: Generation, kind: str, echo: str | None
     ) -> JSONResponse:
-        watcher = asyncio.create_task(_watch_disconnect(request, gen))
+        watcher = asyncio.create_task(_cancel_when_gone(request.receive, gen))
         try:
             text = await gen.collect()
         except MeshError:

@@ -40,6 +40,7 @@ class Generation:
         self._agen: AsyncIterator[Delta] | None = None
         self._first: Delta | None = None
         self._holding = False
+        self._slot_taken: float | None = None
         self._closed = False
 
     @classmethod
@@ -49,7 +50,7 @@ class Generation:
         """Admit the request and wait for its first delta (errors raise here)."""
         gen = cls(service, req, request_id)
         service.refresh_availability()
-        await service.admission.acquire()
+        gen._slot_taken = await service.admission.acquire()
         gen._holding = True
         try:
             gen._agen = service.engine.stream(req, gen.cancel)
@@ -110,10 +111,12 @@ class Generation:
         self.cancel.set()
         if self.ended_at is None:
             self.ended_at = self.service.clock()
+        done = ok and self.finished
         if self._holding:
             self._holding = False
-            self.service.admission.release()
-        self.service.record(self.usage, ok=ok and self.finished, tokens_seen=self.tokens_seen)
+            # a finished request's slot time is a service-time sample (the 429's Retry-After)
+            self.service.admission.release(self._slot_taken, sample=done)
+        self.service.record(self.usage, ok=done, tokens_seen=self.tokens_seen)
 
     async def aclose(self, *, ok: bool) -> None:
         self.close(ok=ok)

@@ -164,7 +164,7 @@ class NodeService:
         self.signer = NodeSigner(self.key.key, wall_clock)
         self.node_id = self.key.node_id
         self.public_url = config.effective_public_url
-        self.admission = Admission(config.max_concurrency, config.max_queue)
+        self.admission = Admission(config.max_concurrency, config.max_queue, clock=clock)
         self._engine = engine
         self._client = http_client
         self._owns_client = http_client is None
@@ -324,7 +324,8 @@ class NodeService:
         )
 
     def heartbeat(self) -> Heartbeat:
-        """The load, and (extra field ``models``) every model with ``loaded``/``load_time_s``."""
+        """The load, and extra fields: ``models`` (every model with ``loaded``/``load_time_s``)
+        and ``service_s`` (measured seconds per request, EWMA; null before the first)."""
         self.refresh_availability()
         models = self.models()
         return Heartbeat.model_validate(
@@ -336,6 +337,7 @@ class NodeService:
                 "requests_served": self.requests_served,
                 "tokens_generated": self.tokens_generated,
                 "models": [m.model_dump(mode="json") for m in models],
+                "service_s": self.admission.service.measured_s,
             }
         )
 
@@ -373,6 +375,8 @@ class NodeService:
             "memory_budget_bytes": getattr(engine, "memory_budget_bytes", None),
             "in_flight": self.admission.in_flight,
             "queued": self.admission.queued,
+            "service_s": self.admission.service.measured_s,
+            "queue_wait_s": round(self.admission.wait_estimate_s(), 3),
             "registry": {
                 "url": self.config.effective_registry_url(self.settings),
                 "registered": bool(self.agent and self.agent.registered),

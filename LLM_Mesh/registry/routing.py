@@ -8,7 +8,8 @@ EWMA, ejections, slow start). :class:`Routing` is the only bridge:
     registration      -> ``upsert_node`` (every hosted model, the loaded ones, each
                          model's ``load_time_s`` as its cold start, region, capacity)
     heartbeat         -> ``heartbeat`` (reported load, loaded models and load times
-                         from ``loaded_models`` / the extra ``models`` list, uptime)
+                         from ``loaded_models`` / the extra ``models`` list, uptime,
+                         the extra ``service_s``: the node's measured time per request)
     state / check /   -> ``set_routable`` (ONLINE, fresh heartbeat, check not failed)
       expiry sweep
     ``DELETE``        -> ``remove_node``
@@ -45,6 +46,14 @@ from LLM_Mesh.registry.demand import DemandTracker
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
 __all__ = ["Routing"]
+
+
+def _service_s(hb: Heartbeat) -> float | None:
+    """The heartbeat's extra ``service_s`` (seconds per request), if a plain number."""
+    value = (hb.model_extra or {}).get("service_s")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 class Routing:
@@ -93,7 +102,7 @@ class Routing:
         self.router.heartbeat(
             node_id, self.clock(), in_flight=hb.in_flight, queued=hb.queued,
             loaded_models=loaded_models(entry), uptime=entry.uptime,
-            model_cold_start_ms=cold_starts_ms(entry),
+            model_cold_start_ms=cold_starts_ms(entry), service_s=_service_s(hb),
         )  # fmt: skip
         self.sync(node_id)
         self._changed()
@@ -144,14 +153,19 @@ class Routing:
         *,
         completion_tokens: int = 0,
         ttft_ms: float | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
-        """End an attempt: feed the router, count it, wake waiters."""
+        """End an attempt: feed the router, count it, wake waiters.
+
+        ``retry_after_s``: a 429's ``Retry-After`` (see ``Router.finish``).
+        """
         if att.done:
             return
         self.demand.end(att.model)
         self.router.finish(
-            att, self.clock(), outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms
-        )
+            att, self.clock(), outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms,
+            retry_after_s=retry_after_s,
+        )  # fmt: skip
         if outcome is Outcome.SUCCESS:
             self.table.mark_loaded(att.node_id, att.model)
         if outcome is not Outcome.CANCELLED and outcome not in BUSY:

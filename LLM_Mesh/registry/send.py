@@ -142,6 +142,7 @@ class Exchange:
         "ext",
         "failover",
         "job",
+        "node_wait",
         "retry_after",
         "routing",
         "rt",
@@ -160,6 +161,7 @@ class Exchange:
         self.ext: Extensions = job.ext  # a chat continuation narrows allow_nodes
         self.deadline = job.deadline  # a continuation has its own window
         self.retry_after: int | None = None  # the soonest Retry-After a refusing node gave
+        self.node_wait: float | None = None  # the last attempt's node's own Retry-After
 
     # -- the failover loop --------------------------------------------------------------
     async def send(self, sender: Sender) -> tuple[str, NodeResponse]:
@@ -204,7 +206,8 @@ class Exchange:
                     self.tally.node_id = node
                     self.tally.attempts = fo.attempts
                     return node, resp
-                step = self.finish(att, outcome)
+                # a refusing node's own Retry-After holds it out of the router that long
+                step = self.finish(att, outcome, retry_after_s=self.node_wait)
                 if step.action is Action.STOP:
                     break
                 if step.delay_s > 0:
@@ -229,6 +232,7 @@ class Exchange:
     ) -> tuple[Outcome, MeshError | None, NodeResponse | None]:
         """One attempt: the answer to keep, or the outcome and the error it makes."""
         attempts = fo.attempts
+        self.node_wait = None
         try:
             try:
                 # the whole exchange, not only each read: a node trickling bytes must not
@@ -260,6 +264,7 @@ class Exchange:
             return Outcome.SUCCESS, None, resp
         if status in (429, 503):
             wait = _retry_after(resp)
+            self.node_wait = float(wait)
             self.retry_after = wait if self.retry_after is None else min(self.retry_after, wait)
             text = error_message(content)
             if status == 429:
@@ -282,9 +287,17 @@ class Exchange:
         *,
         completion_tokens: int = 0,
         ttft_ms: float | None = None,
+        retry_after_s: float | None = None,
     ) -> Step:
-        """End an attempt: the router learns the outcome, the policy decides what next."""
-        self.routing.finish(att, outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms)
+        """End an attempt: the router learns the outcome (a refusal's ``Retry-After`` too),
+        the policy decides what next."""
+        self.routing.finish(
+            att,
+            outcome,
+            completion_tokens=completion_tokens,
+            ttft_ms=ttft_ms,
+            retry_after_s=retry_after_s,
+        )
         if self.att is att:
             self.att = None
         fo = self.failover

@@ -1,5 +1,7 @@
 import random
 
+import pytest
+
 from LLM_Mesh.core.balancer import Outcome, Router, RoutingPolicy, Verdict
 from LLM_Mesh.core.outlier import EjectionPolicy
 from LLM_Mesh.core.scoring import RouteRequest
@@ -157,3 +159,43 @@ def test_attempt_from_before_a_removal_does_not_corrupt_the_new_counts() -> None
     r.finish(ghost, 3.1, Outcome.SUCCESS)
     st = r.node("a")
     assert st is not None and st.in_flight == 0 and st.waiting == 0
+
+
+def _saturated(r: Router, now: float) -> float:
+    d = r.pick(REQ, now)
+    assert d.verdict is Verdict.SATURATED and d.wait_s is not None
+    return d.wait_s
+
+
+def test_saturated_wait_is_the_queue_drain_time_from_the_nodes_service_time() -> None:
+    """Defect 11 (gateway side): 1 running + 8 queued at 1 s each is ~9 s, as the node says."""
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=8)
+    r.heartbeat("a", 0.0, in_flight=1, queued=8, service_s=1.0)
+    assert _saturated(r, 0.0) == pytest.approx(9.0)
+    r.upsert_node("a", ("m",), now=0.5, max_concurrency=3, max_queue=6)  # kept: 1 s per request
+    assert _saturated(r, 0.5) == pytest.approx(3.0)
+
+
+def test_saturated_wait_without_a_reported_service_time_uses_the_observed_one() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=1)
+    att = r.begin("a", "m", 0.0)
+    r.first_token(att, 0.2)  # ttft 200 ms
+    r.finish(att, 1.0, Outcome.SUCCESS, completion_tokens=8)  # 100 ms a token
+    r.heartbeat("a", 1.0, in_flight=1, queued=1)
+    tokens = 8
+    expected = 2 * (200 + tokens * 100) / 1000.0  # load 2 × 1 s
+    wait = r.pick(RouteRequest(("m",), expected_tokens=tokens), 1.0).wait_s
+    assert wait == pytest.approx(expected, rel=0.02)  # the TTFT estimate decays a little
+
+
+def test_a_nodes_retry_after_is_a_floor_for_the_gateways_wait() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r.heartbeat("a", 0.0, in_flight=0, queued=0, service_s=0.1)
+    att = r.begin("a", "m", 0.0)
+    r.finish(att, 0.0, Outcome.OVERLOADED, retry_after_s=7.0)  # the node: 7 s
+    assert _saturated(r, 1.0) == pytest.approx(6.0)
+    r.heartbeat("a", 1.0, in_flight=1, queued=0, service_s=0.1)
+    assert _saturated(r, 2.0) == pytest.approx(5.0)

@@ -6,12 +6,21 @@ import asyncio
 
 import pytest
 
+from LLM_Mesh.core.queue_wait import ServiceTime
 from LLM_Mesh.errors import ModelUnavailable, Overloaded
 from LLM_Mesh.node.admission import Admission, AdmissionState
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_slots_then_queue_then_overloaded() -> None:
-    adm = Admission(max_concurrency=2, max_queue=1, retry_after=3)
+    adm = Admission(max_concurrency=2, max_queue=1, service=ServiceTime(prior_s=3.0))
     await adm.acquire()
     await adm.acquire()
     assert (adm.in_flight, adm.queued) == (2, 0)
@@ -20,7 +29,8 @@ async def test_slots_then_queue_then_overloaded() -> None:
     assert adm.queued == 1
     with pytest.raises(Overloaded) as exc:
         await adm.acquire()
-    assert exc.value.retry_after == 3 and exc.value.status == 429
+    # 2 running + 1 queued at the 3 s prior, 2 at a time: 4.5 s
+    assert exc.value.retry_after == 5 and exc.value.status == 429
     adm.release()
     await waiter
     assert (adm.in_flight, adm.queued) == (2, 0)
@@ -108,3 +118,56 @@ def test_bad_limits_and_unmatched_release() -> None:
         Admission(max_queue=-1)
     with pytest.raises(RuntimeError):
         Admission().release()
+
+
+async def test_retry_after_is_the_measured_drain_time_of_the_queue_ahead() -> None:
+    """Defect 11: the 429 says when the queue ahead will have drained, not 1 s."""
+    clock = FakeClock()
+    adm = Admission(max_concurrency=1, max_queue=8, clock=clock)
+    for seconds in (2.0, 2.0):  # two requests measured at 2 s each
+        started = await adm.acquire()
+        clock.now += seconds
+        adm.release(started, sample=True)
+    assert adm.service.measured_s == pytest.approx(2.0)
+    running = await adm.acquire()
+    queued = [asyncio.create_task(adm.acquire()) for _ in range(8)]
+    await asyncio.sleep(0)
+    assert adm.queued == 8
+    clock.now += 0.5  # the running one is 0.5 s in
+    with pytest.raises(Overloaded) as exc:
+        await adm.acquire()
+    # 1.5 s left on the running one + 8 × 2 s queued
+    assert exc.value.extra["wait_s"] == pytest.approx(17.5)
+    assert exc.value.retry_after == 18
+    adm.release(running, sample=True)
+    assert adm.service.measured_s == pytest.approx(2.0 + 0.2 * (0.5 - 2.0))
+    for t in queued:
+        adm.release(await t)
+    assert adm.idle
+
+
+async def test_only_finished_requests_are_service_time_samples() -> None:
+    clock = FakeClock()
+    adm = Admission(clock=clock)
+    started = await adm.acquire()
+    clock.now += 0.01  # cancelled at once: says nothing about the service time
+    adm.release(started, sample=False)
+    assert adm.service.measured_s is None
+    async with adm.slot():
+        clock.now += 1.5
+    assert adm.service.measured_s == pytest.approx(1.5)
+
+
+async def test_a_slot_handed_over_is_timed_from_the_handover() -> None:
+    clock = FakeClock()
+    adm = Admission(max_concurrency=1, max_queue=1, clock=clock)
+    first = await adm.acquire()
+    waiter = asyncio.create_task(adm.acquire())
+    await asyncio.sleep(0)
+    clock.now += 3.0
+    adm.release(first, sample=True)
+    second = await waiter
+    assert second == clock.now
+    clock.now += 1.0
+    adm.release(second, sample=True)
+    assert adm.service.samples == 2 and adm.service.measured_s == pytest.approx(3.0 - 0.2 * 2.0)

@@ -220,7 +220,8 @@ async def test_full_queue_is_429_with_retry_after(settings: Settings) -> None:
         assert (health["in_flight"], health["queued"]) == (1, 1)
         r = await c.post("/v1/chat/completions", json=CHAT)
         assert r.status_code == 429
-        assert r.headers["retry-after"] == "1"
+        # nothing measured yet: 2 ahead at the 1 s prior (the burst test below measures)
+        assert r.headers["retry-after"] == "2"
         assert r.json()["error"]["code"] == "overloaded"
         gate.open.set()
         assert (await first).status_code == 200
@@ -393,4 +394,50 @@ async def test_cancelled_whole_answer_frees_its_slot(settings: Settings) -> None
     assert engine.tokens_emitted == emitted
     assert svc.admission.in_flight == 0
     assert svc.requests_failed == 1
+    await svc.stop()
+
+
+async def test_a_burst_is_told_to_come_back_when_the_queue_has_drained(settings: Settings) -> None:
+    """Defect 11: 20 streams at once at a node with 1 slot and 8 places in line.
+
+    Each request holds its slot for 2 s (virtual). The 11 refused must be told
+    18 s (1 running + 8 queued at the measured 2 s each), not ``Retry-After: 1``.
+    """
+    from LLM_Mesh.node.engines.sim import SimEngine
+    from tests.node.conftest import node_config
+
+    now = [0.0]
+    gate = asyncio.Event()
+
+    async def gated_sleep(seconds: float) -> None:
+        await gate.wait()
+        now[0] += seconds
+
+    engine = SimEngine([MODEL], ttft_s=2.0, tokens_per_s=1000.0, answer_tokens=1, sleep=gated_sleep)
+    svc = NodeService(
+        node_config(max_concurrency=1, max_queue=8), settings, engine=engine, clock=lambda: now[0]
+    )
+    await svc.start()
+    body = {**CHAT, "stream": True}
+    async with asgi_client(svc) as c:
+        gate.set()
+        assert (await c.post("/v1/chat/completions", json=body)).status_code == 200  # measured
+        gate.clear()
+        burst = [asyncio.create_task(c.post("/v1/chat/completions", json=body)) for _ in range(20)]
+        done: set[asyncio.Task[httpx.Response]] = set()
+        pending = set(burst)
+        while len(done) < 11:
+            finished, pending = await asyncio.wait(
+                pending, timeout=10, return_when=asyncio.FIRST_COMPLETED
+            )
+            assert finished, "the refused requests were not answered"
+            done |= finished
+        refused = [t.result() for t in done]
+        assert [r.status_code for r in refused] == [429] * 11
+        assert (svc.admission.in_flight, svc.admission.queued) == (1, 8)
+        assert {r.headers["retry-after"] for r in refused} == {"18"}
+        assert {r.json()["error"]["wait_s"] for r in refused} == {18.0}
+        gate.set()
+        served = await asyncio.gather(*pending)
+        assert [r.status_code for r in served] == [200] * 9
     await svc.stop()

@@ -167,3 +167,15 @@ async def test_max_failovers_bounds_refused_connections(tmp_path: Path) -> None:
         assert r.status_code == 502, r.text
         assert r.json()["error"]["attempts"] == 3  # the first try + 2 failovers
         assert sum(len(n.calls) for n in dead) == 3
+
+
+async def test_saturated_retry_after_is_the_nodes_queue_drain_time(tmp_path: Path) -> None:
+    """Defect 11, gateway side: 1 running + 8 queued at the node's measured 2 s is 18 s."""
+    async with running(tmp_path) as h:
+        await h.register("a", max_concurrency=1, max_queue=8)
+        hb = {"in_flight": 1, "queued": 8, "service_s": 2.0}
+        r = await h.client.post("/mesh/nodes/a/heartbeat", json=hb)
+        assert r.status_code == 200, r.text
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 429 and r.headers["retry-after"] == "18"
+        assert r.json()["error"]["wait_s"] == pytest.approx(18.0)

@@ -56,3 +56,18 @@ async def test_a_503_node_cannot_use_up_the_attempts_meant_for_work(tmp_path: Pa
         r = await h.client.post(CHAT, json=chat())
         assert r.status_code == 200, r.text
         assert r.json()["mesh"]["node_id"] == "good"
+
+
+async def test_a_refusing_nodes_retry_after_holds_it_in_the_router(tmp_path: Path) -> None:
+    """The node's own Retry-After reaches the Router: the next request is told to wait that
+    long by the gateway itself, without calling the node again."""
+    async with running(tmp_path) as h:
+        busy = await h.register("busy", behavior="429")
+        busy.retry_after = "30"
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 429, r.text
+        assert len(busy.calls) == 1
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 429, r.text
+        assert int(r.headers["retry-after"]) >= 29  # the gateway's own estimate, not 1
+        assert len(busy.calls) == 1  # held out: not asked again

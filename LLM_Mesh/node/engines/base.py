@@ -6,7 +6,8 @@ An :class:`Engine` lists the models it serves and streams a generation as
 was set: the client went away) simply stops, possibly without that final delta.
 
 Blocking inference never runs on the event loop: :func:`iterate_in_thread`
-drives a blocking iterator in a worker thread and hands its items to the loop
+drives a blocking iterator in a worker thread (an engine's long-lived
+:class:`EngineWorker`, or a new thread) and hands its items to the loop
 through an :class:`asyncio.Queue` (``loop.call_soon_threadsafe``).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -133,8 +135,61 @@ class Engine(abc.ABC):
 _ITEM, _ERROR, _DONE = "item", "error", "done"
 
 
+class EngineWorker:
+    """One long-lived daemon thread that runs blocking jobs one after another.
+
+    An engine keeps one per model, so every generation of a model runs on the
+    same OS thread: llama.cpp's OpenMP thread team (created per calling thread)
+    and the thread's caches are set up once, not per request. Starting a thread
+    per request measured 20-40 ms slower to first token on a loaded 2-core box
+    (docs/benchmarks.md). A job waiting its turn waits as it would for the
+    model's lock.
+    """
+
+    def __init__(self, name: str = "llm-mesh-engine") -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the worker thread (started on first use); it must not raise."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the engine worker is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job()
+
+    def close(self) -> None:
+        """Stop after the jobs already submitted (does not wait)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._thread is not None:
+                self._jobs.put(None)
+
+
+FIRST_ITEM_HOLD_S = 0.05
+"""How long the worker waits, after the first item, for the consumer to ask for the second."""
+
+
 async def iterate_in_thread(
-    make_iter: Callable[[threading.Event], Iterator[T]], cancel: CancelFlag
+    make_iter: Callable[[threading.Event], Iterator[T]],
+    cancel: CancelFlag,
+    *,
+    worker: EngineWorker | None = None,
+    hold_first_s: float = 0.0,
 ) -> AsyncIterator[T]:
     """Run a blocking iterator in a worker thread; yield its items on the loop.
 
@@ -142,26 +197,40 @@ async def iterate_in_thread(
     is gone or ``cancel`` is set; the worker also checks both after every item
     and stops iterating (closing the iterator) as soon as either is set.
     Exceptions raised in the worker are re-raised here.
+
+    ``worker``: run on that long-lived thread (else a new thread for this call).
+    ``hold_first_s``: after the first item the worker waits, at most that long,
+    until the consumer asks for the next one, so the first token is on its way
+    (response started, first chunk written) before the next token's compute
+    takes every core again.
     """
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     gone = threading.Event()
+    pulled = threading.Event()
 
     def put(kind: str, value: Any) -> None:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            loop.call_soon_threadsafe(items.put_nowait, (kind, value))
         except RuntimeError:  # the loop is closed: nobody listens any more
             gone.set()
 
     def work() -> None:
+        if gone.is_set() or cancel.is_set():  # the consumer left while this waited its turn
+            put(_DONE, None)
+            return
         try:
             it = make_iter(gone)
             try:
+                first = True
                 for item in it:
                     if gone.is_set() or cancel.is_set():
                         gone.set()
                         break
                     put(_ITEM, item)
+                    if first and hold_first_s > 0:
+                        first = False
+                        pulled.wait(hold_first_s)
             finally:
                 close = getattr(it, "close", None)
                 if close is not None:
@@ -171,16 +240,23 @@ async def iterate_in_thread(
             return
         put(_DONE, None)
 
-    worker = threading.Thread(target=work, name="llm-mesh-engine", daemon=True)
-    worker.start()
+    if worker is None:
+        threading.Thread(target=work, name="llm-mesh-engine", daemon=True).start()
+    else:
+        worker.submit(work)
     try:
+        n = 0
         while True:
-            kind, value = await queue.get()
+            kind, value = await items.get()
             if kind == _ITEM:
+                n += 1
                 yield value
+                if n == 1:
+                    pulled.set()
             elif kind == _ERROR:
                 raise value
             else:
                 return
     finally:
         gone.set()
+        pulled.set()

@@ -30,6 +30,7 @@ from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, MeshError, ModelNotFound
 from LLM_Mesh.node.engines.base import (
     DEFAULT_MAX_TOKENS,
+    FIRST_ITEM_HOLD_S,
     CancelFlag,
     Delta,
     Engine,
@@ -146,7 +147,11 @@ class LlamaCppEngine(Engine):
             def make(gone: threading.Event) -> Iterator[Delta]:
                 return self._generate(lm, prompt, stop, req, cancel, gone)
 
-            async for delta in iterate_in_thread(make, cancel):
+            # the model's own long-lived thread; the first token goes out before the next
+            # token's compute takes the cores again (base.iterate_in_thread)
+            async for delta in iterate_in_thread(
+                make, cancel, worker=lm.worker, hold_first_s=FIRST_ITEM_HOLD_S
+            ):
                 yield delta
         finally:
             self.pool.release(lm)

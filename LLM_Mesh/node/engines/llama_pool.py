@@ -31,6 +31,7 @@ from typing import Any
 
 from LLM_Mesh.core.memory_budget import LoadedInfo, estimate_load_time_s, plan_load
 from LLM_Mesh.errors import ModelUnavailable
+from LLM_Mesh.node.engines.base import EngineWorker
 from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel
 
 RETRY_AFTER_S = 1
@@ -46,6 +47,8 @@ class LoadedModel:
     last_used: float = 0.0
     in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    worker: EngineWorker = field(default_factory=lambda: EngineWorker("llm-mesh-llama"))
+    """The one thread this model's generations run on (see ``EngineWorker``)."""
 
 
 def model_size(model: ResolvedModel) -> int:
@@ -54,11 +57,12 @@ def model_size(model: ResolvedModel) -> int:
 
 
 def close_when_idle(lm: LoadedModel) -> None:
-    """Blocking: close ``lm``'s ``Llama`` once no generation holds its lock."""
+    """Blocking: close ``lm``'s ``Llama`` once no generation holds its lock; stop its worker."""
     close = getattr(lm.llama, "close", None)
     if callable(close):
         with lm.lock:
             close()
+    lm.worker.close()
 
 
 class ModelPool:

@@ -9,7 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from LLM_Mesh.node.engines.base import GenerationRequest, Usage, iterate_in_thread, message_text
+from LLM_Mesh.node.engines.base import (
+    EngineWorker,
+    GenerationRequest,
+    Usage,
+    iterate_in_thread,
+    message_text,
+)
 
 
 def test_generation_request_validation() -> None:
@@ -95,3 +101,61 @@ async def test_consumer_leaving_stops_the_worker() -> None:
             break
     await agen.aclose()  # type: ignore[attr-defined]
     assert await asyncio.to_thread(closed.wait, 2)
+
+
+async def test_an_engine_worker_runs_every_generation_on_one_thread() -> None:
+    """A model's generations share one long-lived thread (llama.cpp's OpenMP team is per thread)."""
+    worker = EngineWorker("test-worker")
+    threads: list[int] = []
+
+    def make(_gone: threading.Event) -> Iterator[int]:
+        threads.append(threading.get_ident())
+        yield 1
+
+    for _ in range(3):
+        assert [i async for i in iterate_in_thread(make, threading.Event(), worker=worker)] == [1]
+    assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+    worker.close()
+    worker.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        worker.submit(lambda: None)
+
+
+async def test_a_generation_whose_consumer_left_while_queued_never_starts() -> None:
+    worker = EngineWorker()
+    release = threading.Event()
+    worker.submit(release.wait)  # the worker is busy
+    started = threading.Event()
+
+    def make(_gone: threading.Event) -> Iterator[int]:
+        started.set()
+        yield 1
+
+    cancel = threading.Event()
+    agen = iterate_in_thread(make, cancel, worker=worker)
+    first = asyncio.ensure_future(agen.__anext__())
+    await asyncio.sleep(0)
+    cancel.set()  # the client left while the generation waited its turn
+    release.set()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(first, 5)
+    assert not started.is_set()
+    worker.close()
+
+
+async def test_the_worker_holds_after_the_first_item_until_it_is_pulled() -> None:
+    """The first token goes out before the next token's compute takes the cores."""
+    second_started = threading.Event()
+
+    def make(_gone: threading.Event) -> Iterator[int]:
+        yield 1
+        second_started.set()
+        yield 2
+
+    agen = iterate_in_thread(make, threading.Event(), hold_first_s=30.0)
+    assert await agen.__anext__() == 1
+    # the worker waits for the consumer (bounded check of a negative)
+    assert not await asyncio.to_thread(second_started.wait, 0.1)
+    assert await agen.__anext__() == 2
+    assert second_started.is_set()
+    await agen.aclose()

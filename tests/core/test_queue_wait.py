@@ -1,0 +1,66 @@
+"""Retry-After as the queue's drain time: the rule the node and the gateway share."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from LLM_Mesh.core.queue_wait import ServiceTime, queue_wait_s, retry_after_header
+
+
+def test_the_wait_is_the_queue_ahead_times_the_service_time() -> None:
+    # defect 11: 1 running + 8 queued at ~1 s each is ~9 s, not 1 s
+    assert queue_wait_s(9, 1.0, 1) == pytest.approx(9.0)
+    assert queue_wait_s(9, 1.0, 3) == pytest.approx(3.0)
+    assert queue_wait_s(0, 1.0, 1) == 0.0
+    assert queue_wait_s(4, 0.0, 1) == 0.0
+
+
+def test_work_done_on_running_requests_is_taken_off() -> None:
+    # the running one is 0.4 s into a 1 s service: 0.6 s left, then 8 queued
+    assert queue_wait_s(9, 1.0, 1, running_elapsed_s=[0.4]) == pytest.approx(8.6)
+    # a running request counts at most one service time, and never negative
+    assert queue_wait_s(2, 1.0, 1, running_elapsed_s=[5.0, -1.0]) == pytest.approx(1.0)
+
+
+def test_bad_concurrency_raises() -> None:
+    with pytest.raises(ValueError):
+        queue_wait_s(1, 1.0, 0)
+
+
+def test_retry_after_rounds_up_and_is_at_least_one() -> None:
+    assert retry_after_header(8.01) == 9
+    assert retry_after_header(8.0) == 8
+    assert retry_after_header(0.0) == 1
+    with pytest.raises(ValueError):
+        retry_after_header(math.inf)
+
+
+def test_service_time_starts_at_the_prior_then_follows_samples() -> None:
+    st = ServiceTime(alpha=0.5, prior_s=2.0)
+    assert st.measured_s is None and st.estimate() == 2.0
+    st.observe(1.0)
+    assert st.measured_s == 1.0 and st.samples == 1
+    st.observe(3.0)
+    assert st.measured_s == pytest.approx(2.0)
+    st.observe(2.0)
+    assert st.estimate() == pytest.approx(2.0)
+
+
+def test_a_running_request_older_than_the_estimate_raises_it() -> None:
+    st = ServiceTime(prior_s=1.0)
+    st.observe(0.5)
+    assert st.estimate([0.2]) == 0.5
+    assert st.estimate([0.2, 4.0]) == 4.0
+
+
+def test_service_time_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        ServiceTime(alpha=0.0)
+    with pytest.raises(ValueError):
+        ServiceTime(prior_s=0.0)
+    with pytest.raises(ValueError):
+        ServiceTime().observe(-1.0)
+    with pytest.raises(ValueError):
+        ServiceTime().observe(math.nan)
