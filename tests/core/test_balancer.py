@@ -376,3 +376,33 @@ def test_best_of_four_within_a_short_allow_list() -> None:
     r = _ranked_fleet(30)
     allow = RouteRequest(("m",), allow_nodes=frozenset(f"n{i}" for i in range(10)))
     _best_of_k_shape(r, allow, n=10, k=4)
+
+
+def test_waiting_bookkeeping_when_an_attempt_ends_before_its_first_token() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4)
+    a, b, c = r.begin("a", "m", 1.0), r.begin("a", "m", 3.0), r.begin("a", "m", 4.0)
+    r.finish(a, 5.0, Outcome.SERVER_ERROR)  # never answered
+    assert (st.waiting, st.waiting_since_sum) == (2, 7.0)
+    r.finish(b, 5.0, Outcome.CANCELLED)
+    assert (st.waiting, st.waiting_since_sum) == (1, 4.0)
+    r.finish(c, 6.0, Outcome.SUCCESS)
+    assert (st.waiting, st.waiting_since_sum) == (0, 0.0)
+
+
+def test_success_and_latency_are_time_weighted() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4)
+    r.finish(r.begin("a", "m", 0.0), 0.0, Outcome.CONNECT_ERROR)
+    r.finish(r.begin("a", "m", 30.0), 30.0, Outcome.SUCCESS)  # success_tau_s = 30
+    assert st.success.value == pytest.approx(1.0 - math.exp(-1.0))
+    r.finish(r.begin("a", "m", 40.0), 40.5, Outcome.SUCCESS)  # latency_tau_s = 10
+    assert st.latency.value == pytest.approx(500.0 * (1.0 - math.exp(-1.05)))
+
+
+def test_an_ejected_node_is_not_ejected_twice() -> None:
+    r = fleet(6)
+    first, second = r.begin("n1", "m", 0.0), r.begin("n1", "m", 0.0)
+    assert r.finish(first, 0.1, Outcome.TIMEOUT) is True
+    assert r.finish(second, 0.2, Outcome.TIMEOUT) is False
+    assert r.outliers.ejection_count("n1") == 1 and r.pool_counts("m") == (5, 0, 1)

@@ -41,3 +41,8 @@ def test_not_routable(kw: dict[str, object]) -> None:
 
 def test_just_before_expiry_is_routable() -> None:
     assert routable(now=9.999)
+
+
+def test_expiry_counts_from_the_last_heartbeat() -> None:
+    assert routable(last_heartbeat=100.0, now=105.0)
+    assert not routable(last_heartbeat=100.0, now=110.0)

@@ -85,7 +85,7 @@ def test_a_model_serving_one_request_is_busy() -> None:
         "idle": LoadedInfo(50, last_used=2.0),
     }
     d = plan_load("x", 60, loaded, budget=100)
-    assert not d.load and d.unload == []
+    assert d.load is False and d.unload == []
     assert d.reason == (
         "x needs 0.00 GB; only 0.00 GB could be freed (busy, not unloadable: one-request)"
     )
@@ -94,7 +94,7 @@ def test_a_model_serving_one_request_is_busy() -> None:
 def test_refusal_reasons_in_gigabytes() -> None:
     gb = 1_000_000_000
     d = plan_load("big", 3 * gb, {}, budget=2 * gb)
-    assert not d.load
+    assert d.load is False
     assert d.reason == "big needs 3.00 GB, more than the whole budget of 2.00 GB"
     loaded = {"a": LoadedInfo(gb, 1.0, in_flight=2), "b": LoadedInfo(gb, 2.0, in_flight=1)}
     d = plan_load("x", 2 * gb, loaded, budget=2 * gb)
@@ -112,7 +112,7 @@ def test_reasons_when_loading() -> None:
     assert d.load and d.unload == ["a", "b"]
     assert d.reason == "unloading least recently used idle model(s) a, b to make room"
     d = plan_load("a", gb, loaded, budget=3 * gb)
-    assert not d.load and d.reason == "a is already loaded"
+    assert d.load is False and d.reason == "a is already loaded"
 
 
 def test_equal_last_use_breaks_ties_by_name() -> None:

@@ -216,6 +216,7 @@ def test_ranking_fit_before_unfit_then_speed_then_name() -> None:
     demand = {"huge": ModelDemand("huge", requests_waiting=100)}
     entries = plan_models(hw, catalog, demand, min_tokens_per_s=4.5)
     assert [e.model for e in entries] == ["b-same", "small", "big", "slow", "huge"]
+    assert [e.recommended for e in entries] == [True, True, True, False, False]
     assert choose(entries, 100 * GB) == ["b-same"]  # one model by default
     # disk for exactly two 1.05 GB files
     assert choose(entries, 2_100_000_000, max_models=5) == ["b-same", "small"]

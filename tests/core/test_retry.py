@@ -93,6 +93,16 @@ def test_budget_allows_ratio_of_requests_plus_floor() -> None:
     assert rb.requests_in_window == 0 and rb.retries_in_window == 0
 
 
+def test_default_budget_is_20_percent_plus_10_a_second_over_10_s() -> None:
+    rb = RetryBudget()
+    assert rb.allowed(0.0) == 100.0
+    for _ in range(100):
+        rb.record_request(0.5)
+    assert rb.allowed(0.5) == 120.0
+    assert rb.allowed(9.9) == 120.0
+    assert rb.allowed(10.0) == 100.0  # 1-second buckets: the t=0.5 requests left at 10 s
+
+
 def test_budget_with_no_floor_needs_requests() -> None:
     rb = RetryBudget(ratio=0.2, min_per_s=0.0, window_s=10.0)
     assert not rb.try_retry(0.0)

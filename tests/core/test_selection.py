@@ -22,6 +22,8 @@ def test_fewest_in_flight_relative_to_concurrency_wins() -> None:
     a = c("a", in_flight=2, max_concurrency=4)
     b = c("b", in_flight=1, max_concurrency=1)
     assert pick_least_loaded([b, a]) is a
+    a3 = c("a", in_flight=3, max_concurrency=4)  # 0.75 still beats 1.0
+    assert pick_least_loaded([b, a3]) is a3
     # queued requests count as load too: 1 running + 2 queued beats 0 + 4
     x = c("x", in_flight=1, queued=2, max_concurrency=1)
     y = c("y", queued=4, max_concurrency=1)
@@ -34,6 +36,8 @@ def test_ties_go_to_lower_latency_then_node_id() -> None:
     assert pick_least_loaded([slow, fast]) is fast
     unknown = c("c")  # no latency yet counts as 0: tried first
     assert pick_least_loaded([slow, fast, unknown]) is unknown
+    very_fast = c("d", latency_ms_ewma=0.5)
+    assert pick_least_loaded([very_fast, unknown]) is unknown
     assert pick_least_loaded([c("z"), c("m"), c("q")]).node_id == "m"  # type: ignore[union-attr]
 
 
