@@ -1,3 +1,4 @@
+import math
 import random
 
 import pytest
@@ -199,3 +200,249 @@ def test_a_nodes_retry_after_is_a_floor_for_the_gateways_wait() -> None:
     assert _saturated(r, 1.0) == pytest.approx(6.0)
     r.heartbeat("a", 1.0, in_flight=1, queued=0, service_s=0.1)
     assert _saturated(r, 2.0) == pytest.approx(5.0)
+
+
+def test_routing_policy_validates() -> None:
+    assert RoutingPolicy(choices=1, max_draws=1).choices == 1
+    for kw in ({"choices": 0}, {"choices": 5, "max_draws": 4}):
+        with pytest.raises(ValueError, match="choices"):
+            RoutingPolicy(**kw)  # type: ignore[arg-type]
+
+
+def test_router_without_a_seeded_rng_still_routes() -> None:
+    r = Router()
+    r.upsert_node("a", ("m",), now=0.0)
+    assert r.pick(REQ, 0.0).node_id == "a"
+
+
+def test_registration_defaults_and_values_reach_the_node() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0)
+    assert (st.max_concurrency, st.max_queue, st.uptime, st.cold_start_ms) == (1, 8, 1.0, 30_000.0)
+    st = r.upsert_node(
+        "b", ("m",), now=100.0, max_concurrency=4, max_queue=2, uptime=0.5, cold_start_ms=5.0
+    )
+    assert (st.max_concurrency, st.max_queue, st.uptime, st.cold_start_ms) == (4, 2, 0.5, 5.0)
+    assert st.hb_at == 100.0
+
+
+def test_begin_first_token_finish_bookkeeping() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4)
+    a1 = r.begin("a", "m", 1.0)
+    a2 = r.begin("a", "m", 3.0)
+    assert (st.in_flight, st.waiting, st.waiting_since_sum) == (2, 2, 4.0)
+    r.first_token(a1, 1.5)
+    assert (st.in_flight, st.waiting, st.waiting_since_sum) == (2, 1, 3.0)
+    assert st.ttft.get(1.5) == 500.0
+    r.first_token(a1, 2.0)  # only the first first token counts
+    assert (st.waiting, st.waiting_since_sum) == (1, 3.0)
+    assert r.finish(a1, 2.5, Outcome.SUCCESS, completion_tokens=10) is False
+    assert (st.in_flight, st.waiting) == (1, 1)
+    assert st.latency.value == 1500.0
+    assert st.per_token.get(2.5) == (1500.0 - 500.0) / 10
+    assert r.finish(a1, 2.6, Outcome.SERVER_ERROR) is False  # finished once only
+    assert st.in_flight == 1 and st.success.value == 1.0
+    r.first_token(a1, 2.7)  # a finished attempt's late token is ignored
+    assert st.waiting == 1
+    r.finish(a2, 4.0, Outcome.CANCELLED)
+    assert (st.in_flight, st.waiting, st.waiting_since_sum) == (0, 0, 0.0)
+
+
+def test_a_non_streamed_success_takes_the_nodes_ttft_if_given() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4)
+    r.finish(r.begin("a", "m", 10.0), 12.0, Outcome.SUCCESS, ttft_ms=400.0, completion_tokens=4)
+    assert st.ttft.get(12.0) == 400.0
+    assert st.per_token.get(12.0) == (2000.0 - 400.0) / 4
+    st2 = r.upsert_node("b", ("m",), now=0.0, max_concurrency=4)
+    # a ttft longer than the whole answer is capped; no tokens: no per-token sample
+    r.finish(r.begin("b", "m", 10.0), 11.0, Outcome.SUCCESS, ttft_ms=5000.0)
+    assert st2.ttft.get(11.0) == 1000.0 and st2.per_token.get(11.0) is None
+    st3 = r.upsert_node("c", ("m",), now=0.0, max_concurrency=4)
+    r.finish(r.begin("c", "m", 10.0), 10.5, Outcome.SUCCESS, completion_tokens=1)
+    assert st3.ttft.get(10.5) == 500.0 and st3.per_token.get(10.5) == 0.0
+
+
+def test_failures_feed_success_rate_and_a_timeout_feeds_ttft() -> None:
+    r = Router(rng=random.Random(1))
+    nodes = {n: r.upsert_node(n, ("m",), now=0.0, max_concurrency=4) for n in "abcdefgh"}
+    r.finish(r.begin("a", "m", 0.0), 2.0, Outcome.TIMEOUT)
+    assert nodes["a"].success.value == 0.0
+    assert nodes["a"].ttft.get(2.0) == 2000.0  # it never answered: at least this slow
+    att = r.begin("b", "m", 0.0)
+    r.first_token(att, 0.1)
+    r.finish(att, 5.0, Outcome.TIMEOUT)  # it had answered: its ttft stands
+    assert nodes["b"].ttft.get(5.0) == pytest.approx(100.0 * math.exp(-4.9 / 60.0))
+    r.finish(r.begin("c", "m", 0.0), 3.0, Outcome.SERVER_ERROR)
+    assert nodes["c"].ttft.get(3.0) is None and nodes["c"].success.value == 0.0
+    r.finish(r.begin("d", "m", 0.0), 1.0, Outcome.OVERLOADED)
+    assert nodes["d"].success.value == 1.0  # a full queue says nothing about health
+    r.finish(r.begin("e", "m", 0.0), 1.0, Outcome.CANCELLED)
+    assert nodes["e"].success.value == 1.0 and nodes["e"].hb_load == 0
+
+
+def test_a_429_marks_the_node_full_until_its_next_heartbeat() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=2, max_queue=1)
+    r.finish(r.begin("a", "m", 0.0), 0.1, Outcome.OVERLOADED)
+    assert r.node("a").hb_load == 3  # type: ignore[union-attr]
+    assert r.pool_counts("m") == (0, 1, 0)
+    assert r.pick(REQ, 0.2).verdict is Verdict.SATURATED
+    r.heartbeat("a", 1.0, in_flight=1, queued=0)
+    assert r.pool_counts("m") == (1, 0, 0)
+
+
+def test_heartbeat_load_is_running_plus_queued() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=2, max_queue=1)
+    r.heartbeat("a", 1.0, in_flight=2, queued=1, uptime=0.5)
+    st = r.node("a")
+    assert st is not None and st.hb_load == 3 and st.uptime == 0.5 and st.hb_at == 1.0
+    assert r.pool_counts("m") == (0, 1, 0)
+    r.heartbeat("a", 2.0, in_flight=-5, queued=-5)  # nonsense counts as nothing
+    assert st.hb_load == 0 and st.uptime == 0.5  # uptime kept when not sent
+    r.heartbeat("ghost", 2.0, in_flight=1, queued=1)  # unknown: ignored
+    r.set_routable("ghost", False)
+    r.remove_node("ghost")
+    assert r.node("ghost") is None
+
+
+def test_pool_counts_of_an_unknown_model() -> None:
+    assert Router().pool_counts("nope") == (0, 0, 0)
+
+
+def test_a_removed_node_comes_back_with_a_clean_record() -> None:
+    r = fleet(3)
+    assert r.finish(r.begin("n0", "m", 0.0), 0.1, Outcome.CONNECT_ERROR)
+    assert r.outliers.ejection_count("n0") == 1
+    r.remove_node("n0")
+    assert r.pool_counts("m") == (2, 0, 0)
+    r.upsert_node("n0", ("m",), now=1.0, max_concurrency=1, max_queue=0)
+    assert r.outliers.ejection_count("n0") == 0 and not r.outliers.is_ejected("n0")
+    assert r.pool_counts("m") == (3, 0, 0)
+
+
+def test_no_ejection_of_a_node_out_of_routing_or_already_ejected() -> None:
+    r = fleet(4)
+    r.set_routable("n0", False)
+    assert r.finish(r.begin("n0", "m", 0.0), 0.1, Outcome.CONNECT_ERROR) is False
+    assert not r.outliers.is_ejected("n0")
+    first, second = r.begin("n1", "m", 0.0), r.begin("n1", "m", 0.0)
+    assert r.finish(first, 0.1, Outcome.TIMEOUT) is True
+    assert r.finish(second, 0.2, Outcome.TIMEOUT) is False  # already out: not again
+    assert r.outliers.ejection_count("n1") == 1
+
+
+def test_pick_cost_uses_expected_tokens_model_rank_and_slow_start() -> None:
+    pol = RoutingPolicy(ejection=EjectionPolicy(base_s=5.0, slow_start_s=10.0, min_weight=0.1))
+    r = Router(pol, rng=random.Random(1))
+    r.upsert_node("a", ("m2",), now=0.0, max_concurrency=4)
+    d = r.pick(RouteRequest(("m2",), expected_tokens=10), 0.0)
+    assert d.cost_ms == 200.0 + 10 * 20.0  # the priors, for 10 tokens
+    d = r.pick(RouteRequest(("unknown", "m2"), expected_tokens=10), 0.0)
+    assert d.node_id == "a" and d.model == "m2"
+    assert d.cost_ms == 1.5 * 400.0  # second choice: × (1 + 0.5 × rank 1)
+    d = r.pick(RouteRequest(("m2",)), 0.0)
+    assert d.cost_ms == 200.0 + 256 * 20.0  # default_tokens
+    r.upsert_node("b", ("m2",), now=0.0, max_concurrency=4)  # so "a" may be ejected
+    assert r.finish(r.begin("a", "m2", 0.0), 0.0, Outcome.CONNECT_ERROR)
+    r.tick(5.0)
+    # back at 5 s, slow start from weight 0.1: at 7.5 s the weight is 0.25
+    # (its cost also carries its failure record; compare with the same node at full weight)
+    only_a = RouteRequest(("m2",), allow_nodes=frozenset({"a"}), expected_tokens=10)
+    ramp = r.pick(only_a, 7.5)
+    r.heartbeat("a", 29.0, in_flight=0, queued=0)
+    full = r.pick(only_a, 30.0)
+    assert ramp.node_id == full.node_id == "a"
+    assert ramp.cost_ms == pytest.approx(4.0 * full.cost_ms)
+
+
+def test_wait_estimate_of_a_saturated_pool() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=2, max_queue=0)
+    r.begin("a", "m", 0.0)
+    r.begin("a", "m", 0.0)
+    d = r.pick(RouteRequest(("m",), expected_tokens=10), 0.0)
+    # the queue's drain time (core/queue_wait.py): 2 ahead x 400 ms over 2 slots
+    assert d.verdict is Verdict.SATURATED and d.wait_s == pytest.approx(0.4)
+    r.upsert_node("b", ("m",), now=0.0, max_concurrency=1, max_queue=0, loaded=())
+    r.begin("b", "m", 0.0)
+    d = r.pick(RouteRequest(("m",), expected_tokens=10), 0.0)
+    assert d.wait_s == pytest.approx(0.4)  # b would need its 30 s cold start: a is sooner
+    r.begin("a", "m", 0.0)  # a third request at the gateway's count: 3 ahead over 2 slots
+    assert r.pick(RouteRequest(("m",), expected_tokens=10), 0.0).wait_s == pytest.approx(0.6)
+
+
+def _ranked_fleet(n: int, **kw: object) -> Router:
+    """n nodes n0..n{n-1}; node i has i requests in flight, so n0 is the cheapest."""
+    r = Router(rng=random.Random(7), **kw)  # type: ignore[arg-type]
+    for i in range(n):
+        r.upsert_node(f"n{i}", ("m",), now=0.0, max_concurrency=100, max_queue=0)
+        for _ in range(i):
+            r.begin(f"n{i}", "m", 0.0)
+    return r
+
+
+def _best_of_k_shape(r: Router, req: RouteRequest, n: int, k: int, picks: int = 2000) -> None:
+    wins = [r.pick(req, 0.0).node_id for _ in range(picks)]
+    ranks = [int(w[1:]) for w in wins if w is not None]
+    assert len(ranks) == picks
+    # the k-1 costliest can never be the cheapest of k distinct draws
+    assert max(ranks) <= n - k
+    # the cheapest wins whenever it is drawn: k of n draws
+    share = ranks.count(0) / picks
+    assert k / n - 0.05 < share < k / n + 0.05
+    assert set(range(k)) <= set(ranks)
+
+
+def test_best_of_four_distinct_draws_from_the_open_set() -> None:
+    _best_of_k_shape(_ranked_fleet(10), REQ, n=10, k=4)
+
+
+def test_best_of_one_is_a_uniform_draw() -> None:
+    r = _ranked_fleet(5, policy=RoutingPolicy(choices=1))
+    seen = [r.pick(REQ, 0.0).node_id for _ in range(500)]
+    assert set(seen) == {f"n{i}" for i in range(5)}
+
+
+def test_best_of_four_under_constraints() -> None:
+    r = _ranked_fleet(11)
+    deny_last = RouteRequest(("m",), deny_nodes=frozenset({"n10"}))
+    _best_of_k_shape(r, deny_last, n=10, k=4)
+
+
+def test_best_of_four_within_a_short_allow_list() -> None:
+    r = _ranked_fleet(30)
+    allow = RouteRequest(("m",), allow_nodes=frozenset(f"n{i}" for i in range(10)))
+    _best_of_k_shape(r, allow, n=10, k=4)
+
+
+def test_waiting_bookkeeping_when_an_attempt_ends_before_its_first_token() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4)
+    a, b, c = r.begin("a", "m", 1.0), r.begin("a", "m", 3.0), r.begin("a", "m", 4.0)
+    r.finish(a, 5.0, Outcome.SERVER_ERROR)  # never answered
+    assert (st.waiting, st.waiting_since_sum) == (2, 7.0)
+    r.finish(b, 5.0, Outcome.CANCELLED)
+    assert (st.waiting, st.waiting_since_sum) == (1, 4.0)
+    r.finish(c, 6.0, Outcome.SUCCESS)
+    assert (st.waiting, st.waiting_since_sum) == (0, 0.0)
+
+
+def test_success_and_latency_are_time_weighted() -> None:
+    r = Router(rng=random.Random(1))
+    st = r.upsert_node("a", ("m",), now=0.0, max_concurrency=4)
+    r.finish(r.begin("a", "m", 0.0), 0.0, Outcome.CONNECT_ERROR)
+    r.finish(r.begin("a", "m", 30.0), 30.0, Outcome.SUCCESS)  # success_tau_s = 30
+    assert st.success.value == pytest.approx(1.0 - math.exp(-1.0))
+    r.finish(r.begin("a", "m", 40.0), 40.5, Outcome.SUCCESS)  # latency_tau_s = 10
+    assert st.latency.value == pytest.approx(500.0 * (1.0 - math.exp(-1.05)))
+
+
+def test_an_ejected_node_is_not_ejected_twice() -> None:
+    r = fleet(6)
+    first, second = r.begin("n1", "m", 0.0), r.begin("n1", "m", 0.0)
+    assert r.finish(first, 0.1, Outcome.TIMEOUT) is True
+    assert r.finish(second, 0.2, Outcome.TIMEOUT) is False
+    assert r.outliers.ejection_count("n1") == 1 and r.pool_counts("m") == (5, 0, 1)

@@ -131,3 +131,28 @@ def test_gemma_sha256_matches_the_real_file(tmp_path: Path) -> None:
     assert spec is not None
     assert digest.hexdigest() == spec.sha256
     assert size == spec.size_bytes
+
+
+def test_custom_spec_defaults_say_what_is_unknown() -> None:
+    d = custom_spec("my-model", sha256=None).to_dict()
+    assert d == {
+        "id": "my-model",
+        "name": "my-model",
+        "size_bytes": 0,
+        "quantization": "unknown",
+        "context_length": 4096,
+        "specialties": ["general"],
+        "file_name": "",
+        "params_b": 0.0,
+        "sha256": None,
+        "url": None,
+        "source": None,
+        "tier": "worker",
+        "prompt_template": "plain",
+        "price_per_1k_tokens": 0.01,
+        "file_format": "gguf",
+        "notes": "custom model hosted by a node operator",
+        "custom": True,
+        "aliases": [],
+        "min_memory_bytes": 0,
+    }

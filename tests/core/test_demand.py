@@ -52,3 +52,30 @@ def test_requests_waiting() -> None:
     assert w(0, 2, 0, 0) == 2  # held at the gateway with no node
     assert w(6, 2, 4, 1) == 4
     assert w(-1, -1, -1, -1) == 0
+
+
+def test_window_validation_and_edges() -> None:
+    for window, bucket in ((0.0, 0.0), (-1.0, 1.0), (10.0, 0.0), (10.0, 11.0)):
+        with pytest.raises(ValueError, match="bucket_s <= window_s"):
+            WindowCounter(window, bucket)
+    c: WindowCounter[str] = WindowCounter(10, 10)  # one bucket: the window is the bucket
+    assert (c.window_s, c.bucket_s, c.n_buckets) == (10.0, 10.0, 1)
+    c.add("a", 5.0)
+    assert c.count("a", 9.9) == 1
+    assert c.count("a", 10.0) == 0 and c.counts(10.0) == {}
+    half: WindowCounter[str] = WindowCounter(1.0, 0.5)  # sub-second buckets are fine
+    half.add("a", 0.2)
+    assert half.count("a", 0.9) == 1 and half.count("a", 1.0) == 0
+
+
+def test_adding_nothing_records_nothing() -> None:
+    c: WindowCounter[str] = WindowCounter(60, 10)
+    c.add("a", 0.0, n=0)
+    c.add("b", 0.0, n=-3)
+    assert c.counts(0.0) == {} and len(c) == 0
+
+
+def test_waiting_with_no_serving_concurrency() -> None:
+    kw = {"gateway_waiting": 0, "reported_queued": 0}
+    assert requests_waiting(gateway_in_flight=2, concurrency=0, **kw) == 2
+    assert requests_waiting(gateway_in_flight=2, concurrency=-1, **kw) == 2

@@ -44,3 +44,26 @@ def test_meminfo_without_memavailable_estimates() -> None:
 def test_meminfo_without_total() -> None:
     with pytest.raises(ValueError, match="MemTotal"):
         parse_meminfo("MemFree: 1 kB\n")
+
+
+def test_nvidia_smi_garbage_before_good_lines_is_skipped() -> None:
+    text = "\nNo devices were found\n, 100, 50\nGPU, [N/A], 1\nGood, 100, 0\nNeg, 100, -1\n"
+    assert parse_nvidia_smi(text) == [
+        GpuInfo("Good", 100 * MIB, 0),  # zero free is a number, not unknown
+        GpuInfo("Neg", 100 * MIB, None),
+    ]
+
+
+def test_gpu_info_as_dict() -> None:
+    assert GpuInfo("g", 10, None).to_dict() == {
+        "name": "g",
+        "memory_total_bytes": 10,
+        "memory_free_bytes": None,
+    }
+
+
+def test_meminfo_garbage_lines_and_units() -> None:
+    text = "garbage\nEmpty:\nBad: x kB\nMemTotal: 4096\nMemFree: 1 kB\n"
+    # no unit: bytes as given; no MemAvailable, Buffers or Cached: free alone
+    assert parse_meminfo(text) == MemInfo(4096, 1024)
+    assert parse_meminfo("MemTotal: 2 KB\nMemAvailable: 1 kB\n") == MemInfo(2048, 1024)

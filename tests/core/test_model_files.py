@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from LLM_Mesh.core.model_files import (
+    SAFETENSORS_MAX_HEADER,
     GGUFHeader,
     check_gguf_header,
     detect_model_format,
@@ -105,3 +106,79 @@ def test_random_bytes_are_not_models() -> None:
         if head[:4] in (b"GGUF", b"lmgg", b"fmgg", b"tjgg"):
             continue
         assert detect_model_format(head) is None
+
+
+def test_safetensors_boundaries() -> None:
+    # the smallest header: 8 length bytes, then a 2-byte JSON object starting '{'
+    assert is_safetensors(struct.pack("<Q", 2) + b"{")
+    assert not is_safetensors(struct.pack("<Q", 2))  # no header byte at all
+    for n in (0, 1):  # a length too short for any JSON object
+        assert not is_safetensors(struct.pack("<Q", n) + b"{}")
+    assert is_safetensors(struct.pack("<Q", SAFETENSORS_MAX_HEADER) + b"{")
+    assert not is_safetensors(struct.pack("<Q", SAFETENSORS_MAX_HEADER + 1) + b"{")
+    assert not is_safetensors(struct.pack("<Q", 2**64 - 1) + b"{")
+    # a file exactly as long as length + header holds is whole; one byte less is truncated
+    head = struct.pack("<Q", 10) + b'{"a": "b"}'
+    assert is_safetensors(head, file_size=18)
+    assert not is_safetensors(head, file_size=17)
+    assert detect_weights_format(head, 18) == "safetensors"
+    assert detect_weights_format(head, 17) is None
+
+
+def test_eight_bytes_are_enough_to_recognise_gguf() -> None:
+    assert detect_model_format(b"GGUF" + struct.pack("<I", 3)) == "gguf"
+    assert detect_model_format(b"GGUF" + struct.pack("<I", 3)[:3]) is None
+
+
+def test_weights_format_prefers_the_llama_cpp_formats() -> None:
+    assert detect_weights_format(fake_gguf(3, tensors=1, kvs=2)) == "gguf"
+    assert detect_weights_format(b"tjgg" + struct.pack("<I", 3)) == "ggml"
+
+
+def test_ggml_version_range_is_one_to_three() -> None:
+    for version in (1, 2, 3):
+        assert ggml_variant(b"fmgg" + struct.pack("<I", version)) == "ggmf"
+    for version in (0, 4, 0xFFFFFFFF):
+        assert ggml_variant(b"fmgg" + struct.pack("<I", version)) is None
+    assert ggml_variant(b"fmg") is None
+
+
+def test_gguf_header_of_exactly_eight_bytes_is_truncated_not_foreign() -> None:
+    with pytest.raises(ValueError, match="truncated GGUF header: 8 bytes, need 24"):
+        check_gguf_header(b"GGUF" + struct.pack("<I", 3))
+    with pytest.raises(ValueError, match="truncated GGUF header: 12 bytes, need 16"):
+        check_gguf_header(b"GGUF" + struct.pack("<II", 1, 0))
+    with pytest.raises(ValueError, match="only 7 bytes"):
+        check_gguf_header(b"GGUF\x03\x00\x00")
+
+
+def test_gguf_errors_name_what_was_found() -> None:
+    with pytest.raises(
+        ValueError, match=r"unsupported GGUF version 4294967295: expected one of \[1, 2, 3\]"
+    ):
+        check_gguf_header(b"GGUF" + struct.pack("<IQQ", 0xFFFFFFFF, 0, 0))
+    with pytest.raises(ValueError, match=r"^big-endian GGUF file"):
+        check_gguf_header(b"GGUF" + struct.pack(">IQQ", 2, 0, 0))
+    with pytest.raises(ValueError) as info:
+        check_gguf_header(b"tjgg" + struct.pack("<I", 1) + b"\0" * 16)
+    assert str(info.value) == (
+        "old GGML model file ('ggjt'), not GGUF: convert it with llama.cpp's "
+        "convert_llama_ggml_to_gguf.py before serving it"
+    )
+    with pytest.raises(ValueError, match=r"magic is b'PK\\x03\\x04', expected b'GGUF'"):
+        check_gguf_header(b"PK\x03\x04" + b"\0" * 30)
+
+
+def test_gguf_counts_are_unsigned() -> None:
+    big = fake_gguf(3, tensors=2**64 - 1, kvs=2**63)
+    assert check_gguf_header(big) == GGUFHeader(3, 2**64 - 1, 2**63)
+    v1 = fake_gguf(1, tensors=2**32 - 1, kvs=2**31)
+    assert len(v1) == 16
+    assert check_gguf_header(v1) == GGUFHeader(1, 2**32 - 1, 2**31)
+
+
+def test_fake_gguf_defaults_and_payload() -> None:
+    head = fake_gguf()
+    assert head == b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
+    assert check_gguf_header(fake_gguf(2, payload=b"xyz")) == GGUFHeader(2, 0, 0)
+    assert fake_gguf(2, payload=b"xyz").endswith(b"xyz")

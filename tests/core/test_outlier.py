@@ -44,3 +44,71 @@ def test_policy_validates() -> None:
         EjectionPolicy(base_s=10.0, max_s=5.0)
     with pytest.raises(ValueError):
         EjectionPolicy(max_ejected_fraction=1.5)
+
+
+def test_policy_edges() -> None:
+    for kw in (
+        {"base_s": 0.0},
+        {"base_s": -1.0},
+        {"max_ejected_fraction": -0.1},
+        {"slow_start_s": -1.0},
+        {"min_weight": 0.0},
+        {"min_weight": 1.5},
+    ):
+        with pytest.raises(ValueError):
+            EjectionPolicy(**kw)  # type: ignore[arg-type]
+    # the limits themselves are allowed
+    EjectionPolicy(base_s=0.5, max_s=0.5, max_ejected_fraction=0.0)
+    EjectionPolicy(max_ejected_fraction=1.0, slow_start_s=0.0, min_weight=1.0)
+    with pytest.raises(ValueError, match="count starts at 1"):
+        EjectionPolicy().duration(0)
+
+
+def test_a_node_never_ejected_has_no_record() -> None:
+    d = OutlierDetector()
+    assert d.ejection_count("a") == 0 and not d.is_ejected("a")
+    assert d.weight("a", 100.0) == 1.0
+    assert d.release_due(1e9) == []
+
+
+def test_first_ejection_lasts_base_even_long_after_start() -> None:
+    d = OutlierDetector(EjectionPolicy(base_s=10.0, max_s=100.0, forget_after_s=50.0))
+    assert d.eject("a", 5.0) == 15.0 and d.ejection_count("a") == 1
+    assert d.eject("a", 6.0) == 15.0  # ejected already: unchanged
+    assert d.ejection_count("a") == 1 and d.is_ejected("a")
+
+
+def test_forget_after_counts_from_the_end_of_the_last_ejection() -> None:
+    pol = EjectionPolicy(base_s=10.0, max_s=100.0, forget_after_s=50.0)
+    d = OutlierDetector(pol)
+    d.release_due(d.eject("a", 0.0))  # out 0..10
+    assert d.eject("a", 60.0) == 80.0  # clear for exactly 50 s: remembered, 2 × base
+    d.release_due(80.0)
+    assert d.ejection_count("a") == 2
+    big = OutlierDetector(pol)
+    big.release_due(big.eject("b", 1000.0))  # out 1000..1010
+    assert big.eject("b", 1020.0) == 1040.0  # 10 s later: 2 × base
+
+
+def test_release_reports_each_node_once_and_ignores_stale_heap_entries() -> None:
+    d = OutlierDetector(EjectionPolicy(base_s=10.0, max_s=100.0))
+    d.eject("a", 0.0)
+    d.eject("b", 5.0)
+    d.forget("a")  # left the mesh while ejected
+    assert d.release_due(20.0) == ["b"]
+    assert d.release_due(20.0) == [] and not d.is_ejected("b")
+    assert d.ejection_count("a") == 0
+    d.forget("nobody")  # unknown: nothing happens
+
+
+def test_weight_ramp_edges() -> None:
+    d = OutlierDetector(EjectionPolicy(base_s=10.0, slow_start_s=20.0, min_weight=0.05))
+    d.release_due(d.eject("a", 0.0))  # back at 10
+    assert d.weight("a", 29.99) < 1.0
+    assert d.weight("a", 30.0) == 1.0
+    no_ramp = OutlierDetector(EjectionPolicy(base_s=10.0, slow_start_s=0.0))
+    no_ramp.release_due(no_ramp.eject("a", 0.0))
+    assert no_ramp.weight("a", 10.0) == 1.0  # no slow start: full weight at once
+    half = OutlierDetector(EjectionPolicy(base_s=10.0, slow_start_s=0.5, min_weight=0.05))
+    half.release_due(half.eject("a", 0.0))
+    assert half.weight("a", 10.25) == 0.5  # a ramp shorter than a second still ramps

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from LLM_Mesh.core.catalog import CATALOG, GB, get_spec
-from LLM_Mesh.core.plan import ModelDemand, choose, plan_models, usable_ram_bytes
+from LLM_Mesh.core.catalog import CATALOG, GB, ModelSpec, get_spec
+from LLM_Mesh.core.plan import (
+    ModelDemand,
+    best_gpu_bytes,
+    choose,
+    evaluate,
+    plan_models,
+    usable_ram_bytes,
+)
 from LLM_Mesh.core.schemas import Hardware
 
 BIG_DISK = 1000 * GB
@@ -84,3 +91,133 @@ def test_already_hosted_ranked_first() -> None:
     hw = Hardware(memory_bytes=64 * GB, disk_free_bytes=BIG_DISK)
     entries = plan_models(hw, already_hosted={"code-llama-7b"})
     assert entries[0].model == "code-llama-7b" and entries[0].reason.startswith("already hosted")
+
+
+def spec(**kw: object) -> ModelSpec:
+    """A 1 GB model: needs 1.2 GB of memory and 1.05 GB of disk."""
+    fields: dict[str, object] = dict(
+        id="x",
+        name="X",
+        size_bytes=GB,
+        quantization="Q4",
+        context_length=4096,
+        specialties=("general",),
+        file_name="x.gguf",
+        params_b=1.0,
+        url="https://example.invalid/x.gguf",
+    )
+    fields.update(kw)
+    return ModelSpec(**fields)  # type: ignore[arg-type]
+
+
+def test_fits_in_ram_with_the_reason_in_words() -> None:
+    hw = Hardware(memory_bytes=10 * GB, disk_free_bytes=2 * GB)
+    e = evaluate(spec(), hw, None, hosted=False)
+    assert (e.fits, e.recommended, e.device, e.est_tokens_per_s) == (True, True, "cpu", 20.0)
+    assert (e.memory_needed_bytes, e.disk_needed_bytes) == (1_200_000_000, 1_050_000_000)
+    assert e.demand_score == 1.0 and not e.already_hosted
+    assert e.reason == "fits: 1.2 GB in RAM, ~20 tokens/s; demand 1.00"
+    assert e.to_dict() == {
+        "model": "x",
+        "fits": True,
+        "recommended": True,
+        "device": "cpu",
+        "memory_needed_bytes": 1_200_000_000,
+        "disk_needed_bytes": 1_050_000_000,
+        "est_tokens_per_s": 20.0,
+        "demand_score": 1.0,
+        "already_hosted": False,
+        "reason": "fits: 1.2 GB in RAM, ~20 tokens/s; demand 1.00",
+    }
+
+
+def test_gpu_memory_free_else_total() -> None:
+    on_gpu = Hardware(memory_bytes=2 * GB, gpus=[{"name": "g", "memory_total_bytes": 2 * GB}])
+    e = evaluate(spec(), on_gpu, None, hosted=True)
+    assert e.device == "gpu" and e.est_tokens_per_s == 300.0 and e.disk_needed_bytes == 0
+    assert e.reason == "already hosted: 1.2 GB in GPU memory, ~300 tokens/s; demand 1.00"
+    busy = {"name": "g", "memory_total_bytes": 24 * GB, "memory_free_bytes": GB}
+    e = evaluate(spec(), Hardware(memory_bytes=10 * GB, gpus=[busy]), None, hosted=True)
+    assert e.device == "cpu"  # 1 GB free on the card is not enough, whatever its total
+    unknown_free = {"name": "g", "memory_total_bytes": 2 * GB, "memory_free_bytes": None}
+    hw = Hardware(memory_bytes=GB, gpus=[unknown_free])
+    assert evaluate(spec(), hw, None, hosted=True).device == "gpu"
+    nothing_known = {"name": "g"}
+    assert best_gpu_bytes(Hardware(gpus=[nothing_known, unknown_free])) == 2 * GB
+    assert best_gpu_bytes(Hardware(gpus=[nothing_known])) == 0
+    assert best_gpu_bytes(Hardware()) == 0
+
+
+def test_memory_and_disk_limits_are_inclusive() -> None:
+    exact_gpu = {"name": "g", "memory_total_bytes": 1_200_000_000}
+    hw = Hardware(memory_bytes=GB, disk_free_bytes=1_050_000_000, gpus=[exact_gpu])
+    e = evaluate(spec(), hw, None, hosted=False)
+    assert e.fits and e.device == "gpu"
+    exact_ram = Hardware(memory_bytes=2_200_000_000, disk_free_bytes=1_050_000_000)
+    assert usable_ram_bytes(exact_ram) == 1_200_000_000
+    e = evaluate(spec(), exact_ram, None, hosted=False)
+    assert e.fits and e.device == "cpu"
+    short_disk = Hardware(memory_bytes=10 * GB, disk_free_bytes=1_049_999_999)
+    assert not evaluate(spec(), short_disk, None, hosted=False).fits
+
+
+def test_does_not_fit_says_every_problem() -> None:
+    small_gpu = {"name": "g", "memory_total_bytes": GB // 2}
+    hw = Hardware(memory_bytes=2 * GB, disk_free_bytes=0, gpus=[small_gpu])
+    e = evaluate(spec(file_format="ggml"), hw, None, hosted=False)
+    assert (e.fits, e.recommended, e.device, e.est_tokens_per_s) == (False, False, None, None)
+    assert e.reason == (
+        "does not fit: needs 1.2 GB of memory, has 1.0 GB usable RAM, 0.5 GB GPU memory; "
+        "needs 1.1 GB of disk, 0.0 GB free; old GGML file: convert it to GGUF first; "
+        "demand 1.00"
+    )
+    e = evaluate(spec(), Hardware(memory_bytes=GB), None, hosted=True)
+    assert e.reason == "does not fit: needs 1.2 GB of memory, has 0.0 GB usable RAM; demand 1.00"
+
+
+def test_slow_and_unobtainable_notes() -> None:
+    hw = Hardware(memory_bytes=10 * GB, disk_free_bytes=10 * GB)
+    assert evaluate(spec(), hw, None, False, min_tokens_per_s=20.0).recommended  # exactly enough
+    e = evaluate(spec(url=None), hw, None, False, min_tokens_per_s=21.0)
+    assert e.fits and not e.recommended
+    assert e.reason == (
+        "fits: 1.2 GB in RAM, ~20 tokens/s; demand 1.00; too slow here (~20.0 tokens/s); "
+        "no download source in the catalog: add the file yourself"
+    )
+    assert evaluate(spec(url=None, source="pypi:x"), hw, None, False).recommended
+    assert evaluate(spec(url=None), hw, None, hosted=True).recommended  # the file is here
+
+
+def test_demand_in_the_reason() -> None:
+    hw = Hardware(memory_bytes=10 * GB, disk_free_bytes=10 * GB)
+    e = evaluate(spec(), hw, ModelDemand("x", 3, 1, 1), hosted=False)
+    assert e.demand_score == 2.5
+    assert e.reason == (
+        "fits: 1.2 GB in RAM, ~20 tokens/s; demand 2.50 (3 waiting, 1 refused, 1 nodes serving)"
+    )
+
+
+def test_usable_ram_is_whole_bytes_and_never_negative() -> None:
+    assert usable_ram_bytes(Hardware(memory_bytes=0)) == 0
+    assert usable_ram_bytes(Hardware(memory_bytes=GB // 2)) == 0
+    odd = usable_ram_bytes(Hardware(memory_bytes=10 * GB + 3))
+    assert odd == 10 * GB + 3 - (10 * GB + 3) // 5 and isinstance(odd, int)
+
+
+def test_ranking_fit_before_unfit_then_speed_then_name() -> None:
+    hw = Hardware(memory_bytes=10 * GB, disk_free_bytes=100 * GB)
+    catalog = [
+        spec(id="big", size_bytes=4 * GB),  # 5 tokens/s
+        spec(id="small", size_bytes=GB),  # 20 tokens/s
+        spec(id="b-same", size_bytes=GB),
+        spec(id="huge", size_bytes=40 * GB),  # does not fit
+        spec(id="slow", size_bytes=5 * GB),  # fits, 4 tokens/s: not recommended at 4.5
+    ]
+    demand = {"huge": ModelDemand("huge", requests_waiting=100)}
+    entries = plan_models(hw, catalog, demand, min_tokens_per_s=4.5)
+    assert [e.model for e in entries] == ["b-same", "small", "big", "slow", "huge"]
+    assert [e.recommended for e in entries] == [True, True, True, False, False]
+    assert choose(entries, 100 * GB) == ["b-same"]  # one model by default
+    # disk for exactly two 1.05 GB files
+    assert choose(entries, 2_100_000_000, max_models=5) == ["b-same", "small"]
+    assert choose(entries, 2_099_999_999, max_models=5) == ["b-same"]

@@ -74,3 +74,18 @@ def test_inst_without_system() -> None:
 def test_unknown_template_raises() -> None:
     with pytest.raises(ValueError, match="zephyr"):
         render("zephyr", CONVO)
+
+
+@pytest.mark.parametrize("template", ["llama2-inst", "mistral-inst"])
+def test_system_and_developer_turns_are_merged_into_the_first_user_turn(template: str) -> None:
+    turns = [
+        Turn("system", "Be brief."),
+        Turn("developer", "Answer in French."),
+        Turn("user", "Hi"),
+        Turn("assistant", "Salut"),
+        Turn("user", "Bye"),
+    ]
+    r = render(template, turns)
+    system = "Be brief.\nAnswer in French."
+    first = f"<<SYS>>\n{system}\n<</SYS>>\n\nHi" if template == "llama2-inst" else f"{system}\n\nHi"
+    assert r.prompt == f"[INST] {first} [/INST] Salut [INST] Bye [/INST]"

@@ -229,3 +229,11 @@ def test_mesh_meta_defaults() -> None:
     assert meta.attempts == 1
     assert meta.cost == 0.0
     assert meta.fallback_from is None
+
+
+def test_stop_and_prompt_as_a_string_or_a_list() -> None:
+    req = CompletionRequest(model="m", prompt="Hello", stop="END")
+    assert req.prompt_text() == "Hello" and req.stop_list() == ["END"]
+    req = CompletionRequest(model="m", prompt=["Hello"], stop=["END", "\n\n"])
+    assert req.prompt_text() == "Hello" and req.stop_list() == ["END", "\n\n"]
+    assert CompletionRequest(model="m", prompt="x").stop_list() == []

@@ -1,3 +1,7 @@
+import math
+
+import pytest
+
 from LLM_Mesh.core.scoring import NodeStats, RouteRequest, ScoringPolicy, node_cost, permits
 
 P = ScoringPolicy()
@@ -57,3 +61,125 @@ def test_per_model_cold_start_overrides_the_node_default() -> None:
     s.set_cold_starts({"m3": 800.0, "m2": float("nan"), "other": 1.0, "m": -5.0})
     assert s.model_cold_start_ms == {"m2": 1500.0, "m3": 800.0}
     assert node_cost(s, "m", 100, 0.0, P, 1.0) == warm  # loaded: no cold start
+
+
+def test_cost_formula_exactly() -> None:
+    # no samples yet: the priors, 200 ms + 100 tokens × 20 ms
+    assert node_cost(stats(), "m", 100, 0.0, P, 1.0) == 2200.0
+    sick = stats()
+    sick.success.observe(0.5, 0.0)
+    assert node_cost(sick, "m", 100, 0.0, P, 1.0) == 2200.0 * (1 + 10 * 0.5)
+    flaky = stats(uptime=0.75)
+    assert node_cost(flaky, "m", 100, 0.0, P, 1.0) == 2200.0 * (1 + 2 * 0.25)
+    broken = stats(uptime=-0.5)  # a nonsense uptime counts as 0, not below
+    assert node_cost(broken, "m", 100, 0.0, P, 1.0) == 2200.0 * 3
+    proud = stats(uptime=1.5)  # nor does one above 1 earn a discount
+    assert node_cost(proud, "m", 100, 0.0, P, 1.0) == 2200.0
+
+
+def test_a_zero_weight_node_costs_infinity() -> None:
+    assert node_cost(stats(), "m", 100, 0.0, P, 0.0) == math.inf
+    assert node_cost(stats(), "m", 100, 0.0, P, -1.0) == math.inf
+
+
+def test_observed_latencies_replace_the_priors() -> None:
+    s = stats()
+    s.per_token.observe(5.0, 0.0)
+    assert node_cost(s, "m", 100, 0.0, P, 1.0) == 200.0 + 100 * 5.0
+    s.ttft.observe(50.0, 0.0)
+    assert node_cost(s, "m", 100, 0.0, P, 1.0) == 50.0 + 100 * 5.0
+
+
+def test_latency_estimates_blend_with_latency_tau_and_decay_with_idle_tau() -> None:
+    pol = ScoringPolicy(latency_tau_s=10.0, idle_tau_s=60.0, stale_penalty=1.0)
+    s = NodeStats("a", ("m",), pol)
+    for est in (s.ttft, s.per_token):
+        est.observe(1000.0, 0.0)
+        est.observe(100.0, 10.0)  # lower: blended in with tau 10 s
+    blended = 1000.0 * math.exp(-1.0) + 100.0 * (1.0 - math.exp(-1.0))
+    assert node_cost(s, "m", 1, 10.0, pol, 1.0) == pytest.approx(2 * blended)
+    # 60 s without samples: decayed by e^-1 (idle tau), not e^-6 (latency tau)
+    cost = node_cost(s, "m", 1, 70.0, pol, 1.0)
+    assert cost == pytest.approx(2 * blended * math.exp(-1.0))
+
+
+def test_a_stale_heartbeat_multiplies_the_cost() -> None:
+    s = stats(now=100.0)
+    fresh = node_cost(s, "m", 100, 100.0, P, 1.0)
+    assert node_cost(s, "m", 100, 115.0, P, 1.0) == fresh  # exactly stale_after_s: not yet
+    assert node_cost(s, "m", 100, 115.5, P, 1.0) == 4 * fresh
+
+
+def test_stalled_time_is_measured_from_the_average_start() -> None:
+    s = stats(max_concurrency=4)
+    s.in_flight, s.waiting, s.waiting_since_sum = 2, 2, 1.0 + 3.0  # started at 1 s and 3 s
+    # waiting on average since 2 s: at 10 s that is 8000 ms, more than the 2200 ms service
+    assert node_cost(s, "m", 100, 10.0, P, 1.0) == 8000.0 * (1 + 2 / 4)
+    assert node_cost(s, "m", 100, 3.0, P, 1.0) == 2200.0 * (1 + 2 / 4)  # 1 s: not stalled
+
+
+def test_defaults_of_a_new_node() -> None:
+    s = NodeStats("a", ("m", "m2"), P)
+    assert s.capacity == 1 + 8 and s.max_concurrency == 1
+    assert s.loaded == {"m", "m2"} and s.routable and s.uptime == 1.0
+    assert s.success.value == 1.0  # innocent until proven otherwise
+    assert s.hb_at == 0.0 and s.waiting_since_sum == 0.0 and s.load == 0
+    assert node_cost(s, "m", 100, 15.0, P, 1.0) == 2200.0
+    assert node_cost(s, "m", 100, 15.5, P, 1.0) == 4 * 2200.0
+
+
+@pytest.mark.parametrize("kw", [{"max_concurrency": 0}, {"max_queue": -1}])
+def test_node_stats_validate(kw: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="max_concurrency >= 1 and max_queue >= 0"):
+        stats(**kw)
+
+
+def test_a_node_without_queue_is_valid() -> None:
+    s = stats(max_concurrency=1, max_queue=0)
+    assert s.capacity == 1
+    s.in_flight = 1
+    assert s.saturated
+
+
+def test_instant_cold_start_is_kept() -> None:
+    s = NodeStats("a", ("m",), P, loaded=(), model_cold_start_ms={"m": 0.0})
+    assert s.cold_start_for("m") == 0.0
+    assert node_cost(s, "m", 100, 0.0, P, 1.0) == 2200.0
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"prior_ttft_ms": -1.0},
+        {"prior_per_token_ms": -1.0},
+        {"failure_penalty": -0.1},
+        {"downtime_penalty": -0.1},
+        {"stale_penalty": 0.9},
+    ],
+)
+def test_scoring_policy_validates(kw: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"negative|penalties"):
+        ScoringPolicy(**kw)
+
+
+def test_scoring_policy_edges_are_valid() -> None:
+    pol = ScoringPolicy(
+        prior_ttft_ms=0.0,
+        prior_per_token_ms=0.0,
+        failure_penalty=0.0,
+        downtime_penalty=0.0,
+        stale_penalty=1.0,
+    )
+    s = NodeStats("a", ("m",), pol, uptime=0.0)
+    s.success.observe(0.0, 0.0)
+    assert node_cost(s, "m", 100, 100.0, pol, 1.0) == 0.0  # no prior, no penalty
+
+
+def test_route_request_validates() -> None:
+    with pytest.raises(ValueError, match="at least one model"):
+        RouteRequest(())
+    with pytest.raises(ValueError, match="expected_tokens cannot be negative"):
+        RouteRequest(("m",), expected_tokens=-1)
+    assert RouteRequest(("m",), expected_tokens=0).expected_tokens == 0
+    assert not RouteRequest(("m",)).constrained
+    assert RouteRequest(("m",), allow_nodes=frozenset()).constrained

@@ -155,3 +155,12 @@ def test_specialists_win_python_goes_to_code_llama_code_to_starcoder() -> None:
     assert rank_models_for_task("python", everything)[0].id == "code-llama-7b"
     assert rank_models_for_task("code", everything)[0].id == "starcoder-15b"
     assert rank_models_for_task("debug", everything)[0].id == "code-llama-7b"
+
+
+def test_missing_template_keys_are_named() -> None:
+    with pytest.raises(ValueError) as info:
+        build_prompt("debug", {"error": "boom", "lang": "py"})
+    assert str(info.value) == (
+        "task 'debug' needs payload keys ['code', 'error'] (missing ['code']) or a 'prompt'; "
+        "got ['error', 'lang']"
+    )

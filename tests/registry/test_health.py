@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import httpx
 import pytest
@@ -114,7 +115,10 @@ async def test_ten_thousand_hosts_pass_in_seconds() -> None:
     elapsed = time.perf_counter() - t0
     await client.aclose()
     assert len(results) == 10_000 and all(r["ok"] for r in results)
-    assert elapsed < 10.0, f"a pass over 10,000 hosts took {elapsed:.2f} s"
+    # A line tracer (coverage in `make test`) makes this Python-bound loop ~3x slower;
+    # the bound is about the pass being linear, not about the tracer.
+    limit = 10.0 if sys.gettrace() is None else 30.0
+    assert elapsed < limit, f"a pass over 10,000 hosts took {elapsed:.2f} s"
     assert changed == []  # nothing changed liveness
 
 

@@ -1,0 +1,48 @@
+"""Heartbeat age and routability (core/liveness.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.liveness import heartbeat_age, is_routable
+
+
+def test_heartbeat_age() -> None:
+    assert heartbeat_age(None, 10.0) is None
+    assert heartbeat_age(4.0, 10.0) == 6.0
+    assert heartbeat_age(12.0, 10.0) == 0.0  # a heartbeat "from the future" is fresh, not negative
+
+
+def routable(**kw: object) -> bool:
+    args: dict[str, object] = dict(
+        online=True, last_heartbeat=0.0, now=5.0, expiry_s=10.0, check_failed=False
+    )
+    args.update(kw)
+    return is_routable(**args)  # type: ignore[arg-type]
+
+
+def test_online_and_fresh_is_routable() -> None:
+    assert routable()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"online": False},
+        {"check_failed": True},
+        {"last_heartbeat": None},
+        {"now": 10.0},  # exactly expiry_s old: expired
+        {"now": 30.0},
+    ],
+)
+def test_not_routable(kw: dict[str, object]) -> None:
+    assert not routable(**kw)
+
+
+def test_just_before_expiry_is_routable() -> None:
+    assert routable(now=9.999)
+
+
+def test_expiry_counts_from_the_last_heartbeat() -> None:
+    assert routable(last_heartbeat=100.0, now=105.0)
+    assert not routable(last_heartbeat=100.0, now=110.0)
