@@ -8,7 +8,9 @@ class (:func:`error_from_payload`).
 
     MeshError                          500 api_error
     ├── InvalidRequest                 400 invalid_request_error
-    │   └── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
+    │   ├── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
+    │   └── LimitExceeded              400 invalid_request_error / limit_exceeded (a request limit)
+    │       └── PayloadTooLarge        413 invalid_request_error / payload_too_large
     ├── NodeAddressRefused             403 permission_error / node_address_refused (no SSRF)
     ├── ModelNotFound                  404 invalid_request_error / model_not_found
     ├── ModelUnavailable               503 service_unavailable / model_unavailable
@@ -58,6 +60,23 @@ class InvalidRequest(MeshError):
 
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
+
+
+class LimitExceeded(InvalidRequest):
+    """A request over one of the configured limits (``LLM_Mesh.core.limits``).
+
+    ``param`` names the request field; the extra ``limit`` names the setting
+    (``max_messages``...) and ``allowed`` its value.
+    """
+
+    code = "limit_exceeded"
+
+
+class PayloadTooLarge(LimitExceeded):
+    """The request body is larger than ``max_body_bytes``."""
+
+    status = 413
+    code = "payload_too_large"
 
 
 class NodeAddressRefused(MeshError):
@@ -153,6 +172,8 @@ _BY_CODE: dict[str, type[MeshError]] = {
     for cls in (
         InvalidRequest,
         ContextLengthExceeded,
+        LimitExceeded,
+        PayloadTooLarge,
         NodeAddressRefused,
         ModelNotFound,
         ModelUnavailable,

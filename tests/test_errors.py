@@ -10,10 +10,12 @@ from LLM_Mesh.errors import (
     ContextLengthExceeded,
     EngineError,
     InvalidRequest,
+    LimitExceeded,
     MeshError,
     ModelNotFound,
     ModelUnavailable,
     Overloaded,
+    PayloadTooLarge,
     RegistryUnreachable,
     UnknownNode,
     UpstreamError,
@@ -26,6 +28,8 @@ TABLE: list[tuple[type[MeshError], int, str, str | None]] = [
     (MeshError, 500, "api_error", None),
     (InvalidRequest, 400, "invalid_request_error", "invalid_request"),
     (ContextLengthExceeded, 400, "invalid_request_error", "context_length_exceeded"),
+    (LimitExceeded, 400, "invalid_request_error", "limit_exceeded"),
+    (PayloadTooLarge, 413, "invalid_request_error", "payload_too_large"),
     (ModelNotFound, 404, "invalid_request_error", "model_not_found"),
     (ModelUnavailable, 503, "service_unavailable", "model_unavailable"),
     (Overloaded, 429, "rate_limit_error", "overloaded"),
@@ -52,6 +56,8 @@ def test_status_type_code_per_class(
 
 def test_hierarchy() -> None:
     assert issubclass(ContextLengthExceeded, InvalidRequest)
+    assert issubclass(PayloadTooLarge, LimitExceeded)
+    assert issubclass(LimitExceeded, InvalidRequest)
     assert issubclass(UpstreamTimeout, UpstreamError)
     assert not issubclass(ModelUnavailable, UpstreamError)
 
