@@ -27,6 +27,7 @@ names those); they only count.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, fields
 from itertools import accumulate, chain
@@ -108,8 +109,15 @@ def json_depth(raw: bytes) -> int:
     brackets and quotes; adjacent quotes go (they never hide a bracket), the strings left
     (those holding brackets) go; two rounds strip the innermost pairs, and the running
     count of what is left is summed run by run. For text that is not valid JSON the
-    answer is meaningless (the parser refuses that text anyway).
+    answer is meaningless (the parser refuses that text anyway). UTF-16 and UTF-32 text
+    (which ``json.loads`` accepts) is read as such.
     """
+    encoding = json.detect_encoding(raw)
+    if encoding not in ("utf-8", "utf-8-sig"):  # UTF-16/32, as json.loads reads them
+        try:
+            raw = raw.decode(encoding).encode()
+        except UnicodeError:
+            return 0  # not JSON: the parser says so
     s = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_BRACKETS_OR_QUOTES)
     s = s.replace(b'""', b"")
     if b'"' in s:

@@ -94,6 +94,13 @@ def test_json_depth_of_deep_and_mixed_shapes(depth: int) -> None:
         json.loads(text)  # the shapes are valid JSON
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_json_depth_reads_the_encodings_the_parser_reads(encoding: str) -> None:
+    text = '{"s": "\u225b[[[", "a": [[{"b": []}]]}'  # U+225B is the bytes [ and " in UTF-16
+    assert json_depth(text.encode(encoding)) == json_depth(text.encode()) == 5
+    assert json_depth(b"\x00\xd8\x00") == 0  # undecodable: not JSON, no error here
+
+
 def test_depth_boundary() -> None:
     lim = RequestLimits(max_json_depth=5)
     assert check_depth(nested(5), lim) is None
