@@ -13,6 +13,8 @@ import pytest
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.limits import RequestLimits
+from LLM_Mesh.core.schemas import ChatCompletionRequest
+from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.engines.sim import SimEngine
 from tests.node.conftest import MODEL, asgi_client, sim_engine, started_service
 
@@ -65,3 +67,22 @@ async def test_a_body_nested_past_the_parser_is_a_400_not_a_500(
     r = await client.post("/v1/completions", content=b"[" * 100_000 + b"]" * 100_000)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["limit"] == "max_json_depth"
+
+
+async def test_validation_errors_do_not_echo_the_request(tmp_path: Path) -> None:
+    """The node's FastAPI validation handler quoted each error's ``input`` (the content)."""
+    svc = await started_service(Settings(home=tmp_path / "home"), sim_engine())
+    app = create_node_app(svc)
+
+    @app.post("/typed")
+    async def typed(body: ChatCompletionRequest) -> dict[str, str]:  # a declared body model
+        return {}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as c:
+        body = {"model": MODEL, "messages": [{"role": "secret-7f3a", "content": "secret-7f3a"}]}
+        r = await c.post("/typed", json=body)
+    await svc.stop()
+    assert r.status_code == 400, r.text
+    assert "secret-7f3a" not in r.text
+    assert "Input should be" in r.json()["error"]["message"]

@@ -218,3 +218,31 @@ async def test_a_1_mib_body_is_refused_fast(tmp_path: Path) -> None:
             assert "limit" in r.json()["error"]
             assert elapsed < 0.5, elapsed
         assert h.nodes.calls() == 0
+
+
+MARK = "secret-prompt-7f3a"
+ECHO_BAIT: list[bytes] = [
+    json.dumps(b).encode()
+    for b in (
+        chat(content=MARK, temperature=MARK),
+        chat(content=MARK, max_tokens=MARK),
+        chat(content=MARK, n=MARK),
+        {"model": MODEL, "messages": [{"role": MARK, "content": MARK}]},
+        {"model": MODEL, "messages": [MARK]},
+        {"model": MODEL, "messages": [{"role": "user", "content": [MARK]}], "stop": 3},
+        chat(content=MARK, stop=[MARK] * 3),
+        chat(content=MARK * 10),
+        chat(content=MARK, avoid_regions=MARK),
+        {"model": MODEL, "prompt": [MARK, MARK]},
+    )
+] + [f'{{"model": "{MODEL}", "messages": [{{"content": "{MARK}"'.encode(), MARK.encode()]
+
+
+@pytest.mark.parametrize("raw", ECHO_BAIT)
+async def test_refusals_never_quote_the_request_content(mesh: Harness, raw: bytes) -> None:
+    """Error bodies (and so anything that logs them) name fields and numbers, not values."""
+    path = COMPLETIONS if b'"prompt"' in raw else CHAT
+    r = await post(mesh, raw, path)
+    assert r.status_code == 400, r.text
+    assert MARK not in r.text
+    assert mesh.nodes.calls() == 0
