@@ -1,7 +1,7 @@
 """Request bodies over a size limit are refused with 413, before they are buffered.
 
 :class:`BodyLimit` is a pure ASGI middleware used by the registry + gateway
-(``/v1`` bodies: 8 MiB; ``/mesh`` bodies: ``Settings.max_mesh_body_bytes``) and
+(``/v1`` bodies: ``Settings.limits.max_body_bytes``, 1 MiB; ``/mesh`` bodies: ``Settings.max_mesh_body_bytes``) and
 by the node (``NodeConfig.max_body_bytes``). The answer is
 :class:`~LLM_Mesh.errors.PayloadTooLarge` in OpenAI's error shape.
 
@@ -28,7 +28,13 @@ __all__ = ["BodyLimit"]
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body is larger than {limit} bytes", limit_bytes=limit)
+    # the same fields as the parse stage's refusal (core/limits.py)
+    return PayloadTooLarge(
+        f"the request body is larger than max_body_bytes ({limit} bytes)",
+        limit="max_body_bytes",
+        allowed=limit,
+        limit_bytes=limit,
+    )
 
 
 async def _send_error(send: Send, exc: PayloadTooLarge) -> None:

@@ -17,10 +17,18 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
 | private_node_origins | (flag only)              | () origins allowed private anyway (`up`'s own node) |
 | max_mesh_body_bytes  | LLM_MESH_MAX_MESH_BODY_BYTES | 1 MiB (``/mesh`` request bodies; larger: 413) |
-
-``/v1`` request bodies are limited to 8 MiB (``registry.gateway.MAX_BODY_BYTES``).
 | admin_key            | LLM_MESH_ADMIN_KEY       | none: the one in HOME/admin.key (made at first start) |
 | operator_token       | LLM_MESH_OPERATOR_TOKEN  | none (a node's credential to register) |
+| limits.max_body_bytes | LLM_MESH_MAX_BODY_BYTES | 1048576 (1 MiB; 413 above) |
+| limits.max_json_depth | LLM_MESH_MAX_JSON_DEPTH | 32 (nesting of arrays/objects) |
+| limits.max_messages  | LLM_MESH_MAX_MESSAGES    | 512                          |
+| limits.max_content_chars | LLM_MESH_MAX_CONTENT_CHARS | 524288 (message content or prompt) |
+| limits.max_n         | LLM_MESH_MAX_N           | 1                            |
+| limits.max_stop      | LLM_MESH_MAX_STOP        | 4 (stop sequences)           |
+| limits.max_stop_chars | LLM_MESH_MAX_STOP_CHARS | 256 (one stop sequence)      |
+
+The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
+same variables, on a node's own ``/v1`` endpoints.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from LLM_Mesh.core.limits import RequestLimits
 
 DEFAULT_REGISTRY_HOST = "127.0.0.1"
 DEFAULT_REGISTRY_PORT = 8800
@@ -74,6 +84,25 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
     return int(value)
 
 
+_LIMIT_ENV = {
+    "max_body_bytes": "LLM_MESH_MAX_BODY_BYTES",
+    "max_json_depth": "LLM_MESH_MAX_JSON_DEPTH",
+    "max_messages": "LLM_MESH_MAX_MESSAGES",
+    "max_content_chars": "LLM_MESH_MAX_CONTENT_CHARS",
+    "max_n": "LLM_MESH_MAX_N",
+    "max_stop": "LLM_MESH_MAX_STOP",
+    "max_stop_chars": "LLM_MESH_MAX_STOP_CHARS",
+}
+
+
+def _limits(env: Mapping[str, str]) -> RequestLimits:
+    """The request limits: each ``LLM_MESH_MAX_*`` variable set, else its default."""
+    default = RequestLimits()
+    return RequestLimits(
+        **{name: _int(env, key, getattr(default, name)) for name, key in _LIMIT_ENV.items()}
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path.home() / ".llm-mesh")
@@ -92,6 +121,8 @@ class Settings:
     max_mesh_body_bytes: int = DEFAULT_MESH_BODY_BYTES
     admin_key: str | None = field(default=None, repr=False)
     operator_token: str | None = field(default=None, repr=False)
+    # request limits, refused before any node is called (core/limits.py)
+    limits: RequestLimits = field(default_factory=RequestLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -111,6 +142,7 @@ class Settings:
             max_mesh_body_bytes=_int(env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES),
             admin_key=(env.get("LLM_MESH_ADMIN_KEY") or "").strip() or None,
             operator_token=(env.get("LLM_MESH_OPERATOR_TOKEN") or "").strip() or None,
+            limits=_limits(env),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

@@ -9,7 +9,8 @@ class (:func:`error_from_payload`).
     MeshError                          500 api_error
     ├── InvalidRequest                 400 invalid_request_error
     │   ├── ContextLengthExceeded      400 invalid_request_error / context_length_exceeded
-    │   └── PayloadTooLarge            413 invalid_request_error / request_too_large
+    │   └── LimitExceeded              400 invalid_request_error / limit_exceeded (a request limit)
+    │       └── PayloadTooLarge        413 invalid_request_error / request_too_large
     ├── NodeAddressRefused             403 permission_error / node_address_refused (no SSRF)
     ├── ModelNotFound                  404 invalid_request_error / model_not_found
     ├── ModelUnavailable               503 service_unavailable / model_unavailable
@@ -69,6 +70,24 @@ class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 
 
+class LimitExceeded(InvalidRequest):
+    """A request over one of the configured limits (``LLM_Mesh.core.limits``).
+
+    ``param`` names the request field; the extra ``limit`` names the setting
+    (``max_messages``...) and ``allowed`` its value.
+    """
+
+    code = "limit_exceeded"
+
+
+class PayloadTooLarge(LimitExceeded):
+    """The request body is larger than ``max_body_bytes`` (the ``BodyLimit`` middleware
+    refuses it unread where it can: ``limit_bytes``)."""
+
+    status = 413
+    code = "request_too_large"
+
+
 class NodeAddressRefused(MeshError):
     """A node URL that resolves to an address the registry may not call (loopback, private...).
 
@@ -78,13 +97,6 @@ class NodeAddressRefused(MeshError):
     status = 403
     type = "permission_error"
     code = "node_address_refused"
-
-
-class PayloadTooLarge(InvalidRequest):
-    """The request body is over the size limit (``limit_bytes``); it was not read whole."""
-
-    status = 413
-    code = "request_too_large"
 
 
 class ModelNotFound(MeshError):
@@ -219,8 +231,9 @@ _BY_CODE: dict[str, type[MeshError]] = {
     for cls in (
         InvalidRequest,
         ContextLengthExceeded,
-        NodeAddressRefused,
+        LimitExceeded,
         PayloadTooLarge,
+        NodeAddressRefused,
         ModelNotFound,
         ModelUnavailable,
         Overloaded,

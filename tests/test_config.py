@@ -185,3 +185,27 @@ def test_allow_private_nodes_from_env(raw: str, allowed: bool) -> None:
 def test_allow_private_nodes_bad_value_raises() -> None:
     with pytest.raises(ValueError, match="LLM_MESH_ALLOW_PRIVATE_NODES"):
         Settings.from_env({"LLM_MESH_ALLOW_PRIVATE_NODES": "maybe"})
+
+
+def test_request_limits_from_env() -> None:
+    env = {
+        "LLM_MESH_MAX_BODY_BYTES": "2048",
+        "LLM_MESH_MAX_JSON_DEPTH": "8",
+        "LLM_MESH_MAX_MESSAGES": "10",
+        "LLM_MESH_MAX_CONTENT_CHARS": "1000",
+        "LLM_MESH_MAX_N": "2",
+        "LLM_MESH_MAX_STOP": "3",
+        "LLM_MESH_MAX_STOP_CHARS": "16",
+    }
+    lim = Settings.from_env(env).limits
+    assert (
+        lim.max_body_bytes, lim.max_json_depth, lim.max_messages, lim.max_content_chars,
+        lim.max_n, lim.max_stop, lim.max_stop_chars,
+    ) == (2048, 8, 10, 1000, 2, 3, 16)  # fmt: skip
+    assert Settings.from_env({}).limits.max_body_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "1.5", "lots"])
+def test_bad_limit_values_raise(raw: str) -> None:
+    with pytest.raises(ValueError, match="LLM_MESH_MAX_MESSAGES"):
+        Settings.from_env({"LLM_MESH_MAX_MESSAGES": raw})

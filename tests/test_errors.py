@@ -13,6 +13,7 @@ from LLM_Mesh.errors import (
     Forbidden,
     InvalidCredential,
     InvalidRequest,
+    LimitExceeded,
     MeshError,
     ModelNotFound,
     ModelUnavailable,
@@ -35,6 +36,7 @@ TABLE: list[tuple[type[MeshError], int, str, str | None]] = [
     (MeshError, 500, "api_error", None),
     (InvalidRequest, 400, "invalid_request_error", "invalid_request"),
     (ContextLengthExceeded, 400, "invalid_request_error", "context_length_exceeded"),
+    (LimitExceeded, 400, "invalid_request_error", "limit_exceeded"),
     (PayloadTooLarge, 413, "invalid_request_error", "request_too_large"),
     (ModelNotFound, 404, "invalid_request_error", "model_not_found"),
     (ModelUnavailable, 503, "service_unavailable", "model_unavailable"),
@@ -70,6 +72,8 @@ def test_status_type_code_per_class(
 
 def test_hierarchy() -> None:
     assert issubclass(ContextLengthExceeded, InvalidRequest)
+    assert issubclass(PayloadTooLarge, LimitExceeded)
+    assert issubclass(LimitExceeded, InvalidRequest)
     assert issubclass(UpstreamTimeout, UpstreamError)
     assert not issubclass(ModelUnavailable, UpstreamError)
 

@@ -162,7 +162,7 @@ class _Sampling(_Wire):
     stop: str | list[str] | None = None
     stream: bool = False
     seed: int | None = None
-    n: int | None = Field(default=None, ge=1, le=1)
+    n: int | None = Field(default=None, ge=1)  # at most Settings.limits.max_n (core/limits.py)
     user: str | None = None
     # mesh extensions (ignored by plain OpenAI servers)
     task_type: str | None = None

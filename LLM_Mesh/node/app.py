@@ -42,6 +42,7 @@ from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
+from LLM_Mesh.core.limits import check_body, check_depth, limit_error
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import (
@@ -175,11 +176,21 @@ class _Handler:
 
     def __init__(self, service: NodeService) -> None:
         self.service = service
+        self.limits = service.settings.limits  # the node trusts no gateway's checks
+
+    def check_depth(self, raw: bytes) -> None:
+        """Refuse a body nested past ``max_json_depth`` before parsing it."""
+        over = check_depth(raw, self.limits)
+        if over is not None:
+            raise limit_error(over)
 
     def parse(
         self, kind: Literal["chat", "completion"], data: dict[str, Any]
     ) -> tuple[GenerationRequest, ChatCompletionRequest | CompletionRequest]:
         body: ChatCompletionRequest | CompletionRequest
+        over = check_body(data, self.limits)
+        if over is not None:
+            raise limit_error(over)
         try:
             if kind == "chat":
                 body = ChatCompletionRequest.model_validate(data)
@@ -248,6 +259,7 @@ class _Handler:
         return value
 
     async def handle(self, request: Request, kind: Literal["chat", "completion"]) -> Response:
+        self.check_depth(await request.body())
         req, body = self.parse(kind, await _json_body(request))
         request_id = request.headers.get("x-mesh-request-id")
         try:
@@ -360,7 +372,9 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(InvalidRequest(f"invalid request: {exc.errors()[:3]}"))
+        # the messages only: an error's ``input`` would echo the request's content
+        problems = "; ".join(str(e.get("msg")) for e in exc.errors()[:3])
+        return error_response(InvalidRequest(f"invalid request: {problems}"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -40,7 +40,7 @@ else:  # pragma: no cover
 
 ENGINES = ("llama-cpp", "openai", "sim")
 CONFIG_FILE = "node.toml"
-# the gateway's 8 MiB /v1 limit plus room for what it adds (stream_options, mesh_continue)
+# room above the gateway's /v1 body limit for what it adds (stream_options, mesh_continue)
 DEFAULT_NODE_BODY_BYTES = 16 * 1024 * 1024
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 

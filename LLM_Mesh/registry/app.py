@@ -27,7 +27,7 @@ from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolve
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.errors import install_error_handlers
-from LLM_Mesh.registry.gateway import MAX_BODY_BYTES, install_gateway
+from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
@@ -154,7 +154,9 @@ def create_registry_app(
     install_gateway(app)
     app.include_router(mesh_router)
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_mesh_body_bytes, limits=[("/v1/", MAX_BODY_BYTES)]
+        BodyLimit,
+        max_bytes=settings.max_mesh_body_bytes,
+        limits=[("/v1/", settings.limits.max_body_bytes)],
     )
     install_openapi(app)
     return app

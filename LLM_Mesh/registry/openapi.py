@@ -31,8 +31,10 @@ from pydantic.json_schema import models_json_schema
 from LLM_Mesh.core.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
+    Heartbeat,
     HostedModel,
     MeshMeta,
+    NodeRegistration,
     NodeView,
 )
 
@@ -237,6 +239,8 @@ _MODELS: list[type[BaseModel]] = [
     MeshModelList,
     NodeList,
     HostedModel,
+    NodeRegistration,
+    Heartbeat,
     HeartbeatAccepted,
     HealthCheckResults,
     DemandReport,
@@ -418,6 +422,20 @@ _MESH_ANSWERS = {
 }
 
 
+# request bodies of the signed node messages (read raw: the signature covers the bytes)
+_MESH_BODIES = {
+    ("/mesh/nodes", "post"): "NodeRegistration",
+    ("/mesh/nodes/{node_id}/heartbeat", "post"): "Heartbeat",
+}
+# node messages and admin operations: who may send them (docs/security.md)
+_SIGNED = {
+    ("/mesh/nodes", "post"),
+    ("/mesh/nodes/{node_id}/heartbeat", "post"),
+    ("/mesh/nodes/{node_id}", "delete"),
+}
+_ADMIN = {("/mesh/health-check", "post")}
+
+
 def _fix_fastapi_paths(paths: dict[str, Any]) -> None:
     """Make FastAPI's generated operations say what the app really answers."""
     for path, ops in paths.items():
@@ -429,6 +447,24 @@ def _fix_fastapi_paths(paths: dict[str, Any]) -> None:
                 responses["413"] = _error(E413)
             if "{node_id}" in path:
                 responses["404"] = _error("no such node (`unknown_node`): register again")
+            body = _MESH_BODIES.get((path, method))
+            if body is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(body)}},
+                }
+            if (path, method) in _SIGNED:
+                responses["401"] = _error(
+                    "not signed by the node's key, a stale or replayed message, or no valid "
+                    "operator token (`invalid_signature`, `stale_message`, `replayed_message`, "
+                    "`invalid_credential`)"
+                )
+                responses["403"] = _error(
+                    "another node's id, a revoked node or operator, or a refused node address "
+                    "(`node_id_mismatch`, `revoked`, `node_address_refused`)"
+                )
+            if (path, method) in _ADMIN:
+                responses["401"] = _error("no or a wrong admin key (`invalid_credential`)")
             answer = _MESH_ANSWERS.get((path, method))
             ok = responses.get("200")
             if answer is not None and ok is not None:

@@ -1,11 +1,20 @@
 """Stage 1, parse and validate: request bytes to a :class:`~LLM_Mesh.registry.job.Job`.
 
-In this order, before any node is called: the body must be a JSON object (400),
-valid for the OpenAI request model (400 naming the field), with well-formed mesh
-extensions (400 naming the field; :mod:`~LLM_Mesh.registry.extensions`, stripped
-from what nodes receive), for a model the catalog or some node knows (404 listing
-the models). Whether a healthy node serves it, and whether the prompt fits that
-node's context, is the send stage's to say (:mod:`~LLM_Mesh.registry.send`).
+In this order, before any node is called: the body within ``max_body_bytes``
+(413), UTF-8 JSON nested at most ``max_json_depth`` deep (400), a JSON object
+(400), within the count limits (``messages``, content characters, ``n``,
+``stop``: 400 ``limit_exceeded`` naming the limit; :mod:`LLM_Mesh.core.limits`,
+``Settings.limits``), valid for the OpenAI request model (400 naming the field),
+with well-formed mesh extensions (400 naming the field;
+:mod:`~LLM_Mesh.registry.extensions`, stripped from what nodes receive), for a
+model the catalog or some node knows (404 listing the models), and for a catalog
+model, ``max_tokens`` and the estimated prompt within the model's context (400
+``context_length_exceeded``). Whether a healthy node serves it, and whether the
+prompt fits that node's context, is the send stage's to say
+(:mod:`~LLM_Mesh.registry.send`).
+
+No message here quotes the request's content (nothing of a prompt reaches a log
+or an error body: docs/security.md, Privacy).
 """
 
 from __future__ import annotations
@@ -17,8 +26,17 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 
 from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.limits import (
+    RequestLimits,
+    check_body,
+    check_body_size,
+    check_depth,
+    limit_error,
+    nesting_violation,
+)
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
-from LLM_Mesh.errors import InvalidRequest, ModelNotFound, PayloadTooLarge
+from LLM_Mesh.core.validation import check_context
+from LLM_Mesh.errors import InvalidRequest, ModelNotFound
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
 from LLM_Mesh.registry.job import Job
@@ -29,19 +47,26 @@ __all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "pars
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
-MAX_BODY_BYTES = 8 * 1024 * 1024
+_DEFAULT_LIMITS = RequestLimits()
+MAX_BODY_BYTES = _DEFAULT_LIMITS.max_body_bytes
 
 
-def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or ``InvalidRequest``."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(
-            f"the request body is larger than {MAX_BODY_BYTES} bytes", limit_bytes=MAX_BODY_BYTES
-        )
+def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> dict[str, Any]:
+    """The request body as a JSON object, or ``InvalidRequest`` (413 when too large)."""
+    too_big = check_body_size(len(raw), limits)
+    if too_big is not None:
+        raise limit_error(too_big)
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
+    if json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
+        raise InvalidRequest("the request body must be UTF-8 JSON")
+    too_deep = check_depth(raw, limits)
+    if too_deep is not None:
+        raise limit_error(too_deep)
     try:
         body = json.loads(raw)
+    except RecursionError:  # only when max_json_depth is set above the parser's own limit
+        raise limit_error(nesting_violation(limits)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -59,7 +84,11 @@ def client_id(headers: Headers) -> str | None:
 
 def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: float) -> Job:
     """Validate a request body into a :class:`Job` (raises 400/404)."""
-    body = parse_json_object(raw)
+    limits = rt.settings.limits
+    body = parse_json_object(raw, limits)
+    over = check_body(body, limits)
+    if over is not None:
+        raise limit_error(over)
     parsed: ChatCompletionRequest | CompletionRequest
     try:
         if path == CHAT_PATH:
@@ -83,6 +112,9 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             param="model",
             models=known,
         )
+    max_tokens = parsed.effective_max_tokens(0)
+    if spec is not None:  # the model's own context; the chosen node's is checked in send
+        check_context(prompt_text, max_tokens or 1, spec.context_length, model)
     given = client_id(headers)
     return Job(
         path=path,
@@ -91,7 +123,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         raw=raw,
         stream=parsed.stream,
         prompt_text=prompt_text,
-        max_tokens=parsed.effective_max_tokens(0),
+        max_tokens=max_tokens,
         price_per_1k=spec.price_per_1k_tokens if spec is not None else CUSTOM_PRICE_PER_1K,
         catalog_context=spec.context_length if spec is not None else None,
         request_id=given or new_request_id(),

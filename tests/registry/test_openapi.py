@@ -11,6 +11,7 @@ reproducible and takes seconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -33,11 +34,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind
 from LLM_Mesh.core.schemas import Hardware, HostedModel, NodeRegistration
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.service import NodeService
+from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.openapi import build_openapi
@@ -45,7 +48,7 @@ from tests.registry.helpers import public_resolver
 
 MODEL = "gemma-3-270m"
 BASE = "http://mesh"
-SIM_NODES = ("sim-a", "sim-b")
+SIM_NODES = ("sim-a", "sim-b")  # host names; the node ids come from their keys
 
 
 async def _no_sleep(_seconds: float) -> None:
@@ -70,31 +73,37 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The registry app (lifespan entered) with the sim nodes registered; a client to it."""
     services: list[NodeService] = []
     apps: dict[str, Any] = {}
-    for node_id in SIM_NODES:
+    for host in SIM_NODES:
         cfg = NodeConfig(
-            node_id=node_id, engine="sim", models=[MODEL], register=False, port=8801,
-            public_url=f"http://{node_id}:8801", max_concurrency=4, max_queue=64,
+            engine="sim", models=[MODEL], register=False, port=8801,
+            public_url=f"http://{host}:8801", max_concurrency=4, max_queue=64,
         )  # fmt: skip
         engine = SimEngine([MODEL], ttft_s=0.0, tokens_per_s=1e6, sleep=_no_sleep)
         svc = NodeService(
-            cfg, Settings(home=home / node_id), engine=engine, hardware=Hardware(cpu_count=2)
+            cfg, Settings(home=home / host), engine=engine, hardware=Hardware(cpu_count=2)
         )
         await svc.start()
         services.append(svc)
-        apps[f"{node_id}:8801"] = create_node_app(svc, manage_lifespan=False)
+        apps[f"{host}:8801"] = create_node_app(svc, manage_lifespan=False)
     # heartbeats never expire during the run; no background health pass
     settings = Settings(home=home, heartbeat_interval_s=3600.0, health_check_interval_s=3600.0)
     upstream = httpx.AsyncClient(transport=NodeRouter(apps))
+    store = MemoryStore()
+    token = await add_operator(store, "fuzz")
     app = create_registry_app(
-        settings, store=MemoryStore(), http_client=upstream, resolver=public_resolver
-    )
+        settings, store=store, http_client=upstream, resolver=public_resolver,
+        announce=lambda _key: None,
+    )  # fmt: skip
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-                for svc in services:
-                    reg = svc.registration().model_dump(mode="json")
-                    r = await client.post("/mesh/nodes", json=reg)
+                for svc in services:  # signed, with an operator token: the real checks
+                    body = json.dumps(svc.registration().model_dump(mode="json")).encode()
+                    headers = svc.signer.headers(MessageKind.REGISTER, body)
+                    headers[HDR_OPERATOR_TOKEN] = token or ""
+                    headers["Content-Type"] = "application/json"
+                    r = await client.post("/mesh/nodes", content=body, headers=headers)
                     r.raise_for_status()
                 yield client
     finally:

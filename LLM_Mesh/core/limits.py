@@ -1,0 +1,250 @@
+"""Request limits: pure rules, plain data in, a :class:`Violation` (or ``None``) out.
+
+The gateway's parse stage (:mod:`LLM_Mesh.registry.parse`) and the node's own
+``/v1`` endpoints run these before anything else is done with a request, so an
+oversized or abusive body is refused in a few milliseconds and never reaches a
+node or an engine. Every limit is a field of :class:`RequestLimits`
+(``Settings.limits``, one ``LLM_MESH_MAX_*`` variable each); a refusal names the
+limit (``Violation.limit``, the field's name), the request field (``param``) and
+both numbers.
+
+| limit | default | what it counts |
+|---|---|---|
+| ``max_body_bytes`` | 1 MiB | the request body's bytes (413) |
+| ``max_json_depth`` | 32 | nesting of JSON arrays and objects (the body itself is 1) |
+| ``max_messages`` | 512 | entries of ``messages`` |
+| ``max_content_chars`` | 524,288 | characters of message content (text parts) or of the prompt |
+| ``max_n`` | 1 | ``n``: choices per request (every engine gives one) |
+| ``max_stop`` | 4 | ``stop`` sequences (OpenAI's own limit) |
+| ``max_stop_chars`` | 256 | characters of one ``stop`` sequence |
+
+The prompt and ``max_tokens`` against the model's context are checked by
+:func:`LLM_Mesh.core.validation.check_context` (an estimate: no tokenizer here).
+
+The checks tolerate fields of the wrong type (the request model's validation
+names those); they only count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields
+from itertools import accumulate, chain
+from operator import sub
+from typing import Any
+
+from LLM_Mesh.errors import LimitExceeded, PayloadTooLarge
+
+__all__ = [
+    "RequestLimits",
+    "Violation",
+    "check_body",
+    "check_body_size",
+    "check_depth",
+    "json_depth",
+    "limit_error",
+    "nesting_violation",
+]
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The limits one process applies to every inference request (see the module doc)."""
+
+    max_body_bytes: int = MIB
+    max_json_depth: int = 32
+    max_messages: int = 512
+    max_content_chars: int = 512 * 1024
+    max_n: int = 1
+    max_stop: int = 4
+    max_stop_chars: int = 256
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{f.name} must be a whole number >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One limit a request exceeds: which, where, how much."""
+
+    limit: str  # the RequestLimits field, e.g. "max_messages"
+    param: str | None  # the request field, e.g. "messages" (None: the body as a whole)
+    allowed: int
+    actual: int  # what the request has (for nesting: at least this)
+    message: str
+    status: int = 400  # 413 for the body's size
+
+
+def check_body_size(size: int, limits: RequestLimits) -> Violation | None:
+    """The body's byte count against ``max_body_bytes``."""
+    if size <= limits.max_body_bytes:
+        return None
+    return Violation(
+        "max_body_bytes",
+        None,
+        limits.max_body_bytes,
+        size,
+        f"the request body is {size} bytes; the limit is {limits.max_body_bytes} bytes "
+        "(max_body_bytes)",
+        status=413,
+    )
+
+
+_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
+_RUNS = re.compile(rb"\[+|\]+")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply the JSON text ``raw`` nests arrays and objects.
+
+    ``{}`` and ``[]`` are 1, ``{"a": [1]}`` is 2, a scalar 0. It reads the bytes of UTF-8
+    JSON before parsing (so a hostile body is refused before the parser recurses) with
+    bytes operations only, no Python loop per character: escapes go, then everything but
+    brackets and quotes; adjacent quotes go (they never hide a bracket), the strings left
+    (those holding brackets) go; two rounds strip the innermost pairs, and the running
+    count of what is left is summed run by run. For text that is not valid JSON the
+    answer is meaningless (the parser refuses that text anyway). UTF-16 and UTF-32 text
+    (which ``json.loads`` accepts) is read as such.
+    """
+    encoding = json.detect_encoding(raw)
+    if encoding not in ("utf-8", "utf-8-sig"):  # UTF-16/32, as json.loads reads them
+        try:
+            raw = raw.decode(encoding).encode()
+        except UnicodeError:
+            return 0  # not JSON: the parser says so
+    s = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_BRACKETS_OR_QUOTES)
+    s = s.replace(b'""', b"")
+    if b'"' in s:
+        s = b"".join(s.split(b'"')[0::2])
+    s = s.replace(b"{", b"[").replace(b"}", b"]")
+    depth = 0
+    for _ in range(2):  # each round removes exactly one level (the containers of no container)
+        if not s:
+            return depth
+        s = s.replace(b"[]", b"")
+        depth += 1
+    if not s:
+        return depth
+    runs = list(map(len, _RUNS.findall(s)))
+    opened = accumulate(runs[0::2])  # balanced text starts with "[": runs alternate [ ] [ ...
+    closed = chain((0,), accumulate(runs[1::2]))
+    return depth + max(map(sub, opened, closed), default=0)
+
+
+def check_depth(raw: bytes, limits: RequestLimits) -> Violation | None:
+    """The body's JSON nesting against ``max_json_depth``."""
+    depth = json_depth(raw)
+    if depth <= limits.max_json_depth:
+        return None
+    return _nesting(limits, depth)
+
+
+def _nesting(limits: RequestLimits, depth: int) -> Violation:
+    return Violation(
+        "max_json_depth",
+        None,
+        limits.max_json_depth,
+        depth,
+        f"the request body nests arrays and objects more than {limits.max_json_depth} deep "
+        "(max_json_depth)",
+    )
+
+
+def nesting_violation(limits: RequestLimits) -> Violation:
+    """What to answer when the JSON parser itself gave up on the nesting."""
+    return _nesting(limits, limits.max_json_depth + 1)
+
+
+def _content_chars(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        total = 0
+        for part in content:
+            if isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, str):
+                    total += len(text)
+        return total
+    return 0
+
+
+def _prompt_chars(prompt: Any) -> int:
+    if isinstance(prompt, str):
+        return len(prompt)
+    if isinstance(prompt, list):
+        return sum(len(p) for p in prompt if isinstance(p, str))
+    return 0
+
+
+def check_body(body: dict[str, Any], limits: RequestLimits) -> Violation | None:
+    """A parsed chat or completion body against the count limits; the first one exceeded.
+
+    In order: ``messages`` count, content characters (messages, else ``prompt``),
+    ``n``, ``stop`` count, one ``stop`` sequence's length.
+    """
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        count = len(messages)
+        if count > limits.max_messages:
+            return Violation(
+                "max_messages",
+                "messages",
+                limits.max_messages,
+                count,
+                f"the request has {count} messages; the limit is {limits.max_messages} "
+                "(max_messages)",
+            )
+        chars = sum(_content_chars(m.get("content")) for m in messages if isinstance(m, dict))
+        param = "messages"
+    else:
+        chars = _prompt_chars(body.get("prompt"))
+        param = "prompt"
+    if chars > limits.max_content_chars:
+        return Violation(
+            "max_content_chars",
+            param,
+            limits.max_content_chars,
+            chars,
+            f"the {param} hold {chars} characters; the limit is {limits.max_content_chars} "
+            "(max_content_chars)",
+        )
+    n = body.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > limits.max_n:
+        return Violation(
+            "max_n", "n", limits.max_n, n, f"n={n}; the limit is {limits.max_n} (max_n)"
+        )
+    stop = body.get("stop")
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    if len(stops) > limits.max_stop:
+        return Violation(
+            "max_stop",
+            "stop",
+            limits.max_stop,
+            len(stops),
+            f"stop has {len(stops)} sequences; the limit is {limits.max_stop} (max_stop)",
+        )
+    longest = max((len(s) for s in stops if isinstance(s, str)), default=0)
+    if longest > limits.max_stop_chars:
+        return Violation(
+            "max_stop_chars",
+            "stop",
+            limits.max_stop_chars,
+            longest,
+            f"a stop sequence has {longest} characters; the limit is {limits.max_stop_chars} "
+            "(max_stop_chars)",
+        )
+    return None
+
+
+def limit_error(v: Violation) -> LimitExceeded:
+    """The mesh error for a violation: 400 ``limit_exceeded`` or 413 ``request_too_large``,
+    with ``param`` and ``limit``/``allowed`` beside OpenAI's fields."""
+    cls = PayloadTooLarge if v.status == 413 else LimitExceeded
+    return cls(v.message, param=v.param, limit=v.limit, allowed=v.allowed)

@@ -1,0 +1,211 @@
+"""Request limits (core/limits.py): each limit at its boundary and one past it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.core.limits import (
+    RequestLimits,
+    Violation,
+    check_body,
+    check_body_size,
+    check_depth,
+    json_depth,
+    limit_error,
+    nesting_violation,
+)
+from LLM_Mesh.errors import LimitExceeded, PayloadTooLarge
+
+LIMITS = RequestLimits()
+
+
+def nested(depth: int) -> bytes:
+    """A JSON object whose arrays/objects nest exactly ``depth`` deep."""
+    leaf = b'1, "]]"' if depth > 1 else b"1"
+    return b'{"a": ' + b"[" * (depth - 1) + leaf + b"]" * (depth - 1) + b"}"
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    assert (
+        RequestLimits(
+            max_body_bytes=1024 * 1024,
+            max_json_depth=32,
+            max_messages=512,
+            max_content_chars=512 * 1024,
+            max_n=1,
+            max_stop=4,
+            max_stop_chars=256,
+        )
+        == LIMITS
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_limits_must_be_whole_numbers_at_least_one(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_n"):
+        RequestLimits(max_n=bad)
+
+
+def test_body_size_boundary() -> None:
+    lim = RequestLimits(max_body_bytes=100)
+    assert check_body_size(100, lim) is None
+    v = check_body_size(101, lim)
+    assert v is not None
+    assert (v.limit, v.status, v.allowed, v.actual, v.param) == (
+        "max_body_bytes",
+        413,
+        100,
+        101,
+        None,
+    )
+    assert "max_body_bytes" in v.message
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b"1", 0),
+        (b'"[[[["', 0),
+        (b"{}", 1),
+        (b"[]", 1),
+        (b'{"a": [1, {"b": []}]}', 4),
+        (b'{"a": "]]]{{{", "b": [["\\"[["]]}', 3),  # brackets in strings, escaped quotes
+        (b'{"a": "\\\\", "b": [[1]]}', 3),  # an escaped backslash before a closing quote
+        (b'{"a": "\\\\\\"[", "b": {}}', 2),
+        (b"[[], [[]], [[[]]]]", 4),
+        (json.dumps({"a": "\u00e9[\u4e2d{"}, ensure_ascii=False).encode(), 1),
+    ],
+)
+def test_json_depth_counts_containers_not_string_content(text: bytes, depth: int) -> None:
+    assert json_depth(text) == depth
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5, 33, 10_000])
+def test_json_depth_of_deep_and_mixed_shapes(depth: int) -> None:
+    assert json_depth(b"[" * depth + b"]" * depth) == depth
+    assert json_depth(b"[[]," + nested(depth) + b",{}]") == depth + 1
+    text = b'{"s": "[[[[[[[[", "x": ' + nested(depth) + b"}"
+    assert json_depth(text) == depth + 1
+    if depth < 500:
+        json.loads(text)  # the shapes are valid JSON
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_json_depth_reads_the_encodings_the_parser_reads(encoding: str) -> None:
+    text = '{"s": "\u225b[[[", "a": [[{"b": []}]]}'  # U+225B is the bytes [ and " in UTF-16
+    assert json_depth(text.encode(encoding)) == json_depth(text.encode()) == 5
+    assert json_depth(b"\x00\xd8\x00") == 0  # undecodable: not JSON, no error here
+
+
+def test_depth_boundary() -> None:
+    lim = RequestLimits(max_json_depth=5)
+    assert check_depth(nested(5), lim) is None
+    v = check_depth(nested(6), lim)
+    assert v is not None and (v.limit, v.status, v.allowed) == ("max_json_depth", 400, 5)
+    assert nesting_violation(lim).limit == "max_json_depth"
+
+
+def chat(messages: int = 1, content: str = "hi", **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "m",
+        "messages": [{"role": "user", "content": content} for _ in range(messages)],
+        **extra,
+    }
+
+
+def only(body: dict[str, Any], lim: RequestLimits) -> Violation:
+    v = check_body(body, lim)
+    assert v is not None
+    return v
+
+
+def test_message_count_boundary() -> None:
+    lim = RequestLimits(max_messages=3)
+    assert check_body(chat(3), lim) is None
+    v = only(chat(4), lim)
+    assert (v.limit, v.param, v.allowed, v.actual) == ("max_messages", "messages", 3, 4)
+
+
+def test_content_chars_boundary_over_all_messages_and_text_parts() -> None:
+    lim = RequestLimits(max_content_chars=10)
+    assert check_body(chat(2, "x" * 5), lim) is None
+    v = only(chat(1, "x" * 11), lim)
+    assert (v.limit, v.param, v.allowed, v.actual) == ("max_content_chars", "messages", 10, 11)
+    parts = {"role": "user", "content": [{"type": "text", "text": "x" * 6}] * 2}
+    assert only({"model": "m", "messages": [parts]}, lim).actual == 12
+
+
+def test_prompt_chars_boundary() -> None:
+    lim = RequestLimits(max_content_chars=10)
+    assert check_body({"model": "m", "prompt": "x" * 10}, lim) is None
+    v = only({"model": "m", "prompt": ["x" * 11]}, lim)
+    assert (v.limit, v.param) == ("max_content_chars", "prompt")
+
+
+def test_n_boundary() -> None:
+    lim = RequestLimits(max_n=2)
+    assert check_body(chat(n=2), lim) is None
+    v = only(chat(n=3), lim)
+    assert (v.limit, v.param, v.allowed, v.actual) == ("max_n", "n", 2, 3)
+
+
+def test_stop_count_boundary() -> None:
+    assert check_body(chat(stop=["a"] * 4), LIMITS) is None
+    v = only(chat(stop=["a"] * 5), LIMITS)
+    assert (v.limit, v.param, v.allowed, v.actual) == ("max_stop", "stop", 4, 5)
+
+
+def test_stop_length_boundary_single_string_too() -> None:
+    lim = RequestLimits(max_stop_chars=3)
+    assert check_body(chat(stop=["abc", "x"]), lim) is None
+    assert check_body(chat(stop="abc"), lim) is None
+    v = only(chat(stop="abcd"), lim)
+    assert (v.limit, v.param, v.allowed, v.actual) == ("max_stop_chars", "stop", 3, 4)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "m", "messages": "not a list", "n": "2", "stop": 5},
+        {"model": "m", "messages": [1, None, {"content": 5}], "stop": [1, 2]},
+        {"model": "m", "prompt": 3, "n": True},
+    ],
+)
+def test_wrong_types_are_left_to_the_request_model(body: dict[str, Any]) -> None:
+    assert check_body(body, LIMITS) is None
+
+
+def test_limit_error_names_the_limit_in_openai_shape() -> None:
+    err = limit_error(only(chat(n=2), LIMITS))
+    assert type(err) is LimitExceeded
+    assert err.to_openai()["error"] == {
+        "message": "n=2; the limit is 1 (max_n)",
+        "type": "invalid_request_error",
+        "param": "n",
+        "code": "limit_exceeded",
+        "limit": "max_n",
+        "allowed": 1,
+    }
+    big = check_body_size(LIMITS.max_body_bytes + 1, LIMITS)
+    assert big is not None
+    assert type(limit_error(big)) is PayloadTooLarge and limit_error(big).status == 413
+
+
+def test_a_1_mib_body_is_judged_fast() -> None:
+    """Depth and counts of a 1 MiB body cost a few ms (the whole refusal: under 50 ms)."""
+    deep_chains = b"[" + b",".join([b"[" * 30 + b"]" * 30] * 16_000) + b"]"
+    many = json.dumps(chat(20_000, "hello there")).encode()
+    worst = 0.0
+    for raw in (deep_chains, many, b"[" * 500_000 + b"]" * 500_000):
+        t0 = time.perf_counter()
+        check_depth(raw, LIMITS)
+        worst = max(worst, time.perf_counter() - t0)
+    body = json.loads(many)
+    t0 = time.perf_counter()
+    check_body(body, LIMITS)
+    worst = max(worst, time.perf_counter() - t0)
+    assert worst < 0.5  # generous: a shared, loaded CI machine; typical figures are ~10 ms

@@ -1,0 +1,248 @@
+"""The parse stage's request limits at the gateway: each at its boundary and one past it,
+refused in OpenAI's error shape naming the limit, before any node is called."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.limits import RequestLimits
+from LLM_Mesh.errors import InvalidRequest, LimitExceeded, PayloadTooLarge
+from LLM_Mesh.registry.parse import MAX_BODY_BYTES, parse_json_object
+from tests.registry.helpers import Harness, running
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+MODEL = "gemma-3-270m"  # catalog context: 32,768 tokens
+
+LIMITS = RequestLimits(
+    max_body_bytes=4096,
+    max_json_depth=6,
+    max_messages=3,
+    max_content_chars=40,
+    max_n=2,
+    max_stop=2,
+    max_stop_chars=5,
+)
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running(tmp_path, limits=LIMITS) as h:
+        await h.register("node-a")
+        yield h
+
+
+def chat(messages: int = 1, content: str = "hi", **kw: Any) -> dict[str, Any]:
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": content} for _ in range(messages)],
+        **kw,
+    }
+
+
+def padded(size: int) -> bytes:
+    """A valid chat body of exactly ``size`` bytes (whitespace padding)."""
+    raw = json.dumps(chat()).encode()
+    return raw[:-1] + b" " * (size - len(raw)) + b"}"
+
+
+def deep(depth: int) -> dict[str, Any]:
+    """A chat body nesting ``depth`` deep (an unknown field the schema tolerates)."""
+    inner: Any = 1
+    for _ in range(depth - 1):  # the body itself is level 1
+        inner = [inner]
+    return chat(extra=inner)
+
+
+async def post(h: Harness, body: bytes | dict[str, Any], path: str = CHAT) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return await h.client.post(path, content=content, headers={"content-type": "application/json"})
+
+
+# (ok body, body one past the limit, path, status, limit, param)
+CASES: list[tuple[str, Any, Any, str, int, str, str | None]] = [
+    ("body", padded(4096), padded(4097), CHAT, 413, "max_body_bytes", None),
+    ("depth", deep(6), deep(7), CHAT, 400, "max_json_depth", None),
+    ("messages", chat(3), chat(4), CHAT, 400, "max_messages", "messages"),
+    ("content", chat(2, "x" * 20), chat(2, "x" * 20 + "y"), CHAT, 400, "max_content_chars", "messages"),
+    (
+        "prompt",
+        {"model": MODEL, "prompt": "x" * 40},
+        {"model": MODEL, "prompt": "x" * 41},
+        COMPLETIONS,
+        400,
+        "max_content_chars",
+        "prompt",
+    ),
+    ("n", chat(n=2), chat(n=3), CHAT, 400, "max_n", "n"),
+    ("stop", chat(stop=["a", "b"]), chat(stop=["a", "b", "c"]), CHAT, 400, "max_stop", "stop"),
+    ("stop_chars", chat(stop="abcde"), chat(stop="abcdef"), CHAT, 400, "max_stop_chars", "stop"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ok", "over", "path", "status", "limit", "param"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+async def test_each_limit_at_its_boundary_and_one_past_it(
+    mesh: Harness,
+    ok: Any,
+    over: Any,
+    path: str,
+    status: int,
+    limit: str,
+    param: str | None,
+) -> None:
+    r = await post(mesh, over, path)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error"
+    assert err["code"] == ("request_too_large" if status == 413 else "limit_exceeded")
+    assert err["limit"] == limit and limit in err["message"]
+    assert err["param"] == param
+    assert err["allowed"] == getattr(LIMITS, limit)
+    assert mesh.nodes.calls() == 0  # refused before any node was contacted
+
+    r = await post(mesh, ok, path)
+    assert r.status_code == 200, r.text
+    assert mesh.nodes.calls() == 1
+
+
+SMALL = "llama-2-70b-chat"  # catalog context: 4,096 tokens
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_max_tokens_over_the_models_context_is_refused_before_routing(
+    tmp_path: Path, stream: bool
+) -> None:
+    async with running(tmp_path) as h:
+        await h.register("node-a", [SMALL])
+        body = {"model": SMALL, "messages": [{"role": "user", "content": ""}], "stream": stream}
+        r = await post(h, {**body, "max_tokens": 4096})
+        assert r.status_code == 200, r.text  # the boundary: the whole context for the answer
+        r = await post(h, {**body, "max_tokens": 4097})
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert (err["code"], err["param"]) == ("context_length_exceeded", "max_tokens")
+        # prompt + max_tokens: "hi" is at least one token
+        r = await post(h, {**chat(max_tokens=4096, stream=stream), "model": SMALL})
+        assert r.json()["error"]["param"] == "messages"
+        assert h.nodes.calls() == 1
+
+
+async def test_estimated_prompt_over_the_context_is_refused_without_any_node(
+    tmp_path: Path,
+) -> None:
+    """Checked against the catalog's context in parse: no node needs to be up (no 503)."""
+    limits = RequestLimits(max_content_chars=1_000_000)
+    async with running(tmp_path, limits=limits) as h:
+        # lenient estimate: 6 characters a token; 6 * 4_095 chars + max_tokens 1 fits
+        body = {"model": SMALL, "max_tokens": 1}
+        r = await post(h, {**body, "messages": [{"role": "user", "content": "x" * 6 * 4095}]})
+        assert r.status_code == 503, r.text  # fits: then no node serves it
+        over = "x" * (6 * 4095 + 1)
+        r = await post(h, {**body, "messages": [{"role": "user", "content": over}]})
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert (err["code"], err["param"]) == ("context_length_exceeded", "messages")
+
+
+async def test_a_body_nested_past_the_parsers_own_limit_is_a_400(tmp_path: Path) -> None:
+    """Before: json.loads recursed and the RecursionError became a 500."""
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        r = await post(h, b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["limit"] == "max_json_depth"
+        assert h.nodes.calls() == 0
+
+
+def test_parser_recursion_is_a_nesting_refusal_whatever_the_configured_depth() -> None:
+    lim = RequestLimits(max_json_depth=1_000_000)
+    with pytest.raises(LimitExceeded) as exc:
+        parse_json_object(b"[" * 100_000 + b"]" * 100_000, lim)
+    assert exc.value.extra["limit"] == "max_json_depth"
+
+
+def test_the_default_body_limit_is_1_mib() -> None:
+    assert MAX_BODY_BYTES == 1024 * 1024 == Settings().limits.max_body_bytes
+    with pytest.raises(PayloadTooLarge):
+        parse_json_object(b" " * (MAX_BODY_BYTES + 1))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_bodies_must_be_utf8(encoding: str) -> None:
+    raw = json.dumps(chat()).encode(encoding)
+    with pytest.raises(InvalidRequest, match="UTF-8"):
+        parse_json_object(raw)
+    assert parse_json_object(b"\xef\xbb\xbf" + json.dumps(chat()).encode())  # BOM is fine
+
+
+async def test_limits_come_from_settings_env(tmp_path: Path) -> None:
+    settings = Settings.from_env({"LLM_MESH_MAX_MESSAGES": "2", "LLM_MESH_HOME": str(tmp_path)})
+    assert settings.limits.max_messages == 2
+    async with running(tmp_path, limits=settings.limits) as h:
+        await h.register("node-a")
+        assert (await post(h, chat(3))).json()["error"]["limit"] == "max_messages"
+        assert (await post(h, chat(2))).status_code == 200
+
+
+async def test_a_1_mib_body_is_refused_fast(tmp_path: Path) -> None:
+    """Default limits; bodies just under 1 MiB that break a limit, and one over 1 MiB.
+
+    The bound is generous for a shared, loaded test machine; docs/security.md has the
+    figures measured on an idle one."""
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        n = 20_000
+        bodies = [
+            json.dumps(chat(n, "hello there")).encode(),  # max_messages
+            json.dumps(chat(1, "x" * (1024 * 1024 - 200))).encode(),  # max_content_chars
+            b'{"a": ' + b"[" * 500_000 + b"]" * 500_000 + b"}",  # max_json_depth (~1 MB)
+            b" " * (1024 * 1024 + 1),  # max_body_bytes
+        ]
+        for raw in bodies:
+            await post(h, raw)  # warm-up
+            t0 = time.perf_counter()
+            r = await post(h, raw)
+            elapsed = time.perf_counter() - t0
+            assert r.status_code in (400, 413), r.text
+            assert "limit" in r.json()["error"]
+            assert elapsed < 0.5, elapsed
+        assert h.nodes.calls() == 0
+
+
+MARK = "secret-prompt-7f3a"
+ECHO_BAIT: list[bytes] = [
+    json.dumps(b).encode()
+    for b in (
+        chat(content=MARK, temperature=MARK),
+        chat(content=MARK, max_tokens=MARK),
+        chat(content=MARK, n=MARK),
+        {"model": MODEL, "messages": [{"role": MARK, "content": MARK}]},
+        {"model": MODEL, "messages": [MARK]},
+        {"model": MODEL, "messages": [{"role": "user", "content": [MARK]}], "stop": 3},
+        chat(content=MARK, stop=[MARK] * 3),
+        chat(content=MARK * 10),
+        chat(content=MARK, avoid_regions=MARK),
+        {"model": MODEL, "prompt": [MARK, MARK]},
+    )
+] + [f'{{"model": "{MODEL}", "messages": [{{"content": "{MARK}"'.encode(), MARK.encode()]
+
+
+@pytest.mark.parametrize("raw", ECHO_BAIT)
+async def test_refusals_never_quote_the_request_content(mesh: Harness, raw: bytes) -> None:
+    """Error bodies (and so anything that logs them) name fields and numbers, not values."""
+    path = COMPLETIONS if b'"prompt"' in raw else CHAT
+    r = await post(mesh, raw, path)
+    assert r.status_code == 400, r.text
+    assert MARK not in r.text
+    assert mesh.nodes.calls() == 0
