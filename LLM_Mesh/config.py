@@ -21,6 +21,9 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 ``/v1`` request bodies are limited to 8 MiB (``registry.gateway.MAX_BODY_BYTES``).
 | admin_key            | LLM_MESH_ADMIN_KEY       | none: the one in HOME/admin.key (made at first start) |
 | operator_token       | LLM_MESH_OPERATOR_TOKEN  | none (a node's credential to register) |
+| ledger_origin        | LLM_MESH_LEDGER_ORIGIN   | llm-mesh.local/ledger (checkpoints' origin and key name) |
+| ledger_checkpoint_every | LLM_MESH_LEDGER_CHECKPOINT_EVERY | 1000 (entries between signed checkpoints) |
+| ledger_checkpoint_interval_s | LLM_MESH_LEDGER_CHECKPOINT_S | 60 (at most this long before new entries are signed) |
 """
 
 from __future__ import annotations
@@ -92,6 +95,9 @@ class Settings:
     max_mesh_body_bytes: int = DEFAULT_MESH_BODY_BYTES
     admin_key: str | None = field(default=None, repr=False)
     operator_token: str | None = field(default=None, repr=False)
+    ledger_origin: str = "llm-mesh.local/ledger"
+    ledger_checkpoint_every: int = 1000
+    ledger_checkpoint_interval_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -111,6 +117,10 @@ class Settings:
             max_mesh_body_bytes=_int(env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES),
             admin_key=(env.get("LLM_MESH_ADMIN_KEY") or "").strip() or None,
             operator_token=(env.get("LLM_MESH_OPERATOR_TOKEN") or "").strip() or None,
+            ledger_origin=(env.get("LLM_MESH_LEDGER_ORIGIN") or "").strip()
+            or "llm-mesh.local/ledger",
+            ledger_checkpoint_every=_int(env, "LLM_MESH_LEDGER_CHECKPOINT_EVERY", 1000),
+            ledger_checkpoint_interval_s=_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):
