@@ -41,7 +41,7 @@ from LLM_Mesh.node.service import NodeService
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.openapi import build_openapi
-from tests.registry.helpers import public_resolver
+from tests.registry.helpers import TrustingNodeAuth, public_resolver
 
 MODEL = "gemma-3-270m"
 BASE = "http://mesh"
@@ -86,8 +86,9 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(home=home, heartbeat_interval_s=3600.0, health_check_interval_s=3600.0)
     upstream = httpx.AsyncClient(transport=NodeRouter(apps))
     app = create_registry_app(
-        settings, store=MemoryStore(), http_client=upstream, resolver=public_resolver
-    )
+        settings, store=MemoryStore(), http_client=upstream, resolver=public_resolver,
+        node_auth=TrustingNodeAuth(),  # the sim nodes register unsigned, with no operator token
+    )  # fmt: skip
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -96,11 +97,23 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
                     reg = svc.registration().model_dump(mode="json")
                     r = await client.post("/mesh/nodes", json=reg)
                     r.raise_for_status()
+                await _seed_ledger(app)
                 yield client
     finally:
         await upstream.aclose()
         for svc in services:
             await svc.stop()
+
+
+async def _seed_ledger(app: Any) -> None:
+    """A few entries and two checkpoints, so the ledger's proofs have something to prove."""
+    from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer
+
+    runtime = app.state.runtime
+    await runtime.ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(5)])
+    await runtime.checkpointer.checkpoint()
+    await runtime.ledger.append([Transfer("grant", MINT, POOL, 9) for _ in range(4)])
+    await runtime.checkpointer.checkpoint()
 
 
 # --- the document -----------------------------------------------------------------------
