@@ -12,7 +12,13 @@ import hashlib
 
 import pytest
 
-from LLM_Mesh.core.merkle import EMPTY_ROOT, largest_power_of_two_below, leaf_hash, node_hash, root_of
+from LLM_Mesh.core.merkle import (
+    EMPTY_ROOT,
+    largest_power_of_two_below,
+    leaf_hash,
+    node_hash,
+    root_of,
+)
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 
 LEAVES = [
@@ -78,7 +84,9 @@ CONSISTENCY = [
 
 def test_hashing_rules() -> None:
     assert leaf_hash(b"x") == hashlib.sha256(b"\x00x").digest()
-    assert node_hash(b"a" * 32, b"b" * 32) == hashlib.sha256(b"\x01" + b"a" * 32 + b"b" * 32).digest()
+    assert (
+        node_hash(b"a" * 32, b"b" * 32) == hashlib.sha256(b"\x01" + b"a" * 32 + b"b" * 32).digest()
+    )
     assert root_of([]) == EMPTY_ROOT == hashlib.sha256(b"").digest()
     assert [largest_power_of_two_below(n) for n in (2, 3, 4, 5, 8, 9)] == [1, 2, 2, 4, 4, 8]
     with pytest.raises(ValueError):

@@ -14,7 +14,6 @@ from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, downgrade, upgrade
 
-
 ALL_TABLES = {
     "admin_key", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
     "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes",
