@@ -4,12 +4,13 @@
 :class:`~LLM_Mesh.core.ledger_entry.Transfer` s atomically (all or none) and returns
 the entries with their sequence numbers. In one transaction it
 
-1. takes the head row's lock (``UPDATE ledger_head SET size = size``: a row lock on
+1. takes the head row's lock and reads it in one statement (``UPDATE ledger_head SET
+   size = size ... RETURNING`` size, frontier, last leaf hash, last time: a row lock on
    PostgreSQL, the database's write lock on SQLite), so concurrent appends from any
    number of registry processes serialise and sequence numbers never collide;
-2. reads the head (size, frontier) and the last entry's leaf hash and time;
-3. writes each entry (its leaf commits to the previous one), the tree nodes it
-   completes (``registry/ledger_tree.py``) and the new head.
+2. computes the entries (each leaf commits to the previous one);
+3. writes the entries, the tree nodes they complete (``registry/ledger_tree.py``) and
+   the new head.
 
 Entry times never go backwards (a clock step back writes the last entry's time).
 Proofs and historical roots are read from the stored complete-subtree hashes.
@@ -22,10 +23,13 @@ registry on a :class:`~LLM_Mesh.registry.memory_store.MemoryStore`).
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -34,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.core.checkpoint import Checkpoint
-from LLM_Mesh.core.ledger_entry import GENESIS_PREV, LedgerEntry, Transfer, make_entry
+from LLM_Mesh.core.ledger_entry import LedgerEntry, Transfer, make_entry
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger_tree import (
     append_leaf,
@@ -100,14 +104,32 @@ def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
+_SCRATCH_PREFIX = "llm-mesh-ledger-"
+
+
 async def memory_engine() -> AsyncEngine:
-    """A private in-memory SQLite database, migrated: the ledger of a memory-store registry."""
+    """A private scratch SQLite database (a file in a new temporary directory, removed by
+    :meth:`EngineOnce.dispose`), migrated: the ledger of a memory-store registry.
+
+    A file, not ``:memory:``: one in-memory connection shared by concurrent tasks would
+    let one task's rollback undo another's transaction.
+    """
+    from sqlalchemy import event
     from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import StaticPool
 
     from LLM_Mesh.registry.store import upgrade
 
-    engine = create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
+    path = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX)) / "ledger.db"
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout=5000")
+        finally:
+            cursor.close()
+
+    event.listen(engine.sync_engine, "connect", on_connect)
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)
     return engine
@@ -142,17 +164,15 @@ class SqlLedger:
         now_us = int(self._wall_clock() * 1_000_000)
         engine = await self.engine()
         async with engine.begin() as conn:
-            await conn.execute(update(h).where(h.c.id == _HEAD).values(size=h.c.size))
-            head = (await conn.execute(select(h.c.size, h.c.frontier).where(h.c.id == _HEAD))).one()
+            lock = (
+                update(h)
+                .where(h.c.id == _HEAD)
+                .values(size=h.c.size)
+                .returning(h.c.size, h.c.frontier, h.c.last_leaf, h.c.last_time_us)
+            )
+            head = (await conn.execute(lock)).one()
             size, frontier = int(head.size), unpack_frontier(bytes(head.frontier))
-            prev, last_us = GENESIS_PREV, now_us
-            if size:
-                last = (
-                    await conn.execute(
-                        select(e.c.leaf_hash, e.c.time_us).where(e.c.seq == size - 1)
-                    )
-                ).one()
-                prev, last_us = bytes.fromhex(last.leaf_hash), max(now_us, int(last.time_us))
+            prev, last_us = bytes(head.last_leaf), max(now_us, int(head.last_time_us))
             entries: list[LedgerEntry] = []
             nodes: list[dict[str, Any]] = []
             for t in transfers:
@@ -164,7 +184,14 @@ class SqlLedger:
             await conn.execute(e.insert(), [_entry_values(x) for x in entries])
             await conn.execute(tables.ledger_nodes.insert(), nodes)
             await conn.execute(
-                update(h).where(h.c.id == _HEAD).values(size=size, frontier=pack_frontier(frontier))
+                update(h)
+                .where(h.c.id == _HEAD)
+                .values(
+                    size=size,
+                    frontier=pack_frontier(frontier),
+                    last_leaf=prev,
+                    last_time_us=last_us,
+                )
             )
         if self.on_append is not None:
             self.on_append(size)
@@ -322,6 +349,10 @@ class EngineOnce:
         return self._engine
 
     async def dispose(self) -> None:
+        """Dispose of the engine; a scratch database of :func:`memory_engine` is removed."""
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
+            folder = Path(engine.url.database or "").parent
+            if folder.name.startswith(_SCRATCH_PREFIX):
+                shutil.rmtree(folder, ignore_errors=True)

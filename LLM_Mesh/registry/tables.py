@@ -8,7 +8,7 @@ tokens, latency, cost, outcome) — never the prompt or the answer text.
 number accepted from it and when it was revoked. ``admin_key``: the SHA-256 of the
 store's admin key (one row). The ledger (``registry/ledger.py``): ``ledger_entries``
 (append-only transfers, each a Merkle leaf), ``ledger_nodes`` (the hash of every
-complete subtree), ``ledger_head`` (one row: size, frontier, the lock appends take),
+complete subtree), ``ledger_head`` (one row: size, frontier, last leaf hash and time; the lock appends take),
 ``ledger_checkpoints`` (signed tree heads) and ``ledger_keys`` (checkpoint signers'
 public keys). The migration ``0003_ledger`` adds triggers that refuse UPDATE and
 DELETE on the entries, nodes and checkpoints.
@@ -202,6 +202,8 @@ ledger_head = Table(
     Column("id", Integer(), primary_key=True, autoincrement=False),
     Column("size", BigInteger(), nullable=False),
     Column("frontier", LargeBinary(), nullable=False),
+    Column("last_leaf", LargeBinary(32), nullable=False),
+    Column("last_time_us", BigInteger(), nullable=False),
 )
 
 ledger_checkpoints = Table(

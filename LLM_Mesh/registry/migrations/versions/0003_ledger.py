@@ -92,9 +92,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("frontier", sa.LargeBinary(), nullable=False),
+        sa.Column("last_leaf", sa.LargeBinary(32), nullable=False),
+        sa.Column("last_time_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_head")),
     )
-    op.bulk_insert(head, [{"id": 1, "size": 0, "frontier": b""}])
+    op.bulk_insert(
+        head, [{"id": 1, "size": 0, "frontier": b"", "last_leaf": bytes(32), "last_time_us": 0}]
+    )
     op.create_table(
         "ledger_checkpoints",
         sa.Column("tree_size", sa.BigInteger(), autoincrement=False, nullable=False),
