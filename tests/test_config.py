@@ -185,3 +185,19 @@ def test_allow_private_nodes_from_env(raw: str, allowed: bool) -> None:
 def test_allow_private_nodes_bad_value_raises() -> None:
     with pytest.raises(ValueError, match="LLM_MESH_ALLOW_PRIVATE_NODES"):
         Settings.from_env({"LLM_MESH_ALLOW_PRIVATE_NODES": "maybe"})
+
+
+def test_ledger_settings_from_env() -> None:
+    s = Settings.from_env({})
+    assert (s.ledger_origin, s.ledger_checkpoint_every, s.ledger_checkpoint_interval_s) == (
+        "llm-mesh.local/ledger", 1000, 60.0
+    )
+    env = {
+        "LLM_MESH_LEDGER_ORIGIN": "mesh.example/ledger",
+        "LLM_MESH_LEDGER_CHECKPOINT_EVERY": "50",
+        "LLM_MESH_LEDGER_CHECKPOINT_S": "5",
+    }
+    s = Settings.from_env(env)
+    assert (s.ledger_origin, s.ledger_checkpoint_every, s.ledger_checkpoint_interval_s) == (
+        "mesh.example/ledger", 50, 5.0
+    )
