@@ -26,6 +26,9 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | limits.max_n         | LLM_MESH_MAX_N           | 1                            |
 | limits.max_stop      | LLM_MESH_MAX_STOP        | 4 (stop sequences)           |
 | limits.max_stop_chars | LLM_MESH_MAX_STOP_CHARS | 256 (one stop sequence)      |
+| ledger_origin        | LLM_MESH_LEDGER_ORIGIN   | llm-mesh.local/ledger (checkpoints' origin and key name) |
+| ledger_checkpoint_every | LLM_MESH_LEDGER_CHECKPOINT_EVERY | 1000 (entries between signed checkpoints) |
+| ledger_checkpoint_interval_s | LLM_MESH_LEDGER_CHECKPOINT_S | 60 (at most this long before new entries are signed) |
 
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
@@ -123,6 +126,9 @@ class Settings:
     operator_token: str | None = field(default=None, repr=False)
     # request limits, refused before any node is called (core/limits.py)
     limits: RequestLimits = field(default_factory=RequestLimits)
+    ledger_origin: str = "llm-mesh.local/ledger"
+    ledger_checkpoint_every: int = 1000
+    ledger_checkpoint_interval_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -143,6 +149,10 @@ class Settings:
             admin_key=(env.get("LLM_MESH_ADMIN_KEY") or "").strip() or None,
             operator_token=(env.get("LLM_MESH_OPERATOR_TOKEN") or "").strip() or None,
             limits=_limits(env),
+            ledger_origin=(env.get("LLM_MESH_LEDGER_ORIGIN") or "").strip()
+            or "llm-mesh.local/ledger",
+            ledger_checkpoint_every=_int(env, "LLM_MESH_LEDGER_CHECKPOINT_EVERY", 1000),
+            ledger_checkpoint_interval_s=_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

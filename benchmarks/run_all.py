@@ -26,6 +26,7 @@ KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
     "failover": ("bench_failover.py", [], ["--seconds", "10", "--kill-at", "4"]),
     "gateway": ("bench_gateway.py", [], ["--sequential", "200", "--concurrent", "400"]),
     "throughput": ("bench_throughput.py", [], ["--rounds", "2", "--max-tokens", "32"]),
+    "ledger": ("bench_ledger.py", [], ["--entries", "20000", "--appends", "200"]),
 }
 
 

@@ -209,3 +209,23 @@ def test_request_limits_from_env() -> None:
 def test_bad_limit_values_raise(raw: str) -> None:
     with pytest.raises(ValueError, match="LLM_MESH_MAX_MESSAGES"):
         Settings.from_env({"LLM_MESH_MAX_MESSAGES": raw})
+
+
+def test_ledger_settings_from_env() -> None:
+    s = Settings.from_env({})
+    assert (s.ledger_origin, s.ledger_checkpoint_every, s.ledger_checkpoint_interval_s) == (
+        "llm-mesh.local/ledger",
+        1000,
+        60.0,
+    )
+    env = {
+        "LLM_MESH_LEDGER_ORIGIN": "mesh.example/ledger",
+        "LLM_MESH_LEDGER_CHECKPOINT_EVERY": "50",
+        "LLM_MESH_LEDGER_CHECKPOINT_S": "5",
+    }
+    s = Settings.from_env(env)
+    assert (s.ledger_origin, s.ledger_checkpoint_every, s.ledger_checkpoint_interval_s) == (
+        "mesh.example/ledger",
+        50,
+        5.0,
+    )

@@ -4,6 +4,8 @@ llm-mesh registry operators add NAME        a new operator; prints its token onc
 llm-mesh registry operators list            operators and their nodes
 llm-mesh registry operators revoke NAME     the operator and all its nodes are refused
 llm-mesh registry nodes revoke NODE_ID      one node key is refused
+llm-mesh registry grant ACCOUNT AMOUNT      AMOUNT micro-NetworkTokens from the mint to
+                                            ACCOUNT (an operator's name or a ledger account)
 
 They open the store directly (``--database-url``, ``$LLM_MESH_DATABASE_URL``, else the
 SQLite file in ``$LLM_MESH_HOME``), so they work while registries run on it (a running
@@ -139,3 +141,21 @@ def nodes_revoke(
 
 def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC") if at else ""
+
+
+def grant_command(
+    account: Annotated[
+        str, typer.Argument(help="an operator's name, or a ledger account (pool, user:..., ...)")
+    ],
+    amount: Annotated[int, typer.Argument(help="micro-NetworkTokens (a whole number >= 1)")],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Grant AMOUNT micro-NetworkTokens from the mint: a ledger entry of kind ``grant``."""
+    from LLM_Mesh.registry.ledger_grant import grant
+
+    entry = with_admin_store(_settings(home, database_url), lambda s: grant(s, account, amount))
+    console.print(
+        f"granted {entry.amount} micro-NetworkTokens to {entry.to_account} "
+        f"(ledger entry {entry.seq})"
+    )

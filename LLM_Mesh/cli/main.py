@@ -3,6 +3,8 @@
 llm-mesh up | demo                 the local network (registry + one node)
 llm-mesh registry serve            the registry + gateway
 llm-mesh registry operators|nodes  admin: operator credentials, revocation
+llm-mesh registry grant ACCOUNT N  admin: N micro-NetworkTokens from the mint (a ledger entry)
+llm-mesh ledger verify             check the public ledger (hashes, signatures, balances)
 llm-mesh node start                a node
 llm-mesh ask PROMPT                ask the network
 llm-mesh status | models           what is up
@@ -20,11 +22,12 @@ from typing import Annotated, Any
 import typer
 
 from LLM_Mesh.cli import render
-from LLM_Mesh.cli.admin_commands import nodes_app, operators_app
+from LLM_Mesh.cli.admin_commands import grant_command, nodes_app, operators_app
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
+from LLM_Mesh.cli.ledger_commands import ledger_app
 from LLM_Mesh.cli.node_commands import node_app
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
 from LLM_Mesh.errors import MeshError
@@ -36,7 +39,9 @@ registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=T
 app.add_typer(registry_app, name="registry")
 registry_app.add_typer(operators_app, name="operators")
 registry_app.add_typer(nodes_app, name="nodes")
+registry_app.command("grant")(grant_command)
 app.add_typer(node_app, name="node")
+app.add_typer(ledger_app, name="ledger")
 
 
 # --- the local network -------------------------------------------------------------------

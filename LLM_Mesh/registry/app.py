@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
@@ -30,6 +31,9 @@ from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
+from LLM_Mesh.registry.ledger_api import router as ledger_router
+from LLM_Mesh.registry.ledger_signer import Checkpointer, load_registry_key
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
@@ -49,6 +53,20 @@ def _default_store(settings: Settings) -> Store:
 
     store: Store = SqlStore(settings.effective_database_url)
     return store
+
+
+def _ledger_engine(store: Store) -> Callable[[], Awaitable[AsyncEngine]]:
+    """The store's engine for the ledger; a private in-memory one for a store without."""
+    if getattr(type(store), "engine", None) is None:
+        return EngineOnce(memory_engine)
+
+    async def engine() -> AsyncEngine:
+        found = getattr(store, "engine", None)
+        if not isinstance(found, AsyncEngine):  # pragma: no cover - wiring bug
+            raise TypeError("the store has no SQLAlchemy engine")
+        return found
+
+    return engine
 
 
 def _print_admin_key(key: str) -> None:
@@ -101,6 +119,9 @@ def create_registry_app(
         ),
         wall_clock=wall_clock,
     )
+    ledger_engine = _ledger_engine(the_store)
+    ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
+    runtime.ledger = ledger
     health = HealthChecker(
         table,
         lambda: runtime.http,
@@ -119,6 +140,15 @@ def create_registry_app(
                 (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store)
             routing.sync_all()
+            checkpointer = Checkpointer(
+                ledger, load_registry_key(settings)[0], settings.ledger_origin,
+                every=settings.ledger_checkpoint_every,
+                interval_s=settings.ledger_checkpoint_interval_s, wall_clock=wall_clock,
+            )  # fmt: skip
+            runtime.checkpointer = checkpointer
+            ledger.on_append = checkpointer.note_append
+            if not isinstance(ledger_engine, EngineOnce):
+                await checkpointer.ensure_published()
             if http_client is None:
                 runtime.client, runtime.owns_client = make_client(runtime.pins), True
             elif isinstance(http_client, httpx.AsyncClient):
@@ -129,9 +159,11 @@ def create_registry_app(
             runtime.writer.start()
             health.start()
             revocations.start()
+            checkpointer.start()
             try:
                 yield
             finally:
+                await checkpointer.stop()
                 await revocations.stop()
                 await health.stop()
                 await runtime.writer.stop()
@@ -139,6 +171,8 @@ def create_registry_app(
                     await runtime.client.aclose()
                 runtime.client = None
         finally:
+            if isinstance(ledger_engine, EngineOnce):
+                await ledger_engine.dispose()
             await runtime.store.close()
 
     app = FastAPI(
@@ -153,6 +187,7 @@ def create_registry_app(
     install_error_handlers(app)
     install_gateway(app)
     app.include_router(mesh_router)
+    app.include_router(ledger_router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_mesh_body_bytes,

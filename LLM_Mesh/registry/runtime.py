@@ -27,6 +27,8 @@ from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
@@ -52,6 +54,10 @@ class Runtime:
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None
+    # the ledger (registry/ledger.py: ``ledger.append`` moves money) and its signer;
+    # set by create_registry_app
+    ledger: SqlLedger | None = None
+    checkpointer: Checkpointer | None = None
 
     @property
     def http(self) -> NodeClient:

@@ -6,7 +6,12 @@ tokens, latency, cost, outcome) — never the prompt or the answer text.
 ``operators``: who may register nodes (the SHA-256 of their token, never the token).
 ``node_keys``: each node id's Ed25519 public key, its operator, the last sequence
 number accepted from it and when it was revoked. ``admin_key``: the SHA-256 of the
-store's admin key (one row).
+store's admin key (one row). The ledger (``registry/ledger.py``): ``ledger_entries``
+(append-only transfers, each a Merkle leaf), ``ledger_nodes`` (the hash of every
+complete subtree), ``ledger_head`` (one row: size, frontier, last leaf hash and time; the lock appends take),
+``ledger_checkpoints`` (signed tree heads) and ``ledger_keys`` (checkpoint signers'
+public keys). The migration ``0003_ledger`` adds triggers that refuse UPDATE and
+DELETE on the entries, nodes and checkpoints.
 
 Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`).
 The migrations in ``registry/migrations/versions`` must produce exactly this
@@ -27,14 +32,29 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
     Table,
+    Text,
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
-__all__ = ["UTCDateTime", "admin_key", "metadata", "node_keys", "nodes", "operators", "requests"]
+__all__ = [
+    "UTCDateTime",
+    "admin_key",
+    "ledger_checkpoints",
+    "ledger_entries",
+    "ledger_head",
+    "ledger_keys",
+    "ledger_nodes",
+    "metadata",
+    "node_keys",
+    "nodes",
+    "operators",
+    "requests",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -147,5 +167,58 @@ admin_key = Table(
     metadata,
     Column("id", Integer(), primary_key=True, autoincrement=False),
     Column("key_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("seq", BigInteger(), primary_key=True, autoincrement=False),
+    Column("time_us", BigInteger(), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("from_account", String(128), nullable=False),
+    Column("to_account", String(128), nullable=False),
+    Column("amount", BigInteger(), nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("receipt_hash", String(64), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("leaf_hash", String(64), nullable=False),
+    Index("ix_ledger_entries_request_id", "request_id"),
+    Index("ix_ledger_entries_from_account", "from_account"),
+    Index("ix_ledger_entries_to_account", "to_account"),
+)
+
+ledger_nodes = Table(
+    "ledger_nodes",
+    metadata,
+    # index * 64 + level (registry/ledger_tree.node_key)
+    Column("id", BigInteger(), primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("size", BigInteger(), nullable=False),
+    Column("frontier", LargeBinary(), nullable=False),
+    Column("last_leaf", LargeBinary(32), nullable=False),
+    Column("last_time_us", BigInteger(), nullable=False),
+)
+
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("tree_size", BigInteger(), primary_key=True, autoincrement=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("time_us", BigInteger(), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("note", Text(), nullable=False),
+)
+
+ledger_keys = Table(
+    "ledger_keys",
+    metadata,
+    Column("public_key", String(64), primary_key=True),
     Column("created_at", UTCDateTime(), nullable=False),
 )

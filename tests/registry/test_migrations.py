@@ -14,6 +14,11 @@ from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, downgrade, upgrade
 
+ALL_TABLES = {
+    "admin_key", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
+    "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes",
+}  # fmt: skip
+
 
 def _engine(url: str) -> AsyncEngine:
     return create_async_engine(normalize_database_url(url))
@@ -34,7 +39,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0002"]
+    assert script.get_heads() == ["0003_ledger"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -45,7 +50,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0002"
+            assert await conn.run_sync(_current) == "0003_ledger"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -56,7 +61,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade)
-            assert await conn.run_sync(_user_tables) == {"admin_key", "node_keys", "nodes", "operators", "requests"}
+            assert await conn.run_sync(_user_tables) == ALL_TABLES
         async with engine.begin() as conn:
             await conn.run_sync(downgrade)
         async with engine.connect() as conn:
@@ -65,7 +70,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0002"
+            assert await conn.run_sync(_current) == "0003_ledger"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -83,4 +88,4 @@ async def test_empty_diff_is_not_vacuous(database_url: str) -> None:
     finally:
         await engine.dispose()
     added = {d[1].name for d in diff if d[0] == "add_table"}
-    assert added == {"admin_key", "node_keys", "nodes", "operators", "requests"}
+    assert added == ALL_TABLES

@@ -105,11 +105,23 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
                     headers["Content-Type"] = "application/json"
                     r = await client.post("/mesh/nodes", content=body, headers=headers)
                     r.raise_for_status()
+                await _seed_ledger(app)
                 yield client
     finally:
         await upstream.aclose()
         for svc in services:
             await svc.stop()
+
+
+async def _seed_ledger(app: Any) -> None:
+    """A few entries and two checkpoints, so the ledger's proofs have something to prove."""
+    from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer
+
+    runtime = app.state.runtime
+    await runtime.ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(5)])
+    await runtime.checkpointer.checkpoint()
+    await runtime.ledger.append([Transfer("grant", MINT, POOL, 9) for _ in range(4)])
+    await runtime.checkpointer.checkpoint()
 
 
 # --- the document -----------------------------------------------------------------------

@@ -52,6 +52,17 @@ def test_the_protocol_has_the_store_methods() -> None:
                 "list_nodes",
                 "record_requests",
                 "request_stats",
+                "add_operator",
+                "list_operators",
+                "operator_by_token",
+                "revoke_operator",
+                "claim_node_key",
+                "get_node_key",
+                "advance_node_seq",
+                "revoke_node",
+                "revoked_nodes_since",
+                "get_admin_key_hash",
+                "set_admin_key_hash",
             ]
         )
         == PROTOCOL_METHODS

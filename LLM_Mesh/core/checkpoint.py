@@ -1,0 +1,113 @@
+"""Signed checkpoints of the ledger, in the C2SP formats (https://c2sp.org).
+
+A checkpoint is a ``tlog-checkpoint`` body signed as a ``signed-note``::
+
+    <origin>\\n
+    <tree size, decimal>\\n
+    <root hash, standard base64>\\n
+    time <microseconds since 1970-01-01 UTC>\\n      (one extension line)
+    \\n
+    \\u2014 <key name> <base64(key hash (4 bytes) || Ed25519 signature (64 bytes))>\\n
+
+The signature is over the body (the first four lines, each ending in ``\\n``). The
+key hash is the first 4 bytes of ``SHA-256(key name || 0x0A || 0x01 || public key)``
+(signed-note's Ed25519 type); the key's ``vkey`` text is
+``<name>+<key hash, hex>+<base64(0x01 || public key)>``. The origin (and key name)
+is the registry's ``ledger_origin`` setting.
+
+:func:`sign_checkpoint` is the writer's side; :func:`open_checkpoint` checks a note
+against a public key and returns what it says, or raises :class:`BadCheckpoint`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from LLM_Mesh.core.merkle import HASH_SIZE
+
+__all__ = ["BadCheckpoint", "Checkpoint", "key_hash", "open_checkpoint", "sign_checkpoint", "vkey"]
+
+_ED25519 = b"\x01"
+_DASH = "\u2014 "
+
+
+class BadCheckpoint(ValueError):
+    """A checkpoint note that is malformed or whose signature does not check out."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    time_us: int
+    note: str  # the whole signed note
+
+
+def key_hash(name: str, public_key: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + _ED25519 + public_key).digest()[:4]
+
+
+def vkey(name: str, public_key: bytes) -> str:
+    """The signed-note verifier key text for ``public_key`` under ``name``."""
+    return f"{name}+{key_hash(name, public_key).hex()}+{base64.b64encode(_ED25519 + public_key).decode()}"
+
+
+def _body(origin: str, tree_size: int, root_hash: bytes, time_us: int) -> str:
+    if not origin or "\n" in origin or " " in origin or "+" in origin:
+        raise ValueError("a checkpoint origin is one non-empty line without spaces or '+'")
+    if len(root_hash) != HASH_SIZE or tree_size < 0:
+        raise ValueError("a checkpoint has a 32-byte root and a size >= 0")
+    root = base64.b64encode(root_hash).decode()
+    return f"{origin}\n{tree_size}\n{root}\ntime {time_us}\n"
+
+
+def sign_checkpoint(
+    key: Ed25519PrivateKey, public_key: bytes, origin: str, tree_size: int, root_hash: bytes,
+    time_us: int,
+) -> Checkpoint:  # fmt: skip
+    body = _body(origin, tree_size, root_hash, time_us)
+    sig = key.sign(body.encode())
+    line = f"{_DASH}{origin} {base64.b64encode(key_hash(origin, public_key) + sig).decode()}\n"
+    return Checkpoint(origin, tree_size, root_hash, time_us, body + "\n" + line)
+
+
+def open_checkpoint(note: str, origin: str, public_key: bytes) -> Checkpoint:
+    """Check ``note``'s signature by ``public_key`` under ``origin``; what it says."""
+    body, sep, sigs = note.partition("\n\n")
+    if not sep or not body:
+        raise BadCheckpoint("not a signed note (no blank line before the signatures)")
+    body += "\n"
+    lines = body.split("\n")[:-1]
+    if len(lines) != 4 or lines[0] != origin or not lines[3].startswith("time "):
+        raise BadCheckpoint(f"not a checkpoint of {origin!r} (origin, size, root, time)")
+    try:
+        size, root = int(lines[1]), base64.b64decode(lines[2], validate=True)
+        time_us = int(lines[3][5:])
+    except ValueError as exc:
+        raise BadCheckpoint(f"malformed checkpoint body: {exc}") from None
+    if size < 0 or len(root) != HASH_SIZE or lines[1] != str(size):
+        raise BadCheckpoint("malformed checkpoint size or root")
+    want = key_hash(origin, public_key)
+    pub = Ed25519PublicKey.from_public_bytes(public_key)
+    for line in sigs.split("\n"):
+        if not line.startswith(_DASH):
+            continue
+        name, _, b64 = line[len(_DASH) :].rpartition(" ")
+        try:
+            raw = base64.b64decode(b64, validate=True)
+        except ValueError:
+            continue
+        if name != origin or len(raw) != 68 or raw[:4] != want:
+            continue
+        try:
+            pub.verify(raw[4:], body.encode())
+        except InvalidSignature:
+            raise BadCheckpoint("the checkpoint's signature does not verify") from None
+        return Checkpoint(origin, size, root, time_us, note)
+    raise BadCheckpoint("no signature by the registry's key on the checkpoint")

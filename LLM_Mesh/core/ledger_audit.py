@@ -1,0 +1,235 @@
+"""Auditing the ledger from what it publishes: the verifier behind ``llm-mesh ledger verify``.
+
+Shares with the writer only the hashing rules (``core/merkle.py``), the leaf encoding
+(``core/ledger_entry.entry_leaf``) and the checkpoint format (``core/checkpoint.py``);
+its tree and its proof checks (``core/merkle_verify.py``) are its own. Pure: the
+caller downloads and feeds it.
+
+:class:`Auditor` takes the published checkpoints and keys first, then every entry in
+order (:meth:`Auditor.entry`), and checks, naming each finding:
+
+- ``missing``: a sequence number is skipped (a row was deleted);
+- ``reordered``: an entry hashes right only under another sequence number;
+- ``changed``: an entry's fields do not hash to its leaf hash;
+- ``chain``: an entry's ``prev_hash`` is not its predecessor's leaf hash;
+- ``time``: an entry is older than its predecessor;
+- ``amount`` / ``balance``: an amount that is not a whole number >= 1 or moves between
+  one account and itself; an account other than ``mint`` below zero;
+- ``signature``: a checkpoint not signed by a published key, or saying other than its
+  record; ``root``: a checkpoint's root is not the root of the entries;
+- ``consistency``: a consistency proof between successive checkpoints fails;
+- ``inclusion``: an inclusion proof fails; ``truncated``: a checkpoint covers entries
+  that were not published.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
+from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, entry_leaf
+from LLM_Mesh.core.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
+
+__all__ = ["Auditor", "Finding", "Report"]
+
+_REORDER_WINDOW = 16
+MAX_FINDINGS = 1000
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    message: str
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    checkpoints: int = 0
+    consistency_proofs: int = 0
+    inclusion_proofs: int = 0
+    balances: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    more_findings: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def add(self, kind: str, message: str) -> None:
+        if len(self.findings) < MAX_FINDINGS:
+            self.findings.append(Finding(kind, message))
+        else:
+            self.more_findings += 1
+
+
+class _Tree:
+    """The verifier's own incremental Merkle tree: a stack of (height, hash)."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[int, bytes]] = []
+        self.size = 0
+
+    def push(self, h: bytes) -> None:
+        height = 0
+        while self.stack and self.stack[-1][0] == height:
+            h = node_hash(self.stack.pop()[1], h)
+            height += 1
+        self.stack.append((height, h))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self.stack:
+            return EMPTY_ROOT
+        h = self.stack[-1][1]
+        for _, left in reversed(self.stack[:-1]):
+            h = node_hash(left, h)
+        return h
+
+
+def _hex(value: object, what: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 64:
+        raise ValueError(f"{what} is not 64 hex digits")
+    return bytes.fromhex(value)
+
+
+class Auditor:
+    """Checks a ledger fed to it in order (see the module docstring)."""
+
+    def __init__(
+        self,
+        checkpoints: Sequence[Mapping[str, object]],
+        keys: Sequence[str],
+        origin: str,
+    ) -> None:
+        self.report = Report()
+        self._tree = _Tree()
+        self._expected = 0
+        self._prev = GENESIS_PREV
+        self._last_us: int | None = None
+        self._roots: dict[int, bytes] = {}  # checkpoint size -> signed root
+        self._last_leaves: dict[int, bytes] = {}  # checkpoint size -> its last leaf's hash
+        self._bal: dict[str, int] = self.report.balances
+        published = {base64.b64decode(k) for k in keys}
+        for cp in checkpoints:
+            self._checkpoint(cp, published, origin)
+
+    def _checkpoint(self, cp: Mapping[str, object], keys: set[bytes], origin: str) -> None:
+        size = cp.get("tree_size")
+        self.report.checkpoints += 1
+        try:
+            pub = base64.b64decode(str(cp.get("public_key")))
+            if pub not in keys:
+                raise BadCheckpoint("signed by a key the registry does not publish")
+            opened = open_checkpoint(str(cp.get("note")), origin, pub)
+            if opened.tree_size != size or opened.root_hash.hex() != cp.get("root_hash"):
+                raise BadCheckpoint("its note says another size or root than its record")
+        except (BadCheckpoint, ValueError) as exc:
+            self.report.add("signature", f"checkpoint at size {size}: {exc}")
+            return
+        self._roots[opened.tree_size] = opened.root_hash
+
+    @property
+    def signed_sizes(self) -> list[int]:
+        return sorted(self._roots)
+
+    def signed_root(self, size: int) -> bytes | None:
+        return self._roots.get(size)
+
+    def entry(self, e: Mapping[str, object]) -> None:
+        """Check the next published entry (a ``GET /v1/ledger`` item)."""
+        rep = self.report
+        try:
+            seq, time_us, amount = int(e["seq"]), int(e["time_us"]), e["amount"]  # type: ignore[call-overload]
+            kind, frm, to = str(e["kind"]), str(e["from"]), str(e["to"])
+            rid, rh = e.get("request_id"), e.get("receipt_hash")
+            prev, stored_leaf = _hex(e["prev_hash"], "prev_hash"), _hex(e["leaf_hash"], "leaf_hash")
+        except (KeyError, TypeError, ValueError) as exc:
+            rep.add("changed", f"entry #{self._expected}: malformed ({exc})")
+            self._expected += 1
+            return
+        rep.entries += 1
+        if seq > self._expected:
+            gap = (
+                f"{self._expected}"
+                if seq == self._expected + 1
+                else f"{self._expected} to {seq - 1}"
+            )
+            rep.add("missing", f"entry {gap} is missing (the next published entry is {seq})")
+        elif seq < self._expected:
+            rep.add("reordered", f"entry {seq} comes after entry {self._expected - 1}")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+            rep.add("amount", f"entry {seq}: amount {amount!r} is not a whole number >= 1")
+            amount = 0
+        args = (time_us, kind, frm, to, amount, _opt(rid), _opt(rh), prev)
+        computed = leaf_hash(entry_leaf(seq, *args))
+        if computed != stored_leaf:
+            moved = next(
+                (
+                    s
+                    for d in range(1, _REORDER_WINDOW + 1)
+                    for s in (seq - d, seq + d)
+                    if s >= 0 and leaf_hash(entry_leaf(s, *args)) == stored_leaf
+                ),
+                None,
+            )
+            if moved is not None:
+                rep.add(
+                    "reordered", f"entry {seq} is the entry written as {moved} (rows reordered)"
+                )
+            else:
+                rep.add(
+                    "changed", f"entry {seq} was changed: its fields do not hash to its leaf_hash"
+                )
+        elif prev != self._prev and seq == self._expected:
+            rep.add("chain", f"entry {seq}: prev_hash is not entry {seq - 1}'s leaf hash")
+        if self._last_us is not None and time_us < self._last_us:
+            rep.add("time", f"entry {seq} is older than the entry before it")
+        self._last_us = time_us
+        if frm == to and amount:
+            rep.add("amount", f"entry {seq} moves {amount} from {frm} to itself")
+        self._bal[frm] = self._bal.get(frm, 0) - amount
+        self._bal[to] = self._bal.get(to, 0) + amount
+        if self._bal[frm] < 0 and frm != MINT:
+            rep.add("balance", f"entry {seq}: account {frm} goes below zero ({self._bal[frm]})")
+        self._tree.push(computed)
+        self._prev = computed
+        self._expected = seq + 1
+        signed = self._roots.get(self._tree.size)
+        if signed is not None:
+            self._last_leaves[self._tree.size] = computed
+        if signed is not None and signed != self._tree.root():
+            rep.add("root", f"checkpoint at size {self._tree.size}: root is not the entries' root")
+
+    def finish(self) -> Report:
+        """After the last entry: checkpoints beyond what was published."""
+        for size in self._roots:
+            if size > self._tree.size:
+                self.report.add(
+                    "truncated", f"checkpoint at size {size} covers entries not published "
+                    f"(only {self._tree.size})"
+                )  # fmt: skip
+        return self.report
+
+    def consistency(self, first: int, second: int, proof: Sequence[bytes]) -> None:
+        """Check a consistency proof between two signed checkpoints."""
+        self.report.consistency_proofs += 1
+        r1, r2 = self._roots.get(first), self._roots.get(second)
+        if r1 is None or r2 is None or not verify_consistency(first, second, r1, r2, proof):
+            self.report.add("consistency", f"checkpoints {first} -> {second}: proof fails")
+
+    def inclusion(self, size: int, proof: Sequence[bytes]) -> None:
+        """Check an inclusion proof of the last entry of the checkpoint at ``size``, whose
+        leaf hash the auditor computed itself."""
+        self.report.inclusion_proofs += 1
+        index = size - 1
+        root, leaf = self._roots.get(size), self._last_leaves.get(size)
+        if root is None or leaf is None or not verify_inclusion(index, size, leaf, proof, root):
+            self.report.add("inclusion", f"entry {index} in checkpoint {size}: proof fails")
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,358 @@
+"""The ledger's writer: append-only entries in a Merkle tree, on the store's database.
+
+:meth:`SqlLedger.append` is the one way money moves: it writes a batch of
+:class:`~LLM_Mesh.core.ledger_entry.Transfer` s atomically (all or none) and returns
+the entries with their sequence numbers. In one transaction it
+
+1. takes the head row's lock and reads it in one statement (``UPDATE ledger_head SET
+   size = size ... RETURNING`` size, frontier, last leaf hash, last time: a row lock on
+   PostgreSQL, the database's write lock on SQLite), so concurrent appends from any
+   number of registry processes serialise and sequence numbers never collide;
+2. computes the entries (each leaf commits to the previous one);
+3. writes the entries, the tree nodes they complete (``registry/ledger_tree.py``) and
+   the new head.
+
+Entry times never go backwards (a clock step back writes the last entry's time).
+Proofs and historical roots are read from the stored complete-subtree hashes.
+After a commit, ``on_append(size)`` is called (the checkpointer's wake-up).
+
+The engine comes from ``get_engine`` (the store's, or :func:`memory_engine` for a
+registry on a :class:`~LLM_Mesh.registry.memory_store.MemoryStore`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from LLM_Mesh.core.checkpoint import Checkpoint
+from LLM_Mesh.core.ledger_entry import LedgerEntry, Transfer, make_entry
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ledger_tree import (
+    append_leaf,
+    consistency_ranges,
+    frontier_root,
+    inclusion_ranges,
+    node_key,
+    pack_frontier,
+    range_hash,
+    range_nodes,
+    unpack_frontier,
+)
+
+__all__ = ["CheckpointRecord", "LedgerError", "SqlLedger", "memory_engine"]
+
+_HEAD = 1
+MAX_BATCH = 10_000
+
+
+class LedgerError(ValueError):
+    """A ledger read asked for something the tree does not have (a size, an index)."""
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    tree_size: int
+    root_hash: str
+    time_us: int
+    public_key: str
+    note: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "object": "ledger.checkpoint",
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "time_us": self.time_us,
+            "public_key": self.public_key,
+            "note": self.note,
+        }
+
+
+def _entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        seq=int(row.seq), time_us=int(row.time_us), kind=row.kind,
+        from_account=row.from_account, to_account=row.to_account, amount=int(row.amount),
+        request_id=row.request_id, receipt_hash=row.receipt_hash, prev_hash=row.prev_hash,
+        leaf_hash=row.leaf_hash,
+    )  # fmt: skip
+
+
+def _entry_values(e: LedgerEntry) -> dict[str, Any]:
+    return {
+        "seq": e.seq, "time_us": e.time_us, "kind": e.kind, "from_account": e.from_account,
+        "to_account": e.to_account, "amount": e.amount, "request_id": e.request_id,
+        "receipt_hash": e.receipt_hash, "prev_hash": e.prev_hash, "leaf_hash": e.leaf_hash,
+    }  # fmt: skip
+
+
+def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+_SCRATCH_PREFIX = "llm-mesh-ledger-"
+
+
+async def memory_engine() -> AsyncEngine:
+    """A private scratch SQLite database (a file in a new temporary directory, removed by
+    :meth:`EngineOnce.dispose`), migrated: the ledger of a memory-store registry.
+
+    A file, not ``:memory:``: one in-memory connection shared by concurrent tasks would
+    let one task's rollback undo another's transaction.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from LLM_Mesh.registry.store import upgrade
+
+    path = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX)) / "ledger.db"
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout=5000")
+        finally:
+            cursor.close()
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    async with engine.begin() as conn:
+        await conn.run_sync(upgrade)
+    return engine
+
+
+class SqlLedger:
+    """The ledger on one SQLAlchemy engine (see the module docstring)."""
+
+    def __init__(
+        self,
+        get_engine: Callable[[], Awaitable[AsyncEngine]],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        on_append: Callable[[int], None] | None = None,
+    ) -> None:
+        self._get_engine = get_engine
+        self._wall_clock = wall_clock
+        self.on_append = on_append
+
+    async def engine(self) -> AsyncEngine:
+        return await self._get_engine()
+
+    # -- writing ------------------------------------------------------------------
+
+    async def append(self, transfers: Sequence[Transfer]) -> list[LedgerEntry]:
+        """Write ``transfers`` atomically, in order; the entries written."""
+        if not transfers:
+            return []
+        if len(transfers) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} transfers in one append")
+        h, e = tables.ledger_head, tables.ledger_entries
+        now_us = int(self._wall_clock() * 1_000_000)
+        engine = await self.engine()
+        async with engine.begin() as conn:
+            lock = (
+                update(h)
+                .where(h.c.id == _HEAD)
+                .values(size=h.c.size)
+                .returning(h.c.size, h.c.frontier, h.c.last_leaf, h.c.last_time_us)
+            )
+            head = (await conn.execute(lock)).one()
+            size, frontier = int(head.size), unpack_frontier(bytes(head.frontier))
+            prev, last_us = bytes(head.last_leaf), max(now_us, int(head.last_time_us))
+            entries: list[LedgerEntry] = []
+            nodes: list[dict[str, Any]] = []
+            for t in transfers:
+                entry, leaf = make_entry(size, last_us, t, prev)
+                frontier, new = append_leaf(frontier, size, leaf)
+                nodes.extend({"id": node_key(lv, ix), "hash": nh} for lv, ix, nh in new)
+                entries.append(entry)
+                prev, size = leaf, size + 1
+            await conn.execute(e.insert(), [_entry_values(x) for x in entries])
+            await conn.execute(tables.ledger_nodes.insert(), nodes)
+            await conn.execute(
+                update(h)
+                .where(h.c.id == _HEAD)
+                .values(
+                    size=size,
+                    frontier=pack_frontier(frontier),
+                    last_leaf=prev,
+                    last_time_us=last_us,
+                )
+            )
+        if self.on_append is not None:
+            self.on_append(size)
+        return entries
+
+    async def append_one(self, transfer: Transfer) -> LedgerEntry:
+        return (await self.append([transfer]))[0]
+
+    # -- the tree -----------------------------------------------------------------------
+
+    async def head(self) -> tuple[int, bytes]:
+        """The tree's size and root now."""
+        h = tables.ledger_head
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(h.c.size, h.c.frontier).where(h.c.id == _HEAD))).one()
+        return int(row.size), frontier_root(unpack_frontier(bytes(row.frontier)))
+
+    async def _ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        wanted = {n for lo, hi in ranges for n in range_nodes(lo, hi)}
+        if not wanted:
+            return []
+        n = tables.ledger_nodes
+        keys = {node_key(lv, ix): (lv, ix) for lv, ix in wanted}
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(select(n.c.id, n.c.hash).where(n.c.id.in_(list(keys))))
+            ).all()
+        stored = {keys[int(r.id)]: bytes(r.hash) for r in rows}
+        if len(stored) != len(keys):
+            raise LedgerError("the ledger's tree is missing nodes")
+        return [range_hash(lo, hi, stored) for lo, hi in ranges]
+
+    async def _size(self) -> int:
+        return (await self.head())[0]
+
+    async def root_at(self, tree_size: int) -> bytes:
+        """The root of the tree of the first ``tree_size`` entries."""
+        size = await self._size()
+        if not 0 <= tree_size <= size:
+            raise LedgerError(f"tree_size must be 0 to {size}")
+        if tree_size == 0:
+            return frontier_root([])
+        return (await self._ranges([(0, tree_size)]))[0]
+
+    async def inclusion_proof(self, index: int, tree_size: int) -> tuple[bytes, bytes, list[bytes]]:
+        """(leaf hash, root, audit path) of entry ``index`` in the tree of ``tree_size``."""
+        size = await self._size()
+        if not 1 <= tree_size <= size:
+            raise LedgerError(f"tree_size must be 1 to {size}")
+        if not 0 <= index < tree_size:
+            raise LedgerError(f"index must be 0 to {tree_size - 1}")
+        ranges = [(index, index + 1), (0, tree_size), *inclusion_ranges(index, tree_size)]
+        leaf, root, *path = await self._ranges(ranges)
+        return leaf, root, path
+
+    async def consistency_proof(self, first: int, second: int) -> tuple[bytes, bytes, list[bytes]]:
+        """(first root, second root, proof) from the tree of ``first`` to ``second``."""
+        size = await self._size()
+        if not 0 <= second <= size:
+            raise LedgerError(f"second must be 0 to {size}")
+        if not 0 <= first <= second:
+            raise LedgerError(f"first must be 0 to {second}")
+        first_root, second_root = await self.root_at(first), await self.root_at(second)
+        return first_root, second_root, await self._ranges(consistency_ranges(first, second))
+
+    # -- reading entries ---------------------------------------------------------------
+
+    async def entries(self, after: int, limit: int) -> tuple[list[LedgerEntry], bool]:
+        """Entries with ``seq > after``, oldest first, at most ``limit``; and whether more follow."""
+        e = tables.ledger_entries
+        stmt = select(e).where(e.c.seq > after).order_by(e.c.seq).limit(limit + 1)
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_entry(r) for r in rows[:limit]], len(rows) > limit
+
+    async def balances(self) -> dict[str, int]:
+        """Every account's balance (credits less debits), by SQL sums."""
+        e = tables.ledger_entries
+        engine = await self.engine()
+        out: dict[str, int] = {}
+        async with engine.connect() as conn:
+            for col, sign in ((e.c.to_account, 1), (e.c.from_account, -1)):
+                rows = await conn.execute(select(col, func.sum(e.c.amount)).group_by(col))
+                for acct, total in rows:
+                    out[acct] = out.get(acct, 0) + sign * int(total)
+        return out
+
+    # -- checkpoints and keys ---------------------------------------------------------------
+
+    async def add_checkpoint(self, cp: Checkpoint, public_key: str) -> bool:
+        """Store a signed checkpoint; ``False`` when one for that size exists."""
+        engine = await self.engine()
+        async with engine.begin() as conn:
+            stmt = _insert_ignore(conn, tables.ledger_checkpoints).values(
+                tree_size=cp.tree_size, root_hash=cp.root_hash.hex(), time_us=cp.time_us,
+                public_key=public_key, note=cp.note,
+            )  # fmt: skip
+            return bool((await conn.execute(stmt)).rowcount == 1)
+
+    async def checkpoints(self, after: int, limit: int) -> tuple[list[CheckpointRecord], bool]:
+        c = tables.ledger_checkpoints
+        stmt = select(c).where(c.c.tree_size > after).order_by(c.c.tree_size).limit(limit + 1)
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        out = [
+            CheckpointRecord(int(r.tree_size), r.root_hash, int(r.time_us), r.public_key, r.note)
+            for r in rows[:limit]
+        ]
+        return out, len(rows) > limit
+
+    async def latest_checkpoint(self) -> CheckpointRecord | None:
+        c = tables.ledger_checkpoints
+        stmt = select(c).order_by(c.c.tree_size.desc()).limit(1)
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            r = (await conn.execute(stmt)).first()
+        if r is None:
+            return None
+        return CheckpointRecord(int(r.tree_size), r.root_hash, int(r.time_us), r.public_key, r.note)
+
+    async def add_key(self, public_key: str, at: datetime) -> None:
+        engine = await self.engine()
+        async with engine.begin() as conn:
+            await conn.execute(
+                _insert_ignore(conn, tables.ledger_keys).values(
+                    public_key=public_key, created_at=at
+                )
+            )
+
+    async def keys(self) -> list[tuple[str, datetime]]:
+        k = tables.ledger_keys
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(k).order_by(k.c.created_at, k.c.public_key))).all()
+        return [(r.public_key, r.created_at) for r in rows]
+
+
+class EngineOnce:
+    """``get_engine`` for :class:`SqlLedger` that makes its engine once, on first use."""
+
+    def __init__(self, make: Callable[[], Awaitable[AsyncEngine]]) -> None:
+        self._make = make
+        self._engine: AsyncEngine | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> AsyncEngine:
+        if self._engine is None:
+            async with self._lock:
+                if self._engine is None:
+                    self._engine = await self._make()
+        return self._engine
+
+    async def dispose(self) -> None:
+        """Dispose of the engine; a scratch database of :func:`memory_engine` is removed."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+            folder = Path(engine.url.database or "").parent
+            if folder.name.startswith(_SCRATCH_PREFIX):
+                shutil.rmtree(folder, ignore_errors=True)

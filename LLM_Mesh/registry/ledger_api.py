@@ -1,0 +1,221 @@
+"""The ledger's public, read-only endpoints (no key needed).
+
+- ``GET /v1/ledger?after=&limit=``: entries with ``seq > after``, oldest first, in
+  OpenAI's list shape (``object: "list"``, ``data``, ``has_more``) plus ``tree_size``;
+  accounts are pseudonyms (``core/ledger_entry.py``);
+- ``GET /v1/ledger/checkpoints?after=&limit=``: signed checkpoints with
+  ``tree_size > after``, oldest first;
+- ``GET /v1/ledger/proof/inclusion?index=&tree_size=``: RFC 9162 audit path;
+- ``GET /v1/ledger/proof/consistency?first=&second=``: RFC 9162 consistency proof;
+- ``GET /v1/ledger/keys``: the checkpoint signers' public keys (and ``vkey`` texts).
+
+Hashes are lowercase hex. A size or index outside the tree is 400 naming the parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from LLM_Mesh.core.checkpoint import vkey
+from LLM_Mesh.errors import InvalidRequest, MeshError
+from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
+from LLM_Mesh.registry.ledger_signer import Checkpointer
+from LLM_Mesh.registry.runtime import get_runtime
+
+router = APIRouter(tags=["Ledger"])
+
+MAX_PAGE = 10_000
+_BIG = 1 << 62
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class LedgerEntryView(_Open):
+    object: Literal["ledger.entry"]
+    seq: int
+    time_us: int
+    kind: str
+    from_: str = Field(alias="from")
+    to: str
+    amount: int
+    request_id: str | None
+    receipt_hash: str | None
+    prev_hash: str
+    leaf_hash: str
+
+
+class LedgerPage(_Open):
+    object: Literal["list"]
+    data: list[LedgerEntryView]
+    has_more: bool
+    tree_size: int
+
+
+class CheckpointView(_Open):
+    object: Literal["ledger.checkpoint"]
+    tree_size: int
+    root_hash: str
+    time_us: int
+    public_key: str
+    note: str
+
+
+class CheckpointPage(_Open):
+    object: Literal["list"]
+    data: list[CheckpointView]
+    has_more: bool
+
+
+class InclusionProof(_Open):
+    object: Literal["ledger.inclusion_proof"]
+    index: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    proof: list[str]
+
+
+class ConsistencyProof(_Open):
+    object: Literal["ledger.consistency_proof"]
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    proof: list[str]
+
+
+class LedgerKey(_Open):
+    object: Literal["ledger.key"]
+    public_key: str
+    origin: str
+    vkey: str
+    current: bool
+    created: int
+
+
+class LedgerKeyList(_Open):
+    object: Literal["list"]
+    data: list[LedgerKey]
+    has_more: bool
+
+
+_E400 = {"description": "a size or index outside the tree (`param` names it)"}
+
+
+def _ledger(request: Request) -> tuple[SqlLedger, Checkpointer]:
+    rt = get_runtime(request)
+    if rt.ledger is None or rt.checkpointer is None:  # pragma: no cover - wiring bug
+        raise MeshError("the ledger is not set up")
+    return rt.ledger, rt.checkpointer
+
+
+After = Annotated[int, Query(ge=-1, le=_BIG, description="only items after this (seq or size)")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many")]
+
+
+@router.get("/v1/ledger", responses={200: {"model": LedgerPage}}, response_model=None)
+async def ledger_entries(request: Request, after: After = -1, limit: Limit = 100) -> JSONResponse:
+    """The ledger's entries, oldest first (public; accounts are pseudonyms)."""
+    ledger, _ = _ledger(request)
+    size, _root = await ledger.head()
+    entries, more = await ledger.entries(after, limit)
+    data = [e.to_json() for e in entries]
+    return JSONResponse({"object": "list", "data": data, "has_more": more, "tree_size": size})
+
+
+@router.get(
+    "/v1/ledger/checkpoints", responses={200: {"model": CheckpointPage}}, response_model=None
+)
+async def ledger_checkpoints(
+    request: Request, after: After = -1, limit: Limit = 100
+) -> JSONResponse:
+    """Signed checkpoints (C2SP signed-note tlog-checkpoints), oldest first."""
+    ledger, _ = _ledger(request)
+    cps, more = await ledger.checkpoints(after, limit)
+    return JSONResponse({"object": "list", "data": [c.to_json() for c in cps], "has_more": more})
+
+
+def _bad(exc: LedgerError, param: str) -> InvalidRequest:
+    return InvalidRequest(str(exc), param=param)
+
+
+@router.get(
+    "/v1/ledger/proof/inclusion",
+    responses={200: {"model": InclusionProof}, 400: _E400},
+    response_model=None,
+)
+async def ledger_inclusion_proof(
+    request: Request,
+    index: Annotated[int, Query(ge=0, le=_BIG, description="the entry's seq")],
+    tree_size: Annotated[int, Query(ge=1, le=_BIG, description="a checkpoint's size")],
+) -> JSONResponse:
+    """RFC 9162 §2.1.3 audit path of entry ``index`` in the tree of ``tree_size``."""
+    ledger, _ = _ledger(request)
+    try:
+        leaf, root, path = await ledger.inclusion_proof(index, tree_size)
+    except LedgerError as exc:
+        raise _bad(exc, "index" if "index" in str(exc) else "tree_size") from None
+    return JSONResponse(
+        {
+            "object": "ledger.inclusion_proof",
+            "index": index,
+            "tree_size": tree_size,
+            "leaf_hash": leaf.hex(),
+            "root_hash": root.hex(),
+            "proof": [p.hex() for p in path],
+        }
+    )
+
+
+@router.get(
+    "/v1/ledger/proof/consistency",
+    responses={200: {"model": ConsistencyProof}, 400: _E400},
+    response_model=None,
+)
+async def ledger_consistency_proof(
+    request: Request,
+    first: Annotated[int, Query(ge=0, le=_BIG, description="the older tree's size")],
+    second: Annotated[int, Query(ge=0, le=_BIG, description="the newer tree's size")],
+) -> JSONResponse:
+    """RFC 9162 §2.1.4 consistency proof from the tree of ``first`` to ``second``."""
+    ledger, _ = _ledger(request)
+    try:
+        r1, r2, path = await ledger.consistency_proof(first, second)
+    except LedgerError as exc:
+        raise _bad(exc, "second" if "second" in str(exc) else "first") from None
+    return JSONResponse(
+        {
+            "object": "ledger.consistency_proof",
+            "first": first,
+            "second": second,
+            "first_root": r1.hex(),
+            "second_root": r2.hex(),
+            "proof": [p.hex() for p in path],
+        }
+    )
+
+
+@router.get("/v1/ledger/keys", responses={200: {"model": LedgerKeyList}}, response_model=None)
+async def ledger_keys(request: Request) -> JSONResponse:
+    """The keys that sign checkpoints (Ed25519, base64), with signed-note ``vkey`` texts."""
+    ledger, cp = _ledger(request)
+    await cp.ensure_published()
+    data = [
+        {
+            "object": "ledger.key",
+            "public_key": pk,
+            "origin": cp.origin,
+            "vkey": vkey(cp.origin, base64.b64decode(pk)),
+            "current": pk == cp.public_key,
+            "created": int(at.timestamp()),
+        }
+        for pk, at in await ledger.keys()
+    ]
+    return JSONResponse({"object": "list", "data": data, "has_more": False})

@@ -1,0 +1,148 @@
+"""The registry's ledger key and the checkpointer that signs tree heads with it.
+
+The key: ``$LLM_MESH_HOME/registry.key``, an Ed25519 private key (PEM, PKCS#8), mode
+0600, made once (``secret_files.create_secret_file``) and never overwritten. Its
+public key is published in the store's ``ledger_keys`` (``GET /v1/ledger/keys``), so
+several registries on one store each sign with their own key and a verifier knows
+them all (or pins one: ``llm-mesh ledger verify --key``).
+
+:class:`Checkpointer` signs a checkpoint (``core/checkpoint.py``) when the tree has
+grown by ``every`` entries since the last one (woken by each append) or, if it grew
+at all, every ``interval_s`` seconds. Two registries racing for one size both sign;
+the first stored wins (one checkpoint per size).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.checkpoint import Checkpoint, sign_checkpoint
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.secret_files import create_secret_file, too_open
+
+__all__ = ["REGISTRY_KEY_FILE", "Checkpointer", "load_registry_key", "public_key_text"]
+
+log = logging.getLogger(__name__)
+
+REGISTRY_KEY_FILE = "registry.key"
+
+
+def public_key_text(key: Ed25519PrivateKey) -> str:
+    """The public key as standard base64 of its 32 raw bytes."""
+    return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def load_registry_key(settings: Settings) -> tuple[Ed25519PrivateKey, bool]:
+    """The registry's key from ``$LLM_MESH_HOME/registry.key``, made if missing; (key, made)."""
+    path: Path = settings.home / REGISTRY_KEY_FILE
+    made = False
+    if not path.exists():
+        fresh = Ed25519PrivateKey.generate()
+        pem = fresh.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        made = create_secret_file(path, pem)
+    if too_open(path):
+        log.warning("%s can be read by others: chmod 600 it", path)
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path} is not a readable Ed25519 key ({exc}); move it away") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 key; move it away")
+    return key, made
+
+
+class Checkpointer:
+    """Signs checkpoints of ``ledger`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        ledger: SqlLedger,
+        key: Ed25519PrivateKey,
+        origin: str,
+        *,
+        every: int = 1000,
+        interval_s: float = 60.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if every < 1 or interval_s <= 0:
+            raise ValueError("checkpoints need every >= 1 entries and interval_s > 0")
+        self.ledger, self.key, self.origin = ledger, key, origin
+        self.public_key = public_key_text(key)
+        self._raw = base64.b64decode(self.public_key)
+        self.every, self.interval_s, self._wall_clock = every, interval_s, wall_clock
+        self._signed_size = -1
+        self._published = False
+        self._appended = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def note_append(self, size: int) -> None:
+        """Called after each append: wake the loop once ``every`` entries are unsigned."""
+        self._appended = True
+        if self._signed_size < 0 or size - self._signed_size >= self.every:
+            self._wake.set()
+
+    async def ensure_published(self) -> None:
+        """Put this registry's public key in the store's ``ledger_keys`` (once)."""
+        if not self._published:
+            await self.ledger.add_key(self.public_key, datetime.now(timezone.utc))
+            self._published = True
+
+    async def checkpoint(self) -> Checkpoint | None:
+        """Sign the tree as it is now, unless its size is signed already."""
+        latest = await self.ledger.latest_checkpoint()
+        size, root = await self.ledger.head()
+        if latest is not None:
+            self._signed_size = max(self._signed_size, latest.tree_size)
+        if size == 0 or size <= self._signed_size:
+            return None
+        await self.ensure_published()
+        time_us = int(self._wall_clock() * 1_000_000)
+        cp = sign_checkpoint(self.key, self._raw, self.origin, size, root, time_us)
+        await self.ledger.add_checkpoint(cp, self.public_key)
+        self._signed_size = size
+        return cp
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()
+            try:
+                await self.checkpoint()
+            except Exception:  # a bad moment of the database must not end the loop
+                log.exception("ledger checkpoint failed; trying again later")
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ledger-checkpointer")
+
+    async def stop(self) -> None:
+        """Stop the loop and sign what this process appended and is unsigned, once."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._appended:
+            try:
+                await self.checkpoint()
+            except Exception:
+                log.exception("the last ledger checkpoint failed")

@@ -1,0 +1,79 @@
+"""``llm-mesh registry grant`` and ``llm-mesh ledger verify --database-url``, in process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.ledger_entry import MINT, pseudonym
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.store import SqlStore
+
+runner = CliRunner()
+
+
+def cli(home: Path, *args: str) -> tuple[int, str]:
+    out = runner.invoke(app, [*args, "--home", str(home)], env={"COLUMNS": "200"})
+    return out.exit_code, out.output
+
+
+def _db(home: Path) -> str:
+    return Settings(home=home).effective_database_url
+
+
+async def _balances(home: Path) -> dict[str, int]:
+    async with SqlStore(_db(home)) as store:
+
+        async def engine() -> object:
+            return store.engine
+
+        return await SqlLedger(engine).balances()  # type: ignore[arg-type]
+
+
+def test_grant_writes_ledger_entries(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+    code, out = cli(home, "registry", "grant", "alice", "5000000")
+    assert code == 0, out
+    assert "granted 5000000" in out and "ledger entry 0" in out
+    code, out = cli(home, "registry", "grant", "pool", "250")
+    assert code == 0 and "ledger entry 1" in out
+    assert asyncio.run(_balances(home)) == {
+        MINT: -5_000_250,
+        pseudonym("operator", "alice"): 5_000_000,
+        "pool": 250,
+    }
+    code, out = cli(home, "registry", "grant", "nobody", "5")
+    assert code == 1 and "no operator 'nobody'" in out
+    code, out = cli(home, "registry", "grant", "pool", "0")
+    assert code == 1 and "micro-NetworkTokens" in out
+
+
+def test_verify_passes_then_names_a_changed_amount(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    for n in (10, 20, 30):
+        assert cli(home, "registry", "grant", "pool", str(n))[0] == 0
+    db = _db(home)
+    code, out = cli(home, "ledger", "verify", "--database-url", db)
+    assert code == 0, out
+    assert "3 entries" in out and "OK" in out and "60 micro-NetworkTokens issued" in out
+
+    async def tamper() -> None:
+        async with SqlStore(db) as store, store.engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER ledger_entries_no_update"))
+            await conn.execute(text("UPDATE ledger_entries SET amount = 99 WHERE seq = 1"))
+
+    asyncio.run(tamper())
+    code, out = cli(home, "ledger", "verify", "--database-url", db)
+    assert code == 1
+    assert "changed: entry 1 was changed" in out and "MISMATCH" in out
+
+
+def test_verify_says_why_when_no_registry_answers(tmp_path: Path) -> None:
+    code, out = cli(tmp_path, "ledger", "verify", "--registry", "http://127.0.0.1:9")
+    assert code == 1 and "error" in out
