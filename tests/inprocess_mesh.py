@@ -42,6 +42,7 @@ from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.service import NodeService
+from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import public_resolver
@@ -172,7 +173,9 @@ class InProcessMesh:
         self.registry_url = REGISTRY_URL
         self.store = MemoryStore()
         self.router = HostRouter()
-        self.nodes: dict[str, SimNode] = {}
+        self.nodes: dict[str, SimNode] = {}  # by name (see add_node)
+        self.ids: dict[str, str] = {}  # name -> node id (from the node's key)
+        self.operator_token: str | None = None
         self.requests: list[Seen] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -207,8 +210,14 @@ class InProcessMesh:
         self._stack = contextlib.AsyncExitStack()
         self._http = httpx.AsyncClient(transport=self.router)
         self._stack.push_async_callback(self._http.aclose)
+        # the real node checks: the nodes sign with their own keys and show an operator token
+        self.operator_token = await add_operator(self.store, "inprocess")
         self.app = create_registry_app(
-            self.settings, store=self.store, http_client=self._http, resolver=public_resolver
+            self.settings,
+            store=self.store,
+            http_client=self._http,
+            resolver=public_resolver,
+            announce=lambda _key: None,
         )
         await self._stack.enter_async_context(self.app.router.lifespan_context(self.app))
         self.router.mount(self.registry_url, self.app)
@@ -249,7 +258,9 @@ class InProcessMesh:
     ) -> SimNode:
         """Start a sim node hosting ``models``; returns once the registry accepted it.
 
-        ``node_id`` defaults to ``node-<first model>``. ``sim`` goes to ``SimEngine``
+        ``node_id`` is the node's *name* here (its host name, and what tests pass to
+        :meth:`stop_node`), default ``node-<first model>``; its real id comes from its key
+        (:meth:`id_of`). ``sim`` goes to ``SimEngine``
         (``answer_tokens``, ``failure_rate``, ...); it answers at once unless told
         otherwise (``ttft_s=0``, no sleeping between tokens).
         """
@@ -266,14 +277,17 @@ class InProcessMesh:
     ) -> SimNode:
         if node_id in self.nodes:
             raise ValueError(f"node {node_id} already runs")
+        (self.settings.home / "keys").mkdir(parents=True, exist_ok=True)
         sim.setdefault("ttft_s", 0.0)
         sim.setdefault("tokens_per_s", 1000.0)
         sim.setdefault("sleep", _no_sleep)
         engine = SimEngine(models, **sim)
         url = node_url(node_id)
+        name = node_id
         config = NodeConfig(
-            node_id=node_id,
             engine="sim",
+            key_file=str(self.settings.home / "keys" / f"{name}.key"),
+            operator_token=self.operator_token,
             models=models,
             public_url=url,
             registry_url=self.registry_url,
@@ -290,15 +304,21 @@ class InProcessMesh:
             hardware=Hardware(cpu_count=2, memory_bytes=4 << 30),
         )
         app = create_node_app(service)
+        node_id = service.node_id
+        self.ids[name] = node_id
         node = SimNode(node_id, url, service, app, engine, link)
         node.stack.push_async_callback(client.aclose)
         accepted = self.router.registered.setdefault(node_id, asyncio.Event())
         accepted.clear()
         self.router.mount(url, app)
         await node.stack.enter_async_context(app.router.lifespan_context(app))
-        self.nodes[node_id] = node
+        self.nodes[name] = node
         await asyncio.wait_for(accepted.wait(), CALL_TIMEOUT_S)
         return node
+
+    def id_of(self, name: str) -> str:
+        """The node id (derived from its key) of the node started as ``name``."""
+        return self.ids[name]
 
     def stop_node(self, node_id: str, *, deregister: bool = True) -> None:
         """Stop a node: its final OFFLINE (``deregister``), or as if it crashed."""

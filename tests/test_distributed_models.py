@@ -42,8 +42,12 @@ def up(mesh: InProcessMesh, *models: str) -> InProcessMesh:
 
 
 def make(mesh: InProcessMesh, clock: Clock | None = None) -> DistributedModelRegistry:
+    # the mesh's settings: its home holds the admin key the registry made (health checks)
     return DistributedModelRegistry(
-        registry_url=REGISTRY_URL + "/", http_client=mesh.client(), clock=clock or Clock()
+        mesh.settings,
+        registry_url=REGISTRY_URL + "/",
+        http_client=mesh.client(),
+        clock=clock or Clock(),
     )
 
 
@@ -139,7 +143,7 @@ async def test_get_model_info_uses_fresh_snapshot(
     assert one["specialties"] == ["general", "code"]
     (host,) = one["hosts"]
     expected = {
-        "node_id": "node-gemma-3-270m",
+        "node_id": mesh.id_of("node-gemma-3-270m"),
         "url": "http://node-gemma-3-270m.nodes.test:8801",
         "region": "eu",
         "healthy": True,
@@ -206,7 +210,7 @@ async def test_health_check_all_hosts_refreshes(inprocess_mesh: InProcessMesh) -
     results = await reg.health_check_all_hosts()
     (result,) = results
     assert result == {
-        "node_id": "node-gemma-3-270m",
+        "node_id": mesh.id_of("node-gemma-3-270m"),
         "url": "http://node-gemma-3-270m.nodes.test:8801",
         "ok": True,
         "latency_ms": result["latency_ms"],
@@ -222,9 +226,9 @@ async def test_health_check_reports_a_node_gone_silent(inprocess_mesh: InProcess
     mesh.stop_node("node-mistral-7b", deregister=False)  # crashed: no final OFFLINE
     reg = make(mesh)
     results = {r["node_id"]: r for r in await reg.health_check_all_hosts()}
-    assert results["node-gemma-3-270m"]["ok"] is True
-    assert results["node-mistral-7b"]["ok"] is False
-    assert results["node-mistral-7b"]["error"]
+    assert results[mesh.id_of("node-gemma-3-270m")]["ok"] is True
+    assert results[mesh.id_of("node-mistral-7b")]["ok"] is False
+    assert results[mesh.id_of("node-mistral-7b")]["error"]
     assert reg.available_models() == ["gemma-3-270m"]
 
 
@@ -266,7 +270,7 @@ async def test_get_response_maps_mesh_metrics(inprocess_mesh: InProcessMesh) -> 
     assert r.model == "gemma-3-270m"
     assert r.requested_model == "gemma-3-270m"
     assert r.fallback_from is None
-    assert r.node_id == "node-gemma-3-270m"
+    assert r.node_id == mesh.id_of("node-gemma-3-270m")
     assert r.engine == "sim"
     assert r.simulated is True
     assert r.task_type == "python"
@@ -281,7 +285,7 @@ async def test_get_response_maps_mesh_metrics(inprocess_mesh: InProcessMesh) -> 
     assert r.cost == request_cost(5, 32, spec.price_per_1k_tokens) > 0
     assert r.currency == "NetworkToken"
     assert r.request_id == "abc"  # the client's X-Request-Id names the request
-    assert r.to_dict()["node_id"] == "node-gemma-3-270m"
+    assert r.to_dict()["node_id"] == mesh.id_of("node-gemma-3-270m")
 
 
 async def test_get_response_chat_sends_user_message(inprocess_mesh: InProcessMesh) -> None:
@@ -320,7 +324,7 @@ async def test_fallback_picks_same_specialty_model(inprocess_mesh: InProcessMesh
     assert r.model == "gemma-3-270m"  # shares "code"; mistral shares nothing
     assert r.fallback_from == "code-llama-7b"
     assert r.requested_model == "code-llama-7b"
-    assert r.node_id == "node-gemma-3-270m"
+    assert r.node_id == mesh.id_of("node-gemma-3-270m")
     assert [c["model"] for c in mesh.completions] == ["code-llama-7b", "gemma-3-270m"]
     assert mesh.completions[1]["prompt"] == "def fibonacci(n):"
 
@@ -332,7 +336,7 @@ async def test_fallback_without_task_type_uses_model_specialties(
     r = await make(mesh).get_response("mistral-7b", "Why is the sky blue?", fallback=True)
     # both share "general" with mistral; qwen also shares chat/reasoning and is bigger
     assert r.model == "qwen1.5-72b-chat"
-    assert r.node_id == "node-qwen1.5-72b-chat"
+    assert r.node_id == mesh.id_of("node-qwen1.5-72b-chat")
     assert r.fallback_from == "mistral-7b"
 
 
@@ -389,7 +393,7 @@ async def test_get_response_without_model_routes_by_task(inprocess_mesh: InProce
     mesh = up(inprocess_mesh, "gemma-3-270m", "code-llama-7b")
     r = await make(mesh).get_response(None, "def f(:", "debug")
     assert r.model == "code-llama-7b"
-    assert r.node_id == "node-code-llama-7b"
+    assert r.node_id == mesh.id_of("node-code-llama-7b")
     assert mesh.completions[-1]["model"] == "code-llama-7b"
     assert mesh.completions[-1]["task_type"] == "debug"
 
@@ -408,7 +412,7 @@ async def test_module_functions_use_model_registry(
     assert reg.registry_url == REGISTRY_URL
     r = await dm.get_model_response(model_name="gemma-3-270m", prompt="def f():", task_type="code")
     assert r.model == "gemma-3-270m"
-    assert r.node_id == "node-gemma-3-270m"
+    assert r.node_id == mesh.id_of("node-gemma-3-270m")
 
 
 async def test_get_model_response_needs_prompt() -> None:

@@ -44,7 +44,7 @@ async def test_handle_task_awaited_in_loop(inprocess_mesh: InProcessMesh) -> Non
     assert isinstance(result, TaskResult)
     assert result.task_type == "debug"
     assert result.model == "code-llama-7b"  # policy: debug specialist
-    assert result.node_id == "node-code-llama-7b"
+    assert result.node_id == mesh.id_of("node-code-llama-7b")
     assert result.specialties == TASK_SPECIALTIES["debug"]
 
     # the registry was asked what is up, then the gateway got the built prompt
@@ -79,7 +79,7 @@ async def test_handle_task_only_gemma_up(inprocess_mesh: InProcessMesh) -> None:
     mesh.add_nodes("gemma-3-270m", "mistral-7b")
     result = await manager(mesh).handle_task("python", {"prompt": "def fibonacci(n):"})
     assert result.model == "gemma-3-270m"
-    assert result.node_id == "node-gemma-3-270m"
+    assert result.node_id == mesh.id_of("node-gemma-3-270m")
     assert mesh.completions[-1]["prompt"] == "def fibonacci(n):"
 
 
