@@ -12,22 +12,26 @@ shutdown stops them, writes what is queued and closes what it opened.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import MAX_BODY_BYTES, install_gateway
+from LLM_Mesh.registry.gateway_key import gateway_signer
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
@@ -70,6 +74,7 @@ def create_registry_app(
     wall_clock: Callable[[], float] = time.time,
     node_auth: NodeAuthenticator | None = None,
     announce: Callable[[str], None] | None = None,
+    gateway_key: Ed25519PrivateKey | None = None,
 ) -> FastAPI:
     """The registry + gateway app. Pass ``store``/``http_client``/``resolver`` to inject (tests).
 
@@ -78,7 +83,8 @@ def create_registry_app(
     Node messages are checked by ``node_auth`` (default: :class:`SignedNodeAuth` on the
     store: signatures, operator tokens, sequence numbers, revocation). At start-up the
     store's admin key is settled (``registry/admin.py``); a key made then is passed to
-    ``announce`` once (default: printed to stderr).
+    ``announce`` once (default: printed to stderr). Forwarded requests are signed with
+    ``gateway_key`` (default: ``$LLM_MESH_HOME/registry.key``, made once; ``gateway_key.py``).
     """
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
@@ -114,6 +120,12 @@ def create_registry_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.store.open()
         try:
+            if runtime.gateway is None:
+                runtime.gateway = (
+                    GatewaySigner(gateway_key, wall_clock)
+                    if gateway_key is not None
+                    else await asyncio.to_thread(gateway_signer, settings, wall_clock)
+                )
             admin = await ensure_admin_key(settings, runtime.store)
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)
