@@ -14,6 +14,7 @@
     operator_token = "lmo_..."            # the credential to register (or LLM_MESH_OPERATOR_TOKEN)
     key_file = "/path/to/node.key"        # default: $LLM_MESH_HOME/node.key
     keeps_no_prompts = true               # default: true, false for engine = "openai"
+    registry_public_key = "..."           # optional: the gateway's key, pinned from the start
 
 The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
 here (older versions made one up) is ignored when it is not the key's, with a warning.
@@ -76,6 +77,10 @@ class NodeConfig:
     # None: true for llama-cpp and sim (they keep nothing); false for openai, whose upstream
     # the operator must vouch for by setting it true
     keeps_no_prompts: bool | None = None
+    # the gateway's public key, when the operator got it from the registry's admin out of
+    # band: pinned from the start, and a registration answer with another key is ignored.
+    # None: pin the key the first accepted registration answer carries
+    registry_public_key: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()

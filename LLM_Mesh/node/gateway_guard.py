@@ -6,7 +6,9 @@ registered node (``register = true``, the default)
     ``POST /v1/chat/completions`` and ``/v1/completions`` need the gateway's signature
     with the key pinned from the registry's answer to this node's signed registration
     (``RegistrationAccepted.registry_public_key``; a re-registration re-pins it, a
-    registration answer without a key leaves the node refusing inference). Loopback
+    registration answer without a key leaves the node refusing inference; node.toml's
+    ``registry_public_key`` pins a key from the start instead, and then no answer can
+    replace it: no trust on first use over plain HTTP). Loopback
     callers are not exempt: on a shared machine loopback is not the operator. Without
     a pinned key yet (not registered) every inference request is 401.
 standalone node (``register = false``)
@@ -41,12 +43,26 @@ def is_loopback(host: str | None) -> bool:
 class GatewayGuard:
     """The node's gateway check; ``wall_clock`` is unix seconds (injectable)."""
 
-    def __init__(self, node_id: str, *, registering: bool, wall_clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        registering: bool,
+        wall_clock: Callable[[], float],
+        configured_key: str | None = None,
+    ) -> None:
         self.node_id = node_id
         self.registering = registering
         self.wall_clock = wall_clock
-        self.verifier: GatewayVerifier | None = None
         self.refused = 0
+        # node.toml ``registry_public_key``: pinned now, never replaced (ValueError if bad)
+        self.configured_key = configured_key
+        self.verifier: GatewayVerifier | None = None
+        if configured_key is not None:
+            try:
+                self.verifier = GatewayVerifier(configured_key, node_id)
+            except MeshError as exc:
+                raise ValueError(f"registry_public_key: {exc}") from None
 
     @property
     def registry_id(self) -> str | None:
@@ -64,6 +80,15 @@ class GatewayGuard:
             self.verifier = None
             return
         if self.verifier is not None and self.verifier.public_key == key:
+            return
+        if self.configured_key is not None:
+            log.error(
+                "the registry answered with gateway key %s, but registry_public_key in the "
+                "configuration pins %s: its requests will be refused (another registry, or "
+                "someone on the path)",
+                key,
+                self.configured_key,
+            )
             return
         try:
             self.verifier = GatewayVerifier(key, self.node_id)

@@ -164,8 +164,12 @@ class NodeService:
         self.key = node_identity(config, settings)
         self.signer = NodeSigner(self.key.key, wall_clock)
         self.node_id = self.key.node_id
-        self.gateway = GatewayGuard(self.node_id, registering=config.register,
-                                    wall_clock=wall_clock)  # fmt: skip
+        self.gateway = GatewayGuard(
+            self.node_id,
+            registering=config.register,
+            wall_clock=wall_clock,
+            configured_key=config.registry_public_key,
+        )
         self.public_url = config.effective_public_url
         self.admission = Admission(config.max_concurrency, config.max_queue)
         self._engine = engine

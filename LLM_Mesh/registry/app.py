@@ -13,6 +13,7 @@ shutdown stops them, writes what is queued and closes what it opened.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +45,8 @@ from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.snapshot import load_nodes
+
+log = logging.getLogger(__name__)
 
 
 def _default_store(settings: Settings) -> Store:
@@ -126,6 +129,11 @@ def create_registry_app(
                     if gateway_key is not None
                     else await asyncio.to_thread(gateway_signer, settings, wall_clock)
                 )
+            log.info(
+                "gateway %s, public key %s (nodes may pin it: registry_public_key in node.toml)",
+                runtime.gateway.registry_id,
+                runtime.gateway.public_key,
+            )
             admin = await ensure_admin_key(settings, runtime.store)
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)

@@ -240,3 +240,31 @@ async def test_reregistration_with_the_same_key_keeps_the_replay_cache(
     assert (
         await _post(registered, body, other.headers(registered.node_id, body))
     ).status_code == 200
+
+
+async def test_a_configured_registry_key_cannot_be_replaced_by_an_answer(
+    settings: Settings, registry: Registry
+) -> None:
+    """node.toml ``registry_public_key``: a registration answer (plain HTTP, perhaps
+    rewritten on the path) carrying another key does not replace it."""
+    impostor = Registry(Ed25519PrivateKey.generate())
+    http = httpx.AsyncClient(transport=httpx.MockTransport(impostor.handler))
+    config = node_config(register=True, registry_public_key=registry.signer.public_key)
+    svc = NodeService(config, settings, engine=sim_engine(), http_client=http, hardware=Hardware())
+    await svc.start()
+    try:
+        assert svc.agent is not None
+        await wait_until(lambda: svc.agent is not None and svc.agent.registered)
+        body = _raw(CHAT)
+        r = await _post(svc, body, impostor.headers(svc.node_id, body))
+        assert r.status_code == 401 and _code(r) == "invalid_signature"
+        assert (await _post(svc, body, registry.headers(svc.node_id, body))).status_code == 200
+    finally:
+        await svc.stop()
+        await http.aclose()
+
+
+def test_a_bad_configured_registry_key_is_an_error(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="registry_public_key"):
+        NodeService(node_config(register=True, registry_public_key="nope"), settings,
+                    engine=sim_engine())  # fmt: skip
