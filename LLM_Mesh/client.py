@@ -89,7 +89,9 @@ class MeshClient:
         return data
 
     async def nodes(self) -> list[dict[str, Any]]:
-        data = await self._request("GET", "/mesh/nodes")
+        """The nodes; with ``admin_key`` the admin's view (URLs and hardware too)."""
+        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        data = await self._request("GET", "/mesh/nodes", headers=headers)
         return list(data["nodes"])
 
     async def models(self) -> list[dict[str, Any]]:

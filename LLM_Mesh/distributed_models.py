@@ -217,7 +217,7 @@ class DistributedModelRegistry:
                 hosting.append(
                     {
                         "node_id": n["node_id"],
-                        "url": n.get("url"),
+                        "keeps_no_prompts": n.get("keeps_no_prompts"),
                         "region": n.get("region"),
                         "healthy": n.get("healthy"),
                         "state": n.get("state"),

@@ -16,8 +16,9 @@ or ``169.254.169.254`` and have the gateway call it. ``allow_private_nodes=True`
 Zero-config: before starting anything it makes what its own node needs in the
 registry's store, as an admin would: the store's admin key (``$LLM_MESH_HOME/admin.key``,
 made once) and the operator ``local`` with a fresh token (rotated every start), which
-the node gets in ``LLM_MESH_OPERATOR_TOKEN``; the node makes its key
-(``$LLM_MESH_HOME/node.key``) on its first start.
+the node gets in ``LLM_MESH_OPERATOR_TOKEN``; and the node's key
+(``$LLM_MESH_HOME/node.key``, made once), whose id tells its node apart in the public
+``/mesh/nodes`` listing (which shows no node URLs).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class LocalMesh:
     allow_private_nodes: bool = False  # default: its own node's origin only
     _children: list[_Child] = field(default_factory=list)
     _operator_token: str | None = field(default=None, repr=False)
+    _node_id: str | None = None
 
     @property
     def registry_url(self) -> str:
@@ -109,6 +111,7 @@ class LocalMesh:
         ``True`` when the admin key was made now (it is in ``$LLM_MESH_HOME/admin.key``)."""
 
         async def go() -> bool:
+            from LLM_Mesh.node.keys import key_path, load_or_create_key
             from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
             from LLM_Mesh.registry.store import SqlStore
 
@@ -117,6 +120,7 @@ class LocalMesh:
             try:
                 admin = await ensure_admin_key(self.settings, store)
                 self._operator_token = await add_operator(store, "local", replace=True)
+                self._node_id = load_or_create_key(key_path(self.settings)).node_id
                 return admin.created
             finally:
                 await store.close()
@@ -172,7 +176,7 @@ class LocalMesh:
         if not data:
             return False
         for n in data.get("nodes", []):
-            if n.get("url") == self.node_url and n.get("healthy"):
+            if n.get("node_id") == self._node_id and n.get("healthy"):
                 return any(
                     m.get("id") == self.model or self.model.endswith(".gguf")
                     for m in n.get("models", [])

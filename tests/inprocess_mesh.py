@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import threading
 from collections.abc import Coroutine
@@ -315,6 +316,16 @@ class InProcessMesh:
         self.nodes[name] = node
         await asyncio.wait_for(accepted.wait(), CALL_TIMEOUT_S)
         return node
+
+    def signed(self, name: str, path: str, body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """``body`` as bytes and the headers the gateway would send node ``name`` for it:
+        nodes serve inference to their gateway only (``core/gateway_auth.py``)."""
+        raw = json.dumps(body).encode()
+        signer = self.app.state.runtime.signer
+        headers = signer.headers(self.id_of(name), "direct-" + str(id(raw)), path,
+                                 hashlib.sha256(raw).hexdigest())  # fmt: skip
+        headers["Content-Type"] = "application/json"
+        return raw, headers
 
     def id_of(self, name: str) -> str:
         """The node id (derived from its key) of the node started as ``name``."""

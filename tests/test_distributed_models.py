@@ -69,7 +69,8 @@ def sync_fetch_from(mesh: InProcessMesh, calls: list[tuple[str, str]]) -> Any:
 def direct(mesh: InProcessMesh, node_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """The node's own answer to ``body``, asked without the gateway (the sim is deterministic)."""
     with mesh.sync_client() as c:
-        r = c.post(node_url(node_id) + path, json=body)
+        raw, headers = mesh.signed(node_id, path, body)  # as the gateway would
+        r = c.post(node_url(node_id) + path, content=raw, headers=headers)
     assert r.status_code == 200, r.text
     answer: dict[str, Any] = r.json()
     return answer
@@ -144,7 +145,6 @@ async def test_get_model_info_uses_fresh_snapshot(
     (host,) = one["hosts"]
     expected = {
         "node_id": mesh.id_of("node-gemma-3-270m"),
-        "url": "http://node-gemma-3-270m.nodes.test:8801",
         "region": "eu",
         "healthy": True,
         "simulated": True,
@@ -153,6 +153,7 @@ async def test_get_model_info_uses_fresh_snapshot(
         "latency_ms_ewma": None,  # no request has been served yet
     }
     assert {k: host.get(k) for k in expected} == expected  # more keys may say more
+    assert host.get("url") is None and host.get("hardware") is None  # public: no address
     assert 0.0 < host["health_score"] <= 1.0
     down = reg.get_model_info("code-llama-7b")
     assert down["available"] is False

@@ -30,7 +30,8 @@ def manager(mesh: InProcessMesh) -> MeshManager:
 def node_text(mesh: InProcessMesh, node_id: str, body: dict[str, Any]) -> str:
     """What the node itself answers to ``body`` (the sim is deterministic), gateway aside."""
     with mesh.sync_client() as c:
-        r = c.post(node_url(node_id) + "/v1/completions", json=body)
+        raw, headers = mesh.signed(node_id, "/v1/completions", body)  # as the gateway would
+        r = c.post(node_url(node_id) + "/v1/completions", content=raw, headers=headers)
     assert r.status_code == 200, r.text
     return str(r.json()["choices"][0]["text"])
 

@@ -27,6 +27,15 @@ def _short_url(url: Any) -> str:
     return text.split("://", 1)[-1]
 
 
+def _prompts(declared: Any) -> str:
+    """A node's signed ``keeps_no_prompts`` declaration, in words."""
+    if declared is True:
+        return "keeps no prompts"
+    if declared is False:
+        return "[yellow]may keep prompts[/]"
+    return "prompts: undeclared"
+
+
 def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
     t = Table(title="Nodes")
     t.add_column("node", overflow="fold", min_width=14)
@@ -47,7 +56,11 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
             health = f"[green]up[/] {float(n.get('health_score') or 0):.2f}"
         else:
             health = f"[red]down[/] {state}"
-        where = _short_url(n.get("url")) + (f" · {n['region']}" if n.get("region") else "")
+        # a public listing has no URL (the admin's does): the region, and the declaration
+        where = " · ".join(
+            p for p in (_short_url(n["url"]) if n.get("url") else "", n.get("region") or "") if p
+        )
+        where = " · ".join(p for p in (where, _prompts(n.get("keeps_no_prompts"))) if p)
         node_sim = SIMULATED if n.get("simulated") else ""
         t.add_row(
             f"{n.get('node_id')}{node_sim}\n[dim]{where}[/]",

@@ -86,6 +86,7 @@ class MessageKind(str, Enum):
     REGISTER = "register"
     HEARTBEAT = "heartbeat"
     DEREGISTER = "deregister"
+    GATEWAY_REQUEST = "gateway-request"  # the gateway to a node: core/gateway_auth.py
 
 
 def _b64(data: bytes) -> str:

@@ -57,6 +57,9 @@ class NodeRegistration(_Wire):
     max_queue: int = Field(default=8, ge=0)
     version: str = "0"
     state: NodeState = NodeState.ONLINE
+    # the operator's signed declaration that the node stores and logs no prompt or output
+    # (None: not declared, e.g. an older node); shown in listings and `llm-mesh status`
+    keeps_no_prompts: bool | None = None
 
     @field_validator("url")
     @classmethod
@@ -91,13 +94,20 @@ class RegistrationAccepted(_Wire):
     seq: int = 0
     max_clock_skew_s: float = 120.0
     registry_time: float | None = None
+    # the gateway's key: the node pins it and requires its signature on every /v1
+    # inference request (core/gateway_auth.py); None from a registry without one
+    registry_id: str | None = None
+    registry_public_key: str | None = None
 
 
 class NodeView(_Wire):
-    """What the registry says about one node (GET /mesh/nodes)."""
+    """What the registry says about one node (GET /mesh/nodes).
+
+    ``url`` and ``hardware`` are the operator's private details: the admin's listing
+    has them, a public one leaves them out (``NODE_PRIVATE_FIELDS``)."""
 
     node_id: str
-    url: str
+    url: str | None = None
     region: str | None = None
     state: NodeState
     healthy: bool
@@ -113,7 +123,11 @@ class NodeView(_Wire):
     ttft_ms_ewma: float | None = None
     requests: int = 0
     failures: int = 0
-    hardware: Hardware = Field(default_factory=Hardware)
+    hardware: Hardware | None = None
+    keeps_no_prompts: bool | None = None
+
+
+NODE_PRIVATE_FIELDS = frozenset({"url", "hardware"})
 
 
 class MeshMeta(_Wire):

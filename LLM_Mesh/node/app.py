@@ -10,8 +10,11 @@ runs no lifespan.
   ``"choices": []``, ``usage`` and ``mesh``, then ``data: [DONE]``; a failure
   after the stream started is one ``data: {"error": ...}`` event and no
   ``[DONE]``);
-- ``GET /mesh/health``, ``GET /mesh/info``;
+- ``GET /mesh/health``, ``GET /mesh/info`` (loopback clients only);
 - ``POST /mesh/admin/pause|resume|drain`` (loopback clients only).
+
+The two inference endpoints need the gateway's signature (``node/gateway_guard.py``:
+401 without it; a node with ``register = false`` answers loopback clients only).
 
 A chat request may carry ``"mesh_continue": "<assistant text so far>"`` (the
 gateway's mid-stream failover): the engine continues that partial answer and
@@ -55,10 +58,10 @@ from LLM_Mesh.errors import (
 )
 from LLM_Mesh.node import responses as R
 from LLM_Mesh.node.engines.base import GenerationRequest
+from LLM_Mesh.node.gateway_guard import INFERENCE_PATHS, is_loopback
 from LLM_Mesh.node.generation import Generation
 from LLM_Mesh.node.service import NodeService
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MESH_CONTINUE = "mesh_continue"
 CLIENT_GONE = 499  # nginx's "client closed request": logged, never read
 
@@ -259,7 +262,10 @@ class _Handler:
         return value
 
     async def handle(self, request: Request, kind: Literal["chat", "completion"]) -> Response:
-        self.check_depth(await request.body())
+        raw = await request.body()  # the gateway's signature first (node/gateway_guard.py)
+        host = request.client.host if request.client else None
+        self.service.gateway.check(request.headers, host, INFERENCE_PATHS[kind], raw)
+        self.check_depth(raw)
         req, body = self.parse(kind, await _json_body(request))
         request_id = request.headers.get("x-mesh-request-id")
         try:
@@ -340,8 +346,17 @@ class _Handler:
 
 
 def _is_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    return host in LOOPBACK or host.startswith("127.")
+    return is_loopback(request.client.host if request.client else None)
+
+
+def _loopback_only() -> JSONResponse:
+    err = {
+        "message": "this endpoint answers loopback clients only (the node's operator)",
+        "type": "permission_error",
+        "param": None,
+        "code": "forbidden",
+    }
+    return JSONResponse({"error": err}, status_code=403)
 
 
 def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> FastAPI:
@@ -403,20 +418,16 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         service.refresh_availability()
         return service.health()
 
-    @app.get("/mesh/info")
-    async def info() -> dict[str, Any]:
+    @app.get("/mesh/info", response_model=None)
+    async def info(request: Request) -> dict[str, Any] | JSONResponse:
+        if not _is_loopback(request):  # hardware and counters: the operator's
+            return _loopback_only()
         return service.info()
 
     @app.post("/mesh/admin/{action}")
     async def admin(action: str, request: Request) -> JSONResponse:
         if not _is_loopback(request):
-            err = {
-                "message": "admin endpoints answer loopback clients only",
-                "type": "permission_error",
-                "param": None,
-                "code": "forbidden",
-            }
-            return JSONResponse({"error": err}, status_code=403)
+            return _loopback_only()
         actions = {"pause": service.pause, "resume": service.resume, "drain": service.drain}
         if action not in actions:
             raise InvalidRequest(

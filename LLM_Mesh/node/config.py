@@ -13,6 +13,8 @@
 
     operator_token = "lmo_..."            # the credential to register (or LLM_MESH_OPERATOR_TOKEN)
     key_file = "/path/to/node.key"        # default: $LLM_MESH_HOME/node.key
+    keeps_no_prompts = true               # default: true, false for engine = "openai"
+    registry_public_key = "..."           # optional: the gateway's key, pinned from the start
 
 The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
 here (older versions made one up) is ignored when it is not the key's, with a warning.
@@ -71,9 +73,24 @@ class NodeConfig:
     max_body_bytes: int = DEFAULT_NODE_BODY_BYTES  # request bodies over this: 413
     operator_token: str | None = None  # credential to register; else LLM_MESH_OPERATOR_TOKEN
     key_file: str | None = None  # the node's Ed25519 key; None: $LLM_MESH_HOME/node.key
+    # declared in the signed registration: this node stores and logs no prompt or output.
+    # None: true for llama-cpp and sim (they keep nothing); false for openai, whose upstream
+    # the operator must vouch for by setting it true
+    keeps_no_prompts: bool | None = None
+    # the gateway's public key, when the operator got it from the registry's admin out of
+    # band: pinned from the start, and a registration answer with another key is ignored.
+    # None: pin the key the first accepted registration answer carries
+    registry_public_key: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def declares_no_prompts_kept(self) -> bool:
+        """What the registration declares: ``keeps_no_prompts`` (see the field)."""
+        if self.keeps_no_prompts is not None:
+            return self.keeps_no_prompts
+        return self.engine != "openai"
 
     def validate(self) -> None:
         if self.engine not in ENGINES:

@@ -31,6 +31,7 @@ from LLM_Mesh.node.admission import Admission, AdmissionState
 from LLM_Mesh.node.agent import NodeAgent
 from LLM_Mesh.node.config import NodeConfig, within_hours
 from LLM_Mesh.node.engines.base import Engine, Usage
+from LLM_Mesh.node.gateway_guard import GatewayGuard
 from LLM_Mesh.node.keys import NodeKey, key_path, load_or_create_key
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
 
@@ -163,6 +164,12 @@ class NodeService:
         self.key = node_identity(config, settings)
         self.signer = NodeSigner(self.key.key, wall_clock)
         self.node_id = self.key.node_id
+        self.gateway = GatewayGuard(
+            self.node_id,
+            registering=config.register,
+            wall_clock=wall_clock,
+            configured_key=config.registry_public_key,
+        )
         self.public_url = config.effective_public_url
         self.admission = Admission(config.max_concurrency, config.max_queue, clock=clock)
         self._engine = engine
@@ -234,6 +241,7 @@ class NodeService:
                 sleep=self._sleep,
                 signer=self.signer,
                 operator_token=self.config.operator_token or self.settings.operator_token,
+                on_accepted=self.gateway.pin,
             )
             self.agent.start()
 
@@ -321,6 +329,7 @@ class NodeService:
             state=self.state,
             engine=self.engine.name,
             simulated=self.engine.simulated,
+            keeps_no_prompts=self.config.declares_no_prompts_kept,
         )
 
     def heartbeat(self) -> Heartbeat:

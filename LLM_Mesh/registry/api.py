@@ -6,7 +6,9 @@ on its raw bytes *before* the body is parsed, and a refused one changes nothing.
 The node table and the router (:class:`~LLM_Mesh.registry.routing.Routing`) are
 then updated first (routing sees a node at once); the store is written on the same
 request, so a restarted registry knows every node it had. ``POST /mesh/health-check``
-needs the admin key (``registry/admin.py``).
+needs the admin key (``registry/admin.py``); ``GET /mesh/nodes`` shows nodes' URLs and
+hardware with it only. A registration's answer carries the gateway's key, which the
+node pins (``core/gateway_auth.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
-from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration, NodeState, RegistrationAccepted
+from LLM_Mesh.core.schemas import (
+    NODE_PRIVATE_FIELDS,
+    Heartbeat,
+    NodeRegistration,
+    NodeState,
+    RegistrationAccepted,
+)
 from LLM_Mesh.errors import NodeIdMismatch, UnknownNode
-from LLM_Mesh.registry.admin import check_admin
+from LLM_Mesh.registry.admin import bearer, check_admin
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
@@ -95,6 +103,8 @@ async def register_node(request: Request) -> RegistrationAccepted:
         seq=grant.seq,
         max_clock_skew_s=MAX_CLOCK_SKEW_S,
         registry_time=rt.wall_clock(),
+        registry_id=rt.signer.registry_id,
+        registry_public_key=rt.signer.public_key,
     )
 
 
@@ -142,8 +152,15 @@ async def deregister_node(node_id: str, request: Request) -> Response:
 
 @router.get("/mesh/nodes")
 async def list_nodes(request: Request) -> dict[str, Any]:
+    """Every node: id, region, models, health, load, ``keeps_no_prompts``. Its URL and
+    hardware are the operator's private details: only with the admin key
+    (``Authorization: Bearer``; a wrong key is 401, no key the public listing)."""
     rt = get_runtime(request)
-    return {"nodes": [v.model_dump(mode="json") for v in rt.routing.views()]}
+    private: set[str] | None = set(NODE_PRIVATE_FIELDS)
+    if bearer(request.headers) is not None:
+        await check_admin(request.headers, rt.store)
+        private = None
+    return {"nodes": [v.model_dump(mode="json", exclude=private) for v in rt.routing.views()]}
 
 
 @router.get("/mesh/models")

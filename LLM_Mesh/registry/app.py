@@ -12,23 +12,28 @@ shutdown stops them, writes what is queued and closes what it opened.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
+from LLM_Mesh.registry.gateway_key import gateway_signer
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
@@ -44,6 +49,8 @@ from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.snapshot import load_nodes
+
+log = logging.getLogger(__name__)
 
 
 def _default_store(settings: Settings) -> Store:
@@ -88,6 +95,7 @@ def create_registry_app(
     wall_clock: Callable[[], float] = time.time,
     node_auth: NodeAuthenticator | None = None,
     announce: Callable[[str], None] | None = None,
+    gateway_key: Ed25519PrivateKey | None = None,
 ) -> FastAPI:
     """The registry + gateway app. Pass ``store``/``http_client``/``resolver`` to inject (tests).
 
@@ -96,7 +104,8 @@ def create_registry_app(
     Node messages are checked by ``node_auth`` (default: :class:`SignedNodeAuth` on the
     store: signatures, operator tokens, sequence numbers, revocation). At start-up the
     store's admin key is settled (``registry/admin.py``); a key made then is passed to
-    ``announce`` once (default: printed to stderr).
+    ``announce`` once (default: printed to stderr). Forwarded requests are signed with
+    ``gateway_key`` (default: ``$LLM_MESH_HOME/registry.key``, made once; ``gateway_key.py``).
     """
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
@@ -135,6 +144,17 @@ def create_registry_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.store.open()
         try:
+            if runtime.gateway is None:
+                runtime.gateway = (
+                    GatewaySigner(gateway_key, wall_clock)
+                    if gateway_key is not None
+                    else await asyncio.to_thread(gateway_signer, settings, wall_clock)
+                )
+            log.info(
+                "gateway %s, public key %s (nodes may pin it: registry_public_key in node.toml)",
+                runtime.gateway.registry_id,
+                runtime.gateway.public_key,
+            )
             admin = await ensure_admin_key(settings, runtime.store)
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)

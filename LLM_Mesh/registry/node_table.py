@@ -55,6 +55,7 @@ class NodeEntry:
     reported_queued: int = 0
     uptime: float | None = None  # a heartbeat's optional ``uptime`` (0..1)
     continuation: bool = False  # the node advertises ``"continuation": true``
+    keeps_no_prompts: bool | None = None  # signed declaration in its registration
     requests: int = 0
     failures: int = 0
     tokens_generated: int = 0
@@ -98,6 +99,7 @@ class NodeTable:
             state=reg.state,
             last_heartbeat=now,
             continuation=advertises_continuation(reg),
+            keeps_no_prompts=reg.keeps_no_prompts,
         )
         if old is not None:
             self._unindex(old)

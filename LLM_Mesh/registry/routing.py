@@ -232,7 +232,8 @@ class Routing:
             health_score=round(health, 4),
             latency_ms_ewma=None if latency is None else round(latency, 3),
             ttft_ms_ewma=None if ttft is None else round(ttft, 3),
-            requests=entry.requests, failures=entry.failures, hardware=entry.hardware, **extra,
+            requests=entry.requests, failures=entry.failures, hardware=entry.hardware,
+            keeps_no_prompts=entry.keeps_no_prompts, **extra,
         )  # fmt: skip
 
     def views(self) -> list[NodeView]:

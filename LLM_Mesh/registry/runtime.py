@@ -2,8 +2,8 @@
 
 One :class:`Runtime` per app: settings, the store, the node table (liveness),
 the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the node
-authenticator (signed node messages, ``node_auth.py``), the
-idempotency cache, the request writer and the one pooled outbound
+authenticator (signed node messages, ``node_auth.py``), the gateway's signer
+(``gateway_key.py``: every forwarded request is signed), the idempotency cache, the request writer and the one pooled outbound
 :class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
 pass an ``httpx.AsyncClient`` with their own transport); the send stage's
 :class:`~LLM_Mesh.core.failover.FailoverPolicy` from settings, and an optional
@@ -23,6 +23,7 @@ from starlette.requests import Request
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.failover import Failover, FailoverPolicy
+from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.idempotency import IdempotencyCache
@@ -51,6 +52,8 @@ class Runtime:
     client: NodeClient | None = None
     owns_client: bool = False
     pins: AddressPins = field(default_factory=AddressPins)  # checked, pinned node addresses
+    # signs every forwarded request (registry/gateway_key.py); set in the lifespan
+    gateway: GatewaySigner | None = None
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None
@@ -65,6 +68,13 @@ class Runtime:
         if self.client is None:
             raise MeshError("the registry is not started (its lifespan has not run)")
         return self.client
+
+    @property
+    def signer(self) -> GatewaySigner:
+        """The gateway's signer; only set while the app's lifespan runs."""
+        if self.gateway is None:
+            raise MeshError("the registry is not started (its lifespan has not run)")
+        return self.gateway
 
     @property
     def max_attempts(self) -> int:

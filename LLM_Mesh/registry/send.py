@@ -14,6 +14,7 @@ Here they are fed with what came back, classified into router outcomes::
     connect error / connect timeout   CONNECT_ERROR   refused: another node at once
     429                               OVERLOADED      refused: another node at once
     503 (paused, draining, no memory) UNAVAILABLE     refused: another node at once
+    401 (refused the gateway's key)   UNAVAILABLE     refused: another node at once
     read timeout before an answer     TIMEOUT         failed: another node after a backoff
     other transport error, other 5xx, SERVER_ERROR    failed: another node after a backoff
       a 200 that is not a JSON object
@@ -37,6 +38,7 @@ demand (:mod:`~LLM_Mesh.registry.demand`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import random
@@ -66,8 +68,8 @@ __all__ = ["Answer", "Exchange", "Sender", "error_message", "forward_headers"]
 
 CONTINUE_WINDOW_S = 30.0  # time a mid-stream failover may take to find a node
 
-# (url, seconds left before the deadline) -> the node's response
-Sender = Callable[[str, float], Awaitable[NodeResponse]]
+# (node id, url, seconds left before the deadline) -> the node's response
+Sender = Callable[[str, str, float], Awaitable[NodeResponse]]
 
 
 class Answer:
@@ -85,12 +87,19 @@ class Answer:
         self.data = data
 
 
+_REFUSED = (401, 429)  # the node did nothing: another node at once (and 503, below)
+
+
 class _NotJson(NodeProtocolError):
     """A node's 200 whose body is not a JSON object: a server error, fail over."""
 
 
-def forward_headers(job: Job) -> dict[str, str]:
-    return {"Content-Type": "application/json", "X-Request-Id": job.request_id}
+def forward_headers(rt: Runtime, job: Job, node_id: str, body_sha256: str) -> dict[str, str]:
+    """A forwarded request's headers: JSON, ``X-Request-Id`` and the gateway's signature of
+    this body (given by its SHA-256, hex) for ``node_id`` (``core/gateway_auth.py``)."""
+    headers = rt.signer.headers(node_id, job.request_id, job.path, body_sha256)
+    headers["Content-Type"] = "application/json"
+    return headers
 
 
 def error_message(content: bytes) -> str:
@@ -238,9 +247,9 @@ class Exchange:
                 # the whole exchange, not only each read: a node trickling bytes must not
                 # carry the request past its deadline
                 with anyio.fail_after(left):
-                    resp = await sender(url, left)
+                    resp = await sender(node, url, left)
                     status = resp.status_code
-                    if status == 429 or status >= 500:  # a body cut off is a failure too
+                    if status in _REFUSED or status >= 500:  # a body cut off is a failure too
                         content = await resp.aread()
                         await resp.aclose()
             except TimeoutError:
@@ -260,8 +269,13 @@ class Exchange:
         except BaseException:
             self.finish(att, Outcome.CANCELLED)
             raise
-        if status != 429 and status < 500:
+        if status not in _REFUSED and status < 500:
             return Outcome.SUCCESS, None, resp
+        if status == 401:  # the node refused the gateway's signature (a key not pinned yet)
+            return Outcome.UNAVAILABLE, ModelUnavailable(
+                f"node {node} refused the gateway: {error_message(content)}",
+                model=self.job.model, reason="node_unavailable", node_id=node, attempts=attempts,
+            ), None  # fmt: skip
         if status in (429, 503):
             wait = _retry_after(resp)
             self.node_wait = float(wait)
@@ -419,11 +433,12 @@ class Exchange:
         """Send a non-streaming request; its attempt is finished before this returns."""
         rt, job = self.rt, self.job
         client = rt.http
-        headers = forward_headers(job)
+        body_sha256 = hashlib.sha256(job.raw).hexdigest()
         connect_s = rt.settings.connect_timeout_s
         parsed: list[dict[str, Any]] = []
 
-        async def sender(url: str, left: float) -> NodeResponse:
+        async def sender(node: str, url: str, left: float) -> NodeResponse:
+            headers = forward_headers(rt, job, node, body_sha256)
             resp = await client.post(
                 url + job.path, job.raw, headers, timeout_s=left, connect_s=min(left, connect_s)
             )

@@ -35,6 +35,7 @@ its ``prompt_tokens`` less the tokens already sent is the request's prompt.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
@@ -129,10 +130,11 @@ class NodeStream:
 
     def _sender(self, payload: bytes) -> Sender:
         rt, job = self.ex.rt, self.ex.job
-        client, headers = rt.http, forward_headers(job)
+        client, body_sha256 = rt.http, hashlib.sha256(payload).hexdigest()
         timeout_s, connect_s = rt.settings.request_timeout_s, rt.settings.connect_timeout_s
 
-        async def send(url: str, left: float) -> NodeResponse:
+        async def send(node: str, url: str, left: float) -> NodeResponse:
+            headers = forward_headers(rt, job, node, body_sha256)
             return await _opened(client.stream(
                 url + job.path, payload, headers, timeout_s=timeout_s,
                 connect_s=min(left, connect_s),

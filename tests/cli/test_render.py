@@ -52,3 +52,18 @@ def test_status_line_labels_simulated_models_up() -> None:
     print_status(info, [], console)
     out = console.export_text()
     assert "models up: gemma-3-270m (simulated), mistral-7b" in out
+
+
+def test_nodes_table_shows_region_and_the_prompt_declaration_not_an_address() -> None:
+    nodes = [
+        {"node_id": "n-1", "region": "eu-west", "keeps_no_prompts": True, "healthy": True,
+         "models": [{"id": "gemma-3-270m"}]},
+        {"node_id": "n-2", "keeps_no_prompts": False, "healthy": True, "models": []},
+        {"node_id": "n-3", "healthy": False, "models": []},
+    ]  # fmt: skip
+    out = text(nodes_table(nodes))
+    assert "eu-west · keeps no prompts" in out
+    assert "may keep prompts" in out and "prompts: undeclared" in out
+    assert "http" not in out and "- ·" not in out  # no placeholder where a URL was
+    admin = text(nodes_table([{**nodes[0], "url": "http://203.0.113.7:8801"}]))
+    assert "203.0.113.7:8801 · eu-west · keeps no prompts" in admin

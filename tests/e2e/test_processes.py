@@ -254,7 +254,19 @@ def test_local_mesh_registry_allows_its_own_node_only(tmp_path: Path) -> None:
             assert r.status_code == 403, r.text
             assert r.json()["error"]["code"] == "node_address_refused"
         nodes = httpx.get(url + "/mesh/nodes", timeout=5).json()["nodes"]
+        assert len(nodes) == 1 and "url" not in nodes[0]  # public: no address
+        admin_key = (tmp_path / "home" / "admin.key").read_text().strip()
+        admin = {"Authorization": f"Bearer {admin_key}"}
+        nodes = httpx.get(url + "/mesh/nodes", headers=admin, timeout=5).json()["nodes"]
         assert [n["url"] for n in nodes] == [mesh.node_url]
+        # around the gateway, straight to the node (even from its own machine): 401
+        direct = httpx.post(
+            mesh.node_url + "/v1/completions",
+            json={"model": "mistral-7b", "prompt": "hi", "max_tokens": 4},
+            timeout=10,
+        )
+        assert direct.status_code == 401, direct.text
+        assert direct.json()["error"]["code"] == "invalid_signature"
         r = httpx.post(
             url + "/v1/completions",
             json={"model": "mistral-7b", "prompt": "hi", "max_tokens": 4},

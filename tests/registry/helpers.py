@@ -94,7 +94,7 @@ def sse_chunks(model: str, node_id: str, words: list[str]) -> list[bytes]:
 
 @dataclass
 class FakeNode:
-    """One fake node: ``behavior`` is ok | 500 | 429 | 503 | connect_error | timeout | 400.
+    """One fake node: ``behavior`` is ok | 500 | 429 | 503 | 401 | connect_error | timeout | 400.
 
     ``503`` is a paused / draining node (or one that cannot free memory for a cold
     model); 429 and 503 carry ``Retry-After: retry_after``."""
@@ -132,13 +132,20 @@ class FakeNodes:
         if request.url.path == "/mesh/health":
             return httpx.Response(200 if node.health_ok else 503, json={"status": "ok"})
         body = json.loads(request.content)
-        node.calls.append({"path": request.url.path, "body": body, "headers": request.headers})
+        node.calls.append(
+            {"path": request.url.path, "body": body, "headers": request.headers,
+             "raw": request.content}
+        )  # fmt: skip
         if self.on_call is not None:
             self.on_call(node)
         if node.behavior == "connect_error":
             raise httpx.ConnectError("connection refused", request=request)
         if node.behavior == "timeout":
             raise httpx.ReadTimeout("read timed out", request=request)
+        if node.behavior == "401":  # a node that has not pinned the gateway's key
+            err = {"error": {"message": "no gateway key yet", "type": "authentication_error",
+                             "code": "invalid_signature"}}  # fmt: skip
+            return httpx.Response(401, json=err)
         if node.behavior == "500":
             err = {"error": {"message": "engine exploded", "type": "api_error", "code": "x"}}
             return httpx.Response(500, json=err)
@@ -248,9 +255,7 @@ class TrustingNodeAuth:
     ``tests/registry/test_node_auth.py``, which pass ``signed=True`` to :func:`running`.
     """
 
-    def check_registration(
-        self, headers: Mapping[str, str], body: bytes
-    ) -> VerifiedRegistration:
+    def check_registration(self, headers: Mapping[str, str], body: bytes) -> VerifiedRegistration:
         return VerifiedRegistration(node_id=None, public_key=None, seq=0, operator_token=None)
 
     async def admit_registration(self, reg: VerifiedRegistration) -> Grant:

@@ -117,3 +117,33 @@ async def test_health_check_endpoint(tmp_path: Path) -> None:
 async def test_healthz(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         assert (await h.client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_public_node_listing_has_no_address_or_hardware(tmp_path: Path) -> None:
+    """Operators are private people: anyone sees id, region, models, health, load and the
+    signed ``keeps_no_prompts``; the URL and hardware only with the admin key."""
+    hardware = {"cpu_count": 12, "memory_bytes": 64 << 30, "gpus": [{"name": "RTX 4090"}]}
+    async with running(tmp_path) as h:
+        reg = registration("node-a", region="eu", hardware=hardware, keeps_no_prompts=True)
+        assert (await h.client.post("/mesh/nodes", json=reg)).status_code == 200
+        r = await h.client.get("/mesh/nodes")
+        (public,) = r.json()["nodes"]
+        assert "url" not in public and "hardware" not in public
+        assert "node-a:8801" not in r.text and "4090" not in r.text
+        assert public["node_id"] == "node-a" and public["region"] == "eu"
+        assert public["healthy"] is True and public["keeps_no_prompts"] is True
+        assert public["models"][0]["id"] == "gemma-3-270m" and "in_flight" in public
+        (admin,) = (await h.client.get("/mesh/nodes", headers=ADMIN)).json()["nodes"]
+        assert admin["url"] == "http://node-a:8801"
+        assert admin["hardware"]["gpus"] == [{"name": "RTX 4090"}]
+        wrong = await h.client.get("/mesh/nodes", headers={"Authorization": "Bearer lma_nope"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_credential"
+
+
+async def test_keeps_no_prompts_undeclared_is_null(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+        await h.client.post("/mesh/nodes", json=registration("node-b", keeps_no_prompts=False))
+        nodes = {n["node_id"]: n for n in (await h.client.get("/mesh/nodes")).json()["nodes"]}
+        assert nodes["node-a"]["keeps_no_prompts"] is None
+        assert nodes["node-b"]["keeps_no_prompts"] is False

@@ -1,0 +1,235 @@
+"""Gateway → node authentication: the pure rules (no I/O; the clock is passed in).
+
+A node serves inference to its mesh's gateway only. The registry (which is the
+gateway) holds its own Ed25519 key (``$LLM_MESH_HOME/registry.key``); its public key
+and id travel in :class:`~LLM_Mesh.core.schemas.RegistrationAccepted`, the answer to
+the node's signed registration, and the node pins them. Every request the gateway
+forwards is signed over canonical bytes (domain-separated from every node message
+by its kind)::
+
+    b"llm-mesh/v1/gateway-request" \\n registry_id \\n node_id \\n request_id \\n path
+      \\n decimal(ts_ms) \\n hex(sha256(body))
+
+``registry_id`` is derived from the registry's public key (as a node id is from a
+node's), ``node_id`` the node the request is for (a node cannot pass a request it was
+sent on to another node), ``request_id`` the gateway's ``X-Request-Id``, ``path`` the
+endpoint (``/v1/chat/completions``; a prefix a reverse proxy strips is not part of it),
+``ts_ms`` the gateway's wall clock and the body's SHA-256. Headers:
+:data:`HDR_GATEWAY` (registry id), :data:`HDR_GATEWAY_TIME`,
+:data:`HDR_GATEWAY_SIGNATURE` (base64url), ``X-Request-Id``.
+
+The node refuses (401, OpenAI's error shape) a request without them, a signature
+that does not verify with the pinned key (another registry's key, an altered body,
+another node's or another endpoint's request), a timestamp beyond ±120 s, and a
+request it has already accepted (:class:`ReplayCache`: every accepted message is
+remembered until it is too old to be accepted anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+from collections.abc import Callable, Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from LLM_Mesh.core.identity import (
+    DOMAIN,
+    MAX_CLOCK_SKEW_S,
+    MessageKind,
+    decode_public_key,
+    encode_public_key,
+    public_key_of,
+)
+from LLM_Mesh.errors import BadSignature, ReplayedMessage, StaleMessage
+
+__all__ = [
+    "HDR_GATEWAY",
+    "HDR_GATEWAY_SIGNATURE",
+    "HDR_GATEWAY_TIME",
+    "HDR_REQUEST_ID",
+    "GatewaySigner",
+    "GatewayVerifier",
+    "ReplayCache",
+    "gateway_bytes",
+    "registry_id_for",
+]
+
+HDR_GATEWAY = "X-Mesh-Gateway"
+HDR_GATEWAY_TIME = "X-Mesh-Gateway-Timestamp"
+HDR_GATEWAY_SIGNATURE = "X-Mesh-Gateway-Signature"
+HDR_REQUEST_ID = "X-Request-Id"
+
+_REGISTRY_ID_DOMAIN = b"llm-mesh/registry-id/v1\x00"
+_KIND = DOMAIN + MessageKind.GATEWAY_REQUEST.value.encode("ascii")
+_MAX_FIELD = 256
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+def registry_id_for(raw_public_key: bytes) -> str:
+    """The registry's id: ``"registry-" + base32(sha256(domain + key))[:26]``, lower case."""
+    if len(raw_public_key) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes")
+    digest = hashlib.sha256(_REGISTRY_ID_DOMAIN + raw_public_key).digest()
+    return "registry-" + base64.b32encode(digest).decode("ascii")[:26].lower()
+
+
+def gateway_bytes(
+    registry_id: str, node_id: str, request_id: str, path: str, ts_ms: int, body_sha256: str
+) -> bytes:
+    """The canonical bytes the gateway signs (fixed order, domain-separated)."""
+    fields = (("registry id", registry_id), ("node id", node_id), ("request id", request_id),
+              ("path", path))  # fmt: skip
+    for name, value in fields:
+        if not value or "\n" in value or len(value) > _MAX_FIELD:
+            raise ValueError(f"{name} must be a non-empty single line")
+    return b"\n".join(
+        (
+            _KIND,
+            registry_id.encode("utf-8"),
+            node_id.encode("utf-8"),
+            request_id.encode("utf-8"),
+            path.encode("utf-8"),
+            str(int(ts_ms)).encode("ascii"),
+            body_sha256.encode("ascii"),
+        )
+    )
+
+
+class GatewaySigner:
+    """The registry's side: signs each forwarded request (``wall_clock``: unix seconds)."""
+
+    def __init__(self, key: Ed25519PrivateKey, wall_clock: Callable[[], float]) -> None:
+        self._key = key
+        self.wall_clock = wall_clock
+        raw = public_key_of(key)
+        self.public_key = encode_public_key(raw)
+        self.registry_id = registry_id_for(raw)
+
+    def headers(self, node_id: str, request_id: str, path: str, body_sha256: str) -> dict[str, str]:
+        """The headers that authenticate one request to ``node_id`` (body given by its hash)."""
+        ts_ms = int(self.wall_clock() * 1000)
+        data = gateway_bytes(self.registry_id, node_id, request_id, path, ts_ms, body_sha256)
+        return {
+            HDR_GATEWAY: self.registry_id,
+            HDR_GATEWAY_TIME: str(ts_ms),
+            HDR_GATEWAY_SIGNATURE: _b64(self._key.sign(data)),
+            HDR_REQUEST_ID: request_id,
+        }
+
+
+class ReplayCache:
+    """Signed messages accepted in the last ``window_s`` (keyed by the hash of their signed
+    bytes, so a signature's encoding does not matter), at most ``max_entries``.
+
+    An entry is dropped once its timestamp is older than the window (such a message is
+    refused as stale anyway). When full, the oldest is dropped and every message not
+    newer than it is refused from then on, so nothing dropped can be replayed.
+    """
+
+    def __init__(self, window_s: float = MAX_CLOCK_SKEW_S, max_entries: int = 200_000) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.window_ms = int(window_s * 1000)
+        self.max_entries = max_entries
+        self._heap: list[tuple[int, bytes]] = []
+        self._seen: set[bytes] = set()
+        self.floor_ms = -1  # messages at or before this time are refused
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def add(self, key: bytes, ts_ms: int, now_ms: int) -> bool:
+        """Remember ``key``; ``False`` when it was seen (or may have been: below the floor)."""
+        heap, seen = self._heap, self._seen
+        horizon = now_ms - self.window_ms
+        while heap and heap[0][0] < horizon:
+            seen.discard(heapq.heappop(heap)[1])
+        if key in seen or ts_ms <= self.floor_ms:
+            return False
+        while len(heap) >= self.max_entries:
+            ts, old = heapq.heappop(heap)
+            seen.discard(old)
+            self.floor_ms = max(self.floor_ms, ts)
+        if ts_ms <= self.floor_ms:
+            return False
+        heapq.heappush(heap, (ts_ms, key))
+        seen.add(key)
+        return True
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = (headers.get(name) or "").strip()
+    if not value:
+        raise BadSignature(
+            "this node serves inference to its mesh's gateway only: the request carries no "
+            f"gateway signature ({name} is missing); send it to the gateway's /v1 instead"
+        )
+    return value
+
+
+class GatewayVerifier:
+    """The node's side: the pinned registry key, the replay cache, the checks."""
+
+    def __init__(
+        self,
+        public_key: str,
+        node_id: str,
+        *,
+        max_skew_s: float = MAX_CLOCK_SKEW_S,
+        cache: ReplayCache | None = None,
+    ) -> None:
+        self.key: Ed25519PublicKey = decode_public_key(public_key)
+        self.public_key = public_key
+        self.registry_id = registry_id_for(_unb64(public_key))
+        self.node_id = node_id
+        self.max_skew_s = max_skew_s
+        self.cache = cache or ReplayCache(window_s=max_skew_s)
+
+    def verify(self, headers: Mapping[str, str], path: str, body: bytes, now_s: float) -> str:
+        """Raise 401 unless this is the pinned gateway's fresh, unreplayed signature of
+        ``body`` for this node and ``path``; the registry id when it is."""
+        sender = _header(headers, HDR_GATEWAY)
+        raw_ts = _header(headers, HDR_GATEWAY_TIME)
+        if not raw_ts.isdigit() or len(raw_ts) > 18:
+            raise BadSignature(f"{HDR_GATEWAY_TIME} must be unix milliseconds")
+        request_id = _header(headers, HDR_REQUEST_ID)
+        try:
+            signature = _unb64(_header(headers, HDR_GATEWAY_SIGNATURE))
+        except (ValueError, TypeError):
+            raise BadSignature(f"{HDR_GATEWAY_SIGNATURE} is not base64url") from None
+        if sender != self.registry_id:
+            raise BadSignature(
+                f"request signed for gateway {sender[:80]!r}; this node serves {self.registry_id}"
+            )
+        ts_ms = int(raw_ts)
+        try:
+            data = gateway_bytes(sender, self.node_id, request_id, path, ts_ms,
+                                 hashlib.sha256(body).hexdigest())  # fmt: skip
+        except ValueError as exc:
+            raise BadSignature(f"malformed gateway request: {exc}") from None
+        try:
+            self.key.verify(signature, data)
+        except InvalidSignature:
+            raise BadSignature(
+                "the gateway signature does not verify (another key, another node or "
+                "endpoint, or the body was altered)"
+            ) from None
+        skew = ts_ms / 1000.0 - now_s
+        if abs(skew) > self.max_skew_s:
+            raise StaleMessage(
+                f"the gateway's timestamp is {skew:+.0f} s from this node's clock "
+                f"(at most ±{self.max_skew_s:.0f} s)"
+            )
+        if not self.cache.add(hashlib.sha256(data).digest(), ts_ms, int(now_s * 1000)):
+            raise ReplayedMessage(f"request {request_id[:80]!r} was already served (replayed)")
+        return sender

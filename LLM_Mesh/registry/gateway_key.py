@@ -1,0 +1,67 @@
+"""The registry's own key: what the gateway signs forwarded requests with.
+
+``$LLM_MESH_HOME/registry.key``: an Ed25519 private key, PEM (PKCS#8), mode 0600,
+made at the registry's first start and never overwritten (as a node's ``node.key``).
+Its public key and id go to every node in ``RegistrationAccepted``; nodes pin them
+and require the gateway's signature on every inference request
+(:mod:`LLM_Mesh.core.gateway_auth`).
+
+**Several replicas** (one database, behind one address) must sign with one key, since a
+node pins the key of the replica it registered with: give every replica the same file
+(copy ``registry.key`` into each replica's ``$LLM_MESH_HOME``, or mount it there as a
+secret). A replica with another key is refused by the nodes (401), and the gateway
+fails over to another node; each refusal is logged by the node.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.secret_files import create_secret_file, too_open
+
+log = logging.getLogger(__name__)
+
+REGISTRY_KEY_FILE = "registry.key"
+
+
+def registry_key_path(settings: Settings) -> Path:
+    return settings.home / REGISTRY_KEY_FILE
+
+
+def load_or_create_registry_key(path: Path) -> Ed25519PrivateKey:
+    """The key at ``path``, made (mode 0600) when there is none; never overwritten."""
+    if not path.exists():
+        fresh = Ed25519PrivateKey.generate()
+        pem = fresh.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        if create_secret_file(path, pem):
+            log.info("made this registry's gateway key %s (mode 0600)", path)
+            return fresh
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path} is not a readable Ed25519 key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    if too_open(path):
+        log.warning("%s can be read by others: chmod 600 %s", path, path)
+    return key
+
+
+def gateway_signer(
+    settings: Settings, wall_clock: Callable[[], float] = time.time
+) -> GatewaySigner:
+    """The process's signer, from ``$LLM_MESH_HOME/registry.key``."""
+    return GatewaySigner(load_or_create_registry_key(registry_key_path(settings)), wall_clock)

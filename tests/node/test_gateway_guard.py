@@ -1,0 +1,270 @@
+"""Who may ask a node for inference: the attacks on a registered node's ``/v1``, and the
+loopback rules (``node/gateway_guard.py``, through the real node app over ASGI)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.gateway_auth import HDR_GATEWAY_SIGNATURE, HDR_GATEWAY_TIME, GatewaySigner
+from LLM_Mesh.core.schemas import Hardware
+from LLM_Mesh.node.service import NodeService
+from tests.node.conftest import MODEL, asgi_client, node_config, sim_engine, wait_until
+
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 5}
+CHAT_PATH = "/v1/chat/completions"
+REMOTE = ("203.0.113.7", 5555)  # the gateway, or anyone, on another machine
+
+
+def _raw(body: dict[str, Any]) -> bytes:
+    return json.dumps(body).encode()
+
+
+class Registry:
+    """A registry behind a MockTransport that accepts the node and hands it ``key``."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self.signer = GatewaySigner(key, time.time)
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/mesh/nodes":
+            node_id = json.loads(request.content)["node_id"]
+            return httpx.Response(
+                200,
+                json={
+                    "node_id": node_id,
+                    "heartbeat_interval_s": 3600,
+                    "registry_id": self.signer.registry_id,
+                    "registry_public_key": self.signer.public_key,
+                },
+            )
+        return httpx.Response(200, json={"ok": True})
+
+    def headers(
+        self, node_id: str, body: bytes, path: str = CHAT_PATH, rid: str = "req-1"
+    ) -> dict[str, str]:
+        h = self.signer.headers(node_id, rid, path, hashlib.sha256(body).hexdigest())
+        h["Content-Type"] = "application/json"
+        return h
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry(Ed25519PrivateKey.generate())
+
+
+@pytest.fixture
+async def registered(settings: Settings, registry: Registry) -> AsyncIterator[NodeService]:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(registry.handler))
+    svc = NodeService(
+        node_config(register=True),
+        settings,
+        engine=sim_engine(),
+        http_client=http,
+        hardware=Hardware(cpu_count=2, memory_bytes=1 << 30),
+    )
+    await svc.start()
+    await wait_until(lambda: svc.gateway.verifier is not None)
+    yield svc
+    await svc.stop()
+    await http.aclose()
+
+
+async def _post(svc: NodeService, body: bytes, headers: dict[str, str], path: str = CHAT_PATH,
+                client: tuple[str, int] = REMOTE) -> httpx.Response:  # fmt: skip
+    async with asgi_client(svc, client=client) as c:
+        return await c.post(path, content=body, headers=headers)
+
+
+def _code(r: httpx.Response) -> str:
+    err = r.json()["error"]
+    assert set(err) >= {"message", "type", "param", "code"}  # OpenAI's error shape
+    assert err["type"] == "authentication_error"
+    return str(err["code"])
+
+
+async def test_the_gateways_signed_request_is_served(
+    registered: NodeService, registry: Registry
+) -> None:
+    body = _raw(CHAT)
+    r = await _post(registered, body, registry.headers(registered.node_id, body))
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"]
+    stream = _raw({**CHAT, "stream": True})
+    r = await _post(registered, stream, registry.headers(registered.node_id, stream, rid="req-2"))
+    assert r.status_code == 200 and r.text.rstrip().endswith("[DONE]")
+    assert registered.gateway.registry_id == registry.signer.registry_id
+
+
+@pytest.mark.parametrize("client", [REMOTE, ("127.0.0.1", 4321)], ids=["remote", "loopback"])
+async def test_direct_call_without_the_gateway_is_401(
+    registered: NodeService, client: tuple[str, int]
+) -> None:
+    for path, body in ((CHAT_PATH, CHAT), ("/v1/completions", {"model": MODEL, "prompt": "x"})):
+        r = await _post(registered, _raw(body), {"Content-Type": "application/json"}, path, client)
+        assert r.status_code == 401 and _code(r) == "invalid_signature"
+    assert registered.requests_served == 0
+
+
+async def test_bad_signature_is_401(registered: NodeService, registry: Registry) -> None:
+    body = _raw(CHAT)
+    headers = registry.headers(registered.node_id, body)
+    headers[HDR_GATEWAY_SIGNATURE] = "A" * 86  # 64 zero-ish bytes
+    assert _code(await _post(registered, body, headers)) == "invalid_signature"
+    headers[HDR_GATEWAY_SIGNATURE] = "not base64!"
+    r = await _post(registered, body, headers)
+    assert r.status_code == 401 and _code(r) == "invalid_signature"
+
+
+async def test_replayed_gateway_request_is_refused(
+    registered: NodeService, registry: Registry
+) -> None:
+    body = _raw(CHAT)
+    headers = registry.headers(registered.node_id, body)
+    assert (await _post(registered, body, headers)).status_code == 200
+    r = await _post(registered, body, headers)
+    assert r.status_code == 401 and _code(r) == "replayed_message"
+    assert registered.requests_served == 1
+
+
+async def test_signature_of_another_registry_key_is_401(registered: NodeService) -> None:
+    other = Registry(Ed25519PrivateKey.generate())
+    body = _raw(CHAT)
+    headers = other.headers(registered.node_id, body)
+    assert _code(await _post(registered, body, headers)) == "invalid_signature"
+    # the other key's signature under the pinned registry's id: still refused
+    headers["X-Mesh-Gateway"] = registered.gateway.registry_id or ""
+    r = await _post(registered, body, headers)
+    assert r.status_code == 401 and _code(r) == "invalid_signature"
+
+
+async def test_body_altered_after_signing_is_401(
+    registered: NodeService, registry: Registry
+) -> None:
+    body = _raw(CHAT)
+    headers = registry.headers(registered.node_id, body)
+    altered = _raw({**CHAT, "max_tokens": 500})
+    r = await _post(registered, altered, headers)
+    assert r.status_code == 401 and _code(r) == "invalid_signature"
+
+
+async def test_request_for_another_node_or_endpoint_is_401(
+    registered: NodeService, registry: Registry
+) -> None:
+    body = _raw(CHAT)
+    r = await _post(registered, body, registry.headers("node-someoneelse", body))
+    assert r.status_code == 401 and _code(r) == "invalid_signature"
+    signed_for_completions = registry.headers(registered.node_id, body, path="/v1/completions")
+    r = await _post(registered, body, signed_for_completions)
+    assert r.status_code == 401 and _code(r) == "invalid_signature"
+
+
+async def test_stale_gateway_timestamp_is_401(registered: NodeService, registry: Registry) -> None:
+    body = _raw(CHAT)
+    real = registry.signer.wall_clock
+    registry.signer.wall_clock = lambda: real() - 121
+    headers = registry.headers(registered.node_id, body)
+    r = await _post(registered, body, headers)
+    assert r.status_code == 401 and _code(r) == "stale_message"
+    assert int(headers[HDR_GATEWAY_TIME]) < time.time() * 1000 - 120_000
+
+
+async def test_loopback_operator_tools_still_work(registered: NodeService) -> None:
+    async with asgi_client(registered) as c:  # loopback, no gateway signature
+        for action, state in (("pause", "paused"), ("resume", "online"), ("drain", "draining")):
+            r = await c.post(f"/mesh/admin/{action}")
+            assert r.status_code == 200 and r.json()["state"] == state
+        assert (await c.get("/mesh/info")).json()["node_id"] == registered.node_id
+        assert (await c.get("/mesh/health")).status_code == 200
+        assert (await c.get("/v1/models")).status_code == 200
+
+
+async def test_operator_endpoints_refuse_remote_clients(registered: NodeService) -> None:
+    async with asgi_client(registered, client=REMOTE) as c:
+        assert (await c.post("/mesh/admin/pause")).status_code == 403
+        r = await c.get("/mesh/info")  # hardware and counters are the operator's
+        assert r.status_code == 403 and "hardware" not in r.text
+        # the registry's active health check needs no signature
+        assert (await c.get("/mesh/health")).status_code == 200
+
+
+async def test_no_key_before_registration_is_401(settings: Settings) -> None:
+    down = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503)))
+    svc = NodeService(node_config(register=True), settings, engine=sim_engine(),
+                      http_client=down, hardware=Hardware())  # fmt: skip
+    await svc.start()
+    try:
+        r = await _post(svc, _raw(CHAT), {"Content-Type": "application/json"},
+                        client=("127.0.0.1", 1))  # fmt: skip
+        assert r.status_code == 401 and "no gateway key" in r.json()["error"]["message"]
+    finally:
+        await svc.stop()
+        await down.aclose()
+
+
+async def test_standalone_node_serves_loopback_only(settings: Settings) -> None:
+    svc = NodeService(node_config(register=False), settings, engine=sim_engine(),
+                      hardware=Hardware())  # fmt: skip
+    await svc.start()
+    try:
+        body = _raw(CHAT)
+        plain = {"Content-Type": "application/json"}
+        assert (await _post(svc, body, plain, client=("127.0.0.1", 1))).status_code == 200
+        assert (await _post(svc, body, plain, client=("::1", 1))).status_code == 200
+        r = await _post(svc, body, plain, client=REMOTE)
+        assert r.status_code == 401 and "loopback clients only" in r.json()["error"]["message"]
+    finally:
+        await svc.stop()
+
+
+async def test_reregistration_with_the_same_key_keeps_the_replay_cache(
+    registered: NodeService, registry: Registry
+) -> None:
+    body = _raw(CHAT)
+    headers = registry.headers(registered.node_id, body)
+    assert (await _post(registered, body, headers)).status_code == 200
+    registered.gateway.pin({"registry_public_key": registry.signer.public_key})
+    assert (await _post(registered, body, headers)).status_code == 401
+    other = Registry(Ed25519PrivateKey.generate())
+    registered.gateway.pin({"registry_public_key": other.signer.public_key})  # rotated
+    fresh = registry.headers(registered.node_id, body, rid="req-9")
+    assert (await _post(registered, body, fresh)).status_code == 401  # the old key is out
+    assert (
+        await _post(registered, body, other.headers(registered.node_id, body))
+    ).status_code == 200
+
+
+async def test_a_configured_registry_key_cannot_be_replaced_by_an_answer(
+    settings: Settings, registry: Registry
+) -> None:
+    """node.toml ``registry_public_key``: a registration answer (plain HTTP, perhaps
+    rewritten on the path) carrying another key does not replace it."""
+    impostor = Registry(Ed25519PrivateKey.generate())
+    http = httpx.AsyncClient(transport=httpx.MockTransport(impostor.handler))
+    config = node_config(register=True, registry_public_key=registry.signer.public_key)
+    svc = NodeService(config, settings, engine=sim_engine(), http_client=http, hardware=Hardware())
+    await svc.start()
+    try:
+        assert svc.agent is not None
+        await wait_until(lambda: svc.agent is not None and svc.agent.registered)
+        body = _raw(CHAT)
+        r = await _post(svc, body, impostor.headers(svc.node_id, body))
+        assert r.status_code == 401 and _code(r) == "invalid_signature"
+        assert (await _post(svc, body, registry.headers(svc.node_id, body))).status_code == 200
+    finally:
+        await svc.stop()
+        await http.aclose()
+
+
+def test_a_bad_configured_registry_key_is_an_error(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="registry_public_key"):
+        NodeService(node_config(register=True, registry_public_key="nope"), settings,
+                    engine=sim_engine())  # fmt: skip

@@ -1,0 +1,86 @@
+"""The gateway's key: made once, handed to nodes at registration, signing every forwarded
+request for the node it goes to (``registry/gateway_key.py``, the send stage)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.core.gateway_auth import HDR_GATEWAY, GatewayVerifier
+from LLM_Mesh.core.schemas import RegistrationAccepted
+from LLM_Mesh.errors import ReplayedMessage
+from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
+from tests.registry.helpers import make_settings, registration, running
+
+CHAT = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_the_key_is_made_once_with_mode_0600(tmp_path: Path) -> None:
+    path = registry_key_path(make_settings(tmp_path))
+    first = load_or_create_registry_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    before = path.read_bytes()
+    again = load_or_create_registry_key(path)
+    assert path.read_bytes() == before
+    assert first.private_bytes_raw() == again.private_bytes_raw()
+
+
+def test_a_corrupt_key_file_is_an_error_not_a_new_key(tmp_path: Path) -> None:
+    path = tmp_path / "registry.key"
+    path.write_text("not a key")
+    with pytest.raises(ValueError, match="not a readable Ed25519 key"):
+        load_or_create_registry_key(path)
+    assert path.read_text() == "not a key"
+
+
+async def test_registration_answer_carries_the_gateway_key(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("node-a"))
+        accepted = RegistrationAccepted.model_validate(r.json())
+        signer = h.runtime.signer
+        assert accepted.registry_public_key == signer.public_key
+        assert accepted.registry_id == signer.registry_id
+    # a restart (or a replica with the same $LLM_MESH_HOME/registry.key) keeps the key
+    async with running(tmp_path) as h2:
+        r = await h2.client.post("/mesh/nodes", json=registration("node-a"))
+        assert r.json()["registry_public_key"] == accepted.registry_public_key
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_every_forwarded_request_is_signed_for_its_node(tmp_path: Path, stream: bool) -> None:
+    async with running(tmp_path) as h:
+        node = await h.register("node-a")
+        key = h.runtime.signer.public_key
+        body = {**CHAT, "stream": stream}
+        r = await h.client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        (call,) = node.calls
+        headers, raw = call["headers"], call["raw"]
+        verifier = GatewayVerifier(key, "node-a")
+        assert verifier.verify(headers, "/v1/chat/completions", raw, h.runtime.wall_clock())
+        with pytest.raises(ReplayedMessage):  # what went to the node cannot be sent again
+            verifier.verify(headers, "/v1/chat/completions", raw, h.runtime.wall_clock())
+        assert headers[HDR_GATEWAY] == h.runtime.signer.registry_id
+        assert headers["x-request-id"] == r.headers["x-mesh-request-id"]
+
+
+async def test_a_node_refusing_the_gateway_is_skipped(tmp_path: Path) -> None:
+    """A node that has not pinned the key yet (401) did nothing: the next node serves."""
+    async with running(tmp_path) as h:
+        await h.register("node-a", behavior="401")
+        await h.register("node-b")
+        for _ in range(4):
+            r = await h.client.post("/v1/chat/completions", json=CHAT)
+            assert r.status_code == 200, r.text
+            assert r.json()["mesh"]["node_id"] == "node-b"
+
+
+async def test_only_refusing_nodes_is_503_not_the_nodes_401(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("node-a", behavior="401")
+        r = await h.client.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["code"] == "model_unavailable" and "refused the gateway" in err["message"]
