@@ -6,7 +6,7 @@
 stored nodes into the node table and the router (:class:`Routing`), creates the pooled outbound HTTP client
 (:class:`~LLM_Mesh.registry.node_client.AiohttpNodeClient` unless one is given; an
 ``httpx.AsyncClient`` given is wrapped in an
-:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops and the request writer, and on
+:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer and the API key revocation poll, and on
 shutdown stops them, writes what is queued and closes what it opened.
 """
 
@@ -26,6 +26,7 @@ from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settin
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
+from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import MAX_BODY_BYTES, install_gateway
 from LLM_Mesh.registry.health import HealthChecker
@@ -93,6 +94,7 @@ def create_registry_app(
         routing=routing,
         idempotency=IdempotencyCache(clock),
         node_auth=auth,
+        keys=KeyCache(the_store, clock),
         clock=clock,
         pins=AddressPins(
             allow_private=settings.allow_private_nodes,
@@ -129,9 +131,11 @@ def create_registry_app(
             runtime.writer.start()
             health.start()
             revocations.start()
+            runtime.keys.start()
             try:
                 yield
             finally:
+                await runtime.keys.stop()
                 await revocations.stop()
                 await health.stop()
                 await runtime.writer.stop()

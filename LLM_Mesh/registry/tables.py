@@ -6,7 +6,8 @@ tokens, latency, cost, outcome) — never the prompt or the answer text.
 ``operators``: who may register nodes (the SHA-256 of their token, never the token).
 ``node_keys``: each node id's Ed25519 public key, its operator, the last sequence
 number accepted from it and when it was revoked. ``admin_key``: the SHA-256 of the
-store's admin key (one row).
+store's admin key (one row). ``api_keys`` (migration 0003): clients' API keys (the
+SHA-256 of the key, never the key), their limits, avoided regions, when revoked.
 
 Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`).
 The migrations in ``registry/migrations/versions`` must produce exactly this
@@ -34,7 +35,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
-__all__ = ["UTCDateTime", "admin_key", "metadata", "node_keys", "nodes", "operators", "requests"]
+__all__ = [
+    "UTCDateTime",
+    "admin_key",
+    "api_keys",
+    "metadata",
+    "node_keys",
+    "nodes",
+    "operators",
+    "requests",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -148,4 +158,19 @@ admin_key = Table(
     Column("id", Integer(), primary_key=True, autoincrement=False),
     Column("key_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=True, unique=True),
+    Column("rpm", Integer(), nullable=True),
+    Column("tpm", Integer(), nullable=True),
+    Column("avoid_regions", JSON(), nullable=False),
+    Column("strict_regions", Boolean(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_api_keys_revoked_at", "revoked_at"),
 )

@@ -34,7 +34,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0002"]
+    assert script.get_heads() == ["0003"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -45,7 +45,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0002"
+            assert await conn.run_sync(_current) == "0003"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -56,7 +56,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade)
-            assert await conn.run_sync(_user_tables) == {"admin_key", "node_keys", "nodes", "operators", "requests"}
+            assert await conn.run_sync(_user_tables) == {"admin_key", "api_keys", "node_keys", "nodes", "operators", "requests"}
         async with engine.begin() as conn:
             await conn.run_sync(downgrade)
         async with engine.connect() as conn:
@@ -65,7 +65,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0002"
+            assert await conn.run_sync(_current) == "0003"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -83,4 +83,22 @@ async def test_empty_diff_is_not_vacuous(database_url: str) -> None:
     finally:
         await engine.dispose()
     added = {d[1].name for d in diff if d[0] == "add_table"}
-    assert added == {"admin_key", "node_keys", "nodes", "operators", "requests"}
+    assert added == {"admin_key", "api_keys", "node_keys", "nodes", "operators", "requests"}
+
+
+async def test_0003_adds_api_keys_on_top_of_0002(database_url: str) -> None:
+    """0003 goes on a 0002 store (an upgrade in place) and comes off again."""
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0002")
+            assert "api_keys" not in await conn.run_sync(_user_tables)
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0003")
+            assert "api_keys" in await conn.run_sync(_user_tables)
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0002")
+            assert await conn.run_sync(_current) == "0002"
+            assert "api_keys" not in await conn.run_sync(_user_tables)
+    finally:
+        await engine.dispose()

@@ -83,7 +83,9 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
         services.append(svc)
         apps[f"{node_id}:8801"] = create_node_app(svc, manage_lifespan=False)
     # heartbeats never expire during the run; no background health pass
-    settings = Settings(home=home, heartbeat_interval_s=3600.0, health_check_interval_s=3600.0)
+    settings = Settings(
+        home=home, heartbeat_interval_s=3600.0, health_check_interval_s=3600.0, anonymous_rpm=None
+    )
     upstream = httpx.AsyncClient(transport=NodeRouter(apps))
     app = create_registry_app(
         settings, store=MemoryStore(), http_client=upstream, resolver=public_resolver

@@ -52,6 +52,24 @@ def test_the_protocol_has_the_store_methods() -> None:
                 "list_nodes",
                 "record_requests",
                 "request_stats",
+                # credentials (0002)
+                "add_operator",
+                "operator_by_token",
+                "list_operators",
+                "revoke_operator",
+                "claim_node_key",
+                "advance_node_seq",
+                "get_node_key",
+                "revoke_node",
+                "revoked_nodes_since",
+                "get_admin_key_hash",
+                "set_admin_key_hash",
+                # client API keys (0003)
+                "add_api_key",
+                "api_key_by_hash",
+                "list_api_keys",
+                "revoke_api_key",
+                "revoked_api_keys_since",
             ]
         )
         == PROTOCOL_METHODS
