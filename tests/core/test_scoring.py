@@ -57,3 +57,13 @@ def test_per_model_cold_start_overrides_the_node_default() -> None:
     s.set_cold_starts({"m3": 800.0, "m2": float("nan"), "other": 1.0, "m": -5.0})
     assert s.model_cold_start_ms == {"m2": 1500.0, "m3": 800.0}
     assert node_cost(s, "m", 100, 0.0, P, 1.0) == warm  # loaded: no cold start
+
+
+def test_strict_regions_avoid_nodes_of_unknown_region() -> None:
+    from LLM_Mesh.core.scoring import UNKNOWN_REGION
+
+    eu, nowhere, blank = stats("eu", region="eu"), stats("x"), stats("b", region="")
+    plain = RouteRequest(("m",), avoid_regions=frozenset({"us"}))
+    strict = RouteRequest(("m",), avoid_regions=frozenset({"us", UNKNOWN_REGION}))
+    assert permits(plain, eu) and permits(plain, nowhere) and permits(plain, blank)
+    assert permits(strict, eu) and not permits(strict, nowhere) and not permits(strict, blank)

@@ -55,7 +55,10 @@ async def test_default_checks_in_order(tmp_path: Path) -> None:
         pipeline = h.app.state.pipeline
         assert isinstance(pipeline, Pipeline)
         assert [type(c) for c in pipeline.admission.checks] == [
-            Authenticate, RateLimit, IdempotencyCheck, AnonymousLast
+            Authenticate,
+            RateLimit,
+            IdempotencyCheck,
+            AnonymousLast,
         ]
 
 

@@ -56,7 +56,14 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade)
-            assert await conn.run_sync(_user_tables) == {"admin_key", "api_keys", "node_keys", "nodes", "operators", "requests"}
+            assert await conn.run_sync(_user_tables) == {
+                "admin_key",
+                "api_keys",
+                "node_keys",
+                "nodes",
+                "operators",
+                "requests",
+            }
         async with engine.begin() as conn:
             await conn.run_sync(downgrade)
         async with engine.connect() as conn:

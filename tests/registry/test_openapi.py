@@ -41,7 +41,7 @@ from LLM_Mesh.node.service import NodeService
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.openapi import build_openapi
-from tests.registry.helpers import public_resolver
+from tests.registry.helpers import TrustingNodeAuth, public_resolver
 
 MODEL = "gemma-3-270m"
 BASE = "http://mesh"
@@ -88,8 +88,9 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
     )
     upstream = httpx.AsyncClient(transport=NodeRouter(apps))
     app = create_registry_app(
-        settings, store=MemoryStore(), http_client=upstream, resolver=public_resolver
-    )
+        settings, store=MemoryStore(), http_client=upstream, resolver=public_resolver,
+        node_auth=TrustingNodeAuth(),  # the sim nodes here do not sign (test_node_auth.py does)
+    )  # fmt: skip
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -121,7 +122,18 @@ def test_v1_routes_are_documented_with_schemas_and_errors() -> None:
     assert ref.endswith("/ChatCompletionRequest")
     ok = chat["responses"]["200"]["content"]
     assert set(ok) == {"application/json", "text/event-stream"}
-    assert set(chat["responses"]) == {"200", "400", "404", "409", "413", "429", "502", "503", "504"}
+    assert set(chat["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "404",
+        "409",
+        "413",
+        "429",
+        "502",
+        "503",
+        "504",
+    }
     assert "Retry-After" in chat["responses"]["503"]["headers"]
     assert "/v1/completions" in paths and "/v1/models" in paths
     schemas = doc["components"]["schemas"]
