@@ -248,7 +248,9 @@ class TrustingNodeAuth:
     ``tests/registry/test_node_auth.py``, which pass ``signed=True`` to :func:`running`.
     """
 
-    def check_registration(self, headers: Mapping[str, str], body: bytes) -> VerifiedRegistration:
+    def check_registration(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> VerifiedRegistration:
         return VerifiedRegistration(node_id=None, public_key=None, seq=0, operator_token=None)
 
     async def admit_registration(self, reg: VerifiedRegistration) -> Grant:
