@@ -80,11 +80,13 @@ class Admission:
                     job = verdict
                 elif isinstance(verdict, Response):
                     _release(holds, verdict)
+                    client.used(0)  # answered without a node: a token charge comes back
                     return client.decorate(verdict)
                 else:
                     holds.append(verdict)
         except BaseException:
             _abandon(holds)
+            client.used(0)
             raise
         if not holds and not client.headers:
             return await handler(job, client)

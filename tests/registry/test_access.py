@@ -272,3 +272,22 @@ async def test_guessing_keys_is_limited_per_address(tmp_path: Path) -> None:
         async with from_address(h, "198.51.100.9") as other:
             r = await other.post(CHAT, json=chat(), headers=bearer("lmk_guess"))
             assert r.status_code == 401
+
+
+async def test_a_replayed_answer_costs_no_tokens(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("a")
+        key, _ = await new_key(h, tpm=1000)
+        headers = {**bearer(key), "X-Request-Id": "r-1"}
+        r = await h.client.post(CHAT, json=chat(max_tokens=100), headers=headers)
+        assert r.headers["x-ratelimit-remaining-tokens"] == "899"  # 101 charged
+        r = await h.client.post(CHAT, json=chat(max_tokens=100), headers=headers)
+        assert r.headers["x-mesh-replayed"] == "true"
+        # charged 101 again at the check, given back as the replay called no node
+        left = dict(h.runtime.limiter.headers(f"key:{_key_id(h)}", Limits(tpm=1000), h.clock()))
+        assert left["x-ratelimit-remaining-tokens"] == "985"  # 1000 - 15 used by the one answer
+
+
+def _key_id(h: Harness) -> str:
+    [key_id] = h.store.api_keys
+    return key_id
