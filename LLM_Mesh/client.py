@@ -5,6 +5,10 @@ Errors come back as the mesh's exceptions: nothing answering at the URL is
 :class:`~LLM_Mesh.errors.RegistryUnreachable`; an OpenAI-shaped error body is
 rebuilt into its class (``ModelUnavailable``, ``InvalidRequest``, ...).
 
+Requests to the OpenAI API (``/v1``) carry ``Authorization: Bearer <api_key>`` when an
+API key is given (``llm-mesh ask --api-key``, ``$LLM_MESH_API_KEY``), and no
+``Authorization`` header otherwise: the gateway serves them as anonymous.
+
 The caller may pass its own ``httpx.AsyncClient`` (one per process, as the
 house style wants); otherwise the client owns one and closes it in ``aclose``.
 """
@@ -50,9 +54,11 @@ class MeshClient:
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         admin_key: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._admin_key = admin_key
+        self._api_key = api_key
         self._owned = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
@@ -106,17 +112,23 @@ class MeshClient:
 
     # --- OpenAI API -----------------------------------------------------------------
 
+    def _v1_headers(self, request_id: str | None) -> dict[str, str]:
+        headers = {"X-Request-Id": request_id} if request_id else {}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
     async def completion(
         self, body: dict[str, Any], *, request_id: str | None = None
     ) -> dict[str, Any]:
-        headers = {"X-Request-Id": request_id} if request_id else None
+        headers = self._v1_headers(request_id)
         data: dict[str, Any] = await self._request(
             "POST", "/v1/completions", json={**body, "stream": False}, headers=headers
         )
         return data
 
     async def chat(self, body: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
-        headers = {"X-Request-Id": request_id} if request_id else None
+        headers = self._v1_headers(request_id)
         data: dict[str, Any] = await self._request(
             "POST", "/v1/chat/completions", json={**body, "stream": False}, headers=headers
         )
@@ -130,7 +142,7 @@ class MeshClient:
         The stream's ``X-Mesh-*`` headers are yielded first as
         ``{"object": "mesh.headers", "headers": {...}}``.
         """
-        headers = {"X-Request-Id": request_id} if request_id else {}
+        headers = self._v1_headers(request_id)
         try:
             async with self._http.stream(
                 "POST", self.base_url + path, json={**body, "stream": True}, headers=headers

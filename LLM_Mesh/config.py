@@ -29,6 +29,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | ledger_origin        | LLM_MESH_LEDGER_ORIGIN   | llm-mesh.local/ledger (checkpoints' origin and key name) |
 | ledger_checkpoint_every | LLM_MESH_LEDGER_CHECKPOINT_EVERY | 1000 (entries between signed checkpoints) |
 | ledger_checkpoint_interval_s | LLM_MESH_LEDGER_CHECKPOINT_S | 60 (at most this long before new entries are signed) |
+| anonymous_rpm        | LLM_MESH_ANONYMOUS_RPM   | 60 requests a minute per client address without a key (0: no limit) |
+| api_key              | LLM_MESH_API_KEY         | none: clients (``ask``, the seed API) send no key, as anonymous |
 
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
@@ -51,6 +53,21 @@ DEFAULT_NODE_PORT = 8801
 DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
 DEFAULT_MODEL = "gemma-3-270m"
 DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few KiB
+DEFAULT_ANONYMOUS_RPM = 60
+
+
+def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
+    """A per-minute limit from ``env[key]``: a whole number, ``0`` for none; else ``default``."""
+    raw = (env.get(key) or "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number (0: no limit), got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{key} must be >= 0 (0: no limit), got {raw!r}")
+    return value or None
 
 
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
@@ -129,6 +146,9 @@ class Settings:
     ledger_origin: str = "llm-mesh.local/ledger"
     ledger_checkpoint_every: int = 1000
     ledger_checkpoint_interval_s: float = 60.0
+    # requests a minute per client address without an API key; None: no limit (``up``)
+    anonymous_rpm: int | None = DEFAULT_ANONYMOUS_RPM
+    api_key: str | None = field(default=None, repr=False)  # what clients send (``ask``)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -153,10 +173,14 @@ class Settings:
             or "llm-mesh.local/ledger",
             ledger_checkpoint_every=_int(env, "LLM_MESH_LEDGER_CHECKPOINT_EVERY", 1000),
             ledger_checkpoint_interval_s=_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
+            anonymous_rpm=_limit(env, "LLM_MESH_ANONYMOUS_RPM", DEFAULT_ANONYMOUS_RPM),
+            api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):
             clean["registry_url"] = clean["registry_url"].rstrip("/")
+        if clean.get("anonymous_rpm") == 0:  # a flag's 0: no limit
+            clean["anonymous_rpm"] = None
         return replace(s, **clean) if clean else s
 
     @property

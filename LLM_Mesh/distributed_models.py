@@ -131,8 +131,10 @@ class DistributedModelRegistry:
         registry_url: str | None = None,
         http_client: httpx.AsyncClient | None = None,
         clock: Any = time.monotonic,
+        api_key: str | None = None,
     ) -> None:
         self._settings = settings
+        self._api_key = api_key
         self._registry_url = registry_url
         self._http = http_client
         self._clock = clock
@@ -148,6 +150,16 @@ class DistributedModelRegistry:
             self._settings = Settings.from_env()
         return self._settings.registry_url
 
+    @property
+    def api_key(self) -> str | None:
+        """The API key requests carry (``api_key``, else ``$LLM_MESH_API_KEY``); ``None``:
+        anonymous."""
+        if self._api_key:
+            return self._api_key
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings.api_key
+
     def configure(
         self, *, registry_url: str | None = None, settings: Settings | None = None
     ) -> None:
@@ -161,7 +173,7 @@ class DistributedModelRegistry:
     async def _client(self) -> AsyncIterator[MeshClient]:
         # A fresh AsyncClient per call unless one was injected: the seed calls
         # asyncio.run() more than once, and a client cannot outlive its loop.
-        async with MeshClient(self.registry_url, http_client=self._http) as c:
+        async with MeshClient(self.registry_url, http_client=self._http, api_key=self.api_key) as c:
             yield c
 
     # --- snapshot of the network ------------------------------------------------------

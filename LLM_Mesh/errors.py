@@ -15,12 +15,14 @@ class (:func:`error_from_payload`).
     ├── ModelNotFound                  404 invalid_request_error / model_not_found
     ├── ModelUnavailable               503 service_unavailable / model_unavailable
     ├── Overloaded                     429 rate_limit_error / overloaded
+    │   └── RateLimited                429 rate_limit_error / rate_limit_exceeded (x-ratelimit-*)
     ├── UnknownNode                    404 invalid_request_error / unknown_node
     ├── Unauthorized                   401 authentication_error / unauthorized
     │   ├── BadSignature               401 authentication_error / invalid_signature
     │   ├── StaleMessage               401 authentication_error / stale_message
     │   ├── ReplayedMessage            401 authentication_error / replayed_message
-    │   └── InvalidCredential          401 authentication_error / invalid_credential
+    │   ├── InvalidCredential          401 authentication_error / invalid_credential
+    │   └── InvalidApiKey              401 authentication_error / invalid_api_key (wrong, revoked)
     ├── Forbidden                      403 permission_error / forbidden
     │   ├── NodeIdMismatch             403 permission_error / node_id_mismatch
     │   └── Revoked                    403 permission_error / revoked
@@ -145,6 +147,26 @@ class Overloaded(MeshError):
         self.retry_after = retry_after
 
 
+class RateLimited(Overloaded):
+    """The client (its API key, or its address when anonymous) is over a limit of its own.
+
+    ``headers`` are the ``x-ratelimit-*`` headers the answer carries besides ``Retry-After``.
+    """
+
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int = 1,
+        headers: tuple[tuple[str, str], ...] = (),
+        **extra: Any,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.headers = headers
+
+
 class UnknownNode(MeshError):
     status = 404
     type = "invalid_request_error"
@@ -179,6 +201,12 @@ class InvalidCredential(Unauthorized):
     """A missing, wrong or unknown operator token or admin key."""
 
     code = "invalid_credential"
+
+
+class InvalidApiKey(Unauthorized):
+    """An ``Authorization`` header whose API key is unknown, malformed or revoked."""
+
+    code = "invalid_api_key"
 
 
 class Forbidden(MeshError):
@@ -237,12 +265,14 @@ _BY_CODE: dict[str, type[MeshError]] = {
         ModelNotFound,
         ModelUnavailable,
         Overloaded,
+        RateLimited,
         UnknownNode,
         Unauthorized,
         BadSignature,
         StaleMessage,
         ReplayedMessage,
         InvalidCredential,
+        InvalidApiKey,
         Forbidden,
         NodeIdMismatch,
         Revoked,
@@ -281,8 +311,9 @@ def error_from_payload(status: int, payload: Any) -> MeshError:
         exc.available = [str(a) for a in available] if isinstance(available, list) else []
         exc.extra["available"] = exc.available
         return exc
-    if cls is Overloaded:
-        return Overloaded(message, retry_after=_retry_after(err.get("retry_after"), 1))
+    if cls is Overloaded or cls is RateLimited:
+        kind = RateLimited if cls is RateLimited else Overloaded
+        return kind(message, retry_after=_retry_after(err.get("retry_after"), 1))
     if cls is None:
         cls = {
             400: InvalidRequest,

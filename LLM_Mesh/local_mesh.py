@@ -19,6 +19,10 @@ made once) and the operator ``local`` with a fresh token (rotated every start), 
 the node gets in ``LLM_MESH_OPERATOR_TOKEN``; and the node's key
 (``$LLM_MESH_HOME/node.key``, made once), whose id tells its node apart in the public
 ``/mesh/nodes`` listing (which shows no node URLs).
+
+A one-person mesh on one machine: its registry runs without the anonymous rate limit
+(``--anonymous-rpm 0``) unless ``anonymous_rpm`` asks for one (``llm-mesh up
+--anonymous-rpm N``). API keys work as on any registry (``llm-mesh registry keys``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class LocalMesh:
     node_args: list[str] = field(default_factory=list)
     start_timeout_s: float = 300.0
     allow_private_nodes: bool = False  # default: its own node's origin only
+    anonymous_rpm: int | None = None  # default: no limit for clients without a key
     _children: list[_Child] = field(default_factory=list)
     _operator_token: str | None = field(default=None, repr=False)
     _node_id: str | None = None
@@ -104,6 +109,8 @@ class LocalMesh:
             "--port",
             str(self.registry_port),
             *private,
+            "--anonymous-rpm",
+            str(self.anonymous_rpm or 0),
         ]
 
     def prepare_credentials(self) -> bool:

@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
     (base / "registry").mkdir()
     procs["registry"] = spawn(["registry", "serve", "--host", HOST, "--port", str(args.port),
-                               "--allow-private-nodes"],
+                               "--allow-private-nodes", "--anonymous-rpm", "0"],
                               base / "registry", "registry")  # fmt: skip
     for i in range(1, 6):
         home = base / f"n{i}"

@@ -316,3 +316,68 @@ async def test_other_transport_errors_stay_in_the_tree(
             await c.models()
     assert not isinstance(info.value, RegistryUnreachable)
     assert isinstance(info.value.__cause__, exc_type)
+
+
+async def test_an_api_key_goes_with_v1_calls_only_and_none_means_no_header() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get("authorization")))
+        if request.url.path == "/v1/chat/completions" and json.loads(request.content)["stream"]:
+            return httpx.Response(200, content=sse({"choices": []}))
+        if request.url.path == "/mesh/models":
+            return httpx.Response(200, json={"models": []})
+        return httpx.Response(200, json={"choices": []})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    async with MeshClient(BASE, http_client=http, api_key="lmk_secret") as c:
+        await c.models()
+        await c.chat(body, request_id="r1")
+        await c.completion({"model": "m", "prompt": "x"})
+        async for _ in c.stream("/v1/chat/completions", body):
+            pass
+    async with MeshClient(BASE, http_client=http) as c:
+        await c.chat(body)
+    await http.aclose()
+    assert seen == [
+        ("/mesh/models", None),
+        ("/v1/chat/completions", "Bearer lmk_secret"),
+        ("/v1/completions", "Bearer lmk_secret"),
+        ("/v1/chat/completions", "Bearer lmk_secret"),
+        ("/v1/chat/completions", None),  # no key: no header at all, served as anonymous
+    ]
+
+
+async def test_a_wrong_key_comes_back_as_invalid_api_key() -> None:
+    from LLM_Mesh.errors import InvalidApiKey, RateLimited
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        code = (
+            "invalid_api_key"
+            if "bad" in (request.headers.get("authorization") or "")
+            else ("rate_limit_exceeded")
+        )
+        status = 401 if code == "invalid_api_key" else 429
+        return httpx.Response(status, json={"error": {"message": "no", "type": "x", "code": code,
+                                                      "retry_after": 7}})  # fmt: skip
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with MeshClient(BASE, http_client=http, api_key="bad") as c:
+        with pytest.raises(InvalidApiKey):
+            await c.chat({"model": "m", "messages": []})
+    async with MeshClient(BASE, http_client=http, api_key="good") as c:
+        with pytest.raises(RateLimited) as info:
+            await c.chat({"model": "m", "messages": []})
+    assert info.value.retry_after == 7
+    await http.aclose()
+
+
+def test_the_seed_registry_sends_the_environments_key() -> None:
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.distributed_models import DistributedModelRegistry
+
+    reg = DistributedModelRegistry(Settings.from_env({"LLM_MESH_API_KEY": " lmk_env "}))
+    assert reg.api_key == "lmk_env"
+    assert DistributedModelRegistry(Settings.from_env({}), api_key="lmk_arg").api_key == "lmk_arg"
+    assert DistributedModelRegistry(Settings.from_env({})).api_key is None

@@ -229,3 +229,16 @@ def test_ledger_settings_from_env() -> None:
         50,
         5.0,
     )
+
+
+def test_anonymous_rpm_and_api_key_from_env() -> None:
+    assert Settings.from_env({}).anonymous_rpm == 60  # on by default
+    assert Settings.from_env({"LLM_MESH_ANONYMOUS_RPM": "5"}).anonymous_rpm == 5
+    assert Settings.from_env({"LLM_MESH_ANONYMOUS_RPM": "0"}).anonymous_rpm is None  # no limit
+    assert Settings.from_env({}, anonymous_rpm=0).anonymous_rpm is None  # a flag's 0
+    assert Settings.from_env({}, anonymous_rpm=7).anonymous_rpm == 7
+    for bad in ("-1", "ten", "1.5"):
+        with pytest.raises(ValueError, match="LLM_MESH_ANONYMOUS_RPM"):
+            Settings.from_env({"LLM_MESH_ANONYMOUS_RPM": bad})
+    assert Settings.from_env({"LLM_MESH_API_KEY": " lmk_x "}).api_key == "lmk_x"
+    assert "lmk_x" not in repr(Settings.from_env({"LLM_MESH_API_KEY": "lmk_x"}))

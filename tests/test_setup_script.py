@@ -272,8 +272,16 @@ def test_script_joins_a_registry_and_serves_through_the_gateway(tmp_path: Path) 
     reg_log = (tmp_path / "registry.log").open("wb")
     node_log = (tmp_path / "node.log").open("wb")
     reg = subprocess.Popen(
-        [sys.executable, "-m", "LLM_Mesh.cli", "registry", "serve", "--port", str(reg_port),
-         "--allow-private-nodes"],  # the node is on 127.0.0.1
+        [
+            sys.executable,
+            "-m",
+            "LLM_Mesh.cli",
+            "registry",
+            "serve",
+            "--port",
+            str(reg_port),
+            "--allow-private-nodes",
+        ],  # the node is on 127.0.0.1
         env={**base, "LLM_MESH_HOME": str(tmp_path / "registry-home")},
         stdout=reg_log,
         stderr=subprocess.STDOUT,

@@ -1,4 +1,4 @@
-"""``llm-mesh registry operators|nodes ...``: admin commands acting on the registry's store.
+"""``llm-mesh registry operators|nodes|keys ...``: admin commands acting on the registry's store.
 
 llm-mesh registry operators add NAME        a new operator; prints its token once
 llm-mesh registry operators list            operators and their nodes
@@ -6,6 +6,10 @@ llm-mesh registry operators revoke NAME     the operator and all its nodes are r
 llm-mesh registry nodes revoke NODE_ID      one node key is refused
 llm-mesh registry grant ACCOUNT AMOUNT      AMOUNT micro-NetworkTokens from the mint to
                                             ACCOUNT (an operator's name or a ledger account)
+llm-mesh registry keys create [--name N] [--rpm N] [--tpm N] [--avoid-regions eu,us] [--strict-regions]
+                                            a client API key; prints it once
+llm-mesh registry keys list                 keys, limits, regions, whether revoked
+llm-mesh registry keys revoke ID_OR_NAME    the key is refused (401) within a second
 
 They open the store directly (``--database-url``, ``$LLM_MESH_DATABASE_URL``, else the
 SQLite file in ``$LLM_MESH_HOME``), so they work while registries run on it (a running
@@ -29,6 +33,7 @@ from LLM_Mesh.errors import InvalidCredential, MeshError
 
 operators_app = typer.Typer(help="Node operators: who may register nodes.", no_args_is_help=True)
 nodes_app = typer.Typer(help="Registered nodes (admin).", no_args_is_help=True)
+keys_app = typer.Typer(help="Clients' API keys: limits, priority, regions.", no_args_is_help=True)
 
 DbOpt = Annotated[
     str | None, typer.Option(help="[env LLM_MESH_DATABASE_URL, default SQLite in home]")
@@ -137,6 +142,84 @@ def nodes_revoke(
         err.print(f"[red]error:[/] no node key for {node_id!r}")
         raise typer.Exit(1)
     console.print(f"node {node_id} revoked")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str | None, typer.Option(help="A name to know the key by (unique)")] = None,
+    rpm: Annotated[
+        int | None, typer.Option(min=1, help="Requests a minute [default: no limit]")
+    ] = None,
+    tpm: Annotated[
+        int | None,
+        typer.Option(min=1, help="Tokens a minute (prompt + completion) [default: no limit]"),
+    ] = None,
+    avoid_regions: Annotated[
+        str | None,
+        typer.Option(help="Regions never to route this key's requests to, e.g. eu,us"),
+    ] = None,
+    strict_regions: Annotated[
+        bool, typer.Option("--strict-regions", help="Also avoid nodes of unknown region")
+    ] = False,
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Make a client API key; prints it once (the store keeps only its hash)."""
+    from LLM_Mesh.registry.api_keys import create_api_key, parse_regions
+
+    regions = parse_regions(avoid_regions)
+    made = with_admin_store(
+        _settings(home, database_url),
+        lambda s: create_api_key(
+            s, name=name, rpm=rpm, tpm=tpm, avoid_regions=regions, strict_regions=strict_regions
+        ),
+    )
+    if made is None:
+        err.print(f"[red]error:[/] a key named {name!r} exists (revoke it, or pick another name)")
+        raise typer.Exit(1)
+    key, rec = made
+    label = f" ({rec.name})" if rec.name else ""
+    console.print(
+        f"API key [bold]{rec.key_id}[/]{label} made. The key (shown once, keep it secret):"
+    )
+    console.print(key, markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        "Use it as an OpenAI API key: OpenAI(base_url=.../v1, api_key=KEY), "
+        "llm-mesh ask --api-key KEY, or LLM_MESH_API_KEY."
+    )
+
+
+@keys_app.command("list")
+def keys_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
+    """API keys: id, name, limits, avoided regions, whether revoked (never the keys)."""
+    keys = with_admin_store(_settings(home, database_url), lambda s: s.list_api_keys())
+    table = Table("id", "name", "rpm", "tpm", "avoid regions", "made", "revoked")
+    for k in keys:
+        regions = ", ".join(k.avoid_regions) + (" (strict)" if k.strict_regions else "")
+        table.add_row(
+            k.key_id, k.name or "", _limit(k.rpm), _limit(k.tpm), regions.strip() or "-",
+            _when(k.created_at), _when(k.revoked_at) if k.revoked_at else "",
+        )  # fmt: skip
+    console.print(table if keys else "no API keys yet: llm-mesh registry keys create")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id (key_...) or name")],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Revoke an API key: every registry on this store refuses it (401) within a second."""
+    at = datetime.now(timezone.utc)
+    rec = with_admin_store(_settings(home, database_url), lambda s: s.revoke_api_key(key, at))
+    if rec is None:
+        err.print(f"[red]error:[/] no API key with id or name {key!r}")
+        raise typer.Exit(1)
+    console.print(f"API key {rec.key_id} revoked")
+
+
+def _limit(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def _when(at: datetime | None) -> str:

@@ -5,6 +5,7 @@ llm-mesh registry serve            the registry + gateway
 llm-mesh registry operators|nodes  admin: operator credentials, revocation
 llm-mesh registry grant ACCOUNT N  admin: N micro-NetworkTokens from the mint (a ledger entry)
 llm-mesh ledger verify             check the public ledger (hashes, signatures, balances)
+llm-mesh registry keys             admin: client API keys (limits, priority, regions)
 llm-mesh node start                a node
 llm-mesh ask PROMPT                ask the network
 llm-mesh status | models           what is up
@@ -22,7 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from LLM_Mesh.cli import render
-from LLM_Mesh.cli.admin_commands import grant_command, nodes_app, operators_app
+from LLM_Mesh.cli.admin_commands import grant_command, keys_app, nodes_app, operators_app
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
@@ -40,6 +41,7 @@ app.add_typer(registry_app, name="registry")
 registry_app.add_typer(operators_app, name="operators")
 registry_app.add_typer(nodes_app, name="nodes")
 registry_app.command("grant")(grant_command)
+registry_app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")
 
@@ -54,14 +56,21 @@ def up(
     registry_port: int = DEFAULT_REGISTRY_PORT,
     node_port: int = DEFAULT_NODE_PORT,
     home: HomeOpt = None,
+    anonymous_rpm: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Requests a minute per address without an API key (default 0: no limit)"
+        ),
+    ] = 0,
 ) -> None:
     """Start a registry+gateway and one node; run until Ctrl-C or SIGTERM."""
     from LLM_Mesh.local_mesh import LocalMesh
 
     settings = _settings(home)
     mesh = LocalMesh(
-        settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port
-    )
+        settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port,
+        anonymous_rpm=anonymous_rpm or None,
+    )  # fmt: skip
     stop = False
     starting = True
 
@@ -163,6 +172,14 @@ def registry_serve(
             help="Accept this one node origin (http://host:port) even if private; repeatable",
         ),
     ] = None,
+    anonymous_rpm: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Requests a minute per client address without an API key; 0: no limit "
+            "[env LLM_MESH_ANONYMOUS_RPM, default 60]",
+        ),
+    ] = None,
 ) -> None:
     """Run the registry + gateway (OpenAI API under /v1)."""
     from LLM_Mesh.registry.app import serve
@@ -173,6 +190,7 @@ def registry_serve(
         database_url=database_url,
         allow_private_nodes=True if allow_private_nodes else None,
         private_node_origins=tuple(allow_private_node) if allow_private_node else None,
+        anonymous_rpm=anonymous_rpm,
     )
     settings.home.mkdir(parents=True, exist_ok=True)
     serve(settings, host=host, port=port)
@@ -200,16 +218,23 @@ def ask(
         bool, typer.Option(help="Use another model of the same specialty if this one is down")
     ] = False,
     registry: RegistryOpt = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", help="API key to send [env LLM_MESH_API_KEY; default: none, anonymous]"
+        ),
+    ] = None,
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from LLM_Mesh.cli.demo import ask_once
 
-    settings = _settings(registry=registry)
+    settings = _settings(registry=registry, api_key=api_key)
     try:
         asyncio.run(
             ask_once(
                 console, settings.registry_url, prompt, model=model, task=task, stream=stream, chat=chat,
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
+                api_key=settings.api_key,
             )
         )  # fmt: skip
     except MeshError as exc:

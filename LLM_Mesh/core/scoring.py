@@ -30,7 +30,18 @@ from dataclasses import dataclass
 
 from LLM_Mesh.core.ewma import Ewma, PeakEwma
 
-__all__ = ["NodeStats", "RouteRequest", "ScoringPolicy", "node_cost", "permits", "service_ms"]
+__all__ = [
+    "UNKNOWN_REGION",
+    "NodeStats",
+    "RouteRequest",
+    "ScoringPolicy",
+    "node_cost",
+    "permits",
+    "service_ms",
+]
+
+# in ``avoid_regions``: also avoid nodes that declared no region (strict region mode)
+UNKNOWN_REGION = ""
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,7 @@ def permits(req: RouteRequest, node: NodeStats) -> bool:
         return False
     if req.allow_nodes is not None and nid not in req.allow_nodes:
         return False
-    return not (node.region is not None and node.region in req.avoid_regions)
+    return (node.region or UNKNOWN_REGION) not in req.avoid_regions
 
 
 def service_ms(

@@ -1,22 +1,27 @@
 """Stage 2, admit: whether a parsed request may go on to a node, and on what terms.
 
-:class:`Admission` runs its :class:`AdmissionCheck` s in order on every request.
-A check answers one of three things:
+:class:`Admission` runs its :class:`AdmissionCheck` s in order on every request,
+each with the :class:`~LLM_Mesh.registry.job.Job` and its
+:class:`~LLM_Mesh.registry.job.Client` (address, ``Authorization``). A check answers:
 
 - ``None``: admitted, next check;
+- a ``Job``: admitted on these terms (e.g. with the API key's ``avoid_regions``): later
+  checks and stages get this job instead;
 - a ``Response``: answer this instead; no node is called and later checks do not
-  run (a refusal such as 401/429/402, or an answer replayed from an earlier run);
+  run (an answer replayed from an earlier run);
 - a :class:`Hold`: admitted, and the check wants to know how the request ended
   (``release`` with the answer, ``abandon`` when it raised): the idempotency
-  cache keeps answers this way; a price check will settle this way.
+  cache keeps answers this way; a price check will settle this way;
+- or it raises a ``MeshError`` to refuse (401, 429, later 402).
 
-Today's one check is :class:`IdempotencyCheck` (a client ``Idempotency-Key`` /
-``X-Request-Id`` runs at most once, :mod:`~LLM_Mesh.registry.idempotency`). This
-is where authentication, rate limits and the price estimate go, as more checks:
-they are added to the list in :func:`default_checks`, no other stage changes.
+The checks (:func:`default_checks`): authentication → rate limit → idempotency →
+anonymous last (:mod:`~LLM_Mesh.registry.access`); the price estimate (NetworkTokens)
+goes after the rate limit. Whatever the answer, it carries the client's
+``x-ratelimit-*`` headers (``Client.headers``) when a limit applies to it.
 
-A check must be cheap on the hot path: the idempotency check returns at once when
-the request carries no key.
+A check must be cheap on the hot path: an anonymous request without a limit or a
+request id passes every check without an await that suspends or a store query; a
+keyed one costs a hash and a dict look-up once its key is in memory.
 """
 
 from __future__ import annotations
@@ -27,14 +32,15 @@ from typing import Protocol
 from starlette.responses import Response
 
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.access import AnonymousLast, Authenticate, RateLimit
 from LLM_Mesh.registry.errors import error_response
 from LLM_Mesh.registry.idempotency import IdempotencyCache
-from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = ["Admission", "AdmissionCheck", "Hold", "IdempotencyCheck", "default_checks"]
 
-Handler = Callable[[Job], Awaitable[Response]]
+Handler = Callable[[Job, Client], Awaitable[Response]]
 
 
 class Hold(Protocol):
@@ -48,9 +54,10 @@ class Hold(Protocol):
 
 
 class AdmissionCheck(Protocol):
-    async def __call__(self, job: Job) -> Response | Hold | None:
-        """``None``: admitted; a ``Response``: answer it instead; a :class:`Hold`: admitted,
-        tell the hold how it ended. Raise a ``MeshError`` to refuse in OpenAI's error shape."""
+    async def __call__(self, job: Job, client: Client) -> Response | Hold | Job | None:
+        """``None``: admitted; a ``Job``: admitted on these terms; a ``Response``: answer it
+        instead; a :class:`Hold`: admitted, tell the hold how it ended. Raise a
+        ``MeshError`` to refuse in OpenAI's error shape."""
 
 
 class Admission:
@@ -61,39 +68,49 @@ class Admission:
     def __init__(self, checks: Sequence[AdmissionCheck]) -> None:
         self.checks = tuple(checks)
 
-    async def run(self, job: Job, handler: Handler) -> Response:
+    async def run(self, job: Job, client: Client, handler: Handler) -> Response:
         """Run the checks, then ``handler`` (the rest of the pipeline) if admitted."""
         holds: list[Hold] = []
         try:
             for check in self.checks:
-                verdict = await check(job)
+                verdict = await check(job, client)
                 if verdict is None:
                     continue
-                if isinstance(verdict, Response):
+                if isinstance(verdict, Job):
+                    job = verdict
+                elif isinstance(verdict, Response):
                     _release(holds, verdict)
-                    return verdict
-                holds.append(verdict)
+                    client.used(0)  # answered without a node: a token charge comes back
+                    return client.decorate(verdict)
+                else:
+                    holds.append(verdict)
         except BaseException:
             _abandon(holds)
+            client.used(0)
             raise
-        if not holds:
-            return await handler(job)
+        if not holds and not client.headers:
+            return await handler(job, client)
         if job.stream:
             try:
-                resp = await handler(job)
+                resp = await handler(job, client)
+            except MeshError as exc:
+                _abandon(holds)
+                if not client.headers:
+                    raise
+                return client.decorate(error_response(exc))
             except BaseException:
                 _abandon(holds)
                 raise
             _release(holds, None)
-            return resp
+            return client.decorate(resp)
         result: Response | None = None
         try:
-            result = await handler(job)
+            result = await handler(job, client)
         except MeshError as exc:
             result = error_response(exc)
         finally:
             _release(holds, result)
-        return result
+        return client.decorate(result)
 
 
 def _release(holds: list[Hold], response: Response | None) -> None:
@@ -120,17 +137,19 @@ class _CacheHold:
 
 
 class IdempotencyCheck:
-    """A client request id runs once per gateway process (see :mod:`idempotency`)."""
+    """A client request id runs once per gateway process (see :mod:`idempotency`), within
+    its client's scope (API key id, else address): another client resending the same id
+    runs its own request and is never handed this one's answer."""
 
     __slots__ = ("cache",)
 
     def __init__(self, cache: IdempotencyCache) -> None:
         self.cache = cache
 
-    async def __call__(self, job: Job) -> Response | Hold | None:
+    async def __call__(self, job: Job, client: Client) -> Response | Hold | None:
         if job.client_id is None:
             return None
-        key = f"{job.path} {job.client_id}"
+        key = f"{job.path} {client.scope} {job.client_id}"
         earlier = await self.cache.begin(key, job.stream)
         if earlier is not None:
             return earlier
@@ -138,5 +157,11 @@ class IdempotencyCheck:
 
 
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:
-    """The gateway's admission checks, in the order they run."""
-    return [IdempotencyCheck(rt.idempotency)]
+    """The gateway's admission checks, in the order they run (see the module docstring)."""
+    return [
+        Authenticate(rt.keys, rt.limiter, rt.clock),
+        RateLimit(rt.limiter, rt.settings.anonymous_rpm, rt.clock),
+        # the price estimate (NetworkTokens) goes here
+        IdempotencyCheck(rt.idempotency),
+        AnonymousLast(rt.routing, rt.clock),
+    ]

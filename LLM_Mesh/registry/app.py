@@ -6,7 +6,7 @@
 stored nodes into the node table and the router (:class:`Routing`), creates the pooled outbound HTTP client
 (:class:`~LLM_Mesh.registry.node_client.AiohttpNodeClient` unless one is given; an
 ``httpx.AsyncClient`` given is wrapped in an
-:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops and the request writer, and on
+:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer and the API key revocation poll, and on
 shutdown stops them, writes what is queued and closes what it opened.
 """
 
@@ -31,6 +31,7 @@ from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
+from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import gateway_signer
@@ -120,6 +121,7 @@ def create_registry_app(
         routing=routing,
         idempotency=IdempotencyCache(clock),
         node_auth=auth,
+        keys=KeyCache(the_store, clock),
         clock=clock,
         pins=AddressPins(
             allow_private=settings.allow_private_nodes,
@@ -180,9 +182,11 @@ def create_registry_app(
             health.start()
             revocations.start()
             checkpointer.start()
+            runtime.keys.start()
             try:
                 yield
             finally:
+                await runtime.keys.stop()
                 await checkpointer.stop()
                 await revocations.stop()
                 await health.stop()

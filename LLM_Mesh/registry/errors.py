@@ -1,7 +1,7 @@
 """One place that turns exceptions into OpenAI-shaped HTTP answers.
 
 ``MeshError`` -> its ``status`` and ``to_openai()`` body (plus ``Retry-After``
-for ``ModelUnavailable`` / ``Overloaded``); FastAPI request validation errors
+for ``ModelUnavailable`` / ``Overloaded``, and a ``RateLimited``'s ``x-ratelimit-*``); FastAPI request validation errors
 -> 400 ``invalid_request_error`` naming the field; HTTP errors (404 route, 405)
 -> their status in OpenAI shape; anything else -> 500 ``api_error``.
 """
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from LLM_Mesh.errors import InvalidRequest, MeshError, ModelUnavailable, Overloaded
+from LLM_Mesh.errors import InvalidRequest, MeshError, ModelUnavailable, Overloaded, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ def error_response(exc: MeshError) -> Response:
     headers: dict[str, str] | None = None
     if isinstance(exc, (ModelUnavailable, Overloaded)):
         headers = {"Retry-After": str(max(1, int(exc.retry_after)))}
+        if isinstance(exc, RateLimited):
+            headers.update(exc.headers)
     return json_response(exc.to_openai(), exc.status, headers)
 
 

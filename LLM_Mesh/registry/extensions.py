@@ -8,23 +8,26 @@ In the JSON body (the OpenAI request models tolerate unknown fields):
 | ``allow_nodes`` | list of str | route only to these node ids |
 | ``deny_nodes`` | list of str | never route to these node ids |
 | ``mesh_wait_s`` | number | opt in: wait up to this long for a free node instead of 503/429 |
+| ``strict_regions`` | bool | also avoid nodes that declared no region (strict region mode) |
 
 The header ``X-Mesh-Wait: <seconds>`` is the same as ``mesh_wait_s`` (the body
 wins). Waits are capped at :data:`MAX_WAIT_S` and by the request's deadline.
-``task_type`` stays in the body: nodes accept it.
+``task_type`` stays in the body: nodes accept it. An API key may add its own
+``avoid_regions`` and strict mode (:func:`with_key_regions`, in the admit stage).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from LLM_Mesh.core.scoring import UNKNOWN_REGION
 from LLM_Mesh.errors import InvalidRequest
 
-__all__ = ["EXTENSION_FIELDS", "MAX_WAIT_S", "Extensions", "read_extensions"]
+__all__ = ["EXTENSION_FIELDS", "MAX_WAIT_S", "Extensions", "read_extensions", "with_key_regions"]
 
-EXTENSION_FIELDS = ("avoid_regions", "allow_nodes", "deny_nodes", "mesh_wait_s")
+EXTENSION_FIELDS = ("avoid_regions", "allow_nodes", "deny_nodes", "mesh_wait_s", "strict_regions")
 MAX_WAIT_S = 60.0
 _MAX_ITEMS = 1000
 
@@ -35,6 +38,7 @@ class Extensions:
     allow_nodes: frozenset[str] | None = None
     deny_nodes: frozenset[str] = frozenset()
     wait_s: float = 0.0
+    strict_regions: bool = False  # avoid_regions holds UNKNOWN_REGION too
     present: bool = False  # some extension field was in the body (strip before forwarding)
 
 
@@ -74,12 +78,28 @@ def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions
         wait = _seconds(body["mesh_wait_s"], "mesh_wait_s")
     elif wait_header is not None:
         wait = _seconds(wait_header.strip(), "X-Mesh-Wait")
+    strict = body.get("strict_regions", False)
+    if not isinstance(strict, bool):
+        raise InvalidRequest("strict_regions must be true or false", param="strict_regions")
+    avoid = _names(body, "avoid_regions") or frozenset()
     return Extensions(
-        avoid_regions=_names(body, "avoid_regions") or frozenset(),
+        avoid_regions=avoid | {UNKNOWN_REGION} if strict else avoid,
         allow_nodes=_names(body, "allow_nodes"),
         deny_nodes=_names(body, "deny_nodes") or frozenset(),
         wait_s=wait,
+        strict_regions=strict,
         present=present,
+    )
+
+
+def with_key_regions(ext: Extensions, avoid: frozenset[str], strict: bool) -> Extensions:
+    """``ext`` with an API key's ``avoid_regions`` (and strict mode) added to the request's."""
+    if strict:
+        avoid = avoid | {UNKNOWN_REGION}
+    if avoid <= ext.avoid_regions and (ext.strict_regions or not strict):
+        return ext
+    return replace(
+        ext, avoid_regions=ext.avoid_regions | avoid, strict_regions=ext.strict_regions or strict
     )
 
 

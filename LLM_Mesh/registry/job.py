@@ -1,20 +1,26 @@
-"""The request type of the gateway's pipeline: a :class:`Job` and its :class:`Tally`.
+"""The request type of the gateway's pipeline: a :class:`Job`, its :class:`Client` and :class:`Tally`.
 
 The parse stage (:mod:`~LLM_Mesh.registry.parse`) builds the :class:`Job`, the
 validated request, which no later stage changes. What became of it is the
 :class:`Tally`: the send stage writes who answered, after how many attempts, the
 time to first token and the node's token counts; the account stage reads it to build
-the ``mesh`` object and the request's record and writes the cost.
+the ``mesh`` object and the request's record and writes the cost. Who sent it is the
+:class:`Client`: its address, then what the admit stage learns (its API key, the
+``x-ratelimit-*`` headers its answer carries, the tokens to settle when usage is known).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from LLM_Mesh.registry.extensions import NONE, Extensions
+from starlette.responses import Response
 
-__all__ = ["Job", "Tally", "usage_counts"]
+from LLM_Mesh.registry.extensions import NONE, Extensions
+from LLM_Mesh.registry.ports import ApiKeyRecord
+
+__all__ = ["Client", "Job", "Tally", "usage_counts"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,41 @@ class Job:
     deadline: float = float("inf")  # started + request_timeout_s: no new attempt after it
     ext: Extensions = NONE
     client_id: str | None = None  # the client's Idempotency-Key / X-Request-Id, if usable
+
+
+class Client:
+    """Who sent a request: its address and ``Authorization`` header, then what admission
+    learnt (the key, the ``x-ratelimit-*`` headers, a token charge to settle)."""
+
+    __slots__ = ("_settle", "address", "authorization", "headers", "key")
+
+    def __init__(self, address: str, authorization: str | None = None) -> None:
+        self.address = address
+        self.authorization = authorization
+        self.key: ApiKeyRecord | None = None  # set by authentication; None: anonymous
+        self.headers: tuple[tuple[str, str], ...] = ()  # for the answer, whatever it is
+        self._settle: Callable[[int], None] | None = None
+
+    @property
+    def scope(self) -> str:
+        """Whose limits and idempotency keys: the API key's id, else the address."""
+        return f"key:{self.key.key_id}" if self.key is not None else f"ip:{self.address}"
+
+    def on_usage(self, settle: Callable[[int], None]) -> None:
+        """Call ``settle`` with the tokens the request really used, once it is known."""
+        self._settle = settle
+
+    def used(self, tokens: int) -> None:
+        """The request's real token usage (0 when it got no answer); settles once."""
+        settle, self._settle = self._settle, None
+        if settle is not None:
+            settle(tokens)
+
+    def decorate(self, response: Response) -> Response:
+        """``response`` with this client's ``x-ratelimit-*`` headers."""
+        for name, value in self.headers:
+            response.headers[name] = value
+        return response
 
 
 class Tally:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.ports import (
+    ApiKeyRecord,
     NodeKeyRecord,
     NodeRecord,
     OperatorRecord,
@@ -27,6 +28,7 @@ class MemoryStore:
         self.operators: dict[str, OperatorRecord] = {}
         self.node_keys: dict[str, NodeKeyRecord] = {}
         self.admin_key_hash: str | None = None
+        self.api_keys: dict[str, ApiKeyRecord] = {}
         self.opened = False
         self.closed = False
 
@@ -175,3 +177,41 @@ class MemoryStore:
             return False
         self.admin_key_hash = key_hash
         return True
+
+    # -- client API keys -------------------------------------------------------------------
+
+    async def add_api_key(self, rec: ApiKeyRecord) -> bool:
+        for k in self.api_keys.values():
+            if k.key_hash == rec.key_hash or (rec.name is not None and k.name == rec.name):
+                return False
+        if rec.key_id in self.api_keys:
+            return False
+        self.api_keys[rec.key_id] = replace(rec, avoid_regions=sorted(rec.avoid_regions))
+        return True
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        for k in self.api_keys.values():
+            if k.key_hash == key_hash:
+                return replace(k)
+        return None
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        return [
+            replace(k)
+            for k in sorted(self.api_keys.values(), key=lambda k: (k.created_at, k.key_id))
+        ]
+
+    async def revoke_api_key(self, id_or_name: str, at: datetime) -> ApiKeyRecord | None:
+        for k in self.api_keys.values():
+            if id_or_name in (k.key_id, k.name):
+                if k.revoked_at is None:
+                    k.revoked_at = at
+                return replace(k)
+        return None
+
+    async def revoked_api_keys_since(self, at: datetime) -> list[str]:
+        return sorted(
+            k.key_id
+            for k in self.api_keys.values()
+            if k.revoked_at is not None and k.revoked_at >= at
+        )

@@ -359,10 +359,19 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
                     },
                 },
                 "400": _error(E400 + "; or the prompt does not fit the model's context"),
+                "401": _error(
+                    "a wrong, malformed or revoked API key (`invalid_api_key`); send no "
+                    "`Authorization` header (or `Bearer anonymous`) to be served without a key"
+                ),
                 "404": _error("no such model (`model_not_found`; `models` lists them)"),
                 "409": _error("this request id already ran (`duplicate_request`)"),
                 "413": _error(E413),
-                "429": _error("every node serving the model is full", retry_after=True),
+                "429": _error(
+                    "the client is over its rate limit (`rate_limit_exceeded`, with "
+                    "`x-ratelimit-*` headers), or every node serving the model is full "
+                    "(`overloaded`; anonymous requests are refused first)",
+                    retry_after=True,
+                ),
                 "502": _error("the nodes failed (`upstream_error`)"),
                 "503": _error(
                     "no healthy node serves the model now (`model_unavailable`)", retry_after=True

@@ -8,7 +8,7 @@
 | stage | module | owns |
 |---|---|---|
 | parse and validate | :mod:`~LLM_Mesh.registry.parse` | body → :class:`~LLM_Mesh.registry.job.Job` (400/404) |
-| admit | :mod:`~LLM_Mesh.registry.admit` | the admission checks, in order (today idempotency; authentication, rate limits, price estimate go here) |
+| admit | :mod:`~LLM_Mesh.registry.admit` | the admission checks, in order: API key, rate limit, (price estimate), idempotency, anonymous last |
 | route and send | :mod:`~LLM_Mesh.registry.send`, :mod:`~LLM_Mesh.registry.send_stream` | every router attempt from ``begin`` to ``finish``, failover by :mod:`LLM_Mesh.core.failover`, mid-stream continuation |
 | relay | :mod:`~LLM_Mesh.registry.relay` | JSON or SSE bytes for the client; finishes nothing |
 | account | :mod:`~LLM_Mesh.registry.account` | the ``mesh`` object, cost, the request's record (settlement goes here) |
@@ -34,7 +34,7 @@ from LLM_Mesh.registry.account import (
     account_passthrough,
 )
 from LLM_Mesh.registry.admit import Admission, AdmissionCheck, default_checks
-from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.job import Client, Job, Tally
 from LLM_Mesh.registry.parse import build_job
 from LLM_Mesh.registry.relay import SseRelay, json_answer, passthrough, stream_response
 from LLM_Mesh.registry.runtime import Runtime
@@ -59,23 +59,28 @@ class Pipeline:
         started = rt.clock()
         raw = await request.body()
         job = build_job(rt, request.headers, raw, path, started)
-        return await self.admission.run(job, self._stream if job.stream else self._complete)
+        peer = request.client
+        client = Client(peer.host if peer else "unknown", request.headers.get("authorization"))
+        return await self.admission.run(job, client, self._stream if job.stream else self._complete)
 
-    async def _complete(self, job: Job) -> Response:
+    async def _complete(self, job: Job, client: Client) -> Response:
         rt = self.rt
         ex = Exchange(rt, job)
         try:
             answer = await ex.complete()
         except MeshError as exc:
             account_failure(rt, job, exc)
+            client.used(0)
             raise
         if answer.data is None:
             account_passthrough(rt, job, answer.node_id, answer.status, answer.content)
+            client.used(0)
             return passthrough(job, answer.node_id, answer.status, answer.content)
         account_answer(rt, job, ex.tally, answer.data)
+        client.used(_tokens(ex.tally))
         return json_answer(job, answer.node_id, answer.data)
 
-    async def _stream(self, job: Job) -> Response:
+    async def _stream(self, job: Job, client: Client) -> Response:
         rt = self.rt
         ex = Exchange(rt, job)
         upstream = NodeStream(ex)
@@ -83,15 +88,23 @@ class Pipeline:
             answer = await upstream.open()
         except MeshError as exc:
             account_failure(rt, job, exc)
+            client.used(0)
             raise
         if answer.status != 200:
             account_passthrough(rt, job, answer.node_id, answer.status, answer.content)
+            client.used(0)
             return passthrough(job, answer.node_id, answer.status, answer.content)
         acct = StreamAccount(rt, job, ex.tally)
 
         async def on_close() -> None:
             await upstream.close()
             acct.record()
+            client.used(_tokens(ex.tally))
 
         relay = SseRelay(upstream.events(), acct.finalize)
         return stream_response(job, answer.node_id, relay, on_close)
+
+
+def _tokens(tally: Tally) -> int:
+    """The tokens a request really used (what a client's token limit is settled with)."""
+    return tally.prompt_tokens + tally.completion_tokens + tally.before

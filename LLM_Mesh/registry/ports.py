@@ -75,6 +75,21 @@ class NodeKeyRecord:
     revoked_at: datetime | None = None
 
 
+@dataclass
+class ApiKeyRecord:
+    """A client's API key: only the SHA-256 of the key is kept, with its limits and regions."""
+
+    key_id: str
+    key_hash: str
+    created_at: datetime
+    name: str | None = None
+    rpm: int | None = None  # requests per minute; None: the gateway's default for keys
+    tpm: int | None = None  # tokens per minute; None: no token limit
+    avoid_regions: list[str] = field(default_factory=list)
+    strict_regions: bool = False  # also avoid nodes of unknown region
+    revoked_at: datetime | None = None
+
+
 class SeqResult(str, Enum):
     """What the store said to a signed node message's sequence number."""
 
@@ -168,6 +183,28 @@ class Store(Protocol):
         ...
 
     async def get_admin_key_hash(self) -> str | None: ...
+
+    # -- client API keys -----------------------------------------------------------------
+
+    async def add_api_key(self, rec: ApiKeyRecord) -> bool:
+        """Store a new key; ``False`` when its name (or id) is taken."""
+        ...
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key whose secret hashes to ``key_hash`` (revoked ones too)."""
+        ...
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, oldest first."""
+        ...
+
+    async def revoke_api_key(self, id_or_name: str, at: datetime) -> ApiKeyRecord | None:
+        """Revoke the key with that id or name; the key, or ``None`` when none matches."""
+        ...
+
+    async def revoked_api_keys_since(self, at: datetime) -> list[str]:
+        """Key ids revoked at or after ``at``."""
+        ...
 
     async def set_admin_key_hash(self, key_hash: str, at: datetime, *, replace: bool) -> bool:
         """Store the admin key's hash; without ``replace`` only when none is stored yet."""

@@ -3,7 +3,9 @@
 One :class:`Runtime` per app: settings, the store, the node table (liveness),
 the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the node
 authenticator (signed node messages, ``node_auth.py``), the gateway's signer
-(``gateway_key.py``: every forwarded request is signed), the idempotency cache, the request writer and the one pooled outbound
+(``gateway_key.py``: every forwarded request is signed), the API key cache
+(``api_keys.py``) and the clients' rate-limit buckets (``core/ratelimit.py``; in this
+process only: replicas do not share them), the idempotency cache, the request writer and the one pooled outbound
 :class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
 pass an ``httpx.AsyncClient`` with their own transport); the send stage's
 :class:`~LLM_Mesh.core.failover.FailoverPolicy` from settings, and an optional
@@ -24,8 +26,10 @@ from starlette.requests import Request
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.failover import Failover, FailoverPolicy
 from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.core.ratelimit import RateLimiter
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
+from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.ledger import SqlLedger
@@ -47,6 +51,7 @@ class Runtime:
     routing: Routing
     idempotency: IdempotencyCache
     node_auth: NodeAuthenticator
+    keys: KeyCache
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     client: NodeClient | None = None
@@ -54,6 +59,7 @@ class Runtime:
     pins: AddressPins = field(default_factory=AddressPins)  # checked, pinned node addresses
     # signs every forwarded request (registry/gateway_key.py); set in the lifespan
     gateway: GatewaySigner | None = None
+    limiter: RateLimiter = field(default_factory=RateLimiter)  # clients' buckets, this process
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path
     observer: Callable[[Job, Failover], None] | None = None

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
+from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_credentials import SqlCredentials
 
 __all__ = [
@@ -210,10 +211,11 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
     return on_connect
 
 
-class SqlStore(SqlCredentials):
+class SqlStore(SqlCredentials, SqlApiKeys):
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
-    Operators, node keys and the admin key: :class:`SqlCredentials`.
+    Operators, node keys and the admin key: :class:`SqlCredentials`; client API keys:
+    :class:`~LLM_Mesh.registry.store_api_keys.SqlApiKeys`.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:

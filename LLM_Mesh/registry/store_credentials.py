@@ -62,7 +62,7 @@ async def _why_not(conn: AsyncConnection, node_id: str, public_key: str | None) 
     return SeqResult.STALE
 
 
-async def _insert_new(conn: AsyncConnection, table: Any, values: dict[str, Any]) -> bool:
+async def insert_new(conn: AsyncConnection, table: Any, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; ``True`` when the row was inserted."""
     if conn.dialect.name == "postgresql":
         stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
@@ -106,7 +106,7 @@ class SqlCredentials:
                     .values(token_hash=token_hash, revoked_at=None, created_at=at)
                 )
                 return True
-            return await _insert_new(
+            return await insert_new(
                 conn, o, {"name": name, "token_hash": token_hash, "created_at": at}
             )
 
@@ -165,7 +165,7 @@ class SqlCredentials:
                 "last_seq": seq,
                 "created_at": at,
             }
-            if await _insert_new(conn, k, new):
+            if await insert_new(conn, k, new):
                 return SeqResult.OK
             result = await conn.execute(
                 update(k)
@@ -232,7 +232,7 @@ class SqlCredentials:
     async def set_admin_key_hash(self, key_hash: str, at: datetime, *, replace: bool) -> bool:
         a = tables.admin_key
         async with self.engine.begin() as conn:
-            if await _insert_new(
+            if await insert_new(
                 conn, a, {"id": _ADMIN_ROW, "key_hash": key_hash, "created_at": at}
             ):
                 return True

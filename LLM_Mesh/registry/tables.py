@@ -10,8 +10,10 @@ store's admin key (one row). The ledger (``registry/ledger.py``): ``ledger_entri
 (append-only transfers, each a Merkle leaf), ``ledger_nodes`` (the hash of every
 complete subtree), ``ledger_head`` (one row: size, frontier, last leaf hash and time; the lock appends take),
 ``ledger_checkpoints`` (signed tree heads) and ``ledger_keys`` (checkpoint signers'
-public keys). The migration ``0003_ledger`` adds triggers that refuse UPDATE and
+public keys). The migration ``0004`` adds triggers that refuse UPDATE and
 DELETE on the entries, nodes and checkpoints.
+store's admin key (one row). ``api_keys`` (migration 0003): clients' API keys (the
+SHA-256 of the key, never the key), their limits, avoided regions, when revoked.
 
 Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`).
 The migrations in ``registry/migrations/versions`` must produce exactly this
@@ -44,6 +46,7 @@ from sqlalchemy.types import DateTime, TypeDecorator
 __all__ = [
     "UTCDateTime",
     "admin_key",
+    "api_keys",
     "ledger_checkpoints",
     "ledger_entries",
     "ledger_head",
@@ -221,4 +224,19 @@ ledger_keys = Table(
     metadata,
     Column("public_key", String(64), primary_key=True),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=True, unique=True),
+    Column("rpm", Integer(), nullable=True),
+    Column("tpm", Integer(), nullable=True),
+    Column("avoid_regions", JSON(), nullable=False),
+    Column("strict_regions", Boolean(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_api_keys_revoked_at", "revoked_at"),
 )

@@ -100,3 +100,70 @@ def test_node_keys_init_makes_the_key_once(tmp_path: Path) -> None:
     code, out = cli(home, "node", "keys", "init")
     assert code == 1 and "never overwritten" in out
     assert key.read_text() == "not a key"
+
+
+# --- client API keys -----------------------------------------------------------------------
+
+
+def _key_from(out: str) -> str:
+    return next(line.strip() for line in out.splitlines() if line.startswith("lmk_"))
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    code, out = cli(
+        home, "registry", "keys", "create", "--name", "ci", "--rpm", "30", "--tpm", "5000",
+        "--avoid-regions", "us, eu", "--strict-regions",
+    )  # fmt: skip
+    assert code == 0, out
+    key = _key_from(out)
+
+    async def stored() -> list[tuple[str | None, str, int | None, int | None, list[str], bool]]:
+        async with store_of(home) as s:
+            return [
+                (k.name, k.key_hash, k.rpm, k.tpm, k.avoid_regions, k.strict_regions)
+                for k in await s.list_api_keys()
+            ]
+
+    assert asyncio.run(stored()) == [("ci", hash_secret(key), 30, 5000, ["eu", "us"], True)]
+    code, out = cli(home, "registry", "keys", "create", "--name", "ci")
+    assert code == 1 and "exists" in out
+    assert cli(home, "registry", "keys", "create", "--rpm", "0")[0] != 0  # at least 1
+    code, out = cli(home, "registry", "keys", "list")
+    assert code == 0 and "ci" in out and "eu, us (strict)" in out and key not in out
+    code, out = cli(home, "registry", "keys", "revoke", "ci")
+    assert code == 0 and "revoked" in out
+    code, out = cli(home, "registry", "keys", "list")
+    assert "UTC" in out.split("ci", 1)[1]  # a revocation time
+    assert cli(home, "registry", "keys", "revoke", "nobody")[0] == 1
+    code, out = cli(home, "registry", "keys", "list", env={"LLM_MESH_ADMIN_KEY": "wrong"})
+    assert code == 1 and "admin key" in out
+
+
+async def test_a_key_revoked_with_the_cli_is_refused_by_the_running_registry(
+    tmp_path: Path,
+) -> None:
+    from tests.registry.helpers import ADMIN_KEY, running
+
+    home = tmp_path / "mesh"
+    home.mkdir()
+    env = {"LLM_MESH_ADMIN_KEY": ADMIN_KEY}
+    store = SqlStore(Settings(home=home).effective_database_url)
+    async with running(home, store=store) as h:  # type: ignore[arg-type]
+        await h.register("a")
+        code, out = await asyncio.to_thread(cli, home, "registry", "keys", "create", env=env)
+        assert code == 0, out
+        key = _key_from(out)
+        auth = {"Authorization": f"Bearer {key}"}
+        body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+        assert (
+            await h.client.post("/v1/chat/completions", json=body, headers=auth)
+        ).status_code == 200
+        key_id = out.split("API key ", 1)[1].split()[0]
+        code, out = await asyncio.to_thread(
+            cli, home, "registry", "keys", "revoke", key_id, env=env
+        )
+        assert code == 0, out
+        await h.runtime.keys.poll()  # what the registry's loop does every second
+        r = await h.client.post("/v1/chat/completions", json=body, headers=auth)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"

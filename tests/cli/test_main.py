@@ -221,3 +221,55 @@ def test_registry_serve_private_node_flags(
     [settings] = seen
     assert settings.allow_private_nodes is allowed
     assert settings.private_node_origins == origins
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "rpm"),
+    [([], {}, 60), (["--anonymous-rpm", "5"], {}, 5), (["--anonymous-rpm", "0"], {}, None),
+     ([], {"LLM_MESH_ANONYMOUS_RPM": "9"}, 9)],
+)  # fmt: skip
+def test_registry_serve_anonymous_rpm(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    args: list[str],
+    env: dict[str, str],
+    rpm: int | None,
+) -> None:
+    import LLM_Mesh.registry.app as registry_app
+
+    seen = []
+    monkeypatch.setattr(registry_app, "serve", lambda settings, **kw: seen.append(settings))
+    monkeypatch.delenv("LLM_MESH_ANONYMOUS_RPM", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), *args])
+    assert out.exit_code == 0, out.output
+    assert seen[0].anonymous_rpm == rpm
+
+
+def test_up_runs_its_registry_without_the_anonymous_limit_unless_asked(tmp_path: Path) -> None:
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.local_mesh import LocalMesh
+
+    cmd = LocalMesh(Settings(home=tmp_path)).registry_command()
+    assert cmd[cmd.index("--anonymous-rpm") + 1] == "0"
+    cmd = LocalMesh(Settings(home=tmp_path), anonymous_rpm=30).registry_command()
+    assert cmd[cmd.index("--anonymous-rpm") + 1] == "30"
+
+
+def test_ask_sends_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import LLM_Mesh.cli.demo as demo
+
+    seen: list[str | None] = []
+
+    async def fake_ask(*args: object, api_key: str | None = None, **kw: object) -> None:
+        seen.append(api_key)
+
+    monkeypatch.setattr(demo, "ask_once", fake_ask)
+    monkeypatch.delenv("LLM_MESH_API_KEY", raising=False)
+    assert runner.invoke(app, ["ask", "hi", "--model", "m", "--api-key", "lmk_flag"]).exit_code == 0
+    monkeypatch.setenv("LLM_MESH_API_KEY", "lmk_env")
+    assert runner.invoke(app, ["ask", "hi", "--model", "m"]).exit_code == 0
+    monkeypatch.delenv("LLM_MESH_API_KEY")
+    assert runner.invoke(app, ["ask", "hi", "--model", "m"]).exit_code == 0
+    assert seen == ["lmk_flag", "lmk_env", None]

@@ -183,3 +183,13 @@ def test_route_request_validates() -> None:
     assert RouteRequest(("m",), expected_tokens=0).expected_tokens == 0
     assert not RouteRequest(("m",)).constrained
     assert RouteRequest(("m",), allow_nodes=frozenset()).constrained
+
+
+def test_strict_regions_avoid_nodes_of_unknown_region() -> None:
+    from LLM_Mesh.core.scoring import UNKNOWN_REGION
+
+    eu, nowhere, blank = stats("eu", region="eu"), stats("x"), stats("b", region="")
+    plain = RouteRequest(("m",), avoid_regions=frozenset({"us"}))
+    strict = RouteRequest(("m",), avoid_regions=frozenset({"us", UNKNOWN_REGION}))
+    assert permits(plain, eu) and permits(plain, nowhere) and permits(plain, blank)
+    assert permits(strict, eu) and not permits(strict, nowhere) and not permits(strict, blank)

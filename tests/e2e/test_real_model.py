@@ -74,7 +74,9 @@ def test_streaming_through_the_mesh(real_mesh: LocalMesh) -> None:
 
 def test_openai_client_against_the_real_gateway(real_mesh: LocalMesh) -> None:
     openai = pytest.importorskip("openai")
-    client = openai.OpenAI(base_url=real_mesh.registry_url + "/v1", api_key="unused", max_retries=0)
+    client = openai.OpenAI(
+        base_url=real_mesh.registry_url + "/v1", api_key="anonymous", max_retries=0
+    )
     try:
         models = [m.id for m in client.models.list().data]
         assert "gemma-3-270m" in models

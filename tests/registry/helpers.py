@@ -272,7 +272,10 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def make_settings(tmp_path: Path, **kw: Any) -> Settings:
+    """Test settings; no anonymous rate limit unless a test asks (most send many requests
+    from one address on a clock that stands still; ``test_access.py`` tests the limit)."""
     kw.setdefault("admin_key", ADMIN_KEY)
+    kw.setdefault("anonymous_rpm", None)
     return Settings(home=tmp_path, health_check_interval_s=3600.0, **kw)
 
 

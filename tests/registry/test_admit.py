@@ -9,8 +9,9 @@ from typing import Any
 from starlette.responses import Response
 
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.access import AnonymousLast, Authenticate, RateLimit
 from LLM_Mesh.registry.admit import Hold, IdempotencyCheck
-from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.pipeline import Pipeline
 from tests.registry.helpers import running
 
@@ -30,7 +31,7 @@ class Ledger:
     def __init__(self) -> None:
         self.ended: list[tuple[str, Any]] = []
 
-    async def __call__(self, job: Job) -> Hold:
+    async def __call__(self, job: Job, client: Client) -> Hold:
         ledger = self
 
         class _Hold:
@@ -44,16 +45,21 @@ class Ledger:
         return _Hold()
 
 
-async def require_key(job: Job) -> None:
+async def require_key(job: Job, client: Client) -> None:
     if job.body.get("user") != "alice":
         raise Unauthorized("no key")
 
 
-async def test_default_checks_are_idempotency(tmp_path: Path) -> None:
+async def test_default_checks_in_order(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         pipeline = h.app.state.pipeline
         assert isinstance(pipeline, Pipeline)
-        assert [type(c) for c in pipeline.admission.checks] == [IdempotencyCheck]
+        assert [type(c) for c in pipeline.admission.checks] == [
+            Authenticate,
+            RateLimit,
+            IdempotencyCheck,
+            AnonymousLast,
+        ]
 
 
 async def test_checks_run_in_order_before_any_node(tmp_path: Path) -> None:
@@ -76,7 +82,7 @@ async def test_a_check_may_answer_instead(tmp_path: Path) -> None:
         node = await h.register("a")
         ledger = Ledger()
 
-        async def cached(job: Job) -> Response:
+        async def cached(job: Job, client: Client) -> Response:
             return Response(b'{"cached":true}', 200, media_type="application/json")
 
         h.app.state.pipeline = Pipeline(h.runtime, checks=[ledger, cached])

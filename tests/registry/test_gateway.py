@@ -299,7 +299,9 @@ async def test_v1_models_lists_served_and_custom(mesh: Harness) -> None:
     assert body["object"] == "list"
     by_id = {m["id"]: m for m in body["data"]}
     assert by_id["gemma-3-270m"]["available"] is True and by_id["gemma-3-270m"]["nodes"] == 1
-    assert "mistral-7b" not in by_id  # in the catalog, served by nobody (tests/registry/test_listing.py)
+    assert (
+        "mistral-7b" not in by_id
+    )  # in the catalog, served by nobody (tests/registry/test_listing.py)
     assert by_id["my-finetune"]["custom"] is True and by_id["my-finetune"]["available"] is True
 
 

@@ -15,7 +15,7 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, downgrade, upgrade
 
 ALL_TABLES = {
-    "admin_key", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
+    "admin_key", "api_keys", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
     "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes",
 }  # fmt: skip
 
@@ -39,7 +39,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0003_ledger"]
+    assert script.get_heads() == ["0004"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -50,7 +50,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0003_ledger"
+            assert await conn.run_sync(_current) == "0004"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -70,7 +70,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0003_ledger"
+            assert await conn.run_sync(_current) == "0004"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -89,3 +89,21 @@ async def test_empty_diff_is_not_vacuous(database_url: str) -> None:
         await engine.dispose()
     added = {d[1].name for d in diff if d[0] == "add_table"}
     assert added == ALL_TABLES
+
+
+async def test_0003_adds_api_keys_on_top_of_0002(database_url: str) -> None:
+    """0003 goes on a 0002 store (an upgrade in place) and comes off again."""
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0002")
+            assert "api_keys" not in await conn.run_sync(_user_tables)
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0003")
+            assert "api_keys" in await conn.run_sync(_user_tables)
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0002")
+            assert await conn.run_sync(_current) == "0002"
+            assert "api_keys" not in await conn.run_sync(_user_tables)
+    finally:
+        await engine.dispose()

@@ -14,7 +14,7 @@ from tests.registry.helpers import Harness, running
 def _client(h: Harness) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         base_url="http://mesh/v1",
-        api_key="unused",
+        api_key="anonymous",
         max_retries=0,
         http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=h.app)),
     )

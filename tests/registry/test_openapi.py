@@ -86,7 +86,9 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
         services.append(svc)
         apps[f"{host}:8801"] = create_node_app(svc, manage_lifespan=False)
     # heartbeats never expire during the run; no background health pass
-    settings = Settings(home=home, heartbeat_interval_s=3600.0, health_check_interval_s=3600.0)
+    settings = Settings(
+        home=home, heartbeat_interval_s=3600.0, health_check_interval_s=3600.0, anonymous_rpm=None
+    )
     upstream = httpx.AsyncClient(transport=NodeRouter(apps))
     store = MemoryStore()
     token = await add_operator(store, "fuzz")
@@ -140,7 +142,18 @@ def test_v1_routes_are_documented_with_schemas_and_errors() -> None:
     assert ref.endswith("/ChatCompletionRequest")
     ok = chat["responses"]["200"]["content"]
     assert set(ok) == {"application/json", "text/event-stream"}
-    assert set(chat["responses"]) == {"200", "400", "404", "409", "413", "429", "502", "503", "504"}
+    assert set(chat["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "404",
+        "409",
+        "413",
+        "429",
+        "502",
+        "503",
+        "504",
+    }
     assert "Retry-After" in chat["responses"]["503"]["headers"]
     assert "/v1/completions" in paths and "/v1/models" in paths
     schemas = doc["components"]["schemas"]

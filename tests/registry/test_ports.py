@@ -63,6 +63,12 @@ def test_the_protocol_has_the_store_methods() -> None:
                 "revoked_nodes_since",
                 "get_admin_key_hash",
                 "set_admin_key_hash",
+                # client API keys (0003)
+                "add_api_key",
+                "api_key_by_hash",
+                "list_api_keys",
+                "revoke_api_key",
+                "revoked_api_keys_since",
             ]
         )
         == PROTOCOL_METHODS

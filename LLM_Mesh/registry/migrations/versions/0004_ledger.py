@@ -5,8 +5,8 @@ Triggers refuse UPDATE and DELETE (and, on PostgreSQL, TRUNCATE) on
 stays as written unless someone with DDL rights drops the trigger (which
 ``llm-mesh ledger verify`` then catches from the hashes).
 
-Revision ID: 0003_ledger
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_ledger"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

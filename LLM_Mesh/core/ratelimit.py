@@ -1,0 +1,218 @@
+"""Rate limits as pure arithmetic: token buckets, limit decisions, the headers clients read.
+
+Every limit is a :class:`Bucket` (capacity = the per-minute limit, refilled evenly
+over a minute), so a client may burst up to its whole minute and then goes at the
+steady rate. A request takes one *request* token and, where a tokens-per-minute
+limit applies, its *token estimate* (prompt estimate + ``max_tokens``) from the
+token bucket; when its real usage is known the estimate is corrected
+(:meth:`RateLimiter.settle`: unused tokens come back, extra ones are owed, so the
+bucket may go below zero and the next request waits longer).
+
+:class:`RateLimiter` keeps one pair of buckets per *scope* (an API key id, or
+``ip:<address>`` for anonymous clients), at most ``max_scopes`` of them, least
+recently used first out (a bucket dropped is one that refilled the longest ago).
+Nothing here does I/O or reads a clock: ``now`` is passed in (monotonic seconds).
+
+:func:`limit_headers` gives what OpenAI's API sends and its clients read:
+``x-ratelimit-limit-requests``, ``x-ratelimit-remaining-requests``,
+``x-ratelimit-reset-requests`` (time until the bucket is full again, as ``"1s"``,
+``"6m0s"``, ``"20ms"``) and the same three ``-tokens`` headers when a token limit
+applies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+__all__ = [
+    "Bucket",
+    "Decision",
+    "Limits",
+    "RateLimiter",
+    "duration",
+    "estimate_tokens",
+    "limit_headers",
+]
+
+CHARS_PER_TOKEN = 4  # a usual English/code average: the estimate charged before the answer
+DEFAULT_MAX_SCOPES = 100_000
+
+
+def estimate_tokens(prompt_text: str, max_tokens: int) -> int:
+    """What a request is charged before its answer: the prompt's estimate plus ``max_tokens``."""
+    return math.ceil(len(prompt_text) / CHARS_PER_TOKEN) + max(0, max_tokens)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-minute limits of one scope; ``None``: no such limit."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or None for no limit)")
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rpm is None and self.tpm is None
+
+
+class Bucket:
+    """A token bucket holding up to ``capacity``, refilled at ``capacity`` per minute."""
+
+    __slots__ = ("at", "capacity", "level_at")
+
+    def __init__(self, capacity: int, now: float) -> None:
+        self.capacity = float(capacity)
+        self.level_at = float(capacity)  # the level at time ``at`` (may be negative: owed)
+        self.at = now
+
+    @property
+    def rate(self) -> float:
+        """Tokens per second."""
+        return self.capacity / 60.0
+
+    def level(self, now: float) -> float:
+        return min(self.capacity, self.level_at + max(0.0, now - self.at) * self.rate)
+
+    def wait(self, now: float, n: float) -> float:
+        """Seconds until ``n`` tokens are there (0: now); ``inf`` when ``n`` exceeds capacity."""
+        if n > self.capacity:
+            return math.inf
+        short = n - self.level(now)
+        return 0.0 if short <= 0 else short / self.rate
+
+    def take(self, now: float, n: float) -> None:
+        """Remove ``n`` tokens (the level may go below zero: a debt repaid by waiting)."""
+        self.level_at = self.level(now) - n
+        self.at = now
+
+    def give(self, now: float, n: float) -> None:
+        """Return ``n`` tokens (never above capacity)."""
+        self.level_at = min(self.capacity, self.level(now) + n)
+        self.at = now
+
+    def reset_s(self, now: float) -> float:
+        """Seconds until the bucket is full again."""
+        return max(0.0, self.capacity - self.level(now)) / self.rate
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A rate-limit verdict: allowed, or which limit refused and for how long."""
+
+    allowed: bool
+    headers: tuple[tuple[str, str], ...] = ()
+    retry_after_s: float = 0.0
+    exceeded: str | None = None  # "requests" | "tokens"
+    limit: int = 0  # the exceeded limit (per minute)
+    requested: int = 0  # what the request needed of it
+    charged: int = 0  # tokens taken from the token bucket (to settle later)
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's reset format: ``"20ms"``, ``"1.5s"``, ``"6m0s"``."""
+    if seconds < 1.0:
+        return f"{max(0, math.ceil(seconds * 1000))}ms"
+    if seconds < 60.0:
+        return f"{math.ceil(seconds * 10) / 10:g}s"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+def limit_headers(
+    limits: Limits, requests: Bucket | None, tokens: Bucket | None, now: float
+) -> tuple[tuple[str, str], ...]:
+    """The ``x-ratelimit-*`` headers for a scope's buckets as they are at ``now``."""
+    out: list[tuple[str, str]] = []
+    for kind, limit, bucket in (("requests", limits.rpm, requests), ("tokens", limits.tpm, tokens)):
+        if limit is None or bucket is None:
+            continue
+        out.append((f"x-ratelimit-limit-{kind}", str(limit)))
+        out.append((f"x-ratelimit-remaining-{kind}", str(max(0, math.floor(bucket.level(now))))))
+        out.append((f"x-ratelimit-reset-{kind}", duration(bucket.reset_s(now))))
+    return tuple(out)
+
+
+class _Scope:
+    __slots__ = ("limits", "requests", "tokens")
+
+    def __init__(self, limits: Limits, now: float) -> None:
+        self.limits = limits
+        self.requests = None if limits.rpm is None else Bucket(limits.rpm, now)
+        self.tokens = None if limits.tpm is None else Bucket(limits.tpm, now)
+
+
+class RateLimiter:
+    """Buckets per scope (see the module docstring); one per gateway process."""
+
+    __slots__ = ("_scopes", "max_scopes")
+
+    def __init__(self, max_scopes: int = DEFAULT_MAX_SCOPES) -> None:
+        if max_scopes < 1:
+            raise ValueError("max_scopes must be >= 1")
+        self.max_scopes = max_scopes
+        self._scopes: OrderedDict[str, _Scope] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._scopes)
+
+    def _scope(self, scope: str, limits: Limits, now: float) -> _Scope:
+        s = self._scopes.get(scope)
+        if s is None or s.limits != limits:  # new, or its limits changed: fresh buckets
+            s = self._scopes[scope] = _Scope(limits, now)
+            if len(self._scopes) > self.max_scopes:
+                self._scopes.popitem(last=False)
+        self._scopes.move_to_end(scope)
+        return s
+
+    def check(self, scope: str, limits: Limits, now: float, tokens: int = 0) -> Decision:
+        """Take one request (and ``tokens``, where a token limit applies) or refuse."""
+        if limits.unlimited:
+            return Decision(True)
+        s = self._scope(scope, limits, now)
+        if s.requests is not None and limits.rpm is not None:
+            wait = s.requests.wait(now, 1)
+            if wait > 0:
+                return self._refused(s, now, wait, "requests", limits.rpm, 1)
+        charge = 0
+        if s.tokens is not None and limits.tpm is not None:
+            charge = max(0, tokens)
+            wait = s.tokens.wait(now, charge)
+            if wait > 0:
+                return self._refused(s, now, wait, "tokens", limits.tpm, charge)
+            s.tokens.take(now, charge)
+        if s.requests is not None:
+            s.requests.take(now, 1)
+        return Decision(True, limit_headers(limits, s.requests, s.tokens, now), charged=charge)
+
+    def _refused(
+        self, s: _Scope, now: float, wait: float, kind: str, limit: int, requested: int
+    ) -> Decision:
+        return Decision(
+            False, limit_headers(s.limits, s.requests, s.tokens, now), retry_after_s=wait,
+            exceeded=kind, limit=limit, requested=requested,
+        )  # fmt: skip
+
+    def settle(self, scope: str, limits: Limits, now: float, charged: int, used: int) -> None:
+        """A request charged ``charged`` tokens used ``used``: give back or take the difference."""
+        s = self._scopes.get(scope)
+        if s is None or s.limits != limits or s.tokens is None or used == charged:
+            return
+        if used < charged:
+            s.tokens.give(now, charged - used)
+        else:
+            s.tokens.take(now, used - charged)
+
+    def headers(self, scope: str, limits: Limits, now: float) -> tuple[tuple[str, str], ...]:
+        """The scope's ``x-ratelimit-*`` headers now (none for a scope never seen)."""
+        s = self._scopes.get(scope)
+        if s is None or s.limits != limits:
+            return ()
+        return limit_headers(limits, s.requests, s.tokens, now)

@@ -1,0 +1,222 @@
+"""Who may use the gateway, how much, and who goes first: the admit stage's client checks.
+
+Run by :class:`~LLM_Mesh.registry.admit.Admission` in this order, each before any node
+is called:
+
+1. :class:`Authenticate`: no ``Authorization`` header (or ``Bearer anonymous``, or an
+   empty bearer token) is an **anonymous** client, known by its address; ``Bearer <key>``
+   must be a live API key of the store (:class:`~LLM_Mesh.registry.api_keys.KeyCache`,
+   in memory after the first use): an unknown, malformed or revoked key is 401
+   ``invalid_api_key``, never served as anonymous. A key's ``avoid_regions`` and strict
+   region mode are added to the request's. Store look-ups for keys not in memory are
+   limited per address (:data:`LOOKUPS_PER_MIN`), so guessing keys cannot flood the store.
+2. :class:`RateLimit`: the key's ``rpm``/``tpm`` (tokens: prompt estimate + ``max_tokens``
+   taken now, corrected by the real usage when the answer is known), or per address
+   ``Settings.anonymous_rpm`` for anonymous clients (:mod:`LLM_Mesh.core.ratelimit`).
+   Over a limit: 429 ``rate_limit_exceeded`` with ``Retry-After`` and the
+   ``x-ratelimit-*`` headers, which every answer to a limited client carries.
+3. (the idempotency check, scoped to the client, see :mod:`~LLM_Mesh.registry.admit`)
+4. :class:`AnonymousLast`: when the model's nodes are saturated, or requests with a key
+   wait for one at this gateway, an anonymous request does not take the slot: it is
+   refused at once (429 ``overloaded``, ``reason: saturated``) or, if it opted into a
+   wait (``mesh_wait_s``), waits here until no keyed request waits and a node is free.
+   Anonymous requests never enter the send stage's wait, so a slot that frees goes to a
+   waiting keyed request first.
+
+The price estimate (NetworkTokens) will be another check after the rate limit.
+Buckets and the key cache live in this process (replicas do not share them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import replace
+
+from LLM_Mesh.core.balancer import Verdict
+from LLM_Mesh.core.ratelimit import Limits, RateLimiter, estimate_tokens
+from LLM_Mesh.core.scoring import RouteRequest
+from LLM_Mesh.errors import InvalidApiKey, Overloaded, RateLimited
+from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.demand import SATURATED
+from LLM_Mesh.registry.extensions import with_key_regions
+from LLM_Mesh.registry.job import Client, Job
+from LLM_Mesh.registry.routing import Routing
+
+__all__ = ["ANONYMOUS_TOKEN", "LOOKUPS_PER_MIN", "AnonymousLast", "Authenticate", "RateLimit"]
+
+ANONYMOUS_TOKEN = "anonymous"  # ``Bearer anonymous``: no key, on purpose (OpenAI SDKs need one)
+LOOKUPS_PER_MIN = 60  # store look-ups of keys not in memory, per client address
+_NO_KEY_HINT = "send no Authorization header (or 'Bearer anonymous') to use the mesh without a key"
+
+
+def _mask(token: str) -> str:
+    return token[:4] + "..." + token[-4:] if len(token) > 12 else "..."
+
+
+class Authenticate:
+    """Check 1: the client's API key, or anonymous (see the module docstring)."""
+
+    __slots__ = ("clock", "keys", "limiter", "lookups")
+
+    def __init__(self, keys: KeyCache, limiter: RateLimiter, clock: Callable[[], float]) -> None:
+        self.keys = keys
+        self.limiter = limiter
+        self.clock = clock
+        self.lookups = Limits(rpm=LOOKUPS_PER_MIN)
+
+    async def __call__(self, job: Job, client: Client) -> Job | None:
+        header = client.authorization
+        if header is None:
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer":
+            raise InvalidApiKey(
+                f"the Authorization header must be 'Bearer <API key>'; {_NO_KEY_HINT}"
+            )
+        if not token or token == ANONYMOUS_TOKEN:
+            return None
+        hit, rec = self.keys.cached(token)
+        if not hit:
+            d = self.limiter.check(f"lookup:{client.address}", self.lookups, self.clock())
+            if not d.allowed:
+                raise RateLimited(
+                    "too many API keys tried from this address; wait before trying another",
+                    retry_after=max(1, math.ceil(d.retry_after_s)),
+                )
+            rec = await self.keys.lookup(token)
+        if rec is None:
+            raise InvalidApiKey(f"incorrect API key provided: {_mask(token)}; {_NO_KEY_HINT}")
+        if rec.revoked_at is not None:
+            raise InvalidApiKey(f"the API key {rec.key_id} was revoked")
+        client.key = rec
+        if rec.avoid_regions or rec.strict_regions:
+            ext = with_key_regions(job.ext, frozenset(rec.avoid_regions), rec.strict_regions)
+            if ext is not job.ext:
+                return replace(job, ext=ext)
+        return None
+
+
+class RateLimit:
+    """Check 2: the client's requests and tokens per minute (see the module docstring)."""
+
+    __slots__ = ("anonymous", "clock", "limiter")
+
+    def __init__(
+        self, limiter: RateLimiter, anonymous_rpm: int | None, clock: Callable[[], float]
+    ) -> None:
+        self.limiter = limiter
+        self.clock = clock
+        self.anonymous = Limits(rpm=anonymous_rpm)
+
+    async def __call__(self, job: Job, client: Client) -> None:
+        key = client.key
+        limits = self.anonymous if key is None else Limits(rpm=key.rpm, tpm=key.tpm)
+        if limits.unlimited:
+            return None
+        scope = client.scope
+        tokens = estimate_tokens(job.prompt_text, job.max_tokens) if limits.tpm else 0
+        d = self.limiter.check(scope, limits, self.clock(), tokens)
+        if not d.allowed:
+            who = (
+                f"API key {key.key_id}"
+                if key is not None
+                else "anonymous requests from this address"
+            )
+            if math.isinf(d.retry_after_s):
+                raise RateLimited(
+                    f"this request needs about {d.requested} tokens (prompt estimate + max_tokens), "
+                    f"more than the {d.limit} tokens per minute of {who}; lower max_tokens",
+                    retry_after=60, headers=d.headers, limit=d.limit, requested=d.requested,
+                )  # fmt: skip
+            wait = max(1, math.ceil(d.retry_after_s))
+            raise RateLimited(
+                f"rate limit reached for {d.exceeded} of {who}: {d.limit} per minute; "
+                f"try again in {wait} s",
+                retry_after=wait, headers=d.headers, limit=d.limit, requested=d.requested,
+            )  # fmt: skip
+        client.headers = d.headers
+        if d.charged:
+            limiter, clock, charged = self.limiter, self.clock, d.charged
+            client.on_usage(lambda used: limiter.settle(scope, limits, clock(), charged, used))
+        return None
+
+
+class AnonymousLast:
+    """Check 4: keyed requests before anonymous ones on a saturated model (module docstring)."""
+
+    __slots__ = ("clock", "routing", "waiting")
+
+    def __init__(self, routing: Routing, clock: Callable[[], float]) -> None:
+        self.routing = routing
+        self.clock = clock
+        self.waiting: dict[str, int] = {}  # anonymous requests waiting here, per model
+
+    def _route(self, job: Job) -> RouteRequest:
+        ext = job.ext
+        return RouteRequest(
+            (job.model,), expected_tokens=job.max_tokens or None, avoid_regions=ext.avoid_regions,
+            allow_nodes=ext.allow_nodes, deny_nodes=ext.deny_nodes,
+        )  # fmt: skip
+
+    def _clear(self, job: Job) -> bool:
+        """No keyed request waits for the model, and a node is free (or none is up at all:
+        the send stage answers that)."""
+        model, routing = job.model, self.routing
+        if routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0):
+            return False
+        open_, full, _ = routing.router.pool_counts(model)
+        if open_ == 0:
+            return full == 0
+        if job.ext.avoid_regions or job.ext.allow_nodes is not None or job.ext.deny_nodes:
+            return self.routing.pick(self._route(job)).verdict is not Verdict.SATURATED
+        return True
+
+    def _refusal(self, job: Job) -> Overloaded:
+        d = self.routing.pick(self._route(job))
+        wait = d.wait_s if d.wait_s is not None else 1.0
+        self.routing.demand.refuse(job.model, SATURATED)
+        return Overloaded(
+            f"every node serving {job.model!r} is busy and requests with an API key go first; "
+            f"estimated wait {wait:.2f} s (send X-Mesh-Wait or mesh_wait_s to wait for a slot)",
+            retry_after=max(1, math.ceil(wait)), reason=SATURATED, wait_s=round(wait, 3),
+            model=job.model, anonymous=True,
+        )  # fmt: skip
+
+    async def __call__(self, job: Job, client: Client) -> Job | None:
+        if client.key is not None:
+            return None
+        if self._clear(job):
+            return _no_wait(job)
+        if job.ext.wait_s <= 0:
+            raise self._refusal(job)
+        model, routing = job.model, self.routing
+        until = min(job.started + job.ext.wait_s, job.deadline)
+        loop = asyncio.get_running_loop()
+        hard_stop = loop.time() + job.ext.wait_s  # bounded even if the clock stands still
+        routing.demand.wait_begin(model)
+        self.waiting[model] = self.waiting.get(model, 0) + 1
+        try:
+            while not self._clear(job):
+                left = until - self.clock()
+                if left <= 0 or loop.time() >= hard_stop:
+                    raise self._refusal(job)
+                # keyed waiters are woken by the same change; poll briefly to let them go first
+                await routing.wait_change(min(left, 0.05))
+        finally:
+            routing.demand.wait_end(model)
+            n = self.waiting.get(model, 0) - 1
+            if n > 0:
+                self.waiting[model] = n
+            else:
+                self.waiting.pop(model, None)
+        return _no_wait(job)
+
+
+def _no_wait(job: Job) -> Job | None:
+    """An anonymous request goes on without the send stage's wait (it waited here)."""
+    if job.ext.wait_s <= 0:
+        return None
+    return replace(job, ext=replace(job.ext, wait_s=0.0))

@@ -1,0 +1,112 @@
+"""Rate limits as arithmetic: buckets, decisions, settlement, the x-ratelimit headers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from LLM_Mesh.core.ratelimit import (
+    Bucket,
+    Limits,
+    RateLimiter,
+    duration,
+    estimate_tokens,
+    limit_headers,
+)
+
+
+def test_a_bucket_bursts_its_minute_then_refills_evenly() -> None:
+    b = Bucket(60, now=0.0)
+    for _ in range(60):
+        assert b.wait(0.0, 1) == 0.0
+        b.take(0.0, 1)
+    assert b.wait(0.0, 1) == pytest.approx(1.0)  # one token a second
+    assert b.wait(0.5, 1) == pytest.approx(0.5)
+    assert b.wait(1.0, 1) == 0.0
+    assert b.level(1000.0) == 60.0  # never above capacity
+    assert b.wait(0.0, 61) == math.inf  # more than it can ever hold
+    assert b.reset_s(0.0) == pytest.approx(60.0)
+
+
+def test_a_debt_makes_the_next_request_wait_longer() -> None:
+    b = Bucket(600, now=0.0)
+    b.take(0.0, 700)  # used more than was charged: the level goes below zero
+    assert b.level(0.0) == -100.0
+    assert b.wait(0.0, 1) == pytest.approx(101 / 10)
+    b.give(0.0, 10_000)
+    assert b.level(0.0) == 600.0
+
+
+def test_limiter_refuses_over_rpm_per_scope_and_says_when() -> None:
+    rl = RateLimiter()
+    lim = Limits(rpm=2)
+    assert rl.check("ip:a", lim, 0.0).allowed
+    d = rl.check("ip:a", lim, 0.0)
+    assert d.allowed and dict(d.headers)["x-ratelimit-remaining-requests"] == "0"
+    d = rl.check("ip:a", lim, 0.0)
+    assert not d.allowed and d.exceeded == "requests" and d.retry_after_s == pytest.approx(30.0)
+    assert dict(d.headers) == {
+        "x-ratelimit-limit-requests": "2",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "1m0s",
+    }
+    assert rl.check("ip:b", lim, 0.0).allowed  # another scope has its own bucket
+    assert rl.check("ip:a", lim, 30.0).allowed  # refilled
+
+
+def test_tokens_are_charged_before_and_settled_after() -> None:
+    rl = RateLimiter()
+    lim = Limits(tpm=1000)
+    d = rl.check("key:k", lim, 0.0, tokens=600)
+    assert d.allowed and d.charged == 600
+    assert dict(d.headers)["x-ratelimit-remaining-tokens"] == "400"
+    d2 = rl.check("key:k", lim, 0.0, tokens=600)
+    assert not d2.allowed and d2.exceeded == "tokens" and d2.requested == 600
+    assert d2.retry_after_s == pytest.approx(200 / (1000 / 60))
+    rl.settle("key:k", lim, 0.0, charged=600, used=100)  # the answer was short: 500 back
+    assert dict(rl.headers("key:k", lim, 0.0))["x-ratelimit-remaining-tokens"] == "900"
+    assert rl.check("key:k", lim, 0.0, tokens=600).allowed
+    rl.settle("key:k", lim, 0.0, charged=600, used=1500)  # it used more: owed
+    assert rl.headers("key:k", lim, 0.0)[1] == ("x-ratelimit-remaining-tokens", "0")
+    assert not rl.check("key:k", lim, 0.0, tokens=1).allowed
+    big = rl.check("key:k2", lim, 0.0, tokens=1001)
+    assert not big.allowed and big.retry_after_s == math.inf
+
+
+def test_a_refused_token_check_takes_no_request() -> None:
+    rl = RateLimiter()
+    lim = Limits(rpm=5, tpm=100)
+    assert not rl.check("s", lim, 0.0, tokens=200).allowed
+    assert dict(rl.headers("s", lim, 0.0))["x-ratelimit-remaining-requests"] == "5"
+
+
+def test_unlimited_is_allowed_without_state_and_scopes_are_bounded() -> None:
+    rl = RateLimiter(max_scopes=2)
+    assert rl.check("x", Limits(), 0.0).allowed and len(rl) == 0
+    for s in ("a", "b", "c"):
+        rl.check(s, Limits(rpm=1), 0.0)
+    assert len(rl) == 2 and rl.headers("a", Limits(rpm=1), 0.0) == ()
+    with pytest.raises(ValueError):
+        Limits(rpm=0)
+    with pytest.raises(ValueError):
+        RateLimiter(max_scopes=0)
+
+
+def test_changed_limits_start_a_fresh_bucket() -> None:
+    rl = RateLimiter()
+    assert rl.check("k", Limits(rpm=1), 0.0).allowed
+    assert not rl.check("k", Limits(rpm=1), 0.0).allowed
+    assert rl.check("k", Limits(rpm=2), 0.0).allowed
+
+
+def test_duration_and_estimate() -> None:
+    assert duration(0.02) == "20ms"
+    assert duration(0.0) == "0ms"
+    assert duration(1.5) == "1.5s"
+    assert duration(59.99) == "60s"
+    assert duration(360) == "6m0s"
+    assert duration(61.2) == "1m2s"
+    assert estimate_tokens("x" * 40, 16) == 26
+    assert estimate_tokens("", -3) == 0
+    assert limit_headers(Limits(rpm=3), None, None, 0.0) == ()

@@ -1,0 +1,293 @@
+"""Users and API keys at the gateway: every attack the admit stage stands against.
+
+Wrong and revoked keys (401 in OpenAI's shape, nothing sent to a node), an anonymous flood
+from one address (429 while another address is served), a keyed client over its rpm/tpm
+(429 with ``Retry-After`` and ``x-ratelimit-*``), another client's request id replayed,
+anonymous requests on a saturated mesh (served after keyed ones), per-key regions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.core.ratelimit import Limits
+from LLM_Mesh.registry.api_keys import create_api_key
+from tests.registry.helpers import Harness, running
+
+CHAT = "/v1/chat/completions"
+MODEL = "gemma-3-270m"
+
+
+def chat(content: str = "hi", **kw: Any) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": content}], **kw}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@asynccontextmanager
+async def from_address(h: Harness, ip: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the same app that connects from ``ip``."""
+    transport = httpx.ASGITransport(app=h.app, client=(ip, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://mesh") as c:
+        yield c
+
+
+async def new_key(h: Harness, **kw: Any) -> tuple[str, str]:
+    made = await create_api_key(h.store, **kw)
+    assert made is not None
+    return made[0], made[1].key_id
+
+
+async def test_no_key_and_bearer_anonymous_are_anonymous(tmp_path: Path) -> None:
+    async with running(tmp_path, anonymous_rpm=60) as h:
+        await h.register("a")
+        for headers in ({}, bearer("anonymous"), {"Authorization": "Bearer "}):
+            r = await h.client.post(CHAT, json=chat(), headers=headers)
+            assert r.status_code == 200, r.text
+            assert r.headers["x-ratelimit-limit-requests"] == "60"
+        assert r.headers["x-ratelimit-remaining-requests"] == "57"
+
+
+async def test_a_wrong_key_is_401_and_never_reaches_a_node(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        node = await h.register("a")
+        await new_key(h, name="real")
+        for headers in (
+            bearer("sk-none"),
+            bearer("lmk_" + "x" * 43),
+            {"Authorization": "Basic dTpw"},
+        ):
+            for body in (chat(), chat(stream=True)):
+                r = await h.client.post(CHAT, json=body, headers=headers)
+                assert r.status_code == 401, r.text
+                err = r.json()["error"]
+                assert err["type"] == "authentication_error" and err["code"] == "invalid_api_key"
+                assert "x" * 20 not in err["message"]  # the key is not echoed whole
+        assert node.calls == []
+
+
+async def test_a_revoked_key_is_401_within_a_poll(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        node = await h.register("a")
+        key, key_id = await new_key(h, name="soon-gone")
+        assert (await h.client.post(CHAT, json=chat(), headers=bearer(key))).status_code == 200
+        await h.store.revoke_api_key(key_id, h.store.api_keys[key_id].created_at)  # elsewhere
+        await h.runtime.keys.poll()  # what the lifespan's loop does every second
+        r = await h.client.post(CHAT, json=chat(), headers=bearer(key))
+        assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+        assert len(node.calls) == 1
+
+
+async def test_anonymous_flood_from_one_address_is_limited_while_another_is_served(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, anonymous_rpm=3) as h:
+        node = await h.register("a")
+        async with (
+            from_address(h, "203.0.113.7") as flood,
+            from_address(h, "198.51.100.2") as other,
+        ):
+            codes = [(await flood.post(CHAT, json=chat())).status_code for _ in range(10)]
+            assert codes == [200] * 3 + [429] * 7
+            r = await flood.post(CHAT, json=chat(stream=True))
+            assert r.status_code == 429
+            err = r.json()["error"]
+            assert err["code"] == "rate_limit_exceeded" and err["type"] == "rate_limit_error"
+            assert r.headers["retry-after"] == "20"  # 3 a minute: one more in 20 s
+            assert r.headers["x-ratelimit-limit-requests"] == "3"
+            assert r.headers["x-ratelimit-remaining-requests"] == "0"
+            assert r.headers["x-ratelimit-reset-requests"] == "1m0s"
+            assert (await other.post(CHAT, json=chat())).status_code == 200  # its own bucket
+            assert len(node.calls) == 4
+            h.clock.advance(20.0)
+            assert (await flood.post(CHAT, json=chat())).status_code == 200
+
+
+async def test_keyed_client_over_its_rpm_gets_429_and_headers_on_every_answer(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, anonymous_rpm=1) as h:
+        await h.register("a")
+        key, _ = await new_key(h, rpm=2)
+        r = await h.client.post(CHAT, json=chat(), headers=bearer(key))
+        assert r.status_code == 200
+        assert r.headers["x-ratelimit-limit-requests"] == "2"
+        assert r.headers["x-ratelimit-remaining-requests"] == "1"
+        r = await h.client.post(CHAT, json=chat(stream=True), headers=bearer(key))
+        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-requests"] == "0"
+        r = await h.client.post(CHAT, json=chat(), headers=bearer(key))
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
+        assert r.headers["retry-after"] == "30"
+        # the key's limit is its own: not the anonymous one, and anonymous is not the key's
+        assert (await h.client.post(CHAT, json=chat())).status_code == 200
+        assert (await h.client.post(CHAT, json=chat())).status_code == 429
+
+
+async def test_keyed_client_over_its_tpm_and_usage_settles_the_estimate(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("a")
+        key, key_id = await new_key(h, tpm=100)
+        # charged before: ceil(len("hi") / 4) + max_tokens = 61; the node used 10 + 5 = 15
+        r = await h.client.post(CHAT, json=chat(max_tokens=60), headers=bearer(key))
+        assert r.status_code == 200
+        assert r.headers["x-ratelimit-limit-tokens"] == "100"
+        assert r.headers["x-ratelimit-remaining-tokens"] == "39"
+        assert "x-ratelimit-limit-requests" not in r.headers  # no rpm on this key
+        # settled after: 46 came back, so 61 fit again (without settlement: only 39 left)
+        r = await h.client.post(CHAT, json=chat(max_tokens=60), headers=bearer(key))
+        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "24"
+        r = await h.client.post(CHAT, json=chat(max_tokens=90), headers=bearer(key))
+        assert r.status_code == 429 and r.headers["x-ratelimit-remaining-tokens"] == "70"
+        r = await h.client.post(CHAT, json=chat(max_tokens=500), headers=bearer(key))
+        assert r.status_code == 429 and "more than the 100 tokens" in r.json()["error"]["message"]
+        # a stream settles when it ends: 4 + 3 tokens used of 61 charged
+        r = await h.client.post(CHAT, json=chat(max_tokens=60, stream=True), headers=bearer(key))
+        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "9"
+        await r.aclose()
+        assert h.runtime.limiter.headers(f"key:{key_id}", Limits(tpm=100), h.clock()) == (
+            ("x-ratelimit-limit-tokens", "100"),
+            ("x-ratelimit-remaining-tokens", "63"),  # 9 + 61 - 7
+            ("x-ratelimit-reset-tokens", "22.2s"),
+        )
+
+
+async def test_another_clients_request_id_is_not_replayed(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        node = await h.register("a")
+        key_a, _ = await new_key(h, name="a")
+        key_b, _ = await new_key(h, name="b")
+        rid = {"X-Request-Id": "order-42"}
+        async with from_address(h, "203.0.113.1") as alice, from_address(h, "203.0.113.2") as eve:
+            first = await alice.post(CHAT, json=chat("alice's secret"), headers=rid)
+            assert first.status_code == 200
+            stolen = await eve.post(CHAT, json=chat("anything"), headers=rid)
+            assert stolen.status_code == 200 and "x-mesh-replayed" not in stolen.headers
+            assert len(node.calls) == 2  # eve's request ran on its own
+            again = await alice.post(CHAT, json=chat("alice's secret"), headers=rid)
+            assert again.headers["x-mesh-replayed"] == "true" and len(node.calls) == 2
+            # keyed: the key is the scope, whatever the address
+            ka = await alice.post(CHAT, json=chat(), headers={**rid, **bearer(key_a)})
+            kb = await alice.post(CHAT, json=chat(), headers={**rid, **bearer(key_b)})
+            assert "x-mesh-replayed" not in ka.headers and "x-mesh-replayed" not in kb.headers
+            ka2 = await eve.post(CHAT, json=chat(), headers={**rid, **bearer(key_a)})
+            assert ka2.headers["x-mesh-replayed"] == "true"
+            assert len(node.calls) == 4
+
+
+async def test_saturated_mesh_serves_keyed_requests_before_anonymous_ones(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        node = await h.register("a", max_concurrency=1, max_queue=0)
+        key, _ = await new_key(h, name="payer")
+        routing = h.runtime.routing
+        busy = routing.begin("a", MODEL)
+        # anonymous without a wait: refused at once, saying it is served last
+        r = await h.client.post(CHAT, json=chat("anon-now"))
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        err = r.json()["error"]
+        assert err["reason"] == "saturated" and err["anonymous"] is True
+        # an anonymous request starts waiting first, a keyed one after it
+        anon = asyncio.create_task(
+            h.client.post(CHAT, json=chat("anon"), headers={"X-Mesh-Wait": "5"})
+        )
+        await asyncio.sleep(0.05)
+        keyed = asyncio.create_task(
+            h.client.post(CHAT, json=chat("keyed"), headers={"X-Mesh-Wait": "5", **bearer(key)})
+        )
+        await asyncio.sleep(0.05)
+        assert not anon.done() and not keyed.done()
+        # while the keyed one waits, a free slot would go to it: anonymous ones keep off
+        routing.finish(busy, Outcome.SUCCESS)
+        r_keyed, r_anon = await asyncio.wait_for(asyncio.gather(keyed, anon), 5)
+        assert r_keyed.status_code == 200 and r_anon.status_code == 200
+        served = [c["body"]["messages"][0]["content"] for c in node.calls]
+        assert served == ["keyed", "anon"]
+
+
+async def test_an_anonymous_wait_ends_in_429_while_keyed_requests_hold_the_node(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as h:
+        await h.register("a", max_concurrency=1, max_queue=0)
+        key, _ = await new_key(h, name="payer")
+        routing = h.runtime.routing
+        busy = routing.begin("a", MODEL)
+        keyed = asyncio.create_task(
+            h.client.post(CHAT, json=chat(), headers={"X-Mesh-Wait": "5", **bearer(key)})
+        )
+        await asyncio.sleep(0.05)
+        r = await asyncio.wait_for(h.client.post(CHAT, json=chat(mesh_wait_s=0.1)), 5)
+        assert r.status_code == 429 and r.json()["error"]["anonymous"] is True
+        routing.finish(busy, Outcome.SUCCESS)
+        assert (await asyncio.wait_for(keyed, 5)).status_code == 200
+
+
+async def test_a_keys_avoid_regions_and_strict_mode(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("eu1", region="eu")
+        await h.register("us1", region="us")
+        await h.register("nowhere")
+        no_eu, _ = await new_key(h, avoid_regions=["eu"])
+        strict, _ = await new_key(h, avoid_regions=["eu"], strict_regions=True)
+
+        async def nodes(n: int, **kw: Any) -> set[str]:
+            seen = set()
+            for _ in range(n):
+                r = await h.client.post(CHAT, **kw)
+                assert r.status_code == 200, r.text
+                seen.add(r.json()["mesh"]["node_id"])
+            return seen
+
+        assert "eu1" not in await nodes(20, json=chat(), headers=bearer(no_eu))
+        # merged with the request's own avoid_regions
+        assert await nodes(5, json=chat(avoid_regions=["us"]), headers=bearer(no_eu)) == {"nowhere"}
+        assert await nodes(10, json=chat(), headers=bearer(strict)) == {"us1"}
+        # strict mode as a request extension, without a key
+        assert await nodes(10, json=chat(strict_regions=True, avoid_regions=["us"])) == {"eu1"}
+        r = await h.client.post(CHAT, json=chat(avoid_regions=["us"]), headers=bearer(strict))
+        assert r.status_code == 503 and r.json()["error"]["code"] == "model_unavailable"
+        r = await h.client.post(CHAT, json=chat(strict_regions="yes"))
+        assert r.status_code == 400 and r.json()["error"]["param"] == "strict_regions"
+        assert all(
+            "strict_regions" not in c["body"] for n in h.nodes.nodes.values() for c in n.calls
+        )
+
+
+async def test_guessing_keys_is_limited_per_address(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("a")
+        codes = [
+            (await h.client.post(CHAT, json=chat(), headers=bearer(f"lmk_guess{i}"))).status_code
+            for i in range(62)
+        ]
+        assert codes == [401] * 60 + [429] * 2
+        async with from_address(h, "198.51.100.9") as other:
+            r = await other.post(CHAT, json=chat(), headers=bearer("lmk_guess"))
+            assert r.status_code == 401
+
+
+async def test_a_replayed_answer_costs_no_tokens(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("a")
+        key, _ = await new_key(h, tpm=1000)
+        headers = {**bearer(key), "X-Request-Id": "r-1"}
+        r = await h.client.post(CHAT, json=chat(max_tokens=100), headers=headers)
+        assert r.headers["x-ratelimit-remaining-tokens"] == "899"  # 101 charged
+        r = await h.client.post(CHAT, json=chat(max_tokens=100), headers=headers)
+        assert r.headers["x-mesh-replayed"] == "true"
+        # charged 101 again at the check, given back as the replay called no node
+        left = dict(h.runtime.limiter.headers(f"key:{_key_id(h)}", Limits(tpm=1000), h.clock()))
+        assert left["x-ratelimit-remaining-tokens"] == "985"  # 1000 - 15 used by the one answer
+
+
+def _key_id(h: Harness) -> str:
+    [key_id] = h.store.api_keys
+    return key_id

@@ -1,0 +1,73 @@
+"""The gateway's key cache: one store query per key and TTL, revocations polled from the store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from LLM_Mesh.registry.api_keys import KeyCache, create_api_key
+from LLM_Mesh.registry.memory_store import MemoryStore
+from tests.registry.helpers import ManualClock
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def api_key_by_hash(self, key_hash: str) -> Any:
+        self.lookups += 1
+        return await super().api_key_by_hash(key_hash)
+
+
+async def test_a_key_is_looked_up_once_then_served_from_memory() -> None:
+    store, clock = CountingStore(), ManualClock()
+    made = await create_api_key(store, name="a")
+    assert made is not None
+    key, rec = made
+    cache = KeyCache(store, clock, ttl_s=60.0)
+    assert cache.cached(key) == (False, None)
+    assert (await cache.lookup(key)) == rec
+    for _ in range(5):
+        assert (await cache.lookup(key)) == rec
+    assert store.lookups == 1 and cache.cached(key) == (True, rec)
+    clock.advance(61.0)  # expired: asked again
+    await cache.lookup(key)
+    assert store.lookups == 2
+
+
+async def test_an_unknown_key_is_remembered_briefly() -> None:
+    store, clock = CountingStore(), ManualClock()
+    cache = KeyCache(store, clock, negative_ttl_s=2.0)
+    assert await cache.lookup("lmk_guess") is None
+    assert await cache.lookup("lmk_guess") is None
+    assert store.lookups == 1
+    clock.advance(2.5)
+    assert await cache.lookup("lmk_guess") is None
+    assert store.lookups == 2
+
+
+async def test_the_cache_is_bounded() -> None:
+    cache = KeyCache(MemoryStore(), ManualClock(), max_entries=3)
+    for i in range(10):
+        await cache.lookup(f"lmk_{i}")
+    assert len(cache) == 3
+
+
+async def test_a_revocation_in_the_store_reaches_a_cached_key_at_the_next_poll() -> None:
+    store, clock = MemoryStore(), ManualClock()
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    made = await create_api_key(store, name="a")
+    other = await create_api_key(store, name="b")
+    assert made is not None and other is not None
+    cache = KeyCache(store, clock, ttl_s=3600.0, wall_now=lambda: now)
+    await cache.lookup(made[0])
+    await cache.lookup(other[0])
+    assert await cache.poll() == []
+    await store.revoke_api_key("a", now + timedelta(seconds=1))  # e.g. the CLI, elsewhere
+    assert await cache.poll() == [made[1].key_id]
+    hit, rec = cache.cached(made[0])
+    assert hit and rec is not None and rec.revoked_at is not None
+    hit, rec = cache.cached(other[0])
+    assert hit and rec is not None and rec.revoked_at is None
+    assert await cache.poll() == []  # already marked: nothing new
