@@ -21,6 +21,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 ``/v1`` request bodies are limited to 8 MiB (``registry.gateway.MAX_BODY_BYTES``).
 | admin_key            | LLM_MESH_ADMIN_KEY       | none: the one in HOME/admin.key (made at first start) |
 | operator_token       | LLM_MESH_OPERATOR_TOKEN  | none (a node's credential to register) |
+| require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
+| registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ class Settings:
     max_mesh_body_bytes: int = DEFAULT_MESH_BODY_BYTES
     admin_key: str | None = field(default=None, repr=False)
     operator_token: str | None = field(default=None, repr=False)
+    # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
+    require_tls: bool = False
+    registry_ca: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -111,6 +116,8 @@ class Settings:
             max_mesh_body_bytes=_int(env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES),
             admin_key=(env.get("LLM_MESH_ADMIN_KEY") or "").strip() or None,
             operator_token=(env.get("LLM_MESH_OPERATOR_TOKEN") or "").strip() or None,
+            require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
+            registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

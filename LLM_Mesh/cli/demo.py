@@ -9,19 +9,25 @@ from rich.console import Console
 
 from LLM_Mesh.cli.render import metrics_line, metrics_table
 from LLM_Mesh.client import MeshClient
+from LLM_Mesh.config import Settings
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import MeshError
 
 
 async def stream_request(
-    console: Console, registry_url: str, path: str, body: dict[str, Any]
+    console: Console,
+    registry_url: str,
+    path: str,
+    body: dict[str, Any],
+    *,
+    ca_file: str | None = None,
 ) -> tuple[str, dict[str, Any], float | None, float]:
     """Stream one request, echoing tokens; returns (text, mesh, client ttft ms, total ms)."""
     t0 = time.perf_counter()
     ttft: float | None = None
     text = ""
     mesh: dict[str, Any] = {}
-    async with MeshClient(registry_url) as client:
+    async with MeshClient(registry_url, ca_file=ca_file) as client:
         async for chunk in client.stream(path, body):
             if chunk.get("object") == "mesh.headers":
                 continue
@@ -74,8 +80,9 @@ async def ask_once(
     max_tokens: int,
     temperature: float | None,
     fallback: bool,
+    settings: Settings | None = None,
 ) -> None:
-    registry = DistributedModelRegistry(registry_url=registry_url)
+    registry = DistributedModelRegistry(settings, registry_url=registry_url)
     if model is None:
         await registry.refresh()
         model = registry.best_model_for_task(task)
@@ -92,7 +99,9 @@ async def ask_once(
             body["prompt"] = prompt
             path = "/v1/completions"
             console.print(prompt, end="", markup=False, highlight=False)
-        _, mesh, ttft, total = await stream_request(console, registry_url, path, body)
+        _, mesh, ttft, total = await stream_request(
+            console, registry_url, path, body, ca_file=registry.ca_file
+        )
         console.print(f"[dim]{metrics_line(mesh, client_ttft_ms=ttft, total_ms=total)}[/]")
         return
     r = await registry.get_response(

@@ -21,7 +21,7 @@ import typer
 
 from LLM_Mesh.cli import render
 from LLM_Mesh.cli.admin_commands import nodes_app, operators_app
-from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err
+from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, err
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
@@ -158,9 +158,23 @@ def registry_serve(
             help="Accept this one node origin (http://host:port) even if private; repeatable",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve https with this PEM certificate (with --tls-key)")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key")] = None,
+    require_tls: Annotated[
+        bool,
+        typer.Option(
+            "--require-tls",
+            help="Refuse nodes that are not https (403) [env LLM_MESH_REQUIRE_TLS]",
+        ),
+    ] = False,
 ) -> None:
     """Run the registry + gateway (OpenAI API under /v1)."""
     from LLM_Mesh.registry.app import serve
+
+    if (tls_cert is None) != (tls_key is None):
+        raise _fail(ValueError("--tls-cert and --tls-key go together"))
 
     _setup_logging(verbose)
     settings = _settings(
@@ -168,12 +182,20 @@ def registry_serve(
         database_url=database_url,
         allow_private_nodes=True if allow_private_nodes else None,
         private_node_origins=tuple(allow_private_node) if allow_private_node else None,
+        require_tls=True if require_tls else None,
     )
     settings.home.mkdir(parents=True, exist_ok=True)
-    serve(settings, host=host, port=port)
+    serve(
+        settings, host=host, port=port,
+        tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
+    )  # fmt: skip
 
 
 # --- using the network -----------------------------------------------------------------------
+
+
+def _ca(path: Path | None) -> str | None:
+    return str(path.expanduser()) if path else None
 
 
 @app.command()
@@ -195,16 +217,18 @@ def ask(
         bool, typer.Option(help="Use another model of the same specialty if this one is down")
     ] = False,
     registry: RegistryOpt = None,
+    registry_ca: RegistryCaOpt = None,
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from LLM_Mesh.cli.demo import ask_once
 
-    settings = _settings(registry=registry)
+    settings = _settings(registry=registry, registry_ca=_ca(registry_ca))
     try:
         asyncio.run(
             ask_once(
                 console, settings.registry_url, prompt, model=model, task=task, stream=stream, chat=chat,
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
+                settings=settings,
             )
         )  # fmt: skip
     except MeshError as exc:
@@ -212,11 +236,11 @@ def ask(
 
 
 @app.command()
-def status(registry: RegistryOpt = None) -> None:
+def status(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> None:
     """The network at a glance: models, nodes, health, load, latency."""
     from LLM_Mesh.distributed_models import DistributedModelRegistry
 
-    reg = DistributedModelRegistry(_settings(registry=registry))
+    reg = DistributedModelRegistry(_settings(registry=registry, registry_ca=_ca(registry_ca)))
     try:
         info = reg.get_model_info()
     except MeshError as exc:
@@ -225,13 +249,13 @@ def status(registry: RegistryOpt = None) -> None:
 
 
 @app.command()
-def models(registry: RegistryOpt = None) -> None:
+def models(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> None:
     """The catalog, and which models are up."""
     from LLM_Mesh.client import fetch_json_sync
 
-    settings = _settings(registry=registry)
+    settings = _settings(registry=registry, registry_ca=_ca(registry_ca))
     try:
-        data = fetch_json_sync(settings.registry_url, "/mesh/models")
+        data = fetch_json_sync(settings.registry_url, "/mesh/models", ca_file=settings.registry_ca)
     except MeshError as exc:
         raise _fail(exc) from exc
     console.print(render.models_table(data["models"]))

@@ -13,6 +13,8 @@
 
     operator_token = "lmo_..."            # the credential to register (or LLM_MESH_OPERATOR_TOKEN)
     key_file = "/path/to/node.key"        # default: $LLM_MESH_HOME/node.key
+    tls_cert = "/path/to/node-tls.crt"    # serve https (llm-mesh node tls init makes both)
+    tls_key = "/path/to/node-tls.key"
 
 The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
 here (older versions made one up) is ignored when it is not the key's, with a warning.
@@ -71,6 +73,8 @@ class NodeConfig:
     max_body_bytes: int = DEFAULT_NODE_BODY_BYTES  # request bodies over this: 413
     operator_token: str | None = None  # credential to register; else LLM_MESH_OPERATOR_TOKEN
     key_file: str | None = None  # the node's Ed25519 key; None: $LLM_MESH_HOME/node.key
+    tls_cert: str | None = None  # PEM certificate: the node serves https (node/tls.py)
+    tls_key: str | None = None  # its private key (PEM)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -100,6 +104,10 @@ class NodeConfig:
             raise ValueError("public_url must start with http:// or https://")
         if self.availability_hours is not None:
             parse_hours(self.availability_hours)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together (llm-mesh node tls init makes both)")
+        if self.tls_cert and self.public_url and not self.public_url.startswith("https://"):
+            raise ValueError("with tls_cert the node serves https: public_url must be https://")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
         if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
@@ -107,7 +115,7 @@ class NodeConfig:
 
     @property
     def effective_public_url(self) -> str:
-        """What the registry is told to call: ``public_url`` or ``http://host:port``."""
+        """What the registry is told to call: ``public_url`` or ``http(s)://host:port``."""
         if self.public_url:
             return self.public_url.rstrip("/")
         host = self.host
@@ -115,7 +123,8 @@ class NodeConfig:
             host = "127.0.0.1"
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def effective_registry_url(self, settings: Settings) -> str:
         return (self.registry_url or settings.registry_url).rstrip("/")

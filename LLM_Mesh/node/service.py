@@ -33,6 +33,7 @@ from LLM_Mesh.node.config import NodeConfig, within_hours
 from LLM_Mesh.node.engines.base import Engine, Usage
 from LLM_Mesh.node.keys import NodeKey, key_path, load_or_create_key
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
+from LLM_Mesh.tls import certificate_fingerprint, client_ssl_context
 
 log = logging.getLogger("LLM_Mesh.node")
 
@@ -164,6 +165,8 @@ class NodeService:
         self.signer = NodeSigner(self.key.key, wall_clock)
         self.node_id = self.key.node_id
         self.public_url = config.effective_public_url
+        # the gateway pins this certificate (its fingerprint is in the signed registration)
+        self.tls_fingerprint = certificate_fingerprint(config.tls_cert) if config.tls_cert else None
         self.admission = Admission(config.max_concurrency, config.max_queue)
         self._engine = engine
         self._client = http_client
@@ -205,7 +208,8 @@ class NodeService:
             return
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.settings.request_timeout_s, connect=5.0)
+                timeout=httpx.Timeout(self.settings.request_timeout_s, connect=5.0),
+                verify=client_ssl_context(self.settings.registry_ca),  # an https registry
             )
         if self._hardware is None:
             self._hardware = await asyncio.to_thread(detect_hardware_safely, self.settings.home)
@@ -321,6 +325,7 @@ class NodeService:
             state=self.state,
             engine=self.engine.name,
             simulated=self.engine.simulated,
+            tls_fingerprint=self.tls_fingerprint,
         )
 
     def heartbeat(self) -> Heartbeat:
