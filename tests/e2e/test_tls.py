@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -57,6 +58,7 @@ class _Mesh:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.log_files: list[BinaryIO] = []
         self.env = {
             **os.environ,
             "LLM_MESH_HOME": str(home),
@@ -74,6 +76,7 @@ class _Mesh:
 
     def spawn(self, name: str, *args: str) -> None:
         log = (self.home / f"{name}.log").open("ab")
+        self.log_files.append(log)
         self.procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "LLM_Mesh.cli", *args],
@@ -94,6 +97,8 @@ class _Mesh:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
+        for f in self.log_files:
+            f.close()
 
     def logs(self) -> str:
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.home.glob("*.log")))
