@@ -19,19 +19,20 @@ from pathlib import Path
 __all__ = ["certificate_fingerprint", "client_ssl_context", "trust_certificate_context"]
 
 
-def client_ssl_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
-    """A verifying client context: the system's CAs, and those in ``ca_file`` too.
+def client_ssl_context(*ca_files: str | Path | None) -> ssl.SSLContext:
+    """A verifying client context: the system's CAs, and those in ``ca_files`` too.
 
-    ``ValueError`` naming the file when it cannot be read as PEM certificates.
+    ``ValueError`` naming the file when one cannot be read as PEM certificates.
     """
     ctx = ssl.create_default_context()
-    if ca_file is None:
-        return ctx
-    path = Path(ca_file).expanduser()
-    try:
-        ctx.load_verify_locations(cafile=str(path))
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"cannot use {path} as a CA file ({exc})") from None
+    for ca_file in ca_files:
+        if ca_file is None:
+            continue
+        path = Path(ca_file).expanduser()
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use {path} as a CA file ({exc})") from None
     return ctx
 
 

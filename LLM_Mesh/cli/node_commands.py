@@ -264,9 +264,22 @@ NodeUrlOpt = Annotated[
 
 
 def http_client(timeout_s: float = 10.0) -> httpx.AsyncClient:
-    """The one outbound client of a command (tests replace this factory)."""
+    """The one outbound client of a command (tests replace this factory).
+
+    https is verified with the system's CAs plus ``$LLM_MESH_REGISTRY_CA`` and this
+    machine's own node certificate (``$LLM_MESH_HOME/node-tls.crt``, so ``node pause``
+    and friends reach a local node serving https with a ``node tls init`` certificate).
+    """
+    from LLM_Mesh.node.tls import default_paths
+    from LLM_Mesh.tls import client_ssl_context
+
+    settings = Settings.from_env()
+    own_cert = default_paths(settings)[0]
+    trust = [f for f in (settings.registry_ca, own_cert if own_cert.is_file() else None) if f]
     return httpx.AsyncClient(
-        follow_redirects=True, timeout=httpx.Timeout(timeout_s, read=max(timeout_s, 120.0))
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout_s, read=max(timeout_s, 120.0)),
+        verify=client_ssl_context(*trust),
     )
 
 

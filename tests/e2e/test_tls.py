@@ -59,6 +59,7 @@ class _Mesh:
         self.home = home
         self.procs: list[subprocess.Popen[bytes]] = []
         self.log_files: list[BinaryIO] = []
+        self.node_url = ""
         self.env = {
             **os.environ,
             "LLM_MESH_HOME": str(home),
@@ -159,7 +160,7 @@ def tls_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Mesh, 
         "--no-config",
     )  # fmt: skip
     try:
-        node_url = f"https://127.0.0.1:{node_port}"
+        node_url = mesh.node_url = f"https://127.0.0.1:{node_port}"
         deadline = time.monotonic() + 90
         ready = False
         with httpx.Client(verify=client_ssl_context(reg_cert.cert_path), timeout=2) as c:
@@ -209,6 +210,8 @@ def test_completion_and_stream_over_https(tls_mesh: tuple[_Mesh, str, Path, str]
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bare.returncode != 0
+    # the operator's loopback tools reach the https node (they trust its own certificate)
+    assert "gemma" in mesh.cli("node", "info", "--node-url", mesh.node_url)
 
 
 def _register(registry: str, ca: Path, token: str, reg: dict[str, object]) -> httpx.Response:
