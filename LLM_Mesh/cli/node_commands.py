@@ -234,7 +234,7 @@ def tls_init(
         f"sha256 fingerprint: {show_fingerprint(nc.fingerprint)}",
         f"serve it: llm-mesh node start --tls-cert {nc.cert_path} --tls-key {nc.key_path}",
     ):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        typer.echo(line)  # plain: a fingerprint and paths are copied as they are
 
 
 def _default_tls_hosts(settings: Settings) -> list[str]:
