@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from LLM_Mesh.errors import MeshError, RegistryUnreachable, UpstreamError, error_from_payload
+from LLM_Mesh.tls import client_ssl_context
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
 
@@ -55,12 +56,16 @@ class MeshClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         admin_key: str | None = None,
         api_key: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._admin_key = admin_key
         self._api_key = api_key
         self._owned = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        # an https registry: the system's CAs, and ``ca_file``'s (Settings.registry_ca)
+        self._http = http_client or httpx.AsyncClient(
+            timeout=timeout, verify=client_ssl_context(ca_file)
+        )
 
     async def __aenter__(self) -> MeshClient:
         return self
@@ -172,10 +177,14 @@ class MeshClient:
             raise UpstreamError(f"the stream from {self.base_url} was cut: {exc}") from exc
 
 
-def fetch_json_sync(base_url: str, path: str, timeout: float = 5.0) -> Any:
+def fetch_json_sync(
+    base_url: str, path: str, timeout: float = 5.0, *, ca_file: str | None = None
+) -> Any:
     """A blocking GET for the few synchronous seed calls (``get_model_info``)."""
     try:
-        r = httpx.get(base_url.rstrip("/") + path, timeout=timeout)
+        r = httpx.get(
+            base_url.rstrip("/") + path, timeout=timeout, verify=client_ssl_context(ca_file)
+        )
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise _unreachable(base_url, exc) from exc
     except httpx.HTTPError as exc:

@@ -34,6 +34,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
+| require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
+| registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 """
 
 from __future__ import annotations
@@ -149,6 +151,9 @@ class Settings:
     # requests a minute per client address without an API key; None: no limit (``up``)
     anonymous_rpm: int | None = DEFAULT_ANONYMOUS_RPM
     api_key: str | None = field(default=None, repr=False)  # what clients send (``ask``)
+    # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
+    require_tls: bool = False
+    registry_ca: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -175,6 +180,8 @@ class Settings:
             ledger_checkpoint_interval_s=_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
             anonymous_rpm=_limit(env, "LLM_MESH_ANONYMOUS_RPM", DEFAULT_ANONYMOUS_RPM),
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
+            require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
+            registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

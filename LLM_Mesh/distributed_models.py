@@ -160,6 +160,13 @@ class DistributedModelRegistry:
             self._settings = Settings.from_env()
         return self._settings.api_key
 
+    @property
+    def ca_file(self) -> str | None:
+        """The CA file an https registry is verified with besides the system's (settings)."""
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings.registry_ca
+
     def configure(
         self, *, registry_url: str | None = None, settings: Settings | None = None
     ) -> None:
@@ -173,7 +180,9 @@ class DistributedModelRegistry:
     async def _client(self) -> AsyncIterator[MeshClient]:
         # A fresh AsyncClient per call unless one was injected: the seed calls
         # asyncio.run() more than once, and a client cannot outlive its loop.
-        async with MeshClient(self.registry_url, http_client=self._http, api_key=self.api_key) as c:
+        async with MeshClient(
+            self.registry_url, http_client=self._http, api_key=self.api_key, ca_file=self.ca_file
+        ) as c:
             yield c
 
     # --- snapshot of the network ------------------------------------------------------
@@ -185,8 +194,12 @@ class DistributedModelRegistry:
         self._snapshot_at = self._clock()
 
     def _refresh_sync(self) -> None:
-        self._models = list(fetch_json_sync(self.registry_url, "/mesh/models")["models"])
-        self._nodes = list(fetch_json_sync(self.registry_url, "/mesh/nodes")["nodes"])
+        self._models = list(
+            fetch_json_sync(self.registry_url, "/mesh/models", ca_file=self.ca_file)["models"]
+        )
+        self._nodes = list(
+            fetch_json_sync(self.registry_url, "/mesh/nodes", ca_file=self.ca_file)["nodes"]
+        )
         self._snapshot_at = self._clock()
 
     async def initialize(self) -> dict[str, Any]:
@@ -265,7 +278,9 @@ class DistributedModelRegistry:
         if self._settings is None:
             self._settings = Settings.from_env()
         admin_key = read_admin_key(self._settings)
-        async with MeshClient(self.registry_url, http_client=self._http, admin_key=admin_key) as c:
+        async with MeshClient(
+            self.registry_url, http_client=self._http, admin_key=admin_key, ca_file=self.ca_file
+        ) as c:
             results = await c.health_check()
         await self.refresh()
         return results

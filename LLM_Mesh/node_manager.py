@@ -66,6 +66,8 @@ class NodeManager:
             log_level="info",
             access_log=False,
             timeout_graceful_shutdown=10,
+            ssl_certfile=self.config.tls_cert,
+            ssl_keyfile=self.config.tls_key,
         )
         self._server = uvicorn.Server(config)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -277,7 +278,7 @@ async def test_stream_connect_error_is_registry_unreachable() -> None:
 
 
 def test_fetch_json_sync_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_get(url: str, timeout: float) -> httpx.Response:
+    def fake_get(url: str, timeout: float, verify: object) -> httpx.Response:
         raise httpx.ConnectError("refused", request=httpx.Request("GET", url))
 
     monkeypatch.setattr(httpx, "get", fake_get)
@@ -288,7 +289,9 @@ def test_fetch_json_sync_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_fetch_json_sync_ok_and_error(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
-    def fake_get(url: str, timeout: float) -> httpx.Response:
+    def fake_get(url: str, timeout: float, verify: object) -> httpx.Response:
+        assert isinstance(verify, ssl.SSLContext)  # an https registry is verified, always
+        assert verify.verify_mode == ssl.CERT_REQUIRED and verify.check_hostname
         calls.append(url)
         req = httpx.Request("GET", url)
         if url.endswith("/missing"):

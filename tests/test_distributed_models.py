@@ -59,7 +59,7 @@ def no_sync_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def sync_fetch_from(mesh: InProcessMesh, calls: list[tuple[str, str]]) -> Any:
-    def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
+    def fetch(base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None) -> Any:
         calls.append((base_url, path))
         return mesh.fetch_json_sync(base_url, path, timeout)
 
@@ -197,7 +197,7 @@ def test_get_model_info_stale_snapshot_fetches_sync(
 
 
 def test_get_model_info_stale_and_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
+    def fetch(base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None) -> Any:
         raise RegistryUnreachable(f"no LLM Mesh registry answered at {base_url}")
 
     monkeypatch.setattr(dm, "fetch_json_sync", fetch)
@@ -452,7 +452,7 @@ def test_main_unreachable_returns_1_with_clear_message(
 ) -> None:
     seen: list[str] = []
 
-    def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
+    def fetch(base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None) -> Any:
         seen.append(base_url)
         raise RegistryUnreachable(
             f"no LLM Mesh registry answered at {base_url}. Start one with `llm-mesh up`."
@@ -472,7 +472,7 @@ def test_main_unreachable_returns_1_with_clear_message(
 def test_main_other_mesh_error_returns_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def fetch(base_url: str, path: str, timeout: float = 5.0) -> Any:
+    def fetch(base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None) -> Any:
         raise MeshError("request failed: boom")
 
     monkeypatch.setattr(dm, "fetch_json_sync", fetch)

@@ -22,6 +22,15 @@ RegistryOpt = Annotated[
     str | None, typer.Option("--registry", help="Registry URL [env LLM_MESH_REGISTRY_URL]")
 ]
 
+RegistryCaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-ca",
+        help="CA file (PEM) to trust for an https registry besides the system's "
+        "[env LLM_MESH_REGISTRY_CA]",
+    ),
+]
+
 
 def settings_from(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:
     """The process's one Settings: the environment, overridden by flags."""

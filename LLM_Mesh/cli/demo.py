@@ -9,6 +9,7 @@ from rich.console import Console
 
 from LLM_Mesh.cli.render import metrics_line, metrics_table
 from LLM_Mesh.client import MeshClient
+from LLM_Mesh.config import Settings
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import MeshError
 
@@ -20,13 +21,14 @@ async def stream_request(
     body: dict[str, Any],
     *,
     api_key: str | None = None,
+    ca_file: str | None = None,
 ) -> tuple[str, dict[str, Any], float | None, float]:
     """Stream one request, echoing tokens; returns (text, mesh, client ttft ms, total ms)."""
     t0 = time.perf_counter()
     ttft: float | None = None
     text = ""
     mesh: dict[str, Any] = {}
-    async with MeshClient(registry_url, api_key=api_key) as client:
+    async with MeshClient(registry_url, api_key=api_key, ca_file=ca_file) as client:
         async for chunk in client.stream(path, body):
             if chunk.get("object") == "mesh.headers":
                 continue
@@ -80,8 +82,9 @@ async def ask_once(
     temperature: float | None,
     fallback: bool,
     api_key: str | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    registry = DistributedModelRegistry(registry_url=registry_url, api_key=api_key)
+    registry = DistributedModelRegistry(settings, registry_url=registry_url, api_key=api_key)
     if model is None:
         await registry.refresh()
         model = registry.best_model_for_task(task)
@@ -99,7 +102,7 @@ async def ask_once(
             path = "/v1/completions"
             console.print(prompt, end="", markup=False, highlight=False)
         _, mesh, ttft, total = await stream_request(
-            console, registry_url, path, body, api_key=api_key
+            console, registry_url, path, body, api_key=api_key, ca_file=registry.ca_file
         )
         console.print(f"[dim]{metrics_line(mesh, client_ttft_ms=ttft, total_ms=total)}[/]")
         return

@@ -24,7 +24,7 @@ import typer
 
 from LLM_Mesh.cli import render
 from LLM_Mesh.cli.admin_commands import grant_command, keys_app, nodes_app, operators_app
-from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err
+from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, err
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
@@ -180,9 +180,23 @@ def registry_serve(
             "[env LLM_MESH_ANONYMOUS_RPM, default 60]",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve https with this PEM certificate (with --tls-key)")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key")] = None,
+    require_tls: Annotated[
+        bool,
+        typer.Option(
+            "--require-tls",
+            help="Refuse nodes that are not https (403) [env LLM_MESH_REQUIRE_TLS]",
+        ),
+    ] = False,
 ) -> None:
     """Run the registry + gateway (OpenAI API under /v1)."""
     from LLM_Mesh.registry.app import serve
+
+    if (tls_cert is None) != (tls_key is None):
+        raise _fail(ValueError("--tls-cert and --tls-key go together"))
 
     _setup_logging(verbose)
     settings = _settings(
@@ -191,12 +205,20 @@ def registry_serve(
         allow_private_nodes=True if allow_private_nodes else None,
         private_node_origins=tuple(allow_private_node) if allow_private_node else None,
         anonymous_rpm=anonymous_rpm,
+        require_tls=True if require_tls else None,
     )
     settings.home.mkdir(parents=True, exist_ok=True)
-    serve(settings, host=host, port=port)
+    serve(
+        settings, host=host, port=port,
+        tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
+    )  # fmt: skip
 
 
 # --- using the network -----------------------------------------------------------------------
+
+
+def _ca(path: Path | None) -> str | None:
+    return str(path.expanduser()) if path else None
 
 
 @app.command()
@@ -224,17 +246,19 @@ def ask(
             "--api-key", help="API key to send [env LLM_MESH_API_KEY; default: none, anonymous]"
         ),
     ] = None,
+    registry_ca: RegistryCaOpt = None,
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from LLM_Mesh.cli.demo import ask_once
 
-    settings = _settings(registry=registry, api_key=api_key)
+    settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
     try:
         asyncio.run(
             ask_once(
                 console, settings.registry_url, prompt, model=model, task=task, stream=stream, chat=chat,
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
                 api_key=settings.api_key,
+                settings=settings,
             )
         )  # fmt: skip
     except MeshError as exc:
@@ -242,11 +266,11 @@ def ask(
 
 
 @app.command()
-def status(registry: RegistryOpt = None) -> None:
+def status(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> None:
     """The network at a glance: models, nodes, health, load, latency."""
     from LLM_Mesh.distributed_models import DistributedModelRegistry
 
-    reg = DistributedModelRegistry(_settings(registry=registry))
+    reg = DistributedModelRegistry(_settings(registry=registry, registry_ca=_ca(registry_ca)))
     try:
         info = reg.get_model_info()
     except MeshError as exc:
@@ -255,13 +279,13 @@ def status(registry: RegistryOpt = None) -> None:
 
 
 @app.command()
-def models(registry: RegistryOpt = None) -> None:
+def models(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> None:
     """The catalog, and which models are up."""
     from LLM_Mesh.client import fetch_json_sync
 
-    settings = _settings(registry=registry)
+    settings = _settings(registry=registry, registry_ca=_ca(registry_ca))
     try:
-        data = fetch_json_sync(settings.registry_url, "/mesh/models")
+        data = fetch_json_sync(settings.registry_url, "/mesh/models", ca_file=settings.registry_ca)
     except MeshError as exc:
         raise _fail(exc) from exc
     console.print(render.models_table(data["models"]))

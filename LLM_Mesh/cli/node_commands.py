@@ -7,6 +7,7 @@ llm-mesh node plan                           catalog ranked by fit and network d
 llm-mesh node pause | resume | drain         the running node's state (--node-url)
 llm-mesh node info                           the running node: identity, models, counters
 llm-mesh node keys init                      make the node's key (node.key) if missing; show its id
+llm-mesh node tls init                       make a self-signed TLS certificate; show its fingerprint
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import typer
 
 from LLM_Mesh.cli.common import (
     HomeOpt,
+    RegistryCaOpt,
     RegistryOpt,
     console,
     fail,
@@ -95,6 +97,12 @@ def node_start(
     availability_hours: Annotated[
         str | None, typer.Option(help="Serve only HH:MM-HH:MM local time (pauses outside)")
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Serve https with this PEM certificate (node tls init) [node.toml]"),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM key")] = None,
+    registry_ca: RegistryCaOpt = None,
     home: HomeOpt = None,
     verbose: bool = False,
 ) -> None:
@@ -105,7 +113,7 @@ def node_start(
     from LLM_Mesh.node_manager import NodeManager
 
     setup_logging(verbose)
-    settings = settings_from(home, registry)
+    settings = settings_from(home, registry, registry_ca=str(registry_ca) if registry_ca else None)
     if config is None and not no_config and (settings.home / "node.toml").exists():
         config = settings.home / "node.toml"
     try:
@@ -134,6 +142,8 @@ def node_start(
         "memory_budget_bytes": memory_budget_bytes,
         "n_threads": n_threads,
         "availability_hours": availability_hours,
+        "tls_cert": str(tls_cert) if tls_cert else None,
+        "tls_key": str(tls_key) if tls_key else None,
     }
     try:
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
@@ -145,7 +155,7 @@ def node_start(
         settings = replace(settings, registry_url=cfg.registry_url)
     try:
         NodeManager(cfg, settings).run()
-    except MeshError as exc:
+    except (MeshError, ValueError) as exc:
         raise fail(exc) from exc
 
 
@@ -175,6 +185,74 @@ def keys_init(
     console.print(f"node id: {nk.node_id}", markup=False, highlight=False)
 
 
+# --- tls ---------------------------------------------------------------------------------
+
+tls_app = typer.Typer(help="The node's TLS certificate.", no_args_is_help=True)
+node_app.add_typer(tls_app, name="tls")
+
+
+@tls_app.command("init")
+def tls_init(
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            help="Host name or IP the registry reaches this node at (repeatable) "
+            "[node.toml public_url's host, else 127.0.0.1 and localhost]",
+        ),
+    ] = None,
+    cert: Annotated[Path | None, typer.Option(help="[$LLM_MESH_HOME/node-tls.crt]")] = None,
+    key: Annotated[Path | None, typer.Option(help="[$LLM_MESH_HOME/node-tls.key]")] = None,
+    days: Annotated[int, typer.Option(help="Validity in days")] = 825,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing certificate and key")
+    ] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Make a self-signed TLS certificate for this node; print its SHA-256 fingerprint.
+
+    The fingerprint travels in the node's signed registration and the gateway pins it.
+    Start the node with --tls-cert/--tls-key (or tls_cert/tls_key in node.toml).
+    """
+    from LLM_Mesh.core.tls import show_fingerprint
+    from LLM_Mesh.node.tls import default_paths, make_self_signed
+
+    settings = settings_from(home)
+    cert_path, key_path = default_paths(settings)
+    hosts = list(host) if host else _default_tls_hosts(settings)
+    try:
+        nc = make_self_signed(
+            (cert or cert_path).expanduser(), (key or key_path).expanduser(), hosts,
+            force=force, days=days,
+        )  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
+    said = "made" if nc.created else "exists (kept; --force makes a new one)"
+    for line in (
+        f"certificate {nc.cert_path}: {said}",
+        f"key {nc.key_path} (mode 0600)",
+        f"sha256 fingerprint: {show_fingerprint(nc.fingerprint)}",
+        f"serve it: llm-mesh node start --tls-cert {nc.cert_path} --tls-key {nc.key_path}",
+    ):
+        typer.echo(line)  # plain: a fingerprint and paths are copied as they are
+
+
+def _default_tls_hosts(settings: Settings) -> list[str]:
+    from urllib.parse import urlsplit
+
+    from LLM_Mesh.node.config import default_config_path, load_node_config
+
+    path = default_config_path(settings)
+    if path.is_file():
+        try:
+            cfg = load_node_config(path)
+        except ValueError:
+            cfg = None
+        if cfg is not None and cfg.public_url and urlsplit(cfg.public_url).hostname:
+            return [str(urlsplit(cfg.public_url).hostname)]
+    return ["127.0.0.1", "localhost"]
+
+
 # --- models ------------------------------------------------------------------------------
 
 models_app = typer.Typer(help="Model files on this node.", no_args_is_help=True)
@@ -186,9 +264,22 @@ NodeUrlOpt = Annotated[
 
 
 def http_client(timeout_s: float = 10.0) -> httpx.AsyncClient:
-    """The one outbound client of a command (tests replace this factory)."""
+    """The one outbound client of a command (tests replace this factory).
+
+    https is verified with the system's CAs plus ``$LLM_MESH_REGISTRY_CA`` and this
+    machine's own node certificate (``$LLM_MESH_HOME/node-tls.crt``, so ``node pause``
+    and friends reach a local node serving https with a ``node tls init`` certificate).
+    """
+    from LLM_Mesh.node.tls import default_paths
+    from LLM_Mesh.tls import client_ssl_context
+
+    settings = Settings.from_env()
+    own_cert = default_paths(settings)[0]
+    trust = [f for f in (settings.registry_ca, own_cert if own_cert.is_file() else None) if f]
     return httpx.AsyncClient(
-        follow_redirects=True, timeout=httpx.Timeout(timeout_s, read=max(timeout_s, 120.0))
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout_s, read=max(timeout_s, 120.0)),
+        verify=client_ssl_context(*trust),
     )
 
 

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from LLM_Mesh.core.tls import parse_fingerprint
+
 
 class NodeState(str, Enum):
     JOINING = "joining"
@@ -60,6 +62,13 @@ class NodeRegistration(_Wire):
     # the operator's signed declaration that the node stores and logs no prompt or output
     # (None: not declared, e.g. an older node); shown in listings and `llm-mesh status`
     keeps_no_prompts: bool | None = None
+    # SHA-256 of the node's TLS certificate (DER), pinned by the gateway (core/tls.py)
+    tls_fingerprint: str | None = Field(default=None, max_length=128)
+
+    @field_validator("tls_fingerprint")
+    @classmethod
+    def _fingerprint(cls, v: str | None) -> str | None:
+        return None if v is None else parse_fingerprint(v)
 
     @field_validator("url")
     @classmethod

@@ -15,6 +15,8 @@
     key_file = "/path/to/node.key"        # default: $LLM_MESH_HOME/node.key
     keeps_no_prompts = true               # default: true, false for engine = "openai"
     registry_public_key = "..."           # optional: the gateway's key, pinned from the start
+    tls_cert = "/path/to/node-tls.crt"    # serve https (llm-mesh node tls init makes both)
+    tls_key = "/path/to/node-tls.key"
 
 The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
 here (older versions made one up) is ignored when it is not the key's, with a warning.
@@ -81,6 +83,8 @@ class NodeConfig:
     # band: pinned from the start, and a registration answer with another key is ignored.
     # None: pin the key the first accepted registration answer carries
     registry_public_key: str | None = None
+    tls_cert: str | None = None  # PEM certificate: the node serves https (node/tls.py)
+    tls_key: str | None = None  # its private key (PEM)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -117,6 +121,10 @@ class NodeConfig:
             raise ValueError("public_url must start with http:// or https://")
         if self.availability_hours is not None:
             parse_hours(self.availability_hours)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together (llm-mesh node tls init makes both)")
+        if self.tls_cert and self.public_url and not self.public_url.startswith("https://"):
+            raise ValueError("with tls_cert the node serves https: public_url must be https://")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
         if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
@@ -124,7 +132,7 @@ class NodeConfig:
 
     @property
     def effective_public_url(self) -> str:
-        """What the registry is told to call: ``public_url`` or ``http://host:port``."""
+        """What the registry is told to call: ``public_url`` or ``http(s)://host:port``."""
         if self.public_url:
             return self.public_url.rstrip("/")
         host = self.host
@@ -132,7 +140,8 @@ class NodeConfig:
             host = "127.0.0.1"
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def effective_registry_url(self, settings: Settings) -> str:
         return (self.registry_url or settings.registry_url).rstrip("/")

@@ -34,6 +34,7 @@ from LLM_Mesh.node.engines.base import Engine, Usage
 from LLM_Mesh.node.gateway_guard import GatewayGuard
 from LLM_Mesh.node.keys import NodeKey, key_path, load_or_create_key
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
+from LLM_Mesh.tls import certificate_fingerprint, client_ssl_context
 
 log = logging.getLogger("LLM_Mesh.node")
 
@@ -171,6 +172,8 @@ class NodeService:
             configured_key=config.registry_public_key,
         )
         self.public_url = config.effective_public_url
+        # the gateway pins this certificate (its fingerprint is in the signed registration)
+        self.tls_fingerprint = certificate_fingerprint(config.tls_cert) if config.tls_cert else None
         self.admission = Admission(config.max_concurrency, config.max_queue, clock=clock)
         self._engine = engine
         self._client = http_client
@@ -212,7 +215,8 @@ class NodeService:
             return
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.settings.request_timeout_s, connect=5.0)
+                timeout=httpx.Timeout(self.settings.request_timeout_s, connect=5.0),
+                verify=client_ssl_context(self.settings.registry_ca),  # an https registry
             )
         if self._hardware is None:
             self._hardware = await asyncio.to_thread(detect_hardware_safely, self.settings.home)
@@ -330,6 +334,7 @@ class NodeService:
             engine=self.engine.name,
             simulated=self.engine.simulated,
             keeps_no_prompts=self.config.declares_no_prompts_kept,
+            tls_fingerprint=self.tls_fingerprint,
         )
 
     def heartbeat(self) -> Heartbeat:

@@ -67,6 +67,9 @@ class AddressPins:
         self._resolve_timeout_s = resolve_timeout_s
         self._hosts: dict[str, tuple[str, ...]] = {}  # host (name or literal) -> addresses
         self._prefixes: set[str] = set()  # "scheme://host[:port]" as written, admitted
+        self._certs: dict[str, str] = {}  # prefix -> SHA-256 fingerprint of its TLS certificate
+        self._cert_hosts: dict[tuple[str, int], str] = {}  # (host, port) -> fingerprint
+        self._registered: set[str] = set()  # prefixes whose TLS pin came from a registration
 
     def addresses(self, host: str) -> tuple[str, ...] | None:
         """The pinned addresses of a host name (as an HTTP client hands it over), or ``None``."""
@@ -76,6 +79,33 @@ class AddressPins:
         """Whether ``url`` (a node URL or a request URL under it) passed :meth:`admit`. Cheap."""
         end = url.find("/", 8)  # after "https://" or "http://x"
         return (url if end < 0 else url[:end]) in self._prefixes
+
+    def fingerprint(self, url: str) -> str | None:
+        """The pinned certificate fingerprint of ``url``'s origin (a request URL), or ``None``."""
+        if not self._certs:
+            return None
+        end = url.find("/", 8)
+        return self._certs.get(url if end < 0 else url[:end])
+
+    def host_fingerprint(self, host: str, port: int) -> str | None:
+        """The pinned fingerprint for a connection to ``host:port`` (as a client hands it over)."""
+        return self._cert_hosts.get((host.lower().strip("[]"), port))
+
+    def registered(self, url: str) -> bool:
+        """Whether this registry learnt ``url``'s TLS pin (or its absence) from a registration."""
+        end = url.find("/", 8)
+        return (url if end < 0 else url[:end]) in self._registered
+
+    def pin_certificate(self, url: str, fingerprint: str | None) -> None:
+        """Pin (or, ``None``, unpin) the certificate of an admitted node URL (its registration)."""
+        node = parse_node_url(url)
+        if fingerprint is None:
+            self._certs.pop(node.prefix, None)
+            self._cert_hosts.pop((node.host, node.port), None)
+        else:
+            self._certs[node.prefix] = fingerprint
+            self._cert_hosts[(node.host, node.port)] = fingerprint
+        self._registered.add(node.prefix)
 
     async def ensure(self, url: str) -> None:
         """:meth:`admit` ``url`` unless it already was (the client's check before connecting)."""

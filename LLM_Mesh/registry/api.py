@@ -28,7 +28,9 @@ from LLM_Mesh.core.schemas import (
     NodeState,
     RegistrationAccepted,
 )
-from LLM_Mesh.errors import NodeIdMismatch, UnknownNode
+from LLM_Mesh.core.tls import node_tls_refusal
+from LLM_Mesh.errors import Forbidden, InvalidRequest, NodeIdMismatch, UnknownNode
+from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.admin import bearer, check_admin
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import invalid_from_pydantic
@@ -91,8 +93,10 @@ async def register_node(request: Request) -> RegistrationAccepted:
             f"the registration names node {reg.node_id!r} but is signed by {verified.node_id}",
             param="node_id",
         )
+    _check_transport(reg, require_tls=rt.settings.require_tls)
     grant = await rt.node_auth.admit_registration(verified)
     await rt.pins.admit(reg.url)  # no SSRF: global addresses only, pinned (address_pins.py)
+    rt.pins.pin_certificate(reg.url, reg.tls_fingerprint)  # its TLS certificate, if it gave one
     rt.routing.upsert(rt.table.register(reg))
     await rt.store.upsert_node(_record(reg, _utcnow()))
     return RegistrationAccepted(
@@ -108,6 +112,29 @@ async def register_node(request: Request) -> RegistrationAccepted:
     )
 
 
+def _check_transport(reg: NodeRegistration, *, require_tls: bool) -> None:
+    """``--require-tls``: no plain-HTTP node; a certificate fingerprint only with https."""
+    reason = node_tls_refusal(reg.url, reg.tls_fingerprint, require_tls=require_tls)
+    if reason == "plain_http":
+        raise Forbidden(
+            "this registry requires TLS: the node's url must be https:// (llm-mesh node tls "
+            "init, then node start --tls-cert/--tls-key)",
+            param="url",
+            reason="tls_required",
+        )
+    if reason is not None:
+        raise InvalidRequest(
+            "tls_fingerprint is given but the url is not https://", param="tls_fingerprint"
+        )
+
+
+def _pin_unknown(pins: AddressPins, url: str) -> bool:
+    """An https node this registry knows only from the store: it has not seen its TLS
+    certificate's fingerprint (it comes with the signed registration), so the node is
+    asked to register again (404 ``unknown_node``) rather than failing its pinned checks."""
+    return url.startswith("https://") and not pins.registered(url)
+
+
 @router.post("/mesh/nodes/{node_id}/heartbeat", openapi_extra=_SCHEMA_EXTRA)
 async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
     """The node's load and state, signed; 404 ``unknown_node`` when it must re-register."""
@@ -120,10 +147,12 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
         # it said goodbye (DELETE): a late heartbeat must not bring it back; a node
         # that is really up re-registers on this 404
         raise _unknown(node_id)
+    if known is not None and _pin_unknown(rt.pins, known.url):
+        raise _unknown(node_id)
     if not rt.table.heartbeat(node_id, hb):
         # another replica may have registered it in the shared store
         rec = await rt.store.get_node(node_id)
-        if rec is None or rec.state == NodeState.OFFLINE.value:
+        if rec is None or rec.state == NodeState.OFFLINE.value or _pin_unknown(rt.pins, rec.url):
             raise _unknown(node_id)
         entry = entry_from_record(rt.table, rec, heard_now=True)
         if entry is None:

@@ -227,9 +227,19 @@ def serve(
     port: int = DEFAULT_REGISTRY_PORT,
     *,
     log_level: str = "info",
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> None:
-    """Run the registry + gateway with uvicorn until interrupted (``llm-mesh registry serve``)."""
+    """Run the registry + gateway with uvicorn until interrupted (``llm-mesh registry serve``).
+
+    With ``tls_cert``/``tls_key`` (PEM files) it serves https only.
+    """
     import uvicorn
 
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
     app = create_registry_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, access_log=False,
+        ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+    )  # fmt: skip

@@ -24,13 +24,25 @@ only to their pinned addresses: :class:`AiohttpNodeClient` through a resolver
 that answers from the pins (the URL, ``Host`` header and TLS server name stay
 the node's name), an httpx client through :func:`pinned_httpx_transport`.
 Neither ever follows a redirect (aiohttp's default would).
+
+TLS: a node whose signed registration carried a certificate fingerprint
+(:meth:`AddressPins.pin_certificate`) is accepted only with that certificate:
+:class:`AiohttpNodeClient` passes ``aiohttp.Fingerprint`` (SHA-256 of the DER
+certificate) as ``ssl=`` on every request to it; the httpx backend fetches the
+node's certificate over the pinned address, compares its fingerprint and then
+handshakes with that certificate as the only trust anchor (host name checked).
+Any other certificate is a :class:`NodeConnectError` of kind
+``CertificateMismatch`` (nothing sent). An ``https`` node without a fingerprint
+is verified against the system's CA bundle; verification is never off.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import hashlib
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 
 import aiohttp
@@ -40,6 +52,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
+from LLM_Mesh.tls import trust_certificate_context
 
 __all__ = [
     "AiohttpNodeClient",
@@ -151,6 +164,8 @@ async def _admit(pins: AddressPins, url: str) -> None:
 def _from_httpx(exc: httpx.HTTPError) -> NodeTransportError:
     kind = type(exc).__name__
     msg = str(exc) or kind
+    if msg.startswith("CertificateMismatch"):
+        return NodeConnectError(msg, "CertificateMismatch")
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         return NodeConnectError(msg, kind)
     if isinstance(exc, httpx.TimeoutException):
@@ -253,6 +268,45 @@ class HttpxNodeClient(NodeClient):
         return self.client.is_closed
 
 
+class _CertPinnedStream(httpcore.AsyncNetworkStream):
+    """A TCP stream to a node whose TLS certificate is pinned by fingerprint."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, addr: str, port: int, fp: str):
+        self._inner, self._addr, self._port, self._fp = inner, addr, port, fp
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            pem = await asyncio.to_thread(
+                ssl.get_server_certificate, (self._addr, self._port), timeout=timeout or 10.0
+            )
+        except (OSError, ssl.SSLError) as exc:
+            await self._inner.aclose()
+            raise httpcore.ConnectError(f"TLS: no certificate from the node ({exc!r})") from exc
+        if hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest() != self._fp:
+            await self._inner.aclose()  # nothing was sent on it
+            raise httpcore.ConnectError(
+                "CertificateMismatch: the node's TLS certificate is not the one it registered"
+            )
+        return await self._inner.start_tls(trust_certificate_context(pem), server_hostname, timeout)
+
+
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's TCP connect, to a host name's pinned addresses only (TLS keeps the name)."""
 
@@ -272,11 +326,13 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         if addrs is None:
             raise httpcore.ConnectError(f"{host} has no pinned address (not an admitted node)")
         last: Exception | None = None
+        fp = self._pins.host_fingerprint(host, port)
         for addr in addrs:
             try:
-                return await self._inner.connect_tcp(
+                stream = await self._inner.connect_tcp(
                     addr, port, timeout, local_address, socket_options
                 )
+                return stream if fp is None else _CertPinnedStream(stream, addr, port, fp)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
         raise last or httpcore.ConnectError(f"{host}: no address")
@@ -321,6 +377,10 @@ KEEPALIVE_S = 4.0
 def _from_aiohttp(exc: BaseException) -> NodeTransportError:
     kind = type(exc).__name__
     msg = str(exc) or kind
+    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+        return NodeConnectError(
+            "the node's TLS certificate is not the one it registered", "CertificateMismatch"
+        )
     if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
         return NodeConnectError(msg, kind)
     if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
@@ -425,6 +485,20 @@ class AiohttpNodeClient(NodeClient):
             auto_decompress=True,
         )
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+        self._fingerprints: dict[str, aiohttp.Fingerprint] = {}
+
+    def _ssl(self, url: str) -> aiohttp.Fingerprint | bool:
+        """``ssl=`` for a request: the node's pinned certificate, else normal verification."""
+        fp = None if self._pins is None else self._pins.fingerprint(url)
+        if fp is None:
+            return True
+        pinned = self._fingerprints.get(fp)
+        if pinned is None:
+            pinned = aiohttp.Fingerprint(bytes.fromhex(fp))
+            if len(self._fingerprints) >= 4096:
+                self._fingerprints.clear()
+            self._fingerprints[fp] = pinned
+        return pinned
 
     def _timeout(self, read_s: float, connect_s: float) -> aiohttp.ClientTimeout:
         key = (read_s, connect_s)
@@ -444,7 +518,7 @@ class AiohttpNodeClient(NodeClient):
         try:
             return await self.session.request(
                 method, url, data=content, headers=headers, timeout=timeout,
-                allow_redirects=False,
+                allow_redirects=False, ssl=self._ssl(url),
             )  # fmt: skip
         except _AIOHTTP_ERRORS as exc:
             raise _from_aiohttp(exc) from exc

@@ -293,3 +293,22 @@ def test_start_reads_home_node_toml_unless_no_config(
     (home / "node.toml").write_text("port = [\n")
     broken = runner.invoke(node_app, ["start", "--home", str(home)])
     assert broken.exit_code == 1 and "Traceback" not in broken.output
+
+
+def test_tls_init_makes_a_certificate_once(tmp_path: Path) -> None:
+    from LLM_Mesh.core.tls import show_fingerprint
+    from LLM_Mesh.tls import certificate_fingerprint
+
+    r = runner.invoke(node_app, ["tls", "init", "--home", str(tmp_path), "--host", "node.lan"])
+    assert r.exit_code == 0, r.output
+    crt, key = tmp_path / "node-tls.crt", tmp_path / "node-tls.key"
+    fp = certificate_fingerprint(crt)
+    assert show_fingerprint(fp) in r.output
+    assert "made" in r.output
+    assert (key.stat().st_mode & 0o777) == 0o600
+    again = runner.invoke(node_app, ["tls", "init", "--home", str(tmp_path)])
+    assert again.exit_code == 0 and "kept" in again.output
+    assert certificate_fingerprint(crt) == fp
+    forced = runner.invoke(node_app, ["tls", "init", "--home", str(tmp_path), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert certificate_fingerprint(crt) != fp

@@ -1,0 +1,61 @@
+"""TLS for the mesh's clients: whom an outbound HTTPS connection trusts.
+
+The node's calls to its registry, the CLI and the seed API verify an ``https``
+server normally: the system's CA bundle, host name checked. A registry with a
+private CA or a self-signed certificate (a LAN, the e2e tests) is trusted by
+naming that CA file (``--registry-ca FILE`` / ``$LLM_MESH_REGISTRY_CA``,
+``Settings.registry_ca``): trusted besides the system's bundle, host name still
+checked. Verification is never turned off.
+
+Nodes are reached by the gateway, which pins their certificates instead
+(``registry/node_client.py``; fingerprints in ``core/tls.py``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+__all__ = ["certificate_fingerprint", "client_ssl_context", "trust_certificate_context"]
+
+
+def client_ssl_context(*ca_files: str | Path | None) -> ssl.SSLContext:
+    """A verifying client context: the system's CAs, and those in ``ca_files`` too.
+
+    ``ValueError`` naming the file when one cannot be read as PEM certificates.
+    """
+    ctx = ssl.create_default_context()
+    for ca_file in ca_files:
+        if ca_file is None:
+            continue
+        path = Path(ca_file).expanduser()
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot use {path} as a CA file ({exc})") from None
+    return ctx
+
+
+def trust_certificate_context(pem: str) -> ssl.SSLContext:
+    """A verifying client context whose only trust anchor is one certificate (PEM).
+
+    What the gateway's httpx client uses once a node's certificate matched its
+    pinned fingerprint: the handshake is then verified (signature, dates, host
+    name) against exactly that certificate.
+    """
+    return ssl.create_default_context(cadata=pem)
+
+
+def certificate_fingerprint(cert_file: str | Path) -> str:
+    """The SHA-256 fingerprint of the first certificate in a PEM file (64 hex digits)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from LLM_Mesh.core.tls import fingerprint_of_der
+
+    path = Path(cert_file).expanduser()
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a PEM certificate ({exc})") from None
+    return fingerprint_of_der(cert.public_bytes(Encoding.DER))

@@ -1,0 +1,202 @@
+"""The gateway's added latency with TLS on both hops, beside the same without TLS.
+
+Method: two local meshes in one run, each a registry+gateway and one ``sim`` node
+(SIMULATED: ``--sim-ttft-s 0``, 10^6 tokens/s, ``max_tokens`` 1, so the HTTP path
+is measured, not a model), separate processes on loopback, throw-away homes:
+
+  plain  ``registry serve`` and ``node start`` over http
+  tls    ``registry serve --tls-cert/--tls-key --require-tls`` (a self-signed
+         certificate made here, trusted by the client as its CA file) and a node
+         serving https with a ``node tls init`` certificate, pinned by the gateway
+         through the fingerprint in its signed registration
+
+Targets, all ``POST /v1/chat/completions`` (non-streamed, the same body), one
+``httpx.Client`` each (keep-alive, so the TLS handshakes are paid once per
+connection, as a client and the gateway's pool pay them): each node directly, and
+each gateway in front of its node. Requests go one at a time, interleaved over the
+four targets in rotating order, ``--chunks`` chunks, after a warm-up.
+
+Added latency = percentile(via gateway) - percentile(direct node), per mesh; the
+TLS mesh's direct calls are https too, so its figure is what the gateway adds with
+TLS on both hops (the client's hop and the gateway's hop to the node).
+
+    .venv/bin/python benchmarks/bench_tls.py [--requests 400] [--chunks 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import LOOPBACK, free_ports, log, machine_line, pct, write_json
+
+MODEL = "mistral-7b"
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 1}
+SIM = ["--engine", "sim", "--model", MODEL, "--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000"]
+
+
+def _token(home: Path) -> str:
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
+    from LLM_Mesh.registry.store import SqlStore
+
+    async def go() -> str:
+        settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
+        store = SqlStore(settings.effective_database_url)
+        await store.open()
+        try:
+            await ensure_admin_key(settings, store)
+            return await add_operator(store, "bench", replace=True)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+@contextmanager
+def mesh(home: Path, *, tls: bool) -> Iterator[dict[str, Any]]:
+    """Start one mesh; yield its node and gateway URLs and the client's verify settings."""
+    from LLM_Mesh.node.tls import make_self_signed
+    from LLM_Mesh.tls import client_ssl_context
+
+    home.mkdir(parents=True)
+    env = {**os.environ, "LLM_MESH_HOME": str(home), "LLM_MESH_OPERATOR_TOKEN": _token(home)}
+    reg_port, node_port = free_ports(2)
+    scheme = "https" if tls else "http"
+    registry, node = f"{scheme}://{LOOPBACK}:{reg_port}", f"{scheme}://{LOOPBACK}:{node_port}"
+    reg_args = ["--host", LOOPBACK, "--port", str(reg_port), "--allow-private-nodes"]
+    node_args = ["--registry", registry, "--host", LOOPBACK, "--port", str(node_port), *SIM]
+    verify_gw: Any = True
+    verify_node: Any = True
+    if tls:
+        rc = make_self_signed(home / "registry.crt", home / "registry.key", [LOOPBACK])
+        reg_args += ["--tls-cert", str(rc.cert_path), "--tls-key", str(rc.key_path)]
+        reg_args += ["--require-tls"]
+        out = subprocess.run(
+            [sys.executable, "-m", "LLM_Mesh.cli", "node", "tls", "init", "--host", LOOPBACK],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        fp = re.search(r"sha256 fingerprint: (\S+)", out.stdout)
+        log(f"  tls: node certificate {fp.group(1) if fp else '?'}")
+        node_args += ["--tls-cert", str(home / "node-tls.crt"), "--tls-key"]
+        node_args += [str(home / "node-tls.key"), "--registry-ca", str(rc.cert_path)]
+        verify_gw = client_ssl_context(rc.cert_path)
+        verify_node = client_ssl_context(home / "node-tls.crt")
+    procs = []
+    for args in (["registry", "serve", *reg_args], ["node", "start", "--no-config", *node_args]):
+        logf = (home / f"{args[0]}.log").open("ab")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "LLM_Mesh.cli", *args],
+                env=env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(verify=verify_gw, timeout=2) as c:
+            while True:
+                try:
+                    nodes = c.get(registry + "/mesh/nodes").json()["nodes"]
+                    if any(n["url"] == node and n["healthy"] for n in nodes):
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"the {scheme} mesh did not start; logs in {home}")
+                time.sleep(0.2)
+        yield {
+            "node": node,
+            "gateway": registry,
+            "verify_node": verify_node,
+            "verify_gw": verify_gw,
+        }
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(15)
+
+
+def run(requests: int, chunks: int) -> dict[str, Any]:
+    tmp = tempfile.mkdtemp(prefix="llm-mesh-bench-tls-")
+    try:
+        with (
+            mesh(Path(tmp) / "plain", tls=False) as plain,
+            mesh(Path(tmp) / "tls", tls=True) as tls,
+        ):
+            targets = {
+                "plain direct": (plain["node"], plain["verify_node"]),
+                "plain via gateway": (plain["gateway"], plain["verify_gw"]),
+                "tls direct": (tls["node"], tls["verify_node"]),
+                "tls via gateway": (tls["gateway"], tls["verify_gw"]),
+            }
+            clients = {k: httpx.Client(verify=v, timeout=30) for k, (_u, v) in targets.items()}
+            lat: dict[str, list[float]] = {k: [] for k in targets}
+            errors = dict.fromkeys(targets, 0)
+            try:
+                names = list(targets)
+                for name in names:  # warm-up: connections open, handshakes done
+                    for _ in range(30):
+                        clients[name].post(targets[name][0] + "/v1/chat/completions", json=BODY)
+                per_chunk = max(1, requests // chunks)
+                for c in range(chunks):
+                    for name in names[c % 4 :] + names[: c % 4]:
+                        url = targets[name][0] + "/v1/chat/completions"
+                        for _ in range(per_chunk):
+                            t0 = time.perf_counter()
+                            r = clients[name].post(url, json=BODY)
+                            dt = time.perf_counter() - t0
+                            if r.status_code == 200:
+                                lat[name].append(dt)
+                            else:
+                                errors[name] += 1
+            finally:
+                for cl in clients.values():
+                    cl.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out: dict[str, Any] = {"targets": {}, "added": {}}
+    for name, xs in lat.items():
+        xs.sort()
+        out["targets"][name] = {
+            "n": len(xs), "errors": errors[name],
+            "p50_ms": pct(xs, 0.5) * 1000, "p99_ms": pct(xs, 0.99) * 1000,
+        }  # fmt: skip
+    for mode in ("plain", "tls"):
+        d, v = out["targets"][f"{mode} direct"], out["targets"][f"{mode} via gateway"]
+        out["added"][mode] = {q: v[q] - d[q] for q in ("p50_ms", "p99_ms")}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=400, help="requests per target")
+    ap.add_argument("--chunks", type=int, default=5)
+    a = ap.parse_args()
+    res = run(a.requests, a.chunks)
+    print(machine_line())
+    print(f"{'target':<20} {'n':>5} {'err':>4} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, t in res["targets"].items():
+        print(f"{name:<20} {t['n']:>5} {t['errors']:>4} {t['p50_ms']:>8.2f} {t['p99_ms']:>8.2f}")
+    p, t = res["added"]["plain"], res["added"]["tls"]
+    print(f"gateway added, plain:          p50 {p['p50_ms']:+.2f} ms  p99 {p['p99_ms']:+.2f} ms")
+    print(f"gateway added, TLS both hops:  p50 {t['p50_ms']:+.2f} ms  p99 {t['p99_ms']:+.2f} ms")
+    print(f"results: {write_json('bench_tls', {'args': vars(a), **res})}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""POST /mesh/nodes and TLS: ``--require-tls`` refuses plain-HTTP nodes, a node's certificate
+fingerprint (signed registration) is pinned, and a restarted registry asks https nodes to
+register again before it trusts them (it learns their pin only from a registration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from LLM_Mesh.registry.memory_store import MemoryStore
+from tests.registry.helpers import registration, running
+
+FP = "ab" * 32
+FP_SHOWN = ":".join(["AB"] * 32)
+
+
+async def test_plain_http_node_refused_under_require_tls(tmp_path: Path) -> None:
+    async with running(tmp_path, require_tls=True) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("n1"))
+        assert r.status_code == 403, r.text
+        err = r.json()["error"]
+        assert err["type"] == "permission_error"
+        assert err["param"] == "url"
+        assert err["reason"] == "tls_required"
+        assert "requires TLS" in err["message"]
+        assert h.table.get("n1") is None
+        assert await h.store.get_node("n1") is None
+
+
+async def test_https_node_accepted_under_require_tls_and_pinned(tmp_path: Path) -> None:
+    async with running(tmp_path, require_tls=True) as h:
+        url = "https://n1.example:8801"
+        r = await h.client.post(
+            "/mesh/nodes", json=registration("n1", url=url, tls_fingerprint=FP_SHOWN)
+        )
+        assert r.status_code == 200, r.text
+        assert h.runtime.pins.fingerprint(url + "/v1/completions") == FP  # normalised
+        assert h.runtime.pins.host_fingerprint("n1.example", 8801) == FP
+        # re-registering without one unpins: the node is then verified by the CA bundle
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url=url))
+        assert r.status_code == 200, r.text
+        assert h.runtime.pins.fingerprint(url + "/v1/completions") is None
+
+
+async def test_plain_http_allowed_without_require_tls(tmp_path: Path) -> None:
+    """The default (zero-config local use): http nodes register as before."""
+    async with running(tmp_path) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("n1"))
+        assert r.status_code == 200, r.text
+
+
+async def test_fingerprint_for_plain_http_is_400(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("n1", tls_fingerprint=FP))
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == "tls_fingerprint"
+        assert h.table.get("n1") is None
+
+
+async def test_malformed_fingerprint_is_400(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        body = registration("n1", url="https://n1.example:8801", tls_fingerprint="abc")
+        r = await h.client.post("/mesh/nodes", json=body)
+        assert r.status_code == 400, r.text
+        assert h.table.get("n1") is None
+
+
+async def test_restarted_registry_asks_https_node_to_register_again(tmp_path: Path) -> None:
+    """After a restart the pins are gone: the https node's heartbeat gets 404 unknown_node
+    (the node re-registers at once, with its fingerprint) instead of being called unpinned."""
+    store = MemoryStore()
+    url = "https://n1.example:8801"
+    async with running(tmp_path, store=store) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url=url, tls_fingerprint=FP))
+        assert r.status_code == 200, r.text
+        assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
+        r = await h.client.post("/mesh/nodes", json=registration("n2"))  # plain http
+        assert r.status_code == 200, r.text
+    async with running(tmp_path, store=store) as h:
+        r = await h.client.post("/mesh/nodes/n1/heartbeat", json={})
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["code"] == "unknown_node"
+        # a plain-http node has no certificate to learn: it carries on
+        assert (await h.client.post("/mesh/nodes/n2/heartbeat", json={})).status_code == 200
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url=url, tls_fingerprint=FP))
+        assert r.status_code == 200, r.text
+        assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
+        assert h.runtime.pins.fingerprint(url) == FP
