@@ -31,6 +31,7 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from LLM_Mesh.config import normalize_database_url
+from LLM_Mesh.node.keys import load_or_create_key
 from tests.e2e.conftest import HAVE_MODEL, free_port
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +55,8 @@ class Mesh:
     root: Path
     database_url: str | None
     procs: dict[str, _Proc] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)  # node name -> id (from its key)
+    operator_token: str = ""
 
     @property
     def url(self) -> str:
@@ -73,6 +76,8 @@ class Mesh:
         full_env.pop("LLM_MESH_DATABASE_URL", None)
         if name == "registry" and self.database_url:
             full_env["LLM_MESH_DATABASE_URL"] = self.database_url
+        if name != "registry":
+            full_env["LLM_MESH_OPERATOR_TOKEN"] = self.operator_token
         proc = subprocess.Popen(
             [sys.executable, "-m", "LLM_Mesh.cli", *args, "--verbose"],
             stdout=log,
@@ -85,14 +90,27 @@ class Mesh:
     def start_registry(self) -> None:
         port = free_port()
         args = ["registry", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        self._spawn("registry", [*args, "--allow-private-nodes"], port)
+        self._spawn("registry", [*args, "--allow-private-nodes", "--anonymous-rpm", "0"], port)
         _wait(lambda: _get(self.url + "/healthz") is not None, 60, self.procs["registry"])
+        # an operator for the nodes, made as an admin would, on the registry's store
+        env = {**os.environ, "LLM_MESH_HOME": str(self.root / "registry")}
+        env.pop("LLM_MESH_DATABASE_URL", None)
+        if self.database_url:
+            env["LLM_MESH_DATABASE_URL"] = self.database_url
+        out = subprocess.run(
+            [sys.executable, "-m", "LLM_Mesh.cli", "registry", "operators", "add", "privacy"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        self.operator_token = next(w for w in out.stdout.split() if w.startswith("lmo_"))
 
     def add_node(self, node_id: str, engine: str, *extra: str) -> None:
         port = free_port()
+        # its key, made now in its home (node start reuses it): the id comes from the key
+        self.ids[node_id] = load_or_create_key(self.root / node_id / "node.key").node_id
         args = [
             "node", "start", "--registry", self.url, "--model", MODEL, "--engine", engine,
-            "--host", "127.0.0.1", "--port", str(port), "--no-config", "--node-id", node_id,
+            "--host", "127.0.0.1", "--port", str(port), "--no-config",
         ]  # fmt: skip
         self._spawn(node_id, [*args, *extra], port)
 
@@ -103,7 +121,7 @@ class Mesh:
             for nid in node_ids:
                 if self.procs[nid].proc.poll() is not None:
                     raise AssertionError(f"node {nid} exited; see {self.root / nid / 'logs'}")
-            return healthy >= set(node_ids)
+            return healthy >= {self.ids[n] for n in node_ids}
 
         _wait(all_up, timeout, self.procs["registry"])
 
@@ -207,32 +225,35 @@ def exercise(mesh: Mesh, marker: str, *, real_node: bool) -> int:
     recorded = 0
     with httpx.Client(base_url=mesh.url, timeout=30) as c:
         # a node that fails after receiving the prompt: non-stream and stream
-        r = c.post("/v1/chat/completions", json=chat(marker, allow_nodes=["failing"]))
+        r = c.post("/v1/chat/completions", json=chat(marker, allow_nodes=[mesh.ids["failing"]]))
         assert r.status_code >= 500, r.text
         status, _ = stream(
-            c, "/v1/chat/completions", chat(marker, allow_nodes=["failing"], stream=True)
+            c, "/v1/chat/completions", chat(marker, allow_nodes=[mesh.ids["failing"]], stream=True)
         )
         assert status >= 500
         recorded += 2
         for _ in range(3):  # failing then good, or good: both paths
-            r = c.post("/v1/chat/completions", json=chat(marker, allow_nodes=["failing", "good"]))
+            r = c.post(
+                "/v1/chat/completions",
+                json=chat(marker, allow_nodes=[mesh.ids["failing"], mesh.ids["good"]]),
+            )
             assert r.status_code in (200, 502, 503), r.text
             status, events = stream(
                 c,
                 "/v1/chat/completions",
-                chat(marker, allow_nodes=["failing", "good"], stream=True),
+                chat(marker, allow_nodes=[mesh.ids["failing"], mesh.ids["good"]], stream=True),
             )
             recorded += 2
         # the output holds the marker (echo), non-stream and stream
-        r = c.post("/v1/completions", json=echo(marker, allow_nodes=["good"]))
+        r = c.post("/v1/completions", json=echo(marker, allow_nodes=[mesh.ids["good"]]))
         assert r.status_code == 200 and marker in r.json()["choices"][0]["text"], r.text
         status, events = stream(
-            c, "/v1/completions", echo(marker, allow_nodes=["good"], stream=True)
+            c, "/v1/completions", echo(marker, allow_nodes=[mesh.ids["good"]], stream=True)
         )
         assert status == 200 and marker in text_of(events), events
         recorded += 2
         # a node killed mid-stream
-        body = chat(marker, allow_nodes=["victim"], stream=True, max_tokens=40)
+        body = chat(marker, allow_nodes=[mesh.ids["victim"]], stream=True, max_tokens=40)
         with c.stream("POST", "/v1/chat/completions", json=body) as r:
             assert r.status_code == 200
             seen = 0
@@ -260,11 +281,11 @@ def exercise(mesh: Mesh, marker: str, *, real_node: bool) -> int:
             assert r.status_code == 400, r.text
         if real_node:  # the real model, streamed: prompt in, its own words out
             status, events = stream(
-                c, "/v1/chat/completions", chat(marker, allow_nodes=["real"], stream=True)
+                c, "/v1/chat/completions", chat(marker, allow_nodes=[mesh.ids["real"]], stream=True)
             )
             assert status == 200 and events[-1] == "[DONE]", events[-3:]
             status, events = stream(
-                c, "/v1/completions", echo(marker, allow_nodes=["real"], stream=True)
+                c, "/v1/completions", echo(marker, allow_nodes=[mesh.ids["real"]], stream=True)
             )
             assert status == 200 and marker in text_of(events)
             recorded += 2
