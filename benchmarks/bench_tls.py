@@ -81,7 +81,7 @@ def mesh(home: Path, *, tls: bool) -> Iterator[dict[str, Any]]:
     verify_gw: Any = True
     verify_node: Any = True
     if tls:
-        rc = make_self_signed(home / "registry.crt", home / "registry.key", [LOOPBACK])
+        rc = make_self_signed(home / "registry-tls.crt", home / "registry-tls.key", [LOOPBACK])
         reg_args += ["--tls-cert", str(rc.cert_path), "--tls-key", str(rc.key_path)]
         reg_args += ["--require-tls"]
         out = subprocess.run(

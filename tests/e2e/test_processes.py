@@ -122,12 +122,18 @@ def test_registry_restart_nodes_come_back_nothing_lost(tmp_path: Path) -> None:
             assert _wait(node_back, 30), "the node did not come back after a registry restart"
             nodes = httpx.get(url + "/mesh/nodes", timeout=5).json()["nodes"]
             assert [n["requests"] for n in nodes] == [3], nodes  # counters survived the restart
-            r = httpx.post(
-                url + "/v1/completions",
-                json={"model": "mistral-7b", "prompt": "hi", "max_tokens": 4},
-                timeout=10,
-            )
-            assert r.status_code == 200
+
+            def served() -> bool:  # as a client honouring a 503's Retry-After would, briefly
+                r = httpx.post(
+                    url + "/v1/completions",
+                    json={"model": "mistral-7b", "prompt": "hi", "max_tokens": 4},
+                    timeout=10,
+                )
+                assert r.status_code in (200, 503), r.text
+                return r.status_code == 200
+
+            assert _wait(served, 10), "no answer within 10 s of the node coming back"
+
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(15)

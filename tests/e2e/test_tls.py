@@ -140,7 +140,7 @@ class _Impostor:
 def tls_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Mesh, str, Path, str]]:
     home = tmp_path_factory.mktemp("tls-mesh")
     mesh = _Mesh(home)
-    reg_cert = make_self_signed(home / "registry.crt", home / "registry.key", ["127.0.0.1"])
+    reg_cert = make_self_signed(home / "registry-tls.crt", home / "registry-tls.key", ["127.0.0.1"])
     token = _operator_token(Settings.from_env({"LLM_MESH_HOME": str(home)}))
     mesh.env["LLM_MESH_OPERATOR_TOKEN"] = token
     out = mesh.cli("node", "tls", "init", "--host", "127.0.0.1")
@@ -166,8 +166,11 @@ def tls_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Mesh, 
         with httpx.Client(verify=client_ssl_context(reg_cert.cert_path), timeout=2) as c:
             while time.monotonic() < deadline and not ready:
                 try:
-                    nodes = c.get(registry + "/mesh/nodes").json()["nodes"]
-                    ready = any(n["url"] == node_url and n["healthy"] for n in nodes)
+                    # the admin's listing: public ones show no node address
+                    admin = read_admin_key(Settings.from_env({"LLM_MESH_HOME": str(mesh.home)}))
+                    auth = {"Authorization": f"Bearer {admin}"}
+                    nodes = c.get(registry + "/mesh/nodes", headers=auth).json()["nodes"]
+                    ready = any(n.get("url") == node_url and n["healthy"] for n in nodes)
                 except httpx.HTTPError:
                     pass
                 if not ready:
