@@ -136,6 +136,31 @@ def standalone_node(
             logf.close()
 
 
+def operator_token(home: str | Path, name: str = "bench") -> str:
+    """An operator token in the registry whose ``LLM_MESH_HOME`` is ``home`` (made before
+    the registry starts): nodes need one to register."""
+    import asyncio
+
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
+    from LLM_Mesh.registry.store import SqlStore
+
+    async def go() -> str:
+        settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
+        store = SqlStore(settings.effective_database_url)
+        await store.open()
+        try:
+            await ensure_admin_key(settings, store)
+            token = await add_operator(store, name, replace=True)
+        finally:
+            await store.close()
+        if token is None:
+            raise RuntimeError(f"could not make an operator token in {home}")
+        return token
+
+    return asyncio.run(go())
+
+
 def make_api_key(home: str | Path, name: str = "bench") -> str:
     """A client API key (no limits) in the mesh whose ``LLM_MESH_HOME`` is ``home``: the
     gateway limits anonymous clients (``LLM_MESH_ANONYMOUS_RPM``), a keyed client is

@@ -33,7 +33,6 @@ TLS on both hops (the client's hop and the gateway's hop to the node).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil
@@ -54,6 +53,7 @@ from _common import (
     log,
     machine_line,
     make_api_key,
+    operator_token,
     pct,
     standalone_node,
     write_json,
@@ -65,24 +65,6 @@ SIM_TUNING = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000"]
 SIM = ["--engine", "sim", "--model", MODEL, *SIM_TUNING]
 
 
-def _token(home: Path) -> str:
-    from LLM_Mesh.config import Settings
-    from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
-    from LLM_Mesh.registry.store import SqlStore
-
-    async def go() -> str:
-        settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
-        store = SqlStore(settings.effective_database_url)
-        await store.open()
-        try:
-            await ensure_admin_key(settings, store)
-            return await add_operator(store, "bench", replace=True)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
-
-
 @contextmanager
 def mesh(home: Path, *, tls: bool) -> Iterator[dict[str, Any]]:
     """Start one mesh; yield its node and gateway URLs and the client's verify settings."""
@@ -90,7 +72,11 @@ def mesh(home: Path, *, tls: bool) -> Iterator[dict[str, Any]]:
     from LLM_Mesh.tls import client_ssl_context
 
     home.mkdir(parents=True)
-    env = {**os.environ, "LLM_MESH_HOME": str(home), "LLM_MESH_OPERATOR_TOKEN": _token(home)}
+    env = {
+        **os.environ,
+        "LLM_MESH_HOME": str(home),
+        "LLM_MESH_OPERATOR_TOKEN": operator_token(home),
+    }
     api_key = make_api_key(home)  # anonymous clients are rate-limited
     reg_port, node_port = free_ports(2)
     scheme = "https" if tls else "http"
