@@ -78,12 +78,120 @@ def local_mesh(
             mesh.stop()
 
 
-def wait_http(url: str, timeout_s: float, proc: Any = None) -> None:
+BASELINE_LINE = (
+    "direct = an unregistered node (no gateway signature to verify); "
+    "ours = gateway \u2192 registered node (signed and verified)"
+)
+
+
+@contextlib.contextmanager
+def standalone_node(
+    *,
+    model: str,
+    engine: str,
+    node_args: Sequence[str] = (),
+    scheme: str = "http",
+    verify: Any = True,
+    start_timeout_s: float = 300.0,
+) -> Iterator[str]:
+    """A second node process, started with ``register = false``: the benchmarks' baseline.
+
+    A registered node answers inference only with the gateway's signature
+    (``node/gateway_guard.py``); a standalone one serves loopback clients unsigned, so
+    calling it directly measures the node without a gateway. Same engine settings as
+    the mesh's node (``node_args``), its own throw-away ``LLM_MESH_HOME`` holding a
+    ``node.toml`` with ``register = false``, a free loopback port; yields its URL.
+    """
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="llm-mesh-bench-direct-") as home:
+        cfg = Path(home) / "node.toml"
+        cfg.write_text("register = false\n")
+        port = free_port()
+        env = {**os.environ, "LLM_MESH_HOME": home}
+        env.pop("LLM_MESH_OPERATOR_TOKEN", None)
+        logf = (Path(home) / "node.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "LLM_Mesh.cli", "node", "start", "--config", str(cfg),
+             "--engine", engine, "--model", model, "--host", LOOPBACK, "--port", str(port),
+             *node_args],
+            env=env, stdout=logf, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"{scheme}://{LOOPBACK}:{port}"
+        try:
+            try:
+                wait_http(url + "/v1/models", start_timeout_s, proc, verify=verify)
+            except RuntimeError:
+                log((Path(home) / "node.log").read_text(errors="replace")[-2000:])
+                raise
+            log(f"  direct: unregistered node at {url}")
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            logf.close()
+
+
+def operator_token(home: str | Path, name: str = "bench") -> str:
+    """An operator token in the registry whose ``LLM_MESH_HOME`` is ``home`` (made before
+    the registry starts): nodes need one to register."""
+    import asyncio
+
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
+    from LLM_Mesh.registry.store import SqlStore
+
+    async def go() -> str:
+        settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
+        store = SqlStore(settings.effective_database_url)
+        await store.open()
+        try:
+            await ensure_admin_key(settings, store)
+            token = await add_operator(store, name, replace=True)
+        finally:
+            await store.close()
+        if token is None:
+            raise RuntimeError(f"could not make an operator token in {home}")
+        return token
+
+    return asyncio.run(go())
+
+
+def make_api_key(home: str | Path, name: str = "bench") -> str:
+    """A client API key (no limits) in the mesh whose ``LLM_MESH_HOME`` is ``home``: the
+    gateway limits anonymous clients (``LLM_MESH_ANONYMOUS_RPM``), a keyed client is
+    what a benchmark's load is."""
+    import asyncio
+
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.registry.api_keys import create_api_key
+    from LLM_Mesh.registry.store import SqlStore
+
+    async def go() -> str:
+        settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
+        store = SqlStore(settings.effective_database_url)
+        await store.open()
+        try:
+            made = await create_api_key(store, name=name)
+        finally:
+            await store.close()
+        if made is None:
+            raise RuntimeError(f"an API key named {name!r} exists in {home}")
+        return made[0]
+
+    return asyncio.run(go())
+
+
+def wait_http(url: str, timeout_s: float, proc: Any = None, verify: Any = True) -> None:
     """Poll ``url`` until it answers any HTTP status < 500; raise on timeout or child exit."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=2.0) as c:
+    with httpx.Client(timeout=2.0, verify=verify) as c:
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"process exited with code {proc.returncode} while starting")

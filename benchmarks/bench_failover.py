@@ -26,16 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import operator_token
+
+from LLM_Mesh.node.keys import load_or_create_key
 
 MODEL = "mistral-7b"
 HOST = "127.0.0.1"
 KILL_AFTER = 10  # stream chunks before its node is killed
 
 
-def spawn(args: list[str], home: Path, name: str) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], home: Path, name: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``llm-mesh ARGS`` as its own process, logging to HOME/NAME.log."""
     env = dict(os.environ, LLM_MESH_HOME=str(home), LLM_MESH_HEARTBEAT_S="1",
-               PYTHONUNBUFFERED="1")  # fmt: skip
+               PYTHONUNBUFFERED="1", **(extra_env or {}))  # fmt: skip
     log = (home / f"{name}.log").open("wb")
     cmd = [sys.executable, "-m", "LLM_Mesh.cli", *args]
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -65,19 +70,26 @@ async def wait_nodes(client: httpx.AsyncClient, url: str, n: int, timeout_s: flo
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="bench-failover-"))
     reg_url = f"http://{HOST}:{args.port}"
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs: dict[str, subprocess.Popen[bytes]] = {}  # by node id (and "registry")
+    args.node_ids = {}  # n1..n5 -> node id
     (base / "registry").mkdir()
+    token = {
+        "LLM_MESH_OPERATOR_TOKEN": await asyncio.to_thread(operator_token, base / "registry")
+    }  # nodes register
     procs["registry"] = spawn(["registry", "serve", "--host", HOST, "--port", str(args.port),
                                "--allow-private-nodes", "--anonymous-rpm", "0"],
                               base / "registry", "registry")  # fmt: skip
     for i in range(1, 6):
         home = base / f"n{i}"
         home.mkdir()
-        procs[f"n{i}"] = spawn(
+        # a node's id derives from its key: make the key now to know which process is which
+        node_id = load_or_create_key(home / "node.key").node_id
+        args.node_ids[f"n{i}"] = node_id
+        procs[node_id] = spawn(
             ["node", "start", "--engine", "sim", "--model", MODEL, "--sim-ttft-s", "0.05",
              "--sim-tokens-per-s", "200", "--port", str(args.port + i), "--registry", reg_url,
-             "--node-id", f"n{i}", "--max-concurrency", "8", "--max-queue", "16"],
-            home, f"n{i}",
+             "--max-concurrency", "8", "--max-queue", "16"],
+            home, f"n{i}", token,
         )  # fmt: skip
     out: dict[str, Any] = {}
     limits = httpx.Limits(max_connections=200)
@@ -121,7 +133,7 @@ async def load_phase(client: httpx.AsyncClient, url: str,
     async def killer() -> None:
         await asyncio.sleep(args.kill_at)
         for name in ("n1", "n2"):
-            procs[name].send_signal(signal.SIGKILL)
+            procs[args.node_ids[name]].send_signal(signal.SIGKILL)
         kill_at.append(time.monotonic() - t0)
 
     async def watcher() -> dict[str, float]:
@@ -133,8 +145,9 @@ async def load_phase(client: httpx.AsyncClient, url: str,
             nodes = (await client.get(url + "/mesh/nodes")).json()["nodes"]
             for v in nodes:
                 out_of_routing = v.get("ejected") or not v.get("routable", True) or not v["healthy"]
-                if v["node_id"] in ("n1", "n2") and out_of_routing and v["node_id"] not in gone:
-                    gone[v["node_id"]] = time.monotonic() - t0 - kill_at[0]
+                name = {i: n for n, i in args.node_ids.items()}.get(v["node_id"])
+                if name in ("n1", "n2") and out_of_routing and name not in gone:
+                    gone[name] = time.monotonic() - t0 - kill_at[0]
         return gone
 
     _, _, gone = await asyncio.gather(

@@ -17,6 +17,11 @@ first token with text), reported as the median in ms and as the median ratio
 mesh/direct (goal, issue 7: <= 5 ms added, decode ratio >= 0.97). The machine is
 shared, so only ratios within a run mean much.
 
+Baseline: no node is called directly here (a registered node answers inference only
+with the gateway's signature): direct = llama-cpp-python in this process (no node, no
+gateway signature to verify); mesh = gateway -> registered node (signed and verified),
+so the mesh figures include the signing and its verification.
+
     .venv/bin/python benchmarks/bench_throughput.py [--rounds 8] [--max-tokens 128] [--n-threads N]
 """
 
@@ -35,6 +40,10 @@ from _common import local_mesh, log, machine_line, median, write_json
 
 MODEL = "gemma-3-270m"
 PROMPT = "def fibonacci(n):"
+BASELINE = (
+    "direct = llama-cpp-python in this process (no node, no gateway signature to verify); "
+    "mesh = gateway \u2192 registered node (signed and verified)"
+)
 
 
 def node_n_threads() -> int:
@@ -129,6 +138,7 @@ def main() -> None:
     n_threads = args.n_threads or node_n_threads()
     node_args = ["--n-threads", str(args.n_threads)] if args.n_threads else []
     print(machine_line())
+    print(BASELINE)
     print(
         f"llama-cpp-python {llama_cpp.__version__}, n_threads={n_threads} on both sides"
         f"{' (--n-threads)' if args.n_threads else ' (the node default, os.cpu_count())'}, "

@@ -12,9 +12,16 @@ is measured, not a model), separate processes on loopback, throw-away homes:
 
 Targets, all ``POST /v1/chat/completions`` (non-streamed, the same body), one
 ``httpx.Client`` each (keep-alive, so the TLS handshakes are paid once per
-connection, as a client and the gateway's pool pay them): each node directly, and
-each gateway in front of its node. Requests go one at a time, interleaved over the
-four targets in rotating order, ``--chunks`` chunks, after a warm-up.
+connection, as a client and the gateway's pool pay them): per mesh, "direct" = a
+second ``sim`` node with the same settings started with ``register = false`` (its
+own throw-away home; in the TLS mesh it serves https with the same ``node tls init``
+certificate), called directly, and "via gateway" = the gateway in front of the
+registered node, with a client API key made for the run (the gateway rate-limits
+anonymous clients). A registered node answers inference only with the gateway's
+signature, so it cannot be called directly: direct = an unregistered node (no
+gateway signature to verify); ours = gateway -> registered node (signed and
+verified). The added latency therefore includes the signing and its verification.
+Requests go one at a time, interleaved over the four targets in rotating order, ``--chunks`` chunks, after a warm-up.
 
 Added latency = percentile(via gateway) - percentile(direct node), per mesh; the
 TLS mesh's direct calls are https too, so its figure is what the gateway adds with
@@ -26,7 +33,6 @@ TLS on both hops (the client's hop and the gateway's hop to the node).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil
@@ -40,29 +46,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import LOOPBACK, free_ports, log, machine_line, pct, write_json
+from _common import (
+    BASELINE_LINE,
+    LOOPBACK,
+    free_ports,
+    log,
+    machine_line,
+    make_api_key,
+    operator_token,
+    pct,
+    standalone_node,
+    write_json,
+)
 
 MODEL = "mistral-7b"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 1}
-SIM = ["--engine", "sim", "--model", MODEL, "--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000"]
-
-
-def _token(home: Path) -> str:
-    from LLM_Mesh.config import Settings
-    from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
-    from LLM_Mesh.registry.store import SqlStore
-
-    async def go() -> str:
-        settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
-        store = SqlStore(settings.effective_database_url)
-        await store.open()
-        try:
-            await ensure_admin_key(settings, store)
-            return await add_operator(store, "bench", replace=True)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
+SIM_TUNING = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000"]
+SIM = ["--engine", "sim", "--model", MODEL, *SIM_TUNING]
 
 
 @contextmanager
@@ -72,12 +72,18 @@ def mesh(home: Path, *, tls: bool) -> Iterator[dict[str, Any]]:
     from LLM_Mesh.tls import client_ssl_context
 
     home.mkdir(parents=True)
-    env = {**os.environ, "LLM_MESH_HOME": str(home), "LLM_MESH_OPERATOR_TOKEN": _token(home)}
+    env = {
+        **os.environ,
+        "LLM_MESH_HOME": str(home),
+        "LLM_MESH_OPERATOR_TOKEN": operator_token(home),
+    }
+    api_key = make_api_key(home)  # anonymous clients are rate-limited
     reg_port, node_port = free_ports(2)
     scheme = "https" if tls else "http"
-    registry, node = f"{scheme}://{LOOPBACK}:{reg_port}", f"{scheme}://{LOOPBACK}:{node_port}"
+    registry = f"{scheme}://{LOOPBACK}:{reg_port}"
     reg_args = ["--host", LOOPBACK, "--port", str(reg_port), "--allow-private-nodes"]
     node_args = ["--registry", registry, "--host", LOOPBACK, "--port", str(node_port), *SIM]
+    direct_args = list(SIM_TUNING)
     verify_gw: Any = True
     verify_node: Any = True
     if tls:
@@ -92,6 +98,8 @@ def mesh(home: Path, *, tls: bool) -> Iterator[dict[str, Any]]:
         log(f"  tls: node certificate {fp.group(1) if fp else '?'}")
         node_args += ["--tls-cert", str(home / "node-tls.crt"), "--tls-key"]
         node_args += [str(home / "node-tls.key"), "--registry-ca", str(rc.cert_path)]
+        direct_args += ["--tls-cert", str(home / "node-tls.crt")]
+        direct_args += ["--tls-key", str(home / "node-tls.key")]
         verify_gw = client_ssl_context(rc.cert_path)
         verify_node = client_ssl_context(home / "node-tls.crt")
     procs = []
@@ -111,19 +119,24 @@ def mesh(home: Path, *, tls: bool) -> Iterator[dict[str, Any]]:
             while True:
                 try:
                     nodes = c.get(registry + "/mesh/nodes").json()["nodes"]
-                    if any(n["url"] == node and n["healthy"] for n in nodes):
+                    # the public listing hides node URLs; this mesh has one node
+                    if any(n.get("healthy") for n in nodes):
                         break
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                     raise RuntimeError(f"the {scheme} mesh did not start; logs in {home}")
                 time.sleep(0.2)
-        yield {
-            "node": node,
-            "gateway": registry,
-            "verify_node": verify_node,
-            "verify_gw": verify_gw,
-        }
+        with standalone_node(
+            model=MODEL, engine="sim", node_args=direct_args, scheme=scheme, verify=verify_node
+        ) as direct:
+            yield {
+                "node": direct,
+                "gateway": registry,
+                "verify_node": verify_node,
+                "verify_gw": verify_gw,
+                "api_key": api_key,
+            }
     finally:
         for p in procs:
             p.terminate()
@@ -144,7 +157,15 @@ def run(requests: int, chunks: int) -> dict[str, Any]:
                 "tls direct": (tls["node"], tls["verify_node"]),
                 "tls via gateway": (tls["gateway"], tls["verify_gw"]),
             }
-            clients = {k: httpx.Client(verify=v, timeout=30) for k, (_u, v) in targets.items()}
+            keys = {"plain via gateway": plain["api_key"], "tls via gateway": tls["api_key"]}
+            clients = {
+                k: httpx.Client(
+                    verify=v,
+                    timeout=30,
+                    headers={"Authorization": f"Bearer {keys[k]}"} if k in keys else None,
+                )
+                for k, (_u, v) in targets.items()
+            }
             lat: dict[str, list[float]] = {k: [] for k in targets}
             errors = dict.fromkeys(targets, 0)
             try:
@@ -189,6 +210,7 @@ def main() -> None:
     a = ap.parse_args()
     res = run(a.requests, a.chunks)
     print(machine_line())
+    print(f"{BASELINE_LINE} (ours = the 'via gateway' targets)")
     print(f"{'target':<20} {'n':>5} {'err':>4} {'p50 ms':>8} {'p99 ms':>8}")
     for name, t in res["targets"].items():
         print(f"{name:<20} {t['n']:>5} {t['errors']:>4} {t['p50_ms']:>8.2f} {t['p99_ms']:>8.2f}")
