@@ -34,12 +34,12 @@ from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
-from LLM_Mesh.registry.gateway_key import gateway_signer
+from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
 from LLM_Mesh.registry.ledger_api import router as ledger_router
-from LLM_Mesh.registry.ledger_signer import Checkpointer, load_registry_key
+from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
@@ -146,12 +146,14 @@ def create_registry_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.store.open()
         try:
+            # one registry key (``$LLM_MESH_HOME/registry.key``, or injected): it signs what
+            # the gateway forwards and the ledger's checkpoints, each with its own prefix
+            key = gateway_key
+            if key is None:
+                path = registry_key_path(settings)
+                key = await asyncio.to_thread(load_or_create_registry_key, path)
             if runtime.gateway is None:
-                runtime.gateway = (
-                    GatewaySigner(gateway_key, wall_clock)
-                    if gateway_key is not None
-                    else await asyncio.to_thread(gateway_signer, settings, wall_clock)
-                )
+                runtime.gateway = GatewaySigner(key, wall_clock)
             log.info(
                 "gateway %s, public key %s (nodes may pin it: registry_public_key in node.toml)",
                 runtime.gateway.registry_id,
@@ -163,7 +165,7 @@ def create_registry_app(
             await load_nodes(table, runtime.store)
             routing.sync_all()
             checkpointer = Checkpointer(
-                ledger, load_registry_key(settings)[0], settings.ledger_origin,
+                ledger, key, settings.ledger_origin,
                 every=settings.ledger_checkpoint_every,
                 interval_s=settings.ledger_checkpoint_interval_s, wall_clock=wall_clock,
             )  # fmt: skip

@@ -16,8 +16,6 @@ fails over to another node; each refusal is logged by the node.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -29,7 +27,6 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.secret_files import create_secret_file, too_open
 
 log = logging.getLogger(__name__)
@@ -58,10 +55,3 @@ def load_or_create_registry_key(path: Path) -> Ed25519PrivateKey:
     if too_open(path):
         log.warning("%s can be read by others: chmod 600 %s", path, path)
     return key
-
-
-def gateway_signer(
-    settings: Settings, wall_clock: Callable[[], float] = time.time
-) -> GatewaySigner:
-    """The process's signer, from ``$LLM_MESH_HOME/registry.key``."""
-    return GatewaySigner(load_or_create_registry_key(registry_key_path(settings)), wall_clock)

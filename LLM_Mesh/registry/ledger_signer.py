@@ -21,51 +21,24 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
-    NoEncryption,
-    PrivateFormat,
     PublicFormat,
-    load_pem_private_key,
 )
 
-from LLM_Mesh.config import Settings
 from LLM_Mesh.core.checkpoint import Checkpoint, sign_checkpoint
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.secret_files import create_secret_file, too_open
 
-__all__ = ["REGISTRY_KEY_FILE", "Checkpointer", "load_registry_key", "public_key_text"]
+__all__ = ["Checkpointer", "public_key_text"]
 
 log = logging.getLogger(__name__)
-
-REGISTRY_KEY_FILE = "registry.key"
 
 
 def public_key_text(key: Ed25519PrivateKey) -> str:
     """The public key as standard base64 of its 32 raw bytes."""
     return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
-
-
-def load_registry_key(settings: Settings) -> tuple[Ed25519PrivateKey, bool]:
-    """The registry's key from ``$LLM_MESH_HOME/registry.key``, made if missing; (key, made)."""
-    path: Path = settings.home / REGISTRY_KEY_FILE
-    made = False
-    if not path.exists():
-        fresh = Ed25519PrivateKey.generate()
-        pem = fresh.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        made = create_secret_file(path, pem)
-    if too_open(path):
-        log.warning("%s can be read by others: chmod 600 it", path)
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path} is not a readable Ed25519 key ({exc}); move it away") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 key; move it away")
-    return key, made
 
 
 class Checkpointer:
