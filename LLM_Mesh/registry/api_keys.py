@@ -17,8 +17,6 @@ the cache, so the next request with them is 401 in every process within about a 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -28,6 +26,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from LLM_Mesh.core.identity import hash_secret, new_secret
+from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import ApiKeyRecord, Store
 
 __all__ = ["KEY_PREFIX", "KeyCache", "create_api_key", "parse_regions"]
@@ -79,8 +78,10 @@ async def create_api_key(
     return (key, rec) if await store.add_api_key(rec) else None
 
 
-class KeyCache:
+class KeyCache(Poller):
     """The gateway's key lookups (see the module docstring); one per process."""
+
+    task_name = "llm-mesh-key-revocations"
 
     def __init__(
         self,
@@ -104,7 +105,6 @@ class KeyCache:
         self._now = wall_now
         self._since = _EPOCH
         self._entries: OrderedDict[str, tuple[ApiKeyRecord | None, float]] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -153,22 +153,3 @@ class KeyCache:
         for key_id in out:
             log.warning("API key %s is revoked", key_id)
         return out
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.poll()
-            except Exception:  # a store hiccup must not stop the loop
-                log.exception("API key revocation poll failed")
-            await asyncio.sleep(self.interval_s)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="llm-mesh-key-revocations")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

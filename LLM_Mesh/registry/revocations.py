@@ -11,14 +11,13 @@ differ a little are still seen; taking a node out twice changes nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.routing import Routing
 
@@ -31,7 +30,9 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class RevocationWatcher:
+class RevocationWatcher(Poller):
+    task_name = "llm-mesh-revocations"
+
     def __init__(
         self,
         store: Store,
@@ -49,7 +50,6 @@ class RevocationWatcher:
         self.overlap = timedelta(seconds=overlap_s)
         self._now = wall_now
         self._since = _EPOCH
-        self._task: asyncio.Task[None] | None = None
 
     async def poll(self) -> list[str]:
         """Take nodes revoked since the last poll out of routing; the ids taken out now."""
@@ -66,22 +66,3 @@ class RevocationWatcher:
             out.append(node_id)
             log.warning("node %s is revoked: out of routing", node_id)
         return out
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.poll()
-            except Exception:  # a store hiccup must not stop the loop
-                log.exception("revocation poll failed")
-            await asyncio.sleep(self.interval_s)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="llm-mesh-revocations")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
