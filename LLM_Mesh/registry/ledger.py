@@ -135,6 +135,10 @@ async def memory_engine() -> AsyncEngine:
     return engine
 
 
+class _Refused(Exception):
+    """A guard said no: the append's transaction is rolled back."""
+
+
 class SqlLedger:
     """The ledger on one SQLAlchemy engine (see the module docstring)."""
 
@@ -154,15 +158,42 @@ class SqlLedger:
 
     # -- writing ------------------------------------------------------------------
 
-    async def append(self, transfers: Sequence[Transfer]) -> list[LedgerEntry]:
-        """Write ``transfers`` atomically, in order; the entries written."""
+    async def append(
+        self,
+        transfers: Sequence[Transfer],
+        *,
+        guard: Callable[[AsyncConnection], Awaitable[bool]] | None = None,
+    ) -> list[LedgerEntry]:
+        """Write ``transfers`` atomically, in order; the entries written.
+
+        ``guard``, if given, runs inside the same transaction once the head is locked
+        (appends are serialised there), before anything is written: it may write rows
+        of its own (a settlement's state, a reward period) that commit with the
+        entries, and returning ``False`` rolls everything back and writes nothing
+        (``[]`` is returned): the way to append exactly once per key.
+        """
         if not transfers:
             return []
         if len(transfers) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} transfers in one append")
-        h, e = tables.ledger_head, tables.ledger_entries
         now_us = int(self._wall_clock() * 1_000_000)
         engine = await self.engine()
+        try:
+            entries = await self._write(engine, transfers, now_us, guard)
+        except _Refused:
+            return []
+        if self.on_append is not None:
+            self.on_append(entries[-1].seq + 1)
+        return entries
+
+    async def _write(
+        self,
+        engine: AsyncEngine,
+        transfers: Sequence[Transfer],
+        now_us: int,
+        guard: Callable[[AsyncConnection], Awaitable[bool]] | None,
+    ) -> list[LedgerEntry]:
+        h = tables.ledger_head
         async with engine.begin() as conn:
             lock = (
                 update(h)
@@ -171,6 +202,8 @@ class SqlLedger:
                 .returning(h.c.size, h.c.frontier, h.c.last_leaf, h.c.last_time_us)
             )
             head = (await conn.execute(lock)).one()
+            if guard is not None and not await guard(conn):
+                raise _Refused
             size, frontier = int(head.size), unpack_frontier(bytes(head.frontier))
             prev, last_us = bytes(head.last_leaf), max(now_us, int(head.last_time_us))
             entries: list[LedgerEntry] = []
@@ -181,7 +214,7 @@ class SqlLedger:
                 nodes.extend({"id": node_key(lv, ix), "hash": nh} for lv, ix, nh in new)
                 entries.append(entry)
                 prev, size = leaf, size + 1
-            await conn.execute(e.insert(), [_entry_values(x) for x in entries])
+            await conn.execute(tables.ledger_entries.insert(), [_entry_values(x) for x in entries])
             await conn.execute(tables.ledger_nodes.insert(), nodes)
             await conn.execute(
                 update(h)
@@ -193,8 +226,6 @@ class SqlLedger:
                     last_time_us=last_us,
                 )
             )
-        if self.on_append is not None:
-            self.on_append(size)
         return entries
 
     async def append_one(self, transfer: Transfer) -> LedgerEntry:

@@ -47,6 +47,34 @@ async def _fill(ledger: SqlLedger, n: int) -> None:
     )
 
 
+async def test_a_guard_commits_its_rows_with_the_entries_or_rolls_all_back(
+    ledger: SqlLedger,
+) -> None:
+    """``append(guard=)``: the guard's own writes commit with the entries; a guard that
+    says no leaves no entry and none of its writes (the exactly-once building block)."""
+    engine = await ledger.engine()
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE guard_probe (k VARCHAR(10) PRIMARY KEY)"))
+    calls: list[str] = []
+
+    def guard_for(key: str, answer: bool):  # type: ignore[no-untyped-def]
+        async def guard(conn) -> bool:  # type: ignore[no-untyped-def]
+            calls.append(key)
+            await conn.execute(text("INSERT INTO guard_probe (k) VALUES (:k)"), {"k": key})
+            return answer
+
+        return guard
+
+    ok = await ledger.append([Transfer("grant", MINT, ALICE, 5)], guard=guard_for("yes", True))
+    no = await ledger.append([Transfer("grant", MINT, ALICE, 6)], guard=guard_for("no", False))
+    assert [e.amount for e in ok] == [5] and no == [] and calls == ["yes", "no"]
+    assert (await ledger.head())[0] == 1
+    async with engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT k FROM guard_probe"))).scalars().all()
+    assert kept == ["yes"]
+    assert (await ledger.balances())[ALICE] == 5
+
+
 async def test_append_chains_and_proves(ledger: SqlLedger) -> None:
     entries = await ledger.append(
         [Transfer("grant", MINT, ALICE, 500), Transfer("settle", ALICE, BOB, 200, "r1", "ab" * 32)]
