@@ -57,6 +57,7 @@ __all__ = [
     "nodes",
     "operators",
     "requests",
+    "settlements",
 ]
 
 NAMING_CONVENTION = {
@@ -239,4 +240,33 @@ api_keys = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Index("ix_api_keys_revoked_at", "revoked_at"),
+)
+
+
+#: Migration 0005: one row per (request, node part) that is paid for. A request is
+#: written ``pending`` (with the estimate reserved from the payer) before it is
+#: forwarded; ``state`` then becomes ``settled`` (ledger entries written in the same
+#: transaction, ``amount``/``fee`` exact) or ``void`` (nothing paid). ``part`` is 0
+#: for the first node, 1, 2, ... for nodes that continued a stream. Accounts are
+#: ledger accounts (``core/ledger_entry.py``): ``payer`` ``user:...`` or ``pool``,
+#: ``operator`` ``operator:...``.
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("part", Integer(), primary_key=True, autoincrement=False),
+    Column("payer", String(128), nullable=False),
+    Column("node_id", String(128), nullable=True),
+    Column("operator", String(128), nullable=True),
+    Column("model", String(256), nullable=False),
+    Column("estimate", BigInteger(), nullable=False),
+    Column("amount", BigInteger(), nullable=True),
+    Column("fee", BigInteger(), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("receipt_hash", String(64), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_settlements_state", "state"),
+    Index("ix_settlements_payer", "payer"),
+    Index("ix_settlements_operator", "operator"),
 )
