@@ -4,7 +4,8 @@ The gateway calls :meth:`RequestWriter.submit` (no await, no I/O); a background
 task drains the queue every ``flush_interval_s`` into one
 ``store.record_requests`` batch. A full queue drops records (counted in
 ``dropped``) rather than slowing requests down; store errors are logged and the
-batch is dropped, never raised into a request.
+batch is dropped, never raised into a request. ``observers`` see each record as it is
+submitted (the dashboard's traffic series): plain calls, no I/O, on the request's path.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from LLM_Mesh.registry.ports import RequestRecord, Store
 
@@ -39,9 +41,13 @@ class RequestWriter:
         self.dropped = 0
         self.written = 0
         self._writing: asyncio.Future[None] | None = None  # the loop's write in progress
+        # called with each submitted record (cheap, in memory: the dashboard's series)
+        self.observers: list[Callable[[RequestRecord], None]] = []
 
     def submit(self, rec: RequestRecord) -> None:
-        """Queue one record; never blocks."""
+        """Queue one record (and show it to the observers); never blocks."""
+        for observe in self.observers:
+            observe(rec)
         try:
             self._queue.put_nowait(rec)
         except asyncio.QueueFull:

@@ -1,0 +1,70 @@
+"""The web dashboard at ``/dashboard``, served by the gateway process itself.
+
+Server-rendered pages (``pages.py``, ``templates/``), a little JSON for charts and the
+server-side ledger check (``api.py``), static assets shipped in the package
+(``static/``: the page scripts, the stylesheet and uPlot, vendored from npm with its
+licence; no CDN, so it works offline and on a LAN), strict response headers
+(``security.py``), and the traffic series fed by the request writer (``feed.py``).
+Design: ``docs/ARCHITECTURE.md`` ("Dashboard").
+
+:func:`install_dashboard` mounts it on the registry app as a sub-application, so its
+middleware (the headers) never runs on the request path of ``/v1``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from LLM_Mesh.registry.dashboard import api, pages
+from LLM_Mesh.registry.dashboard.context import HERE, PATH, Dashboard
+from LLM_Mesh.registry.dashboard.feed import TrafficFeed
+from LLM_Mesh.registry.dashboard.security import SecurityHeaders
+from LLM_Mesh.registry.errors import install_error_handlers
+from LLM_Mesh.registry.runtime import Runtime
+
+__all__ = ["PATH", "Dashboard", "TrafficFeed", "install_dashboard"]
+
+
+def _routes() -> list[BaseRoute]:
+    r = Route
+    return [
+        r("/", pages.overview),
+        r("/nodes", pages.nodes),
+        r("/nodes/{node_id:str}", pages.node),
+        r("/models", pages.models),
+        r("/ledger", pages.ledger),
+        r("/playground", pages.playground),
+        r("/operator", pages.operator),
+        r("/fragment/overview", pages.overview_fragment),
+        r("/fragment/nodes", pages.nodes_fragment),
+        r("/fragment/nodes/{node_id:str}", pages.node_fragment),
+        r("/fragment/models", pages.models_fragment),
+        r("/fragment/ledger", pages.ledger_fragment),
+        r("/fragment/operator", pages.operator_fragment),
+        r("/api/series", api.series),
+        r("/api/nodes/{node_id:str}/history", api.history),
+        r("/api/verify", api.verify),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+
+def install_dashboard(
+    app: FastAPI, runtime: Runtime, *, wall_clock: Callable[[], float] = time.time
+) -> Dashboard:
+    """Mount the dashboard at ``/dashboard`` and feed its series from ``runtime.writer``."""
+    feed = TrafficFeed(clock=wall_clock)
+    runtime.writer.observers.append(feed.observe)
+    dashboard = Dashboard(runtime, feed, clock=runtime.clock)
+    sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, routes=_routes())
+    sub.state.dashboard = dashboard
+    install_error_handlers(sub)
+    sub.add_exception_handler(404, pages.not_found)
+    sub.add_middleware(SecurityHeaders)
+    app.add_route(PATH, pages.redirect_home, include_in_schema=False)
+    app.mount(PATH, sub)
+    return dashboard

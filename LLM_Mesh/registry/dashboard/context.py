@@ -1,0 +1,84 @@
+"""What the dashboard's routes share: the gateway's runtime, the traffic feed, the
+templates (Jinja2, autoescaped) and the limiter of operator-token look-ups."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from LLM_Mesh import __version__
+from LLM_Mesh.core.ratelimit import Limits, RateLimiter
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.dashboard.feed import TrafficFeed
+from LLM_Mesh.registry.runtime import Runtime
+
+__all__ = ["NAV", "PATH", "Dashboard", "get_dashboard"]
+
+PATH = "/dashboard"
+HERE = Path(__file__).parent
+NAV = (
+    ("overview", "/", "Overview"),
+    ("nodes", "/nodes", "Nodes"),
+    ("models", "/models", "Models"),
+    ("ledger", "/ledger", "Ledger"),
+    ("playground", "/playground", "Playground"),
+    ("operator", "/operator", "Operator"),
+)
+# operator-token look-ups per client address (each is a store query): a guesser gets 30 a minute
+OPERATOR_LOOKUPS = Limits(rpm=30)
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every value rendered is escaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@dataclass
+class Dashboard:
+    runtime: Runtime
+    feed: TrafficFeed
+    env: jinja2.Environment = field(default_factory=_environment)
+    lookups: RateLimiter = field(default_factory=lambda: RateLimiter(max_scopes=10_000))
+    clock: Callable[[], float] = time.monotonic  # for the look-up limiter
+
+    def now(self) -> float:
+        """Wall-clock seconds: the traffic series' time."""
+        return self.feed.clock()
+
+    def render(
+        self, request: Request, template: str, status: int = 200, **ctx: Any
+    ) -> HTMLResponse:
+        base = request.scope.get("root_path", "").rstrip("/") or PATH
+        gateway = base[: -len(PATH)] if base.endswith(PATH) else ""
+        ctx.setdefault("charts", False)
+        ctx.setdefault("scripts", [])
+        ctx.setdefault("page", "")
+        ctx.setdefault("title", "LLM Mesh")
+        html = self.env.get_template(template).render(
+            base=base,
+            gateway=gateway,
+            static=base + "/static",
+            nav=[(key, base + href, label) for key, href, label in NAV],
+            version=__version__,
+            **ctx,
+        )
+        return HTMLResponse(html, status_code=status)
+
+
+def get_dashboard(request: Request) -> Dashboard:
+    dash = request.app.state.dashboard
+    if not isinstance(dash, Dashboard):  # pragma: no cover - wiring bug
+        raise MeshError("dashboard missing")
+    return dash

@@ -1,0 +1,207 @@
+"""The dashboard's pages and the fragments they refresh themselves with.
+
+Each page is server-rendered HTML (``templates/``, autoescaped); its live part is a
+fragment that ``static/dashboard.js`` fetches again every few seconds and swaps in
+(``data-live``), so one template renders a table both times. The operator's fragment
+needs the operator's token as a bearer header (``Authorization: Bearer``); a wrong,
+unknown or revoked token is 401, and look-ups are limited per client address (each
+is a store query).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from LLM_Mesh.core.identity import hash_secret
+from LLM_Mesh.core.ledger_entry import pseudonym
+from LLM_Mesh.errors import InvalidCredential, RateLimited
+from LLM_Mesh.registry.admin import bearer
+from LLM_Mesh.registry.dashboard import views
+from LLM_Mesh.registry.dashboard.context import OPERATOR_LOOKUPS, Dashboard, get_dashboard
+
+__all__ = [
+    "ledger", "ledger_fragment", "models", "models_fragment", "node", "node_fragment", "nodes",
+    "nodes_fragment", "not_found", "operator", "operator_fragment", "overview",
+    "overview_fragment", "playground", "redirect_home",
+]  # fmt: skip
+
+
+def _origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+# -- overview -------------------------------------------------------------------------------
+
+
+def _overview_ctx(d: Dashboard) -> dict[str, Any]:
+    return {"o": views.overview(d.runtime, d.feed.series, d.now())}
+
+
+async def overview(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(
+        request, "overview.html", page="overview", title="Overview", charts=True, **_overview_ctx(d)
+    )
+
+
+async def overview_fragment(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(request, "_overview.html", **_overview_ctx(d))
+
+
+# -- nodes ----------------------------------------------------------------------------------
+
+
+def _nodes_ctx(d: Dashboard) -> dict[str, Any]:
+    rows, total = views.node_rows(d.runtime, d.feed.series, d.now())
+    return {"rows": rows, "total": total}
+
+
+async def nodes(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(request, "nodes.html", page="nodes", title="Nodes", **_nodes_ctx(d))
+
+
+async def nodes_fragment(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(request, "_nodes.html", **_nodes_ctx(d))
+
+
+def _stamp(at: datetime | None) -> str:
+    return "—" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+async def _node_ctx(d: Dashboard, node_id: str) -> dict[str, Any]:
+    n = views.node_detail(d.runtime, d.feed.series, node_id, d.now())
+    stored: dict[str, Any] | None = None
+    if n is not None:
+        rec = await d.runtime.store.get_node(node_id)
+        if rec is not None:  # the operator's private fields (URL, hardware) are not taken
+            stored = {
+                "registered": _stamp(rec.registered_at),
+                "requests": rec.requests,
+                "failures": rec.failures,
+                "tokens": rec.tokens_generated,
+            }
+    return {"n": n, "stored": stored, "node_id": node_id}
+
+
+async def node(request: Request) -> Response:
+    d = get_dashboard(request)
+    node_id = request.path_params["node_id"]
+    ctx = await _node_ctx(d, node_id)
+    status = 200 if ctx["n"] is not None else 404
+    return d.render(
+        request, "node.html", status, page="nodes", title=f"Node {node_id}", charts=True, **ctx
+    )
+
+
+async def node_fragment(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(request, "_node.html", **await _node_ctx(d, request.path_params["node_id"]))
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+def _models_ctx(d: Dashboard) -> dict[str, Any]:
+    served, unserved, window_s = views.model_rows(d.runtime, d.feed.series, d.now())
+    return {"served": served, "unserved": unserved, "window_s": window_s}
+
+
+async def models(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(request, "models.html", page="models", title="Models", **_models_ctx(d))
+
+
+async def models_fragment(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(request, "_models.html", **_models_ctx(d))
+
+
+# -- ledger ---------------------------------------------------------------------------------
+
+
+async def _ledger_ctx(d: Dashboard) -> dict[str, Any]:
+    ledger = d.runtime.ledger
+    if ledger is None:
+        return {"enabled": False, "lp": None}
+    return {"enabled": True, "lp": await views.ledger_page(ledger)}
+
+
+async def ledger(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(
+        request, "ledger.html", page="ledger", title="Ledger", scripts=["ledger.js"],
+        origin=_origin(request), **await _ledger_ctx(d),
+    )  # fmt: skip
+
+
+async def ledger_fragment(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(request, "_ledger.html", **await _ledger_ctx(d))
+
+
+# -- playground -----------------------------------------------------------------------------
+
+
+async def playground(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(
+        request, "playground.html", page="playground", title="Playground",
+        scripts=["playground.js"], models=views.served_models(d.runtime),
+        tasks=views.task_models(d.runtime),
+    )  # fmt: skip
+
+
+# -- operator -------------------------------------------------------------------------------
+
+
+async def operator(request: Request) -> Response:
+    d = get_dashboard(request)
+    return d.render(
+        request, "operator.html", page="operator", title="Operator", scripts=["operator.js"]
+    )
+
+
+async def operator_fragment(request: Request) -> Response:
+    """The operator's nodes; ``Authorization: Bearer <operator token>``."""
+    d = get_dashboard(request)
+    token = bearer(request.headers)
+    if not token:
+        raise InvalidCredential("send your operator token as Authorization: Bearer <token>")
+    address = request.client.host if request.client else "unknown"
+    decision = d.lookups.check("operator:" + address, OPERATOR_LOOKUPS, d.clock())
+    if not decision.allowed:
+        raise RateLimited(
+            "too many operator-token look-ups from this address; wait a minute",
+            retry_after=max(1, round(decision.retry_after_s)),
+            headers=decision.headers,
+        )
+    rec = await d.runtime.store.operator_by_token(hash_secret(token))
+    if rec is None or rec.revoked_at is not None:
+        raise InvalidCredential("unknown or revoked operator token")
+    rows, _total = views.node_rows(d.runtime, d.feed.series, d.now())
+    mine = set(rec.nodes)
+    shown = [r for r in rows if r["node_id"] in mine]
+    offline = sorted(mine - {r["node_id"] for r in shown})
+    return d.render(
+        request, "_operator.html", operator=rec.name, account=pseudonym("operator", rec.name),
+        rows=shown, offline=offline,
+    )  # fmt: skip
+
+
+async def redirect_home(request: Request) -> Response:
+    return RedirectResponse(request.scope.get("root_path", "") + "/dashboard/", status_code=307)
+
+
+async def not_found(request: Request, _exc: Exception) -> Response:
+    d = get_dashboard(request)
+    resp: HTMLResponse = d.render(
+        request, "error.html", 404, title="Not found", message="There is no such dashboard page."
+    )
+    return resp

@@ -1,0 +1,211 @@
+"""What each dashboard page shows, as plain data read from the running gateway.
+
+No HTML here (``templates/`` render it, autoescaped) and no HTTP. Everything comes from
+what the gateway already holds: the routing view of every node (the public fields of
+``GET /mesh/nodes``: no node URL, no hardware), the model listing and demand counts
+(``/mesh/models``, ``/mesh/demand``), the traffic series (``core/traffic.py``), the
+store's record of a node, and the ledger. Where a capability does not exist yet (trust
+scores, earnings, canary verdicts) the value is :data:`NOT_BUILT`, so a page says so
+rather than show a zero; a node view that carries such a field (a later version) shows it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from LLM_Mesh.core.catalog import CATALOG
+from LLM_Mesh.core.schemas import NODE_PRIVATE_FIELDS, NodeState
+from LLM_Mesh.core.tasks import TASK_SPECIALTIES, rank_models_for_task
+from LLM_Mesh.core.traffic import MODEL, NODE, TrafficSeries
+from LLM_Mesh.registry.demand import demand_report
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.listing import mesh_models, offered_specs
+from LLM_Mesh.registry.runtime import Runtime
+
+__all__ = [
+    "MAX_ROWS",
+    "NOT_BUILT",
+    "LedgerPage",
+    "ledger_page",
+    "model_rows",
+    "node_detail",
+    "node_rows",
+    "overview",
+    "task_models",
+]
+
+NOT_BUILT = None  # a value that does not exist in this version: the page says "not built yet"
+MAX_ROWS = 500  # rows of a table (the page says how many more there are)
+MICRO = 1_000_000  # micro-NetworkTokens per NetworkToken
+# fields a later version's node view may carry (trust from canaries, earnings from settlement)
+TRUST_FIELDS = ("trust_score", "trust")
+STATES = [s.value for s in NodeState]
+
+
+def _public(view: Any) -> dict[str, Any]:
+    row: dict[str, Any] = view.model_dump(mode="json", exclude=set(NODE_PRIVATE_FIELDS))
+    return row
+
+
+def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        if row.get(name) is not None:
+            return row[name]
+    return NOT_BUILT
+
+
+def _node_row(row: dict[str, Any], served_1h: int | None) -> dict[str, Any]:
+    cap = max(1, int(row.get("max_concurrency") or 1))
+    load = int(row.get("in_flight") or 0) + int(row.get("queued") or 0)
+    row["capacity"] = cap
+    row["load_now"] = load
+    row["load_pct"] = min(100, round(100 * load / cap))
+    row["served_1h"] = served_1h
+    row["trust"] = _first(row, TRUST_FIELDS)
+    return row
+
+
+def node_rows(rt: Runtime, traffic: TrafficSeries, now: float) -> tuple[list[dict[str, Any]], int]:
+    """Every node as a row (at most :data:`MAX_ROWS`, healthy ones first), and how many there are."""
+    totals = traffic.totals(NODE, now)
+    views = rt.routing.views()
+    views.sort(key=lambda v: (not v.healthy, v.state.value != "online", v.node_id))
+    rows = []
+    for v in views[:MAX_ROWS]:
+        t = totals.get(v.node_id)
+        rows.append(_node_row(_public(v), t.requests if t else 0))
+    return rows, len(views)
+
+
+def overview(rt: Runtime, traffic: TrafficSeries, now: float) -> dict[str, Any]:
+    """The overview's figures: nodes by state, models up, and the traffic summary."""
+    views = rt.routing.views()
+    states = Counter(v.state.value for v in views)
+    models = mesh_models(rt.table)
+    up = [m for m in models if m.get("available")]
+    return {
+        "nodes": len(views),
+        "healthy": sum(1 for v in views if v.healthy),
+        "simulated_nodes": sum(1 for v in views if getattr(v, "simulated", False)),
+        "states": [(s, states.get(s, 0)) for s in STATES],
+        "models_up": len(up),
+        "models_up_simulated": sum(1 for m in up if m.get("simulated")),
+        "catalog": len(models),
+        "summary": traffic.summary(now),
+    }
+
+
+def node_detail(
+    rt: Runtime, traffic: TrafficSeries, node_id: str, now: float
+) -> dict[str, Any] | None:
+    """One node's row, or ``None`` when this gateway does not know it."""
+    entry = rt.table.get(node_id)
+    if entry is None:
+        return None
+    t = traffic.totals(NODE, now).get(node_id)
+    row = _node_row(_public(rt.routing.view(entry, rt.clock())), t.requests if t else 0)
+    row["version"] = entry.version
+    return row
+
+
+def model_rows(
+    rt: Runtime, traffic: TrafficSeries, now: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Models served (or wanted: refused or waiting), the catalog entries nobody serves, and
+    the demand window in seconds."""
+    demand = demand_report(rt.table, rt.routing.demand)
+    by_model = {d["model"]: d for d in demand["models"]}
+    totals = traffic.totals(MODEL, now)
+    served: list[dict[str, Any]] = []
+    unserved: list[dict[str, Any]] = []
+    for m in mesh_models(rt.table):
+        d = by_model.get(m["id"], {})
+        t = totals.get(m["id"])
+        row = {
+            **m,
+            "requests_waiting": d.get("requests_waiting", 0),
+            "requests_refused": d.get("requests_refused", 0),
+            "refused_no_node": d.get("refused_no_node", 0),
+            "refused_saturated": d.get("refused_saturated", 0),
+            "served_1h": t.requests if t else 0,
+        }
+        wanted = row["requests_refused"] or row["requests_waiting"]
+        (served if m.get("available") or wanted else unserved).append(row)
+    return served, unserved, int(demand["window_s"])
+
+
+def task_models(rt: Runtime) -> list[tuple[str, str | None]]:
+    """Each task type and the model the mesh would pick for it now (``None``: none is up)."""
+    up = {m["id"] for m in mesh_models(rt.table) if m.get("available")}
+    specs = [s for s in offered_specs(rt.table) if s.id in up]
+    out: list[tuple[str, str | None]] = []
+    for task in TASK_SPECIALTIES:
+        ranked = rank_models_for_task(task, specs)
+        out.append((task, ranked[0].id if ranked else None))
+    return out
+
+
+def served_models(rt: Runtime) -> list[dict[str, Any]]:
+    return [m for m in mesh_models(rt.table) if m.get("available")]
+
+
+def catalog_size() -> int:
+    return len(CATALOG)
+
+
+# -- ledger ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LedgerPage:
+    tree_size: int
+    entries: list[dict[str, Any]]  # newest first
+    checkpoints: list[dict[str, Any]]  # newest first
+    latest: dict[str, Any] | None  # the newest checkpoint
+
+
+def _utc(time_us: int) -> str:
+    return datetime.fromtimestamp(time_us / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def amount_nt(micro: int) -> str:
+    """Micro-NetworkTokens as NetworkTokens, exactly (integers only: no float)."""
+    sign = "-" if micro < 0 else ""
+    whole, frac = divmod(abs(micro), MICRO)
+    return f"{sign}{whole}.{frac:06d}"
+
+
+async def _newest_checkpoints(ledger: SqlLedger, size: int, n: int) -> list[dict[str, Any]]:
+    """The newest ``n`` checkpoints: pages after ever smaller sizes until there are enough."""
+    span = max(n, 16)
+    while True:
+        after = max(-1, size - span)
+        cps, _more = await ledger.checkpoints(after, 10_000)
+        if len(cps) >= n or after == -1:
+            break
+        span *= 4
+    out = []
+    for c in reversed(cps[-n:]):
+        d = c.to_json()
+        d["time"] = _utc(c.time_us)
+        out.append(d)
+    return out
+
+
+async def ledger_page(
+    ledger: SqlLedger, n_entries: int = 25, n_checkpoints: int = 10
+) -> LedgerPage:
+    size, _root = await ledger.head()
+    entries, _more = await ledger.entries(max(-1, size - n_entries - 1), n_entries)
+    rows = []
+    for e in reversed(entries):
+        d = e.to_json()
+        d["time"] = _utc(e.time_us)
+        d["amount_nt"] = amount_nt(e.amount)
+        rows.append(d)
+    latest = await ledger.latest_checkpoint()
+    cps = await _newest_checkpoints(ledger, latest.tree_size, n_checkpoints) if latest else []
+    return LedgerPage(size, rows, cps, cps[0] if cps else None)
