@@ -87,3 +87,13 @@ async def test_store_error_is_logged_not_raised(caplog: pytest.LogCaptureFixture
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         RequestWriter(MemoryStore(), flush_interval_s=0)
+
+
+async def test_observers_see_every_submitted_record_even_when_the_queue_is_full() -> None:
+    w = RequestWriter(MemoryStore(), max_queue=1)
+    seen: list[str] = []
+    w.observers.append(lambda r: seen.append(r.request_id))
+    w.submit(rec(1))
+    w.submit(rec(2))  # dropped from the store's queue, still counted by the observers
+    assert seen == ["r1", "r2"]
+    assert w.dropped == 1

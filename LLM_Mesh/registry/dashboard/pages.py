@@ -185,13 +185,16 @@ async def operator_fragment(request: Request) -> Response:
     rec = await d.runtime.store.operator_by_token(hash_secret(token))
     if rec is None or rec.revoked_at is not None:
         raise InvalidCredential("unknown or revoked operator token")
-    rows, _total = views.node_rows(d.runtime, d.feed.series, d.now())
+    # the operator's node ids: from their node keys (a look-up by token does not list them)
     mine = set(rec.nodes)
-    shown = [r for r in rows if r["node_id"] in mine]
-    offline = sorted(mine - {r["node_id"] for r in shown})
+    for op in await d.runtime.store.list_operators():
+        if op.name == rec.name:
+            mine.update(op.nodes)
+    rows, total = views.node_rows(d.runtime, d.feed.series, d.now(), only=mine)
+    offline = sorted(n for n in mine if d.runtime.table.get(n) is None)[: views.MAX_ROWS]
     return d.render(
         request, "_operator.html", operator=rec.name, account=pseudonym("operator", rec.name),
-        rows=shown, offline=offline,
+        rows=rows, total=total, offline=offline,
     )  # fmt: skip
 
 

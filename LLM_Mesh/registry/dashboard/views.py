@@ -68,10 +68,15 @@ def _node_row(row: dict[str, Any], served_1h: int | None) -> dict[str, Any]:
     return row
 
 
-def node_rows(rt: Runtime, traffic: TrafficSeries, now: float) -> tuple[list[dict[str, Any]], int]:
-    """Every node as a row (at most :data:`MAX_ROWS`, healthy ones first), and how many there are."""
+def node_rows(
+    rt: Runtime, traffic: TrafficSeries, now: float, only: set[str] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Every node (or those in ``only``) as a row, at most :data:`MAX_ROWS`, healthy ones
+    first; and how many there are."""
     totals = traffic.totals(NODE, now)
     views = rt.routing.views()
+    if only is not None:
+        views = [v for v in views if v.node_id in only]
     views.sort(key=lambda v: (not v.healthy, v.state.value != "online", v.node_id))
     rows = []
     for v in views[:MAX_ROWS]:

@@ -1,0 +1,36 @@
+"""Helpers for the dashboard's tests without sockets: the in-process mesh with traffic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from LLM_Mesh.core.ledger_entry import Transfer
+from tests.inprocess_mesh import InProcessMesh
+
+MODEL = "gemma-3-270m"
+
+
+def chat(mesh: InProcessMesh, n: int = 1, *, stream: bool = False, model: str = MODEL) -> None:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 5,
+        "stream": stream,
+    }
+    with mesh.sync_client() as c:
+        for _ in range(n):
+            r = c.post("/v1/chat/completions", json=body)
+            assert r.status_code == 200, r.text
+
+
+def flush(mesh: InProcessMesh) -> None:
+    """Submitted records reach the observers at once; this also writes them to the store."""
+    mesh.call(mesh.app.state.runtime.writer.flush())
+
+
+def ledger_entries(mesh: InProcessMesh, n: int, *, checkpoint: bool = True) -> None:
+    rt = mesh.app.state.runtime
+    for i in range(n):
+        mesh.call(rt.ledger.append_one(Transfer("grant", "mint", "pool", 1_000_000 + i)))
+    if checkpoint:
+        mesh.call(rt.checkpointer.checkpoint())
