@@ -105,7 +105,7 @@ def test_server_side_verification_refuses_a_checkpoint_of_another_key(
     real = rt.ledger.checkpoints
 
     async def forged_checkpoints(after: int, limit: int) -> tuple[list[CheckpointRecord], bool]:
-        got, more = await real(after, limit)
+        _got, more = await real(after, limit)
         return [CheckpointRecord(size, root.hex(), 1, base64.b64encode(raw).decode(),
                                  forged.note)], more  # fmt: skip
 

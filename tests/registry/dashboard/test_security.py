@@ -47,9 +47,12 @@ async def test_the_v1_path_does_not_run_the_dashboard_middleware(tmp_path) -> No
     from LLM_Mesh.registry.memory_store import MemoryStore
 
     app = create_registry_app(Settings(home=tmp_path), store=MemoryStore(), announce=lambda _k: None)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            r = await c.get("/v1/models")
-            d = await c.get("/dashboard/")
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        r = await c.get("/v1/models")
+        d = await c.get("/dashboard/")
     assert r.status_code == 200 and "content-security-policy" not in r.headers
     assert d.status_code == 200 and d.headers["content-security-policy"] == CSP
