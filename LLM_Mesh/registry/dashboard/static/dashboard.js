@@ -91,10 +91,16 @@
     return out;
   }
 
-  function draw(charts, data) {
+  // the points from ``from`` (unix seconds) on; all of them without ``from``
+  function draw(charts, data, from) {
+    let i0 = 0;
+    if (from !== undefined) {
+      while (i0 < data.t.length && data.t[i0] < from) i0++;
+    }
+    const cut = (arr) => (i0 ? arr.slice(i0) : arr);
     for (const c of charts) {
-      c.u.setData([data.t].concat(c.cols.map(([key]) => data[key])));
-      c.el.dataset.points = String(data.t.length);
+      c.u.setData([cut(data.t)].concat(c.cols.map(([key]) => cut(data[key]))));
+      c.el.dataset.points = String(data.t.length - i0);
     }
   }
 
@@ -104,7 +110,15 @@
     if (typeof uPlot === "undefined") return;
     const charts = chartsIn(box, OVERVIEW);
     const every = Number(box.dataset.every) || 5000;
+    const control = document.getElementById(box.dataset.windowControl || "");
     let data = null;
+    let now = 0;
+    const redraw = () => {
+      if (!data) return;
+      const span = control ? Number(control.value) : 0;
+      draw(charts, data, span ? now - span : undefined);
+    };
+    if (control) control.addEventListener("change", redraw);
     async function tick() {
       if (!visible()) return;
       const since = data && data.t.length ? data.t[data.t.length - 1] : null;
@@ -127,7 +141,8 @@
             data[k] = data[k].slice(drop, keep).concat(p[k] || []);
           }
         }
-        draw(charts, data);
+        now = body.now;
+        redraw();
       } catch (_) {
         // try again next time
       }
