@@ -78,6 +78,11 @@ class LocalMesh:
         return f"http://{self.host}:{self.registry_port}"
 
     @property
+    def dashboard_url(self) -> str:
+        """The web dashboard the gateway serves (``registry/dashboard/``)."""
+        return f"{self.registry_url}/dashboard/"
+
+    @property
     def node_url(self) -> str:
         return f"http://{self.host}:{self.node_port}"
 

@@ -88,7 +88,8 @@ def up(
         starting = False
         console.print(
             f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url} · "
-            f'logs: {settings.home / "logs"}\nTry: llm-mesh ask "def fibonacci(n):" --model {model}\n'
+            f"logs: {settings.home / 'logs'}\nDashboard: {mesh.dashboard_url}\n"
+            f'Try: llm-mesh ask "def fibonacci(n):" --model {model}\n'
             "Ctrl-C stops it."
         )
         while not stop and mesh.alive():
@@ -133,7 +134,8 @@ def demo(
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
         console.print(
-            f"[green]mesh up[/]: gateway {mesh.registry_url}/v1, node {mesh.node_url} ({engine})"
+            f"[green]mesh up[/]: gateway {mesh.registry_url}/v1, node {mesh.node_url} ({engine}); "
+            f"dashboard (while the demo runs): {mesh.dashboard_url}"
         )
         asyncio.run(run_demo(console, mesh.registry_url, model, prompt, task, max_tokens))
     except MeshError as exc:

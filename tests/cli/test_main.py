@@ -95,7 +95,8 @@ def test_ask_status_models_against_a_sim_mesh(sim_mesh: LocalMesh) -> None:
 @pytest.mark.e2e
 def test_up_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
     rport, nport = free_port(), free_port()
-    env = {**os.environ, "LLM_MESH_HOME": str(tmp_path / "home"), "LLM_MESH_HEARTBEAT_S": "1"}
+    env = {**os.environ, "LLM_MESH_HOME": str(tmp_path / "home"), "LLM_MESH_HEARTBEAT_S": "1",
+           "COLUMNS": "250"}  # fmt: skip
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "LLM_Mesh.cli", "up", "--engine", "sim", "--model", "mistral-7b",
@@ -114,6 +115,8 @@ def test_up_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
                 pass
             time.sleep(0.3)
         assert ready, "llm-mesh up did not bring a healthy node"
+        page = httpx.get(f"http://127.0.0.1:{rport}/dashboard/models", timeout=5)
+        assert page.status_code == 200 and "mistral-7b" in page.text
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=40)
     finally:
@@ -121,6 +124,7 @@ def test_up_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, out.decode(errors="replace")
+    assert f"Dashboard: http://127.0.0.1:{rport}/dashboard/" in out.decode(errors="replace")
     for port in (rport, nport):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
@@ -149,6 +153,7 @@ def test_demo_runs_the_seed_request_on_the_real_model(tmp_path: Path) -> None:
         "time to first token",
         "tokens/s",
         "NetworkToken",
+        "/dashboard/",
     ):
         assert fact in text, fact
     assert "SIMULATED" not in text
@@ -158,7 +163,8 @@ def test_demo_runs_the_seed_request_on_the_real_model(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_up_stops_cleanly_when_signalled_while_starting(tmp_path: Path) -> None:
     rport, nport = free_port(), free_port()
-    env = {**os.environ, "LLM_MESH_HOME": str(tmp_path / "home"), "LLM_MESH_HEARTBEAT_S": "1"}
+    env = {**os.environ, "LLM_MESH_HOME": str(tmp_path / "home"), "LLM_MESH_HEARTBEAT_S": "1",
+           "COLUMNS": "250"}  # fmt: skip
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "LLM_Mesh.cli", "up", "--engine", "sim", "--model", "mistral-7b",
