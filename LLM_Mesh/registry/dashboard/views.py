@@ -23,6 +23,7 @@ from LLM_Mesh.core.traffic import MODEL, NODE, TrafficSeries
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.listing import mesh_models, offered_specs
+from LLM_Mesh.registry.node_table import NodeEntry
 from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = [
@@ -68,33 +69,46 @@ def _node_row(row: dict[str, Any], served_1h: int | None) -> dict[str, Any]:
     return row
 
 
+def _simulated(entry: NodeEntry) -> bool:
+    return bool(entry.models) and all(m.simulated for m in entry.models.values())
+
+
 def node_rows(
     rt: Runtime, traffic: TrafficSeries, now: float, only: set[str] | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """Every node (or those in ``only``) as a row, at most :data:`MAX_ROWS`, healthy ones
-    first; and how many there are."""
+    first; and how many there are. Only the rows shown are built (a view per node)."""
+    clock = rt.clock()
+    table = rt.table
+    entries = [e for e in table.entries() if only is None or e.node_id in only]
+    entries.sort(key=lambda e: (not table.healthy(e, clock), e.state.value != "online", e.node_id))
+    rt.routing.router.tick(clock)
     totals = traffic.totals(NODE, now)
-    views = rt.routing.views()
-    if only is not None:
-        views = [v for v in views if v.node_id in only]
-    views.sort(key=lambda v: (not v.healthy, v.state.value != "online", v.node_id))
     rows = []
-    for v in views[:MAX_ROWS]:
-        t = totals.get(v.node_id)
-        rows.append(_node_row(_public(v), t.requests if t else 0))
-    return rows, len(views)
+    for e in entries[:MAX_ROWS]:
+        t = totals.get(e.node_id)
+        rows.append(_node_row(_public(rt.routing.view(e, clock)), t.requests if t else 0))
+    return rows, len(entries)
 
 
 def overview(rt: Runtime, traffic: TrafficSeries, now: float) -> dict[str, Any]:
-    """The overview's figures: nodes by state, models up, and the traffic summary."""
-    views = rt.routing.views()
-    states = Counter(v.state.value for v in views)
-    models = mesh_models(rt.table)
+    """The overview's figures: nodes by state, models up, and the traffic summary (no node
+    view is built: counting states is a pass over the node table)."""
+    clock = rt.clock()
+    table = rt.table
+    states: Counter[str] = Counter()
+    healthy = simulated = total = 0
+    for e in table.entries():
+        total += 1
+        states[e.state.value] += 1
+        healthy += table.healthy(e, clock)
+        simulated += _simulated(e)
+    models = mesh_models(table)
     up = [m for m in models if m.get("available")]
     return {
-        "nodes": len(views),
-        "healthy": sum(1 for v in views if v.healthy),
-        "simulated_nodes": sum(1 for v in views if getattr(v, "simulated", False)),
+        "nodes": total,
+        "healthy": healthy,
+        "simulated_nodes": simulated,
         "states": [(s, states.get(s, 0)) for s in STATES],
         "models_up": len(up),
         "models_up_simulated": sum(1 for m in up if m.get("simulated")),

@@ -181,3 +181,21 @@ def test_amounts_are_exact(micro: int, text: str) -> None:
     from LLM_Mesh.registry.dashboard.views import amount_nt
 
     assert amount_nt(micro) == text
+
+
+def test_a_long_node_table_is_cut_and_says_so(
+    inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from LLM_Mesh.registry.dashboard import views
+
+    for name in ("a", "b", "c"):
+        inprocess_mesh.add_node(MODEL, name)
+    inprocess_mesh.stop_node("b")  # said goodbye: offline, listed after the healthy ones
+    monkeypatch.setattr(views, "MAX_ROWS", 2)
+    _s, body, _h = get(inprocess_mesh, "/dashboard/fragment/nodes")
+    assert "(the first 2 of 3)" in body
+    assert body.count("<tr data-node=") == 2
+    assert f'data-node="{inprocess_mesh.id_of("b")}"' not in body
+    _s, over, _h = get(inprocess_mesh, "/dashboard/fragment/overview")
+    assert 'data-figure="nodes-healthy">2 <small>of 3' in over
+    assert 'data-state="offline">1<' in over
