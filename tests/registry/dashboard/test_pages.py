@@ -57,6 +57,9 @@ def test_dashboard_without_slash_redirects_and_unknown_pages_are_404(
         assert r.headers["content-security-policy"] == CSP
         r = c.get("/dashboard/nodes/node-nobody")
         assert r.status_code == 404 and "does not know this node" in r.text
+        r = c.get("/dashboard/static/dashboard.js")
+        assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=300"
+        assert r.headers["content-security-policy"] == CSP and "etag" in r.headers
 
 
 def test_the_overview_counts_what_the_gateway_served(inprocess_mesh: InProcessMesh) -> None:
