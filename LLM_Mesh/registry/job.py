@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from LLM_Mesh.core.receipt import Observed, Part
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 
@@ -89,8 +90,13 @@ class Tally:
         "error_code",
         "failed_nodes",
         "node_id",
+        "node_receipts",
         "outcome",
+        "output_sha256",
+        "outputs",
         "prompt_tokens",
+        "receipt",
+        "receipt_hash",
         "ttft_ms",
         "waited_s",
     )
@@ -107,6 +113,16 @@ class Tally:
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
         self.cost = 0.0
+        # receipts (core/receipt.py). The send stage: what it relayed of each node, in order
+        # (a part per node that generated text), and the hash of the whole output.
+        self.outputs: list[Observed] = []
+        self.output_sha256: str | None = None
+        # the account stage: each node's part as countersigned (``Part.payable``: whether
+        # that node is paid for it), the receipt's wire form and its hash (the ledger entry
+        # commits to it); None / () when no receipt was made (no final chunk, no answer)
+        self.node_receipts: tuple[Part, ...] = ()
+        self.receipt: dict[str, Any] | None = None
+        self.receipt_hash: str | None = None
 
 
 def usage_counts(usage: Any) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """Stage 4, relay: the node's answer as the client's bytes (JSON or SSE). Finishes nothing.
 
-A JSON answer is the node's body with the gateway's ``mesh`` object
-(:func:`json_answer`); a 4xx the node decided passes on unchanged
+A JSON answer is the node's body with the gateway's ``mesh`` object and its receipt
+also in ``X-Mesh-Receipt`` (:func:`json_answer`); a 4xx the node decided passes on unchanged
 (:func:`passthrough`). Both carry ``X-Mesh-Node``, ``X-Mesh-Model`` and
 ``X-Mesh-Request-Id``.
 
@@ -29,6 +29,7 @@ import anyio
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
 from LLM_Mesh.registry.errors import json_response
 from LLM_Mesh.registry.job import Job
@@ -56,9 +57,15 @@ def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
     return {"X-Mesh-Node": node_id, "X-Mesh-Model": job.model, "X-Mesh-Request-Id": job.request_id}
 
 
-def json_answer(job: Job, node_id: str, data: dict[str, Any]) -> Response:
-    """A non-stream's answer: the node's body (``mesh`` already the gateway's)."""
-    return json_response(data, 200, mesh_headers(node_id, job))
+def json_answer(
+    job: Job, node_id: str, data: dict[str, Any], receipt: dict[str, Any] | None = None
+) -> Response:
+    """A non-stream's answer: the node's body (``mesh`` already the gateway's), with the
+    countersigned receipt also in ``X-Mesh-Receipt`` (base64url of its JSON)."""
+    headers = mesh_headers(node_id, job)
+    if receipt is not None:
+        headers[HDR_RECEIPT] = encode_header(receipt)
+    return json_response(data, 200, headers)
 
 
 def passthrough(job: Job, node_id: str, status: int, content: bytes) -> Response:

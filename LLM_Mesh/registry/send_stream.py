@@ -42,8 +42,10 @@ from typing import Any
 
 import anyio
 
+from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
+from LLM_Mesh.core.receipt import Observed
 from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.registry.continuation import (
     CHAT_PATH,
@@ -235,13 +237,25 @@ class NodeStream:
             ex.first_token()
         usage = obj.get("usage")
         if isinstance(usage, dict) and not obj.get("choices"):
-            self.usage_seen = True
             tally = ex.tally
             pt, ct = usage_counts(usage)
             # a continuing node's prompt held the text so far
             tally.prompt_tokens = max(0, pt - tally.before) if self.continued else pt
             tally.completion_tokens = ct
+            if not self.usage_seen:
+                self._observe(pt, ct, obj.get("mesh"))
+            self.usage_seen = True
         return obj
+
+    def _observe(self, pt: int, ct: int, node_mesh: Any) -> None:
+        """The current node's part for the receipt: its text as relayed (its data lines,
+        parsed once, here at its final chunk), its counts and its ``mesh.receipt``."""
+        tally = self.ex.tally
+        text, _ = generated(self.data)
+        digest = output_sha256(text)
+        claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
+        tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
+        tally.output_sha256 = output_sha256(self.text + text) if self.text else digest
 
     async def _continue(self, bad: Outcome, reason: str) -> Event | None:
         """Fail over mid-stream; ``None`` when another node now streams, else the last event."""
@@ -252,6 +266,9 @@ class NodeStream:
                 await self.resp.aclose()
         tally.failed_nodes.append(failed)
         seg_text, seg_chunks = generated(self.data)
+        if seg_chunks and not self.usage_seen:  # its part, unsigned: it broke off
+            digest = output_sha256(seg_text)
+            tally.outputs.append(Observed(failed, 0, seg_chunks, digest, broken=True))
         if self.usage_seen:  # the node finished its answer; only [DONE] was missing
             ex.stop(Stop.SUCCEEDED)
             tally.outcome = "ok"
