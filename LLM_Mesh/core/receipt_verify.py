@@ -161,7 +161,7 @@ def _from_object(obj: Any, output: str | None = None) -> Found:
 
 
 def _from_sse(lines: Iterable[str]) -> Found:
-    parts: list[str] = []
+    parts: list[str] = []  # the text of every chunk that has choices
     final: dict[str, Any] | None = None
     for line in lines:
         payload = line[5:].strip() if line.startswith("data:") else ""
@@ -173,12 +173,14 @@ def _from_sse(lines: Iterable[str]) -> Found:
             raise _malformed("a data: line of the stream is not JSON") from None
         if not isinstance(obj, dict):
             continue
-        parts.append(chunk_text(obj))
+        if obj.get("choices"):
+            parts.append(chunk_text(obj))
         if isinstance(obj.get("mesh"), dict) and "receipt" in obj["mesh"]:
             final = obj
     if final is None:
         raise _malformed("the stream holds no final chunk with mesh.receipt")
-    return _from_object(final, "".join(parts))
+    # only the final chunk given: the text is not known (not "")
+    return _from_object(final, "".join(parts) if parts else None)
 
 
 def find_receipt(text: str) -> Found:
@@ -206,7 +208,8 @@ def parse_keys(texts: Iterable[str]) -> dict[str, Ed25519PublicKey]:
     for text in texts:
         t = text.strip()
         try:
-            raw = unb64url(t) if ("-" in t or "_" in t) else base64.b64decode(t, validate=True)
+            std = t.replace("-", "+").replace("_", "/").rstrip("=")
+            raw = base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
         except (ValueError, binascii.Error):
             raise ValueError(f"not a base64 key: {t[:60]!r}") from None
         if len(raw) != 32:
