@@ -227,3 +227,12 @@ def test_parse_keys_takes_base64_and_base64url_and_refuses_others() -> None:
     for bad in ["AAAA", "not a key!"]:
         with pytest.raises(ValueError):
             parse_keys([bad])
+
+
+def test_stream_text_skips_lines_that_are_not_one_json_object() -> None:
+    from LLM_Mesh.core.answer_text import stream_text
+
+    ok = 'data: {"choices": [{"delta": {"content": "a"}}]}'
+    two = 'data: {"choices": [{"delta": {"content": "b"}}]},{"choices": [{"text": "c"}]}'
+    assert stream_text([ok, ok]) == ("aa", 2)
+    assert stream_text([ok, "data: {broken", ok, two, "data: [DONE]", ": ping"]) == ("aa", 2)
