@@ -25,8 +25,9 @@ with the registry key, the whole request and every part::
 
 A part's ``status`` is ``signed`` (the node's receipt verified), ``broken`` (the node
 broke off its stream before its final chunk: it could not sign; the gateway's count),
-``missing`` (it finished without a receipt) or ``invalid`` (its receipt did not verify;
-``reason`` says which field). ``receipt_hash`` = hex SHA-256 of those bytes: what the
+``cut`` (the client left before the node's final chunk; the gateway's count), ``missing``
+(it finished without a receipt) or ``invalid`` (its receipt did not verify; ``reason``
+says which field). ``receipt_hash`` = hex SHA-256 of those bytes: what the
 ledger entry of the request commits to. Domains: every signed message of the mesh starts
 with ``llm-mesh/v1/<kind>`` and a separator (:class:`~LLM_Mesh.core.identity.MessageKind`),
 so no signature of one kind is valid as another.
@@ -84,15 +85,17 @@ _MAX_INT = 2**63 - 1
 
 
 class PartStatus(str, Enum):
-    SIGNED = "signed"
-    BROKEN = "broken"
-    MISSING = "missing"
-    INVALID = "invalid"
+    SIGNED = "signed"  # the node's receipt verified
+    BROKEN = "broken"  # the node broke its stream off before its final chunk: it never signed
+    CUT = "cut"  # the client left (the gateway closed the stream) before the node's final chunk
+    MISSING = "missing"  # the node finished without a receipt
+    INVALID = "invalid"  # the node's receipt did not verify (``reason``: the field)
 
 
-# parts a node is paid for: its signature checked, or it broke off and could not sign (the
-# gateway's count of what it delivered); a node that finished without a valid receipt is not
-PAYABLE = frozenset({PartStatus.SIGNED, PartStatus.BROKEN})
+# parts a node is paid for: its signature checked, or it could not sign (broke off, or was
+# cut off: the gateway's count of what was delivered); one that finished without a valid
+# receipt is not
+PAYABLE = frozenset({PartStatus.SIGNED, PartStatus.BROKEN, PartStatus.CUT})
 
 
 class ReceiptError(ValueError):
@@ -330,14 +333,15 @@ def encode_header(receipt_json: dict[str, Any]) -> str:
 class Observed:
     """What the gateway relayed of one node (the send stage writes it): the node's token
     counts, the hash of the text it relayed, the node's ``mesh.receipt`` (``None`` when
-    absent) and whether the node broke off before its final chunk."""
+    absent) and, without one, why: ``no_receipt`` (``missing``: it finished without;
+    ``broken`` / ``cut``: it never sent its final chunk)."""
 
     node_id: str
     prompt_tokens: int
     completion_tokens: int
     output_sha256: str
     claim: Any = None
-    broken: bool = False
+    no_receipt: PartStatus = PartStatus.MISSING
 
 
 class NodeKeys:
@@ -382,7 +386,8 @@ def check_part(
 ) -> Part:
     """The node's part as the gateway countersigns it: ``signed`` when the node's receipt
     is its key's signature of what the gateway relayed (this request, this model, these
-    counts, this output), else ``broken``/``missing``/``invalid`` (``reason``: the field).
+    counts, this output), else ``obs.no_receipt`` without one, or ``invalid`` (``reason``:
+    the field).
 
     The key must derive the id of the node the gateway routed to: a registered node's id
     is its key's hash (checked at registration), so this is the registered key.
@@ -394,7 +399,7 @@ def check_part(
 
     claim = obs.claim
     if claim is None:
-        return part(PartStatus.BROKEN if obs.broken else PartStatus.MISSING)
+        return part(obs.no_receipt)
     if not isinstance(claim, dict):
         return part(PartStatus.INVALID, reason="malformed")
     key_text, sig_text = claim.get("node_key"), claim.get("signature")

@@ -117,10 +117,10 @@ def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
                    keys=rt.node_keys)
         for obs in tally.outputs
     )  # fmt: skip
+    completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     receipt, receipt_hash = signer.countersign(
-        job.request_id, job.model, tally.prompt_tokens,
-        tally.completion_tokens + tally.before, tally.output_sha256, parts,
-    )  # fmt: skip
+        job.request_id, job.model, tally.prompt_tokens, completion, tally.output_sha256, parts
+    )
     tally.node_receipts = parts
     tally.receipt_hash = receipt_hash
     tally.receipt = receipt.to_json(receipt_hash)
@@ -189,9 +189,20 @@ class StreamAccount:
                 "total_tokens": tally.prompt_tokens + completion,
             }
 
+    def finalize_error(self, obj: dict[str, Any]) -> None:
+        """A stream that ends with an error after some text (nobody could continue it): the
+        error event gets ``mesh.receipt`` for the parts delivered (the relay's ``on_error``)."""
+        receipt = make_receipt(self.rt, self.job, self.tally)
+        if receipt is not None:
+            obj["mesh"] = {"request_id": self.job.request_id, "receipt": receipt}
+
     def record(self) -> None:
-        """Queue the stream's record (once it ended, however it ended)."""
+        """Queue the stream's record (once it ended, however it ended). A stream cut off
+        before any receipt was sent (the client left) still gets one made here, for the
+        ledger (``tally.receipt_hash``, ``tally.node_receipts``); nobody receives it."""
         rt, job, tally = self.rt, self.job, self.tally
+        if tally.receipt is None and tally.outputs:
+            make_receipt(rt, job, tally)
         _record(
             rt, job, node_id=tally.node_id, outcome=tally.outcome or "cancelled",
             error_code=tally.error_code, prompt_tokens=tally.prompt_tokens,

@@ -101,7 +101,7 @@ class Pipeline:
             acct.record()
             client.used(_tokens(ex.tally))
 
-        relay = SseRelay(upstream.events(), acct.finalize)
+        relay = SseRelay(upstream.events(), acct.finalize, acct.finalize_error)
         return stream_response(job, answer.node_id, relay, on_close)
 
 

@@ -11,7 +11,8 @@ change: the node's final chunk (``"choices": []``, ``usage``) gets the gateway's
 ``mesh`` (and, after a continuation, the summed ``usage``) from the account stage's
 ``finalize``; chunks of a continuing node are rewritten to the first chunk's
 ``id``/``created``/``model`` and its leading role-only chunk is dropped, so the client
-sees one stream. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`` then
+sees one stream. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`` (with
+``mesh.receipt`` from the account stage's ``on_error`` when text was delivered) then
 ``data: [DONE]``.
 
 When the client goes away, :class:`ProxyStream` closes the relay's generator (which
@@ -90,11 +91,17 @@ def _role_only(obj: dict[str, Any]) -> bool:
 class SseRelay:
     """One client stream's bytes from the send stage's events (see the module docstring)."""
 
-    __slots__ = ("finalize", "ident", "source")
+    __slots__ = ("finalize", "ident", "on_error", "source")
 
-    def __init__(self, source: AsyncGenerator[Event, None], finalize: Finalize) -> None:
+    def __init__(
+        self,
+        source: AsyncGenerator[Event, None],
+        finalize: Finalize,
+        on_error: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.source = source
         self.finalize = finalize
+        self.on_error = on_error  # sets the error event's "mesh" (its receipt) in place
         self.ident: dict[str, Any] | None = None  # id/created/model of the first chunk
 
     async def events(self) -> AsyncGenerator[bytes, None]:
@@ -104,7 +111,10 @@ class SseRelay:
                     yield _DONE_BYTES
                     return
                 if ev.kind == FAIL:
-                    yield _sse(ev.error or {"error": {}})
+                    body = ev.error or {"error": {}}
+                    if self.on_error is not None:
+                        self.on_error(body)
+                    yield _sse(body)
                     yield _DONE_BYTES
                     return
                 data = self._shape(ev)

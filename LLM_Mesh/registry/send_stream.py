@@ -45,7 +45,7 @@ import anyio
 from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
-from LLM_Mesh.core.receipt import Observed
+from LLM_Mesh.core.receipt import Observed, PartStatus
 from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.registry.continuation import (
     CHAT_PATH,
@@ -166,6 +166,8 @@ class NodeStream:
                 att = ex.att
                 if att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
+                if not self.usage_seen:  # [DONE] without a final chunk: no receipt
+                    self._unsigned_part(PartStatus.MISSING)
                 tally.outcome = "ok"
                 yield _DONE
                 return
@@ -265,17 +267,12 @@ class NodeStream:
             with anyio.CancelScope(shield=True):
                 await self.resp.aclose()
         tally.failed_nodes.append(failed)
-        seg_text, seg_chunks = generated(self.data)
-        if seg_chunks and not self.usage_seen:  # its part, unsigned: it broke off
-            digest = output_sha256(seg_text)
-            tally.outputs.append(Observed(failed, 0, seg_chunks, digest, broken=True))
         if self.usage_seen:  # the node finished its answer; only [DONE] was missing
             ex.stop(Stop.SUCCEEDED)
             tally.outcome = "ok"
             return _DONE
-        self.text += seg_text
+        seg_chunks = self._unsigned_part(PartStatus.BROKEN, failed)
         tally.before += seg_chunks
-        self.data = []
         left = remaining_tokens(job.body, tally.before)
         if self.text and left is not None and left <= 0:  # complete but for [DONE]
             ex.stop(Stop.SUCCEEDED)
@@ -332,11 +329,26 @@ class NodeStream:
         body["error"]["code"] = tally.error_code
         return Event(FAIL, error=body)
 
+    def _unsigned_part(self, status: PartStatus, node: str | None = None) -> int:
+        """The current node's part when it sent no final chunk (``status`` says why): its
+        relayed text joins the text so far; its data lines are done with. Its chunks."""
+        tally = self.ex.tally
+        text, chunks = generated(self.data)
+        self.data = []
+        self.text += text
+        if chunks:
+            node = node or tally.node_id or "?"
+            tally.outputs.append(Observed(node, 0, chunks, output_sha256(text), no_receipt=status))
+            tally.output_sha256 = output_sha256(self.text)
+        return chunks
+
     async def close(self) -> None:
         """Close upstream and settle an attempt still open (the client went away). Once."""
         if self._closed:
             return
         self._closed = True
+        if self.data and not self.usage_seen:  # cut off before the node's final chunk
+            self._unsigned_part(PartStatus.CUT)
         if self.resp is not None:
             with anyio.CancelScope(shield=True):
                 await self.resp.aclose()

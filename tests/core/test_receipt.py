@@ -149,9 +149,10 @@ def test_garbled_key_or_signature_is_invalid(mutate: Any, reason: str) -> None:
 
 def test_no_receipt_is_missing_or_broken() -> None:
     assert check(observed(None)).status is PartStatus.MISSING
-    part = check(observed(None, broken=True))
+    part = check(observed(None, no_receipt=PartStatus.BROKEN))
     assert part.status is PartStatus.BROKEN and part.payable
-    assert {PartStatus.SIGNED, PartStatus.BROKEN} == PAYABLE
+    assert check(observed(None, no_receipt=PartStatus.CUT)).payable
+    assert {PartStatus.SIGNED, PartStatus.BROKEN, PartStatus.CUT} == PAYABLE
 
 
 def test_node_keys_cache_is_bounded() -> None:

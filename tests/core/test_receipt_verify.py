@@ -16,6 +16,7 @@ from LLM_Mesh.core.receipt import (
     NodeKeys,
     NodeReceiptSigner,
     Observed,
+    PartStatus,
     ReceiptError,
     ReceiptSigner,
     b64url,
@@ -46,7 +47,8 @@ def make_receipt(
             registry_id=signer.registry_id, request_id=request_id, model="m",
             prompt_tokens=prompt, completion_tokens=tokens, output_sha256=digest,
         )  # fmt: skip
-        obs = Observed(node.node_id, 0 if broken else prompt, tokens, digest, claim, broken)
+        no_receipt = PartStatus.BROKEN if broken else PartStatus.MISSING
+        obs = Observed(node.node_id, 0 if broken else prompt, tokens, digest, claim, no_receipt)
         checked.append(check_part(obs, registry_id=signer.registry_id, request_id=request_id,
                                   model="m", keys=NodeKeys()))  # fmt: skip
     total = sum(t for _, _, t, _ in parts)

@@ -4,6 +4,8 @@ pipeline with fake nodes that sign (or cheat)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.cli.receipt_commands import check, keys_from_listing
 from LLM_Mesh.core.answer_text import output_sha256, stream_text
@@ -19,8 +22,9 @@ from LLM_Mesh.core.receipt import NodeReceiptSigner, PartStatus, ReceiptError
 from LLM_Mesh.core.receipt_verify import decode_header, parse_keys
 from LLM_Mesh.registry import account
 from LLM_Mesh.registry.job import Tally
-from tests.registry.helpers import FakeNode, FakeNodes, Harness, running
+from tests.registry.helpers import FakeNode, FakeNodes, Harness, running, sse_chunks
 from tests.registry.test_midstream import Dies, _first_is, completion_chunks
+from tests.registry.test_streaming import EndlessStream, _scope
 
 MODEL = "gemma-3-270m"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
@@ -77,6 +81,9 @@ class SigningNodes(FakeNodes):
         events = [e for e in sse.split("\n\n") if e]
         text, _ = stream_text(events)
         final = json.loads(events[-2][len("data: ") :])
+        if "usage" not in final:  # no final chunk: nothing to sign
+            return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                  content=sse.encode())  # fmt: skip
         final["mesh"]["receipt"] = self.receipt(node.node_id, request.headers, final["usage"], text)
         events[-2] = "data: " + json.dumps(final)
         body = "".join(e + "\n\n" for e in events).encode()
@@ -232,3 +239,93 @@ async def test_an_idempotent_replay_carries_the_same_receipt(tmp_path: Path) -> 
         assert again.headers.get("x-mesh-replayed") == "true"
         assert again.headers["x-mesh-receipt"] == first.headers["x-mesh-receipt"]
         assert len(nodes.nodes[next(iter(nodes.nodes))].calls) == 1
+
+
+async def test_a_stream_nobody_can_continue_ends_with_an_error_that_carries_the_receipt(
+    tmp_path: Path, tallies: list[Tally]
+) -> None:
+    nodes = SigningNodes()
+    a = nodes.new()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:  # breaks after "Hel"
+        head = sse_chunks(model, a, ["Hel", "lo"])[:2]
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=Dies(head))  # fmt: skip
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register(a)
+        r = await h.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert '"error"' in r.text and r.text.rstrip().endswith("data: [DONE]")
+        checked = check(r.text, await registry_keys(h))  # the text delivered hashes to it
+        assert checked.output_sha256 == output_sha256("Hel")
+        assert [(p.node_id, p.status, p.completion_tokens) for p in checked.parts] == [
+            (a, PartStatus.BROKEN, 1)
+        ]  # fmt: skip
+        (tally,) = tallies
+        assert tally.receipt_hash == checked.receipt_hash
+        assert [p.payable for p in tally.node_receipts] == [True]
+
+
+async def test_a_stream_that_ends_without_a_final_chunk_has_a_missing_part(
+    tmp_path: Path, tallies: list[Tally]
+) -> None:
+    nodes = SigningNodes()
+    a = nodes.new()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:  # no usage+mesh chunk
+        events = sse_chunks(model, a, ["Hel", "lo"])
+        del events[-2]
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=b"".join(events))  # fmt: skip
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register(a)
+        r = await h.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert r.status_code == 200 and '"receipt"' not in r.text  # no final chunk to carry it
+        await h.runtime.writer.flush()  # the record (and the receipt for the ledger) is made
+        (tally,) = tallies
+        assert [(p.status, p.payable) for p in tally.node_receipts] == [
+            (PartStatus.MISSING, False)
+        ]  # fmt: skip
+        assert tally.receipt is not None and tally.receipt_hash is not None
+        assert check(json.dumps(tally.receipt), await registry_keys(h)).parts[0].node_id == a
+
+
+async def test_a_client_that_leaves_mid_stream_leaves_a_cut_part_for_the_ledger(
+    tmp_path: Path, tallies: list[Tally]
+) -> None:
+    nodes = SigningNodes()
+    a = nodes.new()
+    nodes.stream_factory = lambda node, model: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=EndlessStream(model, a)
+    )
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register(a)
+        body = json.dumps({**CHAT, "stream": True}).encode()
+        gone = asyncio.Event()
+        sent: list[dict[str, Any]] = []
+        first = True
+
+        async def receive() -> dict[str, Any]:
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and len(sent) >= 5:
+                gone.set()  # the client goes away after a few chunks
+
+        app: Any = h.app
+        with contextlib.suppress(OSError, ClientDisconnect):
+            await asyncio.wait_for(app(_scope("2.3"), receive, send), timeout=5)
+        assert b"receipt" not in b"".join(m.get("body", b"") for m in sent)  # nobody gets it
+        (tally,) = tallies
+        (part,) = tally.node_receipts
+        assert part.status is PartStatus.CUT and part.payable and part.completion_tokens >= 3
+        assert tally.receipt_hash is not None and tally.outcome == "cancelled"
