@@ -2,9 +2,9 @@
 
 Method (one process, one run; the box is shared, so compare the ratios):
 
-1. **per operation** (CPU, ``time.perf_counter``; the best of ``--repeat`` rounds of
-   ``--iterations`` calls each, as ``timeit`` does), for answers of 16, 256 and 1,024
-   tokens (a word each):
+1. **per operation** (``time.perf_counter``; the best of ``--repeat`` rounds of
+   ``--iterations`` calls each, as ``timeit`` does, every operation once per round so a
+   burst of load hits them all), for answers of 16, 256 and 1,024 tokens (a word each):
 
    - node: SHA-256 of the answer's text + one Ed25519 signature (``NodeReceiptSigner.sign``);
    - gateway, whole answer: the text's SHA-256 (send stage) + the node's receipt checked
@@ -13,8 +13,9 @@ Method (one process, one run; the box is shared, so compare the ratios):
    - gateway, stream: the same, but the text comes from parsing the node's ``data:`` lines
      once at its final chunk (``stream_text``: one ``json.loads`` per token), no header;
    - baselines measured beside them: the gateway's existing signature of each forwarded
-     request (``GatewaySigner.headers``) and one ``json.loads`` + ``json.dumps`` of the
-     whole answer (what the gateway already does to every non-stream answer).
+     request (``GatewaySigner.headers``), one ``json.loads`` + ``json.dumps`` of the
+     whole answer (what the gateway already does to every non-stream answer), and one
+     raw Ed25519 sign and verify (the floor: the gateway's part is one of each).
 
 2. **through the real gateway, in process** (the registry app over httpx's ASGI transport
    → the real pipeline → a MockTransport node that signs a receipt per request, as a
@@ -25,7 +26,7 @@ Method (one process, one run; the box is shared, so compare the ratios):
    and the median of the paired differences, whole answers and streams (``--tokens``).
    The difference is the gateway's added latency from receipts.
 
-Run: ``.venv/bin/python benchmarks/bench_receipts.py [--iterations 2000] [--requests 2000] [--tokens 16]``
+Run: ``.venv/bin/python benchmarks/bench_receipts.py [--iterations 200] [--repeat 20] [--requests 2000] [--tokens 16]``
 """
 
 from __future__ import annotations
@@ -100,14 +101,17 @@ def node_receipt(request_id: str, n: int, text: str) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def best_us(fn: Callable[[], object], iterations: int, repeat: int) -> float:
-    best = float("inf")
+def best_us(fns: dict[str, Callable[[], object]], iterations: int, repeat: int) -> dict[str, float]:
+    """µs per call of each function: the best of ``repeat`` rounds of ``iterations`` calls,
+    the functions interleaved within each round (a burst of load hits them all alike)."""
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(iterations):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / iterations)
-    return best * 1e6
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / iterations)
+    return {name: t * 1e6 for name, t in best.items()}
 
 
 def measure(n: int, iterations: int, repeat: int) -> dict[str, Any]:
@@ -138,15 +142,21 @@ def measure(n: int, iterations: int, repeat: int) -> dict[str, Any]:
     def forward_sign() -> object:
         return GATEWAY.headers(NODE.node_id, "req-1", "/v1/chat/completions", "0" * 64)
 
-    return {
-        "tokens": n,
-        "node_sign_us": best_us(node_side, iterations, repeat),
-        "gateway_whole_us": best_us(gateway_whole, iterations, repeat),
-        "gateway_stream_us": best_us(gateway_stream, iterations, repeat),
-        "stream_parse_us": best_us(lambda: stream_text(lines), iterations, repeat),
-        "forward_sign_us": best_us(forward_sign, iterations, repeat),
-        "json_roundtrip_us": best_us(lambda: json.dumps(json.loads(raw)), iterations, repeat),
+    message = b"x" * 256
+    signature = REGISTRY_KEY.sign(message)
+    public = REGISTRY_KEY.public_key()
+
+    fns: dict[str, Callable[[], object]] = {
+        "node_sign_us": node_side,
+        "gateway_whole_us": gateway_whole,
+        "gateway_stream_us": gateway_stream,
+        "stream_parse_us": lambda: stream_text(lines),
+        "forward_sign_us": forward_sign,
+        "json_roundtrip_us": lambda: json.dumps(json.loads(raw)),
+        "raw_sign_us": lambda: REGISTRY_KEY.sign(message),
+        "raw_verify_us": lambda: public.verify(signature, message),
     }
+    return {"tokens": n, **best_us(fns, iterations, repeat)}
 
 
 def per_operation(iterations: int, repeat: int) -> list[dict[str, Any]]:
@@ -250,8 +260,8 @@ async def through_gateway(requests: int, tokens: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, default=2000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--requests", type=int, default=2000, help="per arm, per shape")
     ap.add_argument("--tokens", type=int, default=16, help="answer length through the gateway")
     args = ap.parse_args(argv)
@@ -266,9 +276,14 @@ def main(argv: list[str] | None = None) -> None:
         ("  of which parsing the stream's lines", "stream_parse_us"),
         ("baseline: sign a forwarded request", "forward_sign_us"),
         ("baseline: json loads+dumps of the answer", "json_roundtrip_us"),
+        ("calibration: one Ed25519 sign (256 bytes)", "raw_sign_us"),
+        ("calibration: one Ed25519 verify (256 bytes)", "raw_verify_us"),
     ]
     for label, k in labels:
         print(f"{label:<56}" + "".join(f"{r[k]:>9.1f}" for r in rows))
+    print("ratio gateway whole / (one sign + one verify): "
+          + ", ".join(f"{r['gateway_whole_us'] / (r['raw_sign_us'] + r['raw_verify_us']):.2f}x"
+                      for r in rows))  # fmt: skip
     print("ratio gateway whole / signing a forwarded request: "
           + ", ".join(f"{r['gateway_whole_us'] / r['forward_sign_us']:.2f}x" for r in rows))  # fmt: skip
     log("through the gateway ...")

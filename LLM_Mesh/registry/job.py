@@ -3,8 +3,10 @@
 The parse stage (:mod:`~LLM_Mesh.registry.parse`) builds the :class:`Job`, the
 validated request, which no later stage changes. What became of it is the
 :class:`Tally`: the send stage writes who answered, after how many attempts, the
-time to first token and the node's token counts; the account stage reads it to build
-the ``mesh`` object and the request's record and writes the cost. Who sent it is the
+time to first token, the node's token counts and what it relayed of each node (for the
+receipt); the account stage reads it to build the ``mesh`` object and the request's
+record and writes the cost and the receipt (``node_receipts``, ``receipt_hash``:
+what settlement needs, docs/ARCHITECTURE.md "Receipts"). Who sent it is the
 :class:`Client`: its address, then what the admit stage learns (its API key, the
 ``x-ratelimit-*`` headers its answer carries, the tokens to settle when usage is known).
 """
