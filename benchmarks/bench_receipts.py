@@ -51,14 +51,8 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_text import answer_text, output_sha256, stream_text
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.identity import MessageKind
-from LLM_Mesh.core.receipt import (
-    NodeKeys,
-    NodeReceiptSigner,
-    Observed,
-    ReceiptSigner,
-    check_part,
-    encode_header,
-)
+from LLM_Mesh.core.receipt import NodeReceiptSigner, ReceiptSigner, encode_header
+from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_auth import Grant, VerifiedRegistration

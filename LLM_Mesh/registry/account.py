@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from LLM_Mesh.core.pricing import request_cost
-from LLM_Mesh.core.receipt import check_part
+from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Job, Tally
 from LLM_Mesh.registry.ports import RequestRecord

@@ -19,7 +19,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from LLM_Mesh.core.receipt import Observed, Part
+from LLM_Mesh.core.receipt import Part
+from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 

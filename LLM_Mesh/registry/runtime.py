@@ -27,7 +27,8 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.failover import Failover, FailoverPolicy
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.ratelimit import RateLimiter
-from LLM_Mesh.core.receipt import NodeKeys, ReceiptSigner
+from LLM_Mesh.core.receipt import ReceiptSigner
+from LLM_Mesh.core.receipt_check import NodeKeys
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.api_keys import KeyCache

@@ -10,7 +10,9 @@ here and nowhere else.
 It parses an event's JSON only until the node's first token (the gateway's time to
 first token) and when the event carries ``"usage"`` (the node's final chunk). The raw
 ``data:`` lines of the current node are kept (a list append) so a failover can rebuild
-the text so far.
+the text so far, and the receipt can hash what was relayed: they are parsed once, all in
+one ``json.loads``, when the node's part ends (its final chunk, a break, the client's
+leaving), and the part goes into ``Tally.outputs`` (``core/receipt.py``).
 
 If the node breaks the stream (transport error, its ``data: {"error"...}`` event, or
 an end without ``[DONE]``), another node is asked to continue
@@ -45,7 +47,8 @@ import anyio
 from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
-from LLM_Mesh.core.receipt import Observed, PartStatus
+from LLM_Mesh.core.receipt import PartStatus
+from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.registry.continuation import (
     CHAT_PATH,

@@ -13,16 +13,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.identity import public_key_of
 from LLM_Mesh.core.receipt import (
-    NodeKeys,
     NodeReceiptSigner,
-    Observed,
     PartStatus,
     ReceiptError,
     ReceiptSigner,
     b64url,
-    check_part,
     encode_header,
 )
+from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
 from LLM_Mesh.core.receipt_verify import Found, decode_header, find_receipt, parse_keys, verify
 
 REGISTRY_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
