@@ -15,7 +15,9 @@ Method (one process, one run; the box is shared, so compare the ratios):
    - baselines measured beside them: the gateway's existing signature of each forwarded
      request (``GatewaySigner.headers``), one ``json.loads`` + ``json.dumps`` of the
      whole answer (what the gateway already does to every non-stream answer), and one
-     raw Ed25519 sign and verify (the floor: the gateway's part is one of each).
+     raw Ed25519 sign and verify (the floor: the gateway's part is one of each); when
+     PyNaCl is importable (not a dependency: ``PYTHONPATH`` to a ``pip install --target``
+     copy), libsodium's verify of the same message, to compare.
 
 2. **through the real gateway, in process** (the registry app over httpx's ASGI transport
    → the real pipeline → a MockTransport node that signs a receipt per request, as a
@@ -150,6 +152,15 @@ def measure(n: int, iterations: int, repeat: int) -> dict[str, Any]:
         "raw_sign_us": lambda: REGISTRY_KEY.sign(message),
         "raw_verify_us": lambda: public.verify(signature, message),
     }
+    try:  # optional: libsodium's verify (PyNaCl), to compare; not a dependency of the mesh
+        from nacl.signing import SigningKey
+
+        nacl_key = SigningKey.generate()
+        nacl_sig = nacl_key.sign(message).signature
+        nacl_public = nacl_key.verify_key
+        fns["pynacl_verify_us"] = lambda: nacl_public.verify(message, nacl_sig)
+    except ImportError:
+        pass
     return {"tokens": n, **best_us(fns, iterations, repeat)}
 
 
@@ -208,7 +219,12 @@ def node_handler(n: int) -> Callable[[httpx.Request], httpx.Response]:
 async def through_gateway(requests: int, tokens: int) -> dict[str, Any]:
     upstream = httpx.AsyncClient(transport=httpx.MockTransport(node_handler(tokens)))
     with tempfile.TemporaryDirectory() as home:
-        settings = Settings(home=Path(home), health_check_interval_s=3600.0, anonymous_rpm=None)
+        settings = Settings(
+            home=Path(home),
+            health_check_interval_s=3600.0,
+            anonymous_rpm=None,
+            heartbeat_interval_s=3600.0,
+        )  # the mock node never beats
         app = create_registry_app(
             settings, store=MemoryStore(), http_client=upstream, node_auth=TrustingNodeAuth(),
             resolver=_resolver, announce=lambda _k: None, gateway_key=REGISTRY_KEY,
@@ -272,7 +288,9 @@ def main(argv: list[str] | None = None) -> None:
         ("baseline: json loads+dumps of the answer", "json_roundtrip_us"),
         ("calibration: one Ed25519 sign (256 bytes)", "raw_sign_us"),
         ("calibration: one Ed25519 verify (256 bytes)", "raw_verify_us"),
+        ("compare: libsodium's verify (PyNaCl, if installed)", "pynacl_verify_us"),
     ]
+    labels = [(label, k) for label, k in labels if k in rows[0]]
     for label, k in labels:
         print(f"{label:<56}" + "".join(f"{r[k]:>9.1f}" for r in rows))
     print("ratio gateway whole / (one sign + one verify): "
