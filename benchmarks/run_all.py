@@ -28,6 +28,11 @@ KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
     "throughput": ("bench_throughput.py", [], ["--rounds", "2", "--max-tokens", "32"]),
     "ledger": ("bench_ledger.py", [], ["--entries", "20000", "--appends", "200"]),
     "dashboard": ("bench_dashboard.py", [], ["--requests", "300", "--chunks", "3"]),
+    "receipts": (
+        "bench_receipts.py",
+        [],
+        ["--iterations", "100", "--repeat", "2", "--requests", "100"],
+    ),
 }
 
 

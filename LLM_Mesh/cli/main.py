@@ -5,6 +5,7 @@ llm-mesh registry serve            the registry + gateway
 llm-mesh registry operators|nodes  admin: operator credentials, revocation
 llm-mesh registry grant ACCOUNT N  admin: N micro-NetworkTokens from the mint (a ledger entry)
 llm-mesh ledger verify             check the public ledger (hashes, signatures, balances)
+llm-mesh receipt verify FILE|-     check an answer's signed receipt offline
 llm-mesh registry keys             admin: client API keys (limits, priority, regions)
 llm-mesh node start                a node
 llm-mesh ask PROMPT                ask the network
@@ -30,6 +31,7 @@ from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
 from LLM_Mesh.cli.ledger_commands import ledger_app
 from LLM_Mesh.cli.node_commands import node_app
+from LLM_Mesh.cli.receipt_commands import receipt_app
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
 from LLM_Mesh.errors import MeshError
 
@@ -44,6 +46,7 @@ registry_app.command("grant")(grant_command)
 registry_app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(receipt_app, name="receipt")
 
 
 # --- the local network -------------------------------------------------------------------

@@ -87,6 +87,8 @@ class MessageKind(str, Enum):
     HEARTBEAT = "heartbeat"
     DEREGISTER = "deregister"
     GATEWAY_REQUEST = "gateway-request"  # the gateway to a node: core/gateway_auth.py
+    NODE_RECEIPT = "node-receipt"  # a node's receipt of an answer: core/receipt.py
+    RECEIPT = "receipt"  # the gateway's countersigned receipt: core/receipt.py
 
 
 def _b64(data: bytes) -> str:

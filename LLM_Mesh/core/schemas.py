@@ -156,6 +156,8 @@ class MeshMeta(_Wire):
     currency: str = "NetworkToken"
     attempts: int = 1
     fallback_from: str | None = None
+    # the node's signed receipt (core/receipt.py); at the gateway: the countersigned one
+    receipt: dict[str, Any] | None = None
 
 
 # --- OpenAI request bodies (validated at the gateway and at the node) -------------

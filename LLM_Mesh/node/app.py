@@ -267,7 +267,8 @@ class _Handler:
         self.service.gateway.check(request.headers, host, INFERENCE_PATHS[kind], raw)
         self.check_depth(raw)
         req, body = self.parse(kind, await _json_body(request))
-        request_id = request.headers.get("x-mesh-request-id")
+        # the gateway's request id (signed with the request), which the node's receipt names
+        request_id = request.headers.get("x-request-id") or request.headers.get("x-mesh-request-id")
         try:
             gen = await _open_unless_gone(request, self.service, req, request_id)
         except MeshError:
@@ -301,15 +302,16 @@ class _Handler:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         await gen.aclose(ok=True)
+        answer_id, output = R.new_id(kind), (echo or "") + text
         body = R.answer_body(
             kind=kind,
-            id=R.new_id(kind),
+            id=answer_id,
             created=int(time.time()),
             model=gen.req.model,
-            text=(echo or "") + text,
+            text=output,
             finish_reason=gen.finish_reason or "stop",
             usage=gen.final_usage(),
-            mesh=gen.mesh(),
+            mesh=gen.mesh(gen.receipt(output, answer_id)),
         )
         return JSONResponse(body, headers={"X-Mesh-Node": self.service.node_id})
 
@@ -334,7 +336,8 @@ class _Handler:
                     yield R.sse(R.chunk(**ids, text=text, finish_reason=delta.finish_reason))
             ok = True
             gen.close(ok=True)
-            yield R.sse(R.final_chunk(**ids, usage=gen.final_usage(), mesh=gen.mesh()))
+            receipt = gen.receipt((echo or "") + gen.text, ids["id"])
+            yield R.sse(R.final_chunk(**ids, usage=gen.final_usage(), mesh=gen.mesh(receipt)))
             yield R.DONE
         except MeshError as exc:
             yield R.sse(exc.to_openai())

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.schemas import MeshMeta
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest, Usage
 
@@ -131,7 +132,22 @@ class Generation:
             return self.usage
         return Usage(0, self.tokens_seen)
 
-    def mesh(self) -> MeshMeta:
+    def receipt(self, output: str, answer_id: str) -> dict[str, Any]:
+        """The node's signed receipt of this answer (``core/receipt.py``): the request id
+        (the gateway's ``X-Request-Id``, else the answer's id), the model, the usage and the
+        SHA-256 of ``output``, the text the answer carries; for the gateway it answered."""
+        usage = self.final_usage()
+        service = self.service
+        return service.receipts.sign(
+            registry_id=service.gateway.registry_id or "",
+            request_id=self.request_id or answer_id,
+            model=self.req.model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            output_sha256=output_sha256(output),
+        )
+
+    def mesh(self, receipt: dict[str, Any] | None = None) -> MeshMeta:
         end = self.ended_at if self.ended_at is not None else self.service.clock()
         latency_s = max(0.0, end - self.started_at)
         first = self.first_token_at if self.first_token_at is not None else end
@@ -152,4 +168,5 @@ class Generation:
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cost=0.0,
+            receipt=receipt,
         )

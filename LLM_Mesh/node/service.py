@@ -26,6 +26,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.memory_budget import default_budget
+from LLM_Mesh.core.receipt import NodeReceiptSigner
 from LLM_Mesh.core.schemas import Hardware, Heartbeat, HostedModel, NodeRegistration, NodeState
 from LLM_Mesh.node.admission import Admission, AdmissionState
 from LLM_Mesh.node.agent import NodeAgent
@@ -164,6 +165,7 @@ class NodeService:
         self.settings = settings
         self.key = node_identity(config, settings)
         self.signer = NodeSigner(self.key.key, wall_clock)
+        self.receipts = NodeReceiptSigner(self.key.key)  # signs a receipt of every answer
         self.node_id = self.key.node_id
         self.gateway = GatewayGuard(
             self.node_id,

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from LLM_Mesh.core.pricing import request_cost
+from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Job, Tally
 from LLM_Mesh.registry.ports import RequestRecord
@@ -27,6 +28,7 @@ __all__ = [
     "account_failure",
     "account_passthrough",
     "build_mesh",
+    "make_receipt",
 ]
 
 
@@ -91,7 +93,38 @@ def build_mesh(
     if tally.failed_nodes:
         mesh["failover_from"] = list(tally.failed_nodes)
         mesh["continued"] = True
+    receipt = make_receipt(rt, job, tally)
+    if receipt is None:
+        mesh.pop("receipt", None)  # a node's own receipt is never passed on as the gateway's
+    else:
+        mesh["receipt"] = receipt
     return mesh
+
+
+def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
+    """Check each node's part and countersign the request's receipt (``core/receipt.py``):
+    sets ``tally.node_receipts``, ``tally.receipt`` and ``tally.receipt_hash``; ``None``
+    when there is nothing to sign (no part was relayed) or no registry key.
+
+    Per request: one Ed25519 verify per node part, one signature, one SHA-256 of the
+    receipt's bytes (the output was hashed once by the send stage)."""
+    signer = rt.receipts
+    if signer is None or not tally.outputs or tally.output_sha256 is None:
+        return None
+    registry_id = signer.registry_id
+    parts = tuple(
+        check_part(obs, registry_id=registry_id, request_id=job.request_id, model=job.model,
+                   keys=rt.node_keys)
+        for obs in tally.outputs
+    )  # fmt: skip
+    completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
+    receipt, receipt_hash = signer.countersign(
+        job.request_id, job.model, tally.prompt_tokens, completion, tally.output_sha256, parts
+    )
+    tally.node_receipts = parts
+    tally.receipt_hash = receipt_hash
+    tally.receipt = receipt.to_json(receipt_hash)
+    return tally.receipt
 
 
 def account_answer(rt: Runtime, job: Job, tally: Tally, data: dict[str, Any]) -> None:
@@ -156,9 +189,20 @@ class StreamAccount:
                 "total_tokens": tally.prompt_tokens + completion,
             }
 
+    def finalize_error(self, obj: dict[str, Any]) -> None:
+        """A stream that ends with an error after some text (nobody could continue it): the
+        error event gets ``mesh.receipt`` for the parts delivered (the relay's ``on_error``)."""
+        receipt = make_receipt(self.rt, self.job, self.tally)
+        if receipt is not None:
+            obj["mesh"] = {"request_id": self.job.request_id, "receipt": receipt}
+
     def record(self) -> None:
-        """Queue the stream's record (once it ended, however it ended)."""
+        """Queue the stream's record (once it ended, however it ended). A stream cut off
+        before any receipt was sent (the client left) still gets one made here, for the
+        ledger (``tally.receipt_hash``, ``tally.node_receipts``); nobody receives it."""
         rt, job, tally = self.rt, self.job, self.tally
+        if tally.receipt is None and tally.outputs:
+            make_receipt(rt, job, tally)
         _record(
             rt, job, node_id=tally.node_id, outcome=tally.outcome or "cancelled",
             error_code=tally.error_code, prompt_tokens=tally.prompt_tokens,

@@ -28,6 +28,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
@@ -155,6 +156,8 @@ def create_registry_app(
                 key = await asyncio.to_thread(load_or_create_registry_key, path)
             if runtime.gateway is None:
                 runtime.gateway = GatewaySigner(key, wall_clock)
+            if runtime.receipts is None:
+                runtime.receipts = ReceiptSigner(key, wall_clock)
             log.info(
                 "gateway %s, public key %s (nodes may pin it: registry_public_key in node.toml)",
                 runtime.gateway.registry_id,

@@ -24,45 +24,19 @@ to the final ``usage``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
+
+from LLM_Mesh.core.answer_text import chunk_text, stream_text
 
 __all__ = ["chunk_text", "continuation_body", "generated"]
 
 CHAT_PATH = "/v1/chat/completions"
 
 
-def chunk_text(obj: dict[str, Any]) -> str:
-    """The text a chunk adds (chat ``delta.content`` or completion ``text``), else ``""``."""
-    choices = obj.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return ""
-    first = choices[0]
-    delta = first.get("delta")
-    if isinstance(delta, dict):
-        content = delta.get("content")
-        return content if isinstance(content, str) else ""
-    text = first.get("text")
-    return text if isinstance(text, str) else ""
-
-
 def generated(data_lines: Iterable[str]) -> tuple[str, int]:
     """Text and token count (one a content chunk) of the ``data:`` lines relayed so far."""
-    parts: list[str] = []
-    for line in data_lines:
-        payload = line[5:].strip() if line.startswith("data:") else ""
-        if not payload.startswith("{"):
-            continue
-        try:
-            obj = json.loads(payload)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            piece = chunk_text(obj)
-            if piece:
-                parts.append(piece)
-    return "".join(parts), len(parts)
+    return stream_text(data_lines)
 
 
 def _reduce(body: dict[str, Any], key: str, sent: int) -> None:

@@ -3,8 +3,10 @@
 The parse stage (:mod:`~LLM_Mesh.registry.parse`) builds the :class:`Job`, the
 validated request, which no later stage changes. What became of it is the
 :class:`Tally`: the send stage writes who answered, after how many attempts, the
-time to first token and the node's token counts; the account stage reads it to build
-the ``mesh`` object and the request's record and writes the cost. Who sent it is the
+time to first token, the node's token counts and what it relayed of each node (for the
+receipt); the account stage reads it to build the ``mesh`` object and the request's
+record and writes the cost and the receipt (``node_receipts``, ``receipt_hash``:
+what settlement needs, docs/ARCHITECTURE.md "Receipts"). Who sent it is the
 :class:`Client`: its address, then what the admit stage learns (its API key, the
 ``x-ratelimit-*`` headers its answer carries, the tokens to settle when usage is known).
 """
@@ -17,6 +19,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from LLM_Mesh.core.receipt import Part
+from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 
@@ -89,8 +93,13 @@ class Tally:
         "error_code",
         "failed_nodes",
         "node_id",
+        "node_receipts",
         "outcome",
+        "output_sha256",
+        "outputs",
         "prompt_tokens",
+        "receipt",
+        "receipt_hash",
         "ttft_ms",
         "waited_s",
     )
@@ -107,6 +116,16 @@ class Tally:
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
         self.cost = 0.0
+        # receipts (core/receipt.py). The send stage: what it relayed of each node, in order
+        # (a part per node that generated text), and the hash of the whole output.
+        self.outputs: list[Observed] = []
+        self.output_sha256: str | None = None
+        # the account stage: each node's part as countersigned (``Part.payable``: whether
+        # that node is paid for it), the receipt's wire form and its hash (the ledger entry
+        # commits to it); None / () when no receipt was made (no final chunk, no answer)
+        self.node_receipts: tuple[Part, ...] = ()
+        self.receipt: dict[str, Any] | None = None
+        self.receipt_hash: str | None = None
 
 
 def usage_counts(usage: Any) -> tuple[int, int]:

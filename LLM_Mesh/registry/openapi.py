@@ -352,7 +352,20 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
             },
             "responses": {
                 "200": {
-                    "description": "the answer (a stream with `stream: true`)",
+                    "description": (
+                        "the answer (a stream with `stream: true`); `mesh.receipt` (a stream: "
+                        "in its last chunk) is the signed receipt: the node's signature of "
+                        "what it generated, countersigned by the registry (check it offline "
+                        "with `llm-mesh receipt verify`)"
+                    ),
+                    "headers": {
+                        "X-Mesh-Receipt": {
+                            "description": (
+                                "the receipt (non-stream answers): base64url of its JSON"
+                            ),
+                            "schema": {"type": "string"},
+                        }
+                    },
                     "content": {
                         "application/json": {"schema": _ref(answer)},
                         "text/event-stream": {"schema": _sse_event(chunk)},

@@ -78,7 +78,7 @@ class Pipeline:
             return passthrough(job, answer.node_id, answer.status, answer.content)
         account_answer(rt, job, ex.tally, answer.data)
         client.used(_tokens(ex.tally))
-        return json_answer(job, answer.node_id, answer.data)
+        return json_answer(job, answer.node_id, answer.data, ex.tally.receipt)
 
     async def _stream(self, job: Job, client: Client) -> Response:
         rt = self.rt
@@ -101,7 +101,7 @@ class Pipeline:
             acct.record()
             client.used(_tokens(ex.tally))
 
-        relay = SseRelay(upstream.events(), acct.finalize)
+        relay = SseRelay(upstream.events(), acct.finalize, acct.finalize_error)
         return stream_response(job, answer.node_id, relay, on_close)
 
 

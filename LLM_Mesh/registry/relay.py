@@ -1,7 +1,7 @@
 """Stage 4, relay: the node's answer as the client's bytes (JSON or SSE). Finishes nothing.
 
-A JSON answer is the node's body with the gateway's ``mesh`` object
-(:func:`json_answer`); a 4xx the node decided passes on unchanged
+A JSON answer is the node's body with the gateway's ``mesh`` object and its receipt
+also in ``X-Mesh-Receipt`` (:func:`json_answer`); a 4xx the node decided passes on unchanged
 (:func:`passthrough`). Both carry ``X-Mesh-Node``, ``X-Mesh-Model`` and
 ``X-Mesh-Request-Id``.
 
@@ -11,7 +11,8 @@ change: the node's final chunk (``"choices": []``, ``usage``) gets the gateway's
 ``mesh`` (and, after a continuation, the summed ``usage``) from the account stage's
 ``finalize``; chunks of a continuing node are rewritten to the first chunk's
 ``id``/``created``/``model`` and its leading role-only chunk is dropped, so the client
-sees one stream. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`` then
+sees one stream. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`` (with
+``mesh.receipt`` from the account stage's ``on_error`` when text was delivered) then
 ``data: [DONE]``.
 
 When the client goes away, :class:`ProxyStream` closes the relay's generator (which
@@ -29,6 +30,7 @@ import anyio
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
 from LLM_Mesh.registry.errors import json_response
 from LLM_Mesh.registry.job import Job
@@ -56,9 +58,15 @@ def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
     return {"X-Mesh-Node": node_id, "X-Mesh-Model": job.model, "X-Mesh-Request-Id": job.request_id}
 
 
-def json_answer(job: Job, node_id: str, data: dict[str, Any]) -> Response:
-    """A non-stream's answer: the node's body (``mesh`` already the gateway's)."""
-    return json_response(data, 200, mesh_headers(node_id, job))
+def json_answer(
+    job: Job, node_id: str, data: dict[str, Any], receipt: dict[str, Any] | None = None
+) -> Response:
+    """A non-stream's answer: the node's body (``mesh`` already the gateway's), with the
+    countersigned receipt also in ``X-Mesh-Receipt`` (base64url of its JSON)."""
+    headers = mesh_headers(node_id, job)
+    if receipt is not None:
+        headers[HDR_RECEIPT] = encode_header(receipt)
+    return json_response(data, 200, headers)
 
 
 def passthrough(job: Job, node_id: str, status: int, content: bytes) -> Response:
@@ -83,11 +91,17 @@ def _role_only(obj: dict[str, Any]) -> bool:
 class SseRelay:
     """One client stream's bytes from the send stage's events (see the module docstring)."""
 
-    __slots__ = ("finalize", "ident", "source")
+    __slots__ = ("finalize", "ident", "on_error", "source")
 
-    def __init__(self, source: AsyncGenerator[Event, None], finalize: Finalize) -> None:
+    def __init__(
+        self,
+        source: AsyncGenerator[Event, None],
+        finalize: Finalize,
+        on_error: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.source = source
         self.finalize = finalize
+        self.on_error = on_error  # sets the error event's "mesh" (its receipt) in place
         self.ident: dict[str, Any] | None = None  # id/created/model of the first chunk
 
     async def events(self) -> AsyncGenerator[bytes, None]:
@@ -97,7 +111,10 @@ class SseRelay:
                     yield _DONE_BYTES
                     return
                 if ev.kind == FAIL:
-                    yield _sse(ev.error or {"error": {}})
+                    body = ev.error or {"error": {}}
+                    if self.on_error is not None:
+                        self.on_error(body)
+                    yield _sse(body)
                     yield _DONE_BYTES
                     return
                 data = self._shape(ev)

@@ -27,6 +27,8 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.failover import Failover, FailoverPolicy
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.ratelimit import RateLimiter
+from LLM_Mesh.core.receipt import ReceiptSigner
+from LLM_Mesh.core.receipt_check import NodeKeys
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.api_keys import KeyCache
@@ -59,6 +61,10 @@ class Runtime:
     pins: AddressPins = field(default_factory=AddressPins)  # checked, pinned node addresses
     # signs every forwarded request (registry/gateway_key.py); set in the lifespan
     gateway: GatewaySigner | None = None
+    # countersigns every answer's receipt with the same key (core/receipt.py); set in the
+    # lifespan; node keys proven in receipts, cached (a node id is its key's hash)
+    receipts: ReceiptSigner | None = None
+    node_keys: NodeKeys = field(default_factory=NodeKeys)
     limiter: RateLimiter = field(default_factory=RateLimiter)  # clients' buckets, this process
     # called with (job, failover) when a request stops trying nodes (tests, the simulator
     # comparison); None on the hot path

@@ -47,8 +47,10 @@ from typing import Any
 
 import anyio
 
+from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop
+from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded, UpstreamError, UpstreamTimeout
@@ -463,7 +465,14 @@ class Exchange:
         tally = self.tally
         latency_ms = (rt.clock() - job.started) * 1000.0
         tally.prompt_tokens, tally.completion_tokens = usage_counts(data.get("usage"))
-        tally.ttft_ms = nonstream_ttft(data.get("mesh"), latency_ms)
+        node_mesh = data.get("mesh")
+        tally.ttft_ms = nonstream_ttft(node_mesh, latency_ms)
+        # what the gateway relays, for the receipt (hashed once; the account stage checks it)
+        tally.output_sha256 = digest = output_sha256(answer_text(data))
+        claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
+        tally.outputs.append(
+            Observed(node, tally.prompt_tokens, tally.completion_tokens, digest, claim)
+        )
         self.finish(
             att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens, ttft_ms=tally.ttft_ms
         )

@@ -10,7 +10,9 @@ here and nowhere else.
 It parses an event's JSON only until the node's first token (the gateway's time to
 first token) and when the event carries ``"usage"`` (the node's final chunk). The raw
 ``data:`` lines of the current node are kept (a list append) so a failover can rebuild
-the text so far.
+the text so far, and the receipt can hash what was relayed: they are parsed once, all in
+one ``json.loads``, when the node's part ends (its final chunk, a break, the client's
+leaving), and the part goes into ``Tally.outputs`` (``core/receipt.py``).
 
 If the node breaks the stream (transport error, its ``data: {"error"...}`` event, or
 an end without ``[DONE]``), another node is asked to continue
@@ -42,8 +44,11 @@ from typing import Any
 
 import anyio
 
+from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
+from LLM_Mesh.core.receipt import PartStatus
+from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.registry.continuation import (
     CHAT_PATH,
@@ -164,6 +169,8 @@ class NodeStream:
                 att = ex.att
                 if att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
+                if not self.usage_seen:  # [DONE] without a final chunk: no receipt
+                    self._unsigned_part(PartStatus.MISSING)
                 tally.outcome = "ok"
                 yield _DONE
                 return
@@ -235,13 +242,25 @@ class NodeStream:
             ex.first_token()
         usage = obj.get("usage")
         if isinstance(usage, dict) and not obj.get("choices"):
-            self.usage_seen = True
             tally = ex.tally
             pt, ct = usage_counts(usage)
             # a continuing node's prompt held the text so far
             tally.prompt_tokens = max(0, pt - tally.before) if self.continued else pt
             tally.completion_tokens = ct
+            if not self.usage_seen:
+                self._observe(pt, ct, obj.get("mesh"))
+            self.usage_seen = True
         return obj
+
+    def _observe(self, pt: int, ct: int, node_mesh: Any) -> None:
+        """The current node's part for the receipt: its text as relayed (its data lines,
+        parsed once, here at its final chunk), its counts and its ``mesh.receipt``."""
+        tally = self.ex.tally
+        text, _ = generated(self.data)
+        digest = output_sha256(text)
+        claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
+        tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
+        tally.output_sha256 = output_sha256(self.text + text) if self.text else digest
 
     async def _continue(self, bad: Outcome, reason: str) -> Event | None:
         """Fail over mid-stream; ``None`` when another node now streams, else the last event."""
@@ -251,14 +270,12 @@ class NodeStream:
             with anyio.CancelScope(shield=True):
                 await self.resp.aclose()
         tally.failed_nodes.append(failed)
-        seg_text, seg_chunks = generated(self.data)
         if self.usage_seen:  # the node finished its answer; only [DONE] was missing
             ex.stop(Stop.SUCCEEDED)
             tally.outcome = "ok"
             return _DONE
-        self.text += seg_text
+        seg_chunks = self._unsigned_part(PartStatus.BROKEN, failed)
         tally.before += seg_chunks
-        self.data = []
         left = remaining_tokens(job.body, tally.before)
         if self.text and left is not None and left <= 0:  # complete but for [DONE]
             ex.stop(Stop.SUCCEEDED)
@@ -315,11 +332,26 @@ class NodeStream:
         body["error"]["code"] = tally.error_code
         return Event(FAIL, error=body)
 
+    def _unsigned_part(self, status: PartStatus, node: str | None = None) -> int:
+        """The current node's part when it sent no final chunk (``status`` says why): its
+        relayed text joins the text so far; its data lines are done with. Its chunks."""
+        tally = self.ex.tally
+        text, chunks = generated(self.data)
+        self.data = []
+        self.text += text
+        if chunks:
+            node = node or tally.node_id or "?"
+            tally.outputs.append(Observed(node, 0, chunks, output_sha256(text), no_receipt=status))
+            tally.output_sha256 = output_sha256(self.text)
+        return chunks
+
     async def close(self) -> None:
         """Close upstream and settle an attempt still open (the client went away). Once."""
         if self._closed:
             return
         self._closed = True
+        if self.data and not self.usage_seen:  # cut off before the node's final chunk
+            self._unsigned_part(PartStatus.CUT)
         if self.resp is not None:
             with anyio.CancelScope(shield=True):
                 await self.resp.aclose()

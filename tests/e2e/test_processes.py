@@ -14,7 +14,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.cli.receipt_commands import check, fetch_keys
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
+from LLM_Mesh.core.receipt_verify import parse_keys
 from LLM_Mesh.node.keys import load_or_create_key
 from tests.e2e.conftest import free_port, start_mesh
 
@@ -199,6 +201,14 @@ def test_chat_stream_continues_on_another_node_when_its_node_dies(tmp_path: Path
         final = chunks[-1]
         assert final["mesh"]["node_id"] != served_by
         assert final["usage"]["completion_tokens"] > 8
+        # the receipt covers both parts: the killed node's (unsigned: it broke off, the
+        # gateway's count) and the continuing node's (signed); the whole text hashes to it
+        keys = parse_keys(fetch_keys(url))
+        receipt = check("\n".join("data: " + e for e in events), keys)
+        assert [(p.node_id, p.status.value) for p in receipt.parts] == [
+            (served_by, "broken"), (final["mesh"]["node_id"], "signed")
+        ]  # fmt: skip
+        assert receipt.completion_tokens == final["usage"]["completion_tokens"]
     finally:
         mesh.stop()
 

@@ -1,0 +1,127 @@
+"""``llm-mesh receipt verify FILE|-``: check a receipt offline against the published keys.
+
+Reads a receipt, a whole answer (JSON), a stream's final chunk or its whole SSE text,
+or an ``X-Mesh-Receipt`` header value, from FILE or stdin (``-``); the registry keys
+from ``--key B64`` (repeatable), ``--keys FILE`` (what ``GET /v1/ledger/keys`` answers,
+saved, or one key a line) or, when neither is given, from the registry
+(``--registry``, default ``$LLM_MESH_REGISTRY_URL``: ``GET /v1/ledger/keys``). The
+decisions are pure (``core/receipt_verify.py``). Exit 0 when valid, 1 when not, with
+the reason named (``INVALID gateway_signature: ...``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from LLM_Mesh.cli.common import RegistryOpt, console, err, settings_from
+from LLM_Mesh.core.receipt import Receipt, ReceiptError
+from LLM_Mesh.core.receipt_verify import find_receipt, parse_keys, verify
+
+receipt_app = typer.Typer(help="Signed receipts of answers.", no_args_is_help=True)
+
+__all__ = ["check", "keys_from_listing", "receipt_app"]
+
+
+def keys_from_listing(text: str) -> list[str]:
+    """Key texts from a saved ``GET /v1/ledger/keys`` answer, a JSON list of keys, or
+    plain text with one key a line (``#`` comments allowed)."""
+    body = text.strip()
+    if body.startswith(("{", "[")):
+        data: Any = json.loads(body)
+        if isinstance(data, dict):
+            data = data.get("data")
+        if not isinstance(data, list):
+            raise ValueError("a keys file is /v1/ledger/keys' answer or a list of keys")
+        return [k["public_key"] if isinstance(k, dict) else str(k) for k in data]
+    return [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def fetch_keys(registry_url: str, timeout_s: float = 30.0) -> list[str]:
+    """The registry's published keys (``GET /v1/ledger/keys``)."""
+    r = httpx.get(registry_url.rstrip("/") + "/v1/ledger/keys", timeout=timeout_s)
+    if r.status_code != 200:
+        raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
+    return keys_from_listing(r.text)
+
+
+def check(
+    text: str,
+    keys: dict[str, Ed25519PublicKey],
+    *,
+    output: str | None = None,
+    request_id: str | None = None,
+    require_signed: bool = False,
+) -> Receipt:
+    """The receipt in ``text`` when it checks out against ``keys``; else ``ReceiptError``."""
+    found = find_receipt(text)
+    return verify(found, keys, output=output, request_id=request_id, require_signed=require_signed)
+
+
+def _describe(receipt: Receipt) -> None:
+    when = datetime.fromtimestamp(receipt.time_ms / 1000, timezone.utc).isoformat()
+    console.print(
+        f"[green]OK[/]: receipt {receipt.receipt_hash} for request {receipt.request_id} "
+        f"({receipt.model}: {receipt.prompt_tokens} prompt + {receipt.completion_tokens} "
+        f"completion tokens), countersigned by {receipt.registry_id} at {when}",
+        highlight=False,
+    )
+    for i, p in enumerate(receipt.parts):
+        note = f" ({p.reason})" if p.reason else ""
+        console.print(
+            f"  part {i}: {p.node_id} {p.status.value}{note}: {p.prompt_tokens} prompt + "
+            f"{p.completion_tokens} completion tokens, output sha256 {p.output_sha256}",
+            highlight=False,
+        )
+
+
+@receipt_app.command("verify")
+def verify_command(
+    source: Annotated[str, typer.Argument(help="a file, or - for stdin")] = "-",
+    key: Annotated[
+        list[str] | None, typer.Option("--key", help="a registry public key (base64); repeatable")
+    ] = None,
+    keys_file: Annotated[
+        Path | None,
+        typer.Option("--keys", help="keys saved from GET /v1/ledger/keys (or one a line)"),
+    ] = None,
+    registry: RegistryOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="a file holding the answer's text")
+    ] = None,
+    request_id: Annotated[
+        str | None, typer.Option("--request-id", help="the request the receipt must be for")
+    ] = None,
+    require_signed: Annotated[
+        bool, typer.Option("--require-signed", help="every node part must be node-signed")
+    ] = False,
+) -> None:
+    """Check a receipt's registry countersignature and every node's signature offline.
+    Exit 0 when valid, 1 when not (the reason is named)."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
+        texts = list(key or [])
+        if keys_file is not None:
+            texts += keys_from_listing(keys_file.read_text("utf-8"))
+        if not texts or registry is not None:
+            texts += fetch_keys(settings_from(None, registry).registry_url)
+        keys = parse_keys(texts)
+        expected = None if output is None else output.read_text("utf-8")
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    try:
+        receipt = check(
+            text, keys, output=expected, request_id=request_id, require_signed=require_signed
+        )
+    except ReceiptError as exc:
+        err.print(f"[red]INVALID[/] {exc.reason}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    _describe(receipt)

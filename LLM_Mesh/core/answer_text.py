@@ -1,0 +1,78 @@
+"""The text of an OpenAI answer: what a receipt's output hash is taken over.
+
+One rule for the node that signs, the gateway that checks and countersigns, and the
+offline verifier: the output of an answer (``n`` is 1) is the text its first choice
+carries, UTF-8: a chat answer's ``message.content``, a completion's ``text``; for a
+stream, the concatenation of every chunk's ``delta.content`` (chat) or ``text``
+(completion), in order. A completion's ``echo`` is part of it (the client got it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["answer_text", "chunk_text", "output_sha256", "stream_text"]
+
+
+def _first_choice(obj: dict[str, Any]) -> dict[str, Any] | None:
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    return choices[0]
+
+
+def chunk_text(obj: dict[str, Any]) -> str:
+    """The text a stream chunk adds (chat ``delta.content`` or completion ``text``), else ``""``."""
+    first = _first_choice(obj)
+    if first is None:
+        return ""
+    delta = first.get("delta")
+    if isinstance(delta, dict):
+        content = delta.get("content")
+        return content if isinstance(content, str) else ""
+    text = first.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def answer_text(obj: dict[str, Any]) -> str:
+    """The text of a whole (non-streamed) answer: chat ``message.content`` or ``text``."""
+    first = _first_choice(obj)
+    if first is None:
+        return ""
+    message = first.get("message")
+    if isinstance(message, dict):
+        content = message.get("content")
+        return content if isinstance(content, str) else ""
+    text = first.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def stream_text(data_lines: Iterable[str]) -> tuple[str, int]:
+    """Text and content chunks of a stream's ``data:`` lines (other lines are skipped).
+
+    The JSON objects are parsed in one ``json.loads`` of them all as one array (half the
+    time of one call per line); when a line is not one JSON object, line by line, skipping it.
+    """
+    payloads = [p for p in (ln[5:].strip() for ln in data_lines if ln.startswith("data:"))
+                if p.startswith("{")]  # fmt: skip
+    try:
+        objs: list[Any] = json.loads("[" + ",".join(payloads) + "]")
+    except ValueError:
+        objs = []
+    if len(objs) != len(payloads):  # a line that is not one JSON object: line by line
+        objs = []
+        for payload in payloads:
+            try:
+                objs.append(json.loads(payload))
+            except ValueError:
+                continue
+    parts = [piece for obj in objs if isinstance(obj, dict) and (piece := chunk_text(obj))]
+    return "".join(parts), len(parts)
+
+
+def output_sha256(text: str) -> str:
+    """The output hash of ``text``: SHA-256 of its UTF-8 bytes, lowercase hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,323 @@
+"""Signed receipts: the node signs what it generated, the gateway countersigns what it relayed.
+
+Pure rules (no I/O; the clock is passed in). The design and the attacks are in
+docs/ARCHITECTURE.md ("Receipts") and docs/security.md ("Receipts").
+
+**Node receipt.** A node signs, with its node key, for every answer it gives::
+
+    b"llm-mesh/v1/node-receipt\\0" registry_id node_id request_id model
+      u64(prompt_tokens) u64(completion_tokens) sha256(output)[32 bytes]
+
+(strings are ``u16 length + UTF-8``, integers big-endian; ``registry_id`` is the gateway
+whose signed request it answered, ``""`` for a standalone node; the output is the answer's
+text, :mod:`~LLM_Mesh.core.answer_text`). It travels as the node's ``mesh.receipt``:
+``{"v", "node_id", "node_key", "registry_id", "request_id", "model", "prompt_tokens",
+"completion_tokens", "output_sha256", "signature"}`` (key and signature base64url).
+
+**Receipt.** The gateway checks each node's part (:func:`~LLM_Mesh.core.receipt_check.check_part`:
+the node's signature over the gateway's *own* numbers, so one Ed25519 verify checks every
+field) and signs,
+with the registry key, the whole request and every part::
+
+    b"llm-mesh/v1/receipt\\0" registry_id request_id model u64(time_ms)
+      u64(prompt_tokens) u64(completion_tokens) sha256(output)[32] u16(parts)
+      per part: node_id node_key status reason u64(prompt_tokens)
+                u64(completion_tokens) sha256(part output)[32] node_signature
+
+A part's ``status`` is ``signed`` (the node's receipt verified), ``broken`` (the node
+broke off its stream before its final chunk: it could not sign; the gateway's count),
+``cut`` (the client left before the node's final chunk; the gateway's count), ``missing``
+(it finished without a receipt) or ``invalid`` (its receipt did not verify; ``reason``
+says which field). ``receipt_hash`` = hex SHA-256 of those bytes: what the
+ledger entry of the request commits to. Domains: every signed message of the mesh starts
+with ``llm-mesh/v1/<kind>`` and a separator (:class:`~LLM_Mesh.core.identity.MessageKind`),
+so no signature of one kind is valid as another.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.gateway_auth import registry_id_for
+from LLM_Mesh.core.identity import (
+    DOMAIN,
+    MessageKind,
+    encode_public_key,
+    node_id_for,
+    public_key_of,
+)
+
+__all__ = [
+    "HDR_RECEIPT",
+    "PAYABLE",
+    "VERSION",
+    "NodeReceiptSigner",
+    "Part",
+    "PartStatus",
+    "Receipt",
+    "ReceiptError",
+    "ReceiptSigner",
+    "encode_header",
+    "node_receipt_bytes",
+    "receipt_bytes",
+]
+
+VERSION = 1
+HDR_RECEIPT = "X-Mesh-Receipt"
+NODE_DOMAIN = DOMAIN + MessageKind.NODE_RECEIPT.value.encode("ascii") + b"\x00"
+RECEIPT_DOMAIN = DOMAIN + MessageKind.RECEIPT.value.encode("ascii") + b"\x00"
+MAX_FIELD = 512  # bytes of an id, a model name, a key or a signature
+MAX_PARTS = 64
+_MAX_INT = 2**63 - 1
+
+
+class PartStatus(str, Enum):
+    SIGNED = "signed"  # the node's receipt verified
+    BROKEN = "broken"  # the node broke its stream off before its final chunk: it never signed
+    CUT = "cut"  # the client left (the gateway closed the stream) before the node's final chunk
+    MISSING = "missing"  # the node finished without a receipt
+    INVALID = "invalid"  # the node's receipt did not verify (``reason``: the field)
+
+
+# parts a node is paid for: its signature checked, or it could not sign (broke off, or was
+# cut off: the gateway's count of what was delivered); one that finished without a valid
+# receipt is not
+PAYABLE = frozenset({PartStatus.SIGNED, PartStatus.BROKEN, PartStatus.CUT})
+
+
+class ReceiptError(ValueError):
+    """A receipt that does not check out; ``reason`` names what (``malformed``,
+    ``gateway_signature``, ``node_signature``, ...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str) -> bytes:
+    """base64url (padding optional); ``ValueError`` when it is not."""
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not base64url ({exc})") from None
+
+
+def _str(value: str) -> bytes:
+    data = value.encode("utf-8")
+    if len(data) > MAX_FIELD:
+        raise ValueError(f"a receipt field is at most {MAX_FIELD} bytes")
+    return struct.pack(">H", len(data)) + data
+
+
+def _u64(value: int) -> bytes:
+    if not 0 <= value <= _MAX_INT:
+        raise ValueError("a receipt count is a whole number in [0, 2^63)")
+    return struct.pack(">Q", value)
+
+
+def _digest(hex_digest: str) -> bytes:
+    if len(hex_digest) != 64 or hex_digest != hex_digest.lower():
+        raise ValueError("an output hash is 64 lowercase hex digits")
+    return bytes.fromhex(hex_digest)
+
+
+def node_receipt_bytes(
+    registry_id: str,
+    node_id: str,
+    request_id: str,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    output_sha256: str,
+) -> bytes:
+    """The canonical bytes a node signs (see the module docstring)."""
+    return b"".join((
+        NODE_DOMAIN, _str(registry_id), _str(node_id), _str(request_id), _str(model),
+        _u64(prompt_tokens), _u64(completion_tokens), _digest(output_sha256),
+    ))  # fmt: skip
+
+
+class NodeReceiptSigner:
+    """The node's side: signs a receipt for every answer (one Ed25519 signature)."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        raw = public_key_of(key)
+        self.node_key = encode_public_key(raw)
+        self.node_id = node_id_for(raw)
+
+    def sign(
+        self,
+        *,
+        registry_id: str,
+        request_id: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        output_sha256: str,
+    ) -> dict[str, Any]:
+        """The node's ``mesh.receipt`` for one answer."""
+        data = node_receipt_bytes(registry_id, self.node_id, request_id, model, prompt_tokens,
+                                  completion_tokens, output_sha256)  # fmt: skip
+        return {
+            "v": VERSION,
+            "node_id": self.node_id,
+            "node_key": self.node_key,
+            "registry_id": registry_id,
+            "request_id": request_id,
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "output_sha256": output_sha256,
+            "signature": b64url(self._key.sign(data)),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One node's part of a request, as the gateway countersigns it."""
+
+    node_id: str
+    node_key: str  # base64url; "" when the gateway has no key the node proved
+    status: PartStatus
+    prompt_tokens: int
+    completion_tokens: int
+    output_sha256: str
+    node_signature: str = ""  # base64url; only for a signed part
+    reason: str = ""  # why a part is invalid
+
+    @property
+    def payable(self) -> bool:
+        return self.status in PAYABLE
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "node_id": self.node_id,
+            "node_key": self.node_key,
+            "status": self.status.value,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "output_sha256": self.output_sha256,
+            "node_signature": self.node_signature,
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+def receipt_bytes(
+    registry_id: str,
+    request_id: str,
+    model: str,
+    time_ms: int,
+    prompt_tokens: int,
+    completion_tokens: int,
+    output_sha256: str,
+    parts: Sequence[Part],
+) -> bytes:
+    """The canonical bytes the gateway signs (see the module docstring)."""
+    if not 1 <= len(parts) <= MAX_PARTS:
+        raise ValueError(f"a receipt has 1 to {MAX_PARTS} parts")
+    out = [
+        RECEIPT_DOMAIN, _str(registry_id), _str(request_id), _str(model), _u64(time_ms),
+        _u64(prompt_tokens), _u64(completion_tokens), _digest(output_sha256),
+        struct.pack(">H", len(parts)),
+    ]  # fmt: skip
+    for p in parts:
+        out += (
+            _str(p.node_id), _str(p.node_key), _str(p.status.value), _str(p.reason),
+            _u64(p.prompt_tokens), _u64(p.completion_tokens), _digest(p.output_sha256),
+            _str(p.node_signature),
+        )  # fmt: skip
+    return b"".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A countersigned receipt; ``receipt_hash`` = hex SHA-256 of :meth:`signed_bytes`."""
+
+    registry_id: str
+    request_id: str
+    model: str
+    time_ms: int
+    prompt_tokens: int
+    completion_tokens: int
+    output_sha256: str
+    parts: tuple[Part, ...]
+    signature: str  # base64url, the registry key's
+
+    def signed_bytes(self) -> bytes:
+        return receipt_bytes(
+            self.registry_id, self.request_id, self.model, self.time_ms, self.prompt_tokens,
+            self.completion_tokens, self.output_sha256, self.parts,
+        )  # fmt: skip
+
+    @property
+    def receipt_hash(self) -> str:
+        return hashlib.sha256(self.signed_bytes()).hexdigest()
+
+    def to_json(self, receipt_hash: str | None = None) -> dict[str, Any]:
+        """The wire form (``mesh.receipt``); ``receipt_hash`` is informative (recomputed
+        by every verifier), pass it when known to save a hash."""
+        return {
+            "v": VERSION,
+            "registry_id": self.registry_id,
+            "request_id": self.request_id,
+            "model": self.model,
+            "time_ms": self.time_ms,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "output_sha256": self.output_sha256,
+            "parts": [p.to_json() for p in self.parts],
+            "receipt_hash": receipt_hash or self.receipt_hash,
+            "signature": self.signature,
+        }
+
+
+class ReceiptSigner:
+    """The gateway's side: countersigns with the registry key (``wall_clock``: unix s)."""
+
+    def __init__(self, key: Ed25519PrivateKey, wall_clock: Callable[[], float]) -> None:
+        self._key = key
+        self.wall_clock = wall_clock
+        self.registry_id = registry_id_for(public_key_of(key))
+
+    def countersign(
+        self,
+        request_id: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        output_sha256: str,
+        parts: Sequence[Part],
+    ) -> tuple[Receipt, str]:
+        """The receipt and its ``receipt_hash`` (one signature, one hash)."""
+        time_ms = int(self.wall_clock() * 1000)
+        parts = tuple(parts)
+        data = receipt_bytes(self.registry_id, request_id, model, time_ms, prompt_tokens,
+                             completion_tokens, output_sha256, parts)  # fmt: skip
+        receipt = Receipt(
+            self.registry_id, request_id, model, time_ms, prompt_tokens, completion_tokens,
+            output_sha256, parts, b64url(self._key.sign(data)),
+        )  # fmt: skip
+        return receipt, hashlib.sha256(data).hexdigest()
+
+
+def encode_header(receipt_json: dict[str, Any]) -> str:
+    """The ``X-Mesh-Receipt`` value: base64url (no padding) of the receipt's compact JSON."""
+    data = json.dumps(receipt_json, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

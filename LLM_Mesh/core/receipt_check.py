@@ -1,0 +1,121 @@
+"""The gateway's check of each node's part of a request, before it countersigns.
+
+Pure (no I/O). The send stage records what it relayed of each node (:class:`Observed`);
+the account stage turns each into a :class:`~LLM_Mesh.core.receipt.Part` with
+:func:`check_part`: the node's receipt must be its key's signature of **the gateway's own
+values** (its registry id, the request's id and model, the counts and the output hash it
+relayed), so one Ed25519 verify checks every field; only when it fails are the fields
+compared, to name the reason. The key must derive the node id the gateway routed to (a
+node's id is its key's hash, checked at registration), so it is the registered key: no
+store look-up (:class:`NodeKeys` caches decoded keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from LLM_Mesh.core.identity import node_id_for
+from LLM_Mesh.core.receipt import Part, PartStatus, node_receipt_bytes, unb64url
+
+__all__ = ["NodeKeys", "Observed", "check_part"]
+
+
+@dataclass(slots=True)
+class Observed:
+    """What the gateway relayed of one node (the send stage writes it): the node's token
+    counts, the hash of the text it relayed, the node's ``mesh.receipt`` (``None`` when
+    absent) and, without one, why: ``no_receipt`` (``missing``: it finished without;
+    ``broken`` / ``cut``: it never sent its final chunk)."""
+
+    node_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    output_sha256: str
+    claim: Any = None
+    no_receipt: PartStatus = PartStatus.MISSING
+
+
+class NodeKeys:
+    """Node keys the gateway has seen proven (key text → the key, its node id), bounded."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self.max_keys = max_keys
+        self._keys: dict[str, tuple[Ed25519PublicKey, str]] = {}
+
+    def get(self, text: str) -> tuple[Ed25519PublicKey, str]:
+        """The key and the node id it derives; ``ValueError`` when it is no key."""
+        hit = self._keys.get(text)
+        if hit is not None:
+            return hit
+        raw = unb64url(text)
+        if len(raw) != 32:
+            raise ValueError("an Ed25519 public key is 32 bytes")
+        hit = (Ed25519PublicKey.from_public_bytes(raw), node_id_for(raw))
+        if len(self._keys) >= self.max_keys:
+            self._keys.pop(next(iter(self._keys)))
+        self._keys[text] = hit
+        return hit
+
+
+def _mismatch(claim: dict[str, Any], expected: dict[str, Any]) -> str:
+    """Which field of a node's receipt differs from what the gateway saw."""
+    for field in ("request_id", "model", "registry_id"):
+        if claim.get(field) != expected[field]:
+            return field
+    if (claim.get("prompt_tokens"), claim.get("completion_tokens")) != (
+        expected["prompt_tokens"],
+        expected["completion_tokens"],
+    ):
+        return "usage"
+    if claim.get("output_sha256") != expected["output_sha256"]:
+        return "output_sha256"
+    return "signature"
+
+
+def check_part(
+    obs: Observed, *, registry_id: str, request_id: str, model: str, keys: NodeKeys
+) -> Part:
+    """The node's part as the gateway countersigns it: ``signed`` when the node's receipt
+    is its key's signature of what the gateway relayed (this request, this model, these
+    counts, this output), else ``obs.no_receipt`` without one, or ``invalid`` (``reason``:
+    the field).
+
+    The key must derive the id of the node the gateway routed to: a registered node's id
+    is its key's hash (checked at registration), so this is the registered key.
+    """
+
+    def part(status: PartStatus, node_key: str = "", sig: str = "", reason: str = "") -> Part:
+        return Part(obs.node_id, node_key, status, obs.prompt_tokens, obs.completion_tokens,
+                    obs.output_sha256, sig, reason)  # fmt: skip
+
+    claim = obs.claim
+    if claim is None:
+        return part(obs.no_receipt)
+    if not isinstance(claim, dict):
+        return part(PartStatus.INVALID, reason="malformed")
+    key_text, sig_text = claim.get("node_key"), claim.get("signature")
+    if not isinstance(key_text, str) or not isinstance(sig_text, str):
+        return part(PartStatus.INVALID, reason="malformed")
+    try:
+        key, derived = keys.get(key_text)
+    except ValueError:
+        return part(PartStatus.INVALID, reason="node_key")
+    if derived != obs.node_id:  # another node's key (or a forged one)
+        return part(PartStatus.INVALID, reason="node_key")
+    try:
+        signature = unb64url(sig_text)
+        data = node_receipt_bytes(registry_id, obs.node_id, request_id, model,
+                                  obs.prompt_tokens, obs.completion_tokens, obs.output_sha256)  # fmt: skip
+        key.verify(signature, data)
+    except (ValueError, InvalidSignature):
+        expected = {
+            "request_id": request_id, "model": model, "registry_id": registry_id,
+            "prompt_tokens": obs.prompt_tokens, "completion_tokens": obs.completion_tokens,
+            "output_sha256": obs.output_sha256,
+        }  # fmt: skip
+        return part(PartStatus.INVALID, key_text, reason=_mismatch(claim, expected))
+    return part(PartStatus.SIGNED, key_text, sig_text)

@@ -1,0 +1,295 @@
+"""Checking a receipt offline: the registry's countersignature, every node's signature.
+
+Pure (the CLI ``llm-mesh receipt verify`` reads the input and the keys; this decides).
+What it accepts (:func:`find_receipt`): a receipt (``mesh.receipt``), a whole answer
+(JSON with ``mesh.receipt``), a stream's final chunk, a whole stream as its SSE text
+(``data:`` lines), or the ``X-Mesh-Receipt`` header's value (base64url of the receipt's
+JSON; ``X-Mesh-Receipt: `` before it is allowed).
+
+What it checks (:func:`verify`), each failure a :class:`~LLM_Mesh.core.receipt.ReceiptError`
+naming its reason:
+
+``malformed``        the input holds no receipt, or a field has the wrong type or size
+``version``          a receipt version this verifier does not know
+``unknown_registry`` no given registry key has the receipt's ``registry_id``
+``gateway_signature`` the registry key's signature does not verify (any field altered)
+``receipt_hash``     the receipt's stated ``receipt_hash`` is not its bytes' hash
+``node_key``         a signed part's key does not derive its ``node_id``
+``node_signature``   a signed part's node signature does not verify
+``totals``           the parts do not add up to the request's completion tokens (or,
+                     for one part, its prompt tokens and output hash)
+``request_id``       the answer around the receipt names another request (a receipt
+                     moved from another answer)
+``usage``            the answer's ``usage`` differs from the receipt's counts
+``output_sha256``    the answer's text (or ``--output``) does not hash to the receipt's
+``unsigned_part``    (only when required) a part the node did not sign
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from LLM_Mesh.core.answer_text import answer_text, chunk_text, output_sha256
+from LLM_Mesh.core.gateway_auth import registry_id_for
+from LLM_Mesh.core.identity import node_id_for
+from LLM_Mesh.core.receipt import (
+    HDR_RECEIPT,
+    MAX_PARTS,
+    VERSION,
+    Part,
+    PartStatus,
+    Receipt,
+    ReceiptError,
+    node_receipt_bytes,
+    unb64url,
+)
+
+__all__ = [
+    "Found",
+    "decode_header",
+    "find_receipt",
+    "parse_keys",
+    "parse_receipt",
+    "verify",
+]
+
+_MAX_INPUT = 64 * 1024 * 1024
+
+
+def _malformed(message: str) -> ReceiptError:
+    return ReceiptError("malformed", message)
+
+
+def _text(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str):
+        raise _malformed(f"{name} is not a string")
+    return value
+
+
+def _count(obj: dict[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise _malformed(f"{name} is not a whole number")
+    return value
+
+
+def parse_receipt(obj: Any) -> Receipt:
+    """A :class:`~LLM_Mesh.core.receipt.Receipt` from its wire form (not yet verified)."""
+    if not isinstance(obj, dict):
+        raise _malformed("a receipt is a JSON object")
+    if obj.get("v") != VERSION:
+        raise ReceiptError("version", f"receipt version {obj.get('v')!r} (this verifier: 1)")
+    raw_parts = obj.get("parts")
+    if not isinstance(raw_parts, list) or not 1 <= len(raw_parts) <= MAX_PARTS:
+        raise _malformed(f"parts is not a list of 1 to {MAX_PARTS} parts")
+    parts: list[Part] = []
+    for raw in raw_parts:
+        if not isinstance(raw, dict):
+            raise _malformed("a part is not an object")
+        try:
+            status = PartStatus(raw.get("status"))
+        except ValueError:
+            raise _malformed(f"unknown part status {raw.get('status')!r}") from None
+        reason = raw.get("reason", "")
+        if not isinstance(reason, str):
+            raise _malformed("reason is not a string")
+        parts.append(Part(
+            _text(raw, "node_id"), _text(raw, "node_key"), status, _count(raw, "prompt_tokens"),
+            _count(raw, "completion_tokens"), _text(raw, "output_sha256"),
+            _text(raw, "node_signature"), reason,
+        ))  # fmt: skip
+    receipt = Receipt(
+        _text(obj, "registry_id"), _text(obj, "request_id"), _text(obj, "model"),
+        _count(obj, "time_ms"), _count(obj, "prompt_tokens"), _count(obj, "completion_tokens"),
+        _text(obj, "output_sha256"), tuple(parts), _text(obj, "signature"),
+    )  # fmt: skip
+    try:
+        receipt.signed_bytes()
+    except ValueError as exc:
+        raise _malformed(str(exc)) from None
+    return receipt
+
+
+def decode_header(value: str) -> Any:
+    """The receipt JSON of an ``X-Mesh-Receipt`` value (``ReceiptError`` when garbled)."""
+    try:
+        return json.loads(unb64url(value.strip()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _malformed(f"the {HDR_RECEIPT} value is not base64url JSON ({exc})") from None
+
+
+@dataclass
+class Found:
+    """A receipt and what the input around it says (``None``: the input did not say)."""
+
+    receipt: Any
+    request_id: str | None = None
+    usage: tuple[int, int] | None = None
+    output: str | None = None  # the answer's whole text, when the input holds it
+
+
+def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (pt, ct) if isinstance(pt, int) and isinstance(ct, int) else None
+
+
+def _from_object(obj: Any, output: str | None = None) -> Found:
+    if not isinstance(obj, dict):
+        raise _malformed("the input is not a JSON object")
+    if "parts" in obj and "signature" in obj:
+        return Found(obj)
+    mesh = obj.get("mesh")
+    if not isinstance(mesh, dict) or "receipt" not in mesh:
+        raise _malformed("the input holds no receipt (no mesh.receipt)")
+    rid = mesh.get("request_id")
+    if output is None and obj.get("choices"):
+        output = answer_text(obj)
+    return Found(mesh["receipt"], rid if isinstance(rid, str) else None, _usage(obj), output)
+
+
+def _from_sse(lines: Iterable[str]) -> Found:
+    parts: list[str] = []  # the text of every chunk that has choices
+    final: dict[str, Any] | None = None
+    for line in lines:
+        payload = line[5:].strip() if line.startswith("data:") else ""
+        if not payload.startswith("{"):
+            continue
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            raise _malformed("a data: line of the stream is not JSON") from None
+        if not isinstance(obj, dict):
+            continue
+        if obj.get("choices"):
+            parts.append(chunk_text(obj))
+        if isinstance(obj.get("mesh"), dict) and "receipt" in obj["mesh"]:
+            final = obj
+    if final is None:
+        raise _malformed("the stream holds no final chunk with mesh.receipt")
+    # only the final chunk given: the text is not known (not "")
+    return _from_object(final, "".join(parts) if parts else None)
+
+
+def find_receipt(text: str) -> Found:
+    """The receipt in ``text`` (see the module docstring for what is accepted)."""
+    if len(text) > _MAX_INPUT:
+        raise _malformed("the input is larger than 64 MiB")
+    body = text.strip()
+    if body.lower().startswith(HDR_RECEIPT.lower() + ":"):
+        body = body[len(HDR_RECEIPT) + 1 :].strip()
+    if body.startswith("data:") or "\ndata:" in body[:4096]:
+        return _from_sse(body.splitlines())
+    if body.startswith("{"):
+        try:
+            return _from_object(json.loads(body))
+        except ValueError as exc:
+            if isinstance(exc, ReceiptError):
+                raise
+            raise _malformed(f"the input is not JSON ({exc})") from None
+    return Found(decode_header(body))
+
+
+def parse_keys(texts: Iterable[str]) -> dict[str, Ed25519PublicKey]:
+    """Registry keys (base64 or base64url of the 32 raw bytes) by registry id."""
+    out: dict[str, Ed25519PublicKey] = {}
+    for text in texts:
+        t = text.strip()
+        try:
+            std = t.replace("-", "+").replace("_", "/").rstrip("=")
+            raw = base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
+        except (ValueError, binascii.Error):
+            raise ValueError(f"not a base64 key: {t[:60]!r}") from None
+        if len(raw) != 32:
+            raise ValueError(f"an Ed25519 public key is 32 bytes, not {len(raw)}: {t[:60]!r}")
+        out[registry_id_for(raw)] = Ed25519PublicKey.from_public_bytes(raw)
+    return out
+
+
+def _verify_part(receipt: Receipt, i: int, part: Part) -> None:
+    try:
+        raw = unb64url(part.node_key)
+        if len(raw) != 32:
+            raise ValueError("not 32 bytes")
+        key = Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise ReceiptError("node_key", f"part {i}: node_key is not an Ed25519 key") from None
+    if node_id_for(raw) != part.node_id:
+        raise ReceiptError(
+            "node_key", f"part {i}: the key's node id is {node_id_for(raw)}, not {part.node_id}"
+        )
+    data = node_receipt_bytes(receipt.registry_id, part.node_id, receipt.request_id,
+                              receipt.model, part.prompt_tokens, part.completion_tokens,
+                              part.output_sha256)  # fmt: skip
+    try:
+        key.verify(unb64url(part.node_signature), data)
+    except (ValueError, InvalidSignature):
+        raise ReceiptError(
+            "node_signature", f"part {i}: the signature of node {part.node_id} does not verify"
+        ) from None
+
+
+def verify(
+    found: Found,
+    keys: dict[str, Ed25519PublicKey],
+    *,
+    output: str | None = None,
+    request_id: str | None = None,
+    require_signed: bool = False,
+) -> Receipt:
+    """The receipt when every check passes (see the module docstring); else raise."""
+    receipt = parse_receipt(found.receipt)
+    key = keys.get(receipt.registry_id)
+    if key is None:
+        raise ReceiptError(
+            "unknown_registry",
+            f"no registry key given has id {receipt.registry_id} (keys given: {len(keys)})",
+        )
+    data = receipt.signed_bytes()
+    try:
+        key.verify(unb64url(receipt.signature), data)
+    except (ValueError, InvalidSignature):
+        raise ReceiptError(
+            "gateway_signature",
+            f"the registry's signature does not verify with the key of {receipt.registry_id}",
+        ) from None
+    stated = found.receipt.get("receipt_hash") if isinstance(found.receipt, dict) else None
+    if stated is not None and stated != hashlib.sha256(data).hexdigest():
+        raise ReceiptError("receipt_hash", "receipt_hash is not the hash of the receipt")
+    for i, part in enumerate(receipt.parts):
+        if part.status is PartStatus.SIGNED:
+            _verify_part(receipt, i, part)
+        elif require_signed:
+            raise ReceiptError(
+                "unsigned_part", f"part {i} (node {part.node_id}) is {part.status.value}"
+            )
+    parts = receipt.parts
+    if sum(p.completion_tokens for p in parts) != receipt.completion_tokens or (
+        len(parts) == 1
+        and (parts[0].prompt_tokens, parts[0].output_sha256)
+        != (receipt.prompt_tokens, receipt.output_sha256)
+    ):
+        raise ReceiptError("totals", "the parts do not add up to the receipt's totals")
+    for name, want, got in (
+        ("request_id", request_id, receipt.request_id),
+        ("request_id", found.request_id, receipt.request_id),
+        ("usage", found.usage, (receipt.prompt_tokens, receipt.completion_tokens)),
+    ):
+        if want is not None and want != got:
+            raise ReceiptError(name, f"the answer says {name} {want!r}, the receipt {got!r}")
+    for text in (found.output, output):
+        if text is not None and output_sha256(text) != receipt.output_sha256:
+            raise ReceiptError("output_sha256", "the output does not hash to the receipt's")
+    return receipt

@@ -1,0 +1,148 @@
+"""``llm-mesh receipt verify``: real answers of the in-process mesh (the real gateway and
+sim nodes, SIMULATED), checked offline by the CLI; and every input form and key source."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import receipt_commands
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.cli.receipt_commands import check, keys_from_listing
+from LLM_Mesh.core.receipt import PartStatus, ReceiptError
+from LLM_Mesh.core.receipt_verify import parse_keys
+from tests.inprocess_mesh import InProcessMesh
+
+runner = CliRunner()
+MODEL = "gemma-3-270m"
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 12}
+
+
+def ask(mesh: InProcessMesh, **extra: Any) -> httpx.Response:
+    with mesh.sync_client() as c:
+        r = c.post("/v1/chat/completions", json={**BODY, **extra})
+    assert r.status_code == 200, r.text
+    return r
+
+
+def saved_keys(mesh: InProcessMesh, tmp_path: Path) -> Path:
+    with mesh.sync_client() as c:
+        r = c.get("/v1/ledger/keys")
+    assert r.status_code == 200
+    path = tmp_path / "keys.json"
+    path.write_text(r.text)
+    return path
+
+
+def verify(*args: str, stdin: str | None = None) -> Any:
+    return runner.invoke(app, ["receipt", "verify", *args], input=stdin)
+
+
+@pytest.fixture
+def mesh(inprocess_mesh: InProcessMesh) -> InProcessMesh:
+    inprocess_mesh.add_node(MODEL)
+    return inprocess_mesh
+
+
+def test_a_real_answers_receipt_verifies_with_the_cli_function(
+    mesh: InProcessMesh, tmp_path: Path
+) -> None:
+    r = ask(mesh)
+    keys = parse_keys(keys_from_listing(saved_keys(mesh, tmp_path).read_text()))
+    receipt = check(r.text, keys, require_signed=True)
+    assert receipt.request_id == r.json()["mesh"]["request_id"]
+    (part,) = receipt.parts
+    assert part.status is PartStatus.SIGNED and part.node_id == mesh.id_of(f"node-{MODEL}")
+    assert (receipt.prompt_tokens, receipt.completion_tokens) == (
+        r.json()["usage"]["prompt_tokens"],
+        r.json()["usage"]["completion_tokens"],
+    )
+    assert check(r.headers["x-mesh-receipt"], keys).receipt_hash == receipt.receipt_hash
+
+
+def test_cli_accepts_a_file_stdin_the_header_and_keys_in_every_form(
+    mesh: InProcessMesh, tmp_path: Path
+) -> None:
+    r = ask(mesh)
+    keys = saved_keys(mesh, tmp_path)
+    answer = tmp_path / "answer.json"
+    answer.write_text(r.text)
+    res = verify(str(answer), "--keys", str(keys))
+    assert res.exit_code == 0, res.output
+    assert "OK" in res.output and r.json()["mesh"]["receipt"]["receipt_hash"] in res.output
+    assert verify("-", "--keys", str(keys), stdin=r.text).exit_code == 0
+    assert verify("-", "--keys", str(keys), stdin=r.headers["x-mesh-receipt"]).exit_code == 0
+    key = json.loads(keys.read_text())["data"][0]["public_key"]
+    assert verify(str(answer), "--key", key).exit_code == 0
+    one_a_line = tmp_path / "keys.txt"
+    one_a_line.write_text(f"# the registry\n{key}\n")
+    assert verify(str(answer), "--keys", str(one_a_line), "--require-signed").exit_code == 0
+    text = tmp_path / "text.txt"
+    text.write_text(r.json()["choices"][0]["message"]["content"])
+    assert verify(str(answer), "--keys", str(keys), "--output", str(text)).exit_code == 0
+
+
+def test_cli_fails_with_a_named_reason(mesh: InProcessMesh, tmp_path: Path) -> None:
+    r = ask(mesh)
+    keys = saved_keys(mesh, tmp_path)
+    data = r.json()
+    data["mesh"]["receipt"]["completion_tokens"] += 1
+    res = verify("-", "--keys", str(keys), stdin=json.dumps(data))
+    assert res.exit_code == 1 and "gateway_signature" in res.output
+    other = base64.b64encode(bytes(32)).decode()
+    res = verify("-", "--key", other, stdin=r.text)
+    assert res.exit_code == 1 and "unknown_registry" in res.output
+    text = tmp_path / "text.txt"
+    text.write_text("not what it said")
+    res = verify("-", "--keys", str(keys), "--output", str(text), stdin=r.text)
+    assert res.exit_code == 1 and "output_sha256" in res.output
+    res = verify("-", "--keys", str(keys), "--request-id", "req-other", stdin=r.text)
+    assert res.exit_code == 1 and "request_id" in res.output
+    res = verify("-", "--keys", str(keys), stdin=r.headers["x-mesh-receipt"][:40])
+    assert res.exit_code == 1 and "malformed" in res.output
+    res = verify(str(tmp_path / "nothing.json"), "--keys", str(keys))
+    assert res.exit_code == 1 and "error" in res.output
+
+
+def test_a_real_stream_verifies_and_one_changed_byte_fails(
+    mesh: InProcessMesh, tmp_path: Path
+) -> None:
+    r = ask(mesh, stream=True)
+    keys = saved_keys(mesh, tmp_path)
+    assert verify("-", "--keys", str(keys), "--require-signed", stdin=r.text).exit_code == 0
+    final = [ln for ln in r.text.splitlines() if '"receipt"' in ln][-1]
+    assert verify("-", "--keys", str(keys), stdin=final).exit_code == 0
+    at = re.search(r'"content":"[A-Za-z]', r.text).end() - 1  # a byte of the answer's text
+    changed = r.text[:at] + ("X" if r.text[at] != "X" else "Y") + r.text[at + 1 :]
+    res = verify("-", "--keys", str(keys), stdin=changed)
+    assert res.exit_code == 1 and "output_sha256" in res.output
+
+
+def test_cli_fetches_the_keys_from_the_registry(
+    mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = ask(mesh)
+    asked: list[str] = []
+
+    def get(url: str, timeout: float) -> httpx.Response:
+        asked.append(url)
+        with mesh.sync_client() as c:
+            return c.get(url)
+
+    monkeypatch.setattr(receipt_commands.httpx, "get", get)
+    res = verify("-", "--registry", mesh.registry_url, stdin=r.text)
+    assert res.exit_code == 0, res.output
+    assert asked == [mesh.registry_url + "/v1/ledger/keys"]
+
+
+def test_check_raises_receipt_error_for_no_receipt() -> None:
+    with pytest.raises(ReceiptError) as exc:
+        check('{"choices": []}', {})
+    assert exc.value.reason == "malformed"

@@ -1,0 +1,138 @@
+"""core/receipt_check.py: the gateway's check of each node's part against what it relayed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.gateway_auth import registry_id_for
+from LLM_Mesh.core.identity import public_key_of
+from LLM_Mesh.core.receipt import (
+    PAYABLE,
+    NodeReceiptSigner,
+    PartStatus,
+)
+from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
+
+NODE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+OTHER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+REGISTRY_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
+REGISTRY_ID = registry_id_for(public_key_of(REGISTRY_KEY))
+TEXT = "Hello, mesh! é"
+HASH = output_sha256(TEXT)
+
+
+def node_claim(signer: NodeReceiptSigner | None = None, **over: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "registry_id": REGISTRY_ID, "request_id": "req-1", "model": "gemma-3-270m",
+        "prompt_tokens": 10, "completion_tokens": 5, "output_sha256": HASH,
+    }  # fmt: skip
+    fields.update(over)
+    return (signer or NodeReceiptSigner(NODE_KEY)).sign(**fields)
+
+
+def observed(claim: Any, **over: Any) -> Observed:
+    kw: dict[str, Any] = {
+        "node_id": NodeReceiptSigner(NODE_KEY).node_id, "prompt_tokens": 10,
+        "completion_tokens": 5, "output_sha256": HASH, "claim": claim,
+    }  # fmt: skip
+    kw.update(over)
+    return Observed(**kw)
+
+
+def check(obs: Observed, **over: Any) -> Any:
+    kw: dict[str, Any] = {"registry_id": REGISTRY_ID, "request_id": "req-1",
+                          "model": "gemma-3-270m", "keys": NodeKeys()}  # fmt: skip
+    kw.update(over)
+    return check_part(obs, **kw)
+
+
+def test_honest_part_is_signed_and_payable() -> None:
+    part = check(observed(node_claim()))
+    assert part.status is PartStatus.SIGNED and part.payable and not part.reason
+    assert part.node_key == NodeReceiptSigner(NODE_KEY).node_key and part.node_signature
+
+
+@pytest.mark.parametrize(
+    ("obs_over", "check_over", "reason"),
+    [
+        ({"completion_tokens": 6}, {}, "usage"),  # the node signed other counts than it sent
+        ({"prompt_tokens": 9}, {}, "usage"),
+        ({"output_sha256": output_sha256("Hello, mesh!")}, {}, "output_sha256"),
+        ({}, {"request_id": "req-2"}, "request_id"),  # a receipt of another request replayed
+        ({}, {"model": "qwen"}, "model"),
+        ({}, {"registry_id": "registry-other"}, "registry_id"),
+    ],
+)
+def test_a_receipt_not_matching_what_was_relayed_is_invalid(
+    obs_over: dict[str, Any], check_over: dict[str, Any], reason: str
+) -> None:
+    part = check(observed(node_claim(), **obs_over), **check_over)
+    assert (part.status, part.reason) == (PartStatus.INVALID, reason)
+    assert not part.payable and part.node_signature == ""
+
+
+def test_a_forged_receipt_with_another_key_is_invalid() -> None:
+    forged = node_claim(NodeReceiptSigner(OTHER_KEY))  # the other key's own id
+    part = check(observed(forged))
+    assert (part.status, part.reason) == (PartStatus.INVALID, "node_key")
+    assert part.node_key == ""  # the gateway keeps no key the node did not prove
+
+
+def test_a_receipt_claiming_the_node_id_but_signed_by_another_key_is_invalid() -> None:
+    forged = node_claim(NodeReceiptSigner(OTHER_KEY))
+    forged["node_id"] = NodeReceiptSigner(NODE_KEY).node_id
+    forged["node_key"] = NodeReceiptSigner(NODE_KEY).node_key  # the right key, a wrong signature
+    part = check(observed(forged))
+    assert (part.status, part.reason) == (PartStatus.INVALID, "signature")
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "a string",
+        [1, 2],
+        {"signature": "x"},
+        {"node_key": "x", "signature": 5},
+    ],
+)
+def test_malformed_claims_are_invalid(claim: Any) -> None:
+    part = check(observed(claim))
+    assert (part.status, part.reason) == (PartStatus.INVALID, "malformed")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda c: c.update(node_key="!!!"), "node_key"),
+        (lambda c: c.update(node_key="AAAA"), "node_key"),  # 3 bytes
+        (lambda c: c.update(signature="not base64 !"), "signature"),
+        (lambda c: c.update(signature=c["signature"][:-4]), "signature"),  # truncated
+    ],
+)
+def test_garbled_key_or_signature_is_invalid(mutate: Any, reason: str) -> None:
+    claim = node_claim()
+    mutate(claim)
+    part = check(observed(claim))
+    assert (part.status, part.reason) == (PartStatus.INVALID, reason)
+
+
+def test_no_receipt_is_missing_or_broken() -> None:
+    assert check(observed(None)).status is PartStatus.MISSING
+    part = check(observed(None, no_receipt=PartStatus.BROKEN))
+    assert part.status is PartStatus.BROKEN and part.payable
+    assert check(observed(None, no_receipt=PartStatus.CUT)).payable
+    assert {PartStatus.SIGNED, PartStatus.BROKEN, PartStatus.CUT} == PAYABLE
+
+
+def test_node_keys_cache_is_bounded() -> None:
+    keys = NodeKeys(max_keys=2)
+    texts = [NodeReceiptSigner(Ed25519PrivateKey.generate()).node_key for _ in range(3)]
+    for t in texts:
+        keys.get(t)
+    assert len(keys._keys) == 2 and texts[0] not in keys._keys
+    with pytest.raises(ValueError):
+        keys.get("AAAA")

@@ -1,0 +1,238 @@
+"""core/receipt_verify.py: every way a receipt can be wrong is found offline, and named."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.identity import public_key_of
+from LLM_Mesh.core.receipt import (
+    NodeReceiptSigner,
+    PartStatus,
+    ReceiptError,
+    ReceiptSigner,
+    b64url,
+    encode_header,
+)
+from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
+from LLM_Mesh.core.receipt_verify import Found, decode_header, find_receipt, parse_keys, verify
+
+REGISTRY_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
+OTHER_REGISTRY = Ed25519PrivateKey.from_private_bytes(bytes(range(5, 37)))
+NODE_A = NodeReceiptSigner(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+NODE_B = NodeReceiptSigner(Ed25519PrivateKey.from_private_bytes(bytes(range(3, 35))))
+SIGNER = ReceiptSigner(REGISTRY_KEY, lambda: 1_700_000_000.0)
+KEYS = parse_keys([base64.b64encode(public_key_of(REGISTRY_KEY)).decode()])
+TEXT = "The answer is 42."
+
+
+def make_receipt(
+    text: str = TEXT, *, parts: list[tuple[NodeReceiptSigner, str, int, bool]] | None = None,
+    request_id: str = "req-1", signer: ReceiptSigner = SIGNER, prompt: int = 7,
+) -> dict[str, Any]:  # fmt: skip
+    """A real receipt: each part (node, its text, its tokens, broken?) checked and countersigned."""
+    parts = parts or [(NODE_A, text, 4, False)]
+    checked = []
+    for node, piece, tokens, broken in parts:
+        digest = output_sha256(piece)
+        claim = None if broken else node.sign(
+            registry_id=signer.registry_id, request_id=request_id, model="m",
+            prompt_tokens=prompt, completion_tokens=tokens, output_sha256=digest,
+        )  # fmt: skip
+        no_receipt = PartStatus.BROKEN if broken else PartStatus.MISSING
+        obs = Observed(node.node_id, 0 if broken else prompt, tokens, digest, claim, no_receipt)
+        checked.append(check_part(obs, registry_id=signer.registry_id, request_id=request_id,
+                                  model="m", keys=NodeKeys()))  # fmt: skip
+    total = sum(t for _, _, t, _ in parts)
+    receipt, h = signer.countersign(request_id, "m", prompt, total, output_sha256(text), checked)
+    return receipt.to_json(h)
+
+
+def answer(receipt: dict[str, Any], text: str = TEXT) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
+        "mesh": {"request_id": receipt["request_id"], "receipt": receipt},
+    }
+
+
+def reason(found: Found | str, **kw: Any) -> str:
+    try:
+        verify(find_receipt(found) if isinstance(found, str) else found, KEYS, **kw)
+    except ReceiptError as exc:
+        return exc.reason
+    return "valid"
+
+
+def test_an_honest_receipt_verifies_in_every_form() -> None:
+    r = make_receipt()
+    assert reason(Found(r)) == "valid"
+    assert reason(json.dumps(r)) == "valid"
+    assert reason(json.dumps(answer(r))) == "valid"
+    assert reason(encode_header(r)) == "valid"
+    assert reason("X-Mesh-Receipt: " + encode_header(r) + "\r\n") == "valid"
+    receipt = verify(Found(r), KEYS, output=TEXT, request_id="req-1", require_signed=True)
+    assert receipt.receipt_hash == r["receipt_hash"]
+
+
+def test_the_whole_stream_as_sse_verifies_and_its_text_is_checked() -> None:
+    r = make_receipt()
+    base = {"id": "c", "object": "chat.completion.chunk"}
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"content": w}}]}
+              for w in ("The answer ", "is 42.")]  # fmt: skip
+    final = {**base, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 4},
+             "mesh": {"request_id": "req-1", "receipt": r}}  # fmt: skip
+    sse = "".join(f"data: {json.dumps(c)}\n\n" for c in [*chunks, final]) + "data: [DONE]\n\n"
+    assert reason(sse) == "valid"
+    assert reason(sse.replace("is 42", "is 43")) == "output_sha256"
+    assert reason(f"data: {json.dumps(final)}\n\n") == "valid"  # the final chunk alone
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("completion_tokens",), 5, "gateway_signature"),  # altered token counts
+        (("prompt_tokens",), 1, "gateway_signature"),
+        (("parts", 0, "completion_tokens"), 3, "gateway_signature"),
+        (("output_sha256",), output_sha256("other"), "gateway_signature"),  # altered output hash
+        (("parts", 0, "output_sha256"), output_sha256("other"), "gateway_signature"),
+        (("request_id",), "req-2", "gateway_signature"),  # moved to another request
+        (("parts", 0, "status"), "broken", "gateway_signature"),
+        (("time_ms",), 1, "gateway_signature"),
+        (("receipt_hash",), "00" * 32, "receipt_hash"),
+        (("registry_id",), "registry-nobody", "unknown_registry"),
+        (("v",), 2, "version"),
+        (("parts", 0, "status"), "paid", "malformed"),
+        (("completion_tokens",), -1, "malformed"),
+        (("completion_tokens",), "4", "malformed"),
+        (("output_sha256",), "AB" * 32, "malformed"),
+        (("parts",), [], "malformed"),
+    ],
+)
+def test_every_altered_field_is_caught_and_named(
+    path: tuple[Any, ...], value: Any, expected: str
+) -> None:
+    r = copy.deepcopy(make_receipt())
+    target: Any = r
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    assert reason(Found(r)) == expected
+
+
+def test_a_node_signature_forged_with_another_key_is_caught() -> None:
+    # a gateway (or anyone with the registry key) cannot make a node say what it did not:
+    # a part re-signed by another node's key under this node's id fails the id check,
+    # and a part with the right key but a forged signature fails the signature
+    r = make_receipt()
+    forged = make_receipt(parts=[(NODE_B, TEXT, 4, False)])
+    part = forged["parts"][0]
+    part["node_id"] = NODE_A.node_id
+    resigned = _resign(forged)
+    assert reason(Found(resigned)) == "node_key"
+    part["node_key"] = NODE_A.node_key
+    assert reason(Found(_resign(forged))) == "node_signature"
+    assert reason(Found(r)) == "valid"
+
+
+def _resign(r: dict[str, Any]) -> dict[str, Any]:
+    """What a registry-key holder could do: change parts and sign again."""
+    from LLM_Mesh.core.receipt_verify import parse_receipt
+
+    parsed = parse_receipt(r)
+    out = dict(r)
+    out["signature"] = b64url(REGISTRY_KEY.sign(parsed.signed_bytes()))
+    out.pop("receipt_hash")
+    return out
+
+
+def test_altered_node_counts_resigned_by_the_gateway_fail_the_node_signature() -> None:
+    r = make_receipt()
+    r["parts"][0]["completion_tokens"] = 9
+    r["completion_tokens"] = 9
+    assert reason(Found(_resign(r))) == "node_signature"
+
+
+def test_a_countersignature_with_a_wrong_registry_key_is_caught() -> None:
+    impostor = ReceiptSigner(OTHER_REGISTRY, lambda: 1.0)
+    r = make_receipt(signer=impostor)
+    assert reason(Found(r)) == "unknown_registry"  # its id is not a published key's
+    r["registry_id"] = SIGNER.registry_id  # claims the real registry, signed by another key
+    assert reason(Found(r)) == "gateway_signature"
+
+
+def test_a_receipt_replayed_for_another_request_is_caught() -> None:
+    r = make_receipt()
+    assert reason(Found(r), request_id="req-2") == "request_id"
+    other_answer = answer(r)
+    other_answer["mesh"]["request_id"] = "req-2"  # a receipt pasted into another answer
+    assert reason(json.dumps(other_answer)) == "request_id"
+
+
+def test_the_answer_around_the_receipt_must_match_it() -> None:
+    r = make_receipt()
+    assert reason(json.dumps(answer(r, "The answer is 43."))) == "output_sha256"
+    bad_usage = answer(r)
+    bad_usage["usage"]["completion_tokens"] = 40
+    assert reason(json.dumps(bad_usage)) == "usage"
+    assert reason(Found(r), output="The answer is 43.") == "output_sha256"
+
+
+def test_truncated_or_garbled_encodings_are_malformed() -> None:
+    r = make_receipt()
+    header = encode_header(r)
+    assert reason(header[: len(header) // 2]) == "malformed"  # truncated header
+    assert reason(header[:-1] + ("A" if header[-1] != "A" else "B")) in {
+        "malformed", "gateway_signature", "receipt_hash"
+    }  # fmt: skip
+    assert reason("%%%not base64%%%") == "malformed"
+    text = json.dumps(r)
+    assert reason(text[:-10]) == "malformed"  # truncated JSON
+    assert reason('{"choices": []}') == "malformed"  # no receipt
+    assert reason("data: {not json}\n\n") == "malformed"
+    assert reason("data: [DONE]\n\n") == "malformed"
+    sig = r["signature"]
+    r["signature"] = sig[:-8]  # a truncated signature
+    assert reason(Found(r)) == "gateway_signature"
+    r["signature"] = "!" + sig[1:]
+    assert reason(Found(r)) == "gateway_signature"
+    with pytest.raises(ReceiptError):
+        decode_header("")
+
+
+def test_a_continued_stream_with_a_broken_part_verifies_and_adds_up() -> None:
+    r = make_receipt(
+        "The answer is 42.",
+        parts=[(NODE_B, "The answer ", 2, True), (NODE_A, "is 42.", 2, False)],
+    )
+    assert [p["status"] for p in r["parts"]] == ["broken", "signed"]
+    assert reason(Found(r)) == "valid"
+    assert reason(Found(r), require_signed=True) == "unsigned_part"
+    r["parts"][0]["completion_tokens"] = 3  # parts no longer add up (re-signed)
+    assert reason(Found(_resign(r))) == "totals"
+
+
+def test_parse_keys_takes_base64_and_base64url_and_refuses_others() -> None:
+    raw = public_key_of(REGISTRY_KEY)
+    std, url = base64.b64encode(raw).decode(), b64url(raw)
+    assert parse_keys([std]).keys() == parse_keys([url]).keys() == KEYS.keys()
+    for bad in ["AAAA", "not a key!"]:
+        with pytest.raises(ValueError):
+            parse_keys([bad])
+
+
+def test_stream_text_skips_lines_that_are_not_one_json_object() -> None:
+    from LLM_Mesh.core.answer_text import stream_text
+
+    ok = 'data: {"choices": [{"delta": {"content": "a"}}]}'
+    two = 'data: {"choices": [{"delta": {"content": "b"}}]},{"choices": [{"text": "c"}]}'
+    assert stream_text([ok, ok]) == ("aa", 2)
+    assert stream_text([ok, "data: {broken", ok, two, "data: [DONE]", ": ping"]) == ("aa", 2)
