@@ -5,6 +5,7 @@ llm-mesh registry serve            the registry + gateway
 llm-mesh registry operators|nodes  admin: operator credentials, revocation
 llm-mesh registry grant ACCOUNT N  admin: N micro-NetworkTokens from the mint (a ledger entry)
 llm-mesh ledger verify             check the public ledger (hashes, signatures, balances)
+llm-mesh earnings                  an operator's earnings (per day, model, node) and balance
 llm-mesh registry keys             admin: client API keys (limits, priority, regions)
 llm-mesh node start                a node
 llm-mesh ask PROMPT                ask the network
@@ -28,6 +29,7 @@ from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, er
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
+from LLM_Mesh.cli.earnings_commands import earnings_command
 from LLM_Mesh.cli.ledger_commands import ledger_app
 from LLM_Mesh.cli.node_commands import node_app
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
@@ -44,6 +46,7 @@ registry_app.command("grant")(grant_command)
 registry_app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")
+app.command("earnings")(earnings_command)
 
 
 # --- the local network -------------------------------------------------------------------
