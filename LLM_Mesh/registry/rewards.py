@@ -238,13 +238,15 @@ class RewardTask:
         return out
 
     async def _owners(self, node_ids: list[str]) -> dict[str, str]:
-        """Node → its operator's ledger account, for nodes with a live operator and key."""
-        live = {op.name for op in await self.store.list_operators() if op.revoked_at is None}
+        """Node → its operator's ledger account, for nodes with a live operator and key
+        (two store reads, whatever the number of nodes)."""
+        revoked = set(await self.store.revoked_nodes_since(_dt(0)))
+        wanted = set(node_ids) - revoked
         out: dict[str, str] = {}
-        for node_id in node_ids:
-            key = await self.store.get_node_key(node_id)
-            if key is not None and key.revoked_at is None and key.operator in live:
-                out[node_id] = pseudonym("operator", key.operator)
+        for op in await self.store.list_operators():
+            if op.revoked_at is None:
+                account = pseudonym("operator", op.name)
+                out.update((n, account) for n in op.nodes if n in wanted)
         return out
 
     @staticmethod

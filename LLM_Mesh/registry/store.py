@@ -41,7 +41,7 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_credentials import SqlCredentials
-from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_credit
+from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -313,18 +313,17 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlRewardStats):
         """Record a heartbeat; False when the node is unknown.
 
         The credit to ``healthy_ms`` is computed in the same ``UPDATE`` from the row's
-        old state and last heartbeat (``store_rewards.heartbeat_credit``), so concurrent
-        replicas each add their own heartbeat's once.
+        old state and last heartbeat (``store_rewards.heartbeat_statement``, built once per
+        dialect), so concurrent replicas each add their own heartbeat's once.
         """
-        when = _aware("at", at) or at
-        values: dict[str, Any] = {"last_heartbeat_at": when, "state": _state(state)}
-        limit_ms = int(credit_limit_s * 1000)
-        if limit_ms > 0:
-            n = tables.nodes
-            values["healthy_ms"] = n.c.healthy_ms + heartbeat_credit(self.dialect, when, limit_ms)
-        stmt = update(tables.nodes).where(tables.nodes.c.node_id == node_id).values(**values)
+        params = {
+            "b_node_id": node_id,
+            "b_at": _aware("at", at),
+            "b_state": _state(state),
+            "b_limit_ms": max(0, int(credit_limit_s * 1000)),
+        }
         async with self.engine.begin() as conn:
-            result = await conn.execute(stmt)
+            result = await conn.execute(heartbeat_statement(self.dialect), params)
         return result.rowcount == 1
 
     async def set_node_state(self, node_id: str, state: str) -> bool:

@@ -1,6 +1,6 @@
 """The SQL store's side of uptime rewards: heartbeat credits and requests per period.
 
-- :func:`heartbeat_credit`: the SQL form of
+- :func:`heartbeat_statement` / :func:`heartbeat_credit`: the SQL form of
   :func:`LLM_Mesh.core.rewards.heartbeat_credit_ms`, evaluated by the heartbeat's own
   ``UPDATE nodes`` against the row's *old* ``state`` and ``last_heartbeat_at`` (every
   ``SET`` expression sees the row as it was), so the credit and the new heartbeat are
@@ -11,33 +11,34 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, case, cast, extract, func, literal, select
+from sqlalchemy import BigInteger, and_, bindparam, case, cast, extract, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.rewards import ModelStats
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry import tables
 
-__all__ = ["SqlRewardStats", "heartbeat_credit"]
+__all__ = ["SqlRewardStats", "heartbeat_credit", "heartbeat_statement"]
 
 
-def _elapsed_ms(dialect: str, at: datetime, column: Any) -> Any:
-    when = literal(at, tables.UTCDateTime())
+def _elapsed_ms(dialect: str, at: Any, column: Any) -> Any:
     if dialect == "postgresql":
-        return extract("epoch", cast(when, tables.UTCDateTime()) - column) * 1000
+        return extract("epoch", cast(at, tables.UTCDateTime()) - column) * 1000
     # SQLite keeps naive UTC text (no CAST: its DATETIME affinity is numeric);
     # julianday() reads it to the millisecond
-    return (func.julianday(when) - func.julianday(column)) * 86_400_000.0
+    return (func.julianday(at) - func.julianday(column)) * 86_400_000.0
 
 
-def heartbeat_credit(dialect: str, at: datetime, limit_ms: int) -> Any:
+def heartbeat_credit(dialect: str, at: Any, limit_ms: Any) -> Any:
     """What a heartbeat at ``at`` adds to ``nodes.healthy_ms`` (an SQL expression)."""
     n = tables.nodes
     elapsed = _elapsed_ms(dialect, at, n.c.last_heartbeat_at)
     credit = case(
+        (limit_ms <= 0, 0),
         (n.c.state != NodeState.ONLINE.value, 0),
         (n.c.last_heartbeat_at.is_(None), 0),
         (elapsed <= 0, 0),
@@ -45,6 +46,24 @@ def heartbeat_credit(dialect: str, at: datetime, limit_ms: int) -> Any:
         else_=func.round(elapsed),
     )
     return cast(credit, BigInteger)
+
+
+@functools.cache
+def heartbeat_statement(dialect: str) -> Any:
+    """The heartbeat's ``UPDATE`` (built once per dialect): parameters ``b_node_id``,
+    ``b_at`` (aware datetime), ``b_state`` and ``b_limit_ms`` (0: no credit)."""
+    n = tables.nodes
+    at = bindparam("b_at", type_=tables.UTCDateTime())
+    limit = bindparam("b_limit_ms", type_=BigInteger())
+    return (
+        update(n)
+        .where(n.c.node_id == bindparam("b_node_id"))
+        .values(
+            last_heartbeat_at=at,
+            state=bindparam("b_state"),
+            healthy_ms=n.c.healthy_ms + heartbeat_credit(dialect, at, limit),
+        )
+    )
 
 
 class SqlRewardStats:

@@ -158,12 +158,14 @@ async def test_amounts_follow_the_formula(store: SqlStore) -> None:
     await _node(store, "flaky", "op")
     await _node(store, "revoked", "gone")
     await store.revoke_operator("gone", _at(3500))
+    await _node(store, "cut", "op")
+    await store.revoke_node("cut", _at(3500))  # its key revoked, its operator not
     await _node(store, "idle", "op", up_from=0, up_to=0)  # registered, never heartbeat
     store_rows = [_request(i, "flaky", "ok" if i == 0 else "error") for i in range(4)]
     await store.record_requests(store_rows)
     ledger = _ledger(store)
     report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
-    assert report is not None and (report.closed, report.paid) == (4, 3)
+    assert report is not None and (report.closed, report.paid) == (5, 3)
     op = pseudonym("operator", "op")
     got = {rid: amount for _, to, amount, rid in await _rewards(ledger) if to == op}
     assert got == {
@@ -174,6 +176,7 @@ async def test_amounts_follow_the_formula(store: SqlStore) -> None:
     rows = await _rows(store.engine)
     revoked = rows[("revoked", S)]
     assert revoked["amount"] == 0 and revoked["entry_seq"] is None and revoked["operator"] is None
+    assert rows[("cut", S)]["amount"] == 0 and rows[("cut", S)]["operator"] is None
     assert ("idle", S) not in rows  # no uptime: no row
     assert rows[("flaky", S)]["success"] == 400 and rows[("full", S)]["performance"] == 1000
 
