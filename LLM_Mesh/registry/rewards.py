@@ -129,6 +129,8 @@ class RewardTask:
         """Close the period starting at ``start`` (Unix seconds) for every node not yet."""
         period_ms = self.period_s * 1000
         nodes = [n for n in await self.store.list_nodes() if n.healthy_ms > 0]
+        if not nodes:  # nothing to do, and no need to open the ledger's database
+            return PeriodReport(start, 0, 0, 0, 0)
         marks = await self._marks([n.node_id for n in nodes])
         due: list[tuple[NodeRecord, int, int]] = []  # node, healthy in period, new mark
         already = 0

@@ -284,3 +284,22 @@ def test_reward_request_ids_name_the_period_and_the_node_pseudonym() -> None:
     rid = reward_request_id(S, "node-abc")
     assert rid == f"reward:{S}:{pseudonym('node', 'node-abc')}"
     assert "node-abc" not in rid and len(rid) <= 128
+
+
+async def test_with_no_uptime_anywhere_the_ledger_is_not_even_opened() -> None:
+    """A registry starting with no node (every test app, a fresh network) closes its first
+    period without touching the ledger's database (a memory store's is made on first use)."""
+    opened: list[bool] = []
+
+    async def engine() -> AsyncEngine:
+        opened.append(True)
+        raise RuntimeError("not expected")
+
+    store = MemoryStore()
+    await store.upsert_node(node("idle", state="online", last_heartbeat_at=_at(0)))  # no credit
+    task = RewardTask(
+        store, SqlLedger(engine), rate=RATE, period_s=PERIOD_S, grace_s=10,
+        wall_clock=lambda: S + PERIOD_S + 20,
+    )  # fmt: skip
+    assert await task.close_due() == rewards_module.PeriodReport(S, 0, 0, 0, 0)
+    assert opened == []
