@@ -115,6 +115,21 @@ class MeshClient:
         data = await self._request("POST", "/mesh/health-check", headers=headers)
         return list(data["results"])
 
+    async def earnings(
+        self, operator_token: str, *, node: str | None = None, days: int = 30
+    ) -> dict[str, Any]:
+        """``GET /v1/earnings``: the operator's earnings (its token, not an API key)."""
+        params: dict[str, Any] = {"days": days}
+        if node:
+            params["node"] = node
+        data: dict[str, Any] = await self._request(
+            "GET",
+            "/v1/earnings",
+            params=params,
+            headers={"Authorization": f"Bearer {operator_token}"},
+        )
+        return data
+
     # --- OpenAI API -----------------------------------------------------------------
 
     def _v1_headers(self, request_id: str | None) -> dict[str, str]:

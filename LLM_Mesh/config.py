@@ -36,6 +36,8 @@ The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
+| reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
+| reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
 DEFAULT_MODEL = "gemma-3-270m"
 DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few KiB
 DEFAULT_ANONYMOUS_RPM = 60
+DEFAULT_REWARD_RATE = 100_000  # micro-NetworkTokens per hour of healthy availability
+DEFAULT_REWARD_PERIOD_S = 3600
 
 
 def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
@@ -106,6 +110,20 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
     return int(value)
 
 
+def _whole(env: Mapping[str, str], key: str, default: int) -> int:
+    """A whole number >= 0 from ``env[key]``, or ``default``."""
+    raw = (env.get(key) or "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number >= 0, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{key} must be a whole number >= 0, got {raw!r}")
+    return value
+
+
 _LIMIT_ENV = {
     "max_body_bytes": "LLM_MESH_MAX_BODY_BYTES",
     "max_json_depth": "LLM_MESH_MAX_JSON_DEPTH",
@@ -154,6 +172,10 @@ class Settings:
     # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
     require_tls: bool = False
     registry_ca: str | None = None
+    # uptime rewards (core/rewards.py): micro-NetworkTokens per hour of healthy
+    # availability (0: none), settled once per period of this many seconds
+    reward_rate: int = DEFAULT_REWARD_RATE
+    reward_period_s: int = DEFAULT_REWARD_PERIOD_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -182,6 +204,8 @@ class Settings:
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
+            reward_rate=_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),
+            reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

@@ -33,6 +33,7 @@ KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
         [],
         ["--iterations", "100", "--repeat", "2", "--requests", "100"],
     ),
+    "rewards": ("bench_rewards.py", [], ["--beats", "400", "--nodes", "200"]),
 }
 
 

@@ -242,3 +242,16 @@ def test_anonymous_rpm_and_api_key_from_env() -> None:
             Settings.from_env({"LLM_MESH_ANONYMOUS_RPM": bad})
     assert Settings.from_env({"LLM_MESH_API_KEY": " lmk_x "}).api_key == "lmk_x"
     assert "lmk_x" not in repr(Settings.from_env({"LLM_MESH_API_KEY": "lmk_x"}))
+
+
+def test_reward_settings_from_env() -> None:
+    s = Settings.from_env({})
+    assert (s.reward_rate, s.reward_period_s) == (100_000, 3600)
+    s = Settings.from_env({"LLM_MESH_REWARD_RATE": "0", "LLM_MESH_REWARD_PERIOD_S": "600"})
+    assert (s.reward_rate, s.reward_period_s) == (0, 600)  # rate 0: rewards off
+    for bad in ("-1", "1.5", "much"):
+        with pytest.raises(ValueError, match="LLM_MESH_REWARD_RATE"):
+            Settings.from_env({"LLM_MESH_REWARD_RATE": bad})
+    for bad in ("0", "-5", "1.5"):
+        with pytest.raises(ValueError, match="LLM_MESH_REWARD_PERIOD_S"):
+            Settings.from_env({"LLM_MESH_REWARD_PERIOD_S": bad})

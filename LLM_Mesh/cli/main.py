@@ -6,6 +6,7 @@ llm-mesh registry operators|nodes  admin: operator credentials, revocation
 llm-mesh registry grant ACCOUNT N  admin: N micro-NetworkTokens from the mint (a ledger entry)
 llm-mesh ledger verify             check the public ledger (hashes, signatures, balances)
 llm-mesh receipt verify FILE|-     check an answer's signed receipt offline
+llm-mesh earnings                  an operator's earnings (per day, model, node) and balance
 llm-mesh registry keys             admin: client API keys (limits, priority, regions)
 llm-mesh node start                a node
 llm-mesh ask PROMPT                ask the network
@@ -29,6 +30,7 @@ from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, er
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
+from LLM_Mesh.cli.earnings_commands import earnings_command
 from LLM_Mesh.cli.ledger_commands import ledger_app
 from LLM_Mesh.cli.node_commands import node_app
 from LLM_Mesh.cli.receipt_commands import receipt_app
@@ -47,6 +49,7 @@ registry_app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(receipt_app, name="receipt")
+app.command("earnings")(earnings_command)
 
 
 # --- the local network -------------------------------------------------------------------

@@ -5,7 +5,7 @@ llm-mesh node models add ID|PATH|URL         fetch / add a model file (and to no
 llm-mesh node models list                    files, sizes, sha256, configured or not
 llm-mesh node plan                           catalog ranked by fit and network demand
 llm-mesh node pause | resume | drain         the running node's state (--node-url)
-llm-mesh node info                           the running node: identity, models, counters
+llm-mesh node info                           the running node: identity, models, counters, earnings
 llm-mesh node keys init                      make the node's key (node.key) if missing; show its id
 llm-mesh node tls init                       make a self-signed TLS certificate; show its fingerprint
 """
@@ -477,17 +477,26 @@ def node_drain(
 
 @node_app.command("info")
 def node_info_cmd(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
-    """The running node: identity, models, hardware, uptime, requests and tokens."""
+    """The running node: identity, models, hardware, uptime, requests, tokens and earnings."""
+    from LLM_Mesh.cli.earnings_render import node_earnings_view
     from LLM_Mesh.cli.node_render import hosted_models_table, info_table
-    from LLM_Mesh.node.control import node_info
+    from LLM_Mesh.node.control import node_earnings, node_info
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
         async with http_client() as client:
-            return await node_info(client, node_url)
+            info = await node_info(client, node_url)
+            if info.get("registry") is None:
+                return info, None, None
+            try:  # the node asks its registry, with its operator token
+                return info, await node_earnings(client, node_url), None
+            except MeshError as exc:
+                return info, None, str(exc)
 
     try:
-        info = asyncio.run(go())
+        info, earned, problem = asyncio.run(go())
     except MeshError as exc:
         raise fail(exc) from exc
     console.print(info_table(info))
     console.print(hosted_models_table(info.get("models") or []))
+    for part in node_earnings_view(info, earned, problem):
+        console.print(part)

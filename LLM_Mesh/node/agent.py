@@ -34,6 +34,12 @@ import httpx
 
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
+from LLM_Mesh.errors import (
+    InvalidCredential,
+    RegistryUnreachable,
+    UpstreamError,
+    error_from_payload,
+)
 
 log = logging.getLogger("LLM_Mesh.node.agent")
 
@@ -238,6 +244,41 @@ class NodeAgent:
                 await task
         if deregister and self.registered:
             await self.deregister()
+
+    async def earnings(self, days: int = 30) -> dict[str, Any]:
+        """This node's earnings, as the registry answers ``GET /v1/earnings?node=<id>``
+        to the operator's token (the node asks for its operator: ``llm-mesh node info``).
+
+        Raises :class:`~LLM_Mesh.errors.RegistryUnreachable` when the registry does not
+        answer, and the registry's own error (401 token, ...) as its exception.
+        """
+        if not self._operator_token:
+            raise InvalidCredential(
+                "this node has no operator token (operator_token in node.toml or "
+                "LLM_MESH_OPERATOR_TOKEN): it cannot ask for its earnings"
+            )
+        try:
+            r = await self._client.get(
+                f"{self.registry_url}/v1/earnings",
+                params={"node": self.node_id, "days": days},
+                headers={"Authorization": f"Bearer {self._operator_token}"},
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise RegistryUnreachable(
+                f"the registry at {self.registry_url} is unreachable ({exc!r}): no earnings"
+            ) from None
+        try:
+            data: Any = r.json()
+        except ValueError:
+            data = r.text
+        if r.status_code >= 400:
+            raise error_from_payload(r.status_code, data)
+        if not isinstance(data, dict):
+            raise UpstreamError(
+                f"the registry's earnings answer was not understood: {r.text[:200]}"
+            )
+        return data
 
     async def deregister(self) -> bool:
         try:

@@ -10,7 +10,10 @@ runs no lifespan.
   ``"choices": []``, ``usage`` and ``mesh``, then ``data: [DONE]``; a failure
   after the stream started is one ``data: {"error": ...}`` event and no
   ``[DONE]``);
-- ``GET /mesh/health``, ``GET /mesh/info`` (loopback clients only);
+- ``GET /mesh/health``;
+- ``GET /mesh/info`` and ``GET /mesh/earnings`` (the node's earnings, asked of its
+  registry with its operator token; 503 ``registry_unreachable`` when it does not
+  answer) (loopback clients only);
 - ``POST /mesh/admin/pause|resume|drain`` (loopback clients only).
 
 The two inference endpoints need the gateway's signature (``node/gateway_guard.py``:
@@ -426,6 +429,16 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         if not _is_loopback(request):  # hardware and counters: the operator's
             return _loopback_only()
         return service.info()
+
+    @app.get("/mesh/earnings", response_model=None)
+    async def earnings(request: Request, days: int = 30) -> dict[str, Any] | JSONResponse:
+        """This node's earnings, asked of its registry with its operator token (503
+        ``registry_unreachable`` when the registry does not answer); the operator's."""
+        if not _is_loopback(request):
+            return _loopback_only()
+        if not 1 <= days <= 366:
+            raise InvalidRequest("days is 1 to 366", param="days")
+        return await service.earnings(days)
 
     @app.post("/mesh/admin/{action}")
     async def admin(action: str, request: Request) -> JSONResponse:

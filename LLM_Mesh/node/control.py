@@ -6,6 +6,8 @@ mock transport):
 - :func:`node_admin` — ``POST {node}/mesh/admin/pause|resume|drain`` (the node
   answers loopback clients only) → the node's health;
 - :func:`node_info` — ``GET {node}/mesh/info``;
+- :func:`node_earnings` — ``GET {node}/mesh/earnings`` (the node asks its registry
+  with its operator token; the registry's ``/v1/earnings`` answer for that node);
 - :func:`wait_drained` — poll ``GET {node}/mesh/health`` until nothing runs or
   waits, reporting each poll;
 - :func:`fetch_demand` — ``GET {registry}/mesh/demand``; ``None`` when the
@@ -63,6 +65,12 @@ async def node_admin(client: httpx.AsyncClient, node_url: str, action: str) -> d
 
 async def node_info(client: httpx.AsyncClient, node_url: str) -> dict[str, Any]:
     return await _call(client, "GET", f"{node_url.rstrip('/')}/mesh/info")
+
+
+async def node_earnings(client: httpx.AsyncClient, node_url: str, days: int = 30) -> dict[str, Any]:
+    """The node's earnings as its registry reports them; raises the node's error
+    (``RegistryUnreachable`` when the registry does not answer the node)."""
+    return await _call(client, "GET", f"{node_url.rstrip('/')}/mesh/earnings?days={days}")
 
 
 async def node_health(client: httpx.AsyncClient, node_url: str) -> dict[str, Any]:

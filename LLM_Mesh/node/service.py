@@ -28,6 +28,7 @@ from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.memory_budget import default_budget
 from LLM_Mesh.core.receipt import NodeReceiptSigner
 from LLM_Mesh.core.schemas import Hardware, Heartbeat, HostedModel, NodeRegistration, NodeState
+from LLM_Mesh.errors import InvalidRequest
 from LLM_Mesh.node.admission import Admission, AdmissionState
 from LLM_Mesh.node.agent import NodeAgent
 from LLM_Mesh.node.config import NodeConfig, within_hours
@@ -366,6 +367,14 @@ class NodeService:
             "models": [m.id for m in self.models()],
             "node_id": self.node_id,
         }
+
+    async def earnings(self, days: int = 30) -> dict[str, Any]:
+        """This node's earnings from its registry (``NodeAgent.earnings``)."""
+        if self.agent is None:
+            raise InvalidRequest(
+                "this node does not register with a registry (register = false): it earns nothing"
+            )
+        return await self.agent.earnings(days)
 
     def info(self) -> dict[str, Any]:
         engine = self._engine

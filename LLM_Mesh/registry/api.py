@@ -160,7 +160,13 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
         rt.routing.upsert(entry)
         rt.table.heartbeat(node_id, hb)
     rt.routing.heartbeat(node_id, hb)
-    if not await rt.store.touch_heartbeat(node_id, _utcnow(), hb.state.value):
+    # uptime rewards: the time since its last heartbeat counts as routable, up to the
+    # expiry, unless this registry's last active check of it failed (core/rewards.py)
+    entry = rt.table.get(node_id)
+    credit_s = 0.0 if entry is None or entry.check_failed else rt.settings.heartbeat_expiry_s
+    if not await rt.store.touch_heartbeat(
+        node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s
+    ):
         raise _unknown(node_id)
     return {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}
 

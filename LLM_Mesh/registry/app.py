@@ -6,7 +6,8 @@
 stored nodes into the node table and the router (:class:`Routing`), creates the pooled outbound HTTP client
 (:class:`~LLM_Mesh.registry.node_client.AiohttpNodeClient` unless one is given; an
 ``httpx.AsyncClient`` given is wrapped in an
-:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer and the API key revocation poll, and on
+:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer, the API key revocation poll and the uptime
+rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0), and on
 shutdown stops them, writes what is queued and closes what it opened.
 """
 
@@ -34,6 +35,7 @@ from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.dashboard import install_dashboard
+from LLM_Mesh.registry.earnings_api import router as earnings_router
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
@@ -49,6 +51,7 @@ from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.revocations import RevocationWatcher
+from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.snapshot import load_nodes
@@ -135,6 +138,11 @@ def create_registry_app(
     ledger_engine = _ledger_engine(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
+    if settings.reward_rate > 0:
+        runtime.rewards = RewardTask(
+            the_store, ledger, rate=settings.reward_rate, period_s=settings.reward_period_s,
+            grace_s=settings.heartbeat_interval_s, wall_clock=wall_clock,
+        )  # fmt: skip
     health = HealthChecker(
         table,
         lambda: runtime.http,
@@ -189,9 +197,13 @@ def create_registry_app(
             revocations.start()
             checkpointer.start()
             runtime.keys.start()
+            if runtime.rewards is not None:
+                runtime.rewards.start()
             try:
                 yield
             finally:
+                if runtime.rewards is not None:
+                    await runtime.rewards.stop()
                 await runtime.keys.stop()
                 await checkpointer.stop()
                 await revocations.stop()
@@ -219,6 +231,7 @@ def create_registry_app(
     app.include_router(mesh_router)
     app.include_router(ledger_router)
     app.state.dashboard = install_dashboard(app, runtime, wall_clock=wall_clock)
+    app.include_router(earnings_router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_mesh_body_bytes,

@@ -228,6 +228,20 @@ class SqlLedger:
             )
         return entries
 
+    async def locked(self, work: Callable[[AsyncConnection], Awaitable[bool]]) -> bool:
+        """Run ``work`` in a transaction holding the head lock, as an append's guard runs,
+        when there is nothing to append: its writes commit if it returns ``True``."""
+        h = tables.ledger_head
+        engine = await self.engine()
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(update(h).where(h.c.id == _HEAD).values(size=h.c.size))
+                if not await work(conn):
+                    raise _Refused
+        except _Refused:
+            return False
+        return True
+
     async def append_one(self, transfer: Transfer) -> LedgerEntry:
         return (await self.append([transfer]))[0]
 

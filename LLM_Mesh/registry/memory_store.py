@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from LLM_Mesh.core.rewards import ModelStats, heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.ports import (
     ApiKeyRecord,
@@ -17,6 +18,10 @@ from LLM_Mesh.registry.ports import (
     RequestRecord,
     SeqResult,
 )
+
+
+def _ms(at: datetime) -> int:
+    return round(at.timestamp() * 1000)
 
 
 class MemoryStore:
@@ -48,13 +53,23 @@ class MemoryStore:
                 requests=max(rec.requests, old.requests),
                 failures=max(rec.failures, old.failures),
                 tokens_generated=max(rec.tokens_generated, old.tokens_generated),
+                healthy_ms=max(rec.healthy_ms, old.healthy_ms),
             )
         self.nodes[rec.node_id] = replace(rec)
 
-    async def touch_heartbeat(self, node_id: str, at: datetime, state: str) -> bool:
+    async def touch_heartbeat(
+        self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
+    ) -> bool:
         rec = self.nodes.get(node_id)
         if rec is None:
             return False
+        last = rec.last_heartbeat_at
+        rec.healthy_ms += heartbeat_credit_ms(
+            was_online=rec.state == NodeState.ONLINE.value,
+            since_ms=None if last is None else _ms(last),
+            at_ms=_ms(at),
+            limit_ms=int(credit_limit_s * 1000),
+        )
         rec.last_heartbeat_at = at
         rec.state = state
         return True
@@ -87,6 +102,25 @@ class MemoryStore:
                 s["failures"] += 1
             s["tokens"] += r.completion_tokens
         return stats
+
+    async def request_totals(
+        self, since: datetime, until: datetime
+    ) -> dict[str, dict[str, ModelStats]]:
+        acc: dict[tuple[str, str], list[float]] = {}
+        for r in self.requests:
+            if r.node_id is None or not since <= r.created_at < until:
+                continue
+            a = acc.setdefault((r.node_id, r.model), [0, 0, 0, 0.0])
+            if r.outcome == "ok":
+                a[0] += 1
+                a[2] += r.completion_tokens
+                a[3] += r.latency_ms or 0.0
+            elif r.outcome == "error":
+                a[1] += 1
+        out: dict[str, dict[str, ModelStats]] = {}
+        for (node_id, model), (ok, failed, tokens, ms) in acc.items():
+            out.setdefault(node_id, {})[model] = ModelStats(int(ok), int(failed), int(tokens), ms)
+        return out
 
     # -- credentials ---------------------------------------------------------------
 

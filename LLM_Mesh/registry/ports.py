@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
+from LLM_Mesh.core.rewards import ModelStats
+
 
 @dataclass
 class NodeRecord:
@@ -32,6 +34,9 @@ class NodeRecord:
     requests: int = 0
     failures: int = 0
     tokens_generated: int = 0
+    # ms it was routable, summed heartbeat by heartbeat (core/rewards.heartbeat_credit_ms);
+    # only grows: a re-registration never lowers it
+    healthy_ms: int = 0
 
 
 @dataclass
@@ -115,8 +120,15 @@ class Store(Protocol):
         """Insert or update the node ``rec.node_id``."""
         ...
 
-    async def touch_heartbeat(self, node_id: str, at: datetime, state: str) -> bool:
-        """Record a heartbeat; ``False`` when the node is unknown."""
+    async def touch_heartbeat(
+        self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
+    ) -> bool:
+        """Record a heartbeat; ``False`` when the node is unknown.
+
+        In the same step the node's ``healthy_ms`` grows by the routable time the
+        heartbeat vouches for (:func:`LLM_Mesh.core.rewards.heartbeat_credit_ms` with the
+        stored state and last heartbeat, ``limit`` = ``credit_limit_s``; 0: nothing).
+        """
         ...
 
     async def set_node_state(self, node_id: str, state: str) -> bool:
@@ -137,6 +149,14 @@ class Store(Protocol):
 
     async def request_stats(self) -> dict[str, dict[str, int]]:
         """Per node id: ``{"requests", "failures", "tokens"}`` over all recorded requests."""
+        ...
+
+    async def request_totals(
+        self, since: datetime, until: datetime
+    ) -> dict[str, dict[str, ModelStats]]:
+        """Per node id and model, the requests recorded in ``[since, until)``: answered
+        ``ok`` or failed (``error``), and over the ``ok`` ones the completion tokens and
+        summed latency (what ``core/rewards.py`` compares nodes by)."""
         ...
 
     # -- credentials (operators, node keys, the admin key) ---------------------------

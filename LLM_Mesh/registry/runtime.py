@@ -41,6 +41,7 @@ from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
+from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
 
 
@@ -73,6 +74,8 @@ class Runtime:
     # set by create_registry_app
     ledger: SqlLedger | None = None
     checkpointer: Checkpointer | None = None
+    # closes uptime-reward periods (registry/rewards.py); None when reward_rate is 0
+    rewards: RewardTask | None = None
 
     @property
     def http(self) -> NodeClient:

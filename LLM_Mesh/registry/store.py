@@ -10,6 +10,8 @@ builds the engine and migrates the database to Alembic's head (in code, no
 - Datetimes go in and come out timezone-aware UTC; naive ones are refused.
 - ``upsert_node`` on a known node updates its registration but keeps its first
   ``registered_at`` and never lowers its counters (as ``MemoryStore`` does).
+- ``touch_heartbeat`` adds the routable time the heartbeat vouches for to the
+  node's ``healthy_ms`` in its own ``UPDATE`` (uptime rewards, ``core/rewards.py``).
 - ``record_requests`` inserts the batch and bumps the per-node counters
   (``requests``, ``failures``, ``tokens_generated``) in one transaction. A request
   whose outcome is in :data:`FAILURE_OUTCOMES` (``"error"``) is a failure of its
@@ -39,6 +41,7 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_credentials import SqlCredentials
+from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -70,7 +73,7 @@ _NODE_UPDATE_COLUMNS = (
     "last_heartbeat_at",
 )
 # Counters a re-registration may raise but never lower.
-_NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated")
+_NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated", "healthy_ms")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -137,6 +140,7 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
         "requests": rec.requests,
         "failures": rec.failures,
         "tokens_generated": rec.tokens_generated,
+        "healthy_ms": rec.healthy_ms,
     }
 
 
@@ -175,6 +179,7 @@ def _node_from_row(row: Any) -> NodeRecord:
         requests=int(row.requests),
         failures=int(row.failures),
         tokens_generated=int(row.tokens_generated),
+        healthy_ms=int(row.healthy_ms),
     )
 
 
@@ -211,11 +216,12 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
     return on_connect
 
 
-class SqlStore(SqlCredentials, SqlApiKeys):
+class SqlStore(SqlCredentials, SqlApiKeys, SqlRewardStats):
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
     Operators, node keys and the admin key: :class:`SqlCredentials`; client API keys:
-    :class:`~LLM_Mesh.registry.store_api_keys.SqlApiKeys`.
+    :class:`~LLM_Mesh.registry.store_api_keys.SqlApiKeys`; the requests per period that
+    rewards compare: :class:`~LLM_Mesh.registry.store_rewards.SqlRewardStats`.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -301,15 +307,23 @@ class SqlStore(SqlCredentials, SqlApiKeys):
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
 
-    async def touch_heartbeat(self, node_id: str, at: datetime, state: str) -> bool:
-        """Record a heartbeat; False when the node is unknown."""
-        stmt = (
-            update(tables.nodes)
-            .where(tables.nodes.c.node_id == node_id)
-            .values(last_heartbeat_at=_aware("at", at), state=_state(state))
-        )
+    async def touch_heartbeat(
+        self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
+    ) -> bool:
+        """Record a heartbeat; False when the node is unknown.
+
+        The credit to ``healthy_ms`` is computed in the same ``UPDATE`` from the row's
+        old state and last heartbeat (``store_rewards.heartbeat_statement``, built once per
+        dialect), so concurrent replicas each add their own heartbeat's once.
+        """
+        params = {
+            "b_node_id": node_id,
+            "b_at": _aware("at", at),
+            "b_state": _state(state),
+            "b_limit_ms": max(0, int(credit_limit_s * 1000)),
+        }
         async with self.engine.begin() as conn:
-            result = await conn.execute(stmt)
+            result = await conn.execute(heartbeat_statement(self.dialect), params)
         return result.rowcount == 1
 
     async def set_node_state(self, node_id: str, state: str) -> bool:

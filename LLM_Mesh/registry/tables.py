@@ -14,6 +14,8 @@ public keys). The migration ``0004`` adds triggers that refuse UPDATE and
 DELETE on the entries, nodes and checkpoints.
 store's admin key (one row). ``api_keys`` (migration 0003): clients' API keys (the
 SHA-256 of the key, never the key), their limits, avoided regions, when revoked.
+``reward_periods`` (migration 0007): each node's closed reward periods; with it
+``nodes.healthy_ms``, the node's routable time (see the table's comment).
 
 Datetimes are timezone-aware UTC on every dialect (:class:`UTCDateTime`).
 The migrations in ``registry/migrations/versions`` must produce exactly this
@@ -57,6 +59,7 @@ __all__ = [
     "nodes",
     "operators",
     "requests",
+    "reward_periods",
     "settlements",
 ]
 
@@ -121,6 +124,9 @@ nodes = Table(
     Column("requests", BigInteger(), nullable=False, server_default="0"),
     Column("failures", BigInteger(), nullable=False, server_default="0"),
     Column("tokens_generated", BigInteger(), nullable=False, server_default="0"),
+    # migration 0007: ms the node was routable, summed heartbeat by heartbeat (only grows;
+    # core/rewards.heartbeat_credit_ms); reward periods are cut from it (reward_periods)
+    Column("healthy_ms", BigInteger(), nullable=False, server_default="0"),
 )
 
 requests = Table(
@@ -269,4 +275,32 @@ settlements = Table(
     Index("ix_settlements_state", "state"),
     Index("ix_settlements_payer", "payer"),
     Index("ix_settlements_operator", "operator"),
+)
+
+
+#: Migration 0007: one row per (node, reward period) closed (``registry/rewards.py``),
+#: written in the same transaction as the period's ``reward`` ledger entries (the
+#: append's guard), so a node is paid at most once per period by any number of
+#: registries. ``period_start`` is Unix seconds (periods align to the epoch);
+#: ``mark_ms`` is the node's ``healthy_ms`` counter as this close left it (the next
+#: close counts from it); ``performance`` and ``success`` are the formula's factors in
+#: thousandths (``core/rewards.py``); ``operator`` the ledger account paid (``None``:
+#: nobody, e.g. revoked); ``amount`` in micro-NetworkTokens (0: no entry, ``entry_seq``
+#: ``None``).
+reward_periods = Table(
+    "reward_periods",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("period_start", BigInteger(), primary_key=True, autoincrement=False),
+    Column("period_s", Integer(), nullable=False),
+    Column("operator", String(128), nullable=True),
+    Column("healthy_ms", BigInteger(), nullable=False),
+    Column("mark_ms", BigInteger(), nullable=False),
+    Column("performance", Integer(), nullable=False),
+    Column("success", Integer(), nullable=False),
+    Column("amount", BigInteger(), nullable=False),
+    Column("entry_seq", BigInteger(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_reward_periods_operator", "operator"),
+    Index("ix_reward_periods_period_start", "period_start"),
 )

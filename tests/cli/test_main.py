@@ -24,7 +24,10 @@ runner = CliRunner()
 def test_help_lists_the_commands() -> None:
     out = runner.invoke(app, ["--help"])
     assert out.exit_code == 0
-    for cmd in ("up", "demo", "registry", "node", "ask", "status", "models", "simulate", "migrate"):
+    for cmd in (
+        "up", "demo", "registry", "node", "ask", "status", "models", "simulate", "migrate",
+        "earnings",
+    ):  # fmt: skip
         assert cmd in out.output
 
 

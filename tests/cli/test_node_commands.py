@@ -312,3 +312,68 @@ def test_tls_init_makes_a_certificate_once(tmp_path: Path) -> None:
     forced = runner.invoke(node_app, ["tls", "init", "--home", str(tmp_path), "--force"])
     assert forced.exit_code == 0, forced.output
     assert certificate_fingerprint(crt) != fp
+
+
+# --- node info: the node's earnings -------------------------------------------------------------
+
+
+def _registering_node(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    registry: Callable[[httpx.Request], httpx.Response],
+) -> NodeService:
+    svc = NodeService(
+        NodeConfig(
+            engine="sim", models=["gemma-3-270m"], register=True, operator_token="lmo_node",
+            registry_url="http://reg.test",
+        ),
+        Settings(home=tmp_path / "h"),
+        engine=SimEngine(["gemma-3-270m"], ttft_s=0),
+        hardware=Hardware(cpu_count=3, memory_bytes=4 * 10**9),
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(registry)),
+    )  # fmt: skip
+    asyncio.run(svc.start())
+    app = create_node_app(svc, manage_lifespan=False)
+    use_transport(monkeypatch, httpx.ASGITransport(app=app, client=("127.0.0.1", 5000)))
+    return svc
+
+
+def test_info_shows_the_nodes_earnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cli.test_earnings_render import REPORT
+
+    asked: list[httpx.Request] = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/earnings":
+            asked.append(request)
+            return httpx.Response(200, json={**REPORT, "node": request.url.params["node"]})
+        return httpx.Response(200, json={"node_id": "x", "heartbeat_interval_s": 3600})
+
+    svc = _registering_node(tmp_path, monkeypatch, registry)
+    try:
+        r = invoke("info")
+    finally:
+        asyncio.run(svc.stop())
+    assert r.exit_code == 0, r.output
+    assert asked and asked[0].headers["authorization"] == "Bearer lmo_node"
+    assert asked[0].url.params["node"] == svc.node_id
+    earnings = r.output[r.output.index("Earnings") :]
+    for part in ("Earnings", "154321", "Per day", "Per model"):
+        assert part in earnings, part
+
+
+def test_info_says_when_the_registry_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def registry(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    svc = _registering_node(tmp_path, monkeypatch, registry)
+    try:
+        r = invoke("info")
+    finally:
+        asyncio.run(svc.stop())
+    assert r.exit_code == 0, r.output  # the node's own info is still shown
+    assert svc.node_id in r.output
+    assert "earnings unavailable" in r.output and "unreachable" in r.output
+    assert "µNT" not in r.output  # no zeros pretending to be earnings

@@ -441,3 +441,15 @@ async def test_a_burst_is_told_to_come_back_when_the_queue_has_drained(settings:
         served = await asyncio.gather(*pending)
         assert [r.status_code for r in served] == [200] * 9
     await svc.stop()
+
+
+async def test_earnings_from_the_node_loopback_only_and_only_when_registered(
+    service: NodeService,
+) -> None:
+    async with asgi_client(service, client=("203.0.113.7", 5555)) as c:
+        r = await c.get("/mesh/earnings")
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    async with asgi_client(service) as c:
+        r = await c.get("/mesh/earnings")  # register = false: nothing to ask
+        assert r.status_code == 400 and "register" in r.json()["error"]["message"]
+        assert (await c.get("/mesh/earnings", params={"days": 0})).status_code == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from tests.registry.helpers import ADMIN, registration, running
@@ -53,6 +54,31 @@ async def test_heartbeat_known_and_unknown(tmp_path: Path) -> None:
         r = await h.client.post("/mesh/nodes/ghost/heartbeat", json={})
         assert r.status_code == 404
         assert r.json()["error"]["code"] == "unknown_node"
+
+
+async def test_heartbeats_credit_routable_time_unless_the_active_check_failed(
+    tmp_path: Path,
+) -> None:
+    """Uptime rewards: a heartbeat credits the time since the node's previous one, at most
+    the heartbeat expiry (30 s), and nothing while this registry's active check failed."""
+    async with running(tmp_path) as h:
+        await h.client.post("/mesh/nodes", json=registration("node-a"))
+        rec = h.store.nodes["node-a"]
+
+        async def beat(seconds_since_last: float) -> int:
+            before = rec.healthy_ms
+            assert rec.last_heartbeat_at is not None
+            rec.last_heartbeat_at -= timedelta(seconds=seconds_since_last)
+            r = await h.client.post("/mesh/nodes/node-a/heartbeat", json={})
+            assert r.status_code == 200
+            return rec.healthy_ms - before
+
+        assert 5_000 <= await beat(5) < 6_000
+        assert await beat(100) == 30_000  # silent beyond the expiry: out of routing after it
+        h.table.set_check_result("node-a", False)  # the registry could not reach it
+        assert await beat(5) == 0
+        h.table.set_check_result("node-a", True)
+        assert 5_000 <= await beat(5) < 6_000
 
 
 async def test_heartbeat_of_node_known_only_to_store_is_adopted(tmp_path: Path) -> None:

@@ -67,3 +67,15 @@ async def test_default_store_is_sqlite_in_home(tmp_path: Path) -> None:
     async with app.router.lifespan_context(app):
         pass
     assert (tmp_path / "home" / "registry.db").exists()
+
+
+async def test_the_reward_task_runs_with_the_app_unless_the_rate_is_zero(tmp_path: Path) -> None:
+    on = create_registry_app(make_settings(tmp_path / "on"), store=MemoryStore())
+    rewards = on.state.runtime.rewards
+    assert rewards is not None and rewards.rate == 100_000 and rewards.period_s == 3600
+    assert rewards.grace_s == on.state.runtime.settings.heartbeat_interval_s
+    async with on.router.lifespan_context(on):
+        assert rewards._task is not None and not rewards._task.done()
+    assert rewards._task is None  # stopped with the app
+    off = create_registry_app(make_settings(tmp_path / "off", reward_rate=0), store=MemoryStore())
+    assert off.state.runtime.rewards is None

@@ -75,6 +75,27 @@ async def test_a_guard_commits_its_rows_with_the_entries_or_rolls_all_back(
     assert (await ledger.balances())[ALICE] == 5
 
 
+async def test_locked_work_commits_or_rolls_back_without_an_entry(ledger: SqlLedger) -> None:
+    """``locked``: a guard's kind of work when there is nothing to append (a reward
+    period's zero-amount rows), under the same head lock; ``False`` writes nothing."""
+    engine = await ledger.engine()
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE locked_probe (k VARCHAR(10) PRIMARY KEY)"))
+
+    def work_for(key: str, answer: bool):  # type: ignore[no-untyped-def]
+        async def work(conn) -> bool:  # type: ignore[no-untyped-def]
+            await conn.execute(text("INSERT INTO locked_probe (k) VALUES (:k)"), {"k": key})
+            return answer
+
+        return work
+
+    assert await ledger.locked(work_for("yes", True)) is True
+    assert await ledger.locked(work_for("no", False)) is False
+    async with engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT k FROM locked_probe"))).scalars().all()
+    assert kept == ["yes"] and (await ledger.head())[0] == 0
+
+
 async def test_append_chains_and_proves(ledger: SqlLedger) -> None:
     entries = await ledger.append(
         [Transfer("grant", MINT, ALICE, 500), Transfer("settle", ALICE, BOB, 200, "r1", "ab" * 32)]

@@ -69,6 +69,8 @@ def test_the_protocol_has_the_store_methods() -> None:
                 "list_api_keys",
                 "revoke_api_key",
                 "revoked_api_keys_since",
+                # uptime rewards (0007): requests per period by node and model
+                "request_totals",
             ]
         )
         == PROTOCOL_METHODS

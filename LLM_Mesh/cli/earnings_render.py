@@ -1,0 +1,106 @@
+"""Tables for an operator's earnings (``llm-mesh earnings``, ``llm-mesh node info``).
+
+Input: the body of ``GET /v1/earnings`` (``registry/earnings.py``). Every amount is
+printed as the integer of micro-NetworkTokens it is (µNT), never rounded to a float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.table import Table
+
+UNIT = "µNT"  # micro-NetworkTokens
+
+
+def _int(v: Any) -> str:
+    return str(int(v or 0))
+
+
+def _duration(seconds: Any) -> str:
+    s = int(seconds or 0)
+    hours, rest = divmod(s, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+def summary_line(report: Mapping[str, Any]) -> str:
+    """One line: whose, the window, total = earned + rewards, the balance."""
+    t = report.get("totals") or {}
+    node = f", node {report['node']}" if report.get("node") else ""
+    return (
+        f"[bold]Earnings[/] of operator {report.get('operator')} ({report.get('account')}{node}), "
+        f"{report.get('since')} to {report.get('until')} (UTC): "
+        f"[bold]{_int(t.get('total'))} {UNIT}[/] = {_int(t.get('earned'))} for "
+        f"{_int(t.get('requests'))} requests (after {_int(t.get('fees'))} in fees) + "
+        f"{_int(t.get('rewards'))} uptime rewards; balance now {_int(report.get('balance'))} {UNIT}"
+    )
+
+
+_SUMS = ("requests", f"earned {UNIT}", f"rewards {UNIT}", f"total {UNIT}")
+
+
+def _sums(r: Mapping[str, Any]) -> list[str]:
+    return [_int(r.get(k)) for k in ("requests", "earned", "rewards", "total")]
+
+
+def days_table(report: Mapping[str, Any]) -> Table:
+    t = Table(title="Per day (UTC)")
+    t.add_column("day", min_width=10)
+    for name in _SUMS:
+        t.add_column(name, justify="right")
+    for r in report.get("by_day") or []:
+        t.add_row(str(r.get("day")), *_sums(r))
+    return t
+
+
+def models_table(report: Mapping[str, Any]) -> Table:
+    t = Table(title="Per model (requests)")
+    t.add_column("model", overflow="fold", min_width=10)
+    for name in ("requests", f"earned {UNIT}", f"fees {UNIT}"):
+        t.add_column(name, justify="right")
+    for r in report.get("by_model") or []:
+        t.add_row(
+            str(r.get("model")), _int(r.get("requests")), _int(r.get("earned")), _int(r.get("fees"))
+        )
+    return t
+
+
+def nodes_table(report: Mapping[str, Any]) -> Table:
+    t = Table(title="Per node")
+    t.add_column("node", overflow="fold", min_width=14)
+    for name in _SUMS:
+        t.add_column(name, justify="right")
+    t.add_column("uptime rewarded", justify="right")
+    for r in report.get("by_node") or []:
+        t.add_row(str(r.get("node_id")), *_sums(r), _duration(r.get("healthy_s")))
+    return t
+
+
+def earnings_tables(report: Mapping[str, Any]) -> list[Table]:
+    """The day, model and node tables (those with rows)."""
+    out: list[Table] = []
+    if report.get("by_day"):
+        out.append(days_table(report))
+    if report.get("by_model"):
+        out.append(models_table(report))
+    if report.get("by_node"):
+        out.append(nodes_table(report))
+    return out
+
+
+def node_earnings_view(
+    info: Mapping[str, Any], report: Mapping[str, Any] | None, problem: str | None
+) -> list[str | Table]:
+    """``node info``'s earnings part: the node's earnings, or why there are none to show
+    (never zeros standing in for an answer the registry did not give)."""
+    if info.get("registry") is None:
+        return ["earnings: none (this node does not register with a registry)"]
+    if report is None:
+        return [f"[yellow]earnings unavailable[/]: {problem or 'no answer'}"]
+    parts: list[str | Table] = [summary_line(report)]
+    if report.get("by_day"):
+        parts.append(days_table(report))
+    if report.get("by_model"):
+        parts.append(models_table(report))
+    return parts

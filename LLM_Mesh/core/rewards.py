@@ -1,0 +1,206 @@
+"""Uptime rewards: what a node earns for a period of healthy availability (pure).
+
+For each reward period (``period_s`` long, aligned to the Unix epoch in UTC, so every
+registry replica agrees on the boundaries) a node earns, from the mint to its
+operator's account,
+
+    amount = rate × healthy_s / 3600 × performance × success
+
+micro-NetworkTokens, rounded down, where
+
+``rate``
+    micro-NetworkTokens per hour of full availability (``Settings.reward_rate``; 0: off);
+``healthy_s``
+    the seconds in the period the node was routable — online, heard from within the
+    heartbeat expiry, its last active check not failed — at most the period
+    (:func:`heartbeat_credit_ms` measures it heartbeat by heartbeat,
+    :func:`close_uptime` cuts it into periods);
+``success``
+    ``(ok + 1) / (ok + failed + 1)`` over the requests the node answered in the period
+    (:func:`success_milli`): 1 with none, near 0 for a node that fails everything;
+``performance``
+    in [0.5, 1.5]: per model the node served, its speed (completion tokens per second
+    of request latency) ÷ the median speed of every node that served that model in the
+    period (1 where fewer than two did), clamped, then averaged weighted by the node's
+    successful requests (:func:`performance_milli`); 1 with no requests.
+
+The factors are integers in thousandths (rounded down), so the amount is integer
+arithmetic (:func:`reward_amount`); money is never a float.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "CARRY_MS",
+    "MILLI",
+    "PERF_MAX_MILLI",
+    "PERF_MIN_MILLI",
+    "ModelStats",
+    "NodePeriod",
+    "Reward",
+    "close_uptime",
+    "due_period",
+    "heartbeat_credit_ms",
+    "peer_speeds",
+    "performance_milli",
+    "reward_amount",
+    "rewards",
+    "success_milli",
+]
+
+MILLI = 1000
+PERF_MIN_MILLI = 500
+PERF_MAX_MILLI = 1500
+#: Healthy time counted beyond a period's length that carries into the next period
+#: (heartbeats that vouch for the end of a period land after it); more is dropped.
+CARRY_MS = 60_000
+_MS_PER_HOUR = 3_600_000
+
+
+def heartbeat_credit_ms(
+    *, was_online: bool, since_ms: int | None, at_ms: int, limit_ms: int
+) -> int:
+    """The routable time a heartbeat at ``at_ms`` vouches for, in ms.
+
+    ``since_ms`` is the node's previous heartbeat (or registration), ``was_online``
+    whether its state since then was ONLINE; ``limit_ms`` the heartbeat expiry (a node
+    not heard from for that long is out of routing), or 0 when this registry's last
+    active check of the node failed (it was not routable). Nothing before a first
+    heartbeat, nothing for a clock that went back.
+    """
+    if not was_online or since_ms is None or limit_ms <= 0:
+        return 0
+    return max(0, min(at_ms - since_ms, limit_ms))
+
+
+def close_uptime(
+    counter_ms: int, mark_ms: int, period_ms: int, carry_ms: int = CARRY_MS
+) -> tuple[int, int]:
+    """Cut a node's healthy-time counter at a period's close: ``(healthy_ms, new_mark)``.
+
+    ``counter_ms`` only grows (summed heartbeat credits); ``mark_ms`` is what the
+    previous close left (0 before the first). The period gets what the counter gained,
+    at most ``period_ms``; up to ``carry_ms`` beyond that stays for the next period (the
+    close runs a little after the boundary, and a heartbeat just after it vouches for
+    time before it), the rest is dropped (a first close, a registry that closed no
+    period for a while). A counter below the mark (its row was made anew) starts over.
+    """
+    if period_ms <= 0 or carry_ms < 0:
+        raise ValueError("a period is positive and the carry not negative")
+    base = mark_ms if counter_ms >= mark_ms else 0
+    healthy = min(counter_ms - base, period_ms)
+    return healthy, max(base + healthy, counter_ms - carry_ms)
+
+
+def due_period(now_s: float, period_s: int, grace_s: float) -> int:
+    """The start (Unix seconds) of the latest period that ended at least ``grace_s`` ago."""
+    if period_s <= 0 or grace_s < 0:
+        raise ValueError("a period is positive and the grace not negative")
+    return math.floor((now_s - grace_s) / period_s) * period_s - period_s
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """One node's requests for one model in a period: answered ``ok`` or ``failed``,
+    and over the ``ok`` ones the completion tokens and the summed latency in ms."""
+
+    ok: int = 0
+    failed: int = 0
+    tokens: int = 0
+    latency_ms: float = 0.0
+
+    @property
+    def speed(self) -> float | None:
+        """Completion tokens per second of latency, or ``None`` without a measure."""
+        if self.ok <= 0 or self.latency_ms <= 0:
+            return None
+        return self.tokens / (self.latency_ms / 1000.0)
+
+
+def success_milli(ok: int, failed: int) -> int:
+    """``(ok + 1) / (ok + failed + 1)`` in thousandths, rounded down."""
+    if ok < 0 or failed < 0:
+        raise ValueError("request counts cannot be negative")
+    return (ok + 1) * MILLI // (ok + failed + 1)
+
+
+def peer_speeds(stats: Mapping[str, Mapping[str, ModelStats]]) -> dict[str, float]:
+    """Per model: the median speed of the nodes that served it, where two or more did."""
+    by_model: dict[str, list[float]] = {}
+    for per_model in stats.values():
+        for model, s in per_model.items():
+            speed = s.speed
+            if speed is not None:
+                by_model.setdefault(model, []).append(speed)
+    return {m: statistics.median(v) for m, v in by_model.items() if len(v) >= 2}
+
+
+def performance_milli(node: Mapping[str, ModelStats], medians: Mapping[str, float]) -> int:
+    """The node's speed against its peers', in thousandths within [500, 1500]."""
+    weight = 0
+    total = 0
+    for model, s in node.items():
+        if s.ok <= 0:
+            continue
+        speed, median = s.speed, medians.get(model)
+        if speed is None or not median:
+            ratio = MILLI
+        else:
+            ratio = int(speed / median * MILLI)
+            ratio = min(PERF_MAX_MILLI, max(PERF_MIN_MILLI, ratio))
+        weight += s.ok
+        total += ratio * s.ok
+    return total // weight if weight else MILLI
+
+
+def reward_amount(rate: int, healthy_ms: int, performance: int, success: int) -> int:
+    """``rate × healthy_ms / 1 h × performance × success`` (factors in thousandths), floored."""
+    if rate < 0 or healthy_ms < 0 or performance < 0 or success < 0:
+        raise ValueError("a reward's inputs cannot be negative")
+    return rate * healthy_ms * performance * success // (_MS_PER_HOUR * MILLI * MILLI)
+
+
+@dataclass(frozen=True)
+class NodePeriod:
+    """What the registry knows of one node for a period."""
+
+    node_id: str
+    healthy_ms: int
+    stats: Mapping[str, ModelStats]
+
+
+@dataclass(frozen=True)
+class Reward:
+    node_id: str
+    healthy_ms: int
+    performance: int  # thousandths
+    success: int  # thousandths
+    amount: int  # micro-NetworkTokens
+
+
+def rewards(
+    nodes: Sequence[NodePeriod],
+    *,
+    rate: int,
+    period_ms: int,
+    peers: Mapping[str, Mapping[str, ModelStats]] | None = None,
+) -> list[Reward]:
+    """Every node's reward for one period.
+
+    ``peers`` are the period's request statistics of every node (the median speeds are
+    taken over them); by default those of ``nodes``.
+    """
+    medians = peer_speeds(peers if peers is not None else {n.node_id: n.stats for n in nodes})
+    out: list[Reward] = []
+    for n in nodes:
+        healthy = max(0, min(n.healthy_ms, period_ms))
+        ok = sum(s.ok for s in n.stats.values())
+        failed = sum(s.failed for s in n.stats.values())
+        perf, succ = performance_milli(n.stats, medians), success_milli(ok, failed)
+        out.append(Reward(n.node_id, healthy, perf, succ, reward_amount(rate, healthy, perf, succ)))
+    return out

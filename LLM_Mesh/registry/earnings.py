@@ -1,0 +1,192 @@
+"""An operator's earnings: per day, per model, per node, from the ledger's tables.
+
+:func:`earnings` reads, for one operator account (``pseudonym("operator", name)``)
+and a window of whole UTC days:
+
+- requests: ``settlements`` rows in state ``settled`` paid to the account (earned =
+  ``amount − fee``, dated by when it settled: ``updated_at``), grouped by node, model
+  and day in SQL;
+- uptime rewards: ``reward_periods`` rows paid to the account (dated by the day the
+  period started), grouped by node and day;
+- the account's ledger balance (credits less debits, two indexed sums).
+
+Every amount is an integer in micro-NetworkTokens. The engine is the ledger's (the
+store's own, or a memory-store registry's private one), so these tables are there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from LLM_Mesh.registry import tables
+
+__all__ = ["Earnings", "account_balance", "earnings"]
+
+SETTLED = "settled"
+_DAY_S = 86_400
+
+
+@dataclass
+class _Sum:
+    requests: int = 0
+    earned: int = 0  # from requests, after the fee
+    fees: int = 0  # what the network kept of them
+    rewards: int = 0  # uptime rewards
+    healthy_ms: int = 0  # uptime counted in the rewarded periods
+
+    @property
+    def total(self) -> int:
+        return self.earned + self.rewards
+
+    def add(self, other: _Sum) -> None:
+        self.requests += other.requests
+        self.earned += other.earned
+        self.fees += other.fees
+        self.rewards += other.rewards
+        self.healthy_ms += other.healthy_ms
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "earned": self.earned,
+            "fees": self.fees,
+            "rewards": self.rewards,
+            "total": self.total,
+        }
+
+
+@dataclass
+class Earnings:
+    """What ``GET /v1/earnings`` answers (:meth:`to_json`)."""
+
+    operator: str
+    account: str
+    since: date
+    until: date
+    node: str | None
+    nodes: list[str]
+    balance: int
+    totals: _Sum = field(default_factory=_Sum)
+    by_day: dict[str, _Sum] = field(default_factory=dict)
+    by_model: dict[str, _Sum] = field(default_factory=dict)
+    by_node: dict[str, _Sum] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "object": "earnings",
+            "operator": self.operator,
+            "account": self.account,
+            "unit": "micro-NetworkToken",
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "node": self.node,
+            "nodes": self.nodes,
+            "balance": self.balance,
+            "totals": self.totals.to_json(),
+            "by_day": [{"day": d, **s.to_json()} for d, s in sorted(self.by_day.items())],
+            "by_model": [
+                {"model": m, "requests": s.requests, "earned": s.earned, "fees": s.fees}
+                for m, s in sorted(self.by_model.items())
+            ],
+            "by_node": [
+                {"node_id": n, **s.to_json(), "healthy_s": s.healthy_ms // 1000}
+                for n, s in sorted(self.by_node.items())
+            ],
+        }
+
+
+def _day_of(column: Any, dialect: str) -> Any:
+    """The UTC day (``YYYY-MM-DD``) of a stored datetime, in SQL."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.date(column)  # SQLite keeps naive UTC text
+
+
+async def account_balance(conn: AsyncConnection, account: str) -> int:
+    """Credits less debits of ``account`` (two indexed sums over ``ledger_entries``)."""
+    e = tables.ledger_entries
+    credit = (
+        await conn.execute(
+            select(func.coalesce(func.sum(e.c.amount), 0)).where(e.c.to_account == account)
+        )
+    ).scalar_one()
+    debit = (
+        await conn.execute(
+            select(func.coalesce(func.sum(e.c.amount), 0)).where(e.c.from_account == account)
+        )
+    ).scalar_one()
+    return int(credit) - int(debit)
+
+
+async def earnings(
+    engine: AsyncEngine,
+    *,
+    operator: str,
+    account: str,
+    nodes: list[str],
+    node: str | None = None,
+    days: int = 30,
+    now: float,
+) -> Earnings:
+    """``account``'s earnings over the ``days`` UTC days up to ``now``'s (see the module)."""
+    if days < 1:
+        raise ValueError("days is at least 1")
+    until = datetime.fromtimestamp(now, tz=timezone.utc).date()
+    since = until - timedelta(days=days - 1)
+    since_dt = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
+    out = Earnings(operator, account, since, until, node, sorted(nodes), 0)
+    s, rp = tables.settlements, tables.reward_periods
+    async with engine.connect() as conn:
+        day = _day_of(s.c.updated_at, conn.dialect.name)
+        where = [s.c.operator == account, s.c.state == SETTLED, s.c.updated_at >= since_dt]
+        if node is not None:
+            where.append(s.c.node_id == node)
+        stmt = (
+            select(
+                s.c.node_id,
+                s.c.model,
+                day.label("day"),
+                func.count().label("n"),
+                func.coalesce(func.sum(s.c.amount), 0).label("amount"),
+                func.coalesce(func.sum(s.c.fee), 0).label("fee"),
+            )
+            .where(and_(*where))
+            .group_by(s.c.node_id, s.c.model, day)
+        )
+        for row in await conn.execute(stmt):
+            fee = int(row.fee)
+            part = _Sum(requests=int(row.n), earned=int(row.amount) - fee, fees=fee)
+            _count(out, part, day=str(row.day), node=row.node_id, model=row.model)
+        rday = rp.c.period_start // _DAY_S
+        rwhere = [rp.c.operator == account, rp.c.period_start >= int(since_dt.timestamp())]
+        if node is not None:
+            rwhere.append(rp.c.node_id == node)
+        rstmt = (
+            select(
+                rp.c.node_id,
+                rday.label("day"),
+                func.sum(rp.c.amount).label("amount"),
+                func.sum(rp.c.healthy_ms).label("healthy_ms"),
+            )
+            .where(and_(*rwhere))
+            .group_by(rp.c.node_id, rday)
+        )
+        for row in await conn.execute(rstmt):
+            when = date(1970, 1, 1) + timedelta(days=int(row.day))
+            part = _Sum(rewards=int(row.amount or 0), healthy_ms=int(row.healthy_ms or 0))
+            _count(out, part, day=when.isoformat(), node=row.node_id, model=None)
+        out.balance = await account_balance(conn, account)
+    return out
+
+
+def _count(out: Earnings, part: _Sum, *, day: str, node: str | None, model: str | None) -> None:
+    out.totals.add(part)
+    out.by_day.setdefault(day, _Sum()).add(part)
+    if model is not None:
+        out.by_model.setdefault(model, _Sum()).add(part)
+    out.by_node.setdefault(node or "-", _Sum()).add(part)

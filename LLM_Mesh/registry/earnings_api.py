@@ -1,0 +1,131 @@
+"""``GET /v1/earnings``: an operator's earnings, for the operator only.
+
+Authenticated by the operator's token (``Authorization: Bearer <operator token>``,
+the one its nodes register with; the store keeps only its SHA-256): none, an unknown
+one or a revoked operator's is 401 ``invalid_credential``. ``?node=ID`` narrows the
+answer to one node, which must be one of the operator's (else 403 ``forbidden``);
+``?days=N`` (1–366, default 30) is the window in UTC days, today included. Without
+``node`` the answer covers what was paid to the operator's account, so another
+operator's nodes never appear. What is counted: ``registry/earnings.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from LLM_Mesh.core.identity import hash_secret
+from LLM_Mesh.core.ledger_entry import pseudonym
+from LLM_Mesh.errors import Forbidden, InvalidCredential, MeshError
+from LLM_Mesh.registry.admin import bearer
+from LLM_Mesh.registry.earnings import earnings
+from LLM_Mesh.registry.ports import OperatorRecord, Store
+from LLM_Mesh.registry.runtime import get_runtime
+
+router = APIRouter(tags=["Earnings"])
+
+MAX_DAYS = 366
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class EarningsSum(_Open):
+    requests: int
+    earned: int
+    fees: int
+    rewards: int
+    total: int
+
+
+class EarningsDay(EarningsSum):
+    day: str
+
+
+class EarningsModel(_Open):
+    model: str
+    requests: int
+    earned: int
+    fees: int
+
+
+class EarningsNode(EarningsSum):
+    node_id: str
+    healthy_s: int
+
+
+class EarningsReport(_Open):
+    """Micro-NetworkTokens throughout: ``earned`` from requests (after the network's
+    fee), ``rewards`` for uptime, ``total`` both; ``balance`` is the account's now."""
+
+    object: Literal["earnings"]
+    operator: str
+    account: str
+    unit: Literal["micro-NetworkToken"]
+    since: str
+    until: str
+    node: str | None
+    nodes: list[str]
+    balance: int
+    totals: EarningsSum
+    by_day: list[EarningsDay]
+    by_model: list[EarningsModel]
+    by_node: list[EarningsNode]
+
+
+class _Error(_Open):
+    error: dict[str, str | None]
+
+
+async def operator_from_token(headers: Mapping[str, str], store: Store) -> OperatorRecord:
+    """The live operator whose token is the request's bearer token; else 401."""
+    token = bearer(headers)
+    if token is None:
+        raise InvalidCredential(
+            "earnings need the operator's token: Authorization: Bearer <operator token>"
+        )
+    op = await store.operator_by_token(hash_secret(token))
+    if op is None:
+        raise InvalidCredential("unknown operator token")
+    if op.revoked_at is not None:
+        raise InvalidCredential(f"operator {op.name} is revoked")
+    return op
+
+
+@router.get(
+    "/v1/earnings",
+    response_model=None,
+    responses={
+        200: {"model": EarningsReport},
+        401: {"model": _Error, "description": "no, an unknown or a revoked operator token"},
+        403: {"model": _Error, "description": "`node` is not one of the operator's nodes"},
+    },
+)
+async def get_earnings(
+    request: Request,
+    node: Annotated[str | None, Query(max_length=128, description="one of your nodes")] = None,
+    days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="UTC days, today included")] = 30,
+) -> JSONResponse:
+    """The operator's earnings per day, per model and per node, totals and balance."""
+    rt = get_runtime(request)
+    op = await operator_from_token(request.headers, rt.store)
+    nodes = next((o.nodes for o in await rt.store.list_operators() if o.name == op.name), [])
+    if node is not None and node not in nodes:
+        raise Forbidden(f"node {node!r} is not one of operator {op.name}'s nodes", param="node")
+    if rt.ledger is None:  # pragma: no cover - wiring bug
+        raise MeshError("the ledger is not set up")
+    report = await earnings(
+        await rt.ledger.engine(),
+        operator=op.name,
+        account=pseudonym("operator", op.name),
+        nodes=nodes,
+        node=node,
+        days=days,
+        now=rt.wall_clock(),
+    )
+    return JSONResponse(report.to_json())

@@ -1,0 +1,103 @@
+"""The SQL store's side of uptime rewards: heartbeat credits and requests per period.
+
+- :func:`heartbeat_statement` / :func:`heartbeat_credit`: the SQL form of
+  :func:`LLM_Mesh.core.rewards.heartbeat_credit_ms`, evaluated by the heartbeat's own
+  ``UPDATE nodes`` against the row's *old* ``state`` and ``last_heartbeat_at`` (every
+  ``SET`` expression sees the row as it was), so the credit and the new heartbeat are
+  one atomic step on SQLite and PostgreSQL. Milliseconds, rounded.
+- :class:`SqlRewardStats` (mixed into ``SqlStore``): ``request_totals`` over a period,
+  one grouped query.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, and_, bindparam, case, cast, extract, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.core.rewards import ModelStats
+from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry import tables
+
+__all__ = ["SqlRewardStats", "heartbeat_credit", "heartbeat_statement"]
+
+
+def _elapsed_ms(dialect: str, at: Any, column: Any) -> Any:
+    if dialect == "postgresql":
+        return extract("epoch", cast(at, tables.UTCDateTime()) - column) * 1000
+    # SQLite keeps naive UTC text (no CAST: its DATETIME affinity is numeric);
+    # julianday() reads it to the millisecond
+    return (func.julianday(at) - func.julianday(column)) * 86_400_000.0
+
+
+def heartbeat_credit(dialect: str, at: Any, limit_ms: Any) -> Any:
+    """What a heartbeat at ``at`` adds to ``nodes.healthy_ms`` (an SQL expression)."""
+    n = tables.nodes
+    elapsed = _elapsed_ms(dialect, at, n.c.last_heartbeat_at)
+    credit = case(
+        (limit_ms <= 0, 0),
+        (n.c.state != NodeState.ONLINE.value, 0),
+        (n.c.last_heartbeat_at.is_(None), 0),
+        (elapsed <= 0, 0),
+        (elapsed >= limit_ms, limit_ms),
+        else_=func.round(elapsed),
+    )
+    return cast(credit, BigInteger)
+
+
+@functools.cache
+def heartbeat_statement(dialect: str) -> Any:
+    """The heartbeat's ``UPDATE`` (built once per dialect): parameters ``b_node_id``,
+    ``b_at`` (aware datetime), ``b_state`` and ``b_limit_ms`` (0: no credit)."""
+    n = tables.nodes
+    at = bindparam("b_at", type_=tables.UTCDateTime())
+    limit = bindparam("b_limit_ms", type_=BigInteger())
+    return (
+        update(n)
+        .where(n.c.node_id == bindparam("b_node_id"))
+        .values(
+            last_heartbeat_at=at,
+            state=bindparam("b_state"),
+            healthy_ms=n.c.healthy_ms + heartbeat_credit(dialect, at, limit),
+        )
+    )
+
+
+class SqlRewardStats:
+    """``request_totals`` on the store's engine (the store gives ``engine``)."""
+
+    @property
+    def engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    async def request_totals(
+        self, since: datetime, until: datetime
+    ) -> dict[str, dict[str, ModelStats]]:
+        r = tables.requests
+        ok = r.c.outcome == "ok"
+        stmt = (
+            select(
+                r.c.node_id,
+                r.c.model,
+                func.sum(case((ok, 1), else_=0)).label("ok"),
+                func.sum(case((r.c.outcome == "error", 1), else_=0)).label("failed"),
+                func.sum(case((ok, r.c.completion_tokens), else_=0)).label("tokens"),
+                func.sum(case((ok, func.coalesce(r.c.latency_ms, 0.0)), else_=0.0)).label("ms"),
+            )
+            .where(and_(r.c.node_id.is_not(None), r.c.created_at >= since, r.c.created_at < until))
+            .group_by(r.c.node_id, r.c.model)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        out: dict[str, dict[str, ModelStats]] = {}
+        for row in rows:
+            out.setdefault(row.node_id, {})[row.model] = ModelStats(
+                ok=int(row.ok or 0),
+                failed=int(row.failed or 0),
+                tokens=int(row.tokens or 0),
+                latency_ms=float(row.ms or 0.0),
+            )
+        return out

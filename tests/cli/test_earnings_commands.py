@@ -1,0 +1,95 @@
+"""``llm-mesh earnings``: the token from the flag, the environment or node.toml; tables or JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import earnings_commands
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.client import MeshClient
+from LLM_Mesh.node.config import NodeConfig, save_node_config
+from tests.cli.test_earnings_render import REPORT
+
+runner = CliRunner()
+
+
+class FakeRegistry:
+    def __init__(self, answer: Callable[[httpx.Request], httpx.Response] | None = None) -> None:
+        self.seen: list[httpx.Request] = []
+        self.answer = answer
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        if self.answer is not None:
+            return self.answer(request)
+        return httpx.Response(200, json=REPORT)
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
+    fake = FakeRegistry()
+
+    def client(base_url: str, **kw: Any) -> MeshClient:
+        return MeshClient(
+            base_url, http_client=httpx.AsyncClient(transport=httpx.MockTransport(fake))
+        )
+
+    monkeypatch.setattr(earnings_commands, "MeshClient", client)
+    return fake
+
+
+def test_earnings_with_a_token_flag_prints_the_tables(registry: FakeRegistry) -> None:
+    r = runner.invoke(
+        app, ["earnings", "--operator-token", "lmo_flag", "--node", "node-a", "--days", "7",
+              "--registry", "http://reg.test"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (req,) = registry.seen
+    assert str(req.url).startswith("http://reg.test/v1/earnings")
+    assert dict(req.url.params) == {"node": "node-a", "days": "7"}
+    assert req.headers["authorization"] == "Bearer lmo_flag"
+    for part in ("Earnings", "alice", "Per day", "Per model", "Per node", "154321"):
+        assert part in r.output, part
+
+
+def test_the_token_from_the_environment_then_node_toml(
+    registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_MESH_OPERATOR_TOKEN", "lmo_env")
+    assert runner.invoke(app, ["earnings"]).exit_code == 0
+    assert registry.seen[-1].headers["authorization"] == "Bearer lmo_env"
+    monkeypatch.delenv("LLM_MESH_OPERATOR_TOKEN")
+    save_node_config(
+        NodeConfig(engine="sim", models=["m"], operator_token="lmo_toml"),
+        Path(os.environ["LLM_MESH_HOME"]) / "node.toml",
+    )
+    assert runner.invoke(app, ["earnings"]).exit_code == 0
+    assert registry.seen[-1].headers["authorization"] == "Bearer lmo_toml"
+
+
+def test_no_token_anywhere_is_a_clear_error(registry: FakeRegistry) -> None:
+    r = runner.invoke(app, ["earnings"])
+    assert r.exit_code == 1
+    assert "operator" in r.output and "token" in r.output
+    assert registry.seen == []  # nothing was sent
+
+
+def test_a_refused_token_is_reported(registry: FakeRegistry) -> None:
+    err = {"message": "unknown operator token", "type": "x", "code": "invalid_credential"}
+    registry.answer = lambda _r: httpx.Response(401, json={"error": err})
+    r = runner.invoke(app, ["earnings", "--operator-token", "lmo_bad"])
+    assert r.exit_code == 1 and "unknown operator token" in r.output
+
+
+def test_json_prints_the_answer_as_it_is(registry: FakeRegistry) -> None:
+    r = runner.invoke(app, ["earnings", "--operator-token", "t", "--json"])
+    assert r.exit_code == 0
+    assert json.loads(r.output) == REPORT

@@ -1,0 +1,95 @@
+"""The earnings tables: integers of micro-NetworkTokens, every row, and no zeros for no answer."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console
+
+from LLM_Mesh.cli.earnings_render import earnings_tables, node_earnings_view, summary_line
+
+REPORT: dict[str, Any] = {
+    "object": "earnings",
+    "operator": "alice",
+    "account": "operator:0123456789abcdef01234567",
+    "unit": "micro-NetworkToken",
+    "since": "2026-11-02",
+    "until": "2026-12-01",
+    "node": None,
+    "nodes": ["node-a", "node-b"],
+    "balance": 987654,
+    "totals": {"requests": 3, "earned": 4321, "fees": 79, "rewards": 150000, "total": 154321},
+    "by_day": [
+        {"day": "2026-11-30", "requests": 1, "earned": 950, "fees": 50, "rewards": 0, "total": 950},
+        {
+            "day": "2026-12-01",
+            "requests": 2,
+            "earned": 3371,
+            "fees": 29,
+            "rewards": 150000,
+            "total": 153371,
+        },
+    ],
+    "by_model": [{"model": "gemma-3-270m", "requests": 3, "earned": 4321, "fees": 79}],
+    "by_node": [
+        {
+            "node_id": "node-a",
+            "requests": 3,
+            "earned": 4321,
+            "fees": 79,
+            "rewards": 100000,
+            "total": 104321,
+            "healthy_s": 3600,
+        },
+        {
+            "node_id": "node-b",
+            "requests": 0,
+            "earned": 0,
+            "fees": 0,
+            "rewards": 50000,
+            "total": 50000,
+            "healthy_s": 1830,
+        },
+    ],
+}
+
+
+def _text(*parts: Any) -> str:
+    console = Console(width=200, record=True, color_system=None)
+    for p in parts:
+        console.print(p)
+    return console.export_text()
+
+
+def test_summary_line_says_whose_when_and_how_much() -> None:
+    text = _text(summary_line(REPORT))
+    for part in ("alice", REPORT["account"], "2026-11-02 to 2026-12-01", "154321 µNT", "4321",
+                 "3 requests", "79 in fees", "150000 uptime rewards", "balance now 987654 µNT"):  # fmt: skip
+        assert part in text, part
+
+
+def test_tables_have_every_row_as_integers() -> None:
+    tables = earnings_tables(REPORT)
+    assert [t.title for t in tables] == ["Per day (UTC)", "Per model (requests)", "Per node"]
+    text = _text(*tables)
+    for part in ("2026-11-30", "153371", "gemma-3-270m", "node-a", "104321", "1 h 00 min",
+                 "node-b", "30 min 30 s"):  # fmt: skip
+        assert part in text, part
+    assert re.search(r"\d\.\d", text) is None  # no amount printed as a decimal
+
+
+def test_an_empty_report_prints_no_tables() -> None:
+    empty = {**REPORT, "by_day": [], "by_model": [], "by_node": []}
+    assert earnings_tables(empty) == []
+
+
+def test_node_view_shows_the_earnings_or_why_not() -> None:
+    registered = {"registry": {"url": "http://r", "registered": True}}
+    ok = _text(*node_earnings_view(registered, {**REPORT, "node": "node-a"}, None))
+    assert "node node-a" in ok and "Per day" in ok and "Per node" not in ok
+    down = _text(*node_earnings_view(registered, None, "the registry at http://r is unreachable"))
+    assert "earnings unavailable" in down and "unreachable" in down
+    assert "0 µNT" not in down and "µNT" not in down  # no zeros standing in for an answer
+    alone = _text(*node_earnings_view({"registry": None}, None, None))
+    assert "does not register" in alone

@@ -1,0 +1,227 @@
+"""The uptime reward formula: uptime measured per heartbeat, cut into periods, paid."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.rewards import (
+    CARRY_MS,
+    ModelStats,
+    NodePeriod,
+    close_uptime,
+    due_period,
+    heartbeat_credit_ms,
+    peer_speeds,
+    performance_milli,
+    reward_amount,
+    rewards,
+    success_milli,
+)
+
+HOUR_MS = 3_600_000
+EXPIRY_MS = 30_000
+RATE = 100_000  # micro-NetworkTokens per hour
+
+
+def _credits(beats: list[tuple[int, bool]], *, limit_ms: int = EXPIRY_MS) -> int:
+    """Sum the credits of heartbeats ``(at_ms, online state they report)`` after a
+    registration at 0 with state online."""
+    total, since, online = 0, 0, True
+    for at, state in beats:
+        total += heartbeat_credit_ms(was_online=online, since_ms=since, at_ms=at, limit_ms=limit_ms)
+        since, online = at, state
+    return total
+
+
+# -- measuring uptime, heartbeat by heartbeat ---------------------------------------
+
+
+def test_regular_heartbeats_credit_all_the_time_between_them() -> None:
+    beats = [(t, True) for t in range(10_000, HOUR_MS + 1, 10_000)]
+    assert _credits(beats) == HOUR_MS
+
+
+def test_a_silence_longer_than_the_expiry_credits_only_the_expiry() -> None:
+    """Routable until the expiry after its last heartbeat, then out: the gap beyond it
+    is not credited."""
+    assert _credits([(10_000, True), (300_000, True)]) == 10_000 + EXPIRY_MS
+
+
+def test_an_unhealthy_node_earns_nothing() -> None:
+    # paused (its own heartbeat says so): the time after it is not credited
+    assert _credits([(10_000, False), (20_000, False), (30_000, False)]) == 10_000
+    # the registry's active check failed: limit 0, nothing at all
+    assert _credits([(t, True) for t in range(10_000, 100_000, 10_000)], limit_ms=0) == 0
+    assert heartbeat_credit_ms(was_online=False, since_ms=0, at_ms=10_000, limit_ms=EXPIRY_MS) == 0
+    # no previous heartbeat known: nothing to vouch for
+    assert heartbeat_credit_ms(was_online=True, since_ms=None, at_ms=9, limit_ms=EXPIRY_MS) == 0
+
+
+def test_a_clock_that_went_back_credits_nothing() -> None:
+    assert heartbeat_credit_ms(was_online=True, since_ms=50, at_ms=10, limit_ms=EXPIRY_MS) == 0
+
+
+def test_a_node_restart_is_not_credited_but_what_came_before_is_kept() -> None:
+    """A restarted node registers again (its previous heartbeat is then the
+    registration): the time it was down is not credited, its earlier credit stays."""
+    before = _credits([(t, True) for t in range(10_000, 600_001, 10_000)])
+    # down from 600 s to 700 s; the registration at 700 s resets "since"
+    after = sum(
+        heartbeat_credit_ms(was_online=True, since_ms=t - 10_000, at_ms=t, limit_ms=EXPIRY_MS)
+        for t in range(710_000, 1_200_001, 10_000)
+    )
+    assert before == 600_000 and after == 500_000
+    counter = before + after
+    healthy, _ = close_uptime(counter, 0, 1_200_000)
+    assert healthy == 1_100_000  # 100 s of 1200 s down
+
+
+# -- cutting it into periods -----------------------------------------------------------
+
+
+def test_close_uptime_counts_what_the_counter_gained() -> None:
+    assert close_uptime(5_000, 0, HOUR_MS) == (5_000, 5_000)
+    assert close_uptime(2_000_000, 500_000, HOUR_MS) == (1_500_000, 2_000_000)
+    # nothing gained: zero uptime, the mark stays
+    assert close_uptime(700, 700, HOUR_MS) == (0, 700)
+
+
+def test_a_little_beyond_the_period_carries_into_the_next() -> None:
+    """Always up: the close runs after the boundary, so the counter has more than the
+    period; the excess (< CARRY_MS) counts next time, and each period gets 100 %."""
+    counter = HOUR_MS + 12_000
+    healthy, mark = close_uptime(counter, 0, HOUR_MS)
+    assert (healthy, mark) == (HOUR_MS, HOUR_MS)
+    healthy2, mark2 = close_uptime(2 * HOUR_MS + 9_000, mark, HOUR_MS)
+    assert (healthy2, mark2) == (HOUR_MS, 2 * HOUR_MS)
+
+
+def test_more_than_the_carry_beyond_the_period_is_dropped() -> None:
+    """A first close of a node with a long history (or after periods nobody closed)
+    pays at most one period, and does not keep paying the rest later."""
+    healthy, mark = close_uptime(10 * HOUR_MS, 0, HOUR_MS)
+    assert healthy == HOUR_MS and mark == 10 * HOUR_MS - CARRY_MS
+    # then the node is down a whole period: only the carried minute is counted
+    assert close_uptime(10 * HOUR_MS, mark, HOUR_MS)[0] == CARRY_MS
+
+
+def test_a_counter_below_the_mark_starts_over() -> None:
+    assert close_uptime(4_000, 90_000, HOUR_MS) == (4_000, 4_000)
+
+
+def test_close_uptime_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        close_uptime(1, 0, 0)
+    with pytest.raises(ValueError):
+        close_uptime(1, 0, 10, -1)
+
+
+def test_due_period_is_the_last_period_ended_grace_ago() -> None:
+    assert due_period(7200 + 5, 3600, 10) == 0  # 7200 + 5 - 10 is still in [3600, 7200)
+    assert due_period(7200 + 10, 3600, 10) == 3600
+    assert due_period(7200 + 3599, 3600, 10) == 3600
+    with pytest.raises(ValueError):
+        due_period(1, 0, 1)
+
+
+# -- success and performance ---------------------------------------------------------------
+
+
+def test_success_factor() -> None:
+    assert success_milli(0, 0) == 1000
+    assert success_milli(99, 0) == 1000
+    assert success_milli(1, 1) == 666
+    assert success_milli(0, 1) == 500
+    assert success_milli(0, 999) == 1
+    assert success_milli(9, 90) == 100
+    with pytest.raises(ValueError):
+        success_milli(-1, 0)
+
+
+def test_speed_needs_a_measure() -> None:
+    assert ModelStats().speed is None
+    assert ModelStats(ok=1, tokens=10, latency_ms=0).speed is None
+    assert ModelStats(ok=2, tokens=100, latency_ms=2000).speed == 50.0
+
+
+def test_performance_is_speed_against_the_peers_median_and_bounded() -> None:
+    stats = {
+        "fast": {"m": ModelStats(ok=10, tokens=1000, latency_ms=5_000)},  # 200 tok/s
+        "mid": {"m": ModelStats(ok=10, tokens=1000, latency_ms=10_000)},  # 100 tok/s
+        "slow": {"m": ModelStats(ok=10, tokens=1000, latency_ms=12_500)},  # 80 tok/s
+        "crawl": {"m": ModelStats(ok=10, tokens=100, latency_ms=10_000)},  # 10 tok/s
+    }
+    medians = peer_speeds(stats)
+    assert medians == {"m": 90.0}
+    assert performance_milli(stats["fast"], medians) == 1500  # 2.2x, capped
+    assert performance_milli(stats["mid"], medians) == 1111
+    assert performance_milli(stats["slow"], medians) == 888
+    assert performance_milli(stats["crawl"], medians) == 500  # 0.11x, floored
+
+
+def test_performance_is_neutral_without_peers_or_requests() -> None:
+    alone = {"only": {"m": ModelStats(ok=3, tokens=30, latency_ms=100)}}
+    assert peer_speeds(alone) == {}
+    assert performance_milli(alone["only"], {}) == 1000
+    assert performance_milli({}, {"m": 5.0}) == 1000
+    # failures only: no speed measured, no weight
+    assert performance_milli({"m": ModelStats(failed=4)}, {"m": 5.0}) == 1000
+
+
+def test_performance_is_weighted_by_requests_over_models() -> None:
+    node = {
+        "a": ModelStats(ok=3, tokens=300, latency_ms=1000),  # 300 tok/s vs 150: 2.0 -> 1.5
+        "b": ModelStats(ok=1, tokens=10, latency_ms=1000),  # 10 tok/s vs 20: 0.5
+    }
+    assert performance_milli(node, {"a": 150.0, "b": 20.0}) == (3 * 1500 + 500) // 4
+
+
+# -- the amount -----------------------------------------------------------------------------
+
+
+def test_reward_amount_is_integer_and_proportional() -> None:
+    assert reward_amount(RATE, HOUR_MS, 1000, 1000) == RATE
+    assert reward_amount(RATE, HOUR_MS // 2, 1000, 1000) == RATE // 2  # a partial period
+    assert reward_amount(RATE, 0, 1500, 1000) == 0  # zero uptime
+    assert reward_amount(RATE, HOUR_MS, 1500, 1000) == 150_000
+    assert reward_amount(RATE, HOUR_MS, 500, 500) == 25_000
+    assert reward_amount(0, HOUR_MS, 1000, 1000) == 0  # rate 0: off
+    assert reward_amount(7, 1, 1000, 1000) == 0  # rounded down, never up
+    assert type(reward_amount(RATE, 1234567, 1234, 999)) is int
+    with pytest.raises(ValueError):
+        reward_amount(-1, 1, 1, 1)
+
+
+def test_rewards_of_a_period() -> None:
+    nodes = [
+        NodePeriod("up", HOUR_MS, {}),
+        NodePeriod("half", HOUR_MS // 2, {}),
+        NodePeriod("down", 0, {}),
+        NodePeriod("over", HOUR_MS + 5_000, {}),  # never more than the period
+        NodePeriod(
+            "flaky",
+            HOUR_MS,
+            {"m": ModelStats(ok=1, failed=3, tokens=10, latency_ms=1000)},
+        ),
+    ]
+    got = {r.node_id: r for r in rewards(nodes, rate=RATE, period_ms=HOUR_MS)}
+    assert got["up"].amount == RATE and got["up"].healthy_ms == HOUR_MS
+    assert got["half"].amount == RATE // 2
+    assert got["down"].amount == 0
+    assert got["over"].amount == RATE and got["over"].healthy_ms == HOUR_MS
+    assert got["flaky"].success == 400 and got["flaky"].performance == 1000
+    assert got["flaky"].amount == RATE * 400 // 1000
+
+
+def test_rewards_take_medians_over_all_peers() -> None:
+    """A node is compared with every node that served the model, not only those
+    rewarded in the batch."""
+    peers = {
+        "a": {"m": ModelStats(ok=1, tokens=100, latency_ms=1000)},
+        "b": {"m": ModelStats(ok=1, tokens=50, latency_ms=1000)},
+        "c": {"m": ModelStats(ok=1, tokens=50, latency_ms=1000)},
+    }
+    (only,) = rewards(
+        [NodePeriod("a", HOUR_MS, peers["a"])], rate=RATE, period_ms=HOUR_MS, peers=peers
+    )
+    assert only.performance == 1500 and only.amount == 150_000

@@ -1,0 +1,305 @@
+"""The reward task on SQLite and PostgreSQL: periods closed once, amounts, audit.
+
+Nodes get their uptime the way the registry gives it (``touch_heartbeat`` with a credit
+limit); the task is driven with an injected wall clock, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.core.identity import hash_secret
+from LLM_Mesh.core.ledger_entry import MINT, pseudonym
+from LLM_Mesh.registry import rewards as rewards_module
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import RequestRecord, Store
+from LLM_Mesh.registry.rewards import RewardTask, reward_request_id
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.test_store import node
+
+PERIOD_S = 3600
+S = 1_700_000_000 // PERIOD_S * PERIOD_S  # a period start
+RATE = 100_000
+EXPIRY_S = 600.0  # long heartbeat intervals keep the test's transactions few
+ORIGIN = "test.local/ledger"
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(S + seconds, tz=timezone.utc)
+
+
+def _ledger(store: SqlStore) -> SqlLedger:
+    async def engine() -> AsyncEngine:
+        return store.engine
+
+    return SqlLedger(engine, wall_clock=lambda: S + PERIOD_S + 20)
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _task(store: Store, ledger: SqlLedger, clock: Clock, rate: int = RATE) -> RewardTask:
+    return RewardTask(store, ledger, rate=rate, period_s=PERIOD_S, grace_s=10, wall_clock=clock)
+
+
+async def _operator(store: Store, name: str) -> None:
+    await store.add_operator(name, hash_secret(f"token-{name}"), _at(-100))
+
+
+async def _node(
+    store: Store, node_id: str, operator: str, *, up_from: float = 0, up_to: float = PERIOD_S
+) -> None:
+    """A node of ``operator`` registered at ``up_from`` (seconds into the period) that
+    heartbeats every ``EXPIRY_S`` until ``up_to``."""
+    await store.claim_node_key(node_id, f"key-{node_id}", operator, 1, _at(up_from))
+    await store.upsert_node(node(node_id, state="online", last_heartbeat_at=_at(up_from)))
+    await _beat(store, node_id, up_from, up_to)
+
+
+async def _beat(store: Store, node_id: str, since: float, until: float) -> None:
+    """Heartbeats from ``since`` (exclusive) to ``until`` (inclusive), at most EXPIRY_S apart."""
+    t = since
+    while t < until:
+        t = min(t + EXPIRY_S, until)
+        await store.touch_heartbeat(node_id, _at(t), "online", credit_limit_s=EXPIRY_S)
+
+
+async def _rewards(ledger: SqlLedger) -> list[tuple[str, str, int, str | None]]:
+    entries, _ = await ledger.entries(-1, 10_000)
+    return [(e.kind, e.to_account, e.amount, e.request_id) for e in entries if e.kind == "reward"]
+
+
+async def _rows(engine: AsyncEngine) -> dict[tuple[str, int], dict[str, object]]:
+    rp = tables.reward_periods
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(rp))).mappings().all()
+    return {(r["node_id"], int(r["period_start"])): dict(r) for r in rows}
+
+
+def _request(i: int, node_id: str, outcome: str) -> RequestRecord:
+    return RequestRecord(
+        request_id=f"r{i}", node_id=node_id, model="m", stream=False, outcome=outcome,
+        error_code=None, prompt_tokens=5, completion_tokens=5, latency_ms=100.0, ttft_ms=10.0,
+        cost=0.0, created_at=_at(60 + i),
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def two(database_url: str) -> AsyncIterator[tuple[SqlStore, SqlStore]]:
+    """Two registries' stores on one database."""
+    a, b = SqlStore(database_url), SqlStore(database_url)
+    await a.open()
+    await b.open()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_two_reward_tasks_on_one_database_pay_each_node_once(
+    two: tuple[SqlStore, SqlStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two registries close the same period at the same moment: every node has one row
+    and at most one entry, whoever wrote it; the ledger still verifies."""
+    monkeypatch.setattr(rewards_module, "CHUNK", 7)  # several batches, overlapping
+    a, b = two
+    await _operator(a, "alice")
+    for i in range(30):
+        await _node(a, f"n{i:02d}", "alice", up_from=0 if i % 3 else 1800)
+    clock = Clock(S + PERIOD_S + 20)
+    la, lb = _ledger(a), _ledger(b)
+    ta, tb = _task(a, la, clock), _task(b, lb, clock)
+    reports = await asyncio.gather(ta.close_due(), tb.close_due(), ta.close(S), tb.close(S))
+    assert sum(r.closed for r in reports if r) == 30
+    assert sum(r.paid for r in reports if r) == 30
+    rows = await _rows(a.engine)
+    assert sorted(rows) == [(f"n{i:02d}", S) for i in range(30)]
+    got = await _rewards(la)
+    assert len(got) == 30
+    assert len({rid for *_, rid in got}) == 30  # one entry per (node, period)
+    alice = pseudonym("operator", "alice")
+    full, half = RATE, RATE // 2
+    assert sorted(amount for _, to, amount, _ in got if to == alice) == sorted(
+        [half] * 10 + [full] * 20
+    )
+    # rows point at their entries
+    entries = {e.seq: e for e in (await la.entries(-1, 10_000))[0]}
+    for (node_id, _), row in rows.items():
+        entry = entries[int(str(row["entry_seq"]))]
+        assert entry.request_id == reward_request_id(S, node_id)
+        assert entry.amount == row["amount"] and entry.from_account == MINT
+    report = await audit(StoreSource(la, ORIGIN))
+    assert report.ok, report.findings
+    assert report.balances[alice] == 20 * full + 10 * half
+    # and again later: nothing more for that period
+    assert await ta.close(S) == rewards_module.PeriodReport(S, 0, 0, 0, 30)
+
+
+async def test_amounts_follow_the_formula(store: SqlStore) -> None:
+    await _operator(store, "op")
+    await _operator(store, "gone")
+    await _node(store, "full", "op")
+    await _node(store, "half", "op", up_from=1800)
+    await _node(store, "flaky", "op")
+    await _node(store, "revoked", "gone")
+    await store.revoke_operator("gone", _at(3500))
+    await _node(store, "cut", "op")
+    await store.revoke_node("cut", _at(3500))  # its key revoked, its operator not
+    await _node(store, "idle", "op", up_from=0, up_to=0)  # registered, never heartbeat
+    store_rows = [_request(i, "flaky", "ok" if i == 0 else "error") for i in range(4)]
+    await store.record_requests(store_rows)
+    ledger = _ledger(store)
+    report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
+    assert report is not None and (report.closed, report.paid) == (5, 3)
+    op = pseudonym("operator", "op")
+    got = {rid: amount for _, to, amount, rid in await _rewards(ledger) if to == op}
+    assert got == {
+        reward_request_id(S, "full"): RATE,
+        reward_request_id(S, "half"): RATE // 2,
+        reward_request_id(S, "flaky"): RATE * 400 // 1000,  # 1 ok of 4: success 0.4
+    }
+    rows = await _rows(store.engine)
+    revoked = rows[("revoked", S)]
+    assert revoked["amount"] == 0 and revoked["entry_seq"] is None and revoked["operator"] is None
+    assert rows[("cut", S)]["amount"] == 0 and rows[("cut", S)]["operator"] is None
+    assert ("idle", S) not in rows  # no uptime: no row
+    assert rows[("flaky", S)]["success"] == 400 and rows[("full", S)]["performance"] == 1000
+
+
+async def test_the_next_period_counts_from_the_mark(store: SqlStore) -> None:
+    """Always up across two periods: 100 % each time, although the first close ran after
+    heartbeats that vouch for the next period had been counted."""
+    await _operator(store, "op")
+    await _node(store, "n", "op", up_to=PERIOD_S + 20)  # 20 s into the next period
+    ledger = _ledger(store)
+    clock = Clock(S + PERIOD_S + 25)
+    task = _task(store, ledger, clock)
+    first = await task.close_due()
+    assert first is not None and first.amount == RATE
+    assert await task.close_due() is None  # same period: nothing to do
+    # heartbeats go on until 10 s into the third period
+    await _beat(store, "n", PERIOD_S + 20, 2 * PERIOD_S + 10)
+    clock.t = S + 2 * PERIOD_S + 15
+    second = await task.close_due()
+    assert second is not None and second.period_start == S + PERIOD_S
+    assert second.amount == RATE
+    rows = await _rows(store.engine)
+    assert rows[("n", S)]["mark_ms"] == PERIOD_S * 1000
+    assert rows[("n", S + PERIOD_S)]["healthy_ms"] == PERIOD_S * 1000
+    # down for the whole third period: no row, no pay
+    clock.t = S + 3 * PERIOD_S + 15
+    third = await task.close_due()
+    assert third is not None and third.closed == 1 and third.amount == RATE * 10 // 3600
+    clock.t = S + 4 * PERIOD_S + 15
+    fourth = await task.close_due()
+    assert fourth is not None and fourth.closed == 0
+
+
+async def test_rate_zero_writes_marks_and_no_entries(store: SqlStore) -> None:
+    await _operator(store, "op")
+    await _node(store, "n", "op")
+    ledger = _ledger(store)
+    report = await _task(store, ledger, Clock(S + PERIOD_S + 20), rate=0).close_due()
+    assert report is not None and (report.closed, report.paid, report.amount) == (1, 0, 0)
+    assert await _rewards(ledger) == []
+    assert (await _rows(store.engine))[("n", S)]["mark_ms"] == PERIOD_S * 1000
+
+
+async def test_a_refused_batch_is_retried_without_the_nodes_closed_elsewhere(
+    store: SqlStore,
+) -> None:
+    """Another registry closed some nodes of the batch between our read and our write:
+    ours are still paid, theirs are not paid twice."""
+    await _operator(store, "op")
+    for name in ("a", "b", "c"):
+        await _node(store, name, "op")
+    ledger = _ledger(store)
+    clock = Clock(S + PERIOD_S + 20)
+    ours, theirs = _task(store, ledger, clock), _task(store, ledger, clock)
+    real_marks = ours._marks
+
+    async def stale_marks(node_ids: list[str]) -> dict[str, tuple[int, int]]:
+        marks = await real_marks(node_ids)
+        await theirs.close(S)  # closes all three meanwhile
+        return marks
+
+    ours._marks = stale_marks  # type: ignore[method-assign]
+    report = await ours.close(S)
+    assert (report.closed, report.paid, report.closed_elsewhere) == (0, 0, 3)
+    assert len(await _rewards(ledger)) == 3
+
+
+async def test_the_loop_closes_on_its_ticks_and_stops() -> None:
+    """start() runs close_due at once and after every tick (sleep injected); a failing
+    close does not stop it."""
+    store = MemoryStore()
+    calls: list[float] = []
+    ticks = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        calls.append(seconds)
+        if len(calls) >= 3:
+            ticks.set()
+        await asyncio.sleep(0)
+
+    async def engine() -> AsyncEngine:
+        raise RuntimeError("no database")  # each close fails; the loop goes on
+
+    task = RewardTask(
+        store, SqlLedger(engine), rate=RATE, period_s=PERIOD_S, grace_s=10,
+        wall_clock=lambda: S + PERIOD_S + 20, sleep=sleep,
+    )  # fmt: skip
+    await store.upsert_node(node("n", state="online", last_heartbeat_at=_at(0)))
+    await store.touch_heartbeat("n", _at(10), "online", credit_limit_s=EXPIRY_S)
+    task.start()
+    await asyncio.wait_for(ticks.wait(), 5)
+    await task.stop()
+    assert calls[:3] == [60.0, 60.0, 60.0]
+    await task.stop()  # twice is fine
+
+
+def test_reward_task_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        RewardTask(MemoryStore(), _ledger(SqlStore("sqlite://")), rate=-1, period_s=1, grace_s=0)
+    with pytest.raises(ValueError):
+        RewardTask(MemoryStore(), _ledger(SqlStore("sqlite://")), rate=1, period_s=0, grace_s=0)
+
+
+def test_reward_request_ids_name_the_period_and_the_node_pseudonym() -> None:
+    rid = reward_request_id(S, "node-abc")
+    assert rid == f"reward:{S}:{pseudonym('node', 'node-abc')}"
+    assert "node-abc" not in rid and len(rid) <= 128
+
+
+async def test_with_no_uptime_anywhere_the_ledger_is_not_even_opened() -> None:
+    """A registry starting with no node (every test app, a fresh network) closes its first
+    period without touching the ledger's database (a memory store's is made on first use)."""
+    opened: list[bool] = []
+
+    async def engine() -> AsyncEngine:
+        opened.append(True)
+        raise RuntimeError("not expected")
+
+    store = MemoryStore()
+    await store.upsert_node(node("idle", state="online", last_heartbeat_at=_at(0)))  # no credit
+    task = RewardTask(
+        store, SqlLedger(engine), rate=RATE, period_s=PERIOD_S, grace_s=10,
+        wall_clock=lambda: S + PERIOD_S + 20,
+    )  # fmt: skip
+    assert await task.close_due() == rewards_module.PeriodReport(S, 0, 0, 0, 0)
+    assert opened == []

@@ -1,0 +1,138 @@
+"""Earnings in the real mesh, in process: a sim node serves, is paid, earns uptime, and
+its operator sees it all through ``/v1/earnings``, ``llm-mesh earnings``' client call and
+the node's own ``/mesh/earnings`` (what ``llm-mesh node info`` shows).
+
+The request's settlement is written as the settlement code writes it (the row and its
+entries in one append, ``tests/registry/test_earnings.py``); the uptime comes from the
+node's real heartbeats through the registry's heartbeat path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.client import MeshClient
+from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
+from LLM_Mesh.errors import InvalidCredential
+from LLM_Mesh.registry.runtime import Runtime
+from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, node_url
+from tests.registry.test_earnings import USER, settle
+
+MODEL = "gemma-3-270m"
+# 1000 micro-NetworkTokens per millisecond of uptime: a few real milliseconds pay
+RATE = 3_600_000_000
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[InProcessMesh]:
+    m = InProcessMesh(tmp_path / "mesh", reward_rate=RATE).start()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def _runtime(mesh: InProcessMesh) -> Runtime:
+    assert mesh.app is not None
+    rt: Runtime = mesh.app.state.runtime
+    return rt
+
+
+async def _serve_and_settle(mesh: InProcessMesh, name: str) -> str:
+    """One real request through the gateway, then its settlement as the settle code pays."""
+    async with mesh.client() as c:
+        r = await c.post(
+            REGISTRY_URL + "/v1/chat/completions",
+            json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5},
+        )
+    assert r.status_code == 200, r.text
+    request_id = r.json()["mesh"]["request_id"]
+    rt = _runtime(mesh)
+    assert rt.ledger is not None
+    await rt.ledger.append([Transfer("grant", MINT, USER, 1_000_000)])
+    await settle(
+        rt.ledger, request_id, node_id=mesh.id_of(name), operator=pseudonym("operator", "inprocess"),
+        model=MODEL, amount=1234, fee=34, at=datetime.now(timezone.utc),
+    )  # fmt: skip
+    return str(request_id)
+
+
+async def _uptime_then_close(mesh: InProcessMesh, name: str) -> int:
+    """Real heartbeats (the node's agent, the registry's heartbeat path), then the
+    current period closed; the reward paid."""
+    node = mesh.nodes[name]
+    assert node.service.agent is not None
+    for _ in range(2):
+        await asyncio.sleep(0.02)
+        assert await node.service.agent.send_heartbeat()
+    rt = _runtime(mesh)
+    assert rt.rewards is not None
+    period = rt.settings.reward_period_s
+    report = await rt.rewards.close(int(time.time()) // period * period)
+    assert report.closed == 1 and report.paid == 1
+    return report.amount
+
+
+def test_the_operator_sees_what_its_node_earned(mesh: InProcessMesh) -> None:
+    mesh.add_node(MODEL, "n1")
+    node_id = mesh.id_of("n1")
+    mesh.call(_serve_and_settle(mesh, "n1"))
+    reward = mesh.call(_uptime_then_close(mesh, "n1"))
+    assert reward >= 40 * 1000  # at least the 40 ms slept between heartbeats
+    token = mesh.operator_token
+    assert token
+
+    async def ask() -> dict[str, object]:
+        async with MeshClient(REGISTRY_URL, http_client=mesh.client()) as client:
+            return await client.earnings(token)
+
+    report = mesh.call(ask())
+    totals = report["totals"]
+    assert totals == {
+        "requests": 1, "earned": 1200, "fees": 34, "rewards": reward, "total": 1200 + reward,
+    }  # fmt: skip
+    assert report["nodes"] == [node_id]
+    assert [n["node_id"] for n in report["by_node"]] == [node_id]  # type: ignore[union-attr]
+    assert report["by_model"] == [{"model": MODEL, "requests": 1, "earned": 1200, "fees": 34}]
+    assert report["balance"] == 1200 + reward
+
+    # the node's own view, asked by the node of its registry with its operator token
+    with mesh.sync_client() as c:
+        mine = c.get(node_url("n1") + "/mesh/earnings").json()
+    assert mine["node"] == node_id and mine["totals"] == totals
+
+    # and the books still check out, rewards and all
+    rt = _runtime(mesh)
+    assert rt.ledger is not None
+    audited = mesh.call(audit(StoreSource(rt.ledger, rt.settings.ledger_origin)))
+    assert audited.ok, audited.findings
+    assert audited.balances[pseudonym("operator", "inprocess")] == 1200 + reward
+
+
+def test_node_earnings_when_the_registry_is_unreachable(mesh: InProcessMesh) -> None:
+    """The node says the registry did not answer (503), never zeros."""
+    mesh.add_node(MODEL, "n1")
+    mesh.router.unmount(REGISTRY_URL)
+    with mesh.sync_client() as c:
+        r = c.get(node_url("n1") + "/mesh/earnings")
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "registry_unreachable"
+    assert "totals" not in r.text
+
+
+def test_a_wrong_operator_token_gets_nothing(mesh: InProcessMesh) -> None:
+    mesh.add_node(MODEL, "n1")
+
+    async def ask() -> object:
+        async with MeshClient(REGISTRY_URL, http_client=mesh.client()) as client:
+            return await client.earnings("lmo_guess")
+
+    with pytest.raises(InvalidCredential):
+        mesh.call(ask())
