@@ -36,6 +36,11 @@ The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
+| metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
+| metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
+| metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
+| log_format           | LLM_MESH_LOG_FORMAT      | text (``text`` or ``json``: JSON lines) |
+| log_requests         | LLM_MESH_LOG_REQUESTS    | true (one INFO line per request: id, node, model, status, timings) |
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
 DEFAULT_MODEL = "gemma-3-270m"
 DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few KiB
 DEFAULT_ANONYMOUS_RPM = 60
+LOG_FORMATS = ("text", "json")
 
 
 def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
@@ -96,6 +102,14 @@ def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{key} must be true or false, got {env.get(key)!r}")
+
+
+def _log_format(value: str | None) -> str:
+    """``text`` or ``json`` (any case); empty: ``text``."""
+    fmt = (value or "").strip().lower() or "text"
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"LLM_MESH_LOG_FORMAT must be text or json, got {value!r}")
+    return fmt
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -154,6 +168,12 @@ class Settings:
     # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
     require_tls: bool = False
     registry_ca: str | None = None
+    # observability (docs/operations.md): Prometheus /metrics and the per-request log line
+    metrics: bool = True
+    metrics_public: bool = False
+    metrics_token: str | None = field(default=None, repr=False)
+    log_format: str = "text"  # "text" | "json" (JSON lines)
+    log_requests: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -182,12 +202,19 @@ class Settings:
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
+            metrics=_bool(env, "LLM_MESH_METRICS", True),
+            metrics_public=_bool(env, "LLM_MESH_METRICS_PUBLIC", False),
+            metrics_token=(env.get("LLM_MESH_METRICS_TOKEN") or "").strip() or None,
+            log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
+            log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):
             clean["registry_url"] = clean["registry_url"].rstrip("/")
         if clean.get("anonymous_rpm") == 0:  # a flag's 0: no limit
             clean["anonymous_rpm"] = None
+        if "log_format" in clean:
+            clean["log_format"] = _log_format(str(clean["log_format"]))
         return replace(s, **clean) if clean else s
 
     @property
