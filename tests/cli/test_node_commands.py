@@ -312,3 +312,18 @@ def test_tls_init_makes_a_certificate_once(tmp_path: Path) -> None:
     forced = runner.invoke(node_app, ["tls", "init", "--home", str(tmp_path), "--force"])
     assert forced.exit_code == 0, forced.output
     assert certificate_fingerprint(crt) != fp
+
+
+def test_start_passes_the_observability_flags(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import LLM_Mesh.node_manager as nm
+
+    for k in ("LLM_MESH_LOG_FORMAT", "LLM_MESH_METRICS", "LLM_MESH_METRICS_PUBLIC"):
+        monkeypatch.delenv(k, raising=False)
+    seen: list[Any] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: seen.append(self.settings))
+    result = invoke("start", "--engine", "sim", "--home", str(home), "--log-format", "json",
+                    "--metrics-public", "--no-metrics")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [(s.log_format, s.metrics_public, s.metrics) for s in seen] == [("json", True, False)]
+    bad = invoke("start", "--engine", "sim", "--home", str(home), "--log-format", "xml")
+    assert bad.exit_code == 1 and "text or json" in bad.output
