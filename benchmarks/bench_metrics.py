@@ -24,6 +24,13 @@ hits every target alike), after a warm-up of every target:
      process and its node process used (``/proc/PID/stat``, utime + stime) per request;
   2. ``--concurrency`` at once, ``--concurrent`` requests per target: requests/s.
 
+  3. in process (``--inprocess``, default 20 rounds of 300): the gateway app alone, called
+     through ``httpx.ASGITransport`` with a MockTransport node (``tests/registry/helpers.py``),
+     one app with metrics and request lines on (lines to a JSON-formatted file), one with
+     both off, in alternating rounds; CPU time of this process per request
+     (``time.process_time``): no sockets, no other process, so far less of the shared box's
+     noise than the wall clock of phases 1–2.
+
 Added p50 = p50(target) - p50(direct). The metrics' cost is reported as ratios measured
 in this run: added p50 of ``metrics`` and ``all`` over ``off``, and gateway CPU per request
 of each over ``off``. Each gateway is scraped at the end to check its counters saw every
@@ -185,12 +192,65 @@ def scrape_counts(targets: dict[str, Target]) -> dict[str, Any]:
     return out
 
 
+def inprocess(rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Phase 3: CPU µs per request of the gateway app in this process, on vs off."""
+    import asyncio
+    import logging
+    import statistics
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from LLM_Mesh.logs import JsonFormatter
+    from tests.registry.helpers import running  # the app with a MockTransport node
+
+    body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Say hi"}]}
+    out: dict[str, list[float]] = {"on": [], "off": []}
+
+    async def go() -> None:
+        with tempfile.TemporaryDirectory() as d:
+            handler = logging.FileHandler(Path(d) / "lines.jsonl")
+            handler.setFormatter(JsonFormatter())
+            root = logging.getLogger()
+            root.addHandler(handler)
+            root.setLevel(logging.INFO)
+            logging.getLogger("httpx").setLevel(logging.WARNING)  # as setup_logging does
+            try:
+                async with (
+                    running(Path(d) / "on") as on,
+                    running(Path(d) / "off", metrics=False, log_requests=False) as off,
+                ):
+                    for h in (on, off):
+                        await h.register("n1")
+                        for _ in range(100):  # warm-up
+                            await h.client.post("/v1/chat/completions", json=body)
+                    for i in range(rounds):
+                        order = (("on", on), ("off", off)) if i % 2 else (("off", off), ("on", on))
+                        for name, h in order:
+                            c0 = time.process_time()
+                            for _ in range(per_round):
+                                r = await h.client.post("/v1/chat/completions", json=body)
+                                assert r.status_code == 200
+                            out[name].append((time.process_time() - c0) / per_round * 1e6)
+            finally:
+                root.removeHandler(handler)
+                handler.close()
+
+    asyncio.run(go())
+    for name, xs in out.items():
+        log(f"  in process {name}: median {statistics.median(xs):.0f} µs/request")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sequential", type=int, default=2000)
     ap.add_argument("--concurrent", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--inprocess", type=int, default=20, help="phase 3 rounds (0: skip)")
+    ap.add_argument("--inprocess-requests", type=int, default=300, help="per round")
     args = ap.parse_args()
     print(__doc__)
     print(machine_line())
@@ -250,8 +310,25 @@ def main() -> None:
               f"{ratios[f'{name}_over_off_gateway_cpu']:.3f}x off; req/s at "
               f"{args.concurrency} concurrent {ratios[f'{name}_over_off_rps']:.3f}x off")  # fmt: skip
     print(f"  gateway requests counted at the end (scrape): {counted}")
+    phase3: dict[str, Any] = {}
+    if args.inprocess:
+        import statistics
+
+        log(f"phase 3: in process, {args.inprocess} rounds of {args.inprocess_requests}")
+        cpu3 = inprocess(args.inprocess, args.inprocess_requests)
+        on, off = statistics.median(cpu3["on"]), statistics.median(cpu3["off"])
+        # the spread: medians of the rounds' pairwise differences (each pair ran back to back)
+        diffs = sorted(a - b for a, b in zip(cpu3["on"], cpu3["off"], strict=True))
+        phase3 = {"on_us": on, "off_us": off, "ratio": on / off, "rounds": cpu3,
+                  "diff_median_us": statistics.median(diffs),
+                  "diff_p25_p75_us": [diffs[len(diffs) // 4], diffs[3 * len(diffs) // 4]]}  # fmt: skip
+        print(f"  in process (gateway app, MockTransport node): metrics + JSON lines on "
+              f"{on:.0f} µs CPU/request vs off {off:.0f} = {on / off:.3f}x; per-round "
+              f"difference median {phase3['diff_median_us']:+.0f} µs (p25..p75 "
+              f"{phase3['diff_p25_p75_us'][0]:+.0f}..{phase3['diff_p25_p75_us'][1]:+.0f})")  # fmt: skip
     path = write_json("metrics", {"params": vars(args), "sequential": seq, "concurrent": conc,
-                                  "cpu": cpu, "ratios": ratios, "counted": counted})  # fmt: skip
+                                  "cpu": cpu, "ratios": ratios, "counted": counted,
+                                  "inprocess": phase3})  # fmt: skip
     print(f"\nJSON: {path}")
 
 

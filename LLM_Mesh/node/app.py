@@ -66,10 +66,9 @@ from LLM_Mesh.node.gateway_guard import INFERENCE_PATHS, is_loopback
 from LLM_Mesh.node.generation import Generation
 from LLM_Mesh.node.metrics import NodeMetrics
 from LLM_Mesh.node.service import NodeService
-from LLM_Mesh.node.telemetry import NodeRequest, NodeTelemetry
+from LLM_Mesh.node.telemetry import CLIENT_GONE, NodeRequest, NodeTelemetry
 
 MESH_CONTINUE = "mesh_continue"
-CLIENT_GONE = 499  # nginx's "client closed request": logged, never read
 
 
 def error_response(exc: MeshError) -> JSONResponse:

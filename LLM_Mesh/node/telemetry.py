@@ -29,10 +29,10 @@ from LLM_Mesh.node.metrics import NodeMetrics
 if TYPE_CHECKING:
     from LLM_Mesh.node.generation import Generation
 
-__all__ = ["REQUEST_LOGGER", "NodeRequest", "NodeTelemetry", "outcome_of"]
+__all__ = ["CLIENT_GONE", "REQUEST_LOGGER", "NodeRequest", "NodeTelemetry", "outcome_of"]
 
 REQUEST_LOGGER = "LLM_Mesh.requests.node"
-CLIENT_GONE = 499  # nginx's "client closed request"
+CLIENT_GONE = 499  # nginx's "client closed request": logged and counted, never read
 
 
 def outcome_of(status: int) -> str:
