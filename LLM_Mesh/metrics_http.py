@@ -67,7 +67,7 @@ class Children(Generic[K, C]):
 
 def new_registry() -> CollectorRegistry:
     """A registry of one app's own (never the global one), with the process collector."""
-    registry = CollectorRegistry(auto_describe=True)
+    registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     return registry
 

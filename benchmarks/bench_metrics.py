@@ -15,6 +15,10 @@ measured is the HTTP path:
   off2     a second mesh exactly like ``off``: how far two identical meshes differ in this
            run (the noise floor any difference above must clear)
 
+Phase 0 times the hooks alone: exactly the calls one answered request adds to the gateway
+(its metric updates; its JSON request line written to a file) and to the node (its metric
+updates), called directly many times: CPU µs per request, little affected by the box.
+
 Every gateway target gets the same client API key of its own (no limits). Phases, each
 interleaved over the targets in rotating order (chunks, so drift on the shared machine
 hits every target alike), after a warm-up of every target:
@@ -26,8 +30,8 @@ hits every target alike), after a warm-up of every target:
 
   3. in process (``--inprocess``, default 20 rounds of 300): the gateway app alone, called
      through ``httpx.ASGITransport`` with a MockTransport node (``tests/registry/helpers.py``),
-     one app with metrics and request lines on (lines to a JSON-formatted file), one with
-     both off, in alternating rounds; CPU time of this process per request
+     three apps (off; metrics only; metrics and request lines, JSON, to a file) in rotating
+     order each round; CPU time of this process per request
      (``time.process_time``): no sockets, no other process, so far less of the shared box's
      noise than the wall clock of phases 1–2.
 
@@ -192,8 +196,92 @@ def scrape_counts(targets: dict[str, Target]) -> dict[str, Any]:
     return out
 
 
+def hooks(repeats: int = 10, n: int = 20000) -> dict[str, float]:
+    """Phase 0: CPU µs of exactly what one answered request adds, called directly, median of
+    ``repeats`` runs of ``n``: the gateway's metric updates (``Telemetry.request`` with its
+    metrics, one failover step, one attempt), its JSON request line to a file, and the
+    node's metric updates and line."""
+    import logging
+    import statistics
+    import sys
+    import tempfile
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from LLM_Mesh.core.balancer import Router
+    from LLM_Mesh.core.failover import Action, Step, Stop
+    from LLM_Mesh.core.route_types import Outcome
+    from LLM_Mesh.logs import JsonFormatter
+    from LLM_Mesh.node.metrics import NodeMetrics
+    from LLM_Mesh.registry.demand import DemandTracker
+    from LLM_Mesh.registry.job import Job
+    from LLM_Mesh.registry.metrics import GatewayMetrics
+    from LLM_Mesh.registry.node_table import NodeTable
+    from LLM_Mesh.registry.ports import RequestRecord
+    from LLM_Mesh.registry.telemetry import Telemetry
+
+    job = Job(path="/v1/chat/completions", model=MODEL, body={}, raw=b"", stream=False,
+              prompt_text="", max_tokens=1, price_per_1k=0.1, catalog_context=None,
+              request_id="req-" + "0" * 32, started=0.0)  # fmt: skip
+    rec = RequestRecord(request_id=job.request_id, node_id="node-" + "a" * 26, model=MODEL,
+                        stream=False, outcome="ok", error_code=None, prompt_tokens=12,
+                        completion_tokens=1, latency_ms=3.2, ttft_ms=2.9, cost=1.3e-05,
+                        created_at=datetime.now(timezone.utc))  # fmt: skip
+    step = Step(rec.node_id, Outcome.SUCCESS, Action.STOP, Stop.SUCCEEDED)
+    gm = GatewayMetrics(NodeTable(30.0), Router(), DemandTracker(time.monotonic))
+    with_metrics, lines_only = Telemetry(gm, log_requests=False), Telemetry(None, True)
+
+    class _Svc:  # what NodeMetrics' scrape-time collector would read; never read here
+        pass
+
+    nm = NodeMetrics(_Svc())  # type: ignore[arg-type]
+
+    def gateway_metrics() -> None:
+        with_metrics.request(job, rec, status=200, attempts=1, latency_ms=3.2)
+        gm.step(step)
+        gm.attempt(rec.node_id or "", Outcome.SUCCESS, False)
+
+    def gateway_line() -> None:
+        lines_only.request(job, rec, status=200, attempts=1, latency_ms=3.2)
+
+    def node_metrics() -> None:
+        nm.generation(MODEL, "ok", "", latency_s=0.0012, wait_s=0.00001, ttft_s=0.0009,
+                      completion_tokens=1)  # fmt: skip
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as d:
+        handler = logging.FileHandler(Path(d) / "lines.jsonl")
+        handler.setFormatter(JsonFormatter())
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            for name, fn in (("gateway_metrics", gateway_metrics), ("gateway_line", gateway_line),
+                             ("node_metrics", node_metrics)):  # fmt: skip
+                runs = []
+                for _ in range(repeats):
+                    c0 = time.process_time()
+                    for _ in range(n):
+                        fn()
+                    runs.append((time.process_time() - c0) / n * 1e6)
+                out[name] = statistics.median(runs)
+        finally:
+            root.removeHandler(handler)
+            handler.close()
+    return out
+
+
+PHASE3: dict[str, dict[str, bool]] = {
+    "off": {"metrics": False, "log_requests": False},
+    "metrics": {"metrics": True, "log_requests": False},
+    "all": {"metrics": True, "log_requests": True},
+}
+
+
 def inprocess(rounds: int, per_round: int) -> dict[str, list[float]]:
-    """Phase 3: CPU µs per request of the gateway app in this process, on vs off."""
+    """Phase 3: CPU µs per request of the gateway app in this process: off, metrics only,
+    metrics and JSON request lines (to a file), in rotating order each round."""
     import asyncio
     import logging
     import statistics
@@ -206,7 +294,7 @@ def inprocess(rounds: int, per_round: int) -> dict[str, list[float]]:
     from tests.registry.helpers import running  # the app with a MockTransport node
 
     body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Say hi"}]}
-    out: dict[str, list[float]] = {"on": [], "off": []}
+    out: dict[str, list[float]] = {name: [] for name in PHASE3}
 
     async def go() -> None:
         with tempfile.TemporaryDirectory() as d:
@@ -217,17 +305,20 @@ def inprocess(rounds: int, per_round: int) -> dict[str, list[float]]:
             root.setLevel(logging.INFO)
             logging.getLogger("httpx").setLevel(logging.WARNING)  # as setup_logging does
             try:
-                async with (
-                    running(Path(d) / "on") as on,
-                    running(Path(d) / "off", metrics=False, log_requests=False) as off,
-                ):
-                    for h in (on, off):
+                async with contextlib.AsyncExitStack() as stack:
+                    apps = {
+                        name: await stack.enter_async_context(running(Path(d) / name, **kw))
+                        for name, kw in PHASE3.items()
+                    }
+                    for h in apps.values():
                         await h.register("n1")
                         for _ in range(100):  # warm-up
                             await h.client.post("/v1/chat/completions", json=body)
+                    names = list(apps)
                     for i in range(rounds):
-                        order = (("on", on), ("off", off)) if i % 2 else (("off", off), ("on", on))
-                        for name, h in order:
+                        k = i % len(names)
+                        for name in names[k:] + names[:k]:
+                            h = apps[name]
                             c0 = time.process_time()
                             for _ in range(per_round):
                                 r = await h.client.post("/v1/chat/completions", json=body)
@@ -243,20 +334,13 @@ def inprocess(rounds: int, per_round: int) -> dict[str, list[float]]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sequential", type=int, default=2000)
-    ap.add_argument("--concurrent", type=int, default=2000)
-    ap.add_argument("--concurrency", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--inprocess", type=int, default=20, help="phase 3 rounds (0: skip)")
-    ap.add_argument("--inprocess-requests", type=int, default=300, help="per round")
-    args = ap.parse_args()
-    print(__doc__)
-    print(machine_line())
+def processes(args: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """Phases 1-2: the meshes as processes (see the module docstring)."""
     with contextlib.ExitStack() as stack:
         targets: dict[str, Target] = {}
-        direct = stack.enter_context(standalone_node(model=MODEL, engine="sim", node_args=NODE_ARGS))
+        direct = stack.enter_context(
+            standalone_node(model=MODEL, engine="sim", node_args=NODE_ARGS)
+        )
         targets["direct"] = Target(direct)
         for name, values in CONFIGS.items():
             with env(values):
@@ -310,25 +394,54 @@ def main() -> None:
               f"{ratios[f'{name}_over_off_gateway_cpu']:.3f}x off; req/s at "
               f"{args.concurrency} concurrent {ratios[f'{name}_over_off_rps']:.3f}x off")  # fmt: skip
     print(f"  gateway requests counted at the end (scrape): {counted}")
+    return seq, conc, cpu, ratios, counted
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sequential", type=int, default=2000)
+    ap.add_argument("--concurrent", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--inprocess", type=int, default=20, help="phase 3 rounds (0: skip)")
+    ap.add_argument("--inprocess-requests", type=int, default=300, help="per round")
+    ap.add_argument("--no-processes", action="store_true", help="skip phases 1-2")
+    args = ap.parse_args()
+    print(__doc__)
+    print(machine_line())
+    log("phase 0: the hooks alone")
+    costs = hooks()
+    print("phase 0, CPU per request of the hooks alone (median of 10 runs of 20,000): "
+          + ", ".join(f"{k} {v:.1f} µs" for k, v in costs.items()) + "\n")  # fmt: skip
+    if args.no_processes:
+        seq: dict[str, Any] = {}
+        conc: dict[str, Any] = {}
+        cpu: dict[str, Any] = {}
+        ratios: dict[str, float] = {}
+        counted: dict[str, Any] = {}
+    else:
+        seq, conc, cpu, ratios, counted = processes(args)
     phase3: dict[str, Any] = {}
     if args.inprocess:
         import statistics
 
         log(f"phase 3: in process, {args.inprocess} rounds of {args.inprocess_requests}")
         cpu3 = inprocess(args.inprocess, args.inprocess_requests)
-        on, off = statistics.median(cpu3["on"]), statistics.median(cpu3["off"])
-        # the spread: medians of the rounds' pairwise differences (each pair ran back to back)
-        diffs = sorted(a - b for a, b in zip(cpu3["on"], cpu3["off"], strict=True))
-        phase3 = {"on_us": on, "off_us": off, "ratio": on / off, "rounds": cpu3,
-                  "diff_median_us": statistics.median(diffs),
-                  "diff_p25_p75_us": [diffs[len(diffs) // 4], diffs[3 * len(diffs) // 4]]}  # fmt: skip
-        print(f"  in process (gateway app, MockTransport node): metrics + JSON lines on "
-              f"{on:.0f} µs CPU/request vs off {off:.0f} = {on / off:.3f}x; per-round "
-              f"difference median {phase3['diff_median_us']:+.0f} µs (p25..p75 "
-              f"{phase3['diff_p25_p75_us'][0]:+.0f}..{phase3['diff_p25_p75_us'][1]:+.0f})")  # fmt: skip
+        off = statistics.median(cpu3["off"])
+        phase3 = {"rounds": cpu3}
+        print(f"  in process (gateway app alone, MockTransport node), CPU per request, median "
+              f"of {args.inprocess} rounds: off {off:.0f} µs")  # fmt: skip
+        for name in ("metrics", "all"):
+            on = statistics.median(cpu3[name])
+            # each round ran the configurations back to back: differences per round
+            diffs = sorted(a - b for a, b in zip(cpu3[name], cpu3["off"], strict=True))
+            q = [diffs[len(diffs) // 4], statistics.median(diffs), diffs[3 * len(diffs) // 4]]
+            phase3[name] = {"median_us": on, "over_off": on / off, "diff_p25_p50_p75_us": q}
+            print(f"    {name}: {on:.0f} µs = {on / off:.3f}x off; per-round difference "
+                  f"median {q[1]:+.0f} µs (p25..p75 {q[0]:+.0f}..{q[2]:+.0f})")  # fmt: skip
     path = write_json("metrics", {"params": vars(args), "sequential": seq, "concurrent": conc,
                                   "cpu": cpu, "ratios": ratios, "counted": counted,
-                                  "inprocess": phase3})  # fmt: skip
+                                  "hooks": costs, "inprocess": phase3})  # fmt: skip
     print(f"\nJSON: {path}")
 
 
