@@ -38,6 +38,11 @@ same variables, on a node's own ``/v1`` endpoints.
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 | reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
 | reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
+| metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
+| metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
+| metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
+| log_format           | LLM_MESH_LOG_FORMAT      | text (``text`` or ``json``: JSON lines) |
+| log_requests         | LLM_MESH_LOG_REQUESTS    | true (one INFO line per request: id, node, model, status, timings) |
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few 
 DEFAULT_ANONYMOUS_RPM = 60
 DEFAULT_REWARD_RATE = 100_000  # micro-NetworkTokens per hour of healthy availability
 DEFAULT_REWARD_PERIOD_S = 3600
+LOG_FORMATS = ("text", "json")
 
 
 def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
@@ -100,6 +106,14 @@ def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{key} must be true or false, got {env.get(key)!r}")
+
+
+def _log_format(value: str | None) -> str:
+    """``text`` or ``json`` (any case); empty: ``text``."""
+    fmt = (value or "").strip().lower() or "text"
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"LLM_MESH_LOG_FORMAT must be text or json, got {value!r}")
+    return fmt
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -176,6 +190,12 @@ class Settings:
     # availability (0: none), settled once per period of this many seconds
     reward_rate: int = DEFAULT_REWARD_RATE
     reward_period_s: int = DEFAULT_REWARD_PERIOD_S
+    # observability (docs/operations.md): Prometheus /metrics and the per-request log line
+    metrics: bool = True
+    metrics_public: bool = False
+    metrics_token: str | None = field(default=None, repr=False)
+    log_format: str = "text"  # "text" | "json" (JSON lines)
+    log_requests: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -206,12 +226,19 @@ class Settings:
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
             reward_rate=_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),
             reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
+            metrics=_bool(env, "LLM_MESH_METRICS", True),
+            metrics_public=_bool(env, "LLM_MESH_METRICS_PUBLIC", False),
+            metrics_token=(env.get("LLM_MESH_METRICS_TOKEN") or "").strip() or None,
+            log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
+            log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):
             clean["registry_url"] = clean["registry_url"].rstrip("/")
         if clean.get("anonymous_rpm") == 0:  # a flag's 0: no limit
             clean["anonymous_rpm"] = None
+        if "log_format" in clean:
+            clean["log_format"] = _log_format(str(clean["log_format"]))
         return replace(s, **clean) if clean else s
 
     @property

@@ -283,6 +283,7 @@ _BY_CODE: dict[str, type[MeshError]] = {
     )
     if cls.code is not None
 }
+ERROR_CODES: frozenset[str] = frozenset(_BY_CODE)  # every code of the tree (metrics labels)
 
 
 def _retry_after(value: Any, default: int) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import (
     NodeConfig,
@@ -68,6 +69,7 @@ class NodeManager:
             timeout_graceful_shutdown=10,
             ssl_certfile=self.config.tls_cert,
             ssl_keyfile=self.config.tls_key,
+            **uvicorn_log_kwargs(self.settings.log_format),
         )
         self._server = uvicorn.Server(config)
         try:

@@ -34,6 +34,7 @@ KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
         ["--iterations", "100", "--repeat", "2", "--requests", "100"],
     ),
     "rewards": ("bench_rewards.py", [], ["--beats", "400", "--nodes", "200"]),
+    "metrics": ("bench_metrics.py", [], ["--sequential", "300", "--concurrent", "300"]),
 }
 
 

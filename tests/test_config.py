@@ -255,3 +255,22 @@ def test_reward_settings_from_env() -> None:
     for bad in ("0", "-5", "1.5"):
         with pytest.raises(ValueError, match="LLM_MESH_REWARD_PERIOD_S"):
             Settings.from_env({"LLM_MESH_REWARD_PERIOD_S": bad})
+def test_observability_settings() -> None:
+    s = Settings.from_env({})
+    assert (s.metrics, s.metrics_public, s.metrics_token) == (True, False, None)
+    assert (s.log_format, s.log_requests) == ("text", True)
+    s = Settings.from_env({
+        "LLM_MESH_METRICS": "0", "LLM_MESH_METRICS_PUBLIC": "yes",
+        "LLM_MESH_METRICS_TOKEN": " tok ", "LLM_MESH_LOG_FORMAT": "JSON",
+        "LLM_MESH_LOG_REQUESTS": "off",
+    })  # fmt: skip
+    assert (s.metrics, s.metrics_public, s.metrics_token) == (False, True, "tok")
+    assert (s.log_format, s.log_requests) == ("json", False)
+    assert "tok" not in repr(s)
+    assert Settings.from_env({}, log_format="json").log_format == "json"
+    with pytest.raises(ValueError, match="LLM_MESH_LOG_FORMAT"):
+        Settings.from_env({"LLM_MESH_LOG_FORMAT": "xml"})
+    with pytest.raises(ValueError, match="text or json"):
+        Settings.from_env({}, log_format="yaml")
+    with pytest.raises(ValueError, match="LLM_MESH_METRICS"):
+        Settings.from_env({"LLM_MESH_METRICS": "maybe"})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from LLM_Mesh import logs
 from LLM_Mesh.config import Settings
 
 console = Console()
@@ -39,13 +39,41 @@ def settings_from(home: Path | None = None, registry: str | None = None, **kw: A
     )
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # one line per heartbeat is noise; the mesh's own loggers say what matters
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        metavar="text|json",
+        help="Log lines as text or JSON lines (one object per line) [env LLM_MESH_LOG_FORMAT, "
+        "default text]",
+    ),
+]
+MetricsPublicOpt = Annotated[
+    bool,
+    typer.Option(
+        "--metrics-public",
+        help="Serve GET /metrics to anyone (default: loopback clients, or a bearer "
+        "LLM_MESH_METRICS_TOKEN) [env LLM_MESH_METRICS_PUBLIC]",
+    ),
+]
+NoMetricsOpt = Annotated[
+    bool,
+    typer.Option("--no-metrics", help="No GET /metrics and no counting [env LLM_MESH_METRICS=0]"),
+]
+
+
+def observability(log_format: str | None, metrics_public: bool, no_metrics: bool) -> dict[str, Any]:
+    """The observability flags as ``Settings`` overrides (``None``: the environment's)."""
+    return {
+        "log_format": log_format,
+        "metrics_public": True if metrics_public else None,
+        "metrics": False if no_metrics else None,
+    }
+
+
+def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
+    """INFO (DEBUG with ``verbose``) to stderr, as text or JSON lines (``LLM_Mesh/logs.py``)."""
+    logs.setup_logging(verbose, fmt)
 
 
 def fail(exc: Exception) -> typer.Exit:

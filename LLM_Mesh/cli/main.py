@@ -26,8 +26,18 @@ import typer
 
 from LLM_Mesh.cli import render
 from LLM_Mesh.cli.admin_commands import grant_command, keys_app, nodes_app, operators_app
-from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, err
+from LLM_Mesh.cli.common import (
+    HomeOpt,
+    LogFormatOpt,
+    MetricsPublicOpt,
+    NoMetricsOpt,
+    RegistryCaOpt,
+    RegistryOpt,
+    console,
+    err,
+)
 from LLM_Mesh.cli.common import fail as _fail
+from LLM_Mesh.cli.common import observability as _observability
 from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
 from LLM_Mesh.cli.earnings_commands import earnings_command
@@ -199,22 +209,29 @@ def registry_serve(
             help="Refuse nodes that are not https (403) [env LLM_MESH_REQUIRE_TLS]",
         ),
     ] = False,
+    log_format: LogFormatOpt = None,
+    metrics_public: MetricsPublicOpt = False,
+    no_metrics: NoMetricsOpt = False,
 ) -> None:
-    """Run the registry + gateway (OpenAI API under /v1)."""
+    """Run the registry + gateway (OpenAI API under /v1, Prometheus metrics at /metrics)."""
     from LLM_Mesh.registry.app import serve
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("--tls-cert and --tls-key go together"))
 
-    _setup_logging(verbose)
-    settings = _settings(
-        home,
-        database_url=database_url,
-        allow_private_nodes=True if allow_private_nodes else None,
-        private_node_origins=tuple(allow_private_node) if allow_private_node else None,
-        anonymous_rpm=anonymous_rpm,
-        require_tls=True if require_tls else None,
-    )
+    try:
+        settings = _settings(
+            home,
+            database_url=database_url,
+            allow_private_nodes=True if allow_private_nodes else None,
+            private_node_origins=tuple(allow_private_node) if allow_private_node else None,
+            anonymous_rpm=anonymous_rpm,
+            require_tls=True if require_tls else None,
+            **_observability(log_format, metrics_public, no_metrics),
+        )
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    _setup_logging(verbose, settings.log_format)
     settings.home.mkdir(parents=True, exist_ok=True)
     serve(
         settings, host=host, port=port,

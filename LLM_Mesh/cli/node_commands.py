@@ -22,10 +22,14 @@ import typer
 
 from LLM_Mesh.cli.common import (
     HomeOpt,
+    LogFormatOpt,
+    MetricsPublicOpt,
+    NoMetricsOpt,
     RegistryCaOpt,
     RegistryOpt,
     console,
     fail,
+    observability,
     settings_from,
     setup_logging,
 )
@@ -105,6 +109,9 @@ def node_start(
     registry_ca: RegistryCaOpt = None,
     home: HomeOpt = None,
     verbose: bool = False,
+    log_format: LogFormatOpt = None,
+    metrics_public: MetricsPublicOpt = False,
+    no_metrics: NoMetricsOpt = False,
 ) -> None:
     """Run a node serving one or more models and register it with the registry."""
     from dataclasses import replace
@@ -112,8 +119,14 @@ def node_start(
     from LLM_Mesh.node.config import NodeConfig, load_node_config
     from LLM_Mesh.node_manager import NodeManager
 
-    setup_logging(verbose)
-    settings = settings_from(home, registry, registry_ca=str(registry_ca) if registry_ca else None)
+    try:
+        settings = settings_from(
+            home, registry, registry_ca=str(registry_ca) if registry_ca else None,
+            **observability(log_format, metrics_public, no_metrics),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise fail(exc) from exc
+    setup_logging(verbose, settings.log_format)
     if config is None and not no_config and (settings.home / "node.toml").exists():
         config = settings.home / "node.toml"
     try:

@@ -14,6 +14,8 @@ runs no lifespan.
 - ``GET /mesh/info`` and ``GET /mesh/earnings`` (the node's earnings, asked of its
   registry with its operator token; 503 ``registry_unreachable`` when it does not
   answer) (loopback clients only);
+- ``GET /metrics`` (Prometheus; loopback, the metrics token or ``--metrics-public``:
+  ``metrics_http.py``; not served with ``Settings.metrics`` off);
 - ``POST /mesh/admin/pause|resume|drain`` (loopback clients only).
 
 The two inference endpoints need the gateway's signature (``node/gateway_guard.py``:
@@ -59,14 +61,17 @@ from LLM_Mesh.errors import (
     ModelUnavailable,
     Overloaded,
 )
+from LLM_Mesh.logs import safe_id
+from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.node import responses as R
 from LLM_Mesh.node.engines.base import GenerationRequest
 from LLM_Mesh.node.gateway_guard import INFERENCE_PATHS, is_loopback
 from LLM_Mesh.node.generation import Generation
+from LLM_Mesh.node.metrics import NodeMetrics
 from LLM_Mesh.node.service import NodeService
+from LLM_Mesh.node.telemetry import CLIENT_GONE, NodeRequest, NodeTelemetry
 
 MESH_CONTINUE = "mesh_continue"
-CLIENT_GONE = 499  # nginx's "client closed request": logged, never read
 
 
 def error_response(exc: MeshError) -> JSONResponse:
@@ -178,10 +183,12 @@ def _abandon(opening: asyncio.Future[Generation]) -> None:
 
 
 class _Handler:
-    """The OpenAI endpoints, over one service."""
+    """The OpenAI endpoints, over one service; each request counted and logged once
+    (``node/telemetry.py``)."""
 
-    def __init__(self, service: NodeService) -> None:
+    def __init__(self, service: NodeService, telemetry: NodeTelemetry) -> None:
         self.service = service
+        self.telemetry = telemetry
         self.limits = service.settings.limits  # the node trusts no gateway's checks
 
     def check_depth(self, raw: bytes) -> None:
@@ -265,6 +272,24 @@ class _Handler:
         return value
 
     async def handle(self, request: Request, kind: Literal["chat", "completion"]) -> Response:
+        # the gateway's signed request id (the same id as its log line), if it is a sane one
+        request_id = safe_id(
+            request.headers.get("x-request-id") or request.headers.get("x-mesh-request-id")
+        )
+        seen = self.telemetry.begin(request_id, INFERENCE_PATHS[kind])
+        try:
+            return await self._handle(request, kind, request_id, seen)
+        except MeshError as exc:
+            seen.refused(exc)  # nothing when the generation's end was already counted
+            raise
+
+    async def _handle(
+        self,
+        request: Request,
+        kind: Literal["chat", "completion"],
+        request_id: str | None,
+        seen: NodeRequest,
+    ) -> Response:
         raw = await request.body()  # the gateway's signature first (node/gateway_guard.py)
         host = request.client.host if request.client else None
         self.service.gateway.check(request.headers, host, INFERENCE_PATHS[kind], raw)
@@ -272,6 +297,7 @@ class _Handler:
         req, body = self.parse(kind, await _json_body(request))
         # the gateway's request id (signed with the request), which the node's receipt names
         request_id = request.headers.get("x-request-id") or request.headers.get("x-mesh-request-id")
+        seen.model, seen.stream = req.model, body.stream
         try:
             gen = await _open_unless_gone(request, self.service, req, request_id)
         except MeshError:
@@ -279,31 +305,37 @@ class _Handler:
         except Exception as exc:
             raise EngineError(f"the {self.service.engine.name} engine failed: {exc}") from exc
         if gen is None:
+            seen.gone()
             return Response(status_code=CLIENT_GONE)  # nobody reads it
         echo = req.prompt if isinstance(body, CompletionRequest) and body.echo else None
         if body.stream:
-            return _GenerationStream(gen, self._sse(gen, kind, echo))
-        return await self._whole(request, gen, kind, echo)
+            return _GenerationStream(gen, self._sse(gen, kind, echo, seen))
+        return await self._whole(request, gen, kind, echo, seen)
 
     async def _whole(
-        self, request: Request, gen: Generation, kind: str, echo: str | None
+        self, request: Request, gen: Generation, kind: str, echo: str | None, seen: NodeRequest
     ) -> JSONResponse:
         watcher = asyncio.create_task(_cancel_when_gone(request.receive, gen))
         try:
             text = await gen.collect()
-        except MeshError:
+        except MeshError as exc:
+            seen.ended(gen, status=exc.status, error=exc)
             await gen.aclose(ok=False)
             raise
         except Exception as exc:
+            err = EngineError(f"the {self.service.engine.name} engine failed: {exc}")
+            seen.ended(gen, status=err.status, error=err)
             await gen.aclose(ok=False)
-            raise EngineError(f"the {self.service.engine.name} engine failed: {exc}") from exc
+            raise err from exc
         except BaseException:  # cancelled (shutdown): stop the engine, free the slot
             gen.close(ok=False)
+            seen.ended(gen, status=CLIENT_GONE)
             raise
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        seen.ended(gen, status=200)  # before close: a cancel flag set now is the client's
         await gen.aclose(ok=True)
         answer_id, output = R.new_id(kind), (echo or "") + text
         body = R.answer_body(
@@ -318,7 +350,9 @@ class _Handler:
         )
         return JSONResponse(body, headers={"X-Mesh-Node": self.service.node_id})
 
-    async def _sse(self, gen: Generation, kind: str, echo: str | None) -> AsyncIterator[bytes]:
+    async def _sse(
+        self, gen: Generation, kind: str, echo: str | None, seen: NodeRequest
+    ) -> AsyncIterator[bytes]:
         ids: dict[str, Any] = {
             "kind": kind,
             "id": R.new_id(kind),
@@ -326,6 +360,7 @@ class _Handler:
             "model": gen.req.model,
         }
         ok = False
+        error: MeshError | None = None
         try:
             if kind == "chat":
                 yield R.sse(R.chunk(**ids, role=True, text=""))
@@ -338,16 +373,19 @@ class _Handler:
                     text = None if kind == "chat" else ""
                     yield R.sse(R.chunk(**ids, text=text, finish_reason=delta.finish_reason))
             ok = True
+            seen.ended(gen, status=200)  # before close: a cancel flag set now is the client's
             gen.close(ok=True)
             receipt = gen.receipt((echo or "") + gen.text, ids["id"])
             yield R.sse(R.final_chunk(**ids, usage=gen.final_usage(), mesh=gen.mesh(receipt)))
             yield R.DONE
         except MeshError as exc:
+            error = exc
             yield R.sse(exc.to_openai())
         except Exception as exc:
-            err = EngineError(f"the {self.service.engine.name} engine failed: {exc}")
-            yield R.sse(err.to_openai())
+            error = EngineError(f"the {self.service.engine.name} engine failed: {exc}")
+            yield R.sse(error.to_openai())
         finally:
+            seen.ended(gen, status=200, error=error)  # nothing if counted above
             await gen.aclose(ok=ok)
 
 
@@ -385,7 +423,14 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
     )
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
-    handler = _Handler(service)
+    settings = service.settings
+    metrics = NodeMetrics(service) if settings.metrics else None
+    app.state.metrics = metrics
+    handler = _Handler(
+        service, NodeTelemetry(service.node_id, service.clock, metrics, settings.log_requests)
+    )
+    if metrics is not None:
+        install_metrics(app, metrics.registry, settings)
 
     @app.exception_handler(MeshError)
     async def _mesh_error(_request: Request, exc: MeshError) -> JSONResponse:

@@ -97,6 +97,13 @@ class Generation:
         return self.text
 
     @property
+    def admission_wait_s(self) -> float | None:
+        """How long it waited for its admission slot (``None``: it got none)."""
+        if self._slot_taken is None:
+            return None
+        return max(0.0, self._slot_taken - self.started_at)
+
+    @property
     def text(self) -> str:
         return "".join(self.parts)
 

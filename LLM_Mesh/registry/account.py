@@ -6,7 +6,9 @@ many attempts, what it cost: :func:`build_mesh`, priced by
 :func:`~LLM_Mesh.core.pricing.request_cost`) and queues the request's record for the
 store (:class:`~LLM_Mesh.registry.ports.RequestRecord`: no prompt, no answer, no I/O
 here: :class:`~LLM_Mesh.registry.request_log.RequestWriter` writes it off the hot
-path). Settlement (moving NetworkTokens) will go here.
+path). Settlement (moving NetworkTokens) will go here. The same record, with its HTTP
+status and attempts, goes to the gateway's metrics and request log line
+(:class:`~LLM_Mesh.registry.telemetry.Telemetry`): one place where a request ends.
 """
 
 from __future__ import annotations
@@ -48,24 +50,28 @@ def _record(
     latency_ms: float | None = None,
     ttft_ms: float | None = None,
     cost: float = 0.0,
+    status: int = 200,
+    attempts: int = 0,
 ) -> None:
-    """Queue the request's record for the store (no text, no I/O here)."""
-    rt.writer.submit(
-        RequestRecord(
-            request_id=job.request_id,
-            node_id=node_id,
-            model=job.model,
-            stream=job.stream,
-            outcome=outcome,
-            error_code=error_code,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_ms=latency_ms,
-            ttft_ms=ttft_ms,
-            cost=cost,
-            created_at=datetime.now(timezone.utc),
-        )
+    """Queue the request's record for the store (no text, no I/O here); count it and log
+    its line (``rt.telemetry``)."""
+    rec = RequestRecord(
+        request_id=job.request_id,
+        node_id=node_id,
+        model=job.model,
+        stream=job.stream,
+        outcome=outcome,
+        error_code=error_code,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
+        cost=cost,
+        created_at=datetime.now(timezone.utc),
     )
+    rt.writer.submit(rec)
+    elapsed = _elapsed_ms(rt, job) if latency_ms is None else latency_ms
+    rt.telemetry.request(job, rec, status=status, attempts=attempts, latency_ms=elapsed)
 
 
 def build_mesh(
@@ -138,11 +144,13 @@ def account_answer(rt: Runtime, job: Job, tally: Tally, data: dict[str, Any]) ->
     _record(
         rt, job, node_id=tally.node_id, outcome="ok", prompt_tokens=tally.prompt_tokens,
         completion_tokens=tally.completion_tokens, latency_ms=latency_ms,
-        ttft_ms=tally.ttft_ms, cost=tally.cost,
+        ttft_ms=tally.ttft_ms, cost=tally.cost, attempts=tally.attempts,
     )  # fmt: skip
 
 
-def account_passthrough(rt: Runtime, job: Job, node_id: str, status: int, content: bytes) -> None:
+def account_passthrough(
+    rt: Runtime, job: Job, node_id: str, status: int, content: bytes, attempts: int = 0
+) -> None:
     """A 4xx the node decided: recorded as an error with the node's code."""
     code: str | None = None
     try:
@@ -150,12 +158,14 @@ def account_passthrough(rt: Runtime, job: Job, node_id: str, status: int, conten
         code = str(err.get("code")) if isinstance(err, dict) and err.get("code") else None
     except (ValueError, AttributeError):
         pass
-    _record(rt, job, node_id=node_id, outcome="error", error_code=code or f"http_{status}")
+    _record(rt, job, node_id=node_id, outcome="error", error_code=code or f"http_{status}",
+            status=status, attempts=attempts)  # fmt: skip
 
 
 def account_failure(rt: Runtime, job: Job, exc: MeshError) -> None:
     """No answer at all (the send stage gave up): recorded with the error's code."""
     node = exc.extra.get("node_id")
+    attempts = exc.extra.get("attempts")
     _record(
         rt,
         job,
@@ -163,6 +173,8 @@ def account_failure(rt: Runtime, job: Job, exc: MeshError) -> None:
         outcome="error",
         error_code=exc.code,
         latency_ms=_elapsed_ms(rt, job),
+        status=exc.status,
+        attempts=attempts if isinstance(attempts, int) else 0,
     )
 
 
@@ -208,4 +220,5 @@ class StreamAccount:
             error_code=tally.error_code, prompt_tokens=tally.prompt_tokens,
             completion_tokens=tally.completion_tokens + tally.before,
             latency_ms=_elapsed_ms(rt, job), ttft_ms=tally.ttft_ms, cost=tally.cost,
+            attempts=tally.attempts,
         )  # fmt: skip

@@ -9,6 +9,10 @@ stored nodes into the node table and the router (:class:`Routing`), creates the 
 :class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer, the API key revocation poll and the uptime
 rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0), and on
 shutdown stops them, writes what is queued and closes what it opened.
+:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer and the API key revocation poll, and on
+shutdown stops them, writes what is queued and closes what it opened. With
+``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
+``metrics_http.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.receipt import ReceiptSigner
+from LLM_Mesh.logs import uvicorn_log_kwargs
+from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
@@ -44,6 +50,7 @@ from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
 from LLM_Mesh.registry.ledger_api import router as ledger_router
 from LLM_Mesh.registry.ledger_signer import Checkpointer
+from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
@@ -55,6 +62,7 @@ from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
 from LLM_Mesh.registry.snapshot import load_nodes
+from LLM_Mesh.registry.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +143,11 @@ def create_registry_app(
         ),
         wall_clock=wall_clock,
     )
+    if settings.metrics:
+        metrics = GatewayMetrics(table, routing.router, routing.demand, runtime.writer)
+        runtime.metrics = metrics
+        routing.on_finish = metrics.attempt
+    runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
     ledger_engine = _ledger_engine(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
@@ -238,6 +251,8 @@ def create_registry_app(
         limits=[("/v1/", settings.limits.max_body_bytes)],
     )
     install_openapi(app)
+    if runtime.metrics is not None:
+        install_metrics(app, runtime.metrics.registry, settings)
     return app
 
 
@@ -261,5 +276,5 @@ def serve(
     app = create_registry_app(settings)
     uvicorn.run(
         app, host=host, port=port, log_level=log_level, access_log=False,
-        ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+        ssl_certfile=tls_cert, ssl_keyfile=tls_key, **uvicorn_log_kwargs(settings.log_format),
     )  # fmt: skip

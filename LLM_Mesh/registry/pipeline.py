@@ -54,14 +54,45 @@ class Pipeline:
         self.admission = Admission(default_checks(rt) if checks is None else checks)
 
     async def serve(self, request: Request, path: str) -> Response:
-        """One ``POST /v1/...`` request, start to end."""
+        """One ``POST /v1/...`` request, start to end.
+
+        A request answered before the send stage (refused by parse or admission, or
+        replayed by the idempotency check) is counted and logged here; every other is
+        by the account stage.
+        """
         rt = self.rt
         started = rt.clock()
         raw = await request.body()
-        job = build_job(rt, request.headers, raw, path, started)
+        try:
+            job = build_job(rt, request.headers, raw, path, started)
+        except MeshError as exc:
+            rt.telemetry.refused(None, path, status=exc.status, code=exc.code,
+                                 latency_ms=(rt.clock() - started) * 1000.0)  # fmt: skip
+            raise
         peer = request.client
         client = Client(peer.host if peer else "unknown", request.headers.get("authorization"))
-        return await self.admission.run(job, client, self._stream if job.stream else self._complete)
+        sent = False
+
+        async def handler(job: Job, client: Client) -> Response:
+            nonlocal sent
+            sent = True  # from here on the account stage records the request
+            return await (self._stream if job.stream else self._complete)(job, client)
+
+        try:
+            response = await self.admission.run(job, client, handler)
+        except MeshError as exc:
+            if not sent:
+                rt.telemetry.refused(job, path, status=exc.status, code=exc.code,
+                                     latency_ms=(rt.clock() - started) * 1000.0)  # fmt: skip
+            raise
+        if not sent:
+            status = response.status_code
+            rt.telemetry.refused(
+                job, path, status=status, code=None if status < 400 else f"http_{status}",
+                latency_ms=(rt.clock() - started) * 1000.0,
+                outcome="replayed" if status < 400 else "refused",
+            )  # fmt: skip
+        return response
 
     async def _complete(self, job: Job, client: Client) -> Response:
         rt = self.rt
@@ -73,7 +104,8 @@ class Pipeline:
             client.used(0)
             raise
         if answer.data is None:
-            account_passthrough(rt, job, answer.node_id, answer.status, answer.content)
+            account_passthrough(rt, job, answer.node_id, answer.status, answer.content,
+                                ex.tally.attempts)  # fmt: skip
             client.used(0)
             return passthrough(job, answer.node_id, answer.status, answer.content)
         account_answer(rt, job, ex.tally, answer.data)
@@ -91,7 +123,8 @@ class Pipeline:
             client.used(0)
             raise
         if answer.status != 200:
-            account_passthrough(rt, job, answer.node_id, answer.status, answer.content)
+            account_passthrough(rt, job, answer.node_id, answer.status, answer.content,
+                                ex.tally.attempts)  # fmt: skip
             client.used(0)
             return passthrough(job, answer.node_id, answer.status, answer.content)
         acct = StreamAccount(rt, job, ex.tally)

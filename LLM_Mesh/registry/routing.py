@@ -26,7 +26,9 @@ serves when none does. A success marks the model loaded at once (the node had
 to load it to answer); the next heartbeat says what is loaded after all.
 
 Demand (``GET /mesh/demand``) is counted here too: attempts in flight per model
-(:class:`~LLM_Mesh.registry.demand.DemandTracker`, one increment each way).
+(:class:`~LLM_Mesh.registry.demand.DemandTracker`, one increment each way). Every
+attempt ends in :meth:`Routing.finish`; ``on_finish`` (the gateway's metrics, when on)
+hears each one: node, outcome, and whether the router ejected the node for it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class Routing:
         # failovers after the node did nothing (connect refused, 429): 100 % + 50/s
         self.failover_budget = failover_budget or RetryBudget(1.0, 50.0)
         self.demand = DemandTracker(clock)
+        # (node id, outcome, ejected) of every attempt that ends; None: nobody listens
+        self.on_finish: Callable[[str, Outcome, bool], None] | None = None
         self._waiters = 0
         self._wake: asyncio.Event | None = None
 
@@ -162,10 +166,12 @@ class Routing:
         if att.done:
             return
         self.demand.end(att.model)
-        self.router.finish(
+        ejected = self.router.finish(
             att, self.clock(), outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms,
             retry_after_s=retry_after_s,
         )  # fmt: skip
+        if self.on_finish is not None:
+            self.on_finish(att.node_id, outcome, ejected)
         if outcome is Outcome.SUCCESS:
             self.table.mark_loaded(att.node_id, att.model)
         if outcome is not Outcome.CANCELLED and outcome not in BUSY:

@@ -10,7 +10,9 @@ process only: replicas do not share them), the idempotency cache, the request wr
 pass an ``httpx.AsyncClient`` with their own transport); the send stage's
 :class:`~LLM_Mesh.core.failover.FailoverPolicy` from settings, and an optional
 ``observer`` that sees each request's failover decisions when it stops trying
-nodes (tests compare them with the simulator's).
+nodes (tests compare them with the simulator's); ``metrics`` (``registry/metrics.py``,
+``None`` when ``Settings.metrics`` is off) and ``telemetry`` (``registry/telemetry.py``:
+a finished request's metrics and log line).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
+from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
@@ -43,6 +46,7 @@ from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
+from LLM_Mesh.registry.telemetry import Telemetry
 
 
 @dataclass
@@ -76,6 +80,9 @@ class Runtime:
     checkpointer: Checkpointer | None = None
     # closes uptime-reward periods (registry/rewards.py); None when reward_rate is 0
     rewards: RewardTask | None = None
+    # Prometheus metrics (None: Settings.metrics off) and the per-request metrics + log line
+    metrics: GatewayMetrics | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     @property
     def http(self) -> NodeClient:

@@ -350,7 +350,11 @@ class Exchange:
         now = self.rt.clock()
         self.deadline = now + min(CONTINUE_WINDOW_S, self.rt.settings.request_timeout_s)
         self.failover = fo = fo.continuation(now, self.deadline)
-        return self._observed(fo.after(node_id, outcome, now, random.random()))
+        step = self._observed(fo.after(node_id, outcome, now, random.random()))
+        metrics = self.rt.metrics
+        if metrics is not None and step.action is not Action.STOP:
+            metrics.continuation()
+        return step
 
     def stop(self, reason: Stop) -> Step:
         """A stop the policy cannot see (no node left, no time left)."""
@@ -360,6 +364,11 @@ class Exchange:
         return self._observed(fo.stop(reason))
 
     def _observed(self, step: Step) -> Step:
+        """Every failover decision passes here: the metrics count it, the observer (tests)
+        sees a request's decisions when it stops."""
+        metrics = self.rt.metrics
+        if metrics is not None:
+            metrics.step(step)
         observer = self.rt.observer
         if observer is not None and step.action is Action.STOP and self.failover is not None:
             observer(self.job, self.failover)

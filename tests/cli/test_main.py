@@ -282,3 +282,36 @@ def test_ask_sends_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLM_MESH_API_KEY")
     assert runner.invoke(app, ["ask", "hi", "--model", "m"]).exit_code == 0
     assert seen == ["lmk_flag", "lmk_env", None]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "want"),
+    [([], {}, ("text", True, False)),
+     (["--log-format", "json", "--metrics-public"], {}, ("json", True, True)),
+     (["--no-metrics"], {"LLM_MESH_LOG_FORMAT": "json"}, ("json", False, False)),
+     ([], {"LLM_MESH_METRICS_PUBLIC": "1", "LLM_MESH_METRICS": "0"}, ("text", False, True))],
+)  # fmt: skip
+def test_registry_serve_observability_flags(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    args: list[str],
+    env: dict[str, str],
+    want: tuple[str, bool, bool],
+) -> None:
+    import LLM_Mesh.registry.app as registry_app
+
+    seen = []
+    monkeypatch.setattr(registry_app, "serve", lambda settings, **kw: seen.append(settings))
+    for k in ("LLM_MESH_LOG_FORMAT", "LLM_MESH_METRICS", "LLM_MESH_METRICS_PUBLIC"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), *args])
+    assert out.exit_code == 0, out.output
+    s = seen[0]
+    assert (s.log_format, s.metrics, s.metrics_public) == want
+
+
+def test_registry_serve_refuses_an_unknown_log_format(tmp_path: Path) -> None:
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--log-format", "xml"])
+    assert out.exit_code == 1 and "text or json" in out.output

@@ -377,3 +377,16 @@ def test_info_says_when_the_registry_is_unreachable(
     assert svc.node_id in r.output
     assert "earnings unavailable" in r.output and "unreachable" in r.output
     assert "µNT" not in r.output  # no zeros pretending to be earnings
+def test_start_passes_the_observability_flags(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import LLM_Mesh.node_manager as nm
+
+    for k in ("LLM_MESH_LOG_FORMAT", "LLM_MESH_METRICS", "LLM_MESH_METRICS_PUBLIC"):
+        monkeypatch.delenv(k, raising=False)
+    seen: list[Any] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: seen.append(self.settings))
+    result = invoke("start", "--engine", "sim", "--home", str(home), "--log-format", "json",
+                    "--metrics-public", "--no-metrics")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [(s.log_format, s.metrics_public, s.metrics) for s in seen] == [("json", True, False)]
+    bad = invoke("start", "--engine", "sim", "--home", str(home), "--log-format", "xml")
+    assert bad.exit_code == 1 and "text or json" in bad.output

@@ -1,0 +1,106 @@
+"""Log output for ``registry serve`` and ``node start``: text or JSON lines, and the request line.
+
+``--log-format text`` (default) keeps the usual ``time LEVEL logger: message`` lines;
+``--log-format json`` (``LLM_MESH_LOG_FORMAT=json``) writes one JSON object per line
+(:class:`JsonFormatter`: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``msg``, and
+``exc`` with a traceback), uvicorn's own lines included (it is then given no logging
+config of its own: :func:`uvicorn_log_kwargs`).
+
+:func:`log_request` writes the one line per request (gateway and node): in text,
+``request key=value ...`` (logfmt, values quoted when they hold spaces, quotes or ``=``);
+in JSON, ``"msg": "request"`` and the fields at the top level. Callers pass ids,
+numbers and bounded codes only: never a prompt, an output or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "TEXT_FORMAT",
+    "JsonFormatter",
+    "RequestLine",
+    "log_request",
+    "safe_id",
+    "setup_logging",
+    "uvicorn_log_kwargs",
+]
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REQUEST_ATTR = "mesh_request"  # the LogRecord attribute holding a request line's fields
+
+
+def safe_id(value: str | None, limit: int = 128) -> str | None:
+    """An id fit for a log line: printable, at most ``limit`` characters; else ``None``."""
+    if value and len(value) <= limit and value.isprintable():
+        return value
+    return None
+
+
+def _logfmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if not text or any(c in text for c in ' "='):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+class RequestLine:
+    """A request line's fields; ``str()`` is its logfmt text (rendered only if emitted)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={_logfmt(v)}" for k, v in self.fields.items() if v is not None)
+
+
+def log_request(logger: logging.Logger, fields: Mapping[str, Any]) -> None:
+    """One INFO line for one request (see the module docstring)."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("request %s", RequestLine(fields), extra={REQUEST_ATTR: fields})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record (see the module docstring)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        obj: dict[str, Any] = {
+            "ts": f"{ts}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        fields = getattr(record, REQUEST_ATTR, None)
+        if isinstance(fields, Mapping):
+            obj["msg"] = "request"
+            for key, value in fields.items():
+                if value is not None:
+                    obj[key] = value
+        else:
+            obj["msg"] = record.getMessage()
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
+    """The process's logging: INFO (DEBUG with ``verbose``) to stderr, text or JSON lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    # one line per heartbeat is noise; the mesh's own loggers say what matters
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def uvicorn_log_kwargs(fmt: str) -> dict[str, Any]:
+    """What ``uvicorn.run`` / ``uvicorn.Config`` get for ``fmt``: in JSON, no logging config
+    of uvicorn's own, so its records reach the root logger's JSON handler."""
+    return {"log_config": None} if fmt == "json" else {}

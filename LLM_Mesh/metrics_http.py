@@ -1,0 +1,107 @@
+"""``GET /metrics`` for the registry and the node: one app's own Prometheus registry, exposed.
+
+Shared by both apps (they never import each other): the route (Prometheus text format,
+or OpenMetrics when the scraper's ``Accept`` asks for it, encoded by ``prometheus-client``
+itself), its access rule (:mod:`LLM_Mesh.core.metrics_access`: loopback, the metrics
+token, or ``--metrics-public``), the histogram buckets both sides use, and
+:class:`Children`, the hot path's cache of labelled children.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.metrics_access import MetricsAccess, Verdict
+
+__all__ = [
+    "LATENCY_BUCKETS_S",
+    "TOKENS_PER_S_BUCKETS",
+    "TTFT_BUCKETS_S",
+    "WAIT_BUCKETS_S",
+    "Children",
+    "install_metrics",
+    "new_registry",
+]
+
+# seconds, end to end (a 1-token sim answer is ~ms; a 7B model's long answer is minutes)
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                     120.0, 300.0)  # fmt: skip
+TTFT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                  30.0)  # fmt: skip
+TOKENS_PER_S_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0,
+                        5000.0)  # fmt: skip
+WAIT_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+METRICS_PATH = "/metrics"
+
+K = TypeVar("K", bound=Hashable)
+C = TypeVar("C")
+
+
+class Children(Generic[K, C]):
+    """A metric's children by label tuple: one dict hit on the hot path instead of
+    ``labels()`` (which validates and locks every call)."""
+
+    __slots__ = ("_make", "_seen")
+
+    def __init__(self, metric: object) -> None:
+        self._make = metric.labels  # type: ignore[attr-defined]
+        self._seen: dict[K, C] = {}
+
+    def __call__(self, key: K) -> C:
+        child = self._seen.get(key)
+        if child is None:
+            labels = key if isinstance(key, tuple) else (key,)
+            child = self._seen[key] = self._make(*labels)
+        return child
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry of one app's own (never the global one), with the process collector."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def _refusal(verdict: Verdict) -> Response:
+    unauthorized = verdict is Verdict.UNAUTHORIZED
+    err = {
+        "message": "the bearer token is not this process's metrics token"
+        if unauthorized
+        else "/metrics answers loopback clients, or a client with the metrics token "
+        "(LLM_MESH_METRICS_TOKEN), unless it is public (--metrics-public)",
+        "type": "authentication_error" if unauthorized else "permission_error",
+        "param": None,
+        "code": "unauthorized" if unauthorized else "forbidden",
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if unauthorized else None
+    return Response(
+        json.dumps({"error": err}).encode(),
+        status_code=401 if unauthorized else 403,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def install_metrics(app: Starlette, registry: CollectorRegistry, settings: Settings) -> None:
+    """Add ``GET /metrics`` to ``app``, exposing ``registry`` under the settings' access rule."""
+    access = MetricsAccess(public=settings.metrics_public, token=settings.metrics_token)
+
+    async def metrics(request: Request) -> Response:
+        peer = request.client.host if request.client else None
+        verdict = access.decide(request.headers.get("authorization"), peer)
+        if verdict is not Verdict.ALLOW:
+            return _refusal(verdict)
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), headers={"Content-Type": content_type})
+
+    app.add_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)

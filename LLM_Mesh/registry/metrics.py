@@ -1,0 +1,223 @@
+"""The gateway's Prometheus metrics, on a registry of this app's own (``GET /metrics``).
+
+Events are counted where they happen, through children cached by label tuple
+(:class:`~LLM_Mesh.metrics_http.Children`): a request's end
+(:meth:`GatewayMetrics.request`, from :mod:`~LLM_Mesh.registry.telemetry`), an attempt's
+end and an ejection (:meth:`GatewayMetrics.attempt`, from ``Routing.finish``), each
+failover decision (:meth:`GatewayMetrics.step`, from the send stage). States are read
+when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy and
+ejected, the opt-in wait and attempts in flight per model, the request writer's
+counts. Names, labels and meanings: ``docs/operations.md``.
+
+Label values are bounded: ``code`` is one of the package's error codes or
+``http_NNN`` (:func:`code_label`), never a string a node or a client chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from LLM_Mesh.core.balancer import Router
+from LLM_Mesh.core.failover import Action, Step
+from LLM_Mesh.core.route_types import Outcome
+from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.errors import ERROR_CODES
+from LLM_Mesh.metrics_http import (
+    LATENCY_BUCKETS_S,
+    TOKENS_PER_S_BUCKETS,
+    TTFT_BUCKETS_S,
+    Children,
+    new_registry,
+)
+from LLM_Mesh.registry.demand import DemandTracker
+from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.request_log import RequestWriter
+
+__all__ = ["GatewayMetrics", "code_label"]
+
+# codes the gateway itself answers with besides the error tree's (idempotency's 409)
+_CODES = ERROR_CODES | {"duplicate_request", "internal_error"}
+
+
+def code_label(code: str | None) -> str:
+    """A bounded label value for an error code: the package's own codes and ``http_NNN``
+    pass, ``""`` for none, anything else (a node's own code) is ``"other"``."""
+    if not code:
+        return ""
+    if code in _CODES:
+        return code
+    if len(code) == 8 and code.startswith("http_") and code[5:].isdigit():
+        return code
+    return "other"
+
+
+class GatewayMetrics:
+    """The gateway's metrics (see the module docstring); ``registry`` is what ``/metrics`` shows."""
+
+    def __init__(self, table: NodeTable, router: Router, demand: DemandTracker,
+                 writer: RequestWriter | None = None) -> None:  # fmt: skip
+        reg = self.registry = new_registry()
+        self._requests: Children[tuple[str, str, str, str], Counter] = Children(Counter(
+            "llm_mesh_gateway_requests",
+            "Requests by model, the node that answered (or was tried last), outcome "
+            "(ok | error | cancelled | refused | replayed) and error code",
+            ["model", "node", "outcome", "code"], registry=reg,
+        ))  # fmt: skip
+        self._duration: Children[tuple[str, str], Histogram] = Children(Histogram(
+            "llm_mesh_gateway_request_duration_seconds",
+            "End-to-end time of requests that reached the send stage, by model and outcome",
+            ["model", "outcome"], buckets=LATENCY_BUCKETS_S, registry=reg,
+        ))  # fmt: skip
+        self._ttft: Children[str, Histogram] = Children(Histogram(
+            "llm_mesh_gateway_ttft_seconds",
+            "Time to first token seen by the gateway (streams: the first token relayed; "
+            "non-streams: the node's ttft plus the gateway's share), answered requests",
+            ["model"], buckets=TTFT_BUCKETS_S, registry=reg,
+        ))  # fmt: skip
+        self._tps: Children[str, Histogram] = Children(Histogram(
+            "llm_mesh_gateway_tokens_per_second",
+            "Completion tokens per second after the first token, answered requests",
+            ["model"], buckets=TOKENS_PER_S_BUCKETS, registry=reg,
+        ))  # fmt: skip
+        self._tokens: Children[tuple[str, str], Counter] = Children(Counter(
+            "llm_mesh_gateway_tokens", "Tokens of answered requests, by model and kind "
+            "(prompt | completion)", ["model", "kind"], registry=reg,
+        ))  # fmt: skip
+        self._attempts: Children[tuple[str, str], Counter] = Children(Counter(
+            "llm_mesh_gateway_attempts",
+            "Attempts on nodes by node and how each ended (success, connect_error, "
+            "overloaded, unavailable, timeout, server_error, cancelled)",
+            ["node", "outcome"], registry=reg,
+        ))  # fmt: skip
+        self._ejections: Children[str, Counter] = Children(Counter(
+            "llm_mesh_gateway_ejections", "Outlier ejections of a node by the router",
+            ["node"], registry=reg,
+        ))  # fmt: skip
+        self._failovers: Children[str, Counter] = Children(Counter(
+            "llm_mesh_gateway_failovers",
+            "Another node tried at once after a node refused (did nothing), by its outcome",
+            ["outcome"], registry=reg,
+        ))  # fmt: skip
+        self._retries: Children[str, Counter] = Children(Counter(
+            "llm_mesh_gateway_retries",
+            "Another node tried after a backoff after a node failed (may have worked; "
+            "mid-stream continuations included), by its outcome",
+            ["outcome"], registry=reg,
+        ))  # fmt: skip
+        self._stops: Children[str, Counter] = Children(Counter(
+            "llm_mesh_gateway_failover_stops",
+            "Why requests stopped trying nodes (succeeded, neutral, no_node, deadline, "
+            "max_attempts, max_failovers, retry_budget, failover_budget)",
+            ["reason"], registry=reg,
+        ))  # fmt: skip
+        self._continuations = Counter(
+            "llm_mesh_gateway_stream_continuations",
+            "Streams a node broke that another node was asked to continue", registry=reg,
+        )  # fmt: skip
+        reg.register(_StateCollector(table, router, demand, writer))
+
+    # -- events (hot path) -------------------------------------------------------------
+    def request(
+        self, model: str, node: str, outcome: str, code: str, *,
+        latency_s: float | None = None, ttft_s: float | None = None,
+        prompt_tokens: int = 0, completion_tokens: int = 0,
+    ) -> None:  # fmt: skip
+        """One request ended (``latency_s`` only for requests that reached the send stage)."""
+        self._requests((model, node, outcome, code)).inc()
+        if latency_s is None:
+            return
+        self._duration((model, outcome)).observe(latency_s)
+        if outcome != "ok":
+            return
+        if prompt_tokens:
+            self._tokens((model, "prompt")).inc(prompt_tokens)
+        if completion_tokens:
+            self._tokens((model, "completion")).inc(completion_tokens)
+        if ttft_s is not None:
+            self._ttft(model).observe(ttft_s)
+            gen_s = latency_s - ttft_s
+            if completion_tokens and gen_s > 0:
+                self._tps(model).observe(completion_tokens / gen_s)
+
+    def attempt(self, node: str, outcome: Outcome, ejected: bool) -> None:
+        """An attempt on ``node`` ended (``Routing.finish``); ``ejected``: the router
+        ejected the node for it."""
+        self._attempts((node, outcome.value)).inc()
+        if ejected:
+            self._ejections(node).inc()
+
+    def step(self, step: Step) -> None:
+        """A failover decision (the send stage's ``Exchange._observed``)."""
+        action = step.action
+        if action is Action.STOP:
+            self._stops(step.stop.value if step.stop is not None else "").inc()
+        elif step.outcome is not None:
+            counter = self._failovers if action is Action.RETRY else self._retries
+            counter(step.outcome.value).inc()
+
+    def continuation(self) -> None:
+        """A broken stream goes on on another node."""
+        self._continuations.inc()
+
+
+class _StateCollector(Collector):
+    """States, read at scrape time (never per request)."""
+
+    def __init__(self, table: NodeTable, router: Router, demand: DemandTracker,
+                 writer: RequestWriter | None) -> None:  # fmt: skip
+        self.table, self.router, self.demand, self.writer = table, router, demand, writer
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        table = self.table
+        now = table.clock()
+        by_state = dict.fromkeys((s.value for s in NodeState), 0)
+        healthy = ejected = 0
+        outliers = self.router.outliers
+        for entry in table.entries():
+            by_state[entry.state.value] = by_state.get(entry.state.value, 0) + 1
+            healthy += table.healthy(entry, now)
+            ejected += outliers.is_ejected(entry.node_id)
+        nodes = GaugeMetricFamily(
+            "llm_mesh_gateway_nodes", "Nodes this gateway knows, by their state", labels=["state"]
+        )
+        for state, n in by_state.items():
+            nodes.add_metric([state], n)
+        yield nodes
+        yield GaugeMetricFamily(
+            "llm_mesh_gateway_nodes_healthy",
+            "Nodes routable now (online, fresh heartbeat, last active check passed)",
+            value=healthy,
+        )
+        yield GaugeMetricFamily(
+            "llm_mesh_gateway_nodes_ejected", "Nodes the router has ejected now", value=ejected
+        )
+        waiting = GaugeMetricFamily(
+            "llm_mesh_gateway_waiting_requests",
+            "Requests held at this gateway with no node yet (the opt-in wait), by model",
+            labels=["model"],
+        )
+        for model, n in sorted(self.demand.waiting.items()):
+            waiting.add_metric([model], n)
+        yield waiting
+        in_flight = GaugeMetricFamily(
+            "llm_mesh_gateway_in_flight_attempts",
+            "This gateway's attempts on nodes not yet ended, by model",
+            labels=["model"],
+        )
+        for model, n in sorted(self.demand.in_flight.items()):
+            in_flight.add_metric([model], n)
+        yield in_flight
+        if self.writer is not None:
+            records = CounterMetricFamily(
+                "llm_mesh_gateway_request_records",
+                "Request records for the store, by result (written | dropped: queue full "
+                "or a store error)",
+                labels=["result"],
+            )
+            records.add_metric(["written"], self.writer.written)
+            records.add_metric(["dropped"], self.writer.dropped)
+            yield records

@@ -1,0 +1,133 @@
+"""The gateway's request log line: one per request, with its id, node, model, status,
+attempts and timings, as text or JSON lines; never the prompt, the answer, or a string a
+node chose (a node that echoes the prompt in its error is the attack tried here)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh.logs import TEXT_FORMAT, JsonFormatter
+from LLM_Mesh.registry.telemetry import REQUEST_LOGGER
+from tests.registry.helpers import FakeNodes, running
+
+CHAT = "/v1/chat/completions"
+MODEL = "gemma-3-270m"
+FIELDS = {"request_id", "path", "model", "stream", "node", "status", "outcome", "attempts",
+          "latency_ms"}  # fmt: skip
+
+
+class EchoingNodes(FakeNodes):
+    """Nodes whose answers and errors carry the prompt back (a node may say anything)."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        node = self.nodes.get(f"{request.url.host}:{request.url.port}")
+        if node is not None and node.behavior == "echo400" and request.url.path != "/mesh/health":
+            body = json.loads(request.content)
+            text = body["messages"][0]["content"]
+            node.calls.append({"path": request.url.path, "body": body})
+            err = {"message": text, "type": "invalid_request_error", "code": text}
+            return httpx.Response(400, json={"error": err})
+        return super().handler(request)
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    fmt = JsonFormatter()
+    return [json.loads(fmt.format(r)) for r in caplog.records if r.name == REQUEST_LOGGER]
+
+
+def everything(caplog: pytest.LogCaptureFixture) -> str:
+    """Every record of every logger, in both formats."""
+    text, js = logging.Formatter(TEXT_FORMAT), JsonFormatter()
+    return "\n".join(text.format(r) + "\n" + js.format(r) for r in caplog.records)
+
+
+async def test_one_json_line_per_request_with_its_fields(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
+    async with running(tmp_path) as h:
+        await h.register("n1")
+        r = await h.client.post(CHAT, json={"model": MODEL, "messages": [
+            {"role": "user", "content": "hi"}]}, headers={"X-Request-Id": "req-log-1"})  # fmt: skip
+        assert r.status_code == 200
+        r = await h.client.post(CHAT, json={"model": MODEL, "stream": True, "messages": [
+            {"role": "user", "content": "hi"}]})  # fmt: skip
+        assert r.status_code == 200
+        assert (await h.client.post(CHAT, content=b"[]")).status_code == 400
+    got = lines(caplog)
+    assert len(got) == 3
+    ok, stream, refused = got
+    assert ok.keys() >= FIELDS and stream.keys() >= FIELDS
+    assert ok["msg"] == "request" and ok["level"] == "INFO" and ok["logger"] == REQUEST_LOGGER
+    assert ok["request_id"] == "req-log-1" and ok["node"] == "n1" and ok["model"] == MODEL
+    assert ok["status"] == 200 and ok["outcome"] == "ok" and ok["attempts"] == 1
+    assert ok["stream"] is False and ok["prompt_tokens"] == 10 and ok["completion_tokens"] == 5
+    assert "ttft_ms" in ok and "code" not in ok
+    assert stream["stream"] is True and stream["outcome"] == "ok"
+    assert stream["request_id"].startswith("req-")
+    assert refused["status"] == 400 and refused["outcome"] == "refused"
+    assert refused["code"] == "invalid_request" and "model" not in refused
+
+
+async def test_no_prompt_no_answer_no_node_string_in_any_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, every level
+    marker = "MARKER-" + secrets.token_hex(8)
+    nodes = EchoingNodes()
+    async with running(tmp_path, nodes=nodes) as h:
+        good = await h.register("good")
+        good.words = [marker]  # the streamed answer carries it
+        await h.register("echo", behavior="echo400")
+        body = {"model": MODEL, "messages": [{"role": "user", "content": f"say {marker}"}]}
+        for node, status in (("good", 200), ("echo", 400)):
+            for stream in (False, True):
+                for _ in range(6):
+                    pinned = {**body, "stream": stream, "allow_nodes": [node]}
+                    r = await h.client.post(CHAT, json=pinned)
+                    assert r.status_code == status, r.text
+                    if node == "good" and stream:
+                        assert marker in r.text  # the answer carries it
+        r = await h.client.post(CHAT, json={**body, "model": marker})  # unknown model: 404
+        assert r.status_code == 404
+        r = await h.client.post(CHAT, json={**body, "max_tokens": "x"})  # invalid: 400
+        assert r.status_code == 400
+    records = lines(caplog)
+    assert len(records) == 26
+    assert {x["code"] for x in records if x["status"] == 400 and x.get("node") == "echo"} == {
+        "other"
+    }
+    assert marker not in everything(caplog)
+
+
+async def test_log_requests_off_writes_no_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
+    async with running(tmp_path, log_requests=False) as h:
+        await h.register("n1")
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        assert (await h.client.post(CHAT, json=body)).status_code == 200
+    assert lines(caplog) == []
+
+
+async def test_the_line_is_logfmt_in_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
+    async with running(tmp_path) as h:
+        await h.register("n1")
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"Idempotency-Key": "an id with spaces"}
+        assert (await h.client.post(CHAT, json=body, headers=headers)).status_code == 200
+    (rec,) = [r for r in caplog.records if r.name == REQUEST_LOGGER]
+    text = rec.getMessage()
+    assert text.startswith('request request_id="an id with spaces" path=/v1/chat/completions ')
+    assert f" model={MODEL} stream=false node=n1 status=200 outcome=ok attempts=1 " in text
