@@ -170,6 +170,7 @@ class InProcessMesh:
 
     def __init__(self, home: Path, **settings_kw: Any) -> None:
         settings_kw.setdefault("health_check_interval_s", 3600.0)
+        settings_kw.setdefault("ledger_checkpoint_interval_s", 3600.0)  # tests sign when they ask
         settings_kw.setdefault("anonymous_rpm", None)  # one machine, as ``up``: no anonymous limit
         self.settings = Settings(home=home, registry_url=REGISTRY_URL, **settings_kw)
         self.registry_url = REGISTRY_URL

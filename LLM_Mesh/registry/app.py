@@ -8,8 +8,6 @@ stored nodes into the node table and the router (:class:`Routing`), creates the 
 ``httpx.AsyncClient`` given is wrapped in an
 :class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer, the API key revocation poll and the uptime
 rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0), and on
-shutdown stops them, writes what is queued and closes what it opened.
-:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer and the API key revocation poll, and on
 shutdown stops them, writes what is queued and closes what it opened. With
 ``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
 ``metrics_http.py``).
