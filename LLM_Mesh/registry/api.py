@@ -201,7 +201,8 @@ async def list_mesh_models(request: Request) -> dict[str, Any]:
 async def mesh_demand(request: Request) -> dict[str, Any]:
     """Per model: requests waiting, refused in the window, nodes serving (``registry/demand.py``)."""
     rt = get_runtime(request)
-    return demand_report(rt.table, rt.routing.demand)
+    others = rt.replicas.others_demand() if rt.replicas is not None else ()
+    return demand_report(rt.table, rt.routing.demand, others)
 
 
 @router.post("/mesh/health-check")
@@ -211,7 +212,7 @@ async def health_check(request: Request) -> dict[str, Any]:
     checker = request.app.state.health
     if not isinstance(checker, HealthChecker):  # pragma: no cover - wiring bug
         raise RuntimeError("health checker missing")
-    return {"results": await checker.run_pass()}
+    return {"results": await checker.run_pass(force=True)}
 
 
 @router.get("/healthz")

@@ -8,6 +8,12 @@ stored nodes into the node table and the router (:class:`Routing`), creates the 
 ``httpx.AsyncClient`` given is wrapped in an
 :class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer and the API key revocation poll, and on
 shutdown stops them, writes what is queued and closes what it opened.
+
+A store that implements :class:`~LLM_Mesh.registry.ports.ReplicaState` (the SQL store, the
+memory store) makes this process one replica among any number on that store: its beat
+(``replicas.py``), the shared idempotency keys (``shared_idempotency.py``), the node poll
+(``node_sync.py``) and the health-check leases; ``Settings.redis_url`` shares the
+rate-limit buckets (``redis_limits.py``).
 """
 
 from __future__ import annotations
@@ -42,13 +48,17 @@ from LLM_Mesh.registry.ledger_api import router as ledger_router
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
+from LLM_Mesh.registry.node_sync import NodeSync, StoreHealthLeases
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
-from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.ports import ReplicaState, Store
+from LLM_Mesh.registry.redis_limits import RedisLimiter
+from LLM_Mesh.registry.replicas import ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
+from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 
 log = logging.getLogger(__name__)
@@ -75,6 +85,21 @@ def _ledger_engine(store: Store) -> Callable[[], Awaitable[AsyncEngine]]:
         return found
 
     return engine
+
+
+_REPLICA_METHODS = (
+    "nodes_changed_since", "heartbeats_since", "claim_health_checks", "record_health_checks",
+    "health_checks_since", "beat_replica", "live_replicas", "claim_request_key",
+    "get_request_key", "finish_request_key", "release_request_key", "purge_request_keys",
+    "drop_replicas_before",
+)  # fmt: skip
+
+
+def replica_state(store: Store) -> ReplicaState | None:
+    """The store as shared replica state, or ``None`` for a store that shares nothing."""
+    if all(callable(getattr(store, name, None)) for name in _REPLICA_METHODS):
+        return store  # type: ignore[return-value]
+    return None
 
 
 def _print_admin_key(key: str) -> None:
@@ -113,13 +138,31 @@ def create_registry_app(
     routing = Routing(table, clock)
     auth = node_auth if node_auth is not None else SignedNodeAuth(the_store, wall_clock=wall_clock)
     revocations = RevocationWatcher(the_store, table, routing)
+    shared = replica_state(the_store)
+    beat: ReplicaBeat | None = None
+    node_sync: NodeSync | None = None
+    idempotency = IdempotencyCache(clock)
+    if shared is not None:
+        demand = routing.demand
+        beat = ReplicaBeat(
+            shared,
+            demand=lambda: demand_snapshot(
+                demand.in_flight, demand.waiting, demand.refused_counts()
+            ),
+            wall_clock=wall_clock,
+        )
+        idempotency = SharedIdempotency(
+            shared, beat, clock, wall_clock=wall_clock,
+            running_s=settings.request_timeout_s + 600.0,
+        )  # fmt: skip
+        node_sync = NodeSync(shared, table, routing, wall_clock=wall_clock)
     runtime = Runtime(
         settings=settings,
         store=the_store,
         table=table,
         writer=RequestWriter(the_store),
         routing=routing,
-        idempotency=IdempotencyCache(clock),
+        idempotency=idempotency,
         node_auth=auth,
         keys=KeyCache(the_store, clock),
         clock=clock,
@@ -129,6 +172,7 @@ def create_registry_app(
             resolver=resolver or system_resolver,
         ),
         wall_clock=wall_clock,
+        replicas=beat,
     )
     ledger_engine = _ledger_engine(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
@@ -140,6 +184,11 @@ def create_registry_app(
         interval_s=settings.health_check_interval_s,
         sweep_interval_s=settings.heartbeat_interval_s,
         timeout_s=min(10.0, max(1.0, settings.connect_timeout_s * 2)),
+        leases=(
+            None
+            if shared is None or beat is None
+            else StoreHealthLeases(shared, beat.replica_id, wall_clock)
+        ),
     )
 
     @asynccontextmanager
@@ -180,6 +229,13 @@ def create_registry_app(
                 runtime.owns_client = False
             else:
                 runtime.client, runtime.owns_client = http_client, False
+            if beat is not None:
+                await _first_beat(beat)
+                beat.start()
+            if node_sync is not None:
+                node_sync.start()
+            if settings.redis_url:
+                runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
             runtime.writer.start()
             health.start()
             revocations.start()
@@ -193,6 +249,15 @@ def create_registry_app(
                 await revocations.stop()
                 await health.stop()
                 await runtime.writer.stop()
+                if isinstance(runtime.idempotency, SharedIdempotency):
+                    await runtime.idempotency.flush()
+                if node_sync is not None:
+                    await node_sync.stop()
+                if beat is not None:
+                    await beat.stop()
+                if runtime.shared_limits is not None:
+                    await runtime.shared_limits.aclose()
+                    runtime.shared_limits = None
                 if runtime.owns_client and runtime.client is not None:
                     await runtime.client.aclose()
                 runtime.client = None
@@ -221,6 +286,15 @@ def create_registry_app(
     )
     install_openapi(app)
     return app
+
+
+async def _first_beat(beat: ReplicaBeat) -> None:
+    """Beat once before serving (other replicas see this one at once); a store that fails
+    now is retried by the beat's loop."""
+    try:
+        await beat.poll()
+    except Exception:
+        log.exception("replica beat failed at start; retrying in the background")
 
 
 def serve(

@@ -6,9 +6,10 @@ Same behaviour as the SQL store, kept in dicts; nothing survives the process.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.memory_replicas import MemoryReplicaState
 from LLM_Mesh.registry.ports import (
     ApiKeyRecord,
     NodeKeyRecord,
@@ -19,10 +20,11 @@ from LLM_Mesh.registry.ports import (
 )
 
 
-class MemoryStore:
+class MemoryStore(MemoryReplicaState):
     """Nodes and requests in memory. ``requests`` holds every recorded request."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.nodes: dict[str, NodeRecord] = {}
         self.requests: list[RequestRecord] = []
         self.operators: dict[str, OperatorRecord] = {}
@@ -50,6 +52,7 @@ class MemoryStore:
                 tokens_generated=max(rec.tokens_generated, old.tokens_generated),
             )
         self.nodes[rec.node_id] = replace(rec)
+        self._changed(rec.node_id, datetime.now(timezone.utc))
 
     async def touch_heartbeat(self, node_id: str, at: datetime, state: str) -> bool:
         rec = self.nodes.get(node_id)
@@ -64,6 +67,7 @@ class MemoryStore:
         if rec is None:
             return False
         rec.state = state
+        self._changed(node_id, datetime.now(timezone.utc))
         return True
 
     async def get_node(self, node_id: str) -> NodeRecord | None:

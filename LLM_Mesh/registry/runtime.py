@@ -4,8 +4,9 @@ One :class:`Runtime` per app: settings, the store, the node table (liveness),
 the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the node
 authenticator (signed node messages, ``node_auth.py``), the gateway's signer
 (``gateway_key.py``: every forwarded request is signed), the API key cache
-(``api_keys.py``) and the clients' rate-limit buckets (``core/ratelimit.py``; in this
-process only: replicas do not share them), the idempotency cache, the request writer and the one pooled outbound
+(``api_keys.py``) and the clients' rate-limit buckets (``core/ratelimit.py``; shared in
+Redis when ``redis_url`` is set), the idempotency cache (shared through the store by
+replicas, ``shared_idempotency.py``), this replica's beat (``replicas.py``), the request writer and the one pooled outbound
 :class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
 pass an ``httpx.AsyncClient`` with their own transport); the send stage's
 :class:`~LLM_Mesh.core.failover.FailoverPolicy` from settings, and an optional
@@ -38,6 +39,8 @@ from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.redis_limits import RedisLimiter
+from LLM_Mesh.registry.replicas import ReplicaBeat
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.routing import Routing
 
@@ -67,6 +70,10 @@ class Runtime:
     # set by create_registry_app
     ledger: SqlLedger | None = None
     checkpointer: Checkpointer | None = None
+    # replicas on one store (registry/replicas.py): this replica's beat, None for a store
+    # that shares nothing; shared rate-limit buckets (Redis), None: ``limiter`` alone
+    replicas: ReplicaBeat | None = None
+    shared_limits: RedisLimiter | None = None
 
     @property
     def http(self) -> NodeClient:

@@ -39,6 +39,8 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_credentials import SqlCredentials
+from LLM_Mesh.registry.store_replicas import SqlReplicaState
+from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -68,6 +70,7 @@ _NODE_UPDATE_COLUMNS = (
     "version",
     "state",
     "last_heartbeat_at",
+    "changed_at",
 )
 # Counters a re-registration may raise but never lower.
 _NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated")
@@ -137,6 +140,7 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
         "requests": rec.requests,
         "failures": rec.failures,
         "tokens_generated": rec.tokens_generated,
+        "changed_at": datetime.now(timezone.utc),
     }
 
 
@@ -157,25 +161,6 @@ def _request_values(rec: RequestRecord) -> dict[str, Any]:
         "cost": float(rec.cost),
         "created_at": _aware("created_at", rec.created_at),
     }
-
-
-def _node_from_row(row: Any) -> NodeRecord:
-    return NodeRecord(
-        node_id=row.node_id,
-        url=row.url,
-        region=row.region,
-        models=list(row.models or []),
-        hardware=dict(row.hardware or {}),
-        max_concurrency=row.max_concurrency,
-        max_queue=row.max_queue,
-        version=row.version,
-        state=row.state,
-        registered_at=row.registered_at,
-        last_heartbeat_at=row.last_heartbeat_at,
-        requests=int(row.requests),
-        failures=int(row.failures),
-        tokens_generated=int(row.tokens_generated),
-    )
 
 
 @dataclass
@@ -211,11 +196,13 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
     return on_connect
 
 
-class SqlStore(SqlCredentials, SqlApiKeys):
+class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState):
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
     Operators, node keys and the admin key: :class:`SqlCredentials`; client API keys:
-    :class:`~LLM_Mesh.registry.store_api_keys.SqlApiKeys`.
+    :class:`~LLM_Mesh.registry.store_api_keys.SqlApiKeys`; what replicas share
+    (idempotency keys, health leases, replica beats):
+    :class:`~LLM_Mesh.registry.store_replicas.SqlReplicaState`.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -246,7 +233,11 @@ class SqlStore(SqlCredentials, SqlApiKeys):
         sqlite_file = _sqlite_file(self.url)
         if sqlite_file is not None:
             sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(self.url, echo=self._echo)
+        # pre-ping: a connection PostgreSQL dropped (restart, pg_terminate_backend) is
+        # replaced at checkout instead of failing the request that drew it
+        engine = create_async_engine(
+            self.url, echo=self._echo, pool_pre_ping=self.dialect == "postgresql"
+        )
         if self.dialect == "sqlite":
             event.listen(
                 engine.sync_engine, "connect", _enable_sqlite_pragmas(wal=sqlite_file is not None)
@@ -317,7 +308,7 @@ class SqlStore(SqlCredentials, SqlApiKeys):
         stmt = (
             update(tables.nodes)
             .where(tables.nodes.c.node_id == node_id)
-            .values(state=_state(state))
+            .values(state=_state(state), changed_at=datetime.now(timezone.utc))
         )
         async with self.engine.begin() as conn:
             result = await conn.execute(stmt)

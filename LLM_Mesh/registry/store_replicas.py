@@ -1,0 +1,249 @@
+"""What several registry replicas share through the SQL store (migration 0008).
+
+:class:`SqlReplicaState` is mixed into :class:`~LLM_Mesh.registry.store.SqlStore` (which
+gives it ``engine`` and ``dialect``). Every claim is one statement, so any number of
+replicas race safely:
+
+- **idempotency keys**: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expires_at <= now
+  RETURNING``: a new key, or an expired one, is claimed by exactly one replica; the others
+  get the row the winner holds.
+- **health-check leases**: the same statement over a batch of node ids: each node's
+  lease is taken by one replica until ``lease_until`` (its holder may renew it).
+- **replica beats**: an upsert of the replica's row (``seen_at``, demand counters).
+- **node changes**: nodes whose ``changed_at`` (registration, state) or
+  ``last_heartbeat_at`` moved since a time: what every replica polls
+  (``registry/node_sync.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord
+
+__all__ = ["SqlReplicaState", "node_from_row"]
+
+_CHUNK = 500  # node ids per lease statement
+
+
+def node_from_row(row: Any) -> NodeRecord:
+    """A ``nodes`` row as a :class:`NodeRecord` (the store's one mapping)."""
+    return NodeRecord(
+        node_id=row.node_id,
+        url=row.url,
+        region=row.region,
+        models=list(row.models or []),
+        hardware=dict(row.hardware or {}),
+        max_concurrency=row.max_concurrency,
+        max_queue=row.max_queue,
+        version=row.version,
+        state=row.state,
+        registered_at=row.registered_at,
+        last_heartbeat_at=row.last_heartbeat_at,
+        requests=int(row.requests),
+        failures=int(row.failures),
+        tokens_generated=int(row.tokens_generated),
+    )
+
+
+def _idem(row: Any) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        key_hash=row.key_hash,
+        owner=row.owner,
+        stream=bool(row.stream),
+        state=row.state,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        status=row.status,
+        body=None if row.body is None else bytes(row.body),
+        headers=row.headers,
+        media_type=row.media_type,
+        too_large=bool(row.too_large),
+    )
+
+
+def _replica(row: Any) -> ReplicaRecord:
+    return ReplicaRecord(
+        replica_id=row.replica_id,
+        started_at=row.started_at,
+        seen_at=row.seen_at,
+        version=row.version,
+        demand=dict(row.demand or {}),
+    )
+
+
+class SqlReplicaState:
+    """See the module docstring."""
+
+    @property
+    def engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    @property
+    def dialect(self) -> str:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    def _insert(self, table: Any) -> Any:
+        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+
+    # -- nodes ------------------------------------------------------------------------
+
+    async def nodes_changed_since(self, at: datetime) -> list[NodeRecord]:
+        stmt = select(tables.nodes).where(tables.nodes.c.changed_at >= at)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [node_from_row(row) for row in rows]
+
+    async def heartbeats_since(self, at: datetime) -> list[tuple[str, str, datetime]]:
+        n = tables.nodes
+        stmt = select(n.c.node_id, n.c.state, n.c.last_heartbeat_at).where(
+            n.c.last_heartbeat_at >= at
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(row.node_id, row.state, row.last_heartbeat_at) for row in rows]
+
+    # -- health-check leases ------------------------------------------------------------
+
+    async def claim_health_checks(
+        self, node_ids: Sequence[str], holder: str, now: datetime, until: datetime
+    ) -> list[str]:
+        t = tables.node_checks
+        taken: list[str] = []
+        ids = sorted(set(node_ids))
+        async with self.engine.begin() as conn:
+            for i in range(0, len(ids), _CHUNK):
+                rows = [
+                    {"node_id": nid, "holder": holder, "lease_until": until}
+                    for nid in ids[i : i + _CHUNK]
+                ]
+                ins = self._insert(t).values(rows)
+                stmt = ins.on_conflict_do_update(
+                    index_elements=[t.c.node_id],
+                    set_={"holder": ins.excluded.holder, "lease_until": ins.excluded.lease_until},
+                    where=or_(t.c.lease_until <= now, t.c.holder == holder),
+                ).returning(t.c.node_id)
+                taken.extend(r.node_id for r in (await conn.execute(stmt)).all())
+        return taken
+
+    async def record_health_checks(self, results: Sequence[tuple[str, bool]], at: datetime) -> None:
+        if not results:
+            return
+        t = tables.node_checks
+        async with self.engine.begin() as conn:
+            for node_id, ok in results:
+                await conn.execute(
+                    update(t).where(t.c.node_id == node_id).values(checked_at=at, ok=ok)
+                )
+
+    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
+        t = tables.node_checks
+        stmt = select(t.c.node_id, t.c.ok, t.c.checked_at).where(
+            and_(t.c.checked_at >= at, t.c.ok.is_not(None))
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(row.node_id, bool(row.ok), row.checked_at) for row in rows]
+
+    # -- replicas -----------------------------------------------------------------------
+
+    async def beat_replica(self, rec: ReplicaRecord) -> None:
+        t = tables.registry_replicas
+        ins = self._insert(t).values(
+            replica_id=rec.replica_id, started_at=rec.started_at, seen_at=rec.seen_at,
+            version=rec.version, demand=rec.demand,
+        )  # fmt: skip
+        stmt = ins.on_conflict_do_update(
+            index_elements=[t.c.replica_id],
+            set_={"seen_at": ins.excluded.seen_at, "demand": ins.excluded.demand},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def live_replicas(self, since: datetime) -> list[ReplicaRecord]:
+        t = tables.registry_replicas
+        stmt = select(t).where(t.c.seen_at >= since).order_by(t.c.replica_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_replica(row) for row in rows]
+
+    async def drop_replicas_before(self, before: datetime) -> int:
+        """Delete rows of replicas not seen since ``before``; how many."""
+        t = tables.registry_replicas
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(t).where(t.c.seen_at < before))
+        return int(result.rowcount or 0)
+
+    # -- idempotency keys ---------------------------------------------------------------
+
+    async def claim_request_key(
+        self, key_hash: str, owner: str, stream: bool, now: datetime, expires_at: datetime
+    ) -> IdempotencyRecord | None:
+        t = tables.idempotency_keys
+        values = {
+            "key_hash": key_hash, "owner": owner, "stream": stream, "state": "running",
+            "status": None, "body": None, "headers": None, "media_type": None,
+            "too_large": False, "created_at": now, "expires_at": expires_at,
+        }  # fmt: skip
+        for _ in range(3):  # a row released between the two statements: claim again
+            ins = self._insert(t).values(**values)
+            stmt = ins.on_conflict_do_update(
+                index_elements=[t.c.key_hash],
+                set_={k: ins.excluded[k] for k in values if k != "key_hash"},
+                where=t.c.expires_at <= now,
+            ).returning(t.c.key_hash)
+            async with self.engine.begin() as conn:
+                if (await conn.execute(stmt)).first() is not None:
+                    return None
+                row = (await conn.execute(select(t).where(t.c.key_hash == key_hash))).first()
+            if row is not None:
+                return _idem(row)
+        raise RuntimeError(f"idempotency key {key_hash} could not be claimed or read")
+
+    async def get_request_key(self, key_hash: str) -> IdempotencyRecord | None:
+        t = tables.idempotency_keys
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t).where(t.c.key_hash == key_hash))).first()
+        return None if row is None else _idem(row)
+
+    async def finish_request_key(self, rec: IdempotencyRecord) -> bool:
+        t = tables.idempotency_keys
+        stmt = (
+            update(t)
+            .where(and_(t.c.key_hash == rec.key_hash, t.c.owner == rec.owner))
+            .where(t.c.state == "running")
+            .values(
+                state="done",
+                status=rec.status,
+                body=rec.body,
+                headers=rec.headers,
+                media_type=rec.media_type,
+                too_large=rec.too_large,
+                expires_at=rec.expires_at,
+            )
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return result.rowcount == 1
+
+    async def release_request_key(self, key_hash: str, owner: str) -> None:
+        t = tables.idempotency_keys
+        stmt = delete(t).where(
+            and_(t.c.key_hash == key_hash, t.c.owner == owner, t.c.state == "running")
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def purge_request_keys(self, now: datetime) -> int:
+        t = tables.idempotency_keys
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(t).where(t.c.expires_at <= now))
+        return int(result.rowcount or 0)
