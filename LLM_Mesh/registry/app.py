@@ -174,6 +174,8 @@ def create_registry_app(
         wall_clock=wall_clock,
         replicas=beat,
     )
+    if settings.redis_url:  # connects on first use, inside the server's loop
+        runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
     ledger_engine = _ledger_engine(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
@@ -234,8 +236,6 @@ def create_registry_app(
                 beat.start()
             if node_sync is not None:
                 node_sync.start()
-            if settings.redis_url:
-                runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
             runtime.writer.start()
             health.start()
             revocations.start()
@@ -257,7 +257,6 @@ def create_registry_app(
                     await beat.stop()
                 if runtime.shared_limits is not None:
                     await runtime.shared_limits.aclose()
-                    runtime.shared_limits = None
                 if runtime.owns_client and runtime.client is not None:
                     await runtime.client.aclose()
                 runtime.client = None
@@ -275,6 +274,7 @@ def create_registry_app(
     )
     app.state.runtime = runtime
     app.state.health = health
+    app.state.node_sync = node_sync  # None for a store that shares nothing
     install_error_handlers(app)
     install_gateway(app)
     app.include_router(mesh_router)

@@ -48,6 +48,7 @@ else
   if mode == 'settle' then return {'0', '', '0', '0', '0'} end
   rl, ra, tl, ta = rpm, now, tpm, now
 end
+local function f(x) return string.format('%.17g', x) end
 local function level(l, at, cap)
   local v = l + math.max(0, now - at) * cap / 60
   if v > cap then v = cap end
@@ -63,24 +64,23 @@ if mode == 'settle' then
   end
 else
   if rpm > 0 then
-    if 1 > rpm then return {'0', 'requests', 'inf', tostring(rlev), tostring(tlev)} end
     if rlev < 1 then
-      return {'0', 'requests', tostring((1 - rlev) / (rpm / 60)), tostring(rlev), tostring(tlev)}
+      return {'0', 'requests', f((1 - rlev) / (rpm / 60)), f(rlev), f(tlev)}
     end
   end
   if tpm > 0 then
-    if n > tpm then return {'0', 'tokens', 'inf', tostring(rlev), tostring(tlev)} end
+    if n > tpm then return {'0', 'tokens', 'inf', f(rlev), f(tlev)} end
     if tlev < n then
-      return {'0', 'tokens', tostring((n - tlev) / (tpm / 60)), tostring(rlev), tostring(tlev)}
+      return {'0', 'tokens', f((n - tlev) / (tpm / 60)), f(rlev), f(tlev)}
     end
     tlev = tlev - n
   end
   if rpm > 0 then rlev = rlev - 1 end
 end
-redis.call('HSET', KEYS[1], 'sig', sig, 'rl', tostring(rlev), 'ra', tostring(now),
-  'tl', tostring(tlev), 'ta', tostring(now))
+redis.call('HSET', KEYS[1], 'sig', sig, 'rl', f(rlev), 'ra', f(now),
+  'tl', f(tlev), 'ta', f(now))
 redis.call('EXPIRE', KEYS[1], 3600)
-return {'1', '', '0', tostring(rlev), tostring(tlev)}
+return {'1', '', '0', f(rlev), f(tlev)}
 """
 
 
