@@ -139,7 +139,7 @@ def test_several_registry_processes_starting_at_once(pg_database_url: str) -> No
             stderr=subprocess.STDOUT,
             text=True,
             env=dict(os.environ),
-        )  # fmt: skip
+        )
         for _ in range(4)
     ]
     outs = [p.communicate(timeout=120)[0] for p in procs]
