@@ -59,8 +59,8 @@ class MemoryReplicaState:
     async def record_health_checks(self, results: Sequence[tuple[str, bool]], at: datetime) -> None:
         for node_id, ok in results:
             old = self.checks.get(node_id)
-            if old is not None:
-                self.checks[node_id] = (old[0], old[1], at, ok)
+            if old is not None:  # a failed node's recheck is free to any replica
+                self.checks[node_id] = (old[0], old[1] if ok else at, at, ok)
 
     async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
         return [

@@ -150,7 +150,10 @@ class StoreHealthLeases:
     :meth:`claim` takes the lease of every node whose lease ran out, for ``lease_s``: this
     replica checks those, the others skip them, so each node is checked once per pass
     across the replicas. :meth:`record` writes the results, which :class:`NodeSync`
-    applies on every replica. A store that fails is not a reason to stop checking: the
+    applies on every replica. A failed result frees the node's lease at once, so its
+    rechecks (every sweep) go to whichever replica's sweep comes first: a node that only
+    one replica cannot reach is found healthy by another within a few sweeps (and that
+    replica's own outlier detection keeps it away from the node meanwhile). A store that fails is not a reason to stop checking: the
     claim then gives every node (this replica checks them all, as a lone registry would).
     """
 

@@ -140,9 +140,10 @@ class SqlReplicaState:
         t = tables.node_checks
         async with self.engine.begin() as conn:
             for node_id, ok in results:
-                await conn.execute(
-                    update(t).where(t.c.node_id == node_id).values(checked_at=at, ok=ok)
-                )
+                values: dict[str, Any] = {"checked_at": at, "ok": ok}
+                if not ok:  # a failed node's recheck is free to any replica's next sweep
+                    values["lease_until"] = at
+                await conn.execute(update(t).where(t.c.node_id == node_id).values(**values))
 
     async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
         t = tables.node_checks
