@@ -28,17 +28,11 @@ from dataclasses import dataclass, field
 
 from starlette.responses import Response
 
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import DuplicateRequest
 
 __all__ = ["DuplicateRequest", "IdempotencyCache", "Stored"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # kept answers, all keys together
-
-
-class DuplicateRequest(MeshError):
-    status = 409
-    type = "invalid_request_error"
-    code = "duplicate_request"
 
 
 @dataclass(frozen=True)
