@@ -39,7 +39,7 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_credentials import SqlCredentials
-from LLM_Mesh.registry.store_replicas import SqlReplicaState
+from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 
 __all__ = [
@@ -300,6 +300,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState):
             .values(last_heartbeat_at=_aware("at", at), state=_state(state))
         )
         async with self.engine.begin() as conn:
+            await relaxed_commit(conn)  # every heartbeat: rewritten every few seconds
             result = await conn.execute(stmt)
         return result.rowcount == 1
 

@@ -21,15 +21,26 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord
 
-__all__ = ["SqlReplicaState", "node_from_row"]
+__all__ = ["SqlReplicaState", "node_from_row", "relaxed_commit"]
+
+
+async def relaxed_commit(conn: AsyncConnection) -> None:
+    """This transaction's commit does not wait for the disk (PostgreSQL's
+    ``synchronous_commit = off``, this transaction only): for the heartbeat path, whose
+    rows (a sequence number, a heartbeat time) are rewritten every few seconds. A database
+    crash may lose the last fraction of a second of them, never corrupt anything; every
+    other write (ledger, settlements, credentials) still waits for the disk."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
 
 _CHUNK = 500  # node ids per lease statement
 
