@@ -80,11 +80,10 @@ async def _populate(url: str, keys: list[bytes]) -> list[str]:
             "state": "online", "registered_at": now, "last_heartbeat_at": now,
             "changed_at": now, "requests": 0, "failures": 0, "tokens_generated": 0,
         })  # fmt: skip
-    async with SqlStore(url) as store:
-        async with store.engine.begin() as conn:
-            for i in range(0, len(keys), 2000):
-                await conn.execute(tables.node_keys.insert(), key_rows[i : i + 2000])
-                await conn.execute(tables.nodes.insert(), node_rows[i : i + 2000])
+    async with SqlStore(url) as store, store.engine.begin() as conn:
+        for i in range(0, len(keys), 2000):
+            await conn.execute(tables.node_keys.insert(), key_rows[i : i + 2000])
+            await conn.execute(tables.nodes.insert(), node_rows[i : i + 2000])
     return ids
 
 
@@ -167,12 +166,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     app = create_registry_app(settings, announce=lambda _k: None)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop",
-                       access_log=False)  # fmt: skip
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", access_log=False
     )
+    server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(1200):  # the lifespan loads every node first
+        if server.started:
+            break
         await asyncio.sleep(0.05)
     routing = app.state.runtime.routing
     print(f"registry up with {len(app.state.runtime.table)} nodes", flush=True)
