@@ -160,7 +160,9 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
         rt.routing.upsert(entry)
         rt.table.heartbeat(node_id, hb)
     rt.routing.heartbeat(node_id, hb)
-    if not await rt.store.touch_heartbeat(node_id, _utcnow(), hb.state.value):
+    if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
+        rt.heartbeats.touch(node_id, _utcnow(), hb.state.value)
+    elif not await rt.store.touch_heartbeat(node_id, _utcnow(), hb.state.value):
         raise _unknown(node_id)
     return {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}
 

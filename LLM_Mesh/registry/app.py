@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,6 +43,7 @@ from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
 from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher, batches_heartbeats
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
 from LLM_Mesh.registry.ledger_api import router as ledger_router
@@ -136,7 +138,12 @@ def create_registry_app(
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
     routing = Routing(table, clock)
-    auth = node_auth if node_auth is not None else SignedNodeAuth(the_store, wall_clock=wall_clock)
+    batched = batches_heartbeats(the_store)
+    if node_auth is not None:
+        auth = node_auth
+    else:  # heartbeats' sequence numbers taken in batches (heartbeat_writes.py)
+        seqs = cast(Store, SeqBatcher(the_store)) if batched else the_store
+        auth = SignedNodeAuth(seqs, wall_clock=wall_clock)
     revocations = RevocationWatcher(the_store, table, routing)
     shared = replica_state(the_store)
     beat: ReplicaBeat | None = None
@@ -173,6 +180,7 @@ def create_registry_app(
         ),
         wall_clock=wall_clock,
         replicas=beat,
+        heartbeats=HeartbeatWriter(the_store) if batched else None,
     )
     if settings.redis_url:  # connects on first use, inside the server's loop
         runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
@@ -249,6 +257,8 @@ def create_registry_app(
                 await revocations.stop()
                 await health.stop()
                 await runtime.writer.stop()
+                if runtime.heartbeats is not None:
+                    await runtime.heartbeats.flush()
                 if isinstance(runtime.idempotency, SharedIdempotency):
                     await runtime.idempotency.flush()
                 if node_sync is not None:

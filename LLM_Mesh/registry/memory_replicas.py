@@ -44,6 +44,16 @@ class MemoryReplicaState:
             if r.last_heartbeat_at is not None and r.last_heartbeat_at >= at
         ]
 
+    async def advance_node_seqs(self, items: Sequence[tuple[str, int]]) -> dict[str, str]:
+        advance = self.advance_node_seq  # type: ignore[attr-defined]
+        return {node_id: (await advance(node_id, seq)).value for node_id, seq in items}
+
+    async def touch_heartbeats(self, items: Sequence[tuple[str, datetime, str]]) -> None:
+        for node_id, at, state in items:
+            rec = self.nodes.get(node_id)
+            if rec is not None:
+                rec.last_heartbeat_at, rec.state = at, state
+
     async def claim_health_checks(
         self, node_ids: Sequence[str], holder: str, now: datetime, until: datetime
     ) -> list[str]:

@@ -31,6 +31,7 @@ from LLM_Mesh.core.ratelimit import RateLimiter
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.ledger import SqlLedger
@@ -74,6 +75,9 @@ class Runtime:
     # that shares nothing; shared rate-limit buckets (Redis), None: ``limiter`` alone
     replicas: ReplicaBeat | None = None
     shared_limits: RedisLimiter | None = None
+    # heartbeat times written in batches behind the answer (heartbeat_writes.py); None:
+    # one write per heartbeat (a store without batch methods)
+    heartbeats: HeartbeatWriter | None = None
 
     @property
     def http(self) -> NodeClient:

@@ -122,6 +122,79 @@ class SqlReplicaState:
             rows = (await conn.execute(stmt)).all()
         return [(row.node_id, row.state, row.last_heartbeat_at) for row in rows]
 
+    async def advance_node_seqs(self, items: Sequence[tuple[str, int]]) -> dict[str, str]:
+        """Many nodes' messages at once (``registry/heartbeat_writes.py``): take each
+        ``seq`` if greater than the node's last one and its key is not revoked, in one
+        statement on PostgreSQL. Answers ``SeqResult`` values by node id; one item per node
+        (the batcher keeps the highest)."""
+        k = tables.node_keys
+        taken: set[str] = set()
+        async with self.engine.begin() as conn:
+            await relaxed_commit(conn)
+            if self.dialect == "postgresql":
+                stmt = text(
+                    "UPDATE node_keys AS k SET last_seq = v.seq FROM unnest("
+                    "CAST(:ids AS varchar[]), CAST(:seqs AS bigint[])) AS v(node_id, seq) "
+                    "WHERE k.node_id = v.node_id AND k.revoked_at IS NULL AND k.last_seq < v.seq "
+                    "RETURNING k.node_id"
+                )
+                ids, seqs = [i for i, _ in items], [q for _, q in items]
+                rows = (await conn.execute(stmt, {"ids": ids, "seqs": seqs})).all()
+                taken = {r.node_id for r in rows}
+            else:
+                for node_id, seq in items:
+                    result = await conn.execute(
+                        update(k)
+                        .where(k.c.node_id == node_id, k.c.revoked_at.is_(None))
+                        .where(k.c.last_seq < seq)
+                        .values(last_seq=seq)
+                    )
+                    if result.rowcount == 1:
+                        taken.add(node_id)
+            out = {node_id: "ok" for node_id in taken}
+            missed = [node_id for node_id, _ in items if node_id not in taken]
+            if missed:
+                rows = (
+                    await conn.execute(
+                        select(k.c.node_id, k.c.revoked_at).where(k.c.node_id.in_(missed))
+                    )
+                ).all()
+                known = {r.node_id: r.revoked_at for r in rows}
+                for node_id in missed:
+                    if node_id not in known:
+                        out[node_id] = "unknown"
+                    else:
+                        out[node_id] = "revoked" if known[node_id] is not None else "stale"
+        return out
+
+    async def touch_heartbeats(self, items: Sequence[tuple[str, datetime, str]]) -> None:
+        """Many heartbeats' times and states at once (one statement on PostgreSQL)."""
+        n = tables.nodes
+        async with self.engine.begin() as conn:
+            await relaxed_commit(conn)
+            if self.dialect == "postgresql":
+                stmt = text(
+                    "UPDATE nodes AS n SET last_heartbeat_at = v.at, state = v.state FROM unnest("
+                    "CAST(:ids AS varchar[]), CAST(:ats AS timestamptz[]), "
+                    "CAST(:states AS varchar[])) AS v(node_id, at, state) "
+                    "WHERE n.node_id = v.node_id"
+                )
+                await conn.execute(
+                    stmt,
+                    {
+                        "ids": [i for i, _, _ in items],
+                        "ats": [a for _, a, _ in items],
+                        "states": [st for _, _, st in items],
+                    },
+                )
+            else:
+                for node_id, at, state in items:
+                    await conn.execute(
+                        update(n)
+                        .where(n.c.node_id == node_id)
+                        .values(last_heartbeat_at=at, state=state)
+                    )
+
     # -- health-check leases ------------------------------------------------------------
 
     async def claim_health_checks(

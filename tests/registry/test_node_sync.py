@@ -49,11 +49,13 @@ async def test_heartbeats_at_one_replica_keep_the_node_alive_at_the_other(tmp_pa
         assert (await b.client.post(CHAT, json=BODY)).status_code == 503
         hb = await a.client.post("/mesh/nodes/n1/heartbeat", json={"in_flight": 0})
         assert hb.status_code == 200
+        await a.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
         await sync.poll()
         assert b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
         assert (await b.client.post(CHAT, json=BODY)).status_code == 200
         # a paused node, heard at a, is paused at b
         await a.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})
+        await a.runtime.heartbeats.flush()  # type: ignore[union-attr]
         b.clock.advance(1)
         await sync.poll()
         assert (await b.client.post(CHAT, json=BODY)).status_code == 503

@@ -14,7 +14,9 @@ import pytest
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 
-from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord
+from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord, SeqResult
 from LLM_Mesh.registry.store import SqlStore
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -145,3 +147,42 @@ def test_several_registry_processes_starting_at_once(pg_database_url: str) -> No
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert all("OPEN-OK" in o for o in outs), outs
+
+
+async def test_sequence_numbers_and_heartbeats_in_batches(store: SqlStore) -> None:
+    for n in ("n1", "n2", "n3"):
+        assert await store.claim_node_key(n, f"key-{n}", "op", 10, T0) is SeqResult.OK
+        await store.upsert_node(_node(n))
+    await store.revoke_node("n3", T0)
+    got = await store.advance_node_seqs([("n1", 11), ("n2", 5), ("n3", 99), ("ghost", 1)])
+    assert got == {"n1": "ok", "n2": "stale", "n3": "revoked", "ghost": "unknown"}
+    key = await store.get_node_key("n1")
+    assert key is not None and key.last_seq == 11
+    beat = T0 + timedelta(seconds=7)
+    await store.touch_heartbeats([("n1", beat, "draining"), ("n2", beat, "online")])
+    assert sorted(await store.heartbeats_since(beat)) == [
+        ("n1", "draining", beat),
+        ("n2", "online", beat),
+    ]
+
+
+async def test_seq_batcher_answers_each_message_as_one_at_a_time_would() -> None:
+    mem = MemoryStore()
+    await mem.claim_node_key("n1", "k", "op", 10, T0)
+    await mem.claim_node_key("n2", "k2", "op", 10, T0)
+    batcher = SeqBatcher(mem)
+    got = await asyncio.gather(
+        batcher.advance_node_seq("n1", 12),
+        batcher.advance_node_seq("n1", 11),  # same batch, lower: stale, as it would be after 12
+        batcher.advance_node_seq("n2", 9),
+        batcher.advance_node_seq("nx", 50),
+    )
+    assert got == [SeqResult.OK, SeqResult.STALE, SeqResult.STALE, SeqResult.UNKNOWN]
+    assert (await batcher.get_node_key("n1")).last_seq == 12  # type: ignore[union-attr]
+    writer = HeartbeatWriter(mem)
+    await mem.upsert_node(_node("n1"))
+    writer.touch("n1", T0 + timedelta(seconds=1), "online")
+    writer.touch("n1", T0 + timedelta(seconds=2), "paused")
+    await writer.flush()
+    assert mem.nodes["n1"].state == "paused"
+    assert mem.nodes["n1"].last_heartbeat_at == T0 + timedelta(seconds=2)

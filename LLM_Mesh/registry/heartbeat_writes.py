@@ -1,0 +1,135 @@
+"""The heartbeat path's store writes, in batches: thousands of nodes on one replica.
+
+Every heartbeat takes the node's sequence number in the store (a replayed message is
+refused by every replica) and records its time (other replicas read it). One transaction
+each caps a replica at a few hundred heartbeats a second, whatever the CPU; here they go
+in batches, with no timer (no added latency when idle): while one batch is in the
+database the next gathers, and goes as soon as the first is back.
+
+- :class:`SeqBatcher` wraps the store given to the node authenticator:
+  ``advance_node_seq`` waits for its batch (one ``UPDATE ... FROM unnest(...)
+  RETURNING`` on PostgreSQL), so a heartbeat is still answered only once its sequence
+  number is taken; two messages of one node in one batch: the higher number is tried,
+  the lower is stale (as it would be one after the other). Everything else is the store's.
+- :class:`HeartbeatWriter` records heartbeat times behind the answer (the node is
+  known to the table, which is what decides the answer); a failed batch is logged and
+  the next heartbeat writes again. ``flush`` at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, cast
+
+from LLM_Mesh.registry.ports import SeqResult, Store
+
+__all__ = ["HeartbeatWriter", "SeqBatcher", "batches_heartbeats"]
+
+log = logging.getLogger(__name__)
+
+
+def batches_heartbeats(store: Any) -> bool:
+    """Whether ``store`` has the batch methods (the SQL and memory stores do)."""
+    return callable(getattr(store, "advance_node_seqs", None)) and callable(
+        getattr(store, "touch_heartbeats", None)
+    )
+
+
+class _Batches:
+    """Natural batching: ``submit`` queues, one flush at a time takes all that is queued."""
+
+    def __init__(self, max_batch: int) -> None:
+        self.max_batch = max_batch
+        self._queue: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def _kick(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def flush(self) -> None:
+        """Wait until everything queued is written."""
+        while self._queue or (self._task is not None and not self._task.done()):
+            self._kick()
+            if self._task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._task)
+
+
+class SeqBatcher(_Batches):
+    """The store, with ``advance_node_seq`` batched (see the module docstring)."""
+
+    def __init__(self, store: Store, max_batch: int = 1000) -> None:
+        super().__init__(max_batch)
+        self._store = store
+        self._advance: Callable[[list[tuple[str, int]]], Awaitable[dict[str, str]]] = cast(
+            Any, store
+        ).advance_node_seqs
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the store's
+        return getattr(self._store, name)
+
+    async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:
+        fut: asyncio.Future[SeqResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((node_id, seq, fut))
+        self._kick()
+        return await fut
+
+    async def _flush(self, batch: list[tuple[str, int, asyncio.Future[SeqResult]]]) -> None:
+        best: dict[str, int] = {}
+        for node_id, seq, _ in batch:
+            if seq > best.get(node_id, -1):
+                best[node_id] = seq
+        try:
+            results = await self._advance(list(best.items()))
+        except BaseException as exc:
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for node_id, seq, fut in batch:
+            if fut.done():
+                continue
+            if seq != best[node_id]:
+                fut.set_result(SeqResult.STALE)  # a higher one of the same node went first
+            else:
+                fut.set_result(SeqResult(results.get(node_id, SeqResult.UNKNOWN.value)))
+
+
+class HeartbeatWriter(_Batches):
+    """Heartbeat times and states, written behind the answer (see the module docstring)."""
+
+    def __init__(self, store: Store, max_batch: int = 2000) -> None:
+        super().__init__(max_batch)
+        self._touch: Callable[[list[tuple[str, datetime, str]]], Awaitable[None]] = cast(
+            Any, store
+        ).touch_heartbeats
+        self.failed_batches = 0
+
+    def touch(self, node_id: str, at: datetime, state: str) -> None:
+        self._queue.append((node_id, at, state))
+        self._kick()
+
+    async def _flush(self, batch: list[tuple[str, datetime, str]]) -> None:
+        latest: dict[str, tuple[str, datetime, str]] = {}
+        for item in batch:  # one row per node: its latest
+            latest[item[0]] = item
+        try:
+            await self._touch(list(latest.values()))
+        except Exception:
+            self.failed_batches += 1
+            log.exception("could not record %d heartbeats in the store", len(latest))
