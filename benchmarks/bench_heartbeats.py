@@ -8,7 +8,11 @@ runs in this process; ``--procs`` load-generator processes send signed heartbeat
 (Ed25519, a fresh sequence number each) for ``--seconds`` over keep-alive connections
 (aiohttp, ``--concurrency`` in flight each), every node in turn. While they run, a task in
 the registry's own loop times ``Routing.pick`` (best of 4 over the 10,000 nodes) every
-millisecond with ``perf_counter_ns``; the same is measured before the load, idle.
+millisecond (wall time with ``perf_counter_ns``, and the thread's CPU time, which leaves
+out the moments a shared box ran something else); the same is measured before the load,
+idle. The replica's own CPU time over the load (``process_time``; PostgreSQL's not
+included) gives its CPU cost per heartbeat, so what one core would absorb can be read
+even when other work holds the box.
 Every heartbeat is the whole path: signature check, sequence number taken in the store
 (one UPDATE), table and router, ``last_heartbeat_at`` (one UPDATE), and the replica's
 node poll (every second) runs as in production.
@@ -135,17 +139,22 @@ def _loadgen(port: int, keys: list[bytes], seconds: float, conc: int, out: Any) 
     asyncio.run(main())
 
 
-async def _pick_times(routing: Any, stop: asyncio.Event) -> list[float]:
+async def _pick_times(routing: Any, stop: asyncio.Event) -> tuple[list[float], list[float]]:
+    """Each pick's wall time and its thread CPU time (µs): on a shared box the wall time
+    includes the moments the OS ran something else; the CPU time does not."""
     from LLM_Mesh.core.scoring import RouteRequest
 
     req = RouteRequest((MODEL,), expected_tokens=64)
-    out: list[float] = []
+    wall: list[float] = []
+    cpu: list[float] = []
     while not stop.is_set():
-        t0 = time.perf_counter_ns()
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         routing.pick(req)
-        out.append((time.perf_counter_ns() - t0) / 1000.0)
+        t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+        wall.append((t1 - t0) / 1000.0)
+        cpu.append((c1 - c0) / 1000.0)
         await asyncio.sleep(0.001)
-    return out
+    return sorted(wall), sorted(cpu)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -161,7 +170,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"populated {args.nodes} nodes in {time.perf_counter() - t0:.1f} s", flush=True)
     home = Path(os.environ.get("TMPDIR", "/tmp")) / "llm-mesh-bench-heartbeats"
     settings = Settings(
-        home=home, database_url=url, heartbeat_interval_s=5.0, allow_private_nodes=True,
+        home=home, database_url=url, heartbeat_interval_s=5.0, missed_heartbeats=100,
+        allow_private_nodes=True,
         admin_key="lma_bench", anonymous_rpm=None,
     )  # fmt: skip
     app = create_registry_app(settings, announce=lambda _k: None)
@@ -182,7 +192,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     idle_task = asyncio.create_task(_pick_times(routing, stop))
     await asyncio.sleep(3)
     stop.set()
-    idle = sorted(await idle_task)
+    idle, idle_cpu = await idle_task
 
     q: Any = mp.get_context("spawn").Queue()
     shard = [keys[i :: args.procs] for i in range(args.procs)]
@@ -197,9 +207,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(2.0)  # the load generators' interpreters start
     stop = asyncio.Event()
     busy_task = asyncio.create_task(_pick_times(routing, stop))
+    cpu0, wall0 = time.process_time(), time.monotonic()
     results = [await asyncio.to_thread(q.get) for _ in procs]
+    server_cpu_s, load_s = time.process_time() - cpu0, time.monotonic() - wall0
     stop.set()
-    busy = sorted(await busy_task)
+    busy, busy_cpu = await busy_task
     for p in procs:
         p.join()
     server.should_exit = True
@@ -225,6 +237,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "pick_busy_p50_us": pct(busy, 0.5),
         "pick_busy_p99_us": pct(busy, 0.99),
         "pick_samples_busy": len(busy),
+        "pick_idle_cpu_p99_us": pct(idle_cpu, 0.99),
+        "pick_busy_cpu_p50_us": pct(busy_cpu, 0.5),
+        "pick_busy_cpu_p99_us": pct(busy_cpu, 0.99),
+        # the replica's own CPU (this process, PostgreSQL not included) per heartbeat
+        "replica_cpu_s": server_cpu_s,
+        "replica_cpu_share": server_cpu_s / load_s,
+        "replica_cpu_us_per_heartbeat": server_cpu_s / ok * 1e6 if ok else None,
+        "heartbeats_per_replica_cpu_s": ok / server_cpu_s if server_cpu_s else None,
         "machine": machine_line(),
     }
 

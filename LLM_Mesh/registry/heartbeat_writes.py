@@ -10,7 +10,9 @@ database the next gathers, and goes as soon as the first is back.
   ``advance_node_seq`` waits for its batch (one ``UPDATE ... FROM unnest(...)
   RETURNING`` on PostgreSQL), so a heartbeat is still answered only once its sequence
   number is taken; two messages of one node in one batch: the higher number is tried,
-  the lower is stale (as it would be one after the other). Everything else is the store's.
+  the lower is stale (as it would be one after the other). ``get_node_key`` (a node's
+  key not yet in memory: every node once after a replica starts) goes in batches too
+  (one ``SELECT ... IN``). Everything else is the store's.
 - :class:`HeartbeatWriter` records heartbeat times behind the answer (the node is
   known to the table, which is what decides the answer); a failed batch is logged and
   the next heartbeat writes again. ``flush`` at shutdown.
@@ -25,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, cast
 
-from LLM_Mesh.registry.ports import SeqResult, Store
+from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
 
 __all__ = ["HeartbeatWriter", "SeqBatcher", "batches_heartbeats"]
 
@@ -34,9 +36,8 @@ log = logging.getLogger(__name__)
 
 def batches_heartbeats(store: Any) -> bool:
     """Whether ``store`` has the batch methods (the SQL and memory stores do)."""
-    return callable(getattr(store, "advance_node_seqs", None)) and callable(
-        getattr(store, "touch_heartbeats", None)
-    )
+    names = ("advance_node_seqs", "touch_heartbeats", "get_node_keys")
+    return all(callable(getattr(store, name, None)) for name in names)
 
 
 class _Batches:
@@ -77,9 +78,13 @@ class SeqBatcher(_Batches):
         self._advance: Callable[[list[tuple[str, int]]], Awaitable[dict[str, str]]] = cast(
             Any, store
         ).advance_node_seqs
+        self._keys = _KeyLookups(store, max_batch)
 
     def __getattr__(self, name: str) -> Any:  # everything else is the store's
         return getattr(self._store, name)
+
+    async def get_node_key(self, node_id: str) -> NodeKeyRecord | None:
+        return await self._keys.get(node_id)
 
     async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:
         fut: asyncio.Future[SeqResult] = asyncio.get_running_loop().create_future()
@@ -108,6 +113,34 @@ class SeqBatcher(_Batches):
                 fut.set_result(SeqResult.STALE)  # a higher one of the same node went first
             else:
                 fut.set_result(SeqResult(results.get(node_id, SeqResult.UNKNOWN.value)))
+
+
+class _KeyLookups(_Batches):
+    def __init__(self, store: Store, max_batch: int) -> None:
+        super().__init__(max_batch)
+        self._get: Callable[[list[str]], Awaitable[dict[str, NodeKeyRecord]]] = cast(
+            Any, store
+        ).get_node_keys
+
+    async def get(self, node_id: str) -> NodeKeyRecord | None:
+        fut: asyncio.Future[NodeKeyRecord | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((node_id, fut))
+        self._kick()
+        return await fut
+
+    async def _flush(self, batch: list[tuple[str, asyncio.Future[NodeKeyRecord | None]]]) -> None:
+        try:
+            found = await self._get(sorted({node_id for node_id, _ in batch}))
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for node_id, fut in batch:
+            if not fut.done():
+                fut.set_result(found.get(node_id))
 
 
 class HeartbeatWriter(_Batches):

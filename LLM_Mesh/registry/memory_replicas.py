@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord
+from LLM_Mesh.registry.ports import IdempotencyRecord, NodeKeyRecord, NodeRecord, ReplicaRecord
 
 __all__ = ["MemoryReplicaState"]
 
@@ -47,6 +47,15 @@ class MemoryReplicaState:
     async def advance_node_seqs(self, items: Sequence[tuple[str, int]]) -> dict[str, str]:
         advance = self.advance_node_seq  # type: ignore[attr-defined]
         return {node_id: (await advance(node_id, seq)).value for node_id, seq in items}
+
+    async def get_node_keys(self, node_ids: Sequence[str]) -> dict[str, NodeKeyRecord]:
+        get = self.get_node_key  # type: ignore[attr-defined]
+        out = {}
+        for node_id in node_ids:
+            rec = await get(node_id)
+            if rec is not None:
+                out[node_id] = rec
+        return out
 
     async def touch_heartbeats(self, items: Sequence[tuple[str, datetime, str]]) -> None:
         for node_id, at, state in items:

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.registry import tables
-from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord
+from LLM_Mesh.registry.ports import IdempotencyRecord, NodeKeyRecord, NodeRecord, ReplicaRecord
 
 __all__ = ["SqlReplicaState", "node_from_row", "relaxed_commit"]
 
@@ -166,6 +166,18 @@ class SqlReplicaState:
                     else:
                         out[node_id] = "revoked" if known[node_id] is not None else "stale"
         return out
+
+    async def get_node_keys(self, node_ids: Sequence[str]) -> dict[str, NodeKeyRecord]:
+        """Many node keys in one query (the batcher's look-ups of keys not yet in memory)."""
+        k = tables.node_keys
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(k).where(k.c.node_id.in_(list(node_ids))))).all()
+        return {
+            r.node_id: NodeKeyRecord(
+                r.node_id, r.public_key, r.operator, int(r.last_seq), r.created_at, r.revoked_at
+            )
+            for r in rows
+        }
 
     async def touch_heartbeats(self, items: Sequence[tuple[str, datetime, str]]) -> None:
         """Many heartbeats' times and states at once (one statement on PostgreSQL)."""

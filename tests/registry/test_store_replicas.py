@@ -158,6 +158,8 @@ async def test_sequence_numbers_and_heartbeats_in_batches(store: SqlStore) -> No
     assert got == {"n1": "ok", "n2": "stale", "n3": "revoked", "ghost": "unknown"}
     key = await store.get_node_key("n1")
     assert key is not None and key.last_seq == 11
+    keys = await store.get_node_keys(["n1", "n3", "ghost"])
+    assert sorted(keys) == ["n1", "n3"] and keys["n3"].revoked_at is not None
     beat = T0 + timedelta(seconds=7)
     await store.touch_heartbeats([("n1", beat, "draining"), ("n2", beat, "online")])
     assert sorted(await store.heartbeats_since(beat)) == [
@@ -178,7 +180,8 @@ async def test_seq_batcher_answers_each_message_as_one_at_a_time_would() -> None
         batcher.advance_node_seq("nx", 50),
     )
     assert got == [SeqResult.OK, SeqResult.STALE, SeqResult.STALE, SeqResult.UNKNOWN]
-    assert (await batcher.get_node_key("n1")).last_seq == 12  # type: ignore[union-attr]
+    k1, kx = await asyncio.gather(batcher.get_node_key("n1"), batcher.get_node_key("nx"))
+    assert k1 is not None and k1.last_seq == 12 and kx is None
     writer = HeartbeatWriter(mem)
     await mem.upsert_node(_node("n1"))
     writer.touch("n1", T0 + timedelta(seconds=1), "online")
