@@ -29,7 +29,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ async def _populate(url: str, keys: list[bytes]) -> list[str]:
             "region": None, "models": [{"id": MODEL, "engine": "sim", "simulated": True}],
             "hardware": {}, "max_concurrency": 4, "max_queue": 8, "version": "0.1.0",
             "state": "online", "registered_at": now, "last_heartbeat_at": now,
-            "changed_at": now, "requests": 0, "failures": 0, "tokens_generated": 0,
+            "changed_at": now - timedelta(seconds=60), "requests": 0, "failures": 0, "tokens_generated": 0,
         })  # fmt: skip
     async with SqlStore(url) as store, store.engine.begin() as conn:
         for i in range(0, len(keys), 2000):
@@ -212,6 +212,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server_cpu_s, load_s = time.process_time() - cpu0, time.monotonic() - wall0
     stop.set()
     busy, busy_cpu = await busy_task
+    rt = app.state.runtime
+    batchers = {"seq": rt.node_auth.store, "keys": rt.node_auth.store._keys, "touch": rt.heartbeats}
+    batching = {
+        name: {"batches": b.batches, "mean_size": b.items / max(1, b.batches),
+               "ms_per_batch": b.busy_s / max(1, b.batches) * 1e3}
+        for name, b in batchers.items()
+    }  # fmt: skip
     for p in procs:
         p.join()
     server.should_exit = True
@@ -245,6 +252,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "replica_cpu_share": server_cpu_s / load_s,
         "replica_cpu_us_per_heartbeat": server_cpu_s / ok * 1e6 if ok else None,
         "heartbeats_per_replica_cpu_s": ok / server_cpu_s if server_cpu_s else None,
+        "batching": batching,
         "machine": machine_line(),
     }
 

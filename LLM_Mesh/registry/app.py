@@ -162,7 +162,9 @@ def create_registry_app(
             shared, beat, clock, wall_clock=wall_clock,
             running_s=settings.request_timeout_s + 600.0,
         )  # fmt: skip
-        node_sync = NodeSync(shared, table, routing, wall_clock=wall_clock)
+        node_sync = NodeSync(
+            shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id
+        )
     runtime = Runtime(
         settings=settings,
         store=the_store,
@@ -180,7 +182,11 @@ def create_registry_app(
         ),
         wall_clock=wall_clock,
         replicas=beat,
-        heartbeats=HeartbeatWriter(the_store) if batched else None,
+        heartbeats=(
+            HeartbeatWriter(the_store, beat.replica_id if beat is not None else None)
+            if batched
+            else None
+        ),
     )
     if settings.redis_url:  # connects on first use, inside the server's loop
         runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)

@@ -47,15 +47,23 @@ class _Batches:
         self.max_batch = max_batch
         self._queue: list[Any] = []
         self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # batches written, items in them, seconds spent writing them
+        self.items = 0
+        self.busy_s = 0.0
 
     def _kick(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            t0 = loop.time()
             await self._flush(batch)
+            self.batches += 1
+            self.items += len(batch)
+            self.busy_s += loop.time() - t0
 
     async def _flush(self, batch: list[Any]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -146,11 +154,10 @@ class _KeyLookups(_Batches):
 class HeartbeatWriter(_Batches):
     """Heartbeat times and states, written behind the answer (see the module docstring)."""
 
-    def __init__(self, store: Store, max_batch: int = 2000) -> None:
+    def __init__(self, store: Store, heard_by: str | None = None, max_batch: int = 2000) -> None:
         super().__init__(max_batch)
-        self._touch: Callable[[list[tuple[str, datetime, str]]], Awaitable[None]] = cast(
-            Any, store
-        ).touch_heartbeats
+        self._touch: Callable[..., Awaitable[None]] = cast(Any, store).touch_heartbeats
+        self.heard_by = heard_by  # this replica: its node poll skips what it wrote
         self.failed_batches = 0
 
     def touch(self, node_id: str, at: datetime, state: str) -> None:
@@ -162,7 +169,7 @@ class HeartbeatWriter(_Batches):
         for item in batch:  # one row per node: its latest
             latest[item[0]] = item
         try:
-            await self._touch(list(latest.values()))
+            await self._touch(list(latest.values()), self.heard_by)
         except Exception:
             self.failed_batches += 1
             log.exception("could not record %d heartbeats in the store", len(latest))

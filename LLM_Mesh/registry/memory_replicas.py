@@ -26,9 +26,11 @@ class MemoryReplicaState:
         self.checks: dict[str, tuple[str, datetime, datetime | None, bool | None]] = {}
         self.replicas: dict[str, ReplicaRecord] = {}
         self.request_keys: dict[str, IdempotencyRecord] = {}
+        self.heard_by: dict[str, str | None] = {}
 
     def _changed(self, node_id: str, at: datetime) -> None:
         self.changed_at[node_id] = at
+        self.heard_by.pop(node_id, None)
 
     async def nodes_changed_since(self, at: datetime) -> list[NodeRecord]:
         return [
@@ -37,11 +39,15 @@ class MemoryReplicaState:
             if self.changed_at.get(node_id) is not None and self.changed_at[node_id] >= at
         ]
 
-    async def heartbeats_since(self, at: datetime) -> list[tuple[str, str, datetime]]:
+    async def heartbeats_since(
+        self, at: datetime, *, not_by: str | None = None
+    ) -> list[tuple[str, str, datetime]]:
         return [
             (r.node_id, r.state, r.last_heartbeat_at)
             for r in self.nodes.values()
-            if r.last_heartbeat_at is not None and r.last_heartbeat_at >= at
+            if r.last_heartbeat_at is not None
+            and r.last_heartbeat_at >= at
+            and (not_by is None or self.heard_by.get(r.node_id) != not_by)
         ]
 
     async def advance_node_seqs(self, items: Sequence[tuple[str, int]]) -> dict[str, str]:
@@ -57,11 +63,14 @@ class MemoryReplicaState:
                 out[node_id] = rec
         return out
 
-    async def touch_heartbeats(self, items: Sequence[tuple[str, datetime, str]]) -> None:
+    async def touch_heartbeats(
+        self, items: Sequence[tuple[str, datetime, str]], heard_by: str | None = None
+    ) -> None:
         for node_id, at, state in items:
             rec = self.nodes.get(node_id)
             if rec is not None:
                 rec.last_heartbeat_at, rec.state = at, state
+                self.heard_by[node_id] = heard_by
 
     async def claim_health_checks(
         self, node_ids: Sequence[str], holder: str, now: datetime, until: datetime

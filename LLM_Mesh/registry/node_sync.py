@@ -8,9 +8,9 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   a node new here, or re-registered with other models, address or capacity, is put into
   the table and the router (:func:`~LLM_Mesh.registry.snapshot.entry_from_record`); a
   node that went OFFLINE (said goodbye, revoked) leaves routing;
-- nodes heard since (``nodes.last_heartbeat_at``): their heartbeat age and state here
-  follow (wall-clock age translated to this table's monotonic clock), so a node
-  heartbeating at replica A stays routable at B;
+- nodes heard since (``nodes.last_heartbeat_at``) at *other* replicas (``heard_by``):
+  their heartbeat age and state here follow (wall-clock age translated to this table's
+  monotonic clock), so a node heartbeating at replica A stays routable at B;
 - active health-check results since (``node_checks``, written by whichever replica held
   the node's lease, :class:`StoreHealthLeases`).
 
@@ -74,6 +74,7 @@ class NodeSync(Poller):
         interval_s: float = 1.0,
         overlap_s: float = 5.0,
         wall_clock: Callable[[], float] = time.time,
+        replica_id: str | None = None,
     ) -> None:
         self.store = store
         self.table = table
@@ -82,13 +83,14 @@ class NodeSync(Poller):
         self.overlap_s = overlap_s
         self._wall = wall_clock
         self._since = wall_clock()  # the lifespan loaded every stored node just before
+        self.replica_id = replica_id  # heartbeats it recorded are not read back
 
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
         started = self._wall()
         since = _utc(self._since - self.overlap_s)
         changed = await self.store.nodes_changed_since(since)
-        beats = await self.store.heartbeats_since(since)
+        beats = await self.store.heartbeats_since(since, not_by=self.replica_id)
         checks = await self.store.health_checks_since(since)
         self._since = started
         now = self._wall()

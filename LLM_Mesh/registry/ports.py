@@ -247,8 +247,11 @@ class ReplicaState(Protocol):
         """Nodes whose registration or state changed at or after ``at``."""
         ...
 
-    async def heartbeats_since(self, at: datetime) -> list[tuple[str, str, datetime]]:
-        """``(node_id, state, last_heartbeat_at)`` of nodes heard at or after ``at``."""
+    async def heartbeats_since(
+        self, at: datetime, *, not_by: str | None = None
+    ) -> list[tuple[str, str, datetime]]:
+        """``(node_id, state, last_heartbeat_at)`` of nodes heard at or after ``at``
+        (``not_by``: leave out heartbeats that replica recorded)."""
         ...
 
     async def claim_health_checks(

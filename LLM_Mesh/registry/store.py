@@ -211,6 +211,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState):
         self.url = normalize_database_url(url)
         self._echo = echo
         self._engine: AsyncEngine | None = None
+        self._batch_engine: AsyncEngine | None = None
 
     def __repr__(self) -> str:
         return f"SqlStore({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -250,9 +251,29 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState):
             raise
         self._engine = engine
 
+    @property
+    def batch_engine(self) -> AsyncEngine:
+        """The heartbeat path's batches (``heartbeat_writes.py``): on PostgreSQL a small pool
+        of autocommit connections whose commits do not wait for the disk
+        (``synchronous_commit = off``: rows rewritten every few seconds), one round trip a
+        statement, no pre-ping (a failed batch is retried once); elsewhere the engine."""
+        if self.dialect != "postgresql":
+            return self.engine
+        if self._batch_engine is None:
+            self.engine  # noqa: B018 - raises if the store is not open
+            self._batch_engine = create_async_engine(
+                self.url, echo=self._echo, pool_size=4, max_overflow=4,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"server_settings": {"synchronous_commit": "off"}},
+            )  # fmt: skip
+        return self._batch_engine
+
     async def close(self) -> None:
-        """Dispose of the engine (and its pooled connections). Idempotent."""
+        """Dispose of the engines (and their pooled connections). Idempotent."""
         engine, self._engine = self._engine, None
+        batch, self._batch_engine = self._batch_engine, None
+        if batch is not None:
+            await batch.dispose()
         if engine is not None:
             await engine.dispose()
 

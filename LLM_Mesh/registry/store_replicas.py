@@ -17,13 +17,14 @@ replicas race safely:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.registry import tables
@@ -42,6 +43,7 @@ async def relaxed_commit(conn: AsyncConnection) -> None:
         await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
+_T = TypeVar("_T")
 _CHUNK = 500  # node ids per lease statement
 
 
@@ -113,14 +115,38 @@ class SqlReplicaState:
             rows = (await conn.execute(stmt)).all()
         return [node_from_row(row) for row in rows]
 
-    async def heartbeats_since(self, at: datetime) -> list[tuple[str, str, datetime]]:
+    async def heartbeats_since(
+        self, at: datetime, *, not_by: str | None = None
+    ) -> list[tuple[str, str, datetime]]:
         n = tables.nodes
         stmt = select(n.c.node_id, n.c.state, n.c.last_heartbeat_at).where(
             n.c.last_heartbeat_at >= at
         )
+        if not_by is not None:  # what this replica wrote itself it knows already
+            stmt = stmt.where(or_(n.c.heard_by.is_(None), n.c.heard_by != not_by))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [(row.node_id, row.state, row.last_heartbeat_at) for row in rows]
+
+    @property
+    def batch_engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    async def _batched(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run one heartbeat batch: autocommit statements on PostgreSQL (each atomic on its
+        own, on the batch engine), a transaction elsewhere; a connection the server dropped
+        is replaced and the batch run once more."""
+        for attempt in (1, 2):
+            try:
+                if self.dialect != "postgresql":
+                    async with self.engine.begin() as conn:
+                        return await work(conn)
+                async with self.batch_engine.connect() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def advance_node_seqs(self, items: Sequence[tuple[str, int]]) -> dict[str, str]:
         """Many nodes' messages at once (``registry/heartbeat_writes.py``): take each
@@ -128,9 +154,9 @@ class SqlReplicaState:
         statement on PostgreSQL. Answers ``SeqResult`` values by node id; one item per node
         (the batcher keeps the highest)."""
         k = tables.node_keys
-        taken: set[str] = set()
-        async with self.engine.begin() as conn:
-            await relaxed_commit(conn)
+
+        async def work(conn: AsyncConnection) -> dict[str, str]:
+            taken: set[str] = set()
             if self.dialect == "postgresql":
                 stmt = text(
                     "UPDATE node_keys AS k SET last_seq = v.seq FROM unnest("
@@ -154,58 +180,65 @@ class SqlReplicaState:
             out = {node_id: "ok" for node_id in taken}
             missed = [node_id for node_id, _ in items if node_id not in taken]
             if missed:
-                rows = (
-                    await conn.execute(
-                        select(k.c.node_id, k.c.revoked_at).where(k.c.node_id.in_(missed))
-                    )
-                ).all()
-                known = {r.node_id: r.revoked_at for r in rows}
+                query = select(k.c.node_id, k.c.revoked_at).where(k.c.node_id.in_(missed))
+                known = {r.node_id: r.revoked_at for r in (await conn.execute(query)).all()}
                 for node_id in missed:
                     if node_id not in known:
                         out[node_id] = "unknown"
                     else:
                         out[node_id] = "revoked" if known[node_id] is not None else "stale"
-        return out
+            return out
+
+        return await self._batched(work)
 
     async def get_node_keys(self, node_ids: Sequence[str]) -> dict[str, NodeKeyRecord]:
         """Many node keys in one query (the batcher's look-ups of keys not yet in memory)."""
         k = tables.node_keys
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(k).where(k.c.node_id.in_(list(node_ids))))).all()
-        return {
-            r.node_id: NodeKeyRecord(
-                r.node_id, r.public_key, r.operator, int(r.last_seq), r.created_at, r.revoked_at
-            )
-            for r in rows
-        }
 
-    async def touch_heartbeats(self, items: Sequence[tuple[str, datetime, str]]) -> None:
-        """Many heartbeats' times and states at once (one statement on PostgreSQL)."""
+        async def work(conn: AsyncConnection) -> dict[str, NodeKeyRecord]:
+            query = select(k).where(k.c.node_id.in_(list(node_ids)))
+            return {
+                r.node_id: NodeKeyRecord(
+                    r.node_id, r.public_key, r.operator, int(r.last_seq), r.created_at,
+                    r.revoked_at,
+                )
+                for r in (await conn.execute(query)).all()
+            }  # fmt: skip
+
+        return await self._batched(work)
+
+    async def touch_heartbeats(
+        self, items: Sequence[tuple[str, datetime, str]], heard_by: str | None = None
+    ) -> None:
+        """Many heartbeats' times and states at once (one statement on PostgreSQL), heard by
+        the replica ``heard_by``."""
         n = tables.nodes
-        async with self.engine.begin() as conn:
-            await relaxed_commit(conn)
+
+        async def work(conn: AsyncConnection) -> None:
             if self.dialect == "postgresql":
                 stmt = text(
-                    "UPDATE nodes AS n SET last_heartbeat_at = v.at, state = v.state FROM unnest("
+                    "UPDATE nodes AS n SET last_heartbeat_at = v.at, state = v.state, "
+                    "heard_by = CAST(:by AS varchar) FROM unnest("
                     "CAST(:ids AS varchar[]), CAST(:ats AS timestamptz[]), "
                     "CAST(:states AS varchar[])) AS v(node_id, at, state) "
                     "WHERE n.node_id = v.node_id"
                 )
+                params = {
+                    "ids": [i for i, _, _ in items],
+                    "ats": [a for _, a, _ in items],
+                    "states": [st for _, _, st in items],
+                    "by": heard_by,
+                }
+                await conn.execute(stmt, params)
+                return
+            for node_id, at, state in items:
                 await conn.execute(
-                    stmt,
-                    {
-                        "ids": [i for i, _, _ in items],
-                        "ats": [a for _, a, _ in items],
-                        "states": [st for _, _, st in items],
-                    },
+                    update(n)
+                    .where(n.c.node_id == node_id)
+                    .values(last_heartbeat_at=at, state=state, heard_by=heard_by)
                 )
-            else:
-                for node_id, at, state in items:
-                    await conn.execute(
-                        update(n)
-                        .where(n.c.node_id == node_id)
-                        .values(last_heartbeat_at=at, state=state)
-                    )
+
+        await self._batched(work)
 
     # -- health-check leases ------------------------------------------------------------
 

@@ -126,6 +126,7 @@ nodes = Table(
     Column("tokens_generated", BigInteger(), nullable=False, server_default="0"),
     # migration 0008: when the registration or state last changed (replicas poll it)
     Column("changed_at", UTCDateTime(), nullable=True),
+    Column("heard_by", String(64), nullable=True),  # the replica that got the last heartbeat
     Index("ix_nodes_changed_at", "changed_at"),
     Index("ix_nodes_last_heartbeat_at", "last_heartbeat_at"),
 )

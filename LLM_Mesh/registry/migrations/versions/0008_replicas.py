@@ -21,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("nodes") as batch:
         batch.add_column(sa.Column("changed_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("heard_by", sa.String(64), nullable=True))
     op.create_index("ix_nodes_changed_at", "nodes", ["changed_at"])
     op.create_index("ix_nodes_last_heartbeat_at", "nodes", ["last_heartbeat_at"])
     op.create_table(
@@ -71,4 +72,5 @@ def downgrade() -> None:
     op.drop_index("ix_nodes_last_heartbeat_at", table_name="nodes")
     op.drop_index("ix_nodes_changed_at", table_name="nodes")
     with op.batch_alter_table("nodes") as batch:
+        batch.drop_column("heard_by")
         batch.drop_column("changed_at")
