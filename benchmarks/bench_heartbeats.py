@@ -157,6 +157,33 @@ async def _pick_times(routing: Any, stop: asyncio.Event) -> tuple[list[float], l
     return sorted(wall), sorted(cpu)
 
 
+async def _isolated_batches(store: Any, keys: list[bytes], n: int = 400) -> dict[str, float]:
+    """Median ms of one batch of ``n`` nodes for each batched statement, no load: what the
+    database side costs, apart from the replica's loop and the box's other work."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from LLM_Mesh.core.identity import node_id_for, public_key_of
+
+    ids = [node_id_for(public_key_of(Ed25519PrivateKey.from_private_bytes(k))) for k in keys[:n]]
+    out: dict[str, float] = {}
+    base = int(time.time() * 1e6)
+    steps = {
+        "seq": lambda r: store.advance_node_seqs([(i, base + r) for i in ids]),
+        "keys": lambda r: store.get_node_keys(ids),
+        "touch": lambda r: store.touch_heartbeats(
+            [(i, datetime.now(timezone.utc), "online") for i in ids], None
+        ),
+    }
+    for name, step in steps.items():
+        times = []
+        for r in range(7):
+            t0 = time.perf_counter()
+            await step(r)
+            times.append((time.perf_counter() - t0) * 1e3)
+        out[f"{name}_{n}_ms"] = sorted(times)[3]
+    return out
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import uvicorn
 
@@ -188,6 +215,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     routing = app.state.runtime.routing
     print(f"registry up with {len(app.state.runtime.table)} nodes", flush=True)
 
+    iso = await _isolated_batches(app.state.runtime.store, keys)
     stop = asyncio.Event()
     idle_task = asyncio.create_task(_pick_times(routing, stop))
     await asyncio.sleep(3)
@@ -253,6 +281,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "replica_cpu_us_per_heartbeat": server_cpu_s / ok * 1e6 if ok else None,
         "heartbeats_per_replica_cpu_s": ok / server_cpu_s if server_cpu_s else None,
         "batching": batching,
+        "isolated_batch_median": iso,
         "machine": machine_line(),
     }
 
