@@ -242,3 +242,24 @@ def test_anonymous_rpm_and_api_key_from_env() -> None:
             Settings.from_env({"LLM_MESH_ANONYMOUS_RPM": bad})
     assert Settings.from_env({"LLM_MESH_API_KEY": " lmk_x "}).api_key == "lmk_x"
     assert "lmk_x" not in repr(Settings.from_env({"LLM_MESH_API_KEY": "lmk_x"}))
+
+
+def test_several_registry_urls_from_env_flags_and_replace() -> None:
+    from dataclasses import replace
+
+    s = Settings.from_env({"LLM_MESH_REGISTRY_URL": "http://a:1/, http://b:2 ,,"})
+    assert s.registry_url == "http://a:1" and s.registry_urls == ("http://a:1", "http://b:2")
+    flag = Settings.from_env(
+        {"LLM_MESH_REGISTRY_URL": "http://a:1,http://b:2"}, registry_url="http://c"
+    )
+    assert flag.registry_urls == ("http://c",)  # a flag's list replaces the env's
+    assert replace(s, registry_url="http://x,http://y").registry_urls == ("http://x", "http://y")
+    assert replace(s, registry_url="http://z").registry_urls == ("http://z",)
+    assert Settings().registry_urls == ("http://127.0.0.1:8800",)
+
+
+def test_redis_url_from_env() -> None:
+    assert Settings.from_env({}).redis_url is None
+    assert Settings.from_env({"LLM_MESH_REDIS_URL": " redis://r:6379/0 "}).redis_url == (
+        "redis://r:6379/0"
+    )
