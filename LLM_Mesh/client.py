@@ -11,12 +11,22 @@ API key is given (``llm-mesh ask --api-key``, ``$LLM_MESH_API_KEY``), and no
 
 The caller may pass its own ``httpx.AsyncClient`` (one per process, as the
 house style wants); otherwise the client owns one and closes it in ``aclose``.
+
+**Several gateways** (replicas: ``base_url`` a list, or ``"URL,URL,..."`` as
+``$LLM_MESH_REGISTRY_URL`` and ``--registry`` take it): the client uses one at a time
+and moves to the next when it cannot connect, the connection breaks before an answer,
+or the answer is 5xx, and stays with the one that answered. An OpenAI call then always
+carries a request id (``X-Request-Id``: the caller's, else one made per call), the same
+on every gateway it tries, so the gateways run it at most once: a duplicate is
+replayed, or refused 409 ``duplicate_request`` when it may already have run. A stream
+moves only before its first event.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -45,12 +55,34 @@ def raise_for_error(response: httpx.Response) -> None:
     raise error_from_payload(response.status_code, payload)
 
 
+def gateway_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
+    """``"URL,URL"`` or a list of URLs → the URLs, trailing ``/`` dropped."""
+    parts = base_url.split(",") if isinstance(base_url, str) else list(base_url)
+    urls = tuple(u.strip().rstrip("/") for u in parts if u.strip())
+    if not urls:
+        raise ValueError("no gateway URL given")
+    return urls
+
+
+def new_request_id() -> str:
+    return "req-" + uuid.uuid4().hex
+
+
+class _Retry(Exception):
+    """This gateway failed in a way another one may not: try the next."""
+
+    def __init__(self, error: MeshError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class MeshClient:
-    """Talks to one registry + gateway at ``base_url`` (e.g. ``http://127.0.0.1:8800``)."""
+    """Talks to a registry + gateway at ``base_url`` (e.g. ``http://127.0.0.1:8800``), or to
+    the first of several that answers (see the module docstring)."""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
@@ -58,7 +90,9 @@ class MeshClient:
         api_key: str | None = None,
         ca_file: str | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = gateway_urls(base_url)
+        self._current = 0
+        self.failovers = 0  # times a call moved to another gateway
         self._admin_key = admin_key
         self._api_key = api_key
         self._owned = http_client is None
@@ -77,21 +111,67 @@ class MeshClient:
         if self._owned:
             await self._http.aclose()
 
+    @property
+    def base_url(self) -> str:
+        """The gateway in use now."""
+        return self.base_urls[self._current]
+
+    def _order(self) -> list[int]:
+        n = len(self.base_urls)
+        return [(self._current + i) % n for i in range(n)]
+
+    async def _each(self, call: Any) -> Any:
+        """``await call(base_url)`` on the gateways in turn until one does not ask to retry."""
+        last: MeshError | None = None
+        for i in self._order():
+            try:
+                result = await call(self.base_urls[i])
+            except _Retry as exc:
+                last = exc.error
+                if i != self._order()[-1]:
+                    self.failovers += 1
+                continue
+            self._current = i
+            return result
+        assert last is not None
+        raise last
+
     async def _request(self, method: str, path: str, **kw: Any) -> Any:
-        try:
-            r = await self._http.request(method, self.base_url + path, **kw)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise _unreachable(self.base_url, exc) from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"the registry at {self.base_url} timed out on {path}") from exc
-        except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"the connection to {self.base_url} failed on {path}: {type(exc).__name__}: {exc}"
-            ) from exc
-        raise_for_error(r)
-        if r.status_code == 204 or not r.content:
-            return None
-        return r.json()
+        many = len(self.base_urls) > 1
+        headers = kw.get("headers") or {}
+        # a retry elsewhere is safe for reads and for calls carrying a request id
+        retry_sent = many and (method == "GET" or "X-Request-Id" in headers)
+
+        async def once(base: str) -> Any:
+            try:
+                r = await self._http.request(method, base + path, **kw)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if many:
+                    raise _Retry(_unreachable(base, exc)) from exc
+                raise _unreachable(base, exc) from exc
+            except httpx.TimeoutException as exc:
+                error = UpstreamError(f"the registry at {base} timed out on {path}")
+                if retry_sent:
+                    raise _Retry(error) from exc
+                raise error from exc
+            except httpx.TransportError as exc:
+                error = UpstreamError(
+                    f"the connection to {base} failed on {path}: {type(exc).__name__}: {exc}"
+                )
+                if retry_sent:
+                    raise _Retry(error) from exc
+                raise error from exc
+            if r.status_code >= 500 and retry_sent:
+                try:
+                    raise_for_error(r)
+                except MeshError as exc:
+                    raise _Retry(exc) from exc
+            raise_for_error(r)
+            if r.status_code == 204 or not r.content:
+                return None
+            return r.json()
+
+        return await self._each(once)
 
     # --- registry -----------------------------------------------------------------
 
@@ -133,6 +213,8 @@ class MeshClient:
     # --- OpenAI API -----------------------------------------------------------------
 
     def _v1_headers(self, request_id: str | None) -> dict[str, str]:
+        if not request_id and len(self.base_urls) > 1:
+            request_id = new_request_id()  # the same id on every gateway tried
         headers = {"X-Request-Id": request_id} if request_id else {}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -163,46 +245,69 @@ class MeshClient:
         ``{"object": "mesh.headers", "headers": {...}}``.
         """
         headers = self._v1_headers(request_id)
-        try:
-            async with self._http.stream(
-                "POST", self.base_url + path, json={**body, "stream": True}, headers=headers
-            ) as r:
-                if r.status_code >= 400:
-                    await r.aread()
-                    raise_for_error(r)
-                yield {
-                    "object": "mesh.headers",
-                    "headers": {
-                        k: v for k, v in r.headers.items() if k.lower().startswith("x-mesh-")
-                    },
-                }
-                async for line in r.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    chunk = json.loads(data)
-                    if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
-                        raise error_from_payload(502, chunk)
-                    yield chunk
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise _unreachable(self.base_url, exc) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise UpstreamError(f"the stream from {self.base_url} was cut: {exc}") from exc
+        many = len(self.base_urls) > 1
+        started = False
+        for i in self._order():
+            base = self.base_urls[i]
+            last = i == self._order()[-1]
+            try:
+                async with self._http.stream(
+                    "POST", base + path, json={**body, "stream": True}, headers=headers
+                ) as r:
+                    if r.status_code >= 400:
+                        await r.aread()
+                        if r.status_code >= 500 and many and not last:
+                            self.failovers += 1
+                            continue
+                        raise_for_error(r)
+                    self._current = i
+                    started = True
+                    yield {
+                        "object": "mesh.headers",
+                        "headers": {
+                            k: v for k, v in r.headers.items() if k.lower().startswith("x-mesh-")
+                        },
+                    }
+                    async for line in r.aiter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            return
+                        chunk = json.loads(data)
+                        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                            raise error_from_payload(502, chunk)
+                        yield chunk
+                    return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if started or not many or last:
+                    raise _unreachable(base, exc) from exc
+                self.failovers += 1
+            except httpx.TransportError as exc:
+                if started or not many or last:
+                    raise UpstreamError(f"the stream from {base} was cut: {exc}") from exc
+                self.failovers += 1
 
 
 def fetch_json_sync(
-    base_url: str, path: str, timeout: float = 5.0, *, ca_file: str | None = None
+    base_url: str | Sequence[str], path: str, timeout: float = 5.0, *, ca_file: str | None = None
 ) -> Any:
-    """A blocking GET for the few synchronous seed calls (``get_model_info``)."""
-    try:
-        r = httpx.get(
-            base_url.rstrip("/") + path, timeout=timeout, verify=client_ssl_context(ca_file)
-        )
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise _unreachable(base_url, exc) from exc
-    except httpx.HTTPError as exc:
-        raise MeshError(f"request to {base_url}{path} failed: {exc}") from exc
-    raise_for_error(r)
-    return r.json()
+    """A blocking GET for the few synchronous seed calls (``get_model_info``); with several
+    gateways, the first that answers (below 500)."""
+    urls = gateway_urls(base_url)
+    for n, base in enumerate(urls, 1):
+        try:
+            r = httpx.get(base + path, timeout=timeout, verify=client_ssl_context(ca_file))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if n < len(urls):
+                continue
+            raise _unreachable(base, exc) from exc
+        except httpx.HTTPError as exc:
+            if n < len(urls):
+                continue
+            raise MeshError(f"request to {base}{path} failed: {exc}") from exc
+        if r.status_code >= 500 and n < len(urls):
+            continue
+        raise_for_error(r)
+        return r.json()
+    raise MeshError("no gateway URL given")  # pragma: no cover - gateway_urls refuses none

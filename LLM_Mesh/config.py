@@ -6,7 +6,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | setting              | env                      | default                      |
 |----------------------|--------------------------|------------------------------|
 | home                 | LLM_MESH_HOME            | ~/.llm-mesh                  |
-| registry_url         | LLM_MESH_REGISTRY_URL    | http://127.0.0.1:8800        |
+| registry_url         | LLM_MESH_REGISTRY_URL    | http://127.0.0.1:8800 (``URL,URL,...``: several replicas, tried in turn; ``registry_urls`` holds them all) |
 | database_url         | LLM_MESH_DATABASE_URL    | sqlite+aiosqlite:///HOME/registry.db |
 | heartbeat_interval_s | LLM_MESH_HEARTBEAT_S     | 10                           |
 | missed_heartbeats    | LLM_MESH_MISSED_HEARTBEATS | 3                          |
@@ -43,6 +43,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
 | log_format           | LLM_MESH_LOG_FORMAT      | text (``text`` or ``json``: JSON lines) |
 | log_requests         | LLM_MESH_LOG_REQUESTS    | true (one INFO line per request: id, node, model, status, timings) |
+| redis_url            | LLM_MESH_REDIS_URL       | none: rate-limit buckets per process (set: shared by every replica) |
 """
 
 from __future__ import annotations
@@ -157,10 +158,17 @@ def _limits(env: Mapping[str, str]) -> RequestLimits:
     )
 
 
+def split_urls(value: str) -> tuple[str, ...]:
+    """``"URL,URL,..."`` → the URLs, trailing ``/`` dropped, empty parts left out."""
+    return tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path.home() / ".llm-mesh")
+    # the first registry URL; ``registry_urls``: all of them, in the order tried
     registry_url: str = DEFAULT_REGISTRY_URL
+    registry_urls: tuple[str, ...] = ()
     database_url: str | None = None
     heartbeat_interval_s: float = 10.0
     missed_heartbeats: int = 3
@@ -196,6 +204,14 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"  # "text" | "json" (JSON lines)
     log_requests: bool = True
+    # shared rate-limit buckets for replicas (registry/redis_limits.py); None: per process
+    redis_url: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        urls = split_urls(self.registry_url) or (DEFAULT_REGISTRY_URL,)
+        if len(urls) > 1 or not self.registry_urls or self.registry_urls[0] != urls[0]:
+            object.__setattr__(self, "registry_urls", urls)  # a list given, or a new first URL
+        object.__setattr__(self, "registry_url", urls[0])
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -231,10 +247,12 @@ class Settings:
             metrics_token=(env.get("LLM_MESH_METRICS_TOKEN") or "").strip() or None,
             log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
             log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
+            redis_url=(env.get("LLM_MESH_REDIS_URL") or "").strip() or None,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
-        if isinstance(clean.get("registry_url"), str):
-            clean["registry_url"] = clean["registry_url"].rstrip("/")
+        if isinstance(clean.get("registry_url"), str):  # a flag's list replaces the env's
+            clean["registry_urls"] = split_urls(clean["registry_url"])
+            clean["registry_url"] = ",".join(clean["registry_urls"])
         if clean.get("anonymous_rpm") == 0:  # a flag's 0: no limit
             clean["anonymous_rpm"] = None
         if "log_format" in clean:

@@ -144,11 +144,13 @@ class DistributedModelRegistry:
 
     @property
     def registry_url(self) -> str:
+        """The registry + gateway URL, or several as ``"URL,URL,..."`` (replicas: the client
+        fails over between them, ``LLM_Mesh/client.py``)."""
         if self._registry_url:
             return self._registry_url.rstrip("/")
         if self._settings is None:
             self._settings = Settings.from_env()
-        return self._settings.registry_url
+        return ",".join(self._settings.registry_urls)
 
     @property
     def api_key(self) -> str | None:

@@ -173,6 +173,15 @@ class UnknownNode(MeshError):
     code = "unknown_node"
 
 
+class DuplicateRequest(MeshError):
+    """A request id already ran, or runs now, and cannot be replayed (a stream, an answer too
+    large to keep, or one lost with the replica that ran it): it is never executed twice."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "duplicate_request"
+
+
 class Unauthorized(MeshError):
     """The request does not prove who sent it (signature, credential, freshness)."""
 
@@ -267,6 +276,7 @@ _BY_CODE: dict[str, type[MeshError]] = {
         Overloaded,
         RateLimited,
         UnknownNode,
+        DuplicateRequest,
         Unauthorized,
         BadSignature,
         StaleMessage,
@@ -326,4 +336,6 @@ def error_from_payload(status: int, payload: Any) -> MeshError:
         }.get(status, UpstreamError)
         if cls in (ModelUnavailable, Overloaded):
             return cls(message)
+    if cls is DuplicateRequest:
+        return DuplicateRequest(message, param=err.get("param"), reason=err.get("reason"))
     return cls(message, param=err.get("param"))

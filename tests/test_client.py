@@ -384,3 +384,105 @@ def test_the_seed_registry_sends_the_environments_key() -> None:
     assert reg.api_key == "lmk_env"
     assert DistributedModelRegistry(Settings.from_env({}), api_key="lmk_arg").api_key == "lmk_arg"
     assert DistributedModelRegistry(Settings.from_env({})).api_key is None
+
+
+# --- several gateways (replicas) ------------------------------------------------------
+
+CHAT_ANSWER = {"id": "c", "object": "chat.completion", "choices": [], "mesh": {}}
+
+
+class Gateways:
+    """Gateways by host: ``mode[host]`` is ok | refuse | reset | 503 | 409."""
+
+    def __init__(self, **mode: str) -> None:
+        self.mode = mode
+        self.seen: list[tuple[str, str | None]] = []  # (host, X-Request-Id)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        self.seen.append((host, request.headers.get("x-request-id")))
+        mode = self.mode[host]
+        if mode == "refuse":
+            raise httpx.ConnectError("Connection refused", request=request)
+        if mode == "reset":  # the replica died after the request went out
+            raise httpx.ReadError("Connection reset by peer", request=request)
+        if mode == "503":
+            return httpx.Response(503, json={"error": {"message": "x", "code": "upstream"}})
+        if mode == "409":
+            err = {"message": "may have run", "code": "duplicate_request", "reason": "owner_lost"}
+            return httpx.Response(409, json={"error": err})
+        if request.url.path == "/mesh/models":
+            return httpx.Response(200, json={"models": [{"id": host}]})
+        if json.loads(request.content).get("stream"):
+            body = sse({"choices": [{"delta": {"content": host}}]})
+            return httpx.Response(200, content=body, headers={"x-mesh-node": "n"})
+        return httpx.Response(200, json={**CHAT_ANSWER, "id": host})
+
+
+def many(gw: Gateways, urls: str = "http://a.test, http://b.test/") -> MeshClient:
+    return MeshClient(urls, http_client=httpx.AsyncClient(transport=httpx.MockTransport(gw)))
+
+
+async def test_a_dead_gateway_is_skipped_and_the_next_one_kept() -> None:
+    gw = Gateways(**{"a.test": "refuse", "b.test": "ok"})
+    c = many(gw)
+    assert c.base_urls == ("http://a.test", "http://b.test")
+    assert (await c.models())[0]["id"] == "b.test"
+    assert (await c.chat({"model": "m", "messages": []}))["id"] == "b.test"
+    assert c.base_url == "http://b.test" and c.failovers == 1  # b kept: a not tried again
+    assert [h for h, _ in gw.seen] == ["a.test", "b.test", "b.test"]
+    rid = gw.seen[-1][1]
+    assert rid is not None and rid.startswith("req-")  # several gateways: always an id
+
+
+@pytest.mark.parametrize("failure", ["reset", "503"])
+async def test_a_request_retried_elsewhere_keeps_its_request_id(failure: str) -> None:
+    gw = Gateways(**{"a.test": failure, "b.test": "ok"})
+    c = many(gw)
+    assert (await c.chat({"model": "m", "messages": []}))["id"] == "b.test"
+    (h1, id1), (h2, id2) = gw.seen
+    assert (h1, h2) == ("a.test", "b.test") and id1 == id2 and id1
+    await c.completion({"model": "m", "prompt": "x"}, request_id="mine-1")
+    assert gw.seen[-1] == ("b.test", "mine-1")
+
+
+async def test_a_duplicate_refusal_is_the_answer_not_a_reason_to_move() -> None:
+    gw = Gateways(**{"a.test": "409", "b.test": "ok"})
+    with pytest.raises(Exception, match="may have run"):
+        await many(gw).chat({"model": "m", "messages": []}, request_id="r1")
+    assert [h for h, _ in gw.seen] == ["a.test"]
+
+
+async def test_one_gateway_posts_are_not_retried_after_the_request_went_out() -> None:
+    gw = Gateways(**{"a.test": "reset"})
+    with pytest.raises(UpstreamError):
+        await many(gw, "http://a.test").chat({"model": "m", "messages": []})
+    assert gw.seen == [("a.test", None)]  # one gateway: no id made, nothing retried
+
+
+async def test_every_gateway_down_is_unreachable() -> None:
+    gw = Gateways(**{"a.test": "refuse", "b.test": "refuse"})
+    with pytest.raises(RegistryUnreachable, match=r"b\.test"):
+        await many(gw).models()
+
+
+async def test_a_stream_moves_before_its_first_event() -> None:
+    gw = Gateways(**{"a.test": "refuse", "b.test": "ok"})
+    c = many(gw)
+    items = [x async for x in c.stream("/v1/chat/completions", {"model": "m"})]
+    assert items[0]["object"] == "mesh.headers"
+    assert items[1]["choices"][0]["delta"]["content"] == "b.test"
+    (_, id1), (_, id2) = gw.seen
+    assert id1 == id2 and id1
+
+
+def test_fetch_json_sync_tries_each_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_get(url: str, timeout: float, verify: object) -> httpx.Response:
+        req = httpx.Request("GET", url)
+        if url.startswith("http://a.test"):
+            raise httpx.ConnectError("refused", request=req)
+        return httpx.Response(200, json={"ok": url}, request=req)
+
+    monkeypatch.setattr(httpx, "get", fake_get)
+    assert fetch_json_sync("http://a.test,http://b.test", "/x") == {"ok": "http://b.test/x"}
+    assert fetch_json_sync(["http://a.test", "http://b.test"], "/y") == {"ok": "http://b.test/y"}

@@ -274,3 +274,22 @@ def test_observability_settings() -> None:
         Settings.from_env({}, log_format="yaml")
     with pytest.raises(ValueError, match="LLM_MESH_METRICS"):
         Settings.from_env({"LLM_MESH_METRICS": "maybe"})
+def test_several_registry_urls_from_env_flags_and_replace() -> None:
+    from dataclasses import replace
+
+    s = Settings.from_env({"LLM_MESH_REGISTRY_URL": "http://a:1/, http://b:2 ,,"})
+    assert s.registry_url == "http://a:1" and s.registry_urls == ("http://a:1", "http://b:2")
+    flag = Settings.from_env(
+        {"LLM_MESH_REGISTRY_URL": "http://a:1,http://b:2"}, registry_url="http://c"
+    )
+    assert flag.registry_urls == ("http://c",)  # a flag's list replaces the env's
+    assert replace(s, registry_url="http://x,http://y").registry_urls == ("http://x", "http://y")
+    assert replace(s, registry_url="http://z").registry_urls == ("http://z",)
+    assert Settings().registry_urls == ("http://127.0.0.1:8800",)
+
+
+def test_redis_url_from_env() -> None:
+    assert Settings.from_env({}).redis_url is None
+    assert Settings.from_env({"LLM_MESH_REDIS_URL": " redis://r:6379/0 "}).redis_url == (
+        "redis://r:6379/0"
+    )

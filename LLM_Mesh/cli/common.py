@@ -19,7 +19,12 @@ HomeOpt = Annotated[
     typer.Option("--home", help="State directory [env LLM_MESH_HOME, default ~/.llm-mesh]"),
 ]
 RegistryOpt = Annotated[
-    str | None, typer.Option("--registry", help="Registry URL [env LLM_MESH_REGISTRY_URL]")
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Registry URL, or several replicas as URL,URL,... (tried in turn) "
+        "[env LLM_MESH_REGISTRY_URL]",
+    ),
 ]
 
 RegistryCaOpt = Annotated[

@@ -198,6 +198,13 @@ def registry_serve(
             "[env LLM_MESH_ANONYMOUS_RPM, default 60]",
         ),
     ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Redis for rate-limit buckets shared by every replica, e.g. "
+            "redis://127.0.0.1:6379/0 [env LLM_MESH_REDIS_URL; default: per process]",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None, typer.Option(help="Serve https with this PEM certificate (with --tls-key)")
     ] = None,
@@ -227,6 +234,7 @@ def registry_serve(
             private_node_origins=tuple(allow_private_node) if allow_private_node else None,
             anonymous_rpm=anonymous_rpm,
             require_tls=True if require_tls else None,
+            redis_url=redis_url,
             **_observability(log_format, metrics_public, no_metrics),
         )
     except ValueError as exc:
@@ -280,7 +288,7 @@ def ask(
     try:
         asyncio.run(
             ask_once(
-                console, settings.registry_url, prompt, model=model, task=task, stream=stream, chat=chat,
+                console, ",".join(settings.registry_urls), prompt, model=model, task=task, stream=stream, chat=chat,
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
                 api_key=settings.api_key,
                 settings=settings,
@@ -310,7 +318,7 @@ def models(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> N
 
     settings = _settings(registry=registry, registry_ca=_ca(registry_ca))
     try:
-        data = fetch_json_sync(settings.registry_url, "/mesh/models", ca_file=settings.registry_ca)
+        data = fetch_json_sync(settings.registry_urls, "/mesh/models", ca_file=settings.registry_ca)
     except MeshError as exc:
         raise _fail(exc) from exc
     console.print(render.models_table(data["models"]))

@@ -130,7 +130,11 @@ def node_start(
     if config is None and not no_config and (settings.home / "node.toml").exists():
         config = settings.home / "node.toml"
     try:
-        cfg = load_node_config(config) if config else NodeConfig(registry_url=settings.registry_url)
+        cfg = (
+            load_node_config(config)
+            if config
+            else NodeConfig(registry_url=",".join(settings.registry_urls))
+        )
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
     if config is not None:

@@ -171,6 +171,12 @@ class Router:
             st.uptime = uptime
         self._refresh(st)
 
+    def heard(self, node_id: str, at: float) -> None:
+        """The node was heard from at ``at`` through another replica (no load report)."""
+        st = self._nodes.get(node_id)
+        if st is not None and at > st.hb_at:
+            st.hb_at = at
+
     def node(self, node_id: str) -> NodeStats | None:
         return self._nodes.get(node_id)
 

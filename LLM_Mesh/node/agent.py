@@ -16,6 +16,15 @@ registration also carries the operator token. A 401/403 answer (bad token,
 revoked key, clock off by more than two minutes) is logged with the registry's
 message and retried with the growing delay.
 
+**Several registries** (replicas of one network: ``--registry URL,URL,...``, node.toml
+``registry_url``, ``$LLM_MESH_REGISTRY_URL``): the agent talks to one at a time and
+stays with it while it answers. A registry that cannot be reached, times out or answers
+5xx is left for the next one in the list at once, for the same message (signed anew: a
+new sequence number, so a replica that did take the first one does not refuse it as a
+replay); a 4xx answer is the network's answer and is not retried elsewhere. Replicas
+share the store, so a node registered at one is known to all; a 404 ``unknown_node``
+from the new one means re-register there.
+
 ``sleep`` is injectable; :meth:`NodeAgent.step` runs one iteration so tests
 drive the loop without sockets or real time.
 """
@@ -26,7 +35,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +78,7 @@ class NodeAgent:
         self,
         *,
         client: httpx.AsyncClient,
-        registry_url: str,
+        registry_url: str | Sequence[str],
         node_id: str,
         registration: Callable[[], NodeRegistration],
         heartbeat: Callable[[], Heartbeat],
@@ -86,7 +95,12 @@ class NodeAgent:
         self._on_accepted = on_accepted
         self._signer = signer
         self._operator_token = operator_token
-        self.registry_url = registry_url.rstrip("/")
+        urls = [registry_url] if isinstance(registry_url, str) else list(registry_url)
+        self.registry_urls = [u.strip().rstrip("/") for u in urls if u.strip()]
+        if not self.registry_urls:
+            raise ValueError("a node agent needs at least one registry URL")
+        self._current = 0
+        self.failovers = 0
         self.node_id = node_id
         self._registration = registration
         self._heartbeat = heartbeat
@@ -112,18 +126,49 @@ class NodeAgent:
             headers[HDR_OPERATOR_TOKEN] = self._operator_token
         return headers
 
+    @property
+    def registry_url(self) -> str:
+        """The registry the agent talks to now."""
+        return self.registry_urls[self._current]
+
+    def _next_registry(self, why: str) -> None:
+        self._current = (self._current + 1) % len(self.registry_urls)
+        self.failovers += 1
+        log.warning("%s; trying %s", why, self.registry_url)
+
+    async def _post(
+        self, path: str, kind: MessageKind, body: bytes, timeout: float
+    ) -> httpx.Response | str:
+        """POST (or DELETE, for an empty deregistration) to the registries in turn, from
+        the current one; the first answer below 500, else the last failure as a message."""
+        failure = ""
+        for _ in range(len(self.registry_urls)):
+            url = self.registry_url + path
+            try:
+                if kind is MessageKind.DEREGISTER:
+                    r = await self._client.delete(
+                        url, headers=self._signed(kind, body), timeout=timeout
+                    )
+                else:
+                    r = await self._client.post(
+                        url, content=body, headers=self._signed(kind, body), timeout=timeout
+                    )
+            except httpx.HTTPError as exc:
+                failure = f"registry unreachable at {self.registry_url}: {exc!r}"
+            else:
+                if r.status_code < 500 or len(self.registry_urls) == 1:
+                    return r
+                failure = f"registry {self.registry_url} answered HTTP {r.status_code}"
+            if len(self.registry_urls) > 1:
+                self._next_registry(failure)
+        return failure
+
     async def register(self) -> bool:
-        """One registration attempt; True when the registry accepted it."""
+        """One registration attempt (each registry once, if need be); True when accepted."""
         body = _json(self._registration().model_dump(mode="json"))
-        try:
-            r = await self._client.post(
-                f"{self.registry_url}/mesh/nodes",
-                content=body,
-                headers=self._signed(MessageKind.REGISTER, body),
-                timeout=self._timeout,
-            )
-        except httpx.HTTPError as exc:
-            return self._failed(f"registry unreachable at {self.registry_url}: {exc!r}")
+        r = await self._post("/mesh/nodes", MessageKind.REGISTER, body, self._timeout)
+        if isinstance(r, str):
+            return self._failed(r)
         if r.status_code >= 400:
             return self._failed(f"registration refused: HTTP {r.status_code} {r.text[:200]}")
         self.registered = True
@@ -165,15 +210,11 @@ class NodeAgent:
     async def send_heartbeat(self) -> bool:
         """One heartbeat; a 404 ``unknown_node`` marks the node unregistered."""
         body = _json(self._heartbeat().model_dump(mode="json"))
-        try:
-            r = await self._client.post(
-                f"{self.registry_url}/mesh/nodes/{self.node_id}/heartbeat",
-                content=body,
-                headers=self._signed(MessageKind.HEARTBEAT, body),
-                timeout=self._timeout,
-            )
-        except httpx.HTTPError as exc:
-            return self._failed(f"heartbeat failed: {exc!r}")
+        r = await self._post(
+            f"/mesh/nodes/{self.node_id}/heartbeat", MessageKind.HEARTBEAT, body, self._timeout
+        )
+        if isinstance(r, str):
+            return self._failed(f"heartbeat failed: {r}")
         if r.status_code == 404:
             self.registered = False
             return self._failed("the registry does not know this node: re-registering")
@@ -281,14 +322,11 @@ class NodeAgent:
         return data
 
     async def deregister(self) -> bool:
-        try:
-            r = await self._client.delete(
-                f"{self.registry_url}/mesh/nodes/{self.node_id}",
-                headers=self._signed(MessageKind.DEREGISTER, b""),
-                timeout=self._deregister_timeout,
-            )
-        except httpx.HTTPError as exc:
-            return self._failed(f"deregistration failed: {exc!r}")
+        r = await self._post(
+            f"/mesh/nodes/{self.node_id}", MessageKind.DEREGISTER, b"", self._deregister_timeout
+        )
+        if isinstance(r, str):
+            return self._failed(f"deregistration failed: {r}")
         self.registered = False
         return r.status_code < 400 or r.status_code == 404
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import tomli_w
 
-from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings
+from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings, split_urls
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,7 +55,8 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_NODE_PORT
     public_url: str | None = None
-    registry_url: str | None = None  # None: the settings' registry
+    # None: the settings' registry; "URL,URL,..." (or a TOML list): replicas, tried in turn
+    registry_url: str | None = None
     register: bool = True  # False: serve standalone, no registry
     region: str | None = None
     engine: str = "llama-cpp"
@@ -144,7 +145,16 @@ class NodeConfig:
         return f"{scheme}://{host}:{self.port}"
 
     def effective_registry_url(self, settings: Settings) -> str:
-        return (self.registry_url or settings.registry_url).rstrip("/")
+        """The first registry URL (see :meth:`effective_registry_urls`)."""
+        return self.effective_registry_urls(settings)[0]
+
+    def effective_registry_urls(self, settings: Settings) -> tuple[str, ...]:
+        """Every registry URL the node may use, in the order it tries them."""
+        if self.registry_url:
+            urls = split_urls(self.registry_url)
+            if urls:
+                return urls
+        return settings.registry_urls
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML keys (``None`` values left out: TOML has no null)."""
@@ -191,6 +201,8 @@ def load_node_config(path: Path | str) -> NodeConfig:
         raise ValueError(f"{p}: unknown keys {', '.join(unknown)}")
     if "models" in data and isinstance(data["models"], str):
         data["models"] = [data["models"]]
+    if isinstance(data.get("registry_url"), list):  # registry_url = ["URL", "URL"]
+        data["registry_url"] = ",".join(str(u) for u in data["registry_url"])
     try:
         return NodeConfig(**data)
     except TypeError as exc:

@@ -240,7 +240,7 @@ class NodeService:
         if self.config.register:
             self.agent = NodeAgent(
                 client=self.http_client,
-                registry_url=self.config.effective_registry_url(self.settings),
+                registry_url=self.config.effective_registry_urls(self.settings),
                 node_id=self.node_id,
                 registration=self.registration,
                 heartbeat=self.heartbeat,

@@ -24,7 +24,8 @@ is called:
    waiting keyed request first.
 
 The price estimate (NetworkTokens) will be another check after the rate limit.
-Buckets and the key cache live in this process (replicas do not share them).
+The key cache lives in this process; the buckets too, unless the gateway has a Redis URL
+(``Settings.redis_url``): then every replica shares them (:mod:`~LLM_Mesh.registry.redis_limits`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.demand import SATURATED
 from LLM_Mesh.registry.extensions import with_key_regions
 from LLM_Mesh.registry.job import Client, Job
+from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
 
 __all__ = ["ANONYMOUS_TOKEN", "LOOKUPS_PER_MIN", "AnonymousLast", "Authenticate", "RateLimit"]
@@ -102,14 +104,19 @@ class Authenticate:
 class RateLimit:
     """Check 2: the client's requests and tokens per minute (see the module docstring)."""
 
-    __slots__ = ("anonymous", "clock", "limiter")
+    __slots__ = ("anonymous", "clock", "limiter", "shared")
 
     def __init__(
-        self, limiter: RateLimiter, anonymous_rpm: int | None, clock: Callable[[], float]
+        self,
+        limiter: RateLimiter,
+        anonymous_rpm: int | None,
+        clock: Callable[[], float],
+        shared: RedisLimiter | None = None,
     ) -> None:
         self.limiter = limiter
         self.clock = clock
         self.anonymous = Limits(rpm=anonymous_rpm)
+        self.shared = shared  # every replica's buckets (Redis); None: this process's
 
     async def __call__(self, job: Job, client: Client) -> None:
         key = client.key
@@ -118,7 +125,11 @@ class RateLimit:
             return None
         scope = client.scope
         tokens = estimate_tokens(job.prompt_text, job.max_tokens) if limits.tpm else 0
-        d = self.limiter.check(scope, limits, self.clock(), tokens)
+        shared = self.shared
+        if shared is None:
+            d = self.limiter.check(scope, limits, self.clock(), tokens)
+        else:
+            d = await shared.check(scope, limits, self.clock(), tokens)
         if not d.allowed:
             who = (
                 f"API key {key.key_id}"
@@ -139,8 +150,9 @@ class RateLimit:
             )  # fmt: skip
         client.headers = d.headers
         if d.charged:
-            limiter, clock, charged = self.limiter, self.clock, d.charged
-            client.on_usage(lambda used: limiter.settle(scope, limits, clock(), charged, used))
+            settler = self.limiter if shared is None else shared
+            clock, charged = self.clock, d.charged
+            client.on_usage(lambda used: settler.settle(scope, limits, clock(), charged, used))
         return None
 
 

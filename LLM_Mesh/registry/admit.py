@@ -137,7 +137,8 @@ class _CacheHold:
 
 
 class IdempotencyCheck:
-    """A client request id runs once per gateway process (see :mod:`idempotency`), within
+    """A client request id runs once per gateway (see :mod:`idempotency`; across replicas
+    on one store: :mod:`shared_idempotency`), within
     its client's scope (API key id, else address): another client resending the same id
     runs its own request and is never handed this one's answer."""
 
@@ -160,7 +161,7 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     """The gateway's admission checks, in the order they run (see the module docstring)."""
     return [
         Authenticate(rt.keys, rt.limiter, rt.clock),
-        RateLimit(rt.limiter, rt.settings.anonymous_rpm, rt.clock),
+        RateLimit(rt.limiter, rt.settings.anonymous_rpm, rt.clock, rt.shared_limits),
         # the price estimate (NetworkTokens) goes here
         IdempotencyCheck(rt.idempotency),
         AnonymousLast(rt.routing, rt.clock),

@@ -164,7 +164,9 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
     # expiry, unless this registry's last active check of it failed (core/rewards.py)
     entry = rt.table.get(node_id)
     credit_s = 0.0 if entry is None or entry.check_failed else rt.settings.heartbeat_expiry_s
-    if not await rt.store.touch_heartbeat(
+    if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
+        rt.heartbeats.touch(node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s)
+    elif not await rt.store.touch_heartbeat(
         node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s
     ):
         raise _unknown(node_id)
@@ -207,7 +209,8 @@ async def list_mesh_models(request: Request) -> dict[str, Any]:
 async def mesh_demand(request: Request) -> dict[str, Any]:
     """Per model: requests waiting, refused in the window, nodes serving (``registry/demand.py``)."""
     rt = get_runtime(request)
-    return demand_report(rt.table, rt.routing.demand)
+    others = rt.replicas.others_demand() if rt.replicas is not None else ()
+    return demand_report(rt.table, rt.routing.demand, others)
 
 
 @router.post("/mesh/health-check")
@@ -217,7 +220,7 @@ async def health_check(request: Request) -> dict[str, Any]:
     checker = request.app.state.health
     if not isinstance(checker, HealthChecker):  # pragma: no cover - wiring bug
         raise RuntimeError("health checker missing")
-    return {"results": await checker.run_pass()}
+    return {"results": await checker.run_pass(force=True)}
 
 
 @router.get("/healthz")

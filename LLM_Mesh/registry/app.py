@@ -11,6 +11,12 @@ rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0), and 
 shutdown stops them, writes what is queued and closes what it opened. With
 ``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
 ``metrics_http.py``).
+
+A store that implements :class:`~LLM_Mesh.registry.ports.ReplicaState` (the SQL store, the
+memory store) makes this process one replica among any number on that store: its beat
+(``replicas.py``), the shared idempotency keys (``shared_idempotency.py``), the node poll
+(``node_sync.py``) and the health-check leases; ``Settings.redis_url`` shares the
+rate-limit buckets (``redis_limits.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -44,6 +51,7 @@ from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
 from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher, batches_heartbeats
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
 from LLM_Mesh.registry.ledger_api import router as ledger_router
@@ -51,14 +59,18 @@ from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
 from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
+from LLM_Mesh.registry.node_sync import NodeSync, StoreHealthLeases
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
-from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.ports import ReplicaState, Store
+from LLM_Mesh.registry.redis_limits import RedisLimiter
+from LLM_Mesh.registry.replicas import ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
+from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
 
@@ -86,6 +98,21 @@ def _ledger_engine(store: Store) -> Callable[[], Awaitable[AsyncEngine]]:
         return found
 
     return engine
+
+
+_REPLICA_METHODS = (
+    "nodes_changed_since", "heartbeats_since", "claim_health_checks", "record_health_checks",
+    "health_checks_since", "beat_replica", "live_replicas", "claim_request_key",
+    "get_request_key", "finish_request_key", "release_request_key", "purge_request_keys",
+    "drop_replicas_before",
+)  # fmt: skip
+
+
+def replica_state(store: Store) -> ReplicaState | None:
+    """The store as shared replica state, or ``None`` for a store that shares nothing."""
+    if all(callable(getattr(store, name, None)) for name in _REPLICA_METHODS):
+        return store  # type: ignore[return-value]
+    return None
 
 
 def _print_admin_key(key: str) -> None:
@@ -122,15 +149,40 @@ def create_registry_app(
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
     routing = Routing(table, clock)
-    auth = node_auth if node_auth is not None else SignedNodeAuth(the_store, wall_clock=wall_clock)
+    batched = batches_heartbeats(the_store)
+    if node_auth is not None:
+        auth = node_auth
+    else:  # heartbeats' sequence numbers taken in batches (heartbeat_writes.py)
+        seqs = cast(Store, SeqBatcher(the_store)) if batched else the_store
+        auth = SignedNodeAuth(seqs, wall_clock=wall_clock)
     revocations = RevocationWatcher(the_store, table, routing)
+    shared = replica_state(the_store)
+    beat: ReplicaBeat | None = None
+    node_sync: NodeSync | None = None
+    idempotency = IdempotencyCache(clock)
+    if shared is not None:
+        demand = routing.demand
+        beat = ReplicaBeat(
+            shared,
+            demand=lambda: demand_snapshot(
+                demand.in_flight, demand.waiting, demand.refused_counts()
+            ),
+            wall_clock=wall_clock,
+        )
+        idempotency = SharedIdempotency(
+            shared, beat, clock, wall_clock=wall_clock,
+            running_s=settings.request_timeout_s + 600.0,
+        )  # fmt: skip
+        node_sync = NodeSync(
+            shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id
+        )
     runtime = Runtime(
         settings=settings,
         store=the_store,
         table=table,
         writer=RequestWriter(the_store),
         routing=routing,
-        idempotency=IdempotencyCache(clock),
+        idempotency=idempotency,
         node_auth=auth,
         keys=KeyCache(the_store, clock),
         clock=clock,
@@ -140,12 +192,20 @@ def create_registry_app(
             resolver=resolver or system_resolver,
         ),
         wall_clock=wall_clock,
+        replicas=beat,
+        heartbeats=(
+            HeartbeatWriter(the_store, beat.replica_id if beat is not None else None)
+            if batched
+            else None
+        ),
     )
     if settings.metrics:
         metrics = GatewayMetrics(table, routing.router, routing.demand, runtime.writer)
         runtime.metrics = metrics
         routing.on_finish = metrics.attempt
     runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
+    if settings.redis_url:  # connects on first use, inside the server's loop
+        runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
     ledger_engine = _ledger_engine(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
@@ -161,6 +221,11 @@ def create_registry_app(
         interval_s=settings.health_check_interval_s,
         sweep_interval_s=settings.heartbeat_interval_s,
         timeout_s=min(10.0, max(1.0, settings.connect_timeout_s * 2)),
+        leases=(
+            None
+            if shared is None or beat is None
+            else StoreHealthLeases(shared, beat.replica_id, wall_clock)
+        ),
     )
 
     @asynccontextmanager
@@ -203,6 +268,11 @@ def create_registry_app(
                 runtime.owns_client = False
             else:
                 runtime.client, runtime.owns_client = http_client, False
+            if beat is not None:
+                await _first_beat(beat)
+                beat.start()
+            if node_sync is not None:
+                node_sync.start()
             runtime.writer.start()
             health.start()
             revocations.start()
@@ -220,6 +290,16 @@ def create_registry_app(
                 await revocations.stop()
                 await health.stop()
                 await runtime.writer.stop()
+                if runtime.heartbeats is not None:
+                    await runtime.heartbeats.flush()
+                if isinstance(runtime.idempotency, SharedIdempotency):
+                    await runtime.idempotency.flush()
+                if node_sync is not None:
+                    await node_sync.stop()
+                if beat is not None:
+                    await beat.stop()
+                if runtime.shared_limits is not None:
+                    await runtime.shared_limits.aclose()
                 if runtime.owns_client and runtime.client is not None:
                     await runtime.client.aclose()
                 runtime.client = None
@@ -237,6 +317,7 @@ def create_registry_app(
     )
     app.state.runtime = runtime
     app.state.health = health
+    app.state.node_sync = node_sync  # None for a store that shares nothing
     install_error_handlers(app)
     install_gateway(app)
     app.include_router(mesh_router)
@@ -252,6 +333,15 @@ def create_registry_app(
     if runtime.metrics is not None:
         install_metrics(app, runtime.metrics.registry, settings)
     return app
+
+
+async def _first_beat(beat: ReplicaBeat) -> None:
+    """Beat once before serving (other replicas see this one at once); a store that fails
+    now is retried by the beat's loop."""
+    try:
+        await beat.poll()
+    except Exception:
+        log.exception("replica beat failed at start; retrying in the background")
 
 
 def serve(

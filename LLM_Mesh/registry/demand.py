@@ -23,13 +23,14 @@ Per model (every catalog model, then every custom model a known node hosts)::
     nodes_serving     = healthy nodes hosting the model, loaded or able to load it
     nodes_loaded      = of those, the ones that report it loaded
 
-This process's view only: with several gateway replicas each counts its own
-refusals and in-flight requests (the heartbeat queues cover every gateway).
+With several gateway replicas on one store each counts its own refusals and in-flight
+requests and publishes them with its beat (``registry/replicas.py``, every second); the
+report adds the other live replicas' numbers (``others``) to this one's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from LLM_Mesh.core.demand import DEFAULT_BUCKET_S, DEFAULT_WINDOW_S, WindowCounter
@@ -98,18 +99,46 @@ def _decrement(counts: dict[str, int], model: str) -> None:
         counts.pop(model, None)
 
 
-def demand_report(table: NodeTable, tracker: DemandTracker) -> dict[str, Any]:
-    """``GET /mesh/demand`` (see the module docstring for what each number counts)."""
-    now = table.clock()
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _merge(
+    tracker: DemandTracker, now: float, others: Sequence[dict[str, Any]]
+) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
+    """This replica's counters plus the other replicas' published ones."""
+    in_flight, waiting = dict(tracker.in_flight), dict(tracker.waiting)
     refused = tracker.refused_counts(now)
+    for snap in others:
+        for mine, theirs in ((in_flight, snap.get("in_flight")), (waiting, snap.get("waiting"))):
+            if isinstance(theirs, dict):
+                for model, n in theirs.items():
+                    mine[str(model)] = mine.get(str(model), 0) + _count(n)
+        their_refused = snap.get("refused")
+        if isinstance(their_refused, dict):
+            for model, why in their_refused.items():
+                if isinstance(why, dict):
+                    row = refused.setdefault(str(model), {})
+                    for reason, n in why.items():
+                        row[str(reason)] = row.get(str(reason), 0) + _count(n)
+    return in_flight, waiting, refused
+
+
+def demand_report(
+    table: NodeTable, tracker: DemandTracker, others: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """``GET /mesh/demand`` (see the module docstring for what each number counts);
+    ``others``: the demand counters other live replicas published."""
+    now = table.clock()
+    in_flights, waitings, refused = _merge(tracker, now, others)
     rows: list[dict[str, Any]] = []
     for spec in offered_specs(table):
         model = spec.id
         serving = table.healthy_entries_for(model, now)
         concurrency = sum(e.max_concurrency for e in serving)
         queued = sum(e.reported_queued for e in serving)
-        in_flight = tracker.in_flight.get(model, 0)
-        at_gateway = tracker.waiting.get(model, 0)
+        in_flight = in_flights.get(model, 0)
+        at_gateway = waitings.get(model, 0)
         why = refused.get(model, {})
         rows.append(
             {

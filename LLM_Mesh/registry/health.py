@@ -14,6 +14,12 @@ nodes whose heartbeats expired out of routing (they already were by time:
 ``on_change(node_id)`` is called whenever a check or the sweep changed a
 node's liveness. 10,000 hosts answering at once take about a second a pass
 (``tests/registry/test_health.py``).
+
+With ``leases`` (replicas on one store, :class:`~LLM_Mesh.registry.node_sync.
+StoreHealthLeases`) a pass checks only the nodes whose lease this replica took (for most
+of an interval), and writes its results for the other replicas to apply: each node is
+checked once per pass across the replicas. ``POST /mesh/health-check`` (``force``) checks
+every node here and still shares the results.
 """
 
 from __future__ import annotations
@@ -22,14 +28,20 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.node_client import NodeClient, NodeTransportError
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 
 log = logging.getLogger(__name__)
+
+
+class Leases(Protocol):
+    async def claim(self, node_ids: Sequence[str], lease_s: float) -> set[str]: ...
+
+    async def record(self, results: Sequence[tuple[str, bool]]) -> None: ...
 
 
 class HealthChecker:
@@ -47,6 +59,7 @@ class HealthChecker:
         jitter: float = 0.1,
         rng: random.Random | None = None,
         on_change: Callable[[str], None] | None = None,
+        leases: Leases | None = None,
     ) -> None:
         if interval_s <= 0 or sweep_interval_s <= 0 or timeout_s <= 0 or concurrency < 1:
             raise ValueError("intervals, timeout and concurrency must be positive")
@@ -60,6 +73,7 @@ class HealthChecker:
         self.jitter = jitter
         self.concurrency = concurrency
         self._on_change = on_change
+        self.leases = leases
         self._rng = rng or random.Random()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -93,17 +107,32 @@ class HealthChecker:
             "error": error,
         }
 
-    async def run_pass(self) -> list[dict[str, Any]]:
-        """Check every node that is not OFFLINE, now; one result per node."""
+    async def run_pass(self, *, force: bool = False) -> list[dict[str, Any]]:
+        """Check every node that is not OFFLINE (with leases: whose lease this replica
+        took, unless ``force``), now; one result per node checked."""
         entries = [e for e in self.table.entries() if e.state is not NodeState.OFFLINE]
-        return await self._check_all(entries)
+        if not force:
+            entries = await self._leased(entries, self.interval_s * (1 - self.jitter) * 0.9)
+        return await self._shared(await self._check_all(entries))
 
     async def recheck_failed(self) -> list[dict[str, Any]]:
         """Check again the nodes whose last check failed (they are out of routing)."""
         entries = [
             e for e in self.table.entries() if e.check_failed and e.state is not NodeState.OFFLINE
         ]
-        return await self._check_all(entries)
+        entries = await self._leased(entries, self.sweep_interval_s * 0.9)
+        return await self._shared(await self._check_all(entries))
+
+    async def _leased(self, entries: list[NodeEntry], lease_s: float) -> list[NodeEntry]:
+        if self.leases is None or not entries:
+            return entries
+        mine = await self.leases.claim([e.node_id for e in entries], lease_s)
+        return [e for e in entries if e.node_id in mine]
+
+    async def _shared(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.leases is not None and results:
+            await self.leases.record([(str(r["node_id"]), bool(r["ok"])) for r in results])
+        return results
 
     async def _check_all(self, entries: list[NodeEntry]) -> list[dict[str, Any]]:
         self._rng.shuffle(entries)

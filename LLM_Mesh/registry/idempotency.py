@@ -28,17 +28,11 @@ from dataclasses import dataclass, field
 
 from starlette.responses import Response
 
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import DuplicateRequest
 
 __all__ = ["DuplicateRequest", "IdempotencyCache", "Stored"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # kept answers, all keys together
-
-
-class DuplicateRequest(MeshError):
-    status = 409
-    type = "invalid_request_error"
-    code = "duplicate_request"
 
 
 @dataclass(frozen=True)
@@ -69,6 +63,7 @@ class _Entry:
     result: Stored | None = None
     expires: float = float("inf")
     too_large: bool = False  # finished, but its answer was over ``max_bytes``
+    refusal: DuplicateRequest | None = None  # given to its waiters (another replica's run)
 
 
 class IdempotencyCache:
@@ -128,6 +123,8 @@ class IdempotencyCache:
             )
         if not e.done.is_set():
             await e.done.wait()
+        if e.refusal is not None:
+            raise e.refusal
         if e.too_large:
             raise DuplicateRequest(
                 f"a request with id {key!r} finished; its answer was too large to keep "
@@ -158,6 +155,24 @@ class IdempotencyCache:
                 freed += e.result.size if e.result is not None else 0
         for key in victims:
             self._pop(key)
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is here (running, or finished and not expired)."""
+        return self._get(key) is not None
+
+    def kept(self, key: str) -> tuple[Stored | None, bool] | None:
+        """A finished key's ``(answer kept, too large)``; ``None`` if not kept (or running)."""
+        e = self._entries.get(key)
+        if e is None or not e.done.is_set():
+            return None
+        return e.result, e.too_large
+
+    def refuse(self, key: str, refusal: DuplicateRequest) -> None:
+        """The running key's duplicates here get ``refusal`` (another replica holds the id)."""
+        e = self._pop(key)
+        if e is not None:
+            e.refusal = refusal
+            e.done.set()
 
     def abandon(self, key: str) -> None:
         """The request under ``key`` failed before it ran: forget it (a retry runs)."""

@@ -6,10 +6,11 @@ Same behaviour as the SQL store, kept in dicts; nothing survives the process.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 
 from LLM_Mesh.core.rewards import ModelStats, heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.memory_replicas import MemoryReplicaState
 from LLM_Mesh.registry.ports import (
     ApiKeyRecord,
     NodeKeyRecord,
@@ -24,10 +25,11 @@ def _ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
-class MemoryStore:
+class MemoryStore(MemoryReplicaState):
     """Nodes and requests in memory. ``requests`` holds every recorded request."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.nodes: dict[str, NodeRecord] = {}
         self.requests: list[RequestRecord] = []
         self.operators: dict[str, OperatorRecord] = {}
@@ -56,6 +58,7 @@ class MemoryStore:
                 healthy_ms=max(rec.healthy_ms, old.healthy_ms),
             )
         self.nodes[rec.node_id] = replace(rec)
+        self._changed(rec.node_id, datetime.now(timezone.utc))
 
     async def touch_heartbeat(
         self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
@@ -79,6 +82,7 @@ class MemoryStore:
         if rec is None:
             return False
         rec.state = state
+        self._changed(node_id, datetime.now(timezone.utc))
         return True
 
     async def get_node(self, node_id: str) -> NodeRecord | None:

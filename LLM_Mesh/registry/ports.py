@@ -95,6 +95,34 @@ class ApiKeyRecord:
     revoked_at: datetime | None = None
 
 
+@dataclass
+class IdempotencyRecord:
+    """A client request id as replicas share it (``idempotency_keys``)."""
+
+    key_hash: str  # SHA-256 hex of ``path scope id``
+    owner: str  # the replica that runs (ran) it
+    stream: bool
+    state: str  # "running" | "done"
+    created_at: datetime
+    expires_at: datetime  # running: its deadline; done: end of the replay window
+    status: int | None = None
+    body: bytes | None = None
+    headers: list[list[str]] | None = None
+    media_type: str | None = None
+    too_large: bool = False
+
+
+@dataclass
+class ReplicaRecord:
+    """A registry replica's liveness beat and its demand counters (``registry_replicas``)."""
+
+    replica_id: str
+    started_at: datetime
+    seen_at: datetime
+    version: str
+    demand: dict[str, Any] = field(default_factory=dict)
+
+
 class SeqResult(str, Enum):
     """What the store said to a signed node message's sequence number."""
 
@@ -228,4 +256,66 @@ class Store(Protocol):
 
     async def set_admin_key_hash(self, key_hash: str, at: datetime, *, replace: bool) -> bool:
         """Store the admin key's hash; without ``replace`` only when none is stored yet."""
+        ...
+
+
+class ReplicaState(Protocol):
+    """What several registry replicas on one store share beyond nodes and credentials
+    (``registry/store_replicas.py``; in memory: ``registry/memory_replicas.py``)."""
+
+    async def nodes_changed_since(self, at: datetime) -> list[NodeRecord]:
+        """Nodes whose registration or state changed at or after ``at``."""
+        ...
+
+    async def heartbeats_since(
+        self, at: datetime, *, not_by: str | None = None
+    ) -> list[tuple[str, str, datetime]]:
+        """``(node_id, state, last_heartbeat_at)`` of nodes heard at or after ``at``
+        (``not_by``: leave out heartbeats that replica recorded)."""
+        ...
+
+    async def claim_health_checks(
+        self, node_ids: list[str], holder: str, now: datetime, until: datetime
+    ) -> list[str]:
+        """Take the check lease of each node whose lease ran out; the ids taken."""
+        ...
+
+    async def record_health_checks(self, results: list[tuple[str, bool]], at: datetime) -> None:
+        """The checks' results, for every replica to apply."""
+        ...
+
+    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
+        """``(node_id, ok, checked_at)`` of checks made at or after ``at``."""
+        ...
+
+    async def beat_replica(self, rec: ReplicaRecord) -> None:
+        """Insert or refresh a replica's row."""
+        ...
+
+    async def live_replicas(self, since: datetime) -> list[ReplicaRecord]:
+        """Replicas seen at or after ``since``."""
+        ...
+
+    async def claim_request_key(
+        self, key_hash: str, owner: str, stream: bool, now: datetime, expires_at: datetime
+    ) -> IdempotencyRecord | None:
+        """``None``: claimed, run it; else the row another run holds (unexpired)."""
+        ...
+
+    async def get_request_key(self, key_hash: str) -> IdempotencyRecord | None: ...
+
+    async def finish_request_key(self, rec: IdempotencyRecord) -> bool:
+        """Mark the owner's running row done with its kept answer; ``False`` if not its row."""
+        ...
+
+    async def release_request_key(self, key_hash: str, owner: str) -> None:
+        """Forget the owner's running row (the request ended in a retryable way)."""
+        ...
+
+    async def purge_request_keys(self, now: datetime) -> int:
+        """Delete expired rows; how many."""
+        ...
+
+    async def drop_replicas_before(self, before: datetime) -> int:
+        """Delete rows of replicas not seen since ``before``; how many."""
         ...

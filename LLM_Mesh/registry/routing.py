@@ -111,6 +111,17 @@ class Routing:
         self.sync(node_id)
         self._changed()
 
+    def heard(self, node_id: str, at: float) -> None:
+        """Another replica got the node's heartbeat (``node_sync.py``): fresh, liveness
+        re-checked; its load report stays with the replica that got it."""
+        self.router.heard(node_id, at)
+        entry = self.table.get(node_id)
+        routable = entry is not None and self.table.healthy(entry)
+        st = self.router.node(node_id)
+        if st is not None and st.routable != routable:
+            self.sync(node_id)
+            self._changed()
+
     def sync(self, node_id: str) -> None:
         """Mirror the table's liveness of ``node_id`` into the router."""
         entry = self.table.get(node_id)

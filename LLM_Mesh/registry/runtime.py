@@ -4,8 +4,9 @@ One :class:`Runtime` per app: settings, the store, the node table (liveness),
 the routing state (the one :class:`~LLM_Mesh.core.balancer.Router`), the node
 authenticator (signed node messages, ``node_auth.py``), the gateway's signer
 (``gateway_key.py``: every forwarded request is signed), the API key cache
-(``api_keys.py``) and the clients' rate-limit buckets (``core/ratelimit.py``; in this
-process only: replicas do not share them), the idempotency cache, the request writer and the one pooled outbound
+(``api_keys.py``) and the clients' rate-limit buckets (``core/ratelimit.py``; shared in
+Redis when ``redis_url`` is set), the idempotency cache (shared through the store by
+replicas, ``shared_idempotency.py``), this replica's beat (``replicas.py``), the request writer and the one pooled outbound
 :class:`~LLM_Mesh.registry.node_client.NodeClient` (set in the lifespan; tests
 pass an ``httpx.AsyncClient`` with their own transport); the send stage's
 :class:`~LLM_Mesh.core.failover.FailoverPolicy` from settings, and an optional
@@ -34,6 +35,7 @@ from LLM_Mesh.core.receipt_check import NodeKeys
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.ledger import SqlLedger
@@ -43,6 +45,8 @@ from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.redis_limits import RedisLimiter
+from LLM_Mesh.registry.replicas import ReplicaBeat
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
@@ -83,6 +87,13 @@ class Runtime:
     # Prometheus metrics (None: Settings.metrics off) and the per-request metrics + log line
     metrics: GatewayMetrics | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
+    # replicas on one store (registry/replicas.py): this replica's beat, None for a store
+    # that shares nothing; shared rate-limit buckets (Redis), None: ``limiter`` alone
+    replicas: ReplicaBeat | None = None
+    shared_limits: RedisLimiter | None = None
+    # heartbeat times written in batches behind the answer (heartbeat_writes.py); None:
+    # one write per heartbeat (a store without batch methods)
+    heartbeats: HeartbeatWriter | None = None
 
     @property
     def http(self) -> NodeClient:

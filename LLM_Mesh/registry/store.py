@@ -41,6 +41,8 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_credentials import SqlCredentials
+from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
+from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement
 
 __all__ = [
@@ -71,6 +73,7 @@ _NODE_UPDATE_COLUMNS = (
     "version",
     "state",
     "last_heartbeat_at",
+    "changed_at",
 )
 # Counters a re-registration may raise but never lower.
 _NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated", "healthy_ms")
@@ -141,6 +144,7 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
         "failures": rec.failures,
         "tokens_generated": rec.tokens_generated,
         "healthy_ms": rec.healthy_ms,
+        "changed_at": datetime.now(timezone.utc),
     }
 
 
@@ -161,26 +165,6 @@ def _request_values(rec: RequestRecord) -> dict[str, Any]:
         "cost": float(rec.cost),
         "created_at": _aware("created_at", rec.created_at),
     }
-
-
-def _node_from_row(row: Any) -> NodeRecord:
-    return NodeRecord(
-        node_id=row.node_id,
-        url=row.url,
-        region=row.region,
-        models=list(row.models or []),
-        hardware=dict(row.hardware or {}),
-        max_concurrency=row.max_concurrency,
-        max_queue=row.max_queue,
-        version=row.version,
-        state=row.state,
-        registered_at=row.registered_at,
-        last_heartbeat_at=row.last_heartbeat_at,
-        requests=int(row.requests),
-        failures=int(row.failures),
-        tokens_generated=int(row.tokens_generated),
-        healthy_ms=int(row.healthy_ms),
-    )
 
 
 @dataclass
@@ -216,11 +200,13 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
     return on_connect
 
 
-class SqlStore(SqlCredentials, SqlApiKeys, SqlRewardStats):
+class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats):
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
     Operators, node keys and the admin key: :class:`SqlCredentials`; client API keys:
-    :class:`~LLM_Mesh.registry.store_api_keys.SqlApiKeys`; the requests per period that
+    :class:`~LLM_Mesh.registry.store_api_keys.SqlApiKeys`; what replicas share
+    (idempotency keys, health leases, replica beats):
+    :class:`~LLM_Mesh.registry.store_replicas.SqlReplicaState`; the requests per period that
     rewards compare: :class:`~LLM_Mesh.registry.store_rewards.SqlRewardStats`.
     """
 
@@ -230,6 +216,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlRewardStats):
         self.url = normalize_database_url(url)
         self._echo = echo
         self._engine: AsyncEngine | None = None
+        self._batch_engine: AsyncEngine | None = None
 
     def __repr__(self) -> str:
         return f"SqlStore({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -252,7 +239,11 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlRewardStats):
         sqlite_file = _sqlite_file(self.url)
         if sqlite_file is not None:
             sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(self.url, echo=self._echo)
+        # pre-ping: a connection PostgreSQL dropped (restart, pg_terminate_backend) is
+        # replaced at checkout instead of failing the request that drew it
+        engine = create_async_engine(
+            self.url, echo=self._echo, pool_pre_ping=self.dialect == "postgresql"
+        )
         if self.dialect == "sqlite":
             event.listen(
                 engine.sync_engine, "connect", _enable_sqlite_pragmas(wal=sqlite_file is not None)
@@ -265,9 +256,29 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlRewardStats):
             raise
         self._engine = engine
 
+    @property
+    def batch_engine(self) -> AsyncEngine:
+        """The heartbeat path's batches (``heartbeat_writes.py``): on PostgreSQL a small pool
+        of autocommit connections whose commits do not wait for the disk
+        (``synchronous_commit = off``: rows rewritten every few seconds), one round trip a
+        statement, no pre-ping (a failed batch is retried once); elsewhere the engine."""
+        if self.dialect != "postgresql":
+            return self.engine
+        if self._batch_engine is None:
+            self.engine  # noqa: B018 - raises if the store is not open
+            self._batch_engine = create_async_engine(
+                self.url, echo=self._echo, pool_size=4, max_overflow=4,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"server_settings": {"synchronous_commit": "off"}},
+            )  # fmt: skip
+        return self._batch_engine
+
     async def close(self) -> None:
-        """Dispose of the engine (and its pooled connections). Idempotent."""
+        """Dispose of the engines (and their pooled connections). Idempotent."""
         engine, self._engine = self._engine, None
+        batch, self._batch_engine = self._batch_engine, None
+        if batch is not None:
+            await batch.dispose()
         if engine is not None:
             await engine.dispose()
 
@@ -323,6 +334,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlRewardStats):
             "b_limit_ms": max(0, int(credit_limit_s * 1000)),
         }
         async with self.engine.begin() as conn:
+            await relaxed_commit(conn)  # every heartbeat: rewritten every few seconds
             result = await conn.execute(heartbeat_statement(self.dialect), params)
         return result.rowcount == 1
 
@@ -331,7 +343,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlRewardStats):
         stmt = (
             update(tables.nodes)
             .where(tables.nodes.c.node_id == node_id)
-            .values(state=_state(state))
+            .values(state=_state(state), changed_at=datetime.now(timezone.utc))
         )
         async with self.engine.begin() as conn:
             result = await conn.execute(stmt)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeKeyRecord, OperatorRecord, SeqResult
+from LLM_Mesh.registry.store_replicas import relaxed_commit
 
 _ADMIN_ROW = 1
 
@@ -186,6 +187,7 @@ class SqlCredentials:
     async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:
         k = tables.node_keys
         async with self.engine.begin() as conn:
+            await relaxed_commit(conn)  # every heartbeat: a row rewritten every few seconds
             result = await conn.execute(
                 update(k)
                 .where(and_(k.c.node_id == node_id, k.c.revoked_at.is_(None), k.c.last_seq < seq))

@@ -49,15 +49,18 @@ __all__ = [
     "UTCDateTime",
     "admin_key",
     "api_keys",
+    "idempotency_keys",
     "ledger_checkpoints",
     "ledger_entries",
     "ledger_head",
     "ledger_keys",
     "ledger_nodes",
     "metadata",
+    "node_checks",
     "node_keys",
     "nodes",
     "operators",
+    "registry_replicas",
     "requests",
     "reward_periods",
     "settlements",
@@ -127,6 +130,11 @@ nodes = Table(
     # migration 0007: ms the node was routable, summed heartbeat by heartbeat (only grows;
     # core/rewards.heartbeat_credit_ms); reward periods are cut from it (reward_periods)
     Column("healthy_ms", BigInteger(), nullable=False, server_default="0"),
+    # migration 0008: when the registration or state last changed (replicas poll it)
+    Column("changed_at", UTCDateTime(), nullable=True),
+    Column("heard_by", String(64), nullable=True),  # the replica that got the last heartbeat
+    Index("ix_nodes_changed_at", "changed_at"),
+    Index("ix_nodes_last_heartbeat_at", "last_heartbeat_at"),
 )
 
 requests = Table(
@@ -303,4 +311,50 @@ reward_periods = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_reward_periods_operator", "operator"),
     Index("ix_reward_periods_period_start", "period_start"),
+)
+
+#: Migration 0008 (replicas, ``registry/store_replicas.py``). ``idempotency_keys``: one row
+#: per client request id (SHA-256 of ``path scope id``): the replica running it (``owner``),
+#: ``running`` or ``done``, the kept answer (status, body, headers) or ``too_large``; a row
+#: past ``expires_at`` is free to claim again.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("stream", Boolean(), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("status", Integer(), nullable=True),
+    Column("body", LargeBinary(), nullable=True),
+    Column("headers", JSON(), nullable=True),
+    Column("media_type", String(128), nullable=True),
+    Column("too_large", Boolean(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+#: The active health pass's per-node lease (``holder`` until ``lease_until``) and the
+#: last check's result, which every replica applies.
+node_checks = Table(
+    "node_checks",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=False),
+    Column("checked_at", UTCDateTime(), nullable=True),
+    Column("ok", Boolean(), nullable=True),
+    Index("ix_node_checks_checked_at", "checked_at"),
+)
+
+#: Live registry replicas: each beats ``seen_at`` every second with its demand counters.
+registry_replicas = Table(
+    "registry_replicas",
+    metadata,
+    Column("replica_id", String(64), primary_key=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("demand", JSON(), nullable=False),
+    Index("ix_registry_replicas_seen_at", "seen_at"),
 )

@@ -70,9 +70,9 @@ def make_agent(
     async def default_sleep(_s: float) -> None:
         await asyncio.sleep(0)
 
+    kw.setdefault("registry_url", REG)
     return NodeAgent(
         client=client,
-        registry_url=REG,
         node_id="node-a",
         registration=registration,
         heartbeat=lambda: Heartbeat(in_flight=1, queued=2, state=NodeState.ONLINE),
@@ -296,3 +296,95 @@ async def test_earnings_errors_say_what_went_wrong() -> None:
 
     with pytest.raises(InvalidCredential, match="no operator token"):
         await _earnings_agent(odd, None).earnings()
+class Replicas:
+    """Registry replicas by host, sharing what they know (one store); each can be down,
+    answer 5xx (``broken``) or refuse (``refuse``: a 401 the whole network would give)."""
+
+    def __init__(self, *hosts: str) -> None:
+        self.regs = {h: FakeRegistry() for h in hosts}
+        shared: set[str] = set()
+        for r in self.regs.values():
+            r.known = shared
+        self.broken: set[str] = set()
+        self.refuse: set[str] = set()
+        self.seqs: list[tuple[str, str]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        self.seqs.append((host, request.headers.get("X-Mesh-Seq", "")))
+        if host in self.broken:
+            return httpx.Response(502, text="bad gateway")
+        if host in self.refuse:
+            err = {"message": "revoked", "type": "authentication_error", "code": "revoked"}
+            return httpx.Response(403, json={"error": err})
+        return self.regs[host](request)
+
+    def hits(self, host: str) -> list[str]:
+        return self.regs[host].paths()
+
+
+def replica_agent(replicas: Replicas, **kw: object) -> NodeAgent:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from LLM_Mesh.core.identity import NodeSigner
+
+    clock = iter(range(1000, 10**6))
+    agent = make_agent(
+        FakeRegistry(), signer=NodeSigner(Ed25519PrivateKey.generate(), lambda: next(clock)), **kw
+    )
+    agent._client = httpx.AsyncClient(transport=httpx.MockTransport(replicas))
+    return agent
+
+
+async def test_a_dead_registry_is_left_for_the_next_at_once_and_the_node_stays_there() -> None:
+    replicas = Replicas("r1.test", "r2.test")
+    replicas.regs["r1.test"].down = True
+    agent = replica_agent(replicas, registry_url=["http://r1.test", "http://r2.test/"])
+    assert agent.registry_urls == ["http://r1.test", "http://r2.test"]
+    assert await agent.step() == 7.0 and agent.registered  # one step: r1 failed, r2 took it
+    assert agent.registry_url == "http://r2.test" and agent.failovers == 1
+    await agent.step()
+    await agent.step()
+    assert replicas.hits("r2.test") == [
+        "POST /mesh/nodes", "POST /mesh/nodes/node-a/heartbeat",
+        "POST /mesh/nodes/node-a/heartbeat",
+    ]  # fmt: skip
+    assert replicas.hits("r1.test") == ["POST /mesh/nodes"]  # tried once, not again
+    # each try is signed anew: r2 never sees r1's sequence number again
+    assert len({seq for _, seq in replicas.seqs}) == len(replicas.seqs)
+    # r2 dies, r1 is back: the next heartbeat moves, no registration needed (shared store)
+    replicas.regs["r1.test"].down = False
+    replicas.regs["r2.test"].down = True
+    await agent.step()
+    assert agent.registry_url == "http://r1.test" and agent.registered
+    assert replicas.hits("r1.test")[-1] == "POST /mesh/nodes/node-a/heartbeat"
+    assert agent.heartbeats_sent == 3
+
+
+async def test_a_5xx_moves_on_a_refusal_does_not() -> None:
+    replicas = Replicas("r1.test", "r2.test")
+    replicas.broken.add("r1.test")  # e.g. a proxy in front of a dead replica
+    agent = replica_agent(replicas, registry_url=["http://r1.test", "http://r2.test"])
+    assert await agent.step() == 7.0 and agent.registry_url == "http://r2.test"
+    replicas.refuse.add("r2.test")
+    await agent.step()  # 403: the network's answer, not a replica's failure
+    assert agent.registry_url == "http://r2.test"
+    assert agent.last_error is not None and "403" in agent.last_error
+
+
+async def test_every_registry_down_backs_off_and_deregistration_tries_them_all() -> None:
+    replicas = Replicas("r1.test", "r2.test")
+    for r in replicas.regs.values():
+        r.down = True
+    agent = replica_agent(
+        replicas, registry_url=["http://r1.test", "http://r2.test"],
+        backoff=Backoff(initial_s=1, factor=2, cap_s=5),
+    )  # fmt: skip
+    assert await agent.step() == 1 and not agent.registered
+    assert agent.last_error is not None and "r2.test" in agent.last_error
+    replicas.regs["r2.test"].down = False
+    assert await agent.step() == 7.0
+    replicas.regs["r2.test"].down = True
+    replicas.regs["r1.test"].down = False
+    assert await agent.deregister()
+    assert replicas.hits("r1.test")[-1] == "DELETE /mesh/nodes/node-a"

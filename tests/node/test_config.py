@@ -115,3 +115,15 @@ def test_hours() -> None:
     assert not within_hours("22:00-07:00", 12 * 60)
     with pytest.raises(ValueError):
         parse_hours("25:00-26:00")
+
+
+def test_registry_urls_from_node_toml_string_or_list(tmp_path: Path) -> None:
+    settings = Settings(registry_url="http://env:1")
+    assert NodeConfig().effective_registry_urls(settings) == ("http://env:1",)
+    cfg = NodeConfig(registry_url="http://a:1,http://b:2/")
+    assert cfg.effective_registry_urls(settings) == ("http://a:1", "http://b:2")
+    assert cfg.effective_registry_url(settings) == "http://a:1"
+    path = tmp_path / "node.toml"
+    path.write_text('registry_url = ["http://a:1", "http://b:2"]\n')
+    loaded = load_node_config(path)
+    assert loaded.effective_registry_urls(settings) == ("http://a:1", "http://b:2")

@@ -97,6 +97,7 @@ async def test_heartbeat_draining_state_leaves_routing(tmp_path: Path) -> None:
         await h.client.post("/mesh/nodes", json=registration("node-a"))
         await h.client.post("/mesh/nodes/node-a/heartbeat", json={"state": "draining"})
         assert h.table.models_up() == []
+        await h.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
         assert h.store.nodes["node-a"].state == "draining"
 
 

@@ -213,6 +213,7 @@ async def test_replayed_heartbeat_is_401(tmp_path: Path) -> None:
         headers = node.headers(MessageKind.HEARTBEAT, body)
         url = f"/mesh/nodes/{node.node_id}/heartbeat"
         assert (await h.client.post(url, content=body, headers=headers)).status_code == 200
+        await h.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
         before = snapshot(h)
         error(await h.client.post(url, content=body, headers=headers), 401, "replayed_message")
         assert snapshot(h) == before
@@ -239,6 +240,7 @@ async def test_sequence_number_not_greater_is_401(tmp_path: Path) -> None:
     async with await mesh(tmp_path, store, wall) as h:
         await register(h, node)
         assert (await beat(h, node)).status_code == 200
+        await h.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
         before = snapshot(h)
         node.signer.last_seq -= 10  # a freshly signed message, older sequence number
         node.signer.wall_clock = lambda: NOW - 60  # (µs-clock seq would else jump ahead)

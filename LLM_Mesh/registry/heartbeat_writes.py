@@ -1,0 +1,177 @@
+"""The heartbeat path's store writes, in batches: thousands of nodes on one replica.
+
+Every heartbeat takes the node's sequence number in the store (a replayed message is
+refused by every replica) and records its time (other replicas read it). One transaction
+each caps a replica at a few hundred heartbeats a second, whatever the CPU; here they go
+in batches, with no timer (no added latency when idle): while one batch is in the
+database the next gathers, and goes as soon as the first is back.
+
+- :class:`SeqBatcher` wraps the store given to the node authenticator:
+  ``advance_node_seq`` waits for its batch (one ``UPDATE ... FROM unnest(...)
+  RETURNING`` on PostgreSQL), so a heartbeat is still answered only once its sequence
+  number is taken; two messages of one node in one batch: the higher number is tried,
+  the lower is stale (as it would be one after the other). ``get_node_key`` (a node's
+  key not yet in memory: every node once after a replica starts) goes in batches too
+  (one ``SELECT ... IN``). Everything else is the store's.
+- :class:`HeartbeatWriter` records heartbeat times behind the answer (the node is
+  known to the table, which is what decides the answer); a failed batch is logged and
+  the next heartbeat writes again. ``flush`` at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, cast
+
+from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
+
+__all__ = ["HeartbeatWriter", "SeqBatcher", "batches_heartbeats"]
+
+log = logging.getLogger(__name__)
+
+
+def batches_heartbeats(store: Any) -> bool:
+    """Whether ``store`` has the batch methods (the SQL and memory stores do)."""
+    names = ("advance_node_seqs", "touch_heartbeats", "get_node_keys")
+    return all(callable(getattr(store, name, None)) for name in names)
+
+
+class _Batches:
+    """Natural batching: ``submit`` queues, one flush at a time takes all that is queued."""
+
+    def __init__(self, max_batch: int) -> None:
+        self.max_batch = max_batch
+        self._queue: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # batches written, items in them, seconds spent writing them
+        self.items = 0
+        self.busy_s = 0.0
+
+    def _kick(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            t0 = loop.time()
+            await self._flush(batch)
+            self.batches += 1
+            self.items += len(batch)
+            self.busy_s += loop.time() - t0
+
+    async def _flush(self, batch: list[Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def flush(self) -> None:
+        """Wait until everything queued is written."""
+        while self._queue or (self._task is not None and not self._task.done()):
+            self._kick()
+            if self._task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._task)
+
+
+class SeqBatcher(_Batches):
+    """The store, with ``advance_node_seq`` batched (see the module docstring)."""
+
+    def __init__(self, store: Store, max_batch: int = 1000) -> None:
+        super().__init__(max_batch)
+        self._store = store
+        self._advance: Callable[[list[tuple[str, int]]], Awaitable[dict[str, str]]] = cast(
+            Any, store
+        ).advance_node_seqs
+        self._keys = _KeyLookups(store, max_batch)
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the store's
+        return getattr(self._store, name)
+
+    async def get_node_key(self, node_id: str) -> NodeKeyRecord | None:
+        return await self._keys.get(node_id)
+
+    async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:
+        fut: asyncio.Future[SeqResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((node_id, seq, fut))
+        self._kick()
+        return await fut
+
+    async def _flush(self, batch: list[tuple[str, int, asyncio.Future[SeqResult]]]) -> None:
+        best: dict[str, int] = {}
+        for node_id, seq, _ in batch:
+            if seq > best.get(node_id, -1):
+                best[node_id] = seq
+        try:
+            results = await self._advance(list(best.items()))
+        except BaseException as exc:
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for node_id, seq, fut in batch:
+            if fut.done():
+                continue
+            if seq != best[node_id]:
+                fut.set_result(SeqResult.STALE)  # a higher one of the same node went first
+            else:
+                fut.set_result(SeqResult(results.get(node_id, SeqResult.UNKNOWN.value)))
+
+
+class _KeyLookups(_Batches):
+    def __init__(self, store: Store, max_batch: int) -> None:
+        super().__init__(max_batch)
+        self._get: Callable[[list[str]], Awaitable[dict[str, NodeKeyRecord]]] = cast(
+            Any, store
+        ).get_node_keys
+
+    async def get(self, node_id: str) -> NodeKeyRecord | None:
+        fut: asyncio.Future[NodeKeyRecord | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((node_id, fut))
+        self._kick()
+        return await fut
+
+    async def _flush(self, batch: list[tuple[str, asyncio.Future[NodeKeyRecord | None]]]) -> None:
+        try:
+            found = await self._get(sorted({node_id for node_id, _ in batch}))
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for node_id, fut in batch:
+            if not fut.done():
+                fut.set_result(found.get(node_id))
+
+
+class HeartbeatWriter(_Batches):
+    """Heartbeat times and states, written behind the answer (see the module docstring)."""
+
+    def __init__(self, store: Store, heard_by: str | None = None, max_batch: int = 2000) -> None:
+        super().__init__(max_batch)
+        self._touch: Callable[..., Awaitable[None]] = cast(Any, store).touch_heartbeats
+        self.heard_by = heard_by  # this replica: its node poll skips what it wrote
+        self.failed_batches = 0
+
+    def touch(self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0) -> None:
+        """Queue one heartbeat; ``credit_limit_s``: the most routable time it may add to the
+        node's ``healthy_ms`` (uptime rewards; ``Store.touch_heartbeat``)."""
+        self._queue.append((node_id, at, state, max(0, int(credit_limit_s * 1000))))
+        self._kick()
+
+    async def _flush(self, batch: list[tuple[str, datetime, str, int]]) -> None:
+        latest: dict[str, tuple[str, datetime, str, int]] = {}
+        for item in batch:  # one row per node: its latest
+            latest[item[0]] = item
+        try:
+            await self._touch(list(latest.values()), self.heard_by)
+        except Exception:
+            self.failed_batches += 1
+            log.exception("could not record %d heartbeats in the store", len(latest))

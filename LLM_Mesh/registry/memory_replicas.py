@@ -1,0 +1,154 @@
+"""The in-memory store's side of what replicas share (``ReplicaState``), for tests.
+
+Same answers as :class:`~LLM_Mesh.registry.store_replicas.SqlReplicaState`, kept in
+dicts; several apps given one :class:`~LLM_Mesh.registry.memory_store.MemoryStore` behave
+as replicas on one database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from LLM_Mesh.core.rewards import heartbeat_credit_ms
+from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.ports import IdempotencyRecord, NodeKeyRecord, NodeRecord, ReplicaRecord
+
+__all__ = ["MemoryReplicaState"]
+
+
+class MemoryReplicaState:
+    """Mixed into ``MemoryStore``, which keeps ``nodes`` and calls :meth:`_changed`."""
+
+    nodes: dict[str, NodeRecord]
+
+    def __init__(self) -> None:
+        self.changed_at: dict[str, datetime] = {}
+        self.checks: dict[str, tuple[str, datetime, datetime | None, bool | None]] = {}
+        self.replicas: dict[str, ReplicaRecord] = {}
+        self.request_keys: dict[str, IdempotencyRecord] = {}
+        self.heard_by: dict[str, str | None] = {}
+
+    def _changed(self, node_id: str, at: datetime) -> None:
+        self.changed_at[node_id] = at
+        self.heard_by.pop(node_id, None)
+
+    async def nodes_changed_since(self, at: datetime) -> list[NodeRecord]:
+        return [
+            replace(rec)
+            for node_id, rec in self.nodes.items()
+            if self.changed_at.get(node_id) is not None and self.changed_at[node_id] >= at
+        ]
+
+    async def heartbeats_since(
+        self, at: datetime, *, not_by: str | None = None
+    ) -> list[tuple[str, str, datetime]]:
+        return [
+            (r.node_id, r.state, r.last_heartbeat_at)
+            for r in self.nodes.values()
+            if r.last_heartbeat_at is not None
+            and r.last_heartbeat_at >= at
+            and (not_by is None or self.heard_by.get(r.node_id) != not_by)
+        ]
+
+    async def advance_node_seqs(self, items: Sequence[tuple[str, int]]) -> dict[str, str]:
+        advance = self.advance_node_seq  # type: ignore[attr-defined]
+        return {node_id: (await advance(node_id, seq)).value for node_id, seq in items}
+
+    async def get_node_keys(self, node_ids: Sequence[str]) -> dict[str, NodeKeyRecord]:
+        get = self.get_node_key  # type: ignore[attr-defined]
+        out = {}
+        for node_id in node_ids:
+            rec = await get(node_id)
+            if rec is not None:
+                out[node_id] = rec
+        return out
+
+    async def touch_heartbeats(
+        self, items: Sequence[tuple[str, datetime, str, int]], heard_by: str | None = None
+    ) -> None:
+        for node_id, at, state, lim in items:
+            rec = self.nodes.get(node_id)
+            if rec is not None:
+                last = rec.last_heartbeat_at
+                rec.healthy_ms += heartbeat_credit_ms(
+                    was_online=rec.state == NodeState.ONLINE.value,
+                    since_ms=None if last is None else round(last.timestamp() * 1000),
+                    at_ms=round(at.timestamp() * 1000),
+                    limit_ms=lim,
+                )
+                rec.last_heartbeat_at, rec.state = at, state
+                self.heard_by[node_id] = heard_by
+
+    async def claim_health_checks(
+        self, node_ids: Sequence[str], holder: str, now: datetime, until: datetime
+    ) -> list[str]:
+        taken: list[str] = []
+        for node_id in sorted(set(node_ids)):
+            old = self.checks.get(node_id)
+            if old is None or old[1] <= now or old[0] == holder:
+                checked_at, ok = (None, None) if old is None else (old[2], old[3])
+                self.checks[node_id] = (holder, until, checked_at, ok)
+                taken.append(node_id)
+        return taken
+
+    async def record_health_checks(self, results: Sequence[tuple[str, bool]], at: datetime) -> None:
+        for node_id, ok in results:
+            old = self.checks.get(node_id)
+            if old is not None:  # a failed node's recheck is free to any replica
+                self.checks[node_id] = (old[0], old[1] if ok else at, at, ok)
+
+    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
+        return [
+            (node_id, ok, checked)
+            for node_id, (_, _, checked, ok) in self.checks.items()
+            if checked is not None and ok is not None and checked >= at
+        ]
+
+    async def beat_replica(self, rec: ReplicaRecord) -> None:
+        old = self.replicas.get(rec.replica_id)
+        started = rec.started_at if old is None else old.started_at
+        self.replicas[rec.replica_id] = replace(rec, started_at=started, demand=dict(rec.demand))
+
+    async def live_replicas(self, since: datetime) -> list[ReplicaRecord]:
+        return [replace(r) for _, r in sorted(self.replicas.items()) if r.seen_at >= since]
+
+    async def drop_replicas_before(self, before: datetime) -> int:
+        gone = [k for k, r in self.replicas.items() if r.seen_at < before]
+        for k in gone:
+            del self.replicas[k]
+        return len(gone)
+
+    async def claim_request_key(
+        self, key_hash: str, owner: str, stream: bool, now: datetime, expires_at: datetime
+    ) -> IdempotencyRecord | None:
+        old = self.request_keys.get(key_hash)
+        if old is not None and old.expires_at > now:
+            return replace(old)
+        self.request_keys[key_hash] = IdempotencyRecord(
+            key_hash, owner, stream, "running", now, expires_at
+        )
+        return None
+
+    async def get_request_key(self, key_hash: str) -> IdempotencyRecord | None:
+        rec = self.request_keys.get(key_hash)
+        return None if rec is None else replace(rec)
+
+    async def finish_request_key(self, rec: IdempotencyRecord) -> bool:
+        old = self.request_keys.get(rec.key_hash)
+        if old is None or old.owner != rec.owner or old.state != "running":
+            return False
+        self.request_keys[rec.key_hash] = replace(rec, state="done", created_at=old.created_at)
+        return True
+
+    async def release_request_key(self, key_hash: str, owner: str) -> None:
+        old = self.request_keys.get(key_hash)
+        if old is not None and old.owner == owner and old.state == "running":
+            del self.request_keys[key_hash]
+
+    async def purge_request_keys(self, now: datetime) -> int:
+        gone = [k for k, r in self.request_keys.items() if r.expires_at <= now]
+        for k in gone:
+            del self.request_keys[k]
+        return len(gone)

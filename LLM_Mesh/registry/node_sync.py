@@ -1,0 +1,184 @@
+"""Nodes other replicas heard from reach this replica's table and router.
+
+A node registers and heartbeats at one replica (whichever its registry list or the load
+balancer gave it); every replica must route to it. :class:`NodeSync` (a
+:class:`~LLM_Mesh.registry.poller.Poller`, every ``interval_s``, 1 s) asks the store for
+
+- nodes whose registration or state changed (``nodes.changed_at``) since its last poll:
+  a node new here, or re-registered with other models, address or capacity, is put into
+  the table and the router (:func:`~LLM_Mesh.registry.snapshot.entry_from_record`); a
+  node that went OFFLINE (said goodbye, revoked) leaves routing;
+- nodes heard since (``nodes.last_heartbeat_at``) at *other* replicas (``heard_by``):
+  their heartbeat age and state here follow (wall-clock age translated to this table's
+  monotonic clock), so a node heartbeating at replica A stays routable at B;
+- active health-check results since (``node_checks``, written by whichever replica held
+  the node's lease, :class:`StoreHealthLeases`).
+
+Each poll reaches ``overlap_s`` (5 s) back, so a row written by a replica whose clock is a
+little behind, or whose transaction committed late, is still seen; applying a row twice
+changes nothing (a heartbeat only ever moves forward). What a node reports about its load
+stays with the replica that got the heartbeat: each replica's router learns load and
+latency from its own traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+
+from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
+from LLM_Mesh.registry.poller import Poller
+from LLM_Mesh.registry.ports import NodeRecord, ReplicaState
+from LLM_Mesh.registry.routing import Routing
+from LLM_Mesh.registry.snapshot import entry_from_record
+
+__all__ = ["NodeSync", "StoreHealthLeases"]
+
+log = logging.getLogger(__name__)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def _same_registration(entry: NodeEntry, rec: NodeRecord) -> bool:
+    return (
+        entry.url == rec.url
+        and entry.region == rec.region
+        and entry.max_concurrency == rec.max_concurrency
+        and entry.max_queue == rec.max_queue
+        and entry.version == rec.version
+        and set(entry.models) == {str(m.get("id")) for m in rec.models}
+    )
+
+
+def _state(value: str) -> NodeState:
+    try:
+        return NodeState(value)
+    except ValueError:
+        return NodeState.OFFLINE
+
+
+class NodeSync(Poller):
+    task_name = "llm-mesh-node-sync"
+
+    def __init__(
+        self,
+        store: ReplicaState,
+        table: NodeTable,
+        routing: Routing,
+        *,
+        interval_s: float = 1.0,
+        overlap_s: float = 5.0,
+        wall_clock: Callable[[], float] = time.time,
+        replica_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.table = table
+        self.routing = routing
+        self.interval_s = interval_s
+        self.overlap_s = overlap_s
+        self._wall = wall_clock
+        self._since = wall_clock()  # the lifespan loaded every stored node just before
+        self.replica_id = replica_id  # heartbeats it recorded are not read back
+
+    async def poll(self) -> int:
+        """Apply what changed in the store since the last poll; how many rows were applied."""
+        started = self._wall()
+        since = _utc(self._since - self.overlap_s)
+        changed = await self.store.nodes_changed_since(since)
+        beats = await self.store.heartbeats_since(since, not_by=self.replica_id)
+        checks = await self.store.health_checks_since(since)
+        self._since = started
+        now = self._wall()
+        for rec in changed:
+            self._apply_record(rec)
+        for node_id, state, at in beats:
+            self._apply_beat(node_id, state, at, now)
+        for node_id, ok, _at in checks:
+            entry = self.table.get(node_id)
+            if entry is not None and entry.check_failed == ok:
+                self.table.set_check_result(node_id, ok)
+                self.routing.sync(node_id)
+        return len(changed) + len(beats) + len(checks)
+
+    def _apply_record(self, rec: NodeRecord) -> None:
+        entry = self.table.get(rec.node_id)
+        state = _state(rec.state)
+        if state is NodeState.OFFLINE:
+            if entry is not None and entry.state is not NodeState.OFFLINE:
+                self.table.set_state(rec.node_id, NodeState.OFFLINE)
+                self.routing.remove(rec.node_id)
+                log.info("node %s went offline (seen through the store)", rec.node_id)
+            return
+        known = entry is not None and entry.state is not NodeState.OFFLINE
+        if known and entry is not None and _same_registration(entry, rec):
+            return  # this replica's own registration, or one it already has
+        new = entry_from_record(self.table, rec)
+        if new is None:
+            return
+        if entry is not None:  # what the store does not keep, and a fresher heartbeat
+            new.keeps_no_prompts = entry.keeps_no_prompts
+            new.continuation = entry.continuation
+            new.check_failed = entry.check_failed
+            if entry.last_heartbeat is not None and (
+                new.last_heartbeat is None or new.last_heartbeat < entry.last_heartbeat
+            ):
+                new.last_heartbeat = entry.last_heartbeat
+        self.routing.upsert(new)
+        log.info("node %s learnt from the store (registered at another replica)", rec.node_id)
+
+    def _apply_beat(self, node_id: str, state: str, at: datetime, now: float) -> None:
+        entry = self.table.get(node_id)
+        if entry is None or entry.state is NodeState.OFFLINE:
+            return  # unknown here: its registration comes with ``changed``
+        heard = self.table.clock() - max(0.0, now - at.timestamp())
+        if entry.last_heartbeat is not None and heard <= entry.last_heartbeat:
+            return
+        entry.last_heartbeat = heard
+        entry.expired_reported = False
+        new_state = _state(state)
+        if new_state is not NodeState.OFFLINE:
+            entry.state = new_state
+        self.routing.heard(node_id, heard)
+
+
+class StoreHealthLeases:
+    """The active health pass's per-node leases in the store (``node_checks``).
+
+    :meth:`claim` takes the lease of every node whose lease ran out, for ``lease_s``: this
+    replica checks those, the others skip them, so each node is checked once per pass
+    across the replicas. :meth:`record` writes the results, which :class:`NodeSync`
+    applies on every replica. A failed result frees the node's lease at once, so its
+    rechecks (every sweep) go to whichever replica's sweep comes first: a node that only
+    one replica cannot reach is found healthy by another within a few sweeps (and that
+    replica's own outlier detection keeps it away from the node meanwhile). A store that fails is not a reason to stop checking: the
+    claim then gives every node (this replica checks them all, as a lone registry would).
+    """
+
+    def __init__(
+        self, store: ReplicaState, holder: str, wall_clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.holder = holder
+        self._wall = wall_clock
+
+    async def claim(self, node_ids: Sequence[str], lease_s: float) -> set[str]:
+        now = self._wall()
+        try:
+            taken = await self.store.claim_health_checks(
+                list(node_ids), self.holder, _utc(now), _utc(now + lease_s)
+            )
+        except Exception:
+            log.exception("health-check leases: the store failed; checking every node here")
+            return set(node_ids)
+        return set(taken)
+
+    async def record(self, results: Sequence[tuple[str, bool]]) -> None:
+        try:
+            await self.store.record_health_checks(list(results), _utc(self._wall()))
+        except Exception:
+            log.exception("health-check results could not be written to the store")

@@ -1,0 +1,188 @@
+"""Clients' rate-limit buckets shared by every replica, in Redis.
+
+With ``--redis-url`` (``Settings.redis_url``, ``LLM_MESH_REDIS_URL``) the gateway keeps
+each scope's buckets (``core/ratelimit.py``'s arithmetic: a minute's worth, refilled
+evenly; a token estimate charged first and settled with the real usage) in one Redis hash
+``llm-mesh:rl:<scope>`` and decides in one Lua script, atomically, on Redis' clock
+(``TIME``), so N replicas give a client one limit, not N. Without a Redis URL the buckets
+live in the process (zero-config). When Redis does not answer, the check falls back to
+the process's own buckets (logged) and tries Redis again after ``retry_s``: a Redis
+outage loosens the limit to one per replica, it does not stop the gateway.
+
+The script's arithmetic is :class:`~LLM_Mesh.core.ratelimit.Bucket`'s;
+``tests/registry/test_redis_limits.py`` runs one sequence of checks through both, on one
+clock, and compares every verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from LLM_Mesh.core.ratelimit import Bucket, Decision, Limits, RateLimiter, limit_headers
+
+__all__ = ["RedisLimiter"]
+
+log = logging.getLogger(__name__)
+
+PREFIX = "llm-mesh:rl:"
+
+# KEYS[1] the scope's hash. ARGV: rpm (0: none), tpm (0: none), limits signature,
+# "check" | "settle", n (check: tokens to charge; settle: used - charged), now (""
+# for Redis' own TIME). Returns {allowed, exceeded, wait_s, requests level, tokens level}
+# as strings (a Lua number would come back truncated to an integer).
+_SCRIPT = """
+local now
+if ARGV[6] ~= '' then now = tonumber(ARGV[6]) else
+  local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
+local rpm, tpm, sig, mode, n = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local h = redis.call('HMGET', KEYS[1], 'sig', 'rl', 'ra', 'tl', 'ta')
+local rl, ra, tl, ta
+if h[1] == sig then
+  rl, ra, tl, ta = tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
+else
+  if mode == 'settle' then return {'0', '', '0', '0', '0'} end
+  rl, ra, tl, ta = rpm, now, tpm, now
+end
+local function f(x) return string.format('%.17g', x) end
+local function level(l, at, cap)
+  local v = l + math.max(0, now - at) * cap / 60
+  if v > cap then v = cap end
+  return v
+end
+local rlev, tlev = 0, 0
+if rpm > 0 then rlev = level(rl, ra, rpm) end
+if tpm > 0 then tlev = level(tl, ta, tpm) end
+if mode == 'settle' then
+  if tpm > 0 then
+    tlev = tlev - n
+    if tlev > tpm then tlev = tpm end
+  end
+else
+  if rpm > 0 then
+    if rlev < 1 then
+      return {'0', 'requests', f((1 - rlev) / (rpm / 60)), f(rlev), f(tlev)}
+    end
+  end
+  if tpm > 0 then
+    if n > tpm then return {'0', 'tokens', 'inf', f(rlev), f(tlev)} end
+    if tlev < n then
+      return {'0', 'tokens', f((n - tlev) / (tpm / 60)), f(rlev), f(tlev)}
+    end
+    tlev = tlev - n
+  end
+  if rpm > 0 then rlev = rlev - 1 end
+end
+redis.call('HSET', KEYS[1], 'sig', sig, 'rl', f(rlev), 'ra', f(now),
+  'tl', f(tlev), 'ta', f(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+return {'1', '', '0', f(rlev), f(tlev)}
+"""
+
+
+def _sig(limits: Limits) -> str:
+    return f"{limits.rpm or 0}/{limits.tpm or 0}"
+
+
+def _bucket(capacity: int | None, level: float, now: float) -> Bucket | None:
+    if capacity is None:
+        return None
+    b = Bucket(capacity, now)
+    b.level_at = level
+    return b
+
+
+class RedisLimiter:
+    """Buckets per scope in Redis (see the module docstring); ``local`` is the fallback."""
+
+    def __init__(
+        self,
+        client: Any,
+        local: RateLimiter,
+        *,
+        retry_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        redis_clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.client = client  # a redis.asyncio.Redis
+        self.local = local
+        self.retry_s = retry_s
+        self.clock = clock
+        self._redis_clock = redis_clock  # tests: a clock instead of Redis' TIME
+        self._script = client.register_script(_SCRIPT)
+        self._down_until = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_url(cls, url: str, local: RateLimiter, **kw: Any) -> RedisLimiter:
+        import redis.asyncio as redis_asyncio  # optional: only with a Redis URL
+
+        client = redis_asyncio.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return cls(client, local, **kw)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            await asyncio.gather(task, return_exceptions=True)
+        await self.client.aclose()
+
+    def _now_arg(self) -> str:
+        return "" if self._redis_clock is None else repr(self._redis_clock())
+
+    async def _run(self, scope: str, limits: Limits, mode: str, n: int) -> list[str] | None:
+        """The script's answer, or ``None`` when Redis is out (use the local buckets)."""
+        if self.clock() < self._down_until:
+            return None
+        try:
+            raw = await self._script(
+                keys=[PREFIX + scope],
+                args=[limits.rpm or 0, limits.tpm or 0, _sig(limits), mode, n, self._now_arg()],
+            )
+        except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"
+            self._down_until = self.clock() + self.retry_s
+            log.warning(
+                "Redis rate limits unavailable (%s); this replica limits on its own for %.0f s",
+                exc,
+                self.retry_s,
+            )
+            return None
+        return [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
+
+    async def check(self, scope: str, limits: Limits, now: float, tokens: int = 0) -> Decision:
+        """As :meth:`RateLimiter.check`, shared; ``now`` is the local clock (headers, fallback)."""
+        if limits.unlimited:
+            return Decision(True)
+        charge = max(0, tokens) if limits.tpm else 0
+        out = await self._run(scope, limits, "check", charge)
+        if out is None:
+            return self.local.check(scope, limits, now, tokens)
+        allowed, exceeded, wait, rlev, tlev = out
+        headers = limit_headers(
+            limits,
+            _bucket(limits.rpm, float(rlev), now),
+            _bucket(limits.tpm, float(tlev), now),
+            now,
+        )
+        if allowed == "1":
+            return Decision(True, headers, charged=charge)
+        limit = (limits.rpm if exceeded == "requests" else limits.tpm) or 0
+        return Decision(
+            False, headers, retry_after_s=math.inf if wait == "inf" else float(wait),
+            exceeded=exceeded, limit=limit, requested=1 if exceeded == "requests" else charge,
+        )  # fmt: skip
+
+    def settle(self, scope: str, limits: Limits, now: float, charged: int, used: int) -> None:
+        """As :meth:`RateLimiter.settle`, in the background (the answer is not held back)."""
+        if limits.tpm is None or used == charged:
+            return
+        self.local.settle(scope, limits, now, charged, used)
+
+        async def run() -> None:
+            await self._run(scope, limits, "settle", used - charged)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,205 @@
+"""Client request ids run at most once across every replica on one store.
+
+:class:`SharedIdempotency` is the process's :class:`~LLM_Mesh.registry.idempotency.
+IdempotencyCache` (duplicates inside this process behave exactly as there: they wait on
+the running request and share its answer) backed by the store's ``idempotency_keys``
+table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of the same
+``path scope id`` string:
+
+- A key new to this process is **claimed** in the store (one ``INSERT ... ON CONFLICT``):
+  the replica whose insert wins runs the request; its answer is written to the row when it
+  ends (kept answers: the cache's rules, 429/5xx are not kept and free the key again, an
+  answer over ``max_bytes`` keeps the key but not the bytes).
+- A key another replica ran: a non-stream answer is **replayed** from the row
+  (``X-Mesh-Replayed: true``) until it expires (``ttl_s``); streams, and answers too large
+  to keep, are refused 409 ``duplicate_request``.
+- A key another replica is running now: a stream is refused 409; a non-stream **waits**,
+  polling the row every ``poll_s``, until it is done (replayed), freed (claimed and run
+  here) or its owner is dead (:meth:`ReplicaBeat.alive`): then 409, because the request
+  may have reached a node before its replica died, and it is never run twice.
+
+Writes at the end of a request go in the background (the answer is not held back); the
+app's lifespan awaits them at shutdown (:meth:`SharedIdempotency.flush`). A running row
+expires ``running_s`` after its claim (the request deadline plus the replay window), so
+a row whose end was never written is freed at last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+
+from starlette.responses import Response
+
+from LLM_Mesh.registry.idempotency import (
+    DEFAULT_MAX_BYTES,
+    DuplicateRequest,
+    IdempotencyCache,
+    Stored,
+)
+from LLM_Mesh.registry.ports import IdempotencyRecord, ReplicaState
+from LLM_Mesh.registry.replicas import ReplicaBeat
+
+__all__ = ["SharedIdempotency"]
+
+log = logging.getLogger(__name__)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+class SharedIdempotency(IdempotencyCache):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        store: ReplicaState,
+        replicas: ReplicaBeat,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        running_s: float = 720.0,
+        poll_s: float = 0.05,
+        ttl_s: float = 600.0,
+        max_entries: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        super().__init__(clock, ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes)
+        self.store = store
+        self.replicas = replicas
+        self.wall_clock = wall_clock
+        self.running_s = running_s
+        self.poll_s = poll_s
+        self._owned: dict[str, str] = {}  # key -> its hash, for keys this replica runs
+        self._writes: set[asyncio.Task[None]] = set()
+
+    @property
+    def owner(self) -> str:
+        return self.replicas.replica_id
+
+    async def begin(self, key: str, stream: bool) -> Response | None:
+        if self.holds(key):
+            return await super().begin(key, stream)  # a duplicate inside this process
+        await super().begin(key, stream)  # new here: held locally while the store decides
+        try:
+            answer = await self._claim(key, stream)
+        except DuplicateRequest as exc:
+            self.refuse(key, exc)
+            raise
+        except BaseException:
+            super().abandon(key)
+            raise
+        if answer is None:
+            self._owned[key] = key_hash(key)
+            return None
+        super().finish(key, answer)  # local duplicates get the same replay
+        return answer
+
+    async def _claim(self, key: str, stream: bool) -> Response | None:
+        """``None``: this replica runs it; else the replayed answer (or raise 409)."""
+        h = key_hash(key)
+        while True:
+            now = self.wall_clock()
+            rec = await self.store.claim_request_key(
+                h, self.owner, stream, _utc(now), _utc(now + self.running_s)
+            )
+            if rec is None:
+                return None
+            if rec.state == "done":
+                return _replay(key, rec, stream)
+            if stream or rec.stream:
+                raise DuplicateRequest(
+                    f"a request with id {key.rsplit(' ', 1)[-1]!r} is running on another "
+                    "replica; a stream is never executed twice",
+                    param="X-Request-Id",
+                )
+            if not self.replicas.alive(rec.owner, rec.created_at):
+                raise DuplicateRequest(
+                    f"a request with id {key.rsplit(' ', 1)[-1]!r} was being served by a "
+                    "registry replica that stopped; it may have run, and it is never executed "
+                    "twice: send a new id to run it again",
+                    param="X-Request-Id",
+                    reason="owner_lost",
+                )
+            await asyncio.sleep(self.poll_s)
+
+    def finish(self, key: str, response: Response | None) -> None:
+        super().finish(key, response)
+        h = self._owned.pop(key, None)
+        if h is None:
+            return
+        kept = self.kept(key)
+        if kept is None:
+            self._write(lambda: self.store.release_request_key(h, self.owner))
+            return
+        stored, too_large = kept
+        now = self.wall_clock()
+        rec = IdempotencyRecord(
+            key_hash=h,
+            owner=self.owner,
+            stream=stored is None and not too_large,
+            state="done",
+            created_at=_utc(now),
+            expires_at=_utc(now) + timedelta(seconds=self.ttl_s),
+            too_large=too_large,
+        )
+        if stored is not None:
+            rec.status, rec.body, rec.media_type = stored.status, stored.body, stored.media_type
+            rec.headers = [[k, v] for k, v in stored.headers]
+        self._write(lambda: self.store.finish_request_key(rec))
+
+    def abandon(self, key: str) -> None:
+        super().abandon(key)
+        h = self._owned.pop(key, None)
+        if h is not None:
+            self._write(lambda: self.store.release_request_key(h, self.owner))
+
+    def _write(self, op: Callable[[], Awaitable[object]]) -> None:
+        """Run ``op`` in the background, retried twice if the store fails."""
+
+        async def run() -> None:
+            for delay in (0.2, 1.0, None):
+                try:
+                    await op()
+                    return
+                except Exception:
+                    if delay is None:
+                        log.exception("could not write an idempotency key's end to the store")
+                        return
+                    await asyncio.sleep(delay)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def flush(self) -> None:
+        """Wait for the writes in flight (shutdown)."""
+        while self._writes:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+
+def _replay(key: str, rec: IdempotencyRecord, stream: bool) -> Response:
+    rid = key.rsplit(" ", 1)[-1]
+    if stream or rec.stream or rec.status is None or rec.body is None:
+        detail = (
+            "its answer was too large to keep for replay"
+            if rec.too_large
+            else "a stream is never executed twice"
+        )
+        raise DuplicateRequest(
+            f"a request with id {rid!r} finished on another replica; {detail}",
+            param="X-Request-Id",
+        )
+    headers = tuple((str(k), str(v)) for k, v in (rec.headers or []))
+    return Stored(rec.status, rec.body, headers, rec.media_type).response()

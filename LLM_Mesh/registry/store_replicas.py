@@ -1,0 +1,396 @@
+"""What several registry replicas share through the SQL store (migration 0008).
+
+:class:`SqlReplicaState` is mixed into :class:`~LLM_Mesh.registry.store.SqlStore` (which
+gives it ``engine`` and ``dialect``). Every claim is one statement, so any number of
+replicas race safely:
+
+- **idempotency keys**: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expires_at <= now
+  RETURNING``: a new key, or an expired one, is claimed by exactly one replica; the others
+  get the row the winner holds.
+- **health-check leases**: the same statement over a batch of node ids: each node's
+  lease is taken by one replica until ``lease_until`` (its holder may renew it).
+- **replica beats**: an upsert of the replica's row (``seen_at``, demand counters).
+- **node changes**: nodes whose ``changed_at`` (registration, state) or
+  ``last_heartbeat_at`` moved since a time: what every replica polls
+  (``registry/node_sync.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import BigInteger, and_, delete, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ports import IdempotencyRecord, NodeKeyRecord, NodeRecord, ReplicaRecord
+from LLM_Mesh.registry.store_rewards import heartbeat_credit
+
+__all__ = ["SqlReplicaState", "node_from_row", "relaxed_commit"]
+
+
+async def relaxed_commit(conn: AsyncConnection) -> None:
+    """This transaction's commit does not wait for the disk (PostgreSQL's
+    ``synchronous_commit = off``, this transaction only): for the heartbeat path, whose
+    rows (a sequence number, a heartbeat time) are rewritten every few seconds. A database
+    crash may lose the last fraction of a second of them, never corrupt anything; every
+    other write (ledger, settlements, credentials) still waits for the disk."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+_T = TypeVar("_T")
+_CHUNK = 500  # node ids per lease statement
+
+
+def node_from_row(row: Any) -> NodeRecord:
+    """A ``nodes`` row as a :class:`NodeRecord` (the store's one mapping)."""
+    return NodeRecord(
+        node_id=row.node_id,
+        url=row.url,
+        region=row.region,
+        models=list(row.models or []),
+        hardware=dict(row.hardware or {}),
+        max_concurrency=row.max_concurrency,
+        max_queue=row.max_queue,
+        version=row.version,
+        state=row.state,
+        registered_at=row.registered_at,
+        last_heartbeat_at=row.last_heartbeat_at,
+        requests=int(row.requests),
+        failures=int(row.failures),
+        tokens_generated=int(row.tokens_generated),
+        healthy_ms=int(row.healthy_ms),
+    )
+
+
+def _idem(row: Any) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        key_hash=row.key_hash,
+        owner=row.owner,
+        stream=bool(row.stream),
+        state=row.state,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        status=row.status,
+        body=None if row.body is None else bytes(row.body),
+        headers=row.headers,
+        media_type=row.media_type,
+        too_large=bool(row.too_large),
+    )
+
+
+def _replica(row: Any) -> ReplicaRecord:
+    return ReplicaRecord(
+        replica_id=row.replica_id,
+        started_at=row.started_at,
+        seen_at=row.seen_at,
+        version=row.version,
+        demand=dict(row.demand or {}),
+    )
+
+
+class SqlReplicaState:
+    """See the module docstring."""
+
+    @property
+    def engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    @property
+    def dialect(self) -> str:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    def _insert(self, table: Any) -> Any:
+        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+
+    # -- nodes ------------------------------------------------------------------------
+
+    async def nodes_changed_since(self, at: datetime) -> list[NodeRecord]:
+        stmt = select(tables.nodes).where(tables.nodes.c.changed_at >= at)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [node_from_row(row) for row in rows]
+
+    async def heartbeats_since(
+        self, at: datetime, *, not_by: str | None = None
+    ) -> list[tuple[str, str, datetime]]:
+        n = tables.nodes
+        stmt = select(n.c.node_id, n.c.state, n.c.last_heartbeat_at).where(
+            n.c.last_heartbeat_at >= at
+        )
+        if not_by is not None:  # what this replica wrote itself it knows already
+            stmt = stmt.where(or_(n.c.heard_by.is_(None), n.c.heard_by != not_by))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(row.node_id, row.state, row.last_heartbeat_at) for row in rows]
+
+    @property
+    def batch_engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    async def _batched(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run one heartbeat batch: autocommit statements on PostgreSQL (each atomic on its
+        own, on the batch engine), a transaction elsewhere; a connection the server dropped
+        is replaced and the batch run once more."""
+        for attempt in (1, 2):
+            try:
+                if self.dialect != "postgresql":
+                    async with self.engine.begin() as conn:
+                        return await work(conn)
+                async with self.batch_engine.connect() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def advance_node_seqs(self, items: Sequence[tuple[str, int]]) -> dict[str, str]:
+        """Many nodes' messages at once (``registry/heartbeat_writes.py``): take each
+        ``seq`` if greater than the node's last one and its key is not revoked, in one
+        statement on PostgreSQL. Answers ``SeqResult`` values by node id; one item per node
+        (the batcher keeps the highest)."""
+        k = tables.node_keys
+
+        async def work(conn: AsyncConnection) -> dict[str, str]:
+            taken: set[str] = set()
+            if self.dialect == "postgresql":
+                stmt = text(
+                    "UPDATE node_keys AS k SET last_seq = v.seq FROM unnest("
+                    "CAST(:ids AS varchar[]), CAST(:seqs AS bigint[])) AS v(node_id, seq) "
+                    "WHERE k.node_id = v.node_id AND k.revoked_at IS NULL AND k.last_seq < v.seq "
+                    "RETURNING k.node_id"
+                )
+                ids, seqs = [i for i, _ in items], [q for _, q in items]
+                rows = (await conn.execute(stmt, {"ids": ids, "seqs": seqs})).all()
+                taken = {r.node_id for r in rows}
+            else:
+                for node_id, seq in items:
+                    result = await conn.execute(
+                        update(k)
+                        .where(k.c.node_id == node_id, k.c.revoked_at.is_(None))
+                        .where(k.c.last_seq < seq)
+                        .values(last_seq=seq)
+                    )
+                    if result.rowcount == 1:
+                        taken.add(node_id)
+            out = {node_id: "ok" for node_id in taken}
+            missed = [node_id for node_id, _ in items if node_id not in taken]
+            if missed:
+                query = select(k.c.node_id, k.c.revoked_at).where(k.c.node_id.in_(missed))
+                known = {r.node_id: r.revoked_at for r in (await conn.execute(query)).all()}
+                for node_id in missed:
+                    if node_id not in known:
+                        out[node_id] = "unknown"
+                    else:
+                        out[node_id] = "revoked" if known[node_id] is not None else "stale"
+            return out
+
+        return await self._batched(work)
+
+    async def get_node_keys(self, node_ids: Sequence[str]) -> dict[str, NodeKeyRecord]:
+        """Many node keys in one query (the batcher's look-ups of keys not yet in memory)."""
+        k = tables.node_keys
+
+        async def work(conn: AsyncConnection) -> dict[str, NodeKeyRecord]:
+            query = select(k).where(k.c.node_id.in_(list(node_ids)))
+            return {
+                r.node_id: NodeKeyRecord(
+                    r.node_id, r.public_key, r.operator, int(r.last_seq), r.created_at,
+                    r.revoked_at,
+                )
+                for r in (await conn.execute(query)).all()
+            }  # fmt: skip
+
+        return await self._batched(work)
+
+    async def touch_heartbeats(
+        self, items: Sequence[tuple[str, datetime, str, int]], heard_by: str | None = None
+    ) -> None:
+        """Many heartbeats' times and states at once (one statement on PostgreSQL), heard by
+        the replica ``heard_by``; each item ``(node_id, at, state, credit_limit_ms)`` adds
+        its uptime credit to ``healthy_ms`` as ``touch_heartbeat`` does
+        (``store_rewards.heartbeat_credit``: the same rule, from the row's old values)."""
+        n = tables.nodes
+
+        async def work(conn: AsyncConnection) -> None:
+            if self.dialect == "postgresql":
+                stmt = text(
+                    "UPDATE nodes AS n SET last_heartbeat_at = v.at, state = v.state, "
+                    "heard_by = CAST(:by AS varchar), healthy_ms = n.healthy_ms + CASE "
+                    "WHEN v.lim <= 0 OR n.state <> 'online' OR n.last_heartbeat_at IS NULL THEN 0 "
+                    "ELSE CAST(LEAST(v.lim, GREATEST(0, ROUND(EXTRACT(EPOCH FROM "
+                    "(v.at - n.last_heartbeat_at)) * 1000))) AS bigint) END "
+                    "FROM unnest("
+                    "CAST(:ids AS varchar[]), CAST(:ats AS timestamptz[]), "
+                    "CAST(:states AS varchar[]), CAST(:lims AS bigint[])) "
+                    "AS v(node_id, at, state, lim) "
+                    "WHERE n.node_id = v.node_id"
+                )
+                params = {
+                    "ids": [i for i, _, _, _ in items],
+                    "ats": [a for _, a, _, _ in items],
+                    "states": [st for _, _, st, _ in items],
+                    "lims": [lim for _, _, _, lim in items],
+                    "by": heard_by,
+                }
+                await conn.execute(stmt, params)
+                return
+            for node_id, at, state, lim in items:
+                at_sql = literal(at, tables.UTCDateTime())
+                credit = heartbeat_credit(self.dialect, at_sql, literal(lim, BigInteger()))
+                await conn.execute(
+                    update(n)
+                    .where(n.c.node_id == node_id)
+                    .values(
+                        last_heartbeat_at=at,
+                        state=state,
+                        heard_by=heard_by,
+                        healthy_ms=n.c.healthy_ms + credit,
+                    )
+                )
+
+        await self._batched(work)
+
+    # -- health-check leases ------------------------------------------------------------
+
+    async def claim_health_checks(
+        self, node_ids: Sequence[str], holder: str, now: datetime, until: datetime
+    ) -> list[str]:
+        t = tables.node_checks
+        taken: list[str] = []
+        ids = sorted(set(node_ids))
+        async with self.engine.begin() as conn:
+            for i in range(0, len(ids), _CHUNK):
+                rows = [
+                    {"node_id": nid, "holder": holder, "lease_until": until}
+                    for nid in ids[i : i + _CHUNK]
+                ]
+                ins = self._insert(t).values(rows)
+                stmt = ins.on_conflict_do_update(
+                    index_elements=[t.c.node_id],
+                    set_={"holder": ins.excluded.holder, "lease_until": ins.excluded.lease_until},
+                    where=or_(t.c.lease_until <= now, t.c.holder == holder),
+                ).returning(t.c.node_id)
+                taken.extend(r.node_id for r in (await conn.execute(stmt)).all())
+        return taken
+
+    async def record_health_checks(self, results: Sequence[tuple[str, bool]], at: datetime) -> None:
+        if not results:
+            return
+        t = tables.node_checks
+        async with self.engine.begin() as conn:
+            for node_id, ok in results:
+                values: dict[str, Any] = {"checked_at": at, "ok": ok}
+                if not ok:  # a failed node's recheck is free to any replica's next sweep
+                    values["lease_until"] = at
+                await conn.execute(update(t).where(t.c.node_id == node_id).values(**values))
+
+    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
+        t = tables.node_checks
+        stmt = select(t.c.node_id, t.c.ok, t.c.checked_at).where(
+            and_(t.c.checked_at >= at, t.c.ok.is_not(None))
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(row.node_id, bool(row.ok), row.checked_at) for row in rows]
+
+    # -- replicas -----------------------------------------------------------------------
+
+    async def beat_replica(self, rec: ReplicaRecord) -> None:
+        t = tables.registry_replicas
+        ins = self._insert(t).values(
+            replica_id=rec.replica_id, started_at=rec.started_at, seen_at=rec.seen_at,
+            version=rec.version, demand=rec.demand,
+        )  # fmt: skip
+        stmt = ins.on_conflict_do_update(
+            index_elements=[t.c.replica_id],
+            set_={"seen_at": ins.excluded.seen_at, "demand": ins.excluded.demand},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def live_replicas(self, since: datetime) -> list[ReplicaRecord]:
+        t = tables.registry_replicas
+        stmt = select(t).where(t.c.seen_at >= since).order_by(t.c.replica_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_replica(row) for row in rows]
+
+    async def drop_replicas_before(self, before: datetime) -> int:
+        """Delete rows of replicas not seen since ``before``; how many."""
+        t = tables.registry_replicas
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(t).where(t.c.seen_at < before))
+        return int(result.rowcount or 0)
+
+    # -- idempotency keys ---------------------------------------------------------------
+
+    async def claim_request_key(
+        self, key_hash: str, owner: str, stream: bool, now: datetime, expires_at: datetime
+    ) -> IdempotencyRecord | None:
+        t = tables.idempotency_keys
+        values = {
+            "key_hash": key_hash, "owner": owner, "stream": stream, "state": "running",
+            "status": None, "body": None, "headers": None, "media_type": None,
+            "too_large": False, "created_at": now, "expires_at": expires_at,
+        }  # fmt: skip
+        for _ in range(3):  # a row released between the two statements: claim again
+            ins = self._insert(t).values(**values)
+            stmt = ins.on_conflict_do_update(
+                index_elements=[t.c.key_hash],
+                set_={k: ins.excluded[k] for k in values if k != "key_hash"},
+                where=t.c.expires_at <= now,
+            ).returning(t.c.key_hash)
+            async with self.engine.begin() as conn:
+                if (await conn.execute(stmt)).first() is not None:
+                    return None
+                row = (await conn.execute(select(t).where(t.c.key_hash == key_hash))).first()
+            if row is not None:
+                return _idem(row)
+        raise RuntimeError(f"idempotency key {key_hash} could not be claimed or read")
+
+    async def get_request_key(self, key_hash: str) -> IdempotencyRecord | None:
+        t = tables.idempotency_keys
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(t).where(t.c.key_hash == key_hash))).first()
+        return None if row is None else _idem(row)
+
+    async def finish_request_key(self, rec: IdempotencyRecord) -> bool:
+        t = tables.idempotency_keys
+        stmt = (
+            update(t)
+            .where(and_(t.c.key_hash == rec.key_hash, t.c.owner == rec.owner))
+            .where(t.c.state == "running")
+            .values(
+                state="done",
+                status=rec.status,
+                body=rec.body,
+                headers=rec.headers,
+                media_type=rec.media_type,
+                too_large=rec.too_large,
+                expires_at=rec.expires_at,
+            )
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return result.rowcount == 1
+
+    async def release_request_key(self, key_hash: str, owner: str) -> None:
+        t = tables.idempotency_keys
+        stmt = delete(t).where(
+            and_(t.c.key_hash == key_hash, t.c.owner == owner, t.c.state == "running")
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def purge_request_keys(self, now: datetime) -> int:
+        t = tables.idempotency_keys
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(t).where(t.c.expires_at <= now))
+        return int(result.rowcount or 0)

@@ -1,0 +1,122 @@
+"""Replicas on one store route to the same nodes (``node_sync.py``) and share one health
+pass (``StoreHealthLeases``): two apps on one store are two replicas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.registry.health import HealthChecker
+from tests.registry.test_shared_idempotency import two_replicas
+
+CHAT = "/v1/chat/completions"
+BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(params=["memory", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "memory":
+        return None
+    url = request.getfixturevalue("pg_database_url")
+    assert isinstance(url, str)
+    return url
+
+
+async def test_a_node_registered_at_one_replica_routes_at_the_other(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await a.register("n1")
+        r = await b.client.post(CHAT, json=BODY)
+        assert r.status_code == 503  # b has not polled the store yet
+        assert await b.app.state.node_sync.poll() >= 1
+        r = await b.client.post(CHAT, json=BODY)
+        assert r.status_code == 200, r.text
+        assert r.json()["mesh"]["node_id"] == "n1"
+        assert await b.app.state.node_sync.poll() >= 0  # applying it again changes nothing
+        assert b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
+
+
+async def test_heartbeats_at_one_replica_keep_the_node_alive_at_the_other(tmp_path: Path) -> None:
+    async with two_replicas(tmp_path) as (a, b):
+        await a.register("n1")
+        sync = b.app.state.node_sync
+        await sync.poll()
+        b.clock.advance(b.settings.heartbeat_expiry_s + 1)  # b heard nothing for too long
+        assert not b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
+        assert (await b.client.post(CHAT, json=BODY)).status_code == 503
+        hb = await a.client.post("/mesh/nodes/n1/heartbeat", json={"in_flight": 0})
+        assert hb.status_code == 200
+        await a.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
+        await sync.poll()
+        assert b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
+        assert (await b.client.post(CHAT, json=BODY)).status_code == 200
+        # a paused node, heard at a, is paused at b
+        await a.client.post("/mesh/nodes/n1/heartbeat", json={"state": "paused"})
+        await a.runtime.heartbeats.flush()  # type: ignore[union-attr]
+        b.clock.advance(1)
+        await sync.poll()
+        assert (await b.client.post(CHAT, json=BODY)).status_code == 503
+
+
+async def test_a_goodbye_at_one_replica_takes_the_node_out_everywhere(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await a.register("n1")
+        await a.register("n2")
+        await b.app.state.node_sync.poll()
+        assert (await a.client.delete("/mesh/nodes/n1")).status_code == 204
+        await b.app.state.node_sync.poll()
+        for _ in range(5):
+            r = await b.client.post(CHAT, json=BODY)
+            assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "n2"
+        # and a late heartbeat at b cannot bring it back
+        assert (await b.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 404
+
+
+async def test_the_health_pass_checks_each_node_once_across_replicas(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        for n in ("n1", "n2", "n3"):
+            await a.register(n)
+        await b.app.state.node_sync.poll()
+        a.nodes.nodes["n2:8801"].health_ok = False
+        ha: HealthChecker = a.app.state.health
+        hb: HealthChecker = b.app.state.health
+        first = await ha.run_pass()
+        second = await hb.run_pass()
+        assert sorted(r["node_id"] for r in first) == ["n1", "n2", "n3"]
+        # a holds the healthy nodes' leases this interval; a failed node is free to recheck
+        assert [r["node_id"] for r in second] == ["n2"]
+        # the failed check reaches b through the store: n2 leaves b's routing too
+        await b.app.state.node_sync.poll()
+        assert b.table.get("n2").check_failed  # type: ignore[union-attr]
+        seen = {(await b.client.post(CHAT, json=BODY)).json()["mesh"]["node_id"] for _ in range(8)}
+        assert "n2" not in seen
+        # a failed node's lease is free: the first replica to sweep rechecks it (here b,
+        # as if a could not reach the node); once it is back, everyone routes it
+        a.nodes.nodes["n2:8801"].health_ok = True
+        assert [(r["node_id"], r["ok"]) for r in await hb.recheck_failed()] == [("n2", True)]
+        assert not b.table.get("n2").check_failed  # type: ignore[union-attr]
+        assert await ha.recheck_failed() == []  # b holds the recheck's lease
+        await a.app.state.node_sync.poll()
+        assert not a.table.get("n2").check_failed  # type: ignore[union-attr]
+        # an admin's pass (POST /mesh/health-check) checks every node, lease or not
+        assert len(await hb.run_pass(force=True)) == 3
+
+
+async def test_demand_adds_the_other_replicas_counts(tmp_path: Path) -> None:
+    async with two_replicas(tmp_path) as (a, b):
+        r = await a.client.post(CHAT, json={**BODY, "model": "mistral-7b"})
+        assert r.status_code in (404, 503)
+        await a.runtime.replicas.poll()  # type: ignore[union-attr]
+        await b.runtime.replicas.poll()  # type: ignore[union-attr]
+        rows = (await b.client.get("/mesh/demand")).json()["models"]
+        refused = {row["model"]: row["requests_refused"] for row in rows}
+        assert refused.get("mistral-7b") == 1  # refused at a, reported by b
+        own = (await a.client.get("/mesh/demand")).json()["models"]
+        assert {row["model"]: row["requests_refused"] for row in own}["mistral-7b"] == 1

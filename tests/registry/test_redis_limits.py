@@ -1,0 +1,135 @@
+"""Rate-limit buckets shared by replicas in Redis (``redis_limits.py``).
+
+Needs Redis at ``LLM_MESH_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``); skipped
+when it does not answer, unless ``LLM_MESH_REQUIRE_REDIS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.core.ratelimit import Limits, RateLimiter
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.redis_limits import PREFIX, RedisLimiter
+from tests.registry.helpers import FakeNodes, running
+
+redis_asyncio = pytest.importorskip("redis.asyncio")
+
+REDIS_URL = os.environ.get("LLM_MESH_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
+CHAT = "/v1/chat/completions"
+BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    client = redis_asyncio.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except Exception as exc:
+        if os.environ.get("LLM_MESH_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis not reachable at {REDIS_URL}: {exc!r}", pytrace=False)
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc!r}")
+    finally:
+        await client.aclose()
+    yield REDIS_URL
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def scope() -> str:
+    return "test:" + uuid.uuid4().hex
+
+
+async def test_same_verdicts_as_the_pure_buckets(redis_url: str) -> None:
+    """One sequence of checks and settlements through core's RateLimiter and through the
+    Lua script, on one clock: every verdict, wait and header agrees."""
+    clock = Clock()
+    shared = RedisLimiter.from_url(redis_url, RateLimiter(), redis_clock=clock, clock=clock)
+    pure = RateLimiter()
+    limits = Limits(rpm=5, tpm=100)
+    s = scope()
+    steps = [(0, 10, 4), (0, 30, 50), (1, 30, 0), (0, 40, 40), (2, 50, 10), (0, 200, 0),
+             (0, 5, 5), (0, 5, 5), (30, 60, 60), (0, 1, 1), (61, 99, 200), (5, 10, 10)]  # fmt: skip
+    try:
+        for dt, tokens, used in steps:
+            clock.now += dt
+            want = pure.check(s, limits, clock.now, tokens)
+            got = await shared.check(s, limits, clock.now, tokens)
+            assert (got.allowed, got.exceeded, got.charged) == (
+                want.allowed, want.exceeded, want.charged,
+            ), (dt, tokens)  # fmt: skip
+            assert got.retry_after_s == pytest.approx(want.retry_after_s)
+            assert got.headers == want.headers
+            if want.allowed and want.charged:
+                pure.settle(s, limits, clock.now, want.charged, used)
+                out = await shared._run(s, limits, "settle", used - want.charged)
+                assert out is not None
+    finally:
+        await shared.aclose()
+
+
+async def test_two_replicas_share_one_limit(redis_url: str) -> None:
+    a = RedisLimiter.from_url(redis_url, RateLimiter())
+    b = RedisLimiter.from_url(redis_url, RateLimiter())
+    s, limits = scope(), Limits(rpm=3)
+    try:
+        verdicts = [(await r.check(s, limits, 0.0)).allowed for r in (a, b, a, b, a)]
+        assert verdicts == [True, True, True, False, False]
+        refused = await b.check(s, limits, 0.0)
+        assert refused.exceeded == "requests" and 0 < refused.retry_after_s <= 20
+        assert ("x-ratelimit-remaining-requests", "0") in refused.headers
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_redis_down_limits_per_process_and_comes_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    limiter = RedisLimiter.from_url("redis://127.0.0.1:1/0", RateLimiter(), clock=clock)
+    limits = Limits(rpm=2)
+    try:
+        got = [(await limiter.check("x", limits, clock.now)).allowed for _ in range(3)]
+        assert got == [True, True, False]  # the local buckets decided
+        assert "Redis rate limits unavailable" in caplog.text
+        assert clock.now < limiter._down_until  # not asked again for a while
+        clock.now = limiter._down_until + 1
+        assert await limiter._run("x", limits, "check", 0) is None  # tried again, still down
+    finally:
+        await limiter.aclose()
+
+
+async def test_gateway_replicas_with_a_redis_url_give_a_client_one_limit(
+    tmp_path: Path, redis_url: str
+) -> None:
+    store, nodes = MemoryStore(), FakeNodes()
+    client = redis_asyncio.from_url(redis_url)
+    await client.delete(PREFIX + "ip:127.0.0.1")  # the test clients' scope: start full
+    await client.aclose()
+    async with AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(
+                running(
+                    tmp_path / n, store=store, nodes=nodes, anonymous_rpm=3, redis_url=redis_url
+                )
+            )
+            for n in ("a", "b")
+        ]
+        await a.register("n1")
+        await b.app.state.node_sync.poll()
+        codes = [(await h.client.post(CHAT, json=BODY)).status_code for h in (a, b, a, b, a)]
+        assert codes == [200, 200, 200, 429, 429]  # one limit of 3, not 3 per replica

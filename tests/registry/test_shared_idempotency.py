@@ -1,0 +1,164 @@
+"""A client request id runs at most once across replicas on one store (``shared_idempotency.py``).
+
+Two apps on one store are two replicas: the same id sent to both runs once (replayed,
+waited on, or refused 409), on the memory store and on SQLite / PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import IdempotencyRecord
+from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import FakeNodes, Harness, running
+
+CHAT = "/v1/chat/completions"
+BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@asynccontextmanager
+async def two_replicas(
+    tmp_path: Path, url: str | None = None, nodes: FakeNodes | None = None
+) -> AsyncIterator[tuple[Harness, Harness]]:
+    """Two registry apps on one store (``url``: two SqlStores on that database; else one
+    MemoryStore), with the same fake nodes behind them."""
+    nodes = nodes or FakeNodes()
+    shared = MemoryStore()
+    async with AsyncExitStack() as stack:
+        hs = []
+        for name in ("a", "b"):
+            store: Any = SqlStore(url) if url else shared
+            hs.append(
+                await stack.enter_async_context(running(tmp_path / name, store=store, nodes=nodes))
+            )
+        yield hs[0], hs[1]
+
+
+async def _register_everywhere(a: Harness, b: Harness, node_id: str = "n1") -> None:
+    await a.register(node_id)
+    sync = b.app.state.node_sync
+    assert sync is not None
+    await sync.poll()  # b learns the node from the store
+    assert b.table.get(node_id) is not None
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """None: one MemoryStore; else a database both replicas open."""
+    if request.param == "memory":
+        return None
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    url = request.getfixturevalue("pg_database_url")
+    assert isinstance(url, str)
+    return url
+
+
+async def test_an_id_run_on_one_replica_is_replayed_on_the_other(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        hdr = {"X-Request-Id": "job-1"}
+        r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
+        assert r1.status_code == 200
+        await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        r2 = await b.client.post(CHAT, json=BODY, headers=hdr)
+        assert r2.status_code == 200, r2.text
+        assert r2.headers["x-mesh-replayed"] == "true"
+        assert r2.json() == r1.json()
+        assert a.nodes.calls() == 1
+        # another id runs, on either replica
+        assert (await b.client.post(CHAT, json=BODY, headers={"X-Request-Id": "j2"})).is_success
+        assert a.nodes.calls() == 2
+
+
+async def test_a_duplicate_waits_for_the_other_replica_and_shares_its_answer(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    nodes = FakeNodes()
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+    plain = nodes.handler
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v1/"):
+            entered.set()
+            await gate.wait()
+        return plain(request)
+
+    nodes.handler = slow  # type: ignore[method-assign, assignment]
+    async with two_replicas(tmp_path, store_url, nodes) as (a, b):
+        await _register_everywhere(a, b)
+        hdr = {"X-Request-Id": "slow-1"}
+        first = asyncio.create_task(a.client.post(CHAT, json=BODY, headers=hdr))
+        await asyncio.wait_for(entered.wait(), 5)
+        stream = await b.client.post(CHAT, json={**BODY, "stream": True}, headers=hdr)
+        assert stream.status_code == 409  # a stream never joins a running request
+        assert "another replica" in stream.json()["error"]["message"]
+        dup = asyncio.create_task(b.client.post(CHAT, json=BODY, headers=hdr))
+        await asyncio.sleep(0.3)
+        assert not dup.done(), dup.result().text  # waiting on replica a, not running it
+        gate.set()
+        r1, r2 = await asyncio.wait_for(asyncio.gather(first, dup), 10)
+        assert r1.status_code == r2.status_code == 200
+        assert r1.json() == r2.json()
+        assert nodes.calls() == 1
+
+
+async def test_a_request_whose_replica_died_is_refused_not_run_again(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        idem = b.runtime.idempotency
+        assert isinstance(idem, SharedIdempotency)
+        key = f"{CHAT} ip:127.0.0.1 lost-1"
+        long_ago = datetime.now(timezone.utc) - timedelta(seconds=60)
+        taken = await idem.store.claim_request_key(
+            key_hash(key), "replica-killed", False, long_ago, long_ago + timedelta(hours=1)
+        )
+        assert taken is None  # a replica that was killed mid-request holds it
+        r = await b.client.post(CHAT, json=BODY, headers={"X-Request-Id": "lost-1"})
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["reason"] == "owner_lost"
+        assert a.nodes.calls() == 0
+
+
+async def test_a_retryable_failure_frees_the_id_for_the_other_replica(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        node = a.nodes.nodes["n1:8801"]
+        node.behavior = "500"
+        hdr = {"X-Request-Id": "retry-1"}
+        assert (await a.client.post(CHAT, json=BODY, headers=hdr)).status_code == 502
+        await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        node.behavior = "ok"
+        # b's router does not hold a's failure against the node: it runs it now
+        r = await b.client.post(CHAT, json=BODY, headers=hdr)
+        assert r.status_code == 200 and "x-mesh-replayed" not in r.headers
+
+
+async def test_records_round_trip_and_expire(tmp_path: Path) -> None:
+    store = MemoryStore()
+    now = datetime.now(timezone.utc)
+    assert await store.claim_request_key("h", "r1", False, now, now + timedelta(seconds=5)) is None
+    held = await store.claim_request_key("h", "r2", False, now, now + timedelta(seconds=5))
+    assert held is not None and held.owner == "r1" and held.state == "running"
+    done = IdempotencyRecord("h", "r1", False, "done", now, now + timedelta(seconds=1), 200, b"{}")
+    assert not await store.finish_request_key(IdempotencyRecord("h", "r2", False, "done", now, now))
+    assert await store.finish_request_key(done)
+    later = now + timedelta(seconds=2)
+    assert await store.claim_request_key("h", "r2", False, later, later) is None  # expired

@@ -1,0 +1,191 @@
+"""The SQL store's replica state (``store_replicas.py``) on SQLite and PostgreSQL, and
+migrations when several replicas start at once on one PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
+
+from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord, SeqResult
+from LLM_Mesh.registry.store import SqlStore
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _node(node_id: str) -> NodeRecord:
+    return NodeRecord(
+        node_id, f"http://{node_id}:8801", None, [{"id": "gemma-3-270m"}], {}, 1, 8, "0.1",
+        "online", T0, T0,
+    )  # fmt: skip
+
+
+async def test_claims_are_taken_once_and_expire(store: SqlStore) -> None:
+    until = T0 + timedelta(seconds=60)
+    assert sorted(await store.claim_health_checks(["a", "b"], "r1", T0, until)) == ["a", "b"]
+    assert await store.claim_health_checks(["a", "b", "c"], "r2", T0, until) == ["c"]
+    assert sorted(await store.claim_health_checks(["a"], "r1", T0, until)) == ["a"]  # renewed
+    later = until + timedelta(seconds=1)
+    assert await store.claim_health_checks(["a"], "r2", later, later + timedelta(seconds=9)) == [
+        "a"
+    ]
+    await store.record_health_checks([("a", False), ("c", True)], later)
+    got = sorted((n, ok) for n, ok, _ in await store.health_checks_since(later))
+    assert got == [("a", False), ("c", True)]
+    assert await store.health_checks_since(later + timedelta(seconds=1)) == []
+
+
+async def test_request_keys(store: SqlStore) -> None:
+    exp = T0 + timedelta(seconds=30)
+    assert await store.claim_request_key("k", "r1", False, T0, exp) is None
+    held = await store.claim_request_key("k", "r2", True, T0, exp)
+    assert held is not None and (held.owner, held.state, held.stream) == ("r1", "running", False)
+    body = b'{"ok": true}' * 100
+    rec = IdempotencyRecord(
+        "k", "r1", False, "done", T0, exp, 200, body, [["content-type", "application/json"]],
+        "application/json",
+    )  # fmt: skip
+    assert not await store.finish_request_key(IdempotencyRecord("k", "r2", False, "done", T0, exp))
+    assert await store.finish_request_key(rec)
+    got = await store.get_request_key("k")
+    assert got is not None and got.state == "done" and got.body == body and got.status == 200
+    assert got.headers == [["content-type", "application/json"]]
+    await store.release_request_key("k", "r1")  # done rows are not released
+    assert await store.get_request_key("k") is not None
+    assert await store.claim_request_key("j", "r1", False, T0, exp) is None
+    await store.release_request_key("j", "r1")
+    assert await store.get_request_key("j") is None
+    assert await store.purge_request_keys(exp) == 1
+    assert await store.get_request_key("k") is None
+
+
+async def test_node_changes_and_heartbeats_since(store: SqlStore) -> None:
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    await store.upsert_node(_node("n1"))
+    assert [r.node_id for r in await store.nodes_changed_since(before)] == ["n1"]
+    assert await store.nodes_changed_since(datetime.now(timezone.utc) + timedelta(seconds=1)) == []
+    beat = T0 + timedelta(seconds=5)
+    assert await store.touch_heartbeat("n1", beat, "online")
+    assert await store.heartbeats_since(beat) == [("n1", "online", beat)]
+    assert await store.heartbeats_since(beat + timedelta(microseconds=1)) == []
+    mark = datetime.now(timezone.utc) - timedelta(milliseconds=1)
+    assert await store.set_node_state("n1", "offline")
+    assert [r.state for r in await store.nodes_changed_since(mark)] == ["offline"]
+
+
+async def test_replica_beats(store: SqlStore) -> None:
+    await store.beat_replica(ReplicaRecord("r1", T0, T0, "0.1", {"in_flight": {"m": 1}}))
+    await store.beat_replica(ReplicaRecord("r2", T0, T0 + timedelta(seconds=9), "0.1", {}))
+    later = T0 + timedelta(seconds=10)
+    await store.beat_replica(ReplicaRecord("r1", later, later, "0.1", {"in_flight": {"m": 2}}))
+    live = await store.live_replicas(T0 + timedelta(seconds=5))
+    assert [(r.replica_id, r.started_at, r.demand) for r in live] == [
+        ("r1", T0, {"in_flight": {"m": 2}}),
+        ("r2", T0, {}),
+    ]
+    assert await store.drop_replicas_before(later) == 1
+    assert [r.replica_id for r in await store.live_replicas(T0)] == ["r1"]
+
+
+def _revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+@pytest.mark.postgres
+async def test_several_replicas_starting_at_once_migrate_once(pg_database_url: str) -> None:
+    """Six stores (six connections) open one empty database at the same moment: the
+    advisory lock makes them migrate one after another; every one ends on head."""
+    stores = [SqlStore(pg_database_url) for _ in range(6)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.open() for s in stores)), 90)
+        for s in stores:
+            async with s.engine.connect() as conn:
+                assert await conn.run_sync(_revision) == "0008"
+        await stores[0].upsert_node(_node("n1"))
+        assert [n.node_id for n in await stores[5].list_nodes()] == ["n1"]
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+_OPEN = """
+import asyncio, sys, time
+from LLM_Mesh.registry.store import SqlStore
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+async def main():
+    async with SqlStore(sys.argv[1]) as s:
+        await s.list_nodes()
+asyncio.run(main())
+print("OPEN-OK")
+"""
+
+
+@pytest.mark.postgres
+def test_several_registry_processes_starting_at_once(pg_database_url: str) -> None:
+    """Four processes, released at one instant, open (and so migrate) one empty database."""
+    start = time.time() + 3.0  # time for every interpreter to import first
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN, pg_database_url, repr(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ),
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert all("OPEN-OK" in o for o in outs), outs
+
+
+async def test_sequence_numbers_and_heartbeats_in_batches(store: SqlStore) -> None:
+    for n in ("n1", "n2", "n3"):
+        assert await store.claim_node_key(n, f"key-{n}", "op", 10, T0) is SeqResult.OK
+        await store.upsert_node(_node(n))
+    await store.revoke_node("n3", T0)
+    got = await store.advance_node_seqs([("n1", 11), ("n2", 5), ("n3", 99), ("ghost", 1)])
+    assert got == {"n1": "ok", "n2": "stale", "n3": "revoked", "ghost": "unknown"}
+    key = await store.get_node_key("n1")
+    assert key is not None and key.last_seq == 11
+    keys = await store.get_node_keys(["n1", "n3", "ghost"])
+    assert sorted(keys) == ["n1", "n3"] and keys["n3"].revoked_at is not None
+    beat = T0 + timedelta(seconds=7)
+    await store.touch_heartbeats([("n1", beat, "draining"), ("n2", beat, "online")])
+    assert sorted(await store.heartbeats_since(beat)) == [
+        ("n1", "draining", beat),
+        ("n2", "online", beat),
+    ]
+
+
+async def test_seq_batcher_answers_each_message_as_one_at_a_time_would() -> None:
+    mem = MemoryStore()
+    await mem.claim_node_key("n1", "k", "op", 10, T0)
+    await mem.claim_node_key("n2", "k2", "op", 10, T0)
+    batcher = SeqBatcher(mem)
+    got = await asyncio.gather(
+        batcher.advance_node_seq("n1", 12),
+        batcher.advance_node_seq("n1", 11),  # same batch, lower: stale, as it would be after 12
+        batcher.advance_node_seq("n2", 9),
+        batcher.advance_node_seq("nx", 50),
+    )
+    assert got == [SeqResult.OK, SeqResult.STALE, SeqResult.STALE, SeqResult.UNKNOWN]
+    k1, kx = await asyncio.gather(batcher.get_node_key("n1"), batcher.get_node_key("nx"))
+    assert k1 is not None and k1.last_seq == 12 and kx is None
+    writer = HeartbeatWriter(mem)
+    await mem.upsert_node(_node("n1"))
+    writer.touch("n1", T0 + timedelta(seconds=1), "online")
+    writer.touch("n1", T0 + timedelta(seconds=2), "paused")
+    await writer.flush()
+    assert mem.nodes["n1"].state == "paused"
+    assert mem.nodes["n1"].last_heartbeat_at == T0 + timedelta(seconds=2)
