@@ -161,11 +161,22 @@ async def test_sequence_numbers_and_heartbeats_in_batches(store: SqlStore) -> No
     keys = await store.get_node_keys(["n1", "n3", "ghost"])
     assert sorted(keys) == ["n1", "n3"] and keys["n3"].revoked_at is not None
     beat = T0 + timedelta(seconds=7)
-    await store.touch_heartbeats([("n1", beat, "draining"), ("n2", beat, "online")])
+    await store.touch_heartbeats([("n1", beat, "draining", 0), ("n2", beat, "online", 30_000)])
     assert sorted(await store.heartbeats_since(beat)) == [
         ("n1", "draining", beat),
         ("n2", "online", beat),
     ]
+    # the uptime credit (rewards): the time since the last beat, up to the limit, only
+    # for a node that was online, as ``touch_heartbeat`` computes it
+    before = {n: (await store.get_node(n)).healthy_ms for n in ("n1", "n2")}  # type: ignore[union-attr]
+    later = beat + timedelta(seconds=5)
+    await store.touch_heartbeats([("n1", later, "online", 30_000), ("n2", later, "online", 30_000)])
+    after = {n: (await store.get_node(n)).healthy_ms for n in ("n1", "n2")}  # type: ignore[union-attr]
+    assert after["n1"] - before["n1"] == 0  # it was draining
+    assert after["n2"] - before["n2"] == 5_000
+    much_later = later + timedelta(seconds=100)
+    await store.touch_heartbeats([("n2", much_later, "online", 30_000)])
+    assert (await store.get_node("n2")).healthy_ms - after["n2"] == 30_000  # type: ignore[union-attr]
 
 
 async def test_seq_batcher_answers_each_message_as_one_at_a_time_would() -> None:
