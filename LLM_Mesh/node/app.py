@@ -223,6 +223,7 @@ class _Handler:
                 stop=body.stop_list(),
                 seed=body.seed,
                 continue_text=continue_text,
+                top_logprobs=body.top_logprobs_wanted(),
             )
         else:
             req = GenerationRequest(
@@ -234,6 +235,7 @@ class _Handler:
                 top_p=body.top_p,
                 stop=body.stop_list(),
                 seed=body.seed,
+                top_logprobs=body.top_logprobs_wanted(),
             )
         if hosted.context_length:
             check_context(
@@ -310,6 +312,7 @@ class _Handler:
             finish_reason=gen.finish_reason or "stop",
             usage=gen.final_usage(),
             mesh=gen.mesh(),
+            logprobs=gen.logprobs,
         )
         return JSONResponse(body, headers={"X-Mesh-Node": self.service.node_id})
 

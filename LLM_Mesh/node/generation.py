@@ -15,6 +15,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from LLM_Mesh.core.canary import TokenLogprob
 from LLM_Mesh.core.schemas import MeshMeta
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest, Usage
 
@@ -37,6 +38,7 @@ class Generation:
         self.tokens_seen = 0
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.logprobs: tuple[TokenLogprob, ...] | None = None
         self._agen: AsyncIterator[Delta] | None = None
         self._first: Delta | None = None
         self._holding = False
@@ -74,6 +76,8 @@ class Generation:
             self.tokens_seen += 1
         if delta.finish_reason is not None:
             self.finish_reason = delta.finish_reason
+        if delta.logprobs is not None:
+            self.logprobs = delta.logprobs
         if delta.usage is not None:
             self.usage = delta.usage
             self.ended_at = self.service.clock()

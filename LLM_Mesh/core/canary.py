@@ -1,0 +1,166 @@
+"""Canary verdicts: does a node's answer match a verifier's reference?
+
+A probe is an ordinary greedy completion that asks for the top log-probabilities
+of each generated token. The reference is the same probe answered by a verifier
+node (trusted by the admin) running the same model file (same sha256). Honest
+nodes differ from it only slightly (another thread count, batch size, CPU or
+build of llama.cpp changes the floating-point sums a little); a node serving a
+lower quantisation, another model, or canned or random text differs a lot.
+
+The rule (:func:`compare`), position by position while the tokens agree:
+
+* the chosen token's log-probability and those of the top candidates both lists
+  share must agree within ``logprob_tolerance``;
+* where the tokens first differ, the node's token must be one the reference
+  ranked (nearly) as high as its own pick: a near tie (``tie_margin``) that an
+  honest rounding difference can flip. The answers diverge there; nothing after
+  it is comparable, so the comparison ends (passing);
+* the answer's text must be its tokens (no text swapped under honest
+  log-probabilities), and an answer without log-probabilities fails.
+
+The tolerances are measured, not guessed: ``benchmarks/bench_canary.py`` runs
+honest variants and liars and prints the spread (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+REPLACEMENT = "\ufffd"
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: text, log-probability, top candidates (best first)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a node (or a verifier) answered to a probe."""
+
+    text: str
+    tokens: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The comparison's tolerances (measured: docs/benchmarks.md, "Canary probes")."""
+
+    logprob_tolerance: float = 0.15
+    tie_margin: float = 0.25
+    min_tokens: int = 1
+    """An answer with fewer tokens than this (and a reference with more) fails."""
+
+
+DEFAULT_RULE = Rule()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str
+    """``match``, ``diverged_at_tie`` (ok); ``no_logprobs``, ``logprob``, ``token``,
+    ``length``, ``text`` (failed)."""
+    position: int | None = None
+    max_delta: float | None = None
+    diverged_at: int | None = None
+
+    def describe(self) -> str:
+        where = f" at token {self.position}" if self.position is not None else ""
+        delta = f", max |Δlogprob| {self.max_delta:.4f}" if self.max_delta is not None else ""
+        return f"{self.reason}{where}{delta}"
+
+
+def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Verdict:
+    """The verdict on ``answer`` against ``reference`` (same prompt, greedy, top log-probs)."""
+    if reference.tokens and not answer.tokens:
+        return Verdict(False, "no_logprobs", 0)
+    max_delta = 0.0
+    n = min(len(reference.tokens), len(answer.tokens))
+    for i in range(n):
+        ref, got = reference.tokens[i], answer.tokens[i]
+        if not (math.isfinite(got.logprob) and got.logprob <= 1e-6):
+            return Verdict(False, "logprob", i, max_delta)
+        if got.token != ref.token:
+            ranked = dict(ref.top)
+            if got.token in ranked and ranked[got.token] >= ref.logprob - rule.tie_margin:
+                return _text_check(reference, answer, i, max_delta, diverged=i)
+            return Verdict(False, "token", i, max_delta)
+        delta = abs(got.logprob - ref.logprob)
+        theirs = dict(got.top)
+        for tok, lp in ref.top:
+            if tok in theirs:
+                delta = max(delta, abs(theirs[tok] - lp))
+        max_delta = max(max_delta, delta)
+        if delta > rule.logprob_tolerance:
+            return Verdict(False, "logprob", i, max_delta)
+    if len(answer.tokens) != len(reference.tokens):
+        return Verdict(False, "length", n, max_delta)
+    return _text_check(reference, answer, None, max_delta, diverged=None)
+
+
+def _text_check(
+    reference: Answer, answer: Answer, position: int | None, max_delta: float, diverged: int | None
+) -> Verdict:
+    """The answer's text must be what its tokens spell (up to where it diverged)."""
+    upto = len(answer.tokens) if diverged is None else diverged
+    spelled = "".join(t.token for t in answer.tokens[:upto])
+    if REPLACEMENT not in spelled and not answer.text.startswith(spelled):
+        return Verdict(False, "text", position, max_delta)
+    if diverged is None:
+        return Verdict(True, "match", None, max_delta)
+    return Verdict(True, "diverged_at_tie", diverged, max_delta, diverged_at=diverged)
+
+
+def answer_from_openai(body: Mapping[str, Any]) -> Answer:
+    """The :class:`Answer` in an OpenAI completion or chat answer (either ``logprobs`` shape).
+
+    Missing or malformed log-probabilities give an answer without tokens.
+    """
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return Answer("", ())
+    choice = choices[0]
+    message = choice.get("message")
+    text = choice.get("text")
+    if not isinstance(text, str):
+        text = message.get("content") if isinstance(message, dict) else ""
+    text = text if isinstance(text, str) else ""
+    return Answer(text, _tokens(choice.get("logprobs")))
+
+
+def _tokens(lp: Any) -> tuple[TokenLogprob, ...]:
+    try:
+        if isinstance(lp, dict) and isinstance(lp.get("content"), list):  # chat shape
+            return tuple(
+                TokenLogprob(
+                    str(e["token"]),
+                    float(e["logprob"]),
+                    tuple(
+                        (str(t["token"]), float(t["logprob"])) for t in e.get("top_logprobs") or []
+                    ),
+                )
+                for e in lp["content"]
+            )
+        if isinstance(lp, dict) and isinstance(lp.get("tokens"), list):  # completion shape
+            toks, lps = lp["tokens"], lp["token_logprobs"]
+            tops = lp.get("top_logprobs") or [None] * len(toks)
+            out = []
+            for tok, val, top in zip(toks, lps, tops, strict=True):
+                ranked: Sequence[tuple[str, float]] = (
+                    sorted(((str(k), float(v)) for k, v in top.items()), key=lambda kv: -kv[1])
+                    if isinstance(top, dict)
+                    else ()
+                )
+                out.append(TokenLogprob(str(tok), float(val), tuple(ranked)))
+            return tuple(out)
+    except (KeyError, TypeError, ValueError):
+        return ()
+    return ()
