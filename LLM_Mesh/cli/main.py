@@ -24,6 +24,7 @@ import typer
 
 from LLM_Mesh.cli import render
 from LLM_Mesh.cli.admin_commands import grant_command, keys_app, nodes_app, operators_app
+from LLM_Mesh.cli.canary_commands import canary_app
 from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, err
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
@@ -42,6 +43,7 @@ registry_app.add_typer(operators_app, name="operators")
 registry_app.add_typer(nodes_app, name="nodes")
 registry_app.command("grant")(grant_command)
 registry_app.add_typer(keys_app, name="keys")
+registry_app.add_typer(canary_app, name="canary")
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")
 

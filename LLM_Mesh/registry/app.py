@@ -28,10 +28,12 @@ from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
@@ -45,6 +47,7 @@ from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.routing import Routing
@@ -133,6 +136,16 @@ def create_registry_app(
     ledger_engine = _ledger_engine(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
+    quality = Quality(the_store, routing, threshold=settings.trust_threshold)
+    runtime.quality = quality
+    quality_watcher = QualityWatcher(quality)
+    prober = CanaryProber(runtime, quality)
+    canary = CanaryScheduler(
+        prober,
+        ProbeBudget(
+            share=min(1.0, settings.canary_share), min_interval_s=settings.canary_min_interval_s
+        ),
+    )
     health = HealthChecker(
         table,
         lambda: runtime.http,
@@ -164,6 +177,7 @@ def create_registry_app(
                 (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store)
             routing.sync_all()
+            await quality.load()
             checkpointer = Checkpointer(
                 ledger, key, settings.ledger_origin,
                 every=settings.ledger_checkpoint_every,
@@ -185,9 +199,13 @@ def create_registry_app(
             revocations.start()
             checkpointer.start()
             runtime.keys.start()
+            quality_watcher.start()
+            canary.start()
             try:
                 yield
             finally:
+                await canary.stop()
+                await quality_watcher.stop()
                 await runtime.keys.stop()
                 await checkpointer.stop()
                 await revocations.stop()
@@ -210,6 +228,7 @@ def create_registry_app(
     )
     app.state.runtime = runtime
     app.state.health = health
+    app.state.canary = prober
     install_error_handlers(app)
     install_gateway(app)
     app.include_router(mesh_router)

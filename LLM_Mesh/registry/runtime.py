@@ -38,6 +38,7 @@ from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.quality import Quality
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.routing import Routing
 
@@ -67,6 +68,9 @@ class Runtime:
     # set by create_registry_app
     ledger: SqlLedger | None = None
     checkpointer: Checkpointer | None = None
+    # quality control: verifiers, canary verdicts, quarantines, trust (registry/quality.py);
+    # set by create_registry_app
+    quality: Quality | None = None
 
     @property
     def http(self) -> NodeClient:

@@ -38,6 +38,7 @@ from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
+from LLM_Mesh.registry.store_canary import SqlCanary
 from LLM_Mesh.registry.store_credentials import SqlCredentials
 
 __all__ = [
@@ -211,7 +212,7 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
     return on_connect
 
 
-class SqlStore(SqlCredentials, SqlApiKeys):
+class SqlStore(SqlCredentials, SqlApiKeys, SqlCanary):
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
     Operators, node keys and the admin key: :class:`SqlCredentials`; client API keys:

@@ -17,6 +17,7 @@ from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, do
 ALL_TABLES = {
     "admin_key", "api_keys", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
     "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "settlements",
+    "canary_status", "canary_verifiers",
 }  # fmt: skip
 
 
@@ -39,7 +40,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0005"]
+    assert script.get_heads() == ["0009"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -50,7 +51,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0005"
+            assert await conn.run_sync(_current) == "0009"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -70,7 +71,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0005"
+            assert await conn.run_sync(_current) == "0009"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
