@@ -479,11 +479,17 @@ def node_drain(
 def node_info_cmd(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
     """The running node: identity, models, hardware, uptime, requests and tokens."""
     from LLM_Mesh.cli.node_render import hosted_models_table, info_table
-    from LLM_Mesh.node.control import node_info
+    from LLM_Mesh.node.control import node_info, registry_quality
 
     async def go() -> dict[str, Any]:
         async with http_client() as client:
-            return await node_info(client, node_url)
+            info = await node_info(client, node_url)
+            registry = info.get("registry")
+            if isinstance(registry, dict) and registry.get("url"):
+                info["quality"] = await registry_quality(
+                    client, str(registry["url"]), str(info.get("node_id"))
+                )
+            return info
 
     try:
         info = asyncio.run(go())

@@ -32,7 +32,9 @@ def logprobs_for(prompt: str, shift: float = 0.0) -> dict[str, Any]:
     return {
         "tokens": toks,
         "token_logprobs": [lp + shift for lp in lps],
-        "top_logprobs": [{t: lp + shift, " zz": lp - 3 + shift} for t, lp in zip(toks, lps)],
+        "top_logprobs": [
+            {t: lp + shift, " zz": lp - 3 + shift} for t, lp in zip(toks, lps, strict=True)
+        ],
         "text_offset": [0, 1, 2, 3],
     }
 
