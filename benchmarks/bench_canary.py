@@ -52,6 +52,7 @@ REQUANT = {
     "requant_q2_k": ("q2_k", {"n_threads": 2, "n_batch": 512, "n_ctx": 4096}, False),
 }
 TAMPER_EVERY = 10
+LOOSE = canary.Rule(logprob_tolerance=1e9, mean_tolerance=1e9, tie_margin=1e9)
 ORDERS = 2000
 
 
@@ -189,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     refs = [as_answer(r) for r in runs["reference"]]
     rule = canary.DEFAULT_RULE
     print(
-        f"rule: logprob tolerance {rule.logprob_tolerance}, tie margin {rule.tie_margin} "
-        "(core/canary.py)"
+        f"rule: per-token |Δlogprob| <= {rule.logprob_tolerance}, mean <= {rule.mean_tolerance}, "
+        f"tie margin {rule.tie_margin} (core/canary.py)"
     )
     answers: dict[str, list[canary.Answer]] = {
         name: [as_answer(r) for r in runs[name]]
@@ -199,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     answers.update(synthetic_liars(refs, args.max_tokens))
     rng = random.Random(2024)
-    header = f"{'variant':<16} {'kind':<7} {'flagged':>9} {'max |Δlogprob|':>15} {'diverged':>9}  probes to detection (mean / p95 / max)"
+    header = (
+        f"{'variant':<16} {'kind':<7} {'flagged':>9} {'max |Δ|':>8} {'max mean':>9} "
+        f"{'diverged':>9}  probes to detection (mean / p95 / max)"
+    )
     print(header)
     print("-" * len(header))
     honest_total = honest_flagged = 0
@@ -207,9 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         verdicts = [canary.compare(r, a, rule) for r, a in zip(refs, ans, strict=True)]
         flags = [not v.ok for v in verdicts]
         kind = "honest" if name in HONEST else "liar"
-        deltas = [v.max_delta for v in verdicts if v.max_delta is not None]
-        div = sum(1 for v in verdicts if v.diverged_at is not None)
-        row = f"{name:<16} {kind:<7} {sum(flags):>4}/{len(flags):<4} {max(deltas, default=0.0):>15.4f} {div:>9}"
+        # the spread with the tolerances off: what the rule's numbers are chosen from
+        loose = [canary.compare(r, a, LOOSE) for r, a in zip(refs, ans, strict=True)]
+        deltas = [v.max_delta for v in loose if v.max_delta is not None]
+        means = [v.mean_delta for v in loose if v.mean_delta is not None]
+        div = sum(1 for v in loose if v.diverged_at is not None)
+        row = (
+            f"{name:<16} {kind:<7} {sum(flags):>4}/{len(flags):<4} {max(deltas, default=0.0):>8.4f} "
+            f"{max(means, default=0.0):>9.4f} {div:>9}"
+        )
         if kind == "honest":
             honest_total += len(flags)
             honest_flagged += sum(flags)
@@ -218,10 +228,16 @@ def main(argv: list[str] | None = None) -> int:
         print(row + "  " + summary(probes_to_detection(flags, rng)))
         if name == "sim_text":
             tam = probes_to_detection(flags, rng, tamper_every=TAMPER_EVERY)
-            print(f"{'tamper_1_in_10':<16} {'liar':<7} {'':>9} {'':>15} {'':>9}  " + summary(tam))
+            print(
+                f"{'tamper_1_in_10':<16} {'liar':<7} {'':>9} {'':>8} {'':>9} {'':>9}  "
+                + summary(tam)
+            )
         if name == "requant_q2_k":
             tam = probes_to_detection(flags, rng, tamper_every=TAMPER_EVERY)
-            print(f"{'tamper_q2k_1_10':<16} {'liar':<7} {'':>9} {'':>15} {'':>9}  " + summary(tam))
+            print(
+                f"{'tamper_q2k_1_10':<16} {'liar':<7} {'':>9} {'':>8} {'':>9} {'':>9}  "
+                + summary(tam)
+            )
     reasons: dict[str, int] = {}
     for name in REQUANT:
         for r, a in zip(refs, answers[name], strict=True):

@@ -45,19 +45,36 @@ def test_identical_answer_matches() -> None:
 
 
 def test_small_float_differences_pass_within_tolerance() -> None:
-    v = compare(REF, shifted(REF, DEFAULT_RULE.logprob_tolerance / 2))
+    v = compare(REF, shifted(REF, DEFAULT_RULE.mean_tolerance / 2))
     assert v.ok
-    assert math.isclose(v.max_delta or 0, DEFAULT_RULE.logprob_tolerance / 2, rel_tol=1e-9)
+    assert math.isclose(v.max_delta or 0, DEFAULT_RULE.mean_tolerance / 2, rel_tol=1e-9)
+    assert math.isclose(v.mean_delta or 0, DEFAULT_RULE.mean_tolerance / 2, rel_tol=1e-9)
 
 
-def test_logprob_beyond_tolerance_fails() -> None:
-    v = compare(REF, shifted(REF, -(DEFAULT_RULE.logprob_tolerance + 0.01)))
+def with_token(a: Answer, i: int, t: TokenLogprob) -> Answer:
+    return Answer(a.text, (*a.tokens[:i], t, *a.tokens[i + 1 :]))
+
+
+def test_one_token_beyond_the_tolerance_fails() -> None:
+    lp = REF.tokens[0].logprob - DEFAULT_RULE.logprob_tolerance - 0.01
+    v = compare(REF, with_token(REF, 0, tok("\n", lp, ("\n", lp), ("\r", -1.64))))
     assert not v.ok and v.reason == "logprob" and v.position == 0
+
+
+def test_a_local_honest_wobble_passes_but_a_shift_everywhere_fails() -> None:
+    long = Answer(REF.text * 4, REF.tokens * 4)
+    lp = REF.tokens[0].logprob - 0.5  # one token off by 0.5, as an honest batch size can do
+    wobble = with_token(long, 0, tok("\n", lp, ("\n", lp), ("\r", -1.64)))
+    assert compare(long, wobble).ok
+    everywhere = shifted(long, -(DEFAULT_RULE.mean_tolerance + 0.05))
+    v = compare(long, everywhere)
+    assert not v.ok and v.reason == "logprob_mean"
+    assert (v.mean_delta or 0) > DEFAULT_RULE.mean_tolerance
 
 
 def test_a_top_candidate_moved_fails_even_if_the_chosen_token_agrees() -> None:
     t = REF.tokens
-    moved = tok("\n", -0.27, ("\n", -0.27), ("\r", -1.0))
+    moved = tok("\n", -0.27, ("\n", -0.27), ("\r", -1.64 + DEFAULT_RULE.logprob_tolerance + 0.1))
     v = compare(REF, Answer(REF.text, (moved, *t[1:])))
     assert not v.ok and v.reason == "logprob"
 
@@ -106,7 +123,7 @@ def test_impossible_logprob_fails() -> None:
 def test_a_looser_rule_accepts_what_the_default_refuses() -> None:
     far = shifted(REF, -0.3)
     assert not compare(REF, far).ok
-    assert compare(REF, far, Rule(logprob_tolerance=0.5)).ok
+    assert compare(REF, far, Rule(mean_tolerance=0.5)).ok
 
 
 def test_answer_from_completion_shape() -> None:
