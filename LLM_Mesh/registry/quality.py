@@ -59,7 +59,7 @@ class Quality:
         self.threshold = threshold
         self.now = wall_now
         self.verifiers: frozenset[str] = frozenset()
-        self.records: dict[tuple[str, str], CanaryRecord] = {}
+        self.records: dict[str, dict[str, CanaryRecord]] = {}  # node id -> model -> record
 
     # -- state from the store ------------------------------------------------------------
     async def load(self, since: datetime | None = None) -> None:
@@ -70,12 +70,14 @@ class Quality:
 
     def apply(self, rec: CanaryRecord) -> None:
         """Take one record in; routing follows its quarantine."""
-        self.records[(rec.node_id, rec.model)] = rec
+        self.records.setdefault(rec.node_id, {})[rec.model] = rec
         self._sync_routing(rec.node_id)
 
     def _sync_routing(self, node_id: str) -> None:
-        out = frozenset(m for (n, m), r in self.records.items() if n == node_id and r.quarantined)
-        self.routing.set_quarantined(node_id, out)
+        mine = self.records.get(node_id, {})
+        self.routing.set_quarantined(
+            node_id, frozenset(m for m, r in mine.items() if r.quarantined)
+        )
 
     async def record(
         self, node_id: str, model: str, *, ok: bool, reason: str | None
@@ -96,25 +98,25 @@ class Quality:
     async def clear(self, node_id: str) -> list[str]:
         """Lift the node's quarantines (the admin's ``registry nodes clear``)."""
         models = await self.store.clear_quarantine(node_id, self.now())
-        for (n, _m), rec in self.records.items():
-            if n == node_id:
-                rec.quarantined_at, rec.reason = None, None
+        for rec in self.records.get(node_id, {}).values():
+            rec.quarantined_at, rec.reason = None, None
         self._sync_routing(node_id)
         return models
 
     # -- questions --------------------------------------------------------------------------
     def quarantined(self, node_id: str, model: str) -> bool:
-        rec = self.records.get((node_id, model))
+        rec = self.records.get(node_id, {}).get(model)
         return rec is not None and rec.quarantined
 
     def quarantines(self, node_id: str) -> list[CanaryRecord]:
-        return [r for (n, _), r in sorted(self.records.items()) if n == node_id and r.quarantined]
+        mine = self.records.get(node_id, {})
+        return [mine[m] for m in sorted(mine) if mine[m].quarantined]
 
     def passed(self, node_id: str) -> int:
-        return sum(r.passed for (n, _), r in self.records.items() if n == node_id)
+        return sum(r.passed for r in self.records.get(node_id, {}).values())
 
     def failed(self, node_id: str) -> int:
-        return sum(r.failed for (n, _), r in self.records.items() if n == node_id)
+        return sum(r.failed for r in self.records.get(node_id, {}).values())
 
     def score(self, node_id: str) -> TrustScore:
         entry = self.table.get(node_id)

@@ -112,11 +112,12 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
                 i = 0
                 while not stop.is_set():
                     i += 1
+                    sent = time.monotonic()
                     r = c.post("/v1/completions", json={
                         "model": MODEL, "prompt": f"def add_{i}(a, b):", "max_tokens": 4,
                     })  # fmt: skip
                     node = r.json().get("mesh", {}).get("node_id") if r.status_code == 200 else None
-                    served.append((time.monotonic(), r.status_code, node))
+                    served.append((sent, r.status_code, node))
                     stop.wait(0.3)
 
         t = threading.Thread(target=user, daemon=True)
