@@ -3,19 +3,22 @@
 A probe is an ordinary greedy completion that asks for the top log-probabilities
 of each generated token. The reference is the same probe answered by a verifier
 node (trusted by the admin) running the same model file (same sha256). Honest
-nodes differ from it only slightly (another thread count, batch size, CPU or
-build of llama.cpp changes the floating-point sums a little); a node serving a
+nodes differ from it only slightly (another batch size, llama.cpp's prompt cache
+reusing part of an earlier prompt, another CPU or build changes the floating-point
+sums a little, sometimes enough to flip a near tie); a node serving a
 lower quantisation, another model, or canned or random text differs a lot.
 
 The rule (:func:`compare`), position by position while the tokens agree:
 
-* the chosen token's log-probability and those of the top candidates both lists
-  share must agree within ``logprob_tolerance`` at every token, and on average over
-  the compared tokens within ``mean_tolerance`` (honest differences are rare and
-  local; a lower quantisation shifts every token);
+* the chosen token's log-probability must agree within ``logprob_tolerance`` at
+  every token, and on average over the compared tokens within ``mean_tolerance``
+  (honest differences are small on average; a lower quantisation shifts every
+  token). The lower-ranked candidates are not compared: their numbers move most
+  between honest runs (measured), so they would add noise, not evidence;
 * where the tokens first differ, the node's token must be one the reference
   ranked (nearly) as high as its own pick: a near tie (``tie_margin``) that an
-  honest rounding difference can flip. The answers diverge there; nothing after
+  honest rounding difference can flip, with the node's log-probability for it near
+  the reference's. The answers diverge there; nothing after
   it is comparable, so the comparison ends (passing);
 * the answer's text must be its tokens (no text swapped under honest
   log-probabilities), and an answer without log-probabilities fails.
@@ -55,11 +58,12 @@ class Answer:
 class Rule:
     """The comparison's tolerances (measured: docs/benchmarks.md, "Canary probes")."""
 
-    logprob_tolerance: float = 1.5
-    """Largest |Δ log-probability| allowed at any one token (chosen or shared top candidate)."""
-    mean_tolerance: float = 0.15
-    """Largest mean over the compared tokens of each token's largest |Δ|."""
-    tie_margin: float = 0.25
+    logprob_tolerance: float = 1.0
+    """Largest |Δ log-probability| of the chosen token allowed at any one token."""
+    mean_tolerance: float = 0.2
+    """Largest mean |Δ| over the compared tokens (checked from ``mean_min_tokens`` on)."""
+    mean_min_tokens: int = 4
+    tie_margin: float = 1.0
     """Where the tokens first differ, the node's token must be within this of the reference's."""
 
 
@@ -84,16 +88,6 @@ class Verdict:
         return f"{self.reason}{where}{delta}{mean}"
 
 
-def _delta(ref: TokenLogprob, got: TokenLogprob) -> float:
-    """This token's largest |Δ|: the chosen token's and every shared top candidate's."""
-    delta = abs(got.logprob - ref.logprob)
-    theirs = dict(got.top)
-    for tok, lp in ref.top:
-        if tok in theirs:
-            delta = max(delta, abs(theirs[tok] - lp))
-    return delta
-
-
 def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Verdict:
     """The verdict on ``answer`` against ``reference`` (same prompt, greedy, top log-probs)."""
     if reference.tokens and not answer.tokens:
@@ -110,17 +104,22 @@ def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Ver
         if not (math.isfinite(got.logprob) and got.logprob <= 1e-6):
             return verdict(False, "logprob", i)
         if got.token != ref.token:
-            ranked = dict(ref.top)
-            if got.token in ranked and ranked[got.token] >= ref.logprob - rule.tie_margin:
-                diverged = i  # a near tie an honest rounding can flip: nothing after compares
+            # honest only at a near tie, with the node's number for its token near the reference's
+            theirs = dict(ref.top).get(got.token)
+            if (
+                theirs is not None
+                and theirs >= ref.logprob - rule.tie_margin
+                and abs(got.logprob - theirs) <= rule.logprob_tolerance
+            ):
+                diverged = i  # nothing after a divergence compares
                 break
             return verdict(False, "token", i)
-        deltas.append(_delta(ref, got))
+        deltas.append(abs(got.logprob - ref.logprob))
         if deltas[-1] > rule.logprob_tolerance:
             return verdict(False, "logprob", i)
     if diverged is None and len(answer.tokens) != len(reference.tokens):
         return verdict(False, "length", min(len(reference.tokens), len(answer.tokens)))
-    if deltas and sum(deltas) / len(deltas) > rule.mean_tolerance:
+    if len(deltas) >= rule.mean_min_tokens and sum(deltas) / len(deltas) > rule.mean_tolerance:
         return verdict(False, "logprob_mean", None)
     upto = len(answer.tokens) if diverged is None else diverged
     spelled = "".join(t.token for t in answer.tokens[:upto])
