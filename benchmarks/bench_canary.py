@@ -5,8 +5,9 @@ Runs the real gemma-3-270m (Q4_K_M) on every prompt of the canary pool
 of each token (the llama-cpp engine's own ``LogprobRecorder``), as:
 
 * the reference (a verifier: 2 threads, n_batch 512, n_ctx 4096, fresh state);
-* honest variants: 1 thread; n_batch 4; n_ctx 2048; a warm cache (each prompt
-  asked twice, the second answer served from llama.cpp's prompt-prefix cache);
+* honest variants: 1 thread; n_batch 1, 4, 8, 16, 32; n_ctx 2048; a warm cache
+  (each prompt asked twice, the second answer served from llama.cpp's prompt-prefix
+  cache); a half-warm cache (a prompt sharing the first half asked just before);
 * liars: the same model requantised to Q2_K and to Q3_K_S (llama.cpp's quantize
   API), canned text, random tokens, the sim engine's text (another model's
   words) — each with made-up log-probabilities (a liar has no reference to copy) —
@@ -39,15 +40,21 @@ from LLM_Mesh.core.canary_prompts import PROMPTS
 
 CACHE = Path.home() / ".cache" / "llm-mesh" / "canary"
 TOP_N = 5
-HONEST = {
-    # name: (model kind, Llama kwargs, warm)
+HONEST: dict[str, tuple[str, dict[str, int], bool | str]] = {
+    # name: (model kind, Llama kwargs, warm: False (fresh state), True (the same prompt
+    # asked just before), "prefix" (a prompt sharing its first half asked just before))
     "reference": ("q4_k_m", {"n_threads": 2, "n_batch": 512, "n_ctx": 4096}, False),
     "threads_1": ("q4_k_m", {"n_threads": 1, "n_batch": 512, "n_ctx": 4096}, False),
     "n_batch_4": ("q4_k_m", {"n_threads": 2, "n_batch": 4, "n_ctx": 4096}, False),
     "n_ctx_2048": ("q4_k_m", {"n_threads": 2, "n_batch": 512, "n_ctx": 2048}, False),
     "warm_cache": ("q4_k_m", {"n_threads": 2, "n_batch": 512, "n_ctx": 4096}, True),
+    "n_batch_1": ("q4_k_m", {"n_threads": 2, "n_batch": 1, "n_ctx": 4096}, False),
+    "n_batch_8": ("q4_k_m", {"n_threads": 2, "n_batch": 8, "n_ctx": 4096}, False),
+    "n_batch_16": ("q4_k_m", {"n_threads": 2, "n_batch": 16, "n_ctx": 4096}, False),
+    "n_batch_32": ("q4_k_m", {"n_threads": 2, "n_batch": 32, "n_ctx": 4096}, False),
+    "warm_prefix": ("q4_k_m", {"n_threads": 2, "n_batch": 512, "n_ctx": 4096}, "prefix"),
 }
-REQUANT = {
+REQUANT: dict[str, tuple[str, dict[str, int], bool | str]] = {
     "requant_q3_k_s": ("q3_k_s", {"n_threads": 2, "n_batch": 512, "n_ctx": 4096}, False),
     "requant_q2_k": ("q2_k", {"n_threads": 2, "n_batch": 512, "n_ctx": 4096}, False),
 }
@@ -66,7 +73,7 @@ def model_path(kind: str) -> Path:
 
 
 def run_variant(
-    name: str, kind: str, kwargs: dict[str, Any], warm: bool, max_tokens: int
+    name: str, kind: str, kwargs: dict[str, Any], warm: bool | str, max_tokens: int
 ) -> list[dict[str, Any]]:
     """Every pool prompt through one configuration: text and per-token top log-probs."""
     from llama_cpp import Llama
@@ -93,9 +100,10 @@ def run_variant(
     rows = []
     t0 = time.perf_counter()
     for prompt in PROMPTS:
-        if not warm:
-            llm.reset()
-        else:
+        llm.reset()
+        if warm == "prefix":  # llama.cpp reuses the shared half; the rest is computed anew
+            once(prompt[: max(1, len(prompt) // 2)])
+        elif warm:
             once(prompt)  # the first ask fills the cache; the second is measured
         rows.append(once(prompt))
     print(f"  ran {name}: {len(rows)} prompts in {time.perf_counter() - t0:.1f} s", flush=True)

@@ -72,7 +72,7 @@ def wait_for(pred: Any, timeout: float, what: str) -> None:
 
 
 def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
-    mesh = start_mesh(tmp_path / "mesh", allow_private_nodes=True)
+    mesh = start_mesh(tmp_path / "mesh", allow_private_nodes=True, node_args=["--n-threads", "1"])
     procs: list[subprocess.Popen[bytes]] = []
     try:
         verifier = mesh._node_id
@@ -81,7 +81,7 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
         p, honest = spawn(mesh, tmp_path / "honest", [
             "-m", "LLM_Mesh.cli", "node", "start", "--registry", mesh.registry_url,
             "--model", MODEL, "--engine", "llama-cpp", "--host", "127.0.0.1",
-            "--port", str(honest_port), "--no-config",
+            "--port", str(honest_port), "--no-config", "--n-threads", "1",
         ])  # fmt: skip
         procs.append(p)
         p, requant = spawn(
