@@ -69,8 +69,18 @@ class Quality:
             self.apply(rec)
 
     def apply(self, rec: CanaryRecord) -> None:
-        """Take one record in; routing follows its quarantine."""
-        self.records.setdefault(rec.node_id, {})[rec.model] = rec
+        """Take one record in (unless an older one than we hold: a poll that read the store
+        before a verdict or a clear must not undo it); routing follows its quarantine."""
+        mine = self.records.setdefault(rec.node_id, {})
+        held = mine.get(rec.model)
+        if (
+            held is not None
+            and held.updated_at is not None
+            and rec.updated_at is not None
+            and rec.updated_at < held.updated_at
+        ):
+            return
+        mine[rec.model] = rec
         self._sync_routing(rec.node_id)
 
     def _sync_routing(self, node_id: str) -> None:
@@ -98,8 +108,9 @@ class Quality:
     async def clear(self, node_id: str) -> list[str]:
         """Lift the node's quarantines (the admin's ``registry nodes clear``)."""
         models = await self.store.clear_quarantine(node_id, self.now())
+        at = self.now()
         for rec in self.records.get(node_id, {}).values():
-            rec.quarantined_at, rec.reason = None, None
+            rec.quarantined_at, rec.reason, rec.updated_at = None, None, at
         self._sync_routing(node_id)
         return models
 

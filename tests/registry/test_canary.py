@@ -346,3 +346,25 @@ async def test_a_node_that_errors_gets_no_verdict(mesh: Harness) -> None:
     assert result.verdict == "error"
     q = mesh.runtime.quality
     assert q is not None and not q.quarantined("down", MODEL)
+
+
+async def test_a_stale_poll_does_not_undo_a_newer_verdict(mesh: Harness) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    await register(mesh, "verifier")
+    await register(mesh, "liar", canned)
+    await trust(mesh, "verifier")
+    q = mesh.runtime.quality
+    assert q is not None
+    before = (await mesh.store.canary_records()) or []
+    await run_round(mesh, node="liar")
+    assert q.quarantined("liar", MODEL)
+    rec = q.records["liar"][MODEL]
+    assert rec.updated_at is not None
+    # what a poll that read the store just before the verdict would bring back
+    stale = replace(rec, quarantined_at=None, reason=None, failed=0)
+    stale.updated_at = rec.updated_at - timedelta(seconds=1)
+    q.apply(stale)
+    assert q.quarantined("liar", MODEL) and mesh.runtime.routing.quarantined
+    assert before == []
