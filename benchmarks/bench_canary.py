@@ -5,7 +5,7 @@ Runs the real gemma-3-270m (Q4_K_M) on every prompt of the canary pool
 of each token (the llama-cpp engine's own ``LogprobRecorder``), as:
 
 * the reference (a verifier: 2 threads, n_batch 512, n_ctx 4096, fresh state);
-* honest variants: 1 thread; n_batch 1, 4, 8, 16, 32; n_ctx 2048; a warm cache
+* honest variants: 1 thread; n_batch 1, 4, 8, 16; n_ctx 2048; a warm cache
   (each prompt asked twice, the second answer served from llama.cpp's prompt-prefix
   cache); a half-warm cache (a prompt sharing the first half asked just before);
 * liars: the same model requantised to Q2_K and to Q3_K_S (llama.cpp's quantize
@@ -51,7 +51,6 @@ HONEST: dict[str, tuple[str, dict[str, int], bool | str]] = {
     "n_batch_1": ("q4_k_m", {"n_threads": 2, "n_batch": 1, "n_ctx": 4096}, False),
     "n_batch_8": ("q4_k_m", {"n_threads": 2, "n_batch": 8, "n_ctx": 4096}, False),
     "n_batch_16": ("q4_k_m", {"n_threads": 2, "n_batch": 16, "n_ctx": 4096}, False),
-    "n_batch_32": ("q4_k_m", {"n_threads": 2, "n_batch": 32, "n_ctx": 4096}, False),
     "warm_prefix": ("q4_k_m", {"n_threads": 2, "n_batch": 512, "n_ctx": 4096}, "prefix"),
 }
 REQUANT: dict[str, tuple[str, dict[str, int], bool | str]] = {
@@ -246,6 +245,24 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'tamper_q2k_1_10':<16} {'liar':<7} {'':>9} {'':>8} {'':>9} {'':>9}  "
                 + summary(tam)
             )
+    # the verifier need not be fresh either: every honest configuration against every other
+    pairs = differing = flagged_pairs = 0
+    names = list(HONEST)
+    for ref_name in names:
+        for node_name in names:
+            if ref_name == node_name:
+                continue
+            for r_row, a_row in zip(runs[ref_name], runs[node_name], strict=True):
+                pairs += 1
+                if r_row["tokens"] == a_row["tokens"]:
+                    continue  # bit-identical: says nothing about the spread
+                differing += 1
+                flagged_pairs += not canary.compare(as_answer(r_row), as_answer(a_row), rule).ok
+    print(
+        f"honest pairs (verifier and node in two different honest configurations): {pairs} "
+        f"answers, {differing} not bit-identical, {flagged_pairs} of those flagged "
+        f"(95 % upper bound: {upper95(flagged_pairs, differing):.2%})"
+    )
     reasons: dict[str, int] = {}
     for name in REQUANT:
         for r, a in zip(refs, answers[name], strict=True):

@@ -15,10 +15,10 @@ The rule (:func:`compare`), position by position while the tokens agree:
   (honest differences are small on average; a lower quantisation shifts every
   token). The lower-ranked candidates are not compared: their numbers move most
   between honest runs (measured), so they would add noise, not evidence;
-* where the tokens first differ, the node's token must be one the reference
-  ranked (nearly) as high as its own pick: a near tie (``tie_margin``) that an
-  honest rounding difference can flip, with the node's log-probability for it near
-  the reference's. The answers diverge there; nothing after
+* where the tokens first differ, it must be a near tie (``tie_margin``) that an
+  honest rounding difference can flip: the reference ranks the node's token nearly
+  as high as its own pick, or the node ranks the reference's token nearly as high
+  as its own, with the numbers for the token both list agreeing. The answers diverge there; nothing after
   it is comparable, so the comparison ends (passing);
 * the answer's text must be its tokens (no text swapped under honest
   log-probabilities), and an answer without log-probabilities fails.
@@ -88,6 +88,23 @@ class Verdict:
         return f"{self.reason}{where}{delta}{mean}"
 
 
+def _near_tie(ref: TokenLogprob, got: TokenLogprob, rule: Rule) -> bool:
+    """Whether two different picks are a near tie an honest rounding can flip.
+
+    Either list may show it: the reference ranks the node's token within ``tie_margin``
+    of its own pick, or the node ranks the reference's token within it of its pick;
+    and the number both give for the token they both list agrees within
+    ``logprob_tolerance`` (a node cannot claim a tie with made-up numbers).
+    """
+    in_ref = dict(ref.top).get(got.token)
+    if in_ref is not None and in_ref >= ref.logprob - rule.tie_margin:
+        return abs(got.logprob - in_ref) <= rule.logprob_tolerance
+    in_got = dict(got.top).get(ref.token)
+    if in_got is not None and in_got >= got.logprob - rule.tie_margin:
+        return abs(in_got - ref.logprob) <= rule.logprob_tolerance
+    return False
+
+
 def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Verdict:
     """The verdict on ``answer`` against ``reference`` (same prompt, greedy, top log-probs)."""
     if reference.tokens and not answer.tokens:
@@ -104,13 +121,7 @@ def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Ver
         if not (math.isfinite(got.logprob) and got.logprob <= 1e-6):
             return verdict(False, "logprob", i)
         if got.token != ref.token:
-            # honest only at a near tie, with the node's number for its token near the reference's
-            theirs = dict(ref.top).get(got.token)
-            if (
-                theirs is not None
-                and theirs >= ref.logprob - rule.tie_margin
-                and abs(got.logprob - theirs) <= rule.logprob_tolerance
-            ):
+            if _near_tie(ref, got, rule):
                 diverged = i  # nothing after a divergence compares
                 break
             return verdict(False, "token", i)

@@ -188,3 +188,17 @@ def test_malformed_logprobs_give_no_tokens() -> None:
     bad = {"choices": [{"text": "x", "logprobs": {"tokens": ["x"], "token_logprobs": ["y"]}}]}
     assert answer_from_openai(bad).tokens == ()
     assert answer_from_openai({"choices": "nope"}) == Answer("", ())
+
+
+def test_a_tie_the_node_shows_counts_when_the_reference_did_not_list_its_token() -> None:
+    t = REF.tokens
+    # the reference's top list stops above "x"; the node ranks "return" just below "x"
+    node_tok = tok("x2", -0.85, ("x2", -0.85), ("return", -0.95))
+    assert compare(REF, Answer("\n    x2", (t[0], t[1], node_tok, t[3]))).ok
+    # ... but not with a number for "return" far from the reference's (-0.9)
+    made_up = tok("x2", -1.5, ("x2", -1.5), ("return", -0.9 - DEFAULT_RULE.logprob_tolerance - 0.4))
+    assert made_up.top[1][1] >= made_up.logprob - DEFAULT_RULE.tie_margin  # a tie by its numbers
+    assert compare(REF, Answer("\n    x2", (t[0], t[1], made_up, t[3]))).reason == "token"
+    # ... nor when the node puts "return" far below its own pick
+    far = tok("x2", -0.01, ("x2", -0.01), ("return", -0.01 - DEFAULT_RULE.tie_margin - 0.1))
+    assert compare(REF, Answer("\n    x2", (t[0], t[1], far, t[3]))).reason == "token"

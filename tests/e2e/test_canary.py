@@ -36,6 +36,7 @@ MODEL = "gemma-3-270m"
 
 def cli(mesh: LocalMesh, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = mesh._env()
+    env["COLUMNS"] = "300"  # rich's tables at full width
     if home is not None:
         env["LLM_MESH_HOME"] = str(home)
     return subprocess.run(
@@ -49,11 +50,11 @@ def spawn(mesh: LocalMesh, home: Path, args: list[str]) -> tuple[subprocess.Pope
     env = mesh._env()
     env["LLM_MESH_HOME"] = str(home)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    log = (home / "node.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        start_new_session=True,
-    )  # fmt: skip
+    with (home / "node.log").open("ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            start_new_session=True,
+        )  # fmt: skip
     return proc, load_or_create_key(key_path(mesh.settings.__class__.from_env(env))).node_id
 
 
