@@ -147,7 +147,8 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
                     assert res["verdict"] == "pass", res
         view = nodes(mesh)
         probes = {n: view[n]["canary_passed"] + view[n]["canary_failed"] for n in everyone}
-        print(f"probes until quarantined: {probes}, rounds {rounds}")
+        names = {verifier: "verifier", honest: "honest", requant: "requant", other: "other"}
+        print(f"probes: { {names[n]: k for n, k in probes.items()} }, rounds {rounds}")
         assert [q["model"] for q in view[other]["quarantined"]] == [MODEL]
         assert [q["model"] for q in view[requant]["quarantined"]] == [MODEL]
         assert probes[other] <= 3, probes
