@@ -210,6 +210,17 @@ class MeshClient:
         )
         return data
 
+    async def canary_run(
+        self, node: str | None = None, model: str | None = None, *, timeout_s: float = 600.0
+    ) -> list[dict[str, Any]]:
+        """One canary probe round now (admin): each probe's verdict (``registry/canary.py``)."""
+        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        params = {k: v for k, v in (("node", node), ("model", model)) if v is not None}
+        data = await self._request(
+            "POST", "/mesh/canary/run", headers=headers, params=params, timeout=timeout_s
+        )
+        return list(data["results"])
+
     # --- OpenAI API -----------------------------------------------------------------
 
     def _v1_headers(self, request_id: str | None) -> dict[str, str]:

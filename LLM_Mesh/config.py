@@ -34,6 +34,9 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
+| canary_share         | LLM_MESH_CANARY_SHARE    | 0.01 (at most this share of a node's capacity goes to canary probes) |
+| canary_min_interval_s | LLM_MESH_CANARY_MIN_INTERVAL_S | 3600 (at least one probe per node and model this often) |
+| trust_threshold      | LLM_MESH_TRUST_THRESHOLD | 0.6 (``trusted_only`` routes to nodes scoring at least this) |
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 | reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
@@ -213,6 +216,11 @@ class Settings:
             object.__setattr__(self, "registry_urls", urls)  # a list given, or a new first URL
         object.__setattr__(self, "registry_url", urls[0])
 
+    # quality control (registry/canary.py, core/trust.py)
+    canary_share: float = 0.01
+    canary_min_interval_s: float = 3600.0
+    trust_threshold: float = 0.6
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
@@ -248,6 +256,9 @@ class Settings:
             log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
             log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
             redis_url=(env.get("LLM_MESH_REDIS_URL") or "").strip() or None,
+            canary_share=_float(env, "LLM_MESH_CANARY_SHARE", 0.01),
+            canary_min_interval_s=_float(env, "LLM_MESH_CANARY_MIN_INTERVAL_S", 3600.0),
+            trust_threshold=_float(env, "LLM_MESH_TRUST_THRESHOLD", 0.6),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):  # a flag's list replaces the env's

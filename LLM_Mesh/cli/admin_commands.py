@@ -4,9 +4,11 @@ llm-mesh registry operators add NAME        a new operator; prints its token onc
 llm-mesh registry operators list            operators and their nodes
 llm-mesh registry operators revoke NAME     the operator and all its nodes are refused
 llm-mesh registry nodes revoke NODE_ID      one node key is refused
+llm-mesh registry nodes trust|clear NODE_ID a canary verifier / lift quarantines (cli/canary_commands.py)
 llm-mesh registry grant ACCOUNT AMOUNT      AMOUNT micro-NetworkTokens from the mint to
                                             ACCOUNT (an operator's name or a ledger account)
 llm-mesh registry keys create [--name N] [--rpm N] [--tpm N] [--avoid-regions eu,us] [--strict-regions]
+                              [--trusted-only]
                                             a client API key; prints it once
 llm-mesh registry keys list                 keys, limits, regions, whether revoked
 llm-mesh registry keys revoke ID_OR_NAME    the key is refused (401) within a second
@@ -161,6 +163,10 @@ def keys_create(
     strict_regions: Annotated[
         bool, typer.Option("--strict-regions", help="Also avoid nodes of unknown region")
     ] = False,
+    trusted_only: Annotated[
+        bool,
+        typer.Option("--trusted-only", help="Route only to nodes whose trust score is high enough"),
+    ] = False,
     database_url: DbOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -171,7 +177,13 @@ def keys_create(
     made = with_admin_store(
         _settings(home, database_url),
         lambda s: create_api_key(
-            s, name=name, rpm=rpm, tpm=tpm, avoid_regions=regions, strict_regions=strict_regions
+            s,
+            name=name,
+            rpm=rpm,
+            tpm=tpm,
+            avoid_regions=regions,
+            strict_regions=strict_regions,
+            trusted_only=trusted_only,
         ),
     )
     if made is None:
@@ -196,6 +208,7 @@ def keys_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
     table = Table("id", "name", "rpm", "tpm", "avoid regions", "made", "revoked")
     for k in keys:
         regions = ", ".join(k.avoid_regions) + (" (strict)" if k.strict_regions else "")
+        regions += " (trusted nodes only)" if k.trusted_only else ""
         table.add_row(
             k.key_id, k.name or "", _limit(k.rpm), _limit(k.tpm), regions.strip() or "-",
             _when(k.created_at), _when(k.revoked_at) if k.revoked_at else "",

@@ -26,6 +26,7 @@ import typer
 
 from LLM_Mesh.cli import render
 from LLM_Mesh.cli.admin_commands import grant_command, keys_app, nodes_app, operators_app
+from LLM_Mesh.cli.canary_commands import canary_app
 from LLM_Mesh.cli.common import (
     HomeOpt,
     LogFormatOpt,
@@ -56,6 +57,7 @@ registry_app.add_typer(operators_app, name="operators")
 registry_app.add_typer(nodes_app, name="nodes")
 registry_app.command("grant")(grant_command)
 registry_app.add_typer(keys_app, name="keys")
+registry_app.add_typer(canary_app, name="canary")
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(receipt_app, name="receipt")

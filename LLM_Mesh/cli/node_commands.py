@@ -497,12 +497,17 @@ def node_info_cmd(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
     """The running node: identity, models, hardware, uptime, requests, tokens and earnings."""
     from LLM_Mesh.cli.earnings_render import node_earnings_view
     from LLM_Mesh.cli.node_render import hosted_models_table, info_table
-    from LLM_Mesh.node.control import node_earnings, node_info
+    from LLM_Mesh.node.control import node_earnings, node_info, registry_quality
 
     async def go() -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
         async with http_client() as client:
             info = await node_info(client, node_url)
-            if info.get("registry") is None:
+            registry = info.get("registry")
+            if isinstance(registry, dict) and registry.get("url"):
+                info["quality"] = await registry_quality(
+                    client, str(registry["url"]), str(info.get("node_id"))
+                )
+            if registry is None:
                 return info, None, None
             try:  # the node asks its registry, with its operator token
                 return info, await node_earnings(client, node_url), None

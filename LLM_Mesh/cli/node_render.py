@@ -114,9 +114,28 @@ def info_table(info: Mapping[str, Any]) -> Table:
             ),
         ),
     ]
+    if "quality" in info:
+        rows.extend(quality_rows(info.get("quality")))
     for key, value in rows:
         t.add_row(key, str(value))
     return t
+
+
+def quality_rows(q: Any) -> list[tuple[str, str]]:
+    """The registry's verdicts on this node: trust score, canary probes, quarantines (why)."""
+    if not isinstance(q, Mapping) or "trust_score" not in q:
+        return [("trust", "unknown (the registry did not say)")]
+    trusted = "trusted" if q.get("trusted") else "not trusted"
+    rows = [
+        ("trust", f"{float(q.get('trust_score') or 0):.2f} ({trusted})"),
+        (
+            "canary probes",
+            f"{q.get('canary_passed', 0)} passed, {q.get('canary_failed', 0)} failed",
+        ),
+    ]
+    for x in q.get("quarantined") or []:
+        rows.append(("QUARANTINED", f"{x.get('model')} since {x.get('since')}: {x.get('reason')}"))
+    return rows
 
 
 def hosted_models_table(models: Sequence[Mapping[str, Any]]) -> Table:

@@ -36,6 +36,15 @@ def _prompts(declared: Any) -> str:
     return "prompts: undeclared"
 
 
+def _trust(n: Mapping[str, Any]) -> str:
+    """The node's trust score, and its quarantines (models) in red."""
+    if "trust_score" not in n:
+        return "-"
+    out = f"{float(n['trust_score']):.2f}" + (" [dim]verifier[/]" if n.get("verifier") else "")
+    q = [str(x.get("model")) for x in n.get("quarantined") or [] if isinstance(x, Mapping)]
+    return out + (f"\n[red]quarantined: {', '.join(q)}[/]" if q else "")
+
+
 def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
     t = Table(title="Nodes")
     t.add_column("node", overflow="fold", min_width=14)
@@ -44,6 +53,7 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
     t.add_column("load", min_width=5)
     t.add_column("ttft / total", min_width=9)
     t.add_column("reqs / fails", min_width=6)
+    t.add_column("trust", min_width=5)
     for n in nodes:
         models = ", ".join(
             m["id"]
@@ -69,6 +79,7 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
             f"{n.get('in_flight', 0)}/{n.get('max_concurrency', 1)} +{n.get('queued', 0)}q",
             f"{_fmt_ms(n.get('ttft_ms_ewma'))} / {_fmt_ms(n.get('latency_ms_ewma'))}",
             f"{n.get('requests', 0)} / {n.get('failures', 0)}",
+            _trust(n),
         )
     return t
 

@@ -198,9 +198,18 @@ class _Sampling(_Wire):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit for top_logprobs
+
+
 class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+
+    def top_logprobs_wanted(self) -> int | None:
+        """How many top candidates per token to return; None: no log-probabilities."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def effective_max_tokens(self, default: int) -> int:
         return self.max_completion_tokens or self.max_tokens or default
@@ -209,6 +218,11 @@ class ChatCompletionRequest(_Sampling):
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     echo: bool = False
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+
+    def top_logprobs_wanted(self) -> int | None:
+        """How many top candidates per token to return; None: no log-probabilities."""
+        return self.logprobs
 
     @field_validator("prompt")
     @classmethod

@@ -233,6 +233,7 @@ class _Handler:
                 stop=body.stop_list(),
                 seed=body.seed,
                 continue_text=continue_text,
+                top_logprobs=body.top_logprobs_wanted(),
             )
         else:
             req = GenerationRequest(
@@ -244,6 +245,7 @@ class _Handler:
                 top_p=body.top_p,
                 stop=body.stop_list(),
                 seed=body.seed,
+                top_logprobs=body.top_logprobs_wanted(),
             )
         if hosted.context_length:
             check_context(
@@ -347,6 +349,7 @@ class _Handler:
             finish_reason=gen.finish_reason or "stop",
             usage=gen.final_usage(),
             mesh=gen.mesh(gen.receipt(output, answer_id)),
+            logprobs=gen.logprobs,
         )
         return JSONResponse(body, headers={"X-Mesh-Node": self.service.node_id})
 

@@ -73,6 +73,25 @@ async def node_earnings(client: httpx.AsyncClient, node_url: str, days: int = 30
     return await _call(client, "GET", f"{node_url.rstrip('/')}/mesh/earnings?days={days}")
 
 
+QUALITY_FIELDS = ("trust_score", "trusted", "canary_passed", "canary_failed", "quarantined")
+
+
+async def registry_quality(
+    client: httpx.AsyncClient, registry_url: str, node_id: str
+) -> dict[str, Any] | None:
+    """The registry's quality view of ``node_id`` (trust score, canary tally, quarantines,
+    from the public ``GET /mesh/nodes``); None when it cannot be had."""
+    try:
+        r = await client.get(f"{registry_url.rstrip('/')}/mesh/nodes", timeout=5.0)
+        nodes = r.json().get("nodes") if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    for n in nodes if isinstance(nodes, list) else []:
+        if isinstance(n, dict) and n.get("node_id") == node_id:
+            return {k: n[k] for k in QUALITY_FIELDS if k in n}
+    return None
+
+
 async def node_health(client: httpx.AsyncClient, node_url: str) -> dict[str, Any]:
     return await _call(client, "GET", f"{node_url.rstrip('/')}/mesh/health")
 

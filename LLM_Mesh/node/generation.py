@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.canary import TokenLogprob
 from LLM_Mesh.core.schemas import MeshMeta
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest, Usage
 
@@ -38,6 +39,7 @@ class Generation:
         self.tokens_seen = 0
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.logprobs: tuple[TokenLogprob, ...] | None = None
         self._agen: AsyncIterator[Delta] | None = None
         self._first: Delta | None = None
         self._holding = False
@@ -75,6 +77,8 @@ class Generation:
             self.tokens_seen += 1
         if delta.finish_reason is not None:
             self.finish_reason = delta.finish_reason
+        if delta.logprobs is not None:
+            self.logprobs = delta.logprobs
         if delta.usage is not None:
             self.usage = delta.usage
             self.ended_at = self.service.clock()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
+from LLM_Mesh.core.canary import TokenLogprob
 from LLM_Mesh.core.schemas import HostedModel, MeshMeta
 from LLM_Mesh.node.engines.base import Usage
 
@@ -42,18 +44,24 @@ def answer_body(
     finish_reason: str | None,
     usage: Usage,
     mesh: MeshMeta,
+    logprobs: Sequence[TokenLogprob] | None = None,
 ) -> dict[str, Any]:
-    """A whole (non-streamed) answer."""
+    """A whole (non-streamed) answer (``logprobs``: each token's, when asked for)."""
     choice: dict[str, Any]
     if kind == "chat":
         choice = {
             "index": 0,
             "message": {"role": "assistant", "content": text},
             "finish_reason": finish_reason,
-            "logprobs": None,
+            "logprobs": logprobs_body(kind, logprobs),
         }
     else:
-        choice = {"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}
+        choice = {
+            "index": 0,
+            "text": text,
+            "finish_reason": finish_reason,
+            "logprobs": logprobs_body(kind, logprobs),
+        }
     return {
         "id": id,
         "object": _object(kind, False),
@@ -132,3 +140,39 @@ def models_body(models: list[HostedModel], *, node_id: str, created: int) -> dic
             for m in models
         ],
     }
+
+
+def completion_logprobs(tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """OpenAI's ``/v1/completions`` ``logprobs`` object (tokens, their log-probs, top, offsets)."""
+    offsets: list[int] = []
+    pos = 0
+    for t in tokens:
+        offsets.append(pos)
+        pos += len(t.token)
+    return {
+        "tokens": [t.token for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        "top_logprobs": [dict(t.top) for t in tokens],
+        "text_offset": offsets,
+    }
+
+
+def chat_logprobs(tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """OpenAI's chat ``logprobs`` object (``content``: one entry per token)."""
+
+    def entry(tok: str, lp: float) -> dict[str, Any]:
+        return {"token": tok, "logprob": lp, "bytes": list(tok.encode("utf-8"))}
+
+    return {
+        "content": [
+            {**entry(t.token, t.logprob), "top_logprobs": [entry(s, v) for s, v in t.top]}
+            for t in tokens
+        ]
+    }
+
+
+def logprobs_body(kind: str, tokens: Sequence[TokenLogprob] | None) -> dict[str, Any] | None:
+    """The answer's ``logprobs`` in the shape of its endpoint (None when not asked for)."""
+    if tokens is None:
+        return None
+    return chat_logprobs(tokens) if kind == "chat" else completion_logprobs(tokens)

@@ -41,7 +41,7 @@ from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.errors import InvalidApiKey, Overloaded, RateLimited
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.demand import SATURATED
-from LLM_Mesh.registry.extensions import with_key_regions
+from LLM_Mesh.registry.extensions import with_key_regions, with_key_trusted_only
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
@@ -94,11 +94,12 @@ class Authenticate:
         if rec.revoked_at is not None:
             raise InvalidApiKey(f"the API key {rec.key_id} was revoked")
         client.key = rec
+        ext = job.ext
         if rec.avoid_regions or rec.strict_regions:
-            ext = with_key_regions(job.ext, frozenset(rec.avoid_regions), rec.strict_regions)
-            if ext is not job.ext:
-                return replace(job, ext=ext)
-        return None
+            ext = with_key_regions(ext, frozenset(rec.avoid_regions), rec.strict_regions)
+        if rec.trusted_only:
+            ext = with_key_trusted_only(ext)
+        return replace(job, ext=ext) if ext is not job.ext else None
 
 
 class RateLimit:

@@ -6,7 +6,7 @@ on its raw bytes *before* the body is parsed, and a refused one changes nothing.
 The node table and the router (:class:`~LLM_Mesh.registry.routing.Routing`) are
 then updated first (routing sees a node at once); the store is written on the same
 request, so a restarted registry knows every node it had. ``POST /mesh/health-check``
-needs the admin key (``registry/admin.py``); ``GET /mesh/nodes`` shows nodes' URLs and
+and ``POST /mesh/canary/run`` need the admin key (``registry/admin.py``); ``GET /mesh/nodes`` shows nodes' URLs and
 hardware with it only. A registration's answer carries the gateway's key, which the
 node pins (``core/gateway_auth.py``).
 """
@@ -32,6 +32,7 @@ from LLM_Mesh.core.tls import node_tls_refusal
 from LLM_Mesh.errors import Forbidden, InvalidRequest, NodeIdMismatch, UnknownNode
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.admin import bearer, check_admin
+from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
@@ -197,7 +198,11 @@ async def list_nodes(request: Request) -> dict[str, Any]:
     if bearer(request.headers) is not None:
         await check_admin(request.headers, rt.store)
         private = None
-    return {"nodes": [v.model_dump(mode="json", exclude=private) for v in rt.routing.views()]}
+    nodes = [v.model_dump(mode="json", exclude=private) for v in rt.routing.views()]
+    if rt.quality is not None:
+        for n in nodes:
+            n.update(rt.quality.view(n["node_id"]))
+    return {"nodes": nodes}
 
 
 @router.get("/mesh/models")
@@ -221,6 +226,19 @@ async def health_check(request: Request) -> dict[str, Any]:
     if not isinstance(checker, HealthChecker):  # pragma: no cover - wiring bug
         raise RuntimeError("health checker missing")
     return {"results": await checker.run_pass(force=True)}
+
+
+@router.post("/mesh/canary/run")
+async def canary_run(
+    request: Request, node: str | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """One canary probe of every node (or ``node``) and model (or ``model``) now (admin key):
+    each verdict (``pass`` | ``fail`` | ``unverified`` | ``error``); a failure quarantines."""
+    await check_admin(request.headers, get_runtime(request).store)
+    prober = request.app.state.canary
+    if not isinstance(prober, CanaryProber):  # pragma: no cover - wiring bug
+        raise RuntimeError("canary prober missing")
+    return {"results": [r.to_dict() for r in await prober.run_round(node, model)]}
 
 
 @router.get("/healthz")

@@ -57,6 +57,7 @@ async def create_api_key(
     tpm: int | None = None,
     avoid_regions: Iterable[str] = (),
     strict_regions: bool = False,
+    trusted_only: bool = False,
 ) -> tuple[str, ApiKeyRecord] | None:
     """A new key: ``(the key, to show once, its record)``; ``None`` when the name is taken."""
     for label, value in (("rpm", rpm), ("tpm", tpm)):
@@ -74,6 +75,7 @@ async def create_api_key(
         tpm=tpm,
         avoid_regions=parse_regions(avoid_regions),
         strict_regions=strict_regions,
+        trusted_only=trusted_only,
     )
     return (key, rec) if await store.add_api_key(rec) else None
 

@@ -38,6 +38,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
@@ -45,6 +46,7 @@ from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolve
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
 from LLM_Mesh.registry.dashboard import install_dashboard
 from LLM_Mesh.registry.earnings_api import router as earnings_router
 from LLM_Mesh.registry.errors import install_error_handlers
@@ -63,6 +65,7 @@ from LLM_Mesh.registry.node_sync import NodeSync, StoreHealthLeases
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.ports import ReplicaState, Store
+from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -214,6 +217,16 @@ def create_registry_app(
             the_store, ledger, rate=settings.reward_rate, period_s=settings.reward_period_s,
             grace_s=settings.heartbeat_interval_s, wall_clock=wall_clock,
         )  # fmt: skip
+    quality = Quality(the_store, routing, threshold=settings.trust_threshold)
+    runtime.quality = quality
+    quality_watcher = QualityWatcher(quality)
+    prober = CanaryProber(runtime, quality)
+    canary = CanaryScheduler(
+        prober,
+        ProbeBudget(
+            share=min(1.0, settings.canary_share), min_interval_s=settings.canary_min_interval_s
+        ),
+    )
     health = HealthChecker(
         table,
         lambda: runtime.http,
@@ -252,6 +265,7 @@ def create_registry_app(
                 (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store)
             routing.sync_all()
+            await quality.load()
             checkpointer = Checkpointer(
                 ledger, key, settings.ledger_origin,
                 every=settings.ledger_checkpoint_every,
@@ -280,9 +294,13 @@ def create_registry_app(
             runtime.keys.start()
             if runtime.rewards is not None:
                 runtime.rewards.start()
+            quality_watcher.start()
+            canary.start()
             try:
                 yield
             finally:
+                await canary.stop()
+                await quality_watcher.stop()
                 if runtime.rewards is not None:
                     await runtime.rewards.stop()
                 await runtime.keys.stop()
@@ -318,6 +336,7 @@ def create_registry_app(
     app.state.runtime = runtime
     app.state.health = health
     app.state.node_sync = node_sync  # None for a store that shares nothing
+    app.state.canary = prober
     install_error_handlers(app)
     install_gateway(app)
     app.include_router(mesh_router)

@@ -9,11 +9,13 @@ In the JSON body (the OpenAI request models tolerate unknown fields):
 | ``deny_nodes`` | list of str | never route to these node ids |
 | ``mesh_wait_s`` | number | opt in: wait up to this long for a free node instead of 503/429 |
 | ``strict_regions`` | bool | also avoid nodes that declared no region (strict region mode) |
+| ``trusted_only`` | bool | route only to nodes whose trust score is at least the threshold (``core/trust.py``) |
 
 The header ``X-Mesh-Wait: <seconds>`` is the same as ``mesh_wait_s`` (the body
 wins). Waits are capped at :data:`MAX_WAIT_S` and by the request's deadline.
 ``task_type`` stays in the body: nodes accept it. An API key may add its own
-``avoid_regions`` and strict mode (:func:`with_key_regions`, in the admit stage).
+``avoid_regions`` and strict mode (:func:`with_key_regions`, in the admit stage), and
+``trusted_only`` (:func:`with_key_trusted_only`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,23 @@ from typing import Any
 from LLM_Mesh.core.scoring import UNKNOWN_REGION
 from LLM_Mesh.errors import InvalidRequest
 
-__all__ = ["EXTENSION_FIELDS", "MAX_WAIT_S", "Extensions", "read_extensions", "with_key_regions"]
+__all__ = [
+    "EXTENSION_FIELDS",
+    "MAX_WAIT_S",
+    "Extensions",
+    "read_extensions",
+    "with_key_regions",
+    "with_key_trusted_only",
+]
 
-EXTENSION_FIELDS = ("avoid_regions", "allow_nodes", "deny_nodes", "mesh_wait_s", "strict_regions")
+EXTENSION_FIELDS = (
+    "avoid_regions",
+    "allow_nodes",
+    "deny_nodes",
+    "mesh_wait_s",
+    "strict_regions",
+    "trusted_only",
+)
 MAX_WAIT_S = 60.0
 _MAX_ITEMS = 1000
 
@@ -39,6 +55,7 @@ class Extensions:
     deny_nodes: frozenset[str] = frozenset()
     wait_s: float = 0.0
     strict_regions: bool = False  # avoid_regions holds UNKNOWN_REGION too
+    trusted_only: bool = False  # only nodes whose trust score reaches the threshold
     present: bool = False  # some extension field was in the body (strip before forwarding)
 
 
@@ -81,6 +98,9 @@ def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions
     strict = body.get("strict_regions", False)
     if not isinstance(strict, bool):
         raise InvalidRequest("strict_regions must be true or false", param="strict_regions")
+    trusted = body.get("trusted_only", False)
+    if not isinstance(trusted, bool):
+        raise InvalidRequest("trusted_only must be true or false", param="trusted_only")
     avoid = _names(body, "avoid_regions") or frozenset()
     return Extensions(
         avoid_regions=avoid | {UNKNOWN_REGION} if strict else avoid,
@@ -88,6 +108,7 @@ def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions
         deny_nodes=_names(body, "deny_nodes") or frozenset(),
         wait_s=wait,
         strict_regions=strict,
+        trusted_only=trusted,
         present=present,
     )
 
@@ -101,6 +122,11 @@ def with_key_regions(ext: Extensions, avoid: frozenset[str], strict: bool) -> Ex
     return replace(
         ext, avoid_regions=ext.avoid_regions | avoid, strict_regions=ext.strict_regions or strict
     )
+
+
+def with_key_trusted_only(ext: Extensions) -> Extensions:
+    """``ext`` with ``trusted_only`` set (an API key that only trusts trusted nodes)."""
+    return ext if ext.trusted_only else replace(ext, trusted_only=True)
 
 
 def strip_extensions(body: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.memory_replicas import MemoryReplicaState
 from LLM_Mesh.registry.ports import (
     ApiKeyRecord,
+    CanaryRecord,
     NodeKeyRecord,
     NodeRecord,
     OperatorRecord,
@@ -36,6 +37,8 @@ class MemoryStore(MemoryReplicaState):
         self.node_keys: dict[str, NodeKeyRecord] = {}
         self.admin_key_hash: str | None = None
         self.api_keys: dict[str, ApiKeyRecord] = {}
+        self.verifiers: dict[str, datetime] = {}
+        self.canary: dict[tuple[str, str], CanaryRecord] = {}
         self.opened = False
         self.closed = False
 
@@ -253,3 +256,42 @@ class MemoryStore(MemoryReplicaState):
             for k in self.api_keys.values()
             if k.revoked_at is not None and k.revoked_at >= at
         )
+
+    # -- quality control (canary verifiers and verdicts) ------------------------------
+
+    async def trust_verifier(self, node_id: str, at: datetime) -> bool:
+        if node_id in self.verifiers:
+            return False
+        self.verifiers[node_id] = at
+        return True
+
+    async def list_verifiers(self) -> list[str]:
+        return sorted(self.verifiers)
+
+    async def record_canary(
+        self, node_id: str, model: str, *, ok: bool, reason: str | None, at: datetime
+    ) -> CanaryRecord:
+        rec = self.canary.setdefault((node_id, model), CanaryRecord(node_id, model))
+        rec.last_probe_at = rec.updated_at = at
+        if ok:
+            rec.passed += 1
+        else:
+            rec.failed += 1
+            if rec.quarantined_at is None:
+                rec.quarantined_at, rec.reason = at, (reason or "failed canary")[:512]
+        return replace(rec)
+
+    async def clear_quarantine(self, node_id: str, at: datetime) -> list[str]:
+        out = []
+        for (nid, model), rec in self.canary.items():
+            if nid == node_id and rec.quarantined_at is not None:
+                rec.quarantined_at, rec.reason, rec.updated_at = None, None, at
+                out.append(model)
+        return sorted(out)
+
+    async def canary_records(self, since: datetime | None = None) -> list[CanaryRecord]:
+        return [
+            replace(r)
+            for _, r in sorted(self.canary.items())
+            if since is None or (r.updated_at is not None and r.updated_at >= since)
+        ]

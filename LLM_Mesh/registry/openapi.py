@@ -316,7 +316,8 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
             "description": (
                 "OpenAI-compatible; the mesh picks a healthy node serving `model` and fails over "
                 "to others. Mesh extensions in the body: `avoid_regions`, `allow_nodes`, "
-                "`deny_nodes`, `mesh_wait_s` (or header `X-Mesh-Wait`). An `Idempotency-Key` "
+                "`deny_nodes`, `strict_regions`, `trusted_only`, `mesh_wait_s` (or header "
+                "`X-Mesh-Wait`). An `Idempotency-Key` "
                 "or `X-Request-Id` header runs the request at most once. With `stream: true` "
                 f"the answer is `text/event-stream`: `data:` events, each a `{chunk}`, the last "
                 "with `usage` and `mesh`, then `data: [DONE]`."
@@ -455,7 +456,7 @@ _SIGNED = {
     ("/mesh/nodes/{node_id}/heartbeat", "post"),
     ("/mesh/nodes/{node_id}", "delete"),
 }
-_ADMIN = {("/mesh/health-check", "post")}
+_ADMIN = {("/mesh/health-check", "post"), ("/mesh/canary/run", "post")}
 
 
 def _fix_fastapi_paths(paths: dict[str, Any]) -> None:

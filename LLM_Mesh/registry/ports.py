@@ -92,6 +92,7 @@ class ApiKeyRecord:
     tpm: int | None = None  # tokens per minute; None: no token limit
     avoid_regions: list[str] = field(default_factory=list)
     strict_regions: bool = False  # also avoid nodes of unknown region
+    trusted_only: bool = False  # route only to trusted nodes (migration 0009)
     revoked_at: datetime | None = None
 
 
@@ -133,7 +134,52 @@ class SeqResult(str, Enum):
     KEY_MISMATCH = "key_mismatch"  # the id is held by another key
 
 
-class Store(Protocol):
+@dataclass
+class CanaryRecord:
+    """A node and model's canary tally and quarantine (``quarantined_at``: a failed probe,
+    not cleared; ``reason`` says why)."""
+
+    node_id: str
+    model: str
+    passed: int = 0
+    failed: int = 0
+    last_probe_at: datetime | None = None
+    quarantined_at: datetime | None = None
+    reason: str | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def quarantined(self) -> bool:
+        return self.quarantined_at is not None
+
+
+class CanaryStore(Protocol):
+    """Quality control's part of the store (``registry/store_canary.py``, migration 0009)."""
+
+    async def trust_verifier(self, node_id: str, at: datetime) -> bool:
+        """Mark ``node_id`` a canary verifier; ``False`` when it already is one."""
+        ...
+
+    async def list_verifiers(self) -> list[str]:
+        """The verifier node ids."""
+        ...
+
+    async def record_canary(
+        self, node_id: str, model: str, *, ok: bool, reason: str | None, at: datetime
+    ) -> CanaryRecord:
+        """Count one probe's verdict; a failure quarantines (keeps the first time and reason)."""
+        ...
+
+    async def clear_quarantine(self, node_id: str, at: datetime) -> list[str]:
+        """Lift every quarantine of ``node_id``; the models cleared."""
+        ...
+
+    async def canary_records(self, since: datetime | None = None) -> list[CanaryRecord]:
+        """Every record (changed at or after ``since``, when given)."""
+        ...
+
+
+class Store(CanaryStore, Protocol):
     """Persistence of nodes and requests; every method is a coroutine."""
 
     async def open(self) -> None:

@@ -83,12 +83,17 @@ class Routing:
         self.on_finish: Callable[[str, Outcome, bool], None] | None = None
         self._waiters = 0
         self._wake: asyncio.Event | None = None
+        # node id -> models it is quarantined for (a failed canary, registry/quality.py):
+        # the router does not route those models to it
+        self.quarantined: dict[str, frozenset[str]] = {}
 
     # -- keeping the router in step with the table -------------------------------
     def upsert(self, entry: NodeEntry) -> None:
         """A registration (or a stored node loaded at start-up)."""
+        out = self.quarantined.get(entry.node_id, frozenset())
         self.router.upsert_node(
-            entry.node_id, list(entry.models), now=self.clock(), loaded=loaded_models(entry),
+            entry.node_id, [m for m in entry.models if m not in out], now=self.clock(),
+            loaded=loaded_models(entry),
             region=entry.region, max_concurrency=entry.max_concurrency,
             max_queue=entry.max_queue, model_cold_start_ms=cold_starts_ms(entry),
             uptime=1.0 if entry.uptime is None else entry.uptime,
@@ -136,6 +141,18 @@ class Routing:
                 self.upsert(entry)
             else:
                 self.sync(entry.node_id)
+
+    def set_quarantined(self, node_id: str, models: frozenset[str]) -> None:
+        """Route none of ``models`` to ``node_id`` from now on (empty: lift it)."""
+        if self.quarantined.get(node_id, frozenset()) == models:
+            return
+        if models:
+            self.quarantined[node_id] = models
+        else:
+            self.quarantined.pop(node_id, None)
+        entry = self.table.get(node_id)
+        if entry is not None and self.router.node(node_id) is not None:
+            self.upsert(entry)
 
     def remove(self, node_id: str) -> None:
         """The node said goodbye (``DELETE``): out of routing, its statistics dropped."""

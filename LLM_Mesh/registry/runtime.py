@@ -45,6 +45,7 @@ from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.quality import Quality
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import ReplicaBeat
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -94,6 +95,9 @@ class Runtime:
     # heartbeat times written in batches behind the answer (heartbeat_writes.py); None:
     # one write per heartbeat (a store without batch methods)
     heartbeats: HeartbeatWriter | None = None
+    # quality control: verifiers, canary verdicts, quarantines, trust (registry/quality.py);
+    # set by create_registry_app
+    quality: Quality | None = None
 
     @property
     def http(self) -> NodeClient:

@@ -377,11 +377,15 @@ class Exchange:
     # -- choosing a node ------------------------------------------------------------------
     def _route_request(self) -> RouteRequest:
         ext = self.ext
+        allow = ext.allow_nodes
+        if ext.trusted_only and self.rt.quality is not None:  # only nodes trusted now
+            trusted = self.rt.quality.trusted_nodes(self.job.model)
+            allow = trusted if allow is None else allow & trusted
         return RouteRequest(
             (self.job.model,),
             expected_tokens=self.job.max_tokens or None,
             avoid_regions=ext.avoid_regions,
-            allow_nodes=ext.allow_nodes,
+            allow_nodes=allow,
             deny_nodes=ext.deny_nodes,
             exclude=frozenset(self.tried),
         )

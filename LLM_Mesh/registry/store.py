@@ -40,6 +40,7 @@ from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
+from LLM_Mesh.registry.store_canary import SqlCanary
 from LLM_Mesh.registry.store_credentials import SqlCredentials
 from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
@@ -200,7 +201,7 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
     return on_connect
 
 
-class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats):
+class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlCanary):
     """The registry store on SQLAlchemy async (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
     Operators, node keys and the admin key: :class:`SqlCredentials`; client API keys:

@@ -35,6 +35,7 @@ def _record(row: Any) -> ApiKeyRecord:
         tpm=row.tpm,
         avoid_regions=[str(r) for r in regions],
         strict_regions=bool(row.strict_regions),
+        trusted_only=bool(row.trusted_only),
         revoked_at=row.revoked_at,
     )
 
@@ -55,6 +56,7 @@ class SqlApiKeys:
             "tpm": rec.tpm,
             "avoid_regions": sorted(rec.avoid_regions),
             "strict_regions": rec.strict_regions,
+            "trusted_only": rec.trusted_only,
             "created_at": rec.created_at,
             "revoked_at": rec.revoked_at,
         }

@@ -43,12 +43,15 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import DateTime, TypeDecorator
 
 __all__ = [
     "UTCDateTime",
     "admin_key",
     "api_keys",
+    "canary_status",
+    "canary_verifiers",
     "idempotency_keys",
     "ledger_checkpoints",
     "ledger_entries",
@@ -251,6 +254,7 @@ api_keys = Table(
     Column("tpm", Integer(), nullable=True),
     Column("avoid_regions", JSON(), nullable=False),
     Column("strict_regions", Boolean(), nullable=False),
+    Column("trusted_only", Boolean(), nullable=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Index("ix_api_keys_revoked_at", "revoked_at"),
@@ -357,4 +361,29 @@ registry_replicas = Table(
     Column("version", String(128), nullable=False),
     Column("demand", JSON(), nullable=False),
     Index("ix_registry_replicas_seen_at", "seen_at"),
+)
+
+#: Migration 0009 (quality control, ``registry/quality.py``): the nodes the admin
+#: trusts as canary verifiers (``llm-mesh registry nodes trust``), and per node and
+#: model the canary's tally and quarantine (``quarantined_at`` set by a failed probe,
+#: cleared by ``llm-mesh registry nodes clear``; ``reason`` says why).
+canary_verifiers = Table(
+    "canary_verifiers",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("trusted_at", UTCDateTime(), nullable=False),
+)
+
+canary_status = Table(
+    "canary_status",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("model", String(256), primary_key=True),
+    Column("passed", Integer(), nullable=False),
+    Column("failed", Integer(), nullable=False),
+    Column("last_probe_at", UTCDateTime(), nullable=True),
+    Column("quarantined_at", UTCDateTime(), nullable=True),
+    Column("reason", String(512), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_canary_status_updated_at", "updated_at"),
 )

@@ -19,3 +19,30 @@ def test_hosted_models_table_labels_simulated_models() -> None:
     )
     out = console.export_text()
     assert "gemma-3-270m (simulated)" in out and "mistral-7b (simulated)" not in out
+
+
+def test_node_info_shows_trust_and_why_it_is_quarantined() -> None:
+    from LLM_Mesh.cli.node_render import info_table
+
+    console = Console(width=250, record=True, color_system=None)
+    quality = {
+        "trust_score": 0.0,
+        "trusted": False,
+        "canary_passed": 2,
+        "canary_failed": 1,
+        "quarantined": [
+            {
+                "model": "gemma-3-270m",
+                "since": "2026-12-01T14:00:00+00:00",
+                "reason": "canary: token at token 0",
+            }
+        ],
+    }
+    console.print(info_table({"node_id": "n1", "quality": quality}))
+    out = console.export_text()
+    assert "0.00 (not trusted)" in out and "2 passed, 1 failed" in out
+    assert "QUARANTINED" in out and "canary: token at token 0" in out and "gemma-3-270m" in out
+    console.print(info_table({"node_id": "n1", "quality": None}))
+    assert "unknown (the registry did not say)" in console.export_text()
+    console.print(info_table({"node_id": "n1"}))  # standalone: no trust row at all
+    assert "trust" not in console.export_text()

@@ -67,3 +67,36 @@ def test_nodes_table_shows_region_and_the_prompt_declaration_not_an_address() ->
     assert "http" not in out and "- ·" not in out  # no placeholder where a URL was
     admin = text(nodes_table([{**nodes[0], "url": "http://203.0.113.7:8801"}]))
     assert "203.0.113.7:8801 · eu-west · keeps no prompts" in admin
+
+
+def test_nodes_table_shows_trust_and_quarantines() -> None:
+    from rich.console import Console
+
+    from LLM_Mesh.cli.render import nodes_table
+
+    console = Console(width=250, record=True, color_system=None)
+    base = {"healthy": True, "models": [{"id": "gemma-3-270m"}]}
+    console.print(
+        nodes_table(
+            [
+                {
+                    **base,
+                    "node_id": "good",
+                    "trust_score": 0.83,
+                    "verifier": True,
+                    "quarantined": [],
+                },
+                {
+                    **base,
+                    "node_id": "liar",
+                    "trust_score": 0.0,
+                    "quarantined": [{"model": "gemma-3-270m"}],
+                },
+                {**base, "node_id": "old-registry"},
+            ]
+        )
+    )
+    out = console.export_text()
+    assert "0.83 verifier" in out
+    assert "quarantined: gemma-3-270m" in out
+    assert out.count("quarantined") == 1

@@ -453,3 +453,41 @@ async def test_earnings_from_the_node_loopback_only_and_only_when_registered(
         r = await c.get("/mesh/earnings")  # register = false: nothing to ask
         assert r.status_code == 400 and "register" in r.json()["error"]["message"]
         assert (await c.get("/mesh/earnings", params={"days": 0})).status_code == 400
+async def test_logprobs_in_both_shapes_and_simulated(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/completions", json={**COMPLETION, "logprobs": 3})
+    body = r.json()
+    choice = body["choices"][0]
+    lp = choice["logprobs"]
+    assert body["mesh"]["simulated"] is True
+    assert "".join(lp["tokens"]) == choice["text"]
+    assert len(lp["token_logprobs"]) == len(lp["tokens"]) == len(lp["top_logprobs"])
+    assert all(len(t) <= 3 for t in lp["top_logprobs"])
+    assert lp["text_offset"][0] == 0
+    again = (await client.post("/v1/completions", json={**COMPLETION, "logprobs": 3})).json()
+    assert again["choices"][0]["logprobs"] == lp  # deterministic
+    c = await client.post(
+        "/v1/chat/completions", json={**CHAT, "logprobs": True, "top_logprobs": 2}
+    )
+    content = c.json()["choices"][0]["logprobs"]["content"]
+    assert "".join(e["token"] for e in content) == c.json()["choices"][0]["message"]["content"]
+    assert all(len(e["top_logprobs"]) <= 2 and e["bytes"] for e in content)
+    plain = await client.post("/v1/completions", json=COMPLETION)
+    assert plain.json()["choices"][0]["logprobs"] is None
+    no = await client.post("/v1/chat/completions", json={**CHAT, "top_logprobs": 2})
+    assert no.json()["choices"][0]["logprobs"] is None  # top_logprobs without logprobs
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        ("/v1/completions", {"logprobs": 21}),
+        ("/v1/completions", {"logprobs": -1}),
+        ("/v1/chat/completions", {"logprobs": True, "top_logprobs": 50}),
+    ],
+)
+async def test_bad_logprobs_are_400(
+    client: httpx.AsyncClient, path: str, extra: dict[str, Any]
+) -> None:
+    base = COMPLETION if path == "/v1/completions" else CHAT
+    r = await client.post(path, json={**base, **extra})
+    assert r.status_code == 400

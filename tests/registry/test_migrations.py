@@ -17,7 +17,8 @@ from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, do
 ALL_TABLES = {
     "admin_key", "api_keys", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
     "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "settlements",
-    "idempotency_keys", "node_checks", "registry_replicas", "reward_periods",
+    "canary_status", "canary_verifiers", "idempotency_keys", "node_checks", "registry_replicas",
+    "reward_periods",
 }  # fmt: skip
 
 
@@ -40,7 +41,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0008"]
+    assert script.get_heads() == ["0009"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -51,7 +52,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0008"
+            assert await conn.run_sync(_current) == "0009"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -71,7 +72,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0008"
+            assert await conn.run_sync(_current) == "0009"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
 
+from LLM_Mesh.core.canary import TokenLogprob
 from LLM_Mesh.core.schemas import HostedModel
 
 CancelFlag = Union[asyncio.Event, threading.Event]
@@ -47,6 +48,9 @@ class GenerationRequest:
     seed: int | None = None
     continue_text: str | None = None
     """Chat only: the assistant text already sent (``mesh_continue``); generate what follows."""
+    top_logprobs: int | None = None
+    """Return each generated token's log-probability and this many top candidates
+    (``logprobs`` / ``top_logprobs`` of the OpenAI request); None: none."""
 
     def __post_init__(self) -> None:
         if self.kind == "chat" and not self.messages:
@@ -59,6 +63,8 @@ class GenerationRequest:
             raise ValueError("max_tokens must be at least 1")
         if self.continue_text is not None and self.kind != "chat":
             raise ValueError("continue_text is for chat generations only")
+        if self.top_logprobs is not None and self.top_logprobs < 0:
+            raise ValueError("top_logprobs must be at least 0")
 
     def text_for_estimate(self) -> str:
         """All prompt text, for engines without a tokenizer."""
@@ -99,11 +105,13 @@ class Usage:
 
 @dataclass(frozen=True)
 class Delta:
-    """A piece of generated text; the last one has ``finish_reason`` and ``usage``."""
+    """A piece of generated text; the last one has ``finish_reason`` and ``usage``
+    (and, when the request asked for them, every token's ``logprobs``)."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 class Engine(abc.ABC):

@@ -11,6 +11,9 @@ The context check is exact (the model's own tokenizer): prompt tokens plus
 are rendered with the catalog's prompt template (``core.prompt``); with
 ``continue_text`` (``mesh_continue``) the assistant's partial answer follows the
 rendered prompt directly, so the model continues it rather than starting a turn.
+With ``top_logprobs`` (OpenAI ``logprobs``) a ``LogprobRecorder`` reads each
+sampled position's logits (``llama_logprobs.py``; no ``logits_all``); the last
+delta carries every token's log-probability and top candidates.
 
 Which models are in memory is :class:`~LLM_Mesh.node.engines.llama_pool.ModelPool`'s
 business: loaded on demand under ``memory_budget_bytes``, least recently used
@@ -39,6 +42,7 @@ from LLM_Mesh.node.engines.base import (
     iterate_in_thread,
     message_text,
 )
+from LLM_Mesh.node.engines.llama_logprobs import LogprobRecorder
 from LLM_Mesh.node.engines.llama_pool import LoadedModel, ModelPool
 from LLM_Mesh.node.model_files import ResolvedModel
 
@@ -191,6 +195,14 @@ class LlamaCppEngine(Engine):
                 return cancel.is_set() or gone.is_set()
 
             kwargs["stopping_criteria"] = stop_now
+            recorder: LogprobRecorder | None = None
+            if req.top_logprobs is not None:
+
+                def detok(token: int) -> str:
+                    return bytes(llama.detokenize([token])).decode("utf-8", "replace")
+
+                recorder = LogprobRecorder(req.top_logprobs, detok)
+                kwargs["logits_processor"] = [recorder]
             parts: list[str] = []
             finish: str | None = None
             try:
@@ -223,4 +235,9 @@ class LlamaCppEngine(Engine):
                 if completion
                 else 0
             )
-            yield Delta("", finish or "stop", Usage(prompt_tokens, completion_tokens))
+            yield Delta(
+                "",
+                finish or "stop",
+                Usage(prompt_tokens, completion_tokens),
+                logprobs=tuple(recorder.finish()) if recorder is not None else None,
+            )

@@ -4,7 +4,9 @@ For tests, benchmarks and the fleet simulator. Its text is deterministic (a
 function of ``seed``, the model and the prompt) and every model it serves is
 labelled ``simulated=True``, so no answer it gives can pass for a real one.
 It supports ``mesh_continue``: continuing a prefix of its own answer yields the
-rest of that same answer.
+rest of that same answer. Asked for ``logprobs``, it returns deterministic
+made-up log-probabilities (a function of the word and its place): simulated,
+like everything it says.
 The clock is not read: waiting goes through the injectable ``sleep``.
 """
 
@@ -17,6 +19,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+from LLM_Mesh.core.canary import TokenLogprob
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, ModelNotFound
@@ -185,7 +188,26 @@ class SimEngine(Engine):
             yield Delta(word)
         if fails and self.fail_after_tokens is not None:
             raise EngineError(f"simulated failure of {req.model} after {produced} tokens")
-        yield Delta("", "stop" if natural else "length", Usage(prompt_tokens, produced))
+        yield Delta(
+            "",
+            "stop" if natural else "length",
+            Usage(prompt_tokens, produced),
+            logprobs=sim_logprobs(words, req.top_logprobs),
+        )
+
+
+def sim_logprobs(words: Sequence[str], n: int | None) -> tuple[TokenLogprob, ...] | None:
+    """Simulated log-probabilities: each word first, then ``n - 1`` other words below it."""
+    if n is None:
+        return None
+    out = []
+    for i, word in enumerate(words):
+        h = hashlib.sha256(f"{i}|{word}".encode()).digest()
+        lp = -(0.05 + h[0] / 255 * 1.5)
+        others = [w for w in _WORDS if " " + w != word][: max(0, n - 1)]
+        top = ((word, lp), *((" " + w, lp - 1.0 - k * 0.5) for k, w in enumerate(others)))
+        out.append(TokenLogprob(word, lp, top[:n]))
+    return tuple(out)
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:

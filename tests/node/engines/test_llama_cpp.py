@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import pytest
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.canary import Answer, compare
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, ModelNotFound
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
@@ -227,3 +228,29 @@ async def test_real_model_context_and_cancel(real_engine: LlamaCppEngine) -> Non
     )  # fmt: skip
     out = await collect(real_engine, chat)
     assert out[-1].usage is not None
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_logprobs_match_its_greedy_tokens(real_engine: LlamaCppEngine) -> None:
+    r = GenerationRequest(
+        kind="completion", model="gemma-3-270m", prompt="def fibonacci(n):", max_tokens=8,
+        temperature=0.0, top_logprobs=3,
+    )  # fmt: skip
+    out = await collect(real_engine, r)
+    text = "".join(d.text for d in out)
+    lps = out[-1].logprobs
+    assert lps is not None and len(lps) == 8
+    assert "".join(t.token for t in lps) == text  # the tokens spell the answer
+    for t in lps:
+        assert len(t.top) == 3 and t.top[0][0] == t.token  # greedy: the top candidate
+        assert t.logprob == t.top[0][1] and t.logprob <= 0.0
+        assert [v for _, v in t.top] == sorted((v for _, v in t.top), reverse=True)
+    # asked again, the prompt comes from llama.cpp's prefix cache (its last token is
+    # computed alone): the numbers move a little, within the canary's measured tolerance
+    again = await collect(real_engine, r)
+    assert again[-1].logprobs is not None
+    ref = Answer(text, lps)
+    assert compare(ref, Answer("".join(d.text for d in again), again[-1].logprobs)).ok
+    plain = await collect(real_engine, GenerationRequest(**{**r.__dict__, "top_logprobs": None}))
+    assert plain[-1].logprobs is None and "".join(d.text for d in plain) == text

@@ -1,0 +1,106 @@
+"""Quality control, admin: ``registry nodes trust|clear`` and ``registry canary run``.
+
+llm-mesh registry nodes trust NODE_ID      the node becomes a canary verifier (its answers
+                                           are the references for its model files)
+llm-mesh registry nodes clear NODE_ID      lift the node's quarantines (it routes again)
+llm-mesh registry canary run [--node ID] [--model M]
+                                           probe now (the running registry, admin key) and
+                                           print each verdict
+
+``trust`` and ``clear`` act on the store (like ``nodes revoke``): running registries
+learn them within a second. ``canary run`` asks the running registry
+(``POST /mesh/canary/run``), which sends the probes as it forwards requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from LLM_Mesh.cli.admin_commands import DbOpt, _settings, nodes_app, with_admin_store
+from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.errors import MeshError
+
+canary_app = typer.Typer(help="Canary probes: is each node running what it claims?")
+
+
+@nodes_app.command("trust")
+def nodes_trust(
+    node_id: Annotated[str, typer.Argument(help="The node's id")],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Mark a node as a canary verifier: its answers are the references for its model files."""
+    at = datetime.now(timezone.utc)
+    added = with_admin_store(_settings(home, database_url), lambda s: s.trust_verifier(node_id, at))
+    console.print(f"node {node_id} {'is now' if added else 'was already'} a canary verifier")
+
+
+@nodes_app.command("clear")
+def nodes_clear(
+    node_id: Annotated[str, typer.Argument(help="The node's id")],
+    database_url: DbOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Lift a node's quarantines (a failed canary): it is routed again for those models."""
+    at = datetime.now(timezone.utc)
+    models = with_admin_store(
+        _settings(home, database_url), lambda s: s.clear_quarantine(node_id, at)
+    )
+    if not models:
+        console.print(f"node {node_id} was not quarantined")
+        return
+    console.print(f"node {node_id} cleared for: {', '.join(models)}")
+
+
+@canary_app.command("run")
+def canary_run(
+    node: Annotated[str | None, typer.Option(help="Only this node id")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model")] = None,
+    registry: RegistryOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Probe nodes now and print each verdict (pass, fail, unverified, error)."""
+    from LLM_Mesh.client import MeshClient
+    from LLM_Mesh.secret_files import read_admin_key
+
+    settings = settings_from(home, registry)
+    key = read_admin_key(settings)
+    if key is None:
+        err.print(
+            "[red]error:[/] needs the admin key: LLM_MESH_ADMIN_KEY or $LLM_MESH_HOME/admin.key"
+        )
+        raise typer.Exit(1)
+
+    async def go() -> list[dict[str, object]]:
+        async with MeshClient(
+            settings.registry_url, admin_key=key, ca_file=settings.registry_ca
+        ) as c:
+            return await c.canary_run(node, model)
+
+    try:
+        results = asyncio.run(go())
+    except MeshError as exc:
+        raise fail(exc) from exc
+    if not results:
+        console.print("nothing to probe (no healthy node hosts a model that is not quarantined)")
+        return
+    table = Table("node", "model", "verdict", "detail", "verifier")
+    failed = False
+    for r in results:
+        verdict = str(r["verdict"])
+        failed = failed or verdict == "fail"
+        style = {"pass": "green", "fail": "red", "error": "yellow"}.get(verdict, "")
+        shown = f"[{style}]{verdict}[/]" if style else verdict
+        if r.get("quarantined"):
+            shown += " (quarantined)"
+        table.add_row(
+            str(r["node_id"]), str(r["model"]), shown, str(r["detail"]), str(r["verifier"] or "-")
+        )
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,186 @@
+"""Canary verdicts: does a node's answer match a verifier's reference?
+
+A probe is an ordinary greedy completion that asks for the top log-probabilities
+of each generated token. The reference is the same probe answered by a verifier
+node (trusted by the admin) running the same model file (same sha256). Honest
+nodes differ from it only slightly (another batch size, llama.cpp's prompt cache
+reusing part of an earlier prompt, another CPU or build changes the floating-point
+sums a little, sometimes enough to flip a near tie); a node serving a
+lower quantisation, another model, or canned or random text differs a lot.
+
+The rule (:func:`compare`), position by position while the tokens agree:
+
+* the chosen token's log-probability must agree within ``logprob_tolerance`` at
+  every token, and on average over the compared tokens within ``mean_tolerance``
+  (honest differences are small on average; a lower quantisation shifts every
+  token). The lower-ranked candidates are not compared: their numbers move most
+  between honest runs (measured), so they would add noise, not evidence;
+* where the tokens first differ, it must be a near tie (``tie_margin``) that an
+  honest rounding difference can flip: the reference ranks the node's token nearly
+  as high as its own pick, or the node ranks the reference's token nearly as high
+  as its own, with the numbers for the token both list agreeing. The answers diverge there; nothing after
+  it is comparable, so the comparison ends (passing);
+* the answer's text must be its tokens (no text swapped under honest
+  log-probabilities), and an answer without log-probabilities fails.
+
+The tolerances are measured, not guessed: ``benchmarks/bench_canary.py`` runs
+honest variants and liars and prints the spread (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+REPLACEMENT = "\ufffd"
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: text, log-probability, top candidates (best first)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a node (or a verifier) answered to a probe."""
+
+    text: str
+    tokens: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The comparison's tolerances (measured: docs/benchmarks.md, "Canary probes")."""
+
+    logprob_tolerance: float = 1.0
+    """Largest |Δ log-probability| of the chosen token allowed at any one token."""
+    mean_tolerance: float = 0.2
+    """Largest mean |Δ| over the compared tokens (checked from ``mean_min_tokens`` on)."""
+    mean_min_tokens: int = 4
+    tie_margin: float = 1.0
+    """Where the tokens first differ, the node's token must be within this of the reference's."""
+
+
+DEFAULT_RULE = Rule()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str
+    """``match``, ``diverged_at_tie`` (ok); ``no_logprobs``, ``logprob``, ``logprob_mean``,
+    ``token``, ``length``, ``text`` (failed)."""
+    position: int | None = None
+    max_delta: float | None = None
+    diverged_at: int | None = None
+    mean_delta: float | None = None
+
+    def describe(self) -> str:
+        where = f" at token {self.position}" if self.position is not None else ""
+        delta = f", max |Δlogprob| {self.max_delta:.4f}" if self.max_delta is not None else ""
+        mean = f", mean {self.mean_delta:.4f}" if self.mean_delta is not None else ""
+        return f"{self.reason}{where}{delta}{mean}"
+
+
+def _near_tie(ref: TokenLogprob, got: TokenLogprob, rule: Rule) -> bool:
+    """Whether two different picks are a near tie an honest rounding can flip.
+
+    Either list may show it: the reference ranks the node's token within ``tie_margin``
+    of its own pick, or the node ranks the reference's token within it of its pick;
+    and the number both give for the token they both list agrees within
+    ``logprob_tolerance`` (a node cannot claim a tie with made-up numbers).
+    """
+    in_ref = dict(ref.top).get(got.token)
+    if in_ref is not None and in_ref >= ref.logprob - rule.tie_margin:
+        return abs(got.logprob - in_ref) <= rule.logprob_tolerance
+    in_got = dict(got.top).get(ref.token)
+    if in_got is not None and in_got >= got.logprob - rule.tie_margin:
+        return abs(in_got - ref.logprob) <= rule.logprob_tolerance
+    return False
+
+
+def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Verdict:
+    """The verdict on ``answer`` against ``reference`` (same prompt, greedy, top log-probs)."""
+    if reference.tokens and not answer.tokens:
+        return Verdict(False, "no_logprobs", 0)
+    deltas: list[float] = []
+    diverged: int | None = None
+
+    def verdict(ok: bool, reason: str, at: int | None) -> Verdict:
+        mean = sum(deltas) / len(deltas) if deltas else None
+        return Verdict(ok, reason, at, max(deltas, default=0.0), diverged, mean)
+
+    for i in range(min(len(reference.tokens), len(answer.tokens))):
+        ref, got = reference.tokens[i], answer.tokens[i]
+        if not (math.isfinite(got.logprob) and got.logprob <= 1e-6):
+            return verdict(False, "logprob", i)
+        if got.token != ref.token:
+            if _near_tie(ref, got, rule):
+                diverged = i  # nothing after a divergence compares
+                break
+            return verdict(False, "token", i)
+        deltas.append(abs(got.logprob - ref.logprob))
+        if deltas[-1] > rule.logprob_tolerance:
+            return verdict(False, "logprob", i)
+    if diverged is None and len(answer.tokens) != len(reference.tokens):
+        return verdict(False, "length", min(len(reference.tokens), len(answer.tokens)))
+    if len(deltas) >= rule.mean_min_tokens and sum(deltas) / len(deltas) > rule.mean_tolerance:
+        return verdict(False, "logprob_mean", None)
+    upto = len(answer.tokens) if diverged is None else diverged
+    spelled = "".join(t.token for t in answer.tokens[:upto])
+    if REPLACEMENT not in spelled and not answer.text.startswith(spelled):
+        return verdict(False, "text", None)
+    return verdict(True, "match" if diverged is None else "diverged_at_tie", diverged)
+
+
+def answer_from_openai(body: Mapping[str, Any]) -> Answer:
+    """The :class:`Answer` in an OpenAI completion or chat answer (either ``logprobs`` shape).
+
+    Missing or malformed log-probabilities give an answer without tokens.
+    """
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return Answer("", ())
+    choice = choices[0]
+    message = choice.get("message")
+    text = choice.get("text")
+    if not isinstance(text, str):
+        text = message.get("content") if isinstance(message, dict) else ""
+    text = text if isinstance(text, str) else ""
+    return Answer(text, _tokens(choice.get("logprobs")))
+
+
+def _tokens(lp: Any) -> tuple[TokenLogprob, ...]:
+    try:
+        if isinstance(lp, dict) and isinstance(lp.get("content"), list):  # chat shape
+            return tuple(
+                TokenLogprob(
+                    str(e["token"]),
+                    float(e["logprob"]),
+                    tuple(
+                        (str(t["token"]), float(t["logprob"])) for t in e.get("top_logprobs") or []
+                    ),
+                )
+                for e in lp["content"]
+            )
+        if isinstance(lp, dict) and isinstance(lp.get("tokens"), list):  # completion shape
+            toks, lps = lp["tokens"], lp["token_logprobs"]
+            tops = lp.get("top_logprobs") or [None] * len(toks)
+            out = []
+            for tok, val, top in zip(toks, lps, tops, strict=True):
+                ranked: Sequence[tuple[str, float]] = (
+                    sorted(((str(k), float(v)) for k, v in top.items()), key=lambda kv: -kv[1])
+                    if isinstance(top, dict)
+                    else ()
+                )
+                out.append(TokenLogprob(str(tok), float(val), tuple(ranked)))
+            return tuple(out)
+    except (KeyError, TypeError, ValueError):
+        return ()
+    return ()

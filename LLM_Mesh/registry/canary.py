@@ -1,0 +1,260 @@
+"""Canary probes: ask a node what a verifier answers, compare, quarantine a liar.
+
+A probe is an ordinary request as a client would send it, forwarded as the gateway
+forwards every request: ``POST /v1/completions`` with the gateway's signature
+(the send stage's :func:`~LLM_Mesh.registry.send.forward_headers`), a fresh
+``X-Request-Id`` like any other, over the same pooled client, to the node's
+address. The body is a prompt from the pool (``core/canary_prompts.py``),
+``temperature: 0`` (greedy), a small ``max_tokens`` and ``logprobs`` (the top
+candidates of each token).
+
+The reference is the same body answered by a verifier: a node the admin marked
+trusted (``llm-mesh registry nodes trust``) hosting the same model file (same
+sha256). It is fetched on demand and cached per (sha256, body). Where no other
+verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
+The answer is judged by ``core/canary.py``; a failure quarantines the node for that
+model (``registry/quality.py``).
+
+:class:`CanaryScheduler` probes in the background within the budget of
+``core/probe_budget.py`` (≤ 1 % of a node's capacity, ≥ 1 probe per model per
+hour, random times); ``POST /mesh/canary/run`` (admin) runs a round now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule, answer_from_openai, compare
+from LLM_Mesh.core.canary_prompts import PROMPTS
+from LLM_Mesh.core.probe_budget import ProbeBudget
+from LLM_Mesh.registry.job import Job
+from LLM_Mesh.registry.node_client import NodeTransportError
+from LLM_Mesh.registry.poller import Poller
+from LLM_Mesh.registry.quality import Quality
+from LLM_Mesh.registry.runtime import Runtime, new_request_id
+from LLM_Mesh.registry.send import forward_headers
+
+__all__ = ["PATH", "CanaryProber", "CanaryScheduler", "ProbeResult"]
+
+log = logging.getLogger(__name__)
+
+PATH = "/v1/completions"
+MAX_TOKENS = 16
+TOP_LOGPROBS = 5
+PROBE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe: ``verdict`` is ``pass`` | ``fail`` | ``unverified`` | ``error``."""
+
+    node_id: str
+    model: str
+    verdict: str
+    detail: str = ""
+    prompt: str = ""
+    verifier: str | None = None
+    quarantined: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "model": self.model,
+            "verdict": self.verdict,
+            "detail": self.detail,
+            "prompt": self.prompt,
+            "verifier": self.verifier,
+            "quarantined": self.quarantined,
+        }
+
+
+class ProbeError(Exception):
+    """A node gave no usable answer (transport error, non-200, not JSON)."""
+
+
+@dataclass
+class CanaryProber:
+    rt: Runtime
+    quality: Quality
+    rule: Rule = DEFAULT_RULE
+    prompts: Sequence[str] = PROMPTS
+    max_tokens: int = MAX_TOKENS
+    top_logprobs: int = TOP_LOGPROBS
+    rng: random.Random = field(default_factory=random.Random)
+    references: dict[tuple[str, str], Answer] = field(default_factory=dict)
+
+    def body(self, model: str, prompt: str) -> bytes:
+        """A probe's body: what an OpenAI client sends for a short greedy completion."""
+        return json.dumps(
+            {
+                "model": model,
+                "prompt": prompt,
+                "max_tokens": self.max_tokens,
+                "temperature": 0,
+                "logprobs": self.top_logprobs,
+            }
+        ).encode("utf-8")
+
+    async def ask(self, node_id: str, model: str, raw: bytes, prompt: str) -> dict[str, Any]:
+        """Send ``raw`` to the node as the gateway forwards a request; its JSON answer."""
+        rt = self.rt
+        entry = rt.table.get(node_id)
+        if entry is None:
+            raise ProbeError(f"node {node_id} is not known")
+        job = Job(
+            path=PATH, model=model, body={}, raw=raw, stream=False, prompt_text=prompt,
+            max_tokens=self.max_tokens, price_per_1k=0.0, catalog_context=None,
+            request_id=new_request_id(), started=rt.clock(),
+        )  # fmt: skip
+        headers = forward_headers(rt, job, node_id, hashlib.sha256(raw).hexdigest())
+        try:
+            resp = await rt.http.post(
+                entry.url + PATH, raw, headers, timeout_s=PROBE_TIMEOUT_S,
+                connect_s=rt.settings.connect_timeout_s,
+            )  # fmt: skip
+        except NodeTransportError as exc:
+            raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code != 200:
+            raise ProbeError(f"HTTP {resp.status_code}")
+        try:
+            data = json.loads(resp.content)
+        except ValueError:
+            raise ProbeError("answer is not JSON") from None
+        if not isinstance(data, dict):
+            raise ProbeError("answer is not a JSON object")
+        return data
+
+    def verifiers_for(self, node_id: str, model: str) -> list[str]:
+        """Healthy verifiers (other than ``node_id``) hosting the same file as ``node_id``."""
+        table = self.rt.table
+        hosted = table.hosted(node_id, model)
+        if hosted is None or not hosted.sha256:
+            return []
+        out = []
+        for v in sorted(self.quality.verifiers):
+            if v == node_id:
+                continue
+            entry = table.get(v)
+            vh = table.hosted(v, model)
+            if (
+                entry is not None
+                and vh is not None
+                and vh.sha256 == hosted.sha256
+                and table.healthy(entry)
+            ):
+                out.append(v)
+        return out
+
+    async def reference(self, verifier: str, model: str, sha256: str, prompt: str) -> Answer:
+        raw = self.body(model, prompt)
+        key = (sha256, hashlib.sha256(raw).hexdigest())
+        ref = self.references.get(key)
+        if ref is None:
+            ref = answer_from_openai(await self.ask(verifier, model, raw, prompt))
+            if not ref.tokens:
+                raise ProbeError(f"verifier {verifier} gave no log-probabilities")
+            self.references[key] = ref
+        return ref
+
+    async def probe(self, node_id: str, model: str, prompt: str | None = None) -> ProbeResult:
+        """One probe of ``node_id`` for ``model``; a failure quarantines it."""
+        prompt = prompt if prompt is not None else self.rng.choice(list(self.prompts))
+        verifiers = self.verifiers_for(node_id, model)
+        if not verifiers:
+            return ProbeResult(node_id, model, "unverified", "no verifier hosts this file", prompt)
+        hosted = self.rt.table.hosted(node_id, model)
+        sha = hosted.sha256 if hosted is not None and hosted.sha256 else ""
+        verifier = verifiers[0]
+        try:
+            ref = await self.reference(verifier, model, sha, prompt)
+        except ProbeError as exc:
+            return ProbeResult(node_id, model, "error", f"verifier: {exc}", prompt, verifier)
+        try:
+            got = answer_from_openai(
+                await self.ask(node_id, model, self.body(model, prompt), prompt)
+            )
+        except ProbeError as exc:
+            # no answer is no verdict (the node may be busy); failures count in its score
+            return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
+        v = compare(ref, got, self.rule)
+        rec = await self.quality.record(
+            node_id, model, ok=v.ok, reason=None if v.ok else f"canary: {v.describe()}"
+        )
+        return ProbeResult(
+            node_id, model, "pass" if v.ok else "fail", v.describe(), prompt, verifier,
+            rec.quarantined,
+        )  # fmt: skip
+
+    def targets(self, node: str | None = None, model: str | None = None) -> list[tuple[str, str]]:
+        """(node, model) pairs to probe: healthy nodes, models not quarantined."""
+        out = []
+        for e in sorted(self.rt.table.entries(), key=lambda e: e.node_id):
+            if node is not None and e.node_id != node:
+                continue
+            if not self.rt.table.healthy(e):
+                continue
+            for m in sorted(e.models):
+                if model is not None and m != model:
+                    continue
+                if not self.quality.quarantined(e.node_id, m):
+                    out.append((e.node_id, m))
+        return out
+
+    async def run_round(
+        self, node: str | None = None, model: str | None = None
+    ) -> list[ProbeResult]:
+        """One probe of every target now (``llm-mesh registry canary run``)."""
+        return [await self.probe(n, m) for n, m in self.targets(node, model)]
+
+
+class CanaryScheduler(Poller):
+    """Background probes within the budget (``core/probe_budget.py``).
+
+    Every ``interval_s`` it probes the (node, model) pairs that are due, one at a
+    time; the first probe of a pair comes at a random time within its interval.
+    Pairs without a verifier are not probed (nothing to compare with).
+    """
+
+    task_name = "llm-mesh-canary"
+
+    def __init__(
+        self,
+        prober: CanaryProber,
+        budget: ProbeBudget,
+        *,
+        interval_s: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.prober = prober
+        self.budget = budget
+        self.interval_s = interval_s
+        self.rng = rng or random.Random()
+        self.due: dict[tuple[str, str], float] = {}
+
+    async def poll(self) -> list[ProbeResult]:
+        rt = self.prober.rt
+        now = rt.clock()
+        results = []
+        for node_id, model in self.prober.targets():
+            if not self.prober.verifiers_for(node_id, model):
+                continue
+            entry = rt.table.get(node_id)
+            if entry is None:
+                continue
+            interval = self.budget.interval_s(
+                max_concurrency=entry.max_concurrency, service_s=1.0, models=len(entry.models)
+            )
+            key = (node_id, model)
+            if key not in self.due:
+                self.due[key] = now + self.rng.uniform(0.0, interval)
+            if now < self.due[key]:
+                continue
+            results.append(await self.prober.probe(node_id, model))
+            self.due[key] = self.budget.next_due(rt.clock(), interval, self.rng)
+        return results

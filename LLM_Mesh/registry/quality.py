@@ -1,0 +1,205 @@
+"""Quality control's live state: verifiers, canary tallies, quarantines, trust scores.
+
+One :class:`Quality` per registry process (``Runtime.quality``). It mirrors the
+store's ``canary_verifiers`` and ``canary_status`` (migration 0009): a verdict is
+written to the store first, then applied here; :class:`QualityWatcher` polls the
+store every second for changes made elsewhere (another registry's verdict, the
+admin's ``llm-mesh registry nodes clear`` or ``trust``), as the revocation
+watcher does. A quarantine takes the node out of routing for that model at once
+(:meth:`Routing.set_quarantined`); a clear puts it back.
+
+The trust score (``core/trust.py``) is computed on demand from the canary tally,
+the router's success rate and per-token speed, and the node's recorded
+failures; ``trusted_nodes(model)`` is what ``trusted_only`` routes to.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.trust import (
+    DEFAULT_THRESHOLD,
+    TrustInputs,
+    TrustScore,
+    speed_explained,
+    trust_score,
+)
+from LLM_Mesh.registry.node_table import NodeEntry
+from LLM_Mesh.registry.poller import Poller
+from LLM_Mesh.registry.ports import CanaryRecord, Store
+from LLM_Mesh.registry.routing import Routing
+
+__all__ = ["Quality", "QualityWatcher"]
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Quality:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        routing: Routing,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        wall_now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.routing = routing
+        self.table = routing.table
+        self.threshold = threshold
+        self.now = wall_now
+        self.verifiers: frozenset[str] = frozenset()
+        self.records: dict[str, dict[str, CanaryRecord]] = {}  # node id -> model -> record
+
+    # -- state from the store ------------------------------------------------------------
+    async def load(self, since: datetime | None = None) -> None:
+        """Read verifiers and canary records (all, or those changed since ``since``)."""
+        self.verifiers = frozenset(await self.store.list_verifiers())
+        for rec in await self.store.canary_records(since):
+            self.apply(rec)
+
+    def apply(self, rec: CanaryRecord) -> None:
+        """Take one record in (unless an older one than we hold: a poll that read the store
+        before a verdict or a clear must not undo it); routing follows its quarantine."""
+        mine = self.records.setdefault(rec.node_id, {})
+        held = mine.get(rec.model)
+        if (
+            held is not None
+            and held.updated_at is not None
+            and rec.updated_at is not None
+            and rec.updated_at < held.updated_at
+        ):
+            return
+        mine[rec.model] = rec
+        self._sync_routing(rec.node_id)
+
+    def _sync_routing(self, node_id: str) -> None:
+        mine = self.records.get(node_id, {})
+        self.routing.set_quarantined(
+            node_id, frozenset(m for m, r in mine.items() if r.quarantined)
+        )
+
+    async def record(
+        self, node_id: str, model: str, *, ok: bool, reason: str | None
+    ) -> CanaryRecord:
+        """One probe's verdict: stored, then applied (a failure quarantines at once)."""
+        rec = await self.store.record_canary(node_id, model, ok=ok, reason=reason, at=self.now())
+        self.apply(rec)
+        if rec.quarantined and not ok:
+            log.warning("canary: node %s quarantined for %s: %s", node_id, model, rec.reason)
+        return rec
+
+    async def trust(self, node_id: str) -> bool:
+        """Mark ``node_id`` a verifier (the admin's ``registry nodes trust``)."""
+        added = await self.store.trust_verifier(node_id, self.now())
+        self.verifiers = self.verifiers | {node_id}
+        return added
+
+    async def clear(self, node_id: str) -> list[str]:
+        """Lift the node's quarantines (the admin's ``registry nodes clear``)."""
+        models = await self.store.clear_quarantine(node_id, self.now())
+        at = self.now()
+        for rec in self.records.get(node_id, {}).values():
+            rec.quarantined_at, rec.reason, rec.updated_at = None, None, at
+        self._sync_routing(node_id)
+        return models
+
+    # -- questions --------------------------------------------------------------------------
+    def quarantined(self, node_id: str, model: str) -> bool:
+        rec = self.records.get(node_id, {}).get(model)
+        return rec is not None and rec.quarantined
+
+    def quarantines(self, node_id: str) -> list[CanaryRecord]:
+        mine = self.records.get(node_id, {})
+        return [mine[m] for m in sorted(mine) if mine[m].quarantined]
+
+    def passed(self, node_id: str) -> int:
+        return sum(r.passed for r in self.records.get(node_id, {}).values())
+
+    def failed(self, node_id: str) -> int:
+        return sum(r.failed for r in self.records.get(node_id, {}).values())
+
+    def score(self, node_id: str) -> TrustScore:
+        entry = self.table.get(node_id)
+        st = self.routing.router.node(node_id)
+        now = self.routing.clock()
+        success = st.success.value if st is not None else None
+        per_token = st.per_token.get(now) if st is not None else None
+        return trust_score(
+            TrustInputs(
+                canary_passed=self.passed(node_id),
+                quarantined=bool(self.quarantines(node_id)),
+                success_rate=success,
+                requests=entry.requests if entry is not None else 0,
+                failures=entry.failures if entry is not None else 0,
+                speed_unexplained=entry is not None and not _speed_ok(entry, per_token),
+            )
+        )
+
+    def trusted_nodes(self, model: str) -> frozenset[str]:
+        """Nodes hosting ``model``, not quarantined for it, scoring at least the threshold."""
+        return frozenset(
+            e.node_id
+            for e in self.table.entries()
+            if model in e.models
+            and not self.quarantined(e.node_id, model)
+            and self.score(e.node_id).score >= self.threshold
+        )
+
+    def view(self, node_id: str) -> dict[str, Any]:
+        """What ``GET /mesh/nodes`` adds to a node: trust score, canary tally, quarantines."""
+        s = self.score(node_id)
+        return {
+            "trust_score": s.score,
+            "trusted": s.score >= self.threshold,
+            "verifier": node_id in self.verifiers,
+            "canary_passed": self.passed(node_id),
+            "canary_failed": self.failed(node_id),
+            "quarantined": [
+                {
+                    "model": r.model,
+                    "since": r.quarantined_at.isoformat() if r.quarantined_at else None,
+                    "reason": r.reason,
+                }
+                for r in self.quarantines(node_id)
+            ],
+        }
+
+
+def _speed_ok(entry: NodeEntry, per_token_ms: float | None) -> bool:
+    """Whether the node's observed speed fits its declared hardware (``core/trust.py``)."""
+    if per_token_ms is None or per_token_ms <= 0:
+        return True
+    sizes = [get_spec(m).size_bytes for m in entry.models if get_spec(m) is not None]  # type: ignore[union-attr]
+    if not sizes:
+        return True
+    return speed_explained(1000.0 / per_token_ms, min(sizes), has_gpu=bool(entry.hardware.gpus))
+
+
+class QualityWatcher(Poller):
+    """Changes to verifiers and canary records made elsewhere, every ``interval_s``."""
+
+    task_name = "llm-mesh-quality"
+
+    def __init__(
+        self, quality: Quality, *, interval_s: float = 1.0, overlap_s: float = 300.0
+    ) -> None:
+        self.quality = quality
+        self.interval_s = interval_s
+        self.overlap = timedelta(seconds=overlap_s)
+        self._since: datetime | None = None
+
+    async def poll(self) -> None:
+        started = self.quality.now()
+        await self.quality.load(self._since)
+        self._since = started - self.overlap

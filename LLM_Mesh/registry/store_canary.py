@@ -1,0 +1,106 @@
+"""The SQL store's quality-control tables: ``canary_verifiers`` and ``canary_status``.
+
+:class:`SqlCanary` is mixed into :class:`~LLM_Mesh.registry.store.SqlStore` (which
+gives it ``engine``). A verdict is one ``INSERT ... ON CONFLICT DO NOTHING`` then
+one ``UPDATE`` that adds to the counters in the database (several registries
+probe at once) and sets the quarantine only where none is set, so the first
+failure's time and reason are kept. Running registries learn changes (a
+quarantine by another registry, a clear by the admin CLI) by polling
+:meth:`SqlCanary.canary_records` with ``since`` (``registry/quality.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ports import CanaryRecord
+from LLM_Mesh.registry.store_credentials import insert_new
+
+__all__ = ["SqlCanary"]
+
+_REASON_MAX = 512
+
+
+def _record(row: Any) -> CanaryRecord:
+    return CanaryRecord(
+        node_id=row.node_id,
+        model=row.model,
+        passed=int(row.passed),
+        failed=int(row.failed),
+        last_probe_at=row.last_probe_at,
+        quarantined_at=row.quarantined_at,
+        reason=row.reason,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlCanary:
+    """Verifiers and canary verdicts on SQLAlchemy (see the module docstring)."""
+
+    @property
+    def engine(self) -> AsyncEngine:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    async def trust_verifier(self, node_id: str, at: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            return await insert_new(
+                conn, tables.canary_verifiers, {"node_id": node_id, "trusted_at": at}
+            )
+
+    async def list_verifiers(self) -> list[str]:
+        v = tables.canary_verifiers
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(v.c.node_id).order_by(v.c.node_id))).all()
+        return [r.node_id for r in rows]
+
+    async def record_canary(
+        self, node_id: str, model: str, *, ok: bool, reason: str | None, at: datetime
+    ) -> CanaryRecord:
+        c = tables.canary_status
+        key = (c.c.node_id == node_id) & (c.c.model == model)
+        async with self.engine.begin() as conn:
+            await insert_new(
+                conn,
+                c,
+                {"node_id": node_id, "model": model, "passed": 0, "failed": 0, "updated_at": at},
+            )
+            values: dict[str, Any] = {"last_probe_at": at, "updated_at": at}
+            if ok:
+                values["passed"] = c.c.passed + 1
+            else:
+                values["failed"] = c.c.failed + 1
+                values["quarantined_at"] = case(
+                    (c.c.quarantined_at.is_(None), at), else_=c.c.quarantined_at
+                )
+                values["reason"] = case(
+                    (c.c.quarantined_at.is_(None), (reason or "failed canary")[:_REASON_MAX]),
+                    else_=c.c.reason,
+                )
+            await conn.execute(update(c).where(key).values(**values))
+            row = (await conn.execute(select(c).where(key))).one()
+        return _record(row)
+
+    async def clear_quarantine(self, node_id: str, at: datetime) -> list[str]:
+        c = tables.canary_status
+        where = (c.c.node_id == node_id) & c.c.quarantined_at.is_not(None)
+        async with self.engine.begin() as conn:
+            models = [r.model for r in (await conn.execute(select(c.c.model).where(where))).all()]
+            if models:
+                await conn.execute(
+                    update(c).where(where).values(quarantined_at=None, reason=None, updated_at=at)
+                )
+        return sorted(models)
+
+    async def canary_records(self, since: datetime | None = None) -> list[CanaryRecord]:
+        c = tables.canary_status
+        stmt = select(c).order_by(c.c.node_id, c.c.model)
+        if since is not None:
+            stmt = stmt.where(c.c.updated_at >= since)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_record(r) for r in rows]

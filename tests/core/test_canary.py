@@ -1,0 +1,204 @@
+"""The canary comparison rule (core/canary.py): honest spread passes, liars fail."""
+
+from __future__ import annotations
+
+import math
+
+from LLM_Mesh.core.canary import (
+    DEFAULT_RULE,
+    Answer,
+    Rule,
+    TokenLogprob,
+    answer_from_openai,
+    compare,
+)
+
+
+def tok(t: str, lp: float, *top: tuple[str, float]) -> TokenLogprob:
+    return TokenLogprob(t, lp, tuple(top) or ((t, lp),))
+
+
+REF = Answer(
+    "\n    return 1",
+    (
+        tok("\n", -0.27, ("\n", -0.27), ("\r", -1.64)),
+        tok("    ", -0.10, ("    ", -0.10), ("  ", -3.0)),
+        tok("return", -0.9, ("return", -0.9), ("if", -1.0), ("x", -4.0)),
+        tok(" 1", -0.5, (" 1", -0.5), (" 0", -2.0)),
+    ),
+)
+
+
+def shifted(a: Answer, by: float) -> Answer:
+    return Answer(
+        a.text,
+        tuple(
+            TokenLogprob(t.token, t.logprob + by, tuple((s, v + by) for s, v in t.top))
+            for t in a.tokens
+        ),
+    )
+
+
+def test_identical_answer_matches() -> None:
+    v = compare(REF, REF)
+    assert v.ok and v.reason == "match" and v.max_delta == 0.0
+
+
+def test_small_float_differences_pass_within_tolerance() -> None:
+    v = compare(REF, shifted(REF, DEFAULT_RULE.mean_tolerance / 2))
+    assert v.ok
+    assert math.isclose(v.max_delta or 0, DEFAULT_RULE.mean_tolerance / 2, rel_tol=1e-9)
+    assert math.isclose(v.mean_delta or 0, DEFAULT_RULE.mean_tolerance / 2, rel_tol=1e-9)
+
+
+def with_token(a: Answer, i: int, t: TokenLogprob) -> Answer:
+    return Answer(a.text, (*a.tokens[:i], t, *a.tokens[i + 1 :]))
+
+
+def test_one_token_beyond_the_tolerance_fails() -> None:
+    lp = REF.tokens[0].logprob - DEFAULT_RULE.logprob_tolerance - 0.01
+    assert lp < 0
+    v = compare(REF, with_token(REF, 0, tok("\n", lp, ("\n", lp), ("\r", -1.64))))
+    assert not v.ok and v.reason == "logprob" and v.position == 0
+
+
+def test_a_local_honest_wobble_passes_but_a_shift_everywhere_fails() -> None:
+    long = Answer(REF.text * 4, REF.tokens * 4)
+    lp = REF.tokens[0].logprob - 0.4  # one token off by 0.4, as an honest batch size can do
+    wobble = with_token(long, 0, tok("\n", lp, ("\n", lp), ("\r", -1.64)))
+    assert compare(long, wobble).ok
+    everywhere = shifted(long, -(DEFAULT_RULE.mean_tolerance + 0.05))
+    v = compare(long, everywhere)
+    assert not v.ok and v.reason == "logprob_mean"
+    assert (v.mean_delta or 0) > DEFAULT_RULE.mean_tolerance
+
+
+def test_lower_ranked_candidates_are_not_compared() -> None:
+    t = REF.tokens
+    moved = tok("\n", -0.27, ("\n", -0.27), ("\r", -5.0))
+    assert compare(REF, Answer(REF.text, (moved, *t[1:]))).ok
+
+
+def test_mean_needs_enough_tokens() -> None:
+    short = Answer(REF.text, REF.tokens[:2])
+    off = shifted(short, -(DEFAULT_RULE.mean_tolerance + 0.1))
+    assert compare(short, off, Rule(mean_min_tokens=3)).ok
+    assert compare(short, off, Rule(mean_min_tokens=2)).reason == "logprob_mean"
+
+
+def test_divergence_with_an_inconsistent_logprob_fails() -> None:
+    t = REF.tokens
+    # "if" is a near tie in the reference (-1.0), but the node's number for it is far off
+    far = -1.0 - DEFAULT_RULE.logprob_tolerance - 0.1
+    other = Answer("\n    if x", (t[0], t[1], tok("if", far), tok(" x", -3.0)))
+    v = compare(REF, other)
+    assert not v.ok and v.reason == "token" and v.position == 2
+
+
+def test_divergence_at_a_near_tie_passes_and_ends_the_comparison() -> None:
+    t = REF.tokens
+    other = Answer("\n    if x", (t[0], t[1], tok("if", -0.95), tok(" x", -3.0)))
+    v = compare(REF, other)
+    assert v.ok and v.reason == "diverged_at_tie" and v.diverged_at == 2
+
+
+def test_divergence_to_a_clearly_worse_token_fails() -> None:
+    t = REF.tokens
+    other = Answer("\n  ", (t[0], tok("  ", -3.0), t[2], t[3]))
+    v = compare(REF, other)
+    assert not v.ok and v.reason == "token" and v.position == 1
+
+
+def test_a_token_the_reference_did_not_rank_fails() -> None:
+    v = compare(REF, Answer("Hello", (tok("Hello", -0.1),)))
+    assert not v.ok and v.reason == "token" and v.position == 0
+
+
+def test_missing_logprobs_fail() -> None:
+    v = compare(REF, Answer(REF.text, ()))
+    assert not v.ok and v.reason == "no_logprobs"
+
+
+def test_shorter_answer_fails_on_length() -> None:
+    v = compare(REF, Answer("\n", REF.tokens[:1]))
+    assert not v.ok and v.reason == "length"
+
+
+def test_text_swapped_under_honest_logprobs_fails() -> None:
+    v = compare(REF, Answer("I am happy to help", REF.tokens))
+    assert not v.ok and v.reason == "text"
+
+
+def test_impossible_logprob_fails() -> None:
+    bad = Answer(REF.text, (tok("\n", 0.5), *REF.tokens[1:]))
+    assert compare(REF, bad).reason == "logprob"
+    nan = Answer(REF.text, (tok("\n", float("nan")), *REF.tokens[1:]))
+    assert compare(REF, nan).reason == "logprob"
+
+
+def test_a_looser_rule_accepts_what_the_default_refuses() -> None:
+    far = shifted(REF, -0.3)
+    assert not compare(REF, far).ok
+    assert compare(REF, far, Rule(mean_tolerance=0.5)).ok
+
+
+def test_answer_from_completion_shape() -> None:
+    body = {
+        "choices": [
+            {
+                "text": "\n    ",
+                "logprobs": {
+                    "tokens": ["\n", "    "],
+                    "token_logprobs": [-0.27, -0.1],
+                    "top_logprobs": [{"\r": -1.64, "\n": -0.27}, {"    ": -0.1}],
+                    "text_offset": [0, 1],
+                },
+            }
+        ]
+    }
+    a = answer_from_openai(body)
+    assert a.text == "\n    "
+    assert a.tokens[0] == TokenLogprob("\n", -0.27, (("\n", -0.27), ("\r", -1.64)))
+
+
+def test_answer_from_chat_shape() -> None:
+    body = {
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": "Hi"},
+                "logprobs": {
+                    "content": [
+                        {
+                            "token": "Hi",
+                            "logprob": -0.2,
+                            "bytes": [72, 105],
+                            "top_logprobs": [{"token": "Hi", "logprob": -0.2, "bytes": []}],
+                        }
+                    ]
+                },
+            }
+        ]
+    }
+    a = answer_from_openai(body)
+    assert a == Answer("Hi", (TokenLogprob("Hi", -0.2, (("Hi", -0.2),)),))
+
+
+def test_malformed_logprobs_give_no_tokens() -> None:
+    assert answer_from_openai({"choices": [{"text": "x", "logprobs": None}]}).tokens == ()
+    bad = {"choices": [{"text": "x", "logprobs": {"tokens": ["x"], "token_logprobs": ["y"]}}]}
+    assert answer_from_openai(bad).tokens == ()
+    assert answer_from_openai({"choices": "nope"}) == Answer("", ())
+
+
+def test_a_tie_the_node_shows_counts_when_the_reference_did_not_list_its_token() -> None:
+    t = REF.tokens
+    # the reference's top list stops above "x"; the node ranks "return" just below "x"
+    node_tok = tok("x2", -0.85, ("x2", -0.85), ("return", -0.95))
+    assert compare(REF, Answer("\n    x2", (t[0], t[1], node_tok, t[3]))).ok
+    # ... but not with a number for "return" far from the reference's (-0.9)
+    made_up = tok("x2", -1.5, ("x2", -1.5), ("return", -0.9 - DEFAULT_RULE.logprob_tolerance - 0.4))
+    assert made_up.top[1][1] >= made_up.logprob - DEFAULT_RULE.tie_margin  # a tie by its numbers
+    assert compare(REF, Answer("\n    x2", (t[0], t[1], made_up, t[3]))).reason == "token"
+    # ... nor when the node puts "return" far below its own pick
+    far = tok("x2", -0.01, ("x2", -0.01), ("return", -0.01 - DEFAULT_RULE.tie_margin - 0.1))
+    assert compare(REF, Answer("\n    x2", (t[0], t[1], far, t[3]))).reason == "token"

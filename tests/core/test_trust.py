@@ -1,0 +1,83 @@
+"""Trust score (core/trust.py) and the probe budget (core/probe_budget.py)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from LLM_Mesh.core.probe_budget import HOUR_S, ProbeBudget, share_used
+from LLM_Mesh.core.trust import DEFAULT_THRESHOLD, TrustInputs, speed_explained, trust_score
+
+
+def test_unverified_node_is_not_trusted_and_one_pass_makes_it_trusted() -> None:
+    assert trust_score(TrustInputs()).score == 0.5
+    assert not trust_score(TrustInputs()).trusted()
+    one = trust_score(TrustInputs(canary_passed=1))
+    assert one.trusted() and one.score == pytest.approx(0.6667, abs=1e-4)
+
+
+def test_quarantine_zeroes_the_score_whatever_else() -> None:
+    s = trust_score(TrustInputs(canary_passed=100, quarantined=True, success_rate=1.0))
+    assert s.score == 0.0 and not s.trusted(0.0001)
+
+
+def test_failures_success_and_speed_lower_the_score() -> None:
+    base = trust_score(TrustInputs(canary_passed=4)).score
+    assert trust_score(TrustInputs(canary_passed=4, success_rate=0.5)).score == pytest.approx(
+        base * 0.5, abs=1e-4
+    )
+    assert trust_score(TrustInputs(canary_passed=4, requests=10, failures=5)).score == (
+        pytest.approx(base * 0.5, abs=1e-4)
+    )
+    slow = trust_score(TrustInputs(canary_passed=4, speed_unexplained=True))
+    assert slow.score == pytest.approx(base * 0.5, abs=1e-4) and not slow.trusted()
+    assert trust_score(TrustInputs(requests=3, failures=9)).failures == 0.0
+
+
+def test_threshold_default() -> None:
+    assert DEFAULT_THRESHOLD == 0.6
+
+
+def test_speed_explained_by_bandwidth() -> None:
+    size = 253_113_024
+    assert speed_explained(100.0, size, has_gpu=False)
+    assert not speed_explained(5000.0, size, has_gpu=False)
+    assert speed_explained(5000.0, size, has_gpu=True)
+    assert speed_explained(None, size, has_gpu=False)
+    assert speed_explained(1e9, None, has_gpu=False)
+
+
+def test_budget_is_one_percent_of_capacity_for_a_busy_node() -> None:
+    b = ProbeBudget()
+    # 4 slots, 0.5 s each: 28,800 requests an hour; 1 % = 288 probes an hour
+    per_hour = b.probes_per_hour(max_concurrency=4, service_s=0.5, models=2)
+    assert per_hour == pytest.approx(288.0)
+    interval = b.interval_s(max_concurrency=4, service_s=0.5, models=2)
+    assert interval == pytest.approx(2 * HOUR_S / 288)
+    assert share_used(288, 28_800) == pytest.approx(0.01)
+
+
+def test_budget_keeps_one_probe_per_model_per_hour_for_a_small_node() -> None:
+    b = ProbeBudget()
+    # 1 slot, 60 s a request: 60 requests an hour; 1 % is 0.6 < 3 models
+    assert b.probes_per_hour(max_concurrency=1, service_s=60.0, models=3) == 3.0
+    assert b.interval_s(max_concurrency=1, service_s=60.0, models=3) == HOUR_S
+
+
+def test_next_due_is_random_and_never_past_the_hour() -> None:
+    b = ProbeBudget()
+    rng = random.Random(1)
+    dues = [b.next_due(100.0, 600.0, rng) for _ in range(1000)]
+    assert min(dues) >= 100.0 + 300.0 and max(dues) <= 100.0 + 900.0
+    assert len({round(d, 3) for d in dues}) > 900
+    assert all(b.next_due(0.0, HOUR_S, rng) <= HOUR_S for _ in range(100))
+    mean = sum(dues) / len(dues) - 100.0
+    assert 570 < mean < 630
+
+
+def test_budget_validates() -> None:
+    with pytest.raises(ValueError):
+        ProbeBudget(share=2.0)
+    with pytest.raises(ValueError):
+        ProbeBudget(min_interval_s=0)

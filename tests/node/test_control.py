@@ -1,0 +1,50 @@
+"""``node/control.py``: the registry's quality view of a node (for ``llm-mesh node info``)."""
+
+from __future__ import annotations
+
+import httpx
+
+from LLM_Mesh.node.control import registry_quality
+
+
+def client_for(handler: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))  # type: ignore[arg-type]
+
+
+async def test_registry_quality_picks_the_node_and_its_quality_fields() -> None:
+    listing = {
+        "nodes": [
+            {"node_id": "other", "trust_score": 1.0},
+            {
+                "node_id": "me", "url": "hidden", "trust_score": 0.0, "trusted": False,
+                "canary_passed": 1, "canary_failed": 1,
+                "quarantined": [{"model": "m", "since": "t", "reason": "canary: token"}],
+            },
+        ]
+    }  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/mesh/nodes"
+        return httpx.Response(200, json=listing)
+
+    async with client_for(handler) as c:
+        q = await registry_quality(c, "http://reg/", "me")
+    assert q == {
+        "trust_score": 0.0, "trusted": False, "canary_passed": 1, "canary_failed": 1,
+        "quarantined": [{"model": "m", "since": "t", "reason": "canary: token"}],
+    }  # fmt: skip
+
+
+async def test_registry_quality_is_none_when_it_cannot_be_had() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    def not_json(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"<html>")
+
+    def missing(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"nodes": [{"node_id": "else"}]})
+
+    for handler in (down, not_json, missing):
+        async with client_for(handler) as c:
+            assert await registry_quality(c, "http://reg", "me") is None

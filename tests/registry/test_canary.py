@@ -1,0 +1,370 @@
+"""Canary probes through the registry: verdicts, quarantine, routing, trust, the admin round.
+
+Fake nodes (a MockTransport) answer probes with log-probabilities: honest ones as the
+verifier does, liars with other text or shifted log-probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh.core.probe_budget import ProbeBudget
+from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
+from LLM_Mesh.registry.quality import QualityWatcher
+from tests.registry.helpers import ADMIN, FakeNode, FakeNodes, Harness, running
+
+MODEL = "gemma-3-270m"
+SHA = "a" * 64
+
+
+def logprobs_for(prompt: str, shift: float = 0.0) -> dict[str, Any]:
+    """A deterministic 'model': four tokens per prompt with log-probabilities."""
+    rng = random.Random(prompt)
+    toks = [f" t{rng.randrange(50)}" for _ in range(4)]
+    lps = [-rng.uniform(0.05, 1.0) for _ in toks]
+    return {
+        "tokens": toks,
+        "token_logprobs": [lp + shift for lp in lps],
+        "top_logprobs": [
+            {t: lp + shift, " zz": lp - 3 + shift} for t, lp in zip(toks, lps, strict=True)
+        ],
+        "text_offset": [0, 1, 2, 3],
+    }
+
+
+Answer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def honest(body: dict[str, Any]) -> dict[str, Any]:
+    lp = logprobs_for(body["prompt"]) if body.get("logprobs") is not None else None
+    text = "".join(lp["tokens"]) if lp else "def f(): pass"
+    return {"choices": [{"index": 0, "text": text, "logprobs": lp, "finish_reason": "length"}]}
+
+
+def requantised(body: dict[str, Any]) -> dict[str, Any]:
+    lp = logprobs_for(body["prompt"], shift=-0.4)
+    return {"choices": [{"index": 0, "text": "".join(lp["tokens"]), "logprobs": lp}]}
+
+
+def canned(body: dict[str, Any]) -> dict[str, Any]:
+    toks = [" I", " am", " happy", " to"]
+    lp = {"tokens": toks, "token_logprobs": [-0.1] * 4, "top_logprobs": [{t: -0.1} for t in toks]}
+    return {"choices": [{"index": 0, "text": "".join(toks), "logprobs": lp}]}
+
+
+def no_logprobs(body: dict[str, Any]) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "text": "whatever", "logprobs": None}]}
+
+
+class LogprobNodes(FakeNodes):
+    """Fake nodes whose completions come from an :data:`Answer` function per node."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: dict[str, Answer] = {}
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        node = self.nodes.get(f"{request.url.host}:{request.url.port}")
+        if node is not None and request.url.path == "/v1/completions":
+            body = json.loads(request.content)
+            node.calls.append(
+                {"path": request.url.path, "body": body, "headers": request.headers,
+                 "raw": request.content}
+            )  # fmt: skip
+            data = self.answers.get(node.node_id, honest)(body)
+            data.update(id="cmpl-1", object="text_completion", model=body["model"])
+            data["usage"] = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+            data["mesh"] = {"node_id": node.node_id}
+            return httpx.Response(200, json=data)
+        return super().handler(request)
+
+
+async def register(
+    h: Harness, node_id: str, answer: Answer = honest, sha: str | None = SHA
+) -> FakeNode:
+    nodes = h.nodes
+    assert isinstance(nodes, LogprobNodes)
+    node = nodes.add(node_id)
+    nodes.answers[node_id] = answer
+    reg = {
+        "node_id": node_id,
+        "url": f"http://{node_id}:8801",
+        "models": [{"id": MODEL, "engine": "llama-cpp", "sha256": sha}],
+        "max_concurrency": 2,
+    }
+    r = await h.client.post("/mesh/nodes", json=reg)
+    assert r.status_code == 200, r.text
+    return node
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path) -> Any:
+    async with running(tmp_path, nodes=LogprobNodes()) as h:
+        yield h
+
+
+def prober(h: Harness) -> CanaryProber:
+    p = h.app.state.canary
+    assert isinstance(p, CanaryProber)
+    return p
+
+
+async def trust(h: Harness, node_id: str) -> None:
+    q = h.runtime.quality
+    assert q is not None
+    await q.trust(node_id)
+
+
+async def run_round(h: Harness, **params: str) -> list[dict[str, Any]]:
+    r = await h.client.post("/mesh/canary/run", params=params, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return list(r.json()["results"])
+
+
+async def nodes_view(h: Harness) -> dict[str, dict[str, Any]]:
+    r = await h.client.get("/mesh/nodes")
+    return {n["node_id"]: n for n in r.json()["nodes"]}
+
+
+async def test_no_verifier_means_unverified_and_nobody_is_flagged(mesh: Harness) -> None:
+    await register(mesh, "node-a", canned)
+    results = await run_round(mesh)
+    assert [(r["node_id"], r["verdict"]) for r in results] == [("node-a", "unverified")]
+    assert mesh.nodes.calls() == 0  # no reference, no probe
+    assert (await nodes_view(mesh))["node-a"]["quarantined"] == []
+
+
+async def test_honest_passes_liars_fail_and_are_quarantined(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "honest")
+    await register(mesh, "requant", requantised)
+    await register(mesh, "canned", canned)
+    await register(mesh, "silent", no_logprobs)
+    await trust(mesh, "verifier")
+    verdicts = {r["node_id"]: r for r in await run_round(mesh, model=MODEL)}
+    assert verdicts["honest"]["verdict"] == "pass"
+    assert verdicts["verifier"]["verdict"] == "unverified"  # no other verifier to check it
+    for liar, reason in (("requant", "logprob"), ("canned", "token"), ("silent", "no_logprobs")):
+        assert verdicts[liar]["verdict"] == "fail", verdicts[liar]
+        assert verdicts[liar]["detail"].startswith(reason)
+        assert verdicts[liar]["quarantined"]
+    view = await nodes_view(mesh)
+    assert view["honest"]["quarantined"] == [] and view["honest"]["canary_passed"] == 1
+    q = view["canned"]["quarantined"]
+    assert [x["model"] for x in q] == [MODEL] and q[0]["reason"].startswith("canary: token")
+    assert view["canned"]["trust_score"] == 0.0 and not view["canned"]["trusted"]
+    assert view["honest"]["trusted"] and view["verifier"]["verifier"]
+    # a second round probes no quarantined node
+    again = {r["node_id"] for r in await run_round(mesh)}
+    assert again == {"verifier", "honest"}
+
+
+async def test_quarantined_node_leaves_routing_for_that_model_and_clear_brings_it_back(
+    mesh: Harness,
+) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "liar", canned)
+    await trust(mesh, "verifier")
+    await run_round(mesh, node="liar")
+    mesh.nodes.nodes["liar:8801"].calls.clear()
+    for _ in range(20):
+        r = await mesh.client.post("/v1/completions", json={"model": MODEL, "prompt": "x"})
+        assert r.status_code == 200
+        assert r.json()["mesh"]["node_id"] == "verifier"
+    assert mesh.nodes.nodes["liar:8801"].calls == []
+    only_liar = {"model": MODEL, "prompt": "x", "allow_nodes": ["liar"]}
+    r = await mesh.client.post("/v1/completions", json=only_liar)
+    assert r.status_code == 503
+    q = mesh.runtime.quality
+    assert q is not None
+    assert await q.clear("liar") == [MODEL]
+    r = await mesh.client.post("/v1/completions", json=only_liar)
+    assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "liar"
+
+
+async def test_a_probe_looks_like_a_forwarded_request(mesh: Harness) -> None:
+    verifier = await register(mesh, "verifier")
+    node = await register(mesh, "node-a")
+    await trust(mesh, "verifier")
+    await run_round(mesh, node="node-a")
+    probe = node.calls[-1]
+    ref = verifier.calls[-1]
+    await mesh.client.post(
+        "/v1/completions",
+        json={"model": MODEL, "prompt": "hello", "allow_nodes": ["node-a"], "logprobs": 2},
+    )
+    user = node.calls[-1]
+    assert probe["path"] == user["path"] == "/v1/completions"
+    assert sorted(probe["headers"].keys()) == sorted(user["headers"].keys())
+    for h in (probe, user, ref):
+        assert h["headers"]["x-mesh-gateway-signature"]
+        assert h["headers"]["x-request-id"].startswith("req-")
+    assert probe["headers"]["x-request-id"] != ref["headers"]["x-request-id"]
+    body = probe["body"]
+    assert body["temperature"] == 0 and body["logprobs"] >= 1 and body["max_tokens"] >= 1
+    assert set(body) == {"model", "prompt", "max_tokens", "temperature", "logprobs"}
+    # the gateway's signature over the probe verifies as any forwarded request's does
+    import time
+
+    from LLM_Mesh.core.gateway_auth import GatewayVerifier
+
+    check = GatewayVerifier(mesh.runtime.signer.public_key, "node-a")
+    assert check.verify(probe["headers"], "/v1/completions", probe["raw"], time.time())
+
+
+async def test_references_are_cached_per_file_and_prompt(mesh: Harness) -> None:
+    verifier = await register(mesh, "verifier")
+    await register(mesh, "a")
+    await register(mesh, "b")
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    for node in ("a", "b", "a"):
+        assert (await p.probe(node, MODEL, prompt="def f():")).verdict == "pass"
+    assert len(verifier.calls) == 1
+
+
+async def test_another_file_has_no_reference(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "other-file", canned, sha="b" * 64)
+    await register(mesh, "no-sha", canned, sha=None)
+    await trust(mesh, "verifier")
+    verdicts = {r["node_id"]: r["verdict"] for r in await run_round(mesh)}
+    assert verdicts["other-file"] == "unverified" and verdicts["no-sha"] == "unverified"
+
+
+async def test_canary_run_needs_the_admin_key(mesh: Harness) -> None:
+    r = await mesh.client.post("/mesh/canary/run")
+    assert r.status_code == 401
+    r = await mesh.client.post("/mesh/canary/run", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401
+
+
+async def test_trusted_only_routes_to_trusted_nodes(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "proven")
+    await register(mesh, "new")
+    await trust(mesh, "verifier")
+    body = {"model": MODEL, "prompt": "x", "trusted_only": True}
+    r = await mesh.client.post("/v1/completions", json=body)
+    assert r.status_code == 503  # nobody has passed a canary yet
+    await run_round(mesh, node="proven")
+    for _ in range(20):
+        r = await mesh.client.post("/v1/completions", json=body)
+        assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
+    bad = await mesh.client.post("/v1/completions", json={**body, "trusted_only": "yes"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "trusted_only"
+    # the extension is stripped before forwarding
+    node = mesh.nodes.nodes["proven:8801"]
+    assert "trusted_only" not in node.calls[-1]["body"]
+
+
+async def test_trusted_only_from_the_api_key(mesh: Harness) -> None:
+    from LLM_Mesh.registry.api_keys import create_api_key
+
+    await register(mesh, "verifier")
+    await register(mesh, "proven")
+    await register(mesh, "new")
+    await trust(mesh, "verifier")
+    await run_round(mesh, node="proven")
+    made = await create_api_key(mesh.store, name="careful", trusted_only=True)
+    assert made is not None
+    key, rec = made
+    assert (await mesh.store.api_key_by_hash(rec.key_hash)).trusted_only  # type: ignore[union-attr]
+    auth = {"Authorization": f"Bearer {key}"}
+    for _ in range(15):
+        r = await mesh.client.post(
+            "/v1/completions", json={"model": MODEL, "prompt": "x"}, headers=auth
+        )
+        assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
+
+
+async def test_watcher_applies_quarantines_and_clears_made_elsewhere(mesh: Harness) -> None:
+    from datetime import datetime, timezone
+
+    await register(mesh, "a")
+    await register(mesh, "b")
+    q = mesh.runtime.quality
+    assert q is not None
+    watcher = QualityWatcher(q)
+    now = datetime.now(timezone.utc)
+    await mesh.store.record_canary("a", MODEL, ok=False, reason="canary: token at 0", at=now)
+    await mesh.store.trust_verifier("b", now)
+    await watcher.poll()
+    assert q.quarantined("a", MODEL) and "b" in q.verifiers
+    assert mesh.runtime.routing.quarantined == {"a": frozenset({MODEL})}
+    await mesh.store.clear_quarantine("a", now)
+    await watcher.poll()
+    assert not q.quarantined("a", MODEL) and mesh.runtime.routing.quarantined == {}
+
+
+async def test_scheduler_probes_pairs_with_a_verifier_when_due(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    node = await register(mesh, "a")
+    p = prober(mesh)
+    sched = CanaryScheduler(p, ProbeBudget(min_interval_s=600.0), rng=random.Random(3))
+    assert await sched.poll() == []  # no verifier: nothing to probe
+    await trust(mesh, "verifier")
+    assert await sched.poll() == []  # the first probe comes at a random time in the interval
+    assert ("a", MODEL) in sched.due
+
+    async def later(seconds: float) -> None:
+        mesh.clock.advance(seconds)
+        for n in ("verifier", "a"):  # still alive
+            assert (
+                await mesh.client.post(f"/mesh/nodes/{n}/heartbeat", json={})
+            ).status_code == 200
+
+    await later(601.0)
+    results = await sched.poll()
+    assert [(r.node_id, r.verdict) for r in results] == [("a", "pass")]
+    assert len(node.calls) == 1
+    assert await sched.poll() == []  # not due again yet
+    await later(601.0)
+    assert [r.node_id for r in await sched.poll()] == ["a"]
+
+
+async def test_a_node_that_errors_gets_no_verdict(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    await register(mesh, "down")
+    await trust(mesh, "verifier")
+    mesh.nodes.nodes["down:8801"].behavior = "500"
+    nodes = mesh.nodes
+    assert isinstance(nodes, LogprobNodes)
+
+    def boom(body: dict[str, Any]) -> dict[str, Any]:
+        raise httpx.ConnectError("refused")
+
+    nodes.answers["down"] = boom
+    result = await prober(mesh).probe("down", MODEL, prompt="x")
+    assert result.verdict == "error"
+    q = mesh.runtime.quality
+    assert q is not None and not q.quarantined("down", MODEL)
+
+
+async def test_a_stale_poll_does_not_undo_a_newer_verdict(mesh: Harness) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    await register(mesh, "verifier")
+    await register(mesh, "liar", canned)
+    await trust(mesh, "verifier")
+    q = mesh.runtime.quality
+    assert q is not None
+    before = (await mesh.store.canary_records()) or []
+    await run_round(mesh, node="liar")
+    assert q.quarantined("liar", MODEL)
+    rec = q.records["liar"][MODEL]
+    assert rec.updated_at is not None
+    # what a poll that read the store just before the verdict would bring back
+    stale = replace(rec, quarantined_at=None, reason=None, failed=0)
+    stale.updated_at = rec.updated_at - timedelta(seconds=1)
+    q.apply(stale)
+    assert q.quarantined("liar", MODEL) and mesh.runtime.routing.quarantined
+    assert before == []

@@ -1,0 +1,66 @@
+"""The canary tables (migration 0009) on SQLite and PostgreSQL, and the MemoryStore's twin."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.store import SqlStore
+
+T0 = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=["sql", "memory"])
+def any_store(request: pytest.FixtureRequest, store: SqlStore) -> Store:
+    """The SQL store (each dialect) and the MemoryStore: the same behaviour."""
+    return MemoryStore() if request.param == "memory" else store
+
+
+async def test_verifiers_are_marked_once(any_store: Store) -> None:
+    assert await any_store.list_verifiers() == []
+    assert await any_store.trust_verifier("node-b", T0)
+    assert await any_store.trust_verifier("node-a", T0)
+    assert not await any_store.trust_verifier("node-a", T0 + timedelta(seconds=1))
+    assert await any_store.list_verifiers() == ["node-a", "node-b"]
+
+
+async def test_passes_count_and_a_failure_quarantines_keeping_the_first_reason(
+    any_store: Store,
+) -> None:
+    r = await any_store.record_canary("n1", "m", ok=True, reason=None, at=T0)
+    assert (r.passed, r.failed, r.quarantined) == (1, 0, False)
+    t1 = T0 + timedelta(seconds=5)
+    r = await any_store.record_canary("n1", "m", ok=False, reason="token at 0", at=t1)
+    assert (r.passed, r.failed, r.quarantined_at, r.reason) == (1, 1, t1, "token at 0")
+    r = await any_store.record_canary("n1", "m", ok=False, reason="later", at=t1 + timedelta(1))
+    assert (r.failed, r.quarantined_at, r.reason) == (2, t1, "token at 0")
+    other = await any_store.record_canary("n1", "m2", ok=True, reason=None, at=t1)
+    assert not other.quarantined
+    recs = await any_store.canary_records()
+    assert [(x.node_id, x.model, x.quarantined) for x in recs] == [
+        ("n1", "m", True),
+        ("n1", "m2", False),
+    ]
+
+
+async def test_clear_lifts_every_quarantine_of_the_node_and_is_seen_by_since(
+    any_store: Store,
+) -> None:
+    await any_store.record_canary("n1", "a", ok=False, reason="x", at=T0)
+    await any_store.record_canary("n1", "b", ok=False, reason="y", at=T0)
+    await any_store.record_canary("n2", "a", ok=False, reason="z", at=T0)
+    t1 = T0 + timedelta(minutes=1)
+    assert await any_store.clear_quarantine("n1", t1) == ["a", "b"]
+    assert await any_store.clear_quarantine("n1", t1) == []
+    changed = await any_store.canary_records(since=t1)
+    assert [(x.node_id, x.model, x.quarantined) for x in changed] == [
+        ("n1", "a", False),
+        ("n1", "b", False),
+    ]
+    still = [x for x in await any_store.canary_records() if x.quarantined]
+    assert [(x.node_id, x.model) for x in still] == [("n2", "a")]
+    # counts survive a clear
+    assert {x.failed for x in await any_store.canary_records()} == {1}
