@@ -12,12 +12,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord, SeqResult
-from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store import SqlStore, alembic_config
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -104,12 +105,13 @@ def _revision(conn: Connection) -> str | None:
 async def test_several_replicas_starting_at_once_migrate_once(pg_database_url: str) -> None:
     """Six stores (six connections) open one empty database at the same moment: the
     advisory lock makes them migrate one after another; every one ends on head."""
+    (head,) = ScriptDirectory.from_config(alembic_config()).get_heads()
     stores = [SqlStore(pg_database_url) for _ in range(6)]
     try:
         await asyncio.wait_for(asyncio.gather(*(s.open() for s in stores)), 90)
         for s in stores:
             async with s.engine.connect() as conn:
-                assert await conn.run_sync(_revision) == "0008"
+                assert await conn.run_sync(_revision) == head
         await stores[0].upsert_node(_node("n1"))
         assert [n.node_id for n in await stores[5].list_nodes()] == ["n1"]
     finally:
