@@ -78,6 +78,26 @@ def local_mesh(
             mesh.stop()
 
 
+@contextlib.contextmanager
+def source_tree(path: str | None) -> Iterator[None]:
+    """Processes started inside run the package from ``path`` (another checkout: the
+    "before" of a before/after comparison in one run); nothing changes when ``None``."""
+    if path is None:
+        yield
+        return
+    if not (Path(path) / "LLM_Mesh" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline-tree {path}: no LLM_Mesh package there")
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(Path(path).resolve())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
 BASELINE_LINE = (
     "direct = an unregistered node (no gateway signature to verify); "
     "ours = gateway \u2192 registered node (signed and verified)"

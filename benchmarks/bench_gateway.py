@@ -15,6 +15,9 @@ same body) on 127.0.0.1:
   litellm  LiteLLM's proxy (``litellm --num_workers 1``) in front of the unregistered
            node (a proxy without our signature could not reach the registered one)
   null     a canned-answer asyncio HTTP server: the load generator's own ceiling
+  before   (with ``--baseline-tree DIR``) a second mesh, registry and registered node
+           both run from another checkout (e.g. ``git archive COMMIT | tar -x -C DIR``):
+           the same measurement of an older version, interleaved in the same run
 
 Phases, each interleaved over the targets in rotating order (chunks, so drift on the
 shared machine hits every target alike), after a warm-up of every target:
@@ -43,12 +46,14 @@ is no honest "gateway without authentication" figure. The auth cost is included 
 direct, and the node-side part appears only there.
 
     .venv/bin/python benchmarks/bench_gateway.py [--sequential 1000] [--concurrent 2000]
+        [--baseline-tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -73,6 +78,7 @@ from _common import (
     machine_line,
     make_api_key,
     pct,
+    source_tree,
     standalone_node,
     wait_http,
     write_json,
@@ -86,7 +92,7 @@ HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 # the gateway limits anonymous clients: "ours" gets a client API key of its own (main)
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
 CHUNKS = 5
-TARGET_ORDER = ("direct", "ours", "litellm", "null")
+TARGET_ORDER = ("direct", "ours", "before", "litellm", "null")
 AUTH_LINE = (
     "authentication: no gateway path without signing exists (no switch in the package), "
     "so the auth cost is included in ours; the node-side verify cost appears as "
@@ -401,13 +407,19 @@ def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
 def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) -> dict[str, float]:
     """Ours against the direct node, both measured in this run."""
     d, o = seq["direct"], seq["ours"]
-    return {
+    out = {
         "added_p50_ms": o["p50_ms"] - d["p50_ms"],
         "direct_p50_ms": d["p50_ms"],
         "added_p50_over_direct_p50": (o["p50_ms"] - d["p50_ms"]) / d["p50_ms"],
         "added_p99_over_direct_p99": (o["p99_ms"] - d["p99_ms"]) / d["p99_ms"],
         "concurrent_rps_ours_over_direct": conc["ours"]["rps"] / conc["direct"]["rps"],
     }
+    if "before" in seq:
+        b = seq["before"]
+        out["before_added_p50_ms"] = b["p50_ms"] - d["p50_ms"]
+        out["before_added_p50_over_direct_p50"] = (b["p50_ms"] - d["p50_ms"]) / d["p50_ms"]
+        out["concurrent_rps_before_over_direct"] = conc["before"]["rps"] / conc["direct"]["rps"]
+    return out
 
 
 def verdicts(
@@ -431,6 +443,15 @@ def verdicts(
         f"{conc['direct']['rps']:.0f} req/s = {xr:.2f}x (goal >= 0.6x: "
         f"{'MET' if xr >= 0.6 else 'NOT MET'})"
     )
+    if "before" in seq:
+        b50 = seq["before"]["p50_ms"] - d["p50_ms"]
+        xb = conc["ours"]["rps"] / conc["before"]["rps"]
+        out.append(
+            f"before (--baseline-tree): added p50 {b50:.2f} ms = {b50 / d['p50_ms']:.2f}x direct "
+            f"(ours {a50:.2f} ms); at {concurrency} concurrent {conc['before']['rps']:.0f} "
+            f"req/s = {conc['before']['rps'] / conc['direct']['rps']:.2f}x direct (ours / before "
+            f"= {xb:.2f}x)"
+        )
     if "litellm" in seq:
         l50 = seq["litellm"]["p50_ms"] - d["p50_ms"]
         l99 = seq["litellm"]["p99_ms"] - d["p99_ms"]
@@ -465,6 +486,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--no-litellm", action="store_true", help="skip LiteLLM")
     ap.add_argument("--litellm-start-timeout", type=float, default=180.0)
+    ap.add_argument(
+        "--baseline-tree",
+        default=None,
+        help="another checkout: its registry + registered node run as target 'before'",
+    )
     args = ap.parse_args()
     print(__doc__)
     print(machine_line())
@@ -476,10 +502,21 @@ def main() -> None:
         local_mesh(model=MODEL, engine="sim", node_args=node_args) as mesh,
         standalone_node(model=MODEL, engine="sim", node_args=node_args) as direct,
         null_server() as null,
+        contextlib.ExitStack() as stack,
     ):
         targets = {"direct": direct, "ours": mesh.registry_url}
-        key = make_api_key(mesh.settings.home)
-        HEADERS_BY_URL[mesh.registry_url] = {"Authorization": f"Bearer {key}"}
+        meshes = [mesh]
+        if args.baseline_tree:
+            with source_tree(args.baseline_tree):
+                before = stack.enter_context(
+                    local_mesh(model=MODEL, engine="sim", node_args=node_args)
+                )
+            targets["before"] = before.registry_url
+            meshes.append(before)
+            print(f"before: registry + node from {args.baseline_tree}")
+        for m in meshes:
+            key = make_api_key(m.settings.home)
+            HEADERS_BY_URL[m.registry_url] = {"Authorization": f"Bearer {key}"}
         if args.no_litellm:
             ctx = _nothing("skipped (--no-litellm)")
         else:

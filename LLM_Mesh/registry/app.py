@@ -28,6 +28,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
@@ -201,7 +202,7 @@ def create_registry_app(
                 await ledger_engine.dispose()
             await runtime.store.close()
 
-    app = FastAPI(
+    app = HotRoutesApp(  # the /v1 POST routes skip the middleware stack (hot_routes.py)
         title="LLM Mesh registry + gateway",
         version=__version__,
         lifespan=lifespan,
