@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from tests.registry.helpers import running
 class Seen:
     """A middleware that notes every request it sees."""
 
-    paths: list[str] = []
+    paths: ClassVar[list[str]] = []
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
