@@ -98,6 +98,25 @@ def source_tree(path: str | None) -> Iterator[None]:
             os.environ["PYTHONPATH"] = old
 
 
+# the server processes behind each URL a benchmark started (for their CPU time)
+SERVER_PIDS: dict[str, list[int]] = {}
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+def process_cpu_s(pids: Sequence[int]) -> float:
+    """User + system CPU seconds the processes ``pids`` (all their threads) have used so
+    far (Linux ``/proc``; 0 where it cannot be read). Differences of it are CPU per
+    request per server process: unlike latency, hardly moved by other work on the box."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
+    return total
+
+
 BASELINE_LINE = (
     "direct = an unregistered node (no gateway signature to verify); "
     "ours = gateway \u2192 registered node (signed and verified)"
@@ -145,6 +164,7 @@ def standalone_node(
                 log((Path(home) / "node.log").read_text(errors="replace")[-2000:])
                 raise
             log(f"  direct: unregistered node at {url}")
+            SERVER_PIDS[url] = [proc.pid]
             yield url
         finally:
             proc.terminate()

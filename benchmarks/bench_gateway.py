@@ -72,12 +72,14 @@ import httpx
 from _common import (
     BASELINE_LINE,
     LOOPBACK,
+    SERVER_PIDS,
     free_port,
     local_mesh,
     log,
     machine_line,
     make_api_key,
     pct,
+    process_cpu_s,
     source_tree,
     standalone_node,
     wait_http,
@@ -138,6 +140,7 @@ class Series:
     lat_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    server_cpu_s: float = 0.0  # the target's server processes (gateway + node, or node)
     errors: int = 0
 
     @property
@@ -152,6 +155,7 @@ def null_server() -> Iterator[str]:
     url = f"http://{LOOPBACK}:{port}"
     try:
         wait_http(url + "/", 20.0, proc)
+        SERVER_PIDS[url] = [proc.pid]
         yield url
     finally:
         proc.terminate()
@@ -236,7 +240,8 @@ def run_sequential(client: httpx.Client, url: str, n: int, s: Series) -> None:
     endpoint = url + "/v1/chat/completions"
     headers = _headers(url)
     clock = time.perf_counter
-    c0, w0 = time.process_time(), clock()
+    pids = SERVER_PIDS.get(url, [])
+    c0, w0, sc0 = time.process_time(), clock(), process_cpu_s(pids)
     for _ in range(n):
         t0 = clock()
         r = client.post(endpoint, json=BODY, headers=headers)
@@ -247,6 +252,7 @@ def run_sequential(client: httpx.Client, url: str, n: int, s: Series) -> None:
             s.errors += 1
     s.wall_s += clock() - w0
     s.cpu_s += time.process_time() - c0
+    s.server_cpu_s += process_cpu_s(pids) - sc0
 
 
 async def run_concurrent(client: Any, url: str, n: int, concurrency: int, s: Series) -> None:
@@ -280,10 +286,12 @@ async def run_concurrent(client: Any, url: str, n: int, concurrency: int, s: Ser
             else:
                 s.errors += 1
 
-    c0, w0 = time.process_time(), clock()
+    pids = SERVER_PIDS.get(url, [])
+    c0, w0, sc0 = time.process_time(), clock(), process_cpu_s(pids)
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     s.wall_s += clock() - w0
     s.cpu_s += time.process_time() - c0
+    s.server_cpu_s += process_cpu_s(pids) - sc0
 
 
 def rotations(targets: dict[str, str], chunks: int) -> Iterator[list[tuple[str, str]]]:
@@ -379,6 +387,7 @@ def summarize(series: dict[str, Series]) -> dict[str, dict[str, float]]:
             "max_ms": xs[-1] * 1e3 if xs else float("nan"),
             "rps": s.n / s.wall_s if s.wall_s else float("nan"),
             "client_cpu_us_per_req": s.cpu_s / max(1, s.n + s.errors) * 1e6,
+            "server_cpu_us_per_req": s.server_cpu_s / max(1, s.n + s.errors) * 1e6,
         }
     return out
 
@@ -388,7 +397,8 @@ def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}")
     print(
         f"{'target':<8} {'n':>5} {'err':>4} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>7} {'client CPU µs/req':>17}"
+        f"{'max ms':>7} {'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>7} {'client CPU µs/req':>17} "
+        f"{'server CPU µs/req':>17}"
     )
     for name in TARGET_ORDER:
         if name not in stats:
@@ -400,7 +410,7 @@ def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
         print(
             f"{name:<8} {s['n']:>5} {s['errors']:>4} {s['p50_ms']:>7.2f} {s['p90_ms']:>7.2f} "
             f"{s['p99_ms']:>7.2f} {s['max_ms']:>7.1f} {a50} {a99} {s['rps']:>7.0f} "
-            f"{s['client_cpu_us_per_req']:>17.0f}"
+            f"{s['client_cpu_us_per_req']:>17.0f} {s['server_cpu_us_per_req']:>17.0f}"
         )
 
 
@@ -413,12 +423,18 @@ def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) 
         "added_p50_over_direct_p50": (o["p50_ms"] - d["p50_ms"]) / d["p50_ms"],
         "added_p99_over_direct_p99": (o["p99_ms"] - d["p99_ms"]) / d["p99_ms"],
         "concurrent_rps_ours_over_direct": conc["ours"]["rps"] / conc["direct"]["rps"],
+        # CPU per request of the server processes: gateway + node over the node alone
+        "added_server_cpu_us": o["server_cpu_us_per_req"] - d["server_cpu_us_per_req"],
+        "server_cpu_ours_over_direct": o["server_cpu_us_per_req"] / d["server_cpu_us_per_req"]
+        if d["server_cpu_us_per_req"]
+        else float("nan"),
     }
     if "before" in seq:
         b = seq["before"]
         out["before_added_p50_ms"] = b["p50_ms"] - d["p50_ms"]
         out["before_added_p50_over_direct_p50"] = (b["p50_ms"] - d["p50_ms"]) / d["p50_ms"]
         out["concurrent_rps_before_over_direct"] = conc["before"]["rps"] / conc["direct"]["rps"]
+        out["before_added_server_cpu_us"] = b["server_cpu_us_per_req"] - d["server_cpu_us_per_req"]
     return out
 
 
@@ -443,6 +459,16 @@ def verdicts(
         f"{conc['direct']['rps']:.0f} req/s = {xr:.2f}x (goal >= 0.6x: "
         f"{'MET' if xr >= 0.6 else 'NOT MET'})"
     )
+    dc, oc = d["server_cpu_us_per_req"], o["server_cpu_us_per_req"]
+    line = (
+        f"server CPU per request (one at a time): direct node {dc:.0f} µs, ours gateway + node "
+        f"{oc:.0f} µs: added {oc - dc:.0f} µs = {(oc - dc) / dc if dc else float('nan'):.2f}x "
+        f"the node's"
+    )
+    if "before" in seq:
+        bc = seq["before"]["server_cpu_us_per_req"]
+        line += f"; before: added {bc - dc:.0f} µs"
+    out.append(line)
     if "before" in seq:
         b50 = seq["before"]["p50_ms"] - d["p50_ms"]
         xb = conc["ours"]["rps"] / conc["before"]["rps"]
@@ -515,6 +541,7 @@ def main() -> None:
             meshes.append(before)
             print(f"before: registry + node from {args.baseline_tree}")
         for m in meshes:
+            SERVER_PIDS[m.registry_url] = [c.proc.pid for c in m._children]
             key = make_api_key(m.settings.home)
             HEADERS_BY_URL[m.registry_url] = {"Authorization": f"Bearer {key}"}
         if args.no_litellm:
