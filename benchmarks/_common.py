@@ -87,11 +87,13 @@ def source_tree(path: str | None) -> Iterator[None]:
         return
     if not (Path(path) / "LLM_Mesh" / "__init__.py").is_file():
         raise SystemExit(f"--baseline-tree {path}: no LLM_Mesh package there")
-    old = os.environ.get("PYTHONPATH")
+    old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
     os.environ["PYTHONPATH"] = str(Path(path).resolve())
+    os.chdir(path)  # ``python -m`` puts the working directory first on sys.path
     try:
         yield
     finally:
+        os.chdir(cwd)
         if old is None:
             os.environ.pop("PYTHONPATH", None)
         else:
@@ -104,11 +106,20 @@ _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 
 
 def process_cpu_s(pids: Sequence[int]) -> float:
-    """User + system CPU seconds the processes ``pids`` (all their threads) have used so
-    far (Linux ``/proc``; 0 where it cannot be read). Differences of it are CPU per
-    request per server process: unlike latency, hardly moved by other work on the box."""
+    """CPU seconds the processes ``pids`` (all their threads) have run so far (Linux:
+    ``/proc/PID/task/*/schedstat``, nanoseconds; else ``/proc/PID/stat``'s ticks; 0 where
+    neither can be read). Differences of it are CPU per request per server process:
+    unlike latency, little moved by other work queued on the box."""
     total = 0.0
     for pid in pids:
+        tasks = Path(f"/proc/{pid}/task")
+        try:
+            total += sum(
+                int((t / "schedstat").read_text().split()[0]) for t in tasks.iterdir()
+            ) / 1e9
+            continue
+        except (OSError, ValueError, IndexError):
+            pass
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
