@@ -114,9 +114,9 @@ def process_cpu_s(pids: Sequence[int]) -> float:
     for pid in pids:
         tasks = Path(f"/proc/{pid}/task")
         try:
-            total += sum(
-                int((t / "schedstat").read_text().split()[0]) for t in tasks.iterdir()
-            ) / 1e9
+            total += (
+                sum(int((t / "schedstat").read_text().split()[0]) for t in tasks.iterdir()) / 1e9
+            )
             continue
         except (OSError, ValueError, IndexError):
             pass

@@ -19,7 +19,7 @@ same body) on 127.0.0.1:
            both run from another checkout (e.g. ``git archive COMMIT | tar -x -C DIR``):
            the same measurement of an older version, interleaved in the same run
 
-Phases, each interleaved over the targets in rotating order (chunks, so drift on the
+Phases, each interleaved over the targets in rotating order (``--chunks``, so drift on the
 shared machine hits every target alike), after a warm-up of every target:
 
   1. one at a time: one ``httpx.Client`` (keep-alive), ``--sequential`` requests
@@ -93,7 +93,6 @@ MASTER_KEY = "sk-llm-mesh-bench-3f9c1e7a5b2d4086"
 HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 # the gateway limits anonymous clients: "ours" gets a client API key of its own (main)
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
-CHUNKS = 5
 TARGET_ORDER = ("direct", "ours", "before", "litellm", "null")
 AUTH_LINE = (
     "authentication: no gateway path without signing exists (no switch in the package), "
@@ -313,10 +312,11 @@ def bench(targets: dict[str, str], args: Any) -> dict[str, dict[str, Series]]:
         log("warm-up (one at a time)")
         for url in targets.values():
             run_sequential(client, url, args.warmup, Series())
-        log(f"phase 1: one at a time, {args.sequential} per target in {CHUNKS} chunks")
-        for order in rotations(targets, CHUNKS):
+        chunks = args.chunks
+        log(f"phase 1: one at a time, {args.sequential} per target in {chunks} chunks")
+        for order in rotations(targets, chunks):
             for name, url in order:
-                run_sequential(client, url, args.sequential // CHUNKS, seq[name])
+                run_sequential(client, url, args.sequential // chunks, seq[name])
             log("  " + ", ".join(f"{k} {_p50(seq[k]):.2f} ms" for k in targets))
 
     async def phase2() -> None:
@@ -325,12 +325,13 @@ def bench(targets: dict[str, str], args: Any) -> dict[str, dict[str, Series]]:
             for url in targets.values():
                 await run_concurrent(ac, url, args.warmup, args.concurrency, Series())
             log(
-                f"phase 2: {args.concurrency} concurrent, {args.concurrent} per target in {CHUNKS} chunks"
+                f"phase 2: {args.concurrency} concurrent, {args.concurrent} per target in "
+                f"{args.chunks} chunks"
             )
-            for order in rotations(targets, CHUNKS):
+            for order in rotations(targets, args.chunks):
                 for name, url in order:
                     await run_concurrent(
-                        ac, url, args.concurrent // CHUNKS, args.concurrency, conc[name]
+                        ac, url, args.concurrent // args.chunks, args.concurrency, conc[name]
                     )
                 log("  " + ", ".join(f"{k} {conc[k].n / conc[k].wall_s:.0f}/s" for k in targets))
 
@@ -510,6 +511,9 @@ def main() -> None:
     )
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument(
+        "--chunks", type=int, default=5, help="interleaved chunks per phase (more: finer A/B)"
+    )
     ap.add_argument("--no-litellm", action="store_true", help="skip LiteLLM")
     ap.add_argument("--litellm-start-timeout", type=float, default=180.0)
     ap.add_argument(
