@@ -17,7 +17,8 @@ same body) on 127.0.0.1:
   null     a canned-answer asyncio HTTP server: the load generator's own ceiling
   before   (with ``--baseline-tree DIR``) a second mesh, registry and registered node
            both run from another checkout (e.g. ``git archive COMMIT | tar -x -C DIR``):
-           the same measurement of an older version, interleaved in the same run
+           the same measurement of an older version, interleaved in the same run;
+           its added figures are over ``d-before``, that checkout's unregistered node
 
 Phases, each interleaved over the targets in rotating order (``--chunks``, so drift on the
 shared machine hits every target alike), after a warm-up of every target:
@@ -93,7 +94,8 @@ MASTER_KEY = "sk-llm-mesh-bench-3f9c1e7a5b2d4086"
 HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 # the gateway limits anonymous clients: "ours" gets a client API key of its own (main)
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
-TARGET_ORDER = ("direct", "ours", "before", "litellm", "null")
+TARGET_ORDER = ("direct", "ours", "d-before", "before", "litellm", "null")
+BASE_OF = {"before": "d-before"}  # whose added figures are over which direct node
 AUTH_LINE = (
     "authentication: no gateway path without signing exists (no switch in the package), "
     "so the auth cost is included in ours; the node-side verify cost appears as "
@@ -405,7 +407,8 @@ def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
         if name not in stats:
             continue
         s = stats[name]
-        add = name not in ("direct", "null")
+        d = stats.get(BASE_OF.get(name, "direct"), stats["direct"])
+        add = name not in ("direct", "d-before", "null")
         a50 = f"{s['p50_ms'] - d['p50_ms']:>8.2f}" if add else f"{'':>8}"
         a99 = f"{s['p99_ms'] - d['p99_ms']:>8.2f}" if add else f"{'':>8}"
         print(
@@ -430,12 +433,14 @@ def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) 
         if d["server_cpu_us_per_req"]
         else float("nan"),
     }
-    if "before" in seq:
-        b = seq["before"]
-        out["before_added_p50_ms"] = b["p50_ms"] - d["p50_ms"]
-        out["before_added_p50_over_direct_p50"] = (b["p50_ms"] - d["p50_ms"]) / d["p50_ms"]
-        out["concurrent_rps_before_over_direct"] = conc["before"]["rps"] / conc["direct"]["rps"]
-        out["before_added_server_cpu_us"] = b["server_cpu_us_per_req"] - d["server_cpu_us_per_req"]
+    if "before" in seq:  # over the before's own direct node where it ran
+        b, db = seq["before"], seq.get("d-before", d)
+        cb = conc.get("d-before", conc["direct"])
+        out["before_added_p50_ms"] = b["p50_ms"] - db["p50_ms"]
+        out["before_added_p50_over_direct_p50"] = (b["p50_ms"] - db["p50_ms"]) / db["p50_ms"]
+        out["concurrent_rps_before_over_direct"] = conc["before"]["rps"] / cb["rps"]
+        out["before_added_server_cpu_us"] = b["server_cpu_us_per_req"] - db["server_cpu_us_per_req"]
+        out["concurrent_rps_ours_over_before"] = conc["ours"]["rps"] / conc["before"]["rps"]
     return out
 
 
@@ -467,17 +472,22 @@ def verdicts(
         f"the node's"
     )
     if "before" in seq:
-        bc = seq["before"]["server_cpu_us_per_req"]
-        line += f"; before: added {bc - dc:.0f} µs"
+        db = seq.get("d-before", d)
+        bc, dbc = seq["before"]["server_cpu_us_per_req"], db["server_cpu_us_per_req"]
+        line += (
+            f"; before: its node {dbc:.0f} µs, gateway + node {bc:.0f} µs, added {bc - dbc:.0f} µs"
+        )
     out.append(line)
     if "before" in seq:
-        b50 = seq["before"]["p50_ms"] - d["p50_ms"]
+        db = seq.get("d-before", d)
+        cb = conc.get("d-before", conc["direct"])
+        b50 = seq["before"]["p50_ms"] - db["p50_ms"]
         xb = conc["ours"]["rps"] / conc["before"]["rps"]
         out.append(
-            f"before (--baseline-tree): added p50 {b50:.2f} ms = {b50 / d['p50_ms']:.2f}x direct "
-            f"(ours {a50:.2f} ms); at {concurrency} concurrent {conc['before']['rps']:.0f} "
-            f"req/s = {conc['before']['rps'] / conc['direct']['rps']:.2f}x direct (ours / before "
-            f"= {xb:.2f}x)"
+            f"before (--baseline-tree, over its own direct node): added p50 {b50:.2f} ms = "
+            f"{b50 / db['p50_ms']:.2f}x (ours {x50:.2f}x); at {concurrency} concurrent "
+            f"{conc['before']['rps']:.0f} req/s = {conc['before']['rps'] / cb['rps']:.2f}x its "
+            f"direct (ours {xr:.2f}x); ours / before req/s = {xb:.2f}x"
         )
     if "litellm" in seq:
         l50 = seq["litellm"]["p50_ms"] - d["p50_ms"]
@@ -540,6 +550,9 @@ def main() -> None:
             with source_tree(args.baseline_tree):
                 before = stack.enter_context(
                     local_mesh(model=MODEL, engine="sim", node_args=node_args)
+                )
+                targets["d-before"] = stack.enter_context(
+                    standalone_node(model=MODEL, engine="sim", node_args=node_args)
                 )
             targets["before"] = before.registry_url
             meshes.append(before)
