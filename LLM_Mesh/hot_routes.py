@@ -14,11 +14,15 @@ gateway and of a node that was a measured share of each process's CPU per reques
 
 Everything else (other methods and paths, ``/mesh``, the OpenAPI document, which still
 lists the routes) goes through FastAPI as before. The routes stay registered on the
-app too: ASGI clients and tools that walk the routes see no difference.
+app too: ASGI clients and tools that walk the routes see no difference. A middleware
+other than ``BodyLimit`` added to the app would not see the hot routes: then they take
+the normal way instead (correct, not fast; logged once), so add per-request work to
+the handlers, not as middleware.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +34,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from LLM_Mesh.body_limit import BodyLimit
 
 __all__ = ["Endpoint", "ErrorHandler", "HotRoutesApp"]
+
+log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 # an exception the endpoint raised -> the answer (or re-raise it)
@@ -54,6 +60,7 @@ class HotRoutesApp(FastAPI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hot: dict[str, ASGIApp] = {}
+        self._checked = False
 
     def add_hot_route(
         self, path: str, endpoint: Endpoint, *, on_error: ErrorHandler, max_body_bytes: int
@@ -63,7 +70,23 @@ class HotRoutesApp(FastAPI):
         self.add_route(path, endpoint, methods=["POST"])
         self._hot[path] = BodyLimit(_serve(endpoint, on_error), max_bytes=max_body_bytes)
 
+    def _only_body_limits(self) -> bool:
+        """Whether the app's own middleware is body limits only (the hot path has one)."""
+        others = [m for m in self.user_middleware if m.cls is not BodyLimit]
+        if others and not self._checked:
+            log.warning(
+                "middleware %s would not see the hot routes %s: they take the normal way",
+                ", ".join(getattr(m.cls, "__name__", str(m.cls)) for m in others),
+                ", ".join(self._hot),
+            )
+        self._checked = True
+        if others:
+            self._hot.clear()
+        return not others
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._checked:
+            self._only_body_limits()
         if scope["type"] == "http" and scope["method"] == "POST" and not self.root_path:
             hot = self._hot.get(scope["path"])
             if hot is not None:

@@ -53,29 +53,39 @@ def _app() -> HotRoutesApp:
     async def cold() -> dict[str, str]:
         return {"ok": "cold"}
 
-    app.add_middleware(Seen)
     return app
 
 
-async def test_hot_posts_skip_the_middleware_and_keep_what_they_need() -> None:
-    Seen.paths = []
+async def test_hot_posts_skip_the_stack_and_keep_what_they_need() -> None:
     app = _app()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         r = await c.post("/hot", content=b"hello")
         assert r.status_code == 200 and r.json() == {"app": "the app", "n": 5}
-        assert Seen.paths == []  # no middleware ran
         r = await c.post("/hot", content=b"mesh-error")
         assert r.status_code == 400 and r.json()["error"]["message"] == "refused"
         r = await c.post("/hot", content=b"boom")
         assert r.status_code == 500 and r.json() == {"unexpected": "RuntimeError"}
         r = await c.post("/hot", content=b"x" * 17)  # the body limit still holds
         assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
-        assert Seen.paths == []
+        assert app.middleware_stack is None  # FastAPI's stack never ran (it is built lazily)
         # other methods and paths take the normal way
         assert (await c.get("/cold")).json() == {"ok": "cold"}
+        assert app.middleware_stack is not None
         assert (await c.get("/hot")).status_code == 405
-        assert Seen.paths == ["GET /cold", "GET /hot"]
     assert any(getattr(r, "path", None) == "/hot" for r in app.routes)  # still a route
+
+
+async def test_a_middleware_of_the_app_sees_the_hot_routes_too() -> None:
+    """Another middleware would miss the hot path: then it is not taken."""
+    Seen.paths = []
+    app = _app()
+    app.add_middleware(Seen)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/hot", content=b"hello")
+        assert r.status_code == 200 and r.json()["n"] == 5
+    assert Seen.paths == ["POST /hot"]
 
 
 async def test_the_gateways_unexpected_error_is_its_json_500(
@@ -91,3 +101,21 @@ async def test_the_gateways_unexpected_error_is_its_json_500(
         r = await h.client.post("/v1/chat/completions", json={"model": "gemma-3-270m"})
         assert r.status_code == 500
         assert r.json()["error"]["code"] == "internal_error"
+
+
+def test_the_gateway_and_the_node_serve_their_inference_routes_hot(tmp_path: Path) -> None:
+    """Both apps keep the fast path (no middleware of theirs turns it off)."""
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.core.schemas import Hardware
+    from LLM_Mesh.node.app import create_node_app
+    from LLM_Mesh.node.service import NodeService
+    from LLM_Mesh.registry.app import create_registry_app
+    from tests.node.conftest import node_config, sim_engine
+    from tests.registry.helpers import make_settings
+
+    paths = {"/v1/chat/completions", "/v1/completions"}
+    svc = NodeService(node_config(register=False), Settings(home=tmp_path), engine=sim_engine(),
+                      hardware=Hardware())  # fmt: skip
+    for app in (create_node_app(svc), create_registry_app(make_settings(tmp_path))):
+        assert isinstance(app, HotRoutesApp)
+        assert app._only_body_limits() and set(app._hot) == paths
