@@ -72,7 +72,7 @@ class HotRoutesApp(FastAPI):
 
     def _only_body_limits(self) -> bool:
         """Whether the app's own middleware is body limits only (the hot path has one)."""
-        others = [m for m in self.user_middleware if m.cls is not BodyLimit]
+        others = [m for m in self.user_middleware if m.cls != BodyLimit]  # type: ignore[comparison-overlap]
         if others and not self._checked:
             log.warning(
                 "middleware %s would not see the hot routes %s: they take the normal way",
