@@ -130,7 +130,7 @@ def process_cpu_s(pids: Sequence[int]) -> float:
 
 BASELINE_LINE = (
     "direct = an unregistered node (no gateway signature to verify); "
-    "ours = gateway \u2192 registered node (signed and verified)"
+    "ours = gateway \u2192 registered node (authenticated: session MAC or signature, checked)"
 )
 
 

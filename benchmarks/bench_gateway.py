@@ -40,11 +40,12 @@ Ratios to the direct node, measured in the same run (issue 7): added p50 / direc
 p50 one at a time (goal <= 1.0x) and ours req/s / direct req/s at ``--concurrency``
 (goal >= 0.6x).
 
-Authentication (issue 8): there is no gateway path without signing (the package has
-no switch to turn it off, and a registered node refuses unsigned requests), so there
-is no honest "gateway without authentication" figure. The auth cost is included in
-"ours": the gateway's signing and the node's verification both sit inside ours minus
-direct, and the node-side part appears only there.
+Authentication (issue 8): there is no gateway path without it (the package has no
+switch to turn it off, and a registered node refuses unauthenticated requests), so there
+is no honest "gateway without authentication" figure. Its cost is included in "ours":
+the gateway's MAC (the node's session key; an Ed25519 signature where none is agreed) and
+the node's check both sit inside ours minus direct. ``bench_gateway_auth.py`` measures
+that cost alone.
 
     .venv/bin/python benchmarks/bench_gateway.py [--sequential 1000] [--concurrent 2000]
         [--baseline-tree DIR]
@@ -97,9 +98,8 @@ HEADERS_BY_URL: dict[str, dict[str, str]] = {}
 TARGET_ORDER = ("direct", "ours", "d-before", "before", "litellm", "null")
 BASE_OF = {"before": "d-before"}  # whose added figures are over which direct node
 AUTH_LINE = (
-    "authentication: no gateway path without signing exists (no switch in the package), "
-    "so the auth cost is included in ours; the node-side verify cost appears as "
-    "ours-minus-direct"
+    "authentication: no gateway path without it exists (no switch in the package), so its "
+    "cost (session MAC, or signature) is included in ours; bench_gateway_auth.py measures it"
 )
 
 NULL_SERVER = textwrap.dedent(

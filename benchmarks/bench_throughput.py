@@ -19,7 +19,7 @@ shared, so only ratios within a run mean much.
 
 Baseline: no node is called directly here (a registered node answers inference only
 with the gateway's signature): direct = llama-cpp-python in this process (no node, no
-gateway signature to verify); mesh = gateway -> registered node (signed and verified),
+gateway signature to verify); mesh = gateway -> registered node (authenticated: session MAC or signature, checked),
 so the mesh figures include the signing and its verification.
 
     .venv/bin/python benchmarks/bench_throughput.py [--rounds 8] [--max-tokens 128] [--n-threads N]
@@ -48,7 +48,7 @@ MODEL = "gemma-3-270m"
 PROMPT = "def fibonacci(n):"
 BASELINE = (
     "direct = llama-cpp-python in this process (no node, no gateway signature to verify); "
-    "mesh = gateway \u2192 registered node (signed and verified)"
+    "mesh = gateway \u2192 registered node (authenticated: session MAC or signature, checked)"
 )
 
 
