@@ -138,3 +138,22 @@ def test_verify_kx() -> None:
     assert not verify_kx(ed.public_key(), sig, b"datb")
     assert not verify_kx(Ed25519PrivateKey.generate().public_key(), sig, b"data")
     assert not verify_kx(ed.public_key(), "not base64!", b"data")
+
+
+def test_the_wire_format_is_pinned() -> None:
+    """Known answer for fixed keys: a change to any domain string, field order or
+    derivation breaks nodes and registries of the released version (bump the version in
+    the domain strings instead). The values were computed by this implementation and
+    checked to agree on both sides below."""
+    from LLM_Mesh.core.gateway_auth import HDR_GATEWAY_MAC
+
+    ed = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    kx = NodeKx(X25519PrivateKey.from_private_bytes(bytes(range(32, 64))))
+    signer = GatewaySigner(ed, lambda: 1_700_000_000.0)
+    assert signer.kx_public_key == "7RpaPd3QsHK8YShnFFL2duzhDl-Ua7Lvyxp7rQ9DmUw"
+    assert kx.public_key == "NYBy1jZYgNGu6jKa35EhODhR7SGijjt16WXQ0s0WYlQ"
+    key = _agree(signer, kx, "node-x")
+    assert key is not None
+    assert key.hex() == "5936738303ab12acd7fd0a00299a5e3d3100cada6928c2c1b17dc58d707a4960"
+    headers = signer.headers("node-x", "req-1", "/v1/chat/completions", "ab" * 32)
+    assert headers[HDR_GATEWAY_MAC] == "-klI6RZMNxVNT93_JtqN3zCfYmcOk9RDqSqmkVtDR94"
