@@ -389,3 +389,18 @@ async def test_a_rewritten_key_agreement_gives_no_session(settings: Settings) ->
     finally:
         await svc.stop()
         await http.aclose()
+
+
+async def test_a_configured_registry_key_agrees_a_session_too(settings: Settings) -> None:
+    """node.toml ``registry_public_key``: the answer's agreement, signed by that key, is
+    taken (no trust on first use for the session key either)."""
+    registry = Registry(Ed25519PrivateKey.generate(), session=True)
+    svc = await _node(settings, registry, registry_public_key=registry.signer.public_key)
+    try:
+        await wait_until(lambda: svc.gateway.has_session)
+        body = _raw(CHAT)
+        headers = registry.headers(svc.node_id, body)
+        assert HDR_GATEWAY_MAC in headers
+        assert (await _post(svc, body, headers)).status_code == 200
+    finally:
+        await svc.stop()
