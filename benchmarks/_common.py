@@ -78,9 +78,59 @@ def local_mesh(
             mesh.stop()
 
 
+@contextlib.contextmanager
+def source_tree(path: str | None) -> Iterator[None]:
+    """Processes started inside run the package from ``path`` (another checkout: the
+    "before" of a before/after comparison in one run); nothing changes when ``None``."""
+    if path is None:
+        yield
+        return
+    if not (Path(path) / "LLM_Mesh" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline-tree {path}: no LLM_Mesh package there")
+    old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
+    os.environ["PYTHONPATH"] = str(Path(path).resolve())
+    os.chdir(path)  # ``python -m`` puts the working directory first on sys.path
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+# the server processes behind each URL a benchmark started (for their CPU time)
+SERVER_PIDS: dict[str, list[int]] = {}
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+def process_cpu_s(pids: Sequence[int]) -> float:
+    """CPU seconds the processes ``pids`` (all their threads) have run so far (Linux:
+    ``/proc/PID/task/*/schedstat``, nanoseconds; else ``/proc/PID/stat``'s ticks; 0 where
+    neither can be read). Differences of it are CPU per request per server process:
+    unlike latency, little moved by other work queued on the box."""
+    total = 0.0
+    for pid in pids:
+        tasks = Path(f"/proc/{pid}/task")
+        try:
+            total += (
+                sum(int((t / "schedstat").read_text().split()[0]) for t in tasks.iterdir()) / 1e9
+            )
+            continue
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
+    return total
+
+
 BASELINE_LINE = (
     "direct = an unregistered node (no gateway signature to verify); "
-    "ours = gateway \u2192 registered node (signed and verified)"
+    "ours = gateway \u2192 registered node (authenticated: session MAC or signature, checked)"
 )
 
 
@@ -125,6 +175,7 @@ def standalone_node(
                 log((Path(home) / "node.log").read_text(errors="replace")[-2000:])
                 raise
             log(f"  direct: unregistered node at {url}")
+            SERVER_PIDS[url] = [proc.pid]
             yield url
         finally:
             proc.terminate()

@@ -15,8 +15,12 @@ same body) on 127.0.0.1:
   litellm  LiteLLM's proxy (``litellm --num_workers 1``) in front of the unregistered
            node (a proxy without our signature could not reach the registered one)
   null     a canned-answer asyncio HTTP server: the load generator's own ceiling
+  before   (with ``--baseline-tree DIR``) a second mesh, registry and registered node
+           both run from another checkout (e.g. ``git archive COMMIT | tar -x -C DIR``):
+           the same measurement of an older version, interleaved in the same run;
+           its added figures are over ``d-before``, that checkout's unregistered node
 
-Phases, each interleaved over the targets in rotating order (chunks, so drift on the
+Phases, each interleaved over the targets in rotating order (``--chunks``, so drift on the
 shared machine hits every target alike), after a warm-up of every target:
 
   1. one at a time: one ``httpx.Client`` (keep-alive), ``--sequential`` requests
@@ -36,19 +40,22 @@ Ratios to the direct node, measured in the same run (issue 7): added p50 / direc
 p50 one at a time (goal <= 1.0x) and ours req/s / direct req/s at ``--concurrency``
 (goal >= 0.6x).
 
-Authentication (issue 8): there is no gateway path without signing (the package has
-no switch to turn it off, and a registered node refuses unsigned requests), so there
-is no honest "gateway without authentication" figure. The auth cost is included in
-"ours": the gateway's signing and the node's verification both sit inside ours minus
-direct, and the node-side part appears only there.
+Authentication (issue 8): there is no gateway path without it (the package has no
+switch to turn it off, and a registered node refuses unauthenticated requests), so there
+is no honest "gateway without authentication" figure. Its cost is included in "ours":
+the gateway's MAC (the node's session key; an Ed25519 signature where none is agreed) and
+the node's check both sit inside ours minus direct. ``bench_gateway_auth.py`` measures
+that cost alone.
 
     .venv/bin/python benchmarks/bench_gateway.py [--sequential 1000] [--concurrent 2000]
+        [--baseline-tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -67,12 +74,15 @@ import httpx
 from _common import (
     BASELINE_LINE,
     LOOPBACK,
+    SERVER_PIDS,
     free_port,
     local_mesh,
     log,
     machine_line,
     make_api_key,
     pct,
+    process_cpu_s,
+    source_tree,
     standalone_node,
     wait_http,
     write_json,
@@ -85,12 +95,11 @@ MASTER_KEY = "sk-llm-mesh-bench-3f9c1e7a5b2d4086"
 HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 # the gateway limits anonymous clients: "ours" gets a client API key of its own (main)
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
-CHUNKS = 5
-TARGET_ORDER = ("direct", "ours", "litellm", "null")
+TARGET_ORDER = ("direct", "ours", "d-before", "before", "litellm", "null")
+BASE_OF = {"before": "d-before"}  # whose added figures are over which direct node
 AUTH_LINE = (
-    "authentication: no gateway path without signing exists (no switch in the package), "
-    "so the auth cost is included in ours; the node-side verify cost appears as "
-    "ours-minus-direct"
+    "authentication: no gateway path without it exists (no switch in the package), so its "
+    "cost (session MAC, or signature) is included in ours; bench_gateway_auth.py measures it"
 )
 
 NULL_SERVER = textwrap.dedent(
@@ -132,6 +141,7 @@ class Series:
     lat_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    server_cpu_s: float = 0.0  # the target's server processes (gateway + node, or node)
     errors: int = 0
 
     @property
@@ -146,6 +156,7 @@ def null_server() -> Iterator[str]:
     url = f"http://{LOOPBACK}:{port}"
     try:
         wait_http(url + "/", 20.0, proc)
+        SERVER_PIDS[url] = [proc.pid]
         yield url
     finally:
         proc.terminate()
@@ -230,7 +241,8 @@ def run_sequential(client: httpx.Client, url: str, n: int, s: Series) -> None:
     endpoint = url + "/v1/chat/completions"
     headers = _headers(url)
     clock = time.perf_counter
-    c0, w0 = time.process_time(), clock()
+    pids = SERVER_PIDS.get(url, [])
+    c0, w0, sc0 = time.process_time(), clock(), process_cpu_s(pids)
     for _ in range(n):
         t0 = clock()
         r = client.post(endpoint, json=BODY, headers=headers)
@@ -241,6 +253,7 @@ def run_sequential(client: httpx.Client, url: str, n: int, s: Series) -> None:
             s.errors += 1
     s.wall_s += clock() - w0
     s.cpu_s += time.process_time() - c0
+    s.server_cpu_s += process_cpu_s(pids) - sc0
 
 
 async def run_concurrent(client: Any, url: str, n: int, concurrency: int, s: Series) -> None:
@@ -274,10 +287,12 @@ async def run_concurrent(client: Any, url: str, n: int, concurrency: int, s: Ser
             else:
                 s.errors += 1
 
-    c0, w0 = time.process_time(), clock()
+    pids = SERVER_PIDS.get(url, [])
+    c0, w0, sc0 = time.process_time(), clock(), process_cpu_s(pids)
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     s.wall_s += clock() - w0
     s.cpu_s += time.process_time() - c0
+    s.server_cpu_s += process_cpu_s(pids) - sc0
 
 
 def rotations(targets: dict[str, str], chunks: int) -> Iterator[list[tuple[str, str]]]:
@@ -299,10 +314,11 @@ def bench(targets: dict[str, str], args: Any) -> dict[str, dict[str, Series]]:
         log("warm-up (one at a time)")
         for url in targets.values():
             run_sequential(client, url, args.warmup, Series())
-        log(f"phase 1: one at a time, {args.sequential} per target in {CHUNKS} chunks")
-        for order in rotations(targets, CHUNKS):
+        chunks = args.chunks
+        log(f"phase 1: one at a time, {args.sequential} per target in {chunks} chunks")
+        for order in rotations(targets, chunks):
             for name, url in order:
-                run_sequential(client, url, args.sequential // CHUNKS, seq[name])
+                run_sequential(client, url, args.sequential // chunks, seq[name])
             log("  " + ", ".join(f"{k} {_p50(seq[k]):.2f} ms" for k in targets))
 
     async def phase2() -> None:
@@ -311,12 +327,13 @@ def bench(targets: dict[str, str], args: Any) -> dict[str, dict[str, Series]]:
             for url in targets.values():
                 await run_concurrent(ac, url, args.warmup, args.concurrency, Series())
             log(
-                f"phase 2: {args.concurrency} concurrent, {args.concurrent} per target in {CHUNKS} chunks"
+                f"phase 2: {args.concurrency} concurrent, {args.concurrent} per target in "
+                f"{args.chunks} chunks"
             )
-            for order in rotations(targets, CHUNKS):
+            for order in rotations(targets, args.chunks):
                 for name, url in order:
                     await run_concurrent(
-                        ac, url, args.concurrent // CHUNKS, args.concurrency, conc[name]
+                        ac, url, args.concurrent // args.chunks, args.concurrency, conc[name]
                     )
                 log("  " + ", ".join(f"{k} {conc[k].n / conc[k].wall_s:.0f}/s" for k in targets))
 
@@ -373,6 +390,7 @@ def summarize(series: dict[str, Series]) -> dict[str, dict[str, float]]:
             "max_ms": xs[-1] * 1e3 if xs else float("nan"),
             "rps": s.n / s.wall_s if s.wall_s else float("nan"),
             "client_cpu_us_per_req": s.cpu_s / max(1, s.n + s.errors) * 1e6,
+            "server_cpu_us_per_req": s.server_cpu_s / max(1, s.n + s.errors) * 1e6,
         }
     return out
 
@@ -382,32 +400,48 @@ def print_table(title: str, stats: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}")
     print(
         f"{'target':<8} {'n':>5} {'err':>4} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>7} {'client CPU µs/req':>17}"
+        f"{'max ms':>7} {'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>7} {'client CPU µs/req':>17} "
+        f"{'server CPU µs/req':>17}"
     )
     for name in TARGET_ORDER:
         if name not in stats:
             continue
         s = stats[name]
-        add = name not in ("direct", "null")
+        d = stats.get(BASE_OF.get(name, "direct"), stats["direct"])
+        add = name not in ("direct", "d-before", "null")
         a50 = f"{s['p50_ms'] - d['p50_ms']:>8.2f}" if add else f"{'':>8}"
         a99 = f"{s['p99_ms'] - d['p99_ms']:>8.2f}" if add else f"{'':>8}"
         print(
             f"{name:<8} {s['n']:>5} {s['errors']:>4} {s['p50_ms']:>7.2f} {s['p90_ms']:>7.2f} "
             f"{s['p99_ms']:>7.2f} {s['max_ms']:>7.1f} {a50} {a99} {s['rps']:>7.0f} "
-            f"{s['client_cpu_us_per_req']:>17.0f}"
+            f"{s['client_cpu_us_per_req']:>17.0f} {s['server_cpu_us_per_req']:>17.0f}"
         )
 
 
 def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) -> dict[str, float]:
     """Ours against the direct node, both measured in this run."""
     d, o = seq["direct"], seq["ours"]
-    return {
+    out = {
         "added_p50_ms": o["p50_ms"] - d["p50_ms"],
         "direct_p50_ms": d["p50_ms"],
         "added_p50_over_direct_p50": (o["p50_ms"] - d["p50_ms"]) / d["p50_ms"],
         "added_p99_over_direct_p99": (o["p99_ms"] - d["p99_ms"]) / d["p99_ms"],
         "concurrent_rps_ours_over_direct": conc["ours"]["rps"] / conc["direct"]["rps"],
+        # CPU per request of the server processes: gateway + node over the node alone
+        "added_server_cpu_us": o["server_cpu_us_per_req"] - d["server_cpu_us_per_req"],
+        "server_cpu_ours_over_direct": o["server_cpu_us_per_req"] / d["server_cpu_us_per_req"]
+        if d["server_cpu_us_per_req"]
+        else float("nan"),
     }
+    if "before" in seq:  # over the before's own direct node where it ran
+        b, db = seq["before"], seq.get("d-before", d)
+        cb = conc.get("d-before", conc["direct"])
+        out["before_added_p50_ms"] = b["p50_ms"] - db["p50_ms"]
+        out["before_added_p50_over_direct_p50"] = (b["p50_ms"] - db["p50_ms"]) / db["p50_ms"]
+        out["concurrent_rps_before_over_direct"] = conc["before"]["rps"] / cb["rps"]
+        out["before_added_server_cpu_us"] = b["server_cpu_us_per_req"] - db["server_cpu_us_per_req"]
+        out["concurrent_rps_ours_over_before"] = conc["ours"]["rps"] / conc["before"]["rps"]
+    return out
 
 
 def verdicts(
@@ -431,6 +465,30 @@ def verdicts(
         f"{conc['direct']['rps']:.0f} req/s = {xr:.2f}x (goal >= 0.6x: "
         f"{'MET' if xr >= 0.6 else 'NOT MET'})"
     )
+    dc, oc = d["server_cpu_us_per_req"], o["server_cpu_us_per_req"]
+    line = (
+        f"server CPU per request (one at a time): direct node {dc:.0f} µs, ours gateway + node "
+        f"{oc:.0f} µs: added {oc - dc:.0f} µs = {(oc - dc) / dc if dc else float('nan'):.2f}x "
+        f"the node's"
+    )
+    if "before" in seq:
+        db = seq.get("d-before", d)
+        bc, dbc = seq["before"]["server_cpu_us_per_req"], db["server_cpu_us_per_req"]
+        line += (
+            f"; before: its node {dbc:.0f} µs, gateway + node {bc:.0f} µs, added {bc - dbc:.0f} µs"
+        )
+    out.append(line)
+    if "before" in seq:
+        db = seq.get("d-before", d)
+        cb = conc.get("d-before", conc["direct"])
+        b50 = seq["before"]["p50_ms"] - db["p50_ms"]
+        xb = conc["ours"]["rps"] / conc["before"]["rps"]
+        out.append(
+            f"before (--baseline-tree, over its own direct node): added p50 {b50:.2f} ms = "
+            f"{b50 / db['p50_ms']:.2f}x (ours {x50:.2f}x); at {concurrency} concurrent "
+            f"{conc['before']['rps']:.0f} req/s = {conc['before']['rps'] / cb['rps']:.2f}x its "
+            f"direct (ours {xr:.2f}x); ours / before req/s = {xb:.2f}x"
+        )
     if "litellm" in seq:
         l50 = seq["litellm"]["p50_ms"] - d["p50_ms"]
         l99 = seq["litellm"]["p99_ms"] - d["p99_ms"]
@@ -463,8 +521,16 @@ def main() -> None:
     )
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument(
+        "--chunks", type=int, default=5, help="interleaved chunks per phase (more: finer A/B)"
+    )
     ap.add_argument("--no-litellm", action="store_true", help="skip LiteLLM")
     ap.add_argument("--litellm-start-timeout", type=float, default=180.0)
+    ap.add_argument(
+        "--baseline-tree",
+        default=None,
+        help="another checkout: its registry + registered node run as target 'before'",
+    )
     args = ap.parse_args()
     print(__doc__)
     print(machine_line())
@@ -476,10 +542,25 @@ def main() -> None:
         local_mesh(model=MODEL, engine="sim", node_args=node_args) as mesh,
         standalone_node(model=MODEL, engine="sim", node_args=node_args) as direct,
         null_server() as null,
+        contextlib.ExitStack() as stack,
     ):
         targets = {"direct": direct, "ours": mesh.registry_url}
-        key = make_api_key(mesh.settings.home)
-        HEADERS_BY_URL[mesh.registry_url] = {"Authorization": f"Bearer {key}"}
+        meshes = [mesh]
+        if args.baseline_tree:
+            with source_tree(args.baseline_tree):
+                before = stack.enter_context(
+                    local_mesh(model=MODEL, engine="sim", node_args=node_args)
+                )
+                targets["d-before"] = stack.enter_context(
+                    standalone_node(model=MODEL, engine="sim", node_args=node_args)
+                )
+            targets["before"] = before.registry_url
+            meshes.append(before)
+            print(f"before: registry + node from {args.baseline_tree}")
+        for m in meshes:
+            SERVER_PIDS[m.registry_url] = [c.proc.pid for c in m._children]
+            key = make_api_key(m.settings.home)
+            HEADERS_BY_URL[m.registry_url] = {"Authorization": f"Bearer {key}"}
         if args.no_litellm:
             ctx = _nothing("skipped (--no-litellm)")
         else:

@@ -19,15 +19,21 @@ shared, so only ratios within a run mean much.
 
 Baseline: no node is called directly here (a registered node answers inference only
 with the gateway's signature): direct = llama-cpp-python in this process (no node, no
-gateway signature to verify); mesh = gateway -> registered node (signed and verified),
+gateway signature to verify); mesh = gateway -> registered node (authenticated: session MAC or signature, checked),
 so the mesh figures include the signing and its verification.
 
     .venv/bin/python benchmarks/bench_throughput.py [--rounds 8] [--max-tokens 128] [--n-threads N]
+        [--baseline-tree DIR]
+
+``--baseline-tree DIR``: a second mesh whose registry and node run from another checkout
+("before"), measured in the same rounds (A/B/C, rotating); its TTFT added and decode
+ratio are over the same round's direct run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -36,13 +42,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-from _common import local_mesh, log, machine_line, median, write_json
+from _common import local_mesh, log, machine_line, median, source_tree, write_json
 
 MODEL = "gemma-3-270m"
 PROMPT = "def fibonacci(n):"
 BASELINE = (
     "direct = llama-cpp-python in this process (no node, no gateway signature to verify); "
-    "mesh = gateway \u2192 registered node (signed and verified)"
+    "mesh = gateway \u2192 registered node (authenticated: session MAC or signature, checked)"
 )
 
 
@@ -130,6 +136,7 @@ def main() -> None:
         help="llama.cpp threads on both sides (default: the node's own default); the node "
         "gets it as `llm-mesh node start --n-threads`",
     )  # fmt: skip
+    ap.add_argument("--baseline-tree", default=None, help="another checkout's mesh as 'before'")
     args = ap.parse_args()
     print(__doc__)
     import llama_cpp
@@ -146,7 +153,16 @@ def main() -> None:
         f"{args.rounds} rounds after 1 warm-up each\n"
     )
     samples: list[tuple[Sample, Sample]] = []
-    with local_mesh(model=MODEL, engine="llama-cpp", node_args=node_args) as mesh:
+    before: list[tuple[Sample, Sample]] = []
+    with contextlib.ExitStack() as stack:
+        mesh = stack.enter_context(local_mesh(model=MODEL, engine="llama-cpp", node_args=node_args))
+        old_url = None
+        if args.baseline_tree:
+            with source_tree(args.baseline_tree):
+                old_url = stack.enter_context(
+                    local_mesh(model=MODEL, engine="llama-cpp", node_args=node_args)
+                ).registry_url
+            print(f"before: registry + node from {args.baseline_tree}")
         llama = llama_cpp.Llama(
             model_path=str(assemble()), n_ctx=4096, n_threads=n_threads, verbose=False
         )
@@ -155,10 +171,18 @@ def main() -> None:
                 log("warm-up")
                 via_mesh(client, mesh.registry_url, args.max_tokens)
                 direct(llama, args.max_tokens)
+                if old_url:
+                    via_mesh(client, old_url, args.max_tokens)
                 for i in range(args.rounds):
+                    if old_url and i % 2:  # rotate which mesh goes first
+                        c = via_mesh(client, old_url, args.max_tokens)
                     a = via_mesh(client, mesh.registry_url, args.max_tokens)
                     b = direct(llama, args.max_tokens)
+                    if old_url and not i % 2:
+                        c = via_mesh(client, old_url, args.max_tokens)
                     samples.append((a, b))
+                    if old_url:
+                        before.append((c, b))
                     log(
                         f"round {i + 1}/{args.rounds}: mesh {a.decode_tps:.1f} / direct "
                         f"{b.decode_tps:.1f} decode tok/s ({a.tokens}/{b.tokens} tokens)"
@@ -166,6 +190,13 @@ def main() -> None:
         finally:
             del llama
             gc.collect()
+    if before:
+        add = median([(c.ttft_s - b.ttft_s) * 1e3 for c, b in before])
+        dec = median([c.decode_tps / b.decode_tps for c, b in before])
+        print(
+            f"before (--baseline-tree): TTFT added (per round, median) {add:+.1f} ms, decode "
+            f"ratio {dec:.3f}, TTFT median {median([c.ttft_s * 1e3 for c, _ in before]):.1f} ms"
+        )
     report(samples, args, n_threads)
 
 

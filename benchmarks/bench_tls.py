@@ -19,8 +19,8 @@ certificate), called directly, and "via gateway" = the gateway in front of the
 registered node, with a client API key made for the run (the gateway rate-limits
 anonymous clients). A registered node answers inference only with the gateway's
 signature, so it cannot be called directly: direct = an unregistered node (no
-gateway signature to verify); ours = gateway -> registered node (signed and
-verified). The added latency therefore includes the signing and its verification.
+gateway signature to verify); ours = gateway -> registered node (authenticated: the
+node's session MAC, or a signature). The added latency therefore includes that check.
 Requests go one at a time, interleaved over the four targets in rotating order, ``--chunks`` chunks, after a warm-up.
 
 Added latency = percentile(via gateway) - percentile(direct node), per mesh; the

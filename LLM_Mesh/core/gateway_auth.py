@@ -18,6 +18,15 @@ endpoint (``/v1/chat/completions``; a prefix a reverse proxy strips is not part 
 :data:`HDR_GATEWAY` (registry id), :data:`HDR_GATEWAY_TIME`,
 :data:`HDR_GATEWAY_SIGNATURE` (base64url), ``X-Request-Id``.
 
+**Session key (the fast path).** Where the gateway and the node agreed a per-node key
+at the node's signed registration (:mod:`LLM_Mesh.core.gateway_session`: X25519, HKDF;
+no secret in transit), the gateway sends :data:`HDR_GATEWAY_MAC` (base64url
+HMAC-SHA256 of the same canonical bytes under that key) instead of the signature: the
+same fields, the same clock window, the same replay cache, a hash instead of an
+Ed25519 verification on the node. Without an agreed key (a registry that has not heard
+the node's X25519 key yet, an older node or registry) it signs as before, and the node
+accepts either.
+
 The node refuses (401, OpenAI's error shape) a request without them, a signature
 that does not verify with the pinned key (another registry's key, an altered body,
 another node's or another endpoint's request), a timestamp beyond ±120 s, and a
@@ -30,11 +39,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import heapq
+import hmac
 from collections.abc import Callable, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from LLM_Mesh.core.gateway_session import (
+    encode_kx_key,
+    kx_binding_bytes,
+    registry_kx_private,
+    session_key,
+    sign_kx,
+)
 from LLM_Mesh.core.identity import (
     DOMAIN,
     MAX_CLOCK_SKEW_S,
@@ -47,6 +64,7 @@ from LLM_Mesh.errors import BadSignature, ReplayedMessage, StaleMessage
 
 __all__ = [
     "HDR_GATEWAY",
+    "HDR_GATEWAY_MAC",
     "HDR_GATEWAY_SIGNATURE",
     "HDR_GATEWAY_TIME",
     "HDR_REQUEST_ID",
@@ -60,6 +78,7 @@ __all__ = [
 HDR_GATEWAY = "X-Mesh-Gateway"
 HDR_GATEWAY_TIME = "X-Mesh-Gateway-Timestamp"
 HDR_GATEWAY_SIGNATURE = "X-Mesh-Gateway-Signature"
+HDR_GATEWAY_MAC = "X-Mesh-Gateway-Mac"
 HDR_REQUEST_ID = "X-Request-Id"
 
 _REGISTRY_ID_DOMAIN = b"llm-mesh/registry-id/v1\x00"
@@ -105,8 +124,13 @@ def gateway_bytes(
     )
 
 
+def _mac(key: bytes, data: bytes) -> bytes:
+    return hmac.digest(key, data, "sha256")
+
+
 class GatewaySigner:
-    """The registry's side: signs each forwarded request (``wall_clock``: unix seconds)."""
+    """The registry's side: authenticates each forwarded request (``wall_clock``: unix
+    seconds) with the node's session key when one is agreed, else its Ed25519 signature."""
 
     def __init__(self, key: Ed25519PrivateKey, wall_clock: Callable[[], float]) -> None:
         self._key = key
@@ -114,11 +138,55 @@ class GatewaySigner:
         raw = public_key_of(key)
         self.public_key = encode_public_key(raw)
         self.registry_id = registry_id_for(raw)
+        self._kx = registry_kx_private(key)
+        self.kx_public_key = encode_kx_key(self._kx.public_key())
+        self._sessions: dict[str, tuple[str, bytes]] = {}  # node id -> (its X25519 key, key)
+
+    def agree(self, node_id: str, node_kx: str | None) -> bool:
+        """Hold a session key with ``node_id`` for its X25519 key ``node_kx`` (from its
+        signed registration or heartbeat; computed once per key). ``False`` (and no key:
+        its requests are signed instead) when there is none or it is not usable."""
+        if not node_kx:
+            self._sessions.pop(node_id, None)
+            return False
+        held = self._sessions.get(node_id)
+        if held is not None and held[0] == node_kx:
+            return True
+        try:
+            binding = kx_binding_bytes(self.registry_id, node_id, node_kx, self.kx_public_key)
+            self._sessions[node_id] = (node_kx, session_key(self._kx, node_kx, binding))
+        except ValueError:
+            self._sessions.pop(node_id, None)
+            return False
+        return True
+
+    def kx_answer(self, node_id: str, node_kx: str | None) -> tuple[str, str] | None:
+        """:meth:`agree`, then what the registration's answer carries for the node to
+        agree the same key: ``(gateway_kx_key, gateway_kx_signature)``; ``None`` if no key."""
+        if not self.agree(node_id, node_kx) or node_kx is None:
+            return None
+        binding = kx_binding_bytes(self.registry_id, node_id, node_kx, self.kx_public_key)
+        return self.kx_public_key, sign_kx(self._key, binding)
+
+    def forget(self, node_id: str) -> None:
+        """Drop ``node_id``'s session key (it left): its requests are signed again."""
+        self._sessions.pop(node_id, None)
+
+    def has_session(self, node_id: str) -> bool:
+        return node_id in self._sessions
 
     def headers(self, node_id: str, request_id: str, path: str, body_sha256: str) -> dict[str, str]:
         """The headers that authenticate one request to ``node_id`` (body given by its hash)."""
         ts_ms = int(self.wall_clock() * 1000)
         data = gateway_bytes(self.registry_id, node_id, request_id, path, ts_ms, body_sha256)
+        held = self._sessions.get(node_id)
+        if held is not None:
+            return {
+                HDR_GATEWAY: self.registry_id,
+                HDR_GATEWAY_TIME: str(ts_ms),
+                HDR_GATEWAY_MAC: _b64(_mac(held[1], data)),
+                HDR_REQUEST_ID: request_id,
+            }
         return {
             HDR_GATEWAY: self.registry_id,
             HDR_GATEWAY_TIME: str(ts_ms),
@@ -178,7 +246,8 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 class GatewayVerifier:
-    """The node's side: the pinned registry key, the replay cache, the checks."""
+    """The node's side: the pinned registry key, the session key agreed with it (if
+    any), the replay cache, the checks."""
 
     def __init__(
         self,
@@ -194,19 +263,23 @@ class GatewayVerifier:
         self.node_id = node_id
         self.max_skew_s = max_skew_s
         self.cache = cache or ReplayCache(window_s=max_skew_s)
+        # agreed with this registry key (core/gateway_session.py); None: signatures only
+        self.session_key: bytes | None = None
 
     def verify(self, headers: Mapping[str, str], path: str, body: bytes, now_s: float) -> str:
-        """Raise 401 unless this is the pinned gateway's fresh, unreplayed signature of
-        ``body`` for this node and ``path``; the registry id when it is."""
+        """Raise 401 unless this is the pinned gateway's fresh, unreplayed MAC (session key)
+        or signature of ``body`` for this node and ``path``; the registry id when it is."""
         sender = _header(headers, HDR_GATEWAY)
         raw_ts = _header(headers, HDR_GATEWAY_TIME)
         if not raw_ts.isdigit() or len(raw_ts) > 18:
             raise BadSignature(f"{HDR_GATEWAY_TIME} must be unix milliseconds")
         request_id = _header(headers, HDR_REQUEST_ID)
+        mac_text = (headers.get(HDR_GATEWAY_MAC) or "").strip()
+        name = HDR_GATEWAY_MAC if mac_text else HDR_GATEWAY_SIGNATURE
         try:
-            signature = _unb64(_header(headers, HDR_GATEWAY_SIGNATURE))
+            tag = _unb64(mac_text or _header(headers, HDR_GATEWAY_SIGNATURE))
         except (ValueError, TypeError):
-            raise BadSignature(f"{HDR_GATEWAY_SIGNATURE} is not base64url") from None
+            raise BadSignature(f"{name} is not base64url") from None
         if sender != self.registry_id:
             raise BadSignature(
                 f"request signed for gateway {sender[:80]!r}; this node serves {self.registry_id}"
@@ -217,13 +290,16 @@ class GatewayVerifier:
                                  hashlib.sha256(body).hexdigest())  # fmt: skip
         except ValueError as exc:
             raise BadSignature(f"malformed gateway request: {exc}") from None
-        try:
-            self.key.verify(signature, data)
-        except InvalidSignature:
-            raise BadSignature(
-                "the gateway signature does not verify (another key, another node or "
-                "endpoint, or the body was altered)"
-            ) from None
+        if mac_text:
+            self._check_mac(tag, data)
+        else:
+            try:
+                self.key.verify(tag, data)
+            except InvalidSignature:
+                raise BadSignature(
+                    "the gateway signature does not verify (another key, another node or "
+                    "endpoint, or the body was altered)"
+                ) from None
         skew = ts_ms / 1000.0 - now_s
         if abs(skew) > self.max_skew_s:
             raise StaleMessage(
@@ -233,3 +309,16 @@ class GatewayVerifier:
         if not self.cache.add(hashlib.sha256(data).digest(), ts_ms, int(now_s * 1000)):
             raise ReplayedMessage(f"request {request_id[:80]!r} was already served (replayed)")
         return sender
+
+    def _check_mac(self, tag: bytes, data: bytes) -> None:
+        key = self.session_key
+        if key is None:
+            raise BadSignature(
+                "this node has agreed no session key with the gateway (it registers again "
+                "to agree one): a MAC cannot be checked; the gateway's signature can"
+            )
+        if not hmac.compare_digest(tag, _mac(key, data)):
+            raise BadSignature(
+                "the gateway's MAC does not verify (another node's or an older session key, "
+                "another node or endpoint, or the body was altered)"
+            )

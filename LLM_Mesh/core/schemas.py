@@ -24,6 +24,9 @@ class NodeState(str, Enum):
     OFFLINE = "offline"
 
 
+_KX_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # an X25519 public key, base64url (core/gateway_session.py)
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
@@ -64,6 +67,9 @@ class NodeRegistration(_Wire):
     keeps_no_prompts: bool | None = None
     # SHA-256 of the node's TLS certificate (DER), pinned by the gateway (core/tls.py)
     tls_fingerprint: str | None = Field(default=None, max_length=128)
+    # the node's X25519 key for this process: the gateway's per-node session key is
+    # agreed with it (core/gateway_session.py); None: the gateway signs each request
+    gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
 
     @field_validator("tls_fingerprint")
     @classmethod
@@ -87,6 +93,9 @@ class Heartbeat(_Wire):
     state: NodeState = NodeState.ONLINE
     requests_served: int = 0
     tokens_generated: int = 0
+    # as in the registration: a registry that restarted (or a replica) agrees the same
+    # session key from it without a new registration (core/gateway_session.py)
+    gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
 
 
 class RegistrationAccepted(_Wire):
@@ -107,6 +116,10 @@ class RegistrationAccepted(_Wire):
     # inference request (core/gateway_auth.py); None from a registry without one
     registry_id: str | None = None
     registry_public_key: str | None = None
+    # the key agreement for the node's gateway_kx_key: the registry's X25519 key and its
+    # Ed25519 signature over both keys and ids (core/gateway_session.py); None: no session
+    gateway_kx_key: str | None = None
+    gateway_kx_signature: str | None = None
 
 
 class NodeView(_Wire):

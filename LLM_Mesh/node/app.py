@@ -18,8 +18,10 @@ runs no lifespan.
   ``metrics_http.py``; not served with ``Settings.metrics`` off);
 - ``POST /mesh/admin/pause|resume|drain`` (loopback clients only).
 
-The two inference endpoints need the gateway's signature (``node/gateway_guard.py``:
-401 without it; a node with ``register = false`` answers loopback clients only).
+The two inference endpoints need the gateway's signature or session MAC
+(``node/gateway_guard.py``: 401 without it; a node with ``register = false`` answers
+loopback clients only). They are served ahead of the middleware stack and router
+(``LLM_Mesh/hot_routes.py``: the same body limit and error answers).
 
 A chat request may carry ``"mesh_continue": "<assistant text so far>"`` (the
 gateway's mid-stream failover): the engine continues that partial answer and
@@ -61,6 +63,7 @@ from LLM_Mesh.errors import (
     ModelUnavailable,
     Overloaded,
 )
+from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.logs import safe_id
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.node import responses as R
@@ -417,7 +420,7 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         finally:
             await service.stop()
 
-    app = FastAPI(
+    app = HotRoutesApp(
         title="LLM Mesh node",
         version=__version__,
         lifespan=lifespan if manage_lifespan else None,
@@ -459,13 +462,21 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
     async def list_models() -> dict[str, Any]:
         return R.models_body(service.models(), node_id=service.node_id, created=int(time.time()))
 
-    @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         return await handler.handle(request, "chat")
 
-    @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
         return await handler.handle(request, "completion")
+
+    async def on_error(_request: Request, exc: Exception) -> Response:
+        if isinstance(exc, MeshError):
+            return error_response(exc)
+        raise exc  # the server answers 500 and logs it, as FastAPI's stack would
+
+    for path, endpoint in ((INFERENCE_PATHS["chat"], chat_completions),
+                           (INFERENCE_PATHS["completion"], completions)):  # fmt: skip
+        app.add_hot_route(path, endpoint, on_error=on_error,
+                          max_body_bytes=service.config.max_body_bytes)  # fmt: skip
 
     @app.get("/mesh/health")
     async def health() -> dict[str, Any]:

@@ -10,7 +10,11 @@ registered node (``register = true``, the default)
     ``registry_public_key`` pins a key from the start instead, and then no answer can
     replace it: no trust on first use over plain HTTP). Loopback
     callers are not exempt: on a shared machine loopback is not the operator. Without
-    a pinned key yet (not registered) every inference request is 401.
+    a pinned key yet (not registered) every inference request is 401. The node's
+    X25519 key for this process (:class:`~LLM_Mesh.core.gateway_session.NodeKx`) goes
+    in its signed registration; an answer whose key agreement the pinned key signed
+    gives a session key, and the gateway's HMAC under it is accepted as its signature is
+    (``core/gateway_session.py``); a new pinned key drops the old session key.
 standalone node (``register = false``)
     there is no gateway: inference answers loopback clients only, unauthenticated
     (local use, tests); anyone else gets 401.
@@ -27,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from LLM_Mesh.core.gateway_auth import GatewayVerifier
+from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.errors import BadSignature, MeshError
 
 log = logging.getLogger("LLM_Mesh.node.gateway")
@@ -58,6 +63,8 @@ class GatewayGuard:
         # node.toml ``registry_public_key``: pinned now, never replaced (ValueError if bad)
         self.configured_key = configured_key
         self.verifier: GatewayVerifier | None = None
+        # this process's X25519 key: sent in the signed registration (never stored)
+        self.kx: NodeKx | None = NodeKx() if registering else None
         if configured_key is not None:
             try:
                 self.verifier = GatewayVerifier(configured_key, node_id)
@@ -68,9 +75,19 @@ class GatewayGuard:
     def registry_id(self) -> str | None:
         return self.verifier.registry_id if self.verifier else None
 
+    @property
+    def kx_public_key(self) -> str | None:
+        """This node's X25519 public key (``NodeRegistration.gateway_kx_key``)."""
+        return self.kx.public_key if self.kx is not None else None
+
+    @property
+    def has_session(self) -> bool:
+        return self.verifier is not None and self.verifier.session_key is not None
+
     def pin(self, accepted: Mapping[str, Any]) -> None:
         """Pin the gateway key from a ``RegistrationAccepted`` body (a new key replaces the
-        old one; the same key keeps its replay cache)."""
+        old one and drops its session key; the same key keeps its replay cache), then
+        agree the session key the answer offers, if the pinned key signed it."""
         key = accepted.get("registry_public_key")
         if not isinstance(key, str) or not key:
             log.error(
@@ -79,24 +96,41 @@ class GatewayGuard:
             )
             self.verifier = None
             return
-        if self.verifier is not None and self.verifier.public_key == key:
-            return
-        if self.configured_key is not None:
-            log.error(
-                "the registry answered with gateway key %s, but registry_public_key in the "
-                "configuration pins %s: its requests will be refused (another registry, or "
-                "someone on the path)",
-                key,
-                self.configured_key,
+        if self.verifier is None or self.verifier.public_key != key:
+            if self.configured_key is not None:
+                log.error(
+                    "the registry answered with gateway key %s, but registry_public_key in "
+                    "the configuration pins %s: its requests will be refused (another "
+                    "registry, or someone on the path)",
+                    key,
+                    self.configured_key,
+                )
+                return
+            try:
+                self.verifier = GatewayVerifier(key, self.node_id)
+            except MeshError as exc:
+                log.error("the registry's gateway key is unusable: %s", exc)
+                self.verifier = None
+                return
+            log.info("pinned gateway %s", self.verifier.registry_id)
+        self._agree(self.verifier, accepted)
+
+    def _agree(self, verifier: GatewayVerifier, accepted: Mapping[str, Any]) -> None:
+        offered = accepted.get("gateway_kx_key")
+        if self.kx is None or offered is None:
+            return  # an older registry: its signatures only (a key agreed before stays)
+        session = self.kx.agree(verifier.key, verifier.registry_id, self.node_id, offered,
+                                accepted.get("gateway_kx_signature"))  # fmt: skip
+        if session is None:
+            log.warning(
+                "the registry's key agreement is not signed by gateway %s: this node "
+                "accepts its signatures only",
+                verifier.registry_id,
             )
             return
-        try:
-            self.verifier = GatewayVerifier(key, self.node_id)
-        except MeshError as exc:
-            log.error("the registry's gateway key is unusable: %s", exc)
-            self.verifier = None
-            return
-        log.info("pinned gateway %s", self.verifier.registry_id)
+        if verifier.session_key != session:
+            verifier.session_key = session
+            log.info("agreed a session key with gateway %s", verifier.registry_id)
 
     def check(self, headers: Mapping[str, str], client_host: str | None, path: str,
               body: bytes) -> None:  # fmt: skip

@@ -338,6 +338,7 @@ class NodeService:
             simulated=self.engine.simulated,
             keeps_no_prompts=self.config.declares_no_prompts_kept,
             tls_fingerprint=self.tls_fingerprint,
+            gateway_kx_key=self.gateway.kx_public_key,
         )
 
     def heartbeat(self) -> Heartbeat:
@@ -355,6 +356,7 @@ class NodeService:
                 "tokens_generated": self.tokens_generated,
                 "models": [m.model_dump(mode="json") for m in models],
                 "service_s": self.admission.service.measured_s,
+                "gateway_kx_key": self.gateway.kx_public_key,
             }
         )
 

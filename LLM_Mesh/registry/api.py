@@ -8,7 +8,8 @@ then updated first (routing sees a node at once); the store is written on the sa
 request, so a restarted registry knows every node it had. ``POST /mesh/health-check``
 and ``POST /mesh/canary/run`` need the admin key (``registry/admin.py``); ``GET /mesh/nodes`` shows nodes' URLs and
 hardware with it only. A registration's answer carries the gateway's key, which the
-node pins (``core/gateway_auth.py``).
+node pins (``core/gateway_auth.py``), and the agreement of the node's session key
+(``core/gateway_session.py``; heartbeats carry the node's X25519 key too).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ async def register_node(request: Request) -> RegistrationAccepted:
     rt.pins.pin_certificate(reg.url, reg.tls_fingerprint)  # its TLS certificate, if it gave one
     rt.routing.upsert(rt.table.register(reg))
     await rt.store.upsert_node(_record(reg, _utcnow()))
+    # the per-node session key (core/gateway_session.py); None: requests are signed
+    kx = rt.signer.kx_answer(reg.node_id, reg.gateway_kx_key)
     return RegistrationAccepted(
         node_id=reg.node_id,
         heartbeat_interval_s=rt.settings.heartbeat_interval_s,
@@ -110,6 +113,8 @@ async def register_node(request: Request) -> RegistrationAccepted:
         registry_time=rt.wall_clock(),
         registry_id=rt.signer.registry_id,
         registry_public_key=rt.signer.public_key,
+        gateway_kx_key=kx[0] if kx else None,
+        gateway_kx_signature=kx[1] if kx else None,
     )
 
 
@@ -161,6 +166,8 @@ async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
         rt.routing.upsert(entry)
         rt.table.heartbeat(node_id, hb)
     rt.routing.heartbeat(node_id, hb)
+    if hb.gateway_kx_key is not None:  # a restarted registry or a replica agrees here
+        rt.signer.agree(node_id, hb.gateway_kx_key)
     # uptime rewards: the time since its last heartbeat counts as routable, up to the
     # expiry, unless this registry's last active check of it failed (core/rewards.py)
     entry = rt.table.get(node_id)
@@ -182,6 +189,7 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, request.headers, body)
     in_table = rt.table.set_state(node_id, NodeState.OFFLINE)
     rt.routing.remove(node_id)
+    rt.signer.forget(node_id)
     in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
     if not (in_table or in_store):
         raise _unknown(node_id)

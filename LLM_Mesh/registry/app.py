@@ -40,6 +40,7 @@ from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settin
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
+from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
@@ -326,7 +327,7 @@ def create_registry_app(
                 await ledger_engine.dispose()
             await runtime.store.close()
 
-    app = FastAPI(
+    app = HotRoutesApp(  # the /v1 POST routes skip the middleware stack (hot_routes.py)
         title="LLM Mesh registry + gateway",
         version=__version__,
         lifespan=lifespan,

@@ -94,6 +94,16 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return json_response(body, 500)
 
 
+async def answer_exception(request: Request, exc: Exception) -> Response:
+    """What the handlers below answer for ``exc`` (the hot routes' error path,
+    ``LLM_Mesh/hot_routes.py``)."""
+    if isinstance(exc, MeshError):
+        return error_response(exc)
+    if isinstance(exc, StarletteHTTPException):
+        return await _http_error(request, exc)
+    return await _unexpected(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(MeshError, _mesh_error)

@@ -1,7 +1,8 @@
 """The OpenAI API the mesh offers: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/models``.
 
-The POST endpoints are plain Starlette routes (no dependency injection): they are
-the hot path, and hand each request to the app's
+The POST endpoints are plain Starlette routes (no dependency injection), served ahead
+of the app's middleware stack and router (``LLM_Mesh/hot_routes.py``): they are the hot
+path, and hand each request to the app's
 :class:`~LLM_Mesh.registry.pipeline.Pipeline` (parse → admit → send → relay →
 account). ``/v1/models`` lists models (:mod:`~LLM_Mesh.registry.listing`).
 """
@@ -13,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from LLM_Mesh.errors import InvalidRequest, MeshError
-from LLM_Mesh.registry.errors import json_response
+from LLM_Mesh.hot_routes import HotRoutesApp
+from LLM_Mesh.registry.errors import answer_exception, json_response
 from LLM_Mesh.registry.listing import openai_models
 from LLM_Mesh.registry.parse import CHAT_PATH, COMPLETIONS_PATH, MAX_BODY_BYTES, parse_json_object
 from LLM_Mesh.registry.pipeline import Pipeline
@@ -69,6 +71,10 @@ async def list_models(request: Request) -> Response:
 def install_gateway(app: FastAPI) -> None:
     """Add the ``/v1`` routes to ``app`` (its ``state.runtime`` must be set)."""
     app.state.pipeline = Pipeline(app.state.runtime)
-    app.add_route(CHAT_PATH, chat_completions, methods=["POST"])
-    app.add_route(COMPLETIONS_PATH, completions, methods=["POST"])
+    for path, endpoint in ((CHAT_PATH, chat_completions), (COMPLETIONS_PATH, completions)):
+        if isinstance(app, HotRoutesApp):  # ahead of the middleware stack and router
+            limit = app.state.runtime.settings.limits.max_body_bytes
+            app.add_hot_route(path, endpoint, on_error=answer_exception, max_body_bytes=limit)
+        else:
+            app.add_route(path, endpoint, methods=["POST"])
     app.add_route("/v1/models", list_models, methods=["GET"])

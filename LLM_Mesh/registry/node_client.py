@@ -483,6 +483,9 @@ class AiohttpNodeClient(NodeClient):
             headers={"User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True,
+            # nodes set no state on the gateway: no cookie is kept or sent (and no
+            # cookie filtering per request)
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
         self._fingerprints: dict[str, aiohttp.Fingerprint] = {}

@@ -42,8 +42,9 @@ import hashlib
 import json
 import math
 import random
+import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -89,6 +90,19 @@ class Answer:
         self.data = data
 
 
+_T = TypeVar("_T")
+
+
+async def _within(seconds: float, pending: Awaitable[_T]) -> _T:
+    """``pending``, cut after ``seconds`` (``TimeoutError``): ``asyncio.timeout`` where the
+    interpreter has it (about half of ``anyio.fail_after``'s cost per call, measured)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await pending
+    with anyio.fail_after(seconds):  # pragma: no cover - Python 3.10
+        return await pending
+
+
 _REFUSED = (401, 429)  # the node did nothing: another node at once (and 503, below)
 
 
@@ -113,6 +127,20 @@ def error_message(content: bytes) -> str:
     except (ValueError, AttributeError):
         pass
     return content[:200].decode("utf-8", "replace")
+
+
+async def _exchange(
+    sender: Sender, node: str, url: str, left: float
+) -> tuple[NodeResponse, int, bytes]:
+    """One call to a node: its response, status, and the body of a refusal or failure
+    (read here: a body cut off is a failure too)."""
+    resp = await sender(node, url, left)
+    status = resp.status_code
+    content = b""
+    if status in _REFUSED or status >= 500:
+        content = await resp.aread()
+        await resp.aclose()
+    return resp, status, content
 
 
 def _retry_after(resp: NodeResponse) -> int:
@@ -248,12 +276,7 @@ class Exchange:
             try:
                 # the whole exchange, not only each read: a node trickling bytes must not
                 # carry the request past its deadline
-                with anyio.fail_after(left):
-                    resp = await sender(node, url, left)
-                    status = resp.status_code
-                    if status in _REFUSED or status >= 500:  # a body cut off is a failure too
-                        content = await resp.aread()
-                        await resp.aclose()
+                resp, status, content = await _within(left, _exchange(sender, node, url, left))
             except TimeoutError:
                 raise NodeTimeout("the request's deadline passed", "DeadlineExceeded") from None
         except NodeTransportError as exc:

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.gateway_auth import (
     HDR_GATEWAY,
+    HDR_GATEWAY_MAC,
     HDR_GATEWAY_SIGNATURE,
     HDR_GATEWAY_TIME,
     HDR_REQUEST_ID,
@@ -18,6 +19,7 @@ from LLM_Mesh.core.gateway_auth import (
     gateway_bytes,
     registry_id_for,
 )
+from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.core.identity import MessageKind, NodeSigner, public_key_of, signed_bytes
 from LLM_Mesh.errors import BadSignature, ReplayedMessage, StaleMessage
 
@@ -148,3 +150,137 @@ def test_full_replay_cache_refuses_what_it_dropped() -> None:
     assert cache.floor_ms == 1_000
     assert not cache.add(b"a", 1_000, now_ms=3_000)  # "a" cannot come back
     assert len(cache) == 2
+
+
+# --- the session key (HMAC) path ------------------------------------------------------
+
+
+def _session(signer: GatewaySigner, node: str = NODE, kx: NodeKx | None = None) -> GatewayVerifier:
+    """A node's verifier that agreed a session key with ``signer`` (as at registration)."""
+    kx = kx or NodeKx()
+    answer = signer.kx_answer(node, kx.public_key)
+    assert answer is not None
+    v = GatewayVerifier(signer.public_key, node)
+    v.session_key = kx.agree(v.key, v.registry_id, node, answer[0], answer[1])
+    assert v.session_key is not None
+    return v
+
+
+def test_with_a_session_the_gateway_sends_a_mac_that_verifies_once(signer: GatewaySigner) -> None:
+    v = _session(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    assert set(headers) == {HDR_GATEWAY, HDR_GATEWAY_TIME, HDR_GATEWAY_MAC, HDR_REQUEST_ID}
+    assert len(headers[HDR_GATEWAY_MAC]) == 43  # HMAC-SHA256, base64url
+    assert v.verify(headers, PATH, BODY, NOW) == signer.registry_id
+    with pytest.raises(ReplayedMessage):
+        v.verify(headers, PATH, BODY, NOW + 1)
+
+
+def test_a_replayed_mac_cannot_come_back_as_a_signature(signer: GatewaySigner) -> None:
+    """One replay cache for both: the same signed bytes are accepted once, however sent."""
+    v = _session(signer)
+    mac = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    v.verify(mac, PATH, BODY, NOW)
+    signer.forget(NODE)
+    sig = signer.headers(NODE, "req-1", PATH, _sha(BODY))  # same ts (clock stands still)
+    assert HDR_GATEWAY_SIGNATURE in sig and HDR_GATEWAY_MAC not in sig
+    with pytest.raises(ReplayedMessage):
+        v.verify(sig, PATH, BODY, NOW)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("node", "node-other"), ("path", "/v1/completions"), ("body", b"{}"), ("rid", "req-2"),
+     ("ts", str(int(NOW * 1000) + 1))],
+)  # fmt: skip
+def test_anything_changed_after_the_mac_is_refused(
+    signer: GatewaySigner, field: str, value: object
+) -> None:
+    v = _session(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    path, body = PATH, BODY
+    if field == "node":
+        v.node_id = str(value)  # the request reaches another node holding the same key
+    elif field == "path":
+        path = str(value)
+    elif field == "body":
+        body = value  # type: ignore[assignment]
+    elif field == "ts":
+        headers[HDR_GATEWAY_TIME] = str(value)
+    else:
+        headers[HDR_REQUEST_ID] = str(value)
+    with pytest.raises(BadSignature, match="MAC does not verify"):
+        v.verify(headers, path, body, NOW)
+
+
+def test_the_key_of_another_node_is_refused(signer: GatewaySigner) -> None:
+    """Node A knows its own session key: it cannot make a request node B accepts."""
+    a, b = NodeKx(), NodeKx()
+    va, vb = _session(signer, "node-a", a), _session(signer, "node-b", b)
+    assert va.session_key != vb.session_key
+    for_b = signer.headers("node-b", "req-1", PATH, _sha(BODY))
+    # what node A could compute: a MAC with its own key over a request for node B
+    forged = dict(for_b)
+    vb_as_a = GatewayVerifier(signer.public_key, "node-b")
+    vb_as_a.session_key = va.session_key
+    import base64
+    import hmac as _hmac
+
+    data = gateway_bytes(signer.registry_id, "node-b", "req-1", PATH, int(NOW * 1000), _sha(BODY))
+    tag = _hmac.digest(va.session_key or b"", data, "sha256")
+    forged[HDR_GATEWAY_MAC] = base64.urlsafe_b64encode(tag).rstrip(b"=").decode()
+    with pytest.raises(BadSignature, match="MAC does not verify"):
+        vb.verify(forged, PATH, BODY, NOW)
+    vb.verify(for_b, PATH, BODY, NOW)  # the gateway's own is served
+    with pytest.raises(BadSignature):  # and node B's request does not verify at node A
+        va.verify(signer.headers("node-b", "req-2", PATH, _sha(BODY)), PATH, BODY, NOW)
+
+
+def test_a_stale_agreement_is_refused(signer: GatewaySigner) -> None:
+    """The node re-registered from a new process (new X25519 key), or the node pinned a
+    new registry key: MACs under the old agreement are refused."""
+    old = _session(signer)
+    stale = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    new = _session(signer)  # the gateway agreed again with the node's new process
+    with pytest.raises(BadSignature, match="MAC does not verify"):
+        new.verify(stale, PATH, BODY, NOW)
+    with pytest.raises(BadSignature, match="MAC does not verify"):
+        old.verify(signer.headers(NODE, "req-2", PATH, _sha(BODY)), PATH, BODY, NOW)
+    # a node that pinned a new registry key has no session with it until it agrees one
+    fresh = GatewayVerifier(signer.public_key, NODE)
+    with pytest.raises(BadSignature, match="no session key"):
+        fresh.verify(signer.headers(NODE, "req-3", PATH, _sha(BODY)), PATH, BODY, NOW)
+    other = GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW)
+    moved = _session(other)
+    with pytest.raises(BadSignature):  # the old registry's MAC at a node now pinned elsewhere
+        moved.verify(signer.headers(NODE, "req-4", PATH, _sha(BODY)), PATH, BODY, NOW)
+
+
+@pytest.mark.parametrize(("skew", "ok"), [(119.0, True), (121.0, False), (-121.0, False)])
+def test_mac_timestamp_window(signer: GatewaySigner, skew: float, ok: bool) -> None:
+    v = _session(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    if ok:
+        v.verify(headers, PATH, BODY, NOW + skew)
+    else:
+        with pytest.raises(StaleMessage):
+            v.verify(headers, PATH, BODY, NOW + skew)
+
+
+def test_a_node_with_a_session_still_accepts_the_signature(signer: GatewaySigner) -> None:
+    """A registry that has not heard the node's X25519 key (restarted, a replica) signs."""
+    v = _session(signer)
+    signer.forget(NODE)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    assert HDR_GATEWAY_SIGNATURE in headers
+    assert v.verify(headers, PATH, BODY, NOW) == signer.registry_id
+
+
+@pytest.mark.parametrize("mac", ["not base64!", "A" * 43, "A" * 10])
+def test_garbage_macs_are_refused(signer: GatewaySigner, mac: str) -> None:
+    v = _session(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    headers[HDR_GATEWAY_MAC] = mac
+    with pytest.raises(BadSignature):
+        v.verify(headers, PATH, BODY, NOW)
+    assert len(v.cache) == 0  # nothing refused is remembered

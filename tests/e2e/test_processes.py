@@ -289,6 +289,9 @@ def test_local_mesh_registry_allows_its_own_node_only(tmp_path: Path) -> None:
             timeout=10,
         )
         assert r.status_code == 200, r.text
+        # the real processes agreed a session key at registration (the gateway sends MACs)
+        node_log = mesh._children[1].log_path.read_text(errors="replace")
+        assert "agreed a session key with gateway" in node_log
     finally:
         mesh.stop()
 

@@ -1,5 +1,9 @@
 """Who may ask a node for inference: the attacks on a registered node's ``/v1``, and the
-loopback rules (``node/gateway_guard.py``, through the real node app over ASGI)."""
+loopback rules (``node/gateway_guard.py``, through the real node app over ASGI).
+
+Every attack runs twice (the ``registry`` fixture): against a registry that signs each
+request (Ed25519) and one that agreed a session key at registration and sends an HMAC
+(``core/gateway_session.py``)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.gateway_auth import HDR_GATEWAY_SIGNATURE, HDR_GATEWAY_TIME, GatewaySigner
+from LLM_Mesh.core.gateway_auth import (
+    HDR_GATEWAY_MAC,
+    HDR_GATEWAY_SIGNATURE,
+    HDR_GATEWAY_TIME,
+    GatewaySigner,
+)
 from LLM_Mesh.core.schemas import Hardware
 from LLM_Mesh.node.service import NodeService
 from tests.node.conftest import MODEL, asgi_client, node_config, sim_engine, wait_until
@@ -29,23 +38,28 @@ def _raw(body: dict[str, Any]) -> bytes:
 
 
 class Registry:
-    """A registry behind a MockTransport that accepts the node and hands it ``key``."""
+    """A registry behind a MockTransport that accepts the node and hands it ``key``; with
+    ``session`` it also agrees a session key (as the real registry does)."""
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: Ed25519PrivateKey, *, session: bool = False) -> None:
         self.signer = GatewaySigner(key, time.time)
+        self.session = session
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if request.method == "POST" and request.url.path == "/mesh/nodes":
-            node_id = json.loads(request.content)["node_id"]
-            return httpx.Response(
-                200,
-                json={
-                    "node_id": node_id,
-                    "heartbeat_interval_s": 3600,
-                    "registry_id": self.signer.registry_id,
-                    "registry_public_key": self.signer.public_key,
-                },
-            )
+            reg = json.loads(request.content)
+            answer = {
+                "node_id": reg["node_id"],
+                "heartbeat_interval_s": 3600,
+                "registry_id": self.signer.registry_id,
+                "registry_public_key": self.signer.public_key,
+            }
+            kx = self.signer.kx_answer(reg["node_id"], reg.get("gateway_kx_key"))
+            if self.session and kx is not None:
+                answer["gateway_kx_key"], answer["gateway_kx_signature"] = kx
+            else:
+                self.signer.forget(reg["node_id"])
+            return httpx.Response(200, json=answer)
         return httpx.Response(200, json={"ok": True})
 
     def headers(
@@ -56,9 +70,13 @@ class Registry:
         return h
 
 
-@pytest.fixture
-def registry() -> Registry:
-    return Registry(Ed25519PrivateKey.generate())
+@pytest.fixture(params=["signature", "session"])
+def registry(request: pytest.FixtureRequest) -> Registry:
+    return Registry(Ed25519PrivateKey.generate(), session=request.param == "session")
+
+
+def _auth_header(headers: dict[str, str]) -> str:
+    return HDR_GATEWAY_MAC if HDR_GATEWAY_MAC in headers else HDR_GATEWAY_SIGNATURE
 
 
 @pytest.fixture
@@ -73,6 +91,7 @@ async def registered(settings: Settings, registry: Registry) -> AsyncIterator[No
     )
     await svc.start()
     await wait_until(lambda: svc.gateway.verifier is not None)
+    assert svc.gateway.has_session == registry.session
     yield svc
     await svc.stop()
     await http.aclose()
@@ -117,9 +136,11 @@ async def test_direct_call_without_the_gateway_is_401(
 async def test_bad_signature_is_401(registered: NodeService, registry: Registry) -> None:
     body = _raw(CHAT)
     headers = registry.headers(registered.node_id, body)
-    headers[HDR_GATEWAY_SIGNATURE] = "A" * 86  # 64 zero-ish bytes
+    name = _auth_header(headers)
+    assert (name == HDR_GATEWAY_MAC) == registry.session
+    headers[name] = "A" * (43 if registry.session else 86)  # zero-ish bytes
     assert _code(await _post(registered, body, headers)) == "invalid_signature"
-    headers[HDR_GATEWAY_SIGNATURE] = "not base64!"
+    headers[name] = "not base64!"
     r = await _post(registered, body, headers)
     assert r.status_code == 401 and _code(r) == "invalid_signature"
 
@@ -268,3 +289,118 @@ def test_a_bad_configured_registry_key_is_an_error(settings: Settings) -> None:
     with pytest.raises(ValueError, match="registry_public_key"):
         NodeService(node_config(register=True, registry_public_key="nope"), settings,
                     engine=sim_engine())  # fmt: skip
+
+
+# --- the session key path only ---------------------------------------------------------
+
+
+async def _node(settings: Settings, registry: Registry, **config: Any) -> NodeService:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(registry.handler))
+    svc = NodeService(node_config(register=True, **config), settings, engine=sim_engine(),
+                      http_client=http, hardware=Hardware())  # fmt: skip
+    await svc.start()
+    await wait_until(lambda: svc.gateway.verifier is not None)
+    return svc
+
+
+async def test_a_mac_for_another_node_is_refused(settings: Settings, tmp_path: Any) -> None:
+    """Two nodes with session keys from one registry: what the gateway sent one of them
+    (its MAC, its key) is refused by the other."""
+    registry = Registry(Ed25519PrivateKey.generate(), session=True)
+    first = await _node(settings, registry)
+    second = await _node(Settings.from_env({"LLM_MESH_HOME": str(tmp_path / "b")}), registry)
+    try:
+        assert first.node_id != second.node_id
+        assert first.gateway.has_session and second.gateway.has_session
+        body = _raw(CHAT)
+        for_second = registry.headers(second.node_id, body)
+        assert HDR_GATEWAY_MAC in for_second
+        r = await _post(first, body, for_second)
+        assert r.status_code == 401 and _code(r) == "invalid_signature"
+        # relabelled for the first node: its bytes change, the second node's key does not fit
+        r = await _post(first, body, {**for_second, "X-Request-Id": "req-x"})
+        assert r.status_code == 401 and "MAC does not verify" in r.json()["error"]["message"]
+        assert (await _post(second, body, for_second)).status_code == 200
+        assert first.requests_served == 0
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+async def test_a_stale_agreement_is_refused_after_a_restart(settings: Settings) -> None:
+    """The node restarts (same node key, a new X25519 key) and registers again: MACs under
+    the agreement with its old process are refused, the new agreement's are served."""
+    registry = Registry(Ed25519PrivateKey.generate(), session=True)
+    old = await _node(settings, registry)
+    body = _raw(CHAT)
+    stale = registry.headers(old.node_id, body, rid="req-old")
+    await old.stop()
+    new = await _node(settings, registry)
+    try:
+        assert new.node_id == old.node_id and new.gateway.kx_public_key != old.gateway.kx_public_key
+        r = await _post(new, body, stale)
+        assert r.status_code == 401 and "MAC does not verify" in r.json()["error"]["message"]
+        assert (await _post(new, body, registry.headers(new.node_id, body))).status_code == 200
+    finally:
+        await new.stop()
+
+
+async def test_a_new_registry_key_drops_the_session(registered: NodeService,
+                                                    registry: Registry) -> None:  # fmt: skip
+    body = _raw(CHAT)
+    other = Registry(Ed25519PrivateKey.generate(), session=True)
+    accepted = other.handler(httpx.Request("POST", "http://r/mesh/nodes",
+                                           content=_raw(registered.registration().model_dump(
+                                               mode="json"))))  # fmt: skip
+    registered.gateway.pin(accepted.json())
+    assert registered.gateway.registry_id == other.signer.registry_id
+    assert registered.gateway.has_session
+    r = await _post(registered, body, registry.headers(registered.node_id, body))  # old registry
+    assert r.status_code == 401
+    assert (
+        await _post(registered, body, other.headers(registered.node_id, body))
+    ).status_code == 200
+
+
+async def test_a_rewritten_key_agreement_gives_no_session(settings: Settings) -> None:
+    """Someone on the path replaces the registry's X25519 key in the answer: the pinned
+    key did not sign it, so the node agrees nothing (MACs 401) and takes signatures."""
+    registry = Registry(Ed25519PrivateKey.generate(), session=True)
+    mitm = GatewaySigner(Ed25519PrivateKey.generate(), time.time)
+
+    def rewriting(request: httpx.Request) -> httpx.Response:
+        answer = registry.handler(request).json()
+        if "gateway_kx_key" in answer:
+            answer["gateway_kx_key"] = mitm.kx_public_key
+        return httpx.Response(200, json=answer)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(rewriting))
+    svc = NodeService(node_config(register=True), settings, engine=sim_engine(),
+                      http_client=http, hardware=Hardware())  # fmt: skip
+    await svc.start()
+    try:
+        await wait_until(lambda: svc.gateway.verifier is not None)
+        assert not svc.gateway.has_session
+        body = _raw(CHAT)
+        r = await _post(svc, body, registry.headers(svc.node_id, body))  # the registry's MAC
+        assert r.status_code == 401 and "no session key" in r.json()["error"]["message"]
+        registry.signer.forget(svc.node_id)
+        assert (await _post(svc, body, registry.headers(svc.node_id, body))).status_code == 200
+    finally:
+        await svc.stop()
+        await http.aclose()
+
+
+async def test_a_configured_registry_key_agrees_a_session_too(settings: Settings) -> None:
+    """node.toml ``registry_public_key``: the answer's agreement, signed by that key, is
+    taken (no trust on first use for the session key either)."""
+    registry = Registry(Ed25519PrivateKey.generate(), session=True)
+    svc = await _node(settings, registry, registry_public_key=registry.signer.public_key)
+    try:
+        await wait_until(lambda: svc.gateway.has_session)
+        body = _raw(CHAT)
+        headers = registry.headers(svc.node_id, body)
+        assert HDR_GATEWAY_MAC in headers
+        assert (await _post(svc, body, headers)).status_code == 200
+    finally:
+        await svc.stop()

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from LLM_Mesh.core.gateway_auth import HDR_GATEWAY, GatewayVerifier
+from LLM_Mesh.core.gateway_auth import (
+    HDR_GATEWAY,
+    HDR_GATEWAY_MAC,
+    HDR_GATEWAY_SIGNATURE,
+    GatewayVerifier,
+)
+from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.core.schemas import RegistrationAccepted
-from LLM_Mesh.errors import ReplayedMessage
+from LLM_Mesh.errors import BadSignature, ReplayedMessage
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
 from tests.registry.helpers import make_settings, registration, running
 
@@ -84,3 +90,83 @@ async def test_only_refusing_nodes_is_503_not_the_nodes_401(tmp_path: Path) -> N
         assert r.status_code == 503, r.text
         err = r.json()["error"]
         assert err["code"] == "model_unavailable" and "refused the gateway" in err["message"]
+
+
+def _agreed(h: object, node_id: str, kx: NodeKx, answer: dict[str, object]) -> GatewayVerifier:
+    """The node's side of the answer: its verifier with the key it agreed."""
+    rt = h.runtime  # type: ignore[attr-defined]
+    v = GatewayVerifier(rt.signer.public_key, node_id)
+    v.session_key = kx.agree(v.key, v.registry_id, node_id, answer.get("gateway_kx_key"),
+                             answer.get("gateway_kx_signature"))  # fmt: skip
+    return v
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_node_that_sends_its_x25519_key_gets_macs(tmp_path: Path, stream: bool) -> None:
+    kx = NodeKx()
+    async with running(tmp_path) as h:
+        node = h.nodes.add("node-a")
+        r = await h.client.post(
+            "/mesh/nodes", json=registration("node-a", gateway_kx_key=kx.public_key)
+        )
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["gateway_kx_key"] == h.runtime.signer.kx_public_key
+        v = _agreed(h, "node-a", kx, answer)
+        assert v.session_key is not None
+        r = await h.client.post("/v1/chat/completions", json={**CHAT, "stream": stream})
+        assert r.status_code == 200, r.text
+        (call,) = node.calls
+        headers, raw = call["headers"], call["raw"]
+        assert HDR_GATEWAY_MAC in headers and HDR_GATEWAY_SIGNATURE not in headers
+        assert v.verify(headers, "/v1/chat/completions", raw, h.runtime.wall_clock())
+        with pytest.raises(ReplayedMessage):
+            v.verify(headers, "/v1/chat/completions", raw, h.runtime.wall_clock())
+
+
+async def test_a_node_without_an_x25519_key_is_signed_for(tmp_path: Path) -> None:
+    """An older node (no ``gateway_kx_key``): no agreement in the answer, signatures."""
+    async with running(tmp_path) as h:
+        node = await h.register("node-a")
+        r = await h.client.post("/mesh/nodes", json=registration("node-a"))
+        assert r.json()["gateway_kx_key"] is None and r.json()["gateway_kx_signature"] is None
+        assert (await h.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        assert HDR_GATEWAY_SIGNATURE in node.calls[0]["headers"]
+
+
+async def test_the_agreement_follows_the_nodes_key(tmp_path: Path) -> None:
+    """A re-registration with a new X25519 key (the node restarted) replaces the session;
+    a deregistration drops it; a restarted registry agrees again from a heartbeat."""
+    first, second = NodeKx(), NodeKx()
+    async with running(tmp_path) as h:
+        node = h.nodes.add("node-a")
+        r1 = await h.client.post(
+            "/mesh/nodes", json=registration("node-a", gateway_kx_key=first.public_key)
+        )
+        old = _agreed(h, "node-a", first, r1.json())
+        r2 = await h.client.post(
+            "/mesh/nodes", json=registration("node-a", gateway_kx_key=second.public_key)
+        )
+        new = _agreed(h, "node-a", second, r2.json())
+        assert old.session_key != new.session_key
+        assert (await h.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        headers, raw = node.calls[-1]["headers"], node.calls[-1]["raw"]
+        with pytest.raises(BadSignature):  # the old process's key does not fit
+            old.verify(headers, "/v1/chat/completions", raw, h.runtime.wall_clock())
+        new.verify(headers, "/v1/chat/completions", raw, h.runtime.wall_clock())
+        assert (await h.client.delete("/mesh/nodes/node-a")).status_code == 204
+        assert not h.runtime.signer.has_session("node-a")
+    async with running(tmp_path) as h2:  # same registry.key; knows nothing of node-a's key
+        h2.nodes.add("node-a")
+        await h2.client.post("/mesh/nodes", json=registration("node-a"))
+        assert not h2.runtime.signer.has_session("node-a")
+        hb = {"in_flight": 0, "queued": 0, "gateway_kx_key": second.public_key}
+        r = await h2.client.post("/mesh/nodes/node-a/heartbeat", json=hb)
+        assert r.status_code == 200, r.text
+        assert h2.runtime.signer.has_session("node-a")
+        assert (await h2.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        headers, raw = (
+            h2.nodes.nodes["node-a:8801"].calls[-1]["headers"],
+            h2.nodes.nodes["node-a:8801"].calls[-1]["raw"],
+        )
+        new.verify(headers, "/v1/chat/completions", raw, h2.runtime.wall_clock())

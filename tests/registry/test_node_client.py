@@ -215,3 +215,30 @@ async def test_get(kind: str) -> None:
         resp = await client.get(url + "/mesh/health", timeout_s=5)
         assert (resp.status_code, resp.content) == (503, b"no")
     assert client.is_closed
+
+
+async def test_aiohttp_keeps_no_cookie_a_node_sets() -> None:
+    """A node's ``Set-Cookie`` is dropped: nothing is sent back on later requests."""
+    heads: list[bytes] = []
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            head = await r.readuntil(b"\r\n\r\n")
+            heads.append(head.lower())
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    await r.readexactly(int(line.split(b":")[1]))
+            w.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: track=me; Path=/\r\n"
+                    b"Content-Length: 2\r\n\r\n{}")  # fmt: skip
+            await w.drain()
+
+    client = AiohttpNodeClient()
+    try:
+        async with serve(handler) as url:
+            url = url.replace("127.0.0.1", "localhost")  # aiohttp's jar ignores IP hosts
+            for _ in range(2):
+                r = await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+                assert r.status_code == 200
+    finally:
+        await client.aclose()
+    assert len(heads) == 2 and all(b"cookie:" not in h for h in heads)

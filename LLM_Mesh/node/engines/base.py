@@ -17,6 +17,7 @@ import abc
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
@@ -191,6 +192,12 @@ class EngineWorker:
 FIRST_ITEM_HOLD_S = 0.05
 """How long the worker waits, after the first item, for the consumer to ask for the second."""
 
+FIRST_ITEM_RELAY_S = 0.005
+"""After that, how long the worker leaves the cores to the first token's relay (the
+gateway's and the client's processes) when its model computes on every core: without it,
+the second token's compute takes every core the moment the node has written the first,
+and the first token waits in the gateway for a core (engines pass it as ``settle_s``)."""
+
 
 async def iterate_in_thread(
     make_iter: Callable[[threading.Event], Iterator[T]],
@@ -198,6 +205,7 @@ async def iterate_in_thread(
     *,
     worker: EngineWorker | None = None,
     hold_first_s: float = 0.0,
+    settle_s: float = 0.0,
 ) -> AsyncIterator[T]:
     """Run a blocking iterator in a worker thread; yield its items on the loop.
 
@@ -210,7 +218,9 @@ async def iterate_in_thread(
     ``hold_first_s``: after the first item the worker waits, at most that long,
     until the consumer asks for the next one, so the first token is on its way
     (response started, first chunk written) before the next token's compute
-    takes every core again.
+    takes every core again. ``settle_s``: once the consumer asked (the first item is
+    written), the worker waits that much longer before the next item, so the processes
+    that relay the first item further get a core (:data:`FIRST_ITEM_RELAY_S`).
     """
     loop = asyncio.get_running_loop()
     items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -238,7 +248,8 @@ async def iterate_in_thread(
                     put(_ITEM, item)
                     if first and hold_first_s > 0:
                         first = False
-                        pulled.wait(hold_first_s)
+                        if pulled.wait(hold_first_s) and settle_s > 0 and not gone.is_set():
+                            time.sleep(settle_s)
             finally:
                 close = getattr(it, "close", None)
                 if close is not None:

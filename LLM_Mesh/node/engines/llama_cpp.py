@@ -34,6 +34,7 @@ from LLM_Mesh.errors import ContextLengthExceeded, EngineError, MeshError, Model
 from LLM_Mesh.node.engines.base import (
     DEFAULT_MAX_TOKENS,
     FIRST_ITEM_HOLD_S,
+    FIRST_ITEM_RELAY_S,
     CancelFlag,
     Delta,
     Engine,
@@ -84,6 +85,9 @@ class LlamaCppEngine(Engine):
         self.n_ctx = n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
         self.n_gpu_layers = n_gpu_layers
+        # on the CPU with every core: leave the first token's relay a moment (base.py)
+        every_core = self.n_threads >= (os.cpu_count() or 1) and n_gpu_layers == 0
+        self.settle_s = FIRST_ITEM_RELAY_S if every_core else 0.0
         self.memory_budget_bytes = memory_budget_bytes
         self._factory = llama_factory or _default_factory
         self.pool = ModelPool(
@@ -154,8 +158,9 @@ class LlamaCppEngine(Engine):
             # the model's own long-lived thread; the first token goes out before the next
             # token's compute takes the cores again (base.iterate_in_thread)
             async for delta in iterate_in_thread(
-                make, cancel, worker=lm.worker, hold_first_s=FIRST_ITEM_HOLD_S
-            ):
+                make, cancel, worker=lm.worker, hold_first_s=FIRST_ITEM_HOLD_S,
+                settle_s=self.settle_s,
+            ):  # fmt: skip
                 yield delta
         finally:
             self.pool.release(lm)

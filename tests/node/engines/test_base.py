@@ -159,3 +159,26 @@ async def test_the_worker_holds_after_the_first_item_until_it_is_pulled() -> Non
     assert await agen.__anext__() == 2
     assert second_started.is_set()
     await agen.aclose()
+
+
+@pytest.mark.parametrize("settle_s", [0.0, 0.2])
+async def test_after_the_pull_the_worker_leaves_the_relay_settle_s(settle_s: float) -> None:
+    """Once the first item is written, the next item's compute waits ``settle_s`` more, so
+    the processes relaying the first item get a core (engines on every core)."""
+    pulled_at: list[float] = []
+    second_at: list[float] = []
+
+    def make(_gone: threading.Event) -> Iterator[int]:
+        yield 1
+        second_at.append(time.monotonic())
+        yield 2
+
+    agen = iterate_in_thread(make, threading.Event(), hold_first_s=30.0, settle_s=settle_s)
+    assert await agen.__anext__() == 1
+    pulled_at.append(time.monotonic())
+    assert await agen.__anext__() == 2
+    waited = second_at[0] - pulled_at[0]
+    assert waited >= settle_s - 0.01
+    if settle_s == 0.0:
+        assert waited < 0.15
+    await agen.aclose()

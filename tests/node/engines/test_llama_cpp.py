@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.canary import Answer, compare
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, ModelNotFound
-from LLM_Mesh.node.engines.base import Delta, GenerationRequest
+from LLM_Mesh.node.engines.base import FIRST_ITEM_RELAY_S, Delta, GenerationRequest
 from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
 from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel, resolve_model
 
@@ -254,3 +255,12 @@ async def test_real_model_logprobs_match_its_greedy_tokens(real_engine: LlamaCpp
     assert compare(ref, Answer("".join(d.text for d in again), again[-1].logprobs)).ok
     plain = await collect(real_engine, GenerationRequest(**{**r.__dict__, "top_logprobs": None}))
     assert plain[-1].logprobs is None and "".join(d.text for d in plain) == text
+def test_the_first_token_settles_only_when_the_model_takes_every_core(tmp_path: Path) -> None:
+    cores = os.cpu_count() or 1
+    model = [fake_model(tmp_path)]
+    every = LlamaCppEngine(model, n_threads=cores, llama_factory=FakeLlama)
+    assert every.settle_s == FIRST_ITEM_RELAY_S > 0
+    on_gpu = LlamaCppEngine(model, n_threads=cores, n_gpu_layers=10, llama_factory=FakeLlama)
+    assert on_gpu.settle_s == 0.0
+    fewer = LlamaCppEngine(model, n_threads=max(1, cores - 1), llama_factory=FakeLlama)
+    assert fewer.settle_s == (FIRST_ITEM_RELAY_S if cores == 1 else 0.0)

@@ -1,0 +1,121 @@
+"""The hot POST routes served ahead of the middleware stack (``LLM_Mesh/hot_routes.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from LLM_Mesh.errors import InvalidRequest, MeshError
+from LLM_Mesh.hot_routes import HotRoutesApp
+from tests.registry.helpers import running
+
+
+class Seen:
+    """A middleware that notes every request it sees."""
+
+    paths: ClassVar[list[str]] = []
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            Seen.paths.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+
+def _app() -> HotRoutesApp:
+    app = HotRoutesApp()
+    app.state.name = "the app"
+
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        if body == b"mesh-error":
+            raise InvalidRequest("refused")
+        if body == b"boom":
+            raise RuntimeError("boom")
+        return JSONResponse({"app": request.app.state.name, "n": len(body)})
+
+    async def on_error(_request: Request, exc: Exception) -> Response:
+        if isinstance(exc, MeshError):
+            return JSONResponse(exc.to_openai(), status_code=exc.status)
+        return JSONResponse({"unexpected": type(exc).__name__}, status_code=500)
+
+    app.add_hot_route("/hot", endpoint, on_error=on_error, max_body_bytes=16)
+
+    @app.get("/cold")
+    async def cold() -> dict[str, str]:
+        return {"ok": "cold"}
+
+    return app
+
+
+async def test_hot_posts_skip_the_stack_and_keep_what_they_need() -> None:
+    app = _app()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/hot", content=b"hello")
+        assert r.status_code == 200 and r.json() == {"app": "the app", "n": 5}
+        r = await c.post("/hot", content=b"mesh-error")
+        assert r.status_code == 400 and r.json()["error"]["message"] == "refused"
+        r = await c.post("/hot", content=b"boom")
+        assert r.status_code == 500 and r.json() == {"unexpected": "RuntimeError"}
+        r = await c.post("/hot", content=b"x" * 17)  # the body limit still holds
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+        assert app.middleware_stack is None  # FastAPI's stack never ran (it is built lazily)
+        # other methods and paths take the normal way
+        assert (await c.get("/cold")).json() == {"ok": "cold"}
+        assert app.middleware_stack is not None
+        assert (await c.get("/hot")).status_code == 405
+    assert any(getattr(r, "path", None) == "/hot" for r in app.routes)  # still a route
+
+
+async def test_a_middleware_of_the_app_sees_the_hot_routes_too() -> None:
+    """Another middleware would miss the hot path: then it is not taken."""
+    Seen.paths = []
+    app = _app()
+    app.add_middleware(Seen)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/hot", content=b"hello")
+        assert r.status_code == 200 and r.json()["n"] == 5
+    assert Seen.paths == ["POST /hot"]
+
+
+async def test_the_gateways_unexpected_error_is_its_json_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(tmp_path) as h:
+        await h.register("a")
+
+        def broken(*_args: object) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr("LLM_Mesh.registry.pipeline.build_job", broken)
+        r = await h.client.post("/v1/chat/completions", json={"model": "gemma-3-270m"})
+        assert r.status_code == 500
+        assert r.json()["error"]["code"] == "internal_error"
+
+
+def test_the_gateway_and_the_node_serve_their_inference_routes_hot(tmp_path: Path) -> None:
+    """Both apps keep the fast path (no middleware of theirs turns it off)."""
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.core.schemas import Hardware
+    from LLM_Mesh.node.app import create_node_app
+    from LLM_Mesh.node.service import NodeService
+    from LLM_Mesh.registry.app import create_registry_app
+    from tests.node.conftest import node_config, sim_engine
+    from tests.registry.helpers import make_settings
+
+    paths = {"/v1/chat/completions", "/v1/completions"}
+    svc = NodeService(node_config(register=False), Settings(home=tmp_path), engine=sim_engine(),
+                      hardware=Hardware())  # fmt: skip
+    for app in (create_node_app(svc), create_registry_app(make_settings(tmp_path))):
+        assert isinstance(app, HotRoutesApp)
+        assert app._only_body_limits() and set(app._hot) == paths
