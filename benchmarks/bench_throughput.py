@@ -5,7 +5,8 @@ gemma-3-270m, separate processes, free loopback ports, throw-away LLM_MESH_HOME)
 In this process load the same GGUF with ``llama_cpp.Llama(n_ctx=4096,
 n_threads=<the node's>)``. Then alternate, one at a time (never both at once),
 A = mesh (streamed ``POST /v1/completions`` to the gateway) and B = direct
-(``Llama.create_completion(stream=True)``): A/B/A/B..., same prompt, same
+(``Llama.create_completion(stream=True)``): one of each per round, in a random order
+per round (seeded by the round; with ``--baseline-tree`` a third path), same prompt, same
 ``max_tokens``, temperature 0, no stop strings. One unmeasured warm-up each first.
 
 For every request: completion tokens (the mesh's ``usage``; for direct, the
@@ -37,6 +38,7 @@ import contextlib
 import gc
 import json
 import os
+import random
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -174,15 +176,21 @@ def main() -> None:
                 if old_url:
                     via_mesh(client, old_url, args.max_tokens)
                 for i in range(args.rounds):
-                    if old_url and i % 2:  # rotate which mesh goes first
-                        c = via_mesh(client, old_url, args.max_tokens)
-                    a = via_mesh(client, mesh.registry_url, args.max_tokens)
-                    b = direct(llama, args.max_tokens)
-                    if old_url and not i % 2:
-                        c = via_mesh(client, old_url, args.max_tokens)
+                    # each round in its own random order (seeded): no path always follows another
+                    got: dict[str, Sample] = {}
+                    order = ["mesh", "direct"] + (["before"] if old_url else [])
+                    random.Random(i).shuffle(order)
+                    for name in order:
+                        if name == "mesh":
+                            got[name] = via_mesh(client, mesh.registry_url, args.max_tokens)
+                        elif name == "direct":
+                            got[name] = direct(llama, args.max_tokens)
+                        else:
+                            got[name] = via_mesh(client, old_url or "", args.max_tokens)
+                    a, b = got["mesh"], got["direct"]
                     samples.append((a, b))
                     if old_url:
-                        before.append((c, b))
+                        before.append((got["before"], b))
                     log(
                         f"round {i + 1}/{args.rounds}: mesh {a.decode_tps:.1f} / direct "
                         f"{b.decode_tps:.1f} decode tok/s ({a.tokens}/{b.tokens} tokens)"
