@@ -15,7 +15,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from LLM_Mesh.core.pricing import request_cost
+from LLM_Mesh.core.pricing import UNIT, request_cost
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Job, Tally
 from LLM_Mesh.registry.ports import RequestRecord
@@ -45,7 +45,7 @@ def _record(
     completion_tokens: int = 0,
     latency_ms: float | None = None,
     ttft_ms: float | None = None,
-    cost: float = 0.0,
+    cost: int = 0,
 ) -> None:
     """Queue the request's record for the store (no text, no I/O here)."""
     rt.writer.submit(
@@ -85,8 +85,8 @@ def build_mesh(
     mesh["ttft_ms"] = None if tally.ttft_ms is None else round(tally.ttft_ms, 3)
     mesh["prompt_tokens"] = tally.prompt_tokens
     mesh["completion_tokens"] = completion
-    tally.cost = mesh["cost"] = request_cost(tally.prompt_tokens, completion, job.price_per_1k)
-    mesh["currency"] = "NetworkToken"
+    tally.cost = mesh["cost"] = request_cost(job.price, tally.prompt_tokens, completion)
+    mesh["currency"] = UNIT
     mesh["attempts"] = tally.attempts
     if tally.failed_nodes:
         mesh["failover_from"] = list(tally.failed_nodes)

@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 
@@ -34,7 +35,8 @@ class Job:
     stream: bool
     prompt_text: str
     max_tokens: int
-    price_per_1k: float
+    price: Price  # the model's, micro-NetworkTokens per 1,000 tokens (core/pricing.py)
+    estimate: int  # the most it may cost (µNT): reserved from the payer before any node runs
     catalog_context: int | None
     request_id: str
     started: float  # runtime clock when the gateway received it
@@ -106,7 +108,7 @@ class Tally:
         self.completion_tokens = 0  # the answering node's own completion tokens
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
-        self.cost = 0.0
+        self.cost = 0  # micro-NetworkTokens charged (account stage)
 
 
 def usage_counts(usage: Any) -> tuple[int, int]:

@@ -148,7 +148,7 @@ def test_demo_runs_the_seed_request_on_the_real_model(tmp_path: Path) -> None:
         "llama-cpp",
         "time to first token",
         "tokens/s",
-        "NetworkToken",
+        "µNT",
     ):
         assert fact in text, fact
     assert "SIMULATED" not in text

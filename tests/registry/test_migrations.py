@@ -16,7 +16,8 @@ from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, do
 
 ALL_TABLES = {
     "admin_key", "api_keys", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
-    "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "settlements",
+    "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "settlements", "balances",
+    "settle_holders", "pool_days",
 }  # fmt: skip
 
 
@@ -39,7 +40,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0005"]
+    assert script.get_heads() == ["0006"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -50,7 +51,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0005"
+            assert await conn.run_sync(_current) == "0006"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -70,7 +71,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0005"
+            assert await conn.run_sync(_current) == "0006"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -105,5 +106,52 @@ async def test_0003_adds_api_keys_on_top_of_0002(database_url: str) -> None:
             await conn.run_sync(downgrade, "0002")
             assert await conn.run_sync(_current) == "0002"
             assert "api_keys" not in await conn.run_sync(_user_tables)
+    finally:
+        await engine.dispose()
+
+
+async def test_0006_starts_balances_from_the_ledger_and_costs_in_micro_tokens(
+    database_url: str,
+) -> None:
+    """0006 on a 0005 store with entries and requests: balances are the entries' sums, a
+    request's cost becomes whole micro-NetworkTokens; and back down again."""
+    from sqlalchemy import text
+
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0005")
+            for seq, (frm, to, amount) in enumerate(
+                [("mint", "user:a", 1000), ("user:a", "operator:b", 300), ("mint", "pool", 7)]
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO ledger_entries (seq, time_us, kind, from_account, "
+                        "to_account, amount, prev_hash, leaf_hash) VALUES "
+                        "(:seq, 1, 'grant', :frm, :to, :amount, 'x', 'y')"
+                    ),
+                    {"seq": seq, "frm": frm, "to": to, "amount": amount},
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO requests (request_id, model, stream, outcome, prompt_tokens, "
+                    "completion_tokens, cost, created_at) VALUES ('r1', 'm', false, 'ok', 1, 1, "
+                    "0.001234, '2026-12-01 00:00:00')"
+                )
+            )
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0006")
+            rows = await conn.execute(text("SELECT account, balance, reserved FROM balances"))
+            got = {r.account: (int(r.balance), int(r.reserved)) for r in rows}
+            assert got == {
+                "mint": (-1007, 0), "user:a": (700, 0), "operator:b": (300, 0), "pool": (7, 0),
+            }  # fmt: skip
+            cost = (await conn.execute(text("SELECT cost FROM requests"))).scalar_one()
+            assert cost == 1234 and type(cost) is int
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0005")
+            cost = (await conn.execute(text("SELECT cost FROM requests"))).scalar_one()
+            assert float(cost) == 0.001234
+            assert "balances" not in await conn.run_sync(_user_tables)
     finally:
         await engine.dispose()
