@@ -35,6 +35,9 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
+| settlement           | LLM_MESH_SETTLEMENT      | true (false: no reservation, no 402, nothing paid; cost still reported) |
+| network_fee_bps      | LLM_MESH_NETWORK_FEE_BPS | 500 (5 % of each paid part goes to ``network``; 0 to 10000) |
+| pool_daily_budget    | LLM_MESH_POOL_DAILY_BUDGET | 100000000 µNT (100 NetworkTokens: the community pool is topped up to it each UTC day) |
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 """
 
@@ -56,6 +59,8 @@ DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
 DEFAULT_MODEL = "gemma-3-270m"
 DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few KiB
 DEFAULT_ANONYMOUS_RPM = 60
+DEFAULT_NETWORK_FEE_BPS = 500  # 5 %
+DEFAULT_POOL_DAILY_BUDGET = 100_000_000  # micro-NetworkTokens: 100 NetworkTokens a day
 
 
 def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
@@ -96,6 +101,17 @@ def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{key} must be true or false, got {env.get(key)!r}")
+
+
+def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = None) -> int:
+    """A whole number >= 0 (at most ``top``) from ``env[key]``, or ``default``."""
+    raw = (env.get(key) or "").strip().replace("_", "")
+    if raw == "":
+        return default
+    if not raw.isdigit() or (top is not None and int(raw) > top):
+        bound = f" (0 to {top})" if top is not None else " (>= 0)"
+        raise ValueError(f"{key} must be a whole number{bound}, got {env.get(key)!r}")
+    return int(raw)
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -154,6 +170,10 @@ class Settings:
     # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
     require_tls: bool = False
     registry_ca: str | None = None
+    # settlement (docs/ARCHITECTURE.md, Settlement): reserve, 402, pay operators, fees
+    settlement: bool = True
+    network_fee_bps: int = DEFAULT_NETWORK_FEE_BPS
+    pool_daily_budget: int = DEFAULT_POOL_DAILY_BUDGET  # micro-NetworkTokens per UTC day
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -182,6 +202,11 @@ class Settings:
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
+            settlement=_bool(env, "LLM_MESH_SETTLEMENT", True),
+            network_fee_bps=_whole(
+                env, "LLM_MESH_NETWORK_FEE_BPS", DEFAULT_NETWORK_FEE_BPS, top=10_000
+            ),
+            pool_daily_budget=_whole(env, "LLM_MESH_POOL_DAILY_BUDGET", DEFAULT_POOL_DAILY_BUDGET),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):

@@ -1,12 +1,19 @@
-"""Stage 5, account: what a request cost and the record it leaves.
+"""Stage 5, account: what a request cost, who is paid, and the record it leaves.
 
 From the job and its :class:`~LLM_Mesh.registry.job.Tally` (written by the send
 stage) this stage builds the gateway's ``mesh`` object (who answered, how fast, how
-many attempts, what it cost: :func:`build_mesh`, priced by
-:func:`~LLM_Mesh.core.pricing.request_cost`) and queues the request's record for the
-store (:class:`~LLM_Mesh.registry.ports.RequestRecord`: no prompt, no answer, no I/O
-here: :class:`~LLM_Mesh.registry.request_log.RequestWriter` writes it off the hot
-path). Settlement (moving NetworkTokens) will go here.
+many attempts, what it cost: :func:`build_mesh`, priced per node part by
+:func:`~LLM_Mesh.core.pricing.part_costs`, never above the job's estimate) and queues
+the request's record for the store (:class:`~LLM_Mesh.registry.ports.RequestRecord`:
+no prompt, no answer; :class:`~LLM_Mesh.registry.request_log.RequestWriter` writes it
+off the hot path).
+
+Settlement: the client's :class:`~LLM_Mesh.registry.job.Payment` (reserved by the
+admit stage) is paid with :func:`price_parts` — each node for the completion tokens
+it delivered, the prompt once — *before* the answer is released (:func:`pay`: a
+non-stream before its body, a stream before its final chunk, ``StreamAccount.commit``),
+or, for a stream cut short, when it ends (``StreamAccount.close``); a request without
+an answer is voided (:func:`void`).
 """
 
 from __future__ import annotations
@@ -15,9 +22,9 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from LLM_Mesh.core.pricing import UNIT, request_cost
+from LLM_Mesh.core.pricing import UNIT, part_costs
 from LLM_Mesh.errors import MeshError
-from LLM_Mesh.registry.job import Job, Tally
+from LLM_Mesh.registry.job import Client, Job, Tally
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
 
@@ -27,6 +34,9 @@ __all__ = [
     "account_failure",
     "account_passthrough",
     "build_mesh",
+    "pay",
+    "price_parts",
+    "void",
 ]
 
 
@@ -66,6 +76,32 @@ def _record(
     )
 
 
+def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
+    """``(node id, µNT)`` per node part of the answer, in order: the earlier nodes of a
+    continued stream, then the last; each for the completion tokens it delivered, the
+    prompt (the node's count) once, the whole capped at the job's estimate."""
+    parts = list(tally.parts)
+    if tally.node_id is not None:
+        parts.append((tally.node_id, tally.completion_tokens))
+    amounts = part_costs(
+        job.price, tally.prompt_tokens, [tokens for _, tokens in parts], cap=job.estimate
+    )
+    return [(node, amount) for (node, _), amount in zip(parts, amounts, strict=True)]
+
+
+async def pay(job: Job, tally: Tally, client: Client) -> None:
+    """Pay the client's reservation with the answer's parts (before it is released)."""
+    payment = client.payment
+    if payment is not None:
+        await payment.pay(price_parts(job, tally), tally.receipt_hash)
+
+
+def void(client: Client) -> None:
+    """The request got no answer: its reservation is released, nothing is paid."""
+    if client.payment is not None:
+        client.payment.void()
+
+
 def build_mesh(
     rt: Runtime, job: Job, tally: Tally, node_mesh: Any, *, latency_ms: float
 ) -> dict[str, Any]:
@@ -85,7 +121,7 @@ def build_mesh(
     mesh["ttft_ms"] = None if tally.ttft_ms is None else round(tally.ttft_ms, 3)
     mesh["prompt_tokens"] = tally.prompt_tokens
     mesh["completion_tokens"] = completion
-    tally.cost = mesh["cost"] = request_cost(job.price, tally.prompt_tokens, completion)
+    tally.cost = mesh["cost"] = sum(amount for _, amount in price_parts(job, tally))
     mesh["currency"] = UNIT
     mesh["attempts"] = tally.attempts
     if tally.failed_nodes:
@@ -134,12 +170,25 @@ def account_failure(rt: Runtime, job: Job, exc: MeshError) -> None:
 
 
 class StreamAccount:
-    """A stream's accounting: the final chunk's ``mesh`` and ``usage``, and the record."""
+    """A stream's accounting: the final chunk's ``mesh`` and ``usage``, its payment (before
+    that chunk, :meth:`commit`; or at the end of a stream cut short, :meth:`close`) and
+    the record."""
 
-    __slots__ = ("job", "rt", "tally")
+    __slots__ = ("client", "job", "rt", "tally")
 
-    def __init__(self, rt: Runtime, job: Job, tally: Tally) -> None:
-        self.rt, self.job, self.tally = rt, job, tally
+    def __init__(self, rt: Runtime, job: Job, tally: Tally, client: Client) -> None:
+        self.rt, self.job, self.tally, self.client = rt, job, tally, client
+
+    async def commit(self) -> None:
+        """The relay's ``Commit``: pay for the answer before its final chunk goes out."""
+        await pay(self.job, self.tally, self.client)
+
+    async def close(self) -> None:
+        """The stream ended, however: pay what was delivered (once), then record it."""
+        tally = self.tally
+        tally.cost = sum(amount for _, amount in price_parts(self.job, tally))
+        await pay(self.job, tally, self.client)
+        self.record()
 
     def finalize(self, obj: dict[str, Any], continued: bool) -> None:
         """Set the gateway's ``mesh`` (and after a continuation the summed ``usage``) on

@@ -49,6 +49,7 @@ from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
+from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.snapshot import load_nodes
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,15 @@ def create_registry_app(
     ledger_engine = _ledger_engine(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
+    if settings.settlement:
+        runtime.settlement = Settlement(
+            ledger,
+            fee_bps=settings.network_fee_bps,
+            pool_daily_budget=settings.pool_daily_budget,
+            wall_clock=wall_clock,
+            # a restart on the same home recovers its predecessor at once (not a scratch ledger)
+            home=None if isinstance(ledger_engine, EngineOnce) else settings.home,
+        )
     health = HealthChecker(
         table,
         lambda: runtime.http,
@@ -180,6 +190,9 @@ def create_registry_app(
                 runtime.owns_client = False
             else:
                 runtime.client, runtime.owns_client = http_client, False
+            if runtime.settlement is not None:
+                await runtime.settlement.load_operators(runtime.store)
+                await runtime.settlement.start()
             runtime.writer.start()
             health.start()
             revocations.start()
@@ -188,6 +201,8 @@ def create_registry_app(
             try:
                 yield
             finally:
+                if runtime.settlement is not None:  # before the checkpointer signs at stop
+                    await runtime.settlement.stop()
                 await runtime.keys.stop()
                 await checkpointer.stop()
                 await revocations.stop()

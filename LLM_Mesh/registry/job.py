@@ -6,14 +6,15 @@ validated request, which no later stage changes. What became of it is the
 time to first token and the node's token counts; the account stage reads it to build
 the ``mesh`` object and the request's record and writes the cost. Who sent it is the
 :class:`Client`: its address, then what the admit stage learns (its API key, the
-``x-ratelimit-*`` headers its answer carries, the tokens to settle when usage is known).
+``x-ratelimit-*`` headers its answer carries, the tokens to settle when usage is known,
+the :class:`Payment` reserved for it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import Response
 
@@ -21,7 +22,7 @@ from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 
-__all__ = ["Client", "Job", "Tally", "usage_counts"]
+__all__ = ["Client", "Job", "Payment", "Tally", "usage_counts"]
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,31 @@ class Job:
     deadline: float = float("inf")  # started + request_timeout_s: no new attempt after it
     ext: Extensions = NONE
     client_id: str | None = None  # the client's Idempotency-Key / X-Request-Id, if usable
+    # the request's settlement key (settlements.request_id, the ledger's request_id): the
+    # request id, made unique when the client chose it (clients may reuse theirs)
+    settle_key: str = ""
+
+
+class Payment(Protocol):
+    """What the admit stage reserved for a request (``registry/charge.py``): the account
+    stage pays it with the exact parts, or voids it, exactly once."""
+
+    payer: str  # the ledger account that pays
+    estimate: int
+
+    async def pay(self, parts: Sequence[tuple[str, int]], receipt_hash: str | None) -> None:
+        """Record ``(node id, amount)`` per part (amounts in µNT, fee included) before the
+        answer is released; no part with an amount: void."""
+
+    def void(self) -> None:
+        """Nothing to pay (a failure, an answer without tokens)."""
 
 
 class Client:
     """Who sent a request: its address and ``Authorization`` header, then what admission
     learnt (the key, the ``x-ratelimit-*`` headers, a token charge to settle)."""
 
-    __slots__ = ("_settle", "address", "authorization", "headers", "key")
+    __slots__ = ("_settle", "address", "authorization", "headers", "key", "payment")
 
     def __init__(self, address: str, authorization: str | None = None) -> None:
         self.address = address
@@ -57,6 +76,7 @@ class Client:
         self.key: ApiKeyRecord | None = None  # set by authentication; None: anonymous
         self.headers: tuple[tuple[str, str], ...] = ()  # for the answer, whatever it is
         self._settle: Callable[[int], None] | None = None
+        self.payment: Payment | None = None  # set by the admit stage when settlement is on
 
     @property
     def scope(self) -> str:
@@ -92,7 +112,9 @@ class Tally:
         "failed_nodes",
         "node_id",
         "outcome",
+        "parts",
         "prompt_tokens",
+        "receipt_hash",
         "ttft_ms",
         "waited_s",
     )
@@ -102,6 +124,8 @@ class Tally:
         self.attempts = 0  # node attempts in all, refusals included
         self.waited_s = 0.0  # the opt-in wait for a first node
         self.failed_nodes: list[str] = []  # nodes that broke a stream, in order
+        # (node id, completion tokens delivered) of each earlier node of a continued stream
+        self.parts: list[tuple[str, int]] = []
         self.ttft_ms: float | None = None  # the gateway's time to first token
         self.before = 0  # tokens the client got from earlier nodes of a continued stream
         self.prompt_tokens = 0  # the answering node's usage (prompt of the original request)
@@ -109,6 +133,8 @@ class Tally:
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
         self.cost = 0  # micro-NetworkTokens charged (account stage)
+        # hex SHA-256 of the gateway-countersigned receipt covering the request, if any
+        self.receipt_hash: str | None = None
 
 
 def usage_counts(usage: Any) -> tuple[int, int]:

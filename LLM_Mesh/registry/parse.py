@@ -21,6 +21,7 @@ or an error body: docs/security.md, Privacy).
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from pydantic import ValidationError
@@ -126,6 +127,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     else:
         catalog_context = spec.context_length
     price = spec.price
+    request_id = given or new_request_id()
     return Job(
         path=path,
         model=model,
@@ -137,9 +139,17 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         price=price,
         estimate=estimate(price, len(prompt_text), max_tokens, spec.context_length),
         catalog_context=catalog_context,
-        request_id=given or new_request_id(),
+        request_id=request_id,
         started=started,
         deadline=started + rt.settings.request_timeout_s,
         ext=ext,
         client_id=given,
+        settle_key=request_id if given is None else settle_key_for(given),
     )
+
+
+def settle_key_for(client_id: str) -> str:
+    """A settlement key for a request the client named: its id (at most 96 bytes) and a
+    random suffix, since clients may reuse their ids (``settlements`` keys are unique)."""
+    head = client_id.encode()[:96].decode("utf-8", "ignore")
+    return f"{head}~{uuid.uuid4().hex[:16]}"

@@ -40,6 +40,7 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.routing import Routing
+from LLM_Mesh.registry.settlement import Settlement
 
 
 @dataclass
@@ -67,6 +68,8 @@ class Runtime:
     # set by create_registry_app
     ledger: SqlLedger | None = None
     checkpointer: Checkpointer | None = None
+    # settlement (registry/settlement.py); None when Settings.settlement is off
+    settlement: Settlement | None = None
 
     @property
     def http(self) -> NodeClient:

@@ -17,7 +17,9 @@ an end without ``[DONE]``), another node is asked to continue
 (:mod:`~LLM_Mesh.registry.continuation`) under the same failover policy
 (:meth:`~LLM_Mesh.core.failover.Failover.continuation`: the attempts nodes worked on
 carry over, refusals before the stream reached its node do not); its events come
-marked ``continued`` so the relay rewrites them into the first node's stream. Where
+marked ``continued`` so the relay rewrites them into the first node's stream; each
+node that broke off is kept in ``Tally.parts`` with the tokens it delivered (the
+account stage pays it for them). Where
 nobody can continue (chat without a node that advertises ``continuation``, no node
 left, attempts or retry budget spent) the last event is a ``FAIL`` with an OpenAI
 error body: never a silent cut.
@@ -258,6 +260,8 @@ class NodeStream:
             return _DONE
         self.text += seg_text
         tally.before += seg_chunks
+        tally.parts.append((failed, seg_chunks))  # what this node delivered: its pay
+        tally.completion_tokens = 0  # the next node's own count comes with its usage
         self.data = []
         left = remaining_tokens(job.body, tally.before)
         if self.text and left is not None and left <= 0:  # complete but for [DONE]
@@ -326,5 +330,8 @@ class NodeStream:
         att = self.ex.att
         if att is not None:
             self.ex.finish(att, Outcome.CANCELLED)
-        if self.ex.tally.outcome is None:
-            self.ex.tally.outcome = "cancelled"
+        tally = self.ex.tally
+        if tally.outcome is None:
+            tally.outcome = "cancelled"
+            if not self.usage_seen:  # what this node delivered before the client left
+                tally.completion_tokens = generated(self.data)[1]
