@@ -109,6 +109,23 @@ def _prices(m: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
+def balance_table(data: Mapping[str, Any]) -> Table:
+    """``GET /v1/balance``: an account's balance, reserved and available, in whole µNT."""
+    pool = data.get("payer") == "pool"
+    t = Table(title="community pool (no API key)" if pool else "your balance", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("µNT", justify="right")
+    t.add_row("account", str(data.get("account")))
+    for what in ("balance", "reserved", "available"):
+        value = data.get(what)
+        t.add_row(what, f"{value:,}" if isinstance(value, int) else "-")
+    if pool and isinstance(data.get("daily_budget"), int):
+        t.add_row("daily budget", f"{data['daily_budget']:,}")
+    if not data.get("settlement", True):
+        t.add_row("settlement", "[yellow]off on this registry: nothing is charged[/]")
+    return t
+
+
 def _cost(mesh: Mapping[str, Any]) -> str:
     """What an answer cost: whole micro-NetworkTokens."""
     cost = mesh.get("cost")

@@ -23,7 +23,7 @@ is called:
    Anonymous requests never enter the send stage's wait, so a slot that frees goes to a
    waiting keyed request first.
 
-The price estimate (NetworkTokens) will be another check after the rate limit.
+The price check (:mod:`~LLM_Mesh.registry.charge`) runs between 2 and 3.
 Buckets and the key cache live in this process (replicas do not share them).
 """
 
@@ -42,6 +42,7 @@ from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.demand import SATURATED
 from LLM_Mesh.registry.extensions import with_key_regions
 from LLM_Mesh.registry.job import Client, Job
+from LLM_Mesh.registry.ports import ApiKeyRecord
 from LLM_Mesh.registry.routing import Routing
 
 __all__ = ["ANONYMOUS_TOKEN", "LOOKUPS_PER_MIN", "AnonymousLast", "Authenticate", "RateLimit"]
@@ -67,6 +68,16 @@ class Authenticate:
         self.lookups = Limits(rpm=LOOKUPS_PER_MIN)
 
     async def __call__(self, job: Job, client: Client) -> Job | None:
+        rec = await self.identify(client)
+        if rec is not None and (rec.avoid_regions or rec.strict_regions):
+            ext = with_key_regions(job.ext, frozenset(rec.avoid_regions), rec.strict_regions)
+            if ext is not job.ext:
+                return replace(job, ext=ext)
+        return None
+
+    async def identify(self, client: Client) -> ApiKeyRecord | None:
+        """The client's live API key (also set as ``client.key``), ``None`` when anonymous;
+        401 for a wrong or revoked one, 429 for too many look-ups (``GET /v1/balance`` too)."""
         header = client.authorization
         if header is None:
             return None
@@ -92,11 +103,7 @@ class Authenticate:
         if rec.revoked_at is not None:
             raise InvalidApiKey(f"the API key {rec.key_id} was revoked")
         client.key = rec
-        if rec.avoid_regions or rec.strict_regions:
-            ext = with_key_regions(job.ext, frozenset(rec.avoid_regions), rec.strict_regions)
-            if ext is not job.ext:
-                return replace(job, ext=ext)
-        return None
+        return rec
 
 
 class RateLimit:

@@ -32,6 +32,7 @@ from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolve
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.balance_api import router as balance_router
 from LLM_Mesh.registry.errors import install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
@@ -229,6 +230,7 @@ def create_registry_app(
     install_gateway(app)
     app.include_router(mesh_router)
     app.include_router(ledger_router)
+    app.include_router(balance_router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_mesh_body_bytes,

@@ -129,6 +129,7 @@ class Settlement:
         self._ops: list[tuple[Op, asyncio.Future[Any] | None]] = []
         self._wake = asyncio.Event()
         self._answered: list[Answer] = []
+        self._settling = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
@@ -227,7 +228,12 @@ class Settlement:
     # -- the settler ---------------------------------------------------------------------------
 
     async def settle_now(self) -> int:
-        """Settle the answered requests this process holds; how many were settled here."""
+        """Settle the answered requests this process holds; how many were settled here.
+        One settling at a time: a call waits for the settler's round in progress."""
+        async with self._settling:
+            return await self._settle_held()
+
+    async def _settle_held(self) -> int:
         done = 0
         while self._answered:
             batch, self._answered = self._answered[:MAX_SETTLE], self._answered[MAX_SETTLE:]

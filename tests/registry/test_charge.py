@@ -290,3 +290,26 @@ async def test_with_settlement_off_nothing_is_reserved_or_paid(tmp_path: Path) -
         ledger = h.runtime.ledger
         assert ledger is not None
         assert (await ledger.head())[0] == 0
+
+
+async def test_balance_endpoint_shows_balance_reserved_and_available(tmp_path: Path) -> None:
+    async with running(tmp_path, pool_daily_budget=7_000) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.get("/v1/balance", headers=bearer(key))
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "object": "balance", "account": account, "payer": "user", "balance": 1000,
+            "reserved": 0, "available": 1000, "unit": "micro-NetworkToken", "settlement": True,
+        }  # fmt: skip
+        assert (await h.client.post(CHAT, json=BODY, headers=bearer(key))).status_code == 200
+        mine = (await h.client.get("/v1/balance", headers=bearer(key))).json()
+        assert (mine["balance"], mine["reserved"], mine["available"]) == (1000, COST, 900)
+        await settlement(h).flush()
+        mine = (await h.client.get("/v1/balance", headers=bearer(key))).json()
+        assert (mine["balance"], mine["reserved"], mine["available"]) == (900, 0, 900)
+        pool = (await h.client.get("/v1/balance")).json()
+        assert pool["account"] == POOL and pool["payer"] == "pool"
+        assert pool["balance"] == 7_000 and pool["daily_budget"] == 7_000
+        r = await h.client.get("/v1/balance", headers=bearer("lmk_" + "x" * 43))
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
