@@ -304,3 +304,43 @@ async def _silence(store: SqlStore, holder: str) -> None:
             text("UPDATE settle_holders SET beat_ms = beat_ms - 7200000 WHERE holder = :h"),
             {"h": holder},
         )
+
+
+async def test_sqlite_writes_on_the_loop_and_wait_in_their_thread_when_locked(
+    tmp_path: Path,
+) -> None:
+    """On a WAL database a batch runs on the event loop unless another connection holds
+    the write lock; then it waits for it in the connection's thread (never on the loop)."""
+    import sqlite3
+
+    from LLM_Mesh.registry.settle_db import Reserve, SqliteSettleDb
+
+    path = tmp_path / "registry.db"
+    async with SqlStore(f"sqlite:///{path}"):  # migrated, WAL
+        pass
+    db = SqliteSettleDb(str(path))
+    await db.open()
+    try:
+        assert db.inline
+        (seen,) = await db.apply([Reserve("r1", USER, "m", 1)], "h", _now())
+        assert seen is not None and not seen.ok  # type: ignore[union-attr]
+        assert (db.inline_batches, db.thread_batches) == (1, 0)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(db.apply([Reserve("r2", USER, "m", 1)], "h", _now()))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # the loop runs on while the batch waits in its thread
+        other.execute("COMMIT")
+        other.close()
+        await waiting
+        assert (db.inline_batches, db.thread_batches) == (1, 1)
+    finally:
+        await db.close()
+    plain = tmp_path / "plain.db"
+    sqlite3.connect(plain).close()  # a rollback journal: commits fsync, so never inline
+    db = SqliteSettleDb(str(plain))
+    await db.open()
+    try:
+        assert not db.inline
+    finally:
+        await db.close()
