@@ -204,21 +204,30 @@ class SqliteSettleDb:
             raise RuntimeError("the settlement database is not open")
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    def try_inline(
+        self, ops: Sequence[Op], holder: str, now: datetime
+    ) -> list[Reserved | bool | None] | None:
+        """Run ``ops`` now, on the calling thread (the event loop), if the write lock is free
+        at once; ``None`` (nothing done) when it is not, or when this database is not WAL."""
+        if not self.inline or self._conn is None:
+            return None
+        try:
+            done = self._apply(list(ops), holder, _sqlite_time(now), 0)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            return None
+        self.inline_batches += 1
+        return done
+
     async def apply(
         self, ops: Sequence[Op], holder: str, now: datetime
     ) -> list[Reserved | bool | None]:
-        batch, at = list(ops), _sqlite_time(now)
-        if self.inline:
-            try:
-                done = self._apply(batch, holder, at, 0)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-            else:
-                self.inline_batches += 1
-                return done
+        done = self.try_inline(ops, holder, now)
+        if done is not None:
+            return done
         result: list[Reserved | bool | None] = await self._run(
-            self._apply, batch, holder, at, self.busy_timeout_ms
+            self._apply, list(ops), holder, _sqlite_time(now), self.busy_timeout_ms
         )
         self.thread_batches += 1
         return result

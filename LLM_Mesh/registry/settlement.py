@@ -13,9 +13,11 @@ reserves. On the hot path (``registry/charge.py`` and the account stage):
    the exact total.
 3. :meth:`void` (a failure, or no tokens delivered): ``pending`` → ``void``; not awaited.
 
-Reserve and answer are awaited, but group-committed: a single writer task runs
-whatever queued while its previous transaction ran as one transaction
-(``registry/settle_db.py``: a dedicated connection). Then, off the hot path, the settler
+Reserve and answer are awaited, but cheap: when nothing is queued and the database's
+write lock is free (SQLite on WAL), the write is done at once on the event loop;
+otherwise it is group-committed: a single writer task runs whatever queued while its
+previous transaction ran as one transaction (``registry/settle_db.py``: a dedicated
+connection). Then, off the hot path, the settler
 task appends the ledger entries of answered requests every ``settle_interval_s``
 (``registry/settle_ledger.py``: exactly once per request, whoever tries).
 
@@ -74,7 +76,8 @@ __all__ = ["Settlement", "operator_account", "user_account"]
 log = logging.getLogger(__name__)
 
 MAX_OPS = 1000  # operations in one hot-path transaction
-MAX_SETTLE = 500  # requests in one ledger append
+MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the loop)
+_LATER = object()  # not written at once: the writer task writes it
 
 
 @lru_cache(maxsize=65_536)
@@ -130,6 +133,7 @@ class Settlement:
         self._wake = asyncio.Event()
         self._answered: list[Answer] = []
         self._settling = asyncio.Lock()
+        self._writing = False  # a batch is being written (nothing may overtake it)
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
@@ -151,6 +155,21 @@ class Settlement:
 
     # -- the hot path ---------------------------------------------------------------------
 
+    def _now(self, op: Op) -> Any:
+        """``op``'s result, written at once on the event loop when nothing is queued or
+        being written and the database's write lock is free (SQLite on WAL,
+        ``SqliteSettleDb.try_inline``); else :data:`_LATER` (the writer does it)."""
+        if not self._started or self._ops or self._writing:
+            return _LATER
+        try_inline = getattr(self._db, "try_inline", None)
+        if try_inline is None:
+            return _LATER
+        done = try_inline([op], self.holder, datetime.now(timezone.utc))
+        if done is None:
+            return _LATER
+        self._wrote(op, done[0])
+        return done[0]
+
     def _submit(self, op: Op, want: bool) -> asyncio.Future[Any] | None:
         fut = asyncio.get_running_loop().create_future() if want else None
         if not self._started:
@@ -163,7 +182,12 @@ class Settlement:
 
     async def reserve(self, key: str, payer: str, model: str, estimate: int) -> Reserved:
         """Reserve ``estimate`` from ``payer`` for request ``key`` (its pending row)."""
-        fut = self._submit(Reserve(key, payer, model, estimate), True)
+        op = Reserve(key, payer, model, estimate)
+        now = self._now(op)
+        if now is not _LATER:
+            done: Reserved = now
+            return done
+        fut = self._submit(op, True)
         assert fut is not None
         try:
             result: Reserved = await asyncio.shield(fut)
@@ -175,6 +199,9 @@ class Settlement:
     async def answer(self, op: Answer) -> bool:
         """Record an answer's exact parts before it is released; ``False``: the row was not
         pending any more (this holder was taken for dead and its rows voided), nothing paid."""
+        now = self._now(op)
+        if now is not _LATER:
+            return bool(now)
         fut = self._submit(op, True)
         assert fut is not None
         recorded: bool = await asyncio.shield(fut)
@@ -182,7 +209,9 @@ class Settlement:
 
     def void(self, key: str, payer: str) -> None:
         """Nothing to pay for request ``key``: release its reservation (not awaited)."""
-        self._submit(Void(key, payer), False)
+        op = Void(key, payer)
+        if self._now(op) is _LATER:
+            self._submit(op, False)
 
     def note_operator(self, node_id: str, operator: str | None) -> None:
         """The operator a node registered under (its ledger account is paid for its parts)."""
@@ -201,6 +230,7 @@ class Settlement:
     async def _write_batch(self) -> None:
         batch, self._ops = self._ops[:MAX_OPS], self._ops[MAX_OPS:]
         now = datetime.now(timezone.utc)
+        self._writing = True
         try:
             results = await self.db.apply([op for op, _ in batch], self.holder, now)
         except Exception as exc:
@@ -209,15 +239,21 @@ class Settlement:
                 if fut is not None and not fut.done():
                     fut.set_exception(exc)
             return
+        finally:
+            self._writing = False
         for (op, fut), result in zip(batch, results, strict=True):
-            if isinstance(op, Answer):
-                if result:
-                    self._answered.append(op)
-                else:
-                    self.unpaid += 1
-                    log.warning("settlement: %s was answered but no longer pending", op.key)
+            self._wrote(op, result)
             if fut is not None and not fut.done():
                 fut.set_result(result)
+
+    def _wrote(self, op: Op, result: Any) -> None:
+        """After ``op`` was written: an answer recorded goes to the settler."""
+        if isinstance(op, Answer):
+            if result:
+                self._answered.append(op)
+            else:
+                self.unpaid += 1
+                log.warning("settlement: %s was answered but no longer pending", op.key)
 
     async def flush(self) -> None:
         """Write what is queued, then settle every answered request into the ledger."""
@@ -370,7 +406,8 @@ class Settlement:
         while True:
             await asyncio.sleep(self.beat_s)
             try:
-                await self.upkeep()
+                async with self._settling:  # stop() cancels it between rounds only
+                    await self.upkeep()
             except Exception:
                 log.exception("settlement: upkeep failed")
 
@@ -427,11 +464,12 @@ class Settlement:
         self._started = False  # new operations fail at once; the writer drains and ends
         self._wake.set()
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with self._settling:  # never cancel a ledger append half way
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         writer, self._writer = self._writer, None
         if writer is not None:
             await asyncio.wait({writer}, timeout=30.0)
