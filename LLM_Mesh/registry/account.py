@@ -117,6 +117,8 @@ def build_mesh(
         mesh.setdefault("engine", hosted.engine)
         mesh["simulated"] = bool(mesh.get("simulated")) or hosted.simulated
     mesh["request_id"] = job.request_id
+    if job.settle_key != job.request_id:  # a client-chosen id: the ledger's is made unique
+        mesh["ledger_request_id"] = job.settle_key
     mesh["latency_ms"] = round(latency_ms, 3)
     mesh["ttft_ms"] = None if tally.ttft_ms is None else round(tally.ttft_ms, 3)
     mesh["prompt_tokens"] = tally.prompt_tokens

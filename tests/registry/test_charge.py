@@ -277,6 +277,7 @@ async def test_a_replayed_answer_is_not_paid_twice(tmp_path: Path) -> None:
         keys = {e.request_id for e in entries if e.kind == "settle"}
         (key_used,) = keys
         assert key_used.startswith("mine-1~")  # the client's id, made unique
+        assert first.json()["mesh"]["ledger_request_id"] == key_used
 
 
 async def test_with_settlement_off_nothing_is_reserved_or_paid(tmp_path: Path) -> None:
