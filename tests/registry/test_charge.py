@@ -314,3 +314,56 @@ async def test_balance_endpoint_shows_balance_reserved_and_available(tmp_path: P
         assert pool["balance"] == 7_000 and pool["daily_budget"] == 7_000
         r = await h.client.get("/v1/balance", headers=bearer("lmk_" + "x" * 43))
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_a_settlement_database_failure_runs_nothing_and_is_503(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        key, _account = await new_user(h, 1000)
+        s = settlement(h)
+
+        def broken(*_a: Any, **_kw: Any) -> Any:
+            raise RuntimeError("disk on fire")
+
+        async def broken_async(*_a: Any, **_kw: Any) -> Any:
+            raise RuntimeError("disk on fire")
+
+        s.db.try_inline = broken  # type: ignore[attr-defined]
+        s.db.apply = broken_async  # type: ignore[method-assign]
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "settlement_unavailable"
+        assert node.calls == []
+
+
+async def test_an_answer_that_cannot_be_recorded_is_still_released_and_unpaid(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        s = settlement(h)
+
+        async def no_record(_op: Any) -> bool:
+            raise RuntimeError("the database went away")
+
+        s.answer = no_record  # type: ignore[method-assign]
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 200 and r.json()["mesh"]["cost"] == COST
+        await s.flush()
+        assert await s.balance(account) == (1000, ESTIMATE)  # still pending: nothing paid
+        await s.recover([s.holder])  # what a stop (or, after a crash, recovery) does
+        assert await s.balance(account) == (1000, 0)
+
+
+async def test_a_new_utc_day_refills_a_dry_pool_at_once(tmp_path: Path) -> None:
+    now = [1_796_083_200.0 + 3600]  # 2026-12-01 01:00 UTC
+    async with running(
+        tmp_path, pool_daily_budget=ESTIMATE + COST - 1, wall_clock=lambda: now[0]
+    ) as h:
+        await register(h, "a", "alice")
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 200
+        await settlement(h).flush()
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 402
+        now[0] += 86_400  # the next day, before any upkeep round: the refusal tops it up
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 200

@@ -344,3 +344,37 @@ async def test_sqlite_writes_on_the_loop_and_wait_in_their_thread_when_locked(
         assert not db.inline
     finally:
         await db.close()
+
+
+async def test_a_batch_with_one_request_settled_elsewhere_settles_the_rest_once(
+    s: Settlement, store: SqlStore
+) -> None:
+    await _grant(store, USER, 10_000)
+    for key in ("r1", "r2"):
+        assert (await s.reserve(key, USER, "m", 1000)).ok
+    a1, a2 = _answer("r1", ("n1", OP_A, 100, 5)), _answer("r2", ("n1", OP_A, 200, 10))
+    assert await s.answer(a1) and await s.answer(a2)
+    s._answered.clear()  # settled by hand here, as another process would
+    assert await settle(s.ledger, [a1], _now()) == 1
+    assert await settle(s.ledger, [a1, a2], _now()) == 1  # refused as a batch, then one by one
+    assert await s.balance(USER) == (9_700, 0)
+    assert [e[4] for e in await _entries(store) if e[0] == "settle"] == ["r1", "r2"]
+
+
+async def test_a_failed_settling_round_keeps_its_requests_for_the_next(
+    s: Settlement, store: SqlStore
+) -> None:
+    await _grant(store, USER, 10_000)
+    assert (await s.reserve("r1", USER, "m", 1000)).ok
+    assert await s.answer(_answer("r1", ("n1", OP_A, 100, 5)))
+    real = s.ledger.append
+
+    async def down(*_a: Any, **_kw: Any) -> Any:
+        raise RuntimeError("database gone")
+
+    s.ledger.append = down  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await s.settle_now()
+    s.ledger.append = real  # type: ignore[method-assign]
+    assert await s.settle_now() == 1
+    assert await s.balance(USER) == (9_900, 0)
