@@ -27,6 +27,11 @@ KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
     "gateway": ("bench_gateway.py", [], ["--sequential", "200", "--concurrent", "400"]),
     "throughput": ("bench_throughput.py", [], ["--rounds", "2", "--max-tokens", "32"]),
     "ledger": ("bench_ledger.py", [], ["--entries", "20000", "--appends", "200"]),
+    "settlement": (
+        "bench_settlement.py",
+        [],
+        ["--sequential", "300", "--concurrent", "300", "--settle-requests", "500"],
+    ),
 }
 
 

@@ -26,8 +26,9 @@ takes the write lock at once or fails before anything is done; a WAL commit with
 ``synchronous=NORMAL`` writes the log without an fsync, and this connection never runs
 checkpoints, ``wal_autocheckpoint=0``): about 0.04 ms, against 0.13 ms for the hop to a
 thread (measured on the 2-core box under load). When another connection holds the
-write lock (a ledger append), the batch goes to the connection's own thread, which waits
-for the lock (``busy_timeout``). PostgreSQL uses a dedicated ``asyncpg`` connection: a
+write lock (a ledger append), the batch goes to the connection's own thread, which tries
+again every 0.2 ms (at most ``busy_timeout_ms``; SQLite's own busy handler would sleep
+1, 2, 5, 10... ms between tries). PostgreSQL uses a dedicated ``asyncpg`` connection: a
 whole batch is one call of a PL/pgSQL function (migration 0006), one round trip and one
 commit. Everything off the hot path (settling into the ledger, recovery, balances) uses
 SQLAlchemy (``registry/settlement.py``).
@@ -38,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -160,6 +162,11 @@ _SQ_VOID = (
 )
 
 
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
 def _sqlite_time(now: datetime) -> str:
     """How SQLAlchemy stores a ``UTCDateTime`` on SQLite: naive UTC text."""
     return now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -176,7 +183,6 @@ class SqliteSettleDb:
         self.thread_batches = 0
         self._pool: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._busy_ms = -1
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -185,7 +191,9 @@ class SqliteSettleDb:
         self._conn = await self._run(self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=0.0
+        )
         wal = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
         if wal:  # the store's: a commit survives the process at once, fsync'd at checkpoints
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -194,10 +202,19 @@ class SqliteSettleDb:
             self.inline = False
         return conn
 
-    def _busy(self, ms: int) -> None:
-        if self._busy_ms != ms and self._conn is not None:
-            self._conn.execute(f"PRAGMA busy_timeout={int(ms)}")
-            self._busy_ms = ms
+    def _waiting(self, ops: list[Op], holder: str, now: str) -> list[Reserved | bool | None]:
+        """``_apply`` in the connection's thread, retried every 0.2 ms while another
+        connection holds the write lock (SQLite's own busy handler sleeps 1, 2, 5, 10, ...
+        ms between tries: a wait far longer than the lock is usually held), at most
+        ``busy_timeout_ms``."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                return self._apply(ops, holder, now)
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.0002)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         if self._pool is None:
@@ -212,9 +229,9 @@ class SqliteSettleDb:
         if not self.inline or self._conn is None:
             return None
         try:
-            done = self._apply(list(ops), holder, _sqlite_time(now), 0)
+            done = self._apply(list(ops), holder, _sqlite_time(now))
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not _locked(exc):
                 raise
             return None
         self.inline_batches += 1
@@ -227,20 +244,17 @@ class SqliteSettleDb:
         if done is not None:
             return done
         result: list[Reserved | bool | None] = await self._run(
-            self._apply, list(ops), holder, _sqlite_time(now), self.busy_timeout_ms
+            self._waiting, list(ops), holder, _sqlite_time(now)
         )
         self.thread_batches += 1
         return result
 
-    def _apply(
-        self, ops: list[Op], holder: str, now: str, busy_ms: int
-    ) -> list[Reserved | bool | None]:
+    def _apply(self, ops: list[Op], holder: str, now: str) -> list[Reserved | bool | None]:
         conn = self._conn
         if conn is None:  # pragma: no cover - apply before open
             raise RuntimeError("the settlement database is not open")
         out: list[Reserved | bool | None] = [None] * len(ops)
-        self._busy(busy_ms)
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: takes the write lock or fails
         try:
             for i in _in_payer_order(ops):
                 out[i] = self._one(conn, ops[i], holder, now)

@@ -12,13 +12,15 @@
 - :func:`top_up_pool` adds to the community pool, from the mint, what it lacks of its
   daily budget, once per UTC day (``pool_days`` keeps the day; entry kind
   ``pool_budget``).
-- :func:`balance` reads an account's ``balances`` row.
+- :func:`balance` reads an account's ``balances`` row; :func:`with_operators` names the
+  operator account each part of an answer pays.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer, pseudonym
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, PaidPart
@@ -40,6 +42,7 @@ __all__ = [
     "top_up_pool",
     "transfers",
     "void_pending",
+    "with_operators",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,6 +137,31 @@ async def answered_rows(engine: AsyncEngine, holders: Sequence[str | None]) -> l
         if r is not None:
             group.append(r)
     return out
+
+
+async def with_operators(engine: AsyncEngine, known: dict[str, str], a: Answer) -> Answer:
+    """``a`` with every part's operator account: from ``known`` (node id → account, which
+    this fills), else the node key's operator in the store, else ``node:<pseudonym>``;
+    a part written without one gets it in its row too."""
+    if all(p.operator is not None for p in a.parts):
+        return a
+    parts = []
+    for n, p in enumerate(a.parts):
+        if p.operator is None:
+            account = known.get(p.node_id)
+            if account is None:
+                k = tables.node_keys
+                async with engine.connect() as conn:
+                    row = (
+                        await conn.execute(select(k.c.operator).where(k.c.node_id == p.node_id))
+                    ).first()
+                name = None if row is None else str(row.operator)
+                account = pseudonym("operator", name) if name else pseudonym("node", p.node_id)
+                known[p.node_id] = account
+            p = replace(p, operator=account)
+            await set_operator(engine, a.key, n, account)
+        parts.append(p)
+    return replace(a, parts=tuple(parts))
 
 
 async def set_operator(engine: AsyncEngine, key: str, part: int, operator: str) -> None:

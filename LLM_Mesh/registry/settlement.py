@@ -17,16 +17,19 @@ Reserve and answer are awaited, but cheap: when nothing is queued and the databa
 write lock is free (SQLite on WAL), the write is done at once on the event loop;
 otherwise it is group-committed: a single writer task runs whatever queued while its
 previous transaction ran as one transaction (``registry/settle_db.py``: a dedicated
-connection). Then, off the hot path, the settler
-task appends the ledger entries of answered requests every ``settle_interval_s``
-(``registry/settle_ledger.py``: exactly once per request, whoever tries).
+connection). Then, off the hot path, the settler task appends the ledger entries of
+answered requests every ``settle_interval_s`` (``registry/settle_ledger.py``: exactly
+once per request, whoever tries), on a thread with its own event loop and engine
+(``registry/settle_worker.py``), so an append's transaction is not stretched by the
+requests the gateway's loop runs meanwhile.
 
 Upkeep (every ``beat_s``): the heartbeat; **recovery** of dead holders (silent for more
 than ``holder_ttl_s``, or gone from ``settle_holders``): their answered rows are settled,
 their pending rows voided; the community pool's daily top-up (UTC). At start, recovery
 runs before the first request; a process restarted on the same ``$LLM_MESH_HOME``
-recovers its predecessor at once (the home's ``settlement.lock``, held with ``flock``
-while a process runs, and ``settlement.holder``, its holder id). On a clean stop the
+recovers its predecessor at once (``registry/settle_holders.py``: the home's
+``settlement.lock``, held with ``flock`` while a process runs, and
+``settlement.holder``, its holder id). On a clean stop the
 writer is drained, answered requests are settled, the holder's own pending rows voided
 and its row removed.
 """
@@ -36,22 +39,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, delete, literal_column, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.ledger_entry import pseudonym
-from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import (
     Answer,
@@ -62,14 +59,16 @@ from LLM_Mesh.registry.settle_db import (
     Void,
     settle_db_for,
 )
+from LLM_Mesh.registry.settle_holders import HomeLock, beat, dead_holders, forget
 from LLM_Mesh.registry.settle_ledger import (
     answered_rows,
     balance,
-    set_operator,
     settle,
     top_up_pool,
     void_pending,
+    with_operators,
 )
+from LLM_Mesh.registry.settle_worker import LedgerThread
 
 __all__ = ["Settlement", "operator_account", "user_account"]
 
@@ -90,15 +89,6 @@ def user_account(key_id: str) -> str:
 def operator_account(name: str) -> str:
     """The ledger account of an operator."""
     return pseudonym("operator", name)
-
-
-def _now_ms_sql(dialect: str) -> Any:
-    """The database's own clock, unix ms (heartbeats never trust a process's clock)."""
-    if dialect == "postgresql":
-        sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-    else:
-        sql = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
-    return literal_column(sql, type_=BigInteger())
 
 
 class Settlement:
@@ -136,7 +126,8 @@ class Settlement:
         self._writing = False  # a batch is being written (nothing may overtake it)
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
-        self._lock_fd: int | None = None
+        self._home_lock = None if home is None else HomeLock(home)
+        self._worker: LedgerThread | None = None  # the settler's appends (settle_worker.py)
         self._pool_day: str | None = None
         self._started = False
 
@@ -275,41 +266,23 @@ class Settlement:
             batch, self._answered = self._answered[:MAX_SETTLE], self._answered[MAX_SETTLE:]
             try:
                 batch = [await self._with_operators(a) for a in batch]
-                done += await settle(self.ledger, batch, datetime.now(timezone.utc))
+                done += await self._settle(batch)
             except Exception:
                 log.exception("settlement: settling %d requests failed; retrying", len(batch))
                 self._answered[:0] = batch
                 raise
         return done
 
+    async def _settle(self, batch: list[Answer]) -> int:
+        """Append ``batch``'s entries on the ledger thread (else here)."""
+        now = datetime.now(timezone.utc)
+        worker = self._worker
+        if worker is None or worker.ledger is None:
+            return await settle(self.ledger, batch, now)
+        return await worker.call(settle(worker.ledger, batch, now))
+
     async def _with_operators(self, a: Answer) -> Answer:
-        """``a`` with every part's operator account (looked up in the store if unknown)."""
-        if all(p.operator is not None for p in a.parts):
-            return a
-        engine = await self.ledger.engine()
-        parts = []
-        for n, p in enumerate(a.parts):
-            if p.operator is None:
-                p = replace(p, operator=await self._operator_of(p.node_id))
-                await set_operator(engine, a.key, n, p.operator or "")
-            parts.append(p)
-        return replace(a, parts=tuple(parts))
-
-    async def _operator_of(self, node_id: str) -> str:
-        known = self.operators.get(node_id)
-        if known is not None:
-            return known
-        found = await self._store_operator(node_id)
-        account = operator_account(found) if found else pseudonym("node", node_id)
-        self.operators[node_id] = account
-        return account
-
-    async def _store_operator(self, node_id: str) -> str | None:
-        k = tables.node_keys
-        engine = await self.ledger.engine()
-        async with engine.connect() as conn:
-            row = (await conn.execute(select(k.c.operator).where(k.c.node_id == node_id))).first()
-        return None if row is None else str(row.operator)
+        return await with_operators(await self._engine(), self.operators, a)
 
     async def _settle_loop(self) -> None:
         while True:
@@ -324,32 +297,12 @@ class Settlement:
 
     async def beat(self) -> None:
         """This holder is alive (the database's clock); its row is made again if removed."""
-        h = tables.settle_holders
-        engine = await self._engine()
-        now = _now_ms_sql(engine.dialect.name)
-        ins = pg_insert(h) if engine.dialect.name == "postgresql" else sqlite_insert(h)
-        stmt = ins.values(holder=self.holder, beat_ms=now).on_conflict_do_update(
-            index_elements=[h.c.holder], set_={"beat_ms": now}
-        )
-        async with engine.begin() as conn:
-            await conn.execute(stmt)
+        await beat(await self._engine(), self.holder)
 
     async def dead_holders(self) -> list[str | None]:
         """Holders with rows in flight that are silent for longer than ``holder_ttl_s``
         or gone (``None``: rows without a holder)."""
-        s, h = tables.settlements, tables.settle_holders
-        engine = await self._engine()
-        now = _now_ms_sql(engine.dialect.name)
-        alive = select(h.c.holder).where(h.c.beat_ms >= now - int(self.holder_ttl_s * 1000))
-        stmt = (
-            select(s.c.holder)
-            .where(s.c.state.in_(("pending", "answered")))
-            .where((s.c.holder.is_(None)) | (s.c.holder.not_in(alive)))
-            .distinct()
-        )
-        async with engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [r.holder for r in rows if r.holder != self.holder]
+        return await dead_holders(await self._engine(), self.holder_ttl_s, self.holder)
 
     async def recover(self, holders: list[str | None] | None = None) -> tuple[int, int]:
         """Settle the answered and void the pending rows of dead holders (default: every
@@ -368,11 +321,7 @@ class Settlement:
         voided = 0
         for holder in holders:
             voided += await void_pending(engine, holder, now)
-        h = tables.settle_holders
-        async with engine.begin() as conn:
-            named = [x for x in holders if x is not None]
-            if named:
-                await conn.execute(delete(h).where(h.c.holder.in_(named)))
+        await forget(engine, holders)
         if settled or voided:
             log.warning(
                 "settlement: recovered %d holder(s): %d answered request(s) settled, "
@@ -411,28 +360,6 @@ class Settlement:
             except Exception:
                 log.exception("settlement: upkeep failed")
 
-    def _predecessor(self) -> str | None:
-        """The holder of the last process on this ``$LLM_MESH_HOME``, if it is gone (its
-        ``flock`` released); this process then holds the lock and names itself."""
-        if self.home is None:
-            return None
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on POSIX
-            return None
-        self.home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.home / "settlement.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # another process runs on this home: it is alive
-            os.close(fd)
-            return None
-        self._lock_fd = fd
-        path = self.home / "settlement.holder"
-        before = path.read_text().strip() if path.exists() else ""
-        path.write_text(self.holder + "\n")
-        return before or None
-
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -440,16 +367,20 @@ class Settlement:
         this home at once), top the pool up, start the writer, settler and upkeep."""
         if self._started:
             return
+        engine_url = (await self._engine()).url
         if self._db is None:
-            engine = await self._engine()
-            self._db = settle_db_for(engine.url.render_as_string(hide_password=False))
+            self._db = settle_db_for(engine_url.render_as_string(hide_password=False))
         await self.db.open()
         await self.beat()
-        before = await asyncio.to_thread(self._predecessor)
+        before = None if self._home_lock is None else self._home_lock.take(self.holder)
         if before is not None and before != self.holder:
             await self.recover([before])
         await self.recover()
         await self.top_up_pool()
+        self._worker = LedgerThread(
+            engine_url, wall_clock=self.wall_clock, on_append=lambda: self.ledger.on_append
+        )
+        await self._worker.start()
         self._started = True
         self._writer = asyncio.create_task(self._write_loop(), name="llm-mesh-settle-writer")
         self._tasks = [
@@ -480,9 +411,11 @@ class Settlement:
             log.exception("settlement: could not finish at shutdown; recovery will")
         finally:
             await self.db.close()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            worker, self._worker = self._worker, None
+            if worker is not None:
+                await worker.stop()
+            if self._home_lock is not None:
+                self._home_lock.release()
 
     async def balance(self, account: str) -> tuple[int, int]:
         """``(balance, reserved)`` of a ledger account, in micro-NetworkTokens."""

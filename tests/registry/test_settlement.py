@@ -290,11 +290,10 @@ async def _crash(st: Settlement) -> None:
         if task is not None:
             task.cancel()
     await st.db.close()
-    if st._lock_fd is not None:
-        import os
-
-        os.close(st._lock_fd)
-        st._lock_fd = None
+    if st._worker is not None:
+        await st._worker.stop()
+    if st._home_lock is not None:
+        st._home_lock.release()
 
 
 async def _silence(store: SqlStore, holder: str) -> None:
@@ -367,14 +366,16 @@ async def test_a_failed_settling_round_keeps_its_requests_for_the_next(
     await _grant(store, USER, 10_000)
     assert (await s.reserve("r1", USER, "m", 1000)).ok
     assert await s.answer(_answer("r1", ("n1", OP_A, 100, 5)))
-    real = s.ledger.append
+    assert s._worker is not None and s._worker.ledger is not None
+    ledger = s._worker.ledger  # the settler appends on its own thread's ledger
+    real = ledger.append
 
     async def down(*_a: Any, **_kw: Any) -> Any:
         raise RuntimeError("database gone")
 
-    s.ledger.append = down  # type: ignore[method-assign]
+    ledger.append = down  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         await s.settle_now()
-    s.ledger.append = real  # type: ignore[method-assign]
+    ledger.append = real  # type: ignore[method-assign]
     assert await s.settle_now() == 1
     assert await s.balance(USER) == (9_900, 0)
