@@ -221,6 +221,12 @@ class MeshClient:
         )
         return list(data["results"])
 
+    async def balance(self) -> dict[str, Any]:
+        """``GET /v1/balance``: the API key's user's balance (no key: the community pool's)."""
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+        data: dict[str, Any] = await self._request("GET", "/v1/balance", headers=headers)
+        return data
+
     # --- OpenAI API -----------------------------------------------------------------
 
     def _v1_headers(self, request_id: str | None) -> dict[str, str]:

@@ -38,6 +38,9 @@ same variables, on a node's own ``/v1`` endpoints.
 | canary_min_interval_s | LLM_MESH_CANARY_MIN_INTERVAL_S | 3600 (at least one probe per node and model this often) |
 | trust_threshold      | LLM_MESH_TRUST_THRESHOLD | 0.6 (``trusted_only`` routes to nodes scoring at least this) |
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
+| settlement           | LLM_MESH_SETTLEMENT      | true (false: no reservation, no 402, nothing paid; cost still reported) |
+| network_fee_bps      | LLM_MESH_NETWORK_FEE_BPS | 500 (5 % of each paid part goes to ``network``; 0 to 10000) |
+| pool_daily_budget    | LLM_MESH_POOL_DAILY_BUDGET | 100000000 µNT (100 NetworkTokens: the community pool is topped up to it each UTC day) |
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 | reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
 | reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
@@ -70,6 +73,8 @@ DEFAULT_ANONYMOUS_RPM = 60
 DEFAULT_REWARD_RATE = 100_000  # micro-NetworkTokens per hour of healthy availability
 DEFAULT_REWARD_PERIOD_S = 3600
 LOG_FORMATS = ("text", "json")
+DEFAULT_NETWORK_FEE_BPS = 500  # 5 %
+DEFAULT_POOL_DAILY_BUDGET = 100_000_000  # micro-NetworkTokens: 100 NetworkTokens a day
 
 
 def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
@@ -120,26 +125,23 @@ def _log_format(value: str | None) -> str:
     return fmt
 
 
+def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = None) -> int:
+    """A whole number >= 0 (at most ``top``) from ``env[key]``, or ``default``."""
+    raw = (env.get(key) or "").strip().replace("_", "")
+    if raw == "":
+        return default
+    if not raw.isdigit() or (top is not None and int(raw) > top):
+        bound = f" (0 to {top})" if top is not None else " (>= 0)"
+        raise ValueError(f"{key} must be a whole number{bound}, got {env.get(key)!r}")
+    return int(raw)
+
+
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
     """A whole number >= 1 from ``env[key]`` (``"3"`` or ``"3.0"``), or ``default``."""
     value = _float(env, key, default)
     if value != int(value):
         raise ValueError(f"{key} must be a whole number, got {env.get(key)!r}")
     return int(value)
-
-
-def _whole(env: Mapping[str, str], key: str, default: int) -> int:
-    """A whole number >= 0 from ``env[key]``, or ``default``."""
-    raw = (env.get(key) or "").strip()
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a whole number >= 0, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{key} must be a whole number >= 0, got {raw!r}")
-    return value
 
 
 _LIMIT_ENV = {
@@ -220,6 +222,10 @@ class Settings:
     canary_share: float = 0.01
     canary_min_interval_s: float = 3600.0
     trust_threshold: float = 0.6
+    # settlement (docs/ARCHITECTURE.md, Settlement): reserve, 402, pay operators, fees
+    settlement: bool = True
+    network_fee_bps: int = DEFAULT_NETWORK_FEE_BPS
+    pool_daily_budget: int = DEFAULT_POOL_DAILY_BUDGET  # micro-NetworkTokens per UTC day
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -259,6 +265,11 @@ class Settings:
             canary_share=_float(env, "LLM_MESH_CANARY_SHARE", 0.01),
             canary_min_interval_s=_float(env, "LLM_MESH_CANARY_MIN_INTERVAL_S", 3600.0),
             trust_threshold=_float(env, "LLM_MESH_TRUST_THRESHOLD", 0.6),
+            settlement=_bool(env, "LLM_MESH_SETTLEMENT", True),
+            network_fee_bps=_whole(
+                env, "LLM_MESH_NETWORK_FEE_BPS", DEFAULT_NETWORK_FEE_BPS, top=10_000
+            ),
+            pool_daily_budget=_whole(env, "LLM_MESH_POOL_DAILY_BUDGET", DEFAULT_POOL_DAILY_BUDGET),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):  # a flag's list replaces the env's

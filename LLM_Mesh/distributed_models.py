@@ -57,6 +57,11 @@ __all__ = [
 DEFAULT_MAX_TOKENS = 128
 
 
+def _micro(value: Any) -> int:
+    """An amount of micro-NetworkTokens from an answer's ``mesh`` (a whole number; else 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 @dataclass
 class ModelResponse:
     """A model's answer with who served it, how fast, and what it cost."""
@@ -75,8 +80,8 @@ class ModelResponse:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     tokens_per_s: float | None = None
-    cost: float = 0.0
-    currency: str = "NetworkToken"
+    cost: int = 0  # micro-NetworkTokens charged for the answer
+    currency: str = "micro-NetworkToken"
     request_id: str | None = None
 
     def __str__(self) -> str:
@@ -110,7 +115,7 @@ class ModelResponse:
             latency_ms=mesh.get("latency_ms"),
             ttft_ms=mesh.get("ttft_ms"),
             tokens_per_s=mesh.get("tokens_per_s"),
-            cost=float(mesh.get("cost") or 0.0),
+            cost=_micro(mesh.get("cost")),
             request_id=mesh.get("request_id"),
         )
 

@@ -26,6 +26,9 @@ class (:func:`error_from_payload`).
     ├── Forbidden                      403 permission_error / forbidden
     │   ├── NodeIdMismatch             403 permission_error / node_id_mismatch
     │   └── Revoked                    403 permission_error / revoked
+    ├── PaymentRequired                402 insufficient_balance / insufficient_balance (settlement)
+    │   └── PoolExhausted              402 insufficient_balance / community_pool_exhausted
+    ├── SettlementUnavailable          503 service_unavailable / settlement_unavailable
     ├── UpstreamError                  502 api_error / upstream_error   (a node failed)
     │   └── UpstreamTimeout            504 api_error / upstream_timeout
     ├── EngineError                    500 api_error / engine_error     (inside a node)
@@ -238,6 +241,31 @@ class Revoked(Forbidden):
     code = "revoked"
 
 
+class PaymentRequired(MeshError):
+    """The payer's available balance does not cover the request's estimate (settlement).
+
+    Extra fields: ``payer`` (``user`` or ``pool``), ``estimate``, ``balance``, ``reserved``,
+    ``available`` (whole micro-NetworkTokens)."""
+
+    status = 402
+    type = "insufficient_balance"
+    code = "insufficient_balance"
+
+
+class PoolExhausted(PaymentRequired):
+    """An anonymous request, and the community pool's available balance does not cover it."""
+
+    code = "community_pool_exhausted"
+
+
+class SettlementUnavailable(MeshError):
+    """The settlement database could not reserve the request's estimate: nothing was run."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "settlement_unavailable"
+
+
 class UpstreamError(MeshError):
     status = 502
     type = "api_error"
@@ -286,6 +314,9 @@ _BY_CODE: dict[str, type[MeshError]] = {
         Forbidden,
         NodeIdMismatch,
         Revoked,
+        PaymentRequired,
+        PoolExhausted,
+        SettlementUnavailable,
         UpstreamError,
         UpstreamTimeout,
         EngineError,

@@ -37,7 +37,7 @@ class TaskResult:
     response: str
     node_id: str | None
     specialties: tuple[str, ...]
-    cost: float
+    cost: int  # micro-NetworkTokens
     latency_ms: float | None
     ttft_ms: float | None
     tokens_per_s: float | None

@@ -212,14 +212,19 @@ def operator_token(home: str | Path, name: str = "bench") -> str:
     return asyncio.run(go())
 
 
+BENCH_BALANCE = 10**15  # micro-NetworkTokens granted to a benchmark's key: never runs out
+
+
 def make_api_key(home: str | Path, name: str = "bench") -> str:
-    """A client API key (no limits) in the mesh whose ``LLM_MESH_HOME`` is ``home``: the
-    gateway limits anonymous clients (``LLM_MESH_ANONYMOUS_RPM``), a keyed client is
-    what a benchmark's load is."""
+    """A client API key (no limits) in the mesh whose ``LLM_MESH_HOME`` is ``home``, its
+    user granted :data:`BENCH_BALANCE` (settlement charges every request): the gateway
+    limits anonymous clients (``LLM_MESH_ANONYMOUS_RPM``), a keyed client is what a
+    benchmark's load is."""
     import asyncio
 
     from LLM_Mesh.config import Settings
     from LLM_Mesh.registry.api_keys import create_api_key
+    from LLM_Mesh.registry.ledger_grant import grant
     from LLM_Mesh.registry.store import SqlStore
 
     async def go() -> str:
@@ -228,6 +233,8 @@ def make_api_key(home: str | Path, name: str = "bench") -> str:
         await store.open()
         try:
             made = await create_api_key(store, name=name)
+            if made is not None:
+                await grant(store, made[1].key_id, BENCH_BALANCE)
         finally:
             await store.close()
         if made is None:

@@ -36,6 +36,11 @@ KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "rewards": ("bench_rewards.py", [], ["--beats", "400", "--nodes", "200"]),
     "metrics": ("bench_metrics.py", [], ["--sequential", "300", "--concurrent", "300"]),
+    "settlement": (
+        "bench_settlement.py",
+        [],
+        ["--sequential", "300", "--concurrent", "300", "--settle-requests", "500"],
+    ),
 }
 
 

@@ -293,3 +293,24 @@ def test_redis_url_from_env() -> None:
     assert Settings.from_env({"LLM_MESH_REDIS_URL": " redis://r:6379/0 "}).redis_url == (
         "redis://r:6379/0"
     )
+def test_settlement_settings_from_env() -> None:
+    s = Settings.from_env({})
+    assert (s.settlement, s.network_fee_bps, s.pool_daily_budget) == (True, 500, 100_000_000)
+    s = Settings.from_env(
+        {
+            "LLM_MESH_SETTLEMENT": "off",
+            "LLM_MESH_NETWORK_FEE_BPS": "0",
+            "LLM_MESH_POOL_DAILY_BUDGET": "5_000_000",
+        }
+    )
+    assert (s.settlement, s.network_fee_bps, s.pool_daily_budget) == (False, 0, 5_000_000)
+    assert Settings.from_env({"LLM_MESH_NETWORK_FEE_BPS": "10000"}).network_fee_bps == 10_000
+    for key, bad in (
+        ("LLM_MESH_NETWORK_FEE_BPS", "10001"),
+        ("LLM_MESH_NETWORK_FEE_BPS", "-5"),
+        ("LLM_MESH_NETWORK_FEE_BPS", "2.5"),
+        ("LLM_MESH_POOL_DAILY_BUDGET", "lots"),
+        ("LLM_MESH_SETTLEMENT", "maybe"),
+    ):
+        with pytest.raises(ValueError, match=key):
+            Settings.from_env({key: bad})

@@ -283,8 +283,8 @@ async def test_get_response_maps_mesh_metrics(inprocess_mesh: InProcessMesh) -> 
     assert r.tokens_per_s is not None and r.tokens_per_s > 0
     spec = get_spec("gemma-3-270m")
     assert spec is not None
-    assert r.cost == request_cost(5, 32, spec.price_per_1k_tokens) > 0
-    assert r.currency == "NetworkToken"
+    assert r.cost == request_cost(spec.price, 5, 32) > 0 and type(r.cost) is int
+    assert r.currency == "micro-NetworkToken"
     assert r.request_id == "abc"  # the client's X-Request-Id names the request
     assert r.to_dict()["node_id"] == mesh.id_of("node-gemma-3-270m")
 
@@ -510,6 +510,6 @@ def test_model_response_from_chat_body_without_mesh() -> None:
     assert r.text == "hey"
     assert r.model == "m"
     assert r.node_id is None
-    assert r.cost == 0.0
+    assert r.cost == 0
     assert r.prompt_tokens == 0
     assert json.dumps(r.to_dict())

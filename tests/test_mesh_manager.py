@@ -62,9 +62,7 @@ async def test_handle_task_awaited_in_loop(inprocess_mesh: InProcessMesh) -> Non
     assert 0 < result.completion_tokens <= 128
     spec = get_spec("code-llama-7b")
     assert spec is not None
-    assert result.cost == request_cost(
-        result.prompt_tokens, result.completion_tokens, spec.price_per_1k_tokens
-    )
+    assert result.cost == request_cost(spec.price, result.prompt_tokens, result.completion_tokens)
     assert result.cost > 0
     assert result.latency_ms is not None and result.latency_ms > 0
     assert result.ttft_ms is not None and 0 < result.ttft_ms <= result.latency_ms

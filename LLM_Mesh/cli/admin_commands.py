@@ -199,6 +199,10 @@ def keys_create(
         "Use it as an OpenAI API key: OpenAI(base_url=.../v1, api_key=KEY), "
         "llm-mesh ask --api-key KEY, or LLM_MESH_API_KEY."
     )
+    console.print(
+        "Requests with it are paid from its user's balance, 0 for now: "
+        f"llm-mesh registry grant {rec.name or rec.key_id} AMOUNT (micro-NetworkTokens)."
+    )
 
 
 @keys_app.command("list")
@@ -241,7 +245,11 @@ def _when(at: datetime | None) -> str:
 
 def grant_command(
     account: Annotated[
-        str, typer.Argument(help="an operator's name, or a ledger account (pool, user:..., ...)")
+        str,
+        typer.Argument(
+            help="an API key's name or id, an operator's name, or a ledger account "
+            "(pool, user:..., ...)"
+        ),
     ],
     amount: Annotated[int, typer.Argument(help="micro-NetworkTokens (a whole number >= 1)")],
     database_url: DbOpt = None,

@@ -326,6 +326,36 @@ def models(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> N
     console.print(render.models_table(data["models"]))
 
 
+@app.command()
+def balance(
+    registry: RegistryOpt = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="Your API key [env LLM_MESH_API_KEY; none: the community pool's balance]",
+        ),
+    ] = None,
+    registry_ca: RegistryCaOpt = None,
+) -> None:
+    """What your API key may spend: balance, reserved by requests in flight, available (µNT)."""
+    from LLM_Mesh.client import MeshClient
+
+    settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
+
+    async def go() -> dict[str, Any]:
+        async with MeshClient(
+            settings.registry_url, api_key=settings.api_key, ca_file=settings.registry_ca
+        ) as client:
+            return await client.balance()
+
+    try:
+        data = asyncio.run(go())
+    except MeshError as exc:
+        raise _fail(exc) from exc
+    console.print(render.balance_table(data))
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def simulate(ctx: typer.Context) -> None:
     """Fleet simulator: the real routing code vs simple strategies on a virtual clock.

@@ -90,7 +90,8 @@ def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
     t.add_column("file", min_width=7)
     t.add_column("context", min_width=5)
     t.add_column("specialties", min_width=12)
-    t.add_column("NT/1k", min_width=5)
+    t.add_column("µNT/1k in", min_width=5, justify="right")
+    t.add_column("µNT/1k out", min_width=5, justify="right")
     t.add_column("up", min_width=5)
     for m in models:
         up = f"[green]yes[/] {m.get('nodes', 0)}n" if m.get("available") else "[dim]no[/]"
@@ -101,10 +102,45 @@ def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
             f"{_fmt_size(m.get('size_bytes'))} {m.get('quantization') or ''}".strip(),
             str(m.get("context_length") or "-"),
             ", ".join(m.get("specialties") or []),
-            f"{float(m.get('price_per_1k_tokens') or 0):g}",
+            *_prices(m),
             up,
         )
     return t
+
+
+def _prices(m: Mapping[str, Any]) -> tuple[str, str]:
+    """A model's prompt and completion price (µNT per 1,000 tokens), as whole numbers."""
+    given = m.get("pricing")
+    pricing: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    prompt = pricing.get("prompt_per_1k", m.get("prompt_price_per_1k"))
+    completion = pricing.get("completion_per_1k", m.get("completion_price_per_1k"))
+    return (
+        f"{prompt:,}" if isinstance(prompt, int) else "-",
+        f"{completion:,}" if isinstance(completion, int) else "-",
+    )
+
+
+def balance_table(data: Mapping[str, Any]) -> Table:
+    """``GET /v1/balance``: an account's balance, reserved and available, in whole µNT."""
+    pool = data.get("payer") == "pool"
+    t = Table(title="community pool (no API key)" if pool else "your balance", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("µNT", justify="right")
+    t.add_row("account", str(data.get("account")))
+    for what in ("balance", "reserved", "available"):
+        value = data.get(what)
+        t.add_row(what, f"{value:,}" if isinstance(value, int) else "-")
+    if pool and isinstance(data.get("daily_budget"), int):
+        t.add_row("daily budget", f"{data['daily_budget']:,}")
+    if not data.get("settlement", True):
+        t.add_row("settlement", "[yellow]off on this registry: nothing is charged[/]")
+    return t
+
+
+def _cost(mesh: Mapping[str, Any]) -> str:
+    """What an answer cost: whole micro-NetworkTokens."""
+    cost = mesh.get("cost")
+    return f"{cost:,} µNT" if isinstance(cost, int) and not isinstance(cost, bool) else "-"
 
 
 def print_status(
@@ -141,7 +177,7 @@ def metrics_line(
     if tps:
         parts.append(f"{float(tps):.1f} tok/s")
     parts.append(f"{mesh.get('completion_tokens', 0)} tokens")
-    parts.append(f"cost {float(mesh.get('cost') or 0):.6f} {mesh.get('currency', 'NetworkToken')}")
+    parts.append(f"cost {_cost(mesh)}")
     return " · ".join(parts)
 
 
@@ -170,7 +206,7 @@ def metrics_table(
             f"{mesh.get('prompt_tokens', 0)} prompt + {mesh.get('completion_tokens', 0)} completion",
         ),
         ("tokens/s", f"{float(tps):.1f}" if tps else "-"),
-        ("cost", f"{float(mesh.get('cost') or 0):.6f} {mesh.get('currency', 'NetworkToken')}"),
+        ("cost", _cost(mesh)),
     ]
     for what, value in rows:
         t.add_row(what, value)

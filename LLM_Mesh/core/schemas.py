@@ -165,8 +165,8 @@ class MeshMeta(_Wire):
     tokens_per_s: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost: float = 0.0
-    currency: str = "NetworkToken"
+    cost: int = 0  # micro-NetworkTokens (core/pricing.py), what the payer is charged
+    currency: str = "micro-NetworkToken"
     attempts: int = 1
     fallback_from: str | None = None
     # the node's signed receipt (core/receipt.py); at the gateway: the countersigned one

@@ -178,6 +178,6 @@ class Generation:
             tokens_per_s=round(tps, 3) if tps is not None else None,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            cost=0.0,
+            cost=0,
             receipt=receipt,
         )

@@ -23,7 +23,7 @@ is called:
    Anonymous requests never enter the send stage's wait, so a slot that frees goes to a
    waiting keyed request first.
 
-The price estimate (NetworkTokens) will be another check after the rate limit.
+The price check (:mod:`~LLM_Mesh.registry.charge`) runs between 2 and 3.
 The key cache lives in this process; the buckets too, unless the gateway has a Redis URL
 (``Settings.redis_url``): then every replica shares them (:mod:`~LLM_Mesh.registry.redis_limits`).
 """
@@ -43,6 +43,7 @@ from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.demand import SATURATED
 from LLM_Mesh.registry.extensions import with_key_regions, with_key_trusted_only
 from LLM_Mesh.registry.job import Client, Job
+from LLM_Mesh.registry.ports import ApiKeyRecord
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
 
@@ -69,6 +70,19 @@ class Authenticate:
         self.lookups = Limits(rpm=LOOKUPS_PER_MIN)
 
     async def __call__(self, job: Job, client: Client) -> Job | None:
+        rec = await self.identify(client)
+        if rec is None:
+            return None
+        ext = job.ext
+        if rec.avoid_regions or rec.strict_regions:
+            ext = with_key_regions(ext, frozenset(rec.avoid_regions), rec.strict_regions)
+        if rec.trusted_only:
+            ext = with_key_trusted_only(ext)
+        return replace(job, ext=ext) if ext is not job.ext else None
+
+    async def identify(self, client: Client) -> ApiKeyRecord | None:
+        """The client's live API key (also set as ``client.key``), ``None`` when anonymous;
+        401 for a wrong or revoked one, 429 for too many look-ups (``GET /v1/balance`` too)."""
         header = client.authorization
         if header is None:
             return None
@@ -94,12 +108,7 @@ class Authenticate:
         if rec.revoked_at is not None:
             raise InvalidApiKey(f"the API key {rec.key_id} was revoked")
         client.key = rec
-        ext = job.ext
-        if rec.avoid_regions or rec.strict_regions:
-            ext = with_key_regions(ext, frozenset(rec.avoid_regions), rec.strict_regions)
-        if rec.trusted_only:
-            ext = with_key_trusted_only(ext)
-        return replace(job, ext=ext) if ext is not job.ext else None
+        return rec
 
 
 class RateLimit:

@@ -1,14 +1,21 @@
-"""Stage 5, account: what a request cost and the record it leaves.
+"""Stage 5, account: what a request cost, who is paid, and the record it leaves.
 
 From the job and its :class:`~LLM_Mesh.registry.job.Tally` (written by the send
 stage) this stage builds the gateway's ``mesh`` object (who answered, how fast, how
-many attempts, what it cost: :func:`build_mesh`, priced by
-:func:`~LLM_Mesh.core.pricing.request_cost`) and queues the request's record for the
-store (:class:`~LLM_Mesh.registry.ports.RequestRecord`: no prompt, no answer, no I/O
-here: :class:`~LLM_Mesh.registry.request_log.RequestWriter` writes it off the hot
-path). Settlement (moving NetworkTokens) will go here. The same record, with its HTTP
-status and attempts, goes to the gateway's metrics and request log line
-(:class:`~LLM_Mesh.registry.telemetry.Telemetry`): one place where a request ends.
+many attempts, what it cost: :func:`build_mesh`, priced per node part by
+:func:`~LLM_Mesh.core.pricing.part_costs`, never above the job's estimate) and queues
+the request's record for the store (:class:`~LLM_Mesh.registry.ports.RequestRecord`:
+no prompt, no answer; :class:`~LLM_Mesh.registry.request_log.RequestWriter` writes it
+off the hot path). The same record, with its HTTP status and attempts, goes to the
+gateway's metrics and request log line (:class:`~LLM_Mesh.registry.telemetry.Telemetry`):
+one place where a request ends.
+
+Settlement: the client's :class:`~LLM_Mesh.registry.job.Payment` (reserved by the
+admit stage) is paid with :func:`price_parts` — each node for the completion tokens
+it delivered, the prompt once — *before* the answer is released (:func:`pay`: a
+non-stream before its body, a stream before its final chunk, ``StreamAccount.commit``),
+or, for a stream cut short, when it ends (``StreamAccount.close``); a request without
+an answer is voided (:func:`void`).
 """
 
 from __future__ import annotations
@@ -17,10 +24,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from LLM_Mesh.core.pricing import request_cost
+from LLM_Mesh.core.pricing import UNIT, part_costs
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
-from LLM_Mesh.registry.job import Job, Tally
+from LLM_Mesh.registry.job import Client, Job, Tally
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
 
@@ -31,6 +38,10 @@ __all__ = [
     "account_passthrough",
     "build_mesh",
     "make_receipt",
+    "pay",
+    "payable_parts",
+    "price_parts",
+    "void",
 ]
 
 
@@ -49,7 +60,7 @@ def _record(
     completion_tokens: int = 0,
     latency_ms: float | None = None,
     ttft_ms: float | None = None,
-    cost: float = 0.0,
+    cost: int = 0,
     status: int = 200,
     attempts: int = 0,
 ) -> None:
@@ -74,6 +85,46 @@ def _record(
     rt.telemetry.request(job, rec, status=status, attempts=attempts, latency_ms=elapsed)
 
 
+def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
+    """``(node id, µNT)`` per node part of the answer, in order: the earlier nodes of a
+    continued stream, then the last; each for the completion tokens it delivered, the
+    prompt (the node's count) once, the whole capped at the job's estimate."""
+    parts = list(tally.parts)
+    if tally.node_id is not None:
+        parts.append((tally.node_id, tally.completion_tokens))
+    amounts = part_costs(
+        job.price, tally.prompt_tokens, [tokens for _, tokens in parts], cap=job.estimate
+    )
+    return [(node, amount) for (node, _), amount in zip(parts, amounts, strict=True)]
+
+
+def payable_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
+    """:func:`price_parts` less the parts the receipt says are not payable (a node that
+    finished without a receipt, or with one that did not verify: ``Part.payable``); the
+    client pays nothing for them either."""
+    parts = price_parts(job, tally)
+    checked = tally.node_receipts
+    if not checked:
+        return parts
+    if len(checked) == len(parts):
+        return [(n, a if c.payable else 0) for (n, a), c in zip(parts, checked, strict=True)]
+    unpaid = {c.node_id for c in checked if not c.payable}
+    return [(n, 0 if n in unpaid else a) for n, a in parts]
+
+
+async def pay(job: Job, tally: Tally, client: Client) -> None:
+    """Pay the client's reservation with the answer's payable parts (before it is released)."""
+    payment = client.payment
+    if payment is not None:
+        await payment.pay(payable_parts(job, tally), tally.receipt_hash)
+
+
+def void(client: Client) -> None:
+    """The request got no answer: its reservation is released, nothing is paid."""
+    if client.payment is not None:
+        client.payment.void()
+
+
 def build_mesh(
     rt: Runtime, job: Job, tally: Tally, node_mesh: Any, *, latency_ms: float
 ) -> dict[str, Any]:
@@ -89,12 +140,13 @@ def build_mesh(
         mesh.setdefault("engine", hosted.engine)
         mesh["simulated"] = bool(mesh.get("simulated")) or hosted.simulated
     mesh["request_id"] = job.request_id
+    if job.settle_key != job.request_id:  # a client-chosen id: the ledger's is made unique
+        mesh["ledger_request_id"] = job.settle_key
     mesh["latency_ms"] = round(latency_ms, 3)
     mesh["ttft_ms"] = None if tally.ttft_ms is None else round(tally.ttft_ms, 3)
     mesh["prompt_tokens"] = tally.prompt_tokens
     mesh["completion_tokens"] = completion
-    tally.cost = mesh["cost"] = request_cost(tally.prompt_tokens, completion, job.price_per_1k)
-    mesh["currency"] = "NetworkToken"
+    mesh["currency"] = UNIT
     mesh["attempts"] = tally.attempts
     if tally.failed_nodes:
         mesh["failover_from"] = list(tally.failed_nodes)
@@ -104,6 +156,8 @@ def build_mesh(
         mesh.pop("receipt", None)  # a node's own receipt is never passed on as the gateway's
     else:
         mesh["receipt"] = receipt
+    # what the client pays: the parts the receipt says are payable (after make_receipt)
+    tally.cost = mesh["cost"] = sum(amount for _, amount in payable_parts(job, tally))
     return mesh
 
 
@@ -179,12 +233,29 @@ def account_failure(rt: Runtime, job: Job, exc: MeshError) -> None:
 
 
 class StreamAccount:
-    """A stream's accounting: the final chunk's ``mesh`` and ``usage``, and the record."""
+    """A stream's accounting: the final chunk's ``mesh`` and ``usage``, its payment (before
+    that chunk, :meth:`commit`; or at the end of a stream cut short, :meth:`close`) and
+    the record."""
 
-    __slots__ = ("job", "rt", "tally")
+    __slots__ = ("client", "job", "rt", "tally")
 
-    def __init__(self, rt: Runtime, job: Job, tally: Tally) -> None:
-        self.rt, self.job, self.tally = rt, job, tally
+    def __init__(self, rt: Runtime, job: Job, tally: Tally, client: Client) -> None:
+        self.rt, self.job, self.tally, self.client = rt, job, tally, client
+
+    async def commit(self) -> None:
+        """The relay's ``Commit``: pay for the answer before its final chunk goes out."""
+        await pay(self.job, self.tally, self.client)
+
+    async def close(self) -> None:
+        """The stream ended, however: pay what was delivered (once), then record it. A
+        stream cut off before its receipt went out gets one made here first (for the
+        ledger entry to commit to)."""
+        tally = self.tally
+        if tally.receipt is None and tally.outputs:
+            make_receipt(self.rt, self.job, tally)
+        tally.cost = sum(amount for _, amount in payable_parts(self.job, tally))
+        await pay(self.job, tally, self.client)
+        self.record()
 
     def finalize(self, obj: dict[str, Any], continued: bool) -> None:
         """Set the gateway's ``mesh`` (and after a continuation the summed ``usage``) on

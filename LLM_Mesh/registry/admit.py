@@ -11,17 +11,19 @@ each with the :class:`~LLM_Mesh.registry.job.Job` and its
   run (an answer replayed from an earlier run);
 - a :class:`Hold`: admitted, and the check wants to know how the request ended
   (``release`` with the answer, ``abandon`` when it raised): the idempotency
-  cache keeps answers this way; a price check will settle this way;
-- or it raises a ``MeshError`` to refuse (401, 429, later 402).
+  cache keeps answers this way; the price check voids a reservation nobody paid this way;
+- or it raises a ``MeshError`` to refuse (401, 429, 402).
 
-The checks (:func:`default_checks`): authentication → rate limit → idempotency →
-anonymous last (:mod:`~LLM_Mesh.registry.access`); the price estimate (NetworkTokens)
-goes after the rate limit. Whatever the answer, it carries the client's
+The checks (:func:`default_checks`): authentication → rate limit → price (the
+estimate reserved from the payer, else 402: :mod:`~LLM_Mesh.registry.charge`; when
+settlement is on) → idempotency → anonymous last (:mod:`~LLM_Mesh.registry.access`). Whatever the answer, it carries the client's
 ``x-ratelimit-*`` headers (``Client.headers``) when a limit applies to it.
 
 A check must be cheap on the hot path: an anonymous request without a limit or a
-request id passes every check without an await that suspends or a store query; a
-keyed one costs a hash and a dict look-up once its key is in memory.
+request id passes every check without a store query but the price check's one
+reservation (a group-committed transaction on the settlement's own connection,
+``registry/settle_db.py``); a keyed one also costs a hash and a dict look-up once its
+key is in memory.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.access import AnonymousLast, Authenticate, RateLimit
+from LLM_Mesh.registry.charge import Charge
 from LLM_Mesh.registry.errors import error_response
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Client, Job
@@ -159,10 +162,11 @@ class IdempotencyCheck:
 
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     """The gateway's admission checks, in the order they run (see the module docstring)."""
-    return [
+    checks: list[AdmissionCheck] = [
         Authenticate(rt.keys, rt.limiter, rt.clock),
         RateLimit(rt.limiter, rt.settings.anonymous_rpm, rt.clock, rt.shared_limits),
-        # the price estimate (NetworkTokens) goes here
-        IdempotencyCheck(rt.idempotency),
-        AnonymousLast(rt.routing, rt.clock),
     ]
+    if rt.settlement is not None:  # the estimate reserved from the payer, else 402
+        checks.append(Charge(rt.settlement))
+    checks += [IdempotencyCheck(rt.idempotency), AnonymousLast(rt.routing, rt.clock)]
+    return checks

@@ -97,6 +97,8 @@ async def register_node(request: Request) -> RegistrationAccepted:
         )
     _check_transport(reg, require_tls=rt.settings.require_tls)
     grant = await rt.node_auth.admit_registration(verified)
+    if rt.settlement is not None:
+        rt.settlement.note_operator(reg.node_id, grant.operator)  # paid for its answers
     await rt.pins.admit(reg.url)  # no SSRF: global addresses only, pinned (address_pins.py)
     rt.pins.pin_certificate(reg.url, reg.tls_fingerprint)  # its TLS certificate, if it gave one
     rt.routing.upsert(rt.table.register(reg))

@@ -47,6 +47,7 @@ from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolve
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.balance_api import router as balance_router
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
 from LLM_Mesh.registry.dashboard import install_dashboard
 from LLM_Mesh.registry.earnings_api import router as earnings_router
@@ -74,6 +75,7 @@ from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.runtime import Runtime, make_client
+from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
@@ -228,6 +230,15 @@ def create_registry_app(
             share=min(1.0, settings.canary_share), min_interval_s=settings.canary_min_interval_s
         ),
     )
+    if settings.settlement:
+        runtime.settlement = Settlement(
+            ledger,
+            fee_bps=settings.network_fee_bps,
+            pool_daily_budget=settings.pool_daily_budget,
+            wall_clock=wall_clock,
+            # a restart on the same home recovers its predecessor at once (not a scratch ledger)
+            home=None if isinstance(ledger_engine, EngineOnce) else settings.home,
+        )
     health = HealthChecker(
         table,
         lambda: runtime.http,
@@ -288,6 +299,9 @@ def create_registry_app(
                 beat.start()
             if node_sync is not None:
                 node_sync.start()
+            if runtime.settlement is not None:
+                await runtime.settlement.load_operators(runtime.store)
+                await runtime.settlement.start()
             runtime.writer.start()
             health.start()
             revocations.start()
@@ -304,6 +318,8 @@ def create_registry_app(
                 await quality_watcher.stop()
                 if runtime.rewards is not None:
                     await runtime.rewards.stop()
+                if runtime.settlement is not None:  # before the checkpointer signs at stop
+                    await runtime.settlement.stop()
                 await runtime.keys.stop()
                 await checkpointer.stop()
                 await revocations.stop()
@@ -344,6 +360,7 @@ def create_registry_app(
     app.include_router(ledger_router)
     app.state.dashboard = install_dashboard(app, runtime, wall_clock=wall_clock)
     app.include_router(earnings_router)
+    app.include_router(balance_router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_mesh_body_bytes,

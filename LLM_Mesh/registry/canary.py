@@ -32,6 +32,7 @@ from typing import Any
 
 from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule, answer_from_openai, compare
 from LLM_Mesh.core.canary_prompts import PROMPTS
+from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.node_client import NodeTransportError
@@ -109,7 +110,7 @@ class CanaryProber:
             raise ProbeError(f"node {node_id} is not known")
         job = Job(
             path=PATH, model=model, body={}, raw=raw, stream=False, prompt_text=prompt,
-            max_tokens=self.max_tokens, price_per_1k=0.0, catalog_context=None,
+            max_tokens=self.max_tokens, price=Price(0, 0), estimate=0, catalog_context=None,
             request_id=new_request_id(), started=rt.clock(),
         )  # fmt: skip
         headers = forward_headers(rt, job, node_id, hashlib.sha256(raw).hexdigest())

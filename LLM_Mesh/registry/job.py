@@ -8,23 +8,25 @@ receipt); the account stage reads it to build the ``mesh`` object and the reques
 record and writes the cost and the receipt (``node_receipts``, ``receipt_hash``:
 what settlement needs, docs/ARCHITECTURE.md "Receipts"). Who sent it is the
 :class:`Client`: its address, then what the admit stage learns (its API key, the
-``x-ratelimit-*`` headers its answer carries, the tokens to settle when usage is known).
+``x-ratelimit-*`` headers its answer carries, the tokens to settle when usage is known,
+the :class:`Payment` reserved for it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.responses import Response
 
+from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Part
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 
-__all__ = ["Client", "Job", "Tally", "usage_counts"]
+__all__ = ["Client", "Job", "Payment", "Tally", "usage_counts"]
 
 
 @dataclass(frozen=True)
@@ -38,20 +40,39 @@ class Job:
     stream: bool
     prompt_text: str
     max_tokens: int
-    price_per_1k: float
+    price: Price  # the model's, micro-NetworkTokens per 1,000 tokens (core/pricing.py)
+    estimate: int  # the most it may cost (µNT): reserved from the payer before any node runs
     catalog_context: int | None
     request_id: str
     started: float  # runtime clock when the gateway received it
     deadline: float = float("inf")  # started + request_timeout_s: no new attempt after it
     ext: Extensions = NONE
     client_id: str | None = None  # the client's Idempotency-Key / X-Request-Id, if usable
+    # the request's settlement key (settlements.request_id, the ledger's request_id): the
+    # request id, made unique when the client chose it (clients may reuse theirs)
+    settle_key: str = ""
+
+
+class Payment(Protocol):
+    """What the admit stage reserved for a request (``registry/charge.py``): the account
+    stage pays it with the exact parts, or voids it, exactly once."""
+
+    payer: str  # the ledger account that pays
+    estimate: int
+
+    async def pay(self, parts: Sequence[tuple[str, int]], receipt_hash: str | None) -> None:
+        """Record ``(node id, amount)`` per part (amounts in µNT, fee included) before the
+        answer is released; no part with an amount: void."""
+
+    def void(self) -> None:
+        """Nothing to pay (a failure, an answer without tokens)."""
 
 
 class Client:
     """Who sent a request: its address and ``Authorization`` header, then what admission
     learnt (the key, the ``x-ratelimit-*`` headers, a token charge to settle)."""
 
-    __slots__ = ("_settle", "address", "authorization", "headers", "key")
+    __slots__ = ("_settle", "address", "authorization", "headers", "key", "payment")
 
     def __init__(self, address: str, authorization: str | None = None) -> None:
         self.address = address
@@ -59,6 +80,7 @@ class Client:
         self.key: ApiKeyRecord | None = None  # set by authentication; None: anonymous
         self.headers: tuple[tuple[str, str], ...] = ()  # for the answer, whatever it is
         self._settle: Callable[[int], None] | None = None
+        self.payment: Payment | None = None  # set by the admit stage when settlement is on
 
     @property
     def scope(self) -> str:
@@ -97,6 +119,7 @@ class Tally:
         "outcome",
         "output_sha256",
         "outputs",
+        "parts",
         "prompt_tokens",
         "receipt",
         "receipt_hash",
@@ -109,13 +132,15 @@ class Tally:
         self.attempts = 0  # node attempts in all, refusals included
         self.waited_s = 0.0  # the opt-in wait for a first node
         self.failed_nodes: list[str] = []  # nodes that broke a stream, in order
+        # (node id, completion tokens delivered) of each earlier node of a continued stream
+        self.parts: list[tuple[str, int]] = []
         self.ttft_ms: float | None = None  # the gateway's time to first token
         self.before = 0  # tokens the client got from earlier nodes of a continued stream
         self.prompt_tokens = 0  # the answering node's usage (prompt of the original request)
         self.completion_tokens = 0  # the answering node's own completion tokens
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
-        self.cost = 0.0
+        self.cost = 0  # micro-NetworkTokens charged (account stage)
         # receipts (core/receipt.py). The send stage: what it relayed of each node, in order
         # (a part per node that generated text), and the hash of the whole output.
         self.outputs: list[Observed] = []

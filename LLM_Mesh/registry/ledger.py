@@ -9,8 +9,9 @@ the entries with their sequence numbers. In one transaction it
    PostgreSQL, the database's write lock on SQLite), so concurrent appends from any
    number of registry processes serialise and sequence numbers never collide;
 2. computes the entries (each leaf commits to the previous one);
-3. writes the entries, the tree nodes they complete (``registry/ledger_tree.py``) and
-   the new head.
+3. writes the entries, the tree nodes they complete (``registry/ledger_tree.py``), the
+   new head, and each account's new ``balance`` (``balances``, in account order; its
+   ``reserved`` column belongs to settlement, ``registry/settlement.py``).
 
 Entry times never go backwards (a clock step back writes the last entry's time).
 Proofs and historical roots are read from the stored complete-subtree hashes.
@@ -102,6 +103,23 @@ def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
     if conn.dialect.name == "postgresql":
         return pg_insert(table).on_conflict_do_nothing()
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+async def _add_to_balances(conn: AsyncConnection, transfers: Sequence[Transfer]) -> None:
+    """Move the transfers' amounts in ``balances`` (rows made as needed), in account order
+    (so concurrent transactions lock the rows in one order)."""
+    deltas: dict[str, int] = {}
+    for t in transfers:
+        deltas[t.from_account] = deltas.get(t.from_account, 0) - t.amount
+        deltas[t.to_account] = deltas.get(t.to_account, 0) + t.amount
+    b = tables.balances
+    ins = pg_insert(b) if conn.dialect.name == "postgresql" else sqlite_insert(b)
+    stmt = ins.on_conflict_do_update(
+        index_elements=[b.c.account], set_={"balance": b.c.balance + ins.excluded.balance}
+    )
+    rows = [{"account": a, "balance": d, "reserved": 0} for a, d in sorted(deltas.items()) if d]
+    if rows:
+        await conn.execute(stmt, rows)
 
 
 _SCRATCH_PREFIX = "llm-mesh-ledger-"
@@ -216,6 +234,7 @@ class SqlLedger:
                 prev, size = leaf, size + 1
             await conn.execute(tables.ledger_entries.insert(), [_entry_values(x) for x in entries])
             await conn.execute(tables.ledger_nodes.insert(), nodes)
+            await _add_to_balances(conn, transfers)
             await conn.execute(
                 update(h)
                 .where(h.c.id == _HEAD)

@@ -6,6 +6,8 @@ Shared by ``GET /v1/models`` (OpenAI's list shape) and ``GET /mesh/models``
 - ``available``: a healthy node hosts the model, loaded or able to load it
   (``nodes``: how many; ``/mesh/models`` also ``nodes_loaded``: of those, how
   many have it loaded);
+- ``pricing``: what it costs, whole micro-NetworkTokens per 1,000 prompt and
+  completion tokens (``core/pricing.py``; custom models: the catalog's custom price);
 - ``simulated``: it is up and *every* healthy node serving it runs a simulated
   engine (``nodes_simulated``: how many of ``nodes`` are simulated), so no
   listing passes a simulated model off as a real one.
@@ -22,7 +24,6 @@ from typing import Any
 from LLM_Mesh.core.catalog import CATALOG, ModelSpec, custom_spec
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 
-CUSTOM_PRICE_PER_1K = 0.001  # NetworkTokens per 1,000 tokens for models outside the catalog
 CUSTOM_DEFAULT_CONTEXT = 4096
 
 
@@ -61,8 +62,6 @@ def mesh_models(table: NodeTable) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for spec in offered_specs(table):
         entry = spec.to_dict()
-        if spec.custom:
-            entry["price_per_1k_tokens"] = CUSTOM_PRICE_PER_1K
         up = table.healthy_entries_for(spec.id, now)
         entry.update(_serving(spec.id, up))
         entry["nodes_loaded"] = sum(1 for e in up if e.models[spec.id].loaded)
@@ -87,6 +86,7 @@ def openai_models(table: NodeTable, *, include_all: bool = False) -> dict[str, A
                 **serving,
                 "custom": spec.custom,
                 "context_length": spec.context_length,
+                "pricing": spec.price.to_json(),
             }
         )
     return {"object": "list", "data": data}

@@ -144,6 +144,14 @@ class CompletionChunk(_Open):
     mesh: MeshMeta | None = None
 
 
+class ModelPricing(_Open):
+    """What a model costs: whole micro-NetworkTokens per 1,000 tokens (core/pricing.py)."""
+
+    prompt_per_1k: int = Field(description="µNT per 1,000 prompt tokens")
+    completion_per_1k: int = Field(description="µNT per 1,000 completion tokens")
+    unit: Literal["micro-NetworkToken"]
+
+
 class ServedModel(_Open):
     """A ``/v1/models`` entry: OpenAI's model object plus what the mesh knows."""
 
@@ -157,6 +165,7 @@ class ServedModel(_Open):
     simulated: bool = Field(description="served, and only by simulated nodes")
     custom: bool
     context_length: int
+    pricing: ModelPricing
 
 
 class ModelList(_Open):
@@ -176,7 +185,9 @@ class MeshModel(_Open):
     quantization: str
     context_length: int
     specialties: list[str]
-    price_per_1k_tokens: float
+    prompt_price_per_1k: int
+    completion_price_per_1k: int
+    pricing: ModelPricing
     custom: bool
     available: bool
     nodes: int

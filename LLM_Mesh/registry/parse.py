@@ -9,7 +9,8 @@ with well-formed mesh extensions (400 naming the field;
 :mod:`~LLM_Mesh.registry.extensions`, stripped from what nodes receive), for a
 model the catalog or some node knows (404 listing the models), and for a catalog
 model, ``max_tokens`` and the estimated prompt within the model's context (400
-``context_length_exceeded``). Whether a healthy node serves it, and whether the
+``context_length_exceeded``). The job carries the model's price and the request's
+estimate (:func:`~LLM_Mesh.core.pricing.estimate`: what the admit stage reserves). Whether a healthy node serves it, and whether the
 prompt fits that node's context, is the send stage's to say
 (:mod:`~LLM_Mesh.registry.send`).
 
@@ -20,12 +21,13 @@ or an error body: docs/security.md, Privacy).
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
-from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.catalog import custom_spec, get_spec
 from LLM_Mesh.core.limits import (
     RequestLimits,
     check_body,
@@ -34,13 +36,14 @@ from LLM_Mesh.core.limits import (
     limit_error,
     nesting_violation,
 )
+from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
 from LLM_Mesh.registry.job import Job
-from LLM_Mesh.registry.listing import CUSTOM_PRICE_PER_1K, known_model_ids
+from LLM_Mesh.registry.listing import CUSTOM_DEFAULT_CONTEXT, known_model_ids
 from LLM_Mesh.registry.runtime import Runtime, new_request_id
 
 __all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "parse_json_object"]
@@ -116,6 +119,15 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     if spec is not None:  # the model's own context; the chosen node's is checked in send
         check_context(prompt_text, max_tokens or 1, spec.context_length, model)
     given = client_id(headers)
+    if spec is None:  # a custom model: the custom price, the context its nodes declare
+        hosted = rt.table.custom_models().get(model)
+        context = (hosted.context_length if hosted else None) or CUSTOM_DEFAULT_CONTEXT
+        spec = custom_spec(model, sha256=None, context_length=context)
+        catalog_context = None
+    else:
+        catalog_context = spec.context_length
+    price = spec.price
+    request_id = given or new_request_id()
     return Job(
         path=path,
         model=model,
@@ -124,11 +136,20 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         stream=parsed.stream,
         prompt_text=prompt_text,
         max_tokens=max_tokens,
-        price_per_1k=spec.price_per_1k_tokens if spec is not None else CUSTOM_PRICE_PER_1K,
-        catalog_context=spec.context_length if spec is not None else None,
-        request_id=given or new_request_id(),
+        price=price,
+        estimate=estimate(price, len(prompt_text), max_tokens, spec.context_length),
+        catalog_context=catalog_context,
+        request_id=request_id,
         started=started,
         deadline=started + rt.settings.request_timeout_s,
         ext=ext,
         client_id=given,
+        settle_key=request_id if given is None else settle_key_for(given),
     )
+
+
+def settle_key_for(client_id: str) -> str:
+    """A settlement key for a request the client named: its id (at most 96 bytes) and a
+    random suffix, since clients may reuse their ids (``settlements`` keys are unique)."""
+    head = client_id.encode()[:96].decode("utf-8", "ignore")
+    return f"{head}~{uuid.uuid4().hex[:16]}"

@@ -8,10 +8,10 @@
 | stage | module | owns |
 |---|---|---|
 | parse and validate | :mod:`~LLM_Mesh.registry.parse` | body → :class:`~LLM_Mesh.registry.job.Job` (400/404) |
-| admit | :mod:`~LLM_Mesh.registry.admit` | the admission checks, in order: API key, rate limit, (price estimate), idempotency, anonymous last |
+| admit | :mod:`~LLM_Mesh.registry.admit` | the admission checks, in order: API key, rate limit, price (estimate reserved, else 402), idempotency, anonymous last |
 | route and send | :mod:`~LLM_Mesh.registry.send`, :mod:`~LLM_Mesh.registry.send_stream` | every router attempt from ``begin`` to ``finish``, failover by :mod:`LLM_Mesh.core.failover`, mid-stream continuation |
 | relay | :mod:`~LLM_Mesh.registry.relay` | JSON or SSE bytes for the client; finishes nothing |
-| account | :mod:`~LLM_Mesh.registry.account` | the ``mesh`` object, cost, the request's record (settlement goes here) |
+| account | :mod:`~LLM_Mesh.registry.account` | the ``mesh`` object, cost, payment of the reservation (before the answer is released), the request's record |
 
 :class:`Pipeline` only wires them: a stage never calls a later one and never reaches
 back into an earlier one; import-linter checks that a stage never imports a later one
@@ -32,6 +32,8 @@ from LLM_Mesh.registry.account import (
     account_answer,
     account_failure,
     account_passthrough,
+    pay,
+    void,
 )
 from LLM_Mesh.registry.admit import Admission, AdmissionCheck, default_checks
 from LLM_Mesh.registry.job import Client, Job, Tally
@@ -101,14 +103,17 @@ class Pipeline:
             answer = await ex.complete()
         except MeshError as exc:
             account_failure(rt, job, exc)
+            void(client)
             client.used(0)
             raise
         if answer.data is None:
             account_passthrough(rt, job, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip
+            void(client)
             client.used(0)
             return passthrough(job, answer.node_id, answer.status, answer.content)
         account_answer(rt, job, ex.tally, answer.data)
+        await pay(job, ex.tally, client)
         client.used(_tokens(ex.tally))
         return json_answer(job, answer.node_id, answer.data, ex.tally.receipt)
 
@@ -120,21 +125,25 @@ class Pipeline:
             answer = await upstream.open()
         except MeshError as exc:
             account_failure(rt, job, exc)
+            void(client)
             client.used(0)
             raise
         if answer.status != 200:
             account_passthrough(rt, job, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip
+            void(client)
             client.used(0)
             return passthrough(job, answer.node_id, answer.status, answer.content)
-        acct = StreamAccount(rt, job, ex.tally)
+        acct = StreamAccount(rt, job, ex.tally, client)
 
         async def on_close() -> None:
             await upstream.close()
-            acct.record()
+            await acct.close()
             client.used(_tokens(ex.tally))
 
-        relay = SseRelay(upstream.events(), acct.finalize, acct.finalize_error)
+        relay = SseRelay(
+            upstream.events(), acct.finalize, on_error=acct.finalize_error, commit=acct.commit
+        )
         return stream_response(job, answer.node_id, relay, on_close)
 
 

@@ -53,7 +53,7 @@ class RequestRecord:
     completion_tokens: int
     latency_ms: float | None
     ttft_ms: float | None
-    cost: float
+    cost: int  # micro-NetworkTokens charged (core/pricing.py)
     created_at: datetime
 
 

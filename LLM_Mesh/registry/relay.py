@@ -9,7 +9,8 @@ A stream (:class:`SseRelay`) writes each :class:`~LLM_Mesh.registry.send_stream.
 the send stage hands over as it comes (one write per event), untouched unless it must
 change: the node's final chunk (``"choices": []``, ``usage``) gets the gateway's
 ``mesh`` (and, after a continuation, the summed ``usage``) from the account stage's
-``finalize``; chunks of a continuing node are rewritten to the first chunk's
+``finalize`` (and ``commit``, awaited before that chunk is sent: the settlement
+records the answer first); chunks of a continuing node are rewritten to the first chunk's
 ``id``/``created``/``model`` and its leading role-only chunk is dropped, so the client
 sees one stream. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`` (with
 ``mesh.receipt`` from the account stage's ``on_error`` when text was delivered) then
@@ -37,6 +38,7 @@ from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.send_stream import DONE, FAIL, Event
 
 __all__ = [
+    "Commit",
     "Finalize",
     "ProxyStream",
     "SseRelay",
@@ -52,6 +54,8 @@ _DONE_BYTES = b"data: [DONE]\n\n"
 # (the node's final chunk, whether it comes from a continuing node) -> None: sets its
 # "mesh" (and, continued, its "usage") in place
 Finalize = Callable[[dict[str, Any], bool], None]
+# awaited after Finalize and before the final chunk is sent (settlement records the answer)
+Commit = Callable[[], Awaitable[None]]
 
 
 def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
@@ -91,17 +95,20 @@ def _role_only(obj: dict[str, Any]) -> bool:
 class SseRelay:
     """One client stream's bytes from the send stage's events (see the module docstring)."""
 
-    __slots__ = ("finalize", "ident", "on_error", "source")
+    __slots__ = ("commit", "finalize", "finalized", "ident", "on_error", "source")
 
     def __init__(
         self,
         source: AsyncGenerator[Event, None],
         finalize: Finalize,
         on_error: Callable[[dict[str, Any]], None] | None = None,
+        commit: Commit | None = None,
     ) -> None:
         self.source = source
         self.finalize = finalize
         self.on_error = on_error  # sets the error event's "mesh" (its receipt) in place
+        self.commit = commit
+        self.finalized = False  # the final chunk went through finalize (commit still due)
         self.ident: dict[str, Any] | None = None  # id/created/model of the first chunk
 
     async def events(self) -> AsyncGenerator[bytes, None]:
@@ -118,6 +125,9 @@ class SseRelay:
                     yield _DONE_BYTES
                     return
                 data = self._shape(ev)
+                if self.finalized and self.commit is not None:
+                    commit, self.commit = self.commit, None
+                    await commit()
                 if data:
                     yield data
         finally:
@@ -150,6 +160,7 @@ class SseRelay:
             usage = obj.get("usage")
             if isinstance(usage, dict) and not obj.get("choices"):
                 self.finalize(obj, ev.continued)
+                self.finalized = True
             elif not ev.continued:
                 continue
             lines[i] = "data: " + json.dumps(obj, separators=_SEP, ensure_ascii=False)

@@ -51,6 +51,7 @@ from LLM_Mesh.registry.replicas import ReplicaBeat
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
+from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.telemetry import Telemetry
 
 
@@ -98,6 +99,8 @@ class Runtime:
     # quality control: verifiers, canary verdicts, quarantines, trust (registry/quality.py);
     # set by create_registry_app
     quality: Quality | None = None
+    # settlement (registry/settlement.py); None when Settings.settlement is off
+    settlement: Settlement | None = None
 
     @property
     def http(self) -> NodeClient:

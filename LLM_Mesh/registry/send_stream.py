@@ -19,7 +19,9 @@ an end without ``[DONE]``), another node is asked to continue
 (:mod:`~LLM_Mesh.registry.continuation`) under the same failover policy
 (:meth:`~LLM_Mesh.core.failover.Failover.continuation`: the attempts nodes worked on
 carry over, refusals before the stream reached its node do not); its events come
-marked ``continued`` so the relay rewrites them into the first node's stream. Where
+marked ``continued`` so the relay rewrites them into the first node's stream; each
+node that broke off is kept in ``Tally.parts`` with the tokens it delivered (the
+account stage pays it for them). Where
 nobody can continue (chat without a node that advertises ``continuation``, no node
 left, attempts or retry budget spent) the last event is a ``FAIL`` with an OpenAI
 error body: never a silent cut.
@@ -276,6 +278,8 @@ class NodeStream:
             return _DONE
         seg_chunks = self._unsigned_part(PartStatus.BROKEN, failed)
         tally.before += seg_chunks
+        tally.parts.append((failed, seg_chunks))  # what this node delivered: its pay
+        tally.completion_tokens = 0  # the next node's own count comes with its usage
         left = remaining_tokens(job.body, tally.before)
         if self.text and left is not None and left <= 0:  # complete but for [DONE]
             ex.stop(Stop.SUCCEEDED)
@@ -350,13 +354,17 @@ class NodeStream:
         if self._closed:
             return
         self._closed = True
+        cut = 0
         if self.data and not self.usage_seen:  # cut off before the node's final chunk
-            self._unsigned_part(PartStatus.CUT)
+            cut = self._unsigned_part(PartStatus.CUT)
         if self.resp is not None:
             with anyio.CancelScope(shield=True):
                 await self.resp.aclose()
         att = self.ex.att
         if att is not None:
             self.ex.finish(att, Outcome.CANCELLED)
-        if self.ex.tally.outcome is None:
-            self.ex.tally.outcome = "cancelled"
+        tally = self.ex.tally
+        if tally.outcome is None:
+            tally.outcome = "cancelled"
+            if not self.usage_seen:  # what this node delivered before the client left
+                tally.completion_tokens = cut

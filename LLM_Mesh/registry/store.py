@@ -163,7 +163,7 @@ def _request_values(rec: RequestRecord) -> dict[str, Any]:
         "completion_tokens": rec.completion_tokens,
         "latency_ms": rec.latency_ms,
         "ttft_ms": rec.ttft_ms,
-        "cost": float(rec.cost),
+        "cost": int(rec.cost),
         "created_at": _aware("created_at", rec.created_at),
     }
 

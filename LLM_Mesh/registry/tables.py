@@ -38,7 +38,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    Numeric,
     String,
     Table,
     Text,
@@ -50,6 +49,7 @@ __all__ = [
     "UTCDateTime",
     "admin_key",
     "api_keys",
+    "balances",
     "canary_status",
     "canary_verifiers",
     "idempotency_keys",
@@ -63,9 +63,11 @@ __all__ = [
     "node_keys",
     "nodes",
     "operators",
+    "pool_days",
     "registry_replicas",
     "requests",
     "reward_periods",
+    "settle_holders",
     "settlements",
 ]
 
@@ -154,7 +156,7 @@ requests = Table(
     Column("completion_tokens", Integer(), nullable=False),
     Column("latency_ms", Float(), nullable=True),
     Column("ttft_ms", Float(), nullable=True),
-    Column("cost", Numeric(18, 6, asdecimal=False), nullable=False),
+    Column("cost", BigInteger(), nullable=False),  # micro-NetworkTokens (migration 0006)
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_requests_request_id", "request_id"),
     Index("ix_requests_node_id", "node_id"),
@@ -263,11 +265,14 @@ api_keys = Table(
 
 #: Migration 0005: one row per (request, node part) that is paid for. A request is
 #: written ``pending`` (with the estimate reserved from the payer) before it is
-#: forwarded; ``state`` then becomes ``settled`` (ledger entries written in the same
-#: transaction, ``amount``/``fee`` exact) or ``void`` (nothing paid). ``part`` is 0
-#: for the first node, 1, 2, ... for nodes that continued a stream. Accounts are
-#: ledger accounts (``core/ledger_entry.py``): ``payer`` ``user:...`` or ``pool``,
-#: ``operator`` ``operator:...``.
+#: forwarded; then ``answered`` (the exact ``amount``/``fee`` of each part, written
+#: before the answer is released), then ``settled`` (ledger entries written in the same
+#: transaction); or ``void`` (nothing paid). ``part`` is 0 for the first node paid,
+#: 1, 2, ... for nodes that continued a stream; only part 0 carries the ``estimate``.
+#: Accounts are ledger accounts (``core/ledger_entry.py``): ``payer`` ``user:...`` or
+#: ``pool``, ``operator`` ``operator:...`` (or ``node:...`` for a node without one).
+#: ``holder`` (0006): the gateway process that reserved it (``settle_holders``).
+#: The settlement code: ``registry/settlement.py``.
 settlements = Table(
     "settlements",
     metadata,
@@ -284,9 +289,44 @@ settlements = Table(
     Column("receipt_hash", String(64), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("holder", String(64), nullable=True),
     Index("ix_settlements_state", "state"),
     Index("ix_settlements_payer", "payer"),
     Index("ix_settlements_operator", "operator"),
+    Index("ix_settlements_holder", "holder"),
+)
+
+#: Migration 0006: every account's balance (``balance``: the ledger's credits less its
+#: debits, kept by :meth:`~LLM_Mesh.registry.ledger.SqlLedger.append` in the same
+#: transaction as the entries) and ``reserved``: what requests in flight hold (their
+#: estimate while pending, their exact cost once answered, until settled or void).
+#: ``available = balance - reserved`` is what a new request may reserve.
+balances = Table(
+    "balances",
+    metadata,
+    Column("account", String(128), primary_key=True),
+    Column("balance", BigInteger(), nullable=False),
+    Column("reserved", BigInteger(), nullable=False),
+)
+
+#: Migration 0006: gateway processes holding reservations, and the database's time
+#: (unix ms) of each one's last sign of life. A holder silent for longer than its
+#: time-to-live is dead: its answered rows are settled, its pending ones voided.
+settle_holders = Table(
+    "settle_holders",
+    metadata,
+    Column("holder", String(64), primary_key=True),
+    Column("beat_ms", BigInteger(), nullable=False),
+)
+
+#: Migration 0006: one row per UTC day on which the community pool was topped up to its
+#: daily budget (``amount``: what the mint added, 0 when it was full already).
+pool_days = Table(
+    "pool_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("amount", BigInteger(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 

@@ -156,10 +156,15 @@ async def test_a_key_revoked_with_the_cli_is_refused_by_the_running_registry(
         key = _key_from(out)
         auth = {"Authorization": f"Bearer {key}"}
         body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+        key_id = out.split("API key ", 1)[1].split()[0]
+        # a new key's balance is 0 (402); the admin grants it one
+        code, out = await asyncio.to_thread(
+            cli, home, "registry", "grant", key_id, "10000000", env=env
+        )
+        assert code == 0, out
         assert (
             await h.client.post("/v1/chat/completions", json=body, headers=auth)
         ).status_code == 200
-        key_id = out.split("API key ", 1)[1].split()[0]
         code, out = await asyncio.to_thread(
             cli, home, "registry", "keys", "revoke", key_id, env=env
         )

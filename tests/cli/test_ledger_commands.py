@@ -49,9 +49,28 @@ def test_grant_writes_ledger_entries(tmp_path: Path) -> None:
         "pool": 250,
     }
     code, out = cli(home, "registry", "grant", "nobody", "5")
-    assert code == 1 and "no operator 'nobody'" in out
+    assert code == 1 and "no API key or operator 'nobody'" in out
     code, out = cli(home, "registry", "grant", "pool", "0")
     assert code == 1 and "micro-NetworkTokens" in out
+
+
+def test_grant_to_an_api_key_by_name_or_id_pays_its_user(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    code, out = cli(home, "registry", "keys", "create", "--name", "carol")
+    assert code == 0, out
+
+    async def key_id() -> str:
+        async with SqlStore(_db(home)) as store:
+            (key,) = await store.list_api_keys()
+            return key.key_id
+
+    kid = asyncio.run(key_id())
+    assert cli(home, "registry", "grant", "carol", "700")[0] == 0
+    assert cli(home, "registry", "grant", kid, "300")[0] == 0
+    assert asyncio.run(_balances(home))[pseudonym("user", kid)] == 1000
+    assert cli(home, "registry", "operators", "add", "carol")[0] == 0  # now ambiguous
+    code, out = cli(home, "registry", "grant", "carol", "1")
+    assert code == 1 and "both an API key and an operator" in out
 
 
 def test_verify_passes_then_names_a_changed_amount(tmp_path: Path) -> None:

@@ -93,6 +93,26 @@ def test_ask_status_models_against_a_sim_mesh(sim_mesh: LocalMesh) -> None:
     out = runner.invoke(app, ["models", *reg], env={"COLUMNS": "250"})
     assert out.exit_code == 0 and "code-llama-7b" in out.output
     assert "mistral-7b (simulated)" in out.output
+    assert "µNT/1k out" in out.output and "10,000" in out.output  # mistral's prices
+    # settlement: anonymous requests were paid by the community pool; a key pays its own
+    out = runner.invoke(app, ["balance", *reg], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "community pool" in out.output and "100,000,000" in out.output  # its daily budget
+    home = ["--home", str(sim_mesh.settings.home)]
+    out = runner.invoke(app, ["registry", "keys", "create", "--name", "cli-user", *home])
+    assert out.exit_code == 0, out.output
+    key = next(w for w in out.output.split() if w.startswith("lmk_"))
+    out = runner.invoke(app, ["balance", "--api-key", key, *reg], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and "your balance" in out.output
+    out = runner.invoke(app, ["ask", "hi", "--model", "mistral-7b", "--api-key", key, *reg])
+    assert out.exit_code == 1 and "insufficient balance" in out.output  # 402: nothing yet
+    assert runner.invoke(app, ["registry", "grant", "cli-user", "5000000", *home]).exit_code == 0
+    out = runner.invoke(
+        app, ["ask", "hi", "--model", "mistral-7b", "--max-tokens", "5", "--api-key", key, *reg]
+    )
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["balance", "--api-key", key, *reg], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and "4,999," in out.output, out.output  # available: less the cost
 
 
 @pytest.mark.e2e
@@ -157,6 +177,7 @@ def test_demo_runs_the_seed_request_on_the_real_model(tmp_path: Path) -> None:
         "tokens/s",
         "NetworkToken",
         "/dashboard/",
+        "µNT",
     ):
         assert fact in text, fact
     assert "SIMULATED" not in text

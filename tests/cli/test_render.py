@@ -100,3 +100,22 @@ def test_nodes_table_shows_trust_and_quarantines() -> None:
     assert "0.83 verifier" in out
     assert "quarantined: gemma-3-270m" in out
     assert out.count("quarantined") == 1
+def test_balance_table_shows_whole_micro_tokens() -> None:
+    from rich.console import Console
+
+    from LLM_Mesh.cli.render import balance_table
+
+    def shown(data: dict[str, object]) -> str:
+        console = Console(width=120, record=True)
+        console.print(balance_table(data))
+        return console.export_text()
+
+    user = {"object": "balance", "account": "user:abc", "payer": "user", "balance": 1_234_567,
+            "reserved": 135, "available": 1_234_432, "settlement": True}  # fmt: skip
+    text = shown(user)
+    assert "your balance" in text and "1,234,567" in text and "1,234,432" in text
+    assert "user:abc" in text and "daily budget" not in text
+    pool = {**user, "account": "pool", "payer": "pool", "daily_budget": 100_000_000,
+            "settlement": False}  # fmt: skip
+    text = shown(pool)
+    assert "community pool" in text and "100,000,000" in text and "nothing is charged" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def test_seed_models_present_with_specialties(model_id: str, specialties: set[st
     assert set(spec.specialties) == specialties
     assert spec.size_bytes > 0
     assert spec.context_length > 0
-    assert spec.price_per_1k_tokens > 0
+    assert spec.prompt_price_per_1k > 0 and spec.completion_price_per_1k > 0
+    assert type(spec.prompt_price_per_1k) is int and type(spec.completion_price_per_1k) is int
     assert spec.file_name
     assert not spec.custom
 
@@ -149,10 +151,34 @@ def test_custom_spec_defaults_say_what_is_unknown() -> None:
         "source": None,
         "tier": "worker",
         "prompt_template": "plain",
-        "price_per_1k_tokens": 0.01,
+        "prompt_price_per_1k": 1_000,
+        "completion_price_per_1k": 1_000,
+        "pricing": {
+            "prompt_per_1k": 1_000,
+            "completion_per_1k": 1_000,
+            "unit": "micro-NetworkToken",
+        },
         "file_format": "gguf",
         "notes": "custom model hosted by a node operator",
         "custom": True,
         "aliases": [],
         "min_memory_bytes": 0,
     }
+
+
+def test_prices_grow_with_model_size() -> None:
+    by_size = sorted(CATALOG, key=lambda m: m.params_b)
+    for smaller, bigger in itertools.pairwise(by_size):
+        assert bigger.prompt_price_per_1k >= smaller.prompt_price_per_1k, (smaller.id, bigger.id)
+        assert bigger.completion_price_per_1k >= smaller.completion_price_per_1k
+    assert by_size[-1].completion_price_per_1k > by_size[0].completion_price_per_1k
+    for m in CATALOG:  # a completion token costs at least a prompt token
+        assert m.completion_price_per_1k >= m.prompt_price_per_1k
+
+
+def test_custom_models_get_the_documented_default_price() -> None:
+    from LLM_Mesh.core.catalog import CUSTOM_COMPLETION_PRICE_PER_1K, CUSTOM_PROMPT_PRICE_PER_1K
+
+    spec = custom_spec("x", sha256=None)
+    assert spec.price.prompt_per_1k == CUSTOM_PROMPT_PRICE_PER_1K == 1_000
+    assert spec.price.completion_per_1k == CUSTOM_COMPLETION_PRICE_PER_1K == 1_000

@@ -1,36 +1,134 @@
-"""Request cost in NetworkTokens (core/pricing.py)."""
+"""Request prices in micro-NetworkTokens: integers only, rounding as documented (core/pricing.py)."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from LLM_Mesh.core.pricing import request_cost
+from LLM_Mesh.core.pricing import (
+    Price,
+    estimate,
+    estimate_prompt_tokens,
+    network_fee,
+    part_costs,
+    request_cost,
+    split,
+)
+
+GEMMA = Price(500, 1_000)
+BIG = Price(40_000, 80_000)
 
 
-def test_prompt_plus_completion_per_thousand() -> None:
-    assert request_cost(600, 400, 0.01) == 0.01
-    assert request_cost(1000, 1000, 0.08) == 0.16
-    assert request_cost(10, 22, 0.001) == 0.000032
+def test_cost_is_prompt_and_completion_priced_per_thousand() -> None:
+    assert request_cost(GEMMA, 1000, 1000) == 1500
+    assert request_cost(BIG, 600, 400) == 24_000 + 32_000
+    assert request_cost(Price(5_000, 10_000), 10, 22) == 50 + 220
+
+
+def test_cost_is_rounded_up_to_a_whole_micro_token() -> None:
+    # 1 completion token at 1,000 µNT per 1k = 1 µNT exactly; 1 prompt token at 500 = 0.5 -> up
+    assert request_cost(GEMMA, 0, 1) == 1
+    assert request_cost(GEMMA, 1, 1) == 2  # 0.5 + 1 = 1.5 -> 2
+    assert request_cost(Price(1, 1), 1, 1) == 1  # 0.002 -> 1
+    assert request_cost(Price(0, 0), 5, 5) == 0
 
 
 def test_no_completion_costs_nothing() -> None:
-    assert request_cost(5000, 0, 0.08) == 0.0
+    assert request_cost(BIG, 5000, 0) == 0
 
 
-def test_rounded_half_up_to_micro_tokens() -> None:
-    # 1 token at 0.0005/1k = 5e-7 -> 1e-6 (half up); 1 token at 0.0004/1k -> 0
-    assert request_cost(0, 1, 0.0005) == 0.000001
-    assert request_cost(0, 1, 0.0004) == 0.0
-    # float price is taken by its decimal text, not its binary expansion
-    assert request_cost(0, 15, 0.1) == 0.0015
-
-
-def test_returns_float() -> None:
-    assert isinstance(request_cost(1, 1, 0.01), float)
-    assert isinstance(request_cost(1, 0, 0.01), float)
+def test_integers_only() -> None:
+    assert type(request_cost(GEMMA, 3, 7)) is int
+    assert type(estimate(GEMMA, 10, 5, 100)) is int
+    with pytest.raises(ValueError, match="whole number"):
+        Price(0.5, 1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="whole number"):
+        Price(-1, 1)
 
 
 @pytest.mark.parametrize(("p", "c"), [(-1, 10), (10, -1)])
 def test_negative_tokens_rejected(p: int, c: int) -> None:
     with pytest.raises(ValueError, match="negative"):
-        request_cost(p, c, 0.01)
+        request_cost(GEMMA, p, c)
+    with pytest.raises(ValueError, match="negative"):
+        part_costs(GEMMA, p, [c])
+
+
+def test_prompt_estimate_is_a_third_of_the_characters_plus_the_template_room() -> None:
+    assert estimate_prompt_tokens(0) == 16
+    assert estimate_prompt_tokens(1) == 17
+    assert estimate_prompt_tokens(3) == 17
+    assert estimate_prompt_tokens(4) == 18
+    assert estimate_prompt_tokens(300) == 116
+
+
+def test_estimate_is_prompt_estimate_plus_max_tokens() -> None:
+    # 30 chars -> 10 + 16 prompt tokens; 100 completion tokens
+    assert estimate(GEMMA, 30, 100, 32_768) == request_cost(GEMMA, 26, 100) == 113
+    # no max_tokens: the rest of the context
+    assert estimate(GEMMA, 30, 0, 1026) == request_cost(GEMMA, 26, 1000)
+    # a prompt that fills the context still reserves a token
+    assert estimate(GEMMA, 30_000, 0, 100) == request_cost(GEMMA, 10_016, 1)
+
+
+def test_parts_pay_the_prompt_once_and_each_its_own_tokens() -> None:
+    # the first node delivered 10 tokens, the second continued with 30
+    parts = part_costs(BIG, 100, [10, 30])
+    assert parts == [(100 * 40_000 + 10 * 80_000) // 1000, 30 * 80]
+    assert sum(parts) == request_cost(BIG, 100, 40)
+    # a part that delivered nothing gets nothing; the prompt goes with the first that did
+    assert part_costs(BIG, 100, [0, 30]) == [0, request_cost(BIG, 100, 30)]
+    assert part_costs(BIG, 100, [0, 0]) == [0, 0]
+    assert part_costs(BIG, 100, []) == []
+
+
+def test_parts_round_up_each() -> None:
+    assert part_costs(Price(1, 1), 1, [1, 1, 1]) == [1, 1, 1]
+
+
+def test_parts_are_capped_at_the_estimate_from_the_last_part_back() -> None:
+    assert part_costs(GEMMA, 0, [100, 100, 100], cap=250) == [100, 100, 50]
+    assert part_costs(GEMMA, 0, [100, 100, 100], cap=150) == [100, 50, 0]
+    assert part_costs(GEMMA, 0, [100, 100], cap=0) == [0, 0]
+    assert part_costs(GEMMA, 0, [100, 100], cap=500) == [100, 100]
+    with pytest.raises(ValueError):
+        part_costs(GEMMA, 0, [1], cap=-1)
+
+
+def test_network_fee_in_basis_points_rounded_down() -> None:
+    assert network_fee(10_000, 500) == 500
+    assert network_fee(19, 500) == 0  # 0.95 -> 0
+    assert network_fee(20, 500) == 1
+    assert network_fee(7, 0) == 0
+    assert network_fee(7, 10_000) == 7
+    for bad in (-1, 10_001):
+        with pytest.raises(ValueError, match="fee_bps"):
+            network_fee(10, bad)
+    with pytest.raises(ValueError):
+        network_fee(-1, 500)
+
+
+def test_split_gives_the_operator_the_rest() -> None:
+    assert split(10_000, 500) == (9_500, 500)
+    assert split(19, 500) == (19, 0)
+    assert split(0, 500) == (0, 0)
+
+
+@given(
+    st.integers(0, 10**6), st.integers(0, 10**6), st.lists(st.integers(0, 10**5), max_size=5),
+    st.integers(0, 10**7), st.integers(0, 10_000),
+)  # fmt: skip
+def test_properties(pp: int, cp: int, completions: list[int], cap: int, bps: int) -> None:
+    price = Price(pp, cp)
+    parts = part_costs(price, 1234, completions, cap)
+    assert all(type(x) is int and x >= 0 for x in parts)
+    assert sum(parts) <= cap
+    uncapped = part_costs(price, 1234, completions)
+    assert all(a <= b for a, b in zip(parts, uncapped, strict=True))
+    # per-part rounding costs at most 1 µNT a part more than the whole request priced at once
+    whole = request_cost(price, 1234, sum(completions))
+    assert whole <= sum(uncapped) <= whole + len(completions)
+    for x in parts:
+        op, fee = split(x, bps)
+        assert op + fee == x and 0 <= fee <= x

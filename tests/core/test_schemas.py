@@ -225,9 +225,9 @@ def test_task_type_extension() -> None:
 
 def test_mesh_meta_defaults() -> None:
     meta = MeshMeta.model_validate({"node_id": "n", "model": "m"})
-    assert meta.currency == "NetworkToken"
+    assert meta.currency == "micro-NetworkToken"
     assert meta.attempts == 1
-    assert meta.cost == 0.0
+    assert meta.cost == 0 and type(meta.cost) is int
     assert meta.fallback_from is None
 
 

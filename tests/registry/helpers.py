@@ -240,6 +240,15 @@ class Harness:
         return node
 
 
+async def fund(h: Harness, account: str, amount: int = 10**12) -> None:
+    """Grant ``account`` (a ledger account, e.g. ``user_account(key_id)``) ``amount`` µNT."""
+    from LLM_Mesh.core.ledger_entry import MINT, Transfer
+
+    ledger = h.runtime.ledger
+    assert ledger is not None
+    await ledger.append_one(Transfer("grant", MINT, account, amount))
+
+
 PUBLIC_ADDRESS = "93.184.216.34"  # a global address; MockTransport never connects anywhere
 
 
@@ -289,6 +298,7 @@ async def running(
     resolver: Resolver = public_resolver,
     signed: bool = False,
     wall_clock: Callable[[], float] | None = None,
+    node_auth: NodeAuthenticator | None = None,
     **settings_kw: Any,
 ) -> AsyncIterator[Harness]:
     """The app with its lifespan running, fake nodes behind a MockTransport.
@@ -301,7 +311,7 @@ async def running(
     clock = clock or ManualClock()
     settings = make_settings(tmp_path, **settings_kw)
     upstream = httpx.AsyncClient(transport=httpx.MockTransport(nodes.handler))
-    auth: NodeAuthenticator | None = None if signed else TrustingNodeAuth()
+    auth: NodeAuthenticator | None = None if signed else (node_auth or TrustingNodeAuth())
     extra: dict[str, Any] = {} if wall_clock is None else {"wall_clock": wall_clock}
     app = create_registry_app(
         settings,

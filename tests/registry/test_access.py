@@ -19,7 +19,8 @@ import httpx
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.ratelimit import Limits
 from LLM_Mesh.registry.api_keys import create_api_key
-from tests.registry.helpers import Harness, running
+from LLM_Mesh.registry.settlement import user_account
+from tests.registry.helpers import Harness, fund, running
 
 CHAT = "/v1/chat/completions"
 MODEL = "gemma-3-270m"
@@ -42,8 +43,10 @@ async def from_address(h: Harness, ip: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def new_key(h: Harness, **kw: Any) -> tuple[str, str]:
+    """A new API key whose user has a balance (settlement: a key without one gets 402)."""
     made = await create_api_key(h.store, **kw)
     assert made is not None
+    await fund(h, user_account(made[1].key_id))
     return made[0], made[1].key_id
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.access import AnonymousLast, Authenticate, RateLimit
 from LLM_Mesh.registry.admit import Hold, IdempotencyCheck
+from LLM_Mesh.registry.charge import Charge
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.pipeline import Pipeline
 from tests.registry.helpers import running
@@ -57,9 +58,15 @@ async def test_default_checks_in_order(tmp_path: Path) -> None:
         assert [type(c) for c in pipeline.admission.checks] == [
             Authenticate,
             RateLimit,
+            Charge,
             IdempotencyCheck,
             AnonymousLast,
         ]
+    async with running(tmp_path, settlement=False) as h:
+        checks = h.app.state.pipeline.admission.checks
+        assert [type(c) for c in checks] == [
+            Authenticate, RateLimit, IdempotencyCheck, AnonymousLast
+        ]  # fmt: skip
 
 
 async def test_checks_run_in_order_before_any_node(tmp_path: Path) -> None:

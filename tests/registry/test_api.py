@@ -122,7 +122,11 @@ async def test_mesh_models(tmp_path: Path) -> None:
         assert models["gemma-3-270m"]["available"] is True and models["gemma-3-270m"]["nodes"] == 1
         assert models["gemma-3-270m"]["context_length"] == 32_768
         assert models["mistral-7b"]["available"] is False and models["mistral-7b"]["nodes"] == 0
-        assert models["mine"]["custom"] is True and models["mine"]["price_per_1k_tokens"] == 0.001
+        assert models["mine"]["custom"] is True and models["mine"]["pricing"] == {
+            "prompt_per_1k": 1_000,
+            "completion_per_1k": 1_000,
+            "unit": "micro-NetworkToken",
+        }
 
 
 async def test_health_check_endpoint(tmp_path: Path) -> None:

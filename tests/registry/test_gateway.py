@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.core.catalog import CUSTOM_COMPLETION_PRICE_PER_1K, CUSTOM_PROMPT_PRICE_PER_1K
+from LLM_Mesh.core.pricing import Price, request_cost
 from tests.registry.helpers import Harness, running
+
+GEMMA_PRICE = Price(500, 1_000)
 
 CHAT = "/v1/chat/completions"
 
@@ -135,7 +139,7 @@ async def test_non_stream_chat_forwards_and_completes_mesh(mesh: Harness) -> Non
     assert m["request_id"] == "abc-1"
     assert m["attempts"] == 1
     assert m["simulated"] is True and m["engine"] == "sim"
-    assert m["cost"] == pytest.approx(15 / 1000 * 0.001)
+    assert m["cost"] == request_cost(GEMMA_PRICE, 10, 5) == 10  # (10 x 500 + 5 x 1000) / 1000
     assert m["latency_ms"] == 50.0  # end to end, on the gateway's clock
     assert m["ttft_ms"] == 46.0  # the node's 3 ms + the 43 ms its own 7 ms do not explain
     assert r.headers["x-mesh-node"] == "node-a"
@@ -179,7 +183,7 @@ async def test_stream_passes_chunks_and_replaces_final_mesh(mesh: Harness) -> No
     final = chunks[-1]
     assert final["choices"] == [] and final["usage"]["completion_tokens"] == 3
     assert final["mesh"]["request_id"] == r.headers["x-mesh-request-id"]
-    assert final["mesh"]["cost"] == pytest.approx(7 / 1000 * 0.001)
+    assert final["mesh"]["cost"] == request_cost(GEMMA_PRICE, 4, 3) == 5
     assert final["mesh"]["ttft_ms"] is not None and final["mesh"]["latency_ms"] is not None
     sent = mesh.nodes.nodes["node-a:8801"].calls[0]["body"]
     assert sent["stream_options"] == {"include_usage": True}
@@ -310,4 +314,5 @@ async def test_custom_model_routes_and_costs_custom_price(mesh: Harness) -> None
     r = await mesh.client.post(CHAT, json=chat("my-finetune"))
     assert r.status_code == 200
     assert r.json()["mesh"]["node_id"] == "node-c"
-    assert r.json()["mesh"]["cost"] == pytest.approx(15 / 1000 * 0.001)
+    custom = Price(CUSTOM_PROMPT_PRICE_PER_1K, CUSTOM_COMPLETION_PRICE_PER_1K)
+    assert r.json()["mesh"]["cost"] == request_cost(custom, 10, 5) == 15

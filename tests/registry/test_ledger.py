@@ -40,6 +40,14 @@ async def ledger(store: SqlStore) -> AsyncIterator[SqlLedger]:
     yield _ledger(store)
 
 
+async def _stored_balances(ledger: SqlLedger) -> dict[str, int]:
+    """The ``balances`` table that every append keeps (migration 0006)."""
+    engine = await ledger.engine()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT account, balance FROM balances"))).all()
+    return {r.account: int(r.balance) for r in rows if r.balance}
+
+
 async def _fill(ledger: SqlLedger, n: int) -> None:
     await ledger.append([Transfer("grant", MINT, ALICE, 1_000_000)])
     await ledger.append(
@@ -118,6 +126,7 @@ async def test_append_chains_and_proves(ledger: SqlLedger) -> None:
     page, more_ = await ledger.entries(after=4, limit=3)
     assert [e.seq for e in page] == [5, 6, 7] and more_
     assert await ledger.balances() == {MINT: -563, ALICE: 300, BOB: 200, POOL: 63}
+    assert await _stored_balances(ledger) == await ledger.balances()
     with pytest.raises(LedgerError):
         await ledger.inclusion_proof(11, 11)
     with pytest.raises(LedgerError):
@@ -176,6 +185,7 @@ async def test_concurrent_appends_from_two_processes_never_collide(
         report = await audit(StoreSource(a, ORIGIN))
         assert report.ok, report.findings
         assert report.entries == 41 and report.balances[BOB] == 40
+        assert await _stored_balances(a) == await a.balances()
     finally:
         await other.close()
 

@@ -28,7 +28,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> object:
 
 
 async def test_endpoints_prove_what_they_publish(tmp_path: Path, store: object) -> None:
-    app = create_registry_app(make_settings(tmp_path, ledger_checkpoint_every=4), store=store)  # type: ignore[arg-type]
+    # no pool budget: the registry mints nothing at start, so the ledger starts empty
+    settings = make_settings(tmp_path, ledger_checkpoint_every=4, pool_daily_budget=0)
+    app = create_registry_app(settings, store=store)  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
         rt = app.state.runtime
         t = httpx.ASGITransport(app=app)

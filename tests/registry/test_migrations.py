@@ -18,7 +18,7 @@ ALL_TABLES = {
     "admin_key", "api_keys", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
     "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "settlements",
     "canary_status", "canary_verifiers", "idempotency_keys", "node_checks", "registry_replicas",
-    "reward_periods",
+    "reward_periods", "balances", "settle_holders", "pool_days",
 }  # fmt: skip
 
 

@@ -24,7 +24,7 @@ def rec(i: int) -> RequestRecord:
         completion_tokens=2,
         latency_ms=1.0,
         ttft_ms=None,
-        cost=0.0,
+        cost=0,
         created_at=datetime.now(timezone.utc),
     )
 

@@ -153,4 +153,4 @@ async def test_continued_chat_is_priced_on_the_original_prompt(tmp_path: Path) -
         assert final["mesh"]["prompt_tokens"] == 10 and final["mesh"]["completion_tokens"] == 3
         spec = get_spec(MODEL)
         assert spec is not None
-        assert final["mesh"]["cost"] == request_cost(10, 3, spec.price_per_1k_tokens)
+        assert final["mesh"]["cost"] == request_cost(spec.price, 10, 3)

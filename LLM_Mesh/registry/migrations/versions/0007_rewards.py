@@ -1,7 +1,7 @@
 """Uptime rewards: ``nodes.healthy_ms`` and ``reward_periods`` (see ``tables.py``).
 
 Revision ID: 0007
-Revises: 0005 (the integrator chains it after 0006 when both are merged)
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

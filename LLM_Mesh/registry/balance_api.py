@@ -1,0 +1,82 @@
+"""``GET /v1/balance``: what the caller may spend, in whole micro-NetworkTokens.
+
+With an API key (``Authorization: Bearer <key>``): its user's account
+(``user:<pseudonym of the key id>``); without one: the community ``pool`` that pays for
+anonymous requests (with its daily budget). The answer::
+
+    {"object": "balance", "account": "user:...", "payer": "user", "balance": 1000,
+     "reserved": 135, "available": 865, "unit": "micro-NetworkToken", "settlement": true}
+
+``reserved`` is what the caller's requests in flight hold (their estimate, or their exact
+cost once answered, until settled into the ledger); ``available = balance - reserved`` is
+what a new request's estimate must fit in. A wrong or revoked key is 401, as on every
+``/v1`` endpoint (``registry/access.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from LLM_Mesh.core.ledger_entry import POOL
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.access import Authenticate
+from LLM_Mesh.registry.job import Client
+from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.settle_ledger import balance
+from LLM_Mesh.registry.settlement import user_account
+
+router = APIRouter(tags=["Balance"])
+
+
+class BalanceView(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    object: Literal["balance"]
+    account: str = Field(description="the ledger account (a pseudonym, or `pool`)")
+    payer: Literal["user", "pool"]
+    balance: int = Field(description="credits less debits in the ledger (µNT)")
+    reserved: int = Field(description="held by requests in flight (µNT)")
+    available: int = Field(description="balance - reserved: what a new estimate must fit in")
+    unit: Literal["micro-NetworkToken"]
+    settlement: bool = Field(description="whether this registry settles requests")
+    daily_budget: int | None = Field(
+        default=None, description="the pool only: what it is topped up to each UTC day"
+    )
+
+
+_E401 = {"description": "a wrong or revoked API key (`invalid_api_key`)"}
+_E429 = {"description": "too many unknown keys tried from this address"}
+
+
+@router.get(
+    "/v1/balance",
+    responses={200: {"model": BalanceView}, 401: _E401, 429: _E429},
+    response_model=None,
+)
+async def get_balance(request: Request) -> JSONResponse:
+    """The caller's balance: its API key's user, or (no key) the community pool."""
+    rt = get_runtime(request)
+    peer = request.client
+    client = Client(peer.host if peer else "unknown", request.headers.get("authorization"))
+    key = await Authenticate(rt.keys, rt.limiter, rt.clock).identify(client)
+    if rt.ledger is None:  # pragma: no cover - wiring bug
+        raise MeshError("the ledger is not set up")
+    account = POOL if key is None else user_account(key.key_id)
+    held, reserved = await balance(await rt.ledger.engine(), account)
+    body: dict[str, object] = {
+        "object": "balance",
+        "account": account,
+        "payer": "pool" if key is None else "user",
+        "balance": held,
+        "reserved": reserved,
+        "available": held - reserved,
+        "unit": "micro-NetworkToken",
+        "settlement": rt.settlement is not None,
+    }
+    if key is None:
+        body["daily_budget"] = rt.settings.pool_daily_budget
+    return JSONResponse(body)

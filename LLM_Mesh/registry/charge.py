@@ -1,0 +1,141 @@
+"""The admit stage's price check: the request's estimate reserved from its payer, or 402.
+
+:class:`Charge` runs after the rate limit (``admit.default_checks``), before any node is
+called. The payer is the API key's user (``user:<pseudonym of the key id>``) or, for an
+anonymous request, the community ``pool``. It reserves the job's estimate
+(:func:`~LLM_Mesh.core.pricing.estimate`) with
+:meth:`~LLM_Mesh.registry.settlement.Settlement.reserve` (atomic in the database: the
+payer's available balance, balance less what requests in flight hold, must cover it)
+and hands the request a :class:`Payment`; else it refuses with 402 in OpenAI's error
+shape: ``insufficient_balance`` (a user) or ``community_pool_exhausted`` (anonymous),
+naming the estimate, balance, reserved and available amounts. A dry pool is first
+topped up if a new UTC day began.
+
+The :class:`Payment` is also the admission's :class:`~LLM_Mesh.registry.admit.Hold`:
+whatever way the request ends without the account stage paying it (a refusal by a later
+check, an error, a replayed answer), the reservation is voided, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.responses import Response
+
+from LLM_Mesh.core.ledger_entry import POOL
+from LLM_Mesh.core.pricing import split
+from LLM_Mesh.errors import PaymentRequired, PoolExhausted, SettlementUnavailable
+from LLM_Mesh.registry.job import Client, Job
+from LLM_Mesh.registry.settle_db import Answer, PaidPart, Reserved
+from LLM_Mesh.registry.settlement import Settlement, user_account
+
+__all__ = ["Charge", "SettledPayment"]
+
+log = logging.getLogger(__name__)
+
+
+class SettledPayment:
+    """One request's reservation: paid with its exact parts, or voided; exactly once."""
+
+    __slots__ = ("done", "estimate", "key", "model", "payer", "settlement")
+
+    def __init__(self, settlement: Settlement, key: str, payer: str, model: str, estimate: int):
+        self.settlement = settlement
+        self.key = key
+        self.payer = payer
+        self.model = model
+        self.estimate = estimate
+        self.done = False
+
+    async def pay(self, parts: Sequence[tuple[str, int]], receipt_hash: str | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        s = self.settlement
+        paid = []
+        for node_id, amount in parts:
+            if amount > 0:
+                _share, fee = split(amount, s.fee_bps)
+                paid.append(PaidPart(node_id, s.operators.get(node_id), amount, fee))
+        if not paid:
+            s.void(self.key, self.payer)
+            return
+        op = Answer(self.key, self.payer, self.model, self.estimate, tuple(paid), receipt_hash)
+        try:
+            await s.answer(op)
+        except Exception:  # the answer goes out anyway; the request stays pending (voided)
+            log.exception("settlement: could not record the answer of %s", self.key)
+
+    def void(self) -> None:
+        if not self.done:
+            self.done = True
+            self.settlement.void(self.key, self.payer)
+
+    # the admission's Hold: a request that ends without being paid costs nothing
+    def release(self, response: Response | None) -> None:
+        if response is not None:  # a non-stream ended (a stream is paid when it ends)
+            self.void()
+
+    def abandon(self) -> None:
+        self.void()
+
+
+def _refusal(job: Job, payer: str, seen: Reserved) -> PaymentRequired:
+    amounts: dict[str, Any] = {
+        "estimate": job.estimate, "balance": seen.balance, "reserved": seen.reserved,
+        "available": seen.available, "unit": "micro-NetworkToken",
+    }  # fmt: skip
+    why = (
+        f"this request may cost up to {job.estimate:,} micro-NetworkTokens (its prompt "
+        f"estimate plus max_tokens={job.max_tokens or 'the rest of the context'} at "
+        f"{job.model}'s prices)"
+    )
+    if payer == POOL:
+        return PoolExhausted(
+            f"the community pool that pays for requests without an API key is dry: {why}, "
+            f"and it has {max(0, seen.available):,} available (balance {seen.balance:,}, "
+            f"{seen.reserved:,} held by requests in flight); it is topped up to its daily "
+            "budget at 00:00 UTC. Lower max_tokens, or use an API key with a balance",
+            payer="pool", **amounts,
+        )  # fmt: skip
+    return PaymentRequired(
+        f"insufficient balance: {why}, and your available balance is "
+        f"{max(0, seen.available):,} (balance {seen.balance:,}, {seen.reserved:,} held by "
+        "your requests in flight). Lower max_tokens, or ask the registry's admin for a "
+        "grant (llm-mesh registry grant)",
+        payer="user", **amounts,
+    )  # fmt: skip
+
+
+class Charge:
+    """The admission check (see the module docstring)."""
+
+    __slots__ = ("settlement",)
+
+    def __init__(self, settlement: Settlement) -> None:
+        self.settlement = settlement
+
+    async def __call__(self, job: Job, client: Client) -> SettledPayment:
+        s = self.settlement
+        payer = POOL if client.key is None else user_account(client.key.key_id)
+        seen = await self._reserve(job, payer)
+        if not seen.ok and payer == POOL and await s.top_up_pool():
+            seen = await self._reserve(job, payer)  # a new day's budget
+        if not seen.ok:
+            raise _refusal(job, payer, seen)
+        payment = SettledPayment(s, job.settle_key, payer, job.model, job.estimate)
+        client.payment = payment
+        return payment
+
+    async def _reserve(self, job: Job, payer: str) -> Reserved:
+        try:
+            return await self.settlement.reserve(job.settle_key, payer, job.model, job.estimate)
+        except Exception as exc:
+            log.exception("settlement: could not reserve for %s", job.settle_key)
+            raise SettlementUnavailable(
+                "the request's price could not be reserved (settlement database unavailable); "
+                "nothing was run: try again",
+                retry_after=1,
+            ) from exc

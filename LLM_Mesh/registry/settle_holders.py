@@ -1,0 +1,106 @@
+"""Settlement's holders: which gateway processes are alive, on the database's own clock.
+
+Each process that reserves is a *holder* (``settle_holders``: its id and ``beat_ms``, the
+database's time of its last :func:`beat`). :func:`dead_holders` names the holders whose
+rows are in flight (``pending`` or ``answered``) but who are silent for longer than a
+time-to-live, or gone from the table; their rows are recovered (``registry/settlement.py``).
+:class:`HomeLock` tells, at start, whether the last process on this ``$LLM_MESH_HOME`` is
+gone (an ``flock`` it held while it ran), and which holder it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, delete, literal_column, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.registry import tables
+
+__all__ = ["HomeLock", "beat", "dead_holders", "forget"]
+
+
+def now_ms_sql(dialect: str) -> Any:
+    """The database's own clock, unix ms (heartbeats never trust a process's clock)."""
+    if dialect == "postgresql":
+        sql = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+    else:
+        sql = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    return literal_column(sql, type_=BigInteger())
+
+
+async def beat(engine: AsyncEngine, holder: str) -> None:
+    """``holder`` is alive now; its row is made again if someone removed it."""
+    h = tables.settle_holders
+    now = now_ms_sql(engine.dialect.name)
+    ins = pg_insert(h) if engine.dialect.name == "postgresql" else sqlite_insert(h)
+    stmt = ins.values(holder=holder, beat_ms=now).on_conflict_do_update(
+        index_elements=[h.c.holder], set_={"beat_ms": now}
+    )
+    async with engine.begin() as conn:
+        await conn.execute(stmt)
+
+
+async def dead_holders(engine: AsyncEngine, ttl_s: float, me: str) -> list[str | None]:
+    """Holders other than ``me`` with rows in flight that are silent for longer than
+    ``ttl_s`` or gone (``None``: rows without a holder)."""
+    s, h = tables.settlements, tables.settle_holders
+    now = now_ms_sql(engine.dialect.name)
+    alive = select(h.c.holder).where(h.c.beat_ms >= now - int(ttl_s * 1000))
+    stmt = (
+        select(s.c.holder)
+        .where(s.c.state.in_(("pending", "answered")))
+        .where((s.c.holder.is_(None)) | (s.c.holder.not_in(alive)))
+        .distinct()
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [r.holder for r in rows if r.holder != me]
+
+
+async def forget(engine: AsyncEngine, holders: Sequence[str | None]) -> None:
+    """Remove recovered holders' rows."""
+    named = [x for x in holders if x is not None]
+    if named:
+        h = tables.settle_holders
+        async with engine.begin() as conn:
+            await conn.execute(delete(h).where(h.c.holder.in_(named)))
+
+
+class HomeLock:
+    """``$LLM_MESH_HOME/settlement.lock``, held with ``flock`` while a process runs, and
+    ``settlement.holder``, the holder id of the process that held it last."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._fd: int | None = None
+
+    def take(self, holder: str) -> str | None:
+        """Take the lock for ``holder``; the previous holder if it is gone, else ``None``
+        (also when another process on this home runs: it is alive)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            return None
+        self.home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.home / "settlement.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another process runs on this home
+            os.close(fd)
+            return None
+        self._fd = fd
+        path = self.home / "settlement.holder"
+        before = path.read_text().strip() if path.exists() else ""
+        path.write_text(holder + "\n")
+        return before or None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)

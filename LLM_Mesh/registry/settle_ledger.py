@@ -1,0 +1,254 @@
+"""Settlement off the hot path, on the store's SQLAlchemy engine: into the ledger, exactly once.
+
+- :func:`settle` appends the ``settle`` (payer → operator, amount less fee) and ``fee``
+  (payer → ``network``) entries of answered requests with
+  :meth:`~LLM_Mesh.registry.ledger.SqlLedger.append`, whose guard flips their rows
+  ``answered`` → ``settled`` and releases what they reserved, in the entries'
+  transaction. Rows not all ``answered`` (settled or voided by someone else) refuse the
+  batch; it is then retried one request at a time, and a request refused alone is
+  already settled: nothing is paid twice.
+- :func:`answered_rows` reads answered requests back as :class:`Answer` s (recovery).
+- :func:`void_pending` voids a dead holder's pending rows and releases their estimates.
+- :func:`top_up_pool` adds to the community pool, from the mint, what it lacks of its
+  daily budget, once per UTC day (``pool_days`` keeps the day; entry kind
+  ``pool_budget``).
+- :func:`balance` reads an account's ``balances`` row; :func:`with_operators` names the
+  operator account each part of an answer pays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer, pseudonym
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.settle_db import Answer, PaidPart
+
+__all__ = [
+    "POOL_KIND",
+    "answered_rows",
+    "balance",
+    "settle",
+    "top_up_pool",
+    "transfers",
+    "void_pending",
+    "with_operators",
+]
+
+log = logging.getLogger(__name__)
+
+POOL_KIND = "pool_budget"
+_TOP_UP_TRIES = 5
+
+
+def transfers(a: Answer) -> list[Transfer]:
+    """The ledger entries that pay for answered request ``a`` (every part's operator known)."""
+    out: list[Transfer] = []
+    for p in a.parts:
+        if p.operator is None:
+            raise ValueError(f"part of {a.key} paid to node {p.node_id} has no operator account")
+        share = p.amount - p.fee
+        if share > 0:
+            out.append(Transfer("settle", a.payer, p.operator, share, a.key, a.receipt_hash))
+        if p.fee > 0:
+            out.append(Transfer("fee", a.payer, NETWORK, p.fee, a.key, a.receipt_hash))
+    return out
+
+
+def _guard(
+    answers: Sequence[Answer], now: datetime
+) -> Callable[[AsyncConnection], Awaitable[bool]]:
+    async def guard(conn: AsyncConnection) -> bool:
+        s, b = tables.settlements, tables.balances
+        flipped = (
+            await conn.execute(
+                update(s)
+                .where(s.c.request_id.in_([a.key for a in answers]), s.c.state == "answered")
+                .values(state="settled", updated_at=now)
+                .returning(s.c.request_id)
+            )
+        ).all()
+        if len(flipped) != sum(len(a.parts) for a in answers):
+            return False
+        held: dict[str, int] = {}
+        for a in answers:
+            held[a.payer] = held.get(a.payer, 0) + a.total
+        for payer, amount in sorted(held.items()):
+            await conn.execute(
+                update(b).where(b.c.account == payer).values(reserved=b.c.reserved - amount)
+            )
+        return True
+
+    return guard
+
+
+async def settle(ledger: SqlLedger, answers: Sequence[Answer], now: datetime) -> int:
+    """Pay for ``answers`` in the ledger, each exactly once; how many this call settled."""
+    if not answers:
+        return 0
+    batch = [t for a in answers for t in transfers(a)]
+    if await ledger.append(batch, guard=_guard(answers, now)):
+        return len(answers)
+    if len(answers) == 1:
+        return 0
+    done = 0
+    for a in answers:  # someone settled (or voided) some of them: one at a time
+        if await ledger.append(transfers(a), guard=_guard([a], now)):
+            done += 1
+    return done
+
+
+async def answered_rows(engine: AsyncEngine, holders: Sequence[str | None]) -> list[Answer]:
+    """The answered (not yet settled) requests of ``holders`` (``None``: rows without one)."""
+    s = tables.settlements
+    named = [h for h in holders if h is not None]
+    cond: Any = s.c.holder.in_(named)
+    if None in holders:
+        cond = cond | s.c.holder.is_(None)
+    stmt = select(s).where(s.c.state == "answered", cond).order_by(s.c.request_id, s.c.part)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    out: list[Answer] = []
+    group: list[Any] = []
+    for r in [*rows, None]:
+        if group and (r is None or r.request_id != group[0].request_id):
+            head = group[0]
+            parts = tuple(
+                PaidPart(g.node_id or "", g.operator, int(g.amount or 0), int(g.fee or 0))
+                for g in group
+            )
+            out.append(
+                Answer(
+                    head.request_id, head.payer, head.model, int(head.estimate), parts,
+                    head.receipt_hash,
+                )
+            )  # fmt: skip
+            group = []
+        if r is not None:
+            group.append(r)
+    return out
+
+
+async def with_operators(engine: AsyncEngine, known: dict[str, str], a: Answer) -> Answer:
+    """``a`` with every part's operator account: from ``known`` (node id → account, which
+    this fills), else the node key's operator in the store, else ``node:<pseudonym>``;
+    a part written without one gets it in its row too."""
+    if all(p.operator is not None for p in a.parts):
+        return a
+    parts = []
+    for n, p in enumerate(a.parts):
+        if p.operator is None:
+            account = known.get(p.node_id)
+            if account is None:
+                k = tables.node_keys
+                async with engine.connect() as conn:
+                    row = (
+                        await conn.execute(select(k.c.operator).where(k.c.node_id == p.node_id))
+                    ).first()
+                name = None if row is None else str(row.operator)
+                account = pseudonym("operator", name) if name else pseudonym("node", p.node_id)
+                known[p.node_id] = account
+            p = replace(p, operator=account)
+            await set_operator(engine, a.key, n, account)
+        parts.append(p)
+    return replace(a, parts=tuple(parts))
+
+
+async def set_operator(engine: AsyncEngine, key: str, part: int, operator: str) -> None:
+    """Name the operator of an answered part that was written without one."""
+    s = tables.settlements
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(s)
+            .where(s.c.request_id == key, s.c.part == part, s.c.operator.is_(None))
+            .values(operator=operator)
+        )
+
+
+async def void_pending(engine: AsyncEngine, holder: str | None, now: datetime) -> int:
+    """Void every pending row of ``holder`` and release its estimates; how many."""
+    s, b = tables.settlements, tables.balances
+    who = s.c.holder.is_(None) if holder is None else s.c.holder == holder
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                update(s)
+                .where(who, s.c.state == "pending")
+                .values(state="void", updated_at=now)
+                .returning(s.c.payer, s.c.estimate)
+            )
+        ).all()
+        held: dict[str, int] = {}
+        for r in rows:
+            held[r.payer] = held.get(r.payer, 0) + int(r.estimate)
+        for payer, amount in sorted(held.items()):
+            await conn.execute(
+                update(b).where(b.c.account == payer).values(reserved=b.c.reserved - amount)
+            )
+    return len(rows)
+
+
+async def balance(engine: AsyncEngine, account: str) -> tuple[int, int]:
+    """``(balance, reserved)`` of ``account``; ``(0, 0)`` for one the ledger never moved."""
+    b = tables.balances
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(b.c.balance, b.c.reserved).where(b.c.account == account))
+        ).first()
+    return (0, 0) if row is None else (int(row.balance), int(row.reserved))
+
+
+class _Moved(Exception):
+    """The pool's balance moved between reading it and the top-up's transaction."""
+
+
+def _insert_day(conn: AsyncConnection, day: str, amount: int, now: datetime) -> Any:
+    t = tables.pool_days
+    ins = pg_insert(t) if conn.dialect.name == "postgresql" else sqlite_insert(t)
+    return ins.values(day=day, amount=amount, created_at=now).on_conflict_do_nothing()
+
+
+async def top_up_pool(ledger: SqlLedger, day: str, budget: int, now: datetime) -> int | None:
+    """Top the pool up to ``budget`` for UTC ``day`` (``YYYY-MM-DD``), once per day across
+    every process; what the mint added, or ``None`` when the day was topped up already."""
+    engine = await ledger.engine()
+    p = tables.pool_days
+    for _ in range(_TOP_UP_TRIES):
+        async with engine.connect() as conn:
+            if (await conn.execute(select(p.c.day).where(p.c.day == day))).first() is not None:
+                return None
+        seen, _held = await balance(engine, POOL)
+        amount = budget - seen
+        if amount <= 0:
+            async with engine.begin() as conn:
+                made = (await conn.execute(_insert_day(conn, day, 0, now))).rowcount
+            return 0 if made == 1 else None
+
+        async def guard(conn: AsyncConnection, seen: int = seen, amount: int = amount) -> bool:
+            if (await conn.execute(_insert_day(conn, day, amount, now))).rowcount != 1:
+                return False
+            b = tables.balances
+            row = (await conn.execute(select(b.c.balance).where(b.c.account == POOL))).first()
+            if (0 if row is None else int(row.balance)) != seen:
+                raise _Moved
+            return True
+
+        try:
+            written = await ledger.append(
+                [Transfer(POOL_KIND, MINT, POOL, amount, f"pool-budget-{day}")], guard=guard
+            )
+        except _Moved:
+            continue
+        return amount if written else None
+    log.warning("could not top up the community pool for %s: its balance kept moving", day)
+    return None

@@ -1,0 +1,422 @@
+"""Settlement: who pays whom for each request, exactly once (docs/ARCHITECTURE.md, Settlement).
+
+One :class:`Settlement` per registry process (``Runtime.settlement``), on the store's
+database (or a memory-store registry's private ledger). It is a *holder*: a random id
+in ``settle_holders`` with a heartbeat (the database's clock), written on every row it
+reserves. On the hot path (``registry/charge.py`` and the account stage):
+
+1. :meth:`reserve` (admit stage, before any node runs): the estimate is reserved from the
+   payer and the request's ``pending`` row written, in one transaction; refused when the
+   payer's available balance (balance less reservations) does not cover it (402).
+2. :meth:`answer` (before the answer, or a stream's final chunk, is released): the exact
+   parts (node, operator, amount, fee) are written, ``answered``; ``reserved`` drops to
+   the exact total.
+3. :meth:`void` (a failure, or no tokens delivered): ``pending`` → ``void``; not awaited.
+
+Reserve and answer are awaited, but cheap: when nothing is queued and the database's
+write lock is free (SQLite on WAL), the write is done at once on the event loop;
+otherwise it is group-committed: a single writer task runs whatever queued while its
+previous transaction ran as one transaction (``registry/settle_db.py``: a dedicated
+connection). Then, off the hot path, the settler task appends the ledger entries of
+answered requests every ``settle_interval_s`` (``registry/settle_ledger.py``: exactly
+once per request, whoever tries), on a thread with its own event loop and engine
+(``registry/settle_worker.py``), so an append's transaction is not stretched by the
+requests the gateway's loop runs meanwhile.
+
+Upkeep (every ``beat_s``): the heartbeat; **recovery** of dead holders (silent for more
+than ``holder_ttl_s``, or gone from ``settle_holders``): their answered rows are settled,
+their pending rows voided; the community pool's daily top-up (UTC). At start, recovery
+runs before the first request; a process restarted on the same ``$LLM_MESH_HOME``
+recovers its predecessor at once (``registry/settle_holders.py``: the home's
+``settlement.lock``, held with ``flock`` while a process runs, and
+``settlement.holder``, its holder id). On a clean stop the
+writer is drained, answered requests are settled, the holder's own pending rows voided
+and its row removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.core.ledger_entry import pseudonym
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.settle_db import (
+    Answer,
+    Op,
+    Reserve,
+    Reserved,
+    SettleDb,
+    Void,
+    settle_db_for,
+)
+from LLM_Mesh.registry.settle_holders import HomeLock, beat, dead_holders, forget
+from LLM_Mesh.registry.settle_ledger import (
+    answered_rows,
+    balance,
+    settle,
+    top_up_pool,
+    void_pending,
+    with_operators,
+)
+from LLM_Mesh.registry.settle_worker import LedgerThread
+
+__all__ = ["Settlement", "operator_account", "user_account"]
+
+log = logging.getLogger(__name__)
+
+MAX_OPS = 1000  # operations in one hot-path transaction
+MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the loop)
+_LATER = object()  # not written at once: the writer task writes it
+
+
+@lru_cache(maxsize=65_536)
+def user_account(key_id: str) -> str:
+    """The ledger account of an API key's user."""
+    return pseudonym("user", key_id)
+
+
+@lru_cache(maxsize=65_536)
+def operator_account(name: str) -> str:
+    """The ledger account of an operator."""
+    return pseudonym("operator", name)
+
+
+class Settlement:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        ledger: SqlLedger,
+        db: SettleDb | None = None,
+        *,
+        fee_bps: int,
+        pool_daily_budget: int,
+        wall_clock: Callable[[], float],
+        home: Path | None = None,
+        settle_interval_s: float = 0.2,
+        beat_s: float = 5.0,
+        holder_ttl_s: float = 30.0,
+    ) -> None:
+        self.ledger = ledger
+        self._db = db  # None: made at start for the ledger's database (settle_db_for)
+        self.fee_bps = fee_bps
+        self.pool_daily_budget = pool_daily_budget
+        self.wall_clock = wall_clock
+        self.home = home
+        self.settle_interval_s = settle_interval_s
+        self.beat_s = beat_s
+        self.holder_ttl_s = holder_ttl_s
+        self.holder = "h-" + uuid.uuid4().hex[:20]
+        self.operators: dict[str, str] = {}  # node id -> operator's ledger account
+        self.unpaid = 0  # answers released whose row was no longer pending (see answer)
+        self._ops: list[tuple[Op, asyncio.Future[Any] | None]] = []
+        self._wake = asyncio.Event()
+        self._answered: list[Answer] = []
+        self._settling = asyncio.Lock()
+        self._writing = False  # a batch is being written (nothing may overtake it)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._home_lock = None if home is None else HomeLock(home)
+        self._worker: LedgerThread | None = None  # the settler's appends (settle_worker.py)
+        self._pool_day: str | None = None
+        self._started = False
+
+    @property
+    def db(self) -> SettleDb:
+        if self._db is None:
+            raise RuntimeError("settlement is not started")
+        return self._db
+
+    async def load_operators(self, store: Any) -> None:
+        """Every known node's operator, from the store (nodes registered before a restart
+        or with another registry)."""
+        for op in await store.list_operators():
+            for node_id in op.nodes:
+                self.note_operator(node_id, op.name)
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def _now(self, op: Op) -> Any:
+        """``op``'s result, written at once on the event loop when nothing is queued or
+        being written and the database's write lock is free (SQLite on WAL,
+        ``SqliteSettleDb.try_inline``); else :data:`_LATER` (the writer does it)."""
+        if not self._started or self._ops or self._writing:
+            return _LATER
+        try_inline = getattr(self._db, "try_inline", None)
+        if try_inline is None:
+            return _LATER
+        done = try_inline([op], self.holder, datetime.now(timezone.utc))
+        if done is None:
+            return _LATER
+        self._wrote(op, done[0])
+        return done[0]
+
+    def _submit(self, op: Op, want: bool) -> asyncio.Future[Any] | None:
+        fut = asyncio.get_running_loop().create_future() if want else None
+        if not self._started:
+            if fut is not None:
+                fut.set_exception(RuntimeError("settlement is not running"))
+            return fut
+        self._ops.append((op, fut))
+        self._wake.set()
+        return fut
+
+    async def reserve(self, key: str, payer: str, model: str, estimate: int) -> Reserved:
+        """Reserve ``estimate`` from ``payer`` for request ``key`` (its pending row)."""
+        op = Reserve(key, payer, model, estimate)
+        now = self._now(op)
+        if now is not _LATER:
+            done: Reserved = now
+            return done
+        fut = self._submit(op, True)
+        assert fut is not None
+        try:
+            result: Reserved = await asyncio.shield(fut)
+        except asyncio.CancelledError:  # the client left: undo it once it is written
+            self.void(key, payer)
+            raise
+        return result
+
+    async def answer(self, op: Answer) -> bool:
+        """Record an answer's exact parts before it is released; ``False``: the row was not
+        pending any more (this holder was taken for dead and its rows voided), nothing paid."""
+        now = self._now(op)
+        if now is not _LATER:
+            return bool(now)
+        fut = self._submit(op, True)
+        assert fut is not None
+        recorded: bool = await asyncio.shield(fut)
+        return recorded
+
+    def void(self, key: str, payer: str) -> None:
+        """Nothing to pay for request ``key``: release its reservation (not awaited)."""
+        op = Void(key, payer)
+        if self._now(op) is _LATER:
+            self._submit(op, False)
+
+    def note_operator(self, node_id: str, operator: str | None) -> None:
+        """The operator a node registered under (its ledger account is paid for its parts)."""
+        if operator:
+            self.operators[node_id] = operator_account(operator)
+
+    # -- the writer (group commit) ----------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while self._started:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._ops:
+                await self._write_batch()
+
+    async def _write_batch(self) -> None:
+        batch, self._ops = self._ops[:MAX_OPS], self._ops[MAX_OPS:]
+        now = datetime.now(timezone.utc)
+        self._writing = True
+        try:
+            results = await self.db.apply([op for op, _ in batch], self.holder, now)
+        except Exception as exc:
+            log.exception("settlement: a batch of %d writes failed", len(batch))
+            for _, fut in batch:
+                if fut is not None and not fut.done():
+                    fut.set_exception(exc)
+            return
+        finally:
+            self._writing = False
+        for (op, fut), result in zip(batch, results, strict=True):
+            self._wrote(op, result)
+            if fut is not None and not fut.done():
+                fut.set_result(result)
+
+    def _wrote(self, op: Op, result: Any) -> None:
+        """After ``op`` was written: an answer recorded goes to the settler."""
+        if isinstance(op, Answer):
+            if result:
+                self._answered.append(op)
+            else:
+                self.unpaid += 1
+                log.warning("settlement: %s was answered but no longer pending", op.key)
+
+    async def flush(self) -> None:
+        """Write what is queued, then settle every answered request into the ledger."""
+        while self._ops:
+            await self._write_batch()
+        await self.settle_now()
+
+    # -- the settler ---------------------------------------------------------------------------
+
+    async def settle_now(self) -> int:
+        """Settle the answered requests this process holds; how many were settled here.
+        One settling at a time: a call waits for the settler's round in progress."""
+        async with self._settling:
+            return await self._settle_held()
+
+    async def _settle_held(self) -> int:
+        done = 0
+        while self._answered:
+            batch, self._answered = self._answered[:MAX_SETTLE], self._answered[MAX_SETTLE:]
+            try:
+                batch = [await self._with_operators(a) for a in batch]
+                done += await self._settle(batch)
+            except Exception:
+                log.exception("settlement: settling %d requests failed; retrying", len(batch))
+                self._answered[:0] = batch
+                raise
+        return done
+
+    async def _settle(self, batch: list[Answer]) -> int:
+        """Append ``batch``'s entries on the ledger thread (else here)."""
+        now = datetime.now(timezone.utc)
+        worker = self._worker
+        if worker is None or worker.ledger is None:
+            return await settle(self.ledger, batch, now)
+        return await worker.call(settle(worker.ledger, batch, now))
+
+    async def _with_operators(self, a: Answer) -> Answer:
+        return await with_operators(await self._engine(), self.operators, a)
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settle_interval_s)
+            with contextlib.suppress(Exception):  # logged in settle_now; retried next time
+                await self.settle_now()
+
+    # -- holders, recovery, the pool ------------------------------------------------------------
+
+    async def _engine(self) -> AsyncEngine:
+        return await self.ledger.engine()
+
+    async def beat(self) -> None:
+        """This holder is alive (the database's clock); its row is made again if removed."""
+        await beat(await self._engine(), self.holder)
+
+    async def dead_holders(self) -> list[str | None]:
+        """Holders with rows in flight that are silent for longer than ``holder_ttl_s``
+        or gone (``None``: rows without a holder)."""
+        return await dead_holders(await self._engine(), self.holder_ttl_s, self.holder)
+
+    async def recover(self, holders: list[str | None] | None = None) -> tuple[int, int]:
+        """Settle the answered and void the pending rows of dead holders (default: every
+        dead one); ``(settled, voided)``."""
+        if holders is None:
+            holders = await self.dead_holders()
+        if not holders:
+            return 0, 0
+        engine = await self._engine()
+        now = datetime.now(timezone.utc)
+        answers = await answered_rows(engine, holders)
+        settled = 0
+        for i in range(0, len(answers), MAX_SETTLE):
+            batch = [await self._with_operators(a) for a in answers[i : i + MAX_SETTLE]]
+            settled += await settle(self.ledger, batch, now)
+        voided = 0
+        for holder in holders:
+            voided += await void_pending(engine, holder, now)
+        await forget(engine, holders)
+        if settled or voided:
+            log.warning(
+                "settlement: recovered %d holder(s): %d answered request(s) settled, "
+                "%d pending voided", len(holders), settled, voided,
+            )  # fmt: skip
+        return settled, voided
+
+    def utc_day(self) -> str:
+        return datetime.fromtimestamp(self.wall_clock(), timezone.utc).strftime("%Y-%m-%d")
+
+    async def top_up_pool(self) -> int | None:
+        """The community pool's top-up for today, if not done yet (see settle_ledger)."""
+        day = self.utc_day()
+        if self._pool_day == day:
+            return None
+        added = await top_up_pool(
+            self.ledger, day, self.pool_daily_budget, datetime.now(timezone.utc)
+        )
+        self._pool_day = day
+        if added:
+            log.info("settlement: community pool topped up by %d µNT for %s", added, day)
+        return added
+
+    async def upkeep(self) -> None:
+        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up."""
+        await self.beat()
+        await self.recover()
+        await self.top_up_pool()
+
+    async def _upkeep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.beat_s)
+            try:
+                async with self._settling:  # stop() cancels it between rounds only
+                    await self.upkeep()
+            except Exception:
+                log.exception("settlement: upkeep failed")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the connection, register this holder, recover the dead (a predecessor on
+        this home at once), top the pool up, start the writer, settler and upkeep."""
+        if self._started:
+            return
+        engine_url = (await self._engine()).url
+        if self._db is None:
+            self._db = settle_db_for(engine_url.render_as_string(hide_password=False))
+        await self.db.open()
+        await self.beat()
+        before = None if self._home_lock is None else self._home_lock.take(self.holder)
+        if before is not None and before != self.holder:
+            await self.recover([before])
+        await self.recover()
+        await self.top_up_pool()
+        self._worker = LedgerThread(
+            engine_url, wall_clock=self.wall_clock, on_append=lambda: self.ledger.on_append
+        )
+        await self._worker.start()
+        self._started = True
+        self._writer = asyncio.create_task(self._write_loop(), name="llm-mesh-settle-writer")
+        self._tasks = [
+            asyncio.create_task(self._settle_loop(), name="llm-mesh-settler"),
+            asyncio.create_task(self._upkeep_loop(), name="llm-mesh-settle-upkeep"),
+        ]
+
+    async def stop(self) -> None:
+        """Drain the writer, settle what was answered, void this holder's pending rows."""
+        if not self._started:
+            return
+        self._started = False  # new operations fail at once; the writer drains and ends
+        self._wake.set()
+        tasks, self._tasks = self._tasks, []
+        async with self._settling:  # never cancel a ledger append half way
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.wait({writer}, timeout=30.0)
+        try:
+            await self.flush()
+            await self.recover([self.holder])
+        except Exception:
+            log.exception("settlement: could not finish at shutdown; recovery will")
+        finally:
+            await self.db.close()
+            worker, self._worker = self._worker, None
+            if worker is not None:
+                await worker.stop()
+            if self._home_lock is not None:
+                self._home_lock.release()
+
+    async def balance(self, account: str) -> tuple[int, int]:
+        """``(balance, reserved)`` of a ledger account, in micro-NetworkTokens."""
+        return await balance(await self._engine(), account)

@@ -1,0 +1,369 @@
+"""Settlement at the gateway: 402 before any node runs, users pay, operators earn, per part.
+
+The real app with fake nodes (``tests/registry/helpers.py``); ``mistral-7b`` costs 5,000 µNT
+per 1,000 prompt tokens and 10,000 per 1,000 completion tokens, the fake nodes answer
+10 prompt + 5 completion tokens (100 µNT: 95 to the operator, 5 to ``network`` at 5 %).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.requests import ClientDisconnect
+
+from LLM_Mesh.core.ledger_entry import NETWORK, POOL
+from LLM_Mesh.core.pricing import estimate, request_cost
+from LLM_Mesh.registry.api_keys import create_api_key
+from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
+from tests.registry.helpers import FakeNode, FakeNodes, Harness, fund, running, sse_chunks
+from tests.registry.test_midstream import Dies, _first_is, completion_chunks
+from tests.registry.test_streaming import _scope
+
+CHAT = "/v1/chat/completions"
+MODEL = "mistral-7b"
+PRICE = __import__("LLM_Mesh.core.catalog", fromlist=["get_spec"]).get_spec(MODEL).price
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+ESTIMATE = estimate(PRICE, 2, 5, 32_768)  # "hi": 2 characters
+COST = request_cost(PRICE, 10, 5)  # what the fake node's usage costs
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def new_user(h: Harness, amount: int | None) -> tuple[str, str]:
+    """An API key and its user's account, granted ``amount`` µNT (None: nothing)."""
+    made = await create_api_key(h.store)
+    assert made is not None
+    account = user_account(made[1].key_id)
+    if amount:
+        await fund(h, account, amount)
+    return made[0], account
+
+
+def settlement(h: Harness) -> Settlement:
+    s = h.runtime.settlement
+    assert s is not None
+    return s
+
+
+async def register(h: Harness, node_id: str, operator: str, **kw: Any) -> FakeNode:
+    node = await h.register(node_id, models=[MODEL], **kw)
+    settlement(h).note_operator(node_id, operator)
+    return node
+
+
+async def test_the_estimate_and_cost_are_what_the_prices_say() -> None:
+    assert ESTIMATE == 135 and COST == 100  # (17 x 5000 + 5 x 10000) / 1000; see the docstring
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_user_without_enough_balance_gets_402_before_any_node_runs(
+    tmp_path: Path, stream: bool
+) -> None:
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        key, account = await new_user(h, ESTIMATE - 1)
+        r = await h.client.post(CHAT, json={**BODY, "stream": stream}, headers=bearer(key))
+        assert r.status_code == 402, r.text
+        err = r.json()["error"]
+        assert err["type"] == "insufficient_balance" and err["code"] == "insufficient_balance"
+        assert err["payer"] == "user" and err["estimate"] == ESTIMATE
+        assert (err["balance"], err["reserved"], err["available"]) == (ESTIMATE - 1, 0, 134)
+        assert "135" in err["message"] and "134" in err["message"]
+        assert node.calls == []  # no node ran
+        await settlement(h).flush()
+        assert await settlement(h).balance(account) == (ESTIMATE - 1, 0)
+
+
+async def test_a_user_pays_the_exact_cost_and_the_operator_earns_it_less_the_fee(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 200, r.text
+        mesh = r.json()["mesh"]
+        assert mesh["cost"] == COST and mesh["currency"] == "micro-NetworkToken"
+        s = settlement(h)
+        assert await s.balance(account) == (1000, COST)  # answered: held until settled
+        await s.flush()
+        assert await s.balance(account) == (900, 0)
+        assert await s.balance(operator_account("alice")) == (95, 0)
+        assert await s.balance(NETWORK) == (5, 0)
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        entries, _ = await ledger.entries(-1, 100)
+        paid = [(e.kind, e.from_account, e.to_account, e.amount, e.request_id) for e in entries]
+        rid = mesh["request_id"]
+        assert paid[-2:] == [
+            ("settle", account, operator_account("alice"), 95, rid),
+            ("fee", account, NETWORK, 5, rid),
+        ]
+
+
+async def test_anonymous_requests_are_paid_by_the_pool_and_402_when_it_is_dry(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, pool_daily_budget=ESTIMATE + COST - 1) as h:
+        node = await register(h, "a", "alice")
+        s = settlement(h)
+        assert await s.balance(POOL) == (ESTIMATE + COST - 1, 0)  # topped up at start
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 200
+        await s.flush()
+        assert await s.balance(POOL) == (ESTIMATE - 1, 0)
+        r = await h.client.post(CHAT, json=BODY)
+        assert r.status_code == 402, r.text
+        err = r.json()["error"]
+        assert err["code"] == "community_pool_exhausted" and err["payer"] == "pool"
+        assert "community pool" in err["message"] and "00:00 UTC" in err["message"]
+        assert len(node.calls) == 1
+
+
+async def test_a_failed_request_costs_nothing(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await register(h, "a", "alice", behavior="500")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 502
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 502
+        h.nodes.nodes["a:8801"].behavior = "400"  # a node's own refusal passes through
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 400
+        await settlement(h).flush()
+        assert await settlement(h).balance(account) == (1000, 0)
+        assert await settlement(h).balance(operator_account("alice")) == (0, 0)
+
+
+async def test_a_stream_pays_before_its_final_chunk(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and r.text.rstrip().endswith("[DONE]")
+        final = [json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")][-1]
+        cost = request_cost(PRICE, 4, 3)  # sse_chunks' usage: 4 prompt, 3 completion
+        assert final["mesh"]["cost"] == cost
+        await settlement(h).flush()
+        assert await settlement(h).balance(account) == (1000 - cost, 0)
+
+
+async def test_a_stream_cut_short_pays_only_what_was_delivered(tmp_path: Path) -> None:
+    """The node dies after two tokens and nobody can continue a chat: the user pays for
+    the two tokens delivered (its prompt count never came), the node is paid for them."""
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        sse = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=sse, stream=Dies(sse_chunks(model, "a", ["x", "y"])[:3]))
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and '"error"' in r.text
+        await settlement(h).flush()
+        cost = request_cost(PRICE, 0, 2)
+        assert cost == 20
+        assert await settlement(h).balance(account) == (1000 - cost, 0)
+        assert await settlement(h).balance(operator_account("alice")) == (19, 0)
+
+
+async def test_a_stream_continued_on_another_node_pays_each_for_its_part(tmp_path: Path) -> None:
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        sse = {"content-type": "text/event-stream"}
+        if node.node_id == "a":
+            return httpx.Response(200, headers=sse, stream=Dies(
+                completion_chunks("a", model, ["Once", " upon"])[:2]))  # fmt: skip
+        chunks = completion_chunks("b", model, [" a", " time"])
+        return httpx.Response(200, headers=sse, content=b"".join(chunks))
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        await register(h, "a", "alice")
+        await register(h, "b", "bob")
+        s = settlement(h)
+        body = {"model": MODEL, "prompt": "Tell me:", "stream": True, "max_tokens": 10}
+        await _first_is(h, "a", "b", body, "/v1/completions")  # anonymous: the pool pays
+        await s.flush()
+        # b's usage: 7 prompt tokens (its prompt held a's two tokens: 5 are the request's)
+        # a delivered 2 tokens and is paid the prompt with them; b its own 2
+        a_cost, b_cost = request_cost(PRICE, 5, 2), request_cost(PRICE, 0, 2)
+        assert (a_cost, b_cost) == (45, 20)
+        assert await s.balance(operator_account("alice")) == (a_cost - 2, 0)  # 5 % fee
+        assert await s.balance(operator_account("bob")) == (b_cost - 1, 0)
+        assert await s.balance(NETWORK) == (3, 0)
+        budget = h.settings.pool_daily_budget
+        assert await s.balance(POOL) == (budget - a_cost - b_cost, 0)
+
+
+async def test_a_client_that_leaves_mid_stream_pays_what_it_got(tmp_path: Path) -> None:
+    """The client goes away after its first token; the node had sent two (the gateway took
+    both from it): two are paid, to the node that made them."""
+    nodes = FakeNodes()
+
+    class Stalls(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for chunk in sse_chunks(MODEL, "a", ["x", "y", "z"])[:3]:
+                yield chunk
+            await asyncio.Event().wait()  # never more: the client leaves first
+            yield b""  # pragma: no cover
+
+    nodes.stream_factory = lambda node, model: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=Stalls()
+    )
+    async with running(tmp_path, nodes=nodes) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        scope = _scope("2.4")
+        scope["headers"] = [*scope["headers"], (b"authorization", f"Bearer {key}".encode())]
+        body = json.dumps({**BODY, "stream": True}).encode()
+        gone = asyncio.Event()
+        sent: list[dict[str, Any]] = []
+        first = True
+
+        async def receive() -> dict[str, Any]:
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if gone.is_set():
+                raise OSError("client went away")
+            sent.append(message)
+            if message["type"] == "http.response.body" and b'"x"' in message.get("body", b""):
+                gone.set()
+
+        app: Any = h.app
+        with contextlib.suppress(OSError, ClientDisconnect):
+            await asyncio.wait_for(app(scope, receive, send), timeout=5)
+        assert sent[0]["status"] == 200
+        s = settlement(h)
+        await s.flush()
+        cost = request_cost(PRICE, 0, 2)
+        assert await s.balance(account) == (1000 - cost, 0)
+        assert await s.balance(operator_account("alice")) == (cost - 1, 0)
+
+
+async def test_a_replayed_answer_is_not_paid_twice(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        headers = {**bearer(key), "X-Request-Id": "mine-1"}
+        first = await h.client.post(CHAT, json=BODY, headers=headers)
+        again = await h.client.post(CHAT, json=BODY, headers=headers)
+        assert again.headers.get("x-mesh-replayed") == "true" and again.json() == first.json()
+        assert len(node.calls) == 1
+        await settlement(h).flush()
+        assert await settlement(h).balance(account) == (1000 - COST, 0)
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        entries, _ = await ledger.entries(-1, 100)
+        keys = {e.request_id for e in entries if e.kind == "settle"}
+        (key_used,) = keys
+        assert key_used.startswith("mine-1~")  # the client's id, made unique
+        assert first.json()["mesh"]["ledger_request_id"] == key_used
+
+
+async def test_with_settlement_off_nothing_is_reserved_or_paid(tmp_path: Path) -> None:
+    async with running(tmp_path, settlement=False) as h:
+        node = await h.register("a", models=[MODEL])
+        made = await create_api_key(h.store)
+        assert made is not None
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(made[0]))
+        assert r.status_code == 200 and r.json()["mesh"]["cost"] == COST
+        assert h.runtime.settlement is None and len(node.calls) == 1
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        assert (await ledger.head())[0] == 0
+
+
+async def test_balance_endpoint_shows_balance_reserved_and_available(tmp_path: Path) -> None:
+    async with running(tmp_path, pool_daily_budget=7_000) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.get("/v1/balance", headers=bearer(key))
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "object": "balance", "account": account, "payer": "user", "balance": 1000,
+            "reserved": 0, "available": 1000, "unit": "micro-NetworkToken", "settlement": True,
+        }  # fmt: skip
+        assert (await h.client.post(CHAT, json=BODY, headers=bearer(key))).status_code == 200
+        mine = (await h.client.get("/v1/balance", headers=bearer(key))).json()
+        assert (mine["balance"], mine["reserved"], mine["available"]) == (1000, COST, 900)
+        await settlement(h).flush()
+        mine = (await h.client.get("/v1/balance", headers=bearer(key))).json()
+        assert (mine["balance"], mine["reserved"], mine["available"]) == (900, 0, 900)
+        pool = (await h.client.get("/v1/balance")).json()
+        assert pool["account"] == POOL and pool["payer"] == "pool"
+        assert pool["balance"] == 7_000 and pool["daily_budget"] == 7_000
+        r = await h.client.get("/v1/balance", headers=bearer("lmk_" + "x" * 43))
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_a_settlement_database_failure_runs_nothing_and_is_503(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        key, _account = await new_user(h, 1000)
+        s = settlement(h)
+
+        def broken(*_a: Any, **_kw: Any) -> Any:
+            raise RuntimeError("disk on fire")
+
+        async def broken_async(*_a: Any, **_kw: Any) -> Any:
+            raise RuntimeError("disk on fire")
+
+        s.db.try_inline = broken  # type: ignore[attr-defined]
+        s.db.apply = broken_async  # type: ignore[method-assign]
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "settlement_unavailable"
+        assert node.calls == []
+
+
+async def test_an_answer_that_cannot_be_recorded_is_still_released_and_unpaid(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        s = settlement(h)
+
+        async def no_record(_op: Any) -> bool:
+            raise RuntimeError("the database went away")
+
+        s.answer = no_record  # type: ignore[method-assign]
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 200 and r.json()["mesh"]["cost"] == COST
+        await s.flush()
+        assert await s.balance(account) == (1000, ESTIMATE)  # still pending: nothing paid
+        await s.recover([s.holder])  # what a stop (or, after a crash, recovery) does
+        assert await s.balance(account) == (1000, 0)
+
+
+async def test_a_new_utc_day_refills_a_dry_pool_at_once(tmp_path: Path) -> None:
+    now = [1_796_083_200.0 + 3600]  # 2026-12-01 01:00 UTC
+    async with running(
+        tmp_path, pool_daily_budget=ESTIMATE + COST - 1, wall_clock=lambda: now[0]
+    ) as h:
+        await register(h, "a", "alice")
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 200
+        await settlement(h).flush()
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 402
+        now[0] += 86_400  # the next day, before any upkeep round: the refusal tops it up
+        assert (await h.client.post(CHAT, json=BODY)).status_code == 200
