@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from LLM_Mesh.core.ledger_entry import Transfer
 from tests.inprocess_mesh import InProcessMesh
 
 MODEL = "gemma-3-270m"
+
+
+@pytest.fixture
+def inprocess_mesh(tmp_path: Path) -> Iterator[InProcessMesh]:
+    """The real registry app with settlement off: the ledger starts empty (no community
+    pool top-up), so the ledger pages show only what each test appends."""
+    mesh = InProcessMesh(tmp_path / "mesh", settlement=False).start()
+    try:
+        yield mesh
+    finally:
+        mesh.close()
 
 
 def chat(mesh: InProcessMesh, n: int = 1, *, stream: bool = False, model: str = MODEL) -> None:
