@@ -380,7 +380,13 @@ def test_the_operator_view_with_a_token_kept_in_the_tab_only(
     assert page.locator("#op-token").input_value() == ""  # not left in the form
     assert page.evaluate("sessionStorage.getItem('llm-mesh-operator-token')") == token
     assert page.evaluate("localStorage.length") == 0
-    assert "not built yet" in page.locator("#op-result").inner_text()
+    result = page.locator("#op-result").inner_text()
+    assert "not built yet" not in result
+    # earnings and canary verdicts: nothing yet on a fresh mesh, said so (no zeros)
+    assert "Nothing settled or rewarded" in result and "No canary probe has checked" in result
+    assert page.locator('#op-result [data-figure="op-balance"]').count() == 1
+    trust = f'#op-result tr[data-node="{_node_id(mesh)}"] [data-cell="trust"]'
+    assert page.locator(trust).count() == 1
     page.reload()  # the same tab keeps it
     page.wait_for_selector(f'#op-result tr[data-node="{_node_id(mesh)}"]')
     page.click("#op-forget")

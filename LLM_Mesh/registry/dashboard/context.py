@@ -17,6 +17,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.dashboard.feed import TrafficFeed
+from LLM_Mesh.registry.dashboard.views import amount_nt
 from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = ["NAV", "PATH", "Dashboard", "get_dashboard"]
@@ -36,13 +37,15 @@ OPERATOR_LOOKUPS = Limits(rpm=30)
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,  # every value rendered is escaped
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["nt"] = amount_nt  # micro-NetworkTokens as NetworkTokens, exactly
+    return env
 
 
 @dataclass

@@ -3,9 +3,9 @@
 Each page is server-rendered HTML (``templates/``, autoescaped); its live part is a
 fragment that ``static/dashboard.js`` fetches again every few seconds and swaps in
 (``data-live``), so one template renders a table both times. The operator's fragment
-needs the operator's token as a bearer header (``Authorization: Bearer``); a wrong,
-unknown or revoked token is 401, and look-ups are limited per client address (each
-is a store query).
+needs the operator's token as a bearer header (``Authorization: Bearer``), checked as
+``GET /v1/earnings`` checks it; a wrong, unknown or revoked token is 401, and look-ups
+are limited per client address (each is a store query).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from LLM_Mesh.core.identity import hash_secret
 from LLM_Mesh.core.ledger_entry import pseudonym
 from LLM_Mesh.errors import InvalidCredential, RateLimited
 from LLM_Mesh.registry.admin import bearer
-from LLM_Mesh.registry.dashboard import views
+from LLM_Mesh.registry.dashboard import operator_view, views
 from LLM_Mesh.registry.dashboard.context import OPERATOR_LOOKUPS, Dashboard, get_dashboard
 
 __all__ = [
@@ -169,10 +168,10 @@ async def operator(request: Request) -> Response:
 
 
 async def operator_fragment(request: Request) -> Response:
-    """The operator's nodes; ``Authorization: Bearer <operator token>``."""
+    """The operator's nodes, earnings and canary verdicts; ``Authorization: Bearer
+    <operator token>`` (the same check as ``GET /v1/earnings``)."""
     d = get_dashboard(request)
-    token = bearer(request.headers)
-    if not token:
+    if not bearer(request.headers):
         raise InvalidCredential("send your operator token as Authorization: Bearer <token>")
     address = request.client.host if request.client else "unknown"
     decision = d.lookups.check("operator:" + address, OPERATOR_LOOKUPS, d.clock())
@@ -182,19 +181,16 @@ async def operator_fragment(request: Request) -> Response:
             retry_after=max(1, round(decision.retry_after_s)),
             headers=decision.headers,
         )
-    rec = await d.runtime.store.operator_by_token(hash_secret(token))
-    if rec is None or rec.revoked_at is not None:
-        raise InvalidCredential("unknown or revoked operator token")
-    # the operator's node ids: from their node keys (a look-up by token does not list them)
-    mine = set(rec.nodes)
-    for op in await d.runtime.store.list_operators():
-        if op.name == rec.name:
-            mine.update(op.nodes)
-    rows, total = views.node_rows(d.runtime, d.feed.series, d.now(), only=mine)
-    offline = sorted(n for n in mine if d.runtime.table.get(n) is None)[: views.MAX_ROWS]
+    rt = d.runtime
+    rec = await operator_view.signed_in(rt, request.headers)
+    mine = await operator_view.operator_nodes(rt, rec)
+    rows, total = views.node_rows(rt, d.feed.series, d.now(), only=mine)
+    offline = sorted(n for n in mine if rt.table.get(n) is None)[: views.MAX_ROWS]
     return d.render(
         request, "_operator.html", operator=rec.name, account=pseudonym("operator", rec.name),
         rows=rows, total=total, offline=offline,
+        earnings=await operator_view.operator_earnings(rt, rec, mine),
+        verdicts=operator_view.canary_verdicts(rt, mine),
     )  # fmt: skip
 
 

@@ -4,9 +4,11 @@ No HTML here (``templates/`` render it, autoescaped) and no HTTP. Everything com
 what the gateway already holds: the routing view of every node (the public fields of
 ``GET /mesh/nodes``: no node URL, no hardware), the model listing and demand counts
 (``/mesh/models``, ``/mesh/demand``), the traffic series (``core/traffic.py``), the
-store's record of a node, and the ledger. Where a capability does not exist yet (trust
-scores, earnings, canary verdicts) the value is :data:`NOT_BUILT`, so a page says so
-rather than show a zero; a node view that carries such a field (a later version) shows it.
+store's record of a node, the ledger, and quality control's view of each node
+(``Runtime.quality``: trust score, canary tally, quarantines, as ``GET /mesh/nodes`` adds
+them). A value that does not exist (no quality data on this gateway, a node never probed)
+is ``None`` and a page shows "—" with a title saying why, never a zero. Earnings are the
+operator's (``operator_view.py``).
 """
 
 from __future__ import annotations
@@ -28,21 +30,20 @@ from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = [
     "MAX_ROWS",
-    "NOT_BUILT",
     "LedgerPage",
+    "canary_rows",
     "ledger_page",
     "model_rows",
     "node_detail",
     "node_rows",
     "overview",
+    "quality_of",
+    "stamp",
     "task_models",
 ]
 
-NOT_BUILT = None  # a value that does not exist in this version: the page says "not built yet"
 MAX_ROWS = 500  # rows of a table (the page says how many more there are)
 MICRO = 1_000_000  # micro-NetworkTokens per NetworkToken
-# fields a later version's node view may carry (trust from canaries, earnings from settlement)
-TRUST_FIELDS = ("trust_score", "trust")
 STATES = [s.value for s in NodeState]
 
 
@@ -51,21 +52,32 @@ def _public(view: Any) -> dict[str, Any]:
     return row
 
 
-def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:
-    for name in names:
-        if row.get(name) is not None:
-            return row[name]
-    return NOT_BUILT
+def quality_of(rt: Runtime, node_id: str) -> dict[str, Any] | None:
+    """Quality control's view of a node (what ``GET /mesh/nodes`` adds: ``trust_score``,
+    ``trusted``, ``verifier``, ``canary_passed``, ``canary_failed``, ``quarantined``), or
+    ``None`` when this gateway keeps no quality data."""
+    return rt.quality.view(node_id) if rt.quality is not None else None
 
 
-def _node_row(row: dict[str, Any], served_1h: int | None) -> dict[str, Any]:
+def _node_row(
+    row: dict[str, Any], served_1h: int | None, quality: dict[str, Any] | None = None
+) -> dict[str, Any]:
     cap = max(1, int(row.get("max_concurrency") or 1))
     load = int(row.get("in_flight") or 0) + int(row.get("queued") or 0)
     row["capacity"] = cap
     row["load_now"] = load
     row["load_pct"] = min(100, round(100 * load / cap))
     row["served_1h"] = served_1h
-    row["trust"] = _first(row, TRUST_FIELDS)
+    q = quality or {}
+    row["trust_score"] = q.get("trust_score")  # None: no quality data here
+    row["trusted"] = bool(q.get("trusted"))
+    row["verifier"] = bool(q.get("verifier"))
+    passed, failed = q.get("canary_passed"), q.get("canary_failed")
+    # no probe yet is no tally (the page says "—", not "0 passed")
+    row["probed"] = bool(passed or failed)
+    row["canary_passed"], row["canary_failed"] = passed, failed
+    row["quarantined"] = list(q.get("quarantined") or [])
+    row["quarantined_models"] = {x["model"]: x for x in row["quarantined"]}
     return row
 
 
@@ -87,8 +99,24 @@ def node_rows(
     rows = []
     for e in entries[:MAX_ROWS]:
         t = totals.get(e.node_id)
-        rows.append(_node_row(_public(rt.routing.view(e, clock)), t.requests if t else 0))
+        view = _public(rt.routing.view(e, clock))
+        rows.append(_node_row(view, t.requests if t else 0, quality_of(rt, e.node_id)))
     return rows, len(entries)
+
+
+def canary_rows(rt: Runtime, node_id: str) -> list[dict[str, Any]]:
+    """The node's canary records, per model: tally, last probe, quarantine and its reason
+    (only models a probe has checked; none without quality data)."""
+    if rt.quality is None:
+        return []
+    return [
+        {
+            "node_id": node_id, "model": r.model, "passed": r.passed, "failed": r.failed,
+            "last_probe": stamp(r.last_probe_at), "quarantined": r.quarantined,
+            "since": stamp(r.quarantined_at), "reason": r.reason,
+        }
+        for _m, r in sorted(rt.quality.records.get(node_id, {}).items())
+    ]  # fmt: skip
 
 
 def overview(rt: Runtime, traffic: TrafficSeries, now: float) -> dict[str, Any]:
@@ -125,8 +153,17 @@ def node_detail(
     if entry is None:
         return None
     t = traffic.totals(NODE, now).get(node_id)
-    row = _node_row(_public(rt.routing.view(entry, rt.clock())), t.requests if t else 0)
+    view = _public(rt.routing.view(entry, rt.clock()))
+    row = _node_row(view, t.requests if t else 0, quality_of(rt, node_id))
     row["version"] = entry.version
+    row["trust_parts"], row["trust_threshold"], row["canary_models"] = None, None, []
+    if rt.quality is not None:
+        s = rt.quality.score(node_id)
+        row["trust_parts"] = {
+            "canary": s.canary, "success": s.success, "failures": s.failures, "speed": s.speed,
+        }  # fmt: skip
+        row["trust_threshold"] = rt.quality.threshold
+        row["canary_models"] = canary_rows(rt, node_id)
     return row
 
 
@@ -184,6 +221,10 @@ class LedgerPage:
     entries: list[dict[str, Any]]  # newest first
     checkpoints: list[dict[str, Any]]  # newest first
     latest: dict[str, Any] | None  # the newest checkpoint
+
+
+def stamp(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _utc(time_us: int) -> str:

@@ -1,15 +1,33 @@
-"""The operator's view: only with a live operator token, sent as a bearer header."""
+"""The operator's view: only with a live operator token, sent as a bearer header; the
+operator's nodes, their earnings (``registry/earnings.py``: settled ``settlements`` rows
+and reward periods, written here as the settlement and reward code write them) and their
+canary verdicts and quarantines."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 
-from LLM_Mesh.core.ledger_entry import pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.admin import add_operator
 from tests.inprocess_mesh import InProcessMesh
 from tests.registry.dashboard.conftest import MODEL
+from tests.registry.test_earnings import USER, reward_row, settle
 
 PATH = "/dashboard/fragment/operator"
+ME = pseudonym("operator", "inprocess")
+
+
+def _fragment(mesh: InProcessMesh, token: object) -> str:
+    with mesh.sync_client() as c:
+        r = c.get(PATH, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def _table(body: str, name: str) -> str:
+    start = body.index(f'data-table="{name}"')
+    return body[start : body.index("</table>", start)]
 
 
 def test_the_operator_sees_their_nodes(inprocess_mesh: InProcessMesh) -> None:
@@ -23,8 +41,73 @@ def test_the_operator_sees_their_nodes(inprocess_mesh: InProcessMesh) -> None:
     assert f'data-node="{node_id}"' in r.text
     assert pseudonym("operator", "inprocess") in r.text
     assert token not in r.text
-    # earnings and canary verdicts do not exist yet: said so
-    assert r.text.count(">not built yet<") >= 3
+    assert "not built yet" not in r.text
+    # nothing earned and nothing probed yet: said so ("—" with a reason), never a zero
+    assert 'data-earnings="none"' in r.text and 'data-verdicts="none"' in r.text
+    row = r.text[r.text.index(f'data-node="{node_id}"') :]
+    row = row[: row.index("</tr>")]
+    earned = row[row.index('data-label="Earnings"') :]
+    assert "nothing settled or rewarded for this node" in earned and "0.000000" not in earned
+    assert 'data-figure="op-balance">0.000000 NT<' in r.text  # the balance exists: it is 0
+
+
+def test_the_operator_sees_earnings_per_day_model_and_node(inprocess_mesh: InProcessMesh) -> None:
+    """Settled requests (after the fee) by the day they settled and by model, uptime rewards
+    by day, each node's total in its row; another operator's and unsettled ones not counted."""
+    inprocess_mesh.add_node(MODEL)
+    node_id = inprocess_mesh.id_of(f"node-{MODEL}")
+    rt = inprocess_mesh.app.state.runtime
+    now = datetime.fromtimestamp(rt.wall_clock(), timezone.utc)
+    yesterday = now - timedelta(days=1)
+    other = pseudonym("operator", "someone-else")
+
+    async def fill() -> None:
+        await rt.ledger.append([Transfer("grant", MINT, USER, 10_000_000)])
+        await settle(rt.ledger, "r1", node_id=node_id, operator=ME, model=MODEL,
+                     amount=1_000_000, fee=50_000, at=yesterday)  # fmt: skip
+        await settle(rt.ledger, "r2", node_id=node_id, operator=ME, model="other-model",
+                     amount=2_000_000, fee=100_000, at=now)  # fmt: skip
+        await settle(rt.ledger, "r3", node_id=node_id, operator=ME, model=MODEL,
+                     amount=7_000_000, fee=0, at=now, state="reserved")  # fmt: skip
+        await settle(rt.ledger, "r4", node_id="node-theirs", operator=other, model=MODEL,
+                     amount=5_000_000, fee=0, at=now)  # fmt: skip
+        await reward_row(rt.ledger, node_id, ME, now.replace(minute=0, second=0), 300_000)
+
+    inprocess_mesh.call(fill())
+    body = _fragment(inprocess_mesh, inprocess_mesh.operator_token)
+    # 0.95 + 1.9 from requests, 0.3 in rewards
+    assert 'data-figure="op-total">3.150000<' in body
+    days = _table(body, "earnings-day")
+    d1, d2 = yesterday.date().isoformat(), now.date().isoformat()
+    assert re.search(rf'data-day="{d1}">.*?>0.950000<.*?>0.050000<.*?>0.000000<.*?>0.950000<', days)
+    assert re.search(rf'data-day="{d2}">.*?>1.900000<.*?>0.100000<.*?>0.300000<.*?>2.200000<', days)
+    models = _table(body, "earnings-model")
+    assert re.search(rf'data-model="{MODEL}">.*?>1<.*?>0.950000<', models)
+    assert re.search(r'data-model="other-model">.*?>1<.*?>1.900000<', models)
+    assert "7.000000" not in body and "5.000000" not in body and "node-theirs" not in body
+    row = body[body.index(f'data-node="{node_id}"') :]
+    assert re.search(r'data-cell="earned"[^>]*>3.150000 NT<', row[: row.index("</tr>")])
+    # the balance is the account's on the ledger: both settles' operator shares and the reward
+    assert 'data-figure="op-balance">3.150000 NT<' in body
+    # the public pages never show a node's earnings: they point to the operator
+    with inprocess_mesh.sync_client() as c:
+        for path in ("/dashboard/fragment/nodes", f"/dashboard/fragment/nodes/{node_id}"):
+            public = c.get(path).text
+            assert "3.150000" not in public and "operator only" in public, path
+
+
+def test_the_operator_sees_canary_verdicts_and_quarantines(inprocess_mesh: InProcessMesh) -> None:
+    inprocess_mesh.add_node(MODEL)
+    node_id = inprocess_mesh.id_of(f"node-{MODEL}")
+    quality = inprocess_mesh.app.state.runtime.quality
+    inprocess_mesh.call(quality.record(node_id, MODEL, ok=True, reason=None))
+    inprocess_mesh.call(quality.record(node_id, MODEL, ok=False, reason="logprob off by 3.2 <b>"))
+    body = _fragment(inprocess_mesh, inprocess_mesh.operator_token)
+    verdicts = _table(body, "verdicts")
+    row = verdicts[verdicts.index(f'data-verdict="{node_id} {MODEL}"') :]
+    assert re.search(r'data-label="Passed" class="num">1<.*data-label="Failed" class="num">1<', row)
+    assert "logprob off by 3.2 &lt;b&gt;" in row and "<b>" not in row.split("</tr>")[0]
+    assert f'data-quarantined="{MODEL}"' in body  # the model in the node's row
 
 
 def test_another_operator_sees_none_of_them(inprocess_mesh: InProcessMesh) -> None:

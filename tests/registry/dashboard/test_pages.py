@@ -1,5 +1,6 @@
 """Every dashboard page and fragment renders from the running gateway, escapes what it
-shows, shows no secret, and says "not built yet" rather than a zero."""
+shows, shows no secret, shows each node's trust, canary tally and quarantines, and says
+"—" (with a title saying why) rather than a zero where there is no data."""
 
 from __future__ import annotations
 
@@ -75,30 +76,85 @@ def test_the_overview_counts_what_the_gateway_served(inprocess_mesh: InProcessMe
     assert "simulated" in after  # the sim node is labelled
 
 
-def test_a_node_row_shows_its_requests_and_what_is_not_built(inprocess_mesh: InProcessMesh) -> None:
+def _row(body: str, node_id: str) -> str:
+    row = body[body.index(f'data-node="{node_id}"') :]
+    return row[: row.index("</tr>")]
+
+
+def _cell(row: str, label: str) -> str:
+    cell = row[row.index(f'data-label="{label}"') :]
+    return cell[: cell.index("</td>")]
+
+
+def test_a_node_row_shows_its_requests_trust_and_no_made_up_zeros(
+    inprocess_mesh: InProcessMesh,
+) -> None:
     inprocess_mesh.add_node(MODEL)
     node_id = inprocess_mesh.id_of(f"node-{MODEL}")
     chat(inprocess_mesh, 2)
     _s, body, _h = get(inprocess_mesh, "/dashboard/fragment/nodes")
-    row = body[body.index(f'data-node="{node_id}"') :]
-    row = row[: row.index("</tr>")]
+    row = _row(body, node_id)
     assert re.search(r'data-cell="served-1h">2<', row)
     assert re.search(r'data-cell="requests">2', row)
-    # trust and earnings do not exist yet: said so, not a zero
-    assert row.count(">not built yet<") == 2
     assert "simulated" in row
+    # the trust score is the registry's (/mesh/nodes): never probed, so canary 0.5, below 0.6
+    with inprocess_mesh.sync_client() as c:
+        view = next(n for n in c.get("/mesh/nodes").json()["nodes"] if n["node_id"] == node_id)
+    trust = _cell(row, "Trust")
+    assert f'data-cell="trust">{view["trust_score"]:.2f}<' in trust and "below threshold" in trust
+    # no probe yet: no tally ("—" with why), not "0 passed"; earnings are the operator's
+    canary = _cell(row, "Canary probes")
+    assert "data-none>—<" in canary and "no canary probe has checked this node yet" in canary
+    assert "passed" not in canary
+    assert "operator only" in _cell(row, "Earnings")
+    for path in [*PAGES, *FRAGMENTS, f"/dashboard/nodes/{node_id}"]:
+        assert "not built yet" not in get(inprocess_mesh, path)[1], path
 
 
-def test_a_view_field_from_a_later_version_is_shown(inprocess_mesh: InProcessMesh) -> None:
-    """Trust comes from the canary checks (another issue): once a node view carries
-    ``trust_score`` the table shows it instead of "not built yet"."""
+def test_canary_tally_and_quarantine_with_its_reason(inprocess_mesh: InProcessMesh) -> None:
+    """A passed probe counts; a failed one quarantines the node for that model: its row and
+    its page say so, with the reason, and the trust score drops to 0."""
+    inprocess_mesh.add_node(MODEL)
+    node_id = inprocess_mesh.id_of(f"node-{MODEL}")
+    quality = inprocess_mesh.app.state.runtime.quality
+    inprocess_mesh.call(quality.record(node_id, MODEL, ok=True, reason=None))
+    row = _row(get(inprocess_mesh, "/dashboard/fragment/nodes")[1], node_id)
+    assert 'data-cell="canary">1 passed · 0 failed<' in row
+    assert 'data-cell="trust">0.67<' in _cell(row, "Trust") and "trusted" in _cell(row, "Trust")
+    assert "data-quarantined" not in row
+
+    inprocess_mesh.call(quality.record(node_id, MODEL, ok=False, reason="token 3 differs"))
+    row = _row(get(inprocess_mesh, "/dashboard/fragment/nodes")[1], node_id)
+    assert "1 passed · " in row and '<span class="bad">1 failed</span>' in row
+    assert 'data-cell="trust">0.00<' in row and "quarantined" in _cell(row, "Trust")
+    models = _cell(row, "Models")
+    assert f'data-quarantined="{MODEL}"' in models and "token 3 differs" in models
+    _s, page, _h = get(inprocess_mesh, f"/dashboard/fragment/nodes/{node_id}")
+    verdict = page[page.index(f'data-verdict="{MODEL}"') :]
+    verdict = verdict[: verdict.index("</li>")]
+    assert "1 passed, 1 failed" in verdict and "quarantined since" in verdict
+    assert "token 3 differs" in verdict
+    assert "canary 0.00 × success" in page  # the score's parts
+
+    inprocess_mesh.call(quality.clear(node_id))  # the admin lifts it
+    row = _row(get(inprocess_mesh, "/dashboard/fragment/nodes")[1], node_id)
+    assert "data-quarantined" not in row and "quarantined" not in _cell(row, "Trust")
+
+
+def test_without_quality_data_trust_is_a_dash_with_why(inprocess_mesh: InProcessMesh) -> None:
     from LLM_Mesh.registry.dashboard.views import _node_row
 
-    row = _node_row({"node_id": "n", "max_concurrency": 2, "in_flight": 1, "queued": 2,
-                     "trust_score": 0.93}, 5)  # fmt: skip
-    assert row["trust"] == 0.93
+    row = _node_row({"node_id": "n", "max_concurrency": 2, "in_flight": 1, "queued": 2}, 5)
     assert (row["load_now"], row["capacity"], row["load_pct"]) == (3, 2, 100)
-    assert _node_row({"node_id": "n"}, None)["trust"] is None
+    assert row["trust_score"] is None and row["canary_passed"] is None and not row["probed"]
+    inprocess_mesh.add_node(MODEL)
+    node_id = inprocess_mesh.id_of(f"node-{MODEL}")
+    inprocess_mesh.app.state.runtime.quality = None
+    _s, body, _h = get(inprocess_mesh, "/dashboard/fragment/nodes")
+    trust = _cell(_row(body, node_id), "Trust")
+    assert "data-none>—<" in trust and "keeps no quality data" in trust
+    _s, page, _h = get(inprocess_mesh, f"/dashboard/nodes/{node_id}")
+    assert _s == 200 and "keeps no quality data" in page and "0.00" not in page
 
 
 def test_hostile_names_are_escaped_everywhere(inprocess_mesh: InProcessMesh) -> None:

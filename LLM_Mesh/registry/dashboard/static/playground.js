@@ -66,7 +66,7 @@
         pre.textContent = JSON.stringify(mesh.receipt, null, 2);
         row(dl, "Receipt", pre);
       } else {
-        row(dl, "Receipt", "none in this answer (signed receipts: not built yet)");
+        row(dl, "Receipt", "no receipt in this answer");
       }
     } else if (usage) {
       row(dl, "Tokens", usage.prompt_tokens + " prompt + " + usage.completion_tokens + " completion");

@@ -1,0 +1,70 @@
+"""What the operator view shows: the operator's nodes, earnings and canary verdicts.
+
+Authenticated as ``GET /v1/earnings`` is (``earnings_api.operator_from_token``: the
+operator's token as a bearer header; none, unknown or revoked is 401). The earnings are
+``registry/earnings.py``'s report over the last :data:`DAYS` UTC days (settled
+``settlements`` rows paid to the operator's account, after the fee, and uptime rewards
+from ``reward_periods``), per day, per model and per node, read through the ledger's
+engine. The canary verdicts are quality control's records (``Runtime.quality``) of the
+operator's nodes, per model, quarantines with their reason. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from LLM_Mesh.core.ledger_entry import pseudonym
+from LLM_Mesh.registry.dashboard.views import canary_rows
+from LLM_Mesh.registry.earnings import earnings
+from LLM_Mesh.registry.earnings_api import operator_from_token
+from LLM_Mesh.registry.ports import OperatorRecord
+from LLM_Mesh.registry.runtime import Runtime
+
+__all__ = ["DAYS", "canary_verdicts", "operator_earnings", "operator_nodes", "signed_in"]
+
+DAYS = 30  # the window of the earnings shown (UTC days, today included)
+
+
+async def signed_in(rt: Runtime, headers: Mapping[str, str]) -> OperatorRecord:
+    """The live operator whose token the request carries (401 otherwise), as ``/v1/earnings``."""
+    return await operator_from_token(headers, rt.store)
+
+
+async def operator_nodes(rt: Runtime, rec: OperatorRecord) -> set[str]:
+    """The operator's node ids (from their node keys; a look-up by token does not list them)."""
+    mine = set(rec.nodes)
+    for op in await rt.store.list_operators():
+        if op.name == rec.name:
+            mine.update(op.nodes)
+    return mine
+
+
+async def operator_earnings(
+    rt: Runtime, rec: OperatorRecord, nodes: set[str], *, days: int = DAYS
+) -> dict[str, Any] | None:
+    """``GET /v1/earnings``'s answer for this operator (its JSON), plus ``by_node_map``;
+    ``None`` when this gateway keeps no ledger."""
+    if rt.ledger is None:
+        return None
+    report = await earnings(
+        await rt.ledger.engine(),
+        operator=rec.name,
+        account=pseudonym("operator", rec.name),
+        nodes=sorted(nodes),
+        days=days,
+        now=rt.wall_clock(),
+    )
+    out = report.to_json()
+    out["days"] = days
+    out["by_node_map"] = {n["node_id"]: n for n in out["by_node"]}
+    out["any"] = bool(out["by_day"])  # anything settled or rewarded in the window
+    return out
+
+
+def canary_verdicts(rt: Runtime, nodes: set[str]) -> list[dict[str, Any]] | None:
+    """Each (node, model) of the operator's that a canary probe has checked: its tally, last
+    probe, and quarantine with reason; ``None`` when this gateway keeps no quality data."""
+    if rt.quality is None:
+        return None
+    return [row for node_id in sorted(nodes) for row in canary_rows(rt, node_id)]
