@@ -8,7 +8,7 @@ would last as long as the requests it lets through. On a loop of its own, an app
 back to back: its lock is held only as long as the append itself takes.
 
 :class:`LedgerThread` opens a second engine on the ledger's database (same URL; SQLite's
-``busy_timeout`` as the store sets it) and a :class:`~LLM_Mesh.registry.ledger.SqlLedger`
+``busy_timeout`` and, on WAL, ``synchronous=NORMAL`` as the store sets them) and a :class:`~LLM_Mesh.registry.ledger.SqlLedger`
 on it; :meth:`LedgerThread.call` runs a coroutine there and awaits its result from the
 gateway's loop. The entries it appends are announced to the gateway's checkpointer
 (``on_append``, called back on the gateway's loop). While an append runs here the
@@ -36,10 +36,14 @@ __all__ = ["LedgerThread"]
 T = TypeVar("T")
 
 
-def _busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """As the store's connections: wait for the write lock; on WAL, no fsync per commit."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
 
@@ -90,7 +94,7 @@ class LedgerThread:
     async def _open(self) -> None:
         engine = create_async_engine(self.url)
         if engine.dialect.name == "sqlite":
-            event.listen(engine.sync_engine, "connect", _busy_timeout)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         self._engine = engine
 
         async def get_engine() -> AsyncEngine:
