@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.client import MeshClient
-from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
+from LLM_Mesh.core.ledger_entry import pseudonym
 from LLM_Mesh.errors import InvalidCredential
 from LLM_Mesh.registry.runtime import Runtime
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, node_url
-from tests.registry.test_earnings import USER, settle
 
 MODEL = "gemma-3-270m"
 # 1000 micro-NetworkTokens per millisecond of uptime: a few real milliseconds pay
@@ -45,23 +44,30 @@ def _runtime(mesh: InProcessMesh) -> Runtime:
     return rt
 
 
-async def _serve_and_settle(mesh: InProcessMesh, name: str) -> str:
-    """One real request through the gateway, then its settlement as the settle code pays."""
+async def _serve_and_settle(mesh: InProcessMesh, name: str) -> tuple[str, int, int]:
+    """One real request through the gateway (paid by the community pool, anonymous), then
+    settled by the gateway's own settlement; (request id, amount, fee) as settled."""
     async with mesh.client() as c:
         r = await c.post(
             REGISTRY_URL + "/v1/chat/completions",
             json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5},
         )
     assert r.status_code == 200, r.text
-    request_id = r.json()["mesh"]["request_id"]
+    request_id = str(r.json()["mesh"]["request_id"])
     rt = _runtime(mesh)
-    assert rt.ledger is not None
-    await rt.ledger.append([Transfer("grant", MINT, USER, 1_000_000)])
-    await settle(
-        rt.ledger, request_id, node_id=mesh.id_of(name), operator=pseudonym("operator", "inprocess"),
-        model=MODEL, amount=1234, fee=34, at=datetime.now(timezone.utc),
-    )  # fmt: skip
-    return str(request_id)
+    assert rt.settlement is not None
+    await rt.settlement.flush()
+    await rt.settlement.settle_now()
+    engine = await rt.ledger.engine()  # type: ignore[union-attr]
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT amount, fee, state FROM settlements WHERE request_id = :r"),
+                {"r": request_id},
+            )
+        ).one()
+    assert row.state == "settled" and row.amount > 0, row
+    return request_id, int(row.amount), int(row.fee)
 
 
 async def _uptime_then_close(mesh: InProcessMesh, name: str) -> int:
@@ -83,7 +89,8 @@ async def _uptime_then_close(mesh: InProcessMesh, name: str) -> int:
 def test_the_operator_sees_what_its_node_earned(mesh: InProcessMesh) -> None:
     mesh.add_node(MODEL, "n1")
     node_id = mesh.id_of("n1")
-    mesh.call(_serve_and_settle(mesh, "n1"))
+    _rid, amount, fee = mesh.call(_serve_and_settle(mesh, "n1"))
+    earned = amount - fee
     reward = mesh.call(_uptime_then_close(mesh, "n1"))
     assert reward >= 40 * 1000  # at least the 40 ms slept between heartbeats
     token = mesh.operator_token
@@ -96,12 +103,12 @@ def test_the_operator_sees_what_its_node_earned(mesh: InProcessMesh) -> None:
     report = mesh.call(ask())
     totals = report["totals"]
     assert totals == {
-        "requests": 1, "earned": 1200, "fees": 34, "rewards": reward, "total": 1200 + reward,
+        "requests": 1, "earned": earned, "fees": fee, "rewards": reward, "total": earned + reward,
     }  # fmt: skip
     assert report["nodes"] == [node_id]
     assert [n["node_id"] for n in report["by_node"]] == [node_id]  # type: ignore[union-attr]
-    assert report["by_model"] == [{"model": MODEL, "requests": 1, "earned": 1200, "fees": 34}]
-    assert report["balance"] == 1200 + reward
+    assert report["by_model"] == [{"model": MODEL, "requests": 1, "earned": earned, "fees": fee}]
+    assert report["balance"] == earned + reward
 
     # the node's own view, asked by the node of its registry with its operator token
     with mesh.sync_client() as c:
@@ -113,7 +120,7 @@ def test_the_operator_sees_what_its_node_earned(mesh: InProcessMesh) -> None:
     assert rt.ledger is not None
     audited = mesh.call(audit(StoreSource(rt.ledger, rt.settings.ledger_origin)))
     assert audited.ok, audited.findings
-    assert audited.balances[pseudonym("operator", "inprocess")] == 1200 + reward
+    assert audited.balances[pseudonym("operator", "inprocess")] == earned + reward
 
 
 def test_node_earnings_when_the_registry_is_unreachable(mesh: InProcessMesh) -> None:

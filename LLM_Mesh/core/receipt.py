@@ -89,10 +89,11 @@ class PartStatus(str, Enum):
     INVALID = "invalid"  # the node's receipt did not verify (``reason``: the field)
 
 
-# parts a node is paid for: its signature checked, or it could not sign (broke off, or was
-# cut off: the gateway's count of what was delivered); one that finished without a valid
-# receipt is not
-PAYABLE = frozenset({PartStatus.SIGNED, PartStatus.BROKEN, PartStatus.CUT})
+# parts a node is paid for: its signature checked, or no signature to check (it broke off,
+# was cut off, or finished without a receipt: the gateway's own count of what it relayed,
+# as for any unsigned part; the receipt says so). A receipt that does not verify is
+# evidence against the node: that part is not paid.
+PAYABLE = frozenset({PartStatus.SIGNED, PartStatus.BROKEN, PartStatus.CUT, PartStatus.MISSING})
 
 
 class ReceiptError(ValueError):

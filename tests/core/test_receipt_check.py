@@ -125,7 +125,7 @@ def test_no_receipt_is_missing_or_broken() -> None:
     part = check(observed(None, no_receipt=PartStatus.BROKEN))
     assert part.status is PartStatus.BROKEN and part.payable
     assert check(observed(None, no_receipt=PartStatus.CUT)).payable
-    assert {PartStatus.SIGNED, PartStatus.BROKEN, PartStatus.CUT} == PAYABLE
+    assert {PartStatus.SIGNED, PartStatus.BROKEN, PartStatus.CUT, PartStatus.MISSING} == PAYABLE
 
 
 def test_node_keys_cache_is_bounded() -> None:

@@ -49,7 +49,7 @@ def request(
         completion_tokens=5 if outcome == "ok" else 0,
         latency_ms=123.5,
         ttft_ms=20.25,
-        cost=0.000123,
+        cost=123,
         created_at=T0 + timedelta(seconds=i),
     )
     for key, value in changes.items():
@@ -223,7 +223,7 @@ async def test_record_requests_bumps_counters(store: SqlStore) -> None:
 
 
 async def test_request_rows_round_trip(store: SqlStore) -> None:
-    rec = request(1, cost=1.234567, latency_ms=None, ttft_ms=None)
+    rec = request(1, cost=1_234_567, latency_ms=None, ttft_ms=None)
     await store.record_requests([rec])
     async with store.engine.connect() as conn:
         row = (await conn.execute(text("SELECT * FROM requests"))).mappings().one()
@@ -235,7 +235,7 @@ async def test_request_rows_round_trip(store: SqlStore) -> None:
     assert row["error_code"] is None
     assert (row["prompt_tokens"], row["completion_tokens"]) == (10, 5)
     assert row["latency_ms"] is None
-    assert float(row["cost"]) == pytest.approx(1.234567, abs=1e-9)
+    assert row["cost"] == 1_234_567 and type(row["cost"]) is int  # whole micro-NetworkTokens
 
 
 async def test_record_requests_is_one_transaction(store: SqlStore) -> None:
