@@ -175,7 +175,6 @@ def test_demo_runs_the_seed_request_on_the_real_model(tmp_path: Path) -> None:
         "llama-cpp",
         "time to first token",
         "tokens/s",
-        "NetworkToken",
         "/dashboard/",
         "µNT",
     ):

@@ -277,6 +277,11 @@ async def test_trusted_only_from_the_api_key(mesh: Harness) -> None:
     assert made is not None
     key, rec = made
     assert (await mesh.store.api_key_by_hash(rec.key_hash)).trusted_only  # type: ignore[union-attr]
+    from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
+
+    ledger = mesh.runtime.ledger
+    assert ledger is not None  # a keyed user pays (settlement): grant it a balance first
+    await ledger.append([Transfer("grant", MINT, pseudonym("user", rec.key_id), 10_000_000)])
     auth = {"Authorization": f"Bearer {key}"}
     for _ in range(15):
         r = await mesh.client.post(
