@@ -10,6 +10,9 @@ and a window of whole UTC days:
   period started), grouped by node and day;
 - the account's ledger balance (credits less debits, two indexed sums).
 
+:func:`node_totals` is the public per-node view (the dashboard's Nodes page): what each
+node earned in the window, requests and rewards, for every operator at once.
+
 Every amount is an integer in micro-NetworkTokens. The engine is the ledger's (the
 store's own, or a memory-store registry's private one), so these tables are there.
 """
@@ -25,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.registry import tables
 
-__all__ = ["Earnings", "account_balance", "earnings"]
+__all__ = ["Earnings", "account_balance", "earnings", "node_totals"]
 
 SETTLED = "settled"
 _DAY_S = 86_400
@@ -190,3 +193,40 @@ def _count(out: Earnings, part: _Sum, *, day: str, node: str | None, model: str 
     if model is not None:
         out.by_model.setdefault(model, _Sum()).add(part)
     out.by_node.setdefault(node or "-", _Sum()).add(part)
+
+
+async def node_totals(engine: AsyncEngine, *, days: int, now: float) -> dict[str, dict[str, int]]:
+    """What each node earned over the ``days`` UTC days up to ``now``'s: ``node id →
+    {"requests", "earned", "fees", "rewards", "total"}`` (only nodes with something)."""
+    if days < 1:
+        raise ValueError("days is at least 1")
+    until = datetime.fromtimestamp(now, tz=timezone.utc).date()
+    since = until - timedelta(days=days - 1)
+    since_dt = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
+    s, rp = tables.settlements, tables.reward_periods
+    sums: dict[str, _Sum] = {}
+    async with engine.connect() as conn:
+        stmt = (
+            select(
+                s.c.node_id,
+                func.count().label("n"),
+                func.coalesce(func.sum(s.c.amount), 0).label("amount"),
+                func.coalesce(func.sum(s.c.fee), 0).label("fee"),
+            )
+            .where(and_(s.c.state == SETTLED, s.c.updated_at >= since_dt, s.c.node_id.is_not(None)))
+            .group_by(s.c.node_id)
+        )
+        for row in await conn.execute(stmt):
+            fee = int(row.fee)
+            sums.setdefault(row.node_id, _Sum()).add(
+                _Sum(requests=int(row.n), earned=int(row.amount) - fee, fees=fee)
+            )
+        rstmt = (
+            select(rp.c.node_id, func.sum(rp.c.amount).label("amount"))
+            .where(rp.c.period_start >= int(since_dt.timestamp()))
+            .group_by(rp.c.node_id)
+        )
+        for row in await conn.execute(rstmt):
+            if int(row.amount or 0) > 0:
+                sums.setdefault(row.node_id, _Sum()).add(_Sum(rewards=int(row.amount)))
+    return {node: part.to_json() for node, part in sums.items()}

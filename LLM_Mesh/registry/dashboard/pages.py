@@ -21,6 +21,8 @@ from LLM_Mesh.errors import InvalidCredential, RateLimited
 from LLM_Mesh.registry.admin import bearer
 from LLM_Mesh.registry.dashboard import operator_view, views
 from LLM_Mesh.registry.dashboard.context import OPERATOR_LOOKUPS, Dashboard, get_dashboard
+from LLM_Mesh.registry.dashboard.operator_view import DAYS
+from LLM_Mesh.registry.earnings import node_totals
 
 __all__ = [
     "ledger", "ledger_fragment", "models", "models_fragment", "node", "node_fragment", "nodes",
@@ -55,19 +57,31 @@ async def overview_fragment(request: Request) -> Response:
 # -- nodes ----------------------------------------------------------------------------------
 
 
-def _nodes_ctx(d: Dashboard) -> dict[str, Any]:
+async def _public_earnings(d: Dashboard) -> dict[str, Any] | None:
+    """Every node's earnings over the last ``DAYS`` days (settled requests and uptime
+    rewards: public on the ledger anyway), as the node table's ``earnings``; ``None``
+    when this gateway keeps no ledger."""
+    rt = d.runtime
+    if rt.ledger is None:
+        return None
+    totals = await node_totals(await rt.ledger.engine(), days=DAYS, now=rt.wall_clock())
+    return {"days": DAYS, "by_node_map": totals}
+
+
+async def _nodes_ctx(d: Dashboard) -> dict[str, Any]:
     rows, total = views.node_rows(d.runtime, d.feed.series, d.now())
-    return {"rows": rows, "total": total}
+    return {"rows": rows, "total": total, "earnings": await _public_earnings(d)}
 
 
 async def nodes(request: Request) -> Response:
     d = get_dashboard(request)
-    return d.render(request, "nodes.html", page="nodes", title="Nodes", **_nodes_ctx(d))
+    ctx = await _nodes_ctx(d)
+    return d.render(request, "nodes.html", page="nodes", title="Nodes", **ctx)
 
 
 async def nodes_fragment(request: Request) -> Response:
     d = get_dashboard(request)
-    return d.render(request, "_nodes.html", **_nodes_ctx(d))
+    return d.render(request, "_nodes.html", **await _nodes_ctx(d))
 
 
 def _stamp(at: datetime | None) -> str:
@@ -86,7 +100,7 @@ async def _node_ctx(d: Dashboard, node_id: str) -> dict[str, Any]:
                 "failures": rec.failures,
                 "tokens": rec.tokens_generated,
             }
-    return {"n": n, "stored": stored, "node_id": node_id}
+    return {"n": n, "stored": stored, "node_id": node_id, "earnings": await _public_earnings(d)}
 
 
 async def node(request: Request) -> Response:

@@ -89,11 +89,13 @@ def test_the_operator_sees_earnings_per_day_model_and_node(inprocess_mesh: InPro
     assert re.search(r'data-cell="earned"[^>]*>3.150000 NT<', row[: row.index("</tr>")])
     # the balance is the account's on the ledger: both settles' operator shares and the reward
     assert 'data-figure="op-balance">3.150000 NT<' in body
-    # the public pages never show a node's earnings: they point to the operator
+    # the public pages show each node's total over the window (the ledger's figures), not
+    # the operator's per-day and per-model breakdown nor another operator's figures
     with inprocess_mesh.sync_client() as c:
         for path in ("/dashboard/fragment/nodes", f"/dashboard/fragment/nodes/{node_id}"):
             public = c.get(path).text
-            assert "3.150000" not in public and "operator only" in public, path
+            assert re.search(r'data-cell="earned"[^>]*>3.150000 NT<', public), path
+            assert "earnings-day" not in public and "op-balance" not in public, path
 
 
 def test_the_operator_sees_canary_verdicts_and_quarantines(inprocess_mesh: InProcessMesh) -> None:

@@ -102,11 +102,12 @@ def test_a_node_row_shows_its_requests_trust_and_no_made_up_zeros(
         view = next(n for n in c.get("/mesh/nodes").json()["nodes"] if n["node_id"] == node_id)
     trust = _cell(row, "Trust")
     assert f'data-cell="trust">{view["trust_score"]:.2f}<' in trust and "below threshold" in trust
-    # no probe yet: no tally ("—" with why), not "0 passed"; earnings are the operator's
+    # no probe yet: no tally ("—" with why), not "0 passed"
     canary = _cell(row, "Canary probes")
     assert "data-none>—<" in canary and "no canary probe has checked this node yet" in canary
     assert "passed" not in canary
-    assert "operator only" in _cell(row, "Earnings")
+    earned = _cell(row, "Earnings")  # nothing settled or rewarded yet: "—" with why
+    assert "data-none>—<" in earned and "nothing settled or rewarded" in earned
     for path in [*PAGES, *FRAGMENTS, f"/dashboard/nodes/{node_id}"]:
         assert "not built yet" not in get(inprocess_mesh, path)[1], path
 
