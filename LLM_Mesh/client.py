@@ -133,7 +133,8 @@ class MeshClient:
                 continue
             self._current = i
             return result
-        assert last is not None
+        if last is None:  # no gateway URL at all (the constructor refuses that)
+            raise MeshError("no gateway URL to try")
         raise last
 
     async def _request(self, method: str, path: str, **kw: Any) -> Any:

@@ -161,14 +161,19 @@ class Settlement:
         self._wrote(op, done[0])
         return done[0]
 
-    def _submit(self, op: Op, want: bool) -> asyncio.Future[Any] | None:
-        fut = asyncio.get_running_loop().create_future() if want else None
+    def _submit(self, op: Op, fut: asyncio.Future[Any] | None = None) -> None:
+        """Queue ``op`` for the writer; ``fut`` (if any) gets its result."""
         if not self._started:
             if fut is not None:
                 fut.set_exception(RuntimeError("settlement is not running"))
-            return fut
+            return
         self._ops.append((op, fut))
         self._wake.set()
+
+    def _ask(self, op: Op) -> asyncio.Future[Any]:
+        """Queue ``op``; the future of its result."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._submit(op, fut)
         return fut
 
     async def reserve(self, key: str, payer: str, model: str, estimate: int) -> Reserved:
@@ -178,8 +183,7 @@ class Settlement:
         if now is not _LATER:
             done: Reserved = now
             return done
-        fut = self._submit(op, True)
-        assert fut is not None
+        fut = self._ask(op)
         try:
             result: Reserved = await asyncio.shield(fut)
         except asyncio.CancelledError:  # the client left: undo it once it is written
@@ -193,8 +197,7 @@ class Settlement:
         now = self._now(op)
         if now is not _LATER:
             return bool(now)
-        fut = self._submit(op, True)
-        assert fut is not None
+        fut = self._ask(op)
         recorded: bool = await asyncio.shield(fut)
         return recorded
 
@@ -202,7 +205,7 @@ class Settlement:
         """Nothing to pay for request ``key``: release its reservation (not awaited)."""
         op = Void(key, payer)
         if self._now(op) is _LATER:
-            self._submit(op, False)
+            self._submit(op)
 
     def note_operator(self, node_id: str, operator: str | None) -> None:
         """The operator a node registered under (its ledger account is paid for its parts)."""

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from LLM_Mesh.core.answer_text import output_sha256
-from LLM_Mesh.core.gateway_auth import registry_id_for
-from LLM_Mesh.core.identity import MessageKind, public_key_of, signed_bytes
+from LLM_Mesh.core.identity import MessageKind, signed_bytes
 from LLM_Mesh.core.receipt import (
     NodeReceiptSigner,
     PartStatus,
@@ -18,39 +14,16 @@ from LLM_Mesh.core.receipt import (
     node_receipt_bytes,
     unb64url,
 )
-from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
-
-NODE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-OTHER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
-REGISTRY_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
-REGISTRY_ID = registry_id_for(public_key_of(REGISTRY_KEY))
-TEXT = "Hello, mesh! é"
-HASH = output_sha256(TEXT)
-
-
-def node_claim(signer: NodeReceiptSigner | None = None, **over: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "registry_id": REGISTRY_ID, "request_id": "req-1", "model": "gemma-3-270m",
-        "prompt_tokens": 10, "completion_tokens": 5, "output_sha256": HASH,
-    }  # fmt: skip
-    fields.update(over)
-    return (signer or NodeReceiptSigner(NODE_KEY)).sign(**fields)
-
-
-def observed(claim: Any, **over: Any) -> Observed:
-    kw: dict[str, Any] = {
-        "node_id": NodeReceiptSigner(NODE_KEY).node_id, "prompt_tokens": 10,
-        "completion_tokens": 5, "output_sha256": HASH, "claim": claim,
-    }  # fmt: skip
-    kw.update(over)
-    return Observed(**kw)
-
-
-def check(obs: Observed, **over: Any) -> Any:
-    kw: dict[str, Any] = {"registry_id": REGISTRY_ID, "request_id": "req-1",
-                          "model": "gemma-3-270m", "keys": NodeKeys()}  # fmt: skip
-    kw.update(over)
-    return check_part(obs, **kw)
+from tests.core.receipt_fixtures import (
+    HASH,
+    NODE_KEY,
+    REGISTRY_ID,
+    REGISTRY_KEY,
+    TEXT,
+    check,
+    node_claim,
+    observed,
+)
 
 
 def test_output_hash_is_sha256_of_utf8() -> None:
