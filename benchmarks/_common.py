@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import socket
 import statistics
 import sys
@@ -309,3 +310,22 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
     return path
+
+
+async def pg_database(admin_url: str) -> tuple[str, Any]:
+    """A fresh PostgreSQL database for one run (asyncpg, via the admin URL): its URL and an
+    async ``drop`` that removes it."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = f"llm_mesh_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(admin_url.replace("+asyncpg", ""), timeout=5)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    base = admin_url.rsplit("/", 1)[0]
+
+    async def drop() -> None:
+        c = await asyncpg.connect(admin_url.replace("+asyncpg", ""), timeout=5)
+        await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await c.close()
+
+    return f"{base}/{name}", drop

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -29,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
+from _common import pg_database
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.cli.ledger_commands import HttpSource, StoreSource, audit
@@ -102,23 +103,6 @@ async def appends_per_s(url: str, n: int, concurrency: int) -> float:
         start = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
         return per * concurrency / (time.perf_counter() - start)
-
-
-async def pg_database(admin_url: str) -> tuple[str, Any]:
-    import asyncpg  # type: ignore[import-untyped]
-
-    name = f"llm_mesh_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin_url.replace("+asyncpg", ""), timeout=5)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    base = admin_url.rsplit("/", 1)[0]
-
-    async def drop() -> None:
-        c = await asyncpg.connect(admin_url.replace("+asyncpg", ""), timeout=5)
-        await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await c.close()
-
-    return f"{base}/{name}", drop
 
 
 async def main() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -35,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import pg_database
 from sqlalchemy import update
 
 from LLM_Mesh.core.identity import hash_secret
@@ -140,23 +141,6 @@ async def close_period(url: str, nodes: int) -> tuple[float, float, int, int]:
         again = await task.close(S)
         second = time.perf_counter() - start
         return first, second, report.paid, again.closed_elsewhere
-
-
-async def pg_database(admin_url: str) -> tuple[str, Any]:
-    import asyncpg  # type: ignore[import-untyped]
-
-    name = f"llm_mesh_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin_url.replace("+asyncpg", ""), timeout=5)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    base = admin_url.rsplit("/", 1)[0]
-
-    async def drop() -> None:
-        c = await asyncpg.connect(admin_url.replace("+asyncpg", ""), timeout=5)
-        await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await c.close()
-
-    return f"{base}/{name}", drop
 
 
 async def main() -> None:
