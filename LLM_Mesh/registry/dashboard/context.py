@@ -4,7 +4,7 @@ templates (Jinja2, autoescaped) and the limiter of operator-token look-ups."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,21 @@ class Dashboard:
     feed: TrafficFeed
     env: jinja2.Environment = field(default_factory=_environment)
     lookups: RateLimiter = field(default_factory=lambda: RateLimiter(max_scopes=10_000))
-    clock: Callable[[], float] = time.monotonic  # for the look-up limiter
+    clock: Callable[[], float] = time.monotonic  # for the look-up limiter and the cache
+    # how long a store aggregate shown on public pages (30-day earnings) is reused: every open
+    # Nodes page refreshes each 5 s, and figures over 30 days need not be fresher than this
+    cache_ttl_s: float = 30.0
+    _cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+
+    async def cached(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """``fetch()``'s result, reused for ``cache_ttl_s`` seconds under ``key``."""
+        now = self.clock()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.cache_ttl_s:
+            return hit[1]
+        value = await fetch()
+        self._cache[key] = (now, value)
+        return value
 
     def now(self) -> float:
         """Wall-clock seconds: the traffic series' time."""

@@ -60,12 +60,17 @@ async def overview_fragment(request: Request) -> Response:
 async def _public_earnings(d: Dashboard) -> dict[str, Any] | None:
     """Every node's earnings over the last ``DAYS`` days (settled requests and uptime
     rewards: public on the ledger anyway), as the node table's ``earnings``; ``None``
-    when this gateway keeps no ledger."""
+    when this gateway keeps no ledger. One grouped query per ``Dashboard.cache_ttl_s``,
+    however many pages poll."""
     rt = d.runtime
     if rt.ledger is None:
         return None
-    totals = await node_totals(await rt.ledger.engine(), days=DAYS, now=rt.wall_clock())
-    return {"days": DAYS, "by_node_map": totals}
+    ledger = rt.ledger
+
+    async def fetch() -> dict[str, dict[str, int]]:
+        return await node_totals(await ledger.engine(), days=DAYS, now=rt.wall_clock())
+
+    return {"days": DAYS, "by_node_map": await d.cached("node_totals", fetch)}
 
 
 async def _nodes_ctx(d: Dashboard) -> dict[str, Any]:
