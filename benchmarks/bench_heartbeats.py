@@ -171,7 +171,7 @@ async def _isolated_batches(store: Any, keys: list[bytes], n: int = 400) -> dict
         "seq": lambda r: store.advance_node_seqs([(i, base + r) for i in ids]),
         "keys": lambda r: store.get_node_keys(ids),
         "touch": lambda r: store.touch_heartbeats(
-            [(i, datetime.now(timezone.utc), "online") for i in ids], None
+            [(i, datetime.now(timezone.utc), "online", 5000) for i in ids], None
         ),
     }
     for name, step in steps.items():
@@ -235,9 +235,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(2.0)  # the load generators' interpreters start
     stop = asyncio.Event()
     busy_task = asyncio.create_task(_pick_times(routing, stop))
+    prof = None
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     cpu0, wall0 = time.process_time(), time.monotonic()
     results = [await asyncio.to_thread(q.get) for _ in procs]
     server_cpu_s, load_s = time.process_time() - cpu0, time.monotonic() - wall0
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.profile)
     stop.set()
     busy, busy_cpu = await busy_task
     rt = app.state.runtime
@@ -292,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--procs", type=int, default=1, help="load-generator processes")
     ap.add_argument("--concurrency", type=int, default=64, help="in flight per process")
+    ap.add_argument("--profile", help="write the replica's cProfile over the load here")
     args = ap.parse_args(argv)
     print(__doc__.split("\n\n")[1], flush=True)
     res = asyncio.run(run(args))

@@ -40,7 +40,6 @@ from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settin
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
-from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
@@ -56,6 +55,7 @@ from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher, batches_heartbeats
+from LLM_Mesh.registry.hot_heartbeat import RegistryApp
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
 from LLM_Mesh.registry.ledger_api import router as ledger_router
@@ -343,7 +343,8 @@ def create_registry_app(
                 await ledger_engine.dispose()
             await runtime.store.close()
 
-    app = HotRoutesApp(  # the /v1 POST routes skip the middleware stack (hot_routes.py)
+    app = RegistryApp(  # /v1 POST and heartbeats skip the middleware stack (hot_heartbeat.py)
+        max_heartbeat_bytes=settings.max_mesh_body_bytes,
         title="LLM Mesh registry + gateway",
         version=__version__,
         lifespan=lifespan,
