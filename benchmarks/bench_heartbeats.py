@@ -102,6 +102,7 @@ def _loadgen(port: int, keys: list[bytes], seconds: float, conc: int, out: Any) 
     body = json.dumps({"in_flight": 0, "queued": 0, "state": "online"}).encode()
 
     async def main() -> None:
+        cpu0 = time.process_time()
         ok = errors = 0
         lat: list[float] = []
         statuses: dict[int, int] = {}
@@ -133,7 +134,7 @@ def _loadgen(port: int, keys: list[bytes], seconds: float, conc: int, out: Any) 
 
             await asyncio.gather(*(worker() for _ in range(conc)))
         lat.sort()
-        out.put({"ok": ok, "errors": errors, "statuses": statuses,
+        out.put({"ok": ok, "errors": errors, "statuses": statuses, "cpu_s": time.process_time() - cpu0,
                  "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": pct(lat, 0.99) * 1e3})  # fmt: skip
 
     asyncio.run(main())
@@ -202,6 +203,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         admin_key="lma_bench", anonymous_rpm=None,
     )  # fmt: skip
     app = create_registry_app(settings, announce=lambda _k: None)
+    app.state.freeze_gc = True  # as ``registry serve`` does (app.freeze_gc)
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", access_log=False
@@ -222,6 +224,59 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stop.set()
     idle, idle_cpu = await idle_task
 
+    legs = [await _leg(app, routing, port, keys, args, spec) for spec in args.legs.split(",")]
+    server.should_exit = True
+    await serving
+    return {
+        "nodes": args.nodes,
+        "seconds": args.seconds,
+        "procs": args.procs,
+        "concurrency": args.concurrency,
+        "pick_idle_p50_us": pct(idle, 0.5),
+        "pick_idle_p99_us": pct(idle, 0.99),
+        "pick_idle_cpu_p99_us": pct(idle_cpu, 0.99),
+        "legs": legs,
+        "isolated_batch_median": iso,
+        "machine": machine_line(),
+    }
+
+
+class _GcWatch:
+    """The collector's pauses while installed (``gc.callbacks``): count, total and longest,
+    by generation."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._t0) * 1e6)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            f"gen{g}": {"count": len(p), "total_ms": sum(p) / 1e3, "max_us": max(p, default=0.0)}
+            for g, p in self.pauses.items()
+        }
+
+
+async def _leg(
+    app: Any, routing: Any, port: int, keys: list[bytes], args: argparse.Namespace, spec: str
+) -> dict[str, Any]:
+    """One load: ``spec`` is ``hot`` (heartbeats ahead of FastAPI, hot_heartbeat.py) or
+    ``fastapi`` (the FastAPI route), ``:thawed`` after it to undo the start-up gc.freeze
+    for this leg."""
+    import gc
+
+    way, _, gc_mode = spec.partition(":")
+    app.hot_heartbeat = way == "hot"
+    if gc_mode == "thawed":
+        gc.unfreeze()
+    else:
+        gc.collect()
+        gc.freeze()
     q: Any = mp.get_context("spawn").Queue()
     shard = [keys[i :: args.procs] for i in range(args.procs)]
     procs = [
@@ -239,49 +294,48 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile:
         import cProfile
 
-        prof = cProfile.Profile()
+        prof = cProfile.Profile(time.process_time)  # CPU time: a shared box preempts
         prof.enable()
+    watch = _GcWatch()
+    gc.callbacks.append(watch)
+    rt = app.state.runtime
+    batchers = {"seq": rt.node_auth.store, "keys": rt.node_auth.store._keys, "touch": rt.heartbeats}
+    counts0 = {name: (b.batches, b.items, b.busy_s) for name, b in batchers.items()}
     cpu0, wall0 = time.process_time(), time.monotonic()
     results = [await asyncio.to_thread(q.get) for _ in procs]
     server_cpu_s, load_s = time.process_time() - cpu0, time.monotonic() - wall0
+    gc.callbacks.remove(watch)
     if prof is not None:
         prof.disable()
-        prof.dump_stats(args.profile)
+        prof.dump_stats(f"{args.profile}.{spec.replace(':', '-')}")
     stop.set()
     busy, busy_cpu = await busy_task
-    rt = app.state.runtime
-    batchers = {"seq": rt.node_auth.store, "keys": rt.node_auth.store._keys, "touch": rt.heartbeats}
-    batching = {
-        name: {"batches": b.batches, "mean_size": b.items / max(1, b.batches),
-               "ms_per_batch": b.busy_s / max(1, b.batches) * 1e3}
-        for name, b in batchers.items()
-    }  # fmt: skip
+    batching = {}
+    for name, b in batchers.items():
+        n0, i0, s0 = counts0[name]
+        n = max(1, b.batches - n0)
+        batching[name] = {"batches": b.batches - n0, "mean_size": (b.items - i0) / n,
+                          "ms_per_batch": (b.busy_s - s0) / n * 1e3}  # fmt: skip
     for p in procs:
         p.join()
-    server.should_exit = True
-    await serving
+    await rt.heartbeats.flush()
     ok = sum(r["ok"] for r in results)
     statuses: dict[str, int] = {}
     for r in results:
         for k, v in r["statuses"].items():
             statuses[str(k)] = statuses.get(str(k), 0) + v
-    return {
-        "nodes": args.nodes,
-        "seconds": args.seconds,
-        "procs": args.procs,
-        "concurrency": args.concurrency,
+    loadgen_cpu_s = sum(r["cpu_s"] for r in results)
+    out = {
+        "leg": spec,
         "heartbeats_ok": ok,
         "errors": sum(r["errors"] for r in results),
         "statuses": statuses,
         "heartbeats_per_s": ok / args.seconds,
         "heartbeat_p50_ms": max(r["p50_ms"] for r in results),
         "heartbeat_p99_ms": max(r["p99_ms"] for r in results),
-        "pick_idle_p50_us": pct(idle, 0.5),
-        "pick_idle_p99_us": pct(idle, 0.99),
         "pick_busy_p50_us": pct(busy, 0.5),
         "pick_busy_p99_us": pct(busy, 0.99),
         "pick_samples_busy": len(busy),
-        "pick_idle_cpu_p99_us": pct(idle_cpu, 0.99),
         "pick_busy_cpu_p50_us": pct(busy_cpu, 0.5),
         "pick_busy_cpu_p99_us": pct(busy_cpu, 0.99),
         # the replica's own CPU (this process, PostgreSQL not included) per heartbeat
@@ -289,10 +343,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "replica_cpu_share": server_cpu_s / load_s,
         "replica_cpu_us_per_heartbeat": server_cpu_s / ok * 1e6 if ok else None,
         "heartbeats_per_replica_cpu_s": ok / server_cpu_s if server_cpu_s else None,
+        "loadgen_cpu_us_per_heartbeat": loadgen_cpu_s / ok * 1e6 if ok else None,
+        "gc": watch.summary(),
         "batching": batching,
-        "isolated_batch_median": iso,
-        "machine": machine_line(),
+        "load_average": os.getloadavg(),
     }
+    print(json.dumps(out), flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,10 +358,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--procs", type=int, default=1, help="load-generator processes")
     ap.add_argument("--concurrency", type=int, default=64, help="in flight per process")
-    ap.add_argument("--profile", help="write the replica's cProfile over the load here")
+    ap.add_argument("--profile", help="write the replica's cProfile of each leg to PATH.LEG")
+    ap.add_argument(
+        "--legs", default="fastapi,hot",
+        help="loads one after another: hot (heartbeats ahead of FastAPI) or fastapi, "
+        "':thawed' after one: without the start-up gc.freeze",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     print(__doc__.split("\n\n")[1], flush=True)
-    res = asyncio.run(run(args))
+    import uvloop
+
+    # the replica on uvloop, as ``registry serve`` runs it (uvicorn's loop "auto"); the
+    # server below runs in this loop, so uvicorn's own loop setting does not apply
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        res = runner.run(run(args))
     print(json.dumps(res, indent=2))
     write_json("heartbeats", res)
     return 0

@@ -56,27 +56,26 @@ def heartbeat_node_id(path: str) -> str | None:
 
 
 class AsgiHeaders(Mapping[str, str]):
-    """An ASGI scope's headers, read once; names are case-insensitive (lower-cased)."""
+    """An ASGI scope's headers; names are case-insensitive (ASGI gives them lower-cased),
+    values decoded when asked for."""
 
-    __slots__ = ("_map",)
+    __slots__ = ("_raw",)
 
     def __init__(self, raw: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]) -> None:
-        found: dict[str, str] = {}
-        for name, value in raw:
-            found.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        self._map = found
+        self._raw = dict(reversed(raw))  # the first of a repeated header wins
 
     def __getitem__(self, name: str) -> str:
-        return self._map[name.lower()]
+        return self._raw[name.lower().encode("latin-1")].decode("latin-1")
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self._map.get(name.lower(), default)
+        value = self._raw.get(name.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._map)
+        return (name.decode("latin-1") for name in self._raw)
 
     def __len__(self) -> int:
-        return len(self._map)
+        return len(self._raw)
 
 
 async def _read_body(receive: Receive) -> bytes:
