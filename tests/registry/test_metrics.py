@@ -171,9 +171,8 @@ async def test_a_stream_and_its_midstream_continuation(tmp_path: Path) -> None:
         if node.node_id == "a":
             return httpx.Response(200, headers=sse, stream=Dies(
                 completion_chunks("a", model, ["Once", " upon"])[:2]))  # fmt: skip
-        return httpx.Response(
-            200, headers=sse, content=b"".join(completion_chunks("b", model, [" a", " time"]))
-        )
+        return httpx.Response(200, headers=sse,
+                              content=b"".join(completion_chunks("b", model, [" a", " time"])))
 
     nodes.stream_factory = factory
     async with running(tmp_path, nodes=nodes, max_attempts=3) as h:

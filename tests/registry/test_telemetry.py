@@ -118,7 +118,9 @@ async def test_log_requests_off_writes_no_line(
     assert lines(caplog) == []
 
 
-async def test_the_line_is_logfmt_in_text(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_line_is_logfmt_in_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
     async with running(tmp_path) as h:
         await h.register("n1")
