@@ -3,21 +3,28 @@ Router's pick time while it does.
 
 Method: a throwaway PostgreSQL database gets ``--nodes`` node keys and registrations
 (simulated nodes: nothing runs behind them; each hosts ``mistral-7b``). One registry +
-gateway (the real app, ``SignedNodeAuth``, ``SqlStore`` on PostgreSQL, uvicorn on uvloop)
-runs in this process; ``--procs`` load-generator processes send signed heartbeats
-(Ed25519, a fresh sequence number each) for ``--seconds`` over keep-alive connections
-(aiohttp, ``--concurrency`` in flight each), every node in turn. While they run, a task in
-the registry's own loop times ``Routing.pick`` (best of 4 over the 10,000 nodes) every
+gateway (the real app, ``SignedNodeAuth``, ``SqlStore`` on PostgreSQL, uvicorn, on uvloop
+as ``registry serve`` runs, the garbage collector frozen after start-up as it does) runs
+in this process. Then one load per ``--legs`` entry, one after another in the same
+process: ``--procs`` load-generator processes send signed heartbeats (Ed25519, a fresh
+sequence number each) for ``--seconds`` over keep-alive connections (aiohttp,
+``--concurrency`` in flight each), every node in turn; ``hot``: the heartbeat route
+served ahead of FastAPI (``registry/hot_heartbeat.py``), ``fastapi``: the FastAPI route
+(the same checks), ``:thawed``: without the gc freeze. While each runs, a task in the
+registry's own loop times ``Routing.pick`` (best of 4 over the 10,000 nodes) every
 millisecond (wall time with ``perf_counter_ns``, and the thread's CPU time, which leaves
 out the moments a shared box ran something else); the same is measured before the load,
 idle. The replica's own CPU time over the load (``process_time``; PostgreSQL's not
 included) gives its CPU cost per heartbeat, so what one core would absorb can be read
-even when other work holds the box.
+even when other work holds the box; the load generators' CPU per heartbeat is reported
+too (on this box they share the cores with the replica). ``--profile PATH`` writes a
+CPU-time cProfile of each leg.
 Every heartbeat is the whole path: signature check, sequence number taken in the store
-(one UPDATE), table and router, ``last_heartbeat_at`` (one UPDATE), and the replica's
-node poll (every second) runs as in production.
+(batched ``UPDATE``), table and router, ``last_heartbeat_at`` (batched ``UPDATE``), and
+the replica's node poll (every second) runs as in production.
 
-    .venv/bin/python benchmarks/bench_heartbeats.py [--nodes 10000 --seconds 20 --procs 1]
+    .venv/bin/python benchmarks/bench_heartbeats.py [--nodes 10000 --seconds 20 --procs 2
+        --concurrency 128 --legs fastapi,hot,fastapi,hot]
 """
 
 from __future__ import annotations
