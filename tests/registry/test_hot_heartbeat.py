@@ -279,3 +279,14 @@ async def test_other_middleware_sends_heartbeats_the_normal_way(
         await register(h, node)
         assert (await beat(h, node)).status_code == 200
         assert f"/mesh/nodes/{node.node_id}/heartbeat" in seen  # the middleware saw it
+
+
+def test_the_registry_app_serves_heartbeats_hot_with_its_own_middleware(tmp_path: Path) -> None:
+    """The registry's own stack (body limits; metrics on or off) keeps the hot way."""
+    from LLM_Mesh.registry.app import create_registry_app
+    from tests.registry.helpers import make_settings
+
+    for metrics in (True, False):
+        app = create_registry_app(make_settings(tmp_path / str(metrics), metrics=metrics))
+        assert isinstance(app, RegistryApp)
+        assert app._heartbeat_hot()
