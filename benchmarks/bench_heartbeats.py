@@ -42,7 +42,7 @@ from typing import Any
 
 from _common import free_port, machine_line, pct, write_json
 
-DB = "llm_mesh_bench_heartbeats"
+DB = f"llm_mesh_bench_heartbeats_{os.getpid()}"  # one per run: runs side by side do not collide
 PG = os.environ.get("LLM_MESH_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 MODEL = "mistral-7b"
 
@@ -66,6 +66,19 @@ async def _fresh_db() -> str:
     finally:
         await conn.close()
     return _db_url(DB)
+
+
+async def _drop_db() -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(_db_url("postgres"))
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", DB
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{DB}"')
+    finally:
+        await conn.close()
 
 
 async def _populate(url: str, keys: list[bytes]) -> list[str]:
@@ -234,6 +247,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     legs = [await _leg(app, routing, port, keys, args, spec) for spec in args.legs.split(",")]
     server.should_exit = True
     await serving
+    await _drop_db()
     return {
         "nodes": args.nodes,
         "seconds": args.seconds,
