@@ -3,21 +3,28 @@ Router's pick time while it does.
 
 Method: a throwaway PostgreSQL database gets ``--nodes`` node keys and registrations
 (simulated nodes: nothing runs behind them; each hosts ``mistral-7b``). One registry +
-gateway (the real app, ``SignedNodeAuth``, ``SqlStore`` on PostgreSQL, uvicorn on uvloop)
-runs in this process; ``--procs`` load-generator processes send signed heartbeats
-(Ed25519, a fresh sequence number each) for ``--seconds`` over keep-alive connections
-(aiohttp, ``--concurrency`` in flight each), every node in turn. While they run, a task in
-the registry's own loop times ``Routing.pick`` (best of 4 over the 10,000 nodes) every
+gateway (the real app, ``SignedNodeAuth``, ``SqlStore`` on PostgreSQL, uvicorn, on uvloop
+as ``registry serve`` runs, the garbage collector frozen after start-up as it does) runs
+in this process. Then one load per ``--legs`` entry, one after another in the same
+process: ``--procs`` load-generator processes send signed heartbeats (Ed25519, a fresh
+sequence number each) for ``--seconds`` over keep-alive connections (aiohttp,
+``--concurrency`` in flight each), every node in turn; ``hot``: the heartbeat route
+served ahead of FastAPI (``registry/hot_heartbeat.py``), ``fastapi``: the FastAPI route
+(the same checks), ``:thawed``: without the gc freeze. While each runs, a task in the
+registry's own loop times ``Routing.pick`` (best of 4 over the 10,000 nodes) every
 millisecond (wall time with ``perf_counter_ns``, and the thread's CPU time, which leaves
 out the moments a shared box ran something else); the same is measured before the load,
 idle. The replica's own CPU time over the load (``process_time``; PostgreSQL's not
 included) gives its CPU cost per heartbeat, so what one core would absorb can be read
-even when other work holds the box.
+even when other work holds the box; the load generators' CPU per heartbeat is reported
+too (on this box they share the cores with the replica). ``--profile PATH`` writes a
+CPU-time cProfile of each leg.
 Every heartbeat is the whole path: signature check, sequence number taken in the store
-(one UPDATE), table and router, ``last_heartbeat_at`` (one UPDATE), and the replica's
-node poll (every second) runs as in production.
+(batched ``UPDATE``), table and router, ``last_heartbeat_at`` (batched ``UPDATE``), and
+the replica's node poll (every second) runs as in production.
 
-    .venv/bin/python benchmarks/bench_heartbeats.py [--nodes 10000 --seconds 20 --procs 1]
+    .venv/bin/python benchmarks/bench_heartbeats.py [--nodes 10000 --seconds 20 --procs 2
+        --concurrency 128 --legs fastapi,hot,fastapi,hot]
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from typing import Any
 
 from _common import free_port, machine_line, pct, write_json
 
-DB = "llm_mesh_bench_heartbeats"
+DB = f"llm_mesh_bench_heartbeats_{os.getpid()}"  # one per run: runs side by side do not collide
 PG = os.environ.get("LLM_MESH_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 MODEL = "mistral-7b"
 
@@ -59,6 +66,19 @@ async def _fresh_db() -> str:
     finally:
         await conn.close()
     return _db_url(DB)
+
+
+async def _drop_db() -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(_db_url("postgres"))
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", DB
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{DB}"')
+    finally:
+        await conn.close()
 
 
 async def _populate(url: str, keys: list[bytes]) -> list[str]:
@@ -102,6 +122,7 @@ def _loadgen(port: int, keys: list[bytes], seconds: float, conc: int, out: Any) 
     body = json.dumps({"in_flight": 0, "queued": 0, "state": "online"}).encode()
 
     async def main() -> None:
+        cpu0 = time.process_time()
         ok = errors = 0
         lat: list[float] = []
         statuses: dict[int, int] = {}
@@ -133,7 +154,7 @@ def _loadgen(port: int, keys: list[bytes], seconds: float, conc: int, out: Any) 
 
             await asyncio.gather(*(worker() for _ in range(conc)))
         lat.sort()
-        out.put({"ok": ok, "errors": errors, "statuses": statuses,
+        out.put({"ok": ok, "errors": errors, "statuses": statuses, "cpu_s": time.process_time() - cpu0,
                  "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": pct(lat, 0.99) * 1e3})  # fmt: skip
 
     asyncio.run(main())
@@ -171,7 +192,7 @@ async def _isolated_batches(store: Any, keys: list[bytes], n: int = 400) -> dict
         "seq": lambda r: store.advance_node_seqs([(i, base + r) for i in ids]),
         "keys": lambda r: store.get_node_keys(ids),
         "touch": lambda r: store.touch_heartbeats(
-            [(i, datetime.now(timezone.utc), "online") for i in ids], None
+            [(i, datetime.now(timezone.utc), "online", 5000) for i in ids], None
         ),
     }
     for name, step in steps.items():
@@ -202,6 +223,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         admin_key="lma_bench", anonymous_rpm=None,
     )  # fmt: skip
     app = create_registry_app(settings, announce=lambda _k: None)
+    app.state.freeze_gc = True  # as ``registry serve`` does (app.freeze_gc)
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", access_log=False
@@ -222,6 +244,60 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stop.set()
     idle, idle_cpu = await idle_task
 
+    legs = [await _leg(app, routing, port, keys, args, spec) for spec in args.legs.split(",")]
+    server.should_exit = True
+    await serving
+    await _drop_db()
+    return {
+        "nodes": args.nodes,
+        "seconds": args.seconds,
+        "procs": args.procs,
+        "concurrency": args.concurrency,
+        "pick_idle_p50_us": pct(idle, 0.5),
+        "pick_idle_p99_us": pct(idle, 0.99),
+        "pick_idle_cpu_p99_us": pct(idle_cpu, 0.99),
+        "legs": legs,
+        "isolated_batch_median": iso,
+        "machine": machine_line(),
+    }
+
+
+class _GcWatch:
+    """The collector's pauses while installed (``gc.callbacks``): count, total and longest,
+    by generation."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._t0) * 1e6)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            f"gen{g}": {"count": len(p), "total_ms": sum(p) / 1e3, "max_us": max(p, default=0.0)}
+            for g, p in self.pauses.items()
+        }
+
+
+async def _leg(
+    app: Any, routing: Any, port: int, keys: list[bytes], args: argparse.Namespace, spec: str
+) -> dict[str, Any]:
+    """One load: ``spec`` is ``hot`` (heartbeats ahead of FastAPI, hot_heartbeat.py) or
+    ``fastapi`` (the FastAPI route), ``:thawed`` after it to undo the start-up gc.freeze
+    for this leg."""
+    import gc
+
+    way, _, gc_mode = spec.partition(":")
+    app.hot_heartbeat = way == "hot"
+    if gc_mode == "thawed":
+        gc.unfreeze()
+    else:
+        gc.collect()
+        gc.freeze()
     q: Any = mp.get_context("spawn").Queue()
     shard = [keys[i :: args.procs] for i in range(args.procs)]
     procs = [
@@ -235,44 +311,52 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(2.0)  # the load generators' interpreters start
     stop = asyncio.Event()
     busy_task = asyncio.create_task(_pick_times(routing, stop))
+    prof = None
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile(time.process_time)  # CPU time: a shared box preempts
+        prof.enable()
+    watch = _GcWatch()
+    gc.callbacks.append(watch)
+    rt = app.state.runtime
+    batchers = {"seq": rt.node_auth.store, "keys": rt.node_auth.store._keys, "touch": rt.heartbeats}
+    counts0 = {name: (b.batches, b.items, b.busy_s) for name, b in batchers.items()}
     cpu0, wall0 = time.process_time(), time.monotonic()
     results = [await asyncio.to_thread(q.get) for _ in procs]
     server_cpu_s, load_s = time.process_time() - cpu0, time.monotonic() - wall0
+    gc.callbacks.remove(watch)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(f"{args.profile}.{spec.replace(':', '-')}")
     stop.set()
     busy, busy_cpu = await busy_task
-    rt = app.state.runtime
-    batchers = {"seq": rt.node_auth.store, "keys": rt.node_auth.store._keys, "touch": rt.heartbeats}
-    batching = {
-        name: {"batches": b.batches, "mean_size": b.items / max(1, b.batches),
-               "ms_per_batch": b.busy_s / max(1, b.batches) * 1e3}
-        for name, b in batchers.items()
-    }  # fmt: skip
+    batching = {}
+    for name, b in batchers.items():
+        n0, i0, s0 = counts0[name]
+        n = max(1, b.batches - n0)
+        batching[name] = {"batches": b.batches - n0, "mean_size": (b.items - i0) / n,
+                          "ms_per_batch": (b.busy_s - s0) / n * 1e3}  # fmt: skip
     for p in procs:
         p.join()
-    server.should_exit = True
-    await serving
+    await rt.heartbeats.flush()
     ok = sum(r["ok"] for r in results)
     statuses: dict[str, int] = {}
     for r in results:
         for k, v in r["statuses"].items():
             statuses[str(k)] = statuses.get(str(k), 0) + v
-    return {
-        "nodes": args.nodes,
-        "seconds": args.seconds,
-        "procs": args.procs,
-        "concurrency": args.concurrency,
+    loadgen_cpu_s = sum(r["cpu_s"] for r in results)
+    out = {
+        "leg": spec,
         "heartbeats_ok": ok,
         "errors": sum(r["errors"] for r in results),
         "statuses": statuses,
         "heartbeats_per_s": ok / args.seconds,
         "heartbeat_p50_ms": max(r["p50_ms"] for r in results),
         "heartbeat_p99_ms": max(r["p99_ms"] for r in results),
-        "pick_idle_p50_us": pct(idle, 0.5),
-        "pick_idle_p99_us": pct(idle, 0.99),
         "pick_busy_p50_us": pct(busy, 0.5),
         "pick_busy_p99_us": pct(busy, 0.99),
         "pick_samples_busy": len(busy),
-        "pick_idle_cpu_p99_us": pct(idle_cpu, 0.99),
         "pick_busy_cpu_p50_us": pct(busy_cpu, 0.5),
         "pick_busy_cpu_p99_us": pct(busy_cpu, 0.99),
         # the replica's own CPU (this process, PostgreSQL not included) per heartbeat
@@ -280,10 +364,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "replica_cpu_share": server_cpu_s / load_s,
         "replica_cpu_us_per_heartbeat": server_cpu_s / ok * 1e6 if ok else None,
         "heartbeats_per_replica_cpu_s": ok / server_cpu_s if server_cpu_s else None,
+        "loadgen_cpu_us_per_heartbeat": loadgen_cpu_s / ok * 1e6 if ok else None,
+        "gc": watch.summary(),
         "batching": batching,
-        "isolated_batch_median": iso,
-        "machine": machine_line(),
+        "load_average": os.getloadavg(),
     }
+    print(json.dumps(out), flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,9 +379,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--procs", type=int, default=1, help="load-generator processes")
     ap.add_argument("--concurrency", type=int, default=64, help="in flight per process")
+    ap.add_argument("--profile", help="write the replica's cProfile of each leg to PATH.LEG")
+    ap.add_argument(
+        "--legs", default="fastapi,hot",
+        help="loads one after another: hot (heartbeats ahead of FastAPI) or fastapi, "
+        "':thawed' after one: without the start-up gc.freeze",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     print(__doc__.split("\n\n")[1], flush=True)
-    res = asyncio.run(run(args))
+    import uvloop
+
+    # the replica on uvloop, as ``registry serve`` runs it (uvicorn's loop "auto"); the
+    # server below runs in this loop, so uvicorn's own loop setting does not apply
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        res = runner.run(run(args))
     print(json.dumps(res, indent=2))
     write_json("heartbeats", res)
     return 0

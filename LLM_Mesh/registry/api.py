@@ -14,6 +14,7 @@ node pins (``core/gateway_auth.py``), and the agreement of the node's session ke
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -39,7 +40,7 @@ from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.ports import NodeRecord
-from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record
 
 router = APIRouter()
@@ -145,10 +146,21 @@ def _pin_unknown(pins: AddressPins, url: str) -> bool:
 
 @router.post("/mesh/nodes/{node_id}/heartbeat", openapi_extra=_SCHEMA_EXTRA)
 async def heartbeat(node_id: str, request: Request) -> dict[str, Any]:
-    """The node's load and state, signed; 404 ``unknown_node`` when it must re-register."""
-    rt = get_runtime(request)
-    body = await request.body()
-    await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, request.headers, body)
+    """The node's load and state, signed; 404 ``unknown_node`` when it must re-register.
+
+    A registry app serves this path ahead of FastAPI (``registry/hot_heartbeat.py``) with
+    :func:`absorb_heartbeat` too; this route is the same for other ASGI apps and tools."""
+    return await absorb_heartbeat(
+        get_runtime(request), node_id, request.headers, await request.body()
+    )
+
+
+async def absorb_heartbeat(
+    rt: Runtime, node_id: str, headers: Mapping[str, str], body: bytes
+) -> dict[str, Any]:
+    """One signed heartbeat of ``node_id``: checked on its raw bytes (``headers``
+    case-insensitive), then the table, the router and the store (batched)."""
+    await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body)
     hb = _parse(Heartbeat, body)
     known = rt.table.get(node_id)
     if known is not None and known.state is NodeState.OFFLINE:

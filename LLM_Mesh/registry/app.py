@@ -22,6 +22,7 @@ rate-limit buckets (``redis_limits.py``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import time
@@ -40,7 +41,6 @@ from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settin
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
-from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
@@ -56,6 +56,7 @@ from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher, batches_heartbeats
+from LLM_Mesh.registry.hot_heartbeat import RegistryApp
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
 from LLM_Mesh.registry.ledger_api import router as ledger_router
@@ -277,6 +278,8 @@ def create_registry_app(
                 (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store)
             routing.sync_all()
+            if isinstance(runtime.node_auth, SignedNodeAuth):  # not one look-up per node
+                await runtime.node_auth.load_keys([e.node_id for e in table.entries()])
             await quality.load()
             checkpointer = Checkpointer(
                 ledger, key, settings.ledger_origin,
@@ -311,6 +314,8 @@ def create_registry_app(
                 runtime.rewards.start()
             quality_watcher.start()
             canary.start()
+            if getattr(app.state, "freeze_gc", False):
+                freeze_gc()
             try:
                 yield
             finally:
@@ -343,7 +348,8 @@ def create_registry_app(
                 await ledger_engine.dispose()
             await runtime.store.close()
 
-    app = HotRoutesApp(  # the /v1 POST routes skip the middleware stack (hot_routes.py)
+    app = RegistryApp(  # /v1 POST and heartbeats skip the middleware stack (hot_heartbeat.py)
+        max_heartbeat_bytes=settings.max_mesh_body_bytes,
         title="LLM Mesh registry + gateway",
         version=__version__,
         lifespan=lifespan,
@@ -370,6 +376,16 @@ def create_registry_app(
     if runtime.metrics is not None:
         install_metrics(app, runtime.metrics.registry, settings)
     return app
+
+
+def freeze_gc() -> None:
+    """Move everything alive after start-up (the node table, the router, the app, the
+    libraries) out of the garbage collector's reach: its full collections then walk only
+    what came after, not the 10,000 nodes' objects each time (pauses a routing pick would
+    wait behind; docs/benchmarks.md). The serving process does it (``serve``; the app's
+    ``state.freeze_gc``), not tests that make many apps in one process."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _first_beat(beat: ReplicaBeat) -> None:
@@ -399,6 +415,7 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     app = create_registry_app(settings)
+    app.state.freeze_gc = True  # a long-lived server: see freeze_gc
     uvicorn.run(
         app, host=host, port=port, log_level=log_level, access_log=False,
         ssl_certfile=tls_cert, ssl_keyfile=tls_key, **uvicorn_log_kwargs(settings.log_format),

@@ -23,7 +23,7 @@ another process (the admin CLI, another replica) at the node's next message.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -51,7 +51,7 @@ from LLM_Mesh.errors import (
     Revoked,
     UnknownNode,
 )
-from LLM_Mesh.registry.ports import SeqResult, Store
+from LLM_Mesh.registry.ports import NodeKeyRecord, SeqResult, Store
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,20 @@ class SignedNodeAuth:
             raise _seq_error(result, reg.node_id)
         self._keys[reg.node_id] = decode_public_key(reg.public_key)
         return Grant(operator=operator.name, seq=reg.seq)
+
+    async def load_keys(self, node_ids: Iterable[str], chunk: int = 5000) -> int:
+        """Read the keys of ``node_ids`` into memory now, in a few queries (at start-up,
+        for the nodes the store knows: else each one's first heartbeat waits on a look-up).
+        A store without ``get_node_keys`` is left to those look-ups. Answers how many."""
+        get = getattr(self.store, "get_node_keys", None)
+        if not callable(get):
+            return 0
+        ids = [i for i in node_ids if i not in self._keys]
+        for start in range(0, len(ids), chunk):
+            found: Mapping[str, NodeKeyRecord] = await get(ids[start : start + chunk])
+            for node_id, rec in found.items():
+                self._keys.setdefault(node_id, decode_public_key(rec.public_key))
+        return len(ids)
 
     async def _key(self, node_id: str) -> Ed25519PublicKey | None:
         key = self._keys.get(node_id)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import IdempotencyRecord, NodeKeyRecord, NodeRecord, ReplicaRecord
-from LLM_Mesh.registry.store_rewards import heartbeat_credit
+from LLM_Mesh.registry.store_rewards import heartbeat_credit, heartbeats_statement
 
 __all__ = ["SqlReplicaState", "node_from_row", "relaxed_commit"]
 
@@ -219,19 +219,7 @@ class SqlReplicaState:
         n = tables.nodes
 
         async def work(conn: AsyncConnection) -> None:
-            if self.dialect == "postgresql":
-                stmt = text(
-                    "UPDATE nodes AS n SET last_heartbeat_at = v.at, state = v.state, "
-                    "heard_by = CAST(:by AS varchar), healthy_ms = n.healthy_ms + CASE "
-                    "WHEN v.lim <= 0 OR n.state <> 'online' OR n.last_heartbeat_at IS NULL THEN 0 "
-                    "ELSE CAST(LEAST(v.lim, GREATEST(0, ROUND(EXTRACT(EPOCH FROM "
-                    "(v.at - n.last_heartbeat_at)) * 1000))) AS bigint) END "
-                    "FROM unnest("
-                    "CAST(:ids AS varchar[]), CAST(:ats AS timestamptz[]), "
-                    "CAST(:states AS varchar[]), CAST(:lims AS bigint[])) "
-                    "AS v(node_id, at, state, lim) "
-                    "WHERE n.node_id = v.node_id"
-                )
+            if self.dialect == "postgresql":  # one statement, the rule written once
                 params = {
                     "ids": [i for i, _, _, _ in items],
                     "ats": [a for _, a, _, _ in items],
@@ -239,7 +227,7 @@ class SqlReplicaState:
                     "lims": [lim for _, _, _, lim in items],
                     "by": heard_by,
                 }
-                await conn.execute(stmt, params)
+                await conn.execute(heartbeats_statement(self.dialect), params)
                 return
             for node_id, at, state, lim in items:
                 at_sql = literal(at, tables.UTCDateTime())

@@ -15,14 +15,27 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, bindparam, case, cast, extract, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    column,
+    extract,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.rewards import ModelStats
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry import tables
 
-__all__ = ["SqlRewardStats", "heartbeat_credit", "heartbeat_statement"]
+__all__ = ["SqlRewardStats", "heartbeat_credit", "heartbeat_statement", "heartbeats_statement"]
 
 
 def _elapsed_ms(dialect: str, at: Any, column: Any) -> Any:
@@ -62,6 +75,44 @@ def heartbeat_statement(dialect: str) -> Any:
             last_heartbeat_at=at,
             state=bindparam("b_state"),
             healthy_ms=n.c.healthy_ms + heartbeat_credit(dialect, at, limit),
+        )
+    )
+
+
+@functools.cache
+def heartbeats_statement(dialect: str) -> Any:
+    """Many heartbeats in one ``UPDATE`` on PostgreSQL (``store_replicas.touch_heartbeats``),
+    with the same :func:`heartbeat_credit` as one heartbeat's: one row per item of the
+    arrays ``ids``, ``ats`` (aware datetimes), ``states`` and ``lims`` (credit limits, ms;
+    0: no credit) joined by ``unnest``, and ``by`` (the replica that heard them, or None).
+    Other dialects: :func:`heartbeat_statement` once per item."""
+    if dialect != "postgresql":
+        raise ValueError("one UPDATE over unnest(...) arrays is PostgreSQL's")
+    n = tables.nodes
+    when = tables.UTCDateTime()
+    rows = (
+        func.unnest(
+            bindparam("ids", type_=ARRAY(String())),  # typed: asyncpg gets varchar[] etc.
+            bindparam("ats", type_=ARRAY(when)),
+            bindparam("states", type_=ARRAY(String())),
+            bindparam("lims", type_=ARRAY(BigInteger())),
+        )
+        .table_valued(
+            column("node_id", String()),
+            column("at", when),
+            column("state", String()),
+            column("lim", BigInteger()),
+        )
+        .render_derived(name="v")
+    )
+    return (
+        update(n)
+        .where(n.c.node_id == rows.c.node_id)
+        .values(
+            last_heartbeat_at=rows.c.at,
+            state=rows.c.state,
+            heard_by=bindparam("by", type_=String()),
+            healthy_ms=n.c.healthy_ms + heartbeat_credit(dialect, rows.c.at, rows.c.lim),
         )
     )
 

@@ -314,10 +314,19 @@ async def test_scheduler_probes_pairs_with_a_verifier_when_due(mesh: Harness) ->
     node = await register(mesh, "a")
     p = prober(mesh)
     sched = CanaryScheduler(p, ProbeBudget(min_interval_s=600.0), rng=random.Random(3))
-    assert await sched.poll() == []  # no verifier: nothing to probe
+    walked: list[int] = []
+    targets = p.targets
+
+    def counted(*args: Any, **kw: Any) -> list[tuple[str, str]]:
+        walked.append(1)
+        return targets(*args, **kw)
+
+    p.targets = counted  # type: ignore[method-assign]
+    assert await sched.poll() == []  # no verifier: nothing to probe,
+    assert walked == []  # and no walk over every node to find that out
     await trust(mesh, "verifier")
     assert await sched.poll() == []  # the first probe comes at a random time in the interval
-    assert ("a", MODEL) in sched.due
+    assert ("a", MODEL) in sched.due and walked == [1]
 
     async def later(seconds: float) -> None:
         mesh.clock.advance(seconds)

@@ -28,6 +28,7 @@ from LLM_Mesh.core.identity import (
 )
 from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.node_auth import SignedNodeAuth
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from tests.registry.helpers import ADMIN, Harness, registration, running
 
@@ -490,3 +491,32 @@ async def test_a_node_without_operator_token_says_why(tmp_path: Path) -> None:
         assert agent.last_error is not None and "401" in agent.last_error
         assert "operator token" in agent.last_error
         await svc.stop()
+
+
+async def test_keys_of_stored_nodes_are_read_at_start_up(tmp_path: Path, monkeypatch: Any) -> None:
+    """A restarted registry reads every stored node's key at start-up (one batch), so no
+    heartbeat waits on a look-up; the checks are unchanged: a revoked key is refused."""
+    store, wall = MemoryStore(), Wall()
+    token = await operator(store)
+    nodes = [make_node(wall, token) for _ in range(3)]
+    async with await mesh(tmp_path / "first", store, wall) as h:
+        for n in nodes:
+            assert (await register(h, n)).status_code == 200
+    await store.revoke_node(nodes[2].node_id, datetime.now(timezone.utc))
+    looked_up: list[str] = []
+    one = store.get_node_key
+
+    async def counted(node_id: str) -> Any:
+        looked_up.append(node_id)
+        return await one(node_id)
+
+    monkeypatch.setattr(store, "get_node_key", counted)
+    async with await mesh(tmp_path / "again", store, wall) as h:
+        auth = h.runtime.node_auth
+        assert isinstance(auth, SignedNodeAuth)
+        assert set(auth._keys) == {n.node_id for n in nodes}  # revocation is the seq step's
+        looked_up.clear()
+        assert (await beat(h, nodes[0])).status_code == 200
+        assert (await beat(h, nodes[1])).status_code == 200
+        error(await beat(h, nodes[2]), 403, "revoked")
+        assert looked_up == []

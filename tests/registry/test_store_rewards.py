@@ -61,9 +61,20 @@ def _at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-async def test_heartbeats_credit_the_routable_time_as_the_pure_rule_says(any_store: Store) -> None:
+async def _touch(store: Store, batched: bool, at: datetime, state: str, limit: float) -> None:
+    if batched:  # the heartbeat path's batches (heartbeat_writes.py): one UPDATE on PostgreSQL
+        await store.touch_heartbeats([("n1", at, state, int(limit * 1000))])  # type: ignore[attr-defined]
+    else:
+        assert await store.touch_heartbeat("n1", at, state, credit_limit_s=limit)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+async def test_heartbeats_credit_the_routable_time_as_the_pure_rule_says(
+    any_store: Store, batched: bool
+) -> None:
     """A script of heartbeats (time, state reported, credit limit) after a registration at
-    T0; after each, the stored counter equals the pure rule's running sum (to the ms)."""
+    T0; after each, the stored counter equals the pure rule's running sum (to the ms), one
+    heartbeat at a time and in the batches' statement alike."""
     await any_store.upsert_node(node(state="online", last_heartbeat_at=T0))
     script = [
         (10.0, "online", EXPIRY_S),  # +10 s
@@ -83,7 +94,7 @@ async def test_heartbeats_credit_the_routable_time_as_the_pure_rule_says(any_sto
             at_ms=round(at * 1000),
             limit_ms=int(limit * 1000),
         )
-        assert await any_store.touch_heartbeat("n1", _at(at), state, credit_limit_s=limit)
+        await _touch(any_store, batched, _at(at), state, limit)
         since, online = round(at * 1000), state == "online"
         assert abs(await _healthy(any_store) - expected) <= 1, (at, state)
     assert expected == 70_000
@@ -150,3 +161,26 @@ async def test_request_totals_of_a_period(any_store: Store) -> None:
         "b": {"gemma-3-270m": ModelStats(ok=1, failed=0, tokens=10, latency_ms=200.0)},
     }
     assert await any_store.request_totals(_at(1000), _at(2000)) == {}
+
+
+async def test_one_batch_credits_each_node_by_its_own_row(any_store: Store) -> None:
+    """Nodes in different situations in one batch: each gets what the pure rule gives it."""
+    states = {"a": "online", "b": "paused", "c": "online", "d": "online"}
+    for nid, state in states.items():
+        await any_store.upsert_node(node(nid, state=state, last_heartbeat_at=T0))
+    items = [
+        ("a", _at(12.25), "online", 30_000),  # +12.25 s
+        ("b", _at(12), "online", 30_000),  # +0: it was paused
+        ("c", _at(99), "online", 30_000),  # +30 s: the limit
+        ("d", _at(5), "online", 0),  # +0: no credit (its check failed)
+    ]
+    await any_store.touch_heartbeats(items)  # type: ignore[attr-defined]
+    for nid, at, _, limit in items:
+        want = heartbeat_credit_ms(
+            was_online=states[nid] == "online",
+            since_ms=0,
+            at_ms=round((at - T0).total_seconds() * 1000),
+            limit_ms=limit,
+        )
+        assert abs(await _healthy(any_store, nid) - want) <= 1, nid
+    assert [await _healthy(any_store, n) for n in "abcd"] == [12_250, 0, 30_000, 0]
