@@ -106,9 +106,11 @@ async def _pay_out(ledger: SqlLedger, node_id: str, kind: str, to: str) -> int:
     return 0
 
 
-async def release(ledger: SqlLedger, node_id: str) -> tuple[int, str]:
-    """Pay the node's held earnings to its operator (``release``): ``(amount, account)``."""
-    to = await operator_account_of(await ledger.engine(), node_id)
+async def release(ledger: SqlLedger, node_id: str, to: str | None = None) -> tuple[int, str]:
+    """Pay the node's held earnings to its operator's account ``to`` (default: the one
+    its key names in the store) with a ``release`` entry: ``(amount, account)``."""
+    if to is None:
+        to = await operator_account_of(await ledger.engine(), node_id)
     return await _pay_out(ledger, node_id, "release", to), to
 
 
