@@ -10,7 +10,8 @@ reserves. On the hot path (``registry/charge.py`` and the account stage):
    payer's available balance (balance less reservations) does not cover it (402).
 2. :meth:`answer` (before the answer, or a stream's final chunk, is released): the exact
    parts (node, operator, amount, fee) are written, ``answered``; ``reserved`` drops to
-   the exact total.
+   the exact total. A part's payee (:meth:`payee`) is the node's held account instead of
+   its operator while the node is quarantined (``registry/held.py``).
 3. :meth:`void` (a failure, or no tokens delivered): ``pending`` → ``void``; not awaited.
 
 Reserve and answer are awaited, but cheap: when nothing is queued and the database's
