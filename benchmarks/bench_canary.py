@@ -21,6 +21,12 @@ drawn from the pool). Model runs are cached in ``~/.cache/llm-mesh/canary/``
 (delete it, or ``--fresh``, to run them again).
 
     .venv/bin/python benchmarks/bench_canary.py [--fresh] [--max-tokens 16]
+
+llama.cpp's threads wait for each other at every step with OpenMP; on a busy box their
+default busy-wait costs a scheduler time slice per step (measured here at load 20: two
+prompts in 220 s busy-waiting, 5.6 s with ``OMP_WAIT_POLICY=PASSIVE``). The script sets
+``OMP_WAIT_POLICY=PASSIVE`` unless it is set: waiting threads sleep; the arithmetic, and
+so every log-probability, is the same.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import statistics
 import sys
@@ -37,6 +44,8 @@ from typing import Any
 
 from LLM_Mesh.core import canary
 from LLM_Mesh.core.canary_prompts import PROMPTS
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before llama_cpp loads libgomp
 
 CACHE = Path.home() / ".cache" / "llm-mesh" / "canary"
 TOP_N = 5

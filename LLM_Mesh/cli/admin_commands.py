@@ -123,12 +123,28 @@ def operators_revoke(
     home: HomeOpt = None,
 ) -> None:
     """Revoke an operator: its token and every node it registered are refused from now on."""
+    from LLM_Mesh.registry.held import revoke_and_forfeit
+
     at = datetime.now(timezone.utc)
-    ids = with_admin_store(_settings(home, database_url), lambda s: s.revoke_operator(name, at))
+
+    async def go(s: Any) -> tuple[list[str] | None, dict[str, int]]:
+        ids = await s.revoke_operator(name, at)
+        return ids, ({} if ids is None else await revoke_and_forfeit(s, ids))
+
+    ids, forfeited = with_admin_store(_settings(home, database_url), go)
     if ids is None:
         err.print(f"[red]error:[/] no operator {name!r}")
         raise typer.Exit(1)
     console.print(f"operator {name} revoked; nodes revoked: {', '.join(ids) or 'none'}")
+    _print_forfeited(forfeited)
+
+
+def _print_forfeited(forfeited: dict[str, int]) -> None:
+    for node_id, amount in sorted(forfeited.items()):
+        console.print(
+            f"node {node_id}'s held earnings, {amount} µNT, forfeited to the network "
+            "(ledger entry: forfeit)"
+        )
 
 
 @nodes_app.command("revoke")
@@ -138,12 +154,20 @@ def nodes_revoke(
     home: HomeOpt = None,
 ) -> None:
     """Revoke one node's key: it leaves routing and every message it sends is refused."""
+    from LLM_Mesh.registry.held import revoke_and_forfeit
+
     at = datetime.now(timezone.utc)
-    done = with_admin_store(_settings(home, database_url), lambda s: s.revoke_node(node_id, at))
+
+    async def go(s: Any) -> tuple[bool, dict[str, int]]:
+        done = await s.revoke_node(node_id, at)
+        return done, (await revoke_and_forfeit(s, [node_id]) if done else {})
+
+    done, forfeited = with_admin_store(_settings(home, database_url), go)
     if not done:
         err.print(f"[red]error:[/] no node key for {node_id!r}")
         raise typer.Exit(1)
     console.print(f"node {node_id} revoked")
+    _print_forfeited(forfeited)
 
 
 @keys_app.command("create")

@@ -3,6 +3,7 @@
 llm-mesh registry nodes trust NODE_ID      the node becomes a canary verifier (its answers
                                            are the references for its model files)
 llm-mesh registry nodes clear NODE_ID      lift the node's quarantines (it routes again)
+                                           and release its held earnings to its operator
 llm-mesh registry canary run [--node ID] [--model M]
                                            probe now (the running registry, admin key) and
                                            print each verdict
@@ -46,15 +47,20 @@ def nodes_clear(
     database_url: DbOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Lift a node's quarantines (a failed canary): it is routed again for those models."""
+    """Lift a node's quarantines (a failed canary): it is routed again for those models, and
+    the earnings held since its first failed probe are paid to its operator."""
+    from LLM_Mesh.registry.held import clear_and_release
+
     at = datetime.now(timezone.utc)
-    models = with_admin_store(
-        _settings(home, database_url), lambda s: s.clear_quarantine(node_id, at)
+    models, released, to = with_admin_store(
+        _settings(home, database_url), lambda s: clear_and_release(s, node_id, at)
     )
     if not models:
         console.print(f"node {node_id} was not quarantined")
-        return
-    console.print(f"node {node_id} cleared for: {', '.join(models)}")
+    else:
+        console.print(f"node {node_id} cleared for: {', '.join(models)}")
+    if released:
+        console.print(f"released {released} µNT of held earnings to {to} (ledger entry: release)")
 
 
 @canary_app.command("run")

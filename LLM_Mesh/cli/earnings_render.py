@@ -34,6 +34,21 @@ def summary_line(report: Mapping[str, Any]) -> str:
         f"[bold]{_int(t.get('total'))} {UNIT}[/] = {_int(t.get('earned'))} for "
         f"{_int(t.get('requests'))} requests (after {_int(t.get('fees'))} in fees) + "
         f"{_int(t.get('rewards'))} uptime rewards; balance now {_int(report.get('balance'))} {UNIT}"
+        + held_note(report)
+    )
+
+
+def held_note(report: Mapping[str, Any]) -> str:
+    """What is held (a node quarantined after a failed canary probe), or ``""``."""
+    held = int(report.get("held") or 0)
+    by_node = report.get("held_by_node") or {}
+    if held <= 0:
+        return ""
+    nodes = ", ".join(f"{n}: {_int(a)}" for n, a in sorted(by_node.items()))
+    return (
+        f"; [yellow]held {held} {UNIT}[/] ({nodes}): earned while quarantined after a failed "
+        "canary probe, paid when the registry's admin clears the node, forfeited if it is "
+        "revoked"
     )
 
 

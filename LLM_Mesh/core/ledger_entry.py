@@ -22,7 +22,8 @@ Accounts are pseudonymous: ``mint`` (the issuer: grants and rewards come from it
 only account allowed below zero), ``pool`` (the community pool), ``network`` (fees),
 and ``user:<24 hex>`` / ``operator:<24 hex>`` made by :func:`pseudonym` from an API
 key's id or an operator's name (anyone who knows the name can find its account; the
-ledger alone does not show names).
+ledger alone does not show names); ``held:<24 hex>`` (:func:`held_account`) keeps a
+quarantined node's earnings until the admin clears or revokes it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ __all__ = [
     "LedgerEntry",
     "Transfer",
     "entry_leaf",
+    "held_account",
+    "is_held_account",
     "pseudonym",
 ]
 
@@ -54,21 +57,35 @@ MAX_AMOUNT = (1 << 63) - 1
 MINT = "mint"
 POOL = "pool"
 NETWORK = "network"
-#: Entry kinds known today (others may come; the verifier treats all alike).
-KINDS = ("grant", "settle", "fee", "reward")
+#: Entry kinds known today (others may come; the verifier treats all alike). ``hold``:
+#: a request's share for a node under quarantine, paid to the node's held account instead
+#: of its operator; ``release``: the held account paid to the operator when the admin
+#: clears the node; ``forfeit``: the held account paid to ``network`` when the admin
+#: revokes the node instead (``registry/held.py``).
+KINDS = ("grant", "settle", "fee", "reward", "pool_budget", "hold", "release", "forfeit")
 
-ACCOUNT_RE = re.compile(r"^(mint|pool|network|(user|operator|node):[0-9a-z._-]{1,96})$")
+ACCOUNT_RE = re.compile(r"^(mint|pool|network|(user|operator|node|held):[0-9a-z._-]{1,96})$")
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 RECEIPT_RE = re.compile(r"^[0-9a-f]{64}$")
 _PSEUDONYM_DOMAIN = b"llm-mesh/account/v1\x00"
 
 
 def pseudonym(kind: str, name: str) -> str:
-    """The ledger account of a user (an API key's id) or an operator (its name)."""
-    if kind not in ("user", "operator", "node") or not name:
+    """The ledger account of a user (an API key's id), an operator (its name), a node or a
+    node's held earnings (its id)."""
+    if kind not in ("user", "operator", "node", "held") or not name:
         raise ValueError("an account pseudonym is for a user, operator or node with a name")
     digest = hashlib.sha256(_PSEUDONYM_DOMAIN + kind.encode() + b"\x00" + name.encode()).hexdigest()
     return f"{kind}:{digest[:24]}"
+
+
+def held_account(node_id: str) -> str:
+    """Where a quarantined node's earnings wait (``hold``) until cleared or revoked."""
+    return pseudonym("held", node_id)
+
+
+def is_held_account(account: str | None) -> bool:
+    return account is not None and account.startswith("held:")
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,7 @@ def create_registry_app(
             # a restart on the same home recovers its predecessor at once (not a scratch ledger)
             home=None if isinstance(ledger_engine, EngineOnce) else settings.home,
         )
+        runtime.settlement.held = quality.held  # a quarantined node's earnings are held
     health = HealthChecker(
         table,
         lambda: runtime.http,

@@ -1,10 +1,18 @@
 """Canary probes: ask a node what a verifier answers, compare, quarantine a liar.
 
-A probe is an ordinary request as a client would send it, forwarded as the gateway
-forwards every request: ``POST /v1/completions`` with the gateway's signature
-(the send stage's :func:`~LLM_Mesh.registry.send.forward_headers`), a fresh
-``X-Request-Id`` like any other, over the same pooled client, to the node's
-address. The body is a prompt from the pool (``core/canary_prompts.py``),
+A probe is an ordinary request as a client would send it, and goes through the
+gateway's own stages as an anonymous request pinned to the node (``allow_nodes``):
+parsed and priced from the catalog (the parse stage), its estimate reserved from the
+community ``pool`` (what pays every request without an API key), sent by the send
+stage (``POST /v1/completions`` with the gateway's signature, a fresh ``X-Request-Id``,
+the same pooled client), its ``mesh`` and countersigned receipt made and its parts
+paid by the account stage, its record and metrics written as any request's. So the
+node is paid exactly as for a user's anonymous request (``settle`` and ``fee``
+entries, or ``hold`` while it is quarantined: ``registry/held.py``), with the same
+receipt, and nothing in the payment, not even the public ledger afterwards, tells a
+probe from a user's request. The verifier's reference is asked (and paid) the same way.
+A probe the pool cannot pay for (dry until its next daily top-up) is not sent: no
+verdict. The body is a prompt from the pool (``core/canary_prompts.py``),
 ``temperature: 0`` (greedy), a small ``max_tokens`` and ``logprobs`` (the top
 candidates of each token).
 
@@ -27,19 +35,31 @@ import json
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from starlette.datastructures import Headers
 
 from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule, answer_from_openai, compare
 from LLM_Mesh.core.canary_prompts import PROMPTS
-from LLM_Mesh.core.pricing import Price
+from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.probe_budget import ProbeBudget
-from LLM_Mesh.registry.job import Job
-from LLM_Mesh.registry.node_client import NodeTransportError
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.account import (
+    account_answer,
+    account_failure,
+    account_passthrough,
+    pay,
+    void,
+)
+from LLM_Mesh.registry.charge import SettledPayment
+from LLM_Mesh.registry.extensions import Extensions
+from LLM_Mesh.registry.job import Client, Job
+from LLM_Mesh.registry.parse import build_job
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.quality import Quality
-from LLM_Mesh.registry.runtime import Runtime, new_request_id
-from LLM_Mesh.registry.send import forward_headers
+from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.registry.send import Exchange
 
 __all__ = ["PATH", "CanaryProber", "CanaryScheduler", "ProbeResult"]
 
@@ -48,7 +68,7 @@ log = logging.getLogger(__name__)
 PATH = "/v1/completions"
 MAX_TOKENS = 16
 TOP_LOGPROBS = 5
-PROBE_TIMEOUT_S = 60.0
+PROBE_ADDRESS = "canary"  # the Client address probes are counted under (never rate limited)
 
 
 @dataclass(frozen=True)
@@ -103,33 +123,52 @@ class CanaryProber:
         ).encode("utf-8")
 
     async def ask(self, node_id: str, model: str, raw: bytes, prompt: str) -> dict[str, Any]:
-        """Send ``raw`` to the node as the gateway forwards a request; its JSON answer."""
+        """Send ``raw`` to ``node_id`` through the gateway's stages as an anonymous request
+        pinned to the node (see the module docstring); its JSON answer, paid for."""
         rt = self.rt
-        entry = rt.table.get(node_id)
-        if entry is None:
+        if rt.table.get(node_id) is None:
             raise ProbeError(f"node {node_id} is not known")
-        job = Job(
-            path=PATH, model=model, body={}, raw=raw, stream=False, prompt_text=prompt,
-            max_tokens=self.max_tokens, price=Price(0, 0), estimate=0, catalog_context=None,
-            request_id=new_request_id(), started=rt.clock(),
-        )  # fmt: skip
-        headers = forward_headers(rt, job, node_id, hashlib.sha256(raw).hexdigest())
         try:
-            resp = await rt.http.post(
-                entry.url + PATH, raw, headers, timeout_s=PROBE_TIMEOUT_S,
-                connect_s=rt.settings.connect_timeout_s,
-            )  # fmt: skip
-        except NodeTransportError as exc:
+            job = build_job(rt, Headers(), raw, PATH, rt.clock())
+        except MeshError as exc:
+            raise ProbeError(f"the probe is not a valid request: {exc}") from exc
+        job = replace(job, ext=Extensions(allow_nodes=frozenset({node_id})))
+        client = Client(PROBE_ADDRESS)
+        client.payment = await self._reserve(job)
+        ex = Exchange(rt, job)
+        try:
+            answer = await ex.complete()
+        except MeshError as exc:
+            account_failure(rt, job, exc)
+            void(client)
             raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
-        if resp.status_code != 200:
-            raise ProbeError(f"HTTP {resp.status_code}")
+        if answer.data is None:
+            account_passthrough(rt, job, answer.node_id, answer.status, answer.content,
+                                ex.tally.attempts)  # fmt: skip
+            void(client)
+            raise ProbeError(f"HTTP {answer.status}")
+        account_answer(rt, job, ex.tally, answer.data)
+        await pay(job, ex.tally, client)
+        return answer.data
+
+    async def _reserve(self, job: Job) -> SettledPayment | None:
+        """The probe's estimate reserved from the pool, as for an anonymous request (a new
+        UTC day's top-up first if it is dry); ``None`` when settlement is off."""
+        s = self.rt.settlement
+        if s is None:
+            return None
         try:
-            data = json.loads(resp.content)
-        except ValueError:
-            raise ProbeError("answer is not JSON") from None
-        if not isinstance(data, dict):
-            raise ProbeError("answer is not a JSON object")
-        return data
+            seen = await s.reserve(job.settle_key, POOL, job.model, job.estimate)
+            if not seen.ok and await s.top_up_pool():
+                seen = await s.reserve(job.settle_key, POOL, job.model, job.estimate)
+        except Exception as exc:
+            raise ProbeError(f"settlement unavailable: {exc}") from exc
+        if not seen.ok:
+            raise ProbeError(
+                f"not sent: the community pool cannot pay for it ({seen.available} µNT "
+                f"available, {job.estimate} needed)"
+            )
+        return SettledPayment(s, job.settle_key, POOL, job.model, job.estimate)
 
     def verifiers_for(self, node_id: str, model: str) -> list[str]:
         """Healthy verifiers (other than ``node_id``) hosting the same file as ``node_id``."""

@@ -58,7 +58,7 @@ class SettledPayment:
         for node_id, amount in parts:
             if amount > 0:
                 _share, fee = split(amount, s.fee_bps)
-                paid.append(PaidPart(node_id, s.operators.get(node_id), amount, fee))
+                paid.append(PaidPart(node_id, s.payee(node_id), amount, fee))
         if not paid:
             s.void(self.key, self.payer)
             return

@@ -8,7 +8,10 @@ and a window of whole UTC days:
   and day in SQL;
 - uptime rewards: ``reward_periods`` rows paid to the account (dated by the day the
   period started), grouped by node and day;
-- the account's ledger balance (credits less debits, two indexed sums).
+- the account's ledger balance (credits less debits, two indexed sums);
+- what is **held** for each of the operator's nodes (quarantined after a failed canary
+  probe: paid to the node's held account, not to the operator, until the admin clears
+  it; ``registry/held.py``): not in ``earned``, not in the balance.
 
 :func:`node_totals` is the public per-node view (the dashboard's Nodes page): what each
 node earned in the window, requests and rewards, for every operator at once.
@@ -27,6 +30,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.held import held_amounts
 
 __all__ = ["Earnings", "account_balance", "earnings", "node_totals"]
 
@@ -74,6 +78,7 @@ class Earnings:
     node: str | None
     nodes: list[str]
     balance: int
+    held: dict[str, int] = field(default_factory=dict)  # node id -> µNT held (quarantined)
     totals: _Sum = field(default_factory=_Sum)
     by_day: dict[str, _Sum] = field(default_factory=dict)
     by_model: dict[str, _Sum] = field(default_factory=dict)
@@ -90,6 +95,8 @@ class Earnings:
             "node": self.node,
             "nodes": self.nodes,
             "balance": self.balance,
+            "held": sum(self.held.values()),
+            "held_by_node": dict(sorted(self.held.items())),
             "totals": self.totals.to_json(),
             "by_day": [{"day": d, **s.to_json()} for d, s in sorted(self.by_day.items())],
             "by_model": [
@@ -184,6 +191,7 @@ async def earnings(
             part = _Sum(rewards=int(row.amount or 0), healthy_ms=int(row.healthy_ms or 0))
             _count(out, part, day=when.isoformat(), node=row.node_id, model=None)
         out.balance = await account_balance(conn, account)
+    out.held = await held_amounts(engine, [node] if node is not None else nodes)
     return out
 
 
@@ -213,7 +221,14 @@ async def node_totals(engine: AsyncEngine, *, days: int, now: float) -> dict[str
                 func.coalesce(func.sum(s.c.amount), 0).label("amount"),
                 func.coalesce(func.sum(s.c.fee), 0).label("fee"),
             )
-            .where(and_(s.c.state == SETTLED, s.c.updated_at >= since_dt, s.c.node_id.is_not(None)))
+            .where(
+                and_(
+                    s.c.state == SETTLED,
+                    s.c.updated_at >= since_dt,
+                    s.c.node_id.is_not(None),
+                    s.c.operator.not_like("held:%"),  # held, not earned (registry/held.py)
+                )
+            )
             .group_by(s.c.node_id)
         )
         for row in await conn.execute(stmt):

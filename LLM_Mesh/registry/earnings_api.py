@@ -61,7 +61,9 @@ class EarningsNode(EarningsSum):
 
 class EarningsReport(_Open):
     """Micro-NetworkTokens throughout: ``earned`` from requests (after the network's
-    fee), ``rewards`` for uptime, ``total`` both; ``balance`` is the account's now."""
+    fee), ``rewards`` for uptime, ``total`` both; ``balance`` is the account's now;
+    ``held``: what nodes under quarantine (a failed canary probe) earned since, kept in
+    their held accounts until the admin clears them (``held_by_node``: node id → µNT)."""
 
     object: Literal["earnings"]
     operator: str
@@ -72,6 +74,8 @@ class EarningsReport(_Open):
     node: str | None
     nodes: list[str]
     balance: int
+    held: int = 0
+    held_by_node: dict[str, int] = {}
     totals: EarningsSum
     by_day: list[EarningsDay]
     by_model: list[EarningsModel]

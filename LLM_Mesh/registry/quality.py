@@ -6,7 +6,9 @@ written to the store first, then applied here; :class:`QualityWatcher` polls the
 store every second for changes made elsewhere (another registry's verdict, the
 admin's ``llm-mesh registry nodes clear`` or ``trust``), as the revocation
 watcher does. A quarantine takes the node out of routing for that model at once
-(:meth:`Routing.set_quarantined`); a clear puts it back.
+(:meth:`Routing.set_quarantined`); a clear puts it back. While a node has any
+quarantine its earnings are held (:meth:`Quality.held`, which settlement asks when
+it records an answer: ``registry/held.py``).
 
 The trust score (``core/trust.py``) is computed on demand from the canary tally,
 the router's success rate and per-token speed, and the node's recorded
@@ -118,6 +120,11 @@ class Quality:
     def quarantined(self, node_id: str, model: str) -> bool:
         rec = self.records.get(node_id, {}).get(model)
         return rec is not None and rec.quarantined
+
+    def held(self, node_id: str) -> bool:
+        """Whether the node's earnings are held: quarantined for any model (from its first
+        failed probe until the admin clears it; ``registry/held.py``)."""
+        return any(r.quarantined for r in self.records.get(node_id, {}).values())
 
     def quarantines(self, node_id: str) -> list[CanaryRecord]:
         mine = self.records.get(node_id, {})

@@ -1,7 +1,9 @@
 """Settlement off the hot path, on the store's SQLAlchemy engine: into the ledger, exactly once.
 
 - :func:`settle` appends the ``settle`` (payer → operator, amount less fee) and ``fee``
-  (payer → ``network``) entries of answered requests with
+  (payer → ``network``) entries of answered requests (``hold`` instead of ``settle``
+  for a part served by a node under quarantine: payer → the node's held account,
+  ``registry/held.py``) with
   :meth:`~LLM_Mesh.registry.ledger.SqlLedger.append`, whose guard flips their rows
   ``answered`` → ``settled`` and releases what they reserved, in the entries'
   transaction. Rows not all ``answered`` (settled or voided by someone else) refuse the
@@ -29,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer, is_held_account, pseudonym
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, PaidPart
@@ -52,14 +54,17 @@ _TOP_UP_TRIES = 5
 
 
 def transfers(a: Answer) -> list[Transfer]:
-    """The ledger entries that pay for answered request ``a`` (every part's operator known)."""
+    """The ledger entries that pay for answered request ``a`` (every part's operator known):
+    the share to the operator (``settle``), or to the node's held account (``hold``: the
+    node was quarantined when it answered), and the fee to the network."""
     out: list[Transfer] = []
     for p in a.parts:
         if p.operator is None:
             raise ValueError(f"part of {a.key} paid to node {p.node_id} has no operator account")
         share = p.amount - p.fee
         if share > 0:
-            out.append(Transfer("settle", a.payer, p.operator, share, a.key, a.receipt_hash))
+            kind = "hold" if is_held_account(p.operator) else "settle"
+            out.append(Transfer(kind, a.payer, p.operator, share, a.key, a.receipt_hash))
         if p.fee > 0:
             out.append(Transfer("fee", a.payer, NETWORK, p.fee, a.key, a.receipt_hash))
     return out

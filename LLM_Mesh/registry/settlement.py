@@ -10,7 +10,8 @@ reserves. On the hot path (``registry/charge.py`` and the account stage):
    payer's available balance (balance less reservations) does not cover it (402).
 2. :meth:`answer` (before the answer, or a stream's final chunk, is released): the exact
    parts (node, operator, amount, fee) are written, ``answered``; ``reserved`` drops to
-   the exact total.
+   the exact total. A part's payee (:meth:`payee`) is the node's held account instead of
+   its operator while the node is quarantined (``registry/held.py``).
 3. :meth:`void` (a failure, or no tokens delivered): ``pending`` → ``void``; not awaited.
 
 Reserve and answer are awaited, but cheap: when nothing is queued and the database's
@@ -48,7 +49,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from LLM_Mesh.core.ledger_entry import pseudonym
+from LLM_Mesh.core.ledger_entry import held_account, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import (
     Answer,
@@ -118,6 +119,8 @@ class Settlement:
         self.holder_ttl_s = holder_ttl_s
         self.holder = "h-" + uuid.uuid4().hex[:20]
         self.operators: dict[str, str] = {}  # node id -> operator's ledger account
+        # whether a node's earnings are held (quarantined: Quality.held, wired by the app)
+        self.held: Callable[[str], bool] = lambda _node_id: False
         self.unpaid = 0  # answers released whose row was no longer pending (see answer)
         self._ops: list[tuple[Op, asyncio.Future[Any] | None]] = []
         self._wake = asyncio.Event()
@@ -206,6 +209,14 @@ class Settlement:
         op = Void(key, payer)
         if self._now(op) is _LATER:
             self._submit(op)
+
+    def payee(self, node_id: str) -> str | None:
+        """The account a part answered by ``node_id`` pays now: its held account while the
+        node is quarantined (``registry/held.py``), else its operator's (``None``: looked
+        up when settled)."""
+        if self.held(node_id):
+            return held_account(node_id)
+        return self.operators.get(node_id)
 
     def note_operator(self, node_id: str, operator: str | None) -> None:
         """The operator a node registered under (its ledger account is paid for its parts)."""

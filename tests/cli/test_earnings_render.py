@@ -93,3 +93,12 @@ def test_node_view_shows_the_earnings_or_why_not() -> None:
     assert "0 µNT" not in down and "µNT" not in down  # no zeros standing in for an answer
     alone = _text(*node_earnings_view({"registry": None}, None, None))
     assert "does not register" in alone
+
+
+def test_held_earnings_are_said_only_when_there_are_some() -> None:
+    assert "held" not in _text(summary_line(REPORT))
+    held = {**REPORT, "held": 1900, "held_by_node": {"node-a": 1900}}
+    text = _text(summary_line(held))
+    assert "held 1900 µNT (node-a: 1900)" in text and "clears the node" in text
+    view = _text(*node_earnings_view({"registry": "http://r"}, held, None))
+    assert "held 1900 µNT" in view  # what `llm-mesh node info` prints

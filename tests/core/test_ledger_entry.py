@@ -81,3 +81,14 @@ def test_pseudonyms_are_stable_and_hide_names() -> None:
     assert pseudonym("user", "alice") != p
     with pytest.raises(ValueError):
         pseudonym("admin", "x")
+
+
+def test_held_accounts_are_node_pseudonyms_of_their_own_kind() -> None:
+    from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, held_account, is_held_account
+
+    h = held_account("node-a")
+    assert h == pseudonym("held", "node-a") and h.startswith("held:") and ACCOUNT_RE.match(h)
+    assert h.split(":")[1] != pseudonym("node", "node-a").split(":")[1]
+    assert is_held_account(h) and not is_held_account(pseudonym("operator", "node-a"))
+    assert not is_held_account(None)
+    Transfer("hold", "pool", h, 5, "r1")  # a valid entry

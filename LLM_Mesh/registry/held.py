@@ -1,0 +1,149 @@
+"""A quarantined node's earnings: held from its first failed probe until the admin decides.
+
+From a node's first failed canary probe (a quarantine for any model) until the admin
+clears it, the share of every request it answers goes to its **held account**
+(``held:<pseudonym of the node id>``, :func:`~LLM_Mesh.core.ledger_entry.held_account`)
+instead of its operator: settlement writes a ``hold`` entry in place of ``settle``
+(``registry/settle_ledger.transfers``; the network's fee is taken as for any request).
+Settlement asks :meth:`~LLM_Mesh.registry.quality.Quality.held` when it records the
+answer, so what counts is whether the node was quarantined when it answered. This is
+per node, not per model: a node caught lying about one model is not trusted to be paid
+for the others until someone looked.
+
+- :func:`release` (``llm-mesh registry nodes clear``): the whole held balance to the
+  node's operator, one ``release`` entry;
+- :func:`forfeit` (``llm-mesh registry nodes revoke`` / ``operators revoke``): the whole
+  held balance to ``network``, one ``forfeit`` entry. Not refunded to the payers: the
+  requests were answered (by a node found lying about at least one model), the payers
+  are many and pseudonymous, and the fees account is where the network's own money is.
+
+Each moves exactly what the account holds, once: the amount is read, then checked again
+inside the append's transaction (appends are serialised on the ledger head), and read
+again if it moved (a held request settled meanwhile). Whatever is held after a release
+(a request another registry answered in the second before it learnt of the clear) is
+released by the next ``nodes clear``, which always releases what is held.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from LLM_Mesh.core.ledger_entry import NETWORK, Transfer, held_account, pseudonym
+from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.settle_ledger import balance
+
+__all__ = [
+    "clear_and_release",
+    "forfeit",
+    "held_amounts",
+    "operator_account_of",
+    "release",
+    "revoke_and_forfeit",
+]
+
+log = logging.getLogger(__name__)
+
+_TRIES = 5
+
+
+class _Moved(Exception):
+    """The held balance moved between reading it and the append's transaction."""
+
+
+async def operator_account_of(engine: AsyncEngine, node_id: str) -> str:
+    """The ledger account a node's earnings are paid to: its key's operator, else
+    ``node:<pseudonym>`` (as ``settle_ledger.with_operators`` names it)."""
+    k = tables.node_keys
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(k.c.operator).where(k.c.node_id == node_id))).first()
+    name = None if row is None else str(row.operator)
+    return pseudonym("operator", name) if name else pseudonym("node", node_id)
+
+
+async def held_amounts(engine: AsyncEngine, nodes: Sequence[str]) -> dict[str, int]:
+    """What each of ``nodes`` has held (µNT; nodes with nothing held are left out)."""
+    b = tables.balances
+    accounts = {held_account(n): n for n in nodes}
+    if not accounts:
+        return {}
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(b.c.account, b.c.balance).where(b.c.account.in_(sorted(accounts)))
+            )
+        ).all()
+    return {accounts[r.account]: int(r.balance) for r in rows if int(r.balance) > 0}
+
+
+async def _pay_out(ledger: SqlLedger, node_id: str, kind: str, to: str) -> int:
+    engine = await ledger.engine()
+    held = held_account(node_id)
+    for _ in range(_TRIES):
+        seen, _reserved = await balance(engine, held)
+        if seen <= 0:
+            return 0
+
+        async def guard(conn: AsyncConnection, seen: int = seen) -> bool:
+            b = tables.balances
+            row = (await conn.execute(select(b.c.balance).where(b.c.account == held))).first()
+            if (0 if row is None else int(row.balance)) != seen:
+                raise _Moved
+            return True
+
+        try:
+            await ledger.append([Transfer(kind, held, to, seen)], guard=guard)
+        except _Moved:
+            continue
+        return seen
+    log.warning("could not %s node %s's held earnings: the balance kept moving", kind, node_id)
+    return 0
+
+
+async def release(ledger: SqlLedger, node_id: str, to: str | None = None) -> tuple[int, str]:
+    """Pay the node's held earnings to its operator's account ``to`` (default: the one
+    its key names in the store) with a ``release`` entry: ``(amount, account)``."""
+    if to is None:
+        to = await operator_account_of(await ledger.engine(), node_id)
+    return await _pay_out(ledger, node_id, "release", to), to
+
+
+async def forfeit(ledger: SqlLedger, node_id: str) -> int:
+    """The node was revoked: its held earnings go to ``network`` (``forfeit``)."""
+    return await _pay_out(ledger, node_id, "forfeit", NETWORK)
+
+
+def store_ledger(store: Any) -> SqlLedger:
+    """The ledger on an SQL store's database (the admin CLI's)."""
+
+    async def engine() -> AsyncEngine:
+        found: AsyncEngine = store.engine
+        return found
+
+    return SqlLedger(engine)
+
+
+async def clear_and_release(store: Any, node_id: str, at: datetime) -> tuple[list[str], int, str]:
+    """``registry nodes clear``: lift the node's quarantines, then release what it has
+    held: ``(models cleared, amount released, to account)``."""
+    models: list[str] = await store.clear_quarantine(node_id, at)
+    amount, to = await release(store_ledger(store), node_id)
+    return models, amount, to
+
+
+async def revoke_and_forfeit(store: Any, node_ids: Sequence[str]) -> dict[str, int]:
+    """After ``nodes revoke`` / ``operators revoke``: each revoked node's held earnings
+    forfeited to the network; ``node id → amount`` (nodes that held something)."""
+    ledger = store_ledger(store)
+    out = {}
+    for node_id in node_ids:
+        amount = await forfeit(ledger, node_id)
+        if amount:
+            out[node_id] = amount
+    return out

@@ -1,0 +1,88 @@
+"""``llm-mesh registry nodes clear`` releases a node's held earnings, ``nodes revoke`` and
+``operators revoke`` forfeit them; ``ledger verify`` passes after either. In process, on a
+SQLite store in the test's home (the store a registry there would use); the held entries
+are written as settlement writes them (``hold``: payer → the node's held account)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, held_account, pseudonym
+from LLM_Mesh.registry.held import store_ledger
+from LLM_Mesh.registry.store import SqlStore
+
+runner = CliRunner()
+USER = pseudonym("user", "key-1")
+ALICE = pseudonym("operator", "alice")
+
+
+def cli(home: Path, *args: str) -> tuple[int, str]:
+    out = runner.invoke(app, [*args, "--home", str(home)], env={"COLUMNS": "200"})
+    return out.exit_code, out.output
+
+
+def _db(home: Path) -> str:
+    return Settings(home=home).effective_database_url
+
+
+def _setup(home: Path, held: dict[str, int]) -> None:
+    """Operator alice with nodes n1, n2, quarantined (a failed probe) and holding ``held``."""
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+
+    async def go() -> None:
+        async with SqlStore(_db(home)) as s:
+            now = datetime.now(timezone.utc)
+            ledger = store_ledger(s)
+            await ledger.append_one(Transfer("grant", MINT, USER, 100_000))
+            for node_id, amount in held.items():
+                await s.claim_node_key(node_id, f"pk-{node_id}", "alice", 1, now)
+                await s.record_canary(node_id, "m", ok=False, reason="canary: token", at=now)
+                await ledger.append_one(
+                    Transfer("hold", USER, held_account(node_id), amount, f"r-{node_id}")
+                )
+
+    asyncio.run(go())
+
+
+def _balances(home: Path) -> dict[str, int]:
+    async def go() -> dict[str, int]:
+        async with SqlStore(_db(home)) as s:
+            return await store_ledger(s).balances()
+
+    return asyncio.run(go())
+
+
+def test_clear_releases_the_held_earnings_to_the_operator(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    _setup(home, {"n1": 900})
+    code, out = cli(home, "registry", "nodes", "clear", "n1")
+    assert code == 0, out
+    assert "cleared for: m" in out and f"released 900 µNT of held earnings to {ALICE}" in out
+    b = _balances(home)
+    assert b[ALICE] == 900 and b[held_account("n1")] == 0
+    code, out = cli(home, "registry", "nodes", "clear", "n1")  # nothing left to do
+    assert code == 0 and "was not quarantined" in out and "released" not in out
+    code, out = cli(home, "ledger", "verify", "--database-url", _db(home))
+    assert code == 0 and "OK" in out, out
+
+
+def test_revoke_forfeits_the_held_earnings_to_the_network(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    _setup(home, {"n1": 700, "n2": 300})
+    code, out = cli(home, "registry", "nodes", "revoke", "n1")
+    assert code == 0 and "700 µNT, forfeited to the network" in out, out
+    assert _balances(home)[NETWORK] == 700
+    code, out = cli(home, "registry", "operators", "revoke", "alice")
+    assert code == 0 and "node n2's held earnings, 300 µNT, forfeited" in out, out
+    assert "node n1's" not in out  # forfeited already
+    b = _balances(home)
+    assert b[NETWORK] == 1000 and b.get(ALICE, 0) == 0
+    assert b[held_account("n1")] == b[held_account("n2")] == 0
+    code, out = cli(home, "ledger", "verify", "--database-url", _db(home))
+    assert code == 0 and "OK" in out, out

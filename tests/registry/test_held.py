@@ -1,0 +1,187 @@
+"""A quarantined node's earnings are held, then released or forfeited (SQLite and PostgreSQL).
+
+The real :class:`Settlement` on a real store (``store`` fixture), paid through the admit
+stage's :class:`SettledPayment` as the gateway pays a request; the node's quarantine is
+the store's own (``record_canary``) read through :class:`Quality`, as in the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, held_account, pseudonym
+from LLM_Mesh.registry.charge import SettledPayment
+from LLM_Mesh.registry.earnings import earnings, node_totals
+from LLM_Mesh.registry.held import (
+    clear_and_release,
+    forfeit,
+    held_amounts,
+    release,
+    revoke_and_forfeit,
+)
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.settlement import Settlement, operator_account
+from LLM_Mesh.registry.store import SqlStore
+
+USER = pseudonym("user", "key-1")
+ALICE = operator_account("alice")
+T0 = 1_796_083_200.0  # 2026-12-01 00:00:00 UTC
+MODEL = "gemma-3-270m"
+
+
+def _ledger(store: SqlStore) -> SqlLedger:
+    async def engine() -> AsyncEngine:
+        return store.engine
+
+    return SqlLedger(engine)
+
+
+@pytest.fixture
+async def s(store: SqlStore) -> AsyncIterator[Settlement]:
+    st = Settlement(
+        _ledger(store), fee_bps=500, pool_daily_budget=0, wall_clock=lambda: T0,
+        settle_interval_s=3600.0, beat_s=3600.0,
+    )  # fmt: skip
+    await st.start()
+    now = datetime.now(timezone.utc)
+    await store.claim_node_key("n1", "pk-n1", "alice", 1, now)
+    await store.claim_node_key("n2", "pk-n2", "alice", 1, now)
+    await st.load_operators(store)
+    await _ledger(store).append_one(Transfer("grant", MINT, USER, 1_000_000))
+    try:
+        yield st
+    finally:
+        await st.stop()
+
+
+class _Quarantines:
+    """The store's quarantines as the app's ``Quality.held`` sees them (loaded on demand)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.nodes: set[str] = set()
+
+    async def load(self) -> None:
+        self.nodes = {r.node_id for r in await self.store.canary_records() if r.quarantined}
+
+    def held(self, node_id: str) -> bool:
+        return node_id in self.nodes
+
+
+async def _request(s: Settlement, key: str, node_id: str, amount: int) -> None:
+    """One request answered by ``node_id`` for ``amount`` µNT, paid as the gateway pays."""
+    assert (await s.reserve(key, USER, MODEL, amount)).ok
+    await SettledPayment(s, key, USER, MODEL, amount).pay([(node_id, amount)], None)
+    await s.flush()
+
+
+async def _entries(store: SqlStore) -> list[tuple[str, str, str, int, str | None]]:
+    entries, _ = await _ledger(store).entries(-1, 10_000)
+    return [(e.kind, e.from_account, e.to_account, e.amount, e.request_id) for e in entries]
+
+
+async def _fail_probe(store: SqlStore, q: _Quarantines, node_id: str, model: str = MODEL) -> None:
+    at = datetime.now(timezone.utc)
+    await store.record_canary(node_id, model, ok=False, reason="canary: token", at=at)
+    await q.load()
+
+
+async def test_after_a_failed_probe_the_node_earnings_are_held_then_released_on_clear(
+    s: Settlement, store: SqlStore
+) -> None:
+    q = _Quarantines(store)
+    s.held = q.held
+    held = held_account("n1")
+    await _request(s, "before", "n1", 1000)  # paid: not quarantined yet
+    await _fail_probe(store, q, "n1")
+    await _request(s, "during", "n1", 2000)  # held: 1900 to held:..., fee 100 as ever
+    await _request(s, "other", "n2", 1000)  # another node of alice's: paid
+    assert (await _entries(store))[1:] == [
+        ("settle", USER, ALICE, 950, "before"), ("fee", USER, NETWORK, 50, "before"),
+        ("hold", USER, held, 1900, "during"), ("fee", USER, NETWORK, 100, "during"),
+        ("settle", USER, ALICE, 950, "other"), ("fee", USER, NETWORK, 50, "other"),
+    ]  # fmt: skip
+    assert await s.balance(ALICE) == (1900, 0)
+    assert await held_amounts(store.engine, ["n1", "n2"]) == {"n1": 1900}
+    # earnings: what is held is shown, and neither earned nor in the balance
+    rep = await earnings(
+        store.engine, operator="alice", account=ALICE, nodes=["n1", "n2"], now=T0 + 3600
+    )
+    assert rep.totals.earned == 1900 and rep.balance == 1900
+    assert rep.to_json()["held"] == 1900 and rep.to_json()["held_by_node"] == {"n1": 1900}
+    totals = await node_totals(store.engine, days=1, now=T0 + 3600)
+    assert totals["n1"]["earned"] == 950 and totals["n2"]["earned"] == 950
+
+    at = datetime.now(timezone.utc)
+    models, amount, to = await clear_and_release(store, "n1", at)
+    assert (models, amount, to) == ([MODEL], 1900, ALICE)
+    assert (await _entries(store))[-1] == ("release", held, ALICE, 1900, None)
+    assert await s.balance(ALICE) == (3800, 0)
+    assert await held_amounts(store.engine, ["n1"]) == {}
+    await q.load()
+    await _request(s, "after", "n1", 1000)  # cleared: paid again
+    assert (await _entries(store))[-2][:3] == ("settle", USER, ALICE)
+    # a second clear: nothing quarantined, nothing held, no entry
+    before = len(await _entries(store))
+    assert await clear_and_release(store, "n1", at) == ([], 0, ALICE)
+    assert len(await _entries(store)) == before
+    report = await audit(StoreSource(_ledger(store), "x"))
+    assert report.ok, report.findings
+    assert report.balances[held] == 0 and report.balances[ALICE] == 4750
+
+
+async def test_a_quarantine_for_one_model_holds_the_node_earnings_for_every_model(
+    s: Settlement, store: SqlStore
+) -> None:
+    q = _Quarantines(store)
+    s.held = q.held
+    await _fail_probe(store, q, "n1", model="other-model")
+    await _request(s, "r1", "n1", 1000)  # a request for MODEL: held too
+    assert (await _entries(store))[1][:3] == ("hold", USER, held_account("n1"))
+
+
+async def test_an_answer_recorded_before_the_quarantine_is_paid_even_if_settled_after(
+    s: Settlement, store: SqlStore
+) -> None:
+    q = _Quarantines(store)
+    s.held = q.held
+    assert (await s.reserve("r1", USER, MODEL, 1000)).ok
+    await SettledPayment(s, "r1", USER, MODEL, 1000).pay([("n1", 1000)], None)
+    await _fail_probe(store, q, "n1")  # the probe fails before the settler runs
+    await s.flush()
+    assert (await _entries(store))[1][:3] == ("settle", USER, ALICE)
+
+
+async def test_revoking_a_held_node_forfeits_its_held_earnings_to_the_network(
+    s: Settlement, store: SqlStore
+) -> None:
+    q = _Quarantines(store)
+    s.held = q.held
+    await _fail_probe(store, q, "n1")
+    await _request(s, "r1", "n1", 2000)
+    await _request(s, "r2", "n1", 1000)
+    held = held_account("n1")
+    assert await s.balance(held) == (2850, 0)
+    assert await store.revoke_node("n1", datetime.now(timezone.utc))
+    assert await revoke_and_forfeit(store, ["n1", "n2"]) == {"n1": 2850}
+    assert (await _entries(store))[-1] == ("forfeit", held, NETWORK, 2850, None)
+    assert await s.balance(held) == (0, 0) and await s.balance(ALICE) == (0, 0)
+    assert await forfeit(_ledger(store), "n1") == 0  # nothing left: no entry
+    assert (await _entries(store))[-1][0] == "forfeit"
+    assert (await release(_ledger(store), "n1"))[0] == 0  # nor anything to release
+    report = await audit(StoreSource(_ledger(store), "x"))
+    assert report.ok, report.findings
+    assert report.balances[NETWORK] == 150 + 2850
+
+
+async def test_a_node_without_a_key_is_released_to_its_node_account(store: SqlStore) -> None:
+    ledger = _ledger(store)
+    await ledger.append_one(Transfer("grant", MINT, USER, 500))
+    await ledger.append_one(Transfer("hold", USER, held_account("stray"), 300, "r1"))
+    amount, to = await release(ledger, "stray")
+    assert (amount, to) == (300, pseudonym("node", "stray"))

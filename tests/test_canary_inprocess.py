@@ -1,0 +1,140 @@
+"""Canary probes and held earnings through the real mesh in process (``tests/inprocess_mesh.py``:
+the real registry and real sim nodes that sign their receipts and registrations, operator
+``inprocess``).
+
+- a probe goes through the gateway's stages: the node's answer carries the gateway's
+  countersigned receipt, and the ledger pays the node for it exactly as for a user's
+  request (same entries, same payer, a receipt hash);
+- after a failed probe the node's earnings are held (``hold`` to its held account), the
+  operator sees them as held in ``/v1/earnings`` and on the node's own ``/mesh/earnings``
+  (what ``llm-mesh node info`` shows), the admin's clear releases them to the operator
+  (``release``), and ``ledger verify``'s audit passes throughout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.client import MeshClient
+from LLM_Mesh.core.ledger_entry import NETWORK, POOL, held_account, pseudonym
+from LLM_Mesh.registry.canary import CanaryProber
+from LLM_Mesh.registry.held import release
+from LLM_Mesh.registry.runtime import Runtime
+from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, node_url
+
+MODEL = "gemma-3-270m"
+OPERATOR = pseudonym("operator", "inprocess")
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[InProcessMesh]:
+    m = InProcessMesh(tmp_path / "mesh").start()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def _rt(mesh: InProcessMesh) -> Runtime:
+    assert mesh.app is not None
+    rt: Runtime = mesh.app.state.runtime
+    assert rt.settlement is not None and rt.ledger is not None and rt.quality is not None
+    return rt
+
+
+async def _ask_as_user(mesh: InProcessMesh, body: dict[str, Any]) -> dict[str, Any]:
+    async with mesh.client() as c:
+        r = await c.post(REGISTRY_URL + "/v1/completions", json=body)
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+async def _entries(mesh: InProcessMesh) -> dict[str, list[tuple[str, str, str, int, bool]]]:
+    """Ledger entries per request id: (kind, from, to, amount, has a receipt hash)."""
+    rt = _rt(mesh)
+    await rt.settlement.flush()  # type: ignore[union-attr]
+    entries, _ = await rt.ledger.entries(-1, 10_000)  # type: ignore[union-attr]
+    out: dict[str, list[tuple[str, str, str, int, bool]]] = {}
+    for e in entries:
+        if e.request_id:
+            out.setdefault(e.request_id, []).append(
+                (e.kind, e.from_account, e.to_account, e.amount, e.receipt_hash is not None)
+            )
+    return out
+
+
+def test_a_probe_is_answered_receipted_and_paid_like_a_user_request(mesh: InProcessMesh) -> None:
+    mesh.add_node(MODEL, "n1")
+    node_id = mesh.id_of("n1")
+    assert mesh.app is not None
+    prober = mesh.app.state.canary
+    assert isinstance(prober, CanaryProber)
+    prompt = "def fibonacci(n):"
+    raw = prober.body(MODEL, prompt)
+    probe = mesh.call(prober.ask(node_id, MODEL, raw, prompt))
+    user = mesh.call(_ask_as_user(mesh, {**json.loads(raw), "allow_nodes": [node_id]}))
+    pm, um = probe["mesh"], user["mesh"]
+    assert pm["node_id"] == um["node_id"] == node_id
+    assert pm["cost"] == um["cost"] > 0  # priced from the catalog alike
+    assert set(pm["receipt"]) == set(um["receipt"])  # the gateway's countersigned receipt
+    assert pm["receipt"]["request_id"] == pm["request_id"]
+    assert probe["choices"][0]["logprobs"] == user["choices"][0]["logprobs"]
+    paid = mesh.call(_entries(mesh))
+    by_probe, by_user = paid[pm["request_id"]], paid[um["request_id"]]
+    assert by_probe == by_user
+    assert by_probe[0] == ("settle", POOL, OPERATOR, by_probe[0][3], True)
+    assert {e[0] for e in by_probe} <= {"settle", "fee"}
+
+
+def test_earnings_after_a_failed_probe_are_held_then_released(mesh: InProcessMesh) -> None:
+    mesh.add_node(MODEL, "n1")
+    node_id = mesh.id_of("n1")
+    rt = _rt(mesh)
+    body = {"model": MODEL, "prompt": "The capital of France is", "max_tokens": 200}
+    before = mesh.call(_ask_as_user(mesh, body))["mesh"]
+    # the first failed probe (as CanaryProber.probe records one): quarantined, earnings held
+    mesh.call(rt.quality.record(node_id, "another-model", ok=False, reason="canary: token"))  # type: ignore[union-attr]
+    during = mesh.call(_ask_as_user(mesh, body))["mesh"]
+    paid = mesh.call(_entries(mesh))
+    held = held_account(node_id)
+    assert paid[before["request_id"]][0][:3] == ("settle", POOL, OPERATOR)
+    hold = paid[during["request_id"]]
+    assert hold[0][:3] == ("hold", POOL, held) and hold[0][4]  # with its receipt's hash
+    assert hold[1][:3] == ("fee", POOL, NETWORK)
+    share = hold[0][3]
+    earned = paid[before["request_id"]][0][3]
+
+    token = mesh.operator_token
+    assert token
+
+    async def report() -> dict[str, Any]:
+        async with MeshClient(REGISTRY_URL, http_client=mesh.client()) as client:
+            return await client.earnings(token)
+
+    mine = mesh.call(report())
+    assert mine["held"] == share and mine["held_by_node"] == {node_id: share}
+    assert mine["totals"]["earned"] == earned and mine["balance"] == earned  # held is not paid
+    with mesh.sync_client() as c:
+        on_node = c.get(node_url("n1") + "/mesh/earnings").json()
+    assert on_node["held"] == share  # what `llm-mesh node info` shows
+
+    # the admin clears the node: routed again, the held earnings paid to the operator
+    assert mesh.call(rt.quality.clear(node_id)) == ["another-model"]  # type: ignore[union-attr]
+    # (a memory store keeps node keys in memory: the registry names the operator's account)
+    to = rt.settlement.operators[node_id]  # type: ignore[union-attr]
+    assert mesh.call(release(rt.ledger, node_id, to)) == (share, OPERATOR)  # type: ignore[arg-type]
+    after = mesh.call(_ask_as_user(mesh, body))["mesh"]
+    paid = mesh.call(_entries(mesh))
+    assert paid[after["request_id"]][0][:3] == ("settle", POOL, OPERATOR)
+    assert mesh.call(report())["held"] == 0
+    audited = mesh.call(audit(StoreSource(rt.ledger, rt.settings.ledger_origin)))  # type: ignore[arg-type]
+    assert audited.ok, audited.findings
+    assert audited.balances[held] == 0
+    assert audited.balances[OPERATOR] == earned + share + paid[after["request_id"]][0][3]
