@@ -65,11 +65,26 @@ def transfers(a: Answer) -> list[Transfer]:
     return out
 
 
+_RELEASE = "UPDATE balances SET reserved = reserved - {amount} WHERE account = {account}"
+
+
+async def _release(conn: AsyncConnection, held: dict[str, int]) -> None:
+    """Release ``held`` (payer → amount) from the payers' ``reserved``, in account order
+    (the lock order), as one ``executemany`` in the driver's parameter style."""
+    if not held:
+        return
+    if conn.dialect.paramstyle == "numeric_dollar":  # asyncpg
+        sql = _RELEASE.format(amount="$1", account="$2")
+    else:
+        sql = _RELEASE.format(amount="?", account="?")
+    await conn.exec_driver_sql(sql, [(amount, payer) for payer, amount in sorted(held.items())])
+
+
 def _guard(
     answers: Sequence[Answer], now: datetime
 ) -> Callable[[AsyncConnection], Awaitable[bool]]:
     async def guard(conn: AsyncConnection) -> bool:
-        s, b = tables.settlements, tables.balances
+        s = tables.settlements
         flipped = (
             await conn.execute(
                 update(s)
@@ -83,10 +98,7 @@ def _guard(
         held: dict[str, int] = {}
         for a in answers:
             held[a.payer] = held.get(a.payer, 0) + a.total
-        for payer, amount in sorted(held.items()):
-            await conn.execute(
-                update(b).where(b.c.account == payer).values(reserved=b.c.reserved - amount)
-            )
+        await _release(conn, held)
         return True
 
     return guard
@@ -177,7 +189,7 @@ async def set_operator(engine: AsyncEngine, key: str, part: int, operator: str) 
 
 async def void_pending(engine: AsyncEngine, holder: str | None, now: datetime) -> int:
     """Void every pending row of ``holder`` and release its estimates; how many."""
-    s, b = tables.settlements, tables.balances
+    s = tables.settlements
     who = s.c.holder.is_(None) if holder is None else s.c.holder == holder
     async with engine.begin() as conn:
         rows = (
@@ -191,10 +203,7 @@ async def void_pending(engine: AsyncEngine, holder: str | None, now: datetime) -
         held: dict[str, int] = {}
         for r in rows:
             held[r.payer] = held.get(r.payer, 0) + int(r.estimate)
-        for payer, amount in sorted(held.items()):
-            await conn.execute(
-                update(b).where(b.c.account == payer).values(reserved=b.c.reserved - amount)
-            )
+        await _release(conn, held)
     return len(rows)
 
 
