@@ -42,7 +42,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,10 @@ from LLM_Mesh.registry.settle_db import (
     Reserve,
     Reserved,
     SettleDb,
+    SqliteSettleDb,
     Void,
     settle_db_for,
+    sqlite_time,
 )
 from LLM_Mesh.registry.settle_holders import HomeLock, beat, dead_holders, forget
 from LLM_Mesh.registry.settle_ledger import (
@@ -68,6 +70,7 @@ from LLM_Mesh.registry.settle_ledger import (
     void_pending,
     with_operators,
 )
+from LLM_Mesh.registry.settle_sqlite import Refused, append_settled
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
 __all__ = ["Settlement", "operator_account", "user_account"]
@@ -277,12 +280,36 @@ class Settlement:
         return done
 
     async def _settle(self, batch: list[Answer]) -> int:
-        """Append ``batch``'s entries on the ledger thread (else here)."""
+        """Append ``batch``'s entries: on SQLite in one synchronous transaction on the hot
+        path's connection (``settle_sqlite.py``); else on the ledger thread (else here)."""
+        db = self._db
+        if isinstance(db, SqliteSettleDb) and self._started:
+            done = await self._append_sqlite(db, batch)
+            if done or len(batch) == 1:
+                return done
+            # someone settled (or voided) some of them: one at a time, as settle() does
+            return sum([await self._append_sqlite(db, [a]) for a in batch])
         now = datetime.now(timezone.utc)
         worker = self._worker
         if worker is None or worker.ledger is None:
             return await settle(self.ledger, batch, now)
         return await worker.call(settle(worker.ledger, batch, now))
+
+    async def _append_sqlite(self, db: SqliteSettleDb, batch: list[Answer]) -> int:
+        """``batch`` settled into the ledger in one transaction, exactly once; how many."""
+        now = datetime.now(timezone.utc)
+        write = partial(
+            append_settled, answers=batch, now=sqlite_time(now),
+            now_us=int(self.wall_clock() * 1_000_000),
+        )  # fmt: skip
+        try:
+            size = await db.transact(write)
+        except Refused:
+            return 0
+        on_append = self.ledger.on_append
+        if on_append is not None:
+            on_append(size)
+        return len(batch)
 
     async def _with_operators(self, a: Answer) -> Answer:
         return await with_operators(await self._engine(), self.operators, a)
@@ -380,10 +407,11 @@ class Settlement:
             await self.recover([before])
         await self.recover()
         await self.top_up_pool()
-        self._worker = LedgerThread(
-            engine_url, wall_clock=self.wall_clock, on_append=lambda: self.ledger.on_append
-        )
-        await self._worker.start()
+        if not isinstance(self.db, SqliteSettleDb):  # SQLite: settle_sqlite.py instead
+            self._worker = LedgerThread(
+                engine_url, wall_clock=self.wall_clock, on_append=lambda: self.ledger.on_append
+            )
+            await self._worker.start()
         self._started = True
         self._writer = asyncio.create_task(self._write_loop(), name="llm-mesh-settle-writer")
         self._tasks = [

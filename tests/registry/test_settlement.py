@@ -356,8 +356,29 @@ async def test_a_batch_with_one_request_settled_elsewhere_settles_the_rest_once(
     s._answered.clear()  # settled by hand here, as another process would
     assert await settle(s.ledger, [a1], _now()) == 1
     assert await settle(s.ledger, [a1, a2], _now()) == 1  # refused as a batch, then one by one
+    assert await s._settle([a1, a2]) == 0  # the settler's own path (SQLite: settle_sqlite)
     assert await s.balance(USER) == (9_700, 0)
     assert [e[4] for e in await _entries(store) if e[0] == "settle"] == ["r1", "r2"]
+
+
+async def test_the_settlers_batch_refused_in_part_settles_the_rest_once(
+    s: Settlement, store: SqlStore
+) -> None:
+    """As above, through the settler's own append (on SQLite: ``settle_sqlite``)."""
+    await _grant(store, USER, 10_000)
+    for key in ("r1", "r2", "r3"):
+        assert (await s.reserve(key, USER, "m", 1000)).ok
+    answers = [_answer(k, ("n1", OP_A, 100 * (i + 1), 5)) for i, k in enumerate(("r1", "r2", "r3"))]
+    for a in answers:
+        assert await s.answer(a)
+    s._answered.clear()
+    assert await s._settle([answers[1]]) == 1
+    assert await s._settle(answers) == 2  # r2 refused the batch; r1 and r3 one at a time
+    assert await s._settle(answers) == 0  # nothing twice
+    assert await s.balance(USER) == (9_400, 0)
+    assert sorted(e[4] for e in await _entries(store) if e[0] == "settle") == ["r1", "r2", "r3"]
+    report = await audit(StoreSource(_ledger(store), "test.local/ledger"))
+    assert report.ok, report
 
 
 async def test_a_failed_settling_round_keeps_its_requests_for_the_next(
@@ -366,16 +387,21 @@ async def test_a_failed_settling_round_keeps_its_requests_for_the_next(
     await _grant(store, USER, 10_000)
     assert (await s.reserve("r1", USER, "m", 1000)).ok
     assert await s.answer(_answer("r1", ("n1", OP_A, 100, 5)))
-    assert s._worker is not None and s._worker.ledger is not None
-    ledger = s._worker.ledger  # the settler appends on its own thread's ledger
-    real = ledger.append
 
     async def down(*_a: Any, **_kw: Any) -> Any:
         raise RuntimeError("database gone")
 
-    ledger.append = down  # type: ignore[method-assign]
+    # the settler appends on SQLite on the hot path's connection (settle_sqlite.py), else
+    # on its own thread's ledger
+    if s._worker is None:
+        target: Any = s.db
+        name = "transact"
+    else:
+        target, name = s._worker.ledger, "append"
+    real = getattr(target, name)
+    setattr(target, name, down)
     with pytest.raises(RuntimeError):
         await s.settle_now()
-    ledger.append = real  # type: ignore[method-assign]
+    setattr(target, name, real)
     assert await s.settle_now() == 1
     assert await s.balance(USER) == (9_900, 0)
