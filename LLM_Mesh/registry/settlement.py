@@ -63,8 +63,11 @@ from LLM_Mesh.registry.settle_db import (
 )
 from LLM_Mesh.registry.settle_holders import HomeLock, beat, dead_holders, forget
 from LLM_Mesh.registry.settle_ledger import (
+    LAPSED,
+    VOID,
     answered_rows,
     balance,
+    revive,
     settle,
     top_up_pool,
     void_pending,
@@ -196,13 +199,30 @@ class Settlement:
 
     async def answer(self, op: Answer) -> bool:
         """Record an answer's exact parts before it is released; ``False``: the row was not
-        pending any more (this holder was taken for dead and its rows voided), nothing paid."""
+        pending any more and could not be revived (see :meth:`_revive`), nothing paid."""
         now = self._now(op)
-        if now is not _LATER:
-            return bool(now)
-        fut = self._ask(op)
-        recorded: bool = await asyncio.shield(fut)
-        return recorded
+        recorded = now if now is not _LATER else await asyncio.shield(self._ask(op))
+        return bool(recorded) or await self._revive(op)
+
+    async def _revive(self, op: Answer) -> bool:
+        """The answer's row was not pending: if recovery voided it (``lapsed``: this holder
+        was taken for dead), record it after all when the payer still covers it
+        (``settle_ledger.revive``); else it is released unpaid (counted, logged)."""
+        try:
+            await self.beat()  # alive: its row again, before anyone else recovers it
+            revived = await revive(
+                await self._engine(), op, self.holder, datetime.now(timezone.utc)
+            )
+        except Exception:
+            log.exception("settlement: could not revive the answer of %s", op.key)
+            revived = False
+        if revived:
+            self._answered.append(op)
+            log.warning("settlement: %s lapsed (this holder was taken for dead); recorded", op.key)
+            return True
+        self.unpaid += 1
+        log.warning("settlement: %s was answered but no longer pending: unpaid", op.key)
+        return False
 
     def void(self, key: str, payer: str) -> None:
         """Nothing to pay for request ``key``: release its reservation (not awaited)."""
@@ -245,12 +265,8 @@ class Settlement:
 
     def _wrote(self, op: Op, result: Any) -> None:
         """After ``op`` was written: an answer recorded goes to the settler."""
-        if isinstance(op, Answer):
-            if result:
-                self._answered.append(op)
-            else:
-                self.unpaid += 1
-                log.warning("settlement: %s was answered but no longer pending", op.key)
+        if isinstance(op, Answer) and result:  # not recorded: answer() tries to revive it
+            self._answered.append(op)
 
     async def flush(self) -> None:
         """Write what is queued, then settle every answered request into the ledger."""
@@ -349,8 +365,9 @@ class Settlement:
             batch = [await self._with_operators(a) for a in answers[i : i + MAX_SETTLE]]
             settled += await settle(self.ledger, batch, now)
         voided = 0
-        for holder in holders:
-            voided += await void_pending(engine, holder, now)
+        for holder in holders:  # another's rows lapse (it may answer them yet); ours: void
+            state = VOID if holder == self.holder else LAPSED
+            voided += await void_pending(engine, holder, now, state)
         await forget(engine, holders)
         if settled or voided:
             log.warning(

@@ -188,11 +188,62 @@ async def test_a_crashed_holder_is_recovered_answered_settled_pending_voided(
         assert await alive.balance(USER) == (9_700, 0)
         assert await alive.balance(OP_A) == (285, 0)
         states = {k[0]: r["state"] for k, r in (await _rows(store)).items()}
-        assert states == {"answered": "settled", "pending": "void"}
+        assert states == {"answered": "settled", "pending": "lapsed"}
         report = await audit(StoreSource(alive.ledger, "x"))
         assert report.ok, report.findings
     finally:
         await alive.stop()
+
+
+async def test_a_holder_taken_for_dead_still_records_its_answer_once(store: SqlStore) -> None:
+    """A live gateway whose heartbeat stalled is taken for dead: another process voids its
+    pending row (``lapsed``, the estimate released). When it then answers, the answer is
+    recorded after all (the payer still covers it) and paid exactly once."""
+    await _grant(store, USER, 10_000)
+    slow, other = _settlement(store), _settlement(store)
+    await slow.start()
+    await other.start()
+    try:
+        assert (await slow.reserve("r1", USER, "m", 1000)).ok
+        await _silence(store, slow.holder)
+        assert await other.recover() == (0, 1)
+        assert (await _rows(store))[("r1", 0)]["state"] == "lapsed"
+        assert await other.balance(USER) == (10_000, 0)  # released
+        assert await slow.answer(_answer("r1", ("n1", OP_A, 300, 15), ("n2", OP_B, 100, 5)))
+        assert slow.unpaid == 0
+        assert await slow.balance(USER) == (10_000, 400)  # reserved again: the exact total
+        assert await other.recover() == (0, 0)  # alive again (its beat): not recovered
+        await slow.flush()
+        assert await slow.answer(_answer("r1", ("n1", OP_A, 300, 15))) is False  # once
+        await slow.flush()
+        assert await slow.balance(USER) == (9_600, 0)
+        assert await slow.balance(OP_A) == (285, 0) and await slow.balance(OP_B) == (95, 0)
+        assert [e[4] for e in await _entries(store) if e[0] == "settle"] == ["r1", "r1"]
+        assert (await audit(StoreSource(slow.ledger, "x"))).ok
+    finally:
+        await other.stop()
+        await slow.stop()
+
+
+async def test_a_lapsed_answer_the_payer_cannot_cover_any_more_is_unpaid(
+    store: SqlStore,
+) -> None:
+    await _grant(store, USER, 1000)
+    slow, other = _settlement(store), _settlement(store)
+    await slow.start()
+    await other.start()
+    try:
+        assert (await slow.reserve("r1", USER, "m", 1000)).ok
+        await _silence(store, slow.holder)
+        assert await other.recover() == (0, 1)
+        assert (await other.reserve("r2", USER, "m", 800)).ok  # the released funds, spent
+        assert await slow.answer(_answer("r1", ("n1", OP_A, 300, 15))) is False
+        assert slow.unpaid == 1
+        assert (await _rows(store))[("r1", 0)]["state"] == "lapsed"
+        assert await other.balance(USER) == (1000, 800)  # r2's reservation only
+    finally:
+        await other.stop()
+        await slow.stop()
 
 
 async def test_a_restart_on_the_same_home_recovers_its_predecessor_at_start(
@@ -209,7 +260,7 @@ async def test_a_restart_on_the_same_home_recovers_its_predecessor_at_start(
     await second.start()
     try:
         states = {k[0]: r["state"] for k, r in (await _rows(store)).items()}
-        assert states == {"r1": "void", "r2": "settled"}
+        assert states == {"r1": "lapsed", "r2": "settled"}
         assert await second.balance(USER) == (9_900, 0)
         # a third process on the same home while the second runs does not take its rows
         assert (await second.reserve("r3", USER, "m", 1000)).ok
