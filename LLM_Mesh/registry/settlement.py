@@ -18,14 +18,17 @@ write lock is free (SQLite on WAL), the write is done at once on the event loop;
 otherwise it is group-committed: a single writer task runs whatever queued while its
 previous transaction ran as one transaction (``registry/settle_db.py``: a dedicated
 connection). Then, off the hot path, the settler task appends the ledger entries of
-answered requests every ``settle_interval_s`` (``registry/settle_ledger.py``: exactly
-once per request, whoever tries), on a thread with its own event loop and engine
+answered requests every ``settle_interval_s`` (exactly once per request, whoever tries):
+on SQLite in one synchronous transaction on that same connection
+(``registry/settle_sqlite.py``: no thread hand-offs); on PostgreSQL with
+``registry/settle_ledger.py`` on a thread with its own event loop and engine
 (``registry/settle_worker.py``), so an append's transaction is not stretched by the
 requests the gateway's loop runs meanwhile.
 
 Upkeep (every ``beat_s``): the heartbeat; **recovery** of dead holders (silent for more
 than ``holder_ttl_s``, or gone from ``settle_holders``): their answered rows are settled,
-their pending rows voided; the community pool's daily top-up (UTC). At start, recovery
+their pending rows voided as ``lapsed`` (a holder taken for dead that was alive records its
+answer after all, :meth:`Settlement._revive`); the community pool's daily top-up (UTC). At start, recovery
 runs before the first request; a process restarted on the same ``$LLM_MESH_HOME``
 recovers its predecessor at once (``registry/settle_holders.py``: the home's
 ``settlement.lock``, held with ``flock`` while a process runs, and
