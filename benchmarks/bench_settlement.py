@@ -14,8 +14,13 @@ Method:
    functions: one at a time (``--sequential`` per target, interleaved in rotating chunks)
    and ``--concurrency`` at once (``--concurrent`` per target). Reported: p50/p90/p99
    per target, added = target - direct, and **settlement's cost = on - off** (p50, and
-   requests/s on / off). Goal (issue 9): on - off <= 0.3 ms at p50. Afterwards the ``on``
-   gateway's ``GET /v1/balance`` shows that the requests were really charged.
+   requests/s on / off), with each target's server CPU per request (gateway + node
+   processes, all threads: ``/proc``), less moved by other work on a shared box than
+   latency. Goal (issue 9): on - off <= 0.3 ms at p50. Afterwards the ``on``
+   gateway's ``GET /v1/balance`` shows that the requests were really charged. With
+   ``--baseline-tree DIR`` (another checkout, e.g. ``git worktree add DIR COMMIT`` or
+   ``git archive COMMIT | tar -x -C DIR``) a fourth target, ``on-before``, runs that
+   tree's gateway with settlement on, interleaved in the same run: before and after.
 2. **Settlements per second**, SQLite file and PostgreSQL (``--pg``; a throw-away
    database, created and dropped): the real :class:`Settlement` in process (no HTTP, no
    node), ``--settle-requests`` requests from ``--settle-concurrency`` tasks, each
@@ -25,7 +30,7 @@ Method:
    latency of ``reserve`` and ``answer`` (p50).
 
     .venv/bin/python benchmarks/bench_settlement.py [--sequential 2000] [--concurrent 2000]
-        [--settle-requests 5000] [--skip-gateway] [--skip-db]
+        [--settle-requests 5000] [--chunks 10] [--baseline-tree DIR] [--skip-gateway] [--skip-db]
 """
 
 from __future__ import annotations
