@@ -28,7 +28,9 @@ checkpoints, ``wal_autocheckpoint=0``): about 0.04 ms, against 0.13 ms for the h
 thread (measured on the 2-core box under load). When another connection holds the
 write lock (a ledger append), the batch goes to the connection's own thread, which tries
 again every 0.2 ms (at most ``busy_timeout_ms``; SQLite's own busy handler would sleep
-1, 2, 5, 10... ms between tries). PostgreSQL uses a dedicated ``asyncpg`` connection: a
+1, 2, 5, 10... ms between tries). :meth:`SqliteSettleDb.transact` runs any function of
+the connection that way (the settler's ledger append: ``registry/settle_sqlite.py``);
+the connection is never used on the loop while its thread has it. PostgreSQL uses a dedicated ``asyncpg`` connection: a
 whole batch is one call of a PL/pgSQL function (migration 0006), one round trip and one
 commit. Everything off the hot path (settling into the ledger, recovery, balances) uses
 SQLAlchemy (``registry/settlement.py``).
