@@ -256,13 +256,14 @@ class SqliteSettleDb:
                                          now=sqlite_time(now)))  # fmt: skip
         return done if ran else None
 
-    async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def transact(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = True) -> T:
         """``fn(connection)`` in one ``BEGIN IMMEDIATE`` transaction (rolled back if it
-        raises): on the event loop when the write lock is free at once, else in the
-        connection's thread, waiting for the lock."""
-        ran, done = self._inline(fn)
-        if ran:
-            return done  # type: ignore[return-value]
+        raises): on the event loop when ``inline`` and the write lock is free at once,
+        else in the connection's thread, waiting for the lock."""
+        if inline:
+            ran, done = self._inline(fn)
+            if ran:
+                return done  # type: ignore[return-value]
         result: T = await self._run(self._waiting, fn)
         self.thread_batches += 1
         return result

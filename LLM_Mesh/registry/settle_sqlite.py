@@ -1,9 +1,10 @@
-"""The settler's ledger append on SQLite, in one synchronous burst on settlement's own connection.
+"""The settler's ledger append on SQLite, in one synchronous call on settlement's own connection.
 
 On a SQLite store the settler does not use SQLAlchemy (``registry/ledger.py``): it
 writes the ``settle`` and ``fee`` entries of a batch of answered requests with the
 standard ``sqlite3`` module, on the connection the hot path uses
-(``registry/settle_db.py``), inside one ``BEGIN IMMEDIATE`` transaction, in the same
+(``registry/settle_db.py``; run in that connection's thread, so the event loop runs on
+meanwhile), inside one ``BEGIN IMMEDIATE`` transaction, in the same
 rows and the same order as :meth:`~LLM_Mesh.registry.ledger.SqlLedger.append` with the
 guard of :func:`~LLM_Mesh.registry.settle_ledger.settle`:
 
@@ -19,8 +20,9 @@ Why: an append through SQLAlchemy's async engine is a chain of thread hops (the 
 thread's loop, aiosqlite's thread, each statement a hand-off), and in a gateway those
 threads compete with the event loop for the interpreter lock on every request; measured
 on the 2-core box, the settler's threads cost the gateway about as much CPU per request
-as the rest of settlement (``docs/benchmarks.md``, Settlement). A synchronous burst has
-no hand-off and holds the write lock only as long as the append's own statements take.
+as the rest of settlement (``docs/benchmarks.md``, Settlement). One synchronous call has
+one hand-off (not one a statement) and holds the write lock only as long as the append's
+own statements take.
 """
 
 from __future__ import annotations

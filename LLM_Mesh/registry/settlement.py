@@ -19,8 +19,8 @@ otherwise it is group-committed: a single writer task runs whatever queued while
 previous transaction ran as one transaction (``registry/settle_db.py``: a dedicated
 connection). Then, off the hot path, the settler task appends the ledger entries of
 answered requests every ``settle_interval_s`` (exactly once per request, whoever tries):
-on SQLite in one synchronous transaction on that same connection
-(``registry/settle_sqlite.py``: no thread hand-offs); on PostgreSQL with
+on SQLite in one transaction on that same connection, in its thread
+(``registry/settle_sqlite.py``: one hand-off a round, none a statement); on PostgreSQL with
 ``registry/settle_ledger.py`` on a thread with its own event loop and engine
 (``registry/settle_worker.py``), so an append's transaction is not stretched by the
 requests the gateway's loop runs meanwhile.
@@ -299,8 +299,9 @@ class Settlement:
         return done
 
     async def _settle(self, batch: list[Answer]) -> int:
-        """Append ``batch``'s entries: on SQLite in one synchronous transaction on the hot
-        path's connection (``settle_sqlite.py``); else on the ledger thread (else here)."""
+        """Append ``batch``'s entries: on SQLite in one transaction on the hot path's
+        connection, in its thread (``settle_sqlite.py``); else on the ledger thread (else
+        here)."""
         db = self._db
         if isinstance(db, SqliteSettleDb) and self._started:
             done = await self._append_sqlite(db, batch)
@@ -322,7 +323,7 @@ class Settlement:
             now_us=int(self.wall_clock() * 1_000_000),
         )  # fmt: skip
         try:
-            size = await db.transact(write)
+            size = await db.transact(write, inline=False)  # the loop runs on meanwhile
         except Refused:
             return 0
         on_append = self.ledger.on_append
