@@ -14,8 +14,13 @@ Method:
    functions: one at a time (``--sequential`` per target, interleaved in rotating chunks)
    and ``--concurrency`` at once (``--concurrent`` per target). Reported: p50/p90/p99
    per target, added = target - direct, and **settlement's cost = on - off** (p50, and
-   requests/s on / off). Goal (issue 9): on - off <= 0.3 ms at p50. Afterwards the ``on``
-   gateway's ``GET /v1/balance`` shows that the requests were really charged.
+   requests/s on / off), with each target's server CPU per request (gateway + node
+   processes, all threads: ``/proc``), less moved by other work on a shared box than
+   latency. Goal (issue 9): on - off <= 0.3 ms at p50. Afterwards the ``on``
+   gateway's ``GET /v1/balance`` shows that the requests were really charged. With
+   ``--baseline-tree DIR`` (another checkout, e.g. ``git worktree add DIR COMMIT`` or
+   ``git archive COMMIT | tar -x -C DIR``) a fourth target, ``on-before``, runs that
+   tree's gateway with settlement on, interleaved in the same run: before and after.
 2. **Settlements per second**, SQLite file and PostgreSQL (``--pg``; a throw-away
    database, created and dropped): the real :class:`Settlement` in process (no HTTP, no
    node), ``--settle-requests`` requests from ``--settle-concurrency`` tasks, each
@@ -25,7 +30,7 @@ Method:
    latency of ``reserve`` and ``answer`` (p50).
 
     .venv/bin/python benchmarks/bench_settlement.py [--sequential 2000] [--concurrent 2000]
-        [--settle-requests 5000] [--skip-gateway] [--skip-db]
+        [--settle-requests 5000] [--chunks 10] [--baseline-tree DIR] [--skip-gateway] [--skip-db]
 """
 
 from __future__ import annotations
@@ -44,11 +49,13 @@ import bench_gateway as bg
 import httpx
 from _common import (
     BENCH_BALANCE,
+    SERVER_PIDS,
     local_mesh,
     log,
     machine_line,
     make_api_key,
     pct,
+    source_tree,
     standalone_node,
     write_json,
 )
@@ -76,69 +83,93 @@ def gateway_part(args: Any) -> dict[str, Any]:
                  "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
     model, engine = bg.MODEL, "sim"
     with contextlib.ExitStack() as stack:
+        meshes = {}
         with settlement_env(True):
-            on = stack.enter_context(local_mesh(model=model, engine=engine, node_args=node_args))
+            meshes["on"] = stack.enter_context(
+                local_mesh(model=model, engine=engine, node_args=node_args)
+            )
         with settlement_env(False):
-            off = stack.enter_context(local_mesh(model=model, engine=engine, node_args=node_args))
+            meshes["off"] = stack.enter_context(
+                local_mesh(model=model, engine=engine, node_args=node_args)
+            )
+        if args.baseline_tree:
+            with settlement_env(True), source_tree(args.baseline_tree):
+                meshes["on-before"] = stack.enter_context(
+                    local_mesh(model=model, engine=engine, node_args=node_args)
+                )
         direct = stack.enter_context(
             standalone_node(model=model, engine=engine, node_args=node_args)
         )
         keys = {}
-        for name, mesh in (("on", on), ("off", off)):
+        for name, mesh in meshes.items():
             keys[name] = make_api_key(mesh.settings.home)
             bg.HEADERS_BY_URL[mesh.registry_url] = {"Authorization": f"Bearer {keys[name]}"}
-        targets = {"direct": direct, "on": on.registry_url, "off": off.registry_url}
+            SERVER_PIDS[mesh.registry_url] = [c.proc.pid for c in mesh._children]
+        targets = {"direct": direct, **{n: m.registry_url for n, m in meshes.items()}}
         print(
-            f"targets: direct (unregistered sim node), on (settlement on), off "
-            f"(LLM_MESH_SETTLEMENT=0); SIMULATED sim nodes; {args.sequential} one at a time and "
-            f"{args.concurrent} at {args.concurrency} concurrent per target, {args.warmup} "
-            "warm-up each\n"
-        )
+            "targets: direct (unregistered sim node), on (settlement on), off "
+            "(LLM_MESH_SETTLEMENT=0)"
+            + (f", on-before (settlement on, from {args.baseline_tree})" if args.baseline_tree
+               else "")
+            + f"; SIMULATED sim nodes; {args.sequential} one at a time and "
+            f"{args.concurrent} at {args.concurrency} concurrent per target in {args.chunks} "
+            f"interleaved chunks, {args.warmup} warm-up each\n"
+        )  # fmt: skip
         res = bg.bench(targets, args)
+        balances = {}
         with httpx.Client(timeout=10.0) as c:
             time.sleep(0.5)  # the settler's round (every 0.2 s)
-            balance = c.get(
-                on.registry_url + "/v1/balance", headers={"Authorization": f"Bearer {keys['on']}"}
-            ).json()
-            off_balance = c.get(
-                off.registry_url + "/v1/balance",
-                headers={"Authorization": f"Bearer {keys['off']}"},
-            ).json()
+            for name, mesh in meshes.items():
+                balances[name] = c.get(
+                    mesh.registry_url + "/v1/balance",
+                    headers={"Authorization": f"Bearer {keys[name]}"},
+                ).json()
     seq, conc = bg.summarize(res["sequential"]), bg.summarize(res["concurrent"])
+    names = [n for n in ("direct", "on", "off", "on-before") if n in seq]
     for title, stats in (
         ("one at a time (latency; +p50/+p99 = added over direct)", seq),
         (f"{args.concurrency} concurrent", conc),
     ):
         print(f"\n{title}")
-        print(f"{'target':<7} {'n':>5} {'err':>4} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-              f"{'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>7}")  # fmt: skip
+        print(f"{'target':<9} {'n':>5} {'err':>4} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
+              f"{'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>7} {'server CPU µs/req':>17}")  # fmt: skip
         d = stats["direct"]
-        for name in ("direct", "on", "off"):
+        for name in names:
             s = stats[name]
             a50 = f"{s['p50_ms'] - d['p50_ms']:>8.3f}" if name != "direct" else f"{'':>8}"
             a99 = f"{s['p99_ms'] - d['p99_ms']:>8.3f}" if name != "direct" else f"{'':>8}"
-            print(f"{name:<7} {s['n']:>5} {s['errors']:>4} {s['p50_ms']:>7.3f} {s['p90_ms']:>7.3f} "
-                  f"{s['p99_ms']:>7.3f} {a50} {a99} {s['rps']:>7.0f}")  # fmt: skip
-    cost50 = seq["on"]["p50_ms"] - seq["off"]["p50_ms"]
-    cost99 = seq["on"]["p99_ms"] - seq["off"]["p99_ms"]
-    rps_ratio = conc["on"]["rps"] / conc["off"]["rps"]
-    charged = BENCH_BALANCE - int(balance.get("balance", BENCH_BALANCE))
+            print(f"{name:<9} {s['n']:>5} {s['errors']:>4} {s['p50_ms']:>7.3f} "
+                  f"{s['p90_ms']:>7.3f} {s['p99_ms']:>7.3f} {a50} {a99} {s['rps']:>7.0f} "
+                  f"{s['server_cpu_us_per_req']:>17.0f}")  # fmt: skip
+    out: dict[str, Any] = {"sequential": seq, "concurrent": conc, "goal_ms": GOAL_MS}
     print("\nresults vs goals:")
+    for on in [n for n in ("on", "on-before") if n in seq]:
+        cost50 = seq[on]["p50_ms"] - seq["off"]["p50_ms"]
+        cost99 = seq[on]["p99_ms"] - seq["off"]["p99_ms"]
+        cpu = seq[on]["server_cpu_us_per_req"] - seq["off"]["server_cpu_us_per_req"]
+        rps_ratio = conc[on]["rps"] / conc["off"]["rps"]
+        balance = balances[on]
+        charged = BENCH_BALANCE - int(balance.get("balance", BENCH_BALANCE))
+        print(
+            f"  {on}: settlement's cost one at a time: {on} p50 - off p50 = {cost50:.3f} ms "
+            f"(goal <= {GOAL_MS} ms: {'MET' if cost50 <= GOAL_MS else 'NOT MET'}); p99: "
+            f"{cost99:.3f} ms; server CPU +{cpu:.0f} µs/request; at {args.concurrency} "
+            f"concurrent: {on} / off requests/s = {rps_ratio:.2f}x; charged its key "
+            f"{charged:,} µNT in all (balance {balance.get('balance')}, reserved "
+            f"{balance.get('reserved')})"
+        )
+        suffix = "" if on == "on" else "_before"
+        out.update({
+            f"on_minus_off_p50_ms{suffix}": cost50, f"on_minus_off_p99_ms{suffix}": cost99,
+            f"on_minus_off_server_cpu_us{suffix}": cpu,
+            f"concurrent_rps_on_over_off{suffix}": rps_ratio,
+            f"charged_micro_nt{suffix}": charged,
+        })  # fmt: skip
     print(
-        f"  settlement's cost one at a time: on p50 - off p50 = {cost50:.3f} ms "
-        f"(goal <= {GOAL_MS} ms: {'MET' if cost50 <= GOAL_MS else 'NOT MET'}); p99: {cost99:.3f} ms"
+        f"  the off gateway: settlement {balances['off'].get('settlement')}, balance "
+        f"{balances['off'].get('balance')}"
     )
-    print(f"  at {args.concurrency} concurrent: on / off requests/s = {rps_ratio:.2f}x")
-    print(
-        f"  the on gateway charged its key {charged:,} µNT in all (balance {balance.get('balance')}, "
-        f"reserved {balance.get('reserved')}); the off gateway: settlement "
-        f"{off_balance.get('settlement')}, balance {off_balance.get('balance')}"
-    )
-    return {
-        "sequential": seq, "concurrent": conc, "on_minus_off_p50_ms": cost50,
-        "on_minus_off_p99_ms": cost99, "concurrent_rps_on_over_off": rps_ratio,
-        "charged_micro_nt": charged, "goal_ms": GOAL_MS,
-    }  # fmt: skip
+    return out
 
 
 async def settlements_per_s(url: str, n: int, concurrency: int, sequential: int) -> dict[str, Any]:
@@ -240,6 +271,12 @@ def main() -> None:
     ap.add_argument("--concurrent", type=int, default=2000, help="concurrent-phase per target")
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--chunks", type=int, default=10, help="interleaved chunks per phase")
+    ap.add_argument(
+        "--baseline-tree", default=None,
+        help="another checkout (git worktree or archive): its gateway with settlement on "
+        "runs as target 'on-before' in the same run",
+    )  # fmt: skip
     ap.add_argument("--settle-requests", type=int, default=5000)
     ap.add_argument("--settle-concurrency", type=int, default=50)
     ap.add_argument("--settle-sequential", type=int, default=300)

@@ -12,7 +12,8 @@ one place where a request ends.
 
 Settlement: the client's :class:`~LLM_Mesh.registry.job.Payment` (reserved by the
 admit stage) is paid with :func:`price_parts` — each node for the completion tokens
-it delivered, the prompt once — *before* the answer is released (:func:`pay`: a
+it delivered, the prompt once (a stream cut short before any node counted it: at the
+estimate's count, :func:`charged_prompt_tokens`) — *before* the answer is released (:func:`pay`: a
 non-stream before its body, a stream before its final chunk, ``StreamAccount.commit``),
 or, for a stream cut short, when it ends (``StreamAccount.close``); a request without
 an answer is voided (:func:`void`).
@@ -24,7 +25,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from LLM_Mesh.core.pricing import UNIT, part_costs
+from LLM_Mesh.core.pricing import UNIT, estimate_prompt_tokens, part_costs
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Client, Job, Tally
@@ -37,6 +38,7 @@ __all__ = [
     "account_failure",
     "account_passthrough",
     "build_mesh",
+    "charged_prompt_tokens",
     "make_receipt",
     "pay",
     "payable_parts",
@@ -85,16 +87,30 @@ def _record(
     rt.telemetry.request(job, rec, status=status, attempts=attempts, latency_ms=elapsed)
 
 
+def charged_prompt_tokens(job: Job, tally: Tally) -> int:
+    """The prompt tokens a request is charged for: the node's count (its ``usage``; after a
+    continuation, the continuing node's less the tokens already sent), else, when no node
+    said (a stream cut short before any node's final chunk: the node broke and nobody
+    continued, or the client left), the count the request was admitted with
+    (:func:`~LLM_Mesh.core.pricing.estimate_prompt_tokens` of the prompt's characters):
+    the node did process the prompt, and the gateway has no tokenizer. The receipt keeps
+    the node's own counts (0 for a part without a final chunk)."""
+    if tally.prompt_tokens > 0:
+        return tally.prompt_tokens
+    return estimate_prompt_tokens(len(job.prompt_text))
+
+
 def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
     """``(node id, µNT)`` per node part of the answer, in order: the earlier nodes of a
     continued stream, then the last; each for the completion tokens it delivered, the
-    prompt (the node's count) once, the whole capped at the job's estimate."""
+    prompt (:func:`charged_prompt_tokens`) once, with the first part that delivered a
+    token (the node that processed it), the whole capped at the job's estimate."""
     parts = list(tally.parts)
     if tally.node_id is not None:
         parts.append((tally.node_id, tally.completion_tokens))
-    amounts = part_costs(
-        job.price, tally.prompt_tokens, [tokens for _, tokens in parts], cap=job.estimate
-    )
+    completions = [tokens for _, tokens in parts]
+    prompt = charged_prompt_tokens(job, tally) if any(completions) else 0
+    amounts = part_costs(job.price, prompt, completions, cap=job.estimate)
     return [(node, amount) for (node, _), amount in zip(parts, amounts, strict=True)]
 
 

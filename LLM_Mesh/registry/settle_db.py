@@ -28,7 +28,9 @@ checkpoints, ``wal_autocheckpoint=0``): about 0.04 ms, against 0.13 ms for the h
 thread (measured on the 2-core box under load). When another connection holds the
 write lock (a ledger append), the batch goes to the connection's own thread, which tries
 again every 0.2 ms (at most ``busy_timeout_ms``; SQLite's own busy handler would sleep
-1, 2, 5, 10... ms between tries). PostgreSQL uses a dedicated ``asyncpg`` connection: a
+1, 2, 5, 10... ms between tries). :meth:`SqliteSettleDb.transact` runs any function of
+the connection that way (the settler's ledger append: ``registry/settle_sqlite.py``);
+the connection is never used on the loop while its thread has it. PostgreSQL uses a dedicated ``asyncpg`` connection: a
 whole batch is one call of a PL/pgSQL function (migration 0006), one round trip and one
 commit. Everything off the hot path (settling into the ledger, recovery, balances) uses
 SQLAlchemy (``registry/settlement.py``).
@@ -40,11 +42,12 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -59,6 +62,7 @@ __all__ = [
     "SqliteSettleDb",
     "Void",
     "settle_db_for",
+    "sqlite_time",
 ]
 
 
@@ -101,6 +105,7 @@ class Void:
 
 
 Op = Reserve | Answer | Void
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _sqlite_time(now: datetime) -> str:
+def sqlite_time(now: datetime) -> str:
     """How SQLAlchemy stores a ``UTCDateTime`` on SQLite: naive UTC text."""
     return now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
@@ -181,6 +186,7 @@ class SqliteSettleDb:
         self.inline = inline  # try batches on the event loop first (WAL databases only)
         self.inline_batches = 0
         self.thread_batches = 0
+        self._in_thread = 0  # operations handed to the connection's thread, not done yet
         self._pool: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
@@ -202,15 +208,15 @@ class SqliteSettleDb:
             self.inline = False
         return conn
 
-    def _waiting(self, ops: list[Op], holder: str, now: str) -> list[Reserved | bool | None]:
-        """``_apply`` in the connection's thread, retried every 0.2 ms while another
+    def _waiting(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``_transact(fn)`` in the connection's thread, retried every 0.2 ms while another
         connection holds the write lock (SQLite's own busy handler sleeps 1, 2, 5, 10, ...
         ms between tries: a wait far longer than the lock is usually held), at most
         ``busy_timeout_ms``."""
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
         while True:
             try:
-                return self._apply(ops, holder, now)
+                return self._transact(fn)
             except sqlite3.OperationalError as exc:
                 if not _locked(exc) or time.monotonic() >= deadline:
                     raise
@@ -219,50 +225,76 @@ class SqliteSettleDb:
     async def _run(self, fn: Any, *args: Any) -> Any:
         if self._pool is None:
             raise RuntimeError("the settlement database is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        self._in_thread += 1  # the connection is the thread's until it is done
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self._in_thread -= 1
+
+    def _inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+        """``(True, fn's result)`` when ``fn`` ran now on the calling thread (the event loop)
+        in a transaction of its own, ``(False, None)`` (nothing done) when the write lock
+        is not free at once, the connection's thread is using it, or this database is not
+        WAL."""
+        if not self.inline or self._conn is None or self._in_thread:
+            return False, None
+        try:
+            done = self._transact(fn)
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc):
+                raise
+            return False, None
+        self.inline_batches += 1
+        return True, done
 
     def try_inline(
         self, ops: Sequence[Op], holder: str, now: datetime
     ) -> list[Reserved | bool | None] | None:
         """Run ``ops`` now, on the calling thread (the event loop), if the write lock is free
         at once; ``None`` (nothing done) when it is not, or when this database is not WAL."""
-        if not self.inline or self._conn is None:
-            return None
-        try:
-            done = self._apply(list(ops), holder, _sqlite_time(now))
-        except sqlite3.OperationalError as exc:
-            if not _locked(exc):
-                raise
-            return None
-        self.inline_batches += 1
-        return done
+        ran, done = self._inline(partial(self._ops, ops=list(ops), holder=holder,
+                                         now=sqlite_time(now)))  # fmt: skip
+        return done if ran else None
+
+    async def transact(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = True) -> T:
+        """``fn(connection)`` in one ``BEGIN IMMEDIATE`` transaction (rolled back if it
+        raises): on the event loop when ``inline`` and the write lock is free at once,
+        else in the connection's thread, waiting for the lock."""
+        if inline:
+            ran, done = self._inline(fn)
+            if ran:
+                return done  # type: ignore[return-value]
+        result: T = await self._run(self._waiting, fn)
+        self.thread_batches += 1
+        return result
 
     async def apply(
         self, ops: Sequence[Op], holder: str, now: datetime
     ) -> list[Reserved | bool | None]:
-        done = self.try_inline(ops, holder, now)
-        if done is not None:
-            return done
-        result: list[Reserved | bool | None] = await self._run(
-            self._waiting, list(ops), holder, _sqlite_time(now)
+        return await self.transact(
+            partial(self._ops, ops=list(ops), holder=holder, now=sqlite_time(now))
         )
-        self.thread_batches += 1
-        return result
 
-    def _apply(self, ops: list[Op], holder: str, now: str) -> list[Reserved | bool | None]:
+    def _transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
         if conn is None:  # pragma: no cover - apply before open
             raise RuntimeError("the settlement database is not open")
-        out: list[Reserved | bool | None] = [None] * len(ops)
         conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: takes the write lock or fails
         try:
-            for i in _in_payer_order(ops):
-                out[i] = self._one(conn, ops[i], holder, now)
+            out = fn(conn)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+        return out
+
+    def _ops(
+        self, conn: sqlite3.Connection, *, ops: list[Op], holder: str, now: str
+    ) -> list[Reserved | bool | None]:
+        out: list[Reserved | bool | None] = [None] * len(ops)
+        for i in _in_payer_order(ops):
+            out[i] = self._one(conn, ops[i], holder, now)
         return out
 
     @staticmethod

@@ -10,7 +10,9 @@
   batch; it is then retried one request at a time, and a request refused alone is
   already settled: nothing is paid twice.
 - :func:`answered_rows` reads answered requests back as :class:`Answer` s (recovery).
-- :func:`void_pending` voids a dead holder's pending rows and releases their estimates.
+- :func:`void_pending` voids a dead holder's pending rows (``lapsed``) and releases their
+  estimates; :func:`revive` records the answer of a lapsed row after all, if its holder was
+  alive and the payer can still cover it.
 - :func:`top_up_pool` adds to the community pool, from the mint, what it lacks of its
   daily budget, once per UTC day (``pool_days`` keeps the day; entry kind
   ``pool_budget``).
@@ -37,9 +39,12 @@ from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, PaidPart
 
 __all__ = [
+    "LAPSED",
     "POOL_KIND",
+    "VOID",
     "answered_rows",
     "balance",
+    "revive",
     "settle",
     "top_up_pool",
     "transfers",
@@ -70,11 +75,26 @@ def transfers(a: Answer) -> list[Transfer]:
     return out
 
 
+_RELEASE = "UPDATE balances SET reserved = reserved - {amount} WHERE account = {account}"
+
+
+async def _release(conn: AsyncConnection, held: dict[str, int]) -> None:
+    """Release ``held`` (payer → amount) from the payers' ``reserved``, in account order
+    (the lock order), as one ``executemany`` in the driver's parameter style."""
+    if not held:
+        return
+    if conn.dialect.paramstyle == "numeric_dollar":  # asyncpg
+        sql = _RELEASE.format(amount="$1", account="$2")
+    else:
+        sql = _RELEASE.format(amount="?", account="?")
+    await conn.exec_driver_sql(sql, [(amount, payer) for payer, amount in sorted(held.items())])
+
+
 def _guard(
     answers: Sequence[Answer], now: datetime
 ) -> Callable[[AsyncConnection], Awaitable[bool]]:
     async def guard(conn: AsyncConnection) -> bool:
-        s, b = tables.settlements, tables.balances
+        s = tables.settlements
         flipped = (
             await conn.execute(
                 update(s)
@@ -88,10 +108,7 @@ def _guard(
         held: dict[str, int] = {}
         for a in answers:
             held[a.payer] = held.get(a.payer, 0) + a.total
-        for payer, amount in sorted(held.items()):
-            await conn.execute(
-                update(b).where(b.c.account == payer).values(reserved=b.c.reserved - amount)
-            )
+        await _release(conn, held)
         return True
 
     return guard
@@ -180,27 +197,101 @@ async def set_operator(engine: AsyncEngine, key: str, part: int, operator: str) 
         )
 
 
-async def void_pending(engine: AsyncEngine, holder: str | None, now: datetime) -> int:
-    """Void every pending row of ``holder`` and release its estimates; how many."""
-    s, b = tables.settlements, tables.balances
+LAPSED = "lapsed"  # a pending row voided by recovery: its holder was taken for dead
+VOID = "void"  # a pending row its own holder voided (nothing to pay)
+
+
+async def void_pending(
+    engine: AsyncEngine, holder: str | None, now: datetime, state: str = LAPSED
+) -> int:
+    """Void every pending row of ``holder`` and release its estimates; how many. ``state``:
+    ``lapsed`` (recovery of a holder taken for dead: if it was alive after all, its answer
+    can still be recorded, :func:`revive`) or ``void`` (the holder's own clean stop)."""
+    s = tables.settlements
     who = s.c.holder.is_(None) if holder is None else s.c.holder == holder
     async with engine.begin() as conn:
         rows = (
             await conn.execute(
                 update(s)
                 .where(who, s.c.state == "pending")
-                .values(state="void", updated_at=now)
+                .values(state=state, updated_at=now)
                 .returning(s.c.payer, s.c.estimate)
             )
         ).all()
         held: dict[str, int] = {}
         for r in rows:
             held[r.payer] = held.get(r.payer, 0) + int(r.estimate)
-        for payer, amount in sorted(held.items()):
-            await conn.execute(
-                update(b).where(b.c.account == payer).values(reserved=b.c.reserved - amount)
-            )
+        await _release(conn, held)
     return len(rows)
+
+
+class _NotRevived(Exception):
+    """The payer cannot cover the answer any more, or the row is not lapsed."""
+
+
+async def revive(engine: AsyncEngine, a: Answer, holder: str, now: datetime) -> bool:
+    """Record answer ``a`` whose pending row lapsed (recovery took ``holder``, its own
+    gateway, for dead while it was alive: a heartbeat missed for ``holder_ttl_s``): in one
+    transaction, the payer's available balance reserves the exact total again (the payer's
+    row first, the lock order) and the row goes ``lapsed`` → ``answered`` with its parts.
+    ``False`` (nothing written) when the payer cannot cover it any more or the row is not
+    this holder's lapsed row: a lapsed row was never paid, and it is answered at most once
+    (the ``state = 'lapsed'`` condition), so nothing is paid twice."""
+    s, b = tables.settlements, tables.balances
+    total, first = a.total, a.parts[0]
+    try:
+        async with engine.begin() as conn:
+            took = (
+                await conn.execute(
+                    update(b)
+                    .where(b.c.account == a.payer, b.c.balance - b.c.reserved >= total)
+                    .values(reserved=b.c.reserved + total)
+                    .returning(b.c.account)
+                )
+            ).first()
+            if took is None:
+                raise _NotRevived
+            row = (
+                await conn.execute(
+                    update(s)
+                    .where(s.c.request_id == a.key, s.c.part == 0, s.c.state == LAPSED)
+                    .where(s.c.holder == holder)
+                    .values(
+                        state="answered",
+                        node_id=first.node_id,
+                        operator=first.operator,
+                        amount=first.amount,
+                        fee=first.fee,
+                        receipt_hash=a.receipt_hash,
+                        updated_at=now,
+                    )
+                    .returning(s.c.request_id)
+                )
+            ).first()
+            if row is None:
+                raise _NotRevived
+            for n, p in enumerate(a.parts[1:], start=1):
+                await conn.execute(
+                    s.insert().values(
+                        request_id=a.key,
+                        part=n,
+                        payer=a.payer,
+                        node_id=p.node_id,
+                        operator=p.operator,
+                        model=a.model,
+                        estimate=0,
+                        amount=p.amount,
+                        fee=p.fee,
+                        state="answered",
+                        receipt_hash=a.receipt_hash,
+                        created_at=now,
+                        updated_at=now,
+                        holder=holder,
+                    )
+                )
+    except _NotRevived:
+        return False
+    return True
 
 
 async def balance(engine: AsyncEngine, account: str) -> tuple[int, int]:

@@ -1,5 +1,8 @@
 """The settler's ledger appends on a thread of their own, with their own event loop and engine.
 
+Used on PostgreSQL; on SQLite the settler appends synchronously on settlement's own
+``sqlite3`` connection instead (``registry/settle_sqlite.py``).
+
 A ledger append holds the database's write lock (SQLite) or the payers' balance rows
 (PostgreSQL) from its first statement to its commit. On the gateway's event loop, every
 statement of the append is an ``await`` between which the gateway's requests run, so the

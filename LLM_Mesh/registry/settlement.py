@@ -19,14 +19,17 @@ write lock is free (SQLite on WAL), the write is done at once on the event loop;
 otherwise it is group-committed: a single writer task runs whatever queued while its
 previous transaction ran as one transaction (``registry/settle_db.py``: a dedicated
 connection). Then, off the hot path, the settler task appends the ledger entries of
-answered requests every ``settle_interval_s`` (``registry/settle_ledger.py``: exactly
-once per request, whoever tries), on a thread with its own event loop and engine
+answered requests every ``settle_interval_s`` (exactly once per request, whoever tries):
+on SQLite in one transaction on that same connection, in its thread
+(``registry/settle_sqlite.py``: one hand-off a round, none a statement); on PostgreSQL with
+``registry/settle_ledger.py`` on a thread with its own event loop and engine
 (``registry/settle_worker.py``), so an append's transaction is not stretched by the
 requests the gateway's loop runs meanwhile.
 
 Upkeep (every ``beat_s``): the heartbeat; **recovery** of dead holders (silent for more
 than ``holder_ttl_s``, or gone from ``settle_holders``): their answered rows are settled,
-their pending rows voided; the community pool's daily top-up (UTC). At start, recovery
+their pending rows voided as ``lapsed`` (a holder taken for dead that was alive records its
+answer after all, :meth:`Settlement._revive`); the community pool's daily top-up (UTC). At start, recovery
 runs before the first request; a process restarted on the same ``$LLM_MESH_HOME``
 recovers its predecessor at once (``registry/settle_holders.py``: the home's
 ``settlement.lock``, held with ``flock`` while a process runs, and
@@ -43,7 +46,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +60,24 @@ from LLM_Mesh.registry.settle_db import (
     Reserve,
     Reserved,
     SettleDb,
+    SqliteSettleDb,
     Void,
     settle_db_for,
+    sqlite_time,
 )
 from LLM_Mesh.registry.settle_holders import HomeLock, beat, dead_holders, forget
 from LLM_Mesh.registry.settle_ledger import (
+    LAPSED,
+    VOID,
     answered_rows,
     balance,
+    revive,
     settle,
     top_up_pool,
     void_pending,
     with_operators,
 )
+from LLM_Mesh.registry.settle_sqlite import Refused, append_settled
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
 __all__ = ["Settlement", "operator_account", "user_account"]
@@ -196,13 +205,30 @@ class Settlement:
 
     async def answer(self, op: Answer) -> bool:
         """Record an answer's exact parts before it is released; ``False``: the row was not
-        pending any more (this holder was taken for dead and its rows voided), nothing paid."""
+        pending any more and could not be revived (see :meth:`_revive`), nothing paid."""
         now = self._now(op)
-        if now is not _LATER:
-            return bool(now)
-        fut = self._ask(op)
-        recorded: bool = await asyncio.shield(fut)
-        return recorded
+        recorded = now if now is not _LATER else await asyncio.shield(self._ask(op))
+        return bool(recorded) or await self._revive(op)
+
+    async def _revive(self, op: Answer) -> bool:
+        """The answer's row was not pending: if recovery voided it (``lapsed``: this holder
+        was taken for dead), record it after all when the payer still covers it
+        (``settle_ledger.revive``); else it is released unpaid (counted, logged)."""
+        try:
+            await self.beat()  # alive: its row again, before anyone else recovers it
+            revived = await revive(
+                await self._engine(), op, self.holder, datetime.now(timezone.utc)
+            )
+        except Exception:
+            log.exception("settlement: could not revive the answer of %s", op.key)
+            revived = False
+        if revived:
+            self._answered.append(op)
+            log.warning("settlement: %s lapsed (this holder was taken for dead); recorded", op.key)
+            return True
+        self.unpaid += 1
+        log.warning("settlement: %s was answered but no longer pending: unpaid", op.key)
+        return False
 
     def void(self, key: str, payer: str) -> None:
         """Nothing to pay for request ``key``: release its reservation (not awaited)."""
@@ -253,12 +279,8 @@ class Settlement:
 
     def _wrote(self, op: Op, result: Any) -> None:
         """After ``op`` was written: an answer recorded goes to the settler."""
-        if isinstance(op, Answer):
-            if result:
-                self._answered.append(op)
-            else:
-                self.unpaid += 1
-                log.warning("settlement: %s was answered but no longer pending", op.key)
+        if isinstance(op, Answer) and result:  # not recorded: answer() tries to revive it
+            self._answered.append(op)
 
     async def flush(self) -> None:
         """Write what is queued, then settle every answered request into the ledger."""
@@ -288,12 +310,37 @@ class Settlement:
         return done
 
     async def _settle(self, batch: list[Answer]) -> int:
-        """Append ``batch``'s entries on the ledger thread (else here)."""
+        """Append ``batch``'s entries: on SQLite in one transaction on the hot path's
+        connection, in its thread (``settle_sqlite.py``); else on the ledger thread (else
+        here)."""
+        db = self._db
+        if isinstance(db, SqliteSettleDb) and self._started:
+            done = await self._append_sqlite(db, batch)
+            if done or len(batch) == 1:
+                return done
+            # someone settled (or voided) some of them: one at a time, as settle() does
+            return sum([await self._append_sqlite(db, [a]) for a in batch])
         now = datetime.now(timezone.utc)
         worker = self._worker
         if worker is None or worker.ledger is None:
             return await settle(self.ledger, batch, now)
         return await worker.call(settle(worker.ledger, batch, now))
+
+    async def _append_sqlite(self, db: SqliteSettleDb, batch: list[Answer]) -> int:
+        """``batch`` settled into the ledger in one transaction, exactly once; how many."""
+        now = datetime.now(timezone.utc)
+        write = partial(
+            append_settled, answers=batch, now=sqlite_time(now),
+            now_us=int(self.wall_clock() * 1_000_000),
+        )  # fmt: skip
+        try:
+            size = await db.transact(write, inline=False)  # the loop runs on meanwhile
+        except Refused:
+            return 0
+        on_append = self.ledger.on_append
+        if on_append is not None:
+            on_append(size)
+        return len(batch)
 
     async def _with_operators(self, a: Answer) -> Answer:
         return await with_operators(await self._engine(), self.operators, a)
@@ -333,8 +380,9 @@ class Settlement:
             batch = [await self._with_operators(a) for a in answers[i : i + MAX_SETTLE]]
             settled += await settle(self.ledger, batch, now)
         voided = 0
-        for holder in holders:
-            voided += await void_pending(engine, holder, now)
+        for holder in holders:  # another's rows lapse (it may answer them yet); ours: void
+            state = VOID if holder == self.holder else LAPSED
+            voided += await void_pending(engine, holder, now, state)
         await forget(engine, holders)
         if settled or voided:
             log.warning(
@@ -391,10 +439,11 @@ class Settlement:
             await self.recover([before])
         await self.recover()
         await self.top_up_pool()
-        self._worker = LedgerThread(
-            engine_url, wall_clock=self.wall_clock, on_append=lambda: self.ledger.on_append
-        )
-        await self._worker.start()
+        if not isinstance(self.db, SqliteSettleDb):  # SQLite: settle_sqlite.py instead
+            self._worker = LedgerThread(
+                engine_url, wall_clock=self.wall_clock, on_append=lambda: self.ledger.on_append
+            )
+            await self._worker.start()
         self._started = True
         self._writer = asyncio.create_task(self._write_loop(), name="llm-mesh-settle-writer")
         self._tasks = [

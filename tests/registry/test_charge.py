@@ -19,7 +19,7 @@ import pytest
 from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
-from LLM_Mesh.core.pricing import estimate, request_cost
+from LLM_Mesh.core.pricing import estimate, estimate_prompt_tokens, request_cost
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, fund, running, sse_chunks
@@ -31,6 +31,7 @@ MODEL = "mistral-7b"
 PRICE = __import__("LLM_Mesh.core.catalog", fromlist=["get_spec"]).get_spec(MODEL).price
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 ESTIMATE = estimate(PRICE, 2, 5, 32_768)  # "hi": 2 characters
+PROMPT = estimate_prompt_tokens(2)  # 17: what a stream cut short is charged for "hi"
 COST = request_cost(PRICE, 10, 5)  # what the fake node's usage costs
 
 
@@ -159,7 +160,8 @@ async def test_a_stream_pays_before_its_final_chunk(tmp_path: Path) -> None:
 
 async def test_a_stream_cut_short_pays_only_what_was_delivered(tmp_path: Path) -> None:
     """The node dies after two tokens and nobody can continue a chat: the user pays for
-    the two tokens delivered (its prompt count never came), the node is paid for them."""
+    the two tokens delivered and the prompt the node processed (its count never came: the
+    estimate's count), the node is paid for them."""
     nodes = FakeNodes()
 
     def factory(node: FakeNode, model: str) -> httpx.Response:
@@ -173,10 +175,13 @@ async def test_a_stream_cut_short_pays_only_what_was_delivered(tmp_path: Path) -
         r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
         assert r.status_code == 200 and '"error"' in r.text
         await settlement(h).flush()
-        cost = request_cost(PRICE, 0, 2)
-        assert cost == 20
+        cost = request_cost(PRICE, PROMPT, 2)
+        assert cost == 105  # (17 x 5000 + 2 x 10000) / 1000: not 20, the tokens alone
         assert await settlement(h).balance(account) == (1000 - cost, 0)
-        assert await settlement(h).balance(operator_account("alice")) == (19, 0)
+        assert await settlement(h).balance(operator_account("alice")) == (100, 0)  # 5 % fee
+        receipts = [json.loads(e[6:]) for e in r.text.split("\n\n") if '"error"' in e]
+        (receipt,) = [e["mesh"]["receipt"] for e in receipts]
+        assert receipt["prompt_tokens"] == 0  # the receipt keeps what the node said
 
 
 async def test_a_stream_continued_on_another_node_pays_each_for_its_part(tmp_path: Path) -> None:
@@ -209,9 +214,42 @@ async def test_a_stream_continued_on_another_node_pays_each_for_its_part(tmp_pat
         assert await s.balance(POOL) == (budget - a_cost - b_cost, 0)
 
 
+async def test_a_continued_stream_cut_short_again_pays_the_prompt_once_and_each_its_part(
+    tmp_path: Path,
+) -> None:
+    """a dies after two tokens, b continues and dies after two more, nobody is left: no
+    node ever said the prompt's count, so it is charged at the estimate's count, once,
+    with a (the node that processed it first); b is paid its two tokens."""
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        sse = {"content-type": "text/event-stream"}
+        words = ["Once", " upon"] if node.node_id == "a" else [" a", " time"]
+        return httpx.Response(200, headers=sse, stream=Dies(
+            completion_chunks(node.node_id, model, words)[:2]))  # fmt: skip
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        await register(h, "a", "alice")
+        await register(h, "b", "bob")
+        s = settlement(h)
+        body = {"model": MODEL, "prompt": "Tell me:", "stream": True, "max_tokens": 10}
+        text = await _first_is(h, "a", "b", body, "/v1/completions")
+        assert '"error"' in text  # cut short: nobody finished it
+        await s.flush()
+        prompt = estimate_prompt_tokens(len("Tell me:"))
+        a_cost, b_cost = request_cost(PRICE, prompt, 2), request_cost(PRICE, 0, 2)
+        assert (prompt, a_cost, b_cost) == (19, 115, 20)
+        assert await s.balance(operator_account("alice")) == (a_cost - 5, 0)  # 5 % fee
+        assert await s.balance(operator_account("bob")) == (b_cost - 1, 0)
+        budget = h.settings.pool_daily_budget
+        assert await s.balance(POOL) == (budget - a_cost - b_cost, 0)
+
+
 async def test_a_client_that_leaves_mid_stream_pays_what_it_got(tmp_path: Path) -> None:
     """The client goes away after its first token; the node had sent two (the gateway took
-    both from it): two are paid, to the node that made them."""
+    both from it): two are paid, to the node that made them, with the prompt it processed
+    (at the estimate's count: the node never sent its usage)."""
     nodes = FakeNodes()
 
     class Stalls(httpx.AsyncByteStream):
@@ -255,9 +293,10 @@ async def test_a_client_that_leaves_mid_stream_pays_what_it_got(tmp_path: Path) 
         assert sent[0]["status"] == 200
         s = settlement(h)
         await s.flush()
-        cost = request_cost(PRICE, 0, 2)
+        cost = request_cost(PRICE, PROMPT, 2)
+        assert cost == 105
         assert await s.balance(account) == (1000 - cost, 0)
-        assert await s.balance(operator_account("alice")) == (cost - 1, 0)
+        assert await s.balance(operator_account("alice")) == (cost - 5, 0)
 
 
 async def test_a_replayed_answer_is_not_paid_twice(tmp_path: Path) -> None:

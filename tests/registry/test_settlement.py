@@ -188,11 +188,62 @@ async def test_a_crashed_holder_is_recovered_answered_settled_pending_voided(
         assert await alive.balance(USER) == (9_700, 0)
         assert await alive.balance(OP_A) == (285, 0)
         states = {k[0]: r["state"] for k, r in (await _rows(store)).items()}
-        assert states == {"answered": "settled", "pending": "void"}
+        assert states == {"answered": "settled", "pending": "lapsed"}
         report = await audit(StoreSource(alive.ledger, "x"))
         assert report.ok, report.findings
     finally:
         await alive.stop()
+
+
+async def test_a_holder_taken_for_dead_still_records_its_answer_once(store: SqlStore) -> None:
+    """A live gateway whose heartbeat stalled is taken for dead: another process voids its
+    pending row (``lapsed``, the estimate released). When it then answers, the answer is
+    recorded after all (the payer still covers it) and paid exactly once."""
+    await _grant(store, USER, 10_000)
+    slow, other = _settlement(store), _settlement(store)
+    await slow.start()
+    await other.start()
+    try:
+        assert (await slow.reserve("r1", USER, "m", 1000)).ok
+        await _silence(store, slow.holder)
+        assert await other.recover() == (0, 1)
+        assert (await _rows(store))[("r1", 0)]["state"] == "lapsed"
+        assert await other.balance(USER) == (10_000, 0)  # released
+        assert await slow.answer(_answer("r1", ("n1", OP_A, 300, 15), ("n2", OP_B, 100, 5)))
+        assert slow.unpaid == 0
+        assert await slow.balance(USER) == (10_000, 400)  # reserved again: the exact total
+        assert await other.recover() == (0, 0)  # alive again (its beat): not recovered
+        await slow.flush()
+        assert await slow.answer(_answer("r1", ("n1", OP_A, 300, 15))) is False  # once
+        await slow.flush()
+        assert await slow.balance(USER) == (9_600, 0)
+        assert await slow.balance(OP_A) == (285, 0) and await slow.balance(OP_B) == (95, 0)
+        assert [e[4] for e in await _entries(store) if e[0] == "settle"] == ["r1", "r1"]
+        assert (await audit(StoreSource(slow.ledger, "x"))).ok
+    finally:
+        await other.stop()
+        await slow.stop()
+
+
+async def test_a_lapsed_answer_the_payer_cannot_cover_any_more_is_unpaid(
+    store: SqlStore,
+) -> None:
+    await _grant(store, USER, 1000)
+    slow, other = _settlement(store), _settlement(store)
+    await slow.start()
+    await other.start()
+    try:
+        assert (await slow.reserve("r1", USER, "m", 1000)).ok
+        await _silence(store, slow.holder)
+        assert await other.recover() == (0, 1)
+        assert (await other.reserve("r2", USER, "m", 800)).ok  # the released funds, spent
+        assert await slow.answer(_answer("r1", ("n1", OP_A, 300, 15))) is False
+        assert slow.unpaid == 1
+        assert (await _rows(store))[("r1", 0)]["state"] == "lapsed"
+        assert await other.balance(USER) == (1000, 800)  # r2's reservation only
+    finally:
+        await other.stop()
+        await slow.stop()
 
 
 async def test_a_restart_on_the_same_home_recovers_its_predecessor_at_start(
@@ -209,7 +260,7 @@ async def test_a_restart_on_the_same_home_recovers_its_predecessor_at_start(
     await second.start()
     try:
         states = {k[0]: r["state"] for k, r in (await _rows(store)).items()}
-        assert states == {"r1": "void", "r2": "settled"}
+        assert states == {"r1": "lapsed", "r2": "settled"}
         assert await second.balance(USER) == (9_900, 0)
         # a third process on the same home while the second runs does not take its rows
         assert (await second.reserve("r3", USER, "m", 1000)).ok
@@ -356,8 +407,29 @@ async def test_a_batch_with_one_request_settled_elsewhere_settles_the_rest_once(
     s._answered.clear()  # settled by hand here, as another process would
     assert await settle(s.ledger, [a1], _now()) == 1
     assert await settle(s.ledger, [a1, a2], _now()) == 1  # refused as a batch, then one by one
+    assert await s._settle([a1, a2]) == 0  # the settler's own path (SQLite: settle_sqlite)
     assert await s.balance(USER) == (9_700, 0)
     assert [e[4] for e in await _entries(store) if e[0] == "settle"] == ["r1", "r2"]
+
+
+async def test_the_settlers_batch_refused_in_part_settles_the_rest_once(
+    s: Settlement, store: SqlStore
+) -> None:
+    """As above, through the settler's own append (on SQLite: ``settle_sqlite``)."""
+    await _grant(store, USER, 10_000)
+    for key in ("r1", "r2", "r3"):
+        assert (await s.reserve(key, USER, "m", 1000)).ok
+    answers = [_answer(k, ("n1", OP_A, 100 * (i + 1), 5)) for i, k in enumerate(("r1", "r2", "r3"))]
+    for a in answers:
+        assert await s.answer(a)
+    s._answered.clear()
+    assert await s._settle([answers[1]]) == 1
+    assert await s._settle(answers) == 2  # r2 refused the batch; r1 and r3 one at a time
+    assert await s._settle(answers) == 0  # nothing twice
+    assert await s.balance(USER) == (9_400, 0)
+    assert sorted(e[4] for e in await _entries(store) if e[0] == "settle") == ["r1", "r2", "r3"]
+    report = await audit(StoreSource(_ledger(store), "test.local/ledger"))
+    assert report.ok, report
 
 
 async def test_a_failed_settling_round_keeps_its_requests_for_the_next(
@@ -366,16 +438,21 @@ async def test_a_failed_settling_round_keeps_its_requests_for_the_next(
     await _grant(store, USER, 10_000)
     assert (await s.reserve("r1", USER, "m", 1000)).ok
     assert await s.answer(_answer("r1", ("n1", OP_A, 100, 5)))
-    assert s._worker is not None and s._worker.ledger is not None
-    ledger = s._worker.ledger  # the settler appends on its own thread's ledger
-    real = ledger.append
 
     async def down(*_a: Any, **_kw: Any) -> Any:
         raise RuntimeError("database gone")
 
-    ledger.append = down  # type: ignore[method-assign]
+    # the settler appends on SQLite on the hot path's connection (settle_sqlite.py), else
+    # on its own thread's ledger
+    if s._worker is None:
+        target: Any = s.db
+        name = "transact"
+    else:
+        target, name = s._worker.ledger, "append"
+    real = getattr(target, name)
+    setattr(target, name, down)
     with pytest.raises(RuntimeError):
         await s.settle_now()
-    ledger.append = real  # type: ignore[method-assign]
+    setattr(target, name, real)
     assert await s.settle_now() == 1
     assert await s.balance(USER) == (9_900, 0)
