@@ -398,8 +398,10 @@ def serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
+    from LLM_Mesh.gc_freeze import freeze_after_startup
+
     app = create_registry_app(settings)
     uvicorn.run(
-        app, host=host, port=port, log_level=log_level, access_log=False,
+        freeze_after_startup(app), host=host, port=port, log_level=log_level, access_log=False,
         ssl_certfile=tls_cert, ssl_keyfile=tls_key, **uvicorn_log_kwargs(settings.log_format),
     )  # fmt: skip
