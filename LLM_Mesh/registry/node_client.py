@@ -3,7 +3,10 @@
 :class:`NodeClient` is all the gateway asks of HTTP: ``post`` (body read),
 ``stream`` (body left open for :meth:`NodeResponse.aiter_lines`) and ``get``
 (health checks). :class:`AiohttpNodeClient` serves in production: on this hot
-path it costs about a quarter of ``httpx.AsyncClient``'s CPU per request.
+path it costs about a quarter of ``httpx.AsyncClient``'s CPU per request, and its
+one hot call, a non-streamed POST to a plain-HTTP node, goes on the leaner
+:class:`~LLM_Mesh.registry.http1.Http1Pool` (``fast_post``; streams, GET and https stay
+on aiohttp).
 :class:`HttpxNodeClient` wraps any ``httpx.AsyncClient``, so tests keep
 passing an ``httpx.MockTransport``. Both raise one exception tree, which
 :mod:`LLM_Mesh.registry.send` maps to router outcomes::
