@@ -20,7 +20,13 @@ What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
 * idle connections expire after ``keepalive_s`` (below the node's own keep-alive, so
   a connection the node is closing is not reused); a connection the node closed or
   answered with ``Connection: close`` is never reused; an answer is read whole before
-  its connection goes back to the pool, so one connection never carries two answers.
+  its connection goes back to the pool, so one connection never carries two answers;
+  bytes after the answer (a second answer to one request) are not read into it and the
+  connection is dropped;
+* bounds: an answer's headers at most :data:`MAX_HEADER_BYTES`, its body at most
+  :data:`MAX_BODY_BYTES` (``NodeProtocolError`` past either). An answer must say its
+  length (``Content-Length`` or chunked, as uvicorn always does); one that ends only
+  when the connection closes is a protocol error.
 
 A pooled connection that the node closed while it sat idle is dropped when it is taken
 (its ``connection_lost`` has run); the request then goes on a fresh connection. No
@@ -40,6 +46,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 __all__ = ["Http1ConnectError", "Http1Error", "Http1Pool", "Http1Response", "Http1Timeout"]
 
 MAX_HEADER_BYTES = 64 * 1024  # a node's answer head; more is a protocol error
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a node's whole answer; more is a protocol error
 MAX_IDLE_PER_ORIGIN = 256
 
 
@@ -75,8 +82,9 @@ class _Conn(asyncio.Protocol):
 
     __slots__ = (
         "_body",
+        "_body_bytes",
+        "_complete",
         "_done",
-        "_field",
         "_head_bytes",
         "_headers",
         "_keep",
@@ -94,8 +102,9 @@ class _Conn(asyncio.Protocol):
         self._done: asyncio.Future[None] | None = None
         self._headers: CIMultiDict[str] = CIMultiDict()
         self._body: list[bytes] = []
-        self._field = ""
         self._head_bytes = 0
+        self._body_bytes = 0
+        self._complete = False  # the answer has ended: anything after it is not read
         self._keep = False
 
     # asyncio.Protocol
@@ -126,7 +135,13 @@ class _Conn(asyncio.Protocol):
         return None  # close the transport: connection_lost follows
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._complete:  # a second answer to one request: never reuse this connection
+            self._keep = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._complete:
+            return
         self._head_bytes += len(name) + len(value)
         if self._head_bytes > MAX_HEADER_BYTES:
             self._fail("the answer's headers are too large", "LineTooLong")
@@ -134,11 +149,18 @@ class _Conn(asyncio.Protocol):
         self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
     def on_body(self, body: bytes) -> None:
+        if self._complete:
+            return
+        self._body_bytes += len(body)
+        if self._body_bytes > MAX_BODY_BYTES:
+            self._fail("the answer's body is too large", "PayloadTooLarge")
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         done = self._done
-        if done is not None and not done.done():
+        if done is not None and not done.done() and not self._complete:
+            self._complete = True
             # asked now: the parser forgets the message's keep-alive once it has ended
             self._keep = self._parser is not None and self._parser.should_keep_alive()
             done.set_result(None)
@@ -168,6 +190,8 @@ class _Conn(asyncio.Protocol):
         self._headers = CIMultiDict()
         self._body = []
         self._head_bytes = 0
+        self._body_bytes = 0
+        self._complete = False
         self._keep = False
         self._parser = parser = httptools.HttpResponseParser(self)
         transport = self.transport

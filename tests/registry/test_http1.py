@@ -244,3 +244,37 @@ def test_origin_parsing() -> None:
     for bad in ("http://user@h/", "http://h/a b", "ftp://h/"):
         with pytest.raises(ValueError):
             p._origin(bad)
+
+
+async def test_a_second_answer_to_one_request_is_ignored_and_the_connection_dropped() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            _, body = await _read_request(r)
+            w.write(ok(body) + ok(b"forged", b"X-Evil: 1\r\n"))  # one write, two answers
+            await w.drain()
+
+    async with serve(h) as (url, conns), pool() as p:
+        for i in range(2):
+            resp = await p.post(url + "/", b"%d" % i, H, timeout_s=5, connect_s=5)
+            assert resp.content == b"%d" % i and "x-evil" not in resp.headers
+    assert p.connects == 2 and len(conns) == 2  # never reused
+
+
+async def test_a_body_over_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import LLM_Mesh.registry.http1 as http1
+
+    monkeypatch.setattr(http1, "MAX_BODY_BYTES", 1000)
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            _, body = await _read_request(r)
+            w.write(ok(body))
+            await w.drain()
+
+    async with serve(h) as (url, _), pool() as p:
+        assert (
+            len((await p.post(url + "/", b"a" * 1000, H, timeout_s=5, connect_s=5)).content) == 1000
+        )
+        with pytest.raises(Http1Error) as err:
+            await p.post(url + "/", b"a" * 1001, H, timeout_s=5, connect_s=5)
+    assert err.value.kind == "PayloadTooLarge"
