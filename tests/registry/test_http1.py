@@ -191,8 +191,13 @@ async def test_no_answer_in_time_is_a_timeout_and_the_connection_is_dropped() ->
 
 @pytest.mark.parametrize(
     "answer",
-    [b"", b"NOT HTTP\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"],
-    ids=["closed-before-answer", "garbage", "cut-short"],
+    [
+        b"",
+        b"NOT HTTP\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\n\r\nabc",  # a length only the close would tell
+    ],
+    ids=["closed-before-answer", "garbage", "cut-short", "no-length"],
 )
 async def test_broken_answers_are_protocol_errors(answer: bytes) -> None:
     async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
