@@ -59,8 +59,10 @@ class NodeManager:
         """Serve until stopped (signal or :meth:`stop`); deregisters on the way out."""
         import uvicorn
 
+        from LLM_Mesh.gc_freeze import freeze_after_startup
+
         config = uvicorn.Config(
-            self.create_app(),
+            freeze_after_startup(self.create_app()),
             host=self.config.host,
             port=self.config.port,
             lifespan="on",

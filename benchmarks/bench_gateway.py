@@ -14,6 +14,9 @@ same body) on 127.0.0.1:
            signed by the gateway and verified by the node (authentication on)
   litellm  LiteLLM's proxy (``litellm --num_workers 1``) in front of the unregistered
            node (a proxy without our signature could not reach the registered one)
+  ours-s0  (with ``--settlement both``) a second mesh from this tree with settlement off
+           (``LLM_MESH_SETTLEMENT=0``: no reservation before forwarding, no payment write
+           before the answer), so settlement's share of "ours" shows in the same run
   null     a canned-answer asyncio HTTP server: the load generator's own ceiling
   before   (with ``--baseline-tree DIR``) a second mesh, registry and registered node
            both run from another checkout (e.g. ``git archive COMMIT | tar -x -C DIR``):
@@ -95,7 +98,7 @@ MASTER_KEY = "sk-llm-mesh-bench-3f9c1e7a5b2d4086"
 HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 # the gateway limits anonymous clients: "ours" gets a client API key of its own (main)
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
-TARGET_ORDER = ("direct", "ours", "d-before", "before", "litellm", "null")
+TARGET_ORDER = ("direct", "ours", "ours-s0", "d-before", "before", "litellm", "null")
 BASE_OF = {"before": "d-before"}  # whose added figures are over which direct node
 AUTH_LINE = (
     "authentication: no gateway path without it exists (no switch in the package), so its "
@@ -441,6 +444,18 @@ def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) 
         out["concurrent_rps_before_over_direct"] = conc["before"]["rps"] / cb["rps"]
         out["before_added_server_cpu_us"] = b["server_cpu_us_per_req"] - db["server_cpu_us_per_req"]
         out["concurrent_rps_ours_over_before"] = conc["ours"]["rps"] / conc["before"]["rps"]
+    if "ours-s0" in seq:  # this tree with settlement off, over the same direct node
+        z = seq["ours-s0"]
+        out["settlement_off_added_p50_ms"] = z["p50_ms"] - d["p50_ms"]
+        out["settlement_off_added_p50_over_direct_p50"] = (z["p50_ms"] - d["p50_ms"]) / d[
+            "p50_ms"
+        ]
+        out["concurrent_rps_settlement_off_over_direct"] = (
+            conc["ours-s0"]["rps"] / conc["direct"]["rps"]
+        )
+        out["settlement_off_added_server_cpu_us"] = (
+            z["server_cpu_us_per_req"] - d["server_cpu_us_per_req"]
+        )
     return out
 
 
@@ -489,6 +504,16 @@ def verdicts(
             f"{conc['before']['rps']:.0f} req/s = {conc['before']['rps'] / cb['rps']:.2f}x its "
             f"direct (ours {xr:.2f}x); ours / before req/s = {xb:.2f}x"
         )
+    if "ours-s0" in seq:
+        z50 = r["settlement_off_added_p50_ms"]
+        out.append(
+            f"settlement off (ours-s0, same tree): added p50 {z50:.2f} ms = "
+            f"{r['settlement_off_added_p50_over_direct_p50']:.2f}x direct (ours, on: "
+            f"{x50:.2f}x); at {concurrency} concurrent "
+            f"{r['concurrent_rps_settlement_off_over_direct']:.2f}x direct (ours {xr:.2f}x); "
+            f"server CPU added {r['settlement_off_added_server_cpu_us']:.0f} µs (ours "
+            f"{oc - dc:.0f} µs)"
+        )
     if "litellm" in seq:
         l50 = seq["litellm"]["p50_ms"] - d["p50_ms"]
         l99 = seq["litellm"]["p99_ms"] - d["p99_ms"]
@@ -527,6 +552,13 @@ def main() -> None:
     ap.add_argument("--no-litellm", action="store_true", help="skip LiteLLM")
     ap.add_argument("--litellm-start-timeout", type=float, default=180.0)
     ap.add_argument(
+        "--settlement",
+        choices=("on", "off", "both"),
+        default="on",
+        help="LLM_MESH_SETTLEMENT for every mesh (on/off); both: ours and before on, plus "
+        "target ours-s0 (this tree, settlement off)",
+    )
+    ap.add_argument(
         "--baseline-tree",
         default=None,
         help="another checkout: its registry + registered node run as target 'before'",
@@ -536,6 +568,11 @@ def main() -> None:
     print(machine_line())
     print(BASELINE_LINE)
     print(AUTH_LINE)
+    if args.settlement == "off":
+        os.environ["LLM_MESH_SETTLEMENT"] = "0"
+    elif "LLM_MESH_SETTLEMENT" in os.environ:
+        del os.environ["LLM_MESH_SETTLEMENT"]  # the default: on
+    print(f"settlement: {args.settlement}")
     node_args = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
                  "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
     with (
@@ -557,6 +594,16 @@ def main() -> None:
             targets["before"] = before.registry_url
             meshes.append(before)
             print(f"before: registry + node from {args.baseline_tree}")
+        if args.settlement == "both":
+            os.environ["LLM_MESH_SETTLEMENT"] = "0"
+            try:
+                off = stack.enter_context(
+                    local_mesh(model=MODEL, engine="sim", node_args=node_args)
+                )
+            finally:
+                del os.environ["LLM_MESH_SETTLEMENT"]
+            targets["ours-s0"] = off.registry_url
+            meshes.append(off)
         for m in meshes:
             SERVER_PIDS[m.registry_url] = [c.proc.pid for c in m._children]
             key = make_api_key(m.settings.home)

@@ -209,6 +209,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     import uvicorn
 
     from LLM_Mesh.config import Settings
+    from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.registry.app import create_registry_app
 
     url = await _fresh_db()
@@ -223,10 +224,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         admin_key="lma_bench", anonymous_rpm=None,
     )  # fmt: skip
     app = create_registry_app(settings, announce=lambda _k: None)
-    app.state.freeze_gc = True  # as ``registry serve`` does (app.freeze_gc)
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", access_log=False
+    config = uvicorn.Config(  # frozen after start-up, as ``registry serve`` does (gc_freeze)
+        freeze_after_startup(app), host="127.0.0.1", port=port, log_level="warning", loop="uvloop", access_log=False
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

@@ -22,7 +22,6 @@ rate-limit buckets (``redis_limits.py``).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 import time
@@ -315,8 +314,6 @@ def create_registry_app(
                 runtime.rewards.start()
             quality_watcher.start()
             canary.start()
-            if getattr(app.state, "freeze_gc", False):
-                freeze_gc()
             try:
                 yield
             finally:
@@ -379,16 +376,6 @@ def create_registry_app(
     return app
 
 
-def freeze_gc() -> None:
-    """Move everything alive after start-up (the node table, the router, the app, the
-    libraries) out of the garbage collector's reach: its full collections then walk only
-    what came after, not the 10,000 nodes' objects each time (pauses a routing pick would
-    wait behind; docs/benchmarks.md). The serving process does it (``serve``; the app's
-    ``state.freeze_gc``), not tests that make many apps in one process."""
-    gc.collect()
-    gc.freeze()
-
-
 async def _first_beat(beat: ReplicaBeat) -> None:
     """Beat once before serving (other replicas see this one at once); a store that fails
     now is retried by the beat's loop."""
@@ -415,9 +402,10 @@ def serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
+    from LLM_Mesh.gc_freeze import freeze_after_startup
+
     app = create_registry_app(settings)
-    app.state.freeze_gc = True  # a long-lived server: see freeze_gc
     uvicorn.run(
-        app, host=host, port=port, log_level=log_level, access_log=False,
+        freeze_after_startup(app), host=host, port=port, log_level=log_level, access_log=False,
         ssl_certfile=tls_cert, ssl_keyfile=tls_key, **uvicorn_log_kwargs(settings.log_format),
     )  # fmt: skip

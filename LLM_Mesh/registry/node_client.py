@@ -3,7 +3,10 @@
 :class:`NodeClient` is all the gateway asks of HTTP: ``post`` (body read),
 ``stream`` (body left open for :meth:`NodeResponse.aiter_lines`) and ``get``
 (health checks). :class:`AiohttpNodeClient` serves in production: on this hot
-path it costs about a quarter of ``httpx.AsyncClient``'s CPU per request.
+path it costs about a quarter of ``httpx.AsyncClient``'s CPU per request, and its
+one hot call, a non-streamed POST to a plain-HTTP node, goes on the leaner
+:class:`~LLM_Mesh.registry.http1.Http1Pool` (``fast_post``; streams, GET and https stay
+on aiohttp).
 :class:`HttpxNodeClient` wraps any ``httpx.AsyncClient``, so tests keep
 passing an ``httpx.MockTransport``. Both raise one exception tree, which
 :mod:`LLM_Mesh.registry.send` maps to router outcomes::
@@ -52,6 +55,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
+from LLM_Mesh.registry.http1 import Http1ConnectError, Http1Error, Http1Pool, Http1Timeout
 from LLM_Mesh.tls import trust_certificate_context
 
 __all__ = [
@@ -427,6 +431,33 @@ class _AiohttpResponse(NodeResponse):
             self._resp.close()
 
 
+class _Http1Response(NodeResponse):
+    """A plain-HTTP POST's answer from :class:`~LLM_Mesh.registry.http1.Http1Pool`: read whole."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.content = content
+
+    async def aread(self) -> bytes:
+        return self.content
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        for line in self.content.split(b"\n"):
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _from_http1(exc: Http1Error) -> NodeTransportError:
+    if isinstance(exc, Http1ConnectError):
+        return NodeConnectError(str(exc), exc.kind)
+    if isinstance(exc, Http1Timeout):
+        return NodeTimeout(str(exc), exc.kind)
+    return NodeProtocolError(str(exc), exc.kind)
+
+
 class _PinnedResolver(AbstractResolver):
     """aiohttp's resolver for node hosts: the pinned addresses, never DNS."""
 
@@ -469,7 +500,13 @@ class AiohttpNodeClient(NodeClient):
     admitted node URLs only, at their pinned addresses.
     """
 
-    def __init__(self, *, max_connections: int = 1000, pins: AddressPins | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 1000,
+        pins: AddressPins | None = None,
+        fast_post: bool = True,
+    ) -> None:
         self._pins = pins
         resolver: AbstractResolver | None = None if pins is None else _PinnedResolver(pins)
         self.session = aiohttp.ClientSession(
@@ -489,6 +526,16 @@ class AiohttpNodeClient(NodeClient):
         )
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
         self._fingerprints: dict[str, aiohttp.Fingerprint] = {}
+        # the hot call (a plain-HTTP POST read whole) on a leaner client: registry/http1.py
+        self.http1: Http1Pool | None = (
+            Http1Pool(
+                user_agent=USER_AGENT,
+                keepalive_s=KEEPALIVE_S,
+                resolve=None if pins is None else pins.addresses,
+            )
+            if fast_post
+            else None
+        )
 
     def _ssl(self, url: str) -> aiohttp.Fingerprint | bool:
         """``ssl=`` for a request: the node's pinned certificate, else normal verification."""
@@ -535,6 +582,17 @@ class AiohttpNodeClient(NodeClient):
         timeout_s: float,
         connect_s: float,
     ) -> NodeResponse:
+        pool = self.http1
+        if pool is not None and url.startswith("http://"):
+            if self._pins is not None and not self._pins.admitted(url):
+                await _admit(self._pins, url)
+            try:
+                r = await pool.post(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
+            except Http1Error as exc:
+                raise _from_http1(exc) from exc
+            except ValueError as exc:  # a URL or header it cannot send: nothing was sent
+                raise NodeProtocolError(str(exc), "InvalidURL") from exc
+            return _Http1Response(r.status, r.headers, r.content)
         resp = await self.stream(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
         await resp.aread()
         return resp
@@ -560,6 +618,8 @@ class AiohttpNodeClient(NodeClient):
         return resp
 
     async def aclose(self) -> None:
+        if self.http1 is not None:
+            await self.http1.aclose()
         await self.session.close()
 
     @property

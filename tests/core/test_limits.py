@@ -109,6 +109,28 @@ def test_depth_boundary() -> None:
     assert nesting_violation(lim).limit == "max_json_depth"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        '{"a": [[[[1]]]]}',
+        '{"s": "[[[[[[[[", "a": [[]]}',
+        '{"s": "\u225b[[[", "a": [[{"b": []}]]}',
+        "[" * 6 + "]" * 6,
+        '[{"a": {"b": [{}]}}, [[]]]',
+        "[[" + "{}," * 10 + "[]]]",
+    ],
+)
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_the_bracket_count_shortcut_agrees_with_the_walk(text: str, encoding: str) -> None:
+    """A body with few brackets skips the walk; the verdict is the walk's either way."""
+    raw = text.encode(encoding)
+    for limit in range(1, 9):
+        lim = RequestLimits(max_json_depth=limit)
+        v = check_depth(raw, lim)
+        assert (v is None) == (json_depth(raw) <= limit), (text, encoding, limit)
+
+
 def chat(messages: int = 1, content: str = "hi", **extra: Any) -> dict[str, Any]:
     return {
         "model": "m",

@@ -60,16 +60,20 @@ def _closed_port() -> int:
 
 @asynccontextmanager
 async def make(kind: str) -> AsyncIterator[NodeClient]:
-    client: NodeClient = (
-        AiohttpNodeClient() if kind == "aiohttp" else HttpxNodeClient(httpx.AsyncClient())
-    )
+    client: NodeClient
+    if kind == "aiohttp":  # its plain-HTTP POST on registry/http1.py
+        client = AiohttpNodeClient()
+    elif kind == "aiohttp-only":  # every call on aiohttp
+        client = AiohttpNodeClient(fast_post=False)
+    else:
+        client = HttpxNodeClient(httpx.AsyncClient())
     try:
         yield client
     finally:
         await client.aclose()
 
 
-KINDS = pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+KINDS = pytest.mark.parametrize("kind", ["aiohttp", "aiohttp-only", "httpx"])
 
 
 @KINDS

@@ -1,0 +1,368 @@
+"""A minimal keep-alive HTTP/1.1 client for the gateway's one hot call: a plain-HTTP POST.
+
+The gateway forwards every non-streamed request to a node with one ``POST`` whose answer
+it reads whole. :class:`AiohttpNodeClient` hands exactly that call (``http://`` only) to
+:class:`Http1Pool`: an ``asyncio.Protocol`` per connection, the ``httptools`` response
+parser (the C parser uvicorn serves with), one ``transport.write`` per request and
+idle connections kept per origin. On this path it costs a fraction of
+``aiohttp.ClientSession.request``'s CPU per request (measured: ``docs/benchmarks.md``).
+Streams, ``GET`` and ``https`` stay on aiohttp.
+
+What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
+
+* the same exception tree: refused / unreachable / connect timeout →
+  ``NodeConnectError`` (nothing sent); no complete answer within ``timeout_s`` →
+  ``NodeTimeout``; the connection broke or the answer is not valid HTTP →
+  ``NodeProtocolError``;
+* no SSRF: with ``pins`` it connects only to a host's pinned addresses (the caller has
+  checked that the URL was admitted), never resolves a name itself, never follows a
+  redirect (a 3xx is an answer like any other);
+* idle connections expire after ``keepalive_s`` (below the node's own keep-alive, so
+  a connection the node is closing is not reused); a connection the node closed or
+  answered with ``Connection: close`` is never reused; an answer is read whole before
+  its connection goes back to the pool, so one connection never carries two answers;
+  bytes after the answer (a second answer to one request) are not read into it and the
+  connection is dropped;
+* bounds: an answer's headers at most :data:`MAX_HEADER_BYTES`, its body at most
+  :data:`MAX_BODY_BYTES` (``NodeProtocolError`` past either). An answer must say its
+  length (``Content-Length`` or chunked, as uvicorn always does); one that ends only
+  when the connection closes is a protocol error.
+
+A pooled connection that the node closed while it sat idle is dropped when it is taken
+(its ``connection_lost`` has run); the request then goes on a fresh connection. No
+request is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+__all__ = ["Http1ConnectError", "Http1Error", "Http1Pool", "Http1Response", "Http1Timeout"]
+
+MAX_HEADER_BYTES = 64 * 1024  # a node's answer head; more is a protocol error
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a node's whole answer; more is a protocol error
+MAX_IDLE_PER_ORIGIN = 256
+
+
+class Http1Error(Exception):
+    """The connection broke, or the answer is not valid HTTP/1.1 (``kind`` names it)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Http1ConnectError(Http1Error):
+    """No connection (refused, unreachable, connect timeout): nothing was sent."""
+
+
+class Http1Timeout(Http1Error):
+    """No complete answer within the read timeout."""
+
+
+class Http1Response:
+    """A whole answer: status, headers (case-insensitive), body."""
+
+    __slots__ = ("content", "headers", "status")
+
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], content: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.content = content
+
+
+class _Conn(asyncio.Protocol):
+    """One connection; at most one request in flight."""
+
+    __slots__ = (
+        "_body",
+        "_body_bytes",
+        "_complete",
+        "_done",
+        "_head_bytes",
+        "_headers",
+        "_keep",
+        "_parser",
+        "closed",
+        "idle_since",
+        "transport",
+    )
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser: Any = None
+        self._done: asyncio.Future[None] | None = None
+        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._body: list[bytes] = []
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._complete = False  # the answer has ended: anything after it is not read
+        self._keep = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a TCP connection's
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        done = self._done
+        if done is not None and not done.done():
+            done.set_exception(
+                Http1Error(f"the node closed the connection ({exc!r})", "ServerDisconnected")
+            )
+
+    def data_received(self, data: bytes) -> None:
+        parser, done = self._parser, self._done
+        if parser is None or done is None or done.done():
+            self.abort()  # bytes nobody asked for: this connection is not reusable
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail("the node asked to upgrade the connection", "ProtocolUpgrade")
+        except httptools.HttpParserError as exc:
+            self._fail(f"not a valid HTTP answer: {exc}", "BadHttpMessage")
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: connection_lost follows
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._complete:  # a second answer to one request: never reuse this connection
+            self._keep = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._complete:
+            return
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEADER_BYTES:
+            self._fail("the answer's headers are too large", "LineTooLong")
+            return
+        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_body(self, body: bytes) -> None:
+        if self._complete:
+            return
+        self._body_bytes += len(body)
+        if self._body_bytes > MAX_BODY_BYTES:
+            self._fail("the answer's body is too large", "PayloadTooLarge")
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        done = self._done
+        if done is not None and not done.done() and not self._complete:
+            self._complete = True
+            # asked now: the parser forgets the message's keep-alive once it has ended
+            self._keep = self._parser is not None and self._parser.should_keep_alive()
+            done.set_result(None)
+
+    # ours
+    def _fail(self, message: str, kind: str) -> None:
+        done = self._done
+        if done is not None and not done.done():
+            done.set_exception(Http1Error(message, kind))
+        self.abort()
+
+    @staticmethod
+    def _timed_out(done: asyncio.Future[None], timeout_s: float) -> None:
+        if not done.done():
+            done.set_exception(
+                Http1Timeout(f"no answer within {timeout_s:.3f} s", "ServerTimeoutError")
+            )
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def exchange(self, request: bytes, timeout_s: float) -> Http1Response:
+        loop = asyncio.get_running_loop()
+        self._done = done = loop.create_future()
+        self._headers = CIMultiDict()
+        self._body = []
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._complete = False
+        self._keep = False
+        self._parser = parser = httptools.HttpResponseParser(self)
+        transport = self.transport
+        if transport is None or self.closed or transport.is_closing():
+            raise Http1Error("the connection is closed", "ServerDisconnected")
+        transport.write(request)
+        # one timer, not a cancel scope: fails the future (works on Python 3.10 too)
+        timer = loop.call_later(timeout_s, self._timed_out, done, timeout_s)
+        try:
+            await done
+        except BaseException:
+            self.abort()  # timed out, cancelled or broken mid-answer: never reused
+            raise
+        finally:
+            timer.cancel()
+            self._done = None
+            self._parser = None
+        if not self._keep:
+            self.abort()
+        body = self._body
+        content = body[0] if len(body) == 1 else b"".join(body)
+        return Http1Response(parser.get_status_code(), CIMultiDictProxy(self._headers), content)
+
+
+class Http1Pool:
+    """Keep-alive connections per origin (``(host, port)``) for plain-HTTP POSTs.
+
+    ``resolve(host)`` gives the addresses to connect to (the pins; ``None``: the host
+    has no pinned address, refused); without it the host is connected to as given.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        keepalive_s: float,
+        resolve: Callable[[str], tuple[str, ...] | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ua = user_agent.encode("latin-1")
+        self.keepalive_s = keepalive_s
+        self._resolve = resolve
+        self._clock = clock
+        self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._origins: dict[str, tuple[str, int, bytes, bytes]] = {}
+        self._open: set[_Conn] = set()
+        self.closed = False
+        self.connects = 0  # connections opened (tests: reuse)
+
+    def _origin(self, url: str) -> tuple[str, int, bytes, bytes]:
+        """``url`` (``http://host[:port]/path``) as (host, port, Host header, path)."""
+        hit = self._origins.get(url)
+        if hit is not None:
+            return hit
+        if not url.startswith("http://"):
+            raise ValueError(f"not a plain-HTTP URL: {url!r}")
+        rest = url[7:]
+        slash = rest.find("/")
+        netloc, path = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+        if not netloc or "@" in netloc or any(c in path for c in " \r\n"):
+            raise ValueError(f"not a plain-HTTP URL: {url!r}")
+        host, port = netloc, 80
+        if netloc.startswith("["):  # [v6]:port
+            end = netloc.find("]")
+            host, tail = netloc[1:end], netloc[end + 1 :]
+            if tail.startswith(":"):
+                port = int(tail[1:])
+        elif ":" in netloc:
+            host, _, p = netloc.rpartition(":")
+            port = int(p)
+        hit = (host.lower(), port, netloc.encode("ascii"), path.encode("ascii"))
+        if len(self._origins) >= 4096:
+            self._origins.clear()
+        self._origins[url] = hit
+        return hit
+
+    async def _connect(self, host: str, port: int, connect_s: float) -> _Conn:
+        if self._resolve is None:
+            addrs: tuple[str, ...] = (host,)
+        else:
+            pinned = self._resolve(host)
+            if pinned is None:
+                raise Http1ConnectError(
+                    f"{host} has no pinned address (not an admitted node)", "AddressRefused"
+                )
+            addrs = pinned
+        loop = asyncio.get_running_loop()
+        last: Exception | None = None
+        for addr in addrs:
+            try:
+                _, conn = await asyncio.wait_for(
+                    loop.create_connection(_Conn, addr, port), connect_s
+                )
+            except asyncio.TimeoutError:
+                last = Http1ConnectError(
+                    f"connecting to {host}:{port} timed out", "ConnectionTimeoutError"
+                )
+                continue
+            except OSError as exc:
+                last = Http1ConnectError(
+                    f"cannot connect to {host}:{port}: {exc}", "ClientConnectorError"
+                )
+                continue
+            self.connects += 1
+            self._open.add(conn)
+            return conn
+        raise last or Http1ConnectError(f"{host}: no address", "ClientConnectorError")
+
+    def _take(self, key: tuple[str, int]) -> _Conn | None:
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        now = self._clock()
+        while idle:
+            conn = idle.pop()  # the most recently used: the least likely to be closing
+            if not conn.closed and now - conn.idle_since < self.keepalive_s:
+                return conn
+            conn.abort()
+            self._open.discard(conn)
+        return None
+
+    def _give_back(self, key: tuple[str, int], conn: _Conn) -> None:
+        if conn.closed or self.closed:
+            self._open.discard(conn)
+            return
+        idle = self._idle.setdefault(key, [])
+        if len(idle) >= MAX_IDLE_PER_ORIGIN:
+            conn.abort()
+            self._open.discard(conn)
+            return
+        conn.idle_since = self._clock()
+        idle.append(conn)
+
+    async def post(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_s: float,
+    ) -> Http1Response:
+        """POST ``content`` and read the whole answer (see the module docstring)."""
+        if self.closed:
+            raise Http1ConnectError("the client is closed", "ClientClosed")
+        host, port, host_header, path = self._origin(url)
+        key = (host, port)
+        head = [
+            b"POST ", path, b" HTTP/1.1\r\nHost: ", host_header, b"\r\nUser-Agent: ", self._ua,
+            b"\r\nContent-Length: ", str(len(content)).encode("ascii"), b"\r\n",
+        ]  # fmt: skip
+        for name, value in headers.items():
+            if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+                raise ValueError("a header with a line break")
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        head += (b"\r\n", content)
+        request = b"".join(head)
+        conn = self._take(key)
+        if conn is None:
+            conn = await self._connect(host, port, connect_s)
+        try:
+            resp = await conn.exchange(request, timeout_s)
+        except BaseException:
+            self._open.discard(conn)
+            raise
+        self._give_back(key, conn)
+        return resp
+
+    async def aclose(self) -> None:
+        self.closed = True
+        for conn in list(self._open):
+            conn.abort()
+        self._open.clear()
+        self._idle.clear()

@@ -1,0 +1,285 @@
+"""The gateway's minimal HTTP/1.1 client (registry/http1.py) against real loopback servers:
+keep-alive reuse and when a connection must not be reused, bodies, pins, and each failure
+as the exception the NodeClient tree maps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from LLM_Mesh.registry.http1 import Http1ConnectError, Http1Error, Http1Pool, Http1Timeout
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+H = {"Content-Type": "application/json"}
+
+
+async def _read_request(r: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await r.readuntil(b"\r\n\r\n")
+    n = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":")[1])
+    return head, (await r.readexactly(n) if n else b"")
+
+
+@asynccontextmanager
+async def serve(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
+    conns: list[int] = []
+
+    async def wrapped(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        conns.append(1)
+        try:
+            await handler(r, w)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            w.close()
+
+    server = await asyncio.start_server(wrapped, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", conns
+    finally:
+        server.close()
+
+
+def ok(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+async def echo_forever(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    while True:
+        _, body = await _read_request(r)
+        w.write(ok(body))
+        await w.drain()
+
+
+@asynccontextmanager
+async def pool(**kw: object) -> AsyncIterator[Http1Pool]:
+    p = Http1Pool(user_agent="t", keepalive_s=kw.pop("keepalive_s", 4.0), **kw)  # type: ignore[arg-type]
+    try:
+        yield p
+    finally:
+        await p.aclose()
+
+
+async def test_keep_alive_reuses_one_connection_and_sends_what_it_was_given() -> None:
+    heads: list[bytes] = []
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            head, body = await _read_request(r)
+            heads.append(head)
+            w.write(ok(body, b"Retry-After: 7\r\n"))
+            await w.drain()
+
+    async with serve(h) as (url, conns), pool() as p:
+        for i in range(3):
+            resp = await p.post(url + "/v1/x?q=1", b'{"i":%d}' % i, {**H, "X-Request-Id": "r"},
+                                timeout_s=5, connect_s=5)  # fmt: skip
+            assert (resp.status, resp.content) == (200, b'{"i":%d}' % i)
+            assert resp.headers.get("retry-after") == "7"  # case-insensitive
+    assert len(conns) == 1 and p.connects == 1
+    assert heads[0].startswith(b"POST /v1/x?q=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nX-Request-Id: r\r\n" in heads[0] and b"\r\nContent-Length: 7\r\n" in heads[0]
+
+
+async def test_connection_close_is_not_reused() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(ok(b"{}", b"Connection: close\r\n"))
+        await w.drain()
+        await asyncio.sleep(0.2)  # the client must not wait for the close
+
+    async with serve(h) as (url, conns), pool() as p:
+        for _ in range(2):
+            assert (await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)).status == 200
+    assert p.connects == 2 and len(conns) == 2
+
+
+async def test_a_connection_the_node_closed_while_idle_is_not_used() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        _, body = await _read_request(r)
+        w.write(ok(body))
+        await w.drain()  # then close (keep-alive said, but the node went away)
+
+    async with serve(h) as (url, _), pool() as p:
+        assert (await p.post(url + "/", b"1", H, timeout_s=5, connect_s=5)).content == b"1"
+        await asyncio.sleep(0.05)  # the close reaches the client
+        assert (await p.post(url + "/", b"2", H, timeout_s=5, connect_s=5)).content == b"2"
+    assert p.connects == 2
+
+
+async def test_idle_connections_expire() -> None:
+    now = [0.0]
+    async with serve(echo_forever) as (url, _), pool(keepalive_s=4.0, clock=lambda: now[0]) as p:
+        await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+        now[0] = 3.9
+        await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+        assert p.connects == 1
+        now[0] = 8.0  # idle 4.1 s: the node (keep-alive 5 s) may be closing it
+        await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+        assert p.connects == 2
+
+
+async def test_chunked_body() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await w.drain()
+        await asyncio.sleep(0.01)
+        w.write(b"2\r\nde\r\n0\r\n\r\n")
+        await w.drain()
+        await asyncio.sleep(1)
+
+    async with serve(h) as (url, _), pool() as p:
+        resp = await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+    assert resp.content == b"abcde"
+
+
+async def test_a_redirect_is_an_answer_not_followed() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://169.254.169.254/\r\n"
+                b"Content-Length: 0\r\n\r\n")  # fmt: skip
+        await w.drain()
+        await asyncio.sleep(1)
+
+    async with serve(h) as (url, conns), pool() as p:
+        resp = await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+    assert resp.status == 307 and len(conns) == 1
+
+
+async def test_pins_connect_to_the_pinned_address_only() -> None:
+    async with serve(echo_forever) as (url, conns):
+        port = url.rsplit(":", 1)[1]
+        pins = {"node.example": ("127.0.0.1",)}
+        async with pool(resolve=pins.get) as p:
+            resp = await p.post(f"http://node.example:{port}/v1/x", b"x", H,
+                                timeout_s=5, connect_s=5)  # fmt: skip
+            assert resp.content == b"x" and len(conns) == 1
+            with pytest.raises(Http1ConnectError) as err:
+                await p.post(f"http://other.example:{port}/", b"", H, timeout_s=5, connect_s=5)
+            assert err.value.kind == "AddressRefused" and len(conns) == 1
+
+
+async def test_connect_refused() -> None:
+    server = await asyncio.start_server(echo_forever, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    async with pool() as p:
+        with pytest.raises(Http1ConnectError):
+            await p.post(f"http://127.0.0.1:{port}/", b"", H, timeout_s=5, connect_s=5)
+
+
+async def test_no_answer_in_time_is_a_timeout_and_the_connection_is_dropped() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")  # then stalls
+        await w.drain()
+        await asyncio.sleep(5)
+
+    async with serve(h) as (url, _), pool() as p:
+        with pytest.raises(Http1Timeout):
+            await p.post(url + "/", b"", H, timeout_s=0.2, connect_s=5)
+        assert not any(p._idle.values())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"",
+        b"NOT HTTP\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\n\r\nabc",  # a length only the close would tell
+    ],
+    ids=["closed-before-answer", "garbage", "cut-short", "no-length"],
+)
+async def test_broken_answers_are_protocol_errors(answer: bytes) -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(answer)
+        await w.drain()  # then close
+
+    async with serve(h) as (url, _), pool() as p:
+        with pytest.raises(Http1Error) as err:
+            await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+    assert not isinstance(err.value, (Http1Timeout, Http1ConnectError))
+
+
+async def test_huge_headers_are_refused() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+        await w.drain()
+        await asyncio.sleep(1)
+
+    async with serve(h) as (url, _), pool() as p:
+        with pytest.raises(Http1Error) as err:
+            await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+    assert err.value.kind in ("LineTooLong", "BadHttpMessage")
+
+
+async def test_no_header_injection_and_plain_http_only() -> None:
+    async with pool() as p:
+        with pytest.raises(ValueError):
+            await p.post(
+                "http://127.0.0.1:1/", b"", {"X": "a\r\nEvil: 1"}, timeout_s=1, connect_s=1
+            )
+        with pytest.raises(ValueError):
+            await p.post("https://127.0.0.1:1/", b"", H, timeout_s=1, connect_s=1)
+    with pytest.raises(Http1ConnectError):
+        await p.post("http://127.0.0.1:1/", b"", H, timeout_s=1, connect_s=1)  # closed
+
+
+def test_origin_parsing() -> None:
+    p = Http1Pool(user_agent="t", keepalive_s=4.0)
+    assert p._origin("http://Node.Example:8080/v1/x") == (
+        "node.example",
+        8080,
+        b"Node.Example:8080",
+        b"/v1/x",
+    )
+    assert p._origin("http://[::1]:9/a") == ("::1", 9, b"[::1]:9", b"/a")
+    assert p._origin("http://h") == ("h", 80, b"h", b"/")
+    for bad in ("http://user@h/", "http://h/a b", "ftp://h/"):
+        with pytest.raises(ValueError):
+            p._origin(bad)
+
+
+async def test_a_second_answer_to_one_request_is_ignored_and_the_connection_dropped() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            _, body = await _read_request(r)
+            w.write(ok(body) + ok(b"forged", b"X-Evil: 1\r\n"))  # one write, two answers
+            await w.drain()
+
+    async with serve(h) as (url, conns), pool() as p:
+        for i in range(2):
+            resp = await p.post(url + "/", b"%d" % i, H, timeout_s=5, connect_s=5)
+            assert resp.content == b"%d" % i and "x-evil" not in resp.headers
+    assert p.connects == 2 and len(conns) == 2  # never reused
+
+
+async def test_a_body_over_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import LLM_Mesh.registry.http1 as http1
+
+    monkeypatch.setattr(http1, "MAX_BODY_BYTES", 1000)
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            _, body = await _read_request(r)
+            w.write(ok(body))
+            await w.drain()
+
+    async with serve(h) as (url, _), pool() as p:
+        assert (
+            len((await p.post(url + "/", b"a" * 1000, H, timeout_s=5, connect_s=5)).content) == 1000
+        )
+        with pytest.raises(Http1Error) as err:
+            await p.post(url + "/", b"a" * 1001, H, timeout_s=5, connect_s=5)
+    assert err.value.kind == "PayloadTooLarge"
