@@ -208,6 +208,11 @@ class Routing:
             self._changed()
 
     # -- the opt-in bounded wait ------------------------------------------------------
+    @property
+    def waiters(self) -> int:
+        """Requests sleeping in :meth:`wait_change` now."""
+        return self._waiters
+
     def _changed(self) -> None:
         if self._wake is not None:
             self._wake.set()

@@ -9,7 +9,8 @@ anonymous requests on a saturated mesh (served after keyed ones), per-key region
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,14 @@ async def test_another_clients_request_id_is_not_replayed(tmp_path: Path) -> Non
             assert len(node.calls) == 4
 
 
+async def _until(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Poll ``cond`` until true (fails after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
 async def test_saturated_mesh_serves_keyed_requests_before_anonymous_ones(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         node = await h.register("a", max_concurrency=1, max_queue=0)
@@ -201,11 +210,11 @@ async def test_saturated_mesh_serves_keyed_requests_before_anonymous_ones(tmp_pa
         anon = asyncio.create_task(
             h.client.post(CHAT, json=chat("anon"), headers={"X-Mesh-Wait": "5"})
         )
-        await asyncio.sleep(0.05)
+        await _until(lambda: routing.waiters == 1)  # not a sleep: a loaded machine is slow
         keyed = asyncio.create_task(
             h.client.post(CHAT, json=chat("keyed"), headers={"X-Mesh-Wait": "5", **bearer(key)})
         )
-        await asyncio.sleep(0.05)
+        await _until(lambda: routing.waiters == 2)
         assert not anon.done() and not keyed.done()
         # while the keyed one waits, a free slot would go to it: anonymous ones keep off
         routing.finish(busy, Outcome.SUCCESS)
@@ -226,7 +235,7 @@ async def test_an_anonymous_wait_ends_in_429_while_keyed_requests_hold_the_node(
         keyed = asyncio.create_task(
             h.client.post(CHAT, json=chat(), headers={"X-Mesh-Wait": "5", **bearer(key)})
         )
-        await asyncio.sleep(0.05)
+        await _until(lambda: routing.waiters == 1)
         r = await asyncio.wait_for(h.client.post(CHAT, json=chat(mesh_wait_s=0.1)), 5)
         assert r.status_code == 429 and r.json()["error"]["anonymous"] is True
         routing.finish(busy, Outcome.SUCCESS)
