@@ -251,7 +251,9 @@ def test_an_amount_of_one_is_accepted() -> None:
 
 def test_a_transfer_from_an_account_to_itself_is_named_amount() -> None:
     report = _audit([_raw(0, GENESIS_PREV, frm=MINT, to=MINT, amount=3)]).finish()
-    assert [f.message for f in report.findings] == ["entry 0 moves 3 from mint to itself"]
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("amount", "entry 0 moves 3 from mint to itself")
+    ]
     # a zero amount to itself is one finding (the amount), not two
     zero = _raw(0, GENESIS_PREV, frm=BOB, to=BOB, amount=0)
     assert _kinds(_audit([zero]).finish()) == ["amount"]
@@ -263,7 +265,9 @@ def test_an_account_other_than_mint_going_below_zero_is_named_balance() -> None:
     assert _audit([grant, all_of_it]).finish().ok  # down to exactly zero is fine
     one_more = _raw(1, bytes.fromhex(str(grant["leaf_hash"])), frm=ALICE, to=BOB, amount=11)
     report = _audit([grant, one_more]).finish()
-    assert [f.message for f in report.findings] == [f"entry 1: account {ALICE} goes below zero (-1)"]
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("balance", f"entry 1: account {ALICE} goes below zero (-1)")
+    ]
     assert report.balances == {MINT: -10, ALICE: -1, BOB: 11}
 
 
@@ -274,6 +278,7 @@ def test_an_account_other_than_mint_going_below_zero_is_named_balance() -> None:
         {"seq": "x"},
         {"time_us": None},
         {"prev_hash": "ab" * 31},
+        {"prev_hash": None},
         {"leaf_hash": 5},
         {"leaf_hash": "zz" * 32},
     ],
@@ -288,6 +293,16 @@ def test_a_malformed_entry_is_named_changed_and_the_next_one_is_checked_in_its_p
     assert _kinds(report) == ["changed", "chain"]
     assert report.findings[0].message.startswith("entry #1: malformed (")
     assert report.entries == 2  # the malformed one is not counted as checked
+
+
+@pytest.mark.parametrize("field", ["prev_hash", "leaf_hash"])
+def test_a_malformed_hash_is_named_by_its_field(field: str) -> None:
+    entries, _ = _ledger(1)
+    entries[0][field] = "ab"
+    report = _audit(entries).finish()
+    assert [f.message for f in report.findings] == [
+        f"entry #0: malformed ({field} is not 64 hex digits)"
+    ]
 
 
 def test_a_malformed_entry_missing_a_field_is_named() -> None:
@@ -331,9 +346,9 @@ def test_a_checkpoint_with_a_published_key_but_another_keys_signature_is_named()
 @pytest.mark.parametrize(
     ("override", "why"),
     [
-        ({"tree_size": 3}, "its note says another size or root than its record"),
-        ({"root_hash": "00" * 32}, "its note says another size or root than its record"),
-        ({"note": "garbage"}, "not a signed note"),
+        ({"tree_size": 3}, ": its note says another size or root than its record"),
+        ({"root_hash": "00" * 32}, ": its note says another size or root than its record"),
+        ({"note": "garbage"}, ": not a signed note"),
     ],
 )
 def test_a_checkpoint_whose_record_and_note_disagree_is_named_signature(
@@ -343,8 +358,9 @@ def test_a_checkpoint_whose_record_and_note_disagree_is_named_signature(
     reg = _Registry()
     a = _audit(entries, [reg.checkpoint(4, root_of(leaves), **override)], reg)
     report = a.finish()
-    assert _kinds(report) == ["signature"] and why in report.findings[0].message
-    assert report.findings[0].message.startswith(f"checkpoint at size {override.get('tree_size', 4)}: ")
+    assert _kinds(report) == ["signature"] and report.findings[0].message.startswith(
+        f"checkpoint at size {override.get('tree_size', 4)}{why}"
+    )
     assert a.signed_sizes == []
 
 
@@ -368,8 +384,8 @@ def test_a_checkpoint_beyond_the_published_entries_is_named_truncated() -> None:
     cps = [reg.checkpoint(4, root_of(leaves[:4])), reg.checkpoint(6, root_of(leaves))]
     assert _audit(entries, cps, reg).finish().ok
     report = _audit(entries[:5], cps, reg).finish()
-    assert [f.message for f in report.findings] == [
-        "checkpoint at size 6 covers entries not published (only 5)"
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("truncated", "checkpoint at size 6 covers entries not published (only 5)")
     ]
 
 
