@@ -16,7 +16,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from LLM_Mesh.core import ledger_audit
 from LLM_Mesh.core.checkpoint import sign_checkpoint
 from LLM_Mesh.core.ledger_audit import Auditor, Report
-from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, Transfer, entry_leaf, make_entry, pseudonym
+from LLM_Mesh.core.ledger_entry import (
+    GENESIS_PREV,
+    MINT,
+    Transfer,
+    entry_leaf,
+    make_entry,
+    pseudonym,
+)
 from LLM_Mesh.core.merkle import EMPTY_ROOT, largest_power_of_two_below, leaf_hash, root_of
 
 ORIGIN = "test.local/ledger"
@@ -94,8 +101,8 @@ def _path(m: int, d: list[bytes]) -> list[bytes]:
         return []
     k = largest_power_of_two_below(len(d))
     if m < k:
-        return _path(m, d[:k]) + [root_of(d[k:])]
-    return _path(m - k, d[k:]) + [root_of(d[:k])]
+        return [*_path(m, d[:k]), root_of(d[k:])]
+    return [*_path(m - k, d[k:]), root_of(d[:k])]
 
 
 def _subproof(m: int, d: list[bytes], whole: bool) -> list[bytes]:
@@ -103,8 +110,8 @@ def _subproof(m: int, d: list[bytes], whole: bool) -> list[bytes]:
         return [] if whole else [root_of(d)]
     k = largest_power_of_two_below(len(d))
     if m <= k:
-        return _subproof(m, d[:k], whole) + [root_of(d[k:])]
-    return _subproof(m - k, d[k:], False) + [root_of(d[:k])]
+        return [*_subproof(m, d[:k], whole), root_of(d[k:])]
+    return [*_subproof(m - k, d[k:], False), root_of(d[:k])]
 
 
 # --- an honest ledger -----------------------------------------------------------------
@@ -148,7 +155,9 @@ def test_a_changed_amount_is_named_changed_and_breaks_the_signed_root() -> None:
     report = _audit(entries, [reg.checkpoint(6, root_of(leaves))], reg).finish()
     # the next entry chains to the published leaf hash, not to what entry 3 now hashes to
     assert _kinds(report) == ["changed", "chain", "root"]
-    assert report.findings[0].message == "entry 3 was changed: its fields do not hash to its leaf_hash"
+    assert (
+        report.findings[0].message == "entry 3 was changed: its fields do not hash to its leaf_hash"
+    )
     assert report.findings[2].message == "checkpoint at size 6: root is not the entries' root"
 
 
@@ -374,8 +383,12 @@ def test_a_signed_root_that_is_not_the_entries_root_is_named_root() -> None:
     entries, leaves = _ledger(5)
     reg = _Registry()
     wrong = root_of(leaves[:2] + leaves[3:] + leaves[2:3])
-    report = _audit(entries, [reg.checkpoint(2, root_of(leaves[:2])), reg.checkpoint(5, wrong)], reg).finish()
-    assert [f.message for f in report.findings] == ["checkpoint at size 5: root is not the entries' root"]
+    report = _audit(
+        entries, [reg.checkpoint(2, root_of(leaves[:2])), reg.checkpoint(5, wrong)], reg
+    ).finish()
+    assert [f.message for f in report.findings] == [
+        "checkpoint at size 5: root is not the entries' root"
+    ]
 
 
 def test_a_checkpoint_beyond_the_published_entries_is_named_truncated() -> None:

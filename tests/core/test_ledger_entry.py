@@ -114,9 +114,9 @@ def test_a_string_field_is_at_most_65535_bytes() -> None:
         return entry_leaf(0, 0, "settle", "mint", "pool", 1, rid, None, bytes(32))
 
     assert leaf("é" * 32767 + "x")[-34 - 65535 - 2 : -34 - 65535] == b"\xff\xff"
-    with pytest.raises(ValueError, match="^a ledger string field is at most 65535 bytes$"):
+    with pytest.raises(ValueError, match=r"^a ledger string field is at most 65535 bytes$"):
         leaf("x" * 65536)
-    with pytest.raises(ValueError, match="^prev_hash is 32 bytes$"):
+    with pytest.raises(ValueError, match=r"^prev_hash is 32 bytes$"):
         entry_leaf(0, 0, "settle", "mint", "pool", 1, None, None, bytes(31))
 
 
@@ -124,8 +124,10 @@ def test_transfer_limits_are_inclusive() -> None:
     assert Transfer("grant", MINT, "pool", 1).amount == 1
     assert Transfer("grant", MINT, "pool", 2**63 - 1).amount == 2**63 - 1
     assert Transfer("grant", MINT, "pool", 5, request_id="r").request_id == "r"
-    assert Transfer("grant", MINT, "pool", 5, request_id="é" * 64).request_id == "é" * 64  # 128 bytes
-    with pytest.raises(ValueError, match="^a request id is 1 to 128 bytes$"):
+    assert (
+        Transfer("grant", MINT, "pool", 5, request_id="é" * 64).request_id == "é" * 64
+    )  # 128 bytes
+    with pytest.raises(ValueError, match=r"^a request id is 1 to 128 bytes$"):
         Transfer("grant", MINT, "pool", 5, request_id="é" * 64 + "x")
 
 
@@ -140,7 +142,12 @@ def test_transfer_limits_are_inclusive() -> None:
     ],
 )
 def test_a_refused_transfer_says_why(kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {"kind": "grant", "from_account": MINT, "to_account": "pool", "amount": 5}
+    args: dict[str, object] = {
+        "kind": "grant",
+        "from_account": MINT,
+        "to_account": "pool",
+        "amount": 5,
+    }
     args.update(kwargs)
     with pytest.raises(ValueError) as exc:
         Transfer(**args)  # type: ignore[arg-type]

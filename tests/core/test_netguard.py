@@ -212,7 +212,11 @@ def test_a_path_may_hold_at_signs_and_scheme_like_text() -> None:
     """Only the authority is checked for user info; the scheme is the first ``://``."""
     for url in ("http://node.example/a@b/c", "http://node.example/a://b/c"):
         node = parse_node_url(url)
-        assert (node.scheme, node.host, node.prefix) == ("http", "node.example", "http://node.example")
+        assert (node.scheme, node.host, node.prefix) == (
+            "http",
+            "node.example",
+            "http://node.example",
+        )
 
 
 def test_an_address_literal_is_parsed_into_every_field() -> None:
