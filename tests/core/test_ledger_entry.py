@@ -162,3 +162,22 @@ def test_nodes_have_pseudonyms_too_and_anything_else_is_refused() -> None:
         with pytest.raises(ValueError) as exc:
             pseudonym(kind, name)
         assert str(exc.value) == "an account pseudonym is for a user, operator or node with a name"
+
+
+def test_an_entry_is_published_with_every_field_named() -> None:
+    from LLM_Mesh.core.ledger_entry import entry_leaf
+
+    rh = "ab" * 32
+    t = Transfer("settle", MINT, "pool", 7, request_id="req-1", receipt_hash=rh)
+    entry, h = make_entry(3, 1_000, t, GENESIS_PREV)
+    assert entry.to_json() == {
+        "object": "ledger.entry", "seq": 3, "time_us": 1_000, "kind": "settle", "from": MINT,
+        "to": "pool", "amount": 7, "request_id": "req-1", "receipt_hash": rh,
+        "prev_hash": GENESIS_PREV.hex(), "leaf_hash": h.hex(),
+    }  # fmt: skip
+    # the leaf commits to the receipt hash
+    leaf = entry_leaf(3, 1_000, "settle", MINT, "pool", 7, "req-1", rh, GENESIS_PREV)
+    assert h == leaf_hash(leaf)
+    assert h != leaf_hash(
+        entry_leaf(3, 1_000, "settle", MINT, "pool", 7, "req-1", None, GENESIS_PREV)
+    )
