@@ -52,3 +52,97 @@ def test_tampering_and_wrong_keys_fail() -> None:
         open_checkpoint(cp.note.split("\n\n")[0], ORIGIN, pub)
     with pytest.raises(ValueError):
         sign_checkpoint(key, pub, "has space", 1, bytes(32), 1)
+
+
+def _opening_fails(note: str, origin: str, pub: bytes) -> str:
+    with pytest.raises(BadCheckpoint) as exc:
+        open_checkpoint(note, origin, pub)
+    return str(exc.value)
+
+
+def test_what_a_signed_checkpoint_and_an_opened_one_say() -> None:
+    key, pub = _key()
+    cp = sign_checkpoint(key, pub, ORIGIN, 0, bytes(32), -5)  # the empty tree can be signed
+    assert (cp.origin, cp.tree_size, cp.root_hash, cp.time_us) == (ORIGIN, 0, bytes(32), -5)
+    opened = open_checkpoint(cp.note, ORIGIN, pub)
+    assert opened == cp
+
+
+@pytest.mark.parametrize("origin", ["", "a\nb", "a b", "a+b"])
+def test_an_origin_is_one_line_without_spaces_or_plus(origin: str) -> None:
+    key, pub = _key()
+    with pytest.raises(ValueError) as exc:
+        sign_checkpoint(key, pub, origin, 1, bytes(32), 0)
+    assert str(exc.value) == "a checkpoint origin is one non-empty line without spaces or '+'"
+
+
+@pytest.mark.parametrize(("size", "root"), [(-1, bytes(32)), (1, bytes(31))])
+def test_a_checkpoint_has_a_size_of_zero_or_more_and_a_32_byte_root(size: int, root: bytes) -> None:
+    key, pub = _key()
+    with pytest.raises(ValueError) as exc:
+        sign_checkpoint(key, pub, ORIGIN, size, root, 0)
+    assert str(exc.value) == "a checkpoint has a 32-byte root and a size >= 0"
+
+
+def test_each_malformed_note_is_refused_saying_why() -> None:
+    key, pub = _key()
+    note = sign_checkpoint(key, pub, ORIGIN, 42, bytes(32), 1).note
+    body, sigs = note.split("\n\n")
+    b64root = base64.b64encode(bytes(32)).decode()
+    other_origin = "not a checkpoint of 'other.test/ledger' (origin, size, root, time)"
+    cases = {
+        body + "\n" + sigs: "not a signed note (no blank line before the signatures)",
+        "\n\n" + sigs: "not a signed note (no blank line before the signatures)",
+        note.replace("\ntime 1\n", "\ntime 1\nextra 2\n"): f"not a checkpoint of {ORIGIN!r} (origin, size, root, time)",
+        note.replace("\ntime 1\n", "\nwhen 1\n"): f"not a checkpoint of {ORIGIN!r} (origin, size, root, time)",
+        note.replace("\n42\n", "\nxx\n"): "malformed checkpoint body: invalid literal for int() with base 10: 'xx'",
+        note.replace(b64root, b64root[:8] + "!" + b64root[8:]): "malformed checkpoint body: Only base64 data is allowed",
+        note.replace("\n42\n", "\n-1\n"): "malformed checkpoint size or root",
+        note.replace("\n42\n", "\n042\n"): "malformed checkpoint size or root",
+        note.replace(b64root, base64.b64encode(bytes(31)).decode()): "malformed checkpoint size or root",
+    }  # fmt: skip
+    for bad, why in cases.items():
+        assert _opening_fails(bad, ORIGIN, pub) == why, bad
+    assert _opening_fails(note, "other.test/ledger", pub) == other_origin
+
+
+def test_signature_lines_of_other_keys_are_skipped_until_the_registrys() -> None:
+    """A note may carry other signatures (co-signers, comments); only ours counts."""
+    key, pub = _key()
+    cp = sign_checkpoint(key, pub, ORIGIN, 42, bytes(32), 1)
+    body, ours = cp.note.split("\n\n")
+    dash, name_b64 = "\u2014 ", ours[2:].rstrip("\n")
+    b64 = name_b64.rsplit(" ", 1)[1]
+    raw = base64.b64decode(b64)
+    others = [
+        "a comment line",
+        f"{dash}{ORIGIN} not*base64",
+        f"{dash}witness.test {b64}",  # our key hash and signature under another name
+        f"{dash}{ORIGIN} {base64.b64encode(raw[:4] + bytes(64) + b'x').decode()}",  # 69 bytes
+        f"{dash}{ORIGIN} {base64.b64encode(b'wxyz' + raw[4:]).decode()}",  # another key's hash
+    ]
+    note = body + "\n\n" + "\n".join(others) + "\n" + ours
+    assert open_checkpoint(note, ORIGIN, pub).tree_size == 42
+    alone = body + "\n\n" + "\n".join(others) + "\n"
+    assert (
+        _opening_fails(alone, ORIGIN, pub) == "no signature by the registry's key on the checkpoint"
+    )
+
+
+def test_a_signature_must_be_strict_base64() -> None:
+    key, pub = _key()
+    note = sign_checkpoint(key, pub, ORIGIN, 42, bytes(32), 1).note
+    b64 = note.rstrip("\n").rsplit(" ", 1)[1]
+    junk = note.replace(b64, b64[:10] + "!" + b64[10:])
+    assert (
+        _opening_fails(junk, ORIGIN, pub) == "no signature by the registry's key on the checkpoint"
+    )
+
+
+def test_a_bad_signature_under_the_registrys_key_hash_is_refused_as_such() -> None:
+    key, pub = _key()
+    note = sign_checkpoint(key, pub, ORIGIN, 42, bytes(32), 1).note
+    b64 = note.rstrip("\n").rsplit(" ", 1)[1]
+    raw = base64.b64decode(b64)
+    forged = note.replace(b64, base64.b64encode(raw[:4] + bytes(64)).decode())
+    assert _opening_fails(forged, ORIGIN, pub) == "the checkpoint's signature does not verify"

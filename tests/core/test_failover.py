@@ -150,3 +150,80 @@ def test_no_trace_by_default_but_the_stop_reason() -> None:
     fo.begin()
     fo.after("a", Outcome.SUCCESS, 1.0, 0.5)
     assert fo.steps is None and fo.stopped is Stop.SUCCEEDED
+
+
+def test_every_decision_names_the_node_and_outcome_it_was_made_for() -> None:
+    from LLM_Mesh.core.failover import Step
+
+    fo = _fo(max_attempts=2, max_failovers=1)
+    assert fo.after("a", Outcome.CONNECT_ERROR, 1.0, 0.5) == Step(
+        "a", Outcome.CONNECT_ERROR, Action.RETRY
+    )
+    assert fo.after("b", Outcome.OVERLOADED, 1.0, 0.5) == Step(
+        "b", Outcome.OVERLOADED, Action.STOP, Stop.MAX_FAILOVERS
+    )
+    fo = _fo(max_attempts=2)
+    assert fo.after("c", Outcome.TIMEOUT, 1.0, 1.0) == Step(
+        "c", Outcome.TIMEOUT, Action.BACKOFF, delay_s=0.02
+    )
+    assert fo.after("d", Outcome.SERVER_ERROR, 1.0, 1.0) == Step(
+        "d", Outcome.SERVER_ERROR, Action.STOP, Stop.MAX_ATTEMPTS
+    )
+    assert fo.steps is not None and [s.node_id for s in fo.steps] == ["c", "d"]
+    for outcome, stop in ((Outcome.SUCCESS, Stop.SUCCEEDED), (Outcome.CANCELLED, Stop.NEUTRAL)):
+        assert _fo().after("e", outcome, 1.0, 0.5) == Step("e", outcome, Action.STOP, stop)
+    late = _fo(deadline=5.0)
+    assert late.after("f", Outcome.TIMEOUT, 6.0, 0.5) == Step(
+        "f", Outcome.TIMEOUT, Action.STOP, Stop.DEADLINE
+    )
+    broke = _fo(failover=RetryBudget(0.0, 0.0))
+    assert broke.after("g", Outcome.UNAVAILABLE, 1.0, 0.5) == Step(
+        "g", Outcome.UNAVAILABLE, Action.STOP, Stop.FAILOVER_BUDGET
+    )
+    poor = _fo(retry=RetryBudget(0.0, 0.0))
+    assert poor.after("h", Outcome.TIMEOUT, 1.0, 0.5) == Step(
+        "h", Outcome.TIMEOUT, Action.STOP, Stop.RETRY_BUDGET
+    )
+    assert poor.budget_exhausted
+
+
+def test_the_deadline_is_reached_at_the_deadline_itself() -> None:
+    fo = _fo(deadline=5.0)
+    assert fo.after("a", Outcome.TIMEOUT, 4.999, 0.5).action is Action.BACKOFF
+    assert fo.after("a", Outcome.TIMEOUT, 5.0, 0.5).stop is Stop.DEADLINE
+
+
+def test_a_failure_at_the_deadline_counts_as_work_a_refusal_does_not() -> None:
+    failed, refused = _fo(deadline=5.0), _fo(deadline=5.0)
+    failed.after("a", Outcome.SERVER_ERROR, 5.0, 0.5)
+    refused.after("a", Outcome.CONNECT_ERROR, 5.0, 0.5)
+    assert (failed.worked, refused.worked) == (1, 0)
+
+
+def test_no_failovers_allowed_stops_at_the_first_refusal() -> None:
+    fo = _fo(max_failovers=0)
+    assert fo.after("a", Outcome.CONNECT_ERROR, 1.0, 0.5).stop is Stop.MAX_FAILOVERS
+    with pytest.raises(ValueError, match="need max_attempts >= 1 and max_failovers >= 0"):
+        FailoverPolicy(1, -1)
+
+
+def test_not_stopped_until_a_stop_is_decided() -> None:
+    fo = _fo()
+    assert fo.stopped is None and not fo.budget_exhausted
+    fo.after("a", Outcome.CONNECT_ERROR, 1.0, 0.5)
+    assert fo.stopped is None
+
+
+def test_the_backoff_jitter_is_the_draw_given() -> None:
+    """``rand`` scales the backoff: 0 retries at once, 1 waits the whole backoff."""
+    assert _fo().after("a", Outcome.TIMEOUT, 1.0, 0.0).delay_s == 0.0
+    assert _fo().after("a", Outcome.TIMEOUT, 1.0, 0.25).delay_s == pytest.approx(0.005)
+
+
+def test_a_continuation_spends_from_the_same_failover_budget() -> None:
+    fo = _fo(failover=RetryBudget(0.0, 0.0))  # no failover tokens left for this request
+    fo.after("a", Outcome.SERVER_ERROR, 1.0, 0.5)  # the stream broke
+    nxt = fo.continuation(2.0, float("inf"))
+    assert nxt.after("b", Outcome.CONNECT_ERROR, 2.0, 0.5).stop is Stop.FAILOVER_BUDGET
+    rich = _fo().continuation(2.0, float("inf"))
+    assert rich.after("b", Outcome.CONNECT_ERROR, 2.0, 0.5).action is Action.RETRY

@@ -284,3 +284,104 @@ def test_garbage_macs_are_refused(signer: GatewaySigner, mac: str) -> None:
     with pytest.raises(BadSignature):
         v.verify(headers, PATH, BODY, NOW)
     assert len(v.cache) == 0  # nothing refused is remembered
+
+
+def test_a_replay_cache_of_one_entry_is_allowed_and_of_none_is_not() -> None:
+    assert ReplayCache(max_entries=1).add(b"a", 0, now_ms=0)  # time zero is a time
+    with pytest.raises(ValueError) as exc:
+        ReplayCache(max_entries=0)
+    assert str(exc.value) == "max_entries must be at least 1"
+
+
+def test_an_entry_exactly_one_window_old_is_still_remembered() -> None:
+    cache = ReplayCache(window_s=1.0)
+    assert cache.add(b"a", 1_000, now_ms=1_000)
+    assert not cache.add(b"a", 1_000, now_ms=2_000)  # exactly 1 s old: still a replay
+    assert cache.add(b"a", 1_000, now_ms=2_001)  # older than the window: forgotten
+
+
+def test_a_message_no_newer_than_one_dropped_from_a_full_cache_is_refused() -> None:
+    cache = ReplayCache(window_s=100, max_entries=1)
+    assert cache.add(b"a", 5_000, now_ms=5_000)
+    assert not cache.add(b"b", 5_000, now_ms=5_000)  # "a" dropped: 5 s is the floor now
+    assert cache.add(b"c", 5_001, now_ms=5_001)
+
+
+def test_a_session_is_kept_for_the_same_key_and_forgotten_without_one(
+    signer: GatewaySigner,
+) -> None:
+    kx = NodeKx()
+    assert signer.agree(NODE, kx.public_key)
+    assert signer.agree(NODE, kx.public_key)  # the same key again: still agreed
+    assert HDR_GATEWAY_MAC in signer.headers(NODE, "r1", PATH, _sha(BODY))
+    assert not signer.agree(NODE, None)  # the node no longer offers a key
+    assert HDR_GATEWAY_MAC not in signer.headers(NODE, "r2", PATH, _sha(BODY))
+    assert signer.agree(NODE, kx.public_key)
+    signer.forget(NODE)
+    assert HDR_GATEWAY_MAC not in signer.headers(NODE, "r3", PATH, _sha(BODY))
+
+
+def _refused(
+    v: GatewayVerifier, headers: dict[str, str], now: float = NOW, path: str = PATH
+) -> str:
+    with pytest.raises((BadSignature, StaleMessage, ReplayedMessage)) as exc:
+        v.verify(headers, path, BODY, now)
+    return str(exc.value)
+
+
+def test_each_refused_gateway_request_says_why(signer: GatewaySigner) -> None:
+    """What a node answers (401) to a request that is not its gateway's, in words."""
+    v = _verifier(signer)
+    good = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    assert _refused(v, {k: x for k, x in good.items() if k != HDR_GATEWAY}) == (
+        "this node serves inference to its mesh's gateway only: the request carries no "
+        f"gateway signature ({HDR_GATEWAY} is missing); send it to the gateway's /v1 instead"
+    )
+    assert _refused(v, {**good, HDR_GATEWAY_TIME: "1" * 19}) == (
+        f"{HDR_GATEWAY_TIME} must be unix milliseconds"
+    )
+    assert _refused(v, {**good, HDR_GATEWAY_SIGNATURE: "***"}) == (
+        f"{HDR_GATEWAY_SIGNATURE} is not base64url"
+    )
+    assert _refused(v, {**good, HDR_GATEWAY_MAC: "***"}) == f"{HDR_GATEWAY_MAC} is not base64url"
+    other = "registry-" + "x" * 100
+    assert _refused(v, {**good, HDR_GATEWAY: other}) == (
+        f"request signed for gateway {other[:80]!r}; this node serves {signer.registry_id}"
+    )
+    assert _refused(v, good, path="/v1/completions") == (
+        "the gateway signature does not verify (another key, another node or endpoint, "
+        "or the body was altered)"
+    )
+    assert _refused(v, good, now=NOW + 300) == (
+        "the gateway's timestamp is -300 s from this node's clock (at most ±120 s)"
+    )
+    assert _refused(v, {**good, HDR_GATEWAY_MAC: "AAAA"}) == (
+        "this node has agreed no session key with the gateway (it registers again to agree "
+        "one): a MAC cannot be checked; the gateway's signature can"
+    )
+    assert v.verify(good, PATH, BODY, NOW) == signer.registry_id
+    assert _refused(v, good) == "request 'req-1' was already served (replayed)"
+    long_id = signer.headers(NODE, "r" * 100, PATH, _sha(BODY))
+    v.verify(long_id, PATH, BODY, NOW)
+    assert _refused(v, long_id) == f"request {'r' * 80!r} was already served (replayed)"
+
+
+def test_a_gateway_timestamp_has_at_most_18_digits_and_the_window_is_inclusive(
+    signer: GatewaySigner,
+) -> None:
+    v = _verifier(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    assert v.verify(headers, PATH, BODY, NOW + 120) == signer.registry_id  # exactly 120 s
+    assert _refused(v, {**headers, HDR_GATEWAY_TIME: "0" * 18 + "1"}) == (
+        f"{HDR_GATEWAY_TIME} must be unix milliseconds"
+    )
+
+
+def test_a_mac_under_another_session_key_says_so(signer: GatewaySigner) -> None:
+    v = _session(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    v.session_key = bytes(32)
+    assert _refused(v, headers) == (
+        "the gateway's MAC does not verify (another node's or an older session key, "
+        "another node or endpoint, or the body was altered)"
+    )

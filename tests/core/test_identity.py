@@ -140,3 +140,92 @@ def test_secrets_are_random_and_only_hashes_compare() -> None:
     assert secret_matches(a, hash_secret(a))
     assert not secret_matches(b, hash_secret(a))
     assert not secret_matches(None, hash_secret(a)) and not secret_matches(a, None)
+
+
+def _refusal(headers: dict[str, str]) -> str:
+    with pytest.raises(BadSignature) as exc:
+        parse_signed(headers)
+    return str(exc.value)
+
+
+def test_sequence_numbers_are_the_clock_in_microseconds_and_start_after_zero() -> None:
+    s = signer()
+    assert s.headers(MessageKind.HEARTBEAT, b"")["X-Mesh-Seq"] == "1800000000000000"
+    stuck = signer(0.0)  # a clock at the epoch: the sequence still counts 1, 2, 3
+    assert [stuck.headers(MessageKind.HEARTBEAT, b"")["X-Mesh-Seq"] for _ in range(3)] == [
+        "1", "2", "3",
+    ]  # fmt: skip
+
+
+def test_keys_and_signatures_travel_as_unpadded_base64url() -> None:
+    headers = signer().headers(MessageKind.REGISTER, b"")
+    assert len(headers[HDR_PUBLIC_KEY]) == 43 and "=" not in headers[HDR_PUBLIC_KEY]
+    assert len(headers[HDR_SIGNATURE]) == 86 and "=" not in headers[HDR_SIGNATURE]
+
+
+def test_the_largest_sequence_number_is_the_largest_int64() -> None:
+    headers = signer().headers(MessageKind.HEARTBEAT, b"")
+    headers["X-Mesh-Seq"] = str(2**63 - 1)
+    assert parse_signed(headers).seq == 2**63 - 1
+    for too_big in (str(2**63), "0" * 19 + "1"):  # 20 characters, even with a small value
+        headers["X-Mesh-Seq"] = too_big
+        assert _refusal(headers) == (
+            f"X-Mesh-Seq must be a non-negative whole number, got {too_big!r}"
+        )
+
+
+def test_each_malformed_signature_header_is_refused_saying_which() -> None:
+    base = signer().headers(MessageKind.HEARTBEAT, b"")
+    assert _refusal({**base, "X-Mesh-Timestamp": "  "}) == (
+        "unsigned node message: the X-Mesh-Timestamp header is missing"
+    )
+    assert _refusal({**base, "X-Mesh-Seq": "x" * 50}) == (
+        f"X-Mesh-Seq must be a non-negative whole number, got {'x' * 40!r}"
+    )
+    assert _refusal({**base, "X-Mesh-Node-Id": "n" * 129}) == "X-Mesh-Node-Id is not a node id"
+    assert _refusal({**base, "X-Mesh-Node-Id": "a\nb"}) == "X-Mesh-Node-Id is not a node id"
+    assert parse_signed({**base, "X-Mesh-Node-Id": "n" * 128}).signer == "n" * 128
+    assert _refusal({**base, HDR_SIGNATURE: "***"}) == "X-Mesh-Signature is not base64url"
+    with pytest.raises(BadSignature) as exc:
+        decode_public_key("AAAA")
+    assert str(exc.value) == "X-Mesh-Public-Key is not an Ed25519 public key (not 32 bytes)"
+
+
+def test_each_failed_verification_says_why() -> None:
+    s, other = signer(), signer()
+    key = decode_public_key(s.public_key)
+    msg = parse_signed(s.headers(MessageKind.HEARTBEAT, b""))
+    with pytest.raises(BadSignature) as bad:
+        verify_signed(msg, key, MessageKind.HEARTBEAT, s.node_id, b"changed", NOW)
+    assert str(bad.value) == (
+        f"the signature of this heartbeat does not verify with the key of {s.node_id}"
+    )
+    with pytest.raises(StaleMessage) as stale:
+        verify_signed(msg, key, MessageKind.HEARTBEAT, s.node_id, b"", NOW - 300)
+    assert str(stale.value) == (
+        "the heartbeat's timestamp is +300 s from the registry's clock (at most ±120 s): "
+        "check the node's clock"
+    )
+    on_other = parse_signed(s.headers(MessageKind.HEARTBEAT, b"", target=other.node_id))
+    with pytest.raises(NodeIdMismatch) as mismatch:
+        verify_signed(on_other, key, MessageKind.HEARTBEAT, other.node_id, b"", NOW)
+    assert str(mismatch.value) == f"node {s.node_id} may not act on node {other.node_id}"
+
+
+def test_signed_fields_must_be_single_lines_and_keys_32_bytes() -> None:
+    from LLM_Mesh.core.identity import encode_public_key
+
+    for signer_id, target, name in (("a\nb", "t", "signer"), ("s", "", "target")):
+        with pytest.raises(ValueError) as exc:
+            signed_bytes(MessageKind.HEARTBEAT, signer_id, target, 1, 1, b"")
+        assert str(exc.value) == f"{name} must be a non-empty single line"
+    for call in (lambda: encode_public_key(b"x" * 31), lambda: node_id_for(b"x" * 33)):
+        with pytest.raises(ValueError) as exc:
+            call()
+        assert str(exc.value) == "an Ed25519 public key is 32 bytes"
+
+
+def test_a_secret_carries_256_random_bits() -> None:
+    secret = new_secret("lmo")
+    assert len(secret) == len("lmo_") + 43  # 32 bytes in unpadded base64url
+    assert len(base64.urlsafe_b64decode(secret[4:] + "=")) == 32

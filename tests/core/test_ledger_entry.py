@@ -92,3 +92,103 @@ def test_held_accounts_are_node_pseudonyms_of_their_own_kind() -> None:
     assert is_held_account(h) and not is_held_account(pseudonym("operator", "node-a"))
     assert not is_held_account(None)
     Transfer("hold", "pool", h, 5, "r1")  # a valid entry
+
+
+def test_the_leaf_holds_the_full_unsigned_and_signed_ranges() -> None:
+    """seq and amount are uint64, time_us an int64 (before 1970 too), string lengths uint16."""
+    from LLM_Mesh.core.ledger_entry import DOMAIN, entry_leaf
+
+    seq, time_us, amount = 2**64 - 1, -(2**63), 2**63
+    long_id = "r" * 40_000
+    leaf = entry_leaf(seq, time_us, "settle", "mint", "pool", amount, long_id, None, bytes(32))
+    expected = b"".join(
+        [
+            DOMAIN,
+            seq.to_bytes(8, "big"),
+            time_us.to_bytes(8, "big", signed=True),
+            b"\x00\x06settle",
+            b"\x00\x04mint",
+            b"\x00\x04pool",
+            amount.to_bytes(8, "big"),
+            (40_000).to_bytes(2, "big") + long_id.encode(),
+            b"\x00\x00",
+            bytes(32),
+        ]
+    )
+    assert leaf == expected
+
+
+def test_a_string_field_is_at_most_65535_bytes() -> None:
+    from LLM_Mesh.core.ledger_entry import entry_leaf
+
+    def leaf(rid: str) -> bytes:
+        return entry_leaf(0, 0, "settle", "mint", "pool", 1, rid, None, bytes(32))
+
+    assert leaf("é" * 32767 + "x")[-34 - 65535 - 2 : -34 - 65535] == b"\xff\xff"
+    with pytest.raises(ValueError, match=r"^a ledger string field is at most 65535 bytes$"):
+        leaf("x" * 65536)
+    with pytest.raises(ValueError, match=r"^prev_hash is 32 bytes$"):
+        entry_leaf(0, 0, "settle", "mint", "pool", 1, None, None, bytes(31))
+
+
+def test_transfer_limits_are_inclusive() -> None:
+    assert Transfer("grant", MINT, "pool", 1).amount == 1
+    assert Transfer("grant", MINT, "pool", 2**63 - 1).amount == 2**63 - 1
+    assert Transfer("grant", MINT, "pool", 5, request_id="r").request_id == "r"
+    assert (
+        Transfer("grant", MINT, "pool", 5, request_id="é" * 64).request_id == "é" * 64
+    )  # 128 bytes
+    with pytest.raises(ValueError, match=r"^a request id is 1 to 128 bytes$"):
+        Transfer("grant", MINT, "pool", 5, request_id="é" * 64 + "x")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "Grant"}, "bad ledger entry kind 'Grant'"),
+        ({"to_account": "bank"}, "bad ledger account 'bank' (see core/ledger_entry.py)"),
+        ({"to_account": MINT}, "a transfer moves between two different accounts"),
+        ({"amount": 0}, "an amount is a whole number of micro-NetworkTokens >= 1, got 0"),
+        ({"receipt_hash": "AB" * 32}, "a receipt hash is 64 lowercase hex digits"),
+    ],
+)
+def test_a_refused_transfer_says_why(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {
+        "kind": "grant",
+        "from_account": MINT,
+        "to_account": "pool",
+        "amount": 5,
+    }
+    args.update(kwargs)
+    with pytest.raises(ValueError) as exc:
+        Transfer(**args)  # type: ignore[arg-type]
+    assert str(exc.value) == message
+
+
+def test_nodes_have_pseudonyms_too_and_anything_else_is_refused() -> None:
+    assert pseudonym("node", "n1").startswith("node:") and pseudonym("node", "n1") != pseudonym(
+        "operator", "n1"
+    )
+    for kind, name in (("bank", "x"), ("user", "")):
+        with pytest.raises(ValueError) as exc:
+            pseudonym(kind, name)
+        assert str(exc.value) == "an account pseudonym is for a user, operator or node with a name"
+
+
+def test_an_entry_is_published_with_every_field_named() -> None:
+    from LLM_Mesh.core.ledger_entry import entry_leaf
+
+    rh = "ab" * 32
+    t = Transfer("settle", MINT, "pool", 7, request_id="req-1", receipt_hash=rh)
+    entry, h = make_entry(3, 1_000, t, GENESIS_PREV)
+    assert entry.to_json() == {
+        "object": "ledger.entry", "seq": 3, "time_us": 1_000, "kind": "settle", "from": MINT,
+        "to": "pool", "amount": 7, "request_id": "req-1", "receipt_hash": rh,
+        "prev_hash": GENESIS_PREV.hex(), "leaf_hash": h.hex(),
+    }  # fmt: skip
+    # the leaf commits to the receipt hash
+    leaf = entry_leaf(3, 1_000, "settle", MINT, "pool", 7, "req-1", rh, GENESIS_PREV)
+    assert h == leaf_hash(leaf)
+    assert h != leaf_hash(
+        entry_leaf(3, 1_000, "settle", MINT, "pool", 7, "req-1", None, GENESIS_PREV)
+    )

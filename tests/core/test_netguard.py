@@ -169,3 +169,101 @@ def test_every_resolved_address_must_be_global() -> None:
         ip_address("fe80::1%eth0"),
         "zone_id",
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "reason", "message"),
+    [
+        ("ftp://node.example", "scheme", "url: the scheme must be http or https (lower case)"),
+        ("http://u@node.example", "userinfo",
+         "url: user names and passwords are not allowed in a node URL"),
+        ("http://[fe80::1%eth0]", "zone_id", "url: IPv6 zone ids are not allowed in a node URL"),
+        ("http://[::1]/a b", "malformed",  # whitespace after a bracketed host: not a zone id
+         "url: whitespace, '\\', '%', '?' and '#' are not allowed in a node URL"),
+        ("http://[::1", "malformed", "url: not an http(s)://host[:port][/path] URL"),
+        ("http://x/<", "malformed", "url: the path has characters a node URL may not have"),
+        ("http://x:99999", "malformed", "url: the port must be 1-65535"),
+        ("http://[zz]", "malformed", "url: not an IPv6 address in brackets"),
+        ("http://a..b", "malformed", "url: the host is empty or has an empty label"),
+        ("http://1.2.3.4.5", "malformed", "url: '1.2.3.4.5' is neither a host name nor an IPv4 address"),
+        ("http://no_de!.x", "malformed",
+         "url: a host name has letters, digits, '-' and '_' only (IDNs in their xn-- form)"),
+    ],
+)  # fmt: skip
+def test_each_refused_url_says_what_is_wrong_in_words(url: str, reason: str, message: str) -> None:
+    """The message is what an operator registering the node sees."""
+    with pytest.raises(NodeUrlError) as exc:
+        parse_node_url(url)
+    assert (exc.value.reason, str(exc.value)) == (reason, message)
+
+
+def test_the_longest_host_name_allowed_is_253_characters() -> None:
+    labels = ["a" * 63, "b" * 63, "c" * 63]
+    assert parse_node_url("http://" + ".".join([*labels, "d" * 61])).host.endswith("d" * 61)
+    with pytest.raises(NodeUrlError):
+        parse_node_url("http://" + ".".join([*labels, "d" * 62]))
+
+
+def test_the_highest_port_is_65535() -> None:
+    assert parse_node_url("http://node.example:65535").port == 65535
+
+
+def test_a_path_may_hold_at_signs_and_scheme_like_text() -> None:
+    """Only the authority is checked for user info; the scheme is the first ``://``."""
+    for url in ("http://node.example/a@b/c", "http://node.example/a://b/c"):
+        node = parse_node_url(url)
+        assert (node.scheme, node.host, node.prefix) == (
+            "http",
+            "node.example",
+            "http://node.example",
+        )
+
+
+def test_an_address_literal_is_parsed_into_every_field() -> None:
+    node = parse_node_url("https://8.8.8.8:81/x")
+    assert (node.scheme, node.host, node.port, node.ip, node.prefix) == (
+        "https", "8.8.8.8", 81, IPv4Address("8.8.8.8"), "https://8.8.8.8:81",
+    )  # fmt: skip
+    v6 = parse_node_url("http://[2606:4700::ABCD]/x")
+    assert (v6.host, v6.port, v6.prefix) == ("2606:4700::abcd", 80, "http://[2606:4700::ABCD]")
+
+
+def test_a_label_starting_0x_that_is_not_hex_is_a_host_name() -> None:
+    assert parse_node_url("http://a.0xg1").ip is None
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("0X7F000001", "127.0.0.1"),
+        ("0XA9.0XFE.1.2", "169.254.1.2"),
+        ("0xAbCdEf12", "171.205.239.18"),
+        ("1.2.65535", "1.2.255.255"),
+        ("1.2.65536", None),  # the last part is at most 16 bits after two others
+        ("1.2.3.4.5", None),
+        ("1..2", None),
+        ("1.0xg", None),
+        ("019", None),  # 9 is not an octal digit
+        ("1a", None),
+    ],
+)
+def test_inet_aton_reads_as_the_c_library_does(host: str, address: str | None) -> None:
+    try:
+        system: str | None = socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        system = None
+    assert system == address  # the expectation is the C library's
+    assert inet_aton(host) == (None if address is None else IPv4Address(address))
+
+
+@pytest.mark.parametrize(
+    ("addr", "reason"),
+    [
+        ("::2", "private (IPv4-compatible)"),  # 0.0.0.2 in the deprecated ::/96 form
+        ("::8.8.8.8", "not_global (IPv4-compatible)"),  # deprecated: never routed
+        ("::ffff:0:808:808", "not_global (IPv4-translated)"),
+        ("4000::1", "reserved"),
+    ],
+)
+def test_deprecated_and_reserved_ipv6_forms_are_refused(addr: str, reason: str) -> None:
+    assert address_refusal(ip_address(addr)) == reason  # type: ignore[arg-type]

@@ -64,3 +64,34 @@ def test_service_time_rejects_bad_input() -> None:
         ServiceTime().observe(-1.0)
     with pytest.raises(ValueError):
         ServiceTime().observe(math.nan)
+
+
+def test_an_empty_queue_or_no_service_time_means_no_wait() -> None:
+    assert queue_wait_s(0, 2.0, 1) == 0.0
+    assert queue_wait_s(3, 0.0, 1) == 0.0
+    assert queue_wait_s(1, 2.0, 1) == 2.0  # one ahead is a wait
+    assert queue_wait_s(-1, 2.0, 1, running_elapsed_s=[-5.0]) == 0.0  # not a negative done
+    assert queue_wait_s(2, -1.0, 1, running_elapsed_s=[-5.0]) == 0.0
+
+
+def test_refusals_of_bad_settings_say_what_is_allowed() -> None:
+    cases = [
+        (lambda: queue_wait_s(1, 1.0, 0), "concurrency must be at least 1"),
+        (lambda: retry_after_header(math.inf), "wait_s must be finite, got inf"),
+        (lambda: ServiceTime(alpha=1.5), "alpha must be in (0, 1]"),
+        (lambda: ServiceTime(prior_s=-1.0), "prior_s must be > 0"),
+        (lambda: ServiceTime().observe(-0.5), "a service time must be finite and >= 0, got -0.5"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as exc:
+            call()
+        assert str(exc.value) == message
+
+
+def test_alpha_one_follows_the_last_sample_and_zero_seconds_is_a_sample() -> None:
+    st = ServiceTime(alpha=1.0)
+    st.observe(0.0)
+    assert st.measured_s == 0.0
+    for s in (3.0, 5.0):
+        st.observe(s)
+    assert (st.measured_s, st.samples) == (5.0, 3)

@@ -81,3 +81,96 @@ def test_countersign_refuses_no_parts_and_bad_hashes() -> None:
         signer.countersign("req-1", "m", 1, 1, HASH.upper(), [part])
     with pytest.raises(ValueError):
         signer.countersign("req-1", "m", -1, 1, HASH, [part])
+
+
+def _s(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def test_the_node_signs_the_documented_layout() -> None:
+    from LLM_Mesh.core.receipt import NODE_DOMAIN
+
+    data = node_receipt_bytes("reg", "node-1", "req-é", "m", 2**63 - 1, 0, HASH)
+    assert data == b"".join(
+        [NODE_DOMAIN, _s("reg"), _s("node-1"), _s("req-é"), _s("m"),
+         (2**63 - 1).to_bytes(8, "big"), bytes(8), bytes.fromhex(HASH)]
+    )  # fmt: skip
+
+
+def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
+    from LLM_Mesh.core.receipt import RECEIPT_DOMAIN, Part, receipt_bytes
+
+    a = Part("n1", "k1", PartStatus.INVALID, 1, 2, HASH, "", "usage")
+    b = Part("n2", "k2", PartStatus.SIGNED, 3, 4, HASH, "sig")
+    data = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b])
+    part_a = [_s("n1"), _s("k1"), _s("invalid"), _s("usage"), (1).to_bytes(8, "big"),
+              (2).to_bytes(8, "big"), bytes.fromhex(HASH), _s("")]  # fmt: skip
+    part_b = [_s("n2"), _s("k2"), _s("signed"), _s(""), (3).to_bytes(8, "big"),
+              (4).to_bytes(8, "big"), bytes.fromhex(HASH), _s("sig")]  # fmt: skip
+    assert data == b"".join(
+        [RECEIPT_DOMAIN, _s("reg"), _s("req"), _s("m"), (5).to_bytes(8, "big"),
+         (6).to_bytes(8, "big"), (6).to_bytes(8, "big"), bytes.fromhex(HASH),
+         (2).to_bytes(2, "big"), *part_a, *part_b]
+    )  # fmt: skip
+    assert len(receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a] * 64)) > len(data)
+
+
+def test_receipt_field_limits_in_words() -> None:
+    from LLM_Mesh.core.receipt import Part, receipt_bytes
+
+    p = Part("n1", "k1", PartStatus.MISSING, 1, 2, HASH)
+    node_receipt_bytes("r" * 512, "n", "q", "m", 0, 0, HASH)  # 512 bytes is allowed
+    cases = [
+        (lambda: node_receipt_bytes("r" * 513, "n", "q", "m", 0, 0, HASH),
+         "a receipt field is at most 512 bytes"),
+        (lambda: node_receipt_bytes("r", "n", "q", "m", 2**63, 0, HASH),
+         "a receipt count is a whole number in [0, 2^63)"),
+        (lambda: node_receipt_bytes("r", "n", "q", "m", -1, 0, HASH),
+         "a receipt count is a whole number in [0, 2^63)"),
+        (lambda: node_receipt_bytes("r", "n", "q", "m", 0, 0, HASH.upper()),
+         "an output hash is 64 lowercase hex digits"),
+        (lambda: receipt_bytes("r", "q", "m", 0, 0, 0, HASH, [p] * 65),
+         "a receipt has 1 to 64 parts"),
+        (lambda: unb64url("a!b"), "not base64url (Only base64 data is allowed)"),
+    ]  # fmt: skip
+    for call, message in cases:
+        with pytest.raises(ValueError) as exc:
+            call()
+        assert str(exc.value) == message
+
+
+def test_base64url_has_no_padding_and_reads_with_or_without_it() -> None:
+    from LLM_Mesh.core.receipt import b64url
+
+    assert b64url(b"\xfb\xff") == "-_8"
+    assert unb64url("-_8") == unb64url("-_8=") == b"\xfb\xff"
+
+
+def test_the_header_is_compact_ascii_json_in_unpadded_base64url() -> None:
+    import base64
+    import json
+
+    from LLM_Mesh.core.receipt import encode_header
+
+    value = encode_header({"model": "é", "n": [1, 2]})
+    assert "=" not in value
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    assert raw == b'{"model":"\\u00e9","n":[1,2]}'
+    assert json.loads(raw) == {"model": "é", "n": [1, 2]}
+
+
+def test_a_part_says_why_it_is_invalid_and_a_receipt_its_hash() -> None:
+    from LLM_Mesh.core.receipt import Part
+
+    invalid = Part("n1", "k1", PartStatus.INVALID, 1, 2, HASH, "", "usage")
+    assert invalid.to_json()["reason"] == "usage"
+    assert "reason" not in Part("n1", "k1", PartStatus.MISSING, 1, 2, HASH).to_json()
+    signer = ReceiptSigner(REGISTRY_KEY, lambda: 1.5)
+    receipt, h = signer.countersign("req", "m", 1, 2, HASH, [invalid])
+    assert receipt.to_json()["receipt_hash"] == h == receipt.receipt_hash
+    assert receipt.to_json("given")["receipt_hash"] == "given"
+    assert NodeReceiptSigner(NODE_KEY).sign(
+        registry_id="r", request_id="q", model="m", prompt_tokens=1, completion_tokens=2,
+        output_sha256=HASH,
+    )["v"] == 1  # fmt: skip

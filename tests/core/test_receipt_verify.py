@@ -236,3 +236,197 @@ def test_stream_text_skips_lines_that_are_not_one_json_object() -> None:
     two = 'data: {"choices": [{"delta": {"content": "b"}}]},{"choices": [{"text": "c"}]}'
     assert stream_text([ok, ok]) == ("aa", 2)
     assert stream_text([ok, "data: {broken", ok, two, "data: [DONE]", ": ping"]) == ("aa", 2)
+
+
+def _failure(found: Found | str, keys: Any = None, **kw: Any) -> tuple[str, str]:
+    """(reason, message) of a receipt that fails: what ``llm-mesh receipt verify`` prints."""
+    with pytest.raises(ReceiptError) as exc:
+        verify(find_receipt(found) if isinstance(found, str) else found, keys or KEYS, **kw)
+    return exc.value.reason, str(exc.value)
+
+
+def _altered(**top: Any) -> dict[str, Any]:
+    r = copy.deepcopy(make_receipt())
+    r.update(top)
+    return r
+
+
+def _part(**fields: Any) -> dict[str, Any]:
+    r = copy.deepcopy(make_receipt())
+    r["parts"][0].update(fields)
+    return r
+
+
+def test_each_malformed_receipt_says_which_field_is_wrong() -> None:
+    cases: list[tuple[Any, str]] = [
+        ("just text", "a receipt is a JSON object"),
+        (_altered(parts=[]), "parts is not a list of 1 to 64 parts"),
+        (_altered(parts="x"), "parts is not a list of 1 to 64 parts"),
+        (_altered(parts=[5]), "a part is not an object"),
+        (_part(status="paid"), "unknown part status 'paid'"),
+        (_part(reason=5), "reason is not a string"),
+        (_part(node_id=None), "node_id is not a string"),
+        (_part(completion_tokens=True), "completion_tokens is not a whole number"),
+        (_altered(time_ms=2**63), "time_ms is not a whole number"),
+    ]
+    for receipt, message in cases:
+        assert _failure(Found(receipt)) == ("malformed", message)
+    assert _failure(Found(_altered(v=2))) == ("version", "receipt version 2 (this verifier: 1)")
+
+
+def test_counts_up_to_the_largest_int64_and_64_parts_are_well_formed() -> None:
+    from LLM_Mesh.core.receipt_verify import parse_receipt
+
+    r = _altered(time_ms=2**63 - 1)
+    r["parts"] = r["parts"] * 64
+    parsed = parse_receipt(r)
+    assert (parsed.time_ms, len(parsed.parts)) == (2**63 - 1, 64)
+    r["parts"].append(r["parts"][0])
+    with pytest.raises(ReceiptError):
+        parse_receipt(r)
+
+
+def test_a_parts_reason_is_kept_and_signed() -> None:
+    from LLM_Mesh.core.receipt_verify import parse_receipt
+
+    digest = output_sha256(TEXT)
+    claim = NODE_A.sign(registry_id=SIGNER.registry_id, request_id="req-1", model="m",
+                        prompt_tokens=7, completion_tokens=9, output_sha256=digest)  # fmt: skip
+    obs = Observed(NODE_A.node_id, 7, 4, digest, claim, PartStatus.MISSING)  # the node says 9
+    part = check_part(obs, registry_id=SIGNER.registry_id, request_id="req-1", model="m",
+                      keys=NodeKeys())  # fmt: skip
+    receipt, h = SIGNER.countersign("req-1", "m", 7, 4, digest, [part])
+    r = receipt.to_json(h)
+    assert r["parts"][0]["reason"] == "usage"  # an invalid part says why
+    assert parse_receipt(r).parts[0].reason == r["parts"][0]["reason"]
+    assert reason(Found(r)) == "valid"
+    r["parts"][0]["reason"] = "something else"
+    assert reason(Found(r)) == "gateway_signature"
+
+
+def test_each_failed_check_says_what_failed() -> None:
+    r = make_receipt()
+    nobody = _altered(registry_id="registry-nobody")
+    assert _failure(Found(nobody)) == (
+        "unknown_registry", "no registry key given has id registry-nobody (keys given: 1)"
+    )  # fmt: skip
+    assert _failure(Found(_altered(time_ms=1))) == (
+        "gateway_signature",
+        f"the registry's signature does not verify with the key of {r['registry_id']}",
+    )
+    assert _failure(Found(_altered(receipt_hash="00" * 32))) == (
+        "receipt_hash", "receipt_hash is not the hash of the receipt"
+    )  # fmt: skip
+    assert _failure(Found(r), request_id="req-2") == (
+        "request_id", "the answer says request_id 'req-2', the receipt 'req-1'"
+    )  # fmt: skip
+    assert _failure(Found(r), output="other") == (
+        "output_sha256", "the output does not hash to the receipt's"
+    )  # fmt: skip
+    bad_usage = answer(r)
+    bad_usage["usage"]["completion_tokens"] = 40
+    assert _failure(json.dumps(bad_usage)) == (
+        "usage", "the answer says usage (7, 40), the receipt (7, 4)"
+    )  # fmt: skip
+
+
+def test_node_part_failures_name_the_part_and_the_node() -> None:
+    two = make_receipt(parts=[(NODE_B, "The answer ", 2, True), (NODE_A, "is 42.", 2, False)])
+    assert _failure(Found(two), require_signed=True) == (
+        "unsigned_part", f"part 0 (node {NODE_B.node_id}) is broken"
+    )  # fmt: skip
+    short_key = copy.deepcopy(two)
+    short_key["parts"][1]["node_key"] = b64url(bytes(31))
+    assert _failure(Found(_resign(short_key))) == (
+        "node_key", "part 1: node_key is not an Ed25519 key"
+    )  # fmt: skip
+    other_key = copy.deepcopy(two)
+    other_key["parts"][1]["node_key"] = NODE_B.node_key
+    assert _failure(Found(_resign(other_key))) == (
+        "node_key", f"part 1: the key's node id is {NODE_B.node_id}, not {NODE_A.node_id}"
+    )  # fmt: skip
+    recounted = copy.deepcopy(two)
+    recounted["parts"][1]["completion_tokens"] = 3
+    recounted["parts"][0]["completion_tokens"] = 1
+    assert _failure(Found(_resign(recounted))) == (
+        "node_signature", f"part 1: the signature of node {NODE_A.node_id} does not verify"
+    )  # fmt: skip
+    uneven = copy.deepcopy(two)
+    uneven["parts"][0]["completion_tokens"] = 3
+    assert _failure(Found(_resign(uneven))) == (
+        "totals", "the parts do not add up to the receipt's totals"
+    )  # fmt: skip
+
+
+def test_inputs_without_a_receipt_say_so() -> None:
+    def malformed(text: str) -> str:
+        with pytest.raises(ReceiptError) as exc:
+            find_receipt(text)
+        assert exc.value.reason == "malformed"
+        return str(exc.value)
+
+    assert malformed('{"id": "x"}') == "the input holds no receipt (no mesh.receipt)"
+    assert malformed('{"signature": "x"}') == "the input holds no receipt (no mesh.receipt)"
+    assert malformed('{"id": ').startswith("the input is not JSON (")
+    assert malformed("data: {nope\n\n") == "a data: line of the stream is not JSON"
+    assert malformed("data: [DONE]\n\n") == "the stream holds no final chunk with mesh.receipt"
+    assert malformed("%%%").startswith("the X-Mesh-Receipt value is not base64url JSON (")
+    with pytest.raises(ReceiptError) as exc:
+        find_receipt(" " * (64 * 1024 * 1024 + 1))
+    assert str(exc.value) == "the input is larger than 64 MiB"
+
+
+def test_an_input_of_exactly_64_mib_is_read() -> None:
+    text = json.dumps(make_receipt())
+    assert reason(text + " " * (64 * 1024 * 1024 - len(text))) == "valid"
+
+
+def test_an_answer_with_odd_request_id_or_partial_usage_does_not_claim_them() -> None:
+    """A non-string ``mesh.request_id`` or a ``usage`` without both counts says nothing."""
+    r = make_receipt()
+    odd = answer(r)
+    odd["mesh"]["request_id"] = 5
+    odd["usage"] = {"prompt_tokens": 99}
+    found = find_receipt(json.dumps(odd))
+    assert (found.request_id, found.usage) == (None, None)
+    assert reason(found) == "valid"
+    odd["usage"] = {"completion_tokens": 99}
+    assert find_receipt(json.dumps(odd)).usage is None
+
+
+def test_stream_forms_the_verifier_recognises() -> None:
+    r = make_receipt()
+    final = {"choices": [], "mesh": {"request_id": "req-1", "receipt": r}}
+    tight = f"data:{json.dumps(final)}\n\n"  # no space after "data:"
+    assert reason(tight) == "valid"
+    after_comment = f": keep-alive\n\ndata: {json.dumps(final)}\n\n"
+    assert reason(after_comment) == "valid"
+    undeclared = f"data: [DONE]\n{json.dumps(final)}\n"  # JSON outside a data: line
+    assert reason(undeclared) == "malformed"
+    # a stream is recognised by a data: line starting in its first 4 KiB
+    late = ": " + "x" * 4089 + f"\ndata: {json.dumps(final)}\n\n"
+    assert late.index("\ndata:") == 4091
+    assert reason(late) == "malformed"
+    assert reason(late[1:]) == "valid"
+    assert reason("X-Mesh-Receipt:" + encode_header(r)) == "valid"  # no space after the colon
+
+
+def test_parsed_keys_verify_receipts_whatever_their_base64_spelling() -> None:
+    raw = public_key_of(REGISTRY_KEY)
+    url_padded = base64.urlsafe_b64encode(raw).decode()
+    assert url_padded.endswith("=")
+    for spelling in (url_padded, b64url(raw), base64.b64encode(raw).decode()):
+        assert verify(Found(make_receipt()), parse_keys([spelling])).request_id == "req-1"
+    odd = bytes([0xFB, 0xFF] * 16)  # base64 with '+' and '/', base64url with '-' and '_'
+    std, url = base64.b64encode(odd).decode(), base64.urlsafe_b64encode(odd).decode()
+    assert "+" in std and "/" in std and "-" in url and "_" in url
+    assert parse_keys([std]).keys() == parse_keys([url]).keys()
+
+
+def test_a_refused_key_is_quoted_up_to_60_characters() -> None:
+    with pytest.raises(ValueError) as exc:
+        parse_keys(["A!" * 40])
+    assert str(exc.value) == f"not a base64 key: {'A!' * 30!r}"
+    with pytest.raises(ValueError) as exc:
+        parse_keys(["QUFB" * 20])
+    assert str(exc.value) == f"an Ed25519 public key is 32 bytes, not 60: {'QUFB' * 15!r}"

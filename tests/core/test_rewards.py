@@ -225,3 +225,58 @@ def test_rewards_take_medians_over_all_peers() -> None:
         [NodePeriod("a", HOUR_MS, peers["a"])], rate=RATE, period_ms=HOUR_MS, peers=peers
     )
     assert only.performance == 1500 and only.amount == 150_000
+
+
+def test_a_one_ms_heartbeat_limit_still_credits() -> None:
+    assert heartbeat_credit_ms(was_online=True, since_ms=0, at_ms=5, limit_ms=1) == 1
+    assert heartbeat_credit_ms(was_online=True, since_ms=0, at_ms=5, limit_ms=0) == 0
+
+
+def test_small_periods_and_zero_carry_or_grace_are_allowed() -> None:
+    assert close_uptime(10, 0, 1, carry_ms=0) == (1, 10)
+    assert close_uptime(10, 0, 5, carry_ms=1) == (5, 9)
+    assert due_period(10.0, 1, 0.0) == 9
+    assert due_period(10.5, 1, 0.5) == 9
+    cases = [
+        (lambda: close_uptime(10, 0, 0), "a period is positive and the carry not negative"),
+        (lambda: close_uptime(10, 0, 5, carry_ms=-1), "a period is positive and the carry not negative"),
+        (lambda: due_period(10.0, 0, 0.0), "a period is positive and the grace not negative"),
+        (lambda: due_period(10.0, 1, -0.5), "a period is positive and the grace not negative"),
+        (lambda: success_milli(-1, 0), "request counts cannot be negative"),
+        (lambda: reward_amount(1, 1, 1, -1), "a reward's inputs cannot be negative"),
+        (lambda: reward_amount(1, 1, -1, 1), "a reward's inputs cannot be negative"),
+    ]  # fmt: skip
+    for call, message in cases:
+        with pytest.raises(ValueError) as exc:
+            call()
+        assert str(exc.value) == message
+
+
+def test_zero_performance_or_success_is_a_zero_reward_not_an_error() -> None:
+    assert reward_amount(1000, 3_600_000, 0, 1000) == 0
+    assert reward_amount(1000, 3_600_000, 1000, 0) == 0
+
+
+def test_two_peers_are_enough_for_a_median_one_is_not() -> None:
+    fast, slow = (
+        ModelStats(ok=1, tokens=20, latency_ms=1000.0),
+        ModelStats(ok=1, tokens=10, latency_ms=1000.0),
+    )
+    assert peer_speeds({"a": {"m": fast}, "b": {"m": slow}}) == {"m": 15.0}
+    assert peer_speeds({"a": {"m": fast}}) == {}
+
+
+def test_performance_skips_models_without_answers_and_rounds_down() -> None:
+    medians = {"m": 10.0, "n": 10.0, "idle": 10.0}
+    node = {
+        "idle": ModelStats(ok=0, failed=3),  # nothing answered: no weight
+        "m": ModelStats(ok=1, tokens=11, latency_ms=1000.0),  # 1100
+        "n": ModelStats(ok=2, tokens=10, latency_ms=1000.0),  # 10 tokens/s: 1000
+    }
+    # (1100 * 1 + 1000 * 2) / 3 = 1033.33 -> 1033
+    assert performance_milli(node, medians) == 1033
+
+
+def test_a_node_with_no_healthy_time_gets_nothing() -> None:
+    (r,) = rewards([NodePeriod("a", 0, {})], rate=1000, period_ms=3_600_000)
+    assert (r.healthy_ms, r.amount) == (0, 0)

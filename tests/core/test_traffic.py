@@ -129,3 +129,88 @@ def test_memory_is_bounded_by_the_window() -> None:
 def test_bad_settings(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         TrafficSeries(**kw)  # type: ignore[arg-type]
+
+
+def test_a_key_minute_counts_requests_errors_tokens_and_the_mean_latency_of_answers() -> None:
+    from LLM_Mesh.core.traffic import KeyPoint
+
+    ts = TrafficSeries(window_s=180.0, key_bucket_s=60.0)
+    ts.observe(61.0, ok=True, failed=False, latency_ms=100.0, tokens=5, node_id="n", model="m")
+    ts.observe(62.0, ok=True, failed=False, latency_ms=300.0, tokens=1, node_id="n", model="m")
+    # a failed request's latency is not an answer's: it counts, its latency does not
+    ts.observe(63.0, ok=False, failed=True, latency_ms=9999.0, tokens=2, node_id="n", model="m")
+    ts.observe(63.5, ok=False, failed=True, latency_ms=9999.0, tokens=0, node_id="n", model="m")
+    expected = [
+        KeyPoint(0.0, 0, 0, 0, None),
+        KeyPoint(60.0, 4, 2, 8, 200.0),
+        KeyPoint(120.0, 0, 0, 0, None),
+    ]
+    assert ts.history(NODE, "n", 150.0) == expected
+    assert ts.history(MODEL, "m", 150.0) == expected
+    errors_only = TrafficSeries(window_s=180.0, key_bucket_s=60.0)
+    errors_only.observe(61.0, ok=False, failed=True, latency_ms=5.0, node_id="n")
+    assert errors_only.history(NODE, "n", 61.0)[-1] == KeyPoint(60.0, 1, 1, 0, None)
+
+
+def test_key_totals_drop_minutes_that_left_the_window() -> None:
+    from LLM_Mesh.core.traffic import KeyTotals
+
+    ts = TrafficSeries(window_s=180.0, key_bucket_s=60.0)
+    ts.observe(10.0, ok=False, failed=True, tokens=3, node_id="n")
+    ts.observe(70.0, ok=True, failed=False, tokens=4, node_id="n")
+    ts.observe(75.0, ok=False, failed=True, tokens=1, node_id="n")
+    assert ts.totals(NODE, 100.0) == {"n": KeyTotals(3, 2, 8)}
+    assert ts.totals(NODE, 180.0) == {"n": KeyTotals(2, 1, 5)}  # the minute at 0 left
+    ts.observe(200.0, ok=True, failed=False, tokens=7, node_id="n")  # minute 60 still in
+    assert ts.totals(NODE, 200.0) == {"n": KeyTotals(3, 1, 12)}
+    ts.observe(240.0, ok=True, failed=False, tokens=1, node_id="n")  # minute 60 leaves
+    assert ts.totals(NODE, 240.0) == {"n": KeyTotals(2, 0, 8)}
+
+
+def test_an_empty_window_is_all_zero_points() -> None:
+    from LLM_Mesh.core.traffic import Point
+
+    ts = TrafficSeries(window_s=15.0, bucket_s=5.0, key_bucket_s=15.0)
+    assert ts.points(14.0) == [
+        Point(t, 0, 0, 0, 0.0, 0.0, None, None, None, None) for t in (0.0, 5.0, 10.0)
+    ]
+    one = TrafficSeries(window_s=5.0, bucket_s=5.0, key_bucket_s=5.0)  # a window of one bucket
+    assert len(one.points(12.0)) == 1
+
+
+def test_percentiles_cover_exactly_the_last_five_minutes_of_buckets() -> None:
+    ts = TrafficSeries(bucket_s=5.0)
+    ts.observe(4.0, ok=True, failed=False, latency_ms=1000.0, ttft_ms=1000.0)  # bucket 0: out
+    ts.observe(5.0, ok=True, failed=False, latency_ms=10.0, ttft_ms=20.0)  # bucket 1: in
+    s = ts.summary(300.0)  # buckets 1..60 are the last five minutes
+    assert s.latency_p95_ms == pytest.approx(10.0, rel=0.03)
+    assert s.ttft_p50_ms == pytest.approx(20.0, rel=0.03)
+    assert s.ttft_p95_ms == pytest.approx(20.0, rel=0.03)
+    assert s.requests_window == 2
+
+
+def test_the_last_minutes_errors_and_tokens_are_summed() -> None:
+    ts = TrafficSeries(bucket_s=5.0)
+    for t in (50.0, 61.0, 62.0):
+        ts.observe(t, ok=False, failed=True, tokens=3)
+    s = ts.summary(65.0)
+    assert (s.requests_1m, s.errors_1m) == (3, 3)
+    assert s.tokens_per_s == pytest.approx(3 * s.req_per_s)  # 3 tokens a request
+
+
+def test_a_points_percentiles_are_its_own() -> None:
+    ts = TrafficSeries(bucket_s=5.0)
+    ts.observe(1.0, ok=True, failed=False, latency_ms=10.0, ttft_ms=3.0)
+    p = ts.points(1.0)[-1]
+    assert p.latency_p95_ms == pytest.approx(10.0, rel=0.03)
+    assert p.ttft_p50_ms == pytest.approx(3.0, rel=0.03)
+    assert p.ttft_p95_ms == pytest.approx(3.0, rel=0.03)
+
+
+def test_the_smallest_and_widest_settings_are_allowed() -> None:
+    assert TrafficSeries(window_s=60.0, bucket_s=60.0, key_bucket_s=60.0, max_keys=1).n_buckets == 1
+    assert TrafficSeries(bucket_s=0.5).n_buckets == 7200
+    for bad in ({"bucket_s": 0.0}, {"key_bucket_s": 7200.0}, {"max_keys": 0}):
+        with pytest.raises(ValueError) as exc:
+            TrafficSeries(**bad)  # type: ignore[arg-type]
+        assert str(exc.value) == "need 0 < bucket_s, key_bucket_s <= window_s and max_keys >= 1"

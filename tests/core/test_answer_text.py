@@ -1,0 +1,69 @@
+"""The text of an answer, a chunk and a stream: what a receipt's output hash covers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.core.answer_text import answer_text, chunk_text, output_sha256, stream_text
+
+
+def test_a_chat_answer_is_its_first_choices_message_content() -> None:
+    obj = {"choices": [{"message": {"content": "first"}}, {"message": {"content": "second"}}]}
+    assert answer_text(obj) == "first"
+
+
+def test_a_completion_answer_is_its_first_choices_text() -> None:
+    assert answer_text({"choices": [{"text": "echo and more"}]}) == "echo and more"
+    assert answer_text({"choices": [{"message": "not a dict", "text": "t"}]}) == "t"
+
+
+def test_a_chunk_is_its_delta_content_or_its_text() -> None:
+    assert chunk_text({"choices": [{"delta": {"content": "a"}}]}) == "a"
+    assert chunk_text({"choices": [{"text": "b"}]}) == "b"
+    assert chunk_text({"choices": [{"delta": "odd", "text": "c"}]}) == "c"
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {},
+        {"choices": []},
+        {"choices": None},
+        {"choices": "abc"},
+        {"choices": {"a": 1}},
+        {"choices": [5]},
+        {"choices": [{}]},
+        {"choices": [{"message": {"content": None}}]},
+        {"choices": [{"message": {"content": 5}}]},
+        {"choices": [{"text": 5}]},
+        {"choices": [{"delta": {"content": None}}]},
+        {"choices": [{"delta": {"content": ["x"]}}]},
+    ],
+)
+def test_anything_without_text_where_the_text_goes_is_empty(obj: dict[str, Any]) -> None:
+    """A tool call, a usage chunk or a malformed answer carries no output text."""
+    assert answer_text(obj) == ""
+    assert chunk_text(obj) == ""
+
+
+def test_a_stream_is_its_chunks_text_in_order_and_counts_content_chunks() -> None:
+    chunks = [
+        {"choices": [{"delta": {"role": "assistant"}}]},
+        {"choices": [{"delta": {"content": "Hel"}}]},
+        {"choices": [{"delta": {"content": "lo"}}]},
+        {"choices": [], "usage": {"completion_tokens": 2}},
+    ]
+    lines = [f"data: {json.dumps(c)}" for c in chunks] + ["", ": ping", "data: [DONE]"]
+    assert stream_text(lines) == ("Hello", 2)
+    tight = [f"data:{json.dumps(c)}" for c in chunks]  # no space after "data:"
+    assert stream_text(tight) == ("Hello", 2)
+    assert stream_text([]) == ("", 0)
+
+
+def test_output_hash_is_sha256_of_the_utf8_text() -> None:
+    assert output_sha256("é") == hashlib.sha256("é".encode()).hexdigest()
+    assert output_sha256("") == hashlib.sha256(b"").hexdigest()

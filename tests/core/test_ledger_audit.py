@@ -1,0 +1,471 @@
+"""The ledger audit, purely: a published ledger (entries, signed checkpoints, keys, proofs)
+built in memory, then tampered with in each way the auditor must name.
+
+The database-backed round trip (rows really changed in PostgreSQL) is
+``tests/registry/test_ledger.py``; these tests feed :class:`Auditor` directly.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from LLM_Mesh.core import ledger_audit
+from LLM_Mesh.core.checkpoint import sign_checkpoint
+from LLM_Mesh.core.ledger_audit import Auditor, Report
+from LLM_Mesh.core.ledger_entry import (
+    GENESIS_PREV,
+    MINT,
+    Transfer,
+    entry_leaf,
+    make_entry,
+    pseudonym,
+)
+from LLM_Mesh.core.merkle import EMPTY_ROOT, largest_power_of_two_below, leaf_hash, root_of
+
+ORIGIN = "test.local/ledger"
+ALICE, BOB = pseudonym("user", "alice"), pseudonym("operator", "bob")
+Entry = dict[str, object]
+
+
+def _pub(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _ledger(n: int) -> tuple[list[Entry], list[bytes]]:
+    """A grant to alice, then ``n - 1`` settlements from alice to bob (as published)."""
+    transfers = [Transfer("grant", MINT, ALICE, 1_000_000)] + [
+        Transfer("settle", ALICE, BOB, 10 + i, request_id=f"req-{i}") for i in range(n - 1)
+    ]
+    entries: list[Entry] = []
+    leaves: list[bytes] = []
+    prev = GENESIS_PREV
+    for seq, t in enumerate(transfers):
+        e, prev = make_entry(seq, 1_000 + seq, t, prev)
+        entries.append(e.to_json())
+        leaves.append(prev)
+    return entries, leaves
+
+
+def _raw(seq: int, prev: bytes, *, amount: object = 5, frm: str = ALICE, to: str = BOB,
+         time_us: int = 1_000, hashed_amount: int | None = None) -> Entry:  # fmt: skip
+    """An entry whose leaf hash is computed from its fields (whatever they are)."""
+    leaf = entry_leaf(seq, time_us, "settle", frm, to,
+                      hashed_amount if hashed_amount is not None else amount,  # type: ignore[arg-type]
+                      None, None, prev)  # fmt: skip
+    return {
+        "seq": seq, "time_us": time_us, "kind": "settle", "from": frm, "to": to,
+        "amount": amount, "request_id": None, "receipt_hash": None,
+        "prev_hash": prev.hex(), "leaf_hash": leaf_hash(leaf).hex(),
+    }  # fmt: skip
+
+
+class _Registry:
+    """Signs checkpoints the way the registry publishes them (``GET /v1/ledger/checkpoints``)."""
+
+    def __init__(self) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        self.pub = _pub(self.key)
+        self.keys = [base64.b64encode(self.pub).decode()]
+
+    def checkpoint(self, size: int, root: bytes, **override: object) -> dict[str, object]:
+        cp = sign_checkpoint(self.key, self.pub, ORIGIN, size, root, 7)
+        record: dict[str, object] = {
+            "tree_size": size,
+            "root_hash": root.hex(),
+            "note": cp.note,
+            "public_key": self.keys[0],
+        }
+        record.update(override)
+        return record
+
+
+def _audit(entries: list[Entry], checkpoints: list[dict[str, object]] = (), reg: _Registry | None = None) -> Auditor:  # type: ignore[assignment]  # fmt: skip
+    reg = reg or _Registry()
+    a = Auditor(checkpoints, reg.keys, ORIGIN)
+    for e in entries:
+        a.entry(e)
+    return a
+
+
+def _kinds(report: Report) -> list[str]:
+    return [f.kind for f in report.findings]
+
+
+# Reference proofs, by RFC 9162 §2.1.3.1 (PATH) and §2.1.4.1 (PROOF / SUBPROOF).
+def _path(m: int, d: list[bytes]) -> list[bytes]:
+    if len(d) == 1:
+        return []
+    k = largest_power_of_two_below(len(d))
+    if m < k:
+        return [*_path(m, d[:k]), root_of(d[k:])]
+    return [*_path(m - k, d[k:]), root_of(d[:k])]
+
+
+def _subproof(m: int, d: list[bytes], whole: bool) -> list[bytes]:
+    if m == len(d):
+        return [] if whole else [root_of(d)]
+    k = largest_power_of_two_below(len(d))
+    if m <= k:
+        return [*_subproof(m, d[:k], whole), root_of(d[k:])]
+    return [*_subproof(m - k, d[k:], False), root_of(d[:k])]
+
+
+# --- an honest ledger -----------------------------------------------------------------
+
+
+def test_an_honest_ledger_with_checkpoints_at_every_size_audits_clean() -> None:
+    entries, leaves = _ledger(19)
+    reg = _Registry()
+    cps = [reg.checkpoint(n, root_of(leaves[:n])) for n in range(1, 20)]
+    a = _audit(entries, cps, reg)
+    report = a.finish()
+    assert report.ok and report.findings == []
+    assert (report.entries, report.checkpoints) == (19, 19)
+    assert a.signed_sizes == list(range(1, 20))
+    assert a.signed_root(5) == root_of(leaves[:5]) and a.signed_root(20) is None
+    settled = sum(10 + i for i in range(18))
+    assert report.balances == {MINT: -1_000_000, ALICE: 1_000_000 - settled, BOB: settled}
+
+
+def test_the_auditors_own_tree_agrees_with_the_reference_root() -> None:
+    leaves = [leaf_hash(bytes([i])) for i in range(33)]
+    tree = ledger_audit._Tree()
+    assert tree.root() == EMPTY_ROOT
+    for n, h in enumerate(leaves, start=1):
+        tree.push(h)
+        assert (tree.size, tree.root()) == (n, root_of(leaves[:n]))
+
+
+def test_no_checkpoints_and_no_entries_is_an_empty_clean_report() -> None:
+    report = _audit([]).finish()
+    assert report.ok and (report.entries, report.checkpoints, report.balances) == (0, 0, {})
+
+
+# --- each tamper, named ---------------------------------------------------------------
+
+
+def test_a_changed_amount_is_named_changed_and_breaks_the_signed_root() -> None:
+    entries, leaves = _ledger(6)
+    reg = _Registry()
+    entries[3]["amount"] = 1
+    report = _audit(entries, [reg.checkpoint(6, root_of(leaves))], reg).finish()
+    # the next entry chains to the published leaf hash, not to what entry 3 now hashes to
+    assert _kinds(report) == ["changed", "chain", "root"]
+    assert (
+        report.findings[0].message == "entry 3 was changed: its fields do not hash to its leaf_hash"
+    )
+    assert report.findings[2].message == "checkpoint at size 6: root is not the entries' root"
+
+
+@pytest.mark.parametrize("field", ["kind", "from", "to", "request_id", "receipt_hash", "time_us"])
+def test_any_changed_field_is_named_changed(field: str) -> None:
+    entries, _ = _ledger(4)
+    changed = {"kind": "settlez", "from": MINT, "to": pseudonym("user", "carol"),
+               "request_id": "req-x", "receipt_hash": "ab" * 32, "time_us": 1_004}  # fmt: skip
+    entries[3][field] = changed[field]
+    assert _kinds(_audit(entries).finish()) == ["changed"]
+
+
+def test_one_deleted_row_is_named_missing_and_nothing_else() -> None:
+    entries, _ = _ledger(6)
+    del entries[4]
+    report = _audit(entries).finish()
+    assert _kinds(report) == ["missing"]
+    assert report.findings[0].message == "entry 4 is missing (the next published entry is 5)"
+    assert report.entries == 5
+
+
+def test_several_deleted_rows_are_named_as_one_range() -> None:
+    entries, _ = _ledger(8)
+    del entries[2:5]
+    report = _audit(entries).finish()
+    assert [f.message for f in report.findings] == [
+        "entry 2 to 4 is missing (the next published entry is 5)"
+    ]
+
+
+def test_a_row_published_twice_is_named_reordered() -> None:
+    entries, _ = _ledger(4)
+    report = _audit([*entries, entries[1]]).finish()
+    assert _kinds(report) == ["reordered", "time"]  # not "chain": it is not in its place
+    assert report.findings[0].message == "entry 1 comes after entry 3"
+
+
+@pytest.mark.parametrize(("a", "b"), [(0, 1), (5, 6), (3, 19), (2, 18)])
+def test_two_swapped_rows_are_named_reordered_with_where_each_was_written(a: int, b: int) -> None:
+    entries, _ = _ledger(20)
+    entries[a]["seq"], entries[b]["seq"] = b, a
+    entries[a], entries[b] = entries[b], entries[a]
+    msgs = [f.message for f in _audit(entries).finish().findings if f.kind == "reordered"]
+    assert msgs == [
+        f"entry {a} is the entry written as {b} (rows reordered)",
+        f"entry {b} is the entry written as {a} (rows reordered)",
+    ]
+
+
+def test_rows_swapped_further_apart_than_the_search_window_are_named_changed() -> None:
+    entries, _ = _ledger(20)
+    a, b = 1, 18  # 17 apart: the auditor looks 16 either way
+    entries[a]["seq"], entries[b]["seq"] = b, a
+    entries[a], entries[b] = entries[b], entries[a]
+    report = _audit(entries).finish()
+    assert "reordered" not in _kinds(report)
+    assert [f.message for f in report.findings if f.kind == "changed"] == [
+        f"entry {a} was changed: its fields do not hash to its leaf_hash",
+        f"entry {b} was changed: its fields do not hash to its leaf_hash",
+    ]
+
+
+def test_a_rewritten_entry_that_does_not_chain_to_its_predecessor_is_named_chain() -> None:
+    entries, leaves = _ledger(3)
+    forged = _raw(3, bytes(range(32)), time_us=2_000)
+    report = _audit([*entries, forged]).finish()
+    assert _kinds(report) == ["chain"]
+    assert report.findings[0].message == "entry 3: prev_hash is not entry 2's leaf hash"
+    honest = _raw(3, leaves[-1], time_us=2_000)
+    assert _audit([*entries, honest]).finish().ok
+
+
+def test_the_first_entry_chains_to_the_genesis_hash() -> None:
+    assert _audit([_raw(0, GENESIS_PREV, frm=MINT)]).finish().ok
+    assert _kinds(_audit([_raw(0, bytes([1]) * 32, frm=MINT)]).finish()) == ["chain"]
+
+
+def test_an_entry_older_than_its_predecessor_is_named_time() -> None:
+    first = _raw(0, GENESIS_PREV, frm=MINT, time_us=500)
+    same = _raw(1, bytes.fromhex(str(first["leaf_hash"])), frm=MINT, time_us=500)
+    older = _raw(2, bytes.fromhex(str(same["leaf_hash"])), frm=MINT, time_us=499)
+    report = _audit([first, same, older]).finish()
+    assert _kinds(report) == ["time"]
+    assert report.findings[0].message == "entry 2 is older than the entry before it"
+
+
+@pytest.mark.parametrize("amount", [0, -5, True, "7", 2.0, None])
+def test_an_amount_that_is_not_a_whole_number_of_at_least_one_is_named(amount: object) -> None:
+    e = _raw(0, GENESIS_PREV, frm=MINT, amount=amount, hashed_amount=0)
+    report = _audit([e]).finish()
+    assert _kinds(report) == ["amount"]
+    assert report.findings[0].message == f"entry 0: amount {amount!r} is not a whole number >= 1"
+    assert report.balances == {MINT: 0, BOB: 0}  # a bad amount moves nothing
+
+
+def test_an_amount_of_one_is_accepted() -> None:
+    report = _audit([_raw(0, GENESIS_PREV, frm=MINT, amount=1)]).finish()
+    assert report.ok and report.balances == {MINT: -1, BOB: 1}
+
+
+def test_a_transfer_from_an_account_to_itself_is_named_amount() -> None:
+    report = _audit([_raw(0, GENESIS_PREV, frm=MINT, to=MINT, amount=3)]).finish()
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("amount", "entry 0 moves 3 from mint to itself")
+    ]
+    # a zero amount to itself is one finding (the amount), not two
+    zero = _raw(0, GENESIS_PREV, frm=BOB, to=BOB, amount=0)
+    assert _kinds(_audit([zero]).finish()) == ["amount"]
+
+
+def test_an_account_other_than_mint_going_below_zero_is_named_balance() -> None:
+    grant = _raw(0, GENESIS_PREV, frm=MINT, to=ALICE, amount=10)
+    all_of_it = _raw(1, bytes.fromhex(str(grant["leaf_hash"])), frm=ALICE, to=BOB, amount=10)
+    assert _audit([grant, all_of_it]).finish().ok  # down to exactly zero is fine
+    one_more = _raw(1, bytes.fromhex(str(grant["leaf_hash"])), frm=ALICE, to=BOB, amount=11)
+    report = _audit([grant, one_more]).finish()
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("balance", f"entry 1: account {ALICE} goes below zero (-1)")
+    ]
+    assert report.balances == {MINT: -10, ALICE: -1, BOB: 11}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"seq": None},
+        {"seq": "x"},
+        {"time_us": None},
+        {"prev_hash": "ab" * 31},
+        {"prev_hash": None},
+        {"leaf_hash": 5},
+        {"leaf_hash": "zz" * 32},
+    ],
+)
+def test_a_malformed_entry_is_named_changed_and_the_next_one_is_checked_in_its_place(
+    broken: dict[str, object],
+) -> None:
+    entries, _ = _ledger(3)
+    entries[1].update(broken)
+    report = _audit(entries).finish()
+    # and the next entry does not chain to the last entry the auditor could check
+    assert _kinds(report) == ["changed", "chain"]
+    assert report.findings[0].message.startswith("entry #1: malformed (")
+    assert report.entries == 2  # the malformed one is not counted as checked
+
+
+@pytest.mark.parametrize("field", ["prev_hash", "leaf_hash"])
+def test_a_malformed_hash_is_named_by_its_field(field: str) -> None:
+    entries, _ = _ledger(1)
+    entries[0][field] = "ab"
+    report = _audit(entries).finish()
+    assert [f.message for f in report.findings] == [
+        f"entry #0: malformed ({field} is not 64 hex digits)"
+    ]
+
+
+def test_a_malformed_entry_missing_a_field_is_named() -> None:
+    entries, _ = _ledger(1)
+    del entries[0]["from"]
+    report = _audit(entries).finish()
+    assert _kinds(report) == ["changed"]
+    assert report.findings[0].message == "entry #0: malformed ('from')"
+
+
+def test_a_hash_field_must_be_64_hex_digits() -> None:
+    with pytest.raises(ValueError, match="prev_hash is not 64 hex digits"):
+        ledger_audit._hex("ab" * 33, "prev_hash")
+    with pytest.raises(ValueError, match="x is not 64 hex digits"):
+        ledger_audit._hex(b"a" * 64, "x")
+    assert ledger_audit._hex("0f" * 32, "x") == b"\x0f" * 32
+
+
+# --- checkpoints, signatures, proofs --------------------------------------------------
+
+
+def test_a_checkpoint_by_an_unpublished_key_is_named_signature_and_not_trusted() -> None:
+    entries, leaves = _ledger(4)
+    reg, other = _Registry(), _Registry()
+    a = _audit(entries, [other.checkpoint(4, root_of(leaves))], reg)
+    report = a.finish()
+    assert [f.message for f in report.findings] == [
+        "checkpoint at size 4: signed by a key the registry does not publish"
+    ]
+    assert a.signed_sizes == [] and report.checkpoints == 1
+
+
+def test_a_checkpoint_with_a_published_key_but_another_keys_signature_is_named() -> None:
+    entries, leaves = _ledger(4)
+    reg, other = _Registry(), _Registry()
+    forged = other.checkpoint(4, root_of(leaves), public_key=reg.keys[0])
+    a = _audit(entries, [forged], reg)
+    assert _kinds(a.finish()) == ["signature"] and a.signed_sizes == []
+
+
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ({"tree_size": 3}, ": its note says another size or root than its record"),
+        ({"root_hash": "00" * 32}, ": its note says another size or root than its record"),
+        ({"note": "garbage"}, ": not a signed note"),
+    ],
+)
+def test_a_checkpoint_whose_record_and_note_disagree_is_named_signature(
+    override: dict[str, object], why: str
+) -> None:
+    entries, leaves = _ledger(4)
+    reg = _Registry()
+    a = _audit(entries, [reg.checkpoint(4, root_of(leaves), **override)], reg)
+    report = a.finish()
+    assert _kinds(report) == ["signature"] and report.findings[0].message.startswith(
+        f"checkpoint at size {override.get('tree_size', 4)}{why}"
+    )
+    assert a.signed_sizes == []
+
+
+def test_a_checkpoint_with_an_undecodable_key_is_named_signature() -> None:
+    reg = _Registry()
+    a = _audit([], [reg.checkpoint(0, EMPTY_ROOT, public_key="!!not base64")], reg)
+    assert _kinds(a.finish()) == ["signature"]
+
+
+def test_a_signed_root_that_is_not_the_entries_root_is_named_root() -> None:
+    entries, leaves = _ledger(5)
+    reg = _Registry()
+    wrong = root_of(leaves[:2] + leaves[3:] + leaves[2:3])
+    report = _audit(
+        entries, [reg.checkpoint(2, root_of(leaves[:2])), reg.checkpoint(5, wrong)], reg
+    ).finish()
+    assert [f.message for f in report.findings] == [
+        "checkpoint at size 5: root is not the entries' root"
+    ]
+
+
+def test_a_checkpoint_beyond_the_published_entries_is_named_truncated() -> None:
+    entries, leaves = _ledger(6)
+    reg = _Registry()
+    cps = [reg.checkpoint(4, root_of(leaves[:4])), reg.checkpoint(6, root_of(leaves))]
+    assert _audit(entries, cps, reg).finish().ok
+    report = _audit(entries[:5], cps, reg).finish()
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("truncated", "checkpoint at size 6 covers entries not published (only 5)")
+    ]
+
+
+def test_consistency_proofs_between_signed_checkpoints() -> None:
+    entries, leaves = _ledger(13)
+    reg = _Registry()
+    cps = [reg.checkpoint(n, root_of(leaves[:n])) for n in (4, 7, 13)]
+    a = _audit(entries, cps, reg)
+    a.consistency(4, 7, _subproof(4, leaves[:7], True))
+    a.consistency(7, 13, _subproof(7, leaves, True))
+    assert a.report.ok and a.report.consistency_proofs == 2
+    a.consistency(4, 13, _subproof(7, leaves, True))  # a proof for another pair
+    assert [f.message for f in a.report.findings] == ["checkpoints 4 -> 13: proof fails"]
+
+
+@pytest.mark.parametrize(("first", "second"), [(5, 7), (4, 8), (5, 8)])
+def test_a_consistency_proof_with_an_unsigned_end_fails(first: int, second: int) -> None:
+    entries, leaves = _ledger(8)
+    reg = _Registry()
+    a = _audit(entries, [reg.checkpoint(n, root_of(leaves[:n])) for n in (4, 7)], reg)
+    a.consistency(first, second, _subproof(first, leaves[:second], True))
+    assert _kinds(a.report) == ["consistency"] and a.report.consistency_proofs == 1
+
+
+def test_an_inclusion_proof_of_a_checkpoints_last_entry() -> None:
+    entries, leaves = _ledger(11)
+    reg = _Registry()
+    a = _audit(entries, [reg.checkpoint(n, root_of(leaves[:n])) for n in (6, 11)], reg)
+    a.inclusion(6, _path(5, leaves[:6]))
+    a.inclusion(11, _path(10, leaves))
+    assert a.report.ok and a.report.inclusion_proofs == 2
+    a.inclusion(11, _path(9, leaves))  # the proof of another entry
+    assert [f.message for f in a.report.findings] == ["entry 10 in checkpoint 11: proof fails"]
+
+
+def test_an_inclusion_proof_needs_a_signed_checkpoint_and_its_entry() -> None:
+    entries, leaves = _ledger(6)
+    reg = _Registry()
+    a = _audit(entries, [reg.checkpoint(6, root_of(leaves))], reg)
+    a.inclusion(5, _path(4, leaves[:5]))  # no checkpoint at 5
+    assert _kinds(a.report) == ["inclusion"]
+    # the checkpoint at 6 is signed, but its entries were not published: no leaf to prove
+    b = _audit(entries[:5], [reg.checkpoint(6, root_of(leaves))], reg)
+    b.inclusion(6, _path(5, leaves))
+    assert _kinds(b.report) == ["inclusion"]
+
+
+def test_the_inclusion_proof_is_of_the_auditors_own_leaf_not_the_published_one() -> None:
+    entries, leaves = _ledger(4)
+    reg = _Registry()
+    entries[3]["leaf_hash"] = "00" * 32  # published leaf hash lies; the fields are honest
+    a = _audit(entries, [reg.checkpoint(4, root_of(leaves))], reg)
+    a.inclusion(4, _path(3, leaves))
+    assert _kinds(a.report) == ["changed"]  # the proof itself holds for the computed leaf
+
+
+# --- the report -----------------------------------------------------------------------
+
+
+def test_findings_past_the_cap_are_counted_not_kept() -> None:
+    report = Report()
+    assert report.ok
+    for i in range(ledger_audit.MAX_FINDINGS):
+        report.add("k", str(i))
+    assert len(report.findings) == ledger_audit.MAX_FINDINGS and report.more_findings == 0
+    report.add("k", "one more")
+    report.add("k", "and another")
+    assert len(report.findings) == ledger_audit.MAX_FINDINGS and report.more_findings == 2
+    assert report.findings[-1].message == str(ledger_audit.MAX_FINDINGS - 1)
+    assert not report.ok
