@@ -21,6 +21,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | operator_token       | LLM_MESH_OPERATOR_TOKEN  | none (a node's credential to register) |
 | limits.max_body_bytes | LLM_MESH_MAX_BODY_BYTES | 1048576 (1 MiB; 413 above) |
 | limits.max_json_depth | LLM_MESH_MAX_JSON_DEPTH | 32 (nesting of arrays/objects) |
+| limits.max_json_containers | LLM_MESH_MAX_JSON_CONTAINERS | 20000 (arrays and objects in a body) |
 | limits.max_messages  | LLM_MESH_MAX_MESSAGES    | 512                          |
 | limits.max_content_chars | LLM_MESH_MAX_CONTENT_CHARS | 524288 (message content or prompt) |
 | limits.max_n         | LLM_MESH_MAX_N           | 1                            |
@@ -147,6 +148,7 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
 _LIMIT_ENV = {
     "max_body_bytes": "LLM_MESH_MAX_BODY_BYTES",
     "max_json_depth": "LLM_MESH_MAX_JSON_DEPTH",
+    "max_json_containers": "LLM_MESH_MAX_JSON_CONTAINERS",
     "max_messages": "LLM_MESH_MAX_MESSAGES",
     "max_content_chars": "LLM_MESH_MAX_CONTENT_CHARS",
     "max_n": "LLM_MESH_MAX_N",

@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 # benchmarks/bench_*.py is found and run after these with no arguments.
 KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
     "routing": ("bench_routing.py", [], ["--iterations", "20000"]),
+    "limits": ("bench_limits.py", [], ["--rounds", "3"]),
     "fleet": ("bench_fleet.py", ["--seed", "1"], ["--seed", "1"]),
     "failover": ("bench_failover.py", [], ["--seconds", "10", "--kill-at", "4"]),
     "gateway": ("bench_gateway.py", [], ["--sequential", "200", "--concurrent", "400"]),

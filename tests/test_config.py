@@ -191,6 +191,7 @@ def test_request_limits_from_env() -> None:
     env = {
         "LLM_MESH_MAX_BODY_BYTES": "2048",
         "LLM_MESH_MAX_JSON_DEPTH": "8",
+        "LLM_MESH_MAX_JSON_CONTAINERS": "99",
         "LLM_MESH_MAX_MESSAGES": "10",
         "LLM_MESH_MAX_CONTENT_CHARS": "1000",
         "LLM_MESH_MAX_N": "2",
@@ -199,9 +200,9 @@ def test_request_limits_from_env() -> None:
     }
     lim = Settings.from_env(env).limits
     assert (
-        lim.max_body_bytes, lim.max_json_depth, lim.max_messages, lim.max_content_chars,
-        lim.max_n, lim.max_stop, lim.max_stop_chars,
-    ) == (2048, 8, 10, 1000, 2, 3, 16)  # fmt: skip
+        lim.max_body_bytes, lim.max_json_depth, lim.max_json_containers, lim.max_messages,
+        lim.max_content_chars, lim.max_n, lim.max_stop, lim.max_stop_chars,
+    ) == (2048, 8, 99, 10, 1000, 2, 3, 16)  # fmt: skip
     assert Settings.from_env({}).limits.max_body_bytes == 1024 * 1024
 
 
