@@ -22,6 +22,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
+from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -145,6 +146,25 @@ class NdjsonResponse(StreamingResponse):
 
 
 _row_json = json.JSONEncoder(separators=(",", ":")).encode
+_esc = encode_basestring_ascii  # a JSON string literal, quotes included (json's C code)
+
+
+def _line(r: tuple[Any, ...]) -> str:
+    """One export line: the row as a JSON array. Written out directly when every field
+    has its type (twice as fast as the encoder per row); by the encoder otherwise."""
+    seq, t, kind, frm, to, amount, rid, rh, prev, leaf = r
+    if (
+        type(seq) is int and type(t) is int and type(amount) is int and type(kind) is str
+        and type(frm) is str and type(to) is str and type(prev) is str and type(leaf) is str
+        and (rid is None or type(rid) is str) and (rh is None or type(rh) is str)
+    ):  # fmt: skip
+        rid_json = "null" if rid is None else _esc(rid)
+        rh_json = "null" if rh is None else _esc(rh)
+        return (
+            f"[{seq},{t},{_esc(kind)},{_esc(frm)},{_esc(to)},{amount},{rid_json},{rh_json},"
+            f"{_esc(prev)},{_esc(leaf)}]"
+        )
+    return _row_json(r)
 
 
 async def _export(ledger: SqlLedger, after: int, limit: int) -> AsyncIterator[bytes]:
@@ -162,7 +182,7 @@ async def _export(ledger: SqlLedger, after: int, limit: int) -> AsyncIterator[by
                     ledger.entry_rows(rows[-1][0], min(_EXPORT_CHUNK, left))
                 )
             if rows:
-                yield ("\n".join(map(_row_json, rows)) + "\n").encode()
+                yield ("\n".join(map(_line, rows)) + "\n").encode()
     finally:
         if pending is not None:
             pending.cancel()
