@@ -23,7 +23,8 @@ Method:
 
 Run: ``.venv/bin/python benchmarks/bench_ledger.py [--entries 1000000] [--appends 2000]``;
 ``--db FILE`` verifies an already filled SQLite file (no fill, no appends), ``--keep FILE``
-fills into FILE and keeps it.
+fills into FILE and keeps it; ``--compare DIR --rounds N`` also times another checkout's
+``ledger verify`` and registry over HTTP, in turn with this one's, N rounds.
 """
 
 from __future__ import annotations
@@ -107,14 +108,19 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def verify_processes(home: Path, url: str) -> tuple[float, float, float, str]:
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def verify_processes(home: Path, url: str, code: Path = ROOT) -> tuple[float, float, float, str]:
     """``llm-mesh ledger verify --registry`` against ``llm-mesh registry serve``, both
-    real processes: (wall s, verifier CPU s, server CPU s, the verifier's output)."""
+    real processes running the checkout at ``code``: (wall s, verifier CPU s, server CPU
+    s, the verifier's output)."""
     port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         LLM_MESH_HOME=str(home), LLM_MESH_LEDGER_ORIGIN=ORIGIN, LLM_MESH_POOL_DAILY_BUDGET="0",
-        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        PYTHONPATH=str(code),
     )  # fmt: skip
     cli = [sys.executable, "-m", "LLM_Mesh.cli"]
     log = (home / "registry.log").open("wb")
@@ -181,6 +187,12 @@ async def main() -> None:
     ap.add_argument("--skip-verify", action="store_true")
     ap.add_argument("--db", help="verify this already filled SQLite file (no fill, no appends)")
     ap.add_argument("--keep", help="fill into this SQLite file and keep it")
+    ap.add_argument(
+        "--compare",
+        help="another checkout (a directory with LLM_Mesh/, e.g. `git archive` of an older "
+        "commit): its CLI and registry are timed over HTTP too, in turn with this one",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="HTTP (real processes) rounds")
     args = ap.parse_args()
     print(f"# bench_ledger  cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,14 +213,19 @@ async def main() -> None:
                     f"{report.consistency_proofs} consistency proofs, ok={report.ok}: "
                     f"{secs:.1f} s wall, {cpu:.1f} s CPU  (load {os.getloadavg()[0]:.2f})"
                 )
-            (home / "serve").mkdir()
-            wall, cpu, server_cpu, out = verify_processes(home / "serve", url)
-            summary = " ".join(out.split())
-            print(
-                f"verify (HTTP, real processes: `llm-mesh ledger verify --registry`): "
-                f"{wall:.1f} s wall, verifier {cpu:.1f} s CPU, registry {server_cpu:.1f} s CPU "
-                f"(load {os.getloadavg()[0]:.2f})\n  {summary}"
-            )
+            codes = [("this checkout", ROOT)]
+            if args.compare:  # interleaved, in turn: this checkout, the other, ...
+                codes.append(("--compare " + args.compare, Path(args.compare)))
+            for rnd in range(args.rounds):
+                for name, code in codes:
+                    wall, cpu, server_cpu, out = verify_processes(home / f"serve{rnd}", url, code)
+                    summary = " ".join(out.split())
+                    print(
+                        f"verify (HTTP, real processes: `llm-mesh ledger verify --registry`, "
+                        f"{name}): {wall:.1f} s wall, verifier {cpu:.1f} s CPU, registry "
+                        f"{server_cpu:.1f} s CPU (load {os.getloadavg()[0]:.2f})\n  {summary}",
+                        flush=True,
+                    )
             secs, cpu, report = await verify_http(home / "keys", url)
             print(
                 f"verify (HTTP in one process, ASGI): {report.entries} entries, ok={report.ok}: "
