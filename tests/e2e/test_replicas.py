@@ -358,18 +358,20 @@ async def _answered_twice(db_url: str) -> list[str]:
     return [r["request_id"] for r in rows]
 
 
-async def _unsettled(db_url: str) -> int:
-    """Settlement rows not final yet (``pending`` or ``answered``): the settlers' backlog."""
+async def _unsettled(db_url: str) -> list[dict[str, Any]]:
+    """Settlement rows not final yet (``pending`` or ``answered``): the settlers' backlog,
+    with their holders' last beats (what to read when it does not drain)."""
     url = make_url(db_url).set(drivername="postgresql").render_as_string(False)
     conn = await asyncpg.connect(url, timeout=5)
     try:
-        return int(
-            await conn.fetchval(
-                "SELECT count(*) FROM settlements WHERE state IN ('pending', 'answered')"
-            )
+        rows = await conn.fetch(
+            "SELECT s.request_id, s.part, s.state, s.holder, s.payer, s.amount, s.updated_at,"
+            " h.beat_ms FROM settlements s LEFT JOIN settle_holders h ON h.holder = s.holder"
+            " WHERE s.state IN ('pending', 'answered') ORDER BY s.updated_at"
         )
     finally:
         await conn.close()
+    return [dict(r) for r in rows]
 
 
 def _ledger_entries(url: str) -> list[dict[str, Any]]:
@@ -389,7 +391,25 @@ def _ledger_entries(url: str) -> list[dict[str, Any]]:
 def _check_the_books(mesh: Mesh, ok: list[Result], lost: list[Result]) -> None:
     """Balances and ``llm-mesh ledger verify`` agree with the requests that succeeded."""
     url = mesh.urls[1]  # a replica that was never killed
-    _wait(lambda: asyncio.run(_unsettled(mesh.db_url)) == 0, 90, "settlement drained", mesh)
+    left: list[dict[str, Any]] = []
+
+    def drained() -> bool:
+        left[:] = asyncio.run(_unsettled(mesh.db_url))
+        return not left
+
+    try:
+        _wait(drained, 90, "settlement drained")
+    except AssertionError:
+        logs = [
+            f"{p.name}: {line}"
+            for p in mesh.replicas
+            for line in p.tail(100_000).splitlines()
+            if "LLM_Mesh.requests" not in line and ("settle" in line.lower() or "Error" in line)
+        ]
+        raise AssertionError(
+            f"{len(left)} settlement rows never settled nor voided, e.g. {left[:5]}\n"
+            + "\n".join(logs[-40:])
+        ) from None
     home = mesh.replicas[1].log_path.parent / "verifier"
     home.mkdir(exist_ok=True)
     verify = subprocess.run(
