@@ -449,7 +449,7 @@ def _check_the_books(mesh: Mesh, ok: list[Result], lost: list[Result]) -> None:
     print(
         f"replicas e2e books: {len(ok)} answers cost {spent} µNT, {len(others)} lost with "
         f"replica 0 were paid ({sum(others.values())} µNT); balance {bal['balance']} of "
-        f"{GRANT}; {verify.stdout.splitlines()[0]}"
+        f"{GRANT}; {' '.join(verify.stdout.split())}"
     )
 
 
