@@ -287,7 +287,15 @@ def verify(
         str | None, typer.Option(help="read a store directly instead of a registry")
     ] = None,
     key: Annotated[str | None, typer.Option(help="pin the registry's public key (base64)")] = None,
-    page: Annotated[int, typer.Option(min=1, max=10_000, help="entries per request")] = 10_000,
+    page: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="entries per read from the store, or per page of GET /v1/ledger (a "
+            "registry without the export)",
+        ),
+    ] = 10_000,
     home: HomeOpt = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
