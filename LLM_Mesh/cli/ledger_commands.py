@@ -1,39 +1,67 @@
 """``llm-mesh ledger verify``: check the public ledger, from a registry or a store.
 
 Downloads (``--registry``, default ``$LLM_MESH_REGISTRY_URL``) or reads
-(``--database-url``) the signing keys, every checkpoint and every entry, pages of
-``--page`` at a time, and hands them to the verifier (``core/ledger_audit.py``); then
-checks a consistency proof between each two successive checkpoints and an inclusion
-proof of the latest checkpoint's last entry. Prints a summary; exit 1 on any finding,
-each named (``missing``, ``changed``, ``reordered``, ``chain``, ``root``, ...).
-``--key`` pins the registry's public key (base64) instead of trusting the published list.
+(``--database-url``) the signing keys, every checkpoint and every entry, and hands them
+to the verifier (``core/ledger_audit.py``); checks a consistency proof between each two
+successive checkpoints and an inclusion proof of the latest checkpoint's last entry.
+Prints a summary; exit 1 on any finding, each named (``missing``, ``changed``,
+``reordered``, ``chain``, ``root``, ...). ``--key`` pins the registry's public key
+(base64) instead of trusting the published list.
+
+From a registry, entries come from the bulk export (``GET /v1/ledger/export``: NDJSON
+rows, 100,000 a request), or from the paged list (``GET /v1/ledger``, ``--page`` a
+request) when the registry has no export. Entries are read ahead while the verifier
+works (a queue of a few batches), and the consistency proofs are fetched meanwhile, a
+few at a time: the registry encodes while the verifier hashes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Protocol
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any, Protocol, TypeVar
 
 import httpx
 import typer
 
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
 from LLM_Mesh.core.ledger_audit import Auditor, Report
-from LLM_Mesh.core.ledger_entry import MINT
+from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
 from LLM_Mesh.errors import MeshError
 
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
+
+Row = Sequence[object]  # an entry in ENTRY_FIELDS order
+EXPORT_LIMIT = 100_000  # the registry's most per export request
+PROOFS_IN_FLIGHT = 8
 
 
 class Source(Protocol):
     async def keys(self) -> tuple[list[str], str]: ...  # public keys, origin
     async def checkpoints(self) -> list[dict[str, Any]]: ...
-    def entries(self, page: int) -> AsyncIterator[list[dict[str, Any]]]: ...
+    def entries(self, page: int) -> AsyncIterator[list[Row]]: ...
     async def consistency(self, first: int, second: int) -> list[bytes]: ...
     async def inclusion(self, index: int, size: int) -> list[bytes]: ...
+
+
+def _row(item: dict[str, Any]) -> Row:
+    """A ``GET /v1/ledger`` item as a row (a missing field is left for the verifier)."""
+    return tuple(item.get(f) for f in ENTRY_FIELDS)
+
+
+def _ndjson_rows(lines: bytes) -> list[Row]:
+    """Complete NDJSON lines (each a JSON array) parsed in one go."""
+    try:
+        rows = json.loads(b"[" + lines.rstrip(b"\n").replace(b"\n", b",") + b"]")
+    except ValueError as exc:
+        raise MeshError(f"the ledger export is not NDJSON: {exc}") from None
+    if not all(isinstance(r, list) for r in rows):
+        raise MeshError("the ledger export has a line that is not a JSON array")
+    return rows  # type: ignore[no-any-return]
 
 
 class HttpSource:
@@ -67,11 +95,50 @@ class HttpSource:
                 return out
             after = int(page["data"][-1]["tree_size"])
 
-    async def entries(self, page: int) -> AsyncIterator[list[dict[str, Any]]]:
+    async def entries(self, page: int) -> AsyncIterator[list[Row]]:
         after = -1
         while True:
+            got, last = 0, None
+            async for rows in self._export(after):
+                if rows is None:  # no export at this registry: the paged list
+                    async for batch in self._pages(after, page):
+                        yield batch
+                    return
+                got += len(rows)
+                if rows:
+                    last = rows[-1][0]
+                    yield rows
+            if got < EXPORT_LIMIT:
+                return
+            if not isinstance(last, int) or last <= after:
+                raise MeshError(f"the ledger export's rows after {after} do not go forward")
+            after = last
+
+    async def _export(self, after: int) -> AsyncIterator[list[Row] | None]:
+        """One export request's rows, in batches as they arrive; ``None`` if there is none."""
+        params = {"after": after, "limit": EXPORT_LIMIT}
+        async with self.client.stream("GET", "/v1/ledger/export", params=params) as r:
+            if r.status_code == 404:
+                yield None
+                return
+            if r.status_code != 200:
+                await r.aread()
+                raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {r.text[:200]}")
+            rest = b""
+            async for chunk in r.aiter_bytes(1 << 20):
+                cut = chunk.rfind(b"\n") + 1
+                if not cut:
+                    rest += chunk
+                    continue
+                yield _ndjson_rows(rest + chunk[:cut])
+                rest = chunk[cut:]
+            if rest.strip():
+                raise MeshError("the ledger export ended in the middle of a line")
+
+    async def _pages(self, after: int, page: int) -> AsyncIterator[list[Row]]:
+        while True:
             data = await self._get("/v1/ledger", after=after, limit=page)
-            yield data["data"]
+            yield [_row(e) for e in data["data"]]
             if not data["has_more"] or not data["data"]:
                 return
             after = int(data["data"][-1]["seq"])
@@ -104,14 +171,15 @@ class StoreSource:
                 return out
             after = cps[-1].tree_size
 
-    async def entries(self, page: int) -> AsyncIterator[list[dict[str, Any]]]:
+    async def entries(self, page: int) -> AsyncIterator[list[Row]]:
         after = -1
         while True:
-            rows, more = await self.ledger.entries(after, page)
-            yield [r.to_json() for r in rows]
-            if not more or not rows:
+            rows = await self.ledger.entry_rows(after, page)
+            if rows:
+                yield rows
+            if len(rows) < page:
                 return
-            after = rows[-1].seq
+            after = rows[-1][0]
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         return list((await self.ledger.consistency_proof(first, second))[2])
@@ -120,19 +188,75 @@ class StoreSource:
         return list((await self.ledger.inclusion_proof(index, size))[2])
 
 
+T = TypeVar("T")
+
+
+async def read_ahead(items: AsyncIterator[T], depth: int = 4) -> AsyncIterator[T]:
+    """``items``, fetched by a task of its own up to ``depth`` ahead of the consumer."""
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(depth)
+
+    async def pump() -> None:
+        try:
+            async for item in items:
+                await queue.put((True, item))
+        except Exception as exc:  # handed to the consumer, raised there
+            await queue.put((False, exc))
+        else:
+            await queue.put((False, None))
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            more, item = await queue.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _proofs(source: Source, sizes: Sequence[int]) -> list[list[bytes] | Exception]:
+    """The consistency proofs between successive sizes, a few requests at a time; a
+    failed request's error in its place (it matters only if the entries reach it)."""
+    gate = asyncio.Semaphore(PROOFS_IN_FLIGHT)
+
+    async def one(first: int, second: int) -> list[bytes] | Exception:
+        async with gate:
+            try:
+                return await source.consistency(first, second)
+            except (MeshError, ValueError, httpx.HTTPError) as exc:
+                return exc
+
+    return list(await asyncio.gather(*(one(a, b) for a, b in itertools.pairwise(sizes))))
+
+
 async def audit(source: Source, *, page: int = 10_000, pin: str | None = None) -> Report:
     """Download and check everything (see the module docstring)."""
     keys, origin = await source.keys()
     if pin is not None:
         keys = [pin]
     auditor = Auditor(await source.checkpoints(), keys, origin)
-    async for batch in source.entries(page):
-        for e in batch:
-            auditor.entry(e)
-    report = auditor.finish()
-    sizes = [s for s in auditor.signed_sizes if s <= report.entries]
-    for first, second in itertools.pairwise(sizes):
-        auditor.consistency(first, second, await source.consistency(first, second))
+    signed = auditor.signed_sizes
+    proofs = asyncio.ensure_future(_proofs(source, signed))
+    try:
+        async for batch in read_ahead(source.entries(page)):
+            for i in range(0, len(batch), 2_000):  # let the readers run between slices
+                auditor.rows(batch[i : i + 2_000])
+                await asyncio.sleep(0)
+        report = auditor.finish()
+        fetched = await proofs
+    finally:
+        proofs.cancel()
+    for (first, second), proof in zip(itertools.pairwise(signed), fetched, strict=True):
+        if second <= report.entries:
+            if isinstance(proof, Exception):
+                raise proof
+            auditor.consistency(first, second, proof)
+    sizes = [s for s in signed if s <= report.entries]
     if sizes:
         auditor.inclusion(sizes[-1], await source.inclusion(sizes[-1] - 1, sizes[-1]))
     return report
@@ -163,7 +287,15 @@ def verify(
         str | None, typer.Option(help="read a store directly instead of a registry")
     ] = None,
     key: Annotated[str | None, typer.Option(help="pin the registry's public key (base64)")] = None,
-    page: Annotated[int, typer.Option(min=1, max=10_000, help="entries per request")] = 10_000,
+    page: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="entries per read from the store, or per page of GET /v1/ledger (a "
+            "registry without the export)",
+        ),
+    ] = 10_000,
     home: HomeOpt = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,

@@ -25,17 +25,36 @@ order (:meth:`Auditor.entry`), and checks, naming each finding:
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+import hashlib
+import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
-from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, entry_leaf
-from LLM_Mesh.core.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from LLM_Mesh.core.ledger_entry import (
+    ENTRY_FIELDS,
+    GENESIS_PREV,
+    MINT,
+    entry_leaf,
+    leaf_encoder,
+)
+from LLM_Mesh.core.merkle import EMPTY_ROOT, LEAF_PREFIX, NODE_PREFIX, leaf_hash, node_hash
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 
 __all__ = ["Auditor", "Finding", "Report"]
 
 _REORDER_WINDOW = 16
+
+
+class _Slow(Exception):
+    """An entry the fast path does not vouch for: the full check names what is wrong."""
+
+
+# what sends an entry from the fast path to the full check (a field of another type,
+# a number beyond its field, a string too long, a row of another length)
+_SLOW = (_Slow, TypeError, ValueError, AttributeError, OverflowError, struct.error)
+_REQUIRED = frozenset(("seq", "time_us", "kind", "from", "to", "amount", "prev_hash", "leaf_hash"))
 MAX_FINDINGS = 1000
 
 
@@ -67,25 +86,26 @@ class Report:
 
 
 class _Tree:
-    """The verifier's own incremental Merkle tree: a stack of (height, hash)."""
+    """The verifier's own incremental Merkle tree: the roots of its complete subtrees,
+    largest first (one per 1-bit of ``size``, as RFC 9162's tree splits)."""
 
     def __init__(self) -> None:
-        self.stack: list[tuple[int, bytes]] = []
+        self.stack: list[bytes] = []
         self.size = 0
 
     def push(self, h: bytes) -> None:
-        height = 0
-        while self.stack and self.stack[-1][0] == height:
-            h = node_hash(self.stack.pop()[1], h)
-            height += 1
-        self.stack.append((height, h))
+        n, stack = self.size, self.stack
+        while n & 1:  # each trailing 1-bit of the size is a subtree this leaf completes
+            h = node_hash(stack.pop(), h)
+            n >>= 1
+        stack.append(h)
         self.size += 1
 
     def root(self) -> bytes:
         if not self.stack:
             return EMPTY_ROOT
-        h = self.stack[-1][1]
-        for _, left in reversed(self.stack[:-1]):
+        h = self.stack[-1]
+        for left in reversed(self.stack[:-1]):
             h = node_hash(left, h)
         return h
 
@@ -109,7 +129,9 @@ class Auditor:
         self._tree = _Tree()
         self._expected = 0
         self._prev = GENESIS_PREV
-        self._last_us: int | None = None
+        self._prev_hex = GENESIS_PREV.hex()
+        self._last_us = -(1 << 63)  # int64's least: no entry is older than the first
+        self._encode = leaf_encoder()
         self._roots: dict[int, bytes] = {}  # checkpoint size -> signed root
         self._last_leaves: dict[int, bytes] = {}  # checkpoint size -> its last leaf's hash
         self._bal: dict[str, int] = self.report.balances
@@ -141,15 +163,108 @@ class Auditor:
 
     def entry(self, e: Mapping[str, object]) -> None:
         """Check the next published entry (a ``GET /v1/ledger`` item)."""
+        try:
+            row = tuple(e[f] if f in _REQUIRED else e.get(f) for f in ENTRY_FIELDS)
+        except KeyError as exc:
+            self._malformed(exc)
+            return
+        self.rows((row,))
+
+    def rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Check the next published entries, each a row in ``ENTRY_FIELDS`` order
+        (``GET /v1/ledger/export``'s lines).
+
+        An entry that is in sequence, chains to its predecessor, hashes to its published
+        leaf hash and moves a valid amount forward in time is checked here, inline, its
+        state in local variables (the common case, about a million times per audit);
+        any other goes through :meth:`_entry`, which names what is wrong. Both apply the
+        same checks.
+        """
+        sha256, encode, slow = hashlib.sha256, self._encode, _SLOW
+        leaf_prefix, node_prefix = LEAF_PREFIX, NODE_PREFIX
+        bal, roots, rep, tree = self._bal, self._roots, self.report, self._tree
+        stack = tree.stack
+        expected, prev_b, prev_hex, last_us = (
+            self._expected,
+            self._prev,
+            self._prev_hex,
+            self._last_us,
+        )
+        size, entries = tree.size, 0
+        for row in rows:
+            try:
+                seq, time_us, kind, frm, to, amount, rid, rh, prev, stored = row
+                if (
+                    seq != expected
+                    or prev != prev_hex
+                    or type(amount) is not int
+                    or amount < 1
+                    or frm == to
+                    or time_us < last_us
+                ):
+                    raise _Slow
+                computed = sha256(
+                    leaf_prefix + encode(seq, time_us, kind, frm, to, amount, rid, rh, prev_b)
+                ).digest()
+                computed_hex = computed.hex()
+                if computed_hex != stored:
+                    raise _Slow
+            except slow:
+                self._expected, self._prev, self._prev_hex, self._last_us = (
+                    expected, prev_b, prev_hex, last_us
+                )  # fmt: skip
+                tree.size, rep.entries, entries = size, rep.entries + entries, 0
+                self._entry(row)
+                expected, prev_b, prev_hex, last_us = (
+                    self._expected, self._prev, self._prev_hex, self._last_us
+                )  # fmt: skip
+                size = tree.size
+                continue
+            entries += 1
+            last_us = time_us
+            b = bal.get(frm, 0) - amount
+            bal[frm] = b
+            bal[to] = bal.get(to, 0) + amount
+            if b < 0 and frm != MINT:
+                rep.add("balance", f"entry {seq}: account {frm} goes below zero ({b})")
+            h, n = computed, size  # the tree's push (_Tree.push), inline
+            while n & 1:
+                h = sha256(node_prefix + stack.pop() + h).digest()
+                n >>= 1
+            stack.append(h)
+            size += 1
+            prev_b, prev_hex, expected = computed, computed_hex, seq + 1
+            signed = roots.get(size)
+            if signed is not None:
+                tree.size = size
+                self._signed_leaf(computed, signed)
+        self._expected, self._prev, self._prev_hex, self._last_us = (
+            expected, prev_b, prev_hex, last_us
+        )  # fmt: skip
+        tree.size, rep.entries = size, rep.entries + entries
+
+    def _malformed(self, exc: Exception) -> None:
+        self.report.add("changed", f"entry #{self._expected}: malformed ({exc})")
+        self._expected += 1
+
+    def _signed_leaf(self, computed: bytes, signed: bytes) -> None:
+        size = self._tree.size
+        self._last_leaves[size] = computed
+        if signed != self._tree.root():
+            self.report.add("root", f"checkpoint at size {size}: root is not the entries' root")
+
+    def _entry(self, r: Sequence[object]) -> None:
+        """The full check of one entry, naming every finding."""
         rep = self.report
         try:
-            seq, time_us, amount = int(e["seq"]), int(e["time_us"]), e["amount"]  # type: ignore[call-overload]
-            kind, frm, to = str(e["kind"]), str(e["from"]), str(e["to"])
-            rid, rh = e.get("request_id"), e.get("receipt_hash")
-            prev, stored_leaf = _hex(e["prev_hash"], "prev_hash"), _hex(e["leaf_hash"], "leaf_hash")
-        except (KeyError, TypeError, ValueError) as exc:
-            rep.add("changed", f"entry #{self._expected}: malformed ({exc})")
-            self._expected += 1
+            if len(r) != len(ENTRY_FIELDS):
+                raise ValueError(f"{len(r)} fields, not {len(ENTRY_FIELDS)}")
+            seq, time_us, amount = int(r[0]), int(r[1]), r[5]  # type: ignore[call-overload]
+            kind, frm, to = str(r[2]), str(r[3]), str(r[4])
+            rid, rh = r[6], r[7]
+            prev, stored_leaf = _hex(r[8], "prev_hash"), _hex(r[9], "leaf_hash")
+        except (TypeError, ValueError) as exc:
+            self._malformed(exc)
             return
         rep.entries += 1
         if seq > self._expected:
@@ -165,7 +280,12 @@ class Auditor:
             rep.add("amount", f"entry {seq}: amount {amount!r} is not a whole number >= 1")
             amount = 0
         args = (time_us, kind, frm, to, amount, _opt(rid), _opt(rh), prev)
-        computed = leaf_hash(entry_leaf(seq, *args))
+        try:
+            computed = leaf_hash(entry_leaf(seq, *args))
+        except (ValueError, struct.error) as exc:  # a size beyond its field, say
+            rep.add("changed", f"entry {seq}: malformed ({exc})")
+            self._expected = seq + 1
+            return
         if computed != stored_leaf:
             moved = next(
                 (
@@ -186,7 +306,7 @@ class Auditor:
                 )
         elif prev != self._prev and seq == self._expected:
             rep.add("chain", f"entry {seq}: prev_hash is not entry {seq - 1}'s leaf hash")
-        if self._last_us is not None and time_us < self._last_us:
+        if time_us < self._last_us:
             rep.add("time", f"entry {seq} is older than the entry before it")
         self._last_us = time_us
         if frm == to and amount:
@@ -196,13 +316,11 @@ class Auditor:
         if self._bal[frm] < 0 and frm != MINT:
             rep.add("balance", f"entry {seq}: account {frm} goes below zero ({self._bal[frm]})")
         self._tree.push(computed)
-        self._prev = computed
+        self._prev, self._prev_hex = computed, computed.hex()
         self._expected = seq + 1
         signed = self._roots.get(self._tree.size)
         if signed is not None:
-            self._last_leaves[self._tree.size] = computed
-        if signed is not None and signed != self._tree.root():
-            rep.add("root", f"checkpoint at size {self._tree.size}: root is not the entries' root")
+            self._signed_leaf(computed, signed)
 
     def finish(self) -> Report:
         """After the last entry: checkpoints beyond what was published."""

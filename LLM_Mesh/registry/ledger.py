@@ -57,6 +57,10 @@ __all__ = ["CheckpointRecord", "LedgerError", "SqlLedger", "memory_engine"]
 
 _HEAD = 1
 MAX_BATCH = 10_000
+_ROWS_SQL = (
+    "SELECT seq, time_us, kind, from_account, to_account, amount, request_id, receipt_hash,"
+    " prev_hash, leaf_hash FROM ledger_entries WHERE seq > {} ORDER BY seq LIMIT {}"
+)
 
 
 class LedgerError(ValueError):
@@ -342,8 +346,13 @@ class SqlLedger:
             raise LedgerError(f"second must be 0 to {size}")
         if not 0 <= first <= second:
             raise LedgerError(f"first must be 0 to {second}")
-        first_root, second_root = await self.root_at(first), await self.root_at(second)
-        return first_root, second_root, await self._ranges(consistency_ranges(first, second))
+        if first == 0:  # the empty tree's root is no range of leaves
+            return frontier_root([]), await self.root_at(second), []
+        # both roots and the proof's subtrees in one read
+        r1, r2, *proof = await self._ranges(
+            [(0, first), (0, second), *consistency_ranges(first, second)]
+        )
+        return r1, r2, proof
 
     # -- reading entries ---------------------------------------------------------------
 
@@ -355,6 +364,32 @@ class SqlLedger:
         async with engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [_entry(r) for r in rows[:limit]], len(rows) > limit
+
+    async def entry_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """Entries with ``seq > after``, oldest first, at most ``limit``, as plain tuples in
+        :data:`~LLM_Mesh.core.ledger_entry.ENTRY_FIELDS` order (the bulk export's and the
+        auditor's shape: no object per entry).
+
+        On aiosqlite and asyncpg the query goes to the driver directly (``_ROWS_SQL``):
+        the rows come as the driver makes them, at half the CPU of SQLAlchemy's rows;
+        any other driver reads through SQLAlchemy.
+        """
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            driver = conn.dialect.driver
+            if driver in ("aiosqlite", "asyncpg"):
+                raw: Any = (await conn.get_raw_connection()).driver_connection
+                if driver == "aiosqlite":
+                    async with raw.execute(_ROWS_SQL.format("?", "?"), (after, limit)) as cur:
+                        return list(map(tuple, await cur.fetchall()))
+                return list(map(tuple, await raw.fetch(_ROWS_SQL.format("$1", "$2"), after, limit)))
+            e = tables.ledger_entries
+            cols = (
+                e.c.seq, e.c.time_us, e.c.kind, e.c.from_account, e.c.to_account, e.c.amount,
+                e.c.request_id, e.c.receipt_hash, e.c.prev_hash, e.c.leaf_hash,
+            )  # fmt: skip
+            stmt = select(*cols).where(e.c.seq > after).order_by(e.c.seq).limit(limit)
+            return [tuple(r) for r in (await conn.execute(stmt)).all()]
 
     async def balances(self) -> dict[str, int]:
         """Every account's balance (credits less debits), by SQL sums."""

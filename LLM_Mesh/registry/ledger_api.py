@@ -3,6 +3,10 @@
 - ``GET /v1/ledger?after=&limit=``: entries with ``seq > after``, oldest first, in
   OpenAI's list shape (``object: "list"``, ``data``, ``has_more``) plus ``tree_size``;
   accounts are pseudonyms (``core/ledger_entry.py``);
+- ``GET /v1/ledger/export?after=&limit=``: the same entries in bulk (up to 100,000 a
+  request), streamed as NDJSON, one JSON array per line in ``ENTRY_FIELDS`` order
+  (``core/ledger_entry.py``): what ``llm-mesh ledger verify`` downloads (a tenth of the
+  CPU per entry of the paged list on both sides, and no page held in memory);
 - ``GET /v1/ledger/checkpoints?after=&limit=``: signed checkpoints with
   ``tree_size > after``, oldest first;
 - ``GET /v1/ledger/proof/inclusion?index=&tree_size=``: RFC 9162 audit path;
@@ -14,14 +18,19 @@ Hashes are lowercase hex. A size or index outside the tree is 400 naming the par
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from typing import Annotated, Literal
+import json
+from collections.abc import AsyncIterator
+from json.encoder import encode_basestring_ascii
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from LLM_Mesh.core.checkpoint import vkey
+from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
 from LLM_Mesh.errors import InvalidRequest, MeshError
 from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
@@ -30,6 +39,8 @@ from LLM_Mesh.registry.runtime import get_runtime
 router = APIRouter(tags=["Ledger"])
 
 MAX_PAGE = 10_000
+MAX_EXPORT = 100_000
+_EXPORT_CHUNK = 5_000  # rows read per query while streaming an export
 _BIG = 1 << 62
 
 
@@ -128,6 +139,93 @@ async def ledger_entries(request: Request, after: After = -1, limit: Limit = 100
     entries, more = await ledger.entries(after, limit)
     data = [e.to_json() for e in entries]
     return JSONResponse({"object": "list", "data": data, "has_more": more, "tree_size": size})
+
+
+class NdjsonResponse(StreamingResponse):
+    media_type = "application/x-ndjson"
+
+
+_row_json = json.JSONEncoder(separators=(",", ":")).encode
+_esc = encode_basestring_ascii  # a JSON string literal, quotes included (json's C code)
+
+
+def _line(r: tuple[Any, ...]) -> str:
+    """One export line: the row as a JSON array. Written out directly when every field
+    has its type (twice as fast as the encoder per row); by the encoder otherwise."""
+    seq, t, kind, frm, to, amount, rid, rh, prev, leaf = r
+    if (
+        type(seq) is int and type(t) is int and type(amount) is int and type(kind) is str
+        and type(frm) is str and type(to) is str and type(prev) is str and type(leaf) is str
+        and (rid is None or type(rid) is str) and (rh is None or type(rh) is str)
+    ):  # fmt: skip
+        rid_json = "null" if rid is None else _esc(rid)
+        rh_json = "null" if rh is None else _esc(rh)
+        return (
+            f"[{seq},{t},{_esc(kind)},{_esc(frm)},{_esc(to)},{amount},{rid_json},{rh_json},"
+            f"{_esc(prev)},{_esc(leaf)}]"
+        )
+    return _row_json(r)
+
+
+async def _export(ledger: SqlLedger, after: int, limit: int) -> AsyncIterator[bytes]:
+    """The export's body: chunks of rows, each read while the one before is encoded."""
+    left = limit
+    pending: asyncio.Future[list[tuple[Any, ...]]] | None = asyncio.ensure_future(
+        ledger.entry_rows(after, min(_EXPORT_CHUNK, left))
+    )
+    try:
+        while pending is not None:
+            rows = await pending
+            asked, left, pending = min(_EXPORT_CHUNK, left), left - len(rows), None
+            if len(rows) == asked and left > 0:
+                pending = asyncio.ensure_future(
+                    ledger.entry_rows(rows[-1][0], min(_EXPORT_CHUNK, left))
+                )
+            if rows:
+                yield ("\n".join(map(_line, rows)) + "\n").encode()
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+_EXPORT_DOC = (
+    "The entries with `seq > after`, oldest first, at most `limit`, streamed as NDJSON "
+    "(`application/x-ndjson`): one JSON array per line, its items in this order: "
+    + ", ".join(f"`{f}`" for f in ENTRY_FIELDS)
+    + " (the fields of a `GET /v1/ledger` item). Fewer than `limit` lines: the end of "
+    "the ledger; otherwise ask again with `after` = the last line's `seq`. Public; accounts "
+    "are pseudonyms. `X-Ledger-Tree-Size`: the tree's size when the export began."
+)
+
+
+@router.get(
+    "/v1/ledger/export",
+    response_class=NdjsonResponse,
+    responses={
+        200: {
+            "description": "NDJSON, one entry (a JSON array) per line",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            "headers": {
+                "X-Ledger-Tree-Size": {
+                    "description": "the tree's size when the export began",
+                    "schema": {"type": "integer"},
+                }
+            },
+        }
+    },
+    description=_EXPORT_DOC,
+)
+async def ledger_export(
+    request: Request,
+    after: After = -1,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_EXPORT, description="at most this many entries")
+    ] = MAX_EXPORT,
+) -> NdjsonResponse:
+    """The ledger's entries in bulk, as NDJSON rows (what `llm-mesh ledger verify` reads)."""
+    ledger, _ = _ledger(request)
+    size, _root = await ledger.head()
+    return NdjsonResponse(_export(ledger, after, limit), headers={"X-Ledger-Tree-Size": str(size)})
 
 
 @router.get(

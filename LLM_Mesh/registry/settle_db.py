@@ -379,6 +379,15 @@ def _pg_rows(ops: Sequence[Op]) -> tuple[list[list[Any]], list[int]]:
     return cols, owner
 
 
+def _pg_lost(asyncpg: Any) -> tuple[type[BaseException], ...]:
+    """The errors of a lost or broken connection (not of the batch itself)."""
+    x = asyncpg.exceptions
+    return (
+        x.InterfaceError, x.InternalClientError, x.PostgresConnectionError,
+        x.OperatorInterventionError, OSError,
+    )  # fmt: skip
+
+
 class PgSettleDb:
     """:class:`SettleDb` on PostgreSQL: one dedicated ``asyncpg`` connection; a batch is one
     call of migration 0006's ``llm_mesh_settle_batch`` (one round trip, one commit)."""
@@ -402,6 +411,7 @@ class PgSettleDb:
             self._conn = None
             await self.open()
         cols, owner = _pg_rows(ops)
+        reconnected = False
         for attempt in range(_PG_RETRIES):
             try:
                 rows = await self._conn.fetch(_PG_BATCH, *cols, holder, now)
@@ -409,6 +419,17 @@ class PgSettleDb:
             except asyncpg.exceptions.DeadlockDetectedError:
                 if attempt == _PG_RETRIES - 1:
                     raise
+            except _pg_lost(asyncpg):
+                # the connection is gone (pg_terminate_backend, a server restart), or broken
+                # without asyncpg noticing (it then answers InternalClientError "cannot
+                # switch to state ..." to every call: MagicStack/asyncpg#1069): a new one,
+                # and the batch once more (the server rolled the broken call back). Not
+                # retried, a void or an answer would be lost while this holder lives.
+                self._drop()
+                if reconnected:
+                    raise
+                reconnected = True
+                await self.open()
         out: list[Reserved | bool | None] = [None] * len(ops)
         for r in rows:
             i, op = owner[int(r["idx"]) - 1], ops[owner[int(r["idx"]) - 1]]
@@ -417,6 +438,11 @@ class PgSettleDb:
             elif isinstance(op, Answer) and out[i] is None:
                 out[i] = bool(r["ok"])  # the answer's own row (its parts follow it)
         return out
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

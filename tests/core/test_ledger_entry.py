@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 
 import pytest
@@ -12,6 +13,7 @@ from LLM_Mesh.core.ledger_entry import (
     MINT,
     Transfer,
     entry_leaf,
+    leaf_encoder,
     make_entry,
     pseudonym,
 )
@@ -192,3 +194,31 @@ def test_an_entry_is_published_with_every_field_named() -> None:
     assert h != leaf_hash(
         entry_leaf(3, 1_000, "settle", MINT, "pool", 7, "req-1", None, GENESIS_PREV)
     )
+
+
+def test_the_verifiers_leaf_encoder_makes_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("LLM_Mesh.core.ledger_entry.MAX_CACHED_TRIPLES", 3)  # it clears too
+    rng = random.Random(7)
+    encode = leaf_encoder()
+    words = ["settle", "fee", "", "ü" * 300, "user:x", "operator:y", "network"]
+    for _ in range(500):
+        args = (
+            rng.randrange(1 << 64), rng.randrange(-(1 << 63), 1 << 63), rng.choice(words),
+            rng.choice(words), rng.choice(words), rng.randrange(1 << 64),
+            rng.choice([None, "", "req-1", "q\"\n"]), rng.choice([None, "", "ab" * 32]),
+            rng.randbytes(32),
+        )  # fmt: skip
+        assert encode(*args) == entry_leaf(*args)
+    good = (1, 2, "settle", "a", "b", 3, None, None, bytes(32))
+    for bad, exc in (
+        ((1, 2, "x" * 65_536, "a", "b", 3, None, None, bytes(32)), ValueError),
+        ((1, 2, "settle", "a", "b", 3, "r" * 65_536, None, bytes(32)), ValueError),
+        ((1, 2, "settle", "a", "b", 3, None, None, bytes(31)), ValueError),
+        ((1, 2, 5, "a", "b", 3, None, None, bytes(32)), AttributeError),
+        ((1, 2, "settle", "a", "b", 1 << 64, None, None, bytes(32)), struct.error),
+    ):
+        with pytest.raises(exc):
+            encode(*bad)  # type: ignore[arg-type]
+        with pytest.raises(exc):
+            entry_leaf(*bad)  # type: ignore[arg-type]
+    assert encode(*good) == entry_leaf(*good)

@@ -17,8 +17,16 @@ requests that were on replica 0 when it died: a stream cut after its first event
 retry refused 409 because it may have run there), no request id ran twice (nodes served no
 more generations than requests that succeeded plus those lost with replica 0; the store's
 request log has at most one answered row per id), and every node stays registered at
-every replica, the restarted one included. The real node makes the run slower by its
-model load (a few seconds); the whole test takes about two minutes on a 2-core machine.
+every replica, the restarted one included. And the books agree with what the clients
+saw: the clients use one API key granted ``GRANT`` by the admin (a ledger entry); once
+the settlers have drained (no ``pending`` or ``answered`` settlement row left, nothing
+``reserved``), ``llm-mesh ledger verify --registry`` exits 0 against a surviving
+replica, the key's balance is the grant less the ledger's debits, each request that
+succeeded was debited exactly the ``mesh.cost`` its answer reported, under the
+``mesh.ledger_request_id`` it named, no client request id was settled twice (under two
+ledger ids), and the only other debits are of requests lost with replica 0 (answered
+there before it died). The real node makes the run slower by its model load (a few
+seconds); the whole test takes about two minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from tests.e2e.conftest import HAVE_MODEL, free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 ADMIN_KEY = "lma_e2e-replicas-admin-key"
+GRANT = 50_000_000_000  # µNT granted to the clients' key: far more than the run spends
 SIM = "mistral-7b"
 REAL = "gemma-3-270m"
 RUN_S = 50.0  # client traffic
@@ -103,6 +112,8 @@ class Result:
     error: str | None = None
     error_code: str | None = None
     reason: str | None = None
+    cost: int | None = None  # mesh.cost of the answer
+    ledger_id: str | None = None  # mesh.ledger_request_id: the id its ledger entries carry
 
 
 @dataclass
@@ -112,6 +123,8 @@ class Mesh:
     nodes: list[Proc]
     node_ports: list[int]
     db_url: str
+    api_key: str
+    account: str  # the key's ledger account
     events: dict[str, float] = field(default_factory=dict)
 
     def stop(self) -> None:
@@ -121,25 +134,33 @@ class Mesh:
             p.kill(signal.SIGTERM)
 
 
-def _prepare(db_url: str, homes: list[Path]) -> str:
-    """The store's admin key, an operator (its token) and one registry key for all replicas."""
+def _prepare(db_url: str, homes: list[Path]) -> tuple[str, str, str]:
+    """The store's admin key, an operator (its token), one registry key for all replicas,
+    and the clients' API key granted ``GRANT``: (operator token, API key, its account)."""
 
-    async def go() -> str:
+    async def go() -> tuple[str, str, str]:
         from LLM_Mesh.config import Settings
         from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
+        from LLM_Mesh.registry.api_keys import create_api_key
         from LLM_Mesh.registry.gateway_key import load_or_create_registry_key
+        from LLM_Mesh.registry.ledger_grant import grant
+        from LLM_Mesh.registry.settlement import user_account
         from LLM_Mesh.registry.store import SqlStore
 
         settings = Settings(home=homes[0], database_url=db_url, admin_key=ADMIN_KEY)
         async with SqlStore(db_url) as store:
             await ensure_admin_key(settings, store)
             token = await add_operator(store, "e2e")
-        assert token is not None
+            made = await create_api_key(store, name="e2e-clients")
+            assert made is not None
+            api_key, rec = made
+            entry = await grant(store, "e2e-clients", GRANT)
+        assert token is not None and entry.to_account == user_account(rec.key_id)
         load_or_create_registry_key(homes[0] / "registry.key")
         for home in homes[1:]:  # replicas share the registry key (docs/deploy.md)
             home.mkdir(parents=True, exist_ok=True)
             shutil.copy2(homes[0] / "registry.key", home / "registry.key")
-        return token
+        return token, api_key, entry.to_account
 
     homes[0].mkdir(parents=True, exist_ok=True)
     return asyncio.run(go())
@@ -188,7 +209,7 @@ def mesh(tmp_path: Path, pg_database_url: str) -> Iterator[Mesh]:
     ports = [free_port() for _ in range(3)]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     homes = [tmp_path / f"replica{i}" for i in range(3)]
-    token = _prepare(pg_database_url, homes)
+    token, api_key, account = _prepare(pg_database_url, homes)
     n_nodes = 6 if HAVE_MODEL else 5
     node_ports = [free_port() for _ in range(n_nodes)]
     node_urls = [f"http://127.0.0.1:{p}" for p in node_ports]
@@ -223,7 +244,7 @@ def mesh(tmp_path: Path, pg_database_url: str) -> Iterator[Mesh]:
             args += ["--n-threads", "1", "--max-queue", "16"]
         nodes.append(Proc(f"node{j}", args, _env(home, LLM_MESH_OPERATOR_TOKEN=token),
                           tmp_path / f"node{j}.log"))  # fmt: skip
-    m = Mesh(urls, replicas, nodes, node_ports, pg_database_url)
+    m = Mesh(urls, replicas, nodes, node_ports, pg_database_url, api_key, account)
     try:
         for p in replicas:
             p.start()
@@ -258,7 +279,7 @@ async def _client(i: int, mesh: Mesh, stop_at: float, results: list[Result]) -> 
     rng = random.Random(i)
     order = tuple(mesh.urls[i % 3 :] + mesh.urls[: i % 3])
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0))
-    client = MeshClient(order, http_client=http)
+    client = MeshClient(order, http_client=http, api_key=mesh.api_key)
     try:
         while time.monotonic() < stop_at:
             real = HAVE_MODEL and i < 2 and rng.random() < 0.5
@@ -280,12 +301,13 @@ async def _client(i: int, mesh: Mesh, stop_at: float, results: list[Result]) -> 
                         )
                     ]
                     final = chunks[-1]
-                    res.node = (final.get("mesh") or {}).get("node_id")
+                    meta = final.get("mesh") or {}
                     res.ok = bool(final.get("usage"))
                 else:
-                    answer = await client.chat(body, request_id=res.request_id)
-                    res.node = answer["mesh"]["node_id"]
+                    meta = (await client.chat(body, request_id=res.request_id))["mesh"]
                     res.ok = True
+                res.node, res.cost = meta.get("node_id"), meta.get("cost")
+                res.ledger_id = meta.get("ledger_request_id")
             except MeshError as exc:
                 res.error = f"{type(exc).__name__}: {exc}"
                 res.error_code = getattr(exc, "code", None)
@@ -336,6 +358,103 @@ async def _answered_twice(db_url: str) -> list[str]:
     return [r["request_id"] for r in rows]
 
 
+async def _unsettled(db_url: str) -> list[dict[str, Any]]:
+    """Settlement rows not final yet (``pending`` or ``answered``): the settlers' backlog,
+    with their holders' last beats (what to read when it does not drain)."""
+    url = make_url(db_url).set(drivername="postgresql").render_as_string(False)
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        rows = await conn.fetch(
+            "SELECT s.request_id, s.part, s.state, s.holder, s.payer, s.amount, s.updated_at,"
+            " h.beat_ms FROM settlements s LEFT JOIN settle_holders h ON h.holder = s.holder"
+            " WHERE s.state IN ('pending', 'answered') ORDER BY s.updated_at"
+        )
+    finally:
+        await conn.close()
+    return [dict(r) for r in rows]
+
+
+def _ledger_entries(url: str) -> list[dict[str, Any]]:
+    """Every entry of the public ledger (``GET /v1/ledger``, paged)."""
+    out: list[dict[str, Any]] = []
+    after = -1
+    while True:
+        page = httpx.get(url + "/v1/ledger", params={"after": after, "limit": 10_000}, timeout=30)
+        page.raise_for_status()
+        data = page.json()
+        out.extend(data["data"])
+        if not data["has_more"]:
+            return out
+        after = out[-1]["seq"]
+
+
+def _check_the_books(mesh: Mesh, ok: list[Result], lost: list[Result]) -> None:
+    """Balances and ``llm-mesh ledger verify`` agree with the requests that succeeded."""
+    url = mesh.urls[1]  # a replica that was never killed
+    left: list[dict[str, Any]] = []
+
+    def drained() -> bool:
+        left[:] = asyncio.run(_unsettled(mesh.db_url))
+        return not left
+
+    try:
+        _wait(drained, 90, "settlement drained")
+    except AssertionError:
+        logs = [
+            f"{p.name}: {line}"
+            for p in mesh.replicas
+            for line in p.tail(100_000).splitlines()
+            if "LLM_Mesh.requests" not in line and ("settle" in line.lower() or "Error" in line)
+        ]
+        raise AssertionError(
+            f"{len(left)} settlement rows never settled nor voided, e.g. {left[:5]}\n"
+            + "\n".join(logs[-40:])
+        ) from None
+    home = mesh.replicas[1].log_path.parent / "verifier"
+    home.mkdir(exist_ok=True)
+    verify = subprocess.run(
+        [sys.executable, "-m", "LLM_Mesh.cli", "ledger", "verify", "--registry", url],
+        env=_env(home),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "OK" in verify.stdout, verify.stdout
+    # the key's debits in the ledger, by ledger request id
+    debits: Counter[str] = Counter()
+    for e in _ledger_entries(url):
+        if e["from"] == mesh.account:
+            assert e["kind"] in ("settle", "fee") and e["request_id"], e
+            debits[e["request_id"]] += e["amount"]
+    # no client request id settled twice (a ledger id is the client's id and a suffix)
+    by_client = Counter(lid.split("~", 1)[0] for lid in debits)
+    assert [cid for cid, n in by_client.items() if n > 1] == []
+    # each answer was debited exactly what its mesh object said, under the id it named
+    # (0 and no entry for an answer whose node's receipt did not check out: unpaid)
+    for r in ok:
+        assert r.cost is not None and r.cost >= 0 and r.ledger_id is not None, r
+        assert r.ledger_id.split("~", 1)[0] == r.request_id, r
+        assert debits.get(r.ledger_id, 0) == r.cost, (r, debits.get(r.ledger_id))
+    # any other debit is of a request lost with replica 0 (answered there, then it died)
+    answered = {r.ledger_id for r in ok}
+    lost_ids = {r.request_id for r in lost}
+    others = {lid: amount for lid, amount in debits.items() if lid not in answered}
+    assert {lid.split("~", 1)[0] for lid in others} <= lost_ids, others
+    # the balance: the grant less what succeeded (and what was lost with replica 0)
+    spent = sum(r.cost or 0 for r in ok)
+    assert sum(debits.values()) == spent + sum(others.values())
+    bal = httpx.get(
+        url + "/v1/balance", headers={"Authorization": f"Bearer {mesh.api_key}"}, timeout=10
+    ).json()
+    assert (bal["account"], bal["reserved"]) == (mesh.account, 0), bal
+    assert bal["balance"] == GRANT - spent - sum(others.values()), (bal, spent, others)
+    print(
+        f"replicas e2e books: {len(ok)} answers cost {spent} µNT "
+        f"({sum(r.cost == 0 for r in ok)} of them nothing), {len(others)} lost with "
+        f"replica 0 were paid ({sum(others.values())} µNT); balance {bal['balance']} of "
+        f"{GRANT}; {' '.join(verify.stdout.split())}"
+    )
+
+
 def test_three_replicas_survive_a_kill_a_partition_and_lost_connections(mesh: Mesh) -> None:
     results: list[Result] = []
 
@@ -361,6 +480,7 @@ def test_three_replicas_survive_a_kill_a_partition_and_lost_connections(mesh: Me
         refused = r.error_code == "duplicate_request"
         return at_kill and r.gateway_order[0] == mesh.urls[0] and (cut or refused)
 
+    lost = [r for r in failed if lost_with_replica_0(r)]
     unexplained = [r for r in failed if not lost_with_replica_0(r)]
     assert not unexplained, "\n".join(
         f"{r.request_id} {r.model} stream={r.stream} {r.error}" for r in unexplained[:20]
@@ -392,3 +512,5 @@ def test_three_replicas_survive_a_kill_a_partition_and_lost_connections(mesh: Me
         timeout=30,
     )
     assert after.status_code == 200, after.text
+    # and the books agree with the requests that succeeded
+    _check_the_books(mesh, ok, lost)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from LLM_Mesh.cli.ledger_commands import HttpSource, audit
 from LLM_Mesh.core.checkpoint import open_checkpoint
-from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer, pseudonym
+from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT, POOL, Transfer, pseudonym
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -106,3 +108,119 @@ async def test_registry_key_is_made_once_with_mode_0600(tmp_path: Path) -> None:
     app = create_registry_app(settings, store=MemoryStore())
     async with app.router.lifespan_context(app):
         assert app.state.runtime.checkpointer.public_key == pk
+
+
+async def _filled_app(tmp_path: Path) -> tuple[object, SqlStore]:
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    settings = make_settings(tmp_path, ledger_checkpoint_every=10_000, pool_daily_budget=0)
+    return create_registry_app(settings, store=store), store
+
+
+async def _fill(rt: object, n: int) -> None:
+    ledger = rt.ledger  # type: ignore[attr-defined]
+    await ledger.append([Transfer("grant", MINT, ALICE, 1_000_000)])
+    odd = 'q"uo\\te\nline ünï'  # a request id that JSON must escape
+    await ledger.append(
+        [Transfer("settle", ALICE, POOL, 1 + i, odd if i == 3 else f"r{i}") for i in range(n - 1)]
+    )
+    await rt.checkpointer.checkpoint()  # type: ignore[attr-defined]
+
+
+async def test_the_export_is_the_list_as_ndjson_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("LLM_Mesh.registry.ledger_api._EXPORT_CHUNK", 4)  # several reads
+    app, _store = await _filled_app(tmp_path)
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        await _fill(app.state.runtime, 23)  # type: ignore[attr-defined]
+        t = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=t, base_url="http://mesh") as client:
+            listed = (await client.get("/v1/ledger", params={"limit": 100})).json()["data"]
+            r = await client.get("/v1/ledger/export")
+            assert r.status_code == 200
+            assert r.headers["content-type"] == "application/x-ndjson"
+            assert r.headers["x-ledger-tree-size"] == "23"
+            lines = r.text.splitlines()
+            assert [json.loads(x) for x in lines] == [[e[f] for f in ENTRY_FIELDS] for e in listed]
+            assert json.loads(lines[4])[6] == 'q"uo\\te\nline ünï'
+            part = await client.get("/v1/ledger/export", params={"after": 5, "limit": 7})
+            assert [json.loads(x)[0] for x in part.text.splitlines()] == list(range(6, 13))
+            end = await client.get("/v1/ledger/export", params={"after": 22})
+            assert end.status_code == 200 and end.text == ""
+            bad = await client.get("/v1/ledger/export", params={"limit": 100_001})
+            assert bad.status_code == 400
+
+
+async def test_verify_over_http_reads_the_export_in_several_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("LLM_Mesh.cli.ledger_commands.EXPORT_LIMIT", 5)
+    app, _store = await _filled_app(tmp_path)
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        await _fill(app.state.runtime, 20)  # type: ignore[attr-defined]
+        seen: list[str] = []
+
+        async def log(request: httpx.Request) -> None:
+            seen.append(request.url.path)
+
+        t = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        hooks = {"request": [log]}
+        async with httpx.AsyncClient(transport=t, base_url="http://m", event_hooks=hooks) as c:
+            report = await audit(HttpSource(c))
+    assert report.ok, report.findings
+    assert report.entries == 20 and report.balances[POOL] == sum(range(1, 20))
+    assert seen.count("/v1/ledger/export") == 5  # 4 full requests of 5, then an empty one
+    assert "/v1/ledger" not in seen
+
+
+class _NoExport(httpx.AsyncBaseTransport):
+    """A registry from before the export: 404 for it, the app for the rest."""
+
+    def __init__(self, app: object) -> None:
+        self.inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/ledger/export":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_verify_falls_back_to_the_paged_list(tmp_path: Path) -> None:
+    app, _store = await _filled_app(tmp_path)
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        await _fill(app.state.runtime, 12)  # type: ignore[attr-defined]
+        async with httpx.AsyncClient(transport=_NoExport(app), base_url="http://m") as c:
+            report = await audit(HttpSource(c), page=5)
+    assert report.ok and report.entries == 12
+
+
+TAMPER = {
+    "changed": ["UPDATE ledger_entries SET amount = 2 WHERE seq = 3"],
+    "missing": ["DELETE FROM ledger_entries WHERE seq = 4"],
+    "reordered": [f"UPDATE ledger_entries SET seq = {b} WHERE seq = {a}"
+                  for a, b in ((5, -1), (6, 5), (-1, 6))],
+    "amount": ["UPDATE ledger_entries SET amount = 'lots' WHERE seq = 7"],
+}  # fmt: skip
+SAYS = {
+    "changed": "entry 3 was changed",
+    "missing": "entry 4 is missing",
+    "reordered": "entry 5 is the entry written as 6 (rows reordered)",
+    "amount": "entry 7: amount 'lots' is not a whole number >= 1",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPER))
+async def test_verify_over_the_export_names_each_tampering(tmp_path: Path, kind: str) -> None:
+    app, store = await _filled_app(tmp_path)
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        await _fill(app.state.runtime, 12)  # type: ignore[attr-defined]
+        async with store.engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER ledger_entries_no_update"))
+            await conn.execute(text("DROP TRIGGER ledger_entries_no_delete"))
+            for sql in TAMPER[kind]:
+                await conn.execute(text(sql))
+        t = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=t, base_url="http://m") as c:
+            report = await audit(HttpSource(c))
+    assert not report.ok
+    assert any(f.kind == kind and SAYS[kind] in f.message for f in report.findings), report.findings

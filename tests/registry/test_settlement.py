@@ -456,3 +456,32 @@ async def test_a_failed_settling_round_keeps_its_requests_for_the_next(
     setattr(target, name, real)
     assert await s.settle_now() == 1
     assert await s.balance(USER) == (9_900, 0)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_writes_go_on_when_the_settlement_connection_is_killed(
+    s: Settlement, store: SqlStore
+) -> None:
+    """``pg_terminate_backend`` on the dedicated connection (as the replicas' e2e test
+    does): the next batch reconnects and is written, nothing is lost (issue 11)."""
+    from tests.conftest import _admin_connect
+
+    await _grant(store, USER, 10_000)
+    assert (await s.reserve("k1", USER, "gemma-3-270m", 1000)).ok
+    for key in ("k2", "k3", "k4"):
+        pid = s.db._conn.get_server_pid()  # type: ignore[attr-defined]
+        admin = await _admin_connect()
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        # no wait: asyncpg has not seen the connection close when the next batch comes
+        assert (await s.reserve(key, USER, "gemma-3-270m", 1000)).ok
+        assert s.db._conn.get_server_pid() != pid  # type: ignore[attr-defined]
+    s.void("k1", USER)
+    assert await s.answer(_answer("k2", ("n1", OP_A, 400, 20))) is True
+    await s.flush()
+    states = {k: r["state"] for (k, _), r in (await _rows(store)).items()}
+    assert states == {"k1": "void", "k2": "settled", "k3": "pending", "k4": "pending"}
+    assert await s.balance(USER) == (9_600, 2000)
