@@ -29,7 +29,7 @@ runs in the same run with the same load, in front of a second sim node with the 
 settings started with ``register = false`` (a registered node answers only its own
 gateway), and its RSS (process tree) is sampled the same way. Otherwise it says so.
 
-    .venv/bin/python benchmarks/bench_rss.py [--minutes 30] [--rate 120] [--no-litellm]
+    .venv/bin/python benchmarks/bench_rss.py [--minutes 30] [--rate 100] [--no-litellm]
         [--litellm-venv DIR]
 """
 
@@ -252,7 +252,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=30.0, help="length of the loaded run")
     ap.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--concurrency", type=int, default=10, help="clients per target")
-    ap.add_argument("--rate", type=float, default=120.0, help="requests/s per target, all clients")
+    ap.add_argument("--rate", type=float, default=100.0, help="requests/s per target, all clients")
     ap.add_argument("--sim-ttft-s", type=float, default=0.02)
     ap.add_argument("--sim-tokens-per-s", type=float, default=1000.0)
     ap.add_argument("--max-tokens", type=int, default=8)
