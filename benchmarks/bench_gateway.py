@@ -98,6 +98,7 @@ MASTER_KEY = "sk-llm-mesh-bench-3f9c1e7a5b2d4086"
 HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 # the gateway limits anonymous clients: "ours" gets a client API key of its own (main)
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
+LITELLM_PIDS: dict[str, int] = {}  # url -> the proxy's process (its workers are children)
 TARGET_ORDER = ("direct", "ours", "ours-s0", "d-before", "before", "litellm", "null")
 BASE_OF = {"before": "d-before"}  # whose added figures are over which direct node
 AUTH_LINE = (
@@ -207,6 +208,7 @@ def litellm_proxy(node_url: str, timeout_s: float) -> Iterator[tuple[str | None,
                     yield None, f"LiteLLM did not start: {exc}\n" + "\n".join(tail)
                     return
                 log(f"  litellm up at {url} after {time.monotonic() - t0:.1f} s")
+                LITELLM_PIDS[url] = proc.pid  # bench_rss.py samples its memory
                 yield url, f"litellm {_litellm_version()}"
             finally:
                 if proc.poll() is None:

@@ -24,7 +24,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.responses import Response
 
@@ -35,12 +35,25 @@ __all__ = ["DuplicateRequest", "IdempotencyCache", "Stored"]
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # kept answers, all keys together
 
 
-@dataclass(frozen=True)
+# kept for replay, not replayed: the replay's Response sets these from its body
+_NOT_REPLAYED = frozenset(("content-length", "content-type"))
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...]
     media_type: str | None
+
+    @classmethod
+    def of(cls, response: Response) -> Stored:
+        """What replaying ``response`` needs: status, body, media type and the headers
+        the replay sets (not ``content-length``/``content-type``: derived from the body)."""
+        headers = tuple(
+            (k, v) for k, v in response.headers.items() if k.lower() not in _NOT_REPLAYED
+        )
+        return cls(response.status_code, bytes(response.body), headers, response.media_type)
 
     @property
     def size(self) -> int:
@@ -50,20 +63,42 @@ class Stored:
     def response(self) -> Response:
         r = Response(self.body, self.status, media_type=self.media_type)
         for k, v in self.headers:
-            if k.lower() not in ("content-length", "content-type"):
+            if k.lower() not in _NOT_REPLAYED:
                 r.headers[k] = v
         r.headers["X-Mesh-Replayed"] = "true"
         return r
 
 
-@dataclass
 class _Entry:
-    stream: bool
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    result: Stored | None = None
-    expires: float = float("inf")
-    too_large: bool = False  # finished, but its answer was over ``max_bytes``
-    refusal: DuplicateRequest | None = None  # given to its waiters (another replica's run)
+    """One key. Slotted, and its :class:`asyncio.Event` made only when a duplicate waits
+    on a running request (rare): the cache holds up to ``max_entries`` of these, and an
+    Event per key was about a quarter of a finished key's memory."""
+
+    __slots__ = ("_event", "expires", "finished", "refusal", "result", "stream", "too_large")
+
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+        self.finished = False
+        self._event: asyncio.Event | None = None
+        self.result: Stored | None = None
+        self.expires = float("inf")
+        self.too_large = False  # finished, but its answer was over ``max_bytes``
+        self.refusal: DuplicateRequest | None = None  # given to its waiters (another replica's run)
+
+    async def wait(self) -> None:
+        """Until :meth:`finish` (returns at once when finished)."""
+        if self.finished:
+            return
+        if self._event is None:
+            self._event = asyncio.Event()
+        await self._event.wait()
+
+    def finish(self) -> None:
+        """Finished: wake the waiters, if any, and drop the Event."""
+        self.finished = True
+        if self._event is not None:
+            self._event.set()
+            self._event = None
 
 
 class IdempotencyCache:
@@ -116,13 +151,12 @@ class IdempotencyCache:
             self._evict()
             return None
         if stream or e.stream:
-            state = "finished" if e.done.is_set() else "is running"
+            state = "finished" if e.finished else "is running"
             raise DuplicateRequest(
                 f"a request with id {key!r} {state}; a stream is never executed twice",
                 param="X-Request-Id",
             )
-        if not e.done.is_set():
-            await e.done.wait()
+        await e.wait()
         if e.refusal is not None:
             raise e.refusal
         if e.too_large:
@@ -150,7 +184,7 @@ class IdempotencyCache:
         for key, e in self._entries.items():  # oldest first; usually the first one goes
             if over <= len(victims) and self._bytes - freed <= self.max_bytes:
                 break
-            if e.done.is_set():
+            if e.finished:
                 victims.append(key)
                 freed += e.result.size if e.result is not None else 0
         for key in victims:
@@ -163,7 +197,7 @@ class IdempotencyCache:
     def kept(self, key: str) -> tuple[Stored | None, bool] | None:
         """A finished key's ``(answer kept, too large)``; ``None`` if not kept (or running)."""
         e = self._entries.get(key)
-        if e is None or not e.done.is_set():
+        if e is None or not e.finished:
             return None
         return e.result, e.too_large
 
@@ -172,35 +206,30 @@ class IdempotencyCache:
         e = self._pop(key)
         if e is not None:
             e.refusal = refusal
-            e.done.set()
+            e.finish()
 
     def abandon(self, key: str) -> None:
         """The request under ``key`` failed before it ran: forget it (a retry runs)."""
         e = self._pop(key)
         if e is not None:
-            e.done.set()
+            e.finish()
 
     def finish(self, key: str, response: Response | None) -> None:
         """The request under ``key`` ended with ``response`` (``None``: a stream, or failed)."""
         e = self._entries.get(key)
-        if e is None or e.done.is_set():
+        if e is None or e.finished:
             return
         keep = e.stream or (
             response is not None and response.status_code < 500 and response.status_code != 429
         )
         if response is not None and keep and not e.stream:
-            stored = Stored(
-                response.status_code,
-                bytes(response.body),
-                tuple(response.headers.items()),
-                response.media_type,
-            )
+            stored = Stored.of(response)
             if stored.size > self.max_bytes:
                 e.too_large = True
             else:
                 e.result = stored
                 self._bytes += stored.size
-        e.done.set()
+        e.finish()
         if keep:
             e.expires = self.clock() + self.ttl_s
             self._entries.move_to_end(key)

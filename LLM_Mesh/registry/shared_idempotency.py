@@ -19,7 +19,11 @@ table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of 
   may have reached a node before its replica died, and it is never run twice.
 
 Writes at the end of a request go in the background (the answer is not held back); the
-app's lifespan awaits them at shutdown (:meth:`SharedIdempotency.flush`). A running row
+app's lifespan awaits them at shutdown (:meth:`SharedIdempotency.flush`). Once a kept
+answer is in the store, this process drops its own copy (a later duplicate here is
+replayed from the row): the gateway's memory stays flat under load instead of holding
+``max_entries`` answers twice (``benchmarks/bench_rss.py``). Streams and answers too
+large to keep hold no bytes and stay in the process's cache. A running row
 expires ``running_s`` after its claim (the request deadline plus the replay window), so
 a row whose end was never written is freed at last.
 """
@@ -153,10 +157,22 @@ class SharedIdempotency(IdempotencyCache):
             expires_at=_utc(now) + timedelta(seconds=self.ttl_s),
             too_large=too_large,
         )
-        if stored is not None:
-            rec.status, rec.body, rec.media_type = stored.status, stored.body, stored.media_type
-            rec.headers = [[k, v] for k, v in stored.headers]
-        self._write(lambda: self.store.finish_request_key(rec))
+        if stored is None:
+            self._write(lambda: self.store.finish_request_key(rec))
+            return
+        rec.status, rec.body, rec.media_type = stored.status, stored.body, stored.media_type
+        rec.headers = [[k, v] for k, v in stored.headers]
+        self._write(
+            lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
+        )
+
+    def _forget(self, key: str, stored: Stored) -> None:
+        """The store holds ``key``'s answer now: drop this process's copy (a duplicate
+        here is then replayed from the row, as on any other replica). The copy was most
+        of the cache's memory: ``max_entries`` answers of a few KB each, held twice."""
+        kept = self.kept(key)
+        if kept is not None and kept[0] is stored:  # that answer, not a later run's
+            self._pop(key)
 
     def abandon(self, key: str) -> None:
         super().abandon(key)
@@ -164,19 +180,25 @@ class SharedIdempotency(IdempotencyCache):
         if h is not None:
             self._write(lambda: self.store.release_request_key(h, self.owner))
 
-    def _write(self, op: Callable[[], Awaitable[object]]) -> None:
-        """Run ``op`` in the background, retried twice if the store fails."""
+    def _write(
+        self, op: Callable[[], Awaitable[object]], then: Callable[[], None] | None = None
+    ) -> None:
+        """Run ``op`` in the background, retried twice if the store fails; ``then`` once it
+        succeeded (not when it failed)."""
 
         async def run() -> None:
             for delay in (0.2, 1.0, None):
                 try:
                     await op()
-                    return
                 except Exception:
                     if delay is None:
                         log.exception("could not write an idempotency key's end to the store")
                         return
                     await asyncio.sleep(delay)
+                else:
+                    if then is not None:
+                        then()
+                    return
 
         task = asyncio.get_running_loop().create_task(run())
         self._writes.add(task)

@@ -105,3 +105,50 @@ async def test_running_entries_are_never_evicted() -> None:
     cache.finish("other", answer(900))
     cache.finish("running", answer(10))  # still found by key, and kept
     assert await cache.begin("running", False) is not None
+
+
+async def test_duplicates_waiting_on_a_running_key_all_get_its_answer() -> None:
+    cache = IdempotencyCache(ManualClock())
+    assert await cache.begin("k", False) is None
+    waiters = [asyncio.create_task(cache.begin("k", False)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)  # they wait on the running request
+    cache.finish("k", Response(b'{"a":1}', 200, headers={"X-Mesh-Node": "n1"}))
+    replays = await asyncio.wait_for(asyncio.gather(*waiters), 5)
+    for r in replays:
+        assert r is not None and r.body == b'{"a":1}' and r.headers["x-mesh-node"] == "n1"
+    late = await cache.begin("k", False)  # after the end: replayed at once
+    assert late is not None and late.body == b'{"a":1}'
+
+
+async def test_a_refused_or_abandoned_key_wakes_its_waiters() -> None:
+    cache = IdempotencyCache(ManualClock())
+    assert await cache.begin("r", False) is None
+    waiter = asyncio.create_task(cache.begin("r", False))
+    await asyncio.sleep(0)
+    cache.refuse("r", DuplicateRequest("held by another replica", param="X-Request-Id"))
+    with pytest.raises(DuplicateRequest, match="another replica"):
+        await asyncio.wait_for(waiter, 5)
+    assert await cache.begin("a", False) is None
+    waiter = asyncio.create_task(cache.begin("a", False))
+    await asyncio.sleep(0)
+    cache.abandon("a")  # failed before it ran: the waiter runs it itself
+    assert await asyncio.wait_for(waiter, 5) is None
+
+
+async def test_a_replay_keeps_the_headers_and_sets_its_own_length() -> None:
+    cache = IdempotencyCache(ManualClock())
+    assert await cache.begin("h", False) is None
+    first = Response(
+        b'{"x":2}', 200, headers={"X-Mesh-Receipt": "abc"}, media_type="application/json"
+    )
+    cache.finish("h", first)
+    kept = cache.kept("h")
+    assert kept is not None and kept[0] is not None
+    names = {k.lower() for k, _ in kept[0].headers}
+    assert "x-mesh-receipt" in names and not names & {"content-length", "content-type"}
+    replay = await cache.begin("h", False)
+    assert replay is not None
+    assert replay.headers["content-length"] == "7"
+    assert replay.headers["content-type"] == "application/json"
+    assert replay.headers["x-mesh-receipt"] == "abc"

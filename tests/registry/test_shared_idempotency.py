@@ -151,6 +151,55 @@ async def test_a_retryable_failure_frees_the_id_for_the_other_replica(
         assert r.status_code == 200 and "x-mesh-replayed" not in r.headers
 
 
+async def test_a_kept_answer_leaves_the_process_once_the_store_holds_it(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        idem = a.runtime.idempotency
+        assert isinstance(idem, SharedIdempotency)
+        hdr = {"X-Request-Id": "mem-1"}
+        r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
+        assert r1.status_code == 200
+        await idem.flush()
+        key = f"{CHAT} ip:127.0.0.1 mem-1"
+        assert not idem.holds(key) and len(idem) == 0 and idem.bytes == 0  # one copy: the row's
+        r2 = await a.client.post(CHAT, json=BODY, headers=hdr)  # the same replica again
+        assert r2.status_code == 200, r2.text
+        assert r2.headers["x-mesh-replayed"] == "true" and r2.json() == r1.json()
+        assert r2.headers["x-mesh-receipt"] == r1.headers["x-mesh-receipt"]
+        assert a.nodes.calls() == 1
+        # a stream holds no answer: its key stays here, and a repeat is refused
+        stream = {**BODY, "stream": True}
+        shdr = {"X-Request-Id": "mem-s"}
+        assert (await a.client.post(CHAT, json=stream, headers=shdr)).is_success
+        await idem.flush()
+        assert idem.holds(f"{CHAT} ip:127.0.0.1 mem-s")
+        assert (await a.client.post(CHAT, json=stream, headers=shdr)).status_code == 409
+        assert a.nodes.calls() == 2
+
+
+async def test_an_answer_the_store_could_not_take_stays_in_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with two_replicas(tmp_path) as (a, _b):
+        await _register_everywhere(a, _b)
+        idem = a.runtime.idempotency
+        assert isinstance(idem, SharedIdempotency)
+
+        async def down(rec: IdempotencyRecord) -> None:
+            raise OSError("store down")
+
+        monkeypatch.setattr(idem.store, "finish_request_key", down)
+        hdr = {"X-Request-Id": "kept-1"}
+        r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
+        await idem.flush()  # three tries, all failed
+        assert idem.holds(f"{CHAT} ip:127.0.0.1 kept-1") and idem.bytes > 0
+        r2 = await a.client.post(CHAT, json=BODY, headers=hdr)
+        assert r2.headers["x-mesh-replayed"] == "true" and r2.json() == r1.json()
+        assert a.nodes.calls() == 1
+
+
 async def test_records_round_trip_and_expire(tmp_path: Path) -> None:
     store = MemoryStore()
     now = datetime.now(timezone.utc)
