@@ -111,8 +111,11 @@ async def _populate(url: str, keys: list[bytes]) -> list[str]:
     return ids
 
 
-def _loadgen(port: int, keys: list[bytes], seconds: float, conc: int, out: Any) -> None:
-    """One process: signed heartbeats as fast as the registry answers."""
+def _loadgen(
+    port: int, keys: list[bytes], seconds: float, conc: int, out: Any, rate: float = 0.0
+) -> None:
+    """One process: signed heartbeats as fast as the registry answers, or paced at ``rate``
+    a second (0: unpaced)."""
     import aiohttp
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -126,7 +129,8 @@ def _loadgen(port: int, keys: list[bytes], seconds: float, conc: int, out: Any) 
         ok = errors = 0
         lat: list[float] = []
         statuses: dict[int, int] = {}
-        stop = time.monotonic() + seconds
+        start = time.monotonic()
+        stop = start + seconds
         nxt = 0
         conn = aiohttp.TCPConnector(limit=conc)
         async with aiohttp.ClientSession(connector=conn) as session:
@@ -136,6 +140,8 @@ def _loadgen(port: int, keys: list[bytes], seconds: float, conc: int, out: Any) 
                 while time.monotonic() < stop:
                     s = signers[nxt % len(signers)]
                     nxt += 1
+                    if rate > 0:  # this heartbeat's turn in the paced schedule
+                        await asyncio.sleep(max(0.0, start + nxt / rate - time.monotonic()))
                     headers = s.headers(MessageKind.HEARTBEAT, body, target=s.node_id)
                     headers["Content-Type"] = "application/json"
                     url = f"http://127.0.0.1:{port}/mesh/nodes/{s.node_id}/heartbeat"
@@ -226,7 +232,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     app = create_registry_app(settings, announce=lambda _k: None)
     port = free_port()
     config = uvicorn.Config(  # frozen after start-up, as ``registry serve`` does (gc_freeze)
-        freeze_after_startup(app), host="127.0.0.1", port=port, log_level="warning", loop="uvloop", access_log=False
+        freeze_after_startup(app),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        loop="uvloop",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
@@ -253,6 +264,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": args.seconds,
         "procs": args.procs,
         "concurrency": args.concurrency,
+        "rate": args.rate,
         "pick_idle_p50_us": pct(idle, 0.5),
         "pick_idle_p99_us": pct(idle, 0.99),
         "pick_idle_cpu_p99_us": pct(idle_cpu, 0.99),
@@ -302,7 +314,8 @@ async def _leg(
     shard = [keys[i :: args.procs] for i in range(args.procs)]
     procs = [
         mp.get_context("spawn").Process(
-            target=_loadgen, args=(port, shard[i], args.seconds, args.concurrency, q)
+            target=_loadgen,
+            args=(port, shard[i], args.seconds, args.concurrency, q, args.rate / args.procs),
         )
         for i in range(args.procs)
     ]
@@ -379,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--procs", type=int, default=1, help="load-generator processes")
     ap.add_argument("--concurrency", type=int, default=64, help="in flight per process")
+    ap.add_argument(
+        "--rate", type=float, default=0.0,
+        help="heartbeats a second offered in all (0: as fast as the replica answers)",
+    )  # fmt: skip
     ap.add_argument("--profile", help="write the replica's cProfile of each leg to PATH.LEG")
     ap.add_argument(
         "--legs", default="fastapi,hot",
