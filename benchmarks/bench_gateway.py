@@ -17,6 +17,10 @@ same body) on 127.0.0.1:
   ours-s0  (with ``--settlement both``) a second mesh from this tree with settlement off
            (``LLM_MESH_SETTLEMENT=0``: no reservation before forwarding, no payment write
            before the answer), so settlement's share of "ours" shows in the same run
+  ours-a0  (with ``--no-auth-target``) a third mesh from this tree whose registry and node
+           run with the gateway → node authentication patched out, for the benchmark only
+           (``benchmarks/noauth/sitecustomize.py``: no MAC or signature made, none checked;
+           the package has no such switch): authentication's share of "ours"
   null     a canned-answer asyncio HTTP server: the load generator's own ceiling
   before   (with ``--baseline-tree DIR``) a second mesh, registry and registered node
            both run from another checkout (e.g. ``git archive COMMIT | tar -x -C DIR``):
@@ -43,15 +47,16 @@ Ratios to the direct node, measured in the same run (issue 7): added p50 / direc
 p50 one at a time (goal <= 1.0x) and ours req/s / direct req/s at ``--concurrency``
 (goal >= 0.6x).
 
-Authentication (issue 8): there is no gateway path without it (the package has no
-switch to turn it off, and a registered node refuses unauthenticated requests), so there
-is no honest "gateway without authentication" figure. Its cost is included in "ours":
-the gateway's MAC (the node's session key; an Ed25519 signature where none is agreed) and
-the node's check both sit inside ours minus direct. ``bench_gateway_auth.py`` measures
-that cost alone.
+Authentication (issue 8): the package has no gateway path without it (no switch to turn
+it off, and a registered node refuses unauthenticated requests). Its cost is included in
+"ours": the gateway's MAC (the node's session key; an Ed25519 signature where none is
+agreed) and the node's check both sit inside ours minus direct. ``--no-auth-target``
+adds ``ours-a0``, the same tree with both patched out in the benchmark's own processes
+(``benchmarks/noauth/sitecustomize.py``), so ours / ours-a0 is authentication's share in
+one run; ``bench_gateway_auth.py`` measures its CPU alone.
 
     .venv/bin/python benchmarks/bench_gateway.py [--sequential 1000] [--concurrent 2000]
-        [--baseline-tree DIR]
+        [--baseline-tree DIR] [--settlement on|off|both] [--no-auth-target]
 """
 
 from __future__ import annotations
@@ -99,11 +104,12 @@ HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 # the gateway limits anonymous clients: "ours" gets a client API key of its own (main)
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
 LITELLM_PIDS: dict[str, int] = {}  # url -> the proxy's process (its workers are children)
-TARGET_ORDER = ("direct", "ours", "ours-s0", "d-before", "before", "litellm", "null")
+TARGET_ORDER = ("direct", "ours", "ours-s0", "ours-a0", "d-before", "before", "litellm", "null")
 BASE_OF = {"before": "d-before"}  # whose added figures are over which direct node
 AUTH_LINE = (
-    "authentication: no gateway path without it exists (no switch in the package), so its "
-    "cost (session MAC, or signature) is included in ours; bench_gateway_auth.py measures it"
+    "authentication: the package has no gateway path without it, so its cost (session MAC, "
+    "or signature) is included in ours; --no-auth-target adds ours-a0 (patched out in the "
+    "benchmark's processes) for its share; bench_gateway_auth.py measures its CPU alone"
 )
 
 NULL_SERVER = textwrap.dedent(
@@ -458,6 +464,13 @@ def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) 
         out["settlement_off_added_server_cpu_us"] = (
             z["server_cpu_us_per_req"] - d["server_cpu_us_per_req"]
         )
+    if "ours-a0" in seq:  # this tree without the gateway -> node authentication
+        a = seq["ours-a0"]
+        out["auth_off_added_p50_ms"] = a["p50_ms"] - d["p50_ms"]
+        out["auth_on_over_off_added_p50"] = (o["p50_ms"] - d["p50_ms"]) / (
+            a["p50_ms"] - d["p50_ms"]
+        )
+        out["concurrent_rps_auth_off_over_direct"] = conc["ours-a0"]["rps"] / conc["direct"]["rps"]
     return out
 
 
@@ -516,6 +529,14 @@ def verdicts(
             f"server CPU added {r['settlement_off_added_server_cpu_us']:.0f} µs (ours "
             f"{oc - dc:.0f} µs)"
         )
+    if "ours-a0" in seq:
+        a50, k = r["auth_off_added_p50_ms"], r["auth_on_over_off_added_p50"]
+        out.append(
+            f"authentication off (ours-a0, patched out for the benchmark): added p50 "
+            f"{a50:.2f} ms; ours (on) / off = {k:.2f}x (issue 8 goal <= 1.2x: "
+            f"{'MET' if k <= 1.2 else 'NOT MET'}); at {concurrency} concurrent "
+            f"{r['concurrent_rps_auth_off_over_direct']:.2f}x direct (ours {xr:.2f}x)"
+        )
     if "litellm" in seq:
         l50 = seq["litellm"]["p50_ms"] - d["p50_ms"]
         l99 = seq["litellm"]["p99_ms"] - d["p99_ms"]
@@ -559,6 +580,12 @@ def main() -> None:
         default="on",
         help="LLM_MESH_SETTLEMENT for every mesh (on/off); both: ours and before on, plus "
         "target ours-s0 (this tree, settlement off)",
+    )
+    ap.add_argument(
+        "--no-auth-target",
+        action="store_true",
+        help="add target ours-a0: this tree with the gateway -> node authentication patched "
+        "out for the benchmark (benchmarks/noauth/sitecustomize.py)",
     )
     ap.add_argument(
         "--baseline-tree",
@@ -606,6 +633,23 @@ def main() -> None:
                 del os.environ["LLM_MESH_SETTLEMENT"]
             targets["ours-s0"] = off.registry_url
             meshes.append(off)
+        if args.no_auth_target:
+            saved = os.environ.get("PYTHONPATH")
+            noauth = str(Path(__file__).resolve().parent / "noauth")
+            os.environ["PYTHONPATH"] = noauth + (os.pathsep + saved if saved else "")
+            os.environ["LLM_MESH_BENCH_NO_AUTH"] = "1"
+            try:
+                bare = stack.enter_context(
+                    local_mesh(model=MODEL, engine="sim", node_args=node_args)
+                )
+            finally:
+                del os.environ["LLM_MESH_BENCH_NO_AUTH"]
+                if saved is None:
+                    del os.environ["PYTHONPATH"]
+                else:
+                    os.environ["PYTHONPATH"] = saved
+            targets["ours-a0"] = bare.registry_url
+            meshes.append(bare)
         for m in meshes:
             SERVER_PIDS[m.registry_url] = [c.proc.pid for c in m._children]
             key = make_api_key(m.settings.home)
