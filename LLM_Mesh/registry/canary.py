@@ -207,7 +207,12 @@ class CanaryProber:
         prompt = prompt if prompt is not None else self.rng.choice(list(self.prompts))
         verifiers = self.verifiers_for(node_id, model)
         if not verifiers:
-            return ProbeResult(node_id, model, "unverified", "no verifier hosts this file", prompt)
+            why = (
+                "no other verifier hosts this file (a verifier is not checked against itself)"
+                if node_id in self.quality.verifiers
+                else "no verifier hosts this file"
+            )
+            return ProbeResult(node_id, model, "unverified", why, prompt)
         hosted = self.rt.table.hosted(node_id, model)
         sha = hosted.sha256 if hosted is not None and hosted.sha256 else ""
         verifier = verifiers[0]

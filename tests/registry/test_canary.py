@@ -137,6 +137,7 @@ async def test_no_verifier_means_unverified_and_nobody_is_flagged(mesh: Harness)
     await register(mesh, "node-a", canned)
     results = await run_round(mesh)
     assert [(r["node_id"], r["verdict"]) for r in results] == [("node-a", "unverified")]
+    assert results[0]["detail"] == "no verifier hosts this file"
     assert mesh.nodes.calls() == 0  # no reference, no probe
     assert (await nodes_view(mesh))["node-a"]["quarantined"] == []
 
@@ -151,6 +152,9 @@ async def test_honest_passes_liars_fail_and_are_quarantined(mesh: Harness) -> No
     verdicts = {r["node_id"]: r for r in await run_round(mesh, model=MODEL)}
     assert verdicts["honest"]["verdict"] == "pass"
     assert verdicts["verifier"]["verdict"] == "unverified"  # no other verifier to check it
+    assert verdicts["verifier"]["detail"] == (
+        "no other verifier hosts this file (a verifier is not checked against itself)"
+    )
     for liar, reason in (("requant", "logprob"), ("canned", "token"), ("silent", "no_logprobs")):
         assert verdicts[liar]["verdict"] == "fail", verdicts[liar]
         assert verdicts[liar]["detail"].startswith(reason)
