@@ -53,7 +53,10 @@ from LLM_Mesh.registry.ledger_tree import (
     unpack_frontier,
 )
 
-__all__ = ["CheckpointRecord", "LedgerError", "SqlLedger", "memory_engine"]
+__all__ = [
+    "Batch", "CheckpointRecord", "LedgerError", "SqlLedger", "balance_deltas", "build_batch",
+    "entry_row", "memory_engine",
+]  # fmt: skip
 
 _HEAD = 1
 MAX_BATCH = 10_000
@@ -112,11 +115,52 @@ def _driver_insert(conn: AsyncConnection, table: str, columns: Sequence[str]) ->
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
-def _entry_row(e: LedgerEntry) -> tuple[Any, ...]:
+def entry_row(e: LedgerEntry) -> tuple[Any, ...]:
+    """An entry as its ``ledger_entries`` row, in the columns' order."""
     return (
         e.seq, e.time_us, e.kind, e.from_account, e.to_account, e.amount, e.request_id,
         e.receipt_hash, e.prev_hash, e.leaf_hash,
     )  # fmt: skip
+
+
+@dataclass
+class Batch:
+    """What appending some transfers writes: the entries, the new tree nodes, and the
+    head after them (size, frontier, last leaf, time)."""
+
+    entries: list[LedgerEntry]
+    nodes: list[tuple[int, bytes]]
+    size: int
+    frontier: list[bytes]
+    last_leaf: bytes
+    time_us: int
+
+
+def build_batch(
+    transfers: Sequence[Transfer], size: int, frontier: list[bytes], prev: bytes, time_us: int
+) -> Batch:
+    """The entries and Merkle nodes for ``transfers`` appended after the head (``size``
+    entries, ``frontier``, last leaf ``prev``), all at ``time_us``: the one place both
+    writers (:class:`SqlLedger` and ``settle_sqlite``) build them."""
+    entries: list[LedgerEntry] = []
+    nodes: list[tuple[int, bytes]] = []
+    for t in transfers:
+        entry, leaf = make_entry(size, time_us, t, prev)
+        frontier, new = append_leaf(frontier, size, leaf)
+        nodes.extend((node_key(lv, ix), nh) for lv, ix, nh in new)
+        entries.append(entry)
+        prev, size = leaf, size + 1
+    return Batch(entries, nodes, size, frontier, prev, time_us)
+
+
+def balance_deltas(transfers: Sequence[Transfer]) -> list[tuple[str, int]]:
+    """How each account's balance moves, non-zero only, in account order (so concurrent
+    transactions lock the rows in one order)."""
+    deltas: dict[str, int] = {}
+    for t in transfers:
+        deltas[t.from_account] = deltas.get(t.from_account, 0) - t.amount
+        deltas[t.to_account] = deltas.get(t.to_account, 0) + t.amount
+    return [(a, d) for a, d in sorted(deltas.items()) if d]
 
 
 def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
@@ -128,16 +172,12 @@ def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
 async def _add_to_balances(conn: AsyncConnection, transfers: Sequence[Transfer]) -> None:
     """Move the transfers' amounts in ``balances`` (rows made as needed), in account order
     (so concurrent transactions lock the rows in one order)."""
-    deltas: dict[str, int] = {}
-    for t in transfers:
-        deltas[t.from_account] = deltas.get(t.from_account, 0) - t.amount
-        deltas[t.to_account] = deltas.get(t.to_account, 0) + t.amount
     b = tables.balances
     ins = pg_insert(b) if conn.dialect.name == "postgresql" else sqlite_insert(b)
     stmt = ins.on_conflict_do_update(
         index_elements=[b.c.account], set_={"balance": b.c.balance + ins.excluded.balance}
     )
-    rows = [{"account": a, "balance": d, "reserved": 0} for a, d in sorted(deltas.items()) if d]
+    rows = [{"account": a, "balance": d, "reserved": 0} for a, d in balance_deltas(transfers)]
     if rows:
         await conn.execute(stmt, rows)
 
@@ -242,36 +282,33 @@ class SqlLedger:
             head = (await conn.execute(lock)).one()
             if guard is not None and not await guard(conn):
                 raise _Refused
-            size, frontier = int(head.size), unpack_frontier(bytes(head.frontier))
-            prev, last_us = bytes(head.last_leaf), max(now_us, int(head.last_time_us))
-            entries: list[LedgerEntry] = []
-            nodes: list[tuple[int, bytes]] = []
-            for t in transfers:
-                entry, leaf = make_entry(size, last_us, t, prev)
-                frontier, new = append_leaf(frontier, size, leaf)
-                nodes.extend((node_key(lv, ix), nh) for lv, ix, nh in new)
-                entries.append(entry)
-                prev, size = leaf, size + 1
+            batch = build_batch(
+                transfers,
+                int(head.size),
+                unpack_frontier(bytes(head.frontier)),
+                bytes(head.last_leaf),
+                max(now_us, int(head.last_time_us)),
+            )
             await conn.exec_driver_sql(
                 _driver_insert(conn, "ledger_entries", _ENTRY_COLUMNS),
-                [_entry_row(x) for x in entries],
+                [entry_row(x) for x in batch.entries],
             )
-            if nodes:
+            if batch.nodes:
                 await conn.exec_driver_sql(
-                    _driver_insert(conn, "ledger_nodes", ("id", "hash")), nodes
+                    _driver_insert(conn, "ledger_nodes", ("id", "hash")), batch.nodes
                 )
             await _add_to_balances(conn, transfers)
             await conn.execute(
                 update(h)
                 .where(h.c.id == _HEAD)
                 .values(
-                    size=size,
-                    frontier=pack_frontier(frontier),
-                    last_leaf=prev,
-                    last_time_us=last_us,
+                    size=batch.size,
+                    frontier=pack_frontier(batch.frontier),
+                    last_leaf=batch.last_leaf,
+                    last_time_us=batch.time_us,
                 )
             )
-        return entries
+        return batch.entries
 
     async def locked(self, work: Callable[[AsyncConnection], Awaitable[bool]]) -> bool:
         """Run ``work`` in a transaction holding the head lock, as an append's guard runs,

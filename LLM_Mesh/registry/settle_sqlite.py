@@ -30,8 +30,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from LLM_Mesh.core.ledger_entry import Transfer, make_entry
-from LLM_Mesh.registry.ledger_tree import append_leaf, node_key, pack_frontier, unpack_frontier
+from LLM_Mesh.core.ledger_entry import Transfer
+from LLM_Mesh.registry.ledger import balance_deltas, build_batch, entry_row
+from LLM_Mesh.registry.ledger_tree import pack_frontier, unpack_frontier
 from LLM_Mesh.registry.settle_db import Answer
 from LLM_Mesh.registry.settle_ledger import transfers
 
@@ -87,26 +88,13 @@ def append_settled(
     if row is None:  # pragma: no cover - the migration makes the head row
         raise RuntimeError("the ledger has no head row")
     _flip(conn, answers, now)
-    size, frontier = int(row[0]), unpack_frontier(bytes(row[1]))
-    prev, last_us = bytes(row[2]), max(now_us, int(row[3]))
-    batch: list[Transfer] = [t for a in answers for t in transfers(a)]
-    entries: list[tuple[object, ...]] = []
-    nodes: list[tuple[int, bytes]] = []
-    deltas: dict[str, int] = {}
-    for t in batch:
-        e, leaf = make_entry(size, last_us, t, prev)
-        frontier, new = append_leaf(frontier, size, leaf)
-        nodes.extend((node_key(lv, ix), nh) for lv, ix, nh in new)
-        entries.append(
-            (e.seq, e.time_us, e.kind, e.from_account, e.to_account, e.amount, e.request_id,
-             e.receipt_hash, e.prev_hash, e.leaf_hash)
-        )  # fmt: skip
-        deltas[t.from_account] = deltas.get(t.from_account, 0) - t.amount
-        deltas[t.to_account] = deltas.get(t.to_account, 0) + t.amount
-        prev, size = leaf, size + 1
-    conn.executemany(_ENTRY, entries)
-    if nodes:
-        conn.executemany(_NODE, nodes)
-    conn.executemany(_BALANCE, [(a, d) for a, d in sorted(deltas.items()) if d])
-    conn.execute(_NEW_HEAD, (size, pack_frontier(frontier), prev, last_us))
-    return size
+    moves: list[Transfer] = [t for a in answers for t in transfers(a)]
+    b = build_batch(
+        moves, int(row[0]), unpack_frontier(bytes(row[1])), bytes(row[2]), max(now_us, int(row[3]))
+    )
+    conn.executemany(_ENTRY, [entry_row(e) for e in b.entries])
+    if b.nodes:
+        conn.executemany(_NODE, b.nodes)
+    conn.executemany(_BALANCE, balance_deltas(moves))
+    conn.execute(_NEW_HEAD, (b.size, pack_frontier(b.frontier), b.last_leaf, b.time_us))
+    return b.size
