@@ -51,6 +51,8 @@ same variables, on a node's own ``/v1`` endpoints.
 | log_format           | LLM_MESH_LOG_FORMAT      | text (``text`` or ``json``: JSON lines) |
 | log_requests         | LLM_MESH_LOG_REQUESTS    | true (one INFO line per request: id, node, model, status, timings) |
 | redis_url            | LLM_MESH_REDIS_URL       | none: rate-limit buckets per process (set: shared by every replica) |
+| malloc_arena_max     | LLM_MESH_MALLOC_ARENA_MAX | 2 (glibc malloc arenas of ``registry serve`` / ``node start``; 0: glibc's default; an operator's own ``MALLOC_ARENA_MAX`` wins) |
+| malloc_trim_s        | LLM_MESH_MALLOC_TRIM_S   | 60 (whole seconds between ``malloc_trim`` calls in those servers; 0: never) |
 """
 
 from __future__ import annotations
@@ -213,6 +215,9 @@ class Settings:
     log_requests: bool = True
     # shared rate-limit buckets for replicas (registry/redis_limits.py); None: per process
     redis_url: str | None = field(default=None, repr=False)
+    # the C heap of a long-running server (LLM_Mesh/heap.py): arenas capped, pages trimmed
+    malloc_arena_max: int = 2
+    malloc_trim_s: float = 60.0
 
     def __post_init__(self) -> None:
         urls = split_urls(self.registry_url) or (DEFAULT_REGISTRY_URL,)
@@ -264,6 +269,11 @@ class Settings:
             log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
             log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
             redis_url=(env.get("LLM_MESH_REDIS_URL") or "").strip() or None,
+            # glibc read an operator's MALLOC_ARENA_MAX at start: leave it be
+            malloc_arena_max=0
+            if (env.get("MALLOC_ARENA_MAX") or "").strip()
+            else _whole(env, "LLM_MESH_MALLOC_ARENA_MAX", 2),
+            malloc_trim_s=float(_whole(env, "LLM_MESH_MALLOC_TRIM_S", 60)),
             canary_share=_float(env, "LLM_MESH_CANARY_SHARE", 0.01),
             canary_min_interval_s=_float(env, "LLM_MESH_CANARY_MIN_INTERVAL_S", 3600.0),
             trust_threshold=_float(env, "LLM_MESH_TRUST_THRESHOLD", 0.6),

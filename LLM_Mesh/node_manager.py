@@ -60,9 +60,11 @@ class NodeManager:
         import uvicorn
 
         from LLM_Mesh.gc_freeze import freeze_after_startup
+        from LLM_Mesh.heap import cap_arenas, trim_periodically
 
+        cap_arenas(self.settings.malloc_arena_max)  # before the engine and uvicorn start threads
         config = uvicorn.Config(
-            freeze_after_startup(self.create_app()),
+            trim_periodically(freeze_after_startup(self.create_app()), self.settings.malloc_trim_s),
             host=self.config.host,
             port=self.config.port,
             lifespan="on",

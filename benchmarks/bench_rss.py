@@ -95,6 +95,19 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def rss_kinds_mb(pid: int) -> dict[str, float]:
+    """The gateway process's own RSS by kind (``/proc/PID/status``: anonymous memory, file
+    pages mapped, shared memory), MB: growth in ``anon`` is the heap, in ``file`` mapped
+    files (a database mapped into memory would show there)."""
+    out: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            for key, name in (("RssAnon:", "anon"), ("RssFile:", "file"), ("RssShmem:", "shmem")):
+                if line.startswith(key):
+                    out[name] = round(int(line.split()[1]) * 1024 / 1e6, 2)
+    return out
+
+
 @dataclass
 class Target:
     name: str
@@ -176,13 +189,18 @@ async def drive(targets: list[Target], args: Any) -> tuple[float, list[dict[str,
                 mb = rss_bytes(tg.pid) / 1e6
                 tg.samples.append((t, mb))
                 tg.served_at.append(tg.ok)
-                row[tg.name] = {"rss_mb": round(mb, 2), "ok": tg.ok, "errors": tg.errors}
+                row[tg.name] = {
+                    "rss_mb": round(mb, 2), "ok": tg.ok, "errors": tg.errors,
+                    "kinds_mb": rss_kinds_mb(tg.pid),
+                }  # fmt: skip
             rows.append(row)
             if k % max(1, round(60 / args.interval)) == 0:
                 log(
                     f"  {t / 60:5.1f} min  load {la:.2f}  "
                     + "  ".join(
-                        f"{tg.name} {tg.samples[-1][1]:.1f} MB {tg.ok} ok {tg.errors} err"
+                        f"{tg.name} {tg.samples[-1][1]:.1f} MB "
+                        f"({' '.join(f'{k} {v:.1f}' for k, v in rss_kinds_mb(tg.pid).items())}) "
+                        f"{tg.ok} ok {tg.errors} err"
                         for tg in targets
                     )
                 )

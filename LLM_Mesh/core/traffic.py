@@ -16,8 +16,11 @@ the request writer: no I/O, no lock, O(1)) and the dashboard reads it
   heard from for a window is forgotten, and at most ``max_keys`` keys are kept (the least
   recently heard from go first).
 
-Memory: at most ``window_s / bucket_s`` buckets (720) of two sparse histograms, plus per
-key at most ``window_s / key_bucket_s`` (60) small rows. A clock that steps back counts
+Memory: at most ``window_s / bucket_s`` buckets (720); only the last five minutes' keep
+their two sparse histograms (what :meth:`TrafficSeries.summary` merges): an older bucket
+keeps its point and drops them (~4.5 KB a bucket at 100 requests/s), so the series stops
+growing after five minutes, not after the hour. Per key at most ``window_s /
+key_bucket_s`` (60) small rows. A clock that steps back counts
 the request in the newest bucket.
 """
 
@@ -84,6 +87,10 @@ class KeyTotals:
     tokens: int
 
 
+# a settled bucket's histograms: never added to (observe only feeds the newest bucket)
+_SETTLED = LogHistogram()
+
+
 class _Bucket:
     __slots__ = ("errors", "index", "latency", "point", "requests", "tokens", "ttft")
 
@@ -134,6 +141,7 @@ class TrafficSeries:
         self.max_keys = max_keys
         self.accuracy = accuracy
         self.n_buckets = max(1, math.ceil(window_s / bucket_s))
+        self._five_buckets = math.ceil(300.0 / self.bucket_s)  # summary's percentiles
         self.n_key_buckets = max(1, math.ceil(window_s / key_bucket_s))
         self._buckets: deque[_Bucket] = deque()
         self._keys: dict[str, OrderedDict[str, _KeyRows]] = {
@@ -183,7 +191,21 @@ class TrafficSeries:
         b = _Bucket(index, self.accuracy)
         q.append(b)
         self._expire(index)
+        self._settle(index)
         return b
+
+    def _settle(self, current: int) -> None:
+        """Buckets older than the summary's five minutes keep their point, not their
+        histograms (module doc); newest first, up to the first one already settled."""
+        keep_from = current - self._five_buckets + 1
+        for b in reversed(self._buckets):
+            if b.index >= keep_from:
+                continue
+            if b.latency is _SETTLED:
+                break
+            if b.point is None:
+                b.point = self._point(b, self.bucket_s)
+            b.latency = b.ttft = _SETTLED
 
     def _expire(self, index: int) -> None:
         oldest = index - self.n_buckets + 1
@@ -262,7 +284,7 @@ class TrafficSeries:
         current = math.floor(now / self.bucket_s)
         self._expire(current)
         minute = current - math.ceil(60.0 / self.bucket_s) + 1
-        five = current - math.ceil(300.0 / self.bucket_s) + 1
+        five = current - self._five_buckets + 1
         req = err = tok = total = 0
         lat = LogHistogram(self.accuracy)
         ttft = LogHistogram(self.accuracy)

@@ -403,9 +403,13 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     from LLM_Mesh.gc_freeze import freeze_after_startup
+    from LLM_Mesh.heap import cap_arenas, trim_periodically
 
-    app = create_registry_app(settings)
+    cap_arenas(settings.malloc_arena_max)  # before uvicorn and the store start threads
+    app = trim_periodically(
+        freeze_after_startup(create_registry_app(settings)), settings.malloc_trim_s
+    )
     uvicorn.run(
-        freeze_after_startup(app), host=host, port=port, log_level=log_level, access_log=False,
+        app, host=host, port=port, log_level=log_level, access_log=False,
         ssl_certfile=tls_cert, ssl_keyfile=tls_key, **uvicorn_log_kwargs(settings.log_format),
     )  # fmt: skip

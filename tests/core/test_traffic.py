@@ -214,3 +214,28 @@ def test_the_smallest_and_widest_settings_are_allowed() -> None:
         with pytest.raises(ValueError) as exc:
             TrafficSeries(**bad)  # type: ignore[arg-type]
         assert str(exc.value) == "need 0 < bucket_s, key_bucket_s <= window_s and max_keys >= 1"
+
+
+def test_buckets_older_than_five_minutes_keep_their_point_but_not_their_histograms() -> None:
+    ts = TrafficSeries(bucket_s=5.0)
+    for i in range(120):  # ten minutes, one answer a bucket, latencies 10..129 ms
+        ts.observe(T0 + 5 * i, ok=True, failed=False, latency_ms=10.0 + i, ttft_ms=5.0 + i)
+    fresh = ts.points(T0 + 5 * 119)  # points computed while their histograms were all kept
+    for i in range(120, 240):  # ten more minutes
+        ts.observe(T0 + 5 * i, ok=True, failed=False, latency_ms=1.0, ttft_ms=1.0)
+    later = {p.t: p for p in ts.points(T0 + 5 * 239)}
+    assert all(later[p.t] == p for p in fresh[-120:-1])  # the closed points did not change
+    kept = [b for b in ts._buckets if b.latency.quantile(0.5) is not None]
+    # the summary's 60 buckets (and nothing older) keep histograms
+    assert [b.index for b in kept] == [b.index for b in ts._buckets][-60:]
+    assert ts.summary(T0 + 5 * 239).latency_p95_ms == pytest.approx(1.0, rel=0.03)
+
+
+def test_a_bucket_settled_unread_still_has_its_percentiles() -> None:
+    ts = TrafficSeries(bucket_s=5.0)
+    ts.observe(T0, ok=True, failed=False, latency_ms=40.0, ttft_ms=20.0)
+    ts.observe(T0 + 600, ok=True, failed=False, latency_ms=1.0, ttft_ms=1.0)  # 10 min later
+    first = ts.points(T0 + 600)[-121]
+    assert first.t == T0 and first.requests == 1
+    assert first.latency_p50_ms == pytest.approx(40.0, rel=0.03)
+    assert first.ttft_p95_ms == pytest.approx(20.0, rel=0.03)
