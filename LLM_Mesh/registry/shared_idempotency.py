@@ -23,7 +23,8 @@ app's lifespan awaits them at shutdown (:meth:`SharedIdempotency.flush`). Once a
 answer is in the store, this process drops its own copy (a later duplicate here is
 replayed from the row): the gateway's memory stays flat under load instead of holding
 ``max_entries`` answers twice (``benchmarks/bench_rss.py``). Streams and answers too
-large to keep hold no bytes and stay in the process's cache. A running row
+large to keep hold no bytes; their keys leave the process's cache the same way once
+their row is written (a duplicate is then refused from the row). A running row
 expires ``running_s`` after its claim (the request deadline plus the replay window), so
 a row whose end was never written is freed at last.
 """
@@ -157,8 +158,10 @@ class SharedIdempotency(IdempotencyCache):
             expires_at=_utc(now) + timedelta(seconds=self.ttl_s),
             too_large=too_large,
         )
-        if stored is None:
-            self._write(lambda: self.store.finish_request_key(rec))
+        if stored is None:  # a stream, or an answer too large to keep: the key alone
+            self._write(
+                lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, None)
+            )
             return
         rec.status, rec.body, rec.media_type = stored.status, stored.body, stored.media_type
         rec.headers = [[k, v] for k, v in stored.headers]
@@ -166,12 +169,14 @@ class SharedIdempotency(IdempotencyCache):
             lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
         )
 
-    def _forget(self, key: str, stored: Stored) -> None:
-        """The store holds ``key``'s answer now: drop this process's copy (a duplicate
-        here is then replayed from the row, as on any other replica). The copy was most
-        of the cache's memory: ``max_entries`` answers of a few KB each, held twice."""
+    def _forget(self, key: str, stored: Stored | None) -> None:
+        """The store holds ``key``'s end now: drop this process's copy (a duplicate here
+        is then replayed or refused from the row, as on any other replica). The copy was
+        most of the cache's memory: ``max_entries`` answers of a few KB each, held twice;
+        a stream's key alone, ~0.3 KB, kept the cache growing until it held
+        ``max_entries`` of them."""
         kept = self.kept(key)
-        if kept is not None and kept[0] is stored:  # that answer, not a later run's
+        if kept is not None and kept[0] is stored:  # that run's end, not a later run's
             self._pop(key)
 
     def abandon(self, key: str) -> None:
@@ -220,7 +225,7 @@ def _replay(key: str, rec: IdempotencyRecord, stream: bool) -> Response:
             else "a stream is never executed twice"
         )
         raise DuplicateRequest(
-            f"a request with id {rid!r} finished on another replica; {detail}",
+            f"a request with id {rid!r} has already run; {detail}",
             param="X-Request-Id",
         )
     headers = tuple((str(k), str(v)) for k, v in (rec.headers or []))

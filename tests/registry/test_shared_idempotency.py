@@ -169,13 +169,16 @@ async def test_a_kept_answer_leaves_the_process_once_the_store_holds_it(
         assert r2.headers["x-mesh-replayed"] == "true" and r2.json() == r1.json()
         assert r2.headers["x-mesh-receipt"] == r1.headers["x-mesh-receipt"]
         assert a.nodes.calls() == 1
-        # a stream holds no answer: its key stays here, and a repeat is refused
+        # a stream holds no answer: its key leaves too, and a repeat is refused from the row
         stream = {**BODY, "stream": True}
         shdr = {"X-Request-Id": "mem-s"}
         assert (await a.client.post(CHAT, json=stream, headers=shdr)).is_success
         await idem.flush()
-        assert idem.holds(f"{CHAT} ip:127.0.0.1 mem-s")
-        assert (await a.client.post(CHAT, json=stream, headers=shdr)).status_code == 409
+        assert not idem.holds(f"{CHAT} ip:127.0.0.1 mem-s")
+        again = await a.client.post(CHAT, json=stream, headers=shdr)
+        assert again.status_code == 409, again.text
+        assert "a stream is never executed twice" in again.text
+        assert (await a.client.post(CHAT, json=BODY, headers=shdr)).status_code == 409  # nor as JSON
         assert a.nodes.calls() == 2
 
 
