@@ -29,6 +29,7 @@ class (:func:`error_from_payload`).
     ├── PaymentRequired                402 insufficient_balance / insufficient_balance (settlement)
     │   └── PoolExhausted              402 insufficient_balance / community_pool_exhausted
     ├── SettlementUnavailable          503 service_unavailable / settlement_unavailable
+    ├── StoreUnavailable               503 service_unavailable / store_unavailable (database busy or gone)
     ├── UpstreamError                  502 api_error / upstream_error   (a node failed)
     │   └── UpstreamTimeout            504 api_error / upstream_timeout
     ├── EngineError                    500 api_error / engine_error     (inside a node)
@@ -266,6 +267,19 @@ class SettlementUnavailable(MeshError):
     code = "settlement_unavailable"
 
 
+class StoreUnavailable(MeshError):
+    """The registry's database did not answer in time (SQLite's write lock held past its
+    busy timeout, a PostgreSQL connection lost); try again shortly."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+
 class UpstreamError(MeshError):
     status = 502
     type = "api_error"
@@ -317,6 +331,7 @@ _BY_CODE: dict[str, type[MeshError]] = {
         PaymentRequired,
         PoolExhausted,
         SettlementUnavailable,
+        StoreUnavailable,
         UpstreamError,
         UpstreamTimeout,
         EngineError,

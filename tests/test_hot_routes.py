@@ -103,6 +103,42 @@ async def test_the_gateways_unexpected_error_is_its_json_500(
         assert r.json()["error"]["code"] == "internal_error"
 
 
+async def test_a_busy_database_is_a_503_to_retry_not_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's write lock held past its busy timeout (seen under load in bench_rss.py)
+    while the request id is claimed: a transient 503 with Retry-After, and the id is
+    free again, so the client's retry runs."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    async with running(tmp_path) as h:
+        await h.register("a")
+        store = h.store
+        real = store.claim_request_key
+        calls = 0
+
+        async def locked(*args: object) -> object:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                locked = sqlite3.OperationalError("database is locked")
+                raise OperationalError("INSERT ...", (), locked)
+            return await real(*args)
+
+        monkeypatch.setattr(store, "claim_request_key", locked)
+        body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+        hdr = {"X-Request-Id": "busy-1"}
+        r = await h.client.post("/v1/chat/completions", json=body, headers=hdr)
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == "store_unavailable"
+        again = await h.client.post("/v1/chat/completions", json=body, headers=hdr)
+        assert again.status_code == 200, again.text
+        assert h.nodes.calls() == 1
+
+
 def test_the_gateway_and_the_node_serve_their_inference_routes_hot(tmp_path: Path) -> None:
     """Both apps keep the fast path (no middleware of theirs turns it off)."""
     from LLM_Mesh.config import Settings

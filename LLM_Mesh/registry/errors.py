@@ -1,9 +1,12 @@
 """One place that turns exceptions into OpenAI-shaped HTTP answers.
 
 ``MeshError`` -> its ``status`` and ``to_openai()`` body (plus ``Retry-After``
-for ``ModelUnavailable`` / ``Overloaded``, and a ``RateLimited``'s ``x-ratelimit-*``); FastAPI request validation errors
+for ``ModelUnavailable`` / ``Overloaded`` / ``StoreUnavailable``, and a ``RateLimited``'s ``x-ratelimit-*``); FastAPI request validation errors
 -> 400 ``invalid_request_error`` naming the field; HTTP errors (404 route, 405)
--> their status in OpenAI shape; anything else -> 500 ``api_error``.
+-> their status in OpenAI shape; the database not answering (SQLite's write lock held
+past its busy timeout, a lost PostgreSQL connection: SQLAlchemy's ``OperationalError``
+and invalidated connections) -> 503 ``store_unavailable`` with ``Retry-After: 1``, a
+transient refusal, not a server fault; anything else -> 500 ``api_error``.
 """
 
 from __future__ import annotations
@@ -15,10 +18,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from LLM_Mesh.errors import InvalidRequest, MeshError, ModelUnavailable, Overloaded, RateLimited
+from LLM_Mesh.errors import (
+    InvalidRequest,
+    MeshError,
+    ModelUnavailable,
+    Overloaded,
+    RateLimited,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +47,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(exc: MeshError) -> Response:
     """The HTTP answer for a mesh error."""
     headers: dict[str, str] | None = None
-    if isinstance(exc, (ModelUnavailable, Overloaded)):
+    if isinstance(exc, (ModelUnavailable, Overloaded, StoreUnavailable)):
         headers = {"Retry-After": str(max(1, int(exc.retry_after)))}
         if isinstance(exc, RateLimited):
             headers.update(exc.headers)
@@ -81,7 +92,22 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return json_response(body, exc.status_code, dict(exc.headers or {}))
 
 
+def _store_busy(exc: Exception) -> bool:
+    """The database did not answer (module doc), as opposed to a fault in our code."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if _store_busy(exc):
+        log.warning(
+            "the database did not answer on %s %s: %s (503, retry)",
+            request.method, request.url.path, str(exc).splitlines()[0][:300],
+        )  # fmt: skip
+        return error_response(
+            StoreUnavailable("the registry's database is busy: try again shortly")
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = {
         "error": {
