@@ -40,7 +40,7 @@ from LLM_Mesh.core.scoring import (
     NodeStats,
     RouteRequest,
     ScoringPolicy,
-    node_cost,
+    cheapest,
     permits,
     service_ms,
 )
@@ -66,11 +66,14 @@ _KEPT = ("in_flight", "hb_load", "waiting", "waiting_since_sum", "routable", "tt
 
 
 class _Pool:
+    """One model's routable nodes: the current ``NodeStats`` objects themselves (not their
+    ids), so a pick reads its candidates without a lookup in the 10,000-node dict."""
+
     __slots__ = ("ejected", "full", "members", "open")
 
     def __init__(self) -> None:
-        self.open: IndexedSet[str] = IndexedSet()
-        self.full: IndexedSet[str] = IndexedSet()
+        self.open: IndexedSet[NodeStats] = IndexedSet()
+        self.full: IndexedSet[NodeStats] = IndexedSet()
         self.ejected = 0
 
     @property
@@ -207,15 +210,15 @@ class Router:
             if pool is None:
                 pool = self._pools[m] = _Pool()
             if current == _OPEN:
-                pool.open.discard(nid)
+                pool.open.discard(st)
             elif current == _FULL:
-                pool.full.discard(nid)
+                pool.full.discard(st)
             elif current == _EJECTED:
                 pool.ejected -= 1
             if target == _OPEN:
-                pool.open.add(nid)
+                pool.open.add(st)
             elif target == _FULL:
-                pool.full.add(nid)
+                pool.full.add(st)
             elif target == _EJECTED:
                 pool.ejected += 1
         self._place[nid] = target
@@ -229,83 +232,85 @@ class Router:
 
     # -- selection ----------------------------------------------------------------
     def pick(self, req: RouteRequest, now: float) -> Decision:
-        """Choose a node for ``req`` (see the module docstring for the verdicts)."""
-        self.tick(now)
+        """Choose a node for ``req`` (see the module docstring for the verdicts).
+
+        The hot path of every request: one draw (:meth:`IndexedSet.draw`), one scoring
+        loop (:func:`~LLM_Mesh.core.scoring.cheapest`), one ``Decision``; the ejection
+        heap and the slow-start weights are only consulted when they can matter.
+        """
+        out = self.outliers
+        if out.next_release <= now:
+            self.tick(now)
         sp = self.policy.scoring
         tokens = sp.default_tokens if req.expected_tokens is None else req.expected_tokens
-        best: Decision | None = None
+        weight = None if out.all_full_weight else out.weight
+        k = self.policy.choices
+        best: NodeStats | None = None
+        best_cost = math.inf
+        best_model = ""
         wait: float | None = None
         for rank, model in enumerate(req.models):
             pool = self._pools.get(model)
             if pool is None:
                 continue
-            factor = 1.0 + sp.specialty_step * rank
-            ids = self._sample(pool.open, req, self.policy.choices)
-            for nid in ids:
-                cost = factor * node_cost(
-                    self._nodes[nid], model, tokens, now, sp, self.outliers.weight(nid, now)
-                )
-                if best is None or cost < best.cost_ms:
-                    best = Decision(Verdict.OK, nid, model, cost)
+            if req.constrained:
+                cands = self._sample(pool.open, req, k)
+            else:
+                cands = pool.open.draw(k, self._rand)
+            if cands:
+                factor = 1.0 + sp.specialty_step * rank
+                st, cost = cheapest(cands, model, tokens, now, sp, weight, factor)
+                if best is None or cost < best_cost:
+                    best, best_cost, best_model = st, cost, model
             if best is None and len(pool.full):
                 w = self._wait_estimate(pool.full, req, model, tokens, now)
                 if w is not None and (wait is None or w < wait):
                     wait = w
         if best is not None:
-            return best
+            return Decision(Verdict.OK, best.node_id, best_model, best_cost)
         if wait is not None:
             return Decision(Verdict.SATURATED, wait_s=wait)
         return Decision(Verdict.NO_NODE)
 
-    def _sample(self, bag: IndexedSet[str], req: RouteRequest, k: int) -> list[str]:
+    def _sample(self, bag: IndexedSet[NodeStats], req: RouteRequest, k: int) -> list[NodeStats]:
         n = len(bag)
         if n == 0:
             return []
         rand = self._rand
         if not req.constrained:
-            if n <= k:  # all of them, from a random start so ties rotate
-                off = int(rand() * n)
-                return [bag.at((off + i) % n) for i in range(n)]
-            first = int(rand() * n)
-            out = [bag.at(first)]
-            while len(out) < k:
-                nid = bag.at(int(rand() * n))
-                if nid not in out:
-                    out.append(nid)
-            return out
-        nodes = self._nodes
+            return bag.draw(k, rand)
         if req.allow_nodes is not None and len(req.allow_nodes) < n:
-            ok = sorted(a for a in req.allow_nodes if a in bag and permits(req, nodes[a]))
+            nodes = self._nodes
+            ok = [st for a in sorted(req.allow_nodes)
+                  if (st := nodes.get(a)) is not None and st in bag and permits(req, st)]  # fmt: skip
             return self._choose(ok, k)
-        found: list[str] = []
+        found: list[NodeStats] = []
         for _ in range(self.policy.max_draws):
-            nid = bag.at(int(rand() * n))
-            if nid not in found and permits(req, nodes[nid]):
-                found.append(nid)
+            st = bag.at(int(rand() * n))
+            if st not in found and permits(req, st):
+                found.append(st)
                 if len(found) == k:
                     return found
-        ok = [nid for nid in bag if permits(req, nodes[nid])]
-        return self._choose(ok, k)
+        return self._choose([st for st in bag if permits(req, st)], k)
 
-    def _choose(self, ok: list[str], k: int) -> list[str]:
+    def _choose(self, ok: list[NodeStats], k: int) -> list[NodeStats]:
         if len(ok) <= k:
             off = int(self._rand() * len(ok)) if ok else 0
             return ok[off:] + ok[:off]
-        out: list[str] = []
+        out: list[NodeStats] = []
         while len(out) < k:
-            nid = ok[int(self._rand() * len(ok))]
-            if nid not in out:
-                out.append(nid)
+            st = ok[int(self._rand() * len(ok))]
+            if st not in out:
+                out.append(st)
         return out
 
     def _wait_estimate(
-        self, full: IndexedSet[str], req: RouteRequest, model: str, tokens: int, now: float
+        self, full: IndexedSet[NodeStats], req: RouteRequest, model: str, tokens: int, now: float
     ) -> float | None:
         """Seconds until the queue ahead drains on the soonest of a sample of saturated nodes."""
         best: float | None = None
         sp = self.policy.scoring
-        for nid in self._sample(full, req, 8):
-            st = self._nodes[nid]
+        for st in self._sample(full, req, 8):
             w = self.wait_s(st, model, tokens, now, sp)
             if best is None or w < best:
                 best = w

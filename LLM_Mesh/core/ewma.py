@@ -29,52 +29,52 @@ def _check_tau(tau_s: float) -> float:
 class Ewma:
     """A time-decayed EWMA; ``value`` is ``initial`` until the first sample."""
 
-    __slots__ = ("_stamp", "_value", "tau_s")
+    __slots__ = ("_stamp", "tau_s", "value")
 
     def __init__(self, tau_s: float, initial: float | None = None) -> None:
         self.tau_s = _check_tau(tau_s)
-        self._value = initial
+        # read it freely; only ``observe`` writes it (a plain attribute: the router reads
+        # it on every pick, where a property's call showed in the profile)
+        self.value = initial
         self._stamp: float | None = None
 
-    @property
-    def value(self) -> float | None:
-        return self._value
-
     def observe(self, sample: float, now: float) -> None:
-        if self._value is None or self._stamp is None:
-            self._value = sample
+        if self.value is None or self._stamp is None:
+            self.value = sample
         else:
             w = math.exp(-max(0.0, now - self._stamp) / self.tau_s)
-            self._value = self._value * w + sample * (1.0 - w)
+            self.value = self.value * w + sample * (1.0 - w)
         self._stamp = now
 
 
 class PeakEwma:
     """Peak-sensitive EWMA: rises at once on a higher sample, decays toward zero when idle."""
 
-    __slots__ = ("_stamp", "_value", "idle_tau_s", "tau_s")
+    __slots__ = ("idle_tau_s", "peak", "stamp", "tau_s")
 
     def __init__(self, tau_s: float, idle_tau_s: float | None = None) -> None:
         self.tau_s = _check_tau(tau_s)
         self.idle_tau_s = self.tau_s if idle_tau_s is None else _check_tau(idle_tau_s)
-        self._value: float | None = None
-        self._stamp = 0.0
+        # the estimate as of ``stamp`` (the last sample), before the idle decay ``get`` applies;
+        # read-only outside this class (the router's scoring loop reads them, docs/benchmarks.md)
+        self.peak: float | None = None
+        self.stamp = 0.0
 
     def observe(self, sample: float, now: float) -> None:
         if sample < 0.0:
             raise ValueError(f"a latency sample cannot be negative, got {sample!r}")
-        if self._value is None or sample > self._value:
-            self._value = sample
+        if self.peak is None or sample > self.peak:
+            self.peak = sample
         else:
-            w = math.exp(-max(0.0, now - self._stamp) / self.tau_s)
-            self._value = self._value * w + sample * (1.0 - w)
-        self._stamp = now
+            w = math.exp(-max(0.0, now - self.stamp) / self.tau_s)
+            self.peak = self.peak * w + sample * (1.0 - w)
+        self.stamp = now
 
     def get(self, now: float) -> float | None:
         """The estimate at ``now`` (``None`` before any sample), decayed since the last sample."""
-        if self._value is None:
+        if self.peak is None:
             return None
-        elapsed = now - self._stamp
+        elapsed = now - self.stamp
         if elapsed <= 0.0:
-            return self._value
-        return self._value * math.exp(-elapsed / self.idle_tau_s)
+            return self.peak
+        return self.peak * math.exp(-elapsed / self.idle_tau_s)

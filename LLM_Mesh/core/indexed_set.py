@@ -1,13 +1,14 @@
 """A set with O(1) add, remove and uniform random member: the router's per-model index.
 
 Members live in a list; a dict maps each to its position, and removal swaps
-the last member into the hole. ``at(i)`` lets the caller draw ``i`` itself, so
-the random source stays the caller's (seeded in tests and the simulator).
+the last member into the hole. ``at(i)`` lets the caller draw ``i`` itself and
+``draw(k, rand)`` draws ``k`` distinct members in one call (the router's hot path),
+so the random source stays the caller's (seeded in tests and the simulator).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 __all__ = ["IndexedSet"]
@@ -52,3 +53,20 @@ class IndexedSet(Generic[T]):
 
     def at(self, i: int) -> T:
         return self._items[i]
+
+    def draw(self, k: int, rand: Callable[[], float]) -> list[T]:
+        """``k`` distinct members at random (``rand()`` in [0, 1) is the only randomness);
+        with no more than ``k`` members, all of them from a random start, so ties rotate."""
+        items = self._items
+        n = len(items)
+        if n <= k:
+            if n == 0:
+                return []
+            off = int(rand() * n)
+            return items[off:] + items[:off]
+        out = [items[int(rand() * n)]]
+        while len(out) < k:
+            x = items[int(rand() * n)]
+            if x not in out:
+                out.append(x)
+        return out

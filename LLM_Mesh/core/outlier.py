@@ -67,6 +67,11 @@ class OutlierDetector:
         self.policy = policy or EjectionPolicy()
         self._nodes: dict[str, _State] = {}
         self._heap: list[tuple[float, str]] = []
+        # read on every pick, so plain attributes (kept by eject, release_due and forget):
+        # when the soonest ejection ends (inf: none pending; release_due reports nothing
+        # before then), and whether every weight is 1 (no node ejected since forgotten)
+        self.next_release = math.inf
+        self.all_full_weight = True
 
     def eject(self, node_id: str, now: float) -> float:
         """Eject ``node_id`` now; returns the time it comes back."""
@@ -81,6 +86,8 @@ class OutlierDetector:
         st.until = now + self.policy.duration(st.count)
         st.ejected = True
         heapq.heappush(self._heap, (st.until, node_id))
+        self.next_release = self._heap[0][0]
+        self.all_full_weight = False
         return st.until
 
     def is_ejected(self, node_id: str) -> bool:
@@ -101,6 +108,7 @@ class OutlierDetector:
             if st is not None and st.ejected and st.until == until:
                 st.ejected = False
                 out.append(node_id)
+        self.next_release = heap[0][0] if heap else math.inf
         return out
 
     def weight(self, node_id: str, now: float) -> float:
@@ -119,3 +127,4 @@ class OutlierDetector:
     def forget(self, node_id: str) -> None:
         """Drop a node's state (it left the mesh)."""
         self._nodes.pop(node_id, None)
+        self.all_full_weight = not self._nodes

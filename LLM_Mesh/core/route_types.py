@@ -7,8 +7,8 @@ router module stays one concept.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 __all__ = ["BUSY", "HARD_FAILURES", "Attempt", "Decision", "Outcome", "Verdict"]
 
@@ -34,8 +34,11 @@ class Verdict(str, Enum):
     NO_NODE = "no_node"
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """The router's answer. A named tuple, not a frozen dataclass: one is made per pick, and
+    a frozen dataclass's ``__init__`` (five ``object.__setattr__`` calls) was a tenth of
+    the pick's bytecode (docs/benchmarks.md, "Routing pick")."""
+
     verdict: Verdict
     node_id: str | None = None
     model: str | None = None

@@ -25,8 +25,8 @@ gateway can see); :class:`RouteRequest` carries the request's constraints.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from LLM_Mesh.core.ewma import Ewma, PeakEwma
 
@@ -35,6 +35,7 @@ __all__ = [
     "NodeStats",
     "RouteRequest",
     "ScoringPolicy",
+    "cheapest",
     "node_cost",
     "permits",
     "service_ms",
@@ -75,18 +76,18 @@ class RouteRequest:
     allow_nodes: frozenset[str] | None = None
     deny_nodes: frozenset[str] = frozenset()
     exclude: frozenset[str] = frozenset()  # already tried for this request
+    # any of the four above set (worked out once here, read on every pick)
+    constrained: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError("a route request needs at least one model")
         if self.expected_tokens is not None and self.expected_tokens < 0:
             raise ValueError("expected_tokens cannot be negative")
-
-    @property
-    def constrained(self) -> bool:
-        return bool(self.avoid_regions or self.deny_nodes or self.exclude) or (
+        constrained = bool(self.avoid_regions or self.deny_nodes or self.exclude) or (
             self.allow_nodes is not None
         )
+        object.__setattr__(self, "constrained", constrained)
 
 
 class NodeStats:
@@ -208,19 +209,66 @@ def node_cost(
     node: NodeStats, model: str, tokens: int, now: float, policy: ScoringPolicy, weight: float
 ) -> float:
     """Estimated milliseconds for ``node`` to answer (see the module docstring)."""
-    if weight <= 0.0:
-        return math.inf
-    service = service_ms(node, model, tokens, now, policy)
-    if node.waiting:
-        stalled_ms = (now - node.waiting_since_sum / node.waiting) * 1000.0
-        if stalled_ms > service:
-            service = stalled_ms
-    cost = service * (1.0 + node.load / node.max_concurrency)
-    ok = node.success.value
-    if ok is not None and ok < 1.0:
-        cost *= 1.0 + policy.failure_penalty * (1.0 - ok)
-    if node.uptime < 1.0:
-        cost *= 1.0 + policy.downtime_penalty * (1.0 - max(0.0, node.uptime))
-    if now - node.hb_at > policy.stale_after_s:
-        cost *= policy.stale_penalty
-    return cost / weight
+    return cheapest((node,), model, tokens, now, policy, lambda _nid, _now: weight)[1]
+
+
+def cheapest(
+    nodes: Sequence[NodeStats],
+    model: str,
+    tokens: int,
+    now: float,
+    policy: ScoringPolicy,
+    weight: Callable[[str, float], float] | None = None,
+    factor: float = 1.0,
+) -> tuple[NodeStats | None, float]:
+    """The node of ``nodes`` with the lowest ``factor × cost`` (the first on a tie) and that
+    figure; ``(None, inf)`` for none. ``weight(node_id, now)``: the slow-start weight
+    (``None``: 1 for all).
+
+    The one place the cost formula is written (:func:`node_cost` is this for one node):
+    one loop with :func:`service_ms` and the load written out, because the router runs it
+    for every pick (docs/benchmarks.md, "Routing pick").
+    """
+    best: NodeStats | None = None
+    best_cost = math.inf
+    prior_ttft, prior_per_tok = policy.prior_ttft_ms, policy.prior_per_token_ms
+    stale_after = policy.stale_after_s
+    exp = math.exp
+    for node in nodes:
+        # service_ms, written out (with PeakEwma.get's decay): no call per node
+        ew = node.ttft
+        ttft = ew.peak
+        if ttft is None:
+            ttft = prior_ttft
+        elif now > ew.stamp:
+            ttft = ttft * exp(-(now - ew.stamp) / ew.idle_tau_s)
+        ew = node.per_token
+        per_tok = ew.peak
+        if per_tok is None:
+            per_tok = prior_per_tok
+        elif now > ew.stamp:
+            per_tok = per_tok * exp(-(now - ew.stamp) / ew.idle_tau_s)
+        service = ttft + tokens * per_tok
+        if model not in node.loaded:
+            service += node.model_cold_start_ms.get(model, node.cold_start_ms)
+        if node.waiting:
+            stalled_ms = (now - node.waiting_since_sum / node.waiting) * 1000.0
+            if stalled_ms > service:
+                service = stalled_ms
+        load = node.in_flight if node.in_flight > node.hb_load else node.hb_load
+        cost = service * (1.0 + load / node.max_concurrency)
+        ok = node.success.value
+        if ok is not None and ok < 1.0:
+            cost *= 1.0 + policy.failure_penalty * (1.0 - ok)
+        if node.uptime < 1.0:
+            cost *= 1.0 + policy.downtime_penalty * (1.0 - max(0.0, node.uptime))
+        if now - node.hb_at > stale_after:
+            cost *= policy.stale_penalty
+        if weight is not None:  # weight 1: cost / 1.0 would be cost exactly
+            w = weight(node.node_id, now)
+            cost = math.inf if w <= 0.0 else cost / w
+        if factor != 1.0:  # 1.0 × cost would be cost exactly
+            cost = factor * cost
+        if best is None or cost < best_cost:
+            best, best_cost = node, cost
+    return best, best_cost

@@ -161,12 +161,14 @@ class Routing:
     # -- decisions ------------------------------------------------------------------
     def pick(self, req: RouteRequest) -> Decision:
         """The router's choice, re-checked against the table's liveness (lazy expiry)."""
+        router, table = self.router, self.table
         for _ in range(64):
-            d = self.router.pick(req, self.clock())
+            now = self.clock()
+            d = router.pick(req, now)
             if d.node_id is None:
                 return d
-            entry = self.table.get(d.node_id)
-            if entry is not None and self.table.healthy(entry):
+            entry = table.get(d.node_id)
+            if entry is not None and table.healthy(entry, now):
                 return d
             self.sync(d.node_id)
         return Decision(Verdict.NO_NODE)  # pragma: no cover - 64 dead picks in a row

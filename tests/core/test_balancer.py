@@ -446,3 +446,61 @@ def test_an_ejected_node_is_not_ejected_twice() -> None:
     assert r.finish(first, 0.1, Outcome.TIMEOUT) is True
     assert r.finish(second, 0.2, Outcome.TIMEOUT) is False
     assert r.outliers.ejection_count("n1") == 1 and r.pool_counts("m") == (5, 0, 1)
+
+
+def _expected_pools(r: Router, models: list[str]) -> dict[str, tuple[set[int], set[int], int]]:
+    """What each model's index must hold: the *current* NodeStats objects (by identity) of
+    routable nodes, open or full, and the count of ejected ones."""
+    out: dict[str, tuple[set[int], set[int], int]] = {m: (set(), set(), 0) for m in models}
+    for nid in {f"n{i}" for i in range(8)}:
+        st = r.node(nid)
+        if st is None or not st.routable:
+            continue
+        for m in st.models:
+            open_, full, ejected = out[m]
+            if r.outliers.is_ejected(nid):
+                out[m] = (open_, full, ejected + 1)
+            else:
+                (full if st.saturated else open_).add(id(st))
+    return out
+
+
+def test_the_pools_hold_the_current_node_objects_through_any_sequence_of_changes() -> None:
+    """The per-model candidate sets the pick draws from hold NodeStats objects, not ids: they
+    must stay in step with registrations (a re-registration makes a new object),
+    heartbeats, begins and ends, 429s, ejections and their end, routability and removal."""
+    rng = random.Random(11)
+    models = ["a", "b", "c"]
+    pol = RoutingPolicy(ejection=EjectionPolicy(base_s=1.0, slow_start_s=2.0))
+    r = Router(pol, random.Random(3))
+    atts = []
+    now = 0.0
+    for step in range(3000):
+        now += rng.uniform(0.0, 0.1)
+        nid = f"n{rng.randrange(8)}"
+        x = rng.random()
+        if x < 0.1 or r.node(nid) is None:
+            r.upsert_node(nid, rng.sample(models, rng.randint(1, 3)), now=now,
+                          max_concurrency=rng.choice([1, 2]), max_queue=rng.choice([0, 1]))  # fmt: skip
+        elif x < 0.15:
+            r.remove_node(nid)
+        elif x < 0.25:
+            r.set_routable(nid, rng.random() < 0.7)
+        elif x < 0.4:
+            r.heartbeat(nid, now, in_flight=rng.randint(0, 2), queued=rng.randint(0, 1))
+        elif x < 0.65 and atts:
+            att = atts.pop(rng.randrange(len(atts)))
+            r.finish(att, now, rng.choice(list(Outcome)), retry_after_s=0.5)
+        else:
+            d = r.pick(RouteRequest(tuple(rng.sample(models, 2))), now)
+            if d.node_id is not None and d.model is not None:
+                st = r.node(d.node_id)
+                assert st is not None and st.routable and not st.saturated
+                assert not r.outliers.is_ejected(d.node_id)
+                atts.append(r.begin(d.node_id, d.model, now))
+        r.tick(now)
+        for m, (open_, full, ejected) in _expected_pools(r, models).items():
+            pool = r._pools.get(m)
+            got = (set(), set(), 0) if pool is None else (
+                {id(s) for s in pool.open}, {id(s) for s in pool.full}, pool.ejected)  # fmt: skip
+            assert got == (open_, full, ejected), (step, m)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+
 from LLM_Mesh.core.indexed_set import IndexedSet
 
 
@@ -46,3 +49,46 @@ def test_iteration_is_a_snapshot() -> None:
         seen.append(x)
         s.discard(x)
     assert seen == [0, 1, 2, 3, 4] and len(s) == 0
+
+
+def scripted(*values: float) -> Callable[[], float]:
+    """A ``rand`` that returns ``values`` in turn (and fails if asked for more)."""
+    it = iter(values)
+    return lambda: next(it)
+
+
+def test_draw_of_an_empty_set_asks_for_no_random_number() -> None:
+    s: IndexedSet[str] = IndexedSet()
+    assert s.draw(4, scripted()) == []
+
+
+def test_draw_of_no_more_than_k_members_is_all_of_them_from_a_random_start() -> None:
+    s: IndexedSet[str] = IndexedSet()
+    for x in "abc":
+        s.add(x)
+    assert s.draw(4, scripted(0.0)) == ["a", "b", "c"]
+    assert s.draw(3, scripted(0.5)) == ["b", "c", "a"]  # int(0.5 * 3) = 1
+    assert s.draw(3, scripted(0.99)) == ["c", "a", "b"]
+
+
+def test_draw_of_k_distinct_members_redraws_a_repeat() -> None:
+    s: IndexedSet[str] = IndexedSet()
+    for x in "abcdef":
+        s.add(x)
+    # positions 0, 0 (a repeat: drawn again), 5, 2
+    assert s.draw(3, scripted(0.0, 0.1, 0.9, 0.4)) == ["a", "f", "c"]
+
+
+def test_draw_is_uniform_over_the_members() -> None:
+    s: IndexedSet[int] = IndexedSet()
+    for x in range(10):
+        s.add(x)
+    s.discard(3)  # a swapped-in member is drawn like the others
+    rng = random.Random(5)
+    counts = {x: 0 for x in range(10) if x != 3}
+    for _ in range(9000):
+        got = s.draw(2, rng.random)
+        assert len(set(got)) == 2
+        for x in got:
+            counts[x] += 1
+    assert all(1700 < c < 2300 for c in counts.values())  # 2000 each expected

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
@@ -112,3 +114,37 @@ def test_weight_ramp_edges() -> None:
     half = OutlierDetector(EjectionPolicy(base_s=10.0, slow_start_s=0.5, min_weight=0.05))
     half.release_due(half.eject("a", 0.0))
     assert half.weight("a", 10.25) == 0.5  # a ramp shorter than a second still ramps
+
+
+def test_next_release_and_all_full_weight_follow_ejections() -> None:
+    """The two attributes the router's pick reads instead of asking the detector."""
+    d = OutlierDetector(EjectionPolicy(base_s=10.0, max_s=100.0, slow_start_s=5.0))
+    assert d.next_release == math.inf and d.all_full_weight
+    d.eject("a", 0.0)
+    d.eject("b", 5.0)
+    assert d.next_release == 10.0 and not d.all_full_weight
+    assert d.release_due(9.0) == [] and d.next_release == 10.0
+    assert d.release_due(12.0) == ["a"] and d.next_release == 15.0
+    d.eject("a", 12.0)  # its second ejection: 20 s, back at 32
+    assert d.next_release == 15.0
+    assert d.release_due(40.0) == ["b", "a"] and d.next_release == math.inf
+    assert not d.all_full_weight  # both still remembered (their slow start, their counts)
+    d.forget("a")
+    assert not d.all_full_weight
+    d.forget("b")
+    assert d.all_full_weight
+    d.eject("c", 50.0)
+    d.forget("c")  # forgotten while ejected: its stale heap entry keeps next_release
+    assert d.all_full_weight and d.next_release == 60.0
+    assert d.release_due(60.0) == [] and d.next_release == math.inf
+
+
+def test_all_full_weight_means_every_weight_is_one() -> None:
+    d = OutlierDetector(EjectionPolicy(base_s=10.0, slow_start_s=20.0))
+    for t in (0.0, 5.0, 11.0, 100.0):
+        if d.all_full_weight:
+            assert d.weight("a", t) == 1.0 and d.weight("b", t) == 1.0
+        if t == 0.0:
+            d.eject("a", t)
+        d.release_due(t)
+    assert not d.all_full_weight and d.weight("a", 11.0) < 1.0

@@ -1,8 +1,17 @@
 import math
+import random
 
 import pytest
 
-from LLM_Mesh.core.scoring import NodeStats, RouteRequest, ScoringPolicy, node_cost, permits
+from LLM_Mesh.core.scoring import (
+    NodeStats,
+    RouteRequest,
+    ScoringPolicy,
+    cheapest,
+    node_cost,
+    permits,
+    service_ms,
+)
 
 P = ScoringPolicy()
 
@@ -193,3 +202,60 @@ def test_strict_regions_avoid_nodes_of_unknown_region() -> None:
     strict = RouteRequest(("m",), avoid_regions=frozenset({"us", UNKNOWN_REGION}))
     assert permits(plain, eu) and permits(plain, nowhere) and permits(plain, blank)
     assert permits(strict, eu) and not permits(strict, nowhere) and not permits(strict, blank)
+
+
+def _random_node(rng: random.Random, nid: str) -> NodeStats:
+    s = NodeStats(nid, ("m", "m2"), P, loaded=rng.choice([("m",), ("m", "m2"), ()]),
+                  max_concurrency=rng.choice([1, 2, 4]), uptime=rng.choice([1.0, 0.8, -0.1]),
+                  now=rng.uniform(0, 20), model_cold_start_ms=rng.choice([{}, {"m2": 900.0}]))  # fmt: skip
+    if rng.random() < 0.7:
+        s.ttft.observe(rng.uniform(10, 500), rng.uniform(0, 10))
+    if rng.random() < 0.7:
+        s.per_token.observe(rng.uniform(1, 50), rng.uniform(0, 10))
+    if rng.random() < 0.5:
+        s.success.observe(rng.random(), rng.uniform(0, 10))
+    s.in_flight, s.hb_load = rng.randint(0, 3), rng.randint(0, 3)
+    if rng.random() < 0.3:
+        s.waiting, s.waiting_since_sum = 1, rng.uniform(0, 30)
+    return s
+
+
+def test_node_cost_is_the_documented_formula_over_service_ms() -> None:
+    """``cheapest`` writes service_ms out for speed; this pins it to ``service_ms`` and to
+    the module docstring's formula, bit for bit, over random node states."""
+    rng = random.Random(4)
+    for i in range(2000):
+        s = _random_node(rng, f"n{i}")
+        now, model, tokens = rng.uniform(5, 40), rng.choice(["m", "m2"]), rng.choice([0, 64])
+        weight = rng.choice([1.0, 0.5, 0.0])
+        service = service_ms(s, model, tokens, now, P)
+        if s.waiting:
+            service = max(service, (now - s.waiting_since_sum / s.waiting) * 1000.0)
+        cost = service * (1.0 + s.load / s.max_concurrency)
+        ok = s.success.value
+        if ok is not None and ok < 1.0:
+            cost *= 1.0 + P.failure_penalty * (1.0 - ok)
+        if s.uptime < 1.0:
+            cost *= 1.0 + P.downtime_penalty * (1.0 - max(0.0, s.uptime))
+        if now - s.hb_at > P.stale_after_s:
+            cost *= P.stale_penalty
+        expected = math.inf if weight == 0.0 else cost / weight
+        assert node_cost(s, model, tokens, now, P, weight) == expected
+
+
+def test_cheapest_is_the_first_lowest_factor_times_cost() -> None:
+    rng = random.Random(9)
+    assert cheapest([], "m", 64, 0.0, P) == (None, math.inf)
+    for _ in range(500):
+        nodes = [_random_node(rng, f"n{i}") for i in range(rng.randint(1, 5))]
+        if rng.random() < 0.3:
+            nodes.append(nodes[0])  # a tie: the first one wins
+        now, factor = rng.uniform(5, 40), rng.choice([1.0, 1.5])
+        weights = {n.node_id: rng.choice([1.0, 0.3, 0.0]) for n in nodes}
+        costs = [factor * node_cost(n, "m", 64, now, P, weights[n.node_id]) for n in nodes]
+        i = costs.index(min(costs))
+        weigh = lambda nid, _now, w=weights: w[nid]  # noqa: E731
+        got = cheapest(nodes, "m", 64, now, P, weigh, factor)
+        assert got[0] is nodes[i] and got[1] == costs[i]
+        if all(w == 1.0 for w in weights.values()):  # no weight function: all 1
+            assert cheapest(nodes, "m", 64, now, P, None, factor) == got
