@@ -24,6 +24,7 @@ __all__ = [
     "TEXT_FORMAT",
     "JsonFormatter",
     "RequestLine",
+    "TextFormatter",
     "log_request",
     "safe_id",
     "setup_logging",
@@ -42,10 +43,11 @@ def safe_id(value: str | None, limit: int = 128) -> str | None:
 
 
 def _logfmt(value: Any) -> str:
-    if isinstance(value, bool):
+    if value is True or value is False:
         return "true" if value else "false"
     text = str(value)
-    if not text or any(c in text for c in ' "='):
+    # three ``in`` tests: a request line has ~14 values, a generator over them cost ~6 µs
+    if not text or " " in text or '"' in text or "=" in text:
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -91,10 +93,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(obj, ensure_ascii=False, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """:data:`TEXT_FORMAT` lines, exactly as ``logging.Formatter`` writes them, with the
+    time's text made once a second (``time.strftime`` per record was a measured share of
+    each request line's cost on the gateway and the node)."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT) -> None:
+        super().__init__(fmt)
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = cached = (second, text)
+        msec = self.default_msec_format
+        return cached[1] if msec is None else msec % (cached[1], record.msecs)
+
+
 def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
     """The process's logging: INFO (DEBUG with ``verbose``) to stderr, text or JSON lines."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     # one line per heartbeat is noise; the mesh's own loggers say what matters
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)

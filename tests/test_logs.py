@@ -8,8 +8,10 @@ import sys
 
 from LLM_Mesh.logs import (
     REQUEST_ATTR,
+    TEXT_FORMAT,
     JsonFormatter,
     RequestLine,
+    TextFormatter,
     log_request,
     safe_id,
     uvicorn_log_kwargs,
@@ -87,3 +89,20 @@ def test_safe_id() -> None:
 def test_uvicorn_gets_no_config_of_its_own_in_json() -> None:
     assert uvicorn_log_kwargs("json") == {"log_config": None}
     assert uvicorn_log_kwargs("text") == {}
+
+
+def test_text_lines_are_the_standard_formatters_with_the_time_made_once_a_second() -> None:
+    ours, standard = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    t0 = 1_796_083_200.0
+    for created in (t0 + 0.001, t0 + 0.999, t0 + 1.0, t0 + 1.5, t0 - 3600.25, t0 + 0.5):
+        rec = record("node %s joined", "n1")
+        rec.created, rec.msecs = created, (created - int(created)) * 1000
+        assert ours.format(rec) == standard.format(rec)
+    rec = record("x")
+    assert ours.formatTime(rec, "%H") == standard.formatTime(rec, "%H")
+
+
+def test_request_line_quotes_only_what_needs_it() -> None:
+    line = str(RequestLine({"a": True, "b": False, "c": 'x"y', "d": "k=v", "e": "two words",
+                            "f": "", "g": 1.5, "h": 0, "i": None}))  # fmt: skip
+    assert line == 'a=true b=false c="x\\"y" d="k=v" e="two words" f="" g=1.5 h=0'

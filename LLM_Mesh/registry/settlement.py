@@ -18,7 +18,12 @@ Reserve and answer are awaited, but cheap: when nothing is queued and the databa
 write lock is free (SQLite on WAL), the write is done at once on the event loop;
 otherwise it is group-committed: a single writer task runs whatever queued while its
 previous transaction ran as one transaction (``registry/settle_db.py``: a dedicated
-connection). Then, off the hot path, the settler task appends the ledger entries of
+connection). While other requests are in flight (reserved, not yet answered or voided:
+:attr:`Settlement.in_flight`), a write waits for the end of the event loop's current
+iteration instead, and what the requests of that iteration wrote is one transaction
+(:meth:`Settlement._at_tick`: on SQLite the commit is most of a write's cost, and
+concurrent requests tend to reach the same stage in the same iteration); a request alone
+still writes at once. Then, off the hot path, the settler task appends the ledger entries of
 answered requests every ``settle_interval_s`` (exactly once per request, whoever tries):
 on SQLite in one transaction on that same connection, in its thread
 (``registry/settle_sqlite.py``: one hand-off a round, none a statement); on PostgreSQL with
@@ -86,6 +91,7 @@ log = logging.getLogger(__name__)
 
 MAX_OPS = 1000  # operations in one hot-path transaction
 MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the loop)
+_MAX_IN_FLIGHT = 100_000  # Settlement.in_flight is a hint: cleared past this size
 _LATER = object()  # not written at once: the writer task writes it
 
 
@@ -131,6 +137,12 @@ class Settlement:
         # whether a node's earnings are held (quarantined: Quality.held, wired by the app)
         self.held: Callable[[str], bool] = lambda _node_id: False
         self.unpaid = 0  # answers released whose row was no longer pending (see answer)
+        # requests reserved and not yet answered or voided here: whether a write waits for
+        # the loop iteration's batch (_at_tick); a hint, bounded
+        self.in_flight: set[str] = set()
+        self.tick_batches = 0  # transactions of the writes gathered over a loop iteration
+        self.tick_ops = 0  # ... and the writes in them
+        self._tick: list[tuple[Op, asyncio.Future[Any] | None]] = []
         self._ops: list[tuple[Op, asyncio.Future[Any] | None]] = []
         self._wake = asyncio.Event()
         self._answered: list[Answer] = []
@@ -173,6 +185,62 @@ class Settlement:
         self._wrote(op, done[0])
         return done[0]
 
+    def _write(self, op: Op, others: bool, *, reply: bool = True) -> Any:
+        """Start writing ``op``: its result when it was written at once (:meth:`_now`), else
+        a future of it (``None`` without ``reply``). ``others``: other requests are in
+        flight, so the write joins this loop iteration's batch (:meth:`_at_tick`); so does
+        every write while a batch is gathering (nothing overtakes it)."""
+        if self._tick or (others and self._started and hasattr(self._db, "try_inline")):
+            return self._at_tick(op, reply)
+        now = self._now(op)
+        if now is not _LATER:
+            return now
+        if not reply:
+            self._submit(op)
+            return None
+        return self._ask(op)
+
+    def _at_tick(self, op: Op, reply: bool = True) -> asyncio.Future[Any] | None:
+        """Queue ``op`` for the batch written once the event loop's current iteration is
+        over (:meth:`_run_tick`, scheduled by the iteration's first write): what the
+        requests of one iteration write, in the order they wrote it, is one transaction."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future() if reply else None
+        self._tick.append((op, fut))
+        if len(self._tick) == 1:
+            loop.call_soon(self._run_tick)
+        return fut
+
+    def _run_tick(self) -> None:
+        """Write the iteration's batch on the loop in one transaction when nothing is queued
+        before it and the write lock is free at once; else hand it to the writer, in order.
+        A failure fails each of its writes, as a group commit's does."""
+        batch, self._tick = self._tick, []
+        if not self._started:  # accepted while running: stop() writes them (flush)
+            self._ops.extend(batch)
+            return
+        done = None
+        try_inline = getattr(self._db, "try_inline", None)
+        if not self._ops and not self._writing and try_inline is not None:
+            try:
+                done = try_inline([op for op, _ in batch], self.holder, datetime.now(timezone.utc))
+            except Exception as exc:
+                log.exception("settlement: a batch of %d writes failed", len(batch))
+                for _, fut in batch:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(exc)
+                return
+        if done is None:
+            for op, fut in batch:
+                self._submit(op, fut)
+            return
+        self.tick_batches += 1
+        self.tick_ops += len(batch)
+        for (op, fut), result in zip(batch, done, strict=True):
+            self._wrote(op, result)
+            if fut is not None and not fut.done():
+                fut.set_result(result)
+
     def _submit(self, op: Op, fut: asyncio.Future[Any] | None = None) -> None:
         """Queue ``op`` for the writer; ``fut`` (if any) gets its result."""
         if not self._started:
@@ -191,23 +259,26 @@ class Settlement:
     async def reserve(self, key: str, payer: str, model: str, estimate: int) -> Reserved:
         """Reserve ``estimate`` from ``payer`` for request ``key`` (its pending row)."""
         op = Reserve(key, payer, model, estimate)
-        now = self._now(op)
-        if now is not _LATER:
-            done: Reserved = now
-            return done
-        fut = self._ask(op)
-        try:
-            result: Reserved = await asyncio.shield(fut)
-        except asyncio.CancelledError:  # the client left: undo it once it is written
-            self.void(key, payer)
-            raise
+        now = self._write(op, bool(self.in_flight))
+        if isinstance(now, asyncio.Future):
+            try:
+                now = await asyncio.shield(now)
+            except asyncio.CancelledError:  # the client left: undo it once it is written
+                self.void(key, payer)
+                raise
+        result: Reserved = now
+        if result.ok:
+            flying = self.in_flight
+            if len(flying) >= _MAX_IN_FLIGHT:  # a hint only: a leak never grows past this
+                flying.clear()
+            flying.add(key)
         return result
 
     async def answer(self, op: Answer) -> bool:
         """Record an answer's exact parts before it is released; ``False``: the row was not
         pending any more and could not be revived (see :meth:`_revive`), nothing paid."""
-        now = self._now(op)
-        recorded = now if now is not _LATER else await asyncio.shield(self._ask(op))
+        now = self._write(op, self._others(op.key))
+        recorded = await asyncio.shield(now) if isinstance(now, asyncio.Future) else now
         return bool(recorded) or await self._revive(op)
 
     async def _revive(self, op: Answer) -> bool:
@@ -232,9 +303,14 @@ class Settlement:
 
     def void(self, key: str, payer: str) -> None:
         """Nothing to pay for request ``key``: release its reservation (not awaited)."""
-        op = Void(key, payer)
-        if self._now(op) is _LATER:
-            self._submit(op)
+        self._write(Void(key, payer), self._others(key), reply=False)
+
+    def _others(self, key: str) -> bool:
+        """Whether requests other than ``key`` are in flight; ``key`` is no longer."""
+        flying = self.in_flight
+        others = len(flying) > (key in flying)
+        flying.discard(key)
+        return others
 
     def payee(self, node_id: str) -> str | None:
         """The account a part answered by ``node_id`` pays now: its held account while the
@@ -467,6 +543,7 @@ class Settlement:
         writer, self._writer = self._writer, None
         if writer is not None:
             await asyncio.wait({writer}, timeout=30.0)
+        self._run_tick()  # writes accepted in the loop's last iteration, to the writer's queue
         try:
             await self.flush()
             await self.recover([self.holder])

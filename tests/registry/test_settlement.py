@@ -485,3 +485,105 @@ async def test_writes_go_on_when_the_settlement_connection_is_killed(
     states = {k: r["state"] for (k, _), r in (await _rows(store)).items()}
     assert states == {"k1": "void", "k2": "settled", "k3": "pending", "k4": "pending"}
     assert await s.balance(USER) == (9_600, 2000)
+
+
+def _sqlite_only(s: Settlement) -> None:
+    if not hasattr(s.db, "try_inline"):
+        pytest.skip("the loop iteration's batch is SQLite's (PostgreSQL group-commits)")
+
+
+async def test_a_request_alone_writes_at_once_not_at_the_end_of_the_iteration(
+    s: Settlement, store: SqlStore
+) -> None:
+    _sqlite_only(s)
+    await _grant(store, USER, 10_000)
+    for key in ("r1", "r2"):
+        assert (await s.reserve(key, USER, "m", 1000)).ok
+        assert s.in_flight == {key}
+        assert await s.answer(_answer(key, ("n1", OP_A, 400, 20))) is True
+        assert s.in_flight == set()
+    assert (s.tick_batches, s.tick_ops) == (0, 0)
+    assert await s.balance(USER) == (10_000, 800)
+
+
+async def test_writes_of_concurrent_requests_in_one_iteration_are_one_transaction(
+    s: Settlement, store: SqlStore
+) -> None:
+    _sqlite_only(s)
+    await _grant(store, USER, 100_000)
+    assert (await s.reserve("r0", USER, "m", 1000)).ok  # alone: at once; now in flight
+    transactions = 0
+    transact = s.db._transact  # type: ignore[attr-defined]
+
+    def counting(fn: Any) -> Any:
+        nonlocal transactions
+        transactions += 1
+        return transact(fn)
+
+    s.db._transact = counting  # type: ignore[attr-defined]
+    got = await asyncio.gather(*(s.reserve(f"r{i}", USER, "m", 1000) for i in range(1, 11)))
+    assert all(r.ok for r in got) and transactions == 1
+    assert (s.tick_batches, s.tick_ops) == (1, 10)
+    assert sorted(r.reserved for r in got) == [2000 + 1000 * i for i in range(10)]
+    assert len(s.in_flight) == 11
+    done = await asyncio.gather(
+        *(s.answer(_answer(f"r{i}", ("n1", OP_A, 100, 5))) for i in range(11))
+    )
+    assert all(done) and transactions == 2 and (s.tick_batches, s.tick_ops) == (2, 21)
+    assert s.in_flight == set()
+    rows = await _rows(store)
+    assert {rows[(f"r{i}", 0)]["state"] for i in range(11)} == {"answered"}
+    assert await s.balance(USER) == (100_000, 1100)
+    assert await s.settle_now() == 11
+    assert await s.balance(USER) == (100_000 - 1100, 0)
+
+
+async def test_the_iterations_batch_keeps_the_order_the_writes_were_made_in(
+    s: Settlement, store: SqlStore
+) -> None:
+    """A reservation and the void of the same request in one iteration: written in that
+    order (the void finds the row pending and releases it); nothing overtakes the batch."""
+    _sqlite_only(s)
+    await _grant(store, USER, 10_000)
+    assert (await s.reserve("r0", USER, "m", 1000)).ok
+    task = asyncio.create_task(s.reserve("r1", USER, "m", 1000))
+    await asyncio.sleep(0)  # the reservation waits for the iteration's batch
+    s.void("r1", USER)  # in the same iteration: joins the batch after it
+    assert (await task).ok
+    assert (s.tick_batches, s.tick_ops) == (1, 2)
+    assert (await _rows(store))[("r1", 0)]["state"] == "void"
+    assert await s.balance(USER) == (10_000, 1000)  # r0's estimate only
+
+
+async def test_a_failed_batch_fails_each_of_its_writes(s: Settlement, store: SqlStore) -> None:
+    _sqlite_only(s)
+    await _grant(store, USER, 10_000)
+    assert (await s.reserve("r0", USER, "m", 1000)).ok
+
+    def broken(*_a: Any, **_kw: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    s.db.try_inline = broken  # type: ignore[attr-defined]
+    got = await asyncio.gather(
+        *(s.reserve(f"r{i}", USER, "m", 10) for i in (1, 2)), return_exceptions=True
+    )
+    assert [str(g) for g in got] == ["disk on fire", "disk on fire"]
+    assert s.in_flight == {"r0"} and s.tick_batches == 0
+    assert set(await _rows(store)) == {("r0", 0)}
+
+
+async def test_writes_of_the_last_iteration_before_a_stop_are_written(store: SqlStore) -> None:
+    st = _settlement(store)
+    await st.start()
+    _sqlite_only(st)
+    await _grant(store, USER, 10_000)
+    assert (await st.reserve("r0", USER, "m", 1000)).ok
+    assert (await st.reserve("r1", USER, "m", 1000)).ok
+    task = asyncio.create_task(st.answer(_answer("r1", ("n1", OP_A, 400, 20))))
+    await asyncio.sleep(0)  # the answer waits for the iteration's batch ...
+    await st.stop()  # ... and the stop begins before that batch is written
+    assert await task is True
+    rows = await _rows(store)
+    assert rows[("r1", 0)]["state"] == "settled"
+    assert rows[("r0", 0)]["state"] == "void"  # a stop voids its own pending rows
+    assert await st.balance(USER) == (9_600, 0)

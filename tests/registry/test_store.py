@@ -310,3 +310,30 @@ async def test_repr_hides_password() -> None:
 def test_empty_url_is_refused() -> None:
     with pytest.raises(ValueError):
         SqlStore("")
+
+
+async def test_request_rows_from_the_drivers_executemany_read_back_as_sqlalchemy_wrote_them(
+    store: SqlStore,
+) -> None:
+    """Records go to the driver as tuples (no SQLAlchemy per-row processing); each column
+    must read back through the table's types exactly as given, in the order given."""
+    from sqlalchemy import select
+
+    from LLM_Mesh.registry import tables
+
+    recs = [
+        request(1, created_at=T0 + timedelta(microseconds=123_456)),
+        request(2, node_id=None, outcome="error", latency_ms=None, ttft_ms=None),
+        request(3, created_at=(T0 + timedelta(seconds=3)).astimezone(timezone(timedelta(hours=5)))),
+    ]
+    await store.record_requests(recs)
+    r = tables.requests
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(r).order_by(r.c.id))).mappings().all()
+    cols = ("request_id", "node_id", "model", "stream", "outcome", "error_code",
+            "prompt_tokens", "completion_tokens", "latency_ms", "ttft_ms", "cost")  # fmt: skip
+    assert [tuple(row[c] for c in cols) for row in rows] == [
+        tuple(getattr(rec, c) for c in cols) for rec in recs
+    ]
+    assert [row["created_at"] for row in rows] == [rec.created_at for rec in recs]
+    assert all(row["created_at"].tzinfo is not None for row in rows)
