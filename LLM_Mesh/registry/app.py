@@ -252,6 +252,7 @@ def create_registry_app(
             if shared is None or beat is None
             else StoreHealthLeases(shared, beat.replica_id, wall_clock)
         ),
+        wall_clock=wall_clock,
     )
 
     @asynccontextmanager

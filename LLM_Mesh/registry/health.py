@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -60,6 +61,7 @@ class HealthChecker:
         rng: random.Random | None = None,
         on_change: Callable[[str], None] | None = None,
         leases: Leases | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if interval_s <= 0 or sweep_interval_s <= 0 or timeout_s <= 0 or concurrency < 1:
             raise ValueError("intervals, timeout and concurrency must be positive")
@@ -74,6 +76,7 @@ class HealthChecker:
         self.concurrency = concurrency
         self._on_change = on_change
         self.leases = leases
+        self._wall = wall_clock  # stamps each result (``NodeEntry.checked_at``)
         self._rng = rng or random.Random()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -94,7 +97,7 @@ class HealthChecker:
         latency_ms = (clock() - t0) * 1000.0
         ok = error is None
         changed = entry.check_failed == ok
-        self.table.set_check_result(entry.node_id, ok)
+        self.table.set_check_result(entry.node_id, ok, at=self._wall())
         if changed and self._on_change is not None:
             self._on_change(entry.node_id)
         if not ok:

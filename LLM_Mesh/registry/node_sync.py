@@ -12,7 +12,9 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   their heartbeat age and state here follow (wall-clock age translated to this table's
   monotonic clock), so a node heartbeating at replica A stays routable at B;
 - active health-check results since (``node_checks``, written by whichever replica held
-  the node's lease, :class:`StoreHealthLeases`).
+  the node's lease, :class:`StoreHealthLeases`), unless this replica holds a newer result
+  for the node (``NodeEntry.checked_at``: its own check, whose row is written only after
+  its pass, can be newer than the row a poll read meanwhile).
 
 Each poll reaches ``overlap_s`` (5 s) back, so a row written by a replica whose clock is a
 little behind, or whose transaction committed late, is still seen; applying a row twice
@@ -98,12 +100,22 @@ class NodeSync(Poller):
             self._apply_record(rec)
         for node_id, state, at in beats:
             self._apply_beat(node_id, state, at, now)
-        for node_id, ok, _at in checks:
-            entry = self.table.get(node_id)
-            if entry is not None and entry.check_failed == ok:
-                self.table.set_check_result(node_id, ok)
-                self.routing.sync(node_id)
+        for node_id, ok, at in checks:
+            self._apply_check(node_id, ok, at.timestamp())
         return len(changed) + len(beats) + len(checks)
+
+    def _apply_check(self, node_id: str, ok: bool, at: float) -> None:
+        """A check result from the store, unless this table holds a newer one: a row read
+        while this replica checked the node itself (its result is written after the whole
+        pass) is older than that check, and must not put a node found healthy back out of
+        routing, nor one found failed back in."""
+        entry = self.table.get(node_id)
+        if entry is None or (entry.checked_at is not None and at < entry.checked_at):
+            return
+        changed = entry.check_failed == ok
+        self.table.set_check_result(node_id, ok, at=at)
+        if changed:
+            self.routing.sync(node_id)
 
     def _apply_record(self, rec: NodeRecord) -> None:
         entry = self.table.get(rec.node_id)
@@ -124,6 +136,7 @@ class NodeSync(Poller):
             new.keeps_no_prompts = entry.keeps_no_prompts
             new.continuation = entry.continuation
             new.check_failed = entry.check_failed
+            new.checked_at = entry.checked_at
             if entry.last_heartbeat is not None and (
                 new.last_heartbeat is None or new.last_heartbeat < entry.last_heartbeat
             ):

@@ -60,6 +60,9 @@ class NodeEntry:
     failures: int = 0
     tokens_generated: int = 0
     check_failed: bool = False
+    # when ``check_failed`` was decided (unix seconds; a local check, or a store row from
+    # another replica's): a store row older than that does not undo it (``node_sync.py``)
+    checked_at: float | None = None
     expired_reported: bool = False
 
 
@@ -182,11 +185,14 @@ class NodeTable:
             check_failed=entry.check_failed,
         )
 
-    def set_check_result(self, node_id: str, ok: bool) -> None:
-        """The outcome of an active health check (a failed node leaves routing)."""
+    def set_check_result(self, node_id: str, ok: bool, at: float | None = None) -> None:
+        """The outcome of an active health check (a failed node leaves routing), decided at
+        ``at`` (unix seconds; ``None``: not said)."""
         entry = self._nodes.get(node_id)
         if entry is not None:
             entry.check_failed = not ok
+            if at is not None:
+                entry.checked_at = at
 
     def sweep_expired(self, now: float | None = None) -> list[str]:
         """Online nodes whose heartbeats expired since the last sweep (each reported once)."""

@@ -114,6 +114,8 @@ class Result:
     reason: str | None = None
     cost: int | None = None  # mesh.cost of the answer
     ledger_id: str | None = None  # mesh.ledger_request_id: the id its ledger entries carry
+    completion_tokens: int | None = None  # mesh.completion_tokens
+    parts: tuple[str, ...] = ()  # its receipt's parts: status[:reason] each
 
 
 @dataclass
@@ -308,6 +310,11 @@ async def _client(i: int, mesh: Mesh, stop_at: float, results: list[Result]) -> 
                     res.ok = True
                 res.node, res.cost = meta.get("node_id"), meta.get("cost")
                 res.ledger_id = meta.get("ledger_request_id")
+                res.completion_tokens = meta.get("completion_tokens")
+                res.parts = tuple(
+                    ":".join(filter(None, (p.get("status"), p.get("reason"))))
+                    for p in (meta.get("receipt") or {}).get("parts", [])
+                )
             except MeshError as exc:
                 res.error = f"{type(exc).__name__}: {exc}"
                 res.error_code = getattr(exc, "code", None)
@@ -428,10 +435,14 @@ def _check_the_books(mesh: Mesh, ok: list[Result], lost: list[Result]) -> None:
     # no client request id settled twice (a ledger id is the client's id and a suffix)
     by_client = Counter(lid.split("~", 1)[0] for lid in debits)
     assert [cid for cid, n in by_client.items() if n > 1] == []
-    # each answer was debited exactly what its mesh object said, under the id it named
-    # (0 and no entry for an answer whose node's receipt did not check out: unpaid)
+    # each answer was debited exactly what its mesh object said, under the id it named; it
+    # costs nothing (no entry) only when it has no token (a model may end its answer at once):
+    # every node here is honest, so no receipt part may fail its check, lost connections
+    # or not (the check is the gateway's own, no database in it)
     for r in ok:
         assert r.cost is not None and r.cost >= 0 and r.ledger_id is not None, r
+        assert r.parts and not [p for p in r.parts if p.startswith("invalid")], r
+        assert r.cost > 0 or r.completion_tokens == 0, r
         assert r.ledger_id.split("~", 1)[0] == r.request_id, r
         assert debits.get(r.ledger_id, 0) == r.cost, (r, debits.get(r.ledger_id))
     # any other debit is of a request lost with replica 0 (answered there, then it died)

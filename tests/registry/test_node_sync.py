@@ -3,6 +3,8 @@ pass (``StoreHealthLeases``): two apps on one store are two replicas."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +83,17 @@ async def test_the_health_pass_checks_each_node_once_across_replicas(
     tmp_path: Path, store_url: str | None
 ) -> None:
     async with two_replicas(tmp_path, store_url) as (a, b):
+        ha: HealthChecker = a.app.state.health
+        hb: HealthChecker = b.app.state.health
+        # the test runs every pass itself: the replicas' own loops would race it (a's sweep,
+        # every heartbeat interval, rechecks the failed n2 and holds its lease meanwhile,
+        # so b's pass rightly skips it: on a loaded box the test outlived that interval)
+        await ha.stop()
+        await hb.stop()
         for n in ("n1", "n2", "n3"):
             await a.register(n)
         await b.app.state.node_sync.poll()
         a.nodes.nodes["n2:8801"].health_ok = False
-        ha: HealthChecker = a.app.state.health
-        hb: HealthChecker = b.app.state.health
         first = await ha.run_pass()
         second = await hb.run_pass()
         assert sorted(r["node_id"] for r in first) == ["n1", "n2", "n3"]
@@ -107,6 +114,61 @@ async def test_the_health_pass_checks_each_node_once_across_replicas(
         assert not a.table.get("n2").check_failed  # type: ignore[union-attr]
         # an admin's pass (POST /mesh/health-check) checks every node, lease or not
         assert len(await hb.run_pass(force=True)) == 3
+
+
+class _HeldChecks:
+    """The store as one poll sees it: its health-check rows are read, then the poll waits
+    (``release``) before applying them, as a poll on a slow box does."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.read = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
+        rows = await self.store.health_checks_since(at)
+        self.read.set()
+        await self.release.wait()
+        return rows  # type: ignore[no-any-return]
+
+
+async def test_a_poll_that_read_an_older_check_does_not_undo_a_newer_local_one(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        ha: HealthChecker = a.app.state.health
+        hb: HealthChecker = b.app.state.health
+        await ha.stop()
+        await hb.stop()
+        await a.register("n1")
+        sync = b.app.state.node_sync
+        await sync.stop()  # this test polls by hand
+        await sync.poll()
+        a.nodes.nodes["n1:8801"].health_ok = False
+        assert [r["ok"] for r in await ha.run_pass()] == [False]  # a's row: n1 failed
+        await sync.poll()
+        assert b.table.get("n1").check_failed  # type: ignore[union-attr]
+        # b's poll reads a's row (failed); before it applies it, b finds n1 healthy again
+        held = _HeldChecks(sync.store)
+        sync.store = held
+        poll = asyncio.create_task(sync.poll())
+        await asyncio.wait_for(held.read.wait(), 10)
+        a.nodes.nodes["n1:8801"].health_ok = True
+        assert [(r["node_id"], r["ok"]) for r in await hb.recheck_failed()] == [("n1", True)]
+        held.release.set()
+        await poll
+        assert not b.table.get("n1").check_failed  # type: ignore[union-attr]  # b's is newer
+        assert (await b.client.post(CHAT, json=BODY)).status_code == 200
+        # a newer row still applies: a finds it failed again, b follows at its next poll
+        sync.store = held.store
+        a.nodes.nodes["n1:8801"].health_ok = False
+        await a.app.state.node_sync.poll()
+        assert [r["ok"] for r in await ha.run_pass(force=True)] == [False]
+        await sync.poll()
+        assert b.table.get("n1").check_failed  # type: ignore[union-attr]
 
 
 async def test_demand_adds_the_other_replicas_counts(tmp_path: Path) -> None:
