@@ -37,6 +37,8 @@ import argparse
 import contextlib
 import json
 import os
+import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -185,14 +187,26 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20, help="measured requests per mesh")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--baseline-tree", default=None, help="another checkout's mesh as 'before'")
-    ap.add_argument("--idle-s", type=float, default=5.0,
-                    help="seconds with no request, for each process's background CPU rate")
-    ap.add_argument("--profile", action="store_true",
-                    help="also a CPU profile (cProfile, thread CPU clock) of each process's event "
-                    "loop, written beside the probe files (its overhead skews the timings)")
-    ap.add_argument("--engine", default="llama-cpp",
-                    help="the node's engine (sim: SIMULATED, a smoke test of the probe only)")
+    ap.add_argument(
+        "--idle-s",
+        type=float,
+        default=5.0,
+        help="seconds with no request, for each process's background CPU rate",
+    )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also a CPU profile (cProfile, thread CPU clock) of each process's event "
+        "loop, written beside the probe files (its overhead skews the timings)",
+    )
+    ap.add_argument(
+        "--engine",
+        default="llama-cpp",
+        help="the node's engine (sim: SIMULATED, a smoke test of the probe only)",
+    )
     args = ap.parse_args()
+    # stopped (timeout, kill): leave through the context managers, which stop the meshes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(__doc__.split("\n\n")[0])
     print(machine_line())
     tmp = Path(tempfile.mkdtemp(prefix="ttft-probe-"))  # kept: the probe files and profiles
@@ -243,13 +257,13 @@ def main() -> None:
             for n, (_, roles, _) in meshes.items():
                 idle[n] = {role: (sum(thread_cpu(pid).values()) - at0[n][role]) / span
                            for role, pid in roles.items()}  # fmt: skip
-            for (_, _, pdir) in meshes.values():
+            for _, _, pdir in meshes.values():
                 for f in pdir.iterdir():
                     f.unlink()
                 if args.profile:
                     (pdir / "profile_on").touch()
             for i in range(args.requests):
-                for name in (list(meshes) if i % 2 == 0 else list(reversed(meshes))):
+                for name in list(meshes) if i % 2 == 0 else list(reversed(meshes)):
                     url, roles, _ = meshes[name]
                     before = {role: thread_cpu(pid) for role, pid in roles.items()}
                     before_me = thread_cpu(me)
@@ -321,8 +335,10 @@ def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, di
               f"{agg.get('llama_gap_ms_median', 0):.2f} ms, client "
               f"{agg.get('client_gap_ms_median', 0):.2f} ms; chunk 1 -> 2 "
               f"{agg.get('first_to_second_chunk_ms', 0):.2f} ms")  # fmt: skip
-        print(f"  {n}: CPU per generated token (µs, whole requests / tokens): "
-              + ", ".join(f"{k} {v:.0f}" for k, v in sorted(per_tok.items())))
+        print(
+            f"  {n}: CPU per generated token (µs, whole requests / tokens): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in sorted(per_tok.items()))
+        )
         result["meshes"][n] = {"first_way": table[n], "per_token": agg,
                                "cpu_us_per_token": per_tok,
                                "tokens": c.get("tokens", 0.0),
