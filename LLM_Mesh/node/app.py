@@ -359,37 +359,51 @@ class _Handler:
     async def _sse(
         self, gen: Generation, kind: str, echo: str | None, seen: NodeRequest
     ) -> AsyncIterator[bytes]:
+        """The stream's bytes: one piece per batch of deltas the engine had ready together
+        (one SSE event per token either way), so a loop that fell behind catches up in
+        one write."""
         ids: dict[str, Any] = {
             "kind": kind,
             "id": R.new_id(kind),
             "created": int(time.time()),
             "model": gen.req.model,
         }
+        text_chunk = R.TextChunks(**ids)
         ok = False
         error: MeshError | None = None
+        out: list[bytes] = []  # written at the next yield
         try:
             if kind == "chat":
-                yield R.sse(R.chunk(**ids, role=True, text=""))
+                out.append(R.sse(R.chunk(**ids, role=True, text="")))
             if echo:
-                yield R.sse(R.chunk(**ids, text=echo))
-            async for delta in gen.deltas():
-                if delta.text:
-                    yield R.sse(R.chunk(**ids, text=delta.text))
-                if delta.finish_reason is not None:
-                    text = None if kind == "chat" else ""
-                    yield R.sse(R.chunk(**ids, text=text, finish_reason=delta.finish_reason))
+                out.append(text_chunk(echo))
+            async for batch in gen.batches():
+                finished = False
+                for delta in batch:
+                    if delta.text:
+                        out.append(text_chunk(delta.text))
+                    if delta.finish_reason is not None:
+                        text = None if kind == "chat" else ""
+                        out.append(
+                            R.sse(R.chunk(**ids, text=text, finish_reason=delta.finish_reason))
+                        )
+                        finished = True
+                if out and not finished:  # the finish goes out with the usage chunk
+                    yield b"".join(out)
+                    out = []
             ok = True
             seen.ended(gen, status=200)  # before close: a cancel flag set now is the client's
             gen.close(ok=True)
             receipt = gen.receipt((echo or "") + gen.text, ids["id"])
-            yield R.sse(R.final_chunk(**ids, usage=gen.final_usage(), mesh=gen.mesh(receipt)))
-            yield R.DONE
+            out.append(R.sse(R.final_chunk(**ids, usage=gen.final_usage(), mesh=gen.mesh(receipt))))
+            out.append(R.DONE)
+            yield b"".join(out)
         except MeshError as exc:
             error = exc
-            yield R.sse(exc.to_openai())
+            yield b"".join([*out, R.sse(exc.to_openai())])
         except Exception as exc:
             error = EngineError(f"the {self.service.engine.name} engine failed: {exc}")
-            yield R.sse(error.to_openai())
+            yield b"".join([*out, R.sse(error.to_openai())])
         finally:
             seen.ended(gen, status=200, error=error)  # nothing if counted above
             await gen.aclose(ok=ok)

@@ -3,7 +3,10 @@
 :meth:`Generation.open` takes a slot in the admission queue and waits for the
 engine's first delta, so every early failure (queue full, node paused, context
 too long, engine down) raises *before* the HTTP layer commits to a status code
-or starts a stream. :meth:`Generation.close` is idempotent: it sets the cancel
+or starts a stream. The engine's deltas come in batches
+(:meth:`~LLM_Mesh.node.engines.base.Engine.stream_batches`: those ready together);
+:meth:`Generation.batches` passes them on as such (the SSE writer sends a batch in
+one write), :meth:`Generation.deltas` one by one. :meth:`Generation.close` is idempotent: it sets the cancel
 flag (the engine stops at its next token), gives the slot back and counts the
 request.
 """
@@ -40,8 +43,8 @@ class Generation:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.logprobs: tuple[TokenLogprob, ...] | None = None
-        self._agen: AsyncIterator[Delta] | None = None
-        self._first: Delta | None = None
+        self._agen: AsyncIterator[list[Delta]] | None = None
+        self._first: list[Delta] | None = None
         self._holding = False
         self._slot_taken: float | None = None
         self._closed = False
@@ -56,7 +59,7 @@ class Generation:
         gen._slot_taken = await service.admission.acquire()
         gen._holding = True
         try:
-            gen._agen = service.engine.stream(req, gen.cancel)
+            gen._agen = service.engine.stream_batches(req, gen.cancel)
             try:
                 first = await gen._agen.__anext__()
             except StopAsyncIteration:
@@ -64,9 +67,10 @@ class Generation:
         except BaseException:
             gen.close(ok=False)
             raise
-        if first is not None:
+        if first:
             gen._first = first
-            gen._note(first)
+            for delta in first:
+                gen._note(delta)
         return gen
 
     def _note(self, delta: Delta) -> None:
@@ -83,16 +87,23 @@ class Generation:
             self.usage = delta.usage
             self.ended_at = self.service.clock()
 
-    async def deltas(self) -> AsyncIterator[Delta]:
-        """The first delta (already received), then the rest."""
+    async def batches(self) -> AsyncIterator[list[Delta]]:
+        """The deltas in the engine's batches: the first (already received), then the rest."""
         if self._first is not None:
             first, self._first = self._first, None
             yield first
         if self._agen is None:
             return
-        async for delta in self._agen:
-            self._note(delta)
-            yield delta
+        async for batch in self._agen:
+            for delta in batch:
+                self._note(delta)
+            yield batch
+
+    async def deltas(self) -> AsyncIterator[Delta]:
+        """The deltas one by one."""
+        async for batch in self.batches():
+            for delta in batch:
+                yield delta
 
     async def collect(self) -> str:
         """Run to the end; the whole text."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from LLM_Mesh.core.canary import TokenLogprob
@@ -26,6 +27,26 @@ def new_id(kind: str) -> str:
 
 def sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode("utf-8") + b"\n\n"
+
+
+class TextChunks:
+    """One stream's text chunks as SSE bytes, byte for byte ``sse(chunk(..., text=t))``.
+
+    A stream's chunks differ only in their text: the bytes before and after it are
+    made once, and each chunk escapes just its text (``json.dumps``'s own C escaper):
+    no dict and no whole-object ``json.dumps`` per token on the node's event loop.
+    """
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, *, kind: str, id: str, created: int, model: str) -> None:
+        marker = "\x00text\x00"  # a string no JSON encoding of ``text`` produces
+        whole = sse(chunk(kind=kind, id=id, created=created, model=model, text=marker))
+        head, _, tail = whole.partition(encode_basestring_ascii(marker).encode("ascii"))
+        self._head, self._tail = head, tail
+
+    def __call__(self, text: str) -> bytes:
+        return self._head + encode_basestring_ascii(text).encode("ascii") + self._tail
 
 
 def _object(kind: str, stream: bool) -> str:

@@ -108,6 +108,13 @@ class NodeResponse(abc.ABC):
     def aiter_lines(self) -> AsyncIterator[str]:
         """The body's lines as they arrive, without their line endings."""
 
+    async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
+        """:meth:`aiter_lines` in batches: the lines that arrived together (one read from
+        the connection), so a reader that fell behind handles them in one go. This
+        default: one line per batch."""
+        async for line in self.aiter_lines():
+            yield [line]
+
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Let go of the connection (idempotent)."""
@@ -162,6 +169,20 @@ async def _admit(pins: AddressPins, url: str) -> None:
         raise NodeConnectError(f"not connecting: {exc.message}", "AddressRefused") from exc
 
 
+async def _line_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
+    """The complete lines of each chunk read (a line cut by a read ends in the next
+    batch), without line endings; the unterminated rest at the end as the last batch."""
+    buf = b""
+    async for data in chunks:
+        buf += data
+        if b"\n" not in buf:
+            continue
+        *lines, buf = buf.split(b"\n")
+        yield [line.rstrip(b"\r").decode("utf-8", "replace") for line in lines]
+    if buf:
+        yield [buf.rstrip(b"\r").decode("utf-8", "replace")]
+
+
 # --- httpx ------------------------------------------------------------------
 
 
@@ -196,6 +217,13 @@ class _HttpxResponse(NodeResponse):
         try:
             async for line in self._resp.aiter_lines():
                 yield line
+        except httpx.HTTPError as exc:
+            raise _from_httpx(exc) from exc
+
+    async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
+        try:
+            async for batch in _line_batches(self._resp.aiter_bytes()):
+                yield batch
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
 
@@ -412,19 +440,16 @@ class _AiohttpResponse(NodeResponse):
         return self.content
 
     async def aiter_lines(self) -> AsyncIterator[str]:
-        buf = b""
+        async for batch in self.aiter_line_batches():
+            for line in batch:
+                yield line
+
+    async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
         try:
-            async for data in self._resp.content.iter_any():
-                buf += data
-                if b"\n" not in buf:
-                    continue
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    yield line.rstrip(b"\r").decode("utf-8", "replace")
+            async for batch in _line_batches(self._resp.content.iter_any()):
+                yield batch
         except _AIOHTTP_ERRORS as exc:
             raise _from_aiohttp(exc) from exc
-        if buf:
-            yield buf.rstrip(b"\r").decode("utf-8", "replace")
 
     async def aclose(self) -> None:
         if not self._resp.closed:

@@ -5,9 +5,9 @@ also in ``X-Mesh-Receipt`` (:func:`json_answer`); a 4xx the node decided passes 
 (:func:`passthrough`). Both carry ``X-Mesh-Node``, ``X-Mesh-Model`` and
 ``X-Mesh-Request-Id``.
 
-A stream (:class:`SseRelay`) writes each :class:`~LLM_Mesh.registry.send_stream.Event`
-the send stage hands over as it comes (one write per event), untouched unless it must
-change: the node's final chunk (``"choices": []``, ``usage``) gets the gateway's
+A stream (:class:`SseRelay`) writes the :class:`~LLM_Mesh.registry.send_stream.Event`
+batches the send stage hands over as they come (one write per batch: the events read
+from the node together), each event untouched unless it must change: the node's final chunk (``"choices": []``, ``usage``) gets the gateway's
 ``mesh`` (and, after a continuation, the summed ``usage``) from the account stage's
 ``finalize`` (and ``commit``, awaited before that chunk is sent: the settlement
 records the answer first); chunks of a continuing node are rewritten to the first chunk's
@@ -23,6 +23,7 @@ account stage records the request) at once, however the response ends.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -99,7 +100,7 @@ class SseRelay:
 
     def __init__(
         self,
-        source: AsyncGenerator[Event, None],
+        source: AsyncGenerator[list[Event], None],
         finalize: Finalize,
         on_error: Callable[[dict[str, Any]], None] | None = None,
         commit: Commit | None = None,
@@ -113,23 +114,28 @@ class SseRelay:
 
     async def events(self) -> AsyncGenerator[bytes, None]:
         try:
-            async for ev in self.source:
-                if ev.kind == DONE:
-                    yield _DONE_BYTES
-                    return
-                if ev.kind == FAIL:
-                    body = ev.error or {"error": {}}
-                    if self.on_error is not None:
-                        self.on_error(body)
-                    yield _sse(body)
-                    yield _DONE_BYTES
-                    return
-                data = self._shape(ev)
-                if self.finalized and self.commit is not None:
-                    commit, self.commit = self.commit, None
-                    await commit()
-                if data:
-                    yield data
+            async for batch in self.source:
+                out: list[bytes] = []
+                for ev in batch:
+                    if ev.kind == DONE:
+                        out.append(_DONE_BYTES)
+                        yield b"".join(out)
+                        return
+                    if ev.kind == FAIL:
+                        body = ev.error or {"error": {}}
+                        if self.on_error is not None:
+                            self.on_error(body)
+                        out += (_sse(body), _DONE_BYTES)
+                        yield b"".join(out)
+                        return
+                    data = self._shape(ev)
+                    if self.finalized and self.commit is not None:
+                        commit, self.commit = self.commit, None
+                        await commit()
+                    if data:
+                        out.append(data)
+                if out:
+                    yield b"".join(out)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.source.aclose()
@@ -168,7 +174,14 @@ class SseRelay:
 
 
 class ProxyStream(StreamingResponse):
-    """A StreamingResponse that always runs ``on_close`` when it ends, however it ends."""
+    """A StreamingResponse that always runs ``on_close`` when it ends, however it ends.
+
+    The bytes are sent from the request's own task; a watcher task waits for the
+    client's ``http.disconnect`` and cancels that task (the relay's generator is then
+    closed, upstream with it). Starlette's own streaming on ASGI < 2.4 runs an anyio
+    task group per response instead, whose set-up and cancellation cost CPU on every
+    streamed request (the node's measurements: docs/benchmarks.md).
+    """
 
     def __init__(
         self,
@@ -182,12 +195,37 @@ class ProxyStream(StreamingResponse):
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        streaming = True
+        left = False
+
+        async def watch() -> None:
+            nonlocal left
+            # after the request body was read the server sends nothing but the disconnect
+            # (uvicorn also ends the wait once the response is complete)
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if streaming and task is not None:
+                left = True
+                task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
         try:
-            await super().__call__(scope, receive, send)
+            await self.stream_response(send)
+        except OSError:  # ASGI >= 2.4 servers raise on a client that is gone
+            pass
+        except asyncio.CancelledError:
+            if not left or task is None:
+                raise
+            task.uncancel()  # the watcher's: the client left; not the server's
         finally:
+            streaming = False
+            watcher.cancel()
             with anyio.CancelScope(shield=True):
                 await self._gen.aclose()
                 await self._on_close()
+        if self.background is not None:
+            await self.background()
 
 
 def stream_response(

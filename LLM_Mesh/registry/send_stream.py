@@ -7,8 +7,10 @@ client), then reads the node's SSE events and hands each to the relay as an
 token, the success (``[DONE]``, with the node's own completion tokens) or the break,
 here and nowhere else.
 
-It parses an event's JSON only until the node's first token (the gateway's time to
-first token) and when the event carries ``"usage"`` (the node's final chunk). The raw
+Events come in batches: those read from the node together (one per read while the
+gateway keeps up), which the relay writes to the client in one go. It parses an
+event's JSON only until the node's first token (the gateway's time to first token)
+and when the event carries ``"usage"`` (the node's final chunk). The raw
 ``data:`` lines of the current node are kept (a list append) so a failover can rebuild
 the text so far, and the receipt can hash what was relayed: they are parsed once, all in
 one ``json.loads``, when the node's part ends (its final chunk, a break, the client's
@@ -161,20 +163,21 @@ class NodeStream:
         self.resp = resp
         return Answer(node, 200, b"", None)
 
-    async def events(self) -> AsyncGenerator[Event, None]:
-        """The client stream's events, across failovers; the last is ``DONE`` or ``FAIL``."""
+    async def events(self) -> AsyncGenerator[list[Event], None]:
+        """The client stream's events across failovers, in batches (those read from the
+        node together); the last event is ``DONE`` or ``FAIL``."""
         ex, tally = self.ex, self.ex.tally
         while True:
             try:
-                async for ev in self._read():
-                    yield ev
+                async for batch in self._read():
+                    yield batch
                 att = ex.att
                 if att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
                 if not self.usage_seen:  # [DONE] without a final chunk: no receipt
                     self._unsigned_part(PartStatus.MISSING)
                 tally.outcome = "ok"
-                yield _DONE
+                yield [_DONE]
                 return
             except (NodeTransportError, _Broken) as exc:
                 bad = Outcome.TIMEOUT if isinstance(exc, NodeTimeout) else Outcome.SERVER_ERROR
@@ -184,33 +187,44 @@ class NodeStream:
                 except Exception as cexc:  # never a silent cut: end with an error event
                     end = self._fail(f"{reason}; failover failed: {cexc!r}", None)
                 if end is not None:
-                    yield end
+                    yield [end]
                     return
 
-    async def _read(self) -> AsyncGenerator[Event, None]:
+    async def _read(self) -> AsyncGenerator[list[Event], None]:
+        """The current node's events, a batch per read (an event cut by a read waits for
+        the next); a node that breaks off raises (its events before that came first)."""
         resp = self.resp
         if resp is None:  # pragma: no cover - events() before open()
             raise _Broken("no node stream is open")
         lines: list[str] = []
         done = False
-        async for line in resp.aiter_lines():
-            if line:
-                lines.append(line)
-                continue
-            if not lines:
-                continue
-            ev = self._event(lines)
-            lines = []
-            if ev is _DONE:
-                done = True
-            elif ev is not None:
-                yield ev
+        async for got in resp.aiter_line_batches():
+            batch: list[Event] = []
+            try:
+                for line in got:
+                    if line:
+                        lines.append(line)
+                        continue
+                    if not lines:
+                        continue
+                    ev = self._event(lines)
+                    lines = []
+                    if ev is _DONE:
+                        done = True
+                    elif ev is not None:
+                        batch.append(ev)
+            except _Broken:
+                if batch:  # what came before the error event goes to the client first
+                    yield batch
+                raise
+            if batch:
+                yield batch
         if lines and not done:
             ev = self._event(lines)
             if ev is _DONE:
                 done = True
             elif ev is not None:
-                yield ev
+                yield [ev]
         if not done:
             raise _Broken(f"node {self.ex.tally.node_id} ended its stream without [DONE]")
 

@@ -136,3 +136,69 @@ async def test_stream_broken_by_node_ends_with_error_event(tmp_path: Path) -> No
         assert "connection reset" in err["message"] or "ReadError" in err["message"]
         entry = h.table.get("node-a")
         assert entry is not None and entry.failures == 1 and h.in_flight("node-a") == 0
+
+
+class Chunked(httpx.AsyncByteStream):
+    """A node whose events arrive in the given pieces (as the gateway's reads would)."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+
+
+@pytest.mark.parametrize("split", ["together", "one_by_one", "cut_mid_event"])
+async def test_events_read_together_are_relayed_together_and_whole(
+    tmp_path: Path, split: str
+) -> None:
+    """Events read from the node in one piece go to the client in one write; every token,
+    in order, the final chunk with the gateway's ``mesh``, then [DONE], however they came."""
+    words = [f" w{i}" for i in range(12)]
+    events = sse_chunks("gemma-3-270m", "node-a", words)
+    body = b"".join(events)
+    if split == "together":
+        pieces = [body]
+    elif split == "one_by_one":
+        pieces = events
+    else:  # reads that cut events anywhere
+        pieces = [body[i : i + 37] for i in range(0, len(body), 37)]
+    nodes = FakeNodes()
+    nodes.stream_factory = lambda node, model: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=Chunked(pieces)
+    )
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register("node-a")
+        req = {"model": "gemma-3-270m", "stream": True,
+               "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
+        sent = False
+        writes: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": json.dumps(req).encode()}
+            await asyncio.Event().wait()  # the client stays
+            return {"type": "http.disconnect"}  # pragma: no cover
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                writes.append(message["body"])
+
+        await asyncio.wait_for(h.app(_scope("2.3"), receive, send), timeout=5)
+        out = [e for e in b"".join(writes).decode().split("\n\n") if e]
+        assert out[-1] == "data: [DONE]"
+        chunks = [json.loads(e[len("data: ") :]) for e in out[:-1]]
+        got = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
+        assert [g for g in got if g] == words
+        assert chunks[-1]["usage"]["completion_tokens"] == len(words)
+        assert chunks[-1]["mesh"]["node_id"] == "node-a" and "cost" in chunks[-1]["mesh"]
+        if split == "together":  # all but [DONE] (after the node's end) in one write
+            assert len(writes) == 2
+        elif split == "one_by_one":
+            assert len(writes) == len(events)
+        await h.runtime.writer.flush()
+        (rec,) = h.store.requests
+        assert rec.outcome == "ok" and rec.completion_tokens == len(words)

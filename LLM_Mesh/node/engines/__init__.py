@@ -9,7 +9,16 @@ from LLM_Mesh.node.engines.base import (
     Engine,
     GenerationRequest,
     Usage,
+    batches_in_thread,
     iterate_in_thread,
 )
 
-__all__ = ["CancelFlag", "Delta", "Engine", "GenerationRequest", "Usage", "iterate_in_thread"]
+__all__ = [
+    "CancelFlag",
+    "Delta",
+    "Engine",
+    "GenerationRequest",
+    "Usage",
+    "batches_in_thread",
+    "iterate_in_thread",
+]

@@ -5,20 +5,25 @@ An :class:`Engine` lists the models it serves and streams a generation as
 ``finish_reason`` and :class:`Usage`; a cancelled generation (the cancel flag
 was set: the client went away) simply stops, possibly without that final delta.
 
-Blocking inference never runs on the event loop: :func:`iterate_in_thread`
+Blocking inference never runs on the event loop: :func:`batches_in_thread`
 drives a blocking iterator in a worker thread (an engine's long-lived
-:class:`EngineWorker`, or a new thread) and hands its items to the loop
-through an :class:`asyncio.Queue` (``loop.call_soon_threadsafe``).
+:class:`EngineWorker`, or a new thread) and hands its items to the loop in
+batches: the worker appends to a buffer and wakes the loop
+(``loop.call_soon_threadsafe``) only when no wake-up is pending, and the loop
+takes everything buffered at once. :meth:`Engine.stream_batches` is a
+generation in such batches (one delta each, by default); the node's SSE writer
+sends each batch in one write.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
 
@@ -137,6 +142,21 @@ class Engine(abc.ABC):
     def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
         """Generate for ``req``; stop early once ``cancel`` is set."""
 
+    async def stream_batches(
+        self, req: GenerationRequest, cancel: CancelFlag
+    ) -> AsyncIterator[list[Delta]]:
+        """:meth:`stream` in batches: each one the deltas that are ready together (one
+        or more, in order). Engines that generate in a thread override it
+        (:func:`batches_in_thread`); this default yields one delta per batch."""
+        agen = self.stream(req, cancel)
+        try:
+            async for delta in agen:
+                yield [delta]
+        finally:
+            closer = getattr(agen, "aclose", None)
+            if closer is not None:
+                await closer()
+
     def model_ids(self) -> list[str]:
         return [m.id for m in self.models()]
 
@@ -199,43 +219,63 @@ the second token's compute takes every core the moment the node has written the 
 and the first token waits in the gateway for a core (engines pass it as ``settle_s``)."""
 
 
-async def iterate_in_thread(
+async def batches_in_thread(
     make_iter: Callable[[threading.Event], Iterator[T]],
     cancel: CancelFlag,
     *,
     worker: EngineWorker | None = None,
     hold_first_s: float = 0.0,
     settle_s: float = 0.0,
-) -> AsyncIterator[T]:
-    """Run a blocking iterator in a worker thread; yield its items on the loop.
+) -> AsyncGenerator[list[T], None]:
+    """Run a blocking iterator in a worker thread; yield its items on the loop, in
+    batches: every item that is ready when the consumer asks (at least one, in order).
+
+    The worker appends each item to a buffer and wakes the loop only when no wake-up
+    is pending already, so items that come faster than the loop drains them cost one
+    thread → loop hand-off per batch, not per item, and the consumer can write them
+    in one go (the node's SSE writer does: one socket write per batch).
 
     ``make_iter`` receives a ``threading.Event`` that is set once the consumer
     is gone or ``cancel`` is set; the worker also checks both after every item
     and stops iterating (closing the iterator) as soon as either is set.
-    Exceptions raised in the worker are re-raised here.
+    Exceptions raised in the worker are re-raised here, after the items before them.
 
     ``worker``: run on that long-lived thread (else a new thread for this call).
     ``hold_first_s``: after the first item the worker waits, at most that long,
-    until the consumer asks for the next one, so the first token is on its way
+    until the consumer asks for the next batch, so the first token is on its way
     (response started, first chunk written) before the next token's compute
     takes every core again. ``settle_s``: once the consumer asked (the first item is
     written), the worker waits that much longer before the next item, so the processes
     that relay the first item further get a core (:data:`FIRST_ITEM_RELAY_S`).
     """
     loop = asyncio.get_running_loop()
-    items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    buf: collections.deque[T] = collections.deque()
+    end: list[BaseException | None] = []  # set once by the worker: [None] done, [exc] failed
     gone = threading.Event()
     pulled = threading.Event()
+    armed = False  # a wake-up is scheduled on the loop and has not run yet
+    waiter: asyncio.Future[None] | None = None
 
-    def put(kind: str, value: Any) -> None:
+    def wake() -> None:  # on the loop
+        nonlocal armed
+        armed = False
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def signal() -> None:  # in the worker, after adding to buf or end
+        nonlocal armed
+        if armed:
+            return
+        armed = True
         try:
-            loop.call_soon_threadsafe(items.put_nowait, (kind, value))
+            loop.call_soon_threadsafe(wake)
         except RuntimeError:  # the loop is closed: nobody listens any more
             gone.set()
 
     def work() -> None:
         if gone.is_set() or cancel.is_set():  # the consumer left while this waited its turn
-            put(_DONE, None)
+            end.append(None)
+            signal()
             return
         try:
             it = make_iter(gone)
@@ -245,7 +285,8 @@ async def iterate_in_thread(
                     if gone.is_set() or cancel.is_set():
                         gone.set()
                         break
-                    put(_ITEM, item)
+                    buf.append(item)
+                    signal()
                     if first and hold_first_s > 0:
                         first = False
                         if pulled.wait(hold_first_s) and settle_s > 0 and not gone.is_set():
@@ -255,27 +296,58 @@ async def iterate_in_thread(
                 if close is not None:
                     close()
         except BaseException as exc:
-            put(_ERROR, exc)
+            end.append(exc)
+            signal()
             return
-        put(_DONE, None)
+        end.append(None)
+        signal()
 
     if worker is None:
         threading.Thread(target=work, name="llm-mesh-engine", daemon=True).start()
     else:
         worker.submit(work)
     try:
-        n = 0
+        batches = 0
         while True:
-            kind, value = await items.get()
-            if kind == _ITEM:
-                n += 1
-                yield value
-                if n == 1:
+            if buf:
+                batch = list(buf)  # the worker only appends; take exactly what was there
+                for _ in batch:
+                    buf.popleft()
+                batches += 1
+                yield batch
+                if batches == 1:
                     pulled.set()
-            elif kind == _ERROR:
-                raise value
-            else:
+                continue
+            if end:
+                if end[0] is not None:
+                    raise end[0]
                 return
+            waiter = loop.create_future()
+            if buf or end:  # came in since the check (its wake-up may be pending)
+                waiter = None
+                continue
+            await waiter
+            waiter = None
     finally:
         gone.set()
         pulled.set()
+
+
+async def iterate_in_thread(
+    make_iter: Callable[[threading.Event], Iterator[T]],
+    cancel: CancelFlag,
+    *,
+    worker: EngineWorker | None = None,
+    hold_first_s: float = 0.0,
+    settle_s: float = 0.0,
+) -> AsyncIterator[T]:
+    """:func:`batches_in_thread`, one item at a time."""
+    batches = batches_in_thread(
+        make_iter, cancel, worker=worker, hold_first_s=hold_first_s, settle_s=settle_s
+    )
+    try:
+        async for batch in batches:
+            for item in batch:
+                yield item
+    finally:
+        await batches.aclose()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from LLM_Mesh.core.prompt import Turn, render
@@ -40,7 +40,7 @@ from LLM_Mesh.node.engines.base import (
     Engine,
     GenerationRequest,
     Usage,
-    iterate_in_thread,
+    batches_in_thread,
     message_text,
 )
 from LLM_Mesh.node.engines.llama_logprobs import LogprobRecorder
@@ -144,6 +144,19 @@ class LlamaCppEngine(Engine):
         return rendered.prompt + (req.continue_text or ""), stops
 
     async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
+        batches = self.stream_batches(req, cancel)
+        try:
+            async for batch in batches:
+                for delta in batch:
+                    yield delta
+        finally:
+            await batches.aclose()
+
+    async def stream_batches(
+        self, req: GenerationRequest, cancel: CancelFlag
+    ) -> AsyncGenerator[list[Delta], None]:
+        """The generation in batches: the deltas the model's thread produced since the
+        loop last looked (one, unless the loop fell behind; base.batches_in_thread)."""
         if req.model not in self.pool.models:
             raise ModelNotFound(
                 f"model {req.model!r} is not served here", available=list(self.pool.models)
@@ -156,12 +169,16 @@ class LlamaCppEngine(Engine):
                 return self._generate(lm, prompt, stop, req, cancel, gone)
 
             # the model's own long-lived thread; the first token goes out before the next
-            # token's compute takes the cores again (base.iterate_in_thread)
-            async for delta in iterate_in_thread(
+            # token's compute takes the cores again (base.batches_in_thread)
+            batches = batches_in_thread(
                 make, cancel, worker=lm.worker, hold_first_s=FIRST_ITEM_HOLD_S,
                 settle_s=self.settle_s,
-            ):  # fmt: skip
-                yield delta
+            )  # fmt: skip
+            try:
+                async for batch in batches:
+                    yield batch
+            finally:
+                await batches.aclose()
         finally:
             self.pool.release(lm)
 

@@ -13,6 +13,7 @@ from LLM_Mesh.node.engines.base import (
     EngineWorker,
     GenerationRequest,
     Usage,
+    batches_in_thread,
     iterate_in_thread,
     message_text,
 )
@@ -182,3 +183,56 @@ async def test_after_the_pull_the_worker_leaves_the_relay_settle_s(settle_s: flo
     if settle_s == 0.0:
         assert waited < 0.15
     await agen.aclose()
+
+
+async def test_items_that_queue_up_while_the_loop_is_busy_come_as_one_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tokens faster than the loop drains them: one wake-up and one batch for all of them,
+    every item kept, in order."""
+    loop = asyncio.get_running_loop()
+    wakes: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(*a: object, **k: object) -> object:
+        wakes.append(a[0])
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    go, produced = threading.Event(), threading.Event()
+
+    def make(_gone: threading.Event) -> Iterator[int]:
+        yield 0
+        go.wait(5)
+        yield from range(1, 6)
+        produced.set()
+
+    agen = batches_in_thread(make, threading.Event())
+    assert await agen.__anext__() == [0]
+    go.set()
+    assert produced.wait(5)  # blocks the loop: items 1-5 queue up meanwhile
+    assert await agen.__anext__() == [1, 2, 3, 4, 5]
+    with pytest.raises(StopAsyncIteration):
+        await agen.__anext__()
+    assert len(wakes) <= 3  # item 0, items 1-5 together, perhaps the end: not one per item
+
+
+async def test_a_worker_error_comes_after_the_items_before_it_in_batches() -> None:
+    def make(_gone: threading.Event) -> Iterator[int]:
+        yield from range(4)
+        raise KeyError("bad")
+
+    got: list[int] = []
+    with pytest.raises(KeyError):
+        async for batch in batches_in_thread(make, threading.Event()):
+            assert batch  # never an empty batch
+            got += batch
+    assert got == [0, 1, 2, 3]
+
+
+async def test_many_fast_items_all_arrive_in_order() -> None:
+    def make(_gone: threading.Event) -> Iterator[int]:
+        yield from range(5000)
+
+    batches = [b async for b in batches_in_thread(make, threading.Event())]
+    assert [i for b in batches for i in b] == list(range(5000))

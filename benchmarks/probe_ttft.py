@@ -1,0 +1,352 @@
+"""Where a streamed request's time to first token, and each token's CPU, go (issue 7).
+
+Method: start a local mesh (registry+gateway and one real ``llama-cpp`` node serving
+gemma-3-270m, separate processes) with ``benchmarks/ttft_probe`` first on
+``PYTHONPATH``: its ``sitecustomize`` notes ``time.monotonic_ns()`` (``CLOCK_MONOTONIC``,
+one clock for every process) at each stage of a streamed request in the gateway and the
+node (see that module). This process sends streamed ``POST /v1/completions`` one at a
+time (temperature 0, the prompt and ``max_tokens`` of ``bench_throughput.py``) and notes
+its own send, first token and every token's arrival. With ``--baseline-tree DIR`` a
+second mesh from another checkout ("before") is probed in the same run, requests
+alternating between the two.
+
+Reported per mesh, as medians over requests:
+
+* the first token's way, stage by stage (client send -> gateway received -> admitted ->
+  node request sent -> node received -> authenticated -> parsed -> engine start ->
+  tokenize -> ``create_completion`` called -> first chunk out of llama -> node SSE
+  yield -> node socket write -> gateway reads it -> gateway relays -> gateway socket
+  write -> client);
+* per token after the first: llama's chunk -> the client has it (the relay's latency),
+  and the time between llama's chunks (the node's decode pace) against the client's;
+* CPU per generated token of the node's event-loop thread, the node's other threads
+  (llama's worker and its OpenMP team), the gateway process and this client
+  (``/proc/PID/task/TID/schedstat``), over the measured requests.
+
+The probes cost a little CPU themselves (a list append per note), the same in both
+meshes. The box is shared: read the CPU figures and the within-run comparison, not
+absolute latencies.
+
+    .venv/bin/python benchmarks/probe_ttft.py [--requests 20] [--max-tokens 64]
+        [--baseline-tree DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import local_mesh, log, machine_line, median, source_tree, write_json
+
+MODEL = "gemma-3-270m"
+PROMPT = "def fibonacci(n):"
+PROBE = str(Path(__file__).resolve().parent / "ttft_probe")
+
+# the first token's way: (label, event); its first occurrence in the request
+STAGES = [
+    ("client send", "client_send"),
+    ("gateway ASGI in", "gw:asgi_in"),
+    ("gateway pipeline", "gw:gw_serve"),
+    ("admitted (incl. reserve)", "gw:gw_admitted"),
+    ("node request sent", "gw:gw_node_send"),
+    ("node ASGI in", "node:asgi_in"),
+    ("node handler", "node:node_handle"),
+    ("node authenticated", "node:node_auth"),
+    ("node parsed", "node:node_parsed"),
+    ("Generation.open", "node:node_open"),
+    ("engine start (worker)", "node:node_gen_start"),
+    ("prompt tokenized (node)", "node:llama_tokenized"),
+    ("create_completion called", "node:llama_cc"),
+    ("first chunk out of llama", "node:llama_chunk"),
+    ("node Generation opened", "node:node_opened"),
+    ("node response start sent", "node:node_send_start"),
+    ("gateway has node's headers", "gw:gw_node_headers"),
+    ("node SSE yield (1st text)", "node:node_sse_yield"),
+    ("node body written", "node:node_send_body"),
+    ("gateway parsed event", "gw:gw_event"),
+    ("gateway relay yield", "gw:gw_relay_yield"),
+    ("gateway body written", "gw:gw_send_body"),
+    ("client first token", "client_first"),
+]
+
+
+@dataclass
+class Req:
+    mesh: str
+    t_send: int
+    t_first: int = 0
+    t_done: int = 0
+    token_times: list[int] = field(default_factory=list)
+    tokens: int = 0
+    events: dict[str, list[int]] = field(default_factory=dict)
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds per thread of ``pid`` (schedstat)."""
+    out: dict[int, float] = {}
+    with contextlib.suppress(OSError):
+        for t in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                out[int(t.name)] = int((t / "schedstat").read_text().split()[0]) / 1e9
+    return out
+
+
+def run_one(client: httpx.Client, url: str, name: str, max_tokens: int) -> Req:
+    body = {"model": MODEL, "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0,
+            "stream": True}  # fmt: skip
+    r = Req(name, time.monotonic_ns())
+    usage = None
+    with client.stream("POST", url + "/v1/completions", json=body) as resp:
+        resp.raise_for_status()
+        for line in resp.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            for ch in chunk.get("choices") or []:
+                if ch.get("text"):
+                    now = time.monotonic_ns()
+                    r.t_first = r.t_first or now
+                    r.token_times.append(now)
+            usage = chunk.get("usage") or usage
+    r.t_done = time.monotonic_ns()
+    r.tokens = int((usage or {}).get("completion_tokens", 0))
+    return r
+
+
+def read_events(probe_dir: Path, pids: dict[str, int]) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    for role, pid in pids.items():
+        f = probe_dir / f"{pid}.txt"
+        if not f.is_file():
+            continue
+        for line in f.read_text().splitlines():
+            n, t = line.split()
+            out.append((int(t), f"{role}:{n}"))
+    out.sort()
+    return out
+
+
+def attach(reqs: list[Req], events: list[tuple[int, str]]) -> None:
+    """Give each request the events between its send and the next request's send."""
+    bounds = [r.t_send for r in reqs[1:]] + [2**63]
+    i = 0
+    for r, end in zip(reqs, bounds, strict=True):
+        while i < len(events) and events[i][0] < r.t_send:
+            i += 1
+        while i < len(events) and events[i][0] < end:
+            t, n = events[i]
+            r.events.setdefault(n, []).append(t)
+            i += 1
+
+
+def first_way(r: Req) -> list[tuple[str, float | None]]:
+    """Each stage's time (ms after the client's send) on the first token's way."""
+    ev = dict(r.events)
+    ev["client_send"] = [r.t_send]
+    ev["client_first"] = [r.t_first]
+    # completions have no role chunk: each stage's first occurrence is the first token's
+    out: list[tuple[str, float | None]] = []
+    for label, key in STAGES:
+        ts = ev.get(key)
+        if not ts:
+            out.append((label, None))
+            continue
+        out.append((label, (ts[0] - r.t_send) / 1e6))
+    return out
+
+
+def per_token(r: Req) -> dict[str, float]:
+    """llama chunk k -> client token k latency, and the paces (ms), tokens after the first."""
+    chunks = r.events.get("node:llama_chunk", [])
+    n = min(len(chunks), len(r.token_times))
+    lat = [(r.token_times[k] - chunks[k]) / 1e6 for k in range(1, n)]
+    node_gaps = [(chunks[k] - chunks[k - 1]) / 1e6 for k in range(2, len(chunks))]
+    client_gaps = [(r.token_times[k] - r.token_times[k - 1]) / 1e6 for k in range(2, n)]
+    second = (chunks[1] - chunks[0]) / 1e6 if len(chunks) > 1 else float("nan")
+    return {
+        "relay_ms_median": median(lat) if lat else float("nan"),
+        "relay_ms_max": max(lat) if lat else float("nan"),
+        "llama_gap_ms_median": median(node_gaps) if node_gaps else float("nan"),
+        "client_gap_ms_median": median(client_gaps) if client_gaps else float("nan"),
+        "first_to_second_chunk_ms": second,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=20, help="measured requests per mesh")
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--baseline-tree", default=None, help="another checkout's mesh as 'before'")
+    ap.add_argument(
+        "--idle-s",
+        type=float,
+        default=5.0,
+        help="seconds with no request, for each process's background CPU rate",
+    )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also a CPU profile (cProfile, thread CPU clock) of each process's event "
+        "loop, written beside the probe files (its overhead skews the timings)",
+    )
+    ap.add_argument(
+        "--engine",
+        default="llama-cpp",
+        help="the node's engine (sim: SIMULATED, a smoke test of the probe only)",
+    )
+    args = ap.parse_args()
+    # stopped (timeout, kill): leave through the context managers, which stop the meshes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(__doc__.split("\n\n")[0])
+    print(machine_line())
+    tmp = Path(tempfile.mkdtemp(prefix="ttft-probe-"))  # kept: the probe files and profiles
+    meshes: dict[str, tuple[str, dict[str, int], Path]] = {}
+    saved = os.environ.get("PYTHONPATH")
+    with contextlib.ExitStack() as stack:
+        for name, tree in (("after", None), ("before", args.baseline_tree)):
+            if name == "before" and tree is None:
+                continue
+            pdir = tmp / name
+            pdir.mkdir()
+            with source_tree(tree):
+                pp = os.environ.get("PYTHONPATH")
+                os.environ["PYTHONPATH"] = PROBE + (os.pathsep + pp if pp else "")
+                os.environ["LLM_MESH_BENCH_PROBE_DIR"] = str(pdir)
+                if args.profile:
+                    os.environ["LLM_MESH_BENCH_PROBE_PROFILE"] = "1"
+                try:
+                    m = stack.enter_context(local_mesh(model=MODEL, engine=args.engine))
+                finally:
+                    os.environ.pop("LLM_MESH_BENCH_PROBE_DIR", None)
+                    os.environ.pop("LLM_MESH_BENCH_PROBE_PROFILE", None)
+                    if pp is None:
+                        os.environ.pop("PYTHONPATH", None)
+                    else:
+                        os.environ["PYTHONPATH"] = pp
+            pids = {c.name: c.proc.pid for c in m._children}
+            roles = {"gw": pids["registry"], "node": pids["node"]}
+            meshes[name] = (m.registry_url, roles, pdir)
+            log(f"{name}: {m.registry_url} gateway pid {roles['gw']}, node pid {roles['node']}"
+                f"{f' from {tree}' if tree else ''}")  # fmt: skip
+        assert os.environ.get("PYTHONPATH") == saved
+        reqs: dict[str, list[Req]] = {n: [] for n in meshes}
+        cpu: dict[str, dict[str, float]] = {n: {} for n in meshes}
+        idle: dict[str, dict[str, float]] = {}
+        me = os.getpid()
+        with httpx.Client(timeout=600.0) as client:
+            for name, (url, _, _) in meshes.items():  # warm-up: 2 each, not measured
+                for _ in range(2):
+                    run_one(client, url, name, args.max_tokens)
+            # each process's CPU while no request runs (heartbeats, health checks, the
+            # settler): its rate is taken off the per-token figures
+            t0 = time.monotonic()
+            at0 = {n: {role: sum(thread_cpu(pid).values()) for role, pid in roles.items()}
+                   for n, (_, roles, _) in meshes.items()}  # fmt: skip
+            time.sleep(args.idle_s)
+            span = time.monotonic() - t0
+            for n, (_, roles, _) in meshes.items():
+                idle[n] = {role: (sum(thread_cpu(pid).values()) - at0[n][role]) / span
+                           for role, pid in roles.items()}  # fmt: skip
+            for _, _, pdir in meshes.values():
+                for f in pdir.iterdir():
+                    f.unlink()
+                if args.profile:
+                    (pdir / "profile_on").touch()
+            for i in range(args.requests):
+                for name in list(meshes) if i % 2 == 0 else list(reversed(meshes)):
+                    url, roles, _ = meshes[name]
+                    before = {role: thread_cpu(pid) for role, pid in roles.items()}
+                    before_me = thread_cpu(me)
+                    w0 = time.monotonic()
+                    r = run_one(client, url, name, args.max_tokens)
+                    time.sleep(0.05)  # the node's and gateway's end-of-request work
+                    after = {role: thread_cpu(pid) for role, pid in roles.items()}
+                    after_me = thread_cpu(me)
+                    c = cpu[name]
+                    c["wall"] = c.get("wall", 0.0) + time.monotonic() - w0
+                    for role, pid in roles.items():
+                        for tid, s in after[role].items():
+                            d = s - before[role].get(tid, 0.0)
+                            key = f"{role} loop" if tid == pid else f"{role} threads"
+                            c[key] = c.get(key, 0.0) + d
+                    c["client"] = c.get("client", 0.0) + sum(
+                        s - before_me.get(t, 0.0) for t, s in after_me.items()
+                    )
+                    c["tokens"] = c.get("tokens", 0.0) + r.tokens
+                    reqs[name].append(r)
+                log(f"request {i + 1}/{args.requests}")
+        time.sleep(0.5)
+    report(meshes, reqs, cpu, idle, args)
+    if args.profile:
+        print(f"profiles: {tmp}/*/PID.prof (gateway and node pids above)")
+
+
+def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, dict[str, float]],
+           idle: dict[str, dict[str, float]], args: Any) -> None:  # fmt: skip
+    result: dict[str, Any] = {"params": vars(args), "meshes": {}}
+    ways: dict[str, list[list[tuple[str, float | None]]]] = {}
+    for name, (_, roles, pdir) in meshes.items():
+        attach(reqs[name], read_events(pdir, roles))
+        ways[name] = [first_way(r) for r in reqs[name]]
+    names = list(meshes)
+    print("\nThe first token's way: ms after the client's send (median over requests); "
+          "step = median of the per-request differences to the previous stage")  # fmt: skip
+    print(f"{'stage':<30}" + "".join(f"{n + ' at':>12}{'step':>8}" for n in names))
+    table: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for si, (label, _) in enumerate(STAGES):
+        row = f"{label:<30}"
+        for n in names:
+            at = [w[si][1] for w in ways[n] if w[si][1] is not None]
+            steps = []
+            for w in ways[n]:
+                cur = w[si][1]
+                prev = next((w[j][1] for j in range(si - 1, -1, -1) if w[j][1] is not None),
+                            None)  # fmt: skip
+                if cur is not None and prev is not None:
+                    steps.append(cur - prev)
+            a = median(at) if at else float("nan")
+            s = median(steps) if steps else float("nan")
+            table[n].append({"stage": label, "at_ms": a, "step_ms": s})
+            row += f"{a:>12.2f}{s:>8.2f}"
+        print(row)
+    print("\nPer token after the first (median over requests of the per-request medians):")
+    for n in names:
+        pts = [per_token(r) for r in reqs[n]]
+        agg = {k: median([p[k] for p in pts]) for k in pts[0]} if pts else {}
+        c = cpu[n]
+        tokens = c.get("tokens", 0.0) or 1.0
+        per_tok = {k: v / tokens * 1e6 for k, v in c.items() if k not in ("tokens", "wall")}
+        # background CPU over the same wall time, taken off each process (its loop)
+        for role, rate in idle.get(n, {}).items():
+            per_tok[f"{role} background (taken off loop)"] = rate * c["wall"] / tokens * 1e6
+            per_tok[f"{role} loop"] -= rate * c["wall"] / tokens * 1e6
+        print(f"  {n}: llama chunk -> client {agg.get('relay_ms_median', 0):.2f} ms "
+              f"(max {agg.get('relay_ms_max', 0):.2f}); between chunks: llama "
+              f"{agg.get('llama_gap_ms_median', 0):.2f} ms, client "
+              f"{agg.get('client_gap_ms_median', 0):.2f} ms; chunk 1 -> 2 "
+              f"{agg.get('first_to_second_chunk_ms', 0):.2f} ms")  # fmt: skip
+        print(
+            f"  {n}: CPU per generated token (µs, whole requests / tokens): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in sorted(per_tok.items()))
+        )
+        result["meshes"][n] = {"first_way": table[n], "per_token": agg,
+                               "cpu_us_per_token": per_tok,
+                               "tokens": c.get("tokens", 0.0),
+                               "idle_cpu_s_per_s": idle.get(n),
+                               "requests": len(reqs[n])}  # fmt: skip
+    path = write_json("probe_ttft", result)
+    print(f"\nJSON: {path}")
+
+
+if __name__ == "__main__":
+    main()
