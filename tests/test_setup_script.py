@@ -322,7 +322,9 @@ def test_script_joins_a_registry_and_serves_through_the_gateway(tmp_path: Path) 
         node_log.flush()
         assert "Application shutdown complete" in (tmp_path / "node.log").read_text()
         nodes = httpx.get(registry + "/mesh/nodes", timeout=10).json()["nodes"]
-        assert [(n["state"], n["healthy"]) for n in nodes] == [("offline", False)]
+        assert [(n["state"], n["healthy"]) for n in nodes] == [("offline", False)], (
+            tmp_path / "node.log"
+        ).read_text()[-3000:]  # did its goodbye fail?
     finally:
         if node is not None:
             _stop(node)
