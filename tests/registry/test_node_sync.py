@@ -45,6 +45,9 @@ async def test_heartbeats_at_one_replica_keep_the_node_alive_at_the_other(tmp_pa
     async with two_replicas(tmp_path) as (a, b):
         await a.register("n1")
         sync = b.app.state.node_sync
+        # the test polls b itself: b's own 1 s poll, landing after the clock's advance on a
+        # loaded box, would hear the node again (it failed so twice: 200 instead of 503)
+        await sync.stop()
         await sync.poll()
         b.clock.advance(b.settings.heartbeat_expiry_s + 1)  # b heard nothing for too long
         assert not b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
