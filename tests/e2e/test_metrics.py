@@ -65,7 +65,10 @@ def test_metrics_and_json_logs_of_real_processes(
             assert c.post("/v1/chat/completions", json={**body, "n": 5}).status_code == 400
             assert httpx.post(node_url + "/mesh/admin/pause", timeout=10).status_code == 200
             r = c.post("/v1/chat/completions", json=body)
-            assert r.status_code == 503, r.text  # the only node refused: nobody else to try
+            # the only node is paused: nobody else to try. The pause also sends a heartbeat at
+            # once; if it reaches the gateway before this request, the gateway refuses without
+            # trying the node, else the node refuses it: the counters below follow either way
+            assert r.status_code == 503, r.text
             assert httpx.post(node_url + "/mesh/admin/resume", timeout=10).status_code == 200
 
         gw, node = _scrape(url), _scrape(node_url)
@@ -76,14 +79,15 @@ def test_metrics_and_json_logs_of_real_processes(
                         code="limit_exceeded") == 1  # fmt: skip
         assert gw.value("llm_mesh_gateway_requests_total", outcome="error",
                         code="model_unavailable") == 1  # fmt: skip
-        assert gw.value("llm_mesh_gateway_failovers_total", outcome="unavailable") == 1
-        assert gw.value("llm_mesh_gateway_attempts_total", node=node_id, outcome="unavailable") == 1
+        tried = gw.value("llm_mesh_gateway_attempts_total", node=node_id, outcome="unavailable")
+        assert tried in (0, 1)  # the paused request reached the node, or the gateway knew
+        assert gw.value("llm_mesh_gateway_failovers_total", outcome="unavailable") == tried
         assert gw.value("llm_mesh_gateway_request_duration_seconds_count", outcome="ok") == 4
         assert gw.value("llm_mesh_gateway_ttft_seconds_count") == 4
         assert gw.value("llm_mesh_gateway_tokens_per_second_count") == 4
         assert node.value("llm_mesh_node_requests_total", model=MODEL, outcome="ok") == 4
         assert node.value("llm_mesh_node_requests_total", model=MODEL, outcome="refused",
-                          code="model_unavailable") == 1  # fmt: skip
+                          code="model_unavailable") == tried  # fmt: skip
         assert node.value("llm_mesh_node_ttft_seconds_count", model=MODEL) == 4
         assert gw.value("process_resident_memory_bytes") > 0
         assert node.value("process_resident_memory_bytes") > 0
@@ -93,7 +97,7 @@ def test_metrics_and_json_logs_of_real_processes(
     logs = home / "logs"
     gw_lines = [x for x in _json_lines(logs / "registry.log") if x["msg"] == "request"]
     node_lines = [x for x in _json_lines(logs / "node.log") if x["msg"] == "request"]
-    assert len(gw_lines) == 6 and len(node_lines) == 5
+    assert len(gw_lines) == 6 and len(node_lines) == 4 + tried
     answered = [x for x in gw_lines if x["outcome"] == "ok"]
     assert {x["request_id"] for x in answered} <= {x["request_id"] for x in node_lines}
     assert {"e2e-0", "e2e-1", "e2e-2"} <= {x["request_id"] for x in node_lines}
