@@ -107,6 +107,14 @@ def operator_account(name: str) -> str:
     return pseudonym("operator", name)
 
 
+def _fail(batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: Exception) -> None:
+    """A batch of hot-path writes failed as one transaction: each waiting request hears it."""
+    log.exception("settlement: a batch of %d writes failed", len(batch), exc_info=exc)
+    for _, fut in batch:
+        if fut is not None and not fut.done():
+            fut.set_exception(exc)
+
+
 class Settlement:
     """See the module docstring."""
 
@@ -225,10 +233,7 @@ class Settlement:
             try:
                 done = try_inline([op for op, _ in batch], self.holder, datetime.now(timezone.utc))
             except Exception as exc:
-                log.exception("settlement: a batch of %d writes failed", len(batch))
-                for _, fut in batch:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(exc)
+                _fail(batch, exc)
                 return
         if done is None:
             for op, fut in batch:
@@ -341,10 +346,7 @@ class Settlement:
         try:
             results = await self.db.apply([op for op, _ in batch], self.holder, now)
         except Exception as exc:
-            log.exception("settlement: a batch of %d writes failed", len(batch))
-            for _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.set_exception(exc)
+            _fail(batch, exc)
             return
         finally:
             self._writing = False
