@@ -5,13 +5,15 @@ database's time of its last :func:`beat`). :func:`dead_holders` names the holder
 rows are in flight (``pending`` or ``answered``) but who are silent for longer than a
 time-to-live, or gone from the table; their rows are recovered (``registry/settlement.py``).
 :class:`HomeLock` tells, at start, whether the last process on this ``$LLM_MESH_HOME`` is
-gone (an ``flock`` it held while it ran), and which holder it was.
+gone (an ``flock`` it held while it ran), and which holder it was. :func:`forget_batches`
+deletes the PostgreSQL writer's old batch ids (``settle_batches``, ``registry/settle_db.py``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.registry import tables
 
-__all__ = ["HomeLock", "beat", "dead_holders", "forget"]
+__all__ = ["HomeLock", "beat", "dead_holders", "forget", "forget_batches"]
 
 
 def now_ms_sql(dialect: str) -> Any:
@@ -70,6 +72,17 @@ async def forget(engine: AsyncEngine, holders: Sequence[str | None]) -> None:
         h = tables.settle_holders
         async with engine.begin() as conn:
             await conn.execute(delete(h).where(h.c.holder.in_(named)))
+
+
+async def forget_batches(engine: AsyncEngine, keep_s: float) -> int:
+    """Delete the batch ids recorded more than ``keep_s`` ago: a batch is sent again within
+    one reconnection, long before (a few seconds of clock skew between processes do not
+    matter here). The number deleted."""
+    b = tables.settle_batches
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=keep_s)
+    async with engine.begin() as conn:
+        result = await conn.execute(delete(b).where(b.c.created_at < cutoff))
+    return int(result.rowcount)
 
 
 class HomeLock:

@@ -41,6 +41,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Uuid,
 )
 from sqlalchemy.sql.expression import false
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -67,6 +68,7 @@ __all__ = [
     "registry_replicas",
     "requests",
     "reward_periods",
+    "settle_batches",
     "settle_holders",
     "settlements",
 ]
@@ -317,6 +319,21 @@ settle_holders = Table(
     metadata,
     Column("holder", String(64), primary_key=True),
     Column("beat_ms", BigInteger(), nullable=False),
+)
+
+#: Migration 0010: the batches of settlement's hot-path writes applied on PostgreSQL
+#: (``registry/settle_db.py``, ``PgSettleDb``): each batch's id (random, the client's)
+#: and the rows it returned (``results``: a JSON array of ``{idx, ok, bal, res}``),
+#: written in the batch's transaction, so a batch sent again after a lost connection
+#: returns them instead of being applied twice. Kept an hour (``settle_holders.py``,
+#: :func:`forget_batches`). Unused on SQLite.
+settle_batches = Table(
+    "settle_batches",
+    metadata,
+    Column("batch_id", Uuid(), primary_key=True),
+    Column("results", JSON(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_settle_batches_created_at", "created_at"),
 )
 
 #: Migration 0006: one row per UTC day on which the community pool was topped up to its
