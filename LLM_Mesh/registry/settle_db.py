@@ -31,8 +31,14 @@ again every 0.2 ms (at most ``busy_timeout_ms``; SQLite's own busy handler would
 1, 2, 5, 10... ms between tries). :meth:`SqliteSettleDb.transact` runs any function of
 the connection that way (the settler's ledger append: ``registry/settle_sqlite.py``);
 the connection is never used on the loop while its thread has it. PostgreSQL uses a dedicated ``asyncpg`` connection: a
-whole batch is one call of a PL/pgSQL function (migration 0006), one round trip and one
-commit. Everything off the hot path (settling into the ledger, recovery, balances) uses
+whole batch is one call of a PL/pgSQL function (migrations 0006 and 0010), one round trip
+and one commit. The call carries a random batch id, recorded with the batch's result rows
+in the same transaction (``settle_batches``): when the connection is lost and the batch is
+sent again, a batch the server had already committed returns its rows and is not applied
+twice. SQLite has no such hazard: its commit is a call in this process, never lost on its
+way back, and the only error a batch is tried again on is busy/locked, which ``COMMIT``
+returns having committed nothing (the transaction is rolled back before the retry).
+Everything off the hot path (settling into the ledger, recovery, balances) uses
 SQLAlchemy (``registry/settlement.py``).
 """
 
@@ -40,8 +46,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -342,11 +350,12 @@ class SqliteSettleDb:
 
 # -- PostgreSQL ---------------------------------------------------------------------------
 
-# migration 0006's function: the whole batch in one round trip (and one commit)
+# migration 0010's function: the whole batch in one round trip (and one commit), applied
+# once per batch id (0006's function behind a record of the id and the rows it returned)
 _PG_BATCH = (
-    "SELECT idx, ok, bal, res FROM llm_mesh_settle_batch("
-    "$1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[], $7::text[], "
-    "$8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text, $13::timestamptz)"
+    "SELECT idx, ok, bal, res FROM llm_mesh_settle_batch_once($1::uuid, "
+    "$2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::int[], $8::text[], "
+    "$9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text, $14::timestamptz)"
 )
 _PG_RETRIES = 3  # a deadlock the server broke (should not happen: payers are locked in order)
 
@@ -379,6 +388,12 @@ def _pg_rows(ops: Sequence[Op]) -> tuple[list[list[Any]], list[int]]:
     return cols, owner
 
 
+def _batch_id() -> uuid.UUID:
+    """A batch's id: 80 random bits after the time in ms (48 bits, as a UUIDv7's), so the
+    ids of one period sit together in ``settle_batches``'s index."""
+    return uuid.UUID(bytes=(time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
+
+
 def _pg_lost(asyncpg: Any) -> tuple[type[BaseException], ...]:
     """The errors of a lost or broken connection (not of the batch itself)."""
     x = asyncpg.exceptions
@@ -390,7 +405,8 @@ def _pg_lost(asyncpg: Any) -> tuple[type[BaseException], ...]:
 
 class PgSettleDb:
     """:class:`SettleDb` on PostgreSQL: one dedicated ``asyncpg`` connection; a batch is one
-    call of migration 0006's ``llm_mesh_settle_batch`` (one round trip, one commit)."""
+    call of migration 0010's ``llm_mesh_settle_batch_once`` (one round trip, one commit),
+    applied once per batch id however often it is sent."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -411,10 +427,11 @@ class PgSettleDb:
             self._conn = None
             await self.open()
         cols, owner = _pg_rows(ops)
+        batch = _batch_id()
         reconnected = False
         for attempt in range(_PG_RETRIES):
             try:
-                rows = await self._conn.fetch(_PG_BATCH, *cols, holder, now)
+                rows = await self._conn.fetch(_PG_BATCH, batch, *cols, holder, now)
                 break
             except asyncpg.exceptions.DeadlockDetectedError:
                 if attempt == _PG_RETRIES - 1:
@@ -423,8 +440,11 @@ class PgSettleDb:
                 # the connection is gone (pg_terminate_backend, a server restart), or broken
                 # without asyncpg noticing (it then answers InternalClientError "cannot
                 # switch to state ..." to every call: MagicStack/asyncpg#1069): a new one,
-                # and the batch once more (the server rolled the broken call back). Not
-                # retried, a void or an answer would be lost while this holder lives.
+                # and the batch once more, with the same id. Whether the server rolled the
+                # lost call back, committed it before the rows reached us, or still runs it
+                # (the repeat then waits for it), the batch is applied once and the rows
+                # are its own. Not retried, a void or an answer would be lost while this
+                # holder lives.
                 self._drop()
                 if reconnected:
                     raise
