@@ -34,7 +34,8 @@ requests the gateway's loop runs meanwhile.
 Upkeep (every ``beat_s``): the heartbeat; **recovery** of dead holders (silent for more
 than ``holder_ttl_s``, or gone from ``settle_holders``): their answered rows are settled,
 their pending rows voided as ``lapsed`` (a holder taken for dead that was alive records its
-answer after all, :meth:`Settlement._revive`); the community pool's daily top-up (UTC). At start, recovery
+answer after all, :meth:`Settlement._revive`); the community pool's daily top-up (UTC); on
+PostgreSQL, deleting the hot path's batch ids older than an hour (``settle_batches``). At start, recovery
 runs before the first request; a process restarted on the same ``$LLM_MESH_HOME``
 recovers its predecessor at once (``registry/settle_holders.py``: the home's
 ``settlement.lock``, held with ``flock`` while a process runs, and
@@ -70,7 +71,7 @@ from LLM_Mesh.registry.settle_db import (
     settle_db_for,
     sqlite_time,
 )
-from LLM_Mesh.registry.settle_holders import HomeLock, beat, dead_holders, forget
+from LLM_Mesh.registry.settle_holders import HomeLock, beat, dead_holders, forget, forget_batches
 from LLM_Mesh.registry.settle_ledger import (
     LAPSED,
     VOID,
@@ -130,6 +131,7 @@ class Settlement:
         settle_interval_s: float = 0.2,
         beat_s: float = 5.0,
         holder_ttl_s: float = 30.0,
+        batch_keep_s: float = 3600.0,
     ) -> None:
         self.ledger = ledger
         self._db = db  # None: made at start for the ledger's database (settle_db_for)
@@ -140,6 +142,7 @@ class Settlement:
         self.settle_interval_s = settle_interval_s
         self.beat_s = beat_s
         self.holder_ttl_s = holder_ttl_s
+        self.batch_keep_s = batch_keep_s  # PostgreSQL's batch ids (settle_batches) kept
         self.holder = "h-" + uuid.uuid4().hex[:20]
         self.operators: dict[str, str] = {}  # node id -> operator's ledger account
         # whether a node's earnings are held (quarantined: Quality.held, wired by the app)
@@ -486,10 +489,13 @@ class Settlement:
         return added
 
     async def upkeep(self) -> None:
-        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up."""
+        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up; on
+        PostgreSQL, the hot path's batch ids older than ``batch_keep_s`` deleted."""
         await self.beat()
         await self.recover()
         await self.top_up_pool()
+        if not isinstance(self.db, SqliteSettleDb):
+            await forget_batches(await self._engine(), self.batch_keep_s)
 
     async def _upkeep_loop(self) -> None:
         while True:

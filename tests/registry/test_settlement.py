@@ -487,6 +487,30 @@ async def test_writes_go_on_when_the_settlement_connection_is_killed(
     assert await s.balance(USER) == (9_600, 2000)
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_upkeep_forgets_batch_ids_older_than_the_time_kept(
+    s: Settlement, store: SqlStore
+) -> None:
+    """PostgreSQL records each hot-path batch's id (``settle_batches``, so a batch sent
+    again after a lost connection is applied once); upkeep deletes those past
+    ``batch_keep_s``."""
+    await _grant(store, USER, 10_000)
+    for key in ("k1", "k2"):
+        assert (await s.reserve(key, USER, "m", 1000)).ok
+    async with store.engine.begin() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM settle_batches"))).scalar() == 2
+        await conn.execute(
+            text(
+                "UPDATE settle_batches SET created_at = created_at - interval '2 hours' "
+                "WHERE created_at = (SELECT min(created_at) FROM settle_batches)"
+            )
+        )
+    await s.upkeep()
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM settle_batches"))).scalar() == 1
+
+
 def _sqlite_only(s: Settlement) -> None:
     if not hasattr(s.db, "try_inline"):
         pytest.skip("the loop iteration's batch is SQLite's (PostgreSQL group-commits)")
