@@ -358,6 +358,9 @@ _PG_BATCH = (
     "$9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text, $14::timestamptz)"
 )
 _PG_RETRIES = 3  # a deadlock the server broke (should not happen: payers are locked in order)
+# the pauses before each new connection after a lost one (a server restart takes a few
+# seconds): sending a batch again is safe, its id makes it apply once
+_PG_RECONNECT_S = (0.0, 0.25, 1.0)
 
 
 def _pg_rows(ops: Sequence[Op]) -> tuple[list[list[Any]], list[int]]:
@@ -423,33 +426,36 @@ class PgSettleDb:
     ) -> list[Reserved | bool | None]:
         import asyncpg
 
-        if self._conn is None or self._conn.is_closed():
+        if self._conn is not None and self._conn.is_closed():
             self._conn = None
-            await self.open()
         cols, owner = _pg_rows(ops)
         batch = _batch_id()
-        reconnected = False
-        for attempt in range(_PG_RETRIES):
+        deadlocks = lost = 0
+        while True:
             try:
+                if self._conn is None:
+                    await self.open()
                 rows = await self._conn.fetch(_PG_BATCH, batch, *cols, holder, now)
                 break
             except asyncpg.exceptions.DeadlockDetectedError:
-                if attempt == _PG_RETRIES - 1:
+                deadlocks += 1
+                if deadlocks == _PG_RETRIES:
                     raise
             except _pg_lost(asyncpg):
                 # the connection is gone (pg_terminate_backend, a server restart), or broken
                 # without asyncpg noticing (it then answers InternalClientError "cannot
-                # switch to state ..." to every call: MagicStack/asyncpg#1069): a new one,
-                # and the batch once more, with the same id. Whether the server rolled the
-                # lost call back, committed it before the rows reached us, or still runs it
-                # (the repeat then waits for it), the batch is applied once and the rows
-                # are its own. Not retried, a void or an answer would be lost while this
-                # holder lives.
+                # switch to state ..." to every call: MagicStack/asyncpg#1069), or a new
+                # one could not be made: a new one after a pause, and the batch once more,
+                # with the same id. Whether the server rolled the lost call back,
+                # committed it before the rows reached us, or still runs it (the repeat
+                # then waits for it), the batch is applied once and the rows are its own.
+                # Not retried, a void or an answer would be lost while this holder lives;
+                # after the last pause the error goes to the callers.
                 self._drop()
-                if reconnected:
+                if lost == len(_PG_RECONNECT_S):
                     raise
-                reconnected = True
-                await self.open()
+                await asyncio.sleep(_PG_RECONNECT_S[lost])
+                lost += 1
         out: list[Reserved | bool | None] = [None] * len(ops)
         for r in rows:
             i, op = owner[int(r["idx"]) - 1], ops[owner[int(r["idx"]) - 1]]

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
+from LLM_Mesh.registry import settle_db
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import (
     Answer,
@@ -144,6 +145,48 @@ async def test_a_batch_whose_answer_is_lost_after_the_commit_is_applied_once(
     assert await db.apply(batch, "h1", _now()) == want
     assert lost.calls == 1 and db._conn is not lost  # lost, reconnected, sent again
     assert await _state(store) == state
+
+
+async def test_a_batch_lost_again_on_new_connections_is_still_applied_once(
+    db: PgSettleDb, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that keeps dropping connections (a restart): the first connect after the
+    loss is refused, the next connection loses its answer after the commit too; the batch
+    goes on being sent with its id, after pauses, and is applied once."""
+    monkeypatch.setattr(settle_db, "_PG_RECONNECT_S", (0.0, 0.0, 0.0))
+    await db.apply([Reserve("k0", USER, MODEL, 1000)], "h1", _now())
+    real_open, opened = db.open, []
+
+    async def flaky_open() -> None:
+        opened.append(1)
+        if len(opened) == 1:
+            raise ConnectionRefusedError("the server is starting")
+        await real_open()
+        if len(opened) == 2:
+            db._conn = _Lost(db._conn, after_commit=True)
+
+    monkeypatch.setattr(db, "open", flaky_open)
+    db._conn = _Lost(db._conn, after_commit=True)
+    assert await db.apply([_answer("k0", 400)], "h1", _now()) == [True]
+    assert len(opened) == 3
+    assert await _state(store) == ((10_000, 400), {("k0", 0): ("answered", 400)})
+
+
+async def test_a_batch_gives_up_after_the_last_pause(
+    db: PgSettleDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settle_db, "_PG_RECONNECT_S", (0.0, 0.0))
+    tries = []
+
+    async def refused() -> None:
+        tries.append(1)
+        raise ConnectionRefusedError("the server is down")
+
+    monkeypatch.setattr(db, "open", refused)
+    db._conn = _Lost(db._conn, after_commit=False)
+    with pytest.raises(ConnectionRefusedError):
+        await db.apply([Reserve("k0", USER, MODEL, 1000)], "h1", _now())
+    assert len(tries) == 2  # one connect after each pause, then the error
 
 
 async def test_a_batch_lost_before_it_was_sent_is_sent_again(
