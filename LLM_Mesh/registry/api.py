@@ -201,8 +201,8 @@ async def deregister_node(node_id: str, request: Request) -> Response:
 
     The store is written first, then the table: a store poll (``node_sync.py``) that
     began before the table changed may have read the node online, and skips it; one that
-    began after reads the goodbye. Heartbeats written after it do not undo it (the store
-    keeps an OFFLINE row so until the node registers again)."""
+    began after reads the goodbye. A heartbeat written after it does not undo it: the
+    store leaves an OFFLINE row as it is until the node registers again."""
     rt = get_runtime(request)
     body = await request.body()
     await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, request.headers, body)

@@ -22,9 +22,10 @@ changes nothing (a heartbeat only ever moves forward). A node that went OFFLINE 
 table (its goodbye here, or a revocation) while a poll was reading is not brought back by
 that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
 first, then the table, so a poll that began after the table changed reads the goodbye);
-the next poll reads again, and a node that really registered again comes back then. What a node reports about its load
-stays with the replica that got the heartbeat: each replica's router learns load and
-latency from its own traffic.
+the next poll reads again, and a node that really registered again comes back then.
+
+What a node reports about its load stays with the replica that got the heartbeat: each
+replica's router learns load and latency from its own traffic.
 """
 
 from __future__ import annotations
