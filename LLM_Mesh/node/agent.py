@@ -8,7 +8,14 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
    (``Heartbeat``); a 404 ``unknown_node`` answer means the registry forgot
    us: re-register at once. :meth:`NodeAgent.wake` sends the next one early
    (the node's state changed);
-3. on shutdown, ``DELETE /mesh/nodes/{id}`` with a short timeout, best effort.
+3. on shutdown, once the loop has stopped (a heartbeat it was sending is abandoned; one
+   that reaches the registry after the goodbye changes nothing there),
+   ``DELETE /mesh/nodes/{id}``: each try waits
+   at most ``deregister_timeout_s`` (2 s); one that cannot reach the registry, times out or
+   gets a 5xx is tried again, signed anew, up to ``deregister_tries`` (3) within
+   ``deregister_budget_s`` (6 s) of the shutdown, then given up ("deregistration failed":
+   the registry takes the node out when its heartbeats expire). A goodbye that arrives
+   twice is the same goodbye.
 
 Every message is signed by the node's key (``signer``, a
 :class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the
@@ -35,6 +42,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +94,10 @@ class NodeAgent:
         backoff: Backoff | None = None,
         request_timeout_s: float = 5.0,
         deregister_timeout_s: float = 2.0,
+        deregister_tries: int = 3,
+        deregister_budget_s: float = 6.0,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         signer: NodeSigner | None = None,
         operator_token: str | None = None,
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
@@ -108,7 +119,10 @@ class NodeAgent:
         self.backoff = backoff or Backoff(cap_s=max(interval_s, 1.0) * 3)
         self._timeout = request_timeout_s
         self._deregister_timeout = deregister_timeout_s
+        self._deregister_tries = max(1, deregister_tries)
+        self._deregister_budget = deregister_budget_s
         self._sleep = sleep
+        self._clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.registered = False
@@ -137,12 +151,22 @@ class NodeAgent:
         log.warning("%s; trying %s", why, self.registry_url)
 
     async def _post(
-        self, path: str, kind: MessageKind, body: bytes, timeout: float
+        self,
+        path: str,
+        kind: MessageKind,
+        body: bytes,
+        timeout: float,
+        deadline: float | None = None,
     ) -> httpx.Response | str:
         """POST (or DELETE, for an empty deregistration) to the registries in turn, from
-        the current one; the first answer below 500, else the last failure as a message."""
+        the current one; the first answer below 500, else the last failure as a message.
+        ``deadline`` (on ``clock``): no registry is tried after it, none waited on past it."""
         failure = ""
         for _ in range(len(self.registry_urls)):
+            if deadline is not None:
+                timeout = min(timeout, deadline - self._clock())
+                if timeout <= 0:
+                    return failure or "no time left"
             url = self.registry_url + path
             try:
                 if kind is MessageKind.DEREGISTER:
@@ -322,13 +346,33 @@ class NodeAgent:
         return data
 
     async def deregister(self) -> bool:
-        r = await self._post(
-            f"/mesh/nodes/{self.node_id}", MessageKind.DEREGISTER, b"", self._deregister_timeout
-        )
-        if isinstance(r, str):
-            return self._failed(f"deregistration failed: {r}")
-        self.registered = False
-        return r.status_code < 400 or r.status_code == 404
+        """The goodbye (``DELETE``), tried again on a failure that may pass (see the module
+        docstring); True when the registry took it (204, or 404: it did not know us)."""
+        deadline = self._clock() + self._deregister_budget
+        failure = ""
+        for attempt in range(1, self._deregister_tries + 1):
+            if attempt > 1:
+                log.warning("deregistration failed (%s): trying again", failure)
+                await self._sleep(0.2)
+            r = await self._post(
+                f"/mesh/nodes/{self.node_id}",
+                MessageKind.DEREGISTER,
+                b"",
+                self._deregister_timeout,
+                deadline,
+            )
+            if isinstance(r, str):
+                failure = r
+            elif r.status_code >= 500:
+                failure = f"registry {self.registry_url} answered HTTP {r.status_code}"
+            else:
+                self.registered = False
+                if r.status_code < 400 or r.status_code == 404:
+                    return True
+                return self._failed(f"deregistration refused: HTTP {r.status_code} {r.text[:200]}")
+            if self._clock() >= deadline:
+                break
+        return self._failed(f"deregistration failed: {failure}")
 
 
 def _json(obj: Any) -> bytes:

@@ -197,14 +197,21 @@ async def absorb_heartbeat(
 
 @router.delete("/mesh/nodes/{node_id}", status_code=204)
 async def deregister_node(node_id: str, request: Request) -> Response:
-    """The node's final OFFLINE, signed: it leaves routing at once (its record stays)."""
+    """The node's final OFFLINE, signed: it leaves routing (its record stays).
+
+    The store is written first, then the table: a store poll (``node_sync.py``) that
+    began before the table changed may have read the node online, and skips it; one that
+    began after reads the goodbye. A heartbeat written after it does not undo it: the
+    store leaves an OFFLINE row as it is until the node registers again."""
     rt = get_runtime(request)
     body = await request.body()
     await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, request.headers, body)
-    in_table = rt.table.set_state(node_id, NodeState.OFFLINE)
-    rt.routing.remove(node_id)
-    rt.signer.forget(node_id)
-    in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
+    try:
+        in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
+    finally:  # out of routing here even when the store failed (the answer is then a 500)
+        in_table = rt.table.set_state(node_id, NodeState.OFFLINE)
+        rt.routing.remove(node_id)
+        rt.signer.forget(node_id)
     if not (in_table or in_store):
         raise _unknown(node_id)
     return Response(status_code=204)

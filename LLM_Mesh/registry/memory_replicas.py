@@ -70,7 +70,7 @@ class MemoryReplicaState:
     ) -> None:
         for node_id, at, state, lim in items:
             rec = self.nodes.get(node_id)
-            if rec is not None:
+            if rec is not None and rec.state != NodeState.OFFLINE.value:  # gone: as SQL
                 last = rec.last_heartbeat_at
                 rec.healthy_ms += heartbeat_credit_ms(
                     was_online=rec.state == NodeState.ONLINE.value,

@@ -67,8 +67,8 @@ class MemoryStore(MemoryReplicaState):
         self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
     ) -> bool:
         rec = self.nodes.get(node_id)
-        if rec is None:
-            return False
+        if rec is None or rec.state == NodeState.OFFLINE.value:
+            return False  # gone (goodbye, revoked): only registering brings it back
         last = rec.last_heartbeat_at
         rec.healthy_ms += heartbeat_credit_ms(
             was_online=rec.state == NodeState.ONLINE.value,

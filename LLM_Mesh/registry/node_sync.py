@@ -18,9 +18,14 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
 
 Each poll reaches ``overlap_s`` (5 s) back, so a row written by a replica whose clock is a
 little behind, or whose transaction committed late, is still seen; applying a row twice
-changes nothing (a heartbeat only ever moves forward). What a node reports about its load
-stays with the replica that got the heartbeat: each replica's router learns load and
-latency from its own traffic.
+changes nothing (a heartbeat only ever moves forward). A node that went OFFLINE in this
+table (its goodbye here, or a revocation) while a poll was reading is not brought back by
+that poll: what it read may be older than the goodbye (the ``DELETE`` writes the store
+first, then the table, so a poll that began after the table changed reads the goodbye);
+the next poll reads again, and a node that really registered again comes back then.
+
+What a node reports about its load stays with the replica that got the heartbeat: each
+replica's router learns load and latency from its own traffic.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ class NodeSync(Poller):
     async def poll(self) -> int:
         """Apply what changed in the store since the last poll; how many rows were applied."""
         started = self._wall()
+        goodbyes = self.table.goodbyes  # a node gone here after this: what is read is older
         since = _utc(self._since - self.overlap_s)
         changed = await self.store.nodes_changed_since(since)
         beats = await self.store.heartbeats_since(since, not_by=self.replica_id)
@@ -97,7 +103,7 @@ class NodeSync(Poller):
         self._since = started
         now = self._wall()
         for rec in changed:
-            self._apply_record(rec)
+            self._apply_record(rec, goodbyes)
         for node_id, state, at in beats:
             self._apply_beat(node_id, state, at, now)
         for node_id, ok, at in checks:
@@ -117,7 +123,7 @@ class NodeSync(Poller):
         if changed:
             self.routing.sync(node_id)
 
-    def _apply_record(self, rec: NodeRecord) -> None:
+    def _apply_record(self, rec: NodeRecord, goodbyes: int) -> None:
         entry = self.table.get(rec.node_id)
         state = _state(rec.state)
         if state is NodeState.OFFLINE:
@@ -129,6 +135,8 @@ class NodeSync(Poller):
         known = entry is not None and entry.state is not NodeState.OFFLINE
         if known and entry is not None and _same_registration(entry, rec):
             return  # this replica's own registration, or one it already has
+        if entry is not None and not known and entry.gone > goodbyes:
+            return  # it said goodbye here while this poll read: the row may be older
         new = entry_from_record(self.table, rec)
         if new is None:
             return

@@ -64,6 +64,9 @@ class NodeEntry:
     # another replica's): a store row older than that does not undo it (``node_sync.py``)
     checked_at: float | None = None
     expired_reported: bool = False
+    # ``NodeTable.goodbyes`` when it went OFFLINE here (0: never): a store poll that began
+    # before then may have read it still online, and must not bring it back (``node_sync.py``)
+    gone: int = 0
 
 
 class NodeTable:
@@ -76,6 +79,7 @@ class NodeTable:
         self.clock = clock
         self._nodes: dict[str, NodeEntry] = {}
         self._by_model: dict[str, set[str]] = {}
+        self.goodbyes = 0  # nodes that went OFFLINE here, ever (``NodeEntry.gone``)
 
     # --- membership ---------------------------------------------------------
 
@@ -171,6 +175,9 @@ class NodeTable:
         entry = self._nodes.get(node_id)
         if entry is None:
             return False
+        if state is NodeState.OFFLINE and entry.state is not NodeState.OFFLINE:
+            self.goodbyes += 1
+            entry.gone = self.goodbyes
         entry.state = state
         return True
 

@@ -197,7 +197,8 @@ class Store(CanaryStore, Protocol):
     async def touch_heartbeat(
         self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
     ) -> bool:
-        """Record a heartbeat; ``False`` when the node is unknown.
+        """Record a heartbeat; ``False`` when the node is unknown or OFFLINE (it said
+        goodbye or was revoked: its row is left as it is, only registering brings it back).
 
         In the same step the node's ``healthy_ms`` grows by the routable time the
         heartbeat vouches for (:func:`LLM_Mesh.core.rewards.heartbeat_credit_ms` with the

@@ -337,7 +337,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
     async def touch_heartbeat(
         self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0
     ) -> bool:
-        """Record a heartbeat; False when the node is unknown.
+        """Record a heartbeat; False when the node is unknown or OFFLINE (left as it is).
 
         The credit to ``healthy_ms`` is computed in the same ``UPDATE`` from the row's
         old state and last heartbeat (``store_rewards.heartbeat_statement``, built once per

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import IdempotencyRecord, NodeKeyRecord, NodeRecord, ReplicaRecord
-from LLM_Mesh.registry.store_rewards import heartbeat_credit, heartbeats_statement
+from LLM_Mesh.registry.store_rewards import heartbeat_credit, heartbeats_statement, not_gone
 
 __all__ = ["SqlReplicaState", "node_from_row", "relaxed_commit"]
 
@@ -215,7 +215,8 @@ class SqlReplicaState:
         """Many heartbeats' times and states at once (one statement on PostgreSQL), heard by
         the replica ``heard_by``; each item ``(node_id, at, state, credit_limit_ms)`` adds
         its uptime credit to ``healthy_ms`` as ``touch_heartbeat`` does
-        (``store_rewards.heartbeat_credit``: the same rule, from the row's old values)."""
+        (``store_rewards.heartbeat_credit``: the same rule, from the row's old values).
+        An OFFLINE node's row is left as it is (``store_rewards.not_gone``)."""
         n = tables.nodes
 
         async def work(conn: AsyncConnection) -> None:
@@ -234,7 +235,7 @@ class SqlReplicaState:
                 credit = heartbeat_credit(self.dialect, at_sql, literal(lim, BigInteger()))
                 await conn.execute(
                     update(n)
-                    .where(n.c.node_id == node_id)
+                    .where(n.c.node_id == node_id, not_gone())
                     .values(
                         last_heartbeat_at=at,
                         state=state,

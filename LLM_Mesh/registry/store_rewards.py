@@ -35,7 +35,13 @@ from LLM_Mesh.core.rewards import ModelStats
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry import tables
 
-__all__ = ["SqlRewardStats", "heartbeat_credit", "heartbeat_statement", "heartbeats_statement"]
+__all__ = [
+    "SqlRewardStats",
+    "heartbeat_credit",
+    "heartbeat_statement",
+    "heartbeats_statement",
+    "not_gone",
+]
 
 
 def _elapsed_ms(dialect: str, at: Any, column: Any) -> Any:
@@ -61,16 +67,23 @@ def heartbeat_credit(dialect: str, at: Any, limit_ms: Any) -> Any:
     return cast(credit, BigInteger)
 
 
+def not_gone() -> Any:
+    """The ``WHERE`` of every heartbeat write: the node's row is not OFFLINE."""
+    return tables.nodes.c.state != NodeState.OFFLINE.value
+
+
 @functools.cache
 def heartbeat_statement(dialect: str) -> Any:
     """The heartbeat's ``UPDATE`` (built once per dialect): parameters ``b_node_id``,
-    ``b_at`` (aware datetime), ``b_state`` and ``b_limit_ms`` (0: no credit)."""
+    ``b_at`` (aware datetime), ``b_state`` and ``b_limit_ms`` (0: no credit). A node that
+    is OFFLINE (it said goodbye, or was revoked) is not touched: only registering brings
+    it back, and a heartbeat written after its goodbye must not (:func:`not_gone`)."""
     n = tables.nodes
     at = bindparam("b_at", type_=tables.UTCDateTime())
     limit = bindparam("b_limit_ms", type_=BigInteger())
     return (
         update(n)
-        .where(n.c.node_id == bindparam("b_node_id"))
+        .where(n.c.node_id == bindparam("b_node_id"), not_gone())
         .values(
             last_heartbeat_at=at,
             state=bindparam("b_state"),
@@ -107,7 +120,7 @@ def heartbeats_statement(dialect: str) -> Any:
     )
     return (
         update(n)
-        .where(n.c.node_id == rows.c.node_id)
+        .where(n.c.node_id == rows.c.node_id, not_gone())
         .values(
             last_heartbeat_at=rows.c.at,
             state=rows.c.state,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.schemas import Heartbeat, HostedModel, NodeRegistration, NodeState
 from LLM_Mesh.node.agent import Backoff, NodeAgent
 from tests.node.conftest import wait_until
@@ -388,3 +391,60 @@ async def test_every_registry_down_backs_off_and_deregistration_tries_them_all()
     replicas.regs["r1.test"].down = False
     assert await agent.deregister()
     assert replicas.hits("r1.test")[-1] == "DELETE /mesh/nodes/node-a"
+
+
+class _SlowRegistry(FakeRegistry):
+    """Its first ``slow`` DELETEs time out (a loaded registry); ``clock`` moves 2 s each."""
+
+    def __init__(self, slow: int, clock: list[float]) -> None:
+        super().__init__()
+        self.slow = slow
+        self.clock = clock
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE" and self.slow > 0:
+            self.slow -= 1
+            self.calls.append((request.method, request.url.path, None))
+            self.clock[0] += 2.0
+            raise httpx.ReadTimeout("timed out", request=request)
+        return super().__call__(request)
+
+
+async def test_a_goodbye_that_timed_out_is_tried_again_signed_anew() -> None:
+    now = [0.0]
+    reg = _SlowRegistry(slow=1, clock=now)
+    seqs: list[str] = []
+    handler = reg.__call__
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            seqs.append(request.headers["X-Mesh-Seq"])
+        return handler(request)
+
+    agent = make_agent(
+        reg, clock=lambda: now[0], signer=NodeSigner(Ed25519PrivateKey.generate(), time.time)
+    )
+    agent._client = httpx.AsyncClient(transport=httpx.MockTransport(recording))
+    await agent.step()
+    await agent.stop()
+    assert reg.paths()[-2:] == ["DELETE /mesh/nodes/node-a"] * 2
+    assert len(set(seqs)) == 2  # a fresh sequence number: not refused as a replay
+    assert not agent.registered and agent.last_error is None
+    assert "node-a" not in reg.known  # the registry took the goodbye
+
+
+async def test_a_goodbye_gives_up_within_its_budget() -> None:
+    now = [0.0]
+    reg = _SlowRegistry(slow=99, clock=now)
+    agent = make_agent(reg, clock=lambda: now[0])  # 3 tries of 2 s in 6 s: the budget's end
+    await agent.step()
+    assert not await agent.deregister()
+    assert reg.paths().count("DELETE /mesh/nodes/node-a") == 3
+    assert agent.last_error is not None and "deregistration failed" in agent.last_error
+    now[0] = 0.0
+    reg.slow = 99
+    agent = make_agent(reg, clock=lambda: now[0], deregister_budget_s=3.0)
+    await agent.step()
+    before = len(reg.calls)
+    assert not await agent.deregister()  # 2 s, then 1 s left: the second try, then no time
+    assert reg.paths()[before:] == ["DELETE /mesh/nodes/node-a"] * 2

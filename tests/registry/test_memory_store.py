@@ -51,3 +51,18 @@ async def test_roundtrip() -> None:
     )
     assert await store.request_stats() == {"a": {"requests": 2, "failures": 1, "tokens": 4}}
     await store.close()
+
+
+async def test_a_heartbeat_does_not_bring_back_a_node_that_said_goodbye() -> None:
+    """A heartbeat written after the goodbye (batched behind its answer) leaves the node
+    OFFLINE, as the SQL store does; registering again brings it back."""
+    store = MemoryStore()
+    await store.upsert_node(node())
+    assert await store.set_node_state("a", "offline")
+    later = datetime.now(timezone.utc)
+    assert not await store.touch_heartbeat("a", later, "online")
+    await store.touch_heartbeats([("a", later, "online", 0)])
+    got = await store.get_node("a")
+    assert got is not None and got.state == "offline" and got.last_heartbeat_at != later
+    await store.upsert_node(node())
+    assert await store.touch_heartbeat("a", later, "online")

@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import Harness, running
 from tests.registry.test_shared_idempotency import two_replicas
 
 CHAT = "/v1/chat/completions"
@@ -185,3 +188,148 @@ async def test_demand_adds_the_other_replicas_counts(tmp_path: Path) -> None:
         assert refused.get("mistral-7b") == 1  # refused at a, reported by b
         own = (await a.client.get("/mesh/demand")).json()["models"]
         assert {row["model"]: row["requests_refused"] for row in own}["mistral-7b"] == 1
+
+
+# -- a goodbye stays a goodbye (the setup script's e2e test failed once on this) -----------
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def one_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A lone registry's store: a MemoryStore, or SQLite as ``llm-mesh registry serve`` has."""
+    if request.param == "memory":
+        return MemoryStore()
+    return SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+
+
+async def _listed(h: Harness) -> list[tuple[str, bool]]:
+    r = await h.client.get("/mesh/nodes")
+    assert r.status_code == 200, r.text
+    return [(n["state"], n["healthy"]) for n in r.json()["nodes"]]
+
+
+class _HeldNodes:
+    """The store as one poll sees it: the changed nodes are read, then the poll waits
+    (``release``) before applying them, as a poll on a loaded box does."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.read = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def nodes_changed_since(self, at: datetime) -> list[Any]:
+        rows = await self.store.nodes_changed_since(at)
+        self.read.set()
+        await self.release.wait()
+        return rows  # type: ignore[no-any-return]
+
+
+async def test_a_poll_that_read_a_node_before_its_goodbye_does_not_bring_it_back(
+    tmp_path: Path, one_store: Any
+) -> None:
+    async with running(tmp_path, store=one_store) as a:
+        await a.register("n1")
+        sync = a.app.state.node_sync
+        await sync.stop()  # this test polls by hand
+        held = _HeldNodes(sync.store)
+        sync.store = held
+        poll = asyncio.create_task(sync.poll())
+        await asyncio.wait_for(held.read.wait(), 10)  # it read n1 online (registered < 5 s ago)
+        assert (await a.client.delete("/mesh/nodes/n1")).status_code == 204
+        held.release.set()
+        await poll
+        assert await _listed(a) == [("offline", False)]
+        assert (await a.client.post(CHAT, json=BODY)).status_code == 503
+        # the next poll reads the store again: still gone; a new registration brings it back
+        sync.store = held.store
+        await sync.poll()
+        assert await _listed(a) == [("offline", False)]
+        await a.register("n1")
+        await sync.poll()
+        assert await _listed(a) == [("online", True)]
+
+
+class _SlowGoodbye:
+    """The store with ``set_node_state`` held until ``release``: a goodbye whose write is
+    still on its way when a poll reads the node and applies what it read."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def set_node_state(self, node_id: str, state: str) -> bool:
+        self.writing.set()
+        await self.release.wait()
+        return await self.store.set_node_state(node_id, state)  # type: ignore[no-any-return]
+
+
+async def test_a_poll_while_the_goodbye_is_written_does_not_bring_the_node_back(
+    tmp_path: Path, one_store: Any
+) -> None:
+    async with running(tmp_path, store=one_store) as a:
+        await a.register("n1")
+        sync = a.app.state.node_sync
+        await sync.stop()
+        slow = _SlowGoodbye(a.runtime.store)
+        a.runtime.store = slow
+        goodbye = asyncio.create_task(a.client.delete("/mesh/nodes/n1"))
+        await asyncio.wait_for(slow.writing.wait(), 10)
+        await sync.poll()  # reads n1 online: its goodbye is not in the store yet
+        slow.release.set()
+        assert (await goodbye).status_code == 204
+        assert await _listed(a) == [("offline", False)]
+        await sync.poll()
+        assert await _listed(a) == [("offline", False)]
+
+
+async def test_a_heartbeat_written_after_the_goodbye_does_not_bring_the_node_back(
+    tmp_path: Path, one_store: Any
+) -> None:
+    async with running(tmp_path, store=one_store) as a:
+        await a.register("n1")
+        sync = a.app.state.node_sync
+        await sync.stop()
+        writer = a.runtime.heartbeats
+        assert writer is not None
+        touch, release = writer._touch, asyncio.Event()
+
+        async def held_touch(*args: Any) -> None:
+            await release.wait()
+            await touch(*args)
+
+        writer._touch = held_touch
+        # a heartbeat answered just before the goodbye: its store write is behind the answer
+        assert (await a.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
+        assert (await a.client.delete("/mesh/nodes/n1")).status_code == 204
+        release.set()
+        await writer.flush()  # the heartbeat's write lands after the goodbye's
+        await sync.poll()  # the goodbye's row: changed, so read (it said online here)
+        assert await _listed(a) == [("offline", False)]
+        stored = await one_store.get_node("n1")
+        assert stored is not None and stored.state == "offline"
+        # the node, still up, heartbeats: told to register again, and it comes back
+        assert (await a.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 404
+        await a.register("n1")
+        assert (await a.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
+        assert await _listed(a) == [("online", True)]
+
+
+async def test_a_node_that_said_goodbye_at_one_replica_rejoins_through_the_other(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await a.register("n1")
+        await b.app.state.node_sync.stop()
+        await b.app.state.node_sync.poll()
+        assert (await b.client.delete("/mesh/nodes/n1")).status_code == 204
+        await a.app.state.node_sync.poll()
+        assert await _listed(a) == [("offline", False)]
+        await a.register("n1")  # it restarts, and registers at a
+        await b.app.state.node_sync.poll()
+        assert await _listed(b) == [("online", True)]

@@ -156,6 +156,21 @@ async def test_touch_heartbeat(store: SqlStore) -> None:
     assert got.state == "online"
 
 
+async def test_a_heartbeat_does_not_bring_back_a_node_that_said_goodbye(store: SqlStore) -> None:
+    """A heartbeat written after the goodbye (batched behind its answer, or one at a
+    replica that has not seen the goodbye yet) leaves the row OFFLINE."""
+    await store.upsert_node(node(last_heartbeat_at=T0))
+    assert await store.set_node_state("n1", NodeState.OFFLINE) is True
+    at = T0 + timedelta(seconds=10)
+    assert await store.touch_heartbeat("n1", at, "online", credit_limit_s=30) is False
+    await store.touch_heartbeats([("n1", at, "online", 30_000)])
+    got = await store.get_node("n1")
+    assert got is not None and (got.state, got.last_heartbeat_at) == ("offline", T0)
+    assert got.healthy_ms == 0
+    await store.upsert_node(node())  # it registers again
+    assert await store.touch_heartbeat("n1", at, "online") is True
+
+
 async def test_set_node_state(store: SqlStore) -> None:
     assert await store.set_node_state("nope", "offline") is False
     await store.upsert_node(node())
