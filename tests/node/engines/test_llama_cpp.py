@@ -239,6 +239,26 @@ async def test_real_model_completes_code(real_engine: LlamaCppEngine) -> None:
 
 @pytest.mark.model
 @pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_runs_the_tokens_llama_would_make_of_the_text(
+    real_engine: LlamaCppEngine,
+) -> None:
+    # the engine gives llama the tokens of its context check; llama given the text makes
+    # the same ones (BOS, special tokens parsed): the same greedy answer
+    llama: Any = real_engine._loaded["gemma-3-270m"].llama
+    for prompt in ("def fibonacci(n):", "User: Hi <b>there</b> ünï 🚀\nAssistant:"):
+        r = GenerationRequest(
+            kind="completion", model="gemma-3-270m", prompt=prompt, max_tokens=12,
+            temperature=0.0,
+        )  # fmt: skip
+        out = await collect(real_engine, r)
+        direct = llama.create_completion(prompt, max_tokens=12, temperature=0.0, stream=True)
+        assert "".join(d.text for d in out) == "".join(c["choices"][0]["text"] for c in direct)
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        assert out[-1].usage is not None and out[-1].usage.prompt_tokens == len(tokens)
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
 async def test_real_model_context_and_cancel(real_engine: LlamaCppEngine) -> None:
     too_long = GenerationRequest(
         kind="completion", model="gemma-3-270m", prompt="word " * 600, max_tokens=8
