@@ -276,11 +276,11 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
                 )  # fmt: skip
             except sqlite3.Error:
                 return None
-        try:
-            row = self._version_db.execute("PRAGMA data_version").fetchone()
+        try:  # fetchall: the statement is done, no read transaction left open (checkpoints)
+            rows = self._version_db.execute("PRAGMA data_version").fetchall()
         except sqlite3.Error:
             return None
-        return int(row[0])
+        return int(rows[0][0])
 
     async def open(self) -> None:
         """Create the engine and migrate the database to head. Idempotent."""

@@ -111,6 +111,9 @@ async def test_data_version_moves_on_every_commit_by_another_connection(tmp_path
         assert v1 != v0 and s.data_version() == v1
         assert await admin.set_node_state("n1", "offline")  # another process (the CLI)
         assert s.data_version() not in (v0, v1)
+        async with admin.engine.connect() as conn:  # the check holds no read transaction
+            busy = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()[0]
+        assert busy == 0
     assert s.data_version() is None  # closed
 
 
