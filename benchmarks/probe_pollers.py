@@ -40,6 +40,7 @@ LOOPS: dict[str, list[tuple[str, str, str]]] = {
     "request_writer": [("LLM_Mesh.registry.request_log", "RequestWriter", "start")],
     "checkpointer": [("LLM_Mesh.registry.ledger_signer", "Checkpointer", "start")],
     "settlement": [("LLM_Mesh.registry.settlement", "Settlement", "start")],
+    "settler": [("LLM_Mesh.registry.settlement", "Settlement", "_settle_loop")],
 }
 
 
@@ -55,7 +56,7 @@ def _child(variant: str, warmup_s: float, seconds: float) -> None:
     off = [t for ts in LOOPS.values() for t in ts] if variant == "none" else LOOPS.get(variant, [])
     for mod, cls, meth in off:
         klass = getattr(importlib.import_module(mod), cls)
-        if meth == "start" and cls == "Settlement":
+        if cls == "Settlement":  # coroutines: awaited or made tasks
 
             async def _nothing(self: object) -> None:
                 return None
