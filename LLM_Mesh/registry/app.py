@@ -12,8 +12,9 @@ shutdown stops them, writes what is queued and closes what it opened. With
 ``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
 ``metrics_http.py``).
 
-A store that implements :class:`~LLM_Mesh.registry.ports.ReplicaState` (the SQL store, the
-memory store) makes this process one replica among any number on that store: its beat
+A store that implements :class:`~LLM_Mesh.registry.ports.ReplicaState` (the SQL store on
+PostgreSQL, the memory store; not SQLite: :func:`replica_state`) makes this process one
+replica among any number on that store: its beat
 (``replicas.py``), the shared idempotency keys (``shared_idempotency.py``), the node poll
 (``node_sync.py``) and the health-check leases; ``Settings.redis_url`` shares the
 rate-limit buckets (``redis_limits.py``).
@@ -115,10 +116,20 @@ _REPLICA_METHODS = (
 
 
 def replica_state(store: Store) -> ReplicaState | None:
-    """The store as shared replica state, or ``None`` for a store that shares nothing."""
+    """The store as shared replica state, or ``None`` for a store that shares nothing
+    (one without the methods, or one that says so: ``SqlStore.shares_replicas`` is false
+    on SQLite, where replicas are not supported)."""
+    if getattr(store, "shares_replicas", True) is False:
+        return None
     if all(callable(getattr(store, name, None)) for name in _REPLICA_METHODS):
         return store  # type: ignore[return-value]
     return None
+
+
+def store_changes(store: Store) -> Callable[[], int | None] | None:
+    """The store's cheap change check for the polls (``SqlStore.data_version``), if any."""
+    check = getattr(store, "data_version", None)
+    return check if callable(check) else None
 
 
 def _print_admin_key(key: str) -> None:
@@ -306,6 +317,10 @@ def create_registry_app(
             if runtime.settlement is not None:
                 await runtime.settlement.load_operators(runtime.store)
                 await runtime.settlement.start()
+            # the store polls skip their queries while nothing was committed (SQLite)
+            changes = store_changes(runtime.store)
+            for poller in (revocations, runtime.keys, quality_watcher):
+                poller.changes = changes
             runtime.writer.start()
             health.start()
             revocations.start()

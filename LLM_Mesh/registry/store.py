@@ -20,6 +20,7 @@ builds the engine and migrates the database to Alembic's head (in code, no
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -233,6 +234,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         self._echo = echo
         self._engine: AsyncEngine | None = None
         self._batch_engine: AsyncEngine | None = None
+        self._version_db: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
         return f"SqlStore({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -247,6 +249,38 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
     @property
     def dialect(self) -> str:
         return make_url(self.url).get_backend_name()
+
+    @property
+    def shares_replicas(self) -> bool:
+        """Whether registries on this database run as replicas of one network (node poll,
+        replica beat, shared idempotency keys, health leases): PostgreSQL only. Replicas
+        on one SQLite file are not supported (docs/deploy.md); a registry on SQLite is a
+        lone one and runs none of those loops (each read or wrote the store every second)."""
+        return self.dialect != "sqlite"
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any other connection, of this process or another
+        one, committed to the SQLite file since the last call (``PRAGMA data_version`` on
+        a private read-only connection, microseconds, never waits for a writer in WAL
+        mode); ``None`` where there is no such check (PostgreSQL, in-memory SQLite) or it
+        failed. The store polls (revocations, API keys, quality) skip their queries while
+        it has not moved (``Poller.changes``)."""
+        if self._version_db is None:
+            path = _sqlite_file(self.url)
+            if path is None or self._engine is None:
+                return None
+            try:
+                self._version_db = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                    isolation_level=None, timeout=0.0,
+                )  # fmt: skip
+            except sqlite3.Error:
+                return None
+        try:  # fetchall: the statement is done, no read transaction left open (checkpoints)
+            rows = self._version_db.execute("PRAGMA data_version").fetchall()
+        except sqlite3.Error:
+            return None
+        return int(rows[0][0])
 
     async def open(self) -> None:
         """Create the engine and migrate the database to head. Idempotent."""
@@ -293,6 +327,9 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         """Dispose of the engines (and their pooled connections). Idempotent."""
         engine, self._engine = self._engine, None
         batch, self._batch_engine = self._batch_engine, None
+        version_db, self._version_db = self._version_db, None
+        if version_db is not None:
+            version_db.close()
         if batch is not None:
             await batch.dispose()
         if engine is not None:

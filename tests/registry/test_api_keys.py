@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.registry.api_keys import KeyCache, create_api_key
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import ManualClock
 
 
@@ -71,3 +73,22 @@ async def test_a_revocation_in_the_store_reaches_a_cached_key_at_the_next_poll()
     hit, rec = cache.cached(other[0])
     assert hit and rec is not None and rec.revoked_at is None
     assert await cache.poll() == []  # already marked: nothing new
+
+
+async def test_on_sqlite_the_revocation_poll_reads_the_store_only_after_a_commit(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    async with SqlStore(url) as store, SqlStore(url) as admin:
+        made = await create_api_key(store, name="a")
+        assert made is not None
+        cache = KeyCache(store, ManualClock(), ttl_s=3600.0)
+        cache.changes = store.data_version  # as the app wires it on SQLite
+        await cache.lookup(made[0])
+        assert await cache.tick() is True  # the first poll
+        assert await cache.tick() is False  # no commit since: no query
+        await admin.revoke_api_key("a", datetime.now(timezone.utc))  # the CLI, elsewhere
+        assert await cache.tick() is True
+        hit, rec = cache.cached(made[0])
+        assert hit and rec is not None and rec.revoked_at is not None
+        assert await cache.tick() is False

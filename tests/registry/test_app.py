@@ -6,7 +6,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from LLM_Mesh.registry.app import create_registry_app
+from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
+from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import make_settings, registration, running
 
 
@@ -79,3 +82,18 @@ async def test_the_reward_task_runs_with_the_app_unless_the_rate_is_zero(tmp_pat
     assert rewards._task is None  # stopped with the app
     off = create_registry_app(make_settings(tmp_path / "off", reward_rate=0), store=MemoryStore())
     assert off.state.runtime.rewards is None
+
+
+async def test_a_registry_on_sqlite_runs_alone_and_its_polls_check_for_changes(
+    tmp_path: Path,
+) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    async with running(tmp_path / "sqlite", store=store) as h:  # type: ignore[arg-type]
+        # replicas on SQLite are not supported: no beat, node poll or shared keys
+        assert h.app.state.node_sync is None and h.runtime.replicas is None
+        assert type(h.runtime.idempotency) is IdempotencyCache
+        assert h.runtime.keys.changes == store.data_version
+    async with running(tmp_path / "memory", store=MemoryStore()) as h:
+        assert h.app.state.node_sync is not None and h.runtime.replicas is not None
+        assert isinstance(h.runtime.idempotency, SharedIdempotency)
+        assert h.runtime.keys.changes is None  # the memory store cannot tell: every second

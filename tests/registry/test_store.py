@@ -99,6 +99,36 @@ async def test_in_memory_sqlite_works() -> None:
         assert (await s.get_node("n1")) is not None
 
 
+async def test_data_version_moves_on_every_commit_by_another_connection(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    async with SqlStore(url) as s, SqlStore(url) as admin:
+        v0 = s.data_version()
+        assert v0 is not None and s.data_version() == v0  # nothing written since
+        await s.list_nodes()
+        assert s.data_version() == v0  # a read is no change
+        await s.upsert_node(node())  # this store's own engine: another connection
+        v1 = s.data_version()
+        assert v1 != v0 and s.data_version() == v1
+        assert await admin.set_node_state("n1", "offline")  # another process (the CLI)
+        assert s.data_version() not in (v0, v1)
+        async with admin.engine.connect() as conn:  # the check holds no read transaction
+            busy = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()[0]
+        assert busy == 0
+    assert s.data_version() is None  # closed
+
+
+async def test_data_version_needs_a_sqlite_file(database_url: str) -> None:
+    async with SqlStore("sqlite:///:memory:") as mem, SqlStore(database_url) as s:
+        assert mem.data_version() is None
+        assert (s.data_version() is not None) == (s.dialect == "sqlite")
+
+
+async def test_only_postgresql_shares_replicas(database_url: str) -> None:
+    # several registries on one SQLite file are not supported: a lone registry there
+    # runs no replica loops (app.replica_state)
+    assert SqlStore(database_url).shares_replicas == (not database_url.startswith("sqlite"))
+
+
 async def test_upsert_inserts_then_updates(store: SqlStore) -> None:
     await store.upsert_node(node())
     got = await store.get_node("n1")

@@ -7,7 +7,9 @@ for a whole generation (the admission queue already serialises requests; the
 lock also covers a cancelled generation that is still winding down).
 
 The context check is exact (the model's own tokenizer): prompt tokens plus
-``max_tokens`` beyond ``n_ctx`` raise ``ContextLengthExceeded``. Chat requests
+``max_tokens`` beyond ``n_ctx`` raise ``ContextLengthExceeded``. The prompt is tokenized
+once: those tokens go to ``create_completion`` (given text, it would tokenize it again),
+so the count in the context check and the usage is what the model ran. Chat requests
 are rendered with the catalog's prompt template (``core.prompt``); with
 ``continue_text`` (``mesh_continue``) the assistant's partial answer follows the
 rendered prompt directly, so the model continues it rather than starting a turn.
@@ -194,7 +196,10 @@ class LlamaCppEngine(Engine):
         """Blocking: runs in the worker thread, holding the model's lock."""
         with lm.lock:
             llama = lm.llama
-            prompt_tokens = len(llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+            # tokenized once: the tokens counted here are the ones llama runs (given text,
+            # create_completion would tokenize it again: ~0.5 ms before the first token)
+            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+            prompt_tokens = len(tokens)
             room = lm.n_ctx - prompt_tokens
             if (req.max_tokens is not None and req.max_tokens > room) or room < 1:
                 raise ContextLengthExceeded(
@@ -228,7 +233,8 @@ class LlamaCppEngine(Engine):
             parts: list[str] = []
             finish: str | None = None
             try:
-                chunks = llama.create_completion(prompt, **kwargs)
+                # an empty prompt as text: llama starts it with BOS alone, as before
+                chunks = llama.create_completion(tokens if prompt else prompt, **kwargs)
             except MeshError:
                 raise
             except Exception as exc:

@@ -27,14 +27,20 @@ HAVE_MODEL = (
 )
 
 
+BOS = 256  # the fake's BOS token: not a byte
+
+
 class FakeLlama:
-    """Tokens are characters; generates 'ab' repeatedly, one token per chunk."""
+    """Tokens are bytes (BOS: 256); generates 'ab' repeatedly, one token per chunk.
+    Like ``Llama.create_completion``, it tokenizes a prompt given as text itself and takes
+    a list of token ids as they are; ``tokenized`` records every ``tokenize`` call."""
 
     instances: ClassVar[list[FakeLlama]] = []
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
         self.calls: list[dict[str, Any]] = []
+        self.tokenized: list[tuple[bytes, bool]] = []
         self.active = 0
         self.max_active = 0
         self.generated = 0
@@ -44,10 +50,18 @@ class FakeLlama:
         return int(self.kwargs["n_ctx"])
 
     def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
-        return [0] * (len(text) + (1 if add_bos else 0))
+        self.tokenized.append((text, add_bos))
+        return ([BOS] if add_bos else []) + list(text)
 
-    def create_completion(self, prompt: str, **kw: Any) -> Iterator[dict[str, Any]]:
-        self.calls.append({"prompt": prompt, **kw})
+    def create_completion(self, prompt: str | list[int], **kw: Any) -> Iterator[dict[str, Any]]:
+        if isinstance(prompt, str):  # as llama does: "" is BOS alone, not tokenized
+            tokens = self.tokenize(prompt.encode("utf-8")) if prompt else [BOS]
+        else:
+            tokens = prompt
+        text = bytes(t for t in tokens if t != BOS).decode("utf-8")
+        self.calls.append(
+            {"prompt": text, "tokens": tokens, "as_text": isinstance(prompt, str), **kw}
+        )
         stop_now = kw["stopping_criteria"]
         self.active += 1
         self.max_active = max(self.max_active, self.active)
@@ -98,6 +112,24 @@ async def test_completion_streams_with_usage(engine: LlamaCppEngine) -> None:
     assert out[-1].finish_reason == "length"
     assert out[-1].usage is not None
     assert (out[-1].usage.prompt_tokens, out[-1].usage.completion_tokens) == (7, 5)
+
+
+async def test_the_prompt_is_tokenized_once_and_those_tokens_run(engine: LlamaCppEngine) -> None:
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="def f(", max_tokens=3)
+    out = await collect(engine, r)
+    llama = FakeLlama.instances[-1]
+    # the context check's tokens are the ones llama runs: not tokenized again inside
+    assert llama.tokenized == [(b"def f(", True), (b"aba", False)]  # prompt, completion
+    assert llama.calls[-1]["tokens"] == [BOS, *b"def f("] and not llama.calls[-1]["as_text"]
+    assert out[-1].usage is not None and out[-1].usage.prompt_tokens == 7
+
+
+async def test_an_empty_prompt_goes_to_llama_as_text(engine: LlamaCppEngine) -> None:
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="", max_tokens=2)
+    out = await collect(engine, r)
+    # llama starts an empty prompt itself (BOS, and its empty-prompt detokenizing rule)
+    assert FakeLlama.instances[-1].calls[-1]["as_text"]
+    assert out[-1].usage is not None and out[-1].usage.prompt_tokens == 1
 
 
 async def test_chat_uses_the_catalog_template_and_merges_stops(engine: LlamaCppEngine) -> None:
@@ -151,7 +183,7 @@ async def test_generations_are_serialised_per_model(engine: LlamaCppEngine) -> N
 
 async def test_unknown_model_and_engine_errors(tmp_path: Path) -> None:
     class Broken(FakeLlama):
-        def create_completion(self, prompt: str, **kw: Any) -> Iterator[dict[str, Any]]:
+        def create_completion(self, prompt: str | list[int], **kw: Any) -> Iterator[dict[str, Any]]:
             raise RuntimeError("llama exploded")
 
     eng = LlamaCppEngine([fake_model(tmp_path)], llama_factory=Broken)
@@ -207,6 +239,26 @@ async def test_real_model_completes_code(real_engine: LlamaCppEngine) -> None:
 
 @pytest.mark.model
 @pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_runs_the_tokens_llama_would_make_of_the_text(
+    real_engine: LlamaCppEngine,
+) -> None:
+    # the engine gives llama the tokens of its context check; llama given the text makes
+    # the same ones (BOS, special tokens parsed): the same greedy answer
+    llama: Any = real_engine._loaded["gemma-3-270m"].llama
+    for prompt in ("def fibonacci(n):", "User: Hi <b>there</b> ünï 🚀\nAssistant:"):
+        r = GenerationRequest(
+            kind="completion", model="gemma-3-270m", prompt=prompt, max_tokens=12,
+            temperature=0.0,
+        )  # fmt: skip
+        out = await collect(real_engine, r)
+        direct = llama.create_completion(prompt, max_tokens=12, temperature=0.0, stream=True)
+        assert "".join(d.text for d in out) == "".join(c["choices"][0]["text"] for c in direct)
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        assert out[-1].usage is not None and out[-1].usage.prompt_tokens == len(tokens)
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
 async def test_real_model_context_and_cancel(real_engine: LlamaCppEngine) -> None:
     too_long = GenerationRequest(
         kind="completion", model="gemma-3-270m", prompt="word " * 600, max_tokens=8
@@ -255,6 +307,8 @@ async def test_real_model_logprobs_match_its_greedy_tokens(real_engine: LlamaCpp
     assert compare(ref, Answer("".join(d.text for d in again), again[-1].logprobs)).ok
     plain = await collect(real_engine, GenerationRequest(**{**r.__dict__, "top_logprobs": None}))
     assert plain[-1].logprobs is None and "".join(d.text for d in plain) == text
+
+
 def test_the_first_token_settles_only_when_the_model_takes_every_core(tmp_path: Path) -> None:
     cores = os.cpu_count() or 1
     model = [fake_model(tmp_path)]
