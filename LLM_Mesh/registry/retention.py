@@ -4,11 +4,13 @@
 app's lifespan when ``Settings.request_log_keep_days`` > 0) runs at start and then every
 ``interval_s`` (an hour). A run deletes the rows created before
 :func:`~LLM_Mesh.core.retention.request_log_cutoff` with ``Store.prune_requests``,
-``batch`` rows per statement (each its own short transaction, so SQLite's write lock is
-held only briefly and the request writer gets in between), until a statement deletes
-fewer than ``batch`` or ``max_batches`` ran (the rest waits for the next run). Deleting
-is idempotent: several replicas on one PostgreSQL database may each run it. A failed
-run is logged and the loop goes on.
+``batch`` rows per statement (1,000: each its own short transaction, ~50 ms on SQLite
+with the gateway's random request ids, docs/benchmarks.md, where 10,000 held SQLite's write
+lock 0.2–0.9 s), pausing between statements at least as long as the last one took (at
+least ``pause_s``), so other writers (the request writer, settlement) get the lock at least
+half the time, until a statement deletes fewer than ``batch`` or ``max_batches`` ran (the
+rest waits for the next run). Deleting is idempotent: several replicas on one PostgreSQL
+database may each run it. A failed run is logged and the loop goes on.
 
 Only the request log: the ledger (``ledger_entries``, ``ledger_nodes``, checkpoints) is
 the public audit log and is never deleted; ``settlements`` rows are kept too.
@@ -42,11 +44,12 @@ class RequestLogPruner(Poller):
         reward_period_s: int,
         grace_s: float,
         interval_s: float = 3600.0,
-        batch: int = 10_000,
-        max_batches: int = 100,
+        batch: int = 1000,
+        max_batches: int = 1000,
         pause_s: float = 0.05,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval_s <= 0 or batch < 1 or max_batches < 1 or pause_s < 0:
             raise ValueError("interval_s, batch and max_batches are positive, pause_s >= 0")
@@ -61,6 +64,7 @@ class RequestLogPruner(Poller):
         self.pause_s = pause_s
         self._wall = wall_clock
         self._sleep = sleep
+        self._clock = clock
 
     async def poll(self) -> int:
         """One run: delete what is older than the cutoff, bounded; how many rows went."""
@@ -74,10 +78,13 @@ class RequestLogPruner(Poller):
             return 0
         before = datetime.fromtimestamp(cutoff, timezone.utc)
         total = 0
+        took = 0.0
         for i in range(self.max_batches):
-            if i:
-                await self._sleep(self.pause_s)  # let the request writer take the lock
+            if i:  # the other writers' turn: at least as long as the pruner had the lock
+                await self._sleep(max(self.pause_s, took))
+            started = self._clock()
             gone = await self.store.prune_requests(before, self.batch)
+            took = self._clock() - started
             total += gone
             if gone < self.batch:
                 break

@@ -86,6 +86,23 @@ async def test_keep_days_zero_keeps_everything() -> None:
     assert len(store.requests) == 3 and store.calls == []
 
 
+async def test_the_pause_is_at_least_as_long_as_the_last_statement() -> None:
+    store = MemoryStore()
+    await store.record_requests([rec(i, 40 * DAY_S) for i in range(10)])
+    ticks = iter([0.0, 0.2, 1.0, 1.01, 2.0, 2.3, 3.0, 3.0])  # statements of 0.2, 0.01, 0.3 s
+    pauses: list[float] = []
+
+    async def sleep(s: float) -> None:
+        pauses.append(s)
+
+    p = RequestLogPruner(
+        store, keep_days=30, reward_period_s=3600, grace_s=10.0, batch=3, pause_s=0.05,
+        wall_clock=lambda: NOW, sleep=sleep, clock=lambda: next(ticks),
+    )  # fmt: skip
+    assert await p.poll() == 10  # 3 + 3 + 3 + 1
+    assert pauses == pytest.approx([0.2, 0.05, 0.3])
+
+
 class Failing(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
@@ -120,6 +137,7 @@ async def test_the_pruner_runs_with_the_app_unless_keep_days_is_zero(tmp_path: P
     app = create_registry_app(make_settings(tmp_path / "on"), store=store, wall_clock=lambda: NOW)
     p = app.state.request_log_pruner
     assert isinstance(p, RequestLogPruner) and p.keep_days == 30 and p.interval_s == 3600
+    assert (p.batch, p.max_batches) == (1000, 1000)
     async with app.router.lifespan_context(app):
         assert p._task is not None and not p._task.done()
         for _ in range(200):  # its first run is at start
