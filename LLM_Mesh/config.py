@@ -45,6 +45,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 | reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
 | reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
+| request_log_keep_days | LLM_MESH_REQUEST_LOG_KEEP_DAYS | 30 (the store's request log keeps this many days, pruned hourly; 0: forever; never less than the rewards read) |
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
 | metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
 | metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
@@ -78,6 +79,7 @@ DEFAULT_REWARD_PERIOD_S = 3600
 LOG_FORMATS = ("text", "json")
 DEFAULT_NETWORK_FEE_BPS = 500  # 5 %
 DEFAULT_POOL_DAILY_BUDGET = 100_000_000  # micro-NetworkTokens: 100 NetworkTokens a day
+DEFAULT_REQUEST_LOG_KEEP_DAYS = 30
 
 
 def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
@@ -207,6 +209,9 @@ class Settings:
     # availability (0: none), settled once per period of this many seconds
     reward_rate: int = DEFAULT_REWARD_RATE
     reward_period_s: int = DEFAULT_REWARD_PERIOD_S
+    # the store's request log (``requests`` rows) is pruned to this many days (0: kept
+    # forever; core/retention.py, registry/retention.py)
+    request_log_keep_days: int = DEFAULT_REQUEST_LOG_KEEP_DAYS
     # observability (docs/operations.md): Prometheus /metrics and the per-request log line
     metrics: bool = True
     metrics_public: bool = False
@@ -263,6 +268,9 @@ class Settings:
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
             reward_rate=_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),
             reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
+            request_log_keep_days=_whole(
+                env, "LLM_MESH_REQUEST_LOG_KEEP_DAYS", DEFAULT_REQUEST_LOG_KEEP_DAYS
+            ),
             metrics=_bool(env, "LLM_MESH_METRICS", True),
             metrics_public=_bool(env, "LLM_MESH_METRICS_PUBLIC", False),
             metrics_token=(env.get("LLM_MESH_METRICS_TOKEN") or "").strip() or None,

@@ -256,6 +256,17 @@ def test_reward_settings_from_env() -> None:
     for bad in ("0", "-5", "1.5"):
         with pytest.raises(ValueError, match="LLM_MESH_REWARD_PERIOD_S"):
             Settings.from_env({"LLM_MESH_REWARD_PERIOD_S": bad})
+
+
+def test_request_log_keep_days_from_env() -> None:
+    assert Settings.from_env({}).request_log_keep_days == 30
+    assert Settings.from_env({"LLM_MESH_REQUEST_LOG_KEEP_DAYS": "7"}).request_log_keep_days == 7
+    assert Settings.from_env({"LLM_MESH_REQUEST_LOG_KEEP_DAYS": "0"}).request_log_keep_days == 0
+    for bad in ("-1", "1.5", "week"):
+        with pytest.raises(ValueError, match="LLM_MESH_REQUEST_LOG_KEEP_DAYS"):
+            Settings.from_env({"LLM_MESH_REQUEST_LOG_KEEP_DAYS": bad})
+
+
 def test_observability_settings() -> None:
     s = Settings.from_env({})
     assert (s.metrics, s.metrics_public, s.metrics_token) == (True, False, None)

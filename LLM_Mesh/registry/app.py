@@ -72,6 +72,7 @@ from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
+from LLM_Mesh.registry.retention import RequestLogPruner
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
@@ -231,6 +232,14 @@ def create_registry_app(
             the_store, ledger, rate=settings.reward_rate, period_s=settings.reward_period_s,
             grace_s=settings.heartbeat_interval_s, wall_clock=wall_clock,
         )  # fmt: skip
+    # the request log's retention (retention.py), on the clock that stamps the rows
+    # (``account.py``: ``datetime.now``), not the injected ``wall_clock``
+    pruner: RequestLogPruner | None = None
+    if settings.request_log_keep_days > 0:
+        pruner = RequestLogPruner(
+            the_store, keep_days=settings.request_log_keep_days,
+            reward_period_s=settings.reward_period_s, grace_s=settings.heartbeat_interval_s,
+        )  # fmt: skip
     quality = Quality(the_store, routing, threshold=settings.trust_threshold)
     runtime.quality = quality
     quality_watcher = QualityWatcher(quality)
@@ -330,9 +339,13 @@ def create_registry_app(
                 runtime.rewards.start()
             quality_watcher.start()
             canary.start()
+            if pruner is not None:
+                pruner.start()
             try:
                 yield
             finally:
+                if pruner is not None:
+                    await pruner.stop()
                 await canary.stop()
                 await quality_watcher.stop()
                 if runtime.rewards is not None:
@@ -372,6 +385,7 @@ def create_registry_app(
     )
     app.state.runtime = runtime
     app.state.health = health
+    app.state.request_log_pruner = pruner  # None: the request log is kept forever
     app.state.node_sync = node_sync  # None for a store that shares nothing
     app.state.canary = prober
     install_error_handlers(app)

@@ -129,6 +129,19 @@ class MemoryStore(MemoryReplicaState):
             out.setdefault(node_id, {})[model] = ModelStats(int(ok), int(failed), int(tokens), ms)
         return out
 
+    async def prune_requests(self, before: datetime, limit: int) -> int:
+        if limit < 1:
+            raise ValueError("limit is at least 1")
+        gone = 0
+        kept: list[RequestRecord] = []
+        for r in self.requests:
+            if gone < limit and r.created_at < before:
+                gone += 1
+            else:
+                kept.append(r)
+        self.requests = kept
+        return gone
+
     # -- credentials ---------------------------------------------------------------
 
     async def add_operator(

@@ -234,6 +234,11 @@ class Store(CanaryStore, Protocol):
         summed latency (what ``core/rewards.py`` compares nodes by)."""
         ...
 
+    async def prune_requests(self, before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` recorded requests created before ``before``; how many
+        (the request log's retention, ``registry/retention.py``)."""
+        ...
+
     # -- credentials (operators, node keys, the admin key) ---------------------------
 
     async def add_operator(

@@ -31,7 +31,17 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, bindparam, case, event, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -484,3 +494,22 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
             }
             for row in rows
         }
+
+    async def prune_requests(self, before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` request rows created before ``before``; how many.
+
+        One short statement (``registry/retention.py`` calls it until fewer come back),
+        so SQLite's write lock is never held for long. On PostgreSQL the rows are taken
+        ``FOR UPDATE SKIP LOCKED``: replicas pruning at once skip each other's rows
+        instead of waiting on them.
+        """
+        if limit < 1:
+            raise ValueError("limit is at least 1")
+        cutoff = _aware("before", before)
+        r = tables.requests
+        ids = select(r.c.id).where(r.c.created_at < cutoff).limit(limit)
+        if self.dialect == "postgresql":
+            ids = ids.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(r).where(r.c.id.in_(ids.scalar_subquery())))
+        return int(result.rowcount or 0)

@@ -71,6 +71,8 @@ def test_the_protocol_has_the_store_methods() -> None:
                 "revoked_api_keys_since",
                 # uptime rewards (0007): requests per period by node and model
                 "request_totals",
+                # the request log's retention (registry/retention.py)
+                "prune_requests",
             ]
         )
         == PROTOCOL_METHODS

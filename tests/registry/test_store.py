@@ -382,3 +382,35 @@ async def test_request_rows_from_the_drivers_executemany_read_back_as_sqlalchemy
     ]
     assert [row["created_at"] for row in rows] == [rec.created_at for rec in recs]
     assert all(row["created_at"].tzinfo is not None for row in rows)
+
+
+async def test_prune_requests_deletes_only_older_rows(store: SqlStore) -> None:
+    await store.upsert_node(node())
+    # created at T0 + i s: 0..4 before the cutoff, 5..7 at or after it
+    await store.record_requests([request(i) for i in range(8)])
+    cutoff = T0 + timedelta(seconds=5)
+    assert await store.prune_requests(cutoff, limit=100) == 5
+    assert await store.prune_requests(cutoff, limit=100) == 0  # idempotent
+    after = await store.request_totals(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert after["n1"]["gemma-3-270m"].ok == 3
+    assert await store.request_totals(T0, cutoff) == {}
+
+
+async def test_prune_requests_honours_the_limit(store: SqlStore) -> None:
+    await store.record_requests([request(i) for i in range(7)])
+    cutoff = T0 + timedelta(days=1)
+    assert [await store.prune_requests(cutoff, limit=3) for _ in range(4)] == [3, 3, 1, 0]
+    with pytest.raises(ValueError):
+        await store.prune_requests(cutoff, limit=0)
+    with pytest.raises(ValueError):
+        await store.prune_requests(datetime(2025, 1, 1), limit=1)  # naive: refused
+
+
+async def test_prune_keeps_the_node_counters(store: SqlStore) -> None:
+    """The nodes' lifetime counters live on the ``nodes`` row, not in the pruned log."""
+    await store.upsert_node(node())
+    await store.record_requests([request(i) for i in range(4)])
+    await store.prune_requests(T0 + timedelta(days=1), limit=100)
+    got = await store.get_node("n1")
+    assert got is not None
+    assert (got.requests, got.tokens_generated) == (4, 20)

@@ -1,0 +1,177 @@
+"""The request log's pruner: the cutoff, bounded batches, 0 keeps all, the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.core.retention import DAY_S
+from LLM_Mesh.registry.app import create_registry_app
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import RequestRecord
+from LLM_Mesh.registry.retention import RequestLogPruner
+from LLM_Mesh.registry.snapshot import load_nodes
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import make_settings
+from tests.registry.test_store import node
+
+NOW = 1_800_000_000.0
+
+
+def rec(i: int, age_s: float, node_id: str | None = "n1") -> RequestRecord:
+    at = datetime.fromtimestamp(NOW - age_s, timezone.utc)
+    return RequestRecord(f"r{i}", node_id, "m", False, "ok", None, 1, 2, 10.0, 1.0, 1, at)
+
+
+def pruner(store: object, keep_days: int = 30, **kw: object) -> RequestLogPruner:
+    return RequestLogPruner(
+        store,  # type: ignore[arg-type]
+        keep_days=keep_days,
+        reward_period_s=3600,
+        grace_s=10.0,
+        wall_clock=lambda: NOW,
+        sleep=_no_sleep,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def _no_sleep(_s: float) -> None:
+    return None
+
+
+async def test_rows_older_than_keep_days_go_newer_stay() -> None:
+    store = MemoryStore()
+    old = [rec(i, 31 * DAY_S + i) for i in range(5)]
+    new = [rec(10 + i, 29 * DAY_S + i) for i in range(3)]
+    await store.record_requests(old + new)
+    assert await pruner(store, batch=2).poll() == 5
+    assert [r.request_id for r in store.requests] == [r.request_id for r in new]
+
+
+async def test_a_run_stops_after_max_batches() -> None:
+    store = MemoryStore()
+    await store.record_requests([rec(i, 40 * DAY_S) for i in range(10)])
+    p = pruner(store, batch=3, max_batches=2)
+    assert await p.poll() == 6  # two statements of three; the rest waits for the next run
+    assert len(store.requests) == 4
+    assert await p.poll() == 4  # 3 + 1: a short batch ends the run
+
+
+class Recording(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[datetime, int]] = []
+
+    async def prune_requests(self, before: datetime, limit: int) -> int:
+        self.calls.append((before, limit))
+        return await super().prune_requests(before, limit)
+
+
+async def test_each_statement_is_bounded_by_the_batch() -> None:
+    store = Recording()
+    await store.record_requests([rec(i, 40 * DAY_S) for i in range(25)])
+    assert await pruner(store, batch=10).poll() == 25
+    cutoff = datetime.fromtimestamp(NOW - 30 * DAY_S, timezone.utc)
+    assert store.calls == [(cutoff, 10)] * 3
+
+
+async def test_keep_days_zero_keeps_everything() -> None:
+    store = Recording()
+    await store.record_requests([rec(i, 4000 * DAY_S) for i in range(3)])
+    assert await pruner(store, keep_days=0).poll() == 0
+    assert len(store.requests) == 3 and store.calls == []
+
+
+async def test_the_pause_is_at_least_as_long_as_the_last_statement() -> None:
+    store = MemoryStore()
+    await store.record_requests([rec(i, 40 * DAY_S) for i in range(10)])
+    ticks = iter([0.0, 0.2, 1.0, 1.01, 2.0, 2.3, 3.0, 3.0])  # statements of 0.2, 0.01, 0.3 s
+    pauses: list[float] = []
+
+    async def sleep(s: float) -> None:
+        pauses.append(s)
+
+    p = RequestLogPruner(
+        store, keep_days=30, reward_period_s=3600, grace_s=10.0, batch=3, pause_s=0.05,
+        wall_clock=lambda: NOW, sleep=sleep, clock=lambda: next(ticks),
+    )  # fmt: skip
+    assert await p.poll() == 10  # 3 + 3 + 3 + 1
+    assert pauses == pytest.approx([0.2, 0.05, 0.3])
+
+
+class Failing(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def prune_requests(self, before: datetime, limit: int) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError("database is locked")
+        return await super().prune_requests(before, limit)
+
+
+async def test_the_loop_survives_a_store_error() -> None:
+    store = Failing()
+    await store.record_requests([rec(1, 40 * DAY_S)])
+    p = pruner(store, interval_s=0.01)
+    p.start()
+    try:
+        for _ in range(500):
+            if not store.requests:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await p.stop()
+    assert store.calls >= 2 and store.requests == []
+
+
+async def test_the_pruner_runs_with_the_app_unless_keep_days_is_zero(tmp_path: Path) -> None:
+    store = MemoryStore()
+    real = time.time() - NOW  # the rows are stamped on the real clock: so is the cutoff
+    await store.record_requests([rec(1, 40 * DAY_S - real), rec(2, DAY_S - real)])
+    app = create_registry_app(make_settings(tmp_path / "on"), store=store, wall_clock=lambda: NOW)
+    p = app.state.request_log_pruner
+    assert isinstance(p, RequestLogPruner) and p.keep_days == 30 and p.interval_s == 3600
+    assert (p.batch, p.max_batches) == (1000, 1000)
+    async with app.router.lifespan_context(app):
+        assert p._task is not None and not p._task.done()
+        for _ in range(200):  # its first run is at start
+            if len(store.requests) == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert [r.request_id for r in store.requests] == ["r2"]
+    assert p._task is None  # stopped with the app
+    off = create_registry_app(
+        make_settings(tmp_path / "off", request_log_keep_days=0), store=MemoryStore()
+    )
+    assert off.state.request_log_pruner is None
+
+
+async def test_counters_survive_a_pruned_log_across_a_restart(tmp_path: Path) -> None:
+    """After the log is pruned, a restarted registry starts the node's counters from the
+    ``nodes`` row, not from what is left of the log."""
+    from LLM_Mesh.registry.node_table import NodeTable
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    await store.open()
+    try:
+        await store.upsert_node(node("n1", state="online"))
+        await store.record_requests([rec(i, 40 * DAY_S) for i in range(4)] + [rec(9, DAY_S)])
+        assert await pruner(store).poll() == 4
+        table = NodeTable(expiry_s=30.0)
+        assert await load_nodes(table, store) == 1
+        entry = next(iter(table.entries()))
+        assert (entry.requests, entry.tokens_generated) == (5, 10)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("bad", [{"batch": 0}, {"max_batches": 0}, {"interval_s": 0.0}])
+def test_bad_arguments(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        pruner(MemoryStore(), **bad)
