@@ -193,12 +193,13 @@ async def test_demand_adds_the_other_replicas_counts(tmp_path: Path) -> None:
 # -- a goodbye stays a goodbye (the setup script's e2e test failed once on this) -----------
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def one_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    """A lone registry's store: a MemoryStore, or SQLite as ``llm-mesh registry serve`` has."""
+@pytest.fixture(params=["memory", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def one_store(request: pytest.FixtureRequest) -> Any:
+    """A lone registry's store where its node poll runs: a MemoryStore, or PostgreSQL (a
+    registry on SQLite runs alone, with no node poll: ``SqlStore.shares_replicas``)."""
     if request.param == "memory":
         return MemoryStore()
-    return SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    return SqlStore(request.getfixturevalue("pg_database_url"))
 
 
 async def _listed(h: Harness) -> list[tuple[str, bool]]:
