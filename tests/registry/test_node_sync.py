@@ -4,7 +4,6 @@ pass (``StoreHealthLeases``): two apps on one store are two replicas."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,23 +121,26 @@ async def test_the_health_pass_checks_each_node_once_across_replicas(
         assert len(await hb.run_pass(force=True)) == 3
 
 
-class _HeldChecks:
-    """The store as one poll sees it: its health-check rows are read, then the poll waits
-    (``release``) before applying them, as a poll on a slow box does."""
+class _Held:
+    """The store as one poll sees it: what ``method`` returns is read, then the poll waits
+    (``release``) before applying it, as a poll on a loaded box does."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, method: str) -> None:
         self.store = store
         self.read = asyncio.Event()
         self.release = asyncio.Event()
+        real = getattr(store, method)
+
+        async def held(*args: Any) -> Any:
+            rows = await real(*args)
+            self.read.set()
+            await self.release.wait()
+            return rows
+
+        setattr(self, method, held)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
-
-    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
-        rows = await self.store.health_checks_since(at)
-        self.read.set()
-        await self.release.wait()
-        return rows  # type: ignore[no-any-return]
 
 
 async def test_a_poll_that_read_an_older_check_does_not_undo_a_newer_local_one(
@@ -158,7 +160,7 @@ async def test_a_poll_that_read_an_older_check_does_not_undo_a_newer_local_one(
         await sync.poll()
         assert b.table.get("n1").check_failed  # type: ignore[union-attr]
         # b's poll reads a's row (failed); before it applies it, b finds n1 healthy again
-        held = _HeldChecks(sync.store)
+        held = _Held(sync.store, "health_checks_since")
         sync.store = held
         poll = asyncio.create_task(sync.poll())
         await asyncio.wait_for(held.read.wait(), 10)
@@ -208,25 +210,6 @@ async def _listed(h: Harness) -> list[tuple[str, bool]]:
     return [(n["state"], n["healthy"]) for n in r.json()["nodes"]]
 
 
-class _HeldNodes:
-    """The store as one poll sees it: the changed nodes are read, then the poll waits
-    (``release``) before applying them, as a poll on a loaded box does."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.read = asyncio.Event()
-        self.release = asyncio.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    async def nodes_changed_since(self, at: datetime) -> list[Any]:
-        rows = await self.store.nodes_changed_since(at)
-        self.read.set()
-        await self.release.wait()
-        return rows  # type: ignore[no-any-return]
-
-
 async def test_a_poll_that_read_a_node_before_its_goodbye_does_not_bring_it_back(
     tmp_path: Path, one_store: Any
 ) -> None:
@@ -234,7 +217,7 @@ async def test_a_poll_that_read_a_node_before_its_goodbye_does_not_bring_it_back
         await a.register("n1")
         sync = a.app.state.node_sync
         await sync.stop()  # this test polls by hand
-        held = _HeldNodes(sync.store)
+        held = _Held(sync.store, "nodes_changed_since")
         sync.store = held
         poll = asyncio.create_task(sync.poll())
         await asyncio.wait_for(held.read.wait(), 10)  # it read n1 online (registered < 5 s ago)
