@@ -14,6 +14,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.schemas import MeshMeta
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.service import NodeService
+from tests.asgi import request_then_wait
 from tests.node.conftest import (
     MODEL,
     asgi_client,
@@ -294,14 +295,9 @@ def _scope(path: str) -> dict[str, Any]:
 async def _drive_until_gone(app: Any, path: str, body: dict[str, Any], gone_after: Any) -> int:
     """Call the ASGI app directly; the client disconnects once ``gone_after()`` is true."""
     disconnect = asyncio.Event()
-    state = {"sent": False, "chunks": 0}
+    state = {"chunks": 0}
 
-    async def receive() -> dict[str, Any]:
-        if not state["sent"]:
-            state["sent"] = True
-            return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
+    receive = request_then_wait(json.dumps(body).encode(), disconnect)
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and message.get("body"):

@@ -22,6 +22,7 @@ from LLM_Mesh.node.engines.base import (
     batches_in_thread,
 )
 from LLM_Mesh.node.engines.sim import SimEngine
+from tests.asgi import request_then_wait
 from tests.node.conftest import MODEL, asgi_client, no_sleep, started_service, wait_until
 from tests.node.test_app import _scope, sse_events
 
@@ -54,16 +55,9 @@ class GroupedSim(SimEngine):
 
 async def _call(app: Any, path: str, body: dict[str, Any]) -> list[bytes]:
     """The response's body pieces, one per ASGI send (one socket write each)."""
-    sent = False
     pieces: list[bytes] = []
 
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
-        await asyncio.Event().wait()  # the client stays
-        return {"type": "http.disconnect"}  # pragma: no cover
+    receive = request_then_wait(json.dumps(body).encode())  # the client stays
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and message.get("body"):
@@ -154,16 +148,9 @@ async def test_a_client_that_leaves_stops_a_batching_engine(settings: Settings) 
     svc = await started_service(settings, engine)
     app = create_node_app(svc)
     disconnect = asyncio.Event()
-    sent = False
     pieces = 0
 
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": json.dumps(CHAT).encode(), "more_body": False}
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
+    receive = request_then_wait(json.dumps(CHAT).encode(), disconnect)
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal pieces

@@ -22,6 +22,7 @@ from LLM_Mesh.core.ledger_entry import NETWORK, POOL
 from LLM_Mesh.core.pricing import estimate, estimate_prompt_tokens, request_cost
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
+from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, fund, running, sse_chunks
 from tests.registry.test_midstream import Dies, _first_is, completion_chunks
 from tests.registry.test_streaming import _scope
@@ -270,15 +271,8 @@ async def test_a_client_that_leaves_mid_stream_pays_what_it_got(tmp_path: Path) 
         body = json.dumps({**BODY, "stream": True}).encode()
         gone = asyncio.Event()
         sent: list[dict[str, Any]] = []
-        first = True
 
-        async def receive() -> dict[str, Any]:
-            nonlocal first
-            if first:
-                first = False
-                return {"type": "http.request", "body": body, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
+        receive = request_then_wait(body, gone)
 
         async def send(message: dict[str, Any]) -> None:
             if gone.is_set():

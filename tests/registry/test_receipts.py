@@ -22,6 +22,7 @@ from LLM_Mesh.core.receipt import NodeReceiptSigner, PartStatus, ReceiptError
 from LLM_Mesh.core.receipt_verify import decode_header, parse_keys
 from LLM_Mesh.registry import account
 from LLM_Mesh.registry.job import Tally
+from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, running, sse_chunks
 from tests.registry.test_midstream import Dies, _first_is, completion_chunks
 from tests.registry.test_streaming import EndlessStream, _scope
@@ -307,15 +308,8 @@ async def test_a_client_that_leaves_mid_stream_leaves_a_cut_part_for_the_ledger(
         body = json.dumps({**CHAT, "stream": True}).encode()
         gone = asyncio.Event()
         sent: list[dict[str, Any]] = []
-        first = True
 
-        async def receive() -> dict[str, Any]:
-            nonlocal first
-            if first:
-                first = False
-                return {"type": "http.request", "body": body, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
+        receive = request_then_wait(body, gone)
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from starlette.requests import ClientDisconnect
 
+from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNode, FakeNodes, running, sse_chunks
 
 
@@ -76,15 +77,8 @@ async def test_client_disconnect_closes_upstream(tmp_path: Path, spec: str) -> N
         ).encode()
         gone = asyncio.Event()
         messages: list[dict[str, Any]] = []
-        first = True
 
-        async def receive() -> dict[str, Any]:
-            nonlocal first
-            if first:
-                first = False
-                return {"type": "http.request", "body": body, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
+        receive = request_then_wait(body, gone)
 
         async def send(message: dict[str, Any]) -> None:
             if gone.is_set() and spec >= "2.4":
@@ -172,16 +166,9 @@ async def test_events_read_together_are_relayed_together_and_whole(
         await h.register("node-a")
         req = {"model": "gemma-3-270m", "stream": True,
                "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
-        sent = False
         writes: list[bytes] = []
 
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": json.dumps(req).encode()}
-            await asyncio.Event().wait()  # the client stays
-            return {"type": "http.disconnect"}  # pragma: no cover
+        receive = request_then_wait(json.dumps(req).encode())  # the client stays
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.body" and message.get("body"):
