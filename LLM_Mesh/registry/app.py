@@ -6,7 +6,7 @@
 stored nodes into the node table and the router (:class:`Routing`), creates the pooled outbound HTTP client
 (:class:`~LLM_Mesh.registry.node_client.AiohttpNodeClient` unless one is given; an
 ``httpx.AsyncClient`` given is wrapped in an
-:class:`~LLM_Mesh.registry.node_client.HttpxNodeClient`), starts the health loops, the request writer, the API key revocation poll and the uptime
+:class:`~LLM_Mesh.registry.node_client_httpx.HttpxNodeClient`), starts the health loops, the request writer, the API key revocation poll and the uptime
 rewards' period closer (``registry/rewards.py``, when ``reward_rate`` > 0), and on
 shutdown stops them, writes what is queued and closes what it opened. With
 ``Settings.metrics`` it serves ``GET /metrics`` (``registry/metrics.py``, access by
@@ -63,7 +63,8 @@ from LLM_Mesh.registry.ledger_api import router as ledger_router
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
-from LLM_Mesh.registry.node_client import HttpxNodeClient, NodeClient
+from LLM_Mesh.registry.node_client import NodeClient
+from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
 from LLM_Mesh.registry.node_sync import NodeSync, StoreHealthLeases
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi

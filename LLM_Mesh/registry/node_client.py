@@ -7,8 +7,8 @@ path it costs about a quarter of ``httpx.AsyncClient``'s CPU per request, and it
 one hot call, a non-streamed POST to a plain-HTTP node, goes on the leaner
 :class:`~LLM_Mesh.registry.http1.Http1Pool` (``fast_post``; streams, GET and https stay
 on aiohttp).
-:class:`HttpxNodeClient` wraps any ``httpx.AsyncClient``, so tests keep
-passing an ``httpx.MockTransport``. Both raise one exception tree, which
+:class:`~LLM_Mesh.registry.node_client_httpx.HttpxNodeClient` wraps any
+``httpx.AsyncClient``, so tests keep passing an ``httpx.MockTransport``. Both raise one exception tree, which
 :mod:`LLM_Mesh.registry.send` maps to router outcomes::
 
     NodeTransportError          any failure to get an answer (kind = the library's class name)
@@ -25,7 +25,8 @@ registration, or on first use after a restart; a refused one is a
 :class:`NodeConnectError` of kind ``AddressRefused``, nothing sent) and connects
 only to their pinned addresses: :class:`AiohttpNodeClient` through a resolver
 that answers from the pins (the URL, ``Host`` header and TLS server name stay
-the node's name), an httpx client through :func:`pinned_httpx_transport`.
+the node's name), an httpx client through
+:func:`~LLM_Mesh.registry.node_client_httpx.pinned_httpx_transport`.
 Neither ever follows a redirect (aiohttp's default would).
 
 TLS: a node whose signed registration carried a certificate fingerprint
@@ -43,31 +44,24 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import hashlib
 import socket
-import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
-import httpcore
-import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.http1 import Http1ConnectError, Http1Error, Http1Pool, Http1Timeout
-from LLM_Mesh.tls import trust_certificate_context
 
 __all__ = [
     "AiohttpNodeClient",
-    "HttpxNodeClient",
     "NodeClient",
     "NodeConnectError",
     "NodeProtocolError",
     "NodeResponse",
     "NodeTimeout",
     "NodeTransportError",
-    "pinned_httpx_transport",
 ]
 
 USER_AGENT = "llm-mesh-gateway"
@@ -181,220 +175,6 @@ async def _line_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]
         yield [line.rstrip(b"\r").decode("utf-8", "replace") for line in lines]
     if buf:
         yield [buf.rstrip(b"\r").decode("utf-8", "replace")]
-
-
-# --- httpx ------------------------------------------------------------------
-
-
-def _from_httpx(exc: httpx.HTTPError) -> NodeTransportError:
-    kind = type(exc).__name__
-    msg = str(exc) or kind
-    if msg.startswith("CertificateMismatch"):
-        return NodeConnectError(msg, "CertificateMismatch")
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return NodeConnectError(msg, kind)
-    if isinstance(exc, httpx.TimeoutException):
-        return NodeTimeout(msg, kind)
-    return NodeProtocolError(msg, kind)
-
-
-class _HttpxResponse(NodeResponse):
-    def __init__(self, resp: httpx.Response, *, read: bool) -> None:
-        self._resp = resp
-        self.status_code = resp.status_code
-        self.headers = resp.headers
-        if read:
-            self.content = resp.content
-
-    async def aread(self) -> bytes:
-        try:
-            self.content = await self._resp.aread()
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
-        return self.content
-
-    async def aiter_lines(self) -> AsyncIterator[str]:
-        try:
-            async for line in self._resp.aiter_lines():
-                yield line
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
-
-    async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
-        try:
-            async for batch in _line_batches(self._resp.aiter_bytes()):
-                yield batch
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
-
-    async def aclose(self) -> None:
-        await self._resp.aclose()
-
-
-class HttpxNodeClient(NodeClient):
-    """A :class:`NodeClient` over an ``httpx.AsyncClient`` (tests: ``MockTransport``)."""
-
-    def __init__(
-        self, client: httpx.AsyncClient, *, owns: bool = True, pins: AddressPins | None = None
-    ) -> None:
-        self.client = client
-        self._owns = owns
-        self._pins = pins
-
-    async def post(
-        self,
-        url: str,
-        content: bytes,
-        headers: Mapping[str, str],
-        *,
-        timeout_s: float,
-        connect_s: float,
-    ) -> NodeResponse:
-        if self._pins is not None and not self._pins.admitted(url):
-            await _admit(self._pins, url)
-        timeout = httpx.Timeout(timeout_s, connect=connect_s)
-        try:
-            resp = await self.client.post(
-                url, content=content, headers=headers, timeout=timeout, follow_redirects=False
-            )
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
-        return _HttpxResponse(resp, read=True)
-
-    async def stream(
-        self,
-        url: str,
-        content: bytes,
-        headers: Mapping[str, str],
-        *,
-        timeout_s: float,
-        connect_s: float,
-    ) -> NodeResponse:
-        if self._pins is not None and not self._pins.admitted(url):
-            await _admit(self._pins, url)
-        timeout = httpx.Timeout(timeout_s, connect=connect_s)
-        req = self.client.build_request(
-            "POST", url, content=content, headers=headers, timeout=timeout
-        )
-        try:
-            resp = await self.client.send(req, stream=True, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
-        return _HttpxResponse(resp, read=False)
-
-    async def get(self, url: str, *, timeout_s: float) -> NodeResponse:
-        if self._pins is not None and not self._pins.admitted(url):
-            await _admit(self._pins, url)
-        try:
-            resp = await self.client.get(url, timeout=timeout_s, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
-        return _HttpxResponse(resp, read=True)
-
-    async def aclose(self) -> None:
-        if self._owns:
-            await self.client.aclose()
-
-    @property
-    def is_closed(self) -> bool:
-        return self.client.is_closed
-
-
-class _CertPinnedStream(httpcore.AsyncNetworkStream):
-    """A TCP stream to a node whose TLS certificate is pinned by fingerprint."""
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream, addr: str, port: int, fp: str):
-        self._inner, self._addr, self._port, self._fp = inner, addr, port, fp
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def get_extra_info(self, info: str) -> object:
-        return self._inner.get_extra_info(info)
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            pem = await asyncio.to_thread(
-                ssl.get_server_certificate, (self._addr, self._port), timeout=timeout or 10.0
-            )
-        except (OSError, ssl.SSLError) as exc:
-            await self._inner.aclose()
-            raise httpcore.ConnectError(f"TLS: no certificate from the node ({exc!r})") from exc
-        if hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest() != self._fp:
-            await self._inner.aclose()  # nothing was sent on it
-            raise httpcore.ConnectError(
-                "CertificateMismatch: the node's TLS certificate is not the one it registered"
-            )
-        return await self._inner.start_tls(trust_certificate_context(pem), server_hostname, timeout)
-
-
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's TCP connect, to a host name's pinned addresses only (TLS keeps the name)."""
-
-    def __init__(self, pins: AddressPins) -> None:
-        self._pins = pins
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addrs = self._pins.addresses(host.strip("[]"))
-        if addrs is None:
-            raise httpcore.ConnectError(f"{host} has no pinned address (not an admitted node)")
-        last: Exception | None = None
-        fp = self._pins.host_fingerprint(host, port)
-        for addr in addrs:
-            try:
-                stream = await self._inner.connect_tcp(
-                    addr, port, timeout, local_address, socket_options
-                )
-                return stream if fp is None else _CertPinnedStream(stream, addr, port, fp)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        raise last or httpcore.ConnectError(f"{host}: no address")
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("nodes are reached over TCP only")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def pinned_httpx_transport(
-    pins: AddressPins, *, limits: httpx.Limits | None = None
-) -> httpx.AsyncHTTPTransport:
-    """An httpx transport that connects to pinned node addresses only (for :class:`HttpxNodeClient`)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits or httpx.Limits(), trust_env=False)
-    # httpx has no public hook for the network backend; its pool is the one place to set it
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=(limits or httpx.Limits()).max_connections,
-        max_keepalive_connections=(limits or httpx.Limits()).max_keepalive_connections,
-        keepalive_expiry=(limits or httpx.Limits()).keepalive_expiry,
-        network_backend=_PinnedBackend(pins),
-    )
-    return transport
 
 
 # --- aiohttp ----------------------------------------------------------------

@@ -17,11 +17,10 @@ from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.node_client import (
     AiohttpNodeClient,
-    HttpxNodeClient,
     NodeClient,
     NodeConnectError,
-    pinned_httpx_transport,
 )
+from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient, pinned_httpx_transport
 from LLM_Mesh.registry.node_table import NodeTable
 from tests.registry.helpers import ManualClock
 

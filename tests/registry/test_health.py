@@ -9,7 +9,7 @@ import pytest
 
 from LLM_Mesh.core.schemas import NodeRegistration, NodeState
 from LLM_Mesh.registry.health import HealthChecker
-from LLM_Mesh.registry.node_client import HttpxNodeClient
+from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
 from LLM_Mesh.registry.node_table import NodeTable
 from tests.registry.helpers import ManualClock
 

@@ -14,12 +14,12 @@ import pytest
 
 from LLM_Mesh.registry.node_client import (
     AiohttpNodeClient,
-    HttpxNodeClient,
     NodeClient,
     NodeConnectError,
     NodeProtocolError,
     NodeTimeout,
 )
+from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 HEADERS = {"Content-Type": "application/json"}

@@ -17,11 +17,10 @@ from LLM_Mesh.node.tls import NodeCertificate, make_self_signed
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_client import (
     AiohttpNodeClient,
-    HttpxNodeClient,
     NodeClient,
     NodeConnectError,
-    pinned_httpx_transport,
 )
+from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient, pinned_httpx_transport
 
 HEADERS = {"Content-Type": "application/json"}
 
