@@ -42,6 +42,7 @@ KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
         [],
         ["--sequential", "300", "--concurrent", "300", "--settle-requests", "500"],
     ),
+    "load_nodes": ("bench_load_nodes.py", [], ["--rows", "100000", "--rounds", "3"]),
     # 30 min is the figure (run it alone); here 10 min: past the 5-min settle point
     "rss": (
         "bench_rss.py",

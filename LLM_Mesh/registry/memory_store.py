@@ -12,6 +12,7 @@ from LLM_Mesh.core.rewards import ModelStats, heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.memory_replicas import MemoryReplicaState
 from LLM_Mesh.registry.ports import (
+    FAILURE_OUTCOMES,
     ApiKeyRecord,
     CanaryRecord,
     NodeKeyRecord,
@@ -27,7 +28,8 @@ def _ms(at: datetime) -> int:
 
 
 class MemoryStore(MemoryReplicaState):
-    """Nodes and requests in memory. ``requests`` holds every recorded request."""
+    """Nodes and requests in memory. ``requests`` holds every recorded request; recording
+    one adds it to its node's counters (as the SQL store does)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -97,18 +99,13 @@ class MemoryStore(MemoryReplicaState):
 
     async def record_requests(self, recs: list[RequestRecord]) -> None:
         self.requests.extend(recs)
-
-    async def request_stats(self) -> dict[str, dict[str, int]]:
-        stats: dict[str, dict[str, int]] = {}
-        for r in self.requests:
-            if r.node_id is None:
+        for r in recs:  # the node counters, as the SQL store bumps them in the batch
+            node = None if r.node_id is None else self.nodes.get(r.node_id)
+            if node is None:
                 continue
-            s = stats.setdefault(r.node_id, {"requests": 0, "failures": 0, "tokens": 0})
-            s["requests"] += 1
-            if r.outcome == "error":
-                s["failures"] += 1
-            s["tokens"] += r.completion_tokens
-        return stats
+            node.requests += 1
+            node.failures += r.outcome in FAILURE_OUTCOMES
+            node.tokens_generated += r.completion_tokens
 
     async def request_totals(
         self, since: datetime, until: datetime

@@ -15,6 +15,10 @@ from typing import Any, Protocol
 
 from LLM_Mesh.core.rewards import ModelStats
 
+#: Outcomes that count against the node that served the request (its ``failures``);
+#: ``"cancelled"`` (the client went away) does not.
+FAILURE_OUTCOMES = frozenset({"error"})
+
 
 @dataclass
 class NodeRecord:
@@ -219,11 +223,11 @@ class Store(CanaryStore, Protocol):
         ...
 
     async def record_requests(self, recs: list[RequestRecord]) -> None:
-        """Append finished requests (one batch)."""
-        ...
-
-    async def request_stats(self) -> dict[str, dict[str, int]]:
-        """Per node id: ``{"requests", "failures", "tokens"}`` over all recorded requests."""
+        """Append finished requests (one batch) and, in the same step, add them to their
+        nodes' counters (``requests``, ``failures``: outcome in :data:`FAILURE_OUTCOMES`,
+        ``tokens_generated``: completion tokens); a request of no node, or of a node with no
+        record, only goes to the log. The counters are what a restart reads
+        (``registry/snapshot.py``); pruning the log leaves them alone."""
         ...
 
     async def request_totals(

@@ -63,23 +63,20 @@ def entry_from_record(
 
 
 async def load_nodes(table: NodeTable, store: Store) -> int:
-    """Every stored node into the table, with its counters: per counter the larger of the
-    node's stored one (``nodes`` row, bumped with every recorded batch, never pruned) and
-    the request log's total (the log is pruned to ``request_log_keep_days``,
-    ``registry/retention.py``; a store without stored counters has only the log)."""
+    """Every stored node into the table, with its counters from its ``nodes`` row (bumped
+    in the transaction of every recorded batch, never lowered, untouched by the request
+    log's retention; migration 0011 raised them once to the log's totals for rows recorded
+    before the bumps existed). The request log is not read: a start costs one read of the
+    ``nodes`` table, whatever the log's size."""
     loaded = 0
-    records = await store.list_nodes()
-    for rec in records:
+    stats: dict[str, dict[str, int]] = {}
+    for rec in await store.list_nodes():
         if entry_from_record(table, rec) is not None:
             loaded += 1
-    logged = await store.request_stats()
-    stats: dict[str, dict[str, int]] = {}
-    for rec in records:
-        log_totals = logged.get(rec.node_id, {})
         stats[rec.node_id] = {
-            "requests": max(rec.requests, log_totals.get("requests", 0)),
-            "failures": max(rec.failures, log_totals.get("failures", 0)),
-            "tokens": max(rec.tokens_generated, log_totals.get("tokens", 0)),
+            "requests": rec.requests,
+            "failures": rec.failures,
+            "tokens": rec.tokens_generated,
         }
     table.seed_counters(stats)
     return loaded

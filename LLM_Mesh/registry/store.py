@@ -34,7 +34,6 @@ from alembic.config import Config
 from sqlalchemy import (
     Connection,
     bindparam,
-    case,
     delete,
     event,
     func,
@@ -49,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
-from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
+from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, NodeRecord, RequestRecord
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_canary import SqlCanary
 from LLM_Mesh.registry.store_credentials import SqlCredentials
@@ -67,9 +66,6 @@ __all__ = [
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-#: Outcomes that count against the node that served the request.
-FAILURE_OUTCOMES = frozenset({"error"})
 
 # Any fixed number: serializes concurrent migrations of one PostgreSQL database.
 _PG_MIGRATION_LOCK = 0x4C4C4D4D  # "LLMM"
@@ -465,35 +461,6 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
             await conn.exec_driver_sql(_insert_requests_sql(dialect.paramstyle), rows)
             if params:
                 await conn.execute(bump, params)
-
-    async def request_stats(self) -> dict[str, dict[str, int]]:
-        """Per node id: ``{"requests", "failures", "tokens"}`` over all recorded requests.
-
-        ``tokens`` is the sum of completion tokens; requests with no node are left out.
-        """
-        r = tables.requests
-        failed = func.sum(case((r.c.outcome.in_(FAILURE_OUTCOMES), 1), else_=0))
-        stmt = (
-            select(
-                r.c.node_id,
-                func.count().label("requests"),
-                func.coalesce(failed, 0).label("failures"),
-                func.coalesce(func.sum(r.c.completion_tokens), 0).label("tokens"),
-            )
-            .where(r.c.node_id.is_not(None))
-            .group_by(r.c.node_id)
-            .order_by(r.c.node_id)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return {
-            row.node_id: {
-                "requests": int(row.requests),
-                "failures": int(row.failures),
-                "tokens": int(row.tokens),
-            }
-            for row in rows
-        }
 
     async def prune_requests(self, before: datetime, limit: int) -> int:
         """Delete at most ``limit`` request rows created before ``before``; how many.

@@ -49,7 +49,7 @@ async def test_roundtrip() -> None:
             ),
         ]
     )
-    assert await store.request_stats() == {"a": {"requests": 2, "failures": 1, "tokens": 4}}
+    assert len(store.requests) == 3
     await store.close()
 
 
@@ -66,3 +66,37 @@ async def test_a_heartbeat_does_not_bring_back_a_node_that_said_goodbye() -> Non
     assert got is not None and got.state == "offline" and got.last_heartbeat_at != later
     await store.upsert_node(node())
     assert await store.touch_heartbeat("a", later, "online")
+
+
+async def test_record_requests_bumps_the_node_counters_as_the_sql_store_does() -> None:
+    """The counters a restart reads (``snapshot.load_nodes``) grow as requests are
+    recorded, and pruning the log leaves them alone (no scan of the log anywhere)."""
+    store = MemoryStore()
+    await store.upsert_node(node("a"))
+    await store.upsert_node(node("b"))
+    at = datetime(2025, 3, 1, tzinfo=timezone.utc)
+
+    def rec(i: int, node_id: str | None, outcome: str = "ok", tokens: int = 5) -> RequestRecord:
+        return RequestRecord(
+            f"r{i}", node_id, "m", False, outcome, None, 1, tokens, 1.0, 0.5, 1, at
+        )
+
+    await store.record_requests(
+        [
+            rec(1, "a"),
+            rec(2, "a", "error", 0),
+            rec(3, "a", "cancelled", 2),  # the client went away: not the node's failure
+            rec(4, "b", tokens=100),
+            rec(5, None, "error", 0),  # no node could take it
+            rec(6, "gone"),  # a node with no record: the log only
+        ]
+    )
+    counters = {
+        n.node_id: (n.requests, n.failures, n.tokens_generated) for n in await store.list_nodes()
+    }
+    assert counters == {"a": (3, 1, 7), "b": (1, 0, 100)}
+    assert await store.prune_requests(datetime(2026, 1, 1, tzinfo=timezone.utc), 100) == 6
+    again = {
+        n.node_id: (n.requests, n.failures, n.tokens_generated) for n in await store.list_nodes()
+    }
+    assert again == counters

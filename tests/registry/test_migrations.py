@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, downgrade, upgrade
+from tests.registry.test_store import T0, node, request
 
 ALL_TABLES = {
     "admin_key", "api_keys", "node_keys", "nodes", "operators", "requests", "ledger_checkpoints",
@@ -41,7 +46,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0010"]
+    assert script.get_heads() == ["0011"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -52,7 +57,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0010"
+            assert await conn.run_sync(_current) == "0011"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -72,7 +77,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0010"
+            assert await conn.run_sync(_current) == "0011"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -109,3 +114,56 @@ async def test_0003_adds_api_keys_on_top_of_0002(database_url: str) -> None:
             assert "api_keys" not in await conn.run_sync(_user_tables)
     finally:
         await engine.dispose()
+
+
+def _counters(conn: Connection) -> dict[str, tuple[int, int, int]]:
+    n = tables.nodes
+    rows = conn.execute(select(n.c.node_id, n.c.requests, n.c.failures, n.c.tokens_generated))
+    return {r.node_id: (r.requests, r.failures, r.tokens_generated) for r in rows}
+
+
+async def test_0011_raises_the_node_counters_to_the_logs_totals_once(database_url: str) -> None:
+    """A store whose ``nodes`` counters lag its request log (rows recorded before the
+    counters were bumped) gets, per node and counter, the larger of the two, as every start
+    computed before 0011; the counters then survive the log's pruning and a start reads
+    them without the log."""
+    n = {
+        "lag": (0, 0, 0),  # log: 3 requests, 1 failure, 10 tokens
+        "ahead": (10, 2, 50),  # log: 1 request, 0 failures, 5 tokens
+        "mixed": (5, 0, 1),  # log: 2 requests, 1 failure, 5 tokens
+        "quiet": (7, 1, 3),  # nothing in the log
+    }
+    log = [
+        request(1, "lag"), request(2, "lag", outcome="error"), request(3, "lag"),
+        request(4, "ahead"),
+        request(5, "mixed", outcome="error"), request(6, "mixed"),
+        request(7, "mixed", outcome="cancelled", completion_tokens=0),  # not a failure
+        request(8, None, outcome="error"),  # no node could take it
+        request(9, "gone"),  # no nodes row: creates none
+    ]  # fmt: skip
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0010")
+            for node_id, (req, fail, tok) in n.items():
+                rec = node(node_id, requests=req, failures=fail, tokens_generated=tok)
+                await conn.execute(insert(tables.nodes).values(asdict(rec)))
+            await conn.execute(insert(tables.requests), [asdict(r) for r in log])
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0011")
+        want = {"lag": (3, 1, 10), "ahead": (10, 2, 50), "mixed": (5, 1, 5), "quiet": (7, 1, 3)}
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_counters) == want
+        async with engine.begin() as conn:  # down and up again: nothing counted twice
+            await conn.run_sync(downgrade, "0010")
+            await conn.run_sync(upgrade, "0011")
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_counters) == want
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:
+        assert await store.prune_requests(T0 + timedelta(days=1), 1000) == len(log)
+        table = NodeTable(expiry_s=30.0)
+        assert await load_nodes(table, store) == len(n)
+        got = {e.node_id: (e.requests, e.failures, e.tokens_generated) for e in table.entries()}
+    assert got == want

@@ -51,7 +51,6 @@ def test_the_protocol_has_the_store_methods() -> None:
                 "get_node",
                 "list_nodes",
                 "record_requests",
-                "request_stats",
                 "add_operator",
                 "list_operators",
                 "operator_by_token",
