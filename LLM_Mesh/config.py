@@ -12,6 +12,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | missed_heartbeats    | LLM_MESH_MISSED_HEARTBEATS | 3                          |
 | health_check_interval_s | LLM_MESH_HEALTH_CHECK_S | 300                         |
 | request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
+| node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
@@ -66,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core.limits import RequestLimits
+from LLM_Mesh.core.shutdown import DEFAULT_SHUTDOWN_S
 
 DEFAULT_REGISTRY_HOST = "127.0.0.1"
 DEFAULT_REGISTRY_PORT = 8800
@@ -185,6 +187,8 @@ class Settings:
     missed_heartbeats: int = 3
     health_check_interval_s: float = 300.0
     request_timeout_s: float = 120.0
+    # a node's whole shutdown, SIGTERM to exit (core/shutdown.py; `llm-mesh up` kills at 15)
+    node_shutdown_s: float = DEFAULT_SHUTDOWN_S
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
     max_failovers: int = 10
@@ -251,6 +255,7 @@ class Settings:
             missed_heartbeats=_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),
             health_check_interval_s=_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
+            node_shutdown_s=_float(env, "LLM_MESH_NODE_SHUTDOWN_S", DEFAULT_SHUTDOWN_S),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
             allow_private_nodes=_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),

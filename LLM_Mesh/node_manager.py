@@ -13,6 +13,8 @@ one in ``$LLM_MESH_HOME/node.toml`` is used, else the defaults.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -70,12 +72,14 @@ class NodeManager:
             lifespan="on",
             log_level="info",
             access_log=False,
-            timeout_graceful_shutdown=10,
+            # requests in flight get what the shutdown budget leaves after the goodbye
+            # (uvicorn hands it to asyncio.wait_for: a float works, its annotation says int)
+            timeout_graceful_shutdown=self.service.shutdown_budget.drain_s,  # type: ignore[arg-type]
             ssl_certfile=self.config.tls_cert,
             ssl_keyfile=self.config.tls_key,
             **uvicorn_log_kwargs(self.settings.log_format),
         )
-        self._server = uvicorn.Server(config)
+        self._server = _server(config, self.service.begin_shutdown)
         try:
             await self.service.prepare()  # a bad model file raises here, plainly
             await self._server.serve()
@@ -86,6 +90,7 @@ class NodeManager:
     def stop(self) -> None:
         """Ask a running :meth:`serve` to finish (thread-safe enough: sets a flag)."""
         if self._server is not None:
+            self.service.begin_shutdown()
             self._server.should_exit = True
 
     def run(self) -> None:
@@ -103,3 +108,16 @@ class NodeManager:
 
     def info(self) -> dict[str, Any]:
         return self.service.info()
+
+
+def _server(config: Any, on_exit: Callable[[], None]) -> Any:
+    """uvicorn's server, calling ``on_exit`` when the shutdown signal (SIGTERM, SIGINT)
+    comes: the drain and the goodbye share one deadline from it (``core/shutdown.py``)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            on_exit()
+            super().handle_exit(sig, frame)
+
+    return Server(config)

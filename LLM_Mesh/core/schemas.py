@@ -107,6 +107,9 @@ class RegistrationAccepted(_Wire):
 
     node_id: str
     heartbeat_interval_s: float
+    # after this long without a heartbeat the registry takes the node out of routing (what
+    # a node that could not say goodbye waits on); None from a registry that does not say
+    heartbeat_expiry_s: float | None = None
     registry_version: str = "0"
     operator: str | None = None
     seq: int = 0

@@ -10,12 +10,16 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
    (the node's state changed);
 3. on shutdown, once the loop has stopped (a heartbeat it was sending is abandoned; one
    that reaches the registry after the goodbye changes nothing there),
-   ``DELETE /mesh/nodes/{id}``: each try waits
-   at most ``deregister_timeout_s`` (2 s); one that cannot reach the registry, times out or
-   gets a 5xx is tried again, signed anew, up to ``deregister_tries`` (3) within
-   ``deregister_budget_s`` (6 s) of the shutdown, then given up ("deregistration failed":
-   the registry takes the node out when its heartbeats expire). A goodbye that arrives
-   twice is the same goodbye.
+   ``DELETE /mesh/nodes/{id}`` until a deadline: the shutdown's
+   (:meth:`~LLM_Mesh.core.shutdown.ShutdownBudget.goodbye_deadline`, given to
+   :meth:`NodeAgent.stop`), else ``deregister_budget_s`` (6 s) from its start. Each try
+   waits at most ``deregister_timeout_s`` (2 s); one that timed out or got a 5xx is tried
+   again, signed anew, up to ``deregister_tries`` (3) while time is left. When every
+   registry refused the connection outright (nothing listens: the registry is gone), the
+   goodbye is skipped at once ("registry unreachable: goodbye skipped"): the registry
+   marks the node offline when its heartbeats expire (the expiry it gave at registration,
+   ``heartbeat_expiry_s``). A goodbye that arrives twice is the same goodbye. A node that
+   never registered says none.
 
 Every message is signed by the node's key (``signer``, a
 :class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the
@@ -51,6 +55,7 @@ import httpx
 
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
+from LLM_Mesh.core.shutdown import retry_goodbye
 from LLM_Mesh.errors import (
     InvalidCredential,
     RegistryUnreachable,
@@ -77,6 +82,15 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+@dataclass(frozen=True)
+class Unreached:
+    """No registry answered (below 500): the last failure, and ``refused``: every registry
+    tried refused the connection outright (nothing listens there: it is gone)."""
+
+    message: str
+    refused: bool = False
 
 
 class NodeAgent:
@@ -126,6 +140,9 @@ class NodeAgent:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.registered = False
+        # the registry's heartbeat expiry (its registration answer); until one said, the
+        # default rule: three missed intervals
+        self.heartbeat_expiry_s: float | None = None
         self.last_error: str | None = None
         self.heartbeats_sent = 0
         self.registrations = 0
@@ -157,16 +174,17 @@ class NodeAgent:
         body: bytes,
         timeout: float,
         deadline: float | None = None,
-    ) -> httpx.Response | str:
+    ) -> httpx.Response | Unreached:
         """POST (or DELETE, for an empty deregistration) to the registries in turn, from
-        the current one; the first answer below 500, else the last failure as a message.
+        the current one; the first answer below 500, else the last failure.
         ``deadline`` (on ``clock``): no registry is tried after it, none waited on past it."""
         failure = ""
+        refused = True  # until a registry did anything but refuse the connection
         for _ in range(len(self.registry_urls)):
             if deadline is not None:
                 timeout = min(timeout, deadline - self._clock())
                 if timeout <= 0:
-                    return failure or "no time left"
+                    return Unreached(failure or "no time left", refused=bool(failure) and refused)
             url = self.registry_url + path
             try:
                 if kind is MessageKind.DEREGISTER:
@@ -178,21 +196,24 @@ class NodeAgent:
                         url, content=body, headers=self._signed(kind, body), timeout=timeout
                     )
             except httpx.HTTPError as exc:
+                # ConnectError: refused, no route, unknown host (a ConnectTimeout is not one)
+                refused = refused and isinstance(exc, httpx.ConnectError)
                 failure = f"registry unreachable at {self.registry_url}: {exc!r}"
             else:
                 if r.status_code < 500 or len(self.registry_urls) == 1:
                     return r
+                refused = False
                 failure = f"registry {self.registry_url} answered HTTP {r.status_code}"
             if len(self.registry_urls) > 1:
                 self._next_registry(failure)
-        return failure
+        return Unreached(failure, refused=refused)
 
     async def register(self) -> bool:
         """One registration attempt (each registry once, if need be); True when accepted."""
         body = _json(self._registration().model_dump(mode="json"))
         r = await self._post("/mesh/nodes", MessageKind.REGISTER, body, self._timeout)
-        if isinstance(r, str):
-            return self._failed(r)
+        if isinstance(r, Unreached):
+            return self._failed(r.message)
         if r.status_code >= 400:
             return self._failed(f"registration refused: HTTP {r.status_code} {r.text[:200]}")
         self.registered = True
@@ -209,6 +230,9 @@ class NodeAgent:
             interval = float(answer.get("heartbeat_interval_s") or 0)
             if interval > 0:
                 self.interval_s = interval
+        with contextlib.suppress(ValueError, TypeError):
+            expiry = float(answer.get("heartbeat_expiry_s") or 0)
+            self.heartbeat_expiry_s = expiry if expiry > 0 else None
         self._check_clock(answer.get("registry_time"))
         if self._on_accepted is not None:  # the gateway key to pin (node/gateway_guard.py)
             self._on_accepted(answer)
@@ -237,8 +261,8 @@ class NodeAgent:
         r = await self._post(
             f"/mesh/nodes/{self.node_id}/heartbeat", MessageKind.HEARTBEAT, body, self._timeout
         )
-        if isinstance(r, str):
-            return self._failed(f"heartbeat failed: {r}")
+        if isinstance(r, Unreached):
+            return self._failed(f"heartbeat failed: {r.message}")
         if r.status_code == 404:
             self.registered = False
             return self._failed("the registry does not know this node: re-registering")
@@ -300,15 +324,20 @@ class NodeAgent:
                 self.run(), name=f"llm-mesh-agent-{self.node_id}"
             )
 
-    async def stop(self, *, deregister: bool = True) -> None:
-        """Stop the loop, then tell the registry we are gone (best effort)."""
+    async def stop(self, *, deregister: bool = True, deadline: float | None = None) -> None:
+        """Stop the loop, then tell the registry we are gone (best effort, until
+        ``deadline`` on ``clock`` if given: the shutdown's)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if deregister and self.registered:
-            await self.deregister()
+        if not deregister:
+            return
+        if self.registered:
+            await self.deregister(deadline=deadline)
+        else:
+            log.info("not registered with a registry: no goodbye to say")
 
     async def earnings(self, days: int = 30) -> dict[str, Any]:
         """This node's earnings, as the registry answers ``GET /v1/earnings?node=<id>``
@@ -345,15 +374,27 @@ class NodeAgent:
             )
         return data
 
-    async def deregister(self) -> bool:
-        """The goodbye (``DELETE``), tried again on a failure that may pass (see the module
-        docstring); True when the registry took it (204, or 404: it did not know us)."""
-        deadline = self._clock() + self._deregister_budget
-        failure = ""
-        for attempt in range(1, self._deregister_tries + 1):
-            if attempt > 1:
-                log.warning("deregistration failed (%s): trying again", failure)
+    @property
+    def expiry_s(self) -> float:
+        """After how long without a heartbeat the registry takes this node out: what it
+        said at registration, else three intervals (the default)."""
+        return self.heartbeat_expiry_s or self.interval_s * 3
+
+    async def deregister(self, *, deadline: float | None = None) -> bool:
+        """The goodbye (``DELETE``), tried again on a timeout or a 5xx until ``deadline``
+        (on ``clock``; default ``deregister_budget_s`` from now), skipped at once when every
+        registry refused the connection (see the module docstring); True when the registry
+        took it (204, or 404: it did not know us)."""
+        start = self._clock()
+        if deadline is None:
+            deadline = start + self._deregister_budget
+        failure = Unreached("no time left")
+        tries = 0
+        while True:
+            if tries:
+                log.warning("deregistration failed (%s): trying again", failure.message)
                 await self._sleep(0.2)
+            tries += 1
             r = await self._post(
                 f"/mesh/nodes/{self.node_id}",
                 MessageKind.DEREGISTER,
@@ -361,18 +402,32 @@ class NodeAgent:
                 self._deregister_timeout,
                 deadline,
             )
-            if isinstance(r, str):
+            if isinstance(r, Unreached):
                 failure = r
             elif r.status_code >= 500:
-                failure = f"registry {self.registry_url} answered HTTP {r.status_code}"
+                failure = Unreached(f"registry {self.registry_url} answered HTTP {r.status_code}")
             else:
                 self.registered = False
                 if r.status_code < 400 or r.status_code == 404:
                     return True
                 return self._failed(f"deregistration refused: HTTP {r.status_code} {r.text[:200]}")
-            if self._clock() >= deadline:
+            if not retry_goodbye(
+                refused=failure.refused,
+                tries=tries,
+                max_tries=self._deregister_tries,
+                now=self._clock(),
+                deadline=deadline,
+            ):
                 break
-        return self._failed(f"deregistration failed: {failure}")
+        expire = (
+            f"it will mark this node offline when heartbeats expire after {self.expiry_s:.0f} s"
+        )
+        if failure.refused:
+            return self._failed(f"{failure.message}: goodbye skipped; {expire}")
+        return self._failed(
+            f"deregistration failed after {tries} tries in {self._clock() - start:.1f} s "
+            f"({failure.message}): {expire}"
+        )
 
 
 def _json(obj: Any) -> bytes:

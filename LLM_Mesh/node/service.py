@@ -28,6 +28,7 @@ from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.memory_budget import default_budget
 from LLM_Mesh.core.receipt import NodeReceiptSigner
 from LLM_Mesh.core.schemas import Hardware, Heartbeat, HostedModel, NodeRegistration, NodeState
+from LLM_Mesh.core.shutdown import ShutdownBudget
 from LLM_Mesh.errors import InvalidRequest
 from LLM_Mesh.node.admission import Admission, AdmissionState
 from LLM_Mesh.node.agent import NodeAgent
@@ -182,6 +183,7 @@ class NodeService:
         self._client = http_client
         self._owns_client = http_client is None
         self.clock = clock
+        self.shutdown_began: float | None = None  # on ``clock``: see begin_shutdown()
         self._sleep = sleep
         self._minute_of_day = minute_of_day
         self.agent: NodeAgent | None = None
@@ -246,19 +248,33 @@ class NodeService:
                 heartbeat=self.heartbeat,
                 interval_s=self.settings.heartbeat_interval_s,
                 sleep=self._sleep,
+                clock=self.clock,
                 signer=self.signer,
                 operator_token=self.config.operator_token or self.settings.operator_token,
                 on_accepted=self.gateway.pin,
             )
             self.agent.start()
 
+    @property
+    def shutdown_budget(self) -> ShutdownBudget:
+        """What each step of this node's shutdown may take (``core/shutdown.py``)."""
+        return ShutdownBudget(total_s=self.settings.node_shutdown_s)
+
+    def begin_shutdown(self) -> None:
+        """The shutdown started now (the server got SIGTERM/SIGINT): the goodbye's deadline
+        counts from here, after the drain (``NodeManager``'s server calls it)."""
+        if self.shutdown_began is None:
+            self.shutdown_began = self.clock()
+
     async def stop(self) -> None:
-        """Final OFFLINE (deregister), then close the engine and our client."""
+        """Final OFFLINE (deregister, by the shutdown's deadline), then close the engine and
+        our client."""
         if not self.started and not self._prepared:
             return
         self.started = self._prepared = False
         if self.agent is not None:
-            await self.agent.stop(deregister=True)
+            deadline = self.shutdown_budget.goodbye_deadline(self.shutdown_began, self.clock())
+            await self.agent.stop(deregister=True, deadline=deadline)
         if self._engine is not None:
             await self._engine.close()
         if self._owns_client and self._client is not None:

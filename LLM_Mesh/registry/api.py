@@ -109,6 +109,7 @@ async def register_node(request: Request) -> RegistrationAccepted:
     return RegistrationAccepted(
         node_id=reg.node_id,
         heartbeat_interval_s=rt.settings.heartbeat_interval_s,
+        heartbeat_expiry_s=rt.settings.heartbeat_expiry_s,
         registry_version=__version__,
         operator=grant.operator,
         seq=grant.seq,

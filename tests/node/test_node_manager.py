@@ -42,6 +42,9 @@ async def _serve_and_ask(mgr: NodeManager, body: dict[str, object], path: str) -
             for _ in range(600):
                 try:
                     if (await c.get("/mesh/health")).status_code == 200:
+                        # what requests in flight get at shutdown: the budget's drain
+                        drain = mgr._server.config.timeout_graceful_shutdown
+                        assert drain == mgr.service.shutdown_budget.drain_s == 8.5
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
@@ -59,6 +62,26 @@ async def test_serve_on_loopback_with_the_sim_engine(tmp_path: Path) -> None:
         mgr, {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, "/v1/chat/completions"
     )
     assert r.status_code == 200 and r.json()["mesh"]["simulated"] is True
+
+
+def test_the_server_tells_the_node_when_the_shutdown_signal_came(tmp_path: Path) -> None:
+    """The goodbye's deadline counts from the signal (core/shutdown.py); requests in flight
+    get the drain the budget leaves."""
+    import signal
+
+    import uvicorn
+
+    cfg = NodeConfig(engine="sim", models=["m"], port=_free_port(), register=False)
+    mgr = NodeManager(cfg, Settings(home=tmp_path, node_shutdown_s=4.0))
+    calls: list[str] = []
+    server = nm._server(uvicorn.Config(mgr.create_app()), lambda: calls.append("signal"))
+    server.handle_exit(signal.SIGTERM, None)  # what uvicorn's signal handler calls
+    assert calls == ["signal"] and server.should_exit
+    assert mgr.service.shutdown_budget.drain_s == 0.5
+    assert mgr.service.shutdown_began is None
+    mgr._server = server  # as serve() keeps it
+    mgr.stop()  # a stop from code counts as the signal too
+    assert mgr.service.shutdown_began is not None
 
 
 def test_run_uses_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,6 +78,71 @@ async def test_service_registers_heartbeats_and_deregisters(settings: Settings) 
     await client.aclose()
 
 
+def _goodbyes_time_out(
+    seen: list[tuple[str, float]], now: list[float]
+) -> httpx.AsyncClient:
+    """A registry that registers the node, then lets every goodbye time out: each DELETE
+    moves ``now`` by the timeout it was given, and ``seen`` notes (method, timeout)."""
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        timeout = float(request.extensions["timeout"]["read"])
+        seen.append((request.method, timeout))
+        if request.method == "DELETE":
+            now[0] += timeout
+            raise httpx.ReadTimeout("timed out", request=request)
+        if request.url.path == "/mesh/nodes":
+            body = json.loads(request.content)
+            return httpx.Response(200, json={"node_id": body["node_id"], "heartbeat_interval_s": 60})
+        return httpx.Response(200, json={})
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(registry))
+
+
+async def test_the_goodbye_ends_by_the_shutdowns_deadline_counted_from_the_signal(
+    settings: Settings,
+) -> None:
+    """The drain took most of the 12 s (in-flight work): the goodbye gets what is left
+    until 11 s after the signal (1 s kept for closing), not its own 6 s."""
+    now = [1000.0]
+    seen: list[tuple[str, float]] = []
+    client = _goodbyes_time_out(seen, now)
+    svc = NodeService(
+        node_config(register=True), settings, engine=sim_engine(), http_client=client,
+        hardware=Hardware(), clock=lambda: now[0],
+    )  # fmt: skip
+    await svc.start()
+    assert svc.agent is not None
+    agent = svc.agent
+    await wait_until(lambda: agent.registered)
+    svc.begin_shutdown()  # SIGTERM at 1000
+    svc.begin_shutdown()  # a second signal does not move it
+    now[0] = 1008.6  # the drain: 8.6 s
+    await svc.stop()
+    goodbyes = [t for m, t in seen if m == "DELETE"]
+    assert goodbyes == [2.0, pytest.approx(0.4)]  # 2 s, then what is left to 1011
+    assert now[0] == pytest.approx(1011.0)
+    await client.aclose()
+
+
+async def test_a_stop_without_a_signal_gives_the_goodbye_its_own_budget(
+    settings: Settings,
+) -> None:
+    now = [1000.0]
+    seen: list[tuple[str, float]] = []
+    client = _goodbyes_time_out(seen, now)
+    svc = NodeService(
+        node_config(register=True), settings, engine=sim_engine(), http_client=client,
+        hardware=Hardware(), clock=lambda: now[0],
+    )  # fmt: skip
+    await svc.start()
+    assert svc.agent is not None
+    agent = svc.agent
+    await wait_until(lambda: agent.registered)
+    await svc.stop()
+    assert [t for m, t in seen if m == "DELETE"] == [2.0, 2.0, 2.0]  # 3 tries in 6 s
+    await client.aclose()
+
+
 async def test_availability_hours_pause_and_resume(settings: Settings) -> None:
     minute = [12 * 60]
     svc = NodeService(
