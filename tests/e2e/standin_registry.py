@@ -88,7 +88,9 @@ class StandIn:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             writer.close()
 
-    async def stream(self, node_url: str, model: str, started: asyncio.Event) -> None:
+    async def stream(
+        self, node_url: str, model: str, started: asyncio.Event, max_tokens: int = 30_000
+    ) -> None:
         """One long streamed chat request to the node, signed as the gateway would;
         ``started`` is set at its first line (or its end, whatever came)."""
         path = "/v1/chat/completions"
@@ -96,7 +98,7 @@ class StandIn:
             {
                 "model": model,
                 "messages": [{"role": "user", "content": "a long answer"}],
-                "max_tokens": 30_000,
+                "max_tokens": max_tokens,
                 "stream": True,
             }
         ).encode()
