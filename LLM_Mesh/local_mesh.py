@@ -44,6 +44,9 @@ import httpx
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.errors import MeshError
 
+#: SIGTERM → SIGKILL for a child that does not exit (a node's own bound is 12 s by default)
+STOP_GRACE_S = 15.0
+
 
 class LocalMeshError(MeshError):
     """A local process failed to start; the message carries its last log lines."""
@@ -92,6 +95,7 @@ class LocalMesh:
         env["LLM_MESH_REGISTRY_URL"] = self.registry_url
         env["LLM_MESH_HEARTBEAT_S"] = str(self.settings.heartbeat_interval_s)
         env["LLM_MESH_HEALTH_CHECK_S"] = str(self.settings.health_check_interval_s)
+        env["LLM_MESH_NODE_SHUTDOWN_S"] = str(self.settings.node_shutdown_s)
         if self.settings.database_url:
             env["LLM_MESH_DATABASE_URL"] = self.settings.database_url
         if self._operator_token:
@@ -217,8 +221,12 @@ class LocalMesh:
     def alive(self) -> bool:
         return bool(self._children) and all(c.proc.poll() is None for c in self._children)
 
-    def stop(self, grace_s: float = 15.0) -> None:
-        """Stop the node first (it deregisters), then the registry."""
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop the node first (it deregisters), then the registry: SIGTERM, then SIGKILL
+        after ``grace_s`` (default: 15 s, or the node's shutdown bound + 3 s if longer:
+        ``LLM_MESH_NODE_SHUTDOWN_S``, core/shutdown.py)."""
+        if grace_s is None:
+            grace_s = max(STOP_GRACE_S, self.settings.node_shutdown_s + 3.0)
         for child in reversed(self._children):
             if child.proc.poll() is None:
                 child.proc.send_signal(signal.SIGTERM)
