@@ -47,6 +47,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
 | reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
 | request_log_keep_days | LLM_MESH_REQUEST_LOG_KEEP_DAYS | 30 (the store's request log keeps this many days, pruned hourly; 0: forever; never less than the rewards read) |
+| settlement_keep_days | LLM_MESH_SETTLEMENT_KEEP_DAYS | 400 (settled or void ``settlements`` rows are kept this many days after settling, pruned hourly; 0: forever; never less than 367, the longest earnings window + 1; the ledger is never pruned) |
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
 | metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
 | metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
@@ -82,6 +83,7 @@ LOG_FORMATS = ("text", "json")
 DEFAULT_NETWORK_FEE_BPS = 500  # 5 %
 DEFAULT_POOL_DAILY_BUDGET = 100_000_000  # micro-NetworkTokens: 100 NetworkTokens a day
 DEFAULT_REQUEST_LOG_KEEP_DAYS = 30
+DEFAULT_SETTLEMENT_KEEP_DAYS = 400
 
 
 def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
@@ -216,6 +218,9 @@ class Settings:
     # the store's request log (``requests`` rows) is pruned to this many days (0: kept
     # forever; core/retention.py, registry/retention.py)
     request_log_keep_days: int = DEFAULT_REQUEST_LOG_KEEP_DAYS
+    # settled or void ``settlements`` rows are pruned this many days after settling (0: kept
+    # forever; never within the longest earnings window; core/retention.py)
+    settlement_keep_days: int = DEFAULT_SETTLEMENT_KEEP_DAYS
     # observability (docs/operations.md): Prometheus /metrics and the per-request log line
     metrics: bool = True
     metrics_public: bool = False
@@ -275,6 +280,9 @@ class Settings:
             reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
             request_log_keep_days=_whole(
                 env, "LLM_MESH_REQUEST_LOG_KEEP_DAYS", DEFAULT_REQUEST_LOG_KEEP_DAYS
+            ),
+            settlement_keep_days=_whole(
+                env, "LLM_MESH_SETTLEMENT_KEEP_DAYS", DEFAULT_SETTLEMENT_KEEP_DAYS
             ),
             metrics=_bool(env, "LLM_MESH_METRICS", True),
             metrics_public=_bool(env, "LLM_MESH_METRICS_PUBLIC", False),

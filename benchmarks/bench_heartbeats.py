@@ -13,8 +13,10 @@ served ahead of FastAPI (``registry/hot_heartbeat.py``), ``fastapi``: the FastAP
 (the same checks), ``:thawed``: without the gc freeze. While each runs, a task in the
 registry's own loop times ``Routing.pick`` (best of 4 over the 10,000 nodes) every
 millisecond (wall time with ``perf_counter_ns``, and the thread's CPU time, which leaves
-out the moments a shared box ran something else); the same is measured before the load,
-idle. The replica's own CPU time over the load (``process_time``; PostgreSQL's not
+out the moments a shared box ran something else), counts the picks a garbage collection
+ran in, and right after each pick times a control: a fixed pure-Python workload of about
+a pick's size touching no routing state, so what the load does to any ~20 µs of Python
+shows beside the pick (``*_control_cpu_*``); the same is measured before the load, idle. The replica's own CPU time over the load (``process_time``; PostgreSQL's not
 included) gives its CPU cost per heartbeat, so what one core would absorb can be read
 even when other work holds the box; the load generators' CPU per heartbeat is reported
 too (on this box they share the cores with the replica). ``--profile PATH`` writes a
@@ -166,22 +168,76 @@ def _loadgen(
     asyncio.run(main())
 
 
-async def _pick_times(routing: Any, stop: asyncio.Event) -> tuple[list[float], list[float]]:
-    """Each pick's wall time and its thread CPU time (µs): on a shared box the wall time
-    includes the moments the OS ran something else; the CPU time does not."""
+def _control(n: int = 900) -> int:
+    """A fixed pure-Python workload of about a pick's own CPU time on an idle box (~20 µs
+    here), touching no routing state: timed right after each pick, its p99 under the same
+    load is what the box (preemption, interrupts, caches the load generators and PostgreSQL
+    share) adds to a workload of that size, apart from anything the pick does."""
+    t = 0
+    for i in range(n):
+        t += i & 7
+    return t
+
+
+class _Picks:
+    """Thread CPU and wall times (µs, sorted) of the picks, of the control workload after
+    each, and of the picks during which the garbage collector ran."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.control_cpu: list[float] = []
+        self.with_gc_cpu: list[float] = []
+
+    def summary(self, prefix: str) -> dict[str, Any]:
+        for xs in (self.wall, self.cpu, self.control_cpu, self.with_gc_cpu):
+            xs.sort()
+        return {
+            f"{prefix}_p50_us": pct(self.wall, 0.5),
+            f"{prefix}_p99_us": pct(self.wall, 0.99),
+            f"{prefix}_samples": len(self.cpu),
+            f"{prefix}_cpu_p50_us": pct(self.cpu, 0.5),
+            f"{prefix}_cpu_p99_us": pct(self.cpu, 0.99),
+            f"{prefix}_control_cpu_p50_us": pct(self.control_cpu, 0.5),
+            f"{prefix}_control_cpu_p99_us": pct(self.control_cpu, 0.99),
+            f"{prefix}_with_gc": len(self.with_gc_cpu),
+        }
+
+
+async def _pick_times(routing: Any, stop: asyncio.Event) -> _Picks:
+    """Each pick's wall time and its thread CPU time: on a shared box the wall time
+    includes the moments the OS ran something else; the CPU time does not. Then the
+    control workload's CPU time (:func:`_control`)."""
+    import gc
+
     from LLM_Mesh.core.scoring import RouteRequest
 
     req = RouteRequest((MODEL,), expected_tokens=64)
-    wall: list[float] = []
-    cpu: list[float] = []
-    while not stop.is_set():
-        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-        routing.pick(req)
-        t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-        wall.append((t1 - t0) / 1000.0)
-        cpu.append((c1 - c0) / 1000.0)
-        await asyncio.sleep(0.001)
-    return sorted(wall), sorted(cpu)
+    out = _Picks()
+    collections = [0]
+
+    def count(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            collections[0] += 1
+
+    gc.callbacks.append(count)
+    try:
+        while not stop.is_set():
+            g0 = collections[0]
+            c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+            routing.pick(req)
+            t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+            out.wall.append((t1 - t0) / 1000.0)
+            out.cpu.append((c1 - c0) / 1000.0)
+            if collections[0] != g0:
+                out.with_gc_cpu.append((c1 - c0) / 1000.0)
+            c0 = time.thread_time_ns()
+            _control()
+            out.control_cpu.append((time.thread_time_ns() - c0) / 1000.0)
+            await asyncio.sleep(0.001)
+    finally:
+        gc.callbacks.remove(count)
+    return out
 
 
 async def _isolated_batches(store: Any, keys: list[bytes], n: int = 400) -> dict[str, float]:
@@ -253,7 +309,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     idle_task = asyncio.create_task(_pick_times(routing, stop))
     await asyncio.sleep(3)
     stop.set()
-    idle, idle_cpu = await idle_task
+    idle = await idle_task
 
     legs = [await _leg(app, routing, port, keys, args, spec) for spec in args.legs.split(",")]
     server.should_exit = True
@@ -265,9 +321,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "procs": args.procs,
         "concurrency": args.concurrency,
         "rate": args.rate,
-        "pick_idle_p50_us": pct(idle, 0.5),
-        "pick_idle_p99_us": pct(idle, 0.99),
-        "pick_idle_cpu_p99_us": pct(idle_cpu, 0.99),
+        **idle.summary("pick_idle"),
         "legs": legs,
         "isolated_batch_median": iso,
         "machine": machine_line(),
@@ -343,7 +397,7 @@ async def _leg(
         prof.disable()
         prof.dump_stats(f"{args.profile}.{spec.replace(':', '-')}")
     stop.set()
-    busy, busy_cpu = await busy_task
+    busy = await busy_task
     batching = {}
     for name, b in batchers.items():
         n0, i0, s0 = counts0[name]
@@ -367,11 +421,7 @@ async def _leg(
         "heartbeats_per_s": ok / args.seconds,
         "heartbeat_p50_ms": max(r["p50_ms"] for r in results),
         "heartbeat_p99_ms": max(r["p99_ms"] for r in results),
-        "pick_busy_p50_us": pct(busy, 0.5),
-        "pick_busy_p99_us": pct(busy, 0.99),
-        "pick_samples_busy": len(busy),
-        "pick_busy_cpu_p50_us": pct(busy_cpu, 0.5),
-        "pick_busy_cpu_p99_us": pct(busy_cpu, 0.99),
+        **busy.summary("pick_busy"),
         # the replica's own CPU (this process, PostgreSQL not included) per heartbeat
         "replica_cpu_s": server_cpu_s,
         "replica_cpu_share": server_cpu_s / load_s,

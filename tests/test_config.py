@@ -267,6 +267,15 @@ def test_request_log_keep_days_from_env() -> None:
             Settings.from_env({"LLM_MESH_REQUEST_LOG_KEEP_DAYS": bad})
 
 
+def test_settlement_keep_days_from_env() -> None:
+    assert Settings.from_env({}).settlement_keep_days == 400
+    assert Settings.from_env({"LLM_MESH_SETTLEMENT_KEEP_DAYS": "730"}).settlement_keep_days == 730
+    assert Settings.from_env({"LLM_MESH_SETTLEMENT_KEEP_DAYS": "0"}).settlement_keep_days == 0
+    for bad in ("-1", "1.5", "year"):
+        with pytest.raises(ValueError, match="LLM_MESH_SETTLEMENT_KEEP_DAYS"):
+            Settings.from_env({"LLM_MESH_SETTLEMENT_KEEP_DAYS": bad})
+
+
 def test_observability_settings() -> None:
     s = Settings.from_env({})
     assert (s.metrics, s.metrics_public, s.metrics_token) == (True, False, None)

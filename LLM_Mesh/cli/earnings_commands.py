@@ -19,6 +19,7 @@ from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, fa
 from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import InvalidCredential, MeshError
 
 OperatorTokenOpt = Annotated[
@@ -54,7 +55,9 @@ def earnings_command(
         str | None, typer.Option("--node", help="Only this node (one of yours)")
     ] = None,
     token: OperatorTokenOpt = None,
-    days: Annotated[int, typer.Option(min=1, max=366, help="UTC days, today included")] = 30,
+    days: Annotated[
+        int, typer.Option(min=1, max=EARNINGS_MAX_DAYS, help="UTC days, today included")
+    ] = 30,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON")] = False,
     registry: RegistryOpt = None,
     registry_ca: RegistryCaOpt = None,

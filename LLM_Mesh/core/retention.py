@@ -1,4 +1,4 @@
-"""How long the gateway keeps its request log (``requests`` rows): the cutoff (pure).
+"""How long the gateway keeps its request log and its settled settlements: the cutoffs (pure).
 
 Rows created before :func:`request_log_cutoff` may be deleted (``registry/retention.py``
 does, hourly, in bounded batches). ``keep_days`` is ``Settings.request_log_keep_days``
@@ -6,13 +6,22 @@ does, hourly, in bounded batches). ``keep_days`` is ``Settings.request_log_keep_
 rewards (``Store.request_totals`` over the latest reward period due, which started up to
 ``2 × period + grace`` ago, :func:`LLM_Mesh.core.rewards.due_period`), so the cutoff is
 never later than ``now − (2 × reward_period_s + grace_s + 1 h)``, whatever ``keep_days``.
+
+Settlement rows (``settlements``) that are done with (``settled``: paid into the ledger, or
+``void``: nothing paid) may go once they were settled before :func:`settlement_cutoff`
+(``Settings.settlement_keep_days``, 0: keep forever). Their one reader of past rows is an
+operator's earnings, over at most :data:`EARNINGS_MAX_DAYS` UTC days (today included) by
+the day a row was settled, so the cutoff is never later than ``EARNINGS_MAX_DAYS + 1``
+days back. The ledger itself (the public audit log of every payment) is never pruned.
 """
 
 from __future__ import annotations
 
-__all__ = ["DAY_S", "request_log_cutoff"]
+__all__ = ["DAY_S", "EARNINGS_MAX_DAYS", "request_log_cutoff", "settlement_cutoff"]
 
 DAY_S = 86_400
+# the longest earnings window (``GET /v1/earnings?days=``, ``llm-mesh earnings --days``)
+EARNINGS_MAX_DAYS = 366
 _MARGIN_S = 3600  # past the rewards' window: a reward task that ran late still finds its rows
 
 
@@ -26,3 +35,14 @@ def request_log_cutoff(
         return None
     floor_s = 2 * reward_period_s + grace_s + _MARGIN_S
     return now_s - max(keep_days * DAY_S, floor_s)
+
+
+def settlement_cutoff(now_s: float, keep_days: int) -> float | None:
+    """The Unix time before which settled or void settlement rows may go (by when they were
+    settled); ``None`` for ``keep_days`` 0 (keep). Never later than ``EARNINGS_MAX_DAYS + 1``
+    days back: the oldest earnings day still starts after it."""
+    if keep_days < 0:
+        raise ValueError("keep_days is >= 0")
+    if keep_days == 0:
+        return None
+    return now_s - max(keep_days, EARNINGS_MAX_DAYS + 1) * DAY_S

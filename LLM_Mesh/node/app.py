@@ -53,6 +53,7 @@ from starlette.types import Receive, Scope, Send
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.core.limits import check_body, check_depth, limit_error
+from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import (
@@ -509,8 +510,8 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         ``registry_unreachable`` when the registry does not answer); the operator's."""
         if not _is_loopback(request):
             return _loopback_only()
-        if not 1 <= days <= 366:
-            raise InvalidRequest("days is 1 to 366", param="days")
+        if not 1 <= days <= EARNINGS_MAX_DAYS:
+            raise InvalidRequest(f"days is 1 to {EARNINGS_MAX_DAYS}", param="days")
         return await service.earnings(days)
 
     @app.post("/mesh/admin/{action}")

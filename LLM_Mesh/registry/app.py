@@ -73,7 +73,7 @@ from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
-from LLM_Mesh.registry.retention import RequestLogPruner
+from LLM_Mesh.registry.retention import RequestLogPruner, SettlementPruner
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.rewards import RewardTask
 from LLM_Mesh.registry.routing import Routing
@@ -241,6 +241,10 @@ def create_registry_app(
             the_store, keep_days=settings.request_log_keep_days,
             reward_period_s=settings.reward_period_s, grace_s=settings.heartbeat_interval_s,
         )  # fmt: skip
+    # settled and void settlements' retention, on the settlement's database (the ledger's)
+    settlement_pruner: SettlementPruner | None = None
+    if settings.settlement_keep_days > 0:
+        settlement_pruner = SettlementPruner(ledger_engine, keep_days=settings.settlement_keep_days)
     quality = Quality(the_store, routing, threshold=settings.trust_threshold)
     runtime.quality = quality
     quality_watcher = QualityWatcher(quality)
@@ -342,9 +346,13 @@ def create_registry_app(
             canary.start()
             if pruner is not None:
                 pruner.start()
+            if settlement_pruner is not None:
+                settlement_pruner.start()
             try:
                 yield
             finally:
+                if settlement_pruner is not None:
+                    await settlement_pruner.stop()
                 if pruner is not None:
                     await pruner.stop()
                 await canary.stop()
@@ -387,6 +395,7 @@ def create_registry_app(
     app.state.runtime = runtime
     app.state.health = health
     app.state.request_log_pruner = pruner  # None: the request log is kept forever
+    app.state.settlement_pruner = settlement_pruner  # None: settlements are kept forever
     app.state.node_sync = node_sync  # None for a store that shares nothing
     app.state.canary = prober
     install_error_handlers(app)

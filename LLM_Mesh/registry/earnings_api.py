@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from LLM_Mesh.core.identity import hash_secret
 from LLM_Mesh.core.ledger_entry import pseudonym
+from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import Forbidden, InvalidCredential, MeshError
 from LLM_Mesh.registry.admin import bearer
 from LLM_Mesh.registry.earnings import earnings
@@ -28,7 +29,7 @@ from LLM_Mesh.registry.runtime import get_runtime
 
 router = APIRouter(tags=["Earnings"])
 
-MAX_DAYS = 366
+MAX_DAYS = EARNINGS_MAX_DAYS  # settled settlements are kept longer (core/retention.py)
 
 
 class _Open(BaseModel):

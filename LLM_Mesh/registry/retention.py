@@ -1,4 +1,5 @@
-"""The request log's retention: old ``requests`` rows deleted hourly, in bounded batches.
+"""Retention: old ``requests`` rows and done-with ``settlements`` deleted hourly, in bounded
+batches.
 
 :class:`RequestLogPruner` (a :class:`~LLM_Mesh.registry.poller.Poller` owned by the
 app's lifespan when ``Settings.request_log_keep_days`` > 0) runs at start and then every
@@ -12,8 +13,14 @@ half the time, until a statement deletes fewer than ``batch`` or ``max_batches``
 rest waits for the next run). Deleting is idempotent: several replicas on one PostgreSQL
 database may each run it. A failed run is logged and the loop goes on.
 
-Only the request log: the ledger (``ledger_entries``, ``ledger_nodes``, checkpoints) is
-the public audit log and is never deleted; ``settlements`` rows are kept too.
+:class:`SettlementPruner` (when ``Settings.settlement_keep_days`` > 0: 400 by default) does
+the same for ``settlements`` rows that are ``settled`` or ``void`` and were settled before
+:func:`~LLM_Mesh.core.retention.settlement_cutoff` (never within the longest earnings
+window), with :func:`prune_settlements` on the settlement's own engine: a row still
+``pending``, ``answered`` or ``lapsed`` is never deleted (recovery reads those).
+
+The ledger (``ledger_entries``, ``ledger_nodes``, checkpoints) is the public audit log,
+every payment in it, and is never deleted.
 """
 
 from __future__ import annotations
@@ -24,16 +31,66 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
-from LLM_Mesh.core.retention import request_log_cutoff
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.core.retention import request_log_cutoff, settlement_cutoff
+from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
 
-__all__ = ["RequestLogPruner"]
+__all__ = ["RequestLogPruner", "SettlementPruner", "prune_settlements"]
 
 log = logging.getLogger(__name__)
 
+# settlement states nothing reads again but the earnings (settled) or nothing at all (void)
+_DONE_STATES = ("settled", "void")
 
-class RequestLogPruner(Poller):
+
+class _BatchPruner(Poller):
+    """The bounded delete loop both pruners share (the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        interval_s: float,
+        batch: int,
+        max_batches: int,
+        pause_s: float,
+        wall_clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[object]],
+        clock: Callable[[], float],
+    ) -> None:
+        if interval_s <= 0 or batch < 1 or max_batches < 1 or pause_s < 0:
+            raise ValueError("interval_s, batch and max_batches are positive, pause_s >= 0")
+        self.interval_s = interval_s
+        self.batch = batch
+        self.max_batches = max_batches
+        self.pause_s = pause_s
+        self._wall = wall_clock
+        self._sleep = sleep
+        self._clock = clock
+
+    async def _delete_before(
+        self, before: datetime, prune: Callable[[datetime, int], Awaitable[int]]
+    ) -> int:
+        """``prune(before, batch)`` until it deletes fewer than ``batch`` or ``max_batches``
+        ran, pausing between statements; how many rows went."""
+        total = 0
+        took = 0.0
+        for i in range(self.max_batches):
+            if i:  # the other writers' turn: at least as long as the pruner had the lock
+                await self._sleep(max(self.pause_s, took))
+            started = self._clock()
+            gone = await prune(before, self.batch)
+            took = self._clock() - started
+            total += gone
+            if gone < self.batch:
+                break
+        return total
+
+
+class RequestLogPruner(_BatchPruner):
     task_name = "llm-mesh-request-log-pruner"
 
     def __init__(
@@ -51,20 +108,15 @@ class RequestLogPruner(Poller):
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if interval_s <= 0 or batch < 1 or max_batches < 1 or pause_s < 0:
-            raise ValueError("interval_s, batch and max_batches are positive, pause_s >= 0")
+        super().__init__(
+            interval_s=interval_s, batch=batch, max_batches=max_batches, pause_s=pause_s,
+            wall_clock=wall_clock, sleep=sleep, clock=clock,
+        )  # fmt: skip
         request_log_cutoff(0.0, keep_days, reward_period_s=reward_period_s, grace_s=grace_s)
         self.store = store
         self.keep_days = keep_days
         self.reward_period_s = reward_period_s
         self.grace_s = grace_s
-        self.interval_s = interval_s
-        self.batch = batch
-        self.max_batches = max_batches
-        self.pause_s = pause_s
-        self._wall = wall_clock
-        self._sleep = sleep
-        self._clock = clock
 
     async def poll(self) -> int:
         """One run: delete what is older than the cutoff, bounded; how many rows went."""
@@ -77,17 +129,79 @@ class RequestLogPruner(Poller):
         if cutoff is None:
             return 0
         before = datetime.fromtimestamp(cutoff, timezone.utc)
-        total = 0
-        took = 0.0
-        for i in range(self.max_batches):
-            if i:  # the other writers' turn: at least as long as the pruner had the lock
-                await self._sleep(max(self.pause_s, took))
-            started = self._clock()
-            gone = await self.store.prune_requests(before, self.batch)
-            took = self._clock() - started
-            total += gone
-            if gone < self.batch:
-                break
+        total = await self._delete_before(before, self.store.prune_requests)
         if total:
             log.info("request log: %d rows created before %s deleted", total, before.isoformat())
         return total
+
+
+class SettlementPruner(_BatchPruner):
+    """Done-with settlement rows deleted (the module docstring), on ``engine()``'s database:
+    the settlement's (the store's own, or the ledger's private one)."""
+
+    task_name = "llm-mesh-settlement-pruner"
+
+    def __init__(
+        self,
+        engine: Callable[[], Awaitable[AsyncEngine]],
+        *,
+        keep_days: int,
+        interval_s: float = 3600.0,
+        batch: int = 1000,
+        max_batches: int = 1000,
+        pause_s: float = 0.05,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            interval_s=interval_s, batch=batch, max_batches=max_batches, pause_s=pause_s,
+            wall_clock=wall_clock, sleep=sleep, clock=clock,
+        )  # fmt: skip
+        settlement_cutoff(0.0, keep_days)
+        self.engine = engine
+        self.keep_days = keep_days
+
+    async def poll(self) -> int:
+        """One run: delete done-with rows settled before the cutoff, bounded; how many."""
+        cutoff = settlement_cutoff(self._wall(), self.keep_days)
+        if cutoff is None:
+            return 0
+        before = datetime.fromtimestamp(cutoff, timezone.utc)
+        engine = await self.engine()
+
+        async def prune(before: datetime, limit: int) -> int:
+            return await prune_settlements(engine, before, limit)
+
+        total = await self._delete_before(before, prune)
+        if total:
+            log.info(
+                "settlements: %d settled or void rows settled before %s deleted",
+                total, before.isoformat(),
+            )  # fmt: skip
+        return total
+
+
+async def prune_settlements(engine: AsyncEngine, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` settlement rows that are ``settled`` or ``void`` and were
+    last updated (settled, voided) before ``before``; how many. One short statement, as
+    ``Store.prune_requests``: on PostgreSQL the rows are taken ``FOR UPDATE SKIP LOCKED``,
+    so replicas pruning at once skip each other's rows; the delete checks the state again,
+    so a row that changed meanwhile stays."""
+    if limit < 1:
+        raise ValueError("limit is at least 1")
+    if before.tzinfo is None:
+        raise ValueError("before must be timezone-aware")
+    s = tables.settlements
+    done = (s.c.state.in_(_DONE_STATES), s.c.updated_at < before)
+    keys = select(s.c.request_id, s.c.part).where(*done).limit(limit)
+    if engine.dialect.name == "postgresql":
+        # materialized: PostgreSQL may otherwise run a LIMIT subquery under IN again for
+        # each outer row and delete more than ``limit`` (seen: all 7 rows at limit 3)
+        keys = keys.with_for_update(skip_locked=True)
+        doomed = keys.cte("doomed").prefix_with("MATERIALIZED")
+        keys = select(doomed.c.request_id, doomed.c.part)
+    stmt = delete(s).where(tuple_(s.c.request_id, s.c.part).in_(keys), *done)
+    async with engine.begin() as conn:
+        result = await conn.execute(stmt)
+    return int(result.rowcount or 0)

@@ -43,7 +43,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, text
 from sqlalchemy.types import DateTime, TypeDecorator
 
 __all__ = [
@@ -296,6 +296,13 @@ settlements = Table(
     Index("ix_settlements_payer", "payer"),
     Index("ix_settlements_operator", "operator"),
     Index("ix_settlements_holder", "holder"),
+    # 0012: the done-with rows by when they were settled (the retention's delete, retention.py)
+    Index(
+        "ix_settlements_done",
+        "updated_at",
+        postgresql_where=text("state IN ('settled', 'void')"),
+        sqlite_where=text("state IN ('settled', 'void')"),
+    ),
 )
 
 #: Migration 0006: every account's balance (``balance``: the ledger's credits less its

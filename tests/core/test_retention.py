@@ -1,10 +1,16 @@
-"""The request log's cutoff: keep_days, 0 keeps everything, the rewards' window kept."""
+"""The retention cutoffs: the request log (keep_days, 0 keeps all, the rewards' window kept)
+and settled settlements (never within the longest earnings window)."""
 
 from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.retention import DAY_S, request_log_cutoff
+from LLM_Mesh.core.retention import (
+    DAY_S,
+    EARNINGS_MAX_DAYS,
+    request_log_cutoff,
+    settlement_cutoff,
+)
 
 NOW = 1_800_000_000.0
 
@@ -31,3 +37,21 @@ def test_the_rewards_window_is_never_cut() -> None:
 def test_bad_arguments(keep: int, period: int, grace: float) -> None:
     with pytest.raises(ValueError):
         request_log_cutoff(NOW, keep, reward_period_s=period, grace_s=grace)
+
+
+def test_settlement_cutoff_is_keep_days_before_now() -> None:
+    assert settlement_cutoff(NOW, 400) == NOW - 400 * DAY_S
+    assert settlement_cutoff(NOW, 0) is None  # kept forever
+
+
+@pytest.mark.parametrize("keep", [1, 30, 366, 367])
+def test_settlement_cutoff_never_reaches_into_the_longest_earnings_window(keep: int) -> None:
+    """The oldest earnings day (366 days, today included) starts after the cutoff."""
+    cutoff = settlement_cutoff(NOW, keep)
+    assert cutoff == NOW - 367 * DAY_S
+    assert cutoff is not None and cutoff < NOW - EARNINGS_MAX_DAYS * DAY_S
+
+
+def test_settlement_cutoff_refuses_negative_days() -> None:
+    with pytest.raises(ValueError):
+        settlement_cutoff(NOW, -1)

@@ -1,4 +1,6 @@
-"""The request log's pruner: the cutoff, bounded batches, 0 keeps all, the app's lifespan."""
+"""The pruners: the request log's (the cutoff, bounded batches, 0 keeps all, the app's
+lifespan) and the done-with settlements' (only settled or void rows, never in the earnings
+window)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +16,7 @@ from LLM_Mesh.core.retention import DAY_S
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import RequestRecord
-from LLM_Mesh.registry.retention import RequestLogPruner
+from LLM_Mesh.registry.retention import RequestLogPruner, SettlementPruner, prune_settlements
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import make_settings
@@ -175,3 +178,121 @@ async def test_counters_survive_a_pruned_log_across_a_restart(tmp_path: Path) ->
 def test_bad_arguments(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         pruner(MemoryStore(), **bad)
+
+
+# -- settlements ------------------------------------------------------------------------
+
+STATES = ("pending", "answered", "lapsed", "settled", "void")
+
+
+async def _settlements(engine: Any, rows: list[tuple[str, int, str, float]]) -> None:
+    """(request id, part, state, age in seconds at NOW) rows; updated_at = NOW - age."""
+    from LLM_Mesh.registry import tables
+
+    at = lambda age: datetime.fromtimestamp(NOW - age, timezone.utc)  # noqa: E731
+    async with engine.begin() as conn:
+        await conn.execute(
+            tables.settlements.insert(),
+            [
+                {"request_id": rid, "part": part, "payer": "user:u", "model": "m",
+                 "estimate": 10, "state": state, "created_at": at(age + 60),
+                 "updated_at": at(age), "node_id": "n1", "operator": "operator:o",
+                 "amount": 9, "fee": 1}
+                for rid, part, state, age in rows
+            ],
+        )  # fmt: skip
+
+
+async def _left(engine: Any) -> list[tuple[str, int]]:
+    from sqlalchemy import select
+
+    from LLM_Mesh.registry import tables
+
+    s = tables.settlements
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(s.c.request_id, s.c.part).order_by(s.c.request_id, s.c.part)
+        )
+    return [(r.request_id, r.part) for r in rows]
+
+
+async def test_only_done_with_settlements_settled_before_the_cutoff_go(store: SqlStore) -> None:
+    """Old ``settled`` and ``void`` rows go (both parts of a continued stream); a row still
+    ``pending``, ``answered`` or ``lapsed`` stays however old (recovery reads those), and so
+    does every row settled after the cutoff. On SQLite and PostgreSQL."""
+    old, new = 500 * DAY_S, 399 * DAY_S
+    rows = [(f"old-{s}", 0, s, old) for s in STATES] + [(f"new-{s}", 0, s, new) for s in STATES]
+    rows.append(("old-settled", 1, "settled", old))  # a continuation's second part
+    await _settlements(store.engine, rows)
+    p = SettlementPruner(_engine_of(store), keep_days=400, wall_clock=lambda: NOW, sleep=_no_sleep)
+    assert await p.poll() == 3
+    assert await _left(store.engine) == sorted(
+        [(f"new-{s}", 0) for s in STATES]
+        + [("old-answered", 0), ("old-lapsed", 0), ("old-pending", 0)]
+    )
+    assert await p.poll() == 0  # idempotent
+
+
+async def test_prune_settlements_is_bounded_and_refuses_a_naive_time(store: SqlStore) -> None:
+    await _settlements(store.engine, [(f"r{i}", 0, "settled", 500 * DAY_S) for i in range(7)])
+    cutoff = datetime.fromtimestamp(NOW - 400 * DAY_S, timezone.utc)
+    assert [await prune_settlements(store.engine, cutoff, 3) for _ in range(4)] == [3, 3, 1, 0]
+    with pytest.raises(ValueError):
+        await prune_settlements(store.engine, cutoff, 0)
+    with pytest.raises(ValueError):
+        await prune_settlements(store.engine, datetime(2025, 1, 1), 1)
+
+
+async def test_the_settlement_pruner_batches_like_the_request_log_s(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    await store.open()
+    try:
+        await _settlements(store.engine, [(f"r{i}", 0, "void", 800 * DAY_S) for i in range(10)])
+        p = SettlementPruner(
+            _engine_of(store), keep_days=400, batch=4, max_batches=2,
+            wall_clock=lambda: NOW, sleep=_no_sleep,
+        )  # fmt: skip
+        assert await p.poll() == 8  # two statements of four; the rest waits for the next run
+        assert await p.poll() == 2
+    finally:
+        await store.close()
+
+
+async def test_a_short_keep_never_reaches_into_the_earnings_window(tmp_path: Path) -> None:
+    """keep_days 1: rows settled 366 days ago stay (``GET /v1/earnings?days=366`` counts
+    them), rows settled 368 days ago go."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'registry.db'}")
+    await store.open()
+    try:
+        await _settlements(
+            store.engine, [("in", 0, "settled", 366 * DAY_S), ("out", 0, "settled", 368 * DAY_S)]
+        )
+        p = SettlementPruner(
+            _engine_of(store), keep_days=1, wall_clock=lambda: NOW, sleep=_no_sleep
+        )
+        assert await p.poll() == 1
+        assert await _left(store.engine) == [("in", 0)]
+    finally:
+        await store.close()
+
+
+async def test_the_settlement_pruner_runs_with_the_app_unless_zero(tmp_path: Path) -> None:
+    app = create_registry_app(make_settings(tmp_path / "on"), store=MemoryStore())
+    p = app.state.settlement_pruner
+    assert isinstance(p, SettlementPruner) and p.keep_days == 400 and p.interval_s == 3600
+    async with app.router.lifespan_context(app):
+        assert p._task is not None and not p._task.done()
+    assert p._task is None  # stopped with the app
+    off = create_registry_app(
+        make_settings(tmp_path / "off", settlement_keep_days=0), store=MemoryStore()
+    )
+    assert off.state.settlement_pruner is None
+    with pytest.raises(ValueError):
+        SettlementPruner(_engine_of(MemoryStore()), keep_days=-1)
+
+
+def _engine_of(store: Any) -> Any:
+    async def engine() -> Any:
+        return store.engine
+
+    return engine
