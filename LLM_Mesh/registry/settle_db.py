@@ -23,9 +23,16 @@ costs several thread hops (about 1.8 ms on the 2-core test box). Here SQLite use
 standard ``sqlite3`` module on one connection: on a WAL database (the store's) a batch
 is first tried **on the event loop itself** with no busy wait (``BEGIN IMMEDIATE`` either
 takes the write lock at once or fails before anything is done; a WAL commit with
-``synchronous=NORMAL`` writes the log without an fsync, and this connection never runs
-checkpoints, ``wal_autocheckpoint=0``): about 0.04 ms, against 0.13 ms for the hop to a
-thread (measured on the 2-core box under load). When another connection holds the
+``synchronous=NORMAL`` writes the log without an fsync, and no checkpoint runs after it,
+``wal_autocheckpoint=0``): about 0.04 ms, against 0.13 ms for the hop to a
+thread (measured on the 2-core box under load). This connection writes most of the
+database's transactions (two a request), so it also keeps the write-ahead log bounded:
+every ``checkpoint_every`` commits (100) a ``PRAGMA wal_checkpoint(PASSIVE)`` runs in the
+connection's thread, between two of its own transactions, so the log is often fully
+copied when the next one begins and SQLite starts the log over (with only the other
+connections' automatic checkpoints, a steady stream of these commits never let it: the
+file grew by ~50 KB a request, 2.6 GB in 90 s under load, docs/benchmarks.md). The
+connections keep the file at ``journal_size_limit`` (32 MiB) or less when it starts over. When another connection holds the
 write lock (a ledger append), the batch goes to the connection's own thread, which tries
 again every 0.2 ms (at most ``busy_timeout_ms``; SQLite's own busy handler would sleep
 1, 2, 5, 10... ms between tries). :meth:`SqliteSettleDb.transact` runs any function of
@@ -46,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import time
@@ -58,6 +66,8 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Answer",
@@ -185,15 +195,34 @@ def sqlite_time(now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+# a WAL file that grew past this is cut back to it when SQLite starts the log over
+JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024
+
+
 class SqliteSettleDb:
     """:class:`SettleDb` on a SQLite file: one ``sqlite3`` connection on a thread of its own."""
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 5000, inline: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout_ms: int = 5000,
+        inline: bool = True,
+        checkpoint_every: int = 100,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every is at least 1")
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self.inline = inline  # try batches on the event loop first (WAL databases only)
+        self.checkpoint_every = checkpoint_every  # commits between the log's checkpoints
         self.inline_batches = 0
         self.thread_batches = 0
+        self.checkpoints = 0  # run so far
+        self.last_checkpoint: tuple[int, int, int] | None = None  # (busy, log, copied) frames
+        self._wal = False
+        self._commits = 0  # since the last checkpoint was due
+        self._checkpoint: asyncio.Task[None] | None = None
         self._in_thread = 0  # operations handed to the connection's thread, not done yet
         self._pool: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -211,10 +240,39 @@ class SqliteSettleDb:
         wal = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
         if wal:  # the store's: a commit survives the process at once, fsync'd at checkpoints
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # the store's connections checkpoint
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # never after a commit on the loop
+            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         else:  # a rollback journal commits with fsyncs: never on the event loop
             self.inline = False
+        self._wal = wal
         return conn
+
+    def _committed(self) -> None:
+        """One more commit (on the event loop): start the log's checkpoint when it is due."""
+        self._commits += 1
+        if not self._wal or self._commits < self.checkpoint_every or self._checkpoint:
+            return
+        self._commits = 0
+        self._checkpoint = asyncio.get_running_loop().create_task(self._checkpoint_log())
+
+    async def _checkpoint_log(self) -> None:
+        """``PRAGMA wal_checkpoint(PASSIVE)`` in the connection's thread: batches that come
+        meanwhile wait for it there (it takes no lock other writers or readers wait on)."""
+        try:
+            if self._pool is not None:
+                self.last_checkpoint = await self._run(self._checkpoint_now)
+                self.checkpoints += 1
+        except Exception:  # the next one is due in checkpoint_every commits
+            log.exception("settlement: the write-ahead log's checkpoint failed")
+        finally:
+            self._checkpoint = None
+
+    def _checkpoint_now(self) -> tuple[int, int, int]:
+        conn = self._conn
+        if conn is None:  # pragma: no cover - closed meanwhile
+            return (0, 0, 0)
+        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(copied)
 
     def _waiting(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``_transact(fn)`` in the connection's thread, retried every 0.2 ms while another
@@ -262,7 +320,10 @@ class SqliteSettleDb:
         at once; ``None`` (nothing done) when it is not, or when this database is not WAL."""
         ran, done = self._inline(partial(self._ops, ops=list(ops), holder=holder,
                                          now=sqlite_time(now)))  # fmt: skip
-        return done if ran else None
+        if not ran:
+            return None
+        self._committed()
+        return done
 
     async def transact(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = True) -> T:
         """``fn(connection)`` in one ``BEGIN IMMEDIATE`` transaction (rolled back if it
@@ -271,9 +332,11 @@ class SqliteSettleDb:
         if inline:
             ran, done = self._inline(fn)
             if ran:
+                self._committed()
                 return done  # type: ignore[return-value]
         result: T = await self._run(self._waiting, fn)
         self.thread_batches += 1
+        self._committed()
         return result
 
     async def apply(
@@ -339,6 +402,9 @@ class SqliteSettleDb:
         return None
 
     async def close(self) -> None:
+        if self._checkpoint is not None:  # let it finish: the connection is its until then
+            with contextlib.suppress(Exception):
+                await self._checkpoint
         pool, self._pool = self._pool, None
         conn, self._conn = self._conn, None
         if pool is None:

@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, NodeRecord, RequestRecord
+from LLM_Mesh.registry.settle_db import JOURNAL_SIZE_LIMIT
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_canary import SqlCanary
 from LLM_Mesh.registry.store_credentials import SqlCredentials
@@ -216,6 +217,8 @@ def _enable_sqlite_pragmas(wal: bool) -> Any:
             if wal:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
+                # a log that grew under load is cut back when SQLite starts it over
+                cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             cursor.execute("PRAGMA busy_timeout=5000")
         finally:
             cursor.close()
