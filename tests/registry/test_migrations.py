@@ -19,6 +19,7 @@ ALL_TABLES = {
     "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "settlements",
     "canary_status", "canary_verifiers", "idempotency_keys", "node_checks", "registry_replicas",
     "reward_periods", "balances", "settle_holders", "pool_days", "settle_batches",
+    "poll_versions",
 }  # fmt: skip
 
 
@@ -41,7 +42,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0010"]
+    assert script.get_heads() == ["0011"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -52,7 +53,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0010"
+            assert await conn.run_sync(_current) == "0011"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -72,7 +73,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0010"
+            assert await conn.run_sync(_current) == "0011"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
