@@ -158,32 +158,35 @@ async def _open_unless_gone(
     """``Generation.open`` (queue wait + first delta); ``None`` once the client has left.
 
     A client that leaves while its request waits for a slot (or for the first
-    token) gives its place up at once instead of being generated for nobody.
+    token) gives its place up at once instead of being generated for nobody. The open
+    runs in the request's own task (the first token goes on without a hop through a task
+    of its own); a watcher task waits for the client's ``http.disconnect`` and cancels
+    that wait (``Generation.open`` gives back what it took when cancelled).
     """
-    opening = asyncio.ensure_future(Generation.open(service, req, request_id))
-    watcher = asyncio.ensure_future(_until_disconnected(request.receive))
+    task = asyncio.current_task()
+    opening = True
+    left = False
+
+    async def watch() -> None:
+        nonlocal left
+        await _until_disconnected(request.receive)
+        if opening and task is not None:
+            left = True
+            task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        done, _ = await asyncio.wait({opening, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # cancelled ourselves
-        _abandon(opening)
-        raise
+        return await Generation.open(service, req, request_id)
+    except asyncio.CancelledError:
+        if not left or task is None:
+            raise  # the server's cancel, not the watcher's
+        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
+        if uncancel is not None:
+            uncancel()
+        return None
     finally:
+        opening = False
         watcher.cancel()
-    if opening in done:
-        return opening.result()  # raises the open's own error
-    _abandon(opening)
-    return None
-
-
-def _abandon(opening: asyncio.Future[Generation]) -> None:
-    """Cancel an open nobody waits for; close the generation should it open anyway."""
-
-    def close_opened(fut: asyncio.Future[Generation]) -> None:
-        if not fut.cancelled() and fut.exception() is None:
-            fut.result().close(ok=False)
-
-    opening.add_done_callback(close_opened)
-    opening.cancel()
 
 
 class _Handler:

@@ -23,6 +23,7 @@ rate-limit buckets (``redis_limits.py``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import time
@@ -68,6 +69,7 @@ from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
 from LLM_Mesh.registry.node_sync import NodeSync, StoreHealthLeases
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
+from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import ReplicaState, Store
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_limits import RedisLimiter
@@ -128,10 +130,13 @@ def replica_state(store: Store) -> ReplicaState | None:
     return None
 
 
-def store_changes(store: Store) -> Callable[[], int | None] | None:
-    """The store's cheap change check for the polls (``SqlStore.data_version``), if any."""
-    check = getattr(store, "data_version", None)
-    return check if callable(check) else None
+def store_changes(store: Store, topic: str) -> Callable[[], int | None] | None:
+    """The store's cheap check of whether ``topic``'s poll would find anything new
+    (``SqlStore.poll_version``: a counter its writes move), if it has one."""
+    check = getattr(store, "poll_version", None)
+    if not callable(check):
+        return None
+    return functools.partial(check, topic)
 
 
 def _print_admin_key(key: str) -> None:
@@ -248,6 +253,10 @@ def create_registry_app(
     quality = Quality(the_store, routing, threshold=settings.trust_threshold)
     runtime.quality = quality
     quality_watcher = QualityWatcher(quality)
+    # the store polls, by the topic of their change counter (SqlStore.poll_version)
+    store_polls: dict[str, Poller] = {
+        "revocations": revocations, "api_keys": runtime.keys, "quality": quality_watcher,
+    }  # fmt: skip
     prober = CanaryProber(runtime, quality)
     canary = CanaryScheduler(
         prober,
@@ -331,10 +340,9 @@ def create_registry_app(
             if runtime.settlement is not None:
                 await runtime.settlement.load_operators(runtime.store)
                 await runtime.settlement.start()
-            # the store polls skip their queries while nothing was committed (SQLite)
-            changes = store_changes(runtime.store)
-            for poller in (revocations, runtime.keys, quality_watcher):
-                poller.changes = changes
+            # the store polls skip their queries while nothing they read was written (SQLite)
+            for topic, poller in store_polls.items():
+                poller.changes = store_changes(runtime.store, topic)
             runtime.writer.start()
             health.start()
             revocations.start()
@@ -397,6 +405,7 @@ def create_registry_app(
     app.state.request_log_pruner = pruner  # None: the request log is kept forever
     app.state.settlement_pruner = settlement_pruner  # None: settlements are kept forever
     app.state.node_sync = node_sync  # None for a store that shares nothing
+    app.state.store_polls = store_polls
     app.state.canary = prober
     install_error_handlers(app)
     install_gateway(app)

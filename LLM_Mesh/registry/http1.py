@@ -6,7 +6,8 @@ it reads whole. :class:`AiohttpNodeClient` hands exactly that call (``http://`` 
 parser (the C parser uvicorn serves with), one ``transport.write`` per request and
 idle connections kept per origin. On this path it costs a fraction of
 ``aiohttp.ClientSession.request``'s CPU per request (measured: ``docs/benchmarks.md``).
-Streams, ``GET`` and ``https`` stay on aiohttp.
+A stream to a plain-HTTP node goes on it too (:meth:`Http1Pool.stream`); ``GET`` and
+``https`` stay on aiohttp.
 
 What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
 
@@ -28,6 +29,18 @@ What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
   length (``Content-Length`` or chunked, as uvicorn always does); one that ends only
   when the connection closes is a protocol error.
 
+Streams (:meth:`Http1Pool.stream`, a streamed generation's SSE answer) use the same
+connections: the call returns once the status and headers are in, then
+:meth:`Http1Stream.chunks` gives the body as it arrives, everything that came since
+the reader last asked in one piece (one wake-up of the reader per batch of reads, no
+task or queue in between). Its read timeout is the same ("no byte within
+``timeout_s``") from one timer for the whole stream, re-armed only when it fires
+(aiohttp moves a timer on every read). At most :data:`STREAM_BUFFER_BYTES` wait for a
+reader that fell behind; past that the connection stops reading until it catches up
+(the node then waits). A stream's body has no total bound. Its connection goes back to
+the pool only once the answer was read to its end; a stream closed before that drops
+it.
+
 A pooled connection that the node closed while it sat idle is dropped when it is taken
 (its ``connection_lost`` has run); the request then goes on a fresh connection. No
 request is ever sent twice.
@@ -37,17 +50,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["Http1ConnectError", "Http1Error", "Http1Pool", "Http1Response", "Http1Timeout"]
+__all__ = [
+    "Http1ConnectError",
+    "Http1Error",
+    "Http1Pool",
+    "Http1Response",
+    "Http1Stream",
+    "Http1Timeout",
+]
 
 MAX_HEADER_BYTES = 64 * 1024  # a node's answer head; more is a protocol error
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a node's whole answer; more is a protocol error
 MAX_IDLE_PER_ORIGIN = 256
+STREAM_BUFFER_BYTES = 256 * 1024  # a stream's body read ahead of its reader, at most
 
 
 class Http1Error(Exception):
@@ -86,9 +107,11 @@ class _Conn(asyncio.Protocol):
         "_complete",
         "_done",
         "_head_bytes",
+        "_head_only",
         "_headers",
         "_keep",
         "_parser",
+        "_stream",
         "closed",
         "idle_since",
         "transport",
@@ -106,6 +129,8 @@ class _Conn(asyncio.Protocol):
         self._body_bytes = 0
         self._complete = False  # the answer has ended: anything after it is not read
         self._keep = False
+        self._head_only = False  # the request waits for the head only (a stream)
+        self._stream: Http1Stream | None = None  # a streamed answer's reader, once its head is in
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,15 +138,17 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        err = Http1Error(f"the node closed the connection ({exc!r})", "ServerDisconnected")
         done = self._done
         if done is not None and not done.done():
-            done.set_exception(
-                Http1Error(f"the node closed the connection ({exc!r})", "ServerDisconnected")
-            )
+            done.set_exception(err)
+        if self._stream is not None and not self._complete:
+            self._stream.fail(err)
 
     def data_received(self, data: bytes) -> None:
         parser, done = self._parser, self._done
-        if parser is None or done is None or done.done():
+        # a stream's body may come before its reader took over (``_head_only``): kept
+        if parser is None or (not self._head_only and (done is None or done.done())):
             self.abort()  # bytes nobody asked for: this connection is not reusable
             return
         try:
@@ -148,8 +175,16 @@ class _Conn(asyncio.Protocol):
             return
         self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
+    def on_headers_complete(self) -> None:
+        done = self._done
+        if self._head_only and done is not None and not done.done():
+            done.set_result(None)  # a stream's head is in: its caller reads the body
+
     def on_body(self, body: bytes) -> None:
         if self._complete:
+            return
+        if self._stream is not None:
+            self._stream.feed(body)
             return
         self._body_bytes += len(body)
         if self._body_bytes > MAX_BODY_BYTES:
@@ -158,18 +193,25 @@ class _Conn(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._complete:
+            return
         done = self._done
-        if done is not None and not done.done() and not self._complete:
+        if self._head_only or (done is not None and not done.done()):
             self._complete = True
             # asked now: the parser forgets the message's keep-alive once it has ended
             self._keep = self._parser is not None and self._parser.should_keep_alive()
-            done.set_result(None)
+            if self._stream is not None:
+                self._stream.end()
+            elif done is not None and not done.done():  # (a stream's: done at its head)
+                done.set_result(None)
 
     # ours
     def _fail(self, message: str, kind: str) -> None:
         done = self._done
         if done is not None and not done.done():
             done.set_exception(Http1Error(message, kind))
+        if self._stream is not None:
+            self._stream.fail(Http1Error(message, kind))
         self.abort()
 
     @staticmethod
@@ -184,8 +226,11 @@ class _Conn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    async def exchange(self, request: bytes, timeout_s: float) -> Http1Response:
+    async def _send(self, request: bytes, timeout_s: float, *, head_only: bool = False) -> Any:
+        """Write ``request`` and wait for the whole answer (``head_only``: its status and
+        headers; the body read so far is in ``_body``); the parser."""
         loop = asyncio.get_running_loop()
+        self._head_only = head_only
         self._done = done = loop.create_future()
         self._headers = CIMultiDict()
         self._body = []
@@ -204,16 +249,174 @@ class _Conn(asyncio.Protocol):
             await done
         except BaseException:
             self.abort()  # timed out, cancelled or broken mid-answer: never reused
+            self._parser = None
             raise
         finally:
             timer.cancel()
             self._done = None
-            self._parser = None
+        return parser
+
+    async def exchange(self, request: bytes, timeout_s: float) -> Http1Response:
+        parser = await self._send(request, timeout_s)
+        self._parser = None
         if not self._keep:
             self.abort()
         body = self._body
         content = body[0] if len(body) == 1 else b"".join(body)
         return Http1Response(parser.get_status_code(), CIMultiDictProxy(self._headers), content)
+
+    async def open_stream(
+        self, pool: Http1Pool, key: tuple[str, int], request: bytes, timeout_s: float
+    ) -> Http1Stream:
+        parser = await self._send(request, timeout_s, head_only=True)
+        return Http1Stream(
+            self, pool, key, parser.get_status_code(), CIMultiDictProxy(self._headers), timeout_s
+        )
+
+
+class Http1Stream:
+    """A streamed answer (:meth:`Http1Pool.stream`): status and headers, then
+    :meth:`chunks`; :meth:`aclose` always (idempotent). See the module docstring."""
+
+    __slots__ = (
+        "_buf",
+        "_buffered",
+        "_conn",
+        "_err",
+        "_key",
+        "_last",
+        "_loop",
+        "_paused",
+        "_pool",
+        "_released",
+        "_timeout_s",
+        "_timer",
+        "_waiter",
+        "headers",
+        "status",
+    )
+
+    def __init__(
+        self,
+        conn: _Conn,
+        pool: Http1Pool,
+        key: tuple[str, int],
+        status: int,
+        headers: CIMultiDictProxy[str],
+        timeout_s: float,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._conn, self._pool, self._key = conn, pool, key
+        self._loop = loop = asyncio.get_running_loop()
+        self._buf: list[bytes] = conn._body  # what came in the head's reads
+        self._buffered = sum(map(len, self._buf))
+        conn._body = []
+        self._err: Http1Error | None = None
+        self._paused = False
+        self._released = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._timeout_s = timeout_s
+        self._last = loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        conn._stream = self
+        if conn.closed and not conn._complete:  # lost (or refused) right after the head
+            self._err = Http1Error("the node closed the connection", "ServerDisconnected")
+        elif not conn._complete:
+            self._timer = loop.call_later(timeout_s, self._check)
+
+    # from the connection
+    def feed(self, body: bytes) -> None:
+        self._buf.append(body)
+        self._buffered += len(body)
+        self._last = self._loop.time()
+        if self._buffered > STREAM_BUFFER_BYTES and not self._paused:
+            transport = self._conn.transport
+            if transport is not None:
+                self._paused = True
+                transport.pause_reading()  # the reader fell behind: the node waits
+        self._wake()
+
+    def end(self) -> None:
+        self._wake()
+
+    def fail(self, err: Http1Error) -> None:
+        if self._err is None:
+            self._err = err
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _check(self) -> None:
+        """The read timeout's one timer: fails the stream after ``timeout_s`` without a
+        byte (not counting a pause for a reader that fell behind), else re-arms."""
+        self._timer = None
+        if self._released or self._conn._complete:
+            return
+        now = self._loop.time()
+        if self._paused:
+            self._last = now
+        elif now - self._last >= self._timeout_s:
+            self.fail(Http1Timeout(f"no data within {self._timeout_s:.3f} s", "ServerTimeoutError"))
+            self._conn.abort()
+            return
+        self._timer = self._loop.call_at(self._last + self._timeout_s, self._check)
+
+    # the reader's
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: all that came since the last one, in one piece. Raises
+        :class:`Http1Error` (its subclasses) when the answer breaks off or times out."""
+        conn = self._conn
+        while not self._released:
+            buf = self._buf
+            if buf:
+                self._buf, self._buffered = [], 0
+                if self._paused:
+                    self._paused = False
+                    self._last = self._loop.time()
+                    if conn.transport is not None:
+                        conn.transport.resume_reading()
+                yield buf[0] if len(buf) == 1 else b"".join(buf)
+                continue
+            if self._err is not None:
+                self._release(reuse=False)
+                raise self._err
+            if conn._complete:
+                self._release(reuse=True)
+                return
+            self._waiter = waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    async def read(self) -> bytes:
+        """The whole (rest of the) body."""
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    def _release(self, *, reuse: bool) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conn, pool = self._conn, self._pool
+        conn._stream = None
+        conn._parser = None
+        if reuse and conn._complete and conn._keep and not conn.closed:
+            pool._give_back(self._key, conn)
+        else:
+            conn.abort()
+            pool._open.discard(conn)
+
+    async def aclose(self) -> None:
+        """Let go of the connection: back to the pool once the answer was read to its
+        end, else dropped. Idempotent."""
+        self._release(reuse=not self._buf and self._err is None)
 
 
 class Http1Pool:
@@ -335,6 +538,43 @@ class Http1Pool:
         connect_s: float,
     ) -> Http1Response:
         """POST ``content`` and read the whole answer (see the module docstring)."""
+        key, request = self._request(url, content, headers)
+        conn = self._take(key)
+        if conn is None:
+            conn = await self._connect(key[0], key[1], connect_s)
+        try:
+            resp = await conn.exchange(request, timeout_s)
+        except BaseException:
+            self._open.discard(conn)
+            raise
+        self._give_back(key, conn)
+        return resp
+
+    async def stream(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_s: float,
+    ) -> Http1Stream:
+        """POST ``content``; return once the answer's status and headers are in, its body
+        left to :meth:`Http1Stream.chunks` (see the module docstring)."""
+        key, request = self._request(url, content, headers)
+        conn = self._take(key)
+        if conn is None:
+            conn = await self._connect(key[0], key[1], connect_s)
+        try:
+            return await conn.open_stream(self, key, request, timeout_s)
+        except BaseException:
+            self._open.discard(conn)
+            raise
+
+    def _request(
+        self, url: str, content: bytes, headers: Mapping[str, str]
+    ) -> tuple[tuple[str, int], bytes]:
+        """The origin's key and the request's bytes."""
         if self.closed:
             raise Http1ConnectError("the client is closed", "ClientClosed")
         host, port, host_header, path = self._origin(url)
@@ -348,17 +588,7 @@ class Http1Pool:
                 raise ValueError("a header with a line break")
             head.append(f"{name}: {value}\r\n".encode("latin-1"))
         head += (b"\r\n", content)
-        request = b"".join(head)
-        conn = self._take(key)
-        if conn is None:
-            conn = await self._connect(host, port, connect_s)
-        try:
-            resp = await conn.exchange(request, timeout_s)
-        except BaseException:
-            self._open.discard(conn)
-            raise
-        self._give_back(key, conn)
-        return resp
+        return key, b"".join(head)
 
     async def aclose(self) -> None:
         self.closed = True

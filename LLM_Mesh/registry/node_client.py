@@ -4,9 +4,9 @@
 ``stream`` (body left open for :meth:`NodeResponse.aiter_lines`) and ``get``
 (health checks). :class:`AiohttpNodeClient` serves in production: on this hot
 path it costs about a quarter of ``httpx.AsyncClient``'s CPU per request, and its
-one hot call, a non-streamed POST to a plain-HTTP node, goes on the leaner
-:class:`~LLM_Mesh.registry.http1.Http1Pool` (``fast_post``; streams, GET and https stay
-on aiohttp).
+hot calls, a POST to a plain-HTTP node read whole or streamed, go on the leaner
+:class:`~LLM_Mesh.registry.http1.Http1Pool` (``fast_post``; GET and https stay on
+aiohttp).
 :class:`~LLM_Mesh.registry.node_client_httpx.HttpxNodeClient` wraps any
 ``httpx.AsyncClient``, so tests keep passing an ``httpx.MockTransport``. Both raise one exception tree, which
 :mod:`LLM_Mesh.registry.send` maps to router outcomes::
@@ -52,7 +52,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
-from LLM_Mesh.registry.http1 import Http1ConnectError, Http1Error, Http1Pool, Http1Timeout
+from LLM_Mesh.registry.http1 import (
+    Http1ConnectError,
+    Http1Error,
+    Http1Pool,
+    Http1Stream,
+    Http1Timeout,
+)
 
 __all__ = [
     "AiohttpNodeClient",
@@ -255,6 +261,43 @@ class _Http1Response(NodeResponse):
         return None
 
 
+class _Http1StreamResponse(NodeResponse):
+    """A plain-HTTP POST's answer from :meth:`~LLM_Mesh.registry.http1.Http1Pool.stream`:
+    its body left open."""
+
+    def __init__(self, stream: Http1Stream) -> None:
+        self._stream = stream
+        self._read = False
+        self.status_code = stream.status
+        self.headers = stream.headers
+
+    async def aread(self) -> bytes:
+        if not self._read:
+            try:
+                self.content = await self._stream.read()
+            except Http1Error as exc:
+                raise _from_http1(exc) from exc
+            finally:
+                await self._stream.aclose()
+            self._read = True
+        return self.content
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        async for batch in self.aiter_line_batches():
+            for line in batch:
+                yield line
+
+    async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
+        try:
+            async for batch in _line_batches(self._stream.chunks()):
+                yield batch
+        except Http1Error as exc:
+            raise _from_http1(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 def _from_http1(exc: Http1Error) -> NodeTransportError:
     if isinstance(exc, Http1ConnectError):
         return NodeConnectError(str(exc), exc.kind)
@@ -411,6 +454,19 @@ class AiohttpNodeClient(NodeClient):
         timeout_s: float,
         connect_s: float,
     ) -> NodeResponse:
+        pool = self.http1
+        if pool is not None and url.startswith("http://"):
+            if self._pins is not None and not self._pins.admitted(url):
+                await _admit(self._pins, url)
+            try:
+                s = await pool.stream(
+                    url, content, headers, timeout_s=timeout_s, connect_s=connect_s
+                )
+            except Http1Error as exc:
+                raise _from_http1(exc) from exc
+            except ValueError as exc:  # a URL or header it cannot send: nothing was sent
+                raise NodeProtocolError(str(exc), "InvalidURL") from exc
+            return _Http1StreamResponse(s)
         raw = await self._request(
             "POST", url, content, headers, self._timeout(timeout_s, connect_s)
         )

@@ -5,12 +5,13 @@ Revocations reach a running registry this way (nodes: :mod:`revocations`; API ke
 the admin CLI, takes effect within one interval. A failed poll is logged and the loop
 goes on: a store hiccup must not stop it.
 
-``changes`` (optional) is a cheap check of whether the store changed: a number that moves
-whenever anyone commits to it (``SqlStore.data_version``, SQLite's ``PRAGMA
-data_version``), or ``None`` for "cannot tell". While it holds the value read before the
-last successful poll, nothing was written since, so the poll would find nothing new and is
-skipped; a poll of a store that cannot tell always runs. The value is read *before* the
-poll's queries, so a commit made while they run moves it and the next tick polls.
+``changes`` (optional) is a cheap check of whether the poll would find anything new: a
+number that moves with every write the poll reads (``SqlStore.poll_version``: a counter
+per poll that SQLite triggers move in the writes' own transactions, migration 0013), or
+``None`` for "cannot tell". While it holds the value read before the last successful
+poll, the poll would find nothing new and is skipped; a poll of a store that cannot tell
+(PostgreSQL, the memory store) always runs. The value is read *before* the poll's
+queries, so a write committed while they run moves it and the next tick polls.
 """
 
 from __future__ import annotations

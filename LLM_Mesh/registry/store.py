@@ -244,6 +244,8 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         self._engine: AsyncEngine | None = None
         self._batch_engine: AsyncEngine | None = None
         self._version_db: sqlite3.Connection | None = None
+        self._versions: dict[str, int] = {}  # poll_version's counters, as last read
+        self._versions_at: int | None = None  # data_version when they were read
 
     def __repr__(self) -> str:
         return f"SqlStore({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -267,13 +269,9 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         lone one and runs none of those loops (each read or wrote the store every second)."""
         return self.dialect != "sqlite"
 
-    def data_version(self) -> int | None:
-        """A number that changes whenever any other connection, of this process or another
-        one, committed to the SQLite file since the last call (``PRAGMA data_version`` on
-        a private read-only connection, microseconds, never waits for a writer in WAL
-        mode); ``None`` where there is no such check (PostgreSQL, in-memory SQLite) or it
-        failed. The store polls (revocations, API keys, quality) skip their queries while
-        it has not moved (``Poller.changes``)."""
+    def _version_conn(self) -> sqlite3.Connection | None:
+        """The private read-only connection of :meth:`data_version` and
+        :meth:`poll_version` (opened on first use); ``None`` where there is none."""
         if self._version_db is None:
             path = _sqlite_file(self.url)
             if path is None or self._engine is None:
@@ -285,11 +283,44 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
                 )  # fmt: skip
             except sqlite3.Error:
                 return None
+        return self._version_db
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any other connection, of this process or another
+        one, committed to the SQLite file since the last call (``PRAGMA data_version`` on
+        a private read-only connection, microseconds, never waits for a writer in WAL
+        mode); ``None`` where there is no such check (PostgreSQL, in-memory SQLite) or it
+        failed."""
+        db = self._version_conn()
+        if db is None:
+            return None
         try:  # fetchall: the statement is done, no read transaction left open (checkpoints)
-            rows = self._version_db.execute("PRAGMA data_version").fetchall()
+            rows = db.execute("PRAGMA data_version").fetchall()
         except sqlite3.Error:
             return None
         return int(rows[0][0])
+
+    def poll_version(self, topic: str) -> int | None:
+        """``topic``'s change counter (``poll_versions``: ``revocations``, ``api_keys``,
+        ``quality``), which SQLite triggers move in the transaction of every write that
+        topic's poll reads, whoever writes (migration 0013); ``None`` where there is no
+        such counter (PostgreSQL, in-memory SQLite, an unknown topic) or reading failed.
+        The store polls skip their queries while their counter holds still
+        (``Poller.changes``), so the gateway's own commits (settlement, request log) no
+        longer make them query. Cheap: the counters are read again only after
+        :meth:`data_version` moved (one ``PRAGMA`` otherwise)."""
+        db = self._version_conn()
+        if db is None:
+            return None
+        try:
+            moved = db.execute("PRAGMA data_version").fetchall()[0][0]
+            if moved != self._versions_at:
+                rows = db.execute("SELECT topic, version FROM poll_versions").fetchall()
+                self._versions = {str(t): int(v) for t, v in rows}
+                self._versions_at = moved  # a commit since the PRAGMA moves it again
+        except sqlite3.Error:
+            return None
+        return self._versions.get(topic)
 
     async def open(self) -> None:
         """Create the engine and migrate the database to head. Idempotent."""
@@ -337,6 +368,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         engine, self._engine = self._engine, None
         batch, self._batch_engine = self._batch_engine, None
         version_db, self._version_db = self._version_db, None
+        self._versions, self._versions_at = {}, None
         if version_db is not None:
             version_db.close()
         if batch is not None:

@@ -451,3 +451,16 @@ canary_status = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_canary_status_updated_at", "updated_at"),
 )
+
+#: One counter per store poll (``topic``: ``revocations``, ``api_keys``, ``quality``),
+#: moved by SQLite triggers (migration 0013) in the transaction of every write the poll
+#: would read (a node key's or an API key's ``revoked_at``, any canary row), so a poll of
+#: a SQLite store skips its queries while its counter holds still, whatever else was
+#: committed (``SqlStore.poll_version``). PostgreSQL has the table, unused: its polls
+#: run every interval.
+poll_versions = Table(
+    "poll_versions",
+    metadata,
+    Column("topic", String(32), primary_key=True),
+    Column("version", BigInteger(), nullable=False, server_default="0"),
+)

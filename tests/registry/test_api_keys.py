@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.registry.api_keys import KeyCache, create_api_key
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import ManualClock
+
+
+def _request_record() -> RequestRecord:
+    return RequestRecord(
+        request_id="req-1", node_id="n1", model="m", stream=False, outcome="ok",
+        error_code=None, prompt_tokens=1, completion_tokens=1, latency_ms=1.0, ttft_ms=1.0,
+        cost=0, created_at=datetime.now(timezone.utc),
+    )  # fmt: skip
 
 
 class CountingStore(MemoryStore):
@@ -75,7 +85,7 @@ async def test_a_revocation_in_the_store_reaches_a_cached_key_at_the_next_poll()
     assert await cache.poll() == []  # already marked: nothing new
 
 
-async def test_on_sqlite_the_revocation_poll_reads_the_store_only_after_a_commit(
+async def test_on_sqlite_the_revocation_poll_reads_the_store_only_after_a_key_was_written(
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'registry.db'}"
@@ -83,10 +93,13 @@ async def test_on_sqlite_the_revocation_poll_reads_the_store_only_after_a_commit
         made = await create_api_key(store, name="a")
         assert made is not None
         cache = KeyCache(store, ManualClock(), ttl_s=3600.0)
-        cache.changes = store.data_version  # as the app wires it on SQLite
+        cache.changes = functools.partial(store.poll_version, "api_keys")  # as the app does
         await cache.lookup(made[0])
         assert await cache.tick() is True  # the first poll
         assert await cache.tick() is False  # no commit since: no query
+        # the gateway's own commits under traffic (request log, settlement): no query
+        await store.record_requests([_request_record()])
+        assert await cache.tick() is False
         await admin.revoke_api_key("a", datetime.now(timezone.utc))  # the CLI, elsewhere
         assert await cache.tick() is True
         hit, rec = cache.cached(made[0])

@@ -92,7 +92,12 @@ async def test_a_registry_on_sqlite_runs_alone_and_its_polls_check_for_changes(
         # replicas on SQLite are not supported: no beat, node poll or shared keys
         assert h.app.state.node_sync is None and h.runtime.replicas is None
         assert type(h.runtime.idempotency) is IdempotencyCache
-        assert h.runtime.keys.changes == store.data_version
+        polls = h.app.state.store_polls
+        assert set(polls) == {"revocations", "api_keys", "quality"}
+        assert polls["api_keys"] is h.runtime.keys
+        for topic, poller in polls.items():
+            assert poller.changes is not None
+            assert poller.changes() == store.poll_version(topic) is not None
     async with running(tmp_path / "memory", store=MemoryStore()) as h:
         assert h.app.state.node_sync is not None and h.runtime.replicas is not None
         assert isinstance(h.runtime.idempotency, SharedIdempotency)

@@ -283,3 +283,138 @@ async def test_a_body_over_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch)
         with pytest.raises(Http1Error) as err:
             await p.post(url + "/", b"a" * 1001, H, timeout_s=5, connect_s=5)
     assert err.value.kind == "PayloadTooLarge"
+
+
+# --- streams ------------------------------------------------------------------------
+
+STREAM_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def test_a_stream_gives_each_piece_as_it_comes_then_its_connection_goes_back() -> None:
+    asked = asyncio.Event()
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD + chunked(b"data: 1\n\n"))
+        await w.drain()
+        await asyncio.wait_for(asked.wait(), 5)  # only once the client had the first piece
+        w.write(chunked(b"data: 2\n\n") + b"0\r\n\r\n")
+        await w.drain()
+        await echo_forever(r, w)  # the same connection serves the next request
+
+    async with serve(h) as (url, conns), pool() as p:
+        s = await p.stream(url + "/v1/x", b"{}", H, timeout_s=5, connect_s=5)
+        assert s.status == 200 and s.headers.get("transfer-encoding") == "chunked"
+        got = []
+        async for piece in s.chunks():
+            got.append(piece)
+            asked.set()
+        await s.aclose()
+        assert got == [b"data: 1\n\n", b"data: 2\n\n"]
+        assert (await p.post(url + "/", b"again", H, timeout_s=5, connect_s=5)).content == b"again"
+    assert p.connects == 1 and len(conns) == 1
+
+
+async def test_a_stream_closed_before_its_end_drops_its_connection() -> None:
+    first = True
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal first
+        if not first:
+            await echo_forever(r, w)
+        first = False
+        await _read_request(r)
+        w.write(STREAM_HEAD + chunked(b"data: 1\n\n"))
+        await w.drain()
+        await echo_forever(r, w)  # (the stream never ends)
+
+    async with serve(h) as (url, conns), pool() as p:
+        s = await p.stream(url + "/", b"{}", H, timeout_s=5, connect_s=5)
+        async for piece in s.chunks():
+            assert piece == b"data: 1\n\n"
+            break
+        await s.aclose()
+        await s.aclose()  # idempotent
+        assert (await p.post(url + "/", b"x", H, timeout_s=5, connect_s=5)).status == 200
+    assert p.connects == 2 and len(conns) == 2
+
+
+async def test_an_answer_that_came_with_its_head_is_read_and_the_connection_kept() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            await _read_request(r)
+            w.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\nnope!")
+            await w.drain()
+
+    async with serve(h) as (url, _), pool() as p:
+        for _ in range(2):
+            s = await p.stream(url + "/", b"{}", H, timeout_s=5, connect_s=5)
+            assert s.status == 400 and await s.read() == b"nope!"
+            await s.aclose()
+    assert p.connects == 1
+
+
+async def test_a_stream_times_out_only_when_no_byte_came_for_the_timeout() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD)
+        for _ in range(8):  # 0.8 s in all, never 0.25 s without a byte
+            w.write(chunked(b"x"))
+            await w.drain()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(5)  # then a stall
+
+    async with serve(h) as (url, _), pool() as p:
+        s = await p.stream(url + "/", b"{}", H, timeout_s=0.25, connect_s=5)
+        got = b""
+        with pytest.raises(Http1Timeout):
+            async for piece in s.chunks():
+                got += piece
+        await s.aclose()
+    assert got == b"x" * 8
+
+
+async def test_a_stream_whose_node_breaks_off_is_an_error() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD + chunked(b"data: 1\n\n"))
+        await w.drain()
+        await asyncio.sleep(0.05)  # then close inside the chunked body
+
+    async with serve(h) as (url, _), pool() as p:
+        s = await p.stream(url + "/", b"{}", H, timeout_s=5, connect_s=5)
+        got = []
+        with pytest.raises(Http1Error) as err:
+            async for piece in s.chunks():
+                got.append(piece)
+    assert got == [b"data: 1\n\n"] and err.value.kind == "ServerDisconnected"
+    assert not isinstance(err.value, Http1Timeout)
+
+
+async def test_a_reader_that_falls_behind_stops_the_connection_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import LLM_Mesh.registry.http1 as http1
+
+    monkeypatch.setattr(http1, "STREAM_BUFFER_BYTES", 4096)
+    piece = b"y" * 1000
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD)
+        for _ in range(50):
+            w.write(chunked(piece))
+        w.write(b"0\r\n\r\n")
+        await w.drain()
+
+    async with serve(h) as (url, _), pool() as p:
+        s = await p.stream(url + "/", b"{}", H, timeout_s=5, connect_s=5)
+        await asyncio.sleep(0.1)  # not reading: at most about the bound is read ahead
+        (conn,) = p._open
+        assert conn.transport is not None and not conn.transport.is_reading()
+        assert await s.read() == piece * 50  # then all of it, in order
+        await s.aclose()

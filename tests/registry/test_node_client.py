@@ -174,6 +174,23 @@ async def test_stream_lines_across_chunks(kind: str) -> None:
     assert lines == ['data: {"a":1}', "", "data: x", "", "data: [DONE]", ""]
 
 
+async def test_a_plain_http_stream_goes_on_the_http1_pool_and_keeps_its_connection() -> None:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            await _read_request(r)
+            w.write(STREAM_HEAD + _chunked(b"data: 1\n\ndata: [DONE]\n\n") + b"0\r\n\r\n")
+            await w.drain()
+
+    async with serve(h) as url, make("aiohttp") as client:
+        assert isinstance(client, AiohttpNodeClient) and client.http1 is not None
+        for _ in range(2):
+            resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+            batches = [b async for b in resp.aiter_line_batches()]
+            await resp.aclose()
+            assert batches == [["data: 1", "", "data: [DONE]", ""]]
+        assert client.http1.connects == 1  # one connection, reused after the first stream
+
+
 @KINDS
 async def test_stream_cut_off_is_a_protocol_error(kind: str) -> None:
     async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:

@@ -10,7 +10,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from LLM_Mesh.core.schemas import NodeState
-from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
+from LLM_Mesh.registry.api_keys import create_api_key
+from LLM_Mesh.registry.ports import NodeRecord, RequestRecord, SeqResult
 from LLM_Mesh.registry.store import SqlStore
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -67,7 +68,7 @@ async def test_open_on_empty_database_migrates(store: SqlStore) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     assert {"nodes", "requests", "alembic_version"} <= names
-    assert version == "0012"
+    assert version == "0013"
     assert await store.list_nodes() == []
     assert await log_rows(store) == 0
 
@@ -120,6 +121,55 @@ async def test_data_version_moves_on_every_commit_by_another_connection(tmp_path
             busy = (await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()[0]
         assert busy == 0
     assert s.data_version() is None  # closed
+
+
+async def test_poll_versions_move_only_with_the_writes_their_polls_read(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    async with SqlStore(url) as s, SqlStore(url) as admin:
+        topics = ("revocations", "api_keys", "quality")
+
+        def versions() -> dict[str, int | None]:
+            return {t: s.poll_version(t) for t in topics}
+
+        v0 = versions()
+        assert None not in v0.values()
+        assert s.poll_version("elsewhere") is None  # an unknown topic: cannot tell
+        # what the gateway commits under traffic moves no counter
+        await s.upsert_node(node())
+        await s.record_requests([request(1), request(2)])
+        assert await s.claim_node_key("n1", "pk1", "alice", 1, T0) is SeqResult.OK
+        v1 = versions()
+        assert v1["revocations"] != v0["revocations"]  # a node key added
+        assert v1["api_keys"] == v0["api_keys"] and v1["quality"] == v0["quality"]
+        assert await s.advance_node_seq("n1", 2) is SeqResult.OK  # every heartbeat
+        assert versions() == v1
+        # each poll's own writes move its counter, whoever commits them
+        assert await admin.revoke_node("n1", T0)
+        v2 = versions()
+        assert v2["revocations"] != v1["revocations"]
+        assert (v2["api_keys"], v2["quality"]) == (v1["api_keys"], v1["quality"])
+        made = await create_api_key(admin, name="a")
+        assert made is not None
+        v3 = versions()
+        assert v3["api_keys"] != v2["api_keys"]
+        assert await admin.revoke_api_key("a", T0) is not None
+        v4 = versions()
+        assert v4["api_keys"] != v3["api_keys"]
+        assert (v4["revocations"], v4["quality"]) == (v2["revocations"], v2["quality"])
+        await admin.record_canary("n1", "gemma-3-270m", ok=True, reason=None, at=T0)
+        v5 = versions()
+        assert v5["quality"] != v4["quality"]
+        assert await admin.trust_verifier("v1", T0)
+        v6 = versions()
+        assert v6["quality"] != v5["quality"]
+        assert (v6["revocations"], v6["api_keys"]) == (v4["revocations"], v4["api_keys"])
+    assert s.poll_version("quality") is None  # closed
+
+
+async def test_poll_versions_need_a_sqlite_file(database_url: str) -> None:
+    async with SqlStore("sqlite:///:memory:") as mem, SqlStore(database_url) as s:
+        assert mem.poll_version("revocations") is None
+        assert (s.poll_version("revocations") is not None) == (s.dialect == "sqlite")
 
 
 async def test_data_version_needs_a_sqlite_file(database_url: str) -> None:
