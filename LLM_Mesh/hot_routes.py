@@ -18,7 +18,8 @@ head when the ASGI app sends ``http.response.start`` and the body at
 ``http.response.body``, two ``write`` calls, so the client (for the gateway, the gateway's
 own pool reading a node's answer) was woken twice and read twice. The bytes on the wire
 are the same. A stream, or a server whose ``send`` is not a uvicorn connection's (a test
-client), is answered as before.
+client), is written as before. A whole answer's background task runs after it is sent,
+also when sending failed or was cancelled (the gateway's record of a request is one).
 
 Everything else (other methods and paths, ``/mesh``, the OpenAPI document, which still
 lists the routes) goes through FastAPI as before. The routes stay registered on the
@@ -87,20 +88,27 @@ async def _respond(response: Response, scope: Scope, receive: Receive, send: Sen
     """Send ``response``; a whole one through uvicorn in one socket write (module docstring).
 
     uvicorn's ``send`` is a bound method of the connection's request cycle, which writes
-    to its ``transport`` attribute: for this response that is a :class:`_OneWrite`."""
+    to its ``transport`` attribute: for this response that is a :class:`_OneWrite`. A whole
+    response's background task (the gateway's record of the request) runs once it is sent,
+    and also when sending it failed or was cancelled (Starlette's would not run then)."""
     cycle = getattr(send, "__self__", None)
     real = getattr(cycle, "transport", None)
-    if real is None or type(response).__call__ is not Response.__call__:
-        await response(scope, receive, send)  # a stream, or not uvicorn: as it is
+    if type(response).__call__ is not Response.__call__:
+        await response(scope, receive, send)  # a stream: as it is
         return
-    one = _OneWrite(real)
-    cycle.transport = one  # type: ignore[union-attr]
+    background, response.background = response.background, None
+    one = None if real is None else _OneWrite(real)
+    if one is not None:
+        cycle.transport = one  # type: ignore[union-attr]
     try:
         await response(scope, receive, send)
     finally:
-        if cycle.transport is one:  # type: ignore[union-attr]
-            cycle.transport = real  # type: ignore[union-attr]
-        one.flush()
+        if one is not None:
+            if cycle.transport is one:  # type: ignore[union-attr]
+                cycle.transport = real  # type: ignore[union-attr]
+            one.flush()
+        if background is not None:
+            await background()
 
 
 def _serve(endpoint: Endpoint, on_error: ErrorHandler) -> ASGIApp:

@@ -244,3 +244,51 @@ async def test_a_stream_is_written_as_it_comes() -> None:
     assert writes[0].startswith(b"HTTP/1.1 200 OK") and writes[0].endswith(b"\r\n\r\n")
     assert b"".join(writes[1:]) == b"1\r\na\r\n1\r\nb\r\n0\r\n\r\n"
     assert len(writes) >= 3
+
+
+async def test_a_whole_answers_background_task_runs_even_when_sending_fails() -> None:
+    """The gateway records a request in its answer's background task: it must run once the
+    answer is sent, and also when sending it raised (Starlette's own would not)."""
+    from starlette.background import BackgroundTask
+
+    ran: list[str] = []
+
+    async def note(what: str) -> None:
+        ran.append(what)
+
+    app = HotRoutesApp()
+
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse({"n": 1}, background=BackgroundTask(note, await request.body()))
+
+    async def on_error(_request: Request, exc: Exception) -> Response:
+        raise exc
+
+    app.add_hot_route("/h", endpoint, on_error=on_error, max_body_bytes=16)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/h", "raw_path": b"/h", "query_string": b"", "root_path": "",
+        "headers": [], "client": ("127.0.0.1", 5000), "server": ("t", 80),
+    }  # fmt: skip
+
+    def receive_body(body: bytes):  # type: ignore[no-untyped-def]
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return receive
+
+    sent: list[str] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(str(message["type"]))
+
+    await app(scope, receive_body(b"ok"), send)
+    assert sent == ["http.response.start", "http.response.body"] and ran == [b"ok"]
+
+    async def broken(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("the connection broke")
+
+    with pytest.raises(OSError):
+        await app(scope, receive_body(b"broke"), broken)
+    assert ran == [b"ok", b"broke"]
