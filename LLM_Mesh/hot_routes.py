@@ -12,6 +12,15 @@ gateway and of a node that was a measured share of each process's CPU per reques
   MeshError → OpenAI body mapping both apps already use);
 - ``request.app`` is the app (``scope["app"]``), so ``app.state`` works as before.
 
+A whole answer (a plain ``Response``: its body known, not a stream) leaves in **one**
+write to the socket, its head and body together (:func:`_respond`): uvicorn writes the
+head when the ASGI app sends ``http.response.start`` and the body at
+``http.response.body``, two ``write`` calls, so the client (for the gateway, the gateway's
+own pool reading a node's answer) was woken twice and read twice. The bytes on the wire
+are the same. A stream, or a server whose ``send`` is not a uvicorn connection's (a test
+client), is written as before. A whole answer's background task runs after it is sent,
+also when sending failed or was cancelled (the gateway's record of a request is one).
+
 Everything else (other methods and paths, ``/mesh``, the OpenAPI document, which still
 lists the routes) goes through FastAPI as before. The routes stay registered on the
 app too: ASGI clients and tools that walk the routes see no difference. A middleware
@@ -42,6 +51,66 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
+class _OneWrite:
+    """A transport that holds the first ``write`` (a response's head) and sends it with
+    the next one (its body) in a single call; anything else goes to the real transport
+    (after what it holds, which :meth:`flush` also sends)."""
+
+    __slots__ = ("held", "real")
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self.held
+        if held is None:
+            self.held = bytes(data)
+            return
+        self.held = b""  # only the first write is held
+        self.real.write(held + data if held else data)
+
+    def flush(self) -> None:
+        held, self.held = self.held, b""
+        if held:
+            self.real.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.real.close()
+
+    def __getattr__(self, name: str) -> Any:
+        self.flush()
+        return getattr(self.real, name)
+
+
+async def _respond(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+    """Send ``response``; a whole one through uvicorn in one socket write (module docstring).
+
+    uvicorn's ``send`` is a bound method of the connection's request cycle, which writes
+    to its ``transport`` attribute: for this response that is a :class:`_OneWrite`. A whole
+    response's background task (the gateway's record of the request) runs once it is sent,
+    and also when sending it failed or was cancelled (Starlette's would not run then)."""
+    cycle = getattr(send, "__self__", None)
+    real = getattr(cycle, "transport", None)
+    if type(response).__call__ is not Response.__call__:
+        await response(scope, receive, send)  # a stream: as it is
+        return
+    background, response.background = response.background, None
+    one = None if real is None else _OneWrite(real)
+    if one is not None:
+        cycle.transport = one  # type: ignore[union-attr]
+    try:
+        await response(scope, receive, send)
+    finally:
+        if one is not None:
+            if cycle.transport is one:  # type: ignore[union-attr]
+                cycle.transport = real  # type: ignore[union-attr]
+            one.flush()
+        if background is not None:
+            await background()
+
+
 def _serve(endpoint: Endpoint, on_error: ErrorHandler) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
@@ -49,7 +118,7 @@ def _serve(endpoint: Endpoint, on_error: ErrorHandler) -> ASGIApp:
             response = await endpoint(request)
         except Exception as exc:
             response = await on_error(request, exc)
-        await response(scope, receive, send)
+        await _respond(response, scope, receive, send)
 
     return app
 

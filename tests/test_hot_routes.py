@@ -155,3 +155,140 @@ def test_the_gateway_and_the_node_serve_their_inference_routes_hot(tmp_path: Pat
     for app in (create_node_app(svc), create_registry_app(make_settings(tmp_path))):
         assert isinstance(app, HotRoutesApp)
         assert app._only_body_limits() and set(app._hot) == paths
+
+
+class _Transport:
+    """What uvicorn's protocol needs of a transport; notes each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def set_protocol(self, protocol: object) -> None: ...
+
+
+async def _uvicorn_writes(app: ASGIApp, request: bytes) -> list[bytes]:
+    """The socket writes uvicorn's own HTTP protocol (httptools) makes answering ``request``."""
+    import asyncio
+
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    config = Config(app=app, http="httptools", lifespan="off", log_level="warning")
+    config.load()
+    proto = HttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = _Transport()
+    proto.connection_made(transport)  # type: ignore[arg-type]
+    proto.data_received(request)
+    for _ in range(100):  # until the response is complete (its task ran)
+        if proto.cycle.response_complete:
+            break
+        await asyncio.sleep(0.01)
+    proto.connection_lost(None)
+    return transport.writes
+
+
+async def test_a_whole_answer_leaves_in_one_socket_write_through_uvicorn() -> None:
+    """Head and body together: one write (uvicorn wrote the head and the body apart, so
+    the client was woken twice); the same bytes, and the connection kept for the next."""
+    pytest.importorskip("httptools")
+    body = b"hello"
+    req = (b"POST /hot HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+    writes = await _uvicorn_writes(_app(), req)
+    assert len(writes) == 1
+    head, _, rest = writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"content-length: 23" in head
+    assert rest == b'{"app":"the app","n":5}'
+    # an error answer too (the app's error handler's response)
+    req = b"POST /hot HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nboom"
+    writes = await _uvicorn_writes(_app(), req)
+    assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 500 ")
+
+
+async def test_a_stream_is_written_as_it_comes() -> None:
+    """A streamed answer is not held: uvicorn writes its head and each chunk at once."""
+    pytest.importorskip("httptools")
+    from starlette.responses import StreamingResponse
+
+    app = HotRoutesApp()
+
+    async def endpoint(_request: Request) -> Response:
+        async def chunks():  # type: ignore[no-untyped-def]
+            yield b"a"
+            yield b"b"
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    async def on_error(_request: Request, exc: Exception) -> Response:
+        raise exc
+
+    app.add_hot_route("/s", endpoint, on_error=on_error, max_body_bytes=16)
+    writes = await _uvicorn_writes(app, b"POST /s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+    assert writes[0].startswith(b"HTTP/1.1 200 OK") and writes[0].endswith(b"\r\n\r\n")
+    assert b"".join(writes[1:]) == b"1\r\na\r\n1\r\nb\r\n0\r\n\r\n"
+    assert len(writes) >= 3
+
+
+async def test_a_whole_answers_background_task_runs_even_when_sending_fails() -> None:
+    """The gateway records a request in its answer's background task: it must run once the
+    answer is sent, and also when sending it raised (Starlette's own would not)."""
+    from starlette.background import BackgroundTask
+
+    ran: list[str] = []
+
+    async def note(what: str) -> None:
+        ran.append(what)
+
+    app = HotRoutesApp()
+
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse({"n": 1}, background=BackgroundTask(note, await request.body()))
+
+    async def on_error(_request: Request, exc: Exception) -> Response:
+        raise exc
+
+    app.add_hot_route("/h", endpoint, on_error=on_error, max_body_bytes=16)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/h", "raw_path": b"/h", "query_string": b"", "root_path": "",
+        "headers": [], "client": ("127.0.0.1", 5000), "server": ("t", 80),
+    }  # fmt: skip
+
+    def receive_body(body: bytes):  # type: ignore[no-untyped-def]
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return receive
+
+    sent: list[str] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(str(message["type"]))
+
+    await app(scope, receive_body(b"ok"), send)
+    assert sent == ["http.response.start", "http.response.body"] and ran == [b"ok"]
+
+    async def broken(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("the connection broke")
+
+    with pytest.raises(OSError):
+        await app(scope, receive_body(b"broke"), broken)
+    assert ran == [b"ok", b"broke"]

@@ -6,8 +6,9 @@ many attempts, what it cost: :func:`build_mesh`, priced per node part by
 :func:`~LLM_Mesh.core.pricing.part_costs`, never above the job's estimate) and queues
 the request's record for the store (:class:`~LLM_Mesh.registry.ports.RequestRecord`:
 no prompt, no answer; :class:`~LLM_Mesh.registry.request_log.RequestWriter` writes it
-off the hot path). The same record, with its HTTP status and attempts, goes to the
-gateway's metrics and request log line (:class:`~LLM_Mesh.registry.telemetry.Telemetry`):
+off the hot path; a whole answer's record is made once the answer is written:
+:func:`mesh_answer` then :func:`record_answer`). The same record, with its HTTP status and
+attempts, goes to the gateway's metrics and request log line (:class:`~LLM_Mesh.registry.telemetry.Telemetry`):
 one place where a request ends.
 
 Settlement: the client's :class:`~LLM_Mesh.registry.job.Payment` (reserved by the
@@ -40,9 +41,11 @@ __all__ = [
     "build_mesh",
     "charged_prompt_tokens",
     "make_receipt",
+    "mesh_answer",
     "pay",
     "payable_parts",
     "price_parts",
+    "record_answer",
     "void",
 ]
 
@@ -205,12 +208,25 @@ def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
 
 def account_answer(rt: Runtime, job: Job, tally: Tally, data: dict[str, Any]) -> None:
     """A non-stream's answer: its ``mesh`` set in ``data``, its record queued."""
+    record_answer(rt, job, tally, mesh_answer(rt, job, tally, data))
+
+
+def mesh_answer(rt: Runtime, job: Job, tally: Tally, data: dict[str, Any]) -> float:
+    """A non-stream's answer: its ``mesh`` set in ``data`` (what the client receives); the
+    latency it states, in ms, which :func:`record_answer` records. The gateway's pipeline
+    records after the answer is written (``pipeline.Pipeline._complete``)."""
     latency_ms = _elapsed_ms(rt, job)
     mesh = build_mesh(rt, job, tally, data.get("mesh"), latency_ms=latency_ms)
     if tally.waited_s > 0:
         mesh["waited_ms"] = round(tally.waited_s * 1000.0, 3)
     data["mesh"] = mesh
     tally.outcome = "ok"
+    return latency_ms
+
+
+def record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> None:
+    """An answered non-stream's record queued, counted and logged (:func:`mesh_answer`
+    first)."""
     _record(
         rt, job, node_id=tally.node_id, outcome="ok", prompt_tokens=tally.prompt_tokens,
         completion_tokens=tally.completion_tokens, latency_ms=latency_ms,

@@ -23,16 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
     StreamAccount,
-    account_answer,
     account_failure,
     account_passthrough,
+    mesh_answer,
     pay,
+    record_answer,
     void,
 )
 from LLM_Mesh.registry.admit import Admission, AdmissionCheck, default_checks
@@ -112,10 +114,19 @@ class Pipeline:
             void(client)
             client.used(0)
             return passthrough(job, answer.node_id, answer.status, answer.content)
-        account_answer(rt, job, ex.tally, answer.data)
-        await pay(job, ex.tally, client)
-        client.used(_tokens(ex.tally))
-        return json_answer(job, answer.node_id, answer.data, ex.tally.receipt)
+        tally = ex.tally
+        latency_ms = mesh_answer(rt, job, tally, answer.data)
+        try:
+            await pay(job, tally, client)
+            client.used(_tokens(tally))
+            response = json_answer(job, answer.node_id, answer.data, tally.receipt)
+        except BaseException:
+            record_answer(rt, job, tally, latency_ms)
+            raise
+        # the record (request log row, metrics, log line) once the answer is written: not
+        # on the client's wait; in the same loop step as the write (an async function)
+        response.background = BackgroundTask(_record_answer, rt, job, tally, latency_ms)
+        return response
 
     async def _stream(self, job: Job, client: Client) -> Response:
         rt = self.rt
@@ -145,6 +156,10 @@ class Pipeline:
             upstream.events(), acct.finalize, on_error=acct.finalize_error, commit=acct.commit
         )
         return stream_response(job, answer.node_id, relay, on_close)
+
+
+async def _record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> None:
+    record_answer(rt, job, tally, latency_ms)
 
 
 def _tokens(tally: Tally) -> int:

@@ -118,9 +118,7 @@ async def test_log_requests_off_writes_no_line(
     assert lines(caplog) == []
 
 
-async def test_the_line_is_logfmt_in_text(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_the_line_is_logfmt_in_text(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
     async with running(tmp_path) as h:
         await h.register("n1")
@@ -131,3 +129,40 @@ async def test_the_line_is_logfmt_in_text(
     text = rec.getMessage()
     assert text.startswith('request request_id="an id with spaces" path=/v1/chat/completions ')
     assert f" model={MODEL} stream=false node=n1 status=200 outcome=ok attempts=1 " in text
+
+
+async def test_a_non_streams_record_comes_once_its_answer_is_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The record (request log row, metrics, line) of a whole answer is made after the
+    answer's bytes are handed to the server, not on the client's wait; still exactly once."""
+    from tests.asgi import request_then_wait
+
+    caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
+    async with running(tmp_path) as h:
+        await h.register("n1")
+        writer = h.app.state.runtime.writer
+        queued = writer._queue.qsize()
+        at_body: list[tuple[int, int]] = []
+        statuses: list[int] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+            elif message["type"] == "http.response.body":
+                at_body.append((len(lines(caplog)), writer._queue.qsize() - queued))
+
+        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+        scope = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1", "method": "POST", "scheme": "http", "path": CHAT,
+            "raw_path": CHAT.encode(), "query_string": b"", "root_path": "",
+            "headers": [(b"content-type", b"application/json"), (b"host", b"mesh")],
+            "client": ("127.0.0.1", 5000), "server": ("mesh", 80),
+        }  # fmt: skip
+        await h.app(scope, request_then_wait(body.encode()), send)
+        assert statuses == [200]
+        assert at_body == [(0, 0)]  # nothing recorded when the answer left
+        got = lines(caplog)
+        assert len(got) == 1 and got[0]["outcome"] == "ok" and got[0]["node"] == "n1"
+        assert writer._queue.qsize() - queued == 1

@@ -1,0 +1,194 @@
+"""Where the gateway's CPU goes per non-streamed request: per-thread CPU and a profile.
+
+Method: one local mesh (registry+gateway and a registered ``sim`` node: SIMULATED, the
+same node settings as ``bench_gateway.py``), started with ``gw_profile/`` first on
+``PYTHONPATH`` (its ``sitecustomize`` lets SIGUSR1/SIGUSR2 start and stop a ``cProfile``
+of the registry's main thread on the thread CPU clock; the package has no such hook).
+One ``httpx.Client`` sends ``--requests`` non-streamed chat requests one at a time with
+a client API key (the body of ``bench_gateway.py``), after ``--warmup``. Printed: the
+registry's CPU per request per thread (``/proc/PID/task/*/schedstat``) over an
+unprofiled pass, then the profiled pass's top functions by own time and by cumulative
+time, in µs per request (cProfile's overhead inflates small calls: read it for shares,
+the unprofiled figure for the total). With ``--baseline-tree DIR`` a second mesh from
+that checkout is measured the same way, unprofiled passes interleaved.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/probe_gateway_cpu.py [--requests 2000]
+        [--warmup 200] [--top 40] [--settlement on|off] [--baseline-tree DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pstats
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from _common import local_mesh, machine_line, make_api_key, source_tree
+
+BODY = {"model": "mistral-7b", "messages": [{"role": "user", "content": "Say hi"}],
+        "max_tokens": 1}  # fmt: skip
+NODE_ARGS = ["--sim-ttft-s", "0", "--sim-tokens-per-s", "1000000",
+             "--max-concurrency", "64", "--max-queue", "64"]  # fmt: skip
+HERE = Path(__file__).resolve().parent
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    out: dict[int, float] = {}
+    with contextlib.suppress(OSError):
+        for t in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                out[int(t.name)] = int((t / "schedstat").read_text().split()[0]) / 1e9
+    return out
+
+
+def run(client: httpx.Client, url: str, headers: dict[str, str], n: int) -> None:
+    for _ in range(n):
+        r = client.post(url + "/v1/chat/completions", json=BODY, headers=headers)
+        if r.status_code != 200:
+            raise SystemExit(f"{url}: HTTP {r.status_code}: {r.text[:300]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=4, help="unprofiled passes, interleaved")
+    ap.add_argument("--settlement", choices=("on", "off"), default="on")
+    ap.add_argument("--baseline-tree", default=None)
+    ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument(
+        "--py-spy",
+        default=None,
+        help="a py-spy binary: sample the registry's main thread with it (--nonblocking, "
+        "--gil) instead of cProfile; shares of samples, scaled to the unprofiled loop CPU",
+    )
+    args = ap.parse_args()
+    print(__doc__.split("\n\n")[0])
+    print(machine_line())
+    if args.settlement == "off":
+        os.environ["LLM_MESH_SETTLEMENT"] = "0"
+    tmp = Path(tempfile.mkdtemp(prefix="gw-profile-"))
+    os.environ["LLM_MESH_BENCH_PROFILE_DIR"] = str(tmp)
+    meshes: dict[str, tuple[str, int, dict[str, str]]] = {}
+    with contextlib.ExitStack() as stack:
+        for name, tree in (("this", None), ("before", args.baseline_tree)):
+            if name == "before" and tree is None:
+                continue
+            with source_tree(tree):
+                pp = os.environ.get("PYTHONPATH")
+                os.environ["PYTHONPATH"] = str(HERE / "gw_profile") + (
+                    os.pathsep + pp if pp else ""
+                )
+                try:
+                    m = stack.enter_context(local_mesh(model="mistral-7b", engine="sim",
+                                                       node_args=NODE_ARGS))  # fmt: skip
+                finally:
+                    if pp is None:
+                        os.environ.pop("PYTHONPATH", None)
+                    else:
+                        os.environ["PYTHONPATH"] = pp
+            key = make_api_key(m.settings.home)
+            pid = next(c.proc.pid for c in m._children if c.name == "registry")
+            meshes[name] = (m.registry_url, pid, {"Authorization": f"Bearer {key}"})
+        cpu: dict[str, dict[str, float]] = {n: {} for n in meshes}
+        count = dict.fromkeys(meshes, 0)
+        with httpx.Client(timeout=60.0) as client:
+            for url, _, h in meshes.values():
+                run(client, url, h, args.warmup)
+            per = max(1, args.requests // args.rounds)
+            for i in range(args.rounds):
+                for name in list(meshes) if i % 2 == 0 else list(reversed(meshes)):
+                    url, pid, h = meshes[name]
+                    before = thread_cpu(pid)
+                    run(client, url, h, per)
+                    time.sleep(0.3)  # the settler's round of these requests
+                    after = thread_cpu(pid)
+                    for tid, s in after.items():
+                        k = "loop" if tid == pid else "threads"
+                        cpu[name][k] = cpu[name].get(k, 0.0) + s - before.get(tid, 0.0)
+                    count[name] += per
+            for name, c in cpu.items():
+                n = count[name]
+                print(f"{name}: registry CPU per request (unprofiled, {n} requests): "
+                      f"loop {c.get('loop', 0) / n * 1e6:.0f} µs, other threads "
+                      f"{c.get('threads', 0) / n * 1e6:.0f} µs")  # fmt: skip
+            if args.no_profile:
+                return
+            for name, (url, pid, h) in meshes.items():
+                if args.py_spy:
+                    c = cpu[name]
+                    spy(args, client, url, pid, h, tmp, name, c.get("loop", 0) / count[name])
+                    continue
+                os.kill(pid, signal.SIGUSR1)
+                time.sleep(0.2)
+                run(client, url, h, args.requests)
+                os.kill(pid, signal.SIGUSR2)
+                time.sleep(1.0)
+                prof = tmp / f"{pid}.prof"
+                st = pstats.Stats(str(prof))
+                total = st.total_tt  # type: ignore[attr-defined]
+                print(f"\n== {name}: profiled main thread {total / args.requests * 1e6:.0f} µs"
+                      f" per request ({prof})")  # fmt: skip
+                rows = []
+                for func, (_cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+                    rows.append((tt, ct, nc, func))
+                print("-- by own time: µs/req own, cum, calls/req, function")
+                for tt, ct, nc, func in sorted(rows, reverse=True)[: args.top]:
+                    print(f"{tt / args.requests * 1e6:8.1f} {ct / args.requests * 1e6:8.1f} "
+                          f"{nc / args.requests:6.1f}  {pstats.func_std_string(func)}")  # fmt: skip
+                print("-- by cumulative time")
+                for tt, ct, nc, func in sorted(rows, key=lambda r: -r[1])[: args.top * 2]:
+                    print(f"{tt / args.requests * 1e6:8.1f} {ct / args.requests * 1e6:8.1f} "
+                          f"{nc / args.requests:6.1f}  {pstats.func_std_string(func)}")  # fmt: skip
+
+
+def spy(
+    args: argparse.Namespace,
+    client: httpx.Client,
+    url: str,
+    pid: int,
+    h: dict[str, str],
+    tmp: Path,
+    name: str,
+    loop_s: float,
+) -> None:
+    """Sample the registry under ``--requests`` requests with py-spy (raw stacks)."""
+    out = tmp / f"{pid}.raw"
+    proc = subprocess.Popen([args.py_spy, "record", "-p", str(pid), "-r", "1000", "-f", "raw",
+                             "-o", str(out), "--nonblocking", "--gil"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(1.5)
+    run(client, url, h, args.requests)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(30)
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, n_text = line.rpartition(" ")
+        n = int(n_text)
+        frames = stack.split(";")
+        total += n
+        leaf = frames[-1]
+        own[leaf] = own.get(leaf, 0) + n
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + n
+    us = loop_s * 1e6  # the unprofiled loop CPU per request: what the samples share
+    print(f"\n== {name}: py-spy, {total} samples (GIL held); scaled to {us:.0f} µs/request")
+    print("-- by own samples: µs/req own, incl, function")
+    for f, n in sorted(own.items(), key=lambda kv: -kv[1])[: args.top]:
+        print(f"{n / total * us:8.1f} {incl[f] / total * us:8.1f}  {f}")
+    print("-- by inclusive samples")
+    for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[: args.top * 2]:
+        print(f"{own.get(f, 0) / total * us:8.1f} {n / total * us:8.1f}  {f}")
+
+
+if __name__ == "__main__":
+    main()
