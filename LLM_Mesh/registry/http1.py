@@ -352,14 +352,14 @@ class Http1Stream:
 
     def _check(self) -> None:
         """The read timeout's one timer: fails the stream after ``timeout_s`` without a
-        byte (not counting a pause for a reader that fell behind), else re-arms."""
+        byte, or, while paused for a reader that fell behind, without the reader taking
+        any (a stream nobody reads, or closes, does not hold its connection and its node
+        for ever), else re-arms."""
         self._timer = None
         if self._released or self._conn._complete:
             return
         now = self._loop.time()
-        if self._paused:
-            self._last = now
-        elif now - self._last >= self._timeout_s:
+        if now - self._last >= self._timeout_s:
             self.fail(Http1Timeout(f"no data within {self._timeout_s:.3f} s", "ServerTimeoutError"))
             self._conn.abort()
             return
@@ -370,7 +370,11 @@ class Http1Stream:
         """The body as it arrives: all that came since the last one, in one piece. Raises
         :class:`Http1Error` (its subclasses) when the answer breaks off or times out."""
         conn = self._conn
-        while not self._released:
+        while True:
+            if self._released:  # closed (by another task, maybe): an end cut short raises
+                if self._err is not None and not conn._complete:
+                    raise self._err
+                return
             buf = self._buf
             if buf:
                 self._buf, self._buffered = [], 0
@@ -410,6 +414,9 @@ class Http1Stream:
         if reuse and conn._complete and conn._keep and not conn.closed:
             pool._give_back(self._key, conn)
         else:
+            if not conn._complete and self._err is None:  # a reader still waiting raises
+                self._err = Http1Error("the stream was closed before its end", "ClientClosed")
+            self._wake()
             conn.abort()
             pool._open.discard(conn)
 

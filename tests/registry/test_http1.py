@@ -5,6 +5,7 @@ as the exception the NodeClient tree maps."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -418,3 +419,62 @@ async def test_a_reader_that_falls_behind_stops_the_connection_reading(
         assert conn.transport is not None and not conn.transport.is_reading()
         assert await s.read() == piece * 50  # then all of it, in order
         await s.aclose()
+
+
+async def test_a_stream_closed_by_another_task_wakes_its_reader_with_an_error() -> None:
+    """The reader waits for the next piece; another task closes the stream: the reader
+    raises at once (as aiohttp's did), it does not wait for a node that may never send."""
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD + chunked(b"data: 1\n\n"))
+        await w.drain()
+        await asyncio.sleep(5)  # then nothing for a long while
+
+    async with serve(h) as (url, _), pool() as p:
+        s = await p.stream(url + "/", b"{}", H, timeout_s=30, connect_s=5)
+        got: list[bytes] = []
+
+        async def read() -> None:
+            async for piece in s.chunks():
+                got.append(piece)
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(0.1)
+        await s.aclose()
+        with pytest.raises(Http1Error) as err:
+            await asyncio.wait_for(reader, 1.0)
+    assert got == [b"data: 1\n\n"] and err.value.kind == "ClientClosed"
+    assert not p._open  # the connection was dropped, not kept
+
+
+async def test_a_stream_nobody_reads_lets_go_of_its_connection_after_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paused for a reader that fell behind, and the reader never takes a byte (nor closes
+    the stream): after the read timeout the stream fails and its connection is dropped,
+    so the node is not held on back-pressure for ever."""
+    import LLM_Mesh.registry.http1 as http1
+
+    monkeypatch.setattr(http1, "STREAM_BUFFER_BYTES", 4096)
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(10_000):
+                w.write(chunked(b"z" * 1000))
+                await w.drain()
+
+    async with serve(h) as (url, _), pool() as p:
+        s = await p.stream(url + "/", b"{}", H, timeout_s=0.3, connect_s=5)
+        await asyncio.sleep(0.1)
+        (conn,) = p._open
+        assert conn.transport is not None and not conn.transport.is_reading()  # paused
+        await asyncio.sleep(0.6)  # two timeouts, no reader
+        assert conn.closed or conn.transport is None or conn.transport.is_closing()
+        with pytest.raises(Http1Timeout):
+            async for _ in s.chunks():
+                pass
+        await s.aclose()
+    assert not p._open
