@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -385,3 +387,28 @@ def test_a_mac_under_another_session_key_says_so(signer: GatewaySigner) -> None:
         "the gateway's MAC does not verify (another node's or an older session key, "
         "another node or endpoint, or the body was altered)"
     )
+
+
+def test_a_node_with_a_new_session_key_gets_macs_under_that_key_only(
+    signer: GatewaySigner,
+) -> None:
+    """The signer keeps each node's keyed HMAC ready (one copy per request): a node that
+    agrees a new key (a new X25519 key) is sent MACs under the new key, never the old."""
+    old = _session(signer)
+    new = _session(signer)  # the same node, a new X25519 key
+    assert old.session_key != new.session_key
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    assert new.verify(headers, PATH, BODY, NOW) == signer.registry_id
+    assert _refused(old, headers).startswith("the gateway's MAC does not verify")
+
+
+def test_the_mac_is_hmac_sha256_of_the_signed_bytes_under_the_session_key(
+    signer: GatewaySigner,
+) -> None:
+    v = _session(signer)
+    assert v.session_key is not None
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    data = gateway_bytes(signer.registry_id, NODE, "req-1", PATH,
+                         int(headers[HDR_GATEWAY_TIME]), _sha(BODY))  # fmt: skip
+    want = hmac.digest(v.session_key, data, "sha256")
+    assert headers[HDR_GATEWAY_MAC] == base64.urlsafe_b64encode(want).rstrip(b"=").decode()
