@@ -28,7 +28,7 @@ meshes. The box is shared: read the CPU figures and the within-run comparison, n
 absolute latencies.
 
     .venv/bin/python benchmarks/probe_ttft.py [--requests 20] [--max-tokens 64]
-        [--baseline-tree DIR]
+        [--baseline-tree DIR] [--fine] [--profile]
 """
 
 from __future__ import annotations
@@ -123,6 +123,70 @@ def run_one(client: httpx.Client, url: str, name: str, max_tokens: int) -> Req:
     return r
 
 
+# ``--fine``: the gateway's part of the first token's way, split further (the stages
+# ``ttft_probe`` notes with LLM_MESH_BENCH_PROBE_FINE=1), each row after the stage named
+FINE_STAGES = {
+    "gw:asgi_in": [
+        ("client socket write 1", "client_write1"),
+        ("client socket write 2", "client_write2"),
+        ("uvicorn data_received", "gw:uv_data"),
+        ("uvicorn headers parsed", "gw:uv_headers"),
+        ("uvicorn message complete", "gw:uv_msg"),
+        ("uvicorn run_asgi", "gw:uv_run_asgi"),
+    ],
+    "gw:gw_admitted": [
+        ("body read", "gw:f_body"),
+        ("JSON parsed", "gw:f_parse_json_object"),
+        ("limits checked", "gw:f_check_body"),
+        ("pydantic validated", "gw:f_validated"),
+        ("extensions read", "gw:f_read_extensions"),
+        ("context checked", "gw:f_check_context"),
+        ("request id made", "gw:f_new_request_id"),
+        ("Job built", "gw:f_job"),
+        ("API key checked", "gw:f_auth"),
+        ("rate limit checked", "gw:f_ratelimit"),
+        ("reserve: sqlite_time", "gw:f_sqlite_time"),
+        ("reserve: BEGIN IMMEDIATE", "gw:f_begun"),
+        ("reserve: UPDATE+INSERT", "gw:f_ops"),
+        ("reserve: COMMIT", "gw:f_committed"),
+        ("price check done", "gw:f_charged"),
+        ("idempotency checked", "gw:f_idem"),
+        ("anonymous-last checked", "gw:f_anon"),
+    ],
+    "gw:gw_node_send": [
+        ("payload encoded", "gw:f_payload"),
+        ("body SHA-256", "gw:f_sender"),
+        ("node chosen", "gw:f_chosen"),
+        ("attempt begun", "gw:f_attempt"),
+        ("signed bytes", "gw:f_gateway_bytes"),
+        ("MAC", "gw:f_mac"),
+        ("headers built", "gw:f_headers"),
+    ],
+}
+_WRITES: list[int] = []  # --fine: each client socket write (monotonic ns)
+
+
+def fine_stages() -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for label, key in STAGES:
+        out += FINE_STAGES.get(key, [])  # the finer rows come before the stage they end at
+        out.append((label, key))
+    return out
+
+
+def note_client_writes() -> None:
+    """--fine: note the time of each socket write of this process's httpx client."""
+    import httpcore._backends.sync as hs
+
+    orig = hs.SyncStream.write
+
+    def write(self: Any, *a: Any, **k: Any) -> Any:
+        _WRITES.append(time.monotonic_ns())
+        return orig(self, *a, **k)
+
+    hs.SyncStream.write = write  # type: ignore[method-assign]
+
+
 def read_events(probe_dir: Path, pids: dict[str, int]) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for role, pid in pids.items():
@@ -154,6 +218,9 @@ def first_way(r: Req) -> list[tuple[str, float | None]]:
     ev = dict(r.events)
     ev["client_send"] = [r.t_send]
     ev["client_first"] = [r.t_first]
+    writes = [t for t in _WRITES if t >= r.t_send][:2]
+    for i, t in enumerate(writes, 1):
+        ev[f"client_write{i}"] = [t]
     # completions have no role chunk: each stage's first occurrence is the first token's
     out: list[tuple[str, float | None]] = []
     for label, key in STAGES:
@@ -200,11 +267,20 @@ def main() -> None:
         "loop, written beside the probe files (its overhead skews the timings)",
     )
     ap.add_argument(
+        "--fine",
+        action="store_true",
+        help="also the gateway's stages before the node is called, one by one (more "
+        "probes: each costs a little on the measured way, the same in both meshes)",
+    )
+    ap.add_argument(
         "--engine",
         default="llama-cpp",
         help="the node's engine (sim: SIMULATED, a smoke test of the probe only)",
     )
     args = ap.parse_args()
+    if args.fine:
+        STAGES[:] = fine_stages()
+        note_client_writes()
     # stopped (timeout, kill): leave through the context managers, which stop the meshes
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(__doc__.split("\n\n")[0])
@@ -224,11 +300,14 @@ def main() -> None:
                 os.environ["LLM_MESH_BENCH_PROBE_DIR"] = str(pdir)
                 if args.profile:
                     os.environ["LLM_MESH_BENCH_PROBE_PROFILE"] = "1"
+                if args.fine:
+                    os.environ["LLM_MESH_BENCH_PROBE_FINE"] = "1"
                 try:
                     m = stack.enter_context(local_mesh(model=MODEL, engine=args.engine))
                 finally:
                     os.environ.pop("LLM_MESH_BENCH_PROBE_DIR", None)
                     os.environ.pop("LLM_MESH_BENCH_PROBE_PROFILE", None)
+                    os.environ.pop("LLM_MESH_BENCH_PROBE_FINE", None)
                     if pp is None:
                         os.environ.pop("PYTHONPATH", None)
                     else:

@@ -155,6 +155,51 @@ if _DIR:
         _wrap_agen(relay.SseRelay, "events", "gw_relay_yield")
         _wrap_asgi(relay.ProxyStream, "gw", flush=True)
 
+    def _install_fine() -> None:
+        """``LLM_MESH_BENCH_PROBE_FINE=1`` (``probe_ttft.py --fine``): the gateway's stages
+        before the node is called, one by one."""
+        from starlette.requests import Request
+        from uvicorn.protocols.http import httptools_impl as uv
+
+        from LLM_Mesh.core import gateway_auth
+        from LLM_Mesh.registry import (
+            access,
+            admit,
+            charge,
+            parse,
+            pipeline,
+            send,
+            send_stream,
+            settle_db,
+        )
+
+        _wrap_sync(uv.HttpToolsProtocol, "data_received", "uv_data", None)
+        _wrap_sync(uv.HttpToolsProtocol, "on_headers_complete", "uv_headers", None)
+        _wrap_sync(uv.HttpToolsProtocol, "on_message_complete", "uv_msg", None)
+        _wrap_async(uv.RequestResponseCycle, "run_asgi", "uv_run_asgi", None)
+        _wrap_async(Request, "body", None, "f_body")
+        for name in ("parse_json_object", "check_body", "read_extensions", "check_context",
+                     "new_request_id"):  # fmt: skip
+            _wrap_sync(parse, name, None, f"f_{name}")
+        _wrap_sync(parse.CompletionRequest, "prompt_text", "f_validated", None)
+        _wrap_sync(pipeline, "build_job", None, "f_job")
+        _wrap_async(access.Authenticate, "__call__", None, "f_auth")
+        _wrap_async(access.RateLimit, "__call__", None, "f_ratelimit")
+        _wrap_sync(settle_db, "sqlite_time", None, "f_sqlite_time")
+        _wrap_sync(settle_db.SqliteSettleDb, "_ops", "f_begun", "f_ops")
+        _wrap_sync(settle_db.SqliteSettleDb, "_transact", None, "f_committed")
+        _wrap_async(charge.Charge, "__call__", None, "f_charged")
+        _wrap_async(admit.IdempotencyCheck, "__call__", None, "f_idem")
+        _wrap_async(access.AnonymousLast, "__call__", None, "f_anon")
+        _wrap_sync(send_stream, "stream_payload", None, "f_payload")
+        _wrap_sync(send_stream.NodeStream, "_sender", None, "f_sender")
+        _wrap_async(send.Exchange, "_choose", None, "f_chosen")
+        _wrap_async(send.Exchange, "_attempt", "f_attempt", None)
+        _wrap_sync(gateway_auth, "gateway_bytes", None, "f_gateway_bytes")
+        _wrap_sync(gateway_auth, "_mac", None, "f_mac")  # a tree before the keyed HMAC
+        _wrap_sync(gateway_auth, "_mac_from", None, "f_mac")
+        _wrap_sync(send_stream, "forward_headers", None, "f_headers")
+
     def _install_node() -> None:
         from LLM_Mesh.node import app, gateway_guard, generation
         from LLM_Mesh.node.engines import llama_cpp
@@ -210,6 +255,8 @@ if _DIR:
 
         if "registry" in sys.argv:
             _install_gateway()
+            if os.environ.get("LLM_MESH_BENCH_PROBE_FINE") == "1":
+                _install_fine()
         elif "node" in sys.argv:
             _install_node()
     except Exception as exc:  # a probe that cannot install says so and stays out of the way
