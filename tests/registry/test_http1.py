@@ -399,9 +399,9 @@ async def test_a_stream_whose_node_breaks_off_is_an_error() -> None:
 async def test_a_reader_that_falls_behind_stops_the_connection_reading(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import LLM_Mesh.registry.http1 as http1
+    import LLM_Mesh.registry.http1_stream as http1_stream
 
-    monkeypatch.setattr(http1, "STREAM_BUFFER_BYTES", 4096)
+    monkeypatch.setattr(http1_stream, "STREAM_BUFFER_BYTES", 4096)
     piece = b"y" * 1000
 
     async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -454,9 +454,9 @@ async def test_a_stream_nobody_reads_lets_go_of_its_connection_after_the_timeout
     """Paused for a reader that fell behind, and the reader never takes a byte (nor closes
     the stream): after the read timeout the stream fails and its connection is dropped,
     so the node is not held on back-pressure for ever."""
-    import LLM_Mesh.registry.http1 as http1
+    import LLM_Mesh.registry.http1_stream as http1_stream
 
-    monkeypatch.setattr(http1, "STREAM_BUFFER_BYTES", 4096)
+    monkeypatch.setattr(http1_stream, "STREAM_BUFFER_BYTES", 4096)
 
     async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         await _read_request(r)

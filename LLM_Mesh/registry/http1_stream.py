@@ -1,0 +1,204 @@
+"""A streamed answer of the gateway's HTTP/1.1 client (:meth:`~LLM_Mesh.registry.http1.
+Http1Pool.stream`): the reader of one connection's body as it arrives.
+
+:class:`Http1Stream` takes over the connection once the answer's status and headers are
+in. :meth:`~Http1Stream.chunks` gives everything that arrived since the reader last asked,
+in one piece (one wake-up per batch of reads, no task or queue in between). The read
+timeout is one timer per stream, re-armed only when it fires: no byte within ``timeout_s``,
+or, while reading is paused, no byte taken by the reader. At most
+:data:`STREAM_BUFFER_BYTES` wait for a reader that fell behind; past that the connection
+stops reading until it catches up (the node then waits). The connection goes back to its
+pool only once the answer was read to its end; a stream closed before that drops it, and a
+reader still waiting raises (``ClientClosed``).
+
+The connection and the pool are ``http1.py``'s (:class:`StreamConn`, :class:`StreamPool`
+name what this module uses of them): the two modules are one client, split by concept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from multidict import CIMultiDictProxy
+
+from LLM_Mesh.registry.http1_errors import Http1Error, Http1Timeout
+
+__all__ = ["STREAM_BUFFER_BYTES", "Http1Stream", "StreamConn", "StreamPool"]
+
+STREAM_BUFFER_BYTES = 256 * 1024  # a stream's body read ahead of its reader, at most
+
+
+class StreamConn(Protocol):
+    """What a stream uses of its connection (``http1._Conn``)."""
+
+    transport: asyncio.Transport | None
+    closed: bool
+    _body: list[bytes]
+    _stream: Http1Stream | None
+    _parser: Any
+    _complete: bool
+    _keep: bool
+
+    def abort(self) -> None: ...
+
+
+class StreamPool(Protocol):
+    """What a stream uses of its pool (``http1.Http1Pool``)."""
+
+    _open: set[Any]
+
+    def _give_back(self, key: tuple[str, int], conn: Any) -> None: ...
+
+
+class Http1Stream:
+    """A streamed answer (:meth:`Http1Pool.stream`): status and headers, then
+    :meth:`chunks`; :meth:`aclose` always (idempotent). See the module docstring."""
+
+    __slots__ = (
+        "_buf",
+        "_buffered",
+        "_conn",
+        "_err",
+        "_key",
+        "_last",
+        "_loop",
+        "_paused",
+        "_pool",
+        "_released",
+        "_timeout_s",
+        "_timer",
+        "_waiter",
+        "headers",
+        "status",
+    )
+
+    def __init__(
+        self,
+        conn: StreamConn,
+        pool: StreamPool,
+        key: tuple[str, int],
+        status: int,
+        headers: CIMultiDictProxy[str],
+        timeout_s: float,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._conn, self._pool, self._key = conn, pool, key
+        self._loop = loop = asyncio.get_running_loop()
+        self._buf: list[bytes] = conn._body  # what came in the head's reads
+        self._buffered = sum(map(len, self._buf))
+        conn._body = []
+        self._err: Http1Error | None = None
+        self._paused = False
+        self._released = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._timeout_s = timeout_s
+        self._last = loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        conn._stream = self
+        if conn.closed and not conn._complete:  # lost (or refused) right after the head
+            self._err = Http1Error("the node closed the connection", "ServerDisconnected")
+        elif not conn._complete:
+            self._timer = loop.call_later(timeout_s, self._check)
+
+    # from the connection
+    def feed(self, body: bytes) -> None:
+        self._buf.append(body)
+        self._buffered += len(body)
+        self._last = self._loop.time()
+        if self._buffered > STREAM_BUFFER_BYTES and not self._paused:
+            transport = self._conn.transport
+            if transport is not None:
+                self._paused = True
+                transport.pause_reading()  # the reader fell behind: the node waits
+        self._wake()
+
+    def end(self) -> None:
+        self._wake()
+
+    def fail(self, err: Http1Error) -> None:
+        if self._err is None:
+            self._err = err
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _check(self) -> None:
+        """The read timeout's one timer: fails the stream after ``timeout_s`` without a
+        byte, or, while paused for a reader that fell behind, without the reader taking
+        any (a stream nobody reads, or closes, does not hold its connection and its node
+        for ever), else re-arms."""
+        self._timer = None
+        if self._released or self._conn._complete:
+            return
+        now = self._loop.time()
+        if now - self._last >= self._timeout_s:
+            self.fail(Http1Timeout(f"no data within {self._timeout_s:.3f} s", "ServerTimeoutError"))
+            self._conn.abort()
+            return
+        self._timer = self._loop.call_at(self._last + self._timeout_s, self._check)
+
+    # the reader's
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: all that came since the last one, in one piece. Raises
+        :class:`Http1Error` (its subclasses) when the answer breaks off or times out."""
+        conn = self._conn
+        while True:
+            if self._released:  # closed (by another task, maybe): an end cut short raises
+                if self._err is not None and not conn._complete:
+                    raise self._err
+                return
+            buf = self._buf
+            if buf:
+                self._buf, self._buffered = [], 0
+                if self._paused:
+                    self._paused = False
+                    self._last = self._loop.time()
+                    if conn.transport is not None:
+                        conn.transport.resume_reading()
+                yield buf[0] if len(buf) == 1 else b"".join(buf)
+                continue
+            if self._err is not None:
+                self._release(reuse=False)
+                raise self._err
+            if conn._complete:
+                self._release(reuse=True)
+                return
+            self._waiter = waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    async def read(self) -> bytes:
+        """The whole (rest of the) body."""
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    def _release(self, *, reuse: bool) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conn, pool = self._conn, self._pool
+        conn._stream = None
+        conn._parser = None
+        if reuse and conn._complete and conn._keep and not conn.closed:
+            pool._give_back(self._key, conn)
+        else:
+            if not conn._complete and self._err is None:  # a reader still waiting raises
+                self._err = Http1Error("the stream was closed before its end", "ClientClosed")
+            self._wake()
+            conn.abort()
+            pool._open.discard(conn)
+
+    async def aclose(self) -> None:
+        """Let go of the connection: back to the pool once the answer was read to its
+        end, else dropped. Idempotent."""
+        self._release(reuse=not self._buf and self._err is None)
