@@ -30,11 +30,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from _common import machine_line, pg_database
+from probe_settle_once import funded_payers
 
-from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry import settle_db as sd
-from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.store import SqlStore
 
 SIZES = (1, 8, 64)
 SIZE_SQL = "SELECT pg_total_relation_size('settle_batches')"
@@ -50,13 +48,7 @@ async def run(n: int, admin_url: str) -> list[dict[str, float]]:
     url, drop = await pg_database(admin_url)
     out: list[dict[str, float]] = []
     try:
-        users = [pseudonym("user", f"bench-{i}") for i in range(10)]
-        async with SqlStore(url) as store:
-
-            async def engine() -> Any:
-                return store.engine
-
-            await SqlLedger(engine).append([Transfer("grant", MINT, u, 10**12) for u in users])
+        users = await funded_payers(url)
         conn = await asyncpg.connect(url)
         try:
             now = datetime.now(timezone.utc)

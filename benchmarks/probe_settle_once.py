@@ -56,18 +56,25 @@ async def one(conn: Any, variant: str, cols: list[list[Any]], now: datetime) -> 
     return list(rows)
 
 
+async def funded_payers(url: str, n: int = 10) -> list[str]:
+    """``n`` payers in the (migrated) database at ``url``, granted a balance that never runs
+    out."""
+    users = [pseudonym("user", f"bench-{i}") for i in range(n)]
+    async with SqlStore(url) as store:
+
+        async def engine() -> Any:
+            return store.engine
+
+        await SqlLedger(engine).append([Transfer("grant", MINT, u, 10**12) for u in users])
+    return users
+
+
 async def run(n: int, admin_url: str) -> dict[str, list[float]]:
     import asyncpg  # type: ignore[import-untyped]
 
     url, drop = await pg_database(admin_url)
     try:
-        users = [pseudonym("user", f"bench-{i}") for i in range(10)]
-        async with SqlStore(url) as store:
-
-            async def engine() -> Any:
-                return store.engine
-
-            await SqlLedger(engine).append([Transfer("grant", MINT, u, 10**12) for u in users])
+        users = await funded_payers(url)
         conn = await asyncpg.connect(url)
         try:
             now = datetime.now(timezone.utc)
