@@ -35,8 +35,18 @@ def test_the_rewards_window_is_never_cut() -> None:
     ("keep", "period", "grace"), [(-1, 3600, 0.0), (1, 0, 0.0), (1, 3600, -1.0)]
 )
 def test_bad_arguments(keep: int, period: int, grace: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^keep_days and grace_s are >= 0, reward_period_s >= 1$"):
         request_log_cutoff(NOW, keep, reward_period_s=period, grace_s=grace)
+
+
+def test_the_smallest_allowed_arguments_are_taken() -> None:
+    """The bounds are inclusive: a 1 s reward period, no grace, a grace under a second."""
+    floor = 2 * 1 + 3600
+    assert request_log_cutoff(NOW, 1, reward_period_s=1, grace_s=0.0) == NOW - DAY_S
+    assert request_log_cutoff(NOW, 0, reward_period_s=1, grace_s=0.0) is None
+    big = request_log_cutoff(NOW, 1, reward_period_s=DAY_S, grace_s=0.5)
+    assert big == NOW - (2 * DAY_S + 0.5 + 3600)
+    assert floor < DAY_S  # so the first case is keep_days, not the rewards' floor
 
 
 def test_settlement_cutoff_is_keep_days_before_now() -> None:
@@ -53,5 +63,5 @@ def test_settlement_cutoff_never_reaches_into_the_longest_earnings_window(keep: 
 
 
 def test_settlement_cutoff_refuses_negative_days() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^keep_days is >= 0$"):
         settlement_cutoff(NOW, -1)

@@ -32,10 +32,26 @@ def test_a_total_smaller_than_the_reserves_drains_nothing() -> None:
     assert ShutdownBudget(total_s=2.0).drain_s == 0.0
 
 
-@pytest.mark.parametrize("bad", [{"total_s": 0.0}, {"total_s": -1.0}, {"close_s": -0.1}])
-def test_bad_budgets_are_refused(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        ShutdownBudget(**bad)
+@pytest.mark.parametrize("total", [0.0, -1.0])
+def test_a_total_that_is_not_positive_is_refused(total: float) -> None:
+    with pytest.raises(ValueError, match=rf"^a shutdown needs a positive total, got {total!r}$"):
+        ShutdownBudget(total_s=total)
+
+
+@pytest.mark.parametrize("step", ["goodbye_s", "goodbye_min_s", "close_s"])
+def test_a_negative_step_is_refused(step: str) -> None:
+    with pytest.raises(ValueError, match=r"^shutdown steps take zero seconds or more$"):
+        ShutdownBudget(**{step: -0.1})
+
+
+def test_short_totals_and_zero_second_steps_are_taken() -> None:
+    """The bounds are exclusive for the total (any positive time) and inclusive for the
+    steps (a step may take no time at all)."""
+    assert ShutdownBudget(total_s=0.5).drain_s == 0.0
+    b = ShutdownBudget(total_s=3.0, goodbye_s=0.0, goodbye_min_s=0.0, close_s=0.0)
+    assert b.drain_s == 3.0
+    assert b.goodbye_deadline(began=0.0, now=1.0) == 1.0  # no goodbye time of its own
+    assert ShutdownBudget(goodbye_min_s=0.5, close_s=0.5).drain_s == 11.0
 
 
 def test_retry_goodbye() -> None:
