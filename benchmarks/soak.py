@@ -157,7 +157,7 @@ def start_pg(m: Mesh, args: argparse.Namespace) -> None:
         a = ["node", "start", "--registry", ",".join(order), "--port", str(port),
              "--no-config", "--model", REAL if real else SIM,
              "--engine", "llama-cpp" if real else "sim"]  # fmt: skip
-        a += (["--n-threads", "1", "--max-queue", "8"] if real else
+        a += (["--n-threads", "1", "--max-queue", str(args.real_queue)] if real else
               ["--sim-tokens-per-s", "200", "--sim-ttft-s", "0.02", "--max-concurrency", "4"])  # fmt: skip
         env = {**m.env, "LLM_MESH_HOME": str(h), "LLM_MESH_OPERATOR_TOKEN": m.keys["operator"]}
         m.nodes.append(Proc(f"node{j}{'-real' if real else ''}", a, env, m.logdir / f"node{j}.log"))
@@ -253,6 +253,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=6)
     ap.add_argument("--sim-nodes", type=int, default=4)
     ap.add_argument("--real", action="store_true", help="add a gemma-3-270m node")
+    ap.add_argument("--real-queue", type=int, default=8, help="the gemma node's --max-queue")
     ap.add_argument("--sqlite", action="store_true", help="llm-mesh up (SQLite) instead")
     ap.add_argument("--sample-s", type=float, default=30)
     ap.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -288,8 +289,7 @@ def main() -> None:
             p.stop()
         if drop is not None:
             asyncio.run(drop())
-        if args.keep_logs is None:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # --keep-logs keeps its own directory
 
 
 if __name__ == "__main__":
