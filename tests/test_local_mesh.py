@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.local_mesh import STOP_GRACE_S, LocalMesh, _Child
+from LLM_Mesh.local_mesh import STOP_GRACE_S, LocalMesh, _Child, rotate_log
 
 
 class _Proc:
@@ -54,3 +54,42 @@ def test_a_longer_node_shutdown_gets_a_longer_grace_and_reaches_the_node(tmp_pat
     assert ("node", 43.0) in seen
     assert LocalMesh(settings)._env()["LLM_MESH_NODE_SHUTDOWN_S"] == "40.0"
     assert ("node", 5.0) in _stop(settings, tmp_path, grace_s=5.0)  # given: as given
+
+
+def test_rotate_log_keeps_backups_and_the_writer_goes_on_at_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "registry.log"
+    for i, text in ((1, b"old1"), (2, b"old2"), (3, b"old3")):
+        path.with_name(f"registry.log.{i}").write_bytes(text)
+    with path.open("ab") as writer:  # as a child holds its stdout
+        writer.write(b"x" * 100)
+        writer.flush()
+        assert rotate_log(path, backups=3)
+        writer.write(b"after\n")
+        writer.flush()
+    assert path.read_bytes() == b"after\n"  # at the new end, no hole of 100 bytes before it
+    assert [path.with_name(f"registry.log.{i}").read_bytes() for i in (1, 2, 3)] == [
+        b"x" * 100, b"old1", b"old2",
+    ]  # fmt: skip
+    assert not path.with_name("registry.log.4").exists()
+    assert not rotate_log(tmp_path / "gone.log", backups=3)
+
+
+def test_rotate_logs_rotates_only_a_log_past_the_bound(tmp_path: Path) -> None:
+    mesh = LocalMesh(Settings(home=tmp_path))
+    logs = {}
+    for name, size in (("registry", 150), ("node", 50)):
+        path = tmp_path / f"{name}.log"
+        logs[name] = path.open("ab")
+        logs[name].write(b"y" * size)
+        logs[name].flush()
+        proc: subprocess.Popen[bytes] = _Proc(name, [])  # type: ignore[assignment]
+        mesh._children.append(_Child(name, proc, path, logs[name]))
+    try:
+        assert mesh.rotate_logs(max_bytes=100) == 1
+        assert (tmp_path / "registry.log").stat().st_size == 0
+        assert (tmp_path / "registry.log.1").stat().st_size == 150
+        assert (tmp_path / "node.log").stat().st_size == 50
+        assert mesh.rotate_logs(max_bytes=100) == 0  # nothing past it any more
+    finally:
+        for f in logs.values():
+            f.close()

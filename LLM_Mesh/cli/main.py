@@ -111,6 +111,7 @@ def up(
             "Ctrl-C stops it."
         )
         while not stop and mesh.alive():
+            mesh.rotate_logs()  # the children's log files stay bounded
             time.sleep(0.2)
         if not stop:
             err.print(f"[red]a mesh process exited unexpectedly; see {settings.home / 'logs'}[/]")

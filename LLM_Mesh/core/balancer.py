@@ -61,7 +61,7 @@ class RoutingPolicy:
 
 
 _NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
-_KEPT = ("in_flight", "hb_load", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
+_KEPT = ("in_flight", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
          "success", "latency", "reported_service_ms", "busy_until")  # fmt: skip
 
 
@@ -163,6 +163,7 @@ class Router:
         if st is None:
             return
         st.hb_load = max(0, in_flight) + max(0, queued)
+        st.hb_load_at = now
         if service_s is not None and math.isfinite(service_s) and service_s >= 0:
             st.reported_service_ms = service_s * 1000.0
         st.hb_at = now
@@ -174,11 +175,29 @@ class Router:
             st.uptime = uptime
         self._refresh(st)
 
-    def heard(self, node_id: str, at: float) -> None:
-        """The node was heard from at ``at`` through another replica (no load report)."""
+    def heard(self, node_id: str, at: float) -> bool:
+        """The node was heard from at ``at`` through another replica (no load report).
+
+        Its load report went to that replica, so the load this router holds from before
+        ``at`` (an older heartbeat's, or the capacity a 429 set) is not the node's any
+        more: it is dropped, and the router's own in-flight count is what is left. Without
+        this, a 429 at a replica the node does not heartbeat to marked it full there for
+        good (no heartbeat of its ever came to clear it). ``True`` when that made the
+        node open (requests waiting for a node may take it)."""
         st = self._nodes.get(node_id)
-        if st is not None and at > st.hb_at:
+        if st is None:
+            return False
+        if at > st.hb_at:
             st.hb_at = at
+        if st.hb_load == 0 or at <= st.hb_load_at:
+            return False
+        was_saturated = st.saturated
+        st.hb_load = 0
+        st.hb_load_at = at
+        if was_saturated and not st.saturated:
+            self._refresh(st)
+            return True
+        return False
 
     def node(self, node_id: str) -> NodeStats | None:
         return self._nodes.get(node_id)
@@ -401,6 +420,7 @@ class Router:
             ejected = self._maybe_eject(st, now)
         elif outcome in BUSY:
             st.hb_load = max(st.hb_load, st.capacity)
+            st.hb_load_at = now
             if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > 0:
                 st.busy_until = max(st.busy_until, now + retry_after_s)
         if ejected or was_saturated != st.saturated:

@@ -98,6 +98,7 @@ class NodeStats:
         "cold_start_ms",
         "hb_at",
         "hb_load",
+        "hb_load_at",
         "in_flight",
         "latency",
         "loaded",
@@ -148,6 +149,7 @@ class NodeStats:
         self.routable = True
         self.in_flight = 0  # the gateway's own requests on the node
         self.hb_load = 0  # in_flight + queued at the last heartbeat (or a 429)
+        self.hb_load_at = now  # when hb_load was set
         self.hb_at = now
         self.waiting = 0  # of in_flight, those still waiting for a first token
         self.waiting_since_sum = 0.0  # sum of their start times

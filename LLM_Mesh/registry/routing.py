@@ -118,13 +118,16 @@ class Routing:
 
     def heard(self, node_id: str, at: float) -> None:
         """Another replica got the node's heartbeat (``node_sync.py``): fresh, liveness
-        re-checked; its load report stays with the replica that got it."""
-        self.router.heard(node_id, at)
+        re-checked; its load report stays with the replica that got it (the load this
+        replica held from before is dropped: ``Router.heard``)."""
+        opened = self.router.heard(node_id, at)
         entry = self.table.get(node_id)
         routable = entry is not None and self.table.healthy(entry)
         st = self.router.node(node_id)
         if st is not None and st.routable != routable:
             self.sync(node_id)
+            self._changed()
+        elif opened:
             self._changed()
 
     def sync(self, node_id: str) -> None:

@@ -504,3 +504,31 @@ def test_the_pools_hold_the_current_node_objects_through_any_sequence_of_changes
             got = (set(), set(), 0) if pool is None else (
                 {id(s) for s in pool.open}, {id(s) for s in pool.full}, pool.ejected)  # fmt: skip
             assert got == (open_, full, ejected), (step, m)
+
+
+def test_a_429_ends_with_a_heartbeat_heard_through_another_replica() -> None:
+    # the node heartbeats to another replica: this router only hears that it beat, never
+    # its load; before, the capacity its 429 set stayed, and the node stayed full here
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=2, max_queue=1)
+    r.finish(r.begin("a", "m", 0.0), 0.1, Outcome.OVERLOADED, retry_after_s=0.5)
+    opened = [r.heard("a", 0.05)]  # a beat from before the 429 says nothing of it
+    assert r.pick(REQ, 0.2).verdict is Verdict.SATURATED
+    opened.append(r.heard("a", 2.0))
+    assert r.pool_counts("m") == (1, 0, 0)
+    assert r.pick(REQ, 2.1).node_id == "a"
+    assert opened == [False, True]  # what wakes requests waiting for a node
+
+
+def test_a_load_reported_here_is_dropped_once_the_node_beats_elsewhere() -> None:
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=4, max_queue=0)
+    r.heartbeat("a", 1.0, in_flight=3, queued=0)  # then it moved to another replica
+    r.heard("a", 1.0)  # not newer than the report
+    assert r.node("a").load == 3  # type: ignore[union-attr]
+    r.heard("a", 3.0)
+    assert r.node("a").load == 0  # type: ignore[union-attr]
+    att = r.begin("a", "m", 3.0)  # this router's own requests still count
+    r.heard("a", 4.0)
+    assert r.node("a").load == 1  # type: ignore[union-attr]
+    r.finish(att, 4.5, Outcome.SUCCESS)

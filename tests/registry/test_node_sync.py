@@ -68,6 +68,32 @@ async def test_heartbeats_at_one_replica_keep_the_node_alive_at_the_other(tmp_pa
         assert (await b.client.post(CHAT, json=BODY)).status_code == 503
 
 
+async def test_a_429_at_the_replica_the_node_does_not_beat_to_ends_with_its_next_beat(
+    tmp_path: Path,
+) -> None:
+    # found by the soak's reading of the router: the 429 marked the node full at b, and
+    # only a heartbeat *at b* cleared it; the node beats to a, so b answered 429 for good
+    async with two_replicas(tmp_path) as (a, b):
+        node = await a.register("n1")
+        sync = b.app.state.node_sync
+        await sync.stop()  # the test polls b itself
+        await sync.poll()
+        node.behavior, node.retry_after = "429", "1"
+        assert (await b.client.post(CHAT, json=BODY)).status_code == 429  # the node's
+        node.behavior = "ok"  # its queue drained
+        calls = len(node.calls)
+        assert (await b.client.post(CHAT, json=BODY)).status_code == 429  # b: "saturated"
+        assert len(node.calls) == calls  # b did not try it
+        b.clock.advance(2)
+        a.clock.advance(2)
+        hb = await a.client.post("/mesh/nodes/n1/heartbeat", json={"in_flight": 0})
+        assert hb.status_code == 200
+        await a.runtime.heartbeats.flush()  # type: ignore[union-attr]
+        await sync.poll()
+        r = await b.client.post(CHAT, json=BODY)
+        assert r.status_code == 200, r.text
+
+
 async def test_a_goodbye_at_one_replica_takes_the_node_out_everywhere(
     tmp_path: Path, store_url: str | None
 ) -> None:
