@@ -456,6 +456,7 @@ def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, di
                                "cpu_us_per_token": per_tok, "loop_sched_per_token": sched,
                                "tokens": c.get("tokens", 0.0),
                                "idle_cpu_s_per_s": idle.get(n),
+                               "idle_loop_wakeups_per_s": idle_wakes.get(n),
                                "requests": len(reqs[n])}  # fmt: skip
     path = write_json("probe_ttft", result)
     print(f"\nJSON: {path}")

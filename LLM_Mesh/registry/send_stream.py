@@ -8,7 +8,9 @@ token, the success (``[DONE]``, with the node's own completion tokens) or the br
 here and nowhere else.
 
 Events come in batches: those read from the node together (one per read while the
-gateway keeps up), which the relay writes to the client in one go. It parses an
+gateway keeps up), which the relay writes to the client in one go. The node's bytes are
+framed into events as bytes (an event the gateway need not read goes to the client as
+read, never decoded: this runs per token). It parses an
 event's JSON only until the node's first token (the gateway's time to first token)
 and when the event carries ``"usage"`` (the node's final chunk). The raw
 ``data:`` lines of the current node are kept (a list append) so a failover can rebuild
