@@ -77,9 +77,9 @@ DATA, DONE, FAIL = 0, 1, 2
 
 class Event:
     """One SSE event for the relay: the node's bytes of it (its lines without their line
-    endings, joined by ``\\n``; not the blank line that ends it), the first data line's JSON when this
-    stage parsed it, whether it comes from a continuing node; ``DONE`` ends the stream,
-    ``FAIL`` ends it with ``error`` (an OpenAI error body)."""
+    endings, joined by ``\\n``; not the blank line that ends it), the first data line's
+    JSON when this stage parsed it, whether it comes from a continuing node; ``DONE`` ends
+    the stream, ``FAIL`` ends it with ``error`` (an OpenAI error body)."""
 
     __slots__ = ("continued", "error", "kind", "obj", "raw")
 
@@ -182,10 +182,10 @@ class NodeStream:
         ``DONE`` or ``FAIL``."""
         ex, tally = self.ex, self.ex.tally
         while True:
-            resp = self.resp
-            if resp is None:  # pragma: no cover - events() before open()
-                raise RuntimeError("no node stream is open")
             try:
+                resp = self.resp
+                if resp is None:  # pragma: no cover - events() before open()
+                    raise _Broken("no node stream is open")
                 # the node's events, read here (no generator in between: this runs per token)
                 self._buf, self._done = b"", False
                 async for got in resp.aiter_raw():
