@@ -21,7 +21,10 @@ Reported per mesh, as medians over requests:
   and the time between llama's chunks (the node's decode pace) against the client's;
 * CPU per generated token of the node's event-loop thread, the node's other threads
   (llama's worker and its OpenMP team), the gateway process and this client
-  (``/proc/PID/task/TID/schedstat``), over the measured requests.
+  (``/proc/PID/task/TID/schedstat``), over the measured requests;
+* per generated token, how often the gateway's and the node's event-loop threads got a
+  CPU (each wake-up costs a context switch and cold caches, whatever it then runs) and how
+  long they waited in the run queue for one (schedstat of the loop thread).
 
 The probes cost a little CPU themselves (a list append per note), the same in both
 meshes. The box is shared: read the CPU figures and the within-run comparison, not
@@ -99,6 +102,15 @@ def thread_cpu(pid: int) -> dict[int, float]:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 out[int(t.name)] = int((t / "schedstat").read_text().split()[0]) / 1e9
     return out
+
+
+def loop_sched(pid: int) -> tuple[int, float]:
+    """The main (event-loop) thread's times on a CPU so far (each wake-up is one) and its
+    seconds waiting in the run queue for a CPU (schedstat's 3rd and 2nd fields)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        f = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+        return int(f[2]), int(f[1]) / 1e9
+    return 0, 0.0
 
 
 def run_one(client: httpx.Client, url: str, name: str, max_tokens: int) -> Req:
@@ -321,6 +333,7 @@ def main() -> None:
         reqs: dict[str, list[Req]] = {n: [] for n in meshes}
         cpu: dict[str, dict[str, float]] = {n: {} for n in meshes}
         idle: dict[str, dict[str, float]] = {}
+        idle_wakes: dict[str, dict[str, float]] = {}  # each loop's wake-ups a second, idle
         me = os.getpid()
         with httpx.Client(timeout=600.0) as client:
             for name, (url, _, _) in meshes.items():  # warm-up: 2 each, not measured
@@ -331,11 +344,15 @@ def main() -> None:
             t0 = time.monotonic()
             at0 = {n: {role: sum(thread_cpu(pid).values()) for role, pid in roles.items()}
                    for n, (_, roles, _) in meshes.items()}  # fmt: skip
+            wake0 = {n: {role: loop_sched(pid)[0] for role, pid in roles.items()}
+                     for n, (_, roles, _) in meshes.items()}  # fmt: skip
             time.sleep(args.idle_s)
             span = time.monotonic() - t0
             for n, (_, roles, _) in meshes.items():
                 idle[n] = {role: (sum(thread_cpu(pid).values()) - at0[n][role]) / span
                            for role, pid in roles.items()}  # fmt: skip
+                idle_wakes[n] = {role: (loop_sched(pid)[0] - wake0[n][role]) / span
+                                 for role, pid in roles.items()}  # fmt: skip
             for _, _, pdir in meshes.values():
                 for f in pdir.iterdir():
                     f.unlink()
@@ -346,12 +363,19 @@ def main() -> None:
                     url, roles, _ = meshes[name]
                     before = {role: thread_cpu(pid) for role, pid in roles.items()}
                     before_me = thread_cpu(me)
+                    sched0 = {role: loop_sched(pid) for role, pid in roles.items()}
                     w0 = time.monotonic()
                     r = run_one(client, url, name, args.max_tokens)
                     time.sleep(0.05)  # the node's and gateway's end-of-request work
                     after = {role: thread_cpu(pid) for role, pid in roles.items()}
                     after_me = thread_cpu(me)
                     c = cpu[name]
+                    for role, pid in roles.items():
+                        (n1, w1), (n0, w0_) = loop_sched(pid), sched0[role]
+                        c[f"{role} loop wake-ups"] = c.get(f"{role} loop wake-ups", 0.0) + n1 - n0
+                        c[f"{role} loop run-queue wait"] = (
+                            c.get(f"{role} loop run-queue wait", 0.0) + w1 - w0_
+                        )
                     c["wall"] = c.get("wall", 0.0) + time.monotonic() - w0
                     for role, pid in roles.items():
                         for tid, s in after[role].items():
@@ -365,13 +389,14 @@ def main() -> None:
                     reqs[name].append(r)
                 log(f"request {i + 1}/{args.requests}")
         time.sleep(0.5)
-    report(meshes, reqs, cpu, idle, args)
+    report(meshes, reqs, cpu, idle, idle_wakes, args)
     if args.profile:
         print(f"profiles: {tmp}/*/PID.prof (gateway and node pids above)")
 
 
 def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, dict[str, float]],
-           idle: dict[str, dict[str, float]], args: Any) -> None:  # fmt: skip
+           idle: dict[str, dict[str, float]], idle_wakes: dict[str, dict[str, float]],
+           args: Any) -> None:  # fmt: skip
     result: dict[str, Any] = {"params": vars(args), "meshes": {}}
     ways: dict[str, list[list[tuple[str, float | None]]]] = {}
     for name, (_, roles, pdir) in meshes.items():
@@ -404,7 +429,12 @@ def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, di
         agg = {k: median([p[k] for p in pts]) for k in pts[0]} if pts else {}
         c = cpu[n]
         tokens = c.get("tokens", 0.0) or 1.0
-        per_tok = {k: v / tokens * 1e6 for k, v in c.items() if k not in ("tokens", "wall")}
+        sched = {k: v / tokens * (1 if k.endswith("wake-ups") else 1e6)
+                 for k, v in c.items() if "wake-ups" in k or "run-queue" in k}  # fmt: skip
+        for role, rate in idle_wakes.get(n, {}).items():  # the idle rate taken off, as for CPU
+            sched[f"{role} loop wake-ups"] -= rate * c["wall"] / tokens
+        per_tok = {k: v / tokens * 1e6 for k, v in c.items()
+                   if k not in ("tokens", "wall") and k not in sched}  # fmt: skip
         # background CPU over the same wall time, taken off each process (its loop)
         for role, rate in idle.get(n, {}).items():
             per_tok[f"{role} background (taken off loop)"] = rate * c["wall"] / tokens * 1e6
@@ -418,10 +448,15 @@ def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, di
             f"  {n}: CPU per generated token (µs, whole requests / tokens): "
             + ", ".join(f"{k} {v:.0f}" for k, v in sorted(per_tok.items()))
         )
+        print(
+            f"  {n}: per generated token, each event loop's wake-ups (times on a CPU) and "
+            "run-queue wait (µs; wake-ups less the idle rate): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(sched.items()))
+        )
         result["meshes"][n] = {"first_way": table[n], "per_token": agg,
-                               "cpu_us_per_token": per_tok,
+                               "cpu_us_per_token": per_tok, "loop_sched_per_token": sched,
                                "tokens": c.get("tokens", 0.0),
                                "idle_cpu_s_per_s": idle.get(n),
+                               "idle_loop_wakeups_per_s": idle_wakes.get(n),
                                "requests": len(reqs[n])}  # fmt: skip
     path = write_json("probe_ttft", result)
     print(f"\nJSON: {path}")

@@ -24,7 +24,6 @@ to the final ``usage``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from LLM_Mesh.core.answer_text import chunk_text, stream_text
@@ -34,9 +33,12 @@ __all__ = ["chunk_text", "continuation_body", "generated"]
 CHAT_PATH = "/v1/chat/completions"
 
 
-def generated(data_lines: Iterable[str]) -> tuple[str, int]:
-    """Text and token count (one a content chunk) of the ``data:`` lines relayed so far."""
-    return stream_text(data_lines)
+def generated(data_lines: list[bytes]) -> tuple[str, int]:
+    """Text and token count (one a content chunk) of the ``data:`` lines relayed so far,
+    as read (bytes: decoded here, all at once)."""
+    if not data_lines:
+        return "", 0
+    return stream_text(b"\n".join(data_lines).decode("utf-8", "replace").split("\n"))
 
 
 def _reduce(body: dict[str, Any], key: str, sent: int) -> None:

@@ -18,7 +18,7 @@ name what this module uses of them): the two modules are one client, split by co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from multidict import CIMultiDictProxy
@@ -28,6 +28,14 @@ from LLM_Mesh.registry.http1_errors import Http1Error, Http1Timeout
 __all__ = ["STREAM_BUFFER_BYTES", "Http1Stream", "StreamConn", "StreamPool"]
 
 STREAM_BUFFER_BYTES = 256 * 1024  # a stream's body read ahead of its reader, at most
+
+
+def _as(err: Http1Error, errors: Callable[[Http1Error], Exception] | None) -> Exception:
+    if errors is None:
+        return err
+    out = errors(err)
+    out.__cause__ = err
+    return out
 
 
 class StreamConn(Protocol):
@@ -144,14 +152,18 @@ class Http1Stream:
         self._timer = self._loop.call_at(self._last + self._timeout_s, self._check)
 
     # the reader's
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(
+        self, errors: Callable[[Http1Error], Exception] | None = None
+    ) -> AsyncIterator[bytes]:
         """The body as it arrives: all that came since the last one, in one piece. Raises
-        :class:`Http1Error` (its subclasses) when the answer breaks off or times out."""
+        :class:`Http1Error` (its subclasses) when the answer breaks off or times out, or
+        what ``errors`` makes of it (a caller's own exceptions without a generator around
+        this one: a stream's reader runs per token)."""
         conn = self._conn
         while True:
             if self._released:  # closed (by another task, maybe): an end cut short raises
                 if self._err is not None and not conn._complete:
-                    raise self._err
+                    raise _as(self._err, errors)
                 return
             buf = self._buf
             if buf:
@@ -165,7 +177,7 @@ class Http1Stream:
                 continue
             if self._err is not None:
                 self._release(reuse=False)
-                raise self._err
+                raise _as(self._err, errors)
             if conn._complete:
                 self._release(reuse=True)
                 return

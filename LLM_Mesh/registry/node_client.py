@@ -105,15 +105,21 @@ class NodeResponse(abc.ABC):
         """The whole body (read once, then cached in ``content``)."""
 
     @abc.abstractmethod
-    def aiter_lines(self) -> AsyncIterator[str]:
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: each piece is what came in since the reader last asked
+        (a reader that fell behind gets it all in one piece)."""
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
         """The body's lines as they arrive, without their line endings."""
+        async for batch in self.aiter_line_batches():
+            for line in batch:
+                yield line
 
     async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
-        """:meth:`aiter_lines` in batches: the lines that arrived together (one read from
-        the connection), so a reader that fell behind handles them in one go. This
-        default: one line per batch."""
-        async for line in self.aiter_lines():
-            yield [line]
+        """:meth:`aiter_lines` in batches: the lines that arrived together (one piece of
+        :meth:`aiter_raw`), so a reader that fell behind handles them in one go."""
+        async for batch in _line_batches(self.aiter_raw()):
+            yield batch
 
     @abc.abstractmethod
     async def aclose(self) -> None:
@@ -225,15 +231,10 @@ class _AiohttpResponse(NodeResponse):
             self._resp.release()
         return self.content
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
-        async for batch in self.aiter_line_batches():
-            for line in batch:
-                yield line
-
-    async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
         try:
-            async for batch in _line_batches(self._resp.content.iter_any()):
-                yield batch
+            async for data in self._resp.content.iter_any():
+                yield data
         except _AIOHTTP_ERRORS as exc:
             raise _from_aiohttp(exc) from exc
 
@@ -252,6 +253,10 @@ class _Http1Response(NodeResponse):
 
     async def aread(self) -> bytes:
         return self.content
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        if self.content:
+            yield self.content
 
     async def aiter_lines(self) -> AsyncIterator[str]:
         for line in self.content.split(b"\n"):
@@ -282,17 +287,8 @@ class _Http1StreamResponse(NodeResponse):
             self._read = True
         return self.content
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
-        async for batch in self.aiter_line_batches():
-            for line in batch:
-                yield line
-
-    async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
-        try:
-            async for batch in _line_batches(self._stream.chunks()):
-                yield batch
-        except Http1Error as exc:
-            raise _from_http1(exc) from exc
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        return self._stream.chunks(_from_http1)  # no generator of this one's in between
 
     async def aclose(self) -> None:
         await self._stream.aclose()

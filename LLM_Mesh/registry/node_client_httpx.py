@@ -25,7 +25,6 @@ from LLM_Mesh.registry.node_client import (
     NodeTimeout,
     NodeTransportError,
     _admit,
-    _line_batches,
 )
 from LLM_Mesh.tls import trust_certificate_context
 
@@ -66,10 +65,10 @@ class _HttpxResponse(NodeResponse):
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
 
-    async def aiter_line_batches(self) -> AsyncIterator[list[str]]:
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
         try:
-            async for batch in _line_batches(self._resp.aiter_bytes()):
-                yield batch
+            async for data in self._resp.aiter_bytes():
+                yield data
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
 

@@ -51,6 +51,7 @@ __all__ = [
 
 _SEP = (",", ":")
 _DONE_BYTES = b"data: [DONE]\n\n"
+_END = b"\n\n"  # the blank line that ends an event
 
 # (the node's final chunk, whether it comes from a continuing node) -> None: sets its
 # "mesh" (and, continued, its "usage") in place
@@ -128,6 +129,9 @@ class SseRelay:
                         out += (_sse(body), _DONE_BYTES)
                         yield b"".join(out)
                         return
+                    if ev.obj is None and not ev.continued:  # as the node sent it
+                        out += (ev.raw, _END)
+                        continue
                     data = self._shape(ev)
                     if self.finalized and self.commit is not None:
                         commit, self.commit = self.commit, None
@@ -142,8 +146,6 @@ class SseRelay:
 
     def _shape(self, ev: Event) -> bytes:
         lines = ev.lines
-        if ev.obj is None and not ev.continued:
-            return ("\n".join(lines) + "\n\n").encode()
         for i, line in enumerate(lines):
             obj = ev.obj if i == 0 else None
             if obj is None:

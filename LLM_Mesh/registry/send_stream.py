@@ -8,7 +8,9 @@ token, the success (``[DONE]``, with the node's own completion tokens) or the br
 here and nowhere else.
 
 Events come in batches: those read from the node together (one per read while the
-gateway keeps up), which the relay writes to the client in one go. It parses an
+gateway keeps up), which the relay writes to the client in one go. The node's bytes are
+framed into events as bytes (an event the gateway need not read goes to the client as
+read, never decoded: this runs per token). It parses an
 event's JSON only until the node's first token (the gateway's time to first token)
 and when the event carries ``"usage"`` (the node's final chunk). The raw
 ``data:`` lines of the current node are kept (a list append) so a failover can rebuild
@@ -43,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
@@ -73,28 +76,36 @@ DATA, DONE, FAIL = 0, 1, 2
 
 
 class Event:
-    """One SSE event for the relay: the node's lines as sent, the first data line's JSON
-    when this stage parsed it, whether it comes from a continuing node; ``DONE`` ends the
-    stream, ``FAIL`` ends it with ``error`` (an OpenAI error body)."""
+    """One SSE event for the relay: the node's bytes of it (its lines without their line
+    endings, joined by ``\\n``; not the blank line that ends it), the first data line's
+    JSON when this stage parsed it, whether it comes from a continuing node; ``DONE`` ends
+    the stream, ``FAIL`` ends it with ``error`` (an OpenAI error body)."""
 
-    __slots__ = ("continued", "error", "kind", "lines", "obj")
+    __slots__ = ("continued", "error", "kind", "obj", "raw")
 
     def __init__(
         self,
         kind: int,
-        lines: list[str] | None = None,
+        raw: bytes = b"",
         obj: dict[str, Any] | None = None,
         continued: bool = False,
         error: dict[str, Any] | None = None,
     ) -> None:
         self.kind = kind
-        self.lines = lines or []
+        self.raw = raw
         self.obj = obj
         self.continued = continued
         self.error = error
 
+    @property
+    def lines(self) -> list[str]:
+        """The event's lines, decoded (for the relay's rewrites)."""
+        return self.raw.decode("utf-8", "replace").split("\n")
+
 
 _DONE = Event(DONE)
+_NO_EVENTS: list[Event] = []  # (never appended to)
+_CR_LF = re.compile(rb"\r+\n")  # a line ending with \r: the \r is not the line's
 
 
 class _Broken(Exception):
@@ -130,7 +141,9 @@ class NodeStream:
     def __init__(self, ex: Exchange) -> None:
         self.ex = ex
         self.resp: NodeResponse | None = None
-        self.data: list[str] = []  # the current node's data lines
+        self.data: list[bytes] = []  # the current node's data lines (first of each event)
+        self._buf = b""  # the current node's bytes after its last complete event
+        self._done = False  # the current node sent [DONE]
         self.text = ""  # text the client got from earlier nodes
         self.node_first = False  # the current node has sent a token
         self.usage_seen = False  # the current node sent its final usage chunk
@@ -165,12 +178,27 @@ class NodeStream:
 
     async def events(self) -> AsyncGenerator[list[Event], None]:
         """The client stream's events across failovers, in batches (those read from the
-        node together); the last event is ``DONE`` or ``FAIL``."""
+        node together; an event cut by a read waits for the next); the last event is
+        ``DONE`` or ``FAIL``."""
         ex, tally = self.ex, self.ex.tally
         while True:
             try:
-                async for batch in self._read():
+                resp = self.resp
+                if resp is None:  # pragma: no cover - events() before open()
+                    raise _Broken("no node stream is open")
+                # the node's events, read here (no generator in between: this runs per token)
+                self._buf, self._done = b"", False
+                async for got in resp.aiter_raw():
+                    batch, broken = self._frame(got)
+                    if batch:
+                        yield batch
+                    if broken is not None:  # what came before the error event went first
+                        raise broken
+                batch, broken = self._frame_end()
+                if batch:
                     yield batch
+                if broken is not None:
+                    raise broken
                 att = ex.att
                 if att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
@@ -190,57 +218,64 @@ class NodeStream:
                     yield [end]
                     return
 
-    async def _read(self) -> AsyncGenerator[list[Event], None]:
-        """The current node's events, a batch per read (an event cut by a read waits for
-        the next); a node that breaks off raises (its events before that came first)."""
-        resp = self.resp
-        if resp is None:  # pragma: no cover - events() before open()
-            raise _Broken("no node stream is open")
-        lines: list[str] = []
-        done = False
-        async for got in resp.aiter_line_batches():
-            batch: list[Event] = []
-            try:
-                for line in got:
-                    if line:
-                        lines.append(line)
-                        continue
-                    if not lines:
-                        continue
-                    ev = self._event(lines)
-                    lines = []
-                    if ev is _DONE:
-                        done = True
-                    elif ev is not None:
-                        batch.append(ev)
-            except _Broken:
-                if batch:  # what came before the error event goes to the client first
-                    yield batch
-                raise
-            if batch:
-                yield batch
-        if lines and not done:
-            ev = self._event(lines)
-            if ev is _DONE:
-                done = True
-            elif ev is not None:
-                yield [ev]
-        if not done:
-            raise _Broken(f"node {self.ex.tally.node_id} ended its stream without [DONE]")
+    def _frame(self, got: bytes) -> tuple[list[Event], _Broken | None]:
+        """The events that ``got`` completes (bytes: an event is split, checked and passed
+        on without decoding unless this stage must read it) and the break, if one of them
+        broke the stream. Lines end in ``\\n`` or ``\\r\\n``; an event ends at a blank
+        line; the rest waits for the next read."""
+        buf = self._buf + got if self._buf else got
+        if b"\r" in buf:
+            buf = _CR_LF.sub(b"\n", buf)  # a trailing \r waits for its \n in the rest
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
+            self._buf = buf
+            return _NO_EVENTS, None
+        self._buf = buf[cut + 2 :]
+        return self._events(buf[:cut].split(b"\n\n"))
 
-    def _event(self, lines: list[str]) -> Event | None:
-        first = lines[0]
-        obj: dict[str, Any] | None = None
-        if first.startswith("data:"):
-            if first.startswith('data: {"error"') or first.startswith('data:{"error"'):
+    def _frame_end(self) -> tuple[list[Event], _Broken | None]:
+        """The node's stream ended: its last event if unterminated, and the break when
+        ``[DONE]`` never came."""
+        rest, self._buf = self._buf.rstrip(b"\r"), b""
+        batch: list[Event] = []
+        broken: _Broken | None = None
+        if rest.strip(b"\n") and not self._done:
+            batch, broken = self._events([rest])
+        if broken is None and not self._done:
+            broken = _Broken(f"node {self.ex.tally.node_id} ended its stream without [DONE]")
+        return batch, broken
+
+    def _events(self, blobs: list[bytes]) -> tuple[list[Event], _Broken | None]:
+        batch: list[Event] = []
+        for blob in blobs:
+            if not blob or blob[0] == 10 or blob[-1] == 10:  # more blank lines than one
+                blob = blob.strip(b"\n")
+                if not blob:
+                    continue
+            try:
+                ev = self._event(blob)
+            except _Broken as exc:
+                return batch, exc
+            if ev is _DONE:
+                self._done = True
+            else:
+                batch.append(ev)
+        return batch, None
+
+    def _event(self, blob: bytes) -> Event:
+        if blob.startswith(b"data:"):
+            if blob.startswith(b'data: {"error"') or blob.startswith(b'data:{"error"'):
                 node = self.ex.tally.node_id
-                raise _Broken(f"node {node} reported an error mid-stream: {first[5:300]}")
-            if first == "data: [DONE]":
+                said = blob.split(b"\n", 1)[0].decode("utf-8", "replace")
+                raise _Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
+            first = blob if b"\n" not in blob else blob[: blob.index(b"\n")]
+            if first == b"data: [DONE]":
                 return _DONE
             self.data.append(first)
-            if not self.node_first or '"usage"' in first:
-                obj = self._parsed(first)
-        return Event(DATA, lines, obj, self.continued)
+            if not self.node_first or b'"usage"' in first:
+                obj = self._parsed(first.decode("utf-8", "replace"))
+                return Event(DATA, blob, obj, self.continued)
+        return Event(DATA, blob, None, self.continued)
 
     def _parsed(self, line: str) -> dict[str, Any] | None:
         data = line[5:].strip()

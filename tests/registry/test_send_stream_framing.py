@@ -1,0 +1,154 @@
+"""The send stage's framing of a node's SSE bytes into events, and the relay's bytes for them:
+however the node's bytes are cut into reads, the client gets the same stream, the node's
+events unchanged but for ``\\r\\n`` line endings (``\\n``), and the receipt's text is the one
+the node sent (a character cut by a read included)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.registry.job import Tally
+from LLM_Mesh.registry.node_client import _line_batches
+from LLM_Mesh.registry.relay import SseRelay
+from LLM_Mesh.registry.send_stream import NodeStream
+from tests.registry.helpers import FakeNode, FakeNodes, running
+
+MODEL = "gemma-3-270m"
+BASE = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": MODEL}
+WORDS = ["Once", " upon", " a tïme", " ☃"]
+
+
+def _ev(obj: dict[str, Any], end: bytes = b"\n") -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + end + end
+
+
+def node_bytes(end: bytes = b"\n") -> bytes:
+    out = [_ev({**BASE, "choices": [{"index": 0, "text": w}]}, end) for w in WORDS]
+    out.append(b": a comment line" + end + _ev({**BASE, "choices": []}, b"\n")[:-1] + end)
+    usage = {"prompt_tokens": 3, "completion_tokens": len(WORDS), "total_tokens": 7}
+    out.append(_ev({**BASE, "choices": [], "usage": usage, "mesh": {"node_id": "n"}}, end))
+    out.append(b"data: [DONE]" + end + end)
+    return b"".join(out)
+
+
+class _Resp:
+    status_code = 200
+
+    def __init__(self, reads: list[bytes]) -> None:
+        self.reads = reads
+
+    async def _raw(self) -> AsyncIterator[bytes]:
+        for r in self.reads:
+            yield r
+
+    def aiter_raw(self) -> AsyncIterator[bytes]:
+        return self._raw()
+
+    def aiter_line_batches(self) -> AsyncIterator[list[str]]:  # the same bytes, as lines
+        return _line_batches(self._raw())
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _Exchange:
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.tally.node_id = "n"
+        self.att = None
+        self.first = 0
+
+    def first_token(self) -> None:
+        self.first += 1
+
+    def finish(self, *_a: Any, **_k: Any) -> None:
+        return None
+
+
+async def relayed(reads: list[bytes]) -> tuple[bytes, _Exchange]:
+    ex = _Exchange()
+    ns = NodeStream(ex)  # type: ignore[arg-type]
+    ns.resp = _Resp(reads)  # type: ignore[assignment]
+
+    def finalize(obj: dict[str, Any], _continued: bool) -> None:
+        obj["mesh"] = {"gateway": True}
+
+    out = b"".join([b async for b in SseRelay(ns.events(), finalize).events()])
+    return out, ex
+
+
+def _cuts(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+async def test_the_client_gets_the_same_stream_however_the_reads_cut_it() -> None:
+    whole, ex = await relayed([node_bytes()])
+    node = node_bytes()
+    final_at = node.rfind(b"data: ", 0, node.index(b'"usage"'))
+    assert whole.startswith(node[:final_at])  # every event before the final one: as sent
+    final, done = whole[final_at:].split(b"\n\n")[:2]
+    usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert json.loads(final[len(b"data: ") :]) == {
+        **BASE, "choices": [], "usage": usage, "mesh": {"gateway": True}
+    }  # fmt: skip
+    assert done == b"data: [DONE]" and whole.endswith(b"data: [DONE]\n\n")
+    text = "".join(WORDS)
+    assert ex.first == 1 and ex.tally.completion_tokens == 4 and ex.tally.prompt_tokens == 3
+    assert ex.tally.output_sha256 == output_sha256(text)
+    for size in (1, 2, 3, 7, 64):  # a character, a line ending, an event cut by reads
+        got, ex2 = await relayed(_cuts(node, size))
+        assert got == whole, size
+        assert [o.output_sha256 for o in ex2.tally.outputs] == [output_sha256(text)]
+
+
+@pytest.mark.parametrize("size", [1, 5, 1000])
+async def test_crlf_line_endings_are_relayed_as_lf(size: int) -> None:
+    lf, _ = await relayed([node_bytes()])
+    crlf, ex = await relayed(_cuts(node_bytes(b"\r\n"), size))
+    assert crlf == lf
+    assert ex.tally.output_sha256 == output_sha256("".join(WORDS))
+
+
+async def test_blank_lines_between_events_are_not_events() -> None:
+    lf, _ = await relayed([node_bytes()])
+    spaced, _ = await relayed([b"\n\n" + node_bytes().replace(b"\n\n", b"\n\n\n")])
+    assert spaced == lf
+
+
+async def test_an_unterminated_last_done_ends_the_stream() -> None:
+    data = node_bytes()[: -len(b"\n\n")]  # "data: [DONE]" without its blank line
+    got, ex = await relayed(_cuts(data, 5))
+    lf, _ = await relayed([node_bytes()])
+    assert got == lf and ex.tally.outcome == "ok"
+
+
+async def test_events_before_an_error_event_in_the_same_read_reach_the_client_first(
+    tmp_path: Path,
+) -> None:
+    """One read holds two chunks and the node's error event; nobody can continue: the
+    client gets the two chunks, then the gateway's error event and ``[DONE]``."""
+    nodes = FakeNodes()
+    err = b'data: {"error": {"message": "engine exploded", "type": "api_error"}}\n\n'
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        chunks = [_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS[:2]]
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=b"".join([*chunks, err]))  # fmt: skip
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=1) as h:
+        await h.register("only")
+        body = {"model": MODEL, "prompt": "Tell me:", "stream": True, "max_tokens": 10}
+        r = await h.client.post("/v1/completions", json=body)
+        events = [e for e in r.text.split("\n\n") if e]
+        texts = [json.loads(e[6:])["choices"][0]["text"] for e in events[:2]]
+        assert texts == WORDS[:2]
+        assert "engine exploded" in json.loads(events[2][6:])["error"]["message"]
+        assert events[3:] == ["data: [DONE]"]
