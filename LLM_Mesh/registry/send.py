@@ -54,7 +54,14 @@ from LLM_Mesh.core.failover import Action, Failover, Step, Stop
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
-from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded, UpstreamError, UpstreamTimeout
+from LLM_Mesh.errors import (
+    ContextLengthExceeded,
+    MeshError,
+    ModelUnavailable,
+    Overloaded,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from LLM_Mesh.registry.demand import NO_NODE, SATURATED
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Job, Tally, usage_counts
@@ -217,6 +224,7 @@ class Exchange:
                 rt.clock(), deadline=self.deadline, trace=rt.observer is not None,
             )  # fmt: skip
         last: MeshError | None = None
+        too_small: ContextLengthExceeded | None = None  # the first skipped node's refusal
         try:
             while True:
                 t0 = rt.clock()
@@ -224,6 +232,8 @@ class Exchange:
                 if first and not self.tried:
                     self.tally.waited_s = rt.clock() - t0
                 if d.node_id is None:
+                    if too_small is not None and last is None:  # no node it fits
+                        raise too_small
                     self.stop(Stop.NO_NODE)
                     break
                 node = d.node_id
@@ -231,7 +241,12 @@ class Exchange:
                 if entry is None:  # pragma: no cover - removed between pick and send
                     self.tried.add(node)
                     continue
-                self._check_context(node)
+                try:  # a node declaring a smaller context is skipped, not the request
+                    self._check_context(node)
+                except ContextLengthExceeded as exc:
+                    self.tried.add(node)
+                    too_small = too_small or exc
+                    continue
                 left = self.deadline - rt.clock()
                 if left <= 0:
                     self.stop(Stop.DEADLINE)

@@ -1,0 +1,95 @@
+"""Values a hostile node chooses (its usage counts, its declared context) never reach
+past what they may decide: no lost records for other requests, no refusal of requests
+another node can serve. See docs/security.md, "Hostile nodes"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import FakeNodes, chat_answer, rank, running
+
+CHAT = "/v1/chat/completions"
+
+
+class LyingUsage(FakeNodes):
+    """``liar``'s answers claim the usage its operator chose; other nodes are honest."""
+
+    def __init__(self, usage: dict[str, Any]) -> None:
+        super().__init__()
+        self.usage = usage
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "liar" and request.url.path == CHAT:
+            body = chat_answer("gemma-3-270m", "liar")
+            body["usage"] = self.usage
+            super().handler(request)  # counted as a call
+            return httpx.Response(200, json=body)
+        return super().handler(request)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 2**31, "completion_tokens": 5, "total_tokens": 2**31 + 5},
+        {"prompt_tokens": 4, "completion_tokens": 2**63, "total_tokens": 2**63 + 4},
+        {"prompt_tokens": 10**30, "completion_tokens": 10**30, "total_tokens": 2 * 10**30},
+    ],
+    ids=["prompt_over_int32", "completion_over_int64", "10e30"],
+)
+async def test_huge_usage_from_a_node_loses_no_other_requests_record(
+    tmp_path: Path, database_url: str, usage: dict[str, Any]
+) -> None:
+    store = SqlStore(database_url)
+    nodes = LyingUsage(usage)
+    async with running(tmp_path, store=store, nodes=nodes) as h:  # type: ignore[arg-type]
+        await h.register("honest")
+        await h.register("liar")
+        ids = []
+        for node in ("liar", "honest", "liar", "honest"):
+            r = await h.client.post(CHAT, json={
+                "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+                "allow_nodes": [node], "max_tokens": 8,
+            })  # fmt: skip
+            assert r.status_code == 200, r.text
+            assert r.headers["x-mesh-node"] == node
+            ids.append(r.headers["x-mesh-request-id"])
+        writer = h.runtime.writer
+        await writer.flush()
+        assert writer.dropped == 0
+    reopened = SqlStore(database_url)
+    await reopened.open()
+    try:
+        counted = {n.node_id: n.requests for n in await reopened.list_nodes()}
+    finally:
+        await reopened.close()
+    assert counted == {"honest": 2, "liar": 2}  # the honest node's records were kept
+
+
+@pytest.mark.parametrize("context", [1, -5])
+async def test_a_node_declaring_a_tiny_context_does_not_refuse_others_requests(
+    tmp_path: Path, context: int
+) -> None:
+    async with running(tmp_path) as h:
+        await h.register("honest")
+        await h.register("tiny", models=[])  # replaced below: the tiny context
+        reg = {"node_id": "tiny", "url": "http://tiny:8801", "max_concurrency": 4,
+               "models": [{"id": "gemma-3-270m", "context_length": context}]}  # fmt: skip
+        r = await h.client.post("/mesh/nodes", json=reg)
+        if r.status_code == 400:  # refused outright: nothing to route to
+            assert context < 1
+            await h.client.delete("/mesh/nodes/tiny")
+        else:
+            assert r.status_code == 200, r.text
+        rank(h.runtime.routing.router, ["tiny", "honest"], "gemma-3-270m", h.clock())
+        for _ in range(4):
+            r = await h.client.post(CHAT, json={
+                "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 16,
+            })  # fmt: skip
+            assert r.status_code == 200, r.text
+            assert r.headers["x-mesh-node"] == "honest"
