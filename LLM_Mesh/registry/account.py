@@ -28,7 +28,7 @@ from typing import Any
 
 from LLM_Mesh.core.pricing import UNIT, estimate_prompt_tokens, part_costs
 from LLM_Mesh.core.receipt_check import check_part
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import ERROR_CODES, MeshError
 from LLM_Mesh.registry.job import Client, Job, Tally
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
@@ -237,13 +237,18 @@ def record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> Non
 def account_passthrough(
     rt: Runtime, job: Job, node_id: str, status: int, content: bytes, attempts: int = 0
 ) -> None:
-    """A 4xx the node decided: recorded as an error with the node's code."""
+    """A 4xx the node decided: recorded as an error with the node's code when it is one of
+    the mesh's (:data:`~LLM_Mesh.errors.ERROR_CODES`), else ``http_<status>``: a node's own
+    string is not stored (it could be any text, the prompt's included, and one longer than
+    the column made PostgreSQL refuse the request log's whole batch)."""
     code: str | None = None
     try:
         err = json.loads(content).get("error")
-        code = str(err.get("code")) if isinstance(err, dict) and err.get("code") else None
+        code = err.get("code") if isinstance(err, dict) else None
     except (ValueError, AttributeError):
         pass
+    if not isinstance(code, str) or code not in ERROR_CODES:
+        code = None
     _record(rt, job, node_id=node_id, outcome="error", error_code=code or f"http_{status}",
             status=status, attempts=attempts)  # fmt: skip
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import FakeNodes, chat_answer, rank, running
@@ -93,3 +94,47 @@ async def test_a_node_declaring_a_tiny_context_does_not_refuse_others_requests(
             })  # fmt: skip
             assert r.status_code == 200, r.text
             assert r.headers["x-mesh-node"] == "honest"
+
+
+class OwnErrorCode(FakeNodes):
+    """``liar`` refuses every request with a 400 whose ``code`` its operator chose."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "liar" and request.url.path == CHAT:
+            super().handler(request)
+            err = {"error": {"message": "no", "type": "invalid_request_error", "code": self.code}}
+            return httpx.Response(400, json=err)
+        return super().handler(request)
+
+
+@pytest.mark.parametrize("code", ["x" * 300, "the prompt was: tell me a secret"])
+async def test_a_nodes_own_error_code_is_not_stored_as_sent(
+    tmp_path: Path, database_url: str, code: str
+) -> None:
+    store = SqlStore(database_url)
+    async with running(tmp_path, store=store, nodes=OwnErrorCode(code)) as h:  # type: ignore[arg-type]
+        await h.register("honest")
+        await h.register("liar")
+        for node, status in (("liar", 400), ("honest", 200)):
+            r = await h.client.post(CHAT, json={
+                "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+                "allow_nodes": [node], "max_tokens": 8,
+            })  # fmt: skip
+            assert r.status_code == status, r.text
+            assert r.json().get("error", {}).get("code") in (None, code)  # relayed as is
+        await h.runtime.writer.flush()
+        assert h.runtime.writer.dropped == 0
+    reopened = SqlStore(database_url)
+    await reopened.open()
+    try:
+        counted = {n.node_id: (n.requests, n.failures) for n in await reopened.list_nodes()}
+        async with reopened.engine.connect() as conn:
+            codes = (await conn.execute(text("SELECT error_code FROM requests"))).scalars().all()
+    finally:
+        await reopened.close()
+    assert counted == {"honest": (1, 0), "liar": (1, 1)}
+    assert code not in codes and "secret" not in "".join(c or "" for c in codes)
