@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.helpers import FakeNodes, chat_answer, rank, running
+from tests.registry.helpers import FakeNodes, chat_answer, rank, registration, running
 
 CHAT = "/v1/chat/completions"
 
@@ -138,3 +138,43 @@ async def test_a_nodes_own_error_code_is_not_stored_as_sent(
         await reopened.close()
     assert counted == {"honest": (1, 0), "liar": (1, 1)}
     assert code not in codes and "secret" not in "".join(c or "" for c in codes)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("region", "r" * 129),
+        ("version", "v" * 129),
+        ("max_concurrency", 2**31),
+        ("max_queue", 2**40),
+        ("region", "eu-west\n2026-12-02 INFO node node-b registered"),  # a forged log line
+        ("region", "eu\x1b[2J\x1b]0;pwned\x07"),  # terminal escapes for `llm-mesh status`
+        ("region", "us\u202etsew-ue"),  # a bidi override
+        ("version", "1.0\r\n"),
+        ("models", [{"id": "gemma\x1b[31m", "engine": "sim"}]),
+        ("models", [{"id": "m\u200b", "engine": "sim"}]),  # zero-width space
+        ("models", [{"id": "m" * 257, "engine": "sim"}]),
+        ("models", [{"id": "", "engine": "sim"}]),
+        ("models", [{"id": "m", "engine": "sim\n"}]),
+    ],
+)
+async def test_registration_fields_past_the_store_or_unprintable_are_400(
+    tmp_path: Path, database_url: str, field: str, value: Any
+) -> None:
+    store = SqlStore(database_url)
+    async with running(tmp_path, store=store) as h:  # type: ignore[arg-type]
+        await h.register("honest")
+        h.nodes.add("bad")
+        reg = registration("bad")
+        reg[field] = value
+        r = await h.client.post("/mesh/nodes", json=reg)
+        assert r.status_code == 400, r.text  # before: 200, or 500 on PostgreSQL
+        assert r.json()["error"]["param"].split(".")[0] == field
+        assert h.table.get("bad") is None
+        assert (await h.client.post("/mesh/nodes/honest/heartbeat", json={})).status_code == 200
+    reopened = SqlStore(database_url)
+    await reopened.open()
+    try:
+        assert [n.node_id for n in await reopened.list_nodes()] == ["honest"]
+    finally:
+        await reopened.close()
