@@ -144,6 +144,14 @@ def void(client: Client) -> None:
         client.payment.void()
 
 
+# the ``mesh`` fields only the gateway sets (a node's answer carrying them, e.g. another
+# request's ``ledger_request_id`` or a made-up ``failover_from``, is not believed)
+_GATEWAYS_SAY = (
+    "ledger_request_id", "failover_from", "continued", "cost", "currency", "attempts",
+    "request_id", "receipt",
+)  # fmt: skip
+
+
 def build_mesh(
     rt: Runtime, job: Job, tally: Tally, node_mesh: Any, *, latency_ms: float
 ) -> dict[str, Any]:
@@ -151,10 +159,12 @@ def build_mesh(
     the cost goes into ``tally.cost``."""
     node_id = tally.node_id or ""
     mesh: dict[str, Any] = dict(node_mesh) if isinstance(node_mesh, dict) else {}
+    for key in _GATEWAYS_SAY:  # the node's word for these is not passed on as the gateway's
+        mesh.pop(key, None)
     hosted = rt.table.hosted(node_id, job.model)
     completion = tally.completion_tokens + tally.before
     mesh["node_id"] = node_id
-    mesh.setdefault("model", job.model)
+    mesh["model"] = job.model
     if hosted is not None:
         mesh.setdefault("engine", hosted.engine)
         mesh["simulated"] = bool(mesh.get("simulated")) or hosted.simulated

@@ -4,6 +4,7 @@ another node can serve. See docs/security.md, "Hostile nodes"."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,53 @@ async def test_registration_fields_past_the_store_or_unprintable_are_400(
         assert [n.node_id for n in await reopened.list_nodes()] == ["honest"]
     finally:
         await reopened.close()
+
+
+CLAIMS: dict[str, Any] = {
+    "model": "mistral-7b", "ledger_request_id": "someone-elses-request~0123456789abcdef",
+    "failover_from": ["node-z"], "continued": True, "request_id": "forged",
+    "cost": 1, "currency": "USD", "attempts": 9, "node_id": "node-z",
+    "prompt_tokens": 1, "completion_tokens": 1, "latency_ms": 0.1,
+}  # fmt: skip
+
+
+class OwnMesh(FakeNodes):
+    """Every answer's ``mesh`` claims what the gateway alone may say (:data:`CLAIMS`)."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        resp = super().handler(request)
+        if request.url.path != CHAT:
+            return resp
+        if resp.headers.get("content-type") == "text/event-stream":
+            lines = resp.content.decode().split("\n\n")
+            out = []
+            for ev in lines:
+                if ev.startswith("data: {") and '"mesh"' in ev:
+                    obj = json.loads(ev[6:])
+                    obj["mesh"].update(CLAIMS)
+                    ev = "data: " + json.dumps(obj)
+                out.append(ev)
+            return httpx.Response(200, headers=resp.headers, content="\n\n".join(out).encode())
+        body = json.loads(resp.content)
+        body["mesh"].update(CLAIMS)
+        return httpx.Response(200, json=body)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_nodes_mesh_cannot_speak_for_the_gateway(tmp_path: Path, stream: bool) -> None:
+    async with running(tmp_path, nodes=OwnMesh()) as h:
+        await h.register("node-a")
+        body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 8, "stream": stream}  # fmt: skip
+        r = await h.client.post(CHAT, json=body)
+        assert r.status_code == 200, r.text
+        if stream:
+            events = [e[6:] for e in r.text.split("\n\n") if e.startswith("data: {")]
+            mesh = next(json.loads(e)["mesh"] for e in events if '"mesh"' in e)
+        else:
+            mesh = r.json()["mesh"]
+    assert mesh["node_id"] == "node-a" and mesh["model"] == "gemma-3-270m"
+    assert mesh["request_id"] == r.headers["x-mesh-request-id"]
+    assert "ledger_request_id" not in mesh  # the gateway made the id: the ledger uses it
+    assert "failover_from" not in mesh and "continued" not in mesh
+    assert mesh["attempts"] == 1 and mesh["currency"] == "micro-NetworkToken"
