@@ -74,7 +74,14 @@ from LLM_Mesh.registry.node_client import (
 )
 from LLM_Mesh.registry.runtime import Runtime
 
-__all__ = ["Answer", "Exchange", "Sender", "error_message", "forward_headers"]
+__all__ = [
+    "MAX_NODE_RETRY_AFTER_S",
+    "Answer",
+    "Exchange",
+    "Sender",
+    "error_message",
+    "forward_headers",
+]
 
 CONTINUE_WINDOW_S = 30.0  # time a mid-stream failover may take to find a node
 
@@ -150,11 +157,19 @@ async def _exchange(
     return resp, status, content
 
 
+# the longest a node's own Retry-After counts: what the client is told and how long the
+# router holds the node out (a node's "inf" was a 500; 10^18 s told clients to go away)
+MAX_NODE_RETRY_AFTER_S = 3600
+
+
 def _retry_after(resp: NodeResponse) -> int:
     try:
-        return max(1, int(float(resp.headers.get("retry-after", "1"))))
+        wait = float(resp.headers.get("retry-after", "1"))
     except ValueError:
         return 1
+    if wait != wait:  # NaN
+        return 1
+    return int(min(max(1.0, wait), MAX_NODE_RETRY_AFTER_S))
 
 
 def _failure(exc: NodeTransportError) -> Outcome:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from LLM_Mesh.registry.send import MAX_NODE_RETRY_AFTER_S
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import FakeNodes, chat_answer, rank, registration, running
 
@@ -229,3 +230,22 @@ async def test_a_nodes_mesh_cannot_speak_for_the_gateway(tmp_path: Path, stream:
     assert "ledger_request_id" not in mesh  # the gateway made the id: the ledger uses it
     assert "failover_from" not in mesh and "continued" not in mesh
     assert mesh["attempts"] == 1 and mesh["currency"] == "micro-NetworkToken"
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-inf", "nan", "1e18", "99999999999999999999"])
+async def test_a_nodes_retry_after_is_read_safely_and_bounded(tmp_path: Path, value: str) -> None:
+    async with running(tmp_path) as h:
+        node = await h.register("busy", behavior="429")
+        node.retry_after = value
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 8,
+        })  # fmt: skip
+        assert r.status_code == 429, r.text  # before: "inf" and "1e400" were a 500
+        assert 1 <= int(r.headers["retry-after"]) <= MAX_NODE_RETRY_AFTER_S
+        honest = await h.register("honest")
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 8,
+        })  # fmt: skip
+        assert r.status_code == 200 and len(honest.calls) == 1
