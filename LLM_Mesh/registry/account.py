@@ -255,7 +255,7 @@ def account_passthrough(
     try:
         err = json.loads(content).get("error")
         code = err.get("code") if isinstance(err, dict) else None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         pass
     if not isinstance(code, str) or code not in ERROR_CODES:
         code = None

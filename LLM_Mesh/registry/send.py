@@ -138,7 +138,7 @@ def error_message(content: bytes) -> str:
         err = json.loads(content).get("error")
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:300]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # a node's JSON: anything
         pass
     return content[:200].decode("utf-8", "replace")
 
@@ -513,7 +513,7 @@ class Exchange:
             if resp.status_code == 200:
                 try:
                     data = json.loads(resp.content)
-                except ValueError:
+                except (ValueError, RecursionError):  # nested past the parser's limit
                     data = None
                 if not isinstance(data, dict):
                     raise _NotJson("the node's answer is not a JSON object")

@@ -249,3 +249,44 @@ async def test_a_nodes_retry_after_is_read_safely_and_bounded(tmp_path: Path, va
             "max_tokens": 8,
         })  # fmt: skip
         assert r.status_code == 200 and len(honest.calls) == 1
+
+
+DEEP = b'{"a":' * 100_000 + b"1" + b"}" * 100_000  # past the parser's recursion limit
+
+
+class DeepJson(FakeNodes):
+    """``liar`` answers with JSON nested 100,000 deep: a whole answer, a 4xx, or one event."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "liar" or request.url.path != CHAT:
+            return super().handler(request)
+        super().handler(request)
+        if self.how == "answer":
+            return httpx.Response(200, content=DEEP, headers={"content-type": "application/json"})
+        if self.how == "4xx":
+            return httpx.Response(400, content=DEEP, headers={"content-type": "application/json"})
+        ok = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+        final = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n'
+        events = ok + b"data: " + DEEP + b"\n\n" + final + b"data: [DONE]\n\n"
+        return httpx.Response(200, content=events, headers={"content-type": "text/event-stream"})
+
+
+@pytest.mark.parametrize(("how", "status"), [("answer", 502), ("4xx", 400), ("stream", 200)])
+async def test_json_nested_past_the_parsers_limit_from_a_node(
+    tmp_path: Path, how: str, status: int
+) -> None:
+    async with running(tmp_path, nodes=DeepJson(how)) as h:
+        await h.register("liar")
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 8, "stream": how == "stream", "allow_nodes": ["liar"],
+        })  # fmt: skip
+        # before: RecursionError out of the gateway (a 500, or a stream cut without its end)
+        assert r.status_code == status, r.text[:300]
+        if how == "stream":
+            assert r.text.endswith("data: [DONE]\n\n") and '"mesh"' in r.text
+        assert h.in_flight("liar") == 0
