@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from starlette.responses import Response
 
 from LLM_Mesh.core.pricing import Price
+from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.core.receipt import Part
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.registry.extensions import NONE, Extensions
@@ -75,7 +76,7 @@ class Client:
     __slots__ = ("_settle", "address", "authorization", "headers", "key", "payment")
 
     def __init__(self, address: str, authorization: str | None = None) -> None:
-        self.address = address
+        self.address = address_scope(address)  # an IPv6 client is its /64
         self.authorization = authorization
         self.key: ApiKeyRecord | None = None  # set by authentication; None: anonymous
         self.headers: tuple[tuple[str, str], ...] = ()  # for the answer, whatever it is
