@@ -63,6 +63,7 @@ class NodeManager:
 
         from LLM_Mesh.gc_freeze import freeze_after_startup
         from LLM_Mesh.heap import cap_arenas, trim_periodically
+        from LLM_Mesh.slow_clients import guarded_http
 
         cap_arenas(self.settings.malloc_arena_max)  # before the engine and uvicorn start threads
         config = uvicorn.Config(
@@ -77,6 +78,7 @@ class NodeManager:
             timeout_graceful_shutdown=self.service.shutdown_budget.drain_s,  # type: ignore[arg-type]
             ssl_certfile=self.config.tls_cert,
             ssl_keyfile=self.config.tls_key,
+            http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
             **uvicorn_log_kwargs(self.settings.log_format),
         )
         self._server = _server(config, self.service.begin_shutdown)

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from LLM_Mesh.cli.render import metrics_line, metrics_table
+from LLM_Mesh.cli.render import metrics_line, metrics_table, shown, terminal_text
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings
 from LLM_Mesh.distributed_models import DistributedModelRegistry
@@ -42,7 +42,9 @@ async def stream_request(
                     if ttft is None:
                         ttft = (time.perf_counter() - t0) * 1000
                     text += piece
-                    console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
+                    console.print(
+                        terminal_text(piece), end="", markup=False, highlight=False, soft_wrap=True
+                    )
     console.print()
     return text, mesh, ttft, (time.perf_counter() - t0) * 1000
 
@@ -115,7 +117,9 @@ async def ask_once(
         fallback=fallback,
         chat=chat,
     )
-    console.print((prompt if not chat else "") + r.text, markup=False, highlight=False)
+    console.print(
+        (prompt if not chat else "") + terminal_text(r.text), markup=False, highlight=False
+    )
     mesh = {**r.to_dict(), "model": r.model}
-    note = f" (fallback from {r.fallback_from})" if r.fallback_from else ""
+    note = f" (fallback from {shown(r.fallback_from)})" if r.fallback_from else ""
     console.print(f"[dim]{metrics_line(mesh)}{note}[/]")

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
 import httpx
 import typer
 
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.render import shown
 from LLM_Mesh.core.ledger_audit import Auditor, Report
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
 from LLM_Mesh.errors import MeshError
@@ -234,12 +237,19 @@ async def _proofs(source: Source, sizes: Sequence[int]) -> list[list[bytes] | Ex
     return list(await asyncio.gather(*(one(a, b) for a, b in itertools.pairwise(sizes))))
 
 
-async def audit(source: Source, *, page: int = 10_000, pin: str | None = None) -> Report:
-    """Download and check everything (see the module docstring)."""
+async def audit(
+    source: Source,
+    *,
+    page: int = 10_000,
+    pin: str | None = None,
+    remembered: tuple[int, bytes] | None = None,
+) -> Report:
+    """Download and check everything (see the module docstring); ``remembered``: the size
+    and root an earlier audit of this ledger checked (the history must still hash to it)."""
     keys, origin = await source.keys()
     if pin is not None:
         keys = [pin]
-    auditor = Auditor(await source.checkpoints(), keys, origin)
+    auditor = Auditor(await source.checkpoints(), keys, origin, remembered)
     signed = auditor.signed_sizes
     proofs = asyncio.ensure_future(_proofs(source, signed))
     try:
@@ -262,6 +272,39 @@ async def audit(source: Source, *, page: int = 10_000, pin: str | None = None) -
     return report
 
 
+SEEN_FILE = "ledger_seen.json"  # in $LLM_MESH_HOME: per ledger, the last size and root checked
+
+
+def _seen_key(source: str) -> str:
+    """A ledger's key in :data:`SEEN_FILE`: a hash of where it was read (a database URL
+    may hold a password)."""
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def load_seen(path: Path, source: str) -> tuple[int, bytes] | None:
+    """The size and root an earlier ``ledger verify`` of ``source`` checked, if any."""
+    try:
+        seen = json.loads(path.read_text()).get(_seen_key(source))
+        return (int(seen["size"]), bytes.fromhex(seen["root"])) if seen else None
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
+
+
+def save_seen(path: Path, source: str, report: Report) -> None:
+    """Remember what this audit checked (only a clean one; only ever a longer history)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {}
+    data[_seen_key(source)] = {"size": report.entries, "root": report.root.hex()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
 def print_report(report: Report, seconds: float) -> None:
     issued = -report.balances.get(MINT, 0)
     console.print(
@@ -274,7 +317,7 @@ def print_report(report: Report, seconds: float) -> None:
         console.print("[green]OK[/]: every hash, signature, proof and balance checks out")
         return
     for f in report.findings:
-        err.print(f"[red]{f.kind}[/]: {f.message}", markup=True, highlight=False)
+        err.print(f"[red]{f.kind}[/]: {shown(f.message)}", markup=True, highlight=False)
     if report.more_findings:
         err.print(f"... and {report.more_findings} more")
     err.print(f"[red]MISMATCH[/]: {len(report.findings) + report.more_findings} findings")
@@ -301,11 +344,14 @@ def verify(
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
     balances. Exit 1 on any mismatch."""
     settings = settings_from(home, registry, database_url=database_url)
+    source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
+    seen_path = settings.home / SEEN_FILE
 
     async def go() -> Report:
+        remembered = load_seen(seen_path, source)
         if database_url is None:
             async with httpx.AsyncClient(base_url=settings.registry_url, timeout=60) as client:
-                return await audit(HttpSource(client), page=page, pin=key)
+                return await audit(HttpSource(client), page=page, pin=key, remembered=remembered)
         from LLM_Mesh.registry.ledger import SqlLedger
         from LLM_Mesh.registry.store import SqlStore
 
@@ -315,8 +361,9 @@ def verify(
                 return store.engine
 
             return await audit(
-                StoreSource(SqlLedger(engine), settings.ledger_origin), page=page, pin=key
-            )
+                StoreSource(SqlLedger(engine), settings.ledger_origin), page=page, pin=key,
+                remembered=remembered,
+            )  # fmt: skip
 
     start = time.perf_counter()
     try:
@@ -326,3 +373,4 @@ def verify(
     print_report(report, time.perf_counter() - start)
     if not report.ok:
         raise typer.Exit(1)
+    save_seen(seen_path, source, report)

@@ -6,9 +6,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 SIMULATED = " [yellow](simulated)[/]"  # a model served only by simulated nodes, a simulated node
+
+# C0 controls but tab and newline, DEL, C1 controls, bidi embeddings/overrides/isolates
+_UNSAFE = dict.fromkeys(
+    [*(c for c in range(0x20) if c not in (0x09, 0x0A)), *range(0x7F, 0xA0),
+     *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)  # fmt: skip
+
+
+def terminal_text(value: Any) -> str:
+    """Text a peer chose (a node's answer, a listing's names) as safe to print: without
+    the control characters a terminal acts on (ESC sequences clear it, set its title or
+    clipboard, forge lines) or bidi overrides (text shown in another order)."""
+    return str(value).translate(_UNSAFE)
+
+
+def shown(value: Any) -> str:
+    """A peer's string inside Rich markup: :func:`terminal_text`, its markup escaped (a
+    ``[/]`` in a model id made ``llm-mesh status`` fail; ``[green]...`` forged labels)."""
+    return escape(terminal_text(value))
 
 
 def _fmt_ms(v: Any) -> str:
@@ -23,7 +43,7 @@ def _fmt_size(n: Any) -> str:
 
 
 def _short_url(url: Any) -> str:
-    text = str(url or "-")
+    text = shown(url or "-")
     return text.split("://", 1)[-1]
 
 
@@ -41,7 +61,7 @@ def _trust(n: Mapping[str, Any]) -> str:
     if "trust_score" not in n:
         return "-"
     out = f"{float(n['trust_score']):.2f}" + (" [dim]verifier[/]" if n.get("verifier") else "")
-    q = [str(x.get("model")) for x in n.get("quarantined") or [] if isinstance(x, Mapping)]
+    q = [shown(x.get("model")) for x in n.get("quarantined") or [] if isinstance(x, Mapping)]
     return out + (f"\n[red]quarantined: {', '.join(q)}[/]" if q else "")
 
 
@@ -56,24 +76,26 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
     t.add_column("trust", min_width=5)
     for n in nodes:
         models = ", ".join(
-            m["id"]
+            shown(m["id"])
             + (SIMULATED if m.get("simulated") else "")
             + ("" if m.get("loaded", True) else " (cold)")
             for m in n.get("models", [])
         )
-        state = str(n.get("state") or "")
+        state = shown(n.get("state") or "")
         if n.get("healthy"):
             health = f"[green]up[/] {float(n.get('health_score') or 0):.2f}"
         else:
             health = f"[red]down[/] {state}"
         # a public listing has no URL (the admin's does): the region, and the declaration
         where = " · ".join(
-            p for p in (_short_url(n["url"]) if n.get("url") else "", n.get("region") or "") if p
+            p
+            for p in (_short_url(n["url"]) if n.get("url") else "", shown(n.get("region") or ""))
+            if p
         )
         where = " · ".join(p for p in (where, _prompts(n.get("keeps_no_prompts"))) if p)
         node_sim = SIMULATED if n.get("simulated") else ""
         t.add_row(
-            f"{n.get('node_id')}{node_sim}\n[dim]{where}[/]",
+            f"{shown(n.get('node_id'))}{node_sim}\n[dim]{where}[/]",
             health,
             models,
             f"{n.get('in_flight', 0)}/{n.get('max_concurrency', 1)} +{n.get('queued', 0)}q",
@@ -96,12 +118,12 @@ def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
     for m in models:
         up = f"[green]yes[/] {m.get('nodes', 0)}n" if m.get("available") else "[dim]no[/]"
         t.add_row(
-            str(m["id"])
+            shown(m["id"])
             + (" [dim](custom)[/]" if m.get("custom") else "")
             + (SIMULATED if m.get("simulated") else ""),
-            f"{_fmt_size(m.get('size_bytes'))} {m.get('quantization') or ''}".strip(),
+            f"{_fmt_size(m.get('size_bytes'))} {shown(m.get('quantization') or '')}".strip(),
             str(m.get("context_length") or "-"),
-            ", ".join(m.get("specialties") or []),
+            ", ".join(shown(x) for x in m.get("specialties") or []),
             *_prices(m),
             up,
         )
@@ -149,7 +171,8 @@ def print_status(
     console = console or Console()
     simulated = set(info.get("models_simulated") or [])
     up = [
-        m + (" (simulated)" if m in simulated else "") for m in info.get("models_available") or []
+        shown(m) + (" (simulated)" if m in simulated else "")
+        for m in info.get("models_available") or []
     ]
     console.print(
         f"[bold]LLM Mesh[/] at {info.get('registry_url')}: "
@@ -164,8 +187,8 @@ def metrics_line(
     mesh: Mapping[str, Any], *, client_ttft_ms: float | None = None, total_ms: float | None = None
 ) -> str:
     parts = [
-        f"node {mesh.get('node_id')}",
-        f"model {mesh.get('model')}",
+        f"node {shown(mesh.get('node_id'))}",
+        f"model {shown(mesh.get('model'))}",
     ]
     if mesh.get("simulated"):
         parts.append("[yellow]SIMULATED engine[/]")
@@ -188,13 +211,13 @@ def metrics_table(
     t = Table(title="served by the mesh", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value")
-    engine = str(mesh.get("engine") or "-")
+    engine = shown(mesh.get("engine") or "-")
     if mesh.get("simulated"):
         engine += " [yellow](SIMULATED)[/]"
     tps = mesh.get("tokens_per_s")
     rows = [
-        ("node", str(mesh.get("node_id"))),
-        ("model", str(mesh.get("model"))),
+        ("node", shown(mesh.get("node_id"))),
+        ("model", shown(mesh.get("model"))),
         ("engine", engine),
         (
             "time to first token",

@@ -60,14 +60,14 @@ def stream_text(data_lines: Iterable[str]) -> tuple[str, int]:
                 if p.startswith("{")]  # fmt: skip
     try:
         objs: list[Any] = json.loads("[" + ",".join(payloads) + "]")
-    except ValueError:
+    except (ValueError, RecursionError):  # a node's JSON, nested past the parser's limit
         objs = []
     if len(objs) != len(payloads):  # a line that is not one JSON object: line by line
         objs = []
         for payload in payloads:
             try:
                 objs.append(json.loads(payload))
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
     parts = [piece for obj in objs if isinstance(obj, dict) and (piece := chunk_text(obj))]
     return "".join(parts), len(parts)

@@ -19,7 +19,11 @@ order (:meth:`Auditor.entry`), and checks, naming each finding:
   record; ``root``: a checkpoint's root is not the root of the entries;
 - ``consistency``: a consistency proof between successive checkpoints fails;
 - ``inclusion``: an inclusion proof fails; ``truncated``: a checkpoint covers entries
-  that were not published.
+  that were not published;
+- ``rewritten``: a checkpoint an earlier audit saw signed (``remembered``: size and root,
+  what ``llm-mesh ledger verify`` keeps) now has another root, or the entries no longer
+  hash to it (``root``), or they were cut below it (``truncated``): a registry that
+  rewrote its history and re-signed every checkpoint passes every other check.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class Report:
     balances: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     more_findings: int = 0
+    root: bytes = EMPTY_ROOT  # the root of the entries checked (what a later audit remembers)
 
     @property
     def ok(self) -> bool:
@@ -124,6 +129,7 @@ class Auditor:
         checkpoints: Sequence[Mapping[str, object]],
         keys: Sequence[str],
         origin: str,
+        remembered: tuple[int, bytes] | None = None,
     ) -> None:
         self.report = Report()
         self._tree = _Tree()
@@ -138,6 +144,14 @@ class Auditor:
         published = {base64.b64decode(k) for k in keys}
         for cp in checkpoints:
             self._checkpoint(cp, published, origin)
+        if remembered is not None:  # checked like a signed checkpoint from here on
+            size, root = remembered
+            now = self._roots.setdefault(size, root)
+            if now != root:
+                self.report.add(
+                    "rewritten", f"checkpoint at size {size} now signs another root than the "
+                    "one an earlier audit saw: the history was rewritten"
+                )  # fmt: skip
 
     def _checkpoint(self, cp: Mapping[str, object], keys: set[bytes], origin: str) -> None:
         size = cp.get("tree_size")
@@ -324,6 +338,7 @@ class Auditor:
 
     def finish(self) -> Report:
         """After the last entry: checkpoints beyond what was published."""
+        self.report.root = self._tree.root()
         for size in self._roots:
             if size > self._tree.size:
                 self.report.add(

@@ -25,12 +25,14 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from ipaddress import IPv6Address, ip_address, ip_network
 
 __all__ = [
     "Bucket",
     "Decision",
     "Limits",
     "RateLimiter",
+    "address_scope",
     "duration",
     "estimate_tokens",
     "limit_headers",
@@ -216,3 +218,19 @@ class RateLimiter:
         if s is None or s.limits != limits:
             return ()
         return limit_headers(limits, s.requests, s.tokens, now)
+
+
+def address_scope(address: str) -> str:
+    """The address an anonymous client's limits are kept under: an IPv4 address as is, an
+    IPv4-mapped IPv6 one as its IPv4 address, any other IPv6 address as its /64 (what one
+    host or household is given: one new address per request must not be a new bucket);
+    anything else (a test client's name) as is."""
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ip_network(f"{ip}/64", strict=False))
+    return str(ip)

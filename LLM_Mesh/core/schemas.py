@@ -31,6 +31,20 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
 
+# the store's column widths (registry/tables.py): a longer value made PostgreSQL refuse the
+# registration with a 500
+_NAME_CHARS = 128
+_INT32_MAX = 2**31 - 1
+
+
+def _printable(v: str | None) -> str | None:
+    """A node-chosen name shown in listings, the CLI, the dashboard and logs: no control
+    or format characters (terminal escapes, newlines forging log lines, bidi overrides)."""
+    if v is not None and not v.isprintable():
+        raise ValueError("must be printable: no control or format characters")
+    return v
+
+
 class Hardware(_Wire):
     cpu_count: int = 0
     memory_bytes: int = 0
@@ -41,13 +55,15 @@ class Hardware(_Wire):
 class HostedModel(_Wire):
     """A model a node serves (or could load)."""
 
-    id: str
+    id: str = Field(min_length=1, max_length=256)  # as a request's model
     engine: str = "llama-cpp"  # "llama-cpp" | "openai" | "sim"
     simulated: bool = False
     loaded: bool = True
     custom: bool = False
     sha256: str | None = None
     context_length: int | None = None
+
+    _id_printable = field_validator("id", "engine")(_printable)
 
 
 class NodeRegistration(_Wire):
@@ -56,11 +72,11 @@ class NodeRegistration(_Wire):
     node_id: str = Field(min_length=1, max_length=128)
     url: str = Field(min_length=1, max_length=2048, json_schema_extra={"pattern": "^https?://"})
     models: list[HostedModel] = Field(min_length=1)
-    region: str | None = None
+    region: str | None = Field(default=None, max_length=_NAME_CHARS)
     hardware: Hardware = Field(default_factory=Hardware)
-    max_concurrency: int = Field(default=1, ge=1)
-    max_queue: int = Field(default=8, ge=0)
-    version: str = "0"
+    max_concurrency: int = Field(default=1, ge=1, le=_INT32_MAX)
+    max_queue: int = Field(default=8, ge=0, le=_INT32_MAX)
+    version: str = Field(default="0", max_length=_NAME_CHARS)
     state: NodeState = NodeState.ONLINE
     # the operator's signed declaration that the node stores and logs no prompt or output
     # (None: not declared, e.g. an older node); shown in listings and `llm-mesh status`
@@ -70,6 +86,8 @@ class NodeRegistration(_Wire):
     # the node's X25519 key for this process: the gateway's per-node session key is
     # agreed with it (core/gateway_session.py); None: the gateway signs each request
     gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
+
+    _names_printable = field_validator("node_id", "region", "version")(_printable)
 
     @field_validator("tls_fingerprint")
     @classmethod

@@ -28,7 +28,7 @@ from typing import Any
 
 from LLM_Mesh.core.pricing import UNIT, estimate_prompt_tokens, part_costs
 from LLM_Mesh.core.receipt_check import check_part
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import ERROR_CODES, MeshError
 from LLM_Mesh.registry.job import Client, Job, Tally
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
@@ -144,6 +144,14 @@ def void(client: Client) -> None:
         client.payment.void()
 
 
+# the ``mesh`` fields only the gateway sets (a node's answer carrying them, e.g. another
+# request's ``ledger_request_id`` or a made-up ``failover_from``, is not believed)
+_GATEWAYS_SAY = (
+    "ledger_request_id", "failover_from", "continued", "cost", "currency", "attempts",
+    "request_id", "receipt",
+)  # fmt: skip
+
+
 def build_mesh(
     rt: Runtime, job: Job, tally: Tally, node_mesh: Any, *, latency_ms: float
 ) -> dict[str, Any]:
@@ -151,10 +159,12 @@ def build_mesh(
     the cost goes into ``tally.cost``."""
     node_id = tally.node_id or ""
     mesh: dict[str, Any] = dict(node_mesh) if isinstance(node_mesh, dict) else {}
+    for key in _GATEWAYS_SAY:  # the node's word for these is not passed on as the gateway's
+        mesh.pop(key, None)
     hosted = rt.table.hosted(node_id, job.model)
     completion = tally.completion_tokens + tally.before
     mesh["node_id"] = node_id
-    mesh.setdefault("model", job.model)
+    mesh["model"] = job.model
     if hosted is not None:
         mesh.setdefault("engine", hosted.engine)
         mesh["simulated"] = bool(mesh.get("simulated")) or hosted.simulated
@@ -237,13 +247,18 @@ def record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> Non
 def account_passthrough(
     rt: Runtime, job: Job, node_id: str, status: int, content: bytes, attempts: int = 0
 ) -> None:
-    """A 4xx the node decided: recorded as an error with the node's code."""
+    """A 4xx the node decided: recorded as an error with the node's code when it is one of
+    the mesh's (:data:`~LLM_Mesh.errors.ERROR_CODES`), else ``http_<status>``: a node's own
+    string is not stored (it could be any text, the prompt's included, and one longer than
+    the column made PostgreSQL refuse the request log's whole batch)."""
     code: str | None = None
     try:
         err = json.loads(content).get("error")
-        code = str(err.get("code")) if isinstance(err, dict) and err.get("code") else None
-    except (ValueError, AttributeError):
+        code = err.get("code") if isinstance(err, dict) else None
+    except (ValueError, AttributeError, RecursionError):
         pass
+    if not isinstance(code, str) or code not in ERROR_CODES:
+        code = None
     _record(rt, job, node_id=node_id, outcome="error", error_code=code or f"http_{status}",
             status=status, attempts=attempts)  # fmt: skip
 

@@ -449,6 +449,8 @@ def serve(
     """
     import uvicorn
 
+    from LLM_Mesh.slow_clients import guarded_http
+
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     from LLM_Mesh.gc_freeze import freeze_after_startup
@@ -461,4 +463,5 @@ def serve(
     uvicorn.run(
         app, host=host, port=port, log_level=log_level, access_log=False,
         ssl_certfile=tls_cert, ssl_keyfile=tls_key, **uvicorn_log_kwargs(settings.log_format),
+        http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
     )  # fmt: skip

@@ -21,12 +21,13 @@ from typing import Any, Protocol
 from starlette.responses import Response
 
 from LLM_Mesh.core.pricing import Price
+from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.core.receipt import Part
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 
-__all__ = ["Client", "Job", "Payment", "Tally", "usage_counts"]
+__all__ = ["MAX_USAGE_COUNT", "Client", "Job", "Payment", "Tally", "usage_counts"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Client:
     __slots__ = ("_settle", "address", "authorization", "headers", "key", "payment")
 
     def __init__(self, address: str, authorization: str | None = None) -> None:
-        self.address = address
+        self.address = address_scope(address)  # an IPv6 client is its /64
         self.authorization = authorization
         self.key: ApiKeyRecord | None = None  # set by authentication; None: anonymous
         self.headers: tuple[tuple[str, str], ...] = ()  # for the answer, whatever it is
@@ -157,9 +158,22 @@ def usage_counts(usage: Any) -> tuple[int, int]:
     """``(prompt_tokens, completion_tokens)`` of a node's ``usage``; ``(0, 0)`` when absent.
 
     A node's numbers are not trusted: a negative count would fail pricing (and leak the
-    attempt) instead of answering.
+    attempt) instead of answering; a count past :data:`MAX_USAGE_COUNT` is read as that
+    (2^63 failed the receipt's encoding, a 500 with the payer's reservation left pending;
+    2^31 failed the ``requests`` log's batch on PostgreSQL, other nodes' rows with it).
+    The charge is capped at the estimate anyway; a node that signed the larger count has
+    an ``invalid`` receipt (its counts are not what was relayed): not paid.
     """
     if not isinstance(usage, dict):
         return 0, 0
-    pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    return (max(0, pt) if isinstance(pt, int) else 0), (max(0, ct) if isinstance(ct, int) else 0)
+    return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+
+
+# the most tokens a node's usage may report: the request log's INTEGER columns
+MAX_USAGE_COUNT = 2**31 - 1
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int):
+        return 0
+    return min(max(0, value), MAX_USAGE_COUNT)

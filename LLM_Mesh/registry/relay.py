@@ -154,7 +154,7 @@ class SseRelay:
                     continue
                 try:
                     parsed = json.loads(data)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if not isinstance(parsed, dict):
                     continue

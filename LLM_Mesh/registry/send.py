@@ -54,7 +54,14 @@ from LLM_Mesh.core.failover import Action, Failover, Step, Stop
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
-from LLM_Mesh.errors import MeshError, ModelUnavailable, Overloaded, UpstreamError, UpstreamTimeout
+from LLM_Mesh.errors import (
+    ContextLengthExceeded,
+    MeshError,
+    ModelUnavailable,
+    Overloaded,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from LLM_Mesh.registry.demand import NO_NODE, SATURATED
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Job, Tally, usage_counts
@@ -67,7 +74,14 @@ from LLM_Mesh.registry.node_client import (
 )
 from LLM_Mesh.registry.runtime import Runtime
 
-__all__ = ["Answer", "Exchange", "Sender", "error_message", "forward_headers"]
+__all__ = [
+    "MAX_NODE_RETRY_AFTER_S",
+    "Answer",
+    "Exchange",
+    "Sender",
+    "error_message",
+    "forward_headers",
+]
 
 CONTINUE_WINDOW_S = 30.0  # time a mid-stream failover may take to find a node
 
@@ -124,7 +138,7 @@ def error_message(content: bytes) -> str:
         err = json.loads(content).get("error")
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:300]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # a node's JSON: anything
         pass
     return content[:200].decode("utf-8", "replace")
 
@@ -143,11 +157,19 @@ async def _exchange(
     return resp, status, content
 
 
+# the longest a node's own Retry-After counts: what the client is told and how long the
+# router holds the node out (a node's "inf" was a 500; 10^18 s told clients to go away)
+MAX_NODE_RETRY_AFTER_S = 3600
+
+
 def _retry_after(resp: NodeResponse) -> int:
     try:
-        return max(1, int(float(resp.headers.get("retry-after", "1"))))
+        wait = float(resp.headers.get("retry-after", "1"))
     except ValueError:
         return 1
+    if wait != wait:  # NaN
+        return 1
+    return int(min(max(1.0, wait), MAX_NODE_RETRY_AFTER_S))
 
 
 def _failure(exc: NodeTransportError) -> Outcome:
@@ -217,6 +239,7 @@ class Exchange:
                 rt.clock(), deadline=self.deadline, trace=rt.observer is not None,
             )  # fmt: skip
         last: MeshError | None = None
+        too_small: ContextLengthExceeded | None = None  # the first skipped node's refusal
         try:
             while True:
                 t0 = rt.clock()
@@ -224,6 +247,8 @@ class Exchange:
                 if first and not self.tried:
                     self.tally.waited_s = rt.clock() - t0
                 if d.node_id is None:
+                    if too_small is not None and last is None:  # no node it fits
+                        raise too_small
                     self.stop(Stop.NO_NODE)
                     break
                 node = d.node_id
@@ -231,7 +256,12 @@ class Exchange:
                 if entry is None:  # pragma: no cover - removed between pick and send
                     self.tried.add(node)
                     continue
-                self._check_context(node)
+                try:  # a node declaring a smaller context is skipped, not the request
+                    self._check_context(node)
+                except ContextLengthExceeded as exc:
+                    self.tried.add(node)
+                    too_small = too_small or exc
+                    continue
                 left = self.deadline - rt.clock()
                 if left <= 0:
                     self.stop(Stop.DEADLINE)
@@ -483,7 +513,7 @@ class Exchange:
             if resp.status_code == 200:
                 try:
                     data = json.loads(resp.content)
-                except ValueError:
+                except (ValueError, RecursionError):  # nested past the parser's limit
                     data = None
                 if not isinstance(data, dict):
                     raise _NotJson("the node's answer is not a JSON object")

@@ -283,7 +283,7 @@ class NodeStream:
             return None
         try:
             obj = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser's limit
             return None
         if not isinstance(obj, dict):
             return None

@@ -96,3 +96,28 @@ def test_verify_passes_then_names_a_changed_amount(tmp_path: Path) -> None:
 def test_verify_says_why_when_no_registry_answers(tmp_path: Path) -> None:
     code, out = cli(tmp_path, "ledger", "verify", "--registry", "http://127.0.0.1:9")
     assert code == 1 and "error" in out
+
+
+def test_a_ledger_rewritten_whole_fails_against_what_an_earlier_verify_saw(
+    tmp_path: Path,
+) -> None:
+    """The registry (or whoever holds its database and key) replaces the whole history
+    with another one, every hash, chain and checkpoint consistent: alone it verifies; to
+    a verifier that checked the real one before, it does not."""
+    home, forger = tmp_path / "mesh", tmp_path / "forger"
+    for n in (10, 20, 30, 40):
+        assert cli(forger, "registry", "grant", "pool", str(n if n != 20 else 2))[0] == 0
+    for n in (10, 20, 30):
+        assert cli(home, "registry", "grant", "pool", str(n))[0] == 0
+    db = _db(home)
+    assert cli(home, "ledger", "verify", "--database-url", db)[0] == 0
+    assert (home / "ledger_seen.json").exists()
+    assert cli(home, "registry", "grant", "pool", "40")[0] == 0  # an honest append
+    code, out = cli(home, "ledger", "verify", "--database-url", db)
+    assert code == 0, out
+    (home / "registry.db").write_bytes((forger / "registry.db").read_bytes())
+    code, out = cli(forger, "ledger", "verify", "--database-url", db)
+    assert code == 0, out  # self-consistent: nothing to see without a memory
+    code, out = cli(home, "ledger", "verify", "--database-url", db)
+    assert code == 1, out  # before: 0, OK
+    assert "root: checkpoint at size 4" in out and "MISMATCH" in out

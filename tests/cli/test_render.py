@@ -100,6 +100,8 @@ def test_nodes_table_shows_trust_and_quarantines() -> None:
     assert "0.83 verifier" in out
     assert "quarantined: gemma-3-270m" in out
     assert out.count("quarantined") == 1
+
+
 def test_balance_table_shows_whole_micro_tokens() -> None:
     from rich.console import Console
 
@@ -119,3 +121,83 @@ def test_balance_table_shows_whole_micro_tokens() -> None:
             "settlement": False}  # fmt: skip
     text = shown(pool)
     assert "community pool" in text and "100,000,000" in text and "nothing is charged" in text
+
+
+# --- strings a node or a registry chose: no terminal escapes, no Rich markup ---------------
+
+ESCAPES = "\x1b[2J\x1b]0;pwned\x07\x1b]52;c;ZWNobyBoaQ==\x07\x9b31m\u202e"
+
+
+def hostile_node() -> dict[str, Any]:
+    return {
+        "node_id": "n-1[/]", "healthy": False, "keeps_no_prompts": False,
+        "state": f"online{ESCAPES}",
+        "region": f"eu{ESCAPES}[green] · keeps no prompts[/green]",
+        "url": "http://[link=http://evil.example]203.0.113.7[/link]:8801",
+        "models": [{"id": f"gemma[/]{ESCAPES}[link=http://evil.example]x[/link]"}],
+        "trust_score": 0.1, "quarantined": [{"model": "m[/]\x1b[0m"}],
+    }  # fmt: skip
+
+
+def raw(*renderables: Any) -> str:
+    """What a terminal would receive (Rich's own styling included)."""
+    console = Console(width=250, record=True, force_terminal=True, color_system="truecolor")
+    with console.capture() as cap:
+        for r in renderables:
+            console.print(r)
+    return cap.get()
+
+
+def test_node_chosen_strings_reach_the_terminal_without_escapes_or_markup() -> None:
+    # before: "[/]" raised MarkupError (llm-mesh status failed for everyone), the ESC
+    # sequences reached the terminal, "[green]" forged the prompt declaration
+    models = [{"id": f"custom[/]{ESCAPES}", "quantization": "q[/]", "specialties": ["[b]x"]}]
+    out = raw(nodes_table([hostile_node()]), models_table(models))
+    for seq in ("\x1b[2J", "\x1b]0;", "\x1b]52;", "\x9b", "\u202e", "\x07"):
+        assert seq not in out
+    assert "evil.example" not in out.replace("[link=http://evil.example]", "")  # no hyperlink
+    plain = text(nodes_table([hostile_node()]))
+    assert "[green] · keeps no" in plain and "prompts[/green]" in plain  # shown as text
+    assert "may keep prompts" in plain
+    assert "gemma[/]" in plain and "n-1[/]" in plain and "m[/]" in plain
+
+
+def test_status_and_metrics_lines_escape_what_the_registry_sent() -> None:
+    from LLM_Mesh.cli.render import metrics_line, metrics_table
+
+    console = Console(width=250, record=True, force_terminal=True)
+    info = {"models_available": [f"m[/]{ESCAPES}"], "models": {}}
+    with console.capture() as cap:
+        print_status(info, [hostile_node()], console)
+        mesh = {"node_id": "n[/]\x1b[2J", "model": "m\x1b]0;t\x07", "engine": "[red]real[/]"}
+        console.print(metrics_line(mesh))
+        console.print(metrics_table(mesh))
+    out = cap.get()
+    assert "\x1b[2J" not in out and "\x1b]0;" not in out
+    assert "[red]real[/]" in out  # the node's engine name, shown as text
+
+
+async def test_a_streamed_answer_is_printed_without_terminal_escapes(monkeypatch: Any) -> None:
+    from LLM_Mesh.cli import demo
+
+    class FakeClient:
+        def __init__(self, *a: Any, **kw: Any) -> None: ...
+
+        async def __aenter__(self) -> FakeClient:
+            return self
+
+        async def __aexit__(self, *a: Any) -> None: ...
+
+        async def stream(self, path: str, body: Any) -> Any:
+            yield {"choices": [{"delta": {"content": f"Hello{ESCAPES}\n\tworld"}}]}
+            yield {"choices": [], "mesh": {"node_id": "n"}}
+
+    monkeypatch.setattr(demo, "MeshClient", FakeClient)
+    console = Console(width=250, record=True, force_terminal=True)
+    with console.capture() as cap:
+        text_, _, _, _ = await demo.stream_request(console, "http://r", "/v1/chat/completions", {})
+    out = cap.get()
+    assert "Hello" in out and "world" in out
+    for seq in ("\x1b[2J", "\x1b]0;", "\x1b]52;", "\x9b", "\u202e", "\x07"):
+        assert seq not in out
+    assert ESCAPES in text_  # what the caller gets back is the answer as sent

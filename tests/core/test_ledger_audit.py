@@ -469,3 +469,50 @@ def test_findings_past_the_cap_are_counted_not_kept() -> None:
     assert len(report.findings) == ledger_audit.MAX_FINDINGS and report.more_findings == 2
     assert report.findings[-1].message == str(ledger_audit.MAX_FINDINGS - 1)
     assert not report.ok
+
+
+# --- a registry that rewrites its history and re-signs every checkpoint ----------------
+
+
+def _rewritten(n: int, reg: _Registry) -> tuple[list[Entry], list[dict[str, object]]]:
+    """The ledger of :func:`_ledger` with entry 1's amount changed, every hash recomputed
+    and every checkpoint re-signed with the registry's own key (self-consistent)."""
+    transfers = [Transfer("grant", MINT, ALICE, 1_000_000)] + [
+        Transfer("settle", ALICE, BOB, 1 if i == 0 else 10 + i, request_id=f"req-{i}")
+        for i in range(n - 1)
+    ]
+    entries, leaves, prev = [], [], GENESIS_PREV
+    for seq, t in enumerate(transfers):
+        e, prev = make_entry(seq, 1_000 + seq, t, prev)
+        entries.append(e.to_json())
+        leaves.append(prev)
+    return entries, [reg.checkpoint(k, root_of(leaves[:k])) for k in (4, n)]
+
+
+def test_a_rewritten_and_re_signed_history_is_named_against_what_was_seen_before() -> None:
+    reg = _Registry()
+    entries, leaves = _ledger(8)
+    seen = (6, root_of(leaves[:6]))  # what an earlier `ledger verify` saw signed
+    forged, forged_cps = _rewritten(8, reg)
+    assert _audit(forged, forged_cps, reg).finish().ok  # alone, nothing to see
+    a = Auditor(forged_cps, reg.keys, ORIGIN, remembered=seen)
+    for e in forged:
+        a.entry(e)
+    assert _kinds(a.finish()) == ["root"]  # the entries no longer hash to the root seen
+    also = Auditor([*forged_cps, reg.checkpoint(6, root_of(leaves[:6]) [::-1])], reg.keys,
+                   ORIGIN, remembered=seen)  # fmt: skip
+    assert "rewritten" in _kinds(also.report)
+    honest = Auditor([reg.checkpoint(8, root_of(leaves))], reg.keys, ORIGIN, remembered=seen)
+    for e in entries:
+        honest.entry(e)
+    assert honest.finish().ok and 6 in honest.signed_sizes
+
+
+def test_a_history_cut_below_what_was_seen_is_named_truncated() -> None:
+    reg = _Registry()
+    entries, leaves = _ledger(8)
+    a = Auditor([reg.checkpoint(5, root_of(leaves[:5]))], reg.keys, ORIGIN,
+                remembered=(8, root_of(leaves)))  # fmt: skip
+    for e in entries[:5]:
+        a.entry(e)
+    assert _kinds(a.finish()) == ["truncated"]

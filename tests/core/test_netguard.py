@@ -12,6 +12,7 @@ from LLM_Mesh.core.netguard import (
     address_refusal,
     addresses_refusal,
     inet_aton,
+    parse_address,
     parse_node_url,
 )
 
@@ -267,3 +268,19 @@ def test_inet_aton_reads_as_the_c_library_does(host: str, address: str | None) -
 )
 def test_deprecated_and_reserved_ipv6_forms_are_refused(addr: str, reason: str) -> None:
     assert address_refusal(ip_address(addr)) == reason  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("169.254.169.254", "link_local"),  # AWS, GCP, Azure, OpenStack
+        ("fd00:ec2::254", "private"),  # AWS's IPv6 metadata endpoint
+        ("100.100.100.200", "shared"),  # Alibaba Cloud's metadata
+        ("169.254.170.2", "link_local"),  # AWS ECS task credentials
+        ("::ffff:a9fe:a9fe", "link_local"),  # 169.254.169.254, IPv4-mapped
+        ("64:ff9b::a9fe:a9fe", "link_local"),  # the same through NAT64
+    ],
+)
+def test_cloud_metadata_addresses_are_refused(address: str, reason: str) -> None:
+    refusal = address_refusal(parse_address(address))
+    assert refusal is not None and refusal.startswith(reason)

@@ -10,6 +10,7 @@ from LLM_Mesh.core.ratelimit import (
     Bucket,
     Limits,
     RateLimiter,
+    address_scope,
     duration,
     estimate_tokens,
     limit_headers,
@@ -110,3 +111,19 @@ def test_duration_and_estimate() -> None:
     assert estimate_tokens("x" * 40, 16) == 26
     assert estimate_tokens("", -3) == 0
     assert limit_headers(Limits(rpm=3), None, None, 0.0) == ()
+
+
+@pytest.mark.parametrize(
+    ("address", "scope"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:0:0:0:9", "2001:db8:1:2::/64"),
+        ("::ffff:198.51.100.9", "198.51.100.9"),
+        ("::1", "::/64"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_an_ipv6_client_is_its_64_and_a_mapped_one_its_ipv4(address: str, scope: str) -> None:
+    assert address_scope(address) == scope

@@ -303,3 +303,22 @@ async def test_a_replayed_answer_costs_no_tokens(tmp_path: Path) -> None:
 def _key_id(h: Harness) -> str:
     [key_id] = h.store.api_keys
     return key_id
+
+
+async def test_anonymous_limits_hold_across_an_ipv6_64_and_mapped_ipv4(tmp_path: Path) -> None:
+    """An IPv6 client holds a /64 (2^64 addresses): one new address per request must not
+    be a new bucket each time. An IPv4-mapped address is its IPv4 address."""
+    async with running(tmp_path, anonymous_rpm=3) as h:
+        node = await h.register("a")
+        codes = []
+        for i in range(6):
+            async with from_address(h, f"2001:db8:1:2::{i + 1:x}") as c:
+                codes.append((await c.post(CHAT, json=chat())).status_code)
+        assert codes == [200] * 3 + [429] * 3  # before: 200 every time
+        async with from_address(h, "2001:db8:1:3::1") as other:  # another /64
+            assert (await other.post(CHAT, json=chat())).status_code == 200
+        for ip in ("198.51.100.9", "::ffff:198.51.100.9", "198.51.100.9", "::ffff:c633:6409"):
+            async with from_address(h, ip) as c:
+                codes.append((await c.post(CHAT, json=chat())).status_code)
+        assert codes[6:] == [200] * 3 + [429]
+        assert len(node.calls) == 7

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from LLM_Mesh.core.ledger_entry import pseudonym
+from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.errors import InvalidCredential, RateLimited
 from LLM_Mesh.registry.admin import bearer
 from LLM_Mesh.registry.dashboard import operator_view, views
@@ -192,7 +193,7 @@ async def operator_fragment(request: Request) -> Response:
     d = get_dashboard(request)
     if not bearer(request.headers):
         raise InvalidCredential("send your operator token as Authorization: Bearer <token>")
-    address = request.client.host if request.client else "unknown"
+    address = address_scope(request.client.host) if request.client else "unknown"  # IPv6: /64
     decision = d.lookups.check("operator:" + address, OPERATOR_LOOKUPS, d.clock())
     if not decision.allowed:
         raise RateLimited(

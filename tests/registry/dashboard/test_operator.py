@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.admin import add_operator
 from tests.inprocess_mesh import InProcessMesh
 from tests.registry.dashboard.conftest import MODEL
+from tests.registry.helpers import running
 from tests.registry.test_earnings import USER, reward_row, settle
 
 PATH = "/dashboard/fragment/operator"
@@ -146,3 +150,17 @@ def test_token_guessing_is_limited_per_address(inprocess_mesh: InProcessMesh) ->
         assert codes[30] == 429
         r = c.get(PATH, headers={"Authorization": f"Bearer {inprocess_mesh.operator_token}"})
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+async def test_token_guessing_from_rotating_ipv6_addresses_is_limited_per_64(
+    tmp_path: Path,
+) -> None:
+    """One new IPv6 address of one /64 per guess is still one client (before: unlimited)."""
+    async with running(tmp_path) as h:
+        codes = []
+        for i in range(31):
+            transport = httpx.ASGITransport(app=h.app, client=(f"2001:db8:7::{i + 1:x}", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://mesh") as c:
+                r = await c.get(PATH, headers={"Authorization": f"Bearer guess-{i}"})
+                codes.append(r.status_code)
+        assert codes[:30] == [401] * 30 and codes[30] == 429
