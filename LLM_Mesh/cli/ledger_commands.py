@@ -305,7 +305,10 @@ def save_seen(path: Path, source: str, report: Report) -> None:
     tmp.replace(path)
 
 
-def print_report(report: Report, seconds: float) -> None:
+_AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remembered audit can find
+
+
+def print_report(report: Report, seconds: float, seen_path: Path | None = None) -> None:
     issued = -report.balances.get(MINT, 0)
     console.print(
         f"ledger: {report.entries} entries, {report.checkpoints} checkpoints, "
@@ -321,6 +324,13 @@ def print_report(report: Report, seconds: float) -> None:
     if report.more_findings:
         err.print(f"... and {report.more_findings} more")
     err.print(f"[red]MISMATCH[/]: {len(report.findings) + report.more_findings} findings")
+    if seen_path is not None and any(f.kind in _AGAINST_SEEN for f in report.findings):
+        err.print(
+            f"checked against what an earlier verify of this ledger saw ({seen_path}); if its "
+            "operator started it over on purpose, remove that file and verify again",
+            markup=False,
+            highlight=False,
+        )
 
 
 @ledger_app.command("verify")
@@ -370,7 +380,8 @@ def verify(
         report = asyncio.run(go())
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
-    print_report(report, time.perf_counter() - start)
+    remembered_path = seen_path if seen_path.exists() else None
+    print_report(report, time.perf_counter() - start, remembered_path)
     if not report.ok:
         raise typer.Exit(1)
     save_seen(seen_path, source, report)

@@ -121,3 +121,6 @@ def test_a_ledger_rewritten_whole_fails_against_what_an_earlier_verify_saw(
     code, out = cli(home, "ledger", "verify", "--database-url", db)
     assert code == 1, out  # before: 0, OK
     assert "root: checkpoint at size 4" in out and "MISMATCH" in out
+    # what to do when the ledger was started over on purpose
+    said = " ".join(out.split())  # the console wraps long lines
+    assert "ledger_seen.json)" in said and "remove that file and verify again" in said
