@@ -19,9 +19,6 @@ CACHE_DIR = Path(os.path.expanduser("~/.cache/llm-mesh/requantized"))
 
 def requantize(src: Path, dst: Path, kind: str, *, threads: int = 1) -> Path:
     """Write ``src`` requantised to ``kind`` (``q2_k`` | ``q3_k_s``) at ``dst``."""
-    from LLM_Mesh.node.engines.llama_cpp import idle_threads_sleep
-
-    idle_threads_sleep()  # before libgomp loads: a node that serves after this runs as usual
     import llama_cpp
 
     if kind not in FTYPES:

@@ -27,14 +27,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Callable,
-    Iterator,
-    MutableMapping,
-    Sequence,
-)
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from LLM_Mesh.core.prompt import Turn, render
@@ -60,22 +53,7 @@ DEFAULT_N_CTX = 4096
 LLAMA_PACKAGE_HINT = "llama-cpp-python is not installed: run scripts/install-llama-cpp.sh"
 
 
-def idle_threads_sleep(env: MutableMapping[str, str] = os.environ) -> None:
-    """Make llama.cpp's OpenMP threads sleep, not spin, between two computes, unless the
-    operator chose otherwise (``OMP_WAIT_POLICY`` already set is kept).
-
-    libgomp reads ``OMP_WAIT_POLICY`` once, when ``llama_cpp`` loads it, so this runs before
-    the first import (:func:`_default_factory`, ``node/quantize.py``). Left unset, libgomp's
-    threads spin for a while after each token's compute, holding every core just when the
-    node's event loop, the gateway and the client need one to pass that token on: on a 2-core
-    CPU node the mesh's decode rate fell to ~0.8x llama-cpp-python called alone (which has no
-    one to hand its tokens to). Sleeping costs one futex wake per thread per compute
-    (docs/benchmarks.md, "idle llama threads sleep")."""
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def _default_factory(**kwargs: Any) -> Any:
-    idle_threads_sleep()
     try:
         from llama_cpp import Llama
     except ImportError:

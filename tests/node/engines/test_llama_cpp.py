@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,7 +18,7 @@ from LLM_Mesh.core.canary import Answer, compare
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, ModelNotFound
 from LLM_Mesh.node.engines.base import FIRST_ITEM_RELAY_S, Delta, GenerationRequest
-from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine, _default_factory, idle_threads_sleep
+from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
 from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel, resolve_model
 
 HAVE_MODEL = (
@@ -320,31 +318,3 @@ def test_the_first_token_settles_only_when_the_model_takes_every_core(tmp_path: 
     assert on_gpu.settle_s == 0.0
     fewer = LlamaCppEngine(model, n_threads=max(1, cores - 1), llama_factory=FakeLlama)
     assert fewer.settle_s == (FIRST_ITEM_RELAY_S if cores == 1 else 0.0)
-
-
-def test_llama_threads_sleep_between_computes_unless_the_operator_chose() -> None:
-    env: dict[str, str] = {}
-    idle_threads_sleep(env)
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
-    chosen = {"OMP_WAIT_POLICY": "ACTIVE"}
-    idle_threads_sleep(chosen)
-    assert chosen == {"OMP_WAIT_POLICY": "ACTIVE"}  # the operator's choice is kept
-
-
-def test_the_policy_is_set_before_llama_cpp_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
-    """libgomp reads OMP_WAIT_POLICY when llama_cpp loads it: the default factory sets it
-    before its import (seen here by a stand-in module at the moment ``Llama`` is imported)."""
-    seen: list[str | None] = []
-    fake = types.ModuleType("llama_cpp")
-
-    def module_getattr(name: str) -> Any:
-        if name != "Llama":
-            raise AttributeError(name)
-        seen.append(os.environ.get("OMP_WAIT_POLICY"))
-        return lambda **kw: ("llama", kw)
-
-    fake.__getattr__ = module_getattr  # type: ignore[method-assign]
-    monkeypatch.setitem(sys.modules, "llama_cpp", fake)
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    assert _default_factory(model_path="m.gguf") == ("llama", {"model_path": "m.gguf"})
-    assert seen == ["PASSIVE"]
