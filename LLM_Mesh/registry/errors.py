@@ -11,7 +11,6 @@ transient refusal, not a server fault; anything else -> 500 ``api_error``.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from LLM_Mesh.core import strict_json
 from LLM_Mesh.errors import (
     InvalidRequest,
     MeshError,
@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A compact JSON response (no re-validation, no pretty printing)."""
+    """A compact JSON response (no re-validation, no pretty printing; never ``NaN``)."""
     return Response(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        strict_json.dumps(body),
         status_code=status,
         headers=headers,
         media_type="application/json",

@@ -24,7 +24,6 @@ account stage records the request) at once, however the response ends.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ import anyio
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
 from LLM_Mesh.registry.errors import json_response
@@ -49,7 +49,6 @@ __all__ = [
     "stream_response",
 ]
 
-_SEP = (",", ":")
 _DONE_BYTES = b"data: [DONE]\n\n"
 _END = b"\n\n"  # the blank line that ends an event
 
@@ -83,7 +82,7 @@ def passthrough(job: Job, node_id: str, status: int, content: bytes) -> Response
 
 
 def _sse(obj: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(obj, separators=_SEP, ensure_ascii=False).encode() + b"\n\n"
+    return b"data: " + strict_json.dumps(obj) + b"\n\n"
 
 
 def _role_only(obj: dict[str, Any]) -> bool:
@@ -152,9 +151,9 @@ class SseRelay:
                 data = line[5:].strip() if line.startswith("data:") else ""
                 if not data.startswith("{"):
                     continue
-                try:
-                    parsed = json.loads(data)
-                except (ValueError, RecursionError):
+                try:  # (the send stage checked it: it is a JSON object)
+                    parsed = strict_json.loads(data)
+                except (ValueError, RecursionError):  # pragma: no cover - checked before
                     continue
                 if not isinstance(parsed, dict):
                     continue
@@ -171,7 +170,7 @@ class SseRelay:
                 self.finalized = True
             elif not ev.continued:
                 continue
-            lines[i] = "data: " + json.dumps(obj, separators=_SEP, ensure_ascii=False)
+            lines[i] = "data: " + strict_json.dumps(obj).decode()
         return ("\n".join(lines) + "\n\n").encode()
 
 

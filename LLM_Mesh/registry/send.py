@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop
@@ -121,7 +122,8 @@ _REFUSED = (401, 429)  # the node did nothing: another node at once (and 503, be
 
 
 class _NotJson(NodeProtocolError):
-    """A node's 200 whose body is not a JSON object: a server error, fail over."""
+    """A node's 200 whose body is not a JSON object (or holds a non-finite number): a
+    server error, fail over."""
 
 
 def forward_headers(rt: Runtime, job: Job, node_id: str, body_sha256: str) -> dict[str, str]:
@@ -511,12 +513,10 @@ class Exchange:
                 url + job.path, job.raw, headers, timeout_s=left, connect_s=min(left, connect_s)
             )
             if resp.status_code == 200:
-                try:
-                    data = json.loads(resp.content)
+                try:  # NaN, Infinity, 1e400: not JSON either (core/strict_json.py)
+                    data = strict_json.loads_object(resp.content)
                 except (ValueError, RecursionError):  # nested past the parser's limit
-                    data = None
-                if not isinstance(data, dict):
-                    raise _NotJson("the node's answer is not a JSON object")
+                    raise _NotJson("the node's answer is not a JSON object") from None
                 parsed.append(data)
             return resp
 

@@ -1,0 +1,52 @@
+"""JSON as RFC 8259 has it, for what a node sends and what the gateway writes.
+
+Python's ``json`` reads ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON) and reads a
+number past a float's range (``1e400``) as ``inf``; ``json.dumps`` then writes
+``Infinity``, which clients' parsers refuse. The gateway reads a node's JSON with
+:func:`loads` (those refused: ``ValueError``, a node protocol error) and writes with
+:func:`dumps` (``allow_nan=False``: it can never emit them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+__all__ = ["dumps", "loads", "loads_object"]
+
+_SEP = (",", ":")
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is past a float's range")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_refuse)
+
+
+def loads(data: str | bytes) -> Any:
+    """``data`` (UTF-8 when bytes) as JSON, refusing non-finite numbers: ``ValueError``
+    (``RecursionError`` nested past the parser's limit)."""
+    text = data.decode() if isinstance(data, bytes) else data
+    return _DECODER.decode(text)
+
+
+def loads_object(data: str | bytes) -> dict[str, Any]:
+    """:func:`loads` where only a JSON object will do (else ``ValueError``)."""
+    obj = loads(data)
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    return obj
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON; a non-finite float is a ``ValueError``, never ``Infinity``."""
+    return json.dumps(obj, separators=_SEP, ensure_ascii=False, allow_nan=False).encode()

@@ -1,0 +1,39 @@
+"""core/strict_json.py: RFC 8259 JSON in and out (no NaN, Infinity or 1e400)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from LLM_Mesh.core import strict_json
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":NaN}', '{"a":Infinity}', '{"a":-Infinity}', '{"a":1e400}', '{"a":-1e400}',
+     '{"a":1.5e309}'],
+)  # fmt: skip
+def test_non_finite_numbers_are_refused(text: str) -> None:
+    assert not math.isfinite(json.loads(text)["a"])  # what Python's json reads
+    with pytest.raises(ValueError):
+        strict_json.loads(text)
+
+
+def test_finite_numbers_and_bytes_are_read() -> None:
+    obj = strict_json.loads(b'{"a":1e300,"b":-2.5,"c":10000000000000000000000,"d":"NaN"}')
+    assert obj == {"a": 1e300, "b": -2.5, "c": 10**22, "d": "NaN"}
+
+
+@pytest.mark.parametrize("data", [b"[1]", b'"x"', b"3", b"\xff{}"])
+def test_loads_object_wants_one_utf8_object(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        strict_json.loads_object(data)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_dumps_never_writes_non_finite_numbers(value: float) -> None:
+    with pytest.raises(ValueError):
+        strict_json.dumps({"a": value})
+    assert strict_json.dumps({"a": 1.5, "é": "x"}) == '{"a":1.5,"é":"x"}'.encode()
