@@ -292,7 +292,13 @@ class MeshClient:
                         data = line[5:].strip()
                         if data == "[DONE]":
                             return
-                        chunk = json.loads(data)
+                        try:
+                            chunk = json.loads(data)
+                        except (ValueError, RecursionError):
+                            raise UpstreamError(
+                                f"the stream from {base} sent an event that is not JSON: "
+                                f"{data[:80]!r}"
+                            ) from None
                         if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
                             raise error_from_payload(502, chunk)
                         yield chunk

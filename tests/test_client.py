@@ -486,3 +486,17 @@ def test_fetch_json_sync_tries_each_gateway(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(httpx, "get", fake_get)
     assert fetch_json_sync("http://a.test,http://b.test", "/x") == {"ok": "http://b.test/x"}
     assert fetch_json_sync(["http://a.test", "http://b.test"], "/y") == {"ok": "http://b.test/y"}
+
+
+async def test_stream_event_that_is_not_json_is_an_upstream_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = sse({"choices": [{"index": 0, "text": "ok"}]}, done=False) + b"data: oops{\n\n"
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    async with client(handler) as c:
+        got = []
+        with pytest.raises(UpstreamError, match="not JSON") as info:  # before: JSONDecodeError
+            async for chunk in c.stream("/v1/completions", {"model": "m", "prompt": "p"}):
+                got.append(chunk)
+    assert got[-1] == {"choices": [{"index": 0, "text": "ok"}]}
+    assert "oops" in info.value.message

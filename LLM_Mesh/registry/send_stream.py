@@ -9,17 +9,20 @@ here and nowhere else.
 
 Events come in batches: those read from the node together (one per read while the
 gateway keeps up), which the relay writes to the client in one go. The node's bytes are
-framed into events as bytes (an event the gateway need not read goes to the client as
-read, never decoded: this runs per token). It parses an
-event's JSON only until the node's first token (the gateway's time to first token)
-and when the event carries ``"usage"`` (the node's final chunk). The raw
+framed into events as bytes (an event the gateway need not change goes to the client as
+read: this runs per token). Each data line is parsed once, strictly
+(:mod:`~LLM_Mesh.core.strict_json`): one that is not a JSON object, or holds ``NaN``,
+``Infinity`` or a number past a float's range, breaks the stream like a cut (so the
+client only ever gets JSON); the parsed object is kept (for the relay) only until the
+node's first token (the gateway's time to first token) and when the event carries
+``"usage"`` (the node's final chunk). The raw
 ``data:`` lines of the current node are kept (a list append) so a failover can rebuild
 the text so far, and the receipt can hash what was relayed: they are parsed once, all in
 one ``json.loads``, when the node's part ends (its final chunk, a break, the client's
 leaving), and the part goes into ``Tally.outputs`` (``core/receipt.py``).
 
-If the node breaks the stream (transport error, its ``data: {"error"...}`` event, or
-an end without ``[DONE]``), another node is asked to continue
+If the node breaks the stream (transport error, its ``data: {"error"...}`` event, a
+data line that is not JSON, or an end without ``[DONE]``), another node is asked to continue
 (:mod:`~LLM_Mesh.registry.continuation`) under the same failover policy
 (:meth:`~LLM_Mesh.core.failover.Failover.continuation`: the attempts nodes worked on
 carry over, refusals before the stream reached its node do not); its events come
@@ -51,6 +54,7 @@ from typing import Any
 
 import anyio
 
+from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
@@ -271,22 +275,31 @@ class NodeStream:
             first = blob if b"\n" not in blob else blob[: blob.index(b"\n")]
             if first == b"data: [DONE]":
                 return _DONE
+            obj = self._checked(blob, first)
             self.data.append(first)
             if not self.node_first or b'"usage"' in first:
-                obj = self._parsed(first.decode("utf-8", "replace"))
+                self._read(obj)
                 return Event(DATA, blob, obj, self.continued)
         return Event(DATA, blob, None, self.continued)
 
-    def _parsed(self, line: str) -> dict[str, Any] | None:
-        data = line[5:].strip()
-        if not data.startswith("{"):
-            return None
+    def _checked(self, blob: bytes, first: bytes) -> dict[str, Any]:
+        """The first data line's JSON object; a data line that is not one (not JSON, a
+        non-finite number: ``core/strict_json.py``) breaks the stream: the client gets
+        only JSON. Every data line is parsed once, here (about 2-3 us a token)."""
         try:
-            obj = json.loads(data)
+            obj = strict_json.loads_object(first[5:])
+            if first is not blob:  # more lines: each data line must be JSON too
+                for line in blob.split(b"\n")[1:]:
+                    if line.startswith(b"data:"):
+                        strict_json.loads_object(line[5:])
         except (ValueError, RecursionError):  # nested past the parser's limit
-            return None
-        if not isinstance(obj, dict):
-            return None
+            node = self.ex.tally.node_id
+            said = first[5:80].decode("utf-8", "replace")
+            raise _Broken(f"node {node} sent an event that is not JSON: {said!r}") from None
+        return obj
+
+    def _read(self, obj: dict[str, Any]) -> None:
+        """The first token (the gateway's time to first token) and the final chunk's usage."""
         ex = self.ex
         if not self.node_first and chunk_text(obj):
             self.node_first = True
@@ -301,7 +314,6 @@ class NodeStream:
             if not self.usage_seen:
                 self._observe(pt, ct, obj.get("mesh"))
             self.usage_seen = True
-        return obj
 
     def _observe(self, pt: int, ct: int, node_mesh: Any) -> None:
         """The current node's part for the receipt: its text as relayed (its data lines,

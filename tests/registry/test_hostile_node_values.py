@@ -289,4 +289,5 @@ async def test_json_nested_past_the_parsers_limit_from_a_node(
         assert r.status_code == status, r.text[:300]
         if how == "stream":
             assert r.text.endswith("data: [DONE]\n\n") and '"mesh"' in r.text
+            assert "not JSON" in r.text  # the event broke the stream (test_hostile_node_json)
         assert h.in_flight("liar") == 0
