@@ -153,6 +153,39 @@ class AddressPins:
         self._prefixes.add(node.prefix)
         return pinned
 
+    def retain(self, urls: Iterable[str]) -> int:
+        """Forget the pins of every admitted origin that none of ``urls`` (the node URLs the
+        registry knows now) is under; return how many origins went. A node that moved to
+        another URL, or is gone, leaves its old pins behind otherwise, so an operator churning
+        URLs would grow them without end. Safe at any time: a URL forgotten here is checked
+        and pinned again before any connection to it (:meth:`ensure`); only its TLS pin must
+        come again with a registration (as after a restart)."""
+        keep: set[str] = set()
+        for url in urls:
+            end = url.find("/", 8)
+            keep.add(url if end < 0 else url[:end])
+        gone = self._prefixes - keep
+        if not gone:
+            return 0
+        self._prefixes -= gone
+        self._registered -= gone
+        for prefix in gone:
+            self._certs.pop(prefix, None)
+        hosts: set[str] = set()
+        cert_hosts: set[tuple[str, int]] = set()
+        for prefix in self._prefixes:
+            node = parse_node_url(prefix)
+            hosts.add(node.host)
+            if node.ip is not None:
+                hosts.add(str(node.ip))
+            if prefix in self._certs:
+                cert_hosts.add((node.host, node.port))
+        for host in self._hosts.keys() - hosts:
+            del self._hosts[host]
+        for key in self._cert_hosts.keys() - cert_hosts:
+            del self._cert_hosts[key]
+        return len(gone)
+
     async def _resolve(self, node: NodeUrl) -> list[IPAddress]:
         try:
             answers = await asyncio.wait_for(

@@ -287,6 +287,8 @@ def create_registry_app(
             else StoreHealthLeases(shared, beat.replica_id, wall_clock)
         ),
         wall_clock=wall_clock,
+        # the pins of node URLs no node has any more go (address_pins.py, retain)
+        after_pass=lambda: runtime.pins.retain(e.url for e in table.entries()),
     )
 
     @asynccontextmanager

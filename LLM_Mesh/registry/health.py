@@ -62,6 +62,7 @@ class HealthChecker:
         on_change: Callable[[str], None] | None = None,
         leases: Leases | None = None,
         wall_clock: Callable[[], float] = time.time,
+        after_pass: Callable[[], object] | None = None,
     ) -> None:
         if interval_s <= 0 or sweep_interval_s <= 0 or timeout_s <= 0 or concurrency < 1:
             raise ValueError("intervals, timeout and concurrency must be positive")
@@ -78,6 +79,7 @@ class HealthChecker:
         self.leases = leases
         self._wall = wall_clock  # stamps each result (``NodeEntry.checked_at``)
         self._rng = rng or random.Random()
+        self._after_pass = after_pass  # upkeep after each periodic pass (the app: pins' retain)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def check(self, entry: NodeEntry) -> dict[str, Any]:
@@ -159,6 +161,12 @@ class HealthChecker:
             log.info("node %s missed its heartbeats; out of routing until it beats again", node_id)
         return expired
 
+    def upkeep(self) -> None:
+        """What runs after each periodic pass (``after_pass``; the app: forget the pins of
+        node URLs no node has any more, ``AddressPins.retain``)."""
+        if self._after_pass is not None:
+            self._after_pass()
+
     def next_delay(self) -> float:
         spread = self.interval_s * self.jitter
         return self.interval_s + self._rng.uniform(-spread, spread)
@@ -168,6 +176,7 @@ class HealthChecker:
             await asyncio.sleep(self.next_delay())
             try:
                 await self.run_pass()
+                self.upkeep()
             except Exception:  # a bug must not stop the loop
                 log.exception("health-check pass failed")
 

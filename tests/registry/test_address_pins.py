@@ -120,6 +120,37 @@ async def test_allow_private_and_one_allowed_origin() -> None:
             await own.admit(other)
 
 
+async def test_pins_of_urls_no_node_has_any_more_are_forgotten() -> None:
+    """An operator churning node URLs must not grow the pins for ever: ``retain`` keeps
+    what the known nodes' URLs are under and forgets the rest (addresses, TLS pins)."""
+    dns = FakeDNS({"old.example": ["8.8.8.8"], "new.example": ["8.8.4.4"]})
+    pins = AddressPins(resolver=dns)
+    for url in ("https://old.example:8801", "https://new.example:8801", "http://1.1.1.1:8801"):
+        await pins.admit(url)
+        pins.pin_certificate(url, "ab" * 32 if url.startswith("https") else None)
+    await pins.admit("http://new.example:9000")  # the same host on another port
+
+    assert pins.retain(["https://new.example:8801/", "http://new.example:9000"]) == 2
+    assert not pins.admitted("https://old.example:8801/v1/completions")
+    assert not pins.admitted("http://1.1.1.1:8801/v1/completions")
+    assert pins.addresses("old.example") is None and pins.addresses("1.1.1.1") is None
+    assert pins.fingerprint("https://old.example:8801/v1/completions") is None
+    assert pins.host_fingerprint("old.example", 8801) is None
+    assert not pins.registered("https://old.example:8801")
+    # what is kept is whole
+    assert pins.admitted("https://new.example:8801/v1/completions")
+    assert pins.admitted("http://new.example:9000/v1/completions")
+    assert pins.addresses("new.example") == ("8.8.4.4",)
+    assert pins.fingerprint("https://new.example:8801/x") == "ab" * 32
+    assert pins.host_fingerprint("new.example", 8801) == "ab" * 32
+    assert pins.registered("https://new.example:8801")
+    assert pins.retain(["https://new.example:8801", "http://new.example:9000"]) == 0
+    # a forgotten URL is checked again before any connection to it
+    await pins.ensure("https://old.example:8801/v1/completions")
+    assert pins.addresses("old.example") == ("8.8.8.8",)
+    assert dns.lookups.count("old.example") == 2
+
+
 async def test_a_name_that_later_resolves_elsewhere_keeps_its_pin() -> None:
     dns = FakeDNS({"node.example": ["8.8.8.8"]})
     pins = AddressPins(resolver=dns)

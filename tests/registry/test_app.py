@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+from LLM_Mesh.core.schemas import NodeRegistration
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -102,3 +104,27 @@ async def test_a_registry_on_sqlite_runs_alone_and_its_polls_check_for_changes(
         assert h.app.state.node_sync is not None and h.runtime.replicas is not None
         assert isinstance(h.runtime.idempotency, SharedIdempotency)
         assert h.runtime.keys.changes is None  # the memory store cannot tell: every second
+
+
+def test_the_health_upkeep_forgets_the_pins_of_a_url_no_node_has_any_more(
+    inprocess_mesh: Any,
+) -> None:
+    """The app hangs ``AddressPins.retain`` over the table's URLs on the health loop: a
+    node that registered again under another URL leaves no pins behind at the next pass."""
+    node = inprocess_mesh.add_node("mistral-7b")
+    rt = inprocess_mesh.app.state.runtime
+    old = node.url + "/v1/completions"
+
+    async def move_and_upkeep() -> tuple[bool, bool]:
+        before = rt.pins.admitted(old)
+        entry = rt.table.get(node.node_id)
+        moved = NodeRegistration(
+            node_id=entry.node_id,
+            url="http://moved.nodes.test:8801",
+            models=list(entry.models.values()),
+        )
+        rt.table.register(moved)
+        inprocess_mesh.app.state.health.upkeep()
+        return before, rt.pins.admitted(old)
+
+    assert inprocess_mesh.call(move_and_upkeep()) == (True, False)

@@ -164,3 +164,32 @@ async def test_an_unexpected_error_in_one_check_does_not_lose_the_pass() -> None
     results = await checker.run_pass()
     assert [(r["node_id"], r["ok"]) for r in results] == [("a", True), ("b", False)]
     assert "RuntimeError" in str(results[1]["error"])
+
+
+async def test_the_periodic_pass_runs_its_upkeep_after_each_pass() -> None:
+    """What the app hangs there (the pins of URLs no node has any more go) runs after each
+    periodic pass, and an upkeep that fails does not stop the loop."""
+    import asyncio
+
+    table = _table(ManualClock(), "a")
+    calls: list[int] = []
+
+    def upkeep() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+
+    transport = httpx.MockTransport(lambda req: httpx.Response(200, json={"status": "ok"}))
+    client = HttpxNodeClient(httpx.AsyncClient(transport=transport))
+    checker = HealthChecker(
+        table, lambda: client, interval_s=0.01, sweep_interval_s=10, jitter=0.0, after_pass=upkeep
+    )
+    checker.start()
+    try:
+        for _ in range(500):
+            if len(calls) >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await checker.stop()
+    assert len(calls) >= 3
