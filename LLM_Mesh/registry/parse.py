@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
+from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.catalog import custom_spec, get_spec
 from LLM_Mesh.core.limits import (
     RequestLimits,
@@ -66,8 +67,8 @@ def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> di
     too_deep = check_depth(raw, limits)
     if too_deep is not None:
         raise limit_error(too_deep)
-    try:
-        body = json.loads(raw)
+    try:  # RFC 8259: no NaN, Infinity or number past a float's range (core/strict_json.py)
+        body = strict_json.loads(raw.decode("utf-8-sig"))
     except RecursionError:  # only when max_json_depth is set above the parser's own limit
         raise limit_error(nesting_violation(limits)) from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -188,6 +188,17 @@ def test_bodies_must_be_utf8(encoding: str) -> None:
     assert parse_json_object(b"\xef\xbb\xbf" + json.dumps(chat()).encode())  # BOM is fine
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_numbers_json_does_not_have_are_400(number: str) -> None:
+    """RFC 8259 has no NaN or Infinity, and 1e400 is past a float's range: Python's json
+    reads them (as nan / inf), and they went on to pydantic and the node."""
+    raw = json.dumps(chat()).encode()[:-1] + f', "temperature": {number}}}'.encode()
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
+        parse_json_object(raw)
+    finite = json.dumps(chat()).encode()[:-1] + b', "temperature": 1e300}'
+    assert parse_json_object(finite)["temperature"] == 1e300
+
+
 async def test_limits_come_from_settings_env(tmp_path: Path) -> None:
     settings = Settings.from_env({"LLM_MESH_MAX_MESSAGES": "2", "LLM_MESH_HOME": str(tmp_path)})
     assert settings.limits.max_messages == 2
