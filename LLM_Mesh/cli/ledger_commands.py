@@ -8,6 +8,12 @@ Prints a summary; exit 1 on any finding, each named (``missing``, ``changed``,
 ``reordered``, ``chain``, ``root``, ...). ``--key`` pins the registry's public key
 (base64) instead of trusting the published list.
 
+A clean run remembers what it checked in ``$LLM_MESH_HOME/ledger_seen.json``: the size
+and root of the entries, and the newest signed checkpoint, which ``llm-mesh ledger
+checkpoint`` exports for other verifiers; ``verify --compare`` checks theirs against this
+view (``cli/ledger_compare.py``, ``core/gossip.py``): a registry showing two histories (a
+split view) is caught there.
+
 From a registry, entries come from the bulk export (``GET /v1/ledger/export``: NDJSON
 rows, 100,000 a request), or from the paged list (``GET /v1/ledger``, ``--page`` a
 request) when the registry has no export. Entries are read ahead while the verifier
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import json
 import time
@@ -31,6 +36,8 @@ import httpx
 import typer
 
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
+from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, load_seen_checkpoint, save_seen
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.core.ledger_audit import Auditor, Report
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
@@ -272,39 +279,6 @@ async def audit(
     return report
 
 
-SEEN_FILE = "ledger_seen.json"  # in $LLM_MESH_HOME: per ledger, the last size and root checked
-
-
-def _seen_key(source: str) -> str:
-    """A ledger's key in :data:`SEEN_FILE`: a hash of where it was read (a database URL
-    may hold a password)."""
-    return hashlib.sha256(source.encode()).hexdigest()
-
-
-def load_seen(path: Path, source: str) -> tuple[int, bytes] | None:
-    """The size and root an earlier ``ledger verify`` of ``source`` checked, if any."""
-    try:
-        seen = json.loads(path.read_text()).get(_seen_key(source))
-        return (int(seen["size"]), bytes.fromhex(seen["root"])) if seen else None
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
-
-
-def save_seen(path: Path, source: str, report: Report) -> None:
-    """Remember what this audit checked (only a clean one; only ever a longer history)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        data = {}
-    data[_seen_key(source)] = {"size": report.entries, "root": report.root.hex()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
-
-
 _AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remembered audit can find
 
 
@@ -333,6 +307,38 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
         )
 
 
+@contextlib.asynccontextmanager
+async def _source(
+    registry_url: str, database_url: str | None, origin: str
+) -> AsyncIterator[Source]:
+    """The ledger's endpoints at ``registry_url``, or the store at ``database_url``."""
+    if database_url is None:
+        async with httpx.AsyncClient(base_url=registry_url, timeout=60) as client:
+            yield HttpSource(client)
+        return
+    from LLM_Mesh.registry.ledger import SqlLedger
+    from LLM_Mesh.registry.store import SqlStore
+
+    async with SqlStore(database_url) as store:
+
+        async def engine() -> Any:
+            return store.engine
+
+        yield StoreSource(SqlLedger(engine), origin)
+
+
+CompareOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--compare",
+        metavar="FILE_OR_URL",
+        help="after a clean check, compare another verifier's checkpoint (what `llm-mesh "
+        "ledger checkpoint` exported: a file, or an http(s) URL) with this view; repeatable. "
+        "Two checkpoints signed by the registry that are not one history: `split view`",
+    ),
+]
+
+
 @ledger_app.command("verify")
 def verify(
     registry: RegistryOpt = None,
@@ -349,39 +355,83 @@ def verify(
             "registry without the export)",
         ),
     ] = 10_000,
+    compare: CompareOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
-    balances. Exit 1 on any mismatch."""
+    balances; then, with --compare, other verifiers' checkpoints against this view.
+    Exit 0: all checks out; 1: any finding (each named), or an error."""
     settings = settings_from(home, registry, database_url=database_url)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
+    where = "the store" if database_url else settings.registry_url
     seen_path = settings.home / SEEN_FILE
+    db = settings.effective_database_url if database_url else None
 
-    async def go() -> Report:
+    async def go() -> tuple[Report, list[Compared]]:
         remembered = load_seen(seen_path, source)
-        if database_url is None:
-            async with httpx.AsyncClient(base_url=settings.registry_url, timeout=60) as client:
-                return await audit(HttpSource(client), page=page, pin=key, remembered=remembered)
-        from LLM_Mesh.registry.ledger import SqlLedger
-        from LLM_Mesh.registry.store import SqlStore
-
-        async with SqlStore(settings.effective_database_url) as store:
-
-            async def engine() -> Any:
-                return store.engine
-
-            return await audit(
-                StoreSource(SqlLedger(engine), settings.ledger_origin), page=page, pin=key,
-                remembered=remembered,
-            )  # fmt: skip
+        async with _source(settings.registry_url, db, settings.ledger_origin) as src:
+            report = await audit(src, page=page, pin=key, remembered=remembered)
+            if not compare or not report.ok:
+                return report, []
+            keys = [key] if key is not None else (await src.keys())[0]
+            return report, await compare_all(compare, report.checkpoint, keys, src.consistency)
 
     start = time.perf_counter()
     try:
-        report = asyncio.run(go())
+        report, compared = asyncio.run(go())
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     remembered_path = seen_path if seen_path.exists() else None
     print_report(report, time.perf_counter() - start, remembered_path)
     if not report.ok:
+        if compare:
+            err.print("comparisons skipped: this verifier's own view does not check out")
         raise typer.Exit(1)
-    save_seen(seen_path, source, report)
+    save_seen(seen_path, source, report, None if database_url else settings.registry_url)
+    print_compared(compared, report.checkpoint, report.checkpoint_key, where)
+    if not all(c.ok for c in compared):
+        raise typer.Exit(1)
+
+
+@ledger_app.command("checkpoint")
+def checkpoint(
+    registry: RegistryOpt = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="the store `ledger verify --database-url` read")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write it to this file instead of printing it")
+    ] = None,
+    note: Annotated[
+        bool, typer.Option("--note", help="the bare C2SP signed note instead of the JSON object")
+    ] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Export the registry-signed checkpoint the last clean `ledger verify` of this ledger
+    checked, for other verifiers to compare with theirs (`ledger verify --compare`). JSON:
+    format, registry, origin, tree_size, root_hash (hex), time_us, public_key (base64) and
+    note (the C2SP signed note, which is what is checked). Exit 1 if there is none yet."""
+    settings = settings_from(home, registry, database_url=database_url)
+    source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
+    try:
+        cp = load_seen_checkpoint(settings.home / SEEN_FILE, source)
+    except ValueError as exc:
+        raise fail(exc) from exc
+    if cp is None:
+        raise fail(
+            MeshError(
+                "no signed checkpoint of this ledger verified yet: run `llm-mesh ledger verify` "
+                "first (with the same --registry / --database-url)"
+            )
+        )
+    text = str(cp["note"]) if note else json.dumps(cp, indent=1) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"wrote {shown(out)}: checkpoint at size {cp['tree_size']} (root {shown(cp['root_hash'])})"
+    )

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
+from LLM_Mesh.core.checkpoint import BadCheckpoint, Checkpoint, open_checkpoint
 from LLM_Mesh.core.ledger_entry import (
     ENTRY_FIELDS,
     GENESIS_PREV,
@@ -78,6 +78,10 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     more_findings: int = 0
     root: bytes = EMPTY_ROOT  # the root of the entries checked (what a later audit remembers)
+    # the newest signed checkpoint the entries were checked against, and its key (base64):
+    # what this verifier shows others (``core/gossip.py``)
+    checkpoint: Checkpoint | None = None
+    checkpoint_key: str = ""
 
     @property
     def ok(self) -> bool:
@@ -139,6 +143,7 @@ class Auditor:
         self._last_us = -(1 << 63)  # int64's least: no entry is older than the first
         self._encode = leaf_encoder()
         self._roots: dict[int, bytes] = {}  # checkpoint size -> signed root
+        self._opened: dict[int, tuple[Checkpoint, str]] = {}  # size -> checkpoint, its key
         self._last_leaves: dict[int, bytes] = {}  # checkpoint size -> its last leaf's hash
         self._bal: dict[str, int] = self.report.balances
         published = {base64.b64decode(k) for k in keys}
@@ -167,6 +172,7 @@ class Auditor:
             self.report.add("signature", f"checkpoint at size {size}: {exc}")
             return
         self._roots[opened.tree_size] = opened.root_hash
+        self._opened[opened.tree_size] = (opened, str(cp.get("public_key")))
 
     @property
     def signed_sizes(self) -> list[int]:
@@ -339,6 +345,9 @@ class Auditor:
     def finish(self) -> Report:
         """After the last entry: checkpoints beyond what was published."""
         self.report.root = self._tree.root()
+        covered = [s for s in self._opened if s <= self._tree.size]
+        if covered:
+            self.report.checkpoint, self.report.checkpoint_key = self._opened[max(covered)]
         for size in self._roots:
             if size > self._tree.size:
                 self.report.add(

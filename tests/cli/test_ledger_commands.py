@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.checkpoint import open_checkpoint
 from LLM_Mesh.core.ledger_entry import MINT, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.store import SqlStore
 
 runner = CliRunner()
@@ -124,3 +129,180 @@ def test_a_ledger_rewritten_whole_fails_against_what_an_earlier_verify_saw(
     # what to do when the ledger was started over on purpose
     said = " ".join(out.split())  # the console wraps long lines
     assert "ledger_seen.json)" in said and "remove that file and verify again" in said
+
+
+# -- split views: verifiers comparing the checkpoints they verified ----------------------
+
+
+KEY = Ed25519PrivateKey.generate()  # the registry's one ledger key
+
+
+def _history(home: Path, amounts: tuple[int, ...], key: Ed25519PrivateKey = KEY) -> Path:
+    """A registry's database with one grant per amount and a checkpoint of it signed by
+    ``key`` (the registry's: each history below is one the same registry signed)."""
+    for n in amounts:
+        assert cli(home, "registry", "grant", "pool", str(n))[0] == 0
+
+    async def sign() -> None:
+        async with SqlStore(_db(home)) as store:
+
+            async def engine() -> object:
+                return store.engine
+
+            ledger = SqlLedger(engine)  # type: ignore[arg-type]
+            assert await Checkpointer(ledger, key, Settings().ledger_origin).checkpoint()
+
+    asyncio.run(sign())
+    return home / "registry.db"
+
+
+class _Served:
+    """One registry database that shows whichever history it is told to (per verifier)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.home = tmp / "served"
+        self.home.mkdir()
+        self.db = _db(self.home)
+
+    def show(self, history: Path) -> None:
+        (self.home / "registry.db").write_bytes(history.read_bytes())
+
+    def verify(self, verifier: Path, *compare: Path) -> tuple[int, str]:
+        args = [a for c in compare for a in ("--compare", str(c))]
+        return cli(verifier, "ledger", "verify", "--database-url", self.db, *args)
+
+    def export(self, verifier: Path, out: Path) -> dict[str, object]:
+        code, text = cli(verifier, "ledger", "checkpoint", "--database-url", self.db, "--out",
+                         str(out))  # fmt: skip
+        assert code == 0, text
+        return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def test_a_registry_showing_two_histories_to_two_verifiers_is_a_split_view(
+    tmp_path: Path,
+) -> None:
+    """The attack: verifier 1 is shown history A, verifier 2 a different history B of the
+    same size, re-signed with the registry's own key. Each alone checks out (and its
+    memory of what it saw does not help); comparing their checkpoints names the split view,
+    with both signed notes as evidence."""
+    a = _history(tmp_path / "reg-a", (10, 20, 30))
+    b = _history(tmp_path / "reg-b", (10, 2, 30))
+    served, v1, v2 = _Served(tmp_path), tmp_path / "v1", tmp_path / "v2"
+    served.show(a)
+    code, out = served.verify(v1)
+    assert code == 0 and "OK" in out, out
+    one = served.export(v1, tmp_path / "v1.json")
+    served.show(b)
+    code, out = served.verify(v2)
+    assert code == 0 and "OK" in out, out  # alone, nothing to see
+    two = served.export(v2, tmp_path / "v2.json")
+    assert one["tree_size"] == two["tree_size"] == 3 and one["root_hash"] != two["root_hash"]
+    assert one["public_key"] == two["public_key"]  # one registry key signed both
+
+    code, out = served.verify(v2, tmp_path / "v1.json")
+    assert code == 1, out  # before: no --compare, nothing compared the two views
+    assert "split view" in out and "the registry signed two roots for size 3" in out
+    assert str(one["note"]) in out and str(two["note"]) in out  # the evidence, verbatim
+    assert "MISMATCH" in out
+    served.show(a)
+    code, out = served.verify(v1, tmp_path / "v2.json")
+    assert code == 1 and "split view" in out, out
+
+    # the evidence checks out offline with the registry's key alone
+    pub = base64.b64decode(str(one["public_key"]))
+    roots = {open_checkpoint(str(cp["note"]), str(cp["origin"]), pub).root_hash
+             for cp in (one, two)}  # fmt: skip
+    assert len(roots) == 2
+
+
+def test_a_split_view_at_another_size_fails_its_consistency_proof(tmp_path: Path) -> None:
+    a = _history(tmp_path / "reg-a", (10, 20, 30))
+    b = _history(tmp_path / "reg-b", (10, 2, 30, 40, 50))
+    served, v1, v2 = _Served(tmp_path), tmp_path / "v1", tmp_path / "v2"
+    served.show(a)
+    assert served.verify(v1)[0] == 0
+    served.export(v1, tmp_path / "v1.json")
+    served.show(b)
+    code, out = served.verify(v2, tmp_path / "v1.json")
+    assert code == 1, out
+    assert "split view" in out and "size 3 and 5 are not one history" in out
+
+
+def test_checkpoints_of_one_history_at_other_sizes_are_consistent(tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    early = tmp_path / "early.db"
+    early.write_bytes(_history(reg, (10, 20, 30)).read_bytes())
+    later = _history(reg, (40, 50))
+    served, v1, v2 = _Served(tmp_path), tmp_path / "v1", tmp_path / "v2"
+    served.show(early)
+    assert served.verify(v1)[0] == 0
+    served.export(v1, tmp_path / "v1.json")
+    served.show(later)
+    code, out = served.verify(v2, tmp_path / "v1.json", tmp_path / "v1.json")
+    assert code == 0, out
+    said = " ".join(out.split())
+    assert "consistent" in said and "is a prefix of this view's size 5" in said
+    assert "OK: 2 checkpoints compared: one history" in said
+    served.export(v2, tmp_path / "v2.json")
+    code, out = served.verify(v1, tmp_path / "v2.json")  # v1 now sees the later ledger too
+    assert code == 0 and "the same checkpoint" in out, out
+
+
+def test_a_forged_or_foreign_checkpoint_is_named_not_taken_for_a_split_view(
+    tmp_path: Path,
+) -> None:
+    a = _history(tmp_path / "reg-a", (10, 20, 30))
+    other = _history(tmp_path / "reg-c", (10, 2, 30), Ed25519PrivateKey.generate())
+    served, v1, v3 = _Served(tmp_path), tmp_path / "v1", tmp_path / "v3"
+    served.show(other)
+    assert served.verify(v3)[0] == 0
+    served.export(v3, tmp_path / "other.json")
+    served.show(a)
+    assert served.verify(v1)[0] == 0
+    mine = served.export(v1, tmp_path / "v1.json")
+    # v1's own checkpoint with another root written into it: the signature no longer holds
+    note = str(mine["note"])
+    root_line = note.split("\n")[2]
+    forged_root = base64.b64encode(bytes(32)).decode()
+    (tmp_path / "forged.note").write_text(note.replace(root_line, forged_root))
+    code, out = served.verify(
+        v1, tmp_path / "forged.note", tmp_path / "other.json", tmp_path / "missing.json"
+    )
+    assert code == 1, out
+    said = " ".join(out.split())
+    assert "signature: " in said and "does not verify" in said
+    assert "no signature by the registry's key" in said
+    assert "unreadable: " in said and "MISMATCH: 3 of 3" in said
+    assert "split view" not in said
+
+
+def test_checkpoint_export_needs_a_verified_ledger_and_prints_the_note(tmp_path: Path) -> None:
+    a = _history(tmp_path / "reg-a", (10, 20))
+    served, v1 = _Served(tmp_path), tmp_path / "v1"
+    served.show(a)
+    code, out = cli(v1, "ledger", "checkpoint", "--database-url", served.db)
+    assert code == 1 and "run `llm-mesh ledger verify` first" in " ".join(out.split())
+    assert served.verify(v1)[0] == 0
+    code, out = cli(v1, "ledger", "checkpoint", "--database-url", served.db)
+    assert code == 0 and json.loads(out)["tree_size"] == 2
+    code, note = cli(v1, "ledger", "checkpoint", "--database-url", served.db, "--note")
+    assert code == 0 and note == json.loads(out)["note"]
+
+
+def test_compare_needs_a_signed_checkpoint_here_and_a_view_that_checks_out(
+    tmp_path: Path,
+) -> None:
+    reg = tmp_path / "reg"
+    assert cli(reg, "registry", "grant", "pool", "5")[0] == 0  # nothing signed yet
+    served, v1 = _Served(tmp_path), tmp_path / "v1"
+    served.show(reg / "registry.db")
+    (tmp_path / "peer.note").write_text("anything")
+    code, out = served.verify(v1, tmp_path / "peer.note")
+    said = " ".join(out.split())
+    assert code == 1 and "unproven: " in said and "no signed checkpoint yet" in said, out
+    v2 = tmp_path / "v2"
+    served.show(_history(tmp_path / "reg-a", (10, 20)))
+    assert served.verify(v2)[0] == 0  # remembers this history
+    served.show(_history(tmp_path / "reg-b", (10,)))  # cut short: this view fails
+    code, out = served.verify(v2, tmp_path / "peer.note")
+    assert code == 1 and "truncated" in out and "comparisons skipped" in out, out

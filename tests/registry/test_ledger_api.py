@@ -11,8 +11,11 @@ import pytest
 from sqlalchemy import text
 
 from LLM_Mesh.cli.ledger_commands import HttpSource, audit
-from LLM_Mesh.core.checkpoint import open_checkpoint
+from LLM_Mesh.cli.ledger_compare import compare_all
+from LLM_Mesh.core.checkpoint import open_checkpoint, sign_checkpoint
+from LLM_Mesh.core.gossip import export
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT, POOL, Transfer, pseudonym
+from LLM_Mesh.core.merkle import leaf_hash, root_of
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -224,3 +227,49 @@ async def test_verify_over_the_export_names_each_tampering(tmp_path: Path, kind:
             report = await audit(HttpSource(c))
     assert not report.ok
     assert any(f.kind == kind and SAYS[kind] in f.message for f in report.findings), report.findings
+
+
+async def test_verifiers_compare_checkpoints_over_http_with_the_registrys_proofs(
+    tmp_path: Path,
+) -> None:
+    """``ledger verify --compare`` over HTTP: a peer's checkpoint published at a URL, a
+    consistency proof from ``GET /v1/ledger/proof/consistency``."""
+    settings = make_settings(tmp_path, ledger_checkpoint_every=1000, pool_daily_budget=0)
+    app = create_registry_app(settings, store=MemoryStore())
+    async with app.router.lifespan_context(app):
+        rt = app.state.runtime
+        cp = rt.checkpointer
+        await rt.ledger.append([Transfer("grant", MINT, ALICE, 100)])
+        await rt.ledger.append([Transfer("settle", ALICE, POOL, 3, f"r{i}") for i in range(4)])
+        early = await cp.checkpoint()  # what a peer verified at size 5
+        await rt.ledger.append([Transfer("settle", ALICE, POOL, 3, f"s{i}") for i in range(4)])
+        await cp.checkpoint()
+        # the same registry key signing another history at size 5 (shown to someone else)
+        other = sign_checkpoint(cp.key, base64.b64decode(cp.public_key), cp.origin, 5,
+                                root_of([leaf_hash(b"x%d" % i) for i in range(5)]), 1)  # fmt: skip
+        published = {
+            "/honest.json": json.dumps(export(early, cp.public_key, "http://mesh")),
+            "/other.note": other.note,
+        }
+
+        def peer(request: httpx.Request) -> httpx.Response:
+            body = published.get(request.url.path)
+            return httpx.Response(200, text=body) if body else httpx.Response(404)
+
+        t = httpx.ASGITransport(app=app)
+        async with (
+            httpx.AsyncClient(transport=t, base_url="http://mesh") as client,
+            httpx.AsyncClient(transport=httpx.MockTransport(peer)) as peers,
+        ):
+            source = HttpSource(client)
+            report = await audit(source)
+            assert report.ok and report.checkpoint is not None
+            assert report.checkpoint.tree_size == 9 and report.checkpoint_key == cp.public_key
+            keys = (await source.keys())[0]
+            urls = ["https://peer.example/honest.json", "https://peer.example/other.note",
+                    "https://peer.example/gone.json"]  # fmt: skip
+            got = await compare_all(urls, report.checkpoint, keys, source.consistency, peers)
+    assert [c.kind for c in got] == ["consistent", "split view", "unreadable"]
+    assert "is a prefix of this view's size 9" in got[0].message
+    assert "size 5 and 9 are not one history" in got[1].message
+    assert "404" in got[2].message

@@ -1,0 +1,132 @@
+"""``llm-mesh ledger verify --compare``: this verifier's view against other verifiers'.
+
+Each ``--compare`` names a checkpoint another verifier exported (``llm-mesh ledger
+checkpoint``): a file, or an ``http(s)://`` URL where they publish it. Each is read,
+opened with the key this verifier trusts and judged against the newest checkpoint this
+run verified (``core/gossip.py``); a consistency proof between the two sizes comes from
+the same registry (or store) the run verified. Findings: ``split view`` (with both signed
+notes as evidence), ``signature`` (not a checkpoint of this ledger by its key),
+``unproven`` (no proof to be had, or no checkpoint of our own yet) and ``unreadable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from LLM_Mesh.cli.common import console, err
+from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.core.checkpoint import BadCheckpoint, Checkpoint
+from LLM_Mesh.core.gossip import CONSISTENT, SPLIT_VIEW, UNPROVEN, judge, open_foreign, proof_sizes
+from LLM_Mesh.core.gossip import MAX_NOTE as _MAX
+from LLM_Mesh.errors import MeshError
+
+__all__ = ["Compared", "compare_all", "print_compared"]
+
+Proof = Callable[[int, int], Awaitable[list[bytes]]]
+
+
+@dataclass(frozen=True)
+class Compared:
+    where: str  # the file or URL the foreign checkpoint came from
+    kind: str  # consistent, split view, signature, unproven, unreadable
+    message: str
+    theirs: Checkpoint | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == CONSISTENT
+
+
+async def _read(where: str, client: httpx.AsyncClient) -> str:
+    if where.startswith(("http://", "https://")):
+        r = await client.get(where)
+        if r.status_code != 200:
+            raise MeshError(f"GET answered {r.status_code}")
+        if len(r.content) > _MAX:
+            raise MeshError(f"longer than {_MAX} bytes: not a checkpoint")
+        return r.text
+    return await asyncio.to_thread(_read_file, Path(where))
+
+
+def _read_file(path: Path) -> str:
+    if path.stat().st_size > _MAX:
+        raise MeshError(f"longer than {_MAX} bytes: not a checkpoint")
+    return path.read_text()
+
+
+async def _one(
+    where: str, ours: Checkpoint, keys: Sequence[str], consistency: Proof,
+    client: httpx.AsyncClient,
+) -> Compared:  # fmt: skip
+    try:
+        text = await _read(where, client)
+    except (OSError, UnicodeDecodeError, MeshError, httpx.HTTPError) as exc:
+        return Compared(where, "unreadable", f"{type(exc).__name__}: {exc}")
+    try:
+        theirs = open_foreign(text, ours.origin, keys)
+    except BadCheckpoint as exc:
+        return Compared(
+            where, "signature", f"{exc}: not a checkpoint this ledger's key signed (proves nothing)"
+        )
+    proof: list[bytes] | None = None
+    sizes = proof_sizes(ours, theirs)
+    why = ""
+    if sizes is not None:
+        try:
+            proof = await consistency(*sizes)
+        except (MeshError, ValueError, KeyError, httpx.HTTPError) as exc:
+            why = f" ({exc})"
+    verdict = judge(ours, theirs, proof)
+    return Compared(where, verdict.kind, verdict.message + why, theirs)
+
+
+async def compare_all(
+    wheres: Sequence[str], ours: Checkpoint | None, keys: Sequence[str], consistency: Proof,
+    client: httpx.AsyncClient | None = None,
+) -> list[Compared]:  # fmt: skip
+    """Each foreign checkpoint in ``wheres`` judged against ``ours`` (``keys``: the base64
+    public keys this verifier trusts; ``consistency``: the registry's proofs; ``client``:
+    for the URLs, one of its own by default)."""
+    if ours is None:
+        why = "this ledger has no signed checkpoint yet: nothing here to compare it with"
+        return [Compared(w, UNPROVEN, why) for w in wheres]
+    if client is not None:
+        return [await _one(w, ours, keys, consistency, client) for w in wheres]
+    async with httpx.AsyncClient(timeout=30) as own:
+        return [await _one(w, ours, keys, consistency, own) for w in wheres]
+
+
+def _note(title: str, note: str) -> None:
+    err.print(f"--- {title}", markup=False, highlight=False, soft_wrap=True)
+    err.print(terminal_text(note.rstrip("\n")), markup=False, highlight=False, soft_wrap=True)
+
+
+def print_compared(
+    results: Sequence[Compared], ours: Checkpoint | None, key: str, where: str
+) -> None:
+    """One line per comparison; for a split view, both signed notes (the evidence) and the
+    registry key (base64) that signed ``ours``."""
+    for c in results:
+        if c.ok:
+            console.print(f"[green]consistent[/]: {shown(c.where)}: {shown(c.message)}")
+            continue
+        err.print(f"[red]{c.kind}[/]: {shown(c.where)}: {shown(c.message)}", highlight=False)
+        if c.kind == SPLIT_VIEW and ours is not None and c.theirs is not None:
+            err.print(
+                "evidence: two checkpoints signed by the registry that are not one history "
+                f"(its key {shown(key)}; check them with any C2SP signed-note verifier):",
+                highlight=False,
+                soft_wrap=True,
+            )
+            _note(f"this verifier's ({where})", ours.note)
+            _note(f"{c.where}", c.theirs.note)
+    bad = sum(not c.ok for c in results)
+    if bad:
+        err.print(f"[red]MISMATCH[/]: {bad} of {len(results)} checkpoints compared")
+    elif results:
+        console.print(f"[green]OK[/]: {len(results)} checkpoints compared: one history")

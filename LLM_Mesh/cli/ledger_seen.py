@@ -1,0 +1,69 @@
+"""What ``llm-mesh ledger verify`` remembers: ``$LLM_MESH_HOME/ledger_seen.json``.
+
+Per ledger (keyed by a hash of where it was read: ``registry:URL`` or ``db:URL``), the
+size and root of the entries the last clean run checked (the next run checks the history
+still hashes to it) and the newest signed checkpoint it checked, in ``core/gossip``'s
+exchange form (what ``llm-mesh ledger checkpoint`` exports for other verifiers)::
+
+    {"<sha256 hex>": {"size": 3, "root": "<hex>", "checkpoint": {"format": ..., "note": ...}}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from LLM_Mesh.core.gossip import export
+from LLM_Mesh.core.ledger_audit import Report
+
+__all__ = ["SEEN_FILE", "load_seen", "load_seen_checkpoint", "save_seen"]
+
+SEEN_FILE = "ledger_seen.json"  # in $LLM_MESH_HOME: per ledger, the last size and root checked
+
+
+def _seen_key(source: str) -> str:
+    """A ledger's key in :data:`SEEN_FILE`: a hash of where it was read (a database URL
+    may hold a password)."""
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def load_seen(path: Path, source: str) -> tuple[int, bytes] | None:
+    """The size and root an earlier ``ledger verify`` of ``source`` checked, if any."""
+    try:
+        seen = json.loads(path.read_text()).get(_seen_key(source))
+        return (int(seen["size"]), bytes.fromhex(seen["root"])) if seen else None
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
+
+
+def save_seen(path: Path, source: str, report: Report, registry: str | None = None) -> None:
+    """Remember what this audit checked (only a clean one; only ever a longer history),
+    and the newest signed checkpoint it checked (``core/gossip.export``'s form)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {}
+    seen: dict[str, Any] = {"size": report.entries, "root": report.root.hex()}
+    if report.checkpoint is not None:
+        seen["checkpoint"] = export(report.checkpoint, report.checkpoint_key, registry)
+    data[_seen_key(source)] = seen
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def load_seen_checkpoint(path: Path, source: str) -> dict[str, Any] | None:
+    """The signed checkpoint the last clean ``ledger verify`` of ``source`` checked."""
+    try:
+        seen = json.loads(path.read_text()).get(_seen_key(source))
+    except FileNotFoundError:
+        return None
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
+    cp = seen.get("checkpoint") if isinstance(seen, dict) else None
+    return cp if isinstance(cp, dict) else None
