@@ -359,8 +359,12 @@ def verify(
     home: HomeOpt = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
-    balances; then, with --compare, other verifiers' checkpoints against this view.
-    Exit 0: all checks out; 1: any finding (each named), or an error."""
+    balances; with --compare, other verifiers' checkpoints against this view.
+
+    Exit 0: everything checks out (and every compared checkpoint is one history with this
+    view); 1: any finding, each named (`split view`: the registry signed two histories,
+    both notes printed as evidence; `signature`: a compared checkpoint this ledger's key
+    did not sign), or an error."""
     settings = settings_from(home, registry, database_url=database_url)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
     where = "the store" if database_url else settings.registry_url
@@ -407,10 +411,12 @@ def checkpoint(
     ] = False,
     home: HomeOpt = None,
 ) -> None:
-    """Export the registry-signed checkpoint the last clean `ledger verify` of this ledger
-    checked, for other verifiers to compare with theirs (`ledger verify --compare`). JSON:
-    format, registry, origin, tree_size, root_hash (hex), time_us, public_key (base64) and
-    note (the C2SP signed note, which is what is checked). Exit 1 if there is none yet."""
+    """Export the signed checkpoint the last clean `ledger verify` checked, for others to
+    compare (`ledger verify --compare`).
+
+    JSON: format, registry, origin, tree_size, root_hash (hex), time_us, public_key (base64)
+    and note (the C2SP signed note: what a receiver checks, with the key it trusts). Exit 1
+    if this ledger has none verified yet."""
     settings = settings_from(home, registry, database_url=database_url)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
     try:

@@ -247,9 +247,12 @@ async def test_verifiers_compare_checkpoints_over_http_with_the_registrys_proofs
         # the same registry key signing another history at size 5 (shown to someone else)
         other = sign_checkpoint(cp.key, base64.b64decode(cp.public_key), cp.origin, 5,
                                 root_of([leaf_hash(b"x%d" % i) for i in range(5)]), 1)  # fmt: skip
+        ahead = sign_checkpoint(cp.key, base64.b64decode(cp.public_key), cp.origin, 12,
+                                root_of([leaf_hash(b"y%d" % i) for i in range(12)]), 2)  # fmt: skip
         published = {
             "/honest.json": json.dumps(export(early, cp.public_key, "http://mesh")),
             "/other.note": other.note,
+            "/ahead.note": ahead.note,  # a tree this verifier is not shown: no proof for it
         }
 
         def peer(request: httpx.Request) -> httpx.Response:
@@ -266,10 +269,12 @@ async def test_verifiers_compare_checkpoints_over_http_with_the_registrys_proofs
             assert report.ok and report.checkpoint is not None
             assert report.checkpoint.tree_size == 9 and report.checkpoint_key == cp.public_key
             keys = (await source.keys())[0]
-            urls = ["https://peer.example/honest.json", "https://peer.example/other.note",
-                    "https://peer.example/gone.json"]  # fmt: skip
+            urls = [f"https://peer.example/{p}" for p in
+                    ("honest.json", "other.note", "ahead.note", "gone.json")]  # fmt: skip
             got = await compare_all(urls, report.checkpoint, keys, source.consistency, peers)
-    assert [c.kind for c in got] == ["consistent", "split view", "unreadable"]
+    assert [c.kind for c in got] == ["consistent", "split view", "unproven", "unreadable"]
+    assert "no consistency proof from size 9 to 12" in got[2].message
+    assert "answered 400" in got[2].message
     assert "is a prefix of this view's size 9" in got[0].message
     assert "size 5 and 9 are not one history" in got[1].message
-    assert "404" in got[2].message
+    assert "404" in got[3].message
