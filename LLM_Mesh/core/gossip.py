@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from LLM_Mesh.core.checkpoint import BadCheckpoint, Checkpoint, open_checkpoint
+from LLM_Mesh.core.merkle import EMPTY_ROOT
 from LLM_Mesh.core.merkle_verify import verify_consistency
 
 __all__ = [
@@ -143,10 +144,14 @@ def judge(ours: Checkpoint, theirs: Checkpoint, proof: Sequence[bytes] | None) -
             f"the registry signed two roots for size {ours.tree_size}: "
             f"{ours.root_hash.hex()} here, {theirs.root_hash.hex()} there",
         )
-    if sizes is None:  # one of them is the empty tree: every tree extends it
-        return Verdict(CONSISTENT, f"{_short(theirs)}: extends the empty tree")
-    first, second = sizes
     small, large = (ours, theirs) if ours.tree_size < theirs.tree_size else (theirs, ours)
+    if sizes is None:  # one of them is the empty tree: a prefix of every tree
+        if small.root_hash != EMPTY_ROOT:
+            return Verdict(
+                SPLIT_VIEW, "the registry signed a root for the empty tree that is not its root"
+            )
+        return Verdict(CONSISTENT, f"{_short(theirs)}: the empty tree is a prefix of every tree")
+    first, second = sizes
     if proof is None:
         return Verdict(
             UNPROVEN,

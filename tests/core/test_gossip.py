@@ -57,6 +57,10 @@ def test_the_same_checkpoint_is_consistent_and_needs_no_proof() -> None:
     cp = reg.sign(HONEST, 7)
     assert proof_sizes(cp, cp) is None
     assert judge(cp, reg.sign(HONEST, 7), None).kind == "consistent"
+    empty = reg.sign(HONEST, 0)  # the empty tree: a prefix of every tree, no proof
+    assert proof_sizes(cp, empty) is None and judge(cp, empty, None).ok
+    lie = sign_checkpoint(reg.key, reg.pub, ORIGIN, 0, root_of(HONEST[:1]), 0)
+    assert judge(cp, lie, None).kind == "split view"
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [(5, 13), (13, 5), (1, 2), (8, 12), (4, 8)])
