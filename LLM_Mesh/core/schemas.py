@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from LLM_Mesh.core.confusable import lookalike_problem
 from LLM_Mesh.core.tls import parse_fingerprint
 
 
@@ -88,6 +89,16 @@ class NodeRegistration(_Wire):
     gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
 
     _names_printable = field_validator("node_id", "region", "version")(_printable)
+
+    @field_validator("models")
+    @classmethod
+    def _no_lookalike_ids(cls, v: list[HostedModel]) -> list[HostedModel]:
+        """A custom model's id must not pass for a catalog id (``core/confusable.py``)."""
+        for i, model in enumerate(v):
+            problem = lookalike_problem(model.id)
+            if problem is not None:
+                raise ValueError(f"models[{i}].id: {problem}")
+        return v
 
     @field_validator("tls_fingerprint")
     @classmethod

@@ -36,6 +36,9 @@ from typing import Any
 import tomli_w
 
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings, split_urls
+from LLM_Mesh.core.confusable import lookalike_problem
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.node.model_files import model_id_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +50,18 @@ CONFIG_FILE = "node.toml"
 # room above the gateway's /v1 body limit for what it adds (stream_options, mesh_continue)
 DEFAULT_NODE_BODY_BYTES = 16 * 1024 * 1024
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _check_model_id(ref: str) -> None:
+    """A ``models`` entry whose id would pass for a catalog id (``core/confusable.py``) is
+    refused here, at the operator's config, rather than by the registry's 400 later."""
+    try:
+        model_id = model_id_of(ref)
+    except MeshError:  # an empty entry: resolving it says what is wrong
+        return
+    problem = lookalike_problem(model_id)
+    if problem is not None:
+        raise ValueError(f"models entry {ref!r}: {problem}")
 
 
 @dataclass
@@ -118,6 +133,8 @@ class NodeConfig:
             raise ValueError("the openai engine needs upstream_url")
         if self.engine != "openai" and not self.models:
             raise ValueError(f"the {self.engine} engine needs at least one model")
+        for ref in self.models:
+            _check_model_id(ref)
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ValueError("public_url must start with http:// or https://")
         if self.availability_hours is not None:

@@ -22,13 +22,13 @@ an answer is voided (:func:`void`).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
 
+from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.core.pricing import UNIT, estimate_prompt_tokens, part_costs
 from LLM_Mesh.core.receipt_check import check_part
-from LLM_Mesh.errors import ERROR_CODES, MeshError
+from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Client, Job, Tally
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
@@ -248,19 +248,14 @@ def account_passthrough(
     rt: Runtime, job: Job, node_id: str, status: int, content: bytes, attempts: int = 0
 ) -> None:
     """A 4xx the node decided: recorded as an error with the node's code when it is one of
-    the mesh's (:data:`~LLM_Mesh.errors.ERROR_CODES`), else ``http_<status>``: a node's own
-    string is not stored (it could be any text, the prompt's included, and one longer than
-    the column made PostgreSQL refuse the request log's whole batch)."""
-    code: str | None = None
-    try:
-        err = json.loads(content).get("error")
-        code = err.get("code") if isinstance(err, dict) else None
-    except (ValueError, AttributeError, RecursionError):
-        pass
-    if not isinstance(code, str) or code not in ERROR_CODES:
-        code = None
-    _record(rt, job, node_id=node_id, outcome="error", error_code=code or f"http_{status}",
-            status=status, attempts=attempts)  # fmt: skip
+    the mesh's (:data:`~LLM_Mesh.errors.ERROR_CODES`), else ``http_<status>``, and the
+    status the client got (``core/node_refusal.py``): a node's own string is not stored (it
+    could be any text, the prompt's included, and one longer than the column made
+    PostgreSQL refuse the request log's whole batch)."""
+    refusal = node_refusal(status, content)
+    _record(rt, job, node_id=node_id, outcome="error",
+            error_code=refusal.code or f"http_{status}", status=refusal.status,
+            attempts=attempts)  # fmt: skip
 
 
 def account_failure(rt: Runtime, job: Job, exc: MeshError) -> None:

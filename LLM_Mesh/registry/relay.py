@@ -1,8 +1,9 @@
 """Stage 4, relay: the node's answer as the client's bytes (JSON or SSE). Finishes nothing.
 
 A JSON answer is the node's body with the gateway's ``mesh`` object and its receipt
-also in ``X-Mesh-Receipt`` (:func:`json_answer`); a 4xx the node decided passes on unchanged
-(:func:`passthrough`). Both carry ``X-Mesh-Node``, ``X-Mesh-Model`` and
+also in ``X-Mesh-Receipt`` (:func:`json_answer`); a 4xx the node decided passes on with its
+status as OpenAI's error object, rebuilt from what of the node's body may be kept
+(:func:`passthrough`, ``core/node_refusal.py``). Both carry ``X-Mesh-Node``, ``X-Mesh-Model`` and
 ``X-Mesh-Request-Id``.
 
 A stream (:class:`SseRelay`) writes the :class:`~LLM_Mesh.registry.send_stream.Event`
@@ -32,6 +33,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh.core import strict_json
+from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
 from LLM_Mesh.registry.errors import json_response
@@ -75,10 +77,10 @@ def json_answer(
 
 
 def passthrough(job: Job, node_id: str, status: int, content: bytes) -> Response:
-    """A 4xx the node decided (e.g. its exact context check): its body, as is."""
-    return Response(
-        content, status, headers=mesh_headers(node_id, job), media_type="application/json"
-    )
+    """A 4xx the node decided (e.g. its exact context check): OpenAI's error object with
+    what of the node's may be kept, never its bytes (``core/node_refusal.py``)."""
+    refusal = node_refusal(status, content)
+    return json_response(refusal.body(), refusal.status, mesh_headers(node_id, job))
 
 
 def _sse(obj: dict[str, Any]) -> bytes:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
 import random
 import sys
@@ -52,6 +51,7 @@ from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop
+from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
@@ -135,14 +135,10 @@ def forward_headers(rt: Runtime, job: Job, node_id: str, body_sha256: str) -> di
 
 
 def error_message(content: bytes) -> str:
-    """The ``error.message`` of an OpenAI error body, else its first bytes."""
-    try:
-        err = json.loads(content).get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])[:300]
-    except (ValueError, AttributeError, RecursionError):  # a node's JSON: anything
-        pass
-    return content[:200].decode("utf-8", "replace")
+    """The ``error.message`` of a node's OpenAI error body when it may be shown (a short
+    printable string, ``core/node_refusal.py``), else a note that it had none: a node's
+    body (HTML, control characters, megabytes) never becomes part of the gateway's message."""
+    return node_message(content) or "(no usable error message)"
 
 
 async def _exchange(

@@ -57,6 +57,20 @@ def test_invalid_configs_raise(kwargs: dict[str, object]) -> None:
         NodeConfig(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("ref", "imitated"),
+    [
+        ("g\u0435mma-3-270m=/models/mine.gguf", "gemma-3-270m"),  # Cyrillic е, name=path
+        ("/models/Mistral-7B.gguf", "mistral-7b"),  # a file's stem, case only
+        ("code-1lama-7b=/models/mine.gguf", "code-llama-7b"),
+    ],
+)
+def test_a_model_id_that_looks_like_a_catalog_id_is_refused(ref: str, imitated: str) -> None:
+    with pytest.raises(ValueError, match=f"looks like the catalog model '{imitated}'"):
+        NodeConfig(engine="sim", models=["gemma-3-270m", ref])
+    NodeConfig(engine="sim", models=["gemma-3-270m", "my-org/llama-3-8b=/models/mine.gguf"])
+
+
 def test_toml_round_trip(tmp_path: Path) -> None:
     cfg = NodeConfig(
         engine="sim",

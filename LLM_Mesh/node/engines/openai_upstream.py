@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from LLM_Mesh.core.confusable import lookalike_problem
 from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import (
     EngineError,
@@ -80,7 +81,12 @@ class OpenAIUpstreamEngine(Engine):
             data = r.json().get("data") or []
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             raise EngineError(f"cannot list the models of {self.base_url}: {exc}") from exc
-        self._ids = [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+        ids = [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+        for model_id in ids:
+            problem = lookalike_problem(model_id)
+            if problem is not None:  # the registry would refuse the whole registration
+                raise EngineError(f"the upstream at {self.base_url} lists {problem}")
+        self._ids = ids
         if not self._ids:
             raise EngineError(f"the upstream at {self.base_url} serves no models")
 

@@ -176,6 +176,14 @@ async def test_start_discovers_models() -> None:
         await empty.start()
 
 
+async def test_an_upstream_listing_a_lookalike_of_a_catalog_id_is_refused() -> None:
+    """The registry would refuse the registration: the node says why at start instead."""
+    listed = {"data": [{"id": "llama3"}, {"id": "g\u0435mma-3-270m"}]}  # Cyrillic е
+    eng = engine(lambda r: httpx.Response(200, json=listed), models=[])
+    with pytest.raises(EngineError, match="looks like the catalog model 'gemma-3-270m'"):
+        await eng.start()
+
+
 async def test_cancel_stops_reading() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         chunks = [{"choices": [{"delta": {"content": str(i)}}]} for i in range(50)]

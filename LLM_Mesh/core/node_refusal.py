@@ -1,0 +1,127 @@
+"""A node's refusal (a 4xx it decided) as the client's error: always OpenAI's shape.
+
+The gateway passes a node's own 4xx on to the client (e.g. its exact context check), but
+never the node's bytes: a hostile or broken node could send HTML, megabytes, invalid
+UTF-8, or JSON of another shape. :func:`node_refusal` reads what it may keep and writes
+``{"error": {"message", "type", "code", "param"}}`` afresh:
+
+- **status**: the node's, when it is a 4xx; anything else that reaches the relay (a 2xx
+  other than 200, a 3xx) is a 502 ``upstream_error``.
+- **message**: the node's ``error.message`` when the body is a JSON object (at most
+  :data:`MAX_BODY_BYTES`, strict JSON, UTF-8) whose ``error`` is an object, and the
+  message is a printable string (no control or format characters) of at most
+  :data:`MAX_MESSAGE_CHARS`; else the gateway's ``the node refused the request with
+  HTTP <status>``.
+- **type**: the node's when it is one of the mesh's error types (those of
+  :mod:`LLM_Mesh.errors`), else ``invalid_request_error`` (``api_error`` for a 502).
+- **code**: the node's when it is one of the mesh's codes (:data:`~LLM_Mesh.errors.ERROR_CODES`),
+  else ``null``: a node's own string is no code (it could be any text).
+- **param**: the node's when it looks like a parameter's name (letters, digits, ``_.-[]``,
+  at most :data:`MAX_PARAM_CHARS`), else ``null``.
+
+Nothing else of the node's body is kept (no extra fields).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from LLM_Mesh.core import strict_json
+from LLM_Mesh.errors import ERROR_CODES, MeshError, UpstreamError
+
+__all__ = [
+    "ERROR_TYPES",
+    "MAX_BODY_BYTES",
+    "MAX_MESSAGE_CHARS",
+    "MAX_PARAM_CHARS",
+    "Refusal",
+    "node_message",
+    "node_refusal",
+]
+
+MAX_BODY_BYTES = 65_536  # a longer body is not parsed at all
+MAX_MESSAGE_CHARS = 512
+MAX_PARAM_CHARS = 64
+_PARAM = re.compile(rf"[A-Za-z0-9_.\[\]-]{{1,{MAX_PARAM_CHARS}}}")
+
+
+def _error_types() -> frozenset[str]:
+    seen: set[str] = set()
+    todo: list[type[MeshError]] = [MeshError]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls.type)
+        todo.extend(cls.__subclasses__())
+    return frozenset(seen)
+
+
+ERROR_TYPES = _error_types()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What the client gets for a node's refusal: a status and OpenAI's error object."""
+
+    status: int
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "code": self.code,
+                "param": self.param,
+            }
+        }
+
+
+def _error_object(content: bytes) -> dict[str, Any] | None:
+    """The body's ``error`` object, if the body is a JSON object that has one."""
+    if len(content) > MAX_BODY_BYTES:
+        return None
+    try:
+        err = strict_json.loads_object(content).get("error")
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested past the limit
+        return None
+    return err if isinstance(err, dict) else None
+
+
+def _message(err: dict[str, Any] | None) -> str | None:
+    msg = err.get("message") if err is not None else None
+    if isinstance(msg, str) and msg.strip() and len(msg) <= MAX_MESSAGE_CHARS and msg.isprintable():
+        return msg
+    return None
+
+
+def node_message(content: bytes) -> str | None:
+    """The node's ``error.message`` if it may be shown (see the module docstring)."""
+    return _message(_error_object(content))
+
+
+def node_refusal(status: int, content: bytes) -> Refusal:
+    """The client's error for a node's non-200 answer ``status`` with body ``content``."""
+    if not 400 <= status <= 499:
+        return Refusal(
+            UpstreamError.status,
+            f"the node answered HTTP {status}, neither an answer nor a refusal",
+            UpstreamError.type,
+            UpstreamError.code,
+        )
+    err = _error_object(content)
+    message = _message(err) or f"the node refused the request with HTTP {status}"
+    if err is None:
+        return Refusal(status, message, "invalid_request_error")
+    kind, code, param = err.get("type"), err.get("code"), err.get("param")
+    return Refusal(
+        status,
+        message,
+        kind if isinstance(kind, str) and kind in ERROR_TYPES else "invalid_request_error",
+        code if isinstance(code, str) and code in ERROR_CODES else None,
+        param if isinstance(param, str) and _PARAM.fullmatch(param) else None,
+    )

@@ -1,0 +1,91 @@
+"""A node registering a model id that only looks like a catalog id (Cyrillic ``е`` in
+``gеmma-3-270m``, ``rn`` for ``m``, case only, mixed scripts) is refused: 400 naming the
+field and the catalog id it imitates; nothing routed, listed or stored. Ordinary custom ids
+still register. See docs/security.md, "Hostile nodes" and ``core/confusable.py``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.registry.ports import NodeRecord
+from LLM_Mesh.registry.snapshot import entry_from_record
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import registration, running
+
+LOOKALIKES = [
+    ("g\u0435mma-3-270m", "gemma-3-270m"),  # Cyrillic е
+    ("gernrna-3-270m", "gemma-3-270m"),  # rn for m (ASCII only)
+    ("gemma-3-27Om", "gemma-3-270m"),  # O for 0
+    ("code-1lama-7b", "code-llama-7b"),  # 1 for l
+    ("Mistral-7B", "mistral-7b"),  # case only
+    ("\uff47\uff45\uff4d\uff4d\uff41-3-270m", "gemma-3-270m"),  # fullwidth
+    ("qwen1.5-72b-\u0441hat", "qwen1.5-72b-chat"),  # Cyrillic с
+]
+
+
+@pytest.mark.parametrize(("model_id", "imitated"), LOOKALIKES)
+async def test_a_model_id_that_looks_like_a_catalog_id_is_refused(
+    tmp_path: Path, database_url: str, model_id: str, imitated: str
+) -> None:
+    store = SqlStore(database_url)
+    async with running(tmp_path, store=store) as h:  # type: ignore[arg-type]
+        await h.register("honest")
+        h.nodes.add("spoof")
+        reg = registration("spoof")
+        reg["models"] = [
+            {"id": "my-org/llama-3-8b-instruct", "engine": "sim", "custom": True},
+            {"id": model_id, "engine": "sim", "custom": True},
+        ]
+        r = await h.client.post("/mesh/nodes", json=reg)
+        assert r.status_code == 400, r.text  # before: 200, listed as a custom model
+        err = r.json()["error"]
+        assert err["param"] == "models"
+        assert "models[1].id" in err["message"] and repr(imitated) in err["message"]
+        assert h.table.get("spoof") is None
+        listed = (await h.client.get("/v1/models")).json()["data"]
+        assert model_id not in {m["id"] for m in listed}
+    reopened = SqlStore(database_url)
+    await reopened.open()
+    try:
+        assert [n.node_id for n in await reopened.list_nodes()] == ["honest"]
+    finally:
+        await reopened.close()
+
+
+async def test_a_mixed_script_model_id_is_refused(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        h.nodes.add("spoof")
+        reg = registration("spoof", ["my-\u043erg/llama-3-8b"])  # Cyrillic о in a custom id
+        r = await h.client.post("/mesh/nodes", json=reg)
+        assert r.status_code == 400, r.text
+        assert "mixes scripts (Cyrillic, Latin)" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["my-org/llama-3-8b-instruct", "qwen2.5-coder:7b", "gemma-3-270m-it", "llama3:8b",
+     "\u043c\u043e\u0434\u0435\u043b\u044c-1", "gemma-3-270m"],
+)  # fmt: skip
+async def test_ordinary_model_ids_still_register(tmp_path: Path, model_id: str) -> None:
+    async with running(tmp_path) as h:
+        await h.register("node-a", [model_id])
+        assert h.table.get("node-a") is not None
+        listed = (await h.client.get("/v1/models")).json()["data"]
+        assert model_id in {m["id"] for m in listed}
+
+
+async def test_a_stored_lookalike_from_an_older_replica_is_not_loaded(tmp_path: Path) -> None:
+    """A node row written before the check (or by a replica without it) is skipped."""
+    async with running(tmp_path) as h:
+        now = datetime.now(timezone.utc)
+        record = NodeRecord(
+            node_id="spoof", url="http://spoof:8801", region=None,
+            models=[{"id": "g\u0435mma-3-270m", "engine": "sim"}], hardware={},
+            max_concurrency=1, max_queue=1, version="0", state="online",
+            registered_at=now, last_heartbeat_at=now,
+        )  # fmt: skip
+        assert entry_from_record(h.table, record, heard_now=True) is None
+        assert h.table.get("spoof") is None
