@@ -37,7 +37,7 @@ from LLM_Mesh.core.limits import (
     limit_error,
     nesting_violation,
 )
-from LLM_Mesh.core.pricing import estimate
+from LLM_Mesh.core.pricing import completion_bound, estimate
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
@@ -146,6 +146,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         ext=ext,
         client_id=given,
         settle_key=request_id if given is None else settle_key_for(given),
+        token_limit=completion_bound(len(prompt_text), max_tokens, spec.context_length),
     )
 
 
