@@ -146,7 +146,9 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         ext=ext,
         client_id=given,
         settle_key=request_id if given is None else settle_key_for(given),
-        token_limit=completion_bound(len(prompt_text), max_tokens, spec.context_length),
+        # each of ``n`` choices may have that many (n is 1 unless an operator raised max_n)
+        token_limit=completion_bound(len(prompt_text), max_tokens, spec.context_length)
+        * (parsed.n or 1),
     )
 
 

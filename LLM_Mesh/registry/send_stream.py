@@ -96,8 +96,10 @@ DATA, DONE, FAIL = 0, 1, 2
 class Event:
     """One SSE event for the relay: the node's bytes of it (its lines without their line
     endings, joined by ``\\n``; not the blank line that ends it), the first data line's
-    JSON when this stage parsed it, whether it comes from a continuing node; ``DONE`` ends
-    the stream, ``FAIL`` ends it with ``error`` (an OpenAI error body)."""
+    JSON when this stage parsed it, whether it comes from a continuing node (or was made or
+    corrected by this stage: the relay rewrites such an event to the stream's ``id`` and, on
+    the final chunk, to the tally's ``usage``); ``DONE`` ends the stream, ``FAIL`` ends it
+    with ``error`` (an OpenAI error body)."""
 
     __slots__ = ("continued", "error", "kind", "obj", "raw")
 
