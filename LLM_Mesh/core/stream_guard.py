@@ -13,7 +13,7 @@ token from our engines; a node's own ``usage``, when it sends one, is read as at
 the finish chunk, the usage chunk, an engine's empty deltas). :func:`over_limit` says when
 a part went past. Cheap by construction: while a part has sent at most ``limit`` data
 events it cannot have sent more than ``limit`` content chunks, so the caller counts
-events only (an increment and an integer compare per event) and asks :func:`over_limit`
+events only (an integer compare per event) and asks :func:`over_limit`
 only past ``limit`` events (an honest node's last few).
 
 **Trickle.** After its first token a part must average ``min_rate`` data events a

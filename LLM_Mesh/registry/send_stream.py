@@ -48,7 +48,9 @@ the event past it is relayed, the node's stream is closed, the router hears
 ``SERVER_ERROR`` and the client's stream ends as a normal one does (a chunk with
 ``finish_reason: "length"``, the final chunk with ``usage`` and ``mesh``, ``[DONE]``); a
 node's ``usage`` past the limit is read as the limit (and is ``SERVER_ERROR`` too). Per
-event this costs a counter increment and an integer compare. A part slower than the
+event this costs a ``len()`` of the part's data lines (kept anyway) and an integer
+compare; a part that reaches its limit has its data lines parsed once more there (one
+``json.loads``, to count its content chunks exactly). A part slower than the
 floor (``Runtime.stream_floor``) breaks like a cut (``TIMEOUT``), checked with one clock
 reading per read from the node; the time the relay spends writing to the client is not
 counted against the node (a client that reads slowly must not get an honest node ejected).
@@ -187,7 +189,6 @@ class NodeStream:
         # the current node part's bounds (core/stream_guard.py)
         limit = ex.job.token_limit
         self.limit = limit if limit > 0 else _UNBOUNDED  # tokens it may still send
-        self.n_events = 0  # its data events
         self.content = -1  # its content chunks, counted only past ``limit`` events
         self.clipped = False  # its usage said more than ``limit``: read as ``limit``
         self.opened = 0.0  # when its stream opened
@@ -198,7 +199,7 @@ class NodeStream:
     def _part(self, left: int) -> None:
         """A node part starts (its stream just opened), with ``left`` tokens to send."""
         self.limit = left
-        self.n_events, self.content, self.clipped = 0, -1, False
+        self.content, self.clipped = -1, False
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
         self.slow_at = slow_at(self.ex.rt.stream_floor, self.opened, None, 0)
@@ -342,38 +343,39 @@ class NodeStream:
             if first == b"data: [DONE]":
                 return _DONE
             obj = self._checked(blob, first)
-            n = self.n_events = self.n_events + 1
-            if n > self.limit and self._past_limit(obj, n):  # (an honest node: its last few)
+            data = self.data  # the part's data events so far: one a line
+            if len(data) >= self.limit and self._past_limit(obj):  # an honest node: its last few
                 node = self.ex.tally.node_id
                 raise _Overrun(f"node {node} went past the {self.limit} tokens allowed")
-            self.data.append(first)
+            data.append(first)
             if not self.node_first or b'"usage"' in first:
                 self._read(obj)
                 # a usage read as the limit: the relay writes the tally's instead
                 return Event(DATA, blob, obj, self.continued or self.clipped)
         return Event(DATA, blob, None, self.continued)
 
-    def _past_limit(self, obj: dict[str, Any], events: int) -> bool:
-        """Whether this event (the part's ``events``-th) takes the part past its limit: its
-        content chunks are counted once (those relayed so far), then one by one."""
+    def _past_limit(self, obj: dict[str, Any]) -> bool:
+        """Whether this data event (``obj``) takes the part past its limit: its content
+        chunks are counted once (those relayed so far: one parse of its data lines), then
+        one by one."""
         if self.content < 0:
             self.content = generated(self.data)[1]
         if chunk_text(obj):
             self.content += 1
-        return over_limit(self.limit, self.content, events)
+        return over_limit(self.limit, self.content, len(self.data) + 1)
 
     def _too_slow(self, now: float) -> _TooSlow | None:
         """The part's floor moment passed: it is recomputed with the events sent since
         (less the time the client took); past it still, the part is too slow."""
         floor = self.ex.rt.stream_floor
-        self.slow_at = slow_at(floor, self.opened, self.first_at, self.n_events) + self.client_s
+        self.slow_at = slow_at(floor, self.opened, self.first_at, len(self.data)) + self.client_s
         if now <= self.slow_at:
             return None
         node = self.ex.tally.node_id
         if self.first_at is None:
             return _TooSlow(f"node {node} sent no token within {floor.first_token_s:g} s")
         return _TooSlow(
-            f"node {node} is too slow: {self.n_events} events in "
+            f"node {node} is too slow: {len(self.data)} events in "
             f"{now - self.first_at - self.client_s:.1f} s after its first token "
             f"(floor: {floor.min_rate:g}/s after {floor.grace_s:g} s)"
         )
@@ -401,7 +403,7 @@ class NodeStream:
             self.node_first = True
             ex.first_token()
             self.first_at = now = ex.rt.clock() - self.client_s  # on the node's own time
-            self.slow_at = slow_at(ex.rt.stream_floor, self.opened, now, self.n_events)
+            self.slow_at = slow_at(ex.rt.stream_floor, self.opened, now, len(self.data))
             self.slow_at += self.client_s
         usage = obj.get("usage")
         if isinstance(usage, dict) and not obj.get("choices"):
