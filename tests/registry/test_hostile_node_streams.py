@@ -353,3 +353,23 @@ async def test_a_slow_client_does_not_make_its_node_too_slow(
         assert len(_said(chunks)) == 20 and not any("error" in c for c in chunks)
         assert chunks[-1]["mesh"]["node_id"] == "ok"
         assert not await _failed(h, "ok")
+
+
+async def test_an_honest_stream_at_its_limit_is_not_cut(tmp_path: Path) -> None:
+    """Exactly ``max_tokens`` tokens, an echoed prompt before them (a completion with
+    ``echo``), the role, finish and usage chunks: served as the node sent them."""
+    nodes = Nodes()
+
+    def events() -> list[bytes]:
+        toks = [_token(COMPLETIONS, "ok", f"t{i} ") for i in range(MAX)]
+        return [_token(COMPLETIONS, "ok", "hi"), *toks, *_end(COMPLETIONS, "ok", MAX, "length")]
+
+    nodes.streams["ok"] = lambda node: Hostile(events)
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register("ok")
+        await h.register("other")
+        r = await h.client.post(COMPLETIONS, json=_body(COMPLETIONS, echo=True, allow_nodes=["ok"]))
+        chunks = _data(r.text)
+        assert _said(chunks, COMPLETIONS) == ["hi"] + [f"t{i} " for i in range(MAX)]
+        assert chunks[-1]["usage"]["completion_tokens"] == MAX
+        assert not await _failed(h, "ok")
