@@ -15,9 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from LLM_Mesh.cli.receipt_commands import check, keys_from_listing
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.pricing import estimate_prompt_tokens, request_cost
+from LLM_Mesh.core.receipt import PartStatus
+from LLM_Mesh.core.receipt_verify import parse_keys
 from LLM_Mesh.core.stream_guard import SLACK_EVENTS
 from LLM_Mesh.registry.relay import SseRelay
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, ManualClock, rank, running
@@ -138,6 +141,15 @@ def _body(path: str, **kw: Any) -> dict[str, Any]:
     return base
 
 
+async def _receipt_checks(h: Harness, text: str, completion: int) -> PartStatus:
+    """The stream's receipt checks out offline (``llm-mesh receipt verify``'s check) and
+    counts ``completion`` tokens; its one part's status."""
+    keys = parse_keys(keys_from_listing((await h.client.get("/v1/ledger/keys")).text))
+    receipt = check(text, keys)
+    assert receipt.completion_tokens == completion and len(receipt.parts) == 1
+    return receipt.parts[0].status
+
+
 async def _failed(h: Harness, node: str) -> bool:
     """Whether the router counted the node's attempt as a failure (ejected it)."""
     view = {v["node_id"]: v for v in (await h.client.get("/mesh/nodes")).json()["nodes"]}
@@ -193,6 +205,7 @@ async def test_a_node_streaming_past_max_tokens_is_cut_off_at_the_limit(
         mesh = final["mesh"]
         assert mesh["node_id"] == "liar" and mesh["completion_tokens"] == want
         assert 0 < mesh["cost"] <= _most(2, MAX)
+        assert await _receipt_checks(h, r.text, want) is PartStatus.BROKEN
         stream = nodes.made["liar"]
         assert stream.closed and stream.pulled <= MAX + SLACK_EVENTS + 2
         assert h.in_flight("liar") == 0  # the gateway's slot is free
@@ -220,6 +233,7 @@ async def test_a_usage_past_max_tokens_is_read_as_max_tokens(tmp_path: Path) -> 
         assert final["usage"]["completion_tokens"] == MAX
         assert final["mesh"]["completion_tokens"] == MAX
         assert final["mesh"]["cost"] <= _most(2, MAX)
+        assert await _receipt_checks(h, r.text, MAX) is PartStatus.MISSING
         assert h.in_flight("liar") == 0 and await _failed(h, "liar")
         await h.runtime.writer.flush()
         (rec,) = h.store.requests
