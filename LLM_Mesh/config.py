@@ -12,6 +12,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | missed_heartbeats    | LLM_MESH_MISSED_HEARTBEATS | 3                          |
 | health_check_interval_s | LLM_MESH_HEALTH_CHECK_S | 300                         |
 | request_timeout_s    | LLM_MESH_REQUEST_TIMEOUT_S | 120                        |
+| stream_min_rate      | LLM_MESH_STREAM_MIN_RATE | 0.25 (tokens, i.e. data events, a second: after its first token and the grace a node's stream must average at least this, else it is cut off as broken; 0: no floor; ``core/stream_guard.py``) |
+| stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
@@ -69,6 +71,7 @@ from typing import Any
 
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.shutdown import DEFAULT_SHUTDOWN_S
+from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 
 DEFAULT_REGISTRY_HOST = "127.0.0.1"
 DEFAULT_REGISTRY_PORT = 8800
@@ -145,6 +148,20 @@ def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = Non
     return int(raw)
 
 
+def _rate(env: Mapping[str, str], key: str, default: float) -> float:
+    """A finite number >= 0 from ``env[key]`` (0: off), or ``default``."""
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{key} must be a number >= 0 (0: off), got {raw!r}")
+    return value
+
+
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
     """A whole number >= 1 from ``env[key]`` (``"3"`` or ``"3.0"``), or ``default``."""
     value = _float(env, key, default)
@@ -189,6 +206,10 @@ class Settings:
     missed_heartbeats: int = 3
     health_check_interval_s: float = 300.0
     request_timeout_s: float = 120.0
+    # a stream slower than this after its first token and the grace is cut off as broken
+    # (core/stream_guard.py; 0: no floor)
+    stream_min_rate: float = DEFAULT_MIN_RATE
+    stream_grace_s: float = DEFAULT_GRACE_S
     # a node's whole shutdown, SIGTERM to exit (core/shutdown.py; `llm-mesh up` kills at 15)
     node_shutdown_s: float = DEFAULT_SHUTDOWN_S
     connect_timeout_s: float = 3.0
@@ -260,6 +281,8 @@ class Settings:
             missed_heartbeats=_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),
             health_check_interval_s=_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
+            stream_min_rate=_rate(env, "LLM_MESH_STREAM_MIN_RATE", DEFAULT_MIN_RATE),
+            stream_grace_s=_rate(env, "LLM_MESH_STREAM_GRACE_S", DEFAULT_GRACE_S),
             node_shutdown_s=_float(env, "LLM_MESH_NODE_SHUTDOWN_S", DEFAULT_SHUTDOWN_S),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),

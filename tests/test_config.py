@@ -335,3 +335,18 @@ def test_settlement_settings_from_env() -> None:
     ):
         with pytest.raises(ValueError, match=key):
             Settings.from_env({key: bad})
+
+
+def test_stream_floor_defaults_and_env() -> None:
+    s = Settings.from_env({})
+    assert (s.stream_min_rate, s.stream_grace_s) == (0.25, 60.0)
+    s = Settings.from_env(
+        {"LLM_MESH_STREAM_MIN_RATE": "0", "LLM_MESH_STREAM_GRACE_S": "15.5"}
+    )
+    assert (s.stream_min_rate, s.stream_grace_s) == (0.0, 15.5)  # 0: no floor
+
+
+@pytest.mark.parametrize("raw", ["-1", "nan", "inf", "fast"])
+def test_stream_floor_bad_values_raise(raw: str) -> None:
+    with pytest.raises(ValueError, match="LLM_MESH_STREAM_MIN_RATE"):
+        Settings.from_env({"LLM_MESH_STREAM_MIN_RATE": raw})

@@ -31,6 +31,7 @@ __all__ = [
     "PROMPT_OVERHEAD_TOKENS",
     "UNIT",
     "Price",
+    "completion_bound",
     "estimate",
     "estimate_prompt_tokens",
     "network_fee",
@@ -95,13 +96,21 @@ def estimate_prompt_tokens(prompt_chars: int) -> int:
     return _ceil_div(prompt_chars, CHARS_PER_TOKEN) + PROMPT_OVERHEAD_TOKENS
 
 
-def estimate(price: Price, prompt_chars: int, max_tokens: int, context_length: int) -> int:
-    """The most a request may cost: the estimated prompt plus ``max_tokens`` (0: the rest of
-    ``context_length``, at least 1 token), priced; what is reserved before a node runs."""
+def completion_bound(prompt_chars: int, max_tokens: int, context_length: int) -> int:
+    """The most completion tokens a request may get: ``max_tokens`` (0: the rest of
+    ``context_length`` after the estimated prompt, at least 1 token). The estimate is priced
+    at it; the gateway cuts a stream off past it (``core/stream_guard.py``)."""
     _whole("max_tokens", max_tokens)
+    if max_tokens > 0:
+        return max_tokens
+    return max(1, context_length - estimate_prompt_tokens(prompt_chars))
+
+
+def estimate(price: Price, prompt_chars: int, max_tokens: int, context_length: int) -> int:
+    """The most a request may cost: the estimated prompt plus :func:`completion_bound`,
+    priced; what is reserved before a node runs."""
     prompt = estimate_prompt_tokens(prompt_chars)
-    completion = max_tokens if max_tokens > 0 else max(1, context_length - prompt)
-    return _priced(price, prompt, completion)
+    return _priced(price, prompt, completion_bound(prompt_chars, max_tokens, context_length))
 
 
 def part_costs(

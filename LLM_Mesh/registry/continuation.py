@@ -28,7 +28,7 @@ from typing import Any
 
 from LLM_Mesh.core.answer_text import chunk_text, stream_text
 
-__all__ = ["chunk_text", "continuation_body", "generated"]
+__all__ = ["chunk_text", "continuation_body", "generated", "length_ending"]
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -72,3 +72,25 @@ def continuation_body(
         out["prompt"] = prompt_text + text
         out["echo"] = False
     return out
+
+
+def length_ending(
+    path: str, request_id: str, model: str, now: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The last two chunks of a stream the gateway ends itself at the token limit (a node
+    went past it): one with ``finish_reason: "length"``, then the final chunk (``choices``
+    empty; ``usage`` and ``mesh`` are the account stage's), shaped as our nodes send them;
+    the relay gives both the stream's ``id``/``created``/``model``."""
+    chat = path == CHAT_PATH
+    head = {
+        "id": f"{'chatcmpl' if chat else 'cmpl'}-{request_id}",
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": int(now),
+        "model": model,
+    }
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "length", "logprobs": None}
+    if chat:
+        choice["delta"] = {}
+    else:
+        choice["text"] = ""
+    return {**head, "choices": [choice]}, {**head, "choices": [], "usage": {}}

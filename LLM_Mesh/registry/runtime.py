@@ -32,6 +32,7 @@ from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.ratelimit import RateLimiter
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.receipt_check import NodeKeys
+from LLM_Mesh.core.stream_guard import StreamFloor
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.api_keys import KeyCache
@@ -130,6 +131,15 @@ class Runtime:
     def failover_policy(self) -> FailoverPolicy:
         """The send stage's :class:`~LLM_Mesh.core.failover.FailoverPolicy`, from settings."""
         return FailoverPolicy(max_attempts=self.max_attempts, max_failovers=self.max_failovers)
+
+    @cached_property
+    def stream_floor(self) -> StreamFloor:
+        """How slow a node's stream may be (``core/stream_guard.py``), from settings: its
+        first token within ``request_timeout_s`` + the grace of its opening."""
+        s = self.settings
+        return StreamFloor(
+            s.stream_min_rate, s.stream_grace_s, s.request_timeout_s + s.stream_grace_s
+        )
 
     @property
     def retry_after_s(self) -> int:

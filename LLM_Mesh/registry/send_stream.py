@@ -41,6 +41,19 @@ engine that batches tokens into chunks is undercounted by it (nothing better is 
 at the gateway: the node never said, and the gateway has no tokenizer). The continuing
 node's prompt held the text so far (``mesh_continue`` or the completion prompt), so
 its ``prompt_tokens`` less the tokens already sent is the request's prompt.
+
+Bounds (:mod:`~LLM_Mesh.core.stream_guard`): a node part past the tokens the request still
+allows (``Job.token_limit`` less those already sent) is cut off at the limit: nothing of
+the event past it is relayed, the node's stream is closed, the router hears
+``SERVER_ERROR`` and the client's stream ends as a normal one does (a chunk with
+``finish_reason: "length"``, the final chunk with ``usage`` and ``mesh``, ``[DONE]``); a
+node's ``usage`` past the limit is read as the limit (and is ``SERVER_ERROR`` too). Per
+event this costs a ``len()`` of the part's data lines (kept anyway) and an integer
+compare; a part that reaches its limit has its data lines parsed once more there (one
+``json.loads``, to count its content chunks exactly). A part slower than the
+floor (``Runtime.stream_floor``) breaks like a cut (``TIMEOUT``), checked with one clock
+reading per read from the node; the time the relay spends writing to the client is not
+counted against the node (a client that reads slowly must not get an honest node ejected).
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
@@ -60,12 +74,14 @@ from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
+from LLM_Mesh.core.stream_guard import over_limit, slow_at
 from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.registry.continuation import (
     CHAT_PATH,
     chunk_text,
     continuation_body,
     generated,
+    length_ending,
     remaining_tokens,
 )
 from LLM_Mesh.registry.job import usage_counts
@@ -82,8 +98,10 @@ DATA, DONE, FAIL = 0, 1, 2
 class Event:
     """One SSE event for the relay: the node's bytes of it (its lines without their line
     endings, joined by ``\\n``; not the blank line that ends it), the first data line's
-    JSON when this stage parsed it, whether it comes from a continuing node; ``DONE`` ends
-    the stream, ``FAIL`` ends it with ``error`` (an OpenAI error body)."""
+    JSON when this stage parsed it, whether it comes from a continuing node (or was made or
+    corrected by this stage: the relay rewrites such an event to the stream's ``id`` and, on
+    the final chunk, to the tally's ``usage``); ``DONE`` ends the stream, ``FAIL`` ends it
+    with ``error`` (an OpenAI error body)."""
 
     __slots__ = ("continued", "error", "kind", "obj", "raw")
 
@@ -114,6 +132,21 @@ _CR_LF = re.compile(rb"\r+\n")  # a line ending with \r: the \r is not the line'
 
 class _Broken(Exception):
     """The node broke off its stream (reason in the message)."""
+
+    outcome = Outcome.SERVER_ERROR
+
+
+class _TooSlow(_Broken):
+    """The node's stream fell below the floor (``core/stream_guard.py``)."""
+
+    outcome = Outcome.TIMEOUT
+
+
+class _Overrun(_Broken):
+    """The node went past the tokens the request allows: cut off at the limit."""
+
+
+_UNBOUNDED = 2**62  # a job without a token limit
 
 
 def stream_payload(body: dict[str, Any]) -> bytes:
@@ -153,6 +186,23 @@ class NodeStream:
         self.usage_seen = False  # the current node sent its final usage chunk
         self.continued = False
         self._closed = False
+        # the current node part's bounds (core/stream_guard.py)
+        limit = ex.job.token_limit
+        self.limit = limit if limit > 0 else _UNBOUNDED  # tokens it may still send
+        self.content = -1  # its content chunks, counted only past ``limit`` events
+        self.clipped = False  # its usage said more than ``limit``: read as ``limit``
+        self.opened = 0.0  # when its stream opened
+        self.first_at: float | None = None  # when it sent its first token
+        self.client_s = 0.0  # time spent writing its events to the client: not its own
+        self.slow_at = math.inf  # the moment it is too slow unless it sends more
+
+    def _part(self, left: int) -> None:
+        """A node part starts (its stream just opened), with ``left`` tokens to send."""
+        self.limit = left
+        self.content, self.clipped = -1, False
+        self.opened = self.ex.rt.clock()
+        self.first_at, self.client_s = None, 0.0
+        self.slow_at = slow_at(self.ex.rt.stream_floor, self.opened, None, 0)
 
     def _sender(self, payload: bytes) -> Sender:
         rt, job = self.ex.rt, self.ex.job
@@ -178,13 +228,14 @@ class NodeStream:
                 ex.finish(att, Outcome.CANCELLED)  # a 4xx the node decided: neutral
             return Answer(node, resp.status_code, resp.content, None)
         self.resp = resp
+        self._part(self.limit)
         return Answer(node, 200, b"", None)
 
     async def events(self) -> AsyncGenerator[list[Event], None]:
         """The client stream's events across failovers, in batches (those read from the
         node together; an event cut by a read waits for the next); the last event is
         ``DONE`` or ``FAIL``."""
-        ex, tally = self.ex, self.ex.tally
+        ex, tally, clock = self.ex, self.ex.tally, self.ex.rt.clock
         while True:
             try:
                 resp = self.resp
@@ -194,17 +245,27 @@ class NodeStream:
                 self._buf, self._done = b"", False
                 async for got in resp.aiter_raw():
                     batch, broken = self._frame(got)
+                    now = clock()
+                    slow = self._too_slow(now) if now > self.slow_at else None
                     if batch:
                         yield batch
+                        spent = clock() - now  # writing to the client: not the node's time
+                        self.client_s += spent
+                        self.slow_at += spent
                     if broken is not None:  # what came before the error event went first
                         raise broken
+                    if slow is not None:
+                        raise slow
                 batch, broken = self._frame_end()
                 if batch:
                     yield batch
                 if broken is not None:
                     raise broken
                 att = ex.att
-                if att is not None:
+                if att is not None and self.clipped:  # its usage said more than allowed
+                    ex.broke(Outcome.SERVER_ERROR)
+                    ex.stop(Stop.SUCCEEDED)
+                elif att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
                 if not self.usage_seen:  # [DONE] without a final chunk: no receipt
                     self._unsigned_part(PartStatus.MISSING)
@@ -212,7 +273,13 @@ class NodeStream:
                 yield [_DONE]
                 return
             except (NodeTransportError, _Broken) as exc:
-                bad = Outcome.TIMEOUT if isinstance(exc, NodeTimeout) else Outcome.SERVER_ERROR
+                if isinstance(exc, _Overrun):
+                    yield await self._at_limit()
+                    return
+                if isinstance(exc, _Broken):
+                    bad = exc.outcome
+                else:
+                    bad = Outcome.TIMEOUT if isinstance(exc, NodeTimeout) else Outcome.SERVER_ERROR
                 reason = exc.kind if isinstance(exc, NodeTransportError) else str(exc)
                 try:
                     end = await self._continue(bad, reason)
@@ -276,11 +343,42 @@ class NodeStream:
             if first == b"data: [DONE]":
                 return _DONE
             obj = self._checked(blob, first)
-            self.data.append(first)
+            data = self.data  # the part's data events so far: one a line
+            if len(data) >= self.limit and self._past_limit(obj):  # an honest node: its last few
+                node = self.ex.tally.node_id
+                raise _Overrun(f"node {node} went past the {self.limit} tokens allowed")
+            data.append(first)
             if not self.node_first or b'"usage"' in first:
                 self._read(obj)
-                return Event(DATA, blob, obj, self.continued)
+                # a usage read as the limit: the relay writes the tally's instead
+                return Event(DATA, blob, obj, self.continued or self.clipped)
         return Event(DATA, blob, None, self.continued)
+
+    def _past_limit(self, obj: dict[str, Any]) -> bool:
+        """Whether this data event (``obj``) takes the part past its limit: its content
+        chunks are counted once (those relayed so far: one parse of its data lines), then
+        one by one."""
+        if self.content < 0:
+            self.content = generated(self.data)[1]
+        if chunk_text(obj):
+            self.content += 1
+        return over_limit(self.limit, self.content, len(self.data) + 1)
+
+    def _too_slow(self, now: float) -> _TooSlow | None:
+        """The part's floor moment passed: it is recomputed with the events sent since
+        (less the time the client took); past it still, the part is too slow."""
+        floor = self.ex.rt.stream_floor
+        self.slow_at = slow_at(floor, self.opened, self.first_at, len(self.data)) + self.client_s
+        if now <= self.slow_at:
+            return None
+        node = self.ex.tally.node_id
+        if self.first_at is None:
+            return _TooSlow(f"node {node} sent no token within {floor.first_token_s:g} s")
+        return _TooSlow(
+            f"node {node} is too slow: {len(self.data)} events in "
+            f"{now - self.first_at - self.client_s:.1f} s after its first token "
+            f"(floor: {floor.min_rate:g}/s after {floor.grace_s:g} s)"
+        )
 
     def _checked(self, blob: bytes, first: bytes) -> dict[str, Any]:
         """The first data line's JSON object; a data line that is not one (not JSON, a
@@ -304,10 +402,15 @@ class NodeStream:
         if not self.node_first and chunk_text(obj):
             self.node_first = True
             ex.first_token()
+            self.first_at = now = ex.rt.clock() - self.client_s  # on the node's own time
+            self.slow_at = slow_at(ex.rt.stream_floor, self.opened, now, len(self.data))
+            self.slow_at += self.client_s
         usage = obj.get("usage")
         if isinstance(usage, dict) and not obj.get("choices"):
             tally = ex.tally
             pt, ct = usage_counts(usage)
+            if ct > self.limit:  # more than the request allows: read as the limit
+                ct, self.clipped = self.limit, True
             # a continuing node's prompt held the text so far
             tally.prompt_tokens = max(0, pt - tally.before) if self.continued else pt
             tally.completion_tokens = ct
@@ -387,7 +490,30 @@ class NodeStream:
         self.resp = resp
         self.node_first = self.usage_seen = False
         self.continued = True
+        limit = job.token_limit
+        self._part(limit - tally.before if limit > 0 else _UNBOUNDED)
         return None
+
+    async def _at_limit(self) -> list[Event]:
+        """The node went past the limit: its stream is closed, the router hears
+        a failure, and the client's stream ends as a normal one does: a chunk with
+        ``finish_reason: "length"``, the final chunk (``usage`` and ``mesh`` from the account
+        stage: the relay rewrites a ``continued`` event to the stream's id and the tally's
+        usage), ``[DONE]``. Charged: the tokens relayed."""
+        ex, job, tally = self.ex, self.ex.job, self.ex.tally
+        node = ex.broke(Outcome.SERVER_ERROR) or tally.node_id or "?"  # broke its contract
+        if self.resp is not None:
+            with anyio.CancelScope(shield=True):
+                await self.resp.aclose()
+        ex.stop(Stop.SUCCEEDED)
+        tally.completion_tokens = self._unsigned_part(PartStatus.BROKEN, node)
+        tally.outcome = "ok"
+        finish, last = length_ending(job.path, job.request_id, job.model, ex.rt.wall_clock())
+        return [
+            Event(DATA, b"data: {}", finish, continued=True),
+            Event(DATA, b"data: {}", last, continued=True),
+            _DONE,
+        ]
 
     def _fail(self, message: str, code: str | None, **extra: Any) -> Event:
         tally = self.ex.tally

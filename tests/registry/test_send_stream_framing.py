@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
 from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.stream_guard import StreamFloor
 from LLM_Mesh.registry.job import Tally
 from LLM_Mesh.registry.node_client import _line_batches
 from LLM_Mesh.registry.relay import SseRelay
@@ -64,6 +66,8 @@ class _Exchange:
         self.tally.node_id = "n"
         self.att = None
         self.first = 0
+        self.job = SimpleNamespace(token_limit=0)  # no bound
+        self.rt = SimpleNamespace(clock=lambda: 0.0, stream_floor=StreamFloor())
 
     def first_token(self) -> None:
         self.first += 1
