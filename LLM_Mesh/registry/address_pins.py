@@ -114,7 +114,14 @@ class AddressPins:
             await self.admit(url if end < 0 else url[:end])
 
     async def admit(self, url: str) -> tuple[str, ...]:
-        """Check a node URL and pin its addresses; raise if the registry may not call it.
+        """Check a node URL and pin its addresses; raise if the registry may not call it
+        (:meth:`check`, then :meth:`pin`)."""
+        return self.pin(await self.check(url))
+
+    async def check(self, url: str) -> tuple[NodeUrl, tuple[str, ...]]:
+        """Check a node URL and resolve it, pinning nothing: its parsed form and addresses
+        for :meth:`pin`; raise if the registry may not call it (a registration checks this
+        before it writes anything, then pins).
 
         ``InvalidRequest`` (400, ``param`` url) for a malformed URL, a scheme other
         than http(s), userinfo, an IP spelled other than as its canonical form, or a
@@ -146,7 +153,11 @@ class AddressPins:
                 param="url",
                 reason="ip_spelling",
             )
-        pinned = tuple(str(a) for a in addrs)
+        return node, tuple(str(a) for a in addrs)
+
+    def pin(self, checked: tuple[NodeUrl, tuple[str, ...]]) -> tuple[str, ...]:
+        """Pin what :meth:`check` answered; the addresses."""
+        node, pinned = checked
         self._hosts[node.host] = pinned
         if node.ip is not None:  # a literal pins itself, however a client spells it back
             self._hosts[str(node.ip)] = pinned
