@@ -140,10 +140,17 @@ class AddressPins:
         if refused is not None and not (self.allow_private or node.origin in self.private_origins):
             addr, reason = refused
             shown = f"{addr}, " if node.ip is not None else "an address that is "
+            only = (
+                "global addresses only, and the private origins it was started with "
+                "(`llm-mesh up`'s registry: its own node's only); for a LAN or local tests "
+                "run `llm-mesh registry serve --allow-private-nodes`"
+                if self.private_origins
+                else "global addresses only (run it with --allow-private-nodes for a LAN or "
+                "local tests)"
+            )
             raise NodeAddressRefused(
                 f"node url {node.prefix} resolves to {shown}{reason.replace('_', '-')}: this "
-                "registry connects to global addresses only (run it with --allow-private-nodes "
-                "for a LAN or local tests)",
+                f"registry connects to {only}",
                 param="url",
                 reason=reason.split(" ")[0],
             )
