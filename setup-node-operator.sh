@@ -329,6 +329,11 @@ case "$RESULT" in
   *) say "config: $RESULT" ;;
 esac
 
+# the registry refuses a node without an operator token (401): say so before it starts
+if [ -z "${LLM_MESH_OPERATOR_TOKEN:-}" ] && ! grep -qE '^operator_token *= *"[^"]' "$CONFIG" 2>/dev/null; then
+  say "note: no operator token: the registry refuses this node (401) until you set LLM_MESH_OPERATOR_TOKEN=lmo_... or put operator_token = \"lmo_...\" in $CONFIG (the registry's admin makes one: llm-mesh registry operators add NAME)"
+fi
+
 # --- 6. start ------------------------------------------------------------------------
 START=("$VENV/bin/llm-mesh" node start --config "$CONFIG")
 if [ "$NO_START" = 1 ]; then

@@ -188,6 +188,18 @@ def test_yes_no_start_writes_config_and_is_idempotent(tmp_path: Path) -> None:
     assert not [p for p in config.parent.iterdir() if p.name.startswith(".node.toml")]
 
 
+def test_it_says_when_the_node_has_no_operator_token(tmp_path: Path) -> None:
+    """Found 2026-12-02: with no token anywhere it said "set up; start the node with: ..."
+    and the node it started was refused (401) at every registration attempt, for ever."""
+    proc = run(tmp_path, "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b")
+    assert "no operator token" in proc.stdout and "LLM_MESH_OPERATOR_TOKEN" in proc.stdout
+    config = tmp_path / "mesh" / "node.toml"
+    config.write_text(config.read_text() + 'operator_token = "lmo_given"\n')
+    again = run(tmp_path, "--yes", "--no-start")
+    assert "no operator token" not in again.stdout, again.stdout
+    assert tomllib.loads(config.read_text())["operator_token"] == "lmo_given"
+
+
 def test_sim_engine_local_defaults(tmp_path: Path) -> None:
     run(tmp_path, "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b,code-llama-7b")
     cfg = tomllib.loads((tmp_path / "mesh" / "node.toml").read_text())

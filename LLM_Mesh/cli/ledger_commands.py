@@ -24,6 +24,7 @@ few at a time: the registry encodes while the verifier hashes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -256,7 +257,7 @@ async def audit(
     keys, origin = await source.keys()
     if pin is not None:
         keys = [pin]
-    auditor = Auditor(await source.checkpoints(), keys, origin, remembered)
+    auditor = Auditor(await source.checkpoints(), keys, origin, remembered, pinned=pin is not None)
     signed = auditor.signed_sizes
     proofs = asyncio.ensure_future(_proofs(source, signed))
     try:
@@ -339,6 +340,21 @@ CompareOpt = Annotated[
 ]
 
 
+def _check_pin(key: str) -> None:
+    """``--key`` must be a base64 Ed25519 public key (32 bytes), said so before anything runs."""
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise fail(
+            ValueError(
+                f"--key {key!r} is not a base64 Ed25519 public key (32 bytes); the registry's "
+                "are the public_key values of GET /v1/ledger/keys"
+            )
+        )
+
+
 @ledger_app.command("verify")
 def verify(
     registry: RegistryOpt = None,
@@ -370,6 +386,8 @@ def verify(
     where = "the store" if database_url else settings.registry_url
     seen_path = settings.home / SEEN_FILE
     db = settings.effective_database_url if database_url else None
+    if key is not None:
+        _check_pin(key)
 
     async def go() -> tuple[Report, list[Compared]]:
         remembered = load_seen(seen_path, source)
@@ -383,6 +401,14 @@ def verify(
     start = time.perf_counter()
     try:
         report, compared = asyncio.run(go())
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise fail(
+            MeshError(
+                f"no LLM Mesh registry answered at {settings.registry_url} "
+                f"({type(exc).__name__}: {exc}); pass --registry URL or set "
+                "LLM_MESH_REGISTRY_URL"
+            )
+        ) from exc
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     remembered_path = seen_path if seen_path.exists() else None

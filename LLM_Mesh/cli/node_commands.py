@@ -117,6 +117,7 @@ def node_start(
     from dataclasses import replace
 
     from LLM_Mesh.node.config import NodeConfig, load_node_config
+    from LLM_Mesh.node.keys import key_in_use, key_path
     from LLM_Mesh.node_manager import NodeManager
 
     try:
@@ -171,7 +172,8 @@ def node_start(
     if cfg.registry_url and cfg.registry_url != settings.registry_url:
         settings = replace(settings, registry_url=cfg.registry_url)
     try:
-        NodeManager(cfg, settings).run()
+        with key_in_use(key_path(settings, cfg.key_file)):  # one node per key
+            NodeManager(cfg, settings).run()
     except (MeshError, ValueError) as exc:
         raise fail(exc) from exc
 

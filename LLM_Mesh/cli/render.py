@@ -67,13 +67,13 @@ def _trust(n: Mapping[str, Any]) -> str:
 
 def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
     t = Table(title="Nodes")
-    t.add_column("node", overflow="fold", min_width=14)
-    t.add_column("health", min_width=7)
-    t.add_column("models", overflow="fold", min_width=12)
-    t.add_column("load", min_width=5)
-    t.add_column("ttft / total", min_width=9)
-    t.add_column("reqs / fails", min_width=6)
-    t.add_column("trust", min_width=5)
+    t.add_column("node", overflow="fold")
+    t.add_column("health")
+    t.add_column("models", overflow="fold")
+    t.add_column("load")
+    t.add_column("ttft / total")
+    t.add_column("reqs / fails")
+    t.add_column("trust")
     for n in nodes:
         models = ", ".join(
             shown(m["id"])
@@ -108,13 +108,13 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
 
 def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
     t = Table(title="Models")
-    t.add_column("model", overflow="fold", min_width=12)
-    t.add_column("file", min_width=7)
-    t.add_column("context", min_width=5)
-    t.add_column("specialties", min_width=12)
-    t.add_column("µNT/1k in", min_width=5, justify="right")
-    t.add_column("µNT/1k out", min_width=5, justify="right")
-    t.add_column("up", min_width=5)
+    t.add_column("model", overflow="fold")
+    t.add_column("file")
+    t.add_column("context")
+    t.add_column("specialties")
+    t.add_column("µNT/1k in", justify="right")
+    t.add_column("µNT/1k out", justify="right")
+    t.add_column("up")
     for m in models:
         up = f"[green]yes[/] {m.get('nodes', 0)}n" if m.get("available") else "[dim]no[/]"
         t.add_row(

@@ -134,8 +134,15 @@ class Auditor:
         keys: Sequence[str],
         origin: str,
         remembered: tuple[int, bytes] | None = None,
+        *,
+        pinned: bool = False,  # ``keys`` is the one key the user pinned, not the published list
     ) -> None:
         self.report = Report()
+        self._unknown_key = (
+            "signed by another key than the pinned one"
+            if pinned
+            else "signed by a key the registry does not publish"
+        )
         self._tree = _Tree()
         self._expected = 0
         self._prev = GENESIS_PREV
@@ -164,7 +171,7 @@ class Auditor:
         try:
             pub = base64.b64decode(str(cp.get("public_key")))
             if pub not in keys:
-                raise BadCheckpoint("signed by a key the registry does not publish")
+                raise BadCheckpoint(self._unknown_key)
             opened = open_checkpoint(str(cp.get("note")), origin, pub)
             if opened.tree_size != size or opened.root_hash.hex() != cp.get("root_hash"):
                 raise BadCheckpoint("its note says another size or root than its record")

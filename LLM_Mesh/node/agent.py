@@ -93,6 +93,17 @@ class Unreached:
     refused: bool = False
 
 
+def _refusal(r: httpx.Response, limit: int = 600) -> str:
+    """What a refusal says: its OpenAI-shaped error's code and whole message (the raw
+    body's first 200 characters cut a long message before its advice), else the body."""
+    try:
+        error = r.json().get("error")
+        code, message = error.get("code"), error["message"]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return r.text[:200]
+    return f"{code}: {str(message)[:limit]}" if code else str(message)[:limit]
+
+
 class NodeAgent:
     """Keeps the registry informed about one node."""
 
@@ -215,7 +226,7 @@ class NodeAgent:
         if isinstance(r, Unreached):
             return self._failed(r.message)
         if r.status_code >= 400:
-            return self._failed(f"registration refused: HTTP {r.status_code} {r.text[:200]}")
+            return self._failed(f"registration refused: HTTP {r.status_code} {_refusal(r)}")
         self.registered = True
         self.registrations += 1
         self.last_error = None

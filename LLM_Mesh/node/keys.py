@@ -9,7 +9,10 @@ it is missing and says so once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +76,38 @@ def load_or_create_key(path: Path) -> NodeKey:
         if create_secret_file(path, pem):
             return NodeKey(fresh, path, created=True)
     return NodeKey(load_key(path), path, created=False)
+
+
+@contextlib.contextmanager
+def key_in_use(path: Path) -> Iterator[None]:
+    """Hold ``<key>.lock`` (``flock``) while a node runs with the key at ``path``.
+
+    Two nodes with one key are one node to the registry: the later registration takes
+    the id over and the other node drops out of routing, with nothing said. A second
+    ``llm-mesh node start`` on the same key raises ``ValueError`` saying so instead.
+    Where no lock can be taken (no ``flock``, a read-only directory) nothing is checked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(
+                f"another node is running with the key {path} ({lock} is held): two nodes "
+                "with one key are one node to the registry, the later one taking the "
+                "other's place; give this node its own --home or --key-file"
+            ) from None
+        yield
+    finally:
+        os.close(fd)

@@ -114,7 +114,14 @@ class AddressPins:
             await self.admit(url if end < 0 else url[:end])
 
     async def admit(self, url: str) -> tuple[str, ...]:
-        """Check a node URL and pin its addresses; raise if the registry may not call it.
+        """Check a node URL and pin its addresses; raise if the registry may not call it
+        (:meth:`check`, then :meth:`pin`)."""
+        return self.pin(await self.check(url))
+
+    async def check(self, url: str) -> tuple[NodeUrl, tuple[str, ...]]:
+        """Check a node URL and resolve it, pinning nothing: its parsed form and addresses
+        for :meth:`pin`; raise if the registry may not call it (a registration checks this
+        before it writes anything, then pins).
 
         ``InvalidRequest`` (400, ``param`` url) for a malformed URL, a scheme other
         than http(s), userinfo, an IP spelled other than as its canonical form, or a
@@ -133,10 +140,17 @@ class AddressPins:
         if refused is not None and not (self.allow_private or node.origin in self.private_origins):
             addr, reason = refused
             shown = f"{addr}, " if node.ip is not None else "an address that is "
+            only = (
+                "global addresses only, and the private origins it was started with "
+                "(`llm-mesh up`'s registry: its own node's only); for a LAN or local tests "
+                "run `llm-mesh registry serve --allow-private-nodes`"
+                if self.private_origins
+                else "global addresses only (run it with --allow-private-nodes for a LAN or "
+                "local tests)"
+            )
             raise NodeAddressRefused(
                 f"node url {node.prefix} resolves to {shown}{reason.replace('_', '-')}: this "
-                "registry connects to global addresses only (run it with --allow-private-nodes "
-                "for a LAN or local tests)",
+                f"registry connects to {only}",
                 param="url",
                 reason=reason.split(" ")[0],
             )
@@ -146,7 +160,11 @@ class AddressPins:
                 param="url",
                 reason="ip_spelling",
             )
-        pinned = tuple(str(a) for a in addrs)
+        return node, tuple(str(a) for a in addrs)
+
+    def pin(self, checked: tuple[NodeUrl, tuple[str, ...]]) -> tuple[str, ...]:
+        """Pin what :meth:`check` answered; the addresses."""
+        node, pinned = checked
         self._hosts[node.host] = pinned
         if node.ip is not None:  # a literal pins itself, however a client spells it back
             self._hosts[str(node.ip)] = pinned

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
+from LLM_Mesh.core.netguard import NodeUrl
 from LLM_Mesh.core.schemas import (
     NODE_PRIVATE_FIELDS,
     Heartbeat,
@@ -97,10 +98,18 @@ async def register_node(request: Request) -> RegistrationAccepted:
             param="node_id",
         )
     _check_transport(reg, require_tls=rt.settings.require_tls)
-    grant = await rt.node_auth.admit_registration(verified)
+    checked: list[tuple[NodeUrl, tuple[str, ...]]] = []
+
+    async def check_address() -> None:  # no SSRF: global addresses only (address_pins.py)
+        checked.append(await rt.pins.check(reg.url))
+
+    # the operator token, then the address, then the key claimed: a refusal changes nothing
+    grant = await rt.node_auth.admit_registration(verified, check_address)
+    if not checked:  # an authenticator that did not call it
+        await check_address()
+    rt.pins.pin(checked[0])  # only these addresses are called (address_pins.py)
     if rt.settlement is not None:
         rt.settlement.note_operator(reg.node_id, grant.operator)  # paid for its answers
-    await rt.pins.admit(reg.url)  # no SSRF: global addresses only, pinned (address_pins.py)
     rt.pins.pin_certificate(reg.url, reg.tls_fingerprint)  # its TLS certificate, if it gave one
     rt.routing.upsert(rt.table.register(reg))
     await rt.store.upsert_node(_record(reg, _utcnow()))

@@ -23,7 +23,7 @@ another process (the admin CLI, another replica) at the node's next message.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -77,7 +77,9 @@ class NodeAuthenticator(Protocol):
         self, headers: Mapping[str, str], body: bytes
     ) -> VerifiedRegistration: ...
 
-    async def admit_registration(self, reg: VerifiedRegistration) -> Grant: ...
+    async def admit_registration(
+        self, reg: VerifiedRegistration, check: Callable[[], Awaitable[None]] | None = None
+    ) -> Grant: ...
 
     async def check_message(
         self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
@@ -133,7 +135,12 @@ class SignedNodeAuth:
             operator_token=(headers.get(HDR_OPERATOR_TOKEN) or "").strip() or None,
         )
 
-    async def admit_registration(self, reg: VerifiedRegistration) -> Grant:
+    async def admit_registration(
+        self, reg: VerifiedRegistration, check: Callable[[], Awaitable[None]] | None = None
+    ) -> Grant:
+        """The operator token checked, then ``check`` (what else must pass: the node's
+        address), then the node's key claimed for the operator: a registration refused
+        anywhere before the claim changes nothing (docs/security.md)."""
         if reg.node_id is None or reg.public_key is None:
             raise BadSignature("registration is not signed")
         if reg.operator_token is None:
@@ -147,6 +154,8 @@ class SignedNodeAuth:
             raise InvalidCredential("unknown operator token")
         if operator.revoked_at is not None:
             raise Revoked(f"operator {operator.name} is revoked")
+        if check is not None:
+            await check()
         result = await self.store.claim_node_key(
             reg.node_id, reg.public_key, operator.name, reg.seq, datetime.now(timezone.utc)
         )

@@ -99,8 +99,21 @@ def test_verify_passes_then_names_a_changed_amount(tmp_path: Path) -> None:
 
 
 def test_verify_says_why_when_no_registry_answers(tmp_path: Path) -> None:
+    """Found 2026-12-02: it said only "error: All connection attempts failed"."""
     code, out = cli(tmp_path, "ledger", "verify", "--registry", "http://127.0.0.1:9")
-    assert code == 1 and "error" in out
+    said = " ".join(out.split())
+    assert code == 1 and "no LLM Mesh registry answered at http://127.0.0.1:9" in said, out
+
+
+def test_verify_names_a_key_that_is_not_a_key(tmp_path: Path) -> None:
+    """Found 2026-12-02: ``--key garbage`` said "error: Incorrect padding"."""
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "grant", "pool", "10")[0] == 0
+    for bad in ("garbage", "AAAA", "not base64!"):
+        code, out = cli(home, "ledger", "verify", "--database-url", _db(home), "--key", bad)
+        said = " ".join(out.split())
+        assert code == 1 and "--key" in said and "Ed25519 public key" in said, out
+        assert "padding" not in said
 
 
 def test_a_ledger_rewritten_whole_fails_against_what_an_earlier_verify_saw(

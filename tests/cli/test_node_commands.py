@@ -295,6 +295,29 @@ def test_start_reads_home_node_toml_unless_no_config(
     assert broken.exit_code == 1 and "Traceback" not in broken.output
 
 
+def test_a_second_node_on_the_same_key_stops_and_says_why(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-02: ``llm-mesh up`` and then ``llm-mesh node start --engine sim`` in
+    the same ``$LLM_MESH_HOME`` shared ``node.key``: the second registered under the
+    first's id, and the first's model left the mesh with nothing said."""
+    import LLM_Mesh.node_manager as nm
+    from LLM_Mesh.node.keys import key_in_use
+
+    started: list[NodeConfig] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: started.append(self.config))
+    with key_in_use(home / "node.key"):  # the node already running on this home
+        result = runner.invoke(node_app, ["start", "--engine", "sim", "--home", str(home)])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and started == [], result.output
+        assert "another node is running with the key" in said and "--home or --key-file" in said
+        own = tmp_path / "own.key"
+        args = ["start", "--engine", "sim", "--home", str(home), "--key-file", str(own)]
+        assert invoke(*args).exit_code == 0 and len(started) == 1  # its own key: runs
+    assert invoke("start", "--engine", "sim", "--home", str(home)).exit_code == 0
+    assert len(started) == 2  # the first one gone: the key is free again
+
+
 def test_tls_init_makes_a_certificate_once(tmp_path: Path) -> None:
     from LLM_Mesh.core.tls import show_fingerprint
     from LLM_Mesh.tls import certificate_fingerprint

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from rich.console import Console
 
 from LLM_Mesh.cli.render import models_table, nodes_table, print_status
+from LLM_Mesh.core.catalog import CATALOG
 
 
 def text(*renderables: Any) -> str:
@@ -201,3 +203,25 @@ async def test_a_streamed_answer_is_printed_without_terminal_escapes(monkeypatch
     for seq in ("\x1b[2J", "\x1b]0;", "\x1b]52;", "\x9b", "\u202e", "\x07"):
         assert seq not in out
     assert ESCAPES in text_  # what the caller gets back is the answer as sent
+
+
+def test_status_and_models_tables_lose_no_column_at_80_columns() -> None:
+    """Found 2026-12-02: at 80 columns (a default terminal, and ``llm-mesh status`` or
+    ``models`` piped or redirected) rich cropped the tables' right edge: the catalog's
+    "up" column read "ye", the nodes' trust column "0". Every line must end in a border."""
+    catalog = [
+        {**dataclasses.asdict(m), "available": m.id == "gemma-3-270m", "nodes": 1} for m in CATALOG
+    ]
+    node = {
+        "node_id": "node-qlksu6anumfqzmgyeymeasricj", "healthy": True, "health_score": 1.0,
+        "keeps_no_prompts": True, "models": [{"id": "gemma-3-270m"}], "ttft_ms_ewma": 276,
+        "latency_ms_ewma": 3042, "requests": 2, "failures": 0, "trust_score": 0.5,
+    }  # fmt: skip
+    for width in (80, 100):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(models_table(catalog))
+        console.print(nodes_table([node]))
+        out = console.export_text()
+        rows = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+        assert rows and all(line.rstrip()[-1] in "┓┃┩│┘" for line in rows), out
+        assert "yes 1n" in out and "0.50" in out

@@ -344,6 +344,21 @@ def test_a_checkpoint_by_an_unpublished_key_is_named_signature_and_not_trusted()
     assert a.signed_sizes == [] and report.checkpoints == 1
 
 
+def test_a_checkpoint_by_another_key_than_the_pinned_one_says_so() -> None:
+    """``ledger verify --key``: found 2026-12-02, a checkpoint signed by the registry's
+    published key, checked against another key the user pinned, was reported as "signed
+    by a key the registry does not publish" (the registry does publish it)."""
+    entries, leaves = _ledger(4)
+    reg, pinned = _Registry(), _Registry()
+    a = Auditor([reg.checkpoint(4, root_of(leaves))], pinned.keys, ORIGIN, pinned=True)
+    for e in entries:
+        a.entry(e)
+    assert [f.message for f in a.finish().findings] == [
+        "checkpoint at size 4: signed by another key than the pinned one"
+    ]
+    assert a.signed_sizes == []
+
+
 def test_a_checkpoint_with_a_published_key_but_another_keys_signature_is_named() -> None:
     entries, leaves = _ledger(4)
     reg, other = _Registry(), _Registry()

@@ -209,6 +209,31 @@ async def test_refused_registration_is_logged(status: int) -> None:
     assert str(status) in (agent.last_error or "")
 
 
+async def test_a_refused_registration_logs_the_whole_error_message() -> None:
+    """Found 2026-12-02: the node logged the body's first 200 characters, which cut the
+    registry's 403 ``node_address_refused`` before its advice (what to run instead)."""
+    advice = "; for a LAN or local tests run `llm-mesh registry serve --allow-private-nodes`"
+    message = "node url http://127.0.0.1:8802 resolves to 127.0.0.1, loopback: " + "x" * 150
+    body = {"error": {"message": message + advice, "type": "permission_error",
+                      "param": "url", "code": "node_address_refused", "reason": "loopback"}}  # fmt: skip
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(403, json=body))
+    )
+    agent = NodeAgent(
+        client=client,
+        registry_url=REG,
+        node_id="n",
+        registration=lambda: NodeRegistration(
+            node_id="n", url="http://x:1", models=[HostedModel(id="m")]
+        ),
+        heartbeat=Heartbeat,
+    )
+    assert not await agent.register()
+    said = agent.last_error or ""
+    assert said.startswith("registration refused: HTTP 403 node_address_refused: node url"), said
+    assert said.endswith(advice) and '"type"' not in said
+
+
 async def test_a_clock_far_off_the_registrys_is_warned_about(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

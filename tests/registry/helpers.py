@@ -4,7 +4,7 @@ and a running app (lifespan entered) reached over ASGITransport. No sockets."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,7 +267,11 @@ class TrustingNodeAuth:
     def check_registration(self, headers: Mapping[str, str], body: bytes) -> VerifiedRegistration:
         return VerifiedRegistration(node_id=None, public_key=None, seq=0, operator_token=None)
 
-    async def admit_registration(self, reg: VerifiedRegistration) -> Grant:
+    async def admit_registration(
+        self, reg: VerifiedRegistration, check: Callable[[], Awaitable[None]] | None = None
+    ) -> Grant:
+        if check is not None:
+            await check()
         return Grant(operator=None, seq=0)
 
     async def check_message(

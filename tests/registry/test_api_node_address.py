@@ -84,6 +84,12 @@ async def test_one_private_origin_allowed(tmp_path: Path) -> None:
         for url in ("http://127.0.0.1:22", "http://169.254.169.254:8801"):
             r = await h.client.post("/mesh/nodes", json=registration("other", url=url))
             assert r.status_code == 403, r.text
+            # found 2026-12-02: it said "run it with --allow-private-nodes", a flag `llm-mesh
+            # up` does not have; now it says what this registry allows and what to run
+            message = r.json()["error"]["message"]
+            assert "`llm-mesh up`'s registry: its own node's only" in message, message
+            assert "llm-mesh registry serve --allow-private-nodes" in message
+            assert "127.0.0.1:8801" not in message.replace(url, "")  # the allowed one: not said
         assert h.table.get("other") is None
 
 

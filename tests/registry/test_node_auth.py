@@ -30,6 +30,7 @@ from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_auth import SignedNodeAuth
 from LLM_Mesh.registry.revocations import RevocationWatcher
+from LLM_Mesh.registry.settlement import operator_account
 from tests.registry.helpers import ADMIN, Harness, registration, running
 
 NOW = 1_800_000_000.0
@@ -203,6 +204,32 @@ async def test_claiming_an_id_with_another_key_is_403(tmp_path: Path) -> None:
         )
         assert snapshot(h) == before
         assert h.table.get(victim.node_id).url == f"http://{victim.node_id}:8801"  # type: ignore[union-attr]
+
+
+async def test_a_registration_refused_for_its_address_leaves_the_node_its_operator(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-02 (a second node started from the same ``$LLM_MESH_HOME``, so with
+    the same key, under another operator's token, at a loopback URL): the registration was
+    refused 403 ``node_address_refused``, yet the node's key had already been claimed for
+    the new operator in the store and the settlement paid that operator for everything the
+    running node answered after. A refused registration changes nothing."""
+    store, wall = MemoryStore(), Wall()
+    node = make_node(wall, await operator(store))
+    async with await mesh(tmp_path, store, wall) as h:
+        assert (await register(h, node)).status_code == 200
+        settlement = h.runtime.settlement
+        assert settlement is not None
+        assert settlement.payee(node.node_id) == operator_account("alice")
+        before = snapshot(h)
+        moved = Node(node.signer, await operator(store, "bob"))
+        body = moved.body(url="http://127.0.0.1:8802")
+        r = await h.client.post("/mesh/nodes", content=body, headers=moved.reg_headers(body))
+        error(r, 403, "node_address_refused")
+        assert snapshot(h) == before  # before the fix: the key's operator was bob, seq taken
+        assert store.node_keys[node.node_id].operator == "alice"
+        assert settlement.payee(node.node_id) == operator_account("alice")  # before: bob's
+        assert not h.runtime.pins.admitted("http://127.0.0.1:8802")
 
 
 async def test_replayed_heartbeat_is_401(tmp_path: Path) -> None:

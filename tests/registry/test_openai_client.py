@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import httpx
@@ -73,3 +74,29 @@ async def test_openai_errors(tmp_path: Path) -> None:
                 await client.chat.completions.create(
                     model="gemma-3-270m", messages=[], temperature=9
                 )
+
+
+def _readme_stream_print() -> ast.expression:
+    """The expression the README's "Any OpenAI client" example prints for each chunk."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("### Any OpenAI client", 1)[1].split("```python", 1)[1].split("```")[0]
+    loop = next(n for n in ast.walk(ast.parse(block)) if isinstance(n, ast.For))
+    assert isinstance(loop.target, ast.Name) and loop.target.id == "chunk"
+    call = loop.body[0].value  # type: ignore[attr-defined]
+    assert isinstance(call, ast.Call) and call.func.id == "print"  # type: ignore[attr-defined]
+    return ast.Expression(call.args[0])
+
+
+async def test_the_readme_stream_example_prints_the_text_only(tmp_path: Path) -> None:
+    """Found 2026-12-02: the README's loop printed ``chunk.choices[0].delta.content``, which
+    is None in the chunk that carries ``finish_reason`` (as in OpenAI's API), so the example
+    ended its answer with "None"."""
+    shown = compile(_readme_stream_print(), "README.md", "eval")
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        async with _client(h) as client:
+            stream = await client.chat.completions.create(
+                model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            printed = [str(eval(shown, {"chunk": chunk})) async for chunk in stream]
+    assert "".join(printed) == "Hello!", printed
