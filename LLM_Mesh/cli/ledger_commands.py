@@ -292,7 +292,20 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
         f"(checked in {seconds:.1f} s)"
     )
     if report.ok:
+        signed = report.checkpoint.tree_size if report.checkpoint is not None else 0
+        if signed == 0 and report.entries:  # nothing the registry signed covers them yet
+            console.print(
+                "[green]OK[/]: every hash, chain link and balance checks out, but [yellow]no "
+                "signed checkpoint covers these entries yet[/]: nothing here is signed by the "
+                "registry (it signs one after new entries; verify again later)"
+            )
+            return
         console.print("[green]OK[/]: every hash, signature, proof and balance checks out")
+        if signed < report.entries:
+            console.print(
+                f"the last {report.entries - signed} entries are not under a signed checkpoint "
+                f"yet (the newest covers {signed})"
+            )
         return
     for f in report.findings:
         err.print(f"[red]{f.kind}[/]: {shown(f.message)}", markup=True, highlight=False)

@@ -86,6 +86,10 @@ def test_verify_passes_then_names_a_changed_amount(tmp_path: Path) -> None:
     code, out = cli(home, "ledger", "verify", "--database-url", db)
     assert code == 0, out
     assert "3 entries" in out and "OK" in out and "60 micro-NetworkTokens issued" in out
+    # nothing signed them (grants sign no checkpoint): the OK must not claim signatures
+    said = " ".join(out.split())
+    assert "no signed checkpoint covers these entries yet" in said, out
+    assert "every hash, signature" not in said
 
     async def tamper() -> None:
         async with SqlStore(db) as store, store.engine.begin() as conn:
