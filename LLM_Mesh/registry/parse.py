@@ -37,7 +37,7 @@ from LLM_Mesh.core.limits import (
     limit_error,
     nesting_violation,
 )
-from LLM_Mesh.core.pricing import completion_bound, estimate
+from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
@@ -146,20 +146,22 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         ext=ext,
         client_id=given,
         settle_key=request_id if given is None else settle_key_for(given),
-        token_limit=_token_limit(parsed, len(prompt_text), max_tokens, spec.context_length),
+        token_limit=_token_limit(parsed, max_tokens, spec.context_length),
     )
 
 
 def _token_limit(
     parsed: ChatCompletionRequest | CompletionRequest,
-    prompt_chars: int,
     max_tokens: int,
     context: int,
 ) -> int:
-    """The content chunks a stream's answer may have (``Job.token_limit``): the completion
-    bound for each of ``n`` choices (``n`` is 1 unless an operator raised ``max_n``), and
+    """The content chunks a stream's answer may have (``Job.token_limit``): ``max_tokens``,
+    or without one the model's whole context (not the context less the *estimated* prompt,
+    the bound the estimate is priced at: the estimate counts 3 characters a token, a real
+    tokenizer often 4 or more, so an honest node had room past it and was cut off as a
+    liar), for each of ``n`` choices (``n`` is 1 unless an operator raised ``max_n``), and
     one more for a completion's echoed prompt (our nodes send it as one chunk)."""
-    bound = completion_bound(prompt_chars, max_tokens, context) * (parsed.n or 1)
+    bound = (max_tokens if max_tokens > 0 else max(1, context)) * (parsed.n or 1)
     return bound + 1 if isinstance(parsed, CompletionRequest) and parsed.echo else bound
 
 
