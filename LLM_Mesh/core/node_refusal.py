@@ -80,7 +80,8 @@ def _codes(*roots: type[MeshError]) -> frozenset[str]:
     todo = list(roots)
     while todo:
         cls = todo.pop()
-        seen.add(cls.code)
+        if cls.code is not None:
+            seen.add(cls.code)
         todo.extend(cls.__subclasses__())
     return frozenset(seen) & ERROR_CODES
 
