@@ -74,6 +74,10 @@ CASES: list[tuple[str, Any, Any, str, int, str, str | None]] = [
     ("containers", chat(extra=[[]] * 6), chat(extra=[[]] * 7), CHAT, 400, "max_json_containers", None),
     ("messages", chat(3), chat(4), CHAT, 400, "max_messages", "messages"),
     ("content", chat(2, "x" * 20), chat(2, "x" * 20 + "y"), CHAT, 400, "max_content_chars", "messages"),
+    # a part's text that is no string is read as its str(), by the gateway and the nodes
+    # (found 2026-12-02: counted as 0 characters, so any amount of it passed the limit)
+    ("content_part", chat(content=[{"type": "text", "text": "x" * 40}]),
+     chat(content=[{"type": "text", "text": ["x" * 40]}]), CHAT, 400, "max_content_chars", "messages"),
     (
         "prompt",
         {"model": MODEL, "prompt": "x" * 40},
