@@ -41,6 +41,7 @@ from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
+from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
 from LLM_Mesh.registry.job import Job
@@ -93,6 +94,12 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     over = check_body(body, limits)
     if over is not None:
         raise limit_error(over)
+    if MESH_CONTINUE in body:  # the gateway's own field to a continuing node (continuation.py)
+        raise InvalidRequest(
+            f"{MESH_CONTINUE} is set by the gateway when a stream continues on another node; "
+            "a request may not carry it",
+            param=MESH_CONTINUE,
+        )
     parsed: ChatCompletionRequest | CompletionRequest
     try:
         if path == CHAT_PATH:

@@ -259,3 +259,17 @@ async def test_refusals_never_quote_the_request_content(mesh: Harness, raw: byte
     assert r.status_code == 400, r.text
     assert MARK not in r.text
     assert mesh.nodes.calls() == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_client_cannot_send_the_gateways_mesh_continue(mesh: Harness, stream: bool) -> None:
+    """``mesh_continue`` is what the gateway sends a continuing node: text the node takes as
+    the assistant's turn so far. From a client it was forwarded as sent, outside
+    ``max_content_chars``, the context check and the estimate the charge is capped at, so a
+    node prefilled text nobody paid for (found 2026-12-02)."""
+    body = chat(stream=stream, mesh_continue="x" * (LIMITS.max_content_chars * 50))
+    r = await post(mesh, body)
+    assert r.status_code == 400, r.text  # before: 200, the node got the text
+    err = r.json()["error"]
+    assert err["param"] == "mesh_continue" and err["type"] == "invalid_request_error"
+    assert mesh.nodes.calls() == 0
