@@ -80,9 +80,11 @@ def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> di
 
 
 def client_id(headers: Headers) -> str | None:
-    """The client's own request id (``Idempotency-Key`` or ``X-Request-Id``), if usable."""
+    """The client's own request id (``Idempotency-Key`` or ``X-Request-Id``), if usable: at
+    most 128 printable ASCII characters (it is forwarded in a header to the node; a header's
+    bytes that are not ASCII reached the HTTP client as text it cannot encode: a 500)."""
     given = headers.get("idempotency-key") or headers.get("x-request-id")
-    if given and len(given) <= 128 and given.isprintable():
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
     return None
 
