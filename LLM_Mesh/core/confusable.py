@@ -74,11 +74,17 @@ def _prototypes() -> dict[str, str]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _translation() -> dict[int, str]:
+    """:func:`_prototypes` for ``str.translate`` (in C: a Python loop over the characters
+    cost ~25 us for a 256-character id, each of its keys)."""
+    return {ord(source): target for source, target in _prototypes().items()}
+
+
 def skeleton(text: str) -> str:
     """UTS #39's skeleton: NFD, every code point to its prototype, NFD again."""
-    table = _prototypes()
     nfd = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in nfd))
+    return unicodedata.normalize("NFD", nfd.translate(_translation()))
 
 
 def _keys(text: str) -> frozenset[str]:
