@@ -110,3 +110,18 @@ def test_the_script_lookup_is_the_packages_and_runs_once_per_distinct_character(
     assert seen == []
     assert mixed_scripts("\u0434" * 200 + "a") == frozenset({"CYRILLIC", "LATIN"})
     assert sorted(seen) == ["a", "\u0434"]
+
+
+def test_the_skeleton_is_uts39s_character_by_character() -> None:
+    """``str.translate`` over the table gives what mapping each code point does."""
+    import random
+    import unicodedata
+
+    table = confusable._prototypes()
+    rng = random.Random(7)
+    chars = [*table, *map(chr, range(32, 0x3000))]
+    for _ in range(5_000):
+        text = "".join(rng.choice(chars) for _ in range(rng.randint(1, 12)))
+        nfd = unicodedata.normalize("NFD", text)
+        slow = unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in nfd))
+        assert skeleton(text) == slow, text
