@@ -51,6 +51,9 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     ("temperature_1e308", CHAT, _chat(temperature=1e308), 400),
     ("user_100k", CHAT, _chat(user="u" * 100_000), 200),
     ("task_type_5", CHAT, _chat(task_type=5), 400),
+    # one object of 50,000 keys is one container (max_json_containers counts containers)
+    ("logit_bias_50k", CHAT, _chat(logit_bias={str(i): 1 for i in range(50_000)}), 200),
+    ("tools_bad", CHAT, _chat(tools=[{"type": "function"}] * 100, tool_choice=5), 200),
 ]  # fmt: skip
 
 HEADERS: list[dict[str, Any]] = [
