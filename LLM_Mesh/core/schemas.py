@@ -40,6 +40,10 @@ _INT32_MAX = 2**31 - 1
 # (core/confusable.py), and a registration is parsed before its operator token is looked up,
 # so an unbounded list let anyone with a self-made key cost the registry's loop seconds
 MAX_MODELS_PER_NODE = 256
+# JSON arrays and objects a registration may hold (the body, its models and theirs, its
+# hardware and GPUs): counted on the bytes before the parser runs (core/limits.json_shape),
+# since 1 MiB of ``{"id":"a"}`` objects cost the parser ~100-180 ms before the count above
+MAX_REGISTRATION_CONTAINERS = 4 * MAX_MODELS_PER_NODE + 64
 
 
 def _printable(v: str | None) -> str | None:
