@@ -7,6 +7,11 @@ run verified (``core/gossip.py``); a consistency proof between the two sizes com
 the same registry (or store) the run verified. Findings: ``split view`` (with both signed
 notes as evidence), ``signature`` (not a checkpoint of this ledger by its key),
 ``unproven`` (no proof to be had, or no checkpoint of our own yet) and ``unreadable``.
+
+A foreign checkpoint comes from a stranger: at most ``MAX_NOTE`` bytes of it are read (a
+URL's body as it streams in, never decompressed: ``Accept-Encoding: identity``, another
+``Content-Encoding`` is unreadable; a file read up to one byte past), a URL within
+:data:`FETCH_S` seconds in all (a trickle of bytes is cut off there), no redirect followed.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from LLM_Mesh.errors import MeshError
 __all__ = ["Compared", "compare_all", "print_compared"]
 
 Proof = Callable[[int, int], Awaitable[list[bytes]]]
+FETCH_S = 30.0  # a URL's whole answer, however it trickles
 
 
 @dataclass(frozen=True)
@@ -42,21 +48,38 @@ class Compared:
         return self.kind == CONSISTENT
 
 
+def _too_long() -> MeshError:
+    return MeshError(f"longer than {_MAX} bytes: not a checkpoint")
+
+
 async def _read(where: str, client: httpx.AsyncClient) -> str:
     if where.startswith(("http://", "https://")):
-        r = await client.get(where)
-        if r.status_code != 200:
-            raise MeshError(f"GET answered {r.status_code}")
-        if len(r.content) > _MAX:
-            raise MeshError(f"longer than {_MAX} bytes: not a checkpoint")
-        return r.text
+        return await asyncio.wait_for(_fetch(where, client), FETCH_S)  # TimeoutError: OSError
     return await asyncio.to_thread(_read_file, Path(where))
 
 
+async def _fetch(where: str, client: httpx.AsyncClient) -> str:
+    headers = {"Accept-Encoding": "identity"}
+    async with client.stream("GET", where, headers=headers, follow_redirects=False) as r:
+        if r.status_code != 200:
+            raise MeshError(f"GET answered {r.status_code}")
+        encoding = r.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise MeshError(f"sent with Content-Encoding {encoding!r}: a checkpoint is sent as is")
+        got = bytearray()
+        async for chunk in r.aiter_bytes():  # identity: the bytes as sent
+            got += chunk
+            if len(got) > _MAX:
+                raise _too_long()
+    return got.decode("utf-8")
+
+
 def _read_file(path: Path) -> str:
-    if path.stat().st_size > _MAX:
-        raise MeshError(f"longer than {_MAX} bytes: not a checkpoint")
-    return path.read_text()
+    with path.open("rb") as f:  # not its stat: a FIFO or /dev/zero says 0 bytes
+        data = f.read(_MAX + 1)
+    if len(data) > _MAX:
+        raise _too_long()
+    return data.decode("utf-8")
 
 
 async def _one(

@@ -290,7 +290,7 @@ class GatewayVerifier:
         or signature of ``body`` for this node and ``path``; the registry id when it is."""
         sender = _header(headers, HDR_GATEWAY)
         raw_ts = _header(headers, HDR_GATEWAY_TIME)
-        if not raw_ts.isdigit() or len(raw_ts) > 18:
+        if not (raw_ts.isascii() and raw_ts.isdigit()) or len(raw_ts) > 18:  # "²": no int()
             raise BadSignature(f"{HDR_GATEWAY_TIME} must be unix milliseconds")
         request_id = _header(headers, HDR_REQUEST_ID)
         mac_text = (headers.get(HDR_GATEWAY_MAC) or "").strip()

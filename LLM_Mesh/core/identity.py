@@ -198,7 +198,8 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def _int_header(headers: Mapping[str, str], name: str) -> int:
     raw = _header(headers, name)
-    if not raw.isdigit() or len(raw) > 19 or int(raw) > _MAX_SEQ:
+    # ASCII: "²" (a latin-1 header byte) is str.isdigit() but no int()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > _MAX_SEQ:
         raise BadSignature(f"{name} must be a non-negative whole number, got {raw[:40]!r}")
     return int(raw)
 

@@ -186,15 +186,17 @@ def nesting_violation(limits: RequestLimits) -> Violation:
 
 
 def _content_chars(content: Any) -> int:
+    """The characters of a message's content as the gateway and the nodes read it
+    (``ChatMessage.text``, ``message_text``): a part's ``text`` that is not a string (a
+    list, an object) is read as its ``str()``, so it counts as that."""
     if isinstance(content, str):
         return len(content)
     if isinstance(content, list):
         total = 0
         for part in content:
-            if isinstance(part, dict):
-                text = part.get("text")
-                if isinstance(text, str):
-                    total += len(text)
+            if isinstance(part, dict) and "text" in part:
+                text = part["text"]
+                total += len(text) if isinstance(text, str) else len(str(text))
         return total
     return 0
 

@@ -5,17 +5,24 @@ never the node's bytes: a hostile or broken node could send HTML, megabytes, inv
 UTF-8, or JSON of another shape. :func:`node_refusal` reads what it may keep and writes
 ``{"error": {"message", "type", "code", "param"}}`` afresh:
 
-- **status**: the node's, when it is a 4xx; anything else that reaches the relay (a 2xx
-  other than 200, a 3xx) is a 502 ``upstream_error``.
+- **status**: the node's, when it is one a node's own refusal has (:data:`NODE_STATUSES`:
+  400, 404, 413, 422); anything else that reaches the relay (a 2xx other than 200, a 3xx,
+  and the 4xx only the gateway speaks for: 401, 402 payment, 403 permission, 409 a
+  duplicate request id...) is a 502 ``upstream_error``: a node must not tell the client its
+  key is revoked or its balance spent.
 - **message**: the node's ``error.message`` when the body is a JSON object (at most
   :data:`MAX_BODY_BYTES`, strict JSON, UTF-8) whose ``error`` is an object, and the
   message is a printable string (no control or format characters) of at most
   :data:`MAX_MESSAGE_CHARS`; else the gateway's ``the node refused the request with
   HTTP <status>``.
-- **type**: the node's when it is one of the mesh's error types (those of
-  :mod:`LLM_Mesh.errors`), else ``invalid_request_error`` (``api_error`` for a 502).
-- **code**: the node's when it is one of the mesh's codes (:data:`~LLM_Mesh.errors.ERROR_CODES`),
-  else ``null``: a node's own string is no code (it could be any text).
+- **type**: ``invalid_request_error`` (``api_error`` for a 502): the type of every refusal a
+  node makes; a node's ``authentication_error``, ``insufficient_balance`` or
+  ``permission_error`` would speak for the gateway.
+- **code**: the node's when it is one of the codes a node's own refusal has
+  (:data:`NODE_CODES`: ``invalid_request``, ``context_length_exceeded``, ``limit_exceeded``,
+  ``request_too_large``, ``model_not_found``), else ``null``: a node's own string is no code
+  (it could be any text), and the gateway's codes (``insufficient_balance``,
+  ``invalid_api_key``, ``revoked``, ``rate_limit_exceeded``...) are the gateway's.
 - **param**: the node's when it looks like a parameter's name (letters, digits, ``_.-[]``,
   at most :data:`MAX_PARAM_CHARS`), else ``null``.
 
@@ -29,13 +36,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from LLM_Mesh.core import strict_json
-from LLM_Mesh.errors import ERROR_CODES, MeshError, UpstreamError
+from LLM_Mesh.errors import (
+    ERROR_CODES,
+    InvalidRequest,
+    MeshError,
+    ModelNotFound,
+    UpstreamError,
+)
 
 __all__ = [
     "ERROR_TYPES",
     "MAX_BODY_BYTES",
     "MAX_MESSAGE_CHARS",
     "MAX_PARAM_CHARS",
+    "NODE_CODES",
+    "NODE_STATUSES",
     "Refusal",
     "node_message",
     "node_refusal",
@@ -58,6 +73,22 @@ def _error_types() -> frozenset[str]:
 
 
 ERROR_TYPES = _error_types()
+
+
+def _codes(*roots: type[MeshError]) -> frozenset[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        cls = todo.pop()
+        if cls.code is not None:
+            seen.add(cls.code)
+        todo.extend(cls.__subclasses__())
+    return frozenset(seen) & ERROR_CODES
+
+
+# what a node's own /v1 refuses with (node/app.py: InvalidRequest and its kinds, ModelNotFound)
+NODE_CODES = _codes(InvalidRequest, ModelNotFound)
+NODE_STATUSES = frozenset({400, 404, 413, 422})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +144,22 @@ def node_refusal(status: int, content: bytes) -> Refusal:
             UpstreamError.type,
             UpstreamError.code,
         )
+    if status not in NODE_STATUSES:  # 401, 402, 403, 409...: the gateway's to say
+        return Refusal(
+            UpstreamError.status,
+            f"the node refused the request with HTTP {status}, a status only the gateway answers",
+            UpstreamError.type,
+            UpstreamError.code,
+        )
     err = _error_object(content)
     message = _message(err) or f"the node refused the request with HTTP {status}"
     if err is None:
         return Refusal(status, message, "invalid_request_error")
-    kind, code, param = err.get("type"), err.get("code"), err.get("param")
+    code, param = err.get("code"), err.get("param")
     return Refusal(
         status,
         message,
-        kind if isinstance(kind, str) and kind in ERROR_TYPES else "invalid_request_error",
-        code if isinstance(code, str) and code in ERROR_CODES else None,
+        "invalid_request_error",
+        code if isinstance(code, str) and code in NODE_CODES else None,
         param if isinstance(param, str) and _PARAM.fullmatch(param) else None,
     )

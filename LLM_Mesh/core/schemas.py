@@ -36,6 +36,14 @@ class _Wire(BaseModel):
 # registration with a 500
 _NAME_CHARS = 128
 _INT32_MAX = 2**31 - 1
+# models one registration may list: each id is checked against the catalog
+# (core/confusable.py), and a registration is parsed before its operator token is looked up,
+# so an unbounded list let anyone with a self-made key cost the registry's loop seconds
+MAX_MODELS_PER_NODE = 256
+# JSON arrays and objects a registration may hold (the body, its models and theirs, its
+# hardware and GPUs): counted on the bytes before the parser runs (core/limits.json_shape),
+# since 1 MiB of ``{"id":"a"}`` objects cost the parser ~100-180 ms before the count above
+MAX_REGISTRATION_CONTAINERS = 4 * MAX_MODELS_PER_NODE + 64
 
 
 def _printable(v: str | None) -> str | None:
@@ -72,7 +80,7 @@ class NodeRegistration(_Wire):
 
     node_id: str = Field(min_length=1, max_length=128)
     url: str = Field(min_length=1, max_length=2048, json_schema_extra={"pattern": "^https?://"})
-    models: list[HostedModel] = Field(min_length=1)
+    models: list[HostedModel] = Field(min_length=1, max_length=MAX_MODELS_PER_NODE)
     region: str | None = Field(default=None, max_length=_NAME_CHARS)
     hardware: Hardware = Field(default_factory=Hardware)
     max_concurrency: int = Field(default=1, ge=1, le=_INT32_MAX)
@@ -89,6 +97,16 @@ class NodeRegistration(_Wire):
     gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
 
     _names_printable = field_validator("node_id", "region", "version")(_printable)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_bounded(cls, v: Any) -> Any:
+        """Counted before any entry is validated or checked (not after all of them)."""
+        if isinstance(v, list) and len(v) > MAX_MODELS_PER_NODE:
+            raise ValueError(
+                f"a node lists at most {MAX_MODELS_PER_NODE} models (this one {len(v)})"
+            )
+        return v
 
     @field_validator("models")
     @classmethod

@@ -5,9 +5,9 @@ Pure rules, no I/O, time passed in. The gateway's send stage
 node part it reads (a continuing node is a new part, with the tokens still allowed).
 
 **Overrun.** A part may carry ``limit`` tokens: what the request still allows (its
-``max_tokens``, else the model's context less the estimated prompt:
-:func:`~LLM_Mesh.core.pricing.completion_bound`, the bound its estimate is priced at,
-less the tokens earlier nodes delivered). Tokens are counted by content chunks (one per
+``max_tokens``, else the model's whole context: not the context less the estimated
+prompt the estimate is priced at, which an honest node may pass when the prompt has fewer
+tokens than the estimate counts; less the tokens earlier nodes delivered). Tokens are counted by content chunks (one per
 token from our engines; a node's own ``usage``, when it sends one, is read as at most
 ``limit``); data events in all may pass ``limit`` by :data:`SLACK_EVENTS` (the role chunk,
 the finish chunk, the usage chunk, an engine's empty deltas). :func:`over_limit` says when

@@ -37,6 +37,7 @@ import tomli_w
 
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings, split_urls
 from LLM_Mesh.core.confusable import lookalike_problem
+from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.model_files import model_id_of
 
@@ -133,6 +134,11 @@ class NodeConfig:
             raise ValueError("the openai engine needs upstream_url")
         if self.engine != "openai" and not self.models:
             raise ValueError(f"the {self.engine} engine needs at least one model")
+        if len(self.models) > MAX_MODELS_PER_NODE:  # the registry would refuse the registration
+            raise ValueError(
+                f"models lists {len(self.models)} entries; a node serves at most "
+                f"{MAX_MODELS_PER_NODE}"
+            )
         for ref in self.models:
             _check_model_id(ref)
         if self.public_url and not self.public_url.startswith(("http://", "https://")):

@@ -23,8 +23,11 @@ from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
+from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.netguard import NodeUrl
 from LLM_Mesh.core.schemas import (
+    MAX_MODELS_PER_NODE,
+    MAX_REGISTRATION_CONTAINERS,
     NODE_PRIVATE_FIELDS,
     Heartbeat,
     NodeRegistration,
@@ -91,6 +94,12 @@ async def register_node(request: Request) -> RegistrationAccepted:
     rt = get_runtime(request)
     body = await request.body()
     verified = rt.node_auth.check_registration(request.headers, body)
+    if json_shape(body)[1] > MAX_REGISTRATION_CONTAINERS:  # before the parser: bytes only
+        raise InvalidRequest(
+            f"a registration holds at most {MAX_REGISTRATION_CONTAINERS} JSON arrays and "
+            f"objects (a node lists at most {MAX_MODELS_PER_NODE} models)",
+            param="models",
+        )
     reg = _parse(NodeRegistration, body)
     if verified.node_id is not None and reg.node_id != verified.node_id:
         raise NodeIdMismatch(

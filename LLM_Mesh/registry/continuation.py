@@ -28,9 +28,10 @@ from typing import Any
 
 from LLM_Mesh.core.answer_text import chunk_text, stream_text
 
-__all__ = ["chunk_text", "continuation_body", "generated", "length_ending"]
+__all__ = ["MESH_CONTINUE", "chunk_text", "continuation_body", "generated", "length_ending"]
 
 CHAT_PATH = "/v1/chat/completions"
+MESH_CONTINUE = "mesh_continue"  # a continuing node's field; a client's request may not carry it
 
 
 def generated(data_lines: list[bytes]) -> tuple[str, int]:
@@ -67,7 +68,7 @@ def continuation_body(
     for key in ("max_tokens", "max_completion_tokens"):
         _reduce(out, key, sent)
     if path == CHAT_PATH:
-        out["mesh_continue"] = text
+        out[MESH_CONTINUE] = text
     else:
         out["prompt"] = prompt_text + text
         out["echo"] = False

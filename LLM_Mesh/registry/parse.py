@@ -37,10 +37,11 @@ from LLM_Mesh.core.limits import (
     limit_error,
     nesting_violation,
 )
-from LLM_Mesh.core.pricing import completion_bound, estimate
+from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
+from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
 from LLM_Mesh.registry.job import Job
@@ -79,9 +80,11 @@ def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> di
 
 
 def client_id(headers: Headers) -> str | None:
-    """The client's own request id (``Idempotency-Key`` or ``X-Request-Id``), if usable."""
+    """The client's own request id (``Idempotency-Key`` or ``X-Request-Id``), if usable: at
+    most 128 printable ASCII characters (it is forwarded in a header to the node; a header's
+    bytes that are not ASCII reached the HTTP client as text it cannot encode: a 500)."""
     given = headers.get("idempotency-key") or headers.get("x-request-id")
-    if given and len(given) <= 128 and given.isprintable():
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
     return None
 
@@ -93,6 +96,12 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     over = check_body(body, limits)
     if over is not None:
         raise limit_error(over)
+    if MESH_CONTINUE in body:  # the gateway's own field to a continuing node (continuation.py)
+        raise InvalidRequest(
+            f"{MESH_CONTINUE} is set by the gateway when a stream continues on another node; "
+            "a request may not carry it",
+            param=MESH_CONTINUE,
+        )
     parsed: ChatCompletionRequest | CompletionRequest
     try:
         if path == CHAT_PATH:
@@ -146,20 +155,22 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         ext=ext,
         client_id=given,
         settle_key=request_id if given is None else settle_key_for(given),
-        token_limit=_token_limit(parsed, len(prompt_text), max_tokens, spec.context_length),
+        token_limit=_token_limit(parsed, max_tokens, spec.context_length),
     )
 
 
 def _token_limit(
     parsed: ChatCompletionRequest | CompletionRequest,
-    prompt_chars: int,
     max_tokens: int,
     context: int,
 ) -> int:
-    """The content chunks a stream's answer may have (``Job.token_limit``): the completion
-    bound for each of ``n`` choices (``n`` is 1 unless an operator raised ``max_n``), and
+    """The content chunks a stream's answer may have (``Job.token_limit``): ``max_tokens``,
+    or without one the model's whole context (not the context less the *estimated* prompt,
+    the bound the estimate is priced at: the estimate counts 3 characters a token, a real
+    tokenizer often 4 or more, so an honest node had room past it and was cut off as a
+    liar), for each of ``n`` choices (``n`` is 1 unless an operator raised ``max_n``), and
     one more for a completion's echoed prompt (our nodes send it as one chunk)."""
-    bound = completion_bound(prompt_chars, max_tokens, context) * (parsed.n or 1)
+    bound = (max_tokens if max_tokens > 0 else max(1, context)) * (parsed.n or 1)
     return bound + 1 if isinstance(parsed, CompletionRequest) and parsed.echo else bound
 
 

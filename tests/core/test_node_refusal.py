@@ -11,6 +11,7 @@ from LLM_Mesh.core.node_refusal import (
     ERROR_TYPES,
     MAX_BODY_BYTES,
     MAX_MESSAGE_CHARS,
+    NODE_STATUSES,
     node_message,
     node_refusal,
 )
@@ -68,8 +69,15 @@ def test_a_message_at_the_limit_is_kept_and_a_huge_body_is_not_read() -> None:
         ({"type": "made_up", "code": "my_code", "param": "a b"},
          ("invalid_request_error", None, None)),
         ({"type": 1, "code": 2, "param": 3}, ("invalid_request_error", None, None)),
+        ({"type": "invalid_request_error", "code": "model_not_found", "param": "model"},
+         ("invalid_request_error", "model_not_found", "model")),
+        # the gateway's own kinds (found 2026-12-02: kept, as any of the mesh's types/codes)
         ({"type": "permission_error", "code": "forbidden", "param": "messages[0].content"},
-         ("permission_error", "forbidden", "messages[0].content")),
+         ("invalid_request_error", None, "messages[0].content")),
+        ({"type": "authentication_error", "code": "invalid_api_key"},
+         ("invalid_request_error", None, None)),
+        ({"type": "insufficient_balance", "code": "community_pool_exhausted"},
+         ("invalid_request_error", None, None)),
         ({"param": "p" * 65}, ("invalid_request_error", None, None)),
     ],
 )  # fmt: skip
@@ -89,3 +97,19 @@ def test_a_status_that_is_no_4xx_is_a_502(status: int) -> None:
 
 def test_error_types_are_the_meshs() -> None:
     assert {"invalid_request_error", "authentication_error", "rate_limit_error"} <= ERROR_TYPES
+
+
+@pytest.mark.parametrize("status", [401, 402, 403, 407, 409, 418, 429, 451])
+def test_a_4xx_only_the_gateway_answers_is_a_502(status: int) -> None:
+    """A node's 402 ``insufficient_balance`` or 403 ``revoked`` would tell the client its
+    balance is spent or its key revoked, in the gateway's words (found 2026-12-02: passed
+    on with the node's status, type and code)."""
+    r = node_refusal(status, _err(message="top up at https://pay.example", type="insufficient_balance",
+                                  code="insufficient_balance"))  # fmt: skip
+    assert r.status == 502 and r.code == "upstream_error" and r.type == "api_error"
+    assert "pay.example" not in r.message and str(status) in r.message
+
+
+@pytest.mark.parametrize("status", sorted(NODE_STATUSES))
+def test_a_nodes_own_refusal_statuses_are_kept(status: int) -> None:
+    assert node_refusal(status, b"").status == status

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
 from LLM_Mesh.node.config import (
     NodeConfig,
     load_node_config,
@@ -69,6 +70,14 @@ def test_a_model_id_that_looks_like_a_catalog_id_is_refused(ref: str, imitated: 
     with pytest.raises(ValueError, match=f"looks like the catalog model '{imitated}'"):
         NodeConfig(engine="sim", models=["gemma-3-270m", ref])
     NodeConfig(engine="sim", models=["gemma-3-270m", "my-org/llama-3-8b=/models/mine.gguf"])
+
+
+def test_more_models_than_a_node_may_register_are_refused() -> None:
+    """The registry refuses a registration of more (400 ``models``): said at the config."""
+    many = [f"m{i}=/models/m{i}.gguf" for i in range(MAX_MODELS_PER_NODE + 1)]
+    with pytest.raises(ValueError, match=f"at most {MAX_MODELS_PER_NODE}"):
+        NodeConfig(engine="sim", models=many)
+    NodeConfig(engine="sim", models=many[:MAX_MODELS_PER_NODE])
 
 
 def test_toml_round_trip(tmp_path: Path) -> None:

@@ -253,10 +253,42 @@ async def test_a_request_without_max_tokens_is_bounded_by_the_context(tmp_path: 
         r = await h.client.post(CHAT, json=body)
         assert r.status_code == 200, r.text
         chunks = _data(r.text)  # before: all SAFETY tokens
-        bound = 64 - estimate_prompt_tokens(2)  # what the estimate is priced at
+        bound = 64  # the model's context: no honest node generates more
         assert len(_said(chunks)) == bound
         assert chunks[-1]["usage"]["completion_tokens"] == bound
         assert nodes.made["liar"].closed and h.in_flight("liar") == 0
+
+
+async def test_an_honest_node_without_max_tokens_is_not_cut_at_the_estimate(
+    tmp_path: Path,
+) -> None:
+    """The estimate counts a prompt of 120 characters as 56 tokens (3 a token, + 16), so it
+    is priced at 64 - 56 = 8 completion tokens; a real tokenizer reads them as 30 (4 a
+    token) and the honest node has 34 tokens of room. A client sending such a prompt
+    without ``max_tokens`` got every honest node it reached cut off after 8 tokens and
+    counted as failed (ejected) (found 2026-12-02)."""
+    nodes = Nodes()
+
+    def events() -> list[bytes]:
+        toks = [_token(CHAT, "ok", f"t{i} ") for i in range(30)]
+        return [_role("ok"), *toks, *_end(CHAT, "ok", 30, "length")]
+
+    nodes.streams["ok"] = lambda node: Hostile(events)
+    async with running(tmp_path, nodes=nodes) as h:
+        nodes.add("ok")
+        reg = {"node_id": "ok", "url": "http://ok:8801", "max_concurrency": 4,
+               "models": [{"id": "tiny-custom", "context_length": 64}]}  # fmt: skip
+        assert (await h.client.post("/mesh/nodes", json=reg)).status_code == 200
+        prompt = "word " * 24
+        assert 64 - estimate_prompt_tokens(len(prompt)) == 8
+        body = {"model": "tiny-custom", "stream": True,
+                "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
+        r = await h.client.post(CHAT, json=body)
+        assert r.status_code == 200, r.text
+        chunks = _data(r.text)
+        assert _said(chunks) == [f"t{i} " for i in range(30)]  # before: the first 8
+        assert chunks[-1]["usage"]["completion_tokens"] == 30
+        assert not await _failed(h, "ok")
 
 
 def _trickle(clock: ManualClock, gap_s: float, head: list[bytes] | None = None,

@@ -5,15 +5,21 @@ still register. See docs/security.md, "Hostile nodes" and ``core/confusable.py``
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from LLM_Mesh.core import schemas
+from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE, NodeRegistration
+from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.snapshot import entry_from_record
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import registration, running
+from tests.registry.test_node_auth import Wall, make_node, mesh
 
 LOOKALIKES = [
     ("g\u0435mma-3-270m", "gemma-3-270m"),  # Cyrillic е
@@ -89,3 +95,79 @@ async def test_a_stored_lookalike_from_an_older_replica_is_not_loaded(tmp_path: 
         )  # fmt: skip
         assert entry_from_record(h.table, record, heard_now=True) is None
         assert h.table.get("spoof") is None
+
+
+async def test_a_node_lists_at_most_the_bound_of_models(tmp_path: Path) -> None:
+    """``MAX_MODELS_PER_NODE`` models register; one more is a 400 naming ``models`` (before:
+    any number, each id checked by ``core/confusable.py``)."""
+    async with running(tmp_path) as h:
+        ids = [f"my-org/model-{i}" for i in range(MAX_MODELS_PER_NODE + 1)]
+        h.nodes.add("big")
+        r = await h.client.post("/mesh/nodes", json=registration("big", ids))
+        assert r.status_code == 400, r.text  # before: 200
+        err = r.json()["error"]
+        assert err["param"] == "models" and f"at most {MAX_MODELS_PER_NODE}" in err["message"]
+        assert h.table.get("big") is None
+        await h.register("big", ids[:MAX_MODELS_PER_NODE])
+        assert h.table.get("big") is not None
+
+
+async def test_an_unauthenticated_registration_cannot_make_the_registry_check_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration is parsed before its operator token is looked up: anyone with a
+    self-made key could send 1 MiB of model ids (74,560 short unique ones, or 3,941 of 256
+    characters) and cost the registry's event loop 2-3 s of confusable checks each (found
+    2026-12-02, measured on the shared 2-core box). The count is refused before any id is
+    checked."""
+    checked: list[str] = []
+
+    def counting(model_id: str) -> None:
+        checked.append(model_id)
+        return None
+
+    monkeypatch.setattr(schemas, "lookalike_problem", counting)
+    store, wall = MemoryStore(), Wall()
+    async with await mesh(tmp_path, store, wall) as h:
+        node = make_node(wall, None)  # a self-made key, no operator token
+        ids = [format(i, "x") for i in range(20_000)]
+        body = json.dumps(registration(node.node_id, ids)).encode()
+        assert len(body) < h.settings.max_mesh_body_bytes
+        r = await h.client.post("/mesh/nodes", content=body, headers=node.reg_headers(body))
+        assert r.status_code == 400, r.text  # before: 401 after 20,000 ids were checked
+        assert r.json()["error"]["param"] == "models"
+        assert checked == []
+
+
+async def test_an_unauthenticated_registration_is_not_parsed_past_its_container_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1 MiB of 74,000 model objects cost the parser ~100-180 ms before the count of models
+    refused them (found 2026-12-02, measured on the shared 2-core box): its arrays and
+    objects are counted on the bytes first, and the parser never runs."""
+    parsed: list[bytes] = []
+    real = NodeRegistration.model_validate_json
+
+    def counting(body: bytes, *a: Any, **kw: Any) -> NodeRegistration:
+        parsed.append(body)
+        return real(body, *a, **kw)
+
+    monkeypatch.setattr(NodeRegistration, "model_validate_json", counting)
+    store, wall = MemoryStore(), Wall()
+    async with await mesh(tmp_path, store, wall) as h:
+        node = make_node(wall, None)
+        reg = registration(node.node_id)
+        reg["models"] = [{"id": format(i, "x")} for i in range(74_000)]
+        body = json.dumps(reg, separators=(",", ":")).encode()
+        assert len(body) < h.settings.max_mesh_body_bytes
+        r = await h.client.post("/mesh/nodes", content=body, headers=node.reg_headers(body))
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == "models"
+        assert parsed == []  # before: parsed whole
+        # a registration at the bound, with hardware and GPUs, is not refused by it
+        reg["models"] = [{"id": f"m{i}", "engine": "sim"} for i in range(MAX_MODELS_PER_NODE)]
+        reg["hardware"] = {"gpus": [{"name": "x", "memory": [1, 2]} for _ in range(8)]}
+        body = json.dumps(reg).encode()
+        r = await h.client.post("/mesh/nodes", content=body, headers=node.reg_headers(body))
+        assert r.status_code == 401, r.text  # parsed, then refused: no operator token
+        assert len(parsed) == 1

@@ -109,6 +109,33 @@ async def test_a_nodes_own_openai_error_keeps_what_may_be_kept(
                                   "code": "context_length_exceeded", "param": "messages"}}  # fmt: skip
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize(
+    ("status", "kind", "code"),
+    [(402, "insufficient_balance", "insufficient_balance"), (403, "permission_error", "revoked"),
+     (409, "invalid_request_error", "duplicate_request")],
+)  # fmt: skip
+async def test_a_node_cannot_answer_in_the_gateways_name(
+    tmp_path: Path, stream: bool, status: int, kind: str, code: str
+) -> None:
+    """A node's 402 "your balance is spent", 403 "your key is revoked" or 409 "duplicate
+    request id" reads to the client (and to OpenAI's SDKs, which go by the status) as the
+    gateway's own word (found 2026-12-02: passed on with the node's status, type and code).
+    Its own kinds of refusal (400 ``context_length_exceeded``...) still pass."""
+    sent = {"error": {"message": "Your balance is spent: top up at https://pay.example",
+                      "type": kind, "code": code}}  # fmt: skip
+    async with running(tmp_path, nodes=Refusing((status, _json(sent), "application/json"))) as h:
+        await h.register("bad")
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 8, "stream": stream,
+        })  # fmt: skip
+    assert r.status_code == 502, r.text
+    err = r.json()["error"]
+    assert err["type"] == "api_error" and err["code"] == "upstream_error"
+    assert "pay.example" not in err["message"]
+
+
 async def test_a_failing_nodes_body_is_not_part_of_the_gateways_message(tmp_path: Path) -> None:
     """A 5xx is the gateway's own 502: the node's HTML does not reach its message."""
     html = b"<html><script>alert(1)</script>\x1b[2J</html>"

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from LLM_Mesh.core.schemas import Heartbeat, HostedModel, NodeRegistration, NodeState
+from LLM_Mesh.core.schemas import (
+    MAX_MODELS_PER_NODE,
+    Heartbeat,
+    HostedModel,
+    NodeRegistration,
+    NodeState,
+)
 from LLM_Mesh.registry.node_table import NodeTable, cold_starts_ms, load_time_ms, loaded_models
 from tests.registry.helpers import ManualClock
 
@@ -180,3 +186,24 @@ def test_seed_counters(table: NodeTable) -> None:
     )
     e = table.get("a")
     assert e is not None and e.requests == 7 and e.failures == 2
+
+
+def test_a_heartbeat_reads_at_most_as_many_model_items_as_a_node_may_host(
+    table: NodeTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1 MiB of ``models`` items naming a hosted id: each was validated (29,000, ~240 ms of
+    the registry's loop per heartbeat, found 2026-12-02); now the first
+    ``MAX_MODELS_PER_NODE`` only."""
+    table.register(reg("a", "m1"))
+    validated: list[int] = []
+    real = HostedModel.model_validate
+
+    def counting(obj: Any, *a: Any, **kw: Any) -> HostedModel:
+        validated.append(1)
+        return real(obj, *a, **kw)
+
+    monkeypatch.setattr(HostedModel, "model_validate", counting)
+    items = [{"id": "m1", "loaded": False}] * (MAX_MODELS_PER_NODE * 100)
+    assert table.heartbeat("a", Heartbeat.model_validate({"models": items}))
+    assert len(validated) == MAX_MODELS_PER_NODE
+    assert not table.get("a").models["m1"].loaded  # type: ignore[union-attr]

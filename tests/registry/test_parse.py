@@ -74,6 +74,10 @@ CASES: list[tuple[str, Any, Any, str, int, str, str | None]] = [
     ("containers", chat(extra=[[]] * 6), chat(extra=[[]] * 7), CHAT, 400, "max_json_containers", None),
     ("messages", chat(3), chat(4), CHAT, 400, "max_messages", "messages"),
     ("content", chat(2, "x" * 20), chat(2, "x" * 20 + "y"), CHAT, 400, "max_content_chars", "messages"),
+    # a part's text that is no string is read as its str(), by the gateway and the nodes
+    # (found 2026-12-02: counted as 0 characters, so any amount of it passed the limit)
+    ("content_part", chat(content=[{"type": "text", "text": "x" * 40}]),
+     chat(content=[{"type": "text", "text": ["x" * 40]}]), CHAT, 400, "max_content_chars", "messages"),
     (
         "prompt",
         {"model": MODEL, "prompt": "x" * 40},
@@ -254,4 +258,18 @@ async def test_refusals_never_quote_the_request_content(mesh: Harness, raw: byte
     r = await post(mesh, raw, path)
     assert r.status_code == 400, r.text
     assert MARK not in r.text
+    assert mesh.nodes.calls() == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_client_cannot_send_the_gateways_mesh_continue(mesh: Harness, stream: bool) -> None:
+    """``mesh_continue`` is what the gateway sends a continuing node: text the node takes as
+    the assistant's turn so far. From a client it was forwarded as sent, outside
+    ``max_content_chars``, the context check and the estimate the charge is capped at, so a
+    node prefilled text nobody paid for (found 2026-12-02)."""
+    body = chat(stream=stream, mesh_continue="x" * (LIMITS.max_content_chars * 50))
+    r = await post(mesh, body)
+    assert r.status_code == 400, r.text  # before: 200, the node got the text
+    err = r.json()["error"]
+    assert err["param"] == "mesh_continue" and err["type"] == "invalid_request_error"
     assert mesh.nodes.calls() == 0

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from LLM_Mesh.core.confusable import lookalike_problem
-from LLM_Mesh.core.schemas import HostedModel
+from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE, HostedModel
 from LLM_Mesh.errors import (
     EngineError,
     InvalidRequest,
@@ -82,6 +82,11 @@ class OpenAIUpstreamEngine(Engine):
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             raise EngineError(f"cannot list the models of {self.base_url}: {exc}") from exc
         ids = [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+        if len(ids) > MAX_MODELS_PER_NODE:  # the registry would refuse the registration
+            raise EngineError(
+                f"the upstream at {self.base_url} lists {len(ids)} models; a node registers "
+                f"at most {MAX_MODELS_PER_NODE}: name the ones to serve in `models`"
+            )
         for model_id in ids:
             problem = lookalike_problem(model_id)
             if problem is not None:  # the registry would refuse the whole registration

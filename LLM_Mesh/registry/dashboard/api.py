@@ -89,7 +89,7 @@ async def verify(request: Request) -> Response:
     it, and that checkpoint's signature by a published key (each step: ok, and why not)."""
     d = get_dashboard(request)
     raw = request.query_params.get("seq", "")
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²" is isdigit()
         raise InvalidRequest("seq must be an entry number", param="seq")
     seq = int(raw)
     ledger, cp = d.runtime.ledger, d.runtime.checkpointer

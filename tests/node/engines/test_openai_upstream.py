@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
 from LLM_Mesh.errors import (
     EngineError,
     InvalidRequest,
@@ -181,6 +182,13 @@ async def test_an_upstream_listing_a_lookalike_of_a_catalog_id_is_refused() -> N
     listed = {"data": [{"id": "llama3"}, {"id": "g\u0435mma-3-270m"}]}  # Cyrillic е
     eng = engine(lambda r: httpx.Response(200, json=listed), models=[])
     with pytest.raises(EngineError, match="looks like the catalog model 'gemma-3-270m'"):
+        await eng.start()
+
+
+async def test_an_upstream_listing_more_models_than_a_node_may_register_is_refused() -> None:
+    listed = {"data": [{"id": f"m{i}"} for i in range(MAX_MODELS_PER_NODE + 1)]}
+    eng = engine(lambda r: httpx.Response(200, json=listed), models=[])
+    with pytest.raises(EngineError, match=f"at most {MAX_MODELS_PER_NODE}"):
         await eng.start()
 
 
