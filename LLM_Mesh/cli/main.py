@@ -324,7 +324,7 @@ def models(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> N
         data = fetch_json_sync(settings.registry_urls, "/mesh/models", ca_file=settings.registry_ca)
     except MeshError as exc:
         raise _fail(exc) from exc
-    console.print(render.models_table(data["models"]))
+    console.print(render.models_table(data["models"], console.width))
 
 
 @app.command()

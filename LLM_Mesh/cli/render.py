@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 SIMULATED = " [yellow](simulated)[/]"  # a model served only by simulated nodes, a simulated node
 
@@ -106,21 +107,39 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
     return t
 
 
-def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
+MODEL_ID_WIDTH = 24  # a catalog id fits whole (the longest is 21)
+WIDE = 100  # a console this wide has room for labels beside the ids
+
+
+def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) -> Table:
+    """The catalog; ``width``: the console's, when known (a narrow one gets no labels beside
+    the ids)."""
     t = Table(title="Models")
-    t.add_column("model", overflow="fold")
+    # ids whole (to copy them): the model column is as wide as its widest cell (id and
+    # labels; on a console under WIDE columns, its widest id: a label goes under it), at
+    # most MODEL_ID_WIDTH (longer ones folded); the other columns have no minimum width
+    # (rich widened such columns back after shrinking them and cropped the table's right
+    # edge at 80 columns)
+    cells = [_model_cell(m) for m in models]
+    wide = width is None or width >= WIDE
+    longest = max(
+        (
+            Text.from_markup(c if wide else shown(m["id"])).cell_len
+            for m, c in zip(models, cells, strict=True)
+        ),
+        default=5,
+    )
+    t.add_column("model", overflow="fold", width=max(5, min(longest, MODEL_ID_WIDTH)))
     t.add_column("file")
     t.add_column("context")
     t.add_column("specialties")
     t.add_column("µNT/1k in", justify="right")
     t.add_column("µNT/1k out", justify="right")
     t.add_column("up")
-    for m in models:
+    for m, cell in zip(models, cells, strict=True):
         up = f"[green]yes[/] {m.get('nodes', 0)}n" if m.get("available") else "[dim]no[/]"
         t.add_row(
-            shown(m["id"])
-            + (" [dim](custom)[/]" if m.get("custom") else "")
-            + (SIMULATED if m.get("simulated") else ""),
+            cell,
             f"{_fmt_size(m.get('size_bytes'))} {shown(m.get('quantization') or '')}".strip(),
             str(m.get("context_length") or "-"),
             ", ".join(shown(x) for x in m.get("specialties") or []),
@@ -128,6 +147,15 @@ def models_table(models: Sequence[Mapping[str, Any]]) -> Table:
             up,
         )
     return t
+
+
+def _model_cell(m: Mapping[str, Any]) -> str:
+    """A model's id with its labels (markup)."""
+    return (
+        shown(m["id"])
+        + (" [dim](custom)[/]" if m.get("custom") else "")
+        + (SIMULATED if m.get("simulated") else "")
+    )
 
 
 def _prices(m: Mapping[str, Any]) -> tuple[str, str]:
@@ -179,7 +207,7 @@ def print_status(
         f"{info.get('nodes_healthy', 0)}/{info.get('nodes_total', 0)} nodes healthy, "
         f"models up: {', '.join(up) or 'none'}"
     )
-    console.print(models_table(list((info.get("models") or {}).values())))
+    console.print(models_table(list((info.get("models") or {}).values()), console.width))
     console.print(nodes_table(nodes))
 
 

@@ -210,8 +210,10 @@ def test_status_and_models_tables_lose_no_column_at_80_columns() -> None:
     ``models`` piped or redirected) rich cropped the tables' right edge: the catalog's
     "up" column read "ye", the nodes' trust column "0". Every line must end in a border."""
     catalog = [
-        {**dataclasses.asdict(m), "available": m.id == "gemma-3-270m", "nodes": 1} for m in CATALOG
-    ]
+        {**dataclasses.asdict(m), "available": m.id == "gemma-3-270m", "nodes": 1,
+         "simulated": m.id == "gemma-3-270m"}
+        for m in CATALOG
+    ]  # fmt: skip
     node = {
         "node_id": "node-qlksu6anumfqzmgyeymeasricj", "healthy": True, "health_score": 1.0,
         "keeps_no_prompts": True, "models": [{"id": "gemma-3-270m"}], "ttft_ms_ewma": 276,
@@ -219,9 +221,13 @@ def test_status_and_models_tables_lose_no_column_at_80_columns() -> None:
     }  # fmt: skip
     for width in (80, 100):
         console = Console(width=width, record=True, color_system=None)
-        console.print(models_table(catalog))
+        console.print(models_table(catalog, width))
         console.print(nodes_table([node]))
         out = console.export_text()
         rows = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
         assert rows and all(line.rstrip()[-1] in "┓┃┩│┘" for line in rows), out
         assert "yes 1n" in out and "0.50" in out
+        # and no model id is broken over two lines (found the same day: without the columns'
+        # minimum widths `gemma-3-270m` read `gemma-3-2` / `70m`, not to be copied or grepped)
+        assert all(m.id in out for m in CATALOG), out
+        assert "(simulated)" in out and "40,000" in out and "80,000" in out, out  # no figure cut
