@@ -125,3 +125,27 @@ def test_the_skeleton_is_uts39s_character_by_character() -> None:
         nfd = unicodedata.normalize("NFD", text)
         slow = unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in nfd))
         assert skeleton(text) == slow, text
+
+
+@pytest.mark.parametrize("text", ["модель", "λάμδα", "漢字", "café"])
+def test_one_script_alone_is_no_mix(text: str) -> None:
+    """Cyrillic alone, Greek alone, Han alone: one script, whichever it is, is not mixed."""
+    assert mixed_scripts(text) == frozenset()
+
+
+@pytest.mark.parametrize("text", ["a漢あア", "a漢ㄅ", "a漢한"])
+def test_latin_with_a_whole_allowed_mix_is_no_mix(text: str) -> None:
+    """UTS #39 Highly Restrictive: Latin + Han + Hiragana + Katakana (or + Bopomofo, or +
+    Hangul), all of a mix at once, is allowed."""
+    assert mixed_scripts(text) == frozenset()
+
+
+def test_a_mixed_script_id_is_refused_naming_its_scripts() -> None:
+    """With the catalog passed in (the default catalog's answers are cached)."""
+    assert lookalike_problem("qwen\u0440-7b", catalog=protected_ids()) == (
+        "'qwen\u0440-7b' mixes scripts (Cyrillic, Latin); a model id's letters must be of one script"
+    )
+    assert lookalike_problem("ll\u03b1ma-\u0430", catalog=["acme-l"]) == (
+        "'ll\u03b1ma-\u0430' mixes scripts (Cyrillic, Greek, Latin); "
+        "a model id's letters must be of one script"
+    )

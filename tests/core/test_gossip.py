@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from LLM_Mesh.core.checkpoint import BadCheckpoint, Checkpoint, open_checkpoint, sign_checkpoint
 from LLM_Mesh.core.gossip import (
     EXPORT_FORMAT,
+    MAX_NOTE,
     export,
     judge,
     note_from,
@@ -154,3 +155,86 @@ def test_the_exchange_form_carries_the_note_and_what_it_says() -> None:
             open_foreign(bad, ORIGIN, [reg.b64])
     with pytest.raises(BadCheckpoint, match="longer than"):
         note_from("x" * 70_000)
+
+
+def test_the_exchange_form_is_exactly_these_fields() -> None:
+    reg = _Registry()
+    cp = reg.sign(HONEST, 9)
+    assert export(cp, reg.b64, None) == {
+        "format": EXPORT_FORMAT,
+        "registry": None,
+        "origin": ORIGIN,
+        "tree_size": 9,
+        "root_hash": cp.root_hash.hex(),
+        "time_us": cp.time_us,
+        "public_key": reg.b64,
+        "note": cp.note,
+    }
+
+
+def test_a_note_of_exactly_max_note_characters_is_read_and_one_more_is_not() -> None:
+    text = "x" * MAX_NOTE
+    assert note_from(text) == text
+    with pytest.raises(
+        BadCheckpoint, match=f"^longer than {MAX_NOTE} characters: not a checkpoint$"
+    ):
+        note_from(text + "x")
+
+
+def test_an_exported_checkpoint_with_white_space_before_it_is_still_json() -> None:
+    reg = _Registry()
+    cp = reg.sign(HONEST, 9)
+    assert note_from("\n  " + json.dumps(export(cp, reg.b64, None))) == cp.note
+
+
+def test_what_is_wrong_with_a_foreign_checkpoint_is_said_in_words() -> None:
+    reg = _Registry()
+    with pytest.raises(BadCheckpoint, match=r"^not JSON: "):
+        note_from('{"note": ')
+    with pytest.raises(BadCheckpoint, match=r"^a JSON checkpoint without a 'note' string$"):
+        note_from('{"note": 5}')
+    note = reg.sign(HONEST, 9).note
+    with pytest.raises(BadCheckpoint, match=r"^no trusted key to check it with$"):
+        open_foreign(note, ORIGIN, [])
+    with pytest.raises(BadCheckpoint, match=r"^a trusted key is not usable: "):
+        open_foreign(note, ORIGIN, [base64.b64encode(b"short").decode()])
+
+
+def test_checkpoints_of_two_ledgers_are_not_compared() -> None:
+    reg = _Registry()
+    ours = reg.sign(HONEST, 3)
+    theirs = sign_checkpoint(reg.key, reg.pub, "other.example/ledger", 3, root_of(HONEST[:3]), 3)
+    with pytest.raises(ValueError, match=r"^checkpoints of two ledgers are not compared$"):
+        judge(ours, theirs, None)
+
+
+def test_the_verdicts_messages_word_for_word() -> None:
+    reg = _Registry()
+    small, large = reg.sign(HONEST, 5), reg.sign(HONEST, 9)
+
+    def short(cp: Checkpoint) -> str:
+        return f"size {cp.tree_size} (root {cp.root_hash.hex()[:16]}…)"
+
+    assert judge(large, reg.sign(HONEST, 9), None).message == (
+        f"{short(large)}: the same checkpoint as this view's"
+    )
+    empty = reg.sign(HONEST, 0)
+    assert judge(large, empty, None).message == (
+        f"{short(empty)}: the empty tree is a prefix of every tree"
+    )
+    lie = sign_checkpoint(reg.key, reg.pub, ORIGIN, 0, root_of(HONEST[:1]), 0)
+    assert judge(large, lie, None).message == (
+        "the registry signed a root for the empty tree that is not its root"
+    )
+    proof = _proof(HONEST, 5, 9)
+    assert judge(small, large, proof).message == (
+        f"{short(large)} extends this view's {short(small)} (consistency proof)"
+    )
+    assert judge(large, small, proof).message == (
+        f"{short(small)} is a prefix of this view's {short(large)} (consistency proof)"
+    )
+    foreign = reg.sign(OTHER, 9)
+    assert judge(small, foreign, _proof(HONEST, 5, 9)).message == (
+        "the registry's checkpoints at size 5 and 9 are not one history: its "
+        "consistency proof between them fails"
+    )

@@ -272,3 +272,103 @@ def test_1_mib_hostile_bodies_are_refused_by_the_byte_checks() -> None:
     assert check_depth(many, LIMITS) is not None  # 20,001 objects and 1 array
     v = check_body(json.loads(many), LIMITS)
     assert v is not None and v.limit == "max_messages"
+
+
+def _depth_of(value: Any) -> int:
+    """The nesting of a parsed JSON value, the parser's way (the reference for json_shape)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth_of, value), default=0)
+    return 0
+
+
+def _containers_of(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(map(_containers_of, value.values()))
+    if isinstance(value, list):
+        return 1 + sum(map(_containers_of, value))
+    return 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[[[[]]], [[[[[[]]]]]], []]",  # siblings of other depths: runs of unequal length
+        '{"a": [[[1]], [[[[2]]]]], "b": {"c": [[]]}}',
+        "[[[]], [[[]]], [[[[]]]], [[[[[]]]]]]",
+        "[[[[[[[]]]]]], [[[]]], [[[[[]]]]]]",
+        '[[["\\\\", [[1]]]]]',  # an escaped backslash ends a string: its quote is real
+        '["\\\\", [[1]]]',
+        '["\\"[[[", [[1]]]',  # an escaped quote does not
+    ],
+)
+def test_json_shape_agrees_with_the_parser_on_uneven_shapes(text: str) -> None:
+    """Depth and container count as the parsed value has them, for shapes whose bracket
+    runs differ in length (the running count of what two rounds leave) and for strings
+    that end in an escaped backslash."""
+    value = json.loads(text)
+    assert json_shape(text.encode()) == (_depth_of(value), _containers_of(value))
+
+
+def test_json_shape_of_text_that_does_not_decode_is_zero() -> None:
+    """A UTF-16 byte order mark with an odd byte count: not JSON, the parser says so."""
+    assert json_shape(b"\xff\xfe[\x00[") == (0, 0)
+
+
+def test_containers_at_the_limit_past_the_byte_count_shortcut() -> None:
+    """Exactly max_json_containers, with brackets in a string so the walk decides: allowed."""
+    lim = RequestLimits(max_json_containers=10)
+    at = b"[" + b",".join([b"{}"] * 9) + b', "[[[["]'
+    assert json_shape(at) == (2, 10) and check_depth(at, lim) is None
+
+
+def test_the_limits_messages_word_for_word() -> None:
+    lim = RequestLimits(
+        max_body_bytes=100, max_json_depth=5, max_messages=3, max_content_chars=10,
+        max_stop=2, max_stop_chars=4,
+    )  # fmt: skip
+    v = check_body_size(101, lim)
+    assert v is not None and v.message == (
+        "the request body is 101 bytes; the limit is 100 bytes (max_body_bytes)"
+    )
+    v = check_depth(nested(7), lim)
+    assert v is not None and (v.allowed, v.actual) == (5, 7)
+    assert v.message == "the request body nests arrays and objects more than 5 deep (max_json_depth)"
+    v = nesting_violation(lim)
+    assert (v.limit, v.param, v.allowed, v.actual, v.message) == (
+        "max_json_depth", None, 5, 6,
+        "the request body nests arrays and objects more than 5 deep (max_json_depth)",
+    )  # fmt: skip
+    assert only(chat(4), lim).message == "the request has 4 messages; the limit is 3 (max_messages)"
+    assert only(chat(1, "x" * 11), lim).message == (
+        "the messages hold 11 characters; the limit is 10 (max_content_chars)"
+    )
+    assert only({"prompt": "x" * 12}, lim).message == (
+        "the prompt hold 12 characters; the limit is 10 (max_content_chars)"
+    )
+    assert only(chat(stop=["a", "b", "c"]), lim).message == (
+        "stop has 3 sequences; the limit is 2 (max_stop)"
+    )
+    assert only(chat(stop="abcde"), lim).message == (
+        "a stop sequence has 5 characters; the limit is 4 (max_stop_chars)"
+    )
+
+
+def test_content_parts_are_counted_as_the_gateway_reads_them() -> None:
+    """A part's non-string ``text`` counts as its str(); a part that is no object (a string
+    that happens to contain "text") and a message without content count nothing."""
+    lim = RequestLimits(max_content_chars=5)
+    body = chat(1)
+    body["messages"] = [{"role": "user", "content": [{"type": "text", "text": 12345}]}]
+    assert check_body(body, lim) is None
+    body["messages"][0]["content"][0]["text"] = 123456
+    assert only(body, lim).actual == 6
+    body["messages"] = [{"role": "user", "content": [{"type": "text", "text": [1, 2]}]}]
+    assert only(body, lim).actual == len("[1, 2]")
+    body["messages"] = [
+        {"role": "user", "content": ["some text", ["text"]]},
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": "x" * 5},
+    ]
+    assert check_body(body, lim) is None

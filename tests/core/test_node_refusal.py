@@ -11,10 +11,14 @@ from LLM_Mesh.core.node_refusal import (
     ERROR_TYPES,
     MAX_BODY_BYTES,
     MAX_MESSAGE_CHARS,
+    NODE_CODES,
     NODE_STATUSES,
+    _codes,
+    _error_types,
     node_message,
     node_refusal,
 )
+from LLM_Mesh.errors import InvalidRequest, ModelNotFound
 
 
 def _err(**fields: Any) -> bytes:
@@ -113,3 +117,43 @@ def test_a_4xx_only_the_gateway_answers_is_a_502(status: int) -> None:
 @pytest.mark.parametrize("status", sorted(NODE_STATUSES))
 def test_a_nodes_own_refusal_statuses_are_kept(status: int) -> None:
     assert node_refusal(status, b"").status == status
+
+
+def test_a_body_of_exactly_max_body_bytes_is_read() -> None:
+    """The byte limit is inclusive: a body of exactly MAX_BODY_BYTES is parsed, one more is not."""
+    head = json.dumps({"error": {"message": "hi"}, "pad": ""}).encode()
+    exact = head[:-2] + b"x" * (MAX_BODY_BYTES - len(head)) + head[-2:]
+    assert len(exact) == MAX_BODY_BYTES
+    assert node_message(exact) == "hi"
+    over = head[:-2] + b"x" * (MAX_BODY_BYTES + 1 - len(head)) + head[-2:]
+    assert node_message(over) is None
+
+
+def test_499_is_a_4xx_the_gateway_answers_and_500_is_no_refusal() -> None:
+    """The 4xx range ends at 499 inclusive: the two 502s say different things."""
+    assert node_refusal(499, b"").message == (
+        "the node refused the request with HTTP 499, a status only the gateway answers"
+    )
+    assert node_refusal(500, b"").message == (
+        "the node answered HTTP 500, neither an answer nor a refusal"
+    )
+
+
+@pytest.mark.parametrize("content", [b"", b"<html>", b'{"error": "x"}'])
+def test_a_refusal_without_an_error_object_is_an_invalid_request_error(content: bytes) -> None:
+    r = node_refusal(400, content)
+    assert r.body() == {"error": {"message": "the node refused the request with HTTP 400",
+                                  "type": "invalid_request_error", "code": None, "param": None}}  # fmt: skip
+
+
+def test_the_mesh_error_types_and_node_codes_are_read_from_the_error_classes() -> None:
+    """Computed at import (so called here again: the constants alone would not show a change)."""
+    types = _error_types()
+    assert types == ERROR_TYPES
+    assert {"invalid_request_error", "api_error", "authentication_error"} <= types
+    assert None not in types
+    codes = _codes(InvalidRequest, ModelNotFound)
+    assert codes == NODE_CODES
+    assert {"invalid_request", "context_length_exceeded", "limit_exceeded",
+            "request_too_large", "model_not_found"} <= codes  # fmt: skip
+    assert "upstream_error" not in codes and "insufficient_balance" not in codes
