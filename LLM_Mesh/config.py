@@ -103,8 +103,9 @@ def _limit(env: Mapping[str, str], key: str, default: int | None) -> int | None:
     return value or None
 
 
-def _float(env: Mapping[str, str], key: str, default: float) -> float:
-    """A positive, finite number of seconds from ``env[key]``, or ``default``."""
+def _float(env: Mapping[str, str], key: str, default: float, *, zero_is_off: bool = False) -> float:
+    """A positive, finite number of seconds from ``env[key]``, or ``default``; with
+    ``zero_is_off``, 0 too (it turns the setting off)."""
     raw = env.get(key)
     if raw is None or raw.strip() == "":
         return default
@@ -112,8 +113,11 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{key} must be a number, got {raw!r}") from None
+    if zero_is_off and math.isfinite(value) and value == 0:
+        return 0.0
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{key} must be a positive number, got {raw!r}")
+        bound = "a number >= 0 (0: off)" if zero_is_off else "a positive number"
+        raise ValueError(f"{key} must be {bound}, got {raw!r}")
     return value
 
 
@@ -142,24 +146,10 @@ def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = Non
     raw = (env.get(key) or "").strip().replace("_", "")
     if raw == "":
         return default
-    if not raw.isdigit() or (top is not None and int(raw) > top):
+    if not (raw.isascii() and raw.isdigit()) or (top is not None and int(raw) > top):
         bound = f" (0 to {top})" if top is not None else " (>= 0)"
         raise ValueError(f"{key} must be a whole number{bound}, got {env.get(key)!r}")
     return int(raw)
-
-
-def _rate(env: Mapping[str, str], key: str, default: float) -> float:
-    """A finite number >= 0 from ``env[key]`` (0: off), or ``default``."""
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{key} must be a number >= 0 (0: off), got {raw!r}")
-    return value
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -281,8 +271,12 @@ class Settings:
             missed_heartbeats=_int(env, "LLM_MESH_MISSED_HEARTBEATS", 3),
             health_check_interval_s=_float(env, "LLM_MESH_HEALTH_CHECK_S", 300.0),
             request_timeout_s=_float(env, "LLM_MESH_REQUEST_TIMEOUT_S", 120.0),
-            stream_min_rate=_rate(env, "LLM_MESH_STREAM_MIN_RATE", DEFAULT_MIN_RATE),
-            stream_grace_s=_rate(env, "LLM_MESH_STREAM_GRACE_S", DEFAULT_GRACE_S),
+            stream_min_rate=_float(
+                env, "LLM_MESH_STREAM_MIN_RATE", DEFAULT_MIN_RATE, zero_is_off=True
+            ),
+            stream_grace_s=_float(
+                env, "LLM_MESH_STREAM_GRACE_S", DEFAULT_GRACE_S, zero_is_off=True
+            ),
             node_shutdown_s=_float(env, "LLM_MESH_NODE_SHUTDOWN_S", DEFAULT_SHUTDOWN_S),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
