@@ -72,6 +72,7 @@ from typing import Any
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.shutdown import DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
+from LLM_Mesh.core.validation import ascii_digits
 
 DEFAULT_REGISTRY_HOST = "127.0.0.1"
 DEFAULT_REGISTRY_PORT = 8800
@@ -146,7 +147,7 @@ def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = Non
     raw = (env.get(key) or "").strip().replace("_", "")
     if raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()) or (top is not None and int(raw) > top):
+    if not ascii_digits(raw) or (top is not None and int(raw) > top):
         bound = f" (0 to {top})" if top is not None else " (>= 0)"
         raise ValueError(f"{key} must be a whole number{bound}, got {env.get(key)!r}")
     return int(raw)

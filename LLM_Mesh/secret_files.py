@@ -3,7 +3,8 @@
 Used for the node's key (``node.key``, ``LLM_Mesh.node.keys``) and the registry's
 admin key (``admin.key``). :func:`create_secret_file` uses ``O_CREAT | O_EXCL``, so
 two processes racing to create one cannot both win and an existing file is never
-replaced.
+replaced. :func:`try_lock`: the home's lock files (``settlement.lock``, ``node.key.lock``),
+held with ``flock`` while a process runs.
 """
 
 from __future__ import annotations
@@ -55,3 +56,20 @@ def read_admin_key(settings: Settings) -> str | None:
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         return None
     return text or None
+
+
+def try_lock(path: Path) -> int | None:
+    """``path`` opened (mode 0600; it and its folder made if missing) and locked with
+    ``flock`` without waiting: the descriptor to close when done (that releases it, as the
+    process's exit does), or ``None`` when another process holds it. ``OSError`` if it
+    cannot be opened; ``ImportError`` where there is no ``flock``."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held by another process
+        os.close(fd)
+        return None
+    return fd

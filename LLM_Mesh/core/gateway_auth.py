@@ -60,6 +60,7 @@ from LLM_Mesh.core.identity import (
     encode_public_key,
     public_key_of,
 )
+from LLM_Mesh.core.validation import ascii_digits
 from LLM_Mesh.errors import BadSignature, ReplayedMessage, StaleMessage
 
 __all__ = [
@@ -290,7 +291,7 @@ class GatewayVerifier:
         or signature of ``body`` for this node and ``path``; the registry id when it is."""
         sender = _header(headers, HDR_GATEWAY)
         raw_ts = _header(headers, HDR_GATEWAY_TIME)
-        if not (raw_ts.isascii() and raw_ts.isdigit()) or len(raw_ts) > 18:  # "²": no int()
+        if not ascii_digits(raw_ts) or len(raw_ts) > 18:
             raise BadSignature(f"{HDR_GATEWAY_TIME} must be unix milliseconds")
         request_id = _header(headers, HDR_REQUEST_ID)
         mac_text = (headers.get(HDR_GATEWAY_MAC) or "").strip()

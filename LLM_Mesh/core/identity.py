@@ -41,6 +41,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from LLM_Mesh.core.validation import ascii_digits
 from LLM_Mesh.errors import BadSignature, NodeIdMismatch, StaleMessage
 
 __all__ = [
@@ -198,8 +199,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def _int_header(headers: Mapping[str, str], name: str) -> int:
     raw = _header(headers, name)
-    # ASCII: "²" (a latin-1 header byte) is str.isdigit() but no int()
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > _MAX_SEQ:
+    if not ascii_digits(raw) or len(raw) > 19 or int(raw) > _MAX_SEQ:
         raise BadSignature(f"{name} must be a non-negative whole number, got {raw[:40]!r}")
     return int(raw)
 

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from LLM_Mesh.core.validation import ascii_digits
+
 __all__ = [
     "IPAddress",
     "NodeUrl",
@@ -117,7 +119,7 @@ def inet_aton(host: str) -> IPv4Address | None:
 def _numeric_label(label: str) -> bool:
     if label[:2] in ("0x", "0X"):
         return all(c in "0123456789abcdefABCDEF" for c in label[2:])
-    return label.isascii() and label.isdigit()
+    return ascii_digits(label)
 
 
 def parse_address(text: str) -> IPAddress:

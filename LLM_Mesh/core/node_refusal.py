@@ -62,28 +62,25 @@ MAX_PARAM_CHARS = 64
 _PARAM = re.compile(rf"[A-Za-z0-9_.\[\]-]{{1,{MAX_PARAM_CHARS}}}")
 
 
-def _error_types() -> frozenset[str]:
-    seen: set[str] = set()
-    todo: list[type[MeshError]] = [MeshError]
+def _classes(*roots: type[MeshError]) -> list[type[MeshError]]:
+    """``roots`` and every subclass of theirs."""
+    found, todo = [], list(roots)
     while todo:
         cls = todo.pop()
-        seen.add(cls.type)
+        found.append(cls)
         todo.extend(cls.__subclasses__())
-    return frozenset(seen)
+    return found
+
+
+def _error_types() -> frozenset[str]:
+    return frozenset(cls.type for cls in _classes(MeshError))
 
 
 ERROR_TYPES = _error_types()
 
 
 def _codes(*roots: type[MeshError]) -> frozenset[str]:
-    seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        cls = todo.pop()
-        if cls.code is not None:
-            seen.add(cls.code)
-        todo.extend(cls.__subclasses__())
-    return frozenset(seen) & ERROR_CODES
+    return frozenset(cls.code for cls in _classes(*roots) if cls.code is not None) & ERROR_CODES
 
 
 # what a node's own /v1 refuses with (node/app.py: InvalidRequest and its kinds, ModelNotFound)

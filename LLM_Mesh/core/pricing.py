@@ -99,7 +99,8 @@ def estimate_prompt_tokens(prompt_chars: int) -> int:
 def completion_bound(prompt_chars: int, max_tokens: int, context_length: int) -> int:
     """The most completion tokens a request may get: ``max_tokens`` (0: the rest of
     ``context_length`` after the estimated prompt, at least 1 token). The estimate is priced
-    at it; the gateway cuts a stream off past it (``core/stream_guard.py``)."""
+    at it. (A stream's cut-off is not this: without ``max_tokens`` it is the whole context,
+    since the estimated prompt can be longer than the real one: ``parse._token_limit``.)"""
     _whole("max_tokens", max_tokens)
     if max_tokens > 0:
         return max_tokens

@@ -12,6 +12,14 @@ import math
 
 from LLM_Mesh.errors import ContextLengthExceeded
 
+
+def ascii_digits(text: str) -> bool:
+    """``text`` is only ``0``-``9``: ``str.isdigit()`` also takes ``²`` (a latin-1 header
+    byte), which ``int()`` refuses, and ``٣``, which ``int()`` reads as 3; a number a peer
+    or an operator writes is read only in ASCII digits."""
+    return text.isascii() and text.isdigit()
+
+
 CHARS_PER_TOKEN_LENIENT = 6
 
 

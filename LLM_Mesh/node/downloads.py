@@ -34,6 +34,7 @@ import httpx
 
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
 from LLM_Mesh.core.model_files import HEAD_BYTES, check_gguf_header
+from LLM_Mesh.core.validation import ascii_digits
 from LLM_Mesh.errors import InvalidRequest, MeshError
 
 Progress = Callable[[int, "int | None"], None]
@@ -133,7 +134,7 @@ async def _fetch_once(
         elif resp.status_code == 200:
             offset, mode = 0, "wb"  # no Range asked, or the server ignored it: start over
             length = resp.headers.get("content-length")
-            total = int(length) if length and length.isdigit() else None
+            total = int(length) if length and ascii_digits(length) else None
         else:
             raise DownloadError(f"{url}: HTTP {resp.status_code}")
         done = offset

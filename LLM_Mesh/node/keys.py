@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import encode_public_key, node_id_for, public_key_of
-from LLM_Mesh.secret_files import create_secret_file, too_open
+from LLM_Mesh.secret_files import create_secret_file, too_open, try_lock
 
 log = logging.getLogger(__name__)
 
@@ -87,27 +87,19 @@ def key_in_use(path: Path) -> Iterator[None]:
     ``llm-mesh node start`` on the same key raises ``ValueError`` saying so instead.
     Where no lock can be taken (no ``flock``, a read-only directory) nothing is checked.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on POSIX
-        yield
-        return
     lock = path.with_name(path.name + ".lock")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
+        fd = try_lock(lock)
+    except (ImportError, OSError):  # no flock here, or a folder it cannot write
         yield
         return
+    if fd is None:
+        raise ValueError(
+            f"another node is running with the key {path} ({lock} is held): two nodes "
+            "with one key are one node to the registry, the later one taking the "
+            "other's place; give this node its own --home or --key-file"
+        )
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ValueError(
-                f"another node is running with the key {path} ({lock} is held): two nodes "
-                "with one key are one node to the registry, the later one taking the "
-                "other's place; give this node its own --home or --key-file"
-            ) from None
         yield
     finally:
         os.close(fd)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from LLM_Mesh.core.node_refusal import node_refusal
+from LLM_Mesh.core.node_refusal import Refusal
 from LLM_Mesh.core.pricing import UNIT, estimate_prompt_tokens, part_costs
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
@@ -245,14 +245,13 @@ def record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> Non
 
 
 def account_passthrough(
-    rt: Runtime, job: Job, node_id: str, status: int, content: bytes, attempts: int = 0
+    rt: Runtime, job: Job, node_id: str, status: int, refusal: Refusal, attempts: int = 0
 ) -> None:
-    """A 4xx the node decided: recorded as an error with the node's code when it is one of
-    the mesh's (:data:`~LLM_Mesh.errors.ERROR_CODES`), else ``http_<status>``, and the
-    status the client got (``core/node_refusal.py``): a node's own string is not stored (it
-    could be any text, the prompt's included, and one longer than the column made
-    PostgreSQL refuse the request log's whole batch)."""
-    refusal = node_refusal(status, content)
+    """A 4xx the node decided (its ``status``; ``refusal``: what the client gets,
+    ``core/node_refusal.py``): recorded as an error with the node's code when it is one a
+    node's refusal may have, else ``http_<status>``, and the status the client got: a
+    node's own string is not stored (it could be any text, the prompt's included, and one
+    longer than the column made PostgreSQL refuse the request log's whole batch)."""
     _record(rt, job, node_id=node_id, outcome="error",
             error_code=refusal.code or f"http_{status}", status=refusal.status,
             attempts=attempts)  # fmt: skip

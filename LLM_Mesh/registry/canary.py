@@ -43,6 +43,7 @@ from starlette.datastructures import Headers
 from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule, answer_from_openai, compare
 from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.core.ledger_entry import POOL
+from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
@@ -143,7 +144,8 @@ class CanaryProber:
             void(client)
             raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
         if answer.data is None:
-            account_passthrough(rt, job, answer.node_id, answer.status, answer.content,
+            refusal = node_refusal(answer.status, answer.content)
+            account_passthrough(rt, job, answer.node_id, answer.status, refusal,
                                 ex.tally.attempts)  # fmt: skip
             void(client)
             raise ProbeError(f"HTTP {answer.status}")

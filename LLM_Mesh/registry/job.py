@@ -52,9 +52,9 @@ class Job:
     # the request's settlement key (settlements.request_id, the ledger's request_id): the
     # request id, made unique when the client chose it (clients may reuse theirs)
     settle_key: str = ""
-    # the most tokens (content chunks) a stream's answer may have: core/pricing's
-    # completion_bound (what the estimate is priced at) per choice, + 1 for an echoed prompt
-    # (parse._token_limit); a stream is cut off past it (core/stream_guard.py); 0: unbounded
+    # the most tokens (content chunks) a stream's answer may have: max_tokens (without it,
+    # the model's context) per choice, + 1 for an echoed prompt (parse._token_limit); a
+    # stream is cut off past it (core/stream_guard.py); 0: unbounded
     token_limit: int = 0
 
 

@@ -27,6 +27,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
+from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
     StreamAccount,
@@ -109,11 +110,12 @@ class Pipeline:
             client.used(0)
             raise
         if answer.data is None:
-            account_passthrough(rt, job, answer.node_id, answer.status, answer.content,
+            refusal = node_refusal(answer.status, answer.content)  # read once
+            account_passthrough(rt, job, answer.node_id, answer.status, refusal,
                                 ex.tally.attempts)  # fmt: skip
             void(client)
             client.used(0)
-            return passthrough(job, answer.node_id, answer.status, answer.content)
+            return passthrough(job, answer.node_id, refusal)
         tally = ex.tally
         latency_ms = mesh_answer(rt, job, tally, answer.data)
         try:
@@ -140,11 +142,12 @@ class Pipeline:
             client.used(0)
             raise
         if answer.status != 200:
-            account_passthrough(rt, job, answer.node_id, answer.status, answer.content,
+            refusal = node_refusal(answer.status, answer.content)  # read once
+            account_passthrough(rt, job, answer.node_id, answer.status, refusal,
                                 ex.tally.attempts)  # fmt: skip
             void(client)
             client.used(0)
-            return passthrough(job, answer.node_id, answer.status, answer.content)
+            return passthrough(job, answer.node_id, refusal)
         acct = StreamAccount(rt, job, ex.tally, client)
 
         async def on_close() -> None:

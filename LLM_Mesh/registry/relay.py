@@ -33,7 +33,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh.core import strict_json
-from LLM_Mesh.core.node_refusal import node_refusal
+from LLM_Mesh.core.node_refusal import Refusal
 from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
 from LLM_Mesh.registry.errors import json_response
@@ -76,10 +76,9 @@ def json_answer(
     return json_response(data, 200, headers)
 
 
-def passthrough(job: Job, node_id: str, status: int, content: bytes) -> Response:
+def passthrough(job: Job, node_id: str, refusal: Refusal) -> Response:
     """A 4xx the node decided (e.g. its exact context check): OpenAI's error object with
     what of the node's may be kept, never its bytes (``core/node_refusal.py``)."""
-    refusal = node_refusal(status, content)
     return json_response(refusal.body(), refusal.status, mesh_headers(node_id, job))
 
 

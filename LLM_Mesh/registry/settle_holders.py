@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.registry import tables
+from LLM_Mesh.secret_files import try_lock
 
 __all__ = ["HomeLock", "beat", "dead_holders", "forget", "forget_batches"]
 
@@ -97,15 +98,10 @@ class HomeLock:
         """Take the lock for ``holder``; the previous holder if it is gone, else ``None``
         (also when another process on this home runs: it is alive)."""
         try:
-            import fcntl
+            fd = try_lock(self.home / "settlement.lock")
         except ImportError:  # pragma: no cover - not on POSIX
             return None
-        self.home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.home / "settlement.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # another process runs on this home
-            os.close(fd)
+        if fd is None:  # another process runs on this home
             return None
         self._fd = fd
         path = self.home / "settlement.holder"

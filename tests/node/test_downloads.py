@@ -267,3 +267,22 @@ async def test_no_sha256_is_fine_when_the_server_gives_the_size(
     dest = tmp_path / "model.gguf"
     await download_model(url + "/m", dest, client=client)
     assert dest.read_bytes() == DATA
+
+
+async def test_a_content_length_that_is_no_ascii_number_is_read_as_no_size(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-02: ``Content-Length: ²`` (a latin-1 byte, ``str.isdigit()``) reached
+    ``int()``: a ``ValueError`` out of the download instead of "no size"."""
+
+    async def odd_length(request: httpx.Request) -> httpx.Response:
+        async def body():  # type: ignore[no-untyped-def]
+            yield DATA
+
+        return httpx.Response(200, headers=[(b"content-length", b"\xb2")], content=body())
+
+    dest = tmp_path / "model.gguf"
+    async with httpx.AsyncClient(transport=httpx.MockTransport(odd_length)) as c:
+        sha = hashlib.sha256(DATA).hexdigest()
+        await download_model("http://models.test/m.gguf", dest, client=c, sha256=sha)
+    assert dest.read_bytes() == DATA

@@ -23,6 +23,7 @@ from LLM_Mesh.core.ledger_entry import entry_leaf
 from LLM_Mesh.core.merkle import leaf_hash
 from LLM_Mesh.core.merkle_verify import verify_inclusion
 from LLM_Mesh.core.traffic import NODE
+from LLM_Mesh.core.validation import ascii_digits
 from LLM_Mesh.errors import InvalidRequest, MeshError
 from LLM_Mesh.registry.dashboard.context import get_dashboard
 from LLM_Mesh.registry.errors import json_response
@@ -89,7 +90,7 @@ async def verify(request: Request) -> Response:
     it, and that checkpoint's signature by a published key (each step: ok, and why not)."""
     d = get_dashboard(request)
     raw = request.query_params.get("seq", "")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²" is isdigit()
+    if not ascii_digits(raw) or len(raw) > 18:
         raise InvalidRequest("seq must be an entry number", param="seq")
     seq = int(raw)
     ledger, cp = d.runtime.ledger, d.runtime.checkpointer
