@@ -9,7 +9,9 @@ tokens and µNT per 1,000 completion tokens (:class:`Price`).
 - **Estimate** (:func:`estimate`), reserved from the payer before any node runs: the
   prompt estimated at ``ceil(characters / 3) + 16`` tokens (3 characters a token is the
   low end of real tokenizers, plus room for a chat template) and ``max_tokens``
-  completion tokens (none given: the rest of the model's context), priced as above.
+  completion tokens (none given: the rest of the model's context; a custom model's is
+  the largest context any node declares for it, so the node that serves it is paid for
+  what it may send: ``listing.custom_context``), priced as above.
   A request never costs more than its estimate: the charge is capped there
   (:func:`part_costs`), so a payer admitted with an estimate can always pay it.
 - **Parts** (:func:`part_costs`): a stream continued on other nodes is paid per node
@@ -100,7 +102,8 @@ def completion_bound(prompt_chars: int, max_tokens: int, context_length: int) ->
     """The most completion tokens a request may get: ``max_tokens`` (0: the rest of
     ``context_length`` after the estimated prompt, at least 1 token). The estimate is priced
     at it. (A stream's cut-off is not this: without ``max_tokens`` it is the whole context,
-    since the estimated prompt can be longer than the real one: ``parse._token_limit``.)"""
+    since the estimated prompt can be longer than the real one: ``stream_guard.token_limit``,
+    on the serving node's context at most this one: ``Job.limit_on``.)"""
     _whole("max_tokens", max_tokens)
     if max_tokens > 0:
         return max_tokens

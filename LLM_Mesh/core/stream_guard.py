@@ -5,9 +5,11 @@ Pure rules, no I/O, time passed in. The gateway's send stage
 node part it reads (a continuing node is a new part, with the tokens still allowed).
 
 **Overrun.** A part may carry ``limit`` tokens: what the request still allows (its
-``max_tokens``, else the model's whole context: not the context less the estimated
+``max_tokens``, else the context of the node serving that part, :func:`node_context`, at
+most the context the request's estimate was priced at: not the context less the estimated
 prompt the estimate is priced at, which an honest node may pass when the prompt has fewer
-tokens than the estimate counts; less the tokens earlier nodes delivered). Tokens are counted by content chunks (one per
+tokens than the estimate counts; :func:`token_limit`; less the tokens earlier nodes
+delivered). A node's declared context counts for at most :data:`MAX_CONTEXT` tokens. Tokens are counted by content chunks (one per
 token from our engines; a node's own ``usage``, when it sends one, is read as at most
 ``limit``); data events in all may pass ``limit`` by :data:`SLACK_EVENTS` (the role chunk,
 the finish chunk, the usage chunk, an engine's empty deltas). :func:`over_limit` says when
@@ -24,6 +26,17 @@ reading per read with the last :func:`slow_at` and recomputes it only once that 
 passed (for an honest node: rarely, the moment moves ahead faster than time does). A
 ``min_rate`` of 0 turns the trickle rule off.
 
+**The floor is per node.** The seconds in those rules are the node's *share* of its
+time: while this gateway has ``k`` requests in flight on the node, each of them is
+charged ``1/k`` of every second (:class:`SharedTime`, fed by the router's attempts).
+So ``k`` streams of a slow honest node, each at ``1/k`` of its rate, are held to the
+floor together, not each; a node trickling its only stream is held to the full floor
+(``k = 1``: its share is the whole second). In practice: :meth:`SharedTime.lost` is the
+time a node's requests gave up to each other (``∫ (1 - 1/k) dt``); a part's moment moves
+later by what its node lost since the part's clock started. The number in flight, not the
+node's declared ``max_concurrency``: a node declaring a large concurrency gains nothing
+while it serves one stream.
+
 Why these defaults cannot hurt an honest node: a 270M model on a 2-core CPU streams 10-60
 tokens/s, a big model on a weak node 1-2; the floor (0.25/s) is 4-8× below the slowest,
 and the grace (60 s) covers a stall (swapping, a busy neighbour) on top of it.
@@ -34,14 +47,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "SLACK_EVENTS", "StreamFloor",
-           "over_limit", "slow_at"]  # fmt: skip
+__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "SLACK_EVENTS", "SharedTime",
+           "StreamFloor", "node_context", "over_limit", "slow_at", "token_limit"]  # fmt: skip
 
 # data events a part may send past its token limit that carry no token: the role chunk,
 # the finish chunk, the final usage chunk and a few empty deltas
 SLACK_EVENTS = 8
 DEFAULT_MIN_RATE = 0.25
 DEFAULT_GRACE_S = 60.0
+# the most context a node's declaration counts for (2^20 tokens; the catalog's largest is
+# 32,768): a node declaring more is read as this, so no declaration makes a stream unbounded
+MAX_CONTEXT = 1 << 20
+
+
+def node_context(declared: object, default: int) -> int:
+    """The context a node serves a model with, as the stream limit reads its declaration:
+    ``declared`` when a whole number >= 1 (else ``default``), at most :data:`MAX_CONTEXT`."""
+    if type(declared) is not int or declared < 1:
+        declared = default
+    return min(int(declared), MAX_CONTEXT)
+
+
+def token_limit(max_tokens: int, context: int, choices: int = 1, echo: bool = False) -> int:
+    """The content chunks a stream's answer may have: ``max_tokens``, or without one the
+    whole ``context`` (at least 1), for each of ``choices`` choices, and one more for a
+    completion's echoed prompt (our nodes send it as one chunk)."""
+    bound = (max_tokens if max_tokens > 0 else max(1, context)) * max(1, choices)
+    return bound + 1 if echo else bound
 
 
 def over_limit(limit: int, content_chunks: int, events: int) -> bool:
@@ -75,3 +107,56 @@ def slow_at(floor: StreamFloor, opened: float, first: float | None, events: int)
     if first is None:
         return opened + floor.first_token_s
     return first + floor.grace_s + events / rate
+
+
+class SharedTime:
+    """What each node's requests lost to each other: ``∫ (1 - 1/k) dt`` over the time this
+    gateway had ``k >= 1`` requests in flight on it (see the module docstring).
+
+    :meth:`begin` and :meth:`end` as attempts start and end (O(1) each); :meth:`lost` when a
+    part's floor moment is recomputed. A node with nothing in flight is forgotten (its count
+    restarts at 0: a part reads differences while its own request is in flight, so never
+    across a restart).
+    """
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, list[float]] = {}  # node id -> [in flight, since, lost]
+
+    def begin(self, node: str, now: float) -> None:
+        s = self._nodes.get(node)
+        if s is None:
+            self._nodes[node] = [1.0, now, 0.0]
+            return
+        self._advance(s, now)
+        s[0] += 1.0
+
+    def end(self, node: str, now: float) -> None:
+        s = self._nodes.get(node)
+        if s is None:
+            return
+        if s[0] <= 1.0:
+            del self._nodes[node]
+            return
+        self._advance(s, now)
+        s[0] -= 1.0
+
+    def in_flight(self, node: str) -> int:
+        s = self._nodes.get(node)
+        return 0 if s is None else int(s[0])
+
+    def lost(self, node: str, now: float) -> float:
+        """The seconds the node's requests lost to each other by ``now`` (0: never shared)."""
+        s = self._nodes.get(node)
+        if s is None:
+            return 0.0
+        k, since, lost = s
+        return lost + max(0.0, now - since) * (1.0 - 1.0 / k)
+
+    @staticmethod
+    def _advance(s: list[float], now: float) -> None:
+        k, since, _ = s
+        if now > since:
+            s[2] += (now - since) * (1.0 - 1.0 / k)
+            s[1] = now

@@ -24,6 +24,7 @@ from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.core.receipt import Part
 from LLM_Mesh.core.receipt_check import Observed
+from LLM_Mesh.core.stream_guard import node_context, token_limit
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 
@@ -53,9 +54,24 @@ class Job:
     # request id, made unique when the client chose it (clients may reuse theirs)
     settle_key: str = ""
     # the most tokens (content chunks) a stream's answer may have: max_tokens (without it,
-    # the model's context) per choice, + 1 for an echoed prompt (parse._token_limit); a
-    # stream is cut off past it (core/stream_guard.py); 0: unbounded
+    # ``context``) per choice, + 1 for an echoed prompt (core/stream_guard.token_limit); a
+    # stream is cut off past it (without max_tokens: past ``limit_on`` its node's context);
+    # 0: unbounded
     token_limit: int = 0
+    # the context the estimate is priced at: the catalog's, or for a custom model the
+    # largest any node declares for it (at most stream_guard.MAX_CONTEXT); 0: not known
+    context: int = 0
+    choices: int = 1  # n
+    echo: bool = False  # a completion that echoes its prompt
+
+    def limit_on(self, declared: object) -> int:
+        """``token_limit`` on a node that declares ``declared`` as the model's context: without
+        ``max_tokens``, that context (none declared: ``context``), never past ``context`` (what
+        the payer's reservation covers) nor ``token_limit``."""
+        if self.max_tokens > 0 or self.context <= 0 or self.token_limit <= 0:
+            return self.token_limit
+        served = min(node_context(declared, self.context), self.context)
+        return min(self.token_limit, token_limit(0, served, self.choices, self.echo))
 
 
 class Payment(Protocol):

@@ -22,20 +22,33 @@ from __future__ import annotations
 from typing import Any
 
 from LLM_Mesh.core.catalog import CATALOG, ModelSpec, custom_spec
+from LLM_Mesh.core.stream_guard import node_context
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 
 CUSTOM_DEFAULT_CONTEXT = 4096
 
 
+def custom_context(table: NodeTable, model_id: str) -> int:
+    """A custom model's context: the largest any known node declares for it (one declaring
+    none counts as :data:`CUSTOM_DEFAULT_CONTEXT`), at most ``stream_guard.MAX_CONTEXT``.
+    What a request's estimate is priced at and a stream's limit is bounded by: a node
+    serving it is held to its own context, never past this one (``Job.limit_on``)."""
+    best = 0
+    for declared in table.declared_contexts(model_id):
+        best = max(best, node_context(declared, CUSTOM_DEFAULT_CONTEXT))
+    return best or CUSTOM_DEFAULT_CONTEXT
+
+
 def offered_specs(table: NodeTable) -> list[ModelSpec]:
-    """Every catalog model, then every custom model a known node hosts."""
+    """Every catalog model, then every custom model a known node hosts (with the largest
+    context its nodes declare: :func:`custom_context`)."""
     specs = list(CATALOG)
     for model_id, hosted in table.custom_models().items():
         specs.append(
             custom_spec(
                 model_id,
                 sha256=hosted.sha256,
-                context_length=hosted.context_length or CUSTOM_DEFAULT_CONTEXT,
+                context_length=custom_context(table, model_id),
             )
         )
     return specs

@@ -279,6 +279,11 @@ class NodeTable:
                 out[model_id] = self._nodes[min(ids)].models[model_id]
         return dict(sorted(out.items()))
 
+    def declared_contexts(self, model_id: str) -> list[int | None]:
+        """The ``context_length`` each known node hosting ``model_id`` declares for it."""
+        nodes = self._nodes
+        return [nodes[n].models[model_id].context_length for n in self._by_model.get(model_id, ())]
+
     def supports_continuation(self, node_id: str, model_id: str) -> bool:
         """Whether the node continues a chat from ``mesh_continue`` for ``model_id``."""
         entry = self._nodes.get(node_id)

@@ -10,7 +10,9 @@ with well-formed mesh extensions (400 naming the field;
 model the catalog or some node knows (404 listing the models), and for a catalog
 model, ``max_tokens`` and the estimated prompt within the model's context (400
 ``context_length_exceeded``). The job carries the model's price and the request's
-estimate (:func:`~LLM_Mesh.core.pricing.estimate`: what the admit stage reserves). Whether a healthy node serves it, and whether the
+estimate (:func:`~LLM_Mesh.core.pricing.estimate`: what the admit stage reserves; for a
+custom model priced at the largest context any node declares for it, so whichever node
+serves it, what it may send is paid for). Whether a healthy node serves it, and whether the
 prompt fits that node's context, is the send stage's to say
 (:mod:`~LLM_Mesh.registry.send`).
 
@@ -39,13 +41,14 @@ from LLM_Mesh.core.limits import (
 )
 from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
+from LLM_Mesh.core.stream_guard import token_limit
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
 from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
 from LLM_Mesh.registry.job import Job
-from LLM_Mesh.registry.listing import CUSTOM_DEFAULT_CONTEXT, known_model_ids
+from LLM_Mesh.registry.listing import custom_context, known_model_ids
 from LLM_Mesh.registry.runtime import Runtime, new_request_id
 
 __all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "parse_json_object"]
@@ -129,14 +132,14 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     if spec is not None:  # the model's own context; the chosen node's is checked in send
         check_context(prompt_text, max_tokens or 1, spec.context_length, model)
     given = client_id(headers)
-    if spec is None:  # a custom model: the custom price, the context its nodes declare
-        hosted = rt.table.custom_models().get(model)
-        context = (hosted.context_length if hosted else None) or CUSTOM_DEFAULT_CONTEXT
-        spec = custom_spec(model, sha256=None, context_length=context)
+    if spec is None:  # a custom model: the custom price, the largest context its nodes declare
+        spec = custom_spec(model, sha256=None, context_length=custom_context(rt.table, model))
         catalog_context = None
     else:
         catalog_context = spec.context_length
     price = spec.price
+    choices = parsed.n or 1
+    echo = isinstance(parsed, CompletionRequest) and bool(parsed.echo)
     request_id = given or new_request_id()
     return Job(
         path=path,
@@ -155,23 +158,18 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         ext=ext,
         client_id=given,
         settle_key=request_id if given is None else settle_key_for(given),
-        token_limit=_token_limit(parsed, max_tokens, spec.context_length),
+        # the content chunks a stream's answer may have: max_tokens, or without one the
+        # whole context (not the context less the *estimated* prompt, the bound the estimate
+        # is priced at: the estimate counts 3 characters a token, a real tokenizer often 4
+        # or more, so an honest node had room past it and was cut off as a liar), for each
+        # of n choices (1 unless an operator raised max_n), and one more for a completion's
+        # echoed prompt (our nodes send it as one chunk). Without max_tokens each node part
+        # is held to its own node's context, at most this one (Job.limit_on).
+        token_limit=token_limit(max_tokens, spec.context_length, choices, echo),
+        context=spec.context_length,
+        choices=choices,
+        echo=echo,
     )
-
-
-def _token_limit(
-    parsed: ChatCompletionRequest | CompletionRequest,
-    max_tokens: int,
-    context: int,
-) -> int:
-    """The content chunks a stream's answer may have (``Job.token_limit``): ``max_tokens``,
-    or without one the model's whole context (not the context less the *estimated* prompt,
-    the bound the estimate is priced at: the estimate counts 3 characters a token, a real
-    tokenizer often 4 or more, so an honest node had room past it and was cut off as a
-    liar), for each of ``n`` choices (``n`` is 1 unless an operator raised ``max_n``), and
-    one more for a completion's echoed prompt (our nodes send it as one chunk)."""
-    bound = (max_tokens if max_tokens > 0 else max(1, context)) * (parsed.n or 1)
-    return bound + 1 if isinstance(parsed, CompletionRequest) and parsed.echo else bound
 
 
 def settle_key_for(client_id: str) -> str:

@@ -26,7 +26,9 @@ serves when none does. A success marks the model loaded at once (the node had
 to load it to answer); the next heartbeat says what is loaded after all.
 
 Demand (``GET /mesh/demand``) is counted here too: attempts in flight per model
-(:class:`~LLM_Mesh.registry.demand.DemandTracker`, one increment each way). Every
+(:class:`~LLM_Mesh.registry.demand.DemandTracker`, one increment each way), and per node
+for the stream floor (:class:`~LLM_Mesh.core.stream_guard.SharedTime`: the time a node's
+attempts in flight shared it, ``Routing.shares``). Every
 attempt ends in :meth:`Routing.finish`; ``on_finish`` (the gateway's metrics, when on)
 hears each one: node, outcome, and whether the router ejected the node for it.
 """
@@ -44,6 +46,7 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost
+from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.registry.demand import DemandTracker
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
@@ -79,6 +82,7 @@ class Routing:
         # failovers after the node did nothing (connect refused, 429): 100 % + 50/s
         self.failover_budget = failover_budget or RetryBudget(1.0, 50.0)
         self.demand = DemandTracker(clock)
+        self.shares = SharedTime()  # attempts in flight per node, over time: the stream floor
         # (node id, outcome, ejected) of every attempt that ends; None: nobody listens
         self.on_finish: Callable[[str, Outcome, bool], None] | None = None
         self._waiters = 0
@@ -178,7 +182,9 @@ class Routing:
 
     def begin(self, node_id: str, model: str) -> Attempt:
         self.demand.begin(model)
-        return self.router.begin(node_id, model, self.clock())
+        now = self.clock()
+        self.shares.begin(node_id, now)
+        return self.router.begin(node_id, model, now)
 
     def first_token(self, att: Attempt) -> None:
         self.router.first_token(att, self.clock())
@@ -199,8 +205,10 @@ class Routing:
         if att.done:
             return
         self.demand.end(att.model)
+        now = self.clock()
+        self.shares.end(att.node_id, now)
         ejected = self.router.finish(
-            att, self.clock(), outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms,
+            att, now, outcome, completion_tokens=completion_tokens, ttft_ms=ttft_ms,
             retry_after_s=retry_after_s,
         )  # fmt: skip
         if self.on_finish is not None:

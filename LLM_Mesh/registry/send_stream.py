@@ -43,7 +43,8 @@ node's prompt held the text so far (``mesh_continue`` or the completion prompt),
 its ``prompt_tokens`` less the tokens already sent is the request's prompt.
 
 Bounds (:mod:`~LLM_Mesh.core.stream_guard`): a node part past the tokens the request still
-allows (``Job.token_limit`` less those already sent) is cut off at the limit: nothing of
+allows (``Job.token_limit``; without ``max_tokens`` ``Job.limit_on`` the context its node
+declares, read again as each part opens; less those already sent) is cut off at the limit: nothing of
 the event past it is relayed, the node's stream is closed, the router hears
 ``SERVER_ERROR`` and the client's stream ends as a normal one does (a chunk with
 ``finish_reason: "length"``, the final chunk with ``usage`` and ``mesh``, ``[DONE]``); a
@@ -53,7 +54,9 @@ compare; a part that reaches its limit has its data lines parsed once more there
 ``json.loads``, to count its content chunks exactly). A part slower than the
 floor (``Runtime.stream_floor``) breaks like a cut (``TIMEOUT``), checked with one clock
 reading per read from the node; the time the relay spends writing to the client is not
-counted against the node (a client that reads slowly must not get an honest node ejected).
+counted against the node (a client that reads slowly must not get an honest node ejected),
+nor the time its node spent on this gateway's other requests (``Routing.shares``: the
+floor holds per node), both read only when the part's floor moment is recomputed.
 """
 
 from __future__ import annotations
@@ -187,22 +190,44 @@ class NodeStream:
         self.continued = False
         self._closed = False
         # the current node part's bounds (core/stream_guard.py)
-        limit = ex.job.token_limit
-        self.limit = limit if limit > 0 else _UNBOUNDED  # tokens it may still send
+        self.limit = _UNBOUNDED  # tokens it may still send (set as its stream opens)
         self.content = -1  # its content chunks, counted only past ``limit`` events
         self.clipped = False  # its usage said more than ``limit``: read as ``limit``
         self.opened = 0.0  # when its stream opened
         self.first_at: float | None = None  # when it sent its first token
         self.client_s = 0.0  # time spent writing its events to the client: not its own
         self.slow_at = math.inf  # the moment it is too slow unless it sends more
+        self.lost0 = 0.0  # its node's shared time lost when its floor's clock started
 
-    def _part(self, left: int) -> None:
-        """A node part starts (its stream just opened), with ``left`` tokens to send."""
-        self.limit = left
+    def _part(self) -> None:
+        """A node part starts (its stream just opened, ``tally.node_id`` its node), with
+        the tokens the request still allows on that node (:meth:`_left`)."""
+        self.limit = self._left()
         self.content, self.clipped = -1, False
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
+        self.lost0 = self._lost(self.opened)
         self.slow_at = slow_at(self.ex.rt.stream_floor, self.opened, None, 0)
+
+    def _left(self) -> int:
+        """The tokens the current node may still send: the job's limit (without
+        ``max_tokens``: at the context its node declares, at most the one the estimate was
+        priced at: ``Job.limit_on``), less those earlier nodes delivered."""
+        ex = self.ex
+        job, node = ex.job, ex.tally.node_id
+        if job.token_limit <= 0:
+            return _UNBOUNDED
+        limit = job.token_limit
+        if job.max_tokens <= 0 and node is not None:
+            hosted = ex.rt.table.hosted(node, job.model)
+            limit = job.limit_on(hosted.context_length if hosted is not None else None)
+        return limit - ex.tally.before
+
+    def _lost(self, now: float) -> float:
+        """The time the current node's requests lost to each other by ``now``
+        (``core/stream_guard.SharedTime``): not counted against this part."""
+        node = self.ex.tally.node_id
+        return 0.0 if node is None else self.ex.routing.shares.lost(node, now)
 
     def _sender(self, payload: bytes) -> Sender:
         rt, job = self.ex.rt, self.ex.job
@@ -228,7 +253,7 @@ class NodeStream:
                 ex.finish(att, Outcome.CANCELLED)  # a 4xx the node decided: neutral
             return Answer(node, resp.status_code, resp.content, None)
         self.resp = resp
-        self._part(self.limit)
+        self._part()
         return Answer(node, 200, b"", None)
 
     async def events(self) -> AsyncGenerator[list[Event], None]:
@@ -368,7 +393,9 @@ class NodeStream:
         """The part's floor moment passed: it is recomputed with the events sent since
         (less the time the client took); past it still, the part is too slow."""
         floor = self.ex.rt.stream_floor
-        self.slow_at = slow_at(floor, self.opened, self.first_at, len(self.data)) + self.client_s
+        shared = self._lost(now) - self.lost0  # its node's time went to other requests too
+        base = slow_at(floor, self.opened, self.first_at, len(self.data))
+        self.slow_at = base + self.client_s + shared
         if now <= self.slow_at:
             return None
         node = self.ex.tally.node_id
@@ -376,8 +403,8 @@ class NodeStream:
             return _TooSlow(f"node {node} sent no token within {floor.first_token_s:g} s")
         return _TooSlow(
             f"node {node} is too slow: {len(self.data)} events in "
-            f"{now - self.first_at - self.client_s:.1f} s after its first token "
-            f"(floor: {floor.min_rate:g}/s after {floor.grace_s:g} s)"
+            f"{now - self.first_at - self.client_s - shared:.1f} s of its time after its "
+            f"first token (floor: {floor.min_rate:g}/s after {floor.grace_s:g} s)"
         )
 
     def _checked(self, blob: bytes, first: bytes) -> dict[str, Any]:
@@ -402,7 +429,9 @@ class NodeStream:
         if not self.node_first and chunk_text(obj):
             self.node_first = True
             ex.first_token()
-            self.first_at = now = ex.rt.clock() - self.client_s  # on the node's own time
+            real = ex.rt.clock()
+            self.first_at = now = real - self.client_s  # on the node's own time
+            self.lost0 = self._lost(real)  # the floor's clock starts again here
             self.slow_at = slow_at(ex.rt.stream_floor, self.opened, now, len(self.data))
             self.slow_at += self.client_s
         usage = obj.get("usage")
@@ -490,8 +519,7 @@ class NodeStream:
         self.resp = resp
         self.node_first = self.usage_seen = False
         self.continued = True
-        limit = job.token_limit
-        self._part(limit - tally.before if limit > 0 else _UNBOUNDED)
+        self._part()
         return None
 
     async def _at_limit(self) -> list[Event]:

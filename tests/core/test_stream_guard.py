@@ -7,7 +7,16 @@ import math
 import pytest
 
 from LLM_Mesh.core.pricing import completion_bound, estimate_prompt_tokens
-from LLM_Mesh.core.stream_guard import SLACK_EVENTS, StreamFloor, over_limit, slow_at
+from LLM_Mesh.core.stream_guard import (
+    MAX_CONTEXT,
+    SLACK_EVENTS,
+    SharedTime,
+    StreamFloor,
+    node_context,
+    over_limit,
+    slow_at,
+    token_limit,
+)
 
 
 def test_over_limit_counts_tokens_exactly_and_events_with_slack() -> None:
@@ -58,3 +67,73 @@ def test_no_floor_is_never_too_slow() -> None:
 def test_a_floor_must_be_finite_and_not_negative(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         StreamFloor(**{field: value})
+
+
+def test_a_nodes_declared_context_counts_up_to_max_context() -> None:
+    assert node_context(8192, 4096) == 8192
+    assert node_context(None, 4096) == 4096  # none declared: the default
+    for odd in (0, -5, True, 2.5, "9"):
+        assert node_context(odd, 4096) == 4096
+    assert node_context(10**12, 4096) == MAX_CONTEXT  # a hostile declaration: bounded
+    assert node_context(None, 10**12) == MAX_CONTEXT
+
+
+def test_the_token_limit_is_max_tokens_else_the_context_per_choice() -> None:
+    assert token_limit(8, 4096) == 8
+    assert token_limit(0, 4096) == 4096
+    assert token_limit(0, 4096, choices=2, echo=True) == 2 * 4096 + 1
+    assert token_limit(0, 0) == 1
+
+
+def test_a_node_alone_loses_no_time() -> None:
+    shares = SharedTime()
+    assert shares.lost("a", 5.0) == 0.0  # nothing in flight
+    shares.begin("a", 0.0)
+    assert shares.lost("a", 100.0) == 0.0
+    shares.end("a", 100.0)
+    assert shares.in_flight("a") == 0 and shares.lost("a", 200.0) == 0.0
+
+
+def test_k_requests_on_a_node_each_lose_all_but_one_kth_of_its_time() -> None:
+    shares = SharedTime()
+    for _ in range(4):
+        shares.begin("a", 0.0)
+    shares.begin("b", 0.0)  # another node's load is not a's
+    assert shares.in_flight("a") == 4
+    assert shares.lost("a", 40.0) == pytest.approx(30.0)
+    assert shares.lost("b", 40.0) == 0.0
+    shares.end("a", 40.0)  # 3 left: 2/3 of each second lost from here
+    assert shares.lost("a", 70.0) == pytest.approx(30.0 + 20.0)
+    shares.end("a", 70.0)
+    shares.end("a", 70.0)  # alone again: it loses nothing more
+    assert shares.lost("a", 1_000.0) == pytest.approx(50.0)
+
+
+def _cut_at(floor: StreamFloor, shares: SharedTime, node: str, gap_s: float,
+            streams: int, events: int = 400) -> float | None:  # fmt: skip
+    """When the first of ``streams`` streams of one node is too slow, as the gateway
+    checks it (``send_stream``: the moment plus what its node lost since its first token),
+    when the node sends one event of one of them every ``gap_s`` seconds, in turn
+    (its rate divided among them); ``None``: never within ``events`` events each."""
+    for _ in range(streams):
+        shares.begin(node, 0.0)
+    now, first, lost0 = 0.0, 0.0, 0.0  # each stream's first token at 0 (a burst)
+    for n in range(1, events + 1):
+        for _ in range(streams):
+            now += gap_s
+            moment = slow_at(floor, 0.0, first, n - 1) + shares.lost(node, now) - lost0
+            if now > moment:
+                return now
+    return None
+
+
+def test_the_floor_holds_per_node_not_per_request() -> None:
+    """A node at 1.6 events a second in all: alone it keeps above a floor of 1/s; with 4
+    streams each gets 0.4/s and is held to 1/4 of the floor, so none is cut; a node at
+    0.4/s on its only stream is cut (its share is the whole second)."""
+    floor = StreamFloor(min_rate=1.0, grace_s=2.0)
+    assert _cut_at(floor, SharedTime(), "n", 1 / 1.6, streams=1) is None
+    assert _cut_at(floor, SharedTime(), "n", 1 / 1.6, streams=4) is None  # before: cut at ~5 s
+    assert _cut_at(floor, SharedTime(), "n", 4 / 1.6, streams=1) is not None
+    # and 4 streams of a node too slow in all (0.8/s together) are cut
+    assert _cut_at(floor, SharedTime(), "n", 1 / 0.8, streams=4) is not None

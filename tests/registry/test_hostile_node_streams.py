@@ -7,6 +7,7 @@ real time."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -419,3 +420,98 @@ async def test_an_honest_stream_at_its_limit_is_not_cut(tmp_path: Path) -> None:
         assert _said(chunks, COMPLETIONS) == ["hi"] + [f"t{i} " for i in range(MAX)]
         assert chunks[-1]["usage"]["completion_tokens"] == MAX
         assert not await _failed(h, "ok")
+
+
+class Paced(httpx.AsyncByteStream):
+    """One of a node's streams that share its pace: every event of any of them takes
+    ``gap_s`` of the gateway's clock (the node's rate in all, divided among its streams
+    by taking turns); ``tokens`` tokens, then its end."""
+
+    def __init__(self, clock: ManualClock, gap_s: float, tokens: int) -> None:
+        self.clock, self.gap_s, self.tokens = clock, gap_s, tokens
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield _role("slow") + _token(CHAT, "slow", "t0 ")
+        for i in range(1, self.tokens):
+            await asyncio.sleep(0)  # the node's other streams take their turn
+            if self.closed:
+                return
+            self.clock.advance(self.gap_s)
+            yield _token(CHAT, "slow", f"t{i} ")
+        for ev in _end(CHAT, "slow", self.tokens):
+            yield ev
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def _paced(tmp_path: Path, streams: int, gap_s: float, tokens: int = 40) -> list[str]:
+    """``streams`` concurrent streams of one node whose every event takes ``gap_s`` of the
+    gateway's clock (floor: 1 event/s after 2 s); each stream's client text."""
+    clock = ManualClock()
+    nodes = Nodes()
+    nodes.streams["slow"] = lambda node: Paced(clock, gap_s, tokens)
+    async with running(tmp_path, nodes=nodes, clock=clock, heartbeat_interval_s=600.0,
+                       **FLOOR) as h:  # fmt: skip
+        await h.register("slow", max_concurrency=4, max_queue=0)
+        rs = await asyncio.gather(
+            *(h.client.post(CHAT, json=_body(CHAT, max_tokens=64)) for _ in range(streams))
+        )
+        assert h.in_flight("slow") == 0
+        assert all(r.status_code == 200 for r in rs)
+        return [r.text for r in rs]
+
+
+async def test_a_slow_honest_node_serving_four_streams_is_not_cut(tmp_path: Path) -> None:
+    """A node at 1.6 events a second in all serves 4 streams: 0.4/s each, below the floor
+    of 1/s but above its share of it (1/4 each: the floor holds per node). Before: every
+    stream cut off as too slow (with no other node to continue on: the error event)."""
+    texts = await _paced(tmp_path, streams=4, gap_s=1 / 1.6)
+    for text in texts:
+        chunks = _data(text)
+        assert not any("error" in c for c in chunks), chunks[-1]
+        assert len(_said(chunks)) == 40 and chunks[-1]["mesh"]["node_id"] == "slow"
+
+
+async def test_a_node_trickling_its_only_stream_is_still_cut(tmp_path: Path) -> None:
+    """The same 0.4 events a second per stream on a node serving nothing else: held to the
+    whole floor, whatever ``max_concurrency`` it declares (4 here)."""
+    (text,) = await _paced(tmp_path, streams=1, gap_s=1 / 0.4)
+    err = _data(text)[-1]["error"]
+    assert "too slow" in err["message"]
+
+
+async def test_a_continuing_node_is_held_to_its_own_context(tmp_path: Path) -> None:
+    """A custom model without ``max_tokens``: the node with the smaller context (64) breaks
+    off after 10 tokens, one declaring 512 continues with 200 more, honestly. Its part is
+    held to its own context less what was sent (502), not to the first node's (before: cut
+    off after 54, and counted as a failure)."""
+    nodes = Nodes()
+
+    def broken() -> list[bytes]:  # no [DONE]: a break
+        return [_role("a"), *(_token(CHAT, "a", f"a{i} ") for i in range(10))]
+
+    def rest() -> list[bytes]:
+        toks = [_token(CHAT, "b", f"b{i} ") for i in range(200)]
+        return [_role("b"), *toks, *_end(CHAT, "b", 200)]
+
+    nodes.streams["a"] = lambda node: Hostile(broken)
+    nodes.streams["b"] = lambda node: Hostile(rest)
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        for node, ctx in (("a", 64), ("b", 512)):
+            nodes.add(node)
+            reg = {"node_id": node, "url": f"http://{node}:8801", "continuation": True,
+                   "models": [{"id": "tiny-custom", "context_length": ctx}]}  # fmt: skip
+            assert (await h.client.post("/mesh/nodes", json=reg)).status_code == 200
+        rank(h.runtime.routing.router, ["a", "b"], "tiny-custom", h.clock())
+        body = {"model": "tiny-custom", "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+        r = await h.client.post(CHAT, json=body)
+        assert r.status_code == 200 and r.headers["x-mesh-node"] == "a"
+        chunks = _data(r.text)
+        said = _said(chunks)
+        assert said[:10] == [f"a{i} " for i in range(10)]
+        assert said[10:] == [f"b{i} " for i in range(200)]
+        assert chunks[-1]["mesh"]["failover_from"] == ["a"]
+        assert not await _failed(h, "b")

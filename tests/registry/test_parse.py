@@ -273,3 +273,50 @@ async def test_a_client_cannot_send_the_gateways_mesh_continue(mesh: Harness, st
     err = r.json()["error"]
     assert err["param"] == "mesh_continue" and err["type"] == "invalid_request_error"
     assert mesh.nodes.calls() == 0
+
+
+async def test_a_custom_models_job_is_priced_at_the_largest_context_its_nodes_declare(
+    tmp_path: Path,
+) -> None:
+    """Without ``max_tokens`` the estimate covers what the node with the largest context
+    may send, and each node part is held to its own node's context, never past that one
+    (before: the estimate and the limit were one node's context, whichever node the
+    listing showed, and a node declaring more was cut off below its own context)."""
+    from starlette.datastructures import Headers
+
+    from LLM_Mesh.core.pricing import estimate
+    from LLM_Mesh.core.stream_guard import MAX_CONTEXT
+    from LLM_Mesh.registry.parse import build_job
+
+    async def register(h: Harness, node: str, ctx: int) -> None:
+        h.nodes.add(node)
+        reg = {"node_id": node, "url": f"http://{node}:8801",
+               "models": [{"id": "tiny-custom", "context_length": ctx}]}  # fmt: skip
+        assert (await h.client.post("/mesh/nodes", json=reg)).status_code == 200
+
+    async with running(tmp_path) as h:
+        await register(h, "a-small", 64)  # the listing showed the first node id's
+        await register(h, "b-big", 4096)
+        body = {
+            "model": "tiny-custom",
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        raw = json.dumps(body).encode()
+        job = build_job(h.runtime, Headers({}), raw, CHAT, 0.0)
+        assert job.context == 4096 and job.token_limit == 4096
+        assert job.estimate == estimate(job.price, len(job.prompt_text), 0, 4096)
+        assert job.limit_on(4096) == 4096 and job.limit_on(64) == 64
+        assert job.limit_on(None) == 4096  # none declared: the priced context
+        # a node declaring more than what was reserved (it registered after) gets that only
+        assert job.limit_on(10**9) == 4096
+        with_max = build_job(h.runtime, Headers({}), json.dumps({**body, "max_tokens": 9}).encode(),
+                             CHAT, 0.0)  # fmt: skip
+        assert with_max.limit_on(64) == 9
+
+        # a hostile node declaring a huge context: bounded, and priced at the bound
+        await register(h, "c-huge", 10**15)
+        job = build_job(h.runtime, Headers({}), raw, CHAT, 0.0)
+        assert job.context == MAX_CONTEXT and job.limit_on(10**15) == MAX_CONTEXT
+        listed = {m["id"]: m for m in (await h.client.get("/mesh/models")).json()["models"]}
+        assert listed["tiny-custom"]["context_length"] == MAX_CONTEXT

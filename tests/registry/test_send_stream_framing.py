@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.core.answer_text import output_sha256
-from LLM_Mesh.core.stream_guard import StreamFloor
+from LLM_Mesh.core.stream_guard import SharedTime, StreamFloor
 from LLM_Mesh.registry.job import Tally
 from LLM_Mesh.registry.node_client import _line_batches
 from LLM_Mesh.registry.relay import SseRelay
@@ -68,6 +68,7 @@ class _Exchange:
         self.first = 0
         self.job = SimpleNamespace(token_limit=0)  # no bound
         self.rt = SimpleNamespace(clock=lambda: 0.0, stream_floor=StreamFloor())
+        self.routing = SimpleNamespace(shares=SharedTime())
 
     def first_token(self) -> None:
         self.first += 1
