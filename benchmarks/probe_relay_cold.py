@@ -21,11 +21,13 @@ import argparse
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import uvloop
 from _common import machine_line
 
+from LLM_Mesh.core import stream_guard
 from LLM_Mesh.registry import node_client
 from LLM_Mesh.registry.job import Tally
 from LLM_Mesh.registry.relay import SseRelay
@@ -67,6 +69,14 @@ class _Exchange:
         self.tally = Tally()
         self.tally.node_id = "n"
         self.att = None
+        # the stream guard's inputs (a tree before it has none): no token limit, the default
+        # floor on the real clock, one request in flight on the node
+        self.job = SimpleNamespace(token_limit=0, max_tokens=0)
+        self.rt = SimpleNamespace(clock=time.monotonic, stream_floor=stream_guard.StreamFloor())
+        shared = getattr(stream_guard, "SharedTime", None)
+        self.routing = SimpleNamespace(shares=shared() if shared is not None else None)
+        if shared is not None:
+            self.routing.shares.begin("n", time.monotonic())
 
     def first_token(self) -> None:
         return None
