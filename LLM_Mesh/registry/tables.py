@@ -55,6 +55,7 @@ __all__ = [
     "canary_verifiers",
     "idempotency_keys",
     "ledger_checkpoints",
+    "ledger_cosignatures",
     "ledger_entries",
     "ledger_head",
     "ledger_keys",
@@ -239,6 +240,17 @@ ledger_checkpoints = Table(
     Column("time_us", BigInteger(), nullable=False),
     Column("public_key", String(64), nullable=False),
     Column("note", Text(), nullable=False),
+)
+
+# witnesses' cosignatures of checkpoints (migration 0014; registry/ledger.py): one line per
+# (checkpoint size, witness key text), the first accepted kept; served after the note's own
+ledger_cosignatures = Table(
+    "ledger_cosignatures",
+    metadata,
+    Column("tree_size", BigInteger(), primary_key=True, autoincrement=False),
+    Column("witness", String(256), primary_key=True),
+    Column("time_s", BigInteger(), nullable=False),
+    Column("line", Text(), nullable=False),
 )
 
 ledger_keys = Table(
