@@ -15,6 +15,8 @@ the entries with their sequence numbers. In one transaction it
 
 Entry times never go backwards (a clock step back writes the last entry's time).
 Proofs and historical roots are read from the stored complete-subtree hashes.
+Checkpoints are read with their witnesses' cosignature lines (``ledger_cosignatures``,
+``registry/ledger_cosign.py``) appended to each note.
 After a commit, ``on_append(size)`` is called (the checkpointer's wake-up).
 
 The engine comes from ``get_engine`` (the store's, or :func:`memory_engine` for a
