@@ -393,6 +393,13 @@ def witness_command(
 
     try:
         code = run_witness(state_path, settings.home / LOCK_FILE, one, every)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise fail(
+            MeshError(
+                f"no LLM Mesh registry answered at {settings.registry_url} "
+                f"({type(exc).__name__}: {exc}); pass --registry URL or set LLM_MESH_REGISTRY_URL"
+            )
+        ) from exc
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     if code:

@@ -241,3 +241,15 @@ def test_one_witness_per_home_and_a_state_it_did_not_write_is_refused(tmp_path: 
     w.state.write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="not what the witness wrote"):
         load_state(w.state)
+
+
+def test_the_command_prints_its_key_and_says_when_no_registry_answers(tmp_path: Path) -> None:
+    code, out = cli(tmp_path / "w", "ledger", "witness", "--registry", "http://127.0.0.1:9")
+    said = flat(out)
+    assert code == 1 and "no LLM Mesh registry answered at http://127.0.0.1:9" in said, out
+    assert "made the witness key" in said and "witness key: llm-mesh-witness/" in said
+    key, _ = load_or_create_witness_key(tmp_path / "w" / KEY_FILE)
+    text = said.split("witness key: ")[1].split()[0]
+    assert text == witness_key(key, text.split("+")[0]).vkey  # the key text verifiers pass
+    code, out = cli(tmp_path / "w", "ledger", "witness", "--log-key", "junk")
+    assert code == 1 and "--log-key" in out
