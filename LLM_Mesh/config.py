@@ -33,6 +33,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | ledger_origin        | LLM_MESH_LEDGER_ORIGIN   | llm-mesh.local/ledger (checkpoints' origin and key name) |
 | ledger_checkpoint_every | LLM_MESH_LEDGER_CHECKPOINT_EVERY | 1000 (entries between signed checkpoints) |
 | ledger_checkpoint_interval_s | LLM_MESH_LEDGER_CHECKPOINT_S | 60 (at most this long before new entries are signed) |
+| ledger_witnesses     | LLM_MESH_LEDGER_WITNESSES | none (witness key texts, ``,``-separated, whose cosignatures ``POST /v1/ledger/cosignatures`` accepts; none: it accepts none) |
 | anonymous_rpm        | LLM_MESH_ANONYMOUS_RPM   | 60 requests a minute per client address without a key (0: no limit) |
 | api_key              | LLM_MESH_API_KEY         | none: clients (``ask``, the seed API) send no key, as anonymous |
 
@@ -73,6 +74,7 @@ from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.shutdown import DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 from LLM_Mesh.core.validation import ascii_digits
+from LLM_Mesh.core.witness import BadCosignature, parse_vkey
 
 DEFAULT_REGISTRY_HOST = "127.0.0.1"
 DEFAULT_REGISTRY_PORT = 8800
@@ -181,6 +183,18 @@ def _limits(env: Mapping[str, str]) -> RequestLimits:
     )
 
 
+def _witnesses(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``LLM_MESH_LEDGER_WITNESSES``: witness key texts, ``,``-separated, each checked."""
+    texts = tuple(t.strip() for t in (env.get("LLM_MESH_LEDGER_WITNESSES") or "").split(","))
+    out = tuple(t for t in texts if t)
+    for t in out:
+        try:
+            parse_vkey(t)
+        except BadCosignature as exc:
+            raise ValueError(f"LLM_MESH_LEDGER_WITNESSES: {exc}") from None
+    return out
+
+
 def split_urls(value: str) -> tuple[str, ...]:
     """``"URL,URL,..."`` → the URLs, trailing ``/`` dropped, empty parts left out."""
     return tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
@@ -217,6 +231,9 @@ class Settings:
     ledger_origin: str = "llm-mesh.local/ledger"
     ledger_checkpoint_every: int = 1000
     ledger_checkpoint_interval_s: float = 60.0
+    # witnesses whose checkpoint cosignatures the registry accepts and serves (their
+    # ``vkey`` texts, core/witness.py; checked in from_env); none: it accepts none
+    ledger_witnesses: tuple[str, ...] = ()
     # requests a minute per client address without an API key; None: no limit (``up``)
     anonymous_rpm: int | None = DEFAULT_ANONYMOUS_RPM
     api_key: str | None = field(default=None, repr=False)  # what clients send (``ask``)
@@ -290,6 +307,7 @@ class Settings:
             or "llm-mesh.local/ledger",
             ledger_checkpoint_every=_int(env, "LLM_MESH_LEDGER_CHECKPOINT_EVERY", 1000),
             ledger_checkpoint_interval_s=_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
+            ledger_witnesses=_witnesses(env),
             anonymous_rpm=_limit(env, "LLM_MESH_ANONYMOUS_RPM", DEFAULT_ANONYMOUS_RPM),
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),

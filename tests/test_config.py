@@ -232,6 +232,20 @@ def test_ledger_settings_from_env() -> None:
     )
 
 
+def test_ledger_witnesses_from_env_are_checked_key_texts() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from LLM_Mesh.core.witness import witness_key
+
+    assert Settings.from_env({}).ledger_witnesses == ()
+    a = witness_key(Ed25519PrivateKey.generate(), "w.test/a").vkey
+    b = witness_key(Ed25519PrivateKey.generate(), "w.test/b").vkey
+    s = Settings.from_env({"LLM_MESH_LEDGER_WITNESSES": f" {a}, {b},"})
+    assert s.ledger_witnesses == (a, b)
+    with pytest.raises(ValueError, match=r"LLM_MESH_LEDGER_WITNESSES.*not a witness key"):
+        Settings.from_env({"LLM_MESH_LEDGER_WITNESSES": f"{a},junk"})
+
+
 def test_anonymous_rpm_and_api_key_from_env() -> None:
     assert Settings.from_env({}).anonymous_rpm == 60  # on by default
     assert Settings.from_env({"LLM_MESH_ANONYMOUS_RPM": "5"}).anonymous_rpm == 5

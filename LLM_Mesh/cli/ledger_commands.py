@@ -39,6 +39,7 @@ import typer
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, load_seen_checkpoint, save_seen
+from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.core.ledger_audit import Auditor, Report
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
@@ -353,6 +354,17 @@ CompareOpt = Annotated[
 ]
 
 
+WitnessOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--witness",
+        metavar="KEY",
+        help="require the newest checkpoint to carry this witness's cosignature (its key "
+        "text, what `llm-mesh ledger witness` prints: name+keyID+base64); repeatable",
+    ),
+]
+
+
 def _check_pin(key: str) -> None:
     """``--key`` must be a base64 Ed25519 public key (32 bytes), said so before anything runs."""
     try:
@@ -385,15 +397,24 @@ def verify(
         ),
     ] = 10_000,
     compare: CompareOpt = None,
+    witness: WitnessOpt = None,
+    witnesses_needed: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="how many of the --witness keys must have cosigned (default: all)"
+        ),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
-    balances; with --compare, other verifiers' checkpoints against this view.
+    balances; with --compare, other verifiers' checkpoints against this view; with
+    --witness, that witnesses cosigned the newest checkpoint checked.
 
     Exit 0: everything checks out (and every compared checkpoint is one history with this
-    view); 1: any finding, each named (`split view`: the registry signed two histories,
-    both notes printed as evidence; `signature`: a compared checkpoint this ledger's key
-    did not sign), or an error."""
+    view, and the newest checkpoint carries the witnesses' cosignatures); 1: any finding,
+    each named (`split view`: the registry signed two histories, both notes printed as
+    evidence; `signature`: a compared checkpoint this ledger's key did not sign;
+    `unwitnessed`: too few of the trusted witnesses cosigned), or an error."""
     settings = settings_from(home, registry, database_url=database_url)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
     where = "the store" if database_url else settings.registry_url
@@ -401,6 +422,11 @@ def verify(
     db = settings.effective_database_url if database_url else None
     if key is not None:
         _check_pin(key)
+    witnesses = parse_witness_keys(witness or ())
+    if witnesses_needed is not None and witnesses_needed > len(witnesses):
+        raise fail(
+            ValueError(f"--witnesses-needed {witnesses_needed}: only {len(witnesses)} --witness")
+        )
 
     async def go() -> tuple[Report, list[Compared]]:
         remembered = load_seen(seen_path, source)
@@ -430,6 +456,10 @@ def verify(
         if compare:
             err.print("comparisons skipped: this verifier's own view does not check out")
         raise typer.Exit(1)
+    if witnesses:  # a view no trusted witness saw is not remembered as this ledger's
+        note = report.checkpoint.note if report.checkpoint is not None else None
+        if not check_witnessed(note, witnesses, witnesses_needed or len(witnesses), time.time()):
+            raise typer.Exit(1)
     save_seen(seen_path, source, report, None if database_url else settings.registry_url)
     print_compared(compared, report.checkpoint, report.checkpoint_key, where)
     if not all(c.ok for c in compared):
@@ -480,3 +510,6 @@ def checkpoint(
     console.print(
         f"wrote {shown(out)}: checkpoint at size {cp['tree_size']} (root {shown(cp['root_hash'])})"
     )
+
+
+ledger_app.command("witness")(witness_command)

@@ -30,7 +30,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from LLM_Mesh.core.merkle import HASH_SIZE
 
-__all__ = ["BadCheckpoint", "Checkpoint", "key_hash", "open_checkpoint", "sign_checkpoint", "vkey"]
+__all__ = [
+    "BadCheckpoint",
+    "Checkpoint",
+    "key_hash",
+    "open_checkpoint",
+    "sign_checkpoint",
+    "split_note",
+    "vkey",
+]
 
 _ED25519 = b"\x01"
 _DASH = "\u2014 "
@@ -77,12 +85,19 @@ def sign_checkpoint(
     return Checkpoint(origin, tree_size, root_hash, time_us, body + "\n" + line)
 
 
-def open_checkpoint(note: str, origin: str, public_key: bytes) -> Checkpoint:
-    """Check ``note``'s signature by ``public_key`` under ``origin``; what it says."""
+def split_note(note: str) -> tuple[str, list[str]]:
+    """A signed note's body (each line ending in ``\\n``) and its signature lines (those
+    starting with ``\u2014 ``, the dash and space cut off: ``<key name> <base64>``)."""
     body, sep, sigs = note.partition("\n\n")
     if not sep or not body:
         raise BadCheckpoint("not a signed note (no blank line before the signatures)")
-    body += "\n"
+    lines = [line[len(_DASH) :] for line in sigs.split("\n") if line.startswith(_DASH)]
+    return body + "\n", lines
+
+
+def open_checkpoint(note: str, origin: str, public_key: bytes) -> Checkpoint:
+    """Check ``note``'s signature by ``public_key`` under ``origin``; what it says."""
+    body, sig_lines = split_note(note)
     lines = body.split("\n")[:-1]
     if len(lines) != 4 or lines[0] != origin or not lines[3].startswith("time "):
         raise BadCheckpoint(f"not a checkpoint of {origin!r} (origin, size, root, time)")
@@ -95,10 +110,8 @@ def open_checkpoint(note: str, origin: str, public_key: bytes) -> Checkpoint:
         raise BadCheckpoint("malformed checkpoint size or root")
     want = key_hash(origin, public_key)
     pub = Ed25519PublicKey.from_public_bytes(public_key)
-    for line in sigs.split("\n"):
-        if not line.startswith(_DASH):
-            continue
-        name, _, b64 = line[len(_DASH) :].rpartition(" ")
+    for line in sig_lines:
+        name, _, b64 = line.rpartition(" ")
         try:
             raw = base64.b64decode(b64, validate=True)
         except ValueError:

@@ -61,6 +61,7 @@ from LLM_Mesh.registry.hot_heartbeat import RegistryApp
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
 from LLM_Mesh.registry.ledger_api import router as ledger_router
+from LLM_Mesh.registry.ledger_cosign import router as cosign_router
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
@@ -412,6 +413,7 @@ def create_registry_app(
     install_error_handlers(app)
     install_gateway(app)
     app.include_router(mesh_router)
+    app.include_router(cosign_router)  # before ledger_router: /checkpoints/latest is its own
     app.include_router(ledger_router)
     app.state.dashboard = install_dashboard(app, runtime, wall_clock=wall_clock)
     app.include_router(earnings_router)

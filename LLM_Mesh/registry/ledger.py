@@ -15,6 +15,8 @@ the entries with their sequence numbers. In one transaction it
 
 Entry times never go backwards (a clock step back writes the last entry's time).
 Proofs and historical roots are read from the stored complete-subtree hashes.
+Checkpoints are read with their witnesses' cosignature lines (``ledger_cosignatures``,
+``registry/ledger_cosign.py``) appended to each note.
 After a commit, ``on_append(size)`` is called (the checkpointer's wake-up).
 
 The engine comes from ``get_engine`` (the store's, or :func:`memory_engine` for a
@@ -211,6 +213,33 @@ async def memory_engine() -> AsyncEngine:
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)
     return engine
+
+
+async def _cosigned(conn: AsyncConnection, rows: Sequence[Any]) -> list[CheckpointRecord]:
+    """``ledger_checkpoints`` rows as records, each note followed by the cosignature lines
+    stored for its size (in witness order: one read for all of them)."""
+    if not rows:
+        return []
+    w = tables.ledger_cosignatures
+    sizes = [int(r.tree_size) for r in rows]
+    stmt = (
+        select(w.c.tree_size, w.c.line)
+        .where(w.c.tree_size >= min(sizes), w.c.tree_size <= max(sizes))
+        .order_by(w.c.tree_size, w.c.witness)
+    )
+    lines: dict[int, list[str]] = {}
+    for size, line in (await conn.execute(stmt)).all():
+        lines.setdefault(int(size), []).append(line)
+    return [
+        CheckpointRecord(
+            int(r.tree_size),
+            r.root_hash,
+            int(r.time_us),
+            r.public_key,
+            r.note + "".join(lines.get(int(r.tree_size), ())),
+        )
+        for r in rows
+    ]
 
 
 class _Refused(Exception):
@@ -453,15 +482,14 @@ class SqlLedger:
             return bool((await conn.execute(stmt)).rowcount == 1)
 
     async def checkpoints(self, after: int, limit: int) -> tuple[list[CheckpointRecord], bool]:
+        """Checkpoints with ``tree_size > after``, oldest first, at most ``limit``, each
+        note with its witnesses' cosignature lines appended; and whether more follow."""
         c = tables.ledger_checkpoints
         stmt = select(c).where(c.c.tree_size > after).order_by(c.c.tree_size).limit(limit + 1)
         engine = await self.engine()
         async with engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        out = [
-            CheckpointRecord(int(r.tree_size), r.root_hash, int(r.time_us), r.public_key, r.note)
-            for r in rows[:limit]
-        ]
+            out = await _cosigned(conn, rows[:limit])
         return out, len(rows) > limit
 
     async def latest_checkpoint(self) -> CheckpointRecord | None:
@@ -469,10 +497,29 @@ class SqlLedger:
         stmt = select(c).order_by(c.c.tree_size.desc()).limit(1)
         engine = await self.engine()
         async with engine.connect() as conn:
-            r = (await conn.execute(stmt)).first()
+            rows = (await conn.execute(stmt)).all()
+            out = await _cosigned(conn, rows)
+        return out[0] if out else None
+
+    async def checkpoint_at(self, tree_size: int) -> CheckpointRecord | None:
+        """The checkpoint signed at ``tree_size`` (its own note, no cosignatures), if any."""
+        c = tables.ledger_checkpoints
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            r = (await conn.execute(select(c).where(c.c.tree_size == tree_size))).first()
         if r is None:
             return None
         return CheckpointRecord(int(r.tree_size), r.root_hash, int(r.time_us), r.public_key, r.note)
+
+    async def add_cosignature(self, tree_size: int, witness: str, time_s: int, line: str) -> bool:
+        """Store a witness's cosignature line (checked by the caller) of the checkpoint at
+        ``tree_size``; ``False`` when that witness's is stored already (the first is kept)."""
+        engine = await self.engine()
+        async with engine.begin() as conn:
+            stmt = _insert_ignore(conn, tables.ledger_cosignatures).values(
+                tree_size=tree_size, witness=witness, time_s=time_s, line=line
+            )
+            return bool((await conn.execute(stmt)).rowcount == 1)
 
     async def add_key(self, public_key: str, at: datetime) -> None:
         engine = await self.engine()

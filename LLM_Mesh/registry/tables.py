@@ -9,9 +9,10 @@ number accepted from it and when it was revoked. ``admin_key``: the SHA-256 of t
 store's admin key (one row). The ledger (``registry/ledger.py``): ``ledger_entries``
 (append-only transfers, each a Merkle leaf), ``ledger_nodes`` (the hash of every
 complete subtree), ``ledger_head`` (one row: size, frontier, last leaf hash and time; the lock appends take),
-``ledger_checkpoints`` (signed tree heads) and ``ledger_keys`` (checkpoint signers'
-public keys). The migration ``0004`` adds triggers that refuse UPDATE and
-DELETE on the entries, nodes and checkpoints.
+``ledger_checkpoints`` (signed tree heads), ``ledger_keys`` (checkpoint signers'
+public keys) and ``ledger_cosignatures`` (witnesses' cosignatures of checkpoints, migration
+0014). The migrations ``0004`` and ``0014`` add triggers that refuse UPDATE and
+DELETE on the entries, nodes, checkpoints and cosignatures.
 store's admin key (one row). ``api_keys`` (migration 0003): clients' API keys (the
 SHA-256 of the key, never the key), their limits, avoided regions, when revoked.
 ``reward_periods`` (migration 0007): each node's closed reward periods; with it
@@ -55,6 +56,7 @@ __all__ = [
     "canary_verifiers",
     "idempotency_keys",
     "ledger_checkpoints",
+    "ledger_cosignatures",
     "ledger_entries",
     "ledger_head",
     "ledger_keys",
@@ -239,6 +241,17 @@ ledger_checkpoints = Table(
     Column("time_us", BigInteger(), nullable=False),
     Column("public_key", String(64), nullable=False),
     Column("note", Text(), nullable=False),
+)
+
+# witnesses' cosignatures of checkpoints (migration 0014; registry/ledger.py): one line per
+# (checkpoint size, witness key text), the first accepted kept; served after the note's own
+ledger_cosignatures = Table(
+    "ledger_cosignatures",
+    metadata,
+    Column("tree_size", BigInteger(), primary_key=True, autoincrement=False),
+    Column("witness", String(256), primary_key=True),
+    Column("time_s", BigInteger(), nullable=False),
+    Column("line", Text(), nullable=False),
 )
 
 ledger_keys = Table(

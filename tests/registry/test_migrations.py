@@ -24,7 +24,7 @@ ALL_TABLES = {
     "ledger_entries", "ledger_head", "ledger_keys", "ledger_nodes", "settlements",
     "canary_status", "canary_verifiers", "idempotency_keys", "node_checks", "registry_replicas",
     "reward_periods", "balances", "settle_holders", "pool_days", "settle_batches",
-    "poll_versions",
+    "poll_versions", "ledger_cosignatures",
 }  # fmt: skip
 
 
@@ -47,7 +47,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0013"]
+    assert script.get_heads() == ["0014"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -58,7 +58,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0013"
+            assert await conn.run_sync(_current) == "0014"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -78,7 +78,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0013"
+            assert await conn.run_sync(_current) == "0014"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -168,3 +168,41 @@ async def test_0011_raises_the_node_counters_to_the_logs_totals_once(database_ur
         assert await load_nodes(table, store) == len(n)
         got = {e.node_id: (e.requests, e.failures, e.tokens_generated) for e in table.entries()}
     assert got == want
+
+
+async def test_0014_cosignatures_go_on_a_0013_store_and_are_append_only(
+    database_url: str,
+) -> None:
+    """A witness's cosignature, once stored, is not changed or removed (as the checkpoints
+    it signs are not, 0004); the table comes off again with 0013."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    engine = _engine(database_url)
+    row = {"tree_size": 3, "witness": "w+00000000+AA==", "time_s": 1, "line": "\u2014 w x\n"}
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0013")
+            assert "ledger_cosignatures" not in await conn.run_sync(_user_tables)
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0014")
+            await conn.execute(insert(tables.ledger_cosignatures), [row])
+        for change in (
+            "UPDATE ledger_cosignatures SET line = 'forged'",
+            "DELETE FROM ledger_cosignatures",
+        ):
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(text(change))
+            except DBAPIError as exc:
+                assert "append-only" in str(exc)
+            else:
+                raise AssertionError(f"{change} was not refused")
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(tables.ledger_cosignatures))).all()
+            assert [r.line for r in rows] == [row["line"]]
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0013")
+            assert "ledger_cosignatures" not in await conn.run_sync(_user_tables)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,406 @@
+"""``llm-mesh ledger witness``: a cosigning witness of the registry's checkpoints.
+
+Each round (once, or every ``--every`` seconds) it asks the registry for its newest signed
+checkpoint (``GET /v1/ledger/checkpoints/latest``) and, from the size it last cosigned,
+an RFC 9162 consistency proof (``GET /v1/ledger/proof/consistency``); the decision is
+``core/witness.decide``'s. Cosigned: the state is saved first (``witness_state.json``:
+per origin, the size, root and note it cosigned; written whole and renamed into place),
+then the ``cosignature/v1`` line goes to the registry (``POST /v1/ledger/cosignatures``),
+which serves it with the checkpoint; verifiers require it with ``llm-mesh ledger verify
+--witness <key text>``. Refused (a split view, a rollback, a bad signature...): both
+notes are printed as evidence, the state is left as it was and the command exits 1.
+
+Files in ``$LLM_MESH_HOME``: ``witness.key`` (Ed25519, PEM, mode 0600, made once and never
+overwritten, like a node's key), ``witness_state.json`` and ``witness.lock`` (one witness
+per home: a second one started there stops at once).
+
+The registry's keys: those ``--log-key`` pins, else the ones it publishes
+(``GET /v1/ledger/keys``) each round. The witness's safety does not rest on them: whatever
+key signed a checkpoint, it is cosigned only as an extension of the one cosigned before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+
+from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.core.witness import (
+    BadCosignature,
+    Cosigned,
+    Decision,
+    WitnessKey,
+    cosign,
+    cosigners,
+    decide,
+    parse_vkey,
+    witness_key,
+)
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.secret_files import create_secret_file, too_open, try_lock
+
+__all__ = [
+    "KEY_FILE",
+    "STATE_FILE",
+    "Round",
+    "check_witnessed",
+    "load_or_create_witness_key",
+    "load_state",
+    "parse_witness_keys",
+    "print_round",
+    "run_witness",
+    "save_state",
+    "witness_command",
+    "witness_round",
+]
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "witness.key"
+STATE_FILE = "witness_state.json"
+LOCK_FILE = "witness.lock"
+STATE_FORMAT = "llm-mesh/witness-state/v1"
+FUTURE_S = 600  # a cosignature timestamped further ahead than this counts for nothing
+
+
+# -- the key and the state ------------------------------------------------------------
+
+
+def load_or_create_witness_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
+    """The witness key at ``path`` (made, mode 0600, when there is none) and whether it
+    was made now. An existing file is never replaced."""
+    if not path.exists():
+        fresh = Ed25519PrivateKey.generate()
+        pem = fresh.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        if create_secret_file(path, pem):
+            return fresh, True
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"{path} is not a readable Ed25519 key ({exc}); it is never overwritten: move it "
+            "away to make a new one (verifiers must then trust the new key)"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    if too_open(path):
+        log.warning("%s can be read by others: chmod 600 %s", path, path)
+    return key, False
+
+
+def default_name(key: Ed25519PrivateKey) -> str:
+    """A name for a witness that was given none: its key's ID under a fixed prefix."""
+    return "llm-mesh-witness/" + witness_key(key, "w").public_key.hex()[:16]
+
+
+def load_state(path: Path) -> dict[str, Cosigned]:
+    """Per origin, the last checkpoint this witness cosigned (empty: none yet)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise ValueError(f"{path} is not what the witness wrote ({exc})") from None
+    try:
+        if data.get("format") != STATE_FORMAT:
+            raise ValueError(f"format {data.get('format')!r}")
+        return {
+            origin: Cosigned(int(v["size"]), bytes.fromhex(v["root"]), str(v["note"]))
+            for origin, v in data["logs"].items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path} is not what the witness wrote ({exc})") from None
+
+
+def save_state(path: Path, state: dict[str, Cosigned]) -> None:
+    """Write the state whole, synced, renamed into place (never half written)."""
+    data = {
+        "format": STATE_FORMAT,
+        "logs": {
+            o: {"size": c.size, "root": c.root.hex(), "note": c.note} for o, c in state.items()
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write(json.dumps(data, indent=1, sort_keys=True))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+# -- one round ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round's outcome: ``decision`` ``None`` when the registry has signed nothing
+    yet; ``last``: the cosigned checkpoint before it; ``note``: the one offered now."""
+
+    decision: Decision | None
+    last: Cosigned | None
+    note: str = ""
+    submitted: str = ""  # what the registry said of the cosignature, or why it was not sent
+
+    @property
+    def refused(self) -> bool:
+        return self.decision is not None and not self.decision.ok
+
+
+async def _json(r: httpx.Response, what: str) -> dict[str, Any]:
+    if r.status_code != 200:
+        raise MeshError(f"{what} answered {r.status_code}: {r.text[:200]}")
+    data = r.json()
+    if not isinstance(data, dict):
+        raise MeshError(f"{what} did not answer an object")
+    return data
+
+
+async def _log_keys(client: httpx.AsyncClient, pins: Sequence[bytes]) -> list[bytes]:
+    if pins:
+        return list(pins)
+    data = await _json(await client.get("/v1/ledger/keys"), "GET /v1/ledger/keys")
+    return [base64.b64decode(str(k["public_key"])) for k in data["data"]]
+
+
+async def witness_round(
+    client: httpx.AsyncClient,
+    key: Ed25519PrivateKey,
+    name: str,
+    state_path: Path,
+    origin: str,
+    pins: Sequence[bytes] = (),
+    wall_clock: Callable[[], float] = time.time,
+) -> Round:
+    """Read, decide, and if it is consistent, save, cosign and hand in (module docstring)."""
+    r = await client.get("/v1/ledger/checkpoints/latest")
+    state = load_state(state_path)
+    last = state.get(origin)
+    if r.status_code == 404:
+        return Round(None, last)
+    latest = await _json(r, "GET /v1/ledger/checkpoints/latest")
+    note, size = str(latest["note"]), int(latest["tree_size"])
+    keys = await _log_keys(client, pins)
+    old = last.size if last is not None else 0
+    proof: list[bytes] = []
+    if 0 < old < size:
+        got = await _json(
+            await client.get("/v1/ledger/proof/consistency", params={"first": old, "second": size}),
+            "GET /v1/ledger/proof/consistency",
+        )
+        proof = [bytes.fromhex(p) for p in got["proof"]]
+    decision = decide(last, note, {origin: keys}, old, proof)
+    if not decision.ok or decision.checkpoint is None:
+        return Round(decision, last, note)
+    cp = decision.checkpoint
+    line = cosign(key, name, note, int(wall_clock()))
+    state[origin] = Cosigned(cp.tree_size, cp.root_hash, note)
+    save_state(state_path, state)  # before the cosignature leaves (tlog-witness: persist first)
+    resp = await client.post(
+        "/v1/ledger/cosignatures", json={"tree_size": cp.tree_size, "cosignature": line}
+    )
+    if resp.status_code != 200:
+        return Round(decision, last, note, f"refused by the registry ({resp.status_code}): "
+                     f"{resp.text[:300]}")  # fmt: skip
+    stored = resp.json().get("stored")
+    return Round(decision, last, note, "handed in" if stored else "handed in (had it already)")
+
+
+def _note(title: str, note: str) -> None:
+    err.print(f"--- {title}", markup=False, highlight=False, soft_wrap=True)
+    err.print(terminal_text(note.rstrip("\n")), markup=False, highlight=False, soft_wrap=True)
+
+
+def print_round(rnd: Round) -> None:
+    d = rnd.decision
+    if d is None:
+        console.print("nothing to cosign: the registry has signed no checkpoint yet")
+        return
+    if d.ok:
+        console.print(f"[green]cosigned[/]: {shown(d.message)}; {shown(rnd.submitted)}")
+        return
+    err.print(f"[red]REFUSED ({d.kind})[/]: {shown(d.message)}", highlight=False, soft_wrap=True)
+    if rnd.last is not None:
+        err.print(
+            "evidence: the checkpoint this witness cosigned before and the one the registry "
+            "offers now (check both with any C2SP signed-note verifier):",
+            highlight=False,
+            soft_wrap=True,
+        )
+        _note(f"cosigned before (size {rnd.last.size})", rnd.last.note)
+    _note("offered now", rnd.note)
+    err.print("the witness's state is unchanged: nothing was cosigned")
+
+
+def run_witness(
+    state_path: Path,
+    lock_path: Path,
+    one_round: Callable[[], Any],
+    every: float | None,
+) -> int:
+    """Rounds until one is refused (exit 1) or, without ``every``, after one: the exit code.
+    ``one_round``: an awaitable factory of :class:`Round`."""
+    fd = try_lock(lock_path)
+    if fd is None:
+        raise MeshError(f"another witness runs on this home ({lock_path} is held)")
+    try:
+
+        async def go() -> int:
+            while True:
+                try:
+                    rnd: Round = await one_round()
+                except (MeshError, httpx.HTTPError, ValueError, KeyError) as exc:
+                    if every is None:
+                        raise
+                    err.print(f"[yellow]round failed[/] ({type(exc).__name__}: {shown(exc)}); "
+                              f"again in {every:g} s", highlight=False)  # fmt: skip
+                else:
+                    print_round(rnd)
+                    if rnd.refused:
+                        return 1
+                    if every is None:
+                        return 0 if not rnd.submitted.startswith("refused") else 1
+                await asyncio.sleep(every)
+
+        return asyncio.run(go())
+    finally:
+        os.close(fd)
+
+
+# -- the commands' glue ---------------------------------------------------------------
+
+
+def parse_witness_keys(texts: Sequence[str]) -> list[WitnessKey]:
+    """``--witness`` values, each a witness key text; a clear error before anything runs."""
+    out: list[WitnessKey] = []
+    for t in texts:
+        try:
+            out.append(parse_vkey(t))
+        except BadCosignature as exc:
+            raise fail(ValueError(f"--witness: {exc}")) from None
+    return out
+
+
+def check_witnessed(
+    note: str | None, witnesses: Sequence[WitnessKey], needed: int, now: float
+) -> bool:
+    """Print which trusted witnesses cosigned the checkpoint ``note``; whether ``needed``
+    of them did (``note`` ``None``: no checkpoint, so no)."""
+    if note is None:
+        err.print(
+            "[red]unwitnessed[/]: no signed checkpoint to carry a witness's cosignature yet "
+            "(the registry signs one after new entries; verify again later)"
+        )
+        return False
+    found = cosigners(note, witnesses, not_after=int(now) + FUTURE_S)
+    size = note.split("\n")[1] if note.count("\n") > 1 else "?"
+    for wk in witnesses:
+        ts = found.get(wk.vkey)
+        if ts is not None:
+            console.print(f"witnessed: checkpoint at size {shown(size)} cosigned by "
+                          f"{shown(wk.name)} at {ts}")  # fmt: skip
+    if len(found) >= needed:
+        console.print(f"[green]OK[/]: cosigned by {len(found)} of {len(witnesses)} trusted "
+                      f"witnesses (needed {needed})")  # fmt: skip
+        return True
+    missing = [wk.name for wk in witnesses if wk.vkey not in found]
+    err.print(
+        f"[red]unwitnessed[/]: the newest checkpoint (size {shown(size)}) is cosigned by "
+        f"{len(found)} of the trusted witnesses, {needed} needed; none valid from "
+        f"{shown(', '.join(missing))}. A witness cosigns only a history consistent with "
+        "what it cosigned before: a registry showing this verifier a history its witnesses "
+        "refused (a split view) ends here; so does a checkpoint newer than the witnesses' "
+        "last round (verify again after it)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return False
+
+
+LogKeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--log-key",
+        help="the registry's checkpoint key (base64 Ed25519) to trust; repeatable; default: "
+        "the keys it publishes (GET /v1/ledger/keys)",
+    ),
+]
+
+
+def witness_command(
+    registry: RegistryOpt = None,
+    log_key: LogKeyOpt = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="the witness's name in its signature lines (default: from its key)"),
+    ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="a round every this many seconds (default: one round)"),
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Cosign the registry's newest checkpoint if it extends the one cosigned before.
+
+    Exit 0: cosigned (or nothing signed yet); 1: refused (a split view, a rollback, a
+    checkpoint not signed by the registry's key: both notes printed as evidence, nothing
+    cosigned) or an error. Prints the witness key text verifiers pass to
+    `llm-mesh ledger verify --witness` and the registry's operator to
+    LLM_MESH_LEDGER_WITNESSES."""
+    settings = settings_from(home, registry)
+    pins: list[bytes] = []
+    for k in log_key or ():
+        try:
+            raw = base64.b64decode(k, validate=True)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise fail(ValueError(f"--log-key {k!r} is not a base64 Ed25519 public key"))
+        pins.append(raw)
+    try:
+        key, made = load_or_create_witness_key(settings.home / KEY_FILE)
+        wname = name or default_name(key)
+        wk = witness_key(key, wname)
+    except (ValueError, OSError, BadCosignature) as exc:
+        raise fail(exc) from exc
+    if made:
+        console.print(f"made the witness key {shown(settings.home / KEY_FILE)}")
+    console.print(f"witness key: {wk.vkey}", highlight=False, soft_wrap=True)
+    state_path = settings.home / STATE_FILE
+
+    async def one() -> Round:
+        async with httpx.AsyncClient(base_url=settings.registry_url, timeout=60) as client:
+            return await witness_round(client, key, wname, state_path, settings.ledger_origin, pins)
+
+    try:
+        code = run_witness(state_path, settings.home / LOCK_FILE, one, every)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise fail(
+            MeshError(
+                f"no LLM Mesh registry answered at {settings.registry_url} "
+                f"({type(exc).__name__}: {exc}); pass --registry URL or set LLM_MESH_REGISTRY_URL"
+            )
+        ) from exc
+    except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
+        raise fail(exc) from exc
+    if code:
+        raise typer.Exit(code)

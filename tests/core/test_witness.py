@@ -1,0 +1,192 @@
+"""The witness's decision and the cosignature/v1 format (c2sp.org/tlog-cosignature, tlog-witness)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from LLM_Mesh.core.checkpoint import open_checkpoint, sign_checkpoint
+from LLM_Mesh.core.merkle import leaf_hash, root_of
+from LLM_Mesh.core.witness import (
+    COSIGN,
+    MALFORMED,
+    ROLLBACK,
+    SIGNATURE,
+    SPLIT_VIEW,
+    STALE,
+    UNKNOWN_ORIGIN,
+    BadCosignature,
+    Cosigned,
+    WitnessKey,
+    cosign,
+    cosigners,
+    decide,
+    open_cosignature,
+    parse_vkey,
+    witness_key,
+)
+
+ORIGIN = "example.test/ledger"
+NAME = "witness.example/w1"
+LOG = Ed25519PrivateKey.generate()
+LOG_PUB = LOG.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+WIT = Ed25519PrivateKey.generate()
+WIT_PUB = WIT.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+KEYS = {ORIGIN: [LOG_PUB]}
+
+
+def _leaves(n: int, fork_at: int | None = None) -> list[bytes]:
+    return [leaf_hash(f"{i}{'x' if fork_at is not None and i >= fork_at else ''}".encode())
+            for i in range(n)]  # fmt: skip
+
+
+def _proof(leaves: list[bytes], m: int) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 PROOF(m, D[n]), by the definition (a reference for tests)."""
+
+    def subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
+        n = len(d)
+        if m == n:
+            return [] if b else [root_of(d)]
+        k = 1
+        while k * 2 < n:
+            k *= 2
+        if m <= k:
+            return [*subproof(m, d[:k], b), root_of(d[k:])]
+        return [*subproof(m - k, d[k:], False), root_of(d[:k])]
+
+    return subproof(m, leaves, True)
+
+
+def _note(leaves: list[bytes], key: Ed25519PrivateKey = LOG, origin: str = ORIGIN) -> str:
+    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return sign_checkpoint(key, pub, origin, len(leaves), root_of(leaves), 7).note
+
+
+def _last(leaves: list[bytes]) -> Cosigned:
+    return Cosigned(len(leaves), root_of(leaves), _note(leaves))
+
+
+# -- the cosignature format ----------------------------------------------------------
+
+
+def test_a_cosignature_has_the_specs_layout() -> None:
+    note = _note(_leaves(5))
+    line = cosign(WIT, NAME, note, 1679315147)
+    assert line.startswith(f"\u2014 {NAME} ") and line.endswith("\n") and line.count("\n") == 1
+    raw = base64.b64decode(line.rsplit(" ", 1)[1])
+    assert len(raw) == 4 + 8 + 64
+    # key ID = SHA-256(<name> || "\n" || 0x04 || 32-byte Ed25519 public key)[:4]
+    assert raw[:4] == hashlib.sha256(NAME.encode() + b"\n\x04" + WIT_PUB).digest()[:4]
+    assert struct.unpack(">Q", raw[4:12]) == (1679315147,)  # u64, big-endian
+    body = note.split("\n\n")[0] + "\n"
+    message = f"cosignature/v1\ntime 1679315147\n{body}".encode()
+    WIT.public_key().verify(raw[12:], message)  # raises if not the spec's message
+    assert open_cosignature(line[2:], body, WitnessKey(NAME, WIT_PUB)) == 1679315147
+
+
+def test_a_cosigned_note_still_opens_with_the_logs_key_and_names_its_cosigners() -> None:
+    note = _note(_leaves(5))
+    other = Ed25519PrivateKey.generate()
+    cosigned = note + cosign(WIT, NAME, note, 100) + cosign(other, "w2", note, 200)
+    assert open_checkpoint(cosigned, ORIGIN, LOG_PUB).tree_size == 5
+    me, them = witness_key(WIT, NAME), witness_key(other, "w2")
+    assert cosigners(cosigned, [me, them]) == {me.vkey: 100, them.vkey: 200}
+    assert cosigners(note, [me]) == {}
+    # a cosignature from the future counts for nothing
+    assert cosigners(cosigned, [me, them], not_after=150) == {me.vkey: 100}
+
+
+def test_a_cosignature_on_another_checkpoint_or_by_another_key_is_not_one() -> None:
+    note, other_note = _note(_leaves(5)), _note(_leaves(6))
+    me = witness_key(WIT, NAME)
+    moved = other_note + cosign(WIT, NAME, note, 100)  # copied onto another checkpoint
+    assert cosigners(moved, [me]) == {}
+    body = other_note.split("\n\n")[0] + "\n"
+    with pytest.raises(BadCosignature, match="does not verify"):
+        open_cosignature(cosign(WIT, NAME, note, 100)[2:], body, me)
+    impostor = Ed25519PrivateKey.generate()  # same name, another key: another key ID
+    assert cosigners(note + cosign(impostor, NAME, note, 100), [me]) == {}
+    # the timestamp is signed: changing it breaks the signature
+    raw = bytearray(base64.b64decode(cosign(WIT, NAME, note, 100).rsplit(" ", 1)[1]))
+    raw[11] ^= 1
+    bumped = f"\u2014 {NAME} {base64.b64encode(bytes(raw)).decode()}\n"
+    assert cosigners(note + bumped, [me]) == {}
+
+
+def test_vkey_round_trip_and_bad_key_texts() -> None:
+    me = witness_key(WIT, NAME)
+    assert me.vkey.startswith(f"{NAME}+{me.key_id.hex()}+")
+    assert base64.b64decode(me.vkey.split("+", 2)[2]) == b"\x04" + WIT_PUB
+    assert parse_vkey(me.vkey) == me
+    wrong_id = f"{NAME}+00000000+{me.vkey.split('+', 2)[2]}"
+    as_log_key = base64.b64encode(b"\x01" + WIT_PUB).decode()  # the log's key type, not 0x04
+    log_type = f"{NAME}+{me.key_id.hex()}+{as_log_key}"
+    for bad in ("garbage", wrong_id, log_type, f"a b+{me.key_id.hex()}+x"):
+        with pytest.raises(BadCosignature):
+            parse_vkey(bad)
+
+
+# -- the decision ----------------------------------------------------------------------
+
+
+def test_cosigns_the_first_checkpoint_then_an_extension_with_a_proof() -> None:
+    five, nine = _leaves(5), _leaves(9)
+    d = decide(None, _note(five), KEYS, 0, [])
+    assert d.kind == COSIGN and d.checkpoint is not None and d.checkpoint.tree_size == 5
+    d = decide(_last(five), _note(nine), KEYS, 5, _proof(nine, 5))
+    assert d.ok and "extends the cosigned size 5" in d.message
+    d = decide(_last(nine), _note(nine), KEYS, 9, [])  # the same one again
+    assert d.ok
+
+
+def test_refuses_a_fork_at_another_size() -> None:
+    """The registry shows the witness a history that shares no prefix with the cosigned
+    one beyond entry 2, with its own (valid for the fork) consistency proof."""
+    five, fork = _leaves(5), _leaves(9, fork_at=3)
+    d = decide(_last(five), _note(fork), KEYS, 5, _proof(fork, 5))
+    assert d.kind == SPLIT_VIEW and "does not verify" in d.message
+    assert d.checkpoint is not None and d.checkpoint.tree_size == 9  # the evidence, opened
+
+
+def test_refuses_another_root_at_the_same_size() -> None:
+    five, fork = _leaves(5), _leaves(5, fork_at=4)
+    d = decide(_last(five), _note(fork), KEYS, 5, [])
+    assert d.kind == SPLIT_VIEW and "two roots for size 5" in d.message
+
+
+def test_refuses_a_rollback() -> None:
+    nine, five = _leaves(9), _leaves(5)
+    d = decide(_last(nine), _note(five), KEYS, 9, [])
+    assert d.kind == ROLLBACK and "smaller than" in d.message
+
+
+def test_refuses_a_checkpoint_not_signed_by_the_logs_key() -> None:
+    five, nine = _leaves(5), _leaves(9)
+    forged = _note(nine, key=Ed25519PrivateKey.generate())
+    d = decide(_last(five), forged, KEYS, 5, _proof(nine, 5))
+    assert d.kind == SIGNATURE and d.checkpoint is None
+    tampered = _note(nine).replace(
+        base64.b64encode(root_of(nine)).decode(), base64.b64encode(bytes(32)).decode()
+    )
+    d = decide(_last(five), tampered, KEYS, 5, _proof(nine, 5))
+    assert d.kind == SIGNATURE and "does not verify" in d.message
+
+
+def test_refuses_an_unknown_origin() -> None:
+    note = _note(_leaves(5), origin="other.test/log")
+    assert decide(None, note, KEYS, 0, []).kind == UNKNOWN_ORIGIN
+
+
+def test_refuses_a_proof_from_the_wrong_size_or_too_long() -> None:
+    five, nine = _leaves(5), _leaves(9)
+    assert decide(_last(five), _note(nine), KEYS, 4, _proof(nine, 4)).kind == STALE
+    assert decide(None, _note(nine), KEYS, 5, _proof(nine, 5)).kind == STALE
+    assert decide(_last(five), _note(nine), KEYS, 5, [bytes(32)] * 64).kind == MALFORMED
+    assert decide(None, _note(nine), KEYS, 0, [bytes(32)]).kind == MALFORMED
+    # no proof at all is no proof
+    assert decide(_last(five), _note(nine), KEYS, 5, []).kind == SPLIT_VIEW
