@@ -354,12 +354,17 @@ CompareOpt = Annotated[
 ]
 
 
+# a witness run every minute (README) and a checkpoint every minute
+# (LLM_MESH_LEDGER_CHECKPOINT_S) leave a checkpoint unwitnessed for about two minutes; a
+# quarter of an hour covers a missed round or two, and not a fork kept up for long
+WITNESS_MAX_AGE_S = 900
+
 WitnessOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--witness",
         metavar="KEY",
-        help="require the newest checkpoint to carry this witness's cosignature (its key "
+        help="require a recent checkpoint to carry this witness's cosignature (its key "
         "text, what `llm-mesh ledger witness` prints: name+keyID+base64); repeatable",
     ),
 ]
@@ -404,17 +409,27 @@ def verify(
             min=1, help="how many of the --witness keys must have cosigned (default: all)"
         ),
     ] = None,
+    witness_max_age: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="seconds: checkpoints newer than the newest witnessed one are accepted "
+            "(said as not witnessed yet) while its cosignatures are at most this old",
+        ),
+    ] = WITNESS_MAX_AGE_S,
     home: HomeOpt = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
     balances; with --compare, other verifiers' checkpoints against this view; with
-    --witness, that witnesses cosigned the newest checkpoint checked.
+    --witness, that witnesses cosigned the newest checkpoint checked, or one whose
+    cosignatures are at most --witness-max-age seconds old.
 
     Exit 0: everything checks out (and every compared checkpoint is one history with this
-    view, and the newest checkpoint carries the witnesses' cosignatures); 1: any finding,
+    view, and a recent checkpoint carries the witnesses' cosignatures); 1: any finding,
     each named (`split view`: the registry signed two histories, both notes printed as
     evidence; `signature`: a compared checkpoint this ledger's key did not sign;
-    `unwitnessed`: too few of the trusted witnesses cosigned), or an error."""
+    `unwitnessed`: too few of the trusted witnesses cosigned, or too long ago), or an
+    error."""
     settings = settings_from(home, registry, database_url=database_url)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
     where = "the store" if database_url else settings.registry_url
@@ -457,8 +472,8 @@ def verify(
             err.print("comparisons skipped: this verifier's own view does not check out")
         raise typer.Exit(1)
     if witnesses:  # a view no trusted witness saw is not remembered as this ledger's
-        note = report.checkpoint.note if report.checkpoint is not None else None
-        if not check_witnessed(note, witnesses, witnesses_needed or len(witnesses), time.time()):
+        needed = witnesses_needed or len(witnesses)
+        if not check_witnessed(report.signed, witnesses, needed, time.time(), witness_max_age):
             raise typer.Exit(1)
     save_seen(seen_path, source, report, None if database_url else settings.registry_url)
     print_compared(compared, report.checkpoint, report.checkpoint_key, where)

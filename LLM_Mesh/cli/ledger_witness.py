@@ -44,7 +44,9 @@ from cryptography.hazmat.primitives.serialization import (
 
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
 from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.core.checkpoint import Checkpoint
 from LLM_Mesh.core.witness import (
+    FUTURE_S,
     BadCosignature,
     Cosigned,
     Decision,
@@ -54,6 +56,7 @@ from LLM_Mesh.core.witness import (
     decide,
     parse_vkey,
     witness_key,
+    witnessed,
 )
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.secret_files import create_secret_file, too_open, try_lock
@@ -79,7 +82,6 @@ KEY_FILE = "witness.key"
 STATE_FILE = "witness_state.json"
 LOCK_FILE = "witness.lock"
 STATE_FORMAT = "llm-mesh/witness-state/v1"
-FUTURE_S = 600  # a cosignature timestamped further ahead than this counts for nothing
 
 
 # -- the key and the state ------------------------------------------------------------
@@ -301,39 +303,65 @@ def parse_witness_keys(texts: Sequence[str]) -> list[WitnessKey]:
 
 
 def check_witnessed(
-    note: str | None, witnesses: Sequence[WitnessKey], needed: int, now: float
+    signed: Sequence[Checkpoint],
+    witnesses: Sequence[WitnessKey],
+    needed: int,
+    now: float,
+    max_age_s: int,
 ) -> bool:
-    """Print which trusted witnesses cosigned the checkpoint ``note``; whether ``needed``
-    of them did (``note`` ``None``: no checkpoint, so no)."""
-    if note is None:
+    """Print which trusted witnesses cosigned the newest of ``signed`` (the checkpoints
+    checked, newest first) that ``needed`` of them cosigned; whether that passes
+    (``core/witness.witnessed``: the newest checkpoint, or one whose cosignatures are at
+    most ``max_age_s`` old)."""
+    if not signed:
         err.print(
             "[red]unwitnessed[/]: no signed checkpoint to carry a witness's cosignature yet "
             "(the registry signs one after new entries; verify again later)"
         )
         return False
-    found = cosigners(note, witnesses, not_after=int(now) + FUTURE_S)
-    size = note.split("\n")[1] if note.count("\n") > 1 else "?"
+    seen = witnessed(signed, witnesses, needed, int(now), max_age_s)
+    newest = signed[0].tree_size
+    cp = seen.checkpoint
+    if cp is None:
+        found = cosigners(signed[0].note, witnesses, not_after=int(now) + FUTURE_S)
+        missing = [wk.name for wk in witnesses if wk.vkey not in found]
+        err.print(
+            f"[red]unwitnessed[/]: the newest checkpoint (size {newest}) is cosigned by "
+            f"{len(found)} of the trusted witnesses, {needed} needed; none valid from "
+            f"{shown(', '.join(missing))}, and no earlier checkpoint has enough either. A "
+            "witness cosigns only a history consistent with what it cosigned before: a "
+            "registry showing this verifier a history its witnesses refused (a split view) "
+            "ends here; so does a ledger whose witnesses have not run yet",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return False
     for wk in witnesses:
-        ts = found.get(wk.vkey)
+        ts = seen.cosigned.get(wk.vkey)
         if ts is not None:
-            console.print(f"witnessed: checkpoint at size {shown(size)} cosigned by "
+            console.print(f"witnessed: checkpoint at size {cp.tree_size} cosigned by "
                           f"{shown(wk.name)} at {ts}")  # fmt: skip
-    if len(found) >= needed:
-        console.print(f"[green]OK[/]: cosigned by {len(found)} of {len(witnesses)} trusted "
-                      f"witnesses (needed {needed})")  # fmt: skip
-        return True
-    missing = [wk.name for wk in witnesses if wk.vkey not in found]
-    err.print(
-        f"[red]unwitnessed[/]: the newest checkpoint (size {shown(size)}) is cosigned by "
-        f"{len(found)} of the trusted witnesses, {needed} needed; none valid from "
-        f"{shown(', '.join(missing))}. A witness cosigns only a history consistent with "
-        "what it cosigned before: a registry showing this verifier a history its witnesses "
-        "refused (a split view) ends here; so does a checkpoint newer than the witnesses' "
-        "last round (verify again after it)",
-        highlight=False,
-        soft_wrap=True,
-    )
-    return False
+    if not seen.ok:
+        err.print(
+            f"[red]unwitnessed[/]: the newest witnessed checkpoint (size {cp.tree_size}) was "
+            f"cosigned {seen.age_s} s ago, more than --witness-max-age {max_age_s} s, and "
+            f"the registry has signed {seen.newer} checkpoint(s) since (up to size {newest}) "
+            "that the trusted witnesses did not cosign: they refused that history (a split "
+            "view) or stopped running",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return False
+    console.print(f"[green]OK[/]: cosigned by {len(seen.cosigned)} of {len(witnesses)} "
+                  f"trusted witnesses (needed {needed})")  # fmt: skip
+    if seen.newer:
+        console.print(
+            f"[yellow]not witnessed yet[/]: {seen.newer} newer checkpoint(s), up to size "
+            f"{newest} (entries {cp.tree_size + 1}-{newest}); the witnesses' last round was "
+            f"{seen.age_s} s ago (at most --witness-max-age {max_age_s} s is accepted)",
+            highlight=False,
+        )
+    return True
 
 
 LogKeyOpt = Annotated[

@@ -82,6 +82,9 @@ class Report:
     # what this verifier shows others (``core/gossip.py``)
     checkpoint: Checkpoint | None = None
     checkpoint_key: str = ""
+    # every signed checkpoint the entries were checked against, newest first (what
+    # ``ledger verify --witness`` looks for cosignatures on: ``core/witness.witnessed``)
+    signed: list[Checkpoint] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -355,6 +358,7 @@ class Auditor:
         covered = [s for s in self._opened if s <= self._tree.size]
         if covered:
             self.report.checkpoint, self.report.checkpoint_key = self._opened[max(covered)]
+            self.report.signed = [self._opened[s][0] for s in sorted(covered, reverse=True)]
         for size in self._roots:
             if size > self._tree.size:
                 self.report.add(

@@ -46,6 +46,7 @@ from LLM_Mesh.core.merkle_verify import verify_consistency
 
 __all__ = [
     "COSIGN",
+    "FUTURE_S",
     "MALFORMED",
     "MAX_PROOF",
     "ROLLBACK",
@@ -57,6 +58,7 @@ __all__ = [
     "Cosigned",
     "Decision",
     "WitnessKey",
+    "Witnessed",
     "cosign",
     "cosigners",
     "decide",
@@ -64,6 +66,7 @@ __all__ = [
     "open_cosignature",
     "parse_vkey",
     "witness_key",
+    "witnessed",
 ]
 
 COSIGNATURE_V1 = b"\x04"  # the signed-note key type of an Ed25519 cosignature/v1 key
@@ -72,6 +75,7 @@ _DASH = "\u2014 "
 _RAW = 4 + 8 + 64  # key ID, timestamp, Ed25519 signature
 MAX_PROOF = 63  # tlog-witness: at most 63 consistency proof lines
 MAX_NAME = 128
+FUTURE_S = 600  # a cosignature timestamped further ahead than this counts for nothing
 _MAX_TIMESTAMP = (1 << 63) - 1
 
 COSIGN = "cosign"
@@ -205,6 +209,44 @@ def cosigners(
                 continue
             found[wk.vkey] = max(ts, found.get(wk.vkey, ts))
     return found
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    """What a verifier that requires witnesses makes of the checkpoints it checked
+    (:func:`witnessed`): ``ok`` or not, the newest checkpoint with enough cosignatures
+    (``None``: none has), its cosigners (``vkey`` → timestamp), and how many checked
+    checkpoints came after it."""
+
+    ok: bool
+    checkpoint: Checkpoint | None
+    cosigned: Mapping[str, int]
+    newer: int  # checked checkpoints newer than ``checkpoint`` (all of them when None)
+    age_s: int  # now − the ``needed``-th newest cosignature on ``checkpoint`` (0: none)
+
+
+def witnessed(
+    newest_first: Sequence[Checkpoint],
+    witnesses: Sequence[WitnessKey],
+    needed: int,
+    now: int,
+    max_age_s: int,
+) -> Witnessed:
+    """The newest of ``newest_first`` (the checkpoints a verifier checked the entries
+    against, newest first) that ``needed`` of ``witnesses`` validly cosigned.
+
+    ``ok`` when it is the newest checkpoint, or when the checkpoints after it are the
+    registry's since the witnesses' last round: its ``needed``-th newest cosignature is at
+    most ``max_age_s`` old. A registry that shows this verifier a history its witnesses
+    refused can then only show the witnessed prefix of it, and only for ``max_age_s``:
+    after that, ``ok`` is false however the entries check out."""
+    for i, cp in enumerate(newest_first):
+        found = cosigners(cp.note, witnesses, not_after=now + FUTURE_S)
+        if len(found) < needed:
+            continue
+        age = max(0, now - sorted(found.values(), reverse=True)[needed - 1])
+        return Witnessed(i == 0 or age <= max_age_s, cp, found, i, age)
+    return Witnessed(False, None, {}, len(newest_first), 0)
 
 
 # -- the witness's decision -----------------------------------------------------------

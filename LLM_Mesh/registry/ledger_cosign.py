@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from LLM_Mesh.core.checkpoint import split_note
-from LLM_Mesh.core.witness import BadCosignature, open_cosignature, parse_vkey
+from LLM_Mesh.core.witness import FUTURE_S, BadCosignature, open_cosignature, parse_vkey
 from LLM_Mesh.errors import Forbidden, InvalidRequest, MeshError, PayloadTooLarge
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.ledger import SqlLedger
@@ -40,7 +40,7 @@ router = APIRouter(tags=["Ledger"])
 
 MAX_BODY = 4096  # a cosignature request is a size and one line of about 150 bytes
 MAX_LINE = 1024
-MAX_FUTURE_S = 600  # a cosignature timestamped further ahead than this is refused
+MAX_FUTURE_S = FUTURE_S  # a cosignature timestamped further ahead than this is refused
 _DASH = "\u2014 "
 
 

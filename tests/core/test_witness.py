@@ -10,10 +10,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from LLM_Mesh.core.checkpoint import open_checkpoint, sign_checkpoint
+from LLM_Mesh.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from LLM_Mesh.core.merkle import leaf_hash, root_of
 from LLM_Mesh.core.witness import (
     COSIGN,
+    FUTURE_S,
     MALFORMED,
     ROLLBACK,
     SIGNATURE,
@@ -29,6 +30,7 @@ from LLM_Mesh.core.witness import (
     open_cosignature,
     parse_vkey,
     witness_key,
+    witnessed,
 )
 
 ORIGIN = "example.test/ledger"
@@ -72,6 +74,12 @@ def _last(leaves: list[bytes]) -> Cosigned:
 
 
 # -- the cosignature format ----------------------------------------------------------
+
+
+def _opened(n: int, *cosigns: tuple[Ed25519PrivateKey, str, int]) -> Checkpoint:
+    note = _note(_leaves(n))
+    note += "".join(cosign(k, name, note, ts) for k, name, ts in cosigns)
+    return open_checkpoint(note, ORIGIN, LOG_PUB)
 
 
 def test_a_cosignature_has_the_specs_layout() -> None:
@@ -190,3 +198,48 @@ def test_refuses_a_proof_from_the_wrong_size_or_too_long() -> None:
     assert decide(None, _note(nine), KEYS, 0, [bytes(32)]).kind == MALFORMED
     # no proof at all is no proof
     assert decide(_last(five), _note(nine), KEYS, 5, []).kind == SPLIT_VIEW
+
+
+# -- what a verifier requiring witnesses accepts -----------------------------------------
+
+
+def test_the_newest_checkpoint_witnessed_passes_whatever_its_age() -> None:
+    me = witness_key(WIT, NAME)
+    got = witnessed([_opened(5, (WIT, NAME, 100))], [me], 1, now=10_000, max_age_s=60)
+    assert got.ok and got.checkpoint is not None and got.checkpoint.tree_size == 5
+    assert (got.newer, got.age_s, dict(got.cosigned)) == (0, 9_900, {me.vkey: 100})
+
+
+def test_newer_checkpoints_pass_on_a_witnessed_one_only_while_its_cosignature_is_recent() -> None:
+    me = witness_key(WIT, NAME)
+    signed = [_opened(9), _opened(7), _opened(5, (WIT, NAME, 1_000)), _opened(3, (WIT, NAME, 900))]
+    got = witnessed(signed, [me], 1, now=1_060, max_age_s=60)
+    assert got.ok and got.checkpoint is not None
+    assert (got.checkpoint.tree_size, got.newer, got.age_s) == (5, 2, 60)
+    late = witnessed(signed, [me], 1, now=1_061, max_age_s=60)
+    assert not late.ok and late.checkpoint is not None and late.checkpoint.tree_size == 5
+    assert (late.newer, late.age_s) == (2, 61)
+
+
+def test_needed_witnesses_counted_on_one_checkpoint_and_the_age_is_the_needed_ones() -> None:
+    other = Ed25519PrivateKey.generate()
+    me, them = witness_key(WIT, NAME), witness_key(other, "w2")
+    # the newest carries one of two; the one before carries both, the second one older
+    signed = [_opened(7, (WIT, NAME, 500)), _opened(5, (WIT, NAME, 400), (other, "w2", 300))]
+    got = witnessed(signed, [me, them], 2, now=400, max_age_s=100)
+    assert got.ok and got.checkpoint is not None and got.checkpoint.tree_size == 5
+    assert (got.newer, got.age_s) == (1, 100)  # the 2nd newest cosignature: 300
+    assert not witnessed(signed, [me, them], 2, now=401, max_age_s=100).ok
+    one = witnessed(signed, [me, them], 1, now=10_000, max_age_s=0)
+    assert one.ok and one.checkpoint is not None and one.checkpoint.tree_size == 7
+
+
+def test_nothing_witnessed_or_nothing_signed_fails() -> None:
+    me = witness_key(WIT, NAME)
+    impostor = Ed25519PrivateKey.generate()
+    got = witnessed([_opened(5, (impostor, NAME, 100)), _opened(3)], [me], 1, 100, 10**9)
+    assert not got.ok and got.checkpoint is None and got.newer == 2
+    assert not witnessed([], [me], 1, 100, 10**9).ok
+    # a cosignature from the future (past FUTURE_S) counts for nothing
+    ahead = witnessed([_opened(5, (WIT, NAME, 100 + FUTURE_S + 1))], [me], 1, 100, 10**9)
+    assert not ahead.ok
