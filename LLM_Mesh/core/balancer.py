@@ -22,7 +22,9 @@ The gateway calls ``begin`` when it sends to the chosen node, ``first_token``
 on the first streamed token, and ``finish`` with the outcome; hard failures
 (connect error, timeout, 5xx) eject the node through the
 :class:`~LLM_Mesh.core.outlier.OutlierDetector`, never more than
-``max_ejected_fraction`` of any model's pool at once.
+``max_ejected_fraction`` of any model's pool at once. ``fault`` counts a finished
+attempt as such a failure after the fact (a node's 4xx refusal that another node's
+answer contradicted: ``core/failover.py``).
 """
 
 from __future__ import annotations
@@ -414,10 +416,9 @@ class Router:
             if completion_tokens > 0:
                 st.per_token.observe(max(0.0, elapsed_ms - first_ms) / completion_tokens, now)
         elif outcome in HARD_FAILURES:
-            st.success.observe(0.0, now)
             if outcome is Outcome.TIMEOUT and att.first_token_at is None:
                 st.ttft.observe(elapsed_ms, now)
-            ejected = self._maybe_eject(st, now)
+            ejected = self._failed(st, now)
         elif outcome in BUSY:
             st.hb_load = max(st.hb_load, st.capacity)
             st.hb_load_at = now
@@ -426,6 +427,23 @@ class Router:
         if ejected or was_saturated != st.saturated:
             self._refresh(st)
         return ejected
+
+    def fault(self, att: Attempt, now: float) -> bool:
+        """Count the finished attempt ``att`` as a hard failure of its node after the fact
+        (its refusal, which another node's answer contradicted); ``True`` when that ejected
+        the node. Nothing for an attempt still open or on a node since removed."""
+        st = self._counted(att) if att.done else None
+        if st is None:
+            return False
+        ejected = self._failed(st, now)
+        if ejected:
+            self._refresh(st)
+        return ejected
+
+    def _failed(self, st: NodeStats, now: float) -> bool:
+        """A hard failure: the success EWMA learns it, and the node is ejected if it may be."""
+        st.success.observe(0.0, now)
+        return self._maybe_eject(st, now)
 
     def _counted(self, att: Attempt) -> NodeStats | None:
         """The node ``att`` was counted on, unless it was removed since (or never known)."""

@@ -13,13 +13,31 @@ What an outcome means (:func:`meaning`)::
       no memory for a cold model)
     TIMEOUT, SERVER_ERROR (5xx, broken answer)  FAILED     the node may have worked on it:
                                                            another node after a backoff
-    CANCELLED (client gone, a 4xx passed on)    NEUTRAL    stop: nothing to retry
+    REJECTED (the node's own 4xx: 400, 404,     REJECTED   a second opinion: another node
+      413, 422...)                                         at once, once per request
+    CANCELLED (client gone)                     NEUTRAL    stop: nothing to retry
+
+A second opinion (:data:`Meaning.REJECTED`): the gateway validated the request before it
+routed it, so a node refusing it may be the one that is wrong (broken, or hostile: a node
+that refuses everything, with its own words for the client, would never be ejected if its
+refusal said nothing about it). The first refusal of a request is followed by one other
+node, at once, like a refusal (``max_failovers``, a failover-budget token, never past the
+deadline); it is the only one a request gets (a continuation does not get another):
+
+- another node takes the request (its answer begins: the caller calls
+  :meth:`Failover.accepted`, which names the refusing node once): the refusal counts
+  against its node like a server error (outlier detection), and the client gets the answer;
+- another node refuses too (``Stop.REJECTED``): the request is bad; the caller passes the
+  *first* refusal on and neither node is blamed;
+- no other node, or the request stops for another reason (deadline, budgets, every other
+  node failing): the caller passes the first refusal on, as it would have without a
+  second opinion, and blames no one.
 
 The budgets, checked in this order after each attempt:
 
-- after a refusal: at most ``max_failovers`` more nodes, each needing a token of the
-  *failover budget* (a :class:`~LLM_Mesh.core.retry.RetryBudget`; the gateway's is 100 %
-  of requests + 50/s);
+- after a refusal (or a first rejection): at most ``max_failovers`` more nodes, each
+  needing a token of the *failover budget* (a :class:`~LLM_Mesh.core.retry.RetryBudget`;
+  the gateway's is 100 % of requests + 50/s);
 - after a failure: at most ``max_attempts`` attempts a node may have worked on in all,
   and each retry needs a token of the *retry budget* (20 % of requests + 10/s), then
   waits a full-jitter backoff (:class:`~LLM_Mesh.core.retry.Backoff`: uniform up to
@@ -61,7 +79,9 @@ class Meaning(str, Enum):
     SUCCEEDED = "succeeded"
     REFUSED = "refused"  # the node did nothing with the request
     FAILED = "failed"  # the node may have worked on it
-    NEUTRAL = "neutral"  # says nothing about the node (client gone, a 4xx passed on)
+    NEUTRAL = "neutral"  # says nothing about the node (the client went away)
+    # the node refused the request itself (a 4xx): another node's answer says who is wrong
+    REJECTED = "rejected"
 
 
 REFUSED = frozenset({Outcome.CONNECT_ERROR, Outcome.OVERLOADED, Outcome.UNAVAILABLE})
@@ -71,6 +91,7 @@ FAILED = frozenset({Outcome.TIMEOUT, Outcome.SERVER_ERROR})
 _MEANING = {
     **dict.fromkeys(Outcome, Meaning.NEUTRAL),
     Outcome.SUCCESS: Meaning.SUCCEEDED,
+    Outcome.REJECTED: Meaning.REJECTED,
     **dict.fromkeys(REFUSED, Meaning.REFUSED),
     **dict.fromkeys(FAILED, Meaning.FAILED),
 }
@@ -94,6 +115,7 @@ class Stop(str, Enum):
 
     SUCCEEDED = "succeeded"
     NEUTRAL = "neutral"
+    REJECTED = "rejected"  # a refusal passed on: the second opinion refused too (or was had)
     MAX_FAILOVERS = "max_failovers"
     FAILOVER_BUDGET = "failover_budget"
     MAX_ATTEMPTS = "max_attempts"
@@ -138,7 +160,9 @@ class Failover:
         "failover_budget",
         "policy",
         "refused",
+        "rejecting",
         "retry_budget",
+        "second_opinion",
         "steps",
         "stopped",
         "worked",
@@ -163,6 +187,8 @@ class Failover:
         self.worked = 0  # attempts a node may have worked on (failed, or got the request)
         self.refused = 0  # failovers after refusals (for ``max_failovers``)
         self.backoffs = 0
+        self.rejecting: str | None = None  # the node whose refusal awaits a second opinion
+        self.second_opinion = False  # one was asked (at most one per request)
         self.steps: list[Step] | None = [] if trace else None
         self.stopped: Stop | None = None
         if new_request:
@@ -184,6 +210,7 @@ class Failover:
         nxt.attempts = self.attempts
         nxt.worked = self.worked
         nxt.backoffs = self.backoffs
+        nxt.second_opinion = self.second_opinion  # one per request, continuations included
         nxt.steps = self.steps
         return nxt
 
@@ -202,16 +229,20 @@ class Failover:
             return self._stop(node_id, outcome, Stop.SUCCEEDED)
         if kind is Meaning.NEUTRAL:
             return self._stop(node_id, outcome, Stop.NEUTRAL)
+        if kind is Meaning.REJECTED and self.second_opinion:  # refused again: a bad request
+            return self._stop(node_id, outcome, Stop.REJECTED)  # (no one is blamed)
         if now >= self.deadline:
             if kind is Meaning.FAILED:
                 self.worked += 1
             return self._stop(node_id, outcome, Stop.DEADLINE)
-        if kind is Meaning.REFUSED:
+        if kind is not Meaning.FAILED:  # refused or rejected: another node at once
             if self.refused >= self.policy.max_failovers:
                 return self._stop(node_id, outcome, Stop.MAX_FAILOVERS)
             if not self.failover_budget.try_retry(now):
                 return self._stop(node_id, outcome, Stop.FAILOVER_BUDGET)
             self.refused += 1
+            if kind is Meaning.REJECTED:
+                self.rejecting, self.second_opinion = node_id, True
             return self._step(Step(node_id, outcome, Action.RETRY))
         self.worked += 1
         if self.worked >= self.policy.max_attempts:
@@ -224,6 +255,13 @@ class Failover:
         delay = min(delay, max(0.0, self.deadline - now))
         return self._step(Step(node_id, outcome, Action.BACKOFF, delay_s=delay))
 
+    def accepted(self) -> str | None:
+        """An attempt's node took the request (its answer began). Returns, once, the node
+        whose refusal it contradicts (the caller counts it as that node's failure), else
+        ``None``."""
+        blamed, self.rejecting = self.rejecting, None
+        return blamed
+
     def stop(self, reason: Stop) -> Step:
         """A stop the caller saw (``NO_NODE``, ``DEADLINE``) before an attempt began."""
         return self._stop(None, None, reason)
@@ -234,6 +272,7 @@ class Failover:
 
     def _stop(self, node_id: str | None, outcome: Outcome | None, reason: Stop) -> Step:
         self.stopped = reason
+        self.rejecting = None  # a refusal still awaiting its second opinion is passed on
         return self._step(Step(node_id, outcome, Action.STOP, reason))
 
     def _step(self, step: Step) -> Step:

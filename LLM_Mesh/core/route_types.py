@@ -21,6 +21,9 @@ class Outcome(str, Enum):
     OVERLOADED = "overloaded"  # 429: the node's queue is full; not a health failure
     UNAVAILABLE = "unavailable"  # 503: paused, draining, no memory; not a health failure
     CANCELLED = "cancelled"  # the client went away; says nothing about the node
+    # a 4xx the node decided (400, 404, 413, 422...): says nothing about the node until
+    # another node's answer says whether the request was bad (core/failover.py)
+    REJECTED = "rejected"
 
 
 HARD_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT, Outcome.SERVER_ERROR})

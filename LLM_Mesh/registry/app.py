@@ -228,6 +228,7 @@ def create_registry_app(
         metrics = GatewayMetrics(table, routing.router, routing.demand, runtime.writer)
         runtime.metrics = metrics
         routing.on_finish = metrics.attempt
+        routing.on_blame = metrics.blamed
     runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
     if settings.redis_url:  # connects on first use, inside the server's loop
         runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)

@@ -90,16 +90,22 @@ class GatewayMetrics:
         self._attempts: Children[tuple[str, str], Counter] = Children(Counter(
             "llm_mesh_gateway_attempts",
             "Attempts on nodes by node and how each ended (success, connect_error, "
-            "overloaded, unavailable, timeout, server_error, cancelled)",
+            "overloaded, unavailable, timeout, server_error, rejected, cancelled)",
             ["node", "outcome"], registry=reg,
         ))  # fmt: skip
         self._ejections: Children[str, Counter] = Children(Counter(
             "llm_mesh_gateway_ejections", "Outlier ejections of a node by the router",
             ["node"], registry=reg,
         ))  # fmt: skip
+        self._blamed: Children[str, Counter] = Children(Counter(
+            "llm_mesh_gateway_refusals_blamed",
+            "A node's refusal (4xx) of a request another node then took: counted as the "
+            "node's failure", ["node"], registry=reg,
+        ))  # fmt: skip
         self._failovers: Children[str, Counter] = Children(Counter(
             "llm_mesh_gateway_failovers",
-            "Another node tried at once after a node refused (did nothing), by its outcome",
+            "Another node tried at once after a node refused (did nothing) or rejected the "
+            "request (a 4xx: the second opinion), by its outcome",
             ["outcome"], registry=reg,
         ))  # fmt: skip
         self._retries: Children[str, Counter] = Children(Counter(
@@ -110,8 +116,8 @@ class GatewayMetrics:
         ))  # fmt: skip
         self._stops: Children[str, Counter] = Children(Counter(
             "llm_mesh_gateway_failover_stops",
-            "Why requests stopped trying nodes (succeeded, neutral, no_node, deadline, "
-            "max_attempts, max_failovers, retry_budget, failover_budget)",
+            "Why requests stopped trying nodes (succeeded, neutral, rejected, no_node, "
+            "deadline, max_attempts, max_failovers, retry_budget, failover_budget)",
             ["reason"], registry=reg,
         ))  # fmt: skip
         self._continuations = Counter(
@@ -147,6 +153,13 @@ class GatewayMetrics:
         """An attempt on ``node`` ended (``Routing.finish``); ``ejected``: the router
         ejected the node for it."""
         self._attempts((node, outcome.value)).inc()
+        if ejected:
+            self._ejections(node).inc()
+
+    def blamed(self, node: str, ejected: bool) -> None:
+        """A refusal of ``node`` counted as its failure (``Routing.blame``); ``ejected``: the
+        router ejected the node for it."""
+        self._blamed(node).inc()
         if ejected:
             self._ejections(node).inc()
 

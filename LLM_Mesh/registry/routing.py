@@ -25,6 +25,11 @@ default cold start), so warm nodes win while they have room and a cold one
 serves when none does. A success marks the model loaded at once (the node had
 to load it to answer); the next heartbeat says what is loaded after all.
 
+A node's refusal (a 4xx, ``Outcome.REJECTED``) ends its attempt saying nothing about the
+node; when another node then takes the request, :meth:`Routing.blame` counts that refusal
+as the node's failure after all (the router's success EWMA and outlier ejection, the
+node's failure count; ``on_blame`` hears it).
+
 Demand (``GET /mesh/demand``) is counted here too: attempts in flight per model
 (:class:`~LLM_Mesh.registry.demand.DemandTracker`, one increment each way), and per node
 for the stream floor (:class:`~LLM_Mesh.core.stream_guard.SharedTime`: the time a node's
@@ -51,6 +56,10 @@ from LLM_Mesh.registry.demand import DemandTracker
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
 __all__ = ["Routing"]
+
+# not counted as a node's request when they end: a client gone, the node busy, a refusal
+# (counted as a failure only if it is blamed)
+_UNCOUNTED = frozenset({Outcome.CANCELLED, Outcome.REJECTED}) | BUSY
 
 
 def _service_s(hb: Heartbeat) -> float | None:
@@ -85,6 +94,8 @@ class Routing:
         self.shares = SharedTime()  # attempts in flight per node, over time: the stream floor
         # (node id, outcome, ejected) of every attempt that ends; None: nobody listens
         self.on_finish: Callable[[str, Outcome, bool], None] | None = None
+        # (node id, ejected) of every refusal counted as a failure (blame); None: nobody listens
+        self.on_blame: Callable[[str, bool], None] | None = None
         self._waiters = 0
         self._wake: asyncio.Event | None = None
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
@@ -215,10 +226,19 @@ class Routing:
             self.on_finish(att.node_id, outcome, ejected)
         if outcome is Outcome.SUCCESS:
             self.table.mark_loaded(att.node_id, att.model)
-        if outcome is not Outcome.CANCELLED and outcome not in BUSY:
+        if outcome not in _UNCOUNTED:
             self.table.count(att.node_id, ok=outcome is Outcome.SUCCESS, tokens=completion_tokens)
         if self._waiters:
             self._changed()
+
+    def blame(self, att: Attempt) -> None:
+        """The finished attempt ``att`` (a refusal another node's answer contradicted) counts
+        as its node's failure: like a server error for outlier detection (``Router.fault``)
+        and the node's failure count."""
+        ejected = self.router.fault(att, self.clock())
+        if self.on_blame is not None:
+            self.on_blame(att.node_id, ejected)
+        self.table.count(att.node_id, ok=False)
 
     # -- the opt-in bounded wait ------------------------------------------------------
     @property

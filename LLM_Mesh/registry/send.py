@@ -18,12 +18,28 @@ Here they are fed with what came back, classified into router outcomes::
     read timeout before an answer     TIMEOUT         failed: another node after a backoff
     other transport error, other 5xx, SERVER_ERROR    failed: another node after a backoff
       a 200 that is not a JSON object
-    anything else                     (the answer: 2xx, or a 4xx the relay passes on)
+    other 4xx (400, 404, 413, 422...) REJECTED        the node's own refusal: a second
+                                                      opinion (below)
+    anything else                     (the answer: 200; another 2xx or a 3xx the relay
+                                      passes on as a 502)
 
 A refusal is no health failure: no outlier ejection, no retry-budget token (the
-failover budget's instead). Every attempt goes to a *different* node, none starts at
-or after the request's deadline (``request_timeout_s`` from arrival), and a
-non-streaming exchange is cut at that deadline even if the node trickles bytes (504).
+failover budget's instead).
+
+A node's own refusal of a request the gateway validated gets one second opinion per
+request (``core/failover.py``): one other node, at once, from the failover allowance. If
+that node takes the request (its 200), the client gets its answer, never the refusing
+node's words, and the refusal counts against the refusing node like a server error
+(``Routing.blame``: success EWMA, outlier ejection): a node that refuses what others serve
+is broken or hostile. Exempt: a ``context_length_exceeded`` refusal from a node declaring
+a smaller context for the model than the node that answered (honest: its exact count is
+over its own context). If the other node refuses too, or none is left, or the request
+stops for another reason, the *first* refusal is the answer (the relay passes it on) and
+no node is blamed. Either way the refused attempt did no work: it is not charged.
+
+Every attempt goes to a *different* node, none starts at or after the request's deadline
+(``request_timeout_s`` from arrival), and a non-streaming exchange is cut at that deadline
+even if the node trickles bytes (504).
 
 When every node refused, the client gets the last refusal's kind (429
 ``overloaded`` or 503 ``model_unavailable``) with ``Retry-After`` = the soonest any
@@ -51,7 +67,7 @@ from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop
-from LLM_Mesh.core.node_refusal import node_message
+from LLM_Mesh.core.node_refusal import MAX_BODY_BYTES, node_message, node_refusal
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
@@ -202,6 +218,7 @@ class Exchange:
         "failover",
         "job",
         "node_wait",
+        "rejection",
         "retry_after",
         "routing",
         "rt",
@@ -221,13 +238,16 @@ class Exchange:
         self.deadline = job.deadline  # a continuation has its own window
         self.retry_after: int | None = None  # the soonest Retry-After a refusing node gave
         self.node_wait: float | None = None  # the last attempt's node's own Retry-After
+        # the first node refusal awaiting its second opinion: node, answer, ended attempt
+        self.rejection: tuple[str, NodeResponse, Attempt] | None = None
 
     # -- the failover loop --------------------------------------------------------------
     async def send(self, sender: Sender) -> tuple[str, NodeResponse]:
         """The first node answer that is not a failover reason; its attempt stays open
-        (``self.att``). Raises the last node's error (502/504/429/503, naming ``node_id``
-        and ``attempts``) when the policy stops; a first call's 503 no-node or 429 counts
-        as refused demand."""
+        (``self.att``). Or the first node refusal (a 4xx) when its second opinion gave no
+        answer (its attempt ended: ``self.att`` is ``None``). Raises the last node's error
+        (502/504/429/503, naming ``node_id`` and ``attempts``) when the policy stops; a
+        first call's 503 no-node or 429 counts as refused demand."""
         rt, job, routing = self.rt, self.job, self.routing
         fo = self.failover
         first = fo is None
@@ -245,7 +265,7 @@ class Exchange:
                 if first and not self.tried:
                     self.tally.waited_s = rt.clock() - t0
                 if d.node_id is None:
-                    if too_small is not None and last is None:  # no node it fits
+                    if too_small is not None and last is None and self.rejection is None:
                         raise too_small
                     self.stop(Stop.NO_NODE)
                     break
@@ -267,12 +287,21 @@ class Exchange:
                 self.tried.add(node)
                 fo.begin()
                 att = routing.begin(node, job.model)
-                outcome, last, resp = await self._attempt(sender, node, entry.url, left, att, fo)
-                if resp is not None:
+                outcome, err, resp = await self._attempt(sender, node, entry.url, left, att, fo)
+                if outcome is Outcome.SUCCESS and resp is not None:
                     self.att = att
                     self.tally.node_id = node
                     self.tally.attempts = fo.attempts
+                    if resp.status_code == 200 and fo.accepted() is not None:
+                        self._blame(node)
                     return node, resp
+                if outcome is Outcome.REJECTED and resp is not None:
+                    if self.rejection is None:
+                        if len(resp.content) > MAX_BODY_BYTES:  # read as no body anyway:
+                            resp.content = b""  # not held through the second opinion
+                        self.rejection = (node, resp, att)
+                else:
+                    last = err
                 # a refusing node's own Retry-After holds it out of the router that long
                 step = self.finish(att, outcome, retry_after_s=self.node_wait)
                 if step.action is Action.STOP:
@@ -285,6 +314,11 @@ class Exchange:
                 routing.demand.refuse(job.model, reason)
             raise
         self.tally.attempts = fo.attempts
+        if self.rejection is not None:  # no second opinion took it: the first refusal
+            node, resp, _ = self.rejection
+            self.rejection = None
+            self.tally.node_id = node
+            return node, resp
         if last is None:
             last = self._no_node(routing.pick(self._route_request()))
         elif fo.budget_exhausted:
@@ -322,8 +356,10 @@ class Exchange:
         except BaseException:
             self.finish(att, Outcome.CANCELLED)
             raise
-        if status not in _REFUSED and status < 500:
+        if status < 400:
             return Outcome.SUCCESS, None, resp
+        if status < 500 and status not in _REFUSED:  # the node's own refusal
+            return Outcome.REJECTED, None, resp
         if status == 401:  # the node refused the gateway's signature (a key not pinned yet)
             return Outcome.UNAVAILABLE, ModelUnavailable(
                 f"node {node} refused the gateway: {error_message(content)}",
@@ -346,6 +382,25 @@ class Exchange:
             ), None  # fmt: skip
         msg = f"node {node} answered HTTP {status}: {error_message(content)}"
         return Outcome.SERVER_ERROR, UpstreamError(msg, node_id=node, attempts=attempts), None
+
+    def _blame(self, node: str) -> None:
+        """``node`` took the request a node refused before (the pending rejection): that
+        refusal counts as its node's failure, unless it is an honest context refusal (see
+        the module docstring)."""
+        rejection, self.rejection = self.rejection, None
+        if rejection is None:  # pragma: no cover - the policy names a node only after one
+            return
+        refuser, resp, att = rejection
+        code = node_refusal(resp.status_code, resp.content).code
+        if code == ContextLengthExceeded.code and self._context(refuser) < self._context(node):
+            return
+        self.routing.blame(att)
+
+    def _context(self, node_id: str) -> int:
+        """The context ``node_id`` declares for the job's model (else the catalog's; 0)."""
+        hosted = self.rt.table.hosted(node_id, self.job.model)
+        ctx = hosted.context_length if hosted is not None else None
+        return ctx or self.job.catalog_context or 0
 
     def finish(
         self,
@@ -518,11 +573,12 @@ class Exchange:
 
         node, resp = await self.send(sender)
         att = self.att
-        if att is None:  # pragma: no cover - send() always leaves the answer's attempt open
-            raise MeshError("no open attempt")
-        if resp.status_code != 200:
-            self.finish(att, Outcome.CANCELLED)  # a 4xx the node decided: says nothing of it
+        if resp.status_code != 200:  # a refusal (its attempt ended), or passed on as a 502
+            if att is not None:
+                self.finish(att, Outcome.CANCELLED)  # says nothing of the node
             return Answer(node, resp.status_code, resp.content, None)
+        if att is None:  # pragma: no cover - send() leaves an answer's attempt open
+            raise MeshError("no open attempt")
         data = parsed[-1]
         tally = self.tally
         latency_ms = (rt.clock() - job.started) * 1000.0

@@ -250,7 +250,7 @@ class NodeStream:
         if resp.status_code != 200:
             att = ex.att
             if att is not None:
-                ex.finish(att, Outcome.CANCELLED)  # a 4xx the node decided: neutral
+                ex.finish(att, Outcome.CANCELLED)  # a 2xx or 3xx passed on (a 502): neutral
             return Answer(node, resp.status_code, resp.content, None)
         self.resp = resp
         self._part()

@@ -5,7 +5,9 @@ send, and on a refusal or a failure ask the gateway's own failover policy,
 :class:`LLM_Mesh.core.failover.Failover` (the same code, not a copy), what to do
 next: a connect error, a 429 or a 503 (the node did nothing) fails over at once to
 another node within ``max_failovers`` and the failover budget; a 5xx is retried after
-the policy's backoff within ``max_attempts`` and the retry budget. A client timeout
+the policy's backoff within ``max_attempts`` and the retry budget (a simulated node never
+refuses a request with its own 4xx, so the policy's second opinion, ``REJECTED``, does not
+arise here). A client timeout
 ends the request and cancels it on the node. The client's outcome is decided only by
 what the simulated node did. ``on_stop`` (optional) sees each request's
 :class:`~LLM_Mesh.core.failover.Failover` when it stops, with every decision in order.

@@ -41,6 +41,7 @@ def _fo(
         (Outcome.TIMEOUT, Meaning.FAILED),
         (Outcome.SERVER_ERROR, Meaning.FAILED),
         (Outcome.CANCELLED, Meaning.NEUTRAL),
+        (Outcome.REJECTED, Meaning.REJECTED),
     ],
 )
 def test_meaning(outcome: Outcome, kind: Meaning) -> None:
@@ -227,3 +228,70 @@ def test_a_continuation_spends_from_the_same_failover_budget() -> None:
     assert nxt.after("b", Outcome.CONNECT_ERROR, 2.0, 0.5).stop is Stop.FAILOVER_BUDGET
     rich = _fo().continuation(2.0, float("inf"))
     assert rich.after("b", Outcome.CONNECT_ERROR, 2.0, 0.5).action is Action.RETRY
+
+
+# -- a node's own refusal (4xx): one second opinion -------------------------------------
+
+
+def test_a_refusal_then_an_answer_blames_the_refusing_node_once() -> None:
+    failover = RetryBudget(1.0, 50.0)
+    fo = _fo(failover=failover)
+    fo.begin()
+    step = fo.after("a", Outcome.REJECTED, 1.0, 0.5)
+    assert step.action is Action.RETRY and step.delay_s == 0.0
+    assert failover.retries_in_window == 1 and fo.refused == 1 and fo.worked == 0
+    fo.begin()
+    assert fo.accepted() == "a"  # "b" took the request: "a"'s refusal is its failure
+    assert fo.accepted() is None  # once
+    assert fo.after("b", Outcome.SUCCESS, 1.1, 0.5).stop is Stop.SUCCEEDED
+    assert fo.attempts == 2
+
+
+def test_a_refusal_refused_again_stops_and_blames_no_one() -> None:
+    fo = _fo()
+    fo.begin()
+    assert fo.after("a", Outcome.REJECTED, 1.0, 0.5).action is Action.RETRY
+    fo.begin()
+    step = fo.after("b", Outcome.REJECTED, 1.1, 0.5)
+    assert step.action is Action.STOP and step.stop is Stop.REJECTED
+    assert fo.accepted() is None
+    assert [s.node_id for s in fo.steps or []] == ["a", "b"]
+
+
+def test_one_second_opinion_per_request() -> None:
+    fo = _fo()
+    fo.begin()
+    assert fo.after("a", Outcome.REJECTED, 1.0, 0.5).action is Action.RETRY
+    fo.begin()  # a node that did nothing is no opinion: the failover goes on
+    assert fo.after("b", Outcome.CONNECT_ERROR, 1.0, 0.5).action is Action.RETRY
+    fo.begin()
+    assert fo.after("c", Outcome.REJECTED, 1.0, 0.5).stop is Stop.REJECTED
+    # a continuation (after another node took it and broke the stream) gets none
+    fo2 = _fo()
+    fo2.begin()
+    fo2.after("a", Outcome.REJECTED, 1.0, 0.5)
+    fo2.begin()
+    assert fo2.accepted() == "a"
+    fo2.after("b", Outcome.SERVER_ERROR, 2.0, 0.5)
+    nxt = fo2.continuation(2.0, 32.0)
+    nxt.begin()
+    assert nxt.after("c", Outcome.REJECTED, 2.1, 0.5).stop is Stop.REJECTED
+
+
+def test_no_second_opinion_past_a_stop_or_without_another_node() -> None:
+    fo = _fo()
+    fo.begin()
+    assert fo.after("a", Outcome.REJECTED, 1.0, 0.5).action is Action.RETRY
+    assert fo.stop(Stop.NO_NODE).stop is Stop.NO_NODE  # no other node serves the model
+    assert fo.accepted() is None  # the refusal is passed on; no one is blamed
+    late = _fo(deadline=1.0)
+    late.begin()
+    assert late.after("a", Outcome.REJECTED, 1.0, 0.5).stop is Stop.DEADLINE
+    assert late.accepted() is None
+    none_left = _fo(max_failovers=0)
+    none_left.begin()
+    assert none_left.after("a", Outcome.REJECTED, 1.0, 0.5).stop is Stop.MAX_FAILOVERS
+    spent = _fo(failover=RetryBudget(0.0, 0.0))
+    spent.begin()
+    assert spent.after("a", Outcome.REJECTED, 1.0, 0.5).stop is Stop.FAILOVER_BUDGET
+    assert spent.accepted() is None

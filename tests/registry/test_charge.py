@@ -18,6 +18,7 @@ import httpx
 import pytest
 from starlette.requests import ClientDisconnect
 
+from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
 from LLM_Mesh.core.pricing import estimate, estimate_prompt_tokens, request_cost
 from LLM_Mesh.registry.api_keys import create_api_key
@@ -144,6 +145,35 @@ async def test_a_failed_request_costs_nothing(tmp_path: Path) -> None:
         await settlement(h).flush()
         assert await settlement(h).balance(account) == (1000, 0)
         assert await settlement(h).balance(operator_account("alice")) == (0, 0)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_second_opinion_is_paid_like_any_answer_and_the_refusal_costs_nothing(
+    tmp_path: Path, stream: bool
+) -> None:
+    """A node refuses (its own 400), another node answers (the second opinion,
+    ``core/failover.py``): the user pays that answer exactly once, to its operator; the
+    refusing node did no work and earns nothing."""
+    async with running(tmp_path) as h:
+        refuser = await register(h, "bad", "mallory", behavior="400")
+        await register(h, "good", "alice")
+        key, account = await new_user(h, 1000)
+        busy = h.runtime.routing.begin("good", MODEL)  # "bad" looks best
+        r = await h.client.post(CHAT, json={**BODY, "stream": stream}, headers=bearer(key))
+        h.runtime.routing.finish(busy, Outcome.CANCELLED)
+        assert r.status_code == 200, r.text  # before: bad's 400
+        assert len(refuser.calls) == 1 and r.headers["x-mesh-node"] == "good"
+        if stream:
+            final = [json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")]
+            mesh, cost = final[-1]["mesh"], request_cost(PRICE, 4, 3)
+        else:
+            mesh, cost = r.json()["mesh"], COST
+        assert mesh["cost"] == cost and mesh["attempts"] == 2
+        await settlement(h).flush()
+        fee = cost * 5 // 100
+        assert await settlement(h).balance(account) == (1000 - cost, 0)
+        assert await settlement(h).balance(operator_account("alice")) == (cost - fee, 0)
+        assert await settlement(h).balance(operator_account("mallory")) == (0, 0)
 
 
 async def test_a_stream_pays_before_its_final_chunk(tmp_path: Path) -> None:

@@ -107,6 +107,35 @@ async def test_a_failing_node_is_a_retry_and_an_ejection(tmp_path: Path) -> None
         assert s.value("llm_mesh_gateway_nodes_ejected") == 1
 
 
+async def test_a_refusal_another_node_overrules_is_a_blame_and_an_ejection(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as h:
+        bad = await h.register("bad", behavior="400")
+        await h.register("good")
+        r = await first_on(h, "bad", "good", chat())
+        assert r.status_code == 200 and len(bad.calls) == 1
+        s = await scrape(h)
+        assert s.value("llm_mesh_gateway_attempts_total", node="bad", outcome="rejected") == 1
+        assert s.value("llm_mesh_gateway_failovers_total", outcome="rejected") == 1
+        assert s.value("llm_mesh_gateway_refusals_blamed_total", node="bad") == 1
+        assert s.value("llm_mesh_gateway_ejections_total", node="bad") == 1
+        assert s.value("llm_mesh_gateway_failover_stops_total", reason="succeeded") == 1
+        assert s.value("llm_mesh_gateway_requests_total", node="good", outcome="ok") == 1
+
+
+async def test_a_refusal_both_nodes_give_stops_as_rejected(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await h.register("a", behavior="400")
+        await h.register("b", behavior="400")
+        assert (await h.client.post(CHAT, json=chat())).status_code == 400
+        s = await scrape(h)
+        assert s.value("llm_mesh_gateway_failover_stops_total", reason="rejected") == 1
+        assert s.value("llm_mesh_gateway_attempts_total", outcome="rejected") == 2
+        assert s.value("llm_mesh_gateway_refusals_blamed_total") == 0
+        assert s.value("llm_mesh_gateway_ejections_total") == 0
+
+
 async def test_errors_and_no_node_count_with_their_codes_and_stop_reasons(tmp_path: Path) -> None:
     async with running(tmp_path / "a", max_attempts=2) as h:
         r = await h.client.post(CHAT, json=chat())  # nobody serves it yet: refused at once
