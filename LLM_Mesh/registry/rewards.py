@@ -11,7 +11,11 @@ epoch, so every replica agrees on them). Closing a period:
 2. cuts the period's healthy time (:func:`~LLM_Mesh.core.rewards.close_uptime`), reads
    the period's requests (``Store.request_totals``) and computes each node's reward
    (:func:`~LLM_Mesh.core.rewards.rewards`); a node without a live operator (revoked
-   operator or node key, no key at all) earns 0;
+   operator or node key, no key at all) earns 0; a node quarantined by a canary when the
+   period is closed (any model, not cleared: ``canary_status``) earns to its held account
+   ``held:<pseudonym>`` instead of its operator, as its requests' shares do
+   (``registry/held.py``: released to the operator by the admin's clear, forfeited by a
+   revocation);
 3. appends the ``reward`` entries (``mint`` → the operator's account, ``request_id``
    ``reward:<period start>:<node pseudonym>``) with ``SqlLedger.append(guard=)``; the
    guard, inside the append's transaction after the head lock, inserts a
@@ -38,7 +42,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, Transfer, held_account, pseudonym
 from LLM_Mesh.core.rewards import NodePeriod, close_uptime, due_period, rewards
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
@@ -147,6 +151,8 @@ class RewardTask:
             return PeriodReport(start, 0, 0, 0, already)
         stats = await self.store.request_totals(_dt(start), _dt(start + self.period_s))
         owners = await self._owners([n.node_id for n, _, _ in due])
+        for node_id in await self._held(set(owners)):
+            owners[node_id] = held_account(node_id)  # earned, held until the admin decides
         computed = rewards(
             [NodePeriod(n.node_id, h, stats.get(n.node_id, {})) for n, h, _ in due],
             rate=self.rate,
@@ -250,6 +256,17 @@ class RewardTask:
                 account = pseudonym("operator", op.name)
                 out.update((n, account) for n in op.nodes if n in wanted)
         return out
+
+    async def _held(self, node_ids: set[str]) -> set[str]:
+        """Those of ``node_ids`` with a quarantine (any model) in the store now: their
+        earnings are held (``registry/held.py``), their uptime rewards too."""
+        if not node_ids:
+            return set()
+        return {
+            r.node_id
+            for r in await self.store.canary_records()
+            if r.quarantined and r.node_id in node_ids
+        }
 
     @staticmethod
     async def _closed_in(conn: AsyncConnection, start: int, node_ids: list[str]) -> set[str]:

@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.identity import hash_secret
-from LLM_Mesh.core.ledger_entry import MINT, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, held_account, pseudonym
 from LLM_Mesh.registry import rewards as rewards_module
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.earnings import earnings, node_totals
+from LLM_Mesh.registry.held import clear_and_release
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import RequestRecord, Store
@@ -303,3 +305,33 @@ async def test_with_no_uptime_anywhere_the_ledger_is_not_even_opened() -> None:
     )  # fmt: skip
     assert await task.close_due() == rewards_module.PeriodReport(S, 0, 0, 0, 0)
     assert opened == []
+
+
+async def test_a_quarantined_nodes_uptime_reward_is_held_not_paid(store: SqlStore) -> None:
+    """A node caught by a canary keeps heartbeating: its uptime reward for the period goes
+    to its held account (as its requests' shares do), not to its operator; the admin's
+    clear releases it, a revocation would forfeit it. Its operator's earnings do not count
+    it as earned. (Found 2026-12-02: rewards were minted to the operator all the same.)"""
+    await _operator(store, "op")
+    await _node(store, "liar", "op")
+    await _node(store, "honest", "op")
+    await store.record_canary("liar", "m", ok=False, reason="canary: token", at=_at(100))
+    ledger = _ledger(store)
+    report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
+    assert report is not None and (report.closed, report.paid) == (2, 2)
+    op = pseudonym("operator", "op")
+    got = sorted((to, amount) for _, to, amount, _ in await _rewards(ledger))
+    assert got == sorted([(op, RATE), (held_account("liar"), RATE)])
+    rows = await _rows(store.engine)
+    assert rows[("liar", S)]["operator"] == held_account("liar")
+    assert rows[("liar", S)]["amount"] == RATE
+    mine = await earnings(store.engine, operator="op", account=op, nodes=["liar", "honest"],
+                          days=1, now=S + PERIOD_S + 20)  # fmt: skip
+    assert mine.totals.rewards == RATE  # the honest node's only
+    assert mine.held == {"liar": RATE}
+    assert (await node_totals(store.engine, days=1, now=S + PERIOD_S + 20)).keys() == {"honest"}
+    _, released, to = await clear_and_release(store, "liar", _at(PERIOD_S + 30))
+    assert (released, to) == (RATE, op)
+    report_ = await audit(StoreSource(ledger, ORIGIN))
+    assert report_.ok, report_.findings
+    assert report_.balances[op] == 2 * RATE
