@@ -400,6 +400,8 @@ def test_info_says_when_the_registry_is_unreachable(
     assert svc.node_id in r.output
     assert "earnings unavailable" in r.output and "unreachable" in r.output
     assert "µNT" not in r.output  # no zeros pretending to be earnings
+
+
 def test_start_passes_the_observability_flags(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import LLM_Mesh.node_manager as nm
 
@@ -415,7 +417,9 @@ def test_start_passes_the_observability_flags(home: Path, monkeypatch: pytest.Mo
     assert bad.exit_code == 1 and "text or json" in bad.output
 
 
-def test_a_plain_http_download_needs_its_sha256(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plain_http_download_needs_its_sha256(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Over plain HTTP anyone on the path can hand the operator another file (a GGUF is
     parsed by llama.cpp's C++ loader); without ``--sha256`` nothing would tell (found
     2026-12-02: downloaded and added unverified)."""

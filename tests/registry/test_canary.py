@@ -482,7 +482,5 @@ async def test_trust_earned_on_one_model_does_not_carry_to_an_unverified_one(
     body = {"model": MODEL, "prompt": "x", "trusted_only": True}
     r = await mesh.client.post("/v1/completions", json=body)
     assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
-    r = await mesh.client.post(
-        "/v1/completions", json={**body, "model": "my-org/unchecked-7b"}
-    )
+    r = await mesh.client.post("/v1/completions", json={**body, "model": "my-org/unchecked-7b"})
     assert r.status_code == 503, r.text  # nobody passed a probe for it

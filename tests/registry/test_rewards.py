@@ -63,7 +63,12 @@ async def _operator(store: Store, name: str) -> None:
 
 
 async def _node(
-    store: Store, node_id: str, operator: str, *, up_from: float = 0, up_to: float = PERIOD_S,
+    store: Store,
+    node_id: str,
+    operator: str,
+    *,
+    up_from: float = 0,
+    up_to: float = PERIOD_S,
     models: list[dict[str, object]] | None = None,
 ) -> None:
     """A node of ``operator`` registered at ``up_from`` (seconds into the period) that
