@@ -49,6 +49,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 | reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
 | reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
+| reward_simulated     | LLM_MESH_REWARD_SIMULATED | false (a node whose every model is simulated earns no uptime reward; true: it does, for test meshes) |
 | request_log_keep_days | LLM_MESH_REQUEST_LOG_KEEP_DAYS | 30 (the store's request log keeps this many days, pruned hourly; 0: forever; never less than the rewards read) |
 | settlement_keep_days | LLM_MESH_SETTLEMENT_KEEP_DAYS | 400 (settled or void ``settlements`` rows are kept this many days after settling, pruned hourly; 0: forever; never less than 367, the longest earnings window + 1; the ledger is never pruned) |
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
@@ -244,6 +245,8 @@ class Settings:
     # availability (0: none), settled once per period of this many seconds
     reward_rate: int = DEFAULT_REWARD_RATE
     reward_period_s: int = DEFAULT_REWARD_PERIOD_S
+    # whether a node serving only simulated models earns uptime (it serves no model)
+    reward_simulated: bool = False
     # the store's request log (``requests`` rows) is pruned to this many days (0: kept
     # forever; core/retention.py, registry/retention.py)
     request_log_keep_days: int = DEFAULT_REQUEST_LOG_KEEP_DAYS
@@ -314,6 +317,7 @@ class Settings:
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
             reward_rate=_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),
             reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
+            reward_simulated=_bool(env, "LLM_MESH_REWARD_SIMULATED", False),
             request_log_keep_days=_whole(
                 env, "LLM_MESH_REQUEST_LOG_KEEP_DAYS", DEFAULT_REQUEST_LOG_KEEP_DAYS
             ),

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.browser_origin import web_page_refusal
 from LLM_Mesh.core.metrics_access import MetricsAccess, Verdict
 
 __all__ = [
@@ -98,7 +99,9 @@ def install_metrics(app: Starlette, registry: CollectorRegistry, settings: Setti
 
     async def metrics(request: Request) -> Response:
         peer = request.client.host if request.client else None
-        verdict = access.decide(request.headers.get("authorization"), peer)
+        verdict = access.decide(
+            request.headers.get("authorization"), peer, web_page_refusal(request.headers)
+        )
         if verdict is not Verdict.ALLOW:
             return _refusal(verdict)
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))

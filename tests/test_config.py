@@ -264,6 +264,8 @@ def test_reward_settings_from_env() -> None:
     assert (s.reward_rate, s.reward_period_s) == (100_000, 3600)
     s = Settings.from_env({"LLM_MESH_REWARD_RATE": "0", "LLM_MESH_REWARD_PERIOD_S": "600"})
     assert (s.reward_rate, s.reward_period_s) == (0, 600)  # rate 0: rewards off
+    assert not Settings.from_env({}).reward_simulated  # a sim node's uptime earns nothing
+    assert Settings.from_env({"LLM_MESH_REWARD_SIMULATED": "1"}).reward_simulated
     for bad in ("-1", "1.5", "much", "\u00b2", "\u0663"):  # '²', Arabic-Indic 3: str.isdigit()
         with pytest.raises(ValueError, match="LLM_MESH_REWARD_RATE must be a whole number"):
             Settings.from_env({"LLM_MESH_REWARD_RATE": bad})

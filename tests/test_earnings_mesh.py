@@ -31,7 +31,8 @@ RATE = 3_600_000_000
 
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[InProcessMesh]:
-    m = InProcessMesh(tmp_path / "mesh", reward_rate=RATE).start()
+    # a sim node serves here: its uptime counts only with reward_simulated
+    m = InProcessMesh(tmp_path / "mesh", reward_rate=RATE, reward_simulated=True).start()
     try:
         yield m
     finally:

@@ -7,7 +7,9 @@ with which nodes: operational data, not public by default. The rule, in order:
 2. a ``Bearer`` token equal to the metrics token (``LLM_MESH_METRICS_TOKEN``; compared in
    constant time): allowed from anywhere (an operator's Prometheus on another machine);
 3. a loopback client (``127.0.0.0/8``, ``::1``, and IPv4-mapped loopback): allowed, as the
-   node's own operator endpoints are (a Prometheus or an agent on the same machine);
+   node's own operator endpoints are (a Prometheus or an agent on the same machine),
+   unless it is a browser's request from another site's page or through a rebound DNS
+   name (``core/browser_origin.py``);
 4. anyone else: refused, 401 when a bearer token was sent and is wrong, else 403.
 
 The admin key is deliberately not accepted: a scraper should hold nothing that can do more.
@@ -58,8 +60,13 @@ class MetricsAccess:
     public: bool = False
     token: str | None = field(default=None, repr=False)
 
-    def decide(self, authorization: str | None, peer: str | None) -> Verdict:
-        """The verdict for a request with this ``Authorization`` header from ``peer``."""
+    def decide(
+        self, authorization: str | None, peer: str | None, web_page: str | None = None
+    ) -> Verdict:
+        """The verdict for a request with this ``Authorization`` header from ``peer``;
+        ``web_page``: why a loopback request is a web page's
+        (:func:`~LLM_Mesh.core.browser_origin.web_page_refusal`), which loopback does not
+        let in."""
         if self.public:
             return Verdict.ALLOW
         given = _bearer(authorization)
@@ -67,6 +74,6 @@ class MetricsAccess:
             if hmac.compare_digest(given.encode(), self.token.encode()):
                 return Verdict.ALLOW
             return Verdict.UNAUTHORIZED
-        if is_loopback(peer):
+        if is_loopback(peer) and web_page is None:
             return Verdict.ALLOW
         return Verdict.UNAUTHORIZED if given is not None else Verdict.FORBIDDEN

@@ -26,6 +26,10 @@ micro-NetworkTokens, rounded down, where
 
 The factors are integers in thousandths (rounded down), so the amount is integer
 arithmetic (:func:`reward_amount`); money is never a float.
+
+Only a node that declares at least one model it does not simulate earns uptime
+(:func:`earns_uptime`): a node whose every model runs on a simulated engine (or that
+lists none) serves no model, and its availability is worth nothing to users.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ __all__ = [
     "Reward",
     "close_uptime",
     "due_period",
+    "earns_uptime",
     "heartbeat_credit_ms",
     "peer_speeds",
     "performance_milli",
@@ -95,6 +100,12 @@ def close_uptime(
     base = mark_ms if counter_ms >= mark_ms else 0
     healthy = min(counter_ms - base, period_ms)
     return healthy, max(base + healthy, counter_ms - carry_ms)
+
+
+def earns_uptime(models: Sequence[Mapping[str, object]]) -> bool:
+    """Whether a node hosting ``models`` (its registration's, as stored) earns uptime
+    rewards: at least one model not ``simulated``."""
+    return any(isinstance(m, Mapping) and not m.get("simulated") for m in models)
 
 
 def due_period(now_s: float, period_s: int, grace_s: float) -> int:

@@ -18,6 +18,9 @@ runs no lifespan.
   ``metrics_http.py``; not served with ``Settings.metrics`` off);
 - ``POST /mesh/admin/pause|resume|drain`` (loopback clients only).
 
+"Loopback clients only" also refuses a browser's request from a web page of another
+site or through a rebound DNS name (``core/browser_origin.py``: CSRF, DNS rebinding).
+
 The two inference endpoints need the gateway's signature or session MAC
 (``node/gateway_guard.py``: 401 without it; a node with ``register = false`` answers
 loopback clients only). They are served ahead of the middleware stack and router
@@ -52,6 +55,7 @@ from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
+from LLM_Mesh.core.browser_origin import web_page_refusal
 from LLM_Mesh.core.limits import check_body, check_depth, limit_error
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
@@ -413,17 +417,17 @@ class _Handler:
             await gen.aclose(ok=ok)
 
 
-def _is_loopback(request: Request) -> bool:
-    return is_loopback(request.client.host if request.client else None)
-
-
-def _loopback_only() -> JSONResponse:
-    err = {
-        "message": "this endpoint answers loopback clients only (the node's operator)",
-        "type": "permission_error",
-        "param": None,
-        "code": "forbidden",
-    }
+def _operator_refusal(request: Request) -> JSONResponse | None:
+    """403 unless the request is the operator's: a loopback client, and not a web page of
+    another site or a rebound name (``core/browser_origin.py``); else ``None``."""
+    if not is_loopback(request.client.host if request.client else None):
+        why = "this endpoint answers loopback clients only (the node's operator)"
+    else:
+        page = web_page_refusal(request.headers)
+        if page is None:
+            return None
+        why = f"this endpoint answers the node's operator, not {page}"
+    err = {"message": why, "type": "permission_error", "param": None, "code": "forbidden"}
     return JSONResponse({"error": err}, status_code=403)
 
 
@@ -503,24 +507,25 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
 
     @app.get("/mesh/info", response_model=None)
     async def info(request: Request) -> dict[str, Any] | JSONResponse:
-        if not _is_loopback(request):  # hardware and counters: the operator's
-            return _loopback_only()
-        return service.info()
+        refusal = _operator_refusal(request)  # hardware and counters: the operator's
+        return refusal if refusal is not None else service.info()
 
     @app.get("/mesh/earnings", response_model=None)
     async def earnings(request: Request, days: int = 30) -> dict[str, Any] | JSONResponse:
         """This node's earnings, asked of its registry with its operator token (503
         ``registry_unreachable`` when the registry does not answer); the operator's."""
-        if not _is_loopback(request):
-            return _loopback_only()
+        refusal = _operator_refusal(request)
+        if refusal is not None:
+            return refusal
         if not 1 <= days <= EARNINGS_MAX_DAYS:
             raise InvalidRequest(f"days is 1 to {EARNINGS_MAX_DAYS}", param="days")
         return await service.earnings(days)
 
     @app.post("/mesh/admin/{action}")
     async def admin(action: str, request: Request) -> JSONResponse:
-        if not _is_loopback(request):
-            return _loopback_only()
+        refusal = _operator_refusal(request)
+        if refusal is not None:
+            return refusal
         actions = {"pause": service.pause, "resume": service.resume, "drain": service.drain}
         if action not in actions:
             raise InvalidRequest(

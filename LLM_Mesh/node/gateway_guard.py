@@ -17,7 +17,8 @@ registered node (``register = true``, the default)
     (``core/gateway_session.py``); a new pinned key drops the old session key.
 standalone node (``register = false``)
     there is no gateway: inference answers loopback clients only, unauthenticated
-    (local use, tests); anyone else gets 401.
+    (local use, tests), but not a browser's request from a web page of another site or
+    through a rebound DNS name (``core/browser_origin.py``); anyone else gets 401.
 
 Not guarded: ``GET /v1/models`` (what the node serves, public anyway), ``GET
 /mesh/health`` (the registry's active checks). ``/mesh/info`` (hardware, counters)
@@ -30,6 +31,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from LLM_Mesh.core.browser_origin import web_page_refusal
 from LLM_Mesh.core.gateway_auth import GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.errors import BadSignature, MeshError
@@ -146,7 +148,13 @@ class GatewayGuard:
                body: bytes) -> None:  # fmt: skip
         if not self.registering:
             if is_loopback(client_host):
-                return
+                page = web_page_refusal(headers)
+                if page is None:
+                    return
+                raise BadSignature(
+                    "this node runs without a registry (register = false): it serves "
+                    f"programs on this machine, not {page}"
+                )
             raise BadSignature(
                 "this node runs without a registry (register = false): it serves loopback "
                 "clients only"

@@ -6,7 +6,8 @@ of :mod:`LLM_Mesh.node.downloads`:
 
 - a catalog id or alias → :func:`ensure_catalog_model` (PyPI package or URL);
 - ``http://`` / ``https://`` → :func:`download_model` (resumable, verified; the
-  file is named after ``--name`` or the URL's last path segment);
+  file is named after ``--name`` or the URL's last path segment; a plain ``http://``
+  URL needs ``--sha256``: anyone on the path could hand over another file);
 - anything else is a local ``.gguf`` → :func:`add_local_model` (hardlink or copy).
 
 It returns the entry to put in ``node.toml``'s ``models`` (the catalog id, or
@@ -107,6 +108,12 @@ async def add_model(
         path = await ensure_catalog_model(spec, folder, client=client, progress=progress)
         return AddedModel(spec.id, path, spec.id, "catalog")
     if is_url(ref):
+        if ref.startswith("http://") and digest is None:
+            raise InvalidRequest(
+                "a download over plain http:// can be replaced by anyone on the network path; "
+                "pass the file's --sha256, or use an https:// URL",
+                param="sha256",
+            )
         segment = unquote(Path(urlparse(ref).path).name) or "model"
         file_name = _file_name(name, Path(segment).stem if segment.endswith(".gguf") else segment)
         dest = folder / file_name

@@ -43,6 +43,7 @@ from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
+from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record
@@ -202,9 +203,14 @@ async def absorb_heartbeat(
     if hb.gateway_kx_key is not None:  # a restarted registry or a replica agrees here
         rt.signer.agree(node_id, hb.gateway_kx_key)
     # uptime rewards: the time since its last heartbeat counts as routable, up to the
-    # expiry, unless this registry's last active check of it failed (core/rewards.py)
+    # expiry, unless this registry's last active check of it failed, or it refused the
+    # gateway's key lately and has not registered or answered since (it serves nothing:
+    # core/rewards.py; send.py marks it)
     entry = rt.table.get(node_id)
-    credit_s = 0.0 if entry is None or entry.check_failed else rt.settings.heartbeat_expiry_s
+    refused_at = entry.refused_gateway_at if entry is not None else None
+    refusing = refused_at is not None and rt.wall_clock() - refused_at < REFUSAL_NO_CREDIT_S
+    serving = entry is not None and not entry.check_failed and not refusing
+    credit_s = rt.settings.heartbeat_expiry_s if serving else 0.0
     if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
         rt.heartbeats.touch(node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s)
     elif not await rt.store.touch_heartbeat(

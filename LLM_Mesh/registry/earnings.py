@@ -238,7 +238,12 @@ async def node_totals(engine: AsyncEngine, *, days: int, now: float) -> dict[str
             )
         rstmt = (
             select(rp.c.node_id, func.sum(rp.c.amount).label("amount"))
-            .where(rp.c.period_start >= int(since_dt.timestamp()))
+            .where(
+                and_(
+                    rp.c.period_start >= int(since_dt.timestamp()),
+                    rp.c.operator.not_like("held:%"),  # held, not earned (registry/rewards.py)
+                )
+            )
             .group_by(rp.c.node_id)
         )
         for row in await conn.execute(rstmt):

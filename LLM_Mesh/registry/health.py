@@ -20,12 +20,17 @@ StoreHealthLeases`) a pass checks only the nodes whose lease this replica took (
 of an interval), and writes its results for the other replicas to apply: each node is
 checked once per pass across the replicas. ``POST /mesh/health-check`` (``force``) checks
 every node here and still shares the results.
+
+A check passes on a 200 whose body does not name another node (:func:`other_node`): a
+node answers ``{"node_id": ...}``, so node keys registered at another node's URL fail
+their checks (and earn no uptime) instead of borrowing that node's health.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -33,6 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.logs import safe_id
 from LLM_Mesh.registry.node_client import NodeClient, NodeTransportError
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 
@@ -43,6 +49,26 @@ class Leases(Protocol):
     async def claim(self, node_ids: Sequence[str], lease_s: float) -> set[str]: ...
 
     async def record(self, results: Sequence[tuple[str, bool]]) -> None: ...
+
+
+MAX_HEALTH_BODY = 65_536  # a node's health answer is ~150 bytes; longer is not read
+
+
+def other_node(content: bytes, node_id: str) -> str | None:
+    """Why a 200 health answer is not ``node_id``'s: it names another node (several node
+    keys registered at one node's URL, each to be credited uptime there), else ``None``.
+    An answer that names no node (not JSON, or no ``node_id``) passes: only a node
+    claiming to be another is refused."""
+    if len(content) > MAX_HEALTH_BODY:
+        return None
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        return None
+    named = data.get("node_id") if isinstance(data, dict) else None
+    if isinstance(named, str) and named != node_id:
+        return f"answers as node {safe_id(named) or '(an unprintable id)'}"
+    return None
 
 
 class HealthChecker:
@@ -91,6 +117,8 @@ class HealthChecker:
             resp = await self._client().get(entry.url + "/mesh/health", timeout_s=self.timeout_s)
             if resp.status_code != 200:
                 error = f"HTTP {resp.status_code}"
+            else:
+                error = other_node(resp.content, entry.node_id)
         except NodeTransportError as exc:
             error = f"{exc.kind}: {exc}".rstrip(": ")
         except Exception as exc:  # one odd answer must not lose the whole pass

@@ -299,6 +299,10 @@ class MemoryStore(MemoryReplicaState):
                 out.append(model)
         return sorted(out)
 
+    async def quarantined_nodes_of(self, operator: str) -> list[str]:
+        mine = {k.node_id for k in self.node_keys.values() if k.operator == operator}
+        return sorted({r.node_id for r in self.canary.values() if r.quarantined} & mine)
+
     async def canary_records(self, since: datetime | None = None) -> list[CanaryRecord]:
         return [
             replace(r)

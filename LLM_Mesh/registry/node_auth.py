@@ -44,6 +44,7 @@ from LLM_Mesh.core.identity import (
 )
 from LLM_Mesh.errors import (
     BadSignature,
+    Forbidden,
     InvalidCredential,
     MeshError,
     NodeIdMismatch,
@@ -154,6 +155,7 @@ class SignedNodeAuth:
             raise InvalidCredential("unknown operator token")
         if operator.revoked_at is not None:
             raise Revoked(f"operator {operator.name} is revoked")
+        await self._not_starting_over(reg.node_id, operator.name)
         if check is not None:
             await check()
         result = await self.store.claim_node_key(
@@ -163,6 +165,21 @@ class SignedNodeAuth:
             raise _seq_error(result, reg.node_id)
         self._keys[reg.node_id] = decode_public_key(reg.public_key)
         return Grant(operator=operator.name, seq=reg.seq)
+
+    async def _not_starting_over(self, node_id: str, operator: str) -> None:
+        """403 for a key new to the registry while one of the operator's nodes is
+        quarantined: quarantines and held earnings are per node id, and a fresh key is a
+        fresh id (docs/security.md, "Quality control"). Known keys re-register as before."""
+        if node_id in self._keys or await self.store.get_node_key(node_id) is not None:
+            return
+        quarantined = await self.store.quarantined_nodes_of(operator)
+        if quarantined:
+            raise Forbidden(
+                f"operator {operator} has a node under quarantine ({quarantined[0]}, failed a "
+                "canary probe): it registers no new node key until the registry's admin clears "
+                "or revokes it",
+                reason="operator_quarantined",
+            )
 
     async def load_keys(self, node_ids: Iterable[str], chunk: int = 5000) -> int:
         """Read the keys of ``node_ids`` into memory now, in a few queries (at start-up,

@@ -65,9 +65,20 @@ class NodeEntry:
     # another replica's): a store row older than that does not undo it (``node_sync.py``)
     checked_at: float | None = None
     expired_reported: bool = False
+    # when the node last refused the gateway's signature or MAC (401; unix seconds): it
+    # serves nothing, so its heartbeats credit no uptime for ``REFUSAL_NO_CREDIT_S`` after,
+    # unless it registers again here (a fresh entry) or answers a request (``send.py``)
+    refused_gateway_at: float | None = None
     # ``NodeTable.goodbyes`` when it went OFFLINE here (0: never): a store poll that began
     # before then may have read it still online, and must not bring it back (``node_sync.py``)
     gone: int = 0
+
+
+REFUSAL_NO_CREDIT_S = 300.0
+"""How long after a node refused the gateway's key its heartbeats credit no uptime (unless
+it registers again here or answers a request first): with traffic a refusing node is tried
+and refuses again within it; an honest node that refused while it restarted registers at
+once, or, registered at another replica, is credited again within it."""
 
 
 class NodeTable:

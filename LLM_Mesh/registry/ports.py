@@ -182,6 +182,10 @@ class CanaryStore(Protocol):
         """Every record (changed at or after ``since``, when given)."""
         ...
 
+    async def quarantined_nodes_of(self, operator: str) -> list[str]:
+        """The nodes whose key ``operator`` holds that are quarantined for some model."""
+        ...
+
 
 class Store(CanaryStore, Protocol):
     """Persistence of nodes and requests; every method is a coroutine."""

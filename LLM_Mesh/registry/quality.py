@@ -12,7 +12,9 @@ it records an answer: ``registry/held.py``).
 
 The trust score (``core/trust.py``) is computed on demand from the canary tally,
 the router's success rate and per-token speed, and the node's recorded
-failures; ``trusted_nodes(model)`` is what ``trusted_only`` routes to.
+failures; ``trusted_nodes(model)`` is what ``trusted_only`` routes to, scored on that
+model's passed probes only (a node trusted for one model is not trusted for another no
+verifier checked). The node-wide score (``view``, ``GET /mesh/nodes``) counts them all.
 """
 
 from __future__ import annotations
@@ -130,13 +132,21 @@ class Quality:
         mine = self.records.get(node_id, {})
         return [mine[m] for m in sorted(mine) if mine[m].quarantined]
 
-    def passed(self, node_id: str) -> int:
-        return sum(r.passed for r in self.records.get(node_id, {}).values())
+    def passed(self, node_id: str, model: str | None = None) -> int:
+        """Probes the node passed: for ``model``, or for any model (``None``)."""
+        mine = self.records.get(node_id, {})
+        if model is not None:
+            rec = mine.get(model)
+            return rec.passed if rec is not None else 0
+        return sum(r.passed for r in mine.values())
 
     def failed(self, node_id: str) -> int:
         return sum(r.failed for r in self.records.get(node_id, {}).values())
 
-    def score(self, node_id: str) -> TrustScore:
+    def score(self, node_id: str, model: str | None = None) -> TrustScore:
+        """The node's trust score; with ``model``, its canary factor counts only the
+        probes of that model passed (trust earned on one model is not trust in another
+        that no verifier could check), a quarantine for any model still zeroes it."""
         entry = self.table.get(node_id)
         st = self.routing.router.node(node_id)
         now = self.routing.clock()
@@ -144,7 +154,7 @@ class Quality:
         per_token = st.per_token.get(now) if st is not None else None
         return trust_score(
             TrustInputs(
-                canary_passed=self.passed(node_id),
+                canary_passed=self.passed(node_id, model),
                 quarantined=bool(self.quarantines(node_id)),
                 success_rate=success,
                 requests=entry.requests if entry is not None else 0,
@@ -154,13 +164,14 @@ class Quality:
         )
 
     def trusted_nodes(self, model: str) -> frozenset[str]:
-        """Nodes hosting ``model``, not quarantined for it, scoring at least the threshold."""
+        """Nodes hosting ``model``, not quarantined for it, scoring at least the threshold
+        on that model's own probes (:meth:`score` with ``model``)."""
         return frozenset(
             e.node_id
             for e in self.table.entries()
             if model in e.models
             and not self.quarantined(e.node_id, model)
-            and self.score(e.node_id).score >= self.threshold
+            and self.score(e.node_id, model).score >= self.threshold
         )
 
     def view(self, node_id: str) -> dict[str, Any]:

@@ -11,7 +11,13 @@ epoch, so every replica agrees on them). Closing a period:
 2. cuts the period's healthy time (:func:`~LLM_Mesh.core.rewards.close_uptime`), reads
    the period's requests (``Store.request_totals``) and computes each node's reward
    (:func:`~LLM_Mesh.core.rewards.rewards`); a node without a live operator (revoked
-   operator or node key, no key at all) earns 0;
+   operator or node key, no key at all) earns 0, as does a node whose every model is
+   simulated (``core/rewards.earns_uptime``: it serves no model; unless
+   ``Settings.reward_simulated``, for test meshes); a node quarantined by a canary when the
+   period is closed (any model, not cleared: ``canary_status``) earns to its held account
+   ``held:<pseudonym>`` instead of its operator, as its requests' shares do
+   (``registry/held.py``: released to the operator by the admin's clear, forfeited by a
+   revocation);
 3. appends the ``reward`` entries (``mint`` → the operator's account, ``request_id``
    ``reward:<period start>:<node pseudonym>``) with ``SqlLedger.append(guard=)``; the
    guard, inside the append's transaction after the head lock, inserts a
@@ -38,8 +44,8 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
-from LLM_Mesh.core.rewards import NodePeriod, close_uptime, due_period, rewards
+from LLM_Mesh.core.ledger_entry import MINT, Transfer, held_account, pseudonym
+from LLM_Mesh.core.rewards import NodePeriod, close_uptime, due_period, earns_uptime, rewards
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ports import NodeRecord, Store
@@ -100,6 +106,7 @@ class RewardTask:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         tick_s: float | None = None,
+        reward_simulated: bool = False,
     ) -> None:
         if rate < 0 or period_s < 1 or grace_s < 0:
             raise ValueError("the rate is >= 0, the period >= 1 s, the grace >= 0")
@@ -108,6 +115,7 @@ class RewardTask:
         self.rate = rate
         self.period_s = period_s
         self.grace_s = grace_s
+        self.reward_simulated = reward_simulated  # Settings.reward_simulated (test meshes)
         self.wall_clock = wall_clock
         self._sleep = sleep
         self.tick_s = tick_s if tick_s is not None else min(60.0, max(1.0, period_s / 10))
@@ -147,6 +155,8 @@ class RewardTask:
             return PeriodReport(start, 0, 0, 0, already)
         stats = await self.store.request_totals(_dt(start), _dt(start + self.period_s))
         owners = await self._owners([n.node_id for n, _, _ in due])
+        for node_id in await self._held(set(owners)):
+            owners[node_id] = held_account(node_id)  # earned, held until the admin decides
         computed = rewards(
             [NodePeriod(n.node_id, h, stats.get(n.node_id, {})) for n, h, _ in due],
             rate=self.rate,
@@ -161,9 +171,9 @@ class RewardTask:
                 mark_ms=new_mark,
                 performance=r.performance,
                 success=r.success,
-                amount=r.amount if owners.get(r.node_id) else 0,
+                amount=r.amount if owners.get(r.node_id) and self._earns(n) else 0,
             )
-            for r, (_, _, new_mark) in zip(computed, due, strict=True)
+            for r, (n, _, new_mark) in zip(computed, due, strict=True)
         ]
         closed = paid = amount = 0
         for chunk in _chunks(rows):
@@ -250,6 +260,22 @@ class RewardTask:
                 account = pseudonym("operator", op.name)
                 out.update((n, account) for n in op.nodes if n in wanted)
         return out
+
+    def _earns(self, node: NodeRecord) -> bool:
+        """Whether the node's uptime is worth a reward: it serves a model it does not
+        simulate (``core/rewards.earns_uptime``), or simulated ones count here."""
+        return self.reward_simulated or earns_uptime(node.models)
+
+    async def _held(self, node_ids: set[str]) -> set[str]:
+        """Those of ``node_ids`` with a quarantine (any model) in the store now: their
+        earnings are held (``registry/held.py``), their uptime rewards too."""
+        if not node_ids:
+            return set()
+        return {
+            r.node_id
+            for r in await self.store.canary_records()
+            if r.quarantined and r.node_id in node_ids
+        }
 
     @staticmethod
     async def _closed_in(conn: AsyncConnection, start: int, node_ids: list[str]) -> set[str]:

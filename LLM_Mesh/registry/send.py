@@ -357,10 +357,13 @@ class Exchange:
             self.finish(att, Outcome.CANCELLED)
             raise
         if status < 400:
+            self._gateway_accepted(node)
             return Outcome.SUCCESS, None, resp
         if status < 500 and status not in _REFUSED:  # the node's own refusal
+            self._gateway_accepted(node)  # it took the gateway's signature
             return Outcome.REJECTED, None, resp
         if status == 401:  # the node refused the gateway's signature (a key not pinned yet)
+            self._gateway_refused(node)
             return Outcome.UNAVAILABLE, ModelUnavailable(
                 f"node {node} refused the gateway: {error_message(content)}",
                 model=self.job.model, reason="node_unavailable", node_id=node, attempts=attempts,
@@ -401,6 +404,18 @@ class Exchange:
         hosted = self.rt.table.hosted(node_id, self.job.model)
         ctx = hosted.context_length if hosted is not None else None
         return ctx or self.job.catalog_context or 0
+
+    def _gateway_refused(self, node: str) -> None:
+        """The node refused the gateway's signature or MAC (401): it serves nothing until
+        it registers again, and earns no uptime meanwhile (``NodeEntry.refused_gateway_at``)."""
+        entry = self.rt.table.get(node)
+        if entry is not None:
+            entry.refused_gateway_at = self.rt.wall_clock()
+
+    def _gateway_accepted(self, node: str) -> None:
+        entry = self.rt.table.get(node)
+        if entry is not None and entry.refused_gateway_at is not None:
+            entry.refused_gateway_at = None
 
     def finish(
         self,

@@ -96,6 +96,18 @@ class SqlCanary:
                 )
         return sorted(models)
 
+    async def quarantined_nodes_of(self, operator: str) -> list[str]:
+        c, k = tables.canary_status, tables.node_keys
+        stmt = (
+            select(c.c.node_id)
+            .distinct()
+            .join(k, k.c.node_id == c.c.node_id)
+            .where((k.c.operator == operator) & c.c.quarantined_at.is_not(None))
+            .order_by(c.c.node_id)
+        )
+        async with self.engine.connect() as conn:
+            return [str(r) for r in (await conn.execute(stmt)).scalars()]
+
     async def canary_records(self, since: datetime | None = None) -> list[CanaryRecord]:
         c = tables.canary_status
         stmt = select(c).order_by(c.c.node_id, c.c.model)

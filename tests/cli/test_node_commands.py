@@ -400,6 +400,8 @@ def test_info_says_when_the_registry_is_unreachable(
     assert svc.node_id in r.output
     assert "earnings unavailable" in r.output and "unreachable" in r.output
     assert "µNT" not in r.output  # no zeros pretending to be earnings
+
+
 def test_start_passes_the_observability_flags(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import LLM_Mesh.node_manager as nm
 
@@ -413,3 +415,27 @@ def test_start_passes_the_observability_flags(home: Path, monkeypatch: pytest.Mo
     assert [(s.log_format, s.metrics_public, s.metrics) for s in seen] == [("json", True, False)]
     bad = invoke("start", "--engine", "sim", "--home", str(home), "--log-format", "xml")
     assert bad.exit_code == 1 and "text or json" in bad.output
+
+
+def test_a_plain_http_download_needs_its_sha256(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over plain HTTP anyone on the path can hand the operator another file (a GGUF is
+    parsed by llama.cpp's C++ loader); without ``--sha256`` nothing would tell (found
+    2026-12-02: downloaded and added unverified)."""
+    served: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        served.append(str(request.url))
+        return httpx.Response(200, content=GGUF, headers={"content-length": str(len(GGUF))})
+
+    use_transport(monkeypatch, httpx.MockTransport(server))
+    url = "http://files.example/models/coder-1b.Q4.gguf"
+    r = invoke("models", "add", url, "--home", str(home))
+    assert r.exit_code == 1 and "--sha256" in r.output and "https" in r.output
+    assert served == [] and not (home / "models" / "coder-1b.Q4.gguf").exists()
+    good = hashlib.sha256(GGUF).hexdigest()
+    r = invoke("models", "add", url, "--sha256", good, "--home", str(home))
+    assert r.exit_code == 0, r.output
+    r = invoke("models", "add", "https://files.example/m/other.gguf", "--home", str(home))
+    assert r.exit_code == 0, r.output  # https: the server's size, over TLS

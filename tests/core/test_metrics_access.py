@@ -46,3 +46,11 @@ def test_public_is_everyone() -> None:
     access = MetricsAccess(public=True, token="t")
     assert access.decide(None, FAR) is Verdict.ALLOW
     assert access.decide("Bearer wrong", FAR) is Verdict.ALLOW
+
+
+def test_a_web_page_on_loopback_is_not_the_operator() -> None:
+    """A browser on the node's machine reading /metrics for another site (DNS rebinding)
+    is loopback but not let in; the metrics token still is."""
+    access = MetricsAccess(token="t0k")
+    assert access.decide(None, "127.0.0.1", "a browser request") is Verdict.FORBIDDEN
+    assert access.decide("Bearer t0k", "127.0.0.1", "a browser request") is Verdict.ALLOW

@@ -280,3 +280,13 @@ def test_performance_skips_models_without_answers_and_rounds_down() -> None:
 def test_a_node_with_no_healthy_time_gets_nothing() -> None:
     (r,) = rewards([NodePeriod("a", 0, {})], rate=1000, period_ms=3_600_000)
     assert (r.healthy_ms, r.amount) == (0, 0)
+
+
+def test_only_a_node_serving_a_model_it_does_not_simulate_earns_uptime() -> None:
+    from LLM_Mesh.core.rewards import earns_uptime
+
+    assert earns_uptime([{"id": "m", "simulated": False}])
+    assert earns_uptime([{"id": "m"}])  # an older node's row: no flag, a real engine
+    assert earns_uptime([{"id": "a", "simulated": True}, {"id": "b", "simulated": False}])
+    assert not earns_uptime([{"id": "m", "simulated": True}])
+    assert not earns_uptime([])

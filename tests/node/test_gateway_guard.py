@@ -217,6 +217,52 @@ async def test_operator_endpoints_refuse_remote_clients(registered: NodeService)
         assert (await c.get("/mesh/health")).status_code == 200
 
 
+EVIL_PAGE = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+REBOUND = {"Host": "rebind.evil.example:8801", "Sec-Fetch-Site": "same-origin"}
+
+
+@pytest.mark.parametrize("browser", [EVIL_PAGE, REBOUND], ids=["csrf", "dns_rebinding"])
+async def test_operator_endpoints_refuse_a_web_page_on_the_operators_machine(
+    registered: NodeService, browser: dict[str, str]
+) -> None:
+    """A site open in the operator's browser makes it post to the node's loopback port
+    (CSRF: a form post needs no preflight), or reads it through a name rebound to
+    127.0.0.1: loopback, but not the operator (found 2026-12-02: the node was paused or
+    drained by any web page, and /mesh/info and /mesh/earnings read by a rebound one)."""
+    async with asgi_client(registered) as c:  # loopback
+        for action in ("pause", "drain"):
+            r = await c.post(f"/mesh/admin/{action}", headers=browser)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+        assert registered.health()["state"] == "online"
+        for path in ("/mesh/info", "/mesh/earnings"):
+            r = await c.get(path, headers=browser)
+            assert r.status_code == 403 and "hardware" not in r.text
+        # the operator's own browser tab on the loopback address still works
+        own = {"Host": "127.0.0.1:8801", "Sec-Fetch-Site": "none"}
+        assert (await c.get("/mesh/info", headers=own)).status_code == 200
+        assert (await c.get("/mesh/health", headers=browser)).status_code == 200
+
+
+@pytest.mark.parametrize("browser", [EVIL_PAGE, REBOUND], ids=["csrf", "dns_rebinding"])
+async def test_standalone_node_refuses_a_web_page_on_its_machine(
+    settings: Settings, browser: dict[str, str]
+) -> None:
+    """A standalone node serves programs on its machine unauthenticated, not any web site
+    the operator's browser has open (a text/plain post of a JSON body runs a prompt)."""
+    svc = NodeService(node_config(register=False), settings, engine=sim_engine(),
+                      hardware=Hardware())  # fmt: skip
+    await svc.start()
+    try:
+        page = {"Content-Type": "text/plain", **browser}
+        r = await _post(svc, _raw(CHAT), page, client=("127.0.0.1", 1))
+        assert r.status_code == 401 and "not a " in r.json()["error"]["message"]
+        local = {"Content-Type": "application/json", "Origin": "http://localhost:3000",
+                 "Host": "127.0.0.1:8801"}  # fmt: skip
+        assert (await _post(svc, _raw(CHAT), local, client=("127.0.0.1", 1))).status_code == 200
+    finally:
+        await svc.stop()
+
+
 async def test_no_key_before_registration_is_401(settings: Settings) -> None:
     down = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503)))
     svc = NodeService(node_config(register=True), settings, engine=sim_engine(),

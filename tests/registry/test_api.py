@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S
 from tests.registry.helpers import ADMIN, registration, running
 
 
@@ -179,3 +180,42 @@ async def test_keeps_no_prompts_undeclared_is_null(tmp_path: Path) -> None:
         nodes = {n["node_id"]: n for n in (await h.client.get("/mesh/nodes")).json()["nodes"]}
         assert nodes["node-a"]["keeps_no_prompts"] is None
         assert nodes["node-b"]["keeps_no_prompts"] is False
+
+
+async def test_a_node_refusing_the_gateway_earns_no_uptime(tmp_path: Path) -> None:
+    """A node that answers its health checks and heartbeats but refuses every request with
+    401 (its ``registry_public_key`` pinned to another key: the unmodified software does
+    it) serves nothing; the gateway skips it at once and no request of it is recorded, so
+    without this it earned the full uptime rate (found 2026-12-02). From its refusal until
+    it registers again (which re-pins the key) its heartbeats credit nothing."""
+    async with running(tmp_path) as h:
+        h.nodes.add("refuser", behavior="401")
+        h.nodes.add("good")
+        assert (await h.client.post("/mesh/nodes", json=registration("refuser"))).status_code == 200
+        body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+        r = await h.client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 503 and h.nodes.nodes["refuser:8801"].calls  # refused
+        assert (await h.client.post("/mesh/nodes", json=registration("good"))).status_code == 200
+        r = await h.client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "good"
+
+        async def beat(node_id: str) -> int:
+            rec = h.store.nodes[node_id]
+            before = rec.healthy_ms
+            assert rec.last_heartbeat_at is not None
+            rec.last_heartbeat_at -= timedelta(seconds=5)
+            r = await h.client.post(f"/mesh/nodes/{node_id}/heartbeat", json={})
+            assert r.status_code == 200
+            await h.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
+            return rec.healthy_ms - before
+
+        assert await beat("refuser") == 0
+        assert 5_000 <= await beat("good") < 6_000
+        entry = h.table.get("refuser")
+        assert entry is not None and entry.refused_gateway_at is not None
+        entry.refused_gateway_at -= REFUSAL_NO_CREDIT_S  # not tried again for that long
+        assert 5_000 <= await beat("refuser") < 6_000
+        entry.refused_gateway_at = h.runtime.wall_clock()  # refused again just now
+        assert await beat("refuser") == 0
+        assert (await h.client.post("/mesh/nodes", json=registration("refuser"))).status_code == 200
+        assert 5_000 <= await beat("refuser") < 6_000  # registered again: credited again

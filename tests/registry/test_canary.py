@@ -454,3 +454,33 @@ async def test_a_probe_the_pool_cannot_pay_for_is_not_sent(tmp_path: Path) -> No
         assert node.calls == []
         q = h.runtime.quality
         assert q is not None and not q.quarantined("node-a", MODEL)
+
+
+async def test_trust_earned_on_one_model_does_not_carry_to_an_unverified_one(
+    mesh: Harness,
+) -> None:
+    """A node passes its probes for the model a verifier hosts and also lists a model no
+    verifier can check: ``trusted_only`` must not send that model's requests to it on the
+    strength of the other's probes (found 2026-12-02: the node's passes for any model made
+    it trusted for all of them, so an unverifiable model was served as "trusted")."""
+    nodes = mesh.nodes
+    assert isinstance(nodes, LogprobNodes)
+    await register(mesh, "verifier")
+    nodes.add("proven")
+    nodes.answers["proven"] = honest
+    reg = {
+        "node_id": "proven",
+        "url": "http://proven:8801",
+        "models": [{"id": MODEL, "engine": "llama-cpp", "sha256": SHA},
+                   {"id": "my-org/unchecked-7b", "engine": "llama-cpp", "sha256": "b" * 64}],
+        "max_concurrency": 2,
+    }  # fmt: skip
+    assert (await mesh.client.post("/mesh/nodes", json=reg)).status_code == 200
+    await trust(mesh, "verifier")
+    verdicts = {(r["model"], r["verdict"]) for r in await run_round(mesh, node="proven")}
+    assert verdicts == {(MODEL, "pass"), ("my-org/unchecked-7b", "unverified")}
+    body = {"model": MODEL, "prompt": "x", "trusted_only": True}
+    r = await mesh.client.post("/v1/completions", json=body)
+    assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
+    r = await mesh.client.post("/v1/completions", json={**body, "model": "my-org/unchecked-7b"})
+    assert r.status_code == 503, r.text  # nobody passed a probe for it

@@ -193,3 +193,28 @@ async def test_the_periodic_pass_runs_its_upkeep_after_each_pass() -> None:
     finally:
         await checker.stop()
     assert len(calls) >= 3
+
+
+async def test_a_node_answering_as_another_node_fails_its_check() -> None:
+    """One operator registers many node keys at one node's URL (or one server's paths):
+    each id would be checked "healthy" there and credited uptime. A health answer naming
+    another node fails the check (found 2026-12-02: any 200 passed, so N keys at one
+    node earned N uptime rewards). An answer naming no node (an older or a fake one)
+    passes as before."""
+    clock = ManualClock()
+    table = NodeTable(30.0, clock)
+    for i in ("real", "extra1", "extra2", "quiet"):
+        url = "http://quiet" if i == "quiet" else "http://shared"
+        table.register(NodeRegistration(node_id=i, url=url, models=[{"id": "m"}]))  # type: ignore[list-item]
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.host == "quiet":
+            return httpx.Response(200, json={"status": "ok"})
+        return httpx.Response(200, json={"status": "ok", "node_id": "real"})
+
+    results = await _checker(table, httpx.MockTransport(handler)).run_pass()
+    assert {r["node_id"]: r["ok"] for r in results} == {
+        "real": True, "extra1": False, "extra2": False, "quiet": True,
+    }  # fmt: skip
+    assert "answers as node real" in str({r["node_id"]: r for r in results}["extra1"]["error"])
+    assert sorted(e.node_id for e in table.healthy_entries_for("m")) == ["quiet", "real"]

@@ -550,3 +550,29 @@ async def test_keys_of_stored_nodes_are_read_at_start_up(tmp_path: Path, monkeyp
         assert (await beat(h, nodes[1])).status_code == 200
         error(await beat(h, nodes[2]), 403, "revoked")
         assert looked_up == []
+
+
+async def test_a_quarantined_operator_cannot_start_over_with_a_new_key(tmp_path: Path) -> None:
+    """A node caught by a canary is quarantined and its earnings held by node id; its
+    operator makes a new key (``node keys init`` in a new home) and registers it, to be
+    routed and paid again at once. While any of its nodes is quarantined an operator
+    registers no key new to the registry (403 ``forbidden``, reason
+    ``operator_quarantined``, nothing stored); its known nodes re-register as before,
+    other operators are unaffected, and the admin's clear lifts it (found 2026-12-02: the
+    new key was served and paid, the quarantine escaped in one command)."""
+    store, wall = MemoryStore(), Wall()
+    token, other = await operator(store), await operator(store, "bob")
+    liar, fresh, bobs = make_node(wall, token), make_node(wall, token), make_node(wall, other)
+    async with await mesh(tmp_path, store, wall) as h:
+        assert (await register(h, liar)).status_code == 200
+        now = datetime.now(timezone.utc)
+        await store.record_canary(liar.node_id, "gemma-3-270m", ok=False, reason="canary", at=now)
+        before = snapshot(h)
+        r = await register(h, fresh)
+        error(r, 403, "forbidden")
+        assert r.json()["error"]["reason"] == "operator_quarantined"
+        assert snapshot(h) == before and fresh.node_id not in store.node_keys
+        assert (await register(h, liar)).status_code == 200  # a known key: as before
+        assert (await register(h, bobs)).status_code == 200  # another operator
+        await store.clear_quarantine(liar.node_id, now)
+        assert (await register(h, fresh)).status_code == 200

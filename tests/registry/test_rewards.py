@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.identity import hash_secret
-from LLM_Mesh.core.ledger_entry import MINT, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, held_account, pseudonym
 from LLM_Mesh.registry import rewards as rewards_module
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.earnings import earnings, node_totals
+from LLM_Mesh.registry.held import clear_and_release
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import RequestRecord, Store
@@ -61,12 +63,21 @@ async def _operator(store: Store, name: str) -> None:
 
 
 async def _node(
-    store: Store, node_id: str, operator: str, *, up_from: float = 0, up_to: float = PERIOD_S
+    store: Store,
+    node_id: str,
+    operator: str,
+    *,
+    up_from: float = 0,
+    up_to: float = PERIOD_S,
+    models: list[dict[str, object]] | None = None,
 ) -> None:
     """A node of ``operator`` registered at ``up_from`` (seconds into the period) that
     heartbeats every ``EXPIRY_S`` until ``up_to``."""
     await store.claim_node_key(node_id, f"key-{node_id}", operator, 1, _at(up_from))
-    await store.upsert_node(node(node_id, state="online", last_heartbeat_at=_at(up_from)))
+    rec = node(node_id, state="online", last_heartbeat_at=_at(up_from))
+    if models is not None:
+        rec.models = models
+    await store.upsert_node(rec)
     await _beat(store, node_id, up_from, up_to)
 
 
@@ -303,3 +314,62 @@ async def test_with_no_uptime_anywhere_the_ledger_is_not_even_opened() -> None:
     )  # fmt: skip
     assert await task.close_due() == rewards_module.PeriodReport(S, 0, 0, 0, 0)
     assert opened == []
+
+
+async def test_a_quarantined_nodes_uptime_reward_is_held_not_paid(store: SqlStore) -> None:
+    """A node caught by a canary keeps heartbeating: its uptime reward for the period goes
+    to its held account (as its requests' shares do), not to its operator; the admin's
+    clear releases it, a revocation would forfeit it. Its operator's earnings do not count
+    it as earned. (Found 2026-12-02: rewards were minted to the operator all the same.)"""
+    await _operator(store, "op")
+    await _node(store, "liar", "op")
+    await _node(store, "honest", "op")
+    await store.record_canary("liar", "m", ok=False, reason="canary: token", at=_at(100))
+    ledger = _ledger(store)
+    report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
+    assert report is not None and (report.closed, report.paid) == (2, 2)
+    op = pseudonym("operator", "op")
+    got = sorted((to, amount) for _, to, amount, _ in await _rewards(ledger))
+    assert got == sorted([(op, RATE), (held_account("liar"), RATE)])
+    rows = await _rows(store.engine)
+    assert rows[("liar", S)]["operator"] == held_account("liar")
+    assert rows[("liar", S)]["amount"] == RATE
+    mine = await earnings(store.engine, operator="op", account=op, nodes=["liar", "honest"],
+                          days=1, now=S + PERIOD_S + 20)  # fmt: skip
+    assert mine.totals.rewards == RATE  # the honest node's only
+    assert mine.held == {"liar": RATE}
+    assert (await node_totals(store.engine, days=1, now=S + PERIOD_S + 20)).keys() == {"honest"}
+    _, released, to = await clear_and_release(store, "liar", _at(PERIOD_S + 30))
+    assert (released, to) == (RATE, op)
+    report_ = await audit(StoreSource(ledger, ORIGIN))
+    assert report_.ok, report_.findings
+    assert report_.balances[op] == 2 * RATE
+
+
+async def test_a_node_that_serves_only_simulated_models_earns_no_uptime(store: SqlStore) -> None:
+    """``llm-mesh node start --engine sim`` declares every model simulated: it runs no
+    model, so its availability is worth nothing to users; an operator running a hundred
+    of them on one small machine must not be minted a hundred uptime rewards (found
+    2026-12-02: paid the full rate). A node with one real model among simulated ones
+    still earns; the row is written (the mark), without an entry."""
+    await _operator(store, "op")
+    sim = {"id": "gemma-3-270m", "engine": "sim", "simulated": True}
+    real = {"id": "mistral-7b", "engine": "llama-cpp", "simulated": False}
+    await _node(store, "sim", "op", models=[sim])
+    await _node(store, "empty", "op", models=[])
+    await _node(store, "mixed", "op", models=[sim, real])
+    ledger = _ledger(store)
+    report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
+    assert report is not None and (report.closed, report.paid) == (3, 1)
+    got = {rid: amount for _, _, amount, rid in await _rewards(ledger)}
+    assert got == {reward_request_id(S, "mixed"): RATE}
+    rows = await _rows(store.engine)
+    assert rows[("sim", S)]["amount"] == 0 and rows[("sim", S)]["entry_seq"] is None
+    assert rows[("sim", S)]["mark_ms"] == PERIOD_S * 1000  # counted, not carried over
+    # a test mesh of sim nodes can count them (Settings.reward_simulated)
+    later = Clock(S + 2 * PERIOD_S + 20)
+    await _beat(store, "sim", PERIOD_S, 2 * PERIOD_S)
+    task = RewardTask(store, ledger, rate=RATE, period_s=PERIOD_S, grace_s=10,
+                      wall_clock=later, reward_simulated=True)  # fmt: skip
+    second = await task.close_due()
+    assert second is not None and second.paid == 1 and second.amount == RATE

@@ -64,3 +64,21 @@ async def test_clear_lifts_every_quarantine_of_the_node_and_is_seen_by_since(
     assert [(x.node_id, x.model) for x in still] == [("n2", "a")]
     # counts survive a clear
     assert {x.failed for x in await any_store.canary_records()} == {1}
+
+
+async def test_an_operators_quarantined_nodes(any_store: Store) -> None:
+    """What registration asks before it takes a new key (``node_auth``): the operator's
+    nodes under quarantine, none of another operator's, none cleared."""
+    for node_id, op in (("a1", "alice"), ("a2", "alice"), ("b1", "bob")):
+        await any_store.claim_node_key(node_id, f"key-{node_id}", op, 1, T0)
+    await any_store.record_canary("a1", "m", ok=True, reason=None, at=T0)
+    assert await any_store.quarantined_nodes_of("alice") == []
+    for model in ("m", "m2"):  # two models: the node once
+        await any_store.record_canary("a2", model, ok=False, reason="x", at=T0)
+    await any_store.record_canary("b1", "m", ok=False, reason="x", at=T0)
+    await any_store.record_canary("ghost", "m", ok=False, reason="x", at=T0)  # no key
+    assert await any_store.quarantined_nodes_of("alice") == ["a2"]
+    assert await any_store.quarantined_nodes_of("bob") == ["b1"]
+    assert await any_store.quarantined_nodes_of("carol") == []
+    await any_store.clear_quarantine("a2", T0 + timedelta(seconds=1))
+    assert await any_store.quarantined_nodes_of("alice") == []
