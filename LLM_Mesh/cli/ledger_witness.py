@@ -222,9 +222,18 @@ async def witness_round(
     )
     if resp.status_code != 200:
         return Round(decision, last, note, f"refused by the registry ({resp.status_code}): "
-                     f"{resp.text[:300]}")  # fmt: skip
+                     f"{_error_message(resp)}")  # fmt: skip
     stored = resp.json().get("stored")
     return Round(decision, last, note, "handed in" if stored else "handed in (had it already)")
+
+
+def _error_message(resp: httpx.Response) -> str:
+    """The message of the registry's OpenAI-shaped error, else its first 300 characters."""
+    try:
+        msg = resp.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        msg = None
+    return msg[:300] if isinstance(msg, str) else resp.text[:300]
 
 
 def _note(title: str, note: str) -> None:
@@ -236,6 +245,10 @@ def print_round(rnd: Round) -> None:
     d = rnd.decision
     if d is None:
         console.print("nothing to cosign: the registry has signed no checkpoint yet")
+        return
+    if d.ok and rnd.submitted.startswith("refused"):
+        err.print(f"[red]not handed in[/]: {shown(d.message)}, cosigned; {shown(rnd.submitted)}",
+                  highlight=False, soft_wrap=True)  # fmt: skip
         return
     if d.ok:
         console.print(f"[green]cosigned[/]: {shown(d.message)}; {shown(rnd.submitted)}")

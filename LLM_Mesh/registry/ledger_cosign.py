@@ -133,7 +133,9 @@ async def add_cosignature(request: Request) -> JSONResponse:
     candidates = [w for w in witnesses if w.name == name]
     if not candidates:
         raise Forbidden(
-            f"{name[:100]!r} is not a witness this registry accepts", param="cosignature"
+            f"{name[:100]!r} is not a witness this registry accepts (its operator lists "
+            "the witnesses' key texts in LLM_MESH_LEDGER_WITNESSES)",
+            param="cosignature",
         )
     ledger = _ledger(request)
     cp = await ledger.checkpoint_at(got.tree_size)

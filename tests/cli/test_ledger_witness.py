@@ -245,7 +245,15 @@ def test_a_registry_that_refuses_the_cosignature_fails_the_round(
     _grow(reg, (10,))
     w = Witness(tmp_path / "w")
     assert w.run(reg, accepted=()) == 1
-    assert "refused by the registry (403)" in flat(capsys.readouterr().out)
+    said = capsys.readouterr()
+    assert "refused by the registry (403)" in flat(said.err) and not said.out
+    assert "not handed in" in flat(said.err) and "LLM_MESH_LEDGER_WITNESSES" in flat(said.err)
+    other = witness_key(Ed25519PrivateKey.generate(), "witness.test/w2").vkey
+    assert w.run(reg, accepted=(other,)) == 1  # another witness is accepted, not this one
+    said = capsys.readouterr()
+    message = flat(said.err)
+    assert "'witness.test/w1' is not a witness this registry accepts" in message, message
+    assert "LLM_MESH_LEDGER_WITNESSES" in message and '{"error"' not in message
 
 
 def test_the_witness_key_is_made_once_owner_only_and_never_overwritten(tmp_path: Path) -> None:
