@@ -370,7 +370,7 @@ def check_witnessed(
     if seen.newer:
         console.print(
             f"[yellow]not witnessed yet[/]: {seen.newer} newer checkpoint(s), up to size "
-            f"{newest} (entries {cp.tree_size + 1}-{newest}); the witnesses' last round was "
+            f"{newest} (entries {cp.tree_size}-{newest - 1}); the witnesses' last round was "
             f"{seen.age_s} s ago (at most --witness-max-age {max_age_s} s is accepted)",
             highlight=False,
         )
