@@ -81,8 +81,17 @@ def node_start(
     no_config: Annotated[
         bool, typer.Option("--no-config", help="ignore $LLM_MESH_HOME/node.toml; flags only")
     ] = False,
-    max_concurrency: int | None = None,
-    max_queue: int | None = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests generating at once (node.toml; default 1): together their streams must "
+            "average the gateway's floor (0.25 tokens/s by default) or are cut"
+        ),
+    ] = None,
+    max_queue: Annotated[
+        int | None,
+        typer.Option(help="Requests that wait beyond those (node.toml; default 8); more get 429"),
+    ] = None,
     sim_ttft_s: Annotated[
         float | None, typer.Option(help="sim engine: time to first token")
     ] = None,
@@ -108,7 +117,7 @@ def node_start(
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM key")] = None,
     registry_ca: RegistryCaOpt = None,
     home: HomeOpt = None,
-    verbose: bool = False,
+    verbose: Annotated[bool, typer.Option(help="Debug log lines")] = False,
     log_format: LogFormatOpt = None,
     metrics_public: MetricsPublicOpt = False,
     no_metrics: NoMetricsOpt = False,

@@ -439,3 +439,14 @@ def test_a_plain_http_download_needs_its_sha256(
     assert r.exit_code == 0, r.output
     r = invoke("models", "add", "https://files.example/m/other.gguf", "--home", str(home))
     assert r.exit_code == 0, r.output  # https: the server's size, over TLS
+
+
+def test_every_node_start_option_says_what_it_does() -> None:
+    """A node operator reads ``node start --help``: no option without a line of help
+    (``--max-concurrency`` and ``--max-queue`` had none)."""
+    import typer.main
+
+    command = typer.main.get_command(node_app)
+    start = command.commands["start"]  # type: ignore[attr-defined]
+    silent = [p.name for p in start.params if not getattr(p, "help", None)]
+    assert silent == [], silent
