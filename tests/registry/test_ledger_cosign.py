@@ -32,6 +32,9 @@ async def _registry(
     settings = make_settings(tmp_path, pool_daily_budget=0, ledger_witnesses=witnesses)
     app = create_registry_app(settings, store=SqlStore(database_url), wall_clock=lambda: NOW)
     async with app.router.lifespan_context(app):
+        # the tests sign checkpoints themselves (``_signed``): the registry's loop, woken by
+        # the first append, could sign one first and ``checkpoint()`` answer None (flaky)
+        await app.state.runtime.checkpointer.stop()
         t = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=t, base_url="http://mesh") as client:
             yield app.state.runtime, client
