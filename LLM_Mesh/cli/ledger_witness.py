@@ -29,6 +29,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -352,8 +353,9 @@ def check_witnessed(
     for wk in witnesses:
         ts = seen.cosigned.get(wk.vkey)
         if ts is not None:
+            when = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
             console.print(f"witnessed: checkpoint at size {cp.tree_size} cosigned by "
-                          f"{shown(wk.name)} at {ts}")  # fmt: skip
+                          f"{shown(wk.name)} at {when}")  # fmt: skip
     if not seen.ok:
         err.print(
             f"[red]unwitnessed[/]: the newest witnessed checkpoint (size {cp.tree_size}) was "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import stat
 import time
 from collections.abc import Callable
@@ -137,6 +138,8 @@ def test_a_witness_cosigns_and_verify_witness_passes_then_needs_the_newest(
     assert code == 0, out
     out = flat(out)
     assert "witnessed: checkpoint at size 3 cosigned by witness.test/w1" in out
+    # when, as a person reads it (it said POSIX seconds)
+    assert re.search(r"witness.test/w1 at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", out), out
     assert "cosigned by 1 of 1 trusted witnesses" in out
 
     _grow(reg, (40, 50))  # a newer checkpoint the witness has not seen yet: fine a while
