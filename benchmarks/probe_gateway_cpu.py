@@ -56,6 +56,16 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def switches(pid: int) -> int:
+    """The event loop's thread's context switches so far (voluntary and not)."""
+    n = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines():
+            if "ctxt_switches:" in line:
+                n += int(line.split()[1])
+    return n
+
+
 def run(client: httpx.Client, url: str, headers: dict[str, str], n: int) -> list[float]:
     """``n`` requests one at a time; each one's wall time (s) as the client saw it."""
     out = []
@@ -154,9 +164,11 @@ def main() -> None:
                 for name in list(meshes) if i % 2 == 0 else list(reversed(meshes)):
                     url, pid, h = meshes[name]
                     before = thread_cpu(pid)
+                    sw0 = switches(pid)
                     walls[name] += run(client, url, h, per)
                     time.sleep(0.3)  # the settler's round of these requests
                     after = thread_cpu(pid)
+                    cpu[name]["switches"] = cpu[name].get("switches", 0) + switches(pid) - sw0
                     for tid, s in after.items():
                         k = "loop" if tid == pid else "threads"
                         d = s - before.get(tid, 0.0)
@@ -172,7 +184,8 @@ def main() -> None:
                 print(f"{name}: registry CPU per request (unprofiled, {n} requests): "
                       f"loop {c.get('loop', 0) / n * 1e6:.0f} µs, other threads "
                       f"{c.get('threads', 0) / n * 1e6:.0f} µs; wall p50 / p90 / p99 "
-                      f"{q[49] * 1e3:.3f} / {q[89] * 1e3:.3f} / {q[98] * 1e3:.3f} ms")  # fmt: skip
+                      f"{q[49] * 1e3:.3f} / {q[89] * 1e3:.3f} / {q[98] * 1e3:.3f} ms; "
+                      f"loop context switches {c.get('switches', 0) / n:.1f}")  # fmt: skip
                 by_name: dict[str, float] = {}
                 for tid, s in per_tid[name].items():
                     label = "loop" if tid == meshes[name][1] else names.get(str(tid), "unnamed")
