@@ -102,6 +102,13 @@ def main() -> None:
         action="store_true",
         help="also this tree with the settler's rounds put off past the run",
     )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE[,VAR=VALUE]",
+        help="also this tree with these environment variables (e.g. gw_profile's knobs)",
+    )
     ap.add_argument("--baseline-tree", default=None)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument(
@@ -120,6 +127,9 @@ def main() -> None:
         plan.append(("this-off", None, {"LLM_MESH_SETTLEMENT": "0"}))
     if args.no_settler:
         plan.append(("this-nosettler", None, {"LLM_MESH_BENCH_SETTLE_INTERVAL_S": "3600"}))
+    for v in args.variant:
+        vname, _, assigns = v.partition(":")
+        plan.append((vname, None, dict(a.split("=", 1) for a in assigns.split(",") if a)))
     if args.baseline_tree:
         plan.append(("before", args.baseline_tree, {}))
     tmp = Path(tempfile.mkdtemp(prefix="gw-profile-"))

@@ -9,7 +9,9 @@ writes ``<pid>.threads.json`` instead: each thread's native id and name, and set
 counters (writes done at once on the loop, in the connection's thread, gathered over a
 loop iteration; checkpoints), so the probe can name the threads whose CPU it reads from
 ``/proc``. ``LLM_MESH_BENCH_SETTLE_INTERVAL_S`` sets the settler's period (to measure
-the hot path without the settler's rounds). The package has no such hooks.
+the hot path without the settler's rounds), ``LLM_MESH_BENCH_SETTLE_CACHE_KIB`` the page
+cache of settlement's SQLite connection (``PRAGMA cache_size``; SQLite's default 2,000
+KiB). The package has no such hooks.
 """
 
 import os
@@ -82,3 +84,14 @@ if _DIR and "registry" in sys.argv:
             _init(self, *a, **kw)
 
         _settlement.Settlement.__init__ = _patched  # type: ignore[method-assign]
+
+    _cache = os.environ.get("LLM_MESH_BENCH_SETTLE_CACHE_KIB")
+    if _cache:
+        _connect = _settle_db.SqliteSettleDb._connect
+
+        def _connect_cached(self):  # type: ignore[no-untyped-def]
+            conn = _connect(self)
+            conn.execute(f"PRAGMA cache_size=-{int(_cache)}")
+            return conn
+
+        _settle_db.SqliteSettleDb._connect = _connect_cached  # type: ignore[method-assign]
