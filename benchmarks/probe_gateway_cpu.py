@@ -20,7 +20,7 @@ settlement's write counters (``gw_profile``'s thread dump).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/probe_gateway_cpu.py [--requests 2000]
         [--warmup 200] [--top 40] [--settlement on|off|both] [--no-settler]
-        [--baseline-tree DIR]
+        [--variant NAME:VAR=VALUE] [--concurrency 1] [--baseline-tree DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -78,6 +79,21 @@ def run(client: httpx.Client, url: str, headers: dict[str, str], n: int) -> list
     return out
 
 
+def run_many(url: str, headers: dict[str, str], n: int, concurrency: int) -> list[float]:
+    """``n`` requests from ``concurrency`` clients at once (a thread and a connection
+    each), each one at a time; every request's wall time (s)."""
+    if concurrency <= 1:
+        with httpx.Client(timeout=60.0) as client:
+            return run(client, url, headers, n)
+
+    def one(_i: int) -> list[float]:
+        with httpx.Client(timeout=60.0) as client:
+            return run(client, url, headers, n // concurrency)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return [w for ws in pool.map(one, range(concurrency)) for w in ws]
+
+
 def thread_dump(pid: int, tmp: Path) -> dict[str, object]:
     """The registry's thread names and settlement counters (``gw_profile``, SIGUSR2)."""
     path = tmp / f"{pid}.threads.json"
@@ -96,6 +112,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=4, help="unprofiled passes, interleaved")
+    ap.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="clients at once in the unprofiled passes (the profile stays one at a time)",
+    )
     ap.add_argument("--settlement", choices=("on", "off", "both"), default="on")
     ap.add_argument(
         "--no-settler",
@@ -175,7 +197,7 @@ def main() -> None:
                     url, pid, h = meshes[name]
                     before = thread_cpu(pid)
                     sw0 = switches(pid)
-                    walls[name] += run(client, url, h, per)
+                    walls[name] += run_many(url, h, per, args.concurrency)
                     time.sleep(0.3)  # the settler's round of these requests
                     after = thread_cpu(pid)
                     cpu[name]["switches"] = cpu[name].get("switches", 0) + switches(pid) - sw0
