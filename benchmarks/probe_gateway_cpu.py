@@ -10,22 +10,32 @@ registry's CPU per request per thread (``/proc/PID/task/*/schedstat``) over an
 unprofiled pass, then the profiled pass's top functions by own time and by cumulative
 time, in µs per request (cProfile's overhead inflates small calls: read it for shares,
 the unprofiled figure for the total). With ``--baseline-tree DIR`` a second mesh from
-that checkout is measured the same way, unprofiled passes interleaved.
+that checkout is measured the same way, unprofiled passes interleaved. ``--settlement
+both`` adds this tree with settlement off (``this-off``; the baseline stays on), and
+``--no-settler`` this tree with the settler's rounds put off past the run
+(``this-nosettler``: the hot path's two writes without the ledger appends beside them).
+Per mesh it also prints the request's wall time (p50, client side), the CPU of each
+named thread (the settlement connection's, the request log's aiosqlite, ...) and
+settlement's write counters (``gw_profile``'s thread dump).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/probe_gateway_cpu.py [--requests 2000]
-        [--warmup 200] [--top 40] [--settlement on|off] [--baseline-tree DIR]
+        [--warmup 200] [--top 40] [--settlement on|off|both] [--no-settler]
+        [--variant NAME:VAR=VALUE] [--concurrency 1] [--baseline-tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import pstats
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -47,11 +57,53 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
-def run(client: httpx.Client, url: str, headers: dict[str, str], n: int) -> None:
+def switches(pid: int) -> int:
+    """The event loop's thread's context switches so far (voluntary and not)."""
+    n = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines():
+            if "ctxt_switches:" in line:
+                n += int(line.split()[1])
+    return n
+
+
+def run(client: httpx.Client, url: str, headers: dict[str, str], n: int) -> list[float]:
+    """``n`` requests one at a time; each one's wall time (s) as the client saw it."""
+    out = []
     for _ in range(n):
+        t0 = time.perf_counter()
         r = client.post(url + "/v1/chat/completions", json=BODY, headers=headers)
+        out.append(time.perf_counter() - t0)
         if r.status_code != 200:
             raise SystemExit(f"{url}: HTTP {r.status_code}: {r.text[:300]}")
+    return out
+
+
+def run_many(url: str, headers: dict[str, str], n: int, concurrency: int) -> list[float]:
+    """``n`` requests from ``concurrency`` clients at once (a thread and a connection
+    each), each one at a time; every request's wall time (s)."""
+    if concurrency <= 1:
+        with httpx.Client(timeout=60.0) as client:
+            return run(client, url, headers, n)
+
+    def one(_i: int) -> list[float]:
+        with httpx.Client(timeout=60.0) as client:
+            return run(client, url, headers, n // concurrency)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return [w for ws in pool.map(one, range(concurrency)) for w in ws]
+
+
+def thread_dump(pid: int, tmp: Path) -> dict[str, object]:
+    """The registry's thread names and settlement counters (``gw_profile``, SIGUSR2)."""
+    path = tmp / f"{pid}.threads.json"
+    path.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR2)
+    for _ in range(50):
+        time.sleep(0.05)
+        with contextlib.suppress(OSError, ValueError):
+            return dict(json.loads(path.read_text()))
+    return {}
 
 
 def main() -> None:
@@ -60,7 +112,25 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=4, help="unprofiled passes, interleaved")
-    ap.add_argument("--settlement", choices=("on", "off"), default="on")
+    ap.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="clients at once in the unprofiled passes (the profile stays one at a time)",
+    )
+    ap.add_argument("--settlement", choices=("on", "off", "both"), default="on")
+    ap.add_argument(
+        "--no-settler",
+        action="store_true",
+        help="also this tree with the settler's rounds put off past the run",
+    )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE[,VAR=VALUE]",
+        help="also this tree with these environment variables (e.g. gw_profile's knobs)",
+    )
     ap.add_argument("--baseline-tree", default=None)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument(
@@ -74,13 +144,23 @@ def main() -> None:
     print(machine_line())
     if args.settlement == "off":
         os.environ["LLM_MESH_SETTLEMENT"] = "0"
+    plan: list[tuple[str, str | None, dict[str, str]]] = [("this", None, {})]
+    if args.settlement == "both":
+        plan.append(("this-off", None, {"LLM_MESH_SETTLEMENT": "0"}))
+    if args.no_settler:
+        plan.append(("this-nosettler", None, {"LLM_MESH_BENCH_SETTLE_INTERVAL_S": "3600"}))
+    for v in args.variant:
+        vname, _, assigns = v.partition(":")
+        plan.append((vname, None, dict(a.split("=", 1) for a in assigns.split(",") if a)))
+    if args.baseline_tree:
+        plan.append(("before", args.baseline_tree, {}))
     tmp = Path(tempfile.mkdtemp(prefix="gw-profile-"))
     os.environ["LLM_MESH_BENCH_PROFILE_DIR"] = str(tmp)
     meshes: dict[str, tuple[str, int, dict[str, str]]] = {}
     with contextlib.ExitStack() as stack:
-        for name, tree in (("this", None), ("before", args.baseline_tree)):
-            if name == "before" and tree is None:
-                continue
+        for name, tree, env in plan:
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
             with source_tree(tree):
                 pp = os.environ.get("PYTHONPATH")
                 os.environ["PYTHONPATH"] = str(HERE / "gw_profile") + (
@@ -94,31 +174,63 @@ def main() -> None:
                         os.environ.pop("PYTHONPATH", None)
                     else:
                         os.environ["PYTHONPATH"] = pp
+                    for k, v in saved.items():
+                        if v is None:
+                            os.environ.pop(k, None)
+                        else:
+                            os.environ[k] = v
             key = make_api_key(m.settings.home)
             pid = next(c.proc.pid for c in m._children if c.name == "registry")
             meshes[name] = (m.registry_url, pid, {"Authorization": f"Bearer {key}"})
         cpu: dict[str, dict[str, float]] = {n: {} for n in meshes}
+        per_tid: dict[str, dict[int, float]] = {n: {} for n in meshes}
+        walls: dict[str, list[float]] = {n: [] for n in meshes}
         count = dict.fromkeys(meshes, 0)
         with httpx.Client(timeout=60.0) as client:
             for url, _, h in meshes.values():
                 run(client, url, h, args.warmup)
+            counters0 = {n: thread_dump(pid, tmp).get("settlement", {}) for n, (_, pid, _h)
+                         in meshes.items()}  # fmt: skip
             per = max(1, args.requests // args.rounds)
             for i in range(args.rounds):
                 for name in list(meshes) if i % 2 == 0 else list(reversed(meshes)):
                     url, pid, h = meshes[name]
                     before = thread_cpu(pid)
-                    run(client, url, h, per)
+                    sw0 = switches(pid)
+                    walls[name] += run_many(url, h, per, args.concurrency)
                     time.sleep(0.3)  # the settler's round of these requests
                     after = thread_cpu(pid)
+                    cpu[name]["switches"] = cpu[name].get("switches", 0) + switches(pid) - sw0
                     for tid, s in after.items():
                         k = "loop" if tid == pid else "threads"
-                        cpu[name][k] = cpu[name].get(k, 0.0) + s - before.get(tid, 0.0)
+                        d = s - before.get(tid, 0.0)
+                        cpu[name][k] = cpu[name].get(k, 0.0) + d
+                        per_tid[name][tid] = per_tid[name].get(tid, 0.0) + d
                     count[name] += per
             for name, c in cpu.items():
                 n = count[name]
+                dump = thread_dump(meshes[name][1], tmp)
+                names = dump.get("threads", {})
+                assert isinstance(names, dict)
+                q = statistics.quantiles(walls[name], n=100)
                 print(f"{name}: registry CPU per request (unprofiled, {n} requests): "
                       f"loop {c.get('loop', 0) / n * 1e6:.0f} µs, other threads "
-                      f"{c.get('threads', 0) / n * 1e6:.0f} µs")  # fmt: skip
+                      f"{c.get('threads', 0) / n * 1e6:.0f} µs; wall p50 / p90 / p99 "
+                      f"{q[49] * 1e3:.3f} / {q[89] * 1e3:.3f} / {q[98] * 1e3:.3f} ms; "
+                      f"loop context switches {c.get('switches', 0) / n:.1f}")  # fmt: skip
+                by_name: dict[str, float] = {}
+                for tid, s in per_tid[name].items():
+                    label = "loop" if tid == meshes[name][1] else names.get(str(tid), "unnamed")
+                    label = label.rsplit("_", 1)[0] if label[-1:].isdigit() else label
+                    by_name[label] = by_name.get(label, 0.0) + s
+                print("    threads: " + ", ".join(
+                    f"{k} {v / n * 1e6:.0f}" for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])
+                    if k != "loop"))  # fmt: skip
+                c0 = counters0.get(name, {})
+                c1 = dump.get("settlement", {})
+                if isinstance(c0, dict) and isinstance(c1, dict) and c1:
+                    print("    settlement writes over the passes: " + ", ".join(
+                        f"{k} {v - c0.get(k, 0)}" for k, v in c1.items()))  # fmt: skip
             if args.no_profile:
                 return
             for name, (url, pid, h) in meshes.items():

@@ -132,10 +132,12 @@ def payable_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
 
 
 async def pay(job: Job, tally: Tally, client: Client) -> None:
-    """Pay the client's reservation with the answer's payable parts (before it is released)."""
+    """Pay the client's reservation with the answer's payable parts (before it is released):
+    the parts its ``mesh.cost`` was summed from (``tally.charged``), else priced now."""
     payment = client.payment
     if payment is not None:
-        await payment.pay(payable_parts(job, tally), tally.receipt_hash)
+        parts = tally.charged if tally.charged is not None else payable_parts(job, tally)
+        await payment.pay(parts, tally.receipt_hash)
 
 
 def void(client: Client) -> None:
@@ -186,7 +188,8 @@ def build_mesh(
     else:
         mesh["receipt"] = receipt
     # what the client pays: the parts the receipt says are payable (after make_receipt)
-    tally.cost = mesh["cost"] = sum(amount for _, amount in payable_parts(job, tally))
+    charged = tally.charged = payable_parts(job, tally)
+    tally.cost = mesh["cost"] = sum(amount for _, amount in charged)
     return mesh
 
 
@@ -294,7 +297,8 @@ class StreamAccount:
         tally = self.tally
         if tally.receipt is None and tally.outputs:
             make_receipt(self.rt, self.job, tally)
-        tally.cost = sum(amount for _, amount in payable_parts(self.job, tally))
+        charged = tally.charged = payable_parts(self.job, tally)
+        tally.cost = sum(amount for _, amount in charged)
         await pay(self.job, tally, self.client)
         self.record()
 

@@ -131,6 +131,7 @@ class Tally:
     __slots__ = (
         "attempts",
         "before",
+        "charged",
         "completion_tokens",
         "cost",
         "error_code",
@@ -162,6 +163,9 @@ class Tally:
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
         self.cost = 0  # micro-NetworkTokens charged (account stage)
+        # (node id, µNT) of each part the client pays, as the account stage priced them for
+        # ``cost`` (``account.payable_parts``); the payment pays these. None: not priced yet
+        self.charged: list[tuple[str, int]] | None = None
         # receipts (core/receipt.py). The send stage: what it relayed of each node, in order
         # (a part per node that generated text), and the hash of the whole output.
         self.outputs: list[Observed] = []

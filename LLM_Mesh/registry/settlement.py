@@ -190,7 +190,7 @@ class Settlement:
         try_inline = getattr(self._db, "try_inline", None)
         if try_inline is None:
             return _LATER
-        done = try_inline([op], self.holder, datetime.now(timezone.utc))
+        done = try_inline([op], self.holder)
         if done is None:
             return _LATER
         self._wrote(op, done[0])
@@ -234,7 +234,7 @@ class Settlement:
         try_inline = getattr(self._db, "try_inline", None)
         if not self._ops and not self._writing and try_inline is not None:
             try:
-                done = try_inline([op for op, _ in batch], self.holder, datetime.now(timezone.utc))
+                done = try_inline([op for op, _ in batch], self.holder)
             except Exception as exc:
                 _fail(batch, exc)
                 return
@@ -382,7 +382,11 @@ class Settlement:
         while self._answered:
             batch, self._answered = self._answered[:MAX_SETTLE], self._answered[MAX_SETTLE:]
             try:
-                batch = [await self._with_operators(a) for a in batch]
+                batch = [
+                    a if all(p.operator is not None for p in a.parts)
+                    else await self._with_operators(a)
+                    for a in batch
+                ]  # fmt: skip
                 done += await self._settle(batch)
             except Exception:
                 log.exception("settlement: settling %d requests failed; retrying", len(batch))

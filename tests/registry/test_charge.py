@@ -113,6 +113,31 @@ async def test_a_user_pays_the_exact_cost_and_the_operator_earns_it_less_the_fee
         ]
 
 
+async def test_the_payment_pays_the_parts_mesh_cost_was_summed_from_priced_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's parts are priced once (for ``mesh.cost``) and the payment pays those:
+    what the client is told it paid is what the ledger takes."""
+    from LLM_Mesh.registry import account
+
+    priced = []
+    real = account.payable_parts
+
+    def counted(*a: Any) -> list[tuple[str, int]]:
+        priced.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(account, "payable_parts", counted)
+    async with running(tmp_path) as h:
+        await register(h, "a", "alice")
+        key, account_id = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
+        assert r.status_code == 200, r.text
+        assert r.json()["mesh"]["cost"] == COST
+        assert len(priced) == 1
+        assert await settlement(h).balance(account_id) == (1000, COST)
+
+
 async def test_anonymous_requests_are_paid_by_the_pool_and_402_when_it_is_dry(
     tmp_path: Path,
 ) -> None:

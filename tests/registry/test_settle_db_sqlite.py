@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.settle_db import JOURNAL_SIZE_LIMIT, Reserve, SqliteSettleDb, Void
+from LLM_Mesh.registry.settle_db import (
+    JOURNAL_SIZE_LIMIT,
+    Reserve,
+    SqliteSettleDb,
+    Void,
+    sqlite_now,
+    sqlite_time,
+)
 from LLM_Mesh.registry.store import SqlStore
 
 USER = pseudonym("user", "k")
@@ -137,3 +144,21 @@ async def test_no_checkpoint_on_a_database_that_is_not_wal(tmp_path: Path) -> No
 def test_checkpoint_every_is_at_least_one() -> None:
     with pytest.raises(ValueError):
         SqliteSettleDb("x.db", checkpoint_every=0)
+
+
+def test_sqlite_now_is_sqlite_time_of_the_same_instant() -> None:
+    """The hot path's timestamp (formatted once a second, the microseconds added) is the
+    text ``sqlite_time`` makes of the same instant, across seconds, days and years."""
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    for ns in (
+        1_796_083_200_000_000_000,  # a whole second
+        1_796_083_200_000_999_999,  # under a microsecond past it
+        1_796_083_200_123_456_789,
+        1_796_083_259_999_999_999,  # the second's last microsecond
+        1_796_083_260_000_001_000,  # the next minute
+        1_798_761_599_999_999_000,  # a year's last microsecond
+        1_798_761_600_000_000_000,  # the next year
+        1_796_083_200_654_321_000,  # back to a second seen before
+    ):
+        want = sqlite_time(epoch + timedelta(microseconds=ns // 1000))
+        assert sqlite_now(lambda ns=ns: ns) == want, ns
