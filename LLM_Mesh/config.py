@@ -75,7 +75,6 @@ from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.shutdown import DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 from LLM_Mesh.core.validation import ascii_digits
-from LLM_Mesh.core.witness import BadCosignature, parse_vkey
 
 DEFAULT_REGISTRY_HOST = "127.0.0.1"
 DEFAULT_REGISTRY_PORT = 8800
@@ -188,6 +187,12 @@ def _witnesses(env: Mapping[str, str]) -> tuple[str, ...]:
     """``LLM_MESH_LEDGER_WITNESSES``: witness key texts, ``,``-separated, each checked."""
     texts = tuple(t.strip() for t in (env.get("LLM_MESH_LEDGER_WITNESSES") or "").split(","))
     out = tuple(t for t in texts if t)
+    if not out:
+        return out
+    # imported here: config is read by the node's hardware detection under a bare system
+    # Python (setup-node-operator.sh --dry-run), which has no `cryptography`
+    from LLM_Mesh.core.witness import BadCosignature, parse_vkey
+
     for t in out:
         try:
             parse_vkey(t)
