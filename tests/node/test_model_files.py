@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core import catalog
+from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.errors import ModelNotFound
+from LLM_Mesh.node.file_hashes import file_sha256, hash_cache
 from LLM_Mesh.node.model_files import (
     ModelFileError,
     check_gguf,
@@ -94,3 +99,82 @@ def test_embedded_default_resolves_to_the_package_file(settings: Settings) -> No
     m = resolve_model("gemma-3-270m", settings)
     assert m.path.is_file() and m.path.stat().st_size == m.spec.size_bytes
     assert m.sha256 == m.spec.sha256
+
+
+# -- a catalog id's file must be the catalog's file (hashed once, remembered) ----------
+
+RIGHT = FAKE_GGUF + b"the catalog's Q4_K_M"
+WRONG = FAKE_GGUF + b"another quantisation"
+
+
+class CountingHasher:
+    def __init__(self) -> None:
+        self.calls: list[Path] = []
+
+    def __call__(self, path: Path) -> str:
+        self.calls.append(path)
+        return file_sha256(path)
+
+
+@pytest.fixture
+def catalog_file(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """mistral-7b's catalog entry given the sha256 of RIGHT; the path its file goes to."""
+    spec = get_spec("mistral-7b")
+    assert spec is not None
+    pinned = replace(spec, sha256=hashlib.sha256(RIGHT).hexdigest())
+    monkeypatch.setitem(catalog._BY_ID, "mistral-7b", pinned)
+    d = settings.home / "models"
+    d.mkdir(parents=True)
+    return d / spec.file_name
+
+
+def test_a_wrong_file_under_a_catalog_file_name_is_refused(
+    settings: Settings, catalog_file: Path
+) -> None:
+    catalog_file.write_bytes(WRONG)
+    with pytest.raises(ModelFileError) as e:
+        resolve_model("mistral-7b", settings)
+    msg = e.value.message
+    assert hashlib.sha256(WRONG).hexdigest() in msg  # found
+    assert hashlib.sha256(RIGHT).hexdigest() in msg  # expected
+    assert "llm-mesh node models add mistral-7b" in msg and str(catalog_file) in msg
+
+
+def test_the_right_file_is_hashed_once_and_remembered(
+    settings: Settings, catalog_file: Path
+) -> None:
+    catalog_file.write_bytes(RIGHT)
+    hasher = CountingHasher()
+    for _start in range(3):  # a fresh cache object each time, as a node's start makes
+        m = resolve_model("mistral-7b", settings, hash_cache(settings.home / "models", hasher))
+        assert m.sha256 == hashlib.sha256(RIGHT).hexdigest() and m.path == catalog_file
+    assert hasher.calls == [catalog_file.resolve()]
+
+
+def test_a_file_changed_after_it_was_hashed_is_hashed_again(
+    settings: Settings, catalog_file: Path
+) -> None:
+    catalog_file.write_bytes(RIGHT)
+    hasher = CountingHasher()
+    hashes = hash_cache(settings.home / "models", hasher)
+    resolve_model("mistral-7b", settings, hashes)
+    st = catalog_file.stat()
+    os.utime(catalog_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # touched
+    resolve_model("mistral-7b", settings, hashes)
+    assert len(hasher.calls) == 2
+    with catalog_file.open("ab") as f:  # grown (a second download appended to it)
+        f.write(b"more")
+    os.utime(catalog_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # same mtime
+    with pytest.raises(ModelFileError, match="is not the catalog's mistral-7b"):
+        resolve_model("mistral-7b", settings, hashes)
+    assert len(hasher.calls) == 3
+
+
+def test_a_catalog_file_without_a_catalog_sha256_declares_none(settings: Settings) -> None:
+    """mistral-7b has no sha256 in the catalog: nothing to check it against, and the node
+    claims none (canaries cannot check it: docs/security.md)."""
+    d = settings.home / "models"
+    d.mkdir(parents=True)
+    (d / "mistral-7b-instruct-v0.2.Q4_K_M.gguf").write_bytes(WRONG)
+    m = resolve_model("mistral-7b", settings)
+    assert m.sha256 is None and m.hosted(engine="llama-cpp").sha256 is None
