@@ -14,7 +14,15 @@ Nodes may also host models that are not in the catalog; those are listed as
 (1,000 µNT per 1,000 tokens either way: the gateway cannot know their size).
 
 Sizes are the GGUF file sizes the seed states; ``sha256`` is given where it is
-known (the embedded default is verified by the tests).
+known (the embedded default is verified by the tests). Only a known sha256 is ever
+written here: none is made up. A node checks its file of a catalog model against
+it (``node/model_files.py``) and declares it; canary probes match a node with a
+verifier by that declared sha256. An entry *without* one (``mistral-7b``,
+``code-llama-7b``, ``starcoder-15b``, ``deepseek-llm-67b-chat``, ``qwen1.5-72b-chat``)
+is unverifiable: its file is not checked (a download only for completeness), nodes
+declare no sha256 for it, so canaries cannot check them (``unverified``, avoided by
+``trusted_only``). Its ``notes`` say so (:data:`UNVERIFIABLE_NOTE`), and so does
+``/mesh/models``, which shows the notes.
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ GB = 1_000_000_000
 #: the price of a model outside the catalog: µNT per 1,000 prompt / completion tokens
 CUSTOM_PROMPT_PRICE_PER_1K = 1_000
 CUSTOM_COMPLETION_PRICE_PER_1K = 1_000
+#: in the notes of every GGUF entry without a sha256
+UNVERIFIABLE_NOTE = (
+    "Unverifiable: no sha256 in the catalog, so its file is not checked (a download only "
+    "for completeness) and canary probes cannot check the nodes serving it."
+)
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         prompt_template="mistral-inst",
         prompt_price_per_1k=5_000,
         completion_price_per_1k=10_000,
-        notes="General reasoning.",
+        notes=UNVERIFIABLE_NOTE + " General reasoning.",
     ),
     ModelSpec(
         id="code-llama-7b",
@@ -117,7 +130,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         prompt_template="llama2-inst",
         prompt_price_per_1k=5_000,
         completion_price_per_1k=10_000,
-        notes="Python specialist.",
+        notes=UNVERIFIABLE_NOTE + " Python specialist.",
     ),
     ModelSpec(
         id="starcoder-15b",
@@ -131,7 +144,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         prompt_template="plain",
         prompt_price_per_1k=10_000,
         completion_price_per_1k=20_000,
-        notes="Code generation.",
+        notes=UNVERIFIABLE_NOTE + " Code generation.",
     ),
     ModelSpec(
         id="deepseek-llm-67b-chat",
@@ -147,6 +160,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         prompt_template="plain",
         prompt_price_per_1k=40_000,
         completion_price_per_1k=80_000,
+        notes=UNVERIFIABLE_NOTE,
     ),
     ModelSpec(
         id="llama-2-70b-chat",
@@ -177,6 +191,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         prompt_template="chatml",
         prompt_price_per_1k=40_000,
         completion_price_per_1k=80_000,
+        notes=UNVERIFIABLE_NOTE,
     ),
 )
 

