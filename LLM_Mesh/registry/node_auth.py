@@ -196,7 +196,7 @@ class SignedNodeAuth:
             raise Forbidden(
                 f"operator {operator} has a node under quarantine ({quarantined[0]}, failed a "
                 "canary probe): it registers no new node key until the registry's admin clears "
-                "or revokes it",
+                "it (`llm-mesh registry nodes clear`), or revokes the operator",
                 reason="operator_quarantined",
             )
 
