@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -48,19 +48,31 @@ def nodes_clear(
     home: HomeOpt = None,
 ) -> None:
     """Lift a node's quarantines (a failed canary): it is routed again for those models, and
-    the earnings held since its first failed probe are paid to its operator."""
+    the earnings held since its first failed probe, its own and those of its operator's other
+    nodes, are paid to its operator once none of the operator's nodes is quarantined."""
     from LLM_Mesh.registry.held import clear_and_release
 
     at = datetime.now(timezone.utc)
-    models, released, to = with_admin_store(
-        _settings(home, database_url), lambda s: clear_and_release(s, node_id, at)
-    )
+
+    async def clear(s: Any) -> tuple[list[str], int, str, list[str]]:
+        models, released, to = await clear_and_release(s, node_id, at)
+        key = await s.get_node_key(node_id)
+        still = [] if key is None else await s.quarantined_nodes_of(key.operator)
+        return models, released, to, still
+
+    models, released, to, still = with_admin_store(_settings(home, database_url), clear)
     if not models:
         console.print(f"node {node_id} was not quarantined")
     else:
         console.print(f"node {node_id} cleared for: {', '.join(models)}")
     if released:
         console.print(f"released {released} µNT of held earnings to {to} (ledger entry: release)")
+    if still:
+        console.print(
+            f"its operator still has quarantined nodes ({', '.join(still)}): every node of "
+            "that operator stays held, nothing is released until the last one is cleared",
+            markup=False,
+        )
 
 
 @canary_app.command("run")

@@ -83,6 +83,34 @@ def heartbeat_credit_ms(
     return max(0, min(at_ms - since_ms, limit_ms))
 
 
+def serving(
+    *,
+    check_failed: bool,
+    ejected: bool,
+    refused_gateway_at: float | None,
+    refusing_since: float | None,
+    refused_at: float | None,
+    now: float,
+    window_s: float,
+) -> bool:
+    """Whether a heartbeat at ``now`` earns uptime credit, from the heartbeat's replica's
+    own view of the node: not when its last active check failed, nor while the router has
+    it ejected as an outlier (5xx, timeouts: out of routing), nor within ``window_s`` of
+    its refusing the gateway's key (401), nor while it keeps refusing (429/503) every
+    request the replica sends it: refusals over ``window_s`` or longer, answering none in
+    between (``refusing_since``: the first since its last answer), the latest
+    (``refused_at``) within ``window_s``. A busy node that answers some requests keeps its
+    credit, and so does one that refused once and was not asked again.
+    """
+    if check_failed or ejected:
+        return False
+    if refused_gateway_at is not None and now - refused_gateway_at < window_s:
+        return False
+    if refusing_since is None or refused_at is None:
+        return True
+    return not (now - refusing_since >= window_s and now - refused_at < window_s)
+
+
 def close_uptime(
     counter_ms: int, mark_ms: int, period_ms: int, carry_ms: int = CARRY_MS
 ) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.netguard import NodeUrl
+from LLM_Mesh.core.rewards import serving
 from LLM_Mesh.core.schemas import (
     MAX_MODELS_PER_NODE,
     MAX_REGISTRATION_CONTAINERS,
@@ -203,14 +204,21 @@ async def absorb_heartbeat(
     if hb.gateway_kx_key is not None:  # a restarted registry or a replica agrees here
         rt.signer.agree(node_id, hb.gateway_kx_key)
     # uptime rewards: the time since its last heartbeat counts as routable, up to the
-    # expiry, unless this registry's last active check of it failed, or it refused the
-    # gateway's key lately and has not registered or answered since (it serves nothing:
-    # core/rewards.py; send.py marks it)
+    # expiry, unless this registry's last active check of it failed, its router has it
+    # ejected, it refused the gateway's key lately, or it refused every request sent to it
+    # here for long, answering none (it serves nothing: core/rewards.serving; send.py
+    # marks the refusals)
     entry = rt.table.get(node_id)
-    refused_at = entry.refused_gateway_at if entry is not None else None
-    refusing = refused_at is not None and rt.wall_clock() - refused_at < REFUSAL_NO_CREDIT_S
-    serving = entry is not None and not entry.check_failed and not refusing
-    credit_s = rt.settings.heartbeat_expiry_s if serving else 0.0
+    credits = entry is not None and serving(
+        check_failed=entry.check_failed,
+        ejected=rt.routing.router.outliers.is_ejected(node_id),
+        refused_gateway_at=entry.refused_gateway_at,
+        refusing_since=entry.refusing_since,
+        refused_at=entry.refused_at,
+        now=rt.wall_clock(),
+        window_s=REFUSAL_NO_CREDIT_S,
+    )
+    credit_s = rt.settings.heartbeat_expiry_s if credits else 0.0
     if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
         rt.heartbeats.touch(node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s)
     elif not await rt.store.touch_heartbeat(

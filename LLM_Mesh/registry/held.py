@@ -8,10 +8,17 @@ instead of its operator: settlement writes a ``hold`` entry in place of ``settle
 Settlement asks :meth:`~LLM_Mesh.registry.quality.Quality.held` when it records the
 answer, so what counts is whether the node was quarantined when it answered. This is
 per node, not per model: a node caught lying about one model is not trusted to be paid
-for the others until someone looked.
+for the others until someone looked. And it is per operator: while any node of an
+operator is quarantined, every node whose key that operator holds is held the same way
+(its requests' shares and its uptime rewards: ``Store.held_nodes``), so spare nodes
+registered before the catch are not paid meanwhile, and a key stays with its first
+operator (``claim_node_key``), so a second operator's token cannot take a quarantined
+node, or its held balance, away.
 
 - :func:`release` (``llm-mesh registry nodes clear``): the whole held balance to the
-  node's operator, one ``release`` entry;
+  node's operator, one ``release`` entry; :func:`clear_and_release` releases every node
+  of the operator once none of its nodes is quarantined any more (the siblings' holds
+  with it), and nothing while another of its nodes still is;
 - :func:`forfeit` (``llm-mesh registry nodes revoke`` / ``operators revoke``): the whole
   held balance to ``network``, one ``forfeit`` entry. Not refunded to the payers: the
   requests were answered (by a node found lying about at least one model), the payers
@@ -130,11 +137,28 @@ def store_ledger(store: Any) -> SqlLedger:
 
 
 async def clear_and_release(store: Any, node_id: str, at: datetime) -> tuple[list[str], int, str]:
-    """``registry nodes clear``: lift the node's quarantines, then release what it has
-    held: ``(models cleared, amount released, to account)``."""
+    """``registry nodes clear``: lift the node's quarantines, then release what it and
+    the other nodes of its operator have held, once no node of that operator is
+    quarantined any more (else nothing: they stay held until the last one is cleared):
+    ``(models cleared, amount released, to account)``."""
     models: list[str] = await store.clear_quarantine(node_id, at)
-    amount, to = await release(store_ledger(store), node_id)
-    return models, amount, to
+    ledger = store_ledger(store)
+    key = await store.get_node_key(node_id)
+    if key is None:  # no operator: the node alone
+        amount, to = await release(ledger, node_id)
+        return models, amount, to
+    to = pseudonym("operator", key.operator)
+    if await store.quarantined_nodes_of(key.operator):
+        return models, 0, to
+    k = tables.node_keys
+    async with store.engine.connect() as conn:
+        siblings = await conn.execute(select(k.c.node_id).where(k.c.operator == key.operator))
+        nodes = {node_id, *(str(n) for n in siblings.scalars())}
+    total = 0
+    for n in sorted(nodes):
+        amount, _ = await release(ledger, n, to)
+        total += amount
+    return models, total, to
 
 
 async def revoke_and_forfeit(store: Any, node_ids: Sequence[str]) -> dict[str, int]:

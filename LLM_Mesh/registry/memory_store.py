@@ -185,10 +185,9 @@ class MemoryStore(MemoryReplicaState):
             return SeqResult.OK
         if key.public_key != public_key:
             return SeqResult.KEY_MISMATCH
-        result = await self.advance_node_seq(node_id, seq)
-        if result is SeqResult.OK:
-            key.operator = operator
-        return result
+        if key.revoked_at is None and key.operator != operator:
+            return SeqResult.OTHER_OPERATOR  # a key is its first operator's
+        return await self.advance_node_seq(node_id, seq)
 
     async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:
         key = self.node_keys.get(node_id)
@@ -302,6 +301,12 @@ class MemoryStore(MemoryReplicaState):
     async def quarantined_nodes_of(self, operator: str) -> list[str]:
         mine = {k.node_id for k in self.node_keys.values() if k.operator == operator}
         return sorted({r.node_id for r in self.canary.values() if r.quarantined} & mine)
+
+    async def held_nodes(self) -> list[str]:
+        quarantined = {r.node_id for r in self.canary.values() if r.quarantined}
+        operators = {k.operator for k in self.node_keys.values() if k.node_id in quarantined}
+        siblings = {k.node_id for k in self.node_keys.values() if k.operator in operators}
+        return sorted(quarantined | siblings)
 
     async def canary_records(self, since: datetime | None = None) -> list[CanaryRecord]:
         return [

@@ -87,6 +87,16 @@ class NodeAuthenticator(Protocol):
     ) -> None: ...
 
 
+def _other_operator(node_id: str) -> Forbidden:
+    return Forbidden(
+        f"node key {node_id} is registered to another operator: a key stays with the "
+        "operator that first registered it. To move a node, the registry's admin revokes this "
+        "key (`llm-mesh registry nodes revoke NODE_ID`) and the node makes a new one "
+        "(`llm-mesh node keys init` in a new home) under the new operator's token",
+        reason="node_key_other_operator",
+    )
+
+
 def _seq_error(result: SeqResult, node_id: str) -> MeshError:
     if result is SeqResult.STALE:
         return ReplayedMessage(
@@ -97,6 +107,8 @@ def _seq_error(result: SeqResult, node_id: str) -> MeshError:
         return Revoked(f"node {node_id} is revoked")
     if result is SeqResult.KEY_MISMATCH:
         return NodeIdMismatch(f"node id {node_id} belongs to another key")
+    if result is SeqResult.OTHER_OPERATOR:
+        return _other_operator(node_id)
     return UnknownNode(f"node {node_id!r} is not registered; register again", param="node_id")
 
 
@@ -169,15 +181,22 @@ class SignedNodeAuth:
     async def _not_starting_over(self, node_id: str, operator: str) -> None:
         """403 for a key new to the registry while one of the operator's nodes is
         quarantined: quarantines and held earnings are per node id, and a fresh key is a
-        fresh id (docs/security.md, "Quality control"). Known keys re-register as before."""
-        if node_id in self._keys or await self.store.get_node_key(node_id) is not None:
+        fresh id (docs/security.md, "Quality control"). Known keys re-register as before,
+        under their own operator only: a key another operator's token presents is refused
+        (else a quarantined node re-registered under a second operator would free the first
+        of its hold, and its held balance would be released to the second); the store's
+        claim checks it again, atomically."""
+        known = await self.store.get_node_key(node_id)
+        if known is not None:
+            if known.operator != operator and known.revoked_at is None:
+                raise _other_operator(node_id)  # not naming the owner
             return
         quarantined = await self.store.quarantined_nodes_of(operator)
         if quarantined:
             raise Forbidden(
                 f"operator {operator} has a node under quarantine ({quarantined[0]}, failed a "
                 "canary probe): it registers no new node key until the registry's admin clears "
-                "or revokes it",
+                "it (`llm-mesh registry nodes clear`), or revokes the operator",
                 reason="operator_quarantined",
             )
 

@@ -69,6 +69,11 @@ class NodeEntry:
     # serves nothing, so its heartbeats credit no uptime for ``REFUSAL_NO_CREDIT_S`` after,
     # unless it registers again here (a fresh entry) or answers a request (``send.py``)
     refused_gateway_at: float | None = None
+    # when it first answered a request here 429/503 since it last answered one (unix
+    # seconds; None: it answered the last one, or none refused): refusing every request for
+    # ``REFUSAL_NO_CREDIT_S`` earns no uptime (``core/rewards.serving``; ``send.py``)
+    refusing_since: float | None = None
+    refused_at: float | None = None  # ... and its latest such refusal
     # ``NodeTable.goodbyes`` when it went OFFLINE here (0: never): a store poll that began
     # before then may have read it still online, and must not bring it back (``node_sync.py``)
     gone: int = 0

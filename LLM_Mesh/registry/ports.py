@@ -136,6 +136,7 @@ class SeqResult(str, Enum):
     REVOKED = "revoked"  # the node key is revoked
     UNKNOWN = "unknown"  # no key for that node id
     KEY_MISMATCH = "key_mismatch"  # the id is held by another key
+    OTHER_OPERATOR = "other_operator"  # the key is another operator's (registration only)
 
 
 @dataclass
@@ -184,6 +185,11 @@ class CanaryStore(Protocol):
 
     async def quarantined_nodes_of(self, operator: str) -> list[str]:
         """The nodes whose key ``operator`` holds that are quarantined for some model."""
+        ...
+
+    async def held_nodes(self) -> list[str]:
+        """Every node whose earnings are held now: those quarantined for some model, and
+        every node whose key's operator holds a quarantined node's key (its siblings)."""
         ...
 
 
@@ -273,7 +279,9 @@ class Store(CanaryStore, Protocol):
         self, node_id: str, public_key: str, operator: str, seq: int, at: datetime
     ) -> SeqResult:
         """A signed registration: record the key (first time) or check it, and take ``seq``
-        if it is greater than the last one seen, in one step."""
+        if it is greater than the last one seen, in one step. A key is its first
+        operator's: claimed with another operator's name it is refused
+        (``OTHER_OPERATOR``) and nothing changes."""
         ...
 
     async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:

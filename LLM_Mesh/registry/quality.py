@@ -7,8 +7,12 @@ store every second for changes made elsewhere (another registry's verdict, the
 admin's ``llm-mesh registry nodes clear`` or ``trust``), as the revocation
 watcher does. A quarantine takes the node out of routing for that model at once
 (:meth:`Routing.set_quarantined`); a clear puts it back. While a node has any
-quarantine its earnings are held (:meth:`Quality.held`, which settlement asks when
-it records an answer: ``registry/held.py``).
+quarantine its earnings are held, and so are those of every other node of its
+operator (:meth:`Quality.held`, which settlement asks when it records an answer:
+``registry/held.py``). The set of held nodes is read from the store
+(``Store.held_nodes``) whenever the records are loaded and some quarantine is known,
+after a failed probe and after a clear: every replica learns it as it learns the
+quarantines, and the hot path asks a ``frozenset``.
 
 The trust score (``core/trust.py``) is computed on demand from the canary tally,
 the router's success rate and per-token speed, and the node's recorded
@@ -64,6 +68,8 @@ class Quality:
         self.now = wall_now
         self.verifiers: frozenset[str] = frozenset()
         self.records: dict[str, dict[str, CanaryRecord]] = {}  # node id -> model -> record
+        # quarantined nodes and their operators' other nodes (Store.held_nodes)
+        self.held_nodes: frozenset[str] = frozenset()
 
     # -- state from the store ------------------------------------------------------------
     async def load(self, since: datetime | None = None) -> None:
@@ -71,6 +77,15 @@ class Quality:
         self.verifiers = frozenset(await self.store.list_verifiers())
         for rec in await self.store.canary_records(since):
             self.apply(rec)
+        await self.refresh_held()
+
+    async def refresh_held(self) -> None:
+        """Read the held nodes from the store: skipped (no query) while no quarantine is
+        known here and none was."""
+        if self.held_nodes or any(
+            r.quarantined for mine in self.records.values() for r in mine.values()
+        ):
+            self.held_nodes = frozenset(await self.store.held_nodes())
 
     def apply(self, rec: CanaryRecord) -> None:
         """Take one record in (unless an older one than we hold: a poll that read the store
@@ -100,6 +115,7 @@ class Quality:
         rec = await self.store.record_canary(node_id, model, ok=ok, reason=reason, at=self.now())
         self.apply(rec)
         if rec.quarantined and not ok:
+            await self.refresh_held()  # its operator's other nodes are held from now
             log.warning("canary: node %s quarantined for %s: %s", node_id, model, rec.reason)
         return rec
 
@@ -116,6 +132,7 @@ class Quality:
         for rec in self.records.get(node_id, {}).values():
             rec.quarantined_at, rec.reason, rec.updated_at = None, None, at
         self._sync_routing(node_id)
+        await self.refresh_held()
         return models
 
     # -- questions --------------------------------------------------------------------------
@@ -124,9 +141,12 @@ class Quality:
         return rec is not None and rec.quarantined
 
     def held(self, node_id: str) -> bool:
-        """Whether the node's earnings are held: quarantined for any model (from its first
-        failed probe until the admin clears it; ``registry/held.py``)."""
-        return any(r.quarantined for r in self.records.get(node_id, {}).values())
+        """Whether the node's earnings are held: it, or another node of its operator, is
+        quarantined for any model (from the first failed probe until the admin clears it;
+        ``registry/held.py``). Per request: a set look-up, then the node's own records."""
+        return node_id in self.held_nodes or any(
+            r.quarantined for r in self.records.get(node_id, {}).values()
+        )
 
     def quarantines(self, node_id: str) -> list[CanaryRecord]:
         mine = self.records.get(node_id, {})

@@ -14,7 +14,8 @@ epoch, so every replica agrees on them). Closing a period:
    operator or node key, no key at all) earns 0, as does a node whose every model is
    simulated (``core/rewards.earns_uptime``: it serves no model; unless
    ``Settings.reward_simulated``, for test meshes); a node quarantined by a canary when the
-   period is closed (any model, not cleared: ``canary_status``) earns to its held account
+   period is closed (any model, not cleared: ``canary_status``), and every other node of
+   its operator (``Store.held_nodes``), earns to its held account
    ``held:<pseudonym>`` instead of its operator, as its requests' shares do
    (``registry/held.py``: released to the operator by the admin's clear, forfeited by a
    revocation);
@@ -267,15 +268,12 @@ class RewardTask:
         return self.reward_simulated or earns_uptime(node.models)
 
     async def _held(self, node_ids: set[str]) -> set[str]:
-        """Those of ``node_ids`` with a quarantine (any model) in the store now: their
-        earnings are held (``registry/held.py``), their uptime rewards too."""
+        """Those of ``node_ids`` held in the store now: quarantined (any model), or another
+        node of their operator is. Their earnings are held (``registry/held.py``), their
+        uptime rewards too."""
         if not node_ids:
             return set()
-        return {
-            r.node_id
-            for r in await self.store.canary_records()
-            if r.quarantined and r.node_id in node_ids
-        }
+        return set(await self.store.held_nodes()) & node_ids
 
     @staticmethod
     async def _closed_in(conn: AsyncConnection, start: int, node_ids: list[str]) -> set[str]:

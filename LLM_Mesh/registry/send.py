@@ -369,6 +369,7 @@ class Exchange:
                 model=self.job.model, reason="node_unavailable", node_id=node, attempts=attempts,
             ), None  # fmt: skip
         if status in (429, 503):
+            self._node_refused(node)
             wait = _retry_after(resp)
             self.node_wait = float(wait)
             self.retry_after = wait if self.retry_after is None else min(self.retry_after, wait)
@@ -413,9 +414,19 @@ class Exchange:
             entry.refused_gateway_at = self.rt.wall_clock()
 
     def _gateway_accepted(self, node: str) -> None:
+        """The node answered (a 2xx/3xx, or its own 4xx): it serves."""
         entry = self.rt.table.get(node)
-        if entry is not None and entry.refused_gateway_at is not None:
-            entry.refused_gateway_at = None
+        if entry is not None:
+            entry.refused_gateway_at = entry.refusing_since = entry.refused_at = None
+
+    def _node_refused(self, node: str) -> None:
+        """The node refused the request (429/503): from its first refusal since it last
+        answered one, refusing for long earns it no uptime (``NodeEntry.refusing_since``)."""
+        entry = self.rt.table.get(node)
+        if entry is not None:
+            entry.refused_at = now = self.rt.wall_clock()
+            if entry.refusing_since is None:
+                entry.refusing_since = now
 
     def finish(
         self,

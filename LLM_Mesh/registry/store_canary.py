@@ -108,6 +108,17 @@ class SqlCanary:
         async with self.engine.connect() as conn:
             return [str(r) for r in (await conn.execute(stmt)).scalars()]
 
+    async def held_nodes(self) -> list[str]:
+        c, k = tables.canary_status, tables.node_keys
+        quarantined = select(c.c.node_id).where(c.c.quarantined_at.is_not(None))
+        held_operators = select(k.c.operator).where(k.c.node_id.in_(quarantined))
+        siblings = select(k.c.node_id).where(k.c.operator.in_(held_operators))
+        async with self.engine.connect() as conn:
+            found = set((await conn.execute(quarantined.distinct())).scalars())
+            if found:
+                found.update((await conn.execute(siblings)).scalars())
+        return sorted(str(n) for n in found)
+
     async def canary_records(self, since: datetime | None = None) -> list[CanaryRecord]:
         c = tables.canary_status
         stmt = select(c).order_by(c.c.node_id, c.c.model)

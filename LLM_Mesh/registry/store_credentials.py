@@ -51,7 +51,9 @@ def _node_key(row: Any) -> NodeKeyRecord:
     )
 
 
-async def _why_not(conn: AsyncConnection, node_id: str, public_key: str | None) -> SeqResult:
+async def _why_not(
+    conn: AsyncConnection, node_id: str, public_key: str | None, operator: str | None = None
+) -> SeqResult:
     k = tables.node_keys
     row = (await conn.execute(select(k).where(k.c.node_id == node_id))).first()
     if row is None:
@@ -60,6 +62,8 @@ async def _why_not(conn: AsyncConnection, node_id: str, public_key: str | None) 
         return SeqResult.KEY_MISMATCH
     if row.revoked_at is not None:
         return SeqResult.REVOKED
+    if operator is not None and row.operator != operator:
+        return SeqResult.OTHER_OPERATOR
     return SeqResult.STALE
 
 
@@ -174,15 +178,16 @@ class SqlCredentials:
                     and_(
                         k.c.node_id == node_id,
                         k.c.public_key == public_key,
+                        k.c.operator == operator,  # a key is its first operator's
                         k.c.revoked_at.is_(None),
                         k.c.last_seq < seq,
                     )
                 )
-                .values(last_seq=seq, operator=operator)
+                .values(last_seq=seq)
             )
             if result.rowcount == 1:
                 return SeqResult.OK
-            return await _why_not(conn, node_id, public_key)
+            return await _why_not(conn, node_id, public_key, operator)
 
     async def advance_node_seq(self, node_id: str, seq: int) -> SeqResult:
         k = tables.node_keys

@@ -86,3 +86,30 @@ def test_revoke_forfeits_the_held_earnings_to_the_network(tmp_path: Path) -> Non
     assert b[held_account("n1")] == b[held_account("n2")] == 0
     code, out = cli(home, "ledger", "verify", "--database-url", _db(home))
     assert code == 0 and "OK" in out, out
+
+
+def test_clear_releases_the_operators_other_nodes_once_none_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    """alice's n1 and n2 are quarantined, her spare n3 held with them: clearing n1 releases
+    nothing yet and says why; clearing n2 releases all three nodes' held earnings."""
+    home = tmp_path / "mesh"
+    _setup(home, {"n1": 700, "n2": 300})
+
+    async def spare() -> None:
+        async with SqlStore(_db(home)) as s:
+            await s.claim_node_key("n3", "pk-n3", "alice", 1, datetime.now(timezone.utc))
+            await store_ledger(s).append_one(Transfer("hold", USER, held_account("n3"), 50, "r"))
+
+    asyncio.run(spare())
+    code, out = cli(home, "registry", "nodes", "clear", "n1")
+    assert code == 0 and "cleared for: m" in out and "µNT" not in out, out
+    assert "still has quarantined nodes (n2)" in out
+    assert _balances(home).get(ALICE, 0) == 0
+    code, out = cli(home, "registry", "nodes", "clear", "n2")
+    assert code == 0 and f"released 1050 µNT of held earnings to {ALICE}" in out, out
+    assert "still has" not in out
+    b = _balances(home)
+    assert b[ALICE] == 1050 and b[held_account("n1")] == b[held_account("n3")] == 0
+    code, out = cli(home, "ledger", "verify", "--database-url", _db(home))
+    assert code == 0 and "OK" in out, out

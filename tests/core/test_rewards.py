@@ -15,6 +15,7 @@ from LLM_Mesh.core.rewards import (
     performance_milli,
     reward_amount,
     rewards,
+    serving,
     success_milli,
 )
 
@@ -290,3 +291,26 @@ def test_only_a_node_serving_a_model_it_does_not_simulate_earns_uptime() -> None
     assert earns_uptime([{"id": "a", "simulated": True}, {"id": "b", "simulated": False}])
     assert not earns_uptime([{"id": "m", "simulated": True}])
     assert not earns_uptime([])
+
+
+def _serving(**kw: object) -> bool:
+    args: dict[str, object] = dict(
+        check_failed=False, ejected=False, refused_gateway_at=None, refusing_since=None,
+        refused_at=None, now=1000.0, window_s=300.0,
+    )  # fmt: skip
+    args.update(kw)
+    return serving(**args)  # type: ignore[arg-type]
+
+
+def test_serving_needs_routable_and_answering() -> None:
+    """Heartbeat credit (registry/api.py): none while failed, ejected, refusing the
+    gateway's key lately, or refusing every request for the window with one lately; a
+    single refusal, or refusals not repeated within the window, credit."""
+    assert _serving()
+    assert not _serving(check_failed=True)
+    assert not _serving(ejected=True)
+    assert not _serving(refused_gateway_at=800.0)
+    assert _serving(refused_gateway_at=700.0)
+    assert _serving(refusing_since=990.0, refused_at=990.0)  # one refusal
+    assert not _serving(refusing_since=700.0, refused_at=990.0)  # 300 s of refusals
+    assert _serving(refusing_since=700.0, refused_at=700.0)  # not asked again since

@@ -219,3 +219,52 @@ async def test_a_node_refusing_the_gateway_earns_no_uptime(tmp_path: Path) -> No
         assert await beat("refuser") == 0
         assert (await h.client.post("/mesh/nodes", json=registration("refuser"))).status_code == 200
         assert 5_000 <= await beat("refuser") < 6_000  # registered again: credited again
+
+
+async def test_a_node_refusing_every_request_or_ejected_earns_no_uptime(tmp_path: Path) -> None:
+    """A node that answers its health checks and heartbeats but refuses every request with
+    429 (or 503: no health failure, no ejection, no ``requests`` row when another node
+    serves it) earned the full uptime rate, and so did a node ejected as an outlier (5xx),
+    out of routing (found 2026-12-02, third pass). Refusing every request sent to it for
+    ``REFUSAL_NO_CREDIT_S`` with none answered in between, or being ejected at the
+    heartbeat's replica, credits nothing; one refusal not followed by more, or an answer,
+    credits again."""
+    async with running(tmp_path) as h:
+        h.nodes.add("refuser", behavior="429")
+        h.nodes.add("broken", behavior="500")
+        h.nodes.add("good")
+        for n in ("refuser", "broken", "good"):
+            assert (await h.client.post("/mesh/nodes", json=registration(n))).status_code == 200
+
+        async def ask(node_id: str) -> int:
+            body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+                    "allow_nodes": [node_id]}  # fmt: skip
+            h.clock.advance(10)  # past the refusal's Retry-After
+            return (await h.client.post("/v1/chat/completions", json=body)).status_code
+
+        async def beat(node_id: str) -> int:
+            rec = h.store.nodes[node_id]
+            before = rec.healthy_ms
+            assert rec.last_heartbeat_at is not None
+            rec.last_heartbeat_at -= timedelta(seconds=5)
+            r = await h.client.post(f"/mesh/nodes/{node_id}/heartbeat", json={})
+            assert r.status_code == 200
+            await h.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
+            return rec.healthy_ms - before
+
+        assert await ask("broken") == 502  # a 5xx: ejected at once, out of routing here
+        assert h.runtime.routing.router.outliers.is_ejected("broken")
+        assert await beat("broken") == 0
+        assert 5_000 <= await beat("good") < 6_000
+        assert await ask("refuser") == 429
+        entry = h.table.get("refuser")
+        assert entry is not None and entry.refusing_since is not None
+        assert 5_000 <= await beat("refuser") < 6_000  # one refusal: not yet
+        entry.refusing_since -= REFUSAL_NO_CREDIT_S  # it has refused since 5 min ago
+        assert await ask("refuser") == 429  # ... and still does
+        assert await beat("refuser") == 0
+        assert 5_000 <= await beat("good") < 6_000
+        h.nodes.nodes["refuser:8801"].behavior = "ok"
+        assert await ask("refuser") == 200  # it answers: credited again
+        assert entry.refusing_since is None
+        assert 5_000 <= await beat("refuser") < 6_000

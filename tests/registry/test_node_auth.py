@@ -26,9 +26,11 @@ from LLM_Mesh.core.identity import (
     MessageKind,
     NodeSigner,
 )
+from LLM_Mesh.core.ledger_entry import held_account
 from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_auth import SignedNodeAuth
+from LLM_Mesh.registry.ports import SeqResult
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.settlement import operator_account
 from tests.registry.helpers import ADMIN, Harness, registration, running
@@ -213,23 +215,63 @@ async def test_a_registration_refused_for_its_address_leaves_the_node_its_operat
     the same key, under another operator's token, at a loopback URL): the registration was
     refused 403 ``node_address_refused``, yet the node's key had already been claimed for
     the new operator in the store and the settlement paid that operator for everything the
-    running node answered after. A refused registration changes nothing."""
+    running node answered after. A refused registration changes nothing. (A key can no
+    longer move to another operator at all, below: here the same operator's token.)"""
     store, wall = MemoryStore(), Wall()
-    node = make_node(wall, await operator(store))
+    alice = await operator(store)
+    node = make_node(wall, alice)
     async with await mesh(tmp_path, store, wall) as h:
         assert (await register(h, node)).status_code == 200
         settlement = h.runtime.settlement
         assert settlement is not None
         assert settlement.payee(node.node_id) == operator_account("alice")
         before = snapshot(h)
-        moved = Node(node.signer, await operator(store, "bob"))
+        moved = Node(node.signer, alice)
         body = moved.body(url="http://127.0.0.1:8802")
         r = await h.client.post("/mesh/nodes", content=body, headers=moved.reg_headers(body))
         error(r, 403, "node_address_refused")
         assert snapshot(h) == before  # before the fix: the key's operator was bob, seq taken
         assert store.node_keys[node.node_id].operator == "alice"
-        assert settlement.payee(node.node_id) == operator_account("alice")  # before: bob's
+        assert settlement.payee(node.node_id) == operator_account("alice")
         assert not h.runtime.pins.admitted("http://127.0.0.1:8802")
+
+
+async def test_a_node_key_cannot_move_to_another_operator(tmp_path: Path) -> None:
+    """A quarantined node (its operator registers no new key, its earnings held) is
+    re-registered with its own key under a second operator's token: the claim moved the
+    key to the second operator, which freed the first of the quarantine rule and had the
+    held balance released to the second (found 2026-12-02, third pass). A key stays with
+    its first operator: 403 ``forbidden``, reason ``node_key_other_operator``, nothing
+    stored or moved (key, sequence number, payee, the first operator's block), and the
+    store refuses the claim itself (another replica's race)."""
+    store, wall = MemoryStore(), Wall()
+    alice, bob = await operator(store), await operator(store, "bob")
+    liar, fresh = make_node(wall, alice), make_node(wall, alice)
+    async with await mesh(tmp_path, store, wall) as h:
+        assert (await register(h, liar)).status_code == 200
+        now = datetime.now(timezone.utc)
+        await store.record_canary(liar.node_id, "gemma-3-270m", ok=False, reason="canary", at=now)
+        assert h.runtime.quality is not None
+        await h.runtime.quality.load()
+        settlement = h.runtime.settlement
+        assert settlement is not None
+        assert settlement.payee(liar.node_id) == held_account(liar.node_id)
+        before = snapshot(h)
+        r = await register(h, Node(liar.signer, bob))
+        error(r, 403, "forbidden")
+        assert r.json()["error"]["reason"] == "node_key_other_operator"
+        assert "revoke" in r.json()["error"]["message"]
+        assert snapshot(h) == before
+        assert store.node_keys[liar.node_id].operator == "alice"
+        assert settlement.payee(liar.node_id) == held_account(liar.node_id)
+        assert await store.quarantined_nodes_of("alice") == [liar.node_id]
+        assert (await register(h, fresh)).json()["error"]["reason"] == "operator_quarantined"
+        # the store's claim alone (a registry that checked before the key was claimed)
+        got = await store.claim_node_key(
+            liar.node_id, store.node_keys[liar.node_id].public_key, "bob", 10**9, now
+        )
+        assert got is SeqResult.OTHER_OPERATOR
+        assert snapshot(h) == before
 
 
 async def test_replayed_heartbeat_is_401(tmp_path: Path) -> None:
@@ -576,3 +618,55 @@ async def test_a_quarantined_operator_cannot_start_over_with_a_new_key(tmp_path:
         assert (await register(h, bobs)).status_code == 200  # another operator
         await store.clear_quarantine(liar.node_id, now)
         assert (await register(h, fresh)).status_code == 200
+
+
+async def _paid_to(h: Harness, request_id: str) -> tuple[str, str]:
+    """The first ledger entry of ``request_id``: (kind, to account)."""
+    rt = h.runtime
+    assert rt.settlement is not None and rt.ledger is not None
+    await rt.settlement.flush()
+    entries, _ = await rt.ledger.entries(-1, 10_000)
+    found = [(e.kind, e.to_account) for e in entries if e.request_id == request_id]
+    assert found, request_id
+    return found[0]
+
+
+async def test_an_operators_spare_node_is_held_while_another_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    """An operator with a spare node (registered before its other node was caught) goes
+    on being paid for the spare's requests, each spare until it is caught itself (found
+    2026-12-02, third pass). While any node of an operator is quarantined, every node of
+    that operator answers to its held account; another operator's node is paid as before;
+    the admin's clear releases the hold on all of them. The quarantine is written to the
+    store as another replica would, and learnt from there by this replica's poll (the
+    decision comes from the store, not from the replica that saw the probe fail)."""
+    from LLM_Mesh.registry.quality import QualityWatcher
+
+    store, wall = MemoryStore(), Wall()
+    alice, bob = await operator(store), await operator(store, "bob")
+    liar, spare, bobs = make_node(wall, alice), make_node(wall, alice), make_node(wall, bob)
+    async with await mesh(tmp_path, store, wall) as h:
+        for n in (liar, spare, bobs):
+            h.nodes.add(n.node_id)
+            assert (await register(h, n)).status_code == 200
+
+        async def ask(n: Node) -> str:
+            r = await h.client.post(
+                "/v1/completions",
+                json={"model": "gemma-3-270m", "prompt": "hi", "allow_nodes": [n.node_id]},
+            )
+            assert r.status_code == 200, r.text
+            return str(r.json()["mesh"]["request_id"])
+
+        assert await _paid_to(h, await ask(spare)) == ("settle", operator_account("alice"))
+        q = h.runtime.quality
+        assert q is not None
+        at = datetime.now(timezone.utc)
+        await store.record_canary(liar.node_id, "gemma-3-270m", ok=False, reason="canary", at=at)
+        await QualityWatcher(q).poll()
+        assert await _paid_to(h, await ask(spare)) == ("hold", held_account(spare.node_id))
+        assert await _paid_to(h, await ask(bobs)) == ("settle", operator_account("bob"))
+        await store.clear_quarantine(liar.node_id, at)  # the admin's CLI, on the store
+        await QualityWatcher(q).poll()
+        assert await _paid_to(h, await ask(spare)) == ("settle", operator_account("alice"))

@@ -320,27 +320,36 @@ async def test_a_quarantined_nodes_uptime_reward_is_held_not_paid(store: SqlStor
     """A node caught by a canary keeps heartbeating: its uptime reward for the period goes
     to its held account (as its requests' shares do), not to its operator; the admin's
     clear releases it, a revocation would forfeit it. Its operator's earnings do not count
-    it as earned. (Found 2026-12-02: rewards were minted to the operator all the same.)"""
+    it as earned. (Found 2026-12-02: rewards were minted to the operator all the same.)
+    Its operator's spare node (a key registered before the catch) is held the same way,
+    until the clear releases both; another operator's node is paid (found 2026-12-02,
+    third pass: the spare was paid, each spare until it was caught itself)."""
     await _operator(store, "op")
+    await _operator(store, "other")
     await _node(store, "liar", "op")
-    await _node(store, "honest", "op")
+    await _node(store, "spare", "op")
+    await _node(store, "bobs", "other")
     await store.record_canary("liar", "m", ok=False, reason="canary: token", at=_at(100))
     ledger = _ledger(store)
     report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
-    assert report is not None and (report.closed, report.paid) == (2, 2)
-    op = pseudonym("operator", "op")
+    assert report is not None and (report.closed, report.paid) == (3, 3)
+    op, other = pseudonym("operator", "op"), pseudonym("operator", "other")
     got = sorted((to, amount) for _, to, amount, _ in await _rewards(ledger))
-    assert got == sorted([(op, RATE), (held_account("liar"), RATE)])
+    assert got == sorted(
+        [(other, RATE), (held_account("liar"), RATE), (held_account("spare"), RATE)]
+    )
     rows = await _rows(store.engine)
     assert rows[("liar", S)]["operator"] == held_account("liar")
+    assert rows[("spare", S)]["operator"] == held_account("spare")
     assert rows[("liar", S)]["amount"] == RATE
-    mine = await earnings(store.engine, operator="op", account=op, nodes=["liar", "honest"],
+    mine = await earnings(store.engine, operator="op", account=op, nodes=["liar", "spare"],
                           days=1, now=S + PERIOD_S + 20)  # fmt: skip
-    assert mine.totals.rewards == RATE  # the honest node's only
-    assert mine.held == {"liar": RATE}
-    assert (await node_totals(store.engine, days=1, now=S + PERIOD_S + 20)).keys() == {"honest"}
+    assert mine.totals.rewards == 0  # nothing paid to the operator while it is held
+    assert mine.held == {"liar": RATE, "spare": RATE}
+    assert (await node_totals(store.engine, days=1, now=S + PERIOD_S + 20)).keys() == {"bobs"}
     _, released, to = await clear_and_release(store, "liar", _at(PERIOD_S + 30))
-    assert (released, to) == (RATE, op)
+    assert (released, to) == (2 * RATE, op)  # the spare's hold released with the liar's
+    assert await store.held_nodes() == []
     report_ = await audit(StoreSource(ledger, ORIGIN))
     assert report_.ok, report_.findings
     assert report_.balances[op] == 2 * RATE

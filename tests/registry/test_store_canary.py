@@ -82,3 +82,19 @@ async def test_an_operators_quarantined_nodes(any_store: Store) -> None:
     assert await any_store.quarantined_nodes_of("carol") == []
     await any_store.clear_quarantine("a2", T0 + timedelta(seconds=1))
     assert await any_store.quarantined_nodes_of("alice") == []
+
+
+async def test_held_nodes_are_the_quarantined_and_their_operators_others(any_store: Store) -> None:
+    """What settlement and the reward task hold (``registry/held.py``): every node of an
+    operator with a quarantined node (its spares too), a quarantined node without a key,
+    no node of another operator; none once the quarantines are cleared."""
+    for node_id, op in (("a1", "alice"), ("a2", "alice"), ("a3", "alice"), ("b1", "bob")):
+        await any_store.claim_node_key(node_id, f"key-{node_id}", op, 1, T0)
+    assert await any_store.held_nodes() == []
+    await any_store.record_canary("a1", "m", ok=True, reason=None, at=T0)
+    assert await any_store.held_nodes() == []
+    await any_store.record_canary("a2", "m", ok=False, reason="x", at=T0)
+    await any_store.record_canary("ghost", "m", ok=False, reason="x", at=T0)  # no key
+    assert await any_store.held_nodes() == ["a1", "a2", "a3", "ghost"]
+    await any_store.clear_quarantine("a2", T0 + timedelta(seconds=1))
+    assert await any_store.held_nodes() == ["ghost"]

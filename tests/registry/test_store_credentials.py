@@ -60,9 +60,12 @@ async def check_sequence_numbers_only_grow(s: Any) -> None:
     assert await s.advance_node_seq("n1", 10) is SeqResult.STALE
     assert await s.advance_node_seq("n1", 9) is SeqResult.STALE
     assert await s.advance_node_seq("n1", 11) is SeqResult.OK
-    assert await s.claim_node_key("n1", "pk1", "bob", 12, T0) is SeqResult.OK
+    # a key is its first operator's: another operator's claim is refused, nothing moves
+    # (found 2026-12-02: the key, its node's earnings and quarantine went to bob)
+    assert await s.claim_node_key("n1", "pk1", "bob", 12, T0) is SeqResult.OTHER_OPERATOR
     key = await s.get_node_key("n1")
-    assert (key.last_seq, key.operator, key.public_key) == (12, "bob", "pk1")
+    assert (key.last_seq, key.operator, key.public_key) == (11, "alice", "pk1")
+    assert await s.claim_node_key("n1", "pk1", "alice", 12, T0) is SeqResult.OK
 
 
 async def check_revoke_node_and_revoked_since(s: Any) -> None:
