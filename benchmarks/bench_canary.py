@@ -278,6 +278,16 @@ def main(argv: list[str] | None = None) -> int:
             v = canary.compare(r, a, rule)
             reasons[f"{name}:{v.reason}"] = reasons.get(f"{name}:{v.reason}", 0) + 1
     print("liar verdict reasons:", dict(sorted(reasons.items())))
+    # streamed probes: the text alone (canary.compare_text), on the same answers
+    for name, ans in answers.items():
+        texts = [canary.compare_text(r, a.text, rule) for r, a in zip(refs, ans, strict=True)]
+        judged = [v for v in texts if v.reason != "no_sure_tokens"]
+        sure = [v.position or 0 for v in judged]
+        print(
+            f"streamed (text only) {name:<16} flagged {sum(not v.ok for v in texts):>3}/"
+            f"{len(texts):<3} no evidence {len(texts) - len(judged):>3}  sure tokens "
+            f"mean {statistics.mean(sure) if sure else 0:.1f}"
+        )
     print(
         f"honest: {honest_flagged} of {honest_total} answers flagged "
         f"(95 % upper bound on the rate: {upper95(honest_flagged, honest_total):.2%})"
