@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                 + summary(tam)
             )
     # the verifier need not be fresh either: every honest configuration against every other
-    pairs = differing = flagged_pairs = 0
+    pairs = differing = flagged_pairs = text_flagged_pairs = 0
     names = list(HONEST)
     for ref_name in names:
         for node_name in names:
@@ -267,10 +267,13 @@ def main(argv: list[str] | None = None) -> int:
                     continue  # bit-identical: says nothing about the spread
                 differing += 1
                 flagged_pairs += not canary.compare(as_answer(r_row), as_answer(a_row), rule).ok
+                text = canary.compare_text(as_answer(r_row), str(a_row["text"]), rule)
+                text_flagged_pairs += not text.ok
     print(
         f"honest pairs (verifier and node in two different honest configurations): {pairs} "
         f"answers, {differing} not bit-identical, {flagged_pairs} of those flagged "
-        f"(95 % upper bound: {upper95(flagged_pairs, differing):.2%})"
+        f"(95 % upper bound: {upper95(flagged_pairs, differing):.2%}); streamed (text "
+        f"only): {text_flagged_pairs} flagged"
     )
     reasons: dict[str, int] = {}
     for name in REQUANT:

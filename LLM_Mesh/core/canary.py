@@ -26,7 +26,7 @@ The rule (:func:`compare`), position by position while the tokens agree:
 A streamed probe carries no log-probabilities (a node's stream chunks have none), so
 :func:`compare_text` judges its text alone against the reference's greedy tokens: the
 tokens before the first place an honest rounding could flip (the reference's runner-up
-within ``stream_tie_margin``, twice ``tie_margin``) must be what the stream spells,
+within ``stream_tie_margin``, wider than ``tie_margin``) must be what the stream spells,
 whitespace aside. An honest node diverging where the reference shows a near tie passes
 both rules; a liar's other text fails it.
 
@@ -72,10 +72,12 @@ class Rule:
     mean_min_tokens: int = 4
     tie_margin: float = 1.0
     """Where the tokens first differ, the node's token must be within this of the reference's."""
-    stream_tie_margin: float = 2.0
+    stream_tie_margin: float = 1.5
     """A streamed probe (text only) is compared up to the reference's first token whose
-    runner-up is within this: twice ``tie_margin``, since a stream cannot show its own
-    near tie (:func:`compare` also accepts a tie only the node's list shows)."""
+    runner-up is within this: wider than ``tie_margin``, since a stream cannot show its
+    own near tie (:func:`compare` also accepts a tie only the node's list shows). Measured
+    (bench_canary.py): 0 honest flags at 1.0, 1.5 and 2.0; evidence on 32, 16 and 10 of 64
+    prompts."""
 
 
 DEFAULT_RULE = Rule()

@@ -239,9 +239,9 @@ def test_the_honest_stream_text_matches() -> None:
 
 def test_a_stream_diverging_at_the_near_tie_passes() -> None:
     assert compare_text(CODE, " n * factorial(n)").ok
-    # the stream's margin is wider than compare's: a runner-up 1.5 below is not sure
+    # the stream's margin is wider than compare's: a runner-up 1.3 below is not sure
     a = Answer(
-        "ab", (tok("a", -0.1, ("a", -0.1), ("x", -5.0)), tok("b", -0.2, ("b", -0.2), ("c", -1.7)))
+        "ab", (tok("a", -0.1, ("a", -0.1), ("x", -5.0)), tok("b", -0.2, ("b", -0.2), ("c", -1.5)))
     )
     assert [t.token for t in sure_prefix(a)] == ["a"]
     assert compare_text(a, "ac").ok and not compare_text(a, "xb").ok
