@@ -21,7 +21,7 @@ paid and recorded as a user's stream) and judged on its text alone.
 
 The reference is the same body answered by a verifier: a node the admin marked
 trusted (``llm-mesh registry nodes trust``) hosting the same model file (same
-sha256). It is fetched on demand and cached per (sha256, body). Where no other
+sha256). It is fetched on demand and cached per (sha256, endpoint, body). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
 The reference is asked in one fixed form per endpoint (not streamed, the longest
 ``max_tokens`` of the mix, 5 candidates) and cut to the probe's length.
