@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                 + summary(tam)
             )
     # the verifier need not be fresh either: every honest configuration against every other
-    pairs = differing = flagged_pairs = 0
+    pairs = differing = flagged_pairs = text_flagged_pairs = 0
     names = list(HONEST)
     for ref_name in names:
         for node_name in names:
@@ -267,10 +267,13 @@ def main(argv: list[str] | None = None) -> int:
                     continue  # bit-identical: says nothing about the spread
                 differing += 1
                 flagged_pairs += not canary.compare(as_answer(r_row), as_answer(a_row), rule).ok
+                text = canary.compare_text(as_answer(r_row), str(a_row["text"]), rule)
+                text_flagged_pairs += not text.ok
     print(
         f"honest pairs (verifier and node in two different honest configurations): {pairs} "
         f"answers, {differing} not bit-identical, {flagged_pairs} of those flagged "
-        f"(95 % upper bound: {upper95(flagged_pairs, differing):.2%})"
+        f"(95 % upper bound: {upper95(flagged_pairs, differing):.2%}); streamed (text "
+        f"only): {text_flagged_pairs} flagged"
     )
     reasons: dict[str, int] = {}
     for name in REQUANT:
@@ -278,6 +281,16 @@ def main(argv: list[str] | None = None) -> int:
             v = canary.compare(r, a, rule)
             reasons[f"{name}:{v.reason}"] = reasons.get(f"{name}:{v.reason}", 0) + 1
     print("liar verdict reasons:", dict(sorted(reasons.items())))
+    # streamed probes: the text alone (canary.compare_text), on the same answers
+    for name, ans in answers.items():
+        texts = [canary.compare_text(r, a.text, rule) for r, a in zip(refs, ans, strict=True)]
+        judged = [v for v in texts if v.reason != "no_sure_tokens"]
+        sure = [v.position or 0 for v in judged]
+        print(
+            f"streamed (text only) {name:<16} flagged {sum(not v.ok for v in texts):>3}/"
+            f"{len(texts):<3} no evidence {len(texts) - len(judged):>3}  sure tokens "
+            f"mean {statistics.mean(sure) if sure else 0:.1f}"
+        )
     print(
         f"honest: {honest_flagged} of {honest_total} answers flagged "
         f"(95 % upper bound on the rate: {upper95(honest_flagged, honest_total):.2%})"

@@ -23,6 +23,13 @@ The rule (:func:`compare`), position by position while the tokens agree:
 * the answer's text must be its tokens (no text swapped under honest
   log-probabilities), and an answer without log-probabilities fails.
 
+A streamed probe carries no log-probabilities (a node's stream chunks have none), so
+:func:`compare_text` judges its text alone against the reference's greedy tokens: the
+tokens before the first place an honest rounding could flip (the reference's runner-up
+within ``stream_tie_margin``, wider than ``tie_margin``) must be what the stream spells,
+whitespace aside. An honest node diverging where the reference shows a near tie passes
+both rules; a liar's other text fails it.
+
 The tolerances are measured, not guessed: ``benchmarks/bench_canary.py`` runs
 honest variants and liars and prints the spread (docs/benchmarks.md).
 """
@@ -65,6 +72,12 @@ class Rule:
     mean_min_tokens: int = 4
     tie_margin: float = 1.0
     """Where the tokens first differ, the node's token must be within this of the reference's."""
+    stream_tie_margin: float = 1.5
+    """A streamed probe (text only) is compared up to the reference's first token whose
+    runner-up is within this: wider than ``tie_margin``, since a stream cannot show its
+    own near tie (:func:`compare` also accepts a tie only the node's list shows). Measured
+    (bench_canary.py): 0 honest flags at 1.0, 1.5 and 2.0; evidence on 32, 16 and 10 of 64
+    prompts."""
 
 
 DEFAULT_RULE = Rule()
@@ -74,8 +87,8 @@ DEFAULT_RULE = Rule()
 class Verdict:
     ok: bool
     reason: str
-    """``match``, ``diverged_at_tie`` (ok); ``no_logprobs``, ``logprob``, ``logprob_mean``,
-    ``token``, ``length``, ``text`` (failed)."""
+    """``match``, ``diverged_at_tie``, ``text_match``, ``no_sure_tokens`` (ok); ``no_logprobs``, ``logprob``,
+    ``logprob_mean``, ``token``, ``length``, ``text``, ``stream_text`` (failed)."""
     position: int | None = None
     max_delta: float | None = None
     diverged_at: int | None = None
@@ -137,6 +150,47 @@ def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Ver
     if REPLACEMENT not in spelled and not answer.text.startswith(spelled):
         return verdict(False, "text", None)
     return verdict(True, "match" if diverged is None else "diverged_at_tie", diverged)
+
+
+def truncated(reference: Answer, max_tokens: int) -> Answer:
+    """The reference cut to a probe's ``max_tokens`` (greedy: a shorter answer is a prefix)."""
+    toks = reference.tokens[:max_tokens]
+    return Answer("".join(t.token for t in toks), toks)
+
+
+def sure_prefix(reference: Answer, rule: Rule = DEFAULT_RULE) -> tuple[TokenLogprob, ...]:
+    """The reference's tokens before the first one an honest node may pick differently: a
+    runner-up within ``stream_tie_margin`` (a near tie), a token holding part of a
+    character, or a token whose candidates the reference did not list."""
+    out: list[TokenLogprob] = []
+    for t in reference.tokens:
+        runner_up = max((lp for tok, lp in t.top if tok != t.token), default=math.inf)
+        if runner_up >= t.logprob - rule.stream_tie_margin or REPLACEMENT in t.token:
+            break
+        out.append(t)
+    return tuple(out)
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Verdict:
+    """The verdict on a streamed answer's ``text`` (no log-probabilities) against
+    ``reference`` (cut to the probe's length): the reference's :func:`sure_prefix` must
+    be the start of ``text``, whitespace ignored (a detokeniser's spacing is no lie). An
+    empty (or blank) sure prefix is ``no_sure_tokens``: ok, but no evidence (the prober records no
+    verdict)."""
+    sure = sure_prefix(reference, rule)
+    if not "".join(_squeeze(t.token) for t in sure):  # nothing sure but whitespace
+        return Verdict(True, "no_sure_tokens", 0)
+    got = _squeeze(text)
+    spelled = ""
+    for i, t in enumerate(sure):
+        spelled += _squeeze(t.token)
+        if not got.startswith(spelled):
+            return Verdict(False, "stream_text", i)
+    return Verdict(True, "text_match", len(sure))
 
 
 def answer_from_openai(body: Mapping[str, Any]) -> Answer:

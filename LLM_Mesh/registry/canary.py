@@ -13,13 +13,18 @@ receipt, and nothing in the payment, not even the public ledger afterwards, tell
 probe from a user's request. The verifier's reference is asked (and paid) the same way.
 A probe the pool cannot pay for (dry until its next daily top-up) is not sent: no
 verdict. The body is a prompt from the pool (``core/canary_prompts.py``),
-``temperature: 0`` (greedy), a small ``max_tokens`` and ``logprobs`` (the top
-candidates of each token).
+``temperature: 0`` (greedy), in a shape drawn per probe (``core/canary_shape.py``):
+completion or chat, streamed or not, ``max_tokens``, ``logprobs``, optional no-op
+fields, key order and spacing as real clients write them. A streamed probe is read
+through the gateway's stream stages (``NodeStream``, ``SseRelay``, ``StreamAccount``:
+paid and recorded as a user's stream) and judged on its text alone.
 
 The reference is the same body answered by a verifier: a node the admin marked
 trusted (``llm-mesh registry nodes trust``) hosting the same model file (same
-sha256). It is fetched on demand and cached per (sha256, body). Where no other
+sha256). It is fetched on demand and cached per (sha256, endpoint, body). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
+The reference is asked in one fixed form per endpoint (not streamed, the longest
+``max_tokens`` of the mix, 5 candidates) and cut to the probe's length.
 The answer is judged by ``core/canary.py``; a failure quarantines the node for that
 model (``registry/quality.py``).
 
@@ -40,13 +45,24 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from LLM_Mesh.core.canary import DEFAULT_RULE, Answer, Rule, answer_from_openai, compare
+from LLM_Mesh.core.canary import (
+    DEFAULT_RULE,
+    Answer,
+    Rule,
+    Verdict,
+    answer_from_openai,
+    compare,
+    compare_text,
+    truncated,
+)
 from LLM_Mesh.core.canary_prompts import PROMPTS
+from LLM_Mesh.core.canary_shape import DEFAULT_MIX, Mix, Shape, choose, reference_shape, render
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
+    StreamAccount,
     account_answer,
     account_failure,
     account_passthrough,
@@ -59,16 +75,16 @@ from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.parse import build_job
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.quality import Quality
+from LLM_Mesh.registry.relay import SseRelay
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
+from LLM_Mesh.registry.send_stream import NodeStream
 
 __all__ = ["PATH", "CanaryProber", "CanaryScheduler", "ProbeResult"]
 
 log = logging.getLogger(__name__)
 
 PATH = "/v1/completions"
-MAX_TOKENS = 16
-TOP_LOGPROBS = 5
 PROBE_ADDRESS = "canary"  # the Client address probes are counted under (never rate limited)
 
 
@@ -106,36 +122,21 @@ class CanaryProber:
     quality: Quality
     rule: Rule = DEFAULT_RULE
     prompts: Sequence[str] = PROMPTS
-    max_tokens: int = MAX_TOKENS
-    top_logprobs: int = TOP_LOGPROBS
+    mix: Mix = DEFAULT_MIX
     rng: random.Random = field(default_factory=random.Random)
     references: dict[tuple[str, str], Answer] = field(default_factory=dict)
 
-    def body(self, model: str, prompt: str) -> bytes:
-        """A probe's body: what an OpenAI client sends for a short greedy completion."""
-        return json.dumps(
-            {
-                "model": model,
-                "prompt": prompt,
-                "max_tokens": self.max_tokens,
-                "temperature": 0,
-                "logprobs": self.top_logprobs,
-            }
-        ).encode("utf-8")
+    def body(self, model: str, prompt: str, shape: Shape | None = None) -> bytes:
+        """A probe's body for ``shape`` (default: the reference's form of a completion)."""
+        return render(shape or reference_shape(Shape(), self.mix), model, prompt)
 
-    async def ask(self, node_id: str, model: str, raw: bytes, prompt: str) -> dict[str, Any]:
+    async def ask(
+        self, node_id: str, model: str, raw: bytes, prompt: str, path: str = PATH
+    ) -> dict[str, Any]:
         """Send ``raw`` to ``node_id`` through the gateway's stages as an anonymous request
         pinned to the node (see the module docstring); its JSON answer, paid for."""
+        job, client = await self._job(node_id, raw, path)
         rt = self.rt
-        if rt.table.get(node_id) is None:
-            raise ProbeError(f"node {node_id} is not known")
-        try:
-            job = build_job(rt, Headers(), raw, PATH, rt.clock())
-        except MeshError as exc:
-            raise ProbeError(f"the probe is not a valid request: {exc}") from exc
-        job = replace(job, ext=Extensions(allow_nodes=frozenset({node_id})))
-        client = Client(PROBE_ADDRESS)
-        client.payment = await self._reserve(job)
         ex = Exchange(rt, job)
         try:
             answer = await ex.complete()
@@ -152,6 +153,53 @@ class CanaryProber:
         account_answer(rt, job, ex.tally, answer.data)
         await pay(job, ex.tally, client)
         return answer.data
+
+    async def ask_stream(self, node_id: str, raw: bytes, path: str = PATH) -> str:
+        """Send a streamed ``raw`` as :meth:`ask` does, through the gateway's stream stages
+        (as ``Pipeline._stream``: paid and recorded as a user's stream); the text it spelled."""
+        job, client = await self._job(node_id, raw, path)
+        rt = self.rt
+        ex = Exchange(rt, job)
+        upstream = NodeStream(ex)
+        try:
+            answer = await upstream.open()
+        except MeshError as exc:
+            account_failure(rt, job, exc)
+            void(client)
+            raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
+        if answer.status != 200:
+            refusal = node_refusal(answer.status, answer.content)
+            account_passthrough(rt, job, answer.node_id, answer.status, refusal,
+                                ex.tally.attempts)  # fmt: skip
+            void(client)
+            raise ProbeError(f"HTTP {answer.status}")
+        acct = StreamAccount(rt, job, ex.tally, client)
+        relay = SseRelay(
+            upstream.events(), acct.finalize, on_error=acct.finalize_error, commit=acct.commit
+        )
+        sse = bytearray()
+        events = relay.events()
+        try:
+            async for chunk in events:
+                sse += chunk
+        finally:
+            await events.aclose()
+            await upstream.close()
+            await acct.close()
+        return stream_text(bytes(sse))
+
+    async def _job(self, node_id: str, raw: bytes, path: str) -> tuple[Job, Client]:
+        rt = self.rt
+        if rt.table.get(node_id) is None:
+            raise ProbeError(f"node {node_id} is not known")
+        try:
+            job = build_job(rt, Headers(), raw, path, rt.clock())
+        except MeshError as exc:
+            raise ProbeError(f"the probe is not a valid request: {exc}") from exc
+        job = replace(job, ext=Extensions(allow_nodes=frozenset({node_id})))
+        client = Client(PROBE_ADDRESS)
+        client.payment = await self._reserve(job)
+        return job, client
 
     async def _reserve(self, job: Job) -> SettledPayment | None:
         """The probe's estimate reserved from the pool, as for an anonymous request (a new
@@ -193,20 +241,27 @@ class CanaryProber:
                 out.append(v)
         return out
 
-    async def reference(self, verifier: str, model: str, sha256: str, prompt: str) -> Answer:
-        raw = self.body(model, prompt)
-        key = (sha256, hashlib.sha256(raw).hexdigest())
+    async def reference(
+        self, verifier: str, model: str, sha256: str, prompt: str, shape: Shape | None = None
+    ) -> Answer:
+        """The verifier's answer in the reference form of ``shape``'s endpoint (cached)."""
+        ref_shape = reference_shape(shape or Shape(), self.mix)
+        raw = render(ref_shape, model, prompt)
+        key = (sha256, hashlib.sha256(ref_shape.path.encode() + b"\0" + raw).hexdigest())
         ref = self.references.get(key)
         if ref is None:
-            ref = answer_from_openai(await self.ask(verifier, model, raw, prompt))
+            ref = answer_from_openai(await self.ask(verifier, model, raw, prompt, ref_shape.path))
             if not ref.tokens:
                 raise ProbeError(f"verifier {verifier} gave no log-probabilities")
             self.references[key] = ref
         return ref
 
-    async def probe(self, node_id: str, model: str, prompt: str | None = None) -> ProbeResult:
-        """One probe of ``node_id`` for ``model``; a failure quarantines it."""
+    async def probe(
+        self, node_id: str, model: str, prompt: str | None = None, shape: Shape | None = None
+    ) -> ProbeResult:
+        """One probe of ``node_id`` for ``model`` in a drawn shape; a failure quarantines it."""
         prompt = prompt if prompt is not None else self.rng.choice(list(self.prompts))
+        shape = shape if shape is not None else choose(self.rng, self.mix)
         verifiers = self.verifiers_for(node_id, model)
         if not verifiers:
             why = (
@@ -219,17 +274,25 @@ class CanaryProber:
         sha = hosted.sha256 if hosted is not None and hosted.sha256 else ""
         verifier = verifiers[0]
         try:
-            ref = await self.reference(verifier, model, sha, prompt)
+            ref = truncated(
+                await self.reference(verifier, model, sha, prompt, shape), shape.max_tokens
+            )
         except ProbeError as exc:
             return ProbeResult(node_id, model, "error", f"verifier: {exc}", prompt, verifier)
+        raw = render(shape, model, prompt)
+        v: Verdict
         try:
-            got = answer_from_openai(
-                await self.ask(node_id, model, self.body(model, prompt), prompt)
-            )
+            if shape.stream:
+                v = compare_text(ref, await self.ask_stream(node_id, raw, shape.path), self.rule)
+            else:
+                got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
+                v = compare(ref, got, self.rule)
         except ProbeError as exc:
             # no answer is no verdict (the node may be busy); failures count in its score
             return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
-        v = compare(ref, got, self.rule)
+        if v.reason == "no_sure_tokens":  # a stream whose reference starts at a near tie
+            why = "streamed: the reference's first token is a near tie, nothing to compare"
+            return ProbeResult(node_id, model, "unverified", why, prompt, verifier)
         rec = await self.quality.record(
             node_id, model, ok=v.ok, reason=None if v.ok else f"canary: {v.describe()}"
         )
@@ -307,3 +370,34 @@ class CanaryScheduler(Poller):
             results.append(await self.prober.probe(node_id, model))
             self.due[key] = self.budget.next_due(rt.clock(), interval, self.rng)
         return results
+
+
+def stream_text(sse: bytes) -> str:
+    """The text an SSE answer spelled (completion ``text`` or chat ``delta.content``);
+    an error event raises :class:`ProbeError` (no verdict: the stream broke)."""
+    out: list[str] = []
+    for line in sse.decode("utf-8", "replace").splitlines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise ProbeError("the stream is not JSON events") from exc
+        if not isinstance(obj, dict):
+            continue
+        if "error" in obj:
+            raise ProbeError(f"the stream ended with an error: {obj['error']}")
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            continue
+        choice = choices[0]
+        delta = choice.get("delta")
+        piece = choice.get("text")
+        if not isinstance(piece, str) and isinstance(delta, dict):
+            piece = delta.get("content")
+        if isinstance(piece, str):
+            out.append(piece)
+    return "".join(out)

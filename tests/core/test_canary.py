@@ -11,6 +11,9 @@ from LLM_Mesh.core.canary import (
     TokenLogprob,
     answer_from_openai,
     compare,
+    compare_text,
+    sure_prefix,
+    truncated,
 )
 
 
@@ -202,3 +205,83 @@ def test_a_tie_the_node_shows_counts_when_the_reference_did_not_list_its_token()
     # ... nor when the node puts "return" far below its own pick
     far = tok("x2", -0.01, ("x2", -0.01), ("return", -0.01 - DEFAULT_RULE.tie_margin - 0.1))
     assert compare(REF, Answer("\n    x2", (t[0], t[1], far, t[3]))).reason == "token"
+
+
+# -- streamed probes: the text alone -------------------------------------------------------
+
+CODE = Answer(
+    " n * fact(n - 1)",
+    (
+        tok(" n", -0.2, (" n", -0.2), (" return", -2.5)),
+        tok(" *", -0.1, (" *", -0.1), (" +", -3.0)),
+        tok(" fact", -0.4, (" fact", -0.4), (" factorial", -0.9)),  # a near tie
+        tok("(n", -0.3, ("(n", -0.3), ("(", -2.0)),
+        tok(" - 1)", -0.1, (" - 1)", -0.1), ("-1)", -3.0)),
+    ),
+)
+
+
+def test_the_sure_prefix_ends_at_the_first_near_tie() -> None:
+    assert [t.token for t in sure_prefix(CODE)] == [" n", " *"]
+    assert sure_prefix(REF) == ()  # "\r" 1.37 below "\n": within the stream's margin
+    wide = Answer(REF.text, REF.tokens[1:])
+    assert [t.token for t in sure_prefix(wide)] == ["    "]  # "if" is a near tie
+    listed = Answer("a", (tok("a", -0.1),))
+    assert sure_prefix(listed) == ()  # no other candidate listed: nothing is sure
+    split = Answer("x", (tok("a", -0.1, ("a", -0.1), ("b", -5.0)), tok("\ufffd", -0.1)))
+    assert [t.token for t in sure_prefix(split)] == ["a"]  # part of a character: stop
+
+
+def test_the_honest_stream_text_matches() -> None:
+    v = compare_text(CODE, CODE.text)
+    assert v.ok and v.reason == "text_match" and v.position == 2
+
+
+def test_a_stream_diverging_at_the_near_tie_passes() -> None:
+    assert compare_text(CODE, " n * factorial(n)").ok
+    # the stream's margin is wider than compare's: a runner-up 1.3 below is not sure
+    a = Answer(
+        "ab", (tok("a", -0.1, ("a", -0.1), ("x", -5.0)), tok("b", -0.2, ("b", -0.2), ("c", -1.5)))
+    )
+    assert [t.token for t in sure_prefix(a)] == ["a"]
+    assert compare_text(a, "ac").ok and not compare_text(a, "xb").ok
+    assert [t.token for t in sure_prefix(a, Rule(stream_tie_margin=1.0))] == ["a", "b"]
+
+
+def test_whitespace_and_tokenisation_differences_are_no_lie() -> None:
+    assert compare_text(CODE, "n*fact(n-1)").ok
+    assert compare_text(CODE, "  n\n *  fact").ok
+
+
+def test_a_stream_with_other_text_fails() -> None:
+    v = compare_text(CODE, " x + 1")
+    assert not v.ok and v.reason == "stream_text" and v.position == 0
+    v = compare_text(CODE, " n + 1")
+    assert not v.ok and v.position == 1
+    assert not compare_text(CODE, "").ok  # nothing where the reference is sure
+
+
+def test_a_reference_without_a_sure_non_blank_token_gives_no_evidence() -> None:
+    for ref in (REF, Answer("a", (tok("a", -0.5, ("a", -0.5), ("b", -0.6)),))):
+        v = compare_text(ref, "something else entirely")
+        assert v.ok and v.reason == "no_sure_tokens"
+
+
+def test_an_honest_answer_the_logprob_rule_passes_passes_the_text_rule() -> None:
+    """What an honest node does under :func:`compare` (match, wobble, diverge at a near tie
+    the reference shows), its text passes :func:`compare_text` too."""
+    honest = [
+        CODE,
+        shifted(CODE, 0.05),
+        Answer(" n * factorial(n)", (*CODE.tokens[:2], tok(" factorial", -0.9))),
+    ]
+    for a in honest:
+        assert compare(CODE, a).ok
+        assert compare_text(CODE, a.text).ok
+
+
+def test_truncated_cuts_the_reference_to_the_probes_length() -> None:
+    cut = truncated(CODE, 3)
+    assert [t.token for t in cut.tokens] == [" n", " *", " fact"] and cut.text == " n * fact"
+    assert truncated(CODE, 99) == Answer(CODE.text, CODE.tokens)
+    assert compare(truncated(CODE, 3), Answer(" n * fact", CODE.tokens[:3])).ok

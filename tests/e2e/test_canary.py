@@ -28,6 +28,16 @@ from LLM_Mesh.local_mesh import LocalMesh
 from LLM_Mesh.node.keys import key_path, load_or_create_key
 from tests.e2e.conftest import free_port, needs_model, start_mesh
 
+
+def honest_verdict(res: dict[str, Any]) -> bool:
+    """An honest node's probe passes; a streamed one whose reference starts at a near tie
+    has nothing sure to compare (``unverified``), never a failure."""
+    return bool(
+        res["verdict"] == "pass"
+        or (res["verdict"] == "unverified" and res["detail"].startswith("streamed:"))
+    )
+
+
 pytestmark = [pytest.mark.e2e, pytest.mark.model, needs_model]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +145,7 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
                 assert r.status_code == 200, r.text
                 for res in r.json()["results"]:
                     if res["node_id"] == honest:
-                        assert res["verdict"] == "pass", res
+                        assert honest_verdict(res), res
                 # the registry's own scheduler probes too: the listing says who is out
                 for n, v in nodes(mesh).items():
                     if v["quarantined"]:
@@ -144,7 +154,7 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
                 for res in c.post(
                     "/mesh/canary/run", headers=admin, params={"node": honest}
                 ).json()["results"]:
-                    assert res["verdict"] == "pass", res
+                    assert honest_verdict(res), res
         view = nodes(mesh)
         probes = {n: view[n]["canary_passed"] + view[n]["canary_failed"] for n in everyone}
         names = {verifier: "verifier", honest: "honest", requant: "requant", other: "other"}

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Mix, Shape
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
 from LLM_Mesh.registry.quality import QualityWatcher
@@ -42,14 +43,26 @@ def logprobs_for(prompt: str, shift: float = 0.0) -> dict[str, Any]:
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+def prompt_of(body: dict[str, Any]) -> str:
+    """The prompt of a completion or chat body (a chat probe's one user message)."""
+    if "messages" in body:
+        return str(body["messages"][-1]["content"])
+    return str(body["prompt"])
+
+
+def wants_logprobs(body: dict[str, Any]) -> bool:
+    return bool(body.get("logprobs")) or body.get("logprobs") == 0
+
+
 def honest(body: dict[str, Any]) -> dict[str, Any]:
-    lp = logprobs_for(body["prompt"]) if body.get("logprobs") is not None else None
-    text = "".join(lp["tokens"]) if lp else "def f(): pass"
-    return {"choices": [{"index": 0, "text": text, "logprobs": lp, "finish_reason": "length"}]}
+    lp = logprobs_for(prompt_of(body))
+    text = "".join(lp["tokens"])
+    lp_out = lp if wants_logprobs(body) else None
+    return {"choices": [{"index": 0, "text": text, "logprobs": lp_out, "finish_reason": "length"}]}
 
 
 def requantised(body: dict[str, Any]) -> dict[str, Any]:
-    lp = logprobs_for(body["prompt"], shift=-0.4)
+    lp = logprobs_for(prompt_of(body), shift=-0.4)
     return {"choices": [{"index": 0, "text": "".join(lp["tokens"]), "logprobs": lp}]}
 
 
@@ -63,8 +76,47 @@ def no_logprobs(body: dict[str, Any]) -> dict[str, Any]:
     return {"choices": [{"index": 0, "text": "whatever", "logprobs": None}]}
 
 
+def _as_chat(choice: dict[str, Any]) -> dict[str, Any]:
+    """A completion choice in chat's shape (``logprobs.content``)."""
+    lp = choice.get("logprobs")
+    content = None
+    if isinstance(lp, dict):
+        content = [
+            {"token": t, "logprob": v,
+             "top_logprobs": [{"token": k, "logprob": x} for k, x in top.items()]}
+            for t, v, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"],
+                                 strict=True)
+        ]  # fmt: skip
+    return {
+        "index": 0,
+        "message": {"role": "assistant", "content": choice["text"]},
+        "logprobs": None if content is None else {"content": content},
+        "finish_reason": choice.get("finish_reason", "length"),
+    }
+
+
+def _sse(node_id: str, model: str, chat: bool, text: str) -> bytes:
+    """``text`` streamed a few characters a chunk, as a node streams (no log-probabilities)."""
+    obj = "chat.completion.chunk" if chat else "text_completion"
+    base = {"id": "cmpl-1", "object": obj, "created": 1, "model": model}
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    out = []
+    for p in pieces:
+        choice = {"index": 0, "delta": {"content": p}} if chat else {"index": 0, "text": p}
+        out.append({**base, "choices": [choice]})
+    end = {"index": 0, "delta": {}} if chat else {"index": 0, "text": ""}
+    out.append({**base, "choices": [{**end, "finish_reason": "length"}]})
+    out.append({**base, "choices": [],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+                "mesh": {"node_id": node_id}})  # fmt: skip
+    return b"".join(b"data: " + json.dumps(o).encode() + b"\n\n" for o in out) + (
+        b"data: [DONE]\n\n"
+    )
+
+
 class LogprobNodes(FakeNodes):
-    """Fake nodes whose completions come from an :data:`Answer` function per node."""
+    """Fake nodes whose completions come from an :data:`Answer` function per node, on
+    both endpoints, streamed or not (a stream carries the text only, as nodes' do)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -72,14 +124,26 @@ class LogprobNodes(FakeNodes):
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         node = self.nodes.get(f"{request.url.host}:{request.url.port}")
-        if node is not None and request.url.path == "/v1/completions":
+        paths = ("/v1/completions", "/v1/chat/completions")
+        if node is not None and request.url.path in paths:
             body = json.loads(request.content)
             node.calls.append(
                 {"path": request.url.path, "body": body, "headers": request.headers,
                  "raw": request.content}
             )  # fmt: skip
+            chat = request.url.path == "/v1/chat/completions"
             data = self.answers.get(node.node_id, honest)(body)
-            data.update(id="cmpl-1", object="text_completion", model=body["model"])
+            if body.get("stream"):
+                text = data["choices"][0]["text"]
+                return httpx.Response(
+                    200,
+                    headers={"content-type": "text/event-stream"},
+                    content=_sse(node.node_id, body["model"], chat, text),
+                )
+            if chat:
+                data["choices"] = [_as_chat(data["choices"][0])]
+            kind = "chat.completion" if chat else "text_completion"
+            data.update(id="cmpl-1", object=kind, model=body["model"])
             data["usage"] = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
             data["mesh"] = {"node_id": node.node_id}
             return httpx.Response(200, json=data)
@@ -149,6 +213,9 @@ async def test_honest_passes_liars_fail_and_are_quarantined(mesh: Harness) -> No
     await register(mesh, "canned", canned)
     await register(mesh, "silent", no_logprobs)
     await trust(mesh, "verifier")
+    # a requantised model's text is the reference's: only log-probabilities tell it, which
+    # a streamed probe has none of (streams: test_streamed_probes_judge_the_text)
+    prober(mesh).mix = Mix(stream_share=0.0)
     verdicts = {r["node_id"]: r for r in await run_round(mesh, model=MODEL)}
     assert verdicts["honest"]["verdict"] == "pass"
     assert verdicts["verifier"]["verdict"] == "unverified"  # no other verifier to check it
@@ -194,44 +261,134 @@ async def test_quarantined_node_leaves_routing_for_that_model_and_clear_brings_i
 
 
 async def test_a_probe_looks_like_a_forwarded_request(mesh: Harness) -> None:
+    """Whatever shape a probe has, a user's request of that shape reaches the node the
+    same: the same path, the same header names, a request id of the same pattern, the
+    same body bytes (the gateway forwards a client's body as it came)."""
     verifier = await register(mesh, "verifier")
     node = await register(mesh, "node-a")
     await trust(mesh, "verifier")
-    await run_round(mesh, node="node-a")
-    probe = node.calls[-1]
-    ref = verifier.calls[-1]
-    await mesh.client.post(
-        "/v1/completions",
-        json={"model": MODEL, "prompt": "hello", "allow_nodes": ["node-a"], "logprobs": 2},
-    )
-    user = node.calls[-1]
-    assert probe["path"] == user["path"] == "/v1/completions"
-    assert sorted(probe["headers"].keys()) == sorted(user["headers"].keys())
-    for h in (probe, user, ref):
-        assert h["headers"]["x-mesh-gateway-signature"]
-        assert h["headers"]["x-request-id"].startswith("req-")
-    assert probe["headers"]["x-request-id"] != ref["headers"]["x-request-id"]
-    body = probe["body"]
-    assert body["temperature"] == 0 and body["logprobs"] >= 1 and body["max_tokens"] >= 1
-    assert set(body) == {"model", "prompt", "max_tokens", "temperature", "logprobs"}
-    # the gateway's signature over the probe verifies as any forwarded request's does
+    p = prober(mesh)
     import time
 
+    from LLM_Mesh.core.canary_shape import choose, render
     from LLM_Mesh.core.gateway_auth import GatewayVerifier
 
     check = GatewayVerifier(mesh.runtime.signer.public_key, "node-a")
-    assert check.verify(probe["headers"], "/v1/completions", probe["raw"], time.time())
+    for seed in range(12):
+        shape = choose(random.Random(seed))
+        assert (await p.probe("node-a", MODEL, "def f():", shape)).verdict == "pass"
+        probe = node.calls[-1]
+        ref = verifier.calls[-1]
+        user_raw = render(shape, MODEL, "def f():")  # what a client of that shape sends
+        r = await mesh.client.post(
+            probe["path"], content=user_raw, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 200, r.text
+        user = node.calls[-1]
+        assert user["body"] == probe["body"] and user["raw"] == probe["raw"]
+        assert probe["path"] == user["path"]
+        assert sorted(probe["headers"].keys()) == sorted(user["headers"].keys())
+        for name in probe["headers"]:
+            if name not in ("x-request-id", "x-mesh-gateway-signature", "x-mesh-gateway-timestamp"):
+                assert probe["headers"][name] == user["headers"][name], name
+        for h in (probe, user, ref):
+            assert h["headers"]["x-mesh-gateway-signature"]
+            assert h["headers"]["x-request-id"].startswith("req-")
+        assert len(probe["headers"]["x-request-id"]) == len(user["headers"]["x-request-id"])
+        assert probe["headers"]["x-request-id"] != ref["headers"]["x-request-id"]
+        # the gateway's signature over the probe verifies as any forwarded request's does
+        assert check.verify(probe["headers"], probe["path"], probe["raw"], time.time())
+
+
+async def test_probe_shapes_vary_and_an_honest_node_passes_every_one(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    node = await register(mesh, "node-a")
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    results = []
+    for seed in range(40):
+        p.rng = random.Random(seed)
+        results.append(await p.probe("node-a", MODEL))
+    assert {r.verdict for r in results} == {"pass"}, [r for r in results if r.verdict != "pass"]
+    bodies = [c["body"] for c in node.calls]
+    raws = [c["raw"] for c in node.calls]
+    assert {c["path"] for c in node.calls} == {"/v1/completions", CHAT_PATH}
+    assert {bool(b.get("stream")) for b in bodies} == {True, False}
+    lengths = {b.get("max_tokens", b.get("max_completion_tokens")) for b in bodies}
+    assert len(lengths) > 5 and min(lengths) >= DEFAULT_MIX.min_tokens
+    assert len({tuple(b) for b in bodies}) > 10  # fields and their order
+    assert any(b", " in r for r in raws) and any(b", " not in r for r in raws)  # spacing
+    assert any("n" in b for b in bodies) and any("top_p" in b for b in bodies)
+    assert any("stream_options" in b for b in bodies)
+    assert {b["temperature"] for b in bodies} == {0}
+    assert not any(b.get("stream") and "logprobs" in b for b in bodies)  # streams ask none
+
+
+def old_shape_liar(body: dict[str, Any]) -> dict[str, Any]:
+    """Honest to exactly the probes' old shape (completions, not streamed, ``max_tokens``
+    16, ``logprobs`` 5), a cheaper model's text to everything else."""
+    old = set(body) == {"model", "prompt", "max_tokens", "temperature", "logprobs"}
+    if old and body["max_tokens"] == 16 and body["logprobs"] == 5:
+        return honest(body)
+    return canned(body)
+
+
+async def test_a_node_honest_only_to_the_old_probe_shape_is_caught(mesh: Harness) -> None:
+    await register(mesh, "verifier")
+    node = await register(mesh, "liar", old_shape_liar)
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.rng = random.Random(7)
+    results = [await p.probe("liar", MODEL, prompt="def f():")]
+    while results[-1].verdict == "pass" and len(results) < 5:
+        results.append(await p.probe("liar", MODEL, prompt="def f():"))
+    assert results[-1].verdict == "fail" and results[-1].quarantined, results
+    assert mesh.runtime.quality is not None
+    assert mesh.runtime.quality.quarantined("liar", MODEL)
+    assert node.calls  # it answered probes; none of them was in the shape it is honest to
+
+
+async def test_streamed_probes_judge_the_text(mesh: Harness) -> None:
+    """A stream has no log-probabilities: the text must be the reference's greedy text;
+    a node lying only to streams is caught, whitespace differences are no lie."""
+    await register(mesh, "verifier")
+    await register(mesh, "honest")
+
+    def spaced(body: dict[str, Any]) -> dict[str, Any]:
+        out = honest(body)
+        out["choices"][0]["text"] = "  " + out["choices"][0]["text"].replace(" ", "\n ")
+        return out
+
+    def stream_liar(body: dict[str, Any]) -> dict[str, Any]:
+        return canned(body) if body.get("stream") else honest(body)
+
+    await register(mesh, "spaced", spaced)
+    await register(mesh, "liar", stream_liar)
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    for path in ("/v1/completions", CHAT_PATH):
+        shape = Shape(path=path, stream=True, max_tokens=20)
+        assert (await p.probe("honest", MODEL, "def f():", shape)).verdict == "pass"
+        assert (await p.probe("spaced", MODEL, "def f():", shape)).verdict == "pass"
+    bad = await p.probe("liar", MODEL, "def f():", Shape(stream=True))
+    assert bad.verdict == "fail" and bad.detail.startswith("stream_text"), bad
+    assert bad.quarantined
 
 
 async def test_references_are_cached_per_file_and_prompt(mesh: Harness) -> None:
+    """One reference per (file, endpoint, prompt), whatever the probes' lengths and forms."""
     verifier = await register(mesh, "verifier")
     await register(mesh, "a")
     await register(mesh, "b")
     await trust(mesh, "verifier")
     p = prober(mesh)
-    for node in ("a", "b", "a"):
-        assert (await p.probe(node, MODEL, prompt="def f():")).verdict == "pass"
+    shapes = (Shape(max_tokens=12), Shape(stream=True, max_tokens=20),
+              Shape(max_tokens=32, style="hand", extras=(("n", 1),)))  # fmt: skip
+    for node, shape in zip(("a", "b", "a"), shapes, strict=True):
+        assert (await p.probe(node, MODEL, prompt="def f():", shape=shape)).verdict == "pass"
     assert len(verifier.calls) == 1
+    assert (await p.probe("a", MODEL, prompt="def f():", shape=Shape(path=CHAT_PATH))).verdict
+    assert len(verifier.calls) == 2  # the chat endpoint has its own reference
 
 
 async def test_another_file_has_no_reference(mesh: Harness) -> None:
@@ -484,3 +641,13 @@ async def test_trust_earned_on_one_model_does_not_carry_to_an_unverified_one(
     assert r.status_code == 200 and r.json()["mesh"]["node_id"] == "proven"
     r = await mesh.client.post("/v1/completions", json={**body, "model": "my-org/unchecked-7b"})
     assert r.status_code == 503, r.text  # nobody passed a probe for it
+
+
+def test_stream_text_reads_completion_and_chat_chunks_and_an_error_is_no_verdict() -> None:
+    from LLM_Mesh.registry.canary import ProbeError, stream_text
+
+    assert stream_text(_sse("n", MODEL, False, " t1 t2")) == " t1 t2"
+    assert stream_text(_sse("n", MODEL, True, " t1 t2")) == " t1 t2"
+    broken = b'data: {"choices":[{"index":0,"text":" t1"}]}\n\ndata: {"error":{"message":"x"}}\n\n'
+    with pytest.raises(ProbeError):
+        stream_text(broken)

@@ -1,0 +1,158 @@
+"""The shape of a canary probe: chosen per probe, so probes look like user traffic.
+
+A node that can tell a probe from a user's request can answer probes honestly and
+lie to everything else. So each probe draws its shape from an injected RNG
+(:func:`choose`), within what the comparison needs (``core/canary.py``):
+
+* the endpoint: ``/v1/completions`` or ``/v1/chat/completions`` (the prompt as one
+  user message; the verifier applies the same file's chat template, so its answer to
+  the same body is the reference);
+* streamed or not (``stream: true`` on a share of probes). A stream carries no
+  log-probabilities, so a streamed probe is judged on its text only
+  (:func:`~LLM_Mesh.core.canary.compare_text`) and asks for none;
+* ``max_tokens`` (or chat's ``max_completion_tokens``) anywhere in ``[min_tokens,
+  max_tokens]``: the reference is asked for ``max_tokens`` once and cut to the probe's
+  length (greedy decoding: a shorter answer is a prefix of a longer one);
+* ``logprobs`` / ``top_logprobs`` (non-streamed probes) among ``top_choices``, all at
+  least the reference's 5 (a longer list only helps show an honest near tie);
+* optional fields real clients send that change nothing at temperature 0: ``n: 1``,
+  ``top_p: 1``, ``stream_options.include_usage`` (streams);
+* the JSON text as a real client writes it: the openai Python SDK's (httpx: compact
+  separators, the required keys first then the rest in alphabetical order), or a
+  hand-written client's (``json.dumps`` default spacing, ``model`` first, the other keys
+  in any order).
+
+Pure: the RNG is passed in; :func:`render` is a function of the shape.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CHAT_PATH",
+    "COMPLETIONS_PATH",
+    "DEFAULT_MIX",
+    "REFERENCE_TOP",
+    "Mix",
+    "Shape",
+    "choose",
+    "reference_shape",
+    "render",
+]
+
+COMPLETIONS_PATH = "/v1/completions"
+CHAT_PATH = "/v1/chat/completions"
+REFERENCE_TOP = 5  # the reference's top candidates per token (what the bench measured)
+SDK = "sdk"
+HAND = "hand"
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How probe shapes are drawn."""
+
+    stream_share: float = 0.35
+    chat_share: float = 0.4
+    min_tokens: int = 12
+    """Fewest tokens asked: enough to compare (the bench's probes ask 16)."""
+    max_tokens: int = 32
+    """Most tokens asked; the reference is asked for this many."""
+    top_choices: tuple[int, ...] = (5, 5, 10, 20)
+    optional_share: float = 0.5
+    """Chance of each optional no-op field (``n``, ``top_p``, ``stream_options``)."""
+
+
+DEFAULT_MIX = Mix()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One probe's request shape."""
+
+    path: str = COMPLETIONS_PATH
+    stream: bool = False
+    max_tokens: int = 16
+    top_logprobs: int = REFERENCE_TOP
+    style: str = SDK
+    """``sdk`` (compact, sorted tail) or ``hand`` (default spacing, shuffled tail)."""
+    chat_max_field: str = "max_tokens"
+    """Chat only: ``max_tokens`` or ``max_completion_tokens`` (the newer SDK name)."""
+    extras: tuple[tuple[str, Any], ...] = ()
+    order_seed: int = 0
+    """Orders a hand-written body's keys (after ``model``)."""
+
+    @property
+    def chat(self) -> bool:
+        return self.path == CHAT_PATH
+
+
+def choose(rng: random.Random, mix: Mix = DEFAULT_MIX) -> Shape:
+    """A probe's shape drawn from ``rng``."""
+    chat = rng.random() < mix.chat_share
+    stream = rng.random() < mix.stream_share
+    max_tokens = rng.randint(mix.min_tokens, max(mix.min_tokens, mix.max_tokens))
+    top = rng.choice(mix.top_choices)
+    style = rng.choice((SDK, HAND))
+    chat_max = rng.choice(("max_tokens", "max_completion_tokens"))
+    extras: list[tuple[str, Any]] = []
+    if rng.random() < mix.optional_share:
+        extras.append(("n", 1))
+    if rng.random() < mix.optional_share:
+        extras.append(("top_p", 1))
+    if stream and rng.random() < mix.optional_share:
+        extras.append(("stream_options", {"include_usage": True}))
+    return Shape(
+        path=CHAT_PATH if chat else COMPLETIONS_PATH,
+        stream=stream,
+        max_tokens=max_tokens,
+        top_logprobs=top,
+        style=style,
+        chat_max_field=chat_max,
+        extras=tuple(extras),
+        order_seed=rng.getrandbits(32),
+    )
+
+
+def reference_shape(shape: Shape, mix: Mix = DEFAULT_MIX) -> Shape:
+    """What the verifier is asked for ``shape``'s reference: the same endpoint, not
+    streamed, ``mix.max_tokens`` tokens, :data:`REFERENCE_TOP` candidates, one fixed
+    form (so one cached reference serves every shape of that prompt and endpoint)."""
+    return Shape(path=shape.path, max_tokens=mix.max_tokens, top_logprobs=REFERENCE_TOP)
+
+
+def fields(shape: Shape, model: str, prompt: str) -> dict[str, Any]:
+    """The body's fields (before ordering and spacing)."""
+    out: dict[str, Any] = {"model": model, "temperature": 0}
+    if shape.chat:
+        out["messages"] = [{"role": "user", "content": prompt}]
+        out[shape.chat_max_field] = shape.max_tokens
+        if not shape.stream:
+            out["logprobs"] = True
+            out["top_logprobs"] = shape.top_logprobs
+    else:
+        out["prompt"] = prompt
+        out["max_tokens"] = shape.max_tokens
+        if not shape.stream:
+            out["logprobs"] = shape.top_logprobs
+    if shape.stream:
+        out["stream"] = True
+    out.update(dict(shape.extras))
+    return out
+
+
+def render(shape: Shape, model: str, prompt: str) -> bytes:
+    """The body as a client writes it (see the module docstring)."""
+    body = fields(shape, model, prompt)
+    lead = ["messages", "model"] if shape.chat else ["model", "prompt"]
+    if shape.style == SDK:
+        keys = [k for k in lead if k in body] + sorted(k for k in body if k not in lead)
+        return json.dumps(
+            {k: body[k] for k in keys}, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+    rest = sorted(k for k in body if k != "model")
+    random.Random(shape.order_seed).shuffle(rest)
+    return json.dumps({k: body[k] for k in ["model", *rest]}).encode("utf-8")

@@ -1,0 +1,97 @@
+"""Probe shapes (core/canary_shape.py): drawn per probe, rendered as real clients write."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from LLM_Mesh.core.canary_shape import (
+    CHAT_PATH,
+    COMPLETIONS_PATH,
+    DEFAULT_MIX,
+    REFERENCE_TOP,
+    Mix,
+    Shape,
+    choose,
+    reference_shape,
+    render,
+)
+
+MODEL = "gemma-3-270m"
+
+
+def test_the_same_seed_gives_the_same_shape() -> None:
+    assert choose(random.Random(3)) == choose(random.Random(3))
+
+
+def test_shapes_vary_across_seeds_within_the_mix() -> None:
+    shapes = [choose(random.Random(seed)) for seed in range(300)]
+    assert {s.path for s in shapes} == {COMPLETIONS_PATH, CHAT_PATH}
+    assert {s.stream for s in shapes} == {True, False}
+    assert {s.style for s in shapes} == {"sdk", "hand"}
+    lengths = {s.max_tokens for s in shapes}
+    assert lengths == set(range(DEFAULT_MIX.min_tokens, DEFAULT_MIX.max_tokens + 1))
+    assert {s.top_logprobs for s in shapes} == set(DEFAULT_MIX.top_choices)
+    assert min(DEFAULT_MIX.top_choices) >= REFERENCE_TOP  # never fewer than the reference
+    streamed = sum(s.stream for s in shapes) / len(shapes)
+    assert abs(streamed - DEFAULT_MIX.stream_share) < 0.1
+    extras = {k for s in shapes for k, _ in s.extras}
+    assert extras == {"n", "top_p", "stream_options"}
+    assert not any(dict(s.extras).get("stream_options") and not s.stream for s in shapes)
+
+
+def test_a_mix_without_streams_or_chat_draws_none() -> None:
+    mix = Mix(stream_share=0.0, chat_share=0.0, min_tokens=16, max_tokens=16)
+    for seed in range(50):
+        s = choose(random.Random(seed), mix)
+        assert not s.stream and s.path == COMPLETIONS_PATH and s.max_tokens == 16
+
+
+def test_every_body_is_greedy_and_only_adds_no_op_fields() -> None:
+    for seed in range(200):
+        shape = choose(random.Random(seed))
+        body = json.loads(render(shape, MODEL, "def f():"))
+        assert body["model"] == MODEL and body["temperature"] == 0
+        assert body.get("n", 1) == 1 and body.get("top_p", 1) == 1
+        if shape.path == CHAT_PATH:
+            assert body["messages"] == [{"role": "user", "content": "def f():"}]
+            assert body.get("max_tokens", body.get("max_completion_tokens")) == shape.max_tokens
+        else:
+            assert body["prompt"] == "def f():" and body["max_tokens"] == shape.max_tokens
+        if shape.stream:  # a stream carries no log-probabilities: asks for none
+            assert body["stream"] is True and "logprobs" not in body
+        else:
+            assert "stream" not in body
+            want = True if shape.path == CHAT_PATH else shape.top_logprobs
+            assert body["logprobs"] == want
+            if shape.path == CHAT_PATH:
+                assert body["top_logprobs"] == shape.top_logprobs
+
+
+def test_the_sdk_form_is_compact_with_the_tail_sorted() -> None:
+    shape = Shape(style="sdk", extras=(("top_p", 1), ("n", 1)))
+    raw = render(shape, MODEL, "hi")
+    assert raw == (
+        b'{"model":"gemma-3-270m","prompt":"hi","logprobs":5,"max_tokens":16,'
+        b'"n":1,"temperature":0,"top_p":1}'
+    )
+    chat = render(Shape(path=CHAT_PATH, style="sdk"), MODEL, "hi")
+    assert chat.startswith(b'{"messages":[{"role":"user","content":"hi"}],"model":')
+
+
+def test_the_hand_written_form_has_default_spacing_and_its_own_order() -> None:
+    orders = set()
+    for seed in range(20):
+        raw = render(Shape(style="hand", order_seed=seed), MODEL, "hi")
+        assert raw.startswith(b'{"model": "gemma-3-270m", ')
+        orders.add(tuple(json.loads(raw)))
+    assert len(orders) > 5
+
+
+def test_the_reference_form_is_one_per_endpoint() -> None:
+    refs = {reference_shape(choose(random.Random(seed))) for seed in range(100)}
+    assert refs == {
+        Shape(path=COMPLETIONS_PATH, max_tokens=DEFAULT_MIX.max_tokens),
+        Shape(path=CHAT_PATH, max_tokens=DEFAULT_MIX.max_tokens),
+    }
+    assert all(not r.stream and r.top_logprobs == REFERENCE_TOP for r in refs)
