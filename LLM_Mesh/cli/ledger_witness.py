@@ -40,7 +40,6 @@ from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
-    load_pem_private_key,
 )
 
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
@@ -60,7 +59,8 @@ from LLM_Mesh.core.witness import (
     witnessed,
 )
 from LLM_Mesh.errors import MeshError
-from LLM_Mesh.secret_files import create_secret_file, too_open, try_lock
+from LLM_Mesh.node.keys import load_key
+from LLM_Mesh.secret_files import create_secret_file, try_lock
 
 __all__ = [
     "KEY_FILE",
@@ -96,18 +96,7 @@ def load_or_create_witness_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
         pem = fresh.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
         if create_secret_file(path, pem):
             return fresh, True
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(
-            f"{path} is not a readable Ed25519 key ({exc}); it is never overwritten: move it "
-            "away to make a new one (verifiers must then trust the new key)"
-        ) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
-    if too_open(path):
-        log.warning("%s can be read by others: chmod 600 %s", path, path)
-    return key, False
+    return load_key(path, "verifiers must then trust the new key"), False
 
 
 def default_name(key: Ed25519PrivateKey) -> str:

@@ -52,14 +52,15 @@ def key_path(settings: Settings, key_file: str | Path | None = None) -> Path:
     return Path(key_file).expanduser() if key_file else settings.home / KEY_FILE
 
 
-def load_key(path: Path) -> Ed25519PrivateKey:
-    """The key in ``path``; ``ValueError`` naming the file when it is not an Ed25519 key."""
+def load_key(path: Path, then: str = "the node then gets a new id") -> Ed25519PrivateKey:
+    """The key in ``path``; ``ValueError`` naming the file when it is not an Ed25519 key
+    (``then``: what making a new one means, said in the error)."""
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
         raise ValueError(
             f"{path} is not a readable Ed25519 key ({exc}); it is never overwritten: "
-            "move it away to make a new one (the node then gets a new id)"
+            f"move it away to make a new one ({then})"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
