@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
 from LLM_Mesh import logs
 from LLM_Mesh.config import Settings
+from LLM_Mesh.errors import MeshError
 
 console = Console()
 err = Console(stderr=True)
@@ -85,3 +87,14 @@ def fail(exc: Exception) -> typer.Exit:
     """Print ``exc`` as a one-line error and return the Exit(1) to raise."""
     err.print(f"[red]error:[/] {exc}")
     return typer.Exit(1)
+
+
+def json_object(r: httpx.Response, what: str) -> dict[str, Any]:
+    """A registry's answer that must be a 200 with a JSON object; ``MeshError`` naming
+    ``what`` (e.g. ``GET /v1/ledger/keys``) otherwise."""
+    if r.status_code != 200:
+        raise MeshError(f"{what} answered {r.status_code}: {r.text[:200]}")
+    data = r.json()
+    if not isinstance(data, dict):
+        raise MeshError(f"{what} did not answer an object")
+    return data

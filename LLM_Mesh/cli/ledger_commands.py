@@ -36,7 +36,15 @@ from typing import Annotated, Any, Protocol, TypeVar
 import httpx
 import typer
 
-from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.common import (
+    HomeOpt,
+    RegistryOpt,
+    console,
+    err,
+    fail,
+    json_object,
+    settings_from,
+)
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, load_seen_checkpoint, save_seen
 from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
@@ -83,13 +91,7 @@ class HttpSource:
         self.client = client
 
     async def _get(self, path: str, **params: int) -> dict[str, Any]:
-        r = await self.client.get(path, params=params)
-        if r.status_code != 200:
-            raise MeshError(f"GET {path} answered {r.status_code}: {r.text[:200]}")
-        data = r.json()
-        if not isinstance(data, dict):
-            raise MeshError(f"GET {path} did not answer an object")
-        return data
+        return json_object(await self.client.get(path, params=params), f"GET {path}")
 
     async def keys(self) -> tuple[list[str], str]:
         data = (await self._get("/v1/ledger/keys"))["data"]

@@ -42,7 +42,15 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.common import (
+    HomeOpt,
+    RegistryOpt,
+    console,
+    err,
+    fail,
+    json_object,
+    settings_from,
+)
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.core.checkpoint import Checkpoint
 from LLM_Mesh.core.witness import (
@@ -158,19 +166,10 @@ class Round:
         return self.decision is not None and not self.decision.ok
 
 
-async def _json(r: httpx.Response, what: str) -> dict[str, Any]:
-    if r.status_code != 200:
-        raise MeshError(f"{what} answered {r.status_code}: {r.text[:200]}")
-    data = r.json()
-    if not isinstance(data, dict):
-        raise MeshError(f"{what} did not answer an object")
-    return data
-
-
 async def _log_keys(client: httpx.AsyncClient, pins: Sequence[bytes]) -> list[bytes]:
     if pins:
         return list(pins)
-    data = await _json(await client.get("/v1/ledger/keys"), "GET /v1/ledger/keys")
+    data = json_object(await client.get("/v1/ledger/keys"), "GET /v1/ledger/keys")
     return [base64.b64decode(str(k["public_key"])) for k in data["data"]]
 
 
@@ -189,13 +188,13 @@ async def witness_round(
     last = state.get(origin)
     if r.status_code == 404:
         return Round(None, last)
-    latest = await _json(r, "GET /v1/ledger/checkpoints/latest")
+    latest = json_object(r, "GET /v1/ledger/checkpoints/latest")
     note, size = str(latest["note"]), int(latest["tree_size"])
     keys = await _log_keys(client, pins)
     old = last.size if last is not None else 0
     proof: list[bytes] = []
     if 0 < old < size:
-        got = await _json(
+        got = json_object(
             await client.get("/v1/ledger/proof/consistency", params={"first": old, "second": size}),
             "GET /v1/ledger/proof/consistency",
         )

@@ -45,6 +45,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
+from LLM_Mesh.core.answer_text import chunk_text
 from LLM_Mesh.core.canary import (
     DEFAULT_RULE,
     Answer,
@@ -390,14 +391,5 @@ def stream_text(sse: bytes) -> str:
             continue
         if "error" in obj:
             raise ProbeError(f"the stream ended with an error: {obj['error']}")
-        choices = obj.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            continue
-        choice = choices[0]
-        delta = choice.get("delta")
-        piece = choice.get("text")
-        if not isinstance(piece, str) and isinstance(delta, dict):
-            piece = delta.get("content")
-        if isinstance(piece, str):
-            out.append(piece)
+        out.append(chunk_text(obj))  # the receipts' rule (core/answer_text.py)
     return "".join(out)
