@@ -27,9 +27,10 @@ rebound ``GET``.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from LLM_Mesh.core.metrics_access import is_loopback
 
 __all__ = ["is_loopback_host", "web_page_refusal"]
 
@@ -38,13 +39,7 @@ def _loopback_name(host: str) -> bool:
     name = host.strip().lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
         return True
-    try:
-        addr = ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped.is_loopback
-    return addr.is_loopback
+    return is_loopback(name.strip("[]"))  # an address: the peer rule's
 
 
 def is_loopback_host(host_header: str | None) -> bool:
