@@ -1,9 +1,11 @@
 """The live, in-memory view of the nodes this registry routes to.
 
 One :class:`NodeEntry` per node: its registration, its last heartbeat (on the
-injected monotonic clock), what it reported, request/failure counters and the
-result of the last active health check. A per-model index (model id -> node
-ids) answers "who hosts this model" without scanning every node.
+injected monotonic clock), what it reported, request/failure counters, the
+result of the last active health check, and what the send stage saw of its answers
+that its uptime credit depends on (:meth:`NodeTable.refused_gateway`,
+:meth:`NodeTable.refused_request`, :meth:`NodeTable.answered`). A per-model index
+(model id -> node ids) answers "who hosts this model" without scanning every node.
 
 The table decides *liveness* only; which node serves a request is decided by
 the one :class:`~LLM_Mesh.core.balancer.Router` in
@@ -67,11 +69,13 @@ class NodeEntry:
     expired_reported: bool = False
     # when the node last refused the gateway's signature or MAC (401; unix seconds): it
     # serves nothing, so its heartbeats credit no uptime for ``REFUSAL_NO_CREDIT_S`` after,
-    # unless it registers again here (a fresh entry) or answers a request (``send.py``)
+    # unless it registers again here (a fresh entry) or answers a request
+    # (``NodeTable.refused_gateway`` / ``answered``, told by ``send.py``)
     refused_gateway_at: float | None = None
     # when it first answered a request here 429/503 since it last answered one (unix
     # seconds; None: it answered the last one, or none refused): refusing every request for
-    # ``REFUSAL_NO_CREDIT_S`` earns no uptime (``core/rewards.serving``; ``send.py``)
+    # ``REFUSAL_NO_CREDIT_S`` earns no uptime (``core/rewards.serving``;
+    # ``NodeTable.refused_request``)
     refusing_since: float | None = None
     refused_at: float | None = None  # ... and its latest such refusal
     # ``NodeTable.goodbyes`` when it went OFFLINE here (0: never): a store poll that began
@@ -230,6 +234,32 @@ class NodeTable:
                 entry.expired_reported = True
                 expired.append(entry.node_id)
         return expired
+
+    # --- what a node's answers say of its uptime (``core/rewards.serving``) ------
+
+    def refused_gateway(self, node_id: str, at: float) -> None:
+        """The node refused the gateway's signature or MAC (401) at ``at`` (unix seconds):
+        it serves nothing until it registers again, and earns no uptime meanwhile
+        (``NodeEntry.refused_gateway_at``)."""
+        entry = self._nodes.get(node_id)
+        if entry is not None:
+            entry.refused_gateway_at = at
+
+    def answered(self, node_id: str) -> None:
+        """The node answered a request (a 2xx/3xx, or its own 4xx): it serves."""
+        entry = self._nodes.get(node_id)
+        if entry is not None:
+            entry.refused_gateway_at = entry.refusing_since = entry.refused_at = None
+
+    def refused_request(self, node_id: str, at: float) -> None:
+        """The node refused a request (429/503) at ``at`` (unix seconds): from its first
+        refusal since it last answered one, refusing for long earns it no uptime
+        (``NodeEntry.refusing_since``)."""
+        entry = self._nodes.get(node_id)
+        if entry is not None:
+            entry.refused_at = at
+            if entry.refusing_since is None:
+                entry.refusing_since = at
 
     # --- counters (shown in views; routing state lives in the Router) ---------
 

@@ -19,23 +19,16 @@ Here they are fed with what came back, classified into router outcomes::
     other transport error, other 5xx, SERVER_ERROR    failed: another node after a backoff
       a 200 that is not a JSON object
     other 4xx (400, 404, 413, 422...) REJECTED        the node's own refusal: a second
-                                                      opinion (below)
+                                                      opinion (:mod:`~LLM_Mesh.registry.second_opinion`)
     anything else                     (the answer: 200; another 2xx or a 3xx the relay
                                       passes on as a 502)
 
 A refusal is no health failure: no outlier ejection, no retry-budget token (the
-failover budget's instead).
-
-A node's own refusal of a request the gateway validated gets one second opinion per
-request (``core/failover.py``): one other node, at once, from the failover allowance. If
-that node takes the request (its 200), the client gets its answer, never the refusing
-node's words, and the refusal counts against the refusing node like a server error
-(``Routing.blame``: success EWMA, outlier ejection): a node that refuses what others serve
-is broken or hostile. Exempt: a ``context_length_exceeded`` refusal from a node declaring
-a smaller context for the model than the node that answered (honest: its exact count is
-over its own context). If the other node refuses too, or none is left, or the request
-stops for another reason, the *first* refusal is the answer (the relay passes it on) and
-no node is blamed. Either way the refused attempt did no work: it is not charged.
+failover budget's instead). What a node's answer says of its uptime (a 401, a 429/503, an
+answer) goes to the node table (``NodeTable.refused_gateway``, ``refused_request``,
+``answered``). A node's own refusal (a 4xx) is held for its one second opinion, and its
+node blamed if another node takes the request, by
+:mod:`~LLM_Mesh.registry.second_opinion`.
 
 Every attempt goes to a *different* node, none starts at or after the request's deadline
 (``request_timeout_s`` from arrival), and a non-streaming exchange is cut at that deadline
@@ -67,7 +60,7 @@ from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop
-from LLM_Mesh.core.node_refusal import MAX_BODY_BYTES, node_message, node_refusal
+from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
@@ -90,6 +83,7 @@ from LLM_Mesh.registry.node_client import (
     NodeTransportError,
 )
 from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.registry.second_opinion import Rejection, hold, overruled
 
 __all__ = [
     "MAX_NODE_RETRY_AFTER_S",
@@ -238,8 +232,8 @@ class Exchange:
         self.deadline = job.deadline  # a continuation has its own window
         self.retry_after: int | None = None  # the soonest Retry-After a refusing node gave
         self.node_wait: float | None = None  # the last attempt's node's own Retry-After
-        # the first node refusal awaiting its second opinion: node, answer, ended attempt
-        self.rejection: tuple[str, NodeResponse, Attempt] | None = None
+        # the first node refusal awaiting its second opinion (registry/second_opinion.py)
+        self.rejection: Rejection | None = None
 
     # -- the failover loop --------------------------------------------------------------
     async def send(self, sender: Sender) -> tuple[str, NodeResponse]:
@@ -293,13 +287,12 @@ class Exchange:
                     self.tally.node_id = node
                     self.tally.attempts = fo.attempts
                     if resp.status_code == 200 and fo.accepted() is not None:
-                        self._blame(node)
+                        overruled(rt, job, self.rejection, node)
+                        self.rejection = None
                     return node, resp
                 if outcome is Outcome.REJECTED and resp is not None:
                     if self.rejection is None:
-                        if len(resp.content) > MAX_BODY_BYTES:  # read as no body anyway:
-                            resp.content = b""  # not held through the second opinion
-                        self.rejection = (node, resp, att)
+                        self.rejection = hold(node, resp, att)
                 else:
                     last = err
                 # a refusing node's own Retry-After holds it out of the router that long
@@ -357,19 +350,19 @@ class Exchange:
             self.finish(att, Outcome.CANCELLED)
             raise
         if status < 400:
-            self._gateway_accepted(node)
+            self.rt.table.answered(node)
             return Outcome.SUCCESS, None, resp
         if status < 500 and status not in _REFUSED:  # the node's own refusal
-            self._gateway_accepted(node)  # it took the gateway's signature
+            self.rt.table.answered(node)  # it took the gateway's signature
             return Outcome.REJECTED, None, resp
         if status == 401:  # the node refused the gateway's signature (a key not pinned yet)
-            self._gateway_refused(node)
+            self.rt.table.refused_gateway(node, self.rt.wall_clock())
             return Outcome.UNAVAILABLE, ModelUnavailable(
                 f"node {node} refused the gateway: {error_message(content)}",
                 model=self.job.model, reason="node_unavailable", node_id=node, attempts=attempts,
             ), None  # fmt: skip
         if status in (429, 503):
-            self._node_refused(node)
+            self.rt.table.refused_request(node, self.rt.wall_clock())
             wait = _retry_after(resp)
             self.node_wait = float(wait)
             self.retry_after = wait if self.retry_after is None else min(self.retry_after, wait)
@@ -386,47 +379,6 @@ class Exchange:
             ), None  # fmt: skip
         msg = f"node {node} answered HTTP {status}: {error_message(content)}"
         return Outcome.SERVER_ERROR, UpstreamError(msg, node_id=node, attempts=attempts), None
-
-    def _blame(self, node: str) -> None:
-        """``node`` took the request a node refused before (the pending rejection): that
-        refusal counts as its node's failure, unless it is an honest context refusal (see
-        the module docstring)."""
-        rejection, self.rejection = self.rejection, None
-        if rejection is None:  # pragma: no cover - the policy names a node only after one
-            return
-        refuser, resp, att = rejection
-        code = node_refusal(resp.status_code, resp.content).code
-        if code == ContextLengthExceeded.code and self._context(refuser) < self._context(node):
-            return
-        self.routing.blame(att)
-
-    def _context(self, node_id: str) -> int:
-        """The context ``node_id`` declares for the job's model (else the catalog's; 0)."""
-        hosted = self.rt.table.hosted(node_id, self.job.model)
-        ctx = hosted.context_length if hosted is not None else None
-        return ctx or self.job.catalog_context or 0
-
-    def _gateway_refused(self, node: str) -> None:
-        """The node refused the gateway's signature or MAC (401): it serves nothing until
-        it registers again, and earns no uptime meanwhile (``NodeEntry.refused_gateway_at``)."""
-        entry = self.rt.table.get(node)
-        if entry is not None:
-            entry.refused_gateway_at = self.rt.wall_clock()
-
-    def _gateway_accepted(self, node: str) -> None:
-        """The node answered (a 2xx/3xx, or its own 4xx): it serves."""
-        entry = self.rt.table.get(node)
-        if entry is not None:
-            entry.refused_gateway_at = entry.refusing_since = entry.refused_at = None
-
-    def _node_refused(self, node: str) -> None:
-        """The node refused the request (429/503): from its first refusal since it last
-        answered one, refusing for long earns it no uptime (``NodeEntry.refusing_since``)."""
-        entry = self.rt.table.get(node)
-        if entry is not None:
-            entry.refused_at = now = self.rt.wall_clock()
-            if entry.refusing_since is None:
-                entry.refusing_since = now
 
     def finish(
         self,

@@ -154,6 +154,25 @@ def test_heartbeat_uptime_and_continuation(table: NodeTable) -> None:
     assert e is not None and e.uptime == 1.0
 
 
+def test_what_a_nodes_answers_say_of_its_uptime(table: NodeTable) -> None:
+    """The send stage's bookkeeping for ``core/rewards.serving``: a 401 stamps
+    ``refused_gateway_at``; 429/503s keep the first refusal since the last answer and the
+    latest; an answer clears all three. An unknown node is no error."""
+    e = table.register(reg("a", "m"))
+    table.refused_gateway("a", 100.0)
+    table.refused_request("a", 110.0)
+    table.refused_request("a", 120.0)
+    assert (e.refused_gateway_at, e.refusing_since, e.refused_at) == (100.0, 110.0, 120.0)
+    table.answered("a")
+    assert (e.refused_gateway_at, e.refusing_since, e.refused_at) == (None, None, None)
+    table.refused_request("a", 130.0)
+    assert (e.refusing_since, e.refused_at) == (130.0, 130.0)  # counted from its first again
+    for ghost in (table.refused_gateway, table.refused_request):
+        ghost("ghost", 1.0)
+    table.answered("ghost")
+    assert "ghost" not in table
+
+
 def test_custom_models_are_the_non_catalog_ones(table: NodeTable) -> None:
     table.register(reg("a", "gemma-3-270m", "mine"))
     assert list(table.custom_models()) == ["mine"]
