@@ -57,6 +57,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.core.browser_origin import web_page_refusal
 from LLM_Mesh.core.limits import check_body, check_depth, limit_error
+from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
@@ -73,7 +74,7 @@ from LLM_Mesh.logs import safe_id
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.node import responses as R
 from LLM_Mesh.node.engines.base import GenerationRequest
-from LLM_Mesh.node.gateway_guard import INFERENCE_PATHS, is_loopback
+from LLM_Mesh.node.gateway_guard import INFERENCE_PATHS
 from LLM_Mesh.node.generation import Generation
 from LLM_Mesh.node.metrics import NodeMetrics
 from LLM_Mesh.node.service import NodeService

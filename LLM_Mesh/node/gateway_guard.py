@@ -20,6 +20,13 @@ standalone node (``register = false``)
     (local use, tests), but not a browser's request from a web page of another site or
     through a rebound DNS name (``core/browser_origin.py``); anyone else gets 401.
 
+Loopback is the project's one rule for a peer address,
+:func:`LLM_Mesh.core.metrics_access.is_loopback` (``/metrics`` and ``core/browser_origin.py``
+use it too): an address in ``127.0.0.0/8`` or ``::1``, an IPv4-mapped one
+(``::ffff:127.0.0.1``: an IPv4 client of a dual-stack listener) and a scoped one
+included; a name (``localhost``, ``127.example``) or ``0.0.0.0`` is not (a peer is an
+address, never a name).
+
 Not guarded: ``GET /v1/models`` (what the node serves, public anyway), ``GET
 /mesh/health`` (the registry's active checks). ``/mesh/info`` (hardware, counters)
 and ``/mesh/admin/*`` answer loopback clients only (``node/app.py``).
@@ -34,17 +41,12 @@ from typing import Any
 from LLM_Mesh.core.browser_origin import web_page_refusal
 from LLM_Mesh.core.gateway_auth import GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
+from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.errors import BadSignature, MeshError
 
 log = logging.getLogger("LLM_Mesh.node.gateway")
 
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 INFERENCE_PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
-
-
-def is_loopback(host: str | None) -> bool:
-    host = host or ""
-    return host in LOOPBACK or host.startswith("127.")
 
 
 class GatewayGuard:

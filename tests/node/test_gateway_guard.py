@@ -292,6 +292,38 @@ async def test_standalone_node_serves_loopback_only(settings: Settings) -> None:
         await svc.stop()
 
 
+# the peers on which the node's own string rule (``"127." prefix, or 127.0.0.1, ::1,
+# localhost``) and the project's (``core/metrics_access.is_loopback``) disagreed, and two
+# on which they agreed: whether each is loopback now
+PEERS = {
+    "ipv4_mapped": ("::ffff:127.0.0.1", True),  # before: refused (a dual-stack listener's)
+    "ipv6_long_form": ("0:0:0:0:0:0:0:1", True),  # before: refused
+    "localhost_name": ("localhost", False),  # before: served (a peer is never a name)
+    "127_name": ("127.example.org", False),  # before: served (the "127." prefix)
+    "127.0.0.2": ("127.0.0.2", True),  # agreed: 127.0.0.0/8
+    "0.0.0.0": ("0.0.0.0", False),  # agreed: not loopback
+}
+
+
+@pytest.mark.parametrize("peer", list(PEERS))
+async def test_loopback_is_the_projects_one_rule(settings: Settings, peer: str) -> None:
+    """A standalone node's inference and its operator endpoints read a peer's loopback by
+    ``core/metrics_access.is_loopback``, as ``/metrics`` does: one rule, not a string
+    match of its own."""
+    host, loopback = PEERS[peer]
+    svc = NodeService(node_config(register=False), settings, engine=sim_engine(),
+                      hardware=Hardware())  # fmt: skip
+    await svc.start()
+    try:
+        plain = {"Content-Type": "application/json"}
+        r = await _post(svc, _raw(CHAT), plain, client=(host, 1))
+        assert r.status_code == (200 if loopback else 401), r.text
+        async with asgi_client(svc, client=(host, 1)) as c:
+            assert (await c.get("/mesh/info")).status_code == (200 if loopback else 403)
+    finally:
+        await svc.stop()
+
+
 async def test_reregistration_with_the_same_key_keeps_the_replay_cache(
     registered: NodeService, registry: Registry
 ) -> None:
