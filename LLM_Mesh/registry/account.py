@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from LLM_Mesh.core.node_refusal import Refusal
+from LLM_Mesh.core.node_refusal import Refusal, node_refusal
 from LLM_Mesh.core.pricing import UNIT, estimate_prompt_tokens, part_costs
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
@@ -248,20 +248,32 @@ def record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> Non
 
 
 def account_passthrough(
-    rt: Runtime, job: Job, node_id: str, status: int, refusal: Refusal, attempts: int = 0
-) -> None:
-    """A 4xx the node decided (its ``status``; ``refusal``: what the client gets,
-    ``core/node_refusal.py``): recorded as an error with the node's code when it is one a
-    node's refusal may have, else ``http_<status>``, and the status the client got: a
-    node's own string is not stored (it could be any text, the prompt's included, and one
-    longer than the column made PostgreSQL refuse the request log's whole batch)."""
+    rt: Runtime,
+    job: Job,
+    client: Client,
+    node_id: str,
+    status: int,
+    content: bytes,
+    attempts: int = 0,
+) -> Refusal:
+    """A 4xx the node decided (its ``status`` and body): what the client gets
+    (``core/node_refusal.py``, read once and returned), recorded as an error with the node's
+    code when it is one a node's refusal may have, else ``http_<status>``, and the status
+    the client got: a node's own string is not stored (it could be any text, the prompt's
+    included, and one longer than the column made PostgreSQL refuse the request log's whole
+    batch). Nothing is paid (:func:`void`); the client's token limit is settled at 0."""
+    refusal = node_refusal(status, content)
     _record(rt, job, node_id=node_id, outcome="error",
             error_code=refusal.code or f"http_{status}", status=refusal.status,
             attempts=attempts)  # fmt: skip
+    void(client)
+    client.used(0)
+    return refusal
 
 
-def account_failure(rt: Runtime, job: Job, exc: MeshError) -> None:
-    """No answer at all (the send stage gave up): recorded with the error's code."""
+def account_failure(rt: Runtime, job: Job, client: Client, exc: MeshError) -> None:
+    """No answer at all (the send stage gave up): recorded with the error's code; nothing
+    is paid (:func:`void`); the client's token limit is settled at 0."""
     node = exc.extra.get("node_id")
     attempts = exc.extra.get("attempts")
     _record(
@@ -274,6 +286,8 @@ def account_failure(rt: Runtime, job: Job, exc: MeshError) -> None:
         status=exc.status,
         attempts=attempts if isinstance(attempts, int) else 0,
     )
+    void(client)
+    client.used(0)
 
 
 class StreamAccount:

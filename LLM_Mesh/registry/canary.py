@@ -59,7 +59,6 @@ from LLM_Mesh.core.canary import (
 from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.core.canary_shape import DEFAULT_MIX, Mix, Shape, choose, reference_shape, render
 from LLM_Mesh.core.ledger_entry import POOL
-from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
@@ -68,7 +67,6 @@ from LLM_Mesh.registry.account import (
     account_failure,
     account_passthrough,
     pay,
-    void,
 )
 from LLM_Mesh.registry.charge import SettledPayment
 from LLM_Mesh.registry.extensions import Extensions
@@ -142,14 +140,11 @@ class CanaryProber:
         try:
             answer = await ex.complete()
         except MeshError as exc:
-            account_failure(rt, job, exc)
-            void(client)
+            account_failure(rt, job, client, exc)
             raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
         if answer.data is None:
-            refusal = node_refusal(answer.status, answer.content)
-            account_passthrough(rt, job, answer.node_id, answer.status, refusal,
+            account_passthrough(rt, job, client, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip
-            void(client)
             raise ProbeError(f"HTTP {answer.status}")
         account_answer(rt, job, ex.tally, answer.data)
         await pay(job, ex.tally, client)
@@ -157,7 +152,11 @@ class CanaryProber:
 
     async def ask_stream(self, node_id: str, raw: bytes, path: str = PATH) -> str:
         """Send a streamed ``raw`` as :meth:`ask` does, through the gateway's stream stages
-        (as ``Pipeline._stream``: paid and recorded as a user's stream); the text it spelled."""
+        (as ``Pipeline._stream``: paid and recorded as a user's stream); the text it spelled.
+
+        Its opening mirrors ``Pipeline._stream``'s (the accounting of a failure or a refusal
+        is shared: ``account_failure``, ``account_passthrough``); one shared opening would
+        cost every streamed request a coroutine of its own (an await and its frame)."""
         job, client = await self._job(node_id, raw, path)
         rt = self.rt
         ex = Exchange(rt, job)
@@ -165,14 +164,11 @@ class CanaryProber:
         try:
             answer = await upstream.open()
         except MeshError as exc:
-            account_failure(rt, job, exc)
-            void(client)
+            account_failure(rt, job, client, exc)
             raise ProbeError(f"{type(exc).__name__}: {exc}") from exc
         if answer.status != 200:
-            refusal = node_refusal(answer.status, answer.content)
-            account_passthrough(rt, job, answer.node_id, answer.status, refusal,
+            account_passthrough(rt, job, client, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip
-            void(client)
             raise ProbeError(f"HTTP {answer.status}")
         acct = StreamAccount(rt, job, ex.tally, client)
         relay = SseRelay(

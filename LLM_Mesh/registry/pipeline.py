@@ -9,7 +9,7 @@
 |---|---|---|
 | parse and validate | :mod:`~LLM_Mesh.registry.parse` | body → :class:`~LLM_Mesh.registry.job.Job` (400/404) |
 | admit | :mod:`~LLM_Mesh.registry.admit` | the admission checks, in order: API key, rate limit, price (estimate reserved, else 402), idempotency, anonymous last |
-| route and send | :mod:`~LLM_Mesh.registry.send`, :mod:`~LLM_Mesh.registry.send_stream` | every router attempt from ``begin`` to ``finish``, failover by :mod:`LLM_Mesh.core.failover`, mid-stream continuation |
+| route and send | :mod:`~LLM_Mesh.registry.send`, :mod:`~LLM_Mesh.registry.send_stream`, :mod:`~LLM_Mesh.registry.second_opinion` | every router attempt from ``begin`` to ``finish``, failover by :mod:`LLM_Mesh.core.failover`, a node refusal's second opinion, mid-stream continuation |
 | relay | :mod:`~LLM_Mesh.registry.relay` | JSON or SSE bytes for the client; finishes nothing |
 | account | :mod:`~LLM_Mesh.registry.account` | the ``mesh`` object, cost, payment of the reservation (before the answer is released), the request's record |
 
@@ -27,7 +27,6 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
     StreamAccount,
@@ -36,7 +35,6 @@ from LLM_Mesh.registry.account import (
     mesh_answer,
     pay,
     record_answer,
-    void,
 )
 from LLM_Mesh.registry.admit import Admission, AdmissionCheck, default_checks
 from LLM_Mesh.registry.job import Client, Job, Tally
@@ -105,16 +103,11 @@ class Pipeline:
         try:
             answer = await ex.complete()
         except MeshError as exc:
-            account_failure(rt, job, exc)
-            void(client)
-            client.used(0)
+            account_failure(rt, job, client, exc)
             raise
         if answer.data is None:
-            refusal = node_refusal(answer.status, answer.content)  # read once
-            account_passthrough(rt, job, answer.node_id, answer.status, refusal,
-                                ex.tally.attempts)  # fmt: skip
-            void(client)
-            client.used(0)
+            refusal = account_passthrough(rt, job, client, answer.node_id, answer.status,
+                                          answer.content, ex.tally.attempts)  # fmt: skip
             return passthrough(job, answer.node_id, refusal)
         tally = ex.tally
         latency_ms = mesh_answer(rt, job, tally, answer.data)
@@ -137,16 +130,11 @@ class Pipeline:
         try:
             answer = await upstream.open()
         except MeshError as exc:
-            account_failure(rt, job, exc)
-            void(client)
-            client.used(0)
+            account_failure(rt, job, client, exc)
             raise
         if answer.status != 200:
-            refusal = node_refusal(answer.status, answer.content)  # read once
-            account_passthrough(rt, job, answer.node_id, answer.status, refusal,
-                                ex.tally.attempts)  # fmt: skip
-            void(client)
-            client.used(0)
+            refusal = account_passthrough(rt, job, client, answer.node_id, answer.status,
+                                          answer.content, ex.tally.attempts)  # fmt: skip
             return passthrough(job, answer.node_id, refusal)
         acct = StreamAccount(rt, job, ex.tally, client)
 
