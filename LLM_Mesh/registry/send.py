@@ -19,7 +19,7 @@ Here they are fed with what came back, classified into router outcomes::
     other transport error, other 5xx, SERVER_ERROR    failed: another node after a backoff
       a 200 that is not a JSON object
     other 4xx (400, 404, 413, 422...) REJECTED        the node's own refusal: a second
-                                                      opinion (:mod:`~LLM_Mesh.registry.second_opinion`)
+                                                      opinion (below)
     anything else                     (the answer: 200; another 2xx or a 3xx the relay
                                       passes on as a 502)
 
