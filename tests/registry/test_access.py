@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.ratelimit import Limits
@@ -162,6 +163,23 @@ async def test_keyed_client_over_its_tpm_and_usage_settles_the_estimate(tmp_path
             ("x-ratelimit-remaining-tokens", "63"),  # 9 + 61 - 7
             ("x-ratelimit-reset-tokens", "22.2s"),
         )
+
+
+@pytest.mark.parametrize("behavior", ["400", "500"], ids=["refused", "failed"])
+async def test_a_stream_without_an_answer_gives_its_token_charge_back(
+    tmp_path: Path, behavior: str
+) -> None:
+    """A stream a node refuses (its own 400, passed on) or fails (502) used no tokens: the
+    account stage settles its charge at 0 (``account_passthrough`` / ``account_failure``);
+    the admission leaves a stream's settling to its end."""
+    async with running(tmp_path) as h:
+        await h.register("a", behavior=behavior)
+        key, key_id = await new_key(h, tpm=100)
+        r = await h.client.post(CHAT, json=chat(max_tokens=60, stream=True), headers=bearer(key))
+        assert r.status_code == (400 if behavior == "400" else 502)
+        assert r.headers["x-ratelimit-remaining-tokens"] == "39"  # 61 charged before
+        left = h.runtime.limiter.headers(f"key:{key_id}", Limits(tpm=100), h.clock())
+        assert ("x-ratelimit-remaining-tokens", "100") in left  # all 61 came back
 
 
 async def test_another_clients_request_id_is_not_replayed(tmp_path: Path) -> None:

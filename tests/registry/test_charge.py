@@ -167,6 +167,10 @@ async def test_a_failed_request_costs_nothing(tmp_path: Path) -> None:
         h.nodes.nodes["a:8801"].behavior = "400"  # a node's own refusal passes through
         r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
         assert r.status_code == 400
+        # a stream's refusal too: voided by the account stage (account_passthrough), not by
+        # the admission's hold, which leaves a stream's payment to its end
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 400
         await settlement(h).flush()
         assert await settlement(h).balance(account) == (1000, 0)
         assert await settlement(h).balance(operator_account("alice")) == (0, 0)
