@@ -21,12 +21,14 @@ fetch metadata or not: Safari before 16.4 sends neither ``Origin`` nor ``Sec-Fet
 on a rebound ``GET``):
 
 1. its ``Host`` must name this machine: a loopback address (``127.0.0.0/8``, ``[::1]``,
-   IPv4-mapped loopback) or ``localhost`` / ``*.localhost`` (RFC 6761: resolved to
-   loopback by the system and the browsers, never asked of DNS, so no site can rebind
-   one), with any port, or one of ``own_names``, names the operator configured
+   IPv4-mapped loopback: an address needs no DNS, so nothing rebinds it) or
+   ``localhost`` (the system's hosts file and the browsers resolve it, not DNS), with any
+   port, or one of ``own_names``, names the operator configured
    (``LLM_MESH_LOCAL_NAMES``, e.g. the machine's host name that ``/etc/hosts`` maps to
-   ``127.0.1.1``). A missing or malformed ``Host`` is refused. The CLI, curl,
-   Prometheus and the tests address ``127.0.0.1`` or ``localhost``;
+   ``127.0.1.1``). Not ``*.localhost``: not every system and browser keeps those from
+   DNS (RFC 6761 asks them to), and a resolver on the path could then rebind one; an
+   operator who uses one lists it. A missing or malformed ``Host`` is refused. The CLI,
+   curl, Prometheus and the tests address ``127.0.0.1`` or ``localhost``;
 2. its ``Origin``, when sent, must be such a name's too (``http``/``https``): a page
    served from the operator's own machine (``http://localhost:3000``) is the machine's,
    as a local program is; a page of another site, ``null`` or ``file://`` is not.
@@ -58,7 +60,7 @@ def local_name(name: str) -> str:
 
 def _loopback_name(host: str, own_names: Collection[str]) -> bool:
     name = local_name(host)
-    if name == "localhost" or name.endswith(".localhost") or name in own_names:
+    if name == "localhost" or name in own_names:
         return True
     return is_loopback(name.strip("[]"))  # an address: the peer rule's
 

@@ -11,7 +11,7 @@ from LLM_Mesh.core.browser_origin import is_loopback_host, loopback_refusal, par
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [("127.0.0.1:8801", True), ("127.0.0.1", True), ("127.9.9.9:1", True), ("localhost", True),
-     ("LOCALHOST:8801", True), ("localhost.", True), ("node.localhost:8801", True),
+     ("LOCALHOST:8801", True), ("localhost.", True), ("node.localhost:8801", False),
      ("[::1]:8801", True), ("[::1]", True), ("[::ffff:127.0.0.1]:80", True),
      ("evil.example:8801", False), ("localhost.evil.example", False), ("10.0.0.1:8801", False),
      ("[::2]:8801", False), ("[::1", False), ("[::1]x", False), ("[::1]:x", False),
@@ -69,6 +69,10 @@ def test_programs_and_the_operators_own_pages_pass(headers: dict[str, str]) -> N
      {"host": "rebind.evil.example:8801"},
      {"host": "rebind.evil.example"},
      {"host": "node.test"},
+     # a *.localhost name: a resolver on the path could answer for it where the system
+     # does not keep it from DNS
+     {"host": "rebind.localhost:8801"},
+     {"host": "127.0.0.1:8801", "origin": "http://app.localhost:3000"},
      {"origin": "http://127.0.0.1:8801", "sec-fetch-site": "same-origin"},  # no Host
      {}],
 )  # fmt: skip
@@ -82,3 +86,5 @@ def test_an_own_name_passes_and_its_pages_too() -> None:
     assert loopback_refusal({"host": "mybox:8801", "origin": "http://mybox:3000"}, own) is None
     assert loopback_refusal({"host": "mybox:8801"}) is not None
     assert loopback_refusal({"host": "mybox:8801", "origin": "http://evil.example"}, own)
+    dev = parse_local_names("app.localhost")  # a *.localhost name, listed by its operator
+    assert loopback_refusal({"host": "app.localhost:8801"}, dev) is None
