@@ -55,6 +55,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
 | metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
 | metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
+| local_names          | LLM_MESH_LOCAL_NAMES     | none (host names, ``,``-separated, that loopback-only endpoints accept in ``Host`` besides loopback addresses and ``localhost``: ``core/browser_origin.py``) |
 | log_format           | LLM_MESH_LOG_FORMAT      | text (``text`` or ``json``: JSON lines) |
 | log_requests         | LLM_MESH_LOG_REQUESTS    | true (one INFO line per request: id, node, model, status, timings) |
 | redis_url            | LLM_MESH_REDIS_URL       | none: rate-limit buckets per process (set: shared by every replica) |
@@ -71,6 +72,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from LLM_Mesh.core.browser_origin import parse_local_names
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.shutdown import DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
@@ -262,6 +264,9 @@ class Settings:
     metrics: bool = True
     metrics_public: bool = False
     metrics_token: str | None = field(default=None, repr=False)
+    # names that loopback-only endpoints accept in ``Host`` besides loopback addresses and
+    # localhost (core/browser_origin.py: DNS rebinding); lower case, no trailing dot
+    local_names: tuple[str, ...] = ()
     log_format: str = "text"  # "text" | "json" (JSON lines)
     log_requests: bool = True
     # shared rate-limit buckets for replicas (registry/redis_limits.py); None: per process
@@ -332,6 +337,7 @@ class Settings:
             metrics=_bool(env, "LLM_MESH_METRICS", True),
             metrics_public=_bool(env, "LLM_MESH_METRICS_PUBLIC", False),
             metrics_token=(env.get("LLM_MESH_METRICS_TOKEN") or "").strip() or None,
+            local_names=parse_local_names(env.get("LLM_MESH_LOCAL_NAMES") or ""),
             log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
             log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
             redis_url=(env.get("LLM_MESH_REDIS_URL") or "").strip() or None,

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.browser_origin import web_page_refusal
-from LLM_Mesh.core.metrics_access import MetricsAccess, Verdict
+from LLM_Mesh.core.browser_origin import loopback_refusal
+from LLM_Mesh.core.metrics_access import MetricsAccess, Verdict, is_loopback
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -73,12 +73,13 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
-def _refusal(verdict: Verdict) -> Response:
+def _refusal(verdict: Verdict, loopback_why: str | None) -> Response:
     unauthorized = verdict is Verdict.UNAUTHORIZED
+    who = f"programs on this machine, not {loopback_why};" if loopback_why else "loopback clients,"
     err = {
         "message": "the bearer token is not this process's metrics token"
         if unauthorized
-        else "/metrics answers loopback clients, or a client with the metrics token "
+        else f"/metrics answers {who} or a client with the metrics token "
         "(LLM_MESH_METRICS_TOKEN), unless it is public (--metrics-public)",
         "type": "authentication_error" if unauthorized else "permission_error",
         "param": None,
@@ -99,11 +100,10 @@ def install_metrics(app: Starlette, registry: CollectorRegistry, settings: Setti
 
     async def metrics(request: Request) -> Response:
         peer = request.client.host if request.client else None
-        verdict = access.decide(
-            request.headers.get("authorization"), peer, web_page_refusal(request.headers)
-        )
+        why = loopback_refusal(request.headers, settings.local_names)
+        verdict = access.decide(request.headers.get("authorization"), peer, why)
         if verdict is not Verdict.ALLOW:
-            return _refusal(verdict)
+            return _refusal(verdict, why if is_loopback(peer) else None)
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(registry), headers={"Content-Type": content_type})
 

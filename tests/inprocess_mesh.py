@@ -52,6 +52,11 @@ T = TypeVar("T")
 
 REGISTRY_URL = "http://registry.mesh.test"
 CALL_TIMEOUT_S = 30.0
+# what the operator's tools on a process's own machine send (the CLI: 127.0.0.1): the
+# loopback-only endpoints (``/metrics``, a node's ``/mesh/info`` and ``/mesh/earnings``)
+# refuse any other Host (core/browser_origin.py: DNS rebinding); the router still routes
+# by the URL's host
+ON_THE_MACHINE = {"Host": "127.0.0.1"}
 
 
 def node_url(node_id: str) -> str:

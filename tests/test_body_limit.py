@@ -20,7 +20,7 @@ from LLM_Mesh.errors import PayloadTooLarge
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.registry.gateway import MAX_BODY_BYTES, parse_json_object
-from tests.node.conftest import started_service
+from tests.node.conftest import NODE_URL, started_service
 from tests.registry.helpers import running
 
 CHAT = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -176,7 +176,8 @@ async def test_node_body_over_its_limit_is_413(tmp_path: Path) -> None:
     svc = await started_service(Settings(home=tmp_path), max_body_bytes=4096)
     try:
         transport = httpx.ASGITransport(app=create_node_app(svc))
-        async with httpx.AsyncClient(transport=transport, base_url="http://node") as c:
+        # a standalone node serves programs on its machine: a loopback peer and Host
+        async with httpx.AsyncClient(transport=transport, base_url=NODE_URL) as c:
             assert_413(await c.post("/v1/chat/completions", json=padded(5000)))
             assert (await c.post("/v1/chat/completions", json=CHAT)).status_code == 200
     finally:

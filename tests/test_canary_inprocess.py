@@ -26,7 +26,7 @@ from LLM_Mesh.core.ledger_entry import NETWORK, POOL, held_account, pseudonym
 from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.held import release
 from LLM_Mesh.registry.runtime import Runtime
-from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, node_url
+from tests.inprocess_mesh import ON_THE_MACHINE, REGISTRY_URL, InProcessMesh, node_url
 
 MODEL = "gemma-3-270m"
 OPERATOR = pseudonym("operator", "inprocess")
@@ -122,7 +122,7 @@ def test_earnings_after_a_failed_probe_are_held_then_released(mesh: InProcessMes
     assert mine["held"] == share and mine["held_by_node"] == {node_id: share}
     assert mine["totals"]["earned"] == earned and mine["balance"] == earned  # held is not paid
     with mesh.sync_client() as c:
-        on_node = c.get(node_url("n1") + "/mesh/earnings").json()
+        on_node = c.get(node_url("n1") + "/mesh/earnings", headers=ON_THE_MACHINE).json()
     assert on_node["held"] == share  # what `llm-mesh node info` shows
 
     # the admin clears the node: routed again, the held earnings paid to the operator

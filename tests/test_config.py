@@ -311,6 +311,16 @@ def test_observability_settings() -> None:
         Settings.from_env({}, log_format="yaml")
     with pytest.raises(ValueError, match="LLM_MESH_METRICS"):
         Settings.from_env({"LLM_MESH_METRICS": "maybe"})
+def test_local_names_from_env() -> None:
+    """LLM_MESH_LOCAL_NAMES: names the loopback-only endpoints accept in Host; none by
+    default (loopback addresses and localhost only)."""
+    assert Settings.from_env({}).local_names == ()
+    s = Settings.from_env({"LLM_MESH_LOCAL_NAMES": " MyBox., mybox.lan "})
+    assert s.local_names == ("mybox", "mybox.lan")
+    with pytest.raises(ValueError, match="LLM_MESH_LOCAL_NAMES"):
+        Settings.from_env({"LLM_MESH_LOCAL_NAMES": "http://mybox:8801"})
+
+
 def test_several_registry_urls_from_env_flags_and_replace() -> None:
     from dataclasses import replace
 

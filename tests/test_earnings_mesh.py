@@ -22,7 +22,7 @@ from LLM_Mesh.client import MeshClient
 from LLM_Mesh.core.ledger_entry import pseudonym
 from LLM_Mesh.errors import InvalidCredential
 from LLM_Mesh.registry.runtime import Runtime
-from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, node_url
+from tests.inprocess_mesh import ON_THE_MACHINE, REGISTRY_URL, InProcessMesh, node_url
 
 MODEL = "gemma-3-270m"
 # 1000 micro-NetworkTokens per millisecond of uptime: a few real milliseconds pay
@@ -115,7 +115,7 @@ def test_the_operator_sees_what_its_node_earned(mesh: InProcessMesh) -> None:
 
     # the node's own view, asked by the node of its registry with its operator token
     with mesh.sync_client() as c:
-        mine = c.get(node_url("n1") + "/mesh/earnings").json()
+        mine = c.get(node_url("n1") + "/mesh/earnings", headers=ON_THE_MACHINE).json()
     assert mine["node"] == node_id and mine["totals"] == totals
 
     # and the books still check out, rewards and all
@@ -131,7 +131,7 @@ def test_node_earnings_when_the_registry_is_unreachable(mesh: InProcessMesh) -> 
     mesh.add_node(MODEL, "n1")
     mesh.router.unmount(REGISTRY_URL)
     with mesh.sync_client() as c:
-        r = c.get(node_url("n1") + "/mesh/earnings")
+        r = c.get(node_url("n1") + "/mesh/earnings", headers=ON_THE_MACHINE)
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "registry_unreachable"
     assert "totals" not in r.text

@@ -14,7 +14,7 @@ import pytest
 from LLM_Mesh.logs import TEXT_FORMAT, JsonFormatter
 from LLM_Mesh.node.telemetry import REQUEST_LOGGER as NODE_LOGGER
 from LLM_Mesh.registry.telemetry import REQUEST_LOGGER as GATEWAY_LOGGER
-from tests.inprocess_mesh import InProcessMesh
+from tests.inprocess_mesh import ON_THE_MACHINE, InProcessMesh
 from tests.metrics_scrape import Scrape
 
 
@@ -36,8 +36,8 @@ def test_gateway_and_node_metrics_and_lines_agree(
         mesh.stop_node("doomed", deregister=False)  # crashed: connections refused
         r = c.post("/v1/chat/completions", json={**body, "model": "mistral-7b"})
         assert r.status_code == 502  # the last node tried was unreachable
-        gateway = Scrape.parse(c.get("/metrics").text)
-        node = Scrape.parse(c.get(good.url + "/metrics").text)
+        gateway = Scrape.parse(c.get("/metrics", headers=ON_THE_MACHINE).text)
+        node = Scrape.parse(c.get(good.url + "/metrics", headers=ON_THE_MACHINE).text)
     good_id = mesh.id_of("good")
     assert gateway.value("llm_mesh_gateway_requests_total", node=good_id, outcome="ok") == 4
     assert node.value("llm_mesh_node_requests_total", model="gemma-3-270m", outcome="ok") == 4

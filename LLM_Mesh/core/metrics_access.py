@@ -8,8 +8,8 @@ with which nodes: operational data, not public by default. The rule, in order:
    constant time): allowed from anywhere (an operator's Prometheus on another machine);
 3. a loopback client (``127.0.0.0/8``, ``::1``, and IPv4-mapped loopback): allowed, as the
    node's own operator endpoints are (a Prometheus or an agent on the same machine),
-   unless it is a browser's request from another site's page or through a rebound DNS
-   name (``core/browser_origin.py``);
+   unless its ``Host`` is not a name of this machine (a rebound DNS name) or it is a
+   browser's request from another site's page (``core/browser_origin.py``);
 4. anyone else: refused, 401 when a bearer token was sent and is wrong, else 403.
 
 The admin key is deliberately not accepted: a scraper should hold nothing that can do more.
@@ -61,12 +61,12 @@ class MetricsAccess:
     token: str | None = field(default=None, repr=False)
 
     def decide(
-        self, authorization: str | None, peer: str | None, web_page: str | None = None
+        self, authorization: str | None, peer: str | None, not_local: str | None = None
     ) -> Verdict:
         """The verdict for a request with this ``Authorization`` header from ``peer``;
-        ``web_page``: why a loopback request is a web page's
-        (:func:`~LLM_Mesh.core.browser_origin.web_page_refusal`), which loopback does not
-        let in."""
+        ``not_local``: why a loopback request is not the machine's own (a rebound name,
+        another site's page: :func:`~LLM_Mesh.core.browser_origin.loopback_refusal`),
+        which loopback does not let in."""
         if self.public:
             return Verdict.ALLOW
         given = _bearer(authorization)
@@ -74,6 +74,6 @@ class MetricsAccess:
             if hmac.compare_digest(given.encode(), self.token.encode()):
                 return Verdict.ALLOW
             return Verdict.UNAUTHORIZED
-        if is_loopback(peer) and web_page is None:
+        if is_loopback(peer) and not_local is None:
             return Verdict.ALLOW
         return Verdict.UNAUTHORIZED if given is not None else Verdict.FORBIDDEN

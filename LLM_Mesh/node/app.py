@@ -18,8 +18,10 @@ runs no lifespan.
   ``metrics_http.py``; not served with ``Settings.metrics`` off);
 - ``POST /mesh/admin/pause|resume|drain`` (loopback clients only).
 
-"Loopback clients only" also refuses a browser's request from a web page of another
-site or through a rebound DNS name (``core/browser_origin.py``: CSRF, DNS rebinding).
+"Loopback clients only" also refuses a request whose ``Host`` is not a name of this
+machine (a rebound DNS name: 403 ``forbidden``, whether or not a browser sends fetch
+metadata) and a browser's request from a web page of another site
+(``core/browser_origin.py``: DNS rebinding, CSRF).
 
 The two inference endpoints need the gateway's signature or session MAC
 (``node/gateway_guard.py``: 401 without it; a node with ``register = false`` answers
@@ -55,7 +57,7 @@ from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
-from LLM_Mesh.core.browser_origin import web_page_refusal
+from LLM_Mesh.core.browser_origin import loopback_refusal
 from LLM_Mesh.core.limits import check_body, check_depth, limit_error
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
@@ -418,16 +420,17 @@ class _Handler:
             await gen.aclose(ok=ok)
 
 
-def _operator_refusal(request: Request) -> JSONResponse | None:
-    """403 unless the request is the operator's: a loopback client, and not a web page of
-    another site or a rebound name (``core/browser_origin.py``); else ``None``."""
+def _operator_refusal(request: Request, own_names: tuple[str, ...]) -> JSONResponse | None:
+    """403 unless the request is the operator's: a loopback client, addressed to a name of
+    this machine and not from a web page of another site (``core/browser_origin.py``:
+    DNS rebinding, CSRF; ``own_names``: ``Settings.local_names``); else ``None``."""
     if not is_loopback(request.client.host if request.client else None):
         why = "this endpoint answers loopback clients only (the node's operator)"
     else:
-        page = web_page_refusal(request.headers)
-        if page is None:
+        refused = loopback_refusal(request.headers, own_names)
+        if refused is None:
             return None
-        why = f"this endpoint answers the node's operator, not {page}"
+        why = f"this endpoint answers the node's operator, not {refused}"
     err = {"message": why, "type": "permission_error", "param": None, "code": "forbidden"}
     return JSONResponse({"error": err}, status_code=403)
 
@@ -508,14 +511,15 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
 
     @app.get("/mesh/info", response_model=None)
     async def info(request: Request) -> dict[str, Any] | JSONResponse:
-        refusal = _operator_refusal(request)  # hardware and counters: the operator's
+        # hardware and counters: the operator's
+        refusal = _operator_refusal(request, settings.local_names)
         return refusal if refusal is not None else service.info()
 
     @app.get("/mesh/earnings", response_model=None)
     async def earnings(request: Request, days: int = 30) -> dict[str, Any] | JSONResponse:
         """This node's earnings, asked of its registry with its operator token (503
         ``registry_unreachable`` when the registry does not answer); the operator's."""
-        refusal = _operator_refusal(request)
+        refusal = _operator_refusal(request, settings.local_names)
         if refusal is not None:
             return refusal
         if not 1 <= days <= EARNINGS_MAX_DAYS:
@@ -524,7 +528,7 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
 
     @app.post("/mesh/admin/{action}")
     async def admin(action: str, request: Request) -> JSONResponse:
-        refusal = _operator_refusal(request)
+        refusal = _operator_refusal(request, settings.local_names)
         if refusal is not None:
             return refusal
         actions = {"pause": service.pause, "resume": service.resume, "drain": service.drain}

@@ -17,8 +17,10 @@ registered node (``register = true``, the default)
     (``core/gateway_session.py``); a new pinned key drops the old session key.
 standalone node (``register = false``)
     there is no gateway: inference answers loopback clients only, unauthenticated
-    (local use, tests), but not a browser's request from a web page of another site or
-    through a rebound DNS name (``core/browser_origin.py``); anyone else gets 401.
+    (local use, tests), but not a request whose ``Host`` is not a name of this machine
+    (a rebound DNS name) nor a browser's from a web page of another site
+    (``core/browser_origin.py``; ``local_names``: ``Settings.local_names``); anyone else
+    gets 401.
 
 Loopback is the project's one rule for a peer address,
 :func:`LLM_Mesh.core.metrics_access.is_loopback` (``/metrics`` and ``core/browser_origin.py``
@@ -38,7 +40,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from LLM_Mesh.core.browser_origin import web_page_refusal
+from LLM_Mesh.core.browser_origin import loopback_refusal
 from LLM_Mesh.core.gateway_auth import GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.core.metrics_access import is_loopback
@@ -59,8 +61,10 @@ class GatewayGuard:
         registering: bool,
         wall_clock: Callable[[], float],
         configured_key: str | None = None,
+        local_names: tuple[str, ...] = (),
     ) -> None:
         self.node_id = node_id
+        self.local_names = local_names  # Host names taken for this machine (standalone)
         self.registering = registering
         self.wall_clock = wall_clock
         self.refused = 0
@@ -150,12 +154,12 @@ class GatewayGuard:
                body: bytes) -> None:  # fmt: skip
         if not self.registering:
             if is_loopback(client_host):
-                page = web_page_refusal(headers)
-                if page is None:
+                refused = loopback_refusal(headers, self.local_names)
+                if refused is None:
                     return
                 raise BadSignature(
                     "this node runs without a registry (register = false): it serves "
-                    f"programs on this machine, not {page}"
+                    f"programs on this machine, not {refused}"
                 )
             raise BadSignature(
                 "this node runs without a registry (register = false): it serves loopback "

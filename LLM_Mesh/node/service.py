@@ -174,6 +174,7 @@ class NodeService:
             registering=config.register,
             wall_clock=wall_clock,
             configured_key=config.registry_public_key,
+            local_names=settings.local_names,
         )
         self.public_url = config.effective_public_url
         # the gateway pins this certificate (its fingerprint is in the signed registration)

@@ -116,6 +116,12 @@ async def register_node(request: Request) -> RegistrationAccepted:
 
     # the operator token, then the address, then the key claimed: a refusal changes nothing
     grant = await rt.node_auth.admit_registration(verified, check_address)
+    if rt.quality is not None:
+        # the held set again, now that the key is claimed: a key new to the registry
+        # whose operator had another node caught after the admission's quarantine check
+        # (``operator_quarantined``) and before this claim is held from now on, not from
+        # this replica's next reload of the quarantines (no query while none is known)
+        await rt.quality.refresh_held()
     if not checked:  # an authenticator that did not call it
         await check_address()
     rt.pins.pin(checked[0])  # only these addresses are called (address_pins.py)

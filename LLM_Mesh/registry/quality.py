@@ -11,8 +11,10 @@ quarantine its earnings are held, and so are those of every other node of its
 operator (:meth:`Quality.held`, which settlement asks when it records an answer:
 ``registry/held.py``). The set of held nodes is read from the store
 (``Store.held_nodes``) whenever the records are loaded and some quarantine is known,
-after a failed probe and after a clear: every replica learns it as it learns the
-quarantines, and the hot path asks a ``frozenset``.
+after a failed probe, after a clear and after a registration claimed a key
+(``registry/api.py``: a key claimed just as its operator was caught is held at once):
+every replica learns it as it learns the quarantines, and the hot path asks a
+``frozenset``.
 
 The trust score (``core/trust.py``) is computed on demand from the canary tally,
 the router's success rate and per-token speed, and the node's recorded

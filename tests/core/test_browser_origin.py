@@ -1,37 +1,57 @@
-"""Whether a loopback request is a web page's (core/browser_origin.py): CSRF and DNS
-rebinding against a node's loopback-only endpoints."""
+"""Whether a loopback request is the machine's own (core/browser_origin.py): DNS
+rebinding and CSRF against the loopback-only endpoints of a node and a registry."""
 
 from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.browser_origin import is_loopback_host, web_page_refusal
+from LLM_Mesh.core.browser_origin import is_loopback_host, loopback_refusal, parse_local_names
 
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [("127.0.0.1:8801", True), ("127.0.0.1", True), ("127.9.9.9:1", True), ("localhost", True),
-     ("LOCALHOST:8801", True), ("localhost.", True), ("node.localhost:8801", True),
+     ("LOCALHOST:8801", True), ("localhost.", True), ("node.localhost:8801", False),
      ("[::1]:8801", True), ("[::1]", True), ("[::ffff:127.0.0.1]:80", True),
      ("evil.example:8801", False), ("localhost.evil.example", False), ("10.0.0.1:8801", False),
-     ("[::2]:8801", False), ("[::1", False), ("", False), (None, False),
-     ("127.0.0.1:²", False), ("mybox:8801", False)],
+     ("[::2]:8801", False), ("[::1", False), ("[::1]x", False), ("[::1]:x", False),
+     ("::1", False), ("", False), (None, False), (":8801", False), ("localhost:", False),
+     ("127.0.0.1:²", False), ("mybox:8801", False), ("0.0.0.0:8801", False),
+     ("testserver", False), ("127.1", False), ("2130706433", False)],
 )  # fmt: skip
 def test_loopback_host_header(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
 
 
+def test_an_own_name_is_the_machines_only_when_configured() -> None:
+    own = parse_local_names(" MyBox. , mybox.lan,")
+    assert own == ("mybox", "mybox.lan")
+    assert is_loopback_host("mybox:8801", own) and is_loopback_host("MYBOX.LAN.", own)
+    assert not is_loopback_host("mybox:8801")
+    assert not is_loopback_host("evil.mybox:8801", own)  # the name exactly, not below it
+    assert not is_loopback_host("[mybox]:8801", own)
+
+
+@pytest.mark.parametrize(
+    "value", ["http://mybox", "mybox:8801", "my box", "-mybox", "a..b", "mybox/", "[::1]", "é.lan"]
+)
+def test_local_names_are_host_names_only(value: str) -> None:
+    with pytest.raises(ValueError, match="LLM_MESH_LOCAL_NAMES"):
+        parse_local_names(value)
+
+
 @pytest.mark.parametrize(
     "headers",
     [{"host": "127.0.0.1:8801"},  # the CLI, curl, Prometheus: no browser headers
-     {"host": "node.test"},  # any Host from a program that is not a browser
+     {"host": "localhost:8801"},
+     {"host": "[::1]:8801"},
      {"host": "127.0.0.1:8801", "sec-fetch-site": "none"},  # the operator types the URL
      {"host": "localhost:8801", "origin": "http://localhost:3000", "sec-fetch-site": "same-site"},
      {"host": "[::1]:8801", "origin": "http://[::1]:8801", "sec-fetch-site": "same-origin"},
      {"host": "127.0.0.1:8801", "origin": "http://127.0.0.1:8801"}],
 )  # fmt: skip
 def test_programs_and_the_operators_own_pages_pass(headers: dict[str, str]) -> None:
-    assert web_page_refusal(headers) is None
+    assert loopback_refusal(headers) is None
 
 
 @pytest.mark.parametrize(
@@ -45,7 +65,26 @@ def test_programs_and_the_operators_own_pages_pass(headers: dict[str, str]) -> N
      # DNS rebinding: the page's own name now resolves to 127.0.0.1, same-origin
      {"host": "rebind.evil.example:8801", "sec-fetch-site": "same-origin"},
      {"host": "rebind.evil.example:8801", "origin": "http://rebind.evil.example:8801"},
-     {"origin": "http://127.0.0.1:8801", "sec-fetch-site": "same-origin"}],  # no Host
+     # ... from a browser that sends no fetch metadata (Safari before 16.4): a plain GET
+     {"host": "rebind.evil.example:8801"},
+     {"host": "rebind.evil.example"},
+     {"host": "node.test"},
+     # a *.localhost name: a resolver on the path could answer for it where the system
+     # does not keep it from DNS
+     {"host": "rebind.localhost:8801"},
+     {"host": "127.0.0.1:8801", "origin": "http://app.localhost:3000"},
+     {"origin": "http://127.0.0.1:8801", "sec-fetch-site": "same-origin"},  # no Host
+     {}],
 )  # fmt: skip
-def test_another_sites_page_is_refused(headers: dict[str, str]) -> None:
-    assert web_page_refusal(headers) is not None
+def test_another_sites_page_and_a_rebound_name_are_refused(headers: dict[str, str]) -> None:
+    assert loopback_refusal(headers) is not None
+
+
+def test_an_own_name_passes_and_its_pages_too() -> None:
+    own = ("mybox",)
+    assert loopback_refusal({"host": "mybox:8801"}, own) is None
+    assert loopback_refusal({"host": "mybox:8801", "origin": "http://mybox:3000"}, own) is None
+    assert loopback_refusal({"host": "mybox:8801"}) is not None
+    assert loopback_refusal({"host": "mybox:8801", "origin": "http://evil.example"}, own)
+    dev = parse_local_names("app.localhost")  # a *.localhost name, listed by its operator
+    assert loopback_refusal({"host": "app.localhost:8801"}, dev) is None

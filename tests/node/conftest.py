@@ -19,6 +19,9 @@ from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.service import NodeService
 
 MODEL = "gemma-3-270m"
+# a loopback Host, as the CLI sends: the node's loopback-only endpoints refuse any other
+# name (core/browser_origin.py: DNS rebinding), ASGI clients' "testserver" or "node.test" too
+NODE_URL = "http://127.0.0.1:8801"
 
 
 async def no_sleep(_seconds: float) -> None:
@@ -75,7 +78,7 @@ def asgi_client(
     svc: NodeService, client: tuple[str, int] = ("127.0.0.1", 4321)
 ) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_node_app(svc), client=client)
-    return httpx.AsyncClient(transport=transport, base_url="http://node.test")
+    return httpx.AsyncClient(transport=transport, base_url=NODE_URL)
 
 
 @pytest.fixture

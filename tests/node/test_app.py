@@ -286,9 +286,9 @@ def _scope(path: str) -> dict[str, Any]:
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"node.test"), (b"content-type", b"application/json")],
+        "headers": [(b"host", b"127.0.0.1:8801"), (b"content-type", b"application/json")],
         "client": ("127.0.0.1", 1111),
-        "server": ("node.test", 80),
+        "server": ("127.0.0.1", 8801),
     }
 
 

@@ -16,7 +16,7 @@ from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.schemas import ChatCompletionRequest
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.engines.sim import SimEngine
-from tests.node.conftest import MODEL, asgi_client, sim_engine, started_service
+from tests.node.conftest import MODEL, NODE_URL, asgi_client, sim_engine, started_service
 
 LIMITS = RequestLimits(max_json_depth=4, max_messages=2, max_content_chars=10, max_stop=1)
 
@@ -79,7 +79,7 @@ async def test_validation_errors_do_not_echo_the_request(tmp_path: Path) -> None
         return {}
 
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as c:
+    async with httpx.AsyncClient(transport=transport, base_url=NODE_URL) as c:
         body = {"model": MODEL, "messages": [{"role": "secret-7f3a", "content": "secret-7f3a"}]}
         r = await c.post("/typed", json=body)
     await svc.stop()

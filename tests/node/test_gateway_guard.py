@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -219,9 +220,14 @@ async def test_operator_endpoints_refuse_remote_clients(registered: NodeService)
 
 EVIL_PAGE = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
 REBOUND = {"Host": "rebind.evil.example:8801", "Sec-Fetch-Site": "same-origin"}
+# a browser that sends neither Origin nor fetch metadata (Safari before 16.4) on a rebound GET
+REBOUND_BARE = {"Host": "rebind.evil.example:8801"}
+BROWSERS = pytest.mark.parametrize(
+    "browser", [EVIL_PAGE, REBOUND, REBOUND_BARE], ids=["csrf", "dns_rebinding", "rebinding_bare"]
+)
 
 
-@pytest.mark.parametrize("browser", [EVIL_PAGE, REBOUND], ids=["csrf", "dns_rebinding"])
+@BROWSERS
 async def test_operator_endpoints_refuse_a_web_page_on_the_operators_machine(
     registered: NodeService, browser: dict[str, str]
 ) -> None:
@@ -243,7 +249,7 @@ async def test_operator_endpoints_refuse_a_web_page_on_the_operators_machine(
         assert (await c.get("/mesh/health", headers=browser)).status_code == 200
 
 
-@pytest.mark.parametrize("browser", [EVIL_PAGE, REBOUND], ids=["csrf", "dns_rebinding"])
+@BROWSERS
 async def test_standalone_node_refuses_a_web_page_on_its_machine(
     settings: Settings, browser: dict[str, str]
 ) -> None:
@@ -261,6 +267,54 @@ async def test_standalone_node_refuses_a_web_page_on_its_machine(
         assert (await _post(svc, _raw(CHAT), local, client=("127.0.0.1", 1))).status_code == 200
     finally:
         await svc.stop()
+
+
+async def test_a_rebound_name_without_fetch_metadata_reads_nothing(
+    registered: NodeService, settings: Settings
+) -> None:
+    """DNS rebinding from a browser that sends neither ``Origin`` nor ``Sec-Fetch-Site``:
+    the page's name now resolves to 127.0.0.1 and it reads the node's loopback-only GETs
+    as same-origin. Refused by ``Host`` alone, 403 in the error shape (found 2026-12-02:
+    /mesh/info, /mesh/earnings and /metrics answered it); loopback names still answer, and
+    an operator's configured own name (``LLM_MESH_LOCAL_NAMES``) too."""
+    async with asgi_client(registered) as c:  # loopback peer
+        for path in ("/mesh/info", "/mesh/earnings", "/metrics"):
+            r = await c.get(path, headers=REBOUND_BARE)
+            assert r.status_code == 403, (path, r.text)
+            err = r.json()["error"]
+            assert err["code"] == "forbidden" and err["type"] == "permission_error"
+            assert "rebinding" in err["message"] and "node_id" not in r.text
+        for host in ("127.0.0.1:8801", "localhost:8801", "[::1]:8801", "127.0.0.1"):
+            r = await c.get("/mesh/info", headers={"Host": host})
+            assert r.status_code == 200 and r.json()["node_id"] == registered.node_id
+            assert (await c.get("/metrics", headers={"Host": host})).status_code == 200
+        assert (await c.get("/mesh/info", headers={"Host": "mybox:8801"})).status_code == 403
+    own = NodeService(node_config(register=False), replace(settings, local_names=("mybox",)),
+                      engine=sim_engine(), hardware=Hardware())  # fmt: skip
+    await own.start()
+    try:
+        async with asgi_client(own) as c:
+            assert (await c.get("/mesh/info", headers={"Host": "mybox:8801"})).status_code == 200
+            assert (await c.get("/metrics", headers={"Host": "MyBox"})).status_code == 200
+            assert (await c.get("/mesh/info", headers=REBOUND_BARE)).status_code == 403
+        r = await _post(own, _raw(CHAT), {"Content-Type": "application/json", "Host": "mybox"},
+                        client=("127.0.0.1", 1))  # fmt: skip
+        assert r.status_code == 200
+    finally:
+        await own.stop()
+
+
+async def test_public_endpoints_answer_any_host(registered: NodeService, registry: Registry) -> None:
+    """The Host check is the loopback-only endpoints': the gateway's signed requests,
+    addressed to the node's public name, and the public GETs answer whatever the name."""
+    public = {"Host": "node7.example.net:8801"}
+    body = _raw(CHAT)
+    r = await _post(registered, body, {**registry.headers(registered.node_id, body), **public})
+    assert r.status_code == 200, r.text
+    for client in (REMOTE, ("127.0.0.1", 1)):
+        async with asgi_client(registered, client=client) as c:
+            assert (await c.get("/mesh/health", headers=public)).status_code == 200
+            assert (await c.get("/v1/models", headers=REBOUND_BARE)).status_code == 200
 
 
 async def test_no_key_before_registration_is_401(settings: Settings) -> None:

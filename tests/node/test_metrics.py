@@ -14,7 +14,14 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.service import NodeService
 from tests.metrics_scrape import Scrape
-from tests.node.conftest import MODEL, node_config, sim_engine, started_service, wait_until
+from tests.node.conftest import (
+    MODEL,
+    NODE_URL,
+    node_config,
+    sim_engine,
+    started_service,
+    wait_until,
+)
 from tests.node.test_app import CHAT, Gate, _drive_until_gone, _tiny_sleep
 
 LOOPBACK = ("127.0.0.1", 4321)
@@ -22,7 +29,7 @@ LOOPBACK = ("127.0.0.1", 4321)
 
 def on(app: FastAPI, peer: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=peer)
-    return httpx.AsyncClient(transport=transport, base_url="http://node.test")
+    return httpx.AsyncClient(transport=transport, base_url=NODE_URL)
 
 
 async def scrape(app: FastAPI) -> Scrape:

@@ -16,7 +16,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.logs import TEXT_FORMAT, JsonFormatter
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.telemetry import REQUEST_LOGGER, outcome_of
-from tests.node.conftest import MODEL, sim_engine, started_service
+from tests.node.conftest import MODEL, NODE_URL, sim_engine, started_service
 
 FIELDS = {"request_id", "node", "path", "model", "stream", "status", "outcome", "latency_ms"}
 
@@ -35,7 +35,7 @@ async def test_lines_carry_the_gateways_id_and_timings_never_the_text(
     transport = httpx.ASGITransport(app=create_node_app(svc), client=("127.0.0.1", 1))
     chat = {"model": MODEL, "messages": [{"role": "user", "content": f"repeat {marker}"}]}
     completion = {"model": MODEL, "prompt": f"{marker} ", "echo": True, "max_tokens": 5}
-    async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as c:
+    async with httpx.AsyncClient(transport=transport, base_url=NODE_URL) as c:
         r = await c.post("/v1/chat/completions", json=chat, headers={"X-Request-Id": "req-n1"})
         assert r.status_code == 200
         r = await c.post("/v1/completions", json={**completion, "stream": True})
@@ -79,7 +79,7 @@ async def test_log_requests_off(tmp_path: Any, caplog: pytest.LogCaptureFixture)
     caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
     svc = await started_service(Settings(home=tmp_path, log_requests=False), sim_engine())
     transport = httpx.ASGITransport(app=create_node_app(svc), client=("127.0.0.1", 1))
-    async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as c:
+    async with httpx.AsyncClient(transport=transport, base_url=NODE_URL) as c:
         r = await c.post("/v1/chat/completions", json={"model": MODEL, "messages": [
             {"role": "user", "content": "hi"}]})  # fmt: skip
         assert r.status_code == 200

@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from LLM_Mesh.core.ledger_entry import held_account
+from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S
 from tests.registry.helpers import ADMIN, registration, running
+from tests.registry.test_node_auth import Wall, _paid_to, make_node, mesh, operator, register
 
 
 async def test_register_then_list(tmp_path: Path) -> None:
@@ -268,3 +273,40 @@ async def test_a_node_refusing_every_request_or_ejected_earns_no_uptime(tmp_path
         assert await ask("refuser") == 200  # it answers: credited again
         assert entry.refusing_since is None
         assert 5_000 <= await beat("refuser") < 6_000
+
+
+async def test_a_key_claimed_as_its_operator_is_caught_is_held_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of the "starts over" check: a new key passes the registration's
+    ``operator_quarantined`` check, another node of its operator is caught (the
+    quarantine written, the held set read), then the key is claimed. It is held from its
+    registration on (found 2026-12-02: only from this replica's next reload of the
+    quarantines, on SQLite the next canary write or a restart, so its first answers were
+    paid)."""
+    store, wall = MemoryStore(), Wall()
+    alice = await operator(store)
+    liar, fresh = make_node(wall, alice), make_node(wall, alice)
+    async with await mesh(tmp_path, store, wall) as h:
+        q = h.runtime.quality
+        assert q is not None
+        for n in (liar, fresh):
+            h.nodes.add(n.node_id)
+        assert (await register(h, liar)).status_code == 200
+        checked = store.quarantined_nodes_of
+
+        async def caught_right_after_the_check(name: str) -> list[str]:
+            found = await checked(name)  # none yet: the new key may register
+            await q.record(liar.node_id, "gemma-3-270m", ok=False, reason="canary")
+            return found
+
+        monkeypatch.setattr(store, "quarantined_nodes_of", caught_right_after_the_check)
+        assert (await register(h, fresh)).status_code == 200
+        assert q.held(fresh.node_id) and fresh.node_id in await store.held_nodes()
+        r = await h.client.post(
+            "/v1/completions",
+            json={"model": "gemma-3-270m", "prompt": "hi", "allow_nodes": [fresh.node_id]},
+        )
+        assert r.status_code == 200, r.text
+        paid = await _paid_to(h, str(r.json()["mesh"]["request_id"]))
+        assert paid == ("hold", held_account(fresh.node_id))

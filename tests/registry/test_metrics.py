@@ -18,6 +18,9 @@ from tests.registry.test_midstream import Dies, completion_chunks
 
 CHAT = "/v1/chat/completions"
 MODEL = "gemma-3-270m"
+# /metrics answers a loopback client only under a loopback Host (core/browser_origin.py:
+# DNS rebinding); the harness's client says "mesh"
+LOCAL = {"Host": "127.0.0.1:8800"}
 
 
 def chat(**kw: Any) -> dict[str, Any]:
@@ -25,7 +28,7 @@ def chat(**kw: Any) -> dict[str, Any]:
 
 
 async def scrape(h: Harness) -> Scrape:
-    r = await h.client.get("/metrics")
+    r = await h.client.get("/metrics", headers=LOCAL)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     return Scrape.parse(r.text)
@@ -282,7 +285,7 @@ async def test_process_metrics_are_there(tmp_path: Path) -> None:
 
 async def test_openmetrics_when_asked(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
-        r = await h.client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+        r = await h.client.get("/metrics", headers={"Accept": "application/openmetrics-text", **LOCAL})
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("application/openmetrics-text")
         assert r.text.rstrip().endswith("# EOF")
@@ -299,7 +302,7 @@ async def test_metrics_off_no_route_no_counting(tmp_path: Path) -> None:
 async def _get(h: Harness, peer: str, headers: dict[str, str] | None = None) -> httpx.Response:
     transport = httpx.ASGITransport(app=h.app, client=(peer, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://mesh") as c:
-        return await c.get("/metrics", headers=headers)
+        return await c.get("/metrics", headers={**LOCAL, **(headers or {})})
 
 
 async def test_access_loopback_token_or_public(tmp_path: Path) -> None:
@@ -318,6 +321,25 @@ async def test_access_loopback_token_or_public(tmp_path: Path) -> None:
         assert ok.status_code == 200 and "llm_mesh_gateway_nodes" in ok.text
     async with running(tmp_path / "b", metrics_public=True) as h:
         assert (await _get(h, far)).status_code == 200
+
+
+async def test_a_rebound_name_reads_no_metrics(tmp_path: Path) -> None:
+    """DNS rebinding against the registry's loopback-only ``/metrics``: a page whose name
+    now resolves to 127.0.0.1, from a browser sending neither ``Origin`` nor fetch
+    metadata, is refused by its ``Host`` (found 2026-12-02: it read the counters); the
+    metrics token, which a page cannot send, still reads them under any name."""
+    rebound = {"Host": "rebind.evil.example:8800"}
+    async with running(tmp_path, metrics_token="scrape-me") as h:
+        for peer in ("127.0.0.1", "::1"):
+            r = await _get(h, peer, rebound)
+            assert r.status_code == 403 and "llm_mesh_gateway" not in r.text
+            err = r.json()["error"]
+            assert err["code"] == "forbidden" and "rebinding" in err["message"]
+        for host in ("localhost:8800", "127.0.0.1", "[::1]:8800"):
+            assert (await _get(h, "127.0.0.1", {"Host": host})).status_code == 200
+        token = {**rebound, "Authorization": "Bearer scrape-me"}
+        assert (await _get(h, "127.0.0.1", token)).status_code == 200
+        assert (await h.client.get("/v1/models", headers=rebound)).status_code == 200
 
 
 def test_code_labels_are_bounded() -> None:

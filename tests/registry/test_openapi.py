@@ -81,9 +81,9 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
             public_url=f"http://{host}:8801", max_concurrency=4, max_queue=64,
         )  # fmt: skip
         engine = SimEngine([MODEL], ttft_s=0.0, tokens_per_s=1e6, sleep=_no_sleep)
-        svc = NodeService(
-            cfg, Settings(home=home / host), engine=engine, hardware=Hardware(cpu_count=2)
-        )
+        # standalone nodes on this machine under their own names (the gateway's Host)
+        own = Settings(home=home / host, local_names=(host,))
+        svc = NodeService(cfg, own, engine=engine, hardware=Hardware(cpu_count=2))
         await svc.start()
         services.append(svc)
         apps[f"{host}:8801"] = create_node_app(svc, manage_lifespan=False)
