@@ -14,7 +14,13 @@ Files in ``$LLM_MESH_HOME``: ``witness.key`` (Ed25519, PEM, mode 0600, made once
 overwritten, like a node's key), ``witness_state.json`` and ``witness.lock`` (one witness
 per home: a second one started there stops at once).
 
-The registry's keys: those ``--log-key`` pins, else the ones it publishes
+With ``--listen [HOST:]PORT`` it serves C2SP ``tlog-witness``'s ``POST /add-checkpoint``
+instead (``witness/server.py``; the same key, state and lock): registries configured with
+its URL (``LLM_MESH_LEDGER_WITNESS_URLS``) push it each new checkpoint. Its log keys are the
+``--log-key`` ones only (base64, for the origin ``LLM_MESH_LEDGER_ORIGIN``, or a log's key
+text ``<origin>+<hash>+<base64>``).
+
+In rounds, the registry's keys: those ``--log-key`` pins, else the ones it publishes
 (``GET /v1/ledger/keys``) each round. The witness's safety does not rest on them: whatever
 key signed a checkpoint, it is cosigned only as an extension of the one cosigned before.
 """
@@ -396,9 +402,10 @@ def witness_command(
     hand the cosignature back. --listen: serve C2SP tlog-witness's add-checkpoint; the
     registry pushes each new checkpoint and keeps the cosignature it gets back.
 
-    Exit 0: cosigned (or nothing signed yet); 1: refused (a split view, a rollback, a
-    checkpoint not signed by the registry's key: both notes printed as evidence, nothing
-    cosigned) or an error. Prints the witness key text verifiers pass to
+    Rounds exit 0: cosigned (or nothing signed yet); 1: refused (a split view, a rollback,
+    a checkpoint not signed by the registry's key: both notes printed as evidence, nothing
+    cosigned) or an error. --listen serves until interrupted (refusals answered as C2SP
+    tlog-witness says: 409, 422, 403, ...; the state never goes back). Prints the witness key text verifiers pass to
     `llm-mesh ledger verify --witness` and the registry's operator to
     LLM_MESH_LEDGER_WITNESSES."""
     settings = settings_from(home, registry)
