@@ -158,8 +158,9 @@ class WitnessPusher:
                 _, _, proof = await self.ledger.consistency_proof(old, size)
             status, ctype, body = await self._post(target.url, request_body(old, proof, note))
             if status == 200:
-                target.known = target.cosigned = size
+                target.known = size  # the witness moved on, whatever its answer says
                 stored = await self._store(size, note, body)
+                target.cosigned = size
                 return f"cosigned size {size} ({stored} stored)"
             if status == 409:
                 got = parse_size(body, ctype)

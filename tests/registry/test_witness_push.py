@@ -166,6 +166,9 @@ async def test_a_bad_answer_is_a_failure_retried_later(
         assert calls == ["http://w/add-checkpoint"]  # the redirect was not followed
         assert p.targets[0].not_before > 0  # backing off: not tried again at once
         assert await p.push_all() == {}
+        p.targets[0].not_before = 0.0  # the backoff over: the same checkpoint again
+        assert (await p.push_all())["http://w"].startswith("failed")
+        assert len(calls) == 2
     assert (await asyncio.to_thread(_verify, tmp_path / "v", reg))[0] == 1
 
 
