@@ -34,6 +34,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | ledger_checkpoint_every | LLM_MESH_LEDGER_CHECKPOINT_EVERY | 1000 (entries between signed checkpoints) |
 | ledger_checkpoint_interval_s | LLM_MESH_LEDGER_CHECKPOINT_S | 60 (at most this long before new entries are signed) |
 | ledger_witnesses     | LLM_MESH_LEDGER_WITNESSES | none (witness key texts, ``,``-separated, whose cosignatures ``POST /v1/ledger/cosignatures`` accepts; none: it accepts none) |
+| ledger_witness_urls  | LLM_MESH_LEDGER_WITNESS_URLS | none (C2SP tlog-witness submission prefixes, ``,``-separated, each new checkpoint is pushed to: ``POST <url>/add-checkpoint``; needs ``LLM_MESH_LEDGER_WITNESSES``, whose keys' cosignatures alone are kept) |
 | anonymous_rpm        | LLM_MESH_ANONYMOUS_RPM   | 60 requests a minute per client address without a key (0: no limit) |
 | api_key              | LLM_MESH_API_KEY         | none: clients (``ask``, the seed API) send no key, as anonymous |
 
@@ -203,6 +204,29 @@ def _witnesses(env: Mapping[str, str]) -> tuple[str, ...]:
     return out
 
 
+def _witness_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``LLM_MESH_LEDGER_WITNESS_URLS``: witnesses' submission prefixes, ``,``-separated,
+    each a strict http(s) URL (``core/netguard.parse_node_url``: no user info, query or
+    fragment); only with ``LLM_MESH_LEDGER_WITNESSES`` (else every cosignature would be
+    thrown away)."""
+    urls = split_urls(env.get("LLM_MESH_LEDGER_WITNESS_URLS") or "")
+    if not urls:
+        return urls
+    from LLM_Mesh.core.netguard import NodeUrlError, parse_node_url
+
+    for u in urls:
+        try:
+            parse_node_url(u)
+        except NodeUrlError as exc:
+            raise ValueError(f"LLM_MESH_LEDGER_WITNESS_URLS: {u[:100]!r}: {exc}") from None
+    if not _witnesses(env):
+        raise ValueError(
+            "LLM_MESH_LEDGER_WITNESS_URLS needs LLM_MESH_LEDGER_WITNESSES: the key texts of "
+            "the witnesses whose cosignatures the registry keeps"
+        )
+    return urls
+
+
 def split_urls(value: str) -> tuple[str, ...]:
     """``"URL,URL,..."`` → the URLs, trailing ``/`` dropped, empty parts left out."""
     return tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
@@ -242,6 +266,9 @@ class Settings:
     # witnesses whose checkpoint cosignatures the registry accepts and serves (their
     # ``vkey`` texts, core/witness.py; checked in from_env); none: it accepts none
     ledger_witnesses: tuple[str, ...] = ()
+    # C2SP tlog-witness submission prefixes each new checkpoint is pushed to
+    # (registry/witness_push.py); none: the registry pushes nothing
+    ledger_witness_urls: tuple[str, ...] = ()
     # requests a minute per client address without an API key; None: no limit (``up``)
     anonymous_rpm: int | None = DEFAULT_ANONYMOUS_RPM
     api_key: str | None = field(default=None, repr=False)  # what clients send (``ask``)
@@ -321,6 +348,7 @@ class Settings:
             ledger_checkpoint_every=_int(env, "LLM_MESH_LEDGER_CHECKPOINT_EVERY", 1000),
             ledger_checkpoint_interval_s=_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
             ledger_witnesses=_witnesses(env),
+            ledger_witness_urls=_witness_urls(env),
             anonymous_rpm=_limit(env, "LLM_MESH_ANONYMOUS_RPM", DEFAULT_ANONYMOUS_RPM),
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),

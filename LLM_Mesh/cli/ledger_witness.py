@@ -14,7 +14,13 @@ Files in ``$LLM_MESH_HOME``: ``witness.key`` (Ed25519, PEM, mode 0600, made once
 overwritten, like a node's key), ``witness_state.json`` and ``witness.lock`` (one witness
 per home: a second one started there stops at once).
 
-The registry's keys: those ``--log-key`` pins, else the ones it publishes
+With ``--listen [HOST:]PORT`` it serves C2SP ``tlog-witness``'s ``POST /add-checkpoint``
+instead (``witness/server.py``; the same key, state and lock): registries configured with
+its URL (``LLM_MESH_LEDGER_WITNESS_URLS``) push it each new checkpoint. Its log keys are the
+``--log-key`` ones only (base64, for the origin ``LLM_MESH_LEDGER_ORIGIN``, or a log's key
+text ``<origin>+<hash>+<base64>``).
+
+In rounds, the registry's keys: those ``--log-key`` pins, else the ones it publishes
 (``GET /v1/ledger/keys``) each round. The witness's safety does not rest on them: whatever
 key signed a checkpoint, it is cosigned only as an extension of the one cosigned before.
 """
@@ -23,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import os
 import time
@@ -36,11 +41,6 @@ from typing import Annotated, Any
 import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-)
 
 from LLM_Mesh.cli.common import (
     HomeOpt,
@@ -52,7 +52,7 @@ from LLM_Mesh.cli.common import (
     settings_from,
 )
 from LLM_Mesh.cli.render import shown, terminal_text
-from LLM_Mesh.core.checkpoint import Checkpoint
+from LLM_Mesh.core.checkpoint import Checkpoint, parse_log_vkey
 from LLM_Mesh.core.witness import (
     FUTURE_S,
     BadCosignature,
@@ -67,8 +67,17 @@ from LLM_Mesh.core.witness import (
     witnessed,
 )
 from LLM_Mesh.errors import MeshError
-from LLM_Mesh.node.keys import load_key
-from LLM_Mesh.secret_files import create_secret_file, try_lock
+from LLM_Mesh.secret_files import try_lock
+from LLM_Mesh.witness.server import WitnessService, bind, parse_listen, serve
+from LLM_Mesh.witness.state import (
+    KEY_FILE,
+    LOCK_FILE,
+    STATE_FILE,
+    default_name,
+    load_or_create_witness_key,
+    load_state,
+    save_state,
+)
 
 __all__ = [
     "KEY_FILE",
@@ -86,67 +95,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-KEY_FILE = "witness.key"
-STATE_FILE = "witness_state.json"
-LOCK_FILE = "witness.lock"
-STATE_FORMAT = "llm-mesh/witness-state/v1"
-
-
-# -- the key and the state ------------------------------------------------------------
-
-
-def load_or_create_witness_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
-    """The witness key at ``path`` (made, mode 0600, when there is none) and whether it
-    was made now. An existing file is never replaced."""
-    if not path.exists():
-        fresh = Ed25519PrivateKey.generate()
-        pem = fresh.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        if create_secret_file(path, pem):
-            return fresh, True
-    return load_key(path, "verifiers must then trust the new key"), False
-
-
-def default_name(key: Ed25519PrivateKey) -> str:
-    """A name for a witness that was given none: its key's ID under a fixed prefix."""
-    return "llm-mesh-witness/" + witness_key(key, "w").public_key.hex()[:16]
-
-
-def load_state(path: Path) -> dict[str, Cosigned]:
-    """Per origin, the last checkpoint this witness cosigned (empty: none yet)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except ValueError as exc:
-        raise ValueError(f"{path} is not what the witness wrote ({exc})") from None
-    try:
-        if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"format {data.get('format')!r}")
-        return {
-            origin: Cosigned(int(v["size"]), bytes.fromhex(v["root"]), str(v["note"]))
-            for origin, v in data["logs"].items()
-        }
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"{path} is not what the witness wrote ({exc})") from None
-
-
-def save_state(path: Path, state: dict[str, Cosigned]) -> None:
-    """Write the state whole, synced, renamed into place (never half written)."""
-    data = {
-        "format": STATE_FORMAT,
-        "logs": {
-            o: {"size": c.size, "root": c.root.hex(), "note": c.note} for o, c in state.items()
-        },
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as f:
-        f.write(json.dumps(data, indent=1, sort_keys=True))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
 
 # -- one round ----------------------------------------------------------------------------
 
@@ -371,10 +319,60 @@ LogKeyOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--log-key",
-        help="the registry's checkpoint key (base64 Ed25519) to trust; repeatable; default: "
-        "the keys it publishes (GET /v1/ledger/keys)",
+        help="a log key to trust: base64 Ed25519 (for the origin LLM_MESH_LEDGER_ORIGIN) or a "
+        "log's key text <origin>+<key hash>+<base64>; repeatable; default (rounds only): the "
+        "keys the registry publishes (GET /v1/ledger/keys); --listen needs at least one",
     ),
 ]
+
+
+def parse_log_keys(texts: Sequence[str], origin: str) -> dict[str, list[bytes]]:
+    """``--log-key`` values → per origin, the raw Ed25519 keys (a clear error first)."""
+    out: dict[str, list[bytes]] = {}
+    for k in texts:
+        try:  # standard base64 has '+' too: a raw key first, then a key text
+            o, raw = origin, base64.b64decode(k, validate=True)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            if "+" not in k:
+                raise fail(ValueError(f"--log-key {k!r} is not a base64 Ed25519 public key"))
+            try:
+                o, raw = parse_log_vkey(k)
+            except ValueError as exc:
+                raise fail(ValueError(f"--log-key: {exc}")) from None
+        out.setdefault(o, []).append(raw)
+    return out
+
+
+def listen_command(
+    listen: str, key: Ed25519PrivateKey, wname: str, home: Path, log_keys: dict[str, list[bytes]]
+) -> None:
+    """``--listen``: serve ``add-checkpoint`` (``witness/server.py``) until interrupted."""
+    if not log_keys:
+        raise fail(ValueError(
+            "--listen needs the keys of the logs it witnesses: --log-key BASE64 (the "
+            "registry's, GET /v1/ledger/keys) or --log-key ORIGIN+HASH+BASE64"
+        ))  # fmt: skip
+    try:
+        host, port = parse_listen(listen)
+        fd = try_lock(home / LOCK_FILE)
+        if fd is None:
+            raise MeshError(f"another witness runs on this home ({home / LOCK_FILE} is held)")
+        try:
+            service = WitnessService(key, wname, home / STATE_FILE, log_keys)
+            sock = bind(host, port)
+            shown_host = f"[{host}]" if ":" in host else host
+            console.print(
+                f"witnessing {shown(', '.join(sorted(log_keys)))}: POST "
+                f"http://{shown_host}:{sock.getsockname()[1]}/add-checkpoint",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            serve(service, sock)
+        finally:
+            os.close(fd)
+    except (MeshError, OSError, ValueError) as exc:
+        raise fail(exc) from exc
 
 
 def witness_command(
@@ -388,25 +386,33 @@ def witness_command(
         float | None,
         typer.Option(min=1.0, help="a round every this many seconds (default: one round)"),
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="serve C2SP tlog-witness's POST /add-checkpoint on [HOST:]PORT (host "
+            "default 127.0.0.1; port 0: a free one, printed) for registries that push "
+            "(LLM_MESH_LEDGER_WITNESS_URLS), instead of asking a registry in rounds",
+        ),
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Cosign the registry's newest checkpoint if it extends the one cosigned before.
 
-    Exit 0: cosigned (or nothing signed yet); 1: refused (a split view, a rollback, a
-    checkpoint not signed by the registry's key: both notes printed as evidence, nothing
-    cosigned) or an error. Prints the witness key text verifiers pass to
+    Rounds (default): ask the registry for its newest checkpoint and a consistency proof,
+    hand the cosignature back. --listen: serve C2SP tlog-witness's add-checkpoint; the
+    registry pushes each new checkpoint and keeps the cosignature it gets back.
+
+    Rounds exit 0: cosigned (or nothing signed yet); 1: refused (a split view, a rollback,
+    a checkpoint not signed by the registry's key: both notes printed as evidence, nothing
+    cosigned) or an error. --listen serves until interrupted (refusals answered as C2SP
+    tlog-witness says: 409, 422, 403, ...; the state never goes back). Prints the witness key text verifiers pass to
     `llm-mesh ledger verify --witness` and the registry's operator to
     LLM_MESH_LEDGER_WITNESSES."""
     settings = settings_from(home, registry)
-    pins: list[bytes] = []
-    for k in log_key or ():
-        try:
-            raw = base64.b64decode(k, validate=True)
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise fail(ValueError(f"--log-key {k!r} is not a base64 Ed25519 public key"))
-        pins.append(raw)
+    if listen is not None and every is not None:
+        raise fail(ValueError("--listen serves pushes; --every runs rounds: one or the other"))
+    log_keys = parse_log_keys(log_key or (), settings.ledger_origin)
+    pins = log_keys.get(settings.ledger_origin, [])
     try:
         key, made = load_or_create_witness_key(settings.home / KEY_FILE)
         wname = name or default_name(key)
@@ -416,6 +422,9 @@ def witness_command(
     if made:
         console.print(f"made the witness key {shown(settings.home / KEY_FILE)}")
     console.print(f"witness key: {wk.vkey}", highlight=False, soft_wrap=True)
+    if listen is not None:
+        listen_command(listen, key, wname, settings.home, log_keys)
+        return
     state_path = settings.home / STATE_FILE
 
     async def one() -> Round:

@@ -35,6 +35,7 @@ __all__ = [
     "Checkpoint",
     "key_hash",
     "open_checkpoint",
+    "parse_log_vkey",
     "sign_checkpoint",
     "split_note",
     "vkey",
@@ -64,6 +65,21 @@ def key_hash(name: str, public_key: bytes) -> bytes:
 def vkey(name: str, public_key: bytes) -> str:
     """The signed-note verifier key text for ``public_key`` under ``name``."""
     return f"{name}+{key_hash(name, public_key).hex()}+{base64.b64encode(_ED25519 + public_key).decode()}"
+
+
+def parse_log_vkey(text: str) -> tuple[str, bytes]:
+    """A log's verifier key text (:func:`vkey`): its name (the origin) and public key;
+    ``ValueError`` if it is not an Ed25519 signed-note key whose hash matches."""
+    name, _, rest = text.strip().partition("+")
+    kh, _, b64 = rest.partition("+")
+    try:
+        raw, want = base64.b64decode(b64, validate=True), bytes.fromhex(kh)
+    except ValueError:
+        raw, want = b"", b""
+    if not name or len(raw) != 33 or raw[:1] != _ED25519 or key_hash(name, raw[1:]) != want:
+        raise ValueError(f"{text.strip()[:80]!r} is not a log key (<origin>+<key hash hex>+"
+                         "<base64 of 0x01 and the Ed25519 public key>)")  # fmt: skip
+    return name, raw[1:]
 
 
 def _body(origin: str, tree_size: int, root_hash: bytes, time_us: int) -> str:

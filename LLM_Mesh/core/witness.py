@@ -333,6 +333,8 @@ def decide(
             f"a proof from size {old_size}, but this witness last cosigned size {last_size}",
             cp,
         )
+    if cp.tree_size == 0 and not hmac.compare_digest(cp.root_hash, EMPTY_ROOT):
+        return Decision(SPLIT_VIEW, "a checkpoint of size 0 without the empty tree's root", cp)
     if last is None:  # nothing cosigned: the empty tree is a prefix of every tree
         if proof:
             return Decision(MALFORMED, "a consistency proof from the empty tree is empty", cp)

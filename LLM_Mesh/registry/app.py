@@ -42,6 +42,7 @@ from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settin
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
+from LLM_Mesh.core.witness import parse_vkey
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
@@ -85,6 +86,7 @@ from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
+from LLM_Mesh.registry.witness_push import WitnessPusher, make_witness_client
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,7 @@ def create_registry_app(
     node_auth: NodeAuthenticator | None = None,
     announce: Callable[[str], None] | None = None,
     gateway_key: Ed25519PrivateKey | None = None,
+    witness_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
     """The registry + gateway app. Pass ``store``/``http_client``/``resolver`` to inject (tests).
 
@@ -170,6 +173,8 @@ def create_registry_app(
     store's admin key is settled (``registry/admin.py``); a key made then is passed to
     ``announce`` once (default: printed to stderr). Forwarded requests are signed with
     ``gateway_key`` (default: ``$LLM_MESH_HOME/registry.key``, made once; ``gateway_key.py``).
+    Checkpoints go to ``settings.ledger_witness_urls`` over ``witness_client`` (default:
+    ``witness_push.make_witness_client``, owned and closed here; ``witness_push.py``).
     """
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     the_store = store if store is not None else _default_store(settings)
@@ -328,6 +333,10 @@ def create_registry_app(
             )  # fmt: skip
             runtime.checkpointer = checkpointer
             ledger.on_append = checkpointer.note_append
+            pusher = _witness_pusher(settings, ledger, witness_client, wall_clock, clock)
+            app.state.witness_pusher = pusher  # None: no LLM_MESH_LEDGER_WITNESS_URLS
+            if pusher is not None:
+                checkpointer.on_signed = pusher.wake
             if not isinstance(ledger_engine, EngineOnce):
                 await checkpointer.ensure_published()
             if http_client is None:
@@ -352,6 +361,8 @@ def create_registry_app(
             health.start()
             revocations.start()
             checkpointer.start()
+            if pusher is not None:
+                pusher.start()
             runtime.keys.start()
             if runtime.rewards is not None:
                 runtime.rewards.start()
@@ -375,6 +386,10 @@ def create_registry_app(
                 if runtime.settlement is not None:  # before the checkpointer signs at stop
                     await runtime.settlement.stop()
                 await runtime.keys.stop()
+                if pusher is not None:  # before the last checkpoint: pushed at next start
+                    await pusher.stop()
+                    if witness_client is None:
+                        await pusher.client.aclose()
                 await checkpointer.stop()
                 await revocations.stop()
                 await health.stop()
@@ -429,6 +444,24 @@ def create_registry_app(
     if runtime.metrics is not None:
         install_metrics(app, runtime.metrics.registry, settings)
     return app
+
+
+def _witness_pusher(
+    settings: Settings,
+    ledger: SqlLedger,
+    client: httpx.AsyncClient | None,
+    wall_clock: Callable[[], float],
+    clock: Callable[[], float],
+) -> WitnessPusher | None:
+    """The checkpoints' pusher to ``settings.ledger_witness_urls`` (none: ``None``)."""
+    if not settings.ledger_witness_urls:
+        return None
+    return WitnessPusher(
+        ledger, settings.ledger_witness_urls,
+        [parse_vkey(t) for t in settings.ledger_witnesses],
+        client if client is not None else make_witness_client(),
+        interval_s=settings.ledger_checkpoint_interval_s, wall_clock=wall_clock, clock=clock,
+    )  # fmt: skip
 
 
 async def _first_beat(beat: ReplicaBeat) -> None:

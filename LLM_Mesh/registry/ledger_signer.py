@@ -65,6 +65,9 @@ class Checkpointer:
         self._appended = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # told of each checkpoint this process signs and stores (the witness pusher's
+        # wake-up: it must not block, and an error in it does not undo the checkpoint)
+        self.on_signed: Callable[[Checkpoint], None] | None = None
 
     def note_append(self, size: int) -> None:
         """Called after each append: wake the loop once ``every`` entries are unsigned."""
@@ -91,6 +94,11 @@ class Checkpointer:
         cp = sign_checkpoint(self.key, self._raw, self.origin, size, root, time_us)
         await self.ledger.add_checkpoint(cp, self.public_key)
         self._signed_size = size
+        if self.on_signed is not None:
+            try:
+                self.on_signed(cp)
+            except Exception:
+                log.exception("telling of a signed checkpoint failed")
         return cp
 
     async def _run(self) -> None:

@@ -300,3 +300,30 @@ def test_the_command_prints_its_key_and_says_when_no_registry_answers(tmp_path: 
     assert text == witness_key(key, text.split("+")[0]).vkey  # the key text verifiers pass
     code, out = cli(tmp_path / "w", "ledger", "witness", "--log-key", "junk")
     assert code == 1 and "--log-key" in out
+
+
+def test_log_keys_raw_or_as_key_texts_even_with_a_plus_in_the_base64() -> None:
+    import base64
+
+    import typer
+
+    from LLM_Mesh.cli.ledger_witness import parse_log_keys
+    from LLM_Mesh.core.checkpoint import vkey
+
+    origin = Settings().ledger_origin
+    plus = b"\xfb" + bytes(31)  # its base64 starts with '+'
+    b64 = base64.b64encode(plus).decode()
+    assert "+" in b64
+    other = LOG_KEY.public_key().public_bytes_raw()
+    got = parse_log_keys([b64, vkey("other.test/log", other)], origin)
+    assert got == {origin: [plus], "other.test/log": [other]}
+    for bad in ("junk", "x+00+AAAA", vkey("other.test/log", other).replace("other", "othr", 1)):
+        with pytest.raises(typer.Exit):
+            parse_log_keys([bad], origin)
+
+
+def test_listen_needs_log_keys_and_is_not_rounds(tmp_path: Path) -> None:
+    code, out = cli(tmp_path, "ledger", "witness", "--listen", "0")
+    assert code == 1 and "--listen needs the keys of the logs" in flat(out), out
+    code, out = cli(tmp_path, "ledger", "witness", "--listen", "0", "--every", "5")
+    assert code == 1 and "one or the other" in flat(out), out

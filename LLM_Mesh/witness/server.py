@@ -1,0 +1,167 @@
+"""``llm-mesh ledger witness --listen``: C2SP ``tlog-witness``'s ``add-checkpoint``, served.
+
+``POST /add-checkpoint`` (the submission prefix is the server's root) takes a log's
+``old N`` line, consistency proof and signed checkpoint and answers as the spec says
+(``core/tlog_witness.py``: 200 with the cosignature line, 400 / 403 / 404 / 409 / 422;
+413 for a body over ``MAX_REQUEST`` bytes, read no further; 405 for another method, 404
+for another path). The decision is ``core/witness.decide``'s, the one the pull witness
+makes.
+
+Check and persist are one step: an ``asyncio.Lock`` holds every request from reading the
+state to writing it, so two requests cannot both pass against one old size (the spec's
+race: a cosignature for N+K, then one for N rolling back K leaves). A cosigned
+checkpoint's state is saved (``witness/state.save_state``: synced, renamed into place)
+before the 200 leaves; a failed save answers 500 and cosigns nothing. The state is read
+once, at start, from the file: a restart resumes from what was cosigned last, so a
+replayed old request gets 409 with the newer size. One witness per home
+(``witness.lock``, held by the caller).
+
+Refusals with a verified log signature (a fork, a bad proof, a rollback) are logged at
+WARNING with the note offered (the spec: evidence of log misbehaviour); the state is
+unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from LLM_Mesh.core.tlog_witness import (
+    ADD_CHECKPOINT,
+    MAX_REQUEST,
+    Answer,
+    Malformed,
+    judge,
+    origin_of,
+    parse_request,
+)
+from LLM_Mesh.core.validation import ascii_digits
+from LLM_Mesh.core.witness import Cosigned, cosign
+from LLM_Mesh.witness.state import load_state, save_state
+
+__all__ = ["WitnessService", "bind", "parse_listen", "serve", "witness_app"]
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+class WitnessService:
+    """The witness behind ``add-checkpoint``: its key, name, trusted log keys (per origin,
+    raw Ed25519 public keys) and state (``state_path``, read now)."""
+
+    def __init__(
+        self,
+        key: Ed25519PrivateKey,
+        name: str,
+        state_path: Path,
+        log_keys: Mapping[str, Sequence[bytes]],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.key, self.name, self.state_path = key, name, state_path
+        self.log_keys = {o: list(k) for o, k in log_keys.items()}
+        self.state: dict[str, Cosigned] = load_state(state_path)
+        self._wall_clock = wall_clock
+        self._lock = asyncio.Lock()
+
+    async def add_checkpoint(self, body: bytes) -> Answer:
+        """The answer to one ``add-checkpoint`` body (module docstring)."""
+        try:
+            req = parse_request(body)
+        except Malformed as exc:
+            return Answer(400, f"{exc}\n")
+        async with self._lock:  # check and persist atomically (tlog-witness)
+            origin = origin_of(req.note)
+            last = self.state.get(origin)
+            decision, refused = judge(last, req, self.log_keys)
+            if refused is not None:
+                if decision.checkpoint is not None:  # signed by the log: evidence
+                    log.warning(
+                        "add-checkpoint refused (%s, %d): %s; offered: %r",
+                        decision.kind, refused.status, decision.message, req.note,
+                    )  # fmt: skip
+                return refused
+            cp = decision.checkpoint
+            if cp is None:  # pragma: no cover - decide opens what it cosigns
+                return Answer(500, "no checkpoint\n")
+            new = dict(self.state)
+            new[origin] = Cosigned(cp.tree_size, cp.root_hash, req.note)
+            await asyncio.to_thread(save_state, self.state_path, new)  # before the answer
+            self.state = new
+            line = cosign(self.key, self.name, req.note, int(self._wall_clock()))
+        log.info("cosigned %s at size %d: %s", origin, cp.tree_size, decision.message)
+        return Answer(200, line)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or ``None`` once it is past ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and ascii_digits(declared) and int(declared) > limit:
+        return None
+    got = bytearray()
+    async for chunk in request.stream():
+        got += chunk
+        if len(got) > limit:
+            return None
+    return bytes(got)
+
+
+def witness_app(service: WitnessService) -> Starlette:
+    """The ASGI app: ``POST /add-checkpoint`` only."""
+
+    async def add_checkpoint(request: Request) -> Response:
+        body = await _read_capped(request, MAX_REQUEST)
+        if body is None:
+            return Response(
+                f"a body is at most {MAX_REQUEST} bytes\n", 413, media_type="text/plain"
+            )
+        ans = await service.add_checkpoint(body)
+        return Response(ans.body, ans.status, headers={"Content-Type": ans.content_type})
+
+    return Starlette(routes=[Route(ADD_CHECKPOINT, add_checkpoint, methods=["POST"])])
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``--listen``: ``PORT``, ``HOST:PORT`` or ``[V6]:PORT``; a bare port is loopback's."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = LOOPBACK, text
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--listen {text!r}: PORT, HOST:PORT or [IPv6]:PORT (port 0: any free)")
+    return host, int(port)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: a free one; ``getsockname`` says which)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(addr)
+    sock.listen(128)
+    return sock
+
+
+def serve(service: WitnessService, sock: socket.socket) -> None:
+    """Serve ``service`` on the bound ``sock`` with uvicorn until interrupted."""
+    import uvicorn
+
+    from LLM_Mesh.slow_clients import guarded_http
+
+    config = uvicorn.Config(
+        witness_app(service), log_level="warning", access_log=False, lifespan="off",
+        http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
+    )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])
