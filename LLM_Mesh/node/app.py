@@ -501,9 +501,11 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
                           max_body_bytes=service.config.max_body_bytes)  # fmt: skip
 
     @app.get("/mesh/health")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> JSONResponse:
+        """The node's state; with the registry's health challenge, signed by the node key
+        (``X-Mesh-Health-Key``/``-Signature``: ``core/health_proof.py``)."""
         service.refresh_availability()
-        return service.health()
+        return JSONResponse(service.health(), headers=service.health_proof(request.headers))
 
     @app.get("/mesh/info", response_model=None)
     async def info(request: Request) -> dict[str, Any] | JSONResponse:
