@@ -10,7 +10,8 @@ runs no lifespan.
   ``"choices": []``, ``usage`` and ``mesh``, then ``data: [DONE]``; a failure
   after the stream started is one ``data: {"error": ...}`` event and no
   ``[DONE]``);
-- ``GET /mesh/health``;
+- ``GET /mesh/health`` (with the registry's health challenge in its headers, answered
+  with the node key's signature of it: ``core/health_proof.py``);
 - ``GET /mesh/info`` and ``GET /mesh/earnings`` (the node's earnings, asked of its
   registry with its operator token; 503 ``registry_unreachable`` when it does not
   answer) (loopback clients only);
