@@ -32,7 +32,9 @@ whose keys it does not hold, an answer replayed from an earlier check, or one si
 another id or registry fails the check, so the node leaves routing (as for any failed
 check, until a check passes) and its heartbeats credit no uptime. Such failures are
 logged and counted (``on_result``: the gateway's ``llm_mesh_gateway_health_checks``,
-``result="unproven"``).
+``result="unproven"``). Checking a proof costs about 0.2 ms of CPU per node (one Ed25519
+verification and the id's SHA-256; the node's signature about 0.05 ms), some 2 s of a
+10,000-node pass every 5 minutes.
 """
 
 from __future__ import annotations
