@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import base64
+import json
 import random
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.health_proof import Challenge, HealthProver, health_bytes, parse_challenge
-from LLM_Mesh.core.identity import encode_public_key, node_id_for, public_key_of
+from LLM_Mesh.core.identity import (
+    HDR_OPERATOR_TOKEN,
+    MessageKind,
+    NodeSigner,
+    encode_public_key,
+    node_id_for,
+    public_key_of,
+)
 from LLM_Mesh.core.schemas import NodeRegistration, NodeState
+from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
 from LLM_Mesh.registry.node_table import NodeTable
-from tests.registry.helpers import ManualClock
+from tests.registry.helpers import ADMIN, FakeNodes, ManualClock, registration, running
 
 
 def _table(clock: ManualClock, *ids: str) -> NodeTable:
@@ -329,3 +340,46 @@ async def test_a_signature_made_for_another_node_id_fails() -> None:
         assert why in str(out[other]["error"]), m
     assert results.count("unproven") == 3
     assert [e.node_id for e in table.healthy_entries_for("m")] == [held.node_id]
+
+
+async def test_the_registry_app_challenges_with_its_gateway_id(tmp_path: Path) -> None:
+    """The registry app (real ``SignedNodeAuth``) challenges every health check with its
+    gateway id: a node that signs with its key passes; one that answers 200 without a
+    signature (an older node, or a server without the key) fails, leaves routing and is
+    counted ``unproven``."""
+    store, wall = MemoryStore(), ManualClock(1_800_000_000.0)
+    token = await add_operator(store, "alice")
+    assert token is not None
+    keys = [Ed25519PrivateKey.generate() for _ in range(2)]
+    signers = [NodeSigner(k, wall) for k in keys]
+    provers = {signers[0].node_id: HealthProver(keys[0])}  # the second does not sign
+    seen: list[str] = []
+
+    class Nodes(FakeNodes):
+        def handler(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path != "/mesh/health":
+                return super().handler(request)
+            seen.append(request.headers.get("x-mesh-health-registry", ""))
+            prover = provers.get(request.url.host)
+            proof = prover.answer(request.headers, wall()) if prover is not None else {}
+            return httpx.Response(200, json={"status": "ok"}, headers=proof)
+
+    nodes = Nodes()
+    async with running(tmp_path, store=store, signed=True, wall_clock=wall, nodes=nodes) as h:
+        for s in signers:
+            nodes.add(s.node_id)
+            body = json.dumps(registration(s.node_id)).encode()
+            headers = {**s.headers(MessageKind.REGISTER, body), HDR_OPERATOR_TOKEN: token}
+            r = await h.client.post("/mesh/nodes", content=body, headers=headers)
+            assert r.status_code == 200, r.text
+        r = await h.client.post("/mesh/health-check", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        out = {x["node_id"]: x for x in r.json()["results"]}
+        signed, silent = signers[0].node_id, signers[1].node_id
+        assert out[signed]["ok"] is True and out[silent]["ok"] is False
+        assert "no signed health proof" in out[silent]["error"]
+        assert seen == [h.runtime.signer.registry_id] * 2
+        assert [e.node_id for e in h.table.healthy_entries_for("gemma-3-270m")] == [signed]
+        metrics = (await h.client.get("/metrics")).text
+        assert 'llm_mesh_gateway_health_checks_total{result="unproven"} 1.0' in metrics
+        assert 'llm_mesh_gateway_health_checks_total{result="ok"} 1.0' in metrics

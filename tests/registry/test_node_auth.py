@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from LLM_Mesh.core.health_proof import HealthProver
 from LLM_Mesh.core.identity import (
     HDR_NODE,
     HDR_OPERATOR_TOKEN,
@@ -34,7 +33,7 @@ from LLM_Mesh.registry.node_auth import SignedNodeAuth
 from LLM_Mesh.registry.ports import SeqResult
 from LLM_Mesh.registry.revocations import RevocationWatcher
 from LLM_Mesh.registry.settlement import operator_account
-from tests.registry.helpers import ADMIN, FakeNodes, Harness, registration, running
+from tests.registry.helpers import ADMIN, Harness, registration, running
 
 NOW = 1_800_000_000.0
 
@@ -671,42 +670,3 @@ async def test_an_operators_spare_node_is_held_while_another_is_quarantined(
         await store.clear_quarantine(liar.node_id, at)  # the admin's CLI, on the store
         await QualityWatcher(q).poll()
         assert await _paid_to(h, await ask(spare)) == ("settle", operator_account("alice"))
-
-
-async def test_the_registrys_health_checks_need_the_node_keys_signature(tmp_path: Path) -> None:
-    """The registry app (real ``SignedNodeAuth``) challenges every health check with its
-    gateway id: a node that signs with its key passes; one that answers 200 without a
-    signature (an older node, or a server without the key) fails, leaves routing and is
-    counted ``unproven``."""
-    store, wall = MemoryStore(), Wall()
-    token = await operator(store)
-    key = Ed25519PrivateKey.generate()
-    signer, silent = Node(NodeSigner(key, wall), token), make_node(wall, token)
-    provers = {signer.node_id: HealthProver(key)}
-    seen: list[str] = []
-
-    class Nodes(FakeNodes):
-        def handler(self, request: httpx.Request) -> httpx.Response:
-            if request.url.path != "/mesh/health":
-                return super().handler(request)
-            seen.append(request.headers.get("x-mesh-health-registry", ""))
-            prover = provers.get(request.url.host)
-            proof = prover.answer(request.headers, wall()) if prover is not None else {}
-            return httpx.Response(200, json={"status": "ok"}, headers=proof)
-
-    nodes = Nodes()
-    async with running(tmp_path, store=store, signed=True, wall_clock=wall, nodes=nodes) as h:
-        for n in (signer, silent):
-            nodes.add(n.node_id)
-            assert (await register(h, n)).status_code == 200
-        r = await h.client.post("/mesh/health-check", headers=ADMIN)
-        assert r.status_code == 200, r.text
-        out = {x["node_id"]: x for x in r.json()["results"]}
-        assert out[signer.node_id]["ok"] is True
-        assert out[silent.node_id]["ok"] is False
-        assert "no signed health proof" in out[silent.node_id]["error"]
-        assert seen == [h.runtime.signer.registry_id] * 2
-        assert [e.node_id for e in h.table.healthy_entries_for("gemma-3-270m")] == [signer.node_id]
-        metrics = (await h.client.get("/metrics")).text
-        assert 'llm_mesh_gateway_health_checks_total{result="unproven"} 1.0' in metrics
-        assert 'llm_mesh_gateway_health_checks_total{result="ok"} 1.0' in metrics
