@@ -90,6 +90,7 @@ class MessageKind(str, Enum):
     GATEWAY_REQUEST = "gateway-request"  # the gateway to a node: core/gateway_auth.py
     NODE_RECEIPT = "node-receipt"  # a node's receipt of an answer: core/receipt.py
     RECEIPT = "receipt"  # the gateway's countersigned receipt: core/receipt.py
+    HEALTH = "health"  # a node's answer to a health challenge: core/health_proof.py
 
 
 def _b64(data: bytes) -> str:

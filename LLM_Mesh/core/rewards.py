@@ -30,6 +30,15 @@ arithmetic (:func:`reward_amount`); money is never a float.
 Only a node that declares at least one model it does not simulate earns uptime
 (:func:`earns_uptime`): a node whose every model runs on a simulated engine (or that
 lists none) serves no model, and its availability is worth nothing to users.
+
+``healthy_s`` is cut for refusals where they are seen, at each heartbeat: the heartbeat's
+replica counts the requests it sent the node that it answered and that it refused (429,
+503, 401, or a 4xx another node then answered), each count halving every
+:data:`REFUSAL_HALF_LIFE_S` (:func:`decay`), and the heartbeat credits at most the time
+since the node's previous heartbeat there × ``(answered + 1) / (answered + refused + 1)``
+(:func:`answer_share_milli`, :func:`refusal_credit_s`): a node refusing 99 of the 100
+requests it is sent is credited about 2 % of its time, not all of it; a node sent
+nothing, or answering everything, keeps its full credit.
 """
 
 from __future__ import annotations
@@ -44,15 +53,19 @@ __all__ = [
     "MILLI",
     "PERF_MAX_MILLI",
     "PERF_MIN_MILLI",
+    "REFUSAL_HALF_LIFE_S",
     "ModelStats",
     "NodePeriod",
     "Reward",
+    "answer_share_milli",
     "close_uptime",
+    "decay",
     "due_period",
     "earns_uptime",
     "heartbeat_credit_ms",
     "peer_speeds",
     "performance_milli",
+    "refusal_credit_s",
     "reward_amount",
     "rewards",
     "success_milli",
@@ -65,6 +78,11 @@ PERF_MAX_MILLI = 1500
 #: (heartbeats that vouch for the end of a period land after it); more is dropped.
 CARRY_MS = 60_000
 _MS_PER_HOUR = 3_600_000
+#: How fast a node's counts of answered and refused requests fade (:func:`decay`): a
+#: refusal weighs half as much after this long, so the share follows what the node did
+#: over the last several minutes, not over one heartbeat (a node refusing, then marked
+#: busy until its next heartbeat, is sent about one request per heartbeat).
+REFUSAL_HALF_LIFE_S = 300.0
 
 
 def heartbeat_credit_ms(
@@ -109,6 +127,36 @@ def serving(
     if refusing_since is None or refused_at is None:
         return True
     return not (now - refusing_since >= window_s and now - refused_at < window_s)
+
+
+def decay(count: float, elapsed_s: float, half_life_s: float = REFUSAL_HALF_LIFE_S) -> float:
+    """``count`` after ``elapsed_s`` more seconds, halving every ``half_life_s`` (a clock
+    that went back decays nothing)."""
+    if half_life_s <= 0:
+        raise ValueError("a half-life is positive")
+    if elapsed_s <= 0 or count <= 0:
+        return max(0.0, count)
+    return float(count * 0.5 ** (elapsed_s / half_life_s))
+
+
+def answer_share_milli(answered: float, refused: float) -> int:
+    """``(answered + 1) / (answered + refused + 1)`` in thousandths, rounded down: 1000 for
+    a node refusing nothing (or sent nothing), 500 after one refusal and no answer, about 20
+    for 99 refusals to 1 answer."""
+    if answered < 0 or refused < 0 or answered != answered or refused != refused:
+        raise ValueError("answer counts are not negative")
+    return int((answered + 1) * MILLI // (answered + refused + 1))
+
+
+def refusal_credit_s(credit_s: float, since_s: float | None, share_milli: int) -> float:
+    """The most routable time a heartbeat may credit (``credit_s``: the heartbeat expiry, or
+    0), cut for the node's answer share: all of it at 1000, else the time since its
+    previous heartbeat at this replica (``since_s``; ``None``: the expiry) × the share, so
+    the credit (at most the time since its previous heartbeat) is that share of it."""
+    if credit_s <= 0 or share_milli >= MILLI:
+        return max(0.0, credit_s)
+    base = credit_s if since_s is None else max(0.0, min(credit_s, since_s))
+    return base * max(0, share_milli) / MILLI
 
 
 def close_uptime(

@@ -10,7 +10,8 @@ runs no lifespan.
   ``"choices": []``, ``usage`` and ``mesh``, then ``data: [DONE]``; a failure
   after the stream started is one ``data: {"error": ...}`` event and no
   ``[DONE]``);
-- ``GET /mesh/health``;
+- ``GET /mesh/health`` (with the registry's health challenge in its headers, answered
+  with the node key's signature of it: ``core/health_proof.py``);
 - ``GET /mesh/info`` and ``GET /mesh/earnings`` (the node's earnings, asked of its
   registry with its operator token; 503 ``registry_unreachable`` when it does not
   answer) (loopback clients only);
@@ -505,9 +506,11 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
                           max_body_bytes=service.config.max_body_bytes)  # fmt: skip
 
     @app.get("/mesh/health")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> JSONResponse:
+        """The node's state; with the registry's health challenge, signed by the node key
+        (``X-Mesh-Health-Key``/``-Signature``: ``core/health_proof.py``)."""
         service.refresh_availability()
-        return service.health()
+        return JSONResponse(service.health(), headers=service.health_proof(request.headers))
 
     @app.get("/mesh/info", response_model=None)
     async def info(request: Request) -> dict[str, Any] | JSONResponse:

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import httpx
 
 from LLM_Mesh import __version__
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.health_proof import HealthProver
 from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.memory_budget import default_budget
 from LLM_Mesh.core.receipt import NodeReceiptSigner
@@ -168,6 +169,8 @@ class NodeService:
         self.key = node_identity(config, settings)
         self.signer = NodeSigner(self.key.key, wall_clock)
         self.receipts = NodeReceiptSigner(self.key.key)  # signs a receipt of every answer
+        self.health_prover = HealthProver(self.key.key)  # signs the registry's health challenges
+        self.wall_clock = wall_clock
         self.node_id = self.key.node_id
         self.gateway = GatewayGuard(
             self.node_id,
@@ -376,6 +379,11 @@ class NodeService:
                 "gateway_kx_key": self.gateway.kx_public_key,
             }
         )
+
+    def health_proof(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """The signed answer to a registry's health challenge in ``headers`` (none for
+        a missing or malformed one, or one for another node: ``core/health_proof.py``)."""
+        return self.health_prover.answer(headers, self.wall_clock())
 
     def health(self) -> dict[str, Any]:
         return {

@@ -25,7 +25,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.netguard import NodeUrl
-from LLM_Mesh.core.rewards import serving
+from LLM_Mesh.core.rewards import refusal_credit_s, serving
 from LLM_Mesh.core.schemas import (
     MAX_MODELS_PER_NODE,
     MAX_REGISTRATION_CONTAINERS,
@@ -196,6 +196,8 @@ async def absorb_heartbeat(
         raise _unknown(node_id)
     if known is not None and _pin_unknown(rt.pins, known.url):
         raise _unknown(node_id)
+    # its previous heartbeat here (the table's clock): the time this one may credit
+    previous = known.last_heartbeat if known is not None else None
     if not rt.table.heartbeat(node_id, hb):
         # another replica may have registered it in the shared store
         rec = await rt.store.get_node(node_id)
@@ -213,7 +215,8 @@ async def absorb_heartbeat(
     # expiry, unless this registry's last active check of it failed, its router has it
     # ejected, it refused the gateway's key lately, or it refused every request sent to it
     # here for long, answering none (it serves nothing: core/rewards.serving; send.py
-    # marks the refusals)
+    # marks the refusals); and only its share of the time when it refused some of the
+    # requests sent to it here lately (core/rewards.refusal_credit_s; Routing.finish counts)
     entry = rt.table.get(node_id)
     credits = entry is not None and serving(
         check_failed=entry.check_failed,
@@ -225,6 +228,10 @@ async def absorb_heartbeat(
         window_s=REFUSAL_NO_CREDIT_S,
     )
     credit_s = rt.settings.heartbeat_expiry_s if credits else 0.0
+    if entry is not None and credit_s > 0:  # ... cut by the share of requests it refused
+        now = rt.table.clock()
+        since = now - previous if previous is not None else None
+        credit_s = refusal_credit_s(credit_s, since, rt.table.answer_share_milli(entry, now))
     if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
         rt.heartbeats.touch(node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s)
     elif not await rt.store.touch_heartbeat(

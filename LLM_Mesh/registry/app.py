@@ -297,6 +297,7 @@ def create_registry_app(
         wall_clock=wall_clock,
         # the pins of node URLs no node has any more go (address_pins.py, retain)
         after_pass=lambda: runtime.pins.retain(e.url for e in table.entries()),
+        on_result=runtime.metrics.health_check if runtime.metrics is not None else None,
     )
 
     @asynccontextmanager
@@ -313,6 +314,11 @@ def create_registry_app(
                 runtime.gateway = GatewaySigner(key, wall_clock)
             if runtime.receipts is None:
                 runtime.receipts = ReceiptSigner(key, wall_clock)
+            if isinstance(runtime.node_auth, SignedNodeAuth):
+                # nodes have keys: a health check passes only with the node key's signature
+                # of its challenge, bound to this gateway's id (health.py). Tests' plain-id
+                # nodes (TrustingNodeAuth) have no keys, and are checked without one.
+                health.registry_id = runtime.gateway.registry_id
             log.info(
                 "gateway %s, public key %s (nodes may pin it: registry_public_key in node.toml)",
                 runtime.gateway.registry_id,

@@ -23,7 +23,18 @@ every node here and still shares the results.
 
 A check passes on a 200 whose body does not name another node (:func:`other_node`): a
 node answers ``{"node_id": ...}``, so node keys registered at another node's URL fail
-their checks (and earn no uptime) instead of borrowing that node's health.
+their checks (and earn no uptime) instead of borrowing that node's health. With
+``registry_id`` set (every registry that checks node signatures: the app sets it to the
+gateway's id at start), each check also sends a fresh challenge (a 32-byte random nonce,
+the node id, this registry's id, the time: :mod:`LLM_Mesh.core.health_proof`) and passes
+only when the answer carries the node key's signature of it: a server answering for ids
+whose keys it does not hold, an answer replayed from an earlier check, or one signed for
+another id or registry fails the check, so the node leaves routing (as for any failed
+check, until a check passes) and its heartbeats credit no uptime. Such failures are
+logged and counted (``on_result``: the gateway's ``llm_mesh_gateway_health_checks``,
+``result="unproven"``). Checking a proof costs about 0.2 ms of CPU per node (one Ed25519
+verification and the id's SHA-256; the node's signature about 0.05 ms), some 2 s of a
+10,000-node pass every 5 minutes.
 """
 
 from __future__ import annotations
@@ -33,10 +44,12 @@ import contextlib
 import json
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from LLM_Mesh.core.health_proof import Challenge, check_proof, new_challenge
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.logs import safe_id
 from LLM_Mesh.registry.node_client import NodeClient, NodeTransportError
@@ -89,6 +102,9 @@ class HealthChecker:
         leases: Leases | None = None,
         wall_clock: Callable[[], float] = time.time,
         after_pass: Callable[[], object] | None = None,
+        registry_id: str | None = None,
+        on_result: Callable[[str], None] | None = None,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         if interval_s <= 0 or sweep_interval_s <= 0 or timeout_s <= 0 or concurrency < 1:
             raise ValueError("intervals, timeout and concurrency must be positive")
@@ -106,6 +122,11 @@ class HealthChecker:
         self._wall = wall_clock  # stamps each result (``NodeEntry.checked_at``)
         self._rng = rng or random.Random()
         self._after_pass = after_pass  # upkeep after each periodic pass (the app: pins' retain)
+        # the registry's id in the signed challenge (None: no challenge, any 200 not naming
+        # another node passes: test registries whose nodes have no keys)
+        self.registry_id = registry_id
+        self.on_result = on_result  # "ok" | "failed" | "unproven", once per check (metrics)
+        self._random = random_bytes
         self._tasks: list[asyncio.Task[None]] = []
 
     async def check(self, entry: NodeEntry) -> dict[str, Any]:
@@ -113,12 +134,23 @@ class HealthChecker:
         clock = self.table.clock
         t0 = clock()
         error: str | None = None
+        unproven = False
+        challenge: Challenge | None = None
+        if self.registry_id is not None:
+            challenge = new_challenge(self.registry_id, entry.node_id, self._wall(), self._random)
         try:
-            resp = await self._client().get(entry.url + "/mesh/health", timeout_s=self.timeout_s)
+            resp = await self._client().get(
+                entry.url + "/mesh/health",
+                timeout_s=self.timeout_s,
+                headers=challenge.headers() if challenge is not None else None,
+            )
             if resp.status_code != 200:
                 error = f"HTTP {resp.status_code}"
             else:
                 error = other_node(resp.content, entry.node_id)
+                if error is None and challenge is not None:
+                    error = check_proof(challenge, resp.headers)
+                    unproven = error is not None
         except NodeTransportError as exc:
             error = f"{exc.kind}: {exc}".rstrip(": ")
         except Exception as exc:  # one odd answer must not lose the whole pass
@@ -132,6 +164,8 @@ class HealthChecker:
             self._on_change(entry.node_id)
         if not ok:
             log.warning("health check failed for node %s (%s): %s", entry.node_id, entry.url, error)
+        if self.on_result is not None:
+            self.on_result("ok" if ok else "unproven" if unproven else "failed")
         return {
             "node_id": entry.node_id,
             "url": entry.url,

@@ -124,6 +124,12 @@ class GatewayMetrics:
             "llm_mesh_gateway_stream_continuations",
             "Streams a node broke that another node was asked to continue", registry=reg,
         )  # fmt: skip
+        self._health: Children[str, Counter] = Children(Counter(
+            "llm_mesh_gateway_health_checks",
+            "Active health checks of nodes by result (ok, failed, unproven: answered "
+            "without a valid signature of the check's challenge by the node's key)",
+            ["result"], registry=reg,
+        ))  # fmt: skip
         reg.register(_StateCollector(table, router, demand, writer))
 
     # -- events (hot path) -------------------------------------------------------------
@@ -175,6 +181,10 @@ class GatewayMetrics:
     def continuation(self) -> None:
         """A broken stream goes on on another node."""
         self._continuations.inc()
+
+    def health_check(self, result: str) -> None:
+        """One active health check ended (``HealthChecker.on_result``)."""
+        self._health(result).inc()
 
 
 class _StateCollector(Collector):

@@ -154,8 +154,10 @@ class NodeClient(abc.ABC):
         """POST and return once the status and headers are in; the caller closes it."""
 
     @abc.abstractmethod
-    async def get(self, url: str, *, timeout_s: float) -> NodeResponse:
-        """GET and read the whole answer."""
+    async def get(
+        self, url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None
+    ) -> NodeResponse:
+        """GET (with ``headers``: the health check's challenge) and read the whole answer."""
 
     @abc.abstractmethod
     async def aclose(self) -> None:
@@ -468,8 +470,10 @@ class AiohttpNodeClient(NodeClient):
         )
         return _AiohttpResponse(raw)
 
-    async def get(self, url: str, *, timeout_s: float) -> NodeResponse:
-        raw = await self._request("GET", url, None, None, self._timeout(timeout_s, timeout_s))
+    async def get(
+        self, url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None
+    ) -> NodeResponse:
+        raw = await self._request("GET", url, None, headers, self._timeout(timeout_s, timeout_s))
         resp = _AiohttpResponse(raw)
         await resp.aread()
         return resp

@@ -127,11 +127,15 @@ class HttpxNodeClient(NodeClient):
             raise _from_httpx(exc) from exc
         return _HttpxResponse(resp, read=False)
 
-    async def get(self, url: str, *, timeout_s: float) -> NodeResponse:
+    async def get(
+        self, url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None
+    ) -> NodeResponse:
         if self._pins is not None and not self._pins.admitted(url):
             await _admit(self._pins, url)
         try:
-            resp = await self.client.get(url, timeout=timeout_s, follow_redirects=False)
+            resp = await self.client.get(
+                url, headers=headers, timeout=timeout_s, follow_redirects=False
+            )
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
         return _HttpxResponse(resp, read=True)

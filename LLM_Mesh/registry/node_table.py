@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.liveness import heartbeat_age, is_routable
+from LLM_Mesh.core.rewards import answer_share_milli, decay
 from LLM_Mesh.core.schemas import (
     MAX_MODELS_PER_NODE,
     Hardware,
@@ -78,6 +79,12 @@ class NodeEntry:
     # ``NodeTable.refused_request``)
     refusing_since: float | None = None
     refused_at: float | None = None  # ... and its latest such refusal
+    # the requests sent here that it answered / refused (429, 503, 401, a 4xx blamed),
+    # fading (``core/rewards.decay``) since ``tallied_at`` (the table's clock): their share
+    # cuts its heartbeats' uptime credit (``core/rewards.answer_share_milli``; ``tally``)
+    answered: float = 0.0
+    refused: float = 0.0
+    tallied_at: float | None = None
     # ``NodeTable.goodbyes`` when it went OFFLINE here (0: never): a store poll that began
     # before then may have read it still online, and must not bring it back (``node_sync.py``)
     gone: int = 0
@@ -272,6 +279,32 @@ class NodeTable:
         entry.tokens_generated += tokens
         if not ok:
             entry.failures += 1
+
+    def tally(self, node_id: str, *, answered: bool, now: float | None = None) -> None:
+        """One request sent to ``node_id`` that it answered, or refused (uptime credit)."""
+        entry = self._nodes.get(node_id)
+        if entry is None:
+            return
+        now = self.clock() if now is None else now
+        self._fade(entry, now)
+        if answered:
+            entry.answered += 1.0
+        else:
+            entry.refused += 1.0
+
+    def answer_share_milli(self, entry: NodeEntry, now: float | None = None) -> int:
+        """The share of the requests sent to ``entry`` here that it answered, lately, in
+        thousandths (``core/rewards.answer_share_milli``; 1000 when it refused none)."""
+        self._fade(entry, self.clock() if now is None else now)
+        return answer_share_milli(entry.answered, entry.refused)
+
+    @staticmethod
+    def _fade(entry: NodeEntry, now: float) -> None:
+        if entry.tallied_at is not None and (entry.answered or entry.refused):
+            elapsed = now - entry.tallied_at
+            entry.answered = decay(entry.answered, elapsed)
+            entry.refused = decay(entry.refused, elapsed)
+        entry.tallied_at = now
 
     def seed_counters(self, stats: dict[str, dict[str, int]]) -> None:
         """Start the counters from the store's totals (after a restart)."""

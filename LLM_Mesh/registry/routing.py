@@ -228,6 +228,8 @@ class Routing:
             self.table.mark_loaded(att.node_id, att.model)
         if outcome not in _UNCOUNTED:
             self.table.count(att.node_id, ok=outcome is Outcome.SUCCESS, tokens=completion_tokens)
+        if outcome is Outcome.SUCCESS or outcome in BUSY:  # answered or refused: uptime credit
+            self.table.tally(att.node_id, answered=outcome is Outcome.SUCCESS, now=now)
         if self._waiters:
             self._changed()
 
@@ -239,6 +241,7 @@ class Routing:
         if self.on_blame is not None:
             self.on_blame(att.node_id, ejected)
         self.table.count(att.node_id, ok=False)
+        self.table.tally(att.node_id, answered=False)  # a refusal after all (uptime credit)
 
     # -- the opt-in bounded wait ------------------------------------------------------
     @property

@@ -6,13 +6,17 @@ import pytest
 
 from LLM_Mesh.core.rewards import (
     CARRY_MS,
+    REFUSAL_HALF_LIFE_S,
     ModelStats,
     NodePeriod,
+    answer_share_milli,
     close_uptime,
+    decay,
     due_period,
     heartbeat_credit_ms,
     peer_speeds,
     performance_milli,
+    refusal_credit_s,
     reward_amount,
     rewards,
     serving,
@@ -314,3 +318,36 @@ def test_serving_needs_routable_and_answering() -> None:
     assert _serving(refusing_since=990.0, refused_at=990.0)  # one refusal
     assert not _serving(refusing_since=700.0, refused_at=990.0)  # 300 s of refusals
     assert _serving(refusing_since=700.0, refused_at=700.0)  # not asked again since
+
+
+def test_a_node_refusing_99_of_100_requests_is_credited_about_2_percent() -> None:
+    """The success factor counts recorded answers only, and the heartbeat rule only
+    refusals with no answer for 5 minutes: a node answering 1 request in 100 and refusing
+    the rest kept full uptime credit (found 2026-12-02, third pass). Its heartbeats now
+    credit the share it answered, (1 + 1) / (1 + 99 + 1); a node sent nothing, or
+    answering all, keeps all of it."""
+    share = answer_share_milli(1, 99)
+    assert share == 19
+    assert refusal_credit_s(30.0, 10.0, share) == pytest.approx(0.19)
+    assert refusal_credit_s(30.0, 10.0, answer_share_milli(0, 0)) == 30.0
+    assert refusal_credit_s(30.0, 10.0, answer_share_milli(100, 0)) == 30.0
+    assert answer_share_milli(0, 1) == 500  # one refusal, no answer: half
+    assert answer_share_milli(99, 1) == 990  # a busy node's odd 429: about all
+    # no credit stays no credit; a clock that went back credits nothing extra
+    assert refusal_credit_s(0.0, 10.0, share) == 0.0
+    assert refusal_credit_s(30.0, -5.0, share) == 0.0
+    # no previous heartbeat here: the share of the expiry (the store credits at most the
+    # time since the node's previous heartbeat anywhere)
+    assert refusal_credit_s(30.0, None, 500) == 15.0
+    assert refusal_credit_s(30.0, 60.0, 500) == 15.0  # at most the expiry's share
+    with pytest.raises(ValueError):
+        answer_share_milli(-1, 0)
+
+
+def test_refusal_counts_fade_with_a_half_life() -> None:
+    assert decay(8.0, REFUSAL_HALF_LIFE_S) == pytest.approx(4.0)
+    assert decay(8.0, 3 * REFUSAL_HALF_LIFE_S) == pytest.approx(1.0)
+    assert decay(8.0, 0.0) == 8.0 and decay(8.0, -10.0) == 8.0
+    assert decay(0.0, 100.0) == 0.0
+    with pytest.raises(ValueError):
+        decay(1.0, 1.0, half_life_s=0.0)

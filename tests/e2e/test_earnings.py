@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.local_mesh import LocalMesh
+from LLM_Mesh.secret_files import read_admin_key
 from tests.e2e.conftest import start_mesh
 
 pytestmark = pytest.mark.e2e
@@ -58,6 +59,19 @@ def test_uptime_rewards_show_in_earnings_and_node_info(
             return any(e["kind"] == "reward" for e in entries)
 
         assert _wait(rewarded), "no reward entry within 30 s"
+
+        # the registry's active check sends a signed challenge: the real node answers it
+        # with its node key, and passes (an unsigned answer would take it out of routing)
+        admin = read_admin_key(mesh.settings)
+        check = httpx.post(
+            url + "/mesh/health-check", headers={"Authorization": f"Bearer {admin}"}, timeout=30
+        )
+        assert check.status_code == 200, check.text
+        results = check.json()["results"]
+        assert results and all(r["ok"] for r in results), results
+        metrics = httpx.get(url + "/metrics", timeout=5).text
+        assert 'llm_mesh_gateway_health_checks_total{result="ok"}' in metrics
+        assert 'result="unproven"' not in metrics
 
         # the operator (up's `local`; its token is in the environment up gives its node)
         out = _cli(mesh, "earnings", "--json")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.health_proof import check_proof, new_challenge
 from LLM_Mesh.core.schemas import MeshMeta
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.service import NodeService
@@ -268,6 +271,23 @@ async def test_health_and_info(client: httpx.AsyncClient, settings: Settings) ->
     assert info["hardware"]["cpu_count"] == 4
     assert info["requests_served"] == 1 and info["tokens_generated"] > 0
     assert "uptime_s" in info  # its value: test_service.py, on a clock the test moves
+
+
+async def test_health_signs_the_registrys_challenge_from_anywhere(
+    service: NodeService, settings: Settings
+) -> None:
+    """The registry's active check reaches the node from another machine: the health
+    answer carries the node key's signature of the challenge, which the registry's rule
+    accepts; without a challenge, or one for another node, it signs nothing."""
+    ch = new_challenge("registry-x", node_id_in(settings), time.time(), secrets.token_bytes)
+    async with asgi_client(service, client=("203.0.113.7", 5555)) as c:
+        r = await c.get("/mesh/health", headers=ch.headers())
+        assert r.status_code == 200 and r.json()["node_id"] == node_id_in(settings)
+        assert check_proof(ch, r.headers) is None
+        plain = await c.get("/mesh/health")
+        assert plain.status_code == 200 and "x-mesh-health-signature" not in plain.headers
+        other = {**ch.headers(), "X-Mesh-Health-Node": "node-another"}
+        assert "x-mesh-health-signature" not in (await c.get("/mesh/health", headers=other)).headers
 
 
 async def test_unknown_path_is_openai_shaped(client: httpx.AsyncClient) -> None:

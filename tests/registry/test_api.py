@@ -219,6 +219,7 @@ async def test_a_node_refusing_the_gateway_earns_no_uptime(tmp_path: Path) -> No
         entry = h.table.get("refuser")
         assert entry is not None and entry.refused_gateway_at is not None
         entry.refused_gateway_at -= REFUSAL_NO_CREDIT_S  # not tried again for that long
+        h.clock.advance(REFUSAL_NO_CREDIT_S)  # (its one refusal has faded: about 2/3 share)
         assert 5_000 <= await beat("refuser") < 6_000
         entry.refused_gateway_at = h.runtime.wall_clock()  # refused again just now
         assert await beat("refuser") == 0
@@ -310,3 +311,48 @@ async def test_a_key_claimed_as_its_operator_is_caught_is_held_at_once(
         assert r.status_code == 200, r.text
         paid = await _paid_to(h, str(r.json()["mesh"]["request_id"]))
         assert paid == ("hold", held_account(fresh.node_id))
+
+
+async def test_a_node_refusing_99_of_100_requests_earns_its_share_of_uptime(
+    tmp_path: Path,
+) -> None:
+    """A node that answers its checks and heartbeats, answers 1 request and refuses the 99
+    others sent to it (429) kept full uptime credit: the success factor counts recorded
+    requests only, and the refusal rule needs 5 minutes with no answer at all (found
+    2026-12-02, third pass). Its heartbeats now credit the share of the requests it
+    answered here, about 2 % of its time; a node answering every request keeps all of it."""
+    async with running(tmp_path) as h:
+        refuser = h.nodes.add("refuser", behavior="429")
+        refuser.retry_after = "1"
+        h.nodes.add("good")
+        for n in ("refuser", "good"):
+            assert (await h.client.post("/mesh/nodes", json=registration(n))).status_code == 200
+
+        async def ask(node_id: str) -> int:
+            body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+                    "allow_nodes": [node_id]}  # fmt: skip
+            h.clock.advance(1.5)  # past the refusal's Retry-After
+            return (await h.client.post("/v1/chat/completions", json=body)).status_code
+
+        async def beat(node_id: str, back_s: float = 0.0) -> int:
+            rec = h.store.nodes[node_id]
+            before = rec.healthy_ms
+            assert rec.last_heartbeat_at is not None
+            rec.last_heartbeat_at -= timedelta(seconds=back_s)
+            r = await h.client.post(f"/mesh/nodes/{node_id}/heartbeat", json={})
+            assert r.status_code == 200
+            await h.runtime.heartbeats.flush()  # type: ignore[union-attr]  # written behind
+            return rec.healthy_ms - before
+
+        for i in range(100):
+            refuser.behavior = "ok" if i == 50 else "429"
+            assert await ask("refuser") == (200 if i == 50 else 429)
+            assert await ask("good") == 200
+            await beat("refuser")  # as a node beats: it is no longer marked full
+            await beat("good")
+        assert len(refuser.calls) == 100  # every request reached it
+        h.clock.advance(5)
+        good = await beat("good", back_s=5)
+        refused = await beat("refuser", back_s=5)
+        assert 5_000 <= good < 6_000
+        assert 0 < refused < 250  # about 2 % of 5 s, not all of it

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import random
+import time
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.health_proof import Challenge, HealthProver, health_bytes, parse_challenge
+from LLM_Mesh.core.identity import (
+    HDR_OPERATOR_TOKEN,
+    MessageKind,
+    NodeSigner,
+    encode_public_key,
+    node_id_for,
+    public_key_of,
+)
 from LLM_Mesh.core.schemas import NodeRegistration, NodeState
+from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
 from LLM_Mesh.registry.node_table import NodeTable
-from tests.registry.helpers import ManualClock
+from tests.registry.helpers import ADMIN, FakeNodes, ManualClock, registration, running
 
 
 def _table(clock: ManualClock, *ids: str) -> NodeTable:
@@ -218,3 +234,152 @@ async def test_a_node_answering_as_another_node_fails_its_check() -> None:
     }  # fmt: skip
     assert "answers as node real" in str({r["node_id"]: r for r in results}["extra1"]["error"])
     assert sorted(e.node_id for e in table.healthy_entries_for("m")) == ["quiet", "real"]
+
+
+# --- signed health challenges (core/health_proof.py) -----------------------------------
+
+
+def _signed_table(clock: ManualClock, ids: dict[str, str]) -> NodeTable:
+    table = NodeTable(30.0, clock)
+    for node_id, url in ids.items():
+        table.register(NodeRegistration(node_id=node_id, url=url, models=[{"id": "m"}]))  # type: ignore[list-item]
+    return table
+
+
+def _signed_checker(
+    table: NodeTable, handler: httpx.MockTransport, results: list[str]
+) -> HealthChecker:
+    return _checker(table, handler, registry_id="registry-test", on_result=results.append)
+
+
+async def test_a_server_answering_for_node_ids_without_their_keys_fails_signed_checks() -> None:
+    """One server (an operator's own, not the node software) answers ``/mesh/health`` for
+    several registered ids, each at a path of its own, naming each id as asked: it holds
+    none of their keys, so none of its answers carries a valid signature of the challenge,
+    and none of those ids is healthy (found 2026-12-02: any 200 not naming another id
+    passed, each id earning uptime). The real node, answering with its key, passes."""
+    real = HealthProver(Ed25519PrivateKey.generate())
+    fakes = [node_id_for(public_key_of(Ed25519PrivateKey.generate())) for _ in range(3)]
+    ids = {real.node_id: "http://real", **{f: f"http://farm/{f}" for f in fakes}}
+    table = _signed_table(ManualClock(), ids)
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        if req.url.host == "real":
+            proof = real.answer(req.headers, time.time())
+            return httpx.Response(200, json={"node_id": real.node_id}, headers=proof)
+        named = req.url.path.split("/")[1]  # the farm names whichever id the path is
+        return httpx.Response(200, json={"status": "ok", "node_id": named})
+
+    results: list[str] = []
+    out = await _signed_checker(table, httpx.MockTransport(handler), results).run_pass()
+    assert {r["node_id"]: r["ok"] for r in out} == {real.node_id: True, **dict.fromkeys(fakes, False)}
+    assert all("no signed health proof" in str(r["error"]) for r in out if not r["ok"])
+    assert [e.node_id for e in table.healthy_entries_for("m")] == [real.node_id]
+    assert sorted(results) == ["ok", "unproven", "unproven", "unproven"]
+    nonces = {r.headers["x-mesh-health-nonce"] for r in seen}
+    assert len(nonces) == 4  # a fresh nonce per check
+
+
+async def test_a_replayed_proof_from_an_earlier_check_fails() -> None:
+    """A node's signed answer, recorded at one check and replayed at the next (by a server
+    that keeps an id "up" after the node is gone), does not verify: the nonce is new."""
+    node = HealthProver(Ed25519PrivateKey.generate())
+    table = _signed_table(ManualClock(), {node.node_id: "http://node"})
+    recorded: list[dict[str, str]] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if not recorded:
+            recorded.append(node.answer(req.headers, time.time()))
+        return httpx.Response(200, json={"node_id": node.node_id}, headers=recorded[0])
+
+    results: list[str] = []
+    checker = _signed_checker(table, httpx.MockTransport(handler), results)
+    assert [r["ok"] for r in await checker.run_pass()] == [True]
+    second = await checker.run_pass()
+    assert [r["ok"] for r in second] == [False]
+    assert "does not verify" in str(second[0]["error"])
+    assert results == ["ok", "unproven"]
+    assert table.healthy_entries_for("m") == []
+
+
+async def test_a_signature_made_for_another_node_id_fails() -> None:
+    """A server holding one node's key answers for a second registered id whose key it
+    does not hold: signing that id's challenge with the key it has, passing the challenge
+    on to its node as that node's own, or its signature under the other id's (public)
+    key: each fails, and only the id whose key answers stays healthy."""
+    held_key = Ed25519PrivateKey.generate()
+    held = HealthProver(held_key)
+    other_raw = public_key_of(Ed25519PrivateKey.generate())
+    other_public, other = encode_public_key(other_raw), node_id_for(other_raw)
+    table = _signed_table(ManualClock(), {held.node_id: "http://farm", other: "http://farm/o"})
+    mode = ["own key"]
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/mesh/health":  # its own id: answered honestly
+            return httpx.Response(200, json={}, headers=held.answer(req.headers, time.time()))
+        ch = parse_challenge(req.headers)
+        assert ch is not None and ch.node_id == other
+        if mode[0] == "relay":  # to its node, as that node's own challenge
+            mine = Challenge(ch.registry_id, held.node_id, ch.ts_ms, ch.nonce)
+            proof = held.answer(mine.headers(), time.time())
+        else:
+            sig = base64.urlsafe_b64encode(held_key.sign(health_bytes(ch))).decode().rstrip("=")
+            key = held.public_key if mode[0] == "own key" else other_public
+            proof = {"X-Mesh-Health-Key": key, "X-Mesh-Health-Signature": sig}
+        return httpx.Response(200, json={}, headers=proof)
+
+    results: list[str] = []
+    checker = _signed_checker(table, httpx.MockTransport(handler), results)
+    for m, why in (("own key", "another node's key"), ("relay", "another node's key"),
+                   ("their key", "does not verify")):  # fmt: skip
+        mode[0] = m
+        out = {r["node_id"]: r for r in await checker.run_pass()}
+        assert out[held.node_id]["ok"] and not out[other]["ok"], m
+        assert why in str(out[other]["error"]), m
+    assert results.count("unproven") == 3
+    assert [e.node_id for e in table.healthy_entries_for("m")] == [held.node_id]
+
+
+async def test_the_registry_app_challenges_with_its_gateway_id(tmp_path: Path) -> None:
+    """The registry app (real ``SignedNodeAuth``) challenges every health check with its
+    gateway id: a node that signs with its key passes; one that answers 200 without a
+    signature (an older node, or a server without the key) fails, leaves routing and is
+    counted ``unproven``."""
+    store, wall = MemoryStore(), ManualClock(1_800_000_000.0)
+    token = await add_operator(store, "alice")
+    assert token is not None
+    keys = [Ed25519PrivateKey.generate() for _ in range(2)]
+    signers = [NodeSigner(k, wall) for k in keys]
+    provers = {signers[0].node_id: HealthProver(keys[0])}  # the second does not sign
+    seen: list[str] = []
+
+    class Nodes(FakeNodes):
+        def handler(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path != "/mesh/health":
+                return super().handler(request)
+            seen.append(request.headers.get("x-mesh-health-registry", ""))
+            prover = provers.get(request.url.host)
+            proof = prover.answer(request.headers, wall()) if prover is not None else {}
+            return httpx.Response(200, json={"status": "ok"}, headers=proof)
+
+    nodes = Nodes()
+    async with running(tmp_path, store=store, signed=True, wall_clock=wall, nodes=nodes) as h:
+        for s in signers:
+            nodes.add(s.node_id)
+            body = json.dumps(registration(s.node_id)).encode()
+            headers = {**s.headers(MessageKind.REGISTER, body), HDR_OPERATOR_TOKEN: token}
+            r = await h.client.post("/mesh/nodes", content=body, headers=headers)
+            assert r.status_code == 200, r.text
+        r = await h.client.post("/mesh/health-check", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        out = {x["node_id"]: x for x in r.json()["results"]}
+        signed, silent = signers[0].node_id, signers[1].node_id
+        assert out[signed]["ok"] is True and out[silent]["ok"] is False
+        assert "no signed health proof" in out[silent]["error"]
+        assert seen == [h.runtime.signer.registry_id] * 2
+        assert [e.node_id for e in h.table.healthy_entries_for("gemma-3-270m")] == [signed]
+        metrics = (await h.client.get("/metrics")).text
+        assert 'llm_mesh_gateway_health_checks_total{result="unproven"} 1.0' in metrics
+        assert 'llm_mesh_gateway_health_checks_total{result="ok"} 1.0' in metrics

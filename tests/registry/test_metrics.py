@@ -125,6 +125,10 @@ async def test_a_refusal_another_node_overrules_is_a_blame_and_an_ejection(
         assert s.value("llm_mesh_gateway_ejections_total", node="bad") == 1
         assert s.value("llm_mesh_gateway_failover_stops_total", reason="succeeded") == 1
         assert s.value("llm_mesh_gateway_requests_total", node="good", outcome="ok") == 1
+        # uptime credit: the blamed refusal counts against "bad", the answer for "good"
+        b, g = h.table.get("bad"), h.table.get("good")
+        assert b is not None and (b.answered, b.refused) == (0.0, 1.0)
+        assert g is not None and (g.answered, g.refused) == (1.0, 0.0)
 
 
 async def test_a_refusal_both_nodes_give_stops_as_rejected(tmp_path: Path) -> None:
@@ -137,6 +141,8 @@ async def test_a_refusal_both_nodes_give_stops_as_rejected(tmp_path: Path) -> No
         assert s.value("llm_mesh_gateway_attempts_total", outcome="rejected") == 2
         assert s.value("llm_mesh_gateway_refusals_blamed_total") == 0
         assert s.value("llm_mesh_gateway_ejections_total") == 0
+        # a 4xx nobody overruled (the request was bad) costs no uptime credit
+        assert all(e.refused == 0 for e in h.table.entries())
 
 
 async def test_errors_and_no_node_count_with_their_codes_and_stop_reasons(tmp_path: Path) -> None:

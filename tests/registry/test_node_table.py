@@ -226,3 +226,27 @@ def test_a_heartbeat_reads_at_most_as_many_model_items_as_a_node_may_host(
     assert table.heartbeat("a", Heartbeat.model_validate({"models": items}))
     assert len(validated) == MAX_MODELS_PER_NODE
     assert not table.get("a").models["m1"].loaded  # type: ignore[union-attr]
+
+
+def test_answers_and_refusals_are_tallied_fading_and_reset_by_a_registration(
+    table: NodeTable, clock: ManualClock
+) -> None:
+    """What cuts a node's uptime credit (``core/rewards.answer_share_milli``): the share of
+    requests it answered here, lately; a registration (a fresh entry) starts over."""
+    table.register(reg("a", "m"))
+    entry = table.get("a")
+    assert entry is not None and table.answer_share_milli(entry) == 1000  # sent nothing
+    table.tally("a", answered=True)
+    for _ in range(9):
+        table.tally("a", answered=False)
+    assert table.answer_share_milli(entry) == 2 * 1000 // 11
+    clock.advance(300)  # one half-life: both counts halve
+    assert (entry.answered, entry.refused) == (1.0, 9.0) and table.answer_share_milli(entry) == 1500 // 6
+    assert (entry.answered, entry.refused) == (0.5, 4.5)
+    clock.advance(3000)
+    assert table.answer_share_milli(entry) >= 990  # faded: about all again
+    table.tally("a", answered=False)
+    table.register(reg("a", "m"))
+    fresh = table.get("a")
+    assert fresh is not None and table.answer_share_milli(fresh) == 1000
+    table.tally("nobody", answered=False)  # an unknown node: nothing
