@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Answer",
+    "LeaseOp",
     "Op",
     "PaidPart",
     "PgSettleDb",
@@ -123,7 +124,17 @@ class Void:
     payer: str
 
 
-Op = Reserve | Answer | Void
+class LeaseOp(Protocol):
+    """A lease's write (``registry/settle_lease.py``): run by :class:`SqliteSettleDb` in the
+    batch's transaction (``one``: how a plain operation is run, its fallback)."""
+
+    @property
+    def payer(self) -> str: ...
+
+    def sqlite(self, conn: sqlite3.Connection, holder: str, now: str, one: Any) -> Any: ...
+
+
+Op = Reserve | Answer | Void | LeaseOp
 T = TypeVar("T")
 
 
@@ -414,6 +425,8 @@ class SqliteSettleDb:
                 )  # fmt: skip
             conn.execute(_SQ_RELEASE, (int(row[0]) - op.total, op.payer))
             return True
+        if not isinstance(op, Void):
+            return op.sqlite(conn, holder, now, SqliteSettleDb._one)  # type: ignore[no-any-return]
         row = conn.execute(_SQ_VOID, (now, op.key)).fetchone()
         if row is not None:
             conn.execute(_SQ_RELEASE, (int(row[1]), row[0]))
@@ -470,8 +483,10 @@ def _pg_rows(ops: Sequence[Op]) -> tuple[list[list[Any]], list[int]]:
             for n, p in enumerate(op.parts[1:], start=1):
                 row(i, "part", op.key, op.payer, op.model, 0, n, p.node_id, p.operator,
                     p.amount, p.fee, op.receipt_hash)  # fmt: skip
-        else:
+        elif isinstance(op, Void):
             row(i, "void", op.key, op.payer, None, 0, 0, None, None, None, None, None)
+        else:  # Settlement never makes one on PostgreSQL
+            raise ValueError("leases are written on SQLite only")
     return cols, owner
 
 
