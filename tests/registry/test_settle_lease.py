@@ -79,18 +79,19 @@ async def _book(store: SqlStore, payer: str = USER) -> dict[str, int]:
         " (SELECT COALESCE(SUM(amount), 0) FROM settlements"
         "  WHERE payer = :p AND state = 'answered'),"
         " (SELECT COALESCE(SUM(amount), 0) FROM settle_leases WHERE payer = :p),"
-        " (SELECT COUNT(*) FROM settle_leases WHERE payer = :p)"
+        " (SELECT COUNT(*) FROM settle_leases WHERE payer = :p),"
+        " (SELECT COALESCE(MIN(amount), 0) FROM settle_leases WHERE payer = :p)"
     )
     async with store.engine.connect() as conn:
         row = (await conn.execute(text(sql), {"p": payer})).one()
-    names = ("balance", "reserved", "pending", "answered", "leases", "lease_rows")
+    names = ("balance", "reserved", "pending", "answered", "leases", "lease_rows", "least")
     return {n: int(v or 0) for n, v in zip(names, row, strict=True)}
 
 
 async def _invariant(store: SqlStore, payer: str = USER) -> dict[str, int]:
     b = await _book(store, payer)
     assert b["reserved"] == b["pending"] + b["answered"] + b["leases"], b
-    assert 0 <= b["reserved"] <= b["balance"], b
+    assert 0 <= b["reserved"] <= b["balance"] and b["least"] >= 0, b
     return b
 
 
@@ -159,6 +160,27 @@ async def test_an_idle_lease_goes_back(store: SqlStore) -> None:
         assert s.leases is not None and s.leases.given == 1 and not s.leases.leases
         assert (await s.reserve("r2", USER, "m", E)).ok  # a new lease
         assert (await _invariant(store))["lease_rows"] == 1
+    finally:
+        await s.stop()
+
+
+async def test_an_answer_its_lease_cannot_cover_is_reserved_from_the_balance(
+    store: SqlStore,
+) -> None:
+    """A total over what the lease holds (more than the estimate) is never drawn from the
+    lease (which would go below zero): it is reserved from the available balance, and the
+    lease is no longer used (it goes back once idle)."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        assert await s.answer(_answer("r1", 5 * E))
+        b = await _invariant(store)
+        assert (b["answered"], b["leases"], b["reserved"]) == (5 * E, 4 * E, 9 * E)
+        assert s.leases is not None and not s.leases.current  # lost: a new one next
+        assert s.give_back(0.0) == 1  # lost and idle: handed back at once
+        await s.flush()
+        assert (await _invariant(store))["lease_rows"] == 0
     finally:
         await s.stop()
 
