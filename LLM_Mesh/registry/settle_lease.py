@@ -116,14 +116,12 @@ class Spend:
         drawn = conn.execute(_DRAW, (total, self.lease_id, total)).rowcount == 1
         if not drawn and conn.execute(_RESERVE, (total, a.payer, total)).rowcount != 1:
             return Spent(False, False)  # the lease is gone and the payer cannot cover it
-        conn.executemany(
-            _ROW,
-            [
+        for n, p in enumerate(a.parts):
+            conn.execute(
+                _ROW,
                 (a.key, n, a.payer, p.node_id, p.operator, a.model, a.estimate if n == 0 else 0,
-                 p.amount, p.fee, a.receipt_hash, now, now, holder)
-                for n, p in enumerate(a.parts)
-            ],
-        )  # fmt: skip
+                 p.amount, p.fee, a.receipt_hash, now, now, holder),
+            )  # fmt: skip
         return Spent(True, drawn)
 
 
