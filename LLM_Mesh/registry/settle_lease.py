@@ -20,9 +20,9 @@ run in the batch's one transaction by ``registry/settle_db.py``:
 So a payer's ``reserved`` is always its pending estimates + answered (unsettled) totals +
 leases, and every write that raises it is conditional on the available balance: the
 holders together never reserve more than a balance. :func:`release_leases` is recovery's
-part (a dead holder's leases released, ``registry/settlement.py``). PostgreSQL has no
-lease writes (its batch function, migration 0010, knows reserve/answer/void only): there
-the per-request reservation stays.
+part (a dead holder's leases released, ``registry/settle_upkeep.py``). On PostgreSQL the
+same writes are kinds of migration 0015's batch function (``take``, ``spend``, ``give``:
+each op's ``pg_rows`` and ``pg_result``, sent by ``PgSettleDb``).
 """
 
 from __future__ import annotations
@@ -93,6 +93,15 @@ class Take:
                               holder, now)  # fmt: skip
         return Taken(alone.ok, alone.balance, alone.reserved, None)
 
+    def pg_rows(self, row: Callable[..., None]) -> None:
+        row("take", self.key, self.payer, self.model, self.estimate, 0, None, None, None, None,
+            None, self.lease.lease_id, self.grow, self.margin)  # fmt: skip
+
+    @staticmethod
+    def pg_result(r: Any) -> Taken:
+        grew = None if r["lease"] is None else int(r["lease"])
+        return Taken(bool(r["ok"]), int(r["bal"]), int(r["res"]), grew)
+
 
 @dataclass(frozen=True)
 class Spent:
@@ -124,6 +133,18 @@ class Spend:
             )  # fmt: skip
         return Spent(True, drawn)
 
+    def pg_rows(self, row: Callable[..., None]) -> None:
+        a, first = self.answer, self.answer.parts[0]
+        row("spend", a.key, a.payer, a.model, a.estimate, 0, first.node_id, first.operator,
+            first.amount, first.fee, a.receipt_hash, self.lease_id, a.total, 0)  # fmt: skip
+        for n, p in enumerate(a.parts[1:], start=1):
+            row("part", a.key, a.payer, a.model, 0, n, p.node_id, p.operator, p.amount, p.fee,
+                a.receipt_hash)  # fmt: skip
+
+    @staticmethod
+    def pg_result(r: Any) -> Spent:
+        return Spent(bool(r["ok"]), r["lease"] == 1)
+
 
 @dataclass(frozen=True)
 class Give:
@@ -137,6 +158,14 @@ class Give:
         row = conn.execute(_GIVE, (self.lease.lease_id,)).fetchone()
         if row is not None and int(row[1]):
             conn.execute(_RELEASE, (int(row[1]), row[0]))
+
+    def pg_rows(self, row: Callable[..., None]) -> None:
+        row("give", "", self.payer, None, 0, 0, None, None, None, None, None,
+            self.lease.lease_id, 0, 0)  # fmt: skip
+
+    @staticmethod
+    def pg_result(r: Any) -> None:
+        return None
 
 
 async def release_leases(engine: AsyncEngine, holders: Sequence[str | None]) -> int:

@@ -135,6 +135,7 @@ class Settlement(SettleUpkeep):
         self.lease_estimates = lease_estimates
         self.lease_idle_s = lease_idle_s
         self.leases: LeaseBook | None = None
+        self._taking: dict[str, set[asyncio.Future[Any]]] = {}  # lease id -> takes in flight
         self.operators: dict[str, str] = {}  # node id -> operator's ledger account
         # whether a node's earnings are held (quarantined: Quality.held, wired by the app)
         self.held: Callable[[str], bool] = lambda _node_id: False
@@ -269,6 +270,8 @@ class Settlement(SettleUpkeep):
         now = self._write(op, bool(self.in_flight))
         if isinstance(now, asyncio.Future):
             fut = now
+            if isinstance(op, Take):
+                self._took(op.lease.lease_id, fut)
             try:
                 now = await asyncio.shield(fut)
             except asyncio.CancelledError:  # the client left: undo it once it is written
@@ -278,9 +281,36 @@ class Settlement(SettleUpkeep):
                     self.void(key, payer)
                 raise
         result: Reserved = now
+        if not result.ok and isinstance(op, Take):
+            result = await self._after_takes(op, result)
         if result.ok:
             self._fly(key)
         return result
+
+    def _took(self, lease_id: str, fut: asyncio.Future[Any]) -> None:
+        taking = self._taking.setdefault(lease_id, set())
+        taking.add(fut)
+
+        def done(_: object) -> None:
+            taking.discard(fut)
+            if not taking:
+                self._taking.pop(lease_id, None)
+
+        fut.add_done_callback(done)
+
+    async def _after_takes(self, op: Take, refused: Reserved) -> Reserved:
+        """A take refused (nor the request reserved alone) while other takes of its lease
+        were in flight: what they grew it by may cover it (in a burst each take admits one
+        request and leaves the rest of its growth free), so it waits for them and is
+        admitted from the lease if it can be; else the refusal stands."""
+        while self.leases is not None:
+            if self.leases.admit(op.key, op.payer, op.estimate, time.monotonic()):
+                return _LEASED
+            taking = self._taking.get(op.lease.lease_id)
+            if not taking:
+                return refused
+            await asyncio.wait(set(taking))
+        return refused
 
     def _fly(self, key: str) -> None:
         flying = self.in_flight
@@ -509,7 +539,7 @@ class Settlement(SettleUpkeep):
             asyncio.create_task(self._settle_loop(), name="llm-mesh-settler"),
             asyncio.create_task(self._upkeep_loop(), name="llm-mesh-settle-upkeep"),
         ]
-        if self.lease_estimates > 0 and isinstance(self.db, SqliteSettleDb):
+        if self.lease_estimates > 0:
             self.leases = LeaseBook(self.lease_estimates, self.lease_idle_s)
             self._tasks.append(asyncio.create_task(self._lease_loop(), name="llm-mesh-leases"))
 
