@@ -44,7 +44,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | trust_threshold      | LLM_MESH_TRUST_THRESHOLD | 0.6 (``trusted_only`` routes to nodes scoring at least this) |
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
 | settlement           | LLM_MESH_SETTLEMENT      | true (false: no reservation, no 402, nothing paid; cost still reported) |
-| settle_lease         | LLM_MESH_SETTLE_LEASE    | 4 (a gateway reserves a payer's balance as a lease of this many estimates and admits requests against it in memory, one write a request; 0: one reservation a request; SQLite only, 0 to 64) |
+| settle_lease         | LLM_MESH_SETTLE_LEASE    | 4 (a gateway reserves a payer's balance as a lease of this many estimates and admits requests against it in memory, one write a request; 0: one reservation a request; 0 to 64) |
 | settle_lease_idle_s  | LLM_MESH_SETTLE_LEASE_IDLE_S | 1.0 (a lease unused this long goes back to the payer's available balance) |
 | network_fee_bps      | LLM_MESH_NETWORK_FEE_BPS | 500 (5 % of each paid part goes to ``network``; 0 to 10000) |
 | pool_daily_budget    | LLM_MESH_POOL_DAILY_BUDGET | 100000000 µNT (100 NetworkTokens: the community pool is topped up to it each UTC day) |

@@ -14,6 +14,14 @@ reserves. On the hot path (``registry/charge.py`` and the account stage):
    its operator while the node is quarantined (``registry/held.py``).
 3. :meth:`void` (a failure, or no tokens delivered): ``pending`` → ``void``; not awaited.
 
+With reservation leases (``lease_estimates`` > 0, ``LLM_MESH_SETTLE_LEASE``; the book in
+``core/lease_book.py``, the writes in ``registry/settle_lease.py``): :meth:`reserve` admits
+from this holder's lease on the payer in memory (no write), or grows it (``Take``; refused
+near the end of the balance: then the pending row as above); :meth:`answer` writes the
+answered rows and moves the total out of the lease (``Spend``, one write); :meth:`void`
+gives the estimate back to the lease; idle leases go back every ``lease_idle_s / 2``
+(:meth:`give_back`), and recovery and :meth:`stop` release them.
+
 Reserve and answer are awaited, but cheap: when nothing is queued and the database's
 write lock is free (SQLite on WAL), the write is done at once on the event loop;
 otherwise it is group-committed: a single writer task runs whatever queued while its
