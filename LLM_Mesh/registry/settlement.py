@@ -307,17 +307,21 @@ class Settlement(SettleUpkeep):
         fut.add_done_callback(done)
 
     async def _after_takes(self, op: Take, refused: Reserved) -> Reserved:
-        """A take refused (nor the request reserved alone) while other takes of its lease
-        were in flight: what they grew it by may cover it (in a burst each take admits one
-        request and leaves the rest of its growth free), so it waits for them and is
-        admitted from the lease if it can be; else the refusal stands."""
-        while self.leases is not None:
-            if self.leases.admit(op.key, op.payer, op.estimate, time.monotonic()):
-                return _LEASED
+        """A take refused (nor the request reserved alone): what the other takes of its
+        lease grew it by may cover the request (in a burst each take admits one request
+        and leaves the rest of its growth free), those done in its batch at once, those
+        still in flight once they are done (one wait: a refusal is never put off longer);
+        else the refusal stands."""
+        for wait in (False, True):
             taking = self._taking.get(op.lease.lease_id)
+            if wait and taking:
+                await asyncio.wait(set(taking))
+            if self.leases is not None and self.leases.admit(
+                op.key, op.payer, op.estimate, time.monotonic()
+            ):
+                return _LEASED
             if not taking:
-                return refused
-            await asyncio.wait(set(taking))
+                break
         return refused
 
     def _fly(self, key: str) -> None:
