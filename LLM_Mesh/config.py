@@ -45,6 +45,8 @@ same variables, on a node's own ``/v1`` endpoints.
 | trust_threshold      | LLM_MESH_TRUST_THRESHOLD | 0.6 (``trusted_only`` routes to nodes scoring at least this) |
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
 | settlement           | LLM_MESH_SETTLEMENT      | true (false: no reservation, no 402, nothing paid; cost still reported) |
+| settle_lease         | LLM_MESH_SETTLE_LEASE    | 4 (a gateway reserves a payer's balance as a lease of this many estimates and admits requests against it in memory, one write a request; 0: one reservation a request; 0 to 64) |
+| settle_lease_idle_s  | LLM_MESH_SETTLE_LEASE_IDLE_S | 1.0 (a lease unused this long goes back to the payer's available balance) |
 | network_fee_bps      | LLM_MESH_NETWORK_FEE_BPS | 500 (5 % of each paid part goes to ``network``; 0 to 10000) |
 | pool_daily_budget    | LLM_MESH_POOL_DAILY_BUDGET | 100000000 µNT (100 NetworkTokens: the community pool is topped up to it each UTC day) |
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
@@ -314,6 +316,8 @@ class Settings:
     trust_threshold: float = 0.6
     # settlement (docs/ARCHITECTURE.md, Settlement): reserve, 402, pay operators, fees
     settlement: bool = True
+    settle_lease: int = 4  # estimates a reservation lease leaves free (0: off; settle_lease.py)
+    settle_lease_idle_s: float = 1.0  # an unused lease goes back after this long
     network_fee_bps: int = DEFAULT_NETWORK_FEE_BPS
     pool_daily_budget: int = DEFAULT_POOL_DAILY_BUDGET  # micro-NetworkTokens per UTC day
 
@@ -378,6 +382,8 @@ class Settings:
             canary_min_interval_s=_float(env, "LLM_MESH_CANARY_MIN_INTERVAL_S", 3600.0),
             trust_threshold=_float(env, "LLM_MESH_TRUST_THRESHOLD", 0.6),
             settlement=_bool(env, "LLM_MESH_SETTLEMENT", True),
+            settle_lease=_whole(env, "LLM_MESH_SETTLE_LEASE", 4, top=64),
+            settle_lease_idle_s=_float(env, "LLM_MESH_SETTLE_LEASE_IDLE_S", 1.0),
             network_fee_bps=_whole(
                 env, "LLM_MESH_NETWORK_FEE_BPS", DEFAULT_NETWORK_FEE_BPS, top=10_000
             ),

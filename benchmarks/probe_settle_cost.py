@@ -11,10 +11,14 @@ requests: 0 for warm figures). Every ``--batch`` requests the answered ones are 
 with ``append_settled`` in one transaction (the settler's round on SQLite), timed in the
 connection's thread. Checkpoints run every ``--checkpoint-every`` commits, as the gateway
 runs them, timed in that thread. Printed, µs of CPU per request: reserve, answer, append,
-checkpoints; and the wall time of a checkpoint.
+checkpoints; and the wall time of a checkpoint. ``--lease N`` (N > 0) runs settlement's
+reservation leases instead (``registry/settle_lease.py``): a request is admitted from the
+holder's lease in memory (``LeaseBook.admit``), a ``Take`` written when the lease must
+grow (its count printed), and the answer is a ``Spend`` (the row, and the total moved from
+the lease); ``--lease 0 4`` runs both, one after the other.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/probe_settle_cost.py [--requests 4000]
-        [--batch 80 400] [--checkpoint-every 100 1000] [--trash-kib 2048]
+        [--batch 80 400] [--checkpoint-every 100 1000] [--trash-kib 2048] [--lease 0 4]
 """
 
 from __future__ import annotations
@@ -32,9 +36,18 @@ from typing import Any
 from _common import machine_line
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.settle_db import Answer, PaidPart, Reserve, SqliteSettleDb, sqlite_time
+from LLM_Mesh.registry.settle_db import (
+    Answer,
+    Op,
+    PaidPart,
+    Reserve,
+    SqliteSettleDb,
+    sqlite_time,
+)
+from LLM_Mesh.registry.settle_lease import Spend, Take, lease_wrote
 from LLM_Mesh.registry.settle_sqlite import append_settled
 from LLM_Mesh.registry.store import SqlStore
 
@@ -48,7 +61,9 @@ def _trash(buf: bytearray, kib: int) -> None:
         buf[i] = (buf[i] + 1) & 0xFF
 
 
-async def one_config(args: argparse.Namespace, batch: int, every: int) -> dict[str, float]:
+async def one_config(
+    args: argparse.Namespace, batch: int, every: int, lease: int = 0
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="settle-cost-") as d:
         path = Path(d) / "registry.db"
         store = SqlStore(f"sqlite:///{path}")
@@ -77,6 +92,7 @@ async def one_config(args: argparse.Namespace, batch: int, every: int) -> dict[s
         res = ans = app = 0.0
         answered: list[Answer] = []
         app_cpu: list[float] = []
+        book = LeaseBook(lease, 1.0) if lease else None
 
         def timed_append(conn: Any, answers: list[Answer], now: str, now_us: int) -> int:
             c0 = time.thread_time()
@@ -91,18 +107,37 @@ async def one_config(args: argparse.Namespace, batch: int, every: int) -> dict[s
                 _trash(buf, args.trash_kib)
             now = datetime.now(timezone.utc)
             c0 = time.thread_time()
-            got = db.try_inline([Reserve(key, PAYER, "m", 5000)], "h1", now)
+            rop: Op | None = Reserve(key, PAYER, "m", 5000)
+            if book is not None:
+                if book.admit(key, PAYER, 5000, time.monotonic()):
+                    rop = None
+                else:
+                    held, grow, margin = book.plan(PAYER, 5000)
+                    rop = Take(key, PAYER, "m", 5000, held, grow, margin)
+            got = None if rop is None else db.try_inline([rop], "h1", now)
+            if got is not None and book is not None:
+                lease_wrote(book, rop, got[0], time.monotonic(), failed=False)
             c1 = time.thread_time()
             if args.trash_kib:
                 _trash(buf, args.trash_kib // 4)
             a = Answer(key, PAYER, "m", 5000, (PaidPart("n1", OPERATOR, 1200, 60),), "ab" * 32)
             c2 = time.thread_time()
-            done = db.try_inline([a], "h1", datetime.now(timezone.utc))
+            aop: Op = a
+            if book is not None:
+                spent = book.spend(key)
+                aop = a if spent is None else Spend(a, spent.lease_id)
+            done = db.try_inline([aop], "h1", datetime.now(timezone.utc))
+            if done is not None and book is not None:
+                lease_wrote(book, aop, done[0], time.monotonic(), failed=False)
             c3 = time.thread_time()
-            if got is None:  # the connection's thread had it (a checkpoint): write there
-                got = await db.apply([Reserve(key, PAYER, "m", 5000)], "h1", now)
+            if got is None and rop is not None:  # the connection's thread had it: write there
+                got = await db.apply([rop], "h1", now)
+                if book is not None:
+                    lease_wrote(book, rop, got[0], time.monotonic(), failed=False)
             if done is None:
-                done = await db.apply([a], "h1", datetime.now(timezone.utc))
+                done = await db.apply([aop], "h1", datetime.now(timezone.utc))
+                if book is not None:
+                    lease_wrote(book, aop, done[0], time.monotonic(), failed=False)
             res += c1 - c0
             ans += c3 - c2
             answered.append(a)
@@ -126,6 +161,7 @@ async def one_config(args: argparse.Namespace, batch: int, every: int) -> dict[s
             "checkpoints": sum(ck_cpu) / n * 1e6,
             "checkpoint_wall_ms": statistics.median(ck_wall) * 1e3 if ck_wall else 0.0,
             "checkpoint_n": float(len(ck_cpu)),
+            "takes": float(n if book is None else book.taken),
         }
 
 
@@ -136,20 +172,23 @@ async def main() -> None:
     ap.add_argument("--checkpoint-every", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--trash-kib", type=int, default=2048)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--lease", type=int, nargs="+", default=[0])
     args = ap.parse_args()
     print(__doc__.split("\n\n")[0])
     print(machine_line())
     print(
-        "batch  ckpt_every | reserve  answer  append  checkpoints (µs CPU/request) | "
-        "checkpoint wall p50 ms, count"
+        "lease batch  ckpt_every | reserve  answer  append  checkpoints (µs CPU/request) | "
+        "checkpoint wall p50 ms, count | reservation writes"
     )
     for r in range(args.repeat):
         for batch in args.batch if r % 2 == 0 else list(reversed(args.batch)):
             for every in args.checkpoint_every:
-                f = await one_config(args, batch, every)
-                print(f"{batch:5d} {every:11d} | {f['reserve']:7.1f} {f['answer']:7.1f} "
-                      f"{f['append']:7.1f} {f['checkpoints']:11.1f} | "
-                      f"{f['checkpoint_wall_ms']:.2f}, {f['checkpoint_n']:.0f}")  # fmt: skip
+                for lease in args.lease if r % 2 == 0 else list(reversed(args.lease)):
+                    f = await one_config(args, batch, every, lease)
+                    print(f"{lease:5d} {batch:5d} {every:11d} | {f['reserve']:7.1f} "
+                          f"{f['answer']:7.1f} {f['append']:7.1f} {f['checkpoints']:11.1f} | "
+                          f"{f['checkpoint_wall_ms']:.2f}, {f['checkpoint_n']:.0f} | "
+                          f"{f['takes']:.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -352,7 +352,13 @@ def test_settlement_settings_from_env() -> None:
     )
     assert (s.settlement, s.network_fee_bps, s.pool_daily_budget) == (False, 0, 5_000_000)
     assert Settings.from_env({"LLM_MESH_NETWORK_FEE_BPS": "10000"}).network_fee_bps == 10_000
+    assert (s.settle_lease, s.settle_lease_idle_s) == (4, 1.0)
+    s = Settings.from_env({"LLM_MESH_SETTLE_LEASE": "0", "LLM_MESH_SETTLE_LEASE_IDLE_S": "0.5"})
+    assert (s.settle_lease, s.settle_lease_idle_s) == (0, 0.5)
     for key, bad in (
+        ("LLM_MESH_SETTLE_LEASE", "65"),
+        ("LLM_MESH_SETTLE_LEASE", "-1"),
+        ("LLM_MESH_SETTLE_LEASE_IDLE_S", "0"),
         ("LLM_MESH_NETWORK_FEE_BPS", "10001"),
         ("LLM_MESH_NETWORK_FEE_BPS", "-5"),
         ("LLM_MESH_NETWORK_FEE_BPS", "2.5"),

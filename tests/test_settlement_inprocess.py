@@ -14,7 +14,7 @@ from LLM_Mesh.core.pricing import request_cost, split
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.runtime import Runtime
-from LLM_Mesh.registry.settlement import operator_account, user_account
+from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
 
 MODEL = "code-llama-7b"
@@ -41,6 +41,9 @@ async def test_a_keyed_user_pays_and_the_operator_earns(inprocess_mesh: InProces
     assert res.cost == cost > 0 and res.currency == "micro-NetworkToken"
 
     mesh.call(rt.settlement.flush())
+    # the gateway's lease on the user's balance (reserved until it goes back, idle) handed back
+    assert mesh.call(_give_back(rt.settlement)) == 1
+    mesh.call(rt.settlement.flush())
     operator, fee = split(cost, mesh.settings.network_fee_bps)
     balances = mesh.call(rt.ledger.balances())
     assert balances[user] == 1_000_000 - cost
@@ -61,3 +64,8 @@ async def test_a_keyed_user_pays_and_the_operator_earns(inprocess_mesh: InProces
     assert pool == mesh.settings.pool_daily_budget - r.json()["mesh"]["cost"]
     report = mesh.call(audit(StoreSource(rt.ledger, mesh.settings.ledger_origin)))
     assert report.ok, report.findings
+
+
+async def _give_back(s: Settlement) -> int:
+    """Hand back every idle lease, on the mesh's event loop."""
+    return s.give_back(float("inf"))

@@ -278,6 +278,8 @@ def create_registry_app(
             fee_bps=settings.network_fee_bps,
             pool_daily_budget=settings.pool_daily_budget,
             wall_clock=wall_clock,
+            lease_estimates=settings.settle_lease,
+            lease_idle_s=settings.settle_lease_idle_s,
             # a restart on the same home recovers its predecessor at once (not a scratch ledger)
             home=None if isinstance(ledger_engine, EngineOnce) else settings.home,
         )

@@ -8,8 +8,11 @@ anonymous requests (with its daily budget). The answer::
      "reserved": 135, "available": 865, "unit": "micro-NetworkToken", "settlement": true}
 
 ``reserved`` is what the caller's requests in flight hold (their estimate, or their exact
-cost once answered, until settled into the ledger); ``available = balance - reserved`` is
-what a new request's estimate must fit in. A wrong or revoked key is 401, as on every
+cost once answered, until settled into the ledger) and the gateways' reservation leases
+on the account (a block of a few estimates each gateway process reserves once and admits
+requests against; one unused for ``LLM_MESH_SETTLE_LEASE_IDLE_S``, 1 s, goes back:
+``registry/settle_lease.py``); ``available = balance - reserved`` is what a new request's
+estimate must fit in. A wrong or revoked key is 401, as on every
 ``/v1`` endpoint (``registry/access.py``).
 """
 
@@ -39,7 +42,9 @@ class BalanceView(BaseModel):
     account: str = Field(description="the ledger account (a pseudonym, or `pool`)")
     payer: Literal["user", "pool"]
     balance: int = Field(description="credits less debits in the ledger (µNT)")
-    reserved: int = Field(description="held by requests in flight (µNT)")
+    reserved: int = Field(
+        description="held by requests in flight and the gateways' reservation leases (µNT)"
+    )
     available: int = Field(description="balance - reserved: what a new estimate must fit in")
     unit: Literal["micro-NetworkToken"]
     settlement: bool = Field(description="whether this registry settles requests")

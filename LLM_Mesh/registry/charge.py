@@ -96,14 +96,16 @@ def _refusal(job: Job, payer: str, seen: Reserved) -> PaymentRequired:
         return PoolExhausted(
             f"the community pool that pays for requests without an API key is dry: {why}, "
             f"and it has {max(0, seen.available):,} available (balance {seen.balance:,}, "
-            f"{seen.reserved:,} held by requests in flight); it is topped up to its daily "
-            "budget at 00:00 UTC. Lower max_tokens, or use an API key with a balance",
+            f"{seen.reserved:,} held by requests in flight and gateways' leases); it is "
+            "topped up to its daily budget at 00:00 UTC. Lower max_tokens, or use an API key "
+            "with a balance",
             payer="pool", **amounts,
         )  # fmt: skip
     return PaymentRequired(
         f"insufficient balance: {why}, and your available balance is "
         f"{max(0, seen.available):,} (balance {seen.balance:,}, {seen.reserved:,} held by "
-        "your requests in flight). Lower max_tokens, or ask the registry's admin for a "
+        "your requests in flight and the gateways' reservation leases, which go back after "
+        "a second unused). Lower max_tokens, or ask the registry's admin for a "
         "grant (llm-mesh registry grant)",
         payer="user", **amounts,
     )  # fmt: skip

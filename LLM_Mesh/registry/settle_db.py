@@ -38,7 +38,7 @@ again every 0.2 ms (at most ``busy_timeout_ms``; SQLite's own busy handler would
 1, 2, 5, 10... ms between tries). :meth:`SqliteSettleDb.transact` runs any function of
 the connection that way (the settler's ledger append: ``registry/settle_sqlite.py``);
 the connection is never used on the loop while its thread has it. PostgreSQL uses a dedicated ``asyncpg`` connection: a
-whole batch is one call of a PL/pgSQL function (migrations 0006 and 0010), one round trip
+whole batch is one call of a PL/pgSQL function (migrations 0006, 0010, 0015), one round trip
 and one commit. The call carries a random batch id, recorded with the batch's result rows
 in the same transaction (``settle_batches``): when the connection is lost and the batch is
 sent again, a batch the server had already committed returns its rows and is not applied
@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Answer",
+    "LeaseOp",
     "Op",
     "PaidPart",
     "PgSettleDb",
@@ -123,7 +124,21 @@ class Void:
     payer: str
 
 
-Op = Reserve | Answer | Void
+class LeaseOp(Protocol):
+    """A lease's write (``registry/settle_lease.py``): run in the batch's transaction by
+    :class:`SqliteSettleDb` (``one``: a plain op's runner) or as rows of 0015's function."""
+
+    @property
+    def payer(self) -> str: ...
+
+    def sqlite(self, conn: sqlite3.Connection, holder: str, now: str, one: Any) -> Any: ...
+
+    def pg_rows(self, row: Callable[..., None]) -> None: ...
+
+    def pg_result(self, r: Any) -> Any: ...
+
+
+Op = Reserve | Answer | Void | LeaseOp
 T = TypeVar("T")
 
 
@@ -414,6 +429,8 @@ class SqliteSettleDb:
                 )  # fmt: skip
             conn.execute(_SQ_RELEASE, (int(row[0]) - op.total, op.payer))
             return True
+        if not isinstance(op, Void):
+            return op.sqlite(conn, holder, now, SqliteSettleDb._one)  # type: ignore[no-any-return]
         row = conn.execute(_SQ_VOID, (now, op.key)).fetchone()
         if row is not None:
             conn.execute(_SQ_RELEASE, (int(row[1]), row[0]))
@@ -436,10 +453,11 @@ class SqliteSettleDb:
 
 # migration 0010's function: the whole batch in one round trip (and one commit), applied
 # once per batch id (0006's function behind a record of the id and the rows it returned)
-_PG_BATCH = (
-    "SELECT idx, ok, bal, res FROM llm_mesh_settle_batch_once($1::uuid, "
+_PG_BATCH = (  # migration 0015's, with the leases' writes (0010's without)
+    "SELECT idx, ok, bal, res, lease FROM llm_mesh_settle_batch2_once($1::uuid, "
     "$2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::int[], $8::text[], "
-    "$9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text, $14::timestamptz)"
+    "$9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], "
+    "$15::bigint[], $16::text, $17::timestamptz)"
 )
 _PG_RETRIES = 3  # a deadlock the server broke (should not happen: payers are locked in order)
 # the pauses before each new connection after a lost one (a server restart takes a few
@@ -450,11 +468,11 @@ _PG_RECONNECT_S = (0.0, 0.25, 1.0)
 def _pg_rows(ops: Sequence[Op]) -> tuple[list[list[Any]], list[int]]:
     """The function's column arrays for ``ops`` (in payer order; an answer's parts 1... as
     rows of their own after it) and, per row, the index of the op it belongs to."""
-    cols: list[list[Any]] = [[] for _ in range(11)]
+    cols: list[list[Any]] = [[] for _ in range(14)]
     owner: list[int] = []
 
-    def row(i: int, *values: Any) -> None:
-        for col, v in zip(cols, values, strict=True):
+    def row(i: int, *values: Any) -> None:  # the last three (a lease's) None if not given
+        for col, v in zip(cols, (*values, None, None, None)[:14], strict=True):
             col.append(v)
         owner.append(i)
 
@@ -470,8 +488,10 @@ def _pg_rows(ops: Sequence[Op]) -> tuple[list[list[Any]], list[int]]:
             for n, p in enumerate(op.parts[1:], start=1):
                 row(i, "part", op.key, op.payer, op.model, 0, n, p.node_id, p.operator,
                     p.amount, p.fee, op.receipt_hash)  # fmt: skip
-        else:
+        elif isinstance(op, Void):
             row(i, "void", op.key, op.payer, None, 0, 0, None, None, None, None, None)
+        else:
+            op.pg_rows(partial(row, i))
     return cols, owner
 
 
@@ -547,6 +567,8 @@ class PgSettleDb:
                 out[i] = Reserved(bool(r["ok"]), int(r["bal"]), int(r["res"]))
             elif isinstance(op, Answer) and out[i] is None:
                 out[i] = bool(r["ok"])  # the answer's own row (its parts follow it)
+            elif not isinstance(op, (Answer, Void)) and out[i] is None:
+                out[i] = op.pg_result(r)
         return out
 
     def _drop(self) -> None:

@@ -2,7 +2,7 @@
 
 Each process that reserves is a *holder* (``settle_holders``: its id and ``beat_ms``, the
 database's time of its last :func:`beat`). :func:`dead_holders` names the holders whose
-rows are in flight (``pending`` or ``answered``) but who are silent for longer than a
+rows are in flight (``pending`` or ``answered``) or who hold leases (``settle_leases``) but who are silent for longer than a
 time-to-live, or gone from the table; their rows are recovered (``registry/settlement.py``).
 :class:`HomeLock` tells, at start, whether the last process on this ``$LLM_MESH_HOME`` is
 gone (an ``flock`` it held while it ran), and which holder it was. :func:`forget_batches`
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, delete, literal_column, select
+from sqlalchemy import BigInteger, delete, literal_column, select, union
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,17 +52,17 @@ async def beat(engine: AsyncEngine, holder: str) -> None:
 async def dead_holders(engine: AsyncEngine, ttl_s: float, me: str) -> list[str | None]:
     """Holders other than ``me`` with rows in flight that are silent for longer than
     ``ttl_s`` or gone (``None``: rows without a holder)."""
-    s, h = tables.settlements, tables.settle_holders
+    s, h, x = tables.settlements, tables.settle_holders, tables.settle_leases
     now = now_ms_sql(engine.dialect.name)
     alive = select(h.c.holder).where(h.c.beat_ms >= now - int(ttl_s * 1000))
-    stmt = (
+    rows_of = (
         select(s.c.holder)
         .where(s.c.state.in_(("pending", "answered")))
         .where((s.c.holder.is_(None)) | (s.c.holder.not_in(alive)))
-        .distinct()
     )
+    leases_of = select(x.c.holder).where(x.c.holder.not_in(alive))  # settle_lease.py
     async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
+        rows = (await conn.execute(union(rows_of, leases_of))).all()
     return [r.holder for r in rows if r.holder != me]
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "VOID",
     "answered_rows",
     "balance",
+    "release",
     "revive",
     "settle",
     "top_up_pool",
@@ -78,7 +79,7 @@ def transfers(a: Answer) -> list[Transfer]:
 _RELEASE = "UPDATE balances SET reserved = reserved - {amount} WHERE account = {account}"
 
 
-async def _release(conn: AsyncConnection, held: dict[str, int]) -> None:
+async def release(conn: AsyncConnection, held: dict[str, int]) -> None:
     """Release ``held`` (payer → amount) from the payers' ``reserved``, in account order
     (the lock order), as one ``executemany`` in the driver's parameter style."""
     if not held:
@@ -108,7 +109,7 @@ def _guard(
         held: dict[str, int] = {}
         for a in answers:
             held[a.payer] = held.get(a.payer, 0) + a.total
-        await _release(conn, held)
+        await release(conn, held)
         return True
 
     return guard
@@ -221,7 +222,7 @@ async def void_pending(
         held: dict[str, int] = {}
         for r in rows:
             held[r.payer] = held.get(r.payer, 0) + int(r.estimate)
-        await _release(conn, held)
+        await release(conn, held)
     return len(rows)
 
 

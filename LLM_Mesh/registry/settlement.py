@@ -14,6 +14,14 @@ reserves. On the hot path (``registry/charge.py`` and the account stage):
    its operator while the node is quarantined (``registry/held.py``).
 3. :meth:`void` (a failure, or no tokens delivered): ``pending`` → ``void``; not awaited.
 
+With reservation leases (``lease_estimates`` > 0, ``LLM_MESH_SETTLE_LEASE``; the book in
+``core/lease_book.py``, the writes in ``registry/settle_lease.py``): :meth:`reserve` admits
+from this holder's lease on the payer in memory (no write), or grows it (``Take``; refused
+near the end of the balance: then the pending row as above); :meth:`answer` writes the
+answered rows and moves the total out of the lease (``Spend``, one write); :meth:`void`
+gives the estimate back to the lease; idle leases go back every ``lease_idle_s / 2``
+(:meth:`give_back`), and recovery and :meth:`stop` release them.
+
 Reserve and answer are awaited, but cheap: when nothing is queued and the database's
 write lock is free (SQLite on WAL), the write is done at once on the event loop;
 otherwise it is group-committed: a single writer task runs whatever queued while its
@@ -49,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -56,8 +65,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.core.ledger_entry import held_account, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import (
@@ -71,19 +79,11 @@ from LLM_Mesh.registry.settle_db import (
     settle_db_for,
     sqlite_time,
 )
-from LLM_Mesh.registry.settle_holders import HomeLock, beat, dead_holders, forget, forget_batches
-from LLM_Mesh.registry.settle_ledger import (
-    LAPSED,
-    VOID,
-    answered_rows,
-    balance,
-    revive,
-    settle,
-    top_up_pool,
-    void_pending,
-    with_operators,
-)
+from LLM_Mesh.registry.settle_holders import HomeLock
+from LLM_Mesh.registry.settle_lease import Give, Spend, Spent, Take, lease_wrote
+from LLM_Mesh.registry.settle_ledger import revive, settle
 from LLM_Mesh.registry.settle_sqlite import Refused, append_settled
+from LLM_Mesh.registry.settle_upkeep import MAX_SETTLE, SettleUpkeep
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
 __all__ = ["Settlement", "operator_account", "user_account"]
@@ -91,9 +91,9 @@ __all__ = ["Settlement", "operator_account", "user_account"]
 log = logging.getLogger(__name__)
 
 MAX_OPS = 1000  # operations in one hot-path transaction
-MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the loop)
 _MAX_IN_FLIGHT = 100_000  # Settlement.in_flight is a hint: cleared past this size
 _LATER = object()  # not written at once: the writer task writes it
+_LEASED = Reserved(True, 0, 0)  # admitted from a lease in memory (nothing read)
 
 
 @lru_cache(maxsize=65_536)
@@ -108,15 +108,7 @@ def operator_account(name: str) -> str:
     return pseudonym("operator", name)
 
 
-def _fail(batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: Exception) -> None:
-    """A batch of hot-path writes failed as one transaction: each waiting request hears it."""
-    log.exception("settlement: a batch of %d writes failed", len(batch), exc_info=exc)
-    for _, fut in batch:
-        if fut is not None and not fut.done():
-            fut.set_exception(exc)
-
-
-class Settlement:
+class Settlement(SettleUpkeep):
     """See the module docstring."""
 
     def __init__(
@@ -132,6 +124,8 @@ class Settlement:
         beat_s: float = 5.0,
         holder_ttl_s: float = 30.0,
         batch_keep_s: float = 3600.0,
+        lease_estimates: int = 0,
+        lease_idle_s: float = 1.0,
     ) -> None:
         self.ledger = ledger
         self._db = db  # None: made at start for the ledger's database (settle_db_for)
@@ -144,6 +138,12 @@ class Settlement:
         self.holder_ttl_s = holder_ttl_s
         self.batch_keep_s = batch_keep_s  # PostgreSQL's batch ids (settle_batches) kept
         self.holder = "h-" + uuid.uuid4().hex[:20]
+        # reservation leases (settle_lease.py; 0: off): estimates a lease leaves free, and
+        # how long one may stay unused before it goes back; made at start (SQLite only)
+        self.lease_estimates = lease_estimates
+        self.lease_idle_s = lease_idle_s
+        self.leases: LeaseBook | None = None
+        self._taking: dict[str, set[asyncio.Future[Any]]] = {}  # lease id -> takes in flight
         self.operators: dict[str, str] = {}  # node id -> operator's ledger account
         # whether a node's earnings are held (quarantined: Quality.held, wired by the app)
         self.held: Callable[[str], bool] = lambda _node_id: False
@@ -236,7 +236,7 @@ class Settlement:
             try:
                 done = try_inline([op for op, _ in batch], self.holder)
             except Exception as exc:
-                _fail(batch, exc)
+                self._fail(batch, exc)
                 return
         if done is None:
             for op, fut in batch:
@@ -265,28 +265,84 @@ class Settlement:
         return fut
 
     async def reserve(self, key: str, payer: str, model: str, estimate: int) -> Reserved:
-        """Reserve ``estimate`` from ``payer`` for request ``key`` (its pending row)."""
-        op = Reserve(key, payer, model, estimate)
+        """Reserve ``estimate`` from ``payer`` for request ``key``: from this holder's lease
+        on the payer in memory, else the lease grown (a take), else its pending row."""
+        op: Op = Reserve(key, payer, model, estimate)
+        leases = self.leases
+        if leases is not None and self._started:
+            if leases.admit(key, payer, estimate, time.monotonic()):
+                self._fly(key)
+                return _LEASED
+            lease, grow, margin = leases.plan(payer, estimate)
+            op = Take(key, payer, model, estimate, lease, grow, margin)
         now = self._write(op, bool(self.in_flight))
         if isinstance(now, asyncio.Future):
+            fut = now
+            if isinstance(op, Take):
+                self._took(op.lease.lease_id, fut)
             try:
-                now = await asyncio.shield(now)
+                now = await asyncio.shield(fut)
             except asyncio.CancelledError:  # the client left: undo it once it is written
-                self.void(key, payer)
+                if isinstance(op, Take):  # a lease's holds it once its result is known
+                    fut.add_done_callback(lambda _: self.void(key, payer))
+                else:
+                    self.void(key, payer)
                 raise
         result: Reserved = now
+        if not result.ok and isinstance(op, Take):
+            result = await self._after_takes(op, result)
         if result.ok:
-            flying = self.in_flight
-            if len(flying) >= _MAX_IN_FLIGHT:  # a hint only: a leak never grows past this
-                flying.clear()
-            flying.add(key)
+            self._fly(key)
         return result
+
+    def _took(self, lease_id: str, fut: asyncio.Future[Any]) -> None:
+        taking = self._taking.setdefault(lease_id, set())
+        taking.add(fut)
+
+        def done(_: object) -> None:
+            taking.discard(fut)
+            if not taking:
+                self._taking.pop(lease_id, None)
+
+        fut.add_done_callback(done)
+
+    async def _after_takes(self, op: Take, refused: Reserved) -> Reserved:
+        """A take refused (nor the request reserved alone): what the other takes of its
+        lease grew it by may cover the request (in a burst each take admits one request
+        and leaves the rest of its growth free), those done in its batch at once, those
+        still in flight once they are done (one wait: a refusal is never put off longer);
+        else the refusal stands."""
+        for wait in (False, True):
+            taking = self._taking.get(op.lease.lease_id)
+            if wait and taking:
+                await asyncio.wait(set(taking))
+            if self.leases is not None and self.leases.admit(
+                op.key, op.payer, op.estimate, time.monotonic()
+            ):
+                return _LEASED
+            if not taking:
+                break
+        return refused
+
+    def _fly(self, key: str) -> None:
+        flying = self.in_flight
+        if len(flying) >= _MAX_IN_FLIGHT:  # a hint only: a leak never grows past this
+            flying.clear()
+        flying.add(key)
 
     async def answer(self, op: Answer) -> bool:
         """Record an answer's exact parts before it is released; ``False``: the row was not
-        pending any more and could not be revived (see :meth:`_revive`), nothing paid."""
-        now = self._write(op, self._others(op.key))
+        pending any more and could not be revived (see :meth:`_revive`), or the lease was
+        gone and the payer could not cover it, nothing paid."""
+        lease = None if self.leases is None else self.leases.spend(op.key)
+        wop: Op = op if lease is None else Spend(op, lease.lease_id)
+        now = self._write(wop, self._others(op.key))
         recorded = await asyncio.shield(now) if isinstance(now, asyncio.Future) else now
+        if isinstance(recorded, Spent):
+            if not recorded.from_lease:  # the lease was gone (recovered?): alive, say so
+                with contextlib.suppress(Exception):
+                    await self.beat()
+            return recorded.recorded or self._unpaid(op)
         return bool(recorded) or await self._revive(op)
 
     async def _revive(self, op: Answer) -> bool:
@@ -305,13 +361,32 @@ class Settlement:
             self._answered.append(op)
             log.warning("settlement: %s lapsed (this holder was taken for dead); recorded", op.key)
             return True
+        return self._unpaid(op)
+
+    def _unpaid(self, op: Answer) -> bool:
         self.unpaid += 1
-        log.warning("settlement: %s was answered but no longer pending: unpaid", op.key)
+        log.warning("settlement: %s was answered but no longer reserved: unpaid", op.key)
         return False
 
     def void(self, key: str, payer: str) -> None:
-        """Nothing to pay for request ``key``: release its reservation (not awaited)."""
+        """Nothing to pay for request ``key``: release its reservation (not awaited; one
+        admitted from a lease gives its estimate back to it, no write)."""
+        if self.leases is not None and self.leases.void(key, time.monotonic()):
+            self._others(key)
+            return
         self._write(Void(key, payer), self._others(key), reply=False)
+
+    def give_back(self, now: float) -> int:
+        """Hand back the leases idle at ``now`` (monotonic; written like a void); how many."""
+        idle = [] if self.leases is None else self.leases.idle(now)
+        for lease in idle:
+            self._write(Give(lease), bool(self.in_flight), reply=False)
+        return len(idle)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_idle_s / 2)
+            self.give_back(time.monotonic())
 
     def _others(self, key: str) -> bool:
         """Whether requests other than ``key`` are in flight; ``key`` is no longer."""
@@ -349,7 +424,7 @@ class Settlement:
         try:
             results = await self.db.apply([op for op, _ in batch], self.holder, now)
         except Exception as exc:
-            _fail(batch, exc)
+            self._fail(batch, exc)
             return
         finally:
             self._writing = False
@@ -358,10 +433,25 @@ class Settlement:
             if fut is not None and not fut.done():
                 fut.set_result(result)
 
-    def _wrote(self, op: Op, result: Any) -> None:
-        """After ``op`` was written: an answer recorded goes to the settler."""
-        if isinstance(op, Answer) and result:  # not recorded: answer() tries to revive it
-            self._answered.append(op)
+    def _wrote(self, op: Op, result: Any, failed: bool = False) -> None:
+        """After ``op`` was written (or ``failed``): an answer recorded goes to the settler;
+        a lease's write updates the book."""
+        if isinstance(op, Answer):
+            if result and not failed:  # not recorded: answer() tries to revive it
+                self._answered.append(op)
+        elif self.leases is not None and not isinstance(op, (Reserve, Void)):
+            done = lease_wrote(self.leases, op, result, time.monotonic(), failed=failed)
+            if done is not None:
+                self._answered.append(done)
+
+    def _fail(self, batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: Exception) -> None:
+        """A batch of hot-path writes failed as one transaction: each waiting request hears
+        it (a lease's write puts its book back)."""
+        log.exception("settlement: a batch of %d writes failed", len(batch), exc_info=exc)
+        for op, fut in batch:
+            self._wrote(op, None, failed=True)
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
 
     async def flush(self) -> None:
         """Write what is queued, then settle every answered request into the ledger."""
@@ -427,88 +517,11 @@ class Settlement:
             on_append(size)
         return len(batch)
 
-    async def _with_operators(self, a: Answer) -> Answer:
-        return await with_operators(await self._engine(), self.operators, a)
-
     async def _settle_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settle_interval_s)
             with contextlib.suppress(Exception):  # logged in settle_now; retried next time
                 await self.settle_now()
-
-    # -- holders, recovery, the pool ------------------------------------------------------------
-
-    async def _engine(self) -> AsyncEngine:
-        return await self.ledger.engine()
-
-    async def beat(self) -> None:
-        """This holder is alive (the database's clock); its row is made again if removed."""
-        await beat(await self._engine(), self.holder)
-
-    async def dead_holders(self) -> list[str | None]:
-        """Holders with rows in flight that are silent for longer than ``holder_ttl_s``
-        or gone (``None``: rows without a holder)."""
-        return await dead_holders(await self._engine(), self.holder_ttl_s, self.holder)
-
-    async def recover(self, holders: list[str | None] | None = None) -> tuple[int, int]:
-        """Settle the answered and void the pending rows of dead holders (default: every
-        dead one); ``(settled, voided)``."""
-        if holders is None:
-            holders = await self.dead_holders()
-        if not holders:
-            return 0, 0
-        engine = await self._engine()
-        now = datetime.now(timezone.utc)
-        answers = await answered_rows(engine, holders)
-        settled = 0
-        for i in range(0, len(answers), MAX_SETTLE):
-            batch = [await self._with_operators(a) for a in answers[i : i + MAX_SETTLE]]
-            settled += await settle(self.ledger, batch, now)
-        voided = 0
-        for holder in holders:  # another's rows lapse (it may answer them yet); ours: void
-            state = VOID if holder == self.holder else LAPSED
-            voided += await void_pending(engine, holder, now, state)
-        await forget(engine, holders)
-        if settled or voided:
-            log.warning(
-                "settlement: recovered %d holder(s): %d answered request(s) settled, "
-                "%d pending voided", len(holders), settled, voided,
-            )  # fmt: skip
-        return settled, voided
-
-    def utc_day(self) -> str:
-        return datetime.fromtimestamp(self.wall_clock(), timezone.utc).strftime("%Y-%m-%d")
-
-    async def top_up_pool(self) -> int | None:
-        """The community pool's top-up for today, if not done yet (see settle_ledger)."""
-        day = self.utc_day()
-        if self._pool_day == day:
-            return None
-        added = await top_up_pool(
-            self.ledger, day, self.pool_daily_budget, datetime.now(timezone.utc)
-        )
-        self._pool_day = day
-        if added:
-            log.info("settlement: community pool topped up by %d µNT for %s", added, day)
-        return added
-
-    async def upkeep(self) -> None:
-        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up; on
-        PostgreSQL, the hot path's batch ids older than ``batch_keep_s`` deleted."""
-        await self.beat()
-        await self.recover()
-        await self.top_up_pool()
-        if not isinstance(self.db, SqliteSettleDb):
-            await forget_batches(await self._engine(), self.batch_keep_s)
-
-    async def _upkeep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.beat_s)
-            try:
-                async with self._settling:  # stop() cancels it between rounds only
-                    await self.upkeep()
-            except Exception:
-                log.exception("settlement: upkeep failed")
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -538,6 +551,9 @@ class Settlement:
             asyncio.create_task(self._settle_loop(), name="llm-mesh-settler"),
             asyncio.create_task(self._upkeep_loop(), name="llm-mesh-settle-upkeep"),
         ]
+        if self.lease_estimates > 0:
+            self.leases = LeaseBook(self.lease_estimates, self.lease_idle_s)
+            self._tasks.append(asyncio.create_task(self._lease_loop(), name="llm-mesh-leases"))
 
     async def stop(self) -> None:
         """Drain the writer, settle what was answered, void this holder's pending rows."""
@@ -568,7 +584,3 @@ class Settlement:
                 await worker.stop()
             if self._home_lock is not None:
                 self._home_lock.release()
-
-    async def balance(self, account: str) -> tuple[int, int]:
-        """``(balance, reserved)`` of a ledger account, in micro-NetworkTokens."""
-        return await balance(await self._engine(), account)

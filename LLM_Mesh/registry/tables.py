@@ -72,6 +72,7 @@ __all__ = [
     "reward_periods",
     "settle_batches",
     "settle_holders",
+    "settle_leases",
     "settlements",
 ]
 
@@ -354,6 +355,20 @@ settle_batches = Table(
     Column("results", JSON(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_settle_batches_created_at", "created_at"),
+)
+
+#: Migration 0015: a holder's lease on a payer's balance (``registry/settle_lease.py``): an
+#: ``amount`` the holder reserved from the payer's ``balances`` row once, that admits its
+#: requests in memory; an answer moves its total from the lease to its ``answered`` row.
+#: A payer's ``reserved`` = pending estimates + answered totals + leases.
+settle_leases = Table(
+    "settle_leases",
+    metadata,
+    Column("lease_id", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("payer", String(128), nullable=False),
+    Column("amount", BigInteger(), nullable=False),
+    Index("ix_settle_leases_holder", "holder"),
 )
 
 #: Migration 0006: one row per UTC day on which the community pool was topped up to its

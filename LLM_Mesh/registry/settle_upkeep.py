@@ -1,0 +1,139 @@
+"""Settlement's holders, recovery and the community pool: :class:`SettleUpkeep`, the part of
+:class:`~LLM_Mesh.registry.settlement.Settlement` that runs off the hot path on the store's
+SQLAlchemy engine (see ``registry/settlement.py``'s docstring, "Upkeep").
+
+Recovery of dead holders: their answered rows are settled, their pending rows voided
+(``lapsed``), their reservation leases released (``registry/settle_lease.py``), and their
+``settle_holders`` rows removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.core.lease_book import LeaseBook
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.settle_db import Answer, SettleDb, SqliteSettleDb
+from LLM_Mesh.registry.settle_holders import beat, dead_holders, forget, forget_batches
+from LLM_Mesh.registry.settle_lease import release_leases
+from LLM_Mesh.registry.settle_ledger import (
+    LAPSED,
+    VOID,
+    answered_rows,
+    balance,
+    settle,
+    top_up_pool,
+    void_pending,
+    with_operators,
+)
+
+__all__ = ["MAX_SETTLE", "SettleUpkeep"]
+
+log = logging.getLogger("LLM_Mesh.registry.settlement")
+
+MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the loop)
+
+
+class SettleUpkeep:
+    """Heartbeat, recovery, the pool's top-up and balances (a base of ``Settlement``)."""
+
+    ledger: SqlLedger
+    holder: str
+    holder_ttl_s: float
+    beat_s: float
+    batch_keep_s: float
+    pool_daily_budget: int
+    wall_clock: Callable[[], float]
+    operators: dict[str, str]
+    leases: LeaseBook | None
+    _db: SettleDb | None
+    _pool_day: str | None
+    _settling: asyncio.Lock
+
+    async def _with_operators(self, a: Answer) -> Answer:
+        return await with_operators(await self._engine(), self.operators, a)
+
+    async def _engine(self) -> AsyncEngine:
+        return await self.ledger.engine()
+
+    async def beat(self) -> None:
+        """This holder is alive (the database's clock); its row is made again if removed."""
+        await beat(await self._engine(), self.holder)
+
+    async def dead_holders(self) -> list[str | None]:
+        """Holders with rows in flight that are silent for longer than ``holder_ttl_s``
+        or gone (``None``: rows without a holder)."""
+        return await dead_holders(await self._engine(), self.holder_ttl_s, self.holder)
+
+    async def recover(self, holders: list[str | None] | None = None) -> tuple[int, int]:
+        """Settle the answered and void the pending rows of dead holders (default: every
+        dead one); ``(settled, voided)``."""
+        if holders is None:
+            holders = await self.dead_holders()
+        if not holders:
+            return 0, 0
+        engine = await self._engine()
+        now = datetime.now(timezone.utc)
+        answers = await answered_rows(engine, holders)
+        settled = 0
+        for i in range(0, len(answers), MAX_SETTLE):
+            batch = [await self._with_operators(a) for a in answers[i : i + MAX_SETTLE]]
+            settled += await settle(self.ledger, batch, now)
+        voided = 0
+        for holder in holders:  # another's rows lapse (it may answer them yet); ours: void
+            state = VOID if holder == self.holder else LAPSED
+            voided += await void_pending(engine, holder, now, state)
+        leased = await release_leases(engine, holders)  # a live one's answers: Spend's fallback
+        if self.holder in holders and self.leases is not None:
+            self.leases.clear()
+        await forget(engine, holders)
+        if settled or voided or leased:
+            log.warning(
+                "settlement: recovered %d holder(s): %d answered request(s) settled, "
+                "%d pending voided, %d µNT of leases released", len(holders), settled, voided,
+                leased,
+            )  # fmt: skip
+        return settled, voided
+
+    def utc_day(self) -> str:
+        return datetime.fromtimestamp(self.wall_clock(), timezone.utc).strftime("%Y-%m-%d")
+
+    async def top_up_pool(self) -> int | None:
+        """The community pool's top-up for today, if not done yet (see settle_ledger)."""
+        day = self.utc_day()
+        if self._pool_day == day:
+            return None
+        added = await top_up_pool(
+            self.ledger, day, self.pool_daily_budget, datetime.now(timezone.utc)
+        )
+        self._pool_day = day
+        if added:
+            log.info("settlement: community pool topped up by %d µNT for %s", added, day)
+        return added
+
+    async def upkeep(self) -> None:
+        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up; on
+        PostgreSQL, the hot path's batch ids older than ``batch_keep_s`` deleted."""
+        await self.beat()
+        await self.recover()
+        await self.top_up_pool()
+        if not isinstance(self._db, SqliteSettleDb):
+            await forget_batches(await self._engine(), self.batch_keep_s)
+
+    async def _upkeep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.beat_s)
+            try:
+                async with self._settling:  # stop() cancels it between rounds only
+                    await self.upkeep()
+            except Exception:
+                log.exception("settlement: upkeep failed")
+
+    async def balance(self, account: str) -> tuple[int, int]:
+        """``(balance, reserved)`` of a ledger account, in micro-NetworkTokens."""
+        return await balance(await self._engine(), account)
