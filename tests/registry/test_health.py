@@ -380,6 +380,6 @@ async def test_the_registry_app_challenges_with_its_gateway_id(tmp_path: Path) -
         assert "no signed health proof" in out[silent]["error"]
         assert seen == [h.runtime.signer.registry_id] * 2
         assert [e.node_id for e in h.table.healthy_entries_for("gemma-3-270m")] == [signed]
-        metrics = (await h.client.get("/metrics")).text
+        metrics = (await h.client.get("/metrics", headers={"Host": "127.0.0.1"})).text
         assert 'llm_mesh_gateway_health_checks_total{result="unproven"} 1.0' in metrics
         assert 'llm_mesh_gateway_health_checks_total{result="ok"} 1.0' in metrics
