@@ -150,7 +150,13 @@ def test_liars_are_quarantined_the_honest_node_never(tmp_path: Path) -> None:
                 for n, v in nodes(mesh).items():
                     if v["quarantined"]:
                         quarantined_at.setdefault(n, time.monotonic())
-            for _ in range(2):  # a little more of the honest node
+            # more of the honest node, until 3 of its probes passed: a streamed probe whose
+            # reference starts at a near tie is ``unverified`` (no evidence either way), and
+            # about a quarter of probes are such (``core/canary_shape.py``), so a fixed
+            # count of rounds left it short of 3 passes in about one run in four
+            for _ in range(12):
+                if nodes(mesh)[honest]["canary_passed"] >= 3:
+                    break
                 for res in c.post(
                     "/mesh/canary/run", headers=admin, params={"node": honest}
                 ).json()["results"]:
