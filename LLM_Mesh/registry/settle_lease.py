@@ -194,6 +194,8 @@ def lease_wrote(
     the book; the answer recorded (for the settler), if any."""
     if isinstance(op, Take):
         grew = None if failed or not isinstance(result, Taken) else result.grew
+        if failed:  # it may have committed all the same (PostgreSQL: the answer was lost
+            op.lease.grown = True  # after the commit): handed back (a Give of no row: nothing)
         book.took(op.lease, op.key, op.estimate, grew, now)
     elif isinstance(op, Spend):
         ok = not failed and isinstance(result, Spent) and result.recorded

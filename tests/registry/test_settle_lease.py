@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
@@ -149,6 +151,37 @@ async def test_an_idle_lease_goes_back(store: SqlStore) -> None:
         assert s.leases is not None and s.leases.given == 1 and not s.leases.leases
         assert (await s.reserve("r2", USER, "m", E)).ok  # a new lease
         assert (await _invariant(store))["lease_rows"] == 1
+    finally:
+        await s.stop()
+
+
+async def test_a_take_whose_outcome_is_unknown_still_goes_back(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take whose transaction committed but whose answer was lost (PostgreSQL: the
+    connection dropped after the commit, every retry failed) reads as failed; its lease
+    row exists all the same, and is handed back with the idle leases, not left reserving
+    the payer's balance for as long as the process lives."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        real = s.db.apply
+
+        async def commit_then_lose(ops: Any, holder: str, now: Any) -> Any:
+            await real(ops, holder, now)
+            raise ConnectionError("the connection was lost after the commit")
+
+        monkeypatch.setattr(s.db, "apply", commit_then_lose)
+        if isinstance(s.db, SqliteSettleDb):  # through the writer (apply), not inline
+            monkeypatch.setattr(s.db, "try_inline", lambda ops, holder: None)
+        with pytest.raises(ConnectionError):
+            await s.reserve("r1", USER, "m", E)
+        assert (await _invariant(store))["lease_rows"] == 1  # committed all the same
+        monkeypatch.undo()
+        s.give_back(time.monotonic() + 7200.0)
+        await s.flush()
+        b = await _invariant(store)
+        assert (b["lease_rows"], b["reserved"]) == (0, 0)
     finally:
         await s.stop()
 
