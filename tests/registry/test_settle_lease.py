@@ -314,6 +314,27 @@ async def test_a_holder_taken_for_dead_answers_from_the_balance_or_unpaid(
         await slow.stop()
 
 
+async def test_a_lease_whose_answer_went_unpaid_admits_nothing_more(store: SqlStore) -> None:
+    """Recovery released a live holder's lease and the payer's balance went elsewhere: the
+    first answer is unpaid, and the lease (still "free" in the book) must admit no more
+    requests, each of which would be answered unpaid too (free inference for as long as
+    the payer keeps the lease busy)."""
+    await _grant(store, 9 * E)
+    slow = await _started(store)
+    other = await _started(store, lease_estimates=0)
+    try:
+        assert (await slow.reserve("s1", USER, "m", E)).ok
+        await _silence(store, slow.holder)
+        await other.recover()
+        assert (await other.reserve("o1", USER, "m", 9 * E)).ok  # the whole balance
+        assert await slow.answer(_answer("s1", 500)) is False and slow.unpaid == 1
+        assert (await slow.reserve("s2", USER, "m", E)).ok is False  # 402, not served free
+        assert (await _invariant(store))["reserved"] == 9 * E
+    finally:
+        await other.stop()
+        await slow.stop()
+
+
 async def test_recovery_releases_the_lease_of_a_holder_gone(store: SqlStore) -> None:
     await _grant(store, 100 * E)
     s = await _started(store, lease_estimates=0)  # one reservation a request
