@@ -190,7 +190,11 @@ class Settlement(SettleUpkeep):
         try_inline = getattr(self._db, "try_inline", None)
         if try_inline is None:
             return _LATER
-        done = try_inline([op], self.holder)
+        try:
+            done = try_inline([op], self.holder)
+        except Exception:  # rolled back: a lease's write puts its book back (as _fail)
+            self._wrote(op, None, failed=True)
+            raise
         if done is None:
             return _LATER
         self._wrote(op, done[0])

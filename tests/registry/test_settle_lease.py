@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 from typing import Any
 
@@ -177,6 +178,35 @@ async def test_a_take_whose_outcome_is_unknown_still_goes_back(
         with pytest.raises(ConnectionError):
             await s.reserve("r1", USER, "m", E)
         assert (await _invariant(store))["lease_rows"] == 1  # committed all the same
+        monkeypatch.undo()
+        s.give_back(time.monotonic() + 7200.0)
+        await s.flush()
+        b = await _invariant(store)
+        assert (b["lease_rows"], b["reserved"]) == (0, 0)
+    finally:
+        await s.stop()
+
+
+async def test_a_write_that_raises_at_once_leaves_its_lease_free_to_go_back(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request alone writes at once on the loop (SQLite's ``try_inline``); when that
+    write raises (disk I/O, disk full) its lease must not stay marked busy, or it never
+    goes back and keeps its amount reserved for as long as the process lives."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        if not isinstance(s.db, SqliteSettleDb):
+            pytest.skip("PostgreSQL writes nothing at once on the loop")
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        assert (await _invariant(store))["leases"] == 4 * E
+
+        def broken(ops: Any, holder: str, now: Any = None) -> Any:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(s.db, "try_inline", broken)
+        with pytest.raises(sqlite3.OperationalError):
+            await s.answer(_answer("r1", 250))
         monkeypatch.undo()
         s.give_back(time.monotonic() + 7200.0)
         await s.flush()
