@@ -216,6 +216,41 @@ async def test_a_write_that_raises_at_once_leaves_its_lease_free_to_go_back(
         await s.stop()
 
 
+async def test_the_lease_loop_outlives_a_give_that_raises(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A give written at once that raises (disk I/O) must neither end the task that hands
+    idle leases back nor drop the other leases of its round: each would stay reserved
+    while the process lives."""
+    other = pseudonym("user", "key-2")
+    for payer in (USER, other):
+        await _grant(store, 100 * E, payer)
+    s = await _started(store, lease_idle_s=0.05)
+    try:
+        if not isinstance(s.db, SqliteSettleDb):
+            pytest.skip("PostgreSQL writes nothing at once on the loop")
+        real = s.db.try_inline
+        calls: list[int] = []
+
+        def once_broken(ops: Any, holder: str, now: Any = None) -> Any:
+            if any(type(op).__name__ == "Give" for op in ops) and not calls:
+                calls.append(1)
+                raise sqlite3.OperationalError("disk I/O error")
+            return real(ops, holder, now)
+
+        monkeypatch.setattr(s.db, "try_inline", once_broken)
+        for n, payer in enumerate((USER, other)):
+            assert (await s.reserve(f"r{n}", payer, "m", E)).ok
+            assert await s.answer(_answer(f"r{n}", 250, payer))
+        await asyncio.sleep(0.5)  # one give failed; the loop goes on, and gives back all
+        assert calls == [1]
+        for payer in (USER, other):
+            b = await _invariant(store, payer)
+            assert (b["lease_rows"], b["reserved"]) == (0, 250), payer
+    finally:
+        await s.stop()
+
+
 async def test_an_answer_its_lease_cannot_cover_is_reserved_from_the_balance(
     store: SqlStore,
 ) -> None:
