@@ -194,11 +194,16 @@ def lease_wrote(
     the book; the answer recorded (for the settler), if any."""
     if isinstance(op, Take):
         grew = None if failed or not isinstance(result, Taken) else result.grew
+        if failed:  # it may have committed all the same (PostgreSQL: the answer was lost
+            op.lease.grown = True  # after the commit): handed back (a Give of no row: nothing)
         book.took(op.lease, op.key, op.estimate, grew, now)
     elif isinstance(op, Spend):
         ok = not failed and isinstance(result, Spent) and result.recorded
         drawn = ok and isinstance(result, Spent) and result.from_lease
+        got = book.admitted.get(op.answer.key)
         book.spent(op.answer.key, op.answer.total if ok else None, drawn, now)
+        if not failed and not ok and got is not None:  # the lease is gone or short and the
+            book.lose(got[0])  # payer cannot cover it: it must admit (serve unpaid) no more
         return op.answer if ok else None
     elif isinstance(op, Give) and failed:  # still the database's: handed back next time
         book.leases[op.lease.lease_id] = op.lease

@@ -190,7 +190,11 @@ class Settlement(SettleUpkeep):
         try_inline = getattr(self._db, "try_inline", None)
         if try_inline is None:
             return _LATER
-        done = try_inline([op], self.holder)
+        try:
+            done = try_inline([op], self.holder)
+        except Exception:  # rolled back: a lease's write puts its book back (as _fail)
+            self._wrote(op, None, failed=True)
+            raise
         if done is None:
             return _LATER
         self._wrote(op, done[0])
@@ -380,13 +384,16 @@ class Settlement(SettleUpkeep):
         """Hand back the leases idle at ``now`` (monotonic; written like a void); how many."""
         idle = [] if self.leases is None else self.leases.idle(now)
         for lease in idle:
-            self._write(Give(lease), bool(self.in_flight), reply=False)
+            try:
+                self._write(Give(lease), bool(self.in_flight), reply=False)
+            except Exception:  # back in the book (lease_wrote): the next round; the rest now
+                log.exception("settlement: could not hand lease %s back", lease.lease_id)
         return len(idle)
 
     async def _lease_loop(self) -> None:
         while True:
             await asyncio.sleep(self.lease_idle_s / 2)
-            self.give_back(time.monotonic())
+            self.give_back(time.monotonic())  # a give that fails: the book's again
 
     def _others(self, key: str) -> bool:
         """Whether requests other than ``key`` are in flight; ``key`` is no longer."""

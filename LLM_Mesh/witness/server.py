@@ -11,7 +11,9 @@ Check and persist are one step: an ``asyncio.Lock`` holds every request from rea
 state to writing it, so two requests cannot both pass against one old size (the spec's
 race: a cosignature for N+K, then one for N rolling back K leaves). A cosigned
 checkpoint's state is saved (``witness/state.save_state``: synced, renamed into place)
-before the 200 leaves; a failed save answers 500 and cosigns nothing. The state is read
+before the 200 leaves; a failed save answers 500 and cosigns nothing. The checkpoint
+cosigned last, posted again (anyone can: checkpoints are public), is cosigned again
+without a write (the state is unchanged). The state is read
 once, at start, from the file: a restart resumes from what was cosigned last, so a
 replayed old request gets 409 with the newer size. One witness per home
 (``witness.lock``, held by the caller).
@@ -95,10 +97,11 @@ class WitnessService:
             cp = decision.checkpoint
             if cp is None:  # pragma: no cover - decide opens what it cosigns
                 return Answer(500, "no checkpoint\n")
-            new = dict(self.state)
-            new[origin] = Cosigned(cp.tree_size, cp.root_hash, req.note)
-            await asyncio.to_thread(save_state, self.state_path, new)  # before the answer
-            self.state = new
+            if last is None or (last.size, last.root) != (cp.tree_size, cp.root_hash):
+                new = dict(self.state)  # (the one cosigned before again: nothing to save)
+                new[origin] = Cosigned(cp.tree_size, cp.root_hash, req.note)
+                await asyncio.to_thread(save_state, self.state_path, new)  # before the answer
+                self.state = new
             line = cosign(self.key, self.name, req.note, int(self._wall_clock()))
         log.info("cosigned %s at size %d: %s", origin, cp.tree_size, decision.message)
         return Answer(200, line)

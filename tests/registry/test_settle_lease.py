@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+import time
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
@@ -153,6 +156,101 @@ async def test_an_idle_lease_goes_back(store: SqlStore) -> None:
         await s.stop()
 
 
+async def test_a_take_whose_outcome_is_unknown_still_goes_back(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take whose transaction committed but whose answer was lost (PostgreSQL: the
+    connection dropped after the commit, every retry failed) reads as failed; its lease
+    row exists all the same, and is handed back with the idle leases, not left reserving
+    the payer's balance for as long as the process lives."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        real = s.db.apply
+
+        async def commit_then_lose(ops: Any, holder: str, now: Any) -> Any:
+            await real(ops, holder, now)
+            raise ConnectionError("the connection was lost after the commit")
+
+        monkeypatch.setattr(s.db, "apply", commit_then_lose)
+        if isinstance(s.db, SqliteSettleDb):  # through the writer (apply), not inline
+            monkeypatch.setattr(s.db, "try_inline", lambda ops, holder: None)
+        with pytest.raises(ConnectionError):
+            await s.reserve("r1", USER, "m", E)
+        assert (await _invariant(store))["lease_rows"] == 1  # committed all the same
+        monkeypatch.undo()
+        s.give_back(time.monotonic() + 7200.0)
+        await s.flush()
+        b = await _invariant(store)
+        assert (b["lease_rows"], b["reserved"]) == (0, 0)
+    finally:
+        await s.stop()
+
+
+async def test_a_write_that_raises_at_once_leaves_its_lease_free_to_go_back(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request alone writes at once on the loop (SQLite's ``try_inline``); when that
+    write raises (disk I/O, disk full) its lease must not stay marked busy, or it never
+    goes back and keeps its amount reserved for as long as the process lives."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        if not isinstance(s.db, SqliteSettleDb):
+            pytest.skip("PostgreSQL writes nothing at once on the loop")
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        assert (await _invariant(store))["leases"] == 4 * E
+
+        def broken(ops: Any, holder: str, now: Any = None) -> Any:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(s.db, "try_inline", broken)
+        with pytest.raises(sqlite3.OperationalError):
+            await s.answer(_answer("r1", 250))
+        monkeypatch.undo()
+        s.give_back(time.monotonic() + 7200.0)
+        await s.flush()
+        b = await _invariant(store)
+        assert (b["lease_rows"], b["reserved"]) == (0, 0)
+    finally:
+        await s.stop()
+
+
+async def test_the_lease_loop_outlives_a_give_that_raises(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A give written at once that raises (disk I/O) must neither end the task that hands
+    idle leases back nor drop the other leases of its round: each would stay reserved
+    while the process lives."""
+    other = pseudonym("user", "key-2")
+    for payer in (USER, other):
+        await _grant(store, 100 * E, payer)
+    s = await _started(store, lease_idle_s=0.05)
+    try:
+        if not isinstance(s.db, SqliteSettleDb):
+            pytest.skip("PostgreSQL writes nothing at once on the loop")
+        real = s.db.try_inline
+        calls: list[int] = []
+
+        def once_broken(ops: Any, holder: str, now: Any = None) -> Any:
+            if any(type(op).__name__ == "Give" for op in ops) and not calls:
+                calls.append(1)
+                raise sqlite3.OperationalError("disk I/O error")
+            return real(ops, holder, now)
+
+        monkeypatch.setattr(s.db, "try_inline", once_broken)
+        for n, payer in enumerate((USER, other)):
+            assert (await s.reserve(f"r{n}", payer, "m", E)).ok
+            assert await s.answer(_answer(f"r{n}", 250, payer))
+        await asyncio.sleep(0.5)  # one give failed; the loop goes on, and gives back all
+        assert calls == [1]
+        for payer in (USER, other):
+            b = await _invariant(store, payer)
+            assert (b["lease_rows"], b["reserved"]) == (0, 250), payer
+    finally:
+        await s.stop()
+
+
 async def test_an_answer_its_lease_cannot_cover_is_reserved_from_the_balance(
     store: SqlStore,
 ) -> None:
@@ -276,6 +374,27 @@ async def test_a_holder_taken_for_dead_answers_from_the_balance_or_unpaid(
         b = await _invariant(store)
         assert b["reserved"] == b["balance"] == 9 * E
         assert (await slow.reserve("s3", USER, "m", E)).ok is False  # the lost lease unused
+    finally:
+        await other.stop()
+        await slow.stop()
+
+
+async def test_a_lease_whose_answer_went_unpaid_admits_nothing_more(store: SqlStore) -> None:
+    """Recovery released a live holder's lease and the payer's balance went elsewhere: the
+    first answer is unpaid, and the lease (still "free" in the book) must admit no more
+    requests, each of which would be answered unpaid too (free inference for as long as
+    the payer keeps the lease busy)."""
+    await _grant(store, 9 * E)
+    slow = await _started(store)
+    other = await _started(store, lease_estimates=0)
+    try:
+        assert (await slow.reserve("s1", USER, "m", E)).ok
+        await _silence(store, slow.holder)
+        await other.recover()
+        assert (await other.reserve("o1", USER, "m", 9 * E)).ok  # the whole balance
+        assert await slow.answer(_answer("s1", 500)) is False and slow.unpaid == 1
+        assert (await slow.reserve("s2", USER, "m", E)).ok is False  # 402, not served free
+        assert (await _invariant(store))["reserved"] == 9 * E
     finally:
         await other.stop()
         await slow.stop()

@@ -131,6 +131,31 @@ async def test_a_failed_save_cosigns_nothing(tmp_path: Path, monkeypatch: pytest
     assert svc.state == {}
 
 
+async def test_the_same_checkpoint_again_is_cosigned_without_a_disk_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log's checkpoints are public: anyone can post the last cosigned one again, as
+    often as they like. Each is cosigned again (the spec), but the state is unchanged:
+    no synced write under the lock (a flood of replays would queue every real push
+    behind one fsync each)."""
+    saves: list[int] = []
+    real = server_mod.save_state
+
+    def counted(path: Path, state: object) -> None:
+        saves.append(1)
+        real(path, state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(server_mod, "save_state", counted)
+    svc = _service(tmp_path)
+    note = _note(_leaves(3))
+    assert (await _post(svc, request_body(0, [], note))).status_code == 200
+    for _ in range(3):
+        r = await _post(svc, request_body(3, [], note))
+        assert r.status_code == 200 and cosigners(note + r.text, [WK])
+    assert len(saves) == 1
+    assert load_state(tmp_path / "witness_state.json")[ORIGIN].size == 3
+
+
 def test_listen_addresses() -> None:
     assert parse_listen("8810") == ("127.0.0.1", 8810)
     assert parse_listen("0.0.0.0:0") == ("0.0.0.0", 0)
