@@ -34,7 +34,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | ledger_checkpoint_every | LLM_MESH_LEDGER_CHECKPOINT_EVERY | 1000 (entries between signed checkpoints) |
 | ledger_checkpoint_interval_s | LLM_MESH_LEDGER_CHECKPOINT_S | 60 (at most this long before new entries are signed) |
 | ledger_witnesses     | LLM_MESH_LEDGER_WITNESSES | none (witness key texts, ``,``-separated, whose cosignatures ``POST /v1/ledger/cosignatures`` accepts; none: it accepts none) |
-| ledger_witness_urls  | LLM_MESH_LEDGER_WITNESS_URLS | none (C2SP tlog-witness submission prefixes, ``,``-separated, each new checkpoint is pushed to: ``POST <url>/add-checkpoint``; needs ``LLM_MESH_LEDGER_WITNESSES``, whose keys' cosignatures alone are kept) |
+| ledger_witness_urls  | LLM_MESH_LEDGER_WITNESS_URLS | none (C2SP tlog-witness submission prefixes, ``,``-separated, each new checkpoint is pushed to: ``POST <url>/add-checkpoint``, so not ending in ``/add-checkpoint``; needs ``LLM_MESH_LEDGER_WITNESSES``, whose keys' cosignatures alone are kept) |
 | anonymous_rpm        | LLM_MESH_ANONYMOUS_RPM   | 60 requests a minute per client address without a key (0: no limit) |
 | api_key              | LLM_MESH_API_KEY         | none: clients (``ask``, the seed API) send no key, as anonymous |
 
@@ -209,7 +209,7 @@ def _witnesses(env: Mapping[str, str]) -> tuple[str, ...]:
 def _witness_urls(env: Mapping[str, str]) -> tuple[str, ...]:
     """``LLM_MESH_LEDGER_WITNESS_URLS``: witnesses' submission prefixes, ``,``-separated,
     each a strict http(s) URL (``core/netguard.parse_node_url``: no user info, query or
-    fragment); only with ``LLM_MESH_LEDGER_WITNESSES`` (else every cosignature would be
+    fragment; not ending in ``/add-checkpoint``, which the pusher adds); only with ``LLM_MESH_LEDGER_WITNESSES`` (else every cosignature would be
     thrown away)."""
     urls = split_urls(env.get("LLM_MESH_LEDGER_WITNESS_URLS") or "")
     if not urls:
@@ -221,6 +221,13 @@ def _witness_urls(env: Mapping[str, str]) -> tuple[str, ...]:
             parse_node_url(u)
         except NodeUrlError as exc:
             raise ValueError(f"LLM_MESH_LEDGER_WITNESS_URLS: {u[:100]!r}: {exc}") from None
+        if u.endswith("/add-checkpoint"):  # the URL `ledger witness --listen` prints
+            prefix = u.removesuffix("/add-checkpoint")[:100]
+            raise ValueError(
+                f"LLM_MESH_LEDGER_WITNESS_URLS: {u[:100]!r} is the witness's POST URL: give "
+                f"its submission prefix, without /add-checkpoint ('{prefix}'), which the "
+                "registry adds itself"
+            )
     if not _witnesses(env):
         raise ValueError(
             "LLM_MESH_LEDGER_WITNESS_URLS needs LLM_MESH_LEDGER_WITNESSES: the key texts of "

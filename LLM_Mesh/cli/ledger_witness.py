@@ -336,7 +336,11 @@ def parse_log_keys(texts: Sequence[str], origin: str) -> dict[str, list[bytes]]:
             raw = b""
         if len(raw) != 32:
             if "+" not in k:
-                raise fail(ValueError(f"--log-key {k!r} is not a base64 Ed25519 public key"))
+                raise fail(ValueError(
+                    f"--log-key {k!r} is not a base64 Ed25519 public key: the registry's is "
+                    "the public_key of its GET /v1/ledger/keys (standard base64, not the "
+                    "base64url its start log shows)"
+                ))  # fmt: skip
             try:
                 o, raw = parse_log_vkey(k)
             except ValueError as exc:
@@ -363,9 +367,12 @@ def listen_command(
             service = WitnessService(key, wname, home / STATE_FILE, log_keys)
             sock = bind(host, port)
             shown_host = f"[{host}]" if ":" in host else host
+            prefix = f"http://{shown_host}:{sock.getsockname()[1]}"
             console.print(
-                f"witnessing {shown(', '.join(sorted(log_keys)))}: POST "
-                f"http://{shown_host}:{sock.getsockname()[1]}/add-checkpoint",
+                f"witnessing {shown(', '.join(sorted(log_keys)))}: POST {prefix}/add-checkpoint\n"
+                f"a registry pushes to it with LLM_MESH_LEDGER_WITNESS_URLS={prefix} (the "
+                "prefix: it adds /add-checkpoint; this machine's name or address for a host "
+                "of 0.0.0.0 or ::) and LLM_MESH_LEDGER_WITNESSES=<the witness key above>",
                 highlight=False, soft_wrap=True,
             )  # fmt: skip
             serve(service, sock)

@@ -339,7 +339,9 @@ def balance(
     ] = None,
     registry_ca: RegistryCaOpt = None,
 ) -> None:
-    """What your API key may spend: balance, reserved by requests in flight, available (µNT)."""
+    """What your API key may spend (µNT): balance; reserved (requests in flight, answers not
+    settled yet, the gateways' reservation leases: an unused one goes back within a second
+    or two); available = balance - reserved."""
     from LLM_Mesh.client import MeshClient
 
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))

@@ -46,9 +46,10 @@ from LLM_Mesh.core.metrics_access import is_loopback
 
 __all__ = ["is_loopback_host", "local_name", "loopback_refusal", "parse_local_names"]
 
-REBOUND = (
-    "a request to a name that is not this machine's (DNS rebinding?): address it as "
-    "127.0.0.1 or localhost, or name it in LLM_MESH_LOCAL_NAMES"
+REBOUND = (  # a noun phrase: the callers say "... answers X, not <this>"
+    "a request addressed to a name this server does not know as its own (DNS rebinding?): "
+    "address it as 127.0.0.1 or localhost, or, for another name of this machine, list it "
+    "in LLM_MESH_LOCAL_NAMES where this server runs and restart it"
 )
 FOREIGN_PAGE = "a request from a web page of another site"
 

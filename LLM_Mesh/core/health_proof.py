@@ -182,7 +182,10 @@ def check_proof(ch: Challenge, headers: Mapping[str, str]) -> str | None:
     node answered ``ch``; ``None`` when it does."""
     key_text, sig_text = headers.get(HDR_KEY), headers.get(HDR_SIGNATURE)
     if not key_text or not sig_text:
-        return "no signed health proof (a node older than the health challenge, or not the key's holder)"
+        return (
+            "no signed health proof (node software older than the signed health check: "
+            "upgrade the node; or a server that does not hold the node's key)"
+        )
     raw = _unb64(key_text.strip())
     if raw is None or len(raw) != 32:
         return "its health proof's key is not an Ed25519 public key"

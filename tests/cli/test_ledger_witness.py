@@ -7,6 +7,7 @@ database (the cosignatures come with the checkpoints from the store)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import stat
@@ -327,3 +328,12 @@ def test_listen_needs_log_keys_and_is_not_rounds(tmp_path: Path) -> None:
     assert code == 1 and "--listen needs the keys of the logs" in flat(out), out
     code, out = cli(tmp_path, "ledger", "witness", "--listen", "0", "--every", "5")
     assert code == 1 and "one or the other" in flat(out), out
+
+
+def test_a_log_key_as_the_start_log_shows_it_says_where_the_right_one_is(tmp_path: Path) -> None:
+    # the registry's start log shows its key as base64url ("public key Ku_-9m..."): a new
+    # user pasting that into --log-key is told which form to give, and where to find it
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    logged = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    code, out = cli(tmp_path, "ledger", "witness", "--listen", "0", "--log-key", logged)
+    assert code == 1 and "public_key of its GET /v1/ledger/keys" in flat(out), out

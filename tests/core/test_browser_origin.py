@@ -84,7 +84,9 @@ def test_an_own_name_passes_and_its_pages_too() -> None:
     own = ("mybox",)
     assert loopback_refusal({"host": "mybox:8801"}, own) is None
     assert loopback_refusal({"host": "mybox:8801", "origin": "http://mybox:3000"}, own) is None
-    assert loopback_refusal({"host": "mybox:8801"}) is not None
+    why = loopback_refusal({"host": "mybox:8801"})
+    assert why is not None  # says what to do, and where: the server's own setting
+    assert "LLM_MESH_LOCAL_NAMES where this server runs" in why and "restart" in why
     assert loopback_refusal({"host": "mybox:8801", "origin": "http://evil.example"}, own)
     dev = parse_local_names("app.localhost")  # a *.localhost name, listed by its operator
     assert loopback_refusal({"host": "app.localhost:8801"}, dev) is None

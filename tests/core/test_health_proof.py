@@ -80,6 +80,7 @@ def test_no_proof_or_a_malformed_one_fails() -> None:
     node = _prover()
     ch = new_challenge("registry-a", node.node_id, NOW, _random)
     assert "no signed health proof" in str(check_proof(ch, {}))
+    assert "upgrade the node" in str(check_proof(ch, {}))  # what the registry's operator reads
     assert "not an Ed25519 public key" in str(check_proof(ch, {HDR_KEY: "x", HDR_SIGNATURE: "y"}))
     bad_sig = {HDR_KEY: node.public_key, HDR_SIGNATURE: "A" * 10}
     assert "not an Ed25519 signature" in str(check_proof(ch, bad_sig))

@@ -211,6 +211,16 @@ def test_witness_urls_are_checked_and_need_accepted_keys() -> None:
         Settings.from_env({"LLM_MESH_LEDGER_WITNESS_URLS": "http://w"})
 
 
+def test_a_witness_url_with_add_checkpoint_is_refused_with_the_prefix_to_give() -> None:
+    # the witness prints its POST URL; the registry wants the submission prefix (it adds
+    # /add-checkpoint itself): the whole URL pushed to .../add-checkpoint/add-checkpoint, 404
+    env = {"LLM_MESH_LEDGER_WITNESSES": WK.vkey}
+    for given in ("http://127.0.0.1:8810/add-checkpoint", "https://w.example/t/add-checkpoint/"):
+        with pytest.raises(ValueError, match="without /add-checkpoint") as err:
+            Settings.from_env({**env, "LLM_MESH_LEDGER_WITNESS_URLS": given})
+        assert given.rstrip("/").removesuffix("/add-checkpoint") + "'" in str(err.value)
+
+
 @pytest.mark.e2e
 def test_the_registry_pushes_to_a_real_witness_process_on_loopback(tmp_path: Path) -> None:
     reg, w = tmp_path / "reg", tmp_path / "w"
