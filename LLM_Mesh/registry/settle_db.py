@@ -459,7 +459,9 @@ _PG_BATCH = (  # migration 0015's, with the leases' writes (0010's without)
     "$9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], "
     "$15::bigint[], $16::text, $17::timestamptz)"
 )
-_PG_RETRIES = 3  # a deadlock the server broke (should not happen: payers are locked in order)
+# a deadlock the server broke: payers are locked in order, but a lease's recovery can meet a
+# take on the same lease (docs/ARCHITECTURE.md, "Atomic reservation")
+_PG_RETRIES = 3
 # the pauses before each new connection after a lost one (a server restart takes a few
 # seconds): sending a batch again is safe, its id makes it apply once
 _PG_RECONNECT_S = (0.0, 0.25, 1.0)
