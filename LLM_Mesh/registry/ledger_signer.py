@@ -64,6 +64,7 @@ class Checkpointer:
         self._published = False
         self._appended = False
         self._wake = asyncio.Event()
+        self._signing = asyncio.Lock()  # the loop's, stop()'s and an API call's, one at a time
         self._task: asyncio.Task[None] | None = None
         # told of each checkpoint this process signs and stores (the witness pusher's
         # wake-up: it must not block, and an error in it does not undo the checkpoint)
@@ -82,7 +83,12 @@ class Checkpointer:
             self._published = True
 
     async def checkpoint(self) -> Checkpoint | None:
-        """Sign the tree as it is now, unless its size is signed already."""
+        """Sign the tree as it is now, unless its size is signed already (by this process,
+        or by another replica on the same store: then ``None`` too)."""
+        async with self._signing:
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> Checkpoint | None:
         latest = await self.ledger.latest_checkpoint()
         size, root = await self.ledger.head()
         if latest is not None:
@@ -92,8 +98,10 @@ class Checkpointer:
         await self.ensure_published()
         time_us = int(self._wall_clock() * 1_000_000)
         cp = sign_checkpoint(self.key, self._raw, self.origin, size, root, time_us)
-        await self.ledger.add_checkpoint(cp, self.public_key)
-        self._signed_size = size
+        stored = await self.ledger.add_checkpoint(cp, self.public_key)
+        self._signed_size = max(self._signed_size, size)
+        if not stored:  # another replica signed this size first: its note is the one kept
+            return None
         if self.on_signed is not None:
             try:
                 self.on_signed(cp)

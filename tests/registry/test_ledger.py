@@ -284,3 +284,28 @@ async def test_a_checkpoint_by_an_unpublished_key_is_refused(ledger: SqlLedger) 
     report = await audit(StoreSource(ledger, ORIGIN), pin=Checkpointer(
         ledger, Ed25519PrivateKey.generate(), ORIGIN).public_key)  # fmt: skip
     assert _kinds(report) == {"signature"}  # and no signed root to prove against
+
+
+async def test_concurrent_checkpoints_sign_a_size_once(ledger: SqlLedger) -> None:
+    # the loop (woken by an append), stop() and an API call may sign at once: one of them
+    # signs and tells the pusher; the others find the size signed (it was signed twice, a
+    # second note returned and told of though the store kept the first)
+    await _fill(ledger, 3)
+    cp = Checkpointer(ledger, Ed25519PrivateKey.generate(), ORIGIN)
+    told: list[int] = []
+    cp.on_signed = lambda c: told.append(c.tree_size)
+    got = await asyncio.gather(cp.checkpoint(), cp.checkpoint(), cp.checkpoint())
+    signed = [c for c in got if c is not None]
+    assert len(signed) == 1 and told == [3]
+    latest = await ledger.latest_checkpoint()
+    assert latest is not None and latest.note == signed[0].note
+
+
+async def test_a_size_another_replica_signed_first_is_not_claimed(ledger: SqlLedger) -> None:
+    await _fill(ledger, 3)
+    a = Checkpointer(ledger, Ed25519PrivateKey.generate(), ORIGIN)
+    b = Checkpointer(ledger, Ed25519PrivateKey.generate(), ORIGIN)
+    got = await asyncio.gather(a.checkpoint(), b.checkpoint())
+    signed = [c for c in got if c is not None]
+    latest = await ledger.latest_checkpoint()
+    assert len(signed) == 1 and latest is not None and latest.note == signed[0].note
