@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
+from LLM_Mesh.core.check_state import show_time, told
 from LLM_Mesh.core.plan import PlanEntry
 from LLM_Mesh.node.model_store import StoredModel
 
@@ -114,11 +116,27 @@ def info_table(info: Mapping[str, Any]) -> Table:
             ),
         ),
     ]
+    if registry:
+        rows.append(("health checks", health_checks(registry.get("health"))))
     if "quality" in info:
         rows.extend(quality_rows(info.get("quality")))
     for key, value in rows:
         t.add_row(key, str(value))
     return t
+
+
+def health_checks(raw: Any) -> str:
+    """The registry's active health checks of this node, as its last heartbeat answer said."""
+    state = told(raw)
+    if state is None:
+        return "not reported (no check yet, or a registry older than this field)"
+    if state.ok:
+        return f"passing (last {show_time(state.checked_at)})"
+    why = state.why or "no reason known to this registry replica"
+    return (
+        f"[red]FAILING[/] since {show_time(state.since)}: {escape(why)}: out of routing, "
+        "no uptime credit, until a check passes"
+    )
 
 
 def quality_rows(q: Any) -> list[tuple[str, str]]:

@@ -7,7 +7,11 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
 2. every ``heartbeat_interval_s``, ``POST /mesh/nodes/{id}/heartbeat``
    (``Heartbeat``); a 404 ``unknown_node`` answer means the registry forgot
    us: re-register at once. :meth:`NodeAgent.wake` sends the next one early
-   (the node's state changed);
+   (the node's state changed). A 200's ``health`` (``core/check_state.py``: the
+   registry's active health checks of this node) is kept (``registry_health``, shown by
+   ``/mesh/info``) and logged once per change: a WARNING when the checks turn to failing
+   (the node is out of routing there and earns no uptime), an INFO when they pass again;
+   an answer without it (an older registry) changes nothing;
 3. on shutdown, once the loop has stopped (a heartbeat it was sending is abandoned; one
    that reaches the registry after the goodbye changes nothing there),
    ``DELETE /mesh/nodes/{id}`` until a deadline: the shutdown's
@@ -53,6 +57,7 @@ from typing import Any
 
 import httpx
 
+from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
 from LLM_Mesh.core.shutdown import retry_goodbye
@@ -157,6 +162,10 @@ class NodeAgent:
         self.last_error: str | None = None
         self.heartbeats_sent = 0
         self.registrations = 0
+        # the registry's active health checks of this node, as its last heartbeat answer
+        # said (None: not said); whether they failed as last said (None: never said)
+        self.registry_health: CheckState | None = None
+        self._health_failing: bool | None = None
 
     # -- one step at a time (pure enough to test) ------------------------------
 
@@ -281,7 +290,37 @@ class NodeAgent:
             return self._failed(f"heartbeat refused: HTTP {r.status_code} {r.text[:200]}")
         self.heartbeats_sent += 1
         self.last_error = None
+        self._heard_health(r)
         return True
+
+    def _heard_health(self, r: httpx.Response) -> None:
+        """The answer's ``health`` (the registry's active checks of this node:
+        ``core/check_state.py``): kept for ``/mesh/info``, its changes logged once each.
+        Absent (an older registry, no check yet) or not understood: nothing is logged."""
+        try:
+            answer: Any = r.json()
+        except ValueError:
+            answer = None
+        state = told(answer.get("health")) if isinstance(answer, dict) else None
+        self.registry_health = state
+        change = turned(self._health_failing, state)
+        if state is not None:
+            self._health_failing = not state.ok
+        if change == "failing" and state is not None:
+            log.warning(
+                "the registry at %s fails this node's health checks since %s (%s): it routes "
+                "no requests here and credits no uptime until a check passes (it sends GET "
+                "/mesh/health to this node's public URL and needs the node key's signature)",
+                self.registry_url,
+                show_time(state.since),
+                state.why or "no reason known to this registry replica",
+            )
+        elif change == "passing" and state is not None:
+            log.info(
+                "the registry at %s passes this node's health checks again (since %s)",
+                self.registry_url,
+                show_time(state.since),
+            )
 
     async def step(self) -> float:
         """Register or heartbeat once; return how long to wait before the next step."""

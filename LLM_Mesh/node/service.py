@@ -433,6 +433,11 @@ class NodeService:
                 "url": self.config.effective_registry_url(self.settings),
                 "registered": bool(self.agent and self.agent.registered),
                 "last_error": self.agent.last_error if self.agent else None,
+                # the registry's active health checks of this node, as its last heartbeat
+                # answer said (None: not said: no check yet, or an older registry)
+                "health": self.agent.registry_health.wire()
+                if self.agent is not None and self.agent.registry_health is not None
+                else None,
             }
             if self.config.register
             else None,

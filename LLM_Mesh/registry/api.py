@@ -44,7 +44,7 @@ from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
-from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S
+from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S, check_answer
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record
@@ -238,7 +238,13 @@ async def absorb_heartbeat(
         node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s
     ):
         raise _unknown(node_id)
-    return {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}
+    answer: dict[str, Any] = {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}
+    # this registry's active checks of the node, from the table (core/check_state.py): the
+    # node logs when they turn to failing, and `llm-mesh node info` shows it
+    health = check_answer(entry) if entry is not None else None
+    if health is not None:
+        answer["health"] = health
+    return answer
 
 
 @router.delete("/mesh/nodes/{node_id}", status_code=204)

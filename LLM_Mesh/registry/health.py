@@ -159,7 +159,7 @@ class HealthChecker:
         latency_ms = (clock() - t0) * 1000.0
         ok = error is None
         changed = entry.check_failed == ok
-        self.table.set_check_result(entry.node_id, ok, at=self._wall())
+        self.table.set_check_result(entry.node_id, ok, at=self._wall(), why=error)
         if changed and self._on_change is not None:
             self._on_change(entry.node_id)
         if not ok:

@@ -145,6 +145,7 @@ class NodeSync(Poller):
             new.continuation = entry.continuation
             new.check_failed = entry.check_failed
             new.checked_at = entry.checked_at
+            new.check_since, new.check_why = entry.check_since, entry.check_why
             if entry.last_heartbeat is not None and (
                 new.last_heartbeat is None or new.last_heartbeat < entry.last_heartbeat
             ):

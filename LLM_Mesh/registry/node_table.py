@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.liveness import heartbeat_age, is_routable
 from LLM_Mesh.core.rewards import answer_share_milli, decay
 from LLM_Mesh.core.schemas import (
@@ -67,6 +68,11 @@ class NodeEntry:
     # when ``check_failed`` was decided (unix seconds; a local check, or a store row from
     # another replica's): a store row older than that does not undo it (``node_sync.py``)
     checked_at: float | None = None
+    # since when the checks find it so (unix seconds: the first check with this result) and
+    # the last failed check's reason (None: passing, or only another replica's result
+    # known): what its heartbeat answers tell the node (``check_answer``)
+    check_since: float | None = None
+    check_why: str | None = None
     expired_reported: bool = False
     # when the node last refused the gateway's signature or MAC (401; unix seconds): it
     # serves nothing, so its heartbeats credit no uptime for ``REFUSAL_NO_CREDIT_S`` after,
@@ -220,14 +226,25 @@ class NodeTable:
             check_failed=entry.check_failed,
         )
 
-    def set_check_result(self, node_id: str, ok: bool, at: float | None = None) -> None:
+    def set_check_result(
+        self, node_id: str, ok: bool, at: float | None = None, why: str | None = None
+    ) -> None:
         """The outcome of an active health check (a failed node leaves routing), decided at
-        ``at`` (unix seconds; ``None``: not said)."""
+        ``at`` (unix seconds; ``None``: not said), failed for ``why`` (``None``: not known
+        here, e.g. another replica's result from the store: a reason known stays)."""
         entry = self._nodes.get(node_id)
-        if entry is not None:
-            entry.check_failed = not ok
-            if at is not None:
-                entry.checked_at = at
+        if entry is None:
+            return
+        turned = entry.check_failed == ok or (entry.checked_at is None and at is not None)
+        if not ok:
+            entry.check_why = reason(why) or (None if turned else entry.check_why)
+        else:
+            entry.check_why = None
+        if turned:
+            entry.check_since = at
+        entry.check_failed = not ok
+        if at is not None:
+            entry.checked_at = at
 
     def sweep_expired(self, now: float | None = None) -> list[str]:
         """Online nodes whose heartbeats expired since the last sweep (each reported once)."""
@@ -371,6 +388,19 @@ class NodeTable:
         hosted = entry.models.get(model_id)
         flag = (hosted.model_extra or {}).get("continuation") if hosted is not None else None
         return entry.continuation or flag is True
+
+
+def check_answer(entry: NodeEntry) -> dict[str, Any] | None:
+    """The heartbeat answer's ``health`` for ``entry``'s node (``core/check_state.py``):
+    this registry's active checks of it, from the table (no query); ``None`` before any."""
+    if entry.checked_at is None and not entry.check_failed:
+        return None
+    return CheckState(
+        ok=not entry.check_failed,
+        since=entry.check_since,
+        checked_at=entry.checked_at,
+        why=entry.check_why,
+    ).wire()
 
 
 def heartbeat_models(hb: Heartbeat) -> list[dict[str, Any]]:

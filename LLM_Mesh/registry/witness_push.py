@@ -19,7 +19,11 @@ answer); witnesses in parallel. A failure (unreachable, timeout, 4xx/5xx, a malf
 answer) is logged and the witness tried again after a capped exponential backoff
 (``core/retry.Backoff``: ``interval_s`` doubling to an hour); a 409 for another root or a
 422 (the witness holds a history this log's proof does not extend: a fork, or this
-store was replaced) is logged as an ERROR.
+store was replaced) is logged as an ERROR. So is a failure on this registry's side
+during a witness's push (the database, reading the checkpoint's note, building the
+consistency proof or storing the cosignature: ``failed: database error: ...``): it is
+that witness's failure, backed off the same way. Whatever fails for one witness spoils
+no other's result in the round (``said``).
 
 Outbound rules (the URLs are operator configuration, checked strictly at start:
 ``config._witness_urls``): no redirect is followed (a 3xx is a failure), at most
@@ -38,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from LLM_Mesh.core.checkpoint import Checkpoint, split_note
 from LLM_Mesh.core.retry import Backoff
@@ -50,7 +55,7 @@ from LLM_Mesh.core.tlog_witness import (
     request_body,
 )
 from LLM_Mesh.core.witness import FUTURE_S, BadCosignature, WitnessKey, open_cosignature
-from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
 
 __all__ = ["PUSH_TIMEOUT_S", "RESYNCS", "WitnessPusher", "make_witness_client"]
 
@@ -70,6 +75,15 @@ def make_witness_client(timeout_s: float = PUSH_TIMEOUT_S) -> httpx.AsyncClient:
 
 class PushFailed(Exception):
     """A push that got no usable answer (said in the log, retried later)."""
+
+
+# what a witness's answer (or its absence) raises; anything else is this registry's side
+_PUSH_ERRORS = (PushFailed, httpx.HTTPError, TimeoutError, Malformed, ValueError)
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    """An exception's first line, cut (SQLAlchemy's run on with the statement and a URL)."""
+    return text.strip().split("\n", 1)[0][:limit]
 
 
 @dataclass
@@ -116,9 +130,11 @@ class WitnessPusher:
     async def push_all(self) -> dict[str, str]:
         """One round: the newest checkpoint to every witness due; per URL what happened."""
         async with self._round:
-            said = await self._push_all()
+            try:
+                said = await self._push_all()
+            finally:  # a round that failed whole (the newest checkpoint unread) counts too
+                self.rounds += 1
             self.said.update(said)
-            self.rounds += 1
             return said
 
     async def _push_all(self) -> dict[str, str]:
@@ -129,24 +145,44 @@ class WitnessPusher:
         due = [t for t in self.targets if t.cosigned < latest.tree_size and t.not_before <= now]
         if not due:
             return {}
-        own = await self.ledger.checkpoint_at(latest.tree_size)
+        size = latest.tree_size
+        try:
+            own = await self.ledger.checkpoint_at(size)
+        except Exception as exc:  # every witness due fails this round, each backing off
+            return {t.url: self._failed(t, size, exc) for t in due}
         note = own.note if own is not None else latest.note
-        said = await asyncio.gather(*(self._push_one(t, latest.tree_size, note) for t in due))
+        said = await asyncio.gather(*(self._push_one(t, size, note) for t in due))
         return {t.url: s for t, s in zip(due, said, strict=True)}
 
     async def _push_one(self, target: _Witness, size: int, note: str) -> str:
+        """One witness's push; whatever fails (its answer, or this registry's database
+        on its behalf) is that witness's failure only: the round's others stand."""
         try:
             said = await asyncio.wait_for(self._push(target, size, note), self.timeout_s)
-        except (PushFailed, httpx.HTTPError, TimeoutError, Malformed, ValueError) as exc:
-            target.failures += 1
-            wait = self.backoff.delay(target.failures)
-            target.not_before = self._clock() + wait
-            why = str(exc) or type(exc).__name__
+        except Exception as exc:
+            return self._failed(target, size, exc)
+        target.failures, target.not_before = 0, 0.0
+        return said
+
+    def _failed(self, target: _Witness, size: int, exc: Exception) -> str:
+        """Log ``exc`` as ``target``'s failure, back off, and what the round says of it."""
+        target.failures += 1
+        wait = self.backoff.delay(target.failures)
+        target.not_before = self._clock() + wait
+        why = str(exc) or type(exc).__name__
+        if isinstance(exc, (SQLAlchemyError, LedgerError)):  # LedgerError is a ValueError
+            why = f"database error: {type(exc).__name__}: {_first_line(why)}"
+            log.error("witness %s: push of size %d failed on this registry's side (%s); "
+                      "again in %.0f s", target.url, size, why, wait)  # fmt: skip
+            return f"failed: {why}"
+        if isinstance(exc, _PUSH_ERRORS):
             log.warning("witness %s: push of size %d failed (%s); again in %.0f s",
                         target.url, size, why, wait)  # fmt: skip
             return f"failed: {why}"
-        target.failures, target.not_before = 0, 0.0
-        return said
+        why = f"{type(exc).__name__}: {_first_line(why)}"
+        log.error("witness %s: push of size %d failed (%s, unexpected); again in %.0f s",
+                  target.url, size, why, wait, exc_info=exc)  # fmt: skip
+        return f"failed: {why}"
 
     async def _push(self, target: _Witness, size: int, note: str) -> str:
         for _ in range(RESYNCS + 1):

@@ -46,3 +46,28 @@ def test_node_info_shows_trust_and_why_it_is_quarantined() -> None:
     assert "unknown (the registry did not say)" in console.export_text()
     console.print(info_table({"node_id": "n1"}))  # standalone: no trust row at all
     assert "trust" not in console.export_text()
+
+
+def test_node_info_shows_whether_the_registrys_health_checks_pass() -> None:
+    from LLM_Mesh.cli.node_render import info_table
+
+    def shown(health: object) -> str:
+        console = Console(width=250, record=True, color_system=None)
+        registry = {"url": "http://r", "registered": True}
+        if health != "absent":
+            registry["health"] = health  # type: ignore[assignment]
+        console.print(info_table({"node_id": "n1", "registry": registry}))
+        return " ".join(console.export_text().split())
+
+    failing = {"ok": False, "since": 1_800_000_000.0, "checked_at": 1_800_000_300.0,
+               "why": "ConnectError: connection refused"}  # fmt: skip
+    out = shown(failing)
+    assert "health checks │ FAILING since 2027-01-15 08:00:00 UTC" in out, out
+    assert "ConnectError: connection refused" in out and "out of routing" in out
+    out = shown({"ok": True, "since": 1_800_000_000.0, "checked_at": 1_800_000_300.0})
+    assert "health checks │ passing (last 2027-01-15 08:05:00 UTC)" in out, out
+    assert "not reported" in shown(None) and "not reported" in shown("absent")
+    assert "not reported" in shown({"ok": "what"})  # not understood: as absent
+    console = Console(width=250, record=True, color_system=None)
+    console.print(info_table({"node_id": "n1"}))  # standalone: no health-check row
+    assert "health checks" not in console.export_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 
@@ -26,6 +27,7 @@ class FakeRegistry:
         self.calls: list[tuple[str, str, dict[str, object] | None]] = []
         self.known: set[str] = set()
         self.down = False
+        self.health: object = None  # the heartbeat answer's "health" (None: not said)
 
     def forget(self) -> None:
         self.known.clear()
@@ -50,7 +52,8 @@ class FakeRegistry:
                     "code": "unknown_node",
                 }
                 return httpx.Response(404, json={"error": err})
-            return httpx.Response(200, json={"ok": True})
+            said = {} if self.health is None else {"health": self.health}
+            return httpx.Response(200, json={"ok": True, **said})
         if request.method == "DELETE":
             self.known.discard(path.split("/")[3])
             return httpx.Response(204)
@@ -589,3 +592,40 @@ async def test_a_node_that_never_registered_says_no_goodbye() -> None:
     await agent.step()
     await agent.stop()
     assert "DELETE /mesh/nodes/node-a" not in reg.paths()
+
+
+async def test_the_registrys_health_checks_are_logged_once_per_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The heartbeat answer's ``health``: a WARNING when the registry's checks turn to
+    failing, an INFO when they pass again, each once; absent (an older registry) or
+    malformed, nothing changes and nothing is logged."""
+    reg = FakeRegistry()
+    agent = make_agent(reg)
+    caplog.set_level(logging.INFO, logger="LLM_Mesh.node.agent")
+    await agent.step()
+
+    async def beat(health: object) -> list[tuple[int, str]]:
+        reg.health = health
+        caplog.clear()
+        assert await agent.step() == 7.0 and agent.registered and agent.last_error is None
+        return [(r.levelno, r.getMessage()) for r in caplog.records]
+
+    failing = {"ok": False, "since": 1_800_000_000.0, "checked_at": 1_800_000_000.0,
+               "why": "no signed health proof (an older node?)"}  # fmt: skip
+    assert await beat(None) == [] and agent.registry_health is None  # an older registry
+    assert await beat({"ok": True, "since": 1.0, "checked_at": 2.0}) == []
+    assert agent.registry_health is not None and agent.registry_health.ok
+    logged = await beat(failing)
+    assert len(logged) == 1 and logged[0][0] == logging.WARNING, logged
+    assert "fails this node's health checks" in logged[0][1]
+    assert "no signed health proof" in logged[0][1] and REG in logged[0][1]
+    assert agent.registry_health is not None and not agent.registry_health.ok
+    assert await beat({**failing, "checked_at": 1_800_000_300.0}) == []  # still failing
+    assert await beat(None) == []  # another (older) registry said nothing: no news
+    assert await beat({"ok": "yes"}) == [] and agent.registry_health is None  # not understood
+    assert await beat(failing) == []  # failing as last told: said already
+    logged = await beat({"ok": True, "since": 1_800_000_600.0, "checked_at": 1_800_000_600.0})
+    assert len(logged) == 1 and logged[0][0] == logging.INFO, logged
+    assert "pass" in logged[0][1]
+    assert await beat({"ok": True, "since": 1_800_000_600.0, "checked_at": 1_800_000_900.0}) == []

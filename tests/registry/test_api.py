@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -356,3 +357,49 @@ async def test_a_node_refusing_99_of_100_requests_earns_its_share_of_uptime(
         refused = await beat("refuser", back_s=5)
         assert 5_000 <= good < 6_000
         assert 0 < refused < 250  # about 2 % of 5 s, not all of it
+
+
+async def test_the_heartbeat_answer_tells_the_node_its_own_health_checks(tmp_path: Path) -> None:
+    """A node's heartbeat answer carries this registry's active checks of it (a field from
+    the node table: no query): failing since when and why, passing again; nothing before
+    the first check, and nothing about other nodes. The hot route and FastAPI's alike."""
+    from LLM_Mesh.registry.hot_heartbeat import RegistryApp
+    from tests.registry.helpers import ManualClock
+
+    wall = ManualClock(1_800_000_000.0)
+    async with running(tmp_path, wall_clock=wall) as h:
+        assert isinstance(h.app, RegistryApp)
+        a, b = h.nodes.add("node-a"), h.nodes.add("node-b")
+        for n in ("node-a", "node-b"):
+            assert (await h.client.post("/mesh/nodes", json=registration(n))).status_code == 200
+
+        async def health(node_id: str) -> Any:
+            answers = []
+            for hot in (True, False):
+                h.app.hot_heartbeat = hot  # type: ignore[attr-defined]
+                r = await h.client.post(f"/mesh/nodes/{node_id}/heartbeat", json={})
+                assert r.status_code == 200, r.text
+                answers.append(r.json())
+            assert answers[0] == answers[1]
+            assert answers[0]["ok"] is True  # the heartbeat itself was taken
+            return answers[0].get("health", "absent")
+
+        assert await health("node-a") == "absent"  # no check yet
+        a.health_ok = False
+        assert (await h.client.post("/mesh/health-check", headers=ADMIN)).status_code == 200
+        failed_at = wall.now
+        assert await health("node-a") == {
+            "ok": False, "since": failed_at, "checked_at": failed_at, "why": "HTTP 503",
+        }  # fmt: skip
+        told_b = await health("node-b")
+        assert told_b == {"ok": True, "since": failed_at, "checked_at": failed_at}
+        wall.advance(60)  # failing still: since stays
+        await h.client.post("/mesh/health-check", headers=ADMIN)
+        assert await health("node-a") == {
+            "ok": False, "since": failed_at, "checked_at": wall.now, "why": "HTTP 503",
+        }  # fmt: skip
+        a.health_ok = True
+        wall.advance(60)
+        await h.client.post("/mesh/health-check", headers=ADMIN)
+        assert await health("node-a") == {"ok": True, "since": wall.now, "checked_at": wall.now}
+        assert b.health_ok

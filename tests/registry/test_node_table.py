@@ -13,7 +13,13 @@ from LLM_Mesh.core.schemas import (
     NodeRegistration,
     NodeState,
 )
-from LLM_Mesh.registry.node_table import NodeTable, cold_starts_ms, load_time_ms, loaded_models
+from LLM_Mesh.registry.node_table import (
+    NodeTable,
+    check_answer,
+    cold_starts_ms,
+    load_time_ms,
+    loaded_models,
+)
 from tests.registry.helpers import ManualClock
 
 
@@ -250,3 +256,25 @@ def test_answers_and_refusals_are_tallied_fading_and_reset_by_a_registration(
     fresh = table.get("a")
     assert fresh is not None and table.answer_share_milli(fresh) == 1000
     table.tally("nobody", answered=False)  # an unknown node: nothing
+
+
+def test_the_check_state_keeps_since_and_the_last_reason() -> None:
+    table = NodeTable(30.0, ManualClock())
+    table.register(reg("a", "m"))
+    entry = table.get("a")
+    assert entry is not None and check_answer(entry) is None  # not checked yet: nothing said
+    table.set_check_result("a", False, at=100.0, why="HTTP 503")
+    assert check_answer(entry) == {"ok": False, "since": 100.0, "checked_at": 100.0,
+                                   "why": "HTTP 503"}  # fmt: skip
+    # another replica's failed result (the store shares no reason): the reason stays
+    table.set_check_result("a", False, at=160.0)
+    assert check_answer(entry) == {"ok": False, "since": 100.0, "checked_at": 160.0,
+                                   "why": "HTTP 503"}  # fmt: skip
+    table.set_check_result("a", True, at=200.0)
+    assert check_answer(entry) == {"ok": True, "since": 200.0, "checked_at": 200.0}
+    table.set_check_result("a", True, at=500.0)
+    assert check_answer(entry) == {"ok": True, "since": 200.0, "checked_at": 500.0}
+    table.set_check_result("a", False, at=600.0, why="bad\nline " + "x" * 900)
+    said = check_answer(entry)
+    assert said is not None and said["since"] == 600.0 and len(said["why"]) == 300
+    assert "\n" not in said["why"]

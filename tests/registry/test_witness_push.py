@@ -71,14 +71,16 @@ async def _settled(app: FastAPI) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def pusher_on(reg: Path, client: httpx.AsyncClient, **kw: Any) -> AsyncIterator[WitnessPusher]:
+async def pusher_on(
+    reg: Path, client: httpx.AsyncClient, urls: tuple[str, ...] = ("http://w",), **kw: Any
+) -> AsyncIterator[WitnessPusher]:
     """A pusher on ``reg``'s ledger, its loop not started (each round the test's)."""
     async with SqlStore(_db(reg)) as store:
 
         async def engine() -> Any:
             return store.engine
 
-        yield WitnessPusher(SqlLedger(engine), ["http://w"], [WK], client, **kw)
+        yield WitnessPusher(SqlLedger(engine), urls, [WK], client, **kw)
 
 
 def _asgi(service: WitnessService, seen: list[bytes] | None = None) -> httpx.AsyncClient:
@@ -267,3 +269,64 @@ def test_the_registry_pushes_to_a_real_witness_process_on_loopback(tmp_path: Pat
         if proc.stdout is not None:
             proc.stdout.close()
     assert (w / "witness_state.json").exists()
+
+
+def _two(a: httpx.AsyncClient, b: httpx.AsyncClient) -> httpx.AsyncClient:
+    """One client: ``http://a`` answered by ``a``'s transport, ``http://b`` by ``b``'s."""
+
+    class Both(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            client = a if request.url.host == "a" else b
+            return await client._transport.handle_async_request(request)
+
+    return httpx.AsyncClient(transport=Both())
+
+
+def _db_down(*_: object, **__: object) -> Any:
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("INSERT ...", {}, Exception("database is locked"))
+
+
+@pytest.mark.parametrize("where", ["add_cosignature", "consistency_proof"])
+async def test_a_database_error_for_one_witness_spoils_no_other(
+    tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # witness a: its push meets a database error (storing its cosignature, or building
+    # the proof from the size it cosigned); witness b: a stranger's cosignature, nothing
+    # stored (no database write), and it fails nothing
+    reg = tmp_path / "reg"
+    await asyncio.to_thread(_grow, reg, (10, 20))
+    ours = WitnessService(WKEY, NAME, tmp_path / "a.json", {ORIGIN: [LOG_PUB]})
+    stranger = Ed25519PrivateKey.generate()
+    theirs = WitnessService(stranger, NAME, tmp_path / "b.json", {ORIGIN: [LOG_PUB]})
+    async with pusher_on(reg, _two(_asgi(ours), _asgi(theirs)), ("http://a", "http://b")) as p:
+        if where == "consistency_proof":
+            p.targets[0].known = 1  # a cosigned size 1 before: a proof from 1 to 2
+        setattr(p.ledger, where, _db_down)
+        said = await p.push_all()
+        assert said["http://b"] == "cosigned size 2 (0 stored)", said
+        assert said["http://a"].startswith("failed: database error"), said
+        assert "database is locked" in said["http://a"]
+        assert p.targets[0].not_before > 0 and p.targets[0].failures == 1  # backing off
+        assert p.targets[1].failures == 0 and p.rounds == 1 and p.said == said
+    lines = [r.getMessage() for r in caplog.records if "http://a" in r.getMessage()]
+    assert any("database error" in x and "again in" in x for x in lines), lines
+
+
+async def test_a_database_error_before_the_pushes_is_each_witness_failure(
+    tmp_path: Path,
+) -> None:
+    reg = tmp_path / "reg"
+    await asyncio.to_thread(_grow, reg, (10,))
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(500)
+
+    async with pusher_on(reg, _mock(handler)) as p:
+        p.ledger.checkpoint_at = _db_down  # type: ignore[method-assign]
+        said = await p.push_all()
+        assert said["http://w"].startswith("failed: database error"), said
+        assert calls == [] and p.targets[0].not_before > 0 and p.rounds == 1
