@@ -36,8 +36,9 @@ connection). While other requests are in flight (reserved, not yet answered or v
 iteration instead, and what the requests of that iteration wrote is one transaction
 (:meth:`Settlement._at_tick`: on SQLite the commit is most of a write's cost, and
 concurrent requests tend to reach the same stage in the same iteration); a request alone
-still writes at once. Then, off the hot path, the settler task appends the ledger entries of
-answered requests every ``settle_interval_s`` (exactly once per request, whoever tries):
+still writes at once. Then, off the hot path, the settler task (``registry/settle_upkeep.py``,
+with upkeep) appends the ledger entries of answered requests every ``settle_interval_s``
+(exactly once per request, whoever tries):
 on SQLite in one transaction on that same connection, in its thread
 (``registry/settle_sqlite.py``: one hand-off a round, none a statement); on PostgreSQL with
 ``registry/settle_ledger.py`` on a thread with its own event loop and engine
@@ -66,7 +67,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +83,11 @@ from LLM_Mesh.registry.settle_db import (
     SqliteSettleDb,
     Void,
     settle_db_for,
-    sqlite_time,
 )
 from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.settle_lease import Give, Spend, Spent, Take, lease_wrote
-from LLM_Mesh.registry.settle_ledger import revive, settle
-from LLM_Mesh.registry.settle_sqlite import Refused, append_settled
-from LLM_Mesh.registry.settle_upkeep import MAX_SETTLE, SettleUpkeep
+from LLM_Mesh.registry.settle_ledger import revive
+from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
 __all__ = ["Settlement", "operator_account", "user_account"]
@@ -518,70 +517,6 @@ class Settlement(SettleUpkeep):
         while self._ops:
             await self._write_batch()
         await self.settle_now()
-
-    # -- the settler ---------------------------------------------------------------------------
-
-    async def settle_now(self) -> int:
-        """Settle the answered requests this process holds; how many were settled here.
-        One settling at a time: a call waits for the settler's round in progress."""
-        async with self._settling:
-            return await self._settle_held()
-
-    async def _settle_held(self) -> int:
-        done = 0
-        while self._answered:
-            batch, self._answered = self._answered[:MAX_SETTLE], self._answered[MAX_SETTLE:]
-            try:
-                batch = [
-                    a if all(p.operator is not None for p in a.parts)
-                    else await self._with_operators(a)
-                    for a in batch
-                ]  # fmt: skip
-                done += await self._settle(batch)
-            except Exception:
-                log.exception("settlement: settling %d requests failed; retrying", len(batch))
-                self._answered[:0] = batch
-                raise
-        return done
-
-    async def _settle(self, batch: list[Answer]) -> int:
-        """Append ``batch``'s entries: on SQLite in one transaction on the hot path's
-        connection, in its thread (``settle_sqlite.py``); else on the ledger thread (else
-        here)."""
-        db = self._db
-        if isinstance(db, SqliteSettleDb) and self._started:
-            done = await self._append_sqlite(db, batch)
-            if done or len(batch) == 1:
-                return done
-            # someone settled (or voided) some of them: one at a time, as settle() does
-            return sum([await self._append_sqlite(db, [a]) for a in batch])
-        now = datetime.now(timezone.utc)
-        worker = self._worker
-        if worker is None or worker.ledger is None:
-            return await settle(self.ledger, batch, now)
-        return await worker.call(settle(worker.ledger, batch, now))
-
-    async def _append_sqlite(self, db: SqliteSettleDb, batch: list[Answer]) -> int:
-        """``batch`` settled into the ledger in one transaction, exactly once; how many."""
-        now = datetime.now(timezone.utc)
-        write = partial(
-            append_settled, answers=batch, now=sqlite_time(now),
-            now_us=int(self.wall_clock() * 1_000_000),
-        )  # fmt: skip
-        try:
-            size = await db.transact(write, inline=False)  # the loop runs on meanwhile
-        except Refused:
-            return 0
-        on_append = self.ledger.on_append
-        if on_append is not None:
-            on_append(size)
-        return len(batch)
-
-    async def _settle_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settle_interval_s)
-            with contextlib.suppress(Exception):  # logged in settle_now; retried next time
-                await self.settle_now()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
