@@ -488,9 +488,11 @@ class Settlement(SettleUpkeep):
         if not self._started or op in self._again_at:
             return
         tries = self._tries.get(op, 0)
-        if tries == len(_AGAIN_S):
+        if tries >= len(_AGAIN_S):
             del self._tries[op]
-            log.error("settlement: a %s of %s not written: recovery's", type(op).__name__, op.key)
+            log.error(
+                "settlement: %s of %s not written; left to recovery", type(op).__name__, op.key
+            )
             if isinstance(op, Answer):
                 self._answered.append(op)
             return
