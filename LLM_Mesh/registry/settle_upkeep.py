@@ -1,6 +1,6 @@
-"""Settlement's holders, recovery and the community pool: :class:`SettleUpkeep`, the part of
-:class:`~LLM_Mesh.registry.settlement.Settlement` that runs off the hot path on the store's
-SQLAlchemy engine (see ``registry/settlement.py``'s docstring, "Upkeep").
+"""Settlement's settler, holders, recovery and the community pool: :class:`SettleUpkeep`, the
+part of :class:`~LLM_Mesh.registry.settlement.Settlement` that runs off the hot path (see
+``registry/settlement.py``'s docstring: the settler's appends, and "Upkeep").
 
 Recovery of dead holders: their answered rows are settled, their pending rows voided
 (``lapsed``), their reservation leases released (``registry/settle_lease.py``), and their
@@ -10,15 +10,17 @@ Recovery of dead holders: their answered rows are settled, their pending rows vo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.settle_db import Answer, SettleDb, SqliteSettleDb
+from LLM_Mesh.registry.settle_db import Answer, SettleDb, SqliteSettleDb, sqlite_time
 from LLM_Mesh.registry.settle_holders import beat, dead_holders, forget, forget_batches
 from LLM_Mesh.registry.settle_lease import release_leases
 from LLM_Mesh.registry.settle_ledger import (
@@ -31,6 +33,8 @@ from LLM_Mesh.registry.settle_ledger import (
     void_pending,
     with_operators,
 )
+from LLM_Mesh.registry.settle_sqlite import Refused, append_settled
+from LLM_Mesh.registry.settle_worker import LedgerThread
 
 __all__ = ["MAX_SETTLE", "SettleUpkeep"]
 
@@ -40,7 +44,8 @@ MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the
 
 
 class SettleUpkeep:
-    """Heartbeat, recovery, the pool's top-up and balances (a base of ``Settlement``)."""
+    """The settler, heartbeat, recovery, the pool's top-up and balances (a base of
+    ``Settlement``)."""
 
     ledger: SqlLedger
     holder: str
@@ -54,6 +59,76 @@ class SettleUpkeep:
     _db: SettleDb | None
     _pool_day: str | None
     _settling: asyncio.Lock
+    _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
+    _started: bool
+    _worker: LedgerThread | None
+    settle_interval_s: float
+
+    # -- the settler ---------------------------------------------------------------------------
+
+    async def settle_now(self) -> int:
+        """Settle the answered requests this process holds; how many were settled here.
+        One settling at a time: a call waits for the settler's round in progress."""
+        async with self._settling:
+            return await self._settle_held()
+
+    async def _settle_held(self) -> int:
+        done = 0
+        while self._answered:
+            batch, self._answered = self._answered[:MAX_SETTLE], self._answered[MAX_SETTLE:]
+            try:
+                batch = [
+                    a if all(p.operator is not None for p in a.parts)
+                    else await self._with_operators(a)
+                    for a in batch
+                ]  # fmt: skip
+                done += await self._settle(batch)
+            except Exception:
+                log.exception("settlement: settling %d requests failed; retrying", len(batch))
+                self._answered[:0] = batch
+                raise
+        return done
+
+    async def _settle(self, batch: list[Answer]) -> int:
+        """Append ``batch``'s entries: on SQLite in one transaction on the hot path's
+        connection, in its thread (``settle_sqlite.py``); else on the ledger thread (else
+        here)."""
+        db = self._db
+        if isinstance(db, SqliteSettleDb) and self._started:
+            done = await self._append_sqlite(db, batch)
+            if done or len(batch) == 1:
+                return done
+            # someone settled (or voided) some of them: one at a time, as settle() does
+            return sum([await self._append_sqlite(db, [a]) for a in batch])
+        now = datetime.now(timezone.utc)
+        worker = self._worker
+        if worker is None or worker.ledger is None:
+            return await settle(self.ledger, batch, now)
+        return await worker.call(settle(worker.ledger, batch, now))
+
+    async def _append_sqlite(self, db: SqliteSettleDb, batch: list[Answer]) -> int:
+        """``batch`` settled into the ledger in one transaction, exactly once; how many."""
+        now = datetime.now(timezone.utc)
+        write = partial(
+            append_settled, answers=batch, now=sqlite_time(now),
+            now_us=int(self.wall_clock() * 1_000_000),
+        )  # fmt: skip
+        try:
+            size = await db.transact(write, inline=False)  # the loop runs on meanwhile
+        except Refused:
+            return 0
+        on_append = self.ledger.on_append
+        if on_append is not None:
+            on_append(size)
+        return len(batch)
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settle_interval_s)
+            with contextlib.suppress(Exception):  # logged in settle_now; retried next time
+                await self.settle_now()
+
+    # -- holders, recovery, the pool ----------------------------------------------------------
 
     async def _with_operators(self, a: Answer) -> Answer:
         return await with_operators(await self._engine(), self.operators, a)

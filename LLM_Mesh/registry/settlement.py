@@ -12,7 +12,12 @@ reserves. On the hot path (``registry/charge.py`` and the account stage):
    parts (node, operator, amount, fee) are written, ``answered``; ``reserved`` drops to
    the exact total. A part's payee (:meth:`payee`) is the node's held account instead of
    its operator while the node is quarantined (``registry/held.py``).
-3. :meth:`void` (a failure, or no tokens delivered): ``pending`` → ``void``; not awaited.
+3. :meth:`void` (a failure, or no tokens delivered): ``pending`` → ``void``; not awaited,
+   never raises into the request.
+
+A write that fails may have committed all the same (PostgreSQL: the reply lost after the
+``COMMIT``): a failed reservation is voided, a failed void or answer written again
+(:meth:`Settlement._again`: idempotent, then to the settler, whose guard pays once).
 
 With reservation leases (``lease_estimates`` > 0, ``LLM_MESH_SETTLE_LEASE``; the book in
 ``core/lease_book.py``, the writes in ``registry/settle_lease.py``): :meth:`reserve` admits
@@ -31,8 +36,9 @@ connection). While other requests are in flight (reserved, not yet answered or v
 iteration instead, and what the requests of that iteration wrote is one transaction
 (:meth:`Settlement._at_tick`: on SQLite the commit is most of a write's cost, and
 concurrent requests tend to reach the same stage in the same iteration); a request alone
-still writes at once. Then, off the hot path, the settler task appends the ledger entries of
-answered requests every ``settle_interval_s`` (exactly once per request, whoever tries):
+still writes at once. Then, off the hot path, the settler task (``registry/settle_upkeep.py``,
+with upkeep) appends the ledger entries of answered requests every ``settle_interval_s``
+(exactly once per request, whoever tries):
 on SQLite in one transaction on that same connection, in its thread
 (``registry/settle_sqlite.py``: one hand-off a round, none a statement); on PostgreSQL with
 ``registry/settle_ledger.py`` on a thread with its own event loop and engine
@@ -61,7 +67,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +83,11 @@ from LLM_Mesh.registry.settle_db import (
     SqliteSettleDb,
     Void,
     settle_db_for,
-    sqlite_time,
 )
 from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.settle_lease import Give, Spend, Spent, Take, lease_wrote
-from LLM_Mesh.registry.settle_ledger import revive, settle
-from LLM_Mesh.registry.settle_sqlite import Refused, append_settled
-from LLM_Mesh.registry.settle_upkeep import MAX_SETTLE, SettleUpkeep
+from LLM_Mesh.registry.settle_ledger import revive
+from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
 __all__ = ["Settlement", "operator_account", "user_account"]
@@ -94,6 +98,8 @@ MAX_OPS = 1000  # operations in one hot-path transaction
 _MAX_IN_FLIGHT = 100_000  # Settlement.in_flight is a hint: cleared past this size
 _LATER = object()  # not written at once: the writer task writes it
 _LEASED = Reserved(True, 0, 0)  # admitted from a lease in memory (nothing read)
+# the pauses before a failed write is written again (_again); after the last, recovery's
+_AGAIN_S = (0.5, 2.0, 8.0, 30.0, 60.0)
 
 
 @lru_cache(maxsize=65_536)
@@ -157,6 +163,8 @@ class Settlement(SettleUpkeep):
         self._ops: list[tuple[Op, asyncio.Future[Any] | None]] = []
         self._wake = asyncio.Event()
         self._answered: list[Answer] = []
+        self._again_at: dict[Op, asyncio.TimerHandle] = {}  # failed writes, due again
+        self._tries: dict[Op, int] = {}  # ... and how often each was written again
         self._settling = asyncio.Lock()
         self._writing = False  # a batch is being written (nothing may overtake it)
         self._tasks: list[asyncio.Task[None]] = []
@@ -192,7 +200,7 @@ class Settlement(SettleUpkeep):
             return _LATER
         try:
             done = try_inline([op], self.holder)
-        except Exception:  # rolled back: a lease's write puts its book back (as _fail)
+        except Exception:  # as _fail: written again, or a lease's book put back
             self._wrote(op, None, failed=True)
             raise
         if done is None:
@@ -207,7 +215,15 @@ class Settlement(SettleUpkeep):
         every write while a batch is gathering (nothing overtakes it)."""
         if self._tick or (others and self._started and hasattr(self._db, "try_inline")):
             return self._at_tick(op, reply)
-        now = self._now(op)
+        try:
+            now = self._now(op)
+        except Exception:
+            if reply:
+                raise
+            # a void or a give: nobody waits for it (a request that failed, the lease loop);
+            # _wrote put it back: written again later, or handed back next round
+            log.exception("settlement: could not write a %s now", type(op).__name__)
+            return None
         if now is not _LATER:
             return now
         if not reply:
@@ -337,7 +353,8 @@ class Settlement(SettleUpkeep):
     async def answer(self, op: Answer) -> bool:
         """Record an answer's exact parts before it is released; ``False``: the row was not
         pending any more and could not be revived (see :meth:`_revive`), or the lease was
-        gone and the payer could not cover it, nothing paid."""
+        gone and the payer could not cover it, nothing paid. Raises when the write failed:
+        it is then paid once if it committed or is written again (see :meth:`_again`)."""
         lease = None if self.leases is None else self.leases.spend(op.key)
         wop: Op = op if lease is None else Spend(op, lease.lease_id)
         now = self._write(wop, self._others(op.key))
@@ -373,8 +390,9 @@ class Settlement(SettleUpkeep):
         return False
 
     def void(self, key: str, payer: str) -> None:
-        """Nothing to pay for request ``key``: release its reservation (not awaited; one
-        admitted from a lease gives its estimate back to it, no write)."""
+        """Nothing to pay for request ``key``: release its reservation (not awaited, never
+        raises: a write that fails is done again, :meth:`_again`; one admitted from a lease
+        gives its estimate back to it, no write)."""
         if self.leases is not None and self.leases.void(key, time.monotonic()):
             self._others(key)
             return
@@ -441,15 +459,51 @@ class Settlement(SettleUpkeep):
                 fut.set_result(result)
 
     def _wrote(self, op: Op, result: Any, failed: bool = False) -> None:
-        """After ``op`` was written (or ``failed``): an answer recorded goes to the settler;
-        a lease's write updates the book."""
+        """After ``op`` was written (or ``failed``, committed or not): an answer recorded
+        goes to the settler; a lease's write updates the book; a failed reservation is
+        voided, a failed void or answer written again (:meth:`_again`)."""
+        if failed and isinstance(op, (Reserve, Take, Void, Answer)):
+            self._again(op if isinstance(op, (Void, Answer)) else Void(op.key, op.payer))
+        again = (  # a void or an answer written again: done
+            bool(self._tries) and not failed and isinstance(op, (Void, Answer))
+            and self._tries.pop(op, None) is not None
+        )  # fmt: skip
         if isinstance(op, Answer):
-            if result and not failed:  # not recorded: answer() tries to revive it
-                self._answered.append(op)
+            if not failed and (result or again):  # not recorded: answer() tries to revive it
+                self._answered.append(op)  # written again: its row's state is the guard's
         elif self.leases is not None and not isinstance(op, (Reserve, Void)):
             done = lease_wrote(self.leases, op, result, time.monotonic(), failed=failed)
             if done is not None:
                 self._answered.append(done)
+            elif failed and isinstance(op, Spend):  # committed? then the guard pays it once
+                self._answered.append(op.answer)
+
+    def _again(self, op: Void | Answer) -> None:
+        """Write ``op`` again after the next pause of :data:`_AGAIN_S`: its write failed,
+        maybe after its commit (a void or an answer of a row no longer pending writes
+        nothing; an answer written again goes to the settler whatever it found: its row may
+        be answered by the failed write). After the last, it is left to recovery: this
+        holder's stop, its successor's start, the others' once it is dead (an answer goes
+        to the settler, in case it did commit)."""
+        if not self._started or op in self._again_at:
+            return
+        tries = self._tries.get(op, 0)
+        if tries >= len(_AGAIN_S):
+            del self._tries[op]
+            log.error(
+                "settlement: %s of %s not written; left to recovery", type(op).__name__, op.key
+            )
+            if isinstance(op, Answer):
+                self._answered.append(op)
+            return
+        self._tries[op] = tries + 1
+        loop = asyncio.get_running_loop()
+        self._again_at[op] = loop.call_later(_AGAIN_S[tries], self._write_again, op)
+
+    def _write_again(self, op: Op) -> None:
+        self._again_at.pop(op, None)
+        self._ops.append((op, None))  # stopping: its flush writes it
+        self._wake.set()
 
     def _fail(self, batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: Exception) -> None:
         """A batch of hot-path writes failed as one transaction: each waiting request hears
@@ -465,70 +519,6 @@ class Settlement(SettleUpkeep):
         while self._ops:
             await self._write_batch()
         await self.settle_now()
-
-    # -- the settler ---------------------------------------------------------------------------
-
-    async def settle_now(self) -> int:
-        """Settle the answered requests this process holds; how many were settled here.
-        One settling at a time: a call waits for the settler's round in progress."""
-        async with self._settling:
-            return await self._settle_held()
-
-    async def _settle_held(self) -> int:
-        done = 0
-        while self._answered:
-            batch, self._answered = self._answered[:MAX_SETTLE], self._answered[MAX_SETTLE:]
-            try:
-                batch = [
-                    a if all(p.operator is not None for p in a.parts)
-                    else await self._with_operators(a)
-                    for a in batch
-                ]  # fmt: skip
-                done += await self._settle(batch)
-            except Exception:
-                log.exception("settlement: settling %d requests failed; retrying", len(batch))
-                self._answered[:0] = batch
-                raise
-        return done
-
-    async def _settle(self, batch: list[Answer]) -> int:
-        """Append ``batch``'s entries: on SQLite in one transaction on the hot path's
-        connection, in its thread (``settle_sqlite.py``); else on the ledger thread (else
-        here)."""
-        db = self._db
-        if isinstance(db, SqliteSettleDb) and self._started:
-            done = await self._append_sqlite(db, batch)
-            if done or len(batch) == 1:
-                return done
-            # someone settled (or voided) some of them: one at a time, as settle() does
-            return sum([await self._append_sqlite(db, [a]) for a in batch])
-        now = datetime.now(timezone.utc)
-        worker = self._worker
-        if worker is None or worker.ledger is None:
-            return await settle(self.ledger, batch, now)
-        return await worker.call(settle(worker.ledger, batch, now))
-
-    async def _append_sqlite(self, db: SqliteSettleDb, batch: list[Answer]) -> int:
-        """``batch`` settled into the ledger in one transaction, exactly once; how many."""
-        now = datetime.now(timezone.utc)
-        write = partial(
-            append_settled, answers=batch, now=sqlite_time(now),
-            now_us=int(self.wall_clock() * 1_000_000),
-        )  # fmt: skip
-        try:
-            size = await db.transact(write, inline=False)  # the loop runs on meanwhile
-        except Refused:
-            return 0
-        on_append = self.ledger.on_append
-        if on_append is not None:
-            on_append(size)
-        return len(batch)
-
-    async def _settle_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settle_interval_s)
-            with contextlib.suppress(Exception):  # logged in settle_now; retried next time
-                await self.settle_now()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -579,6 +569,9 @@ class Settlement(SettleUpkeep):
         if writer is not None:
             await asyncio.wait({writer}, timeout=30.0)
         self._run_tick()  # writes accepted in the loop's last iteration, to the writer's queue
+        for op, due in list(self._again_at.items()):  # failed writes: once more, now
+            due.cancel()
+            self._write_again(op)
         try:
             await self.flush()
             await self.recover([self.holder])

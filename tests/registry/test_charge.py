@@ -185,6 +185,41 @@ async def test_a_failed_request_costs_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_void_that_cannot_be_written_does_not_change_a_failed_requests_answer(
+    tmp_path: Path, stream: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The void of a failed request (its reservation written alone: too little balance for
+    a lease) whose write raises (disk I/O) is not the request's error: the client gets the
+    failure it would have got (502), and the estimate is released once a write succeeds."""
+    from LLM_Mesh.registry import settlement as settlement_module
+    from LLM_Mesh.registry.settle_db import Void
+
+    monkeypatch.setattr(settlement_module, "_AGAIN_S", (0.02,), raising=False)
+    async with running(tmp_path) as h:
+        await register(h, "a", "alice", behavior="500")
+        key, account = await new_user(h, 1000)
+        s = settlement(h)
+        real = s.db.try_inline  # type: ignore[attr-defined]
+        broken = [1]
+
+        def once_broken(ops: Any, holder: str, now: Any = None) -> Any:
+            if broken and any(isinstance(op, Void) for op in ops):
+                broken.pop()
+                raise OSError("disk I/O error")
+            return real(ops, holder, now)
+
+        s.db.try_inline = once_broken  # type: ignore[attr-defined]
+        r = await h.client.post(CHAT, json={**BODY, "stream": stream}, headers=bearer(key))
+        assert r.status_code == 502, r.text
+        assert not broken  # the void's write did fail
+        for _ in range(100):
+            if await s.balance(account) == (1000, 0):
+                break
+            await asyncio.sleep(0.02)
+        assert await s.balance(account) == (1000, 0)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 async def test_a_second_opinion_is_paid_like_any_answer_and_the_refusal_costs_nothing(
     tmp_path: Path, stream: bool
 ) -> None:

@@ -1,0 +1,255 @@
+"""Settlement's writes that fail (``registry/settlement.py``): never raised into a request that
+does not wait for them, and never leaving money reserved while the gateway lives.
+
+On a real store (``store`` fixture: a SQLite file, and a throwaway PostgreSQL database). A
+write "fails" in two ways here: it raises before anything is committed (SQLite's disk I/O
+error, a locked or broken database), or it commits and then raises (PostgreSQL: the
+connection dropped after the ``COMMIT``, every retry failed), so its caller cannot tell
+which. Either way a void, a reservation's undo and an answer are written again later
+(idempotent), and an answer that did commit is settled once, not left until the stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
+from LLM_Mesh.registry import settlement as settlement_module
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.settle_db import Answer, PaidPart, SqliteSettleDb, Void
+from LLM_Mesh.registry.settlement import Settlement, operator_account
+from LLM_Mesh.registry.store import SqlStore
+
+USER = pseudonym("user", "key-1")
+OP_A = operator_account("alice")
+T0 = 1_796_083_200.0
+E = 1000  # the estimate of every request here
+
+
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settlement_module, "_AGAIN_S", (0.02, 0.05, 0.1), raising=False)
+
+
+def _ledger(store: SqlStore) -> SqlLedger:
+    async def engine() -> Any:
+        return store.engine
+
+    return SqlLedger(engine)
+
+
+async def _started(store: SqlStore, **kw: Any) -> Settlement:
+    kw.setdefault("lease_idle_s", 3600.0)
+    s = Settlement(
+        _ledger(store), fee_bps=500, pool_daily_budget=0, wall_clock=lambda: T0,
+        settle_interval_s=3600.0, beat_s=3600.0, **kw,
+    )  # fmt: skip
+    await s.start()
+    return s
+
+
+async def _grant(store: SqlStore, amount: int) -> None:
+    await _ledger(store).append_one(Transfer("grant", MINT, USER, amount))
+
+
+def _answer(key: str, amount: int) -> Answer:
+    return Answer(key, USER, "m", E, (PaidPart("n1", OP_A, amount, amount // 20),))
+
+
+async def _states(store: SqlStore) -> dict[str, str]:
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT request_id, state FROM settlements"))).all()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+async def _paid(store: SqlStore, key: str) -> list[tuple[str, int]]:
+    entries, _ = await _ledger(store).entries(-1, 10_000)
+    return [(e.kind, e.amount) for e in entries if e.request_id == key]
+
+
+async def _until(check: Any, timeout: float = 5.0) -> None:
+    """Wait (the retries run on the loop) until ``await check()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "still not written"
+        await asyncio.sleep(0.02)
+
+
+def _through_apply(s: Settlement, monkeypatch: pytest.MonkeyPatch, wrap: Any) -> None:
+    """Every hot-path write through ``wrap(real apply)`` (SQLite: not at once on the loop)."""
+    monkeypatch.setattr(s.db, "apply", wrap(s.db.apply))
+    if isinstance(s.db, SqliteSettleDb):
+        monkeypatch.setattr(s.db, "try_inline", lambda ops, holder, now=None: None)
+
+
+def _commit_then_lose(real: Any) -> Any:
+    async def apply(ops: Any, holder: str, now: Any) -> Any:
+        await real(ops, holder, now)
+        raise ConnectionError("the connection was lost after the commit")
+
+    return apply
+
+
+def _fail_before_commit(real: Any) -> Any:
+    async def apply(ops: Any, holder: str, now: Any) -> Any:
+        raise ConnectionError("the connection was lost before the commit")
+
+    return apply
+
+
+@pytest.mark.parametrize("others", [False, True], ids=["alone", "others_in_flight"])
+async def test_a_void_that_cannot_be_written_now_is_not_raised_and_is_written_later(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, others: bool
+) -> None:
+    """A void is not awaited: it is called from a request's failure handling (the
+    request's answer may be out already). A write of it that fails (SQLite at once on the
+    loop, alone or in the loop iteration's batch; the writer's batch on PostgreSQL) must
+    not raise into that request, nor leave the estimate reserved while the gateway lives."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        if others:
+            assert (await s.reserve("r0", USER, "m", E)).ok
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        fails = [1, 1]  # the first two writes of the void fail (then the database is back)
+        if isinstance(s.db, SqliteSettleDb):
+            real_inline = s.db.try_inline
+
+            def broken(ops: Any, holder: str, now: Any = None) -> Any:
+                if fails and any(isinstance(op, Void) for op in ops):
+                    fails.pop()
+                    raise sqlite3.OperationalError("disk I/O error")
+                return real_inline(ops, holder, now)
+
+            monkeypatch.setattr(s.db, "try_inline", broken)
+        real_apply = s.db.apply
+
+        async def apply(ops: Any, holder: str, now: Any) -> Any:
+            if fails and any(isinstance(op, Void) for op in ops):
+                fails.pop()
+                raise ConnectionError("the database is away")
+            return await real_apply(ops, holder, now)
+
+        monkeypatch.setattr(s.db, "apply", apply)
+        s.void("r1", USER)  # must not raise
+        await asyncio.sleep(0)  # the iteration's batch (others in flight) is written
+        held = E if others else 0
+
+        async def released() -> bool:
+            return (await s.balance(USER))[1] == held
+
+        await _until(released)
+        assert not fails and (await _states(store))["r1"] == "void"
+    finally:
+        await s.stop()
+
+
+async def test_a_void_of_a_row_that_does_not_exist_does_nothing(store: SqlStore) -> None:
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        s.void("nobody", USER)
+        s.void("nobody", pseudonym("user", "key-2"))
+        await s.flush()
+        assert await s.balance(USER) == (100 * E, E)
+        assert await _states(store) == {"r1": "pending"}
+    finally:
+        await s.stop()
+
+
+@pytest.mark.parametrize("lost", [_commit_then_lose, _fail_before_commit], ids=["committed", "not"])
+@pytest.mark.parametrize("lease", [0, 4], ids=["plain", "take_alone"])
+async def test_a_reservation_whose_outcome_is_unknown_is_voided(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, lost: Any, lease: int
+) -> None:
+    """A reservation that committed but whose answer was lost reads as failed: the request
+    is refused (503), and its pending row must not stay reserving the payer's balance
+    until the gateway stops; it is voided (a void of no row does nothing). With leases, a
+    take near the end of a balance reserves the request alone: the same."""
+    await _grant(store, 2 * E)  # too little for a lease: a take reserves the request alone
+    s = await _started(store, lease_estimates=lease)
+    try:
+        _through_apply(s, monkeypatch, lost)
+        with pytest.raises(ConnectionError):
+            await s.reserve("r1", USER, "m", E)
+        monkeypatch.undo()
+
+        async def released() -> bool:
+            return (await s.balance(USER))[1] == 0
+
+        await _until(released)
+        assert (await _states(store)).get("r1", "void") == "void"
+        assert (await s.reserve("r2", USER, "m", 2 * E)).ok  # all of it available again
+    finally:
+        await s.stop()
+
+
+@pytest.mark.parametrize("lost", [_commit_then_lose, _fail_before_commit], ids=["committed", "not"])
+async def test_an_answer_whose_outcome_is_unknown_is_paid_once_now(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, lost: Any
+) -> None:
+    """An answer whose write failed (the answer is released anyway): if it committed, its
+    row is answered but the settler did not know; if not, its row is still pending. Either
+    way it is written again (an answer of a row no longer pending writes nothing) and
+    settled exactly once while the gateway runs: nothing held, nothing paid twice."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        _through_apply(s, monkeypatch, lost)
+        with pytest.raises(ConnectionError):
+            await s.answer(_answer("r1", 400))
+        monkeypatch.undo()
+
+        async def settled() -> bool:
+            await s.settle_now()
+            return (await _states(store))["r1"] == "settled"
+
+        await _until(settled)
+        assert await s.balance(USER) == (100 * E - 400, 0)
+        assert await _paid(store, "r1") == [("settle", 380), ("fee", 20)]
+        assert s.unpaid == 0
+    finally:
+        await s.stop()
+    assert await _paid(store, "r1") == [("settle", 380), ("fee", 20)]  # once
+
+
+@pytest.mark.parametrize("lost", [_commit_then_lose, _fail_before_commit], ids=["committed", "not"])
+async def test_a_spend_whose_outcome_is_unknown_is_settled_once_or_not_at_all(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, lost: Any
+) -> None:
+    """An answer from a lease (one write: its rows and the total out of the lease) whose
+    write failed: if it committed, its rows are settled now (not at the stop); if not,
+    nothing was written, the answer goes unpaid and the lease keeps its amount. It is
+    never written again (its rows would collide). The lease goes back; nothing is held."""
+    await _grant(store, 100 * E)
+    s = await _started(store, lease_estimates=4)
+    try:
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        assert (await s.reserve("r2", USER, "m", E)).ok  # from the lease, in memory
+        _through_apply(s, monkeypatch, lost)
+        with pytest.raises(ConnectionError):
+            await s.answer(_answer("r1", 400))
+        monkeypatch.undo()
+        assert await s.answer(_answer("r2", 300))  # the lease goes on
+        await s.settle_now()
+        await s.settle_now()  # a refused batch is retried one at a time within the call
+        committed = lost is _commit_then_lose
+        states = await _states(store)
+        assert states.get("r1") == ("settled" if committed else None)
+        assert states["r2"] == "settled"
+        s.give_back(time.monotonic() + 7200.0)
+        await s.flush()
+        paid = 300 + (400 if committed else 0)
+        assert await s.balance(USER) == (100 * E - paid, 0)
+        assert await _paid(store, "r1") == ([("settle", 380), ("fee", 20)] if committed else [])
+    finally:
+        await s.stop()
+    assert await s.balance(USER) == (100 * E - paid, 0)
