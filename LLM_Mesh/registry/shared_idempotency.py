@@ -13,7 +13,10 @@ table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of 
 - A key another replica ran: a non-stream answer is **replayed** from the row
   (``X-Mesh-Replayed: true``) until it expires (``ttl_s``); streams, and answers too large
   to keep, are refused 409 ``duplicate_request``.
-- A key another replica is running now: a stream is refused 409; a non-stream **waits**,
+- A key another replica is running now: a stream waits up to ``stream_wait_s`` (2 s) for
+  the key to be freed (a 5xx or 429 there frees it, written just after that answer went
+  out: a client retrying its stream here at once must not meet the key still held), then
+  runs, or is refused 409 (still running, or it ended); a non-stream **waits**,
   polling the row every ``poll_s``, until it is done (replayed), freed (claimed and run
   here) or its owner is dead (:meth:`ReplicaBeat.alive`): then 409, because the request
   may have reached a node before its replica died, and it is never run twice.
@@ -75,6 +78,7 @@ class SharedIdempotency(IdempotencyCache):
         wall_clock: Callable[[], float] = time.time,
         running_s: float = 720.0,
         poll_s: float = 0.05,
+        stream_wait_s: float = 2.0,
         ttl_s: float = 600.0,
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -85,6 +89,7 @@ class SharedIdempotency(IdempotencyCache):
         self.wall_clock = wall_clock
         self.running_s = running_s
         self.poll_s = poll_s
+        self.stream_wait_s = stream_wait_s
         self._owned: dict[str, str] = {}  # key -> its hash, for keys this replica runs
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -113,6 +118,7 @@ class SharedIdempotency(IdempotencyCache):
     async def _claim(self, key: str, stream: bool) -> Response | None:
         """``None``: this replica runs it; else the replayed answer (or raise 409)."""
         h = key_hash(key)
+        give_up = time.monotonic() + self.stream_wait_s  # a stream's wait for a freed key
         while True:
             now = self.wall_clock()
             rec = await self.store.claim_request_key(
@@ -122,13 +128,15 @@ class SharedIdempotency(IdempotencyCache):
                 return None
             if rec.state == "done":
                 return _replay(key, rec, stream)
-            if stream or rec.stream:
+            if (stream or rec.stream) and (
+                time.monotonic() >= give_up or not self.replicas.alive(rec.owner, rec.created_at)
+            ):
                 raise DuplicateRequest(
                     f"a request with id {key.rsplit(' ', 1)[-1]!r} is running on another "
                     "replica; a stream is never executed twice",
                     param="X-Request-Id",
                 )
-            if not self.replicas.alive(rec.owner, rec.created_at):
+            if not (stream or rec.stream) and not self.replicas.alive(rec.owner, rec.created_at):
                 raise DuplicateRequest(
                     f"a request with id {key.rsplit(' ', 1)[-1]!r} was being served by a "
                     "registry replica that stopped; it may have run, and it is never executed "

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from LLM_Mesh.registry.idempotency import DuplicateRequest
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import IdempotencyRecord
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
@@ -114,6 +115,32 @@ async def test_a_duplicate_waits_for_the_other_replica_and_shares_its_answer(
         assert r1.status_code == r2.status_code == 200
         assert r1.json() == r2.json()
         assert nodes.calls() == 1
+
+
+async def test_a_stream_retried_at_once_after_a_5xx_elsewhere_runs(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    # replica a failed a stream before it began (no reservation: its store's connection
+    # lost; a 5xx): it frees the key in the background, after its answer went out
+    # (slower still while its store reconnects); the client's retry of the stream at b, at
+    # once, found the key running there and was refused 409 duplicate_request (the
+    # replicas e2e test, after pg_terminate_backend)
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        ia, ib = a.runtime.idempotency, b.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
+        key = f"{CHAT} ip:127.0.0.1 retried-1"
+        assert await ia.begin(key, True) is None  # a runs it
+        retry = asyncio.create_task(ib.begin(key, True))
+        await asyncio.sleep(0.3)
+        assert not retry.done()  # waiting for a's end, not refused
+        ia.abandon(key)  # a's 5xx before the stream began: the key freed
+        assert await asyncio.wait_for(retry, 5) is None  # b runs it
+        ib.finish(key, None)
+        # still running at a after the wait: refused, as before
+        ib.stream_wait_s = 0.2
+        assert await ia.begin(key + "x", True) is None
+        with pytest.raises(DuplicateRequest, match="running on another replica"):
+            await ib.begin(key + "x", True)
 
 
 async def test_a_request_whose_replica_died_is_refused_not_run_again(
