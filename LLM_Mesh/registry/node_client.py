@@ -61,6 +61,7 @@ from LLM_Mesh.registry.http1 import (
 )
 
 __all__ = [
+    "MAX_GET_BYTES",
     "AiohttpNodeClient",
     "NodeClient",
     "NodeConnectError",
@@ -71,6 +72,9 @@ __all__ = [
 ]
 
 USER_AGENT = "llm-mesh-gateway"
+# the most of a GET's answer read (decoded): a node's health answer is ~150 bytes; a node
+# streaming more (or a gzip bomb) fails its check instead of filling the gateway's memory
+MAX_GET_BYTES = 1 << 20
 
 
 class NodeTransportError(Exception):
@@ -157,7 +161,9 @@ class NodeClient(abc.ABC):
     async def get(
         self, url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None
     ) -> NodeResponse:
-        """GET (with ``headers``: the health check's challenge) and read the whole answer."""
+        """GET (with ``headers``: the health check's challenge) and read the whole answer,
+        within ``timeout_s`` in all (:class:`NodeTimeout`), at most :data:`MAX_GET_BYTES`
+        of it, decoded (:class:`NodeProtocolError` past it)."""
 
     @abc.abstractmethod
     async def aclose(self) -> None:
@@ -473,9 +479,30 @@ class AiohttpNodeClient(NodeClient):
     async def get(
         self, url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None
     ) -> NodeResponse:
+        try:  # in all: an answer dripped a byte at a time does not hold the check
+            return await asyncio.wait_for(self._get(url, timeout_s, headers), timeout_s)
+        except asyncio.TimeoutError as exc:
+            raise NodeTimeout(f"no whole answer within {timeout_s} s", "TimeoutError") from exc
+
+    async def _get(
+        self, url: str, timeout_s: float, headers: Mapping[str, str] | None
+    ) -> NodeResponse:
         raw = await self._request("GET", url, None, headers, self._timeout(timeout_s, timeout_s))
+        body = bytearray()
+        try:
+            async for data in raw.content.iter_any():  # decoded: a gzip bomb counts whole
+                body += data
+                if len(body) > MAX_GET_BYTES:
+                    raw.close()
+                    raise NodeProtocolError(
+                        f"an answer over {MAX_GET_BYTES} bytes", "PayloadTooLarge"
+                    )
+        except _AIOHTTP_ERRORS as exc:
+            raise _from_aiohttp(exc) from exc
+        finally:
+            raw.release()
         resp = _AiohttpResponse(raw)
-        await resp.aread()
+        resp.content, resp._read = bytes(body), True
         return resp
 
     async def aclose(self) -> None:

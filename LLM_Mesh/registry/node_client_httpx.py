@@ -18,6 +18,7 @@ import httpx
 
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_client import (
+    MAX_GET_BYTES,
     NodeClient,
     NodeConnectError,
     NodeProtocolError,
@@ -48,10 +49,13 @@ class _HttpxResponse(NodeResponse):
         self._resp = resp
         self.status_code = resp.status_code
         self.headers = resp.headers
+        self._done = read
         if read:
             self.content = resp.content
 
     async def aread(self) -> bytes:
+        if self._done:
+            return self.content
         try:
             self.content = await self._resp.aread()
         except httpx.HTTPError as exc:
@@ -132,13 +136,31 @@ class HttpxNodeClient(NodeClient):
     ) -> NodeResponse:
         if self._pins is not None and not self._pins.admitted(url):
             await _admit(self._pins, url)
-        try:
-            resp = await self.client.get(
-                url, headers=headers, timeout=timeout_s, follow_redirects=False
-            )
+        try:  # in all, at most MAX_GET_BYTES decoded (as AiohttpNodeClient.get)
+            return await asyncio.wait_for(self._get(url, timeout_s, headers), timeout_s)
+        except asyncio.TimeoutError as exc:
+            raise NodeTimeout(f"no whole answer within {timeout_s} s", "TimeoutError") from exc
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
-        return _HttpxResponse(resp, read=True)
+
+    async def _get(
+        self, url: str, timeout_s: float, headers: Mapping[str, str] | None
+    ) -> NodeResponse:
+        req = self.client.build_request("GET", url, headers=headers, timeout=timeout_s)
+        resp = await self.client.send(req, stream=True, follow_redirects=False)
+        try:
+            body = bytearray()
+            async for data in resp.aiter_bytes():  # decoded: a gzip bomb counts whole
+                body += data
+                if len(body) > MAX_GET_BYTES:
+                    raise NodeProtocolError(
+                        f"an answer over {MAX_GET_BYTES} bytes", "PayloadTooLarge"
+                    )
+        finally:
+            await resp.aclose()
+        out = _HttpxResponse(resp, read=False)
+        out.content, out._done = bytes(body), True
+        return out
 
     async def aclose(self) -> None:
         if self._owns:
