@@ -53,6 +53,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.http1 import (
+    MAX_BODY_BYTES,
     Http1ConnectError,
     Http1Error,
     Http1Pool,
@@ -227,12 +228,20 @@ class _AiohttpResponse(NodeResponse):
         self.status_code = int(resp.status)
         self.headers = resp.headers
 
-    async def aread(self) -> bytes:
+    async def aread(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The whole answer, decoded, at most ``limit`` bytes (``http1.MAX_BODY_BYTES``, as
+        a plain-HTTP answer's): :class:`NodeProtocolError` past it, read no further (an
+        https node's answer, or a gzip bomb, must not fill the gateway's memory)."""
         if self._read:
             return self.content
+        body = bytearray()
         try:
-            self.content = await self._resp.read()
-            self._read = True
+            async for data in self._resp.content.iter_any():
+                body += data
+                if len(body) > limit:
+                    self._resp.close()
+                    raise NodeProtocolError(f"an answer over {limit} bytes", "PayloadTooLarge")
+            self.content, self._read = bytes(body), True
         except _AIOHTTP_ERRORS as exc:
             raise _from_aiohttp(exc) from exc
         finally:
@@ -488,21 +497,8 @@ class AiohttpNodeClient(NodeClient):
         self, url: str, timeout_s: float, headers: Mapping[str, str] | None
     ) -> NodeResponse:
         raw = await self._request("GET", url, None, headers, self._timeout(timeout_s, timeout_s))
-        body = bytearray()
-        try:
-            async for data in raw.content.iter_any():  # decoded: a gzip bomb counts whole
-                body += data
-                if len(body) > MAX_GET_BYTES:
-                    raw.close()
-                    raise NodeProtocolError(
-                        f"an answer over {MAX_GET_BYTES} bytes", "PayloadTooLarge"
-                    )
-        except _AIOHTTP_ERRORS as exc:
-            raise _from_aiohttp(exc) from exc
-        finally:
-            raw.release()
         resp = _AiohttpResponse(raw)
-        resp.content, resp._read = bytes(body), True
+        await resp.aread(MAX_GET_BYTES)  # decoded: a gzip bomb counts whole
         return resp
 
     async def aclose(self) -> None:

@@ -320,3 +320,39 @@ async def test_get_is_bounded_in_total_by_its_timeout(kind: str) -> None:
         with pytest.raises(NodeTimeout):
             await asyncio.wait_for(client.get(url + "/mesh/health", timeout_s=0.5), 10)
         assert loop.time() - t0 < 3
+
+
+async def _big_answer(r: asyncio.StreamReader, w: asyncio.StreamWriter, mib: int,
+                      gzip_bomb: bool) -> None:  # fmt: skip
+    await _read_request(r)
+    if gzip_bomb:
+        import gzip
+
+        body = gzip.compress(b"\0" * (mib << 20), compresslevel=9)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+        await w.drain()
+        await asyncio.sleep(5)
+        return
+    w.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(mib << 20).encode() + b"\r\n\r\n")
+    chunk = b"x" * (1 << 20)
+    for _ in range(mib):
+        w.write(chunk)
+        await w.drain()
+
+
+@pytest.mark.parametrize("kind", ["aiohttp-only", "httpx"])  # "aiohttp": http1.py's bound
+@pytest.mark.parametrize("bomb", [False, True], ids=["plain", "gzip"])
+async def test_an_answer_over_the_bound_is_a_protocol_error(kind: str, bomb: bool) -> None:
+    """A node's answer (an https node's goes this way) of 80 MiB, or a gzip bomb that
+    decodes to 256 MiB, is not read whole into the gateway's memory: a protocol error past
+    64 MiB decoded (``http1.MAX_BODY_BYTES``, as a plain-HTTP answer's)."""
+    mib = 256 if bomb else 80
+    async with serve(lambda r, w: _big_answer(r, w, mib, bomb)) as url, make(kind) as client:
+        with pytest.raises(NodeProtocolError):
+            resp = await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
+            assert len(resp.content) <= 64 << 20
+        resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
+        with pytest.raises(NodeProtocolError):
+            await resp.aread()  # a refusal's body, read whole (send.py)
+        await resp.aclose()
