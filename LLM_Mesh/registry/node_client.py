@@ -293,15 +293,20 @@ class _Http1StreamResponse(NodeResponse):
         self.status_code = stream.status
         self.headers = stream.headers
 
-    async def aread(self) -> bytes:
+    async def aread(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The rest of the body, at most ``limit`` bytes (as a whole answer's)."""
         if not self._read:
+            body = bytearray()
             try:
-                self.content = await self._stream.read()
+                async for chunk in self._stream.chunks():
+                    body += chunk
+                    if len(body) > limit:
+                        raise NodeProtocolError(f"an answer over {limit} bytes", "PayloadTooLarge")
             except Http1Error as exc:
                 raise _from_http1(exc) from exc
             finally:
                 await self._stream.aclose()
-            self._read = True
+            self.content, self._read = bytes(body), True
         return self.content
 
     def aiter_raw(self) -> AsyncIterator[bytes]:

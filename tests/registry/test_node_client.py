@@ -356,3 +356,14 @@ async def test_an_answer_over_the_bound_is_a_protocol_error(kind: str, bomb: boo
         with pytest.raises(NodeProtocolError):
             await resp.aread()  # a refusal's body, read whole (send.py)
         await resp.aclose()
+
+
+@KINDS
+async def test_a_streamed_answers_body_read_whole_is_bounded(kind: str) -> None:
+    """A node answering a stream with a refusal or failure of 80 MiB (its body is read
+    whole: send.py, send_stream.py): a protocol error past 64 MiB, on every transport."""
+    async with serve(lambda r, w: _big_answer(r, w, 80, False)) as url, make(kind) as client:
+        resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
+        with pytest.raises(NodeProtocolError):
+            await resp.aread()
+        await resp.aclose()
