@@ -53,6 +53,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.http1 import (
+    MAX_BODY_BYTES,
     Http1ConnectError,
     Http1Error,
     Http1Pool,
@@ -61,6 +62,7 @@ from LLM_Mesh.registry.http1 import (
 )
 
 __all__ = [
+    "MAX_GET_BYTES",
     "AiohttpNodeClient",
     "NodeClient",
     "NodeConnectError",
@@ -71,6 +73,9 @@ __all__ = [
 ]
 
 USER_AGENT = "llm-mesh-gateway"
+# the most of a GET's answer read (decoded): a node's health answer is ~150 bytes; a node
+# streaming more (or a gzip bomb) fails its check instead of filling the gateway's memory
+MAX_GET_BYTES = 1 << 20
 
 
 class NodeTransportError(Exception):
@@ -157,7 +162,9 @@ class NodeClient(abc.ABC):
     async def get(
         self, url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None
     ) -> NodeResponse:
-        """GET (with ``headers``: the health check's challenge) and read the whole answer."""
+        """GET (with ``headers``: the health check's challenge) and read the whole answer,
+        within ``timeout_s`` in all (:class:`NodeTimeout`), at most :data:`MAX_GET_BYTES`
+        of it, decoded (:class:`NodeProtocolError` past it)."""
 
     @abc.abstractmethod
     async def aclose(self) -> None:
@@ -221,12 +228,20 @@ class _AiohttpResponse(NodeResponse):
         self.status_code = int(resp.status)
         self.headers = resp.headers
 
-    async def aread(self) -> bytes:
+    async def aread(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The whole answer, decoded, at most ``limit`` bytes (``http1.MAX_BODY_BYTES``, as
+        a plain-HTTP answer's): :class:`NodeProtocolError` past it, read no further (an
+        https node's answer, or a gzip bomb, must not fill the gateway's memory)."""
         if self._read:
             return self.content
+        body = bytearray()
         try:
-            self.content = await self._resp.read()
-            self._read = True
+            async for data in self._resp.content.iter_any():
+                body += data
+                if len(body) > limit:
+                    self._resp.close()
+                    raise NodeProtocolError(f"an answer over {limit} bytes", "PayloadTooLarge")
+            self.content, self._read = bytes(body), True
         except _AIOHTTP_ERRORS as exc:
             raise _from_aiohttp(exc) from exc
         finally:
@@ -278,15 +293,20 @@ class _Http1StreamResponse(NodeResponse):
         self.status_code = stream.status
         self.headers = stream.headers
 
-    async def aread(self) -> bytes:
+    async def aread(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The rest of the body, at most ``limit`` bytes (as a whole answer's)."""
         if not self._read:
+            body = bytearray()
             try:
-                self.content = await self._stream.read()
+                async for chunk in self._stream.chunks():
+                    body += chunk
+                    if len(body) > limit:
+                        raise NodeProtocolError(f"an answer over {limit} bytes", "PayloadTooLarge")
             except Http1Error as exc:
                 raise _from_http1(exc) from exc
             finally:
                 await self._stream.aclose()
-            self._read = True
+            self.content, self._read = bytes(body), True
         return self.content
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
@@ -473,9 +493,17 @@ class AiohttpNodeClient(NodeClient):
     async def get(
         self, url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None
     ) -> NodeResponse:
+        try:  # in all: an answer dripped a byte at a time does not hold the check
+            return await asyncio.wait_for(self._get(url, timeout_s, headers), timeout_s)
+        except asyncio.TimeoutError as exc:
+            raise NodeTimeout(f"no whole answer within {timeout_s} s", "TimeoutError") from exc
+
+    async def _get(
+        self, url: str, timeout_s: float, headers: Mapping[str, str] | None
+    ) -> NodeResponse:
         raw = await self._request("GET", url, None, headers, self._timeout(timeout_s, timeout_s))
         resp = _AiohttpResponse(raw)
-        await resp.aread()
+        await resp.aread(MAX_GET_BYTES)  # decoded: a gzip bomb counts whole
         return resp
 
     async def aclose(self) -> None:

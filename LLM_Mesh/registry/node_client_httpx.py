@@ -17,7 +17,9 @@ import httpcore
 import httpx
 
 from LLM_Mesh.registry.address_pins import AddressPins
+from LLM_Mesh.registry.http1 import MAX_BODY_BYTES
 from LLM_Mesh.registry.node_client import (
+    MAX_GET_BYTES,
     NodeClient,
     NodeConnectError,
     NodeProtocolError,
@@ -48,14 +50,25 @@ class _HttpxResponse(NodeResponse):
         self._resp = resp
         self.status_code = resp.status_code
         self.headers = resp.headers
+        self._done = read
         if read:
             self.content = resp.content
 
-    async def aread(self) -> bytes:
+    async def aread(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The whole answer, decoded, at most ``limit`` bytes (as ``AiohttpNodeClient``'s)."""
+        if self._done:
+            return self.content
+        body = bytearray()
         try:
-            self.content = await self._resp.aread()
+            async for data in self._resp.aiter_bytes():
+                body += data
+                if len(body) > limit:
+                    raise NodeProtocolError(f"an answer over {limit} bytes", "PayloadTooLarge")
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
+        finally:
+            await self._resp.aclose()
+        self.content, self._done = bytes(body), True
         return self.content
 
     async def aiter_lines(self) -> AsyncIterator[str]:
@@ -98,13 +111,15 @@ class HttpxNodeClient(NodeClient):
         if self._pins is not None and not self._pins.admitted(url):
             await _admit(self._pins, url)
         timeout = httpx.Timeout(timeout_s, connect=connect_s)
+        req = self.client.build_request("POST", url, content=content, headers=headers,
+                                        timeout=timeout)  # fmt: skip
         try:
-            resp = await self.client.post(
-                url, content=content, headers=headers, timeout=timeout, follow_redirects=False
-            )
+            resp = await self.client.send(req, stream=True, follow_redirects=False)
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
-        return _HttpxResponse(resp, read=True)
+        out = _HttpxResponse(resp, read=False)
+        await out.aread()  # at most MAX_BODY_BYTES
+        return out
 
     async def stream(
         self,
@@ -132,13 +147,21 @@ class HttpxNodeClient(NodeClient):
     ) -> NodeResponse:
         if self._pins is not None and not self._pins.admitted(url):
             await _admit(self._pins, url)
-        try:
-            resp = await self.client.get(
-                url, headers=headers, timeout=timeout_s, follow_redirects=False
-            )
+        try:  # in all, at most MAX_GET_BYTES decoded (as AiohttpNodeClient.get)
+            return await asyncio.wait_for(self._get(url, timeout_s, headers), timeout_s)
+        except asyncio.TimeoutError as exc:
+            raise NodeTimeout(f"no whole answer within {timeout_s} s", "TimeoutError") from exc
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
-        return _HttpxResponse(resp, read=True)
+
+    async def _get(
+        self, url: str, timeout_s: float, headers: Mapping[str, str] | None
+    ) -> NodeResponse:
+        req = self.client.build_request("GET", url, headers=headers, timeout=timeout_s)
+        out = _HttpxResponse(await self.client.send(req, stream=True, follow_redirects=False),
+                             read=False)  # fmt: skip
+        await out.aread(MAX_GET_BYTES)  # decoded: a gzip bomb counts whole
+        return out
 
     async def aclose(self) -> None:
         if self._owns:

@@ -147,6 +147,10 @@ class NodeTable:
             entry.requests = old.requests
             entry.failures = old.failures
             entry.tokens_generated = old.tokens_generated
+            # a failed health check stands until a check passes (the sweep checks the node
+            # again within a heartbeat interval): registering again does not clear it (it
+            # would put a node that cannot prove its key back in routing, credited uptime)
+            entry.check_failed, entry.checked_at = old.check_failed, old.checked_at
         self._nodes[reg.node_id] = entry
         for model_id in entry.models:
             self._by_model.setdefault(model_id, set()).add(reg.node_id)

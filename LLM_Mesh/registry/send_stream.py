@@ -131,6 +131,9 @@ class Event:
 _DONE = Event(DONE)
 _NO_EVENTS: list[Event] = []  # (never appended to)
 _CR_LF = re.compile(rb"\r+\n")  # a line ending with \r: the \r is not the line's
+# the most one event of a node's stream may be (a token's is ~200 bytes): past it the
+# stream breaks, read no further (what it sent is neither gathered nor scanned again)
+MAX_EVENT_BYTES = 1 << 20
 
 
 class _Broken(Exception):
@@ -183,6 +186,12 @@ class NodeStream:
         self.resp: NodeResponse | None = None
         self.data: list[bytes] = []  # the current node's data lines (first of each event)
         self._buf = b""  # the current node's bytes after its last complete event
+        # ... and the pieces read after them in which no event ended (joined once one
+        # does: each piece is not copied and searched with all before it), their size, and
+        # the last bytes read (where a blank line may begin)
+        self._more: list[bytes] = []
+        self._more_n = 0
+        self._tail = b""
         self._done = False  # the current node sent [DONE]
         self.text = ""  # text the client got from earlier nodes
         self.node_first = False  # the current node has sent a token
@@ -268,6 +277,7 @@ class NodeStream:
                     raise _Broken("no node stream is open")
                 # the node's events, read here (no generator in between: this runs per token)
                 self._buf, self._done = b"", False
+                self._more, self._more_n, self._tail = [], 0, b""
                 async for got in resp.aiter_raw():
                     batch, broken = self._frame(got)
                     now = clock()
@@ -319,24 +329,46 @@ class NodeStream:
         on without decoding unless this stage must read it) and the break, if one of them
         broke the stream. Lines end in ``\\n`` or ``\\r\\n``; an event ends at a blank
         line; the rest waits for the next read."""
-        buf = self._buf + got if self._buf else got
+        if self._buf:
+            if b"\n\n" not in _CR_LF.sub(b"\n", self._tail + got):  # no event ends here
+                self._more.append(got)
+                self._more_n += len(got)
+                self._tail = (self._tail + got)[-3:]
+                return _NO_EVENTS, self._too_big(len(self._buf) + self._more_n)
+            buf = b"".join((self._buf, *self._more, got))
+            self._more, self._more_n = [], 0
+        else:
+            buf = got
         if b"\r" in buf:
             buf = _CR_LF.sub(b"\n", buf)  # a trailing \r waits for its \n in the rest
         cut = buf.rfind(b"\n\n")
         if cut < 0:
-            self._buf = buf
-            return _NO_EVENTS, None
+            self._buf, self._tail = buf, buf[-3:]
+            return _NO_EVENTS, self._too_big(len(buf))
         self._buf = buf[cut + 2 :]
-        return self._events(buf[:cut].split(b"\n\n"))
+        self._tail = self._buf[-3:]
+        batch, broken = self._events(buf[:cut].split(b"\n\n"))
+        return batch, broken or self._too_big(len(self._buf))
+
+    def _too_big(self, pending: int) -> _Broken | None:
+        """The break when the event being read is past :data:`MAX_EVENT_BYTES`."""
+        if pending <= MAX_EVENT_BYTES:
+            return None
+        node = self.ex.tally.node_id
+        return _Broken(f"node {node} sent an event over {MAX_EVENT_BYTES} bytes")
 
     def _frame_end(self) -> tuple[list[Event], _Broken | None]:
         """The node's stream ended: its last event if unterminated, and the break when
         ``[DONE]`` never came."""
-        rest, self._buf = self._buf.rstrip(b"\r"), b""
+        rest = b"".join((self._buf, *self._more))
+        if b"\r" in rest:
+            rest = _CR_LF.sub(b"\n", rest)
+        rest = rest.rstrip(b"\r")
+        self._buf, self._more, self._more_n, self._tail = b"", [], 0, b""
         batch: list[Event] = []
         broken: _Broken | None = None
         if rest.strip(b"\n") and not self._done:
-            batch, broken = self._events([rest])
+            batch, broken = self._events(rest.split(b"\n\n"))  # (one, unless CRs hid a cut)
         if broken is None and not self._done:
             broken = _Broken(f"node {self.ex.tally.node_id} ended its stream without [DONE]")
         return batch, broken

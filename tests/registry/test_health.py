@@ -167,6 +167,36 @@ async def test_failed_nodes_are_rechecked_without_waiting_for_the_next_pass() ->
     assert await checker.recheck_failed() == []
 
 
+async def test_registering_again_does_not_clear_a_failed_check() -> None:
+    """A node that fails its check (unreachable, or no proof by its key) registers again
+    (its heartbeats and registrations go out from wherever it likes): it stays out of
+    routing, and its heartbeats credit no uptime (``serving``: ``check_failed``), until a
+    check passes; the sweep checks it again within a heartbeat interval (an honest node
+    that restarted is back as soon)."""
+    clock = ManualClock()
+    table = _table(clock, "a", "b")
+    down = {"b"}
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.host.rstrip("2") in down:
+            return httpx.Response(503)
+        return httpx.Response(200, json={"status": "ok"})
+
+    checker = _checker(table, httpx.MockTransport(handler))
+    await checker.run_pass()
+    for _ in range(2):  # again, and again at another URL
+        url = "http://b" if _ == 0 else "http://b2"
+        table.register(NodeRegistration(node_id="b", url=url, models=[{"id": "m"}]))  # type: ignore[list-item]
+        entry = table.get("b")
+        assert entry is not None and entry.check_failed
+        assert [e.node_id for e in table.healthy_entries_for("m")] == ["a"]
+    assert [(r["node_id"], r["ok"]) for r in await checker.recheck_failed()] == [("b", False)]
+    down.clear()
+    table.register(NodeRegistration(node_id="b", url="http://b", models=[{"id": "m"}]))  # type: ignore[list-item]
+    assert [r["ok"] for r in await checker.recheck_failed()] == [True]
+    assert sorted(e.node_id for e in table.healthy_entries_for("m")) == ["a", "b"]
+
+
 async def test_an_unexpected_error_in_one_check_does_not_lose_the_pass() -> None:
     clock = ManualClock()
     table = _table(clock, "a", "b")

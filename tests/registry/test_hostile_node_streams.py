@@ -515,3 +515,41 @@ async def test_a_continuing_node_is_held_to_its_own_context(tmp_path: Path) -> N
         assert said[10:] == [f"b{i} " for i in range(200)]
         assert chunks[-1]["mesh"]["failover_from"] == ["a"]
         assert not await _failed(h, "b")
+
+
+async def test_a_node_streaming_one_endless_event_is_cut_off_unread(tmp_path: Path) -> None:
+    """After its role chunk a node sends 24 MiB of one event that never ends (no blank
+    line, a newline in each piece or not), as fast as it is read. The gateway neither
+    gathers it all (memory) nor scans what it gathered again for each piece (each piece
+    cost a copy and a search of the whole, quadratic: seconds of the event loop, every
+    other request's): the stream breaks once the event is past ``MAX_EVENT_BYTES``, and is
+    continued on another node."""
+    import time
+
+    piece = 64 * 1024
+
+    def flood(newlines: bool) -> Callable[[FakeNode], Hostile]:
+        def events() -> Any:
+            yield _role("flood")
+            yield b"data: {"
+            filler = (b"x" * (piece - 1) + b"\n") if newlines else b"x" * piece
+            for _ in range(24 * 16):
+                yield filler
+
+        return lambda node: Hostile(events)
+
+    for newlines in (False, True):
+        nodes = Nodes()
+        nodes.streams["flood"] = flood(newlines)
+        async with running(tmp_path / str(newlines), nodes=nodes, max_attempts=3) as h:
+            await h.register("flood")
+            await h.register("honest")
+            rank(h.runtime.routing.router, ["flood", "honest"], MODEL, h.clock())
+            t0 = time.perf_counter()
+            r = await h.client.post(CHAT, json=_body(CHAT))
+            took = time.perf_counter() - t0
+            chunks = _data(r.text)
+            assert _said(chunks) == ["lo", "!"]
+            assert chunks[-1]["mesh"]["failover_from"] == ["flood"]
+            assert nodes.made["flood"].pulled * piece <= 2 * 1024 * 1024, newlines
+            assert took < 5, took

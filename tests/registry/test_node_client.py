@@ -263,3 +263,107 @@ async def test_aiohttp_keeps_no_cookie_a_node_sets() -> None:
     finally:
         await client.aclose()
     assert len(heads) == 2 and all(b"cookie:" not in h for h in heads)
+
+
+async def _endless_body(r: asyncio.StreamReader, w: asyncio.StreamWriter, sent: list[int],
+                        gzip_bomb: bool = False) -> None:  # fmt: skip
+    await _read_request(r)
+    if gzip_bomb:  # 64 MiB of zeros in ~64 KiB: read whole, decoded
+        import gzip
+
+        body = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+        sent.append(len(body))
+        await w.drain()
+        await asyncio.sleep(5)
+        return
+    w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"x" * 65536
+    for _ in range(1024):  # 64 MiB, as fast as it is read
+        w.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        await w.drain()
+        sent.append(len(chunk))
+    w.write(b"0\r\n\r\n")
+    await w.drain()
+
+
+@KINDS
+@pytest.mark.parametrize("bomb", [False, True], ids=["endless", "gzip"])
+async def test_get_reads_a_bounded_answer(kind: str, bomb: bool) -> None:
+    """A node's health answer of 64 MiB (sent as fast as it is read, or a gzip bomb of
+    64 KiB) is a protocol error once past ``MAX_GET_BYTES`` (1 MiB): not read whole."""
+    sent: list[int] = []
+    async with serve(lambda r, w: _endless_body(r, w, sent, bomb)) as url, make(kind) as client:
+        with pytest.raises(NodeProtocolError):
+            await asyncio.wait_for(client.get(url + "/mesh/health", timeout_s=5), 20)
+    if not bomb:
+        assert sum(sent) < 12 << 20  # stopped reading (socket buffers)
+
+
+@KINDS
+async def test_get_is_bounded_in_total_by_its_timeout(kind: str) -> None:
+    """A node dripping its health answer a byte at a time (each read within the timeout)
+    does not hold the check past ``timeout_s`` in all."""
+
+    async def drip(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(1000):
+            w.write(b" ")
+            await w.drain()
+            await asyncio.sleep(0.05)
+
+    loop = asyncio.get_running_loop()
+    async with serve(drip) as url, make(kind) as client:
+        t0 = loop.time()
+        with pytest.raises(NodeTimeout):
+            await asyncio.wait_for(client.get(url + "/mesh/health", timeout_s=0.5), 10)
+        assert loop.time() - t0 < 3
+
+
+async def _big_answer(r: asyncio.StreamReader, w: asyncio.StreamWriter, mib: int,
+                      gzip_bomb: bool) -> None:  # fmt: skip
+    await _read_request(r)
+    if gzip_bomb:
+        import gzip
+
+        body = gzip.compress(b"\0" * (mib << 20), compresslevel=9)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+        await w.drain()
+        await asyncio.sleep(5)
+        return
+    w.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(mib << 20).encode() + b"\r\n\r\n")
+    chunk = b"x" * (1 << 20)
+    for _ in range(mib):
+        w.write(chunk)
+        await w.drain()
+
+
+@pytest.mark.parametrize("kind", ["aiohttp-only", "httpx"])  # "aiohttp": http1.py's bound
+@pytest.mark.parametrize("bomb", [False, True], ids=["plain", "gzip"])
+async def test_an_answer_over_the_bound_is_a_protocol_error(kind: str, bomb: bool) -> None:
+    """A node's answer (an https node's goes this way) of 80 MiB, or a gzip bomb that
+    decodes to 256 MiB, is not read whole into the gateway's memory: a protocol error past
+    64 MiB decoded (``http1.MAX_BODY_BYTES``, as a plain-HTTP answer's)."""
+    mib = 256 if bomb else 80
+    async with serve(lambda r, w: _big_answer(r, w, mib, bomb)) as url, make(kind) as client:
+        with pytest.raises(NodeProtocolError):
+            resp = await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
+            assert len(resp.content) <= 64 << 20
+        resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
+        with pytest.raises(NodeProtocolError):
+            await resp.aread()  # a refusal's body, read whole (send.py)
+        await resp.aclose()
+
+
+@KINDS
+async def test_a_streamed_answers_body_read_whole_is_bounded(kind: str) -> None:
+    """A node answering a stream with a refusal or failure of 80 MiB (its body is read
+    whole: send.py, send_stream.py): a protocol error past 64 MiB, on every transport."""
+    async with serve(lambda r, w: _big_answer(r, w, 80, False)) as url, make(kind) as client:
+        resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=20, connect_s=5)
+        with pytest.raises(NodeProtocolError):
+            await resp.aread()
+        await resp.aclose()

@@ -163,3 +163,29 @@ def test_listen_addresses() -> None:
     for bad in ("", "host:", ":80", "h:99999", "h:x"):
         with pytest.raises(ValueError):
             parse_listen(bad)
+
+
+async def test_replays_and_a_logs_resync_are_not_logged_as_its_misbehaviour(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log's checkpoints are public: anyone can post an older one (a 409 rollback) or
+    the newest from the wrong old size (a 409 stale size, also what the log itself sends
+    after each restart to learn the witness's size). Neither is evidence against the log:
+    not a WARNING with the note (a flood of 16 KiB notes in the witness's log, and false
+    alarms); a fork at the cosigned size (two roots the log signed) still is."""
+    leaves = _leaves(7)
+    svc = _service(tmp_path)
+    assert (await _post(svc, request_body(0, [], _note(leaves[:3])))).status_code == 200
+    assert (await _post(svc, request_body(3, _proof(leaves, 3), _note(leaves)))).status_code == 200
+    caplog.set_level("INFO", logger=server_mod.__name__)
+    for replay in (
+        request_body(0, [], _note(leaves[:3])),  # an older checkpoint: rollback
+        request_body(0, [], _note(leaves)),  # the newest from size 0: the log's resync
+        request_body(3, _proof(leaves, 3), _note(leaves)),  # from a stale size
+    ):
+        r = await _post(svc, replay)
+        assert r.status_code == 409 and r.headers["content-type"] == SIZE_TYPE
+    assert [x for x in caplog.records if x.levelname == "WARNING"] == []
+    r = await _post(svc, request_body(7, [], _note(_leaves(7, fork_at=4))))
+    assert r.status_code == 409 and r.headers["content-type"] != SIZE_TYPE
+    assert [x.levelname for x in caplog.records if "refused" in x.getMessage()][-1] == "WARNING"
