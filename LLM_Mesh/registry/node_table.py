@@ -151,6 +151,7 @@ class NodeTable:
             # again within a heartbeat interval): registering again does not clear it (it
             # would put a node that cannot prove its key back in routing, credited uptime)
             entry.check_failed, entry.checked_at = old.check_failed, old.checked_at
+            entry.check_since, entry.check_why = old.check_since, old.check_why
         self._nodes[reg.node_id] = entry
         for model_id in entry.models:
             self._by_model.setdefault(model_id, set()).add(reg.node_id)

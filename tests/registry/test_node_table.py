@@ -278,3 +278,15 @@ def test_the_check_state_keeps_since_and_the_last_reason() -> None:
     said = check_answer(entry)
     assert said is not None and said["since"] == 600.0 and len(said["why"]) == 300
     assert "\n" not in said["why"]
+
+
+def test_registering_again_keeps_what_the_node_is_told_of_its_checks() -> None:
+    # a failed check stands across a registration (security.md): so do its since and reason
+    table = NodeTable(30.0, ManualClock())
+    table.register(reg("a", "m"))
+    table.set_check_result("a", False, at=100.0, why="HTTP 503")
+    table.register(reg("a", "m"))
+    entry = table.get("a")
+    assert entry is not None and check_answer(entry) == {
+        "ok": False, "since": 100.0, "checked_at": 100.0, "why": "HTTP 503"
+    }  # fmt: skip
