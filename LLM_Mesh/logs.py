@@ -65,9 +65,16 @@ class RequestLine:
 
 
 def log_request(logger: logging.Logger, fields: Mapping[str, Any]) -> None:
-    """One INFO line for one request (see the module docstring)."""
+    """One INFO line for one request (see the module docstring).
+
+    What ``logger.info`` does, less its look-up of the calling source line (a walk up the
+    stack per line; neither format here prints it): the record says ``(unknown file)``,
+    line 0, as every record does when ``logging._srcfile`` is ``None``."""
     if logger.isEnabledFor(logging.INFO):
-        logger.info("request %s", RequestLine(fields), extra={REQUEST_ATTR: fields})
+        logger.handle(logger.makeRecord(
+            logger.name, logging.INFO, "(unknown file)", 0, "request %s", (RequestLine(fields),),
+            None, "(unknown function)", {REQUEST_ATTR: fields},
+        ))  # fmt: skip
 
 
 class JsonFormatter(logging.Formatter):

@@ -20,7 +20,8 @@ settlement's write counters (``gw_profile``'s thread dump).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/probe_gateway_cpu.py [--requests 2000]
         [--warmup 200] [--top 40] [--settlement on|off|both] [--no-settler]
-        [--variant NAME:VAR=VALUE] [--concurrency 1] [--baseline-tree DIR]
+        [--variant NAME:VAR=VALUE] [--concurrency 1] [--profile-concurrency 1]
+        [--baseline-tree DIR]
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def main() -> None:
         type=int,
         default=1,
         help="clients at once in the unprofiled passes (the profile stays one at a time)",
+    )
+    ap.add_argument(
+        "--profile-concurrency",
+        type=int,
+        default=1,
+        help="clients at once in the profiled pass (default one at a time)",
     )
     ap.add_argument("--settlement", choices=("on", "off", "both"), default="on")
     ap.add_argument(
@@ -240,7 +247,7 @@ def main() -> None:
                     continue
                 os.kill(pid, signal.SIGUSR1)
                 time.sleep(0.2)
-                run(client, url, h, args.requests)
+                run_many(url, h, args.requests, args.profile_concurrency)
                 os.kill(pid, signal.SIGUSR2)
                 time.sleep(1.0)
                 prof = tmp / f"{pid}.prof"
@@ -277,7 +284,7 @@ def spy(
                              "-o", str(out), "--nonblocking", "--gil"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     time.sleep(1.5)
-    run(client, url, h, args.requests)
+    run_many(url, h, args.requests, args.profile_concurrency)
     proc.send_signal(signal.SIGINT)
     proc.wait(30)
     own: dict[str, int] = {}

@@ -79,6 +79,42 @@ def test_log_request_only_when_info_is_on() -> None:
         logger.setLevel(logging.NOTSET)
 
 
+def test_log_request_goes_the_way_logger_info_goes() -> None:
+    # the logger's filters, its disabled flag and propagation to the parent's handlers,
+    # as logger.info; the record has no caller (neither format prints one)
+    parent = logging.getLogger("LLM_Mesh.test.requests2")
+    logger = logging.getLogger("LLM_Mesh.test.requests2.gateway")
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, rec: logging.LogRecord) -> None:
+            seen.append(rec)
+
+    handler = Keep()
+    parent.addHandler(handler)
+    parent.setLevel(logging.INFO)
+    try:
+        log_request(logger, {"request_id": "r1", "node": None})
+        (rec,) = seen
+        assert (rec.name, rec.levelno, rec.levelname) == (logger.name, logging.INFO, "INFO")
+        assert rec.getMessage() == "request request_id=r1"
+        caller = (rec.pathname, rec.lineno, rec.funcName)
+        assert caller == ("(unknown file)", 0, "(unknown function)")
+        assert rec.exc_info is None and rec.stack_info is None
+        line = TextFormatter().format(rec)
+        assert line.endswith(" INFO LLM_Mesh.test.requests2.gateway: request request_id=r1")
+        logger.addFilter(lambda r: False)
+        log_request(logger, {"request_id": "r2"})
+        logger.filters.clear()
+        logger.disabled = True
+        log_request(logger, {"request_id": "r3"})
+        assert len(seen) == 1
+    finally:
+        logger.disabled = False
+        parent.removeHandler(handler)
+        parent.setLevel(logging.NOTSET)
+
+
 def test_safe_id() -> None:
     assert safe_id("req-1") == "req-1"
     assert safe_id(None) is None and safe_id("") is None

@@ -318,7 +318,10 @@ class ReceiptSigner:
         return receipt, hashlib.sha256(data).hexdigest()
 
 
+_HEADER_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # one, not one a call
+
+
 def encode_header(receipt_json: dict[str, Any]) -> str:
     """The ``X-Mesh-Receipt`` value: base64url (no padding) of the receipt's compact JSON."""
-    data = json.dumps(receipt_json, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    data = _HEADER_JSON.encode(receipt_json).encode("ascii")
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

@@ -30,6 +30,9 @@ def _finite(text: str) -> float:
 
 
 _DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_refuse)
+# one encoder for every call: ``json.dumps`` with any non-default argument builds a new
+# ``JSONEncoder`` per call; the text is the same
+_ENCODER = json.JSONEncoder(separators=_SEP, ensure_ascii=False, allow_nan=False)
 
 
 def loads(data: str | bytes) -> Any:
@@ -49,4 +52,4 @@ def loads_object(data: str | bytes) -> dict[str, Any]:
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; a non-finite float is a ``ValueError``, never ``Infinity``."""
-    return json.dumps(obj, separators=_SEP, ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(obj).encode()

@@ -37,3 +37,17 @@ def test_dumps_never_writes_non_finite_numbers(value: float) -> None:
     with pytest.raises(ValueError):
         strict_json.dumps({"a": value})
     assert strict_json.dumps({"a": 1.5, "é": "x"}) == '{"a":1.5,"é":"x"}'.encode()
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [{"a": [1, 2.5, None, True], "é": 'ü\n"', "n": {"x": -0.0}}, [], "x", 10**22, {"": {}}],
+)
+def test_dumps_writes_what_json_dumps_writes(obj: object) -> None:
+    # one shared encoder (not one a call): the same text, call after call, and after a
+    # refused value
+    want = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    assert strict_json.dumps(obj) == want
+    with pytest.raises(ValueError):
+        strict_json.dumps([math.nan])
+    assert strict_json.dumps(obj) == want
