@@ -114,10 +114,30 @@ class Round:
         return self.decision is not None and not self.decision.ok
 
 
+# the most of one registry answer a witness in rounds reads, decoded (a consistency proof is
+# at most 64 hashes, ~4 KiB; a note with its cosignatures and the key list a few KiB)
+MAX_ANSWER = 1 << 20
+
+
+async def _call(client: httpx.AsyncClient, method: str, path: str, **kw: Any) -> httpx.Response:
+    """The registry's answer to ``method path``, read to at most :data:`MAX_ANSWER` bytes
+    decoded (a gzip bomb counts whole): the registry a witness watches must not be able to
+    exhaust its memory. Beyond it: ``MeshError`` (the round fails, nothing is cosigned)."""
+    async with client.stream(method, path, **kw) as r:
+        got = bytearray()
+        async for chunk in r.aiter_bytes():
+            got += chunk
+            if len(got) > MAX_ANSWER:
+                raise MeshError(
+                    f"{method} {path} answered more than {MAX_ANSWER} bytes: not read further"
+                )
+        return httpx.Response(r.status_code, content=bytes(got), request=r.request)
+
+
 async def _log_keys(client: httpx.AsyncClient, pins: Sequence[bytes]) -> list[bytes]:
     if pins:
         return list(pins)
-    data = json_object(await client.get("/v1/ledger/keys"), "GET /v1/ledger/keys")
+    data = json_object(await _call(client, "GET", "/v1/ledger/keys"), "GET /v1/ledger/keys")
     return [base64.b64decode(str(k["public_key"])) for k in data["data"]]
 
 
@@ -131,7 +151,7 @@ async def witness_round(
     wall_clock: Callable[[], float] = time.time,
 ) -> Round:
     """Read, decide, and if it is consistent, save, cosign and hand in (module docstring)."""
-    r = await client.get("/v1/ledger/checkpoints/latest")
+    r = await _call(client, "GET", "/v1/ledger/checkpoints/latest")
     state = load_state(state_path)
     last = state.get(origin)
     if r.status_code == 404:
@@ -142,10 +162,9 @@ async def witness_round(
     old = last.size if last is not None else 0
     proof: list[bytes] = []
     if 0 < old < size:
-        got = json_object(
-            await client.get("/v1/ledger/proof/consistency", params={"first": old, "second": size}),
-            "GET /v1/ledger/proof/consistency",
-        )
+        params = {"first": old, "second": size}
+        answer = await _call(client, "GET", "/v1/ledger/proof/consistency", params=params)
+        got = json_object(answer, "GET /v1/ledger/proof/consistency")
         proof = [bytes.fromhex(p) for p in got["proof"]]
     decision = decide(last, note, {origin: keys}, old, proof)
     if not decision.ok or decision.checkpoint is None:
@@ -154,9 +173,10 @@ async def witness_round(
     line = cosign(key, name, note, int(wall_clock()))
     state[origin] = Cosigned(cp.tree_size, cp.root_hash, note)
     save_state(state_path, state)  # before the cosignature leaves (tlog-witness: persist first)
-    resp = await client.post(
-        "/v1/ledger/cosignatures", json={"tree_size": cp.tree_size, "cosignature": line}
-    )
+    resp = await _call(
+        client, "POST", "/v1/ledger/cosignatures",
+        json={"tree_size": cp.tree_size, "cosignature": line},
+    )  # fmt: skip
     if resp.status_code != 200:
         return Round(decision, last, note, f"refused by the registry ({resp.status_code}): "
                      f"{_error_message(resp)}")  # fmt: skip

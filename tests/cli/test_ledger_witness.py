@@ -12,7 +12,7 @@ import json
 import re
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -31,6 +31,7 @@ from LLM_Mesh.cli.ledger_witness import (
 from LLM_Mesh.cli.main import app as cli_app
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.witness import ROLLBACK, SPLIT_VIEW, witness_key
+from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
@@ -337,3 +338,30 @@ def test_a_log_key_as_the_start_log_shows_it_says_where_the_right_one_is(tmp_pat
     logged = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     code, out = cli(tmp_path, "ledger", "witness", "--listen", "0", "--log-key", logged)
     assert code == 1 and "public_key of its GET /v1/ledger/keys" in flat(out), out
+
+
+def test_a_registry_answering_without_end_cannot_exhaust_the_witness(tmp_path: Path) -> None:
+    # the watched registry answers the newest checkpoint with an endless body: the witness
+    # read it whole (found 2026-12-03); now it stops past MAX_ANSWER and cosigns nothing
+    pulled = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(1024):  # 64 MiB
+            pulled += 1
+            yield b" " * 65536
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    async def go() -> None:
+        t = httpx.MockTransport(answer)
+        async with httpx.AsyncClient(transport=t, base_url="http://reg") as client:
+            with pytest.raises(MeshError, match="more than 1048576 bytes"):
+                await witness_round(
+                    client, Ed25519PrivateKey.generate(), NAME, tmp_path / "state.json",
+                    Settings().ledger_origin,
+                )  # fmt: skip
+
+    asyncio.run(go())
+    assert pulled <= (1 << 20) // 65536 + 2 and not (tmp_path / "state.json").exists()
