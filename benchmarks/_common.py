@@ -263,6 +263,18 @@ def wait_http(url: str, timeout_s: float, proc: Any = None, verify: Any = True) 
     raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
+def signal_dump(pid: int, sig: int, path: Path, tries: int = 100) -> dict[str, Any]:
+    """Signal ``pid`` to write its JSON dump to ``path`` (``gw_profile`` / ``gw_stages``'s
+    handlers) and read it: ``{}`` when none came within ``tries`` × 50 ms."""
+    path.unlink(missing_ok=True)
+    os.kill(pid, sig)
+    for _ in range(tries):
+        time.sleep(0.05)
+        with contextlib.suppress(OSError, ValueError):
+            return dict(json.loads(path.read_text()))
+    return {}
+
+
 def pct(sorted_xs: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted sequence (q in 0..1)."""
     if not sorted_xs:

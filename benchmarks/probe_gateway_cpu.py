@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import pstats
 import signal
@@ -40,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from _common import local_mesh, machine_line, make_api_key, source_tree
+from _common import local_mesh, machine_line, make_api_key, signal_dump, source_tree
 
 BODY = {"model": "mistral-7b", "messages": [{"role": "user", "content": "Say hi"}],
         "max_tokens": 1}  # fmt: skip
@@ -97,14 +96,7 @@ def run_many(url: str, headers: dict[str, str], n: int, concurrency: int) -> lis
 
 def thread_dump(pid: int, tmp: Path) -> dict[str, object]:
     """The registry's thread names and settlement counters (``gw_profile``, SIGUSR2)."""
-    path = tmp / f"{pid}.threads.json"
-    path.unlink(missing_ok=True)
-    os.kill(pid, signal.SIGUSR2)
-    for _ in range(50):
-        time.sleep(0.05)
-        with contextlib.suppress(OSError, ValueError):
-            return dict(json.loads(path.read_text()))
-    return {}
+    return signal_dump(pid, signal.SIGUSR2, tmp / f"{pid}.threads.json", tries=50)
 
 
 def main() -> None:

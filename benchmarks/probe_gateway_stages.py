@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import tempfile
 import time
 from pathlib import Path
 
-from _common import local_mesh, machine_line, make_api_key, source_tree
+from _common import local_mesh, machine_line, make_api_key, signal_dump, source_tree
 from probe_gateway_concurrent import NODE_ARGS, load
 
 HERE = Path(__file__).resolve().parent
@@ -70,14 +69,7 @@ def loop_cpu_us(pid: int) -> float:
 
 
 def dump(pid: int, out: str) -> dict[str, list[int]]:
-    path = Path(f"{out}.{pid}.json")
-    path.unlink(missing_ok=True)
-    os.kill(pid, signal.SIGUSR1)
-    for _ in range(100):
-        time.sleep(0.05)
-        with contextlib.suppress(OSError, ValueError):
-            return dict(json.loads(path.read_text()))
-    return {}
+    return signal_dump(pid, signal.SIGUSR1, Path(f"{out}.{pid}.json"))
 
 
 def main() -> None:
