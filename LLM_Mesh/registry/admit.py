@@ -10,8 +10,11 @@ each with the :class:`~LLM_Mesh.registry.job.Job` and its
 - a ``Response``: answer this instead; no node is called and later checks do not
   run (an answer replayed from an earlier run);
 - a :class:`Hold`: admitted, and the check wants to know how the request ended
-  (``release`` with the answer, ``abandon`` when it raised): the idempotency
-  cache keeps answers this way; the price check voids a reservation nobody paid this way;
+  (``release`` with the answer, ``abandon`` when it raised), then ``settled`` is awaited
+  before the answer goes out (not when the request was cancelled): the idempotency
+  cache keeps answers this way, and frees a key a 429/5xx leaves free in the store before
+  the client has that answer (its retry on another replica finds it free); the price
+  check voids a reservation nobody paid this way;
 - or it raises a ``MeshError`` to refuse (401, 429, 402).
 
 The checks (:func:`default_checks`): authentication → rate limit → price (the
@@ -55,6 +58,10 @@ class Hold(Protocol):
     def abandon(self) -> None:
         """It raised before it had an answer."""
 
+    async def settled(self) -> None:
+        """After ``release`` or ``abandon``, before the answer goes out: what must be in
+        place when the client has it (bounded by the hold; never raises)."""
+
 
 class AdmissionCheck(Protocol):
     async def __call__(self, job: Job, client: Client) -> Response | Hold | Job | None:
@@ -74,6 +81,7 @@ class Admission:
     async def run(self, job: Job, client: Client, handler: Handler) -> Response:
         """Run the checks, then ``handler`` (the rest of the pipeline) if admitted."""
         holds: list[Hold] = []
+        replay: Response | None = None
         try:
             for check in self.checks:
                 verdict = await check(job, client)
@@ -82,37 +90,46 @@ class Admission:
                 if isinstance(verdict, Job):
                     job = verdict
                 elif isinstance(verdict, Response):
-                    _release(holds, verdict)
-                    client.used(0)  # answered without a node: a token charge comes back
-                    return client.decorate(verdict)
+                    replay = verdict
+                    break
                 else:
                     holds.append(verdict)
-        except BaseException:
+        except BaseException as exc:
             _abandon(holds)
             client.used(0)
+            await _settled(holds, exc)
             raise
+        if replay is not None:
+            _release(holds, replay)
+            client.used(0)  # answered without a node: a token charge comes back
+            await _settled(holds)
+            return client.decorate(replay)
         if not holds and not client.headers:
             return await handler(job, client)
         if job.stream:
             try:
                 resp = await handler(job, client)
-            except MeshError as exc:
+            except BaseException as exc:
                 _abandon(holds)
-                if not client.headers:
+                await _settled(holds, exc)
+                if not isinstance(exc, MeshError) or not client.headers:
                     raise
                 return client.decorate(error_response(exc))
-            except BaseException:
-                _abandon(holds)
-                raise
             _release(holds, None)
+            await _settled(holds)
             return client.decorate(resp)
         result: Response | None = None
         try:
-            result = await handler(job, client)
-        except MeshError as exc:
-            result = error_response(exc)
-        finally:
-            _release(holds, result)
+            try:
+                result = await handler(job, client)
+            except MeshError as exc:
+                result = error_response(exc)
+        except BaseException as exc:
+            _release(holds, None)
+            await _settled(holds, exc)
+            raise
+        _release(holds, result)
+        await _settled(holds)
         return client.decorate(result)
 
 
@@ -126,6 +143,15 @@ def _abandon(holds: list[Hold]) -> None:
         hold.abandon()
 
 
+async def _settled(holds: list[Hold], exc: BaseException | None = None) -> None:
+    """Each hold's ``settled``, before the answer goes out; not when the request was
+    cancelled or the process is stopping (``exc`` not an ``Exception``)."""
+    if exc is not None and not isinstance(exc, Exception):
+        return
+    for hold in holds:
+        await hold.settled()
+
+
 class _CacheHold:
     __slots__ = ("cache", "key")
 
@@ -137,6 +163,9 @@ class _CacheHold:
 
     def abandon(self) -> None:
         self.cache.abandon(self.key)
+
+    async def settled(self) -> None:
+        await self.cache.settled(self.key)
 
 
 class IdempotencyCheck:

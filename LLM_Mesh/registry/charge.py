@@ -81,6 +81,9 @@ class SettledPayment:
     def abandon(self) -> None:
         self.void()
 
+    async def settled(self) -> None:
+        """Nothing to wait for before the answer goes out (the void is queued)."""
+
 
 def _refusal(job: Job, payer: str, seen: Reserved) -> PaymentRequired:
     amounts: dict[str, Any] = {

@@ -214,6 +214,11 @@ class IdempotencyCache:
         if e is not None:
             e.finish()
 
+    async def settled(self, key: str) -> None:
+        """Awaited after :meth:`finish` or :meth:`abandon`, before the answer goes out:
+        nothing to wait for here (a store-backed cache frees a key in its store first:
+        :mod:`~LLM_Mesh.registry.shared_idempotency`)."""
+
     def finish(self, key: str, response: Response | None) -> None:
         """The request under ``key`` ended with ``response`` (``None``: a stream, or failed)."""
         e = self._entries.get(key)

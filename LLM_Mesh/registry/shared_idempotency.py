@@ -14,22 +14,31 @@ table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of 
   (``X-Mesh-Replayed: true``) until it expires (``ttl_s``); streams, and answers too large
   to keep, are refused 409 ``duplicate_request``.
 - A key another replica is running now: a stream waits up to ``stream_wait_s`` (2 s) for
-  the key to be freed (a 5xx or 429 there frees it, written just after that answer went
-  out: a client retrying its stream here at once must not meet the key still held), then
-  runs, or is refused 409 (still running, or it ended); a non-stream **waits**,
-  polling the row every ``poll_s``, until it is done (replayed), freed (claimed and run
-  here) or its owner is dead (:meth:`ReplicaBeat.alive`): then 409, because the request
-  may have reached a node before its replica died, and it is never run twice.
+  the key to be freed (a safety net: see below), then runs, or is refused 409 (still
+  running, or it ended); a non-stream **waits**, polling the row every ``poll_s``, until
+  it is done (replayed), freed (claimed and run here) or its owner is dead
+  (:meth:`ReplicaBeat.alive`): then 409, because the request may have reached a node
+  before its replica died, and it is never run twice.
 
-Writes at the end of a request go in the background (the answer is not held back); the
-app's lifespan awaits them at shutdown (:meth:`SharedIdempotency.flush`). Once a kept
-answer is in the store, this process drops its own copy (a later duplicate here is
-replayed from the row): the gateway's memory stays flat under load instead of holding
-``max_entries`` answers twice (``benchmarks/bench_rss.py``). Streams and answers too
-large to keep hold no bytes; their keys leave the process's cache the same way once
-their row is written (a duplicate is then refused from the row). A running row
-expires ``running_s`` after its claim (the request deadline plus the replay window), so
-a row whose end was never written is freed at last.
+**A freed key is freed before its answer goes out.** When a request this replica owns
+ends with an answer that frees its key (429 or 5xx, or it failed before it had an answer:
+:meth:`abandon`), the row's release starts at once and the admission stage awaits it
+(:meth:`settled`, at most ``release_wait_s``, 1 s) before the answer is sent: a client
+that retries at once on another replica finds the key free, a stream too (it is never
+made to wait). A store that is slow or failing only delays that answer by the bound, never
+changes it: the release goes on in the background, retried twice, and ``stream_wait_s``
+still covers that case. A request cancelled (the client gone) does not wait.
+
+Other writes at the end of a request (a kept answer, a stream's key) go in the background
+(the answer is not held back: the key stays held either way); the app's lifespan awaits
+them at shutdown (:meth:`SharedIdempotency.flush`). Once a kept answer is in the store,
+this process drops its own copy (a later duplicate here is replayed from the row): the
+gateway's memory stays flat under load instead of holding ``max_entries`` answers twice
+(``benchmarks/bench_rss.py``). Streams and answers too large to keep hold no bytes; their
+keys leave the process's cache the same way once their row is written (a duplicate is
+then refused from the row). A running row expires ``running_s`` after its claim (the
+request deadline plus the replay window), so a row whose end was never written is freed
+at last.
 """
 
 from __future__ import annotations
@@ -79,6 +88,7 @@ class SharedIdempotency(IdempotencyCache):
         running_s: float = 720.0,
         poll_s: float = 0.05,
         stream_wait_s: float = 2.0,
+        release_wait_s: float = 1.0,
         ttl_s: float = 600.0,
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -90,8 +100,10 @@ class SharedIdempotency(IdempotencyCache):
         self.running_s = running_s
         self.poll_s = poll_s
         self.stream_wait_s = stream_wait_s
+        self.release_wait_s = release_wait_s
         self._owned: dict[str, str] = {}  # key -> its hash, for keys this replica runs
         self._writes: set[asyncio.Task[None]] = set()
+        self._freeing: dict[str, asyncio.Task[None]] = {}  # key -> its release, until settled
 
     @property
     def owner(self) -> str:
@@ -152,8 +164,8 @@ class SharedIdempotency(IdempotencyCache):
         if h is None:
             return
         kept = self.kept(key)
-        if kept is None:
-            self._write(lambda: self.store.release_request_key(h, self.owner))
+        if kept is None:  # a 429 or 5xx: free the key (awaited by :meth:`settled`)
+            self._free(key, h)
             return
         stored, too_large = kept
         now = self.wall_clock()
@@ -191,11 +203,30 @@ class SharedIdempotency(IdempotencyCache):
         super().abandon(key)
         h = self._owned.pop(key, None)
         if h is not None:
-            self._write(lambda: self.store.release_request_key(h, self.owner))
+            self._free(key, h)
+
+    def _free(self, key: str, h: str) -> None:
+        """Release ``key``'s row now; :meth:`settled` waits for it (before the answer)."""
+        task = self._write(lambda: self.store.release_request_key(h, self.owner))
+        self._freeing[key] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._freeing.get(key) is t:  # not settled (a request cancelled): forget it
+                del self._freeing[key]
+
+        task.add_done_callback(done)
+
+    async def settled(self, key: str) -> None:
+        """Wait until ``key``'s release, started by :meth:`finish` or :meth:`abandon`, is
+        in the store, at most ``release_wait_s``; then the answer goes out (a slow or
+        failing store: the release goes on in the background, with its retries)."""
+        task = self._freeing.pop(key, None)
+        if task is not None and not task.done():
+            await asyncio.wait((task,), timeout=self.release_wait_s)
 
     def _write(
         self, op: Callable[[], Awaitable[object]], then: Callable[[], None] | None = None
-    ) -> None:
+    ) -> asyncio.Task[None]:
         """Run ``op`` in the background, retried twice if the store fails; ``then`` once it
         succeeded (not when it failed)."""
 
@@ -216,6 +247,7 @@ class SharedIdempotency(IdempotencyCache):
         task = asyncio.get_running_loop().create_task(run())
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+        return task
 
     async def flush(self) -> None:
         """Wait for the writes in flight (shutdown)."""

@@ -43,6 +43,9 @@ class Ledger:
             def abandon(self) -> None:
                 ledger.ended.append(("abandon", None))
 
+            async def settled(self) -> None:  # awaited before the answer goes out
+                ledger.ended.append(("settled", None))
+
         return _Hold()
 
 
@@ -79,9 +82,9 @@ async def test_checks_run_in_order_before_any_node(tmp_path: Path) -> None:
         assert node.calls == [] and ledger.ended == []  # refused before the ledger ran
         r = await h.client.post(CHAT, json={**BODY, "user": "alice"})
         assert r.status_code == 200 and len(node.calls) == 1
-        assert ledger.ended == [("release", 200)]
+        assert ledger.ended == [("release", 200), ("settled", None)]
         r = await h.client.post(CHAT, json={**BODY, "user": "alice", "stream": True})
-        assert r.status_code == 200 and ledger.ended[-1] == ("release", None)
+        assert r.status_code == 200 and ledger.ended[-2:] == [("release", None), ("settled", None)]
 
 
 async def test_a_check_may_answer_instead(tmp_path: Path) -> None:
@@ -95,7 +98,8 @@ async def test_a_check_may_answer_instead(tmp_path: Path) -> None:
         h.app.state.pipeline = Pipeline(h.runtime, checks=[ledger, cached])
         r = await h.client.post(CHAT, json=BODY)
         assert r.json() == {"cached": True} and node.calls == []
-        assert ledger.ended == [("release", 200)]  # the earlier hold hears the answer
+        # the earlier hold hears the answer
+        assert ledger.ended == [("release", 200), ("settled", None)]
 
 
 async def test_a_stream_that_fails_to_start_is_abandoned(tmp_path: Path) -> None:
@@ -104,6 +108,6 @@ async def test_a_stream_that_fails_to_start_is_abandoned(tmp_path: Path) -> None
         h.app.state.pipeline = Pipeline(h.runtime, checks=[ledger])
         r = await h.client.post(CHAT, json={**BODY, "stream": True})  # no node at all
         assert r.status_code == 503
-        assert ledger.ended == [("abandon", None)]
+        assert ledger.ended == [("abandon", None), ("settled", None)]
         r = await h.client.post(CHAT, json=BODY)  # a non-stream keeps its error answer
-        assert r.status_code == 503 and ledger.ended[-1] == ("release", 503)
+        assert r.status_code == 503 and ledger.ended[-2:] == [("release", 503), ("settled", None)]

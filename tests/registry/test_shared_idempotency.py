@@ -143,6 +143,76 @@ async def test_a_stream_retried_at_once_after_a_5xx_elsewhere_runs(
             await ib.begin(key + "x", True)
 
 
+@pytest.mark.parametrize("first", ["json", "stream"])
+async def test_a_key_a_5xx_frees_is_free_before_the_client_has_the_answer(
+    tmp_path: Path, store_url: str | None, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    # replica a's request ends 502 (a stream: refused before its first byte, answered as
+    # JSON): a frees the key in the store before the answer goes out, so the client's
+    # retry of the stream at b, the moment it has that answer, runs there without waiting
+    # (stream_wait_s=0). Before, the release was written in the background after the
+    # answer, and the retry met the key still held: 409 duplicate_request.
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        ia, ib = a.runtime.idempotency, b.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
+        ib.stream_wait_s = 0.0
+        ia.release_wait_s = 30.0  # not the bound under test (a loaded box's store is slow)
+        release = ia.store.release_request_key
+
+        async def slow_release(h: str, owner: str) -> None:
+            await asyncio.sleep(0.2)  # a store a little slower than the client's retry
+            await release(h, owner)
+
+        monkeypatch.setattr(ia.store, "release_request_key", slow_release)
+        node = a.nodes.nodes["n1:8801"]
+        node.behavior = "500"
+        hdr = {"X-Request-Id": f"free-{first}"}
+        r1 = await a.client.post(CHAT, json={**BODY, "stream": first == "stream"}, headers=hdr)
+        assert r1.status_code == 502, r1.text
+        node.behavior = "ok"
+        r2 = await b.client.post(CHAT, json={**BODY, "stream": True}, headers=hdr)
+        assert r2.status_code == 200, r2.text
+        assert "data: [DONE]" in r2.text
+        assert a.nodes.calls() == 2
+
+
+async def test_a_slow_or_failing_store_delays_the_answer_only_by_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with two_replicas(tmp_path) as (a, b):
+        await _register_everywhere(a, b)
+        ia, ib = a.runtime.idempotency, b.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
+        ib.stream_wait_s = 0.0
+        ia.release_wait_s = 0.05
+        release = ia.store.release_request_key
+        gate = asyncio.Event()
+        tries: list[int] = []
+
+        async def flaky_release(h: str, owner: str) -> None:
+            tries.append(1)
+            if len(tries) == 1:
+                raise OSError("store down")
+            await gate.wait()  # then slow: until the test lets it through
+            await release(h, owner)
+
+        monkeypatch.setattr(ia.store, "release_request_key", flaky_release)
+        a.nodes.nodes["n1:8801"].behavior = "500"
+        hdr = {"X-Request-Id": "bounded-1"}
+        post = a.client.post(CHAT, json={**BODY, "stream": True}, headers=hdr)
+        r1 = await asyncio.wait_for(post, 10)  # not held until the store answers
+        assert r1.status_code == 502, r1.text  # the same answer, not another error
+        held = await ia.store.get_request_key(key_hash(f"{CHAT} ip:127.0.0.1 bounded-1"))
+        assert held is not None and held.state == "running"  # answered before the release
+        a.nodes.nodes["n1:8801"].behavior = "ok"
+        gate.set()
+        await ia.flush()  # the release went on in the background, retried
+        assert len(tries) == 2 and not ia._freeing
+        r2 = await b.client.post(CHAT, json={**BODY, "stream": True}, headers=hdr)
+        assert r2.status_code == 200, r2.text
+
+
 async def test_a_request_whose_replica_died_is_refused_not_run_again(
     tmp_path: Path, store_url: str | None
 ) -> None:
@@ -205,7 +275,9 @@ async def test_a_kept_answer_leaves_the_process_once_the_store_holds_it(
         again = await a.client.post(CHAT, json=stream, headers=shdr)
         assert again.status_code == 409, again.text
         assert "a stream is never executed twice" in again.text
-        assert (await a.client.post(CHAT, json=BODY, headers=shdr)).status_code == 409  # nor as JSON
+        assert (
+            await a.client.post(CHAT, json=BODY, headers=shdr)
+        ).status_code == 409  # nor as JSON
         assert a.nodes.calls() == 2
 
 
