@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from LLM_Mesh.bounded_http import AS_SENT, read_body
 from LLM_Mesh.cli.common import console, err
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.core.checkpoint import BadCheckpoint, Checkpoint
@@ -59,18 +60,10 @@ async def _read(where: str, client: httpx.AsyncClient) -> str:
 
 
 async def _fetch(where: str, client: httpx.AsyncClient) -> str:
-    headers = {"Accept-Encoding": "identity"}
-    async with client.stream("GET", where, headers=headers, follow_redirects=False) as r:
+    async with client.stream("GET", where, headers=AS_SENT, follow_redirects=False) as r:
         if r.status_code != 200:
             raise MeshError(f"GET answered {r.status_code}")
-        encoding = r.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            raise MeshError(f"sent with Content-Encoding {encoding!r}: a checkpoint is sent as is")
-        got = bytearray()
-        async for chunk in r.aiter_bytes():  # identity: the bytes as sent
-            got += chunk
-            if len(got) > _MAX:
-                raise _too_long()
+        got = await read_body(r, _MAX, as_sent=True)  # a checkpoint is sent as is
     return got.decode("utf-8")
 
 

@@ -42,6 +42,7 @@ import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryOpt,
@@ -121,17 +122,10 @@ MAX_ANSWER = 1 << 20
 
 async def _call(client: httpx.AsyncClient, method: str, path: str, **kw: Any) -> httpx.Response:
     """The registry's answer to ``method path``, read to at most :data:`MAX_ANSWER` bytes
-    decoded (a gzip bomb counts whole): the registry a witness watches must not be able to
-    exhaust its memory. Beyond it: ``MeshError`` (the round fails, nothing is cosigned)."""
-    async with client.stream(method, path, **kw) as r:
-        got = bytearray()
-        async for chunk in r.aiter_bytes():
-            got += chunk
-            if len(got) > MAX_ANSWER:
-                raise MeshError(
-                    f"{method} {path} answered more than {MAX_ANSWER} bytes: not read further"
-                )
-        return httpx.Response(r.status_code, content=bytes(got), request=r.request)
+    decoded (a gzip bomb counts whole; :mod:`LLM_Mesh.bounded_http`): the registry a witness
+    watches must not be able to exhaust its memory. Beyond it: ``MeshError`` (the round
+    fails, nothing is cosigned)."""
+    return await call(client, method, path, MAX_ANSWER, **kw)
 
 
 async def _log_keys(client: httpx.AsyncClient, pins: Sequence[bytes]) -> list[bytes]:

@@ -5,7 +5,12 @@ registries do not beat in step) :meth:`HealthChecker.run_pass` sends
 ``GET {node}/mesh/health`` to every node that is not OFFLINE: ``concurrency``
 workers take nodes from one shuffled list (bounded tasks and sockets, whatever
 the fleet size; the shuffle spreads each pass's load over hosts differently),
-each check bounded by ``timeout_s``. A node that fails leaves routing until a
+each check within ``timeout_s`` in all (the app: twice ``Settings.connect_timeout_s``,
+clamped to 1-10 s: 6 s): the address check of a URL not pinned yet, the connect (TLS
+included), the request and the whole answer (at most 1 MiB decoded). There is no
+separate connect timeout: a slow connect spends the same budget, and a check that runs
+out of it fails as a timeout (``TimeoutError: no whole answer within 6.0 s``), logged
+like any failed check, whichever part was slow. A node that fails leaves routing until a
 check finds it healthy again: nodes that failed are checked again every sweep
 (one heartbeat interval), so a recovered node is back within seconds, not at
 the next full pass. Every heartbeat interval the sweep takes

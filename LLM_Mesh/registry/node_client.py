@@ -17,7 +17,9 @@ aiohttp).
      +-- NodeProtocolError      the connection broke or the answer is not valid HTTP
 
 Timeouts per call: ``timeout_s`` bounds each read (as httpx's read timeout
-does), ``connect_s`` the TCP connect.
+does), ``connect_s`` the TCP connect. ``get`` (the health check) has one budget instead:
+``timeout_s`` in all, from the address check of a URL not pinned yet through the connect
+to the last byte of the answer.
 
 No SSRF: given the registry's :class:`~LLM_Mesh.registry.address_pins.AddressPins`
 (``pins=``), a client calls only node URLs the pins admitted (checked at

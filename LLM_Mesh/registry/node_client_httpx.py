@@ -145,9 +145,7 @@ class HttpxNodeClient(NodeClient):
     async def get(
         self, url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None
     ) -> NodeResponse:
-        if self._pins is not None and not self._pins.admitted(url):
-            await _admit(self._pins, url)
-        try:  # in all, at most MAX_GET_BYTES decoded (as AiohttpNodeClient.get)
+        try:  # in all (the address check too), at most MAX_GET_BYTES decoded (as aiohttp's)
             return await asyncio.wait_for(self._get(url, timeout_s, headers), timeout_s)
         except asyncio.TimeoutError as exc:
             raise NodeTimeout(f"no whole answer within {timeout_s} s", "TimeoutError") from exc
@@ -157,6 +155,8 @@ class HttpxNodeClient(NodeClient):
     async def _get(
         self, url: str, timeout_s: float, headers: Mapping[str, str] | None
     ) -> NodeResponse:
+        if self._pins is not None and not self._pins.admitted(url):
+            await _admit(self._pins, url)
         req = self.client.build_request("GET", url, headers=headers, timeout=timeout_s)
         out = _HttpxResponse(await self.client.send(req, stream=True, follow_redirects=False),
                              read=False)  # fmt: skip

@@ -464,10 +464,9 @@ class Settlement(SettleUpkeep):
         voided, a failed void or answer written again (:meth:`_again`)."""
         if failed and isinstance(op, (Reserve, Take, Void, Answer)):
             self._again(op if isinstance(op, (Void, Answer)) else Void(op.key, op.payer))
-        again = (  # a void or an answer written again: done
-            bool(self._tries) and not failed and isinstance(op, (Void, Answer))
-            and self._tries.pop(op, None) is not None
-        )  # fmt: skip
+        again = False  # a void or an answer written again: done (its tries forgotten)
+        if self._tries and not failed and isinstance(op, (Void, Answer)):
+            again = self._tries.pop(op, None) is not None
         if isinstance(op, Answer):
             if not failed and (result or again):  # not recorded: answer() tries to revive it
                 self._answered.append(op)  # written again: its row's state is the guard's

@@ -28,7 +28,8 @@ no other's result in the round (``said``).
 Outbound rules (the URLs are operator configuration, checked strictly at start:
 ``config._witness_urls``): no redirect is followed (a 3xx is a failure), at most
 :data:`~LLM_Mesh.core.tlog_witness.MAX_ANSWER` bytes of an answer are read, undecoded
-(``Accept-Encoding: identity``; another ``Content-Encoding`` is a failure), no proxy
+(``Accept-Encoding: identity``; another ``Content-Encoding`` is a failure:
+:func:`LLM_Mesh.bounded_http.read_body`), no proxy
 from the environment.
 """
 
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
+from LLM_Mesh.bounded_http import AS_SENT, AnswerRefused, read_body
 from LLM_Mesh.core.checkpoint import Checkpoint, split_note
 from LLM_Mesh.core.retry import Backoff
 from LLM_Mesh.core.tlog_witness import (
@@ -78,7 +80,7 @@ class PushFailed(Exception):
 
 
 # what a witness's answer (or its absence) raises; anything else is this registry's side
-_PUSH_ERRORS = (PushFailed, httpx.HTTPError, TimeoutError, Malformed, ValueError)
+_PUSH_ERRORS = (PushFailed, AnswerRefused, httpx.HTTPError, TimeoutError, Malformed, ValueError)
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -216,21 +218,14 @@ class WitnessPusher:
         raise PushFailed("the witness's size kept changing")
 
     async def _post(self, url: str, body: bytes) -> tuple[int, str | None, bytes]:
-        headers = {"Content-Type": "text/plain", "Accept-Encoding": "identity"}
+        headers = {"Content-Type": "text/plain", **AS_SENT}
         async with self.client.stream(
             "POST", url + ADD_CHECKPOINT, content=body, headers=headers
         ) as r:
             if r.is_redirect or 300 <= r.status_code < 400:
                 raise PushFailed(f"{r.status_code}: a redirect (not followed)")
-            enc = r.headers.get("content-encoding", "identity").strip().lower()
-            if enc not in ("", "identity"):
-                raise PushFailed(f"an answer in Content-Encoding {enc[:40]!r}")
-            got = bytearray()
-            async for chunk in r.aiter_bytes():  # identity: as sent
-                got += chunk
-                if len(got) > MAX_ANSWER:
-                    raise PushFailed(f"an answer over {MAX_ANSWER} bytes")
-            return r.status_code, r.headers.get("content-type"), bytes(got)
+            got = await read_body(r, MAX_ANSWER, what="an answer", as_sent=True)
+            return r.status_code, r.headers.get("content-type"), got
 
     async def _store(self, size: int, note: str, answer: bytes) -> int:
         """Store the answer's valid cosignatures by trusted witness keys; how many."""

@@ -18,12 +18,14 @@ once, at start, from the file: a restart resumes from what was cosigned last, so
 replayed old request gets 409 with the newer size. One witness per home
 (``witness.lock``, held by the caller).
 
-Refusals with a verified log signature (a fork, a bad proof) are logged at WARNING with
-the note offered (the spec: evidence of log misbehaviour); the state is unchanged. A 409
-that names this witness's size (an older checkpoint, or a proof from another old size) is
-not evidence: the log's checkpoints are public, anyone can post an old one, and the log
-itself is told its witness's size so after each restart; it is logged at INFO, without
-the note.
+Only evidence of log misbehaviour is logged at WARNING with the note offered: a checkpoint
+the log signed (its signature verified) of the size this witness cosigned with another
+root (the 409 that is not ``text/x.tlog.size``). Every other refusal of a checkpoint the
+log signed is logged at INFO, without the note, and the state is unchanged: the log's
+checkpoints are public, so anyone can post an old one or the newest from another old size
+(a 409 naming this witness's size; the log itself is told its witness's size so after
+each restart), or the newest with a garbage proof (a 422: a proof that does not verify
+proves nothing against the log, whatever signed the checkpoint).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from LLM_Mesh.core.tlog_witness import (
     parse_request,
 )
 from LLM_Mesh.core.validation import ascii_digits
-from LLM_Mesh.core.witness import ROLLBACK, STALE, Cosigned, cosign
+from LLM_Mesh.core.witness import ROLLBACK, SPLIT_VIEW, STALE, Cosigned, cosign
 from LLM_Mesh.witness.state import load_state, save_state
 
 __all__ = ["WitnessService", "bind", "parse_listen", "serve", "witness_app"]
@@ -91,14 +93,14 @@ class WitnessService:
             last = self.state.get(origin)
             decision, refused = judge(last, req, self.log_keys)
             if refused is not None:
-                if decision.kind in (ROLLBACK, STALE):  # anyone's replay, or a log's resync
-                    log.info("add-checkpoint refused (%s, %d): %s", decision.kind,
-                             refused.status, decision.message)  # fmt: skip
-                elif decision.checkpoint is not None:  # signed by the log: evidence
+                if decision.kind == SPLIT_VIEW and refused.status == 409:  # evidence
                     log.warning(
                         "add-checkpoint refused (%s, %d): %s; offered: %r",
                         decision.kind, refused.status, decision.message, req.note,
                     )  # fmt: skip
+                elif decision.checkpoint is not None or decision.kind in (ROLLBACK, STALE):
+                    log.info("add-checkpoint refused (%s, %d): %s", decision.kind,
+                             refused.status, decision.message)  # fmt: skip
                 return refused
             cp = decision.checkpoint
             if cp is None:  # pragma: no cover - decide opens what it cosigns

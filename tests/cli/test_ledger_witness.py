@@ -103,7 +103,11 @@ class Witness:
                 t = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=t, base_url="http://reg") as client:
                     return await witness_round(
-                        client, self.key, NAME, self.state, Settings().ledger_origin,
+                        client,
+                        self.key,
+                        NAME,
+                        self.state,
+                        Settings().ledger_origin,
                         wall_clock=clock,
                     )
 
@@ -357,7 +361,7 @@ def test_a_registry_answering_without_end_cannot_exhaust_the_witness(tmp_path: P
     async def go() -> None:
         t = httpx.MockTransport(answer)
         async with httpx.AsyncClient(transport=t, base_url="http://reg") as client:
-            with pytest.raises(MeshError, match="more than 1048576 bytes"):
+            with pytest.raises(MeshError, match="longer than 1048576 bytes"):
                 await witness_round(
                     client, Ed25519PrivateKey.generate(), NAME, tmp_path / "state.json",
                     Settings().ledger_origin,

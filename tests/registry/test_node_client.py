@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_client import (
     AiohttpNodeClient,
     NodeClient,
@@ -320,6 +321,30 @@ async def test_get_is_bounded_in_total_by_its_timeout(kind: str) -> None:
         with pytest.raises(NodeTimeout):
             await asyncio.wait_for(client.get(url + "/mesh/health", timeout_s=0.5), 10)
         assert loop.time() - t0 < 3
+
+
+@pytest.mark.parametrize("kind", ["aiohttp-only", "httpx"])
+async def test_a_slow_address_check_counts_within_the_gets_timeout(kind: str) -> None:
+    """``timeout_s`` of a health check is the whole check: the address check of a URL not
+    pinned yet (after a restart: a DNS lookup), the connect, the request and the answer.
+    Before, the httpx backend checked the address outside it (here 2 s, up to the pins'
+    ``resolve_timeout_s`` of 5 s beyond the check's) and then failed as a connect error."""
+
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(30)
+        return ["127.0.0.1"]
+
+    pins = AddressPins(allow_private=True, resolver=slow, resolve_timeout_s=2)
+    client: NodeClient = (
+        AiohttpNodeClient(fast_post=False, pins=pins)
+        if kind == "aiohttp-only"
+        else HttpxNodeClient(httpx.AsyncClient(), pins=pins)
+    )
+    try:
+        with pytest.raises(NodeTimeout):
+            await asyncio.wait_for(client.get("http://node.test:1/mesh/health", timeout_s=0.3), 10)
+    finally:
+        await client.aclose()
 
 
 async def _big_answer(r: asyncio.StreamReader, w: asyncio.StreamWriter, mib: int,

@@ -110,7 +110,7 @@ async def test_each_new_checkpoint_is_pushed_and_verify_witness_passes(tmp_path:
         assert await _settled(app) == {"http://witness.test": "cosigned size 3 (1 stored)"}
         assert seen[0].startswith(b"old 0\n\n" + ORIGIN.encode())
         assert await app.state.witness_pusher.push_all() == {}  # nothing new: nothing sent
-    code, out = (await asyncio.to_thread(_verify, tmp_path / "v", reg))
+    code, out = await asyncio.to_thread(_verify, tmp_path / "v", reg)
     assert code == 0 and "cosigned by 1 of 1 trusted witnesses" in " ".join(out.split()), out
 
     await asyncio.to_thread(_grow, reg, (40, 50))  # a new checkpoint: pushed with the proof from 3
@@ -120,8 +120,10 @@ async def test_each_new_checkpoint_is_pushed_and_verify_witness_passes(tmp_path:
     # a fresh process knows no size: 0 first, the witness's 409 says 3, then from 3
     assert [b.split(b"\n", 1)[0] for b in seen[1:]] == [b"old 0", b"old 3"]
     assert service.state[ORIGIN].size == 5
-    code, out = (await asyncio.to_thread(_verify, tmp_path / "v", reg))
-    assert code == 0 and "checkpoint at size 5 cosigned by witness.test/push" in " ".join(out.split())
+    code, out = await asyncio.to_thread(_verify, tmp_path / "v", reg)
+    assert code == 0 and "checkpoint at size 5 cosigned by witness.test/push" in " ".join(
+        out.split()
+    )
 
 
 async def test_only_cosignatures_by_accepted_keys_are_stored(tmp_path: Path) -> None:
@@ -142,13 +144,15 @@ def _mock(handler: Callable[[httpx.Request], Any]) -> httpx.AsyncClient:
     ("answer", "why"),
     [
         (httpx.Response(302, headers={"Location": "http://169.254.169.254/"}), "redirect"),
-        (httpx.Response(200, content=b"\xe2\x80\x94 w x\n" * (MAX_ANSWER // 8 + 1)), "over"),
+        (httpx.Response(200, content=b"\xe2\x80\x94 w x\n" * (MAX_ANSWER // 8 + 1)), "longer than"),
         (httpx.Response(200, content=b"not a cosignature\n"), "signature lines"),
         (httpx.Response(200, content=b"x", headers={"Content-Encoding": "gzip"}), "Encoding"),
         (httpx.Response(422, content=b"bad proof\n"), "422"),
         (httpx.Response(409, content=b"another root\n"), "another root"),
-        (httpx.Response(409, content=b"0\n", headers={"Content-Type": "text/x.tlog.size"}),
-         "naming the size 0"),
+        (
+            httpx.Response(409, content=b"0\n", headers={"Content-Type": "text/x.tlog.size"}),
+            "naming the size 0",
+        ),
     ],
 )
 async def test_a_bad_answer_is_a_failure_retried_later(

@@ -120,7 +120,9 @@ async def test_two_requests_from_one_old_size_cannot_both_pass(tmp_path: Path) -
     assert svc.state[ORIGIN].size == load_state(tmp_path / "witness_state.json")[ORIGIN].size
 
 
-async def test_a_failed_save_cosigns_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_failed_save_cosigns_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_: object) -> None:
         raise OSError("disk full")
 
@@ -189,3 +191,33 @@ async def test_replays_and_a_logs_resync_are_not_logged_as_its_misbehaviour(
     r = await _post(svc, request_body(7, [], _note(_leaves(7, fork_at=4))))
     assert r.status_code == 409 and r.headers["content-type"] != SIZE_TYPE
     assert [x.levelname for x in caplog.records if "refused" in x.getMessage()][-1] == "WARNING"
+
+
+async def test_a_garbage_proof_is_not_logged_as_the_logs_misbehaviour(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can post the log's newest checkpoint (public) with a garbage proof: a 422,
+    not evidence of a fork (a proof that does not verify proves nothing against the log),
+    so INFO without the note, not a WARNING quoting it (found 2026-12-03: docs/security.md,
+    "A smaller limit of the witness"). The same size with another root still is one."""
+    leaves = _leaves(7)
+    svc = _service(tmp_path)
+    assert (await _post(svc, request_body(0, [], _note(leaves[:3])))).status_code == 200
+    caplog.set_level("INFO", logger=server_mod.__name__)
+    garbage = [bytes(32)] * 3
+    newest = _note(leaves)
+    for body, status in (
+        (request_body(3, garbage, newest), 422),  # a garbage proof
+        (request_body(3, [], newest), 422),  # no proof at all
+        (request_body(8, [], newest), 400),  # an old size above the checkpoint's
+    ):
+        r = await _post(svc, body)
+        assert r.status_code == status, r.text
+    refused = [x for x in caplog.records if "refused" in x.getMessage()]
+    assert [x.levelname for x in refused] == ["INFO"] * 3
+    assert not any(newest in x.getMessage() for x in caplog.records)
+    r = await _post(svc, request_body(3, [], _note(_leaves(3, fork_at=1))))  # the fork
+    assert r.status_code == 409 and r.headers["content-type"] != SIZE_TYPE
+    last = [x for x in caplog.records if "refused" in x.getMessage()][-1]
+    assert last.levelname == "WARNING" and "split" in last.getMessage()
+    assert svc.state[ORIGIN].size == 3
