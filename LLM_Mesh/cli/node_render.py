@@ -132,7 +132,7 @@ def health_checks(raw: Any) -> str:
         return "not reported (no check yet, or a registry older than this field)"
     if state.ok:
         return f"passing (last {show_time(state.checked_at)})"
-    why = state.why or "no reason known to this registry replica"
+    why = state.why or "the registry gave no reason"
     return (
         f"[red]FAILING[/] since {show_time(state.since)}: {escape(why)}: out of routing, "
         "no uptime credit, until a check passes"

@@ -8,9 +8,10 @@
   heartbeats credit no uptime until a check passes);
 - ``since``: when the checks began to find it so (unix seconds, the registry's clock; the
   first check with this result); ``checked_at``: the last check's time;
-- ``why``: the last failed check's reason, failing only; ``null`` when this registry
-  replica does not know it (another replica checked the node: the store shares results,
-  not reasons).
+- ``why``: the last failed check's reason, failing only; ``null`` when the registry does
+  not know it (a result stored by a registry older than the reasons' column). Replicas on
+  one store share ``since`` and ``why`` with the result (``registry/node_sync.py``): a node
+  is told the same by every replica.
 
 No ``health`` at all: no check of this node there yet (one runs every
 ``LLM_MESH_HEALTH_CHECK_S``), or a registry older than the field. Only the asking node's

@@ -313,7 +313,7 @@ class NodeAgent:
                 "/mesh/health to this node's public URL and needs the node key's signature)",
                 self.registry_url,
                 show_time(state.since),
-                state.why or "no reason known to this registry replica",
+                state.why or "the registry gave no reason",
             )
         elif change == "passing" and state is not None:
             log.info(

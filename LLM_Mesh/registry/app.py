@@ -330,6 +330,8 @@ def create_registry_app(
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store)
+            if node_sync is not None:  # the checks' results, since when and why (replicas)
+                await node_sync.load_checks()
             routing.sync_all()
             if isinstance(runtime.node_auth, SignedNodeAuth):  # not one look-up per node
                 await runtime.node_auth.load_keys([e.node_id for e in table.entries()])

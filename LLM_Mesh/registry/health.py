@@ -23,8 +23,10 @@ node's liveness. 10,000 hosts answering at once take about a second a pass
 With ``leases`` (replicas on one store, :class:`~LLM_Mesh.registry.node_sync.
 StoreHealthLeases`) a pass checks only the nodes whose lease this replica took (for most
 of an interval), and writes its results for the other replicas to apply: each node is
-checked once per pass across the replicas. ``POST /mesh/health-check`` (``force``) checks
-every node here and still shares the results.
+checked once per pass across the replicas, with since when the checks find it so and the
+reason of a failure (``core/check_state.py``: what every replica tells the node in its
+heartbeat answers). ``POST /mesh/health-check`` (``force``) checks every node here and
+still shares the results.
 
 A check passes on a 200 whose body does not name another node (:func:`other_node`): a
 node answers ``{"node_id": ...}``, so node keys registered at another node's URL fail
@@ -54,6 +56,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.health_proof import Challenge, check_proof, new_challenge
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.logs import safe_id
@@ -66,7 +69,7 @@ log = logging.getLogger(__name__)
 class Leases(Protocol):
     async def claim(self, node_ids: Sequence[str], lease_s: float) -> set[str]: ...
 
-    async def record(self, results: Sequence[tuple[str, bool]]) -> None: ...
+    async def record(self, results: Sequence[tuple[str, CheckState]]) -> None: ...
 
 
 MAX_HEALTH_BODY = 65_536  # a node's health answer is ~150 bytes; longer is not read
@@ -164,7 +167,9 @@ class HealthChecker:
         latency_ms = (clock() - t0) * 1000.0
         ok = error is None
         changed = entry.check_failed == ok
-        self.table.set_check_result(entry.node_id, ok, at=self._wall(), why=error)
+        # to the microsecond, as the store keeps it: replicas reading the row say the same since
+        at = round(self._wall(), 6)
+        self.table.set_check_result(entry.node_id, ok, at=at, why=error)
         if changed and self._on_change is not None:
             self._on_change(entry.node_id)
         if not ok:
@@ -203,8 +208,18 @@ class HealthChecker:
 
     async def _shared(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.leases is not None and results:
-            await self.leases.record([(str(r["node_id"]), bool(r["ok"])) for r in results])
+            await self.leases.record([(str(r["node_id"]), self._state(r)) for r in results])
         return results
+
+    def _state(self, result: dict[str, Any]) -> CheckState:
+        """What a check found, for the other replicas: its result, the failure's reason,
+        and since when (the table's, unless a store row changed the node's state there
+        meanwhile; the store keeps its own while the result holds)."""
+        ok = bool(result["ok"])
+        entry = self.table.get(str(result["node_id"]))
+        since = None if entry is None or entry.check_failed == ok else entry.check_since
+        why = None if ok else reason(str(result["error"]))
+        return CheckState(ok=ok, since=since, why=why)
 
     async def _check_all(self, entries: list[NodeEntry]) -> list[dict[str, Any]]:
         self._rng.shuffle(entries)

@@ -11,9 +11,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from LLM_Mesh.core.check_state import reason
 from LLM_Mesh.core.rewards import heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
-from LLM_Mesh.registry.ports import IdempotencyRecord, NodeKeyRecord, NodeRecord, ReplicaRecord
+from LLM_Mesh.registry.ports import (
+    CheckRecord,
+    IdempotencyRecord,
+    NodeKeyRecord,
+    NodeRecord,
+    ReplicaRecord,
+)
 
 __all__ = ["MemoryReplicaState"]
 
@@ -25,7 +32,8 @@ class MemoryReplicaState:
 
     def __init__(self) -> None:
         self.changed_at: dict[str, datetime] = {}
-        self.checks: dict[str, tuple[str, datetime, datetime | None, bool | None]] = {}
+        # node id -> (lease holder, lease until, last result)
+        self.checks: dict[str, tuple[str, datetime, CheckRecord | None]] = {}
         self.replicas: dict[str, ReplicaRecord] = {}
         self.request_keys: dict[str, IdempotencyRecord] = {}
         self.heard_by: dict[str, str | None] = {}
@@ -88,22 +96,28 @@ class MemoryReplicaState:
         for node_id in sorted(set(node_ids)):
             old = self.checks.get(node_id)
             if old is None or old[1] <= now or old[0] == holder:
-                checked_at, ok = (None, None) if old is None else (old[2], old[3])
-                self.checks[node_id] = (holder, until, checked_at, ok)
+                self.checks[node_id] = (holder, until, None if old is None else old[2])
                 taken.append(node_id)
         return taken
 
-    async def record_health_checks(self, results: Sequence[tuple[str, bool]], at: datetime) -> None:
-        for node_id, ok in results:
-            old = self.checks.get(node_id)
-            if old is not None:  # a failed node's recheck is free to any replica
-                self.checks[node_id] = (old[0], old[1] if ok else at, at, ok)
+    async def record_health_checks(self, results: Sequence[CheckRecord]) -> None:
+        for rec in results:
+            old = self.checks.get(rec.node_id)
+            if old is None:
+                continue
+            last = old[2]
+            since = rec.since or rec.checked_at
+            if last is not None and last.ok == rec.ok and last.since is not None:
+                since = last.since  # the same result: its since stays, as in SQL
+            why = None if rec.ok else reason(rec.why)
+            until = old[1] if rec.ok else rec.checked_at  # a failed node's recheck is free
+            self.checks[rec.node_id] = (old[0], until, replace(rec, since=since, why=why))
 
-    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
+    async def health_checks_since(self, at: datetime) -> list[CheckRecord]:
         return [
-            (node_id, ok, checked)
-            for node_id, (_, _, checked, ok) in self.checks.items()
-            if checked is not None and ok is not None and checked >= at
+            last
+            for _, _, last in self.checks.values()
+            if last is not None and last.checked_at >= at
         ]
 
     async def beat_replica(self, rec: ReplicaRecord) -> None:

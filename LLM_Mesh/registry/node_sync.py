@@ -12,9 +12,12 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
   their heartbeat age and state here follow (wall-clock age translated to this table's
   monotonic clock), so a node heartbeating at replica A stays routable at B;
 - active health-check results since (``node_checks``, written by whichever replica held
-  the node's lease, :class:`StoreHealthLeases`), unless this replica holds a newer result
-  for the node (``NodeEntry.checked_at``: its own check, whose row is written only after
-  its pass, can be newer than the row a poll read meanwhile).
+  the node's lease, :class:`StoreHealthLeases`), with since when the checks find the node
+  so and the failed check's reason (migration 0016), so every replica tells the node the
+  same in its heartbeat answers; unless this replica holds a newer result for the node
+  (``NodeEntry.checked_at``: its own check, whose row is written only after its pass, can
+  be newer than the row a poll read meanwhile). At start :meth:`NodeSync.load_checks`
+  reads every stored result once: a restarted replica keeps them.
 
 Each poll reaches ``overlap_s`` (5 s) back, so a row written by a replica whose clock is a
 little behind, or whose transaction committed late, is still seen; applying a row twice
@@ -35,10 +38,11 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
+from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 from LLM_Mesh.registry.poller import Poller
-from LLM_Mesh.registry.ports import NodeRecord, ReplicaState
+from LLM_Mesh.registry.ports import CheckRecord, NodeRecord, ReplicaState
 from LLM_Mesh.registry.routing import Routing
 from LLM_Mesh.registry.snapshot import entry_from_record
 
@@ -106,20 +110,32 @@ class NodeSync(Poller):
             self._apply_record(rec, goodbyes)
         for node_id, state, at in beats:
             self._apply_beat(node_id, state, at, now)
-        for node_id, ok, at in checks:
-            self._apply_check(node_id, ok, at.timestamp())
+        for check in checks:
+            self._apply_check(check)
         return len(changed) + len(beats) + len(checks)
 
-    def _apply_check(self, node_id: str, ok: bool, at: float) -> None:
-        """A check result from the store, unless this table holds a newer one: a row read
-        while this replica checked the node itself (its result is written after the whole
-        pass) is older than that check, and must not put a node found healthy back out of
-        routing, nor one found failed back in."""
+    async def load_checks(self) -> int:
+        """Every stored check result into the table, at start (after ``load_nodes``): a
+        restarted replica keeps what the checks found, since when and why, instead of
+        routing a failed node until the next check of it; how many rows were read."""
+        checks = await self.store.health_checks_since(_utc(0))
+        for check in checks:
+            self._apply_check(check)
+        return len(checks)
+
+    def _apply_check(self, check: CheckRecord) -> None:
+        """A check result from the store (with since when and why, as every replica tells
+        the node), unless this table holds a newer one: a row read while this replica
+        checked the node itself (its result is written after the whole pass) is older than
+        that check, and must not put a node found healthy back out of routing, nor one found
+        failed back in."""
+        node_id, ok, at = check.node_id, check.ok, check.checked_at.timestamp()
         entry = self.table.get(node_id)
         if entry is None or (entry.checked_at is not None and at < entry.checked_at):
             return
         changed = entry.check_failed == ok
-        self.table.set_check_result(node_id, ok, at=at)
+        since = None if check.since is None else min(check.since.timestamp(), at)
+        self.table.set_check_result(node_id, ok, at=at, why=check.why, since=since)
         if changed:
             self.routing.sync(node_id)
 
@@ -199,8 +215,16 @@ class StoreHealthLeases:
             return set(node_ids)
         return set(taken)
 
-    async def record(self, results: Sequence[tuple[str, bool]]) -> None:
+    @staticmethod
+    def _row(node_id: str, state: CheckState, at: float) -> CheckRecord:
+        since = None if state.since is None else _utc(min(state.since, at))
+        why = None if state.ok else reason(state.why)
+        return CheckRecord(node_id, state.ok, _utc(at), since=since, why=why)
+
+    async def record(self, results: Sequence[tuple[str, CheckState]]) -> None:
+        at = self._wall()
+        rows = [self._row(node_id, state, at) for node_id, state in results]
         try:
-            await self.store.record_health_checks(list(results), _utc(self._wall()))
+            await self.store.record_health_checks(rows)
         except Exception:
             log.exception("health-check results could not be written to the store")

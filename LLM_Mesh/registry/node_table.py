@@ -68,9 +68,10 @@ class NodeEntry:
     # when ``check_failed`` was decided (unix seconds; a local check, or a store row from
     # another replica's): a store row older than that does not undo it (``node_sync.py``)
     checked_at: float | None = None
-    # since when the checks find it so (unix seconds: the first check with this result) and
-    # the last failed check's reason (None: passing, or only another replica's result
-    # known): what its heartbeat answers tell the node (``check_answer``)
+    # since when the checks find it so (unix seconds: the first check with this result,
+    # whichever replica made it) and the last failed check's reason (None: passing, or not
+    # known: a store row written before migration 0016): what its heartbeat answers tell
+    # the node (``check_answer``); another replica's come with its result (``node_sync.py``)
     check_since: float | None = None
     check_why: str | None = None
     expired_reported: bool = False
@@ -232,11 +233,18 @@ class NodeTable:
         )
 
     def set_check_result(
-        self, node_id: str, ok: bool, at: float | None = None, why: str | None = None
+        self,
+        node_id: str,
+        ok: bool,
+        at: float | None = None,
+        why: str | None = None,
+        since: float | None = None,
     ) -> None:
         """The outcome of an active health check (a failed node leaves routing), decided at
         ``at`` (unix seconds; ``None``: not said), failed for ``why`` (``None``: not known
-        here, e.g. another replica's result from the store: a reason known stays)."""
+        here, e.g. a store row written before reasons were shared: a reason known stays),
+        the checks finding it so ``since`` (another replica's result from the store: the
+        first check with it, whoever made it; ``None``: this table decides, from the turn)."""
         entry = self._nodes.get(node_id)
         if entry is None:
             return
@@ -245,7 +253,9 @@ class NodeTable:
             entry.check_why = reason(why) or (None if turned else entry.check_why)
         else:
             entry.check_why = None
-        if turned:
+        if since is not None:
+            entry.check_since = since
+        elif turned:
             entry.check_since = at
         entry.check_failed = not ok
         if at is not None:

@@ -128,6 +128,20 @@ class ReplicaRecord:
     demand: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CheckRecord:
+    """A node's last active health check as replicas share it (``node_checks``): its
+    result, when it was made, since when the checks find the node so (the first check
+    with this result; ``None``: a row written before migration 0016), and the last failed
+    check's reason (failing only; bounded and printable: ``core/check_state.reason``)."""
+
+    node_id: str
+    ok: bool
+    checked_at: datetime
+    since: datetime | None = None
+    why: str | None = None
+
+
 class SeqResult(str, Enum):
     """What the store said to a signed node message's sequence number."""
 
@@ -348,12 +362,14 @@ class ReplicaState(Protocol):
         """Take the check lease of each node whose lease ran out; the ids taken."""
         ...
 
-    async def record_health_checks(self, results: list[tuple[str, bool]], at: datetime) -> None:
-        """The checks' results, for every replica to apply."""
+    async def record_health_checks(self, results: list[CheckRecord]) -> None:
+        """The checks' results, for every replica to apply. A result the row already has
+        (``ok`` unchanged) keeps the row's ``since``: the first check with it, whichever
+        replica made it; a passing result clears ``why``."""
         ...
 
-    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
-        """``(node_id, ok, checked_at)`` of checks made at or after ``at``."""
+    async def health_checks_since(self, at: datetime) -> list[CheckRecord]:
+        """The last check of each node checked at or after ``at``."""
         ...
 
     async def beat_replica(self, rec: ReplicaRecord) -> None:

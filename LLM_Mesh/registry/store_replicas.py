@@ -8,7 +8,9 @@ replicas race safely:
   RETURNING``: a new key, or an expired one, is claimed by exactly one replica; the others
   get the row the winner holds.
 - **health-check leases**: the same statement over a batch of node ids: each node's
-  lease is taken by one replica until ``lease_until`` (its holder may renew it).
+  lease is taken by one replica until ``lease_until`` (its holder may renew it). The
+  results go in the same rows (migration 0016: with ``since``, kept while the result is
+  unchanged whoever checks, and the failed check's ``why``).
 - **replica beats**: an upsert of the replica's row (``seen_at``, demand counters).
 - **node changes**: nodes whose ``changed_at`` (registration, state) or
   ``last_heartbeat_at`` moved since a time: what every replica polls
@@ -21,14 +23,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, and_, delete, literal, or_, select, text, update
+from sqlalchemy import BigInteger, and_, case, delete, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from LLM_Mesh.core.check_state import reason
 from LLM_Mesh.registry import tables
-from LLM_Mesh.registry.ports import IdempotencyRecord, NodeKeyRecord, NodeRecord, ReplicaRecord
+from LLM_Mesh.registry.ports import (
+    CheckRecord,
+    IdempotencyRecord,
+    NodeKeyRecord,
+    NodeRecord,
+    ReplicaRecord,
+)
 from LLM_Mesh.registry.store_rewards import heartbeat_credit, heartbeats_statement, not_gone
 
 __all__ = ["SqlReplicaState", "node_from_row", "relaxed_commit"]
@@ -269,25 +278,38 @@ class SqlReplicaState:
                 taken.extend(r.node_id for r in (await conn.execute(stmt)).all())
         return taken
 
-    async def record_health_checks(self, results: Sequence[tuple[str, bool]], at: datetime) -> None:
+    async def record_health_checks(self, results: Sequence[CheckRecord]) -> None:
         if not results:
             return
         t = tables.node_checks
         async with self.engine.begin() as conn:
-            for node_id, ok in results:
-                values: dict[str, Any] = {"checked_at": at, "ok": ok}
-                if not ok:  # a failed node's recheck is free to any replica's next sweep
-                    values["lease_until"] = at
-                await conn.execute(update(t).where(t.c.node_id == node_id).values(**values))
+            for rec in results:
+                since = rec.since or rec.checked_at
+                values: dict[str, Any] = {
+                    "checked_at": rec.checked_at,
+                    "ok": rec.ok,
+                    # the same result as the row's: its since stays (SET reads the old row)
+                    "since": case(
+                        (and_(t.c.ok == rec.ok, t.c.since.is_not(None)), t.c.since),
+                        else_=literal(since, tables.UTCDateTime()),
+                    ),
+                    "why": None if rec.ok else reason(rec.why),
+                }
+                if not rec.ok:  # a failed node's recheck is free to any replica's next sweep
+                    values["lease_until"] = rec.checked_at
+                await conn.execute(update(t).where(t.c.node_id == rec.node_id).values(**values))
 
-    async def health_checks_since(self, at: datetime) -> list[tuple[str, bool, datetime]]:
+    async def health_checks_since(self, at: datetime) -> list[CheckRecord]:
         t = tables.node_checks
-        stmt = select(t.c.node_id, t.c.ok, t.c.checked_at).where(
+        stmt = select(t.c.node_id, t.c.ok, t.c.checked_at, t.c.since, t.c.why).where(
             and_(t.c.checked_at >= at, t.c.ok.is_not(None))
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [(row.node_id, bool(row.ok), row.checked_at) for row in rows]
+        return [
+            CheckRecord(row.node_id, bool(row.ok), row.checked_at, row.since, row.why)
+            for row in rows
+        ]
 
     # -- replicas -----------------------------------------------------------------------
 

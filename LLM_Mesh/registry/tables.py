@@ -47,6 +47,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import false, text
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from LLM_Mesh.core.check_state import MAX_WHY
+
 __all__ = [
     "UTCDateTime",
     "admin_key",
@@ -431,7 +433,9 @@ idempotency_keys = Table(
 )
 
 #: The active health pass's per-node lease (``holder`` until ``lease_until``) and the
-#: last check's result, which every replica applies.
+#: last check's result, which every replica applies; since migration 0016 also since when
+#: the checks find the node so and the last failed check's reason (``core/check_state.
+#: reason``: printable, at most ``MAX_WHY`` characters), NULL in older rows.
 node_checks = Table(
     "node_checks",
     metadata,
@@ -440,6 +444,8 @@ node_checks = Table(
     Column("lease_until", UTCDateTime(), nullable=False),
     Column("checked_at", UTCDateTime(), nullable=True),
     Column("ok", Boolean(), nullable=True),
+    Column("since", UTCDateTime(), nullable=True),
+    Column("why", String(MAX_WHY), nullable=True),
     Index("ix_node_checks_checked_at", "checked_at"),
 )
 

@@ -9,12 +9,13 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, insert, inspect, select
+from sqlalchemy import Connection, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.ports import CheckRecord
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, downgrade, upgrade
 from tests.registry.test_store import T0, node, request
@@ -47,7 +48,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0015"]
+    assert script.get_heads() == ["0016"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -58,7 +59,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0015"
+            assert await conn.run_sync(_current) == "0016"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -78,7 +79,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0015"
+            assert await conn.run_sync(_current) == "0016"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -175,7 +176,6 @@ async def test_0014_cosignatures_go_on_a_0013_store_and_are_append_only(
 ) -> None:
     """A witness's cosignature, once stored, is not changed or removed (as the checkpoints
     it signs are not, 0004); the table comes off again with 0013."""
-    from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
     engine = _engine(database_url)
@@ -204,5 +204,36 @@ async def test_0014_cosignatures_go_on_a_0013_store_and_are_append_only(
         async with engine.begin() as conn:
             await conn.run_sync(downgrade, "0013")
             assert "ledger_cosignatures" not in await conn.run_sync(_user_tables)
+    finally:
+        await engine.dispose()
+
+
+async def test_0016_check_rows_written_before_it_still_apply(database_url: str) -> None:
+    """A ``node_checks`` row of a 0015 store has no ``since`` or ``why`` (NULL): it reads
+    back without them, a result recorded on it sets both, and the columns come off again
+    with 0015, the row kept."""
+    t1, t2 = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    old = {"node_id": "n1", "holder": "r0", "lease_until": t1, "checked_at": t1, "ok": False}
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0015")
+            await conn.execute(insert(tables.node_checks), [old])  # 0015's columns only
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # upgrades to head
+        assert await store.health_checks_since(T0) == [CheckRecord("n1", False, t1)]
+        await store.record_health_checks([CheckRecord("n1", False, t2, since=t2, why="HTTP 503")])
+        assert await store.health_checks_since(t2) == [CheckRecord("n1", False, t2, t2, "HTTP 503")]
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0015")
+            cols = {
+                c["name"]
+                for c in await conn.run_sync(lambda c: inspect(c).get_columns("node_checks"))
+            }
+            assert cols == {"node_id", "holder", "lease_until", "checked_at", "ok"}
+            assert (await conn.execute(text("SELECT COUNT(*) FROM node_checks"))).scalar() == 1
     finally:
         await engine.dispose()

@@ -12,7 +12,7 @@ import pytest
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.helpers import Harness, running
+from tests.registry.helpers import FakeNodes, Harness, running
 from tests.registry.test_shared_idempotency import two_replicas
 
 CHAT = "/v1/chat/completions"
@@ -145,6 +145,73 @@ async def test_the_health_pass_checks_each_node_once_across_replicas(
         assert not a.table.get("n2").check_failed  # type: ignore[union-attr]
         # an admin's pass (POST /mesh/health-check) checks every node, lease or not
         assert len(await hb.run_pass(force=True)) == 3
+
+
+async def _told(h: Harness, node_id: str = "n1") -> Any:
+    """The ``health`` of a heartbeat answer from ``h`` (``None``: none said)."""
+    r = await h.client.post(f"/mesh/nodes/{node_id}/heartbeat", json={})
+    assert r.status_code == 200, r.text
+    return r.json().get("health")
+
+
+async def test_every_replica_tells_the_node_why_and_since_when_its_checks_fail(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    # found 2026-12-03: the store shared the result only; a node heartbeating to a replica
+    # that had not checked it was told it failed with no reason, and since that replica's
+    # poll read the row, not since the check (``llm-mesh node info``, the node's log)
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        ha: HealthChecker = a.app.state.health
+        hb: HealthChecker = b.app.state.health
+        await ha.stop()
+        await hb.stop()
+        await a.register("n1")
+        sync = b.app.state.node_sync
+        await sync.stop()  # this test polls by hand
+        await sync.poll()
+        a.nodes.nodes["n1:8801"].health_ok = False
+        assert [r["ok"] for r in await ha.run_pass()] == [False]
+        at_a = await _told(a)
+        assert at_a["ok"] is False and at_a["why"] == "HTTP 503"
+        await sync.poll()
+        at_b = await _told(b)
+        assert (at_b["ok"], at_b["since"], at_b["why"]) == (False, at_a["since"], "HTTP 503")
+        # b rechecks it (a failed node's lease is free): still failing, since stays
+        assert [r["ok"] for r in await hb.recheck_failed()] == [False]
+        await a.app.state.node_sync.poll()
+        for h in (a, b):
+            told = await _told(h)
+            assert (told["ok"], told["since"], told["why"]) == (False, at_a["since"], "HTTP 503")
+        # it passes at b: a says since when, with no reason
+        a.nodes.nodes["n1:8801"].health_ok = True
+        assert [r["ok"] for r in await hb.recheck_failed()] == [True]
+        passed = await _told(b)
+        assert passed["ok"] is True and passed["since"] > at_a["since"] and "why" not in passed
+        await a.app.state.node_sync.poll()
+        at_a = await _told(a)
+        assert (at_a["ok"], at_a["since"], at_a.get("why")) == (True, passed["since"], None)
+
+
+async def test_a_restarted_replica_keeps_what_the_checks_found(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    nodes, memory = FakeNodes(), MemoryStore()
+
+    def store() -> Any:
+        return SqlStore(store_url) if store_url else memory
+
+    async with running(tmp_path / "a", store=store(), nodes=nodes) as a:
+        health: HealthChecker = a.app.state.health
+        await health.stop()
+        await a.register("n1")
+        nodes.nodes["n1:8801"].health_ok = False
+        assert [r["ok"] for r in await health.run_pass()] == [False]
+        before = await _told(a)
+    async with running(tmp_path / "a2", store=store(), nodes=nodes) as again:
+        await again.app.state.health.stop()
+        after = await _told(again)  # before any check or poll here
+        assert (after["ok"], after["since"], after["why"]) == (False, before["since"], "HTTP 503")
+        assert (await again.client.post(CHAT, json=BODY)).status_code == 503  # out of routing
 
 
 class _Held:

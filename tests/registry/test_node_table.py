@@ -247,7 +247,9 @@ def test_answers_and_refusals_are_tallied_fading_and_reset_by_a_registration(
         table.tally("a", answered=False)
     assert table.answer_share_milli(entry) == 2 * 1000 // 11
     clock.advance(300)  # one half-life: both counts halve
-    assert (entry.answered, entry.refused) == (1.0, 9.0) and table.answer_share_milli(entry) == 1500 // 6
+    assert (entry.answered, entry.refused) == (1.0, 9.0) and table.answer_share_milli(
+        entry
+    ) == 1500 // 6
     assert (entry.answered, entry.refused) == (0.5, 4.5)
     clock.advance(3000)
     assert table.answer_share_milli(entry) >= 990  # faded: about all again
@@ -266,7 +268,7 @@ def test_the_check_state_keeps_since_and_the_last_reason() -> None:
     table.set_check_result("a", False, at=100.0, why="HTTP 503")
     assert check_answer(entry) == {"ok": False, "since": 100.0, "checked_at": 100.0,
                                    "why": "HTTP 503"}  # fmt: skip
-    # another replica's failed result (the store shares no reason): the reason stays
+    # a failed result with no reason (a store row written before migration 0016): it stays
     table.set_check_result("a", False, at=160.0)
     assert check_answer(entry) == {"ok": False, "since": 100.0, "checked_at": 160.0,
                                    "why": "HTTP 503"}  # fmt: skip
@@ -278,6 +280,10 @@ def test_the_check_state_keeps_since_and_the_last_reason() -> None:
     said = check_answer(entry)
     assert said is not None and said["since"] == 600.0 and len(said["why"]) == 300
     assert "\n" not in said["why"]
+    # another replica's result, with since when and why: what this replica says too
+    table.set_check_result("a", False, at=700.0, why="HTTP 502", since=550.0)
+    assert check_answer(entry) == {"ok": False, "since": 550.0, "checked_at": 700.0,
+                                   "why": "HTTP 502"}  # fmt: skip
 
 
 def test_registering_again_keeps_what_the_node_is_told_of_its_checks() -> None:

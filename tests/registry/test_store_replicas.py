@@ -9,15 +9,23 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
+from LLM_Mesh.core.check_state import MAX_WHY
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher
 from LLM_Mesh.registry.memory_store import MemoryStore
-from LLM_Mesh.registry.ports import IdempotencyRecord, NodeRecord, ReplicaRecord, SeqResult
+from LLM_Mesh.registry.ports import (
+    CheckRecord,
+    IdempotencyRecord,
+    NodeRecord,
+    ReplicaRecord,
+    SeqResult,
+)
 from LLM_Mesh.registry.store import SqlStore, alembic_config
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -39,10 +47,38 @@ async def test_claims_are_taken_once_and_expire(store: SqlStore) -> None:
     assert await store.claim_health_checks(["a"], "r2", later, later + timedelta(seconds=9)) == [
         "a"
     ]
-    await store.record_health_checks([("a", False), ("c", True)], later)
-    got = sorted((n, ok) for n, ok, _ in await store.health_checks_since(later))
+    await store.record_health_checks(
+        [CheckRecord("a", False, later), CheckRecord("c", True, later)]
+    )
+    got = sorted((r.node_id, r.ok) for r in await store.health_checks_since(later))
     assert got == [("a", False), ("c", True)]
     assert await store.health_checks_since(later + timedelta(seconds=1)) == []
+
+
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+async def test_check_results_carry_since_when_and_why(store: SqlStore, kind: str) -> None:
+    """What replicas tell a node of its checks is shared with the result (migration 0016):
+    ``since`` stays while the result holds, whichever replica checks; ``why`` is the last
+    failure's, bounded and printable; a passing result has none. The memory store agrees."""
+    s: Any = store if kind == "sql" else MemoryStore()
+    t = [T0 + timedelta(seconds=i) for i in range(6)]
+    assert await s.claim_health_checks(["a", "b"], "r1", T0, T0 + timedelta(seconds=60))
+    await s.record_health_checks([CheckRecord("a", False, t[1], since=t[1], why="HTTP 503")])
+    assert await s.health_checks_since(t[1]) == [CheckRecord("a", False, t[1], t[1], "HTTP 503")]
+    # another replica finds it failing too, for another reason, and thinks it just turned
+    # (it had not applied the first row yet): the first check's since stays
+    forged = "ConnectError: refused\nFORGED LINE\x1b[31m" + "x" * 1000
+    await s.record_health_checks([CheckRecord("a", False, t[2], since=t[2], why=forged)])
+    (row,) = await s.health_checks_since(t[2])
+    assert (row.ok, row.checked_at, row.since) == (False, t[2], t[1])
+    assert row.why is not None and len(row.why) == MAX_WHY and row.why.isprintable()
+    assert row.why.startswith("ConnectError: refused FORGED LINE")
+    # it passes: since when it passes, and no reason (a reason given is not kept)
+    await s.record_health_checks([CheckRecord("a", True, t[4], since=t[3], why="stale")])
+    assert await s.health_checks_since(t[4]) == [CheckRecord("a", True, t[4], t[3], None)]
+    # no since given: the check's own time
+    await s.record_health_checks([CheckRecord("b", False, t[5], why="HTTP 500")])
+    assert await s.health_checks_since(t[5]) == [CheckRecord("b", False, t[5], t[5], "HTTP 500")]
 
 
 async def test_request_keys(store: SqlStore) -> None:
