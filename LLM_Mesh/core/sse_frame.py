@@ -38,10 +38,17 @@ MAX_EVENT_BYTES = 1 << 20
 _CR_LF = re.compile(rb"\r+\n")  # a line ending with \r: the \r is not the line's
 
 
-def _events(head: bytes) -> list[bytes]:
-    """The events in ``head`` (bytes ending just before a blank line), more blank lines
-    than one left out."""
-    return [e for e in (b.strip(b"\n") for b in head.split(b"\n\n")) if e]
+def _events(blobs: list[bytes]) -> list[bytes]:
+    """The events in ``blobs`` (bytes split at blank lines), more blank lines than one (an
+    empty blob, or one that begins or ends with a line ending) left out."""
+    out: list[bytes] = []
+    for blob in blobs:
+        if not blob or blob[0] == 10 or blob[-1] == 10:
+            blob = blob.strip(b"\n")
+            if not blob:
+                continue
+        out.append(blob)
+    return out
 
 
 class SseFramer:
@@ -84,10 +91,12 @@ class SseFramer:
         rest = self._buf = buf[cut + 2 :]
         self._tail = rest[-3:]
         self.over = len(rest) > self.limit
-        head = buf[:cut]
-        if head and head[0] != 10 and head[-1] != 10 and b"\n\n\n" not in head:
-            return head.split(b"\n\n")  # no blank line but those between events
-        return _events(head)
+        blobs = buf[:cut].split(b"\n\n")
+        if len(blobs) == 1:  # one event (as a rule: a token a read)
+            one = blobs[0]
+            if one and one[0] != 10 and one[-1] != 10:
+                return blobs
+        return _events(blobs)
 
     def end(self) -> list[bytes]:
         """The stream ended: what is left, as events if any (an unterminated last one).
@@ -98,4 +107,4 @@ class SseFramer:
         rest = rest.rstrip(b"\r")
         self._buf, self._more, self._more_n, self._tail = b"", [], 0, b""
         self.over = False
-        return _events(rest)  # (one, unless CRs hid a cut)
+        return _events(rest.split(b"\n\n"))  # (one, unless CRs hid a cut)

@@ -34,7 +34,7 @@ def cuts(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r\r\n"])
 def test_the_same_events_however_the_reads_cut_the_stream(end: bytes) -> None:
     data = stream(end)
     assert framed([data]) == EVENTS
@@ -42,6 +42,18 @@ def test_the_same_events_however_the_reads_cut_the_stream(end: bytes) -> None:
         assert framed(cuts(data, size)) == EVENTS, size
     for at in range(len(data) + 1):  # every place one cut can be: in a \r\n, a character
         assert framed([data[:at], data[at:]]) == EVENTS, at
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r\r\n"])
+def test_each_event_comes_with_the_read_that_ends_it(end: bytes) -> None:
+    """Not later: a blank line cut across two, three or four reads is seen where it ends."""
+    data = stream(end)
+    for size in (1, 2, 3):
+        f, got, at = SseFramer(), [], 0
+        for r in cuts(data, size):
+            got += f.feed(r)
+            at += len(r)
+            assert got == SseFramer().feed(data[:at]), (size, at)
 
 
 def test_an_event_is_returned_by_the_read_that_completes_it() -> None:
