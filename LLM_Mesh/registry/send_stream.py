@@ -9,17 +9,18 @@ here and nowhere else.
 
 Events come in batches: those read from the node together (one per read while the
 gateway keeps up), which the relay writes to the client in one go. The node's bytes are
-framed into events as bytes (an event the gateway need not change goes to the client as
-read: this runs per token). Each data line is parsed once, strictly
-(:mod:`~LLM_Mesh.core.strict_json`): one that is not a JSON object, or holds ``NaN``,
-``Infinity`` or a number past a float's range, breaks the stream like a cut (so the
-client only ever gets JSON); the parsed object is kept (for the relay) only until the
-node's first token (the gateway's time to first token) and when the event carries
-``"usage"`` (the node's final chunk). The raw
-``data:`` lines of the current node are kept (a list append) so a failover can rebuild
-the text so far, and the receipt can hash what was relayed: they are parsed once, all in
-one ``json.loads``, when the node's part ends (its final chunk, a break, the client's
-leaving), and the part goes into ``Tally.outputs`` (``core/receipt.py``).
+framed into events as bytes (:mod:`~LLM_Mesh.core.sse_frame`: an event the gateway need
+not change goes to the client as read, this runs per token; an event past
+:data:`~LLM_Mesh.core.sse_frame.MAX_EVENT_BYTES` breaks the stream). Each data line is
+parsed once, strictly (:mod:`~LLM_Mesh.core.strict_json`): one that is not a JSON
+object, or holds ``NaN``, ``Infinity`` or a number past a float's range, breaks the stream
+like a cut (so the client only ever gets JSON); the parsed object is kept (for the relay)
+only until the node's first token (the gateway's time to first token) and when the event
+carries ``"usage"`` (the node's final chunk). The raw ``data:`` lines of the current
+node are kept (a list append) so a failover can rebuild the text so far, and the receipt
+can hash what was relayed: they are parsed once, all in one ``json.loads``, when the
+node's part ends (its final chunk, a break, the client's leaving), and the part goes into
+``Tally.outputs`` (``core/receipt.py``).
 
 If the node breaks the stream (transport error, its ``data: {"error"...}`` event, a
 data line that is not JSON, or an end without ``[DONE]``), another node is asked to continue
@@ -65,7 +66,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
@@ -77,6 +77,7 @@ from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
+from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
 from LLM_Mesh.core.stream_guard import over_limit, slow_at
 from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.registry.continuation import (
@@ -130,10 +131,6 @@ class Event:
 
 _DONE = Event(DONE)
 _NO_EVENTS: list[Event] = []  # (never appended to)
-_CR_LF = re.compile(rb"\r+\n")  # a line ending with \r: the \r is not the line's
-# the most one event of a node's stream may be (a token's is ~200 bytes): past it the
-# stream breaks, read no further (what it sent is neither gathered nor scanned again)
-MAX_EVENT_BYTES = 1 << 20
 
 
 class _Broken(Exception):
@@ -185,13 +182,6 @@ class NodeStream:
         self.ex = ex
         self.resp: NodeResponse | None = None
         self.data: list[bytes] = []  # the current node's data lines (first of each event)
-        self._buf = b""  # the current node's bytes after its last complete event
-        # ... and the pieces read after them in which no event ended (joined once one
-        # does: each piece is not copied and searched with all before it), their size, and
-        # the last bytes read (where a blank line may begin)
-        self._more: list[bytes] = []
-        self._more_n = 0
-        self._tail = b""
         self._done = False  # the current node sent [DONE]
         self.text = ""  # text the client got from earlier nodes
         self.node_first = False  # the current node has sent a token
@@ -276,10 +266,11 @@ class NodeStream:
                 if resp is None:  # pragma: no cover - events() before open()
                     raise _Broken("no node stream is open")
                 # the node's events, read here (no generator in between: this runs per token)
-                self._buf, self._done = b"", False
-                self._more, self._more_n, self._tail = [], 0, b""
+                framer, self._done = SseFramer(), False
                 async for got in resp.aiter_raw():
-                    batch, broken = self._frame(got)
+                    batch, broken = self._events(framer.feed(got))
+                    if framer.over and broken is None:
+                        broken = self._too_big()
                     now = clock()
                     slow = self._too_slow(now) if now > self.slow_at else None
                     if batch:
@@ -291,7 +282,11 @@ class NodeStream:
                         raise broken
                     if slow is not None:
                         raise slow
-                batch, broken = self._frame_end()
+                batch, broken = _NO_EVENTS, None
+                if not self._done:  # its last event, if unterminated
+                    batch, broken = self._events(framer.end())
+                if broken is None and not self._done:
+                    broken = _Broken(f"node {tally.node_id} ended its stream without [DONE]")
                 if batch:
                     yield batch
                 if broken is not None:
@@ -324,62 +319,16 @@ class NodeStream:
                     yield [end]
                     return
 
-    def _frame(self, got: bytes) -> tuple[list[Event], _Broken | None]:
-        """The events that ``got`` completes (bytes: an event is split, checked and passed
-        on without decoding unless this stage must read it) and the break, if one of them
-        broke the stream. Lines end in ``\\n`` or ``\\r\\n``; an event ends at a blank
-        line; the rest waits for the next read."""
-        if self._buf:
-            if b"\n\n" not in _CR_LF.sub(b"\n", self._tail + got):  # no event ends here
-                self._more.append(got)
-                self._more_n += len(got)
-                self._tail = (self._tail + got)[-3:]
-                return _NO_EVENTS, self._too_big(len(self._buf) + self._more_n)
-            buf = b"".join((self._buf, *self._more, got))
-            self._more, self._more_n = [], 0
-        else:
-            buf = got
-        if b"\r" in buf:
-            buf = _CR_LF.sub(b"\n", buf)  # a trailing \r waits for its \n in the rest
-        cut = buf.rfind(b"\n\n")
-        if cut < 0:
-            self._buf, self._tail = buf, buf[-3:]
-            return _NO_EVENTS, self._too_big(len(buf))
-        self._buf = buf[cut + 2 :]
-        self._tail = self._buf[-3:]
-        batch, broken = self._events(buf[:cut].split(b"\n\n"))
-        return batch, broken or self._too_big(len(self._buf))
-
-    def _too_big(self, pending: int) -> _Broken | None:
+    def _too_big(self) -> _Broken:
         """The break when the event being read is past :data:`MAX_EVENT_BYTES`."""
-        if pending <= MAX_EVENT_BYTES:
-            return None
         node = self.ex.tally.node_id
         return _Broken(f"node {node} sent an event over {MAX_EVENT_BYTES} bytes")
 
-    def _frame_end(self) -> tuple[list[Event], _Broken | None]:
-        """The node's stream ended: its last event if unterminated, and the break when
-        ``[DONE]`` never came."""
-        rest = b"".join((self._buf, *self._more))
-        if b"\r" in rest:
-            rest = _CR_LF.sub(b"\n", rest)
-        rest = rest.rstrip(b"\r")
-        self._buf, self._more, self._more_n, self._tail = b"", [], 0, b""
-        batch: list[Event] = []
-        broken: _Broken | None = None
-        if rest.strip(b"\n") and not self._done:
-            batch, broken = self._events(rest.split(b"\n\n"))  # (one, unless CRs hid a cut)
-        if broken is None and not self._done:
-            broken = _Broken(f"node {self.ex.tally.node_id} ended its stream without [DONE]")
-        return batch, broken
-
     def _events(self, blobs: list[bytes]) -> tuple[list[Event], _Broken | None]:
+        """The events of ``blobs`` (whole SSE events, from the framer) up to the one that
+        breaks the stream, and that break; ``[DONE]`` is noted, not passed on."""
         batch: list[Event] = []
         for blob in blobs:
-            if not blob or blob[0] == 10 or blob[-1] == 10:  # more blank lines than one
-                blob = blob.strip(b"\n")
-                if not blob:
-                    continue
             try:
                 ev = self._event(blob)
             except _Broken as exc:

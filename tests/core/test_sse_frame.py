@@ -1,0 +1,147 @@
+"""The SSE framer (``core/sse_frame.py``): whole events as bytes however the reads cut the
+stream, ``\\r\\n`` as ``\\n``, blank lines no events, an unterminated last event at the end,
+and the bound on the event being read."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
+
+# a token with a character of 2 bytes, one of 3 (a snowman) and one of 4 (an emoji)
+EVENTS = [
+    b'data: {"choices":[{"text":"Once"}]}',
+    b'data: {"choices":[{"text":" t\xc3\xafme \xe2\x98\x83 \xf0\x9f\x98\x80"}]}',
+    b": a comment line\ndata: {}",
+    b"data: [DONE]",
+]
+
+
+def stream(end: bytes = b"\n") -> bytes:
+    return b"".join(e.replace(b"\n", end) + end + end for e in EVENTS)
+
+
+def framed(reads: list[bytes], limit: int = MAX_EVENT_BYTES) -> list[bytes]:
+    f = SseFramer(limit)
+    out: list[bytes] = []
+    for r in reads:
+        out += f.feed(r)
+        assert not f.over
+    return out + f.end()
+
+
+def cuts(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r\r\n"])
+def test_the_same_events_however_the_reads_cut_the_stream(end: bytes) -> None:
+    data = stream(end)
+    assert framed([data]) == EVENTS
+    for size in range(1, len(data) + 1):  # reads of every size
+        assert framed(cuts(data, size)) == EVENTS, size
+    for at in range(len(data) + 1):  # every place one cut can be: in a \r\n, a character
+        assert framed([data[:at], data[at:]]) == EVENTS, at
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r\r\n"])
+def test_each_event_comes_with_the_read_that_ends_it(end: bytes) -> None:
+    """Not later: a blank line cut across two, three or four reads is seen where it ends."""
+    data = stream(end)
+    for size in (1, 2, 3):
+        f, got, at = SseFramer(), [], 0
+        for r in cuts(data, size):
+            got += f.feed(r)
+            at += len(r)
+            assert got == SseFramer().feed(data[:at]), (size, at)
+
+
+def test_an_event_is_returned_by_the_read_that_completes_it() -> None:
+    f = SseFramer()
+    assert f.feed(b"data: a\n") == []
+    assert f.feed(b"\ndata: b\n\ndata: c\n\nda") == [b"data: a", b"data: b", b"data: c"]
+    assert f.feed(b"ta: d") == []
+    assert f.feed(b"\n") == []
+    assert f.feed(b"\n") == [b"data: d"]
+    assert f.end() == []
+
+
+def test_a_character_cut_by_a_read_comes_whole_in_its_event() -> None:
+    snowman = "\u2603".encode()
+    f = SseFramer()
+    assert f.feed(b"data: " + snowman[:1]) == []
+    assert f.feed(snowman[1:2]) == []
+    [ev] = f.feed(snowman[2:] + b"\n\n")
+    assert ev.decode() == "data: \u2603"
+
+
+def test_a_crlf_cut_between_reads_is_one_line_ending() -> None:
+    f = SseFramer()
+    assert f.feed(b"data: a\r") == []
+    assert f.feed(b"\n\r") == []  # the blank line's \r waits for its \n
+    assert f.feed(b"\ndata: b\r\n\r\n") == [b"data: a", b"data: b"]
+    f = SseFramer()
+    assert f.feed(b"data: a\r\n\r") == []  # (no event before it: nothing kept)
+    assert f.feed(b"\n") == [b"data: a"]
+
+
+def test_only_a_cr_before_a_lf_is_a_line_ending() -> None:
+    assert framed([b"data: a\rb\r\r\n\r\n"]) == [b"data: a\rb"]
+    assert framed([b"data: a\r\rb\n\n"]) == [b"data: a\r\rb"]
+
+
+def test_blank_lines_make_no_events() -> None:
+    spaced = b"\n\n\n" + stream().replace(b"\n\n", b"\n\n\n\n\n") + b"\n\n"
+    assert framed([spaced]) == EVENTS
+    for size in (1, 2, 3, 5):
+        assert framed(cuts(spaced, size)) == EVENTS, size
+        assert framed(cuts(spaced.replace(b"\n", b"\r\n"), size)) == EVENTS, size
+    assert framed([b"\n\n\n\n"]) == [] and framed([b"\r\n\r\n"]) == []
+
+
+def test_comments_are_lines_of_their_events() -> None:
+    assert framed([b": keep-alive\n\ndata: a\n: note\n\n"]) == [b": keep-alive", b"data: a\n: note"]
+
+
+@pytest.mark.parametrize("tail", [b"", b"\n", b"\r\n", b"\r"])
+def test_an_unterminated_last_event_comes_at_the_end(tail: bytes) -> None:
+    f = SseFramer()
+    assert f.feed(b"data: a\n\ndata: [DONE]" + tail) == [b"data: a"]
+    assert f.end() == [b"data: [DONE]"]
+    assert f.end() == []  # the framer is empty again
+    assert f.feed(b"data: b\n\n") == [b"data: b"]
+
+
+def test_an_event_at_the_cap_is_read_one_byte_over_it_is_not() -> None:
+    head = b"data: "
+    f = SseFramer()
+    f.feed(head + b"x" * (MAX_EVENT_BYTES - len(head)))  # exactly the cap, still being read
+    assert not f.over
+    assert f.feed(b"\n\n") == [head + b"x" * (MAX_EVENT_BYTES - len(head))]
+    assert not f.over
+    f = SseFramer()
+    f.feed(head + b"x" * (MAX_EVENT_BYTES - len(head)))
+    f.feed(b"x")  # one byte over
+    assert f.over
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 7])
+def test_the_cap_counts_the_event_being_read_across_reads(size: int) -> None:
+    f = SseFramer(limit=10)
+    assert f.feed(b"data: a\n\n") == [b"data: a"] and not f.over
+    overs = []
+    for r in cuts(b"data: 1234xxxx", size):  # 10 bytes, then more
+        f.feed(r)
+        overs.append(f.over)
+    assert overs == [i * size + len(r) > 10 for i, r in enumerate(cuts(b"data: 1234xxxx", size))]
+    f = SseFramer(limit=10)
+    f.feed(b"data: a\n\ndata: 1234")  # the rest of a read that completed an event
+    assert not f.over
+    f.feed(b"5")
+    assert f.over
+
+
+def test_a_complete_event_is_not_the_one_being_read() -> None:
+    f = SseFramer(limit=10)
+    assert f.feed(b"data: 0123456789\n\ndata") == [b"data: 0123456789"]
+    assert not f.over
