@@ -244,7 +244,7 @@ else
 fi
 RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
   CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
-import os, sys, tempfile, uuid, socket
+import os, sys, tempfile, uuid, socket, urllib.parse
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -297,6 +297,12 @@ if not env["CFG_PUBLIC_URL"] and public.rstrip("/") == chosen_url(old_loopback, 
     public = ""
 if not public:
     public = chosen_url(loopback, port)
+split = urllib.parse.urlsplit(public)
+public_port = split.port or (443 if split.scheme == "https" else 80)
+if public_port != port:  # right behind a port forward; else the node is never reached
+    print(f"setup-node-operator: note: public_url {public} is port {public_port}, the node "
+          f"listens on {port}: right only behind a port forward (else pass --public-url)",
+          file=sys.stderr)
 engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
 cfg = {
     "node_id": env.get("CFG_NODE_ID") or old.get("node_id") or f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}",
