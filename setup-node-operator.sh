@@ -244,7 +244,7 @@ else
 fi
 RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
   CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
-import os, sys, tempfile, uuid, socket
+import os, sys, tempfile, uuid, socket, urllib.parse
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -276,13 +276,33 @@ if os.path.exists(path):
         sys.exit(f"existing {path} is not valid TOML ({e}); move it away and run again")
 def pick(flag, key, default):
     return flag if flag else old.get(key, default)
+def is_loopback(url):
+    return any(h in url for h in ("://127.", "://localhost", "://[::1]"))
+def chosen_host(loop):
+    return "127.0.0.1" if loop else "0.0.0.0"
+def chosen_url(loop, p):
+    return f"http://127.0.0.1:{p}" if loop else f"http://{socket.getfqdn()}:{p}"
 registry = pick(env["CFG_REGISTRY"], "registry_url", "http://127.0.0.1:8800").rstrip("/")
-loopback = any(h in registry for h in ("://127.", "://localhost", "://[::1]"))
+loopback = is_loopback(registry)
 port = int(pick(env["CFG_PORT"], "port", 8801))
-host = old.get("host") or ("127.0.0.1" if loopback else "0.0.0.0")
+# host and public_url this script chose itself (for the registry and port of the time)
+# follow a new --registry or --port; ones the operator gave are kept as given
+old_loopback = is_loopback(old.get("registry_url", "http://127.0.0.1:8800"))
+old_port = int(old.get("port", 8801))
+host = old.get("host") or ""
+if not host or host == chosen_host(old_loopback):
+    host = chosen_host(loopback)
 public = pick(env["CFG_PUBLIC_URL"], "public_url", "")
+if not env["CFG_PUBLIC_URL"] and public.rstrip("/") == chosen_url(old_loopback, old_port):
+    public = ""
 if not public:
-    public = f"http://127.0.0.1:{port}" if loopback else f"http://{socket.getfqdn()}:{port}"
+    public = chosen_url(loopback, port)
+split = urllib.parse.urlsplit(public)
+public_port = split.port or (443 if split.scheme == "https" else 80)
+if public_port != port:  # right behind a port forward; else the node is never reached
+    print(f"setup-node-operator: note: public_url {public} is port {public_port}, the node "
+          f"listens on {port}: right only behind a port forward (else pass --public-url)",
+          file=sys.stderr)
 engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
 cfg = {
     "node_id": env.get("CFG_NODE_ID") or old.get("node_id") or f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}",

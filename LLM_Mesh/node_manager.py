@@ -13,6 +13,8 @@ one in ``$LLM_MESH_HOME/node.toml`` is used, else the defaults.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.errors import MeshError
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import (
@@ -31,6 +34,10 @@ from LLM_Mesh.node.config import (
 from LLM_Mesh.node.service import NodeService
 
 __all__ = ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
+
+
+class PortInUse(MeshError):
+    """The node's port is taken: said before any model loads, with what to do."""
 
 
 class NodeManager:
@@ -65,6 +72,7 @@ class NodeManager:
         from LLM_Mesh.heap import cap_arenas, trim_periodically
         from LLM_Mesh.slow_clients import guarded_http
 
+        _require_free_port(self.config.host, self.config.port)  # before a model loads
         cap_arenas(self.settings.malloc_arena_max)  # before the engine and uvicorn start threads
         config = uvicorn.Config(
             trim_periodically(freeze_after_startup(self.create_app()), self.settings.malloc_trim_s),
@@ -110,6 +118,25 @@ class NodeManager:
 
     def info(self) -> dict[str, Any]:
         return self.service.info()
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """``PortInUse`` when something listens on ``host:port`` (another node, ``llm-mesh up``'s),
+    rather than uvicorn's bind error after the models have loaded; any other bind error is
+    left to uvicorn to say."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return
+            raise PortInUse(
+                f"port {port} on {host} is already in use (another node? `llm-mesh up` runs "
+                "its node on 8801): stop it, or give this node another port: --port N, or "
+                "port = N in node.toml"
+            ) from None
 
 
 def _server(config: Any, on_exit: Callable[[], None]) -> Any:

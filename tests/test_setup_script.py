@@ -209,6 +209,31 @@ def test_sim_engine_local_defaults(tmp_path: Path) -> None:
     assert not (tmp_path / "mesh" / "models").exists()  # sim needs no files
 
 
+def test_a_new_port_or_registry_moves_the_address_the_script_chose(tmp_path: Path) -> None:
+    """Found 2026-12-03: run again with --port 8802 (8801 was taken by `llm-mesh up`'s node),
+    node.toml got port 8802 but kept public_url http://127.0.0.1:8801, so the node registered
+    the other node's address and failed every health check ("answers as node ...")."""
+    config = tmp_path / "mesh" / "node.toml"
+    run(tmp_path, "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b")
+    proc = run(tmp_path, "--yes", "--no-start", "--port", "8802")
+    cfg = tomllib.loads(config.read_text())
+    assert cfg["port"] == 8802 and cfg["public_url"] == "http://127.0.0.1:8802", cfg
+    assert "port forward" not in proc.stderr
+    # a loopback registry made host and public_url loopback ones: a remote one moves both
+    run(tmp_path, "--yes", "--no-start", "--registry", "http://10.0.0.5:8800")
+    cfg = tomllib.loads(config.read_text())
+    assert cfg["host"] == "0.0.0.0", cfg
+    assert cfg["public_url"] == f"http://{socket.getfqdn()}:8802", cfg
+    # an address the operator gave is kept as given (a port forward may map it)
+    run(tmp_path, "--yes", "--no-start", "--public-url", "http://203.0.113.7:9000")
+    proc = run(tmp_path, "--yes", "--no-start", "--port", "8803")
+    cfg = tomllib.loads(config.read_text())
+    assert cfg["port"] == 8803 and cfg["public_url"] == "http://203.0.113.7:9000", cfg
+    # ... and said, since it is right only behind a port forward (a node.toml the script
+    # left with the old port before this fix gets the same note)
+    assert "is port 9000, the node listens on 8803" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

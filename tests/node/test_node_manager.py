@@ -12,6 +12,7 @@ import pytest
 
 import LLM_Mesh.node_manager as nm
 from LLM_Mesh.config import Settings
+from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.config import NodeConfig, save_node_config
 from LLM_Mesh.node_manager import NodeManager
 
@@ -115,3 +116,21 @@ async def test_serve_the_real_model(tmp_path: Path) -> None:
     assert data["choices"][0]["text"].strip()
     assert data["mesh"]["engine"] == "llama-cpp" and data["mesh"]["simulated"] is False
     assert 0 < data["usage"]["completion_tokens"] <= 16
+
+
+async def test_a_taken_port_is_said_before_any_model_loads(tmp_path: Path) -> None:
+    """Found 2026-12-03: `./setup-node-operator.sh` next to `llm-mesh up` loaded its model,
+    then stopped with uvicorn's "[Errno 98] error while attempting to bind on address
+    ('127.0.0.1', 8801): address already in use" (exit 3), nothing saying what to do."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        cfg = NodeConfig(engine="sim", models=["m"], port=port, register=False)
+        mgr = NodeManager(cfg, Settings(home=tmp_path))
+        with pytest.raises(MeshError) as caught:  # the CLI prints it as one line
+            await mgr.serve()
+    message = str(caught.value)
+    assert f"port {port} on 127.0.0.1 is already in use" in message
+    assert "--port" in message and "node.toml" in message
+    assert not mgr.service.started and mgr._server is None
