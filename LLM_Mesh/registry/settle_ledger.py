@@ -9,7 +9,9 @@
   transaction. Rows not all ``answered`` (settled or voided by someone else) refuse the
   batch; it is then retried one request at a time, and a request refused alone is
   already settled: nothing is paid twice.
-- :func:`answered_rows` reads answered requests back as :class:`Answer` s (recovery).
+- :func:`answered_rows` reads answered requests back as :class:`Answer` s (recovery);
+  :func:`row_state`, one request's state (an answer written again that found it not
+  pending: ``Settlement._again``).
 - :func:`void_pending` voids a dead holder's pending rows (``lapsed``) and releases their
   estimates; :func:`revive` records the answer of a lapsed row after all, if its holder was
   alive and the payer can still cover it.
@@ -46,6 +48,7 @@ __all__ = [
     "balance",
     "release",
     "revive",
+    "row_state",
     "settle",
     "top_up_pool",
     "transfers",
@@ -160,6 +163,15 @@ async def answered_rows(engine: AsyncEngine, holders: Sequence[str | None]) -> l
         if r is not None:
             group.append(r)
     return out
+
+
+async def row_state(engine: AsyncEngine, key: str) -> str | None:
+    """The state of request ``key``'s row (its part 0); ``None`` when it has none."""
+    s = tables.settlements
+    stmt = select(s.c.state).where(s.c.request_id == key, s.c.part == 0)
+    async with engine.connect() as conn:
+        row = (await conn.execute(stmt)).first()
+    return None if row is None else str(row.state)
 
 
 async def with_operators(engine: AsyncEngine, known: dict[str, str], a: Answer) -> Answer:

@@ -4,7 +4,10 @@ part of :class:`~LLM_Mesh.registry.settlement.Settlement` that runs off the hot 
 
 Recovery of dead holders: their answered rows are settled, their pending rows voided
 (``lapsed``), their reservation leases released (``registry/settle_lease.py``), and their
-``settle_holders`` rows removed.
+``settle_holders`` rows removed. A holder taken for dead that was alive answers its lapsed
+rows after all (:meth:`SettleUpkeep._revive`), whether its answer is written the first
+time or again after a failed write (:meth:`SettleUpkeep._answer_again`), or counts the
+answer unpaid (``Settlement.unpaid``) when the payer cannot cover it any more.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from LLM_Mesh.registry.settle_ledger import (
     VOID,
     answered_rows,
     balance,
+    revive,
+    row_state,
     settle,
     top_up_pool,
     void_pending,
@@ -60,6 +65,7 @@ class SettleUpkeep:
     _pool_day: str | None
     _settling: asyncio.Lock
     _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
+    unpaid: int  # answers released whose row was no longer pending (and not revived)
     _started: bool
     _worker: LedgerThread | None
     settle_interval_s: float
@@ -127,6 +133,48 @@ class SettleUpkeep:
             await asyncio.sleep(self.settle_interval_s)
             with contextlib.suppress(Exception):  # logged in settle_now; retried next time
                 await self.settle_now()
+
+    # -- answers whose row was not pending --------------------------------------------------
+
+    async def _revive(self, op: Answer) -> bool:
+        """The answer's row was not pending: if recovery voided it (``lapsed``: this holder
+        was taken for dead), record it after all when the payer still covers it
+        (``settle_ledger.revive``); else it is released unpaid (counted, logged)."""
+        try:
+            await self.beat()  # alive: its row again, before anyone else recovers it
+            revived = await revive(
+                await self._engine(), op, self.holder, datetime.now(timezone.utc)
+            )
+        except Exception:
+            log.exception("settlement: could not revive the answer of %s", op.key)
+            revived = False
+        if revived:
+            self._answered.append(op)
+            log.warning("settlement: %s lapsed (this holder was taken for dead); recorded", op.key)
+            return True
+        return self._unpaid(op)
+
+    def _unpaid(self, op: Answer) -> bool:
+        self.unpaid += 1
+        log.warning("settlement: %s was answered but no longer reserved: unpaid", op.key)
+        return False
+
+    async def _answer_again(self, op: Answer) -> None:
+        """An answer written again (``Settlement._again``: its first write failed) found its
+        row not pending: ``answered`` by that failed write after all (its reply lost): the
+        settler's, whose guard pays it once; ``settled`` (recovery settled it meanwhile):
+        nothing; else (``lapsed``: this holder was taken for dead meanwhile) a first
+        answer's path, :meth:`_revive`: recorded after all, or counted unpaid."""
+        try:
+            state = await row_state(await self._engine(), op.key)
+        except Exception:  # unknown: the settler's guard pays it once if it is answered
+            log.exception("settlement: could not read the row of %s (answered again)", op.key)
+            self._answered.append(op)
+            return
+        if state == "answered":
+            self._answered.append(op)
+        elif state != "settled":
+            await self._revive(op)
 
     # -- holders, recovery, the pool ----------------------------------------------------------
 

@@ -17,7 +17,9 @@ reserves. On the hot path (``registry/charge.py`` and the account stage):
 
 A write that fails may have committed all the same (PostgreSQL: the reply lost after the
 ``COMMIT``): a failed reservation is voided, a failed void or answer written again
-(:meth:`Settlement._again`: idempotent, then to the settler, whose guard pays once).
+(:meth:`Settlement._again`: idempotent; an answer that then finds its row not pending
+goes to the settler, whose guard pays it once, if the failed write answered it, else takes
+a first answer's path: revived or counted unpaid, :meth:`SettleUpkeep._answer_again`).
 
 With reservation leases (``lease_estimates`` > 0, ``LLM_MESH_SETTLE_LEASE``; the book in
 ``core/lease_book.py``, the writes in ``registry/settle_lease.py``): :meth:`reserve` admits
@@ -48,7 +50,7 @@ requests the gateway's loop runs meanwhile.
 Upkeep (every ``beat_s``): the heartbeat; **recovery** of dead holders (silent for more
 than ``holder_ttl_s``, or gone from ``settle_holders``): their answered rows are settled,
 their pending rows voided as ``lapsed`` (a holder taken for dead that was alive records its
-answer after all, :meth:`Settlement._revive`); the community pool's daily top-up (UTC); on
+answer after all, :meth:`SettleUpkeep._revive`); the community pool's daily top-up (UTC); on
 PostgreSQL, deleting the hot path's batch ids older than an hour (``settle_batches``). At start, recovery
 runs before the first request; a process restarted on the same ``$LLM_MESH_HOME``
 recovers its predecessor at once (``registry/settle_holders.py``: the home's
@@ -86,7 +88,6 @@ from LLM_Mesh.registry.settle_db import (
 )
 from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.settle_lease import Give, Spend, Spent, Take, lease_wrote
-from LLM_Mesh.registry.settle_ledger import revive
 from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
@@ -164,7 +165,9 @@ class Settlement(SettleUpkeep):
         self._wake = asyncio.Event()
         self._answered: list[Answer] = []
         self._again_at: dict[Op, asyncio.TimerHandle] = {}  # failed writes, due again
+        self._checking: set[asyncio.Task[None]] = set()  # answers written again: _answer_again
         self._tries: dict[Op, int] = {}  # ... and how often each was written again
+        self._undoing: set[Op] = set()  # failed reservations' voids: at every pause (_again)
         self._settling = asyncio.Lock()
         self._writing = False  # a batch is being written (nothing may overtake it)
         self._tasks: list[asyncio.Task[None]] = []
@@ -352,7 +355,7 @@ class Settlement(SettleUpkeep):
 
     async def answer(self, op: Answer) -> bool:
         """Record an answer's exact parts before it is released; ``False``: the row was not
-        pending any more and could not be revived (see :meth:`_revive`), or the lease was
+        pending any more and could not be revived (see ``_revive``), or the lease was
         gone and the payer could not cover it, nothing paid. Raises when the write failed:
         it is then paid once if it committed or is written again (see :meth:`_again`)."""
         lease = None if self.leases is None else self.leases.spend(op.key)
@@ -365,29 +368,6 @@ class Settlement(SettleUpkeep):
                     await self.beat()
             return recorded.recorded or self._unpaid(op)
         return bool(recorded) or await self._revive(op)
-
-    async def _revive(self, op: Answer) -> bool:
-        """The answer's row was not pending: if recovery voided it (``lapsed``: this holder
-        was taken for dead), record it after all when the payer still covers it
-        (``settle_ledger.revive``); else it is released unpaid (counted, logged)."""
-        try:
-            await self.beat()  # alive: its row again, before anyone else recovers it
-            revived = await revive(
-                await self._engine(), op, self.holder, datetime.now(timezone.utc)
-            )
-        except Exception:
-            log.exception("settlement: could not revive the answer of %s", op.key)
-            revived = False
-        if revived:
-            self._answered.append(op)
-            log.warning("settlement: %s lapsed (this holder was taken for dead); recorded", op.key)
-            return True
-        return self._unpaid(op)
-
-    def _unpaid(self, op: Answer) -> bool:
-        self.unpaid += 1
-        log.warning("settlement: %s was answered but no longer reserved: unpaid", op.key)
-        return False
 
     def void(self, key: str, payer: str) -> None:
         """Nothing to pay for request ``key``: release its reservation (not awaited, never
@@ -461,15 +441,30 @@ class Settlement(SettleUpkeep):
     def _wrote(self, op: Op, result: Any, failed: bool = False) -> None:
         """After ``op`` was written (or ``failed``, committed or not): an answer recorded
         goes to the settler; a lease's write updates the book; a failed reservation is
-        voided, a failed void or answer written again (:meth:`_again`)."""
-        if failed and isinstance(op, (Reserve, Take, Void, Answer)):
-            self._again(op if isinstance(op, (Void, Answer)) else Void(op.key, op.payer))
-        again = False  # a void or an answer written again: done (its tries forgotten)
+        voided at every pause, a failed void or answer written again (:meth:`_again`)."""
+        if failed and isinstance(op, (Reserve, Take)):  # undone at every pause (_again)
+            undo = Void(op.key, op.payer)
+            self._undoing.add(undo)
+            self._again(undo)
+        elif failed and isinstance(op, (Void, Answer)):
+            self._again(op)
+        tries: int | None = None  # a void or an answer written again: done
         if self._tries and not failed and isinstance(op, (Void, Answer)):
-            again = self._tries.pop(op, None) is not None
+            tries = self._tries.pop(op, None)
+        again = tries is not None
+        if tries is not None and isinstance(op, Void) and op in self._undoing:
+            if tries < len(_AGAIN_S):  # the reservation may commit later yet
+                self._tries[op] = tries
+                self._again(op)
+            else:
+                self._undoing.discard(op)
         if isinstance(op, Answer):
-            if not failed and (result or again):  # not recorded: answer() tries to revive it
-                self._answered.append(op)  # written again: its row's state is the guard's
+            if not failed and result:  # not recorded: answer() tries to revive it
+                self._answered.append(op)
+            elif again:  # answered by the failed write after all, or lapsed meanwhile
+                task = asyncio.get_running_loop().create_task(self._answer_again(op))
+                self._checking.add(task)
+                task.add_done_callback(self._checking.discard)
         elif self.leases is not None and not isinstance(op, (Reserve, Void)):
             done = lease_wrote(self.leases, op, result, time.monotonic(), failed=failed)
             if done is not None:
@@ -480,15 +475,20 @@ class Settlement(SettleUpkeep):
     def _again(self, op: Void | Answer) -> None:
         """Write ``op`` again after the next pause of :data:`_AGAIN_S`: its write failed,
         maybe after its commit (a void or an answer of a row no longer pending writes
-        nothing; an answer written again goes to the settler whatever it found: its row may
-        be answered by the failed write). After the last, it is left to recovery: this
-        holder's stop, its successor's start, the others' once it is dead (an answer goes
-        to the settler, in case it did commit)."""
+        nothing; an answer written again that found its row so is checked,
+        ``_answer_again``: answered by the failed write, settled, or lapsed meanwhile and
+        revived or counted unpaid as a first answer is). A failed reservation's void
+        (``_undoing``) is written at every pause, not only until written once: the
+        reservation may still run on the server (PostgreSQL: its connection dropped, the
+        reconnects failed) and insert its row after the first void found none. After the
+        last, it is left to recovery: this holder's stop, its successor's start, the
+        others' once it is dead (an answer goes to the settler, in case it did commit)."""
         if not self._started or op in self._again_at:
             return
         tries = self._tries.get(op, 0)
         if tries >= len(_AGAIN_S):
             del self._tries[op]
+            self._undoing.discard(op)
             log.error(
                 "settlement: %s of %s not written; left to recovery", type(op).__name__, op.key
             )
@@ -573,6 +573,8 @@ class Settlement(SettleUpkeep):
             self._write_again(op)
         try:
             await self.flush()
+            while self._checking:  # answers written again by the flush, not pending
+                await asyncio.wait(set(self._checking))
             await self.recover([self.holder])
         except Exception:
             log.exception("settlement: could not finish at shutdown; recovery will")

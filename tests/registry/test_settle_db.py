@@ -286,6 +286,51 @@ async def test_a_batch_sent_again_while_the_first_call_still_runs_is_applied_onc
     assert await _state(store) == ((10_000, 1000), {("k0", 0): ("pending", None)})
 
 
+@pytest.mark.parametrize("first", ["commits", "killed"])
+async def test_a_void_written_again_while_the_first_still_runs_voids_once(
+    db: PgSettleDb, store: SqlStore, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """A void whose connection dropped while its call still runs on the server (waiting for
+    the payer's row, its backend unaware the client is gone), every reconnect failed: the
+    error goes to ``Settlement``, which writes the void again (``_again``: a new batch, a
+    new id) while the first call still runs. The retry waits for the request's row, which
+    the first call holds (it voided the row, then waits for the payer's): when the first
+    commits, the retry finds the row void and writes nothing; when it is rolled back (its
+    backend terminated), the retry voids the row itself. Either way the row is void and
+    the estimate released exactly once, as soon as the first call ends: nothing stays
+    pending, nothing is released twice."""
+    await db.apply([Reserve("k0", USER, MODEL, 1000)], "h1", _now())
+    monkeypatch.setattr(settle_db, "_PG_RECONNECT_S", ())  # no reconnect: the error at once
+    gone = settle_db_for(store.engine.url.render_as_string(hide_password=False))
+    assert isinstance(gone, PgSettleDb)
+    await gone.open()
+    abandoned = _Abandoned(gone._conn)
+    pid = gone._conn.get_server_pid()
+    gone._conn = abandoned
+    try:
+        async with _payer_locked(store):
+            with pytest.raises(ConnectionResetError):
+                await gone.apply([Void("k0", USER)], "h1", _now())  # still runs on the server
+            again = asyncio.create_task(db.apply([Void("k0", USER)], "h1", _now()))
+            await _waiting_on_a_lock(db._conn.get_server_pid())  # the row: the first's
+            if first == "killed":
+                admin = await _admin_connect()
+                try:
+                    assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+                finally:
+                    await admin.close()
+        assert await again == [None]
+    finally:
+        if abandoned.sent is not None:
+            with contextlib.suppress(Exception):
+                await abandoned.sent  # its connection was closed under it
+        await gone.close()
+    assert await _state(store) == ((10_000, 0), {("k0", 0): ("void", None)})
+    async with store.engine.connect() as conn:  # the reservation's, the retry's, the first's
+        ids = (await conn.execute(text("SELECT count(*) FROM settle_batches"))).scalar()
+    assert ids == (3 if first == "commits" else 2)
+
+
 async def test_batch_ids_are_forgotten_after_the_time_kept(db: PgSettleDb, store: SqlStore) -> None:
     await db.apply([Reserve("k0", USER, MODEL, 1000)], "h1", _now())
     await db.apply([Reserve("k1", USER, MODEL, 1000)], "h1", _now())

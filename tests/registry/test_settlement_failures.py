@@ -6,7 +6,9 @@ write "fails" in two ways here: it raises before anything is committed (SQLite's
 error, a locked or broken database), or it commits and then raises (PostgreSQL: the
 connection dropped after the ``COMMIT``, every retry failed), so its caller cannot tell
 which. Either way a void, a reservation's undo and an answer are written again later
-(idempotent), and an answer that did commit is settled once, not left until the stop.
+(idempotent), and an answer that did commit is settled once, not left until the stop. A
+reservation's undo is written at every pause (the reservation may commit after the first),
+and an answer written again whose row lapsed meanwhile is revived or counted unpaid.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy import text
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry import settlement as settlement_module
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.settle_db import Answer, PaidPart, SqliteSettleDb, Void
+from LLM_Mesh.registry.settle_db import Answer, PaidPart, Reserve, SqliteSettleDb, Void
 from LLM_Mesh.registry.settlement import Settlement, operator_account
 from LLM_Mesh.registry.store import SqlStore
 
@@ -150,6 +152,44 @@ async def test_a_void_that_cannot_be_written_now_is_not_raised_and_is_written_la
         await s.stop()
 
 
+async def test_a_void_committed_but_lost_is_written_again_and_released_once(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A void that committed but whose reply was lost reads as failed and is written again
+    (``_again``): the retry finds the row void and writes nothing, so the estimate is
+    released once, not twice (another request's reservation stays whole). On PostgreSQL
+    with the first call still running when the retry comes, the same:
+    ``test_settle_db.py::test_a_void_written_again_while_the_first_still_runs_voids_once``."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        assert (await s.reserve("r0", USER, "m", E)).ok
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        calls: list[int] = []
+
+        def once(real: Any) -> Any:
+            lost = _commit_then_lose(real)
+
+            async def apply(ops: Any, holder: str, now: Any) -> Any:
+                calls.append(len(ops))
+                return await (lost if len(calls) == 1 else real)(ops, holder, now)
+
+            return apply
+
+        _through_apply(s, monkeypatch, once)
+        s.void("r1", USER)
+
+        async def written_again() -> bool:
+            return len(calls) == 2 and not s._tries and not s._ops
+
+        await _until(written_again)
+        assert await s.balance(USER) == (100 * E, E)  # r0's estimate only, still reserved
+        assert await _states(store) == {"r0": "pending", "r1": "void"}
+    finally:
+        await s.stop()
+    assert await s.balance(USER) == (100 * E, 0)
+
+
 async def test_a_void_of_a_row_that_does_not_exist_does_nothing(store: SqlStore) -> None:
     await _grant(store, 100 * E)
     s = await _started(store)
@@ -187,6 +227,54 @@ async def test_a_reservation_whose_outcome_is_unknown_is_voided(
         await _until(released)
         assert (await _states(store)).get("r1", "void") == "void"
         assert (await s.reserve("r2", USER, "m", 2 * E)).ok  # all of it available again
+    finally:
+        await s.stop()
+
+
+async def test_a_reservation_that_commits_after_its_void_is_voided_again(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a reservation's connection dropped while the call still ran on the
+    server (waiting for the payer's row), every reconnect failed; the request is refused and
+    its reservation voided, but that void comes before the call inserted the row (it finds
+    none, writes nothing), and then the call commits. The void is written again at each
+    later pause (a void of a void row writes nothing), so the late row is voided too, not
+    left reserving the payer's money until the gateway stops (found 2026-12-03: it was).
+    Simulated on both databases: the reservation is applied after the first void."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        voids: list[int] = []
+        late: list[asyncio.Task[None]] = []
+
+        def still_running(real: Any) -> Any:
+            async def apply(ops: Any, holder: str, now: Any) -> Any:
+                if any(isinstance(op, Reserve) for op in ops) and not late:
+
+                    async def commits_late() -> None:  # once the first void was written
+                        await _until(lambda: asyncio.sleep(0, bool(voids)))
+                        s._ops.extend((op, None) for op in ops)  # through the writer
+                        s._wake.set()
+
+                    late.append(asyncio.create_task(commits_late()))
+                    raise ConnectionError("lost; the call still runs on the server")
+                done = await real(ops, holder, now)
+                voids.extend(1 for op in ops if isinstance(op, Void))
+                return done
+
+            return apply
+
+        _through_apply(s, monkeypatch, still_running)
+        with pytest.raises(ConnectionError):
+            await s.reserve("r1", USER, "m", E)
+        await late[0]
+
+        async def voided() -> bool:
+            states = await _states(store)
+            return states.get("r1") == "void" and (await s.balance(USER))[1] == 0
+
+        await _until(voided)
+        assert (await s.reserve("r2", USER, "m", 100 * E)).ok  # all of it available again
     finally:
         await s.stop()
 
@@ -253,3 +341,79 @@ async def test_a_spend_whose_outcome_is_unknown_is_settled_once_or_not_at_all(
     finally:
         await s.stop()
     assert await s.balance(USER) == (100 * E - paid, 0)
+
+
+async def _silence(store: SqlStore, holder: str) -> None:
+    """Make ``holder``'s last heartbeat two hours old (so another's recovery takes it)."""
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE settle_holders SET beat_ms = beat_ms - 7200000 WHERE holder = :h"),
+            {"h": holder},
+        )
+
+
+def _lapse_then(lost: Any, other: Settlement, store: SqlStore, holder: str) -> Any:
+    """The answer's first write fails (``lost``: committed or not), and meanwhile its holder
+    is taken for dead (the database away stalls its heartbeat too): ``other``'s recovery
+    lapses its pending row, or settles the row the failed write answered."""
+
+    def wrap(real: Any) -> Any:
+        fail = lost(real)
+
+        async def apply(ops: Any, holder_: str, now: Any) -> Any:
+            if not any(isinstance(op, Answer) for op in ops):
+                return await real(ops, holder_, now)
+            try:
+                return await fail(ops, holder_, now)
+            finally:
+                await _silence(store, holder)
+                await other.recover()
+
+        return apply
+
+    return wrap
+
+
+@pytest.mark.parametrize(
+    ("lost", "covered"),
+    [(_fail_before_commit, True), (_fail_before_commit, False), (_commit_then_lose, True)],
+    ids=["lapsed_revived", "lapsed_unpaid", "committed_settled"],
+)
+async def test_an_answer_written_again_that_finds_its_row_lapsed_is_revived_or_unpaid(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, lost: Any, covered: bool
+) -> None:
+    """An answer whose write failed is written again; meanwhile its holder was taken for dead
+    and its pending row lapsed (estimate released). The retry must take a first answer's
+    path: recorded after all when the payer still covers it (paid once), else counted
+    unpaid and logged, never silently dropped (found 2026-12-03: it went to the settler,
+    which refused the lapsed row: unpaid, uncounted). An answer the failed write did commit
+    is settled by that recovery, and its retry neither revives nor counts it."""
+    await _grant(store, 2 * E)
+    s = await _started(store)
+    other = await _started(store)
+    try:
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        _through_apply(s, monkeypatch, _lapse_then(lost, other, store, s.holder))
+        with pytest.raises(ConnectionError):
+            await s.answer(_answer("r1", 400))
+        monkeypatch.undo()
+        if not covered:  # the released estimate spent elsewhere before the retry
+            assert (await other.reserve("r2", USER, "m", 2 * E - 300)).ok
+
+        async def done() -> bool:
+            await s.settle_now()
+            return s.unpaid > 0 or (await _states(store))["r1"] == "settled"
+
+        await _until(done)
+        if covered:
+            assert s.unpaid == 0 and (await _states(store))["r1"] == "settled"
+            assert await s.balance(USER) == (2 * E - 400, 0)
+            assert await _paid(store, "r1") == [("settle", 380), ("fee", 20)]
+        else:
+            assert s.unpaid == 1 and (await _states(store))["r1"] == "lapsed"
+            assert await s.balance(USER) == (2 * E, 2 * E - 300)  # r2's reservation only
+            assert await _paid(store, "r1") == []
+    finally:
+        await other.stop()
+        await s.stop()
+    assert await _paid(store, "r1") == ([("settle", 380), ("fee", 20)] if covered else [])
