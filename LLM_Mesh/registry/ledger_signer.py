@@ -69,6 +69,7 @@ class Checkpointer:
         # told of each checkpoint this process signs and stores (the witness pusher's
         # wake-up: it must not block, and an error in it does not undo the checkpoint)
         self.on_signed: Callable[[Checkpoint], None] | None = None
+        self.last_signed: Checkpoint | None = None  # the newest this process signed and stored
 
     def note_append(self, size: int) -> None:
         """Called after each append: wake the loop once ``every`` entries are unsigned."""
@@ -102,6 +103,7 @@ class Checkpointer:
         self._signed_size = max(self._signed_size, size)
         if not stored:  # another replica signed this size first: its note is the one kept
             return None
+        self.last_signed = cp
         if self.on_signed is not None:
             try:
                 self.on_signed(cp)

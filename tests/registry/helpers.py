@@ -332,3 +332,15 @@ async def running(
         async with httpx.AsyncClient(transport=transport, base_url="http://mesh") as client:
             yield Harness(app, client, nodes, store, clock, settings)
     await upstream.aclose()
+
+
+async def sign_head(checkpointer: Any) -> Any:
+    """The checkpoint of the ledger's head, signed now by this test or already by the
+    app's running checkpoint loop (woken by the first append: then ``checkpoint()`` finds
+    the size signed and says ``None``)."""
+    got = await checkpointer.checkpoint()
+    if got is None:
+        got = checkpointer.last_signed
+        size, _ = await checkpointer.ledger.head()
+        assert got is not None and got.tree_size == size, (got, size)
+    return got

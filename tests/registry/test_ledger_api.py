@@ -20,7 +20,7 @@ from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.helpers import make_settings
+from tests.registry.helpers import make_settings, sign_head
 
 ALICE = pseudonym("user", "alice")
 
@@ -241,9 +241,9 @@ async def test_verifiers_compare_checkpoints_over_http_with_the_registrys_proofs
         cp = rt.checkpointer
         await rt.ledger.append([Transfer("grant", MINT, ALICE, 100)])
         await rt.ledger.append([Transfer("settle", ALICE, POOL, 3, f"r{i}") for i in range(4)])
-        early = await cp.checkpoint()  # what a peer verified at size 5
+        early = await sign_head(cp)  # what a peer verified at size 5
         await rt.ledger.append([Transfer("settle", ALICE, POOL, 3, f"s{i}") for i in range(4)])
-        await cp.checkpoint()
+        await sign_head(cp)
         # the same registry key signing another history at size 5 (shown to someone else)
         other = sign_checkpoint(cp.key, base64.b64decode(cp.public_key), cp.origin, 5,
                                 root_of([leaf_hash(b"x%d" % i) for i in range(5)]), 1)  # fmt: skip

@@ -18,7 +18,7 @@ from LLM_Mesh.core.witness import cosign, cosigners, witness_key
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.ledger_cosign import MAX_BODY
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.helpers import make_settings
+from tests.registry.helpers import make_settings, sign_head
 
 WITNESS = Ed25519PrivateKey.generate()
 WK = witness_key(WITNESS, "witness.test/w1")
@@ -42,8 +42,7 @@ async def _registry(
 
 async def _signed(rt: Any, n: int) -> str:
     await rt.ledger.append([Transfer("grant", MINT, POOL, 10 + i) for i in range(n)])
-    cp = await rt.checkpointer.checkpoint()
-    assert cp is not None
+    cp = await sign_head(rt.checkpointer)
     return str(cp.note)
 
 
