@@ -19,6 +19,11 @@ rows, 100,000 a request), or from the paged list (``GET /v1/ledger``, ``--page``
 request) when the registry has no export. Entries are read ahead while the verifier
 works (a queue of a few batches), and the consistency proofs are fetched meanwhile, a
 few at a time: the registry encodes while the verifier hashes.
+
+The registry is not trusted with the verifier's memory or time: each answer is read to at
+most :data:`MAX_ANSWER` bytes decoded (a gzip bomb counts whole) within :data:`ANSWER_S`
+seconds (``bounded_http.call``), and an export line to :data:`MAX_EXPORT_LINE` bytes;
+beyond: an error naming the URL and the limit.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 import httpx
 import typer
 
+from LLM_Mesh.bounded_http import call, read_body
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryOpt,
@@ -58,6 +64,19 @@ ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_
 Row = Sequence[object]  # an entry in ENTRY_FIELDS order
 EXPORT_LIMIT = 100_000  # the registry's most per export request
 PROOFS_IN_FLIGHT = 8
+CHECKPOINT_PAGE = 1_000  # checkpoints per request (each with its witnesses' cosignatures)
+# the most of one registry answer read, decoded: a page (entries, checkpoints), a proof or
+# the key list. The largest real ones (benchmarks/ledger_page_sizes.py, docs/benchmarks.md):
+# 10,000 entries (--page's most) at their largest fields 13.8 MB; CHECKPOINT_PAGE
+# checkpoints with 10 witnesses' cosignatures under 128-character names 2.8 MB; a proof
+# 6 kB. 64 MiB: 4.9 times the largest (and 2.4 times the 28.5 MB of 10,000 such
+# checkpoints, the most the registry serves in a page).
+MAX_ANSWER = 64 << 20
+# the longest one answer may take, read whole: the largest page (13.8 MB) at 1 Mbit/s
+# takes some 110 s. A registry trickling bytes within the client's read timeout is cut
+# off here instead of holding the verifier for as long as it likes
+ANSWER_S = 300.0
+MAX_EXPORT_LINE = 64 << 10  # one export row: an entry at its largest fields is 1,263 bytes
 
 
 class Source(Protocol):
@@ -91,7 +110,10 @@ class HttpSource:
         self.client = client
 
     async def _get(self, path: str, **params: int) -> dict[str, Any]:
-        return json_object(await self.client.get(path, params=params), f"GET {path}")
+        """The registry's JSON object at ``path``, read within :data:`MAX_ANSWER` bytes and
+        :data:`ANSWER_S` seconds (``AnswerRefused`` beyond: the registry is not trusted)."""
+        r = await call(self.client, "GET", path, MAX_ANSWER, deadline_s=ANSWER_S, params=params)
+        return json_object(r, f"GET {path}")
 
     async def keys(self) -> tuple[list[str], str]:
         data = (await self._get("/v1/ledger/keys"))["data"]
@@ -103,7 +125,7 @@ class HttpSource:
         out: list[dict[str, Any]] = []
         after = -1
         while True:
-            page = await self._get("/v1/ledger/checkpoints", after=after, limit=10_000)
+            page = await self._get("/v1/ledger/checkpoints", after=after, limit=CHECKPOINT_PAGE)
             out.extend(page["data"])
             if not page["has_more"] or not page["data"]:
                 return out
@@ -136,13 +158,20 @@ class HttpSource:
                 yield None
                 return
             if r.status_code != 200:
-                await r.aread()
-                raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {r.text[:200]}")
+                text = (await read_body(r, MAX_ANSWER, what=f"GET {r.url}'s answer")).decode(
+                    errors="replace"
+                )
+                raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {text[:200]}")
             rest = b""
             async for chunk in r.aiter_bytes(1 << 20):
                 cut = chunk.rfind(b"\n") + 1
                 if not cut:
                     rest += chunk
+                    if len(rest) > MAX_EXPORT_LINE:
+                        raise MeshError(
+                            f"GET {r.url} sent a line longer than {MAX_EXPORT_LINE} bytes: "
+                            "not a ledger entry, not read further"
+                        )
                     continue
                 yield _ndjson_rows(rest + chunk[:cut])
                 rest = chunk[cut:]

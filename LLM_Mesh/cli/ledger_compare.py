@@ -11,7 +11,8 @@ notes as evidence), ``signature`` (not a checkpoint of this ledger by its key),
 A foreign checkpoint comes from a stranger: at most ``MAX_NOTE`` bytes of it are read (a
 URL's body as it streams in, never decompressed: ``Accept-Encoding: identity``, another
 ``Content-Encoding`` is unreadable; a file read up to one byte past), a URL within
-:data:`FETCH_S` seconds in all (a trickle of bytes is cut off there), no redirect followed.
+:data:`FETCH_S` seconds in all (a trickle of bytes is cut off there), no redirect followed
+(:func:`LLM_Mesh.bounded_http.call`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from LLM_Mesh.bounded_http import AS_SENT, read_body
+from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import console, err
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.core.checkpoint import BadCheckpoint, Checkpoint
@@ -55,16 +56,16 @@ def _too_long() -> MeshError:
 
 async def _read(where: str, client: httpx.AsyncClient) -> str:
     if where.startswith(("http://", "https://")):
-        return await asyncio.wait_for(_fetch(where, client), FETCH_S)  # TimeoutError: OSError
+        return await _fetch(where, client)
     return await asyncio.to_thread(_read_file, Path(where))
 
 
 async def _fetch(where: str, client: httpx.AsyncClient) -> str:
-    async with client.stream("GET", where, headers=AS_SENT, follow_redirects=False) as r:
-        if r.status_code != 200:
-            raise MeshError(f"GET answered {r.status_code}")
-        got = await read_body(r, _MAX, as_sent=True)  # a checkpoint is sent as is
-    return got.decode("utf-8")
+    r = await call(client, "GET", where, _MAX, deadline_s=FETCH_S, as_sent=True,
+                   follow_redirects=False)  # fmt: skip  # a checkpoint is sent as is
+    if r.status_code != 200:
+        raise MeshError(f"GET answered {r.status_code}")
+    return r.content.decode("utf-8")
 
 
 def _read_file(path: Path) -> str:

@@ -118,14 +118,19 @@ class Round:
 # the most of one registry answer a witness in rounds reads, decoded (a consistency proof is
 # at most 64 hashes, ~4 KiB; a note with its cosignatures and the key list a few KiB)
 MAX_ANSWER = 1 << 20
+# the longest one registry call may take, answer read whole (its client's per-read timeout
+# too): a registry trickling a byte within each read timeout is cut off here, and the
+# round fails, instead of holding the witness for as long as it likes
+CALL_S = 60.0
 
 
 async def _call(client: httpx.AsyncClient, method: str, path: str, **kw: Any) -> httpx.Response:
     """The registry's answer to ``method path``, read to at most :data:`MAX_ANSWER` bytes
-    decoded (a gzip bomb counts whole; :mod:`LLM_Mesh.bounded_http`): the registry a witness
-    watches must not be able to exhaust its memory. Beyond it: ``MeshError`` (the round
-    fails, nothing is cosigned)."""
-    return await call(client, method, path, MAX_ANSWER, **kw)
+    decoded (a gzip bomb counts whole) within :data:`CALL_S` seconds
+    (:mod:`LLM_Mesh.bounded_http`): the registry a witness watches must not be able to
+    exhaust its memory or hold its round. Beyond either: ``MeshError`` (the round fails,
+    nothing is cosigned)."""
+    return await call(client, method, path, MAX_ANSWER, deadline_s=CALL_S, **kw)
 
 
 async def _log_keys(client: httpx.AsyncClient, pins: Sequence[bytes]) -> list[bytes]:
@@ -449,7 +454,7 @@ def witness_command(
     state_path = settings.home / STATE_FILE
 
     async def one() -> Round:
-        async with httpx.AsyncClient(base_url=settings.registry_url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=settings.registry_url, timeout=CALL_S) as client:
             return await witness_round(client, key, wname, state_path, settings.ledger_origin, pins)
 
     try:

@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from LLM_Mesh.cli import ledger_witness
 from LLM_Mesh.cli.ledger_witness import (
     KEY_FILE,
     Round,
@@ -36,6 +37,7 @@ from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.store import SqlStore
+from tests.http_bodies import Endless
 from tests.registry.helpers import make_settings
 
 runner = CliRunner()
@@ -369,3 +371,27 @@ def test_a_registry_answering_without_end_cannot_exhaust_the_witness(tmp_path: P
 
     asyncio.run(go())
     assert pulled <= (1 << 20) // 65536 + 2 and not (tmp_path / "state.json").exists()
+
+
+def test_a_registry_trickling_its_answer_cannot_hold_the_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the watched registry answers a byte every 0.05 s: within any read timeout, so the
+    # round waited for as long as the registry liked (found 2026-12-03: here 4 s, then not
+    # JSON; with a byte each 59 s, for ever); now each call ends at CALL_S
+    monkeypatch.setattr(ledger_witness, "CALL_S", 0.3, raising=False)
+    body = Endless(chunks=80, gap_s=0.05, size=1, fill=b" ")
+
+    async def go() -> None:
+        t = httpx.MockTransport(lambda request: httpx.Response(200, stream=body))
+        async with httpx.AsyncClient(transport=t, base_url="http://reg") as client:
+            with pytest.raises(
+                MeshError, match=r"checkpoints/latest's answer took longer than 0\.3 s"
+            ):
+                await witness_round(
+                    client, Ed25519PrivateKey.generate(), NAME, tmp_path / "state.json",
+                    Settings().ledger_origin,
+                )  # fmt: skip
+
+    asyncio.run(go())
+    assert body.pulled < 80 and not (tmp_path / "state.json").exists()

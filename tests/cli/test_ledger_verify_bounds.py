@@ -1,0 +1,98 @@
+"""``llm-mesh ledger verify`` does not trust the registry it checks with its memory or its
+time (``cli/ledger_commands.HttpSource``): a page, proof or key list answered without
+end, as a gzip bomb or a byte at a time, and an export line without end, are cut off
+with an error naming the URL and the limit. See docs/security.md, "Ledger rewrites"."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.cli.ledger_commands import HttpSource, audit
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.ledger_signer import public_key_text
+from tests.http_bodies import CHUNK, Endless
+
+KEYS = {
+    "object": "list",
+    "has_more": False,
+    "data": [{"public_key": public_key_text(Ed25519PrivateKey.generate()), "origin": "t/l"}],
+}
+LIMIT = 64 << 20  # MAX_ANSWER, spelled out: the test must fail on code without it
+PAGE = re.escape("GET http://reg/v1/ledger/checkpoints?after=-1&limit=1000's answer")
+
+
+async def _audit(
+    attack: httpx.Response | None = None, export: httpx.Response | None = None
+) -> None:
+    """``audit`` against a registry publishing a key and answering ``attack`` to the
+    checkpoints page, ``export`` to the export (an empty ledger otherwise)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v1/ledger/keys":
+            return httpx.Response(200, json=KEYS)
+        if path == "/v1/ledger/checkpoints" and attack is not None:
+            return attack
+        if path == "/v1/ledger/export" and export is not None:
+            return export
+        if path == "/v1/ledger/export":
+            return httpx.Response(200, content=b"")
+        return httpx.Response(200, json={"object": "list", "data": [], "has_more": False})
+
+    t = httpx.MockTransport(answer)
+    async with httpx.AsyncClient(transport=t, base_url="http://reg") as client:
+        await audit(HttpSource(client))
+
+
+async def test_the_fake_registry_serves_an_empty_ledger_that_checks_out() -> None:
+    await _audit()  # what the attacks below change is one answer, nothing else
+
+
+async def test_an_endless_page_is_read_no_further_than_the_limit() -> None:
+    """128 MiB of spaces: before, ``client.get`` read all of it into memory, then failed
+    as not JSON (found 2026-12-03: any registry could exhaust the verifier's memory)."""
+    body = Endless(chunks=(128 << 20) // CHUNK, fill=b" ")
+    with pytest.raises(MeshError, match=f"{PAGE} is longer than {LIMIT} bytes"):
+        await _audit(httpx.Response(200, stream=body))
+    assert body.pulled <= LIMIT + CHUNK  # before: 134,217,728
+
+
+async def test_a_gzip_bomb_page_counts_as_inflated() -> None:
+    """100 MB of zeros gzipped to some 100 kB: before, inflated whole in memory."""
+    bomb = gzip.compress(b"0" * 100_000_000)
+    attack = httpx.Response(200, content=bomb, headers={"Content-Encoding": "gzip"})
+    with pytest.raises(MeshError, match=f"{PAGE} is longer than {LIMIT} bytes"):
+        await _audit(attack)
+
+
+async def test_a_trickling_page_is_cut_off_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A byte every 0.05 s stays within any read timeout: before, the verifier waited for
+    as long as the registry liked (here 4 s, then not JSON)."""
+    monkeypatch.setattr(ledger_commands, "ANSWER_S", 0.3, raising=False)
+    body = Endless(chunks=80, gap_s=0.05, size=1, fill=b" ")
+    with pytest.raises(MeshError, match=f"{PAGE} took longer than 0.3 s"):
+        await _audit(httpx.Response(200, stream=body))
+    assert body.pulled < 80
+
+
+async def test_an_export_line_without_end_is_read_no_further_than_a_row_can_be() -> None:
+    """128 MiB with no newline: before, gathered whole (``rest += chunk``), then refused as
+    a line cut short; an entry at its largest is some 1.3 kB (benchmarks/ledger_page_sizes.py)."""
+    body = Endless(chunks=(128 << 20) // CHUNK, fill=b"[")
+    with pytest.raises(MeshError, match=r"/v1/ledger/export.* a line longer than 65536 bytes"):
+        await _audit(export=httpx.Response(200, stream=body))
+    assert body.pulled <= (1 << 20) + (65536 + CHUNK)  # one read chunk (1 MiB) and the line
+
+
+async def test_an_export_refusal_without_end_is_read_no_further_than_the_limit() -> None:
+    """A 500 with 128 MiB of body: before, ``r.aread()`` read all of it."""
+    body = Endless(chunks=(128 << 20) // CHUNK)
+    with pytest.raises(MeshError, match=f"v1/ledger/export.*longer than {LIMIT} bytes"):
+        await _audit(export=httpx.Response(500, stream=body))
+    assert body.pulled <= LIMIT + CHUNK
