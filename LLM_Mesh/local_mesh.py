@@ -18,8 +18,14 @@ logrotate's ``copytruncate``). Before, they grew for as long as the mesh ran: ab
 The registry accepts a private (loopback) address for its own node's origin
 only (``--allow-private-node http://127.0.0.1:PORT``), not for any node: another
 local program could otherwise register ``http://127.0.0.1:<some local service>``
-or ``169.254.169.254`` and have the gateway call it. ``allow_private_nodes=True``
-(tests that add more local nodes) starts it with ``--allow-private-nodes``.
+or ``169.254.169.254`` and have the gateway call it. ``allow_local_nodes=True``
+(``llm-mesh up --allow-local-nodes``) adds ``--allow-loopback-nodes``: other nodes on
+this machine may join, on loopback addresses only (never the LAN, link-local/metadata
+or another private range); both processes listen on ``host``, 127.0.0.1 (the CLI has no
+other), so only programs on this machine reach the registry at all.
+``allow_private_nodes=True`` (tests that add more local nodes) starts it with
+``--allow-private-nodes``. The registry gets ``--local-mesh`` too, so its refusals name
+``up``'s flag, not ``registry serve``'s.
 
 Zero-config: before starting anything it makes what its own node needs in the
 registry's store, as an admin would: the store's admin key (``$LLM_MESH_HOME/admin.key``,
@@ -84,6 +90,7 @@ class LocalMesh:
     node_args: list[str] = field(default_factory=list)
     start_timeout_s: float = 300.0
     allow_private_nodes: bool = False  # default: its own node's origin only
+    allow_local_nodes: bool = False  # True: any node on loopback (`up --allow-local-nodes`)
     anonymous_rpm: int | None = None  # default: no limit for clients without a key
     _children: list[_Child] = field(default_factory=list)
     _operator_token: str | None = field(default=None, repr=False)
@@ -123,6 +130,8 @@ class LocalMesh:
             if self.allow_private_nodes
             else ["--allow-private-node", self.node_url]  # its own node only, not any
         )
+        if self.allow_local_nodes:
+            private.append("--allow-loopback-nodes")  # 127.0.0.0/8 and ::1, nothing else
         return [
             "registry",
             "serve",
@@ -131,6 +140,7 @@ class LocalMesh:
             "--port",
             str(self.registry_port),
             *private,
+            "--local-mesh",  # its refusals name `up`'s flag
             "--anonymous-rpm",
             str(self.anonymous_rpm or 0),
         ]

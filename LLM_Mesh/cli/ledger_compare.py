@@ -143,7 +143,8 @@ def print_compared(
             _note(f"this verifier's ({where})", ours.note)
             _note(f"{c.where}", c.theirs.note)
     bad = sum(not c.ok for c in results)
+    compared = f"{len(results)} checkpoint{'' if len(results) == 1 else 's'} compared"
     if bad:
-        err.print(f"[red]MISMATCH[/]: {bad} of {len(results)} checkpoints compared")
+        err.print(f"[red]MISMATCH[/]: {bad} of {compared}")
     elif results:
-        console.print(f"[green]OK[/]: {len(results)} checkpoints compared: one history")
+        console.print(f"[green]OK[/]: {compared}: one history")

@@ -80,6 +80,17 @@ def up(
             min=0, help="Requests a minute per address without an API key (default 0: no limit)"
         ),
     ] = 0,
+    allow_local_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-local-nodes",
+            help="Let other nodes on this machine join (./setup-node-operator.sh, node start): "
+            "the registry accepts node URLs on loopback (127.0.0.0/8, ::1), never a LAN, "
+            "link-local/metadata or other private address. Off by default: with it, any local "
+            "program holding an operator token can have the gateway call another service on "
+            "this machine's loopback. Both processes listen on 127.0.0.1 only",
+        ),
+    ] = False,
 ) -> None:
     """Start a registry+gateway and one node; run until Ctrl-C or SIGTERM."""
     from LLM_Mesh.local_mesh import LocalMesh
@@ -87,7 +98,7 @@ def up(
     settings = _settings(home)
     mesh = LocalMesh(
         settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port,
-        anonymous_rpm=anonymous_rpm or None,
+        anonymous_rpm=anonymous_rpm or None, allow_local_nodes=allow_local_nodes,
     )  # fmt: skip
     stop = False
     starting = True
@@ -108,7 +119,8 @@ def up(
             f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url} · "
             f"logs: {settings.home / 'logs'}\nDashboard: {mesh.dashboard_url}\n"
             f'Try: llm-mesh ask "def fibonacci(n):" --model {model}\n'
-            "Ctrl-C stops it."
+            + (_local_nodes_hint(mesh.registry_url, settings.home) if allow_local_nodes else "")
+            + "Ctrl-C stops it."
         )
         while not stop and mesh.alive():
             mesh.rotate_logs()  # the children's log files stay bounded
@@ -126,6 +138,16 @@ def up(
         console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")
+
+
+def _local_nodes_hint(registry_url: str, home: Path) -> str:
+    """How another node on this machine joins an ``up --allow-local-nodes`` mesh."""
+    return (
+        "Other nodes on this machine may join (loopback URLs only), each with its own home "
+        f"and an operator token (llm-mesh registry operators add NAME --home {home}), e.g.\n"
+        "  LLM_MESH_HOME=~/.llm-mesh-node2 LLM_MESH_OPERATOR_TOKEN=lmo_... "
+        f"./setup-node-operator.sh --registry {registry_url} --port 8802\n"
+    )
 
 
 @app.command()
@@ -193,6 +215,19 @@ def registry_serve(
             help="Accept this one node origin (http://host:port) even if private; repeatable",
         ),
     ] = None,
+    allow_loopback_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-loopback-nodes",
+            help="Accept nodes on this machine's loopback addresses (127.0.0.0/8, ::1) too, "
+            "no other private address. Any operator who reaches the registry can then point "
+            "the gateway at this machine's local services: keep the registry on loopback "
+            "(--host 127.0.0.1) with it",
+        ),
+    ] = False,
+    local_mesh: Annotated[
+        bool, typer.Option("--local-mesh", hidden=True, help="`llm-mesh up` started this")
+    ] = False,
     anonymous_rpm: Annotated[
         int | None,
         typer.Option(
@@ -235,6 +270,8 @@ def registry_serve(
             database_url=database_url,
             allow_private_nodes=True if allow_private_nodes else None,
             private_node_origins=tuple(allow_private_node) if allow_private_node else None,
+            allow_loopback_nodes=True if allow_loopback_nodes else None,
+            local_mesh=True if local_mesh else None,
             anonymous_rpm=anonymous_rpm,
             require_tls=True if require_tls else None,
             redis_url=redis_url,

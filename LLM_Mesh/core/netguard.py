@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from LLM_Mesh.core.validation import ascii_digits
 
 __all__ = [
+    "LOOPBACK",
     "IPAddress",
     "NodeUrl",
     "NodeUrlError",
@@ -42,6 +44,10 @@ __all__ = [
 ]
 
 IPAddress = IPv4Address | IPv6Address
+
+#: the refusal code of ``127.0.0.0/8`` and ``::1`` (and only those): what a registry that
+#: lets nodes on its own machine join allows (:func:`addresses_refusal`'s ``allow``)
+LOOPBACK = "loopback"
 
 _URL = re.compile(
     r"(?P<scheme>https?)://"
@@ -202,7 +208,7 @@ def _own_refusal(addr: IPAddress) -> str | None:
     if addr.is_unspecified:
         return "unspecified"
     if addr.is_loopback:
-        return "loopback"
+        return LOOPBACK
     if addr.is_link_local:
         return "link_local"
     if addr.is_multicast:
@@ -237,14 +243,22 @@ def address_refusal(addr: IPAddress) -> str | None:
     return _own_refusal(addr)
 
 
-def addresses_refusal(addrs: list[IPAddress]) -> tuple[IPAddress, str] | None:
-    """The first address of ``addrs`` that must not be called, with why; ``None`` if all global.
+def addresses_refusal(
+    addrs: list[IPAddress], allow: Collection[str] = ()
+) -> tuple[IPAddress, str] | None:
+    """The first address of ``addrs`` that must not be called, with why; ``None`` if all global
+    (or refused only for a reason in ``allow``).
 
     A name must resolve only to global addresses: one private answer among public
-    ones is refused too (the client could pick it).
+    ones is refused too (the client could pick it). ``allow`` holds refusal codes a
+    registry accepts anyway, matched whole: ``{"loopback"}`` (``llm-mesh up
+    --allow-local-nodes``, ``registry serve --allow-loopback-nodes``) lets ``127.0.0.0/8``
+    and ``::1`` through and nothing else -- not ``loopback (IPv4-mapped)`` nor a 6to4 or
+    NAT64 address that embeds a loopback one (those leave the machine, or may), not
+    ``0.0.0.0``, private, link-local (metadata) or any other range.
     """
     for addr in addrs:
         reason = address_refusal(addr)
-        if reason is not None:
+        if reason is not None and reason not in allow:
             return addr, reason
     return None

@@ -98,7 +98,10 @@ def key_in_use(path: Path) -> Iterator[None]:
         raise ValueError(
             f"another node is running with the key {path} ({lock} is held): two nodes "
             "with one key are one node to the registry, the later one taking the "
-            "other's place; give this node its own --home or --key-file"
+            "other's place. Give this node its own home: LLM_MESH_HOME=DIR in front of "
+            "the command that starts it (./setup-node-operator.sh has no --home), or "
+            "--home DIR (llm-mesh node start, up, demo); or its own key: --key-file FILE "
+            "(llm-mesh node start) or key_file in node.toml"
         )
     try:
         yield

@@ -5,9 +5,13 @@ strictly (:func:`LLM_Mesh.core.netguard.parse_node_url`), resolves a host name
 with the injected ``resolver`` (default: ``getaddrinfo`` in a thread; tests pass
 a function), refuses the URL unless *every* address is global
 (:func:`~LLM_Mesh.core.netguard.address_refusal`) -- or the registry allows
-private nodes (``Settings.allow_private_nodes``) or this very origin
+private nodes (``Settings.allow_private_nodes``), loopback ones
+(``Settings.allow_loopback_nodes``, ``llm-mesh up --allow-local-nodes``: ``127.0.0.0/8``
+and ``::1`` only, nothing else private) or this very origin
 (``Settings.private_node_origins``, what ``llm-mesh up`` uses for its own node)
--- and pins the addresses under the host name. The outbound client
+-- and pins the addresses under the host name. A refusal names what this registry
+accepts and the flag that would change it: ``llm-mesh up``'s own flag when ``up``
+started it (``Settings.local_mesh``), else ``registry serve``'s. The outbound client
 (:mod:`LLM_Mesh.registry.node_client`) then connects only to pinned addresses:
 its resolver answers from :meth:`addresses`, never from DNS, so a name that
 resolves elsewhere later (DNS rebinding) changes nothing until the node
@@ -27,6 +31,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from LLM_Mesh.core.netguard import (
+    LOOPBACK,
     IPAddress,
     NodeUrl,
     NodeUrlError,
@@ -56,10 +61,14 @@ class AddressPins:
         *,
         allow_private: bool = False,
         private_origins: Iterable[str] = (),
+        allow_loopback: bool = False,
+        local_mesh: bool = False,
         resolver: Resolver = system_resolver,
         resolve_timeout_s: float = 5.0,
     ) -> None:
         self.allow_private = allow_private
+        self.allow_loopback = allow_loopback  # 127.0.0.0/8 and ::1, nothing else private
+        self.local_mesh = local_mesh  # `llm-mesh up` started this registry: say its flags
         self.private_origins = frozenset(
             parse_node_url(o.rstrip("/")).origin for o in private_origins
         )
@@ -136,21 +145,13 @@ class AddressPins:
             addrs: list[IPAddress] = [node.ip]
         else:
             addrs = await self._resolve(node)
-        refused = addresses_refusal(addrs)
+        refused = addresses_refusal(addrs, allow=(LOOPBACK,) if self.allow_loopback else ())
         if refused is not None and not (self.allow_private or node.origin in self.private_origins):
             addr, reason = refused
             shown = f"{addr}, " if node.ip is not None else "an address that is "
-            only = (
-                "global addresses only, and the private origins it was started with "
-                "(`llm-mesh up`'s registry: its own node's only); for a LAN or local tests "
-                "run `llm-mesh registry serve --allow-private-nodes`"
-                if self.private_origins
-                else "global addresses only (run it with --allow-private-nodes for a LAN or "
-                "local tests)"
-            )
             raise NodeAddressRefused(
                 f"node url {node.prefix} resolves to {shown}{reason.replace('_', '-')}: this "
-                f"registry connects to {only}",
+                f"registry connects to {self._accepts()}",
                 param="url",
                 reason=reason.split(" ")[0],
             )
@@ -161,6 +162,33 @@ class AddressPins:
                 reason="ip_spelling",
             )
         return node, tuple(str(a) for a in addrs)
+
+    def _accepts(self) -> str:
+        """What this registry connects to, and which flag would let more in (a refusal's end)."""
+        lan = "`llm-mesh registry serve --allow-private-nodes`"
+        if self.local_mesh and self.allow_loopback:
+            return (
+                "global and loopback addresses only (`llm-mesh up --allow-local-nodes`: nodes "
+                f"on this machine); a node on a LAN or other private address needs a registry "
+                f"run as {lan}"
+            )
+        if self.local_mesh:
+            return (
+                "global addresses only, and its own node's (`llm-mesh up`'s registry); to let "
+                "other nodes on this machine join, restart it as `llm-mesh up "
+                f"--allow-local-nodes`; for a LAN run {lan}"
+            )
+        if self.allow_loopback:
+            return (
+                "global and loopback addresses only (--allow-loopback-nodes); for a LAN or "
+                "other private addresses run it with --allow-private-nodes"
+            )
+        if self.private_origins:
+            return (
+                "global addresses only, and the private origins it was started with "
+                f"(--allow-private-node); for a LAN or local tests run {lan}"
+            )
+        return "global addresses only (run it with --allow-private-nodes for a LAN or local tests)"
 
     def pin(self, checked: tuple[NodeUrl, tuple[str, ...]]) -> tuple[str, ...]:
         """Pin what :meth:`check` answered; the addresses."""

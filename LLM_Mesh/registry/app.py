@@ -219,6 +219,8 @@ def create_registry_app(
         pins=AddressPins(
             allow_private=settings.allow_private_nodes,
             private_origins=settings.private_node_origins,
+            allow_loopback=settings.allow_loopback_nodes,
+            local_mesh=settings.local_mesh,
             resolver=resolver or system_resolver,
         ),
         wall_clock=wall_clock,

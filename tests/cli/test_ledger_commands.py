@@ -263,6 +263,8 @@ def test_checkpoints_of_one_history_at_other_sizes_are_consistent(tmp_path: Path
     served.export(v2, tmp_path / "v2.json")
     code, out = served.verify(v1, tmp_path / "v2.json")  # v1 now sees the later ledger too
     assert code == 0 and "the same checkpoint" in out, out
+    # found 2026-12-03: "1 checkpoints compared"
+    assert "OK: 1 checkpoint compared: one history" in " ".join(out.split()), out
 
 
 def test_a_forged_or_foreign_checkpoint_is_named_not_taken_for_a_split_view(

@@ -310,7 +310,12 @@ def test_a_second_node_on_the_same_key_stops_and_says_why(
         result = runner.invoke(node_app, ["start", "--engine", "sim", "--home", str(home)])
         said = " ".join(result.output.split())
         assert result.exit_code == 1 and started == [], result.output
-        assert "another node is running with the key" in said and "--home or --key-file" in said
+        assert "another node is running with the key" in said
+        # found 2026-12-03: it said "give this node its own --home or --key-file", and
+        # ./setup-node-operator.sh, the way the user's document starts a node, has no --home
+        assert "LLM_MESH_HOME=DIR" in said and "./setup-node-operator.sh has no --home" in said
+        assert "--home DIR (llm-mesh node start, up, demo)" in said
+        assert "--key-file FILE (llm-mesh node start)" in said
         own = tmp_path / "own.key"
         args = ["start", "--engine", "sim", "--home", str(home), "--key-file", str(own)]
         assert invoke(*args).exit_code == 0 and len(started) == 1  # its own key: runs

@@ -284,3 +284,35 @@ def test_deprecated_and_reserved_ipv6_forms_are_refused(addr: str, reason: str) 
 def test_cloud_metadata_addresses_are_refused(address: str, reason: str) -> None:
     refusal = address_refusal(parse_address(address))
     assert refusal is not None and refusal.startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [
+        ("127.0.0.1", None),
+        ("127.8.9.10", None),  # all of 127.0.0.0/8 is this machine
+        ("::1", None),
+        ("10.0.0.5", "private"),
+        ("192.168.1.20", "private"),
+        ("169.254.169.254", "link_local"),  # cloud metadata
+        ("0.0.0.0", "unspecified"),  # reaches loopback on Linux, but is not a loopback address
+        ("::ffff:127.0.0.1", "loopback (IPv4-mapped)"),
+        ("2002:7f00:1::", "loopback (6to4)"),  # leaves the machine for a 6to4 relay
+        ("64:ff9b::7f00:1", "loopback (NAT64)"),
+        ("fe80::1", "link_local"),
+        ("100.64.0.1", "shared"),
+    ],
+)
+def test_allowing_loopback_lets_127_8_and_1_through_and_nothing_else(
+    address: str, refused: str | None
+) -> None:
+    """``up --allow-local-nodes``: the guard's one allow rule, matched whole."""
+    addr = ip_address(address)
+    assert addresses_refusal([addr], allow=("loopback",)) == (
+        None if refused is None else (addr, refused)
+    )
+    assert addresses_refusal([addr]) is not None  # without the rule: all refused
+    mixed = [ip_address("127.0.0.1"), addr]  # one loopback answer does not carry another
+    assert addresses_refusal(mixed, allow=("loopback",)) == (
+        None if refused is None else (addr, refused)
+    )
