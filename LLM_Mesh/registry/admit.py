@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.access import AnonymousLast, Authenticate, RateLimit
@@ -53,7 +53,8 @@ class Hold(Protocol):
     """An admitted request's ticket: told how the request ended, exactly once."""
 
     def release(self, response: Response | None) -> None:
-        """It ended with ``response`` (``None``: a stream, whose answer cannot be kept)."""
+        """It ended with ``response`` (``None``: a stream that opened, whose answer cannot
+        be kept; a stream refused before it opened passes its whole answer)."""
 
     def abandon(self) -> None:
         """It raised before it had an answer."""
@@ -115,7 +116,10 @@ class Admission:
                 if not isinstance(exc, MeshError) or not client.headers:
                     raise
                 return client.decorate(error_response(exc))
-            _release(holds, None)
+            # a stream refused before it opened is answered whole (a node's 4xx, or a 502
+            # for its non-200 2xx/3xx): the holds get that answer, so a 429 or 5xx frees
+            # the id as a non-stream's does; an open stream's answer cannot be kept
+            _release(holds, None if isinstance(resp, StreamingResponse) else resp)
             await _settled(holds)
             return client.decorate(resp)
         result: Response | None = None

@@ -75,7 +75,8 @@ class SettledPayment:
 
     # the admission's Hold: a request that ends without being paid costs nothing
     def release(self, response: Response | None) -> None:
-        if response is not None:  # a non-stream ended (a stream is paid when it ends)
+        if response is not None:  # a non-stream ended, or a stream refused before it opened
+            # (an open stream is paid when it ends)
             self.void()
 
     def abandon(self) -> None:

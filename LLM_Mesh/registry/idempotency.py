@@ -13,7 +13,9 @@ wait on it).
   ``duplicate_request`` (a stream cannot be replayed).
 - The same key after it finished: a non-stream answer is replayed (with
   ``X-Mesh-Replayed: true``) for ``ttl_s``; a finished stream answers 409.
-  Answers that invite a retry (429, 5xx) are not kept, so a retry runs again.
+  Answers that invite a retry (429, 5xx) are not kept, so a retry runs again; a
+  stream's too when it was refused before it opened (a 502 for a node's non-200
+  2xx/3xx), which frees its id like any other 5xx.
   An answer larger than ``max_bytes`` is not kept either, but its key is: a
   duplicate gets 409 rather than running twice.
 """
@@ -220,13 +222,16 @@ class IdempotencyCache:
         :mod:`~LLM_Mesh.registry.shared_idempotency`)."""
 
     def finish(self, key: str, response: Response | None) -> None:
-        """The request under ``key`` ended with ``response`` (``None``: a stream, or failed)."""
+        """The request under ``key`` ended with ``response`` (``None``: a stream that
+        opened, or failed; a stream refused before it opened gives its answer, a 429 or
+        5xx of which frees the key)."""
         e = self._entries.get(key)
         if e is None or e.finished:
             return
-        keep = e.stream or (
-            response is not None and response.status_code < 500 and response.status_code != 429
-        )
+        retry = response is not None and (
+            response.status_code >= 500 or response.status_code == 429
+        )  # a stream's too: one refused before it opened (e.g. a 502) never ran
+        keep = not retry and (e.stream or response is not None)
         if response is not None and keep and not e.stream:
             stored = Stored.of(response)
             if stored.size > self.max_bytes:

@@ -2,6 +2,10 @@
 part of :class:`~LLM_Mesh.registry.settlement.Settlement` that runs off the hot path (see
 ``registry/settlement.py``'s docstring: the settler's appends, and "Upkeep").
 
+At stop (``Settlement.stop``), before its own recovery, the answers whose writes all failed
+are written once more (:meth:`SettleUpkeep._answer_at_stop`); one still not written is
+counted unpaid and logged (:meth:`SettleUpkeep._unpaid_at_stop`), never voided silently.
+
 Recovery of dead holders: their answered rows are settled, their pending rows voided
 (``lapsed``), their reservation leases released (``registry/settle_lease.py``), and their
 ``settle_holders`` rows removed. A holder taken for dead that was alive answers its lapsed
@@ -18,6 +22,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -65,6 +70,11 @@ class SettleUpkeep:
     _pool_day: str | None
     _settling: asyncio.Lock
     _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
+    _given_up: set[Answer]  # answers whose writes failed past the last pause, or at stop
+    _tries: dict[Any, int]  # failed writes written again, and how often
+    _checking: set[asyncio.Task[None]]  # answers written again, not pending: _answer_again
+    stop_wait_s: float = 30.0  # the most stop() waits for the writer, then for each of
+    # _answer_at_stop and _unpaid_at_stop: a database away never holds a stop longer
     unpaid: int  # answers released whose row was no longer pending (and not revived)
     _started: bool
     _worker: LedgerThread | None
@@ -175,6 +185,71 @@ class SettleUpkeep:
             self._answered.append(op)
         elif state != "settled":
             await self._revive(op)
+
+    async def _answer_at_stop(self) -> None:
+        """At stop, before recovery voids this holder's pending rows: write once more the
+        answers whose writes all failed (given up after the last pause, waiting for the
+        next, or failed in stop's drain), at most ``stop_wait_s`` (a database away must not
+        hold the stop). One recorded goes to the settler; one whose row is not pending any
+        more takes ``_answer_again``'s path; if the write fails, they stay given up
+        (:meth:`_unpaid_at_stop`). Never raises."""
+        answers, self._given_up = list(self._given_up), set()
+        db = self._db
+        if not answers or db is None:
+            self._given_up.update(answers)
+            return
+        for op in answers:
+            self._tries.pop(op, None)
+        written: list[tuple[Answer, object]] = []
+
+        async def write() -> None:
+            for i in range(0, len(answers), MAX_SETTLE):
+                batch = answers[i : i + MAX_SETTLE]
+                done = await db.apply(batch, self.holder, datetime.now(timezone.utc))
+                written.extend(zip(batch, done, strict=True))
+
+        try:
+            await asyncio.wait_for(write(), self.stop_wait_s)
+        except Exception:  # the database away, or too slow (TimeoutError)
+            log.exception("settlement: %d answer(s) not written at stop", len(answers))
+            self._given_up.update(answers[len(written) :])
+        for op, recorded in written:
+            if recorded:
+                self._answered.append(op)
+            else:
+                task = asyncio.get_running_loop().create_task(self._answer_again(op))
+                self._checking.add(task)
+                task.add_done_callback(self._checking.discard)
+
+    async def _unpaid_at_stop(self) -> None:
+        """At stop, after recovery: each answer still not written (:meth:`_answer_at_stop`)
+        whose row is not answered or settled (recovery voided it; or it cannot be read, the
+        database away) was served unpaid: counted in ``unpaid`` and logged at WARNING with
+        its key (never its content), not silently voided. The rows read at most
+        ``stop_wait_s``; never raises."""
+        answers, self._given_up = list(self._given_up), set()
+        if not answers:
+            return
+        paid: set[str] = set()
+
+        async def read() -> None:
+            engine = await self._engine()
+            for op in answers:
+                if await row_state(engine, op.key) in ("answered", "settled"):
+                    paid.add(op.key)  # its failed write committed: recovery settles it
+
+        try:
+            await asyncio.wait_for(read(), self.stop_wait_s)
+        except Exception:
+            log.exception("settlement: could not read the rows of the answers not written")
+        for op in answers:
+            if op.key not in paid:
+                self.unpaid += 1
+                log.warning(
+                    "settlement: the answer of %s could not be written before the stop: "
+                    "served unpaid",
+                    op.key,
+                )
 
     # -- holders, recovery, the pool ----------------------------------------------------------
 

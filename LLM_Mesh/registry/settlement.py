@@ -56,7 +56,9 @@ runs before the first request; a process restarted on the same ``$LLM_MESH_HOME`
 recovers its predecessor at once (``registry/settle_holders.py``: the home's
 ``settlement.lock``, held with ``flock`` while a process runs, and
 ``settlement.holder``, its holder id). On a clean stop the
-writer is drained, answered requests are settled, the holder's own pending rows voided
+writer is drained, the answers whose writes failed (given up, or waiting for their next
+pause) are written once more (bounded by ``stop_wait_s``; still not written: counted in
+``unpaid`` and logged), answered requests are settled, the holder's own pending rows voided
 and its row removed.
 """
 
@@ -168,6 +170,7 @@ class Settlement(SettleUpkeep):
         self._checking: set[asyncio.Task[None]] = set()  # answers written again: _answer_again
         self._tries: dict[Op, int] = {}  # ... and how often each was written again
         self._undoing: set[Op] = set()  # failed reservations' voids: at every pause (_again)
+        self._given_up: set[Answer] = set()  # answers past the last pause: stop() writes them
         self._settling = asyncio.Lock()
         self._writing = False  # a batch is being written (nothing may overtake it)
         self._tasks: list[asyncio.Task[None]] = []
@@ -482,8 +485,11 @@ class Settlement(SettleUpkeep):
         reservation may still run on the server (PostgreSQL: its connection dropped, the
         reconnects failed) and insert its row after the first void found none. After the
         last, it is left to recovery: this holder's stop, its successor's start, the
-        others' once it is dead (an answer goes to the settler, in case it did commit)."""
+        others' once it is dead (an answer goes to the settler, in case it did commit, and
+        is written once more by the stop first: ``SettleUpkeep._answer_at_stop``)."""
         if not self._started or op in self._again_at:
+            if not self._started and isinstance(op, Answer):  # failed while stopping
+                self._given_up.add(op)  # stop() writes it once more (_answer_at_stop)
             return
         tries = self._tries.get(op, 0)
         if tries >= len(_AGAIN_S):
@@ -493,7 +499,8 @@ class Settlement(SettleUpkeep):
                 "settlement: %s of %s not written; left to recovery", type(op).__name__, op.key
             )
             if isinstance(op, Answer):
-                self._answered.append(op)
+                self._answered.append(op)  # in case it committed: the guard pays it once
+                self._given_up.add(op)  # else its row is pending: stop() writes it first
             return
         self._tries[op] = tries + 1
         loop = asyncio.get_running_loop()
@@ -552,7 +559,8 @@ class Settlement(SettleUpkeep):
             self._tasks.append(asyncio.create_task(self._lease_loop(), name="llm-mesh-leases"))
 
     async def stop(self) -> None:
-        """Drain the writer, settle what was answered, void this holder's pending rows."""
+        """Drain the writer, write the answers not written once more (``_answer_at_stop``),
+        settle what was answered, void this holder's pending rows (module docstring)."""
         if not self._started:
             return
         self._started = False  # new operations fail at once; the writer drains and ends
@@ -566,19 +574,27 @@ class Settlement(SettleUpkeep):
                     await task
         writer, self._writer = self._writer, None
         if writer is not None:
-            await asyncio.wait({writer}, timeout=30.0)
+            await asyncio.wait({writer}, timeout=self.stop_wait_s)
         self._run_tick()  # writes accepted in the loop's last iteration, to the writer's queue
         for op, due in list(self._again_at.items()):  # failed writes: once more, now
             due.cancel()
-            self._write_again(op)
+            if isinstance(op, Answer):  # with those given up, before recovery voids its row
+                del self._again_at[op]
+                self._given_up.add(op)
+            else:
+                self._write_again(op)
         try:
-            await self.flush()
-            while self._checking:  # answers written again by the flush, not pending
+            while self._ops:  # an answer that fails here is given up (written once more)
+                await self._write_batch()
+            await self._answer_at_stop()  # bounded (stop_wait_s); never raises
+            while self._checking:  # answers written again, not pending
                 await asyncio.wait(set(self._checking))
+            await self.settle_now()
             await self.recover([self.holder])
         except Exception:
             log.exception("settlement: could not finish at shutdown; recovery will")
         finally:
+            await self._unpaid_at_stop()  # answers still not written: counted, logged
             await self.db.close()
             worker, self._worker = self._worker, None
             if worker is not None:

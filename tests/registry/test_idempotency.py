@@ -6,11 +6,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.responses import Response
 
 from LLM_Mesh.registry.idempotency import DuplicateRequest, IdempotencyCache
-from tests.registry.helpers import ManualClock, running
+from tests.registry.helpers import FakeNodes, ManualClock, running, sse_chunks
 
 CHAT = "/v1/chat/completions"
 BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -44,6 +45,37 @@ async def test_stream_duplicate_is_409_and_failures_are_not_kept(tmp_path: Path)
         assert (await h.client.post(CHAT, json=stream, headers={"X-Request-Id": "s-2"})).is_success
         r = await h.client.post(CHAT, json=stream, headers={"X-Request-Id": "s-2"})
         assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_request"
+
+
+@pytest.mark.parametrize("status", [204, 302])
+async def test_a_stream_whose_node_answers_a_non_200_2xx_or_3xx_frees_its_id(
+    tmp_path: Path, status: int
+) -> None:
+    """A stream whose node answers 204 or 302 instead of opening its stream is passed on as
+    a 502, like any 5xx: its id is freed, so the client's retry runs (found 2026-12-03:
+    the id stayed held as if the stream had run, and the retry got 409 for ten minutes)."""
+    nodes = FakeNodes()
+    broken = [True]
+
+    def factory(node: Any, model: str) -> httpx.Response:
+        if broken:
+            broken.clear()
+            return httpx.Response(status, headers={"Location": "http://elsewhere/"})
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"},
+            content=b"".join(sse_chunks(model, node.node_id, node.words)),
+        )  # fmt: skip
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register("a")
+        stream = {**BODY, "stream": True}
+        hdr = {"X-Request-Id": f"s-{status}"}
+        r1 = await h.client.post(CHAT, json=stream, headers=hdr)
+        assert r1.status_code == 502, r1.text
+        r2 = await h.client.post(CHAT, json=stream, headers=hdr)
+        assert r2.status_code == 200, r2.text  # ran again, not 409 duplicate_request
+        assert "data: [DONE]" in r2.text and h.nodes.calls() == 2
 
 
 def answer(size: int, status: int = 200) -> Response:

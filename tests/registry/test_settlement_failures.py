@@ -417,3 +417,97 @@ async def test_an_answer_written_again_that_finds_its_row_lapsed_is_revived_or_u
         await other.stop()
         await s.stop()
     assert await _paid(store, "r1") == ([("settle", 380), ("fee", 20)] if covered else [])
+
+
+def _answers_away(mode: list[str]) -> Any:
+    """Every write with an answer fails before its commit while ``mode[0]`` is ``raise``
+    (the database away), or never returns while it is ``hang`` (a database that stopped
+    answering); ``ok``: written. Other writes go through."""
+
+    def wrap(real: Any) -> Any:
+        async def apply(ops: Any, holder: str, now: Any) -> Any:
+            if any(isinstance(op, Answer) for op in ops) and mode[0] != "ok":
+                if mode[0] == "hang":
+                    await asyncio.Event().wait()
+                raise ConnectionError("the database is away")
+            return await real(ops, holder, now)
+
+        return apply
+
+    return wrap
+
+
+async def _answer_not_written(
+    store: SqlStore, s: Settlement, monkeypatch: pytest.MonkeyPatch, when: str, mode: list[str]
+) -> None:
+    """r1 reserved, then its answer's first write fails: ``waiting`` for its next pause (an
+    hour off), or ``given_up`` (every pause passed, each write failed)."""
+    if when == "waiting":
+        monkeypatch.setattr(settlement_module, "_AGAIN_S", (3600.0,))
+    assert (await s.reserve("r1", USER, "m", E)).ok
+    _through_apply(s, monkeypatch, _answers_away(mode))
+    with pytest.raises(ConnectionError):
+        await s.answer(_answer("r1", 400))
+    if when == "waiting":
+        assert s._again_at  # due again in an hour
+        return
+
+    async def given_up() -> bool:
+        return not s._tries and not s._again_at and not s._ops and not s._writing
+
+    await _until(given_up)
+    await s.settle_now()  # the settler finds its row pending: nothing paid
+    assert (await _states(store))["r1"] == "pending"
+
+
+@pytest.mark.parametrize("when", ["given_up", "waiting"])
+async def test_an_answer_not_written_yet_is_written_at_stop_and_paid(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A served request whose answer's writes all failed (given up after the last pause),
+    or that waits for its next pause when the gateway stops, while its row is still
+    pending: the stop writes it once more before its recovery voids its pending rows, so
+    the operator is paid (found 2026-12-03: a given-up answer was voided at stop, the
+    compute served for nothing and counted nowhere)."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    mode = ["raise"]
+    await _answer_not_written(store, s, monkeypatch, when, mode)
+    mode[0] = "ok"  # the database is back for the stop
+    await s.stop()
+    assert (await _states(store))["r1"] == "settled"
+    assert await _paid(store, "r1") == [("settle", 380), ("fee", 20)]
+    assert await s.balance(USER) == (100 * E - 400, 0)
+    assert s.unpaid == 0
+
+
+@pytest.mark.parametrize("how", ["raise", "hang"])
+@pytest.mark.parametrize("when", ["given_up", "waiting"])
+async def test_an_answer_still_not_written_at_stop_is_counted_unpaid_and_logged(
+    store: SqlStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    when: str,
+    how: str,
+) -> None:
+    """The same answer, and its write at stop fails too (the database still away), or never
+    returns: the stop ends all the same (its wait is bounded: ``stop_wait_s``), and the
+    answer is counted in ``unpaid`` and logged at WARNING with its key, not voided
+    silently (found 2026-12-03: voided, uncounted; a write that hung held the stop)."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    s.stop_wait_s = 0.2
+    mode = ["raise"]
+    await _answer_not_written(store, s, monkeypatch, when, mode)
+    mode[0] = how
+    caplog.set_level("WARNING", logger="LLM_Mesh.registry.settlement")
+    await asyncio.wait_for(s.stop(), 20.0)  # not held by the write that hangs
+    assert s.unpaid == 1
+    warned = [
+        r for r in caplog.records
+        if r.levelname == "WARNING" and "r1" in r.getMessage() and "unpaid" in r.getMessage()
+    ]  # fmt: skip
+    assert len(warned) == 1
+    assert (await _states(store))["r1"] == "void"  # the stop's recovery: nothing reserved
+    assert await s.balance(USER) == (100 * E, 0)
+    assert await _paid(store, "r1") == []

@@ -21,7 +21,7 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import IdempotencyRecord
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.helpers import FakeNodes, Harness, running
+from tests.registry.helpers import FakeNodes, Harness, running, sse_chunks
 
 CHAT = "/v1/chat/completions"
 BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -175,6 +175,41 @@ async def test_a_key_a_5xx_frees_is_free_before_the_client_has_the_answer(
         assert r2.status_code == 200, r2.text
         assert "data: [DONE]" in r2.text
         assert a.nodes.calls() == 2
+
+
+@pytest.mark.parametrize("status", [204, 302])
+async def test_a_stream_whose_node_answers_a_non_200_2xx_or_3xx_frees_its_id_everywhere(
+    tmp_path: Path, store_url: str | None, status: int
+) -> None:
+    # replica a's stream meets a node answering 204 or 302 (passed on as a 502): its id is
+    # freed in the store before the answer goes out, as for any 5xx, so the client's retry
+    # runs at b at once (found 2026-12-03: the id stayed held as if the stream had run: 409
+    # duplicate_request for ten minutes, on every replica)
+    nodes = FakeNodes()
+    broken = [True]
+
+    def factory(node: Any, model: str) -> httpx.Response:
+        if broken:
+            broken.clear()
+            return httpx.Response(status, headers={"Location": "http://elsewhere/"})
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"},
+            content=b"".join(sse_chunks(model, node.node_id, node.words)),
+        )  # fmt: skip
+
+    nodes.stream_factory = factory
+    async with two_replicas(tmp_path, store_url, nodes) as (a, b):
+        await _register_everywhere(a, b)
+        ib = b.runtime.idempotency
+        assert isinstance(ib, SharedIdempotency)
+        ib.stream_wait_s = 0.0  # the key must be free when a's answer is out, not later
+        stream = {**BODY, "stream": True}
+        hdr = {"X-Request-Id": f"odd-{status}"}
+        r1 = await a.client.post(CHAT, json=stream, headers=hdr)
+        assert r1.status_code == 502, r1.text
+        r2 = await b.client.post(CHAT, json=stream, headers=hdr)
+        assert r2.status_code == 200, r2.text  # ran, not 409 duplicate_request
+        assert "data: [DONE]" in r2.text and nodes.calls() == 2
 
 
 async def test_a_slow_or_failing_store_delays_the_answer_only_by_the_bound(
