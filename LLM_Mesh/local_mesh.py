@@ -24,8 +24,10 @@ this machine may join, on loopback addresses only (never the LAN, link-local/met
 or another private range); both processes listen on ``host``, 127.0.0.1 (the CLI has no
 other), so only programs on this machine reach the registry at all.
 ``allow_private_nodes=True`` (tests that add more local nodes) starts it with
-``--allow-private-nodes``. The registry gets ``--local-mesh`` too, so its refusals name
-``up``'s flag, not ``registry serve``'s.
+``--allow-private-nodes``. The registry gets ``--local-mesh`` too (as
+``$LLM_MESH_LOCAL_MESH``, which a registry of an older checkout, as a benchmark's
+``--baseline-tree`` starts, ignores), so its refusals name ``up``'s flag, not
+``registry serve``'s.
 
 Zero-config: before starting anything it makes what its own node needs in the
 registry's store, as an admin would: the store's admin key (``$LLM_MESH_HOME/admin.key``,
@@ -61,6 +63,9 @@ from LLM_Mesh.errors import MeshError
 
 #: SIGTERM → SIGKILL for a child that does not exit (a node's own bound is 12 s by default)
 STOP_GRACE_S = 15.0
+
+#: the registry's hidden ``--local-mesh`` as ``up`` sets it (``registry serve``'s envvar)
+LOCAL_MESH_ENV = "LLM_MESH_LOCAL_MESH"
 #: a child's log file past this many bytes is rotated (:func:`rotate_log`)
 LOG_MAX_BYTES = 10 * 1024 * 1024
 #: rotated copies kept per log (``registry.log.1`` newest … ``.3``)
@@ -120,6 +125,7 @@ class LocalMesh:
             env["LLM_MESH_DATABASE_URL"] = self.settings.database_url
         if self._operator_token:
             env["LLM_MESH_OPERATOR_TOKEN"] = self._operator_token
+        env[LOCAL_MESH_ENV] = "1"  # the registry's refusals name `up`'s flags (`--local-mesh`)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
@@ -140,7 +146,6 @@ class LocalMesh:
             "--port",
             str(self.registry_port),
             *private,
-            "--local-mesh",  # its refusals name `up`'s flag
             "--anonymous-rpm",
             str(self.anonymous_rpm or 0),
         ]

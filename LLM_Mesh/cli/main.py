@@ -226,7 +226,13 @@ def registry_serve(
         ),
     ] = False,
     local_mesh: Annotated[
-        bool, typer.Option("--local-mesh", hidden=True, help="`llm-mesh up` started this")
+        bool,
+        typer.Option(
+            "--local-mesh",
+            envvar="LLM_MESH_LOCAL_MESH",  # how `up` sets it: a registry of an older tree ignores it
+            hidden=True,
+            help="`llm-mesh up` started this",
+        ),
     ] = False,
     anonymous_rpm: Annotated[
         int | None,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.config import Settings
-from LLM_Mesh.local_mesh import LocalMesh
+from LLM_Mesh.local_mesh import LOCAL_MESH_ENV, LocalMesh
 from tests.registry.helpers import registration, running
 
 runner = CliRunner()
@@ -41,7 +41,8 @@ def _up_registry_settings(
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"  # `up`'s registry: loopback only
     seen: list[Settings] = []
     monkeypatch.setattr(registry_app, "serve", lambda settings, **kw: seen.append(settings))
-    served = runner.invoke(app, [*cmd, "--home", str(tmp_path)])
+    env = {LOCAL_MESH_ENV: mesh._env()[LOCAL_MESH_ENV]}  # as `up` starts it
+    served = runner.invoke(app, [*cmd, "--home", str(tmp_path)], env=env)
     assert served.exit_code == 0, served.output
     [settings] = seen
     return settings, out.output
