@@ -41,7 +41,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 import httpx
 import typer
 
-from LLM_Mesh.bounded_http import call, read_body
+from LLM_Mesh.bounded_http import call, decoded, read_body
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryOpt,
@@ -163,7 +163,8 @@ class HttpSource:
                 )
                 raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {text[:200]}")
             rest = b""
-            async for chunk in r.aiter_bytes(1 << 20):
+            what = f"GET {r.url}'s answer"  # decoded here in bounded pieces (a bomb too)
+            async for chunk in decoded(r, what=what, piece=1 << 20, gather=1 << 20):
                 cut = chunk.rfind(b"\n") + 1
                 if not cut:
                     rest += chunk

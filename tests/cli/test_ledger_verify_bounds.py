@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from LLM_Mesh.cli import ledger_commands
 from LLM_Mesh.cli.ledger_commands import HttpSource, audit
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.ledger_signer import public_key_text
-from tests.http_bodies import CHUNK, Endless
+from tests.http_bodies import CHUNK, Endless, Reads, peak_bytes
 
 KEYS = {
     "object": "list",
@@ -96,3 +97,28 @@ async def test_an_export_refusal_without_end_is_read_no_further_than_the_limit()
     with pytest.raises(MeshError, match=f"v1/ledger/export.*longer than {LIMIT} bytes"):
         await _audit(export=httpx.Response(500, stream=body))
     assert body.pulled <= LIMIT + CHUNK
+
+
+async def test_a_stacked_gzip_bomb_export_is_refused_unread() -> None:
+    """``Content-Encoding: gzip, gzip``, 256 MiB of newlines in about a kB: before, httpx
+    inflated both layers of the read whole, 256 MiB held before a line was looked at
+    (found 2026-12-03); now refused unread (only gzip or deflate, once, is read)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    lines = b"\n" * (1 << 20)
+    bomb = gzip.compress(b"".join(c.compress(lines) for _ in range(256)) + c.flush(), 9)
+    export = httpx.Response(200, stream=Reads([bomb]), headers={"Content-Encoding": "gzip, gzip"})
+    raised, peak = await peak_bytes(lambda: _audit(export=export))
+    assert isinstance(raised, MeshError) and "Content-Encoding 'gzip, gzip'" in str(raised)
+    assert peak < 32 << 20
+
+
+async def test_a_gzip_bomb_export_is_inflated_a_piece_at_a_time() -> None:
+    """64 MiB of newlines (empty lines: no rows) gzipped into one read: before, inflated
+    whole at once; now a MiB at a time, each piece split into lines and let go."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    lines = b"\n" * (1 << 20)
+    bomb = b"".join(c.compress(lines) for _ in range(64)) + c.flush()
+    export = httpx.Response(200, stream=Reads([bomb]), headers={"Content-Encoding": "gzip"})
+    raised, peak = await peak_bytes(lambda: _audit(export=export))
+    assert raised is None
+    assert peak < 32 << 20
