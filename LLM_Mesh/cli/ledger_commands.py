@@ -129,7 +129,7 @@ class HttpSource:
             out.extend(page["data"])
             if not page["has_more"] or not page["data"]:
                 return out
-            after = int(page["data"][-1]["tree_size"])
+            after = _forward(after, page["data"][-1]["tree_size"], "/v1/ledger/checkpoints")
 
     async def entries(self, page: int) -> AsyncIterator[list[Row]]:
         after = -1
@@ -185,7 +185,7 @@ class HttpSource:
             yield [_row(e) for e in data["data"]]
             if not data["has_more"] or not data["data"]:
                 return
-            after = int(data["data"][-1]["seq"])
+            after = _forward(after, data["data"][-1]["seq"], "/v1/ledger")
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/consistency", first=first, second=second)
@@ -194,6 +194,15 @@ class HttpSource:
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/inclusion", index=index, tree_size=size)
         return [bytes.fromhex(p) for p in data["proof"]]
+
+
+def _forward(after: int, last: object, path: str) -> int:
+    """The next page's ``after``: past this one's, or ``MeshError`` (a registry answering
+    "more" from the same place again would hold the verifier for ever, within every
+    answer's bounds; as the export's rows must go forward)."""
+    if isinstance(last, bool) or not isinstance(last, int) or last <= after:
+        raise MeshError(f"GET {path}'s pages after {after} do not go forward (next: {last!r:.40})")
+    return last
 
 
 class StoreSource:

@@ -122,3 +122,40 @@ async def test_a_gzip_bomb_export_is_inflated_a_piece_at_a_time() -> None:
     raised, peak = await peak_bytes(lambda: _audit(export=export))
     assert raised is None
     assert peak < 32 << 20
+
+
+@pytest.mark.parametrize("path", ["/v1/ledger/checkpoints", "/v1/ledger"])
+async def test_pages_that_do_not_go_forward_are_refused(path: str) -> None:
+    """A registry answering "more" with the same page again (or an earlier one): each
+    answer within every bound, and before the verifier asked again for ever, holding it
+    and gathering the same checkpoints without end (found 2026-12-03: only the export's
+    rows had to go forward). Now an error naming the path, at the second page."""
+    served = 0
+    item = {"tree_size": 5} if path.endswith("checkpoints") else {"seq": 5}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal served
+        p = request.url.path
+        if p == "/v1/ledger/keys":
+            return httpx.Response(200, json=KEYS)
+        if p == "/v1/ledger/export":
+            return httpx.Response(404)  # no export: the paged list
+        if p == path:
+            served += 1
+            if served > 50:  # the old verifier would never stop: end the test
+                return httpx.Response(500, json={"error": {"message": "looped"}})
+            return httpx.Response(200, json={"object": "list", "data": [item], "has_more": True})
+        return httpx.Response(200, json={"object": "list", "data": [], "has_more": False})
+
+    source = HttpSource(
+        httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://reg")
+    )
+    async with source.client:
+        if path.endswith("checkpoints"):
+            with pytest.raises(MeshError, match="do not go forward"):
+                await source.checkpoints()
+        else:
+            with pytest.raises(MeshError, match="do not go forward"):
+                async for _ in source.entries(100):
+                    pass
+    assert served == 2
