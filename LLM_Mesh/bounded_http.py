@@ -34,9 +34,12 @@ import httpx
 
 from LLM_Mesh.errors import MeshError
 
-__all__ = ["AS_SENT", "AnswerRefused", "call", "decoded", "read_body"]
+__all__ = ["AS_SENT", "DECODED", "AnswerRefused", "call", "decoded", "read_body"]
 
 AS_SENT = {"Accept-Encoding": "identity"}  # the request headers of an ``as_sent`` read
+# ... and of a decoded one: what :func:`decoded` reads (httpx offers br and zstd too when
+# their packages are installed, which a server may then pick and this refuses)
+DECODED = {"Accept-Encoding": "gzip, deflate"}
 PIECE = 1 << 16  # the most one decoding step makes (:func:`decoded`)
 # the encodings :func:`decoded` reads: zlib's window bits (deflate: zlib-wrapped, else raw)
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
@@ -109,8 +112,7 @@ async def call(
     most ``limit`` bytes (decoded; ``as_sent``: see :func:`read_body`), all of it within
     ``deadline_s`` seconds; redirects followed as the client's setting says unless
     ``follow_redirects``; its headers are not kept (the body is no longer encoded)."""
-    if as_sent:
-        kw["headers"] = {**kw.get("headers", {}), **AS_SENT}
+    kw["headers"] = {**kw.get("headers", {}), **(AS_SENT if as_sent else DECODED)}
     request = client.build_request(method, url, **kw)
     what = f"{method} {request.url}'s answer"
     deadline = asyncio.timeout(deadline_s)

@@ -156,3 +156,17 @@ async def test_a_corrupt_gzip_answer_is_refused() -> None:
     async with _streamed(b"\x1f\x8b garbage", **{"Content-Encoding": "gzip"}) as client:
         with pytest.raises(AnswerRefused, match="not valid gzip"):
             await call(client, "GET", "/x", 1 << 20, deadline_s=60)
+
+
+async def test_a_decoded_read_offers_only_what_it_decodes() -> None:
+    """httpx offers ``br`` and ``zstd`` too when their packages are installed; a server
+    picking one would be refused: a decoded read offers gzip and deflate only."""
+    seen: list[httpx.Headers] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return httpx.Response(200, content=b"{}")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        await call(client, "GET", "http://s/x", 10, deadline_s=60)
+    assert seen[0]["accept-encoding"] == "gzip, deflate"

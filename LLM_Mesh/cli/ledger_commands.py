@@ -41,7 +41,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 import httpx
 import typer
 
-from LLM_Mesh.bounded_http import call, decoded, read_body
+from LLM_Mesh.bounded_http import DECODED, call, decoded, read_body
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryOpt,
@@ -153,7 +153,8 @@ class HttpSource:
     async def _export(self, after: int) -> AsyncIterator[list[Row] | None]:
         """One export request's rows, in batches as they arrive; ``None`` if there is none."""
         params = {"after": after, "limit": EXPORT_LIMIT}
-        async with self.client.stream("GET", "/v1/ledger/export", params=params) as r:
+        stream = self.client.stream("GET", "/v1/ledger/export", params=params, headers=DECODED)
+        async with stream as r:
             if r.status_code == 404:
                 yield None
                 return
