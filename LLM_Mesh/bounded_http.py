@@ -1,12 +1,17 @@
 """An HTTP answer read whole, to a size limit: what the mesh reads of a server it does not trust.
 
 The outbound counterpart of :mod:`LLM_Mesh.body_limit`. A server that answers without end,
-or with a gzip bomb, costs the reader at most ``limit`` bytes (and one chunk past it):
+or with a gzip bomb, costs the reader at most ``limit`` bytes (and one piece past it):
 
-- :func:`read_body`: the body of a response opened with ``client.stream(...)``, counted as
-  it streams in. Decoded by default (a compressed answer counts whole, as inflated); with
-  ``as_sent`` never decompressed: the request sent :data:`AS_SENT` (``Accept-Encoding:
-  identity``) and another ``Content-Encoding`` is refused unread.
+- :func:`decoded`: the body of a response opened with ``client.stream(...)``, as it streams
+  in, decoded here (never by httpx: its decoders inflate a whole read at once, and
+  ``Content-Encoding: gzip, gzip`` stacks them: 600 bytes sent became 256 MiB in one
+  step, before any count) in pieces of at most ``piece`` bytes, from ``identity``,
+  ``gzip`` or ``deflate`` only (one of them; anything else is refused unread).
+- :func:`read_body`: that body, counted as it streams in. Decoded by default (a compressed
+  answer counts whole, as inflated); with ``as_sent`` never decompressed: the request sent
+  :data:`AS_SENT` (``Accept-Encoding: identity``) and another ``Content-Encoding`` is
+  refused unread.
 - :func:`call`: ``method url`` sent and its whole answer read so, as an ``httpx.Response``,
   within an overall deadline (``deadline_s``: sending, waiting and reading together; a
   trickle of bytes stays within any per-read timeout, not within this one).
@@ -21,15 +26,23 @@ verifier's checkpoint), ``registry/witness_push.py`` (a witness's answer, with
 from __future__ import annotations
 
 import asyncio
+import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from LLM_Mesh.errors import MeshError
 
-__all__ = ["AS_SENT", "AnswerRefused", "call", "read_body"]
+__all__ = ["AS_SENT", "DECODED", "AnswerRefused", "call", "decoded", "read_body"]
 
 AS_SENT = {"Accept-Encoding": "identity"}  # the request headers of an ``as_sent`` read
+# ... and of a decoded one: what :func:`decoded` reads (httpx offers br and zstd too when
+# their packages are installed, which a server may then pick and this refuses)
+DECODED = {"Accept-Encoding": "gzip, deflate"}
+PIECE = 1 << 16  # the most one decoding step makes (:func:`decoded`)
+# the encodings :func:`decoded` reads: zlib's window bits (deflate: zlib-wrapped, else raw)
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class AnswerRefused(MeshError):
@@ -37,16 +50,54 @@ class AnswerRefused(MeshError):
     where the bytes as sent were asked for: not read further."""
 
 
+async def decoded(
+    r: httpx.Response, *, what: str = "the answer", as_sent: bool = False, piece: int = PIECE,
+    gather: int | None = None,
+) -> AsyncIterator[bytes]:  # fmt: skip
+    """``r``'s body (an open stream) as it streams in, decoded in pieces of at most
+    ``piece`` bytes (module docstring); ``as_sent``: ``identity`` only; ``gather``: an
+    ``identity`` body's reads joined to that size (``aiter_raw``'s ``chunk_size``)."""
+    enc = r.headers.get("content-encoding", "identity").strip().lower()
+    identity = enc in ("", "identity")
+    if not identity and (as_sent or enc not in _WBITS):  # or several stacked ("gzip, gzip")
+        raise AnswerRefused(f"{what} was sent with Content-Encoding {enc[:40]!r}")
+    if r.is_stream_consumed:  # built in memory, read whole already (a test's answer)
+        for i in range(0, len(r.content), piece):
+            yield r.content[i : i + piece]
+        return
+    if identity:
+        async for chunk in r.aiter_raw(gather):  # as sent
+            yield chunk
+        return
+    d = zlib.decompressobj(_WBITS[enc])
+    first = enc == "deflate"  # zlib-wrapped as the RFC says, else raw (as httpx reads it)
+    async for chunk in r.aiter_raw():
+        data = chunk
+        while data:
+            try:
+                out = d.decompress(data, piece)
+            except zlib.error as exc:
+                if not first:
+                    raise AnswerRefused(f"{what} is not valid {enc}: {exc}") from None
+                d, first = zlib.decompressobj(-zlib.MAX_WBITS), False
+                continue
+            first = False
+            data = d.unconsumed_tail
+            if out:
+                yield out
+            if d.eof:  # the end of the (first) stream: what follows is not read
+                return
+    tail = d.flush()  # what the last input left pending (a match's bytes at most)
+    if tail:
+        yield tail
+
+
 async def read_body(
     r: httpx.Response, limit: int, *, what: str = "the answer", as_sent: bool = False
 ) -> bytes:
     """``r``'s body (an open stream), at most ``limit`` bytes (module docstring)."""
-    if as_sent:
-        enc = r.headers.get("content-encoding", "identity").strip().lower()
-        if enc not in ("", "identity"):
-            raise AnswerRefused(f"{what} was sent with Content-Encoding {enc[:40]!r}")
     got = bytearray()
-    async for chunk in r.aiter_bytes():  # as sent when the encoding is identity
+    async for chunk in decoded(r, what=what, as_sent=as_sent):
         got += chunk
         if len(got) > limit:
             raise AnswerRefused(f"{what} is longer than {limit} bytes: not read further")
@@ -61,8 +112,7 @@ async def call(
     most ``limit`` bytes (decoded; ``as_sent``: see :func:`read_body`), all of it within
     ``deadline_s`` seconds; redirects followed as the client's setting says unless
     ``follow_redirects``; its headers are not kept (the body is no longer encoded)."""
-    if as_sent:
-        kw["headers"] = {**kw.get("headers", {}), **AS_SENT}
+    kw["headers"] = {**kw.get("headers", {}), **(AS_SENT if as_sent else DECODED)}
     request = client.build_request(method, url, **kw)
     what = f"{method} {request.url}'s answer"
     deadline = asyncio.timeout(deadline_s)

@@ -41,7 +41,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 import httpx
 import typer
 
-from LLM_Mesh.bounded_http import call, read_body
+from LLM_Mesh.bounded_http import DECODED, call, decoded, read_body
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryOpt,
@@ -129,7 +129,7 @@ class HttpSource:
             out.extend(page["data"])
             if not page["has_more"] or not page["data"]:
                 return out
-            after = int(page["data"][-1]["tree_size"])
+            after = _forward(after, page["data"][-1]["tree_size"], "/v1/ledger/checkpoints")
 
     async def entries(self, page: int) -> AsyncIterator[list[Row]]:
         after = -1
@@ -153,7 +153,8 @@ class HttpSource:
     async def _export(self, after: int) -> AsyncIterator[list[Row] | None]:
         """One export request's rows, in batches as they arrive; ``None`` if there is none."""
         params = {"after": after, "limit": EXPORT_LIMIT}
-        async with self.client.stream("GET", "/v1/ledger/export", params=params) as r:
+        stream = self.client.stream("GET", "/v1/ledger/export", params=params, headers=DECODED)
+        async with stream as r:
             if r.status_code == 404:
                 yield None
                 return
@@ -163,7 +164,8 @@ class HttpSource:
                 )
                 raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {text[:200]}")
             rest = b""
-            async for chunk in r.aiter_bytes(1 << 20):
+            what = f"GET {r.url}'s answer"  # decoded here in bounded pieces (a bomb too)
+            async for chunk in decoded(r, what=what, piece=1 << 20, gather=1 << 20):
                 cut = chunk.rfind(b"\n") + 1
                 if not cut:
                     rest += chunk
@@ -184,7 +186,7 @@ class HttpSource:
             yield [_row(e) for e in data["data"]]
             if not data["has_more"] or not data["data"]:
                 return
-            after = int(data["data"][-1]["seq"])
+            after = _forward(after, data["data"][-1]["seq"], "/v1/ledger")
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/consistency", first=first, second=second)
@@ -193,6 +195,15 @@ class HttpSource:
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/inclusion", index=index, tree_size=size)
         return [bytes.fromhex(p) for p in data["proof"]]
+
+
+def _forward(after: int, last: object, path: str) -> int:
+    """The next page's ``after``: past this one's, or ``MeshError`` (a registry answering
+    "more" from the same place again would hold the verifier for ever, within every
+    answer's bounds; as the export's rows must go forward)."""
+    if isinstance(last, bool) or not isinstance(last, int) or last <= after:
+        raise MeshError(f"GET {path}'s pages after {after} do not go forward (next: {last!r:.40})")
+    return last
 
 
 class StoreSource:

@@ -19,10 +19,12 @@ is the reader's to say.
 
 **Bound.** An event may be at most ``limit`` bytes (:data:`MAX_EVENT_BYTES`; a token's is
 ~200): :attr:`SseFramer.over` says after each :meth:`~SseFramer.feed` that the event being
-read is past it, and the reader stops reading. The reads in which no event ends are kept
-as they came (with their ``\\r``) and joined once one does: a read is not copied and
-searched again with all those before it (quadratic in an endless event), only the last
-three bytes are searched with it, for a blank line cut by the read.
+read is past it, and the reader stops reading. The reads in which no event ends are
+appended to one buffer as they came (with their ``\\r``) and joined with the rest once one
+does: a read is not searched again with all those before it (quadratic in an endless
+event), only the last three bytes are searched with it, for a blank line cut by the read;
+nor is each read kept as an object of its own (2-byte reads held 22 MiB of ``bytes``
+objects for a 1 MiB event: 33 bytes of header for every 2 of data).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class SseFramer:
         self._buf = b""  # the bytes after the last complete event
         # ... and the reads after them in which no event ended (joined once one does),
         # their size, and the last bytes read (where a blank line may begin)
-        self._more: list[bytes] = []
+        self._more = bytearray()
         self._more_n = 0
         self._tail = b""
 
@@ -72,13 +74,13 @@ class SseFramer:
         read); :attr:`over` set for the event still being read."""
         if self._buf:
             if b"\n\n" not in _CR_LF.sub(b"\n", self._tail + got):  # no event ends here
-                self._more.append(got)
+                self._more += got  # amortised, not an object per read
                 self._more_n += len(got)
                 self._tail = (self._tail + got)[-3:]
                 self.over = len(self._buf) + self._more_n > self.limit
                 return []
-            buf = b"".join((self._buf, *self._more, got))
-            self._more, self._more_n = [], 0
+            buf = b"".join((self._buf, self._more, got))
+            self._more, self._more_n = bytearray(), 0
         else:
             buf = got
         if b"\r" in buf:
@@ -101,10 +103,10 @@ class SseFramer:
     def end(self) -> list[bytes]:
         """The stream ended: what is left, as events if any (an unterminated last one).
         The framer is empty again."""
-        rest = b"".join((self._buf, *self._more))
+        rest = b"".join((self._buf, self._more))
         if b"\r" in rest:
             rest = _CR_LF.sub(b"\n", rest)
         rest = rest.rstrip(b"\r")
-        self._buf, self._more, self._more_n, self._tail = b"", [], 0, b""
+        self._buf, self._more, self._more_n, self._tail = b"", bytearray(), 0, b""
         self.over = False
         return _events(rest.split(b"\n\n"))  # (one, unless CRs hid a cut)

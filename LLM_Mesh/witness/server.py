@@ -20,7 +20,8 @@ replayed old request gets 409 with the newer size. One witness per home
 
 Only evidence of log misbehaviour is logged at WARNING with the note offered: a checkpoint
 the log signed (its signature verified) of the size this witness cosigned with another
-root (the 409 that is not ``text/x.tlog.size``). Every other refusal of a checkpoint the
+root (the 409 that is not ``text/x.tlog.size``), or of size 0 with a root that is not the
+empty tree's (a 422 no proof decided: :func:`_evidence`). Every other refusal of a checkpoint the
 log signed is logged at INFO, without the note, and the state is unchanged: the log's
 checkpoints are public, so anyone can post an old one or the newest from another old size
 (a 409 naming this witness's size; the log itself is told its witness's size so after
@@ -43,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from LLM_Mesh.core.checkpoint import Checkpoint
 from LLM_Mesh.core.tlog_witness import (
     ADD_CHECKPOINT,
     MAX_REQUEST,
@@ -61,6 +63,16 @@ __all__ = ["WitnessService", "bind", "parse_listen", "serve", "witness_app"]
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+
+
+def _evidence(kind: str, status: int, cp: Checkpoint | None) -> bool:
+    """Whether a refusal is evidence of the log's misbehaviour (logged at WARNING with the
+    note): a split view that no proof decided, so that only the log could have made it --
+    the size cosigned with another root (409), or a size-0 checkpoint whose root is not
+    the empty tree's (422). A proof that does not verify proves nothing (anyone's)."""
+    if kind != SPLIT_VIEW or cp is None:
+        return False
+    return status == 409 or cp.tree_size == 0
 
 
 class WitnessService:
@@ -93,7 +105,7 @@ class WitnessService:
             last = self.state.get(origin)
             decision, refused = judge(last, req, self.log_keys)
             if refused is not None:
-                if decision.kind == SPLIT_VIEW and refused.status == 409:  # evidence
+                if _evidence(decision.kind, refused.status, decision.checkpoint):
                     log.warning(
                         "add-checkpoint refused (%s, %d): %s; offered: %r",
                         decision.kind, refused.status, decision.message, req.note,

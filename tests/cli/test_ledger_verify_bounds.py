@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from LLM_Mesh.cli import ledger_commands
 from LLM_Mesh.cli.ledger_commands import HttpSource, audit
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.ledger_signer import public_key_text
-from tests.http_bodies import CHUNK, Endless
+from tests.http_bodies import CHUNK, Endless, Reads, peak_bytes
 
 KEYS = {
     "object": "list",
@@ -96,3 +97,65 @@ async def test_an_export_refusal_without_end_is_read_no_further_than_the_limit()
     with pytest.raises(MeshError, match=f"v1/ledger/export.*longer than {LIMIT} bytes"):
         await _audit(export=httpx.Response(500, stream=body))
     assert body.pulled <= LIMIT + CHUNK
+
+
+async def test_a_stacked_gzip_bomb_export_is_refused_unread() -> None:
+    """``Content-Encoding: gzip, gzip``, 256 MiB of newlines in about a kB: before, httpx
+    inflated both layers of the read whole, 256 MiB held before a line was looked at
+    (found 2026-12-03); now refused unread (only gzip or deflate, once, is read)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    lines = b"\n" * (1 << 20)
+    bomb = gzip.compress(b"".join(c.compress(lines) for _ in range(256)) + c.flush(), 9)
+    export = httpx.Response(200, stream=Reads([bomb]), headers={"Content-Encoding": "gzip, gzip"})
+    raised, peak = await peak_bytes(lambda: _audit(export=export))
+    assert isinstance(raised, MeshError) and "Content-Encoding 'gzip, gzip'" in str(raised)
+    assert peak < 32 << 20
+
+
+async def test_a_gzip_bomb_export_is_inflated_a_piece_at_a_time() -> None:
+    """64 MiB of newlines (empty lines: no rows) gzipped into one read: before, inflated
+    whole at once; now a MiB at a time, each piece split into lines and let go."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    lines = b"\n" * (1 << 20)
+    bomb = b"".join(c.compress(lines) for _ in range(64)) + c.flush()
+    export = httpx.Response(200, stream=Reads([bomb]), headers={"Content-Encoding": "gzip"})
+    raised, peak = await peak_bytes(lambda: _audit(export=export))
+    assert raised is None
+    assert peak < 32 << 20
+
+
+@pytest.mark.parametrize("path", ["/v1/ledger/checkpoints", "/v1/ledger"])
+async def test_pages_that_do_not_go_forward_are_refused(path: str) -> None:
+    """A registry answering "more" with the same page again (or an earlier one): each
+    answer within every bound, and before the verifier asked again for ever, holding it
+    and gathering the same checkpoints without end (found 2026-12-03: only the export's
+    rows had to go forward). Now an error naming the path, at the second page."""
+    served = 0
+    item = {"tree_size": 5} if path.endswith("checkpoints") else {"seq": 5}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal served
+        p = request.url.path
+        if p == "/v1/ledger/keys":
+            return httpx.Response(200, json=KEYS)
+        if p == "/v1/ledger/export":
+            return httpx.Response(404)  # no export: the paged list
+        if p == path:
+            served += 1
+            if served > 50:  # the old verifier would never stop: end the test
+                return httpx.Response(500, json={"error": {"message": "looped"}})
+            return httpx.Response(200, json={"object": "list", "data": [item], "has_more": True})
+        return httpx.Response(200, json={"object": "list", "data": [], "has_more": False})
+
+    source = HttpSource(
+        httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://reg")
+    )
+    async with source.client:
+        if path.endswith("checkpoints"):
+            with pytest.raises(MeshError, match="do not go forward"):
+                await source.checkpoints()
+        else:
+            with pytest.raises(MeshError, match="do not go forward"):
+                async for _ in source.entries(100):
+                    pass
+    assert served == 2

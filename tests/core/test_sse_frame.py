@@ -4,6 +4,8 @@ and the bound on the event being read."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
@@ -145,3 +147,23 @@ def test_a_complete_event_is_not_the_one_being_read() -> None:
     f = SseFramer(limit=10)
     assert f.feed(b"data: 0123456789\n\ndata") == [b"data: 0123456789"]
     assert not f.over
+
+
+def test_an_endless_event_in_tiny_reads_holds_about_its_bytes() -> None:
+    """A node sending an event that never ends 2 bytes a read: before, each read was kept
+    as its own ``bytes`` object until the cap (35 bytes of object for 2 of data: 22 MiB
+    held per stream for the 1 MiB ``MAX_EVENT_BYTES``; found 2026-12-03); now the reads
+    go into one buffer, so a stream holds about the cap, whatever the reads' sizes."""
+    limit = 64 << 10
+    f = SseFramer(limit)
+    two = bytearray(b"xy")
+    f.feed(b"data: ")
+    tracemalloc.start()
+    try:
+        for _ in range(limit // 2 + 1):
+            assert f.feed(bytes(two)) == []  # a new object each read, as the network's
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f.over
+    assert peak < 4 * limit  # before: 1.4 MB (21 times the cap)

@@ -11,12 +11,13 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.checkpoint import sign_checkpoint
 from LLM_Mesh.core.tlog_witness import MAX_REQUEST, SIZE_TYPE, request_body
 from LLM_Mesh.core.witness import cosigners, witness_key
 from LLM_Mesh.witness import server as server_mod
 from LLM_Mesh.witness.server import WitnessService, parse_listen, witness_app
 from LLM_Mesh.witness.state import load_state
-from tests.core.test_witness import KEYS, ORIGIN, _leaves, _note, _proof
+from tests.core.test_witness import KEYS, LOG, LOG_PUB, ORIGIN, _leaves, _note, _proof
 
 NAME = "witness.test/push"
 KEY = Ed25519PrivateKey.generate()
@@ -221,3 +222,22 @@ async def test_a_garbage_proof_is_not_logged_as_the_logs_misbehaviour(
     last = [x for x in caplog.records if "refused" in x.getMessage()][-1]
     assert last.levelname == "WARNING" and "split" in last.getMessage()
     assert svc.state[ORIGIN].size == 3
+
+
+async def test_a_signed_empty_checkpoint_with_a_root_is_logged_as_evidence(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint of size 0 whose root is not the empty tree's, signed by the log: no
+    proof is involved (nobody but the log could make it), so it is evidence of the log's
+    misbehaviour (a split view of the empty tree), answered 422 as the spec says. Before:
+    logged at INFO without the note, as a garbage proof is (found 2026-12-03: the
+    listening witness's INFO for 422s dropped this evidence too); a WARNING with it now."""
+    svc = _service(tmp_path)
+    caplog.set_level("INFO", logger=server_mod.__name__)
+    bad = sign_checkpoint(LOG, LOG_PUB, ORIGIN, 0, bytes(range(32)), 7).note
+    r = await _post(svc, request_body(0, [], bad))
+    assert r.status_code == 422, r.text
+    refused = [x for x in caplog.records if "refused" in x.getMessage()]
+    assert [x.levelname for x in refused] == ["WARNING"]
+    assert bad in refused[0].getMessage() or repr(bad) in refused[0].getMessage()
+    assert ORIGIN not in svc.state
