@@ -14,7 +14,8 @@ run in the batch's one transaction by ``registry/settle_db.py``:
   it; ``reserved`` unchanged). When the lease is gone (recovery released it: this holder
   was taken for dead) or short, the total is reserved from the payer's available balance
   instead, as a lapsed answer is revived, or nothing is written (unpaid). Result:
-  :class:`Spent`.
+  :class:`Spent`. One that fails is written again off the hot path, once
+  (``settle_ledger.spend_again``): never as a ``Spend`` again, whose rows would collide.
 - :class:`Give`: the lease handed back: its row deleted, its amount released.
 
 So a payer's ``reserved`` is always its pending estimates + answered (unsettled) totals +
@@ -120,6 +121,10 @@ class Spend:
     def payer(self) -> str:
         return self.answer.payer
 
+    @property
+    def key(self) -> str:
+        return self.answer.key
+
     def sqlite(self, conn: sqlite3.Connection, holder: str, now: str, one: One) -> Spent:
         a, total = self.answer, self.answer.total
         drawn = conn.execute(_DRAW, (total, self.lease_id, total)).rowcount == 1
@@ -202,8 +207,9 @@ def lease_wrote(
         drawn = ok and isinstance(result, Spent) and result.from_lease
         got = book.admitted.get(op.answer.key)
         book.spent(op.answer.key, op.answer.total if ok else None, drawn, now)
-        if not failed and not ok and got is not None:  # the lease is gone or short and the
-            book.lose(got[0])  # payer cannot cover it: it must admit (serve unpaid) no more
+        if not ok and got is not None:  # the lease is gone or short and the payer cannot
+            book.lose(got[0])  # cover it: it must admit (serve unpaid) no more; or the write
+            # failed, maybe committed (its amount then less than the book's): it goes back
         return op.answer if ok else None
     elif isinstance(op, Give) and failed:  # still the database's: handed back next time
         book.leases[op.lease.lease_id] = op.lease

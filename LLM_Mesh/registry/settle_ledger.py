@@ -14,7 +14,8 @@
   pending: ``Settlement._again``).
 - :func:`void_pending` voids a dead holder's pending rows (``lapsed``) and releases their
   estimates; :func:`revive` records the answer of a lapsed row after all, if its holder was
-  alive and the payer can still cover it.
+  alive and the payer can still cover it; :func:`spend_again` writes again a lease's
+  answer whose write failed (``Settlement``'s ``Spend``), once.
 - :func:`top_up_pool` adds to the community pool, from the mint, what it lacks of its
   daily budget, once per UTC day (``pool_days`` keeps the day; entry kind
   ``pool_budget``).
@@ -33,6 +34,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer, is_held_account, pseudonym
@@ -50,6 +52,7 @@ __all__ = [
     "revive",
     "row_state",
     "settle",
+    "spend_again",
     "top_up_pool",
     "transfers",
     "void_pending",
@@ -305,6 +308,61 @@ async def revive(engine: AsyncEngine, a: Answer, holder: str, now: datetime) -> 
     except _NotRevived:
         return False
     return True
+
+
+class _Found(Exception):
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+async def spend_again(engine: AsyncEngine, a: Answer, holder: str, now: datetime) -> str | None:
+    """Write again answer ``a`` of a request admitted from a lease, whose first write (its
+    ``Spend``) failed, committed or not: in one transaction, unless the request has a row
+    already (the failed write committed after all: its state is returned, nothing
+    written), its exact total is reserved from the payer's available balance (the payer's
+    row first, the lock order; not from the lease: the book's lease keeps its amount, as
+    the failed write rolled back) and its ``answered`` rows inserted. ``"answered"``: the
+    request is answered (now, or by the failed write); ``"settled"``: it was settled
+    already; ``None``: nothing written, the payer cannot cover it (unpaid). Never twice:
+    the rows' key (request, part) is unique, so a first write still running on the server
+    (PostgreSQL: its connection dropped) and this one cannot both insert; the loser rolls
+    back (this one then reads ``"answered"``)."""
+    s, b = tables.settlements, tables.balances
+    total = a.total
+    try:
+        async with engine.begin() as conn:
+            took = (
+                await conn.execute(
+                    update(b)
+                    .where(b.c.account == a.payer, b.c.balance - b.c.reserved >= total)
+                    .values(reserved=b.c.reserved + total)
+                    .returning(b.c.account)
+                )
+            ).first()
+            row = (
+                await conn.execute(select(s.c.state).where(s.c.request_id == a.key, s.c.part == 0))
+            ).first()
+            if row is not None:
+                raise _Found(str(row.state))
+            if took is None:
+                raise _NotRevived
+            for n, p in enumerate(a.parts):
+                await conn.execute(
+                    s.insert().values(
+                        request_id=a.key, part=n, payer=a.payer, node_id=p.node_id,
+                        operator=p.operator, model=a.model, estimate=a.estimate if n == 0 else 0,
+                        amount=p.amount, fee=p.fee, state="answered",
+                        receipt_hash=a.receipt_hash, created_at=now, updated_at=now,
+                        holder=holder,
+                    )
+                )  # fmt: skip
+    except _Found as found:
+        return found.state
+    except _NotRevived:
+        return None
+    except IntegrityError:  # the first write inserted its rows meanwhile, and committed
+        return "answered"
+    return "answered"
 
 
 async def balance(engine: AsyncEngine, account: str) -> tuple[int, int]:

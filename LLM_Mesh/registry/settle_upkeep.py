@@ -2,6 +2,9 @@
 part of :class:`~LLM_Mesh.registry.settlement.Settlement` that runs off the hot path (see
 ``registry/settlement.py``'s docstring: the settler's appends, and "Upkeep").
 
+Writes that fail are written again after the pauses of ``_AGAIN_S`` (:meth:`SettleUpkeep._again`):
+a void or an answer through the writer (idempotent), a lease's answer (``Spend``) on the
+engine (:meth:`SettleUpkeep._spend_again`: ``settle_ledger.spend_again``, written once).
 At stop (``Settlement.stop``), before its own recovery, the answers whose writes all failed
 are written once more (:meth:`SettleUpkeep._answer_at_stop`); one still not written is
 counted unpaid and logged (:meth:`SettleUpkeep._unpaid_at_stop`), never voided silently.
@@ -28,9 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.settle_db import Answer, SettleDb, SqliteSettleDb, sqlite_time
+from LLM_Mesh.registry.settle_db import Answer, Op, SettleDb, SqliteSettleDb, Void, sqlite_time
 from LLM_Mesh.registry.settle_holders import beat, dead_holders, forget, forget_batches
-from LLM_Mesh.registry.settle_lease import release_leases
+from LLM_Mesh.registry.settle_lease import Spend, release_leases
 from LLM_Mesh.registry.settle_ledger import (
     LAPSED,
     VOID,
@@ -39,6 +42,7 @@ from LLM_Mesh.registry.settle_ledger import (
     revive,
     row_state,
     settle,
+    spend_again,
     top_up_pool,
     void_pending,
     with_operators,
@@ -51,6 +55,8 @@ __all__ = ["MAX_SETTLE", "SettleUpkeep"]
 log = logging.getLogger("LLM_Mesh.registry.settlement")
 
 MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the loop)
+# the pauses before a failed write is written again (_again); after the last, recovery's
+_AGAIN_S = (0.5, 2.0, 8.0, 30.0, 60.0)
 
 
 class SettleUpkeep:
@@ -70,11 +76,15 @@ class SettleUpkeep:
     _pool_day: str | None
     _settling: asyncio.Lock
     _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
-    _given_up: set[Answer]  # answers whose writes failed past the last pause, or at stop
+    _given_up: set[Answer | Spend]  # answers whose writes failed past the last pause, or at stop
     _tries: dict[Any, int]  # failed writes written again, and how often
-    _checking: set[asyncio.Task[None]]  # answers written again, not pending: _answer_again
-    stop_wait_s: float = 30.0  # the most stop() waits for the writer, then for each of
-    # _answer_at_stop and _unpaid_at_stop: a database away never holds a stop longer
+    _checking: set[asyncio.Task[None]]  # answers written again: _answer_again, _spend_again
+    _again_at: dict[Void | Answer | Spend, asyncio.TimerHandle]  # failed writes, due again
+    _undoing: set[Op]  # failed reservations' voids: at every pause
+    _ops: list[tuple[Any, asyncio.Future[Any] | None]]  # the writer's queue
+    _wake: asyncio.Event
+    stop_wait_s: float = 30.0  # the most stop() waits for any one of its steps, and
+    stop_limit_s: float = 60.0  # for all of them: a database away or hung never holds it longer
     unpaid: int  # answers released whose row was no longer pending (and not revived)
     _started: bool
     _worker: LedgerThread | None
@@ -169,6 +179,83 @@ class SettleUpkeep:
         log.warning("settlement: %s was answered but no longer reserved: unpaid", op.key)
         return False
 
+    # -- writes that failed, written again -------------------------------------------------
+
+    def _again(self, op: Void | Answer | Spend) -> None:
+        """Write ``op`` again after the next pause of :data:`_AGAIN_S`: its write failed,
+        maybe after its commit (a void or an answer of a row no longer pending writes
+        nothing; an answer written again that found its row so is checked,
+        ``_answer_again``: answered by the failed write, settled, or lapsed meanwhile and
+        revived or counted unpaid as a first answer is; a lease's answer is written once,
+        :meth:`_spend_again`). A failed reservation's void (``_undoing``) is written at
+        every pause, not only until written once: the reservation may still run on the
+        server (PostgreSQL: its connection dropped, the reconnects failed) and insert its
+        row after the first void found none. After the last, it is left to recovery: this
+        holder's stop, its successor's start, the others' once it is dead (an answer goes
+        to the settler, in case it did commit, and is written once more by the stop first:
+        :meth:`_answer_at_stop`)."""
+        if not self._started or op in self._again_at:
+            if not self._started and isinstance(op, (Answer, Spend)):  # failed while stopping
+                self._given_up.add(op)  # stop() writes it once more (_answer_at_stop)
+            return
+        tries = self._tries.get(op, 0)
+        if tries >= len(_AGAIN_S):
+            del self._tries[op]
+            self._undoing.discard(op)
+            log.error(
+                "settlement: %s of %s not written; left to recovery", type(op).__name__, op.key
+            )
+            if isinstance(op, (Answer, Spend)):  # in case it committed: the guard pays once
+                self._answered.append(op if isinstance(op, Answer) else op.answer)
+                self._given_up.add(op)  # else it is not answered: stop() writes it first
+            return
+        self._tries[op] = tries + 1
+        loop = asyncio.get_running_loop()
+        self._again_at[op] = loop.call_later(_AGAIN_S[tries], self._write_again, op)
+
+    @staticmethod
+    def _again_more(tries: int) -> bool:
+        """Whether a write written again ``tries`` times has pauses left (``_undoing``)."""
+        return tries < len(_AGAIN_S)
+
+    def _write_again(self, op: Void | Answer | Spend) -> None:
+        self._again_at.pop(op, None)
+        if isinstance(op, Spend):  # not through the writer: its rows would collide
+            self._check(self._spend_again(op))
+            return
+        self._ops.append((op, None))  # stopping: its flush writes it
+        self._wake.set()
+
+    def _check(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._checking.add(task)
+        task.add_done_callback(self._checking.discard)
+
+    async def _spend_again(self, op: Spend) -> None:
+        """A lease's answer whose write (``Spend``) failed, written again once
+        (``settle_ledger.spend_again``: its rows unless it has some already; never twice):
+        answered (now, or by the failed write) goes to the settler; settled, nothing; not
+        covered by the payer any more: counted unpaid and logged. A write that fails again
+        waits for the next pause (:meth:`_again`)."""
+        try:
+            engine = await self._engine()
+            state = await spend_again(engine, op.answer, self.holder, datetime.now(timezone.utc))
+        except asyncio.CancelledError:  # the stop ran out of time: counted there
+            self._given_up.add(op)
+            raise
+        except Exception:
+            log.exception("settlement: could not write the answer of %s again", op.key)
+            self._again(op)
+            return
+        self._tries.pop(op, None)
+        self._spent_again(op, state)
+
+    def _spent_again(self, op: Spend, state: str | None) -> None:
+        if state == "answered":
+            self._answered.append(op.answer)
+        elif state is None:
+            self._unpaid(op.answer)
+
     async def _answer_again(self, op: Answer) -> None:
         """An answer written again (``Settlement._again``: its first write failed) found its
         row not pending: ``answered`` by that failed write after all (its reply lost): the
@@ -176,57 +263,69 @@ class SettleUpkeep:
         nothing; else (``lapsed``: this holder was taken for dead meanwhile) a first
         answer's path, :meth:`_revive`: recorded after all, or counted unpaid."""
         try:
-            state = await row_state(await self._engine(), op.key)
-        except Exception:  # unknown: the settler's guard pays it once if it is answered
-            log.exception("settlement: could not read the row of %s (answered again)", op.key)
-            self._answered.append(op)
-            return
-        if state == "answered":
-            self._answered.append(op)
-        elif state != "settled":
-            await self._revive(op)
+            try:
+                state = await row_state(await self._engine(), op.key)
+            except Exception:  # unknown: the settler's guard pays it once if it is answered
+                log.exception("settlement: could not read the row of %s (answered again)", op.key)
+                self._answered.append(op)
+                return
+            if state == "answered":
+                self._answered.append(op)
+            elif state != "settled":
+                await self._revive(op)
+        except asyncio.CancelledError:  # the stop ran out of time: counted there
+            self._given_up.add(op)
+            raise
 
-    async def _answer_at_stop(self) -> None:
+    async def _answer_at_stop(self, wait: float) -> None:
         """At stop, before recovery voids this holder's pending rows: write once more the
         answers whose writes all failed (given up after the last pause, waiting for the
-        next, or failed in stop's drain), at most ``stop_wait_s`` (a database away must not
-        hold the stop). One recorded goes to the settler; one whose row is not pending any
-        more takes ``_answer_again``'s path; if the write fails, they stay given up
-        (:meth:`_unpaid_at_stop`). Never raises."""
-        answers, self._given_up = list(self._given_up), set()
+        next, or failed in stop's drain), at most ``wait`` seconds (a database away must
+        not hold the stop). One recorded goes to the settler; one whose row is not pending
+        any more takes ``_answer_again``'s path (a lease's: :meth:`_spend_again`'s); if the
+        write fails, they stay given up (:meth:`_unpaid_at_stop`). Never raises."""
+        given, self._given_up = list(self._given_up), set()
         db = self._db
-        if not answers or db is None:
-            self._given_up.update(answers)
+        if not given or db is None:
+            self._given_up.update(given)
             return
-        for op in answers:
+        for op in given:
             self._tries.pop(op, None)
+        answers = [op for op in given if isinstance(op, Answer)]
         written: list[tuple[Answer, object]] = []
+        spent: list[tuple[Spend, str | None]] = []
 
         async def write() -> None:
             for i in range(0, len(answers), MAX_SETTLE):
                 batch = answers[i : i + MAX_SETTLE]
                 done = await db.apply(batch, self.holder, datetime.now(timezone.utc))
                 written.extend(zip(batch, done, strict=True))
+            engine = await self._engine()
+            for op in given:
+                if isinstance(op, Spend):
+                    now = datetime.now(timezone.utc)
+                    spent.append((op, await spend_again(engine, op.answer, self.holder, now)))
 
         try:
-            await asyncio.wait_for(write(), self.stop_wait_s)
+            await asyncio.wait_for(write(), max(wait, 0.0))
         except Exception:  # the database away, or too slow (TimeoutError)
-            log.exception("settlement: %d answer(s) not written at stop", len(answers))
-            self._given_up.update(answers[len(written) :])
+            log.exception("settlement: %d answer(s) not written at stop", len(given))
+            done = {op for op, _ in written} | {op for op, _ in spent}
+            self._given_up.update(op for op in given if op not in done)
         for op, recorded in written:
             if recorded:
                 self._answered.append(op)
             else:
-                task = asyncio.get_running_loop().create_task(self._answer_again(op))
-                self._checking.add(task)
-                task.add_done_callback(self._checking.discard)
+                self._check(self._answer_again(op))
+        for sop, state in spent:
+            self._spent_again(sop, state)
 
-    async def _unpaid_at_stop(self) -> None:
+    async def _unpaid_at_stop(self, wait: float) -> None:
         """At stop, after recovery: each answer still not written (:meth:`_answer_at_stop`)
         whose row is not answered or settled (recovery voided it; or it cannot be read, the
         database away) was served unpaid: counted in ``unpaid`` and logged at WARNING with
-        its key (never its content), not silently voided. The rows read at most
-        ``stop_wait_s``; never raises."""
+        its key (never its content), not silently voided. The rows read at most ``wait``
+        seconds; never raises."""
         answers, self._given_up = list(self._given_up), set()
         if not answers:
             return
@@ -239,7 +338,7 @@ class SettleUpkeep:
                     paid.add(op.key)  # its failed write committed: recovery settles it
 
         try:
-            await asyncio.wait_for(read(), self.stop_wait_s)
+            await asyncio.wait_for(read(), max(wait, 0.0))
         except Exception:
             log.exception("settlement: could not read the rows of the answers not written")
         for op in answers:

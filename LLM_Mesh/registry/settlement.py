@@ -16,10 +16,8 @@ reserves. On the hot path (``registry/charge.py`` and the account stage):
    never raises into the request.
 
 A write that fails may have committed all the same (PostgreSQL: the reply lost after the
-``COMMIT``): a failed reservation is voided, a failed void or answer written again
-(:meth:`Settlement._again`: idempotent; an answer that then finds its row not pending
-goes to the settler, whose guard pays it once, if the failed write answered it, else takes
-a first answer's path: revived or counted unpaid, :meth:`SettleUpkeep._answer_again`).
+``COMMIT``): a failed reservation is voided, a failed void or answer written again, once
+(``SettleUpkeep._again``, ``_answer_again``, ``_spend_again``; not written: counted unpaid).
 
 With reservation leases (``lease_estimates`` > 0, ``LLM_MESH_SETTLE_LEASE``; the book in
 ``core/lease_book.py``, the writes in ``registry/settle_lease.py``): :meth:`reserve` admits
@@ -57,9 +55,9 @@ recovers its predecessor at once (``registry/settle_holders.py``: the home's
 ``settlement.lock``, held with ``flock`` while a process runs, and
 ``settlement.holder``, its holder id). On a clean stop the
 writer is drained, the answers whose writes failed (given up, or waiting for their next
-pause) are written once more (bounded by ``stop_wait_s``; still not written: counted in
-``unpaid`` and logged), answered requests are settled, the holder's own pending rows voided
-and its row removed.
+pause) are written once more (still not written: counted in ``unpaid`` and logged),
+answered requests are settled, the holder's own pending rows voided and its row removed;
+each step at most ``stop_wait_s``, all at most ``stop_limit_s`` (the rest: recovery's).
 """
 
 from __future__ import annotations
@@ -69,7 +67,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -101,8 +99,6 @@ MAX_OPS = 1000  # operations in one hot-path transaction
 _MAX_IN_FLIGHT = 100_000  # Settlement.in_flight is a hint: cleared past this size
 _LATER = object()  # not written at once: the writer task writes it
 _LEASED = Reserved(True, 0, 0)  # admitted from a lease in memory (nothing read)
-# the pauses before a failed write is written again (_again); after the last, recovery's
-_AGAIN_S = (0.5, 2.0, 8.0, 30.0, 60.0)
 
 
 @lru_cache(maxsize=65_536)
@@ -166,11 +162,11 @@ class Settlement(SettleUpkeep):
         self._ops: list[tuple[Op, asyncio.Future[Any] | None]] = []
         self._wake = asyncio.Event()
         self._answered: list[Answer] = []
-        self._again_at: dict[Op, asyncio.TimerHandle] = {}  # failed writes, due again
-        self._checking: set[asyncio.Task[None]] = set()  # answers written again: _answer_again
-        self._tries: dict[Op, int] = {}  # ... and how often each was written again
-        self._undoing: set[Op] = set()  # failed reservations' voids: at every pause (_again)
-        self._given_up: set[Answer] = set()  # answers past the last pause: stop() writes them
+        self._again_at: dict[Void | Answer | Spend, asyncio.TimerHandle] = {}  # settle_upkeep
+        self._checking: set[asyncio.Task[None]] = set()  # ... declares what these are
+        self._tries: dict[Op, int] = {}
+        self._undoing: set[Op] = set()
+        self._given_up: set[Answer | Spend] = set()
         self._settling = asyncio.Lock()
         self._writing = False  # a batch is being written (nothing may overtake it)
         self._tasks: list[asyncio.Task[None]] = []
@@ -431,6 +427,9 @@ class Settlement(SettleUpkeep):
         self._writing = True
         try:
             results = await self.db.apply([op for op, _ in batch], self.holder, now)
+        except asyncio.CancelledError:  # the stop ran out of time: its answers given up
+            self._fail(batch, RuntimeError("settlement stopped before the write ended"))
+            raise
         except Exception as exc:
             self._fail(batch, exc)
             return
@@ -456,7 +455,7 @@ class Settlement(SettleUpkeep):
             tries = self._tries.pop(op, None)
         again = tries is not None
         if tries is not None and isinstance(op, Void) and op in self._undoing:
-            if tries < len(_AGAIN_S):  # the reservation may commit later yet
+            if self._again_more(tries):  # the reservation may commit later yet
                 self._tries[op] = tries
                 self._again(op)
             else:
@@ -465,51 +464,13 @@ class Settlement(SettleUpkeep):
             if not failed and result:  # not recorded: answer() tries to revive it
                 self._answered.append(op)
             elif again:  # answered by the failed write after all, or lapsed meanwhile
-                task = asyncio.get_running_loop().create_task(self._answer_again(op))
-                self._checking.add(task)
-                task.add_done_callback(self._checking.discard)
+                self._check(self._answer_again(op))
         elif self.leases is not None and not isinstance(op, (Reserve, Void)):
             done = lease_wrote(self.leases, op, result, time.monotonic(), failed=failed)
             if done is not None:
                 self._answered.append(done)
-            elif failed and isinstance(op, Spend):  # committed? then the guard pays it once
-                self._answered.append(op.answer)
-
-    def _again(self, op: Void | Answer) -> None:
-        """Write ``op`` again after the next pause of :data:`_AGAIN_S`: its write failed,
-        maybe after its commit (a void or an answer of a row no longer pending writes
-        nothing; an answer written again that found its row so is checked,
-        ``_answer_again``: answered by the failed write, settled, or lapsed meanwhile and
-        revived or counted unpaid as a first answer is). A failed reservation's void
-        (``_undoing``) is written at every pause, not only until written once: the
-        reservation may still run on the server (PostgreSQL: its connection dropped, the
-        reconnects failed) and insert its row after the first void found none. After the
-        last, it is left to recovery: this holder's stop, its successor's start, the
-        others' once it is dead (an answer goes to the settler, in case it did commit, and
-        is written once more by the stop first: ``SettleUpkeep._answer_at_stop``)."""
-        if not self._started or op in self._again_at:
-            if not self._started and isinstance(op, Answer):  # failed while stopping
-                self._given_up.add(op)  # stop() writes it once more (_answer_at_stop)
-            return
-        tries = self._tries.get(op, 0)
-        if tries >= len(_AGAIN_S):
-            del self._tries[op]
-            self._undoing.discard(op)
-            log.error(
-                "settlement: %s of %s not written; left to recovery", type(op).__name__, op.key
-            )
-            if isinstance(op, Answer):
-                self._answered.append(op)  # in case it committed: the guard pays it once
-                self._given_up.add(op)  # else its row is pending: stop() writes it first
-            return
-        self._tries[op] = tries + 1
-        loop = asyncio.get_running_loop()
-        self._again_at[op] = loop.call_later(_AGAIN_S[tries], self._write_again, op)
-
-    def _write_again(self, op: Op) -> None:
-        self._again_at.pop(op, None)
-        self._ops.append((op, None))  # stopping: its flush writes it
-        self._wake.set()
+            elif failed and isinstance(op, Spend):  # committed or not: once (_spend_again)
+                self._again(op)
 
     def _fail(self, batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: Exception) -> None:
         """A batch of hot-path writes failed as one transaction: each waiting request hears
@@ -560,44 +521,80 @@ class Settlement(SettleUpkeep):
 
     async def stop(self) -> None:
         """Drain the writer, write the answers not written once more (``_answer_at_stop``),
-        settle what was answered, void this holder's pending rows (module docstring)."""
+        settle what was answered, void this holder's pending rows (module docstring). Each
+        step waits at most ``stop_wait_s``, all at most ``stop_limit_s``: what a database
+        away or hung did not let it write is left to recovery (logged), its answers counted
+        unpaid (``_unpaid_at_stop``)."""
         if not self._started:
             return
         self._started = False  # new operations fail at once; the writer drains and ends
         self._wake.set()
+        by = asyncio.get_running_loop().time() + self.stop_limit_s
         tasks, self._tasks = self._tasks, []
-        async with self._settling:  # never cancel a ledger append half way
-            for task in tasks:
+        if not await self._by(self._end(tasks), by, "the settler's round"):
+            for task in tasks:  # a ledger append hung: cancelled after all
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
         writer, self._writer = self._writer, None
-        if writer is not None:
-            await asyncio.wait({writer}, timeout=self.stop_wait_s)
+        if writer is not None:  # then cancelled: its batch failed, its answers given up
+            await asyncio.wait({writer}, timeout=self._left(by))
+            writer.cancel()
+            await asyncio.wait({writer}, timeout=self._left(by))
         self._run_tick()  # writes accepted in the loop's last iteration, to the writer's queue
         for op, due in list(self._again_at.items()):  # failed writes: once more, now
             due.cancel()
-            if isinstance(op, Answer):  # with those given up, before recovery voids its row
+            if isinstance(op, (Answer, Spend)):  # with those given up, before recovery
                 del self._again_at[op]
                 self._given_up.add(op)
             else:
                 self._write_again(op)
         try:
-            while self._ops:  # an answer that fails here is given up (written once more)
-                await self._write_batch()
-            await self._answer_at_stop()  # bounded (stop_wait_s); never raises
-            while self._checking:  # answers written again, not pending
-                await asyncio.wait(set(self._checking))
-            await self.settle_now()
-            await self.recover([self.holder])
+            if not await self._by(self._drain(), by, "the writer's queue"):
+                left, self._ops = self._ops, []
+                self._fail(left, RuntimeError("settlement stopped before writing it"))
+            await self._answer_at_stop(self._left(by))  # never raises
+            await self._by(self._finish(), by, "settling and recovery")
         except Exception:
             log.exception("settlement: could not finish at shutdown; recovery will")
         finally:
-            await self._unpaid_at_stop()  # answers still not written: counted, logged
-            await self.db.close()
+            for task in list(self._checking):  # cut short: counted (_unpaid_at_stop)
+                task.cancel()
+            if self._checking:
+                await asyncio.wait(set(self._checking), timeout=self._left(by))
+            await self._unpaid_at_stop(self._left(by))  # answers still not written: counted
+            await self._by(self.db.close(), by, "closing its connection")
             worker, self._worker = self._worker, None
             if worker is not None:
-                await worker.stop()
+                await self._by(worker.stop(), by, "the ledger thread's stop")
             if self._home_lock is not None:
                 self._home_lock.release()
+
+    def _left(self, by: float) -> float:
+        """What a step of the stop may wait: at most ``stop_wait_s``, never past ``by``."""
+        return max(0.0, min(self.stop_wait_s, by - asyncio.get_running_loop().time()))
+
+    async def _by(self, step: Awaitable[None], by: float, what: str) -> bool:
+        """``step`` awaited at most :meth:`_left`; ``False`` when cut short (logged)."""
+        try:
+            await asyncio.wait_for(step, self._left(by))
+        except TimeoutError:
+            log.error("settlement: stop: %s did not end in time; left to recovery", what)
+            return False
+        return True
+
+    async def _end(self, tasks: list[asyncio.Task[None]]) -> None:
+        async with self._settling:  # never cancel a ledger append half way (unless hung)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _drain(self) -> None:
+        while self._ops:  # an answer that fails here is given up (written once more)
+            await self._write_batch()
+
+    async def _finish(self) -> None:
+        while self._checking:  # answers written again, not pending
+            await asyncio.wait(set(self._checking))
+        await self.settle_now()
+        await self.recover([self.holder])

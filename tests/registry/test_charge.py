@@ -191,10 +191,10 @@ async def test_a_void_that_cannot_be_written_does_not_change_a_failed_requests_a
     """The void of a failed request (its reservation written alone: too little balance for
     a lease) whose write raises (disk I/O) is not the request's error: the client gets the
     failure it would have got (502), and the estimate is released once a write succeeds."""
-    from LLM_Mesh.registry import settlement as settlement_module
+    from LLM_Mesh.registry import settle_upkeep
     from LLM_Mesh.registry.settle_db import Void
 
-    monkeypatch.setattr(settlement_module, "_AGAIN_S", (0.02,), raising=False)
+    monkeypatch.setattr(settle_upkeep, "_AGAIN_S", (0.02,))
     async with running(tmp_path) as h:
         await register(h, "a", "alice", behavior="500")
         key, account = await new_user(h, 1000)
