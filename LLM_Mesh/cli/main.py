@@ -16,6 +16,7 @@ llm-mesh status | models           what is up
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import signal
 import sys
 import time
@@ -221,8 +222,8 @@ def registry_serve(
             "--allow-loopback-nodes",
             help="Accept nodes on this machine's loopback addresses (127.0.0.0/8, ::1) too, "
             "no other private address. Any operator who reaches the registry can then point "
-            "the gateway at this machine's local services: keep the registry on loopback "
-            "(--host 127.0.0.1) with it",
+            "the gateway at this machine's local services: only with a loopback --host "
+            "(127.0.0.1, the default, or ::1)",
         ),
     ] = False,
     local_mesh: Annotated[
@@ -269,6 +270,15 @@ def registry_serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("--tls-cert and --tls-key go together"))
+    if allow_loopback_nodes and not _loopback_host(host):
+        raise _fail(
+            ValueError(
+                f"--allow-loopback-nodes with --host {host}: anyone who reaches the registry "
+                "there could register a node at this machine's loopback and have the gateway "
+                "call its local services; serve on 127.0.0.1 or ::1 with it (or, on a trusted "
+                "LAN, use --allow-private-nodes)"
+            )
+        )
 
     try:
         settings = _settings(
@@ -291,6 +301,16 @@ def registry_serve(
         settings, host=host, port=port,
         tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
     )  # fmt: skip
+
+
+def _loopback_host(host: str) -> bool:
+    """``host`` (``registry serve --host``) listens on this machine's loopback only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # --- using the network -----------------------------------------------------------------------

@@ -109,3 +109,36 @@ def test_up_help_says_what_allow_local_nodes_allows_and_why_it_is_off() -> None:
     assert "--allow-local-nodes" in said
     assert "loopback (127.0.0.0/8, ::1)" in said and "never a LAN" in said
     assert "Off by default" in said and "127.0.0.1 only" in said
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.org"])
+def test_loopback_nodes_are_refused_on_a_registry_others_can_reach(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, host: str
+) -> None:
+    """A registry listening beyond loopback with ``--allow-loopback-nodes`` would let any
+    operator who reaches it point the gateway at this machine's local services: it does
+    not start."""
+    import LLM_Mesh.registry.app as registry_app
+
+    seen: list[Settings] = []
+    monkeypatch.setattr(registry_app, "serve", lambda settings, **kw: seen.append(settings))
+    args = ["registry", "serve", "--allow-loopback-nodes", "--host", host, "--home", str(tmp_path)]
+    out = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert out.exit_code != 0 and not seen
+    said = " ".join(out.output.replace("│", " ").split())
+    assert f"--allow-loopback-nodes with --host {host}" in said, said
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_nodes_on_a_loopback_registry_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, host: str
+) -> None:
+    import LLM_Mesh.registry.app as registry_app
+
+    seen: list[Settings] = []
+    monkeypatch.setattr(registry_app, "serve", lambda settings, **kw: seen.append(settings))
+    args = ["registry", "serve", "--allow-loopback-nodes", "--host", host, "--home", str(tmp_path)]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    [settings] = seen
+    assert settings.allow_loopback_nodes
