@@ -253,19 +253,12 @@ async def revive(engine: AsyncEngine, a: Answer, holder: str, now: datetime) -> 
     ``False`` (nothing written) when the payer cannot cover it any more or the row is not
     this holder's lapsed row: a lapsed row was never paid, and it is answered at most once
     (the ``state = 'lapsed'`` condition), so nothing is paid twice."""
-    s, b = tables.settlements, tables.balances
+    s = tables.settlements
     total, first = a.total, a.parts[0]
     try:
         async with engine.begin() as conn:
-            took = (
-                await conn.execute(
-                    update(b)
-                    .where(b.c.account == a.payer, b.c.balance - b.c.reserved >= total)
-                    .values(reserved=b.c.reserved + total)
-                    .returning(b.c.account)
-                )
-            ).first()
-            if took is None:
+            covered = await _reserve_available(conn, a.payer, total)
+            if not covered:
                 raise _NotRevived
             row = (
                 await conn.execute(
@@ -327,24 +320,17 @@ async def spend_again(engine: AsyncEngine, a: Answer, holder: str, now: datetime
     the rows' key (request, part) is unique, so a first write still running on the server
     (PostgreSQL: its connection dropped) and this one cannot both insert; the loser rolls
     back (this one then reads ``"answered"``)."""
-    s, b = tables.settlements, tables.balances
+    s = tables.settlements
     total = a.total
     try:
         async with engine.begin() as conn:
-            took = (
-                await conn.execute(
-                    update(b)
-                    .where(b.c.account == a.payer, b.c.balance - b.c.reserved >= total)
-                    .values(reserved=b.c.reserved + total)
-                    .returning(b.c.account)
-                )
-            ).first()
+            covered = await _reserve_available(conn, a.payer, total)
             row = (
                 await conn.execute(select(s.c.state).where(s.c.request_id == a.key, s.c.part == 0))
             ).first()
             if row is not None:
                 raise _Found(str(row.state))
-            if took is None:
+            if not covered:
                 raise _NotRevived
             for n, p in enumerate(a.parts):
                 await conn.execute(
@@ -419,3 +405,16 @@ async def top_up_pool(ledger: SqlLedger, day: str, budget: int, now: datetime) -
         return amount if written else None
     log.warning("could not top up the community pool for %s: its balance kept moving", day)
     return None
+
+
+async def _reserve_available(conn: AsyncConnection, payer: str, total: int) -> bool:
+    """Reserve ``total`` from ``payer``'s available balance (balance less reserved), in
+    ``conn``'s transaction; ``False`` (nothing reserved) when it cannot cover it."""
+    b = tables.balances
+    stmt = (
+        update(b)
+        .where(b.c.account == payer, b.c.balance - b.c.reserved >= total)
+        .values(reserved=b.c.reserved + total)
+        .returning(b.c.account)
+    )
+    return (await conn.execute(stmt)).first() is not None
