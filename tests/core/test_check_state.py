@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from LLM_Mesh.core.check_state import MAX_WHY, CheckState, reason, told, turned
+from LLM_Mesh.core.check_state import MAX_WHY, CheckState, reason, show_time, told, turned
 
 
 def test_a_state_said_is_read_back() -> None:
@@ -39,3 +41,40 @@ def test_turned_says_each_change_once() -> None:
     assert turned(True, passing) == "passing"
     assert turned(None, passing) is None and turned(False, passing) is None
     assert turned(True, None) is None and turned(None, None) is None  # nothing told
+
+
+@pytest.mark.parametrize(("t", "read"), [(0, 0.0), (0.25, 0.25), (-0.5, None), (-1, None)])
+def test_a_time_is_any_finite_unix_time_from_the_epoch_on(t: float, read: float | None) -> None:
+    assert told({"ok": False, "since": t, "checked_at": t}) == CheckState(False, read, read)
+
+
+@pytest.mark.parametrize(
+    ("t", "shown"),
+    [
+        (1800000000.0, "2027-01-15 08:00:00 UTC"),
+        (0.0, "1970-01-01 00:00:00 UTC"),
+        (None, "an unknown time"),
+        (1e20, "an unknown time"),  # past what the platform's time can say
+        (float("nan"), "an unknown time"),
+        (float("inf"), "an unknown time"),
+    ],
+)
+def test_show_time_says_a_registry_time_in_utc_or_that_it_is_unknown(
+    t: float | None, shown: str
+) -> None:
+    assert show_time(t) == shown
+
+
+@pytest.fixture
+def local_time_utc_plus_9(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "JST-9")  # POSIX form: UTC+9, no zone database needed
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("local_time_utc_plus_9")
+def test_show_time_is_utc_whatever_the_nodes_local_time() -> None:
+    assert time.localtime(0).tm_hour == 9  # (the zone took: UTC+9)
+    assert show_time(1800000000.0) == "2027-01-15 08:00:00 UTC"

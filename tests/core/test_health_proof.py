@@ -5,15 +5,20 @@ it sent, by the key of the node it checked."""
 from __future__ import annotations
 
 import itertools
+import struct
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.health_proof import (
     HDR_KEY,
+    HDR_NODE,
     HDR_NONCE,
+    HDR_REGISTRY,
     HDR_SIGNATURE,
     HDR_TIME,
     HEALTH_DOMAIN,
+    MAX_SKEW_S,
     Challenge,
     HealthProver,
     check_proof,
@@ -25,6 +30,7 @@ from LLM_Mesh.core.identity import MessageKind, signed_bytes
 from LLM_Mesh.core.receipt import node_receipt_bytes
 
 NOW = 1_800_000_000.0
+NOW_MS = 1_800_000_000_000
 _counter = itertools.count()
 
 
@@ -117,3 +123,97 @@ def test_the_domain_separates_a_health_proof_from_every_other_node_signature() -
     for kind in MessageKind:
         first = signed_bytes(kind, "node-a", "node-a", 1, 1, b"").split(b"\n")[0] + b"\n"
         assert not data.startswith(first)
+
+
+def test_each_failed_proof_says_why_in_the_operators_words() -> None:
+    victim, other = _prover(), _prover()
+    ch = new_challenge("registry-a", victim.node_id, NOW, _random)
+    mine = victim.answer(ch.headers(), NOW)
+    theirs = other.answer(
+        Challenge(ch.registry_id, other.node_id, ch.ts_ms, ch.nonce).headers(), NOW
+    )
+    none = (
+        "no signed health proof (node software older than the signed health check: "
+        "upgrade the node; or a server that does not hold the node's key)"
+    )
+    assert check_proof(ch, {}) == none
+    assert check_proof(ch, {HDR_KEY: mine[HDR_KEY]}) == none  # one of the two: none
+    assert check_proof(ch, {HDR_SIGNATURE: mine[HDR_SIGNATURE]}) == none
+    assert check_proof(ch, {**mine, HDR_KEY: "AAAA"}) == (
+        "its health proof's key is not an Ed25519 public key"
+    )
+    assert check_proof(ch, theirs) == "its health proof is signed by another node's key"
+    assert check_proof(ch, {**mine, HDR_SIGNATURE: "AAAA"}) == (
+        "its health proof's signature is not an Ed25519 signature"
+    )
+    assert check_proof(ch, {**mine, HDR_SIGNATURE: theirs[HDR_SIGNATURE]}) == (
+        "its health proof does not verify for this challenge"
+    )
+
+
+def test_the_signed_bytes_are_the_domain_then_each_field_length_prefixed() -> None:
+    ch = Challenge("reg", "node-1", 1_800_000_000_000, bytes(range(16)))
+    assert health_bytes(ch) == (
+        HEALTH_DOMAIN
+        + b"\x00\x03reg"
+        + b"\x00\x06node-1"
+        + struct.pack(">Q", 1_800_000_000_000)
+        + b"\x00\x10"
+        + bytes(range(16))
+    )
+
+
+@pytest.mark.parametrize(
+    ("ts_ms", "nonce_bytes", "ok"),
+    [
+        (0, 32, True),
+        (2**63 - 1, 32, True),
+        (-1, 32, False),
+        (2**63, 32, False),
+        (NOW_MS, 16, True),
+        (NOW_MS, 64, True),
+        (NOW_MS, 15, False),
+        (NOW_MS, 65, False),
+    ],
+)
+def test_a_challenge_is_signed_at_the_edges_of_its_bounds_not_past_them(
+    ts_ms: int, nonce_bytes: int, ok: bool
+) -> None:
+    ch = Challenge("reg", "node-1", ts_ms, b"n" * nonce_bytes)
+    if ok:
+        tail = struct.pack(">Q", ts_ms) + bytes([0, nonce_bytes]) + ch.nonce
+        assert health_bytes(ch).endswith(tail)
+        assert parse_challenge(ch.headers()) == ch  # and read back from its headers
+    else:
+        with pytest.raises(ValueError):
+            health_bytes(ch)
+        assert parse_challenge(ch.headers()) is None
+
+
+@pytest.mark.parametrize(
+    "time_text", ["9223372036854775808", "9999999999999999999", "00000000000000000001"]
+)
+def test_a_time_past_2_63_or_of_more_than_19_digits_is_no_challenge(time_text: str) -> None:
+    good = Challenge("reg", "node-1", 1, b"n" * 16).headers()
+    assert parse_challenge({**good, HDR_TIME: time_text[1:]}) is not None  # 18-19 digits
+    assert parse_challenge({**good, HDR_TIME: time_text}) is None
+
+
+@pytest.mark.parametrize("missing", [HDR_REGISTRY, HDR_NODE, HDR_TIME, HDR_NONCE])
+def test_a_challenge_missing_any_one_header_is_none(missing: str) -> None:
+    good = Challenge("reg", "node-1", 1, b"n" * 16).headers()
+    assert parse_challenge({k: v for k, v in good.items() if k != missing}) is None
+
+
+def test_a_nonce_whose_text_ends_in_x_is_read_back_whole() -> None:
+    nonce = bytes(17) + bytes([23])  # 18 bytes: no padding; the last 6 bits are 23, "X"
+    ch = Challenge("reg", "node-1", 1, nonce)
+    assert ch.headers()[HDR_NONCE].endswith("X")
+    assert parse_challenge(ch.headers()) == ch
+
+
+def test_a_challenge_exactly_max_skew_old_or_ahead_is_answered() -> None:
+    node = _prover()
+    for at in (NOW - MAX_SKEW_S, NOW + MAX_SKEW_S):
+        ch = new_challenge("registry-a", node.node_id, at, _random)
+        assert check_proof(ch, node.answer(ch.headers(), NOW)) is None

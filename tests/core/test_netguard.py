@@ -242,6 +242,10 @@ def test_a_label_starting_0x_that_is_not_hex_is_a_host_name() -> None:
         ("1.2.65535", "1.2.255.255"),
         ("1.2.65536", None),  # the last part is at most 16 bits after two others
         ("1.2.3.4.5", None),
+        ("1.2.3.4.0", None),  # five parts, whatever the fifth
+        ("1X", None),  # a letter X in a decimal, octal or hex part
+        ("01X", None),
+        ("0x1X", None),
         ("1..2", None),
         ("1.0xg", None),
         ("019", None),  # 9 is not an octal digit
@@ -316,3 +320,12 @@ def test_allowing_loopback_lets_127_8_and_1_through_and_nothing_else(
     assert addresses_refusal(mixed, allow=("loopback",)) == (
         None if refused is None else (addr, refused)
     )
+
+
+def test_an_empty_hex_part_reads_as_zero_and_never_raises() -> None:
+    """``0x`` alone: the C library refuses it (the resolver then looks the host up as a
+    name); the guard reads it as 0, so a host spelled with one is refused as an address
+    (the safe side: recorded in docs/testing.md), never a ``ValueError`` of ``int``."""
+    assert inet_aton("0x") == IPv4Address("0.0.0.0")
+    assert inet_aton("0x.0.0.1") == IPv4Address("0.0.0.1")
+    assert parse_node_url("http://0x.0.0.1").ip == IPv4Address("0.0.0.1")

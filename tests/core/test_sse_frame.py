@@ -167,3 +167,76 @@ def test_an_endless_event_in_tiny_reads_holds_about_its_bytes() -> None:
         tracemalloc.stop()
     assert f.over
     assert peak < 4 * limit  # before: 1.4 MB (21 times the cap)
+
+
+def test_a_new_framer_and_one_ended_are_not_over() -> None:
+    assert SseFramer(limit=1).over is False
+    f = SseFramer(limit=4)
+    f.feed(b"data: too long")
+    assert f.over
+    f.end()
+    assert f.over is False  # ended: nothing is being read
+
+
+def test_a_read_that_completes_an_event_says_whether_the_next_is_over() -> None:
+    f = SseFramer(limit=10)
+    assert f.feed(b"data: a\n\ndata: 12345") == [b"data: a"]
+    assert f.over  # 11 bytes of the next event came with the read that ended the first
+
+
+def test_blank_lines_before_an_event_do_not_count_toward_its_cap() -> None:
+    f = SseFramer(limit=4)
+    assert f.feed(b"\n\ndata") == []
+    assert not f.over  # 4 bytes of event: the blank line is not the event's
+    f.feed(b"x")
+    assert f.over
+
+
+def test_the_cap_counts_from_the_first_byte_of_each_event_after_the_first() -> None:
+    """After an event that ended across reads, and after the stream ended: the next
+    event's bytes, exactly, are counted against the cap (not one more)."""
+    f = SseFramer(limit=10)
+    f.feed(b"data: a")
+    assert f.feed(b"\n\nd") == [b"data: a"]  # (ended across reads: joined with the rest)
+    f.feed(b"ata: 1234")
+    assert not f.over  # 10 bytes
+    f.feed(b"5")
+    assert f.over
+    f.end()
+    f.feed(b"data: 1")
+    f.feed(b"234")
+    assert not f.over  # 10 bytes
+    f.feed(b"5")
+    assert f.over
+
+
+@pytest.mark.parametrize("first", [b":\n", b"data: a\n\n:\n"])
+def test_a_short_event_comes_with_the_read_that_ends_it(first: bytes) -> None:
+    """An event of fewer bytes than the tail kept between reads (``:``, a comment of no
+    text) is seen ending where its blank line ends, after an event or not."""
+    f = SseFramer()
+    before = f.feed(first)
+    assert f.feed(b"\n") == [b":"]
+    assert before == ([b"data: a"] if first.startswith(b"data") else [])
+
+
+def test_extra_blank_lines_take_nothing_else_off_an_event() -> None:
+    """Only line endings are stripped from an event after more blank lines than one:
+    not spaces, tabs or any other byte at its ends."""
+    data = b"\n\n\n\tdata: X \t\n\n\n\ndata: XX\n\n\nXdata\r\n\r\n\r\n"
+    assert framed([data]) == [b"\tdata: X \t", b"data: XX", b"Xdata"]
+
+
+@pytest.mark.parametrize("last", [b"data: X ", b"data: \t", b"data: XX"])
+def test_an_unterminated_last_event_keeps_its_last_bytes(last: bytes) -> None:
+    f = SseFramer()
+    f.feed(b"data: a\n\n" + last)
+    assert f.end() == [last]
+    f.feed(last + b"\r")  # a \r left waiting for its \n is dropped, nothing else
+    assert f.end() == [last]
+
+
+def test_a_blank_line_of_many_crs_cut_into_one_byte_reads_still_separates_events() -> None:
+    data = b"data: a\n\r\r\r\r\ndata: b"
+    assert framed(cuts(data, 1)) == [b"data: a", b"data: b"]
+    assert framed(cuts(data + b"\n\n", 1)) == [b"data: a", b"data: b"]

@@ -51,3 +51,24 @@ def test_dumps_writes_what_json_dumps_writes(obj: object) -> None:
     with pytest.raises(ValueError):
         strict_json.dumps([math.nan])
     assert strict_json.dumps(obj) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("NaN", "NaN is not JSON"),
+        ('{"a": -Infinity}', "-Infinity is not JSON"),
+        ("1e400", "1e400 is past a float's range"),
+        ("-" + "9" * 50 + ".0e400", "-" + "9" * 39 + " is past a float's range"),
+    ],
+)
+def test_a_refused_number_is_named_in_the_error(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        strict_json.loads(text)
+    assert str(refused.value) == message
+
+
+def test_loads_object_says_when_the_json_is_no_object() -> None:
+    with pytest.raises(ValueError) as refused:
+        strict_json.loads_object("[1]")
+    assert str(refused.value) == "not a JSON object"
