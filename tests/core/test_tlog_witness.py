@@ -11,9 +11,12 @@ from LLM_Mesh.core.merkle import EMPTY_ROOT, root_of
 from LLM_Mesh.core.tlog_witness import (
     MAX_REQUEST,
     SIZE_TYPE,
+    TEXT,
     AddCheckpoint,
+    Answer,
     Malformed,
     judge,
+    origin_of,
     parse_cosignature_lines,
     parse_request,
     parse_size,
@@ -41,7 +44,9 @@ def _last(n: int) -> Cosigned:
 def test_the_body_is_the_specs_old_line_proof_blank_line_and_note() -> None:
     note = _note(_leaves(5))
     body = request_body(3, [base64.b64decode(h) for h in SPEC_EXAMPLE_PROOF], note)
-    assert body == ("old 3\n" + "".join(h + "\n" for h in SPEC_EXAMPLE_PROOF) + "\n" + note).encode()
+    assert (
+        body == ("old 3\n" + "".join(h + "\n" for h in SPEC_EXAMPLE_PROOF) + "\n" + note).encode()
+    )
     req = parse_request(body)
     assert req.old_size == 3 and req.note == note
     assert [base64.b64encode(h).decode() for h in req.proof] == SPEC_EXAMPLE_PROOF
@@ -137,7 +142,9 @@ def test_a_fork_at_another_size_or_a_bad_proof_is_422() -> None:
     zero = sign_checkpoint(LOG, pub, ORIGIN, 0, b"\x02" * 32, 1).note
     _, ans = judge(None, _req(0, [], zero), KEYS)
     assert ans is not None and ans.status == 422
-    assert judge(None, _req(0, [], sign_checkpoint(LOG, pub, ORIGIN, 0, EMPTY_ROOT, 1).note), KEYS)[0].ok
+    assert judge(None, _req(0, [], sign_checkpoint(LOG, pub, ORIGIN, 0, EMPTY_ROOT, 1).note), KEYS)[
+        0
+    ].ok
 
 
 def test_a_stale_old_size_is_409_with_the_size() -> None:
@@ -184,3 +191,64 @@ def test_a_200s_cosignature_lines() -> None:
     for bad in (b"", a[:-1].encode(), b"hello\n", (a + "\n").encode(), b"\xff\n"):
         with pytest.raises(Malformed):
             parse_cosignature_lines(bad)
+
+
+def test_each_refusal_answers_its_decisions_message_as_one_line_of_text() -> None:
+    stranger = Ed25519PrivateKey.generate()
+    real, forked = _leaves(9), _leaves(9, fork_at=2)
+    cases = [
+        (None, _req(0, [], _note(real, origin="other.test/log")), 404),
+        (None, _req(0, [], _note(real, key=stranger)), 403),
+        (_last(5), _req(5, _proof(forked, 5), _note(forked)), 422),
+        (_last(9), _req(9, [], _note(forked)), 409),  # the same size, another root
+        (_last(3), AddCheckpoint(3, (b"\x01" * 32,) * 64, _note(real)), 400),
+    ]
+    for last, request, status in cases:
+        d, ans = judge(last, request, KEYS)
+        assert ans == Answer(status, d.message + "\n", TEXT), status
+    # 63 hashes are not too many: the proof is judged (and does not verify)
+    _, ans = judge(_last(3), AddCheckpoint(3, (b"\x01" * 32,) * 63, _note(real)), KEYS)
+    assert ans is not None and ans.status == 422
+    _, ans = judge(_last(9), _req(0, [], _note(_leaves(3))), KEYS)  # a rollback
+    assert ans == Answer(409, "9\n", SIZE_TYPE)
+    _, ans = judge(_last(3), _req(5, [], _note(_leaves(3))), KEYS)
+    assert ans == Answer(400, "old size 5 is above the checkpoint's size\n", TEXT)
+
+
+def test_a_notes_origin_is_its_first_line() -> None:
+    note = _note(_leaves(3))
+    assert origin_of(note) == ORIGIN
+    assert origin_of("a.test/log\n2\nroot\n") == "a.test/log"
+    assert origin_of("no newline") == "no newline"
+
+
+def test_a_body_of_exactly_max_request_bytes_is_read() -> None:
+    note = _note(_leaves(5))
+    body = f"old 0\n\n{note}".encode()
+    padded = body[:-1] + b" " * (MAX_REQUEST - len(body)) + b"\n"
+    assert len(padded) == MAX_REQUEST and parse_request(padded).old_size == 0
+    with pytest.raises(Malformed, match=f"at most {MAX_REQUEST} bytes"):
+        parse_request(padded + b"\n")
+
+
+def test_a_409s_size_body_is_one_line_and_its_type_is_required() -> None:
+    for bad in (b"\n5\n", b"5\n\n", b"\xff\n", b"5\xff\n"):
+        with pytest.raises(Malformed):
+            parse_size(bad, SIZE_TYPE)
+    assert parse_size(b"5\n", None) is None  # no Content-Type: not a size
+    assert parse_size(b"9223372036854775807\n", SIZE_TYPE) == 2**63 - 1
+    with pytest.raises(Malformed):
+        parse_size(b"12345678901234567890\n", SIZE_TYPE)
+
+
+def test_63_proof_hashes_are_written_and_judged_not_refused_as_too_many() -> None:
+    note = _note(_leaves(5))
+    assert len(parse_request(request_body(3, [b"\x01" * 32] * 63, note)).proof) == 63
+    # from the empty tree a proof must be empty: 63 hashes are that refusal (422), not 400
+    _, ans = judge(None, AddCheckpoint(0, (b"\x01" * 32,) * 63, note), KEYS)
+    assert ans is not None and ans.status == 422
+
+
+def test_a_cosignature_line_must_start_with_the_dash() -> None:
+    with pytest.raises(Malformed):
+        parse_cosignature_lines(b"w1 AAAA\n")
