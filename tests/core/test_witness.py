@@ -243,3 +243,31 @@ def test_nothing_witnessed_or_nothing_signed_fails() -> None:
     # a cosignature from the future (past FUTURE_S) counts for nothing
     ahead = witnessed([_opened(5, (WIT, NAME, 100 + FUTURE_S + 1))], [me], 1, 100, 10**9)
     assert not ahead.ok
+
+
+@pytest.mark.parametrize("timestamp", [0, 2**63 - 1])
+def test_a_cosignature_at_either_end_of_its_time_range_opens(timestamp: int) -> None:
+    note = _note(_leaves(5))
+    body = note.split("\n\n")[0] + "\n"
+    line = cosign(WIT, NAME, note, timestamp)
+    assert open_cosignature(line[2:], body, WitnessKey(NAME, WIT_PUB)) == timestamp
+
+
+def test_a_cosignature_time_past_2_63_is_refused_both_ways() -> None:
+    note = _note(_leaves(5))
+    for timestamp in (-1, 2**63):
+        with pytest.raises(ValueError):
+            cosign(WIT, NAME, note, timestamp)
+    body = note.split("\n\n")[0] + "\n"
+    me = witness_key(WIT, NAME)
+    raw = me.key_id + struct.pack(">Q", 2**63) + bytes(64)
+    with pytest.raises(BadCosignature, match="a timestamp beyond 2\\*\\*63 - 1"):
+        open_cosignature(f"{NAME} {base64.b64encode(raw).decode()}", body, me)
+
+
+def test_63_proof_hashes_are_judged_64_are_malformed() -> None:
+    nine, five = _leaves(9), _leaves(5)
+    d = decide(_last(five), _note(nine), KEYS, 5, [b"\x01" * 32] * 63)
+    assert d.kind not in (MALFORMED, COSIGN)  # judged: it does not verify
+    d = decide(_last(five), _note(nine), KEYS, 5, [b"\x01" * 32] * 64)
+    assert d.kind == MALFORMED and d.checkpoint is not None and d.checkpoint.tree_size == 9
