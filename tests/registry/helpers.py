@@ -344,3 +344,22 @@ async def sign_head(checkpointer: Any) -> Any:
         size, _ = await checkpointer.ledger.head()
         assert got is not None and got.tree_size == size, (got, size)
     return got
+
+
+def streams_after_one(status: int) -> FakeNodes:
+    """Fake nodes whose first stream is answered ``status`` (with a ``Location``: a 204 or a
+    3xx in place of the stream) and every later one streams as usual."""
+    nodes = FakeNodes()
+    broken = [True]
+
+    def factory(node: Any, model: str) -> httpx.Response:
+        if broken:
+            broken.clear()
+            return httpx.Response(status, headers={"Location": "http://elsewhere/"})
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"},
+            content=b"".join(sse_chunks(model, node.node_id, node.words)),
+        )  # fmt: skip
+
+    nodes.stream_factory = factory
+    return nodes

@@ -6,12 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from starlette.responses import Response
 
 from LLM_Mesh.registry.idempotency import DuplicateRequest, IdempotencyCache
-from tests.registry.helpers import FakeNodes, ManualClock, running, sse_chunks
+from tests.registry.helpers import ManualClock, running, streams_after_one
 
 CHAT = "/v1/chat/completions"
 BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -54,19 +53,7 @@ async def test_a_stream_whose_node_answers_a_non_200_2xx_or_3xx_frees_its_id(
     """A stream whose node answers 204 or 302 instead of opening its stream is passed on as
     a 502, like any 5xx: its id is freed, so the client's retry runs (found 2026-12-03:
     the id stayed held as if the stream had run, and the retry got 409 for ten minutes)."""
-    nodes = FakeNodes()
-    broken = [True]
-
-    def factory(node: Any, model: str) -> httpx.Response:
-        if broken:
-            broken.clear()
-            return httpx.Response(status, headers={"Location": "http://elsewhere/"})
-        return httpx.Response(
-            200, headers={"content-type": "text/event-stream"},
-            content=b"".join(sse_chunks(model, node.node_id, node.words)),
-        )  # fmt: skip
-
-    nodes.stream_factory = factory
+    nodes = streams_after_one(status)
     async with running(tmp_path, nodes=nodes) as h:
         await h.register("a")
         stream = {**BODY, "stream": True}

@@ -4,6 +4,8 @@ pass (``StoreHealthLeases``): two apps on one store are two replicas."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.node_sync import NodeSync
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import FakeNodes, Harness, running
 from tests.registry.test_shared_idempotency import two_replicas
@@ -147,6 +150,27 @@ async def test_the_health_pass_checks_each_node_once_across_replicas(
         assert len(await hb.run_pass(force=True)) == 3
 
 
+@asynccontextmanager
+async def _n1_failed_at_a(
+    tmp_path: Path, store_url: str | None
+) -> AsyncIterator[tuple[Harness, Harness, HealthChecker, NodeSync]]:
+    """Two replicas whose loops are stopped (the test runs checks and polls by hand); ``n1``
+    registered at ``a``, seen by ``b``'s poll, then failed by ``a``'s check pass. Yields
+    ``a``, ``b``, ``b``'s checker and ``b``'s node sync."""
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        ha: HealthChecker = a.app.state.health
+        hb: HealthChecker = b.app.state.health
+        await ha.stop()
+        await hb.stop()
+        await a.register("n1")
+        sync: NodeSync = b.app.state.node_sync
+        await sync.stop()
+        await sync.poll()
+        a.nodes.nodes["n1:8801"].health_ok = False
+        assert [r["ok"] for r in await ha.run_pass()] == [False]
+        yield a, b, hb, sync
+
+
 async def _told(h: Harness, node_id: str = "n1") -> Any:
     """The ``health`` of a heartbeat answer from ``h`` (``None``: none said)."""
     r = await h.client.post(f"/mesh/nodes/{node_id}/heartbeat", json={})
@@ -160,17 +184,7 @@ async def test_every_replica_tells_the_node_why_and_since_when_its_checks_fail(
     # found 2026-12-03: the store shared the result only; a node heartbeating to a replica
     # that had not checked it was told it failed with no reason, and since that replica's
     # poll read the row, not since the check (``llm-mesh node info``, the node's log)
-    async with two_replicas(tmp_path, store_url) as (a, b):
-        ha: HealthChecker = a.app.state.health
-        hb: HealthChecker = b.app.state.health
-        await ha.stop()
-        await hb.stop()
-        await a.register("n1")
-        sync = b.app.state.node_sync
-        await sync.stop()  # this test polls by hand
-        await sync.poll()
-        a.nodes.nodes["n1:8801"].health_ok = False
-        assert [r["ok"] for r in await ha.run_pass()] == [False]
+    async with _n1_failed_at_a(tmp_path, store_url) as (a, b, hb, sync):
         at_a = await _told(a)
         assert at_a["ok"] is False and at_a["why"] == "HTTP 503"
         await sync.poll()
@@ -239,17 +253,7 @@ class _Held:
 async def test_a_poll_that_read_an_older_check_does_not_undo_a_newer_local_one(
     tmp_path: Path, store_url: str | None
 ) -> None:
-    async with two_replicas(tmp_path, store_url) as (a, b):
-        ha: HealthChecker = a.app.state.health
-        hb: HealthChecker = b.app.state.health
-        await ha.stop()
-        await hb.stop()
-        await a.register("n1")
-        sync = b.app.state.node_sync
-        await sync.stop()  # this test polls by hand
-        await sync.poll()
-        a.nodes.nodes["n1:8801"].health_ok = False
-        assert [r["ok"] for r in await ha.run_pass()] == [False]  # a's row: n1 failed
+    async with _n1_failed_at_a(tmp_path, store_url) as (a, b, hb, sync):  # a's row: n1 failed
         await sync.poll()
         assert b.table.get("n1").check_failed  # type: ignore[union-attr]
         # b's poll reads a's row (failed); before it applies it, b finds n1 healthy again
@@ -267,7 +271,7 @@ async def test_a_poll_that_read_an_older_check_does_not_undo_a_newer_local_one(
         sync.store = held.store
         a.nodes.nodes["n1:8801"].health_ok = False
         await a.app.state.node_sync.poll()
-        assert [r["ok"] for r in await ha.run_pass(force=True)] == [False]
+        assert [r["ok"] for r in await a.app.state.health.run_pass(force=True)] == [False]
         await sync.poll()
         assert b.table.get("n1").check_failed  # type: ignore[union-attr]
 

@@ -21,7 +21,7 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import IdempotencyRecord
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.helpers import FakeNodes, Harness, running, sse_chunks
+from tests.registry.helpers import FakeNodes, Harness, running, streams_after_one
 
 CHAT = "/v1/chat/completions"
 BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -185,19 +185,7 @@ async def test_a_stream_whose_node_answers_a_non_200_2xx_or_3xx_frees_its_id_eve
     # freed in the store before the answer goes out, as for any 5xx, so the client's retry
     # runs at b at once (found 2026-12-03: the id stayed held as if the stream had run: 409
     # duplicate_request for ten minutes, on every replica)
-    nodes = FakeNodes()
-    broken = [True]
-
-    def factory(node: Any, model: str) -> httpx.Response:
-        if broken:
-            broken.clear()
-            return httpx.Response(status, headers={"Location": "http://elsewhere/"})
-        return httpx.Response(
-            200, headers={"content-type": "text/event-stream"},
-            content=b"".join(sse_chunks(model, node.node_id, node.words)),
-        )  # fmt: skip
-
-    nodes.stream_factory = factory
+    nodes = streams_after_one(status)
     async with two_replicas(tmp_path, store_url, nodes) as (a, b):
         await _register_everywhere(a, b)
         ib = b.runtime.idempotency
