@@ -65,6 +65,15 @@ def _answer(key: str, amount: int) -> Answer:
     return Answer(key, USER, "m", E, (PaidPart("n1", OP_A, amount, amount // 20),))
 
 
+def _unpaid_warnings(caplog: pytest.LogCaptureFixture, key: str) -> int:
+    """How many WARNINGs said request ``key`` went unpaid."""
+    return sum(
+        1
+        for r in caplog.records
+        if r.levelname == "WARNING" and key in r.getMessage() and "unpaid" in r.getMessage()
+    )
+
+
 async def _states(store: SqlStore) -> dict[str, str]:
     async with store.engine.connect() as conn:
         rows = (await conn.execute(text("SELECT request_id, state FROM settlements"))).all()
@@ -404,11 +413,7 @@ async def test_a_spend_finally_not_written_is_counted_unpaid_and_logged(
         await s.stop()
         await other.stop()
     assert s.unpaid == 1
-    warned = [
-        r for r in caplog.records
-        if r.levelname == "WARNING" and "r1" in r.getMessage() and "unpaid" in r.getMessage()
-    ]  # fmt: skip
-    assert len(warned) == 1
+    assert _unpaid_warnings(caplog, "r1") == 1
     assert "r1" not in await _states(store)
     assert await _paid(store, "r1") == []
     assert await s.balance(USER) == (6 * E, 0)
@@ -574,11 +579,7 @@ async def test_an_answer_still_not_written_at_stop_is_counted_unpaid_and_logged(
     caplog.set_level("WARNING", logger="LLM_Mesh.registry.settlement")
     await asyncio.wait_for(s.stop(), 20.0)  # not held by the write that hangs
     assert s.unpaid == 1
-    warned = [
-        r for r in caplog.records
-        if r.levelname == "WARNING" and "r1" in r.getMessage() and "unpaid" in r.getMessage()
-    ]  # fmt: skip
-    assert len(warned) == 1
+    assert _unpaid_warnings(caplog, "r1") == 1
     assert (await _states(store))["r1"] == "void"  # the stop's recovery: nothing reserved
     assert await s.balance(USER) == (100 * E, 0)
     assert await _paid(store, "r1") == []
@@ -618,11 +619,7 @@ async def test_a_stop_on_a_database_that_hangs_returns_and_counts_the_answer_unp
         with pytest.raises(RuntimeError):
             await answering  # the answer is released (unpaid), not held either
         assert s.unpaid == 1
-        warned = [
-            r for r in caplog.records
-            if r.levelname == "WARNING" and "r1" in r.getMessage() and "unpaid" in r.getMessage()
-        ]  # fmt: skip
-        assert len(warned) == 1
+        assert _unpaid_warnings(caplog, "r1") == 1
     finally:
         hang.set()  # (a stop still held, before the fix, is let go)
         monkeypatch.undo()
