@@ -572,7 +572,7 @@ async def test_an_answer_still_not_written_at_stop_is_counted_unpaid_and_logged(
     silently (found 2026-12-03: voided, uncounted; a write that hung held the stop)."""
     await _grant(store, 100 * E)
     s = await _started(store)
-    s.stop_wait_s = 0.2
+    s.stop_wait_s = 2.0  # each stop step: the hung write waits this long; recovery needs less
     mode = ["raise"]
     await _answer_not_written(store, s, monkeypatch, when, mode)
     mode[0] = how
