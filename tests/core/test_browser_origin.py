@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.browser_origin import is_loopback_host, loopback_refusal, parse_local_names
+from LLM_Mesh.core.browser_origin import (
+    FOREIGN_PAGE,
+    is_loopback_host,
+    loopback_refusal,
+    parse_local_names,
+)
 
 
 @pytest.mark.parametrize(
@@ -17,7 +22,9 @@ from LLM_Mesh.core.browser_origin import is_loopback_host, loopback_refusal, par
      ("[::2]:8801", False), ("[::1", False), ("[::1]x", False), ("[::1]:x", False),
      ("::1", False), ("", False), (None, False), (":8801", False), ("localhost:", False),
      ("127.0.0.1:²", False), ("mybox:8801", False), ("0.0.0.0:8801", False),
-     ("testserver", False), ("127.1", False), ("2130706433", False)],
+     ("testserver", False), ("127.1", False), ("2130706433", False),
+     ("[::1]:1", True), ("[::1]:²", False), ("[::1]:x1", False), ("[::1]]", False),
+     ("::1:8801", False), ("0:0:0:0:0:0:0:1:8801", False)],
 )  # fmt: skip
 def test_loopback_host_header(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
@@ -90,3 +97,28 @@ def test_an_own_name_passes_and_its_pages_too() -> None:
     assert loopback_refusal({"host": "mybox:8801", "origin": "http://evil.example"}, own)
     dev = parse_local_names("app.localhost")  # a *.localhost name, listed by its operator
     assert loopback_refusal({"host": "app.localhost:8801"}, dev) is None
+
+
+def test_a_page_of_the_machine_over_https_passes_a_malformed_origin_does_not() -> None:
+    host = {"host": "localhost:8801"}
+    assert loopback_refusal({**host, "origin": "https://localhost:3000"}) is None
+    assert loopback_refusal({**host, "origin": "HTTPS://127.0.0.1"}) is None
+    for origin in ("http://[::1", "http://[127.0.0.1]", "ftp://localhost", "localhost"):
+        assert loopback_refusal({**host, "origin": origin}) == FOREIGN_PAGE
+
+
+def test_local_names_skip_empty_parts_and_take_dns_names_to_their_limits() -> None:
+    assert parse_local_names("a,, b ,") == ("a", "b")
+    assert parse_local_names("my-box.x-1.lan") == ("my-box.x-1.lan",)
+    assert parse_local_names("a.b.c") == ("a.b.c",)  # labels of one character
+    label63 = "a" * 63
+    longest = ".".join([label63] * 3 + ["b" * 61])  # 253 characters
+    assert parse_local_names(label63) == (label63,)
+    assert parse_local_names(longest) == (longest,)
+    for bad in ("a" * 64, longest + "b", "mybox-", "my-box.lan-", "my_box"):
+        with pytest.raises(ValueError) as exc:
+            parse_local_names(bad)
+        assert str(exc.value) == (
+            f"LLM_MESH_LOCAL_NAMES: {bad!r} is not a host name (names only, ','-separated: "
+            "no scheme, port or address)"
+        )
