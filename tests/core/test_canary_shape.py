@@ -95,3 +95,54 @@ def test_the_reference_form_is_one_per_endpoint() -> None:
         Shape(path=CHAT_PATH, max_tokens=DEFAULT_MIX.max_tokens),
     }
     assert all(not r.stream and r.top_logprobs == REFERENCE_TOP for r in refs)
+
+
+class _Edge(random.Random):
+    """An RNG whose ``random()`` returns its lowest value, 0.0 (``[0, 1)`` includes it)."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+def test_a_share_of_0_never_draws_even_at_the_rngs_lowest_value() -> None:
+    none = Mix(stream_share=0.0, chat_share=0.0, optional_share=0.0)
+    shape = choose(_Edge(1), none)
+    assert (shape.path, shape.stream, shape.extras) == (COMPLETIONS_PATH, False, ())
+    streams = choose(_Edge(1), Mix(stream_share=1.0, optional_share=0.0))
+    assert streams.stream and streams.extras == ()  # not even stream_options
+    every = Mix(stream_share=1.0, chat_share=1.0, optional_share=1.0)
+    shape = choose(_Edge(1), every)
+    assert (shape.path, shape.stream) == (CHAT_PATH, True)
+    assert dict(shape.extras) == {"n": 1, "top_p": 1, "stream_options": {"include_usage": True}}
+
+
+def test_a_streamed_probe_asks_for_usage_as_the_sdk_does() -> None:
+    shapes = [choose(random.Random(seed)) for seed in range(100)]
+    options = [
+        dict(s.extras)["stream_options"] for s in shapes if "stream_options" in dict(s.extras)
+    ]
+    assert options and all(o == {"include_usage": True} for o in options)
+
+
+def test_chat_probes_use_both_names_of_the_token_limit() -> None:
+    shapes = [choose(random.Random(seed), Mix(chat_share=1.0)) for seed in range(50)]
+    assert {s.chat_max_field for s in shapes} == {"max_tokens", "max_completion_tokens"}
+    for s in shapes:
+        body = json.loads(render(s, MODEL, "hi"))
+        assert body[s.chat_max_field] == s.max_tokens
+
+
+def test_hand_written_probes_order_their_keys_per_probe_and_render_the_same_each_time() -> None:
+    """The order is drawn per probe (not one order a node could learn), and is part of
+    the shape: rendering it again gives the same bytes."""
+    shapes = [choose(random.Random(seed), Mix(stream_share=0.0)) for seed in range(40)]
+    hand = [s for s in shapes if s.style == "hand"]
+    assert len({s.order_seed for s in shapes}) == len(shapes)
+    assert len({tuple(json.loads(render(s, MODEL, "hi"))) for s in hand}) > 5
+    full = Shape(style="hand", extras=(("n", 1), ("top_p", 1)), order_seed=12345)
+    assert len({render(full, MODEL, "hi") for _ in range(5)}) == 1
+
+
+def test_the_sdk_form_writes_non_ascii_text_as_utf8_as_httpx_does() -> None:
+    raw = render(Shape(style="sdk"), MODEL, "café ✓")
+    assert '"prompt":"café ✓"'.encode() in raw and b"\\u" not in raw
