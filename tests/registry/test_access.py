@@ -335,6 +335,31 @@ async def test_a_keys_avoid_regions_and_strict_mode(tmp_path: Path) -> None:
         )
 
 
+async def test_a_region_is_avoided_however_its_case_or_spaces_are_written(tmp_path: Path) -> None:
+    """Regions are the operators' and the clients' free text: ``EU-West`` in a node's
+    node.toml is the region a client avoiding ``eu-west`` means (and a region of blanks is
+    no region, for strict mode)."""
+    async with running(tmp_path) as h:
+        await h.register("eu1", region="EU-West")
+        await h.register("eu2", region=" eu-west ")
+        await h.register("blank", region="  ")
+        await h.register("us1", region="us")
+        key, _ = await new_key(h, avoid_regions=["Eu-West "])
+
+        async def nodes(n: int, **kw: Any) -> set[str]:
+            seen = set()
+            for _ in range(n):
+                r = await h.client.post(CHAT, **kw)
+                assert r.status_code == 200, r.text
+                seen.add(r.json()["mesh"]["node_id"])
+            return seen
+
+        assert await nodes(20, json=chat(avoid_regions=["eu-west"])) <= {"blank", "us1"}
+        assert await nodes(20, json=chat(), headers=bearer(key)) <= {"blank", "us1"}
+        strict = chat(avoid_regions=["eu-west"], strict_regions=True)
+        assert await nodes(10, json=strict) == {"us1"}
+
+
 async def test_guessing_keys_is_limited_per_address(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         await h.register("a")
