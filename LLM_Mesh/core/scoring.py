@@ -38,11 +38,19 @@ __all__ = [
     "cheapest",
     "node_cost",
     "permits",
+    "region_key",
     "service_ms",
 ]
 
 # in ``avoid_regions``: also avoid nodes that declared no region (strict region mode)
 UNKNOWN_REGION = ""
+
+
+def region_key(region: str | None) -> str:
+    """A region as avoidance compares it: without its blanks at either end, case folded
+    (``EU-West`` in a node.toml is the ``eu-west`` a client avoids); none or blanks only:
+    :data:`UNKNOWN_REGION`."""
+    return region.strip().casefold() if region else UNKNOWN_REGION
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,7 @@ class NodeStats:
         self.node_id = node_id
         self.models = frozenset(models)
         self.loaded = frozenset(self.models if loaded is None else loaded)
-        self.region = region
+        self.region = region_key(region) or None  # as avoid_regions are compared
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self.cold_start_ms = cold_start_ms

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["dumps", "loads", "loads_object"]
+__all__ = ["dumps", "loads", "loads_object", "refuse_lone_surrogates"]
 
 _SEP = (",", ":")
 
@@ -33,6 +33,7 @@ _DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_refuse)
 # one encoder for every call: ``json.dumps`` with any non-default argument builds a new
 # ``JSONEncoder`` per call; the text is the same
 _ENCODER = json.JSONEncoder(separators=_SEP, ensure_ascii=False, allow_nan=False)
+_TEXT = json.JSONEncoder(ensure_ascii=False, check_circular=False)  # refuse_lone_surrogates
 
 
 def loads(data: str | bytes) -> Any:
@@ -53,3 +54,25 @@ def loads_object(data: str | bytes) -> dict[str, Any]:
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; a non-finite float is a ``ValueError``, never ``Infinity``."""
     return _ENCODER.encode(obj).encode()
+
+
+def refuse_lone_surrogates(data: str | bytes, obj: Any) -> None:
+    """``ValueError`` when ``obj`` (parsed from ``data``) holds a string with a lone UTF-16
+    surrogate: a ``\\ud800``-``\\udfff`` escape without its pair, which is no Unicode
+    character (RFC 7493, I-JSON: none). Nothing can write it as UTF-8 again: the gateway
+    re-encoding a request, a node's tokenizer (its engine failed: a 500 blamed on the
+    node). Only such an escape makes one (UTF-8 text cannot hold a surrogate), so the
+    strings are checked only when ``data`` has ``\\ud`` / ``\\uD`` in it (an escaped emoji
+    is a pair, and passes): otherwise two substring searches per body."""
+    if isinstance(data, bytes):
+        if b"\\ud" not in data and b"\\uD" not in data:
+            return
+    elif "\\ud" not in data and "\\uD" not in data:
+        return
+    try:
+        _TEXT.encode(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "a string holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff without its "
+            "pair): not Unicode text"
+        ) from None

@@ -58,6 +58,7 @@ from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
+from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.browser_origin import loopback_refusal
 from LLM_Mesh.core.limits import check_body, check_depth, limit_error
 from LLM_Mesh.core.metrics_access import is_loopback
@@ -110,6 +111,10 @@ async def _json_body(request: Request) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the request body is not valid JSON") from None
+    try:  # the engine could not encode it for its tokenizer (a 500 blamed on this node)
+        strict_json.refuse_lone_surrogates(raw, data)
+    except ValueError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
     return data

@@ -11,7 +11,8 @@ is called:
    region mode are added to the request's. Store look-ups for keys not in memory are
    limited per address (:data:`LOOKUPS_PER_MIN`), so guessing keys cannot flood the store.
 2. :class:`RateLimit`: the key's ``rpm``/``tpm`` (tokens: prompt estimate + ``max_tokens``
-   taken now, corrected by the real usage when the answer is known), or per address
+   taken now, without ``max_tokens`` the rest of the context up to the whole ``tpm``,
+   corrected by the real usage when the answer is known), or per address
    ``Settings.anonymous_rpm`` for anonymous clients (:mod:`LLM_Mesh.core.ratelimit`).
    Over a limit: 429 ``rate_limit_exceeded`` with ``Retry-After`` and the
    ``x-ratelimit-*`` headers, which every answer to a limited client carries.
@@ -36,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from LLM_Mesh.core.balancer import Verdict
+from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, estimate_tokens
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.errors import InvalidApiKey, Overloaded, RateLimited
@@ -134,7 +136,7 @@ class RateLimit:
         if limits.unlimited:
             return None
         scope = client.scope
-        tokens = estimate_tokens(job.prompt_text, job.max_tokens) if limits.tpm else 0
+        tokens = _token_charge(job, limits.tpm) if limits.tpm else 0
         shared = self.shared
         if shared is None:
             d = self.limiter.check(scope, limits, self.clock(), tokens)
@@ -164,6 +166,18 @@ class RateLimit:
             clock, charged = self.clock, d.charged
             client.on_usage(lambda used: settler.settle(scope, limits, clock(), charged, used))
         return None
+
+
+def _token_charge(job: Job, tpm: int) -> int:
+    """What a request takes from a token bucket of ``tpm`` before it runs: its prompt
+    estimate and ``max_tokens``; without ``max_tokens`` the answer may run to the end of the
+    model's context, so the charge is that, up to the whole ``tpm`` (given back when the
+    real usage is known): charged its prompt only, any number of such requests ran at once."""
+    need = estimate_tokens(job.prompt_text, job.max_tokens)
+    if job.max_tokens:
+        return need
+    rest = completion_bound(len(job.prompt_text), 0, job.context or 1)
+    return max(need, min(tpm, need + rest))
 
 
 class AnonymousLast:

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
@@ -318,6 +319,8 @@ def create_registry_app(
                 runtime.gateway = GatewaySigner(key, wall_clock)
             if runtime.receipts is None:
                 runtime.receipts = ReceiptSigner(key, wall_clock)
+            if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
+                runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
             if isinstance(runtime.node_auth, SignedNodeAuth):
                 # nodes have keys: a health check passes only with the node key's signature
                 # of its challenge, bound to this gateway's id (health.py). Tests' plain-id

@@ -4,7 +4,7 @@ In the JSON body (the OpenAI request models tolerate unknown fields):
 
 | field | type | meaning |
 |---|---|---|
-| ``avoid_regions`` | list of str | never route to a node whose region is listed |
+| ``avoid_regions`` | list of str | never route to a node whose region is listed (compared without case or blanks at either end) |
 | ``allow_nodes`` | list of str | route only to these node ids |
 | ``deny_nodes`` | list of str | never route to these node ids |
 | ``mesh_wait_s`` | number | opt in: wait up to this long for a free node instead of 503/429 |
@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from LLM_Mesh.core.scoring import UNKNOWN_REGION
+from LLM_Mesh.core.scoring import UNKNOWN_REGION, region_key
 from LLM_Mesh.errors import InvalidRequest
 
 __all__ = [
@@ -101,7 +101,7 @@ def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions
     trusted = body.get("trusted_only", False)
     if not isinstance(trusted, bool):
         raise InvalidRequest("trusted_only must be true or false", param="trusted_only")
-    avoid = _names(body, "avoid_regions") or frozenset()
+    avoid = frozenset(map(region_key, _names(body, "avoid_regions") or ()))
     return Extensions(
         avoid_regions=avoid | {UNKNOWN_REGION} if strict else avoid,
         allow_nodes=_names(body, "allow_nodes"),
@@ -115,6 +115,7 @@ def read_extensions(body: dict[str, Any], wait_header: str | None) -> Extensions
 
 def with_key_regions(ext: Extensions, avoid: frozenset[str], strict: bool) -> Extensions:
     """``ext`` with an API key's ``avoid_regions`` (and strict mode) added to the request's."""
+    avoid = frozenset(map(region_key, avoid))
     if strict:
         avoid = avoid | {UNKNOWN_REGION}
     if avoid <= ext.avoid_regions and (ext.strict_regions or not strict):

@@ -73,6 +73,7 @@ def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> di
         raise limit_error(too_deep)
     try:  # RFC 8259: no NaN, Infinity or number past a float's range (core/strict_json.py)
         body = strict_json.loads(raw.decode("utf-8-sig"))
+        strict_json.refuse_lone_surrogates(raw, body)  # a node could not encode it
     except RecursionError:  # only when max_json_depth is set above the parser's own limit
         raise limit_error(nesting_violation(limits)) from None
     except (ValueError, UnicodeDecodeError) as exc:

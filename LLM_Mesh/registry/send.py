@@ -337,14 +337,16 @@ class Exchange:
         except NodeTransportError as exc:
             outcome = _failure(exc)
             kind = exc.kind
+            # the client learns the node's id and the error's class, never its URL: that is
+            # its operator's address (docs/security.md, "Public listings"), and the
+            # transport's own text names it (aiohttp's "Cannot connect to host …", a URL)
             if outcome is Outcome.TIMEOUT:
-                msg = f"node {node} ({url}) timed out: {kind}"
+                msg = f"node {node} timed out: {kind}"
                 return outcome, UpstreamTimeout(msg, node_id=node, attempts=attempts), None
             if outcome is Outcome.CONNECT_ERROR:
-                msg = f"node {node} ({url}) is unreachable: {kind}"
+                msg = f"node {node} is unreachable: {kind}"
                 return outcome, UpstreamError(msg, node_id=node, attempts=attempts), None
-            detail = str(exc) if str(exc) != kind else ""
-            msg = f"node {node} ({url}) failed: {kind}: {detail}".rstrip(": ")
+            msg = f"node {node} failed: {kind}"
             return outcome, UpstreamError(msg, node_id=node, attempts=attempts), None
         except BaseException:
             self.finish(att, Outcome.CANCELLED)

@@ -12,7 +12,10 @@ table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of 
   answer over ``max_bytes`` keeps the key but not the bytes).
 - A key another replica ran: a non-stream answer is **replayed** from the row
   (``X-Mesh-Replayed: true``) until it expires (``ttl_s``); streams, and answers too large
-  to keep, are refused 409 ``duplicate_request``.
+  to keep, are refused 409 ``duplicate_request``. The row's body is **sealed**
+  (:class:`~LLM_Mesh.core.answer_seal.AnswerSeal`: AES-GCM under a key derived from
+  ``registry.key``, set by the app as :attr:`SharedIdempotency.seal`): the store never
+  holds an output in clear; a replica with another registry key refuses (409).
 - A key another replica is running now: a stream waits up to ``stream_wait_s`` (2 s) for
   the key to be freed (a safety net: see below), then runs, or is refused 409 (still
   running, or it ended); a non-stream **waits**, polling the row every ``poll_s``, until
@@ -53,6 +56,7 @@ from datetime import datetime, timedelta, timezone
 
 from starlette.responses import Response
 
+from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.registry.idempotency import (
     DEFAULT_MAX_BYTES,
     DuplicateRequest,
@@ -104,6 +108,9 @@ class SharedIdempotency(IdempotencyCache):
         self._owned: dict[str, str] = {}  # key -> its hash, for keys this replica runs
         self._writes: set[asyncio.Task[None]] = set()
         self._freeing: dict[str, asyncio.Task[None]] = {}  # key -> its release, until settled
+        # kept answers' bodies are sealed in the store; the app sets the registry key's seal
+        # (every replica's), until then one no other process shares
+        self.seal = AnswerSeal.random()
 
     @property
     def owner(self) -> str:
@@ -139,7 +146,7 @@ class SharedIdempotency(IdempotencyCache):
             if rec is None:
                 return None
             if rec.state == "done":
-                return _replay(key, rec, stream)
+                return _replay(key, rec, stream, self.seal)
             if (stream or rec.stream) and (
                 time.monotonic() >= give_up or not self.replicas.alive(rec.owner, rec.created_at)
             ):
@@ -183,7 +190,8 @@ class SharedIdempotency(IdempotencyCache):
                 lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, None)
             )
             return
-        rec.status, rec.body, rec.media_type = stored.status, stored.body, stored.media_type
+        rec.status, rec.media_type = stored.status, stored.media_type
+        rec.body = self.seal.seal(h, stored.body)  # never an output in clear in the store
         rec.headers = [[k, v] for k, v in stored.headers]
         self._write(
             lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
@@ -256,7 +264,7 @@ class SharedIdempotency(IdempotencyCache):
                 await asyncio.gather(*list(self._writes), return_exceptions=True)
 
 
-def _replay(key: str, rec: IdempotencyRecord, stream: bool) -> Response:
+def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) -> Response:
     rid = key.rsplit(" ", 1)[-1]
     if stream or rec.stream or rec.status is None or rec.body is None:
         detail = (
@@ -268,5 +276,13 @@ def _replay(key: str, rec: IdempotencyRecord, stream: bool) -> Response:
             f"a request with id {rid!r} has already run; {detail}",
             param="X-Request-Id",
         )
+    body = seal.open(rec.key_hash, rec.body)
+    if body is None:
+        raise DuplicateRequest(
+            f"a request with id {rid!r} has already run on a registry replica whose "
+            "registry.key differs from this one's, so its kept answer cannot be opened here "
+            "(give every replica the same registry.key)",
+            param="X-Request-Id",
+        )
     headers = tuple((str(k), str(v)) for k, v in (rec.headers or []))
-    return Stored(rec.status, rec.body, headers, rec.media_type).response()
+    return Stored(rec.status, body, headers, rec.media_type).response()

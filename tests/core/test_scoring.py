@@ -259,3 +259,15 @@ def test_cheapest_is_the_first_lowest_factor_times_cost() -> None:
         assert got[0] is nodes[i] and got[1] == costs[i]
         if all(w == 1.0 for w in weights.values()):  # no weight function: all 1
             assert cheapest(nodes, "m", 64, now, P, None, factor) == got
+
+
+def test_a_nodes_region_is_compared_without_case_or_blanks_at_either_end() -> None:
+    from LLM_Mesh.core.scoring import UNKNOWN_REGION, region_key
+
+    avoid_eu = RouteRequest(("m",), avoid_regions=frozenset({region_key(" EU-West")}))
+    for written in ("eu-west", "EU-West", " eu-west\t", "EU-WEST "):
+        assert not permits(avoid_eu, stats("a", region=written)), written
+    assert permits(avoid_eu, stats("b", region="eu-west-2"))
+    strict = RouteRequest(("m",), avoid_regions=frozenset({UNKNOWN_REGION}))
+    assert not permits(strict, stats("c", region="   "))  # blanks only: no region
+    assert region_key(None) == region_key("") == region_key(" ") == UNKNOWN_REGION

@@ -72,3 +72,23 @@ def test_loads_object_says_when_the_json_is_no_object() -> None:
     with pytest.raises(ValueError) as refused:
         strict_json.loads_object("[1]")
     assert str(refused.value) == "not a JSON object"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [r'"\ud800"', r'["ok", "a\uDFFFb"]', r'{"\udbff": 1}', r'"\ude00\ud83d"', r'"\ud83d\u0041"'],
+)
+def test_a_lone_surrogate_escape_is_refused(raw: str) -> None:
+    obj = strict_json.loads(raw)
+    for data in (raw, raw.encode()):
+        with pytest.raises(ValueError, match="lone UTF-16 surrogate"):
+            strict_json.refuse_lone_surrogates(data, obj)
+
+
+@pytest.mark.parametrize(
+    "raw", [r'"\ud83d\ude00"', r'"\\ud800"', '"plain"', r'"\u00e9 \uD83D\uDE00"']
+)
+def test_a_surrogate_pair_or_an_escaped_backslash_passes(raw: str) -> None:
+    obj = strict_json.loads(raw)
+    strict_json.refuse_lone_surrogates(raw, obj)
+    strict_json.refuse_lone_surrogates(raw.encode(), obj)

@@ -244,8 +244,14 @@ def exercise(mesh: Mesh, marker: str, *, real_node: bool) -> int:
                 chat(marker, allow_nodes=[mesh.ids["failing"], mesh.ids["good"]], stream=True),
             )
             recorded += 2
-        # the output holds the marker (echo), non-stream and stream
-        r = c.post("/v1/completions", json=echo(marker, allow_nodes=[mesh.ids["good"]]))
+        # the output holds the marker (echo), non-stream and stream; the non-stream one
+        # with a client request id: its answer is kept for replay (on PostgreSQL in the
+        # store's idempotency_keys, sealed: shared_idempotency.py)
+        r = c.post(
+            "/v1/completions",
+            json=echo(marker, allow_nodes=[mesh.ids["good"]]),
+            headers={"X-Request-Id": "privacy-echo-1"},
+        )
         assert r.status_code == 200 and marker in r.json()["choices"][0]["text"], r.text
         status, events = stream(
             c, "/v1/completions", echo(marker, allow_nodes=[mesh.ids["good"]], stream=True)

@@ -60,6 +60,27 @@ async def test_node_limits_at_the_boundary_and_one_past(
     assert engine.tokens_emitted > 0
 
 
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/chat/completions",
+         b'{"model": "gemma-3-270m", "messages": [{"role": "user", "content": "\\ud800"}]}'),
+        ("/v1/completions", b'{"model": "gemma-3-270m", "prompt": "x\\uDC00", "stream": true}'),
+    ],
+)  # fmt: skip
+async def test_a_lone_surrogate_escape_is_a_400_not_an_engine_failure(
+    node: tuple[httpx.AsyncClient, SimEngine], path: str, raw: bytes
+) -> None:
+    """A lone ``\\ud800`` is no character: an engine cannot encode it for its tokenizer, and
+    the node answered 500 ``engine_error``, which the gateway counts against the node (a
+    client ejecting honest nodes). The node trusts no gateway's checks: refused as 400."""
+    client, engine = node
+    r = await client.post(path, content=raw)
+    assert r.status_code == 400, r.text
+    assert "surrogate" in r.json()["error"]["message"]
+    assert engine.tokens_emitted == 0
+
+
 async def test_a_body_nested_past_the_parser_is_a_400_not_a_500(
     node: tuple[httpx.AsyncClient, SimEngine],
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
@@ -303,6 +304,7 @@ async def running(
     signed: bool = False,
     wall_clock: Callable[[], float] | None = None,
     node_auth: NodeAuthenticator | None = None,
+    gateway_key: Ed25519PrivateKey | None = None,
     **settings_kw: Any,
 ) -> AsyncIterator[Harness]:
     """The app with its lifespan running, fake nodes behind a MockTransport.
@@ -317,6 +319,8 @@ async def running(
     upstream = httpx.AsyncClient(transport=httpx.MockTransport(nodes.handler))
     auth: NodeAuthenticator | None = None if signed else (node_auth or TrustingNodeAuth())
     extra: dict[str, Any] = {} if wall_clock is None else {"wall_clock": wall_clock}
+    if gateway_key is not None:  # replicas of one registry share it (registry/gateway_key.py)
+        extra["gateway_key"] = gateway_key
     app = create_registry_app(
         settings,
         store=store,

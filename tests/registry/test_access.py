@@ -22,7 +22,7 @@ from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.ratelimit import Limits
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
-from tests.registry.helpers import Harness, fund, running
+from tests.registry.helpers import FakeNodes, Harness, fund, running
 
 CHAT = "/v1/chat/completions"
 MODEL = "gemma-3-270m"
@@ -165,6 +165,50 @@ async def test_keyed_client_over_its_tpm_and_usage_settles_the_estimate(tmp_path
         )
 
 
+class HeldNodes(FakeNodes):
+    """Fake nodes that hold every inference request until ``gate`` is set (requests in
+    flight at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.arrived = 0
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:  # type: ignore[override]
+        if request.url.path != "/mesh/health":
+            self.arrived += 1
+            await self.gate.wait()
+        return super().handler(request)
+
+
+async def test_concurrent_requests_without_max_tokens_cannot_pass_the_tpm(tmp_path: Path) -> None:
+    """A request without ``max_tokens`` may run to the end of the model's context, so it is
+    charged up to the key's whole tpm before it runs (given back when it ends); charged its
+    prompt estimate only, any number of them ran at once on a key of 100 tokens a minute,
+    each up to 32,768 tokens."""
+    nodes = HeldNodes()
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register("a")
+        key, key_id = await new_key(h, tpm=100)
+        sent = [
+            asyncio.create_task(h.client.post(CHAT, json=chat(), headers=bearer(key)))
+            for _ in range(5)
+        ]
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if nodes.arrived + sum(t.done() for t in sent) == len(sent):
+                break
+        nodes.gate.set()
+        codes = sorted(r.status_code for r in await asyncio.gather(*sent))
+        assert codes == [200, 429, 429, 429, 429], codes
+        # the one that ran gave back what it did not use (10 + 5 of the node's usage)
+        left = h.runtime.limiter.headers(f"key:{key_id}", Limits(tpm=100), h.clock())
+        assert ("x-ratelimit-remaining-tokens", "85") in left, left
+        # with max_tokens a request is charged its estimate, as before
+        r = await h.client.post(CHAT, json=chat(max_tokens=60), headers=bearer(key))
+        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "24"
+
+
 @pytest.mark.parametrize("behavior", ["400", "500"], ids=["refused", "failed"])
 async def test_a_stream_without_an_answer_gives_its_token_charge_back(
     tmp_path: Path, behavior: str
@@ -289,6 +333,31 @@ async def test_a_keys_avoid_regions_and_strict_mode(tmp_path: Path) -> None:
         assert all(
             "strict_regions" not in c["body"] for n in h.nodes.nodes.values() for c in n.calls
         )
+
+
+async def test_a_region_is_avoided_however_its_case_or_spaces_are_written(tmp_path: Path) -> None:
+    """Regions are the operators' and the clients' free text: ``EU-West`` in a node's
+    node.toml is the region a client avoiding ``eu-west`` means (and a region of blanks is
+    no region, for strict mode)."""
+    async with running(tmp_path) as h:
+        await h.register("eu1", region="EU-West")
+        await h.register("eu2", region=" eu-west ")
+        await h.register("blank", region="  ")
+        await h.register("us1", region="us")
+        key, _ = await new_key(h, avoid_regions=["Eu-West "])
+
+        async def nodes(n: int, **kw: Any) -> set[str]:
+            seen = set()
+            for _ in range(n):
+                r = await h.client.post(CHAT, **kw)
+                assert r.status_code == 200, r.text
+                seen.add(r.json()["mesh"]["node_id"])
+            return seen
+
+        assert await nodes(20, json=chat(avoid_regions=["eu-west"])) <= {"blank", "us1"}
+        assert await nodes(20, json=chat(), headers=bearer(key)) <= {"blank", "us1"}
+        strict = chat(avoid_regions=["eu-west"], strict_regions=True)
+        assert await nodes(10, json=strict) == {"us1"}
 
 
 async def test_guessing_keys_is_limited_per_address(tmp_path: Path) -> None:

@@ -261,6 +261,36 @@ async def test_refusals_never_quote_the_request_content(mesh: Harness, raw: byte
     assert mesh.nodes.calls() == 0
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi \\ud800"}]}',
+        b'{"model": "gemma-3-270m", "messages": [{"role": "user", "content": "\\uDFFF"}], '
+        b'"avoid_regions": ["x"]}',
+        b'{"model": "gemma-3-270m", "prompt": "a\\udbff\\u0041", "stream": true}',
+        b'{"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}], '
+        b'"stop": ["\\ud83d"]}',
+    ],
+    ids=["high", "low-with-extension", "completion-stream", "stop"],
+)
+async def test_a_lone_surrogate_escape_is_refused_before_any_node(
+    mesh: Harness, raw: bytes
+) -> None:
+    """A ``\\ud800`` escape alone is no Unicode character (RFC 7493: I-JSON has none): the
+    gateway could not write it again as UTF-8 (a 500 and a traceback at ERROR for any
+    anonymous client when the body had a mesh extension), and a node cannot encode it for
+    its tokenizer (its engine fails: a 500 the gateway blamed on the node, ejecting honest
+    nodes one after another). Refused with a 400 before any node; a surrogate *pair*
+    (an escaped emoji) is one character, served as before."""
+    path = COMPLETIONS if b'"prompt"' in raw else CHAT
+    r = await post(mesh, raw, path)
+    assert r.status_code == 400, r.text
+    assert "surrogate" in r.json()["error"]["message"]
+    assert mesh.nodes.calls() == 0
+    pair = b'{"model": "gemma-3-270m", "messages": [{"role": "user", "content": "\\ud83d\\ude00"}]}'
+    assert (await post(mesh, pair)).status_code == 200
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_client_cannot_send_the_gateways_mesh_continue(mesh: Harness, stream: bool) -> None:
     """``mesh_continue`` is what the gateway sends a continuing node: text the node takes as

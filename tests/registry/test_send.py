@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.registry.helpers import rank, running
+import httpx
+import pytest
+
+from tests.registry.helpers import FakeNode, rank, running
 
 CHAT = "/v1/chat/completions"
 MODEL = "gemma-3-270m"
@@ -71,3 +74,25 @@ async def test_a_refusing_nodes_retry_after_holds_it_in_the_router(tmp_path: Pat
         assert r.status_code == 429, r.text
         assert int(r.headers["retry-after"]) >= 29  # the gateway's own estimate, not 1
         assert len(busy.calls) == 1  # held out: not asked again
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("behavior", ["connect_error", "timeout", "protocol"])
+async def test_a_failed_nodes_address_is_not_shown_to_the_client(
+    tmp_path: Path, behavior: str, stream: bool
+) -> None:
+    """A node's URL is its operator's address on the internet (docs/security.md, "Public
+    listings"): a client whose request failed on it learns its id, never its URL (nor a
+    transport error's text, which names it: aiohttp's ``Cannot connect to host …``)."""
+    async with running(tmp_path) as h:
+        node = await h.register("node-a", behavior="ok" if behavior == "protocol" else behavior)
+
+        def broken(n: FakeNode) -> None:
+            raise httpx.RemoteProtocolError(f"{n.url} closed the connection")
+
+        if behavior == "protocol":
+            h.nodes.on_call = broken
+        r = await h.client.post(CHAT, json=chat(stream=stream))
+        assert r.status_code in (502, 504), r.text
+        assert r.json()["error"]["node_id"] == "node-a"
+        assert node.url not in r.text and ":8801" not in r.text, r.text

@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.registry.idempotency import DuplicateRequest
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import IdempotencyRecord
@@ -35,12 +37,15 @@ async def two_replicas(
     MemoryStore), with the same fake nodes behind them."""
     nodes = nodes or FakeNodes()
     shared = MemoryStore()
+    key = Ed25519PrivateKey.generate()  # one registry.key: every replica holds it
     async with AsyncExitStack() as stack:
         hs = []
         for name in ("a", "b"):
             store: Any = SqlStore(url) if url else shared
             hs.append(
-                await stack.enter_async_context(running(tmp_path / name, store=store, nodes=nodes))
+                await stack.enter_async_context(
+                    running(tmp_path / name, store=store, nodes=nodes, gateway_key=key)
+                )
             )
         yield hs[0], hs[1]
 
@@ -81,6 +86,37 @@ async def test_an_id_run_on_one_replica_is_replayed_on_the_other(
         assert a.nodes.calls() == 1
         # another id runs, on either replica
         assert (await b.client.post(CHAT, json=BODY, headers={"X-Request-Id": "j2"})).is_success
+        assert a.nodes.calls() == 2
+
+
+async def test_a_kept_answer_is_never_in_the_store_in_clear(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """docs/security.md, "Privacy": the store never holds an output. The answer kept for
+    another replica's replay is sealed under the registry key (``core/answer_seal.py``);
+    a replica with another registry key refuses the duplicate (409), never replays bytes
+    it cannot open."""
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        hdr = {"X-Request-Id": "private-1"}
+        r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
+        assert r1.status_code == 200 and "Hello!" in r1.text
+        await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        now = datetime.now(timezone.utc)
+        h = key_hash(f"{CHAT} ip:127.0.0.1 private-1")
+        row = await a.store.claim_request_key(h, "a-reader", False, now, now)
+        assert row is not None and row.state == "done" and row.body is not None
+        assert b"Hello!" not in row.body and b"choices" not in row.body, row.body[:200]
+        r2 = await b.client.post(CHAT, json=BODY, headers=hdr)  # the same registry key
+        assert r2.headers["x-mesh-replayed"] == "true" and r2.json() == r1.json()
+        other = {"X-Request-Id": "private-2"}
+        assert (await a.client.post(CHAT, json=BODY, headers=other)).status_code == 200
+        await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        idem = b.runtime.idempotency
+        assert isinstance(idem, SharedIdempotency)
+        idem.seal = AnswerSeal.random()  # a replica with another registry.key
+        r3 = await b.client.post(CHAT, json=BODY, headers=other)
+        assert r3.status_code == 409 and "registry.key" in r3.json()["error"]["message"], r3.text
         assert a.nodes.calls() == 2
 
 
