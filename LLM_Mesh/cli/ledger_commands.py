@@ -44,6 +44,7 @@ import typer
 from LLM_Mesh.bounded_http import DECODED, call, decoded, read_body
 from LLM_Mesh.cli.common import (
     HomeOpt,
+    RegistryCaOpt,
     RegistryOpt,
     console,
     err,
@@ -58,6 +59,7 @@ from LLM_Mesh.cli.render import shown
 from LLM_Mesh.core.ledger_audit import Auditor, Report
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.tls import client_ssl_context
 
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
 
@@ -366,11 +368,13 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
 
 @contextlib.asynccontextmanager
 async def _source(
-    registry_url: str, database_url: str | None, origin: str
+    registry_url: str, database_url: str | None, origin: str, ca_file: str | None = None
 ) -> AsyncIterator[Source]:
-    """The ledger's endpoints at ``registry_url``, or the store at ``database_url``."""
+    """The ledger's endpoints at ``registry_url`` (an https one verified by the system's CAs
+    and ``ca_file``'s: ``--registry-ca``), or the store at ``database_url``."""
     if database_url is None:
-        async with httpx.AsyncClient(base_url=registry_url, timeout=60) as client:
+        verify = client_ssl_context(ca_file)
+        async with httpx.AsyncClient(base_url=registry_url, timeout=60, verify=verify) as client:
             yield HttpSource(client)
         return
     from LLM_Mesh.registry.ledger import SqlLedger
@@ -460,6 +464,7 @@ def verify(
         ),
     ] = WITNESS_MAX_AGE_S,
     home: HomeOpt = None,
+    registry_ca: RegistryCaOpt = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
     balances; with --compare, other verifiers' checkpoints against this view; with
@@ -472,7 +477,8 @@ def verify(
     evidence; `signature`: a compared checkpoint this ledger's key did not sign;
     `unwitnessed`: too few of the trusted witnesses cosigned, or too long ago), or an
     error."""
-    settings = settings_from(home, registry, database_url=database_url)
+    ca = str(registry_ca.expanduser()) if registry_ca else None
+    settings = settings_from(home, registry, database_url=database_url, registry_ca=ca)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
     where = "the store" if database_url else settings.registry_url
     seen_path = settings.home / SEEN_FILE
@@ -487,7 +493,8 @@ def verify(
 
     async def go() -> tuple[Report, list[Compared]]:
         remembered = load_seen(seen_path, source)
-        async with _source(settings.registry_url, db, settings.ledger_origin) as src:
+        origin = settings.ledger_origin
+        async with _source(settings.registry_url, db, origin, settings.registry_ca) as src:
             report = await audit(src, page=page, pin=key, remembered=remembered)
             if not compare or not report.ok:
                 return report, []

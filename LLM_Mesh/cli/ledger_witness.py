@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import (
     HomeOpt,
+    RegistryCaOpt,
     RegistryOpt,
     console,
     err,
@@ -69,6 +70,7 @@ from LLM_Mesh.core.witness import (
 )
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.secret_files import try_lock
+from LLM_Mesh.tls import client_ssl_context
 from LLM_Mesh.witness.server import WitnessService, bind, parse_listen, serve
 from LLM_Mesh.witness.state import (
     KEY_FILE,
@@ -421,6 +423,7 @@ def witness_command(
         ),
     ] = None,
     home: HomeOpt = None,
+    registry_ca: RegistryCaOpt = None,
 ) -> None:
     """Cosign the registry's newest checkpoint if it extends the one cosigned before.
 
@@ -434,7 +437,8 @@ def witness_command(
     tlog-witness says: 409, 422, 403, ...; the state never goes back). Prints the witness key text verifiers pass to
     `llm-mesh ledger verify --witness` and the registry's operator to
     LLM_MESH_LEDGER_WITNESSES."""
-    settings = settings_from(home, registry)
+    ca = str(registry_ca.expanduser()) if registry_ca else None
+    settings = settings_from(home, registry, registry_ca=ca)
     if listen is not None and every is not None:
         raise fail(ValueError("--listen serves pushes; --every runs rounds: one or the other"))
     log_keys = parse_log_keys(log_key or (), settings.ledger_origin)
@@ -454,7 +458,10 @@ def witness_command(
     state_path = settings.home / STATE_FILE
 
     async def one() -> Round:
-        async with httpx.AsyncClient(base_url=settings.registry_url, timeout=CALL_S) as client:
+        verify = client_ssl_context(settings.registry_ca)  # --registry-ca, as `ask` does
+        async with httpx.AsyncClient(
+            base_url=settings.registry_url, timeout=CALL_S, verify=verify
+        ) as client:
             return await witness_round(client, key, wname, state_path, settings.ledger_origin, pins)
 
     try:

@@ -47,7 +47,7 @@ from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S, check_answer
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
-from LLM_Mesh.registry.snapshot import entry_from_record
+from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
 
 router = APIRouter()
 _M = TypeVar("_M", bound=BaseModel)
@@ -70,6 +70,7 @@ def _record(reg: NodeRegistration, now: datetime) -> NodeRecord:
         state=reg.state.value,
         registered_at=now,
         last_heartbeat_at=now,
+        tls_fingerprint=reg.tls_fingerprint or "",  # every replica pins it (snapshot.py)
     )
 
 
@@ -201,7 +202,10 @@ async def absorb_heartbeat(
     if not rt.table.heartbeat(node_id, hb):
         # another replica may have registered it in the shared store
         rec = await rt.store.get_node(node_id)
-        if rec is None or rec.state == NodeState.OFFLINE.value or _pin_unknown(rt.pins, rec.url):
+        if rec is None or rec.state == NodeState.OFFLINE.value:
+            raise _unknown(node_id)
+        pin_stored_certificate(rt.pins, rec)
+        if _pin_unknown(rt.pins, rec.url):
             raise _unknown(node_id)
         entry = entry_from_record(rt.table, rec, heard_now=True)
         if entry is None:

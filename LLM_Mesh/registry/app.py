@@ -178,6 +178,13 @@ def create_registry_app(
     ``witness_push.make_witness_client``, owned and closed here; ``witness_push.py``).
     """
     table = NodeTable(settings.heartbeat_expiry_s, clock)
+    pins = AddressPins(  # node addresses and certificates called (address_pins.py)
+        allow_private=settings.allow_private_nodes,
+        private_origins=settings.private_node_origins,
+        allow_loopback=settings.allow_loopback_nodes,
+        local_mesh=settings.local_mesh,
+        resolver=resolver or system_resolver,
+    )
     the_store = store if store is not None else _default_store(settings)
     routing = Routing(table, clock)
     batched = batches_heartbeats(the_store)
@@ -205,7 +212,7 @@ def create_registry_app(
             running_s=settings.request_timeout_s + 600.0,
         )  # fmt: skip
         node_sync = NodeSync(
-            shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id
+            shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id, pins=pins
         )
     runtime = Runtime(
         settings=settings,
@@ -217,13 +224,7 @@ def create_registry_app(
         node_auth=auth,
         keys=KeyCache(the_store, clock),
         clock=clock,
-        pins=AddressPins(
-            allow_private=settings.allow_private_nodes,
-            private_origins=settings.private_node_origins,
-            allow_loopback=settings.allow_loopback_nodes,
-            local_mesh=settings.local_mesh,
-            resolver=resolver or system_resolver,
-        ),
+        pins=pins,
         wall_clock=wall_clock,
         replicas=beat,
         heartbeats=(
@@ -334,7 +335,7 @@ def create_registry_app(
             admin = await ensure_admin_key(settings, runtime.store)
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)
-            await load_nodes(table, runtime.store)
+            await load_nodes(table, runtime.store, runtime.pins)
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()
             routing.sync_all()

@@ -5,8 +5,10 @@ balancer gave it); every replica must route to it. :class:`NodeSync` (a
 :class:`~LLM_Mesh.registry.poller.Poller`, every ``interval_s``, 1 s) asks the store for
 
 - nodes whose registration or state changed (``nodes.changed_at``) since its last poll:
-  a node new here, or re-registered with other models, address or capacity, is put into
-  the table and the router (:func:`~LLM_Mesh.registry.snapshot.entry_from_record`); a
+  a node new here, or re-registered with other models, address, capacity or TLS
+  certificate, is put into the table and the router, its certificate's pin into the pins
+  (:func:`~LLM_Mesh.registry.snapshot.entry_from_record`): this replica may never see its
+  registration, and calls it pinned all the same; a
   node that went OFFLINE (said goodbye, revoked) leaves routing;
 - nodes heard since (``nodes.last_heartbeat_at``) at *other* replicas (``heard_by``):
   their heartbeat age and state here follow (wall-clock age translated to this table's
@@ -40,11 +42,12 @@ from datetime import datetime, timezone
 
 from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import CheckRecord, NodeRecord, ReplicaState
 from LLM_Mesh.registry.routing import Routing
-from LLM_Mesh.registry.snapshot import entry_from_record
+from LLM_Mesh.registry.snapshot import entry_from_record, stored_pin_known
 
 __all__ = ["NodeSync", "StoreHealthLeases"]
 
@@ -86,8 +89,10 @@ class NodeSync(Poller):
         overlap_s: float = 5.0,
         wall_clock: Callable[[], float] = time.time,
         replica_id: str | None = None,
+        pins: AddressPins | None = None,
     ) -> None:
         self.store = store
+        self.pins = pins  # where stored nodes' certificate pins go
         self.table = table
         self.routing = routing
         self.interval_s = interval_s
@@ -149,11 +154,16 @@ class NodeSync(Poller):
                 log.info("node %s went offline (seen through the store)", rec.node_id)
             return
         known = entry is not None and entry.state is not NodeState.OFFLINE
-        if known and entry is not None and _same_registration(entry, rec):
+        if (
+            known
+            and entry is not None
+            and _same_registration(entry, rec)
+            and (self.pins is None or stored_pin_known(self.pins, rec))
+        ):
             return  # this replica's own registration, or one it already has
         if entry is not None and not known and entry.gone > goodbyes:
             return  # it said goodbye here while this poll read: the row may be older
-        new = entry_from_record(self.table, rec)
+        new = entry_from_record(self.table, rec, pins=self.pins)
         if new is None:
             return
         if entry is not None:  # what the store does not keep, and a fresher heartbeat

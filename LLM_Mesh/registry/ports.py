@@ -41,6 +41,10 @@ class NodeRecord:
     # ms it was routable, summed heartbeat by heartbeat (core/rewards.heartbeat_credit_ms);
     # only grows: a re-registration never lowers it
     healthy_ms: int = 0
+    # the TLS certificate pin its registration carried (migration 0017), so that every
+    # replica calls it pinned: a fingerprint, "" for none (plain http, or https verified by
+    # the CAs), None when the row does not tell (written before 0017 or by an older replica)
+    tls_fingerprint: str | None = None
 
 
 @dataclass

@@ -4,6 +4,12 @@ A stored node counts healthy only when its stored last heartbeat is still
 within the expiry (translated from wall-clock time to the table's monotonic
 clock) or after a fresh heartbeat; otherwise it waits, out of routing, for the
 node to beat or re-register.
+
+A stored node's TLS certificate pin (``NodeRecord.tls_fingerprint``, migration 0017) is
+pinned with it (:func:`pin_stored_certificate`), so a replica that never saw the node's
+registration (it registered and beats at another one) or a restarted registry calls it
+pinned; a row that does not tell its pin leaves the node to register again (its heartbeat
+gets 404 ``unknown_node``, ``api.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from datetime import datetime, timezone
 from pydantic import ValidationError
 
 from LLM_Mesh.core.schemas import NodeRegistration, NodeState
+from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 from LLM_Mesh.registry.ports import NodeRecord, Store
 
@@ -24,14 +31,30 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
 
 
+def pin_stored_certificate(pins: AddressPins, rec: NodeRecord) -> None:
+    """Pin the certificate (or, ``""``, no certificate) the stored registration carried; a
+    row that does not tell (``None``) pins nothing."""
+    if rec.tls_fingerprint is not None and rec.url.startswith("https://"):
+        pins.pin_certificate(rec.url, rec.tls_fingerprint or None)
+
+
+def stored_pin_known(pins: AddressPins, rec: NodeRecord) -> bool:
+    """Whether ``pins`` already hold what ``rec`` tells of its certificate."""
+    if rec.tls_fingerprint is None or not rec.url.startswith("https://"):
+        return True
+    return pins.registered(rec.url) and pins.fingerprint(rec.url) == (rec.tls_fingerprint or None)
+
+
 def entry_from_record(
     table: NodeTable,
     rec: NodeRecord,
     *,
     heard_now: bool = False,
     wall_now: datetime | None = None,
+    pins: AddressPins | None = None,
 ) -> NodeEntry | None:
-    """Put a stored node into ``table``; ``None`` if the record no longer validates."""
+    """Put a stored node into ``table`` (and its certificate pin into ``pins``); ``None`` if
+    the record no longer validates."""
     try:
         state = NodeState(rec.state)
     except ValueError:
@@ -51,6 +74,8 @@ def entry_from_record(
     except ValidationError as exc:
         log.warning("stored node %s is not valid any more; skipped: %s", rec.node_id, exc)
         return None
+    if pins is not None:
+        pin_stored_certificate(pins, rec)
     if heard_now:
         return table.register(reg)
     last: float | None = None
@@ -62,7 +87,7 @@ def entry_from_record(
     return table.register(reg, last_heartbeat=last)
 
 
-async def load_nodes(table: NodeTable, store: Store) -> int:
+async def load_nodes(table: NodeTable, store: Store, pins: AddressPins | None = None) -> int:
     """Every stored node into the table, with its counters from its ``nodes`` row (bumped
     in the transaction of every recorded batch, never lowered, untouched by the request
     log's retention; migration 0011 raised them once to the log's totals for rows recorded
@@ -71,7 +96,7 @@ async def load_nodes(table: NodeTable, store: Store) -> int:
     loaded = 0
     stats: dict[str, dict[str, int]] = {}
     for rec in await store.list_nodes():
-        if entry_from_record(table, rec) is not None:
+        if entry_from_record(table, rec, pins=pins) is not None:
             loaded += 1
         stats[rec.node_id] = {
             "requests": rec.requests,

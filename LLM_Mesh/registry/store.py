@@ -83,6 +83,8 @@ _NODE_UPDATE_COLUMNS = (
     "state",
     "last_heartbeat_at",
     "changed_at",
+    "tls_fingerprint",
+    "tls_at",
 )
 # Counters a re-registration may raise but never lower.
 _NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated", "healthy_ms")
@@ -137,6 +139,7 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
 def _node_values(rec: NodeRecord) -> dict[str, Any]:
     if not rec.node_id:
         raise ValueError("node_id must not be empty")
+    now = datetime.now(timezone.utc)
     return {
         "node_id": rec.node_id,
         "url": rec.url,
@@ -153,7 +156,9 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
         "failures": rec.failures,
         "tokens_generated": rec.tokens_generated,
         "healthy_ms": rec.healthy_ms,
-        "changed_at": datetime.now(timezone.utc),
+        "changed_at": now,
+        "tls_fingerprint": rec.tls_fingerprint,
+        "tls_at": now,  # the pin is told while the row's ``changed_at`` is this one's
     }
 
 

@@ -75,6 +75,10 @@ def node_from_row(row: Any) -> NodeRecord:
         failures=int(row.failures),
         tokens_generated=int(row.tokens_generated),
         healthy_ms=int(row.healthy_ms),
+        # a pin written with the row's last registration only (tables.nodes: tls_at)
+        tls_fingerprint=(
+            row.tls_fingerprint if row.tls_at is not None and row.tls_at == row.changed_at else None
+        ),
     )
 
 

@@ -145,6 +145,11 @@ nodes = Table(
     # migration 0008: when the registration or state last changed (replicas poll it)
     Column("changed_at", UTCDateTime(), nullable=True),
     Column("heard_by", String(64), nullable=True),  # the replica that got the last heartbeat
+    # migration 0017: the registration's TLS certificate pin ("" none), told only while
+    # ``tls_at`` equals ``changed_at`` (a replica of an older version re-registering the
+    # node moves ``changed_at`` and leaves these: store_replicas.node_from_row)
+    Column("tls_fingerprint", String(128), nullable=True),
+    Column("tls_at", UTCDateTime(), nullable=True),
     Index("ix_nodes_changed_at", "changed_at"),
     Index("ix_nodes_last_heartbeat_at", "last_heartbeat_at"),
 )

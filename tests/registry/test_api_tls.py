@@ -4,6 +4,7 @@ register again before it trusts them (it learns their pin only from a registrati
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -64,9 +65,12 @@ async def test_malformed_fingerprint_is_400(tmp_path: Path) -> None:
         assert h.table.get("n1") is None
 
 
-async def test_restarted_registry_asks_https_node_to_register_again(tmp_path: Path) -> None:
-    """After a restart the pins are gone: the https node's heartbeat gets 404 unknown_node
-    (the node re-registers at once, with its fingerprint) instead of being called unpinned."""
+async def test_restarted_registry_knows_https_nodes_pins_from_the_store(tmp_path: Path) -> None:
+    """The pin is stored with the registration (migration 0017): after a restart the https
+    node's heartbeat is taken and its pin is known. A row that does not tell its pin (written
+    by a replica of the previous version) still asks the node to register again (404
+    unknown_node, and it re-registers at once, with its fingerprint) instead of being called
+    unpinned."""
     store = MemoryStore()
     url = "https://n1.example:8801"
     async with running(tmp_path, store=store) as h:
@@ -75,6 +79,13 @@ async def test_restarted_registry_asks_https_node_to_register_again(tmp_path: Pa
         assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
         r = await h.client.post("/mesh/nodes", json=registration("n2"))  # plain http
         assert r.status_code == 200, r.text
+    async with running(tmp_path, store=store) as h:
+        assert h.runtime.pins.fingerprint(url) == FP
+        assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
+        assert (await h.client.post("/mesh/nodes/n2/heartbeat", json={})).status_code == 200
+    rec = await store.get_node("n1")
+    assert rec is not None and rec.tls_fingerprint == FP
+    await store.upsert_node(replace(rec, tls_fingerprint=None))  # an older replica's row
     async with running(tmp_path, store=store) as h:
         r = await h.client.post("/mesh/nodes/n1/heartbeat", json={})
         assert r.status_code == 404, r.text

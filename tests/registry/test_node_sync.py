@@ -46,6 +46,29 @@ async def test_a_node_registered_at_one_replica_routes_at_the_other(
         assert b.table.healthy(b.table.get("n1"))  # type: ignore[arg-type]
 
 
+async def test_an_https_node_registered_at_one_replica_is_pinned_at_the_other(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """Found deploying two replicas behind nginx (docs/deploy.md): the nodes registered and
+    beat at the first replica only, so the second routed them unpinned and every request
+    it took failed (``ClientConnectorCertificateError``, 502). The pin comes with the
+    registration through the store, at start and by the poll."""
+    fp, url, ca = "ab" * 32, "https://n1.example:8801", "https://n2.example:8801"
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await a.register("n1", url=url, tls_fingerprint=fp)
+        await a.register("n2", url=ca)  # https with a CA-issued certificate: no pin
+        assert await b.app.state.node_sync.poll() >= 2
+        assert b.runtime.pins.fingerprint(url + "/v1/completions") == fp
+        assert b.runtime.pins.host_fingerprint("n1.example", 8801) == fp
+        assert b.runtime.pins.registered(ca) and b.runtime.pins.fingerprint(ca) is None
+        # a new certificate, registered at a: b pins the new one
+        await a.register("n1", url=url, tls_fingerprint="cd" * 32)
+        await b.app.state.node_sync.poll()
+        assert b.runtime.pins.fingerprint(url) == "cd" * 32
+        # its heartbeat at b is taken, not refused for an unknown pin
+        assert (await b.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
+
+
 async def test_heartbeats_at_one_replica_keep_the_node_alive_at_the_other(tmp_path: Path) -> None:
     async with two_replicas(tmp_path) as (a, b):
         await a.register("n1")

@@ -8,15 +8,17 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, update
 
 from LLM_Mesh.core.check_state import MAX_WHY
+from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import (
@@ -117,6 +119,27 @@ async def test_node_changes_and_heartbeats_since(store: SqlStore) -> None:
     mark = datetime.now(timezone.utc) - timedelta(milliseconds=1)
     assert await store.set_node_state("n1", "offline")
     assert [r.state for r in await store.nodes_changed_since(mark)] == ["offline"]
+
+
+async def test_a_node_s_tls_pin_is_stored_with_its_registration(store: SqlStore) -> None:
+    """Every replica must call an https node with its certificate's pin, and most replicas
+    never see its registration (a node registers and beats at one): the pin is stored with
+    the registration (migration 0017); ``""`` is an https node pinned by no fingerprint
+    (CA-verified), ``None`` one whose pin the row does not tell."""
+    fp = "ab" * 32
+    rec = replace(_node("n1"), url="https://n1:8801", tls_fingerprint=fp)
+    await store.upsert_node(rec)
+    assert (await store.get_node("n1")).tls_fingerprint == fp  # type: ignore[union-attr]
+    assert [r.tls_fingerprint for r in await store.nodes_changed_since(T0)] == [fp]
+    await store.upsert_node(replace(rec, tls_fingerprint=""))  # re-registered, CA-verified
+    assert [r.tls_fingerprint for r in await store.list_nodes()] == [""]
+    await store.upsert_node(replace(rec, tls_fingerprint=fp))
+    # a replica of the previous version re-registers it: its statement does not know the
+    # column, which keeps the old pin; that pin is not told any more
+    old = update(tables.nodes).where(tables.nodes.c.node_id == "n1")
+    async with store.engine.begin() as conn:
+        await conn.execute(old.values(version="0.0.9", changed_at=datetime.now(timezone.utc)))
+    assert (await store.get_node("n1")).tls_fingerprint is None  # type: ignore[union-attr]
 
 
 async def test_replica_beats(store: SqlStore) -> None:

@@ -1,0 +1,85 @@
+"""``llm-mesh ledger verify`` and ``ledger witness`` trust the registry's CA file as the
+other commands do (``--registry-ca``, ``LLM_MESH_REGISTRY_CA``): found following
+docs/deploy.md ("Checking a deployment") against a balancer with a private CA, where
+``ledger verify --registry https://...`` failed ``CERTIFICATE_VERIFY_FAILED`` whatever was
+set. A real https server (stdlib, a self-signed certificate) answers every path 404: the
+commands must get past the handshake and read that answer."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.node.tls import make_self_signed
+
+runner = CliRunner()
+
+
+class _NotFound(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        body = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def https_registry(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    cert, key = tmp_path / "reg.crt", tmp_path / "reg.key"
+    make_self_signed(cert, key, ["127.0.0.1"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.paths = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert, server.paths  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+@pytest.mark.parametrize("command", [["ledger", "verify"], ["ledger", "witness"]])
+def test_ledger_commands_trust_the_registry_ca(
+    tmp_path: Path, https_registry: tuple[str, Path, list[str]], how: str, command: list[str]
+) -> None:
+    url, cert, paths = https_registry
+    args = [*command, "--registry", url, "--home", str(tmp_path / "home")]
+    env = {"COLUMNS": "200"}
+    if how == "flag":
+        args += ["--registry-ca", str(cert)]
+    else:
+        env["LLM_MESH_REGISTRY_CA"] = str(cert)
+    out = runner.invoke(app, args, env=env)
+    said = " ".join(out.output.split())
+    assert "CERTIFICATE_VERIFY_FAILED" not in said, said
+    assert paths, said  # the request reached the registry past TLS
+    # it answered 404: verify says so; a witness finds nothing signed to cosign yet
+    assert out.exit_code == (1 if command[1] == "verify" else 0), said
+
+
+def test_without_the_ca_the_self_signed_registry_is_refused(
+    tmp_path: Path, https_registry: tuple[str, Path, list[str]]
+) -> None:
+    url, _, paths = https_registry
+    args = ["ledger", "verify", "--registry", url, "--home", str(tmp_path / "home")]
+    out = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert out.exit_code == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in " ".join(out.output.split())
+    assert not paths
