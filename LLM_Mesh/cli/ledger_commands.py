@@ -55,7 +55,7 @@ from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, load_seen_checkpoint, save_seen
 from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
 from LLM_Mesh.cli.render import shown
-from LLM_Mesh.core.ledger_audit import Auditor, Report
+from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
 from LLM_Mesh.errors import MeshError
 
@@ -85,6 +85,8 @@ class Source(Protocol):
     def entries(self, page: int) -> AsyncIterator[list[Row]]: ...
     async def consistency(self, first: int, second: int) -> list[bytes]: ...
     async def inclusion(self, index: int, size: int) -> list[bytes]: ...
+    # the store's balances rows at a tree size (``None``: a registry does not publish them)
+    async def stored(self) -> tuple[int, dict[str, tuple[int, int]]] | None: ...
 
 
 def _row(item: dict[str, Any]) -> Row:
@@ -196,6 +198,9 @@ class HttpSource:
         data = await self._get("/v1/ledger/proof/inclusion", index=index, tree_size=size)
         return [bytes.fromhex(p) for p in data["proof"]]
 
+    async def stored(self) -> None:
+        return None
+
 
 def _forward(after: int, last: object, path: str) -> int:
     """The next page's ``after``: past this one's, or ``MeshError`` (a registry answering
@@ -240,6 +245,9 @@ class StoreSource:
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         return list((await self.ledger.inclusion_proof(index, size))[2])
+
+    async def stored(self) -> tuple[int, dict[str, tuple[int, int]]]:
+        return await self.ledger.stored_balances()  # type: ignore[no-any-return]
 
 
 T = TypeVar("T")
@@ -302,12 +310,27 @@ async def audit(
         keys = [pin]
     auditor = Auditor(await source.checkpoints(), keys, origin, remembered, pinned=pin is not None)
     signed = auditor.signed_sizes
+    # a store's balances rows, read before the entries: held against the balances of the
+    # entries up to the size read with them (entries appended meanwhile come after)
+    stored = await source.stored()
+    at, fed, computed = -1 if stored is None else stored[0], 0, None
     proofs = asyncio.ensure_future(_proofs(source, signed))
     try:
         async for batch in read_ahead(source.entries(page)):
             for i in range(0, len(batch), 2_000):  # let the readers run between slices
-                auditor.rows(batch[i : i + 2_000])
+                rows, cut = batch[i : i + 2_000], at - fed
+                if computed is None and 0 <= cut <= len(rows):  # the stored size is here
+                    auditor.rows(rows[:cut])
+                    computed = dict(auditor.report.balances)
+                    auditor.rows(rows[cut:])
+                else:
+                    auditor.rows(rows)
+                fed += len(rows)
                 await asyncio.sleep(0)
+        if stored is not None:  # the entries stop short of the stored size: as they are
+            computed = dict(auditor.report.balances) if computed is None else computed
+            for f in stored_findings(computed, stored[1], at):
+                auditor.report.add(f.kind, f.message)
         report = auditor.finish()
         fetched = await proofs
     finally:

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -468,6 +468,22 @@ class SqlLedger:
                 for acct, total in rows:
                     out[acct] = out.get(acct, 0) + sign * int(total)
         return out
+
+    async def stored_balances(self) -> tuple[int, dict[str, tuple[int, int]]]:
+        """The tree's size and every ``balances`` row (account → ``(balance, reserved)``),
+        read in one statement (one snapshot: appends write both in one transaction), for
+        an audit to hold against what the entries up to that size add up to."""
+        h, b = tables.ledger_head, tables.balances
+        stmt = (
+            select(h.c.size, b.c.account, b.c.balance, b.c.reserved)
+            .select_from(h.outerjoin(b, literal(True)))
+            .where(h.c.id == _HEAD)
+        )
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        out = {r.account: (int(r.balance), int(r.reserved)) for r in rows if r.account}
+        return (int(rows[0].size) if rows else 0), out
 
     # -- checkpoints and keys ---------------------------------------------------------------
 

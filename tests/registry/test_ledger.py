@@ -309,3 +309,66 @@ async def test_a_size_another_replica_signed_first_is_not_claimed(ledger: SqlLed
     signed = [c for c in got if c is not None]
     latest = await ledger.latest_checkpoint()
     assert len(signed) == 1 and latest is not None and latest.note == signed[0].note
+
+
+async def test_a_balance_changed_without_an_entry_is_found(
+    ledger: SqlLedger, store: SqlStore
+) -> None:
+    """Money made (or taken) in ``balances`` with no ledger entry: settlement admits and
+    pays from that row, so a balance the entries do not add up to is spendable money the
+    public ledger does not show. Until 2026-12-03 ``ledger verify`` recomputed balances
+    from the entries only and passed such a store."""
+    await _signed(ledger, 6)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE balances SET balance = balance + 1000000 WHERE account = :a"),
+            {"a": ALICE},
+        )
+    report = await audit(StoreSource(ledger, ORIGIN))
+    assert _kinds(report) == {"stored"}, report.findings
+    (found,) = report.findings
+    assert ALICE in found.message and "+1000000 without an entry" in found.message
+    async with store.engine.begin() as conn:  # a row for an account no entry ever moved
+        await conn.execute(
+            text("UPDATE balances SET balance = balance - 1000000 WHERE account = :a"),
+            {"a": ALICE},
+        )
+        await conn.execute(
+            text("INSERT INTO balances (account, balance, reserved) VALUES (:a, 5, 0)"),
+            {"a": pseudonym("user", "mallory")},
+        )
+    report = await audit(StoreSource(ledger, ORIGIN))
+    assert [f.kind for f in report.findings] == ["stored"]
+    assert pseudonym("user", "mallory") in report.findings[0].message
+
+
+async def test_reserved_below_zero_or_above_the_balance_is_found(
+    ledger: SqlLedger, store: SqlStore
+) -> None:
+    """A reservation released twice leaves ``reserved`` below zero: the payer's available
+    balance is then more than its balance, and settlement lets it spend money it does not
+    have."""
+    await _signed(ledger, 6)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE balances SET reserved = -7 WHERE account = :a"), {"a": ALICE}
+        )
+    report = await audit(StoreSource(ledger, ORIGIN))
+    assert [f.kind for f in report.findings] == ["reserved"], report.findings
+    assert f"account {ALICE}: -7 reserved" in report.findings[0].message
+
+
+async def test_entries_appended_while_the_audit_reads_are_no_finding(ledger: SqlLedger) -> None:
+    """The stored balances are held against the entries up to the size read with them:
+    entries a busy registry appends meanwhile (after that read) are no mismatch."""
+    await _signed(ledger, 6)
+
+    class Busy(StoreSource):
+        async def stored(self) -> tuple[int, dict[str, tuple[int, int]]]:
+            seen = await super().stored()
+            await _fill(self.ledger, 5)  # appended after the read, before the entries
+            return seen
+
+    report = await audit(Busy(ledger, ORIGIN), page=4)
+    assert report.ok, report.findings
+    assert report.entries == 11
