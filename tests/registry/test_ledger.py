@@ -20,7 +20,7 @@ from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer, pseudonym
 from LLM_Mesh.core.merkle import root_of
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
-from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
+from LLM_Mesh.registry.ledger import IssueLimit, LedgerError, SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.store import SqlStore
 
@@ -372,3 +372,24 @@ async def test_entries_appended_while_the_audit_reads_are_no_finding(ledger: Sql
     report = await audit(Busy(ledger, ORIGIN), page=4)
     assert report.ok, report.findings
     assert report.entries == 11
+
+
+async def test_the_mint_issues_at_most_what_a_balance_can_hold(
+    ledger: SqlLedger, store: SqlStore
+) -> None:
+    """A grant past 2^63 - 1 µNT issued in all is refused, nothing written. Until
+    2026-12-03 SQLite took it and stored the sums as floats (the mint and the pool
+    became REAL, and two more grants of 1 vanished from the stored balances while the
+    ledger kept them); PostgreSQL failed it with a database error."""
+    most = (1 << 63) - 1
+    await ledger.append_one(Transfer("grant", MINT, POOL, most - 1))
+    await ledger.append_one(Transfer("grant", MINT, ALICE, 1))  # exactly the most: taken
+    with pytest.raises(IssueLimit, match="would pass the most a balance can hold"):
+        await ledger.append_one(Transfer("grant", MINT, POOL, 1))
+    with pytest.raises(IssueLimit):  # in a batch too, whatever else it moves
+        await ledger.append([Transfer("settle", ALICE, BOB, 1), Transfer("reward", MINT, BOB, 2)])
+    assert (await ledger.head())[0] == 2
+    assert await _stored_balances(ledger) == {MINT: -most, POOL: most - 1, ALICE: 1}
+    assert (await ledger.append_one(Transfer("settle", POOL, BOB, 5))).seq == 2  # moves on
+    report = await audit(StoreSource(ledger, ORIGIN))
+    assert report.ok, report.findings
