@@ -36,7 +36,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar, cast
 
 import httpx
 import typer
@@ -54,9 +54,10 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, load_seen_checkpoint, save_seen
+from LLM_Mesh.cli.ledger_store import StoreSource as StoreSource
 from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
 from LLM_Mesh.cli.render import shown
-from LLM_Mesh.core.ledger_audit import Auditor, Report
+from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.tls import client_ssl_context
@@ -88,6 +89,12 @@ class Source(Protocol):
     async def consistency(self, first: int, second: int) -> list[bytes]: ...
     async def inclusion(self, index: int, size: int) -> list[bytes]: ...
 
+    # balances rows at a tree size: the store's every row (``stored_every``), or the one
+    # account a registry shows (``None``: none shown)
+    stored_every: bool
+
+    async def stored(self) -> tuple[int, dict[str, tuple[int, int]]] | None: ...
+
 
 def _row(item: dict[str, Any]) -> Row:
     """A ``GET /v1/ledger`` item as a row (a missing field is left for the verifier)."""
@@ -108,8 +115,10 @@ def _ndjson_rows(lines: bytes) -> list[Row]:
 class HttpSource:
     """The registry's public endpoints."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    stored_every = False  # one account's balance (GET /v1/balance), not the store's rows
+
+    def __init__(self, client: httpx.AsyncClient, api_key: str | None = None) -> None:
+        self.client, self.api_key = client, api_key
 
     async def _get(self, path: str, **params: int) -> dict[str, Any]:
         """The registry's JSON object at ``path``, read within :data:`MAX_ANSWER` bytes and
@@ -198,6 +207,24 @@ class HttpSource:
         data = await self._get("/v1/ledger/proof/inclusion", index=index, tree_size=size)
         return [bytes.fromhex(p) for p in data["proof"]]
 
+    async def stored(self) -> tuple[int, dict[str, tuple[int, int]]] | None:
+        """What the registry charges against (``GET /v1/balance``: the pool's balance, or
+        the API key's user's) and the tree size it was read at; ``None`` from a registry
+        that does not say the size (older), has no such endpoint, or shows no anonymous
+        caller the pool's."""
+        auth = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        r = await call(self.client, "GET", "/v1/balance", MAX_ANSWER, deadline_s=ANSWER_S,
+                       headers=auth)  # fmt: skip
+        if r.status_code == 404 or (r.status_code in (401, 403) and not self.api_key):
+            return None
+        data = json_object(r, "GET /v1/balance")
+        size, account, bal, res = (
+            data.get(k) for k in ("tree_size", "account", "balance", "reserved")
+        )
+        if not isinstance(account, str) or not all(type(x) is int for x in (size, bal, res)):
+            return None
+        return cast(int, size), {account: (cast(int, bal), cast(int, res))}
+
 
 def _forward(after: int, last: object, path: str) -> int:
     """The next page's ``after``: past this one's, or ``MeshError`` (a registry answering
@@ -206,42 +233,6 @@ def _forward(after: int, last: object, path: str) -> int:
     if isinstance(last, bool) or not isinstance(last, int) or last <= after:
         raise MeshError(f"GET {path}'s pages after {after} do not go forward (next: {last!r:.40})")
     return last
-
-
-class StoreSource:
-    """The ledger tables of a store, read directly (an operator's audit)."""
-
-    def __init__(self, ledger: Any, origin: str) -> None:
-        self.ledger, self.origin = ledger, origin
-
-    async def keys(self) -> tuple[list[str], str]:
-        return [k for k, _ in await self.ledger.keys()], self.origin
-
-    async def checkpoints(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        after = -1
-        while True:
-            cps, more = await self.ledger.checkpoints(after, 10_000)
-            out.extend(c.to_json() for c in cps)
-            if not more or not cps:
-                return out
-            after = cps[-1].tree_size
-
-    async def entries(self, page: int) -> AsyncIterator[list[Row]]:
-        after = -1
-        while True:
-            rows = await self.ledger.entry_rows(after, page)
-            if rows:
-                yield rows
-            if len(rows) < page:
-                return
-            after = rows[-1][0]
-
-    async def consistency(self, first: int, second: int) -> list[bytes]:
-        return list((await self.ledger.consistency_proof(first, second))[2])
-
-    async def inclusion(self, index: int, size: int) -> list[bytes]:
-        return list((await self.ledger.inclusion_proof(index, size))[2])
 
 
 T = TypeVar("T")
@@ -304,12 +295,27 @@ async def audit(
         keys = [pin]
     auditor = Auditor(await source.checkpoints(), keys, origin, remembered, pinned=pin is not None)
     signed = auditor.signed_sizes
+    # a store's balances rows, read before the entries: held against the balances of the
+    # entries up to the size read with them (entries appended meanwhile come after)
+    stored = await source.stored()
+    at, fed, computed = -1 if stored is None else stored[0], 0, None
     proofs = asyncio.ensure_future(_proofs(source, signed))
     try:
         async for batch in read_ahead(source.entries(page)):
             for i in range(0, len(batch), 2_000):  # let the readers run between slices
-                auditor.rows(batch[i : i + 2_000])
+                rows, cut = batch[i : i + 2_000], at - fed
+                if computed is None and 0 <= cut <= len(rows):  # the stored size is here
+                    auditor.rows(rows[:cut])
+                    computed = dict(auditor.report.balances)
+                    auditor.rows(rows[cut:])
+                else:
+                    auditor.rows(rows)
+                fed += len(rows)
                 await asyncio.sleep(0)
+        if stored is not None:  # the entries stop short of the stored size: as they are
+            computed = dict(auditor.report.balances) if computed is None else computed
+            for f in stored_findings(computed, stored[1], at, every=source.stored_every):
+                auditor.report.add(f.kind, f.message)
         report = auditor.finish()
         fetched = await proofs
     finally:
@@ -368,14 +374,19 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
 
 @contextlib.asynccontextmanager
 async def _source(
-    registry_url: str, database_url: str | None, origin: str, ca_file: str | None = None
+    registry_url: str,
+    database_url: str | None,
+    origin: str,
+    ca_file: str | None = None,
+    api_key: str | None = None,
 ) -> AsyncIterator[Source]:
     """The ledger's endpoints at ``registry_url`` (an https one verified by the system's CAs
-    and ``ca_file``'s: ``--registry-ca``), or the store at ``database_url``."""
+    and ``ca_file``'s: ``--registry-ca``; ``api_key``: whose balance to check, else the
+    pool's), or the store at ``database_url``."""
     if database_url is None:
         verify = client_ssl_context(ca_file)
         async with httpx.AsyncClient(base_url=registry_url, timeout=60, verify=verify) as client:
-            yield HttpSource(client)
+            yield HttpSource(client, api_key)
         return
     from LLM_Mesh.registry.ledger import SqlLedger
     from LLM_Mesh.registry.store import SqlStore
@@ -493,8 +504,8 @@ def verify(
 
     async def go() -> tuple[Report, list[Compared]]:
         remembered = load_seen(seen_path, source)
-        origin = settings.ledger_origin
-        async with _source(settings.registry_url, db, origin, settings.registry_ca) as src:
+        where_from = (settings.registry_url, db, settings.ledger_origin)
+        async with _source(*where_from, settings.registry_ca, settings.api_key) as src:
             report = await audit(src, page=page, pin=key, remembered=remembered)
             if not compare or not report.ok:
                 return report, []

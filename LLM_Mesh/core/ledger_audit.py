@@ -23,7 +23,13 @@ order (:meth:`Auditor.entry`), and checks, naming each finding:
 - ``rewritten``: a checkpoint an earlier audit saw signed (``remembered``: size and root,
   what ``llm-mesh ledger verify`` keeps) now has another root, or the entries no longer
   hash to it (``root``), or they were cut below it (``truncated``): a registry that
-  rewrote its history and re-signed every checkpoint passes every other check.
+  rewrote its history and re-signed every checkpoint passes every other check;
+- ``stored`` / ``reserved`` (:func:`stored_findings`; every row of a store read directly,
+  or the account a registry's ``GET /v1/balance`` shows, with the tree size it read):
+  an account's ``balances`` row says another balance than the entries up to the same
+  tree size (a balance changed without a ledger entry, or an entry without its balance),
+  or holds a ``reserved`` below zero or above its balance (money reserved twice, or
+  released twice: the payer could spend what it does not have).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from LLM_Mesh.core.ledger_entry import (
 from LLM_Mesh.core.merkle import EMPTY_ROOT, LEAF_PREFIX, NODE_PREFIX, leaf_hash, node_hash
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 
-__all__ = ["Auditor", "Finding", "Report"]
+__all__ = ["Auditor", "Finding", "Report", "stored_findings"]
 
 _REORDER_WINDOW = 16
 
@@ -386,3 +392,39 @@ class Auditor:
 
 def _opt(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def stored_findings(
+    computed: Mapping[str, int],
+    stored: Mapping[str, tuple[int, int]],
+    size: int,
+    *,
+    every: bool = True,
+) -> list[Finding]:
+    """What a store's ``balances`` rows (account → ``(balance, reserved)``, read at tree
+    size ``size``) say against the balances the first ``size`` entries add up to
+    (``computed``): an account whose stored balance differs (``stored``; an account
+    missing on one side counts as 0), and one whose ``reserved`` is below zero or, for
+    any account but ``mint``, above its balance (``reserved``). In account order.
+    ``every``: ``stored`` is every row (else only its accounts are checked: the one a
+    registry's ``GET /v1/balance`` shows)."""
+    out: list[Finding] = []
+    for account in sorted(computed.keys() | stored.keys() if every else stored.keys()):
+        balance, reserved = stored.get(account, (0, 0))
+        entries = computed.get(account, 0)
+        if balance != entries:
+            out.append(
+                Finding(
+                    "stored",
+                    f"account {account}: the store's balance is {balance}, the first {size} "
+                    f"entries add up to {entries} ({balance - entries:+d} without an entry)",
+                )
+            )
+        if reserved < 0 or (account != MINT and reserved > max(balance, 0)):
+            out.append(
+                Finding(
+                    "reserved",
+                    f"account {account}: {reserved} reserved of a balance of {balance}",
+                )
+            )
+    return out

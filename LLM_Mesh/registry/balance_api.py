@@ -5,14 +5,18 @@ With an API key (``Authorization: Bearer <key>``): its user's account
 anonymous requests (with its daily budget). The answer::
 
     {"object": "balance", "account": "user:...", "payer": "user", "balance": 1000,
-     "reserved": 135, "available": 865, "unit": "micro-NetworkToken", "settlement": true}
+     "reserved": 135, "available": 865, "unit": "micro-NetworkToken", "settlement": true,
+     "tree_size": 52}
 
 ``reserved`` is what the caller's requests in flight hold (their estimate, or their exact
 cost once answered, until settled into the ledger) and the gateways' reservation leases
 on the account (a block of a few estimates each gateway process reserves once and admits
 requests against; one unused for ``LLM_MESH_SETTLE_LEASE_IDLE_S``, 1 s, goes back:
 ``registry/settle_lease.py``); ``available = balance - reserved`` is what a new request's
-estimate must fit in. A wrong or revoked key is 401, as on every
+estimate must fit in. ``tree_size``: the ledger's size when the balance was read (in
+the same statement): the first ``tree_size`` entries add up to ``balance``, which
+``llm-mesh ledger verify`` checks (the pool's, and the user's of ``LLM_MESH_API_KEY``).
+A wrong or revoked key is 401, as on every
 ``/v1`` endpoint (``registry/access.py``).
 """
 
@@ -29,7 +33,7 @@ from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.access import Authenticate
 from LLM_Mesh.registry.job import Client
 from LLM_Mesh.registry.runtime import get_runtime
-from LLM_Mesh.registry.settle_ledger import balance
+from LLM_Mesh.registry.settle_ledger import balance_at
 from LLM_Mesh.registry.settlement import user_account
 
 router = APIRouter(tags=["Balance"])
@@ -48,6 +52,9 @@ class BalanceView(BaseModel):
     available: int = Field(description="balance - reserved: what a new estimate must fit in")
     unit: Literal["micro-NetworkToken"]
     settlement: bool = Field(description="whether this registry settles requests")
+    tree_size: int = Field(
+        description="the ledger's size when read: its first tree_size entries add up to balance"
+    )
     daily_budget: int | None = Field(
         default=None, description="the pool only: what it is topped up to each UTC day"
     )
@@ -71,7 +78,7 @@ async def get_balance(request: Request) -> JSONResponse:
     if rt.ledger is None:  # pragma: no cover - wiring bug
         raise MeshError("the ledger is not set up")
     account = POOL if key is None else user_account(key.key_id)
-    held, reserved = await balance(await rt.ledger.engine(), account)
+    held, reserved, size = await balance_at(await rt.ledger.engine(), account)
     body: dict[str, object] = {
         "object": "balance",
         "account": account,
@@ -81,6 +88,7 @@ async def get_balance(request: Request) -> JSONResponse:
         "available": held - reserved,
         "unit": "micro-NetworkToken",
         "settlement": rt.settlement is not None,
+        "tree_size": size,
     }
     if key is None:
         body["daily_budget"] = rt.settings.pool_daily_budget

@@ -24,6 +24,14 @@ node, or its held balance, away.
   requests were answered (by a node found lying about at least one model), the payers
   are many and pseudonymous, and the fees account is where the network's own money is.
 
+A request a revoked node answered before its revocation can be settled after the
+revocation's forfeit (a gateway's settler a moment later, or recovery of a dead gateway's
+answered rows up to minutes later): its ``hold`` would then wait in the held account of a
+node nobody will clear. :func:`forfeit_revoked` (every settlement upkeep round, in every
+gateway process) forfeits the held earnings of nodes revoked in the last
+:data:`FORFEIT_WINDOW_S` as the revocation did (until 2026-12-03 they stayed held, out of
+every balance that is ever paid, until the admin ran the revocation again).
+
 Each moves exactly what the account holds, once: the amount is read, then checked again
 inside the append's transaction (appends are serialised on the ledger head), and read
 again if it moved (a held request settled meanwhile). Whatever is held after a release
@@ -47,8 +55,10 @@ from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_ledger import balance
 
 __all__ = [
+    "FORFEIT_WINDOW_S",
     "clear_and_release",
     "forfeit",
+    "forfeit_revoked",
     "held_amounts",
     "operator_account_of",
     "release",
@@ -58,6 +68,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _TRIES = 5
+#: how long after a node's revocation its late holds are forfeited by the upkeep: longer
+#: than any settle of an answer it gave before (recovery of a dead gateway: 30 s and the
+#: answers' retries, about 100 s; a gateway down for hours is recovered at its restart)
+FORFEIT_WINDOW_S = 86_400.0
 
 
 class _Moved(Exception):
@@ -124,6 +138,24 @@ async def release(ledger: SqlLedger, node_id: str, to: str | None = None) -> tup
 async def forfeit(ledger: SqlLedger, node_id: str) -> int:
     """The node was revoked: its held earnings go to ``network`` (``forfeit``)."""
     return await _pay_out(ledger, node_id, "forfeit", NETWORK)
+
+
+async def forfeit_revoked(ledger: SqlLedger, since: datetime) -> dict[str, int]:
+    """The held earnings of every node revoked at ``since`` or later forfeited to
+    ``network`` (a hold settled after the revocation's own forfeit); ``node id → amount``
+    (nodes that held something). Two reads when nothing is held (the revocations by their
+    index, then the held balances)."""
+    engine = await ledger.engine()
+    k = tables.node_keys
+    async with engine.connect() as conn:
+        revoked = await conn.execute(select(k.c.node_id).where(k.c.revoked_at >= since))
+        node_ids = sorted(str(n) for n in revoked.scalars())
+    out = {}
+    for node_id in await held_amounts(engine, node_ids):
+        amount = await forfeit(ledger, node_id)
+        if amount:
+            out[node_id] = amount
+    return out
 
 
 def store_ledger(store: Any) -> SqlLedger:

@@ -35,13 +35,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.core.checkpoint import Checkpoint
-from LLM_Mesh.core.ledger_entry import LedgerEntry, Transfer, make_entry
+from LLM_Mesh.core.ledger_entry import MAX_AMOUNT, MINT, LedgerEntry, Transfer, make_entry
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger_tree import (
     append_leaf,
@@ -56,8 +56,8 @@ from LLM_Mesh.registry.ledger_tree import (
 )
 
 __all__ = [
-    "Batch", "CheckpointRecord", "LedgerError", "SqlLedger", "balance_deltas", "build_batch",
-    "entry_row", "memory_engine",
+    "Batch", "CheckpointRecord", "IssueLimit", "LedgerError", "SqlLedger", "balance_deltas",
+    "build_batch", "entry_row", "memory_engine",
 ]  # fmt: skip
 
 _HEAD = 1
@@ -182,6 +182,27 @@ async def _add_to_balances(conn: AsyncConnection, transfers: Sequence[Transfer])
     rows = [{"account": a, "balance": d, "reserved": 0} for a, d in balance_deltas(transfers)]
     if rows:
         await conn.execute(stmt, rows)
+
+
+class IssueLimit(ValueError):
+    """The mint would issue more than ``MAX_AMOUNT`` µNT in all (a balance is a 64-bit
+    integer: SQLite would make the sum a float, PostgreSQL refuse it): nothing written."""
+
+
+async def _check_issue(conn: AsyncConnection, transfers: Sequence[Transfer]) -> None:
+    """:class:`IssueLimit` when the mint's balance would fall below ``-MAX_AMOUNT`` (so
+    every balance stays a 64-bit integer: the accounts sum to zero); under the head lock."""
+    if not any(t.from_account == MINT for t in transfers):  # settlement's batches: no read
+        return
+    delta = dict(balance_deltas(transfers)).get(MINT, 0)
+    b = tables.balances
+    row = (await conn.execute(select(b.c.balance).where(b.c.account == MINT))).first()
+    now = 0 if row is None else int(row.balance)
+    if now + delta < -MAX_AMOUNT:
+        raise IssueLimit(
+            f"the mint has issued {-now} micro-NetworkTokens; {-delta} more would pass the "
+            f"most a balance can hold ({MAX_AMOUNT}): refused, nothing written"
+        )
 
 
 _SCRATCH_PREFIX = "llm-mesh-ledger-"
@@ -311,6 +332,7 @@ class SqlLedger:
             head = (await conn.execute(lock)).one()
             if guard is not None and not await guard(conn):
                 raise _Refused
+            await _check_issue(conn, transfers)
             batch = build_batch(
                 transfers,
                 int(head.size),
@@ -468,6 +490,21 @@ class SqlLedger:
                 for acct, total in rows:
                     out[acct] = out.get(acct, 0) + sign * int(total)
         return out
+
+    async def stored_balances(self) -> tuple[int, dict[str, tuple[int, int]]]:
+        """The tree's size and every ``balances`` row (account → ``(balance, reserved)``)
+        in one statement (one snapshot), for an audit to hold against the entries."""
+        h, b = tables.ledger_head, tables.balances
+        stmt = (
+            select(h.c.size, b.c.account, b.c.balance, b.c.reserved)
+            .select_from(h.outerjoin(b, literal(True)))
+            .where(h.c.id == _HEAD)
+        )
+        engine = await self.engine()
+        async with engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        out = {r.account: (int(r.balance), int(r.reserved)) for r in rows if r.account}
+        return (int(rows[0].size) if rows else 0), out
 
     # -- checkpoints and keys ---------------------------------------------------------------
 

@@ -23,13 +23,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.lease_book import LeaseBook
+from LLM_Mesh.registry.held import FORFEIT_WINDOW_S, forfeit_revoked
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, Op, SettleDb, SqliteSettleDb, Void, sqlite_time
 from LLM_Mesh.registry.settle_holders import beat, dead_holders, forget, forget_batches
@@ -413,12 +414,26 @@ class SettleUpkeep:
             log.info("settlement: community pool topped up by %d µNT for %s", added, day)
         return added
 
+    async def forfeit_late(self) -> dict[str, int]:
+        """Held earnings of recently revoked nodes forfeited (``held.forfeit_revoked``:
+        holds settled after the revocation's forfeit); ``node id → amount``."""
+        since = datetime.now(timezone.utc) - timedelta(seconds=FORFEIT_WINDOW_S)
+        done = await forfeit_revoked(self.ledger, since)
+        for node_id, amount in sorted(done.items()):
+            log.warning(
+                "settlement: %d µNT held for node %s, revoked, settled after its revocation: "
+                "forfeited to the network", amount, node_id,
+            )  # fmt: skip
+        return done
+
     async def upkeep(self) -> None:
-        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up; on
-        PostgreSQL, the hot path's batch ids older than ``batch_keep_s`` deleted."""
+        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up,
+        the late holds of revoked nodes forfeited; on PostgreSQL, the hot path's batch ids
+        older than ``batch_keep_s`` deleted."""
         await self.beat()
         await self.recover()
         await self.top_up_pool()
+        await self.forfeit_late()
         if not isinstance(self._db, SqliteSettleDb):
             await forget_batches(await self._engine(), self.batch_keep_s)
 

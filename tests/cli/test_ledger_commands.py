@@ -102,6 +102,27 @@ def test_verify_passes_then_names_a_changed_amount(tmp_path: Path) -> None:
     assert "changed: entry 1 was changed" in out and "MISMATCH" in out
 
 
+def test_verify_names_a_balance_credited_in_the_store_without_an_entry(tmp_path: Path) -> None:
+    """Tampering as the task's auditor would: credit an account by SQL, then verify.
+    Until 2026-12-03 this passed (the entries were all intact)."""
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "grant", "pool", "10")[0] == 0
+    db = _db(home)
+
+    async def tamper() -> None:
+        async with SqlStore(db) as store, store.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE balances SET balance = 10000010 WHERE account = 'pool'")
+            )
+
+    asyncio.run(tamper())
+    code, out = cli(home, "ledger", "verify", "--database-url", db)
+    assert code == 1, out
+    said = " ".join(out.split())
+    assert "stored: account pool: the store's balance is 10000010" in said
+    assert "the first 1 entries add up to 10" in said and "MISMATCH" in said
+
+
 def test_verify_says_why_when_no_registry_answers(tmp_path: Path) -> None:
     """Found 2026-12-02: it said only "error: All connection attempts failed"."""
     code, out = cli(tmp_path, "ledger", "verify", "--registry", "http://127.0.0.1:9")

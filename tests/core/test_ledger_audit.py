@@ -531,3 +531,23 @@ def test_a_history_cut_below_what_was_seen_is_named_truncated() -> None:
     for e in entries[:5]:
         a.entry(e)
     assert _kinds(a.finish()) == ["truncated"]
+
+
+def test_stored_balances_are_held_against_the_entries() -> None:
+    """``stored_findings``: equal balances (the mint below zero, a zero row) are clean; a
+    balance off, an account only one side has, a negative ``reserved`` or one above its
+    balance (not the mint's) are named, in account order."""
+    computed = {"mint": -30, "pool": 20, "user:a": 10}
+    clean = {"mint": (-30, 0), "pool": (20, 20), "user:a": (10, 3), "user:z": (0, 0)}
+    assert ledger_audit.stored_findings(computed, clean, 3) == []
+    off = {**clean, "pool": (25, 0), "user:b": (1, 0), "user:a": (10, -1), "user:z": (0, 1)}
+    found = ledger_audit.stored_findings(computed, off, 3)
+    assert [(f.kind, f.message.split(" ")[1]) for f in found] == [
+        ("stored", "pool:"), ("reserved", "user:a:"), ("stored", "user:b:"),
+        ("reserved", "user:z:"),
+    ]  # fmt: skip
+    assert found[0].message == (
+        "account pool: the store's balance is 25, the first 3 entries add up to 20 "
+        "(+5 without an entry)"
+    )
+    assert found[1].message == "account user:a: -1 reserved of a balance of 10"

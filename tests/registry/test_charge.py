@@ -437,6 +437,7 @@ async def test_balance_endpoint_shows_balance_reserved_and_available(tmp_path: P
         assert r.json() == {
             "object": "balance", "account": account, "payer": "user", "balance": 1000,
             "reserved": 0, "available": 1000, "unit": "micro-NetworkToken", "settlement": True,
+            "tree_size": 2,  # the pool's top-up and the user's grant add up to its balance
         }  # fmt: skip
         assert (await h.client.post(CHAT, json=BODY, headers=bearer(key))).status_code == 200
         mine = (await h.client.get("/v1/balance", headers=bearer(key))).json()
@@ -444,6 +445,7 @@ async def test_balance_endpoint_shows_balance_reserved_and_available(tmp_path: P
         await settlement(h).flush()
         mine = (await h.client.get("/v1/balance", headers=bearer(key))).json()
         assert (mine["balance"], mine["reserved"], mine["available"]) == (900, 0, 900)
+        assert mine["tree_size"] == 4  # the request's settle and fee entries
         pool = (await h.client.get("/v1/balance")).json()
         assert pool["account"] == POOL and pool["payer"] == "pool"
         assert pool["balance"] == 7_000 and pool["daily_budget"] == 7_000

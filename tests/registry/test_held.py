@@ -223,3 +223,35 @@ async def test_a_node_without_a_key_is_released_to_its_node_account(store: SqlSt
     await ledger.append_one(Transfer("hold", USER, held_account("stray"), 300, "r1"))
     amount, to = await release(ledger, "stray")
     assert (amount, to) == (300, pseudonym("node", "stray"))
+
+
+async def test_a_hold_settled_after_the_revocation_is_forfeited_by_the_upkeep(
+    s: Settlement, store: SqlStore
+) -> None:
+    """A quarantined node answered a request; the admin revokes it before that answer is
+    settled (a gateway's settler a moment later, or recovery of a dead gateway's rows):
+    the revocation's forfeit finds nothing held yet, the hold lands after it. The next
+    upkeep round forfeits it as the revocation would have (until 2026-12-03 it stayed in
+    the held account of a node nobody would clear, paid to no one)."""
+    q = _Quarantines(store)
+    s.held = q.held
+    await _fail_probe(store, q, "n1")
+    assert (await s.reserve("late", USER, MODEL, 2000)).ok
+    await SettledPayment(s, "late", USER, MODEL, 2000).pay([("n1", 2000)], None)  # answered
+    assert await store.revoke_node("n1", datetime.now(timezone.utc))
+    assert await revoke_and_forfeit(store, ["n1"]) == {}  # nothing settled yet
+    await s.flush()  # the settler: the hold, after the revocation
+    assert await held_amounts(store.engine, ["n1"]) == {"n1": 1900}
+    await s.upkeep()  # the next upkeep round
+    assert (await _entries(store))[-3:] == [
+        ("hold", USER, held_account("n1"), 1900, "late"), ("fee", USER, NETWORK, 100, "late"),
+        ("forfeit", held_account("n1"), NETWORK, 1900, None),
+    ]  # fmt: skip
+    assert await held_amounts(store.engine, ["n1", "n2"]) == {}
+    assert await s.forfeit_late() == {}  # a later round: nothing more held, nothing written
+    # a held node that is not revoked keeps its hold until the admin decides
+    await _request(s, "spare", "n2", 1000)
+    await s.upkeep()
+    assert await held_amounts(store.engine, ["n2"]) == {"n2": 950}
+    report = await audit(StoreSource(_ledger(store), "x"))
+    assert report.ok, report.findings

@@ -20,7 +20,7 @@ from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer, pseudonym
 from LLM_Mesh.core.merkle import root_of
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
-from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
+from LLM_Mesh.registry.ledger import IssueLimit, LedgerError, SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.store import SqlStore
 
@@ -309,3 +309,87 @@ async def test_a_size_another_replica_signed_first_is_not_claimed(ledger: SqlLed
     signed = [c for c in got if c is not None]
     latest = await ledger.latest_checkpoint()
     assert len(signed) == 1 and latest is not None and latest.note == signed[0].note
+
+
+async def test_a_balance_changed_without_an_entry_is_found(
+    ledger: SqlLedger, store: SqlStore
+) -> None:
+    """Money made (or taken) in ``balances`` with no ledger entry: settlement admits and
+    pays from that row, so a balance the entries do not add up to is spendable money the
+    public ledger does not show. Until 2026-12-03 ``ledger verify`` recomputed balances
+    from the entries only and passed such a store."""
+    await _signed(ledger, 6)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE balances SET balance = balance + 1000000 WHERE account = :a"),
+            {"a": ALICE},
+        )
+    report = await audit(StoreSource(ledger, ORIGIN))
+    assert _kinds(report) == {"stored"}, report.findings
+    (found,) = report.findings
+    assert ALICE in found.message and "+1000000 without an entry" in found.message
+    async with store.engine.begin() as conn:  # a row for an account no entry ever moved
+        await conn.execute(
+            text("UPDATE balances SET balance = balance - 1000000 WHERE account = :a"),
+            {"a": ALICE},
+        )
+        await conn.execute(
+            text("INSERT INTO balances (account, balance, reserved) VALUES (:a, 5, 0)"),
+            {"a": pseudonym("user", "mallory")},
+        )
+    report = await audit(StoreSource(ledger, ORIGIN))
+    assert [f.kind for f in report.findings] == ["stored"]
+    assert pseudonym("user", "mallory") in report.findings[0].message
+
+
+async def test_reserved_below_zero_or_above_the_balance_is_found(
+    ledger: SqlLedger, store: SqlStore
+) -> None:
+    """A reservation released twice leaves ``reserved`` below zero: the payer's available
+    balance is then more than its balance, and settlement lets it spend money it does not
+    have."""
+    await _signed(ledger, 6)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE balances SET reserved = -7 WHERE account = :a"), {"a": ALICE}
+        )
+    report = await audit(StoreSource(ledger, ORIGIN))
+    assert [f.kind for f in report.findings] == ["reserved"], report.findings
+    assert f"account {ALICE}: -7 reserved" in report.findings[0].message
+
+
+async def test_entries_appended_while_the_audit_reads_are_no_finding(ledger: SqlLedger) -> None:
+    """The stored balances are held against the entries up to the size read with them:
+    entries a busy registry appends meanwhile (after that read) are no mismatch."""
+    await _signed(ledger, 6)
+
+    class Busy(StoreSource):
+        async def stored(self) -> tuple[int, dict[str, tuple[int, int]]]:
+            seen = await super().stored()
+            await _fill(self.ledger, 5)  # appended after the read, before the entries
+            return seen
+
+    report = await audit(Busy(ledger, ORIGIN), page=4)
+    assert report.ok, report.findings
+    assert report.entries == 11
+
+
+async def test_the_mint_issues_at_most_what_a_balance_can_hold(
+    ledger: SqlLedger, store: SqlStore
+) -> None:
+    """A grant past 2^63 - 1 µNT issued in all is refused, nothing written. Until
+    2026-12-03 SQLite took it and stored the sums as floats (the mint and the pool
+    became REAL, and two more grants of 1 vanished from the stored balances while the
+    ledger kept them); PostgreSQL failed it with a database error."""
+    most = (1 << 63) - 1
+    await ledger.append_one(Transfer("grant", MINT, POOL, most - 1))
+    await ledger.append_one(Transfer("grant", MINT, ALICE, 1))  # exactly the most: taken
+    with pytest.raises(IssueLimit, match="would pass the most a balance can hold"):
+        await ledger.append_one(Transfer("grant", MINT, POOL, 1))
+    with pytest.raises(IssueLimit):  # in a batch too, whatever else it moves
+        await ledger.append([Transfer("settle", ALICE, BOB, 1), Transfer("reward", MINT, BOB, 2)])
+    assert (await ledger.head())[0] == 2
+    assert await _stored_balances(ledger) == {MINT: -most, POOL: most - 1, ALICE: 1}
+    assert (await ledger.append_one(Transfer("settle", POOL, BOB, 5))).seq == 2  # moves on
+    report = await audit(StoreSource(ledger, ORIGIN))
+    assert report.ok, report.findings

@@ -278,3 +278,41 @@ async def test_verifiers_compare_checkpoints_over_http_with_the_registrys_proofs
     assert "is a prefix of this view's size 9" in got[0].message
     assert "size 5 and 9 are not one history" in got[1].message
     assert "404" in got[3].message
+
+
+async def test_verify_over_http_checks_the_balance_the_registry_charges_against(
+    tmp_path: Path,
+) -> None:
+    """``GET /v1/balance`` says the balance settlement admits against and the tree size it
+    read it at; ``ledger verify`` holds it against the entries up to that size: the pool's
+    (no key), a user's (``LLM_MESH_API_KEY``). A balance changed in the store without an
+    entry is named ``stored`` (until 2026-12-03 a verify over HTTP read no balance)."""
+    from LLM_Mesh.registry.api_keys import create_api_key
+
+    app, store = await _filled_app(tmp_path)
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        rt = app.state.runtime  # type: ignore[attr-defined]
+        await _fill(rt, 6)
+        made = await create_api_key(store)
+        assert made is not None
+        user = pseudonym("user", made[1].key_id)
+        await rt.ledger.append([Transfer("grant", MINT, user, 300)])
+        t = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=t, base_url="http://m") as c:
+            for key, account, entries in ((None, POOL, 15), (made[0], user, 300)):
+                source = HttpSource(c) if key is None else HttpSource(c, key)
+                report = await audit(source)
+                assert report.ok, report.findings
+                async with store.engine.begin() as conn:
+                    await conn.execute(
+                        text("UPDATE balances SET balance = balance + 500 WHERE account = :a"),
+                        {"a": account},
+                    )
+                report = await audit(source)
+                assert [(f.kind, f.message) for f in report.findings] == [
+                    (
+                        "stored",
+                        f"account {account}: the store's balance is {entries + 500}, the first "
+                        f"7 entries add up to {entries} (+500 without an entry)",
+                    )
+                ]
