@@ -629,3 +629,41 @@ async def test_a_stop_on_a_database_that_hangs_returns_and_counts_the_answer_unp
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_stop_returns_when_a_hung_calls_cancellation_hangs_too(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call truly hung in the store's aiosqlite thread: cancelling it does not end it, as
+    SQLAlchemy then closes the connection (shielded) through that same thread, behind the
+    hung call. Found 2026-12-03: each stop step was ``asyncio.wait_for``, which waits for the
+    step it cancelled to end, so the stop was held for ever (a 0.3 s ``stop_wait_s``: more
+    than 10 s, until the test let go). Now a step cut short is cancelled and left."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    s.stop_wait_s, s.stop_limit_s = 0.2, 1.0
+    real_close = s.db.close
+    hang = asyncio.Event()  # never set until the end
+
+    async def hung(*_: Any, **__: Any) -> Any:
+        try:
+            await hang.wait()
+        except asyncio.CancelledError:  # as SQLAlchemy's close of the hung connection
+            await asyncio.shield(hang.wait())
+            raise
+
+    try:
+        monkeypatch.setattr(s, "_engine", hung)  # settling, recovery, row reads
+        monkeypatch.setattr(s.db, "close", hung)
+        caplog.set_level("ERROR", logger="LLM_Mesh.registry.settlement")
+        stopping = asyncio.create_task(s.stop())
+        await asyncio.wait({stopping}, timeout=20.0)
+        assert stopping.done(), "the stop is held by a cancellation that does not end"
+        stopping.result()
+        cut = [r.getMessage() for r in caplog.records if "did not end in time" in r.getMessage()]
+        assert any("closing its connection" in m for m in cut), cut
+    finally:
+        hang.set()  # the abandoned steps end (and a stop still held, before the fix)
+        monkeypatch.undo()
+        await asyncio.sleep(0.1)
+        await real_close()
