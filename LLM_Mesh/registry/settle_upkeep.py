@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
@@ -50,38 +50,13 @@ from LLM_Mesh.registry.settle_ledger import (
 from LLM_Mesh.registry.settle_sqlite import Refused, append_settled
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
-__all__ = ["MAX_SETTLE", "SettleUpkeep", "within"]
+__all__ = ["MAX_SETTLE", "SettleUpkeep"]
 
 log = logging.getLogger("LLM_Mesh.registry.settlement")
 
 MAX_SETTLE = 200  # requests in one ledger append (bounds how long one holds the loop)
 # the pauses before a failed write is written again (_again); after the last, recovery's
 _AGAIN_S = (0.5, 2.0, 8.0, 30.0, 60.0)
-
-
-async def within(step: Awaitable[None], timeout: float) -> None:
-    """``step`` awaited at most ``timeout`` seconds, else :class:`TimeoutError`, the step
-    cancelled and left, not awaited as ``asyncio.wait_for`` does: a call hung in the store's
-    aiosqlite thread does not end when cancelled (SQLAlchemy then closes its connection
-    through that thread, behind the hung call), and the stop waited for it for ever (found
-    2026-12-03). Cancelling the caller cancels the step."""
-    task = asyncio.ensure_future(step)
-    task.add_done_callback(_retrieved)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=max(timeout, 0.0))
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if not done:
-        task.cancel()
-        raise TimeoutError
-    task.result()
-
-
-def _retrieved(task: asyncio.Future[None]) -> None:
-    """A step left running (:func:`within`) that fails later: not an unretrieved error."""
-    if not task.cancelled():
-        task.exception()
 
 
 class SettleUpkeep:
@@ -332,7 +307,7 @@ class SettleUpkeep:
                     spent.append((op, await spend_again(engine, op.answer, self.holder, now)))
 
         try:
-            await within(write(), wait)
+            await asyncio.wait_for(write(), max(wait, 0.0))
         except Exception:  # the database away, or too slow (TimeoutError)
             log.exception("settlement: %d answer(s) not written at stop", len(given))
             done = {op for op, _ in written} | {op for op, _ in spent}
@@ -363,7 +338,7 @@ class SettleUpkeep:
                     paid.add(op.key)  # its failed write committed: recovery settles it
 
         try:
-            await within(read(), wait)
+            await asyncio.wait_for(read(), max(wait, 0.0))
         except Exception:
             log.exception("settlement: could not read the rows of the answers not written")
         for op in answers:

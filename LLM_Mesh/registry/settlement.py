@@ -88,7 +88,7 @@ from LLM_Mesh.registry.settle_db import (
 )
 from LLM_Mesh.registry.settle_holders import HomeLock
 from LLM_Mesh.registry.settle_lease import Give, Spend, Spent, Take, lease_wrote
-from LLM_Mesh.registry.settle_upkeep import SettleUpkeep, within
+from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
 __all__ = ["Settlement", "operator_account", "user_account"]
@@ -573,9 +573,9 @@ class Settlement(SettleUpkeep):
         return max(0.0, min(self.stop_wait_s, by - asyncio.get_running_loop().time()))
 
     async def _by(self, step: Awaitable[None], by: float, what: str) -> bool:
-        """``step`` at most :meth:`_left` (then cancelled and left: ``within``); ``False``."""
+        """``step`` awaited at most :meth:`_left`; ``False`` when cut short (logged)."""
         try:
-            await within(step, self._left(by))
+            await asyncio.wait_for(step, self._left(by))
         except TimeoutError:
             log.error("settlement: stop: %s did not end in time; left to recovery", what)
             return False
