@@ -20,7 +20,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
 | private_node_origins | (flag only)              | () origins allowed private anyway (`up`'s own node) |
 | allow_loopback_nodes | (flag only)              | false (true: nodes on 127.0.0.0/8 and ::1 too, nothing else private; `up --allow-local-nodes`, `registry serve --allow-loopback-nodes`) |
-| local_mesh           | LLM_MESH_LOCAL_MESH (the CLI's; `up` sets it) | false (true: `llm-mesh up` started this registry; its refusals name `up`'s flags) |
+| local_mesh           | LLM_MESH_LOCAL_MESH (the CLI's; `up`/`demo` set it) | "" (`up` or `demo`: that command started this registry; its refusals say what to run) |
 | max_mesh_body_bytes  | LLM_MESH_MAX_MESH_BODY_BYTES | 1 MiB (``/mesh`` request bodies; larger: 413) |
 | admin_key            | LLM_MESH_ADMIN_KEY       | none: the one in HOME/admin.key (made at first start) |
 | operator_token       | LLM_MESH_OPERATOR_TOKEN  | none (a node's credential to register) |
@@ -267,7 +267,7 @@ class Settings:
     allow_private_nodes: bool = False
     private_node_origins: tuple[str, ...] = ()
     allow_loopback_nodes: bool = False  # 127.0.0.0/8 and ::1 only (`up --allow-local-nodes`)
-    local_mesh: bool = False  # `llm-mesh up` started this registry (refusals name its flags)
+    local_mesh: str = ""  # "up"/"demo": that command started this registry (refusals say so)
     max_mesh_body_bytes: int = DEFAULT_MESH_BODY_BYTES
     admin_key: str | None = field(default=None, repr=False)
     operator_token: str | None = field(default=None, repr=False)

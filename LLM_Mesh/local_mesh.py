@@ -27,7 +27,8 @@ other), so only programs on this machine reach the registry at all.
 ``--allow-private-nodes``. The registry gets ``--local-mesh`` too (as
 ``$LLM_MESH_LOCAL_MESH``, which a registry of an older checkout, as a benchmark's
 ``--baseline-tree`` starts, ignores), so its refusals name ``up``'s flag, not
-``registry serve``'s.
+``registry serve``'s; ``demo``'s (``command="demo"``), which has no such flag and stops
+after its one request, says so and names ``up --allow-local-nodes``.
 
 Zero-config: before starting anything it makes what its own node needs in the
 registry's store, as an admin would: the store's admin key (``$LLM_MESH_HOME/admin.key``,
@@ -97,6 +98,7 @@ class LocalMesh:
     allow_private_nodes: bool = False  # default: its own node's origin only
     allow_local_nodes: bool = False  # True: any node on loopback (`up --allow-local-nodes`)
     anonymous_rpm: int | None = None  # default: no limit for clients without a key
+    command: str = "up"  # the CLI command that runs it (`demo`: its registry's refusals say so)
     _children: list[_Child] = field(default_factory=list)
     _operator_token: str | None = field(default=None, repr=False)
     _node_id: str | None = None
@@ -125,7 +127,9 @@ class LocalMesh:
             env["LLM_MESH_DATABASE_URL"] = self.settings.database_url
         if self._operator_token:
             env["LLM_MESH_OPERATOR_TOKEN"] = self._operator_token
-        env[LOCAL_MESH_ENV] = "1"  # the registry's refusals name `up`'s flags (`--local-mesh`)
+        # the registry's refusals say what to run (`--local-mesh`); `up` as 1, which a registry
+        # of an older tree with a boolean flag parses too
+        env[LOCAL_MESH_ENV] = "demo" if self.command == "demo" else "1"
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 

@@ -170,8 +170,9 @@ def demo(
 
     settings = _settings(home)
     mesh = LocalMesh(
-        settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port
-    )
+        settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port,
+        command="demo",
+    )  # fmt: skip
     try:
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
@@ -227,14 +228,15 @@ def registry_serve(
         ),
     ] = False,
     local_mesh: Annotated[
-        bool,
+        str | None,
         typer.Option(
             "--local-mesh",
             envvar="LLM_MESH_LOCAL_MESH",  # how `up` sets it: a registry of an older tree ignores it
             hidden=True,
-            help="`llm-mesh up` started this",
+            metavar="COMMAND",
+            help="`llm-mesh up` (1, as `up` sets it, or up) or `llm-mesh demo` (demo) started this",
         ),
-    ] = False,
+    ] = None,
     anonymous_rpm: Annotated[
         int | None,
         typer.Option(
@@ -287,7 +289,7 @@ def registry_serve(
             allow_private_nodes=True if allow_private_nodes else None,
             private_node_origins=tuple(allow_private_node) if allow_private_node else None,
             allow_loopback_nodes=True if allow_loopback_nodes else None,
-            local_mesh=True if local_mesh else None,
+            local_mesh=_local_mesh(local_mesh),
             anonymous_rpm=anonymous_rpm,
             require_tls=True if require_tls else None,
             redis_url=redis_url,
@@ -301,6 +303,18 @@ def registry_serve(
         settings, host=host, port=port,
         tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
     )  # fmt: skip
+
+
+def _local_mesh(value: str | None) -> str | None:
+    """``--local-mesh``: the command that started this registry, ``up`` or ``demo``."""
+    command = (value or "").strip().lower()
+    if command in ("", "0", "false"):
+        return None
+    if command in ("1", "true", "up"):  # `up` sets 1: a registry with the older boolean flag
+        return "up"  # parses it too (a benchmark's --baseline-tree)
+    if command == "demo":
+        return "demo"
+    raise ValueError(f"--local-mesh / LLM_MESH_LOCAL_MESH must be up or demo, got {value!r}")
 
 
 def _loopback_host(host: str) -> bool:

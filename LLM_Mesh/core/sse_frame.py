@@ -22,7 +22,11 @@ is the reader's to say.
 read is past it, and the reader stops reading. The reads in which no event ends are
 appended to one buffer as they came (with their ``\\r``) and joined with the rest once one
 does: a read is not searched again with all those before it (quadratic in an endless
-event), only the last three bytes are searched with it, for a blank line cut by the read;
+event), only a tail of at most two bytes is searched with it, for a blank line cut by the
+read: the last byte before the trailing run of ``\\r`` (if any) and one ``\\r`` for that
+run, however long (only a ``\\n`` ending the run makes it a line ending, whatever its
+length; with the last three bytes kept instead, a blank line of three ``\\r`` or more then
+``\\n`` cut inside its run was seen only when the next event ended);
 nor is each read kept as an object of its own (2-byte reads held 22 MiB of ``bytes``
 objects for a 1 MiB event: 33 bytes of header for every 2 of data).
 """
@@ -38,6 +42,15 @@ __all__ = ["MAX_EVENT_BYTES", "SseFramer"]
 MAX_EVENT_BYTES = 1 << 20
 
 _CR_LF = re.compile(rb"\r+\n")  # a line ending with \r: the \r is not the line's
+
+
+def _tail(seen: bytes) -> bytes:
+    """What of ``seen`` (the bytes so far) a blank line cut by the next read can begin in:
+    its last byte, or the last byte before its trailing run of ``\\r`` and one ``\\r``."""
+    if seen[-1:] != b"\r":
+        return seen[-1:]
+    kept = seen.rstrip(b"\r")
+    return kept[-1:] + b"\r"
 
 
 def _events(blobs: list[bytes]) -> list[bytes]:
@@ -73,10 +86,11 @@ class SseFramer:
         """The events that ``got`` completes, in order (none: the rest waits for the next
         read); :attr:`over` set for the event still being read."""
         if self._buf:
-            if b"\n\n" not in _CR_LF.sub(b"\n", self._tail + got):  # no event ends here
+            seen = self._tail + got
+            if b"\n\n" not in _CR_LF.sub(b"\n", seen):  # no event ends here
                 self._more += got  # amortised, not an object per read
                 self._more_n += len(got)
-                self._tail = (self._tail + got)[-3:]
+                self._tail = _tail(seen)
                 self.over = len(self._buf) + self._more_n > self.limit
                 return []
             buf = b"".join((self._buf, self._more, got))
@@ -87,11 +101,11 @@ class SseFramer:
             buf = _CR_LF.sub(b"\n", buf)  # a trailing \r waits for its \n in the rest
         cut = buf.rfind(b"\n\n")
         if cut < 0:
-            self._buf, self._tail = buf, buf[-3:]
+            self._buf, self._tail = buf, _tail(buf)
             self.over = len(buf) > self.limit
             return []
         rest = self._buf = buf[cut + 2 :]
-        self._tail = rest[-3:]
+        self._tail = _tail(rest) if rest else b""  # (as a rule: nothing after the event)
         self.over = len(rest) > self.limit
         blobs = buf[:cut].split(b"\n\n")
         if len(blobs) == 1:  # one event (as a rule: a token a read)

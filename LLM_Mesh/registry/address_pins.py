@@ -11,7 +11,8 @@ and ``::1`` only, nothing else private) or this very origin
 (``Settings.private_node_origins``, what ``llm-mesh up`` uses for its own node)
 -- and pins the addresses under the host name. A refusal names what this registry
 accepts and the flag that would change it: ``llm-mesh up``'s own flag when ``up``
-started it (``Settings.local_mesh``), else ``registry serve``'s. The outbound client
+started it (``Settings.local_mesh``; for ``llm-mesh demo``'s registry, which has no such
+flag and stops after one request, ``up``'s), else ``registry serve``'s. The outbound client
 (:mod:`LLM_Mesh.registry.node_client`) then connects only to pinned addresses:
 its resolver answers from :meth:`addresses`, never from DNS, so a name that
 resolves elsewhere later (DNS rebinding) changes nothing until the node
@@ -62,13 +63,13 @@ class AddressPins:
         allow_private: bool = False,
         private_origins: Iterable[str] = (),
         allow_loopback: bool = False,
-        local_mesh: bool = False,
+        local_mesh: str = "",
         resolver: Resolver = system_resolver,
         resolve_timeout_s: float = 5.0,
     ) -> None:
         self.allow_private = allow_private
         self.allow_loopback = allow_loopback  # 127.0.0.0/8 and ::1, nothing else private
-        self.local_mesh = local_mesh  # `llm-mesh up` started this registry: say its flags
+        self.local_mesh = local_mesh  # "up"/"demo" started this registry: say what to run
         self.private_origins = frozenset(
             parse_node_url(o.rstrip("/")).origin for o in private_origins
         )
@@ -166,6 +167,12 @@ class AddressPins:
     def _accepts(self) -> str:
         """What this registry connects to, and which flag would let more in (a refusal's end)."""
         lan = "`llm-mesh registry serve --allow-private-nodes`"
+        if self.local_mesh == "demo":  # no flag for more nodes: it stops after one request
+            return (
+                "global addresses only, and its own node's (`llm-mesh demo`'s registry, which "
+                "stops after its one request); for a mesh that other nodes on this machine may "
+                f"join, run `llm-mesh up --allow-local-nodes`; for a LAN run {lan}"
+            )
         if self.local_mesh and self.allow_loopback:
             return (
                 "global and loopback addresses only (`llm-mesh up --allow-local-nodes`: nodes "

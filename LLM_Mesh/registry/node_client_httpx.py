@@ -4,6 +4,12 @@ redirects, admitted URLs only) for tests with an ``httpx.MockTransport`` and for
 registry's own health checks; and :func:`pinned_httpx_transport`, an httpx transport that
 connects only to the pinned addresses of admitted node hosts and checks a pinned TLS
 certificate (see :mod:`~LLM_Mesh.registry.node_client` for the rules both clients keep).
+
+An answer's body is decoded by :func:`LLM_Mesh.bounded_http.decoded`, never by httpx: its
+decoders inflate a whole read at once, and stacked ones (``Content-Encoding: gzip, gzip``)
+made hundreds of MiB of a few hundred bytes before any bound counted them. ``identity``,
+``gzip`` or ``deflate`` only (the request offers those), decoded in bounded pieces; anything
+else is a :class:`NodeProtocolError` (``ContentEncoding``), read no further.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 import httpcore
 import httpx
 
+from LLM_Mesh.bounded_http import DECODED, AnswerRefused, decoded
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.http1 import MAX_BODY_BYTES
 from LLM_Mesh.registry.node_client import (
@@ -45,6 +52,14 @@ def _from_httpx(exc: httpx.HTTPError) -> NodeTransportError:
     return NodeProtocolError(msg, kind)
 
 
+def _offer(headers: Mapping[str, str] | None) -> httpx.Headers:
+    """``headers``, offering the encodings :func:`~LLM_Mesh.bounded_http.decoded` reads
+    unless they say otherwise (httpx's default offers br and zstd too when installed)."""
+    out = httpx.Headers(DECODED)
+    out.update(headers or {})
+    return out
+
+
 class _HttpxResponse(NodeResponse):
     def __init__(self, resp: httpx.Response, *, read: bool) -> None:
         self._resp = resp
@@ -60,28 +75,22 @@ class _HttpxResponse(NodeResponse):
             return self.content
         body = bytearray()
         try:
-            async for data in self._resp.aiter_bytes():
+            async for data in self.aiter_raw():
                 body += data
                 if len(body) > limit:
                     raise NodeProtocolError(f"an answer over {limit} bytes", "PayloadTooLarge")
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
         finally:
             await self._resp.aclose()
         self.content, self._done = bytes(body), True
         return self.content
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
-        try:
-            async for line in self._resp.aiter_lines():
-                yield line
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
-
     async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, decoded here in bounded pieces (the module docstring)."""
         try:
-            async for data in self._resp.aiter_bytes():
+            async for data in decoded(self._resp, what="the node's answer"):
                 yield data
+        except AnswerRefused as exc:
+            raise NodeProtocolError(str(exc), "ContentEncoding") from exc
         except httpx.HTTPError as exc:
             raise _from_httpx(exc) from exc
 
@@ -111,8 +120,8 @@ class HttpxNodeClient(NodeClient):
         if self._pins is not None and not self._pins.admitted(url):
             await _admit(self._pins, url)
         timeout = httpx.Timeout(timeout_s, connect=connect_s)
-        req = self.client.build_request("POST", url, content=content, headers=headers,
-                                        timeout=timeout)  # fmt: skip
+        req = self.client.build_request("POST", url, content=content,
+                                        headers=_offer(headers), timeout=timeout)  # fmt: skip
         try:
             resp = await self.client.send(req, stream=True, follow_redirects=False)
         except httpx.HTTPError as exc:
@@ -134,7 +143,7 @@ class HttpxNodeClient(NodeClient):
             await _admit(self._pins, url)
         timeout = httpx.Timeout(timeout_s, connect=connect_s)
         req = self.client.build_request(
-            "POST", url, content=content, headers=headers, timeout=timeout
+            "POST", url, content=content, headers=_offer(headers), timeout=timeout
         )
         try:
             resp = await self.client.send(req, stream=True, follow_redirects=False)
@@ -157,7 +166,7 @@ class HttpxNodeClient(NodeClient):
     ) -> NodeResponse:
         if self._pins is not None and not self._pins.admitted(url):
             await _admit(self._pins, url)
-        req = self.client.build_request("GET", url, headers=headers, timeout=timeout_s)
+        req = self.client.build_request("GET", url, headers=_offer(headers), timeout=timeout_s)
         out = _HttpxResponse(await self.client.send(req, stream=True, follow_redirects=False),
                              read=False)  # fmt: skip
         await out.aread(MAX_GET_BYTES)  # decoded: a gzip bomb counts whole

@@ -59,13 +59,14 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import make_url
+
+from LLM_Mesh.registry.db_thread import DbThread
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024
 
 
 class SqliteSettleDb:
-    """:class:`SettleDb` on a SQLite file: one ``sqlite3`` connection on a thread of its own."""
+    """:class:`SettleDb` on a SQLite file: one ``sqlite3`` connection, its own daemon thread."""
 
     def __init__(
         self,
@@ -254,13 +255,13 @@ class SqliteSettleDb:
         self._commits = 0  # since the last checkpoint was due
         self._checkpoint: asyncio.Task[None] | None = None
         self._in_thread = 0  # operations handed to the connection's thread, not done yet
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DbThread | None = None  # a daemon: a call hung for good holds no exit
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
         if self._pool is not None:
             return
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="llm-mesh-settle-db")
+        self._pool = DbThread("llm-mesh-settle-db")
         self._conn = await self._run(self._connect)
 
     def _connect(self) -> sqlite3.Connection:
@@ -323,7 +324,7 @@ class SqliteSettleDb:
             raise RuntimeError("the settlement database is not open")
         self._in_thread += 1  # the connection is the thread's until it is done
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            return await asyncio.wrap_future(self._pool.submit(fn, *args))
         finally:
             self._in_thread -= 1
 
@@ -445,8 +446,8 @@ class SqliteSettleDb:
         if pool is None:
             return
         if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(pool, conn.close)
-        pool.shutdown(wait=True)
+            await asyncio.wrap_future(pool.submit(conn.close))
+        pool.shutdown(wait=False)  # it ends after the close; a hung call: abandoned
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

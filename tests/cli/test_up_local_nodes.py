@@ -5,6 +5,7 @@ address. No processes: ``LocalMesh.start`` and ``serve`` are replaced."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -142,3 +143,69 @@ def test_loopback_nodes_on_a_loopback_registry_start(
     assert out.exit_code == 0, out.output
     [settings] = seen
     assert settings.allow_loopback_nodes
+
+
+async def test_demo_refuses_a_second_loopback_node_and_names_a_command_that_exists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found 2026-12-03: `llm-mesh demo`'s registry told a second local node to restart it
+    as `llm-mesh up --allow-local-nodes`, a flag `demo` does not have; it says it is
+    `demo`'s registry (which stops after its one request) and to run `up` with it."""
+    import LLM_Mesh.registry.app as registry_app
+    from LLM_Mesh.cli import demo as demo_cli
+
+    meshes: list[LocalMesh] = []
+
+    def start(self: LocalMesh, progress: object = None) -> None:
+        meshes.append(self)
+
+    async def no_request(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(LocalMesh, "start", start)
+    monkeypatch.setattr(LocalMesh, "stop", lambda self: None)
+    monkeypatch.setattr(demo_cli, "run_demo", no_request)
+    monkeypatch.delenv("LLM_MESH_ALLOW_PRIVATE_NODES", raising=False)
+    demo_args = ["demo", "--engine", "sim", "--home", str(tmp_path)]
+    out = await asyncio.to_thread(runner.invoke, app, demo_args)  # `demo` runs its own loop
+    assert out.exit_code == 0, out.output
+    [mesh] = meshes
+    seen: list[Settings] = []
+    monkeypatch.setattr(registry_app, "serve", lambda settings, **kw: seen.append(settings))
+    env = {LOCAL_MESH_ENV: mesh._env()[LOCAL_MESH_ENV]}  # as `demo` starts it
+    served = runner.invoke(app, [*mesh.registry_command(), "--home", str(tmp_path)], env=env)
+    assert served.exit_code == 0, served.output
+    [settings] = seen
+    async with running(tmp_path / "reg", **_guard(settings)) as h:
+        own = await h.client.post(
+            "/mesh/nodes", json=registration("own", url="http://127.0.0.1:8801")
+        )
+        assert own.status_code == 200, own.text
+        r = await h.client.post(
+            "/mesh/nodes", json=registration("second", url="http://127.0.0.1:8802")
+        )
+        assert r.status_code == 403, r.text
+        message = r.json()["error"]["message"]
+        assert "`llm-mesh demo`'s registry, which stops after its one request" in message
+        assert "run `llm-mesh up --allow-local-nodes`" in message, message
+        assert "restart it as" not in message, message  # `demo` has no such flag
+        assert h.table.get("second") is None
+    demo_help = runner.invoke(app, ["demo", "--help"], env={"COLUMNS": "200"}).output
+    assert "--allow-local-nodes" not in demo_help  # the message does not name a demo flag
+
+
+def test_registry_serve_refuses_an_unknown_local_mesh_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import LLM_Mesh.registry.app as registry_app
+
+    seen: list[Settings] = []
+    monkeypatch.setattr(registry_app, "serve", lambda settings, **kw: seen.append(settings))
+    args = ["registry", "serve", "--home", str(tmp_path)]
+    for value, want in (("1", "up"), ("up", "up"), ("demo", "demo"), ("", "")):
+        out = runner.invoke(app, args, env={LOCAL_MESH_ENV: value})
+        assert out.exit_code == 0, out.output
+        assert seen.pop().local_mesh == want
+    out = runner.invoke(app, args, env={LOCAL_MESH_ENV: "sideways", "COLUMNS": "200"})
+    assert out.exit_code != 0 and not seen
+    assert "must be up or demo" in out.output

@@ -77,7 +77,7 @@ async def test_private_nodes_allowed_by_the_flag(tmp_path: Path) -> None:
 async def test_one_private_origin_allowed(tmp_path: Path) -> None:
     """What ``llm-mesh up`` does: its own node's origin only."""
     own = ("http://127.0.0.1:8801",)
-    async with running(tmp_path, private_node_origins=own, local_mesh=True) as h:
+    async with running(tmp_path, private_node_origins=own, local_mesh="up") as h:
         r = await h.client.post(
             "/mesh/nodes", json=registration("own", url="http://127.0.0.1:8801")
         )
@@ -124,7 +124,7 @@ async def test_up_allow_local_nodes_lets_a_loopback_node_join(tmp_path: Path) ->
     """Found 2026-12-03: a node started with ./setup-node-operator.sh on the machine that runs
     `llm-mesh up` was refused (403 loopback), and `up` had no flag to allow it."""
     async with running(
-        tmp_path, private_node_origins=_UP_OWN, local_mesh=True, allow_loopback_nodes=True,
+        tmp_path, private_node_origins=_UP_OWN, local_mesh="up", allow_loopback_nodes=True,
         resolver=_local_dns,
     ) as h:  # fmt: skip
         urls = ["http://127.0.0.1:8802", "http://[::1]:8803", "http://localhost:8804"]
@@ -136,7 +136,7 @@ async def test_up_allow_local_nodes_lets_a_loopback_node_join(tmp_path: Path) ->
 
 
 async def test_up_without_allow_local_nodes_refuses_a_loopback_node(tmp_path: Path) -> None:
-    async with running(tmp_path, private_node_origins=_UP_OWN, local_mesh=True) as h:
+    async with running(tmp_path, private_node_origins=_UP_OWN, local_mesh="up") as h:
         r = await h.client.post("/mesh/nodes", json=registration("n", url="http://127.0.0.1:8802"))
         assert r.status_code == 403, r.text
         assert r.json()["error"]["reason"] == "loopback"
@@ -166,7 +166,7 @@ async def test_up_allow_local_nodes_still_refuses_the_lan_and_metadata(
     """The attack: with `up --allow-local-nodes`, register a LAN address, the cloud metadata
     address, or a name or IPv6 form that reaches one of them."""
     async with running(
-        tmp_path, private_node_origins=_UP_OWN, local_mesh=True, allow_loopback_nodes=True,
+        tmp_path, private_node_origins=_UP_OWN, local_mesh="up", allow_loopback_nodes=True,
         resolver=_local_dns,
     ) as h:  # fmt: skip
         r = await h.client.post("/mesh/nodes", json=registration("evil", url=url))

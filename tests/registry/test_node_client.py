@@ -392,3 +392,75 @@ async def test_a_streamed_answers_body_read_whole_is_bounded(kind: str) -> None:
         with pytest.raises(NodeProtocolError):
             await resp.aread()
         await resp.aclose()
+
+
+def _stacked_gzip(mib: int) -> bytes:
+    """``mib`` MiB of zeros gzipped twice: well under 1 KiB sent."""
+    import gzip
+
+    return gzip.compress(gzip.compress(b"\0" * (mib << 20), compresslevel=9), compresslevel=9)
+
+
+@pytest.mark.parametrize("call", ["get", "post", "stream-lines"])
+async def test_httpx_refuses_stacked_encodings_before_inflating_them(call: str) -> None:
+    """Found 2026-12-03: the httpx backend let httpx decode ``Content-Encoding: gzip, gzip``,
+    whose decoders inflate a whole read at once: under 1 KiB sent became 128 MiB in one
+    step, before any bound counted it. Now ``bounded_http.decoded`` reads the body: stacked
+    encodings are a protocol error, nothing inflated (peak memory stays small)."""
+    import tracemalloc
+
+    body = _stacked_gzip(128)
+    assert len(body) < 1024
+
+    async def stacked(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip, gzip\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+        await w.drain()
+        await asyncio.sleep(5)
+
+    async with serve(stacked) as url, make("httpx") as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(NodeProtocolError) as caught:
+                if call == "get":
+                    await asyncio.wait_for(client.get(url + "/mesh/health", timeout_s=5), 20)
+                elif call == "post":
+                    await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+                else:
+                    resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=5,
+                                               connect_s=5)  # fmt: skip
+                    try:
+                        async for _ in resp.aiter_lines():
+                            pass
+                    finally:
+                        await resp.aclose()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB"
+    assert caught.value.kind == "ContentEncoding", caught.value
+
+
+async def test_httpx_still_reads_one_gzip_and_offers_only_what_it_decodes() -> None:
+    import gzip
+
+    heads: list[bytes] = []
+    text = b"data: one\n\ndata: two\n\n"
+
+    async def gzipped(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        heads.append((await r.readuntil(b"\r\n\r\n")).lower())
+        await r.readexactly(2)
+        body = gzip.compress(text)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+        await w.drain()
+
+    async with serve(gzipped) as url, make("httpx") as client:
+        r = await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+        assert r.content == text
+        resp = await client.stream(url + "/v1/x", b"{}", HEADERS, timeout_s=5, connect_s=5)
+        lines = [line async for line in resp.aiter_lines()]
+        await resp.aclose()
+        assert lines == ["data: one", "", "data: two", ""], lines
+    assert all(b"accept-encoding: gzip, deflate\r\n" in h for h in heads), heads
