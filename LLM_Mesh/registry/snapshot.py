@@ -92,11 +92,14 @@ async def load_nodes(table: NodeTable, store: Store, pins: AddressPins | None = 
     in the transaction of every recorded batch, never lowered, untouched by the request
     log's retention; migration 0011 raised them once to the log's totals for rows recorded
     before the bumps existed). The request log is not read: a start costs one read of the
-    ``nodes`` table, whatever the log's size."""
+    ``nodes`` table, whatever the log's size. ``pins``: the certificate pins of the rows
+    not offline, by URL the last heard's (a stale row at a URL never pins over the live
+    node's)."""
     loaded = 0
     stats: dict[str, dict[str, int]] = {}
-    for rec in await store.list_nodes():
-        if entry_from_record(table, rec, pins=pins) is not None:
+    recs = await store.list_nodes()
+    for rec in recs:
+        if entry_from_record(table, rec) is not None:
             loaded += 1
         stats[rec.node_id] = {
             "requests": rec.requests,
@@ -104,4 +107,15 @@ async def load_nodes(table: NodeTable, store: Store, pins: AddressPins | None = 
             "tokens": rec.tokens_generated,
         }
     table.seed_counters(stats)
+    if pins is not None:  # pinned by URL: the last heard live row of a URL is its pin
+        live = [r for r in recs if r.state != NodeState.OFFLINE.value]
+        for rec in sorted(live, key=_heard):
+            pin_stored_certificate(pins, rec)
     return loaded
+
+
+def _heard(rec: NodeRecord) -> datetime:
+    """When ``rec``'s node was last heard (else registered): of rows at one URL (a node
+    reinstalled there under a new id leaves its old row, with its old certificate's pin),
+    the newest is pinned last."""
+    return _aware(rec.last_heartbeat_at or rec.registered_at)

@@ -77,3 +77,23 @@ async def test_counters_after_a_restart_equal_those_before_and_survive_pruning(
         assert _counters(pruned) == _counters(before)
     finally:
         await third.close()
+
+
+async def test_a_stale_row_at_the_same_url_does_not_pin_its_old_certificate() -> None:
+    """Review 14: a node reinstalled at the same https URL (a new key, so a new node id,
+    and a new self-signed certificate) leaves its old row (offline, or expired) with the
+    old pin. ``load_nodes`` pinned every row in node-id order, so a restarted replica
+    pinned whichever came last: the old certificate, and every request it sent the live
+    node failed its TLS check (its heartbeats were taken: never asked to re-register)."""
+    from LLM_Mesh.registry.address_pins import AddressPins
+
+    url, old, new = "https://gpu.example:8801", "ab" * 32, "cd" * 32
+    store = MemoryStore()
+    later = T0 + timedelta(days=3)
+    await store.upsert_node(node("a-new", url=url, tls_fingerprint=new, last_heartbeat_at=later))
+    await store.upsert_node(node("z-old", url=url, tls_fingerprint=old, state="offline"))
+    # died without a goodbye: still "online" in its row, last heard days before
+    await store.upsert_node(node("y-old", url=url, tls_fingerprint=old, last_heartbeat_at=T0))
+    pins = AddressPins()
+    await load_nodes(NodeTable(expiry_s=30.0), store, pins)
+    assert pins.fingerprint(url) == new
