@@ -65,7 +65,10 @@ def refuse_lone_surrogates(data: str | bytes, obj: Any) -> None:
     strings are checked only when ``data`` has ``\\ud`` / ``\\uD`` in it (an escaped emoji
     is a pair, and passes): otherwise two substring searches per body."""
     if isinstance(data, bytes):
-        if b"\\ud" not in data and b"\\uD" not in data:
+        # ``json.loads`` of bytes reads UTF-16 and UTF-32 too: neither spells ``\\ud`` so,
+        # and a surrogate code unit in them is no escape: such a body is always checked
+        utf8 = json.detect_encoding(data) in ("utf-8", "utf-8-sig")  # a few bytes looked at
+        if utf8 and b"\\ud" not in data and b"\\uD" not in data:
             return
     elif "\\ud" not in data and "\\uD" not in data:
         return

@@ -92,3 +92,17 @@ def test_a_surrogate_pair_or_an_escaped_backslash_passes(raw: str) -> None:
     obj = strict_json.loads(raw)
     strict_json.refuse_lone_surrogates(raw, obj)
     strict_json.refuse_lone_surrogates(raw.encode(), obj)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16", "utf-32-be"])
+def test_a_lone_surrogate_in_a_body_in_utf_16_or_32_is_refused(codec: str) -> None:
+    """Review 14: ``json.loads`` of bytes (the node's parser) reads UTF-16 and UTF-32 too,
+    in which ``\\ud800`` is not the bytes ``\\ud`` (nor is a raw surrogate code unit an
+    escape at all): the shortcut let both through to the engine's tokenizer."""
+    import json
+
+    for text in (r'{"prompt": "\ud800"}', '{"prompt": "\ud800"}'):
+        raw = text.encode(codec, "surrogatepass")
+        obj = json.loads(raw)
+        with pytest.raises(ValueError, match="lone UTF-16 surrogate"):
+            strict_json.refuse_lone_surrogates(raw, obj)
