@@ -14,8 +14,10 @@ table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of 
   (``X-Mesh-Replayed: true``) until it expires (``ttl_s``); streams, and answers too large
   to keep, are refused 409 ``duplicate_request``. The row's body is **sealed**
   (:class:`~LLM_Mesh.core.answer_seal.AnswerSeal`: AES-GCM under a key derived from
-  ``registry.key``, set by the app as :attr:`SharedIdempotency.seal`): the store never
-  holds an output in clear; a replica with another registry key refuses (409).
+  ``registry.key``, set by the app as :attr:`SharedIdempotency.seal`), with its status,
+  media type and headers: the store never holds an output in clear; a replica with another
+  registry key refuses (409), and so does one of the version before the seal (it replays
+  only a row with a status in clear: none is).
 - A key another replica is running now: a stream waits up to ``stream_wait_s`` (2 s) for
   the key to be freed (a safety net: see below), then runs, or is refused 409 (still
   running, or it ended); a non-stream **waits**, polling the row every ``poll_s``, until
@@ -56,6 +58,7 @@ from datetime import datetime, timedelta, timezone
 
 from starlette.responses import Response
 
+from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.registry.idempotency import (
     DEFAULT_MAX_BYTES,
@@ -190,9 +193,9 @@ class SharedIdempotency(IdempotencyCache):
                 lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, None)
             )
             return
-        rec.status, rec.media_type = stored.status, stored.media_type
-        rec.body = self.seal.seal(h, stored.body)  # never an output in clear in the store
-        rec.headers = [[k, v] for k, v in stored.headers]
+        # never an output in clear in the store; nor a status: a replica of the version
+        # before sealing replays any row with one, and must refuse this one instead (409)
+        rec.body = self.seal.seal(h, _envelope(stored))
         self._write(
             lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
         )
@@ -266,7 +269,7 @@ class SharedIdempotency(IdempotencyCache):
 
 def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) -> Response:
     rid = key.rsplit(" ", 1)[-1]
-    if stream or rec.stream or rec.status is None or rec.body is None:
+    if stream or rec.stream or rec.body is None:
         detail = (
             "its answer was too large to keep for replay"
             if rec.too_large
@@ -276,13 +279,35 @@ def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) ->
             f"a request with id {rid!r} has already run; {detail}",
             param="X-Request-Id",
         )
-    body = seal.open(rec.key_hash, rec.body)
-    if body is None:
+    opened = seal.open(rec.key_hash, rec.body)
+    stored = None if opened is None else _unenvelope(opened)
+    if stored is None:
         raise DuplicateRequest(
             f"a request with id {rid!r} has already run on a registry replica whose "
             "registry.key differs from this one's, so its kept answer cannot be opened here "
             "(give every replica the same registry.key)",
             param="X-Request-Id",
         )
-    headers = tuple((str(k), str(v)) for k, v in (rec.headers or []))
-    return Stored(rec.status, body, headers, rec.media_type).response()
+    return stored.response()
+
+
+def _envelope(stored: Stored) -> bytes:
+    """What is sealed: the answer's status, media type and headers (a JSON line), then its
+    body."""
+    meta = {"status": stored.status, "media_type": stored.media_type,
+            "headers": [[k, v] for k, v in stored.headers]}  # fmt: skip
+    return strict_json.dumps(meta) + b"\n" + stored.body  # (compact JSON: no raw newline)
+
+
+def _unenvelope(data: bytes) -> Stored | None:
+    """:func:`_envelope`'s answer; ``None`` if it is not one."""
+    line, sep, body = data.partition(b"\n")
+    try:
+        meta = strict_json.loads_object(line) if sep else None
+    except ValueError:
+        return None
+    if meta is None or type(meta.get("status")) is not int:
+        return None
+    media, headers = meta.get("media_type"), meta.get("headers") or []
+    pairs = tuple((str(h[0]), str(h[1])) for h in headers if isinstance(h, list) and len(h) == 2)
+    return Stored(meta["status"], body, pairs, media if isinstance(media, str) else None)

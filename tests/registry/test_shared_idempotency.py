@@ -120,6 +120,38 @@ async def test_a_kept_answer_is_never_in_the_store_in_clear(
         assert a.nodes.calls() == 2
 
 
+def _previous_version_replays(rec: IdempotencyRecord) -> bool:
+    """Whether a replica of the version before sealing (main's ``_replay``: it knows no
+    seal) would replay ``rec``'s body as the answer, rather than refuse it (409)."""
+    return not (rec.stream or rec.status is None or rec.body is None)
+
+
+async def test_a_replica_of_the_previous_version_never_replays_a_sealed_answer(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """Review 14: during a rolling upgrade a replica of the previous version shares the
+    store. It replayed any done row with a status and a body: the sealed bytes (nonce,
+    ciphertext and tag) went to the retrying client as its 200 answer. The kept row has
+    no status in clear now (status, media type and headers are sealed with the body), so
+    that replica refuses the duplicate 409, and this version still replays it whole."""
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        hdr = {"X-Request-Id": "upgrade-1"}
+        r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
+        assert r1.status_code == 200
+        await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        now = datetime.now(timezone.utc)
+        h = key_hash(f"{CHAT} ip:127.0.0.1 upgrade-1")
+        row = await a.store.claim_request_key(h, "a-reader", False, now, now)
+        assert row is not None and row.state == "done" and row.body is not None
+        assert not _previous_version_replays(row), (row.status, row.body[:40])
+        r2 = await b.client.post(CHAT, json=BODY, headers=hdr)
+        assert r2.status_code == 200 and r2.headers["x-mesh-replayed"] == "true"
+        assert r2.json() == r1.json()
+        assert r2.headers["content-type"] == r1.headers["content-type"]
+        assert a.nodes.calls() == 1
+
+
 async def test_a_duplicate_waits_for_the_other_replica_and_shares_its_answer(
     tmp_path: Path, store_url: str | None
 ) -> None:
