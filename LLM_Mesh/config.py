@@ -15,6 +15,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | stream_min_rate      | LLM_MESH_STREAM_MIN_RATE | 0.25 (tokens, i.e. data events, a second: after its first token and the grace a node's stream must average at least this, else it is cut off as broken; per node: with ``k`` of this gateway's requests in flight on it, each is held to 1/``k`` of it; 0: no floor; ``core/stream_guard.py``) |
 | stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
+| registry_shutdown_s  | LLM_MESH_REGISTRY_SHUTDOWN_S | 80 (the registry's SIGTERM/SIGINT → exit at most: past it, one WARNING naming what is stuck, exit status 70; 0: no bound; ``registry/stop_watchdog.py``) |
 | max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
@@ -79,7 +80,7 @@ from typing import Any
 
 from LLM_Mesh.core.browser_origin import parse_local_names
 from LLM_Mesh.core.limits import RequestLimits
-from LLM_Mesh.core.shutdown import DEFAULT_SHUTDOWN_S
+from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 from LLM_Mesh.core.validation import ascii_digits
 
@@ -260,6 +261,8 @@ class Settings:
     stream_grace_s: float = DEFAULT_GRACE_S
     # a node's whole shutdown, SIGTERM to exit (core/shutdown.py; `llm-mesh up` kills at 15)
     node_shutdown_s: float = DEFAULT_SHUTDOWN_S
+    # the registry's whole stop, signal to exit, when a step is stuck (core/shutdown.py; 0: none)
+    registry_shutdown_s: float = DEFAULT_REGISTRY_SHUTDOWN_S
     connect_timeout_s: float = 3.0
     max_attempts: int = 3
     max_failovers: int = 10
@@ -351,6 +354,9 @@ class Settings:
                 env, "LLM_MESH_STREAM_GRACE_S", DEFAULT_GRACE_S, zero_is_off=True
             ),
             node_shutdown_s=_float(env, "LLM_MESH_NODE_SHUTDOWN_S", DEFAULT_SHUTDOWN_S),
+            registry_shutdown_s=_float(
+                env, "LLM_MESH_REGISTRY_SHUTDOWN_S", DEFAULT_REGISTRY_SHUTDOWN_S, zero_is_off=True
+            ),
             max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
             allow_private_nodes=_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),

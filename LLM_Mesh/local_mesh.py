@@ -62,7 +62,8 @@ import httpx
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.errors import MeshError
 
-#: SIGTERM → SIGKILL for a child that does not exit (a node's own bound is 12 s by default)
+#: SIGTERM → SIGKILL for a child that does not exit, at least (a node's own bound is 12 s by
+#: default; the registry's 80 s, waited for: LocalMesh._grace)
 STOP_GRACE_S = 15.0
 
 #: the registry's hidden ``--local-mesh`` as ``up`` sets it (``registry serve``'s envvar)
@@ -123,6 +124,7 @@ class LocalMesh:
         env["LLM_MESH_HEARTBEAT_S"] = str(self.settings.heartbeat_interval_s)
         env["LLM_MESH_HEALTH_CHECK_S"] = str(self.settings.health_check_interval_s)
         env["LLM_MESH_NODE_SHUTDOWN_S"] = str(self.settings.node_shutdown_s)
+        env["LLM_MESH_REGISTRY_SHUTDOWN_S"] = str(self.settings.registry_shutdown_s)
         if self.settings.database_url:
             env["LLM_MESH_DATABASE_URL"] = self.settings.database_url
         if self._operator_token:
@@ -264,20 +266,28 @@ class LocalMesh:
 
     def stop(self, grace_s: float | None = None) -> None:
         """Stop the node first (it deregisters), then the registry: SIGTERM, then SIGKILL
-        after ``grace_s`` (default: 15 s, or the node's shutdown bound + 3 s if longer:
-        ``LLM_MESH_NODE_SHUTDOWN_S``, core/shutdown.py)."""
-        if grace_s is None:
-            grace_s = max(STOP_GRACE_S, self.settings.node_shutdown_s + 3.0)
+        after ``grace_s`` (default: 15 s, or the child's own shutdown bound + 3 s if longer:
+        ``LLM_MESH_NODE_SHUTDOWN_S``, ``LLM_MESH_REGISTRY_SHUTDOWN_S``; core/shutdown.py),
+        so a child stuck in its stop exits by its own bound, its warning logged."""
         for child in reversed(self._children):
             if child.proc.poll() is None:
                 child.proc.send_signal(signal.SIGTERM)
                 try:
-                    child.proc.wait(grace_s)
+                    child.proc.wait(self._grace(child.name) if grace_s is None else grace_s)
                 except subprocess.TimeoutExpired:
                     child.proc.kill()
                     child.proc.wait(5)
             child.log.close()
         self._children.clear()
+
+    def _grace(self, name: str) -> float:
+        """SIGTERM → SIGKILL for the child ``name``: 15 s, or its own bound + 3 s."""
+        bound = (
+            self.settings.registry_shutdown_s
+            if name == "registry"
+            else self.settings.node_shutdown_s
+        )
+        return max(STOP_GRACE_S, bound + 3.0)
 
     def __enter__(self) -> LocalMesh:
         return self

@@ -40,12 +40,25 @@ def _stop(settings: Settings, tmp_path: Path, **kw: Any) -> list[tuple[str, Any]
 
 
 def test_the_node_stops_first_and_gets_15_s(tmp_path: Path) -> None:
-    seen = _stop(Settings(home=tmp_path), tmp_path)
+    seen = _stop(Settings(home=tmp_path, registry_shutdown_s=0.0), tmp_path)
     assert seen == [
         ("node", signal.SIGTERM), ("node", STOP_GRACE_S),
         ("registry", signal.SIGTERM), ("registry", STOP_GRACE_S),
     ]  # fmt: skip
     assert Settings(home=tmp_path).node_shutdown_s + 3.0 <= STOP_GRACE_S  # the default fits
+
+
+def test_the_registry_gets_its_own_stop_bound_and_3_s(tmp_path: Path) -> None:
+    """``up``'s registry inherits the registry's stop bound (``LLM_MESH_REGISTRY_SHUTDOWN_S``,
+    default 80 s; ``registry/stop_watchdog.py``): it is passed on, and waited for before
+    SIGKILL, so a registry stuck in its stop exits by it and logs what was stuck. Until
+    2026-12-03 it was killed at 15 s (its settlement's stop may take 60 s)."""
+    settings = Settings(home=tmp_path)
+    seen = _stop(settings, tmp_path)
+    assert seen[:2] == [("node", signal.SIGTERM), ("node", STOP_GRACE_S)]
+    assert seen[3] == ("registry", settings.registry_shutdown_s + 3.0) == ("registry", 83.0)
+    env = LocalMesh(Settings(home=tmp_path, registry_shutdown_s=20.0))._env()
+    assert env["LLM_MESH_REGISTRY_SHUTDOWN_S"] == "20.0"
 
 
 def test_a_longer_node_shutdown_gets_a_longer_grace_and_reaches_the_node(tmp_path: Path) -> None:

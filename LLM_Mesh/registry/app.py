@@ -500,10 +500,10 @@ def serve(
 ) -> None:
     """Run the registry + gateway with uvicorn until interrupted (``llm-mesh registry serve``).
 
-    With ``tls_cert``/``tls_key`` (PEM files) it serves https only.
+    With ``tls_cert``/``tls_key`` (PEM files) it serves https only. Its stop ends within
+    ``settings.registry_shutdown_s`` of the signal (``stop_watchdog.py``).
     """
-    import uvicorn
-
+    from LLM_Mesh.registry.stop_watchdog import run_bounded
     from LLM_Mesh.slow_clients import guarded_http
 
     if (tls_cert is None) != (tls_key is None):
@@ -515,8 +515,9 @@ def serve(
     app = trim_periodically(
         freeze_after_startup(create_registry_app(settings)), settings.malloc_trim_s
     )
-    uvicorn.run(
-        app, host=host, port=port, log_level=log_level, access_log=False,
-        ssl_certfile=tls_cert, ssl_keyfile=tls_key, **uvicorn_log_kwargs(settings.log_format),
+    run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
+        app, settings.registry_shutdown_s, host=host, port=port, log_level=log_level,
+        access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+        **uvicorn_log_kwargs(settings.log_format),
         http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
     )  # fmt: skip

@@ -1,10 +1,18 @@
-"""The node's shutdown budget: the drain, the goodbye's deadline, when a goodbye is retried."""
+"""The node's shutdown budget: the drain, the goodbye's deadline, when a goodbye is retried;
+the registry's stop bound and what it logs when a stop runs past it."""
 
 from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.shutdown import DEFAULT_SHUTDOWN_S, ShutdownBudget, retry_goodbye
+from LLM_Mesh.core.shutdown import (
+    DEFAULT_REGISTRY_SHUTDOWN_S,
+    DEFAULT_SHUTDOWN_S,
+    STOP_OVERDUE_STATUS,
+    ShutdownBudget,
+    overdue_warning,
+    retry_goodbye,
+)
 
 
 def test_the_default_fits_well_inside_the_grace_llm_mesh_up_gives() -> None:
@@ -60,3 +68,28 @@ def test_retry_goodbye() -> None:
     assert not retry_goodbye(refused=True, **ok)  # refused: the registry is gone
     assert not retry_goodbye(refused=False, **{**ok, "tries": 3})
     assert not retry_goodbye(refused=False, **{**ok, "now": 6.0})
+
+
+def test_the_registry_bound_is_over_settlements_stop_and_under_systemds_kill() -> None:
+    from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
+
+    assert SettleUpkeep.stop_limit_s + 20.0 <= DEFAULT_REGISTRY_SHUTDOWN_S == 80.0 < 90.0
+    assert STOP_OVERDUE_STATUS == 70
+
+
+def test_the_overdue_warning_names_the_stuck_awaits_and_threads_and_counts_idle_loops() -> None:
+    stuck = ["uvicorn.lifespan.on.LifespanOn.main", "LLM_Mesh.hot_routes.HotRoutesApp.__call__",
+             "starlette.routing.Router.lifespan", "LLM_Mesh.registry.app.lifespan",
+             "LLM_Mesh.registry.settlement.Settlement.stop", "asyncio.tasks.wait_for"]  # fmt: skip
+    idle = ["LLM_Mesh.registry.health.HealthChecker._check_loop", "asyncio.tasks.sleep"]
+    msg = overdue_warning(4.0, "SIGTERM", [stuck, idle, idle, []], ["Thread-3 (worker)"])
+    assert msg.startswith("the registry did not stop within 4 s of SIGTERM: still running: ")
+    assert (
+        "… > registry.app.lifespan > registry.settlement.Settlement.stop > asyncio.tasks.wait_for;"
+        in msg
+    )
+    assert "HotRoutesApp" not in msg and "_check_loop" not in msg  # ASGI layers, idle loops
+    assert "thread Thread-3 (worker); 2 loop(s) sleeping till their next period;" in msg
+    assert "exiting with status 70" in msg and "LLM_MESH_REGISTRY_SHUTDOWN_S" in msg
+    bare = overdue_warning(80.0, "SIGINT", [], [])
+    assert "within 80 s of SIGINT: still running: nothing the process can name" in bare
