@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
-from LLM_Mesh.core.pricing import UNIT, estimate_prompt_tokens, part_costs
+from LLM_Mesh.core.pricing import UNIT, part_costs
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Client, Job, Tally
@@ -95,12 +95,12 @@ def charged_prompt_tokens(job: Job, tally: Tally) -> int:
     continuation, the continuing node's less the tokens already sent), else, when no node
     said (a stream cut short before any node's final chunk: the node broke and nobody
     continued, or the client left), the count the request was admitted with
-    (:func:`~LLM_Mesh.core.pricing.estimate_prompt_tokens` of the prompt's characters):
+    (:func:`~LLM_Mesh.core.pricing.estimate_prompt_tokens` of the prompt and its messages):
     the node did process the prompt, and the gateway has no tokenizer. The receipt keeps
     the node's own counts (0 for a part without a final chunk)."""
     if tally.prompt_tokens > 0:
         return tally.prompt_tokens
-    return estimate_prompt_tokens(len(job.prompt_text))
+    return job.prompt_estimate()
 
 
 def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
