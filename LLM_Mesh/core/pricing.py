@@ -43,6 +43,7 @@ __all__ = [
     "part_costs",
     "request_cost",
     "split",
+    "usual_prompt_tokens",
 ]
 
 UNIT = "micro-NetworkToken"  # what every amount is in: 10^-6 NetworkToken
@@ -58,6 +59,10 @@ UNIT = "micro-NetworkToken"  # what every amount is in: 10^-6 NetworkToken
 # use it (5 a message). Constants, so no tokenizer runs on the gateway's hot path.
 PROMPT_OVERHEAD_TOKENS = 16
 MESSAGE_OVERHEAD_TOKENS = 8
+# A usual count, not a bound (usual_prompt_tokens): 3 characters a token (the low end of
+# real tokenizers on prose) and 5 template tokens a chat message (the most measured above).
+USUAL_CHARS_PER_TOKEN = 3
+USUAL_MESSAGE_TOKENS = 5
 MAX_FEE_BPS = 10_000
 _PER = 1000  # prices are per 1,000 tokens
 
@@ -112,6 +117,17 @@ def estimate_prompt_tokens(prompt_text: str, messages: int = 0) -> int:
     _whole("messages", messages)
     size = len(prompt_text) if prompt_text.isascii() else len(prompt_text.encode("utf-8"))
     return size + messages * MESSAGE_OVERHEAD_TOKENS + PROMPT_OVERHEAD_TOKENS
+
+
+def usual_prompt_tokens(prompt_text: str, messages: int = 0) -> int:
+    """A usual count of the prompt's tokens, what a payer is charged for its prompt when no
+    node said how many it processed (``registry/account.charged_prompt_tokens``): the bound
+    (:func:`estimate_prompt_tokens`) is ~3.6 times an English prompt's real count, and
+    charging it there would make the payer pay for tokens nobody processed. ``ceil(chars /
+    3)`` + 5 a chat message + 16: never above the bound (bytes ≥ characters, 5 < 8)."""
+    _whole("messages", messages)
+    chars = _ceil_div(len(prompt_text), USUAL_CHARS_PER_TOKEN)
+    return chars + messages * USUAL_MESSAGE_TOKENS + PROMPT_OVERHEAD_TOKENS
 
 
 def completion_bound(prompt_tokens: int, max_tokens: int, context_length: int) -> int:

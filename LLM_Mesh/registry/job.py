@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from starlette.responses import Response
 
-from LLM_Mesh.core.pricing import Price, estimate_prompt_tokens
+from LLM_Mesh.core.pricing import Price, usual_prompt_tokens
 from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.core.receipt import Part
 from LLM_Mesh.core.receipt_check import Observed
@@ -66,9 +66,9 @@ class Job:
     # chat messages (each adds its template's tokens to the estimate's prompt); 0: a completion
     messages: int = 0
 
-    def prompt_estimate(self) -> int:
-        """The prompt's tokens as its estimate counts them (``pricing.estimate_prompt_tokens``)."""
-        return estimate_prompt_tokens(self.prompt_text, self.messages)
+    def prompt_usual(self) -> int:
+        """A usual count of the prompt's tokens (``pricing.usual_prompt_tokens``)."""
+        return usual_prompt_tokens(self.prompt_text, self.messages)
 
     def limit_on(self, declared: object) -> int:
         """``token_limit`` on a node that declares ``declared`` as the model's context: without

@@ -14,6 +14,7 @@ from LLM_Mesh.core.pricing import (
     part_costs,
     request_cost,
     split,
+    usual_prompt_tokens,
 )
 
 GEMMA = Price(500, 1_000)
@@ -61,6 +62,20 @@ def test_prompt_estimate_is_the_utf8_bytes_plus_the_template_room() -> None:
     assert estimate_prompt_tokens("a") == 17
     assert estimate_prompt_tokens("x" * 300) == 316
     assert estimate_prompt_tokens("", 2) == 32
+
+
+def test_a_prompt_no_node_counted_is_charged_a_usual_count_not_the_bound() -> None:
+    # ceil(chars / 3) + 5 a message + 16: an English prompt's bound is ~3.6x its real count
+    assert usual_prompt_tokens("hi", 1) == 22 and estimate_prompt_tokens("hi", 1) == 26
+    assert usual_prompt_tokens("x" * 300) == 116 and estimate_prompt_tokens("x" * 300) == 316
+    assert usual_prompt_tokens("", 4) == 36
+    with pytest.raises(ValueError):
+        usual_prompt_tokens("hi", -1)
+
+
+@given(st.text(max_size=200), st.integers(0, 600))
+def test_the_usual_count_is_never_above_the_bound(text: str, messages: int) -> None:
+    assert usual_prompt_tokens(text, messages) <= estimate_prompt_tokens(text, messages)
 
 
 def test_estimate_is_prompt_estimate_plus_max_tokens() -> None:

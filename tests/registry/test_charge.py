@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
-from LLM_Mesh.core.pricing import estimate, estimate_prompt_tokens, request_cost
+from LLM_Mesh.core.pricing import estimate, request_cost, usual_prompt_tokens
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
 from tests.asgi import request_then_wait
@@ -33,7 +33,7 @@ MODEL = "mistral-7b"
 PRICE = __import__("LLM_Mesh.core.catalog", fromlist=["get_spec"]).get_spec(MODEL).price
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 ESTIMATE = estimate(PRICE, "hi", 5, 32_768, 1)  # "hi": 2 bytes, 1 message
-PROMPT = estimate_prompt_tokens("hi", 1)  # 26: what a stream cut short is charged for "hi"
+PROMPT = usual_prompt_tokens("hi", 1)  # 22: what a stream cut short is charged for "hi"
 COST = request_cost(PRICE, 10, 5)  # what the fake node's usage costs
 
 
@@ -279,9 +279,9 @@ async def test_a_stream_cut_short_pays_only_what_was_delivered(tmp_path: Path) -
         assert r.status_code == 200 and '"error"' in r.text
         await settlement(h).flush()
         cost = request_cost(PRICE, PROMPT, 2)
-        assert cost == 150  # (26 x 5000 + 2 x 10000) / 1000: not 20, the tokens alone
+        assert cost == 130  # (22 x 5000 + 2 x 10000) / 1000: not 20, the tokens alone
         assert await settlement(h).balance(account) == (1000 - cost, 0)
-        assert await settlement(h).balance(operator_account("alice")) == (143, 0)  # 5 % fee
+        assert await settlement(h).balance(operator_account("alice")) == (124, 0)  # 5 % fee
         receipts = [json.loads(e[6:]) for e in r.text.split("\n\n") if '"error"' in e]
         (receipt,) = [e["mesh"]["receipt"] for e in receipts]
         assert receipt["prompt_tokens"] == 0  # the receipt keeps what the node said
@@ -340,10 +340,10 @@ async def test_a_continued_stream_cut_short_again_pays_the_prompt_once_and_each_
         text = await _first_is(h, "a", "b", body, "/v1/completions")
         assert '"error"' in text  # cut short: nobody finished it
         await settled(s)
-        prompt = estimate_prompt_tokens("Tell me:")
+        prompt = usual_prompt_tokens("Tell me:")
         a_cost, b_cost = request_cost(PRICE, prompt, 2), request_cost(PRICE, 0, 2)
-        assert (prompt, a_cost, b_cost) == (24, 140, 20)
-        assert await s.balance(operator_account("alice")) == (a_cost - 7, 0)  # 5 % fee
+        assert (prompt, a_cost, b_cost) == (19, 115, 20)
+        assert await s.balance(operator_account("alice")) == (a_cost - 5, 0)  # 5 % fee
         assert await s.balance(operator_account("bob")) == (b_cost - 1, 0)
         budget = h.settings.pool_daily_budget
         assert await s.balance(POOL) == (budget - a_cost - b_cost, 0)
@@ -390,9 +390,9 @@ async def test_a_client_that_leaves_mid_stream_pays_what_it_got(tmp_path: Path) 
         s = settlement(h)
         await s.flush()
         cost = request_cost(PRICE, PROMPT, 2)
-        assert cost == 150
+        assert cost == 130
         assert await s.balance(account) == (1000 - cost, 0)
-        assert await s.balance(operator_account("alice")) == (cost - 7, 0)
+        assert await s.balance(operator_account("alice")) == (cost - 6, 0)
 
 
 async def test_a_replayed_answer_is_not_paid_twice(tmp_path: Path) -> None:
