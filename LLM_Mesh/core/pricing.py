@@ -7,13 +7,16 @@ tokens and µNT per 1,000 completion tokens (:class:`Price`).
   completion_price) / 1000)``, rounded *up* to a whole µNT; a request that produced no
   completion costs nothing.
 - **Estimate** (:func:`estimate`), reserved from the payer before any node runs: the
-  prompt estimated at ``ceil(characters / 3) + 16`` tokens (3 characters a token is the
-  low end of real tokenizers, plus room for a chat template) and ``max_tokens``
-  completion tokens (none given: the rest of the model's context; a custom model's is
-  the largest context any node declares for it, so the node that serves it is paid for
-  what it may send: ``listing.custom_context``), priced as above.
+  prompt counted at an upper bound of what any node's tokenizer makes of it
+  (:func:`estimate_prompt_tokens`: its UTF-8 bytes, + 8 tokens a chat message for its
+  template, + 16 a request) and ``max_tokens`` completion tokens (none given: the answer
+  may run to the end of the model's context after the *real* prompt, which may be far
+  shorter than the bound, so it is priced at the dearer end; a custom model's context is
+  the largest any node declares for it, so the node that serves it is paid for what it
+  may send: ``listing.custom_context``), priced as above.
   A request never costs more than its estimate: the charge is capped there
-  (:func:`part_costs`), so a payer admitted with an estimate can always pay it.
+  (:func:`part_costs`), so a payer admitted with an estimate can always pay it, and an
+  honest node's real usage is under the cap, so it is paid for all it processed.
 - **Parts** (:func:`part_costs`): a stream continued on other nodes is paid per node
   (part): each part for the completion tokens it delivered, the prompt once, with the
   first part that delivered any token; each part rounded up on its own. Parts over the
@@ -28,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "CHARS_PER_TOKEN",
     "MAX_FEE_BPS",
+    "MESSAGE_OVERHEAD_TOKENS",
     "PROMPT_OVERHEAD_TOKENS",
     "UNIT",
     "Price",
@@ -40,11 +43,26 @@ __all__ = [
     "part_costs",
     "request_cost",
     "split",
+    "usual_prompt_tokens",
 ]
 
 UNIT = "micro-NetworkToken"  # what every amount is in: 10^-6 NetworkToken
-CHARS_PER_TOKEN = 3
+# The prompt's bound (estimate_prompt_tokens). A token is at least one byte of the text in
+# every tokenizer a node runs (byte-level BPE; SentencePiece with byte fallback, as Gemma's:
+# a character outside its vocabulary is one token per UTF-8 byte, and Gemma splits digits
+# one a token: 1 token a byte for JSON numbers), so the text's UTF-8 bytes bound its tokens.
+# What the node adds: per request (BOS, a dummy-prefix space, the answer's turn opener)
+# at most 4 tokens measured, and per chat message (its role marker and turn delimiters,
+# core/prompt.py) at most 5.04 tokens (gemma template), 4.03 (plain), 4.02 (llama2-inst,
+# mistral-inst) measured on gemma-3-270m's tokenizer over 1 to 100 messages of 6 roles
+# (docs/benchmarks.md, 2026-12-03); chatml's markers are special tokens on the models that
+# use it (5 a message). Constants, so no tokenizer runs on the gateway's hot path.
 PROMPT_OVERHEAD_TOKENS = 16
+MESSAGE_OVERHEAD_TOKENS = 8
+# A usual count, not a bound (usual_prompt_tokens): 3 characters a token (the low end of
+# real tokenizers on prose) and 5 template tokens a chat message (the most measured above).
+USUAL_CHARS_PER_TOKEN = 3
+USUAL_MESSAGE_TOKENS = 5
 MAX_FEE_BPS = 10_000
 _PER = 1000  # prices are per 1,000 tokens
 
@@ -92,29 +110,52 @@ def request_cost(price: Price, prompt_tokens: int, completion_tokens: int) -> in
     return _priced(price, prompt_tokens, completion_tokens)
 
 
-def estimate_prompt_tokens(prompt_chars: int) -> int:
-    """The prompt's tokens as the estimate counts them: ``ceil(chars / 3) + 16``."""
-    _whole("prompt_chars", prompt_chars)
-    return _ceil_div(prompt_chars, CHARS_PER_TOKEN) + PROMPT_OVERHEAD_TOKENS
+def estimate_prompt_tokens(prompt_text: str, messages: int = 0) -> int:
+    """The prompt's tokens as the estimate counts them, an upper bound of a node's count:
+    its UTF-8 bytes + 8 a chat message (``messages``; 0: a completion's prompt) + 16.
+    Cheap: ``str.isascii`` is O(1) in CPython, and an ASCII text's bytes are its length."""
+    _whole("messages", messages)
+    size = len(prompt_text) if prompt_text.isascii() else len(prompt_text.encode("utf-8"))
+    return size + messages * MESSAGE_OVERHEAD_TOKENS + PROMPT_OVERHEAD_TOKENS
 
 
-def completion_bound(prompt_chars: int, max_tokens: int, context_length: int) -> int:
-    """The most completion tokens a request may get: ``max_tokens`` (0: the rest of
-    ``context_length`` after the estimated prompt, at least 1 token). The estimate is priced
-    at it. (A stream's cut-off is not this: without ``max_tokens`` it is the whole context,
-    since the estimated prompt can be longer than the real one: ``stream_guard.token_limit``,
-    on the serving node's context at most this one: ``Job.limit_on``.)"""
+def usual_prompt_tokens(prompt_text: str, messages: int = 0) -> int:
+    """A usual count of the prompt's tokens, what a payer is charged for its prompt when no
+    node said how many it processed (``registry/account.charged_prompt_tokens``): the bound
+    (:func:`estimate_prompt_tokens`) is ~3.6 times an English prompt's real count, and
+    charging it there would make the payer pay for tokens nobody processed. ``ceil(chars /
+    3)`` + 5 a chat message + 16: never above the bound (bytes ≥ characters, 5 < 8)."""
+    _whole("messages", messages)
+    chars = _ceil_div(len(prompt_text), USUAL_CHARS_PER_TOKEN)
+    return chars + messages * USUAL_MESSAGE_TOKENS + PROMPT_OVERHEAD_TOKENS
+
+
+def completion_bound(prompt_tokens: int, max_tokens: int, context_length: int) -> int:
+    """The completion tokens a request is counted for: ``max_tokens`` (0: the rest of
+    ``context_length`` after ``prompt_tokens``, the estimated prompt, at least 1 token).
+    (A stream's cut-off is not this: without ``max_tokens`` it is the whole context, since
+    the estimated prompt can be longer than the real one: ``stream_guard.token_limit``, on
+    the serving node's context at most this one: ``Job.limit_on``.)"""
     _whole("max_tokens", max_tokens)
     if max_tokens > 0:
         return max_tokens
-    return max(1, context_length - estimate_prompt_tokens(prompt_chars))
+    return max(1, context_length - prompt_tokens)
 
 
-def estimate(price: Price, prompt_chars: int, max_tokens: int, context_length: int) -> int:
-    """The most a request may cost: the estimated prompt plus :func:`completion_bound`,
-    priced; what is reserved before a node runs."""
-    prompt = estimate_prompt_tokens(prompt_chars)
-    return _priced(price, prompt, completion_bound(prompt_chars, max_tokens, context_length))
+def estimate(
+    price: Price, prompt_text: str, max_tokens: int, context_length: int, messages: int = 0
+) -> int:
+    """The most a request may cost: the estimated prompt (:func:`estimate_prompt_tokens`)
+    plus ``max_tokens``, priced; what is reserved before a node runs. Without ``max_tokens``
+    a real prompt of ``r`` tokens leaves ``context_length - r`` to the answer, so it may
+    cost ``r × prompt price + (context - r) × completion price``, for any ``r`` from 1 to the
+    bound: the dearer end of that range (a completion token costs more than a prompt token,
+    so usually a short prompt and the whole context of answer)."""
+    prompt = estimate_prompt_tokens(prompt_text, messages)
+    if max_tokens > 0:
+        return _priced(price, prompt, completion_bound(prompt, max_tokens, context_length))
+    longest = _priced(price, prompt, completion_bound(prompt, 0, context_length))
+    return max(longest, _priced(price, 1, completion_bound(1, 0, context_length)))
 
 
 def part_costs(

@@ -13,8 +13,8 @@ one place where a request ends.
 
 Settlement: the client's :class:`~LLM_Mesh.registry.job.Payment` (reserved by the
 admit stage) is paid with :func:`price_parts` — each node for the completion tokens
-it delivered, the prompt once (a stream cut short before any node counted it: at the
-estimate's count, :func:`charged_prompt_tokens`) — *before* the answer is released (:func:`pay`: a
+it delivered, the prompt once (a stream cut short before any node counted it: at a
+usual count, :func:`charged_prompt_tokens`) — *before* the answer is released (:func:`pay`: a
 non-stream before its body, a stream before its final chunk, ``StreamAccount.commit``),
 or, for a stream cut short, when it ends (``StreamAccount.close``); a request without
 an answer is voided (:func:`void`).
@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
-from LLM_Mesh.core.pricing import UNIT, estimate_prompt_tokens, part_costs
+from LLM_Mesh.core.pricing import UNIT, part_costs
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.job import Client, Job, Tally
@@ -94,13 +94,13 @@ def charged_prompt_tokens(job: Job, tally: Tally) -> int:
     """The prompt tokens a request is charged for: the node's count (its ``usage``; after a
     continuation, the continuing node's less the tokens already sent), else, when no node
     said (a stream cut short before any node's final chunk: the node broke and nobody
-    continued, or the client left), the count the request was admitted with
-    (:func:`~LLM_Mesh.core.pricing.estimate_prompt_tokens` of the prompt's characters):
-    the node did process the prompt, and the gateway has no tokenizer. The receipt keeps
+    continued, or the client left), a usual count of the prompt and its messages
+    (:func:`~LLM_Mesh.core.pricing.usual_prompt_tokens`, at most the estimate's bound): the
+    node did process the prompt, and the gateway has no tokenizer. The receipt keeps
     the node's own counts (0 for a part without a final chunk)."""
     if tally.prompt_tokens > 0:
         return tally.prompt_tokens
-    return estimate_prompt_tokens(len(job.prompt_text))
+    return job.prompt_usual()
 
 
 def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:

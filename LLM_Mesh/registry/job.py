@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from starlette.responses import Response
 
-from LLM_Mesh.core.pricing import Price
+from LLM_Mesh.core.pricing import Price, usual_prompt_tokens
 from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.core.receipt import Part
 from LLM_Mesh.core.receipt_check import Observed
@@ -63,6 +63,12 @@ class Job:
     context: int = 0
     choices: int = 1  # n
     echo: bool = False  # a completion that echoes its prompt
+    # chat messages (each adds its template's tokens to the estimate's prompt); 0: a completion
+    messages: int = 0
+
+    def prompt_usual(self) -> int:
+        """A usual count of the prompt's tokens (``pricing.usual_prompt_tokens``)."""
+        return usual_prompt_tokens(self.prompt_text, self.messages)
 
     def limit_on(self, declared: object) -> int:
         """``token_limit`` on a node that declares ``declared`` as the model's context: without

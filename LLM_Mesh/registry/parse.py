@@ -111,9 +111,11 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         if path == CHAT_PATH:
             parsed = ChatCompletionRequest.model_validate(body)
             prompt_text = "\n".join(m.text() for m in parsed.messages)
+            messages = len(parsed.messages)
         else:
             parsed = CompletionRequest.model_validate(body)
             prompt_text = parsed.prompt_text()
+            messages = 0
     except ValidationError as exc:
         raise invalid_from_pydantic(exc) from None
     ext = read_extensions(body, headers.get("x-mesh-wait"))
@@ -149,9 +151,10 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         raw=raw,
         stream=parsed.stream,
         prompt_text=prompt_text,
+        messages=messages,
         max_tokens=max_tokens,
         price=price,
-        estimate=estimate(price, len(prompt_text), max_tokens, spec.context_length),
+        estimate=estimate(price, prompt_text, max_tokens, spec.context_length, messages),
         catalog_context=catalog_context,
         request_id=request_id,
         started=started,
@@ -160,9 +163,9 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         client_id=given,
         settle_key=request_id if given is None else settle_key_for(given),
         # the content chunks a stream's answer may have: max_tokens, or without one the
-        # whole context (not the context less the *estimated* prompt, the bound the estimate
-        # is priced at: the estimate counts 3 characters a token, a real tokenizer often 4
-        # or more, so an honest node had room past it and was cut off as a liar), for each
+        # whole context (not the context less the *estimated* prompt: the estimate counts
+        # a token a byte, an upper bound, a real tokenizer often 4 bytes a token or more, so
+        # an honest node had room past it and was cut off as a liar), for each
         # of n choices (1 unless an operator raised max_n), and one more for a completion's
         # echoed prompt (our nodes send it as one chunk). Without max_tokens each node part
         # is held to its own node's context, at most this one (Job.limit_on).

@@ -14,6 +14,7 @@ from LLM_Mesh.core.pricing import (
     part_costs,
     request_cost,
     split,
+    usual_prompt_tokens,
 )
 
 GEMMA = Price(500, 1_000)
@@ -40,7 +41,7 @@ def test_no_completion_costs_nothing() -> None:
 
 def test_integers_only() -> None:
     assert type(request_cost(GEMMA, 3, 7)) is int
-    assert type(estimate(GEMMA, 10, 5, 100)) is int
+    assert type(estimate(GEMMA, "x" * 10, 5, 100)) is int
     with pytest.raises(ValueError, match="whole number"):
         Price(0.5, 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="whole number"):
@@ -55,21 +56,39 @@ def test_negative_tokens_rejected(p: int, c: int) -> None:
         part_costs(GEMMA, p, [c])
 
 
-def test_prompt_estimate_is_a_third_of_the_characters_plus_the_template_room() -> None:
-    assert estimate_prompt_tokens(0) == 16
-    assert estimate_prompt_tokens(1) == 17
-    assert estimate_prompt_tokens(3) == 17
-    assert estimate_prompt_tokens(4) == 18
-    assert estimate_prompt_tokens(300) == 116
+def test_prompt_estimate_is_the_utf8_bytes_plus_the_template_room() -> None:
+    # the rule and its checks against the real tokenizer: tests/core/test_prompt_estimate.py
+    assert estimate_prompt_tokens("") == 16
+    assert estimate_prompt_tokens("a") == 17
+    assert estimate_prompt_tokens("x" * 300) == 316
+    assert estimate_prompt_tokens("", 2) == 32
+
+
+def test_a_prompt_no_node_counted_is_charged_a_usual_count_not_the_bound() -> None:
+    # ceil(chars / 3) + 5 a message + 16: an English prompt's bound is ~3.6x its real count
+    assert usual_prompt_tokens("hi", 1) == 22 and estimate_prompt_tokens("hi", 1) == 26
+    assert usual_prompt_tokens("x" * 300) == 116 and estimate_prompt_tokens("x" * 300) == 316
+    assert usual_prompt_tokens("", 4) == 36
+    with pytest.raises(ValueError):
+        usual_prompt_tokens("hi", -1)
+
+
+@given(st.text(max_size=200), st.integers(0, 600))
+def test_the_usual_count_is_never_above_the_bound(text: str, messages: int) -> None:
+    assert usual_prompt_tokens(text, messages) <= estimate_prompt_tokens(text, messages)
 
 
 def test_estimate_is_prompt_estimate_plus_max_tokens() -> None:
-    # 30 chars -> 10 + 16 prompt tokens; 100 completion tokens
-    assert estimate(GEMMA, 30, 100, 32_768) == request_cost(GEMMA, 26, 100) == 113
-    # no max_tokens: the rest of the context
-    assert estimate(GEMMA, 30, 0, 1026) == request_cost(GEMMA, 26, 1000)
+    # 10 ASCII characters -> 10 + 16 prompt tokens; 100 completion tokens
+    assert estimate(GEMMA, "x" * 10, 100, 32_768) == request_cost(GEMMA, 26, 100) == 113
+    # no max_tokens: the rest of the context after a 1-token prompt (the dearer end)
+    assert estimate(GEMMA, "x" * 10, 0, 1026) == request_cost(GEMMA, 1, 1025)
+    # a completion token cheaper than a prompt token: the dearer end is the whole bound
+    assert estimate(Price(1_000, 500), "x" * 10, 0, 1026) == request_cost(
+        Price(1_000, 500), 26, 1000
+    )
     # a prompt that fills the context still reserves a token
-    assert estimate(GEMMA, 30_000, 0, 100) == request_cost(GEMMA, 10_016, 1)
+    assert estimate(GEMMA, "x" * 30_000, 0, 100) == request_cost(GEMMA, 30_016, 1)
 
 
 def test_parts_pay_the_prompt_once_and_each_its_own_tokens() -> None:

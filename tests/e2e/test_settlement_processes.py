@@ -75,7 +75,7 @@ async def _books(db: str, account: str) -> tuple[int, int, int, dict[str, int]]:
 def test_two_registries_on_one_database_never_overspend(tmp_path: Path) -> None:
     spec = get_spec(MODEL)
     assert spec is not None
-    est = estimate(spec.price, 2, 5, spec.context_length)
+    est = estimate(spec.price, "hi", 5, spec.context_length, 1)
     start = COVERS * est + est // 2
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     one = start_mesh(tmp_path / "one", model=MODEL, engine="sim", node_args=NODE, database_url=db)

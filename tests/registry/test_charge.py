@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
-from LLM_Mesh.core.pricing import estimate, estimate_prompt_tokens, request_cost
+from LLM_Mesh.core.pricing import estimate, request_cost, usual_prompt_tokens
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
 from tests.asgi import request_then_wait
@@ -32,8 +32,8 @@ CHAT = "/v1/chat/completions"
 MODEL = "mistral-7b"
 PRICE = __import__("LLM_Mesh.core.catalog", fromlist=["get_spec"]).get_spec(MODEL).price
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
-ESTIMATE = estimate(PRICE, 2, 5, 32_768)  # "hi": 2 characters
-PROMPT = estimate_prompt_tokens(2)  # 17: what a stream cut short is charged for "hi"
+ESTIMATE = estimate(PRICE, "hi", 5, 32_768, 1)  # "hi": 2 bytes, 1 message
+PROMPT = usual_prompt_tokens("hi", 1)  # 22: what a stream cut short is charged for "hi"
 COST = request_cost(PRICE, 10, 5)  # what the fake node's usage costs
 
 
@@ -72,7 +72,7 @@ async def register(h: Harness, node_id: str, operator: str, **kw: Any) -> FakeNo
 
 
 async def test_the_estimate_and_cost_are_what_the_prices_say() -> None:
-    assert ESTIMATE == 135 and COST == 100  # (17 x 5000 + 5 x 10000) / 1000; see the docstring
+    assert ESTIMATE == 180 and COST == 100  # (26 x 5000 + 5 x 10000) / 1000; see the docstring
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -87,8 +87,8 @@ async def test_a_user_without_enough_balance_gets_402_before_any_node_runs(
         err = r.json()["error"]
         assert err["type"] == "insufficient_balance" and err["code"] == "insufficient_balance"
         assert err["payer"] == "user" and err["estimate"] == ESTIMATE
-        assert (err["balance"], err["reserved"], err["available"]) == (ESTIMATE - 1, 0, 134)
-        assert "135" in err["message"] and "134" in err["message"]
+        assert (err["balance"], err["reserved"], err["available"]) == (ESTIMATE - 1, 0, 179)
+        assert "180" in err["message"] and "179" in err["message"]
         assert node.calls == []  # no node ran
         await settlement(h).flush()
         assert await settlement(h).balance(account) == (ESTIMATE - 1, 0)
@@ -279,9 +279,9 @@ async def test_a_stream_cut_short_pays_only_what_was_delivered(tmp_path: Path) -
         assert r.status_code == 200 and '"error"' in r.text
         await settlement(h).flush()
         cost = request_cost(PRICE, PROMPT, 2)
-        assert cost == 105  # (17 x 5000 + 2 x 10000) / 1000: not 20, the tokens alone
+        assert cost == 130  # (22 x 5000 + 2 x 10000) / 1000: not 20, the tokens alone
         assert await settlement(h).balance(account) == (1000 - cost, 0)
-        assert await settlement(h).balance(operator_account("alice")) == (100, 0)  # 5 % fee
+        assert await settlement(h).balance(operator_account("alice")) == (124, 0)  # 5 % fee
         receipts = [json.loads(e[6:]) for e in r.text.split("\n\n") if '"error"' in e]
         (receipt,) = [e["mesh"]["receipt"] for e in receipts]
         assert receipt["prompt_tokens"] == 0  # the receipt keeps what the node said
@@ -340,7 +340,7 @@ async def test_a_continued_stream_cut_short_again_pays_the_prompt_once_and_each_
         text = await _first_is(h, "a", "b", body, "/v1/completions")
         assert '"error"' in text  # cut short: nobody finished it
         await settled(s)
-        prompt = estimate_prompt_tokens(len("Tell me:"))
+        prompt = usual_prompt_tokens("Tell me:")
         a_cost, b_cost = request_cost(PRICE, prompt, 2), request_cost(PRICE, 0, 2)
         assert (prompt, a_cost, b_cost) == (19, 115, 20)
         assert await s.balance(operator_account("alice")) == (a_cost - 5, 0)  # 5 % fee
@@ -390,9 +390,9 @@ async def test_a_client_that_leaves_mid_stream_pays_what_it_got(tmp_path: Path) 
         s = settlement(h)
         await s.flush()
         cost = request_cost(PRICE, PROMPT, 2)
-        assert cost == 105
+        assert cost == 130
         assert await s.balance(account) == (1000 - cost, 0)
-        assert await s.balance(operator_account("alice")) == (cost - 5, 0)
+        assert await s.balance(operator_account("alice")) == (cost - 6, 0)
 
 
 async def test_a_replayed_answer_is_not_paid_twice(tmp_path: Path) -> None:

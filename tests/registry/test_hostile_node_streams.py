@@ -19,7 +19,7 @@ import pytest
 from LLM_Mesh.cli.receipt_commands import check, keys_from_listing
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.catalog import get_spec
-from LLM_Mesh.core.pricing import estimate_prompt_tokens, request_cost
+from LLM_Mesh.core.pricing import completion_bound, estimate_prompt_tokens, request_cost
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_verify import parse_keys
 from LLM_Mesh.core.stream_guard import SLACK_EVENTS
@@ -128,9 +128,10 @@ def _said(chunks: list[dict[str, Any]], path: str = CHAT) -> list[str]:
 
 
 def _most(prompt_chars: int, tokens: int) -> int:
-    """What ``tokens`` completion tokens cost at most (the prompt at the estimate's count)."""
+    """What ``tokens`` completion tokens cost at most (the prompt at the estimate's count:
+    an ASCII prompt of ``prompt_chars`` in one message)."""
     price = get_spec(MODEL).price  # type: ignore[union-attr]
-    return request_cost(price, estimate_prompt_tokens(prompt_chars), tokens)
+    return request_cost(price, estimate_prompt_tokens("x" * prompt_chars, 1), tokens)
 
 
 def _body(path: str, **kw: Any) -> dict[str, Any]:
@@ -281,7 +282,7 @@ async def test_an_honest_node_without_max_tokens_is_not_cut_at_the_estimate(
                "models": [{"id": "tiny-custom", "context_length": 64}]}  # fmt: skip
         assert (await h.client.post("/mesh/nodes", json=reg)).status_code == 200
         prompt = "word " * 24
-        assert 64 - estimate_prompt_tokens(len(prompt)) == 8
+        assert completion_bound(estimate_prompt_tokens(prompt, 1), 0, 64) == 1  # the estimate's
         body = {"model": "tiny-custom", "stream": True,
                 "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
         r = await h.client.post(CHAT, json=body)

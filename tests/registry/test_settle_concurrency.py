@@ -41,7 +41,7 @@ class SlowNodes(FakeNodes):
 async def test_200_concurrent_requests_never_overspend(database_url: str, tmp_path: Path) -> None:
     spec = get_spec(MODEL)
     assert spec is not None
-    est = estimate(spec.price, 2, 5, spec.context_length)
+    est = estimate(spec.price, "hi", 5, spec.context_length, 1)
     cost = request_cost(spec.price, 10, 5)  # the fake node's usage
     start = COVERS * est + est // 2
     nodes = SlowNodes()
