@@ -505,7 +505,10 @@ def verify(
     async def go() -> tuple[Report, list[Compared]]:
         remembered = load_seen(seen_path, source)
         where_from = (settings.registry_url, db, settings.ledger_origin)
-        async with _source(*where_from, settings.registry_ca, settings.api_key) as src:
+        # the user's key goes only to the registry configured with it, never to one named
+        # by --registry (auditing another registry would hand it the key): there, the pool's
+        mine = settings.api_key if registry is None else None
+        async with _source(*where_from, settings.registry_ca, mine) as src:
             report = await audit(src, page=page, pin=key, remembered=remembered)
             if not compare or not report.ok:
                 return report, []

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -128,6 +131,30 @@ def test_verify_says_why_when_no_registry_answers(tmp_path: Path) -> None:
     code, out = cli(tmp_path, "ledger", "verify", "--registry", "http://127.0.0.1:9")
     said = " ".join(out.split())
     assert code == 1 and "no LLM Mesh registry answered at http://127.0.0.1:9" in said, out
+
+
+def test_the_users_key_goes_only_to_the_configured_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``LLM_MESH_API_KEY`` is sent (to check its balance) to the registry configured with
+    it, never to one named by ``--registry``: auditing another registry handed it the key
+    (found 2026-12-03, this session's review)."""
+    from LLM_Mesh.cli import ledger_commands
+
+    given: list[tuple[str, str | None]] = []
+
+    @contextlib.asynccontextmanager
+    async def source(url: str, db: object, origin: str, ca: object, key: str | None) -> Any:
+        given.append((url, key))
+        raise RuntimeError("stop here")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(ledger_commands, "_source", source)
+    monkeypatch.setenv("LLM_MESH_API_KEY", "sk-mine")
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://127.0.0.1:9")
+    cli(tmp_path, "ledger", "verify")
+    cli(tmp_path, "ledger", "verify", "--registry", "http://127.0.0.1:10")
+    assert given == [("http://127.0.0.1:9", "sk-mine"), ("http://127.0.0.1:10", None)]
 
 
 def test_verify_names_a_key_that_is_not_a_key(tmp_path: Path) -> None:
