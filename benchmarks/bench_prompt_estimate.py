@@ -9,7 +9,7 @@ Method:
    the most a template adds per message and per request.
 2. **real tokens against the bound** on texts of many kinds (prose, code, JSON numbers,
    digits, base64, random ASCII, CJK, emoji, Linear B, ...): tokens a UTF-8 byte.
-3. **cost on the hot path** (``timeit``, best of 5): integ13's rule (``ceil(characters /
+3. **cost on the hot path** (``timeit``, best of 5): the rule before 2026-12-03 (``ceil(characters /
    3) + 16``, priced) against this one (``pricing.estimate``, no ``max_tokens``: both ends
    priced), on a 300-byte and a 100 KB prompt, ASCII and not; and, for scale, ``json.loads``
    of a 196 KB request body.
@@ -83,7 +83,7 @@ def real_vs_bound(llm: Any) -> None:
         bound = pricing.estimate_prompt_tokens(text)
         old = -(-len(text) // 3) + 16
         print(f"{name:14s} bytes {size:5d} real {real:5d} ({real / size:.2f} a byte) "
-              f"bound {bound:5d} integ13 {old:5d}{'  UNDER' if real > old else ''}")  # fmt: skip
+              f"bound {bound:5d} before {old:5d}{'  UNDER' if real > old else ''}")  # fmt: skip
 
 
 def old_estimate(price: pricing.Price, chars: int, max_tokens: int, context: int) -> int:
@@ -110,7 +110,7 @@ def hot_path() -> None:
         old = best(lambda t=text: old_estimate(price, len(t), 0, 32768), n)
         new = best(lambda t=text: pricing.estimate(price, t, 0, 32768, 2), n)
         size = len(text.encode("utf-8"))
-        print(f"{name:17s} ({size:6d} B) integ13 {old * 1e9:7.0f} ns, now {new * 1e9:7.0f} ns")
+        print(f"{name:17s} ({size:6d} B) before {old * 1e9:7.0f} ns, now {new * 1e9:7.0f} ns")
     body = json.dumps({"messages": [{"role": "user", "content": cases["non-ascii 100 KB"] * 2}]})
     raw = body.encode("utf-8")
     t = min(timeit.repeat(lambda: json.loads(raw), number=500, repeat=5)) / 500

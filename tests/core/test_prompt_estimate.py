@@ -127,7 +127,7 @@ def _samples() -> dict[str, str]:
 def test_many_message_chats_and_non_ascii_prompts_stay_under_the_bound(
     real_count: Callable[[str], int],
 ) -> None:
-    old = lambda text: -(-len(text) // 3) + 16  # noqa: E731 (integ13's rule)
+    old = lambda text: -(-len(text) // 3) + 16  # noqa: E731 (the rule before 2026-12-03)
     turns = [Turn(ROLES[i % len(ROLES)], "ok") for i in range(512)]
     for template in TEMPLATES:
         real, bound = chat_count(real_count, template, turns)
