@@ -304,6 +304,16 @@ async def test_an_anonymous_wait_ends_in_429_while_keyed_requests_hold_the_node(
         assert (await asyncio.wait_for(keyed, 5)).status_code == 200
 
 
+async def _served_by(h: Any, n: int, **kw: Any) -> set[str]:
+    """The nodes that served ``n`` chat requests posted with ``kw`` (each must be a 200)."""
+    seen = set()
+    for _ in range(n):
+        r = await h.client.post(CHAT, **kw)
+        assert r.status_code == 200, r.text
+        seen.add(r.json()["mesh"]["node_id"])
+    return seen
+
+
 async def test_a_keys_avoid_regions_and_strict_mode(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         await h.register("eu1", region="eu")
@@ -312,20 +322,16 @@ async def test_a_keys_avoid_regions_and_strict_mode(tmp_path: Path) -> None:
         no_eu, _ = await new_key(h, avoid_regions=["eu"])
         strict, _ = await new_key(h, avoid_regions=["eu"], strict_regions=True)
 
-        async def nodes(n: int, **kw: Any) -> set[str]:
-            seen = set()
-            for _ in range(n):
-                r = await h.client.post(CHAT, **kw)
-                assert r.status_code == 200, r.text
-                seen.add(r.json()["mesh"]["node_id"])
-            return seen
-
-        assert "eu1" not in await nodes(20, json=chat(), headers=bearer(no_eu))
+        assert "eu1" not in await _served_by(h, 20, json=chat(), headers=bearer(no_eu))
         # merged with the request's own avoid_regions
-        assert await nodes(5, json=chat(avoid_regions=["us"]), headers=bearer(no_eu)) == {"nowhere"}
-        assert await nodes(10, json=chat(), headers=bearer(strict)) == {"us1"}
+        assert await _served_by(h, 5, json=chat(avoid_regions=["us"]), headers=bearer(no_eu)) == {
+            "nowhere"
+        }
+        assert await _served_by(h, 10, json=chat(), headers=bearer(strict)) == {"us1"}
         # strict mode as a request extension, without a key
-        assert await nodes(10, json=chat(strict_regions=True, avoid_regions=["us"])) == {"eu1"}
+        assert await _served_by(h, 10, json=chat(strict_regions=True, avoid_regions=["us"])) == {
+            "eu1"
+        }
         r = await h.client.post(CHAT, json=chat(avoid_regions=["us"]), headers=bearer(strict))
         assert r.status_code == 503 and r.json()["error"]["code"] == "model_unavailable"
         r = await h.client.post(CHAT, json=chat(strict_regions="yes"))
@@ -346,18 +352,10 @@ async def test_a_region_is_avoided_however_its_case_or_spaces_are_written(tmp_pa
         await h.register("us1", region="us")
         key, _ = await new_key(h, avoid_regions=["Eu-West "])
 
-        async def nodes(n: int, **kw: Any) -> set[str]:
-            seen = set()
-            for _ in range(n):
-                r = await h.client.post(CHAT, **kw)
-                assert r.status_code == 200, r.text
-                seen.add(r.json()["mesh"]["node_id"])
-            return seen
-
-        assert await nodes(20, json=chat(avoid_regions=["eu-west"])) <= {"blank", "us1"}
-        assert await nodes(20, json=chat(), headers=bearer(key)) <= {"blank", "us1"}
+        assert await _served_by(h, 20, json=chat(avoid_regions=["eu-west"])) <= {"blank", "us1"}
+        assert await _served_by(h, 20, json=chat(), headers=bearer(key)) <= {"blank", "us1"}
         strict = chat(avoid_regions=["eu-west"], strict_regions=True)
-        assert await nodes(10, json=strict) == {"us1"}
+        assert await _served_by(h, 10, json=strict) == {"us1"}
 
 
 async def test_guessing_keys_is_limited_per_address(tmp_path: Path) -> None:
