@@ -1,4 +1,5 @@
-"""The mesh's request extensions, read at the gateway and stripped before forwarding.
+"""The mesh's request extensions, read at the gateway and stripped before forwarding
+(with the OpenAI fields that name or tag the client: ``core/withheld.py``).
 
 In the JSON body (the OpenAI request models tolerate unknown fields):
 
@@ -25,12 +26,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from LLM_Mesh.core.scoring import UNKNOWN_REGION, region_key
+from LLM_Mesh.core.withheld import WITHHELD_FIELDS
 from LLM_Mesh.errors import InvalidRequest
 
 __all__ = [
     "EXTENSION_FIELDS",
     "MAX_WAIT_S",
     "Extensions",
+    "forwarded_body",
     "read_extensions",
     "with_key_regions",
     "with_key_trusted_only",
@@ -130,6 +133,10 @@ def with_key_trusted_only(ext: Extensions) -> Extensions:
     return ext if ext.trusted_only else replace(ext, trusted_only=True)
 
 
-def strip_extensions(body: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``body`` without the extension fields (what the node receives)."""
-    return {k: v for k, v in body.items() if k not in EXTENSION_FIELDS}
+_NOT_FORWARDED = frozenset(EXTENSION_FIELDS + WITHHELD_FIELDS)
+
+
+def forwarded_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``body`` without the extension fields and the fields that name or tag the
+    client (``core/withheld.py``): what the node receives."""
+    return {k: v for k, v in body.items() if k not in _NOT_FORWARDED}

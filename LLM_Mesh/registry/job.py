@@ -37,8 +37,8 @@ class Job:
 
     path: str  # "/v1/chat/completions" or "/v1/completions"
     model: str
-    body: dict[str, Any]  # without the mesh extension fields
-    raw: bytes  # what a non-stream forwards: the client's bytes unless extensions were stripped
+    body: dict[str, Any]  # without the mesh extension fields and core/withheld.py's
+    raw: bytes  # what a non-stream forwards: the client's bytes unless fields were stripped
     stream: bool
     prompt_text: str
     max_tokens: int

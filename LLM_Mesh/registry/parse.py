@@ -6,7 +6,9 @@ In this order, before any node is called: the body within ``max_body_bytes``
 ``stop``: 400 ``limit_exceeded`` naming the limit; :mod:`LLM_Mesh.core.limits`,
 ``Settings.limits``), valid for the OpenAI request model (400 naming the field),
 with well-formed mesh extensions (400 naming the field;
-:mod:`~LLM_Mesh.registry.extensions`, stripped from what nodes receive), for a
+:mod:`~LLM_Mesh.registry.extensions`, stripped from what nodes receive, as are the OpenAI
+fields that name or tag the client, ``user`` and the like: :mod:`LLM_Mesh.core.withheld`;
+a body with none of them is forwarded as the client's bytes), for a
 model the catalog or some node knows (404 listing the models), and for a catalog
 model, ``max_tokens`` and the estimated prompt within the model's context (400
 ``context_length_exceeded``). The job carries the model's price and the request's
@@ -43,10 +45,11 @@ from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.stream_guard import token_limit
 from LLM_Mesh.core.validation import check_context
+from LLM_Mesh.core.withheld import has_withheld
 from LLM_Mesh.errors import InvalidRequest, ModelNotFound
 from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
-from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
+from LLM_Mesh.registry.extensions import forwarded_body, read_extensions
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.listing import custom_context, known_model_ids
 from LLM_Mesh.registry.runtime import Runtime, new_request_id
@@ -119,8 +122,8 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     except ValidationError as exc:
         raise invalid_from_pydantic(exc) from None
     ext = read_extensions(body, headers.get("x-mesh-wait"))
-    if ext.present:
-        body = strip_extensions(body)
+    if ext.present or has_withheld(body):  # else the client's bytes go on unchanged
+        body = forwarded_body(body)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     model = parsed.model
     spec = get_spec(model)

@@ -16,6 +16,7 @@ from LLM_Mesh.core.canary_shape import (
     reference_shape,
     render,
 )
+from LLM_Mesh.core.withheld import WITHHELD_FIELDS, has_withheld
 
 MODEL = "gemma-3-270m"
 
@@ -146,3 +147,13 @@ def test_hand_written_probes_order_their_keys_per_probe_and_render_the_same_each
 def test_the_sdk_form_writes_non_ascii_text_as_utf8_as_httpx_does() -> None:
     raw = render(Shape(style="sdk"), MODEL, "café ✓")
     assert '"prompt":"café ✓"'.encode() in raw and b"\\u" not in raw
+
+
+def test_no_probe_carries_a_field_user_requests_never_forward() -> None:
+    """A user's ``user``, ``metadata``... never reach a node (core/withheld.py), so a probe
+    carrying one would be told from users by it; and a probe is forwarded as its bytes (a
+    withheld field would make the gateway re-encode it)."""
+    for seed in range(300):
+        shape = choose(random.Random(seed))
+        body = json.loads(render(shape, MODEL, "def f():"))
+        assert not has_withheld(body) and not set(WITHHELD_FIELDS) & set(body)
