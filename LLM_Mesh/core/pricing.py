@@ -9,7 +9,8 @@ tokens and µNT per 1,000 completion tokens (:class:`Price`).
 - **Estimate** (:func:`estimate`), reserved from the payer before any node runs: the
   prompt counted at an upper bound of what any node's tokenizer makes of it
   (:func:`estimate_prompt_tokens`: its UTF-8 bytes, + 8 tokens a chat message for its
-  template, + 16 a request) and ``max_tokens`` completion tokens (none given: the answer
+  template, + 16 a request) and ``max_tokens`` completion tokens for each of ``n`` choices
+  (none given: each answer
   may run to the end of the model's context after the *real* prompt, which may be far
   shorter than the bound, so it is priced at the dearer end; a custom model's context is
   the largest any node declares for it, so the node that serves it is paid for what it
@@ -143,19 +144,29 @@ def completion_bound(prompt_tokens: int, max_tokens: int, context_length: int) -
 
 
 def estimate(
-    price: Price, prompt_text: str, max_tokens: int, context_length: int, messages: int = 0
+    price: Price,
+    prompt_text: str,
+    max_tokens: int,
+    context_length: int,
+    messages: int = 0,
+    choices: int = 1,
 ) -> int:
     """The most a request may cost: the estimated prompt (:func:`estimate_prompt_tokens`)
-    plus ``max_tokens``, priced; what is reserved before a node runs. Without ``max_tokens``
-    a real prompt of ``r`` tokens leaves ``context_length - r`` to the answer, so it may
-    cost ``r × prompt price + (context - r) × completion price``, for any ``r`` from 1 to the
-    bound: the dearer end of that range (a completion token costs more than a prompt token,
-    so usually a short prompt and the whole context of answer)."""
+    plus ``max_tokens`` for each of its ``choices`` (``n``: every choice is an answer, and
+    the usage sums their completion tokens; the prompt is processed once), priced; what is
+    reserved before a node runs. Without ``max_tokens`` a real prompt of ``r`` tokens leaves
+    ``context_length - r`` to each answer, so it may cost ``r × prompt price + choices ×
+    (context - r) × completion price``, for any ``r`` from 1 to the bound: the dearer end
+    of that range (a completion token costs more than a prompt token, so usually a short
+    prompt and the whole context of answer)."""
+    if type(choices) is not int or choices < 1:
+        raise ValueError(f"choices must be a whole number >= 1, got {choices!r}")
     prompt = estimate_prompt_tokens(prompt_text, messages)
     if max_tokens > 0:
-        return _priced(price, prompt, completion_bound(prompt, max_tokens, context_length))
-    longest = _priced(price, prompt, completion_bound(prompt, 0, context_length))
-    return max(longest, _priced(price, 1, completion_bound(1, 0, context_length)))
+        answers = choices * completion_bound(prompt, max_tokens, context_length)
+        return _priced(price, prompt, answers)
+    longest = _priced(price, prompt, choices * completion_bound(prompt, 0, context_length))
+    return max(longest, _priced(price, 1, choices * completion_bound(1, 0, context_length)))
 
 
 def part_costs(

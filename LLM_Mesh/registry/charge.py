@@ -93,7 +93,8 @@ def _refusal(job: Job, payer: str, seen: Reserved) -> PaymentRequired:
     }  # fmt: skip
     why = (
         f"this request may cost up to {job.estimate:,} micro-NetworkTokens (its prompt "
-        f"estimate plus max_tokens={job.max_tokens or 'the rest of the context'} at "
+        f"estimate plus max_tokens={job.max_tokens or 'the rest of the context'}"
+        f"{f' for each of n={job.choices} choices' if job.choices > 1 else ''} at "
         f"{job.model}'s prices)"
     )
     if payer == POOL:

@@ -14,7 +14,7 @@ model, ``max_tokens`` and the estimated prompt within the model's context (400
 ``context_length_exceeded``). The job carries the model's price and the request's
 estimate (:func:`~LLM_Mesh.core.pricing.estimate`: what the admit stage reserves; for a
 custom model priced at the largest context any node declares for it, so whichever node
-serves it, what it may send is paid for). Whether a healthy node serves it, and whether the
+serves it, what it may send is paid for; ``n`` choices are ``n`` answers). Whether a healthy node serves it, and whether the
 prompt fits that node's context, is the send stage's to say
 (:mod:`~LLM_Mesh.registry.send`).
 
@@ -157,7 +157,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         messages=messages,
         max_tokens=max_tokens,
         price=price,
-        estimate=estimate(price, prompt_text, max_tokens, spec.context_length, messages),
+        estimate=estimate(price, prompt_text, max_tokens, spec.context_length, messages, choices),
         catalog_context=catalog_context,
         request_id=request_id,
         started=started,

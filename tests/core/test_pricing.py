@@ -91,6 +91,22 @@ def test_estimate_is_prompt_estimate_plus_max_tokens() -> None:
     assert estimate(GEMMA, "x" * 30_000, 0, 100) == request_cost(GEMMA, 30_016, 1)
 
 
+def test_the_estimate_pays_for_every_choice_of_n() -> None:
+    """``n`` choices are ``n`` answers: each up to ``max_tokens`` (or the rest of the
+    context), the prompt once (OpenAI's usage sums the choices' completion tokens)."""
+    assert estimate(GEMMA, "x" * 10, 100, 32_768, choices=3) == request_cost(GEMMA, 26, 300)
+    one = estimate(GEMMA, "x" * 10, 100, 32_768)
+    assert estimate(GEMMA, "x" * 10, 100, 32_768, choices=1) == one
+    assert estimate(GEMMA, "x" * 10, 0, 1026, choices=2) == request_cost(GEMMA, 1, 2 * 1025)
+    # a dearer prompt token: one choice's dearer end is the long prompt; four answers, the
+    # short prompt and four contexts of answer
+    cheap = Price(1_000, 500)
+    assert estimate(cheap, "x" * 10, 0, 1026, choices=4) == request_cost(cheap, 1, 4 * 1025)
+    assert request_cost(cheap, 1, 4 * 1025) > request_cost(cheap, 26, 4 * 1000)
+    with pytest.raises(ValueError):
+        estimate(GEMMA, "x", 1, 100, choices=0)
+
+
 def test_parts_pay_the_prompt_once_and_each_its_own_tokens() -> None:
     # the first node delivered 10 tokens, the second continued with 30
     parts = part_costs(BIG, 100, [10, 30])

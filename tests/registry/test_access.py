@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.ratelimit import Limits
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
@@ -163,6 +164,21 @@ async def test_keyed_client_over_its_tpm_and_usage_settles_the_estimate(tmp_path
             ("x-ratelimit-remaining-tokens", "63"),  # 9 + 61 - 7
             ("x-ratelimit-reset-tokens", "22.2s"),
         )
+
+
+async def test_n_choices_are_charged_to_the_tpm_for_each(tmp_path: Path) -> None:
+    """``n: 3`` may use ``max_tokens`` three times: charged before it runs for each choice
+    (found 2026-12-03: charged as one answer, so a key's tpm let three times its tokens
+    through before the usage came back)."""
+    async with running(tmp_path, limits=RequestLimits(max_n=3)) as h:
+        await h.register("a")
+        key, _ = await new_key(h, tpm=100)
+        # ceil(len("hi") / 4) + 3 x 20 = 61 charged before
+        r = await h.client.post(CHAT, json=chat(max_tokens=20, n=3), headers=bearer(key))
+        assert r.status_code == 200, r.text
+        assert r.headers["x-ratelimit-remaining-tokens"] == "39"
+        r = await h.client.post(CHAT, json=chat(max_tokens=30, n=3), headers=bearer(key))
+        assert r.status_code == 429  # 1 + 90 > the 85 left once the first's 15 came back
 
 
 class HeldNodes(FakeNodes):

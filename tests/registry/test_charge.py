@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL
+from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.pricing import estimate, request_cost, usual_prompt_tokens
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
@@ -92,6 +93,48 @@ async def test_a_user_without_enough_balance_gets_402_before_any_node_runs(
         assert node.calls == []  # no node ran
         await settlement(h).flush()
         assert await settlement(h).balance(account) == (ESTIMATE - 1, 0)
+
+
+class ChoicesNodes(FakeNodes):
+    """Fake nodes that give the ``n`` choices asked for: each the usual 5 tokens, usage
+    summed over them (OpenAI's)."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        resp = super().handler(request)
+        if request.url.path != CHAT or resp.status_code != 200:
+            return resp
+        n = json.loads(request.content).get("n") or 1
+        data = json.loads(resp.content)
+        data["choices"] = [{**data["choices"][0], "index": i} for i in range(n)]
+        data["usage"]["completion_tokens"] *= n
+        data["usage"]["total_tokens"] = sum(
+            data["usage"][k] for k in ("prompt_tokens", "completion_tokens")
+        )
+        return httpx.Response(200, json=data)
+
+
+async def test_n_choices_reserve_and_pay_for_every_choice(tmp_path: Path) -> None:
+    """With ``max_n`` raised, ``n: 3`` may cost three answers: its estimate covers them
+    (found 2026-12-03: the estimate ignored ``n``, so a payer with a one-answer estimate got
+    three, and the charge, capped at that estimate, paid the node for one and a bit)."""
+    three = estimate(PRICE, "hi", 5, 32_768, 1, choices=3)  # (26 x 5000 + 15 x 10000) / 1000
+    assert three == 280 > ESTIMATE
+    async with running(tmp_path, nodes=ChoicesNodes(), limits=RequestLimits(max_n=3)) as h:
+        node = await register(h, "a", "alice")
+        key, account = await new_user(h, three - 1)
+        r = await h.client.post(CHAT, json={**BODY, "n": 3}, headers=bearer(key))
+        assert r.status_code == 402, r.text
+        assert r.json()["error"]["estimate"] == three and node.calls == []
+        await fund(h, account, 1)
+        r = await h.client.post(CHAT, json={**BODY, "n": 3}, headers=bearer(key))
+        assert r.status_code == 200, r.text
+        assert len(r.json()["choices"]) == 3
+        cost = request_cost(PRICE, 10, 15)  # the node's usage: 10 prompt, 3 x 5 completion
+        assert r.json()["mesh"]["cost"] == cost == 200
+        s = settlement(h)
+        await s.flush()
+        assert await s.balance(account) == (three - cost, 0)
+        assert await s.balance(operator_account("alice")) == (190, 0)
 
 
 async def test_a_user_pays_the_exact_cost_and_the_operator_earns_it_less_the_fee(
