@@ -10,10 +10,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from LLM_Mesh.core.withheld import WITHHELD_FIELDS
-from tests.registry.helpers import running
+from tests.registry.helpers import FakeNode, FakeNodes, running
+from tests.registry.test_midstream import Dies, _first_is, completion_chunks
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -94,3 +96,32 @@ async def test_a_body_with_nothing_to_withhold_is_forwarded_as_sent(
         r = await h.client.post(path, content=raw, headers={"content-type": "application/json"})
         assert r.status_code == 200, r.text
         assert node.calls[0]["raw"] == raw
+
+
+async def test_the_node_continuing_a_stream_gets_none_of_them(tmp_path: Path) -> None:
+    """A stream continued on another node after the first broke mid-answer gets a body the
+    gateway builds (``continuation.py``, from the job's body): stripped too."""
+    marker = uuid.uuid4().hex
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        sse = {"content-type": "text/event-stream"}
+        if node.node_id == "a":
+            head = completion_chunks("a", model, ["Once", " upon"])[:2]
+            return httpx.Response(200, headers=sse, stream=Dies(head))
+        return httpx.Response(
+            200, headers=sse, content=b"".join(completion_chunks("b", model, [" a", " time"]))
+        )
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        a = await h.register("a")
+        b = await h.register("b")
+        body = _body(COMPLETIONS, True, **_identifying(marker))
+        text = await _first_is(h, "a", "b", body, COMPLETIONS)
+        assert " time" in text
+        assert (len(a.calls), len(b.calls)) == (1, 1)  # b continued a's stream
+        assert b.calls[0]["body"]["prompt"] != "hi"  # the continuation's own body
+        for call in a.calls + b.calls:
+            assert marker.encode() not in call["raw"]
+            assert not set(WITHHELD_FIELDS) & set(call["body"])
