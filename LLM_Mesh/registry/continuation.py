@@ -13,6 +13,9 @@ far:
   render the messages, then an *open* assistant turn holding that text (no
   end-of-turn token), and stream only the tokens that follow it.
 - Nothing generated yet: the original body, to any node.
+- A stream of ``n`` > 1 choices (``LLM_MESH_MAX_N`` raised) is not continued once text
+  was sent: its text so far is every choice's run together, no prompt to go on from; it
+  ends with an error event ``continuation_unsupported``.
 
 The send stage (:mod:`~LLM_Mesh.registry.send_stream`) decides when and where to
 continue and rebuilds the text so far lazily, only on a failover, from the raw

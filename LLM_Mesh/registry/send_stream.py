@@ -459,6 +459,10 @@ class NodeStream:
             ex.stop(Stop.SUCCEEDED)
             tally.outcome = "ok"
             return _DONE
+        if self.text and job.choices > 1:  # the text so far is every choice's, run together
+            ex.stop(Stop.NO_NODE)
+            return self._fail(f"{reason}; a stream of n={job.choices} choices cannot be "
+                              "continued on another node", "continuation_unsupported")  # fmt: skip
         ext = ex.ext
         if self.text and job.path == CHAT_PATH:
             able = frozenset(

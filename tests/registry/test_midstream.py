@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.core.limits import RequestLimits
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, running, sse_chunks
 
 
@@ -149,3 +150,36 @@ async def test_chat_without_node_support_ends_with_error_event(tmp_path: Path) -
         await h.runtime.writer.flush()
         (rec,) = h.store.requests
         assert rec.outcome == "error" and rec.error_code == "continuation_unsupported"
+
+
+async def test_a_stream_of_n_choices_is_not_continued_as_one(tmp_path: Path) -> None:
+    """With ``max_n`` raised, a stream of 2 choices whose node dies is not continued: the
+    text so far is both choices' chunks run together, no prompt to continue either from
+    (found 2026-12-03: the next node was asked to continue ``"hi" + "AB"``, choice 0's and
+    choice 1's tokens as one text, and its answer was relayed as the choices' rest)."""
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        sse = {"content-type": "text/event-stream"}
+        if node.node_id == "a":
+            base = {"id": "cmpl-a", "object": "text_completion", "created": 1, "model": model}
+            head = [
+                _ev({**base, "choices": [{"index": i, "text": t, "finish_reason": None}]})
+                for i, t in ((0, "A"), (1, "B"))
+            ]
+            return httpx.Response(200, headers=sse, stream=Dies(head))
+        chunks = completion_chunks("b", model, [" rest"])
+        return httpx.Response(200, headers=sse, content=b"".join(chunks))
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=3,
+                       limits=RequestLimits(max_n=2)) as h:  # fmt: skip
+        await h.register("a")
+        await h.register("b")
+        body = {"model": "gemma-3-270m", "prompt": "hi", "stream": True, "max_tokens": 8, "n": 2}
+        text = await _first_is(h, "a", "b", body, "/v1/completions")
+        events = [e for e in text.split("\n\n") if e]
+        assert events[-1] == "data: [DONE]"
+        err = json.loads(events[-2][len("data: ") :])["error"]
+        assert err["code"] == "continuation_unsupported" and "n=2" in err["message"]
+        assert h.nodes.nodes["b:8801"].calls == []
