@@ -12,6 +12,7 @@ sees the body:
 | ``prompt_cache_key`` | its other successor: a key bucketing "similar requests", often per user or session |
 | ``metadata`` | up to 16 key-value pairs the client tags a stored completion with |
 | ``store`` | whether the provider should keep the completion: the mesh keeps none, and a node told nothing of it cannot be asked |
+| ``web_search_options`` | the provider's web search, with ``user_location``: the user's city, region, country and time zone (no node searches the web) |
 
 Fields that say nothing of who sent a request (``service_tier``,
 ``prompt_cache_retention``, sampling, ``task_type``) are forwarded as sent. The fields
@@ -24,7 +25,14 @@ from typing import Any
 
 __all__ = ["WITHHELD_FIELDS", "has_withheld"]
 
-WITHHELD_FIELDS = ("user", "safety_identifier", "prompt_cache_key", "metadata", "store")
+WITHHELD_FIELDS = (
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+    "metadata",
+    "store",
+    "web_search_options",
+)
 _WITHHELD = frozenset(WITHHELD_FIELDS)
 
 

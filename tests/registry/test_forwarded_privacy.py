@@ -38,6 +38,9 @@ def _identifying(marker: str) -> dict[str, Any]:
         "prompt_cache_key": f"pck-{marker}",
         "metadata": {"account": f"acct-{marker}"},
         "store": True,
+        "web_search_options": {
+            "user_location": {"type": "approximate", "approximate": {"city": f"city-{marker}"}}
+        },
     }
 
 
