@@ -50,7 +50,6 @@ __all__ = [
     "VOID",
     "answered_rows",
     "balance",
-    "balance_at",
     "held_nodes",
     "release",
     "revive",
@@ -420,23 +419,6 @@ async def balance(engine: AsyncEngine, account: str) -> tuple[int, int]:
             await conn.execute(select(b.c.balance, b.c.reserved).where(b.c.account == account))
         ).first()
     return (0, 0) if row is None else (int(row.balance), int(row.reserved))
-
-
-async def balance_at(engine: AsyncEngine, account: str) -> tuple[int, int, int]:
-    """``(balance, reserved, tree size)`` of ``account`` in one statement (one snapshot:
-    each append writes its entries and the balances in one transaction), so whoever reads
-    it can check the balance against the first ``tree size`` entries of the ledger."""
-    h, b = tables.ledger_head, tables.balances
-    stmt = (
-        select(h.c.size, b.c.balance, b.c.reserved)
-        .select_from(h.outerjoin(b, b.c.account == account))
-        .where(h.c.id == 1)
-    )
-    async with engine.connect() as conn:
-        row = (await conn.execute(stmt)).one()
-    if row.balance is None:
-        return 0, 0, int(row.size)
-    return int(row.balance), int(row.reserved), int(row.size)
 
 
 class _Moved(Exception):
