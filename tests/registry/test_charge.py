@@ -504,3 +504,35 @@ async def test_a_new_utc_day_refills_a_dry_pool_at_once(tmp_path: Path) -> None:
         assert (await h.client.post(CHAT, json=BODY)).status_code == 402
         now[0] += 86_400  # the next day, before any upkeep round: the refusal tops it up
         assert (await h.client.post(CHAT, json=BODY)).status_code == 200
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["no-id", "request-id"])
+async def test_a_request_that_raises_before_it_is_paid_releases_its_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_id: bool
+) -> None:
+    """A non-stream whose handler raises other than a refusal (a bug in a later stage; a
+    cancellation) before it is paid: its reservation is voided at once, as a failure's
+    (found 2026-12-03: the admission told the price check it ended "without an answer to
+    keep", as an open stream, which is paid when it ends, so the estimate stayed reserved,
+    out of the payer's available balance, until the gateway process stopped)."""
+    from LLM_Mesh.registry import pipeline
+
+    def broken(*_a: Any, **_k: Any) -> float:
+        raise RuntimeError("a bug after the node answered")
+
+    monkeypatch.setattr(pipeline, "mesh_answer", broken)
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        headers = {**bearer(key), **({"X-Request-Id": "r-9"} if with_id else {})}
+        r = await h.client.post(CHAT, json=BODY, headers=headers)
+        assert r.status_code == 500 and len(node.calls) == 1
+        s = settlement(h)
+        for _ in range(40):  # the void is queued, not awaited; the lease goes back idle
+            await s.flush()
+            s.give_back(float("inf"))
+            await s.flush()
+            if await s.balance(account) == (1000, 0):
+                break
+            await asyncio.sleep(0.05)
+        assert await s.balance(account) == (1000, 0)  # nothing paid, nothing held
