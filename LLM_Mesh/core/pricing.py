@@ -121,10 +121,13 @@ def estimate_prompt_tokens(prompt_text: str, messages: int = 0) -> int:
 
 
 def usual_prompt_tokens(prompt_text: str, messages: int = 0) -> int:
-    """A usual count of the prompt's tokens, what a payer is charged for its prompt when no
-    node said how many it processed (``registry/account.charged_prompt_tokens``): the bound
-    (:func:`estimate_prompt_tokens`) is ~3.6 times an English prompt's real count, and
-    charging it there would make the payer pay for tokens nobody processed. ``ceil(chars /
+    """A usual count of the prompt's tokens, the mesh's one rule for it: what a payer is
+    charged for its prompt when no node said how many it processed
+    (``registry/account.charged_prompt_tokens``), and the prompt's share of what a request
+    takes from a tpm bucket before it runs (``core/ratelimit.estimate_tokens``, settled by
+    the real usage after). Not the bound (:func:`estimate_prompt_tokens`), ~3.6 times an
+    English prompt's real count: charged there, the payer would pay for tokens nobody
+    processed, and a tpm would refuse requests whose real usage fits it. ``ceil(chars /
     3)`` + 5 a chat message + 16: never above the bound (bytes ≥ characters, 5 < 8)."""
     _whole("messages", messages)
     chars = _ceil_div(len(prompt_text), USUAL_CHARS_PER_TOKEN)

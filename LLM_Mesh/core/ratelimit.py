@@ -3,7 +3,8 @@
 Every limit is a :class:`Bucket` (capacity = the per-minute limit, refilled evenly
 over a minute), so a client may burst up to its whole minute and then goes at the
 steady rate. A request takes one *request* token and, where a tokens-per-minute
-limit applies, its *token estimate* (prompt estimate + ``max_tokens``) from the
+limit applies, its *token estimate* (the prompt's usual count + ``max_tokens``,
+:func:`estimate_tokens`) from the
 token bucket; when its real usage is known the estimate is corrected
 (:meth:`RateLimiter.settle`: unused tokens come back, extra ones are owed, so the
 bucket may go below zero and the next request waits longer).
@@ -27,6 +28,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address, ip_network
 
+from LLM_Mesh.core.pricing import usual_prompt_tokens
+
 __all__ = [
     "Bucket",
     "Decision",
@@ -38,13 +41,20 @@ __all__ = [
     "limit_headers",
 ]
 
-CHARS_PER_TOKEN = 4  # a usual English/code average: the estimate charged before the answer
 DEFAULT_MAX_SCOPES = 100_000
 
 
-def estimate_tokens(prompt_text: str, max_tokens: int) -> int:
-    """What a request is charged before its answer: the prompt's estimate plus ``max_tokens``."""
-    return math.ceil(len(prompt_text) / CHARS_PER_TOKEN) + max(0, max_tokens)
+def estimate_tokens(prompt_text: str, max_tokens: int, messages: int = 0) -> int:
+    """What a request is charged before its answer: the usual count of its prompt plus
+    ``max_tokens``. The usual count is the one rule of the mesh
+    (:func:`~LLM_Mesh.core.pricing.usual_prompt_tokens`: ``ceil(characters / 3)`` + 5 a
+    chat message, ``messages``, + 16), the count a payer is charged for a prompt no node
+    counted; not the price estimate's upper bound (UTF-8 bytes, ~3.6x a prose prompt's
+    tokens), which would refuse requests whose real usage fits the tpm. Settled by the real
+    usage after (:meth:`RateLimiter.settle`). Until 2026-12-03 the tpm had its own rule,
+    ``ceil(characters / 4)`` and nothing for the template: every request is charged more
+    before now (16 + 5 a message + a twelfth of its characters), never less."""
+    return usual_prompt_tokens(prompt_text, messages) + max(0, max_tokens)
 
 
 @dataclass(frozen=True)

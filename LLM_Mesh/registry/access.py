@@ -170,14 +170,15 @@ class RateLimit:
 
 def _token_charge(job: Job, tpm: int) -> int:
     """What a request takes from a token bucket of ``tpm`` before it runs: its prompt
-    estimate (a usual count, ``ratelimit.estimate_tokens``, not the price estimate's upper
-    bound: the charge is settled by the real usage, and a bound of up to 4× a prose
+    estimate (its usual count, ``ratelimit.estimate_tokens``: ``pricing.usual_prompt_tokens``,
+    the count a payer is charged for a prompt no node counted; not the price estimate's
+    upper bound: the charge is settled by the real usage, and a bound of up to 4× a prose
     prompt's tokens would refuse requests whose real usage fits the tpm) and ``max_tokens``
     for each of ``n`` choices; without ``max_tokens`` each answer may run to the end of the
     model's context, so the charge is that, up to the whole ``tpm`` (given back when the
     real usage is known): charged its prompt only, any number of such requests ran at once."""
     choices = max(1, job.choices)  # n: each choice may use max_tokens (the usage sums them)
-    need = estimate_tokens(job.prompt_text, job.max_tokens * choices)
+    need = estimate_tokens(job.prompt_text, job.max_tokens * choices, job.messages)
     if job.max_tokens:
         return need
     rest = completion_bound(need, 0, job.context or 1) * choices

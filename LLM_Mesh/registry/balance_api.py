@@ -33,7 +33,6 @@ from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.access import Authenticate
 from LLM_Mesh.registry.job import Client
 from LLM_Mesh.registry.runtime import get_runtime
-from LLM_Mesh.registry.settle_ledger import balance_at
 from LLM_Mesh.registry.settlement import user_account
 
 router = APIRouter(tags=["Balance"])
@@ -78,7 +77,8 @@ async def get_balance(request: Request) -> JSONResponse:
     if rt.ledger is None:  # pragma: no cover - wiring bug
         raise MeshError("the ledger is not set up")
     account = POOL if key is None else user_account(key.key_id)
-    held, reserved, size = await balance_at(await rt.ledger.engine(), account)
+    size, rows = await rt.ledger.stored_balances((account,))
+    held, reserved = rows.get(account, (0, 0))
     body: dict[str, object] = {
         "object": "balance",
         "account": account,

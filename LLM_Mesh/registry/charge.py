@@ -39,14 +39,24 @@ log = logging.getLogger(__name__)
 class SettledPayment:
     """One request's reservation: paid with its exact parts, or voided; exactly once."""
 
-    __slots__ = ("done", "estimate", "key", "model", "payer", "settlement")
+    __slots__ = ("done", "estimate", "key", "model", "payer", "settlement", "stream")
 
-    def __init__(self, settlement: Settlement, key: str, payer: str, model: str, estimate: int):
+    def __init__(
+        self,
+        settlement: Settlement,
+        key: str,
+        payer: str,
+        model: str,
+        estimate: int,
+        *,
+        stream: bool = True,
+    ):
         self.settlement = settlement
         self.key = key
         self.payer = payer
         self.model = model
         self.estimate = estimate
+        self.stream = stream  # False: a non-stream's, never paid after its handler ended
         self.done = False
 
     async def pay(self, parts: Sequence[tuple[str, int]], receipt_hash: str | None) -> None:
@@ -75,8 +85,11 @@ class SettledPayment:
 
     # the admission's Hold: a request that ends without being paid costs nothing
     def release(self, response: Response | None) -> None:
-        if response is not None:  # a non-stream ended, or a stream refused before it opened
-            # (an open stream is paid when it ends)
+        # a non-stream ended (with an answer, or raising: None), or a stream refused before
+        # it opened; an open stream (None) is paid when it ends. Until 2026-12-03 a
+        # non-stream that raised (not a refusal) kept its reservation until the process
+        # stopped: None was taken for an open stream's
+        if response is not None or not self.stream:
             self.void()
 
     def abandon(self) -> None:
@@ -132,7 +145,9 @@ class Charge:
             seen = await self._reserve(job, payer)  # a new day's budget
         if not seen.ok:
             raise _refusal(job, payer, seen)
-        payment = SettledPayment(s, job.settle_key, payer, job.model, job.estimate)
+        payment = SettledPayment(
+            s, job.settle_key, payer, job.model, job.estimate, stream=job.stream
+        )
         client.payment = payment
         return payment
 

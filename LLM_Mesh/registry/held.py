@@ -26,15 +26,23 @@ node, or its held balance, away.
 
 A request a revoked node answered before its revocation can be settled after the
 revocation's forfeit (a gateway's settler a moment later, or recovery of a dead gateway's
-answered rows up to minutes later): its ``hold`` would then wait in the held account of a
-node nobody will clear. :func:`forfeit_revoked` (every settlement upkeep round, in every
-gateway process) forfeits the held earnings of nodes revoked in the last
-:data:`FORFEIT_WINDOW_S` as the revocation did (until 2026-12-03 they stayed held, out of
-every balance that is ever paid, until the admin ran the revocation again).
+answered rows, minutes or days later): its ``hold`` would then wait in the held account of
+a node nobody will clear. Settlement reads the revocations of a batch's held nodes inside
+its append's transaction and forfeits a revoked node's share in the same batch (``hold``
+then ``forfeit``, ``settle_ledger.transfers``), however long after the revocation; a
+hold appended while the revocation's forfeit runs is waited for by it (above). As a
+backstop (a hold written by a gateway of an earlier version during a rolling upgrade),
+:func:`forfeit_revoked` (every settlement upkeep round, in every gateway process)
+forfeits the held earnings of nodes revoked in the last :data:`FORFEIT_WINDOW_S`, one
+indexed read of a day's revocations (until 2026-12-03 a hold settled after the
+revocation stayed held, out of every balance that is ever paid, unless this backstop
+saw it within the day).
 
 Each moves exactly what the account holds, once: the amount is read, then checked again
 inside the append's transaction (appends are serialised on the ledger head), and read
-again if it moved (a held request settled meanwhile). Whatever is held after a release
+again if it moved (a held request settled meanwhile); nothing held is checked under the
+head lock too, so a hold being appended as the node is revoked (its settlement read the
+node not revoked yet) is forfeited, not left behind. Whatever is held after a release
 (a request another registry answered in the second before it learnt of the clear) is
 released by the next ``nodes clear``, which always releases what is held.
 """
@@ -68,9 +76,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _TRIES = 5
-#: how long after a node's revocation its late holds are forfeited by the upkeep: longer
-#: than any settle of an answer it gave before (recovery of a dead gateway: 30 s and the
-#: answers' retries, about 100 s; a gateway down for hours is recovered at its restart)
+#: how long after a node's revocation the upkeep's backstop forfeits holds that reached
+#: its held account (settlement itself forfeits a revoked node's share, at any time)
 FORFEIT_WINDOW_S = 86_400.0
 
 
@@ -108,8 +115,6 @@ async def _pay_out(ledger: SqlLedger, node_id: str, kind: str, to: str) -> int:
     held = held_account(node_id)
     for _ in range(_TRIES):
         seen, _reserved = await balance(engine, held)
-        if seen <= 0:
-            return 0
 
         async def guard(conn: AsyncConnection, seen: int = seen) -> bool:
             b = tables.balances
@@ -119,6 +124,9 @@ async def _pay_out(ledger: SqlLedger, node_id: str, kind: str, to: str) -> int:
             return True
 
         try:
+            if seen <= 0:  # nothing held, once any append in flight (a hold) is done
+                await ledger.locked(guard)
+                return 0
             await ledger.append([Transfer(kind, held, to, seen)], guard=guard)
         except _Moved:
             continue

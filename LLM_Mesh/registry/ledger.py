@@ -491,17 +491,17 @@ class SqlLedger:
                     out[acct] = out.get(acct, 0) + sign * int(total)
         return out
 
-    async def stored_balances(self) -> tuple[int, dict[str, tuple[int, int]]]:
-        """The tree's size and every ``balances`` row (account → ``(balance, reserved)``)
-        in one statement (one snapshot), for an audit to hold against the entries."""
+    async def stored_balances(
+        self, accounts: Sequence[str] | None = None
+    ) -> tuple[int, dict[str, tuple[int, int]]]:
+        """The tree's size and the ``balances`` rows (account → ``(balance, reserved)``) of
+        ``accounts`` (``None``: all) in one statement: one snapshot, to hold against the
+        first ``size`` entries (``ledger verify``; ``GET /v1/balance``, one account)."""
         h, b = tables.ledger_head, tables.balances
-        stmt = (
-            select(h.c.size, b.c.account, b.c.balance, b.c.reserved)
-            .select_from(h.outerjoin(b, literal(True)))
-            .where(h.c.id == _HEAD)
-        )
-        engine = await self.engine()
-        async with engine.connect() as conn:
+        on = literal(True) if accounts is None else b.c.account.in_(list(accounts))
+        stmt = select(h.c.size, b.c.account, b.c.balance, b.c.reserved)
+        stmt = stmt.select_from(h.outerjoin(b, on)).where(h.c.id == _HEAD)
+        async with (await self.engine()).connect() as conn:
             rows = (await conn.execute(stmt)).all()
         out = {r.account: (int(r.balance), int(r.reserved)) for r in rows if r.account}
         return (int(rows[0].size) if rows else 0), out

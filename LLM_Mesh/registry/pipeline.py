@@ -112,9 +112,12 @@ class Pipeline:
         tally = ex.tally
         latency_ms = mesh_answer(rt, job, tally, answer.data)
         try:
+            # the answer's bytes first, then the payment: nothing that can fail comes between
+            # paying and the answer's release (until 2026-12-03 a failure after paying was a
+            # 500 that freed the request id: a retry ran and was paid again)
+            response = json_answer(job, answer.node_id, answer.data, tally.receipt)
             await pay(job, tally, client)
             client.used(_tokens(tally))
-            response = json_answer(job, answer.node_id, answer.data, tally.receipt)
         except BaseException:
             record_answer(rt, job, tally, latency_ms)
             raise

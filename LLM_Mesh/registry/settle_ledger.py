@@ -8,7 +8,9 @@
   ``answered`` → ``settled`` and releases what they reserved, in the entries'
   transaction. Rows not all ``answered`` (settled or voided by someone else) refuse the
   batch; it is then retried one request at a time, and a request refused alone is
-  already settled: nothing is paid twice.
+  already settled: nothing is paid twice. The share of a held node whose key is revoked
+  (the revocation's own forfeit ran before this hold) goes on to ``network`` in the same
+  batch (``hold`` then ``forfeit``), the revocations read again inside the transaction.
 - :func:`answered_rows` reads answered requests back as :class:`Answer` s (recovery);
   :func:`row_state`, one request's state (an answer written again that found it not
   pending: ``Settlement._again``).
@@ -26,7 +28,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -48,9 +50,10 @@ __all__ = [
     "VOID",
     "answered_rows",
     "balance",
-    "balance_at",
+    "held_nodes",
     "release",
     "revive",
+    "revoked_among",
     "row_state",
     "settle",
     "spend_again",
@@ -64,12 +67,15 @@ log = logging.getLogger(__name__)
 
 POOL_KIND = "pool_budget"
 _TOP_UP_TRIES = 5
+_REVOKED_TRIES = 5
 
 
-def transfers(a: Answer) -> list[Transfer]:
+def transfers(a: Answer, revoked: Collection[str] = ()) -> list[Transfer]:
     """The ledger entries that pay for answered request ``a`` (every part's operator known):
     the share to the operator (``settle``), or to the node's held account (``hold``: the
-    node was quarantined when it answered), and the fee to the network."""
+    node was quarantined when it answered) and, for a node in ``revoked`` (its key revoked
+    before this settles: the revocation's own forfeit ran before this hold), on from there
+    to the network (``forfeit``, as the revocation did), and the fee to the network."""
     out: list[Transfer] = []
     for p in a.parts:
         if p.operator is None:
@@ -78,6 +84,8 @@ def transfers(a: Answer) -> list[Transfer]:
         if share > 0:
             kind = "hold" if is_held_account(p.operator) else "settle"
             out.append(Transfer(kind, a.payer, p.operator, share, a.key, a.receipt_hash))
+            if kind == "hold" and p.node_id in revoked:
+                out.append(Transfer("forfeit", p.operator, NETWORK, share, a.key, a.receipt_hash))
         if p.fee > 0:
             out.append(Transfer("fee", a.payer, NETWORK, p.fee, a.key, a.receipt_hash))
     return out
@@ -122,18 +130,69 @@ def _guard(
     return guard
 
 
+def held_nodes(answers: Sequence[Answer]) -> list[str]:
+    """The nodes whose share of ``answers`` goes to their held account (sorted)."""
+    return sorted({p.node_id for a in answers for p in a.parts if is_held_account(p.operator)})
+
+
+def revoked_among(nodes: Sequence[str]) -> Any:
+    """The statement reading which of ``nodes`` have their key revoked (by its primary key)."""
+    k = tables.node_keys
+    return select(k.c.node_id).where(k.c.node_id.in_(list(nodes)), k.c.revoked_at.is_not(None))
+
+
+class _Revoked(Exception):
+    """A held node of the batch was revoked between reading the revocations and the append."""
+
+
+async def _append(
+    ledger: SqlLedger, answers: Sequence[Answer], now: datetime, revoked: frozenset[str]
+) -> bool:
+    """Append ``answers``' entries, their held nodes' revocations checked again inside the
+    append's transaction (:class:`_Revoked` when one was revoked meanwhile)."""
+    guard, nodes = _guard(answers, now), held_nodes(answers)
+
+    async def checked(conn: AsyncConnection) -> bool:
+        if nodes:
+            found = (await conn.execute(revoked_among(nodes))).scalars()
+            if {str(n) for n in found} != revoked:
+                raise _Revoked
+        return await guard(conn)
+
+    batch = [t for a in answers for t in transfers(a, revoked)]
+    return bool(await ledger.append(batch, guard=checked))
+
+
+async def _settle_once(ledger: SqlLedger, answers: Sequence[Answer], now: datetime) -> bool:
+    nodes = held_nodes(answers)
+    for _ in range(_REVOKED_TRIES):
+        revoked: frozenset[str] = frozenset()
+        if nodes:  # rare: a batch paying a quarantined node
+            engine = await ledger.engine()
+            async with engine.connect() as conn:
+                found = (await conn.execute(revoked_among(nodes))).scalars()
+                revoked = frozenset(str(n) for n in found)
+        try:
+            return await _append(ledger, answers, now, revoked)
+        except _Revoked:
+            continue
+    raise RuntimeError("settlement: a held node's revocation kept changing")
+
+
 async def settle(ledger: SqlLedger, answers: Sequence[Answer], now: datetime) -> int:
-    """Pay for ``answers`` in the ledger, each exactly once; how many this call settled."""
+    """Pay for ``answers`` in the ledger, each exactly once; how many this call settled.
+    The share of a held node whose key is revoked is forfeited in the same append
+    (``hold`` then ``forfeit``), the revocations read inside its transaction: whenever
+    an answer of a revoked node settles, its share ends with the network."""
     if not answers:
         return 0
-    batch = [t for a in answers for t in transfers(a)]
-    if await ledger.append(batch, guard=_guard(answers, now)):
+    if await _settle_once(ledger, answers, now):
         return len(answers)
     if len(answers) == 1:
         return 0
     done = 0
     for a in answers:  # someone settled (or voided) some of them: one at a time
-        if await ledger.append(transfers(a), guard=_guard([a], now)):
+        if await _settle_once(ledger, [a], now):
             done += 1
     return done
 
@@ -360,23 +419,6 @@ async def balance(engine: AsyncEngine, account: str) -> tuple[int, int]:
             await conn.execute(select(b.c.balance, b.c.reserved).where(b.c.account == account))
         ).first()
     return (0, 0) if row is None else (int(row.balance), int(row.reserved))
-
-
-async def balance_at(engine: AsyncEngine, account: str) -> tuple[int, int, int]:
-    """``(balance, reserved, tree size)`` of ``account`` in one statement (one snapshot:
-    each append writes its entries and the balances in one transaction), so whoever reads
-    it can check the balance against the first ``tree size`` entries of the ledger."""
-    h, b = tables.ledger_head, tables.balances
-    stmt = (
-        select(h.c.size, b.c.balance, b.c.reserved)
-        .select_from(h.outerjoin(b, b.c.account == account))
-        .where(h.c.id == 1)
-    )
-    async with engine.connect() as conn:
-        row = (await conn.execute(stmt)).one()
-    if row.balance is None:
-        return 0, 0, int(row.size)
-    return int(row.balance), int(row.reserved), int(row.size)
 
 
 class _Moved(Exception):

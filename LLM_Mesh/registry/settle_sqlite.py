@@ -13,6 +13,8 @@ guard of :func:`~LLM_Mesh.registry.settle_ledger.settle`:
    part of every request flipped, :class:`Refused` (the caller rolls back and retries one
    request at a time: exactly once, as ``settle_ledger.settle``); then each payer's
    ``reserved`` drops by what its requests held, in account order;
+   the revoked among the batch's held nodes (a quarantined node's share, ``hold``), whose
+   share is forfeited in the same batch (``settle_ledger.transfers``);
 3. the entries (each committing to the previous one), the tree nodes they complete, each
    account's ``balance`` (account order) and the new head.
 
@@ -34,7 +36,7 @@ from LLM_Mesh.core.ledger_entry import Transfer
 from LLM_Mesh.registry.ledger import balance_deltas, build_batch, entry_row
 from LLM_Mesh.registry.ledger_tree import pack_frontier, unpack_frontier
 from LLM_Mesh.registry.settle_db import Answer
-from LLM_Mesh.registry.settle_ledger import transfers
+from LLM_Mesh.registry.settle_ledger import held_nodes, transfers
 
 __all__ = ["Refused", "append_settled"]
 
@@ -52,6 +54,7 @@ _BALANCE = (
     "INSERT INTO balances (account, balance, reserved) VALUES (?, ?, 0) "
     "ON CONFLICT (account) DO UPDATE SET balance = balances.balance + excluded.balance"
 )
+_REVOKED = "SELECT node_id FROM node_keys WHERE node_id IN ({marks}) AND revoked_at IS NOT NULL"
 _NEW_HEAD = (
     "UPDATE ledger_head SET size = ?, frontier = ?, last_leaf = ?, last_time_us = ? WHERE id = 1"
 )
@@ -88,7 +91,13 @@ def append_settled(
     if row is None:  # pragma: no cover - the migration makes the head row
         raise RuntimeError("the ledger has no head row")
     _flip(conn, answers, now)
-    moves: list[Transfer] = [t for a in answers for t in transfers(a)]
+    revoked: frozenset[str] = frozenset()
+    nodes = held_nodes(answers)
+    if nodes:  # rare: a batch paying a quarantined node; a revoked one's share forfeited
+        marks = ", ".join("?" for _ in nodes)
+        found = conn.execute(_REVOKED.format(marks=marks), nodes).fetchall()
+        revoked = frozenset(str(r[0]) for r in found)
+    moves: list[Transfer] = [t for a in answers for t in transfers(a, revoked)]
     b = build_batch(
         moves, int(row[0]), unpack_frontier(bytes(row[1])), bytes(row[2]), max(now_us, int(row[3]))
     )

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from LLM_Mesh.core.pricing import usual_prompt_tokens
 from LLM_Mesh.core.ratelimit import (
     Bucket,
     Limits,
@@ -108,8 +109,19 @@ def test_duration_and_estimate() -> None:
     assert duration(59.99) == "60s"
     assert duration(360) == "6m0s"
     assert duration(61.2) == "1m2s"
-    assert estimate_tokens("x" * 40, 16) == 26
-    assert estimate_tokens("", -3) == 0
+    # the prompt's usual count (pricing.usual_prompt_tokens: ceil(40 / 3) + 16), + max_tokens
+    assert estimate_tokens("x" * 40, 16) == 14 + 16 + 16
+    assert estimate_tokens("x" * 40, 16, 2) == 14 + 2 * 5 + 16 + 16
+    assert estimate_tokens("", -3) == 16
+
+
+def test_the_tpm_pre_charge_counts_the_prompt_as_a_payer_is_charged_for_it() -> None:
+    """One rule for a prompt's usual count: the tpm's pre-charge and the charge of a prompt no
+    node counted (until 2026-12-03 the tpm's was its own, ceil(characters / 4) and nothing
+    for the template, below the other on every prompt)."""
+    for text, messages in [("", 0), ("hi", 1), ("x" * 300, 0), ("é" * 50, 7), ("a b" * 999, 3)]:
+        assert estimate_tokens(text, 0, messages) == usual_prompt_tokens(text, messages)
+        assert estimate_tokens(text, 40, messages) == usual_prompt_tokens(text, messages) + 40
     assert limit_headers(Limits(rpm=3), None, None, 0.0) == ()
 
 

@@ -142,26 +142,27 @@ async def test_keyed_client_over_its_tpm_and_usage_settles_the_estimate(tmp_path
     async with running(tmp_path) as h:
         await h.register("a")
         key, key_id = await new_key(h, tpm=100)
-        # charged before: ceil(len("hi") / 4) + max_tokens = 61; the node used 10 + 5 = 15
-        r = await h.client.post(CHAT, json=chat(max_tokens=60), headers=bearer(key))
+        # charged before: the prompt's usual count (usual_prompt_tokens("hi", 1): 1 + 5 a
+        # message + 16 = 22) + max_tokens = 62; the node used 10 + 5 = 15
+        r = await h.client.post(CHAT, json=chat(max_tokens=40), headers=bearer(key))
         assert r.status_code == 200
         assert r.headers["x-ratelimit-limit-tokens"] == "100"
-        assert r.headers["x-ratelimit-remaining-tokens"] == "39"
+        assert r.headers["x-ratelimit-remaining-tokens"] == "38"
         assert "x-ratelimit-limit-requests" not in r.headers  # no rpm on this key
-        # settled after: 46 came back, so 61 fit again (without settlement: only 39 left)
-        r = await h.client.post(CHAT, json=chat(max_tokens=60), headers=bearer(key))
-        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "24"
-        r = await h.client.post(CHAT, json=chat(max_tokens=90), headers=bearer(key))
+        # settled after: 47 came back, so 62 fit again (without settlement: only 38 left)
+        r = await h.client.post(CHAT, json=chat(max_tokens=40), headers=bearer(key))
+        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "23"
+        r = await h.client.post(CHAT, json=chat(max_tokens=50), headers=bearer(key))  # 72 > 70
         assert r.status_code == 429 and r.headers["x-ratelimit-remaining-tokens"] == "70"
         r = await h.client.post(CHAT, json=chat(max_tokens=500), headers=bearer(key))
         assert r.status_code == 429 and "more than the 100 tokens" in r.json()["error"]["message"]
-        # a stream settles when it ends: 4 + 3 tokens used of 61 charged
-        r = await h.client.post(CHAT, json=chat(max_tokens=60, stream=True), headers=bearer(key))
-        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "9"
+        # a stream settles when it ends: 4 + 3 tokens used of 62 charged
+        r = await h.client.post(CHAT, json=chat(max_tokens=40, stream=True), headers=bearer(key))
+        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "8"
         await r.aclose()
         assert h.runtime.limiter.headers(f"key:{key_id}", Limits(tpm=100), h.clock()) == (
             ("x-ratelimit-limit-tokens", "100"),
-            ("x-ratelimit-remaining-tokens", "63"),  # 9 + 61 - 7
+            ("x-ratelimit-remaining-tokens", "63"),  # 8 + 62 - 7
             ("x-ratelimit-reset-tokens", "22.2s"),
         )
 
@@ -220,9 +221,9 @@ async def test_concurrent_requests_without_max_tokens_cannot_pass_the_tpm(tmp_pa
         # the one that ran gave back what it did not use (10 + 5 of the node's usage)
         left = h.runtime.limiter.headers(f"key:{key_id}", Limits(tpm=100), h.clock())
         assert ("x-ratelimit-remaining-tokens", "85") in left, left
-        # with max_tokens a request is charged its estimate, as before
-        r = await h.client.post(CHAT, json=chat(max_tokens=60), headers=bearer(key))
-        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "24"
+        # with max_tokens a request is charged its estimate, as before (22 + 40)
+        r = await h.client.post(CHAT, json=chat(max_tokens=40), headers=bearer(key))
+        assert r.status_code == 200 and r.headers["x-ratelimit-remaining-tokens"] == "23"
 
 
 @pytest.mark.parametrize("behavior", ["400", "500"], ids=["refused", "failed"])
@@ -237,9 +238,9 @@ async def test_a_stream_without_an_answer_gives_its_token_charge_back(
         key, key_id = await new_key(h, tpm=100)
         r = await h.client.post(CHAT, json=chat(max_tokens=60, stream=True), headers=bearer(key))
         assert r.status_code == (400 if behavior == "400" else 502)
-        assert r.headers["x-ratelimit-remaining-tokens"] == "39"  # 61 charged before
+        assert r.headers["x-ratelimit-remaining-tokens"] == "18"  # 22 + 60 charged before
         left = h.runtime.limiter.headers(f"key:{key_id}", Limits(tpm=100), h.clock())
-        assert ("x-ratelimit-remaining-tokens", "100") in left  # all 61 came back
+        assert ("x-ratelimit-remaining-tokens", "100") in left  # all 82 came back
 
 
 async def test_another_clients_request_id_is_not_replayed(tmp_path: Path) -> None:
@@ -393,10 +394,10 @@ async def test_a_replayed_answer_costs_no_tokens(tmp_path: Path) -> None:
         key, _ = await new_key(h, tpm=1000)
         headers = {**bearer(key), "X-Request-Id": "r-1"}
         r = await h.client.post(CHAT, json=chat(max_tokens=100), headers=headers)
-        assert r.headers["x-ratelimit-remaining-tokens"] == "899"  # 101 charged
+        assert r.headers["x-ratelimit-remaining-tokens"] == "878"  # 22 + 100 charged
         r = await h.client.post(CHAT, json=chat(max_tokens=100), headers=headers)
         assert r.headers["x-mesh-replayed"] == "true"
-        # charged 101 again at the check, given back as the replay called no node
+        # charged 122 again at the check, given back as the replay called no node
         left = dict(h.runtime.limiter.headers(f"key:{_key_id(h)}", Limits(tpm=1000), h.clock()))
         assert left["x-ratelimit-remaining-tokens"] == "985"  # 1000 - 15 used by the one answer
 

@@ -547,3 +547,69 @@ async def test_a_new_utc_day_refills_a_dry_pool_at_once(tmp_path: Path) -> None:
         assert (await h.client.post(CHAT, json=BODY)).status_code == 402
         now[0] += 86_400  # the next day, before any upkeep round: the refusal tops it up
         assert (await h.client.post(CHAT, json=BODY)).status_code == 200
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["no-id", "request-id"])
+async def test_a_request_that_raises_before_it_is_paid_releases_its_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_id: bool
+) -> None:
+    """A non-stream whose handler raises other than a refusal (a bug in a later stage; a
+    cancellation) before it is paid: its reservation is voided at once, as a failure's
+    (found 2026-12-03: the admission told the price check it ended "without an answer to
+    keep", as an open stream, which is paid when it ends, so the estimate stayed reserved,
+    out of the payer's available balance, until the gateway process stopped)."""
+    from LLM_Mesh.registry import pipeline
+
+    def broken(*_a: Any, **_k: Any) -> float:
+        raise RuntimeError("a bug after the node answered")
+
+    monkeypatch.setattr(pipeline, "mesh_answer", broken)
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        headers = {**bearer(key), **({"X-Request-Id": "r-9"} if with_id else {})}
+        r = await h.client.post(CHAT, json=BODY, headers=headers)
+        assert r.status_code == 500 and len(node.calls) == 1
+        s = settlement(h)
+        for _ in range(40):  # the void is queued, not awaited; the lease goes back idle
+            await s.flush()
+            s.give_back(float("inf"))
+            await s.flush()
+            if await s.balance(account) == (1000, 0):
+                break
+            await asyncio.sleep(0.05)
+        assert await s.balance(account) == (1000, 0)  # nothing paid, nothing held
+
+
+async def test_an_answer_that_cannot_be_made_is_not_paid_and_its_retry_not_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's bytes are made before it is paid: a failure there (a bug) is a 500 that
+    costs nothing, and the retry the 500 invites, with the same request id, is not paid on
+    top of a first payment (found 2026-12-03: the payment came first, then the failure:
+    the 500 freed the id, the retry ran again and was paid again, 2 answers paid, none
+    delivered)."""
+    from LLM_Mesh.registry import pipeline
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("the answer's bytes could not be made")
+
+    monkeypatch.setattr(pipeline, "json_answer", broken)
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        headers = {**bearer(key), "X-Request-Id": "r-1"}
+        for _ in range(2):
+            r = await h.client.post(CHAT, json=BODY, headers=headers)
+            assert r.status_code == 500
+        assert len(node.calls) == 2  # the 500 frees the id: the retry runs
+        s = settlement(h)
+        for _ in range(40):  # the voids are queued, not awaited; the lease goes back idle
+            await s.flush()
+            s.give_back(float("inf"))
+            await s.flush()
+            if await s.balance(account) == (1000, 0):
+                break
+            await asyncio.sleep(0.05)
+        assert await s.balance(account) == (1000, 0)
+        assert await s.balance(operator_account("alice")) == (0, 0)

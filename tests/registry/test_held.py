@@ -7,11 +7,12 @@ the store's own (``record_canary``) read through :class:`Quality`, as in the app
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, held_account, pseudonym
@@ -225,33 +226,76 @@ async def test_a_node_without_a_key_is_released_to_its_node_account(store: SqlSt
     assert (amount, to) == (300, pseudonym("node", "stray"))
 
 
-async def test_a_hold_settled_after_the_revocation_is_forfeited_by_the_upkeep(
-    s: Settlement, store: SqlStore
+@pytest.mark.parametrize("by", ["settler", "recovery"])
+async def test_a_hold_settled_after_the_revocation_is_forfeited_with_it(
+    s: Settlement, store: SqlStore, by: str
 ) -> None:
     """A quarantined node answered a request; the admin revokes it before that answer is
-    settled (a gateway's settler a moment later, or recovery of a dead gateway's rows):
-    the revocation's forfeit finds nothing held yet, the hold lands after it. The next
-    upkeep round forfeits it as the revocation would have (until 2026-12-03 it stayed in
-    the held account of a node nobody would clear, paid to no one)."""
+    settled (a gateway's settler a moment later, or recovery of a dead gateway's rows, maybe
+    days later): the revocation's forfeit finds nothing held yet. The settlement forfeits
+    the share in the same append, however long after the revocation (until 2026-12-03 the
+    upkeep forfeited it only within a day of the revocation: a hold recovered later stayed
+    held, paid to no one)."""
     q = _Quarantines(store)
     s.held = q.held
     await _fail_probe(store, q, "n1")
     assert (await s.reserve("late", USER, MODEL, 2000)).ok
     await SettledPayment(s, "late", USER, MODEL, 2000).pay([("n1", 2000)], None)  # answered
-    assert await store.revoke_node("n1", datetime.now(timezone.utc))
+    two_days_ago = datetime.now(timezone.utc) - timedelta(days=2)
+    assert await store.revoke_node("n1", two_days_ago)
     assert await revoke_and_forfeit(store, ["n1"]) == {}  # nothing settled yet
-    await s.flush()  # the settler: the hold, after the revocation
-    assert await held_amounts(store.engine, ["n1"]) == {"n1": 1900}
-    await s.upkeep()  # the next upkeep round
+    if by == "recovery":
+        assert await s.recover([s.holder]) == (1, 0)  # the async append (settle_ledger.settle)
+    await s.flush()  # the settler (on SQLite its own append, settle_sqlite.py)
+    await s.upkeep()
     assert (await _entries(store))[-3:] == [
-        ("hold", USER, held_account("n1"), 1900, "late"), ("fee", USER, NETWORK, 100, "late"),
-        ("forfeit", held_account("n1"), NETWORK, 1900, None),
+        ("hold", USER, held_account("n1"), 1900, "late"),
+        ("forfeit", held_account("n1"), NETWORK, 1900, "late"),
+        ("fee", USER, NETWORK, 100, "late"),
     ]  # fmt: skip
     assert await held_amounts(store.engine, ["n1", "n2"]) == {}
-    assert await s.forfeit_late() == {}  # a later round: nothing more held, nothing written
+    assert await s.balance(NETWORK) == (2000, 0)
     # a held node that is not revoked keeps its hold until the admin decides
     await _request(s, "spare", "n2", 1000)
     await s.upkeep()
     assert await held_amounts(store.engine, ["n2"]) == {"n2": 950}
     report = await audit(StoreSource(_ledger(store), "x"))
     assert report.ok, report.findings
+
+
+async def test_a_hold_written_after_the_revocation_is_forfeited_by_the_upkeep(
+    s: Settlement, store: SqlStore
+) -> None:
+    """A hold that reached the held account of a node revoked in the last day some other
+    way (a gateway of an earlier version settling it, during a rolling upgrade) is
+    forfeited by the next upkeep round."""
+    ledger = _ledger(store)
+    assert await store.revoke_node("n1", datetime.now(timezone.utc))
+    await ledger.append_one(Transfer("hold", USER, held_account("n1"), 300, "old"))
+    await s.upkeep()
+    assert (await _entries(store))[-1] == ("forfeit", held_account("n1"), NETWORK, 300, None)
+    assert await held_amounts(store.engine, ["n1"]) == {}
+    assert await s.forfeit_late() == {}  # a later round: nothing more held, nothing written
+    report = await audit(StoreSource(ledger, "x"))
+    assert report.ok, report.findings
+
+
+async def test_a_revocations_forfeit_waits_for_a_hold_being_appended(store: SqlStore) -> None:
+    """The revocation's forfeit runs while a settlement that read the node not revoked yet
+    is appending its hold: the forfeit reads the held balance again after that append
+    (under the ledger's head lock), so it forfeits the hold (until 2026-12-03 it read
+    nothing held, returned, and the hold committed a moment later stayed held)."""
+    ledger = _ledger(store)
+    await ledger.append_one(Transfer("grant", MINT, USER, 500))
+    started: list[asyncio.Task[int]] = []
+
+    async def revoked_meanwhile(conn: AsyncConnection) -> bool:
+        started.append(asyncio.create_task(forfeit(ledger, "n1")))
+        await asyncio.sleep(0.3)  # the forfeit reads the held balance meanwhile
+        return True
+
+    hold = Transfer("hold", USER, held_account("n1"), 300, "r1")
+    assert await ledger.append([hold], guard=revoked_meanwhile)
+    assert await started[0] == 300
+    assert await held_amounts(store.engine, ["n1"]) == {}
+    assert (await _entries(store))[-1] == ("forfeit", held_account("n1"), NETWORK, 300, None)

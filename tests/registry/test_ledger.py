@@ -127,6 +127,12 @@ async def test_append_chains_and_proves(ledger: SqlLedger) -> None:
     assert [e.seq for e in page] == [5, 6, 7] and more_
     assert await ledger.balances() == {MINT: -563, ALICE: 300, BOB: 200, POOL: 63}
     assert await _stored_balances(ledger) == await ledger.balances()
+    size, every = await ledger.stored_balances()
+    assert size == 11
+    assert {a: bal for a, (bal, _) in every.items() if bal} == await ledger.balances()
+    # some accounts (GET /v1/balance's one): theirs only, the same snapshot's size
+    assert await ledger.stored_balances((ALICE, "user:nobody")) == (11, {ALICE: every[ALICE]})
+    assert await ledger.stored_balances(()) == (11, {})
     with pytest.raises(LedgerError):
         await ledger.inclusion_proof(11, 11)
     with pytest.raises(LedgerError):
