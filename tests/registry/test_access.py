@@ -174,12 +174,12 @@ async def test_n_choices_are_charged_to_the_tpm_for_each(tmp_path: Path) -> None
     async with running(tmp_path, limits=RequestLimits(max_n=3)) as h:
         await h.register("a")
         key, _ = await new_key(h, tpm=100)
-        # ceil(len("hi") / 4) + 3 x 20 = 61 charged before
+        # the prompt's usual count (ceil(2 / 3) + 5 a message + 16 = 22) + 3 x 20 = 82 before
         r = await h.client.post(CHAT, json=chat(max_tokens=20, n=3), headers=bearer(key))
         assert r.status_code == 200, r.text
-        assert r.headers["x-ratelimit-remaining-tokens"] == "39"
-        r = await h.client.post(CHAT, json=chat(max_tokens=30, n=3), headers=bearer(key))
-        assert r.status_code == 429  # 1 + 90 > the 85 left once the first's 15 came back
+        assert r.headers["x-ratelimit-remaining-tokens"] == "18"
+        r = await h.client.post(CHAT, json=chat(max_tokens=25, n=3), headers=bearer(key))
+        assert r.status_code == 429  # 22 + 75 > the 85 left once the first's 15 came back
 
 
 class HeldNodes(FakeNodes):
