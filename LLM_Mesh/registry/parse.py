@@ -22,6 +22,7 @@ or an error body: docs/security.md, Privacy).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -51,7 +52,10 @@ from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.listing import custom_context, known_model_ids
 from LLM_Mesh.registry.runtime import Runtime, new_request_id
 
-__all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "parse_json_object"]
+__all__ = [
+    "CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "client_ledger_id",
+    "parse_json_object", "settle_key_for",
+]  # fmt: skip
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
@@ -176,8 +180,21 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     )
 
 
+_CLIENT_ID_DOMAIN = b"llm-mesh/ledger-request/v1\x00"
+
+
+def client_ledger_id(client_id: str) -> str:
+    """What the public ledger says for a request id the client chose: ``c-`` and 24 hex
+    digits of a domain-separated SHA-256 of it, never the id itself (clients' ids are often
+    their own trace ids, naming their users and records). The same id gives the same value
+    on every replica; someone who already knows an id can find its entries (as a guessable
+    output can be confirmed from a receipt's hash), nobody reads an id out of the ledger."""
+    digest = hashlib.sha256(_CLIENT_ID_DOMAIN + client_id.encode()).hexdigest()
+    return f"c-{digest[:24]}"
+
+
 def settle_key_for(client_id: str) -> str:
-    """A settlement key for a request the client named: its id (at most 96 bytes) and a
-    random suffix, since clients may reuse their ids (``settlements`` keys are unique)."""
-    head = client_id.encode()[:96].decode("utf-8", "ignore")
-    return f"{head}~{uuid.uuid4().hex[:16]}"
+    """A settlement key (the ledger's ``request_id``) for a request the client named: the
+    id's :func:`client_ledger_id` and a random suffix, since clients may reuse their ids
+    (``settlements`` keys are unique); the answer's ``mesh.ledger_request_id`` names it."""
+    return f"{client_ledger_id(client_id)}~{uuid.uuid4().hex[:16]}"
