@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+import pytest
+
+from LLM_Mesh import bounded_http
+from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer
+from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.parse import client_ledger_id
-from tests.registry.helpers import running
+from tests.registry.helpers import Harness, running
 from tests.registry.test_charge import BODY, CHAT, bearer, new_user, register, settlement
 
 # what a client's own request ids often are: its trace ids, naming its users and records
@@ -53,3 +61,92 @@ async def test_a_clients_own_request_id_is_not_published_in_the_ledger(tmp_path:
             client_ledger_id(CLIENT_ID),
             client_ledger_id(OTHER_ID),
         }
+
+
+def _from(h: Harness, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=h.app, client=(address, 40_000))
+    return httpx.AsyncClient(transport=transport, base_url="http://registry.test")
+
+
+async def test_the_public_ledger_reads_are_bounded_per_address(tmp_path: Path) -> None:
+    """Anyone may read the ledger, but not without end: the entries and checkpoints served
+    count against the address's budget (``ledger_read_rows_per_min``; IPv6 per /64), then
+    429 with ``Retry-After``; another address is served meanwhile, the first again once
+    the minute refilled it. Found 2026-12-03: no bound at all: a page of 10,000 entries
+    costs the gateway ~0.2 s of CPU and an export of 100,000 ~0.7 s, so one address asking
+    in a loop kept the gateway (and every request it relays) busy."""
+    assert Settings().ledger_read_rows_per_min == 1_000_000  # on by default
+    async with running(tmp_path, ledger_read_rows_per_min=60) as h:
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        await ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(40)])
+        await h.runtime.checkpointer.checkpoint()  # type: ignore[union-attr]
+        size, _root = await ledger.head()
+        async with (
+            _from(h, "2001:db8:1:2::5") as a,
+            _from(h, "2001:db8:1:2::6") as a2,
+            _from(h, "203.0.113.9") as b,
+        ):
+            # 20 + 20 + 20 rows: the budget of 60 is spent, by any of the three reads
+            assert (await a.get("/v1/ledger", params={"limit": 20})).status_code == 200
+            r = await a.get("/v1/ledger/export", params={"after": size - 21})
+            assert r.status_code == 200 and len(r.text.splitlines()) == 20
+            r = await a2.get("/v1/ledger", params={"after": 19, "limit": 20})  # same /64
+            assert r.status_code == 200 and len(r.json()["data"]) == 20
+            for path in ("/v1/ledger", "/v1/ledger/export", "/v1/ledger/checkpoints"):
+                refused = await a2.get(path, params={"limit": 10})
+                assert refused.status_code == 429, (path, refused.text)
+                assert int(refused.headers["retry-after"]) >= 1
+                assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+            # another address is served meanwhile, its own budget counted as the first one
+            assert (await b.get("/v1/ledger", params={"limit": 40})).status_code == 200
+            r = await b.get("/v1/ledger/checkpoints", params={"limit": 10_000})
+            checkpoints = len(r.json()["data"])  # charged these, not 10,000
+            assert r.status_code == 200 and 1 <= checkpoints <= 5
+            left = 60 - 40 - checkpoints
+            assert (await b.get("/v1/ledger", params={"limit": left})).status_code == 200
+            assert (await b.get("/v1/ledger", params={"limit": 1})).status_code == 429
+            h.clock.advance(60.0)  # the minute refilled the first address's budget
+            assert (await a.get("/v1/ledger", params={"limit": 20})).status_code == 200
+
+
+async def test_ledger_verify_waits_out_the_budget_and_gives_up_on_endless_429s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``llm-mesh ledger verify`` reads a ledger larger than its address's budget whole,
+    waiting each 429's ``Retry-After``; a registry answering 429 for ever holds it at most
+    ``RETRIES_429`` waits (each at most 60 s), then it fails naming the answer."""
+    slept: list[float] = []
+    async with running(tmp_path, ledger_read_rows_per_min=60) as h:
+
+        async def on_the_clock(seconds: float) -> None:
+            slept.append(seconds)
+            h.clock.advance(seconds)
+
+        monkeypatch.setattr(bounded_http, "_sleep", on_the_clock)
+        monkeypatch.setattr(ledger_commands, "EXPORT_LIMIT", 50)
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        await ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(150)])
+        size, _root = await ledger.head()
+        async with _from(h, "198.51.100.7") as c:
+            source = ledger_commands.HttpSource(c)
+            rows: list[tuple[object, ...]] = []
+            async for batch in source.entries(1000):
+                rows.extend(batch)
+            assert [r[0] for r in rows] == list(range(size))
+            assert slept and all(1 <= s <= 60 for s in slept)
+
+    def always_429(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "3600"}, json={"error": {}})
+
+    slept.clear()
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(always_429), base_url="http://registry.test"
+    ) as c:
+        with pytest.raises(MeshError):
+            await ledger_commands.HttpSource(c).checkpoints()
+        with pytest.raises(MeshError, match="429"):
+            async for _batch in ledger_commands.HttpSource(c).entries(1000):
+                pass
+    assert slept == [60.0] * (2 * bounded_http.RETRIES_429)
