@@ -150,3 +150,25 @@ async def test_ledger_verify_waits_out_the_budget_and_gives_up_on_endless_429s(
             async for _batch in ledger_commands.HttpSource(c).entries(1000):
                 pass
     assert slept == [60.0] * (2 * bounded_http.RETRIES_429)
+
+
+async def test_the_api_docs_on_the_dashboards_origin_cannot_be_framed_or_share_its_tab(
+    tmp_path: Path,
+) -> None:
+    """``/docs`` (Swagger UI: script and style from cdn.jsdelivr.net, run on the gateway's
+    origin) may not be framed by another site, and the dashboard opens it in a tab of its
+    own with no opener, so that page never runs in the tab whose session storage holds the
+    operator's token (``tests/e2e/test_dashboard.py`` checks it in Chromium). Found
+    2026-12-03: no header at all on ``/docs`` (any site could frame it), and the footer's
+    link opened it in the dashboard's own tab; the unused OAuth2 redirect page was served."""
+    async with running(tmp_path) as h:
+        docs = await h.client.get("/docs")
+        assert docs.status_code == 200 and "/openapi.json" in docs.text
+        assert docs.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+        assert docs.headers["x-content-type-options"] == "nosniff"
+        assert docs.headers["referrer-policy"] == "no-referrer"
+        assert (await h.client.get("/docs/oauth2-redirect")).status_code == 404
+        page = (await h.client.get("/dashboard/")).text
+        (link,) = [a for a in page.split("<a ")[1:] if a.startswith('href="/docs"')]
+        assert 'target="_blank"' in link and "noopener" in link.split(">")[0]
