@@ -6,7 +6,9 @@ listings" and "Dashboard"): each test names what it did before its fix.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from LLM_Mesh.cli import ledger_commands
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.dashboard import views
 from LLM_Mesh.registry.parse import client_ledger_id
 from tests.registry.helpers import Harness, running
 from tests.registry.test_charge import BODY, CHAT, bearer, new_user, register, settlement
@@ -172,3 +175,46 @@ async def test_the_api_docs_on_the_dashboards_origin_cannot_be_framed_or_share_i
         page = (await h.client.get("/dashboard/")).text
         (link,) = [a for a in page.split("<a ")[1:] if a.startswith('href="/docs"')]
         assert 'target="_blank"' in link and "noopener" in link.split(">")[0]
+
+
+async def test_a_public_page_asked_for_in_a_loop_is_rendered_once_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's node table and model list grow with the mesh (500 nodes: ~70-180 ms
+    of the gateway's event loop a render) and are the same for everyone: asked for in a
+    loop by anyone, each is rendered at most once per ``render_ttl_s`` (1 s) and served as
+    rendered meanwhile. Found 2026-12-03: every request rendered it, so one client asking
+    in a loop held the event loop every request of the gateway waits on."""
+    built: Counter[str] = Counter()
+    node_rows, model_rows = views.node_rows, views.model_rows
+
+    def counted_nodes(*a: Any, **kw: Any) -> Any:
+        built["nodes"] += 1
+        return node_rows(*a, **kw)
+
+    def counted_models(*a: Any, **kw: Any) -> Any:
+        built["models"] += 1
+        return model_rows(*a, **kw)
+
+    monkeypatch.setattr(views, "node_rows", counted_nodes)
+    monkeypatch.setattr(views, "model_rows", counted_models)
+    async with running(tmp_path) as h:
+        await h.register("node-a", models=["mistral-7b"])
+        paths = ["/dashboard/nodes", "/dashboard/fragment/nodes", "/dashboard/models",
+                 "/dashboard/fragment/models"]  # fmt: skip
+        first = {p: (await h.client.get(p)).text for p in paths}
+        async with _from(h, "203.0.113.50") as other:
+            for _ in range(25):
+                for p in paths:
+                    r = await other.get(p)
+                    assert r.status_code == 200 and r.text == first[p]
+                    assert r.headers["cache-control"] == "no-store"  # still the page's headers
+        assert built == {"nodes": 2, "models": 2}  # the page and its fragment, once each
+        await h.register("node-b", models=["code-llama-7b"])
+        served = 'data-model="code-llama-7b"'  # the served table's row, not the catalog's
+        assert "node-b" not in (await h.client.get("/dashboard/fragment/nodes")).text
+        assert served not in (await h.client.get("/dashboard/fragment/models")).text
+        h.clock.advance(1.0)  # a second later the page shows the mesh as it is now
+        assert "node-b" in (await h.client.get("/dashboard/fragment/nodes")).text
+        assert served in (await h.client.get("/dashboard/fragment/models")).text
+        assert built == {"nodes": 3, "models": 3}
