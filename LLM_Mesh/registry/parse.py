@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 
 from LLM_Mesh.core import strict_json
+from LLM_Mesh.core.browser_origin import another_sites_page
 from LLM_Mesh.core.catalog import custom_spec, get_spec
 from LLM_Mesh.core.limits import (
     RequestLimits,
@@ -44,7 +45,7 @@ from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.stream_guard import token_limit
 from LLM_Mesh.core.validation import check_context
-from LLM_Mesh.errors import InvalidRequest, ModelNotFound
+from LLM_Mesh.errors import Forbidden, InvalidRequest, ModelNotFound
 from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import read_extensions, strip_extensions
@@ -99,6 +100,12 @@ def client_id(headers: Headers) -> str | None:
 
 def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: float) -> Job:
     """Validate a request body into a :class:`Job` (raises 400/404)."""
+    if another_sites_page(headers):  # core/browser_origin.py: no CORS, so no reader either
+        raise Forbidden(
+            "this gateway does not serve web pages of other sites: call it from a program, "
+            "or from a page this gateway serves (the dashboard's playground)",
+            reason="cross_site",
+        )
     limits = rt.settings.limits
     body = parse_json_object(raw, limits)
     over = check_body(body, limits)

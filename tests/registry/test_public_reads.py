@@ -6,6 +6,7 @@ listings" and "Dashboard"): each test names what it did before its fix.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,43 @@ async def test_a_public_page_asked_for_in_a_loop_is_rendered_once_a_second(
         assert "node-b" in (await h.client.get("/dashboard/fragment/nodes")).text
         assert served in (await h.client.get("/dashboard/fragment/models")).text
         assert built == {"nodes": 3, "models": 3}
+
+
+FOREIGN_PAGES = [
+    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "https://blog.registry.test"},
+    {"Origin": "https://evil.example"},  # a browser without fetch metadata
+    {"Origin": "null"},  # a sandboxed frame, a file:// page
+]
+
+
+@pytest.mark.parametrize("page", FOREIGN_PAGES, ids=["cross-site", "same-site", "origin", "null"])
+async def test_a_web_page_of_another_site_cannot_spend_through_the_gateway(
+    tmp_path: Path, page: dict[str, str]
+) -> None:
+    """Any web site can make its visitors' browsers post a ``text/plain`` body of JSON to
+    the gateway (a simple request: no CORS preflight): it cannot read the answer, but each
+    visitor is another address (the anonymous limit is per address) paid by the community
+    pool, and ``llm-mesh up``'s gateway on 127.0.0.1 (no anonymous limit) runs it on the
+    visitor's own node. Refused 403 before any node is called; the dashboard's playground
+    (same origin), programs (no ``Origin``) are served. Found 2026-12-03: served, 200."""
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        own = f"{h.client.base_url.scheme}://{h.client.base_url.netloc.decode()}"
+        for stream in (False, True):
+            body = json.dumps({**BODY, "stream": stream})
+            r = await h.client.post(
+                CHAT, content=body, headers={"Content-Type": "text/plain", **page}
+            )
+            assert r.status_code == 403, r.text
+            assert r.json()["error"]["code"] == "forbidden"
+        assert node.calls == []
+        for ours in (
+            {"Sec-Fetch-Site": "same-origin", "Origin": own},  # the playground
+            {"Origin": own},  # the playground in a browser without fetch metadata
+            {"Sec-Fetch-Site": "none"},  # typed by the user
+            {},  # a program
+        ):
+            r = await h.client.post(CHAT, json=BODY, headers=ours)
+            assert r.status_code == 200, (ours, r.text)
+        assert len(node.calls) == 4
