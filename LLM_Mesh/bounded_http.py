@@ -34,13 +34,20 @@ import httpx
 
 from LLM_Mesh.errors import MeshError
 
-__all__ = ["AS_SENT", "DECODED", "AnswerRefused", "call", "decoded", "read_body"]
+__all__ = [
+    "AS_SENT", "DECODED", "RETRIES_429", "AnswerRefused", "call", "decoded", "read_body",
+    "wait_429",
+]  # fmt: skip
 
 AS_SENT = {"Accept-Encoding": "identity"}  # the request headers of an ``as_sent`` read
 # ... and of a decoded one: what :func:`decoded` reads (httpx offers br and zstd too when
 # their packages are installed, which a server may then pick and this refuses)
 DECODED = {"Accept-Encoding": "gzip, deflate"}
 PIECE = 1 << 16  # the most one decoding step makes (:func:`decoded`)
+# a server's 429s (its per-address budget spent) waited out in a row before giving up, each
+# for its Retry-After, at most 60 s: a registry cannot hold a reader longer than ~30 min
+RETRIES_429 = 30
+_sleep = asyncio.sleep  # (tests: a clock of their own)
 # the encodings :func:`decoded` reads: zlib's window bits (deflate: zlib-wrapped, else raw)
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
@@ -128,4 +135,18 @@ async def call(
         if not deadline.expired():
             raise
         raise AnswerRefused(f"{what} took longer than {deadline_s:g} s: not read further") from None
-    return httpx.Response(r.status_code, content=body, request=request)
+    kept = {"retry-after": r.headers["retry-after"]} if "retry-after" in r.headers else None
+    return httpx.Response(r.status_code, content=body, request=request, headers=kept)
+
+
+async def wait_429(r: httpx.Response, tries: int) -> bool:
+    """Whether ``r`` is a 429 to wait out and ask again (the ``tries``-th in a row, fewer
+    than :data:`RETRIES_429`): then after sleeping its ``Retry-After`` (1 to 60 s)."""
+    if r.status_code != 429 or tries >= RETRIES_429:
+        return False
+    try:
+        seconds = min(60.0, max(1.0, float(r.headers.get("retry-after", "1"))))
+    except ValueError:
+        seconds = 1.0
+    await _sleep(seconds)
+    return True

@@ -39,6 +39,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | ledger_witnesses     | LLM_MESH_LEDGER_WITNESSES | none (witness key texts, ``,``-separated, whose cosignatures ``POST /v1/ledger/cosignatures`` accepts; none: it accepts none) |
 | ledger_witness_urls  | LLM_MESH_LEDGER_WITNESS_URLS | none (C2SP tlog-witness submission prefixes, ``,``-separated, each new checkpoint is pushed to: ``POST <url>/add-checkpoint``, so not ending in ``/add-checkpoint``; needs ``LLM_MESH_LEDGER_WITNESSES``, whose keys' cosignatures alone are kept) |
 | anonymous_rpm        | LLM_MESH_ANONYMOUS_RPM   | 60 requests a minute per client address without a key (0: no limit) |
+| ledger_read_rows_per_min | LLM_MESH_LEDGER_READ_ROWS_PER_MIN | 1000000 (ledger entries and checkpoints the public ledger reads, ``GET /v1/ledger``, its export and ``/v1/ledger/checkpoints``, serve one client address a minute, an IPv6 one per /64; past it 429 with ``Retry-After``; 0: no limit) |
 | api_key              | LLM_MESH_API_KEY         | none: clients (``ask``, the seed API) send no key, as anonymous |
 
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
@@ -91,6 +92,10 @@ DEFAULT_REGISTRY_URL = f"http://{DEFAULT_REGISTRY_HOST}:{DEFAULT_REGISTRY_PORT}"
 DEFAULT_MODEL = "gemma-3-270m"
 DEFAULT_MESH_BODY_BYTES = 1024 * 1024  # registrations and heartbeats are a few KiB
 DEFAULT_ANONYMOUS_RPM = 60
+# ledger rows a minute per client address from the public ledger reads (ledger_api.py):
+# 10 whole exports of 100,000; a page of 10,000 costs the gateway ~0.2 s of CPU, an
+# export of 100,000 ~0.7 s (2026-12-03, the shared 2-core box)
+DEFAULT_LEDGER_READ_ROWS = 1_000_000
 DEFAULT_REWARD_RATE = 100_000  # micro-NetworkTokens per hour of healthy availability
 DEFAULT_REWARD_PERIOD_S = 3600
 LOG_FORMATS = ("text", "json")
@@ -287,6 +292,8 @@ class Settings:
     ledger_witness_urls: tuple[str, ...] = ()
     # requests a minute per client address without an API key; None: no limit (``up``)
     anonymous_rpm: int | None = DEFAULT_ANONYMOUS_RPM
+    # ledger rows a minute per client address from the public ledger reads; None: no limit
+    ledger_read_rows_per_min: int | None = DEFAULT_LEDGER_READ_ROWS
     api_key: str | None = field(default=None, repr=False)  # what clients send (``ask``)
     # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
     require_tls: bool = False
@@ -371,6 +378,9 @@ class Settings:
             ledger_witnesses=_witnesses(env),
             ledger_witness_urls=_witness_urls(env),
             anonymous_rpm=_limit(env, "LLM_MESH_ANONYMOUS_RPM", DEFAULT_ANONYMOUS_RPM),
+            ledger_read_rows_per_min=_limit(
+                env, "LLM_MESH_LEDGER_READ_ROWS_PER_MIN", DEFAULT_LEDGER_READ_ROWS
+            ),
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,

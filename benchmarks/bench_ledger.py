@@ -92,7 +92,10 @@ async def verify_store(store: SqlStore) -> tuple[float, float, Any]:
 
 
 async def verify_http(home: Path, url: str) -> tuple[float, float, Any]:
-    settings = Settings(home=home, database_url=url, ledger_origin=ORIGIN, pool_daily_budget=0)
+    settings = Settings(
+        home=home, database_url=url, ledger_origin=ORIGIN, pool_daily_budget=0,
+        ledger_read_rows_per_min=None,  # the verifier's own speed, not the per-address budget
+    )  # fmt: skip
     app = create_registry_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

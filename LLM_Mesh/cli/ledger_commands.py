@@ -41,7 +41,7 @@ from typing import Annotated, Any, Protocol, TypeVar, cast
 import httpx
 import typer
 
-from LLM_Mesh.bounded_http import DECODED, call, decoded, read_body
+from LLM_Mesh.bounded_http import DECODED, call, decoded, read_body, wait_429
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryCaOpt,
@@ -123,8 +123,11 @@ class HttpSource:
     async def _get(self, path: str, **params: int) -> dict[str, Any]:
         """The registry's JSON object at ``path``, read within :data:`MAX_ANSWER` bytes and
         :data:`ANSWER_S` seconds (``AnswerRefused`` beyond: the registry is not trusted)."""
-        r = await call(self.client, "GET", path, MAX_ANSWER, deadline_s=ANSWER_S, params=params)
-        return json_object(r, f"GET {path}")
+        for tries in itertools.count():  # a registry's per-address budget: 429, wait
+            r = await call(self.client, "GET", path, MAX_ANSWER, deadline_s=ANSWER_S, params=params)
+            if not await wait_429(r, tries):
+                return json_object(r, f"GET {path}")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def keys(self) -> tuple[list[str], str]:
         data = (await self._get("/v1/ledger/keys"))["data"]
@@ -164,32 +167,36 @@ class HttpSource:
     async def _export(self, after: int) -> AsyncIterator[list[Row] | None]:
         """One export request's rows, in batches as they arrive; ``None`` if there is none."""
         params = {"after": after, "limit": EXPORT_LIMIT}
-        stream = self.client.stream("GET", "/v1/ledger/export", params=params, headers=DECODED)
-        async with stream as r:
-            if r.status_code == 404:
-                yield None
-                return
-            if r.status_code != 200:
-                text = (await read_body(r, MAX_ANSWER, what=f"GET {r.url}'s answer")).decode(
-                    errors="replace"
-                )
-                raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {text[:200]}")
-            rest = b""
-            what = f"GET {r.url}'s answer"  # decoded here in bounded pieces (a bomb too)
-            async for chunk in decoded(r, what=what, piece=1 << 20, gather=1 << 20):
-                cut = chunk.rfind(b"\n") + 1
-                if not cut:
-                    rest += chunk
-                    if len(rest) > MAX_EXPORT_LINE:
-                        raise MeshError(
-                            f"GET {r.url} sent a line longer than {MAX_EXPORT_LINE} bytes: "
-                            "not a ledger entry, not read further"
-                        )
+        for tries in itertools.count():  # a registry's per-address budget: 429, wait
+            stream = self.client.stream("GET", "/v1/ledger/export", params=params, headers=DECODED)
+            async with stream as r:
+                if await wait_429(r, tries):
                     continue
-                yield _ndjson_rows(rest + chunk[:cut])
-                rest = chunk[cut:]
-            if rest.strip():
-                raise MeshError("the ledger export ended in the middle of a line")
+                if r.status_code == 404:
+                    yield None
+                    return
+                if r.status_code != 200:
+                    text = (await read_body(r, MAX_ANSWER, what=f"GET {r.url}'s answer")).decode(
+                        errors="replace"
+                    )
+                    raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {text[:200]}")
+                rest = b""
+                what = f"GET {r.url}'s answer"  # decoded here in bounded pieces (a bomb too)
+                async for chunk in decoded(r, what=what, piece=1 << 20, gather=1 << 20):
+                    cut = chunk.rfind(b"\n") + 1
+                    if not cut:
+                        rest += chunk
+                        if len(rest) > MAX_EXPORT_LINE:
+                            raise MeshError(
+                                f"GET {r.url} sent a line longer than {MAX_EXPORT_LINE} bytes: "
+                                "not a ledger entry, not read further"
+                            )
+                        continue
+                    yield _ndjson_rows(rest + chunk[:cut])
+                    rest = chunk[cut:]
+                if rest.strip():
+                    raise MeshError("the ledger export ended in the middle of a line")
+                return
 
     async def _pages(self, after: int, page: int) -> AsyncIterator[list[Row]]:
         while True:

@@ -44,7 +44,10 @@ from urllib.parse import urlsplit
 
 from LLM_Mesh.core.metrics_access import is_loopback
 
-__all__ = ["is_loopback_host", "local_name", "loopback_refusal", "parse_local_names"]
+__all__ = [
+    "another_sites_page", "is_loopback_host", "local_name", "loopback_refusal",
+    "parse_local_names",
+]  # fmt: skip
 
 REBOUND = (  # a noun phrase: the callers say "... answers X, not <this>"
     "a request addressed to a name this server does not know as its own (DNS rebinding?): "
@@ -111,6 +114,52 @@ def loopback_refusal(headers: Mapping[str, str], own_names: Collection[str] = ()
     if origin is not None and not _loopback_origin(origin, own_names):
         return FOREIGN_PAGE
     return None
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _authority(origin: str) -> str | None:
+    """``host[:port]`` of an ``http``/``https`` origin, the default port left out; ``None``
+    for ``null``, ``file://`` and anything else."""
+    try:
+        parts = urlsplit(origin.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return host if port is None or str(port) == _DEFAULT_PORTS[parts.scheme] else f"{host}:{port}"
+
+
+def _host_authority(host_header: str | None) -> str:
+    host = local_name(host_header or "")
+    for port in (":80", ":443"):  # the page's origin leaves its default port out
+        if host.endswith(port):
+            return host[: -len(port)]
+    return host
+
+
+def another_sites_page(headers: Mapping[str, str]) -> bool:
+    """Whether a request to a public endpoint that takes no credential from a browser (the
+    gateway's ``POST /v1``) comes from a web page of another site: any site can make its
+    visitors' browsers send one as a simple request (a ``text/plain`` body of JSON: no
+    CORS preflight), with no way to read the answer, only to spend what it costs.
+
+    ``Sec-Fetch-Site`` decides where sent (every current browser): only ``same-origin`` (a
+    page of this server, the dashboard's playground) and ``none`` (typed by the user) are
+    this server's. Without it an ``Origin``, when sent (a browser sends one with every
+    ``POST``), must name this server's ``Host``; ``null`` or ``file://`` is another site.
+    Programs (the SDKs, curl, the CLI) send neither: never refused."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() not in ("same-origin", "none")
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    authority = _authority(origin)
+    return authority is None or local_name(authority) != _host_authority(headers.get("host"))
 
 
 def parse_local_names(value: str) -> tuple[str, ...]:

@@ -433,7 +433,7 @@ def create_registry_app(
         title="LLM Mesh registry + gateway",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by install_openapi, with its headers
         redoc_url=None,
     )
     app.state.runtime = runtime

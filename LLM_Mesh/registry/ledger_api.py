@@ -14,6 +14,12 @@
 - ``GET /v1/ledger/keys``: the checkpoint signers' public keys (and ``vkey`` texts).
 
 Hashes are lowercase hex. A size or index outside the tree is 400 naming the parameter.
+
+The entries and checkpoints these reads serve are counted per client address (an IPv6
+one per /64), at most ``Settings.ledger_read_rows_per_min`` a minute
+(``LLM_MESH_LEDGER_READ_ROWS_PER_MIN``, 1,000,000: ten whole exports); past it 429 with
+``Retry-After`` (a page of 10,000 costs the gateway ~0.2 s of CPU, an export of 100,000
+~0.7 s: without a bound one address asking in a loop kept the gateway busy).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 from collections.abc import AsyncIterator
 from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, Literal
@@ -31,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from LLM_Mesh.core.checkpoint import vkey
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
-from LLM_Mesh.errors import InvalidRequest, MeshError
+from LLM_Mesh.core.ratelimit import Limits, address_scope
+from LLM_Mesh.errors import InvalidRequest, MeshError, RateLimited
 from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.runtime import get_runtime
@@ -127,6 +135,43 @@ def _ledger(request: Request) -> tuple[SqlLedger, Checkpointer]:
     return rt.ledger, rt.checkpointer
 
 
+class _Rows:
+    """The ledger rows one read takes from its client address's budget (module doc)."""
+
+    def __init__(self, request: Request, rows: int) -> None:
+        rt = get_runtime(request)
+        per_min = rt.settings.ledger_read_rows_per_min
+        self.scope = "ledger-read:" + (
+            address_scope(request.client.host) if request.client else "unknown"
+        )
+        self.limits = Limits(tpm=per_min) if per_min else None
+        self.charged = 0
+        if self.limits is None or per_min is None:
+            return
+        self.now = rt.clock()
+        self.limiter = rt.limiter
+        # at least 1 (an empty page is a request too), never more than the bucket holds
+        decision = rt.limiter.check(self.scope, self.limits, self.now, min(max(1, rows), per_min))
+        if not decision.allowed:
+            raise RateLimited(
+                f"this address has read its {per_min} ledger rows a minute from this "
+                "registry; wait, or ask for fewer (limit) at a time",
+                retry_after=max(1, math.ceil(decision.retry_after_s)),
+                headers=decision.headers,
+            )
+        self.charged = decision.charged
+
+    def used(self, rows: int) -> None:
+        """Settle the charge to the rows the read really served."""
+        if self.limits is not None:
+            self.limiter.settle(self.scope, self.limits, self.now, self.charged, max(1, rows))
+
+
+def _rows_after(size: int, after: int, limit: int) -> int:
+    """The entries a read of ``limit`` after ``after`` serves from a tree of ``size``."""
+    return max(0, min(limit, size - 1 - after))
+
+
 After = Annotated[int, Query(ge=-1, le=_BIG, description="only items after this (seq or size)")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many")]
 
@@ -136,6 +181,7 @@ async def ledger_entries(request: Request, after: After = -1, limit: Limit = 100
     """The ledger's entries, oldest first (public; accounts are pseudonyms)."""
     ledger, _ = _ledger(request)
     size, _root = await ledger.head()
+    _Rows(request, _rows_after(size, after, limit))
     entries, more = await ledger.entries(after, limit)
     data = [e.to_json() for e in entries]
     return JSONResponse({"object": "list", "data": data, "has_more": more, "tree_size": size})
@@ -225,6 +271,7 @@ async def ledger_export(
     """The ledger's entries in bulk, as NDJSON rows (what `llm-mesh ledger verify` reads)."""
     ledger, _ = _ledger(request)
     size, _root = await ledger.head()
+    _Rows(request, _rows_after(size, after, limit))
     return NdjsonResponse(_export(ledger, after, limit), headers={"X-Ledger-Tree-Size": str(size)})
 
 
@@ -236,7 +283,9 @@ async def ledger_checkpoints(
 ) -> JSONResponse:
     """Signed checkpoints (C2SP signed-note tlog-checkpoints), oldest first."""
     ledger, _ = _ledger(request)
+    rows = _Rows(request, 1)  # refused while the budget is spent; charged what it served
     cps, more = await ledger.checkpoints(after, limit)
+    rows.used(len(cps))
     return JSONResponse({"object": "list", "data": [c.to_json() for c in cps], "has_more": more})
 
 

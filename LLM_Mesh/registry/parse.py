@@ -24,6 +24,7 @@ or an error body: docs/security.md, Privacy).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -32,6 +33,7 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 
 from LLM_Mesh.core import strict_json
+from LLM_Mesh.core.browser_origin import another_sites_page
 from LLM_Mesh.core.catalog import custom_spec, get_spec
 from LLM_Mesh.core.limits import (
     RequestLimits,
@@ -46,7 +48,7 @@ from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.stream_guard import token_limit
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.core.withheld import has_withheld
-from LLM_Mesh.errors import InvalidRequest, ModelNotFound
+from LLM_Mesh.errors import Forbidden, InvalidRequest, ModelNotFound
 from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import forwarded_body, read_extensions
@@ -54,7 +56,10 @@ from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.listing import custom_context, known_model_ids
 from LLM_Mesh.registry.runtime import Runtime, new_request_id
 
-__all__ = ["CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "parse_json_object"]
+__all__ = [
+    "CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "client_ledger_id",
+    "parse_json_object", "settle_key_for",
+]  # fmt: skip
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
@@ -98,6 +103,12 @@ def client_id(headers: Headers) -> str | None:
 
 def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: float) -> Job:
     """Validate a request body into a :class:`Job` (raises 400/404)."""
+    if another_sites_page(headers):  # core/browser_origin.py: no CORS, so no reader either
+        raise Forbidden(
+            "this gateway does not serve web pages of other sites: call it from a program, "
+            "or from a page this gateway serves (the dashboard's playground)",
+            reason="cross_site",
+        )
     limits = rt.settings.limits
     body = parse_json_object(raw, limits)
     over = check_body(body, limits)
@@ -179,8 +190,21 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     )
 
 
+_CLIENT_ID_DOMAIN = b"llm-mesh/ledger-request/v1\x00"
+
+
+def client_ledger_id(client_id: str) -> str:
+    """What the public ledger says for a request id the client chose: ``c-`` and 24 hex
+    digits of a domain-separated SHA-256 of it, never the id itself (clients' ids are often
+    their own trace ids, naming their users and records). The same id gives the same value
+    on every replica; someone who already knows an id can find its entries (as a guessable
+    output can be confirmed from a receipt's hash), nobody reads an id out of the ledger."""
+    digest = hashlib.sha256(_CLIENT_ID_DOMAIN + client_id.encode()).hexdigest()
+    return f"c-{digest[:24]}"
+
+
 def settle_key_for(client_id: str) -> str:
-    """A settlement key for a request the client named: its id (at most 96 bytes) and a
-    random suffix, since clients may reuse their ids (``settlements`` keys are unique)."""
-    head = client_id.encode()[:96].decode("utf-8", "ignore")
-    return f"{head}~{uuid.uuid4().hex[:16]}"
+    """A settlement key (the ledger's ``request_id``) for a request the client named: the
+    id's :func:`client_ledger_id` and a random suffix, since clients may reuse their ids
+    (``settlements`` keys are unique); the answer's ``mesh.ledger_request_id`` names it."""
+    return f"{client_ledger_id(client_id)}~{uuid.uuid4().hex[:16]}"

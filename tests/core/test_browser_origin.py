@@ -122,3 +122,26 @@ def test_local_names_skip_empty_parts_and_take_dns_names_to_their_limits() -> No
             f"LLM_MESH_LOCAL_NAMES: {bad!r} is not a host name (names only, ','-separated: "
             "no scheme, port or address)"
         )
+
+
+def test_another_sites_page_is_told_by_fetch_metadata_else_by_its_origin() -> None:
+    from LLM_Mesh.core.browser_origin import another_sites_page
+
+    def foreign(**h: str) -> bool:
+        return another_sites_page({k.replace("_", "-"): v for k, v in h.items()})
+
+    assert not foreign()  # a program: neither header
+    assert not foreign(sec_fetch_site="same-origin", origin="https://elsewhere.example")
+    assert not foreign(sec_fetch_site=" None ")
+    assert foreign(sec_fetch_site="cross-site")
+    assert foreign(sec_fetch_site="same-site", host="gw.example")
+    # no fetch metadata: the Origin must be this Host (default ports left out, any case)
+    assert not foreign(origin="https://GW.example", host="gw.example:443")
+    assert not foreign(origin="http://gw.example:8800", host="gw.example:8800")
+    assert not foreign(origin="http://[::1]:8800", host="[::1]:8800")
+    assert foreign(origin="http://gw.example:8801", host="gw.example:8800")
+    assert foreign(origin="https://gw.example.evil.example", host="gw.example")
+    assert foreign(origin="null", host="gw.example")
+    assert foreign(origin="file://", host="gw.example")
+    assert foreign(origin="ftp://gw.example", host="gw.example")
+    assert foreign(origin="http://gw.example")  # no Host at all

@@ -409,6 +409,39 @@ def test_the_operator_view_with_a_token_kept_in_the_tab_only(
     page.context.close()
 
 
+def test_the_api_docs_link_never_shares_the_operators_tab(
+    mesh: LocalMesh, browser: Any, watch: PageWatch
+) -> None:
+    """The footer's API link opens ``/docs`` (Swagger UI, whose script comes from
+    cdn.jsdelivr.net and runs on the gateway's origin) in a tab of its own, with no opener:
+    no script of that page can read the operator's token from the dashboard tab's session
+    storage (found 2026-12-03: it opened in the same tab, where ``sessionStorage`` held the
+    token for any script on ``/docs`` to read)."""
+    token = mesh._operator_token
+    assert token
+    page = _page(browser, watch)
+    page.goto(_base(mesh) + "/operator")
+    page.fill("#op-token", token)
+    page.press("#op-token", "Enter")
+    page.wait_for_selector(f'#op-result tr[data-node="{_node_id(mesh)}"]')
+    # /docs takes Swagger UI from the CDN, which a test machine may not reach
+    for cdn in (r"cdn\.jsdelivr\.net", r"fastapi\.tiangolo\.com", "SwaggerUIBundle", r"net::ERR_"):
+        watch.expect(cdn)
+    page.click('footer a[href$="/docs"]')
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    docs = None
+    while docs is None and time.monotonic() < deadline:
+        docs = next((p for p in page.context.pages if p.url.endswith("/docs")), None)
+        page.wait_for_timeout(100)
+    assert docs is not None, [p.url for p in page.context.pages]
+    docs.wait_for_load_state("domcontentloaded")
+    assert docs.evaluate("sessionStorage.getItem('llm-mesh-operator-token')") is None
+    assert docs.evaluate("window.opener === null")
+    assert docs is not page  # the dashboard's tab stays, its token with it
+    assert page.evaluate("sessionStorage.getItem('llm-mesh-operator-token')") == token
+    page.context.close()
+
+
 # -- the real model -------------------------------------------------------------------------
 
 

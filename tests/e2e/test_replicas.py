@@ -52,6 +52,7 @@ from sqlalchemy.engine import make_url
 
 from LLM_Mesh.client import MeshClient, new_request_id
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.parse import client_ledger_id
 from tests.e2e.conftest import HAVE_MODEL, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -432,7 +433,7 @@ def _check_the_books(mesh: Mesh, ok: list[Result], lost: list[Result]) -> None:
         if e["from"] == mesh.account:
             assert e["kind"] in ("settle", "fee") and e["request_id"], e
             debits[e["request_id"]] += e["amount"]
-    # no client request id settled twice (a ledger id is the client's id and a suffix)
+    # no client request id settled twice (a ledger id is the client id's hash and a suffix)
     by_client = Counter(lid.split("~", 1)[0] for lid in debits)
     assert [cid for cid, n in by_client.items() if n > 1] == []
     # each answer was debited exactly what its mesh object said, under the id it named; it
@@ -443,11 +444,11 @@ def _check_the_books(mesh: Mesh, ok: list[Result], lost: list[Result]) -> None:
         assert r.cost is not None and r.cost >= 0 and r.ledger_id is not None, r
         assert r.parts and not [p for p in r.parts if p.startswith("invalid")], r
         assert r.cost > 0 or r.completion_tokens == 0, r
-        assert r.ledger_id.split("~", 1)[0] == r.request_id, r
+        assert r.ledger_id.split("~", 1)[0] == client_ledger_id(r.request_id), r
         assert debits.get(r.ledger_id, 0) == r.cost, (r, debits.get(r.ledger_id))
     # any other debit is of a request lost with replica 0 (answered there, then it died)
     answered = {r.ledger_id for r in ok}
-    lost_ids = {r.request_id for r in lost}
+    lost_ids = {client_ledger_id(r.request_id) for r in lost}
     others = {lid: amount for lid, amount in debits.items() if lid not in answered}
     assert {lid.split("~", 1)[0] for lid in others} <= lost_ids, others
     # the balance: the grant less what succeeded (and what was lost with replica 0)

@@ -23,6 +23,7 @@ from LLM_Mesh.core.ledger_entry import NETWORK, POOL
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.pricing import estimate, request_cost, usual_prompt_tokens
 from LLM_Mesh.registry.api_keys import create_api_key
+from LLM_Mesh.registry.parse import client_ledger_id
 from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
 from tests.asgi import request_then_wait
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, fund, running, sse_chunks
@@ -454,7 +455,7 @@ async def test_a_replayed_answer_is_not_paid_twice(tmp_path: Path) -> None:
         entries, _ = await ledger.entries(-1, 100)
         keys = {e.request_id for e in entries if e.kind == "settle"}
         (key_used,) = keys
-        assert key_used.startswith("mine-1~")  # the client's id, made unique
+        assert key_used.startswith(client_ledger_id("mine-1") + "~")  # its hash, made unique
         assert first.json()["mesh"]["ledger_request_id"] == key_used
 
 

@@ -59,6 +59,12 @@ class Dashboard:
     # Nodes page refreshes each 5 s, and figures over 30 days need not be fresher than this
     cache_ttl_s: float = 30.0
     _cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    # how long a public page whose size grows with the mesh (the node table, the models) is
+    # served as rendered, to everyone: anyone may ask for it in a loop, and with 500 nodes
+    # a render costs the gateway's event loop ~70-180 ms (2026-12-03); pages refresh every
+    # 5 s, so no viewer sees the difference
+    render_ttl_s: float = 1.0
+    _rendered: dict[str, tuple[float, bytes, int]] = field(default_factory=dict)
 
     async def cached(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """``fetch()``'s result, reused for ``cache_ttl_s`` seconds under ``key``."""
@@ -69,6 +75,20 @@ class Dashboard:
         value = await fetch()
         self._cache[key] = (now, value)
         return value
+
+    async def shared(
+        self, request: Request, key: str, make: Callable[[], Awaitable[HTMLResponse]]
+    ) -> HTMLResponse:
+        """``make()``'s page, rendered at most once per ``render_ttl_s`` for every client:
+        only for pages that show everyone the same (``key`` names one of a fixed few)."""
+        key = request.scope.get("root_path", "") + "\0" + key
+        now = self.clock()
+        hit = self._rendered.get(key)
+        if hit is not None and now - hit[0] < self.render_ttl_s:
+            return HTMLResponse(hit[1], status_code=hit[2])
+        page = await make()
+        self._rendered[key] = (now, bytes(page.body), page.status_code)
+        return page
 
     def now(self) -> float:
         """Wall-clock seconds: the traffic series' time."""

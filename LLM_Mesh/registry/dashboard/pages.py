@@ -81,13 +81,21 @@ async def _nodes_ctx(d: Dashboard) -> dict[str, Any]:
 
 async def nodes(request: Request) -> Response:
     d = get_dashboard(request)
-    ctx = await _nodes_ctx(d)
-    return d.render(request, "nodes.html", page="nodes", title="Nodes", **ctx)
+
+    async def make() -> HTMLResponse:
+        ctx = await _nodes_ctx(d)
+        return d.render(request, "nodes.html", page="nodes", title="Nodes", **ctx)
+
+    return await d.shared(request, "nodes", make)
 
 
 async def nodes_fragment(request: Request) -> Response:
     d = get_dashboard(request)
-    return d.render(request, "_nodes.html", **await _nodes_ctx(d))
+
+    async def make() -> HTMLResponse:
+        return d.render(request, "_nodes.html", **await _nodes_ctx(d))
+
+    return await d.shared(request, "fragment/nodes", make)
 
 
 def _stamp(at: datetime | None) -> str:
@@ -134,12 +142,20 @@ def _models_ctx(d: Dashboard) -> dict[str, Any]:
 
 async def models(request: Request) -> Response:
     d = get_dashboard(request)
-    return d.render(request, "models.html", page="models", title="Models", **_models_ctx(d))
+
+    async def make() -> HTMLResponse:
+        return d.render(request, "models.html", page="models", title="Models", **_models_ctx(d))
+
+    return await d.shared(request, "models", make)
 
 
 async def models_fragment(request: Request) -> Response:
     d = get_dashboard(request)
-    return d.render(request, "_models.html", **_models_ctx(d))
+
+    async def make() -> HTMLResponse:
+        return d.render(request, "_models.html", **_models_ctx(d))
+
+    return await d.shared(request, "fragment/models", make)
 
 
 # -- ledger ---------------------------------------------------------------------------------

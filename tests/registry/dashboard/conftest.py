@@ -19,6 +19,9 @@ def inprocess_mesh(tmp_path: Path) -> Iterator[InProcessMesh]:
     """The real registry app with settlement off: the ledger starts empty (no community
     pool top-up), so the ledger pages show only what each test appends."""
     mesh = InProcessMesh(tmp_path / "mesh", settlement=False).start()
+    # every request renders its page: these tests read a page right after a change (pages
+    # shared for a second: tests/registry/test_public_reads.py)
+    mesh.app.state.dashboard.render_ttl_s = 0.0
     try:
         yield mesh
     finally:

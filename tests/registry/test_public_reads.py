@@ -1,0 +1,261 @@
+"""What anyone on the internet reads without a key: the public ledger and the dashboard.
+
+Attacks of the 2026-12-03 review of the public surfaces (docs/security.md, "Public
+listings" and "Dashboard"): each test names what it did before its fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from LLM_Mesh import bounded_http
+from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer
+from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry.dashboard import views
+from LLM_Mesh.registry.parse import client_ledger_id
+from tests.registry.helpers import Harness, running
+from tests.registry.test_charge import BODY, CHAT, bearer, new_user, register, settlement
+
+# what a client's own request ids often are: its trace ids, naming its users and records
+CLIENT_ID = "acme-crm/alice.smith@example.com/invoice-4711"
+OTHER_ID = "acme-crm/alice.smith@example.com/invoice-4712"
+
+
+async def test_a_clients_own_request_id_is_not_published_in_the_ledger(tmp_path: Path) -> None:
+    """A client's ``X-Request-Id`` / ``Idempotency-Key`` is the request's id for the client
+    (its answer, its receipt), never text in the public ledger: the ledger's id for it is
+    a hash of it and a random suffix, which the answer names (``mesh.ledger_request_id``).
+    Found 2026-12-03: the id's first 96 bytes were the ledger entries' ``request_id``, shown
+    to anyone by ``GET /v1/ledger``, the export and the dashboard's Ledger page."""
+    async with running(tmp_path) as h:
+        await register(h, "a", "alice")
+        key, _account = await new_user(h, 10_000)
+        for header, cid in (("X-Request-Id", CLIENT_ID), ("Idempotency-Key", OTHER_ID)):
+            r = await h.client.post(CHAT, json=BODY, headers={**bearer(key), header: cid})
+            assert r.status_code == 200, r.text
+            mesh = r.json()["mesh"]
+            assert mesh["request_id"] == cid  # the client's id is still its own
+            ledger_id = mesh["ledger_request_id"]
+            assert cid not in ledger_id and "alice" not in ledger_id
+            # the same client id gives the same hash (replicas agree), and a random suffix
+            assert ledger_id.split("~", 1)[0] == client_ledger_id(cid)
+        await settlement(h).flush()
+        await h.runtime.checkpointer.checkpoint()  # type: ignore[union-attr]
+        pages = [
+            await h.client.get("/v1/ledger?limit=1000"),
+            await h.client.get("/v1/ledger/export"),
+            await h.client.get("/dashboard/ledger"),
+            await h.client.get("/dashboard/fragment/ledger"),
+        ]
+        for page in pages:
+            assert page.status_code == 200
+            for secret in (CLIENT_ID, OTHER_ID, "alice.smith", "invoice-47", "acme-crm"):
+                assert secret not in page.text, (page.url, secret)
+        settled_ids = {e["request_id"] for e in pages[0].json()["data"] if e["kind"] == "settle"}
+        assert len(settled_ids) == 2
+        assert {i.split("~", 1)[0] for i in settled_ids} == {
+            client_ledger_id(CLIENT_ID),
+            client_ledger_id(OTHER_ID),
+        }
+
+
+def _from(h: Harness, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=h.app, client=(address, 40_000))
+    return httpx.AsyncClient(transport=transport, base_url="http://registry.test")
+
+
+async def test_the_public_ledger_reads_are_bounded_per_address(tmp_path: Path) -> None:
+    """Anyone may read the ledger, but not without end: the entries and checkpoints served
+    count against the address's budget (``ledger_read_rows_per_min``; IPv6 per /64), then
+    429 with ``Retry-After``; another address is served meanwhile, the first again once
+    the minute refilled it. Found 2026-12-03: no bound at all: a page of 10,000 entries
+    costs the gateway ~0.2 s of CPU and an export of 100,000 ~0.7 s, so one address asking
+    in a loop kept the gateway (and every request it relays) busy."""
+    assert Settings().ledger_read_rows_per_min == 1_000_000  # on by default
+    async with running(tmp_path, ledger_read_rows_per_min=60) as h:
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        await ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(40)])
+        await h.runtime.checkpointer.checkpoint()  # type: ignore[union-attr]
+        size, _root = await ledger.head()
+        async with (
+            _from(h, "2001:db8:1:2::5") as a,
+            _from(h, "2001:db8:1:2::6") as a2,
+            _from(h, "203.0.113.9") as b,
+        ):
+            # 20 + 20 + 20 rows: the budget of 60 is spent, by any of the three reads
+            assert (await a.get("/v1/ledger", params={"limit": 20})).status_code == 200
+            r = await a.get("/v1/ledger/export", params={"after": size - 21})
+            assert r.status_code == 200 and len(r.text.splitlines()) == 20
+            r = await a2.get("/v1/ledger", params={"after": 19, "limit": 20})  # same /64
+            assert r.status_code == 200 and len(r.json()["data"]) == 20
+            for path in ("/v1/ledger", "/v1/ledger/export", "/v1/ledger/checkpoints"):
+                refused = await a2.get(path, params={"limit": 10})
+                assert refused.status_code == 429, (path, refused.text)
+                assert int(refused.headers["retry-after"]) >= 1
+                assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+            # another address is served meanwhile, its own budget counted as the first one
+            assert (await b.get("/v1/ledger", params={"limit": 40})).status_code == 200
+            r = await b.get("/v1/ledger/checkpoints", params={"limit": 10_000})
+            checkpoints = len(r.json()["data"])  # charged these, not 10,000
+            assert r.status_code == 200 and 1 <= checkpoints <= 5
+            left = 60 - 40 - checkpoints
+            assert (await b.get("/v1/ledger", params={"limit": left})).status_code == 200
+            assert (await b.get("/v1/ledger", params={"limit": 1})).status_code == 429
+            h.clock.advance(60.0)  # the minute refilled the first address's budget
+            assert (await a.get("/v1/ledger", params={"limit": 20})).status_code == 200
+
+
+async def test_ledger_verify_waits_out_the_budget_and_gives_up_on_endless_429s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``llm-mesh ledger verify`` reads a ledger larger than its address's budget whole,
+    waiting each 429's ``Retry-After``; a registry answering 429 for ever holds it at most
+    ``RETRIES_429`` waits (each at most 60 s), then it fails naming the answer."""
+    slept: list[float] = []
+    async with running(tmp_path, ledger_read_rows_per_min=60) as h:
+
+        async def on_the_clock(seconds: float) -> None:
+            slept.append(seconds)
+            h.clock.advance(seconds)
+
+        monkeypatch.setattr(bounded_http, "_sleep", on_the_clock)
+        monkeypatch.setattr(ledger_commands, "EXPORT_LIMIT", 50)
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        await ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(150)])
+        size, _root = await ledger.head()
+        async with _from(h, "198.51.100.7") as c:
+            source = ledger_commands.HttpSource(c)
+            rows: list[tuple[object, ...]] = []
+            async for batch in source.entries(1000):
+                rows.extend(batch)
+            assert [r[0] for r in rows] == list(range(size))
+            assert slept and all(1 <= s <= 60 for s in slept)
+
+    def always_429(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "3600"}, json={"error": {}})
+
+    slept.clear()
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(always_429), base_url="http://registry.test"
+    ) as c:
+        with pytest.raises(MeshError):
+            await ledger_commands.HttpSource(c).checkpoints()
+        with pytest.raises(MeshError, match="429"):
+            async for _batch in ledger_commands.HttpSource(c).entries(1000):
+                pass
+    assert slept == [60.0] * (2 * bounded_http.RETRIES_429)
+
+
+async def test_the_api_docs_on_the_dashboards_origin_cannot_be_framed_or_share_its_tab(
+    tmp_path: Path,
+) -> None:
+    """``/docs`` (Swagger UI: script and style from cdn.jsdelivr.net, run on the gateway's
+    origin) may not be framed by another site, and the dashboard opens it in a tab of its
+    own with no opener, so that page never runs in the tab whose session storage holds the
+    operator's token (``tests/e2e/test_dashboard.py`` checks it in Chromium). Found
+    2026-12-03: no header at all on ``/docs`` (any site could frame it), and the footer's
+    link opened it in the dashboard's own tab; the unused OAuth2 redirect page was served."""
+    async with running(tmp_path) as h:
+        docs = await h.client.get("/docs")
+        assert docs.status_code == 200 and "/openapi.json" in docs.text
+        assert docs.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+        assert docs.headers["x-content-type-options"] == "nosniff"
+        assert docs.headers["referrer-policy"] == "no-referrer"
+        assert (await h.client.get("/docs/oauth2-redirect")).status_code == 404
+        page = (await h.client.get("/dashboard/")).text
+        (link,) = [a for a in page.split("<a ")[1:] if a.startswith('href="/docs"')]
+        assert 'target="_blank"' in link and "noopener" in link.split(">")[0]
+
+
+async def test_a_public_page_asked_for_in_a_loop_is_rendered_once_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's node table and model list grow with the mesh (500 nodes: ~70-180 ms
+    of the gateway's event loop a render) and are the same for everyone: asked for in a
+    loop by anyone, each is rendered at most once per ``render_ttl_s`` (1 s) and served as
+    rendered meanwhile. Found 2026-12-03: every request rendered it, so one client asking
+    in a loop held the event loop every request of the gateway waits on."""
+    built: Counter[str] = Counter()
+    node_rows, model_rows = views.node_rows, views.model_rows
+
+    def counted_nodes(*a: Any, **kw: Any) -> Any:
+        built["nodes"] += 1
+        return node_rows(*a, **kw)
+
+    def counted_models(*a: Any, **kw: Any) -> Any:
+        built["models"] += 1
+        return model_rows(*a, **kw)
+
+    monkeypatch.setattr(views, "node_rows", counted_nodes)
+    monkeypatch.setattr(views, "model_rows", counted_models)
+    async with running(tmp_path) as h:
+        await h.register("node-a", models=["mistral-7b"])
+        paths = ["/dashboard/nodes", "/dashboard/fragment/nodes", "/dashboard/models",
+                 "/dashboard/fragment/models"]  # fmt: skip
+        first = {p: (await h.client.get(p)).text for p in paths}
+        async with _from(h, "203.0.113.50") as other:
+            for _ in range(25):
+                for p in paths:
+                    r = await other.get(p)
+                    assert r.status_code == 200 and r.text == first[p]
+                    assert r.headers["cache-control"] == "no-store"  # still the page's headers
+        assert built == {"nodes": 2, "models": 2}  # the page and its fragment, once each
+        await h.register("node-b", models=["code-llama-7b"])
+        served = 'data-model="code-llama-7b"'  # the served table's row, not the catalog's
+        assert "node-b" not in (await h.client.get("/dashboard/fragment/nodes")).text
+        assert served not in (await h.client.get("/dashboard/fragment/models")).text
+        h.clock.advance(1.0)  # a second later the page shows the mesh as it is now
+        assert "node-b" in (await h.client.get("/dashboard/fragment/nodes")).text
+        assert served in (await h.client.get("/dashboard/fragment/models")).text
+        assert built == {"nodes": 3, "models": 3}
+
+
+FOREIGN_PAGES = [
+    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "https://blog.registry.test"},
+    {"Origin": "https://evil.example"},  # a browser without fetch metadata
+    {"Origin": "null"},  # a sandboxed frame, a file:// page
+]
+
+
+@pytest.mark.parametrize("page", FOREIGN_PAGES, ids=["cross-site", "same-site", "origin", "null"])
+async def test_a_web_page_of_another_site_cannot_spend_through_the_gateway(
+    tmp_path: Path, page: dict[str, str]
+) -> None:
+    """Any web site can make its visitors' browsers post a ``text/plain`` body of JSON to
+    the gateway (a simple request: no CORS preflight): it cannot read the answer, but each
+    visitor is another address (the anonymous limit is per address) paid by the community
+    pool, and ``llm-mesh up``'s gateway on 127.0.0.1 (no anonymous limit) runs it on the
+    visitor's own node. Refused 403 before any node is called; the dashboard's playground
+    (same origin), programs (no ``Origin``) are served. Found 2026-12-03: served, 200."""
+    async with running(tmp_path) as h:
+        node = await register(h, "a", "alice")
+        own = f"{h.client.base_url.scheme}://{h.client.base_url.netloc.decode()}"
+        for stream in (False, True):
+            body = json.dumps({**BODY, "stream": stream})
+            r = await h.client.post(
+                CHAT, content=body, headers={"Content-Type": "text/plain", **page}
+            )
+            assert r.status_code == 403, r.text
+            assert r.json()["error"]["code"] == "forbidden"
+        assert node.calls == []
+        for ours in (
+            {"Sec-Fetch-Site": "same-origin", "Origin": own},  # the playground
+            {"Origin": own},  # the playground in a browser without fetch metadata
+            {"Sec-Fetch-Site": "none"},  # typed by the user
+            {},  # a program
+        ):
+            r = await h.client.post(CHAT, json=BODY, headers=ours)
+            assert r.status_code == 200, (ours, r.text)
+        assert len(node.calls) == 4
