@@ -52,7 +52,7 @@ Options:
   -h, --help          show this help
 
 Environment: LLM_MESH_HOME (default ~/.llm-mesh), LLM_MESH_REGISTRY_URL, PYTHON,
-LLM_MESH_OPERATOR_TOKEN (the credential the registry's admin gave you; or operator_token in node.toml).
+LLM_MESH_OPERATOR_TOKEN (the credential the registry's admin gave you; kept as operator_token in node.toml).
 EOF
 }
 
@@ -321,6 +321,11 @@ if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
 for kept in ("operator_token", "key_file"):  # the operator's credential and key stay
     if old.get(kept):
         cfg[kept] = old[kept]
+# the token the operator runs this with is kept too (node.toml is mode 0600): the node a
+# service, a reboot or a later "node start" runs has no $LLM_MESH_OPERATOR_TOKEN (401)
+token = env.get("LLM_MESH_OPERATOR_TOKEN", "").strip()
+if token:
+    cfg["operator_token"] = token
 region = pick(env["CFG_REGION"], "region", "")
 if region:
     cfg["region"] = region
@@ -328,8 +333,9 @@ text = "# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(cfg
 current = open(path).read() if os.path.exists(path) else None
 if current == text:
     print("unchanged")
-elif dry:
-    print("would write:\n" + text)
+elif dry:  # a credential is not printed
+    shown = {**cfg, "operator_token": "(hidden)"} if "operator_token" in cfg else cfg
+    print("would write:\n# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(shown))
 else:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".node.toml.")
     try:

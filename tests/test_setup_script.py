@@ -27,9 +27,11 @@ SCRIPT = REPO / "setup-node-operator.sh"
 VENV = Path(sys.prefix)  # the venv running the tests is the one the script reuses
 
 
-def run(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, *args: str, check: bool = True, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
-    env.update(HOME=str(tmp_path / "home"), LLM_MESH_HOME=str(tmp_path / "mesh"))
+    env.update(HOME=str(tmp_path / "home"), LLM_MESH_HOME=str(tmp_path / "mesh"), **extra_env)
     (tmp_path / "home").mkdir(exist_ok=True)
     proc = subprocess.run(
         ["bash", str(SCRIPT), "--venv", str(VENV), "--skip-install", *args],
@@ -198,6 +200,23 @@ def test_it_says_when_the_node_has_no_operator_token(tmp_path: Path) -> None:
     again = run(tmp_path, "--yes", "--no-start")
     assert "no operator token" not in again.stdout, again.stdout
     assert tomllib.loads(config.read_text())["operator_token"] == "lmo_given"
+
+
+def test_the_token_it_runs_with_is_kept_in_node_toml(tmp_path: Path) -> None:
+    """Found 2026-12-03: ``LLM_MESH_OPERATOR_TOKEN=lmo_... ./setup-node-operator.sh --service``
+    (as the README shows) wrote a unit and a node.toml without the token: the service's node
+    was refused (401) at every start, and so was a later ``llm-mesh node start``."""
+    sim = ("--yes", "--engine", "sim", "--models", "mistral-7b")
+    dry = run(tmp_path, *sim, "--dry-run", LLM_MESH_OPERATOR_TOKEN="lmo_secret1")
+    assert "lmo_secret1" not in dry.stdout + dry.stderr
+    assert 'operator_token = "(hidden)"' in dry.stdout
+    run(tmp_path, *sim, "--no-start", LLM_MESH_OPERATOR_TOKEN="lmo_secret1")
+    config = tmp_path / "mesh" / "node.toml"
+    assert tomllib.loads(config.read_text())["operator_token"] == "lmo_secret1"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert "unchanged" in run(tmp_path, *sim, "--no-start").stdout  # without it: kept
+    run(tmp_path, *sim, "--no-start", LLM_MESH_OPERATOR_TOKEN="lmo_secret2")  # a new one
+    assert tomllib.loads(config.read_text())["operator_token"] == "lmo_secret2"
 
 
 def test_sim_engine_local_defaults(tmp_path: Path) -> None:
