@@ -305,7 +305,10 @@ if public_port != port:  # right behind a port forward; else the node is never r
           file=sys.stderr)
 engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
 cfg = {
-    "node_id": env.get("CFG_NODE_ID") or old.get("node_id") or f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}",
+    # the id node.key gives (a dry run makes no key: it says so rather than make one up)
+    "node_id": env.get("CFG_NODE_ID") or old.get("node_id")
+    or ("(derived from node.key, made by a real run)" if dry
+        else f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}"),
     "host": host,
     "port": port,
     "public_url": public.rstrip("/"),

@@ -64,6 +64,8 @@ def test_help(tmp_path: Path) -> None:
 def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     proc = run(tmp_path, "--dry-run", "--models", "gemma-3-270m", "--port", "8899")
     assert "would write" in proc.stdout and "port = 8899" in proc.stdout
+    # found 2026-12-03: it showed a made-up id (node-HOST-1a2b3c) the real run never writes
+    assert 'node_id = "(derived from node.key, made by a real run)"' in proc.stdout
     assert not (tmp_path / "mesh").exists()
     assert not any((tmp_path / "home").iterdir())
 
