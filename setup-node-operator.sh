@@ -375,12 +375,19 @@ fi
 if [ "$SERVICE" = 1 ]; then
   UNIT_DIR="$HOME/.config/systemd/user"
   UNIT="$UNIT_DIR/llm-mesh-node.service"
+  # node.toml has no key for the registry's CA: the service gets the one this runs with
+  CA_LINE=""
+  if [ -n "${LLM_MESH_REGISTRY_CA:-}" ]; then
+    [ -f "$LLM_MESH_REGISTRY_CA" ] || die "LLM_MESH_REGISTRY_CA=$LLM_MESH_REGISTRY_CA is not a file" "point it at the registry's CA certificate (PEM)"
+    CA_LINE="
+Environment=LLM_MESH_REGISTRY_CA=$(cd "$(dirname "$LLM_MESH_REGISTRY_CA")" && pwd)/$(basename "$LLM_MESH_REGISTRY_CA")"
+  fi
   UNIT_TEXT="[Unit]
 Description=LLM Mesh node
 After=network-online.target
 
 [Service]
-Environment=LLM_MESH_HOME=$LLM_MESH_HOME
+Environment=LLM_MESH_HOME=$LLM_MESH_HOME$CA_LINE
 ExecStart=${START[*]}
 Restart=on-failure
 RestartSec=10

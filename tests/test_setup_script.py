@@ -452,3 +452,39 @@ def test_service_installs_a_systemd_user_unit_once(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stdout + second.stderr
     assert "unchanged" in second.stdout
     assert unit.read_text() == text
+
+
+def test_service_gets_the_registry_ca_it_runs_with(tmp_path: Path) -> None:
+    """Found 2026-12-03: docs/deploy.md says a service node of a private-CA registry needs
+    LLM_MESH_REGISTRY_CA "in its environment" (node.toml has no key for it), but the unit
+    --service writes set only LLM_MESH_HOME (and a re-run rewrote a unit edited by hand)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        LLM_MESH_HOME=str(tmp_path / "mesh"),
+        LLM_MESH_REGISTRY_CA="ca.crt",  # relative: the unit gets it absolute
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    )
+    (tmp_path / "home").mkdir()
+    cmd = [
+        "bash", str(SCRIPT), "--venv", str(VENV), "--skip-install", "--yes", "--service",
+        "--engine", "sim", "--models", "mistral-7b", "--registry", "https://127.0.0.1:8800",
+    ]  # fmt: skip
+    done = subprocess.run(
+        cmd, env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    unit = tmp_path / "home" / ".config" / "systemd" / "user" / "llm-mesh-node.service"
+    assert f"Environment=LLM_MESH_REGISTRY_CA={tmp_path / 'ca.crt'}\n" in unit.read_text()
+    env["LLM_MESH_REGISTRY_CA"] = str(tmp_path / "missing.crt")
+    bad = subprocess.run(
+        cmd, env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        timeout=120,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "missing.crt is not a file" in bad.stdout + bad.stderr
