@@ -69,7 +69,7 @@ def earnings_command(
     settings = settings_from(home, registry, registry_ca=ca)
 
     async def go(secret: str) -> dict[str, Any]:
-        async with MeshClient(settings.registry_url, ca_file=settings.registry_ca) as client:
+        async with MeshClient(settings.registry_urls, ca_file=settings.registry_ca) as client:
             return await client.earnings(secret, node=node, days=days)
 
     try:

@@ -450,13 +450,21 @@ def node_plan(
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
     registry_url = (
-        cfg.effective_registry_url(settings) if cfg and not registry else settings.registry_url
+        ",".join(cfg.effective_registry_urls(settings))
+        if cfg and not registry
+        else ",".join(settings.registry_urls)
     )
     hosted = [model_id_of(m) for m in cfg.models] if cfg else []
 
     async def demand() -> Any:
+        from LLM_Mesh.client import gateway_urls
+
         async with http_client(5.0) as client:
-            return await fetch_demand(client, registry_url)
+            for url in gateway_urls(registry_url):  # replicas: the first that answers
+                found = await fetch_demand(client, url)
+                if found[0] is not None:
+                    break
+            return found
 
     hardware = detect_hardware(settings.home)
     by_model, note = asyncio.run(demand())
