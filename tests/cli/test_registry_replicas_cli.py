@@ -1,6 +1,7 @@
 """Every command whose ``--registry`` says "several replicas as URL,URL,... (tried in turn)"
 tries them in turn. Found 2026-12-03 (a new user's walk): ``ledger verify``, ``ledger
-witness``, ``earnings``, ``receipt verify`` and ``node plan`` asked only the first URL and
+witness``, ``earnings``, ``receipt verify``, ``node plan``, ``balance`` and ``registry canary
+run`` asked only the first URL and
 stopped at "no LLM Mesh registry answered" when it was down, the others never asked. A dead
 port (refused) then a live stdlib server on loopback: the live one must be asked."""
 
@@ -28,6 +29,8 @@ class _NotFound(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_GET
 
     def log_message(self, *args: object) -> None:
         pass
@@ -59,11 +62,15 @@ def replicas() -> Iterator[tuple[str, list[str]]]:
         ["earnings", "--operator-token", "lmo_x"],
         ["receipt", "verify", "-"],
         ["node", "plan"],
+        ["balance"],
+        ["registry", "canary", "run"],
     ],
 )
 def test_the_next_replica_is_asked_when_the_first_is_down(
     replicas: tuple[str, list[str]], command: list[str]
 ) -> None:
     urls, asked = replicas
-    runner.invoke(app, [*command, "--registry", urls], input="{}")
+    runner.invoke(
+        app, [*command, "--registry", urls], input="{}", env={"LLM_MESH_ADMIN_KEY": "lma_x"}
+    )
     assert asked, f"{' '.join(command)} never asked the second replica"
