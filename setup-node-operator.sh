@@ -37,9 +37,9 @@ Set up this machine as an LLM Mesh node and start it.
 
 Options:
   --yes               accept the proposed defaults; never prompt
-  --registry URL      registry to join (default \$LLM_MESH_REGISTRY_URL or http://127.0.0.1:8800)
-  --models LIST       comma-separated catalog model ids to host (default: proposed from hardware)
-  --port N            port the node listens on (default 8801)
+  --registry URL      registry to join (default \$LLM_MESH_REGISTRY_URL, else node.toml's, else http://127.0.0.1:8800)
+  --models LIST       comma-separated catalog model ids to host (default: node.toml's, else proposed from hardware)
+  --port N            port the node listens on (default: node.toml's, else 8801)
   --region NAME       region label for routing (e.g. eu-west)
   --public-url URL    URL the registry and gateway reach this node at
   --gpu cpu|cuda      build llama-cpp-python for CPU (default) or CUDA
