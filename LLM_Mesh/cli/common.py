@@ -42,10 +42,15 @@ RegistryCaOpt = Annotated[
 
 
 def settings_from(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:
-    """The process's one Settings: the environment, overridden by flags."""
-    return Settings.from_env(
-        home=home, registry_url=registry.rstrip("/") if registry else None, **kw
-    )
+    """The process's one Settings: the environment, overridden by flags. A value that
+    cannot be used (``LLM_MESH_HEARTBEAT_S=abc``, a database path for a URL) is one
+    ``error:`` line and exit 1, not a traceback."""
+    try:
+        return Settings.from_env(
+            home=home, registry_url=registry.rstrip("/") if registry else None, **kw
+        )
+    except ValueError as exc:
+        raise fail(exc) from exc
 
 
 LogFormatOpt = Annotated[
