@@ -37,9 +37,9 @@ Set up this machine as an LLM Mesh node and start it.
 
 Options:
   --yes               accept the proposed defaults; never prompt
-  --registry URL      registry to join (default \$LLM_MESH_REGISTRY_URL or http://127.0.0.1:8800)
-  --models LIST       comma-separated catalog model ids to host (default: proposed from hardware)
-  --port N            port the node listens on (default 8801)
+  --registry URL      registry to join (default \$LLM_MESH_REGISTRY_URL, else node.toml's, else http://127.0.0.1:8800)
+  --models LIST       comma-separated catalog model ids to host (default: node.toml's, else proposed from hardware)
+  --port N            port the node listens on (default: node.toml's, else 8801)
   --region NAME       region label for routing (e.g. eu-west)
   --public-url URL    URL the registry and gateway reach this node at
   --gpu cpu|cuda      build llama-cpp-python for CPU (default) or CUDA
@@ -52,7 +52,7 @@ Options:
   -h, --help          show this help
 
 Environment: LLM_MESH_HOME (default ~/.llm-mesh), LLM_MESH_REGISTRY_URL, PYTHON,
-LLM_MESH_OPERATOR_TOKEN (the credential the registry's admin gave you; or operator_token in node.toml).
+LLM_MESH_OPERATOR_TOKEN (the credential the registry's admin gave you; kept as operator_token in node.toml).
 EOF
 }
 
@@ -305,7 +305,10 @@ if public_port != port:  # right behind a port forward; else the node is never r
           file=sys.stderr)
 engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
 cfg = {
-    "node_id": env.get("CFG_NODE_ID") or old.get("node_id") or f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}",
+    # the id node.key gives (a dry run makes no key: it says so rather than make one up)
+    "node_id": env.get("CFG_NODE_ID") or old.get("node_id")
+    or ("(derived from node.key, made by a real run)" if dry
+        else f"node-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:6]}"),
     "host": host,
     "port": port,
     "public_url": public.rstrip("/"),
@@ -321,6 +324,11 @@ if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
 for kept in ("operator_token", "key_file"):  # the operator's credential and key stay
     if old.get(kept):
         cfg[kept] = old[kept]
+# the token the operator runs this with is kept too (node.toml is mode 0600): the node a
+# service, a reboot or a later "node start" runs has no $LLM_MESH_OPERATOR_TOKEN (401)
+token = env.get("LLM_MESH_OPERATOR_TOKEN", "").strip()
+if token:
+    cfg["operator_token"] = token
 region = pick(env["CFG_REGION"], "region", "")
 if region:
     cfg["region"] = region
@@ -328,8 +336,9 @@ text = "# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(cfg
 current = open(path).read() if os.path.exists(path) else None
 if current == text:
     print("unchanged")
-elif dry:
-    print("would write:\n" + text)
+elif dry:  # a credential is not printed
+    shown = {**cfg, "operator_token": "(hidden)"} if "operator_token" in cfg else cfg
+    print("would write:\n# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(shown))
 else:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".node.toml.")
     try:
@@ -366,12 +375,19 @@ fi
 if [ "$SERVICE" = 1 ]; then
   UNIT_DIR="$HOME/.config/systemd/user"
   UNIT="$UNIT_DIR/llm-mesh-node.service"
+  # node.toml has no key for the registry's CA: the service gets the one this runs with
+  CA_LINE=""
+  if [ -n "${LLM_MESH_REGISTRY_CA:-}" ]; then
+    [ -f "$LLM_MESH_REGISTRY_CA" ] || die "LLM_MESH_REGISTRY_CA=$LLM_MESH_REGISTRY_CA is not a file" "point it at the registry's CA certificate (PEM)"
+    CA_LINE="
+Environment=LLM_MESH_REGISTRY_CA=$(cd "$(dirname "$LLM_MESH_REGISTRY_CA")" && pwd)/$(basename "$LLM_MESH_REGISTRY_CA")"
+  fi
   UNIT_TEXT="[Unit]
 Description=LLM Mesh node
 After=network-online.target
 
 [Service]
-Environment=LLM_MESH_HOME=$LLM_MESH_HOME
+Environment=LLM_MESH_HOME=$LLM_MESH_HOME$CA_LINE
 ExecStart=${START[*]}
 Restart=on-failure
 RestartSec=10

@@ -424,7 +424,10 @@ class Settings:
             clean["anonymous_rpm"] = None
         if "log_format" in clean:
             clean["log_format"] = _log_format(str(clean["log_format"]))
-        return replace(s, **clean) if clean else s
+        out = replace(s, **clean) if clean else s
+        if out.database_url:  # a path or a typo: said now, not as SQLAlchemy's traceback
+            normalize_database_url(out.database_url)
+        return out
 
     @property
     def effective_database_url(self) -> str:
@@ -440,7 +443,14 @@ class Settings:
 
 
 def normalize_database_url(url: str) -> str:
-    """Accept plain ``postgresql://`` / ``sqlite://`` URLs and pick the async driver."""
+    """Accept plain ``postgresql://`` / ``sqlite://`` URLs and pick the async driver;
+    ``ValueError`` saying how to write one for anything else (e.g. a bare file path)."""
+    if "://" not in url:
+        raise ValueError(
+            f"database URL {url!r} is not a URL: write a SQLite file as sqlite:///{url} "
+            "(the default store: sqlite:///$LLM_MESH_HOME/registry.db), PostgreSQL as "
+            "postgresql://USER@HOST/DB"
+        )
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):

@@ -27,9 +27,11 @@ SCRIPT = REPO / "setup-node-operator.sh"
 VENV = Path(sys.prefix)  # the venv running the tests is the one the script reuses
 
 
-def run(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, *args: str, check: bool = True, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
-    env.update(HOME=str(tmp_path / "home"), LLM_MESH_HOME=str(tmp_path / "mesh"))
+    env.update(HOME=str(tmp_path / "home"), LLM_MESH_HOME=str(tmp_path / "mesh"), **extra_env)
     (tmp_path / "home").mkdir(exist_ok=True)
     proc = subprocess.run(
         ["bash", str(SCRIPT), "--venv", str(VENV), "--skip-install", *args],
@@ -62,6 +64,8 @@ def test_help(tmp_path: Path) -> None:
 def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     proc = run(tmp_path, "--dry-run", "--models", "gemma-3-270m", "--port", "8899")
     assert "would write" in proc.stdout and "port = 8899" in proc.stdout
+    # found 2026-12-03: it showed a made-up id (node-HOST-1a2b3c) the real run never writes
+    assert 'node_id = "(derived from node.key, made by a real run)"' in proc.stdout
     assert not (tmp_path / "mesh").exists()
     assert not any((tmp_path / "home").iterdir())
 
@@ -198,6 +202,23 @@ def test_it_says_when_the_node_has_no_operator_token(tmp_path: Path) -> None:
     again = run(tmp_path, "--yes", "--no-start")
     assert "no operator token" not in again.stdout, again.stdout
     assert tomllib.loads(config.read_text())["operator_token"] == "lmo_given"
+
+
+def test_the_token_it_runs_with_is_kept_in_node_toml(tmp_path: Path) -> None:
+    """Found 2026-12-03: ``LLM_MESH_OPERATOR_TOKEN=lmo_... ./setup-node-operator.sh --service``
+    (as the README shows) wrote a unit and a node.toml without the token: the service's node
+    was refused (401) at every start, and so was a later ``llm-mesh node start``."""
+    sim = ("--yes", "--engine", "sim", "--models", "mistral-7b")
+    dry = run(tmp_path, *sim, "--dry-run", LLM_MESH_OPERATOR_TOKEN="lmo_secret1")
+    assert "lmo_secret1" not in dry.stdout + dry.stderr
+    assert 'operator_token = "(hidden)"' in dry.stdout
+    run(tmp_path, *sim, "--no-start", LLM_MESH_OPERATOR_TOKEN="lmo_secret1")
+    config = tmp_path / "mesh" / "node.toml"
+    assert tomllib.loads(config.read_text())["operator_token"] == "lmo_secret1"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert "unchanged" in run(tmp_path, *sim, "--no-start").stdout  # without it: kept
+    run(tmp_path, *sim, "--no-start", LLM_MESH_OPERATOR_TOKEN="lmo_secret2")  # a new one
+    assert tomllib.loads(config.read_text())["operator_token"] == "lmo_secret2"
 
 
 def test_sim_engine_local_defaults(tmp_path: Path) -> None:
@@ -431,3 +452,39 @@ def test_service_installs_a_systemd_user_unit_once(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stdout + second.stderr
     assert "unchanged" in second.stdout
     assert unit.read_text() == text
+
+
+def test_service_gets_the_registry_ca_it_runs_with(tmp_path: Path) -> None:
+    """Found 2026-12-03: docs/deploy.md says a service node of a private-CA registry needs
+    LLM_MESH_REGISTRY_CA "in its environment" (node.toml has no key for it), but the unit
+    --service writes set only LLM_MESH_HOME (and a re-run rewrote a unit edited by hand)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        LLM_MESH_HOME=str(tmp_path / "mesh"),
+        LLM_MESH_REGISTRY_CA="ca.crt",  # relative: the unit gets it absolute
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    )
+    (tmp_path / "home").mkdir()
+    cmd = [
+        "bash", str(SCRIPT), "--venv", str(VENV), "--skip-install", "--yes", "--service",
+        "--engine", "sim", "--models", "mistral-7b", "--registry", "https://127.0.0.1:8800",
+    ]  # fmt: skip
+    done = subprocess.run(
+        cmd, env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    unit = tmp_path / "home" / ".config" / "systemd" / "user" / "llm-mesh-node.service"
+    assert f"Environment=LLM_MESH_REGISTRY_CA={tmp_path / 'ca.crt'}\n" in unit.read_text()
+    env["LLM_MESH_REGISTRY_CA"] = str(tmp_path / "missing.crt")
+    bad = subprocess.run(
+        cmd, env=env, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        timeout=120,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "missing.crt is not a file" in bad.stdout + bad.stderr

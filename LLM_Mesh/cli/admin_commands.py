@@ -103,15 +103,21 @@ def operators_add(
 
 @operators_app.command("list")
 def operators_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
-    """Operators, whether revoked, and their nodes."""
-    ops = with_admin_store(_settings(home, database_url), lambda s: s.list_operators())
+    """Operators, whether revoked, and their nodes (a revoked node says so)."""
+
+    async def go(s: Any) -> tuple[list[Any], set[str]]:
+        ops = await s.list_operators()
+        keys = [await s.get_node_key(n) for op in ops for n in op.nodes]
+        return ops, {k.node_id for k in keys if k is not None and k.revoked_at is not None}
+
+    ops, revoked = with_admin_store(_settings(home, database_url), go)
     table = Table("operator", "added", "revoked", "nodes")
     for op in ops:
         table.add_row(
             op.name,
             _when(op.created_at),
             _when(op.revoked_at) if op.revoked_at else "",
-            ", ".join(op.nodes) or "-",
+            ", ".join(n + (" (revoked)" if n in revoked else "") for n in op.nodes) or "-",
         )
     console.print(table if ops else "no operators yet: llm-mesh registry operators add NAME")
 

@@ -96,7 +96,7 @@ def canary_run(
 
     async def go() -> list[dict[str, object]]:
         async with MeshClient(
-            settings.registry_url, admin_key=key, ca_file=settings.registry_ca
+            settings.registry_urls, admin_key=key, ca_file=settings.registry_ca
         ) as c:
             return await c.canary_run(node, model)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,10 +42,15 @@ RegistryCaOpt = Annotated[
 
 
 def settings_from(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:
-    """The process's one Settings: the environment, overridden by flags."""
-    return Settings.from_env(
-        home=home, registry_url=registry.rstrip("/") if registry else None, **kw
-    )
+    """The process's one Settings: the environment, overridden by flags. A value that
+    cannot be used (``LLM_MESH_HEARTBEAT_S=abc``, a database path for a URL) is one
+    ``error:`` line and exit 1, not a traceback."""
+    try:
+        return Settings.from_env(
+            home=home, registry_url=registry.rstrip("/") if registry else None, **kw
+        )
+    except ValueError as exc:
+        raise fail(exc) from exc
 
 
 LogFormatOpt = Annotated[
@@ -98,3 +105,19 @@ def json_object(r: httpx.Response, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MeshError(f"{what} did not answer an object")
     return data
+
+
+async def first_answering(
+    urls: Sequence[str], verify: ssl.SSLContext | bool = True, timeout_s: float = 10.0
+) -> str:
+    """The first of the registry replicas ``urls`` (``--registry URL,URL,...``) that
+    answers ``GET /v1/ledger/keys`` at all (any status); the last one when none before it
+    does (the caller's own call then says why). One URL: that one, asked nothing here."""
+    for url in urls[:-1]:
+        try:
+            async with httpx.AsyncClient(timeout=timeout_s, verify=verify) as client:
+                await client.get(url.rstrip("/") + "/v1/ledger/keys")
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            continue
+        return url
+    return urls[-1]

@@ -46,7 +46,8 @@ def operator_token(settings: Settings, given: str | None) -> str:
             return token
     raise InvalidCredential(
         "earnings need the operator's token: --operator-token, LLM_MESH_OPERATOR_TOKEN, or "
-        f"operator_token in {path}"
+        f"operator_token in {path} (the node `llm-mesh up` runs has a token of its own, new "
+        "at every start: `llm-mesh node info` shows that node's earnings)"
     )
 
 
@@ -68,7 +69,7 @@ def earnings_command(
     settings = settings_from(home, registry, registry_ca=ca)
 
     async def go(secret: str) -> dict[str, Any]:
-        async with MeshClient(settings.registry_url, ca_file=settings.registry_ca) as client:
+        async with MeshClient(settings.registry_urls, ca_file=settings.registry_ca) as client:
             return await client.earnings(secret, node=node, days=days)
 
     try:

@@ -49,6 +49,7 @@ from LLM_Mesh.cli.common import (
     console,
     err,
     fail,
+    first_answering,
     json_object,
     settings_from,
 )
@@ -511,7 +512,9 @@ def verify(
 
     async def go() -> tuple[Report, list[Compared]]:
         remembered = load_seen(seen_path, source)
-        where_from = (settings.registry_url, db, settings.ledger_origin)
+        urls, verify = settings.registry_urls, client_ssl_context(settings.registry_ca)
+        url = settings.registry_url if db else await first_answering(urls, verify)
+        where_from = (url, db, settings.ledger_origin)
         # the user's key goes only to the registry configured with it, never to one named
         # by --registry (auditing another registry would hand it the key): there, the pool's
         mine = settings.api_key if registry is None else None
@@ -528,7 +531,7 @@ def verify(
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise fail(
             MeshError(
-                f"no LLM Mesh registry answered at {settings.registry_url} "
+                f"no LLM Mesh registry answered at {', '.join(settings.registry_urls)} "
                 f"({type(exc).__name__}: {exc}); pass --registry URL or set "
                 "LLM_MESH_REGISTRY_URL"
             )

@@ -50,6 +50,7 @@ from LLM_Mesh.cli.common import (
     console,
     err,
     fail,
+    first_answering,
     json_object,
     settings_from,
 )
@@ -459,9 +460,8 @@ def witness_command(
 
     async def one() -> Round:
         verify = client_ssl_context(settings.registry_ca)  # --registry-ca, as `ask` does
-        async with httpx.AsyncClient(
-            base_url=settings.registry_url, timeout=CALL_S, verify=verify
-        ) as client:
+        url = await first_answering(settings.registry_urls, verify, CALL_S)
+        async with httpx.AsyncClient(base_url=url, timeout=CALL_S, verify=verify) as client:
             return await witness_round(client, key, wname, state_path, settings.ledger_origin, pins)
 
     try:
@@ -469,7 +469,7 @@ def witness_command(
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise fail(
             MeshError(
-                f"no LLM Mesh registry answered at {settings.registry_url} "
+                f"no LLM Mesh registry answered at {', '.join(settings.registry_urls)} "
                 f"({type(exc).__name__}: {exc}); pass --registry URL or set LLM_MESH_REGISTRY_URL"
             )
         ) from exc

@@ -425,7 +425,7 @@ def balance(
 
     async def go() -> dict[str, Any]:
         async with MeshClient(
-            settings.registry_url, api_key=settings.api_key, ca_file=settings.registry_ca
+            settings.registry_urls, api_key=settings.api_key, ca_file=settings.registry_ca
         ) as client:
             return await client.balance()
 

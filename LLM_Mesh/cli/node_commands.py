@@ -287,8 +287,30 @@ models_app = typer.Typer(help="Model files on this node.", no_args_is_help=True)
 node_app.add_typer(models_app, name="models")
 
 NodeUrlOpt = Annotated[
-    str, typer.Option("--node-url", help="The local node's URL [http://127.0.0.1:8801]")
+    str | None,
+    typer.Option(
+        "--node-url",
+        help="The local node's URL [the node of $LLM_MESH_HOME/node.toml (its host, port, "
+        "https with tls_cert), else http://127.0.0.1:8801]",
+    ),
 ]
+
+
+def _node_url(given: str | None) -> str:
+    """``--node-url``, else the node ``$LLM_MESH_HOME/node.toml`` configures, else 8801's."""
+    from LLM_Mesh.node.config import default_config_path, load_node_config
+    from LLM_Mesh.node.control import local_node_url
+
+    if given:
+        return given
+    path = default_config_path(settings_from())
+    if not path.is_file():
+        return DEFAULT_NODE_URL
+    try:
+        cfg = load_node_config(path)
+    except (OSError, ValueError) as exc:
+        raise fail(ValueError(f"{exc} (or pass --node-url)")) from exc
+    return local_node_url(cfg.host, cfg.port, bool(cfg.tls_cert))
 
 
 def http_client(timeout_s: float = 10.0) -> httpx.AsyncClient:
@@ -428,13 +450,21 @@ def node_plan(
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
     registry_url = (
-        cfg.effective_registry_url(settings) if cfg and not registry else settings.registry_url
+        ",".join(cfg.effective_registry_urls(settings))
+        if cfg and not registry
+        else ",".join(settings.registry_urls)
     )
     hosted = [model_id_of(m) for m in cfg.models] if cfg else []
 
     async def demand() -> Any:
+        from LLM_Mesh.client import gateway_urls
+
         async with http_client(5.0) as client:
-            return await fetch_demand(client, registry_url)
+            for url in gateway_urls(registry_url):  # replicas: the first that answers
+                found = await fetch_demand(client, url)
+                if found[0] is not None:
+                    break
+            return found
 
     hardware = detect_hardware(settings.home)
     by_model, note = asyncio.run(demand())
@@ -459,29 +489,30 @@ def _admin(node_url: str, action: str) -> dict[str, Any]:
 
 
 @node_app.command("pause")
-def node_pause(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
+def node_pause(node_url: NodeUrlOpt = None) -> None:
     """Stop taking new requests (what runs or waits finishes)."""
-    health = _admin(node_url, "pause")
+    health = _admin(_node_url(node_url), "pause")
     console.print(f"node {health.get('node_id')}: [yellow]{health.get('state')}[/]")
 
 
 @node_app.command("resume")
-def node_resume(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
+def node_resume(node_url: NodeUrlOpt = None) -> None:
     """Take requests again after pause or drain."""
-    health = _admin(node_url, "resume")
+    health = _admin(_node_url(node_url), "resume")
     console.print(f"node {health.get('node_id')}: [green]{health.get('state')}[/]")
 
 
 @node_app.command("drain")
 def node_drain(
-    node_url: NodeUrlOpt = DEFAULT_NODE_URL,
+    node_url: NodeUrlOpt = None,
     wait: Annotated[bool, typer.Option(help="Wait until nothing runs or waits")] = True,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] = 600.0,
 ) -> None:
     """Finish in-flight work and take nothing new; by default wait until it is done."""
     from LLM_Mesh.node.control import wait_drained
 
-    health = _admin(node_url, "drain")
+    url = _node_url(node_url)
+    health = _admin(url, "drain")
     console.print(f"node {health.get('node_id')}: [yellow]{health.get('state')}[/]")
     if not wait:
         return
@@ -494,7 +525,7 @@ def node_drain(
 
         async def go() -> dict[str, Any]:
             async with http_client() as client:
-                return await wait_drained(client, node_url, on_poll=show, timeout_s=timeout)
+                return await wait_drained(client, url, on_poll=show, timeout_s=timeout)
 
         try:
             asyncio.run(go())
@@ -504,15 +535,17 @@ def node_drain(
 
 
 @node_app.command("info")
-def node_info_cmd(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
+def node_info_cmd(node_url: NodeUrlOpt = None) -> None:
     """The running node: identity, models, hardware, uptime, requests, tokens and earnings."""
     from LLM_Mesh.cli.earnings_render import node_earnings_view
     from LLM_Mesh.cli.node_render import hosted_models_table, info_table
     from LLM_Mesh.node.control import node_earnings, node_info, registry_quality
 
+    url = _node_url(node_url)
+
     async def go() -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
         async with http_client() as client:
-            info = await node_info(client, node_url)
+            info = await node_info(client, url)
             registry = info.get("registry")
             if isinstance(registry, dict) and registry.get("url"):
                 info["quality"] = await registry_quality(
@@ -521,7 +554,7 @@ def node_info_cmd(node_url: NodeUrlOpt = DEFAULT_NODE_URL) -> None:
             if registry is None:
                 return info, None, None
             try:  # the node asks its registry, with its operator token
-                return info, await node_earnings(client, node_url), None
+                return info, await node_earnings(client, url), None
             except MeshError as exc:
                 return info, None, str(exc)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,9 +22,11 @@ import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from LLM_Mesh.cli.common import RegistryOpt, console, err, settings_from
+from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, settings_from
+from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_verify import find_receipt, parse_keys, verify
+from LLM_Mesh.tls import client_ssl_context
 
 receipt_app = typer.Typer(help="Signed receipts of answers.", no_args_is_help=True)
 
@@ -44,12 +47,24 @@ def keys_from_listing(text: str) -> list[str]:
     return [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
-def fetch_keys(registry_url: str, timeout_s: float = 30.0) -> list[str]:
-    """The registry's published keys (``GET /v1/ledger/keys``)."""
-    r = httpx.get(registry_url.rstrip("/") + "/v1/ledger/keys", timeout=timeout_s)
-    if r.status_code != 200:
-        raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
-    return keys_from_listing(r.text)
+def fetch_keys(
+    registry_url: str | Sequence[str], timeout_s: float = 30.0, ca_file: str | None = None
+) -> list[str]:
+    """The registry's published keys (``GET /v1/ledger/keys``): of the first of the
+    replicas (``URL,URL,...``) that answers; https verified with ``ca_file`` too."""
+    urls = gateway_urls(registry_url)
+    verify = client_ssl_context(ca_file)
+    for n, url in enumerate(urls, 1):
+        try:
+            r = httpx.get(url + "/v1/ledger/keys", timeout=timeout_s, verify=verify)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            if n == len(urls):
+                raise
+            continue
+        if r.status_code != 200:
+            raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
+        return keys_from_listing(r.text)
+    raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 
 def check(
@@ -93,6 +108,7 @@ def verify_command(
         typer.Option("--keys", help="keys saved from GET /v1/ledger/keys (or one a line)"),
     ] = None,
     registry: RegistryOpt = None,
+    registry_ca: RegistryCaOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", help="a file holding the answer's text")
     ] = None,
@@ -111,7 +127,9 @@ def verify_command(
         if keys_file is not None:
             texts += keys_from_listing(keys_file.read_text("utf-8"))
         if not texts or registry is not None:
-            texts += fetch_keys(settings_from(None, registry).registry_url)
+            ca = str(registry_ca.expanduser()) if registry_ca else None
+            settings = settings_from(None, registry, registry_ca=ca)
+            texts += fetch_keys(settings.registry_urls, ca_file=settings.registry_ca)
         keys = parse_keys(texts)
         expected = None if output is None else output.read_text("utf-8")
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError) as exc:

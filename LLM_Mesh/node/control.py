@@ -31,6 +31,18 @@ from LLM_Mesh.errors import MeshError, RegistryUnreachable, error_from_payload
 
 ADMIN_ACTIONS = ("pause", "resume", "drain")
 DEFAULT_NODE_URL = "http://127.0.0.1:8801"
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+def local_node_url(host: str, port: int, tls: bool) -> str:
+    """Where this machine reaches the node a node.toml describes (``host``, ``port``,
+    ``tls_cert`` set): a node listening on every address is reached on loopback, which its
+    admin routes answer."""
+    if host in _WILDCARDS:
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 async def _json(resp: httpx.Response) -> dict[str, Any]:

@@ -390,8 +390,10 @@ class SettleUpkeep:
         if self.holder in holders and self.leases is not None:
             self.leases.clear()
         await forget(engine, holders)
-        if settled or voided or leased:
-            log.warning(
+        if settled or voided or leased:  # its own stop giving its leases back is no news
+            own_stop = holders == [self.holder] and not settled and not voided
+            log.log(
+                logging.INFO if own_stop else logging.WARNING,
                 "settlement: recovered %d holder(s): %d answered request(s) settled, "
                 "%d pending voided, %d µNT of leases released", len(holders), settled, voided,
                 leased,

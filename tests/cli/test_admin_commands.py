@@ -60,6 +60,8 @@ def test_revoke_operator_and_node(tmp_path: Path) -> None:
     assert "node-x, node-y" in out
     code, out = cli(home, "registry", "nodes", "revoke", "node-x")
     assert code == 0 and "revoked" in out
+    # found 2026-12-03: the list showed a revoked node as any other of the operator's
+    assert "node-x (revoked), node-y" in cli(home, "registry", "operators", "list")[1]
     assert cli(home, "registry", "nodes", "revoke", "node-ghost")[0] == 1
     code, out = cli(home, "registry", "operators", "revoke", "alice")
     assert code == 0 and "node-x, node-y" in out

@@ -79,6 +79,9 @@ def test_no_token_anywhere_is_a_clear_error(registry: FakeRegistry) -> None:
     r = runner.invoke(app, ["earnings"])
     assert r.exit_code == 1
     assert "operator" in r.output and "token" in r.output
+    # found 2026-12-03: after `llm-mesh up` (whose node's token nobody is shown) it said
+    # only where a token goes; `node info` shows that node's earnings
+    assert "llm-mesh node info" in " ".join(r.output.split())
     assert registry.seen == []  # nothing was sent
 
 

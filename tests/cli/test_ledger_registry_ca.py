@@ -83,3 +83,23 @@ def test_without_the_ca_the_self_signed_registry_is_refused(
     assert out.exit_code == 1
     assert "CERTIFICATE_VERIFY_FAILED" in " ".join(out.output.split())
     assert not paths
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_receipt_verify_trusts_the_registry_ca(
+    https_registry: tuple[str, Path, list[str]], how: str
+) -> None:
+    """Found 2026-12-03: ``receipt verify`` fetched the keys with the system's CAs only (no
+    ``--registry-ca``, ``LLM_MESH_REGISTRY_CA`` ignored): CERTIFICATE_VERIFY_FAILED."""
+    url, cert, paths = https_registry
+    args = ["receipt", "verify", "-", "--registry", url]
+    env = {"COLUMNS": "200"}
+    if how == "flag":
+        args += ["--registry-ca", str(cert)]
+    else:
+        env["LLM_MESH_REGISTRY_CA"] = str(cert)
+    out = runner.invoke(app, args, env=env, input="{}")
+    said = " ".join(out.output.split())
+    assert "CERTIFICATE_VERIFY_FAILED" not in said, said
+    assert paths == ["/v1/ledger/keys"], said
+    assert out.exit_code == 1 and "answered 404" in said  # the 404, past TLS

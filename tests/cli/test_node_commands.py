@@ -20,7 +20,7 @@ from LLM_Mesh.core.model_files import fake_gguf
 from LLM_Mesh.core.schemas import Hardware
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import NodeConfig, load_node_config, save_node_config
-from LLM_Mesh.node.control import fetch_demand, parse_demand, wait_drained
+from LLM_Mesh.node.control import fetch_demand, local_node_url, parse_demand, wait_drained
 from LLM_Mesh.node.downloads import file_sha256
 from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.service import NodeService
@@ -208,6 +208,42 @@ def test_commands_fail_cleanly_when_no_node_answers(monkeypatch: pytest.MonkeyPa
     for cmd in ("info", "pause", "resume", "drain"):
         r = invoke(cmd)
         assert r.exit_code == 1 and "no node answers" in r.output
+
+
+def test_commands_reach_the_node_of_the_homes_node_toml(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found 2026-12-03: with a second node set up as the README says
+    (``LLM_MESH_HOME=~/.llm-mesh-node2 ./setup-node-operator.sh --port 8802``),
+    ``LLM_MESH_HOME=~/.llm-mesh-node2 llm-mesh node drain`` drained ``llm-mesh up``'s node
+    on 8801: the commands went to 8801 whatever node.toml said."""
+    seen: list[str] = []
+
+    def node(r: httpx.Request) -> httpx.Response:
+        seen.append(f"{r.url.scheme}://{r.url.host}:{r.url.port}")
+        return httpx.Response(200, json={"node_id": "n", "state": "paused"})
+
+    use_transport(monkeypatch, httpx.MockTransport(node))
+    home = tmp_path / "mesh-home"  # conftest's $LLM_MESH_HOME
+    save_node_config(NodeConfig(engine="sim", host="127.0.0.1", port=8802), home / "node.toml")
+    for args in (["pause"], ["resume"], ["drain", "--no-wait"]):
+        assert invoke(*args).exit_code == 0
+    assert seen == ["http://127.0.0.1:8802"] * 3, seen
+    save_node_config(
+        NodeConfig(engine="sim", host="0.0.0.0", port=8803, tls_cert="c.pem", tls_key="k.pem"),
+        home / "node.toml",
+    )
+    seen.clear()
+    invoke("pause")
+    invoke("pause", "--node-url", "http://127.0.0.1:9000")
+    assert seen == ["https://127.0.0.1:8803", "http://127.0.0.1:9000"], seen
+
+
+def test_local_node_url() -> None:
+    assert local_node_url("0.0.0.0", 8801, False) == "http://127.0.0.1:8801"
+    assert local_node_url("::", 8801, True) == "https://127.0.0.1:8801"
+    assert local_node_url("::1", 8802, False) == "http://[::1]:8802"
+    assert local_node_url("localhost", 8802, False) == "http://localhost:8802"
 
 
 async def test_wait_drained_polls_until_idle() -> None:

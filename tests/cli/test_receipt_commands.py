@@ -131,7 +131,7 @@ def test_cli_fetches_the_keys_from_the_registry(
     r = ask(mesh)
     asked: list[str] = []
 
-    def get(url: str, timeout: float) -> httpx.Response:
+    def get(url: str, timeout: float, **_kw: object) -> httpx.Response:
         asked.append(url)
         with mesh.sync_client() as c:
             return c.get(url)

@@ -535,3 +535,24 @@ async def _silence(store: SqlStore, holder: str) -> None:
             text("UPDATE settle_holders SET beat_ms = beat_ms - 7200000 WHERE holder = :h"),
             {"h": holder},
         )
+
+
+async def test_a_clean_stop_gives_its_lease_back_without_a_warning(
+    store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-03: every clean stop of a registry that had served anonymous requests
+    (`make demo` included) logged ``WARNING ... recovered 1 holder(s): 0 answered request(s)
+    settled, 0 pending voided, 352 µNT of leases released``: its own lease, given back as
+    it should be, read as a crash's recovery."""
+    await _grant(store, 100 * E)
+    s = await _started(store)
+    try:
+        assert (await s.reserve("r1", USER, "m", E)).ok
+        assert await s.answer(_answer("r1", 300))
+        await s.flush()
+    finally:
+        with caplog.at_level("INFO", logger="LLM_Mesh.registry.settlement"):
+            await s.stop()
+    assert (await _invariant(store))["lease_rows"] == 0
+    said = [r for r in caplog.records if r.name == "LLM_Mesh.registry.settlement"]
+    assert [r.levelname for r in said if "leases released" in r.getMessage()] == ["INFO"]

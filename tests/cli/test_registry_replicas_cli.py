@@ -1,0 +1,76 @@
+"""Every command whose ``--registry`` says "several replicas as URL,URL,... (tried in turn)"
+tries them in turn. Found 2026-12-03 (a new user's walk): ``ledger verify``, ``ledger
+witness``, ``earnings``, ``receipt verify``, ``node plan``, ``balance`` and ``registry canary
+run`` asked only the first URL and
+stopped at "no LLM Mesh registry answered" when it was down, the others never asked. A dead
+port (refused) then a live stdlib server on loopback: the live one must be asked."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.main import app
+
+runner = CliRunner()
+
+
+class _NotFound(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        body = b'{"error": {"message": "no", "type": "not_found", "code": "not_found"}}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def replicas() -> Iterator[tuple[str, list[str]]]:
+    """``http://DEAD,http://LIVE`` and the paths LIVE was asked."""
+    with socket.socket() as s:  # a port nothing listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    server.paths = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        live = f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{dead},{live}", server.paths  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ledger", "verify"],
+        ["ledger", "witness"],
+        ["earnings", "--operator-token", "lmo_x"],
+        ["receipt", "verify", "-"],
+        ["node", "plan"],
+        ["balance"],
+        ["registry", "canary", "run"],
+    ],
+)
+def test_the_next_replica_is_asked_when_the_first_is_down(
+    replicas: tuple[str, list[str]], command: list[str]
+) -> None:
+    urls, asked = replicas
+    runner.invoke(
+        app, [*command, "--registry", urls], input="{}", env={"LLM_MESH_ADMIN_KEY": "lma_x"}
+    )
+    assert asked, f"{' '.join(command)} never asked the second replica"
