@@ -13,10 +13,7 @@ one in ``$LLM_MESH_HOME/node.toml`` is used, else the defaults.
 from __future__ import annotations
 
 import asyncio
-import errno
-import socket
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -32,6 +29,7 @@ from LLM_Mesh.node.config import (
     save_node_config,
 )
 from LLM_Mesh.node.service import NodeService
+from LLM_Mesh.server_process import SignalServer, port_taken
 
 __all__ = ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
 
@@ -124,29 +122,15 @@ def _require_free_port(host: str, port: int) -> None:
     """``PortInUse`` when something listens on ``host:port`` (another node, ``llm-mesh up``'s),
     rather than uvicorn's bind error after the models have loaded; any other bind error is
     left to uvicorn to say."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return
-            raise PortInUse(
-                f"port {port} on {host} is already in use (another node? `llm-mesh up` runs "
-                "its node on 8801): stop it, or give this node another port: --port N, or "
-                "port = N in node.toml"
-            ) from None
+    if port_taken(host, port):
+        raise PortInUse(
+            f"port {port} on {host} is already in use (another node? `llm-mesh up` runs "
+            "its node on 8801): stop it, or give this node another port: --port N, or "
+            "port = N in node.toml"
+        )
 
 
-def _server(config: Any, on_exit: Callable[[], None]) -> Any:
+def _server(config: Any, on_exit: Callable[[], None]) -> SignalServer:
     """uvicorn's server, calling ``on_exit`` when the shutdown signal (SIGTERM, SIGINT)
     comes: the drain and the goodbye share one deadline from it (``core/shutdown.py``)."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            on_exit()
-            super().handle_exit(sig, frame)
-
-    return Server(config)
+    return SignalServer(config, lambda _signum: on_exit())

@@ -29,12 +29,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from LLM_Mesh.core.shutdown import STOP_OVERDUE_STATUS, overdue_warning
+from LLM_Mesh.server_process import SignalServer
 
 __all__ = ["StopWatchdog", "run_bounded"]
 
@@ -152,25 +152,12 @@ def _flush_logs() -> None:
             stream.flush()
 
 
-class _BoundedServer(uvicorn.Server):
-    """uvicorn's server, whose signal handler (SIGTERM, SIGINT) also arms the watchdog."""
-
-    def __init__(self, config: uvicorn.Config, watchdog: StopWatchdog | None) -> None:
-        super().__init__(config)
-        self.watchdog = watchdog
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.watchdog is not None:
-            self.watchdog.arm(sig)
-        super().handle_exit(sig, frame)
-
-
 def run_bounded(app: Any, bound_s: float, **config: Any) -> None:
     """``uvicorn.run(app, **config)`` (one process, no reload), its stop bounded by
     ``bound_s`` seconds from the first signal (0: not bounded)."""
-    server = _BoundedServer(
-        uvicorn.Config(app, **config), StopWatchdog(bound_s) if bound_s > 0 else None
-    )
+    watchdog = StopWatchdog(bound_s) if bound_s > 0 else None
+    # its signal handler (SIGTERM, SIGINT) also arms the watchdog
+    server = SignalServer(uvicorn.Config(app, **config), watchdog.arm if watchdog else None)
     with contextlib.suppress(KeyboardInterrupt):  # SIGINT, raised again after the stop
         server.run()
     if not server.started:
