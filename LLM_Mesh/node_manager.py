@@ -19,7 +19,6 @@ from typing import Any
 from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.errors import MeshError
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import (
@@ -29,13 +28,9 @@ from LLM_Mesh.node.config import (
     save_node_config,
 )
 from LLM_Mesh.node.service import NodeService
-from LLM_Mesh.server_process import SignalServer, port_taken
+from LLM_Mesh.server_process import SignalServer, require_free_port
 
 __all__ = ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
-
-
-class PortInUse(MeshError):
-    """The node's port is taken: said before any model loads, with what to do."""
 
 
 class NodeManager:
@@ -120,14 +115,11 @@ class NodeManager:
 
 def _require_free_port(host: str, port: int) -> None:
     """``PortInUse`` when something listens on ``host:port`` (another node, ``llm-mesh up``'s),
-    rather than uvicorn's bind error after the models have loaded; any other bind error is
-    left to uvicorn to say."""
-    if port_taken(host, port):
-        raise PortInUse(
-            f"port {port} on {host} is already in use (another node? `llm-mesh up` runs "
-            "its node on 8801): stop it, or give this node another port: --port N, or "
-            "port = N in node.toml"
-        )
+    rather than uvicorn's bind error after the models have loaded."""
+    require_free_port(
+        host, port, " (another node? `llm-mesh up` runs its node on 8801): stop it, or give "
+        "this node another port: --port N, or port = N in node.toml",
+    )  # fmt: skip
 
 
 def _server(config: Any, on_exit: Callable[[], None]) -> SignalServer:

@@ -4,7 +4,8 @@
 calls ``on_signal(signum)``: the node starts its shutdown budget's clock there
 (``core/shutdown.py``), the registry arms its stop watchdog (``registry/stop_watchdog.py``).
 :func:`port_taken` says, before anything slow starts (a model load, migrations), that
-something already listens where the server would.
+something already listens where the server would: :func:`require_free_port` raises
+:class:`PortInUse`, one line the CLI prints (exit 1), with what to do.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from types import FrameType
 
 import uvicorn
 
-__all__ = ["SignalServer", "port_taken"]
+from LLM_Mesh.errors import MeshError
+
+__all__ = ["PortInUse", "SignalServer", "port_taken", "require_free_port"]
+
+
+class PortInUse(MeshError):
+    """The server's port is taken: said before anything slow starts, with what to do."""
 
 
 class SignalServer(uvicorn.Server):
@@ -45,3 +52,10 @@ def port_taken(host: str, port: int) -> bool:
         except OSError as exc:
             return exc.errno == errno.EADDRINUSE
     return False
+
+
+def require_free_port(host: str, port: int, what_to_do: str) -> None:
+    """:class:`PortInUse` (``port N on HOST is already in use`` and ``what_to_do``) when
+    :func:`port_taken`."""
+    if port_taken(host, port):
+        raise PortInUse(f"port {port} on {host} is already in use{what_to_do}")

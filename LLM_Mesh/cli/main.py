@@ -36,6 +36,7 @@ from LLM_Mesh.cli.common import (
     RegistryCaOpt,
     RegistryOpt,
     console,
+    ensure_home,
     err,
 )
 from LLM_Mesh.cli.common import fail as _fail
@@ -97,6 +98,7 @@ def up(
     from LLM_Mesh.local_mesh import LocalMesh
 
     settings = _settings(home)
+    ensure_home(settings.home)
     mesh = LocalMesh(
         settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port,
         anonymous_rpm=anonymous_rpm or None, allow_local_nodes=allow_local_nodes,
@@ -169,6 +171,7 @@ def demo(
     from LLM_Mesh.local_mesh import LocalMesh
 
     settings = _settings(home)
+    ensure_home(settings.home)
     mesh = LocalMesh(
         settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port,
         command="demo",
@@ -298,11 +301,14 @@ def registry_serve(
     except ValueError as exc:
         raise _fail(exc) from exc
     _setup_logging(verbose, settings.log_format)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    serve(
-        settings, host=host, port=port,
-        tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
-    )  # fmt: skip
+    ensure_home(settings.home)
+    try:
+        serve(
+            settings, host=host, port=port,
+            tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
+        )  # fmt: skip
+    except MeshError as exc:  # a taken port, a database it cannot write: before serving
+        raise _fail(exc) from exc
 
 
 def _local_mesh(value: str | None) -> str | None:

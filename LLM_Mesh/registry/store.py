@@ -20,6 +20,7 @@ builds the engine and migrates the database to Alembic's head (in code, no
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -213,6 +214,33 @@ def _sqlite_file(url: str) -> Path | None:
     if parsed.query.get("mode") == "memory":
         return None
     return Path(database)
+
+
+def sqlite_unusable(url: str) -> str | None:
+    """Why the SQLite file of ``url`` cannot be the store (its folder cannot be made or
+    written, the file is not one this process can write, or not a database), in one line
+    said before serving; ``None`` when it can be, or ``url`` names no file."""
+    path = _sqlite_file(url)
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot make the database's folder {path.parent}: {exc.strerror or exc}"
+    # SQLite writes its journal (-wal, -shm) beside the file: the folder must be writable
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"the database's folder {path.parent} is not writable (SQLite's journal goes there)"
+    if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+        return f"the database {path} is not a file this process can read and write"
+    try:
+        conn = sqlite3.connect(path, timeout=5)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"cannot open the database {path}: {exc}"
+    return None
 
 
 def _enable_sqlite_pragmas(wal: bool) -> Any:

@@ -1,0 +1,99 @@
+"""The long-running commands as an operator meets them, real processes on loopback (the
+``sim`` engine): what they say and how they exit when they cannot start, and when they are
+stopped (docs/operations.md, "Exit statuses")."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LLM_MESH_HOME": str(home),
+           "PYTHONUNBUFFERED": "1", "COLUMNS": "80"}  # fmt: skip
+    for name in ("LLM_MESH_DATABASE_URL", "LLM_MESH_REGISTRY_URL"):
+        env.pop(name, None)
+    return env
+
+
+def _cli(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "LLM_Mesh.cli", *args],
+        env=_env(home), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def _one_line_error(out: subprocess.CompletedProcess[str], *says: str) -> str:
+    """Exit 1, and the error is one line on stderr that says each of ``says``: no
+    traceback, no wrapped message."""
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text[-3000:]
+    assert "Traceback" not in text and "╭" not in text, text[-3000:]
+    [line] = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    for part in says:
+        assert part in line, line
+    return line
+
+
+def test_registry_serve_on_a_taken_port_says_so_at_once(tmp_path: Path) -> None:
+    """Found 2026-12-03: the registry ran its migrations, made its keys (printing a new
+    admin key that no registry would serve), started settlement, then stopped with
+    uvicorn's ``[Errno 98] error while attempting to bind`` (exit 3)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = _cli(tmp_path / "home", "registry", "serve", "--port", str(port))
+    _one_line_error(out, f"port {port} on 127.0.0.1 is already in use", "--port")
+    assert not (tmp_path / "home" / "admin.key").exists()  # said before anything started
+    assert not (tmp_path / "home" / "registry.db").exists()
+
+
+def _command(name: str) -> list[str]:
+    """``name``'s long-running command line on free loopback ports, the ``sim`` engine."""
+    a, b = str(free_port()), str(free_port())
+    return {
+        "registry-serve": ["registry", "serve", "--port", a],
+        "node-start": ["node", "start", "--engine", "sim", "--model", "m", "--port", a],
+        "up": ["up", "--engine", "sim", "--registry-port", a, "--node-port", b],
+        "demo": ["demo", "--engine", "sim", "--registry-port", a, "--node-port", b],
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["registry-serve", "node-start", "up", "demo"])
+def test_a_state_directory_that_cannot_be_written_is_one_line(tmp_path: Path, name: str) -> None:
+    """Found 2026-12-03: each command died with a rich traceback of ``Path.mkdir``
+    (``PermissionError``, ``NotADirectoryError``) when ``$LLM_MESH_HOME`` could not be made."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    home = tmp_path / "a-file" / "home"
+    out = _cli(home, *_command(name))
+    _one_line_error(out, f"the state directory {home} cannot be written", "LLM_MESH_HOME")
+
+
+@pytest.mark.parametrize("kind", ["a-folder", "not-a-database"])
+def test_a_database_file_it_cannot_use_is_one_line_before_serving(
+    tmp_path: Path, kind: str
+) -> None:
+    """Found 2026-12-03: ``sqlite3.OperationalError: unable to open database file`` (or
+    ``file is not a database``) as a 60-line traceback from the app's start-up, then
+    uvicorn's ``Application startup failed`` and exit 3."""
+    home = tmp_path / "home"
+    home.mkdir()
+    db = home / "registry.db"
+    if kind == "a-folder":
+        db.mkdir()
+    else:
+        db.write_text("these are not SQLite pages\n" * 100)
+    out = _cli(home, "registry", "serve", "--port", str(free_port()))
+    line = _one_line_error(out, str(db), "--database-url")
+    assert ("not a file" in line) if kind == "a-folder" else ("not a database" in line), line
+    assert "Application startup" not in out.stderr  # said before uvicorn started
