@@ -176,6 +176,16 @@ def demo(
         settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port,
         command="demo",
     )  # fmt: skip
+    stopping = False
+    signalled: list[int] = []
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        if not stopping:  # SIGTERM too: the `finally` below stops the children (in sessions
+            signalled.append(signum)  # of their own: nothing else would), bounded (local_mesh.py)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
@@ -184,11 +194,17 @@ def demo(
             f"dashboard (while the demo runs): {mesh.dashboard_url}"
         )
         asyncio.run(run_demo(console, mesh.registry_url, model, prompt, task, max_tokens))
+    except KeyboardInterrupt:
+        pass
     except MeshError as exc:
         raise _fail(exc) from exc
     finally:
+        stopping = True
         with console.status("stopping the local mesh"):
             mesh.stop()
+    if signalled:  # 128 + the signal, as a shell says a command killed by it
+        err.print(f"interrupted ({signal.Signals(signalled[0]).name}): the local mesh stopped.")
+        raise typer.Exit(128 + signalled[0])
     console.print("[green]demo done[/]: everything stopped cleanly.")
 
 

@@ -4,10 +4,13 @@ stopped (docs/operations.md, "Exit statuses")."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,49 @@ def test_a_database_file_it_cannot_use_is_one_line_before_serving(
     line = _one_line_error(out, str(db), "--database-url")
     assert ("not a file" in line) if kind == "a-folder" else ("not a database" in line), line
     assert "Application startup" not in out.stderr  # said before uvicorn started
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _kill_leftovers(*ports: int) -> None:
+    """Children a broken stop left behind (their command lines name their ports)."""
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"LLM_Mesh.cli" in argv and any(str(p).encode() in argv for p in ports):
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_demo_stopped_by_sigterm_stops_its_registry_and_node(tmp_path: Path) -> None:
+    """Found 2026-12-03: SIGTERM (``kill``, a CI job's timeout) killed ``llm-mesh demo`` at
+    once (exit -15) and its registry and node, in sessions of their own, ran on, holding
+    the ports and the database. Now it stops them as Ctrl-C does and exits 143."""
+    home, reg, node = tmp_path / "home", free_port(), free_port()
+    cmd = ["demo", "--engine", "sim", "--registry-port", str(reg), "--node-port", str(node)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "LLM_Mesh.cli", *cmd], env=_env(home),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (home / "logs" / "node.log").exists():  # both children started
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=40)
+        assert proc.returncode == 128 + signal.SIGTERM, out
+        assert "interrupted (SIGTERM): the local mesh stopped." in out, out
+        assert "Traceback" not in out, out
+        assert not _listening(reg) and not _listening(node)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _kill_leftovers(reg, node)
