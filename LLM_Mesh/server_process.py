@@ -3,6 +3,17 @@
 :class:`SignalServer` is uvicorn's ``Server`` whose signal handler (SIGTERM, SIGINT) first
 calls ``on_signal(signum)``: the node starts its shutdown budget's clock there
 (``core/shutdown.py``), the registry arms its stop watchdog (``registry/stop_watchdog.py``).
+Its stop, whichever signal (docs/operations.md, "Stopping and exit statuses"):
+
+- the first signal stops it as uvicorn does: no new connections, requests in flight drain,
+  then the app's own stop (the node's goodbye, the registry's settlement); the process then
+  exits 0. (uvicorn raises the signal again after its stop: SIGTERM killed the process,
+  exit -15, and SIGINT was a ``KeyboardInterrupt``, exit 130 from ``node start`` and 0 from
+  ``registry serve``.)
+- a second signal cuts the drain: the requests in flight are cancelled (their own cleanup
+  runs), and the app's stop still runs, bounded as it is. (uvicorn's second Ctrl-C skipped
+  the app's stop: the registry did not settle or close its store, and the lifespan task,
+  cancelled at exit, printed a traceback.)
 :func:`port_taken` says, before anything slow starts (a model load, migrations), that
 something already listens where the server would: :func:`require_free_port` raises
 :class:`PortInUse`, one line the CLI prints (exit 1), with what to do.
@@ -10,7 +21,10 @@ something already listens where the server would: :func:`require_free_port` rais
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
+import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
@@ -20,6 +34,11 @@ import uvicorn
 from LLM_Mesh.errors import MeshError
 
 __all__ = ["PortInUse", "SignalServer", "port_taken", "require_free_port"]
+
+log = logging.getLogger("LLM_Mesh.server")
+
+#: how long the requests a second signal cancelled get for their own cleanup
+CANCEL_WAIT_S = 1.0
 
 
 class PortInUse(MeshError):
@@ -38,7 +57,26 @@ class SignalServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.on_signal is not None:
             self.on_signal(sig)
-        super().handle_exit(sig, frame)
+        if self.should_exit and not self.force_exit:
+            log.warning(
+                "%s again: the requests in flight are cut; the stop goes on",
+                signal.Signals(sig).name,
+            )
+            self.force_exit = True
+        self.should_exit = True  # not uvicorn's handle_exit: it raises the signal again
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if not self.force_exit:
+            return
+        tasks = list(self.server_state.tasks)
+        for task in tasks:
+            task.cancel(msg="a second stop signal")
+        if tasks:
+            await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
+        stopped = getattr(self.lifespan, "shutdown_event", None)  # LifespanOn's
+        if stopped is not None and not stopped.is_set():  # uvicorn skipped the app's stop
+            await self.lifespan.shutdown()
 
 
 def port_taken(host: str, port: int) -> bool:

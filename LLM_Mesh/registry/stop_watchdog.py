@@ -158,7 +158,6 @@ def run_bounded(app: Any, bound_s: float, **config: Any) -> None:
     watchdog = StopWatchdog(bound_s) if bound_s > 0 else None
     # its signal handler (SIGTERM, SIGINT) also arms the watchdog
     server = SignalServer(uvicorn.Config(app, **config), watchdog.arm if watchdog else None)
-    with contextlib.suppress(KeyboardInterrupt):  # SIGINT, raised again after the stop
-        server.run()
+    server.run()  # a signal's stop returns (server_process.py), exit 0
     if not server.started:
         sys.exit(_STARTUP_FAILURE)

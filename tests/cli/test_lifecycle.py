@@ -146,3 +146,47 @@ def test_demo_stopped_by_sigterm_stops_its_registry_and_node(tmp_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
         _kill_leftovers(reg, node)
+
+
+@pytest.mark.parametrize(
+    ("name", "signals"),
+    [
+        ("registry-serve", [signal.SIGTERM]),
+        ("registry-serve", [signal.SIGINT, signal.SIGINT]),
+        ("node-start", [signal.SIGTERM]),
+        ("node-start", [signal.SIGINT]),
+    ],
+    ids=["registry-sigterm", "registry-ctrl-c-twice", "node-sigterm", "node-ctrl-c"],
+)
+def test_a_stop_by_signal_finishes_the_apps_stop_and_exits_0(
+    tmp_path: Path, name: str, signals: list[int]
+) -> None:
+    """Found 2026-12-03: after a clean stop uvicorn raised the signal again: SIGTERM killed
+    the process (exit -15, 143 in a shell), Ctrl-C exited 130 from ``node start`` but 0 from
+    ``registry serve``; a second Ctrl-C skipped the app's stop and printed a traceback. Now
+    every stop that finishes exits 0 (docs/operations.md, "Stopping and exit statuses")."""
+    log = tmp_path / "out.log"
+    command = _command(name)
+    if name == "node-start":  # no registry there: the node says so and serves on
+        command += ["--registry", f"http://127.0.0.1:{free_port()}"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "LLM_Mesh.cli", *command], env=_env(tmp_path / "home"),
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "Uvicorn running" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        for signum in signals:
+            proc.send_signal(signum)
+            time.sleep(0.05)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert proc.returncode == 0, (proc.returncode, text[-3000:])
+    assert "Application shutdown complete" in text, text[-3000:]  # the app's own stop ran
+    assert "Traceback" not in text, text[-3000:]
