@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,7 +29,7 @@ from LLM_Mesh.node.config import (
     save_node_config,
 )
 from LLM_Mesh.node.service import NodeService
-from LLM_Mesh.server_process import SignalServer, require_free_port
+from LLM_Mesh.server_process import SignalServer, exit_on_signal, require_free_port
 
 __all__ = ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
 
@@ -44,6 +45,7 @@ class NodeManager:
         self.config = config
         self.service = NodeService(config, self.settings)
         self._server: Any = None
+        self._exit_while_loading = False  # run() owns the process's signals: it sets it
 
     @property
     def node_id(self) -> str:
@@ -83,8 +85,10 @@ class NodeManager:
             **uvicorn_log_kwargs(self.settings.log_format),
         )
         self._server = _server(config, self.service.begin_shutdown)
+        loading = exit_on_signal("loading the model") if self._exit_while_loading else nullcontext()
         try:
-            await self.service.prepare()  # a bad model file raises here, plainly
+            with loading:  # run(): a stop signal now exits at once, not after the load
+                await self.service.prepare()  # a bad model file raises here, plainly
             await self._server.serve()
         finally:
             self._server = None
@@ -100,8 +104,10 @@ class NodeManager:
         """Block serving the node; SIGINT/SIGTERM shut it down cleanly.
 
         Runs on uvloop when it is installed (``uvicorn[standard]`` brings it), as
-        ``uvicorn.run`` does for the registry.
+        ``uvicorn.run`` does for the registry. A signal while the models load exits at once
+        (``server_process.exit_on_signal``).
         """
+        self._exit_while_loading = True
         try:
             import uvloop
         except ImportError:

@@ -16,24 +16,29 @@ Its stop, whichever signal (docs/operations.md, "Stopping and exit statuses"):
   cancelled at exit, printed a traceback.)
 :func:`port_taken` says, before anything slow starts (a model load, migrations), that
 something already listens where the server would: :func:`require_free_port` raises
-:class:`PortInUse`, one line the CLI prints (exit 1), with what to do.
+:class:`PortInUse`, one line the CLI prints (exit 1), with what to do. Before the server
+runs, :func:`exit_on_signal` makes a stop signal exit at once: a model loading in a thread
+cannot be cancelled, and Python waited for it at exit (minutes for a cold load).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
 
 from LLM_Mesh.errors import MeshError
 
-__all__ = ["PortInUse", "SignalServer", "port_taken", "require_free_port"]
+__all__ = ["PortInUse", "SignalServer", "exit_on_signal", "port_taken", "require_free_port"]
 
 log = logging.getLogger("LLM_Mesh.server")
 
@@ -97,3 +102,31 @@ def require_free_port(host: str, port: int, what_to_do: str) -> None:
     :func:`port_taken`."""
     if port_taken(host, port):
         raise PortInUse(f"port {port} on {host} is already in use{what_to_do}")
+
+
+def _exit_now(status: int) -> None:  # pragma: no cover - the process ends here
+    os._exit(status)  # not sys.exit: that would join the thread still loading
+
+
+@contextlib.contextmanager
+def exit_on_signal(what: str, exit: Callable[[int], None] = _exit_now) -> Iterator[None]:
+    """While in it (in the main thread), SIGINT or SIGTERM logs ``SIGINT while WHAT:
+    exiting now`` and exits 0 at once (``exit``, injected for tests): nothing serves yet,
+    so there is nothing to drain or say goodbye for."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.warning(
+            "%s while %s: exiting now (nothing serves yet)", signal.Signals(signum).name, what
+        )
+        logging.shutdown()  # flushes every handler
+        exit(0)
+
+    before = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -190,3 +191,49 @@ def test_a_stop_by_signal_finishes_the_apps_stop_and_exits_0(
     assert proc.returncode == 0, (proc.returncode, text[-3000:])
     assert "Application shutdown complete" in text, text[-3000:]  # the app's own stop ran
     assert "Traceback" not in text, text[-3000:]
+
+
+# `node start` whose engine takes 20 s to build (a cold model load, in a thread)
+_SLOW_LOAD = textwrap.dedent(
+    """
+    import sys, time
+    import LLM_Mesh.node.service as service
+
+    _build = service.build_engine
+
+    def slow(*args, **kwargs):
+        print("LOADING", flush=True)
+        time.sleep(20)
+        return _build(*args, **kwargs)
+
+    service.build_engine = slow
+    from LLM_Mesh.cli.main import main
+    sys.argv[0] = "llm-mesh"
+    main()
+    """
+)
+
+
+def test_ctrl_c_while_the_model_loads_exits_at_once(tmp_path: Path) -> None:
+    """Found 2026-12-03: Ctrl-C while ``node start`` loaded its model said nothing and
+    exited only when the load was done (Python waits for the loading thread at exit: minutes
+    for a cold load); a second Ctrl-C printed a traceback and waited still."""
+    cmd = [*_command("node-start"), "--registry", f"http://127.0.0.1:{free_port()}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_LOAD, *cmd], env=_env(tmp_path / "home"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        while "LOADING" not in proc.stdout.readline():
+            assert proc.poll() is None
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 5 and proc.returncode == 0, (took, proc.returncode, out)
+    assert "SIGINT while loading the model: exiting now" in out, out
+    assert "Traceback" not in out, out
