@@ -280,6 +280,10 @@ class LocalMesh:
             child.log.close()
         self._children.clear()
 
+    def stop_grace_s(self, name: str) -> float:
+        """How long :meth:`stop` gives the child ``name`` (``node``, ``registry``)."""
+        return self._grace(name)
+
     def _grace(self, name: str) -> float:
         """SIGTERM → SIGKILL for the child ``name``: 15 s, or its own bound + 3 s."""
         bound = (

@@ -105,9 +105,17 @@ def up(
     )  # fmt: skip
     stop = False
     starting = True
+    stopping = False
 
     def _on_signal(signum: int, _frame: Any) -> None:
         nonlocal stop
+        if stopping:  # the children's stop is bounded (local_mesh.py): it goes on
+            err.print(
+                f"{signal.Signals(signum).name} again: already stopping (the node within "
+                f"{mesh.stop_grace_s('node'):.0f} s, the registry within "
+                f"{mesh.stop_grace_s('registry'):.0f} s)"
+            )
+            return
         stop = True
         if starting:  # interrupt the start-up wait (a cold model load can take minutes)
             raise KeyboardInterrupt
@@ -138,6 +146,7 @@ def up(
         raise _fail(exc) from exc
     finally:
         starting = False
+        stopping = True
         console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")

@@ -237,3 +237,36 @@ def test_ctrl_c_while_the_model_loads_exits_at_once(tmp_path: Path) -> None:
     assert took < 5 and proc.returncode == 0, (took, proc.returncode, out)
     assert "SIGINT while loading the model: exiting now" in out, out
     assert "Traceback" not in out, out
+
+
+def test_up_says_so_when_signalled_again_while_stopping(tmp_path: Path) -> None:
+    """Found 2026-12-03: a second Ctrl-C while ``up`` stopped its children was ignored
+    without a word (the stop may take the registry's bound, 83 s); now it says that the
+    stop goes on and how long it may take, and the stop finishes (exit 0)."""
+    cmd = _command("up")
+    out_path = tmp_path / "out.log"
+    with out_path.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "LLM_Mesh.cli", *cmd], env=_env(tmp_path / "home"),
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while "Ctrl-C stops it." not in out_path.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, out_path.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        while "stopping the local mesh" not in out_path.read_text():
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _kill_leftovers(int(cmd[4]), int(cmd[6]))
+    text = out_path.read_text()
+    assert proc.returncode == 0, text
+    assert "SIGINT again: already stopping (the node within 15 s, the registry within 83 s)" in (
+        " ".join(text.split())
+    ), text
+    assert text.rstrip().endswith("stopped."), text
