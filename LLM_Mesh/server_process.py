@@ -14,6 +14,7 @@ Its stop, whichever signal (docs/operations.md, "Stopping and exit statuses"):
   runs), and the app's stop still runs, bounded as it is. (uvicorn's second Ctrl-C skipped
   the app's stop: the registry did not settle or close its store, and the lifespan task,
   cancelled at exit, printed a traceback.)
+
 :func:`port_taken` says, before anything slow starts (a model load, migrations), that
 something already listens where the server would: :func:`require_free_port` raises
 :class:`PortInUse`, one line the CLI prints (exit 1), with what to do. Before the server
@@ -30,6 +31,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -38,7 +40,14 @@ import uvicorn
 
 from LLM_Mesh.errors import MeshError
 
-__all__ = ["PortInUse", "SignalServer", "exit_on_signal", "port_taken", "require_free_port"]
+__all__ = [
+    "PortInUse",
+    "SignalServer",
+    "exit_on_signal",
+    "flush_logs",
+    "port_taken",
+    "require_free_port",
+]
 
 log = logging.getLogger("LLM_Mesh.server")
 
@@ -104,6 +113,20 @@ def require_free_port(host: str, port: int, what_to_do: str) -> None:
         raise PortInUse(f"port {port} on {host} is already in use{what_to_do}")
 
 
+def flush_logs() -> None:
+    """Flush every log handler and the standard streams: before an ``os._exit``."""
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for lg in loggers:
+        for handler in lg.handlers:
+            with contextlib.suppress(Exception):  # one broken handler stops no other
+                handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
 def _exit_now(status: int) -> None:  # pragma: no cover - the process ends here
     os._exit(status)  # not sys.exit: that would join the thread still loading
 
@@ -121,7 +144,7 @@ def exit_on_signal(what: str, exit: Callable[[int], None] = _exit_now) -> Iterat
         log.warning(
             "%s while %s: exiting now (nothing serves yet)", signal.Signals(signum).name, what
         )
-        logging.shutdown()  # flushes every handler
+        flush_logs()
         exit(0)
 
     before = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

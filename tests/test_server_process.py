@@ -5,6 +5,7 @@ the signal would."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 import threading
@@ -15,7 +16,13 @@ import httpx
 import pytest
 import uvicorn
 
-from LLM_Mesh.server_process import PortInUse, SignalServer, port_taken, require_free_port
+from LLM_Mesh.server_process import (
+    PortInUse,
+    SignalServer,
+    exit_on_signal,
+    port_taken,
+    require_free_port,
+)
 from tests.e2e.conftest import free_port
 
 
@@ -98,3 +105,19 @@ def test_a_taken_port_is_said_with_what_to_do() -> None:
             require_free_port("127.0.0.1", port, ": do X")
     assert not port_taken("127.0.0.1", port)
     require_free_port("127.0.0.1", port, ": do X")  # free: nothing said
+
+
+def test_a_signal_while_loading_exits_at_once_and_the_handlers_come_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="LLM_Mesh.server")
+    before = signal.getsignal(signal.SIGTERM)
+    exits: list[int] = []
+    with exit_on_signal("loading the model", exit=exits.append):
+        signal.raise_signal(signal.SIGTERM)  # the handler runs in this (the main) thread
+    assert exits == [0]
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "SIGTERM while loading the model: exiting now (nothing serves yet)"
+    )
+    assert signal.getsignal(signal.SIGTERM) is before  # serving, uvicorn's take over

@@ -34,7 +34,7 @@ from typing import Any
 import uvicorn
 
 from LLM_Mesh.core.shutdown import STOP_OVERDUE_STATUS, overdue_warning
-from LLM_Mesh.server_process import SignalServer
+from LLM_Mesh.server_process import SignalServer, flush_logs
 
 __all__ = ["StopWatchdog", "run_bounded"]
 
@@ -97,7 +97,7 @@ class StopWatchdog:
         log.warning(
             overdue_warning(self.bound_s, self._signal_name, self._tasks(), _joined_threads())
         )
-        _flush_logs()
+        flush_logs()
         self._exit(STOP_OVERDUE_STATUS)
 
     def _tasks(self) -> list[list[str]]:
@@ -137,19 +137,6 @@ def _joined_threads() -> list[str]:
     return sorted(
         t.name for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()
     )
-
-
-def _flush_logs() -> None:
-    loggers = [logging.getLogger()] + [
-        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
-    ]
-    for lg in loggers:
-        for handler in lg.handlers:
-            with contextlib.suppress(Exception):  # one broken handler stops no other
-                handler.flush()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
 
 
 def run_bounded(app: Any, bound_s: float, **config: Any) -> None:
