@@ -511,7 +511,7 @@ def serve(
         raise ValueError("--tls-cert and --tls-key go together")
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
-    from LLM_Mesh.registry.store import sqlite_unusable
+    from LLM_Mesh.registry.store import database_unreachable, sqlite_unusable
     from LLM_Mesh.server_process import require_free_port
 
     # said in one line before migrations, keys and settlement start (not uvicorn's bind
@@ -520,7 +520,8 @@ def serve(
         host, port, " (another registry? `llm-mesh up` runs its registry on 8800): stop it, "
         "or serve on another port: --port N",
     )  # fmt: skip
-    problem = sqlite_unusable(settings.effective_database_url)
+    url = settings.effective_database_url
+    problem = sqlite_unusable(url) or asyncio.run(database_unreachable(url))
     if problem is not None:
         raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
 

@@ -243,6 +243,27 @@ def sqlite_unusable(url: str) -> str | None:
     return None
 
 
+async def database_unreachable(url: str, timeout_s: float = 10.0) -> str | None:
+    """Why the PostgreSQL database of ``url`` cannot be reached (refused, unknown host, a
+    password it refuses), in one line said before serving; ``None`` when one connection
+    opens, or ``url`` is not PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    engine = create_async_engine(url, connect_args={"timeout": timeout_s})
+    try:
+        async with engine.connect():
+            pass
+    except Exception as exc:  # the driver's errors, whatever their class: said, not raised
+        cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+        said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        where = parsed.render_as_string(hide_password=True)
+        return f"cannot reach the database at {where}: {said}"
+    finally:
+        await engine.dispose()
+    return None
+
+
 def _enable_sqlite_pragmas(wal: bool) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()

@@ -270,3 +270,18 @@ def test_up_says_so_when_signalled_again_while_stopping(tmp_path: Path) -> None:
         " ".join(text.split())
     ), text
     assert text.rstrip().endswith("stopped."), text
+
+
+def test_a_postgresql_database_it_cannot_reach_is_one_line(tmp_path: Path) -> None:
+    """Found 2026-12-03: a PostgreSQL server that refused (down, a wrong port) was a
+    40-line ``ConnectionRefusedError`` traceback from the app's start-up, then uvicorn's
+    ``Application startup failed`` and exit 3."""
+    port = free_port()  # nothing listens there
+    url = f"postgresql://mesh:hunter2@127.0.0.1:{port}/mesh"
+    out = _cli(tmp_path / "home", "registry", "serve", "--port", str(free_port()),
+               "--database-url", url)  # fmt: skip
+    line = _one_line_error(
+        out, f"cannot reach the database at postgresql+asyncpg://mesh:***@127.0.0.1:{port}/mesh"
+    )
+    assert "hunter2" not in out.stdout + out.stderr, line  # the password is not said
+    assert "Application startup" not in out.stderr
