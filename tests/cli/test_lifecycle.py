@@ -1,6 +1,6 @@
 """The long-running commands as an operator meets them, real processes on loopback (the
 ``sim`` engine): what they say and how they exit when they cannot start, and when they are
-stopped (docs/operations.md, "Exit statuses")."""
+stopped (docs/operations.md, "Stopping and exit statuses")."""
 
 from __future__ import annotations
 
