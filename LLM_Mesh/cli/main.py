@@ -110,11 +110,7 @@ def up(
     def _on_signal(signum: int, _frame: Any) -> None:
         nonlocal stop
         if stopping:  # the children's stop is bounded (local_mesh.py): it goes on
-            err.print(
-                f"{signal.Signals(signum).name} again: already stopping (the node within "
-                f"{mesh.stop_grace_s('node'):.0f} s, the registry within "
-                f"{mesh.stop_grace_s('registry'):.0f} s)"
-            )
+            _already_stopping(signum, mesh)
             return
         stop = True
         if starting:  # interrupt the start-up wait (a cold model load can take minutes)
@@ -150,6 +146,15 @@ def up(
         console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")
+
+
+def _already_stopping(signum: int, mesh: Any) -> None:
+    """A signal while ``up`` or ``demo`` stops its children: the stop goes on, bounded."""
+    err.print(
+        f"{signal.Signals(signum).name} again: already stopping (the node within "
+        f"{mesh.stop_grace_s('node'):.0f} s, the registry within "
+        f"{mesh.stop_grace_s('registry'):.0f} s)"
+    )
 
 
 def _local_nodes_hint(registry_url: str, home: Path) -> str:
@@ -189,9 +194,12 @@ def demo(
     signalled: list[int] = []
 
     def _on_signal(signum: int, _frame: Any) -> None:
-        if not stopping:  # SIGTERM too: the `finally` below stops the children (in sessions
-            signalled.append(signum)  # of their own: nothing else would), bounded (local_mesh.py)
-            raise KeyboardInterrupt
+        if stopping:
+            _already_stopping(signum, mesh)
+            return
+        # SIGTERM too: the `finally` below stops the children (in sessions of their own:
+        signalled.append(signum)  # nothing else would), bounded (local_mesh.py)
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)

@@ -125,7 +125,8 @@ def _kill_leftovers(*ports: int) -> None:
 def test_demo_stopped_by_sigterm_stops_its_registry_and_node(tmp_path: Path) -> None:
     """Found 2026-12-03: SIGTERM (``kill``, a CI job's timeout) killed ``llm-mesh demo`` at
     once (exit -15) and its registry and node, in sessions of their own, ran on, holding
-    the ports and the database. Now it stops them as Ctrl-C does and exits 143."""
+    the ports and the database. Now it stops them as Ctrl-C does and exits 143; a second
+    signal while it stops them says the stop goes on."""
     home, reg, node = tmp_path / "home", free_port(), free_port()
     cmd = ["demo", "--engine", "sim", "--registry-port", str(reg), "--node-port", str(node)]
     proc = subprocess.Popen(
@@ -138,9 +139,15 @@ def test_demo_stopped_by_sigterm_stops_its_registry_and_node(tmp_path: Path) -> 
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
+        registry_log = home / "logs" / "registry.log"  # the registry stops last
+        while "Shutting down" not in registry_log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)  # again: the stop goes on
         out, _ = proc.communicate(timeout=40)
         assert proc.returncode == 128 + signal.SIGTERM, out
         assert "interrupted (SIGTERM): the local mesh stopped." in out, out
+        assert "SIGTERM again: already stopping (the node within 15 s" in out, out
         assert "Traceback" not in out, out
         assert not _listening(reg) and not _listening(node)
     finally:
