@@ -280,6 +280,10 @@ class LocalMesh:
             child.log.close()
         self._children.clear()
 
+    def stop_grace_s(self, name: str) -> float:
+        """How long :meth:`stop` gives the child ``name`` (``node``, ``registry``)."""
+        return self._grace(name)
+
     def _grace(self, name: str) -> float:
         """SIGTERM → SIGKILL for the child ``name``: 15 s, or its own bound + 3 s."""
         bound = (
@@ -328,14 +332,10 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def _require_free_port(host: str, port: int) -> None:
-    import socket
+    from LLM_Mesh.server_process import port_taken
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            raise LocalMeshError(
-                f"port {port} on {host} is already in use: is another `llm-mesh up` running? "
-                "Stop it, or pick other ports (--registry-port / --node-port)."
-            ) from None
+    if port_taken(host, port):
+        raise LocalMeshError(
+            f"port {port} on {host} is already in use: is another `llm-mesh up` running? "
+            "Stop it, or pick other ports (--registry-port / --node-port)."
+        )

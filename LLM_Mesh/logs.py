@@ -128,6 +128,10 @@ def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     # one line per heartbeat is noise; the mesh's own loggers say what matters
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # alembic names each of its plugins as it loads them: seven lines at every start
+    logging.getLogger("alembic.runtime.plugins").setLevel(
+        logging.DEBUG if verbose else logging.WARNING
+    )
 
 
 def uvicorn_log_kwargs(fmt: str) -> dict[str, Any]:

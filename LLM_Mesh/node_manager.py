@@ -13,16 +13,13 @@ one in ``$LLM_MESH_HOME/node.toml`` is used, else the defaults.
 from __future__ import annotations
 
 import asyncio
-import errno
-import socket
 from collections.abc import Callable
-from types import FrameType
+from contextlib import nullcontext
 from typing import Any
 
 from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
-from LLM_Mesh.errors import MeshError
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import (
@@ -32,12 +29,9 @@ from LLM_Mesh.node.config import (
     save_node_config,
 )
 from LLM_Mesh.node.service import NodeService
+from LLM_Mesh.server_process import SignalServer, exit_on_signal, require_free_port
 
 __all__ = ["NodeConfig", "NodeManager", "load_node_config", "save_node_config"]
-
-
-class PortInUse(MeshError):
-    """The node's port is taken: said before any model loads, with what to do."""
 
 
 class NodeManager:
@@ -51,6 +45,7 @@ class NodeManager:
         self.config = config
         self.service = NodeService(config, self.settings)
         self._server: Any = None
+        self._exit_while_loading = False  # run() owns the process's signals: it sets it
 
     @property
     def node_id(self) -> str:
@@ -90,8 +85,10 @@ class NodeManager:
             **uvicorn_log_kwargs(self.settings.log_format),
         )
         self._server = _server(config, self.service.begin_shutdown)
+        loading = exit_on_signal("loading the model") if self._exit_while_loading else nullcontext()
         try:
-            await self.service.prepare()  # a bad model file raises here, plainly
+            with loading:  # run(): a stop signal now exits at once, not after the load
+                await self.service.prepare()  # a bad model file raises here, plainly
             await self._server.serve()
         finally:
             self._server = None
@@ -107,8 +104,10 @@ class NodeManager:
         """Block serving the node; SIGINT/SIGTERM shut it down cleanly.
 
         Runs on uvloop when it is installed (``uvicorn[standard]`` brings it), as
-        ``uvicorn.run`` does for the registry.
+        ``uvicorn.run`` does for the registry. A signal while the models load exits at once
+        (``server_process.exit_on_signal``).
         """
+        self._exit_while_loading = True
         try:
             import uvloop
         except ImportError:
@@ -122,31 +121,14 @@ class NodeManager:
 
 def _require_free_port(host: str, port: int) -> None:
     """``PortInUse`` when something listens on ``host:port`` (another node, ``llm-mesh up``'s),
-    rather than uvicorn's bind error after the models have loaded; any other bind error is
-    left to uvicorn to say."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return
-            raise PortInUse(
-                f"port {port} on {host} is already in use (another node? `llm-mesh up` runs "
-                "its node on 8801): stop it, or give this node another port: --port N, or "
-                "port = N in node.toml"
-            ) from None
+    rather than uvicorn's bind error after the models have loaded."""
+    require_free_port(
+        host, port, " (another node? `llm-mesh up` runs its node on 8801): stop it, or give "
+        "this node another port: --port N, or port = N in node.toml",
+    )  # fmt: skip
 
 
-def _server(config: Any, on_exit: Callable[[], None]) -> Any:
+def _server(config: Any, on_exit: Callable[[], None]) -> SignalServer:
     """uvicorn's server, calling ``on_exit`` when the shutdown signal (SIGTERM, SIGINT)
     comes: the drain and the goodbye share one deadline from it (``core/shutdown.py``)."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            on_exit()
-            super().handle_exit(sig, frame)
-
-    return Server(config)
+    return SignalServer(config, lambda _signum: on_exit())

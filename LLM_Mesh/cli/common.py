@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from LLM_Mesh import logs
 from LLM_Mesh.config import Settings
@@ -92,8 +94,25 @@ def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
 
 def fail(exc: Exception) -> typer.Exit:
     """Print ``exc`` as a one-line error and return the Exit(1) to raise."""
-    err.print(f"[red]error:[/] {exc}")
+    # one line however wide (a log keeps it whole); the message is text, never markup
+    err.print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
     return typer.Exit(1)
+
+
+def ensure_home(home: Path) -> None:
+    """Make the state directory ``home`` and check that it can be written; else the one-line
+    error and Exit(1) (not a traceback, nor a failure after the slow start)."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as exc:
+        raise fail(
+            OSError(
+                f"the state directory {home} cannot be written ({exc.strerror or exc}): "
+                "give a writable one with --home or LLM_MESH_HOME"
+            )
+        ) from None
 
 
 def json_object(r: httpx.Response, what: str) -> dict[str, Any]:

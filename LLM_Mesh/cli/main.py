@@ -36,6 +36,7 @@ from LLM_Mesh.cli.common import (
     RegistryCaOpt,
     RegistryOpt,
     console,
+    ensure_home,
     err,
 )
 from LLM_Mesh.cli.common import fail as _fail
@@ -97,15 +98,20 @@ def up(
     from LLM_Mesh.local_mesh import LocalMesh
 
     settings = _settings(home)
+    ensure_home(settings.home)
     mesh = LocalMesh(
         settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port,
         anonymous_rpm=anonymous_rpm or None, allow_local_nodes=allow_local_nodes,
     )  # fmt: skip
     stop = False
     starting = True
+    stopping = False
 
     def _on_signal(signum: int, _frame: Any) -> None:
         nonlocal stop
+        if stopping:  # the children's stop is bounded (local_mesh.py): it goes on
+            _already_stopping(signum, mesh)
+            return
         stop = True
         if starting:  # interrupt the start-up wait (a cold model load can take minutes)
             raise KeyboardInterrupt
@@ -136,9 +142,19 @@ def up(
         raise _fail(exc) from exc
     finally:
         starting = False
+        stopping = True
         console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")
+
+
+def _already_stopping(signum: int, mesh: Any) -> None:
+    """A signal while ``up`` or ``demo`` stops its children: the stop goes on, bounded."""
+    err.print(
+        f"{signal.Signals(signum).name} again: already stopping (the node within "
+        f"{mesh.stop_grace_s('node'):.0f} s, the registry within "
+        f"{mesh.stop_grace_s('registry'):.0f} s)"
+    )
 
 
 def _local_nodes_hint(registry_url: str, home: Path) -> str:
@@ -169,10 +185,24 @@ def demo(
     from LLM_Mesh.local_mesh import LocalMesh
 
     settings = _settings(home)
+    ensure_home(settings.home)
     mesh = LocalMesh(
         settings, model=model, engine=engine, registry_port=registry_port, node_port=node_port,
         command="demo",
     )  # fmt: skip
+    stopping = False
+    signalled: list[int] = []
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        if stopping:
+            _already_stopping(signum, mesh)
+            return
+        # SIGTERM too: the `finally` below stops the children (in sessions of their own:
+        signalled.append(signum)  # nothing else would), bounded (local_mesh.py)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
@@ -181,11 +211,17 @@ def demo(
             f"dashboard (while the demo runs): {mesh.dashboard_url}"
         )
         asyncio.run(run_demo(console, mesh.registry_url, model, prompt, task, max_tokens))
+    except KeyboardInterrupt:
+        pass
     except MeshError as exc:
         raise _fail(exc) from exc
     finally:
+        stopping = True
         with console.status("stopping the local mesh"):
             mesh.stop()
+    if signalled:  # 128 + the signal, as a shell says a command killed by it
+        err.print(f"interrupted ({signal.Signals(signalled[0]).name}): the local mesh stopped.")
+        raise typer.Exit(128 + signalled[0])
     console.print("[green]demo done[/]: everything stopped cleanly.")
 
 
@@ -298,11 +334,14 @@ def registry_serve(
     except ValueError as exc:
         raise _fail(exc) from exc
     _setup_logging(verbose, settings.log_format)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    serve(
-        settings, host=host, port=port,
-        tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
-    )  # fmt: skip
+    ensure_home(settings.home)
+    try:
+        serve(
+            settings, host=host, port=port,
+            tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
+        )  # fmt: skip
+    except MeshError as exc:  # a taken port, a database it cannot write: before serving
+        raise _fail(exc) from exc
 
 
 def _local_mesh(value: str | None) -> str | None:

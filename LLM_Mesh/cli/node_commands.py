@@ -28,6 +28,7 @@ from LLM_Mesh.cli.common import (
     RegistryCaOpt,
     RegistryOpt,
     console,
+    ensure_home,
     fail,
     observability,
     settings_from,
@@ -137,6 +138,7 @@ def node_start(
     except ValueError as exc:
         raise fail(exc) from exc
     setup_logging(verbose, settings.log_format)
+    ensure_home(settings.home)
     if config is None and not no_config and (settings.home / "node.toml").exists():
         config = settings.home / "node.toml"
     try:

@@ -80,8 +80,12 @@ class Backoff:
     cap_s: float = 60.0
     failures: int = 0
 
+    def peek(self) -> float:
+        """The delay :meth:`next_delay` returns next."""
+        return min(self.cap_s, self.initial_s * self.factor**self.failures)
+
     def next_delay(self) -> float:
-        delay = min(self.cap_s, self.initial_s * self.factor**self.failures)
+        delay = self.peek()
         self.failures += 1
         return delay
 
@@ -232,10 +236,13 @@ class NodeAgent:
         """One registration attempt (each registry once, if need be); True when accepted."""
         body = _json(self._registration().model_dump(mode="json"))
         r = await self._post("/mesh/nodes", MessageKind.REGISTER, body, self._timeout)
-        if isinstance(r, Unreached):
-            return self._failed(r.message)
+        if isinstance(r, Unreached):  # step() waits the backoff's next delay, said here
+            return self._failed(r.message, retry_in=self.backoff.peek())
         if r.status_code >= 400:
-            return self._failed(f"registration refused: HTTP {r.status_code} {_refusal(r)}")
+            return self._failed(
+                f"registration refused: HTTP {r.status_code} {_refusal(r)}",
+                retry_in=self.backoff.peek(),
+            )
         self.registered = True
         self.registrations += 1
         self.last_error = None
@@ -270,9 +277,12 @@ class NodeAgent:
                 skew,
             )
 
-    def _failed(self, message: str) -> bool:
+    def _failed(self, message: str, retry_in: float | None = None) -> bool:
         self.last_error = message
-        log.warning("%s", message)
+        if retry_in is None:
+            log.warning("%s", message)
+        else:
+            log.warning("%s: registering again in %.0f s", message, retry_in)
         return False
 
     async def send_heartbeat(self) -> bool:

@@ -44,6 +44,7 @@ from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.witness import parse_vkey
+from LLM_Mesh.errors import StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
@@ -510,6 +511,19 @@ def serve(
         raise ValueError("--tls-cert and --tls-key go together")
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
+    from LLM_Mesh.registry.store import database_unreachable, sqlite_unusable
+    from LLM_Mesh.server_process import require_free_port
+
+    # said in one line before migrations, keys and settlement start (not uvicorn's bind
+    # error or a traceback after them)
+    require_free_port(
+        host, port, " (another registry? `llm-mesh up` runs its registry on 8800): stop it, "
+        "or serve on another port: --port N",
+    )  # fmt: skip
+    url = settings.effective_database_url
+    problem = sqlite_unusable(url) or asyncio.run(database_unreachable(url))
+    if problem is not None:
+        raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
 
     cap_arenas(settings.malloc_arena_max)  # before uvicorn and the store start threads
     app = trim_periodically(

@@ -11,6 +11,7 @@ deletes the PostgreSQL writer's old batch ids (``settle_batches``, ``registry/se
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -26,6 +27,8 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.secret_files import try_lock
 
 __all__ = ["HomeLock", "beat", "dead_holders", "forget", "forget_batches"]
+
+log = logging.getLogger("LLM_Mesh.registry.settlement")
 
 
 def now_ms_sql(dialect: str) -> Any:
@@ -102,6 +105,12 @@ class HomeLock:
         except ImportError:  # pragma: no cover - not on POSIX
             return None
         if fd is None:  # another process runs on this home
+            log.warning(
+                "another registry runs on %s (it holds settlement.lock): both serve, sharing "
+                "this home's keys, and on one SQLite file each routes only to the nodes "
+                "registered with it; give each registry its own --home",
+                self.home,
+            )
             return None
         self._fd = fd
         path = self.home / "settlement.holder"

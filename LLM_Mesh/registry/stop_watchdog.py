@@ -29,12 +29,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from LLM_Mesh.core.shutdown import STOP_OVERDUE_STATUS, overdue_warning
+from LLM_Mesh.server_process import SignalServer, flush_logs
 
 __all__ = ["StopWatchdog", "run_bounded"]
 
@@ -97,7 +97,7 @@ class StopWatchdog:
         log.warning(
             overdue_warning(self.bound_s, self._signal_name, self._tasks(), _joined_threads())
         )
-        _flush_logs()
+        flush_logs()
         self._exit(STOP_OVERDUE_STATUS)
 
     def _tasks(self) -> list[list[str]]:
@@ -139,39 +139,12 @@ def _joined_threads() -> list[str]:
     )
 
 
-def _flush_logs() -> None:
-    loggers = [logging.getLogger()] + [
-        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
-    ]
-    for lg in loggers:
-        for handler in lg.handlers:
-            with contextlib.suppress(Exception):  # one broken handler stops no other
-                handler.flush()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-
-
-class _BoundedServer(uvicorn.Server):
-    """uvicorn's server, whose signal handler (SIGTERM, SIGINT) also arms the watchdog."""
-
-    def __init__(self, config: uvicorn.Config, watchdog: StopWatchdog | None) -> None:
-        super().__init__(config)
-        self.watchdog = watchdog
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.watchdog is not None:
-            self.watchdog.arm(sig)
-        super().handle_exit(sig, frame)
-
-
 def run_bounded(app: Any, bound_s: float, **config: Any) -> None:
     """``uvicorn.run(app, **config)`` (one process, no reload), its stop bounded by
     ``bound_s`` seconds from the first signal (0: not bounded)."""
-    server = _BoundedServer(
-        uvicorn.Config(app, **config), StopWatchdog(bound_s) if bound_s > 0 else None
-    )
-    with contextlib.suppress(KeyboardInterrupt):  # SIGINT, raised again after the stop
-        server.run()
+    watchdog = StopWatchdog(bound_s) if bound_s > 0 else None
+    # its signal handler (SIGTERM, SIGINT) also arms the watchdog
+    server = SignalServer(uvicorn.Config(app, **config), watchdog.arm if watchdog else None)
+    server.run()  # a signal's stop returns (server_process.py), exit 0
     if not server.started:
         sys.exit(_STARTUP_FAILURE)

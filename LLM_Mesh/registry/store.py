@@ -20,6 +20,7 @@ builds the engine and migrates the database to Alembic's head (in code, no
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -213,6 +214,54 @@ def _sqlite_file(url: str) -> Path | None:
     if parsed.query.get("mode") == "memory":
         return None
     return Path(database)
+
+
+def sqlite_unusable(url: str) -> str | None:
+    """Why the SQLite file of ``url`` cannot be the store (its folder cannot be made or
+    written, the file is not one this process can write, or not a database), in one line
+    said before serving; ``None`` when it can be, or ``url`` names no file."""
+    path = _sqlite_file(url)
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot make the database's folder {path.parent}: {exc.strerror or exc}"
+    # SQLite writes its journal (-wal, -shm) beside the file: the folder must be writable
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"the database's folder {path.parent} is not writable (SQLite's journal goes there)"
+    if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+        return f"the database {path} is not a file this process can read and write"
+    try:
+        conn = sqlite3.connect(path, timeout=5)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"cannot open the database {path}: {exc}"
+    return None
+
+
+async def database_unreachable(url: str, timeout_s: float = 10.0) -> str | None:
+    """Why the PostgreSQL database of ``url`` cannot be reached (refused, unknown host, a
+    password it refuses), in one line said before serving; ``None`` when one connection
+    opens, or ``url`` is not PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    engine = create_async_engine(url, connect_args={"timeout": timeout_s})
+    try:
+        async with engine.connect():
+            pass
+    except Exception as exc:  # the driver's errors, whatever their class: said, not raised
+        cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+        said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        where = parsed.render_as_string(hide_password=True)
+        return f"cannot reach the database at {where}: {said}"
+    finally:
+        await engine.dispose()
+    return None
 
 
 def _enable_sqlite_pragmas(wal: bool) -> Any:

@@ -100,12 +100,22 @@ async def test_registers_then_heartbeats() -> None:
     assert agent.heartbeats_sent == 1
 
 
-async def test_registry_down_backs_off_capped_and_never_raises() -> None:
+async def test_registry_down_backs_off_capped_and_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each failure's line says when the node tries again (found 2026-12-03: a node whose
+    registry was down at start logged ``registry unreachable at URL: ConnectError(...)``
+    and nothing of the retries)."""
+    caplog.set_level(logging.WARNING, logger="LLM_Mesh.node.agent")
     reg = FakeRegistry()
     reg.down = True
     agent = make_agent(reg, backoff=Backoff(initial_s=1, factor=2, cap_s=5))
     delays = [await agent.step() for _ in range(5)]
     assert delays == [1, 2, 4, 5, 5]
+    said = [r.getMessage() for r in caplog.records if r.name == "LLM_Mesh.node.agent"]
+    assert [m.rsplit(": ", 1)[1] for m in said] == [
+        f"registering again in {d} s" for d in delays
+    ], said
     assert not agent.registered and "unreachable" in (agent.last_error or "")
     reg.down = False
     assert await agent.step() == 7.0
@@ -327,6 +337,8 @@ async def test_earnings_errors_say_what_went_wrong() -> None:
 
     with pytest.raises(InvalidCredential, match="no operator token"):
         await _earnings_agent(odd, None).earnings()
+
+
 class Replicas:
     """Registry replicas by host, sharing what they know (one store); each can be down,
     answer 5xx (``broken``) or refuse (``refuse``: a 401 the whole network would give)."""

@@ -1,0 +1,155 @@
+"""uvicorn's server as the long-running commands run it (``registry serve``, ``node start``).
+
+:class:`SignalServer` is uvicorn's ``Server`` whose signal handler (SIGTERM, SIGINT) first
+calls ``on_signal(signum)``: the node starts its shutdown budget's clock there
+(``core/shutdown.py``), the registry arms its stop watchdog (``registry/stop_watchdog.py``).
+Its stop, whichever signal (docs/operations.md, "Stopping and exit statuses"):
+
+- the first signal stops it as uvicorn does: no new connections, requests in flight drain,
+  then the app's own stop (the node's goodbye, the registry's settlement); the process then
+  exits 0. (uvicorn raises the signal again after its stop: SIGTERM killed the process,
+  exit -15, and SIGINT was a ``KeyboardInterrupt``, exit 130 from ``node start`` and 0 from
+  ``registry serve``.)
+- a second signal cuts the drain: the requests in flight are cancelled (their own cleanup
+  runs), and the app's stop still runs, bounded as it is. (uvicorn's second Ctrl-C skipped
+  the app's stop: the registry did not settle or close its store, and the lifespan task,
+  cancelled at exit, printed a traceback.)
+
+:func:`port_taken` says, before anything slow starts (a model load, migrations), that
+something already listens where the server would: :func:`require_free_port` raises
+:class:`PortInUse`, one line the CLI prints (exit 1), with what to do. Before the server
+runs, :func:`exit_on_signal` makes a stop signal exit at once: a model loading in a thread
+cannot be cancelled, and Python waited for it at exit (minutes for a cold load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+import uvicorn
+
+from LLM_Mesh.errors import MeshError
+
+__all__ = [
+    "PortInUse",
+    "SignalServer",
+    "exit_on_signal",
+    "flush_logs",
+    "port_taken",
+    "require_free_port",
+]
+
+log = logging.getLogger("LLM_Mesh.server")
+
+#: how long the requests a second signal cancelled get for their own cleanup
+CANCEL_WAIT_S = 1.0
+
+
+class PortInUse(MeshError):
+    """The server's port is taken: said before anything slow starts, with what to do."""
+
+
+class SignalServer(uvicorn.Server):
+    """uvicorn's server, calling ``on_signal(signum)`` when a stop signal comes."""
+
+    def __init__(
+        self, config: uvicorn.Config, on_signal: Callable[[int], None] | None = None
+    ) -> None:
+        super().__init__(config)
+        self.on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.on_signal is not None:
+            self.on_signal(sig)
+        if self.should_exit and not self.force_exit:
+            log.warning(
+                "%s again: the requests in flight are cut; the stop goes on",
+                signal.Signals(sig).name,
+            )
+            self.force_exit = True
+        self.should_exit = True  # not uvicorn's handle_exit: it raises the signal again
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if not self.force_exit:
+            return
+        tasks = list(self.server_state.tasks)
+        for task in tasks:
+            task.cancel(msg="a second stop signal")
+        if tasks:
+            await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
+        stopped = getattr(self.lifespan, "shutdown_event", None)  # LifespanOn's
+        if stopped is not None and not stopped.is_set():  # uvicorn skipped the app's stop
+            await self.lifespan.shutdown()
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Something listens on ``host:port`` (bound as uvicorn binds, ``SO_REUSEADDR``); any
+    other bind error (an address not on this machine) is left to uvicorn to say."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def require_free_port(host: str, port: int, what_to_do: str) -> None:
+    """:class:`PortInUse` (``port N on HOST is already in use`` and ``what_to_do``) when
+    :func:`port_taken`."""
+    if port_taken(host, port):
+        raise PortInUse(f"port {port} on {host} is already in use{what_to_do}")
+
+
+def flush_logs() -> None:
+    """Flush every log handler and the standard streams: before an ``os._exit``."""
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for lg in loggers:
+        for handler in lg.handlers:
+            with contextlib.suppress(Exception):  # one broken handler stops no other
+                handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _exit_now(status: int) -> None:  # pragma: no cover - the process ends here
+    os._exit(status)  # not sys.exit: that would join the thread still loading
+
+
+@contextlib.contextmanager
+def exit_on_signal(what: str, exit: Callable[[int], None] = _exit_now) -> Iterator[None]:
+    """While in it (in the main thread), SIGINT or SIGTERM logs ``SIGINT while WHAT:
+    exiting now`` and exits 0 at once (``exit``, injected for tests): nothing serves yet,
+    so there is nothing to drain or say goodbye for."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.warning(
+            "%s while %s: exiting now (nothing serves yet)", signal.Signals(signum).name, what
+        )
+        flush_logs()
+        exit(0)
+
+    before = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

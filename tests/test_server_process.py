@@ -1,0 +1,123 @@
+"""``server_process.py``: the stop-signal hook, a second signal, the port check. The server
+runs in a thread (uvicorn installs no signal handlers there); the test calls its handler as
+the signal would."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from LLM_Mesh.server_process import (
+    PortInUse,
+    SignalServer,
+    exit_on_signal,
+    port_taken,
+    require_free_port,
+)
+from tests.e2e.conftest import free_port
+
+
+def _app(events: list[str]) -> Any:
+    """A lifespan that records its stop, and a stream that never ends by itself."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    events.append("app stopped")
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"tok\n", "more_body": True})
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            events.append("stream cancelled")
+            raise
+
+    return app
+
+
+def _serving(events: list[str], signals: list[int]) -> tuple[SignalServer, threading.Thread, int]:
+    port = free_port()
+    config = uvicorn.Config(
+        _app(events), host="127.0.0.1", port=port, lifespan="on", log_level="warning",
+        timeout_graceful_shutdown=60,  # a drain no test waits for
+    )  # fmt: skip
+    server = SignalServer(config, signals.append)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.02)
+    return server, thread, port
+
+
+def test_a_second_signal_cuts_the_stream_and_the_apps_stop_still_runs() -> None:
+    """Found 2026-12-03: a second Ctrl-C (uvicorn's force quit) skipped the app's stop (the
+    registry's settlement and store close; the node's engine close), and the lifespan task,
+    cancelled at exit, printed a traceback."""
+    events: list[str] = []
+    signals: list[int] = []
+    server, thread, port = _serving(events, signals)
+    with httpx.stream("GET", f"http://127.0.0.1:{port}/", timeout=10) as r:
+        chunks = r.iter_bytes()
+        assert next(chunks)
+        server.handle_exit(signal.SIGTERM, None)  # what uvicorn's signal handler calls
+        time.sleep(0.5)
+        assert thread.is_alive() and events == []  # the stream drains
+        server.handle_exit(signal.SIGINT, None)
+        thread.join(10)
+        assert not thread.is_alive()
+    assert events == ["stream cancelled", "app stopped"]
+    assert signals == [signal.SIGTERM, signal.SIGINT]
+
+
+def test_one_signal_drains_then_stops() -> None:
+    events: list[str] = []
+    server, thread, _port = _serving(events, [])
+    server.handle_exit(signal.SIGINT, None)
+    thread.join(10)
+    assert not thread.is_alive() and events == ["app stopped"] and not server.force_exit
+
+
+def test_a_taken_port_is_said_with_what_to_do() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        assert port_taken("127.0.0.1", port)
+        with pytest.raises(PortInUse, match=f"port {port} on 127.0.0.1 is already in use: do X"):
+            require_free_port("127.0.0.1", port, ": do X")
+    assert not port_taken("127.0.0.1", port)
+    require_free_port("127.0.0.1", port, ": do X")  # free: nothing said
+
+
+def test_a_signal_while_loading_exits_at_once_and_the_handlers_come_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="LLM_Mesh.server")
+    before = signal.getsignal(signal.SIGTERM)
+    exits: list[int] = []
+    with exit_on_signal("loading the model", exit=exits.append):
+        signal.raise_signal(signal.SIGTERM)  # the handler runs in this (the main) thread
+    assert exits == [0]
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "SIGTERM while loading the model: exiting now (nothing serves yet)"
+    )
+    assert signal.getsignal(signal.SIGTERM) is before  # serving, uvicorn's take over
