@@ -177,9 +177,8 @@ class HttpSource:
                     yield None
                     return
                 if r.status_code != 200:
-                    text = (await read_body(r, MAX_ANSWER, what=f"GET {r.url}'s answer")).decode(
-                        errors="replace"
-                    )
+                    body = await read_body(r, MAX_ANSWER, what=f"GET {r.url}'s answer")
+                    text = body.decode(errors="replace")
                     raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {text[:200]}")
                 rest = b""
                 what = f"GET {r.url}'s answer"  # decoded here in bounded pieces (a bomb too)
@@ -188,10 +187,8 @@ class HttpSource:
                     if not cut:
                         rest += chunk
                         if len(rest) > MAX_EXPORT_LINE:
-                            raise MeshError(
-                                f"GET {r.url} sent a line longer than {MAX_EXPORT_LINE} bytes: "
-                                "not a ledger entry, not read further"
-                            )
+                            too_long = f"longer than {MAX_EXPORT_LINE} bytes: not a ledger entry"
+                            raise MeshError(f"GET {r.url} sent a line {too_long}, not read further")
                         continue
                     yield _ndjson_rows(rest + chunk[:cut])
                     rest = chunk[cut:]
