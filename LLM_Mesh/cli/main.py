@@ -19,6 +19,7 @@ import asyncio
 import ipaddress
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -116,8 +117,7 @@ def up(
         if starting:  # interrupt the start-up wait (a cold model load can take minutes)
             raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    _catch_stop_signals(_on_signal)
     try:
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
@@ -146,6 +146,14 @@ def up(
         console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")
+
+
+def _catch_stop_signals(handler: Any) -> None:
+    """SIGTERM and SIGINT to ``handler``, where Python allows it: in the main thread (a
+    command invoked from another thread, as a test may, keeps the handlers it has)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
 
 
 def _already_stopping(signum: int, mesh: Any) -> None:
@@ -201,8 +209,7 @@ def demo(
         signalled.append(signum)  # nothing else would), bounded (local_mesh.py)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    _catch_stop_signals(_on_signal)
     try:
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))

@@ -50,7 +50,7 @@ class Ledger:
 
 
 async def require_key(job: Job, client: Client) -> None:
-    if job.body.get("user") != "alice":
+    if job.body.get("seed") != 42:  # a field the parse stage keeps (not "user": withheld)
         raise Unauthorized("no key")
 
 
@@ -80,10 +80,10 @@ async def test_checks_run_in_order_before_any_node(tmp_path: Path) -> None:
         r = await h.client.post(CHAT, json=BODY)
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
         assert node.calls == [] and ledger.ended == []  # refused before the ledger ran
-        r = await h.client.post(CHAT, json={**BODY, "user": "alice"})
+        r = await h.client.post(CHAT, json={**BODY, "seed": 42})
         assert r.status_code == 200 and len(node.calls) == 1
         assert ledger.ended == [("release", 200), ("settled", None)]
-        r = await h.client.post(CHAT, json={**BODY, "user": "alice", "stream": True})
+        r = await h.client.post(CHAT, json={**BODY, "seed": 42, "stream": True})
         assert r.status_code == 200 and ledger.ended[-2:] == [("release", None), ("settled", None)]
 
 
