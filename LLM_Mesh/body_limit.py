@@ -54,6 +54,7 @@ async def _send_error(send: Send, exc: PayloadTooLarge) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                (b"x-content-type-options", b"nosniff"),
             ],
         }
     )

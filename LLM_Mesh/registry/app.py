@@ -55,7 +55,7 @@ from LLM_Mesh.registry.balance_api import router as balance_router
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
 from LLM_Mesh.registry.dashboard import install_dashboard
 from LLM_Mesh.registry.earnings_api import router as earnings_router
-from LLM_Mesh.registry.errors import install_error_handlers
+from LLM_Mesh.registry.errors import JSONAnswer, install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
 from LLM_Mesh.registry.health import HealthChecker
@@ -436,6 +436,7 @@ def create_registry_app(
         lifespan=lifespan,
         docs_url=None,  # served by install_openapi, with its headers
         redoc_url=None,
+        default_response_class=JSONAnswer,  # nosniff on the routes' JSON answers
     )
     app.state.runtime = runtime
     app.state.health = health

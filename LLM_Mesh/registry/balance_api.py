@@ -25,12 +25,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.access import Authenticate
+from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.job import Client
 from LLM_Mesh.registry.runtime import get_runtime
 from LLM_Mesh.registry.settlement import user_account
@@ -68,7 +68,7 @@ _E429 = {"description": "too many unknown keys tried from this address"}
     responses={200: {"model": BalanceView}, 401: _E401, 429: _E429},
     response_model=None,
 )
-async def get_balance(request: Request) -> JSONResponse:
+async def get_balance(request: Request) -> JSONAnswer:
     """The caller's balance: its API key's user, or (no key) the community pool."""
     rt = get_runtime(request)
     peer = request.client
@@ -92,4 +92,4 @@ async def get_balance(request: Request) -> JSONResponse:
     }
     if key is None:
         body["daily_budget"] = rt.settings.pool_daily_budget
-    return JSONResponse(body)
+    return JSONAnswer(body)

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from LLM_Mesh.core.identity import hash_secret
@@ -24,6 +23,7 @@ from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import Forbidden, InvalidCredential, MeshError
 from LLM_Mesh.registry.admin import bearer
 from LLM_Mesh.registry.earnings import earnings
+from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.runtime import get_runtime
 
@@ -115,7 +115,7 @@ async def get_earnings(
     request: Request,
     node: Annotated[str | None, Query(max_length=128, description="one of your nodes")] = None,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="UTC days, today included")] = 30,
-) -> JSONResponse:
+) -> JSONAnswer:
     """The operator's earnings per day, per model and per node, totals and balance."""
     rt = get_runtime(request)
     op = await operator_from_token(request.headers, rt.store)
@@ -133,4 +133,4 @@ async def get_earnings(
         days=days,
         now=rt.wall_clock(),
     )
-    return JSONResponse(report.to_json())
+    return JSONAnswer(report.to_json())

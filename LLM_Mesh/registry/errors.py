@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.errors import (
@@ -33,15 +33,29 @@ from LLM_Mesh.errors import (
 
 log = logging.getLogger(__name__)
 
+# on every JSON answer: a browser never reads one as HTML or script (a constant, appended)
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A compact JSON response (no re-validation, no pretty printing; never ``NaN``)."""
-    return Response(
+    response = Response(
         strict_json.dumps(body),
         status_code=status,
         headers=headers,
         media_type="application/json",
     )
+    response.raw_headers.append(NOSNIFF)
+    return response
+
+
+class JSONAnswer(JSONResponse):
+    """Starlette's ``JSONResponse`` with :data:`NOSNIFF`: the registry app's default
+    response class, and what its routes that build their answer return."""
+
+    def init_headers(self, headers: Any = None) -> None:
+        super().init_headers(headers)
+        self.raw_headers.append(NOSNIFF)
 
 
 def error_response(exc: MeshError) -> Response:

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.registry.api import absorb_heartbeat
-from LLM_Mesh.registry.errors import answer_exception
+from LLM_Mesh.registry.errors import NOSNIFF, answer_exception
 from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = ["AsgiHeaders", "RegistryApp", "heartbeat_node_id"]
@@ -102,6 +102,7 @@ async def _send_json(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                NOSNIFF,
                 *headers,
             ],
         }

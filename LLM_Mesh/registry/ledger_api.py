@@ -33,13 +33,14 @@ from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from LLM_Mesh.core.checkpoint import vkey
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
 from LLM_Mesh.core.ratelimit import Limits, address_scope
 from LLM_Mesh.errors import InvalidRequest, MeshError, RateLimited
+from LLM_Mesh.registry.errors import NOSNIFF, JSONAnswer
 from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.runtime import get_runtime
@@ -177,18 +178,22 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many")
 
 
 @router.get("/v1/ledger", responses={200: {"model": LedgerPage}}, response_model=None)
-async def ledger_entries(request: Request, after: After = -1, limit: Limit = 100) -> JSONResponse:
+async def ledger_entries(request: Request, after: After = -1, limit: Limit = 100) -> JSONAnswer:
     """The ledger's entries, oldest first (public; accounts are pseudonyms)."""
     ledger, _ = _ledger(request)
     size, _root = await ledger.head()
     _Rows(request, _rows_after(size, after, limit))
     entries, more = await ledger.entries(after, limit)
     data = [e.to_json() for e in entries]
-    return JSONResponse({"object": "list", "data": data, "has_more": more, "tree_size": size})
+    return JSONAnswer({"object": "list", "data": data, "has_more": more, "tree_size": size})
 
 
 class NdjsonResponse(StreamingResponse):
     media_type = "application/x-ndjson"
+
+    def init_headers(self, headers: Any = None) -> None:
+        super().init_headers(headers)
+        self.raw_headers.append(NOSNIFF)
 
 
 _row_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -278,15 +283,13 @@ async def ledger_export(
 @router.get(
     "/v1/ledger/checkpoints", responses={200: {"model": CheckpointPage}}, response_model=None
 )
-async def ledger_checkpoints(
-    request: Request, after: After = -1, limit: Limit = 100
-) -> JSONResponse:
+async def ledger_checkpoints(request: Request, after: After = -1, limit: Limit = 100) -> JSONAnswer:
     """Signed checkpoints (C2SP signed-note tlog-checkpoints), oldest first."""
     ledger, _ = _ledger(request)
     rows = _Rows(request, 1)  # refused while the budget is spent; charged what it served
     cps, more = await ledger.checkpoints(after, limit)
     rows.used(len(cps))
-    return JSONResponse({"object": "list", "data": [c.to_json() for c in cps], "has_more": more})
+    return JSONAnswer({"object": "list", "data": [c.to_json() for c in cps], "has_more": more})
 
 
 def _bad(exc: LedgerError, param: str) -> InvalidRequest:
@@ -302,14 +305,14 @@ async def ledger_inclusion_proof(
     request: Request,
     index: Annotated[int, Query(ge=0, le=_BIG, description="the entry's seq")],
     tree_size: Annotated[int, Query(ge=1, le=_BIG, description="a checkpoint's size")],
-) -> JSONResponse:
+) -> JSONAnswer:
     """RFC 9162 §2.1.3 audit path of entry ``index`` in the tree of ``tree_size``."""
     ledger, _ = _ledger(request)
     try:
         leaf, root, path = await ledger.inclusion_proof(index, tree_size)
     except LedgerError as exc:
         raise _bad(exc, "index" if "index" in str(exc) else "tree_size") from None
-    return JSONResponse(
+    return JSONAnswer(
         {
             "object": "ledger.inclusion_proof",
             "index": index,
@@ -330,14 +333,14 @@ async def ledger_consistency_proof(
     request: Request,
     first: Annotated[int, Query(ge=0, le=_BIG, description="the older tree's size")],
     second: Annotated[int, Query(ge=0, le=_BIG, description="the newer tree's size")],
-) -> JSONResponse:
+) -> JSONAnswer:
     """RFC 9162 §2.1.4 consistency proof from the tree of ``first`` to ``second``."""
     ledger, _ = _ledger(request)
     try:
         r1, r2, path = await ledger.consistency_proof(first, second)
     except LedgerError as exc:
         raise _bad(exc, "second" if "second" in str(exc) else "first") from None
-    return JSONResponse(
+    return JSONAnswer(
         {
             "object": "ledger.consistency_proof",
             "first": first,
@@ -350,7 +353,7 @@ async def ledger_consistency_proof(
 
 
 @router.get("/v1/ledger/keys", responses={200: {"model": LedgerKeyList}}, response_model=None)
-async def ledger_keys(request: Request) -> JSONResponse:
+async def ledger_keys(request: Request) -> JSONAnswer:
     """The keys that sign checkpoints (Ed25519, base64), with signed-note ``vkey`` texts."""
     ledger, cp = _ledger(request)
     await cp.ensure_published()
@@ -365,4 +368,4 @@ async def ledger_keys(request: Request) -> JSONResponse:
         }
         for pk, at in await ledger.keys()
     ]
-    return JSONResponse({"object": "list", "data": data, "has_more": False})
+    return JSONAnswer({"object": "list", "data": data, "has_more": False})

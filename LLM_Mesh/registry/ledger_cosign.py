@@ -23,13 +23,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from LLM_Mesh.core.checkpoint import split_note
 from LLM_Mesh.core.witness import FUTURE_S, BadCosignature, open_cosignature, parse_vkey
 from LLM_Mesh.errors import Forbidden, InvalidRequest, MeshError, PayloadTooLarge
-from LLM_Mesh.registry.errors import invalid_from_pydantic
+from LLM_Mesh.registry.errors import JSONAnswer, invalid_from_pydantic
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_api import CheckpointView
 from LLM_Mesh.registry.runtime import get_runtime
@@ -80,16 +79,16 @@ def _ledger(request: Request) -> SqlLedger:
     responses={200: {"model": CheckpointView}, 404: {"description": "no checkpoint yet"}},
     response_model=None,
 )
-async def latest_checkpoint(request: Request) -> JSONResponse:
+async def latest_checkpoint(request: Request) -> JSONAnswer:
     """The newest signed checkpoint, with its witnesses' cosignatures (what a witness reads)."""
     cp = await _ledger(request).latest_checkpoint()
     if cp is None:
-        return JSONResponse(
+        return JSONAnswer(
             {"error": {"message": "no checkpoint is signed yet", "type": "invalid_request_error",
                        "param": None, "code": "no_checkpoint"}},
             status_code=404,
         )  # fmt: skip
-    return JSONResponse(cp.to_json())
+    return JSONAnswer(cp.to_json())
 
 
 @router.post(
@@ -107,7 +106,7 @@ async def latest_checkpoint(request: Request) -> JSONResponse:
         }
     },
 )
-async def add_cosignature(request: Request) -> JSONResponse:
+async def add_cosignature(request: Request) -> JSONAnswer:
     """A witness's cosignature of a checkpoint this registry signed (see the module docstring)."""
     rt = get_runtime(request)
     body = await request.body()
@@ -152,7 +151,7 @@ async def add_cosignature(request: Request) -> JSONResponse:
         if ts > rt.wall_clock() + MAX_FUTURE_S:
             raise Forbidden(f"the cosignature's timestamp {ts} is in the future")
         stored = await ledger.add_cosignature(got.tree_size, wk.vkey, ts, _DASH + line + "\n")
-        return JSONResponse(
+        return JSONAnswer(
             {"object": "ledger.cosignature", "tree_size": got.tree_size, "witness": wk.vkey,
              "time": ts, "stored": stored}
         )  # fmt: skip

@@ -24,12 +24,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
 
 from LLM_Mesh.core.schemas import (
     ChatCompletionRequest,
@@ -40,6 +37,7 @@ from LLM_Mesh.core.schemas import (
     NodeRegistration,
     NodeView,
 )
+from LLM_Mesh.registry.api_docs import install_api_docs
 
 REF = "#/components/schemas/{model}"
 
@@ -532,33 +530,14 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     return doc
 
 
-# ``/docs`` is FastAPI's Swagger UI, whose script and style come from cdn.jsdelivr.net and
-# run on the gateway's origin (the dashboard's): it may not be framed, and the dashboard
-# links to it in a tab of its own (docs/security.md, "Dashboard")
-DOCS_HEADERS = {
-    "Content-Security-Policy": (
-        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-
 def install_openapi(app: FastAPI) -> None:
     """Serve :func:`build_openapi`'s document at ``/openapi.json`` (built once, on first use)
-    and Swagger UI at ``/docs`` with :data:`DOCS_HEADERS` (no OAuth2 redirect page)."""
+    and Swagger UI at ``/docs`` from the registry's own files (:mod:`.api_docs`)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = build_openapi(app)
         return app.openapi_schema
 
-    async def docs(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        page = get_swagger_ui_html(openapi_url=root + "/openapi.json", title=f"{app.title} - docs")
-        page.headers.update(DOCS_HEADERS)
-        return page
-
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_route("/docs", docs, include_in_schema=False)
+    install_api_docs(app)

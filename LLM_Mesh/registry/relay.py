@@ -36,7 +36,7 @@ from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.node_refusal import Refusal
 from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
-from LLM_Mesh.registry.errors import json_response
+from LLM_Mesh.registry.errors import NOSNIFF, json_response
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.send_stream import DONE, FAIL, Event
 
@@ -193,6 +193,7 @@ class ProxyStream(StreamingResponse):
         headers: dict[str, str],
     ) -> None:
         super().__init__(gen, headers=headers, media_type="text/event-stream")
+        self.raw_headers.append(NOSNIFF)
         self._gen = gen
         self._on_close = on_close
 

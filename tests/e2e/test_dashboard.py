@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -412,11 +413,10 @@ def test_the_operator_view_with_a_token_kept_in_the_tab_only(
 def test_the_api_docs_link_never_shares_the_operators_tab(
     mesh: LocalMesh, browser: Any, watch: PageWatch
 ) -> None:
-    """The footer's API link opens ``/docs`` (Swagger UI, whose script comes from
-    cdn.jsdelivr.net and runs on the gateway's origin) in a tab of its own, with no opener:
-    no script of that page can read the operator's token from the dashboard tab's session
-    storage (found 2026-12-03: it opened in the same tab, where ``sessionStorage`` held the
-    token for any script on ``/docs`` to read)."""
+    """The footer's API link opens ``/docs`` (Swagger UI, run on the gateway's origin) in a
+    tab of its own, with no opener: no script of that page can read the operator's token
+    from the dashboard tab's session storage (found 2026-12-03: it opened in the same tab,
+    where ``sessionStorage`` held the token for any script on ``/docs`` to read)."""
     token = mesh._operator_token
     assert token
     page = _page(browser, watch)
@@ -424,9 +424,6 @@ def test_the_api_docs_link_never_shares_the_operators_tab(
     page.fill("#op-token", token)
     page.press("#op-token", "Enter")
     page.wait_for_selector(f'#op-result tr[data-node="{_node_id(mesh)}"]')
-    # /docs takes Swagger UI from the CDN, which a test machine may not reach
-    for cdn in (r"cdn\.jsdelivr\.net", r"fastapi\.tiangolo\.com", "SwaggerUIBundle", r"net::ERR_"):
-        watch.expect(cdn)
     page.click('footer a[href$="/docs"]')
     deadline = time.monotonic() + TIMEOUT_MS / 1000
     docs = None
@@ -439,6 +436,36 @@ def test_the_api_docs_link_never_shares_the_operators_tab(
     assert docs.evaluate("window.opener === null")
     assert docs is not page  # the dashboard's tab stays, its token with it
     assert page.evaluate("sessionStorage.getItem('llm-mesh-operator-token')") == token
+    page.context.close()
+
+
+def test_the_api_docs_render_with_no_host_but_the_gateway(
+    mesh: LocalMesh, browser: Any, watch: PageWatch
+) -> None:
+    """``/docs`` in Chromium with every request to another host refused: Swagger UI (the
+    registry's own files) lists the API's operations, under the page's policy (a refused
+    script or style is a console error, which fails the test) and with no request to
+    anything but the gateway. Found 2026-12-03: the page's script and style came from
+    cdn.jsdelivr.net (and its icon from fastapi.tiangolo.com): offline, a blank page."""
+    gateway = urlsplit(mesh.registry_url).netloc
+    elsewhere: list[str] = []
+
+    def only_the_gateway(route: Any) -> None:
+        url = urlsplit(route.request.url)
+        if url.scheme in ("http", "https") and url.netloc == gateway:
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page = _page(browser, watch)
+    page.context.route("**/*", only_the_gateway)
+    page.goto(mesh.registry_url + "/docs")
+    for path in ("/v1/chat/completions", "/v1/models", "/mesh/nodes"):
+        page.wait_for_selector(f'.opblock-summary-path[data-path="{path}"]')
+    assert page.locator(".opblock").count() >= 10
+    assert "LLM Mesh registry" in page.locator(".info .title").inner_text()
+    assert elsewhere == []
     page.context.close()
 
 

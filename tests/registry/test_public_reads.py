@@ -159,12 +159,12 @@ async def test_ledger_verify_waits_out_the_budget_and_gives_up_on_endless_429s(
 async def test_the_api_docs_on_the_dashboards_origin_cannot_be_framed_or_share_its_tab(
     tmp_path: Path,
 ) -> None:
-    """``/docs`` (Swagger UI: script and style from cdn.jsdelivr.net, run on the gateway's
-    origin) may not be framed by another site, and the dashboard opens it in a tab of its
-    own with no opener, so that page never runs in the tab whose session storage holds the
-    operator's token (``tests/e2e/test_dashboard.py`` checks it in Chromium). Found
-    2026-12-03: no header at all on ``/docs`` (any site could frame it), and the footer's
-    link opened it in the dashboard's own tab; the unused OAuth2 redirect page was served."""
+    """``/docs`` (Swagger UI, run on the gateway's origin: ``test_api_docs.py``) may not be
+    framed by another site, and the dashboard opens it in a tab of its own with no opener,
+    so that page never runs in the tab whose session storage holds the operator's token
+    (``tests/e2e/test_dashboard.py`` checks it in Chromium). Found 2026-12-03: no header at
+    all on ``/docs`` (any site could frame it), and the footer's link opened it in the
+    dashboard's own tab; the unused OAuth2 redirect page was served."""
     async with running(tmp_path) as h:
         docs = await h.client.get("/docs")
         assert docs.status_code == 200 and "/openapi.json" in docs.text
