@@ -13,8 +13,9 @@ each with the :class:`~LLM_Mesh.registry.job.Job` and its
   (``release`` with the answer, ``abandon`` when it raised), then ``settled`` is awaited
   before the answer goes out (not when the request was cancelled): the idempotency
   cache keeps answers this way, and frees a key a 429/5xx leaves free in the store before
-  the client has that answer (its retry on another replica finds it free); the price
-  check voids a reservation nobody paid this way;
+  the client has that answer (its retry on another replica finds it free), unless the
+  request's payment was written (then the key stays held: a retry is never paid again);
+  the price check voids a reservation nobody paid this way;
 - or it raises a ``MeshError`` to refuse (401, 429, 402).
 
 The checks (:func:`default_checks`): authentication → rate limit → price (the
@@ -157,13 +158,17 @@ async def _settled(holds: list[Hold], exc: BaseException | None = None) -> None:
 
 
 class _CacheHold:
-    __slots__ = ("cache", "key")
+    __slots__ = ("cache", "client", "key")
 
-    def __init__(self, cache: IdempotencyCache, key: str) -> None:
-        self.cache, self.key = cache, key
+    def __init__(self, cache: IdempotencyCache, key: str, client: Client) -> None:
+        self.cache, self.key, self.client = cache, key, client
 
     def release(self, response: Response | None) -> None:
-        self.cache.finish(self.key, response)
+        # a request whose payment was (or may have been) written keeps its id, whatever its
+        # end (cancelled while paying, a 5xx): a retry is never run and paid again. Until
+        # 2026-12-03 a cancellation while the payment was written freed it, paid all the same
+        payment = self.client.payment
+        self.cache.finish(self.key, response, paid=payment is not None and payment.written)
 
     def abandon(self) -> None:
         self.cache.abandon(self.key)
@@ -190,7 +195,7 @@ class IdempotencyCheck:
         earlier = await self.cache.begin(key, job.stream)
         if earlier is not None:
             return earlier
-        return _CacheHold(self.cache, key)
+        return _CacheHold(self.cache, key, client)
 
 
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:

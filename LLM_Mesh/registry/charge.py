@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 class SettledPayment:
     """One request's reservation: paid with its exact parts, or voided; exactly once."""
 
-    __slots__ = ("done", "estimate", "key", "model", "payer", "settlement", "stream")
+    __slots__ = ("done", "estimate", "key", "model", "payer", "settlement", "stream", "written")
 
     def __init__(
         self,
@@ -58,6 +58,7 @@ class SettledPayment:
         self.estimate = estimate
         self.stream = stream  # False: a non-stream's, never paid after its handler ended
         self.done = False
+        self.written = False  # the payment's write began: it commits even if we are cancelled
 
     async def pay(self, parts: Sequence[tuple[str, int]], receipt_hash: str | None) -> None:
         if self.done:
@@ -73,6 +74,7 @@ class SettledPayment:
             s.void(self.key, self.payer)
             return
         op = Answer(self.key, self.payer, self.model, self.estimate, tuple(paid), receipt_hash)
+        self.written = True  # queued at the call's first step; shielded from a cancellation
         try:
             await s.answer(op)
         except Exception:  # the answer goes out anyway; the request stays pending (voided)

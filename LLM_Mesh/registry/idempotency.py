@@ -18,6 +18,11 @@ wait on it).
   2xx/3xx), which frees its id like any other 5xx.
   An answer larger than ``max_bytes`` is not kept either, but its key is: a
   duplicate gets 409 rather than running twice.
+- A request whose payment was (or may have been) written keeps its key whatever its end
+  (``finish(..., paid=True)``): one cancelled while its payment was written (a gateway
+  stopping past its grace), or a 5xx after it, has no answer to replay, and a duplicate
+  gets 409 ``duplicate_request`` rather than running, and paying, again. A request that
+  failed before any payment frees its key as above.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.errors import DuplicateRequest
 
-__all__ = ["DuplicateRequest", "IdempotencyCache", "Stored"]
+__all__ = ["DuplicateRequest", "IdempotencyCache", "Stored", "paid_refusal"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # kept answers, all keys together
 
@@ -71,12 +76,24 @@ class Stored:
         return r
 
 
+def paid_refusal(key: str) -> DuplicateRequest:
+    """The 409 for a duplicate of a request that was paid but has no answer to replay."""
+    return DuplicateRequest(
+        f"a request with id {key.rsplit(' ', 1)[-1]!r} was paid, but it ended without an "
+        "answer to replay (cancelled or failed while its payment was written); it is never "
+        "executed twice: send a new id to run it again",
+        param="X-Request-Id",
+    )
+
+
 class _Entry:
     """One key. Slotted, and its :class:`asyncio.Event` made only when a duplicate waits
     on a running request (rare): the cache holds up to ``max_entries`` of these, and an
     Event per key was about a quarter of a finished key's memory."""
 
-    __slots__ = ("_event", "expires", "finished", "refusal", "result", "stream", "too_large")
+    __slots__ = (
+        "_event", "expires", "finished", "paid", "refusal", "result", "stream", "too_large",
+    )  # fmt: skip
 
     def __init__(self, stream: bool) -> None:
         self.stream = stream
@@ -85,6 +102,7 @@ class _Entry:
         self.result: Stored | None = None
         self.expires = float("inf")
         self.too_large = False  # finished, but its answer was over ``max_bytes``
+        self.paid = False  # finished paid without an answer to keep (cancelled while paying)
         self.refusal: DuplicateRequest | None = None  # given to its waiters (another replica's run)
 
     async def wait(self) -> None:
@@ -167,6 +185,8 @@ class IdempotencyCache:
                 "for replay, and it is never executed twice",
                 param="X-Request-Id",
             )
+        if e.paid:
+            raise paid_refusal(key)
         if e.result is None:  # the first one ended in a retryable error: run this one
             return await self.begin(key, stream)
         return e.result.response()
@@ -203,6 +223,11 @@ class IdempotencyCache:
             return None
         return e.result, e.too_large
 
+    def paid_unanswered(self, key: str) -> bool:
+        """Whether the finished ``key`` is held with no answer because it was paid."""
+        e = self._entries.get(key)
+        return e is not None and e.finished and e.paid
+
     def refuse(self, key: str, refusal: DuplicateRequest) -> None:
         """The running key's duplicates here get ``refusal`` (another replica holds the id)."""
         e = self._pop(key)
@@ -221,10 +246,11 @@ class IdempotencyCache:
         nothing to wait for here (a store-backed cache frees a key in its store first:
         :mod:`~LLM_Mesh.registry.shared_idempotency`)."""
 
-    def finish(self, key: str, response: Response | None) -> None:
+    def finish(self, key: str, response: Response | None, *, paid: bool = False) -> None:
         """The request under ``key`` ended with ``response`` (``None``: a stream that
         opened, or failed; a stream refused before it opened gives its answer, a 429 or
-        5xx of which frees the key)."""
+        5xx of which frees the key). ``paid``: its payment was (or may have been) written:
+        an end that would free the key keeps it instead, with no answer (duplicates: 409)."""
         e = self._entries.get(key)
         if e is None or e.finished:
             return
@@ -232,7 +258,9 @@ class IdempotencyCache:
             response.status_code >= 500 or response.status_code == 429
         )  # a stream's too: one refused before it opened (e.g. a 502) never ran
         keep = not retry and (e.stream or response is not None)
-        if response is not None and keep and not e.stream:
+        if paid and not keep:  # never run (and paid) again: held, nothing to replay
+            e.paid = keep = True
+        elif response is not None and keep and not e.stream:
             stored = Stored.of(response)
             if stored.size > self.max_bytes:
                 e.too_large = True

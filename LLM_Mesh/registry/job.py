@@ -86,6 +86,10 @@ class Payment(Protocol):
 
     payer: str  # the ledger account that pays
     estimate: int
+    # its payment's write began (``pay`` with parts): it may have committed, whatever became
+    # of the request since (the write goes on when the request is cancelled), so its
+    # request id is never freed for a retry to run and pay again
+    written: bool
 
     async def pay(self, parts: Sequence[tuple[str, int]], receipt_hash: str | None) -> None:
         """Record ``(node id, amount)`` per part (amounts in µNT, fee included) before the

@@ -11,8 +11,10 @@ table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of 
   ends (kept answers: the cache's rules, 429/5xx are not kept and free the key again, an
   answer over ``max_bytes`` keeps the key but not the bytes).
 - A key another replica ran: a non-stream answer is **replayed** from the row
-  (``X-Mesh-Replayed: true``) until it expires (``ttl_s``); streams, and answers too large
-  to keep, are refused 409 ``duplicate_request``. The row's body is **sealed**
+  (``X-Mesh-Replayed: true``) until it expires (``ttl_s``); streams, answers too large
+  to keep, and requests paid without an answer to keep (cancelled while their payment was
+  written: the row is done with no body, neither a stream nor too large) are refused 409
+  ``duplicate_request``. The row's body is **sealed**
   (:class:`~LLM_Mesh.core.answer_seal.AnswerSeal`: AES-GCM under a key derived from
   ``registry.key``, set by the app as :attr:`SharedIdempotency.seal`), with its status,
   media type and headers: the store never holds an output in clear; a replica with another
@@ -65,6 +67,7 @@ from LLM_Mesh.registry.idempotency import (
     DuplicateRequest,
     IdempotencyCache,
     Stored,
+    paid_refusal,
 )
 from LLM_Mesh.registry.ports import IdempotencyRecord, ReplicaState
 from LLM_Mesh.registry.replicas import ReplicaBeat
@@ -168,8 +171,8 @@ class SharedIdempotency(IdempotencyCache):
                 )
             await asyncio.sleep(self.poll_s)
 
-    def finish(self, key: str, response: Response | None) -> None:
-        super().finish(key, response)
+    def finish(self, key: str, response: Response | None, *, paid: bool = False) -> None:
+        super().finish(key, response, paid=paid)
         h = self._owned.pop(key, None)
         if h is None:
             return
@@ -182,7 +185,8 @@ class SharedIdempotency(IdempotencyCache):
         rec = IdempotencyRecord(
             key_hash=h,
             owner=self.owner,
-            stream=stored is None and not too_large,
+            # no answer: a stream's, one too large, or one paid without an answer (not a stream)
+            stream=stored is None and not too_large and not self.paid_unanswered(key),
             state="done",
             created_at=_utc(now),
             expires_at=_utc(now) + timedelta(seconds=self.ttl_s),
@@ -269,6 +273,8 @@ class SharedIdempotency(IdempotencyCache):
 
 def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) -> Response:
     rid = key.rsplit(" ", 1)[-1]
+    if not stream and not rec.stream and rec.body is None and not rec.too_large:
+        raise paid_refusal(key)  # paid, then cancelled or failed: nothing to replay
     if stream or rec.stream or rec.body is None:
         detail = (
             "its answer was too large to keep for replay"
