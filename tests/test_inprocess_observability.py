@@ -59,8 +59,12 @@ def test_gateway_and_node_metrics_and_lines_agree(
     gw = [json.loads(fmt.format(r)) for r in caplog.records if r.name == GATEWAY_LOGGER]
     nd = [json.loads(fmt.format(r)) for r in caplog.records if r.name == NODE_LOGGER]
     assert len(gw) == 5 and len(nd) == 4
-    assert {x["request_id"] for x in nd} == {x["request_id"] for x in gw[:4]}
-    assert {"rid-0", "rid-1", "rid-2"} <= {x["request_id"] for x in nd}
+    # each node line has the id its node got: the gateway's, or the one made for a client's id
+    assert {x["request_id"] for x in nd} == {
+        x.get("node_request_id", x["request_id"]) for x in gw[:4]
+    }
+    assert {"rid-0", "rid-1", "rid-2"} <= {x["request_id"] for x in gw[:4]}
+    assert not {"rid-0", "rid-1", "rid-2"} & {x["request_id"] for x in nd}  # never the client's
     assert all(x["node"] == good_id for x in nd)
     text = logging.Formatter(TEXT_FORMAT)
     assert marker not in "\n".join(text.format(r) + fmt.format(r) for r in caplog.records)

@@ -113,7 +113,12 @@ def verify_command(
         Path | None, typer.Option("--output", help="a file holding the answer's text")
     ] = None,
     request_id: Annotated[
-        str | None, typer.Option("--request-id", help="the request the receipt must be for")
+        str | None,
+        typer.Option(
+            "--request-id",
+            help="the request the receipt must be for: its id, or the client's own id that "
+            "the answer given maps to it (mesh.request_id / mesh.receipt_request_id)",
+        ),
     ] = None,
     require_signed: Annotated[
         bool, typer.Option("--require-signed", help="every node part must be node-signed")

@@ -19,7 +19,10 @@ naming its reason:
 ``totals``           the parts do not add up to the request's completion tokens (or,
                      for one part, its prompt tokens and output hash)
 ``request_id``       the answer around the receipt names another request (a receipt
-                     moved from another answer)
+                     moved from another answer): its ``mesh.receipt_request_id`` (the
+                     gateway-made id the nodes got when the client chose its own), else
+                     its ``mesh.request_id``; or ``--request-id`` names neither the
+                     receipt's id nor (through the answer) the client's
 ``usage``            the answer's ``usage`` differs from the receipt's counts
 ``output_sha256``    the answer's text (or ``--output``) does not hash to the receipt's
 ``unsigned_part``    (only when required) a part the node did not sign
@@ -133,9 +136,10 @@ class Found:
     """A receipt and what the input around it says (``None``: the input did not say)."""
 
     receipt: Any
-    request_id: str | None = None
+    request_id: str | None = None  # mesh.request_id: the client's id when it chose one
     usage: tuple[int, int] | None = None
     output: str | None = None  # the answer's whole text, when the input holds it
+    receipt_request_id: str | None = None  # mesh.receipt_request_id: the id the nodes got
 
 
 def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
@@ -154,10 +158,13 @@ def _from_object(obj: Any, output: str | None = None) -> Found:
     mesh = obj.get("mesh")
     if not isinstance(mesh, dict) or "receipt" not in mesh:
         raise _malformed("the input holds no receipt (no mesh.receipt)")
-    rid = mesh.get("request_id")
+    rid, nid = mesh.get("request_id"), mesh.get("receipt_request_id")
     if output is None and obj.get("choices"):
         output = answer_text(obj)
-    return Found(mesh["receipt"], rid if isinstance(rid, str) else None, _usage(obj), output)
+    return Found(
+        mesh["receipt"], rid if isinstance(rid, str) else None, _usage(obj), output,
+        nid if isinstance(nid, str) else None,
+    )  # fmt: skip
 
 
 def _from_sse(lines: Iterable[str]) -> Found:
@@ -282,9 +289,14 @@ def verify(
         != (receipt.prompt_tokens, receipt.output_sha256)
     ):
         raise ReceiptError("totals", "the parts do not add up to the receipt's totals")
+    # the answer's id for the receipt; ``request_id`` (``--request-id``) may name it or the
+    # client's own id the answer maps to it (the mapping is the answer's word, not signed)
+    answers = found.receipt_request_id or found.request_id
+    if request_id is not None and request_id == found.request_id:
+        request_id = answers
     for name, want, got in (
         ("request_id", request_id, receipt.request_id),
-        ("request_id", found.request_id, receipt.request_id),
+        ("request_id", answers, receipt.request_id),
         ("usage", found.usage, (receipt.prompt_tokens, receipt.completion_tokens)),
     ):
         if want is not None and want != got:

@@ -150,7 +150,7 @@ def void(client: Client) -> None:
 # request's ``ledger_request_id`` or a made-up ``failover_from``, is not believed)
 _GATEWAYS_SAY = (
     "ledger_request_id", "failover_from", "continued", "cost", "currency", "attempts",
-    "request_id", "receipt",
+    "request_id", "receipt_request_id", "receipt",
 )  # fmt: skip
 
 
@@ -173,6 +173,8 @@ def build_mesh(
     mesh["request_id"] = job.request_id
     if job.settle_key != job.request_id:  # a client-chosen id: the ledger's is made unique
         mesh["ledger_request_id"] = job.settle_key
+    if job.node_request_id:  # ... and the nodes and the receipt had a gateway-made one
+        mesh["receipt_request_id"] = job.node_request_id
     mesh["latency_ms"] = round(latency_ms, 3)
     mesh["ttft_ms"] = None if tally.ttft_ms is None else round(tally.ttft_ms, 3)
     mesh["prompt_tokens"] = tally.prompt_tokens
@@ -205,13 +207,13 @@ def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
         return None
     registry_id = signer.registry_id
     parts = tuple(
-        check_part(obs, registry_id=registry_id, request_id=job.request_id, model=job.model,
+        check_part(obs, registry_id=registry_id, request_id=job.forwarded_id, model=job.model,
                    keys=rt.node_keys)
         for obs in tally.outputs
     )  # fmt: skip
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     receipt, receipt_hash = signer.countersign(
-        job.request_id, job.model, tally.prompt_tokens, completion, tally.output_sha256, parts
+        job.forwarded_id, job.model, tally.prompt_tokens, completion, tally.output_sha256, parts
     )
     tally.node_receipts = parts
     tally.receipt_hash = receipt_hash
@@ -336,7 +338,9 @@ class StreamAccount:
         error event gets ``mesh.receipt`` for the parts delivered (the relay's ``on_error``)."""
         receipt = make_receipt(self.rt, self.job, self.tally)
         if receipt is not None:
-            obj["mesh"] = {"request_id": self.job.request_id, "receipt": receipt}
+            obj["mesh"] = mesh = {"request_id": self.job.request_id, "receipt": receipt}
+            if self.job.node_request_id:
+                mesh["receipt_request_id"] = self.job.node_request_id
 
     def record(self) -> None:
         """Queue the stream's record (once it ended, however it ended). A stream cut off

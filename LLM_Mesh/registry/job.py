@@ -53,6 +53,11 @@ class Job:
     # the request's settlement key (settlements.request_id, the ledger's request_id): the
     # request id, made unique when the client chose it (clients may reuse theirs)
     settle_key: str = ""
+    # the id the nodes get (X-Request-Id) and sign into their receipt parts, when the client
+    # chose the request id: a fresh gateway-made ``req-`` id, so that nodes never see the
+    # client's (it may name someone) nor can tell user traffic from probes by its form;
+    # "": the request id itself (gateway-made). Read it as :attr:`forwarded_id`.
+    node_request_id: str = ""
     # the most tokens (content chunks) a stream's answer may have: max_tokens (without it,
     # ``context``) per choice, + 1 for an echoed prompt (core/stream_guard.token_limit); a
     # stream is cut off past it (without max_tokens: past ``limit_on`` its node's context);
@@ -65,6 +70,11 @@ class Job:
     echo: bool = False  # a completion that echoes its prompt
     # chat messages (each adds its template's tokens to the estimate's prompt); 0: a completion
     messages: int = 0
+
+    @property
+    def forwarded_id(self) -> str:
+        """The request id as the nodes get it, and as the countersigned receipt names it."""
+        return self.node_request_id or self.request_id
 
     def prompt_usual(self) -> int:
         """A usual count of the prompt's tokens (``pricing.usual_prompt_tokens``)."""

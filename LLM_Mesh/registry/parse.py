@@ -176,6 +176,9 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         ext=ext,
         client_id=given,
         settle_key=request_id if given is None else settle_key_for(given),
+        # the nodes get a gateway-made id, never the client's (ARCHITECTURE.md "The node's
+        # request id"); none to make when the gateway made the request id
+        node_request_id="" if given is None else new_request_id(),
         # the content chunks a stream's answer may have: max_tokens, or without one the
         # whole context (not the context less the *estimated* prompt: the estimate counts
         # a token a byte, an upper bound, a real tokenizer often 4 bytes a token or more, so

@@ -137,9 +137,10 @@ class _NotJson(NodeProtocolError):
 
 
 def forward_headers(rt: Runtime, job: Job, node_id: str, body_sha256: str) -> dict[str, str]:
-    """A forwarded request's headers: JSON, ``X-Request-Id`` and the gateway's signature of
+    """A forwarded request's headers: JSON, ``X-Request-Id`` (the job's gateway-made
+    ``forwarded_id``, never the client's own id) and the gateway's signature of
     this body (given by its SHA-256, hex) for ``node_id`` (``core/gateway_auth.py``)."""
-    headers = rt.signer.headers(node_id, job.request_id, job.path, body_sha256)
+    headers = rt.signer.headers(node_id, job.forwarded_id, job.path, body_sha256)
     headers["Content-Type"] = "application/json"
     return headers
 

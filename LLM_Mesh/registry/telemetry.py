@@ -9,7 +9,8 @@ So each request is counted once and has one line.
 The line (logger ``LLM_Mesh.requests.gateway``, INFO; ``LLM_MESH_LOG_REQUESTS=0`` turns
 it off; format by :mod:`LLM_Mesh.logs`) has ``request_id``, ``path``, ``model``,
 ``stream``, ``node``, ``status``, ``outcome``, ``code``, ``attempts``, ``latency_ms``,
-``ttft_ms``, ``prompt_tokens``, ``completion_tokens`` and ``cost``: ids, numbers and
+``ttft_ms``, ``prompt_tokens``, ``completion_tokens`` and ``cost`` (and, when the client
+chose the request id, ``node_request_id``: the id its node got and logged): ids, numbers and
 bounded codes (:func:`~LLM_Mesh.registry.metrics.code_label`), never a prompt, an
 answer or an error message.
 """
@@ -57,14 +58,17 @@ class Telemetry:
             )  # fmt: skip
         log = self.log
         if log is not None:
-            log_request(log, {
+            line = {
                 "request_id": job.request_id, "path": job.path, "model": job.model,
                 "stream": job.stream, "node": rec.node_id, "status": status,
                 "outcome": rec.outcome, "code": code or None, "attempts": attempts,
                 "latency_ms": _ms(latency_ms), "ttft_ms": _ms(rec.ttft_ms),
                 "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
                 "cost": rec.cost,
-            })  # fmt: skip
+            }  # fmt: skip
+            if job.node_request_id:  # the client chose the id: the one the node's line has
+                line["node_request_id"] = job.node_request_id
+            log_request(log, line)
 
     def refused(
         self, job: Job | None, path: str, *, status: int, code: str | None, latency_ms: float,

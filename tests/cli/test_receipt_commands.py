@@ -111,6 +111,29 @@ def test_cli_fails_with_a_named_reason(mesh: InProcessMesh, tmp_path: Path) -> N
     assert res.exit_code == 1 and "error" in res.output
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_client_chosen_id_is_not_what_the_node_signs_and_the_receipt_still_verifies(
+    mesh: InProcessMesh, tmp_path: Path, stream: bool
+) -> None:
+    """The node (a real one, in process) signed a gateway-made ``req-`` id, never the
+    client's; ``receipt verify`` on the answer passes, ``--request-id`` naming either."""
+    with mesh.sync_client() as c:
+        r = c.post("/v1/chat/completions", json={**BODY, "stream": stream},
+                   headers={"X-Request-Id": "alice-session-42"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    final = [ln[5:] for ln in r.text.splitlines() if '"receipt"' in ln][-1] if stream else r.text
+    got = json.loads(final)["mesh"]
+    rid = got["receipt"]["request_id"]
+    assert re.fullmatch(r"req-[0-9a-f]{32}", rid), rid
+    assert got["request_id"] == "alice-session-42" and got["receipt_request_id"] == rid
+    keys = saved_keys(mesh, tmp_path)
+    for named in ([], ["--request-id", "alice-session-42"], ["--request-id", rid]):
+        res = verify("-", "--keys", str(keys), "--require-signed", *named, stdin=r.text)
+        assert res.exit_code == 0, res.output
+    res = verify("-", "--keys", str(keys), "--request-id", "bob-1", stdin=r.text)
+    assert res.exit_code == 1 and "request_id" in res.output
+
+
 def test_a_real_stream_verifies_and_one_changed_byte_fails(
     mesh: InProcessMesh, tmp_path: Path
 ) -> None:

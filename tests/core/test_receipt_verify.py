@@ -177,6 +177,29 @@ def test_a_receipt_replayed_for_another_request_is_caught() -> None:
     assert reason(json.dumps(other_answer)) == "request_id"
 
 
+def test_an_answer_to_a_client_chosen_id_maps_it_to_the_receipts_id() -> None:
+    """A client that chose its request id: the nodes and the receipt had a gateway-made one,
+    which the answer's ``mesh.receipt_request_id`` names; ``--request-id`` may name either."""
+    r = make_receipt(request_id="req-" + "ab" * 16)
+    mapped = answer(r)
+    mapped["mesh"] = {"request_id": "alice-session-42", "receipt_request_id": r["request_id"],
+                      "receipt": r}  # fmt: skip
+    text = json.dumps(mapped)
+    assert reason(text) == "valid"
+    assert reason(text, request_id="alice-session-42") == "valid"
+    assert reason(text, request_id=r["request_id"]) == "valid"
+    assert reason(text, request_id="bob-session-7") == "request_id"
+    # the client's id alone does not name the receipt's request (nothing maps it)
+    assert reason(Found(r), request_id="alice-session-42") == "request_id"
+    unmapped = answer(r)
+    unmapped["mesh"]["request_id"] = "alice-session-42"
+    assert reason(json.dumps(unmapped)) == "request_id"
+    moved = json.loads(text)  # a receipt pasted into another answer that maps another id
+    moved["mesh"]["receipt_request_id"] = "req-" + "cd" * 16
+    assert reason(json.dumps(moved)) == "request_id"
+    assert reason(json.dumps(moved), request_id="alice-session-42") == "request_id"
+
+
 def test_the_answer_around_the_receipt_must_match_it() -> None:
     r = make_receipt()
     assert reason(json.dumps(answer(r, "The answer is 43."))) == "output_sha256"

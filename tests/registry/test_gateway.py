@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,9 @@ async def test_non_stream_chat_forwards_and_completes_mesh(mesh: Harness) -> Non
     call = mesh.nodes.nodes["node-a:8801"].calls[0]
     assert call["path"] == CHAT
     assert call["body"] == body  # forwarded unchanged
-    assert call["headers"]["x-request-id"] == "abc-1"
+    sent = call["headers"]["x-request-id"]  # a gateway-made id, never the client's
+    assert sent != "abc-1" and re.fullmatch(r"req-[0-9a-f]{32}", sent)
+    assert m["receipt_request_id"] == sent
     entry = mesh.table.get("node-a")
     assert entry is not None and mesh.in_flight("node-a") == 0 and entry.requests == 1
     await mesh.runtime.writer.flush()

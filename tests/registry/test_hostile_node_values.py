@@ -187,6 +187,7 @@ CLAIMS: dict[str, Any] = {
     "failover_from": ["node-z"], "continued": True, "request_id": "forged",
     "cost": 1, "currency": "USD", "attempts": 9, "node_id": "node-z",
     "prompt_tokens": 1, "completion_tokens": 1, "latency_ms": 0.1,
+    "receipt_request_id": "req-" + "0" * 32,
 }  # fmt: skip
 
 
@@ -228,6 +229,7 @@ async def test_a_nodes_mesh_cannot_speak_for_the_gateway(tmp_path: Path, stream:
     assert mesh["node_id"] == "node-a" and mesh["model"] == "gemma-3-270m"
     assert mesh["request_id"] == r.headers["x-mesh-request-id"]
     assert "ledger_request_id" not in mesh  # the gateway made the id: the ledger uses it
+    assert "receipt_request_id" not in mesh  # ... and the nodes and the receipt too
     assert "failover_from" not in mesh and "continued" not in mesh
     assert mesh["attempts"] == 1 and mesh["currency"] == "micro-NetworkToken"
 

@@ -53,7 +53,7 @@ async def test_one_json_line_per_request_with_its_fields(
 ) -> None:
     caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
     async with running(tmp_path) as h:
-        await h.register("n1")
+        node = await h.register("n1")
         r = await h.client.post(CHAT, json={"model": MODEL, "messages": [
             {"role": "user", "content": "hi"}]}, headers={"X-Request-Id": "req-log-1"})  # fmt: skip
         assert r.status_code == 200
@@ -72,6 +72,10 @@ async def test_one_json_line_per_request_with_its_fields(
     assert "ttft_ms" in ok and "code" not in ok
     assert stream["stream"] is True and stream["outcome"] == "ok"
     assert stream["request_id"].startswith("req-")
+    # the client chose req-log-1: its node got a gateway-made id, which its line names
+    sent = [c["headers"]["x-request-id"] for c in node.calls]
+    assert ok["node_request_id"] == sent[0] != "req-log-1"
+    assert stream["request_id"] == sent[1] and "node_request_id" not in stream
     assert refused["status"] == 400 and refused["outcome"] == "refused"
     assert refused["code"] == "invalid_request" and "model" not in refused
 
