@@ -216,3 +216,38 @@ async def test_a_gateway_key_the_configuration_does_not_pin_is_logged_printable(
     guard.pin({"registry_public_key": FORGED})
     assert guard.verifier is not None and guard.verifier.public_key == pinned
     _no_forged_lines(caplog.records)
+
+
+# -- what `llm-mesh node info` and `node plan` read of the registry's public listings ----------
+
+
+@pytest.mark.parametrize("kind", list(ANSWERS))
+async def test_node_info_and_plan_read_a_bounded_listing_in_bounded_time(kind: str) -> None:
+    """Found 2026-12-03: ``GET /mesh/nodes`` and ``/mesh/demand`` were read whole (a gzip
+    bomb inflated whole) and a drip held ``node info`` / ``node plan`` for ever."""
+    from LLM_Mesh.node.control import fetch_demand, registry_quality
+
+    _bomb()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: ANSWERS[kind]())) as c:
+        started = time.monotonic()
+        tracemalloc.start()
+        try:
+            quality = await asyncio.wait_for(registry_quality(c, REG, "node-a", deadline_s=0.5), 5)
+            demand, why = await asyncio.wait_for(fetch_demand(c, REG, deadline_s=0.5), 5)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert quality is None and demand is None and why.startswith("no demand data")
+    assert time.monotonic() - started < 2.5
+    assert peak < 48 << 20, peak  # 64 MiB sent (or inflated): at most 32 MiB read
+
+
+async def test_a_demand_answer_of_infinite_numbers_is_skipped_not_raised() -> None:
+    from LLM_Mesh.node.control import fetch_demand
+
+    body = b'{"models": [{"model": "m", "requests_waiting": Infinity}, {"model": "n"}]}'
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=body))
+    ) as c:
+        demand, _why = await fetch_demand(c, REG)
+    assert demand is not None and set(demand) == {"n"}
