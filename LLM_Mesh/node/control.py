@@ -35,7 +35,9 @@ DEFAULT_NODE_URL = "http://127.0.0.1:8801"
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 # what `node info` and `node plan` read of the registry's public listings (decoded), whole
 # within REGISTRY_READ_S: a registry that answers without end, with a gzip bomb or a byte at
-# a time is "no answer" (found 2026-12-03: read whole and inflated, a drip held them for ever)
+# a time is "no answer" (found 2026-12-03: read whole and inflated, a drip held them for ever);
+# a redirect is not followed (the CLI's client follows them, for downloads: a registry sent
+# `node info` on to any address of the operator's network)
 MAX_LISTING_BYTES = 32 << 20
 REGISTRY_READ_S = 10.0
 
@@ -102,7 +104,10 @@ async def registry_quality(
     from the public ``GET /mesh/nodes``); None when it cannot be had."""
     url = f"{registry_url.rstrip('/')}/mesh/nodes"
     try:
-        r = await call(client, "GET", url, MAX_LISTING_BYTES, deadline_s=deadline_s, timeout=5.0)
+        r = await call(
+            client, "GET", url, MAX_LISTING_BYTES, deadline_s=deadline_s, timeout=5.0,
+            follow_redirects=False,
+        )  # fmt: skip
         nodes = r.json().get("nodes") if r.status_code == 200 else None
     except (httpx.HTTPError, AnswerRefused, ValueError, AttributeError, RecursionError):
         return None
@@ -175,7 +180,9 @@ async def fetch_demand(
     """The network's demand per model and a note; ``(None, why)`` when there is none."""
     url = f"{registry_url.rstrip('/')}/mesh/demand"
     try:
-        resp = await call(client, "GET", url, MAX_LISTING_BYTES, deadline_s=deadline_s)
+        resp = await call(
+            client, "GET", url, MAX_LISTING_BYTES, deadline_s=deadline_s, follow_redirects=False
+        )
     except httpx.HTTPError as exc:
         return None, f"no demand data: the registry at {registry_url} is unreachable ({exc!r})"
     except AnswerRefused:

@@ -251,3 +251,22 @@ async def test_a_demand_answer_of_infinite_numbers_is_skipped_not_raised() -> No
     ) as c:
         demand, _why = await fetch_demand(c, REG)
     assert demand is not None and set(demand) == {"n"}
+
+
+async def test_node_info_and_plan_follow_no_redirect_of_the_registry() -> None:
+    """Found 2026-12-03: the CLI's client follows redirects (for model downloads), so a
+    registry's 302 sent ``node info`` / ``node plan`` to any address of the operator's LAN."""
+    from LLM_Mesh.node.control import fetch_demand, registry_quality
+
+    asked: list[str] = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "http://192.168.1.1/cgi-bin/reboot"})
+
+    transport = httpx.MockTransport(registry)
+    async with httpx.AsyncClient(transport=transport, follow_redirects=True) as c:
+        assert await registry_quality(c, REG, "node-a") is None
+        demand, _why = await fetch_demand(c, REG)
+    assert demand is None
+    assert not [u for u in asked if "192.168" in u], asked
