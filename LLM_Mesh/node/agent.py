@@ -287,8 +287,11 @@ class NodeAgent:
     def _check_clock(self, registry_time: Any) -> None:
         if self._signer is None or not isinstance(registry_time, (int, float)):
             return
-        skew = self._signer.wall_clock() - float(registry_time)
-        if abs(skew) > 30:
+        try:  # an int past a float's range (10**400) is no time either
+            skew = self._signer.wall_clock() - float(registry_time)
+        except OverflowError:
+            return
+        if math.isfinite(skew) and abs(skew) > 30:
             log.warning(
                 "this machine's clock is %+.0f s off the registry's; beyond ±120 s every "
                 "message is refused: set the clock (NTP)",

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.schemas import Heartbeat, HostedModel, NodeRegistration
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.agent import MAX_ANSWER_BYTES, NodeAgent
@@ -150,6 +152,8 @@ ODD_ANSWERS = [
     b"null",
     DEEP,
     b'{"heartbeat_interval_s": [1], "heartbeat_expiry_s": {"a": 1}, "registry_time": "x"}',
+    b'{"heartbeat_interval_s": 1' + b"0" * 400 + b', "registry_time": 1' + b"0" * 400 + b"}",
+    b'{"heartbeat_expiry_s": 1' + b"0" * 400 + b', "registry_time": -1e400}',
     b'{"registry_public_key": 5, "gateway_kx_key": [1], "gateway_kx_signature": {}}',
     b'{"registry_public_key": "ed25519:\\n\\u001b[2J", "gateway_kx_key": "x"}',
     b'{"health": {"ok": "yes", "since": "x", "why": [1]}}',
@@ -162,7 +166,10 @@ async def test_answers_of_the_wrong_shape_change_nothing_and_raise_nothing(body:
     """Found 2026-12-03: an answer nested deeper than the JSON parser's recursion limit
     (400 KB) raised RecursionError out of the registration and out of every heartbeat."""
     guard = GatewayGuard("node-a", registering=True, wall_clock=time.time)
-    agent = _agent(lambda r: httpx.Response(200, content=body), on_accepted=guard.pin)
+    signer = NodeSigner(Ed25519PrivateKey.generate(), time.time)  # (its clock is checked)
+    agent = _agent(
+        lambda r: httpx.Response(200, content=body), on_accepted=guard.pin, signer=signer
+    )
     assert await agent.register()
     assert agent.interval_s == 10.0 and agent.heartbeat_expiry_s is None
     assert guard.verifier is None  # no key pinned from an answer that carries none usable
