@@ -31,10 +31,16 @@ from typing import Any
 
 import httpx
 
+from LLM_Mesh.bounded_http import AnswerRefused, call
 from LLM_Mesh.errors import MeshError, RegistryUnreachable, UpstreamError, error_from_payload
 from LLM_Mesh.tls import client_ssl_context
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
+# what a (non-streamed) call reads of a gateway's answer, decoded, and in how long: the
+# connect, write and twice the read timeout (found 2026-12-03: read and inflated whole, and
+# a byte at a time within the per-read timeout held the CLI for ever: a gzip bomb, or
+# `Content-Encoding: gzip, gzip`, cost the operator's machine gigabytes)
+MAX_ANSWER_BYTES = 64 << 20
 
 
 def _unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
@@ -137,6 +143,15 @@ class MeshClient:
             raise MeshError("no gateway URL to try")
         raise last
 
+    def _deadline_s(self, timeout: Any) -> float:
+        """A whole call's time: connect + write + twice the read timeout (``MAX_ANSWER_BYTES``)."""
+        t = self._http.timeout if timeout is None else timeout
+        if isinstance(t, (int, float)):
+            return 3.0 * float(t)
+        if isinstance(t, httpx.Timeout):
+            return (t.connect or 0.0) + (t.write or 0.0) + 2.0 * (t.read or 300.0)
+        return 3600.0
+
     async def _request(self, method: str, path: str, **kw: Any) -> Any:
         many = len(self.base_urls) > 1
         headers = kw.get("headers") or {}
@@ -145,7 +160,15 @@ class MeshClient:
 
         async def once(base: str) -> Any:
             try:
-                r = await self._http.request(method, base + path, **kw)
+                r = await call(
+                    self._http, method, base + path, MAX_ANSWER_BYTES,
+                    deadline_s=self._deadline_s(kw.get("timeout")),
+                    **{**kw, "headers": dict(headers)},
+                )  # fmt: skip
+            except AnswerRefused as exc:
+                if retry_sent:
+                    raise _Retry(exc) from exc
+                raise
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if many:
                     raise _Retry(_unreachable(base, exc)) from exc

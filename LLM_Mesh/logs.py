@@ -26,6 +26,7 @@ __all__ = [
     "RequestLine",
     "TextFormatter",
     "log_request",
+    "log_text",
     "safe_id",
     "setup_logging",
     "uvicorn_log_kwargs",
@@ -40,6 +41,14 @@ def safe_id(value: str | None, limit: int = 128) -> str | None:
     if value and len(value) <= limit and value.isprintable():
         return value
     return None
+
+
+def log_text(text: object, limit: int = 600) -> str:
+    """Text a peer chose (a registry's refusal, a key it sent), fit for a log line or a
+    terminal: printable (control characters, ANSI escapes, newlines and bidi overrides
+    become spaces: no forged log lines), at most ``limit`` characters."""
+    raw = str(text)[: limit * 2]
+    return "".join(c if c.isprintable() else " " for c in raw)[:limit]
 
 
 def _logfmt(value: Any) -> str:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from LLM_Mesh import logs
+from LLM_Mesh.cli.render import terminal_text
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
 
@@ -95,7 +96,9 @@ def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
 def fail(exc: Exception) -> typer.Exit:
     """Print ``exc`` as a one-line error and return the Exit(1) to raise."""
     # one line however wide (a log keeps it whole); the message is text, never markup
-    err.print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
+    # and without terminal escapes: it may quote a registry's or a node's words (found
+    # 2026-12-03: a registry's error message reached the terminal with its ESC sequences)
+    err.print(Text.assemble(("error:", "red"), f" {terminal_text(exc)}"), soft_wrap=True)
     return typer.Exit(1)
 
 

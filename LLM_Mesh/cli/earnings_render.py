@@ -2,6 +2,10 @@
 
 Input: the body of ``GET /v1/earnings`` (``registry/earnings.py``). Every amount is
 printed as the integer of micro-NetworkTokens it is (µNT), never rounded to a float.
+The body is the registry's words: every string in it is printed through
+:func:`~LLM_Mesh.cli.render.shown` (no terminal escape, no Rich markup of its own), an
+amount that is not a number as ``?``, a row that is not an object is skipped (found
+2026-12-03: printed as sent, and a wrong type ended the command with a traceback).
 """
 
 from __future__ import annotations
@@ -11,26 +15,48 @@ from typing import Any
 
 from rich.table import Table
 
+from LLM_Mesh.cli.render import shown
+
 UNIT = "µNT"  # micro-NetworkTokens
 
 
+def _num(v: Any) -> int | None:
+    """An amount or count as the registry said it, ``None`` when it is not a whole number."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return None if v is not None else 0
+    try:
+        return int(v or 0)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _int(v: Any) -> str:
-    return str(int(v or 0))
+    n = _num(v)
+    return "?" if n is None else str(n)
+
+
+def _rows(report: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    rows = report.get(key)
+    return [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
 
 
 def _duration(seconds: Any) -> str:
-    s = int(seconds or 0)
+    s = _num(seconds)
+    if s is None:
+        return "?"
     hours, rest = divmod(s, 3600)
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
 
 
 def summary_line(report: Mapping[str, Any]) -> str:
     """One line: whose, the window, total = earned + rewards, the balance."""
-    t = report.get("totals") or {}
-    node = f", node {report['node']}" if report.get("node") else ""
+    t = report.get("totals")
+    t = t if isinstance(t, Mapping) else {}
+    node = f", node {shown(report['node'])}" if report.get("node") else ""
     return (
-        f"[bold]Earnings[/] of operator {report.get('operator')} ({report.get('account')}{node}), "
-        f"{report.get('since')} to {report.get('until')} (UTC): "
+        f"[bold]Earnings[/] of operator {shown(report.get('operator'))} "
+        f"({shown(report.get('account'))}{node}), "
+        f"{shown(report.get('since'))} to {shown(report.get('until'))} (UTC): "
         f"[bold]{_int(t.get('total'))} {UNIT}[/] = {_int(t.get('earned'))} for "
         f"{_int(t.get('requests'))} requests (after {_int(t.get('fees'))} in fees) + "
         f"{_int(t.get('rewards'))} uptime rewards; balance now {_int(report.get('balance'))} {UNIT}"
@@ -40,11 +66,12 @@ def summary_line(report: Mapping[str, Any]) -> str:
 
 def held_note(report: Mapping[str, Any]) -> str:
     """What is held (a node quarantined after a failed canary probe), or ``""``."""
-    held = int(report.get("held") or 0)
-    by_node = report.get("held_by_node") or {}
+    held = _num(report.get("held")) or 0
+    by_node = report.get("held_by_node")
     if held <= 0:
         return ""
-    nodes = ", ".join(f"{n}: {_int(a)}" for n, a in sorted(by_node.items()))
+    items = sorted(by_node.items(), key=str) if isinstance(by_node, Mapping) else []
+    nodes = ", ".join(f"{shown(n)}: {_int(a)}" for n, a in items)
     return (
         f"; [yellow]held {held} {UNIT}[/] ({nodes}): earned while quarantined after a failed "
         "canary probe, paid when the registry's admin clears the node, forfeited if it is "
@@ -64,8 +91,8 @@ def days_table(report: Mapping[str, Any]) -> Table:
     t.add_column("day", min_width=10)
     for name in _SUMS:
         t.add_column(name, justify="right")
-    for r in report.get("by_day") or []:
-        t.add_row(str(r.get("day")), *_sums(r))
+    for r in _rows(report, "by_day"):
+        t.add_row(shown(r.get("day")), *_sums(r))
     return t
 
 
@@ -74,9 +101,12 @@ def models_table(report: Mapping[str, Any]) -> Table:
     t.add_column("model", overflow="fold", min_width=10)
     for name in ("requests", f"earned {UNIT}", f"fees {UNIT}"):
         t.add_column(name, justify="right")
-    for r in report.get("by_model") or []:
+    for r in _rows(report, "by_model"):
         t.add_row(
-            str(r.get("model")), _int(r.get("requests")), _int(r.get("earned")), _int(r.get("fees"))
+            shown(r.get("model")),
+            _int(r.get("requests")),
+            _int(r.get("earned")),
+            _int(r.get("fees")),
         )
     return t
 
@@ -87,19 +117,19 @@ def nodes_table(report: Mapping[str, Any]) -> Table:
     for name in _SUMS:
         t.add_column(name, justify="right")
     t.add_column("uptime rewarded", justify="right")
-    for r in report.get("by_node") or []:
-        t.add_row(str(r.get("node_id")), *_sums(r), _duration(r.get("healthy_s")))
+    for r in _rows(report, "by_node"):
+        t.add_row(shown(r.get("node_id")), *_sums(r), _duration(r.get("healthy_s")))
     return t
 
 
 def earnings_tables(report: Mapping[str, Any]) -> list[Table]:
     """The day, model and node tables (those with rows)."""
     out: list[Table] = []
-    if report.get("by_day"):
+    if _rows(report, "by_day"):
         out.append(days_table(report))
-    if report.get("by_model"):
+    if _rows(report, "by_model"):
         out.append(models_table(report))
-    if report.get("by_node"):
+    if _rows(report, "by_node"):
         out.append(nodes_table(report))
     return out
 
@@ -112,10 +142,10 @@ def node_earnings_view(
     if info.get("registry") is None:
         return ["earnings: none (this node does not register with a registry)"]
     if report is None:
-        return [f"[yellow]earnings unavailable[/]: {problem or 'no answer'}"]
+        return [f"[yellow]earnings unavailable[/]: {shown(problem or 'no answer')}"]
     parts: list[str | Table] = [summary_line(report)]
-    if report.get("by_day"):
+    if _rows(report, "by_day"):
         parts.append(days_table(report))
-    if report.get("by_model"):
+    if _rows(report, "by_model"):
         parts.append(models_table(report))
     return parts

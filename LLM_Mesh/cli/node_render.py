@@ -8,6 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from LLM_Mesh.cli.render import shown
 from LLM_Mesh.core.check_state import show_time, told
 from LLM_Mesh.core.plan import PlanEntry
 from LLM_Mesh.node.model_store import StoredModel
@@ -108,11 +109,11 @@ def info_table(info: Mapping[str, Any]) -> Table:
             "registry",
             "standalone (register = false)"
             if not registry
-            else f"{registry.get('url')} · "
+            else f"{shown(registry.get('url'))} · "
             + (
                 "registered"
                 if registry.get("registered")
-                else f"not registered: {registry.get('last_error')}"
+                else f"not registered: {shown(registry.get('last_error'))}"
             ),
         ),
     ]
@@ -140,19 +141,29 @@ def health_checks(raw: Any) -> str:
 
 
 def quality_rows(q: Any) -> list[tuple[str, str]]:
-    """The registry's verdicts on this node: trust score, canary probes, quarantines (why)."""
+    """The registry's verdicts on this node: trust score, canary probes, quarantines (why).
+    The registry's words: printed through ``shown`` (no terminal escape, no markup of its
+    own); a score that is not a number is ``?`` (found 2026-12-03: printed as sent, and a
+    string score ended ``node info`` with a traceback)."""
     if not isinstance(q, Mapping) or "trust_score" not in q:
         return [("trust", "unknown (the registry did not say)")]
-    trusted = "trusted" if q.get("trusted") else "not trusted"
+    trusted = "trusted" if q.get("trusted") is True else "not trusted"
+    score = q.get("trust_score") or 0
+    ok = isinstance(score, (int, float)) and not isinstance(score, bool)
     rows = [
-        ("trust", f"{float(q.get('trust_score') or 0):.2f} ({trusted})"),
+        ("trust", f"{float(score):.2f} ({trusted})" if ok else f"? ({trusted})"),
         (
             "canary probes",
-            f"{q.get('canary_passed', 0)} passed, {q.get('canary_failed', 0)} failed",
+            f"{shown(q.get('canary_passed', 0))} passed, {shown(q.get('canary_failed', 0))} failed",
         ),
     ]
-    for x in q.get("quarantined") or []:
-        rows.append(("QUARANTINED", f"{x.get('model')} since {x.get('since')}: {x.get('reason')}"))
+    quarantined = q.get("quarantined")
+    for x in quarantined if isinstance(quarantined, list) else []:
+        if isinstance(x, Mapping):
+            said = (
+                f"{shown(x.get('model'))} since {shown(x.get('since'))}: {shown(x.get('reason'))}"
+            )
+            rows.append(("QUARANTINED", said))
     return rows
 
 

@@ -40,6 +40,14 @@ replay); a 4xx answer is the network's answer and is not retried elsewhere. Repl
 share the store, so a node registered at one is known to all; a 404 ``unknown_node``
 from the new one means re-register there.
 
+**A registry is not trusted with the node's resources** (whoever answers at the URL the
+node was given, plain http on a LAN included): each answer is read to at most
+``MAX_ANSWER_BYTES`` (decoded; the earnings report ``MAX_EARNINGS_BYTES``), whole within
+the request's timeout (``bounded_http.call``): past either it is a failed call, like a
+5xx. The heartbeat interval it sets is kept within ``MIN_INTERVAL_S``..``MAX_INTERVAL_S``;
+an answer of another shape, or nested too deep to parse, changes nothing; what it says is
+logged printable only (``logs.log_text``: no newline, no terminal escape).
+
 ``sleep`` is injectable; :meth:`NodeAgent.step` runs one iteration so tests
 drive the loop without sockets or real time.
 """
@@ -50,6 +58,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +66,7 @@ from typing import Any
 
 import httpx
 
+from LLM_Mesh.bounded_http import AnswerRefused, call
 from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
@@ -67,8 +77,19 @@ from LLM_Mesh.errors import (
     UpstreamError,
     error_from_payload,
 )
+from LLM_Mesh.logs import log_text as said
 
 log = logging.getLogger("LLM_Mesh.node.agent")
+
+# what the node reads of a registry's answer (registration, heartbeat, goodbye: a few hundred
+# bytes from an honest one), decoded, all within the request's timeout: a registry that
+# answers without end, with a gzip bomb or a byte at a time is a failed call (found
+# 2026-12-03: read whole, inflated whole, and a drip held the agent (and the goodbye) for ever)
+MAX_ANSWER_BYTES = 1 << 20
+MAX_EARNINGS_BYTES = 8 << 20  # the earnings report: a row per day, model and node
+# the heartbeat interval a registry's answer may set (found 2026-12-03: any positive number
+# was taken: 1e-9 made the node sign and send heartbeats in a loop as fast as answered)
+MIN_INTERVAL_S, MAX_INTERVAL_S = 1.0, 3600.0
 
 
 @dataclass
@@ -108,9 +129,9 @@ def _refusal(r: httpx.Response, limit: int = 600) -> str:
     try:
         error = r.json().get("error")
         code, message = error.get("code"), error["message"]
-    except (ValueError, AttributeError, KeyError, TypeError):
-        return r.text[:200]
-    return f"{code}: {str(message)[:limit]}" if code else str(message)[:limit]
+    except (ValueError, AttributeError, KeyError, TypeError, RecursionError):
+        return said(r.text, 200)
+    return f"{said(code, 80)}: {said(message, limit)}" if code else said(message, limit)
 
 
 class NodeAgent:
@@ -210,19 +231,19 @@ class NodeAgent:
                 if timeout <= 0:
                     return Unreached(failure or "no time left", refused=bool(failure) and refused)
             url = self.registry_url + path
+            method = "DELETE" if kind is MessageKind.DEREGISTER else "POST"
             try:
-                if kind is MessageKind.DEREGISTER:
-                    r = await self._client.delete(
-                        url, headers=self._signed(kind, body), timeout=timeout
-                    )
-                else:
-                    r = await self._client.post(
-                        url, content=body, headers=self._signed(kind, body), timeout=timeout
-                    )
+                r = await call(
+                    self._client, method, url, MAX_ANSWER_BYTES, deadline_s=timeout,
+                    content=body or None, headers=self._signed(kind, body), timeout=timeout,
+                )  # fmt: skip
             except httpx.HTTPError as exc:
                 # ConnectError: refused, no route, unknown host (a ConnectTimeout is not one)
                 refused = refused and isinstance(exc, httpx.ConnectError)
                 failure = f"registry unreachable at {self.registry_url}: {exc!r}"
+            except AnswerRefused as exc:
+                refused = False
+                failure = f"registry {self.registry_url}'s answer refused: {said(exc)}"
             else:
                 if r.status_code < 500 or len(self.registry_urls) == 1:
                     return r
@@ -247,17 +268,14 @@ class NodeAgent:
         self.registrations += 1
         self.last_error = None
         self.backoff.reset()
-        try:
-            answer = r.json()
-        except ValueError:
-            answer = None
+        answer = _answer(r)
         if not isinstance(answer, dict):
             answer = {}
-        with contextlib.suppress(ValueError, TypeError):
+        with contextlib.suppress(ValueError, TypeError, OverflowError):
             interval = float(answer.get("heartbeat_interval_s") or 0)
-            if interval > 0:
-                self.interval_s = interval
-        with contextlib.suppress(ValueError, TypeError):
+            if interval > 0 and math.isfinite(interval):
+                self.interval_s = min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, interval))
+        with contextlib.suppress(ValueError, TypeError, OverflowError):
             expiry = float(answer.get("heartbeat_expiry_s") or 0)
             self.heartbeat_expiry_s = expiry if expiry > 0 else None
         self._check_clock(answer.get("registry_time"))
@@ -269,8 +287,11 @@ class NodeAgent:
     def _check_clock(self, registry_time: Any) -> None:
         if self._signer is None or not isinstance(registry_time, (int, float)):
             return
-        skew = self._signer.wall_clock() - float(registry_time)
-        if abs(skew) > 30:
+        try:  # an int past a float's range (10**400) is no time either
+            skew = self._signer.wall_clock() - float(registry_time)
+        except OverflowError:
+            return
+        if math.isfinite(skew) and abs(skew) > 30:
             log.warning(
                 "this machine's clock is %+.0f s off the registry's; beyond ±120 s every "
                 "message is refused: set the clock (NTP)",
@@ -297,7 +318,7 @@ class NodeAgent:
             self.registered = False
             return self._failed("the registry does not know this node: re-registering")
         if r.status_code >= 400:
-            return self._failed(f"heartbeat refused: HTTP {r.status_code} {r.text[:200]}")
+            return self._failed(f"heartbeat refused: HTTP {r.status_code} {said(r.text, 200)}")
         self.heartbeats_sent += 1
         self.last_error = None
         self._heard_health(r)
@@ -307,10 +328,7 @@ class NodeAgent:
         """The answer's ``health`` (the registry's active checks of this node:
         ``core/check_state.py``): kept for ``/mesh/info``, its changes logged once each.
         Absent (an older registry, no check yet) or not understood: nothing is logged."""
-        try:
-            answer: Any = r.json()
-        except ValueError:
-            answer = None
+        answer = _answer(r)
         state = told(answer.get("health")) if isinstance(answer, dict) else None
         self.registry_health = state
         change = turned(self._health_failing, state)
@@ -412,25 +430,28 @@ class NodeAgent:
                 "LLM_MESH_OPERATOR_TOKEN): it cannot ask for its earnings"
             )
         try:
-            r = await self._client.get(
-                f"{self.registry_url}/v1/earnings",
-                params={"node": self.node_id, "days": days},
+            r = await call(
+                self._client, "GET", f"{self.registry_url}/v1/earnings", MAX_EARNINGS_BYTES,
+                deadline_s=self._timeout, params={"node": self.node_id, "days": days},
                 headers={"Authorization": f"Bearer {self._operator_token}"},
                 timeout=self._timeout,
-            )
+            )  # fmt: skip
         except httpx.HTTPError as exc:
             raise RegistryUnreachable(
                 f"the registry at {self.registry_url} is unreachable ({exc!r}): no earnings"
             ) from None
-        try:
-            data: Any = r.json()
-        except ValueError:
+        except AnswerRefused as exc:
+            raise UpstreamError(
+                f"the registry's earnings answer was refused: {said(exc)}"
+            ) from None
+        data: Any = _answer(r)
+        if data is None:
             data = r.text
         if r.status_code >= 400:
             raise error_from_payload(r.status_code, data)
         if not isinstance(data, dict):
             raise UpstreamError(
-                f"the registry's earnings answer was not understood: {r.text[:200]}"
+                f"the registry's earnings answer was not understood: {said(r.text, 200)}"
             )
         return data
 
@@ -470,7 +491,9 @@ class NodeAgent:
                 self.registered = False
                 if r.status_code < 400 or r.status_code == 404:
                     return True
-                return self._failed(f"deregistration refused: HTTP {r.status_code} {r.text[:200]}")
+                return self._failed(
+                    f"deregistration refused: HTTP {r.status_code} {said(r.text, 200)}"
+                )
             if not retry_goodbye(
                 refused=failure.refused,
                 tries=tries,
@@ -488,6 +511,14 @@ class NodeAgent:
             f"deregistration failed after {tries} tries in {self._clock() - start:.1f} s "
             f"({failure.message}): {expire}"
         )
+
+
+def _answer(r: httpx.Response) -> Any:
+    """The answer's JSON, or ``None`` (not JSON, or nested too deep to parse)."""
+    try:
+        return r.json()
+    except (ValueError, RecursionError):
+        return None
 
 
 def _json(obj: Any) -> bytes:

@@ -26,12 +26,20 @@ from typing import Any
 
 import httpx
 
+from LLM_Mesh.bounded_http import AnswerRefused, call
 from LLM_Mesh.core.plan import ModelDemand
 from LLM_Mesh.errors import MeshError, RegistryUnreachable, error_from_payload
 
 ADMIN_ACTIONS = ("pause", "resume", "drain")
 DEFAULT_NODE_URL = "http://127.0.0.1:8801"
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+# what `node info` and `node plan` read of the registry's public listings (decoded), whole
+# within REGISTRY_READ_S: a registry that answers without end, with a gzip bomb or a byte at
+# a time is "no answer" (found 2026-12-03: read whole and inflated, a drip held them for ever);
+# a redirect is not followed (the CLI's client follows them, for downloads: a registry sent
+# `node info` on to any address of the operator's network)
+MAX_LISTING_BYTES = 32 << 20
+REGISTRY_READ_S = 10.0
 
 
 def local_node_url(host: str, port: int, tls: bool) -> str:
@@ -89,14 +97,19 @@ QUALITY_FIELDS = ("trust_score", "trusted", "canary_passed", "canary_failed", "q
 
 
 async def registry_quality(
-    client: httpx.AsyncClient, registry_url: str, node_id: str
-) -> dict[str, Any] | None:
+    client: httpx.AsyncClient, registry_url: str, node_id: str, *,
+    deadline_s: float = REGISTRY_READ_S,
+) -> dict[str, Any] | None:  # fmt: skip
     """The registry's quality view of ``node_id`` (trust score, canary tally, quarantines,
     from the public ``GET /mesh/nodes``); None when it cannot be had."""
+    url = f"{registry_url.rstrip('/')}/mesh/nodes"
     try:
-        r = await client.get(f"{registry_url.rstrip('/')}/mesh/nodes", timeout=5.0)
+        r = await call(
+            client, "GET", url, MAX_LISTING_BYTES, deadline_s=deadline_s, timeout=5.0,
+            follow_redirects=False,
+        )  # fmt: skip
         nodes = r.json().get("nodes") if r.status_code == 200 else None
-    except (httpx.HTTPError, ValueError, AttributeError):
+    except (httpx.HTTPError, AnswerRefused, ValueError, AttributeError, RecursionError):
         return None
     for n in nodes if isinstance(nodes, list) else []:
         if isinstance(n, dict) and n.get("node_id") == node_id:
@@ -156,27 +169,34 @@ def parse_demand(data: Any) -> dict[str, ModelDemand] | None:
                 requests_refused=int(item.get("requests_refused") or 0),
                 nodes_serving=int(item.get("nodes_serving") or 0),
             )
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
     return out
 
 
 async def fetch_demand(
-    client: httpx.AsyncClient, registry_url: str
+    client: httpx.AsyncClient, registry_url: str, *, deadline_s: float = REGISTRY_READ_S
 ) -> tuple[dict[str, ModelDemand] | None, str]:
     """The network's demand per model and a note; ``(None, why)`` when there is none."""
     url = f"{registry_url.rstrip('/')}/mesh/demand"
     try:
-        resp = await client.get(url)
+        resp = await call(
+            client, "GET", url, MAX_LISTING_BYTES, deadline_s=deadline_s, follow_redirects=False
+        )
     except httpx.HTTPError as exc:
         return None, f"no demand data: the registry at {registry_url} is unreachable ({exc!r})"
+    except AnswerRefused:
+        return (
+            None,
+            f"no demand data: the registry at {registry_url} answered too much or too slowly",
+        )
     if resp.status_code == 404:
         return None, f"no demand data: the registry at {registry_url} does not publish demand yet"
     if resp.status_code >= 400:
         return None, f"no demand data: GET /mesh/demand answered HTTP {resp.status_code}"
     try:
         demand = parse_demand(resp.json())
-    except ValueError:
+    except (ValueError, RecursionError):
         demand = None
     if demand is None:
         return None, "no demand data: the registry's /mesh/demand answer was not understood"

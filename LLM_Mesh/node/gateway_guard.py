@@ -45,6 +45,7 @@ from LLM_Mesh.core.gateway_auth import GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.errors import BadSignature, MeshError
+from LLM_Mesh.logs import log_text
 
 log = logging.getLogger("LLM_Mesh.node.gateway")
 
@@ -110,14 +111,14 @@ class GatewayGuard:
                     "the registry answered with gateway key %s, but registry_public_key in "
                     "the configuration pins %s: its requests will be refused (another "
                     "registry, or someone on the path)",
-                    key,
+                    log_text(key, 100),
                     self.configured_key,
                 )
                 return
             try:
                 self.verifier = GatewayVerifier(key, self.node_id)
             except MeshError as exc:
-                log.error("the registry's gateway key is unusable: %s", exc)
+                log.error("the registry's gateway key is unusable: %s", log_text(exc))
                 self.verifier = None
                 return
             log.info("pinned gateway %s", self.verifier.registry_id)

@@ -7,6 +7,14 @@ it (``stream_options.include_usage``); otherwise the deltas are counted and
 the prompt estimated. ``base_url`` is the upstream's API root; ``/v1`` is
 appended when missing. The HTTP client is passed in (one per process).
 
+Chat messages are forwarded as the text this node counts and charges (``message_text``,
+what the llama.cpp engine reads too): a role and a string content, nothing else. A content
+part of another type (``image_url``, ``input_audio``, ``file``, ``video_url``) or a field
+the node does not know never reaches the upstream (found 2026-12-03: forwarded as sent, so
+any client of the mesh, or the gateway, could make a media-fetching upstream (vLLM, a
+llama.cpp server with a projector) GET ``http://169.254.169.254/...`` or a LAN address
+from the operator's network, and run prompts outside the node's context check).
+
 No mid-stream continuation: an OpenAI chat API has no way to say "go on with
 this partial assistant turn", so models report ``continuation: false`` and a
 request with ``mesh_continue`` is refused (400).
@@ -32,7 +40,14 @@ from LLM_Mesh.errors import (
     UpstreamTimeout,
     error_from_payload,
 )
-from LLM_Mesh.node.engines.base import CancelFlag, Delta, Engine, GenerationRequest, Usage
+from LLM_Mesh.node.engines.base import (
+    CancelFlag,
+    Delta,
+    Engine,
+    GenerationRequest,
+    Usage,
+    message_text,
+)
 
 
 def api_root(base_url: str) -> str:
@@ -112,7 +127,7 @@ class OpenAIUpstreamEngine(Engine):
     def body(self, req: GenerationRequest, *, include_usage: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {"model": req.model, "stream": True}
         if req.kind == "chat":
-            body["messages"] = req.messages
+            body["messages"] = [_text_only(m) for m in req.messages or []]
         else:
             body["prompt"] = req.prompt
         for key in ("max_tokens", "temperature", "top_p", "seed"):
@@ -199,6 +214,12 @@ class OpenAIUpstreamEngine(Engine):
             prompt = req.text_for_estimate()
             usage = Usage(math.ceil(len(prompt) / 4), pieces)
         yield Delta("", finish or "stop", usage)
+
+
+def _text_only(message: dict[str, Any]) -> dict[str, str]:
+    """A chat message as the upstream gets it: its role and its text (module docstring)."""
+    role = message.get("role")
+    return {"role": role if isinstance(role, str) else "user", "content": message_text(message)}
 
 
 def _choice_text(choice: Any, kind: str) -> str:
