@@ -244,7 +244,7 @@ else
 fi
 RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
   CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
-import os, sys, tempfile, uuid, socket, urllib.parse
+import errno, os, sys, tempfile, uuid, socket, urllib.parse
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -303,6 +303,20 @@ if public_port != port:  # right behind a port forward; else the node is never r
     print(f"setup-node-operator: note: public_url {public} is port {public_port}, the node "
           f"listens on {port}: right only behind a port forward (else pass --public-url)",
           file=sys.stderr)
+def port_taken(h, p):  # as LLM_Mesh.server_process.port_taken (a dry run may lack the package)
+    with socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((h, p))
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+    return False
+if port_taken(host, port):  # e.g. `llm-mesh up`'s node on 8801: this node would not start
+    free = next((p for p in range(port + 1, min(port + 100, 65536)) if not port_taken(host, p)),
+                None)
+    print(f"setup-node-operator: note: port {port} on {host} is already in use (another node? "
+          f"`llm-mesh up`'s?): unless that is this node running already, it cannot start there; "
+          f"run again with a free port: --port {free or 'N'}", file=sys.stderr)
 engine = pick(env["CFG_ENGINE"], "engine", "llama-cpp")
 cfg = {
     # the id node.key gives (a dry run makes no key: it says so rather than make one up)

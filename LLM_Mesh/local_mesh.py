@@ -261,6 +261,12 @@ class LocalMesh:
                 rotated += rotate_log(child.log_path, backups)
         return rotated
 
+    @property
+    def started(self) -> bool:
+        """Whether a child was started and not stopped since (a start that failed stopped
+        what it had started)."""
+        return bool(self._children)
+
     def alive(self) -> bool:
         return bool(self._children) and all(c.proc.poll() is None for c in self._children)
 

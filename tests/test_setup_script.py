@@ -230,6 +230,26 @@ def test_sim_engine_local_defaults(tmp_path: Path) -> None:
     assert not (tmp_path / "mesh" / "models").exists()  # sim needs no files
 
 
+def test_a_port_already_taken_is_said_with_the_flag_to_pick_another(tmp_path: Path) -> None:
+    """Found 2026-12-03: with 8801 taken (``llm-mesh up``'s node) the dry run and the real
+    run said nothing, and the node could not start there. Both say so now, with
+    ``--port`` (a free one); on a free port, nothing."""
+    sim = ("--yes", "--engine", "sim", "--models", "mistral-7b")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for mode in ("--dry-run", "--no-start"):
+            proc = run(tmp_path, *sim, "--port", str(port), mode)
+            said = " ".join(proc.stderr.split())
+            assert f"port {port} on 127.0.0.1 is already in use" in said, proc.stderr
+            assert "--port " in said.split("already in use", 1)[1], proc.stderr
+    cfg = tomllib.loads((tmp_path / "mesh" / "node.toml").read_text())
+    assert cfg["port"] == port  # a note, not a refusal: the operator may free the port
+    free = run(tmp_path, *sim, "--port", str(port), "--no-start")
+    assert "already in use" not in free.stderr, free.stderr
+
+
 def test_a_new_port_or_registry_moves_the_address_the_script_chose(tmp_path: Path) -> None:
     """Found 2026-12-03: run again with --port 8802 (8801 was taken by `llm-mesh up`'s node),
     node.toml got port 8802 but kept public_url http://127.0.0.1:8801, so the node registered

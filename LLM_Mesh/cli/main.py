@@ -143,7 +143,8 @@ def up(
     finally:
         starting = False
         stopping = True
-        console.print("stopping the local mesh…")
+        if mesh.started:  # else nothing runs: a failed start stopped what it had started
+            console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")
 

@@ -273,21 +273,28 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/mesh/nodes")
-async def list_nodes(request: Request) -> dict[str, Any]:
+@router.get("/mesh/nodes", response_model=None)
+async def list_nodes(request: Request) -> Response:
     """Every node: id, region, models, health, load, ``keeps_no_prompts``. Its URL and
     hardware are the operator's private details: only with the admin key
-    (``Authorization: Bearer``; a wrong key is 401, no key the public listing)."""
+    (``Authorization: Bearer``; a wrong key is 401, no key the public listing). Built
+    again only after the mesh changed, or a second later (``registry/node_listing.py``)."""
     rt = get_runtime(request)
     private: set[str] | None = set(NODE_PRIVATE_FIELDS)
     if bearer(request.headers) is not None:
         await check_admin(request.headers, rt.store)
         private = None
-    nodes = [v.model_dump(mode="json", exclude=private) for v in rt.routing.views()]
-    if rt.quality is not None:
-        for n in nodes:
-            n.update(rt.quality.view(n["node_id"]))
-    return {"nodes": nodes}
+
+    def build() -> dict[str, Any]:
+        nodes = [v.model_dump(mode="json", exclude=private) for v in rt.routing.views()]
+        if rt.quality is not None:
+            for n in nodes:
+                n.update(rt.quality.view(n["node_id"]))
+        return {"nodes": nodes}
+
+    version = (rt.table.changes, rt.quality.changes if rt.quality is not None else 0)
+    audience = "public" if private is not None else "admin"
+    return rt.listing.answer(audience, version, rt.clock(), build)
 
 
 @router.get("/mesh/models")

@@ -190,7 +190,7 @@ class NodeSync(Poller):
         entry.expired_reported = False
         new_state = _state(state)
         if new_state is not NodeState.OFFLINE:
-            entry.state = new_state
+            self.table.set_state(node_id, new_state)
         self.routing.heard(node_id, heard)
 
 

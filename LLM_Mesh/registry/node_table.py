@@ -115,6 +115,11 @@ class NodeTable:
         self._nodes: dict[str, NodeEntry] = {}
         self._by_model: dict[str, set[str]] = {}
         self.goodbyes = 0  # nodes that went OFFLINE here, ever (``NodeEntry.gone``)
+        # bumped by every change ``GET /mesh/nodes`` must show at once (a registration, a
+        # state, a health check's verdict, an expiry, the models loaded): its cached body
+        # is built again after one (``registry/node_listing.py``); load, heartbeat ages
+        # and counters drift, and are shown up to ``NodeListing.ttl_s`` late
+        self.changes = 0
 
     # --- membership ---------------------------------------------------------
 
@@ -154,6 +159,7 @@ class NodeTable:
             entry.check_failed, entry.checked_at = old.check_failed, old.checked_at
             entry.check_since, entry.check_why = old.check_since, old.check_why
         self._nodes[reg.node_id] = entry
+        self.changes += 1
         for model_id in entry.models:
             self._by_model.setdefault(model_id, set()).add(reg.node_id)
         return entry
@@ -183,7 +189,10 @@ class NodeTable:
         entry = self._nodes.get(node_id)
         if entry is None:
             return False
-        entry.last_heartbeat = self.clock()
+        now = self.clock()
+        # what the listing shows at once (``changes``): health, state, the models' fields
+        was = (self.healthy(entry, now), entry.state)
+        entry.last_heartbeat = now
         entry.state = hb.state
         entry.reported_in_flight = hb.in_flight
         entry.reported_queued = hb.queued
@@ -191,25 +200,32 @@ class NodeTable:
         uptime = (hb.model_extra or {}).get("uptime")
         if isinstance(uptime, (int, float)) and not isinstance(uptime, bool):
             entry.uptime = min(1.0, max(0.0, float(uptime)))
+        changed = was != (self.healthy(entry, now), entry.state)
         if hb.loaded_models is not None:
             loaded = set(hb.loaded_models)
             for model_id, hosted in entry.models.items():
+                changed = changed or hosted.loaded != (model_id in loaded)
                 hosted.loaded = model_id in loaded
         for item in heartbeat_models(hb):  # the extra ``models`` list wins where it speaks
             old = entry.models.get(item["id"])
             if old is None:  # the hosted set changes by re-registering, not by heartbeat
                 continue
             try:
-                entry.models[old.id] = HostedModel.model_validate({**old.model_dump(), **item})
+                new = HostedModel.model_validate({**old.model_dump(), **item})
             except ValidationError:
                 continue
+            changed = changed or new != old
+            entry.models[old.id] = new
+        if changed:
+            self.changes += 1
         return True
 
     def mark_loaded(self, node_id: str, model_id: str) -> None:
         """The node just answered for ``model_id``: it is loaded now (until a heartbeat says)."""
         hosted = self.hosted(node_id, model_id)
-        if hosted is not None:
+        if hosted is not None and not hosted.loaded:
             hosted.loaded = True
+            self.changes += 1
 
     def set_state(self, node_id: str, state: NodeState) -> bool:
         entry = self._nodes.get(node_id)
@@ -218,7 +234,9 @@ class NodeTable:
         if state is NodeState.OFFLINE and entry.state is not NodeState.OFFLINE:
             self.goodbyes += 1
             entry.gone = self.goodbyes
-        entry.state = state
+        if entry.state is not state:
+            entry.state = state
+            self.changes += 1
         return True
 
     # --- health -------------------------------------------------------------
@@ -248,6 +266,8 @@ class NodeTable:
         entry = self._nodes.get(node_id)
         if entry is None:
             return
+        if entry.check_failed == ok:
+            self.changes += 1
         turned = entry.check_failed == ok or (entry.checked_at is None and at is not None)
         if not ok:
             entry.check_why = reason(why) or (None if turned else entry.check_why)
@@ -272,6 +292,8 @@ class NodeTable:
             if age is None or age >= self.expiry_s:
                 entry.expired_reported = True
                 expired.append(entry.node_id)
+        if expired:
+            self.changes += 1
         return expired
 
     # --- what a node's answers say of its uptime (``core/rewards.serving``) ------

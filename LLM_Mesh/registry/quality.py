@@ -72,11 +72,16 @@ class Quality:
         self.records: dict[str, dict[str, CanaryRecord]] = {}  # node id -> model -> record
         # quarantined nodes and their operators' other nodes (Store.held_nodes)
         self.held_nodes: frozenset[str] = frozenset()
+        # bumped by every change of what ``view`` shows but the scores (verifiers, records,
+        # quarantines): ``GET /mesh/nodes`` is built again after one (``node_listing.py``)
+        self.changes = 0
 
     # -- state from the store ------------------------------------------------------------
     async def load(self, since: datetime | None = None) -> None:
         """Read verifiers and canary records (all, or those changed since ``since``)."""
-        self.verifiers = frozenset(await self.store.list_verifiers())
+        verifiers = frozenset(await self.store.list_verifiers())
+        if verifiers != self.verifiers:
+            self.verifiers, self.changes = verifiers, self.changes + 1
         for rec in await self.store.canary_records(since):
             self.apply(rec)
         await self.refresh_held()
@@ -87,7 +92,9 @@ class Quality:
         if self.held_nodes or any(
             r.quarantined for mine in self.records.values() for r in mine.values()
         ):
-            self.held_nodes = frozenset(await self.store.held_nodes())
+            held = frozenset(await self.store.held_nodes())
+            if held != self.held_nodes:
+                self.held_nodes, self.changes = held, self.changes + 1
 
     def apply(self, rec: CanaryRecord) -> None:
         """Take one record in (unless an older one than we hold: a poll that read the store
@@ -101,6 +108,8 @@ class Quality:
             and rec.updated_at < held.updated_at
         ):
             return
+        if mine.get(rec.model) != rec:
+            self.changes += 1
         mine[rec.model] = rec
         self._sync_routing(rec.node_id)
 
@@ -125,6 +134,7 @@ class Quality:
         """Mark ``node_id`` a verifier (the admin's ``registry nodes trust``)."""
         added = await self.store.trust_verifier(node_id, self.now())
         self.verifiers = self.verifiers | {node_id}
+        self.changes += 1
         return added
 
     async def clear(self, node_id: str) -> list[str]:
@@ -133,6 +143,7 @@ class Quality:
         at = self.now()
         for rec in self.records.get(node_id, {}).values():
             rec.quarantined_at, rec.reason, rec.updated_at = None, None, at
+        self.changes += 1
         self._sync_routing(node_id)
         await self.refresh_held()
         return models

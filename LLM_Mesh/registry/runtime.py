@@ -44,6 +44,7 @@ from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
+from LLM_Mesh.registry.node_listing import NodeListing
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.quality import Quality
@@ -102,6 +103,8 @@ class Runtime:
     quality: Quality | None = None
     # settlement (registry/settlement.py); None when Settings.settlement is off
     settlement: Settlement | None = None
+    # ``GET /mesh/nodes``'s body, shared until the mesh changes or a second passed
+    listing: NodeListing = field(default_factory=NodeListing)
 
     @property
     def http(self) -> NodeClient:

@@ -62,6 +62,23 @@ def test_registry_serve_on_a_taken_port_says_so_at_once(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / "registry.db").exists()
 
 
+@pytest.mark.parametrize("which", ["--registry-port", "--node-port"])
+def test_up_on_a_taken_port_says_nothing_of_stopping(tmp_path: Path, which: str) -> None:
+    """``up`` that cannot start (a port taken) says why, and not that it stops a mesh it
+    never started. Found 2026-12-03: the error, then "stopping the local mesh…"."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"--registry-port": str(free_port()), "--node-port": str(free_port())}
+        ports[which] = str(port)
+        flags = [x for flag_value in ports.items() for x in flag_value]
+        out = _cli(tmp_path / "home", "up", "--engine", "sim", *flags)
+    _one_line_error(out, f"port {port} on 127.0.0.1 is already in use")
+    assert "stopping" not in out.stdout + out.stderr, out.stdout + out.stderr
+    assert "stopped" not in out.stdout + out.stderr
+
+
 def _command(name: str) -> list[str]:
     """``name``'s long-running command line on free loopback ports, the ``sim`` engine."""
     a, b = str(free_port()), str(free_port())

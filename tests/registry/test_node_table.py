@@ -296,3 +296,46 @@ def test_registering_again_keeps_what_the_node_is_told_of_its_checks() -> None:
     assert entry is not None and check_answer(entry) == {
         "ok": False, "since": 100.0, "checked_at": 100.0, "why": "HTTP 503"
     }  # fmt: skip
+
+
+def test_changes_counts_what_the_listing_shows_at_once(
+    table: NodeTable, clock: ManualClock
+) -> None:
+    """``NodeTable.changes`` (``GET /mesh/nodes`` is built again after one): registrations,
+    states, the models loaded, a check's verdict turning, an expiry, a heartbeat after it;
+    not a heartbeat that changes only load or age (shown within the listing's second)."""
+    table.register(reg("a", "m1", "m2"))
+    seen = table.changes
+
+    def bumped() -> bool:
+        nonlocal seen
+        moved, seen = table.changes != seen, table.changes
+        return moved
+
+    assert seen == 1
+    table.heartbeat("a", Heartbeat(in_flight=2, queued=1))
+    assert not bumped()  # load only
+    table.heartbeat("a", Heartbeat(loaded_models=["m1"]))
+    assert bumped()
+    table.heartbeat("a", Heartbeat(loaded_models=["m1"], in_flight=1))
+    assert not bumped()
+    table.mark_loaded("a", "m2")
+    assert bumped()
+    table.mark_loaded("a", "m2")
+    assert not bumped()
+    table.set_check_result("a", False, at=1.0, why="no proof")
+    assert bumped()
+    table.set_check_result("a", False, at=2.0, why="no proof")
+    assert not bumped()
+    table.set_check_result("a", True, at=3.0)
+    assert bumped()
+    table.heartbeat("a", Heartbeat(state=NodeState.PAUSED, loaded_models=["m1", "m2"]))
+    assert bumped()
+    table.set_state("a", NodeState.ONLINE)
+    assert bumped()
+    table.set_state("a", NodeState.ONLINE)
+    assert not bumped()
+    clock.advance(31.0)
+    assert table.sweep_expired() == ["a"] and bumped()
+    table.heartbeat("a", Heartbeat(loaded_models=["m1", "m2"]))  # healthy again
+    assert bumped()
