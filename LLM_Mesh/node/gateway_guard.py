@@ -97,7 +97,10 @@ class GatewayGuard:
         self.pin_file = pin_file if configured_key is None and registering else None
         self.learned_key: str | None = None
         if self.pin_file is not None:
-            self.learned_key = read_pin(self.pin_file)
+            try:
+                self.learned_key = read_pin(self.pin_file)
+            except OSError as exc:
+                raise ValueError(f"the gateway pin is unreadable: {exc}") from None
         if self.learned_key is not None:
             try:
                 self.verifier = GatewayVerifier(self.learned_key, node_id)
@@ -126,13 +129,13 @@ class GatewayGuard:
         if the pinned key signed it."""
         key = accepted.get("registry_public_key")
         if not isinstance(key, str) or not key:
-            log.error(
-                "the registry's answer carries no gateway key (an older registry?): %s",
+            then = (
                 "the pinned key stays"
                 if self.verifier is not None
-                else "this node refuses "
-                "every inference request until it registers with one that does",
+                else "this node refuses every inference request until it registers with "
+                "one that does"
             )
+            log.error("the registry's answer carries no gateway key (an older registry?): %s", then)
             return
         if self.verifier is None or self.verifier.public_key != key:
             pinned = self.configured_key or self._learned()
