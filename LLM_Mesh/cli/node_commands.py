@@ -7,6 +7,7 @@ llm-mesh node plan                           catalog ranked by fit and network d
 llm-mesh node pause | resume | drain         the running node's state (--node-url)
 llm-mesh node info                           the running node: identity, models, counters, earnings
 llm-mesh node keys init                      make the node's key (node.key) if missing; show its id
+llm-mesh node keys forget-gateway            forget the learned gateway key (a rotated registry key)
 llm-mesh node tls init                       make a self-signed TLS certificate; show its fingerprint
 """
 
@@ -213,6 +214,21 @@ def keys_init(
     said = "made" if nk.created else "exists (kept)"
     console.print(f"node key {nk.path}: {said}")
     console.print(f"node id: {nk.node_id}", markup=False, highlight=False)
+
+
+@keys_app.command("forget-gateway")
+def keys_forget_gateway(home: HomeOpt = None) -> None:
+    """Forget the gateway key this node learned (gateway.pin): the next registration pins the
+    key its answer carries (restart the node to register now). For a rotated registry.key."""
+    from LLM_Mesh.node.gateway_pin import forget_pin, pin_path
+
+    path = pin_path(settings_from(home))
+    try:
+        key = forget_pin(path)
+    except OSError as exc:
+        raise fail(exc) from exc
+    said = f"forgot gateway key {key}" if key else "no gateway key pinned"
+    typer.echo(f"{path}: {said}; the next registration pins the registry's key")
 
 
 # --- tls ---------------------------------------------------------------------------------

@@ -5,10 +5,13 @@ The rules (:mod:`LLM_Mesh.core.gateway_auth` decides the signature part):
 registered node (``register = true``, the default)
     ``POST /v1/chat/completions`` and ``/v1/completions`` need the gateway's signature
     with the key pinned from the registry's answer to this node's signed registration
-    (``RegistrationAccepted.registry_public_key``; a re-registration re-pins it, a
-    registration answer without a key leaves the node refusing inference; node.toml's
+    (``RegistrationAccepted.registry_public_key``), trust on first use: the first key is
+    kept in ``$LLM_MESH_HOME/gateway.pin`` (``node/gateway_pin.py``) and a later answer
+    naming another key (a re-registration, a restart) is refused and logged with both
+    fingerprints; ``llm-mesh node keys forget-gateway`` removes the pin and the next
+    registration pins again. An answer without a key changes nothing. node.toml's
     ``registry_public_key`` pins a key from the start instead, and then no answer can
-    replace it: no trust on first use over plain HTTP). Loopback
+    replace it: no trust on first use over plain HTTP. Loopback
     callers are not exempt: on a shared machine loopback is not the operator. Without
     a pinned key yet (not registered) every inference request is 401. The node's
     X25519 key for this process (:class:`~LLM_Mesh.core.gateway_session.NodeKx`) goes
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core.browser_origin import loopback_refusal
@@ -46,10 +50,19 @@ from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.errors import BadSignature, MeshError
 from LLM_Mesh.logs import log_text
+from LLM_Mesh.node.gateway_pin import FORGET_COMMAND, read_pin, write_pin
 
 log = logging.getLogger("LLM_Mesh.node.gateway")
 
 INFERENCE_PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
+
+
+def _fingerprint(key: str) -> str:
+    """The registry id a key gives (a fingerprint of it), or ``unusable key``."""
+    try:
+        return GatewayVerifier(key, "-").registry_id
+    except MeshError:
+        return "(unusable key)"
 
 
 class GatewayGuard:
@@ -63,6 +76,7 @@ class GatewayGuard:
         wall_clock: Callable[[], float],
         configured_key: str | None = None,
         local_names: tuple[str, ...] = (),
+        pin_file: Path | None = None,
     ) -> None:
         self.node_id = node_id
         self.local_names = local_names  # Host names taken for this machine (standalone)
@@ -79,6 +93,21 @@ class GatewayGuard:
                 self.verifier = GatewayVerifier(configured_key, node_id)
             except MeshError as exc:
                 raise ValueError(f"registry_public_key: {exc}") from None
+        # trust on first use: the learned key (None: none yet); kept in ``pin_file``
+        self.pin_file = pin_file if configured_key is None and registering else None
+        self.learned_key: str | None = None
+        if self.pin_file is not None:
+            try:
+                self.learned_key = read_pin(self.pin_file)
+            except OSError as exc:
+                raise ValueError(f"the gateway pin is unreadable: {exc}") from None
+        if self.learned_key is not None:
+            try:
+                self.verifier = GatewayVerifier(self.learned_key, node_id)
+            except MeshError as exc:
+                raise ValueError(
+                    f"{self.pin_file}: not a gateway key ({exc}); remove it with {FORGET_COMMAND}"
+                ) from None
 
     @property
     def registry_id(self) -> str | None:
@@ -94,35 +123,80 @@ class GatewayGuard:
         return self.verifier is not None and self.verifier.session_key is not None
 
     def pin(self, accepted: Mapping[str, Any]) -> None:
-        """Pin the gateway key from a ``RegistrationAccepted`` body (a new key replaces the
-        old one and drops its session key; the same key keeps its replay cache), then
-        agree the session key the answer offers, if the pinned key signed it."""
+        """Pin the gateway key from a ``RegistrationAccepted`` body: the first one is
+        learned (and kept in ``pin_file``); another is refused while a key is pinned (the
+        same key keeps its replay cache); then agree the session key the answer offers,
+        if the pinned key signed it."""
         key = accepted.get("registry_public_key")
         if not isinstance(key, str) or not key:
-            log.error(
-                "the registry's answer carries no gateway key (an older registry?): this "
-                "node refuses every inference request until it registers with one that does"
+            then = (
+                "the pinned key stays"
+                if self.verifier is not None
+                else "this node refuses every inference request until it registers with "
+                "one that does"
             )
-            self.verifier = None
+            log.error("the registry's answer carries no gateway key (an older registry?): %s", then)
             return
         if self.verifier is None or self.verifier.public_key != key:
-            if self.configured_key is not None:
-                log.error(
-                    "the registry answered with gateway key %s, but registry_public_key in "
-                    "the configuration pins %s: its requests will be refused (another "
-                    "registry, or someone on the path)",
-                    log_text(key, 100),
-                    self.configured_key,
-                )
+            pinned = self.configured_key or self._learned()
+            if pinned is not None and pinned != key:
+                self._refuse(key, pinned)
                 return
             try:
-                self.verifier = GatewayVerifier(key, self.node_id)
+                verifier = GatewayVerifier(key, self.node_id)
             except MeshError as exc:
                 log.error("the registry's gateway key is unusable: %s", log_text(exc))
-                self.verifier = None
                 return
-            log.info("pinned gateway %s", self.verifier.registry_id)
+            self.verifier = verifier
+            log.info("pinned gateway %s", verifier.registry_id)
+        if self.configured_key is None:
+            self._learn(key)
         self._agree(self.verifier, accepted)
+
+    def _learned(self) -> str | None:
+        """The learned pin: the file's (the operator may have removed it) or, without
+        one, this process's."""
+        if self.pin_file is None:
+            return self.learned_key
+        try:
+            return read_pin(self.pin_file)
+        except OSError as exc:
+            log.error("%s is unreadable (%s): the pinned key stays", self.pin_file, exc)
+            return self.learned_key or ""
+
+    def _learn(self, key: str) -> None:
+        """Keep ``key`` as the pin (again, if the operator removed the file meanwhile)."""
+        self.learned_key = key
+        if self.pin_file is None:
+            return
+        try:
+            if read_pin(self.pin_file) != key:  # none (forgotten): ``_learned`` checked it
+                self.pin_file.unlink(missing_ok=True)
+                write_pin(self.pin_file, key)
+        except OSError as exc:  # kept for this process only
+            log.error("cannot keep the gateway pin in %s: %s", self.pin_file, exc)
+            self.pin_file = None
+
+    def _refuse(self, key: str, pinned: str) -> None:
+        source = (
+            "registry_public_key in the configuration pins"
+            if self.configured_key is not None
+            else f"this node pinned (trust on first use, {self.pin_file or 'this process'})"
+        )
+        log.warning(
+            "the registry answered with gateway key %s (%s), but %s %s (%s): its requests "
+            "will be refused (another registry, or someone on the path). If the registry's "
+            "key was rotated, accept the new one: %s%s",
+            _fingerprint(key),
+            log_text(key, 100),
+            source,
+            _fingerprint(pinned),
+            log_text(pinned, 100),
+            "set registry_public_key in node.toml"
+            if self.configured_key is not None
+            else FORGET_COMMAND,
+            "" if self.configured_key is not None else " (then it pins at the next registration)",
+        )
 
     def _agree(self, verifier: GatewayVerifier, accepted: Mapping[str, Any]) -> None:
         offered = accepted.get("gateway_kx_key")

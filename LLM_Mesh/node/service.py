@@ -36,6 +36,7 @@ from LLM_Mesh.node.agent import NodeAgent
 from LLM_Mesh.node.config import NodeConfig, within_hours
 from LLM_Mesh.node.engines.base import Engine, Usage
 from LLM_Mesh.node.gateway_guard import GatewayGuard
+from LLM_Mesh.node.gateway_pin import pin_path
 from LLM_Mesh.node.keys import NodeKey, key_path, load_or_create_key
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
 from LLM_Mesh.tls import certificate_fingerprint, client_ssl_context
@@ -178,6 +179,7 @@ class NodeService:
             wall_clock=wall_clock,
             configured_key=config.registry_public_key,
             local_names=settings.local_names,
+            pin_file=pin_path(settings),
         )
         self.public_url = config.effective_public_url
         # the gateway pins this certificate (its fingerprint is in the signed registration)

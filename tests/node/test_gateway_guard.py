@@ -387,8 +387,13 @@ async def test_reregistration_with_the_same_key_keeps_the_replay_cache(
     registered.gateway.pin({"registry_public_key": registry.signer.public_key})
     assert (await _post(registered, body, headers)).status_code == 401
     other = Registry(Ed25519PrivateKey.generate())
-    registered.gateway.pin({"registry_public_key": other.signer.public_key})  # rotated
+    registered.gateway.pin({"registry_public_key": other.signer.public_key})  # refused
     fresh = registry.headers(registered.node_id, body, rid="req-9")
+    assert (await _post(registered, body, fresh)).status_code == 200  # the pin stays
+    assert registered.gateway.pin_file is not None
+    registered.gateway.pin_file.unlink()  # llm-mesh node keys forget-gateway: rotated
+    registered.gateway.pin({"registry_public_key": other.signer.public_key})
+    fresh = registry.headers(registered.node_id, body, rid="req-10")
     assert (await _post(registered, body, fresh)).status_code == 401  # the old key is out
     assert (
         await _post(registered, body, other.headers(registered.node_id, body))
@@ -481,6 +486,8 @@ async def test_a_new_registry_key_drops_the_session(registered: NodeService,
                                                     registry: Registry) -> None:  # fmt: skip
     body = _raw(CHAT)
     other = Registry(Ed25519PrivateKey.generate(), session=True)
+    assert registered.gateway.pin_file is not None
+    registered.gateway.pin_file.unlink()  # llm-mesh node keys forget-gateway: rotated
     accepted = other.handler(httpx.Request("POST", "http://r/mesh/nodes",
                                            content=_raw(registered.registration().model_dump(
                                                mode="json"))))  # fmt: skip

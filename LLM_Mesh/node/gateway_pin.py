@@ -1,0 +1,45 @@
+"""The gateway key a node learned (trust on first use): ``$LLM_MESH_HOME/gateway.pin``.
+
+Without node.toml ``registry_public_key`` the node pins the key of its first accepted
+registration answer and keeps it here (one line, the key as the registry sends it; mode
+0600, created once, never overwritten by the node), so a later answer, a restart included,
+cannot replace it: a registration answer naming another key is refused and logged
+(``node/gateway_guard.py``). The operator moves the pin (a rotated ``registry.key``, a
+new registry) with ``llm-mesh node keys forget-gateway``, which removes this file; the
+next accepted registration pins again, a running node included.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.secret_files import create_secret_file
+
+PIN_FILE = "gateway.pin"
+FORGET_COMMAND = "llm-mesh node keys forget-gateway"
+
+
+def pin_path(settings: Settings) -> Path:
+    return settings.home / PIN_FILE
+
+
+def read_pin(path: Path) -> str | None:
+    """The learned key, or None when there is none (``OSError`` when unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    return text.strip()
+
+
+def write_pin(path: Path, key: str) -> bool:
+    """Keep ``key`` as the learned pin; False when a pin is there already."""
+    return create_secret_file(path, (key + "\n").encode())
+
+
+def forget_pin(path: Path) -> str | None:
+    """Remove the learned pin; the key it held, or None when there was none."""
+    key = read_pin(path)
+    path.unlink(missing_ok=True)
+    return key
