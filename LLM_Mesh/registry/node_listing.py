@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
+
+from LLM_Mesh.registry.errors import NOSNIFF, JSONAnswer
 
 __all__ = ["NodeListing"]
 
@@ -47,8 +49,10 @@ class NodeListing:
         ``version`` changed or ``ttl_s`` passed since it was last built."""
         hit = self._bodies.get(audience)
         if hit is not None and hit[0] == version and 0.0 <= now - hit[1] < self.ttl_s:
-            return Response(hit[2], media_type="application/json")
-        response = JSONResponse(build())
+            response = Response(hit[2], media_type="application/json")
+            response.raw_headers.append(NOSNIFF)  # as JSONAnswer's, below
+            return response
+        response = JSONAnswer(build())
         self.builds += 1
         self._bodies[audience] = (version, now, bytes(response.body))
         return response

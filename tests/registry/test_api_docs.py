@@ -100,6 +100,7 @@ async def test_the_apis_json_answers_are_never_sniffed(tmp_path: Path) -> None:
             "chat stream": await h.client.post(CHAT, json={**BODY, "stream": True}),
             "models": await h.client.get("/v1/models"),
             "mesh nodes": await h.client.get("/mesh/nodes"),
+            "mesh nodes again": await h.client.get("/mesh/nodes"),  # the body kept (node_listing)
             "heartbeat": await h.client.post(
                 "/mesh/nodes/node-a/heartbeat",
                 json={"state": "online", "in_flight": 0, "queued": 0},
@@ -117,6 +118,7 @@ async def test_the_apis_json_answers_are_never_sniffed(tmp_path: Path) -> None:
         "chat stream": 200,
         "models": 200,
         "mesh nodes": 200,
+        "mesh nodes again": 200,
         "heartbeat": 200,
         "ledger": 200,
         "ledger export": 200,
