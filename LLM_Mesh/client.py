@@ -31,7 +31,8 @@ from typing import Any
 
 import httpx
 
-from LLM_Mesh.bounded_http import AnswerRefused, call
+from LLM_Mesh.bounded_http import DECODED, AnswerRefused, call, decoded, read_body
+from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
 from LLM_Mesh.errors import MeshError, RegistryUnreachable, UpstreamError, error_from_payload
 from LLM_Mesh.tls import client_ssl_context
 
@@ -41,6 +42,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
 # a byte at a time within the per-read timeout held the CLI for ever: a gzip bomb, or
 # `Content-Encoding: gzip, gzip`, cost the operator's machine gigabytes)
 MAX_ANSWER_BYTES = 64 << 20
+# what a stream (``MeshClient.stream``) reads of one event, and of an error answer, decoded
+# (found 2026-12-03: an error answer was read whole, and an event line that never ended
+# grew in memory without end); an honest stream's events are ~200 bytes each, any number
+MAX_STREAM_EVENT_BYTES = MAX_EVENT_BYTES
 
 
 def _unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
@@ -293,14 +298,15 @@ class MeshClient:
             last = i == self._order()[-1]
             try:
                 async with self._http.stream(
-                    "POST", base + path, json={**body, "stream": True}, headers=headers
-                ) as r:
+                    "POST", base + path, json={**body, "stream": True},
+                    headers={**headers, **DECODED},
+                ) as r:  # fmt: skip
                     if r.status_code >= 400:
-                        await r.aread()
+                        error = await _stream_error(r, base + path)
                         if r.status_code >= 500 and many and not last:
                             self.failovers += 1
                             continue
-                        raise_for_error(r)
+                        raise error
                     self._current = i
                     started = True
                     yield {
@@ -309,21 +315,9 @@ class MeshClient:
                             k: v for k, v in r.headers.items() if k.lower().startswith("x-mesh-")
                         },
                     }
-                    async for line in r.aiter_lines():
-                        if not line.startswith("data:"):
-                            continue
-                        data = line[5:].strip()
-                        if data == "[DONE]":
+                    async for chunk in _events(r, base):
+                        if chunk is None:  # [DONE]
                             return
-                        try:
-                            chunk = json.loads(data)
-                        except (ValueError, RecursionError):
-                            raise UpstreamError(
-                                f"the stream from {base} sent an event that is not JSON: "
-                                f"{data[:80]!r}"
-                            ) from None
-                        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
-                            raise error_from_payload(502, chunk)
                         yield chunk
                     return
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -334,6 +328,60 @@ class MeshClient:
                 if started or not many or last:
                     raise UpstreamError(f"the stream from {base} was cut: {exc}") from exc
                 self.failovers += 1
+
+
+async def _stream_error(r: httpx.Response, url: str) -> MeshError:
+    """The mesh error a stream's error answer stands for, its body read to at most
+    :data:`MAX_STREAM_EVENT_BYTES` (past it: :class:`AnswerRefused`)."""
+    what = f"the error answer ({r.status_code}) of {url}"
+    body = await read_body(r, MAX_STREAM_EVENT_BYTES, what=what)
+    try:
+        raise_for_error(httpx.Response(r.status_code, content=body))
+    except MeshError as exc:
+        return exc
+    raise AssertionError("unreachable: the status is an error's")  # pragma: no cover
+
+
+async def _events(r: httpx.Response, base: str) -> AsyncIterator[dict[str, Any] | None]:
+    """Each ``data:`` line's JSON of a stream's events, ``None`` for ``[DONE]``; an event
+    longer than :data:`MAX_STREAM_EVENT_BYTES` (or a line that never ends) is refused,
+    not gathered further (:class:`~LLM_Mesh.core.sse_frame.SseFramer`)."""
+    framer = SseFramer(MAX_STREAM_EVENT_BYTES)
+    what = f"the stream from {base}"
+    async for piece in decoded(r, what=what):
+        events = framer.feed(piece)
+        for event in events:
+            for item in _data(event, base):
+                yield item
+        if framer.over:
+            raise AnswerRefused(
+                f"{what} sent an event longer than {MAX_STREAM_EVENT_BYTES} bytes: not read further"
+            )
+    for event in framer.end():
+        for item in _data(event, base):
+            yield item
+
+
+def _data(event: bytes, base: str) -> list[dict[str, Any] | None]:
+    """An event's ``data:`` lines, parsed (``None``: ``[DONE]``, nothing after it)."""
+    out: list[dict[str, Any] | None] = []
+    for line in event.split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            out.append(None)
+            return out
+        try:
+            chunk = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):  # (invalid UTF-8 too)
+            raise UpstreamError(
+                f"the stream from {base} sent an event that is not JSON: {data[:80]!r}"
+            ) from None
+        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+            raise error_from_payload(502, chunk)
+        out.append(chunk)
+    return out
 
 
 def fetch_json_sync(
