@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from LLM_Mesh.errors import PayloadTooLarge
+from LLM_Mesh.json_answer import NOSNIFF
 
 __all__ = ["BodyLimit"]
 
@@ -54,7 +55,7 @@ async def _send_error(send: Send, exc: PayloadTooLarge) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
-                (b"x-content-type-options", b"nosniff"),
+                NOSNIFF,
             ],
         }
     )

@@ -36,7 +36,8 @@ sends only the new text. Engines without ``supports_continuation`` answer 400.
 Every :class:`~LLM_Mesh.errors.MeshError` becomes its status and OpenAI error
 body in one handler; 429 and 503 carry ``Retry-After``. A request body over
 ``NodeConfig.max_body_bytes`` is refused with 413 before it is read
-(:class:`~LLM_Mesh.body_limit.BodyLimit`).
+(:class:`~LLM_Mesh.body_limit.BodyLimit`). Every JSON answer (and the stream) carries
+``X-Content-Type-Options: nosniff`` (:mod:`LLM_Mesh.json_answer`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
@@ -74,6 +75,7 @@ from LLM_Mesh.errors import (
     Overloaded,
 )
 from LLM_Mesh.hot_routes import HotRoutesApp
+from LLM_Mesh.json_answer import NOSNIFF, JSONAnswer, serve_openapi
 from LLM_Mesh.logs import safe_id
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.node import responses as R
@@ -87,12 +89,12 @@ from LLM_Mesh.node.telemetry import CLIENT_GONE, NodeRequest, NodeTelemetry
 MESH_CONTINUE = "mesh_continue"
 
 
-def error_response(exc: MeshError) -> JSONResponse:
+def error_response(exc: MeshError) -> JSONAnswer:
     headers: dict[str, str] = {}
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(exc, (Overloaded, ModelUnavailable)) and retry_after:
         headers["Retry-After"] = str(int(retry_after))
-    return JSONResponse(exc.to_openai(), status_code=exc.status, headers=headers)
+    return JSONAnswer(exc.to_openai(), status_code=exc.status, headers=headers)
 
 
 def _invalid(exc: ValidationError) -> InvalidRequest:
@@ -134,6 +136,7 @@ class _GenerationStream(StreamingResponse):
         super().__init__(content, media_type="text/event-stream")
         self.headers["Cache-Control"] = "no-cache"
         self.headers["X-Mesh-Node"] = gen.service.node_id
+        self.raw_headers.append(NOSNIFF)
         self._gen = gen
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -336,7 +339,7 @@ class _Handler:
 
     async def _whole(
         self, request: Request, gen: Generation, kind: str, echo: str | None, seen: NodeRequest
-    ) -> JSONResponse:
+    ) -> JSONAnswer:
         watcher = asyncio.create_task(_cancel_when_gone(request.receive, gen))
         try:
             text = await gen.collect()
@@ -371,7 +374,7 @@ class _Handler:
             mesh=gen.mesh(gen.receipt(output, answer_id)),
             logprobs=gen.logprobs,
         )
-        return JSONResponse(body, headers={"X-Mesh-Node": self.service.node_id})
+        return JSONAnswer(body, headers={"X-Mesh-Node": self.service.node_id})
 
     async def _sse(
         self, gen: Generation, kind: str, echo: str | None, seen: NodeRequest
@@ -426,7 +429,7 @@ class _Handler:
             await gen.aclose(ok=ok)
 
 
-def _operator_refusal(request: Request, own_names: tuple[str, ...]) -> JSONResponse | None:
+def _operator_refusal(request: Request, own_names: tuple[str, ...]) -> JSONAnswer | None:
     """403 unless the request is the operator's: a loopback client, addressed to a name of
     this machine and not from a web page of another site (``core/browser_origin.py``:
     DNS rebinding, CSRF; ``own_names``: ``Settings.local_names``); else ``None``."""
@@ -438,7 +441,7 @@ def _operator_refusal(request: Request, own_names: tuple[str, ...]) -> JSONRespo
             return None
         why = f"this endpoint answers the node's operator, not {refused}"
     err = {"message": why, "type": "permission_error", "param": None, "code": "forbidden"}
-    return JSONResponse({"error": err}, status_code=403)
+    return JSONAnswer({"error": err}, status_code=403)
 
 
 def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> FastAPI:
@@ -458,8 +461,11 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         lifespan=lifespan if manage_lifespan else None,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, with nosniff
+        default_response_class=JSONAnswer,  # nosniff on the routes' JSON answers
     )
     app.state.service = service
+    serve_openapi(app)
     app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
     settings = service.settings
     metrics = NodeMetrics(service) if settings.metrics else None
@@ -471,24 +477,24 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         install_metrics(app, metrics.registry, settings)
 
     @app.exception_handler(MeshError)
-    async def _mesh_error(_request: Request, exc: MeshError) -> JSONResponse:
+    async def _mesh_error(_request: Request, exc: MeshError) -> JSONAnswer:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONAnswer:
         # the messages only: an error's ``input`` would echo the request's content
         problems = "; ".join(str(e.get("msg")) for e in exc.errors()[:3])
         return error_response(InvalidRequest(f"invalid request: {problems}"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONAnswer:
         err = {
             "message": str(exc.detail),
             "type": "invalid_request_error",
             "param": None,
             "code": "not_found" if exc.status_code == 404 else f"http_{exc.status_code}",
         }
-        return JSONResponse({"error": err}, status_code=exc.status_code, headers=exc.headers)
+        return JSONAnswer({"error": err}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -511,20 +517,20 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
                           max_body_bytes=service.config.max_body_bytes)  # fmt: skip
 
     @app.get("/mesh/health")
-    async def health(request: Request) -> JSONResponse:
+    async def health(request: Request) -> JSONAnswer:
         """The node's state; with the registry's health challenge, signed by the node key
         (``X-Mesh-Health-Key``/``-Signature``: ``core/health_proof.py``)."""
         service.refresh_availability()
-        return JSONResponse(service.health(), headers=service.health_proof(request.headers))
+        return JSONAnswer(service.health(), headers=service.health_proof(request.headers))
 
     @app.get("/mesh/info", response_model=None)
-    async def info(request: Request) -> dict[str, Any] | JSONResponse:
+    async def info(request: Request) -> dict[str, Any] | JSONAnswer:
         # hardware and counters: the operator's
         refusal = _operator_refusal(request, settings.local_names)
         return refusal if refusal is not None else service.info()
 
     @app.get("/mesh/earnings", response_model=None)
-    async def earnings(request: Request, days: int = 30) -> dict[str, Any] | JSONResponse:
+    async def earnings(request: Request, days: int = 30) -> dict[str, Any] | JSONAnswer:
         """This node's earnings, asked of its registry with its operator token (503
         ``registry_unreachable`` when the registry does not answer); the operator's."""
         refusal = _operator_refusal(request, settings.local_names)
@@ -535,7 +541,7 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
         return await service.earnings(days)
 
     @app.post("/mesh/admin/{action}")
-    async def admin(action: str, request: Request) -> JSONResponse:
+    async def admin(action: str, request: Request) -> JSONAnswer:
         refusal = _operator_refusal(request, settings.local_names)
         if refusal is not None:
             return refusal
@@ -545,6 +551,6 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
                 f"unknown admin action {action!r}; use pause, resume or drain", param="action"
             )
         actions[action]()
-        return JSONResponse(service.health())
+        return JSONAnswer(service.health())
 
     return app

@@ -435,6 +435,7 @@ def create_registry_app(
         version=__version__,
         lifespan=lifespan,
         docs_url=None,  # served by install_openapi, with its headers
+        openapi_url=None,  # ... and so is /openapi.json (nosniff)
         redoc_url=None,
         default_response_class=JSONAnswer,  # nosniff on the routes' JSON answers
     )

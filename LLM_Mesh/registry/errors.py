@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.errors import (
@@ -31,10 +31,11 @@ from LLM_Mesh.errors import (
     StoreUnavailable,
 )
 
-log = logging.getLogger(__name__)
+# (re-exported: the registry's modules take them from here)
+from LLM_Mesh.json_answer import NOSNIFF as NOSNIFF
+from LLM_Mesh.json_answer import JSONAnswer as JSONAnswer
 
-# on every JSON answer: a browser never reads one as HTML or script (a constant, appended)
-NOSNIFF = (b"x-content-type-options", b"nosniff")
+log = logging.getLogger(__name__)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -47,15 +48,6 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
     response.raw_headers.append(NOSNIFF)
     return response
-
-
-class JSONAnswer(JSONResponse):
-    """Starlette's ``JSONResponse`` with :data:`NOSNIFF`: the registry app's default
-    response class, and what its routes that build their answer return."""
-
-    def init_headers(self, headers: Any = None) -> None:
-        super().init_headers(headers)
-        self.raw_headers.append(NOSNIFF)
 
 
 def error_response(exc: MeshError) -> Response:

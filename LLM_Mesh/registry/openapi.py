@@ -37,6 +37,7 @@ from LLM_Mesh.core.schemas import (
     NodeRegistration,
     NodeView,
 )
+from LLM_Mesh.json_answer import serve_openapi
 from LLM_Mesh.registry.api_docs import install_api_docs
 
 REF = "#/components/schemas/{model}"
@@ -531,8 +532,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Serve :func:`build_openapi`'s document at ``/openapi.json`` (built once, on first use)
-    and Swagger UI at ``/docs`` from the registry's own files (:mod:`.api_docs`)."""
+    """Serve :func:`build_openapi`'s document at ``/openapi.json`` (built once, on first use;
+    with ``nosniff``: :func:`~LLM_Mesh.json_answer.serve_openapi`) and Swagger UI at
+    ``/docs`` from the registry's own files (:mod:`.api_docs`). ``app`` is made with
+    ``openapi_url=None`` and ``docs_url=None``."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -540,4 +543,5 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    serve_openapi(app)
     install_api_docs(app)

@@ -84,8 +84,9 @@ async def test_the_api_docs_page_and_its_files_are_the_gateways_own(tmp_path: Pa
 async def test_the_apis_json_answers_are_never_sniffed(tmp_path: Path) -> None:
     """Every JSON answer carries ``X-Content-Type-Options: nosniff``: the hot ``/v1`` posts
     (answer and refusal), the node messages' hot heartbeat, FastAPI's routes (``/mesh``,
-    ``/v1/models``, the ledger), a 404, a 413 and a stream. Found 2026-12-03: none did (a
-    browser could sniff an answer echoing a client's text as HTML)."""
+    ``/v1/models``, the ledger, ``/openapi.json``), a 404, a 413 and a stream. Found
+    2026-12-03: none did (a browser could sniff an answer echoing a client's text as HTML);
+    then all but ``/openapi.json``."""
     async with running(tmp_path) as h:
         await h.register("node-a")
         answers: dict[str, httpx.Response] = {
@@ -108,6 +109,7 @@ async def test_the_apis_json_answers_are_never_sniffed(tmp_path: Path) -> None:
             "ledger": await h.client.get("/v1/ledger"),
             "ledger export": await h.client.get("/v1/ledger/export"),
             "unknown route": await h.client.get("/mesh/no-such-thing"),
+            "openapi": await h.client.get("/openapi.json"),  # (until 2026-12-03: none)
         }
     statuses = {name: r.status_code for name, r in answers.items()}
     assert statuses == {
@@ -123,6 +125,7 @@ async def test_the_apis_json_answers_are_never_sniffed(tmp_path: Path) -> None:
         "ledger": 200,
         "ledger export": 200,
         "unknown route": 404,
+        "openapi": 200,
     }
     for name, r in answers.items():
         assert r.headers.get("x-content-type-options") == "nosniff", (name, dict(r.headers))
