@@ -31,6 +31,7 @@ from LLM_Mesh.core.schemas import (
     MAX_REGISTRATION_CONTAINERS,
     NODE_PRIVATE_FIELDS,
     Heartbeat,
+    KeyRotation,
     NodeRegistration,
     NodeState,
     RegistrationAccepted,
@@ -146,6 +147,7 @@ async def register_node(request: Request) -> RegistrationAccepted:
         registry_public_key=rt.signer.public_key,
         gateway_kx_key=kx[0] if kx else None,
         gateway_kx_signature=kx[1] if kx else None,
+        key_rotation=KeyRotation(**rt.key_rotation) if rt.key_rotation else None,
     )
 
 
