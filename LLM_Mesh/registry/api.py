@@ -245,6 +245,9 @@ async def absorb_heartbeat(
     ):
         raise _unknown(node_id)
     answer: dict[str, Any] = {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}
+    # the gateway's id: a node that pinned another registers again, and a rotated key's
+    # answer (``key_rotation``) lets it follow (core/key_rotation.py)
+    answer["registry_id"] = rt.signer.registry_id
     # this registry's active checks of the node, from the table (core/check_state.py): the
     # node logs when they turn to failing, and `llm-mesh node info` shows it
     health = check_answer(entry) if entry is not None else None

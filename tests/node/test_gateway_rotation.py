@@ -36,10 +36,11 @@ class Rotated(Registry):
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         answer = super().handler(request)
-        if request.url.path != "/mesh/nodes":
-            return answer
         body = json.loads(answer.content)
-        body["key_rotation"] = self.statement
+        if request.url.path == "/mesh/nodes":
+            body["key_rotation"] = self.statement
+        elif request.url.path.endswith("/heartbeat"):  # as the registry's heartbeat answer
+            body["registry_id"] = self.signer.registry_id
         return httpx.Response(200, json=body)
 
 
@@ -73,6 +74,38 @@ async def test_a_signed_rotation_moves_the_pin(
     try:
         assert await _served(svc, old, "o3") == 401
         new.signer.forget(svc.node_id)  # its session key was the last process's: it signs
+        assert await _served(svc, new, "n2") == 200
+    finally:
+        await svc.stop()
+        await http.aclose()
+
+
+async def test_a_heartbeat_naming_another_gateway_leads_to_the_rotation(
+    settings: Settings,
+) -> None:
+    """A registry restarted with a rotated key knows its nodes (the store): they only
+    heartbeat, and never registered again to hear the statement. Its heartbeat answer's
+    ``registry_id`` makes the node register again, once for each id it has not pinned."""
+    old_key, new_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    old = Registry(old_key)
+    new = Rotated(new_key, rotation_statement(old_key, new_key))
+    at = Switchable(old)
+    svc, http = await _start(settings, at)
+    try:
+        assert svc.agent is not None
+        registrations = svc.agent.registrations
+        at.answering = new
+        await svc.agent.step()  # one heartbeat, then the registration it leads to
+        assert svc.agent.registrations == registrations + 1
+        assert await _served(svc, new, "n1") == 200
+        assert await _served(svc, old, "o1") == 401
+        await svc.agent.step()  # the pinned gateway: a heartbeat only
+        assert svc.agent.registrations == registrations + 1
+        forged = Rotated(Ed25519PrivateKey.generate(), {"public_key": "x", "signature": "y"})
+        at.answering = forged
+        await svc.agent.step()  # refused; asked once, not at every heartbeat
+        await svc.agent.step()
+        assert svc.agent.registrations == registrations + 2
         assert await _served(svc, new, "n2") == 200
     finally:
         await svc.stop()

@@ -69,6 +69,9 @@ async def test_the_answer_announces_a_rotation_only_with_a_previous_key(tmp_path
         r = await h.client.post("/mesh/nodes", json=registration("node-a"))
         accepted = r.json()
         new = h.runtime.signer.public_key
+        # a heartbeat names the gateway: a node that pinned another registers again
+        hb = await h.client.post("/mesh/nodes/node-a/heartbeat", json={})
+        assert hb.json()["registry_id"] == h.runtime.signer.registry_id
     assert new != old and accepted["registry_public_key"] == new
     statement = accepted["key_rotation"]
     assert statement["public_key"] == new and statement["previous_public_key"] == old
