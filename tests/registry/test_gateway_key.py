@@ -195,3 +195,14 @@ async def test_the_agreement_follows_the_nodes_key(tmp_path: Path) -> None:
             h2.nodes.nodes["node-a:8801"].calls[-1]["raw"],
         )
         new.verify(headers, "/v1/chat/completions", raw, h2.runtime.wall_clock())
+
+
+async def test_a_previous_key_equal_to_the_current_one_announces_nothing(tmp_path: Path) -> None:
+    """``registry.key.previous`` copied instead of moved: no statement (it would name the
+    pinned key itself), a WARNING instead."""
+    key_file = registry_key_path(make_settings(tmp_path))
+    load_or_create_registry_key(key_file)
+    (tmp_path / "registry.key.previous").write_bytes(key_file.read_bytes())
+    async with running(tmp_path) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("node-a"))
+        assert r.json().get("key_rotation") is None
