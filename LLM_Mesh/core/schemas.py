@@ -145,6 +145,15 @@ class Heartbeat(_Wire):
     gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
 
 
+class KeyRotation(_Wire):
+    """The previous registry key vouching for the current one (``core/key_rotation.py``):
+    its Ed25519 signature (base64url) over the rotation domain and ``public_key``."""
+
+    public_key: str
+    previous_public_key: str
+    signature: str
+
+
 class RegistrationAccepted(_Wire):
     """The registry's answer to a signed registration: what the node's later messages need.
 
@@ -170,6 +179,9 @@ class RegistrationAccepted(_Wire):
     # Ed25519 signature over both keys and ids (core/gateway_session.py); None: no session
     gateway_kx_key: str | None = None
     gateway_kx_signature: str | None = None
+    # a rotated registry.key: the previous key's statement naming this one, which lets a
+    # node that pinned the previous key move its pin (core/key_rotation.py); else None
+    key_rotation: KeyRotation | None = None
 
 
 class NodeView(_Wire):

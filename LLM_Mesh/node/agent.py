@@ -156,9 +156,15 @@ class NodeAgent:
         signer: NodeSigner | None = None,
         operator_token: str | None = None,
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
+        pinned_gateway: Callable[[], str | None] | None = None,
     ) -> None:
         self._client = client
         self._on_accepted = on_accepted
+        # the registry id this node pinned (node/gateway_guard.py): a heartbeat answer
+        # naming another (a rotated registry.key) makes it register again, once per id,
+        # to hear the rotation statement (core/key_rotation.py)
+        self._pinned_gateway = pinned_gateway
+        self._asked_gateway: str | None = None
         self._signer = signer
         self._operator_token = operator_token
         urls = [registry_url] if isinstance(registry_url, str) else list(registry_url)
@@ -322,7 +328,31 @@ class NodeAgent:
         self.heartbeats_sent += 1
         self.last_error = None
         self._heard_health(r)
+        self._heard_gateway(r)
         return True
+
+    def _heard_gateway(self, r: httpx.Response) -> None:
+        """A heartbeat answer's ``registry_id`` other than the pinned one: register again
+        (once for each such id), whose answer may carry a rotation statement the pinned
+        key signed (``node/gateway_guard.py`` decides)."""
+        answer = _answer(r)
+        said_id = answer.get("registry_id") if isinstance(answer, dict) else None
+        pinned = self._pinned_gateway() if self._pinned_gateway is not None else None
+        if (
+            not isinstance(said_id, str)
+            or pinned is None
+            or said_id in (pinned, self._asked_gateway)
+        ):
+            return
+        self._asked_gateway = said_id
+        self.registered = False
+        log.info(
+            "the registry at %s signs as gateway %s, this node pinned %s: registering again "
+            "(a rotated registry key is accepted when the pinned key signed the rotation)",
+            self.registry_url,
+            said(said_id, 64),
+            pinned,
+        )
 
     def _heard_health(self, r: httpx.Response) -> None:
         """The answer's ``health`` (the registry's active checks of this node:
@@ -356,9 +386,9 @@ class NodeAgent:
             if await self.register():
                 return self.interval_s
             return self.backoff.next_delay()
-        if await self.send_heartbeat():
+        if await self.send_heartbeat() and self.registered:
             return self.interval_s
-        if not self.registered:  # 404 unknown_node: re-register at once
+        if not self.registered:  # 404 unknown_node, another gateway: re-register at once
             return self.interval_s if await self.register() else self.backoff.next_delay()
         return self.interval_s
 

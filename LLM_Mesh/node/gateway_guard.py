@@ -8,10 +8,14 @@ registered node (``register = true``, the default)
     (``RegistrationAccepted.registry_public_key``), trust on first use: the first key is
     kept in ``$LLM_MESH_HOME/gateway.pin`` (``node/gateway_pin.py``) and a later answer
     naming another key (a re-registration, a restart) is refused and logged with both
-    fingerprints; ``llm-mesh node keys forget-gateway`` removes the pin and the next
+    fingerprints, unless its ``key_rotation`` statement is the pinned key's signature
+    naming the answer's key (``core/key_rotation.py``: a rotated ``registry.key``): then
+    the new key is pinned (the file replaced) and logged with both fingerprints;
+    ``llm-mesh node keys forget-gateway`` removes the pin and the next
     registration pins again. An answer without a key changes nothing. node.toml's
     ``registry_public_key`` pins a key from the start instead, and then no answer can
-    replace it: no trust on first use over plain HTTP. Loopback
+    replace it, a rotation statement included (the operator's pin: the operator moves
+    it): no trust on first use over plain HTTP. Loopback
     callers are not exempt: on a shared machine loopback is not the operator. Without
     a pinned key yet (not registered) every inference request is 401. The node's
     X25519 key for this process (:class:`~LLM_Mesh.core.gateway_session.NodeKx`) goes
@@ -47,10 +51,11 @@ from typing import Any
 from LLM_Mesh.core.browser_origin import loopback_refusal
 from LLM_Mesh.core.gateway_auth import GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
+from LLM_Mesh.core.key_rotation import vouches_for
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.errors import BadSignature, MeshError
 from LLM_Mesh.logs import log_text
-from LLM_Mesh.node.gateway_pin import FORGET_COMMAND, read_pin, write_pin
+from LLM_Mesh.node.gateway_pin import FORGET_COMMAND, read_pin, replace_pin
 
 log = logging.getLogger("LLM_Mesh.node.gateway")
 
@@ -139,7 +144,13 @@ class GatewayGuard:
             return
         if self.verifier is None or self.verifier.public_key != key:
             pinned = self.configured_key or self._learned()
-            if pinned is not None and pinned != key:
+            rotated = (
+                pinned is not None
+                and pinned != key
+                and self.configured_key is None
+                and vouches_for(accepted.get("key_rotation"), pinned, key)
+            )
+            if pinned is not None and pinned != key and not rotated:
                 self._refuse(key, pinned)
                 return
             try:
@@ -148,7 +159,15 @@ class GatewayGuard:
                 log.error("the registry's gateway key is unusable: %s", log_text(exc))
                 return
             self.verifier = verifier
-            log.info("pinned gateway %s", verifier.registry_id)
+            if rotated and pinned is not None:
+                log.info(
+                    "the registry's key was rotated: gateway %s (pinned) signed the move to "
+                    "gateway %s, pinned now; the old key's requests are refused",
+                    _fingerprint(pinned),
+                    verifier.registry_id,
+                )
+            else:
+                log.info("pinned gateway %s", verifier.registry_id)
         if self.configured_key is None:
             self._learn(key)
         self._agree(self.verifier, accepted)
@@ -170,9 +189,9 @@ class GatewayGuard:
         if self.pin_file is None:
             return
         try:
-            if read_pin(self.pin_file) != key:  # none (forgotten): ``_learned`` checked it
-                self.pin_file.unlink(missing_ok=True)
-                write_pin(self.pin_file, key)
+            # none (forgotten), or a rotation the pinned key signed: ``pin`` checked it
+            if read_pin(self.pin_file) != key:
+                replace_pin(self.pin_file, key)
         except OSError as exc:  # kept for this process only
             log.error("cannot keep the gateway pin in %s: %s", self.pin_file, exc)
             self.pin_file = None

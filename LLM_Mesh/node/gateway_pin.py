@@ -2,15 +2,18 @@
 
 Without node.toml ``registry_public_key`` the node pins the key of its first accepted
 registration answer and keeps it here (one line, the key as the registry sends it; mode
-0600, created once, never overwritten by the node), so a later answer, a restart included,
-cannot replace it: a registration answer naming another key is refused and logged
-(``node/gateway_guard.py``). The operator moves the pin (a rotated ``registry.key``, a
-new registry) with ``llm-mesh node keys forget-gateway``, which removes this file; the
+0600), so a later answer, a restart included, cannot replace it: a registration answer
+naming another key is refused and logged (``node/gateway_guard.py``), unless it carries
+a ``key_rotation`` statement the pinned key signed naming the answer's key
+(``core/key_rotation.py``): then the node moves the pin itself (:func:`replace_pin`: a
+new 0600 file renamed over this one). The operator moves the pin (a registry.key rotated
+without the statement, a new registry) with ``llm-mesh node keys forget-gateway``, which removes this file; the
 next accepted registration pins again, a running node included.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from LLM_Mesh.config import Settings
@@ -33,13 +36,22 @@ def read_pin(path: Path) -> str | None:
     return text.strip()
 
 
-def write_pin(path: Path, key: str) -> bool:
-    """Keep ``key`` as the learned pin; False when a pin is there already."""
-    return create_secret_file(path, (key + "\n").encode())
-
-
 def forget_pin(path: Path) -> str | None:
     """Remove the learned pin; the key it held, or None when there was none."""
     key = read_pin(path)
     path.unlink(missing_ok=True)
     return key
+
+
+def replace_pin(path: Path, key: str) -> None:
+    """Keep ``key`` as the pin (the first, or a rotation the pinned key signed): written to
+    a new 0600 file beside it, then renamed over it, so a crash leaves the old pin or the
+    new one."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    create_secret_file(tmp, (key + "\n").encode())
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -31,6 +31,7 @@ from LLM_Mesh.core.schemas import (
     MAX_REGISTRATION_CONTAINERS,
     NODE_PRIVATE_FIELDS,
     Heartbeat,
+    KeyRotation,
     NodeRegistration,
     NodeState,
     RegistrationAccepted,
@@ -146,6 +147,7 @@ async def register_node(request: Request) -> RegistrationAccepted:
         registry_public_key=rt.signer.public_key,
         gateway_kx_key=kx[0] if kx else None,
         gateway_kx_signature=kx[1] if kx else None,
+        key_rotation=KeyRotation(**rt.key_rotation) if rt.key_rotation else None,
     )
 
 
@@ -243,6 +245,9 @@ async def absorb_heartbeat(
     ):
         raise _unknown(node_id)
     answer: dict[str, Any] = {"ok": True, "heartbeat_interval_s": rt.settings.heartbeat_interval_s}
+    # the gateway's id: a node that pinned another registers again, and a rotated key's
+    # answer (``key_rotation``) lets it follow (core/key_rotation.py)
+    answer["registry_id"] = rt.signer.registry_id
     # this registry's active checks of the node, from the table (core/check_state.py): the
     # node logs when they turn to failing, and `llm-mesh node info` shows it
     health = check_answer(entry) if entry is not None else None

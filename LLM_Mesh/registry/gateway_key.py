@@ -11,6 +11,13 @@ node pins the key of the replica it registered with: give every replica the same
 (copy ``registry.key`` into each replica's ``$LLM_MESH_HOME``, or mount it there as a
 secret). A replica with another key is refused by the nodes (401), and the gateway
 fails over to another node; each refusal is logged by the node.
+
+**Rotation.** Move the old key to ``$LLM_MESH_HOME/registry.key.previous`` (every
+replica) and put the new one at ``registry.key``: every registration answer then carries
+``key_rotation``, the previous key's signature naming the new key
+(``core/key_rotation.py``), and a node that pinned the old key by trust on first use
+moves its pin at its next registration. Keep the previous key for as long as nodes may
+re-register; it signs nothing else.
 """
 
 from __future__ import annotations
@@ -32,10 +39,22 @@ from LLM_Mesh.secret_files import create_secret_file, too_open
 log = logging.getLogger(__name__)
 
 REGISTRY_KEY_FILE = "registry.key"
+PREVIOUS_KEY_FILE = "registry.key.previous"
 
 
 def registry_key_path(settings: Settings) -> Path:
     return settings.home / REGISTRY_KEY_FILE
+
+
+def previous_key_path(settings: Settings) -> Path:
+    return settings.home / PREVIOUS_KEY_FILE
+
+
+def load_previous_registry_key(path: Path) -> Ed25519PrivateKey | None:
+    """The previous key at ``path`` (a rotation), or None when there is none; never made."""
+    if not path.exists():
+        return None
+    return _load(path)
 
 
 def load_or_create_registry_key(path: Path) -> Ed25519PrivateKey:
@@ -46,6 +65,10 @@ def load_or_create_registry_key(path: Path) -> Ed25519PrivateKey:
         if create_secret_file(path, pem):
             log.info("made this registry's gateway key %s (mode 0600)", path)
             return fresh
+    return _load(path)
+
+
+def _load(path: Path) -> Ed25519PrivateKey:
     try:
         key = load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:

@@ -209,6 +209,8 @@ class NodeList(_Open):
 class HeartbeatAccepted(_Open):
     ok: bool
     heartbeat_interval_s: float
+    # the gateway's id: a node that pinned another registers again (a rotated key)
+    registry_id: str | None = None
 
 
 class CheckResult(_Open):

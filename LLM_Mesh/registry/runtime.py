@@ -74,6 +74,9 @@ class Runtime:
     pins: AddressPins = field(default_factory=AddressPins)  # checked, pinned node addresses
     # signs every forwarded request (registry/gateway_key.py); set in the lifespan
     gateway: GatewaySigner | None = None
+    # the answer's ``key_rotation`` (core/key_rotation.py): the previous registry.key's
+    # signature naming the current key; None without registry.key.previous
+    key_rotation: dict[str, str] | None = None
     # countersigns every answer's receipt with the same key (core/receipt.py); set in the
     # lifespan; node keys proven in receipts, cached (a node id is its key's hash)
     receipts: ReceiptSigner | None = None

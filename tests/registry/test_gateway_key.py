@@ -15,6 +15,7 @@ from LLM_Mesh.core.gateway_auth import (
     GatewayVerifier,
 )
 from LLM_Mesh.core.gateway_session import NodeKx
+from LLM_Mesh.core.key_rotation import vouches_for
 from LLM_Mesh.core.schemas import RegistrationAccepted
 from LLM_Mesh.errors import BadSignature, ReplayedMessage
 from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
@@ -52,6 +53,30 @@ async def test_registration_answer_carries_the_gateway_key(tmp_path: Path) -> No
     async with running(tmp_path) as h2:
         r = await h2.client.post("/mesh/nodes", json=registration("node-a"))
         assert r.json()["registry_public_key"] == accepted.registry_public_key
+
+
+async def test_the_answer_announces_a_rotation_only_with_a_previous_key(tmp_path: Path) -> None:
+    """``registry.key.previous``: every registration answer carries its signature naming
+    the current key (``key_rotation``), which a node that pinned the previous key checks;
+    without that file, no statement."""
+    async with running(tmp_path) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("node-a"))
+        assert r.json().get("key_rotation") is None
+        old = h.runtime.signer.public_key
+    key_file = registry_key_path(make_settings(tmp_path))
+    key_file.rename(tmp_path / "registry.key.previous")  # the operator's rotation
+    async with running(tmp_path) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("node-a"))
+        accepted = r.json()
+        new = h.runtime.signer.public_key
+        # a heartbeat names the gateway: a node that pinned another registers again
+        hb = await h.client.post("/mesh/nodes/node-a/heartbeat", json={})
+        assert hb.json()["registry_id"] == h.runtime.signer.registry_id
+    assert new != old and accepted["registry_public_key"] == new
+    statement = accepted["key_rotation"]
+    assert statement["public_key"] == new and statement["previous_public_key"] == old
+    assert vouches_for(statement, old, new)
+    assert not vouches_for(statement, new, new)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -170,3 +195,14 @@ async def test_the_agreement_follows_the_nodes_key(tmp_path: Path) -> None:
             h2.nodes.nodes["node-a:8801"].calls[-1]["raw"],
         )
         new.verify(headers, "/v1/chat/completions", raw, h2.runtime.wall_clock())
+
+
+async def test_a_previous_key_equal_to_the_current_one_announces_nothing(tmp_path: Path) -> None:
+    """``registry.key.previous`` copied instead of moved: no statement (it would name the
+    pinned key itself), a WARNING instead."""
+    key_file = registry_key_path(make_settings(tmp_path))
+    load_or_create_registry_key(key_file)
+    (tmp_path / "registry.key.previous").write_bytes(key_file.read_bytes())
+    async with running(tmp_path) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("node-a"))
+        assert r.json().get("key_rotation") is None

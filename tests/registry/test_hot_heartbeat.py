@@ -83,7 +83,11 @@ async def test_a_signed_heartbeat_takes_the_hot_way(
         counting = _Counting(monkeypatch)
         r = await beat(h, node, {"in_flight": 3, "queued": 1})
         assert r.status_code == 200, r.text
-        assert r.json() == {"ok": True, "heartbeat_interval_s": h.settings.heartbeat_interval_s}
+        assert r.json() == {
+            "ok": True,
+            "heartbeat_interval_s": h.settings.heartbeat_interval_s,
+            "registry_id": h.runtime.signer.registry_id,
+        }
         assert r.headers["content-type"] == "application/json"
         assert counting.calls == []  # FastAPI never saw it
         entry = h.table.get(node.node_id)
