@@ -316,8 +316,7 @@ NodeUrlOpt = Annotated[
 
 def _node_url(given: str | None) -> str:
     """``--node-url``, else the node ``$LLM_MESH_HOME/node.toml`` configures, else 8801's."""
-    from LLM_Mesh.node.config import default_config_path, load_node_config
-    from LLM_Mesh.node.control import local_node_url
+    from LLM_Mesh.node.config import default_config_path, load_node_config, local_node_url
 
     if given:
         return given

@@ -41,6 +41,20 @@ from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.model_files import model_id_of
 
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+def local_node_url(host: str, port: int, tls: bool) -> str:
+    """Where this machine reaches a node listening on ``host``:``port`` (``tls``: with
+    ``tls_cert``): a node listening on every address is reached on loopback, which its
+    admin routes answer; an IPv6 address in brackets."""
+    if host in _WILDCARDS:
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -159,13 +173,7 @@ class NodeConfig:
         """What the registry is told to call: ``public_url`` or ``http(s)://host:port``."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = self.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        scheme = "https" if self.tls_cert else "http"
-        return f"{scheme}://{host}:{self.port}"
+        return local_node_url(self.host, self.port, bool(self.tls_cert))
 
     def effective_registry_url(self, settings: Settings) -> str:
         """The first registry URL (see :meth:`effective_registry_urls`)."""

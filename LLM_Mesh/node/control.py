@@ -32,7 +32,6 @@ from LLM_Mesh.errors import MeshError, RegistryUnreachable, error_from_payload
 
 ADMIN_ACTIONS = ("pause", "resume", "drain")
 DEFAULT_NODE_URL = "http://127.0.0.1:8801"
-_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 # what `node info` and `node plan` read of the registry's public listings (decoded), whole
 # within REGISTRY_READ_S: a registry that answers without end, with a gzip bomb or a byte at
 # a time is "no answer" (found 2026-12-03: read whole and inflated, a drip held them for ever);
@@ -40,17 +39,6 @@ _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 # `node info` on to any address of the operator's network)
 MAX_LISTING_BYTES = 32 << 20
 REGISTRY_READ_S = 10.0
-
-
-def local_node_url(host: str, port: int, tls: bool) -> str:
-    """Where this machine reaches the node a node.toml describes (``host``, ``port``,
-    ``tls_cert`` set): a node listening on every address is reached on loopback, which its
-    admin routes answer."""
-    if host in _WILDCARDS:
-        host = "127.0.0.1"
-    elif ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 async def _json(resp: httpx.Response) -> dict[str, Any]:

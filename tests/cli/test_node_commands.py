@@ -19,8 +19,8 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.model_files import fake_gguf
 from LLM_Mesh.core.schemas import Hardware
 from LLM_Mesh.node.app import create_node_app
-from LLM_Mesh.node.config import NodeConfig, load_node_config, save_node_config
-from LLM_Mesh.node.control import fetch_demand, local_node_url, parse_demand, wait_drained
+from LLM_Mesh.node.config import NodeConfig, load_node_config, local_node_url, save_node_config
+from LLM_Mesh.node.control import fetch_demand, parse_demand, wait_drained
 from LLM_Mesh.node.downloads import file_sha256
 from LLM_Mesh.node.engines.sim import SimEngine
 from LLM_Mesh.node.service import NodeService
