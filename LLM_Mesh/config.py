@@ -39,7 +39,10 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | ledger_witnesses     | LLM_MESH_LEDGER_WITNESSES | none (witness key texts, ``,``-separated, whose cosignatures ``POST /v1/ledger/cosignatures`` accepts; none: it accepts none) |
 | ledger_witness_urls  | LLM_MESH_LEDGER_WITNESS_URLS | none (C2SP tlog-witness submission prefixes, ``,``-separated, each new checkpoint is pushed to: ``POST <url>/add-checkpoint``, so not ending in ``/add-checkpoint``; needs ``LLM_MESH_LEDGER_WITNESSES``, whose keys' cosignatures alone are kept) |
 | anonymous_rpm        | LLM_MESH_ANONYMOUS_RPM   | 60 requests a minute per client address without a key (0: no limit) |
+| anonymous_total_rpm  | LLM_MESH_ANONYMOUS_TOTAL_RPM | 6000 requests a minute without a key from every address together, per gateway process (where ``anonymous_rpm`` applies; past it 429 with ``Retry-After``; 0: no total) |
 | ledger_read_rows_per_min | LLM_MESH_LEDGER_READ_ROWS_PER_MIN | 1000000 (ledger entries and checkpoints the public ledger reads, ``GET /v1/ledger``, its export and ``/v1/ledger/checkpoints``, serve one client address a minute, an IPv6 one per /64; past it 429 with ``Retry-After``; 0: no limit) |
+| ledger_read_rows_total_per_min | LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN | 3000000 (the same rows served to every address together, per gateway process; past it 429 with ``Retry-After``; 0: no total) |
+| (``MeshClient``)     | LLM_MESH_STREAM_MAX_S    | 1800 (the longest a ``MeshClient`` stream, ``ask --stream``, the seed API's, runs, from its request to its last event; then ``AnswerRefused``) |
 | api_key              | LLM_MESH_API_KEY         | none: clients (``ask``, the seed API) send no key, as anonymous |
 
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
@@ -96,6 +99,14 @@ DEFAULT_ANONYMOUS_RPM = 60
 # 10 whole exports of 100,000; a page of 10,000 costs the gateway ~0.2 s of CPU, an
 # export of 100,000 ~0.7 s (2026-12-03, the shared 2-core box)
 DEFAULT_LEDGER_READ_ROWS = 1_000_000
+# ... and to every address together, per process: three addresses' whole budgets (~21 s of
+# one core's CPU a minute at the figures above); many addresses (an IPv6 /48 is 65,536 /64s)
+# add up to no more than this
+DEFAULT_LEDGER_READ_ROWS_TOTAL = 3_000_000
+# anonymous ``/v1`` requests a minute from every address together, per process: a hundred
+# addresses at their whole 60; ~100 a second, a tenth of what one gateway process relayed
+# in docs/benchmarks.md (probe_gateway_concurrent: 639-1,072 req/s, the shared 2-core box)
+DEFAULT_ANONYMOUS_TOTAL_RPM = 6000
 DEFAULT_REWARD_RATE = 100_000  # micro-NetworkTokens per hour of healthy availability
 DEFAULT_REWARD_PERIOD_S = 3600
 LOG_FORMATS = ("text", "json")
@@ -292,8 +303,13 @@ class Settings:
     ledger_witness_urls: tuple[str, ...] = ()
     # requests a minute per client address without an API key; None: no limit (``up``)
     anonymous_rpm: int | None = DEFAULT_ANONYMOUS_RPM
+    # ... from every address together, in this process (only where anonymous_rpm applies);
+    # None: no total
+    anonymous_total_rpm: int | None = DEFAULT_ANONYMOUS_TOTAL_RPM
     # ledger rows a minute per client address from the public ledger reads; None: no limit
     ledger_read_rows_per_min: int | None = DEFAULT_LEDGER_READ_ROWS
+    # ... to every address together, in this process; None: no total
+    ledger_read_rows_total_per_min: int | None = DEFAULT_LEDGER_READ_ROWS_TOTAL
     api_key: str | None = field(default=None, repr=False)  # what clients send (``ask``)
     # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
     require_tls: bool = False
@@ -378,8 +394,14 @@ class Settings:
             ledger_witnesses=_witnesses(env),
             ledger_witness_urls=_witness_urls(env),
             anonymous_rpm=_limit(env, "LLM_MESH_ANONYMOUS_RPM", DEFAULT_ANONYMOUS_RPM),
+            anonymous_total_rpm=_limit(
+                env, "LLM_MESH_ANONYMOUS_TOTAL_RPM", DEFAULT_ANONYMOUS_TOTAL_RPM
+            ),
             ledger_read_rows_per_min=_limit(
                 env, "LLM_MESH_LEDGER_READ_ROWS_PER_MIN", DEFAULT_LEDGER_READ_ROWS
+            ),
+            ledger_read_rows_total_per_min=_limit(
+                env, "LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN", DEFAULT_LEDGER_READ_ROWS_TOTAL
             ),
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),

@@ -12,6 +12,10 @@ bucket may go below zero and the next request waits longer).
 :class:`RateLimiter` keeps one pair of buckets per *scope* (an API key id, or
 ``ip:<address>`` for anonymous clients), at most ``max_scopes`` of them, least
 recently used first out (a bucket dropped is one that refilled the longest ago).
+Besides them it keeps a few :class:`Total` s (:meth:`RateLimiter.total`): one bucket for
+a whole class of clients together (every anonymous address's ``/v1`` requests; every
+reader's public ledger rows), so that a client holding many addresses (an IPv6 /48 holds
+65,536 /64s, each a scope of its own) still gets no more than the total, never evicted.
 Nothing here does I/O or reads a clock: ``now`` is passed in (monotonic seconds).
 
 :func:`limit_headers` gives what OpenAI's API sends and its clients read:
@@ -35,6 +39,7 @@ __all__ = [
     "Decision",
     "Limits",
     "RateLimiter",
+    "Total",
     "address_scope",
     "duration",
     "estimate_tokens",
@@ -152,6 +157,47 @@ def limit_headers(
     return tuple(out)
 
 
+class Total:
+    """What a whole class of clients together may take from this process a minute (``per_min``,
+    refilled evenly, first come): checked before a client's own scope is charged, taken
+    once it is (:meth:`take`), settled like a token charge. A charge is never more than
+    the bucket holds (a read larger than the whole total is charged the total)."""
+
+    __slots__ = ("bucket", "per_min")
+
+    def __init__(self, per_min: int, now: float) -> None:
+        if per_min < 1:
+            raise ValueError("per_min must be >= 1")
+        self.per_min = per_min
+        self.bucket = Bucket(per_min, now)
+
+    def part(self, n: int) -> int:
+        """What a charge of ``n`` takes: at least 0, at most the whole total."""
+        return min(max(0, n), self.per_min)
+
+    def wait(self, now: float, n: int = 1) -> float:
+        """Seconds until ``n`` (as :meth:`part`) is there; 0: now."""
+        return self.bucket.wait(now, self.part(n))
+
+    def take(self, now: float, n: int = 1) -> int:
+        """Take ``n`` (as :meth:`part`) and say how much was taken (to settle later)."""
+        charged = self.part(n)
+        self.bucket.take(now, charged)
+        return charged
+
+    def give(self, now: float, n: int = 1) -> None:
+        """Give back ``n`` taken (the client was refused by its own limit after all)."""
+        self.bucket.give(now, self.part(n))
+
+    def settle(self, now: float, charged: int, used: int) -> None:
+        """A charge of ``charged`` really used ``used`` (as :meth:`part`): give back or take."""
+        used = self.part(used)
+        if used < charged:
+            self.bucket.give(now, charged - used)
+        elif used > charged:
+            self.bucket.take(now, used - charged)
+
+
 class _Scope:
     __slots__ = ("limits", "requests", "tokens")
 
@@ -164,13 +210,22 @@ class _Scope:
 class RateLimiter:
     """Buckets per scope (see the module docstring); one per gateway process."""
 
-    __slots__ = ("_scopes", "max_scopes")
+    __slots__ = ("_scopes", "_totals", "max_scopes")
 
     def __init__(self, max_scopes: int = DEFAULT_MAX_SCOPES) -> None:
         if max_scopes < 1:
             raise ValueError("max_scopes must be >= 1")
         self.max_scopes = max_scopes
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
+        self._totals: dict[str, Total] = {}
+
+    def total(self, name: str, per_min: int, now: float) -> Total:
+        """The process's :class:`Total` called ``name`` (a fresh one when ``per_min`` changed);
+        kept apart from the scopes: never evicted by them."""
+        t = self._totals.get(name)
+        if t is None or t.per_min != per_min:
+            t = self._totals[name] = Total(per_min, now)
+        return t
 
     def __len__(self) -> int:
         return len(self._scopes)

@@ -13,9 +13,16 @@ is called:
 2. :class:`RateLimit`: the key's ``rpm``/``tpm`` (tokens: prompt estimate + ``max_tokens``
    taken now, without ``max_tokens`` the rest of the context up to the whole ``tpm``,
    corrected by the real usage when the answer is known), or per address
-   ``Settings.anonymous_rpm`` for anonymous clients (:mod:`LLM_Mesh.core.ratelimit`).
+   ``Settings.anonymous_rpm`` for anonymous clients (:mod:`LLM_Mesh.core.ratelimit`),
+   and, for all anonymous clients together, ``Settings.anonymous_total_rpm`` a minute in
+   this process (``LLM_MESH_ANONYMOUS_TOTAL_RPM``, 6,000; applies where ``anonymous_rpm``
+   does): a client holding many addresses (an IPv6 /48 is 65,536 /64s, each its own
+   bucket) gets no more than that total; keyed clients never count against it.
    Over a limit: 429 ``rate_limit_exceeded`` with ``Retry-After`` and the
-   ``x-ratelimit-*`` headers, which every answer to a limited client carries.
+   ``x-ratelimit-*`` headers, which every answer to a limited client carries (the total
+   sends ``Retry-After`` alone). The total is this process's, also with Redis: it bounds
+   the work one replica does for anonymous clients (each replica has its own CPU; a
+   saturated node serves keyed requests first, check 4), with no Redis round trip.
 3. (the idempotency check, scoped to the client, see :mod:`~LLM_Mesh.registry.admit`)
 4. :class:`AnonymousLast`: when the model's nodes are saturated, or requests with a key
    wait for one at this gateway, an anonymous request does not take the slot: it is
@@ -38,7 +45,7 @@ from dataclasses import replace
 
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
-from LLM_Mesh.core.ratelimit import Limits, RateLimiter, estimate_tokens
+from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.errors import InvalidApiKey, Overloaded, RateLimited
 from LLM_Mesh.registry.api_keys import KeyCache
@@ -116,7 +123,7 @@ class Authenticate:
 class RateLimit:
     """Check 2: the client's requests and tokens per minute (see the module docstring)."""
 
-    __slots__ = ("anonymous", "clock", "limiter", "shared")
+    __slots__ = ("anonymous", "anonymous_total", "clock", "limiter", "shared")
 
     def __init__(
         self,
@@ -124,17 +131,39 @@ class RateLimit:
         anonymous_rpm: int | None,
         clock: Callable[[], float],
         shared: RedisLimiter | None = None,
+        anonymous_total_rpm: int | None = None,
     ) -> None:
         self.limiter = limiter
         self.clock = clock
         self.anonymous = Limits(rpm=anonymous_rpm)
+        self.anonymous_total = anonymous_total_rpm  # every address together; None: no total
         self.shared = shared  # every replica's buckets (Redis); None: this process's
+
+    def _total(self) -> Total | None:
+        """The anonymous total's bucket, one request taken from it, or 429 when it is empty."""
+        per_min = self.anonymous_total
+        if per_min is None:
+            return None
+        now = self.clock()
+        total = self.limiter.total("anonymous", per_min, now)
+        wait = total.wait(now)
+        if wait > 0:
+            wait_s = max(1, math.ceil(wait))
+            raise RateLimited(
+                f"this gateway's requests without an API key, from every address together, "
+                f"reached their limit of {per_min} per minute; try again in {wait_s} s, or "
+                "send an API key",
+                retry_after=wait_s, limit=per_min, requested=1,
+            )  # fmt: skip
+        total.take(now)
+        return total
 
     async def __call__(self, job: Job, client: Client) -> None:
         key = client.key
         limits = self.anonymous if key is None else Limits(rpm=key.rpm, tpm=key.tpm)
         if limits.unlimited:
             return None
+        total = self._total() if key is None else None  # taken now, given back if refused
         scope = client.scope
         tokens = _token_charge(job, limits.tpm) if limits.tpm else 0
         shared = self.shared
@@ -143,6 +172,8 @@ class RateLimit:
         else:
             d = await shared.check(scope, limits, self.clock(), tokens)
         if not d.allowed:
+            if total is not None:  # refused by its own limit: not counted in the total
+                total.give(self.clock(), 1)
             who = (
                 f"API key {key.key_id}"
                 if key is not None

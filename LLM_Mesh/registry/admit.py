@@ -202,7 +202,13 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     """The gateway's admission checks, in the order they run (see the module docstring)."""
     checks: list[AdmissionCheck] = [
         Authenticate(rt.keys, rt.limiter, rt.clock),
-        RateLimit(rt.limiter, rt.settings.anonymous_rpm, rt.clock, rt.shared_limits),
+        RateLimit(
+            rt.limiter,
+            rt.settings.anonymous_rpm,
+            rt.clock,
+            rt.shared_limits,
+            anonymous_total_rpm=rt.settings.anonymous_total_rpm,
+        ),  # fmt: skip
     ]
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
         checks.append(Charge(rt.settlement))

@@ -19,7 +19,10 @@ The entries and checkpoints these reads serve are counted per client address (an
 one per /64), at most ``Settings.ledger_read_rows_per_min`` a minute
 (``LLM_MESH_LEDGER_READ_ROWS_PER_MIN``, 1,000,000: ten whole exports); past it 429 with
 ``Retry-After`` (a page of 10,000 costs the gateway ~0.2 s of CPU, an export of 100,000
-~0.7 s: without a bound one address asking in a loop kept the gateway busy).
+~0.7 s: without a bound one address asking in a loop kept the gateway busy). Every
+address together is served at most ``Settings.ledger_read_rows_total_per_min`` rows a
+minute by this process (``LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN``, 3,000,000), first
+come: a client holding many addresses (an IPv6 /48 is 65,536 /64s) gets no more than that.
 """
 
 from __future__ import annotations
@@ -137,35 +140,51 @@ def _ledger(request: Request) -> tuple[SqlLedger, Checkpointer]:
 
 
 class _Rows:
-    """The ledger rows one read takes from its client address's budget (module doc)."""
+    """The ledger rows one read takes from its client address's budget and from the
+    process's total for every address (module doc)."""
 
     def __init__(self, request: Request, rows: int) -> None:
         rt = get_runtime(request)
         per_min = rt.settings.ledger_read_rows_per_min
+        all_per_min = rt.settings.ledger_read_rows_total_per_min
         self.scope = "ledger-read:" + (
             address_scope(request.client.host) if request.client else "unknown"
         )
         self.limits = Limits(tpm=per_min) if per_min else None
-        self.charged = 0
-        if self.limits is None or per_min is None:
-            return
+        self.charged = self.total_charged = 0
         self.now = rt.clock()
         self.limiter = rt.limiter
-        # at least 1 (an empty page is a request too), never more than the bucket holds
-        decision = rt.limiter.check(self.scope, self.limits, self.now, min(max(1, rows), per_min))
-        if not decision.allowed:
-            raise RateLimited(
-                f"this address has read its {per_min} ledger rows a minute from this "
-                "registry; wait, or ask for fewer (limit) at a time",
-                retry_after=max(1, math.ceil(decision.retry_after_s)),
-                headers=decision.headers,
-            )
-        self.charged = decision.charged
+        self.total = rt.limiter.total("ledger-read", all_per_min, self.now) if all_per_min else None
+        need = max(1, rows)  # at least 1: an empty page is a request too
+        if self.total is not None:
+            wait = self.total.wait(self.now, need)
+            if wait > 0:
+                wait_s = max(1, math.ceil(wait))
+                raise RateLimited(
+                    f"this registry's public ledger reads served their {all_per_min} rows a "
+                    f"minute to every address together; try again in {wait_s} s",
+                    retry_after=wait_s,
+                )
+        if self.limits is not None and per_min is not None:
+            # never more than the bucket holds
+            decision = rt.limiter.check(self.scope, self.limits, self.now, min(need, per_min))
+            if not decision.allowed:
+                raise RateLimited(
+                    f"this address has read its {per_min} ledger rows a minute from this "
+                    "registry; wait, or ask for fewer (limit) at a time",
+                    retry_after=max(1, math.ceil(decision.retry_after_s)),
+                    headers=decision.headers,
+                )
+            self.charged = decision.charged
+        if self.total is not None:
+            self.total_charged = self.total.take(self.now, need)
 
     def used(self, rows: int) -> None:
-        """Settle the charge to the rows the read really served."""
+        """Settle the charges to the rows the read really served."""
         if self.limits is not None:
             self.limiter.settle(self.scope, self.limits, self.now, self.charged, max(1, rows))
+        if self.total is not None:
+            self.total.settle(self.now, self.total_charged, max(1, rows))
 
 
 def _rows_after(size: int, after: int, limit: int) -> int:

@@ -139,3 +139,23 @@ def test_the_tpm_pre_charge_counts_the_prompt_as_a_payer_is_charged_for_it() -> 
 )
 def test_an_ipv6_client_is_its_64_and_a_mapped_one_its_ipv4(address: str, scope: str) -> None:
     assert address_scope(address) == scope
+
+
+def test_a_total_is_one_bucket_for_many_scopes_kept_apart_and_settled() -> None:
+    """The process's totals (anonymous requests, public ledger rows) for every address
+    together: many scopes never evict one, a charge is at most the total, settled to use."""
+    limiter = RateLimiter(max_scopes=2)
+    total = limiter.total("anonymous", 3, 0.0)
+    for i in range(3):
+        assert total.wait(0.0) == 0.0
+        total.take(0.0)
+        limiter.check(f"ip:2001:db8:{i}::/64", Limits(rpm=1), 0.0)  # scopes come and go
+    assert limiter.total("anonymous", 3, 0.0) is total  # never evicted by the scopes
+    assert total.wait(0.0) == pytest.approx(20.0)  # 3 a minute: one more in 20 s
+    total.give(0.0)  # refused by its own limit after all
+    assert total.wait(0.0) == 0.0
+    assert limiter.total("anonymous", 4, 0.0) is not total  # its limit changed: a fresh one
+    rows = limiter.total("ledger-read", 100, 0.0)
+    assert rows.take(0.0, 10**9) == 100  # never more than the total holds
+    rows.settle(0.0, 100, 40)  # served 40 rows: 60 back
+    assert rows.wait(0.0, 60) == 0.0 and rows.wait(0.0, 61) > 0

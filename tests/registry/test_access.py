@@ -118,6 +118,40 @@ async def test_anonymous_flood_from_one_address_is_limited_while_another_is_serv
             assert (await flood.post(CHAT, json=chat())).status_code == 200
 
 
+async def test_many_addresses_share_one_anonymous_total_per_process(tmp_path: Path) -> None:
+    """Found 2026-12-03: the anonymous limit was per address (IPv6 per /64) only, so a
+    client holding a /48 (65,536 /64s) had 65,536 budgets. Every address together now
+    gets at most ``anonymous_total_rpm`` a minute (429 with ``Retry-After`` in the usual
+    shape); a request its own address's limit refused does not count; keyed clients are
+    served meanwhile; the minute refills it."""
+    from LLM_Mesh.config import Settings
+
+    assert Settings().anonymous_total_rpm == 6000  # on by default
+    async with running(tmp_path, anonymous_rpm=2, anonymous_total_rpm=5) as h:
+        node = await h.register("a")
+        key, _ = await new_key(h, rpm=100)
+        async with from_address(h, "2001:db8:7:0::1") as first:  # its own limit: 2 a minute
+            assert [(await first.post(CHAT, json=chat())).status_code for _ in range(3)] == [
+                200, 200, 429,
+            ]  # fmt: skip
+        codes = []
+        for i in range(1, 8):  # one request from each of 7 more /64s of the same /48
+            async with from_address(h, f"2001:db8:7:{i:x}::1") as c:
+                r = await c.post(CHAT, json=chat(stream=i % 2 == 0))
+                codes.append(r.status_code)
+        assert codes == [200, 200, 200] + [429] * 4  # 2 + 3 = the total of 5
+        err = r.json()["error"]
+        assert err["code"] == "rate_limit_exceeded" and err["type"] == "rate_limit_error"
+        assert "every address together" in err["message"]
+        assert r.headers["retry-after"] == "12"  # 5 a minute: one more in 12 s
+        assert len(node.calls) == 5
+        assert (await h.client.post(CHAT, json=chat(), headers=bearer(key))).status_code == 200
+        h.clock.advance(12.0)
+        async with from_address(h, "198.51.100.77") as later:
+            assert (await later.post(CHAT, json=chat())).status_code == 200
+            assert (await later.post(CHAT, json=chat())).status_code == 429
+
+
 async def test_keyed_client_over_its_rpm_gets_429_and_headers_on_every_answer(
     tmp_path: Path,
 ) -> None:

@@ -115,6 +115,39 @@ async def test_the_public_ledger_reads_are_bounded_per_address(tmp_path: Path) -
             assert (await a.get("/v1/ledger", params={"limit": 20})).status_code == 200
 
 
+async def test_many_addresses_share_one_total_of_public_ledger_rows(tmp_path: Path) -> None:
+    """Found 2026-12-03: the ledger reads' budget was per address (IPv6 per /64) only, so a
+    client holding a /48 (65,536 /64s) read 65,536 budgets a minute. Every address together
+    is now served at most ``ledger_read_rows_total_per_min`` rows a minute (429 with
+    ``Retry-After`` in the usual shape); an address its own budget refused is not counted;
+    a read is settled to the rows it served; the minute refills the total."""
+    assert Settings().ledger_read_rows_total_per_min == 3_000_000  # on by default
+    async with running(
+        tmp_path, ledger_read_rows_per_min=30, ledger_read_rows_total_per_min=100
+    ) as h:
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        await ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(60)])
+        served = []
+        for i in range(8):  # 25 rows to each of 8 /64s of one /48: 100 rows, then 429s
+            async with _from(h, f"2001:db8:9:{i:x}::1") as c:
+                r = await c.get("/v1/ledger", params={"limit": 25})
+                served.append(r.status_code)
+                if i == 0:  # this address's own budget (30): refused, not counted in all
+                    refused = await c.get("/v1/ledger", params={"limit": 25})
+                    assert refused.status_code == 429
+        assert served == [200] * 4 + [429] * 4
+        err = r.json()["error"]
+        assert err["code"] == "rate_limit_exceeded" and "every address together" in err["message"]
+        assert int(r.headers["retry-after"]) >= 1
+        async with _from(h, "203.0.113.50") as other:  # an address of its own: the total holds
+            r = await other.get("/v1/ledger/export", params={"limit": 10})
+            assert r.status_code == 429
+            h.clock.advance(60.0)  # the minute refills the total
+            r = await other.get("/v1/ledger/export", params={"limit": 10})
+            assert r.status_code == 200 and len(r.text.splitlines()) == 10
+
+
 async def test_ledger_verify_waits_out_the_budget_and_gives_up_on_endless_429s(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
