@@ -20,14 +20,28 @@ carries a request id (``X-Request-Id``: the caller's, else one made per call), t
 on every gateway it tries, so the gateways run it at most once: a duplicate is
 replayed, or refused 409 ``duplicate_request`` when it may already have run. A stream
 moves only before its first event.
+
+**Bounds** (a gateway the client does not trust): each call reads at most so many bytes
+of its answer, decoded, by what it asks for: :data:`PING_ANSWER_BYTES` (64 KiB) for
+``ping`` and ``balance``, :data:`EARNINGS_ANSWER_BYTES` (8 MiB) for ``earnings``,
+:data:`MAX_ANSWER_BYTES` (64 MiB, what the gateway itself reads of a node's answer) for
+listings and completions; whole within connect + write + twice the read timeout. A stream
+reads at most :data:`MAX_STREAM_EVENT_BYTES` of one event, and runs at most
+``stream_max_s`` from its request to its last event (:data:`DEFAULT_STREAM_MAX_S`, 30 min;
+``$LLM_MESH_STREAM_MAX_S``; the constructor's or the call's ``max_s``): a gateway sending
+an honest event now and then, each within the read timeout, cannot hold it longer. Past a
+bound: :class:`~LLM_Mesh.bounded_http.AnswerRefused` (a ``MeshError``) naming it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
@@ -41,11 +55,38 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
 # connect, write and twice the read timeout (found 2026-12-03: read and inflated whole, and
 # a byte at a time within the per-read timeout held the CLI for ever: a gzip bomb, or
 # `Content-Encoding: gzip, gzip`, cost the operator's machine gigabytes)
-MAX_ANSWER_BYTES = 64 << 20
+MAX_ANSWER_BYTES = 64 << 20  # listings (nodes, models, health, canary) and completions
+# ... and per call, smaller where the answer is (found 2026-12-03: 64 MiB for every call,
+# a `ping` too): `ping` ({"status": "ok"}) and `balance`; `earnings` (a row per day, model
+# and node, as the node agent reads it: node/agent.MAX_EARNINGS_BYTES)
+PING_ANSWER_BYTES = 64 << 10
+EARNINGS_ANSWER_BYTES = 8 << 20
 # what a stream (``MeshClient.stream``) reads of one event, and of an error answer, decoded
 # (found 2026-12-03: an error answer was read whole, and an event line that never ended
 # grew in memory without end); an honest stream's events are ~200 bytes each, any number
 MAX_STREAM_EVENT_BYTES = MAX_EVENT_BYTES
+# the longest a stream runs, from its request to its last event, unless the caller or
+# $LLM_MESH_STREAM_MAX_S says otherwise (found 2026-12-03: bounded per event only, a gateway
+# sending an honest event now and then, each within the read timeout, held it for ever);
+# an honest stream of 32k tokens at 20 tokens a second takes ~27 min
+DEFAULT_STREAM_MAX_S = 1800.0
+STREAM_MAX_ENV = "LLM_MESH_STREAM_MAX_S"
+
+T = TypeVar("T")
+
+
+def stream_max_s(env: Mapping[str, str] | None = None) -> float:
+    """A stream's time bound: ``$LLM_MESH_STREAM_MAX_S`` (seconds, > 0) or the default."""
+    raw = ((os.environ if env is None else env).get(STREAM_MAX_ENV) or "").strip()
+    if not raw:
+        return DEFAULT_STREAM_MAX_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{STREAM_MAX_ENV} must be a number of seconds, got {raw!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{STREAM_MAX_ENV} must be > 0 seconds, got {raw!r}")
+    return value
 
 
 def _unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
@@ -100,8 +141,11 @@ class MeshClient:
         admin_key: str | None = None,
         api_key: str | None = None,
         ca_file: str | None = None,
+        stream_max_s: float | None = None,
     ) -> None:
         self.base_urls = gateway_urls(base_url)
+        # a stream's whole time (module docstring); None: $LLM_MESH_STREAM_MAX_S or 30 min
+        self.stream_max_s = _positive(stream_max_s) if stream_max_s is not None else None
         self._current = 0
         self.failovers = 0  # times a call moved to another gateway
         self._admin_key = admin_key
@@ -157,7 +201,10 @@ class MeshClient:
             return (t.connect or 0.0) + (t.write or 0.0) + 2.0 * (t.read or 300.0)
         return 3600.0
 
-    async def _request(self, method: str, path: str, **kw: Any) -> Any:
+    async def _request(
+        self, method: str, path: str, limit: int = MAX_ANSWER_BYTES, **kw: Any
+    ) -> Any:
+        """``method path`` on the gateways in turn, its answer read to at most ``limit``."""
         many = len(self.base_urls) > 1
         headers = kw.get("headers") or {}
         # a retry elsewhere is safe for reads and for calls carrying a request id
@@ -166,7 +213,7 @@ class MeshClient:
         async def once(base: str) -> Any:
             try:
                 r = await call(
-                    self._http, method, base + path, MAX_ANSWER_BYTES,
+                    self._http, method, base + path, limit,
                     deadline_s=self._deadline_s(kw.get("timeout")),
                     **{**kw, "headers": dict(headers)},
                 )  # fmt: skip
@@ -205,7 +252,7 @@ class MeshClient:
     # --- registry -----------------------------------------------------------------
 
     async def ping(self) -> dict[str, Any]:
-        data: dict[str, Any] = await self._request("GET", "/healthz")
+        data: dict[str, Any] = await self._request("GET", "/healthz", PING_ANSWER_BYTES)
         return data
 
     async def nodes(self) -> list[dict[str, Any]]:
@@ -234,6 +281,7 @@ class MeshClient:
         data: dict[str, Any] = await self._request(
             "GET",
             "/v1/earnings",
+            EARNINGS_ANSWER_BYTES,
             params=params,
             headers={"Authorization": f"Bearer {operator_token}"},
         )
@@ -253,7 +301,9 @@ class MeshClient:
     async def balance(self) -> dict[str, Any]:
         """``GET /v1/balance``: the API key's user's balance (no key: the community pool's)."""
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
-        data: dict[str, Any] = await self._request("GET", "/v1/balance", headers=headers)
+        data: dict[str, Any] = await self._request(
+            "GET", "/v1/balance", PING_ANSWER_BYTES, headers=headers
+        )
         return data
 
     # --- OpenAI API -----------------------------------------------------------------
@@ -283,26 +333,39 @@ class MeshClient:
         return data
 
     async def stream(
-        self, path: str, body: dict[str, Any], *, request_id: str | None = None
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        max_s: float | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield each SSE chunk (parsed JSON) of a streaming call; ends at ``[DONE]``.
 
         The stream's ``X-Mesh-*`` headers are yielded first as
-        ``{"object": "mesh.headers", "headers": {...}}``.
+        ``{"object": "mesh.headers", "headers": {...}}``. The whole stream, from its request
+        to its last event (every gateway tried), runs at most ``max_s`` seconds (default:
+        the client's ``stream_max_s``, else ``$LLM_MESH_STREAM_MAX_S``, else 30 min), then
+        :class:`~LLM_Mesh.bounded_http.AnswerRefused`.
         """
         headers = self._v1_headers(request_id)
         many = len(self.base_urls) > 1
         started = False
+        limit_s = _positive(max_s) if max_s is not None else self.stream_max_s or stream_max_s()
+        bound = _Bound(asyncio.get_running_loop().time() + limit_s, limit_s)
         for i in self._order():
             base = self.base_urls[i]
             last = i == self._order()[-1]
             try:
-                async with self._http.stream(
+                request = self._http.build_request(
                     "POST", base + path, json={**body, "stream": True},
                     headers={**headers, **DECODED},
-                ) as r:  # fmt: skip
+                )  # fmt: skip
+                what = f"the stream from {base}"
+                r = await bound.by(self._http.send(request, stream=True), what)
+                try:
                     if r.status_code >= 400:
-                        error = await _stream_error(r, base + path)
+                        error = await bound.by(_stream_error(r, base + path), what)
                         if r.status_code >= 500 and many and not last:
                             self.failovers += 1
                             continue
@@ -315,11 +378,13 @@ class MeshClient:
                             k: v for k, v in r.headers.items() if k.lower().startswith("x-mesh-")
                         },
                     }
-                    async for chunk in _events(r, base):
+                    async for chunk in bound.each(_events(r, base), what):
                         if chunk is None:  # [DONE]
                             return
                         yield chunk
                     return
+                finally:
+                    await r.aclose()
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if started or not many or last:
                     raise _unreachable(base, exc) from exc
@@ -328,6 +393,49 @@ class MeshClient:
                 if started or not many or last:
                     raise UpstreamError(f"the stream from {base} was cut: {exc}") from exc
                 self.failovers += 1
+
+
+def _positive(seconds: float) -> float:
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"a stream's time bound must be > 0 seconds, got {seconds!r}")
+    return float(seconds)
+
+
+class _Bound:
+    """A stream's deadline (the event loop's clock), kept by every step that waits on the
+    gateway; past it :class:`AnswerRefused` naming the bound."""
+
+    __slots__ = ("deadline", "limit_s")
+
+    def __init__(self, deadline: float, limit_s: float) -> None:
+        self.deadline = deadline
+        self.limit_s = limit_s
+
+    async def by(self, step: Awaitable[T], what: str) -> T:
+        """``await step``, cut at the deadline."""
+        timeout = asyncio.timeout_at(self.deadline)
+        try:
+            async with timeout:
+                return await step
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise AnswerRefused(
+                f"{what} ran longer than {self.limit_s:g} s (the stream's bound: max_s, "
+                f"{STREAM_MAX_ENV}): not read further"
+            ) from None
+
+    async def each(self, items: AsyncGenerator[T, None], what: str) -> AsyncIterator[T]:
+        """``items`` as they come, each by the deadline; closed when done or cut."""
+        try:
+            while True:
+                try:
+                    item = await self.by(anext(items), what)
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            await items.aclose()
 
 
 async def _stream_error(r: httpx.Response, url: str) -> MeshError:
@@ -342,7 +450,7 @@ async def _stream_error(r: httpx.Response, url: str) -> MeshError:
     raise AssertionError("unreachable: the status is an error's")  # pragma: no cover
 
 
-async def _events(r: httpx.Response, base: str) -> AsyncIterator[dict[str, Any] | None]:
+async def _events(r: httpx.Response, base: str) -> AsyncGenerator[dict[str, Any] | None, None]:
     """Each ``data:`` line's JSON of a stream's events, ``None`` for ``[DONE]``; an event
     longer than :data:`MAX_STREAM_EVENT_BYTES` (or a line that never ends) is refused,
     not gathered further (:class:`~LLM_Mesh.core.sse_frame.SseFramer`)."""

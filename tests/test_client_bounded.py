@@ -1,5 +1,6 @@
 """``MeshClient`` (``llm-mesh earnings``, ``status``, the seed API) against a gateway that
-answers without end, with a gzip bomb or a byte at a time (httpx.MockTransport)."""
+answers without end, with a gzip bomb or a byte at a time, or a ping with more than a ping
+needs (httpx.MockTransport)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ import httpx
 import pytest
 
 from LLM_Mesh.bounded_http import AnswerRefused
-from LLM_Mesh.client import MAX_ANSWER_BYTES, MeshClient
+from LLM_Mesh.client import (
+    EARNINGS_ANSWER_BYTES,
+    MAX_ANSWER_BYTES,
+    PING_ANSWER_BYTES,
+    MeshClient,
+)
 
 BIG = 2 * MAX_ANSWER_BYTES  # 128 MiB
 
@@ -62,3 +68,31 @@ async def test_an_answer_past_its_bound_is_refused_not_read(kind: str) -> None:
             tracemalloc.stop()
     assert time.monotonic() - started < 3.0
     assert peak < MAX_ANSWER_BYTES + (16 << 20), peak
+
+
+@pytest.mark.parametrize("call", ["ping", "balance"])
+async def test_a_ping_or_balance_answer_is_bounded_far_below_a_listing(call: str) -> None:
+    """Found 2026-12-03: every call read up to 64 MiB, a ``ping`` (``{"status": "ok"}``)
+    too. A ping or balance answer past ``PING_ANSWER_BYTES`` (64 KiB) is refused; the same
+    size as a listing (``nodes``) or an earnings report is still read."""
+    big = b'{"status": "ok", "pad": "' + b"x" * (PING_ANSWER_BYTES + 1) + b'"}'
+    listing = b'{"nodes": [], "pad": "' + b"x" * (PING_ANSWER_BYTES + 1) + b'"}'
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=listing if request.url.path == "/mesh/nodes" else big)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(gateway))
+    async with MeshClient("http://gw.test", http_client=http) as client:
+        with pytest.raises(AnswerRefused, match=f"longer than {PING_ANSWER_BYTES} bytes"):
+            await getattr(client, call)()
+        assert await client.nodes() == []  # a listing may be this long
+        assert (await client.earnings("lmo_t"))["status"] == "ok"  # an earnings report too
+    assert PING_ANSWER_BYTES < EARNINGS_ANSWER_BYTES < MAX_ANSWER_BYTES
+
+
+async def test_an_honest_ping_is_read() -> None:
+    http = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda _r: httpx.Response(200, json={"status": "ok"}))
+    )
+    async with MeshClient("http://gw.test", http_client=http) as client:
+        assert await client.ping() == {"status": "ok"}

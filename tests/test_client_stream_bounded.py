@@ -1,12 +1,14 @@
 """``MeshClient.stream`` (``llm-mesh ask --stream``, ``llm-mesh demo``, the seed API)
 against a real loopback gateway that answers an error without end, sends an event line
-that never ends (plain or gzip), or streams honestly for long."""
+that never ends (plain or gzip), streams honestly for long, or drips honest events for
+ever."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import json
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +16,13 @@ from contextlib import asynccontextmanager
 import pytest
 
 from LLM_Mesh.bounded_http import AnswerRefused
-from LLM_Mesh.client import MAX_STREAM_EVENT_BYTES, MeshClient
+from LLM_Mesh.client import (
+    DEFAULT_STREAM_MAX_S,
+    MAX_STREAM_EVENT_BYTES,
+    STREAM_MAX_ENV,
+    MeshClient,
+    stream_max_s,
+)
 
 BIG = 32 * MAX_STREAM_EVENT_BYTES  # 32 MiB, sent (or inflated) unless the client stops
 PIECE = 1 << 16
@@ -149,3 +157,76 @@ async def test_a_stream_error_answer_within_the_bound_is_its_mesh_error() -> Non
     async with gateway(answer) as url:
         with pytest.raises(ModelUnavailable, match="no node"):
             await asyncio.wait_for(_read_all(url), 10)
+
+
+async def _drip_events(writer: asyncio.StreamWriter) -> None:
+    """An honest event every 50 ms, for ever (well within any read timeout)."""
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+    for i in range(100_000):
+        writer.write(b'data: {"choices": [{"index": 0, "text": "t%d"}]}\n\n' % i)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+
+async def _no_head(writer: asyncio.StreamWriter) -> None:
+    """Accepts the request, then answers nothing (but within the read timeout, a byte
+    of its head at a time)."""
+    for b in b"HTTP/1.1 200 OK\r\nX-Pad: " + b"x" * 100_000:
+        writer.write(bytes([b]))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("answer", "how"),
+    [
+        (_drip_events, "client"),
+        (_drip_events, "call"),
+        (_drip_events, "env"),
+        (_no_head, "client"),
+    ],
+    ids=["drip, the client's bound", "drip, the call's max_s", "drip, $LLM_MESH_STREAM_MAX_S",
+         "a head that never ends"],
+)  # fmt: skip
+async def test_a_slow_drip_stream_ends_at_its_time_bound(
+    answer: Answer, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03: a stream was bounded per event, not in time: a gateway sending an
+    honest event now and then (each within the 300 s read timeout) held ``ask --stream``,
+    the seed API's streams, for as long as it liked. The whole stream now runs at most
+    ``stream_max_s`` (30 min by default; the client's, the call's ``max_s`` or
+    ``$LLM_MESH_STREAM_MAX_S``), then ``AnswerRefused`` naming the bound; the events before
+    it were yielded."""
+    assert DEFAULT_STREAM_MAX_S == 1800.0
+    kw: dict[str, float] = {}
+    if how == "env":
+        monkeypatch.setenv(STREAM_MAX_ENV, "0.6")
+    else:
+        monkeypatch.delenv(STREAM_MAX_ENV, raising=False)
+    got: list[dict[str, object]] = []
+    async with gateway(answer) as url:
+        client_kw = {"stream_max_s": 0.6} if how == "client" else {}
+        if how == "call":
+            kw["max_s"] = 0.6
+        async with MeshClient(url, timeout=10.0, **client_kw) as client:
+
+            async def read() -> None:
+                async for chunk in client.stream("/v1/chat/completions", BODY, **kw):
+                    got.append(chunk)
+
+            started = time.monotonic()
+            with pytest.raises(AnswerRefused, match=r"longer than 0\.6 s"):
+                await asyncio.wait_for(read(), 5)  # (before: TimeoutError, still dripping)
+            assert time.monotonic() - started < 3.0
+    if answer is _drip_events:
+        assert got[0]["object"] == "mesh.headers" and len(got) > 3  # events came meanwhile
+
+
+def test_the_stream_bound_from_the_environment_is_checked() -> None:
+    assert stream_max_s({}) == DEFAULT_STREAM_MAX_S
+    assert stream_max_s({STREAM_MAX_ENV: "90"}) == 90.0
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        with pytest.raises(ValueError, match=STREAM_MAX_ENV):
+            stream_max_s({STREAM_MAX_ENV: bad})
+    with pytest.raises(ValueError, match="> 0"):
+        MeshClient("http://gw.test", stream_max_s=0)

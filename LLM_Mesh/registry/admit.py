@@ -208,7 +208,7 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
             rt.clock,
             rt.shared_limits,
             anonymous_total_rpm=rt.settings.anonymous_total_rpm,
-        ),  # fmt: skip
+        ),
     ]
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
         checks.append(Charge(rt.settlement))
