@@ -160,6 +160,7 @@ def verify_command(
             text, keys, output=expected, request_id=request_id, require_signed=require_signed
         )
     except ReceiptError as exc:
-        err.print(f"[red]INVALID[/] {exc.reason}: {exc}", highlight=False)
+        # the message quotes the answer's own ids (anyone's text): printed, not read as markup
+        err.print(f"[red]INVALID[/] {exc.reason}: {shown(exc)}", highlight=False)
         raise typer.Exit(1) from None
     _describe(receipt, request_id)

@@ -207,6 +207,33 @@ def test_cli_fetches_the_keys_from_the_registry(
     assert asked == [mesh.registry_url + "/v1/ledger/keys"]
 
 
+def test_the_answers_words_in_a_refusal_are_printed_not_read_as_markup() -> None:
+    """A pasted answer's ``mesh.request_id`` is anyone's text, quoted in the refusal: Rich
+    markup in it (found 2026-12-03: ``[green]OK[/]`` printed as a green OK) stays text."""
+    from tests.core.test_receipt_verify import NODES_ID, REGISTRY_KEY, _mapped, make_receipt
+
+    key = base64.b64encode(REGISTRY_KEY.public_key().public_bytes_raw()).decode()
+    forged = _mapped(make_receipt(request_id=NODES_ID, client_id="alice"), "[green]OK[/] \x1b[2J")
+    res = verify("-", "--key", key, stdin=json.dumps(forged))
+    assert res.exit_code == 1, res.output
+    assert "'[green]OK[/] \\x1b[2J'" in res.output and "\x1b" not in res.output
+
+
+def test_cli_says_whether_the_client_id_is_signed() -> None:
+    """An old version-1 receipt verifies and says its client id link is the answer's word;
+    a version-2 one names the client's id countersigned, or none."""
+    from tests.core.test_receipt_verify import NODES_ID, REGISTRY_KEY, make_receipt
+
+    key = base64.b64encode(REGISTRY_KEY.public_key().public_bytes_raw()).decode()
+    old = (Path(__file__).parents[1] / "core" / "receipt_v1_answer.json").read_text()
+    res = verify("-", "--key", key, "--request-id", "alice-session-42", stdin=old)
+    assert res.exit_code == 0, res.output
+    assert "version 1: no client's own request id is signed" in " ".join(res.output.split())
+    made = json.dumps(make_receipt(request_id=NODES_ID))
+    res = verify("-", "--key", key, stdin=made)
+    assert res.exit_code == 0 and "request id made by the gateway" in res.output
+
+
 def test_check_raises_receipt_error_for_no_receipt() -> None:
     with pytest.raises(ReceiptError) as exc:
         check('{"choices": []}', {})
