@@ -23,6 +23,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, settings_from
+from LLM_Mesh.cli.render import shown
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_verify import find_receipt, parse_keys, verify
@@ -80,7 +81,19 @@ def check(
     return verify(found, keys, output=output, request_id=request_id, require_signed=require_signed)
 
 
-def _describe(receipt: Receipt) -> None:
+def _client_line(receipt: Receipt, request_id: str | None) -> str:
+    """What the receipt says of the client's own request id (``--request-id``: one named)."""
+    if receipt.version == 1:
+        return ("  version 1: no client's own request id is signed; one the answer maps to "
+                "this request is the answer's word")  # fmt: skip
+    if not receipt.client_id_hash:
+        return "  request id made by the gateway (no client's own id)"
+    if request_id is not None and request_id != receipt.request_id:
+        return f"  client's own request id {shown(request_id)}: countersigned (client_id_hash)"
+    return f"  client's own request id: countersigned as its hash {receipt.client_id_hash}"
+
+
+def _describe(receipt: Receipt, request_id: str | None = None) -> None:
     when = datetime.fromtimestamp(receipt.time_ms / 1000, timezone.utc).isoformat()
     console.print(
         f"[green]OK[/]: receipt {receipt.receipt_hash} for request {receipt.request_id} "
@@ -88,6 +101,7 @@ def _describe(receipt: Receipt) -> None:
         f"completion tokens), countersigned by {receipt.registry_id} at {when}",
         highlight=False,
     )
+    console.print(_client_line(receipt, request_id), highlight=False)
     for i, p in enumerate(receipt.parts):
         note = f" ({p.reason})" if p.reason else ""
         console.print(
@@ -116,8 +130,9 @@ def verify_command(
         str | None,
         typer.Option(
             "--request-id",
-            help="the request the receipt must be for: its id, or the client's own id that "
-            "the answer given maps to it (mesh.request_id / mesh.receipt_request_id)",
+            help="the request the receipt must be for: its id (the one its nodes got), or "
+            "the client's own id (checked against the receipt's signed client_id_hash; a "
+            "version-1 receipt: only through the answer given, mesh.receipt_request_id)",
         ),
     ] = None,
     require_signed: Annotated[
@@ -145,6 +160,7 @@ def verify_command(
             text, keys, output=expected, request_id=request_id, require_signed=require_signed
         )
     except ReceiptError as exc:
-        err.print(f"[red]INVALID[/] {exc.reason}: {exc}", highlight=False)
+        # the message quotes the answer's own ids (anyone's text): printed, not read as markup
+        err.print(f"[red]INVALID[/] {exc.reason}: {shown(exc)}", highlight=False)
         raise typer.Exit(1) from None
-    _describe(receipt)
+    _describe(receipt, request_id)

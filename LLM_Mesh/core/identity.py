@@ -89,7 +89,8 @@ class MessageKind(str, Enum):
     DEREGISTER = "deregister"
     GATEWAY_REQUEST = "gateway-request"  # the gateway to a node: core/gateway_auth.py
     NODE_RECEIPT = "node-receipt"  # a node's receipt of an answer: core/receipt.py
-    RECEIPT = "receipt"  # the gateway's countersigned receipt: core/receipt.py
+    RECEIPT = "receipt"  # the gateway's countersigned receipt, version 1: core/receipt.py
+    RECEIPT_V2 = "receipt-v2"  # ... version 2 (signs the client's id, hashed)
     HEALTH = "health"  # a node's answer to a health challenge: core/health_proof.py
 
 

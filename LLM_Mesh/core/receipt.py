@@ -14,15 +14,26 @@ text, :mod:`~LLM_Mesh.core.answer_text`). It travels as the node's ``mesh.receip
 ``{"v", "node_id", "node_key", "registry_id", "request_id", "model", "prompt_tokens",
 "completion_tokens", "output_sha256", "signature"}`` (key and signature base64url).
 
-**Receipt.** The gateway checks each node's part (:func:`~LLM_Mesh.core.receipt_check.check_part`:
-the node's signature over the gateway's *own* numbers, so one Ed25519 verify checks every
-field) and signs,
-with the registry key, the whole request and every part::
+**Receipt** (version 2). The gateway checks each node's part
+(:func:`~LLM_Mesh.core.receipt_check.check_part`: the node's signature over the gateway's
+*own* numbers, so one Ed25519 verify checks every field) and signs, with the registry key,
+the whole request, the client's id when it chose one (as a hash), and every part::
 
-    b"llm-mesh/v1/receipt\\0" registry_id request_id model u64(time_ms)
+    b"llm-mesh/v1/receipt-v2\\0" registry_id request_id client_id_hash model u64(time_ms)
       u64(prompt_tokens) u64(completion_tokens) sha256(output)[32] u16(parts)
       per part: node_id node_key status reason u64(prompt_tokens)
                 u64(completion_tokens) sha256(part output)[32] node_signature
+
+``client_id_hash`` is ``u16 length`` + 0 bytes when the gateway made the request id, else +
+the 32 bytes of :func:`client_id_hash` of the client's ``Idempotency-Key`` /
+``X-Request-Id`` (the nodes got, and signed, the gateway-made ``request_id``, never the
+client's id; this hash is the gateway's word, in its countersignature only). It is the
+same domain-separated SHA-256 whose first 24 hex digits the public ledger's ``c-`` id is
+(``registry/parse.client_ledger_id``): the receipt tells nobody more about the client's id
+than the ledger entry it is linked to (by ``receipt_hash``) already does; unsalted for that
+reason (a salt here would hide nothing the ledger shows). **Version 1** (receipts made
+before it) is the same layout under ``b"llm-mesh/v1/receipt\\0"`` without
+``client_id_hash``; it still verifies, and links no client id.
 
 A part's ``status`` is ``signed`` (the node's receipt verified), ``broken`` (the node
 broke off its stream before its final chunk: it could not sign; the gateway's count),
@@ -67,15 +78,21 @@ __all__ = [
     "Receipt",
     "ReceiptError",
     "ReceiptSigner",
+    "client_id_hash",
     "encode_header",
     "node_receipt_bytes",
     "receipt_bytes",
 ]
 
-VERSION = 1
+VERSION = 2  # the receipt layout the gateway signs; a node's own receipt is version 1
+VERSIONS = (1, 2)  # what a verifier reads
+NODE_VERSION = 1
 HDR_RECEIPT = "X-Mesh-Receipt"
 NODE_DOMAIN = DOMAIN + MessageKind.NODE_RECEIPT.value.encode("ascii") + b"\x00"
-RECEIPT_DOMAIN = DOMAIN + MessageKind.RECEIPT.value.encode("ascii") + b"\x00"
+RECEIPT_DOMAIN = DOMAIN + MessageKind.RECEIPT.value.encode("ascii") + b"\x00"  # version 1
+RECEIPT_V2_DOMAIN = DOMAIN + MessageKind.RECEIPT_V2.value.encode("ascii") + b"\x00"
+# a client's own request id, hashed: the public ledger's ``c-`` id is its first 24 hex digits
+CLIENT_ID_DOMAIN = b"llm-mesh/ledger-request/v1\x00"
 MAX_FIELD = 512  # bytes of an id, a model name, a key or a signature
 MAX_PARTS = 64
 _MAX_INT = 2**63 - 1
@@ -136,6 +153,21 @@ def _digest(hex_digest: str) -> bytes:
     return bytes.fromhex(hex_digest)
 
 
+def client_id_hash(client_id: str) -> str:
+    """Hex SHA-256 of :data:`CLIENT_ID_DOMAIN` + the client's id (UTF-8): what a receipt
+    signs for an id the client chose, and what the ledger's ``c-`` id is cut from."""
+    return hashlib.sha256(CLIENT_ID_DOMAIN + client_id.encode("utf-8")).hexdigest()
+
+
+def _client(hex_digest: str) -> bytes:
+    """``client_id_hash`` in the signed bytes: u16 length, then 0 or 32 bytes."""
+    if not hex_digest:
+        return b"\x00\x00"
+    if len(hex_digest) != 64 or hex_digest.strip("0123456789abcdef"):
+        raise ValueError("client_id_hash is empty or 64 lowercase hex digits")
+    return b"\x00\x20" + bytes.fromhex(hex_digest)
+
+
 def node_receipt_bytes(
     registry_id: str,
     node_id: str,
@@ -175,7 +207,7 @@ class NodeReceiptSigner:
         data = node_receipt_bytes(registry_id, self.node_id, request_id, model, prompt_tokens,
                                   completion_tokens, output_sha256)  # fmt: skip
         return {
-            "v": VERSION,
+            "v": NODE_VERSION,
             "node_id": self.node_id,
             "node_key": self.node_key,
             "registry_id": registry_id,
@@ -229,14 +261,22 @@ def receipt_bytes(
     completion_tokens: int,
     output_sha256: str,
     parts: Sequence[Part],
+    client_id_hash: str = "",
+    version: int = VERSION,
 ) -> bytes:
-    """The canonical bytes the gateway signs (see the module docstring)."""
+    """The canonical bytes the gateway signs (see the module docstring): ``version`` 2
+    (``client_id_hash``: "" or 64 lowercase hex digits), or 1 (no client id)."""
     if not 1 <= len(parts) <= MAX_PARTS:
         raise ValueError(f"a receipt has 1 to {MAX_PARTS} parts")
+    if version == 2:
+        head = [RECEIPT_V2_DOMAIN, _str(registry_id), _str(request_id), _client(client_id_hash)]
+    elif version == 1 and not client_id_hash:
+        head = [RECEIPT_DOMAIN, _str(registry_id), _str(request_id)]
+    else:
+        raise ValueError(f"receipt version {version} with client_id_hash {client_id_hash!r}")
     out = [
-        RECEIPT_DOMAIN, _str(registry_id), _str(request_id), _str(model), _u64(time_ms),
-        _u64(prompt_tokens), _u64(completion_tokens), _digest(output_sha256),
-        struct.pack(">H", len(parts)),
+        *head, _str(model), _u64(time_ms), _u64(prompt_tokens), _u64(completion_tokens),
+        _digest(output_sha256), struct.pack(">H", len(parts)),
     ]  # fmt: skip
     for p in parts:
         out += (
@@ -260,12 +300,24 @@ class Receipt:
     output_sha256: str
     parts: tuple[Part, ...]
     signature: str  # base64url, the registry key's
+    # hex client_id_hash(the client's own request id); "": the gateway made the request id
+    # (or a version-1 receipt, which signs none)
+    client_id_hash: str = ""
+    version: int = VERSION
 
     def signed_bytes(self) -> bytes:
         return receipt_bytes(
             self.registry_id, self.request_id, self.model, self.time_ms, self.prompt_tokens,
-            self.completion_tokens, self.output_sha256, self.parts,
+            self.completion_tokens, self.output_sha256, self.parts, self.client_id_hash,
+            self.version,
         )  # fmt: skip
+
+    def names(self, request_id: str) -> bool:
+        """Whether ``request_id`` is this receipt's request: its ``request_id`` (the id its
+        nodes got) or, signed in a version-2 receipt, the client's own id (one SHA-256)."""
+        if request_id == self.request_id:
+            return True
+        return bool(self.client_id_hash) and client_id_hash(request_id) == self.client_id_hash
 
     @property
     def receipt_hash(self) -> str:
@@ -274,10 +326,14 @@ class Receipt:
     def to_json(self, receipt_hash: str | None = None) -> dict[str, Any]:
         """The wire form (``mesh.receipt``); ``receipt_hash`` is informative (recomputed
         by every verifier), pass it when known to save a hash."""
-        return {
-            "v": VERSION,
+        out: dict[str, Any] = {
+            "v": self.version,
             "registry_id": self.registry_id,
             "request_id": self.request_id,
+        }
+        if self.version >= 2:
+            out["client_id_hash"] = self.client_id_hash
+        return out | {
             "model": self.model,
             "time_ms": self.time_ms,
             "prompt_tokens": self.prompt_tokens,
@@ -305,15 +361,18 @@ class ReceiptSigner:
         completion_tokens: int,
         output_sha256: str,
         parts: Sequence[Part],
+        client_id_hash: str = "",
     ) -> tuple[Receipt, str]:
-        """The receipt and its ``receipt_hash`` (one signature, one hash)."""
+        """The receipt and its ``receipt_hash`` (one signature, one hash); ``client_id_hash``:
+        :func:`client_id_hash` of the client's own request id when it chose one (the parse
+        stage's, made once with the ledger's ``c-`` id), else ""."""
         time_ms = int(self.wall_clock() * 1000)
         parts = tuple(parts)
         data = receipt_bytes(self.registry_id, request_id, model, time_ms, prompt_tokens,
-                             completion_tokens, output_sha256, parts)  # fmt: skip
+                             completion_tokens, output_sha256, parts, client_id_hash)  # fmt: skip
         receipt = Receipt(
             self.registry_id, request_id, model, time_ms, prompt_tokens, completion_tokens,
-            output_sha256, parts, b64url(self._key.sign(data)),
+            output_sha256, parts, b64url(self._key.sign(data)), client_id_hash,
         )  # fmt: skip
         return receipt, hashlib.sha256(data).hexdigest()
 

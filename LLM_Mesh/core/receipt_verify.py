@@ -19,10 +19,13 @@ naming its reason:
 ``totals``           the parts do not add up to the request's completion tokens (or,
                      for one part, its prompt tokens and output hash)
 ``request_id``       the answer around the receipt names another request (a receipt
-                     moved from another answer): its ``mesh.receipt_request_id`` (the
-                     gateway-made id the nodes got when the client chose its own), else
-                     its ``mesh.request_id``; or ``--request-id`` names neither the
-                     receipt's id nor (through the answer) the client's
+                     moved from another answer), or ``--request-id`` does. A version-2
+                     receipt names its request by its ``request_id`` (the gateway-made id
+                     the nodes got) and, when the client chose its own id, by that id's
+                     hash (``client_id_hash``, in the registry's signature): the answer's
+                     ``mesh.receipt_request_id`` must be the first, its ``mesh.request_id``
+                     and ``--request-id`` either. A version-1 receipt signs no client id:
+                     the client's id is checked only through the answer's mapping
 ``usage``            the answer's ``usage`` differs from the receipt's counts
 ``output_sha256``    the answer's text (or ``--output``) does not hash to the receipt's
 ``unsigned_part``    (only when required) a part the node did not sign
@@ -47,7 +50,7 @@ from LLM_Mesh.core.identity import node_id_for
 from LLM_Mesh.core.receipt import (
     HDR_RECEIPT,
     MAX_PARTS,
-    VERSION,
+    VERSIONS,
     Part,
     PartStatus,
     Receipt,
@@ -90,8 +93,12 @@ def parse_receipt(obj: Any) -> Receipt:
     """A :class:`~LLM_Mesh.core.receipt.Receipt` from its wire form (not yet verified)."""
     if not isinstance(obj, dict):
         raise _malformed("a receipt is a JSON object")
-    if obj.get("v") != VERSION:
-        raise ReceiptError("version", f"receipt version {obj.get('v')!r} (this verifier: 1)")
+    version = obj.get("v")
+    if version not in VERSIONS or isinstance(version, bool):
+        raise ReceiptError("version", f"receipt version {version!r} (this verifier: 1, 2)")
+    client = _text(obj, "client_id_hash") if version == 2 else ""
+    if version == 1 and "client_id_hash" in obj:
+        raise _malformed("a version-1 receipt has no client_id_hash")
     raw_parts = obj.get("parts")
     if not isinstance(raw_parts, list) or not 1 <= len(raw_parts) <= MAX_PARTS:
         raise _malformed(f"parts is not a list of 1 to {MAX_PARTS} parts")
@@ -114,7 +121,8 @@ def parse_receipt(obj: Any) -> Receipt:
     receipt = Receipt(
         _text(obj, "registry_id"), _text(obj, "request_id"), _text(obj, "model"),
         _count(obj, "time_ms"), _count(obj, "prompt_tokens"), _count(obj, "completion_tokens"),
-        _text(obj, "output_sha256"), tuple(parts), _text(obj, "signature"),
+        _text(obj, "output_sha256"), tuple(parts), _text(obj, "signature"), client,
+        version,
     )  # fmt: skip
     try:
         receipt.signed_bytes()
@@ -248,6 +256,42 @@ def _verify_part(receipt: Receipt, i: int, part: Part) -> None:
         ) from None
 
 
+def _not_for(receipt: Receipt, who: str, named: str) -> ReceiptError:
+    rid = receipt.request_id
+    if receipt.version == 1:
+        return ReceiptError("request_id", f"{who} {named!r}, the receipt {rid!r}")
+    if receipt.client_id_hash:
+        why = (f"the client's own id the registry countersigned for it is another "
+               f"(its client_id_hash is not the hash of {named!r})")  # fmt: skip
+    else:
+        why = "whose id the gateway made (the registry countersigned no client's own id)"
+    return ReceiptError("request_id", f"{who} {named!r}: the receipt is for request {rid!r}, {why}")
+
+
+def _check_request(receipt: Receipt, found: Found, request_id: str | None) -> None:
+    """The ``request_id`` checks (see the module docstring)."""
+    if receipt.version >= 2:  # the client's id, if any, is signed: no answer's word needed
+        mapped = found.receipt_request_id
+        if mapped is not None and mapped != receipt.request_id:
+            raise ReceiptError(
+                "request_id",
+                f"the answer says receipt_request_id {mapped!r}, the receipt {receipt.request_id!r}",
+            )
+        if found.request_id is not None and not receipt.names(found.request_id):
+            raise _not_for(receipt, "the answer says request_id", found.request_id)
+        if request_id is not None and not receipt.names(request_id):
+            raise _not_for(receipt, "the request_id asked for is", request_id)
+        return
+    # version 1: the answer's id for the receipt; ``request_id`` may name it or the client's
+    # own id the answer maps to it (that mapping is the answer's word: nothing signs it)
+    answers = found.receipt_request_id or found.request_id
+    if request_id is not None and request_id == found.request_id:
+        request_id = answers
+    for want in (request_id, answers):
+        if want is not None and want != receipt.request_id:
+            raise _not_for(receipt, "the answer says request_id", want)
+
+
 def verify(
     found: Found,
     keys: dict[str, Ed25519PublicKey],
@@ -289,18 +333,12 @@ def verify(
         != (receipt.prompt_tokens, receipt.output_sha256)
     ):
         raise ReceiptError("totals", "the parts do not add up to the receipt's totals")
-    # the answer's id for the receipt; ``request_id`` (``--request-id``) may name it or the
-    # client's own id the answer maps to it (the mapping is the answer's word, not signed)
-    answers = found.receipt_request_id or found.request_id
-    if request_id is not None and request_id == found.request_id:
-        request_id = answers
-    for name, want, got in (
-        ("request_id", request_id, receipt.request_id),
-        ("request_id", answers, receipt.request_id),
-        ("usage", found.usage, (receipt.prompt_tokens, receipt.completion_tokens)),
-    ):
-        if want is not None and want != got:
-            raise ReceiptError(name, f"the answer says {name} {want!r}, the receipt {got!r}")
+    _check_request(receipt, found, request_id)
+    counts = (receipt.prompt_tokens, receipt.completion_tokens)
+    if found.usage is not None and found.usage != counts:
+        raise ReceiptError(
+            "usage", f"the answer says usage {found.usage!r}, the receipt {counts!r}"
+        )
     for text in (found.output, output):
         if text is not None and output_sha256(text) != receipt.output_sha256:
             raise ReceiptError("output_sha256", "the output does not hash to the receipt's")

@@ -201,7 +201,8 @@ def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
     when there is nothing to sign (no part was relayed) or no registry key.
 
     Per request: one Ed25519 verify per node part, one signature, one SHA-256 of the
-    receipt's bytes (the output was hashed once by the send stage)."""
+    receipt's bytes (the output was hashed once by the send stage; the client's own id, when
+    it chose one, by the parse stage: ``job.client_id_hash``, signed with the request)."""
     signer = rt.receipts
     if signer is None or not tally.outputs or tally.output_sha256 is None:
         return None
@@ -213,7 +214,13 @@ def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
     )  # fmt: skip
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     receipt, receipt_hash = signer.countersign(
-        job.forwarded_id, job.model, tally.prompt_tokens, completion, tally.output_sha256, parts
+        job.forwarded_id,
+        job.model,
+        tally.prompt_tokens,
+        completion,
+        tally.output_sha256,
+        parts,
+        job.client_id_hash,
     )
     tally.node_receipts = parts
     tally.receipt_hash = receipt_hash

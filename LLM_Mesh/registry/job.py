@@ -58,6 +58,9 @@ class Job:
     # client's (it may name someone) nor can tell user traffic from probes by its form;
     # "": the request id itself (gateway-made). Read it as :attr:`forwarded_id`.
     node_request_id: str = ""
+    # core.receipt.client_id_hash(client_id) when the client chose the id (made once by the
+    # parse stage, with the ledger's ``c-`` id): the countersigned receipt signs it; "": none
+    client_id_hash: str = ""
     # the most tokens (content chunks) a stream's answer may have: max_tokens (without it,
     # ``context``) per choice, + 1 for an echoed prompt (core/stream_guard.token_limit); a
     # stream is cut off past it (without max_tokens: past ``limit_on`` its node's context);

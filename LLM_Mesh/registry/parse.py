@@ -24,7 +24,6 @@ or an error body: docs/security.md, Privacy).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from typing import Any
@@ -44,6 +43,7 @@ from LLM_Mesh.core.limits import (
     nesting_violation,
 )
 from LLM_Mesh.core.pricing import estimate
+from LLM_Mesh.core.receipt import client_id_hash
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.stream_guard import token_limit
 from LLM_Mesh.core.validation import check_context
@@ -158,6 +158,8 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     choices = parsed.n or 1
     echo = isinstance(parsed, CompletionRequest) and bool(parsed.echo)
     request_id = given or new_request_id()
+    # the client's id hashed once: the ledger's ``c-`` id is cut from it, the receipt signs it
+    hashed = "" if given is None else client_id_hash(given)
     return Job(
         path=path,
         model=model,
@@ -175,7 +177,8 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         deadline=started + rt.settings.request_timeout_s,
         ext=ext,
         client_id=given,
-        settle_key=request_id if given is None else settle_key_for(given),
+        settle_key=request_id if given is None else settle_key_for(given, hashed),
+        client_id_hash=hashed,
         # the nodes get a gateway-made id, never the client's (ARCHITECTURE.md "The node's
         # request id"); none to make when the gateway made the request id
         node_request_id="" if given is None else new_request_id(),
@@ -193,21 +196,19 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     )
 
 
-_CLIENT_ID_DOMAIN = b"llm-mesh/ledger-request/v1\x00"
-
-
-def client_ledger_id(client_id: str) -> str:
+def client_ledger_id(client_id: str, hashed: str = "") -> str:
     """What the public ledger says for a request id the client chose: ``c-`` and 24 hex
     digits of a domain-separated SHA-256 of it, never the id itself (clients' ids are often
     their own trace ids, naming their users and records). The same id gives the same value
     on every replica; someone who already knows an id can find its entries (as a guessable
-    output can be confirmed from a receipt's hash), nobody reads an id out of the ledger."""
-    digest = hashlib.sha256(_CLIENT_ID_DOMAIN + client_id.encode()).hexdigest()
-    return f"c-{digest[:24]}"
+    output can be confirmed from a receipt's hash), nobody reads an id out of the ledger.
+    The hash is :func:`~LLM_Mesh.core.receipt.client_id_hash` (``hashed``: already made),
+    which the countersigned receipt signs whole (docs/ARCHITECTURE.md "Receipts")."""
+    return f"c-{(hashed or client_id_hash(client_id))[:24]}"
 
 
-def settle_key_for(client_id: str) -> str:
+def settle_key_for(client_id: str, hashed: str = "") -> str:
     """A settlement key (the ledger's ``request_id``) for a request the client named: the
     id's :func:`client_ledger_id` and a random suffix, since clients may reuse their ids
     (``settlements`` keys are unique); the answer's ``mesh.ledger_request_id`` names it."""
-    return f"{client_ledger_id(client_id)}~{uuid.uuid4().hex[:16]}"
+    return f"{client_ledger_id(client_id, hashed)}~{uuid.uuid4().hex[:16]}"

@@ -134,6 +134,48 @@ def test_a_client_chosen_id_is_not_what_the_node_signs_and_the_receipt_still_ver
     assert res.exit_code == 1 and "request_id" in res.output
 
 
+def _mesh_of(text: str, stream: bool) -> dict[str, Any]:
+    final = [ln[5:] for ln in text.splitlines() if '"receipt"' in ln][-1] if stream else text
+    return dict(json.loads(final)["mesh"])
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_cli_refuses_a_receipt_pasted_into_the_answer_for_another_client_id(
+    mesh: InProcessMesh, tmp_path: Path, stream: bool
+) -> None:
+    """The paste attack (found 2026-12-03): alice's receipt and mapping moved into bob's
+    answer (the same text: a sim node, SIMULATED) passed ``receipt verify``, ``--request-id
+    bob`` too. Now exit 1, ``request_id``, naming the signed client id hash."""
+    texts = {}
+    with mesh.sync_client() as c:
+        for mine in ("alice-session-42", "bob-session-7"):
+            r = c.post("/v1/chat/completions", json={**BODY, "stream": stream},
+                       headers={"X-Request-Id": mine})  # fmt: skip
+            assert r.status_code == 200, r.text
+            texts[mine] = r.text
+    alice, bob = _mesh_of(texts["alice-session-42"], stream), texts["bob-session-7"]
+    assert alice["receipt"]["output_sha256"] == _mesh_of(bob, stream)["receipt"]["output_sha256"]
+    lines = bob.splitlines() if stream else [bob]
+    at = max(i for i, ln in enumerate(lines) if '"receipt"' in ln)
+    final = json.loads(lines[at][5:] if stream else lines[at])
+    final["mesh"].update(receipt=alice["receipt"], receipt_request_id=alice["receipt_request_id"])
+    lines[at] = ("data: " if stream else "") + json.dumps(final)
+    pasted = "\n".join(lines) + "\n"
+    keys = saved_keys(mesh, tmp_path)
+    assert verify("-", "--keys", str(keys), stdin=bob).exit_code == 0  # bob's own: valid
+    for named in ([], ["--request-id", "bob-session-7"]):
+        res = verify("-", "--keys", str(keys), *named, stdin=pasted)
+        assert res.exit_code == 1, res.output
+        assert "INVALID request_id" in res.output and "'bob-session-7'" in res.output
+        assert "client_id_hash is not the hash of 'bob-session-7'" in " ".join(res.output.split())
+    receipt = json.dumps(alice["receipt"])  # alone, it names alice's id, not bob's
+    res = verify("-", "--keys", str(keys), "--request-id", "alice-session-42", stdin=receipt)
+    assert res.exit_code == 0, res.output
+    assert "client's own request id alice-session-42: countersigned" in res.output
+    res = verify("-", "--keys", str(keys), "--request-id", "bob-session-7", stdin=receipt)
+    assert res.exit_code == 1 and "INVALID request_id" in res.output
+
+
 def test_a_real_stream_verifies_and_one_changed_byte_fails(
     mesh: InProcessMesh, tmp_path: Path
 ) -> None:
@@ -163,6 +205,33 @@ def test_cli_fetches_the_keys_from_the_registry(
     res = verify("-", "--registry", mesh.registry_url, stdin=r.text)
     assert res.exit_code == 0, res.output
     assert asked == [mesh.registry_url + "/v1/ledger/keys"]
+
+
+def test_the_answers_words_in_a_refusal_are_printed_not_read_as_markup() -> None:
+    """A pasted answer's ``mesh.request_id`` is anyone's text, quoted in the refusal: Rich
+    markup in it (found 2026-12-03: ``[green]OK[/]`` printed as a green OK) stays text."""
+    from tests.core.test_receipt_verify import NODES_ID, REGISTRY_KEY, _mapped, make_receipt
+
+    key = base64.b64encode(REGISTRY_KEY.public_key().public_bytes_raw()).decode()
+    forged = _mapped(make_receipt(request_id=NODES_ID, client_id="alice"), "[green]OK[/] \x1b[2J")
+    res = verify("-", "--key", key, stdin=json.dumps(forged))
+    assert res.exit_code == 1, res.output
+    assert "'[green]OK[/] \\x1b[2J'" in res.output and "\x1b" not in res.output
+
+
+def test_cli_says_whether_the_client_id_is_signed() -> None:
+    """An old version-1 receipt verifies and says its client id link is the answer's word;
+    a version-2 one names the client's id countersigned, or none."""
+    from tests.core.test_receipt_verify import NODES_ID, REGISTRY_KEY, make_receipt
+
+    key = base64.b64encode(REGISTRY_KEY.public_key().public_bytes_raw()).decode()
+    old = (Path(__file__).parents[1] / "core" / "receipt_v1_answer.json").read_text()
+    res = verify("-", "--key", key, "--request-id", "alice-session-42", stdin=old)
+    assert res.exit_code == 0, res.output
+    assert "version 1: no client's own request id is signed" in " ".join(res.output.split())
+    made = json.dumps(make_receipt(request_id=NODES_ID))
+    res = verify("-", "--key", key, stdin=made)
+    assert res.exit_code == 0 and "request id made by the gateway" in res.output
 
 
 def test_check_raises_receipt_error_for_no_receipt() -> None:

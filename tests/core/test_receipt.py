@@ -53,7 +53,7 @@ def test_countersign_signs_the_canonical_bytes_and_hashes_them() -> None:
     receipt, receipt_hash = signer.countersign("req-1", "gemma-3-270m", 10, 5, HASH, [part])
     assert receipt.time_ms == 1_700_000_000_500 and receipt.registry_id == REGISTRY_ID
     data = receipt.signed_bytes()
-    assert data.startswith(b"llm-mesh/v1/receipt\x00")
+    assert data.startswith(b"llm-mesh/v1/receipt-v2\x00")
     assert receipt_hash == receipt.receipt_hash == hashlib.sha256(data).hexdigest()
     REGISTRY_KEY.public_key().verify(unb64url(receipt.signature), data)
     wire = receipt.to_json(receipt_hash)
@@ -103,7 +103,7 @@ def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
 
     a = Part("n1", "k1", PartStatus.INVALID, 1, 2, HASH, "", "usage")
     b = Part("n2", "k2", PartStatus.SIGNED, 3, 4, HASH, "sig")
-    data = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b])
+    data = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], version=1)  # the old layout
     part_a = [_s("n1"), _s("k1"), _s("invalid"), _s("usage"), (1).to_bytes(8, "big"),
               (2).to_bytes(8, "big"), bytes.fromhex(HASH), _s("")]  # fmt: skip
     part_b = [_s("n2"), _s("k2"), _s("signed"), _s(""), (3).to_bytes(8, "big"),
@@ -113,7 +113,38 @@ def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
          (6).to_bytes(8, "big"), (6).to_bytes(8, "big"), bytes.fromhex(HASH),
          (2).to_bytes(2, "big"), *part_a, *part_b]
     )  # fmt: skip
-    assert len(receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a] * 64)) > len(data)
+    assert len(receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a] * 64, version=1)) > len(data)
+    # version 2 (what the gateway signs now): its own domain, and the client's id hashed
+    # (32 bytes, or none when the gateway made the id) after the request id
+    from LLM_Mesh.core.receipt import RECEIPT_V2_DOMAIN, client_id_hash
+
+    rest = data[len(RECEIPT_DOMAIN) + len(_s("reg") + _s("req")) :]
+    mine = client_id_hash("alice-session-42")
+    assert receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine, 2) == b"".join(
+        [RECEIPT_V2_DOMAIN, _s("reg"), _s("req"), (32).to_bytes(2, "big"), bytes.fromhex(mine),
+         rest]
+    )  # fmt: skip
+    assert receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 2) == b"".join(
+        [RECEIPT_V2_DOMAIN, _s("reg"), _s("req"), bytes(2), rest]
+    )  # fmt: skip
+    assert RECEIPT_V2_DOMAIN == b"llm-mesh/v1/receipt-v2\x00"
+    with pytest.raises(ValueError):  # version 1 signs no client id
+        receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine, 1)
+    with pytest.raises(ValueError):
+        receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine.upper(), 2)
+
+
+def test_the_client_id_hash_is_the_ledgers_domain_separated_sha256() -> None:
+    """The receipt signs the same hash whose first 24 hex digits are the ledger's ``c-`` id:
+    it tells no more about the client's id than the ledger entry it is linked to."""
+    from LLM_Mesh.core.receipt import client_id_hash
+    from LLM_Mesh.registry.parse import client_ledger_id
+
+    mine = "alice-session-42"
+    digest = hashlib.sha256(b"llm-mesh/ledger-request/v1\x00" + mine.encode()).hexdigest()
+    assert client_id_hash(mine) == digest != hashlib.sha256(mine.encode()).hexdigest()
+    assert client_ledger_id(mine) == "c-" + digest[:24]
+    assert mine not in digest and client_id_hash("alice-session-43") != digest
 
 
 def test_receipt_field_limits_in_words() -> None:

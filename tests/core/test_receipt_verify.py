@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from LLM_Mesh.core.receipt import (
     ReceiptError,
     ReceiptSigner,
     b64url,
+    client_id_hash,
     encode_header,
 )
 from LLM_Mesh.core.receipt_check import NodeKeys, Observed, check_part
@@ -35,8 +37,10 @@ TEXT = "The answer is 42."
 def make_receipt(
     text: str = TEXT, *, parts: list[tuple[NodeReceiptSigner, str, int, bool]] | None = None,
     request_id: str = "req-1", signer: ReceiptSigner = SIGNER, prompt: int = 7,
+    client_id: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A real receipt: each part (node, its text, its tokens, broken?) checked and countersigned."""
+    """A real receipt: each part (node, its text, its tokens, broken?) checked and countersigned
+    (``client_id``: the client chose its own request id, ``request_id`` is the nodes')."""
     parts = parts or [(NODE_A, text, 4, False)]
     checked = []
     for node, piece, tokens, broken in parts:
@@ -50,7 +54,10 @@ def make_receipt(
         checked.append(check_part(obs, registry_id=signer.registry_id, request_id=request_id,
                                   model="m", keys=NodeKeys()))  # fmt: skip
     total = sum(t for _, _, t, _ in parts)
-    receipt, h = signer.countersign(request_id, "m", prompt, total, output_sha256(text), checked)
+    client = "" if client_id is None else client_id_hash(client_id)
+    receipt, h = signer.countersign(
+        request_id, "m", prompt, total, output_sha256(text), checked, client
+    )
     return receipt.to_json(h)
 
 
@@ -109,7 +116,13 @@ def test_the_whole_stream_as_sse_verifies_and_its_text_is_checked() -> None:
         (("time_ms",), 1, "gateway_signature"),
         (("receipt_hash",), "00" * 32, "receipt_hash"),
         (("registry_id",), "registry-nobody", "unknown_registry"),
-        (("v",), 2, "version"),
+        (("v",), 3, "version"),
+        (("v",), True, "version"),
+        (("v",), 1, "malformed"),  # a version-2 receipt read as version 1 (client_id_hash)
+        (("client_id_hash",), client_id_hash("bob-session-7"), "gateway_signature"),
+        (("client_id_hash",), "AB" * 32, "malformed"),
+        (("client_id_hash",), "zz" * 32, "malformed"),
+        (("client_id_hash",), None, "malformed"),
         (("parts", 0, "status"), "paid", "malformed"),
         (("completion_tokens",), -1, "malformed"),
         (("completion_tokens",), "4", "malformed"),
@@ -177,27 +190,118 @@ def test_a_receipt_replayed_for_another_request_is_caught() -> None:
     assert reason(json.dumps(other_answer)) == "request_id"
 
 
+NODES_ID = "req-" + "ab" * 16  # the gateway-made id the nodes got
+
+
+def _mapped(r: dict[str, Any], client_id: str, text: str = TEXT) -> dict[str, Any]:
+    """The gateway's answer to a client that chose ``client_id``: the receipt names the
+    nodes' id, ``mesh.receipt_request_id`` maps the client's to it."""
+    out = answer(r, text)
+    out["mesh"] = {"request_id": client_id, "receipt_request_id": r["request_id"], "receipt": r}
+    return out
+
+
+def _stream(mapped: dict[str, Any]) -> str:
+    """``mapped`` as the stream of it: two content chunks, the final chunk with ``mesh``."""
+    base = {"id": "c", "object": "chat.completion.chunk"}
+    text = mapped["choices"][0]["message"]["content"]
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"content": w}}]}
+              for w in (text[:7], text[7:])]  # fmt: skip
+    final = {**base, "choices": [], "usage": mapped["usage"], "mesh": mapped["mesh"]}
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in [*chunks, final]) + "data: [DONE]\n\n"
+
+
 def test_an_answer_to_a_client_chosen_id_maps_it_to_the_receipts_id() -> None:
     """A client that chose its request id: the nodes and the receipt had a gateway-made one,
-    which the answer's ``mesh.receipt_request_id`` names; ``--request-id`` may name either."""
-    r = make_receipt(request_id="req-" + "ab" * 16)
-    mapped = answer(r)
-    mapped["mesh"] = {"request_id": "alice-session-42", "receipt_request_id": r["request_id"],
-                      "receipt": r}  # fmt: skip
-    text = json.dumps(mapped)
-    assert reason(text) == "valid"
-    assert reason(text, request_id="alice-session-42") == "valid"
-    assert reason(text, request_id=r["request_id"]) == "valid"
-    assert reason(text, request_id="bob-session-7") == "request_id"
-    # the client's id alone does not name the receipt's request (nothing maps it)
-    assert reason(Found(r), request_id="alice-session-42") == "request_id"
-    unmapped = answer(r)
+    which the answer's ``mesh.receipt_request_id`` names; the registry's countersignature also
+    covers the client's id, hashed, so ``--request-id`` may name either, answer or none."""
+    r = make_receipt(request_id=NODES_ID, client_id="alice-session-42")
+    assert r["v"] == 2 and r["client_id_hash"] == client_id_hash("alice-session-42")
+    assert "alice-session-42" not in json.dumps(r)  # the receipt holds only its hash
+    for text in (
+        json.dumps(_mapped(r, "alice-session-42")),
+        _stream(_mapped(r, "alice-session-42")),
+    ):
+        assert reason(text) == "valid"
+        assert reason(text, request_id="alice-session-42", require_signed=True) == "valid"
+        assert reason(text, request_id=NODES_ID) == "valid"
+        assert reason(text, request_id="bob-session-7") == "request_id"
+    # the link is signed: the receipt alone names the client's id, no answer needed
+    assert reason(Found(r), request_id="alice-session-42") == "valid"
+    assert reason(encode_header(r), request_id="alice-session-42") == "valid"
+    unmapped = answer(r)  # no receipt_request_id: the client's id is still the signed one
     unmapped["mesh"]["request_id"] = "alice-session-42"
-    assert reason(json.dumps(unmapped)) == "request_id"
-    moved = json.loads(text)  # a receipt pasted into another answer that maps another id
+    assert reason(json.dumps(unmapped)) == "valid"
+    moved = _mapped(r, "alice-session-42")  # an answer mapping another nodes' id
     moved["mesh"]["receipt_request_id"] = "req-" + "cd" * 16
     assert reason(json.dumps(moved)) == "request_id"
     assert reason(json.dumps(moved), request_id="alice-session-42") == "request_id"
+
+
+@pytest.mark.parametrize("form", ["whole", "stream"])
+def test_a_receipt_pasted_into_an_answer_for_another_client_id_is_refused(form: str) -> None:
+    """The paste attack (found 2026-12-03): request A's receipt (client id A, nodes' id
+    req-X) in an answer for client id B that maps B to req-X. Only the answer linked B to
+    req-X, so it verified, as did ``--request-id B``; the registry now signs A's hash."""
+    r = make_receipt(request_id=NODES_ID, client_id="alice-session-42")
+    pasted = _mapped(r, "bob-session-7")
+    text = json.dumps(pasted) if form == "whole" else _stream(pasted)
+    assert _failure(text) == (
+        "request_id",
+        f"the answer says request_id 'bob-session-7': the receipt is for request {NODES_ID!r}, "
+        "the client's own id the registry countersigned for it is another (its client_id_hash "
+        "is not the hash of 'bob-session-7')",
+    )
+    assert _failure(Found(r), request_id="bob-session-7")[0] == "request_id"
+    assert (
+        "client_id_hash is not the hash of 'bob-session-7'"
+        in _failure(Found(r), request_id="bob-session-7")[1]
+    )
+    # a receipt of a request whose id the gateway made, pasted as a client-chosen id's
+    made = make_receipt(request_id=NODES_ID)
+    assert made["client_id_hash"] == ""
+    text = json.dumps(_mapped(made, "bob-session-7"))
+    if form == "stream":
+        text = _stream(_mapped(made, "bob-session-7"))
+    assert _failure(text) == (
+        "request_id",
+        f"the answer says request_id 'bob-session-7': the receipt is for request {NODES_ID!r}, "
+        "whose id the gateway made (the registry countersigned no client's own id)",
+    )
+    # a version-2 receipt passed off as version 1 (whose client's id was the answer's word)
+    downgraded = copy.deepcopy(r)
+    downgraded["v"] = 1
+    del downgraded["client_id_hash"]
+    assert reason(json.dumps(_mapped(downgraded, "bob-session-7"))) == "gateway_signature"
+    # ... and the honest answer around each still verifies
+    assert reason(json.dumps(_mapped(r, "alice-session-42"))) == "valid"
+    assert reason(json.dumps(answer(made)), request_id=NODES_ID) == "valid"
+
+
+def test_an_old_version_1_receipt_still_verifies() -> None:
+    """A receipt an earlier gateway made (version 1: no client id signed; made by the code
+    before version 2 and kept as it was): it verifies, ``--request-id`` with the client's id
+    through the answer's mapping, as before; what it cannot show is the link."""
+    old = json.loads((Path(__file__).parent / "receipt_v1_answer.json").read_text())
+    assert old["mesh"]["receipt"]["v"] == 1 and "client_id_hash" not in old["mesh"]["receipt"]
+    text = json.dumps(old)
+    receipt = verify(find_receipt(text), KEYS, request_id="alice-session-42", require_signed=True)
+    assert (receipt.version, receipt.client_id_hash) == (1, "")
+    assert receipt.to_json() == old["mesh"]["receipt"]  # read and written back unchanged
+    assert reason(text, request_id=NODES_ID) == "valid"
+    assert reason(Found(old["mesh"]["receipt"])) == "valid"
+    # its checks are the old ones: another request id, a moved mapping, an altered field
+    assert reason(text, request_id="bob-session-7") == "request_id"
+    assert reason(Found(old["mesh"]["receipt"]), request_id="alice-session-42") == "request_id"
+    moved = copy.deepcopy(old)
+    moved["mesh"]["receipt_request_id"] = "req-" + "cd" * 16
+    assert reason(json.dumps(moved)) == "request_id"
+    altered = copy.deepcopy(old["mesh"]["receipt"])
+    altered["completion_tokens"] = 5
+    assert reason(Found(altered)) == "gateway_signature"
+    upgraded = copy.deepcopy(old["mesh"]["receipt"])  # relabelled as version 2: not signed so
+    upgraded.update(v=2, client_id_hash=client_id_hash("bob-session-7"))
+    assert reason(Found(upgraded)) == "gateway_signature"
 
 
 def test_the_answer_around_the_receipt_must_match_it() -> None:
@@ -294,7 +398,17 @@ def test_each_malformed_receipt_says_which_field_is_wrong() -> None:
     ]
     for receipt, message in cases:
         assert _failure(Found(receipt)) == ("malformed", message)
-    assert _failure(Found(_altered(v=2))) == ("version", "receipt version 2 (this verifier: 1)")
+    assert _failure(Found(_altered(v=3))) == ("version", "receipt version 3 (this verifier: 1, 2)")
+    for bad in ("AB" * 32, "ab" * 31, "ab" * 33):
+        assert _failure(Found(_altered(client_id_hash=bad))) == (
+            "malformed", "client_id_hash is empty or 64 lowercase hex digits"
+        )  # fmt: skip
+    assert _failure(Found(_altered(client_id_hash=5))) == (
+        "malformed", "client_id_hash is not a string"
+    )  # fmt: skip
+    assert _failure(Found(_altered(v=1))) == (
+        "malformed", "a version-1 receipt has no client_id_hash"
+    )  # fmt: skip
 
 
 def test_counts_up_to_the_largest_int64_and_64_parts_are_well_formed() -> None:
@@ -341,8 +455,10 @@ def test_each_failed_check_says_what_failed() -> None:
         "receipt_hash", "receipt_hash is not the hash of the receipt"
     )  # fmt: skip
     assert _failure(Found(r), request_id="req-2") == (
-        "request_id", "the answer says request_id 'req-2', the receipt 'req-1'"
-    )  # fmt: skip
+        "request_id",
+        "the request_id asked for is 'req-2': the receipt is for request 'req-1', whose id the "
+        "gateway made (the registry countersigned no client's own id)",
+    )
     assert _failure(Found(r), output="other") == (
         "output_sha256", "the output does not hash to the receipt's"
     )  # fmt: skip

@@ -75,6 +75,59 @@ async def test_the_node_never_sees_the_clients_id_and_the_receipt_verifies(
         assert node.calls[-1]["headers"]["x-request-id"] not in (rid, "alice-session-43")
 
 
+def _paste(text: str, stream: bool, mesh: dict[str, Any]) -> str:
+    """The answer ``text`` with its ``mesh.receipt`` and ``receipt_request_id`` from ``mesh``
+    (another request's): what a user would show as this answer's receipt."""
+    if not stream:
+        data = json.loads(text)
+        data["mesh"].update(receipt=mesh["receipt"], receipt_request_id=mesh["receipt_request_id"])
+        return json.dumps(data)
+    lines = text.splitlines()
+    at = max(i for i, ln in enumerate(lines) if '"receipt"' in ln)
+    final = json.loads(lines[at][5:])
+    final["mesh"].update(receipt=mesh["receipt"], receipt_request_id=mesh["receipt_request_id"])
+    lines[at] = "data: " + json.dumps(final)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_a_receipt_pasted_into_the_answer_for_another_client_id_is_refused(
+    tmp_path: Path, stream: bool
+) -> None:
+    """The paste attack (found 2026-12-03): client A's receipt (and its mapping) in client B's
+    answer of the same text verified, ``--request-id B`` too: only the answer linked B's id
+    to the receipt. The registry's countersignature now covers the client's id (hashed)."""
+    nodes = SigningNodes()
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register(nodes.new())
+        answers = []
+        for mine in (MINE, "bob-session-7"):
+            r = await h.client.post("/v1/chat/completions", json={**CHAT, "stream": stream},
+                                    headers={"X-Request-Id": mine})  # fmt: skip
+            assert r.status_code == 200, r.text
+            answers.append(r.text)
+        alice, bob = answers
+        keys = await registry_keys(h)
+        alices = _final_mesh(alice) if stream else json.loads(alice)["mesh"]
+        check(bob, keys, request_id="bob-session-7", require_signed=True)  # honest: verifies
+        pasted = _paste(bob, stream, alices)
+        bobs = _final_mesh(bob) if stream else json.loads(bob)["mesh"]
+        same = ("output_sha256", "prompt_tokens", "completion_tokens")  # all but the request
+        assert [alices["receipt"][k] for k in same] == [bobs["receipt"][k] for k in same]
+        with pytest.raises(ReceiptError) as exc:
+            check(pasted, keys)
+        assert exc.value.reason == "request_id"
+        assert "the answer says request_id 'bob-session-7'" in str(exc.value)
+        assert "client_id_hash is not the hash of 'bob-session-7'" in str(exc.value)
+        with pytest.raises(ReceiptError, match="client_id_hash is not the hash"):
+            check(pasted, keys, request_id="bob-session-7")
+        assert alices["receipt"]["client_id_hash"] and MINE not in json.dumps(alices["receipt"])
+        receipt_only = json.dumps(alices["receipt"])  # the receipt alone names its client
+        assert check(receipt_only, keys, request_id=MINE).request_id == alices["receipt_request_id"]
+        with pytest.raises(ReceiptError, match="request_id"):
+            check(receipt_only, keys, request_id="bob-session-7")
+
+
 async def test_a_request_without_an_id_of_its_own_is_unchanged(tmp_path: Path) -> None:
     """The hot path: the gateway's own id goes to the node as it is; no mapping."""
     nodes = SigningNodes()
@@ -87,6 +140,7 @@ async def test_a_request_without_an_id_of_its_own_is_unchanged(tmp_path: Path) -
         assert mesh["receipt"]["request_id"] == mesh["request_id"]
         assert GATEWAY_MADE.fullmatch(mesh["request_id"])
         assert "receipt_request_id" not in mesh
+        assert mesh["receipt"]["client_id_hash"] == ""  # signed: no client's own id
         check(r.text, await registry_keys(h), request_id=mesh["request_id"], require_signed=True)
 
 
@@ -161,7 +215,10 @@ async def test_a_retry_with_the_same_id_replays_the_same_mapped_answer(tmp_path:
         rid = _node_saw(node)
         assert again.json()["mesh"]["receipt_request_id"] == rid
         assert again.headers["x-mesh-receipt"] == first.headers["x-mesh-receipt"]
-        check(again.text, await registry_keys(h), request_id=MINE, require_signed=True)
+        keys = await registry_keys(h)
+        check(again.text, keys, request_id=MINE, require_signed=True)
+        # the replayed receipt alone (its header) names the client's id: the link is signed
+        assert check(again.headers["x-mesh-receipt"], keys, request_id=MINE).request_id == rid
         stream, mine = {**CHAT, "stream": True}, {"X-Request-Id": MINE + "-s"}
         assert (await h.client.post("/v1/chat/completions", json=stream, headers=mine)).is_success
         r = await h.client.post("/v1/chat/completions", json=stream, headers=mine)
