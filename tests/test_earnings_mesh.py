@@ -19,10 +19,10 @@ from sqlalchemy import text
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.client import MeshClient
-from LLM_Mesh.core.ledger_entry import pseudonym
 from LLM_Mesh.errors import InvalidCredential
 from LLM_Mesh.registry.runtime import Runtime
 from tests.inprocess_mesh import ON_THE_MACHINE, REGISTRY_URL, InProcessMesh, node_url
+from tests.keyed import operator_account
 
 MODEL = "gemma-3-270m"
 # 1000 micro-NetworkTokens per millisecond of uptime: a few real milliseconds pay
@@ -123,7 +123,7 @@ def test_the_operator_sees_what_its_node_earned(mesh: InProcessMesh) -> None:
     assert rt.ledger is not None
     audited = mesh.call(audit(StoreSource(rt.ledger, rt.settings.ledger_origin)))
     assert audited.ok, audited.findings
-    assert audited.balances[pseudonym("operator", "inprocess")] == earned + reward
+    assert audited.balances[operator_account("inprocess")] == earned + reward
 
 
 def test_node_earnings_when_the_registry_is_unreachable(mesh: InProcessMesh) -> None:
