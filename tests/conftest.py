@@ -63,6 +63,17 @@ def clean_mesh_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     yield
 
 
+@pytest.fixture(autouse=True)
+def fixed_account_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ledger made in this process gets ``tests/keyed.py``'s account key, so tests
+    name keyed accounts (``operator_account("alice")``) before a ledger exists; the tests
+    of the key itself undo this (``monkeypatch.undo()``)."""
+    from LLM_Mesh.registry import ledger_accounts
+    from tests.keyed import TEST_ACCOUNT_KEY
+
+    monkeypatch.setattr(ledger_accounts, "new_key", lambda: TEST_ACCOUNT_KEY)
+
+
 @pytest.fixture
 def inprocess_mesh(tmp_path: Path) -> Iterator[InProcessMesh]:
     """The real registry app, started, with no nodes yet; closed after the test."""

@@ -22,14 +22,15 @@ import pytest
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.client import MeshClient
-from LLM_Mesh.core.ledger_entry import NETWORK, POOL, held_account, pseudonym
+from LLM_Mesh.core.ledger_entry import NETWORK, POOL
 from LLM_Mesh.registry.canary import CanaryProber
 from LLM_Mesh.registry.held import release
 from LLM_Mesh.registry.runtime import Runtime
 from tests.inprocess_mesh import ON_THE_MACHINE, REGISTRY_URL, InProcessMesh, node_url
+from tests.keyed import held_account, operator_account
 
 MODEL = "gemma-3-270m"
-OPERATOR = pseudonym("operator", "inprocess")
+OPERATOR = operator_account("inprocess")
 
 
 @pytest.fixture

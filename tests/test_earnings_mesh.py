@@ -21,12 +21,23 @@ from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.core.ledger_entry import pseudonym
 from LLM_Mesh.errors import InvalidCredential
+from LLM_Mesh.registry import ledger_accounts
 from LLM_Mesh.registry.runtime import Runtime
 from tests.inprocess_mesh import ON_THE_MACHINE, REGISTRY_URL, InProcessMesh, node_url
+from tests.keyed import operator_account
 
 MODEL = "gemma-3-270m"
 # 1000 micro-NetworkTokens per millisecond of uptime: a few real milliseconds pay
 RATE = 3_600_000_000
+
+
+REAL_NEW_KEY = ledger_accounts.new_key  # before the tests' fixed key replaces it
+
+
+@pytest.fixture
+def random_account_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test's ledger makes its own random account key, as a real registry does."""
+    monkeypatch.setattr(ledger_accounts, "new_key", REAL_NEW_KEY)
 
 
 @pytest.fixture
@@ -123,7 +134,42 @@ def test_the_operator_sees_what_its_node_earned(mesh: InProcessMesh) -> None:
     assert rt.ledger is not None
     audited = mesh.call(audit(StoreSource(rt.ledger, rt.settings.ledger_origin)))
     assert audited.ok, audited.findings
-    assert audited.balances[pseudonym("operator", "inprocess")] == earned + reward
+    assert audited.balances[operator_account("inprocess")] == earned + reward
+
+
+def test_a_guessed_operator_name_is_not_found_in_the_public_ledger(
+    random_account_key: None, mesh: InProcessMesh
+) -> None:
+    """Found 2026-12-03: an operator's account was an unkeyed hash of its name, and every
+    reward entry named its node's unkeyed hash, node ids being public: anyone hashed a
+    guessed name (or a listed node id) and read that operator's earnings. Now the accounts
+    are keyed by the ledger's secret: after a request settled and an uptime reward, hashing
+    the name and the listed node id finds nothing in the public ledger, while the operator
+    still sees its own account and balance."""
+    mesh.add_node(MODEL, "n1")
+    _rid, amount, fee = mesh.call(_serve_and_settle(mesh, "n1"))
+    reward = mesh.call(_uptime_then_close(mesh, "n1"))
+    with mesh.sync_client() as c:  # what anyone reads, without a key
+        listed = [n["node_id"] for n in c.get(REGISTRY_URL + "/mesh/nodes").json()["nodes"]]
+        page = c.get(REGISTRY_URL + "/v1/ledger", params={"limit": 1000}).json()
+    assert listed == [mesh.id_of("n1")] and not page["has_more"]
+    kinds = [e["kind"] for e in page["data"]]
+    assert "settle" in kinds and "reward" in kinds
+    public = "\n".join(str(e) for e in page["data"])
+    guesses = [pseudonym("operator", "inprocess")]
+    guesses += [pseudonym(kind, n) for n in listed for kind in ("node", "held", "operator")]
+    for guess in guesses:
+        assert guess.split(":")[1] not in public, guess
+    token = mesh.operator_token
+    assert token
+
+    async def ask() -> dict[str, object]:
+        async with MeshClient(REGISTRY_URL, http_client=mesh.client()) as client:
+            return await client.earnings(token)
+
+    mine = mesh.call(ask())
+    assert mine["balance"] == amount - fee + reward
+    assert str(mine["account"]) in public  # the operator finds its own entries
 
 
 def test_node_earnings_when_the_registry_is_unreachable(mesh: InProcessMesh) -> None:

@@ -14,8 +14,9 @@ from LLM_Mesh.core.pricing import request_cost, split
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.runtime import Runtime
-from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
+from LLM_Mesh.registry.settlement import Settlement, user_account
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
+from tests.keyed import operator_account
 
 MODEL = "code-llama-7b"
 

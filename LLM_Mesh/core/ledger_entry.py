@@ -20,15 +20,20 @@ each leaf holds its predecessor's leaf hash, the entries are also a hash chain.
 
 Accounts are pseudonymous: ``mint`` (the issuer: grants and rewards come from it; the
 only account allowed below zero), ``pool`` (the community pool), ``network`` (fees),
-and ``user:<24 hex>`` / ``operator:<24 hex>`` made by :func:`pseudonym` from an API
-key's id or an operator's name (anyone who knows the name can find its account; the
-ledger alone does not show names); ``held:<24 hex>`` (:func:`held_account`) keeps a
-quarantined node's earnings until the admin clears or revokes it.
+``user:<24 hex>`` made by :func:`pseudonym` from an API key's id (unkeyed: anyone who
+knows the id can find its account), and ``operator:`` / ``node:`` / ``held:`` + 32 hex
+made by :class:`Pseudonyms` from an operator's name or a node's id under the ledger's
+secret key (HMAC: nobody without the key can tell whose account it is, though names and
+node ids are guessable or public); ``held:`` keeps a quarantined node's earnings until the
+admin clears or revokes it. Before the key (migration 0018) these three were unkeyed
+:func:`pseudonym` s of 24 hex digits (:func:`is_legacy_account`): their balances are moved
+to the keyed accounts at start (``registry/ledger_accounts.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import struct
 from collections.abc import Callable
@@ -45,10 +50,11 @@ __all__ = [
     "NETWORK",
     "POOL",
     "LedgerEntry",
+    "Pseudonyms",
     "Transfer",
     "entry_leaf",
-    "held_account",
     "is_held_account",
+    "is_legacy_account",
     "leaf_encoder",
     "pseudonym",
 ]
@@ -69,27 +75,66 @@ ENTRY_FIELDS = (
 #: a request's share for a node under quarantine, paid to the node's held account instead
 #: of its operator; ``release``: the held account paid to the operator when the admin
 #: clears the node; ``forfeit``: the held account paid to ``network`` when the admin
-#: revokes the node instead (``registry/held.py``).
-KINDS = ("grant", "settle", "fee", "reward", "pool_budget", "hold", "release", "forfeit")
+#: revokes the node instead (``registry/held.py``); ``rekey``: an unkeyed account's balance
+#: moved to its keyed account (``registry/ledger_accounts.py``).
+KINDS = ("grant", "settle", "fee", "reward", "pool_budget", "hold", "release", "forfeit", "rekey")
 
 ACCOUNT_RE = re.compile(r"^(mint|pool|network|(user|operator|node|held):[0-9a-z._-]{1,96})$")
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 RECEIPT_RE = re.compile(r"^[0-9a-f]{64}$")
 _PSEUDONYM_DOMAIN = b"llm-mesh/account/v1\x00"
+_KEYED_DOMAIN = b"llm-mesh/account/v2\x00"
+_LEGACY_RE = re.compile(r"^(operator|node|held):[0-9a-f]{24}$")
+KEYED = ("operator", "node", "held")
 
 
 def pseudonym(kind: str, name: str) -> str:
-    """The ledger account of a user (an API key's id), an operator (its name), a node or a
-    node's held earnings (its id)."""
+    """The unkeyed ledger account of a user (an API key's id); for an operator (its name),
+    a node or a node's held earnings (its id): the account before migration 0018 (now
+    :class:`Pseudonyms`'), which anyone could compute from the name."""
     if kind not in ("user", "operator", "node", "held") or not name:
         raise ValueError("an account pseudonym is for a user, operator or node with a name")
     digest = hashlib.sha256(_PSEUDONYM_DOMAIN + kind.encode() + b"\x00" + name.encode()).hexdigest()
     return f"{kind}:{digest[:24]}"
 
 
-def held_account(node_id: str) -> str:
-    """Where a quarantined node's earnings wait (``hold``) until cleared or revoked."""
-    return pseudonym("held", node_id)
+class Pseudonyms:
+    """The keyed accounts of operators (a name), nodes and held earnings (a node id):
+    ``kind:`` + 32 hex digits of HMAC-SHA256 under ``key``, the ledger's secret
+    (``registry/ledger_accounts.py``, never published)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("an account key is at least 32 bytes")
+        self._key = key
+        self._made: dict[tuple[str, str], str] = {}
+
+    def of(self, kind: str, name: str) -> str:
+        made = self._made.get((kind, name))
+        if made is None:
+            if kind not in KEYED or not name:
+                raise ValueError("a keyed account is for an operator or a node with a name")
+            msg = _KEYED_DOMAIN + kind.encode() + b"\x00" + name.encode()
+            made = f"{kind}:{hmac.digest(self._key, msg, 'sha256').hex()[:32]}"
+            if len(self._made) < 65_536:
+                self._made[(kind, name)] = made
+        return made
+
+    def operator(self, name: str) -> str:
+        return self.of("operator", name)
+
+    def node(self, node_id: str) -> str:
+        """The account of a node without an operator."""
+        return self.of("node", node_id)
+
+    def held(self, node_id: str) -> str:
+        """Where a quarantined node's earnings wait (``hold``) until cleared or revoked."""
+        return self.of("held", node_id)
+
+
+def is_legacy_account(account: str) -> bool:
+    """Whether ``account`` is an unkeyed operator, node or held account (before 0018)."""
+    return _LEGACY_RE.match(account) is not None
 
 
 def is_held_account(account: str | None) -> bool:

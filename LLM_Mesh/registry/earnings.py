@@ -1,6 +1,6 @@
 """An operator's earnings: per day, per model, per node, from the ledger's tables.
 
-:func:`earnings` reads, for one operator account (``pseudonym("operator", name)``)
+:func:`earnings` reads, for one operator account (keyed: ``registry/ledger_accounts.py``)
 and a window of whole UTC days:
 
 - requests: ``settlements`` rows in state ``settled`` paid to the account (earned =

@@ -18,12 +18,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from LLM_Mesh.core.identity import hash_secret
-from LLM_Mesh.core.ledger_entry import pseudonym
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.errors import Forbidden, InvalidCredential, MeshError
 from LLM_Mesh.registry.admin import bearer
 from LLM_Mesh.registry.earnings import earnings
 from LLM_Mesh.registry.errors import JSONAnswer
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.runtime import get_runtime
 
@@ -127,7 +127,7 @@ async def get_earnings(
     report = await earnings(
         await rt.ledger.engine(),
         operator=op.name,
-        account=pseudonym("operator", op.name),
+        account=(await pseudonyms(await rt.ledger.engine())).operator(op.name),
         nodes=nodes,
         node=node,
         days=days,

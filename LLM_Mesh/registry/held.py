@@ -2,7 +2,7 @@
 
 From a node's first failed canary probe (a quarantine for any model) until the admin
 clears it, the share of every request it answers goes to its **held account**
-(``held:<pseudonym of the node id>``, :func:`~LLM_Mesh.core.ledger_entry.held_account`)
+(``held:<32 hex>``, keyed by the node id: :meth:`~LLM_Mesh.core.ledger_entry.Pseudonyms.held`)
 instead of its operator: settlement writes a ``hold`` entry in place of ``settle``
 (``registry/settle_ledger.transfers``; the network's fee is taken as for any request).
 Settlement asks :meth:`~LLM_Mesh.registry.quality.Quality.held` when it records the
@@ -57,9 +57,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from LLM_Mesh.core.ledger_entry import NETWORK, Transfer, held_account, pseudonym
+from LLM_Mesh.core.ledger_entry import NETWORK, Transfer
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.settle_ledger import balance
 
 __all__ = [
@@ -87,20 +88,22 @@ class _Moved(Exception):
 
 async def operator_account_of(engine: AsyncEngine, node_id: str) -> str:
     """The ledger account a node's earnings are paid to: its key's operator, else
-    ``node:<pseudonym>`` (as ``settle_ledger.with_operators`` names it)."""
+    the node's own account (as ``settle_ledger.with_operators`` names it)."""
     k = tables.node_keys
     async with engine.connect() as conn:
         row = (await conn.execute(select(k.c.operator).where(k.c.node_id == node_id))).first()
     name = None if row is None else str(row.operator)
-    return pseudonym("operator", name) if name else pseudonym("node", node_id)
+    keyed = await pseudonyms(engine)
+    return keyed.operator(name) if name else keyed.node(node_id)
 
 
 async def held_amounts(engine: AsyncEngine, nodes: Sequence[str]) -> dict[str, int]:
     """What each of ``nodes`` has held (µNT; nodes with nothing held are left out)."""
     b = tables.balances
-    accounts = {held_account(n): n for n in nodes}
-    if not accounts:
+    if not nodes:
         return {}
+    keyed = await pseudonyms(engine)
+    accounts = {keyed.held(n): n for n in nodes}
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -112,7 +115,7 @@ async def held_amounts(engine: AsyncEngine, nodes: Sequence[str]) -> dict[str, i
 
 async def _pay_out(ledger: SqlLedger, node_id: str, kind: str, to: str) -> int:
     engine = await ledger.engine()
-    held = held_account(node_id)
+    held = (await pseudonyms(engine)).held(node_id)
     for _ in range(_TRIES):
         seen, _reserved = await balance(engine, held)
 
@@ -187,7 +190,7 @@ async def clear_and_release(store: Any, node_id: str, at: datetime) -> tuple[lis
     if key is None:  # no operator: the node alone
         amount, to = await release(ledger, node_id)
         return models, amount, to
-    to = pseudonym("operator", key.operator)
+    to = (await pseudonyms(store.engine)).operator(key.operator)
     if await store.quarantined_nodes_of(key.operator):
         return models, 0, to
     k = tables.node_keys

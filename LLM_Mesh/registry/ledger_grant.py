@@ -2,7 +2,7 @@
 
 ``ACCOUNT`` is an API key's name or id (its user's account is ``pseudonym("user",
 key id)``: what requests with that key are paid from), an operator's name (its account
-is ``pseudonym("operator", name)``), or a ledger account as written (``pool``,
+is its keyed account, ``registry/ledger_accounts.py``), or a ledger account as written (``pool``,
 ``network``, ``user:...``, ``operator:...``). A name that is both a key's and an
 operator's is refused as ambiguous: write the ledger account.
 """
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, MINT, LedgerEntry, Transfer, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 
 __all__ = ["grant", "resolve_account"]
 
@@ -29,7 +30,7 @@ async def resolve_account(store: Any, account: str) -> str:
             found.append(pseudonym("user", key.key_id))
     for op in await store.list_operators():
         if op.name == account:
-            found.append(pseudonym("operator", account))
+            found.append((await pseudonyms(store.engine)).operator(account))
     if len(found) > 1:
         raise ValueError(
             f"{account!r} names both an API key and an operator; write the ledger account "

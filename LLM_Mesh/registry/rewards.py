@@ -16,11 +16,11 @@ epoch, so every replica agrees on them). Closing a period:
    ``Settings.reward_simulated``, for test meshes); a node quarantined by a canary when the
    period is closed (any model, not cleared: ``canary_status``), and every other node of
    its operator (``Store.held_nodes``), earns to its held account
-   ``held:<pseudonym>`` instead of its operator, as its requests' shares do
+   ``held:<32 hex>`` instead of its operator, as its requests' shares do
    (``registry/held.py``: released to the operator by the admin's clear, forfeited by a
    revocation);
 3. appends the ``reward`` entries (``mint`` → the operator's account, ``request_id``
-   ``reward:<period start>:<node pseudonym>``) with ``SqlLedger.append(guard=)``; the
+   ``reward:<period start>:<node's keyed account>``) with ``SqlLedger.append(guard=)``; the
    guard, inside the append's transaction after the head lock, inserts a
    ``reward_periods`` row for every node of the batch (zero amounts too: they carry the
    mark) and refuses the whole batch when any of them was closed already, which is
@@ -45,10 +45,11 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from LLM_Mesh.core.ledger_entry import MINT, Transfer, held_account, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, Pseudonyms, Transfer
 from LLM_Mesh.core.rewards import NodePeriod, close_uptime, due_period, earns_uptime, rewards
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.ports import NodeRecord, Store
 
 __all__ = ["PeriodReport", "RewardTask", "reward_request_id"]
@@ -58,9 +59,10 @@ log = logging.getLogger(__name__)
 CHUNK = 1000  # nodes per append (and per IN list)
 
 
-def reward_request_id(period_start: int, node_id: str) -> str:
-    """The ``request_id`` of a reward entry: unique per (period, node), readable by auditors."""
-    return f"reward:{period_start}:{pseudonym('node', node_id)}"
+def reward_request_id(period_start: int, node_id: str, keyed: Pseudonyms) -> str:
+    """The ``request_id`` of a reward entry: unique per (period, node), readable by auditors
+    (the node's keyed account: nobody without the ledger's key links it to the node id)."""
+    return f"reward:{period_start}:{keyed.node(node_id)}"
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,9 @@ class RewardTask:
             return PeriodReport(start, 0, 0, 0, already)
         stats = await self.store.request_totals(_dt(start), _dt(start + self.period_s))
         owners = await self._owners([n.node_id for n, _, _ in due])
+        keyed = await pseudonyms(await self.ledger.engine())
         for node_id in await self._held(set(owners)):
-            owners[node_id] = held_account(node_id)  # earned, held until the admin decides
+            owners[node_id] = keyed.held(node_id)  # earned, held until the admin decides
         computed = rewards(
             [NodePeriod(n.node_id, h, stats.get(n.node_id, {})) for n, h, _ in due],
             rate=self.rate,
@@ -193,6 +196,7 @@ class RewardTask:
     async def _write(self, start: int, rows: list[_Row]) -> tuple[int, int, int, int]:
         """Write one batch exactly once; (closed, paid, amount, closed elsewhere)."""
         elsewhere = 0
+        keyed = await pseudonyms(await self.ledger.engine())
         while rows:
             taken: set[str] = set()
             paying = [r for r in rows if r.amount > 0 and r.operator is not None]
@@ -202,7 +206,7 @@ class RewardTask:
                     MINT,
                     str(r.operator),
                     r.amount,
-                    request_id=reward_request_id(start, r.node_id),
+                    request_id=reward_request_id(start, r.node_id, keyed),
                 )
                 for r in paying
             ]
@@ -256,9 +260,10 @@ class RewardTask:
         revoked = set(await self.store.revoked_nodes_since(_dt(0)))
         wanted = set(node_ids) - revoked
         out: dict[str, str] = {}
+        keyed = await pseudonyms(await self.ledger.engine())
         for op in await self.store.list_operators():
             if op.revoked_at is None:
-                account = pseudonym("operator", op.name)
+                account = keyed.operator(op.name)
                 out.update((n, account) for n in op.nodes if n in wanted)
         return out
 

@@ -39,9 +39,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer, is_held_account, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer, is_held_account
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.settle_db import Answer, PaidPart
 
 __all__ = [
@@ -239,7 +240,7 @@ async def row_state(engine: AsyncEngine, key: str) -> str | None:
 
 async def with_operators(engine: AsyncEngine, known: dict[str, str], a: Answer) -> Answer:
     """``a`` with every part's operator account: from ``known`` (node id → account, which
-    this fills), else the node key's operator in the store, else ``node:<pseudonym>``;
+    this fills), else the node key's operator in the store, else the node's own (keyed);
     a part written without one gets it in its row too."""
     if all(p.operator is not None for p in a.parts):
         return a
@@ -254,7 +255,8 @@ async def with_operators(engine: AsyncEngine, known: dict[str, str], a: Answer) 
                         await conn.execute(select(k.c.operator).where(k.c.node_id == p.node_id))
                     ).first()
                 name = None if row is None else str(row.operator)
-                account = pseudonym("operator", name) if name else pseudonym("node", p.node_id)
+                keyed = await pseudonyms(engine)
+                account = keyed.operator(name) if name else keyed.node(p.node_id)
                 known[p.node_id] = account
             p = replace(p, operator=account)
             await set_operator(engine, a.key, n, account)

@@ -74,8 +74,9 @@ from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core.lease_book import LeaseBook
-from LLM_Mesh.core.ledger_entry import held_account, pseudonym
+from LLM_Mesh.core.ledger_entry import Pseudonyms, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.settle_db import (
     Answer,
     Op,
@@ -91,7 +92,7 @@ from LLM_Mesh.registry.settle_lease import Give, Spend, Spent, Take, lease_wrote
 from LLM_Mesh.registry.settle_upkeep import SettleUpkeep
 from LLM_Mesh.registry.settle_worker import LedgerThread
 
-__all__ = ["Settlement", "operator_account", "user_account"]
+__all__ = ["Settlement", "user_account"]
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,6 @@ _LEASED = Reserved(True, 0, 0)  # admitted from a lease in memory (nothing read)
 def user_account(key_id: str) -> str:
     """The ledger account of an API key's user."""
     return pseudonym("user", key_id)
-
-
-@lru_cache(maxsize=65_536)
-def operator_account(name: str) -> str:
-    """The ledger account of an operator."""
-    return pseudonym("operator", name)
 
 
 class Settlement(SettleUpkeep):
@@ -150,6 +145,7 @@ class Settlement(SettleUpkeep):
         self.leases: LeaseBook | None = None
         self._taking: dict[str, set[asyncio.Future[Any]]] = {}  # lease id -> takes in flight
         self.operators: dict[str, str] = {}  # node id -> operator's ledger account
+        self.accounts: Pseudonyms | None = None  # the ledger's keyed accounts (at start)
         # whether a node's earnings are held (quarantined: Quality.held, wired by the app)
         self.held: Callable[[str], bool] = lambda _node_id: False
         self.unpaid = 0  # answers released whose row was no longer pending (see answer)
@@ -185,6 +181,7 @@ class Settlement(SettleUpkeep):
     async def load_operators(self, store: Any) -> None:
         """Every known node's operator, from the store (nodes registered before a restart
         or with another registry)."""
+        self.accounts = await pseudonyms(await self._engine())
         for op in await store.list_operators():
             for node_id in op.nodes:
                 self.note_operator(node_id, op.name)
@@ -403,14 +400,14 @@ class Settlement(SettleUpkeep):
         """The account a part answered by ``node_id`` pays now: its held account while the
         node is quarantined (``registry/held.py``), else its operator's (``None``: looked
         up when settled)."""
-        if self.held(node_id):
-            return held_account(node_id)
+        if self.held(node_id) and self.accounts is not None:
+            return self.accounts.held(node_id)
         return self.operators.get(node_id)
 
     def note_operator(self, node_id: str, operator: str | None) -> None:
         """The operator a node registered under (its ledger account is paid for its parts)."""
-        if operator:
-            self.operators[node_id] = operator_account(operator)
+        if operator and self.accounts is not None:
+            self.operators[node_id] = self.accounts.operator(operator)
 
     # -- the writer (group commit) ----------------------------------------------------------
 
@@ -495,6 +492,7 @@ class Settlement(SettleUpkeep):
         if self._started:
             return
         engine_url = (await self._engine()).url
+        self.accounts = self.accounts or await pseudonyms(await self._engine())
         if self._db is None:
             self._db = settle_db_for(engine_url.render_as_string(hide_password=False))
         await self.db.open()

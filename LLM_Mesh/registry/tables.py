@@ -269,6 +269,16 @@ ledger_keys = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
+#: Migration 0018: the ledger's secrets, made once by the first registry that needs one
+#: and read by every replica; never published. ``account_key``: the HMAC key of the
+#: operator, node and held accounts (``registry/ledger_accounts.py``).
+ledger_secrets = Table(
+    "ledger_secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", LargeBinary(), nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

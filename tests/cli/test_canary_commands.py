@@ -13,13 +13,14 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, held_account, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, pseudonym
 from LLM_Mesh.registry.held import store_ledger
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import held_account, operator_account
 
 runner = CliRunner()
 USER = pseudonym("user", "key-1")
-ALICE = pseudonym("operator", "alice")
+ALICE = operator_account("alice")
 
 
 def cli(home: Path, *args: str) -> tuple[int, str]:

@@ -21,6 +21,7 @@ from LLM_Mesh.core.ledger_entry import MINT, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import operator_account
 
 runner = CliRunner()
 
@@ -53,7 +54,7 @@ def test_grant_writes_ledger_entries(tmp_path: Path) -> None:
     assert code == 0 and "ledger entry 1" in out
     assert asyncio.run(_balances(home)) == {
         MINT: -5_000_250,
-        pseudonym("operator", "alice"): 5_000_000,
+        operator_account("alice"): 5_000_000,
         "pool": 250,
     }
     code, out = cli(home, "registry", "grant", "nobody", "5")

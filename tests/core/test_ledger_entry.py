@@ -86,12 +86,13 @@ def test_pseudonyms_are_stable_and_hide_names() -> None:
 
 
 def test_held_accounts_are_node_pseudonyms_of_their_own_kind() -> None:
-    from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, held_account, is_held_account
+    from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, Pseudonyms, is_held_account
 
-    h = held_account("node-a")
-    assert h == pseudonym("held", "node-a") and h.startswith("held:") and ACCOUNT_RE.match(h)
-    assert h.split(":")[1] != pseudonym("node", "node-a").split(":")[1]
-    assert is_held_account(h) and not is_held_account(pseudonym("operator", "node-a"))
+    keyed = Pseudonyms(bytes(32))
+    h = keyed.held("node-a")
+    assert h.startswith("held:") and ACCOUNT_RE.match(h)
+    assert h.split(":")[1] != keyed.node("node-a").split(":")[1]
+    assert is_held_account(h) and not is_held_account(keyed.operator("node-a"))
     assert not is_held_account(None)
     Transfer("hold", "pool", h, 5, "r1")  # a valid entry
 
@@ -165,6 +166,27 @@ def test_a_refused_transfer_says_why(kwargs: dict[str, object], message: str) ->
     with pytest.raises(ValueError) as exc:
         Transfer(**args)  # type: ignore[arg-type]
     assert str(exc.value) == message
+
+
+def test_keyed_accounts_are_an_hmac_no_one_computes_from_the_name_alone() -> None:
+    """Found 2026-12-03: an operator's account was an unkeyed hash of its name, so a guessed
+    name confirmed it; a keyed account is an HMAC under the ledger's secret key."""
+    import hmac
+
+    from LLM_Mesh.core.ledger_entry import Pseudonyms, is_legacy_account
+
+    key = bytes(range(32))
+    a = Pseudonyms(key).operator("alice")
+    mac = hmac.digest(key, b"llm-mesh/account/v2\x00operator\x00alice", "sha256").hex()
+    assert a == "operator:" + mac[:32]
+    assert a == Pseudonyms(key).operator("alice")  # one key, one account: every replica's
+    assert Pseudonyms(bytes(32)).operator("alice") != a != pseudonym("operator", "alice")
+    assert is_legacy_account(pseudonym("operator", "alice")) and not is_legacy_account(a)
+    assert not is_legacy_account(pseudonym("user", "alice"))
+    with pytest.raises(ValueError):
+        Pseudonyms(key).of("user", "alice")  # user accounts stay unkeyed
+    with pytest.raises(ValueError):
+        Pseudonyms(b"short")
 
 
 def test_nodes_have_pseudonyms_too_and_anything_else_is_refused() -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from LLM_Mesh.core.ledger_entry import held_account
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S
+from tests.keyed import held_account
 from tests.registry.helpers import ADMIN, registration, running
 from tests.registry.test_node_auth import Wall, _paid_to, make_node, mesh, operator, register
 

@@ -19,6 +19,7 @@ from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Mix, Shape
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
 from LLM_Mesh.registry.quality import QualityWatcher
+from tests.keyed import held_account
 from tests.registry.helpers import ADMIN, FakeNode, FakeNodes, Harness, running
 
 MODEL = "gemma-3-270m"
@@ -563,7 +564,7 @@ async def test_a_probe_is_paid_like_a_user_request(mesh: Harness) -> None:
     """The same parts, the same entries towards the node's operator, from the same payer
     (the pool, as every request without a key), priced from the catalog; and while the
     node is quarantined (for any model) both are held alike."""
-    from LLM_Mesh.core.ledger_entry import NETWORK, POOL, held_account
+    from LLM_Mesh.core.ledger_entry import NETWORK, POOL
 
     verifier = await register(mesh, "verifier")
     node = await register(mesh, "node-a")

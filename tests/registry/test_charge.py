@@ -24,8 +24,9 @@ from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.pricing import estimate, request_cost, usual_prompt_tokens
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.parse import client_ledger_id
-from LLM_Mesh.registry.settlement import Settlement, operator_account, user_account
+from LLM_Mesh.registry.settlement import Settlement, user_account
 from tests.asgi import request_then_wait
+from tests.keyed import operator_account
 from tests.registry.helpers import FakeNode, FakeNodes, Harness, fund, running, sse_chunks
 from tests.registry.test_midstream import Dies, _first_is, completion_chunks
 from tests.registry.test_streaming import _scope

@@ -19,9 +19,10 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.earnings import account_balance, earnings
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import operator_account
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)
-ALICE, BOB = pseudonym("operator", "alice"), pseudonym("operator", "bob")
+ALICE, BOB = operator_account("alice"), operator_account("bob")
 USER = pseudonym("user", "key-1")
 
 

@@ -10,18 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, Transfer
 from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.earnings_api import EarningsReport
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.runtime import Runtime
 from tests.registry.helpers import ADMIN_KEY, make_settings
 from tests.registry.test_earnings import USER, reward_row, settle
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)
-ALICE, BOB = pseudonym("operator", "alice"), pseudonym("operator", "bob")
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Mesh:
     store: MemoryStore
     alice: str  # tokens
     bob: str
+    account: str  # alice's ledger account
 
     def auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -50,6 +51,8 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
         for node_id, op in (("a1", "alice"), ("a2", "alice"), ("b1", "bob")):
             await store.claim_node_key(node_id, f"key-{node_id}", op, 1, NOW)
         assert rt.ledger is not None
+        keyed = await pseudonyms(await rt.ledger.engine())
+        ALICE, BOB = keyed.operator("alice"), keyed.operator("bob")
         await rt.ledger.append([Transfer("grant", MINT, USER, 1_000_000)])
         for i, (node_id, op) in enumerate((("a1", ALICE), ("a2", ALICE), ("b1", BOB))):
             await settle(
@@ -59,14 +62,14 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
         await reward_row(rt.ledger, "b1", BOB, NOW.replace(minute=0), 5_000)
         t = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=t, base_url="http://mesh") as client:
-            yield Mesh(client, rt, store, alice, bob)
+            yield Mesh(client, rt, store, alice, bob, ALICE)
 
 
 async def test_an_operator_sees_its_own_earnings(mesh: Mesh) -> None:
     r = await mesh.client.get("/v1/earnings", headers=mesh.auth(mesh.alice))
     assert r.status_code == 200, r.text
     body = EarningsReport.model_validate(r.json())
-    assert body.operator == "alice" and body.account == ALICE
+    assert body.operator == "alice" and body.account == mesh.account
     assert body.nodes == ["a1", "a2"]
     assert body.totals.earned == 990 + 1990 and body.totals.requests == 2
     assert body.balance == 990 + 1990

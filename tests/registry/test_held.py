@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
-from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, held_account, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, pseudonym
 from LLM_Mesh.registry.charge import SettledPayment
 from LLM_Mesh.registry.earnings import earnings, node_totals
 from LLM_Mesh.registry.held import (
@@ -26,8 +26,9 @@ from LLM_Mesh.registry.held import (
     revoke_and_forfeit,
 )
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.settlement import Settlement, operator_account
+from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import held_account, node_account, operator_account
 
 USER = pseudonym("user", "key-1")
 ALICE = operator_account("alice")
@@ -223,7 +224,7 @@ async def test_a_node_without_a_key_is_released_to_its_node_account(store: SqlSt
     await ledger.append_one(Transfer("grant", MINT, USER, 500))
     await ledger.append_one(Transfer("hold", USER, held_account("stray"), 300, "r1"))
     amount, to = await release(ledger, "stray")
-    assert (amount, to) == (300, pseudonym("node", "stray"))
+    assert (amount, to) == (300, node_account("stray"))
 
 
 @pytest.mark.parametrize("by", ["settler", "recovery"])

@@ -23,9 +23,10 @@ from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 from LLM_Mesh.registry.ledger import IssueLimit, LedgerError, SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import operator_account
 
 ORIGIN = "test.local/ledger"
-ALICE, BOB = pseudonym("user", "alice"), pseudonym("operator", "bob")
+ALICE, BOB = pseudonym("user", "alice"), operator_account("bob")
 
 
 def _ledger(store: SqlStore) -> SqlLedger:

@@ -26,13 +26,12 @@ from LLM_Mesh.core.identity import (
     MessageKind,
     NodeSigner,
 )
-from LLM_Mesh.core.ledger_entry import held_account
 from LLM_Mesh.registry.admin import add_operator
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_auth import SignedNodeAuth
 from LLM_Mesh.registry.ports import SeqResult
 from LLM_Mesh.registry.revocations import RevocationWatcher
-from LLM_Mesh.registry.settlement import operator_account
+from tests.keyed import held_account, operator_account
 from tests.registry.helpers import ADMIN, Harness, registration, running
 
 NOW = 1_800_000_000.0

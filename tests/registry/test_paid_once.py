@@ -20,7 +20,8 @@ import pytest
 from starlette.responses import Response
 
 from LLM_Mesh.registry.idempotency import DuplicateRequest, IdempotencyCache
-from LLM_Mesh.registry.settlement import Settlement, operator_account
+from LLM_Mesh.registry.settlement import Settlement
+from tests.keyed import operator_account
 from tests.registry.helpers import Harness, ManualClock, running
 from tests.registry.test_charge import (
     BODY,

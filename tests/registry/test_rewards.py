@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.identity import hash_secret
-from LLM_Mesh.core.ledger_entry import MINT, held_account, pseudonym
+from LLM_Mesh.core.ledger_entry import MINT, pseudonym
 from LLM_Mesh.registry import rewards as rewards_module
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.earnings import earnings, node_totals
@@ -26,6 +26,7 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import RequestRecord, Store
 from LLM_Mesh.registry.rewards import RewardTask, reward_request_id
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import KEYED, held_account, node_account, operator_account
 from tests.registry.test_store import node
 
 PERIOD_S = 3600
@@ -143,7 +144,7 @@ async def test_two_reward_tasks_on_one_database_pay_each_node_once(
     got = await _rewards(la)
     assert len(got) == 30
     assert len({rid for *_, rid in got}) == 30  # one entry per (node, period)
-    alice = pseudonym("operator", "alice")
+    alice = operator_account("alice")
     full, half = RATE, RATE // 2
     assert sorted(amount for _, to, amount, _ in got if to == alice) == sorted(
         [half] * 10 + [full] * 20
@@ -152,7 +153,7 @@ async def test_two_reward_tasks_on_one_database_pay_each_node_once(
     entries = {e.seq: e for e in (await la.entries(-1, 10_000))[0]}
     for (node_id, _), row in rows.items():
         entry = entries[int(str(row["entry_seq"]))]
-        assert entry.request_id == reward_request_id(S, node_id)
+        assert entry.request_id == reward_request_id(S, node_id, KEYED)
         assert entry.amount == row["amount"] and entry.from_account == MINT
     report = await audit(StoreSource(la, ORIGIN))
     assert report.ok, report.findings
@@ -177,12 +178,12 @@ async def test_amounts_follow_the_formula(store: SqlStore) -> None:
     ledger = _ledger(store)
     report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
     assert report is not None and (report.closed, report.paid) == (5, 3)
-    op = pseudonym("operator", "op")
+    op = operator_account("op")
     got = {rid: amount for _, to, amount, rid in await _rewards(ledger) if to == op}
     assert got == {
-        reward_request_id(S, "full"): RATE,
-        reward_request_id(S, "half"): RATE // 2,
-        reward_request_id(S, "flaky"): RATE * 400 // 1000,  # 1 ok of 4: success 0.4
+        reward_request_id(S, "full", KEYED): RATE,
+        reward_request_id(S, "half", KEYED): RATE // 2,
+        reward_request_id(S, "flaky", KEYED): RATE * 400 // 1000,  # 1 ok of 4: success 0.4
     }
     rows = await _rows(store.engine)
     revoked = rows[("revoked", S)]
@@ -292,8 +293,9 @@ def test_reward_task_refuses_nonsense() -> None:
 
 
 def test_reward_request_ids_name_the_period_and_the_node_pseudonym() -> None:
-    rid = reward_request_id(S, "node-abc")
-    assert rid == f"reward:{S}:{pseudonym('node', 'node-abc')}"
+    rid = reward_request_id(S, "node-abc", KEYED)
+    assert rid == f"reward:{S}:{node_account('node-abc')}"
+    assert pseudonym("node", "node-abc") not in rid  # keyed: not from the public id (2026-12-03)
     assert "node-abc" not in rid and len(rid) <= 128
 
 
@@ -333,7 +335,7 @@ async def test_a_quarantined_nodes_uptime_reward_is_held_not_paid(store: SqlStor
     ledger = _ledger(store)
     report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
     assert report is not None and (report.closed, report.paid) == (3, 3)
-    op, other = pseudonym("operator", "op"), pseudonym("operator", "other")
+    op, other = operator_account("op"), operator_account("other")
     got = sorted((to, amount) for _, to, amount, _ in await _rewards(ledger))
     assert got == sorted(
         [(other, RATE), (held_account("liar"), RATE), (held_account("spare"), RATE)]
@@ -371,7 +373,7 @@ async def test_a_node_that_serves_only_simulated_models_earns_no_uptime(store: S
     report = await _task(store, ledger, Clock(S + PERIOD_S + 20)).close_due()
     assert report is not None and (report.closed, report.paid) == (3, 1)
     got = {rid: amount for _, _, amount, rid in await _rewards(ledger)}
-    assert got == {reward_request_id(S, "mixed"): RATE}
+    assert got == {reward_request_id(S, "mixed", KEYED): RATE}
     rows = await _rows(store.engine)
     assert rows[("sim", S)]["amount"] == 0 and rows[("sim", S)]["entry_seq"] is None
     assert rows[("sim", S)]["mark_ms"] == PERIOD_S * 1000  # counted, not carried over

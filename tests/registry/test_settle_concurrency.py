@@ -20,8 +20,9 @@ from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.ledger_entry import NETWORK
 from LLM_Mesh.core.pricing import estimate, request_cost
 from LLM_Mesh.registry.api_keys import create_api_key
-from LLM_Mesh.registry.settlement import operator_account, user_account
+from LLM_Mesh.registry.settlement import user_account
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import operator_account
 from tests.registry.helpers import FakeNodes, Harness, fund, running
 
 MODEL = "mistral-7b"

@@ -36,6 +36,7 @@ from LLM_Mesh.registry.settle_db import (
 from LLM_Mesh.registry.settle_holders import forget_batches
 from LLM_Mesh.registry.store import SqlStore
 from tests.conftest import _admin_connect
+from tests.keyed import operator_account
 
 pytestmark = [
     pytest.mark.postgres,
@@ -43,7 +44,7 @@ pytestmark = [
 ]
 
 USER = pseudonym("user", "key-1")
-OP_A = pseudonym("operator", "alice")
+OP_A = operator_account("alice")
 MODEL = "gemma-3-270m"
 
 

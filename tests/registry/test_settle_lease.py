@@ -21,8 +21,9 @@ from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, PaidPart, SqliteSettleDb
-from LLM_Mesh.registry.settlement import Settlement, operator_account
+from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import operator_account
 
 USER = pseudonym("user", "key-1")
 OP_A = operator_account("alice")

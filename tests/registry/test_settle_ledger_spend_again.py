@@ -22,8 +22,8 @@ from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import _PG_BATCH, Answer, PaidPart, PgSettleDb, _pg_rows
 from LLM_Mesh.registry.settle_lease import Spend
 from LLM_Mesh.registry.settle_ledger import settle, spend_again
-from LLM_Mesh.registry.settlement import operator_account
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import operator_account
 
 pytestmark = pytest.mark.postgres
 

@@ -24,11 +24,12 @@ from LLM_Mesh.registry.settle_db import Answer, PaidPart, Reserve, SqliteSettleD
 from LLM_Mesh.registry.settle_ledger import settle
 from LLM_Mesh.registry.settle_sqlite import Refused, append_settled
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import operator_account
 
 T = 1_796_083_200.5  # the wall clock both appends see
 NOW = datetime.fromtimestamp(T, timezone.utc)
 USERS = [pseudonym("user", f"k{i}") for i in range(3)]
-OPS = [pseudonym("operator", n) for n in ("alice", "bob")]
+OPS = [operator_account(n) for n in ("alice", "bob")]
 TABLES = ("ledger_entries", "ledger_nodes", "ledger_head", "balances", "settlements")
 
 

@@ -22,8 +22,9 @@ from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer, pseudonym
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, PaidPart
 from LLM_Mesh.registry.settle_ledger import settle
-from LLM_Mesh.registry.settlement import Settlement, operator_account
+from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import node_account, operator_account
 
 USER = pseudonym("user", "key-1")
 OP_A, OP_B = operator_account("alice"), operator_account("bob")
@@ -160,7 +161,7 @@ async def test_an_unknown_operator_is_looked_up_or_paid_as_the_node(
     assert await s.answer(_answer("r2", ("node-x", None, 100, 0)))
     await s.flush()
     assert await s.balance(operator_account("carol")) == (100, 0)
-    assert await s.balance(pseudonym("node", "node-x")) == (100, 0)
+    assert await s.balance(node_account("node-x")) == (100, 0)
     assert (await _rows(store))[("r1", 0)]["operator"] == operator_account("carol")
 
 

@@ -26,8 +26,9 @@ from LLM_Mesh.registry import settle_upkeep
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, PaidPart, Reserve, SqliteSettleDb, Void
 from LLM_Mesh.registry.settle_lease import Spend
-from LLM_Mesh.registry.settlement import Settlement, operator_account
+from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
+from tests.keyed import operator_account
 
 USER = pseudonym("user", "key-1")
 OP_A = operator_account("alice")

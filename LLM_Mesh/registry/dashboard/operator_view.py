@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from LLM_Mesh.core.ledger_entry import pseudonym
 from LLM_Mesh.registry.dashboard.views import canary_rows
 from LLM_Mesh.registry.earnings import earnings
 from LLM_Mesh.registry.earnings_api import operator_from_token
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.ports import OperatorRecord
 from LLM_Mesh.registry.runtime import Runtime
 
@@ -50,7 +50,7 @@ async def operator_earnings(
     report = await earnings(
         await rt.ledger.engine(),
         operator=rec.name,
-        account=pseudonym("operator", rec.name),
+        account=(await pseudonyms(await rt.ledger.engine())).operator(rec.name),
         nodes=sorted(nodes),
         days=days,
         now=rt.wall_clock(),

@@ -16,7 +16,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from LLM_Mesh.core.ledger_entry import pseudonym
 from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.errors import InvalidCredential, RateLimited
 from LLM_Mesh.registry.admin import bearer
@@ -222,10 +221,10 @@ async def operator_fragment(request: Request) -> Response:
     mine = await operator_view.operator_nodes(rt, rec)
     rows, total = views.node_rows(rt, d.feed.series, d.now(), only=mine)
     offline = sorted(n for n in mine if rt.table.get(n) is None)[: views.MAX_ROWS]
+    earned = await operator_view.operator_earnings(rt, rec, mine)
     return d.render(
-        request, "_operator.html", operator=rec.name, account=pseudonym("operator", rec.name),
-        rows=rows, total=total, offline=offline,
-        earnings=await operator_view.operator_earnings(rt, rec, mine),
+        request, "_operator.html", operator=rec.name, account=(earned or {}).get("account", "-"),
+        rows=rows, total=total, offline=offline, earnings=earned,
         verdicts=operator_view.canary_verdicts(rt, mine),
     )  # fmt: skip
 

@@ -13,13 +13,13 @@ import httpx
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.admin import add_operator
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from tests.inprocess_mesh import InProcessMesh
 from tests.registry.dashboard.conftest import MODEL
 from tests.registry.helpers import running
 from tests.registry.test_earnings import USER, reward_row, settle
 
 PATH = "/dashboard/fragment/operator"
-ME = pseudonym("operator", "inprocess")
 
 
 def _fragment(mesh: InProcessMesh, token: object) -> str:
@@ -43,7 +43,11 @@ def test_the_operator_sees_their_nodes(inprocess_mesh: InProcessMesh) -> None:
     assert r.status_code == 200
     assert r.headers["cache-control"] == "no-store"
     assert f'data-node="{node_id}"' in r.text
-    assert pseudonym("operator", "inprocess") in r.text
+    rt = inprocess_mesh.app.state.runtime
+    me = inprocess_mesh.call(pseudonyms(inprocess_mesh.call(rt.ledger.engine()))).operator(
+        "inprocess"
+    )
+    assert me in r.text and pseudonym("operator", "inprocess") not in r.text  # keyed (2026-12-03)
     assert token not in r.text
     assert "not built yet" not in r.text
     # nothing earned and nothing probed yet: said so ("—" with a reason), never a zero
@@ -63,7 +67,8 @@ def test_the_operator_sees_earnings_per_day_model_and_node(inprocess_mesh: InPro
     rt = inprocess_mesh.app.state.runtime
     now = datetime.fromtimestamp(rt.wall_clock(), timezone.utc)
     yesterday = now - timedelta(days=1)
-    other = pseudonym("operator", "someone-else")
+    keyed = inprocess_mesh.call(pseudonyms(inprocess_mesh.call(rt.ledger.engine())))
+    ME, other = keyed.operator("inprocess"), keyed.operator("someone-else")
 
     async def fill() -> None:
         await rt.ledger.append([Transfer("grant", MINT, USER, 10_000_000)])
