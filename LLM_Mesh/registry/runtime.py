@@ -75,7 +75,7 @@ class Runtime:
     # signs every forwarded request (registry/gateway_key.py); set in the lifespan
     gateway: GatewaySigner | None = None
     # the answer's ``key_rotation`` (core/key_rotation.py): the previous registry.key's
-    # signature naming the current key; None without registry.key.previous
+    # signature naming the current key (registry/key_history.py); None without a rotation
     key_rotation: dict[str, str] | None = None
     # the answer's ``key_rotations`` (core/key_chain.py): every link kept, oldest first,
     # the last being ``key_rotation`` (registry/key_history.py); empty without one

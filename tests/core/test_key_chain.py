@@ -78,7 +78,7 @@ def test_a_chain_must_end_at_the_answer_key_and_reach_the_pin() -> None:
     assert "does not reach back to the pinned gateway" in _refusal(chain, _pub(other), _pub(c))
 
 
-@pytest.mark.parametrize("bad", [None, {}, "x", [], [{}], [{"public_key": 3}]])
+@pytest.mark.parametrize("bad", [None, {}, "x", 5, [], [1, "x"], [{}], [{"public_key": 3}], [[]]])
 def test_malformed_chains_are_refused(bad: Any) -> None:
     a, b = _keys(2)
     with pytest.raises(ChainRefused):
