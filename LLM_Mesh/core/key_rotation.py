@@ -9,9 +9,10 @@ previous key's Ed25519 signature (base64url) over::
     b"llm-mesh/v1/registry-key-rotation\\x00" + new public key (base64url, ASCII)
 
 The node accepts the answer's new key only when the statement verifies under the key it
-pinned and names the answer's key (:func:`vouches_for`); then it pins the new key. One
-step: a node two rotations behind needs its operator (``llm-mesh node keys
-forget-gateway``). Pure: no I/O.
+pinned and names the answer's key (:func:`vouches_for`); then it pins the new key. A
+node several rotations behind follows the chain of these statements the answer carries
+as ``key_rotations`` (``core/key_chain.py``); a lost key signs nothing, and its nodes need
+their operators (``llm-mesh node keys forget-gateway``). Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -182,6 +182,10 @@ class RegistrationAccepted(_Wire):
     # a rotated registry.key: the previous key's statement naming this one, which lets a
     # node that pinned the previous key move its pin (core/key_rotation.py); else None
     key_rotation: KeyRotation | None = None
+    # every rotation the registry keeps, oldest first, the last being ``key_rotation``:
+    # each previous key's statement naming the next, which lets a node several rotations
+    # behind follow (core/key_chain.py, at most MAX_CHAIN_LINKS); else None
+    key_rotations: list[KeyRotation] | None = None
 
 
 class NodeView(_Wire):

@@ -9,8 +9,12 @@ registered node (``register = true``, the default)
     kept in ``$LLM_MESH_HOME/gateway.pin`` (``node/gateway_pin.py``) and a later answer
     naming another key (a re-registration, a restart) is refused and logged with both
     fingerprints, unless its ``key_rotation`` statement is the pinned key's signature
-    naming the answer's key (``core/key_rotation.py``: a rotated ``registry.key``): then
-    the new key is pinned (the file replaced) and logged with both fingerprints;
+    naming the answer's key (``core/key_rotation.py``: a rotated ``registry.key``), or its
+    ``key_rotations`` chain leads there from the pinned key, each key signing the next
+    (``core/key_chain.py``: several rotations, at most 16): then the new key is pinned (the
+    file replaced) and logged with both fingerprints; a refusal's WARNING says why no
+    signed rotation leads to the key (none sent: a lost ``registry.key``; a forged link, a
+    loop, a chain over the bound) and names the operator's command;
     ``llm-mesh node keys forget-gateway`` removes the pin and the next
     registration pins again. An answer without a key changes nothing. node.toml's
     ``registry_public_key`` pins a key from the start instead, and then no answer can
@@ -51,6 +55,7 @@ from typing import Any
 from LLM_Mesh.core.browser_origin import loopback_refusal
 from LLM_Mesh.core.gateway_auth import GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
+from LLM_Mesh.core.key_chain import ChainRefused, follow_chain
 from LLM_Mesh.core.key_rotation import vouches_for
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.errors import BadSignature, MeshError
@@ -68,6 +73,23 @@ def _fingerprint(key: str) -> str:
         return GatewayVerifier(key, "-").registry_id
     except MeshError:
         return "(unusable key)"
+
+
+def _rotation_path(accepted: Mapping[str, Any], pinned: str, key: str) -> tuple[list[str], str]:
+    """The keys from ``pinned`` to ``key`` the answer's signed rotations vouch for (its
+    ``key_rotations`` chain, or the one ``key_rotation`` of an older registry), or no keys
+    and why not (``core/key_chain.py``)."""
+    if vouches_for(accepted.get("key_rotation"), pinned, key):
+        return [pinned, key], ""
+    chain = accepted.get("key_rotations")
+    if chain is None:
+        if accepted.get("key_rotation") is None:
+            return [], "the answer carries no rotation statement (a lost registry.key?)"
+        return [], "its rotation statement is not the pinned key's signature naming it"
+    try:
+        return follow_chain(chain, pinned, key), ""
+    except ChainRefused as exc:
+        return [], str(exc)
 
 
 class GatewayGuard:
@@ -144,14 +166,13 @@ class GatewayGuard:
             return
         if self.verifier is None or self.verifier.public_key != key:
             pinned = self.configured_key or self._learned()
-            rotated = (
-                pinned is not None
-                and pinned != key
-                and self.configured_key is None
-                and vouches_for(accepted.get("key_rotation"), pinned, key)
-            )
+            path: list[str] = []
+            why = ""
+            if pinned is not None and pinned != key and self.configured_key is None:
+                path, why = _rotation_path(accepted, pinned, key)
+            rotated = bool(path)
             if pinned is not None and pinned != key and not rotated:
-                self._refuse(key, pinned)
+                self._refuse(key, pinned, why)
                 return
             try:
                 verifier = GatewayVerifier(key, self.node_id)
@@ -159,7 +180,17 @@ class GatewayGuard:
                 log.error("the registry's gateway key is unusable: %s", log_text(exc))
                 return
             self.verifier = verifier
-            if rotated and pinned is not None:
+            if rotated and len(path) > 2:
+                log.info(
+                    "the registry's key was rotated %d times: gateway %s (pinned) signed the "
+                    "move to gateway %s, and each key the next, to gateway %s, pinned now; "
+                    "the old keys' requests are refused",
+                    len(path) - 1,
+                    _fingerprint(path[0]),
+                    _fingerprint(path[1]),
+                    verifier.registry_id,
+                )
+            elif rotated and pinned is not None:
                 log.info(
                     "the registry's key was rotated: gateway %s (pinned) signed the move to "
                     "gateway %s, pinned now; the old key's requests are refused",
@@ -196,7 +227,7 @@ class GatewayGuard:
             log.error("cannot keep the gateway pin in %s: %s", self.pin_file, exc)
             self.pin_file = None
 
-    def _refuse(self, key: str, pinned: str) -> None:
+    def _refuse(self, key: str, pinned: str, why: str = "") -> None:
         source = (
             "registry_public_key in the configuration pins"
             if self.configured_key is not None
@@ -204,13 +235,14 @@ class GatewayGuard:
         )
         log.warning(
             "the registry answered with gateway key %s (%s), but %s %s (%s): its requests "
-            "will be refused (another registry, or someone on the path). If the registry's "
-            "key was rotated, accept the new one: %s%s",
+            "will be refused (another registry, or someone on the path)%s. If the "
+            "registry's key was rotated, accept the new one: %s%s",
             _fingerprint(key),
             log_text(key, 100),
             source,
             _fingerprint(pinned),
             log_text(pinned, 100),
+            f"; no signed rotation leads to it: {log_text(why, 400)}" if why else "",
             "set registry_public_key in node.toml"
             if self.configured_key is not None
             else FORGET_COMMAND,

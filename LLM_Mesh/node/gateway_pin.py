@@ -5,9 +5,11 @@ registration answer and keeps it here (one line, the key as the registry sends i
 0600), so a later answer, a restart included, cannot replace it: a registration answer
 naming another key is refused and logged (``node/gateway_guard.py``), unless it carries
 a ``key_rotation`` statement the pinned key signed naming the answer's key
-(``core/key_rotation.py``): then the node moves the pin itself (:func:`replace_pin`: a
-new 0600 file renamed over this one). The operator moves the pin (a registry.key rotated
-without the statement, a new registry) with ``llm-mesh node keys forget-gateway``, which removes this file; the
+(``core/key_rotation.py``), or a chain of them from the pinned key (``core/key_chain.py``):
+then the node moves the pin itself (:func:`replace_pin`: a new 0600 file renamed over this
+one). The operator moves the pin (a lost registry.key, which signs nothing; a node more
+rotations behind than the registry keeps; a new registry) with ``llm-mesh node keys
+forget-gateway``, which removes this file; the
 next accepted registration pins again, a running node included.
 """
 

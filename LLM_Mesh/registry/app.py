@@ -40,9 +40,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.answer_seal import AnswerSeal
-from LLM_Mesh.core.gateway_auth import GatewaySigner, registry_id_for
-from LLM_Mesh.core.identity import public_key_of
-from LLM_Mesh.core.key_rotation import rotation_statement
+from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.witness import parse_vkey
@@ -61,14 +59,13 @@ from LLM_Mesh.registry.errors import JSONAnswer, install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
 from LLM_Mesh.registry.gateway_key import (
     load_or_create_registry_key,
-    load_previous_registry_key,
-    previous_key_path,
     registry_key_path,
 )
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher, batches_heartbeats
 from LLM_Mesh.registry.hot_heartbeat import RegistryApp
 from LLM_Mesh.registry.idempotency import IdempotencyCache
+from LLM_Mesh.registry.key_history import key_rotations
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
 from LLM_Mesh.registry.ledger_accounts import rekey
 from LLM_Mesh.registry.ledger_api import router as ledger_router
@@ -152,24 +149,6 @@ def store_changes(store: Store, topic: str) -> Callable[[], int | None] | None:
     return functools.partial(check, topic)
 
 
-def _key_rotation(settings: Settings, key: Ed25519PrivateKey) -> dict[str, str] | None:
-    """The rotation statement the previous key (``registry.key.previous``) signs, if any."""
-    path = previous_key_path(settings)
-    previous = load_previous_registry_key(path)
-    if previous is None:
-        return None
-    statement = rotation_statement(previous, key)
-    if statement["previous_public_key"] == statement["public_key"]:
-        log.warning("%s is the current registry.key: no rotation to announce", path)
-        return None
-    log.info(
-        "registration answers announce the rotation from gateway %s (%s)",
-        registry_id_for(public_key_of(previous)),
-        path,
-    )
-    return statement
-
-
 def _print_admin_key(key: str) -> None:
     print(
         f"llm-mesh: made this registry's admin key (shown once; kept in $LLM_MESH_HOME/admin.key, "
@@ -201,8 +180,9 @@ def create_registry_app(
     store's admin key is settled (``registry/admin.py``); a key made then is passed to
     ``announce`` once (default: printed to stderr). Forwarded requests are signed with
     ``gateway_key`` (default: ``$LLM_MESH_HOME/registry.key``, made once; ``gateway_key.py``);
-    with ``$LLM_MESH_HOME/registry.key.previous`` every registration answer carries its
-    signature naming the key (``key_rotation``, ``core/key_rotation.py``).
+    with ``$LLM_MESH_HOME/registry.key.previous`` (or the chain kept in
+    ``registry.key.rotations``) every registration answer carries the chain of signed
+    rotations ending at the key (``key_rotations``, ``registry/key_history.py``).
     Checkpoints go to ``settings.ledger_witness_urls`` over ``witness_client`` (default:
     ``witness_push.make_witness_client``, owned and closed here; ``witness_push.py``).
     """
@@ -347,7 +327,9 @@ def create_registry_app(
                 key = await asyncio.to_thread(load_or_create_registry_key, path)
             if runtime.gateway is None:
                 runtime.gateway = GatewaySigner(key, wall_clock)
-            runtime.key_rotation = await asyncio.to_thread(_key_rotation, settings, key)
+            chain = await asyncio.to_thread(key_rotations, settings, key)
+            runtime.key_rotations = chain
+            runtime.key_rotation = chain[-1] if chain else None
             if runtime.receipts is None:
                 runtime.receipts = ReceiptSigner(key, wall_clock)
             if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed

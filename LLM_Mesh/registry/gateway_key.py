@@ -16,8 +16,10 @@ fails over to another node; each refusal is logged by the node.
 replica) and put the new one at ``registry.key``: every registration answer then carries
 ``key_rotation``, the previous key's signature naming the new key
 (``core/key_rotation.py``), and a node that pinned the old key by trust on first use
-moves its pin at its next registration. Keep the previous key for as long as nodes may
-re-register; it signs nothing else.
+moves its pin at its next registration. Each such statement is kept in
+``registry.key.rotations`` (``registry/key_history.py``) and answers carry the chain, so a
+node several rotations behind (at most 16) follows too; the previous key may go once
+its statement is kept there. It signs nothing else.
 """
 
 from __future__ import annotations

@@ -75,8 +75,11 @@ class Runtime:
     # signs every forwarded request (registry/gateway_key.py); set in the lifespan
     gateway: GatewaySigner | None = None
     # the answer's ``key_rotation`` (core/key_rotation.py): the previous registry.key's
-    # signature naming the current key; None without registry.key.previous
+    # signature naming the current key (registry/key_history.py); None without a rotation
     key_rotation: dict[str, str] | None = None
+    # the answer's ``key_rotations`` (core/key_chain.py): every link kept, oldest first,
+    # the last being ``key_rotation`` (registry/key_history.py); empty without one
+    key_rotations: list[dict[str, str]] = field(default_factory=list)
     # countersigns every answer's receipt with the same key (core/receipt.py); set in the
     # lifespan; node keys proven in receipts, cached (a node id is its key's hash)
     receipts: ReceiptSigner | None = None

@@ -1,0 +1,98 @@
+"""The chain of registry-key rotation statements (``core/key_chain.py``): what a node
+follows, what it refuses and why, and what a registry keeps."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.identity import encode_public_key, public_key_of
+from LLM_Mesh.core.key_chain import MAX_CHAIN_LINKS, ChainRefused, chain_to, follow_chain
+from LLM_Mesh.core.key_rotation import rotation_statement
+
+
+def _keys(n: int) -> list[Ed25519PrivateKey]:
+    return [Ed25519PrivateKey.generate() for _ in range(n)]
+
+
+def _pub(key: Ed25519PrivateKey) -> str:
+    return encode_public_key(public_key_of(key))
+
+
+def _chain(keys: list[Ed25519PrivateKey]) -> list[dict[str, Any]]:
+    return [rotation_statement(a, b) for a, b in itertools.pairwise(keys)]
+
+
+@pytest.mark.parametrize("behind", [1, 2, 3, MAX_CHAIN_LINKS])
+def test_a_node_follows_from_any_key_the_chain_names(behind: int) -> None:
+    keys = _keys(MAX_CHAIN_LINKS + 1)
+    chain = _chain(keys)
+    start = len(keys) - 1 - behind
+    path = follow_chain(chain, _pub(keys[start]), _pub(keys[-1]))
+    assert path == [_pub(k) for k in keys[start:]]
+
+
+def _refusal(chain: Any, pinned: str, new: str) -> str:
+    with pytest.raises(ChainRefused) as refused:
+        follow_chain(chain, pinned, new)
+    return str(refused.value)
+
+
+def test_a_forged_link_is_refused() -> None:
+    keys = _keys(4)
+    chain = _chain(keys)
+    other = rotation_statement(Ed25519PrivateKey.generate(), keys[2])
+    chain[1] = {**other, "previous_public_key": _pub(keys[1])}
+    assert "link 1 " in _refusal(chain, _pub(keys[0]), _pub(keys[3]))
+    assert "(forged)" in _refusal(chain, _pub(keys[0]), _pub(keys[3]))
+    # a node pinned after the forged link does not need it
+    assert follow_chain(chain, _pub(keys[2]), _pub(keys[3])) == [_pub(keys[2]), _pub(keys[3])]
+
+
+def test_a_chain_over_the_bound_is_refused_before_any_signature_is_checked() -> None:
+    keys = _keys(MAX_CHAIN_LINKS + 2)
+    chain = _chain(keys)
+    assert f"{MAX_CHAIN_LINKS + 1} links, over the bound of {MAX_CHAIN_LINKS}" in _refusal(
+        chain, _pub(keys[-2]), _pub(keys[-1])
+    )
+
+
+def test_loops_forks_and_gaps_are_refused() -> None:
+    a, b, c, d = _keys(4)
+    loop = _chain([a, b, a, c])
+    assert "loops" in _refusal(loop, _pub(a), _pub(c))
+    assert "loops" in _refusal([rotation_statement(a, a)], _pub(a), _pub(a))
+    fork = [rotation_statement(a, b), rotation_statement(b, c), rotation_statement(b, d)]
+    assert "forks" in _refusal(fork, _pub(a), _pub(d))
+    gap = [rotation_statement(a, b), rotation_statement(c, d)]
+    assert "broken at link 1" in _refusal(gap, _pub(a), _pub(d))
+
+
+def test_a_chain_must_end_at_the_answer_key_and_reach_the_pin() -> None:
+    a, b, c, other = _keys(4)
+    chain = _chain([a, b, c])
+    assert "does not end at the answer's key" in _refusal(chain, _pub(a), _pub(other))
+    assert "does not reach back to the pinned gateway" in _refusal(chain, _pub(other), _pub(c))
+
+
+@pytest.mark.parametrize("bad", [None, {}, "x", 5, [], [1, "x"], [{}], [{"public_key": 3}], [[]]])
+def test_malformed_chains_are_refused(bad: Any) -> None:
+    a, b = _keys(2)
+    with pytest.raises(ChainRefused):
+        follow_chain(bad, _pub(a), _pub(b))
+
+
+def test_chain_to_keeps_the_signed_run_ending_at_the_current_key() -> None:
+    keys = _keys(MAX_CHAIN_LINKS + 3)
+    chain = _chain(keys)
+    kept = chain_to(chain, _pub(keys[-1]))
+    assert kept == chain[-MAX_CHAIN_LINKS:]  # the newest, at most the bound
+    assert chain_to(chain, _pub(Ed25519PrivateKey.generate())) == []  # a lost key
+    assert chain_to(chain[:3], _pub(keys[3])) == chain[:3]
+    forged = {**chain[1], "signature": chain[2]["signature"]}
+    assert chain_to([chain[0], forged, chain[2]], _pub(keys[3])) == [chain[2]]
+    loop = _chain([keys[0], keys[1], keys[0], keys[2]])
+    assert chain_to(loop, _pub(keys[2])) == loop[-2:]
