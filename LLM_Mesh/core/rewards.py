@@ -39,6 +39,13 @@ since the node's previous heartbeat there × ``(answered + 1) / (answered + refu
 (:func:`answer_share_milli`, :func:`refusal_credit_s`): a node refusing 99 of the 100
 requests it is sent is credited about 2 % of its time, not all of it; a node sent
 nothing, or answering everything, keeps its full credit.
+
+A node sent nothing because it *says* it is full earns nothing for it unless it shows it
+serves: the interval a heartbeat vouches for, when the node's previous load report there
+was at its capacity (:func:`claims_full`: the router sent it nothing then), is credited
+only with evidence (:func:`full_claim_credit_s`): a request the replica sent it still in
+flight, one it answered there within a window, or requests in flight at another replica
+for a model it hosts (it may be full of those).
 """
 
 from __future__ import annotations
@@ -58,10 +65,12 @@ __all__ = [
     "NodePeriod",
     "Reward",
     "answer_share_milli",
+    "claims_full",
     "close_uptime",
     "decay",
     "due_period",
     "earns_uptime",
+    "full_claim_credit_s",
     "heartbeat_credit_ms",
     "peer_speeds",
     "performance_milli",
@@ -145,6 +154,8 @@ def answer_share_milli(answered: float, refused: float) -> int:
     for 99 refusals to 1 answer."""
     if answered < 0 or refused < 0 or answered != answered or refused != refused:
         raise ValueError("answer counts are not negative")
+    if refused == 0:  # all of it: (a + 1) * 1000 // (a + 1) in floats can be 999
+        return MILLI
     return int((answered + 1) * MILLI // (answered + refused + 1))
 
 
@@ -157,6 +168,40 @@ def refusal_credit_s(credit_s: float, since_s: float | None, share_milli: int) -
         return max(0.0, credit_s)
     base = credit_s if since_s is None else max(0.0, min(credit_s, since_s))
     return base * max(0, share_milli) / MILLI
+
+
+def claims_full(*, in_flight: int, queued: int, max_concurrency: int, max_queue: int) -> bool:
+    """Whether a load report (a heartbeat's ``in_flight`` and ``queued``) says the node is
+    at its capacity (``max_concurrency + max_queue``, its registration's): the router
+    (``core/scoring.NodeStats.saturated``) sends it nothing while it holds that report."""
+    return max(0, in_flight) + max(0, queued) >= max(0, max_concurrency) + max(0, max_queue)
+
+
+def full_claim_credit_s(
+    credit_s: float,
+    *,
+    claimed_full: bool,
+    in_flight_here: int,
+    served_ago_s: float | None,
+    window_s: float,
+    others_in_flight: int,
+) -> float:
+    """The credit (``credit_s``) of a heartbeat interval over which the node's own load
+    report said it was full (``claimed_full``; :func:`claims_full`): kept only with evidence
+    that it serves, else 0. Evidence: requests the heartbeat's replica sent it still in
+    flight (``in_flight_here``: the router's own count, not the node's word); its last
+    answer to one of them ``served_ago_s`` ago (``None``: none) within ``window_s`` (a
+    node full of this replica's requests answers them as they end, and is sent more once
+    it reports room); or requests in flight at other live replicas for a model it hosts
+    (``others_in_flight``: they may be at this node, which this replica cannot tell). An
+    interval it did not claim full keeps its credit."""
+    if not claimed_full or credit_s <= 0:
+        return max(0.0, credit_s)
+    if in_flight_here > 0 or others_in_flight > 0:
+        return credit_s
+    if served_ago_s is not None and 0 <= served_ago_s <= window_s:
+        return credit_s
+    return 0.0
 
 
 def close_uptime(

@@ -25,7 +25,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.netguard import NodeUrl
-from LLM_Mesh.core.rewards import refusal_credit_s, serving
+from LLM_Mesh.core.rewards import claims_full
 from LLM_Mesh.core.schemas import (
     MAX_MODELS_PER_NODE,
     MAX_REGISTRATION_CONTAINERS,
@@ -45,10 +45,11 @@ from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
-from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S, check_answer
+from LLM_Mesh.registry.node_table import check_answer
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
+from LLM_Mesh.registry.uptime_credit import heartbeat_credit_limit_s
 
 router = APIRouter()
 _M = TypeVar("_M", bound=BaseModel)
@@ -200,8 +201,15 @@ async def absorb_heartbeat(
         raise _unknown(node_id)
     if known is not None and _pin_unknown(rt.pins, known.url):
         raise _unknown(node_id)
-    # its previous heartbeat here (the table's clock): the time this one may credit
+    # its previous heartbeat here (the table's clock): the time this one may credit; and
+    # whether its load report then said it was full (the router sent it nothing since)
     previous = known.last_heartbeat if known is not None else None
+    claimed_full = known is not None and claims_full(
+        in_flight=known.reported_in_flight,
+        queued=known.reported_queued,
+        max_concurrency=known.max_concurrency,
+        max_queue=known.max_queue,
+    )
     if not rt.table.heartbeat(node_id, hb):
         # another replica may have registered it in the shared store
         rec = await rt.store.get_node(node_id)
@@ -220,25 +228,10 @@ async def absorb_heartbeat(
         rt.signer.agree(node_id, hb.gateway_kx_key)
     # uptime rewards: the time since its last heartbeat counts as routable, up to the
     # expiry, unless this registry's last active check of it failed, its router has it
-    # ejected, it refused the gateway's key lately, or it refused every request sent to it
-    # here for long, answering none (it serves nothing: core/rewards.serving; send.py
-    # marks the refusals); and only its share of the time when it refused some of the
-    # requests sent to it here lately (core/rewards.refusal_credit_s; Routing.finish counts)
+    # ejected, or it refuses (core/rewards.serving, refusal_credit_s), or it said it was
+    # full with no sign of serving (core/rewards.full_claim_credit_s): uptime_credit.py
     entry = rt.table.get(node_id)
-    credits = entry is not None and serving(
-        check_failed=entry.check_failed,
-        ejected=rt.routing.router.outliers.is_ejected(node_id),
-        refused_gateway_at=entry.refused_gateway_at,
-        refusing_since=entry.refusing_since,
-        refused_at=entry.refused_at,
-        now=rt.wall_clock(),
-        window_s=REFUSAL_NO_CREDIT_S,
-    )
-    credit_s = rt.settings.heartbeat_expiry_s if credits else 0.0
-    if entry is not None and credit_s > 0:  # ... cut by the share of requests it refused
-        now = rt.table.clock()
-        since = now - previous if previous is not None else None
-        credit_s = refusal_credit_s(credit_s, since, rt.table.answer_share_milli(entry, now))
+    credit_s = heartbeat_credit_limit_s(rt, node_id, previous=previous, claimed_full=claimed_full)
     if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
         rt.heartbeats.touch(node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s)
     elif not await rt.store.touch_heartbeat(

@@ -30,7 +30,7 @@ report adds the other live replicas' numbers (``others``) to this one's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from LLM_Mesh.core.demand import DEFAULT_BUCKET_S, DEFAULT_WINDOW_S, WindowCounter
@@ -38,7 +38,7 @@ from LLM_Mesh.core.demand import requests_waiting as waiting_estimate
 from LLM_Mesh.registry.listing import offered_specs
 from LLM_Mesh.registry.node_table import NodeTable
 
-__all__ = ["DemandTracker", "demand_report"]
+__all__ = ["DemandTracker", "demand_report", "others_in_flight"]
 
 NO_NODE = "no_node"
 SATURATED = "saturated"
@@ -101,6 +101,17 @@ def _decrement(counts: dict[str, int], model: str) -> None:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def others_in_flight(others: Sequence[dict[str, Any]], models: Iterable[str]) -> int:
+    """Requests other replicas published in flight (on any node) for any of ``models``."""
+    wanted = set(models)
+    total = 0
+    for snap in others:
+        theirs = snap.get("in_flight")
+        if isinstance(theirs, dict):
+            total += sum(_count(n) for model, n in theirs.items() if model in wanted)
+    return total
 
 
 def _merge(

@@ -10,9 +10,11 @@ from LLM_Mesh.core.rewards import (
     ModelStats,
     NodePeriod,
     answer_share_milli,
+    claims_full,
     close_uptime,
     decay,
     due_period,
+    full_claim_credit_s,
     heartbeat_credit_ms,
     peer_speeds,
     performance_milli,
@@ -351,3 +353,47 @@ def test_refusal_counts_fade_with_a_half_life() -> None:
     assert decay(0.0, 100.0) == 0.0
     with pytest.raises(ValueError):
         decay(1.0, 1.0, half_life_s=0.0)
+
+
+def test_a_node_answering_everything_keeps_all_its_credit_after_decay() -> None:
+    """Counts faded by :func:`decay` with no refusal: the share is all of it (found
+    2026-12-03: ``(a + 1) * 1000 // (a + 1)`` in floats gave 999 for one answer 14 s old,
+    cutting an honest node's heartbeats by 0.1 %)."""
+    for n in (1, 2, 7, 40):
+        for t in range(0, 900, 7):
+            assert answer_share_milli(decay(float(n), float(t)), 0.0) == 1000
+    assert answer_share_milli(decay(1.0, 14.0), 0.0) == 1000
+
+
+def test_a_report_at_capacity_claims_full() -> None:
+    """Full as the router counts it: in-flight + queued at slots + queue."""
+    assert claims_full(in_flight=2, queued=4, max_concurrency=2, max_queue=4)
+    assert claims_full(in_flight=9, queued=0, max_concurrency=2, max_queue=4)
+    assert not claims_full(in_flight=2, queued=3, max_concurrency=2, max_queue=4)
+    assert not claims_full(in_flight=0, queued=0, max_concurrency=1, max_queue=0)
+    assert claims_full(in_flight=1, queued=0, max_concurrency=1, max_queue=0)
+
+
+def test_a_full_claim_is_credited_only_with_evidence_of_serving() -> None:
+    """The interval a node said it was full (sent nothing, refusing nothing) credits
+    nothing unless it shows it serves: requests of this replica in flight at it, an answer
+    here within the window, or other replicas' requests in flight for its models (found
+    2026-12-03: full credit for a node reporting itself full and serving nothing)."""
+
+    def credit(**kw: object) -> float:
+        args: dict[str, object] = dict(
+            claimed_full=True, in_flight_here=0, served_ago_s=None, window_s=30.0,
+            others_in_flight=0,
+        )  # fmt: skip
+        args.update(kw)
+        return full_claim_credit_s(5.0, **args)  # type: ignore[arg-type]
+
+    assert credit() == 0.0  # full by its own word, nothing seen: nothing
+    assert credit(claimed_full=False) == 5.0  # it had room: the other rules decide
+    assert credit(in_flight_here=1) == 5.0  # busy with this replica's request
+    assert credit(served_ago_s=30.0) == 5.0  # answered here within the window
+    assert credit(served_ago_s=30.1) == 0.0
+    assert credit(served_ago_s=-1.0) == 0.0  # a clock that went back vouches for nothing
+    assert credit(others_in_flight=3) == 5.0  # may be full of another replica's requests
+    assert full_claim_credit_s(0.0, claimed_full=True, in_flight_here=1, served_ago_s=None,
+                               window_s=30.0, others_in_flight=0) == 0.0  # fmt: skip
