@@ -11,7 +11,9 @@ kept). Every registration answer carries the chain (``key_rotations``) and its l
 rotations behind, up to the bound, follows. The file is rewritten only when a link is
 added (a new file renamed over it); a chain that does not end at the current key (a lost
 ``registry.key``: nothing signed the key made after it) is announced by no one and left
-as it is, with a WARNING. The same layout serves one step (``registry.key.previous``
+as it is, with a WARNING; so is a ``registry.key.previous`` that already signed the move to
+another key in the chain (still there when the key after it was lost): its statement naming
+the current key would fork the chain, which nodes refuse, so it is not made. The same layout serves one step (``registry.key.previous``
 alone, as before) and several replicas: each makes the same link from the same key files,
 and a replica given ``registry.key.rotations`` announces the chain without the previous
 key (which may then be removed).
@@ -87,9 +89,24 @@ def key_rotations(settings: Settings, key: Ed25519PrivateKey) -> list[dict[str, 
     previous = load_previous_registry_key(previous_path)
     if previous is not None:
         statement = rotation_statement(previous, key)
-        if statement["previous_public_key"] == current:
+        signer = statement["previous_public_key"]
+        if signer == current:
             log.warning("%s is the current registry.key: no rotation to announce", previous_path)
-        elif not links or links[-1] != statement:
+        elif links and links[-1] == statement:
+            pass  # made at an earlier start
+        elif any(link["previous_public_key"] == signer for link in links):
+            # it vouched for another key already (the one after it, since lost or replaced):
+            # a second statement would fork the chain (refused by every node) and drop the
+            # links after it, stranding the nodes that followed them
+            log.warning(
+                "%s (gateway %s) already signed the move to another key in %s: it is not the "
+                "key this registry.key replaced (a lost registry.key?); no statement of it "
+                "naming this key is made",
+                previous_path,
+                gateway_name(signer),
+                path,
+            )
+        else:
             links.append(statement)
     chain = chain_to(links, current)
     if chain and chain != kept:

@@ -115,3 +115,28 @@ async def test_a_lost_key_announces_nothing_and_says_so(
     said = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "llm-mesh node keys forget-gateway" in said
     assert rotations_path(make_settings(tmp_path)).read_text() == kept  # left as it was
+
+
+def test_a_stale_previous_key_does_not_fork_the_kept_chain(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-03 (review): ``registry.key`` lost after two rotations while
+    ``registry.key.previous`` (the key before it) was still there: the registry had that key
+    sign the new one, a second statement of one key (a fork, which every node refuses), then
+    rewrote ``registry.key.rotations`` to that one link: the nodes that had followed the
+    chain to the lost key were stranded and the kept chain was gone. Now it makes no such
+    statement: as for any lost key, nothing is announced and the file is left as it was."""
+    settings = make_settings(tmp_path)
+    k0, k1, k2, k3 = (Ed25519PrivateKey.generate() for _ in range(4))
+    kept = [rotation_statement(k0, k1), rotation_statement(k1, k2)]
+    rotations_path(settings).write_text(json.dumps(kept))
+    _write_key(tmp_path / "registry.key.previous", k1)  # still there; k2 lost, k3 made
+    with caplog.at_level(logging.WARNING):
+        chain = key_rotations(settings, k3)
+    assert chain == []
+    assert json.loads(rotations_path(settings).read_text()) == kept
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "already signed the move to another key" in said
+    assert "llm-mesh node keys forget-gateway" in said
+    # the rotation made as documented (the lost key's successor signed by it) still links
+    assert len(key_rotations(settings, k2)) == 2
