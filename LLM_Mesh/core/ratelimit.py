@@ -106,14 +106,17 @@ class Bucket:
         return 0.0 if short <= 0 else short / self.rate
 
     def take(self, now: float, n: float) -> None:
-        """Remove ``n`` tokens (the level may go below zero: a debt repaid by waiting)."""
+        """Remove ``n`` tokens (the level may go below zero: a debt repaid by waiting).
+        A ``now`` before the bucket's last change (a charge settled with the time its
+        request began) refills nothing and leaves the bucket's clock where it is: moved
+        back, the refill since would be counted twice."""
         self.level_at = self.level(now) - n
-        self.at = now
+        self.at = max(self.at, now)
 
     def give(self, now: float, n: float) -> None:
-        """Return ``n`` tokens (never above capacity)."""
+        """Return ``n`` tokens (never above capacity; ``now`` as in :meth:`take`)."""
         self.level_at = min(self.capacity, self.level(now) + n)
-        self.at = now
+        self.at = max(self.at, now)
 
     def reset_s(self, now: float) -> float:
         """Seconds until the bucket is full again."""

@@ -11,6 +11,7 @@ from LLM_Mesh.core.ratelimit import (
     Bucket,
     Limits,
     RateLimiter,
+    Total,
     address_scope,
     duration,
     estimate_tokens,
@@ -159,3 +160,25 @@ def test_a_total_is_one_bucket_for_many_scopes_kept_apart_and_settled() -> None:
     assert rows.take(0.0, 10**9) == 100  # never more than the total holds
     rows.settle(0.0, 100, 40)  # served 40 rows: 60 back
     assert rows.wait(0.0, 60) == 0.0 and rows.wait(0.0, 61) > 0
+
+
+def test_a_late_settle_with_an_earlier_now_does_not_refill_the_bucket_twice() -> None:
+    """Found 2026-12-03 (review): a read's charge is settled with the ``now`` of its start
+    (``ledger_api._Rows.used``: the checkpoints' read awaits the database in between), while
+    other reads took from the same process-wide total meanwhile. ``Bucket.give``/``take``
+    then moved the bucket's clock back to that ``now``, and the refill between it and the
+    later take was counted again: each late settle gave the total ``delay × rate`` more (for
+    the 3,000,000-rows total, 50,000 rows per second of delay), so many slow reads at once
+    from many addresses added up past it. A ``now`` before the bucket's clock refills
+    nothing and leaves the clock where it is."""
+    total = Total(60, 0.0)  # 1 a second
+    total.take(0.0, 60)  # empty at 0
+    total.take(30.0, 0)  # another read at 30: the level is 30 then
+    assert total.bucket.level(30.0) == pytest.approx(30.0)
+    total.settle(10.0, 5, 5)  # a read begun at 10, settled now: used what it was charged
+    assert total.bucket.level(30.0) == pytest.approx(30.0)  # not 50
+    total.settle(10.0, 5, 0)  # ... another gave back 5
+    assert total.bucket.level(30.0) == pytest.approx(35.0)
+    total.settle(10.0, 0, 10)  # ... another took 10 more
+    assert total.bucket.level(30.0) == pytest.approx(25.0)
+    assert total.bucket.level(31.0) == pytest.approx(26.0)  # refilled from 30 on, once
