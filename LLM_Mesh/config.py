@@ -1,7 +1,9 @@
 """Settings: the one place that reads the environment.
 
 The CLI builds one :class:`Settings` per process (``Settings.from_env()`` plus
-its flags) and passes it down. Nothing else in the package reads ``os.environ``.
+its flags) and passes it down. Nothing else in the package reads ``os.environ``, but for
+``MeshClient`` (a library too): constructed without ``stream_max_s`` it reads
+``LLM_MESH_STREAM_MAX_S`` itself (the CLI passes the Settings' value, checked here).
 
 | setting              | env                      | default                      |
 |----------------------|--------------------------|------------------------------|
@@ -42,7 +44,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``.
 | anonymous_total_rpm  | LLM_MESH_ANONYMOUS_TOTAL_RPM | 6000 requests a minute without a key from every address together, per gateway process (where ``anonymous_rpm`` applies; past it 429 with ``Retry-After``; 0: no total) |
 | ledger_read_rows_per_min | LLM_MESH_LEDGER_READ_ROWS_PER_MIN | 1000000 (ledger entries and checkpoints the public ledger reads, ``GET /v1/ledger``, its export and ``/v1/ledger/checkpoints``, serve one client address a minute, an IPv6 one per /64; past it 429 with ``Retry-After``; 0: no limit) |
 | ledger_read_rows_total_per_min | LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN | 3000000 (the same rows served to every address together, per gateway process; past it 429 with ``Retry-After``; 0: no total) |
-| (``MeshClient``)     | LLM_MESH_STREAM_MAX_S    | 1800 (the longest a ``MeshClient`` stream, ``ask --stream``, the seed API's, runs, from its request to its last event; then ``AnswerRefused``) |
+| stream_max_s         | LLM_MESH_STREAM_MAX_S    | 1800 (the longest a ``MeshClient`` stream, ``ask --stream``, the seed API's, runs, from its request to its last event; then ``AnswerRefused``) |
 | api_key              | LLM_MESH_API_KEY         | none: clients (``ask``, the seed API) send no key, as anonymous |
 
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
@@ -311,6 +313,8 @@ class Settings:
     # ... to every address together, in this process; None: no total
     ledger_read_rows_total_per_min: int | None = DEFAULT_LEDGER_READ_ROWS_TOTAL
     api_key: str | None = field(default=None, repr=False)  # what clients send (``ask``)
+    # the longest a client's stream runs (``MeshClient(stream_max_s=)``); None: its default
+    stream_max_s: float | None = None
     # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
     require_tls: bool = False
     registry_ca: str | None = None
@@ -404,6 +408,7 @@ class Settings:
                 env, "LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN", DEFAULT_LEDGER_READ_ROWS_TOTAL
             ),
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
+            stream_max_s=_float(env, "LLM_MESH_STREAM_MAX_S", 0.0) or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
             reward_rate=_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),

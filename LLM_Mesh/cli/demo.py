@@ -22,13 +22,17 @@ async def stream_request(
     *,
     api_key: str | None = None,
     ca_file: str | None = None,
+    stream_max_s: float | None = None,
 ) -> tuple[str, dict[str, Any], float | None, float]:
-    """Stream one request, echoing tokens; returns (text, mesh, client ttft ms, total ms)."""
+    """Stream one request, echoing tokens; returns (text, mesh, client ttft ms, total ms);
+    ``stream_max_s``: the Settings' (``LLM_MESH_STREAM_MAX_S``), None: the client's default."""
     t0 = time.perf_counter()
     ttft: float | None = None
     text = ""
     mesh: dict[str, Any] = {}
-    async with MeshClient(registry_url, api_key=api_key, ca_file=ca_file) as client:
+    async with MeshClient(
+        registry_url, api_key=api_key, ca_file=ca_file, stream_max_s=stream_max_s
+    ) as client:
         async for chunk in client.stream(path, body):
             if chunk.get("object") == "mesh.headers":
                 continue
@@ -50,7 +54,13 @@ async def stream_request(
 
 
 async def run_demo(
-    console: Console, registry_url: str, model: str, prompt: str, task: str, max_tokens: int
+    console: Console,
+    registry_url: str,
+    model: str,
+    prompt: str,
+    task: str,
+    max_tokens: int,
+    stream_max_s: float | None = None,
 ) -> None:
     console.print(f"[bold]request[/] (task {task}, model {model}): [cyan]{prompt}[/]")
     console.rule("completion")
@@ -62,7 +72,9 @@ async def run_demo(
         "temperature": 0.0,
         "task_type": task,
     }
-    text, mesh, ttft, total = await stream_request(console, registry_url, "/v1/completions", body)
+    text, mesh, ttft, total = await stream_request(
+        console, registry_url, "/v1/completions", body, stream_max_s=stream_max_s
+    )
     console.rule()
     if not text.strip():
         raise MeshError("the model returned an empty completion")
@@ -104,8 +116,9 @@ async def ask_once(
             path = "/v1/completions"
             console.print(prompt, end="", markup=False, highlight=False)
         _, mesh, ttft, total = await stream_request(
-            console, registry_url, path, body, api_key=api_key, ca_file=registry.ca_file
-        )
+            console, registry_url, path, body, api_key=api_key, ca_file=registry.ca_file,
+            stream_max_s=settings.stream_max_s if settings is not None else None,
+        )  # fmt: skip
         console.print(f"[dim]{metrics_line(mesh, client_ttft_ms=ttft, total_ms=total)}[/]")
         return
     r = await registry.get_response(

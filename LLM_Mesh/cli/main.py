@@ -218,7 +218,11 @@ def demo(
             f"[green]mesh up[/]: gateway {mesh.registry_url}/v1, node {mesh.node_url} ({engine}); "
             f"dashboard (while the demo runs): {mesh.dashboard_url}"
         )
-        asyncio.run(run_demo(console, mesh.registry_url, model, prompt, task, max_tokens))
+        asyncio.run(
+            run_demo(
+                console, mesh.registry_url, model, prompt, task, max_tokens, settings.stream_max_s
+            )
+        )
     except KeyboardInterrupt:
         pass
     except MeshError as exc:

@@ -7,6 +7,7 @@ parse SQLAlchemy URL`` traceback; ``LLM_MESH_HEARTBEAT_S=abc llm-mesh status`` i
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,49 @@ def test_normalize_refuses_a_bare_path() -> None:
         normalize_database_url("/srv/registry.db")
     with pytest.raises(ValueError, match="postgresql://USER@HOST/DB"):
         Settings.from_env({"LLM_MESH_DATABASE_URL": "db.internal/llmmesh"})
+
+
+def test_a_bad_stream_time_bound_is_an_error_line_and_a_good_one_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found 2026-12-03 (review): ``LLM_MESH_STREAM_MAX_S=abc llm-mesh ask --stream`` ended
+    in a ``ValueError`` traceback (``MeshClient`` read the variable itself, after the
+    Settings had been made); now the Settings read it: one ``error:`` line and exit 1, and
+    a good value is the one the CLI's stream gets."""
+    out = runner.invoke(
+        app,
+        ["ask", "--stream", "--model", "m", "hi", "--registry", "http://127.0.0.1:9"],
+        env={"LLM_MESH_STREAM_MAX_S": "abc", "COLUMNS": "300"},
+    )
+    said = " ".join(out.output.split())
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), said
+    assert said.startswith("error: LLM_MESH_STREAM_MAX_S must be a number"), said
+    assert Settings.from_env({}).stream_max_s is None  # the client's own default, 30 min
+    assert Settings.from_env({"LLM_MESH_STREAM_MAX_S": "2.5"}).stream_max_s == 2.5
+    with pytest.raises(ValueError, match="LLM_MESH_STREAM_MAX_S must be a positive number"):
+        Settings.from_env({"LLM_MESH_STREAM_MAX_S": "0"})
+    from LLM_Mesh.cli import demo
+
+    given: list[object] = []
+
+    class Client:
+        def __init__(self, *_a: object, stream_max_s: float | None = None, **_k: object) -> None:
+            given.append(stream_max_s)
+
+        async def __aenter__(self) -> Client:
+            return self
+
+        async def __aexit__(self, *_exc: object) -> None:
+            return None
+
+        async def stream(self, *_a: object, **_k: object) -> AsyncIterator[dict[str, object]]:
+            raise demo.MeshError("stop here")
+            yield {}  # an async generator, as MeshClient.stream is
+
+    monkeypatch.setattr(demo, "MeshClient", Client)
+    out = runner.invoke(
+        app,
+        ["ask", "--stream", "--model", "m", "hi", "--registry", "http://127.0.0.1:9"],
+        env={"LLM_MESH_STREAM_MAX_S": "2.5", "COLUMNS": "300"},
+    )
+    assert given == [2.5], out.output
