@@ -204,6 +204,16 @@ class Router:
     def node(self, node_id: str) -> NodeStats | None:
         return self._nodes.get(node_id)
 
+    def in_flight_by_node(self, limit: int) -> tuple[dict[str, int], bool]:
+        """node id -> requests this router has in flight there, for the nodes with any, at
+        most ``limit`` of them (the busiest); and whether some were left out. One scan, read
+        when a replica publishes its counters, not on the request path."""
+        busy = {nid: st.in_flight for nid, st in self._nodes.items() if st.in_flight > 0}
+        if len(busy) <= limit:
+            return busy, False
+        top = sorted(busy.items(), key=lambda kv: (-kv[1], kv[0]))[: max(0, limit)]
+        return dict(top), True
+
     def pool_counts(self, model: str) -> tuple[int, int, int]:
         """``(open, full, ejected)`` routable nodes for ``model``."""
         p = self._pools.get(model)

@@ -40,12 +40,13 @@ since the node's previous heartbeat there × ``(answered + 1) / (answered + refu
 requests it is sent is credited about 2 % of its time, not all of it; a node sent
 nothing, or answering everything, keeps its full credit.
 
-A node sent nothing because it *says* it is full earns nothing for it unless it shows it
-serves: the interval a heartbeat vouches for, when the node's previous load report there
-was at its capacity (:func:`claims_full`: the router sent it nothing then), is credited
-only with evidence (:func:`full_claim_credit_s`): a request the replica sent it still in
-flight, one it answered there within a window, or requests in flight at another replica
-for a model it hosts (it may be full of those).
+A node sent less because of load it *says* it has earns nothing for load nobody sent it:
+a registered node serves only its mesh's gateways' requests, and they count what they
+have in flight at it, so the interval a heartbeat vouches for is credited in full only
+when the node's previous load report there (``in_flight + queued``: what steered the
+router over it) is at most the load the mesh knows it sent plus a small slack
+(:data:`LOAD_SLACK`, never reaching its capacity: :func:`load_slack`), else the explained
+share of it (known ÷ claimed: :func:`explained_load_credit_s`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CARRY_MS",
+    "LOAD_SLACK",
     "MILLI",
     "PERF_MAX_MILLI",
     "PERF_MIN_MILLI",
@@ -65,13 +67,13 @@ __all__ = [
     "NodePeriod",
     "Reward",
     "answer_share_milli",
-    "claims_full",
     "close_uptime",
     "decay",
     "due_period",
     "earns_uptime",
-    "full_claim_credit_s",
+    "explained_load_credit_s",
     "heartbeat_credit_ms",
+    "load_slack",
     "peer_speeds",
     "performance_milli",
     "refusal_credit_s",
@@ -170,38 +172,41 @@ def refusal_credit_s(credit_s: float, since_s: float | None, share_milli: int) -
     return base * max(0, share_milli) / MILLI
 
 
-def claims_full(*, in_flight: int, queued: int, max_concurrency: int, max_queue: int) -> bool:
-    """Whether a load report (a heartbeat's ``in_flight`` and ``queued``) says the node is
-    at its capacity (``max_concurrency + max_queue``, its registration's): the router
-    (``core/scoring.NodeStats.saturated``) sends it nothing while it holds that report."""
-    return max(0, in_flight) + max(0, queued) >= max(0, max_concurrency) + max(0, max_queue)
+LOAD_SLACK = 2
+"""Requests a load report may claim beyond what the mesh knows it sent the node and keep
+its uptime credit (timing: a request another replica began after its last published
+count, one whose gateway gave up while the node winds it down); :func:`load_slack`."""
 
 
-def full_claim_credit_s(
+def load_slack(capacity: int, slack: int = LOAD_SLACK) -> int:
+    """The slack for a node of ``capacity`` (``max_concurrency + max_queue``): ``slack``,
+    at most ``capacity - 1``, so a report of full is never explained by the slack alone."""
+    return max(0, min(slack, capacity - 1))
+
+
+def explained_load_credit_s(
     credit_s: float,
+    since_s: float | None,
     *,
-    claimed_full: bool,
-    in_flight_here: int,
-    served_ago_s: float | None,
-    window_s: float,
-    others_in_flight: int,
+    claimed: int,
+    known: int,
+    capacity: int,
+    slack: int = LOAD_SLACK,
 ) -> float:
-    """The credit (``credit_s``) of a heartbeat interval over which the node's own load
-    report said it was full (``claimed_full``; :func:`claims_full`): kept only with evidence
-    that it serves, else 0. Evidence: requests the heartbeat's replica sent it still in
-    flight (``in_flight_here``: the router's own count, not the node's word); its last
-    answer to one of them ``served_ago_s`` ago (``None``: none) within ``window_s`` (a
-    node full of this replica's requests answers them as they end, and is sent more once
-    it reports room); or requests in flight at other live replicas for a model it hosts
-    (``others_in_flight``: they may be at this node, which this replica cannot tell). An
-    interval it did not claim full keeps its credit."""
-    if not claimed_full or credit_s <= 0:
-        return max(0.0, credit_s)
-    if in_flight_here > 0 or others_in_flight > 0:
+    """The most a heartbeat may credit (``credit_s``, as :func:`refusal_credit_s` left it)
+    for the interval since the node's previous heartbeat (``since_s``; ``None``: the
+    expiry), over which that heartbeat's load report (``claimed``: its ``in_flight +
+    queued``) steered the router: all of it when the claim is at most the load the mesh
+    knows it sent (``known``: requests the gateways count in flight there, their word, not
+    the node's) plus :func:`load_slack`, else the explained share of the interval,
+    ``min(credit_s, since_s) × known ÷ claimed``: load nobody sent earns nothing."""
+    if credit_s <= 0:
+        return 0.0
+    claimed, known = max(0, claimed), max(0, known)
+    if claimed <= known + load_slack(capacity, slack):
         return credit_s
-    if served_ago_s is not None and 0 <= served_ago_s <= window_s:
-        return credit_s
-    return 0.0
+    base = credit_s if since_s is None else max(0.0, min(credit_s, since_s))
+    return base * known / claimed
 
 
 def close_uptime(

@@ -25,7 +25,6 @@ from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.netguard import NodeUrl
-from LLM_Mesh.core.rewards import claims_full
 from LLM_Mesh.core.schemas import (
     MAX_MODELS_PER_NODE,
     MAX_REGISTRATION_CONTAINERS,
@@ -49,7 +48,7 @@ from LLM_Mesh.registry.node_table import check_answer
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
-from LLM_Mesh.registry.uptime_credit import heartbeat_credit_limit_s
+from LLM_Mesh.registry.uptime_credit import heartbeat_credit_limit_s, known_load
 
 router = APIRouter()
 _M = TypeVar("_M", bound=BaseModel)
@@ -201,15 +200,12 @@ async def absorb_heartbeat(
         raise _unknown(node_id)
     if known is not None and _pin_unknown(rt.pins, known.url):
         raise _unknown(node_id)
-    # its previous heartbeat here (the table's clock): the time this one may credit; and
-    # whether its load report then said it was full (the router sent it nothing since)
+    # its previous heartbeat here (the table's clock): the time this one may credit; the
+    # load its report then claimed (it steered the router since) and what the mesh knew it
+    # had sent it then (core/rewards.explained_load_credit_s)
     previous = known.last_heartbeat if known is not None else None
-    claimed_full = known is not None and claims_full(
-        in_flight=known.reported_in_flight,
-        queued=known.reported_queued,
-        max_concurrency=known.max_concurrency,
-        max_queue=known.max_queue,
-    )
+    claimed = known.reported_in_flight + known.reported_queued if known is not None else 0
+    known_then = known.known_load if known is not None else 0
     if not rt.table.heartbeat(node_id, hb):
         # another replica may have registered it in the shared store
         rec = await rt.store.get_node(node_id)
@@ -228,10 +224,15 @@ async def absorb_heartbeat(
         rt.signer.agree(node_id, hb.gateway_kx_key)
     # uptime rewards: the time since its last heartbeat counts as routable, up to the
     # expiry, unless this registry's last active check of it failed, its router has it
-    # ejected, or it refuses (core/rewards.serving, refusal_credit_s), or it said it was
-    # full with no sign of serving (core/rewards.full_claim_credit_s): uptime_credit.py
+    # ejected, or it refuses (core/rewards.serving, refusal_credit_s), cut to the share of
+    # the load it claimed that the mesh sent it (explained_load_credit_s): uptime_credit.py
     entry = rt.table.get(node_id)
-    credit_s = heartbeat_credit_limit_s(rt, node_id, previous=previous, claimed_full=claimed_full)
+    known_now = known_load(rt, node_id, entry.models) if entry is not None else 0
+    credit_s = heartbeat_credit_limit_s(
+        rt, node_id, previous=previous, claimed=claimed, known=max(known_then, known_now)
+    )
+    if entry is not None:  # what explains the load this report claims, at the next one
+        entry.known_load = known_now
     if rt.heartbeats is not None:  # batched, behind the answer (heartbeat_writes.py)
         rt.heartbeats.touch(node_id, _utcnow(), hb.state.value, credit_limit_s=credit_s)
     elif not await rt.store.touch_heartbeat(

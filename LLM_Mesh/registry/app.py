@@ -82,7 +82,7 @@ from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import ReplicaState, Store
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_limits import RedisLimiter
-from LLM_Mesh.registry.replicas import ReplicaBeat, demand_snapshot
+from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
 from LLM_Mesh.registry.retention import RequestLogPruner, SettlementPruner
 from LLM_Mesh.registry.revocations import RevocationWatcher
@@ -212,7 +212,10 @@ def create_registry_app(
         beat = ReplicaBeat(
             shared,
             demand=lambda: demand_snapshot(
-                demand.in_flight, demand.waiting, demand.refused_counts()
+                demand.in_flight,
+                demand.waiting,
+                demand.refused_counts(),
+                routing.router.in_flight_by_node(PUBLISHED_NODES),
             ),
             wall_clock=wall_clock,
         )

@@ -38,7 +38,7 @@ from LLM_Mesh.core.demand import requests_waiting as waiting_estimate
 from LLM_Mesh.registry.listing import offered_specs
 from LLM_Mesh.registry.node_table import NodeTable
 
-__all__ = ["DemandTracker", "demand_report", "others_in_flight"]
+__all__ = ["DemandTracker", "demand_report", "others_in_flight_at"]
 
 NO_NODE = "no_node"
 SATURATED = "saturated"
@@ -103,13 +103,25 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def others_in_flight(others: Sequence[dict[str, Any]], models: Iterable[str]) -> int:
-    """Requests other replicas published in flight (on any node) for any of ``models``."""
-    wanted = set(models)
+def others_in_flight_at(
+    others: Sequence[dict[str, Any]], node_id: str, models: Iterable[str]
+) -> int:
+    """Requests other replicas published in flight at ``node_id`` (``"nodes"``). A replica
+    that publishes no per-node counts (older than them), or left this node out of its
+    bounded list (``"nodes_truncated"``), counts its in-flight requests for any of
+    ``models`` (the node's): they may be at this node."""
+    wanted: set[str] | None = None
     total = 0
     for snap in others:
+        nodes = snap.get("nodes")
+        if isinstance(nodes, dict):
+            n = _count(nodes.get(node_id))
+            if n or snap.get("nodes_truncated") is not True:
+                total += n
+                continue
         theirs = snap.get("in_flight")
         if isinstance(theirs, dict):
+            wanted = set(models) if wanted is None else wanted
             total += sum(_count(n) for model, n in theirs.items() if model in wanted)
     return total
 

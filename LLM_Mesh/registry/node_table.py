@@ -92,9 +92,11 @@ class NodeEntry:
     answered: float = 0.0
     refused: float = 0.0
     tallied_at: float | None = None
-    # when it last answered a request sent here (the table's clock; ``tally``): evidence
-    # that it serves while its load reports say it is full (``core/rewards.full_claim_credit_s``)
-    served_at: float | None = None
+    # the requests the mesh knew it had sent the node when its last load report arrived
+    # here (this replica's in flight there + other live replicas' published counts): what
+    # explains the load it claimed (``core/rewards.explained_load_credit_s``, set by
+    # ``api.absorb_heartbeat``)
+    known_load: int = 0
     # ``NodeTable.goodbyes`` when it went OFFLINE here (0: never): a store poll that began
     # before then may have read it still online, and must not bring it back (``node_sync.py``)
     gone: int = 0
@@ -346,7 +348,6 @@ class NodeTable:
         self._fade(entry, now)
         if answered:
             entry.answered += 1.0
-            entry.served_at = now
         else:
             entry.refused += 1.0
 

@@ -26,7 +26,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import ReplicaRecord, ReplicaState
 
-__all__ = ["ReplicaBeat", "demand_snapshot", "new_replica_id"]
+__all__ = ["PUBLISHED_NODES", "ReplicaBeat", "demand_snapshot", "new_replica_id"]
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,26 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
+PUBLISHED_NODES = 1000
+"""At most this many nodes' in-flight counts in a replica's published demand (the busiest)."""
+
+
 def demand_snapshot(
-    in_flight: dict[str, int], waiting: dict[str, int], refused: dict[str, dict[str, int]]
+    in_flight: dict[str, int],
+    waiting: dict[str, int],
+    refused: dict[str, dict[str, int]],
+    nodes: tuple[dict[str, int], bool] | None = None,
 ) -> dict[str, Any]:
-    """What a replica publishes of its demand counters (plain JSON)."""
-    return {"in_flight": dict(in_flight), "waiting": dict(waiting), "refused": refused}
+    """What a replica publishes of its demand counters (plain JSON): per model, and (``nodes``:
+    ``Router.in_flight_by_node``) its requests in flight per node, for the nodes with any,
+    with ``nodes_truncated`` when some were left out (``core/rewards.explained_load_credit_s``
+    reads them: load another replica sent a node)."""
+    snap: dict[str, Any] = {"in_flight": dict(in_flight), "waiting": dict(waiting)}
+    snap["refused"] = refused
+    if nodes is not None:
+        snap["nodes"] = dict(nodes[0])
+        snap["nodes_truncated"] = nodes[1]
+    return snap
 
 
 class ReplicaBeat(Poller):

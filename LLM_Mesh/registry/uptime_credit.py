@@ -1,33 +1,48 @@
 """The uptime a heartbeat may credit, from this replica's view of the node (the edge of
 ``core/rewards``: :func:`~LLM_Mesh.core.rewards.serving`,
 :func:`~LLM_Mesh.core.rewards.refusal_credit_s`,
-:func:`~LLM_Mesh.core.rewards.full_claim_credit_s`).
+:func:`~LLM_Mesh.core.rewards.explained_load_credit_s`).
 
 :func:`heartbeat_credit_limit_s` is called by ``api.absorb_heartbeat`` after the table and
 the router took the heartbeat in. It reads the table's entry (active check, refusals, the
-share of requests answered, when it last answered one here), the router (ejected; the
-requests this replica has in flight at the node) and the other live replicas' published
-in-flight counts per model (``registry/replicas.py``), and returns the most routable time
-the store may add for it (``Store.touch_heartbeat``'s ``credit_limit_s``; 0: none).
+share of requests answered) and the router (ejected), cuts the credit for load the node
+claimed that the mesh did not send it (:func:`known_load`: the requests this replica has in
+flight at the node and those the other live replicas published in flight there,
+``registry/replicas.py``), and returns the most routable time the store may add for it
+(``Store.touch_heartbeat``'s ``credit_limit_s``; 0: none).
 """
 
 from __future__ import annotations
 
-from LLM_Mesh.core.rewards import full_claim_credit_s, refusal_credit_s, serving
-from LLM_Mesh.registry.demand import others_in_flight
+from collections.abc import Iterable
+
+from LLM_Mesh.core.rewards import explained_load_credit_s, refusal_credit_s, serving
+from LLM_Mesh.registry.demand import others_in_flight_at
 from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S
 from LLM_Mesh.registry.runtime import Runtime
 
-__all__ = ["heartbeat_credit_limit_s"]
+__all__ = ["heartbeat_credit_limit_s", "known_load"]
+
+
+def known_load(rt: Runtime, node_id: str, models: Iterable[str]) -> int:
+    """The requests the mesh knows it has in flight at ``node_id`` now: this replica's (the
+    router's own count) and the other live replicas' published ones (``models``: the node's,
+    for a replica that publishes no per-node counts)."""
+    st = rt.routing.router.node(node_id)
+    here = st.in_flight if st is not None else 0
+    if rt.replicas is None:
+        return max(0, here)
+    return max(0, here) + others_in_flight_at(rt.replicas.others_demand(), node_id, models)
 
 
 def heartbeat_credit_limit_s(
-    rt: Runtime, node_id: str, *, previous: float | None, claimed_full: bool
+    rt: Runtime, node_id: str, *, previous: float | None, claimed: int, known: int
 ) -> float:
     """The credit limit of ``node_id``'s heartbeat now. ``previous``: its previous heartbeat
-    here (the table's clock; None: none); ``claimed_full``: whether its previous load
-    report here said it was at its capacity (``core/rewards.claims_full``), so this
-    replica's router sent it nothing over the interval this heartbeat vouches for."""
+    here (the table's clock; None: none); ``claimed``: the load (``in_flight + queued``) its
+    previous report here claimed, which steered this replica's router over the interval
+    this heartbeat vouches for; ``known``: the load the mesh knew it sent the node (the
+    larger of :func:`known_load` when that report arrived and now)."""
     entry = rt.table.get(node_id)
     if entry is None:
         return 0.0
@@ -48,20 +63,11 @@ def heartbeat_credit_limit_s(
     since = now - previous if previous is not None else None
     # ... cut by the share of the requests sent here it refused lately
     credit_s = refusal_credit_s(credit_s, since, rt.table.answer_share_milli(entry, now))
-    if not claimed_full or credit_s <= 0:
-        return credit_s
-    # ... and nothing for saying it was full, unless it shows it serves
-    st = rt.routing.router.node(node_id)
-    others = (
-        others_in_flight(rt.replicas.others_demand(), entry.models)
-        if rt.replicas is not None
-        else 0
-    )
-    return full_claim_credit_s(
+    # ... and by the share of the load it claimed that nobody sent it
+    return explained_load_credit_s(
         credit_s,
-        claimed_full=True,
-        in_flight_here=st.in_flight if st is not None else 0,
-        served_ago_s=now - entry.served_at if entry.served_at is not None else None,
-        window_s=rt.settings.heartbeat_expiry_s,
-        others_in_flight=others,
+        since,
+        claimed=claimed,
+        known=known,
+        capacity=entry.max_concurrency + entry.max_queue,
     )

@@ -532,3 +532,18 @@ def test_a_load_reported_here_is_dropped_once_the_node_beats_elsewhere() -> None
     r.heard("a", 4.0)
     assert r.node("a").load == 1  # type: ignore[union-attr]
     r.finish(att, 4.5, Outcome.SUCCESS)
+
+
+def test_in_flight_by_node_lists_the_busy_nodes_up_to_a_bound() -> None:
+    """What a replica publishes per node (uptime credit elsewhere: load another replica
+    sent a node): only nodes with requests in flight; over the bound, the busiest."""
+    r = fleet(4)
+    assert r.in_flight_by_node(10) == ({}, False)
+    atts = [r.begin("n0", "m", 0.0), r.begin("n2", "m", 0.0), r.begin("n2", "m", 0.0)]
+    r.begin("n3", "m", 0.0)
+    assert r.in_flight_by_node(10) == ({"n0": 1, "n2": 2, "n3": 1}, False)
+    assert r.in_flight_by_node(3) == ({"n0": 1, "n2": 2, "n3": 1}, False)
+    assert r.in_flight_by_node(2) == ({"n2": 2, "n0": 1}, True)
+    for att in atts:
+        r.finish(att, 1.0, Outcome.SUCCESS)
+    assert r.in_flight_by_node(10) == ({"n3": 1}, False)

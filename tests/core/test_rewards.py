@@ -6,16 +6,17 @@ import pytest
 
 from LLM_Mesh.core.rewards import (
     CARRY_MS,
+    LOAD_SLACK,
     REFUSAL_HALF_LIFE_S,
     ModelStats,
     NodePeriod,
     answer_share_milli,
-    claims_full,
     close_uptime,
     decay,
     due_period,
-    full_claim_credit_s,
+    explained_load_credit_s,
     heartbeat_credit_ms,
+    load_slack,
     peer_speeds,
     performance_milli,
     refusal_credit_s,
@@ -365,35 +366,40 @@ def test_a_node_answering_everything_keeps_all_its_credit_after_decay() -> None:
     assert answer_share_milli(decay(1.0, 14.0), 0.0) == 1000
 
 
-def test_a_report_at_capacity_claims_full() -> None:
-    """Full as the router counts it: in-flight + queued at slots + queue."""
-    assert claims_full(in_flight=2, queued=4, max_concurrency=2, max_queue=4)
-    assert claims_full(in_flight=9, queued=0, max_concurrency=2, max_queue=4)
-    assert not claims_full(in_flight=2, queued=3, max_concurrency=2, max_queue=4)
-    assert not claims_full(in_flight=0, queued=0, max_concurrency=1, max_queue=0)
-    assert claims_full(in_flight=1, queued=0, max_concurrency=1, max_queue=0)
+def test_the_slack_never_explains_a_report_of_full() -> None:
+    """The timing slack is LOAD_SLACK requests, at most capacity - 1."""
+    assert LOAD_SLACK == 2
+    assert load_slack(6) == 2
+    assert load_slack(2) == 1
+    assert load_slack(1) == 0
+    assert load_slack(0) == 0
 
 
-def test_a_full_claim_is_credited_only_with_evidence_of_serving() -> None:
-    """The interval a node said it was full (sent nothing, refusing nothing) credits
-    nothing unless it shows it serves: requests of this replica in flight at it, an answer
-    here within the window, or other replicas' requests in flight for its models (found
-    2026-12-03: full credit for a node reporting itself full and serving nothing)."""
+def test_claimed_load_nobody_sent_earns_nothing() -> None:
+    """The interval a node's load report steered the router is credited for the share of
+    the claimed load the mesh sent it (found 2026-12-03: a node claiming full, or one short
+    of full, with nothing sent was credited in full, the latter even under the full-claim
+    rule)."""
 
-    def credit(**kw: object) -> float:
-        args: dict[str, object] = dict(
-            claimed_full=True, in_flight_here=0, served_ago_s=None, window_s=30.0,
-            others_in_flight=0,
-        )  # fmt: skip
-        args.update(kw)
-        return full_claim_credit_s(5.0, **args)  # type: ignore[arg-type]
+    def credit(claimed: int, known: int, capacity: int = 6) -> float:
+        return explained_load_credit_s(5.0, None, claimed=claimed, known=known, capacity=capacity)
 
-    assert credit() == 0.0  # full by its own word, nothing seen: nothing
-    assert credit(claimed_full=False) == 5.0  # it had room: the other rules decide
-    assert credit(in_flight_here=1) == 5.0  # busy with this replica's request
-    assert credit(served_ago_s=30.0) == 5.0  # answered here within the window
-    assert credit(served_ago_s=30.1) == 0.0
-    assert credit(served_ago_s=-1.0) == 0.0  # a clock that went back vouches for nothing
-    assert credit(others_in_flight=3) == 5.0  # may be full of another replica's requests
-    assert full_claim_credit_s(0.0, claimed_full=True, in_flight_here=1, served_ago_s=None,
-                               window_s=30.0, others_in_flight=0) == 0.0  # fmt: skip
+    assert credit(6, 0) == 0.0  # full, nobody sent anything
+    assert credit(5, 0) == 0.0  # one short of full, nobody sent anything
+    assert credit(3, 0) == 0.0
+    assert credit(1, 0, capacity=1) == 0.0  # a one-slot node's full: no slack
+    assert credit(6, 3) == 2.5  # half of it explained: half the credit
+    assert credit(10, 0, capacity=6) == 0.0  # beyond its capacity
+    # honest: the claim is at most what was sent, plus the slack
+    assert credit(6, 6) == 5.0
+    assert credit(6, 4) == 5.0  # two started at another replica since its last count
+    assert credit(0, 0) == 5.0  # idle
+    assert credit(2, 0) == 5.0  # within the slack
+    assert credit(4, 9) == 5.0  # sent more than it claims (still queued on the wire)
+    assert credit(-3, 0) == 5.0
+    assert explained_load_credit_s(0.0, None, claimed=0, known=0, capacity=6) == 0.0
+    assert explained_load_credit_s(-1.0, None, claimed=0, known=0, capacity=6) == 0.0
+    # the share is of the interval it vouches for (the time since its previous heartbeat)
+    assert explained_load_credit_s(30.0, 5.0, claimed=6, known=3, capacity=6) == 2.5
+    assert explained_load_credit_s(30.0, 60.0, claimed=6, known=3, capacity=6) == 15.0
+    assert explained_load_credit_s(30.0, 5.0, claimed=6, known=6, capacity=6) == 30.0

@@ -8,6 +8,7 @@ from typing import Any
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.catalog import CATALOG
 from LLM_Mesh.node.control import parse_demand
+from LLM_Mesh.registry.demand import others_in_flight_at
 from tests.registry.helpers import Harness, running
 
 CHAT = "/v1/chat/completions"
@@ -123,3 +124,24 @@ async def test_requests_held_in_the_opt_in_wait_count_as_waiting(tmp_path: Path)
             routing.finish(att, Outcome.SUCCESS)
         _, rows = await demand(h)
         assert rows[MODEL]["requests_refused"] == 0
+
+
+def test_other_replicas_in_flight_at_a_node_is_their_count_for_it() -> None:
+    """What explains a node's claimed load (``core/rewards.explained_load_credit_s``): other
+    replicas' published in-flight counts for that node, not for its models; a replica
+    without per-node counts (older), or that left the node out of its bounded list, counts
+    its requests for the node's models (they may be there)."""
+    models = ["m"]
+    assert others_in_flight_at([], "n", models) == 0
+    assert others_in_flight_at([{"in_flight": {"m": 5}, "nodes": {"x": 5}}], "n", models) == 0
+    assert others_in_flight_at([{"in_flight": {"m": 5}, "nodes": {"n": 2}}], "n", models) == 2
+    snaps = [{"in_flight": {"m": 5}, "nodes": {"n": 2, "x": 3}}, {"nodes": {"n": 1}}]
+    assert others_in_flight_at(snaps, "n", models) == 3
+    assert others_in_flight_at([{"in_flight": {"m": 5, "k": 4}}], "n", models) == 5  # older
+    cut = {"in_flight": {"m": 5}, "nodes": {"x": 5}, "nodes_truncated": True}
+    assert others_in_flight_at([cut], "n", models) == 5
+    listed = {"in_flight": {"m": 5}, "nodes": {"n": 1}, "nodes_truncated": True}
+    assert others_in_flight_at([listed], "n", models) == 1
+    bad = {"in_flight": {"m": 5}, "nodes": {"n": -3, "x": True}}
+    assert others_in_flight_at([bad], "n", models) == 0
+    assert others_in_flight_at([bad], "x", models) == 0

@@ -1,10 +1,11 @@
-"""Uptime credit for a node that says it is full (``registry/uptime_credit.py``,
-``core/rewards.full_claim_credit_s``): a node reporting itself at its capacity in every
-heartbeat is sent nothing, so it refuses nothing, and was credited full uptime for no
-work (found 2026-12-03). An interval its previous report claimed full is credited only
-with evidence that it serves: a request this replica sent it still in flight, one it
-answered here within the heartbeat expiry, or requests in flight at another live replica
-for a model it hosts."""
+"""Uptime credit for load a node claims that nobody sent it (``registry/uptime_credit.py``,
+``core/rewards.explained_load_credit_s``): a node's load report steers the router (at its
+capacity it is sent nothing, near it little), so a node reporting load it does not have
+refuses nothing and was credited full uptime for little or no work (found 2026-12-03). A
+registered node serves only its gateways' requests, which they count in flight, so the
+interval a report steered the router is credited for the share of its claimed load the
+mesh knows it sent (this replica's in flight there, and the in-flight counts per node the
+other live replicas publish), with a slack of 2 requests that never reaches the capacity."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from LLM_Mesh.registry.replicas import ReplicaBeat
 from tests.registry.helpers import Harness, running
 
 FULL = {"in_flight": 2, "queued": 4}  # registration(): max_concurrency 2, max_queue 4
+ONE_SHORT = {"in_flight": 2, "queued": 3}
 ROOM = {"in_flight": 0, "queued": 0}
 MODEL = "gemma-3-270m"
 
@@ -34,109 +36,146 @@ async def beat(h: Harness, node_id: str, load: dict[str, int], back_s: float = 5
     return rec.healthy_ms - before
 
 
+def full_credit(ms: int) -> bool:
+    return 5_000 <= ms < 6_000
+
+
 async def ask(h: Harness, node_id: str) -> int:
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
             "allow_nodes": [node_id]}  # fmt: skip
     return (await h.client.post("/v1/chat/completions", json=body)).status_code
 
 
-async def test_a_node_reporting_itself_full_while_serving_nothing_earns_no_uptime(
+def other_replica(h: Harness, demand: dict[str, object] | None) -> None:
+    """Another live replica on the store publishing ``demand`` (None: none alive)."""
+    beat_task = ReplicaBeat(h.store, replica_id="replica-here")
+    h.runtime.replicas = beat_task
+    now = datetime.now(timezone.utc)
+    beat_task.live = (
+        {}
+        if demand is None
+        else {"replica-other": ReplicaRecord("replica-other", now, now, "test", demand)}
+    )
+
+
+async def test_a_node_reporting_itself_full_after_serving_earns_nothing_for_it(
     tmp_path: Path,
 ) -> None:
-    """The attack: a node heartbeats ``in_flight`` + ``queued`` at its capacity for a whole
-    period. The router sends it nothing (a request for it alone is 429 at the gateway, it
-    sees no call), so it refuses nothing; it was credited every heartbeat (found
-    2026-12-03: 5 s per 5 s beat, the full rate). Now only the interval after its
-    registration (no full report yet: it was open) is credited; a node reporting room is
-    credited throughout."""
+    """The attack: a node answers a request, then heartbeats ``in_flight`` + ``queued`` at its
+    capacity with nothing sent to it. The router sends it nothing (429 at the gateway), so
+    it refuses nothing. It was credited in full for the heartbeat expiry (30 s) after its
+    answer, then nothing (found 2026-12-03); now nothing from the first interval its report
+    steered: nobody sent the load it claimed. A node reporting room is credited throughout."""
     async with running(tmp_path) as h:
         liar = await h.register("liar")
         await h.register("open")
-        liar_ms = [await beat(h, "liar", FULL)]  # vouches for the time since registering
-        open_ms = [await beat(h, "open", ROOM)]
+        assert full_credit(await beat(h, "liar", ROOM))
+        assert await ask(h, "liar") == 200  # it answered one: no excuse for what follows
+        assert full_credit(await beat(h, "liar", FULL))  # the interval before: room
+        liar_ms, open_ms = [], []
         for _ in range(60):  # five minutes of 5 s heartbeats
             assert await ask(h, "liar") == 429  # saturated by its own word: not sent
             liar_ms.append(await beat(h, "liar", FULL))
             open_ms.append(await beat(h, "open", ROOM))
-        assert liar.calls == []  # it served nothing
-        assert 5_000 <= liar_ms[0] < 6_000
-        assert liar_ms[1:] == [0] * 60
-        assert all(5_000 <= ms < 6_000 for ms in open_ms)
+        assert len(liar.calls) == 1  # it served the one request
+        assert liar_ms == [0] * 60
+        assert all(full_credit(ms) for ms in open_ms)
 
 
-async def test_an_honest_node_full_of_this_replicas_requests_keeps_its_uptime(
+async def test_a_node_reporting_itself_one_short_of_full_earns_nothing_for_it(
     tmp_path: Path,
 ) -> None:
-    """A node full because it serves this replica's requests: while they are in flight
-    (the router's own count, not the node's word), and until the heartbeat expiry after
-    its last answer here, its full reports are credited."""
+    """The attack beside it: one short of its capacity is not full, so the full-claim rule
+    let it be (found 2026-12-03: credited in full), while the router, counting it nearly
+    full, sends it little. Its claimed load is nobody's: nothing credited. Sent a request
+    in the slot it leaves, the share it serves is credited (1 of 5 claimed)."""
     async with running(tmp_path) as h:
-        await h.register("busy")
-        routing = h.runtime.routing
-        held = [routing.begin("busy", MODEL) for _ in range(2)]  # long generations
-        assert 5_000 <= await beat(h, "busy", FULL) < 6_000
-        for _ in range(12):  # a minute full of this replica's requests
-            assert h.in_flight("busy") == 2
-            assert 5_000 <= await beat(h, "busy", FULL) < 6_000
-        for att in held:  # they end: answered here
-            routing.finish(att, Outcome.SUCCESS, completion_tokens=100)
-        assert h.in_flight("busy") == 0
-        # its next reports may still say full (they lag): answered within the expiry
-        assert 5_000 <= await beat(h, "busy", FULL) < 6_000
-        assert 5_000 <= await beat(h, "busy", ROOM) < 6_000  # that interval it claimed full
-        assert 5_000 <= await beat(h, "busy", ROOM) < 6_000
-        assert await ask(h, "busy") == 200  # it has room: sent requests again
+        await h.register("liar")
+        assert full_credit(await beat(h, "liar", ONE_SHORT))  # after registering: room
+        assert [await beat(h, "liar", ONE_SHORT) for _ in range(12)] == [0] * 12
+        att = h.runtime.routing.begin("liar", MODEL)  # a long one, in the slot it leaves
+        assert 1_000 <= await beat(h, "liar", ONE_SHORT) < 1_200  # 1 of the 5 explained
+        assert 1_000 <= await beat(h, "liar", ONE_SHORT) < 1_200
+        h.runtime.routing.finish(att, Outcome.SUCCESS, completion_tokens=10)
 
 
-async def test_mixed_periods_credit_only_full_reports_backed_by_serving(tmp_path: Path) -> None:
-    """A node serves for a while, then keeps reporting itself full with nothing of this
-    replica's in flight and no answer here: credited up to the heartbeat expiry (30 s)
-    after its last answer, then nothing until it reports room again (found 2026-12-03:
-    credited throughout)."""
-    async with running(tmp_path) as h:
-        await h.register("mixed")
-        assert 5_000 <= await beat(h, "mixed", ROOM) < 6_000
-        for _ in range(4):  # serving: answered requests, room in its reports
-            assert await ask(h, "mixed") == 200
-            assert 5_000 <= await beat(h, "mixed", ROOM) < 6_000
-        assert 5_000 <= await beat(h, "mixed", FULL) < 6_000  # the interval before: room
-        credited = [await beat(h, "mixed", FULL) for _ in range(12)]  # a minute "full"
-        # its last answer was 10 s before the first of these: 30 s of them keep the credit
-        assert all(5_000 <= ms < 6_000 for ms in credited[:4])
-        assert credited[4:] == [0] * 8
-        assert await beat(h, "mixed", ROOM) == 0  # its interval was claimed full
-        assert 5_000 <= await beat(h, "mixed", ROOM) < 6_000  # room: open, credited
-        assert await ask(h, "mixed") == 200
-
-
-async def test_with_replicas_a_full_node_is_credited_only_while_they_serve_its_models(
+async def test_with_replicas_a_full_node_is_not_credited_for_requests_at_other_nodes(
     tmp_path: Path,
 ) -> None:
     """Several replicas on one store: the node heartbeats to this one only, and the others
-    do not hold its load report (``Router.heard``), so it may be full of their requests.
-    They publish their in-flight requests per model (``registry/replicas.py``): a full report
-    is credited while another live replica has requests in flight for a model the node hosts
-    (it may be full of those: this replica cannot tell), not when they have none for its
-    models (found 2026-12-03: credited either way)."""
+    send it requests without its load report. Their in-flight requests for a model it hosts
+    were evidence enough (found 2026-12-03: credited whenever another replica had any
+    request in flight for its model, at any node). They publish their counts per node now:
+    requests at other nodes of the model explain nothing."""
     async with running(tmp_path) as h:
-        await h.register("node")
-        beat_task = ReplicaBeat(h.store, replica_id="replica-here")
-        h.runtime.replicas = beat_task
-        now = datetime.now(timezone.utc)
+        await h.register("liar")
+        await h.register("worker")
+        await beat(h, "liar", FULL)
+        other_replica(h, {"in_flight": {MODEL: 6}, "nodes": {"worker": 6}})
+        assert await beat(h, "liar", FULL) == 0
+        assert await beat(h, "liar", ONE_SHORT) == 0
+        assert await beat(h, "liar", FULL) == 0
+        other_replica(h, {"in_flight": {MODEL: 6}, "nodes": {"liar": 3, "worker": 3}})
+        assert 2_500 <= await beat(h, "liar", FULL) < 3_000  # 3 of the 6 explained
+        assert 2_500 <= await beat(h, "liar", FULL) < 3_000
+        # a replica that publishes no per-node counts (older): its per-model count may be here
+        other_replica(h, {"in_flight": {MODEL: 6}})
+        assert full_credit(await beat(h, "liar", FULL))
+        # ... as may one that left this node out of its bounded list
+        other_replica(h, {"in_flight": {MODEL: 6}, "nodes": {"w": 6}, "nodes_truncated": True})
+        assert full_credit(await beat(h, "liar", FULL))
+        other_replica(h, None)  # gone: the report before arrived when they were there
+        assert full_credit(await beat(h, "liar", FULL))
+        assert await beat(h, "liar", FULL) == 0
 
-        def others(in_flight: dict[str, int]) -> None:
-            beat_task.live = {
-                "replica-other": ReplicaRecord(
-                    "replica-other", now, now, "test", {"in_flight": in_flight}
-                )
-            }
 
-        await beat(h, "node", FULL)
-        others({MODEL: 3})
-        assert 5_000 <= await beat(h, "node", FULL) < 6_000
-        others({"mistral-7b": 3})  # busy, but not with a model this node hosts
-        assert await beat(h, "node", FULL) == 0
-        others({})
-        assert await beat(h, "node", FULL) == 0
-        beat_task.live = {}
-        assert await beat(h, "node", FULL) == 0
+async def test_an_honest_node_busy_with_this_and_another_replicas_requests_keeps_its_uptime(
+    tmp_path: Path,
+) -> None:
+    """A node full of requests from this replica (the router's own count) and another (its
+    published count for this node) is credited in full, and so is its report that lags a
+    little behind the requests' ends (the slack); the same claim with the other replica's
+    requests at another node is half explained (it claims 3 nobody sent)."""
+    async with running(tmp_path) as h:
+        await h.register("busy")
+        routing = h.runtime.routing
+        held = [routing.begin("busy", MODEL) for _ in range(3)]  # long generations
+        other_replica(h, {"in_flight": {MODEL: 3}, "nodes": {"busy": 3}})
+        assert full_credit(await beat(h, "busy", FULL))
+        for _ in range(12):  # a minute full of both replicas' requests
+            assert h.in_flight("busy") == 3
+            assert full_credit(await beat(h, "busy", FULL))
+        for att in held:  # this replica's end; the node's next report lags behind by 2
+            routing.finish(att, Outcome.SUCCESS, completion_tokens=100)
+        assert full_credit(await beat(h, "busy", {"in_flight": 2, "queued": 3}))
+        assert full_credit(await beat(h, "busy", {"in_flight": 2, "queued": 1}))  # 5: 3 + slack
+        assert full_credit(await beat(h, "busy", ROOM))
+        assert await ask(h, "busy") == 200  # it has room: sent requests again
+        held = [routing.begin("busy", MODEL) for _ in range(3)]
+        other_replica(h, {"in_flight": {MODEL: 3}, "nodes": {"elsewhere": 3}})
+        await beat(h, "busy", FULL)
+        assert 2_500 <= await beat(h, "busy", FULL) < 3_000  # 3 of the 6 explained
+        for att in held:
+            routing.finish(att, Outcome.SUCCESS, completion_tokens=100)
+
+
+async def test_a_replica_publishes_its_in_flight_requests_per_node(tmp_path: Path) -> None:
+    """What another replica reads: the app's beat publishes, with its per-model counts, its
+    requests in flight per node (only nodes with some, ``Router.in_flight_by_node``)."""
+    async with running(tmp_path) as h:
+        await h.register("a")
+        await h.register("b")
+        beat_task = h.runtime.replicas
+        assert beat_task is not None
+        routing = h.runtime.routing
+        held = [routing.begin("a", MODEL), routing.begin("a", MODEL), routing.begin("b", MODEL)]
+        snap = beat_task._demand()
+        assert snap["in_flight"] == {MODEL: 3}
+        assert snap["nodes"] == {"a": 2, "b": 1}
+        assert snap["nodes_truncated"] is False
+        for att in held[:2]:
+            routing.finish(att, Outcome.SUCCESS, completion_tokens=1)
+        assert beat_task._demand()["nodes"] == {"b": 1}
+        assert routing.router.in_flight_by_node(0) == ({}, True)
+        routing.finish(held[2], Outcome.SUCCESS, completion_tokens=1)
+        assert beat_task._demand()["nodes"] == {}
