@@ -114,6 +114,7 @@ class SharedIdempotency(IdempotencyCache):
         self._owned: dict[str, str] = {}  # key -> its hash, for keys this replica runs
         self._writes: set[asyncio.Task[None]] = set()
         self._freeing: dict[str, asyncio.Task[None]] = {}  # key -> its release, until settled
+        self._orphans: dict[str, asyncio.Task[None]] = {}  # hash -> release of a lost claim
         # kept answers' bodies are sealed in the store; the app sets the registry key's seal
         # (every replica's), until then one no other process shares
         self.seal = AnswerSeal.random()
@@ -143,12 +144,22 @@ class SharedIdempotency(IdempotencyCache):
     async def _claim(self, key: str, stream: bool) -> Response | None:
         """``None``: this replica runs it; else the replayed answer (or raise 409)."""
         h = key_hash(key)
+        orphan = self._orphans.get(h)
+        if orphan is not None:  # this replica's lost claim of it is being released: first
+            await asyncio.wait((orphan,))
         give_up = time.monotonic() + self.stream_wait_s  # a stream's wait for a freed key
         while True:
             now = self.wall_clock()
-            rec = await self.store.claim_request_key(
-                h, self.owner, stream, _utc(now), _utc(now + self.running_s)
+            claim = asyncio.ensure_future(
+                self.store.claim_request_key(
+                    h, self.owner, stream, _utc(now), _utc(now + self.running_s)
+                )
             )
+            try:  # a cancelled request lets its claim end, to free what it took
+                rec = await asyncio.shield(claim)
+            except BaseException:
+                self._lost_claim(h, claim)
+                raise
             if rec is None:
                 return None
             if rec.state == "done":
@@ -170,6 +181,28 @@ class SharedIdempotency(IdempotencyCache):
                     reason="owner_lost",
                 )
             await asyncio.sleep(self.poll_s)
+
+    def _lost_claim(self, h: str, claim: asyncio.Future[IdempotencyRecord | None]) -> None:
+        """A claim whose outcome this request never used: it failed (its insert may have
+        committed, the answer lost: a connection killed after the commit) or the request
+        was cancelled while it ran. Once it is over, a row it may have taken is released
+        (only this replica's running row: nothing ran under it), so the client's retry,
+        here or at another replica, is not left waiting on a live owner for ``running_s``
+        (found 2026-12-03). A claim of the same id here waits for that release first."""
+
+        async def free_if_taken() -> None:
+            await asyncio.wait((claim,))
+            if claim.cancelled() or claim.exception() is not None or claim.result() is None:
+                await self.store.release_request_key(h, self.owner)
+
+        task = self._write(free_if_taken)
+        self._orphans[h] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._orphans.get(h) is t:
+                del self._orphans[h]
+
+        task.add_done_callback(done)
 
     def finish(self, key: str, response: Response | None, *, paid: bool = False) -> None:
         super().finish(key, response, paid=paid)
