@@ -326,7 +326,9 @@ def create_registry_app(
         leases=(
             None
             if shared is None or beat is None
-            else StoreHealthLeases(shared, beat.replica_id, wall_clock)
+            else StoreHealthLeases(
+                shared, beat.replica_id, wall_clock, dead_after_s=beat.dead_after_s
+            )
         ),
         wall_clock=wall_clock,
         # the pins of node URLs no node has any more go (address_pins.py, retain)
