@@ -444,7 +444,7 @@ def create_registry_app(
                 if runtime.heartbeats is not None:
                     await runtime.heartbeats.flush()
                 if isinstance(runtime.idempotency, SharedIdempotency):
-                    await runtime.idempotency.flush()
+                    await runtime.idempotency.close()
                 if node_sync is not None:
                     await node_sync.stop()
                 if beat is not None:

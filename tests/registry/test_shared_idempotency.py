@@ -472,3 +472,36 @@ async def test_a_request_cancelled_while_its_claim_commits_does_not_hold_the_id(
         r2 = await asyncio.wait_for(retry, 10)  # before: waited on a for running_s
         assert r2.status_code == 200, r2.text
         assert "x-mesh-replayed" not in r2.headers and a.nodes.calls() == 1
+
+
+async def test_an_end_the_store_could_not_take_is_written_once_it_answers_again(
+    tmp_path: Path, store_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # replica a's request fails (502) while the store is out (a failover, connections
+    # killed): the release of its id fails on every try. Found 2026-12-03: a gave up after
+    # three tries (1.2 s), and the row stayed "running" under a, a live replica, for
+    # running_s (12 min): the client's retry waited on it all along, at b and at a itself.
+    # Now a keeps trying (every ``park_retry_s``) until the store takes it.
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        ia = a.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency)
+        ia.release_wait_s = 0.05
+        release = ia.store.release_request_key
+        down = {"tries": 0}
+
+        async def failover(h: str, owner: str) -> None:
+            if owner == ia.owner and down["tries"] < 4:  # the three tries, and one more
+                down["tries"] += 1
+                raise OSError("the store is out")
+            await release(h, owner)
+
+        monkeypatch.setattr(ia.store, "release_request_key", failover)
+        node = a.nodes.nodes["n1:8801"]
+        node.behavior = "500"
+        hdr = {"X-Request-Id": "failover-1"}
+        assert (await a.client.post(CHAT, json=BODY, headers=hdr)).status_code == 502
+        node.behavior = "ok"
+        r2 = await asyncio.wait_for(b.client.post(CHAT, json=BODY, headers=hdr), 15)
+        assert r2.status_code == 200, r2.text  # before: waited on a for running_s
+        assert down["tries"] == 4 and a.nodes.calls() == 2
