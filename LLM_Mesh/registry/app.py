@@ -239,7 +239,6 @@ def create_registry_app(
             shared, beat, clock, wall_clock=wall_clock,
             running_s=settings.request_timeout_s + 600.0,
         )  # fmt: skip
-        beat.on_beat = idempotency.renew  # the rows of requests it runs do not expire
         node_sync = NodeSync(
             shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id, pins=pins
         )

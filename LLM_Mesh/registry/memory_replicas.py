@@ -171,17 +171,6 @@ class MemoryReplicaState:
         if old is not None and old.owner == owner and old.state == "running":
             del self.request_keys[key_hash]
 
-    async def renew_request_keys(
-        self, key_hashes: Sequence[str], owner: str, expires_at: datetime
-    ) -> int:
-        n = 0
-        for h in key_hashes:
-            old = self.request_keys.get(h)
-            if old is not None and old.owner == owner and old.state == "running":
-                self.request_keys[h] = replace(old, expires_at=expires_at)
-                n += 1
-        return n
-
     async def purge_request_keys(self, now: datetime) -> int:
         gone = [k for k, r in self.request_keys.items() if r.expires_at <= now]
         for k in gone:

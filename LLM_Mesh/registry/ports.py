@@ -408,13 +408,6 @@ class ReplicaState(Protocol):
         """Forget the owner's running row (the request ended in a retryable way)."""
         ...
 
-    async def renew_request_keys(
-        self, key_hashes: list[str], owner: str, expires_at: datetime
-    ) -> int:
-        """Move the expiry of the owner's running rows (requests it still runs) to
-        ``expires_at``; how many."""
-        ...
-
     async def purge_request_keys(self, now: datetime) -> int:
         """Delete expired rows; how many."""
         ...

@@ -6,9 +6,7 @@ Every replica gets a random ``replica_id`` at start. :class:`ReplicaBeat` (a
 of every replica seen within ``dead_after_s``: that is who is alive
 (:meth:`ReplicaBeat.alive`, used by the shared idempotency keys to tell a duplicate
 waiting on a dead replica's request to stop waiting) and whose demand ``GET /mesh/demand``
-adds to its own (:meth:`ReplicaBeat.others_demand`). Each beat then runs ``on_beat`` (the
-app: :meth:`~LLM_Mesh.registry.shared_idempotency.SharedIdempotency.renew`, the expiry of
-the idempotency rows this replica still runs). Every ``purge_every_s`` it also
+adds to its own (:meth:`ReplicaBeat.others_demand`). Every ``purge_every_s`` it also
 deletes expired idempotency keys and rows of replicas gone for an hour.
 
 Wall-clock times of different replicas are compared, so their clocks must agree within
@@ -20,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -73,8 +71,6 @@ class ReplicaBeat(Poller):
         self._wall = wall_clock
         self.started_at = _utc(wall_clock())
         self.live: dict[str, ReplicaRecord] = {}  # other replicas alive at the last beat
-        # what else each beat does (the app: extend the idempotency rows this replica runs)
-        self.on_beat: Callable[[], Awaitable[object]] | None = None
         self._next_purge = wall_clock() + purge_every_s
 
     def alive(self, replica_id: str, claimed_at: datetime | None = None) -> bool:
@@ -101,8 +97,6 @@ class ReplicaBeat(Poller):
         await self.store.beat_replica(rec)
         seen = await self.store.live_replicas(_utc(now - self.dead_after_s))
         self.live = {r.replica_id: r for r in seen if r.replica_id != self.replica_id}
-        if self.on_beat is not None:
-            await self.on_beat()
         if now >= self._next_purge:
             self._next_purge = now + self.purge_every_s
             purged = await self.store.purge_request_keys(_utc(now))

@@ -45,10 +45,7 @@ gateway's memory stays flat under load instead of holding ``max_entries`` answer
 keys leave the process's cache the same way once their row is written (a duplicate is
 then refused from the row). A running row expires ``running_s`` after its claim (the
 request deadline plus the replay window), so a row whose end was never written is freed
-at last; while its owner runs the request, the replica's beat extends it
-(:meth:`SharedIdempotency.renew`, once half of it is gone): a stream is bounded by its
-floor, not by the request timeout, and may run longer. Its owner does not leave a row
-to expiry either when its end is lost: an end the store refused three
+at last. Its owner does not leave it to that while it runs: an end the store refused three
 times (a failover, connections killed) is tried again every ``park_retry_s`` until the
 store takes it (:meth:`SharedIdempotency._park`), and a claim whose outcome the request
 never used (it raised after the insert may have committed, or the request was cancelled:
@@ -126,7 +123,6 @@ class SharedIdempotency(IdempotencyCache):
         self.release_wait_s = release_wait_s
         self.park_retry_s = park_retry_s
         self._owned: dict[str, str] = {}  # key -> its hash, for keys this replica runs
-        self._renew_at: dict[str, float] = {}  # hash -> when to extend its running row
         self._writes: set[asyncio.Task[None]] = set()
         self._freeing: dict[str, asyncio.Task[None]] = {}  # key -> its release, until settled
         self._orphans: dict[str, asyncio.Task[None]] = {}  # hash -> release of a lost claim
@@ -155,8 +151,7 @@ class SharedIdempotency(IdempotencyCache):
             super().abandon(key)
             raise
         if answer is None:
-            h = self._owned[key] = key_hash(key)
-            self._renew_at[h] = self.wall_clock() + self.running_s / 2
+            self._owned[key] = key_hash(key)
             return None
         super().finish(key, answer)  # local duplicates get the same replay
         return answer
@@ -212,23 +207,6 @@ class SharedIdempotency(IdempotencyCache):
             self._lost_claim(h, claim)
             raise
 
-    async def renew(self) -> int:
-        """Extend the running rows of the requests this replica still runs whose expiry is
-        half gone, to ``running_s`` from now (the replica's beat calls it every second):
-        a stream may run longer than ``running_s`` (its floor, not the request timeout,
-        bounds it), and its row must not expire under it, or the same id runs again at
-        another replica (found 2026-12-03). A dead replica's rows still expire
-        ``running_s`` after its last beat. How many rows were extended."""
-        now = self.wall_clock()
-        due = [h for h, at in self._renew_at.items() if at <= now]
-        if not due:
-            return 0
-        n = await self.store.renew_request_keys(due, self.owner, _utc(now + self.running_s))
-        for h in due:
-            if h in self._renew_at:
-                self._renew_at[h] = now + self.running_s / 2
-        return n
-
     def _lost_claim(self, h: str, claim: asyncio.Future[IdempotencyRecord | None]) -> None:
         """A claim whose outcome this request never used: it failed (its insert may have
         committed, the answer lost: a connection killed after the commit) or the request
@@ -256,7 +234,6 @@ class SharedIdempotency(IdempotencyCache):
         h = self._owned.pop(key, None)
         if h is None:
             return
-        self._renew_at.pop(h, None)
         kept = self.kept(key)
         if kept is None:  # a 429 or 5xx: free the key (awaited by :meth:`settled`)
             self._free(key, h)
@@ -299,7 +276,6 @@ class SharedIdempotency(IdempotencyCache):
         super().abandon(key)
         h = self._owned.pop(key, None)
         if h is not None:
-            self._renew_at.pop(h, None)
             self._free(key, h)
 
     def _free(self, key: str, h: str) -> None:

@@ -432,22 +432,6 @@ class SqlReplicaState:
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
 
-    async def renew_request_keys(
-        self, key_hashes: Sequence[str], owner: str, expires_at: datetime
-    ) -> int:
-        t = tables.idempotency_keys
-        hashes, n = sorted(set(key_hashes)), 0
-        async with self.engine.begin() as conn:
-            for i in range(0, len(hashes), _CHUNK):
-                stmt = (
-                    update(t)
-                    .where(t.c.key_hash.in_(hashes[i : i + _CHUNK]), t.c.owner == owner)
-                    .where(t.c.state == "running")
-                    .values(expires_at=expires_at)
-                )
-                n += int((await conn.execute(stmt)).rowcount or 0)
-        return n
-
     async def purge_request_keys(self, now: datetime) -> int:
         t = tables.idempotency_keys
         async with self.engine.begin() as conn:

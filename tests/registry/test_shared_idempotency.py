@@ -505,25 +505,3 @@ async def test_an_end_the_store_could_not_take_is_written_once_it_answers_again(
         r2 = await asyncio.wait_for(b.client.post(CHAT, json=BODY, headers=hdr), 15)
         assert r2.status_code == 200, r2.text  # before: waited on a for running_s
         assert down["tries"] == 4 and a.nodes.calls() == 2
-
-
-async def test_a_request_running_past_running_s_keeps_its_id(
-    tmp_path: Path, store_url: str | None
-) -> None:
-    # a stream may run for longer than running_s (12 min: a stream is bounded by its floor,
-    # 0.25 tokens a second, not by the request timeout). Found 2026-12-03: its row expired
-    # while it ran, so the same id ran a second time at another replica (and the owner's
-    # end, finding no row, forgot the id here too). The replica's beat now extends the
-    # rows it is running.
-    async with two_replicas(tmp_path, store_url) as (a, b):
-        ia, ib = a.runtime.idempotency, b.runtime.idempotency
-        assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
-        ia.running_s = 1.5  # 12 min in the small; a's beat runs every second
-        ib.stream_wait_s = 0.0
-        key = f"{CHAT} ip:127.0.0.1 long-1"
-        assert await ia.begin(key, True) is None  # a runs it (a long stream)
-        await asyncio.sleep(3.5)  # past running_s, twice
-        with pytest.raises(DuplicateRequest):
-            await ib.begin(key, True)  # before: claimed and run again here
-        ia.abandon(key)
-        await ia.flush()

@@ -122,20 +122,6 @@ async def test_request_keys(store: SqlStore) -> None:
     assert await store.get_request_key("k") is None
 
 
-@pytest.mark.parametrize("kind", ["sql", "memory"])
-async def test_an_owner_extends_only_its_own_running_keys(store: SqlStore, kind: str) -> None:
-    s: Any = store if kind == "sql" else MemoryStore()
-    exp, later = T0 + timedelta(seconds=30), T0 + timedelta(minutes=20)
-    for h, owner in (("mine", "r1"), ("done", "r1"), ("theirs", "r2")):
-        assert await s.claim_request_key(h, owner, True, T0, exp) is None
-    assert await s.finish_request_key(IdempotencyRecord("done", "r1", True, "done", T0, exp))
-    assert await s.renew_request_keys(["mine", "done", "theirs", "gone"], "r1", later) == 1
-    assert (await s.get_request_key("mine")).expires_at == later
-    assert (await s.get_request_key("done")).expires_at == exp  # its replay window stays
-    assert (await s.get_request_key("theirs")).expires_at == exp
-    assert await s.purge_request_keys(exp) == 2  # "mine" is still running
-
-
 async def test_node_changes_and_heartbeats_since(store: SqlStore) -> None:
     before = datetime.now(timezone.utc) - timedelta(seconds=1)
     await store.upsert_node(_node("n1"))
