@@ -443,8 +443,8 @@ async def test_a_claim_whose_answer_was_lost_after_its_commit_does_not_hold_the_
 async def test_a_request_cancelled_while_its_claim_commits_does_not_hold_the_id(
     tmp_path: Path, store_url: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the client leaves while replica a's claim is in the store: the claim commits, the
-    # request is cancelled before it runs. Found 2026-12-03: the row stayed "running"
+    # the request is cancelled while replica a's claim is in the store (a server that
+    # cancels a request whose client left): the claim commits, the request never runs. Found 2026-12-03: the row stayed "running"
     # under a (alive) for running_s, and the client's retry at b waited on it all along.
     async with two_replicas(tmp_path, store_url) as (a, b):
         await _register_everywhere(a, b)
