@@ -310,7 +310,9 @@ def create_registry_app(
         leases=(
             None
             if shared is None or beat is None
-            else StoreHealthLeases(shared, beat.replica_id, wall_clock)
+            else StoreHealthLeases(
+                shared, beat.replica_id, wall_clock, dead_after_s=beat.dead_after_s
+            )
         ),
         wall_clock=wall_clock,
         # the pins of node URLs no node has any more go (address_pins.py, retain)
@@ -430,7 +432,7 @@ def create_registry_app(
                 if runtime.heartbeats is not None:
                     await runtime.heartbeats.flush()
                 if isinstance(runtime.idempotency, SharedIdempotency):
-                    await runtime.idempotency.flush()
+                    await runtime.idempotency.close()
                 if node_sync is not None:
                     await node_sync.stop()
                 if beat is not None:

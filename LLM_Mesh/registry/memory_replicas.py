@@ -90,12 +90,22 @@ class MemoryReplicaState:
                 self.heard_by[node_id] = heard_by
 
     async def claim_health_checks(
-        self, node_ids: Sequence[str], holder: str, now: datetime, until: datetime
+        self,
+        node_ids: Sequence[str],
+        holder: str,
+        now: datetime,
+        until: datetime,
+        *,
+        alive_since: datetime | None = None,
     ) -> list[str]:
+        def dead(other: str) -> bool:
+            rec = self.replicas.get(other)
+            return alive_since is not None and (rec is None or rec.seen_at < alive_since)
+
         taken: list[str] = []
         for node_id in sorted(set(node_ids)):
             old = self.checks.get(node_id)
-            if old is None or old[1] <= now or old[0] == holder:
+            if old is None or old[1] <= now or old[0] == holder or dead(old[0]):
                 self.checks[node_id] = (holder, until, None if old is None else old[2])
                 taken.append(node_id)
         return taken

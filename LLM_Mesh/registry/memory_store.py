@@ -180,6 +180,9 @@ class MemoryStore(MemoryReplicaState):
         self, node_id: str, public_key: str, operator: str, seq: int, at: datetime
     ) -> SeqResult:
         key = self.node_keys.get(node_id)
+        op = self.operators.get(operator)
+        if op is not None and op.revoked_at is not None:  # revoked since it was read
+            return SeqResult.REVOKED
         if key is None:
             self.node_keys[node_id] = NodeKeyRecord(node_id, public_key, operator, seq, at)
             return SeqResult.OK

@@ -199,7 +199,10 @@ class StoreHealthLeases:
 
     :meth:`claim` takes the lease of every node whose lease ran out, for ``lease_s``: this
     replica checks those, the others skip them, so each node is checked once per pass
-    across the replicas. :meth:`record` writes the results, which :class:`NodeSync`
+    across the replicas; a lease whose holder stopped beating (``dead_after_s``, the
+    replicas' :class:`~LLM_Mesh.registry.replicas.ReplicaBeat` liveness) is free at once, so
+    a replica killed after its claim leaves its nodes unchecked for seconds, not for the
+    rest of its lease. :meth:`record` writes the results, which :class:`NodeSync`
     applies on every replica. A failed result frees the node's lease at once, so its
     rechecks (every sweep) go to whichever replica's sweep comes first: a node that only
     one replica cannot reach is found healthy by another within a few sweeps (and that
@@ -208,18 +211,27 @@ class StoreHealthLeases:
     """
 
     def __init__(
-        self, store: ReplicaState, holder: str, wall_clock: Callable[[], float] = time.time
+        self,
+        store: ReplicaState,
+        holder: str,
+        wall_clock: Callable[[], float] = time.time,
+        *,
+        dead_after_s: float | None = None,
     ) -> None:
         self.store = store
-        self.holder = holder
+        self.holder = holder  # this replica's id (its beat's row says whether it lives)
         self._wall = wall_clock
+        self.dead_after_s = dead_after_s
 
     async def claim(self, node_ids: Sequence[str], lease_s: float) -> set[str]:
         now = self._wall()
+        dead_after = self.dead_after_s
+        alive_since = None if dead_after is None else _utc(now - dead_after)
         try:
             taken = await self.store.claim_health_checks(
-                list(node_ids), self.holder, _utc(now), _utc(now + lease_s)
-            )
+                list(node_ids), self.holder, _utc(now), _utc(now + lease_s),
+                alive_since=alive_since,
+            )  # fmt: skip
         except Exception:
             log.exception("health-check leases: the store failed; checking every node here")
             return set(node_ids)

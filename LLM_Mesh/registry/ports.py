@@ -361,9 +361,17 @@ class ReplicaState(Protocol):
         ...
 
     async def claim_health_checks(
-        self, node_ids: list[str], holder: str, now: datetime, until: datetime
+        self,
+        node_ids: list[str],
+        holder: str,
+        now: datetime,
+        until: datetime,
+        *,
+        alive_since: datetime | None = None,
     ) -> list[str]:
-        """Take the check lease of each node whose lease ran out; the ids taken."""
+        """Take the check lease of each node whose lease ran out, or (``alive_since``)
+        whose holder's replica row was not seen since then (a dead replica); the ids
+        taken."""
         ...
 
     async def record_health_checks(self, results: list[CheckRecord]) -> None:

@@ -45,7 +45,13 @@ gateway's memory stays flat under load instead of holding ``max_entries`` answer
 keys leave the process's cache the same way once their row is written (a duplicate is
 then refused from the row). A running row expires ``running_s`` after its claim (the
 request deadline plus the replay window), so a row whose end was never written is freed
-at last.
+at last. Its owner does not leave it to that while it runs: an end the store refused three
+times (a failover, connections killed) is tried again every ``park_retry_s`` until the
+store takes it (:meth:`SharedIdempotency._park`), and a claim whose outcome the request
+never used (it raised after the insert may have committed, or the request was cancelled:
+the claim is shielded and let end) releases the row it may have taken
+(:meth:`SharedIdempotency._lost_claim`). Either way the row was held under a live replica,
+so every retry of that id, here and elsewhere, waited for ``running_s`` (found 2026-12-03).
 """
 
 from __future__ import annotations
@@ -77,6 +83,9 @@ __all__ = ["SharedIdempotency"]
 log = logging.getLogger(__name__)
 
 
+_Parked = tuple[Callable[[], Awaitable[object]], Callable[[], None] | None, float]
+
+
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -99,6 +108,7 @@ class SharedIdempotency(IdempotencyCache):
         poll_s: float = 0.05,
         stream_wait_s: float = 2.0,
         release_wait_s: float = 1.0,
+        park_retry_s: float = 1.0,
         ttl_s: float = 600.0,
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -111,9 +121,15 @@ class SharedIdempotency(IdempotencyCache):
         self.poll_s = poll_s
         self.stream_wait_s = stream_wait_s
         self.release_wait_s = release_wait_s
+        self.park_retry_s = park_retry_s
         self._owned: dict[str, str] = {}  # key -> its hash, for keys this replica runs
         self._writes: set[asyncio.Task[None]] = set()
         self._freeing: dict[str, asyncio.Task[None]] = {}  # key -> its release, until settled
+        self._orphans: dict[str, asyncio.Task[None]] = {}  # hash -> release of a lost claim
+        # hash -> an end write the store refused three times: tried again until it takes it
+        self._parked: dict[str, _Parked] = {}
+        self._park_lock = asyncio.Lock()  # one try of a parked write at a time (and claims)
+        self._park_task: asyncio.Task[None] | None = None
         # kept answers' bodies are sealed in the store; the app sets the registry key's seal
         # (every replica's), until then one no other process shares
         self.seal = AnswerSeal.random()
@@ -143,12 +159,19 @@ class SharedIdempotency(IdempotencyCache):
     async def _claim(self, key: str, stream: bool) -> Response | None:
         """``None``: this replica runs it; else the replayed answer (or raise 409)."""
         h = key_hash(key)
+        orphan = self._orphans.get(h)
+        if orphan is not None:  # this replica's lost claim of it is being released: first
+            await asyncio.wait((orphan,))
         give_up = time.monotonic() + self.stream_wait_s  # a stream's wait for a freed key
         while True:
-            now = self.wall_clock()
-            rec = await self.store.claim_request_key(
-                h, self.owner, stream, _utc(now), _utc(now + self.running_s)
-            )
+            if h in self._parked:  # an end of it this replica still has to write: first
+                async with self._park_lock:
+                    await self._try_parked(h)
+                    rec = await self._claim_once(h, stream)
+                    if rec is None:  # a new row: what was parked for the old one is moot
+                        self._parked.pop(h, None)
+            else:
+                rec = await self._claim_once(h, stream)
             if rec is None:
                 return None
             if rec.state == "done":
@@ -170,6 +193,41 @@ class SharedIdempotency(IdempotencyCache):
                     reason="owner_lost",
                 )
             await asyncio.sleep(self.poll_s)
+
+    async def _claim_once(self, h: str, stream: bool) -> IdempotencyRecord | None:
+        now = self.wall_clock()
+        claim = asyncio.ensure_future(
+            self.store.claim_request_key(
+                h, self.owner, stream, _utc(now), _utc(now + self.running_s)
+            )
+        )
+        try:  # a cancelled request lets its claim end, to free what it took
+            return await asyncio.shield(claim)
+        except BaseException:
+            self._lost_claim(h, claim)
+            raise
+
+    def _lost_claim(self, h: str, claim: asyncio.Future[IdempotencyRecord | None]) -> None:
+        """A claim whose outcome this request never used: it failed (its insert may have
+        committed, the answer lost: a connection killed after the commit) or the request
+        was cancelled while it ran. Once it is over, a row it may have taken is released
+        (only this replica's running row: nothing ran under it), so the client's retry,
+        here or at another replica, is not left waiting on a live owner for ``running_s``
+        (found 2026-12-03). A claim of the same id here waits for that release first."""
+
+        async def free_if_taken() -> None:
+            await asyncio.wait((claim,))
+            if claim.cancelled() or claim.exception() is not None or claim.result() is None:
+                await self.store.release_request_key(h, self.owner)
+
+        task = self._write(h, free_if_taken)
+        self._orphans[h] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._orphans.get(h) is t:
+                del self._orphans[h]
+
+        task.add_done_callback(done)
 
     def finish(self, key: str, response: Response | None, *, paid: bool = False) -> None:
         super().finish(key, response, paid=paid)
@@ -194,14 +252,14 @@ class SharedIdempotency(IdempotencyCache):
         )
         if stored is None:  # a stream, or an answer too large to keep: the key alone
             self._write(
-                lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, None)
+                h, lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, None)
             )
             return
         # never an output in clear in the store; nor a status: a replica of the version
         # before sealing replays any row with one, and must refuse this one instead (409)
         rec.body = self.seal.seal(h, _envelope(stored))
         self._write(
-            lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
+            h, lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
         )
 
     def _forget(self, key: str, stored: Stored | None) -> None:
@@ -222,7 +280,7 @@ class SharedIdempotency(IdempotencyCache):
 
     def _free(self, key: str, h: str) -> None:
         """Release ``key``'s row now; :meth:`settled` waits for it (before the answer)."""
-        task = self._write(lambda: self.store.release_request_key(h, self.owner))
+        task = self._write(h, lambda: self.store.release_request_key(h, self.owner))
         self._freeing[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
@@ -240,10 +298,13 @@ class SharedIdempotency(IdempotencyCache):
             await asyncio.wait((task,), timeout=self.release_wait_s)
 
     def _write(
-        self, op: Callable[[], Awaitable[object]], then: Callable[[], None] | None = None
+        self,
+        h: str,
+        op: Callable[[], Awaitable[object]],
+        then: Callable[[], None] | None = None,
     ) -> asyncio.Task[None]:
-        """Run ``op`` in the background, retried twice if the store fails; ``then`` once it
-        succeeded (not when it failed)."""
+        """Run ``op`` (an end of the row ``h``) in the background, retried twice if the store
+        fails, then parked (:meth:`_park`); ``then`` once it succeeded."""
 
         async def run() -> None:
             for delay in (0.2, 1.0, None):
@@ -251,7 +312,13 @@ class SharedIdempotency(IdempotencyCache):
                     await op()
                 except Exception:
                     if delay is None:
-                        log.exception("could not write an idempotency key's end to the store")
+                        log.warning(
+                            "could not write an idempotency key's end to the store; trying "
+                            "again every %.0f s",
+                            self.park_retry_s,
+                            exc_info=True,
+                        )
+                        self._park(h, op, then)
                         return
                     await asyncio.sleep(delay)
                 else:
@@ -264,11 +331,59 @@ class SharedIdempotency(IdempotencyCache):
         task.add_done_callback(self._writes.discard)
         return task
 
+    def _park(
+        self, h: str, op: Callable[[], Awaitable[object]], then: Callable[[], None] | None
+    ) -> None:
+        """Keep trying a row's end the store refused (a failover, connections killed), every
+        ``park_retry_s``, until it takes it or the row has expired (``running_s``): a row
+        left ``running`` under this live replica would hold its id everywhere for
+        ``running_s`` (a retry waiting on it all along). Found 2026-12-03: given up after
+        three tries in 1.2 s."""
+        self._parked[h] = (op, then, time.monotonic())
+        if self._park_task is None or self._park_task.done():
+            self._park_task = asyncio.get_running_loop().create_task(self._retry_parked())
+
+    async def _retry_parked(self) -> None:
+        while self._parked:
+            await asyncio.sleep(self.park_retry_s)
+            for h in list(self._parked):
+                async with self._park_lock:
+                    await self._try_parked(h)
+
+    async def _try_parked(self, h: str) -> None:
+        """One try of ``h``'s parked end (the caller holds ``_park_lock``)."""
+        entry = self._parked.get(h)
+        if entry is None:
+            return
+        op, then, since = entry
+        if time.monotonic() - since > self.running_s:  # the row has expired by now
+            del self._parked[h]
+            return
+        try:
+            await op()
+        except Exception:
+            return
+        if self._parked.get(h) is entry:
+            del self._parked[h]
+        if then is not None:
+            then()
+
     async def flush(self) -> None:
-        """Wait for the writes in flight (shutdown)."""
+        """Wait for the writes in flight (not the parked ones: they are tried every
+        ``park_retry_s`` in the background)."""
         while self._writes:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    async def close(self) -> None:
+        """:meth:`flush`, then stop trying parked writes (shutdown: what is still parked is
+        lost, its rows expire after ``running_s``)."""
+        await self.flush()
+        task, self._park_task = self._park_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) -> Response:

@@ -8,6 +8,9 @@ can share one database:
 - a sequence number is taken with ``UPDATE node_keys SET last_seq = :seq WHERE
   node_id = :id AND last_seq < :seq AND revoked_at IS NULL`` (one row changed =
   accepted); a replay or a revoked key changes nothing;
+- a node key is claimed only while its operator is not revoked (read again in the
+  claim's transaction, under a share lock on PostgreSQL, so a revocation running at the
+  same moment either sees the new key or refuses it);
 - revoking an operator revokes its node keys and sets their nodes OFFLINE in the
   same transaction.
 """
@@ -161,8 +164,19 @@ class SqlCredentials:
     async def claim_node_key(
         self, node_id: str, public_key: str, operator: str, seq: int, at: datetime
     ) -> SeqResult:
-        k = tables.node_keys
+        k, o = tables.node_keys, tables.operators
         async with self.engine.begin() as conn:
+            # the operator again, in the claim's transaction: revoked since the registration
+            # read it (its address check runs in between), the key is refused. Under a share
+            # lock on PostgreSQL: a revocation in flight is waited for, and one that waits
+            # for this claim reads its key afterwards (found 2026-12-03: a key claimed as
+            # its operator was revoked stayed unrevoked)
+            current = select(o.c.revoked_at).where(o.c.name == operator)
+            if conn.dialect.name == "postgresql":
+                current = current.with_for_update(read=True)
+            op = (await conn.execute(current)).first()
+            if op is not None and op.revoked_at is not None:
+                return SeqResult.REVOKED
             new = {
                 "node_id": node_id,
                 "public_key": public_key,

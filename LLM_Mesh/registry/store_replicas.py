@@ -8,7 +8,9 @@ replicas race safely:
   RETURNING``: a new key, or an expired one, is claimed by exactly one replica; the others
   get the row the winner holds.
 - **health-check leases**: the same statement over a batch of node ids: each node's
-  lease is taken by one replica until ``lease_until`` (its holder may renew it). The
+  lease is taken by one replica until ``lease_until`` (its holder may renew it), or
+  until its holder stops beating (no ``registry_replicas`` row seen since
+  ``alive_since``: a replica killed mid-pass does not keep its nodes unchecked). The
   results go in the same rows (migration 0016: with ``since``, kept while the result is
   unchanged whoever checks, and the failed check's ``why``).
 - **replica beats**: an upsert of the replica's row (``seen_at``, demand counters).
@@ -23,7 +25,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, and_, case, delete, literal, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    bindparam,
+    case,
+    delete,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -54,6 +67,12 @@ async def relaxed_commit(conn: AsyncConnection) -> None:
 
 
 _T = TypeVar("_T")
+# the conflicting lease row's holder has no replica row seen since :alive_since (written
+# out: SQLAlchemy does not correlate a subquery with an upsert's target row)
+_HOLDER_DEAD = text(
+    "NOT EXISTS (SELECT 1 FROM registry_replicas AS r "
+    "WHERE r.replica_id = node_checks.holder AND r.seen_at >= :alive_since)"
+).bindparams(bindparam("alive_since", type_=tables.UTCDateTime()))
 _CHUNK = 500  # node ids per lease statement
 
 
@@ -262,9 +281,18 @@ class SqlReplicaState:
     # -- health-check leases ------------------------------------------------------------
 
     async def claim_health_checks(
-        self, node_ids: Sequence[str], holder: str, now: datetime, until: datetime
+        self,
+        node_ids: Sequence[str],
+        holder: str,
+        now: datetime,
+        until: datetime,
+        *,
+        alive_since: datetime | None = None,
     ) -> list[str]:
         t = tables.node_checks
+        free: list[Any] = [t.c.lease_until <= now, t.c.holder == holder]
+        if alive_since is not None:  # a lease of a replica that stopped beating is free
+            free.append(_HOLDER_DEAD.bindparams(alive_since=alive_since))
         taken: list[str] = []
         ids = sorted(set(node_ids))
         async with self.engine.begin() as conn:
@@ -277,7 +305,7 @@ class SqlReplicaState:
                 stmt = ins.on_conflict_do_update(
                     index_elements=[t.c.node_id],
                     set_={"holder": ins.excluded.holder, "lease_until": ins.excluded.lease_until},
-                    where=or_(t.c.lease_until <= now, t.c.holder == holder),
+                    where=or_(*free),
                 ).returning(t.c.node_id)
                 taken.extend(r.node_id for r in (await conn.execute(stmt)).all())
         return taken

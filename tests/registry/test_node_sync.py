@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,35 @@ async def test_the_health_pass_checks_each_node_once_across_replicas(
         assert not a.table.get("n2").check_failed  # type: ignore[union-attr]
         # an admin's pass (POST /mesh/health-check) checks every node, lease or not
         assert len(await hb.run_pass(force=True)) == 3
+
+
+async def test_a_killed_replica_s_leases_do_not_keep_the_nodes_unchecked(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    # a replica killed (SIGKILL, a crash; or stopped for a rolling restart) just after it
+    # claimed a pass's leases never checks those nodes. Found 2026-12-03: its leases held
+    # for 0.81 of the pass interval (about 4 min of 5), so the others' passes skipped the
+    # nodes: a node that broke meanwhile was not checked for up to two intervals. A lease
+    # whose holder no longer beats (``ReplicaBeat.dead_after_s``) is free now; a live
+    # replica's lease is still its own.
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        ha: HealthChecker = a.app.state.health
+        hb: HealthChecker = b.app.state.health
+        await ha.stop()
+        await hb.stop()
+        for n in ("n1", "n2", "n3"):
+            await a.register(n)
+        await b.app.state.node_sync.poll()
+        shared = ha.leases.store  # type: ignore[union-attr]
+        now = datetime.now(timezone.utc)
+        # n1, n2: leased by a replica that was killed right after (it never beats again)
+        taken = await shared.claim_health_checks(
+            ["n1", "n2"], "replica-killed", now, now + timedelta(seconds=240)
+        )
+        assert sorted(taken) == ["n1", "n2"]
+        assert await ha.leases.claim(["n3"], 240) == {"n3"}  # type: ignore[union-attr]
+        checked = sorted(r["node_id"] for r in await hb.run_pass())
+        assert checked == ["n1", "n2"]  # before: [] (n3 is a's, alive: skipped)
 
 
 @asynccontextmanager

@@ -404,3 +404,104 @@ async def test_records_round_trip_and_expire(tmp_path: Path) -> None:
     assert await store.finish_request_key(done)
     later = now + timedelta(seconds=2)
     assert await store.claim_request_key("h", "r2", False, later, later) is None  # expired
+
+
+async def test_a_claim_whose_answer_was_lost_after_its_commit_does_not_hold_the_id(
+    tmp_path: Path, store_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # replica a's claim of the id commits, then its answer is lost (the connection killed
+    # after the commit: pg_terminate_backend, a network cut): the request fails there
+    # without running. Found 2026-12-03: the row stayed "running" under a, a live replica,
+    # for running_s (12 min): the client's retry waited on it at b (and at a) all along.
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        ia = a.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency)
+        claim = ia.store.claim_request_key
+        lost: list[int] = []
+
+        async def commit_then_lose(*args: Any) -> IdempotencyRecord | None:
+            got = await claim(*args)
+            if not lost:
+                lost.append(1)
+                raise OSError("connection lost after the commit")
+            return got
+
+        monkeypatch.setattr(ia.store, "claim_request_key", commit_then_lose)
+        hdr = {"X-Request-Id": "lost-claim-1"}
+        r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
+        assert r1.status_code >= 500 and a.nodes.calls() == 0
+        retry = b.client.post(CHAT, json=BODY, headers=hdr)
+        r2 = await asyncio.wait_for(retry, 10)  # before: waited on a for running_s
+        assert r2.status_code == 200, r2.text
+        assert "x-mesh-replayed" not in r2.headers and a.nodes.calls() == 1
+        await b.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        r3 = await asyncio.wait_for(a.client.post(CHAT, json=BODY, headers=hdr), 10)
+        assert r3.headers["x-mesh-replayed"] == "true" and a.nodes.calls() == 1
+
+
+async def test_a_request_cancelled_while_its_claim_commits_does_not_hold_the_id(
+    tmp_path: Path, store_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the request is cancelled while replica a's claim is in the store (a server that
+    # cancels a request whose client left): the claim commits, the request never runs. Found 2026-12-03: the row stayed "running"
+    # under a (alive) for running_s, and the client's retry at b waited on it all along.
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        ia = a.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency)
+        claim = ia.store.claim_request_key
+        committed = asyncio.Event()
+
+        async def slow_answer(*args: Any) -> IdempotencyRecord | None:
+            got = await claim(*args)
+            if not committed.is_set():
+                committed.set()
+                await asyncio.sleep(0.3)  # the commit's answer is on its way
+            return got
+
+        monkeypatch.setattr(ia.store, "claim_request_key", slow_answer)
+        hdr = {"X-Request-Id": "left-1"}
+        first = asyncio.create_task(a.client.post(CHAT, json=BODY, headers=hdr))
+        await asyncio.wait_for(committed.wait(), 10)
+        first.cancel()  # the client is gone
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert a.nodes.calls() == 0
+        retry = b.client.post(CHAT, json=BODY, headers=hdr)
+        r2 = await asyncio.wait_for(retry, 10)  # before: waited on a for running_s
+        assert r2.status_code == 200, r2.text
+        assert "x-mesh-replayed" not in r2.headers and a.nodes.calls() == 1
+
+
+async def test_an_end_the_store_could_not_take_is_written_once_it_answers_again(
+    tmp_path: Path, store_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # replica a's request fails (502) while the store is out (a failover, connections
+    # killed): the release of its id fails on every try. Found 2026-12-03: a gave up after
+    # three tries (1.2 s), and the row stayed "running" under a, a live replica, for
+    # running_s (12 min): the client's retry waited on it all along, at b and at a itself.
+    # Now a keeps trying (every ``park_retry_s``) until the store takes it.
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        ia = a.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency)
+        ia.release_wait_s = 0.05
+        release = ia.store.release_request_key
+        down = {"tries": 0}
+
+        async def failover(h: str, owner: str) -> None:
+            if owner == ia.owner and down["tries"] < 4:  # the three tries, and one more
+                down["tries"] += 1
+                raise OSError("the store is out")
+            await release(h, owner)
+
+        monkeypatch.setattr(ia.store, "release_request_key", failover)
+        node = a.nodes.nodes["n1:8801"]
+        node.behavior = "500"
+        hdr = {"X-Request-Id": "failover-1"}
+        assert (await a.client.post(CHAT, json=BODY, headers=hdr)).status_code == 502
+        node.behavior = "ok"
+        r2 = await asyncio.wait_for(b.client.post(CHAT, json=BODY, headers=hdr), 15)
+        assert r2.status_code == 200, r2.text  # before: waited on a for running_s
+        assert down["tries"] == 4 and a.nodes.calls() == 2

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from LLM_Mesh.registry import tables
@@ -122,3 +123,67 @@ async def test_only_the_token_hash_is_stored(store: SqlStore) -> None:
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(tables.operators))).all()
     assert len(rows) == 1 and token not in " ".join(str(v) for v in rows[0])
+
+
+async def test_a_key_claimed_as_its_operator_is_revoked_is_refused(database_url: str) -> None:
+    # a registration at one replica read its operator (not revoked) and then checked the
+    # node's address (a DNS answer the operator controls can take seconds); the admin
+    # revoked the operator meanwhile, from the CLI or another replica. Found 2026-12-03:
+    # the claim then took the new key for the revoked operator, unrevoked: a node of a
+    # revoked operator, registered and routed everywhere, heartbeating for ever.
+    from LLM_Mesh.core.identity import NodeSigner, hash_secret
+    from LLM_Mesh.errors import Revoked
+    from LLM_Mesh.registry.node_auth import SignedNodeAuth, VerifiedRegistration
+
+    replica, cli = SqlStore(database_url), SqlStore(database_url)
+    await replica.open()
+    await cli.open()
+    try:
+        assert await cli.add_operator("mallory", hash_secret("lmo-token"), T0)
+        assert await replica.claim_node_key("n-old", "pk-old", "mallory", 1, T0) is SeqResult.OK
+        signer = NodeSigner(Ed25519PrivateKey.generate(), lambda: 0.0)
+        reg = VerifiedRegistration(signer.node_id, signer.public_key, 1, "lmo-token")
+
+        async def address_check() -> None:  # the admin revokes while it runs
+            assert await cli.revoke_operator("mallory", T0) == ["n-old"]
+
+        with pytest.raises(Revoked):
+            await SignedNodeAuth(replica).admit_registration(reg, address_check)
+        key = await cli.get_node_key(signer.node_id)
+        assert key is None or key.revoked_at is not None  # before: unrevoked
+    finally:
+        await replica.close()
+        await cli.close()
+
+
+@pytest.mark.postgres
+async def test_a_key_claim_waits_for_a_revocation_in_flight(pg_database_url: str) -> None:
+    # the claim's transaction reads the operator under a share lock: a revocation that has
+    # written the operator row but not committed is waited for, then seen (READ COMMITTED
+    # alone let the claim read the row as it was and commit the key unrevoked, while the
+    # revocation's own read of the operator's keys missed it)
+    replica, cli = SqlStore(pg_database_url), SqlStore(pg_database_url)
+    await replica.open()
+    await cli.open()
+    try:
+        assert await cli.add_operator("mallory", "h", T0)
+        o = tables.operators
+        async with cli.engine.begin() as conn:  # revoke_operator's first write, uncommitted
+            await conn.execute(o.update().where(o.c.name == "mallory").values(revoked_at=T0))
+            claim = asyncio.create_task(replica.claim_node_key("n-new", "pk", "mallory", 1, T0))
+            await asyncio.sleep(0.5)
+            assert not claim.done()  # before: committed the key at once
+        assert await claim is SeqResult.REVOKED
+        assert await cli.get_node_key("n-new") is None
+    finally:
+        await replica.close()
+        await cli.close()
+
+
+async def test_the_memory_store_refuses_a_key_of_an_operator_revoked_since_it_was_read() -> None:
+    s = MemoryStore()
+    assert await s.add_operator("mallory", "h", T0)
+    assert (await s.operator_by_token("h")).revoked_at is None  # type: ignore[union-attr]
+    await s.revoke_operator("mallory", T0)  # while the registration checks the address
+    assert await s.claim_node_key("n-new", "pk", "mallory", 1, T0) is SeqResult.REVOKED
+    assert await s.get_node_key("n-new") is None

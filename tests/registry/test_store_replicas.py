@@ -58,6 +58,21 @@ async def test_claims_are_taken_once_and_expire(store: SqlStore) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sql", "memory"])
+async def test_a_lease_whose_holder_stopped_beating_is_free(store: SqlStore, kind: str) -> None:
+    # found 2026-12-03: a killed replica's leases kept its nodes unchecked until they ran out
+    s: Any = store if kind == "sql" else MemoryStore()
+    until = T0 + timedelta(minutes=4)
+    alive_since = T0 - timedelta(seconds=6)
+    await s.beat_replica(ReplicaRecord("live", T0, T0, "0.1", {}))
+    await s.beat_replica(ReplicaRecord("quiet", T0, T0 - timedelta(seconds=7), "0.1", {}))
+    for holder, node in (("live", "a"), ("quiet", "b"), ("killed", "c")):
+        assert await s.claim_health_checks([node], holder, T0, until) == [node]
+    got = await s.claim_health_checks(["a", "b", "c"], "r2", T0, until, alive_since=alive_since)
+    assert sorted(got) == ["b", "c"]  # the live replica's lease holds; the others are free
+    assert await s.claim_health_checks(["b"], "r3", T0, until) == []  # r2's now, as before
+
+
+@pytest.mark.parametrize("kind", ["sql", "memory"])
 async def test_check_results_carry_since_when_and_why(store: SqlStore, kind: str) -> None:
     """What replicas tell a node of its checks is shared with the result (migration 0016):
     ``since`` stays while the result holds, whichever replica checks; ``why`` is the last
