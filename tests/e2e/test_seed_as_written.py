@@ -43,7 +43,7 @@ NETWORK_STATUS = """from LLM_Mesh.distributed_models import model_registry
 # Check available models
 print(model_registry.get_model_info())
 
-# Check individual model status  
+# Check individual model status
 print(model_registry.get_model_info("code-llama-7b"))
 
 # Perform health check

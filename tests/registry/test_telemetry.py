@@ -173,6 +173,13 @@ async def test_a_non_streams_record_comes_once_its_answer_is_written(
         assert writer._queue.qsize() - queued == 1
 
 
+def documented_gateway_line() -> dict[str, str]:
+    """The fields of docs/operations.md's example gateway line (text format)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    (example,) = [x for x in doc.splitlines() if "LLM_Mesh.requests.gateway: request " in x]
+    return dict(p.split("=", 1) for p in example.split(": request ", 1)[1].split())
+
+
 async def test_the_documented_line_is_the_one_the_gateway_writes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -181,9 +188,7 @@ async def test_the_documented_line_is_the_one_the_gateway_writes(
     from LLM_Mesh.core.catalog import get_spec
     from LLM_Mesh.core.pricing import request_cost
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
-    (example,) = [x for x in doc.splitlines() if "LLM_Mesh.requests.gateway: request " in x]
-    documented = dict(p.split("=", 1) for p in example.split(": request ", 1)[1].split())
+    documented = documented_gateway_line()
     caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
     async with running(tmp_path) as h:
         await h.register("n1")
