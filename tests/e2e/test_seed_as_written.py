@@ -11,6 +11,7 @@ file here): every answer says ``simulated``. The same API against the real gemma
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -110,9 +111,16 @@ def env_for(mesh: LocalMesh) -> dict[str, str]:
     }
 
 
+def readme_repl() -> list[str]:
+    """The REPL README.md ("The seed's Python API") tells the guide's readers to paste into."""
+    found = re.search(r"`python (-m asyncio)`", (ROOT / "README.md").read_text())
+    assert found, "README.md does not say where the guide's top-level `await` runs"
+    return [sys.executable, *found.group(1).split()]
+
+
 def asyncio_repl(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(
-        [sys.executable, "-m", "asyncio"],
+        readme_repl(),
         input=code,
         env=env,
         cwd=ROOT,
