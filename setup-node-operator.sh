@@ -106,10 +106,10 @@ fi
 
 INTERACTIVE=0
 if [ "$YES" = 0 ] && [ -t 0 ] && [ "$DRY_RUN" = 0 ]; then INTERACTIVE=1; fi
-ask() { # ask PROMPT DEFAULT -> echoes the answer
+ask() { # ask PROMPT DEFAULT [SHOWN] -> echoes the answer, else DEFAULT (SHOWN: what it amounts to)
   local answer=""
   if [ "$INTERACTIVE" = 1 ]; then
-    read -r -p "$1 [$2]: " answer || true
+    read -r -p "$1 [${3:-$2}]: " answer || true
   fi
   echo "${answer:-$2}"
 }
@@ -223,8 +223,22 @@ print(",".join(tomllib.load(open(sys.argv[1], "rb")).get("models", [])))' "$CONF
 fi
 MODELS="$(ask "Models to host (comma-separated)" "${MODELS:-$DEFAULT_MODELS}")"
 [ -n "$MODELS" ] || die "no model fits this machine" "pass --models ID with a model you can host, or --engine sim to try the network"
-REGISTRY="$(ask "Registry URL" "${REGISTRY:-${LLM_MESH_REGISTRY_URL:-}}")"
-PORT="$(ask "Port" "${PORT:-}")"
+toml_value() { # toml_value KEY: node.toml's value of KEY, or nothing
+  [ -f "$CONFIG" ] || return 0
+  "$PLAN_PY" -c 'import sys
+try: import tomllib
+except ImportError: import tomli as tomllib
+v = tomllib.load(open(sys.argv[1], "rb")).get(sys.argv[2])
+print("" if v is None else v)' "$CONFIG" "$1" 2>/dev/null || true
+}
+# an empty answer keeps what the config step picks (node.toml's, else the default): shown as such
+REGISTRY="${REGISTRY:-${LLM_MESH_REGISTRY_URL:-}}"
+SHOWN=""
+if [ "$INTERACTIVE" = 1 ] && [ -z "$REGISTRY" ]; then SHOWN="$(toml_value registry_url)"; fi
+REGISTRY="$(ask "Registry URL" "$REGISTRY" "${REGISTRY:-${SHOWN:-http://127.0.0.1:8800}}")"
+SHOWN=""
+if [ "$INTERACTIVE" = 1 ] && [ -z "$PORT" ]; then SHOWN="$(toml_value port)"; fi
+PORT="$(ask "Port" "${PORT:-}" "${PORT:-${SHOWN:-8801}}")"
 
 if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
   IFS=, read -r -a MODEL_LIST <<<"$MODELS"

@@ -327,9 +327,16 @@ class DistributedModelRegistry:
         try:
             return await self._ask(body, prompt, chat, task_type, model_name, request_id)
         except ModelUnavailable as exc:
-            if not fallback:
-                raise
             alt = self._fallback_for(model_name, task_type, exc.available)
+            if not fallback:
+                if alt is None:
+                    raise
+                raise ModelUnavailable(  # say how to get an answer from what is up
+                    f"{exc.message}; with fallback=True {alt} answers (same specialty)",
+                    model=model_name,
+                    available=exc.available,
+                    retry_after=exc.retry_after,
+                ) from exc
             if alt is None:
                 raise ModelUnavailable(
                     f"{exc.message}; no model of the same specialty is up for fallback",

@@ -35,7 +35,10 @@ registry's store, as an admin would: the store's admin key (``$LLM_MESH_HOME/adm
 made once) and the operator ``local`` with a fresh token (rotated every start), which
 the node gets in ``LLM_MESH_OPERATOR_TOKEN``; and the node's key
 (``$LLM_MESH_HOME/node.key``, made once), whose id tells its node apart in the public
-``/mesh/nodes`` listing (which shows no node URLs).
+``/mesh/nodes`` listing (which shows no node URLs); and the registry's key
+(``$LLM_MESH_HOME/registry.key``, made once), by which its registry is told apart from
+another process that took the port after the check (an ``llm-mesh up`` still starting): only
+a registry publishing that key at ``/v1/ledger/keys`` is its own, ready.
 
 A one-person mesh on one machine: its registry runs without the anonymous rate limit
 (``--anonymous-rpm 0``) unless ``anonymous_rpm`` asks for one (``llm-mesh up
@@ -45,6 +48,7 @@ A one-person mesh on one machine: its registry runs without the anonymous rate l
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import signal
@@ -58,6 +62,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.errors import MeshError
@@ -103,6 +108,7 @@ class LocalMesh:
     _children: list[_Child] = field(default_factory=list)
     _operator_token: str | None = field(default=None, repr=False)
     _node_id: str | None = None
+    _registry_key: str | None = None  # its registry's public key (base64), from this home
 
     @property
     def registry_url(self) -> str:
@@ -163,7 +169,12 @@ class LocalMesh:
         async def go() -> bool:
             from LLM_Mesh.node.keys import key_path, load_or_create_key
             from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
+            from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
             from LLM_Mesh.registry.store import SqlStore
+
+            key = load_or_create_registry_key(registry_key_path(self.settings))  # as it will
+            raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            self._registry_key = base64.b64encode(raw).decode()
 
             store = SqlStore(self.settings.effective_database_url)
             await store.open()
@@ -201,7 +212,7 @@ class LocalMesh:
             progress(f"made the admin key: {self.settings.home / 'admin.key'} (mode 0600)")
         progress(f"starting registry + gateway at {self.registry_url}")
         reg = self._spawn("registry", self.registry_command())
-        self._wait(reg, lambda c: _get(c, self.registry_url + "/healthz") is not None, 60.0)
+        self._wait(reg, self._registry_serving, 60.0)
         progress(
             f"starting node at {self.node_url} ({self.engine}, {self.model}); loading the model"
         )
@@ -221,6 +232,17 @@ class LocalMesh:
         self._wait(node, self._node_serving, self.start_timeout_s)
         progress("node registered and healthy")
 
+    def _registry_serving(self, client: httpx.Client) -> bool:
+        """Its own registry answers: one that signs with this home's key, not another that
+        took the port after the check (an ``llm-mesh up`` still starting, say)."""
+        if _get(client, self.registry_url + "/healthz") is None:
+            return False
+        keys = _get(client, self.registry_url + "/v1/ledger/keys")
+        data = keys.get("data") if isinstance(keys, dict) else None
+        return any(
+            isinstance(k, dict) and k.get("public_key") == self._registry_key for k in data or []
+        )
+
     def _node_serving(self, client: httpx.Client) -> bool:
         data = _get(client, self.registry_url + "/mesh/nodes")
         if not data:
@@ -239,9 +261,16 @@ class LocalMesh:
             while time.monotonic() < deadline:
                 if child.proc.poll() is not None:
                     self.stop()
+                    tail = _tail(child.log_path)
                     raise LocalMeshError(
                         f"the {child.name} exited with code {child.proc.returncode} while starting.\n"
-                        f"Last lines of {child.log_path}:\n{_tail(child.log_path)}"
+                        f"Last lines of {child.log_path}:\n{tail}"
+                        + (  # its advice is `registry serve`'s or `node start`'s flag
+                            f"\n`llm-mesh {self.command}` takes other ports with --registry-port "
+                            "and --node-port"
+                            if "already in use" in tail
+                            else ""
+                        )
                     )
                 if ready(client):
                     return

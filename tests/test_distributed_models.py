@@ -307,8 +307,20 @@ async def test_unavailable_model_raises_naming_available(inprocess_mesh: InProce
     exc = info.value
     assert exc.available == ["gemma-3-270m", "mistral-7b"]
     assert "code-llama-7b" in exc.message
+    # the seed's example (Code Llama, on a mesh without it) says how to get an answer anyway
+    assert exc.message.endswith("; with fallback=True gemma-3-270m answers (same specialty)")
     assert len(mesh.completions) == 1  # no fallback unless asked
     assert mesh.router.forwarded == []  # no node was called
+
+
+async def test_unavailable_model_names_no_fallback_when_none_fits(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    mesh = up(inprocess_mesh, "mistral-7b")
+    with pytest.raises(ModelUnavailable) as info:
+        await make(mesh).get_response("code-llama-7b", "def f():", "python")
+    assert "fallback" not in info.value.message
+    assert info.value.available == ["mistral-7b"]
 
 
 async def test_unknown_model_raises_model_not_found_even_with_fallback(

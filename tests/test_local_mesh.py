@@ -4,13 +4,19 @@ shutdown bound fits in (``LLM_MESH_NODE_SHUTDOWN_S``)."""
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from LLM_Mesh import local_mesh
 from LLM_Mesh.config import Settings
-from LLM_Mesh.local_mesh import STOP_GRACE_S, LocalMesh, _Child, rotate_log
+from LLM_Mesh.local_mesh import STOP_GRACE_S, LocalMesh, LocalMeshError, _Child, rotate_log
 
 
 class _Proc:
@@ -106,3 +112,51 @@ def test_rotate_logs_rotates_only_a_log_past_the_bound(tmp_path: Path) -> None:
     finally:
         for f in logs.values():
             f.close()
+
+
+@pytest.mark.e2e
+def test_another_registry_taking_the_port_is_not_taken_for_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03: ``make demo`` a few seconds after ``llm-mesh up``: up's registry bound
+    8800 just after demo's port check, answered demo's ``/healthz``, and demo went on to start
+    its node, which failed on 8801 with advice for ``node start`` (``--port``, node.toml). Only
+    the mesh's own registry (its key, from this home) counts as ready: here its registry stops
+    at the taken port and says so."""
+    from tests.e2e.conftest import free_port
+
+    class Impostor(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = {"/healthz": {"status": "ok"}}.get(
+                self.path, {"data": [{"public_key": "another registry's key", "current": True}]}
+            )
+            raw = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    port = free_port()
+    monkeypatch.setattr(local_mesh, "_require_free_port", lambda _h, _p: None)  # the race
+    server = ThreadingHTTPServer(("127.0.0.1", port), Impostor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mesh = LocalMesh(
+        Settings(home=tmp_path / "home"), engine="sim", model="mistral-7b",
+        registry_port=port, node_port=free_port(), start_timeout_s=20,
+    )  # fmt: skip
+    try:
+        with pytest.raises(LocalMeshError, match=r"(?s)the registry exited .*already in use") as e:
+            mesh.start()
+        # the advice is the command's (`registry serve`'s own --port is not `up`'s or `demo`'s)
+        assert str(e.value).endswith(
+            "`llm-mesh up` takes other ports with --registry-port and --node-port"
+        )
+    finally:
+        mesh.stop()
+        server.shutdown()
+        server.server_close()
+    assert not (tmp_path / "home" / "logs" / "node.log").exists()  # no node was started

@@ -47,6 +47,51 @@ def run(
     return proc
 
 
+def at_a_terminal(tmp_path: Path, answers: str, *args: str) -> str:
+    """Run the script with a terminal for its stdin (so it asks), typing ``answers``; its
+    output (the prompts are on stderr)."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    env.update(HOME=str(tmp_path / "home"), LLM_MESH_HOME=str(tmp_path / "mesh"))
+    (tmp_path / "home").mkdir(exist_ok=True)
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            ["bash", str(SCRIPT), "--venv", str(VENV), "--skip-install", *args],
+            env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        os.write(master, answers.encode())
+        out, err = proc.communicate(timeout=300)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0, out + err
+    return out + err
+
+
+def test_its_questions_show_what_enter_takes(tmp_path: Path) -> None:
+    """Found 2026-12-03: asked at a terminal it showed ``Registry URL []:`` and ``Port []:``
+    although Enter takes http://127.0.0.1:8800 and 8801 (or node.toml's): a new operator
+    could not tell there was a default."""
+    sim = ("--engine", "sim", "--models", "mistral-7b", "--no-start")
+    shown = at_a_terminal(tmp_path, "\n\n\n", *sim)
+    assert "Registry URL [http://127.0.0.1:8800]: " in shown, shown
+    assert "Port [8801]: " in shown, shown
+    config = tmp_path / "mesh" / "node.toml"
+    cfg = tomllib.loads(config.read_text())
+    assert (cfg["registry_url"], cfg["port"]) == ("http://127.0.0.1:8800", 8801)
+    config.write_text(
+        config.read_text()
+        .replace("port = 8801", "port = 8805")
+        .replace("http://127.0.0.1:8800", "http://10.0.0.5:8800")
+    )
+    before = config.read_text()
+    shown = at_a_terminal(tmp_path, "\n\n\n", *sim)
+    assert "Registry URL [http://10.0.0.5:8800]: " in shown and "Port [8805]: " in shown, shown
+    assert config.read_text() == before  # Enter kept node.toml's
+
+
 def test_help(tmp_path: Path) -> None:
     out = run(tmp_path, "--help").stdout
     for flag in (

@@ -77,6 +77,14 @@ def plan_table(entries: Sequence[PlanEntry]) -> Table:
     return t
 
 
+def _served(info: Mapping[str, Any]) -> str:
+    """Answered requests, then those that failed and those whose client (or the gateway)
+    hung up first: not the node's failures (shown when there are any)."""
+    out = f"{info.get('requests_served', 0)} ({info.get('requests_failed', 0)} failed"
+    cancelled = info.get("requests_cancelled")
+    return out + (f", {cancelled} cancelled)" if cancelled else ")")
+
+
 def info_table(info: Mapping[str, Any]) -> Table:
     t = Table(title=f"Node {info.get('node_id')}", show_header=False)
     t.add_column("key", style="bold")
@@ -91,10 +99,7 @@ def info_table(info: Mapping[str, Any]) -> Table:
         ("region", info.get("region") or "-"),
         ("version", info.get("version")),
         ("uptime", duration(info.get("uptime_s"))),
-        (
-            "requests served",
-            f"{info.get('requests_served', 0)} ({info.get('requests_failed', 0)} failed)",
-        ),
+        ("requests served", _served(info)),
         ("tokens generated", info.get("tokens_generated", 0)),
         ("in flight / queued", f"{info.get('in_flight', 0)} / {info.get('queued', 0)}"),
         ("max concurrency / queue", f"{info.get('max_concurrency')} / {info.get('max_queue')}"),

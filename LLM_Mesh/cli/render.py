@@ -57,20 +57,41 @@ def _prompts(declared: Any) -> str:
     return "prompts: undeclared"
 
 
-def _trust(n: Mapping[str, Any]) -> str:
-    """The node's trust score, and its quarantines (models) in red."""
+def _trust(n: Mapping[str, Any], quarantines: bool = True) -> str:
+    """The node's trust score, and (``quarantines``) its quarantines (models) in red."""
     if "trust_score" not in n:
         return "-"
     out = f"{float(n['trust_score']):.2f}" + (" [dim]verifier[/]" if n.get("verifier") else "")
+    return out + (f"\n{_quarantines(n)}" if quarantines and _quarantines(n) else "")
+
+
+def _quarantines(n: Mapping[str, Any]) -> str:
     q = [shown(x.get("model")) for x in n.get("quarantined") or [] if isinstance(x, Mapping)]
-    return out + (f"\n[red]quarantined: {', '.join(q)}[/]" if q else "")
+    return f"[red]quarantined: {', '.join(q)}[/]" if q else ""
 
 
-def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
+NODE_ID_WIDTH = 40  # a node id fits whole (node-<26 base32>: 31); longer ones folded
+
+
+def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) -> Table:
+    """The nodes; ``width``: the console's, when known: then node ids stay whole (to copy
+    them into ``llm-mesh registry nodes trust|clear|revoke NODE_ID``, or grep them), in a
+    column of their width, with the node's models and quarantines under its id (rich, given
+    only a minimum width, cropped the table's right edge at 80 columns)."""
     t = Table(title="Nodes")
-    t.add_column("node", overflow="fold")
-    t.add_column("health")
-    t.add_column("models", overflow="fold")
+    wide = width is None  # unknown: a models column, every column as wide as rich makes it
+    first = max(  # a cell's first line: the id (and its label), whole
+        (
+            min(Text.from_markup(shown(n.get("node_id"))).cell_len, NODE_ID_WIDTH)
+            + (Text.from_markup(SIMULATED).cell_len if n.get("simulated") else 0)
+            for n in nodes
+        ),
+        default=4,
+    )
+    t.add_column("node", overflow="fold", width=None if wide else max(4, first))
+    t.add_column("health", width=None if wide else len("draining"))  # the longest state
+    if wide:
+        t.add_column("models", overflow="fold")
     t.add_column("load")
     t.add_column("ttft / total")
     t.add_column("reqs / fails")
@@ -86,7 +107,7 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
         if n.get("healthy"):
             health = f"[green]up[/] {float(n.get('health_score') or 0):.2f}"
         else:
-            health = f"[red]down[/] {state}"
+            health = f"[red]down[/]{' ' if wide else chr(10)}{state}"
         # a public listing has no URL (the admin's does): the region, and the declaration
         where = " · ".join(
             p
@@ -95,14 +116,16 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> Table:
         )
         where = " · ".join(p for p in (where, _prompts(n.get("keeps_no_prompts"))) if p)
         node_sim = SIMULATED if n.get("simulated") else ""
+        cells = [health, models] if wide else [health]
+        # what is long goes under the id, the node column being the wide one
+        under = [] if wide else [x for x in (models, _quarantines(n)) if x]
         t.add_row(
-            f"{shown(n.get('node_id'))}{node_sim}\n[dim]{where}[/]",
-            health,
-            models,
+            "\n".join([f"{shown(n.get('node_id'))}{node_sim}", *under, f"[dim]{where}[/]"]),
+            *cells,
             f"{n.get('in_flight', 0)}/{n.get('max_concurrency', 1)} +{n.get('queued', 0)}q",
             f"{_fmt_ms(n.get('ttft_ms_ewma'))} / {_fmt_ms(n.get('latency_ms_ewma'))}",
             f"{n.get('requests', 0)} / {n.get('failures', 0)}",
-            _trust(n),
+            _trust(n, quarantines=wide),
         )
     return t
 
@@ -208,7 +231,7 @@ def print_status(
         f"models up: {', '.join(up) or 'none'}"
     )
     console.print(models_table(list((info.get("models") or {}).values()), console.width))
-    console.print(nodes_table(nodes))
+    console.print(nodes_table(nodes, console.width))
 
 
 def metrics_line(

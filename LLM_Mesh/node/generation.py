@@ -131,6 +131,7 @@ class Generation:
         if self._closed:
             return
         self._closed = True
+        gone = self.cancel.is_set()  # set before the end: the client (or gateway) hung up
         self.cancel.set()
         if self.ended_at is None:
             self.ended_at = self.service.clock()
@@ -139,7 +140,7 @@ class Generation:
             self._holding = False
             # a finished request's slot time is a service-time sample (the 429's Retry-After)
             self.service.admission.release(self._slot_taken, sample=done)
-        self.service.record(self.usage, ok=done, tokens_seen=self.tokens_seen)
+        self.service.record(self.usage, ok=done, cancelled=gone, tokens_seen=self.tokens_seen)
 
     async def aclose(self, *, ok: bool) -> None:
         self.close(ok=ok)

@@ -199,6 +199,7 @@ class NodeService:
         self._auto_paused = False
         self.requests_served = 0
         self.requests_failed = 0
+        self.requests_cancelled = 0  # their client (or the gateway) hung up first
         self.tokens_generated = 0
         self.prompt_tokens = 0
         self.started_wall: float | None = None
@@ -335,9 +336,14 @@ class NodeService:
     def find_model(self, model_id: str) -> HostedModel | None:
         return next((m for m in self.models() if m.id == model_id), None)
 
-    def record(self, usage: Usage | None, *, ok: bool, tokens_seen: int = 0) -> None:
+    def record(
+        self, usage: Usage | None, *, ok: bool, cancelled: bool = False, tokens_seen: int = 0
+    ) -> None:
+        """Count one request: answered (``ok``), else cancelled by its client, else failed."""
         if ok:
             self.requests_served += 1
+        elif cancelled:
+            self.requests_cancelled += 1
         else:
             self.requests_failed += 1
         self.tokens_generated += usage.completion_tokens if usage else tokens_seen
@@ -425,6 +431,7 @@ class NodeService:
             "started_at": self.started_wall,
             "requests_served": self.requests_served,
             "requests_failed": self.requests_failed,
+            "requests_cancelled": self.requests_cancelled,
             "tokens_generated": self.tokens_generated,
             "prompt_tokens": self.prompt_tokens,
             "memory_budget_bytes": getattr(engine, "memory_budget_bytes", None),

@@ -200,6 +200,13 @@ def test_info_shows_identity_models_and_counters(node: NodeService) -> None:
         assert text in r.output, text
 
 
+def test_info_counts_requests_their_client_left_apart(node: NodeService) -> None:
+    node.requests_served, node.requests_failed, node.requests_cancelled = 6, 0, 1
+    r = invoke("info")
+    assert r.exit_code == 0, r.output
+    assert "6 (0 failed, 1 cancelled)" in r.output
+
+
 def test_commands_fail_cleanly_when_no_node_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     def refused(_r: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")

@@ -231,3 +231,29 @@ def test_status_and_models_tables_lose_no_column_at_80_columns() -> None:
         # minimum widths `gemma-3-270m` read `gemma-3-2` / `70m`, not to be copied or grepped)
         assert all(m.id in out for m in CATALOG), out
         assert "(simulated)" in out and "40,000" in out and "80,000" in out, out  # no figure cut
+
+
+def test_status_keeps_node_ids_whole_at_80_and_100_columns() -> None:
+    """Found 2026-12-03: ``llm-mesh status`` at 80 columns (a default terminal, piped) folded
+    each node id over four lines (``node-agvrv`` / ``x2sy4wsbqc`` / ...) and its models over
+    two (``gemma-3-2`` / ``70m``); at 100 the ids still broke. The id is what an admin copies
+    into ``llm-mesh registry nodes trust|clear|revoke NODE_ID``, or greps for."""
+    ids = ["node-qlksu6anumfqzmgyeymeasricj", "node-agvrvx2sy4wsbqcjzhqn23ykgo"]
+    nodes = [
+        {"node_id": ids[0], "healthy": True, "health_score": 1.0, "keeps_no_prompts": True,
+         "models": [{"id": "gemma-3-270m"}, {"id": "deepseek-llm-67b-chat"}],
+         "ttft_ms_ewma": 276, "latency_ms_ewma": 3042, "requests": 2, "failures": 0,
+         "trust_score": 0.5, "region": "eu-west"},
+        {"node_id": ids[1], "healthy": False, "state": "draining", "keeps_no_prompts": True,
+         "models": [{"id": "code-llama-7b", "simulated": True}], "requests": 0, "failures": 0,
+         "trust_score": 0.5},
+    ]  # fmt: skip
+    info = {"registry_url": "http://127.0.0.1:8800", "nodes_total": 2, "nodes_healthy": 1}
+    for width in (80, 100, 160):
+        console = Console(width=width, record=True, color_system=None)
+        print_status(info, nodes, console)
+        out = console.export_text()
+        rows = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+        assert rows and all(line.rstrip()[-1] in "┓┃┩│┘" for line in rows), out  # no crop
+        for whole in (*ids, "gemma-3-270m", "deepseek-llm-67b-chat", "draining", "0.50"):
+            assert whole in out, (width, whole, out)

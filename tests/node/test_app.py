@@ -348,6 +348,8 @@ async def test_client_gone_mid_stream_stops_generation(settings: Settings) -> No
     assert engine.tokens_emitted == emitted, "generation went on after the client left"
     assert emitted < 1000
     assert svc.admission.in_flight == 0
+    # the client hung up: not the node's failure (`llm-mesh node info` had said "1 failed")
+    assert (svc.requests_failed, svc.requests_cancelled) == (0, 1)
     await svc.stop()
 
 
@@ -361,6 +363,8 @@ async def test_client_gone_during_a_whole_answer_stops_generation(settings: Sett
     await asyncio.sleep(0.05)
     assert engine.tokens_emitted == emitted
     assert svc.admission.in_flight == 0
+    assert (svc.requests_failed, svc.requests_cancelled) == (0, 1)
+    assert svc.info()["requests_cancelled"] == 1
     await svc.stop()
 
 

@@ -171,3 +171,34 @@ async def test_a_non_streams_record_comes_once_its_answer_is_written(
         got = lines(caplog)
         assert len(got) == 1 and got[0]["outcome"] == "ok" and got[0]["node"] == "n1"
         assert writer._queue.qsize() - queued == 1
+
+
+def documented_gateway_line() -> dict[str, str]:
+    """The fields of docs/operations.md's example gateway line (text format)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    (example,) = [x for x in doc.splitlines() if "LLM_Mesh.requests.gateway: request " in x]
+    return dict(p.split("=", 1) for p in example.split(": request ", 1)[1].split())
+
+
+async def test_the_documented_line_is_the_one_the_gateway_writes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/operations.md's example gateway line has the real line's fields, and its
+    ``cost`` is what that request costs: whole micro-NetworkTokens (it said ``1.3e-05``)."""
+    from LLM_Mesh.core.catalog import get_spec
+    from LLM_Mesh.core.pricing import request_cost
+
+    documented = documented_gateway_line()
+    caplog.set_level(logging.INFO, logger=REQUEST_LOGGER)
+    async with running(tmp_path) as h:
+        await h.register("n1")
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        assert (await h.client.post(CHAT, json=body)).status_code == 200
+    (rec,) = [r for r in caplog.records if r.name == REQUEST_LOGGER]
+    real = dict(p.split("=", 1) for p in rec.getMessage().split(" ", 1)[1].split())
+    assert documented.keys() == real.keys()
+    assert real["cost"].isdigit()
+    spec = get_spec(documented["model"])
+    assert spec is not None
+    tokens = int(documented["prompt_tokens"]), int(documented["completion_tokens"])
+    assert documented["cost"] == str(request_cost(spec.price, *tokens))
