@@ -53,9 +53,11 @@ def summary_line(report: Mapping[str, Any]) -> str:
     t = report.get("totals")
     t = t if isinstance(t, Mapping) else {}
     node = f", node {shown(report['node'])}" if report.get("node") else ""
+    old = report.get("old_account")
+    old = f" and {shown(old)}, its account before keyed accounts" if old else ""
     return (
         f"[bold]Earnings[/] of operator {shown(report.get('operator'))} "
-        f"({shown(report.get('account'))}{node}), "
+        f"({shown(report.get('account'))}{old}{node}), "
         f"{shown(report.get('since'))} to {shown(report.get('until'))} (UTC): "
         f"[bold]{_int(t.get('total'))} {UNIT}[/] = {_int(t.get('earned'))} for "
         f"{_int(t.get('requests'))} requests (after {_int(t.get('fees'))} in fees) + "

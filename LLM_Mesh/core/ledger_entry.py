@@ -26,8 +26,9 @@ made by :class:`Pseudonyms` from an operator's name or a node's id under the led
 secret key (HMAC: nobody without the key can tell whose account it is, though names and
 node ids are guessable or public); ``held:`` keeps a quarantined node's earnings until the
 admin clears or revokes it. Before the key (migration 0018) these three were unkeyed
-:func:`pseudonym` s of 24 hex digits (:func:`is_legacy_account`): their balances are moved
-to the keyed accounts at start (``registry/ledger_accounts.py``).
+:func:`pseudonym` s of 24 hex digits (:func:`is_legacy_account`): their balances stay there
+(an entry moving one to its keyed account would link the two in public), and the
+operator's views add both up (``registry/ledger_accounts.py``).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ ENTRY_FIELDS = (
 #: of its operator; ``release``: the held account paid to the operator when the admin
 #: clears the node; ``forfeit``: the held account paid to ``network`` when the admin
 #: revokes the node instead (``registry/held.py``); ``rekey``: an unkeyed account's balance
-#: moved to its keyed account (``registry/ledger_accounts.py``).
+#: moved to its keyed account, written only by a registry of 2026-12-03 before the fix of
+#: the same day (it linked the two accounts in public); no longer written, still valid.
 KINDS = ("grant", "settle", "fee", "reward", "pool_budget", "hold", "release", "forfeit", "rekey")
 
 ACCOUNT_RE = re.compile(r"^(mint|pool|network|(user|operator|node|held):[0-9a-z._-]{1,96})$")

@@ -67,7 +67,6 @@ from LLM_Mesh.registry.hot_heartbeat import RegistryApp
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.key_history import key_rotations
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
-from LLM_Mesh.registry.ledger_accounts import rekey
 from LLM_Mesh.registry.ledger_api import router as ledger_router
 from LLM_Mesh.registry.ledger_cosign import router as cosign_router
 from LLM_Mesh.registry.ledger_signer import Checkpointer
@@ -359,8 +358,6 @@ def create_registry_app(
             if isinstance(runtime.node_auth, SignedNodeAuth):  # not one look-up per node
                 await runtime.node_auth.load_keys([e.node_id for e in table.entries()])
             await quality.load()
-            if not isinstance(ledger_engine, EngineOnce):  # accounts of before 0018: keyed
-                await rekey(ledger)
             checkpointer = Checkpointer(
                 ledger, key, settings.ledger_origin,
                 every=settings.ledger_checkpoint_every,

@@ -1,17 +1,20 @@
 """An operator's earnings: per day, per model, per node, from the ledger's tables.
 
-:func:`earnings` reads, for one operator account (keyed: ``registry/ledger_accounts.py``)
-and a window of whole UTC days:
+:func:`earnings` reads, for one operator's accounts (its keyed one and, when given, its
+unkeyed one of before migration 0018, whose balance is never moved:
+``registry/ledger_accounts.py``) and a window of whole UTC days:
 
-- requests: ``settlements`` rows in state ``settled`` paid to the account (earned =
+- requests: ``settlements`` rows in state ``settled`` paid to either account (earned =
   ``amount − fee``, dated by when it settled: ``updated_at``), grouped by node, model
   and day in SQL;
-- uptime rewards: ``reward_periods`` rows paid to the account (dated by the day the
+- uptime rewards: ``reward_periods`` rows paid to either account (dated by the day the
   period started), grouped by node and day;
-- the account's ledger balance (credits less debits, two indexed sums);
+- the accounts' ledger balance, both added up (credits less debits, two indexed sums
+  each);
 - what is **held** for each of the operator's nodes (quarantined after a failed canary
   probe: paid to the node's held account, not to the operator, until the admin clears
-  it; ``registry/held.py``): not in ``earned``, not in the balance.
+  it; ``registry/held.py``, its keyed and its old held account): not in ``earned``, not in
+  the balance.
 
 :func:`node_totals` is the public per-node view (the dashboard's Nodes page): what each
 node earned in the window, requests and rewards, for every operator at once.
@@ -79,6 +82,7 @@ class Earnings:
     nodes: list[str]
     balance: int
     held: dict[str, int] = field(default_factory=dict)  # node id -> µNT held (quarantined)
+    old_account: str | None = None  # the unkeyed account of before 0018, added up
     totals: _Sum = field(default_factory=_Sum)
     by_day: dict[str, _Sum] = field(default_factory=dict)
     by_model: dict[str, _Sum] = field(default_factory=dict)
@@ -89,6 +93,7 @@ class Earnings:
             "object": "earnings",
             "operator": self.operator,
             "account": self.account,
+            "old_account": self.old_account,
             "unit": "micro-NetworkToken",
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
@@ -142,18 +147,22 @@ async def earnings(
     node: str | None = None,
     days: int = 30,
     now: float,
+    old_account: str | None = None,
 ) -> Earnings:
-    """``account``'s earnings over the ``days`` UTC days up to ``now``'s (see the module)."""
+    """The earnings of ``account`` and ``old_account`` together over the ``days`` UTC days
+    up to ``now``'s (see the module)."""
     if days < 1:
         raise ValueError("days is at least 1")
     until = datetime.fromtimestamp(now, tz=timezone.utc).date()
     since = until - timedelta(days=days - 1)
     since_dt = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
     out = Earnings(operator, account, since, until, node, sorted(nodes), 0)
+    out.old_account = old_account
+    accounts = [account] if old_account is None else [account, old_account]
     s, rp = tables.settlements, tables.reward_periods
     async with engine.connect() as conn:
         day = _day_of(s.c.updated_at, conn.dialect.name)
-        where = [s.c.operator == account, s.c.state == SETTLED, s.c.updated_at >= since_dt]
+        where = [s.c.operator.in_(accounts), s.c.state == SETTLED, s.c.updated_at >= since_dt]
         if node is not None:
             where.append(s.c.node_id == node)
         stmt = (
@@ -173,7 +182,7 @@ async def earnings(
             part = _Sum(requests=int(row.n), earned=int(row.amount) - fee, fees=fee)
             _count(out, part, day=str(row.day), node=row.node_id, model=row.model)
         rday = rp.c.period_start // _DAY_S
-        rwhere = [rp.c.operator == account, rp.c.period_start >= int(since_dt.timestamp())]
+        rwhere = [rp.c.operator.in_(accounts), rp.c.period_start >= int(since_dt.timestamp())]
         if node is not None:
             rwhere.append(rp.c.node_id == node)
         rstmt = (
@@ -190,7 +199,7 @@ async def earnings(
             when = date(1970, 1, 1) + timedelta(days=int(row.day))
             part = _Sum(rewards=int(row.amount or 0), healthy_ms=int(row.healthy_ms or 0))
             _count(out, part, day=when.isoformat(), node=row.node_id, model=None)
-        out.balance = await account_balance(conn, account)
+        out.balance = sum([await account_balance(conn, a) for a in accounts])
     out.held = await held_amounts(engine, [node] if node is not None else nodes)
     return out
 

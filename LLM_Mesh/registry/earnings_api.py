@@ -23,7 +23,7 @@ from LLM_Mesh.errors import Forbidden, InvalidCredential, MeshError
 from LLM_Mesh.registry.admin import bearer
 from LLM_Mesh.registry.earnings import earnings
 from LLM_Mesh.registry.errors import JSONAnswer
-from LLM_Mesh.registry.ledger_accounts import pseudonyms
+from LLM_Mesh.registry.ledger_accounts import operator_accounts
 from LLM_Mesh.registry.ports import OperatorRecord, Store
 from LLM_Mesh.registry.runtime import get_runtime
 
@@ -62,13 +62,16 @@ class EarningsNode(EarningsSum):
 
 class EarningsReport(_Open):
     """Micro-NetworkTokens throughout: ``earned`` from requests (after the network's
-    fee), ``rewards`` for uptime, ``total`` both; ``balance`` is the account's now;
+    fee), ``rewards`` for uptime, ``total`` both; ``balance`` is the accounts' now (the
+    keyed ``account`` and ``old_account``, the unkeyed one of before migration 0018, whose
+    balance stays there: every figure adds both up);
     ``held``: what nodes under quarantine (a failed canary probe) earned since, kept in
     their held accounts until the admin clears them (``held_by_node``: node id → µNT)."""
 
     object: Literal["earnings"]
     operator: str
     account: str
+    old_account: str | None = None
     unit: Literal["micro-NetworkToken"]
     since: str
     until: str
@@ -124,10 +127,12 @@ async def get_earnings(
         raise Forbidden(f"node {node!r} is not one of operator {op.name}'s nodes", param="node")
     if rt.ledger is None:  # pragma: no cover - wiring bug
         raise MeshError("the ledger is not set up")
+    account, old_account = await operator_accounts(await rt.ledger.engine(), op.name)
     report = await earnings(
         await rt.ledger.engine(),
         operator=op.name,
-        account=(await pseudonyms(await rt.ledger.engine())).operator(op.name),
+        account=account,
+        old_account=old_account,
         nodes=nodes,
         node=node,
         days=days,

@@ -38,6 +38,11 @@ indexed read of a day's revocations (until 2026-12-03 a hold settled after the
 revocation stayed held, out of every balance that is ever paid, unless this backstop
 saw it within the day).
 
+A node's held balance of before migration 0018 (the unkeyed ``held:<24 hex>``, not moved:
+``registry/ledger_accounts.py``) is released or forfeited with it, by its own entry: a
+release pays it to the unkeyed account of the node's operator (or of the node), never to a
+keyed one, so no entry names an operator's old account and its new one.
+
 Each moves exactly what the account holds, once: the amount is read, then checked again
 inside the append's transaction (appends are serialised on the ledger head), and read
 again if it moved (a held request settled meanwhile); nothing held is checked under the
@@ -57,10 +62,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from LLM_Mesh.core.ledger_entry import NETWORK, Transfer
+from LLM_Mesh.core.ledger_entry import NETWORK, Transfer, pseudonym
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.ledger_accounts import pseudonyms
+from LLM_Mesh.registry.ledger_accounts import old_owner_account, pseudonyms
 from LLM_Mesh.registry.settle_ledger import balance
 
 __all__ = [
@@ -86,36 +91,45 @@ class _Moved(Exception):
     """The held balance moved between reading it and the append's transaction."""
 
 
-async def operator_account_of(engine: AsyncEngine, node_id: str) -> str:
-    """The ledger account a node's earnings are paid to: its key's operator, else
-    the node's own account (as ``settle_ledger.with_operators`` names it)."""
+async def _operator_of(engine: AsyncEngine, node_id: str) -> str | None:
+    """The operator whose key the node's is, if any."""
     k = tables.node_keys
     async with engine.connect() as conn:
         row = (await conn.execute(select(k.c.operator).where(k.c.node_id == node_id))).first()
-    name = None if row is None else str(row.operator)
+    return None if row is None else str(row.operator)
+
+
+async def operator_account_of(engine: AsyncEngine, node_id: str) -> str:
+    """The ledger account a node's earnings are paid to: its key's operator, else
+    the node's own account (as ``settle_ledger.with_operators`` names it)."""
+    name = await _operator_of(engine, node_id)
     keyed = await pseudonyms(engine)
     return keyed.operator(name) if name else keyed.node(node_id)
 
 
 async def held_amounts(engine: AsyncEngine, nodes: Sequence[str]) -> dict[str, int]:
-    """What each of ``nodes`` has held (µNT; nodes with nothing held are left out)."""
+    """What each of ``nodes`` has held (µNT, its keyed and its old held account together;
+    nodes with nothing held are left out)."""
     b = tables.balances
     if not nodes:
         return {}
     keyed = await pseudonyms(engine)
-    accounts = {keyed.held(n): n for n in nodes}
+    accounts = {keyed.held(n): n for n in nodes} | {pseudonym("held", n): n for n in nodes}
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
                 select(b.c.account, b.c.balance).where(b.c.account.in_(sorted(accounts)))
             )
         ).all()
-    return {accounts[r.account]: int(r.balance) for r in rows if int(r.balance) > 0}
+    out: dict[str, int] = {}
+    for r in rows:
+        if int(r.balance) > 0:
+            out[accounts[r.account]] = out.get(accounts[r.account], 0) + int(r.balance)
+    return out
 
 
-async def _pay_out(ledger: SqlLedger, node_id: str, kind: str, to: str) -> int:
+async def _pay_out(ledger: SqlLedger, node_id: str, held: str, kind: str, to: str) -> int:
     engine = await ledger.engine()
-    held = (await pseudonyms(engine)).held(node_id)
     for _ in range(_TRIES):
         seen, _reserved = await balance(engine, held)
 
@@ -138,17 +152,42 @@ async def _pay_out(ledger: SqlLedger, node_id: str, kind: str, to: str) -> int:
     return 0
 
 
-async def release(ledger: SqlLedger, node_id: str, to: str | None = None) -> tuple[int, str]:
+async def _old_held(engine: AsyncEngine, node_id: str) -> int:
+    """The node's balance under its unkeyed held account of before migration 0018."""
+    return (await balance(engine, pseudonym("held", node_id)))[0]
+
+
+async def release(
+    ledger: SqlLedger, node_id: str, to: str | None = None, old_to: str | None = None
+) -> tuple[int, str]:
     """Pay the node's held earnings to its operator's account ``to`` (default: the one
-    its key names in the store) with a ``release`` entry: ``(amount, account)``."""
+    its key names in the store) with a ``release`` entry: ``(amount, account)``. What its
+    old held account has (before migration 0018) goes, by an entry of its own, to
+    ``old_to`` (default: the unkeyed account of that operator, or of the node:
+    :func:`~LLM_Mesh.registry.ledger_accounts.old_owner_account`), never to ``to``."""
+    engine = await ledger.engine()
     if to is None:
-        to = await operator_account_of(await ledger.engine(), node_id)
-    return await _pay_out(ledger, node_id, "release", to), to
+        to = await operator_account_of(engine, node_id)
+    amount = await _pay_out(
+        ledger, node_id, (await pseudonyms(engine)).held(node_id), "release", to
+    )
+    if await _old_held(engine, node_id) > 0:
+        if old_to is None:
+            old_to = old_owner_account(await _operator_of(engine, node_id), node_id)
+        old = pseudonym("held", node_id)
+        amount += await _pay_out(ledger, node_id, old, "release", old_to)
+    return amount, to
 
 
 async def forfeit(ledger: SqlLedger, node_id: str) -> int:
-    """The node was revoked: its held earnings go to ``network`` (``forfeit``)."""
-    return await _pay_out(ledger, node_id, "forfeit", NETWORK)
+    """The node was revoked: its held earnings (keyed and old held accounts) go to
+    ``network`` (``forfeit``)."""
+    engine = await ledger.engine()
+    keyed = (await pseudonyms(engine)).held(node_id)
+    amount = await _pay_out(ledger, node_id, keyed, "forfeit", NETWORK)
+    if await _old_held(engine, node_id) > 0:
+        amount += await _pay_out(ledger, node_id, pseudonym("held", node_id), "forfeit", NETWORK)
+    return amount
 
 
 async def forfeit_revoked(ledger: SqlLedger, since: datetime) -> dict[str, int]:
@@ -198,8 +237,9 @@ async def clear_and_release(store: Any, node_id: str, at: datetime) -> tuple[lis
         siblings = await conn.execute(select(k.c.node_id).where(k.c.operator == key.operator))
         nodes = {node_id, *(str(n) for n in siblings.scalars())}
     total = 0
+    old_to = old_owner_account(key.operator, node_id)
     for n in sorted(nodes):
-        amount, _ = await release(ledger, n, to)
+        amount, _ = await release(ledger, n, to, old_to)
         total += amount
     return models, total, to
 

@@ -69,6 +69,14 @@ def test_summary_line_says_whose_when_and_how_much() -> None:
         assert part in text, part
 
 
+def test_summary_line_names_the_old_account_it_adds_up() -> None:
+    """An operator paid before keyed accounts: ``llm-mesh earnings`` says its figures add
+    up its keyed account and its old one (the balance stays there, not moved)."""
+    assert "before keyed" not in _text(summary_line(REPORT))
+    text = _text(summary_line({**REPORT, "old_account": "operator:0123456789abcdef01234567"}))
+    assert "and operator:0123456789abcdef01234567, its account before keyed accounts" in text
+
+
 def test_tables_have_every_row_as_integers() -> None:
     tables = earnings_tables(REPORT)
     assert [t.title for t in tables] == ["Per day (UTC)", "Per model (requests)", "Per node"]

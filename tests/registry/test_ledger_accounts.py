@@ -1,23 +1,30 @@
 """Keyed ledger accounts (``registry/ledger_accounts.py``): one key per database, shared
-by replicas, and the move of a store's unkeyed accounts (before migration 0018) to the
-keyed ones, on SQLite and PostgreSQL. Found 2026-12-03: an operator's account was an
-unkeyed hash of its name (docs/security.md)."""
+by replicas, and an upgraded store's unkeyed accounts (before migration 0018), on SQLite
+and PostgreSQL. Found 2026-12-03: an operator's account was an unkeyed hash of its name
+(docs/security.md); then that the upgrade's ``rekey`` entries linked each old account to
+its keyed one in public, so the old balances now stay where they are: the operator's
+views add both up, and an old held balance is released to the old account."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import insert, select
+import httpx
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.config import normalize_database_url
+from LLM_Mesh.core.identity import hash_secret
 from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, pseudonym
 from LLM_Mesh.registry import ledger_accounts, tables
+from LLM_Mesh.registry.held import clear_and_release, forfeit, release, revoke_and_forfeit
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.registry.ledger_accounts import pseudonyms, rekey
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.store import SqlStore, upgrade
 
@@ -55,6 +62,19 @@ async def test_replicas_on_one_database_make_and_read_one_key(
             assert (await pseudonyms(other.engine)).operator("alice") != ka.operator("alice")
 
 
+TOKEN = "lmo_alice-token"
+HOUR = int(NOW.timestamp()) - 3600  # a reward period inside the earnings' window
+NODES = ("n1", "n2", "n3")  # public ids (GET /mesh/nodes): n1, n2 alice's, n3 keyless
+SHARED = ("mint", "pool", "network")
+
+
+def _old(kind: str, name: str) -> str:
+    return pseudonym(kind, name)
+
+
+OLD_ENTRIES = 9  # what the previous version left in the ledger (_store_of_0017)
+
+
 async def _store_of_0017(url: str) -> None:
     """A store as the previous version left it: operators, nodes, and balances under the
     unkeyed accounts, in the ledger and in ``settlements`` and ``reward_periods``."""
@@ -64,7 +84,7 @@ async def _store_of_0017(url: str) -> None:
             await conn.run_sync(upgrade, "0017")
             await conn.execute(
                 insert(tables.operators),
-                [{"name": "alice", "token_hash": "t" * 64, "created_at": NOW}],
+                [{"name": "alice", "token_hash": hash_secret(TOKEN), "created_at": NOW}],
             )
             await conn.execute(
                 insert(tables.node_keys),
@@ -75,8 +95,8 @@ async def _store_of_0017(url: str) -> None:
             )
             for part, (node, to, state) in enumerate(
                 (
-                    ("n1", pseudonym("operator", "alice"), "settled"),
-                    ("n2", pseudonym("held", "n2"), "answered"),  # not yet settled
+                    ("n1", _old("operator", "alice"), "settled"),
+                    ("n2", _old("held", "n2"), "answered"),  # settled by the start's recovery
                 )
             ):
                 await conn.execute(
@@ -98,9 +118,9 @@ async def _store_of_0017(url: str) -> None:
             await conn.execute(
                 insert(tables.reward_periods).values(
                     node_id="n1",
-                    period_start=0,
+                    period_start=HOUR,
                     period_s=3600,
-                    operator=pseudonym("operator", "alice"),
+                    operator=_old("operator", "alice"),
                     healthy_ms=1,
                     mark_ms=1,
                     performance=1000,
@@ -113,75 +133,168 @@ async def _store_of_0017(url: str) -> None:
         await _ledger(engine).append(
             [
                 Transfer("grant", MINT, USER, 1000),
-                Transfer("settle", USER, pseudonym("operator", "alice"), 95, "r0"),
+                Transfer("settle", USER, _old("operator", "alice"), 95, "r0"),
                 Transfer("fee", USER, NETWORK, 5, "r0"),
-                Transfer("hold", USER, pseudonym("held", "n2"), 60, "r9"),
-                Transfer("settle", USER, pseudonym("node", "n3"), 30, "r8"),  # no key
-                Transfer("settle", USER, pseudonym("operator", "gone"), 7, "r7"),  # unknown
-                Transfer("reward", MINT, pseudonym("operator", "alice"), 40, "reward:0:x"),
+                Transfer("hold", USER, _old("held", "n2"), 60, "r9"),
+                Transfer("hold", USER, _old("held", "n1"), 25, "r10"),
+                Transfer("hold", USER, _old("held", "n3"), 15, "r11"),
+                Transfer("settle", USER, _old("node", "n3"), 30, "r8"),  # no key
+                Transfer("settle", USER, _old("operator", "gone"), 7, "r7"),  # unknown
+                Transfer("reward", MINT, _old("operator", "alice"), 40, "reward:0:x"),
             ]
         )
+        async with engine.begin() as conn:  # what the answered request r1 holds
+            b = tables.balances
+            await conn.execute(update(b).where(b.c.account == USER).values(reserved=100))
     finally:
         await engine.dispose()
 
 
-async def test_old_accounts_move_to_keyed_ones_once_and_the_ledger_still_verifies(
-    database_url: str,
-) -> None:
-    """Upgrading a 0017 store: each known old account's balance moves to its keyed account
-    by one ``rekey`` entry, its rows follow it, and two registries starting at once (and
-    every later start) move nothing more; the supply is unchanged and ``ledger verify
-    --database-url`` (``StoreSource``: entries, tree, every ``balances`` row) passes."""
-    await _store_of_0017(database_url)
-    async with SqlStore(database_url) as a, SqlStore(database_url) as b:  # migrates: 0018
-        n3 = NodeRecord("n3", "http://n3", None, [], {}, 1, 1, "v", "online", NOW, None)
-        await a.upsert_node(n3)  # a node without a key (paid as ``node:``)
-        la, lb = _ledger(a.engine), _ledger(b.engine)
-        before = await la.balances()
-        moved = await asyncio.gather(rekey(la), rekey(lb))
-        assert sorted(moved) == [0, 95 + 40 + 60 + 30]
-        assert await rekey(la) == 0  # a later start
-        keyed = await pseudonyms(a.engine)
-        after = await la.balances()
-        entries, _ = await la.entries(-1, 100)
-    rekeys = [(e.from_account, e.to_account, e.amount) for e in entries if e.kind == "rekey"]
-    assert sorted(rekeys) == sorted(
-        [
-            (pseudonym("held", "n2"), keyed.held("n2"), 60),
-            (pseudonym("node", "n3"), keyed.node("n3"), 30),
-            (pseudonym("operator", "alice"), keyed.operator("alice"), 135),
-        ]
-    )
-    assert after[keyed.operator("alice")] == 135 and after[pseudonym("operator", "alice")] == 0
-    assert after[keyed.held("n2")] == 60 and after[keyed.node("n3")] == 30
-    assert after[pseudonym("operator", "gone")] == 7  # no name for it in the store: stays
-    assert after[MINT] == before[MINT] == -1040 and sum(after.values()) == 0
-    async with SqlStore(database_url) as store:
-        s, rp = tables.settlements, tables.reward_periods
-        async with store.engine.connect() as conn:
-            rows = dict((await conn.execute(select(s.c.request_id, s.c.operator))).all())
-            rewarded = (await conn.execute(select(rp.c.operator))).scalar_one()
-        assert rows == {"r0": keyed.operator("alice"), "r1": keyed.held("n2")}
-        assert rewarded == keyed.operator("alice")  # the operator's earnings read these
-        report = await audit(StoreSource(_ledger(store.engine), "test"))
-    assert report.ok, report.findings
-    assert report.balances[keyed.operator("alice")] == 135
-
-
-async def test_a_registry_starting_on_an_old_store_moves_its_accounts(
-    database_url: str, tmp_path: Any
-) -> None:
-    """The app's start runs the move, before it serves: the operator then reads its
-    earnings under its keyed account (``GET /v1/earnings`` reads the same)."""
+@asynccontextmanager
+async def _started(url: str, tmp_path: Any) -> AsyncIterator[tuple[Any, SqlStore, SqlLedger]]:
+    """A registry started on the 0017 store at ``NOW``: (app, store, ledger)."""
     from LLM_Mesh.registry.app import create_registry_app
     from tests.registry.helpers import make_settings
 
-    await _store_of_0017(database_url)
-    store = SqlStore(database_url)
-    app = create_registry_app(make_settings(tmp_path), store=store, announce=lambda _k: None)
+    await _store_of_0017(url)
+    store = SqlStore(url)
+    await store.open()
+    await store.upsert_node(  # a node without a key (paid as ``node:``)
+        NodeRecord("n3", "http://n3", None, [], {}, 1, 1, "v", "online", NOW, None)
+    )
+    app = create_registry_app(
+        make_settings(tmp_path), store=store, announce=lambda _k: None,
+        wall_clock=NOW.timestamp,
+    )  # fmt: skip
     async with app.router.lifespan_context(app):
-        ledger = app.state.runtime.ledger
-        keyed = await pseudonyms(await ledger.engine())
+        yield app, store, app.state.runtime.ledger
+
+
+def _linked_from(entries: list[Any], start: set[str]) -> set[str]:
+    """Every account an observer reaches from ``start`` by following the public entries
+    (an entry naming two accounts links them; the shared ``mint``, ``pool``, ``network``
+    and users' accounts link everyone, so they are not followed)."""
+    reach = set(start)
+    grew = True
+    while grew:
+        grew = False
+        for e in entries:
+            a, b = e.from_account, e.to_account
+            if a in SHARED or b in SHARED or a.startswith("user:") or b.startswith("user:"):
+                continue
+            if (a in reach) != (b in reach):
+                reach |= {a, b}
+                grew = True
+    return reach
+
+
+async def test_the_public_ledger_does_not_lead_from_a_guessed_name_to_its_keyed_account(
+    database_url: str, tmp_path: Any
+) -> None:
+    """The attack: an observer hashes a guessed operator name and the listed node ids as
+    the accounts of before 0018 were made, then follows the public ledger from them. After
+    an upgrade with balances under those accounts, a start, new earnings, and the admin's
+    clear, forfeit and release of old held balances, no entry names an old account and
+    a keyed one of the same operator or node, so the keyed accounts stay out of reach;
+    the supply is unchanged and ``ledger verify --database-url``'s audit passes. (Until
+    2026-12-03 the start wrote a ``rekey`` entry from each old account to its keyed one.)"""
+    async with _started(database_url, tmp_path) as (app, store, ledger):
+        before = await ledger.balances()
+        keyed = await pseudonyms(store.engine)
+        await ledger.append(  # earned after the upgrade, under the keyed accounts
+            [
+                Transfer("grant", MINT, USER, 500),
+                Transfer("settle", USER, keyed.operator("alice"), 50, "r20"),
+                Transfer("hold", USER, keyed.held("n2"), 20, "r21"),
+                Transfer("settle", USER, keyed.node("n3"), 10, "r22"),
+                Transfer("reward", MINT, keyed.operator("alice"), 40, "reward:1:x"),
+            ]
+        )
+        paid = [
+            await forfeit(ledger, "n1"),
+            (await clear_and_release(store, "n2", NOW))[1:],
+            await release(ledger, "n3"),
+        ]
+        entries, _ = await ledger.entries(-1, 1000)
+        after = await ledger.balances()
+        origin = app.state.runtime.settings.ledger_origin
+        report = await audit(StoreSource(_ledger(store.engine), origin))
+    olds = {_old("operator", "alice")} | {_old(k, n) for k in ("node", "held") for n in NODES}
+    news = {keyed.operator("alice")} | {keyed.of(k, n) for k in ("node", "held") for n in NODES}
+    later = entries[OLD_ENTRIES:]  # the start's own entries too
+    assert entries[OLD_ENTRIES - 1].kind == "reward"
+    assert not [e for e in later if e.kind == "rekey"]
+    assert not [e for e in later if {e.from_account, e.to_account} & olds
+                and {e.from_account, e.to_account} & news]  # fmt: skip
+    assert not _linked_from(entries, olds) & news
+    assert report.ok, report.findings
+    assert after[MINT] == before[MINT] - 540 and sum(after.values()) == 0
+    assert paid == [25, (155 + 20, keyed.operator("alice")), (15, keyed.node("n3"))]
+
+
+async def test_the_operators_views_add_up_its_old_and_its_keyed_account(
+    database_url: str, tmp_path: Any
+) -> None:
+    """After the upgrade the old balance stays under the old account (no entry moves it),
+    and ``GET /v1/earnings`` (which ``llm-mesh earnings`` and ``node info`` print) and the
+    dashboard's operator view show old and new together: balance, requests, rewards and
+    what is held (the old held account too)."""
+    from LLM_Mesh.registry.dashboard.operator_view import operator_earnings
+
+    async with _started(database_url, tmp_path) as (app, store, ledger):
+        keyed = await pseudonyms(store.engine)
+        row = dict(
+            request_id="r20", part=0, payer=USER, node_id="n2", operator=keyed.operator("alice"),
+            model="m", estimate=60, amount=60, fee=10, state="settled", created_at=NOW,
+            updated_at=NOW,
+        )  # fmt: skip
+        async with store.engine.begin() as conn:
+            await conn.execute(insert(tables.settlements).values(**row))
+        await ledger.append(
+            [
+                Transfer("settle", USER, keyed.operator("alice"), 50, "r20"),
+                Transfer("hold", USER, keyed.held("n2"), 20, "r21"),
+            ]
+        )
         balances = await ledger.balances()
-    assert balances[keyed.operator("alice")] == 135
-    assert balances[pseudonym("operator", "alice")] == 0
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get("/v1/earnings", headers={"Authorization": f"Bearer {TOKEN}"})
+        rec = await store.operator_by_token(hash_secret(TOKEN))
+        assert rec is not None
+        view = await operator_earnings(app.state.runtime, rec, {"n1", "n2"})
+    assert balances[_old("operator", "alice")] == 135  # not moved
+    assert balances[keyed.operator("alice")] == 50
+    assert r.status_code == 200, r.text
+    for report in (r.json(), view):
+        assert view is not None
+        assert report["account"] == keyed.operator("alice")
+        assert report["old_account"] == _old("operator", "alice")
+        assert report["balance"] == 135 + 50
+        assert report["totals"]["requests"] == 2 and report["totals"]["earned"] == 95 + 50
+        assert report["totals"]["rewards"] == 40
+        assert report["held_by_node"] == {"n1": 25, "n2": 60 + 95 + 20}
+
+
+async def test_an_old_held_balance_is_released_to_the_old_account_or_forfeited(
+    database_url: str, tmp_path: Any
+) -> None:
+    """A node's held balance of before the upgrade: the admin's clear releases it to the
+    operator's old account (an operator-less node's: to the node's old account), never to
+    a keyed one; a revocation forfeits it to ``network`` as before."""
+    async with _started(database_url, tmp_path) as (_app, store, ledger):
+        upgraded = len((await ledger.entries(-1, 1000))[0])
+        assert await revoke_and_forfeit(store, ["n1"]) == {"n1": 25}
+        _models, amount, _to = await clear_and_release(store, "n2", NOW)
+        assert amount == 60 + 95
+        await release(ledger, "n3")
+        entries, _ = await ledger.entries(-1, 1000)
+        balances = await ledger.balances()
+    moves = [(e.kind, e.from_account, e.to_account, e.amount) for e in entries[upgraded:]]
+    assert moves == [
+        ("forfeit", _old("held", "n1"), NETWORK, 25),
+        ("release", _old("held", "n2"), _old("operator", "alice"), 60 + 95),
+        ("release", _old("held", "n3"), _old("node", "n3"), 15),
+    ]
+    assert balances[_old("operator", "alice")] == 135 + 60 + 95
+    assert not [a for a, b in balances.items() if a.startswith("held:") and b]

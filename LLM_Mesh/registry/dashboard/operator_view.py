@@ -17,7 +17,7 @@ from typing import Any
 from LLM_Mesh.registry.dashboard.views import canary_rows
 from LLM_Mesh.registry.earnings import earnings
 from LLM_Mesh.registry.earnings_api import operator_from_token
-from LLM_Mesh.registry.ledger_accounts import pseudonyms
+from LLM_Mesh.registry.ledger_accounts import operator_accounts
 from LLM_Mesh.registry.ports import OperatorRecord
 from LLM_Mesh.registry.runtime import Runtime
 
@@ -47,10 +47,12 @@ async def operator_earnings(
     ``None`` when this gateway keeps no ledger."""
     if rt.ledger is None:
         return None
+    account, old_account = await operator_accounts(await rt.ledger.engine(), rec.name)
     report = await earnings(
         await rt.ledger.engine(),
         operator=rec.name,
-        account=(await pseudonyms(await rt.ledger.engine())).operator(rec.name),
+        account=account,
+        old_account=old_account,
         nodes=sorted(nodes),
         days=days,
         now=rt.wall_clock(),

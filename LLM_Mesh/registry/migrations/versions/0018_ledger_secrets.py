@@ -5,9 +5,9 @@ names (an operator's name, a node's id): anyone could find an operator's account
 its earnings. From this revision they are HMACs under a random key kept in this table
 (``core/ledger_entry.Pseudonyms``, ``registry/ledger_accounts.py``): made by the first
 registry that needs it (``INSERT`` that keeps an existing row, so replicas starting at
-once agree), never published. The balances of the old accounts are moved by ledger entries
-at each registry's start (``ledger_accounts.rekey``), not here: the ledger's appends are
-the registry's code. Downgrading drops the table and the key with it: the keyed
+once agree), never published. The balances of the old accounts are not moved (an entry
+from an old account to its keyed one would link them in public): they stay where they are
+and the operator's views add both up (``registry/ledger_accounts.py``). Downgrading drops the table and the key with it: the keyed
 accounts' balances stay in the ledger, but no registry finds them again (a later upgrade
 makes another key). Back the database up (docs/operations.md); do not downgrade one in use.
 
