@@ -14,6 +14,7 @@ import platform
 import secrets
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +63,19 @@ def local_mesh(
     with tempfile.TemporaryDirectory(prefix="llm-mesh-bench-") as home:
         settings = Settings.from_env({"LLM_MESH_HOME": home})
         reg_port, node_port = free_ports(2)
+        if _other_tree() is not None:  # a "before" tree: its own code makes its store
+            spec = {
+                "home": home, "model": model, "engine": engine, "host": LOOPBACK,
+                "registry_port": reg_port, "node_port": node_port,
+                "node_args": list(node_args), "start_timeout_s": start_timeout_s,
+            }  # fmt: skip
+            HOME_TREES[home] = _other_tree()
+            try:
+                with _mesh_in_tree(spec, settings) as mesh:
+                    yield mesh
+            finally:
+                HOME_TREES.pop(home, None)
+            return
         mesh = LocalMesh(
             settings,
             model=model,
@@ -99,6 +113,70 @@ def source_tree(path: str | None) -> Iterator[None]:
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = old
+
+
+# the checkout whose code made each benchmark mesh's home, where it is not this one
+HOME_TREES: dict[str, Path | None] = {}
+
+
+def _other_tree() -> Path | None:
+    """The checkout :func:`source_tree` points processes at, when it is not this one."""
+    given = os.environ.get("PYTHONPATH")
+    if not given:
+        return None
+    here = Path(__file__).resolve().parent.parent
+    there = Path(given.split(os.pathsep)[0]).resolve()
+    return None if there == here else there
+
+
+_MESH_RUNNER = """
+import json, sys
+from LLM_Mesh.config import Settings
+from LLM_Mesh.local_mesh import LocalMesh
+spec = json.loads(sys.argv[1])
+mesh = LocalMesh(Settings.from_env({"LLM_MESH_HOME": spec.pop("home")}), **spec)
+mesh.start(progress=lambda m: print("  mesh: " + m, file=sys.stderr, flush=True))
+try:
+    print(json.dumps({"registry_url": mesh.registry_url,
+                      "children": [[c.name, c.proc.pid] for c in mesh._children]}), flush=True)
+    sys.stdin.read()
+finally:
+    mesh.stop()
+"""
+
+
+@contextlib.contextmanager
+def _mesh_in_tree(spec: dict[str, Any], settings: Any) -> Iterator[Any]:
+    """A ``LocalMesh`` started by the other tree's own code in a child process (its store
+    made and migrated by that code: this process's package would migrate it to a schema
+    the other tree does not know); yields what the benchmarks read of a mesh."""
+    from types import SimpleNamespace
+
+    runner = subprocess.Popen(
+        [sys.executable, "-c", _MESH_RUNNER, json.dumps(spec)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert runner.stdout is not None
+        line = runner.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the mesh of {_other_tree()} did not start (exit {runner.wait()})")
+        info = json.loads(line)
+        children = [
+            SimpleNamespace(name=name, proc=SimpleNamespace(pid=pid))
+            for name, pid in info["children"]
+        ]
+        yield SimpleNamespace(
+            settings=settings, registry_url=info["registry_url"], _children=children
+        )
+    finally:
+        if runner.stdin is not None:
+            runner.stdin.close()
+        try:
+            runner.wait(60)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.wait(5)
 
 
 # the server processes behind each URL a benchmark started (for their CPU time)
@@ -153,7 +231,6 @@ def standalone_node(
     the mesh's node (``node_args``), its own throw-away ``LLM_MESH_HOME`` holding a
     ``node.toml`` with ``register = false``, a free loopback port; yields its URL.
     """
-    import subprocess
 
     with tempfile.TemporaryDirectory(prefix="llm-mesh-bench-direct-") as home:
         cfg = Path(home) / "node.toml"
@@ -188,9 +265,35 @@ def standalone_node(
             logf.close()
 
 
-def operator_token(home: str | Path, name: str = "bench") -> str:
+def _in_tree(func: str, home: str | Path, name: str) -> str | None:
+    """``func(home, name)`` of this module run by the code of the tree whose mesh uses
+    ``home`` (:func:`local_mesh` under :func:`source_tree`), in a child process: a store
+    opened by this process's package would migrate that tree's database to a schema the
+    tree does not know. ``None`` when ``home`` is this tree's (run it here)."""
+    tree = HOME_TREES.get(str(home))
+    if tree is None:
+        return None
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import _common; "
+        f"print(_common.{func}(sys.argv[2], sys.argv[3], here=True))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(home), name],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"{func} in {home} failed: {out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def operator_token(home: str | Path, name: str = "bench", *, here: bool = False) -> str:
     """An operator token in the registry whose ``LLM_MESH_HOME`` is ``home`` (made before
-    the registry starts): nodes need one to register."""
+    the registry starts): nodes need one to register. Made by the package the registry
+    will run (:func:`_in_tree`) unless ``here``."""
+    made = None if here else _in_tree("operator_token", home, name)
+    if made is not None:
+        return made
     import asyncio
 
     from LLM_Mesh.config import Settings
@@ -216,11 +319,15 @@ def operator_token(home: str | Path, name: str = "bench") -> str:
 BENCH_BALANCE = 10**15  # micro-NetworkTokens granted to a benchmark's key: never runs out
 
 
-def make_api_key(home: str | Path, name: str = "bench") -> str:
+def make_api_key(home: str | Path, name: str = "bench", *, here: bool = False) -> str:
     """A client API key (no limits) in the mesh whose ``LLM_MESH_HOME`` is ``home``, its
     user granted :data:`BENCH_BALANCE` (settlement charges every request): the gateway
     limits anonymous clients (``LLM_MESH_ANONYMOUS_RPM``), a keyed client is what a
-    benchmark's load is."""
+    benchmark's load is. Made by the package the registry will run (:func:`_in_tree`)
+    unless ``here``."""
+    made = None if here else _in_tree("make_api_key", home, name)
+    if made is not None:
+        return made
     import asyncio
 
     from LLM_Mesh.config import Settings
