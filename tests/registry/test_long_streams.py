@@ -23,10 +23,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.responses import Response
 
+from LLM_Mesh.core.pricing import request_cost
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import FakeNodes, Harness, ManualClock, running, sse_chunks
+from tests.registry.test_charge import MODEL, PRICE, bearer, new_user, register, settlement
 from tests.registry.test_shared_idempotency import _register_everywhere, store_url
 
 __all__ = ["store_url"]  # the fixture
@@ -245,3 +247,31 @@ async def test_a_late_release_never_deletes_a_later_claim_of_the_same_id(
             await ib.begin(key, True)  # held by a's second run: not run a third time
         ia.finish(key, Response(b"{}", 200))
         await ia.flush()
+
+
+async def test_a_long_streams_retry_after_the_window_is_not_paid_again(tmp_path: Path) -> None:
+    """docs/security.md, "Settlement (money)": one request id, one payment. Before, the
+    retry after the window ran the stream again and its payer paid twice. (The lone
+    registry on the memory store: its ids' rows live by the wall clock, moved here alone,
+    so the running stream is not cut off by the gateway's own clock.)"""
+    long = LongStream()
+    wall = WallClock()
+    async with running(tmp_path, nodes=long.nodes, wall_clock=wall) as h:
+        node = await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        s = settlement(h)
+        hdr = {**bearer(key), "X-Request-Id": "long-paid"}
+        body = {**STREAM, "model": MODEL, "max_tokens": 5}
+        first = asyncio.create_task(h.client.post(CHAT, json=body, headers=hdr))
+        await long.opened()
+        await h.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        wall.now += 700.0  # past the replay window, still running
+        again = await h.client.post(CHAT, json=body, headers=hdr)
+        assert again.status_code == 409, again.text  # before: run, and paid, again
+        long.go.set()
+        r1 = await asyncio.wait_for(first, 10)
+        assert r1.status_code == 200 and "[DONE]" in r1.text
+        await s.flush()
+        cost = request_cost(PRICE, 4, 3)  # sse_chunks' usage: 4 prompt, 3 completion
+        assert len(node.calls) == 1
+        assert (await s.balance(account))[0] == 1000 - cost  # paid once
