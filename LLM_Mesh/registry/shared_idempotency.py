@@ -27,6 +27,20 @@ table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of 
   (:meth:`ReplicaBeat.alive`): then 409, because the request may have reached a node
   before its replica died, and it is never run twice.
 
+**A stream's id is held until it ends.** A stream that opened keeps its row ``running``
+(its answer cannot be kept) while it runs, however long: every ``refresh_s`` (60 s) this
+replica pushes the row's expiry back to ``running_s`` from now (:meth:`refresh_open`), and
+writes it ``done`` when the stream ends (``stream_ended``, from the admission stage), held
+``ttl_s`` from then. A replica that stops mid-stream stops pushing: the id is free
+``running_s`` after its last push. Found 2026-12-03: the row was written ``done`` when the
+stream *opened*, so it expired ``ttl_s`` later while the stream still ran, and a retry with
+its id ran, and was paid, a second time.
+
+**A claim is named by a token.** Each claim writes a random token in its row (``claim``,
+migration 0019); its end, push and release match it, so a release retried after its answer
+was lost never deletes a later claim of the same id by this same replica (found
+2026-12-03: the row's owner, the replica, was all a release matched).
+
 **A freed key is freed before its answer goes out.** When a request this replica owns
 ends with an answer that frees its key (429 or 5xx, or it failed before it had an answer:
 :meth:`abandon`), the row's release starts at once and the admission stage awaits it
