@@ -161,6 +161,7 @@ async def test_a_long_stream_holds_its_id_on_every_replica_until_it_ends(
         ia, ib = a.runtime.idempotency, b.runtime.idempotency
         assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
         ib.stream_wait_s = 0.1
+        ia.refresh_s = 0.02  # (every minute in production)
         hdr = {"X-Request-Id": "long-2"}
         first = asyncio.create_task(a.client.post(CHAT, json=STREAM, headers=hdr))
         await long.opened()
@@ -169,7 +170,14 @@ async def test_a_long_stream_holds_its_id_on_every_replica_until_it_ends(
         again = await b.client.post(CHAT, json=STREAM, headers=hdr)
         assert again.status_code == 409, again.text  # before: ran (and paid) again at b
         assert long.nodes.calls() == 1
-        await ia.refresh_open()  # a pushes its open stream's row back (every refresh_s)
+        h = key_hash(f"{CHAT} ip:127.0.0.1 long-2")
+        # a pushes its open stream's row back while it runs (every minute; here at once)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            row = await ia.store.get_request_key(h)
+            if row is not None and row.expires_at.timestamp() >= wall.now + ia.running_s - 1:
+                break
+        assert row is not None and row.state == "running", row
         wall.now += 700.0  # past the claim's own deadline (running_s, 720 s)
         for body in (STREAM, {**STREAM, "stream": False}):
             again = await b.client.post(CHAT, json=body, headers=hdr)
@@ -180,7 +188,7 @@ async def test_a_long_stream_holds_its_id_on_every_replica_until_it_ends(
         r1 = await asyncio.wait_for(first, 10)
         assert r1.status_code == 200 and "[DONE]" in r1.text
         await ia.flush()
-        row = await ia.store.get_request_key(key_hash(f"{CHAT} ip:127.0.0.1 long-2"))
+        row = await ia.store.get_request_key(h)
         assert row is not None and row.state == "done" and row.stream
         wall.now += 599.0  # inside the window after its end
         assert (await b.client.post(CHAT, json=STREAM, headers=hdr)).status_code == 409
