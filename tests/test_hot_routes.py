@@ -119,13 +119,13 @@ async def test_a_busy_database_is_a_503_to_retry_not_a_500(
         real = store.claim_request_key
         calls = 0
 
-        async def locked(*args: object) -> object:
+        async def locked(*args: object, **kw: object) -> object:
             nonlocal calls
             calls += 1
             if calls == 1:
                 locked = sqlite3.OperationalError("database is locked")
                 raise OperationalError("INSERT ...", (), locked)
-            return await real(*args)
+            return await real(*args, **kw)  # type: ignore[arg-type]
 
         monkeypatch.setattr(store, "claim_request_key", locked)
         body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}

@@ -10,7 +10,10 @@ each with the :class:`~LLM_Mesh.registry.job.Job` and its
 - a ``Response``: answer this instead; no node is called and later checks do not
   run (an answer replayed from an earlier run);
 - a :class:`Hold`: admitted, and the check wants to know how the request ended
-  (``release`` with the answer, ``abandon`` when it raised), then ``settled`` is awaited
+  (``release`` with the answer, ``abandon`` when it raised; a stream that opened:
+  ``release(None)``, then the hold's ``stream_ended()``, if it has one, once the stream
+  has ended, however: the idempotency cache holds a stream's id until then, found
+  2026-12-03), then ``settled`` is awaited
   before the answer goes out (not when the request was cancelled): the idempotency
   cache keeps answers this way, and frees a key a 429/5xx leaves free in the store before
   the client has that answer (its retry on another replica finds it free), unless the
@@ -121,6 +124,8 @@ class Admission:
             # for its non-200 2xx/3xx): the holds get that answer, so a 429 or 5xx frees
             # the id as a non-stream's does; an open stream's answer cannot be kept
             _release(holds, None if isinstance(resp, StreamingResponse) else resp)
+            if isinstance(resp, StreamingResponse):
+                _when_ended(resp, holds)
             await _settled(holds)
             return client.decorate(resp)
         result: Response | None = None
@@ -141,6 +146,24 @@ class Admission:
 def _release(holds: list[Hold], response: Response | None) -> None:
     for hold in reversed(holds):
         hold.release(response)
+
+
+def _when_ended(resp: StreamingResponse, holds: list[Hold]) -> None:
+    """The holds' ``stream_ended`` once ``resp`` has ended (``when_ended``: the relay's
+    ``ProxyStream``; a stream that does not say when it ends: at once)."""
+    ends = [f for f in (getattr(h, "stream_ended", None) for h in holds) if callable(f)]
+    if not ends:
+        return
+
+    def ended() -> None:
+        for f in ends:
+            f()
+
+    when_ended = getattr(resp, "when_ended", None)
+    if callable(when_ended):
+        when_ended(ended)
+    else:
+        ended()
 
 
 def _abandon(holds: list[Hold]) -> None:
@@ -172,6 +195,9 @@ class _CacheHold:
 
     def abandon(self) -> None:
         self.cache.abandon(self.key)
+
+    def stream_ended(self) -> None:
+        self.cache.stream_ended(self.key)
 
     async def settled(self) -> None:
         await self.cache.settled(self.key)

@@ -124,7 +124,7 @@ _REPLICA_METHODS = (
     "nodes_changed_since", "heartbeats_since", "claim_health_checks", "record_health_checks",
     "health_checks_since", "beat_replica", "live_replicas", "claim_request_key",
     "get_request_key", "finish_request_key", "release_request_key", "purge_request_keys",
-    "drop_replicas_before",
+    "drop_replicas_before", "extend_request_key",
 )  # fmt: skip
 
 

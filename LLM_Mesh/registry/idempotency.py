@@ -12,7 +12,13 @@ wait on it).
   one's answer and gets the same bytes; a stream (either side) gets 409
   ``duplicate_request`` (a stream cannot be replayed).
 - The same key after it finished: a non-stream answer is replayed (with
-  ``X-Mesh-Replayed: true``) for ``ttl_s``; a finished stream answers 409.
+  ``X-Mesh-Replayed: true``) for ``ttl_s``; a stream answers 409 while it runs and for
+  ``ttl_s`` after it ended. A stream's id is held from its request to its end, however
+  long it runs: :meth:`IdempotencyCache.finish` (``None``) when it opens, then
+  :meth:`IdempotencyCache.stream_ended` when it ends (the admission stage calls both,
+  ``registry/admit.py``). Found 2026-12-03: its ``ttl_s`` ran from its opening, so a
+  stream running longer than the window (10 min) was run, and paid, again by a retry
+  with its id. A stream whose end is never told is held ``stream_hold_s`` (24 h) at most.
   Answers that invite a retry (429, 5xx) are not kept, so a retry runs again; a
   stream's too when it was refused before it opened (a 502 for a node's non-200
   2xx/3xx), which frees its id like any other 5xx.
@@ -92,7 +98,8 @@ class _Entry:
     Event per key was about a quarter of a finished key's memory."""
 
     __slots__ = (
-        "_event", "expires", "finished", "paid", "refusal", "result", "stream", "too_large",
+        "_event", "expires", "finished", "open", "paid", "refusal", "result", "stream",
+        "too_large",
     )  # fmt: skip
 
     def __init__(self, stream: bool) -> None:
@@ -104,6 +111,7 @@ class _Entry:
         self.too_large = False  # finished, but its answer was over ``max_bytes``
         self.paid = False  # finished paid without an answer to keep (cancelled while paying)
         self.refusal: DuplicateRequest | None = None  # given to its waiters (another replica's run)
+        self.open = False  # a stream that opened and has not ended yet: never evicted
 
     async def wait(self) -> None:
         """Until :meth:`finish` (returns at once when finished)."""
@@ -131,6 +139,7 @@ class IdempotencyCache:
         ttl_s: float = 600.0,
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        stream_hold_s: float = 86_400.0,
     ) -> None:
         if ttl_s <= 0 or max_entries < 1 or max_bytes < 1:
             raise ValueError("need ttl_s > 0, max_entries >= 1 and max_bytes >= 1")
@@ -138,6 +147,7 @@ class IdempotencyCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.stream_hold_s = stream_hold_s  # the longest an open stream's id is held
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
 
@@ -171,7 +181,7 @@ class IdempotencyCache:
             self._evict()
             return None
         if stream or e.stream:
-            state = "finished" if e.finished else "is running"
+            state = "finished" if e.finished and not e.open else "is running"
             raise DuplicateRequest(
                 f"a request with id {key!r} {state}; a stream is never executed twice",
                 param="X-Request-Id",
@@ -203,10 +213,11 @@ class IdempotencyCache:
             return
         victims: list[str] = []
         freed = 0
+        now = self.clock()
         for key, e in self._entries.items():  # oldest first; usually the first one goes
             if over <= len(victims) and self._bytes - freed <= self.max_bytes:
                 break
-            if e.finished:
+            if e.finished and (not e.open or e.expires <= now):  # an open stream runs
                 victims.append(key)
                 freed += e.result.size if e.result is not None else 0
         for key in victims:
@@ -222,6 +233,11 @@ class IdempotencyCache:
         if e is None or not e.finished:
             return None
         return e.result, e.too_large
+
+    def is_open(self, key: str) -> bool:
+        """Whether ``key`` is a stream that opened and has not ended."""
+        e = self._entries.get(key)
+        return e is not None and e.open
 
     def paid_unanswered(self, key: str) -> bool:
         """Whether the finished ``key`` is held with no answer because it was paid."""
@@ -248,7 +264,7 @@ class IdempotencyCache:
 
     def finish(self, key: str, response: Response | None, *, paid: bool = False) -> None:
         """The request under ``key`` ended with ``response`` (``None``: a stream that
-        opened, or failed; a stream refused before it opened gives its answer, a 429 or
+        opened, held until :meth:`stream_ended`, or a request that failed; a stream refused before it opened gives its answer, a 429 or
         5xx of which frees the key). ``paid``: its payment was (or may have been) written:
         an end that would free the key keeps it instead, with no answer (duplicates: 409)."""
         e = self._entries.get(key)
@@ -268,9 +284,25 @@ class IdempotencyCache:
                 e.result = stored
                 self._bytes += stored.size
         e.finish()
-        if keep:
+        if keep and e.stream and response is None:  # opened: held until it ends
+            e.open = True
+            e.expires = self.clock() + self.stream_hold_s
+            self._entries.move_to_end(key)
+            self._evict()
+        elif keep:
             e.expires = self.clock() + self.ttl_s
             self._entries.move_to_end(key)
             self._evict()
         else:
             self._pop(key)
+
+    def stream_ended(self, key: str) -> None:
+        """The stream under ``key`` (opened: :meth:`finish` with ``None``) ended, however:
+        its id is held ``ttl_s`` from now. Until then it was held as running, for at most
+        ``stream_hold_s``."""
+        e = self._entries.get(key)
+        if e is None or not e.open:
+            return
+        e.open = False
+        e.expires = self.clock() + self.ttl_s
+        self._entries.move_to_end(key)

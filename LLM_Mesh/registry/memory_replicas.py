@@ -145,13 +145,20 @@ class MemoryReplicaState:
         return len(gone)
 
     async def claim_request_key(
-        self, key_hash: str, owner: str, stream: bool, now: datetime, expires_at: datetime
+        self,
+        key_hash: str,
+        owner: str,
+        stream: bool,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        claim: str | None = None,
     ) -> IdempotencyRecord | None:
         old = self.request_keys.get(key_hash)
         if old is not None and old.expires_at > now:
             return replace(old)
         self.request_keys[key_hash] = IdempotencyRecord(
-            key_hash, owner, stream, "running", now, expires_at
+            key_hash, owner, stream, "running", now, expires_at, claim=claim
         )
         return None
 
@@ -163,13 +170,26 @@ class MemoryReplicaState:
         old = self.request_keys.get(rec.key_hash)
         if old is None or old.owner != rec.owner or old.state != "running":
             return False
+        if rec.claim is not None and old.claim != rec.claim:
+            return False
         self.request_keys[rec.key_hash] = replace(rec, state="done", created_at=old.created_at)
         return True
 
-    async def release_request_key(self, key_hash: str, owner: str) -> None:
+    async def release_request_key(
+        self, key_hash: str, owner: str, claim: str | None = None
+    ) -> None:
         old = self.request_keys.get(key_hash)
-        if old is not None and old.owner == owner and old.state == "running":
+        if old is None or old.owner != owner or old.state != "running":
+            return
+        if claim is None or old.claim == claim:  # that claim's row only
             del self.request_keys[key_hash]
+
+    async def extend_request_key(self, key_hash: str, claim: str, expires_at: datetime) -> bool:
+        old = self.request_keys.get(key_hash)
+        if old is None or old.claim != claim or old.state != "running":
+            return False
+        old.expires_at = expires_at
+        return True
 
     async def purge_request_keys(self, now: datetime) -> int:
         gone = [k for k, r in self.request_keys.items() if r.expires_at <= now]

@@ -119,6 +119,9 @@ class IdempotencyRecord:
     headers: list[list[str]] | None = None
     media_type: str | None = None
     too_large: bool = False
+    # names one claim of the id (a random token, migration 0019): its end, push and
+    # release match it, never a later claim of the same id by the same replica
+    claim: str | None = None
 
 
 @dataclass
@@ -393,19 +396,36 @@ class ReplicaState(Protocol):
         ...
 
     async def claim_request_key(
-        self, key_hash: str, owner: str, stream: bool, now: datetime, expires_at: datetime
+        self,
+        key_hash: str,
+        owner: str,
+        stream: bool,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        claim: str | None = None,
     ) -> IdempotencyRecord | None:
-        """``None``: claimed, run it; else the row another run holds (unexpired)."""
+        """``None``: claimed (named ``claim``), run it; else the row another run holds
+        (unexpired)."""
         ...
 
     async def get_request_key(self, key_hash: str) -> IdempotencyRecord | None: ...
 
     async def finish_request_key(self, rec: IdempotencyRecord) -> bool:
-        """Mark the owner's running row done with its kept answer; ``False`` if not its row."""
+        """Mark the owner's running row done with its kept answer; ``False`` if not its row
+        (nor, ``rec.claim`` set, that claim's)."""
         ...
 
-    async def release_request_key(self, key_hash: str, owner: str) -> None:
-        """Forget the owner's running row (the request ended in a retryable way)."""
+    async def release_request_key(
+        self, key_hash: str, owner: str, claim: str | None = None
+    ) -> None:
+        """Forget the owner's running row (the request ended in a retryable way); ``claim``
+        set: only the row of that claim."""
+        ...
+
+    async def extend_request_key(self, key_hash: str, claim: str, expires_at: datetime) -> bool:
+        """Push the running row of ``claim`` back to ``expires_at`` (a stream still open);
+        ``False`` if it is not there."""
         ...
 
     async def purge_request_keys(self, now: datetime) -> int:

@@ -196,6 +196,12 @@ class ProxyStream(StreamingResponse):
         self.raw_headers.append(NOSNIFF)
         self._gen = gen
         self._on_close = on_close
+        self._ended: list[Callable[[], None]] = []
+
+    def when_ended(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the stream has ended, however (after ``on_close``): the
+        admission stage's holds learn it (a stream's request id is held until then)."""
+        self._ended.append(fn)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
@@ -224,9 +230,13 @@ class ProxyStream(StreamingResponse):
         finally:
             streaming = False
             watcher.cancel()
-            with anyio.CancelScope(shield=True):
-                await self._gen.aclose()
-                await self._on_close()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._gen.aclose()
+                    await self._on_close()
+            finally:
+                for fn in self._ended:
+                    fn()
         if self.background is not None:
             await self.background()
 

@@ -27,6 +27,20 @@ table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of 
   (:meth:`ReplicaBeat.alive`): then 409, because the request may have reached a node
   before its replica died, and it is never run twice.
 
+**A stream's id is held until it ends.** A stream that opened keeps its row ``running``
+(its answer cannot be kept) while it runs, however long: every ``refresh_s`` (60 s) this
+replica pushes the row's expiry back to ``running_s`` from now (:meth:`refresh_open`), and
+writes it ``done`` when the stream ends (``stream_ended``, from the admission stage), held
+``ttl_s`` from then. A replica that stops mid-stream stops pushing: the id is free
+``running_s`` after its last push. Found 2026-12-03: the row was written ``done`` when the
+stream *opened*, so it expired ``ttl_s`` later while the stream still ran, and a retry with
+its id ran, and was paid, a second time.
+
+**A claim is named by a token.** Each claim writes a random token in its row (``claim``,
+migration 0019); its end, push and release match it, so a release retried after its answer
+was lost never deletes a later claim of the same id by this same replica (found
+2026-12-03: the row's owner, the replica, was all a release matched).
+
 **A freed key is freed before its answer goes out.** When a request this replica owns
 ends with an answer that frees its key (429 or 5xx, or it failed before it had an answer:
 :meth:`abandon`), the row's release starts at once and the admission stage awaits it
@@ -60,6 +74,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -109,11 +124,19 @@ class SharedIdempotency(IdempotencyCache):
         stream_wait_s: float = 2.0,
         release_wait_s: float = 1.0,
         park_retry_s: float = 1.0,
+        refresh_s: float = 60.0,
         ttl_s: float = 600.0,
         max_entries: int = 10_000,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        stream_hold_s: float = 86_400.0,
     ) -> None:
-        super().__init__(clock, ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes)
+        super().__init__(
+            clock,
+            ttl_s=ttl_s,
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            stream_hold_s=stream_hold_s,
+        )
         self.store = store
         self.replicas = replicas
         self.wall_clock = wall_clock
@@ -122,7 +145,13 @@ class SharedIdempotency(IdempotencyCache):
         self.stream_wait_s = stream_wait_s
         self.release_wait_s = release_wait_s
         self.park_retry_s = park_retry_s
-        self._owned: dict[str, str] = {}  # key -> its hash, for keys this replica runs
+        self.refresh_s = refresh_s
+        # key -> (its hash, this run's claim token), for keys this replica runs
+        self._owned: dict[str, tuple[str, str]] = {}
+        # key -> (its hash, claim token, wall time it opened): streams open now, their rows
+        # held ``running`` and pushed back every ``refresh_s`` until they end
+        self._open: dict[str, tuple[str, str, float]] = {}
+        self._refresh_task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self._freeing: dict[str, asyncio.Task[None]] = {}  # key -> its release, until settled
         self._orphans: dict[str, asyncio.Task[None]] = {}  # hash -> release of a lost claim
@@ -142,8 +171,9 @@ class SharedIdempotency(IdempotencyCache):
         if self.holds(key):
             return await super().begin(key, stream)  # a duplicate inside this process
         await super().begin(key, stream)  # new here: held locally while the store decides
+        token = os.urandom(16).hex()  # names this claim: its end and release carry it
         try:
-            answer = await self._claim(key, stream)
+            answer = await self._claim(key, stream, token)
         except DuplicateRequest as exc:
             self.refuse(key, exc)
             raise
@@ -151,12 +181,12 @@ class SharedIdempotency(IdempotencyCache):
             super().abandon(key)
             raise
         if answer is None:
-            self._owned[key] = key_hash(key)
+            self._owned[key] = (key_hash(key), token)
             return None
         super().finish(key, answer)  # local duplicates get the same replay
         return answer
 
-    async def _claim(self, key: str, stream: bool) -> Response | None:
+    async def _claim(self, key: str, stream: bool, token: str) -> Response | None:
         """``None``: this replica runs it; else the replayed answer (or raise 409)."""
         h = key_hash(key)
         orphan = self._orphans.get(h)
@@ -167,11 +197,11 @@ class SharedIdempotency(IdempotencyCache):
             if h in self._parked:  # an end of it this replica still has to write: first
                 async with self._park_lock:
                     await self._try_parked(h)
-                    rec = await self._claim_once(h, stream)
+                    rec = await self._claim_once(h, stream, token)
                     if rec is None:  # a new row: what was parked for the old one is moot
                         self._parked.pop(h, None)
             else:
-                rec = await self._claim_once(h, stream)
+                rec = await self._claim_once(h, stream, token)
             if rec is None:
                 return None
             if rec.state == "done":
@@ -194,20 +224,22 @@ class SharedIdempotency(IdempotencyCache):
                 )
             await asyncio.sleep(self.poll_s)
 
-    async def _claim_once(self, h: str, stream: bool) -> IdempotencyRecord | None:
+    async def _claim_once(self, h: str, stream: bool, token: str) -> IdempotencyRecord | None:
         now = self.wall_clock()
         claim = asyncio.ensure_future(
             self.store.claim_request_key(
-                h, self.owner, stream, _utc(now), _utc(now + self.running_s)
+                h, self.owner, stream, _utc(now), _utc(now + self.running_s), claim=token
             )
         )
         try:  # a cancelled request lets its claim end, to free what it took
             return await asyncio.shield(claim)
         except BaseException:
-            self._lost_claim(h, claim)
+            self._lost_claim(h, token, claim)
             raise
 
-    def _lost_claim(self, h: str, claim: asyncio.Future[IdempotencyRecord | None]) -> None:
+    def _lost_claim(
+        self, h: str, token: str, claim: asyncio.Future[IdempotencyRecord | None]
+    ) -> None:
         """A claim whose outcome this request never used: it failed (its insert may have
         committed, the answer lost: a connection killed after the commit) or the request
         was cancelled while it ran. Once it is over, a row it may have taken is released
@@ -218,7 +250,7 @@ class SharedIdempotency(IdempotencyCache):
         async def free_if_taken() -> None:
             await asyncio.wait((claim,))
             if claim.cancelled() or claim.exception() is not None or claim.result() is None:
-                await self.store.release_request_key(h, self.owner)
+                await self.store.release_request_key(h, self.owner, token)
 
         task = self._write(h, free_if_taken)
         self._orphans[h] = task
@@ -231,12 +263,30 @@ class SharedIdempotency(IdempotencyCache):
 
     def finish(self, key: str, response: Response | None, *, paid: bool = False) -> None:
         super().finish(key, response, paid=paid)
-        h = self._owned.pop(key, None)
-        if h is None:
+        owned = self._owned.pop(key, None)
+        if owned is None:
             return
+        h, token = owned
         kept = self.kept(key)
         if kept is None:  # a 429 or 5xx: free the key (awaited by :meth:`settled`)
-            self._free(key, h)
+            self._free(key, h, token)
+            return
+        if self.is_open(key):  # a stream opened: its row stays running until it ends
+            self._open[key] = (h, token, self.wall_clock())
+            if self._refresh_task is None or self._refresh_task.done():
+                self._refresh_task = asyncio.get_running_loop().create_task(self._refreshing())
+            return
+        self._write_end(key, h, token)
+
+    def stream_ended(self, key: str) -> None:
+        super().stream_ended(key)
+        opened = self._open.pop(key, None)
+        if opened is not None:  # done now: held ``ttl_s`` from its end, everywhere
+            self._write_end(key, opened[0], opened[1])
+
+    def _write_end(self, key: str, h: str, token: str) -> None:
+        kept = self.kept(key)
+        if kept is None:  # pragma: no cover - only called for a kept key
             return
         stored, too_large = kept
         now = self.wall_clock()
@@ -249,6 +299,7 @@ class SharedIdempotency(IdempotencyCache):
             created_at=_utc(now),
             expires_at=_utc(now) + timedelta(seconds=self.ttl_s),
             too_large=too_large,
+            claim=token,
         )
         if stored is None:  # a stream, or an answer too large to keep: the key alone
             self._write(
@@ -262,6 +313,27 @@ class SharedIdempotency(IdempotencyCache):
             h, lambda: self.store.finish_request_key(rec), then=lambda: self._forget(key, stored)
         )
 
+    async def refresh_open(self) -> None:
+        """Push back the rows of the streams open here: each expires ``running_s`` from
+        now, so a stream's id stays held however long it runs, and a replica that stopped
+        (crashed) stops pushing: its streams' ids are free ``running_s`` after its last
+        push. A failed push is tried again at the next (``refresh_s`` is well under
+        ``running_s``). A stream open longer than ``stream_hold_s`` is pushed no more."""
+        now = self.wall_clock()
+        for key, (h, token, since) in list(self._open.items()):
+            if now - since > self.stream_hold_s:
+                self._open.pop(key, None)
+                continue
+            try:
+                await self.store.extend_request_key(h, token, _utc(now + self.running_s))
+            except Exception:
+                log.warning("could not hold an open stream's request id", exc_info=True)
+
+    async def _refreshing(self) -> None:
+        while self._open:
+            await asyncio.sleep(self.refresh_s)
+            await self.refresh_open()
+
     def _forget(self, key: str, stored: Stored | None) -> None:
         """The store holds ``key``'s end now: drop this process's copy (a duplicate here
         is then replayed or refused from the row, as on any other replica). The copy was
@@ -274,13 +346,16 @@ class SharedIdempotency(IdempotencyCache):
 
     def abandon(self, key: str) -> None:
         super().abandon(key)
-        h = self._owned.pop(key, None)
-        if h is not None:
-            self._free(key, h)
+        owned = self._owned.pop(key, None)
+        if owned is not None:
+            self._free(key, *owned)
 
-    def _free(self, key: str, h: str) -> None:
-        """Release ``key``'s row now; :meth:`settled` waits for it (before the answer)."""
-        task = self._write(h, lambda: self.store.release_request_key(h, self.owner))
+    def _free(self, key: str, h: str, token: str) -> None:
+        """Release ``key``'s row now; :meth:`settled` waits for it (before the answer).
+        The release names this run's claim (``token``): a try of it that reaches the store
+        late (a retry after an answer lost) never deletes a later claim of the same id,
+        this replica's own included (found 2026-12-03)."""
+        task = self._write(h, lambda: self.store.release_request_key(h, self.owner, token))
         self._freeing[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
@@ -376,14 +451,16 @@ class SharedIdempotency(IdempotencyCache):
                 await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     async def close(self) -> None:
-        """:meth:`flush`, then stop trying parked writes (shutdown: what is still parked is
-        lost, its rows expire after ``running_s``)."""
+        """:meth:`flush`, then stop trying parked writes and pushing open streams' rows back
+        (shutdown: what is still parked is lost, its rows expire after ``running_s``)."""
         await self.flush()
-        task, self._park_task = self._park_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for attr in ("_park_task", "_refresh_task"):
+            task = getattr(self, attr)
+            setattr(self, attr, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) -> Response:

@@ -114,6 +114,7 @@ def _idem(row: Any) -> IdempotencyRecord:
         headers=row.headers,
         media_type=row.media_type,
         too_large=bool(row.too_large),
+        claim=row.claim,
     )
 
 
@@ -375,13 +376,20 @@ class SqlReplicaState:
     # -- idempotency keys ---------------------------------------------------------------
 
     async def claim_request_key(
-        self, key_hash: str, owner: str, stream: bool, now: datetime, expires_at: datetime
+        self,
+        key_hash: str,
+        owner: str,
+        stream: bool,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        claim: str | None = None,
     ) -> IdempotencyRecord | None:
         t = tables.idempotency_keys
         values = {
             "key_hash": key_hash, "owner": owner, "stream": stream, "state": "running",
             "status": None, "body": None, "headers": None, "media_type": None,
-            "too_large": False, "created_at": now, "expires_at": expires_at,
+            "too_large": False, "created_at": now, "expires_at": expires_at, "claim": claim,
         }  # fmt: skip
         for _ in range(3):  # a row released between the two statements: claim again
             ins = self._insert(t).values(**values)
@@ -420,17 +428,34 @@ class SqlReplicaState:
                 expires_at=rec.expires_at,
             )
         )
+        if rec.claim is not None:  # that claim's row only
+            stmt = stmt.where(t.c.claim == rec.claim)
         async with self.engine.begin() as conn:
             result = await conn.execute(stmt)
         return result.rowcount == 1
 
-    async def release_request_key(self, key_hash: str, owner: str) -> None:
+    async def release_request_key(
+        self, key_hash: str, owner: str, claim: str | None = None
+    ) -> None:
         t = tables.idempotency_keys
         stmt = delete(t).where(
             and_(t.c.key_hash == key_hash, t.c.owner == owner, t.c.state == "running")
         )
+        if claim is not None:  # that claim's row only, never a later claim of the id
+            stmt = stmt.where(t.c.claim == claim)
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
+
+    async def extend_request_key(self, key_hash: str, claim: str, expires_at: datetime) -> bool:
+        t = tables.idempotency_keys
+        stmt = (
+            update(t)
+            .where(and_(t.c.key_hash == key_hash, t.c.claim == claim, t.c.state == "running"))
+            .values(expires_at=expires_at)
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return result.rowcount == 1
 
     async def purge_request_keys(self, now: datetime) -> int:
         t = tables.idempotency_keys

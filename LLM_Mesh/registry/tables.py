@@ -429,7 +429,8 @@ reward_periods = Table(
 #: Migration 0008 (replicas, ``registry/store_replicas.py``). ``idempotency_keys``: one row
 #: per client request id (SHA-256 of ``path scope id``): the replica running it (``owner``),
 #: ``running`` or ``done``, the kept answer (status, body, headers) or ``too_large``; a row
-#: past ``expires_at`` is free to claim again.
+#: past ``expires_at`` is free to claim again. Since migration 0019 also ``claim``, the
+#: token naming the claim (a release or end of an earlier claim never touches a later one).
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -444,6 +445,8 @@ idempotency_keys = Table(
     Column("too_large", Boolean(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+    # migration 0019: the claim's random token (its end, push and release match it)
+    Column("claim", String(32), nullable=True),
     Index("ix_idempotency_keys_expires_at", "expires_at"),
 )
 

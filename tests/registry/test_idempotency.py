@@ -81,7 +81,8 @@ async def test_cache_is_bounded_in_entries_and_expires() -> None:
     replay = await cache.begin("c", False)
     assert replay is not None and replay.headers["x-mesh-replayed"] == "true"
     assert await cache.begin("x", True) is None
-    cache.finish("x", None)
+    cache.finish("x", None)  # the stream opened
+    cache.stream_ended("x")
     clock.advance(11.0)
     assert await cache.begin("x", True) is None  # expired: may run again
     with pytest.raises(ValueError):
@@ -171,3 +172,28 @@ async def test_a_replay_keeps_the_headers_and_sets_its_own_length() -> None:
     assert replay.headers["content-length"] == "7"
     assert replay.headers["content-type"] == "application/json"
     assert replay.headers["x-mesh-receipt"] == "abc"
+
+
+async def test_a_stream_running_past_the_window_is_held_until_it_ends() -> None:
+    """Found 2026-12-03: a stream's id expired ``ttl_s`` after it *opened*, while it still
+    ran: a retry with its id after the window (10 min) ran it, and paid for it, again. Now
+    it is held (409) while it runs, however long, and ``ttl_s`` after its end; nor is an
+    open stream dropped to keep the cache in bounds."""
+    clock = ManualClock()
+    cache = IdempotencyCache(clock, ttl_s=10.0, max_entries=1)
+    assert await cache.begin("long", True) is None
+    cache.finish("long", None)  # the stream opened, and runs on
+    clock.advance(11.0)  # past the window, still running
+    for stream in (True, False):
+        with pytest.raises(DuplicateRequest, match="is running"):
+            await cache.begin("long", stream)
+    assert await cache.begin("other", False) is None  # over max_entries: not evicted
+    cache.finish("other", answer(10))
+    with pytest.raises(DuplicateRequest):
+        await cache.begin("long", True)
+    cache.stream_ended("long")
+    clock.advance(9.0)  # inside the window after its end
+    with pytest.raises(DuplicateRequest, match="finished"):
+        await cache.begin("long", True)
+    clock.advance(2.0)
+    assert await cache.begin("long", True) is None  # end + window: the id is free

@@ -228,9 +228,9 @@ async def test_a_key_a_5xx_frees_is_free_before_the_client_has_the_answer(
         ia.release_wait_s = 30.0  # not the bound under test (a loaded box's store is slow)
         release = ia.store.release_request_key
 
-        async def slow_release(h: str, owner: str) -> None:
+        async def slow_release(h: str, owner: str, *claim: str) -> None:
             await asyncio.sleep(0.2)  # a store a little slower than the client's retry
-            await release(h, owner)
+            await release(h, owner, *claim)
 
         monkeypatch.setattr(ia.store, "release_request_key", slow_release)
         node = a.nodes.nodes["n1:8801"]
@@ -281,12 +281,12 @@ async def test_a_slow_or_failing_store_delays_the_answer_only_by_the_bound(
         gate = asyncio.Event()
         tries: list[int] = []
 
-        async def flaky_release(h: str, owner: str) -> None:
+        async def flaky_release(h: str, owner: str, *claim: str) -> None:
             tries.append(1)
             if len(tries) == 1:
                 raise OSError("store down")
             await gate.wait()  # then slow: until the test lets it through
-            await release(h, owner)
+            await release(h, owner, *claim)
 
         monkeypatch.setattr(ia.store, "release_request_key", flaky_release)
         a.nodes.nodes["n1:8801"].behavior = "500"
@@ -420,8 +420,8 @@ async def test_a_claim_whose_answer_was_lost_after_its_commit_does_not_hold_the_
         claim = ia.store.claim_request_key
         lost: list[int] = []
 
-        async def commit_then_lose(*args: Any) -> IdempotencyRecord | None:
-            got = await claim(*args)
+        async def commit_then_lose(*args: Any, **kw: Any) -> IdempotencyRecord | None:
+            got = await claim(*args, **kw)
             if not lost:
                 lost.append(1)
                 raise OSError("connection lost after the commit")
@@ -453,8 +453,8 @@ async def test_a_request_cancelled_while_its_claim_commits_does_not_hold_the_id(
         claim = ia.store.claim_request_key
         committed = asyncio.Event()
 
-        async def slow_answer(*args: Any) -> IdempotencyRecord | None:
-            got = await claim(*args)
+        async def slow_answer(*args: Any, **kw: Any) -> IdempotencyRecord | None:
+            got = await claim(*args, **kw)
             if not committed.is_set():
                 committed.set()
                 await asyncio.sleep(0.3)  # the commit's answer is on its way
@@ -490,11 +490,11 @@ async def test_an_end_the_store_could_not_take_is_written_once_it_answers_again(
         release = ia.store.release_request_key
         down = {"tries": 0}
 
-        async def failover(h: str, owner: str) -> None:
+        async def failover(h: str, owner: str, *claim: str) -> None:
             if owner == ia.owner and down["tries"] < 4:  # the three tries, and one more
                 down["tries"] += 1
                 raise OSError("the store is out")
-            await release(h, owner)
+            await release(h, owner, *claim)
 
         monkeypatch.setattr(ia.store, "release_request_key", failover)
         node = a.nodes.nodes["n1:8801"]

@@ -122,6 +122,31 @@ async def test_request_keys(store: SqlStore) -> None:
     assert await store.get_request_key("k") is None
 
 
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+async def test_a_claims_token_names_its_row(store: SqlStore, kind: str) -> None:
+    """Found 2026-12-03: a release matched the row's owner (the replica) only, so one that
+    reached the store late deleted the same replica's later claim of the id. Now a release,
+    an end and a push match the claim's token (migration 0019)."""
+    s: Any = store if kind == "sql" else MemoryStore()
+    exp = T0 + timedelta(seconds=30)
+    assert await s.claim_request_key("k", "r1", True, T0, exp, claim="t1") is None
+    await s.release_request_key("k", "r1", "t1")
+    assert await s.claim_request_key("k", "r1", True, T0, exp, claim="t2") is None  # again
+    await s.release_request_key("k", "r1", "t1")  # the first claim's release, late
+    row = await s.get_request_key("k")
+    assert row is not None and row.claim == "t2" and row.state == "running"
+    assert not await s.finish_request_key(
+        IdempotencyRecord("k", "r1", True, "done", T0, exp, claim="t1")
+    )
+    later = exp + timedelta(seconds=60)  # an open stream's row pushed back by its claim only
+    assert not await s.extend_request_key("k", "t1", later)
+    assert await s.extend_request_key("k", "t2", later)
+    assert await s.claim_request_key("k", "r2", True, exp, exp) is not None  # still held
+    done = IdempotencyRecord("k", "r1", True, "done", T0, later, claim="t2")
+    assert await s.finish_request_key(done)
+    assert not await s.extend_request_key("k", "t2", later)  # a done row is not pushed
+
+
 async def test_node_changes_and_heartbeats_since(store: SqlStore) -> None:
     before = datetime.now(timezone.utc) - timedelta(seconds=1)
     await store.upsert_node(_node("n1"))

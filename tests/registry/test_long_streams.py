@@ -1,0 +1,285 @@
+"""A stream's request id is held until the stream ends, however long it runs, and a release
+names its claim (``idempotency.py``, ``shared_idempotency.py``, found 2026-12-03).
+
+A stream's id used to be written ``done`` when the stream *opened*, so it expired the
+replay window (10 min) after its start while the stream still ran: a retry with the same
+id after that ran the stream, and paid for it, a second time, on a lone registry as on
+replicas. And a replica's release of an id deleted that replica's running row of the id,
+whichever claim it was: a try of the release that reached the store late deleted the
+replica's own later claim. The clocks here are the tests' own: nothing waits 10 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.responses import Response
+
+from LLM_Mesh.core.pricing import request_cost
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import FakeNodes, Harness, ManualClock, running, sse_chunks
+from tests.registry.test_charge import MODEL, PRICE, bearer, new_user, register, settlement
+from tests.registry.test_shared_idempotency import _register_everywhere, store_url
+
+__all__ = ["store_url"]  # the fixture
+
+CHAT = "/v1/chat/completions"
+STREAM: dict[str, Any] = {
+    "model": "gemma-3-270m",
+    "messages": [{"role": "user", "content": "hi"}],
+    "stream": True,
+}
+
+
+class LongStream:
+    """Fake nodes whose first stream sends its first events, then waits for :attr:`go`
+    (it runs on: longer than the replay window, by the tests' clocks); later streams
+    run through at once."""
+
+    def __init__(self) -> None:
+        self.nodes = FakeNodes()
+        self.go = asyncio.Event()
+        self.blocked = asyncio.Event()
+        self.first = True
+        self.nodes.stream_factory = self._factory
+
+    def _factory(self, node: Any, model: str) -> httpx.Response:
+        chunks = sse_chunks(model, node.node_id, node.words)
+        if not self.first:
+            return _sse(b"".join(chunks))
+        self.first = False
+
+        async def body() -> AsyncIterator[bytes]:
+            for c in chunks[:3]:
+                yield c
+            self.blocked.set()
+            await self.go.wait()
+            for c in chunks[3:]:
+                yield c
+
+        return _sse(body())
+
+    async def opened(self) -> None:
+        """Until the first stream runs (its answer is out, its events going to the client)."""
+        await asyncio.wait_for(self.blocked.wait(), 10)
+        for _ in range(10):  # let the relay pass on what it has
+            await asyncio.sleep(0.02)
+
+
+def _sse(content: Any) -> httpx.Response:
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=content)
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def lone_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A lone registry's store: memory, or SQLite (both: the process's own cache)."""
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        yield SqlStore(f"sqlite:///{tmp_path / 'lone.db'}")
+
+
+async def test_a_lone_registrys_long_stream_is_never_run_twice_under_its_id(
+    tmp_path: Path, lone_store: Any
+) -> None:
+    """A lone registry: on SQLite its process's cache (``IdempotencyCache``), on the memory
+    store the store-backed one (``SharedIdempotency``); both clocks the test's."""
+    long = LongStream()
+    clock, wall = ManualClock(), WallClock()
+
+    def advance(s: float) -> None:
+        clock.advance(s)
+        wall.now += s
+
+    async with running(
+        tmp_path, store=lone_store, clock=clock, nodes=long.nodes, wall_clock=wall
+    ) as h:
+        await h.register("n1")
+        hdr = {"X-Request-Id": "long-1"}
+        first = asyncio.create_task(h.client.post(CHAT, json=STREAM, headers=hdr))
+        await long.opened()
+        advance(700.0)  # past the replay window (600 s), the stream still running
+        node = await h.register("n1")  # (the node heard from again: it is up)
+        for body in (STREAM, {**STREAM, "stream": False}):
+            again = await h.client.post(CHAT, json=body, headers=hdr)
+            assert again.status_code == 409, again.text  # before: ran (and paid) again
+            assert again.json()["error"]["code"] == "duplicate_request"
+        assert not node.calls
+        long.go.set()
+        r1 = await asyncio.wait_for(first, 10)
+        assert r1.status_code == 200 and "[DONE]" in r1.text
+        advance(599.0)  # inside the window after its end
+        assert (await h.client.post(CHAT, json=STREAM, headers=hdr)).status_code == 409
+        advance(2.0)  # its end + the window: the id is free
+        node = await h.register("n1")
+        r3 = await h.client.post(CHAT, json=STREAM, headers=hdr)
+        assert r3.status_code == 200 and len(node.calls) == 1, r3.text
+
+
+@asynccontextmanager
+async def _replicas(
+    tmp_path: Path, url: str | None, nodes: FakeNodes, wall: WallClock
+) -> AsyncIterator[tuple[Harness, Harness]]:
+    shared = MemoryStore()
+    key = Ed25519PrivateKey.generate()
+    async with AsyncExitStack() as stack:
+        hs = []
+        for name in ("a", "b"):
+            store: Any = SqlStore(url) if url else shared
+            h = await stack.enter_async_context(
+                running(tmp_path / name, store=store, nodes=nodes, gateway_key=key, wall_clock=wall)
+            )
+            hs.append(h)
+        yield hs[0], hs[1]
+
+
+async def test_a_long_stream_holds_its_id_on_every_replica_until_it_ends(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    long = LongStream()
+    wall = WallClock()
+    async with _replicas(tmp_path, store_url, long.nodes, wall) as (a, b):
+        await _register_everywhere(a, b)
+        ia, ib = a.runtime.idempotency, b.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
+        ib.stream_wait_s = 0.1
+        ia.refresh_s = 0.02  # (every minute in production)
+        hdr = {"X-Request-Id": "long-2"}
+        first = asyncio.create_task(a.client.post(CHAT, json=STREAM, headers=hdr))
+        await long.opened()
+        await ia.flush()
+        wall.now += 700.0  # past the replay window (600 s) after it opened, still running
+        again = await b.client.post(CHAT, json=STREAM, headers=hdr)
+        assert again.status_code == 409, again.text  # before: ran (and paid) again at b
+        assert long.nodes.calls() == 1
+        h = key_hash(f"{CHAT} ip:127.0.0.1 long-2")
+        # a pushes its open stream's row back while it runs (every minute; here at once)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            row = await ia.store.get_request_key(h)
+            if row is not None and row.expires_at.timestamp() >= wall.now + ia.running_s - 1:
+                break
+        assert row is not None and row.state == "running", row
+        wall.now += 700.0  # past the claim's own deadline (running_s, 720 s)
+        for body in (STREAM, {**STREAM, "stream": False}):
+            again = await b.client.post(CHAT, json=body, headers=hdr)
+            assert again.status_code == 409, again.text
+            assert (await a.client.post(CHAT, json=body, headers=hdr)).status_code == 409
+        assert long.nodes.calls() == 1
+        long.go.set()
+        r1 = await asyncio.wait_for(first, 10)
+        assert r1.status_code == 200 and "[DONE]" in r1.text
+        await ia.flush()
+        row = await ia.store.get_request_key(h)
+        assert row is not None and row.state == "done" and row.stream
+        wall.now += 599.0  # inside the window after its end
+        assert (await b.client.post(CHAT, json=STREAM, headers=hdr)).status_code == 409
+        wall.now += 2.0  # its end + the window: free everywhere
+        r3 = await b.client.post(CHAT, json=STREAM, headers=hdr)
+        assert r3.status_code == 200, r3.text
+        assert long.nodes.calls() == 2
+
+
+async def test_a_stopped_replicas_open_stream_frees_its_id_once_no_longer_pushed(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """The hold of an open stream is a lease, pushed back while it runs: a replica that
+    stopped (crashed) mid-stream stops pushing, and its id is free ``running_s`` after the
+    last push, never held for ever."""
+    long = LongStream()
+    wall = WallClock()
+    async with _replicas(tmp_path, store_url, long.nodes, wall) as (a, b):
+        await _register_everywhere(a, b)
+        ia, ib = a.runtime.idempotency, b.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
+        ib.stream_wait_s = 0.1
+        hdr = {"X-Request-Id": "long-3"}
+        first = asyncio.create_task(a.client.post(CHAT, json=STREAM, headers=hdr))
+        await long.opened()
+        await ia.refresh_open()
+        ia._open.clear()  # a stops pushing (as a crashed replica would)
+        wall.now += ia.running_s - 1.0
+        assert (await b.client.post(CHAT, json=STREAM, headers=hdr)).status_code == 409
+        wall.now += 2.0
+        r2 = await b.client.post(CHAT, json=STREAM, headers=hdr)
+        assert r2.status_code == 200, r2.text
+        long.go.set()
+        await asyncio.wait_for(first, 10)
+
+
+async def test_a_late_release_never_deletes_a_later_claim_of_the_same_id(
+    tmp_path: Path, store_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _replicas(tmp_path, store_url, FakeNodes(), WallClock()) as (a, b):
+        ia, ib = a.runtime.idempotency, b.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
+        ib.stream_wait_s = 0.1
+        key = f"{CHAT} ip:127.0.0.1 stale-1"
+        h = key_hash(key)
+        release = ia.store.release_request_key
+        first_done = asyncio.Event()
+
+        async def lost_answer(*args: Any) -> None:
+            await release(*args)
+            if not first_done.is_set():  # it committed; its answer is lost: tried again
+                first_done.set()
+                raise OSError("connection lost after the commit")
+
+        monkeypatch.setattr(ia.store, "release_request_key", lost_answer)
+        assert await ia.begin(key, False) is None
+        ia.finish(key, Response(b"{}", 502))  # a 502: the id is freed (in the background)
+        await asyncio.wait_for(first_done.wait(), 5)
+        assert await ia.begin(key, False) is None  # the client's retry, here: a new claim
+        await ia.flush()  # the release's retry reaches the store now
+        row = await ia.store.get_request_key(h)
+        assert row is not None and row.state == "running", row  # before: deleted
+        with pytest.raises(Exception, match="running on another replica"):
+            await ib.begin(key, True)  # held by a's second run: not run a third time
+        ia.finish(key, Response(b"{}", 200))
+        await ia.flush()
+
+
+async def test_a_long_streams_retry_after_the_window_is_not_paid_again(tmp_path: Path) -> None:
+    """docs/security.md, "Settlement (money)": one request id, one payment. Before, the
+    retry after the window ran the stream again and its payer paid twice. (The lone
+    registry on the memory store: its ids' rows live by the wall clock, moved here alone,
+    so the running stream is not cut off by the gateway's own clock.)"""
+    long = LongStream()
+    wall = WallClock()
+    async with running(tmp_path, nodes=long.nodes, wall_clock=wall) as h:
+        node = await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        s = settlement(h)
+        hdr = {**bearer(key), "X-Request-Id": "long-paid"}
+        body = {**STREAM, "model": MODEL, "max_tokens": 5}
+        first = asyncio.create_task(h.client.post(CHAT, json=body, headers=hdr))
+        await long.opened()
+        await h.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        wall.now += 700.0  # past the replay window, still running
+        again = await h.client.post(CHAT, json=body, headers=hdr)
+        assert again.status_code == 409, again.text  # before: run, and paid, again
+        long.go.set()
+        r1 = await asyncio.wait_for(first, 10)
+        assert r1.status_code == 200 and "[DONE]" in r1.text
+        await s.flush()
+        cost = request_cost(PRICE, 4, 3)  # sse_chunks' usage: 4 prompt, 3 completion
+        assert len(node.calls) == 1
+        assert (await s.balance(account))[0] == 1000 - cost  # paid once
