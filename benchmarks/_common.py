@@ -125,8 +125,11 @@ def _other_tree() -> Path | None:
     if not given:
         return None
     here = Path(__file__).resolve().parent.parent
-    there = Path(given.split(os.pathsep)[0]).resolve()
-    return None if there == here else there
+    for entry in given.split(os.pathsep):  # the entry with the package (not gw_profile's)
+        there = Path(entry).resolve()
+        if (there / "LLM_Mesh" / "__init__.py").is_file():
+            return None if there == here else there
+    return None
 
 
 _MESH_RUNNER = """
@@ -154,7 +157,7 @@ def _mesh_in_tree(spec: dict[str, Any], settings: Any) -> Iterator[Any]:
 
     runner = subprocess.Popen(
         [sys.executable, "-c", _MESH_RUNNER, json.dumps(spec)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_other_tree(),
     )  # fmt: skip
     try:
         assert runner.stdout is not None
