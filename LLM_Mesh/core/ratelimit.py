@@ -134,6 +134,8 @@ class Decision:
     limit: int = 0  # the exceeded limit (per minute)
     requested: int = 0  # what the request needed of it
     charged: int = 0  # tokens taken from the token bucket (to settle later)
+    # charged in the replicas' shared buckets (Redis), not this process's: settled there only
+    shared: bool = False
 
 
 def duration(seconds: float) -> str:

@@ -193,7 +193,9 @@ class RateLimit:
             )  # fmt: skip
         client.headers = d.headers
         if d.charged:
-            settler = self.limiter if shared is None else shared
+            # settled where it was charged: Redis, or this process's buckets (also with a
+            # Redis URL, for a check made while Redis was out)
+            settler = shared if shared is not None and d.shared else self.limiter
             clock, charged = self.clock, d.charged
             client.on_usage(lambda used: settler.settle(scope, limits, clock(), charged, used))
         return None

@@ -139,6 +139,11 @@ class HealthChecker:
 
     async def check(self, entry: NodeEntry) -> dict[str, Any]:
         """Check one node; marks it ok/failed in the table and returns the result."""
+        return (await self._checked(entry))[0]
+
+    async def _checked(self, entry: NodeEntry) -> tuple[dict[str, Any], float]:
+        """:meth:`check`'s result and when the check was made (unix seconds): the store
+        keeps a result only over an older one (``StoreHealthLeases.record``)."""
         clock = self.table.clock
         t0 = clock()
         error: str | None = None
@@ -176,13 +181,14 @@ class HealthChecker:
             log.warning("health check failed for node %s (%s): %s", entry.node_id, entry.url, error)
         if self.on_result is not None:
             self.on_result("ok" if ok else "unproven" if unproven else "failed")
-        return {
+        result = {
             "node_id": entry.node_id,
             "url": entry.url,
             "ok": ok,
             "latency_ms": round(latency_ms, 3),
             "error": error,
         }
+        return result, at
 
     async def run_pass(self, *, force: bool = False) -> list[dict[str, Any]]:
         """Check every node that is not OFFLINE (with leases: whose lease this replica
@@ -206,12 +212,12 @@ class HealthChecker:
         mine = await self.leases.claim([e.node_id for e in entries], lease_s)
         return [e for e in entries if e.node_id in mine]
 
-    async def _shared(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self.leases is not None and results:
-            await self.leases.record([(str(r["node_id"]), self._state(r)) for r in results])
-        return results
+    async def _shared(self, checked: list[tuple[dict[str, Any], float]]) -> list[dict[str, Any]]:
+        if self.leases is not None and checked:
+            await self.leases.record([(str(r["node_id"]), self._state(r, at)) for r, at in checked])
+        return [r for r, _ in checked]
 
-    def _state(self, result: dict[str, Any]) -> CheckState:
+    def _state(self, result: dict[str, Any], at: float) -> CheckState:
         """What a check found, for the other replicas: its result, the failure's reason,
         and since when (the table's, unless a store row changed the node's state there
         meanwhile; the store keeps its own while the result holds)."""
@@ -219,20 +225,20 @@ class HealthChecker:
         entry = self.table.get(str(result["node_id"]))
         since = None if entry is None or entry.check_failed == ok else entry.check_since
         why = None if ok else reason(str(result["error"]))
-        return CheckState(ok=ok, since=since, why=why)
+        return CheckState(ok=ok, since=since, checked_at=at, why=why)
 
-    async def _check_all(self, entries: list[NodeEntry]) -> list[dict[str, Any]]:
+    async def _check_all(self, entries: list[NodeEntry]) -> list[tuple[dict[str, Any], float]]:
         self._rng.shuffle(entries)
-        results: list[dict[str, Any]] = []
+        results: list[tuple[dict[str, Any], float]] = []
         todo = iter(entries)
 
         async def worker() -> None:
             for entry in todo:  # one shared iterator: each node checked once
-                results.append(await self.check(entry))
+                results.append(await self._checked(entry))
 
         workers = min(self.concurrency, len(entries))
         await asyncio.gather(*(worker() for _ in range(workers)))
-        return sorted(results, key=lambda r: str(r["node_id"]))
+        return sorted(results, key=lambda r: str(r[0]["node_id"]))
 
     def sweep(self) -> list[str]:
         """Nodes that just left routing because their heartbeats expired."""

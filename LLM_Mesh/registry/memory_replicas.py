@@ -116,6 +116,8 @@ class MemoryReplicaState:
             if old is None:
                 continue
             last = old[2]
+            if last is not None and last.checked_at >= rec.checked_at:
+                continue  # only over an older result, as in SQL
             since = rec.since or rec.checked_at
             if last is not None and last.ok == rec.ok and last.since is not None:
                 since = last.since  # the same result: its since stays, as in SQL

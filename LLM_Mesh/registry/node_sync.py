@@ -244,8 +244,14 @@ class StoreHealthLeases:
         return CheckRecord(node_id, state.ok, _utc(at), since=since, why=why)
 
     async def record(self, results: Sequence[tuple[str, CheckState]]) -> None:
-        at = self._wall()
-        rows = [self._row(node_id, state, at) for node_id, state in results]
+        """Write each result stamped when its check was made (``CheckState.checked_at``;
+        now if not said); the store keeps it only over an older one: a pass that outlived
+        its lease does not overwrite another replica's newer result."""
+        now = self._wall()
+        rows = [
+            self._row(node_id, state, now if state.checked_at is None else state.checked_at)
+            for node_id, state in results
+        ]
         try:
             await self.store.record_health_checks(rows)
         except Exception:

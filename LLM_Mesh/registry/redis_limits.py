@@ -7,7 +7,10 @@ evenly; a token estimate charged first and settled with the real usage) in one R
 (``TIME``), so N replicas give a client one limit, not N. Without a Redis URL the buckets
 live in the process (zero-config). When Redis does not answer, the check falls back to
 the process's own buckets (logged) and tries Redis again after ``retry_s``: a Redis
-outage loosens the limit to one per replica, it does not stop the gateway.
+outage loosens the limit to one per replica, it does not stop the gateway. A decision
+says where it was charged (``Decision.shared``) and is settled there only: a charge of
+the local buckets is settled in them even once Redis answers again (it never charged
+Redis), a charge of Redis in Redis (the local buckets are left as they are).
 
 The script's arithmetic is :class:`~LLM_Mesh.core.ratelimit.Bucket`'s;
 ``tests/registry/test_redis_limits.py`` runs one sequence of checks through both, on one
@@ -167,7 +170,7 @@ class RedisLimiter:
             now,
         )
         if allowed == "1":
-            return Decision(True, headers, charged=charge)
+            return Decision(True, headers, charged=charge, shared=True)
         limit = (limits.rpm if exceeded == "requests" else limits.tpm) or 0
         return Decision(
             False, headers, retry_after_s=math.inf if wait == "inf" else float(wait),
@@ -175,10 +178,12 @@ class RedisLimiter:
         )  # fmt: skip
 
     def settle(self, scope: str, limits: Limits, now: float, charged: int, used: int) -> None:
-        """As :meth:`RateLimiter.settle`, in the background (the answer is not held back)."""
+        """As :meth:`RateLimiter.settle`, in Redis only, in the background (the answer is
+        not held back): for a charge Redis made (``Decision.shared``); one the local buckets
+        made while Redis was out is settled there (``RateLimiter.settle``), never here
+        (Redis never charged it). ``now`` is unused (Redis' clock)."""
         if limits.tpm is None or used == charged:
             return
-        self.local.settle(scope, limits, now, charged, used)
 
         async def run() -> None:
             await self._run(scope, limits, "settle", used - charged)

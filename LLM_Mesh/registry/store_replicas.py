@@ -330,7 +330,11 @@ class SqlReplicaState:
                 }
                 if not rec.ok:  # a failed node's recheck is free to any replica's next sweep
                     values["lease_until"] = rec.checked_at
-                await conn.execute(update(t).where(t.c.node_id == rec.node_id).values(**values))
+                # only over an older result: a pass that outlived its lease (its results are
+                # written after it) must not overwrite a newer check of another replica
+                newer = or_(t.c.checked_at.is_(None), t.c.checked_at < rec.checked_at)
+                stmt = update(t).where(t.c.node_id == rec.node_id, newer).values(**values)
+                await conn.execute(stmt)
 
     async def health_checks_since(self, at: datetime) -> list[CheckRecord]:
         t = tables.node_checks

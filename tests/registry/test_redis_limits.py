@@ -6,17 +6,23 @@ when it does not answer, unless ``LLM_MESH_REQUIRE_REDIS=1``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter
+from LLM_Mesh.registry.access import RateLimit
+from LLM_Mesh.registry.job import Client
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.ports import ApiKeyRecord
 from LLM_Mesh.registry.redis_limits import PREFIX, RedisLimiter
 from tests.registry.helpers import FakeNodes, running
 
@@ -133,3 +139,62 @@ async def test_gateway_replicas_with_a_redis_url_give_a_client_one_limit(
         await b.app.state.node_sync.poll()
         codes = [(await h.client.post(CHAT, json=BODY)).status_code for h in (a, b, a, b, a)]
         assert codes == [200, 200, 200, 429, 429]  # one limit of 3, not 3 per replica
+
+
+async def test_a_charge_is_settled_where_it_was_made_across_a_redis_outage(
+    redis_url: str,
+) -> None:
+    """Found 2026-12-03: a check the local buckets made while Redis was out, settled once
+    Redis answered again, gave Redis back tokens it never charged; and every settle also
+    adjusted the local buckets, charged there or not. Now a decision remembers where it was
+    charged (``Decision.shared``) and its settle goes there only."""
+    clock = Clock()
+    local = RateLimiter()
+    shared = RedisLimiter.from_url(redis_url, local, redis_clock=clock, clock=clock)
+    stage = RateLimit(local, None, clock, shared=shared)
+    key = ApiKeyRecord(
+        "k" + uuid.uuid4().hex, "hash", datetime.now(timezone.utc), rpm=None, tpm=1000
+    )
+    job: Any = SimpleNamespace(choices=1, prompt_text="hi", max_tokens=100, messages=1, context=0)
+    redis = redis_asyncio.from_url(redis_url)
+    hash_key = PREFIX + "key:" + key.key_id
+
+    async def request() -> Client:
+        client = Client("127.0.0.1")
+        client.key = key
+        await stage(job, client)
+        return client
+
+    async def settled() -> None:
+        await asyncio.gather(*list(shared._tasks))
+
+    async def redis_tokens() -> float:
+        return float(await redis.hget(hash_key, "tl"))
+
+    def local_tokens() -> str:
+        return dict(local.headers("key:" + key.key_id, Limits(tpm=1000), clock.now))[
+            "x-ratelimit-remaining-tokens"
+        ]
+
+    try:
+        await request()  # charged in Redis, not settled yet
+        in_redis = await redis_tokens()
+        assert in_redis < 1000
+        shared._down_until = clock.now + 60  # Redis out: the local buckets decide
+        during = await request()
+        assert local_tokens() == str(round(in_redis))  # the same charge, taken locally
+        shared._down_until = 0.0  # Redis answers again
+        during.used(0)  # the local charge given back: to the local buckets only
+        await settled()
+        assert local_tokens() == "1000"
+        assert await redis_tokens() == in_redis  # Redis never charged it: nothing given
+        after = await request()  # charged in Redis again
+        left = await redis_tokens()
+        after.used(1000 - round(in_redis) + 50)  # used 50 more than charged: taken from Redis
+        await settled()
+        assert await redis_tokens() == left - 50
+        assert local_tokens() == "1000"  # the local buckets never charged it
+    finally:
+        await redis.delete(hash_key)
+        await redis.aclose()
+        await shared.aclose()

@@ -17,10 +17,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, update
 
-from LLM_Mesh.core.check_state import MAX_WHY
+from LLM_Mesh.core.check_state import MAX_WHY, CheckState
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher
 from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.node_sync import StoreHealthLeases
 from LLM_Mesh.registry.ports import (
     CheckRecord,
     IdempotencyRecord,
@@ -96,6 +97,33 @@ async def test_check_results_carry_since_when_and_why(store: SqlStore, kind: str
     # no since given: the check's own time
     await s.record_health_checks([CheckRecord("b", False, t[5], why="HTTP 500")])
     assert await s.health_checks_since(t[5]) == [CheckRecord("b", False, t[5], t[5], "HTTP 500")]
+
+
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+async def test_a_slow_passs_older_result_does_not_overwrite_a_newer_one(
+    store: SqlStore, kind: str
+) -> None:
+    """Found 2026-12-03: results were stamped when written (after the whole pass), so a
+    replica whose pass outlived its lease overwrote another replica's newer result with its
+    older one stamped newer. Now a row is stamped when its check was made and written only
+    over an older one (SQLite, PostgreSQL, memory)."""
+    s: Any = store if kind == "sql" else MemoryStore()
+    t = [T0.timestamp() + i for i in range(4)]
+    assert await s.claim_health_checks(["a"], "slow", T0, T0 + timedelta(seconds=1)) == ["a"]
+    # "slow" checks at t[0] (failed) but writes only at t[3]; "fast" took the lease after it
+    # ran out, checked at t[1] (passed) and wrote at t[2]
+    later = T0 + timedelta(seconds=1)
+    assert await s.claim_health_checks(["a"], "fast", later, later + timedelta(seconds=9))
+    fast = StoreHealthLeases(s, "fast", wall_clock=lambda: t[2])
+    await fast.record([("a", CheckState(ok=True, checked_at=t[1]))])
+    slow = StoreHealthLeases(s, "slow", wall_clock=lambda: t[3])
+    await slow.record([("a", CheckState(ok=False, checked_at=t[0], why="HTTP 503"))])
+    (row,) = await s.health_checks_since(T0)
+    assert (row.ok, row.checked_at.timestamp(), row.why) == (True, t[1], None)
+    # a newer result is written, stamped with its check's time, not the write's
+    await slow.record([("a", CheckState(ok=False, checked_at=t[2], why="HTTP 503"))])
+    (row,) = await s.health_checks_since(T0)
+    assert (row.ok, row.checked_at.timestamp(), row.why) == (False, t[2], "HTTP 503")
 
 
 async def test_request_keys(store: SqlStore) -> None:
