@@ -63,7 +63,7 @@ class RoutingPolicy:
 
 
 _NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
-_KEPT = ("in_flight", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
+_KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
          "success", "latency", "reported_service_ms", "busy_until")  # fmt: skip
 
 
@@ -191,6 +191,7 @@ class Router:
             return False
         if at > st.hb_at:
             st.hb_at = at
+            st.peak_in_flight = st.in_flight  # a heartbeat elsewhere: take_peak's window
         if st.hb_load == 0 or at <= st.hb_load_at:
             return False
         was_saturated = st.saturated
@@ -213,6 +214,21 @@ class Router:
             return busy, False
         top = sorted(busy.items(), key=lambda kv: (-kv[1], kv[0]))[: max(0, limit)]
         return dict(top), True
+
+    def take_peak(self, node_id: str) -> tuple[int, int, float]:
+        """``(in_flight, peak, ended_at)`` of ``node_id``: the requests this router has in
+        flight there, the most it had since the previous call (at least ``in_flight``), and
+        when one last ended; the peak starts over from ``in_flight``, as when the node was
+        :meth:`heard` at another replica (an old peak must not explain a report made long
+        after it). Called once per heartbeat of the node here
+        (``registry/uptime_credit.known_load``)."""
+        st = self._nodes.get(node_id)
+        if st is None:
+            return 0, 0, -math.inf
+        here = max(0, st.in_flight)
+        peak = max(here, st.peak_in_flight)
+        st.peak_in_flight = here
+        return here, peak, st.ended_at
 
     def pool_counts(self, model: str) -> tuple[int, int, int]:
         """``(open, full, ejected)`` routable nodes for ``model``."""
@@ -366,6 +382,8 @@ class Router:
         if st is not None:
             att.lineage = self._lineage.get(node_id)
             st.in_flight += 1
+            if st.in_flight > st.peak_in_flight:  # the one compare this adds to the hot path
+                st.peak_in_flight = st.in_flight
             st.waiting += 1
             st.waiting_since_sum += now
             if st.load >= st.capacity:
@@ -411,6 +429,7 @@ class Router:
                 st.waiting_since_sum = 0.0
         was_saturated = st.saturated
         st.in_flight -= 1
+        st.ended_at = now
         elapsed_ms = (now - att.started) * 1000.0
         ejected = False
         if outcome is Outcome.SUCCESS:

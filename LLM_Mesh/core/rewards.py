@@ -46,7 +46,10 @@ have in flight at it, so the interval a heartbeat vouches for is credited in ful
 when the node's previous load report there (``in_flight + queued``: what steered the
 router over it) is at most the load the mesh knows it sent plus a small slack
 (:data:`LOAD_SLACK`, never reaching its capacity: :func:`load_slack`), else the explained
-share of it (known ÷ claimed: :func:`explained_load_credit_s`).
+share of it (known ÷ claimed: :func:`explained_load_credit_s`). A report in transit while
+the requests it counts were answered is explained by the gateway's peak in flight since
+the node's previous report, when one ended within :data:`LOAD_TRANSIT_S` of its arrival
+(:func:`known_at_report`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from dataclasses import dataclass
 __all__ = [
     "CARRY_MS",
     "LOAD_SLACK",
+    "LOAD_TRANSIT_S",
     "MILLI",
     "PERF_MAX_MILLI",
     "PERF_MIN_MILLI",
@@ -73,6 +77,7 @@ __all__ = [
     "earns_uptime",
     "explained_load_credit_s",
     "heartbeat_credit_ms",
+    "known_at_report",
     "load_slack",
     "peer_speeds",
     "performance_milli",
@@ -176,6 +181,27 @@ LOAD_SLACK = 2
 """Requests a load report may claim beyond what the mesh knows it sent the node and keep
 its uptime credit (timing: a request another replica began after its last published
 count, one whose gateway gave up while the node winds it down); :func:`load_slack`."""
+
+
+LOAD_TRANSIT_S = 1.0
+"""Seconds a load report may take from the node to the gateway: one of the gateway's
+requests that ended this long before the report arrived may still be in it
+(:func:`known_at_report`)."""
+
+
+def known_at_report(
+    in_flight: int, peak: int, ended_at: float, now: float, transit_s: float = LOAD_TRANSIT_S
+) -> int:
+    """The requests a gateway knows it had at a node when the node's load report (arriving
+    ``now``) was made: those in flight now (``in_flight``), or its most in flight there
+    since the node's previous report (``peak``) when one ended at most ``transit_s`` before
+    (``ended_at``): the report may have counted them on its way while their answers came
+    back. A peak whose requests all ended earlier explains nothing: the node knew they
+    were done (a node answering a request, then reporting itself full, is not explained)."""
+    here = max(0, in_flight)
+    if now - ended_at <= transit_s:
+        return max(here, peak)
+    return here
 
 
 def load_slack(capacity: int, slack: int = LOAD_SLACK) -> int:

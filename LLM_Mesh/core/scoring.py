@@ -104,6 +104,7 @@ class NodeStats:
     __slots__ = (
         "busy_until",
         "cold_start_ms",
+        "ended_at",
         "hb_at",
         "hb_load",
         "hb_load_at",
@@ -115,6 +116,7 @@ class NodeStats:
         "model_cold_start_ms",
         "models",
         "node_id",
+        "peak_in_flight",
         "per_token",
         "region",
         "reported_service_ms",
@@ -156,6 +158,8 @@ class NodeStats:
         self.uptime = uptime
         self.routable = True
         self.in_flight = 0  # the gateway's own requests on the node
+        self.peak_in_flight = 0  # its most since the node's last heartbeat (Router.take_peak)
+        self.ended_at = -math.inf  # when one of them last ended
         self.hb_load = 0  # in_flight + queued at the last heartbeat (or a 429)
         self.hb_load_at = now  # when hb_load was set
         self.hb_at = now

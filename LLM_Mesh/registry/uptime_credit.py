@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from LLM_Mesh.core.rewards import explained_load_credit_s, refusal_credit_s, serving
+from LLM_Mesh.core.rewards import (
+    explained_load_credit_s,
+    known_at_report,
+    refusal_credit_s,
+    serving,
+)
 from LLM_Mesh.registry.demand import others_in_flight_at
 from LLM_Mesh.registry.node_table import REFUSAL_NO_CREDIT_S
 from LLM_Mesh.registry.runtime import Runtime
@@ -25,14 +30,16 @@ __all__ = ["heartbeat_credit_limit_s", "known_load"]
 
 
 def known_load(rt: Runtime, node_id: str, models: Iterable[str]) -> int:
-    """The requests the mesh knows it has in flight at ``node_id`` now: this replica's (the
-    router's own count) and the other live replicas' published ones (``models``: the node's,
-    for a replica that publishes no per-node counts)."""
-    st = rt.routing.router.node(node_id)
-    here = st.in_flight if st is not None else 0
+    """The requests the mesh knows it has in flight at ``node_id`` as its heartbeat arrives:
+    this replica's (the router's own count, or its peak since the node's previous heartbeat
+    when one ended just now: ``core/rewards.known_at_report``; called once per heartbeat,
+    it starts the peak over) and the other live replicas' published ones (``models``: the
+    node's, for a replica that publishes no per-node counts)."""
+    in_flight, peak, ended_at = rt.routing.router.take_peak(node_id)
+    here = known_at_report(in_flight, peak, ended_at, rt.routing.clock())
     if rt.replicas is None:
-        return max(0, here)
-    return max(0, here) + others_in_flight_at(rt.replicas.others_demand(), node_id, models)
+        return here
+    return here + others_in_flight_at(rt.replicas.others_demand(), node_id, models)
 
 
 def heartbeat_credit_limit_s(

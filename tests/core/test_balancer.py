@@ -547,3 +547,29 @@ def test_in_flight_by_node_lists_the_busy_nodes_up_to_a_bound() -> None:
     for att in atts:
         r.finish(att, 1.0, Outcome.SUCCESS)
     assert r.in_flight_by_node(10) == ({"n3": 1}, False)
+
+
+def test_take_peak_reports_the_most_in_flight_since_the_last_take() -> None:
+    """What a heartbeat's uptime credit reads (core/rewards.known_at_report): the requests
+    in flight at the node, the most it had since the previous take (a burst that came and
+    went), when one last ended; each take starts the peak over from what is in flight."""
+    r = fleet(2)
+    assert r.take_peak("n0") == (0, 0, -math.inf)
+    assert r.take_peak("nobody") == (0, 0, -math.inf)
+    atts = [r.begin("n0", "m", 0.0) for _ in range(3)]
+    for att in atts[:2]:
+        r.finish(att, 1.5, Outcome.SUCCESS)
+    assert r.take_peak("n0") == (1, 3, 1.5)
+    assert r.take_peak("n0") == (1, 1, 1.5)  # started over from the one still in flight
+    r.finish(atts[2], 2.0, Outcome.SUCCESS)
+    assert r.take_peak("n0") == (0, 1, 2.0)
+    assert r.take_peak("n0") == (0, 0, 2.0)
+    r.upsert_node("n0", ("m",), now=3.0)  # a registration update keeps them
+    r.begin("n0", "m", 3.0)
+    r.upsert_node("n0", ("m",), now=3.0)
+    assert r.take_peak("n0") == (1, 1, 2.0)
+    more = [r.begin("n0", "m", 4.0) for _ in range(3)]  # a peak of 4 ...
+    for att in more:
+        r.finish(att, 4.5, Outcome.SUCCESS)
+    r.heard("n0", 5.0)  # ... then the node heartbeated to another replica: it starts over
+    assert r.take_peak("n0") == (1, 1, 4.5)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from LLM_Mesh.core.rewards import (
     CARRY_MS,
     LOAD_SLACK,
+    LOAD_TRANSIT_S,
     REFUSAL_HALF_LIFE_S,
     ModelStats,
     NodePeriod,
@@ -16,6 +19,7 @@ from LLM_Mesh.core.rewards import (
     due_period,
     explained_load_credit_s,
     heartbeat_credit_ms,
+    known_at_report,
     load_slack,
     peer_speeds,
     performance_milli,
@@ -403,3 +407,17 @@ def test_claimed_load_nobody_sent_earns_nothing() -> None:
     assert explained_load_credit_s(30.0, 5.0, claimed=6, known=3, capacity=6) == 2.5
     assert explained_load_credit_s(30.0, 60.0, claimed=6, known=3, capacity=6) == 15.0
     assert explained_load_credit_s(30.0, 5.0, claimed=6, known=6, capacity=6) == 30.0
+
+
+def test_known_at_report_counts_a_peak_only_when_its_requests_ended_on_the_reports_way() -> None:
+    """A load report in transit while the gateway's requests it counts were answered: the
+    gateway's peak since the previous report explains it when one ended at most
+    LOAD_TRANSIT_S (1 s) before the report arrived; else only what is in flight now."""
+    assert LOAD_TRANSIT_S == 1.0
+    assert known_at_report(0, 4, ended_at=9.8, now=10.0) == 4
+    assert known_at_report(0, 4, ended_at=9.0, now=10.0) == 4
+    assert known_at_report(0, 4, ended_at=8.9, now=10.0) == 0  # done before: the node knew
+    assert known_at_report(2, 4, ended_at=5.0, now=10.0) == 2
+    assert known_at_report(5, 4, ended_at=9.9, now=10.0) == 5
+    assert known_at_report(-1, 0, ended_at=-math.inf, now=10.0) == 0
+    assert known_at_report(0, 4, ended_at=7.0, now=10.0, transit_s=3.0) == 4

@@ -179,3 +179,35 @@ async def test_a_replica_publishes_its_in_flight_requests_per_node(tmp_path: Pat
         assert routing.router.in_flight_by_node(0) == ({}, True)
         routing.finish(held[2], Outcome.SUCCESS, completion_tokens=1)
         assert beat_task._demand()["nodes"] == {}
+
+
+async def answered_on_the_way(h: Harness, node_id: str, load: dict[str, int], n: int, ago_s: float) -> int:
+    """``n`` requests of this replica at ``node_id`` end ``ago_s`` before its heartbeat (5 s
+    after its previous one, claiming ``load``, which counted them) arrives; the ms credited."""
+    routing = h.runtime.routing
+    held = [routing.begin(node_id, MODEL) for _ in range(n)]
+    h.clock.advance(5.0 - ago_s)
+    for att in held:
+        routing.finish(att, Outcome.SUCCESS, completion_tokens=10)
+    h.store.nodes[node_id].last_heartbeat_at -= timedelta(seconds=5.0 - ago_s)  # type: ignore[operator]
+    return await beat(h, node_id, load, back_s=ago_s)
+
+
+async def test_an_honest_node_whose_report_passed_its_answers_keeps_its_uptime(
+    tmp_path: Path,
+) -> None:
+    """An honest node reports the 4 requests it is running; their answers reach the gateway
+    just before the report does, so the router counted none of them in flight when it came
+    and the interval that report steered was cut to nothing (found 2026-12-03: a burst
+    between two heartbeats, gone before the report). The router's peak in flight since the
+    node's previous report explains it when one of them ended within LOAD_TRANSIT_S of its
+    arrival; a burst that ended earlier explains nothing (the node knew it was done)."""
+    async with running(tmp_path) as h:
+        await h.register("busy")
+        assert full_credit(await beat(h, "busy", ROOM))
+        four = {"in_flight": 2, "queued": 2}
+        assert full_credit(await answered_on_the_way(h, "busy", four, 4, ago_s=0.2))
+        assert full_credit(await beat(h, "busy", ROOM))  # the interval its 4 steered
+        # the same burst answered 3 s before the report: the node knew, it explains nothing
+        assert full_credit(await answered_on_the_way(h, "busy", four, 4, ago_s=3.0))
+        assert await beat(h, "busy", ROOM) == 0
