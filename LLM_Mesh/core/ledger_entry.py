@@ -76,10 +76,8 @@ ENTRY_FIELDS = (
 #: a request's share for a node under quarantine, paid to the node's held account instead
 #: of its operator; ``release``: the held account paid to the operator when the admin
 #: clears the node; ``forfeit``: the held account paid to ``network`` when the admin
-#: revokes the node instead (``registry/held.py``); ``rekey``: an unkeyed account's balance
-#: moved to its keyed account, written only by a registry of 2026-12-03 before the fix of
-#: the same day (it linked the two accounts in public); no longer written, still valid.
-KINDS = ("grant", "settle", "fee", "reward", "pool_budget", "hold", "release", "forfeit", "rekey")
+#: revokes the node instead (``registry/held.py``).
+KINDS = ("grant", "settle", "fee", "reward", "pool_budget", "hold", "release", "forfeit")
 
 ACCOUNT_RE = re.compile(r"^(mint|pool|network|(user|operator|node|held):[0-9a-z._-]{1,96})$")
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
