@@ -36,7 +36,7 @@ from LLM_Mesh.core.schemas import (
     RegistrationAccepted,
 )
 from LLM_Mesh.core.tls import node_tls_refusal
-from LLM_Mesh.errors import Forbidden, InvalidRequest, NodeIdMismatch, UnknownNode
+from LLM_Mesh.errors import Forbidden, InvalidRequest, NodeIdMismatch, Revoked, UnknownNode
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.admin import bearer, check_admin
 from LLM_Mesh.registry.canary import CanaryProber
@@ -131,7 +131,12 @@ async def register_node(request: Request) -> RegistrationAccepted:
         rt.settlement.note_operator(reg.node_id, grant.operator)  # paid for its answers
     rt.pins.pin_certificate(reg.url, reg.tls_fingerprint)  # its TLS certificate, if it gave one
     rt.routing.upsert(rt.table.register(reg))
-    await rt.store.upsert_node(_record(reg, _utcnow()))
+    if await rt.store.upsert_node(_record(reg, _utcnow())) is False:
+        # its key was revoked after the claim (found 2026-12-03: the row was written
+        # online and other replicas' node polls routed it): nothing stored, out here too
+        rt.table.set_state(reg.node_id, NodeState.OFFLINE)
+        rt.routing.remove(reg.node_id)
+        raise Revoked(f"node {reg.node_id} is revoked")
     # the per-node session key (core/gateway_session.py); None: requests are signed
     kx = rt.signer.kx_answer(reg.node_id, reg.gateway_kx_key)
     return RegistrationAccepted(

@@ -50,7 +50,10 @@ class MemoryStore(MemoryReplicaState):
     async def close(self) -> None:
         self.closed = True
 
-    async def upsert_node(self, rec: NodeRecord) -> None:
+    async def upsert_node(self, rec: NodeRecord) -> bool:
+        key = self.node_keys.get(rec.node_id)
+        if key is not None and key.revoked_at is not None:
+            return False  # revoked since its key was claimed: as SQL
         old = self.nodes.get(rec.node_id)
         if old is not None:
             # keep when it first registered and what it has served so far
@@ -64,6 +67,7 @@ class MemoryStore(MemoryReplicaState):
             )
         self.nodes[rec.node_id] = replace(rec)
         self._changed(rec.node_id, datetime.now(timezone.utc))
+        return True
 
     async def touch_heartbeat(
         self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0

@@ -225,8 +225,10 @@ class Store(CanaryStore, Protocol):
         """Release connections."""
         ...
 
-    async def upsert_node(self, rec: NodeRecord) -> None:
-        """Insert or update the node ``rec.node_id``."""
+    async def upsert_node(self, rec: NodeRecord) -> bool:
+        """Insert or update the node ``rec.node_id``; ``False``, nothing written, when its
+        node key is revoked (checked in the write: a revocation between the registration's
+        key claim and this write does not put the node back in routing)."""
         ...
 
     async def touch_heartbeat(

@@ -444,8 +444,11 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
 
     # -- nodes ---------------------------------------------------------------
 
-    async def upsert_node(self, rec: NodeRecord) -> None:
-        """Insert a node, or update its registration (first ``registered_at`` and counters kept)."""
+    async def upsert_node(self, rec: NodeRecord) -> bool:
+        """Insert a node, or update its registration (first ``registered_at`` and counters
+        kept); False, nothing written, when the node's key is revoked (read in the same
+        transaction, under a share lock on PostgreSQL: a revocation in flight is waited
+        for, and one that waits for this write takes the row offline after it)."""
         values = _node_values(rec)
         nodes = tables.nodes
         greatest: Callable[..., Any]
@@ -463,8 +466,17 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         for name in _NODE_COUNTER_COLUMNS:
             set_[name] = greatest(nodes.c[name], excluded[name])
         stmt = base.on_conflict_do_update(index_elements=[nodes.c.node_id], set_=set_)
+        k = tables.node_keys
+        key = select(k.c.revoked_at).where(k.c.node_id == rec.node_id)
+        if self.dialect == "postgresql":
+            key = key.with_for_update(read=True)
         async with self.engine.begin() as conn:
+            # found 2026-12-03: a row written after its key's revocation stayed online
+            found = (await conn.execute(key)).first()
+            if found is not None and found.revoked_at is not None:
+                return False
             await conn.execute(stmt)
+        return True
 
     async def touch_heartbeat(
         self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0

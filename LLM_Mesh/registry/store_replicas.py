@@ -21,6 +21,7 @@ replicas race safely:
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -170,7 +171,8 @@ class SqlReplicaState:
     async def _batched(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         """Run one heartbeat batch: autocommit statements on PostgreSQL (each atomic on its
         own, on the batch engine), a transaction elsewhere; a connection the server dropped
-        is replaced and the batch run once more."""
+        is replaced and the batch run once more (``work`` must be safe to run again: its
+        first run may have committed with its answer lost)."""
         for attempt in (1, 2):
             try:
                 if self.dialect != "postgresql":
@@ -189,26 +191,32 @@ class SqlReplicaState:
         statement on PostgreSQL. Answers ``SeqResult`` values by node id; one item per node
         (the batcher keeps the highest)."""
         k = tables.node_keys
+        # this batch's token (migration 0020), the same in ``_batched``'s second run: a
+        # number this batch took before its answer was lost is its own, taken again; one
+        # equal to the stored number under another token (a replay) is still stale
+        token = secrets.token_hex(16)
 
         async def work(conn: AsyncConnection) -> dict[str, str]:
             taken: set[str] = set()
             if self.dialect == "postgresql":
                 stmt = text(
-                    "UPDATE node_keys AS k SET last_seq = v.seq FROM unnest("
+                    "UPDATE node_keys AS k SET last_seq = v.seq, seq_batch = :token FROM unnest("
                     "CAST(:ids AS varchar[]), CAST(:seqs AS bigint[])) AS v(node_id, seq) "
-                    "WHERE k.node_id = v.node_id AND k.revoked_at IS NULL AND k.last_seq < v.seq "
-                    "RETURNING k.node_id"
+                    "WHERE k.node_id = v.node_id AND k.revoked_at IS NULL AND (k.last_seq < v.seq "
+                    "OR (k.last_seq = v.seq AND k.seq_batch = :token)) RETURNING k.node_id"
                 )
                 ids, seqs = [i for i, _ in items], [q for _, q in items]
-                rows = (await conn.execute(stmt, {"ids": ids, "seqs": seqs})).all()
+                params = {"ids": ids, "seqs": seqs, "token": token}
+                rows = (await conn.execute(stmt, params)).all()
                 taken = {r.node_id for r in rows}
             else:
                 for node_id, seq in items:
+                    again = and_(k.c.last_seq == seq, k.c.seq_batch == token)
                     result = await conn.execute(
                         update(k)
                         .where(k.c.node_id == node_id, k.c.revoked_at.is_(None))
-                        .where(k.c.last_seq < seq)
-                        .values(last_seq=seq)
+                        .where(or_(k.c.last_seq < seq, again))
+                        .values(last_seq=seq, seq_batch=token)
                     )
                     if result.rowcount == 1:
                         taken.add(node_id)

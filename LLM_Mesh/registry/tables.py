@@ -193,6 +193,9 @@ node_keys = Table(
     Column("last_seq", BigInteger(), nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    # migration 0020: the random token of the heartbeat batch that took ``last_seq`` (a
+    # batch tried again after its answer was lost takes its own numbers again)
+    Column("seq_batch", String(32), nullable=True),
     Index("ix_node_keys_operator", "operator"),
     Index("ix_node_keys_revoked_at", "revoked_at"),
 )

@@ -669,3 +669,21 @@ async def test_an_operators_spare_node_is_held_while_another_is_quarantined(
         await store.clear_quarantine(liar.node_id, at)  # the admin's CLI, on the store
         await QualityWatcher(q).poll()
         assert await _paid_to(h, await ask(spare)) == ("settle", operator_account("alice"))
+
+
+async def test_a_key_revoked_before_the_nodes_row_is_written_is_refused(tmp_path: Path) -> None:
+    # the key is claimed, then revoked (the CLI, another replica) before the registration
+    # writes its ``nodes`` row. Found 2026-12-03: the row was written online (other
+    # replicas' node polls routed the node again) and the registration answered 200
+    class RevokedMeanwhile(MemoryStore):
+        async def upsert_node(self, rec: Any) -> bool:
+            await self.revoke_node(rec.node_id, datetime.now(timezone.utc))
+            return await super().upsert_node(rec)
+
+    store, wall = RevokedMeanwhile(), Wall()
+    node = make_node(wall, await operator(store))
+    async with await mesh(tmp_path, store, wall) as h:
+        error(await register(h, node), 403, "revoked")
+        assert h.runtime.routing.router.node(node.node_id) is None
+        assert h.table.get(node.node_id).state.value == "offline"  # type: ignore[union-attr]
+        assert node.node_id not in store.nodes

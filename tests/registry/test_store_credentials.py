@@ -187,3 +187,49 @@ async def test_the_memory_store_refuses_a_key_of_an_operator_revoked_since_it_wa
     await s.revoke_operator("mallory", T0)  # while the registration checks the address
     assert await s.claim_node_key("n-new", "pk", "mallory", 1, T0) is SeqResult.REVOKED
     assert await s.get_node_key("n-new") is None
+
+
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+async def test_a_nodes_row_written_after_its_keys_revocation_is_refused(
+    store: SqlStore, kind: str
+) -> None:
+    # a registration claimed its key, then the key (or its operator) was revoked by the
+    # CLI or another replica before the registration wrote its ``nodes`` row. Found
+    # 2026-12-03: the row was written ``online`` after the revocation took it offline, and
+    # other replicas' node polls put the node back in routing until their revocation
+    # watchers took it out again. Now nothing is written (and the store says so).
+    s: Any = store if kind == "sql" else MemoryStore()
+    for n in ("n-old", "n-new"):
+        assert await s.claim_node_key(n, f"pk-{n}", "mallory", 1, T0) is SeqResult.OK
+    assert await s.upsert_node(_node("n-old")) is True
+    assert await s.revoke_node("n-old", T0) and await s.revoke_node("n-new", T0)
+    assert await s.upsert_node(_node("n-old")) is False
+    assert await s.upsert_node(_node("n-new")) is False
+    old = await s.get_node("n-old")
+    assert old is not None and old.state == "offline"  # before: online again
+    assert await s.get_node("n-new") is None
+    assert await s.claim_node_key("n-ok", "pk-ok", "alice", 1, T0) is SeqResult.OK
+    assert await s.upsert_node(_node("n-ok")) is True  # an unrevoked key: as before
+    assert await s.upsert_node(_node("n-keyless")) is True  # no key row: as before
+
+
+@pytest.mark.postgres
+async def test_a_nodes_row_write_waits_for_a_revocation_in_flight(pg_database_url: str) -> None:
+    # the row's write reads the node's key under a share lock: a revocation that has
+    # written the key but not committed is waited for, then seen
+    replica, cli = SqlStore(pg_database_url), SqlStore(pg_database_url)
+    await replica.open()
+    await cli.open()
+    try:
+        assert await cli.claim_node_key("n1", "pk", "mallory", 1, T0) is SeqResult.OK
+        k = tables.node_keys
+        async with cli.engine.begin() as conn:  # revoke_node's first write, uncommitted
+            await conn.execute(k.update().where(k.c.node_id == "n1").values(revoked_at=T0))
+            write = asyncio.create_task(replica.upsert_node(_node("n1")))
+            await asyncio.sleep(0.5)
+            assert not write.done()  # before: committed the row at once
+        assert await write is False
+        assert await cli.get_node("n1") is None
+    finally:
+        await replica.close()
+        await cli.close()

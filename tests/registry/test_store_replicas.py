@@ -329,3 +329,68 @@ async def test_seq_batcher_answers_each_message_as_one_at_a_time_would() -> None
     await writer.flush()
     assert mem.nodes["n1"].state == "paused"
     assert mem.nodes["n1"].last_heartbeat_at == T0 + timedelta(seconds=2)
+
+
+async def test_a_seq_batch_run_again_after_its_answer_was_lost_takes_its_own_numbers(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """found 2026-12-03: ``_batched`` runs a batch once more when its connection was
+    killed, but on PostgreSQL the first run's autocommit ``UPDATE`` may have committed
+    before the answer was lost: the second run found its own numbers taken and the honest
+    nodes' heartbeats were refused as replays. The batch's token (migration 0020) makes
+    the second run take them again; the same numbers sent by another batch stay stale."""
+    for n in ("n1", "n2"):
+        assert await store.claim_node_key(n, f"key-{n}", "op", 10, T0) is SeqResult.OK
+    real = store._batched
+
+    async def answer_lost(work: Any) -> Any:
+        await real(work)  # committed; its answer never came back
+        return await real(work)  # what ``_batched`` does after a killed connection
+
+    monkeypatch.setattr(store, "_batched", answer_lost)
+    assert await store.advance_node_seqs([("n1", 11), ("n2", 10)]) == {
+        "n1": "ok",
+        "n2": "stale",
+    }
+    monkeypatch.undo()
+    assert await store.advance_node_seqs([("n1", 11)]) == {"n1": "stale"}  # a replay
+    key = await store.get_node_key("n1")
+    assert key is not None and key.last_seq == 11
+
+
+async def test_a_seq_batch_whose_connection_died_after_commit_is_answered_ok(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same through ``_batched``'s own retry on PostgreSQL: the connection is reported
+    invalidated after the autocommit ``UPDATE`` ran (the commit's answer lost)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the autocommit batch (and its lost answer) is PostgreSQL's")
+    from sqlalchemy.exc import DBAPIError
+
+    s = SqlStore(database_url)
+    await s.open()
+    try:
+        assert await s.claim_node_key("n1", "key-n1", "op", 10, T0) is SeqResult.OK
+        real = SqlStore._batched
+        runs = 0
+
+        async def killed_after_commit(self: SqlStore, work: Any) -> Any:
+            async def once(conn: Any) -> Any:
+                nonlocal runs
+                runs += 1
+                out = await work(conn)
+                if runs == 1:
+                    raise DBAPIError(
+                        "COMMIT", None, ConnectionError("lost"), connection_invalidated=True
+                    )
+                return out
+
+            return await real(self, once)
+
+        monkeypatch.setattr(SqlStore, "_batched", killed_after_commit)
+        assert await s.advance_node_seqs([("n1", 11)]) == {"n1": "ok"}
+        assert runs == 2
+        monkeypatch.undo()
+        assert await s.advance_node_seqs([("n1", 11)]) == {"n1": "stale"}
+    finally:
+        await s.close()
