@@ -18,7 +18,8 @@ wait on it).
   :meth:`IdempotencyCache.stream_ended` when it ends (the admission stage calls both,
   ``registry/admit.py``). Found 2026-12-03: its ``ttl_s`` ran from its opening, so a
   stream running longer than the window (10 min) was run, and paid, again by a retry
-  with its id. A stream whose end is never told is held ``stream_hold_s`` (24 h) at most.
+  with its id. A stream whose end is never told is held ``stream_hold_s`` (24 h) at most (a
+  stream response the server never runs is ended 30 s after it was made: ``relay.START_S``).
   Answers that invite a retry (429, 5xx) are not kept, so a retry runs again; a
   stream's too when it was refused before it opened (a 502 for a node's non-200
   2xx/3xx), which frees its id like any other 5xx.

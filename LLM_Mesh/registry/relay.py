@@ -19,7 +19,12 @@ sees one stream. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`
 
 When the client goes away, :class:`ProxyStream` closes the relay's generator (which
 closes the send stage's) and runs ``on_close`` (the send stage settles its attempt, the
-account stage records the request) at once, however the response ends.
+account stage records the request) at once, however the response ends. A response the
+server never runs (the connection dropped between the handler returning and the response
+starting) is ended the same way :data:`START_S` after it was made: upstream closed,
+``on_close`` run, then its ``when_ended`` callbacks (the request id's hold: the normal
+window after a stream's end, as the node was already called); a server that runs it later
+gets a 502 and nothing of the node's (found 2026-12-03: its id stayed held 24 h).
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ __all__ = [
 
 _DONE_BYTES = b"data: [DONE]\n\n"
 _END = b"\n\n"  # the blank line that ends an event
+# seconds from a stream response's making (the handler returning it) to the server running
+# it, past which it is ended as never run: the server runs it at once in the same task, so
+# only a dropped connection (or a loop stalled this long) gets here; a slow first byte
+# from the node does not (the response has started and waits for the node)
+START_S = 30.0
 
 # (the node's final chunk, whether it comes from a continuing node) -> None: sets its
 # "mesh" (and, continued, its "usage") in place
@@ -175,6 +185,16 @@ class SseRelay:
         return ("\n".join(lines) + "\n\n").encode()
 
 
+_LATE = {
+    "error": {
+        "message": f"the stream was not started within {START_S:g} s and was ended",
+        "type": "api_error",
+        "code": "upstream_error",
+        "param": None,
+    }
+}
+
+
 class ProxyStream(StreamingResponse):
     """A StreamingResponse that always runs ``on_close`` when it ends, however it ends.
 
@@ -197,13 +217,50 @@ class ProxyStream(StreamingResponse):
         self._gen = gen
         self._on_close = on_close
         self._ended: list[Callable[[], None]] = []
+        self._started = self._expired = self._done = False
+        self._expiry: asyncio.Future[None] | None = None
+        try:
+            self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+                START_S, self._never_started
+            )
+        except RuntimeError:  # pragma: no cover - made outside a loop (never by the relay)
+            self._timer = None
+
+    def _never_started(self) -> None:
+        """:data:`START_S` passed and the server never ran this response: end it now."""
+        if self._started:  # pragma: no cover - the timer is cancelled when it starts
+            return
+        self._expired = True
+        self._expiry = asyncio.ensure_future(self._end())
+
+    async def _end(self) -> None:
+        """Close upstream, run ``on_close``, then the ``when_ended`` callbacks (once)."""
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._gen.aclose()
+                await self._on_close()
+        finally:
+            self._done = True
+            ended, self._ended = self._ended, []
+            for fn in ended:
+                fn()
 
     def when_ended(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` once the stream has ended, however (after ``on_close``): the
         admission stage's holds learn it (a stream's request id is held until then)."""
-        self._ended.append(fn)
+        if self._done:  # pragma: no cover - told before its end in practice
+            fn()
+        else:
+            self._ended.append(fn)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._expired:  # ended as never run: its hold is ended, its node closed
+            late = json_response(_LATE, 502)
+            await late(scope, receive, send)
+            return
+        self._started = True
         task = asyncio.current_task()
         streaming = True
         left = False
@@ -230,13 +287,7 @@ class ProxyStream(StreamingResponse):
         finally:
             streaming = False
             watcher.cancel()
-            try:
-                with anyio.CancelScope(shield=True):
-                    await self._gen.aclose()
-                    await self._on_close()
-            finally:
-                for fn in self._ended:
-                    fn()
+            await self._end()
         if self.background is not None:
             await self.background()
 

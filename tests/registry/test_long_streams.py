@@ -12,6 +12,7 @@ replica's own later claim. The clocks here are the tests' own: nothing waits 10 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -21,9 +22,11 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.requests import Request
 from starlette.responses import Response
 
 from LLM_Mesh.core.pricing import request_cost
+from LLM_Mesh.registry import relay
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
 from LLM_Mesh.registry.store import SqlStore
@@ -283,3 +286,125 @@ async def test_a_long_streams_retry_after_the_window_is_not_paid_again(tmp_path:
         cost = request_cost(PRICE, 4, 3)  # sse_chunks' usage: 4 prompt, 3 completion
         assert len(node.calls) == 1
         assert (await s.balance(account))[0] == 1000 - cost  # paid once
+
+
+async def _serve_unrun(h: Harness, body: dict[str, Any], hdr: dict[str, str]) -> Response:
+    """The gateway's handler for ``body``, whose response the server never runs (the
+    connection dropped between the handler returning and the response starting)."""
+    raw = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in hdr.items()]
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": CHAT, "headers": headers,
+             "client": ("127.0.0.1", 5000), "app": h.app, "query_string": b""}  # fmt: skip
+    return await h.app.state.pipeline.serve(Request(scope, receive), CHAT)
+
+
+async def test_a_stream_whose_response_is_never_run_ends_its_hold_after_the_bound(
+    tmp_path: Path, lone_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03: the stream's end (``ProxyStream.when_ended``) never fired, so its id
+    was held ``stream_hold_s``, 24 h. Now it is ended ``relay.START_S`` after it was made:
+    the node closed, the normal window after a stream's end (the node was called)."""
+    monkeypatch.setattr(relay, "START_S", 0.2)
+    clock, wall = ManualClock(), WallClock()
+    async with running(tmp_path, store=lone_store, clock=clock, wall_clock=wall) as h:
+        await h.register("n1")
+        hdr = {"X-Request-Id": "unrun-1"}
+        resp = await _serve_unrun(h, STREAM, hdr)
+        assert isinstance(resp, relay.ProxyStream)
+        assert h.in_flight("n1") == 1
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if h.in_flight("n1") == 0:
+                break
+        assert h.in_flight("n1") == 0  # ended: the node's stream closed
+        assert (await h.client.post(CHAT, json=STREAM, headers=hdr)).status_code == 409
+        clock.advance(601.0)  # the window after its end: the id is free (before: 24 h)
+        wall.now += 601.0
+        node = await h.register("n1")
+        again = await h.client.post(CHAT, json=STREAM, headers=hdr)
+        assert again.status_code == 200 and len(node.calls) == 1, again.text
+        # a server that runs it after all gets a 502, nothing of the node's
+        sent: list[dict[str, Any]] = []
+
+        async def send(msg: Any) -> None:
+            sent.append(msg)
+
+        async def never() -> Any:
+            await asyncio.Event().wait()
+
+        await resp({"type": "http"}, never, send)
+        assert sent[0]["status"] == 502
+
+
+async def test_a_stream_slow_to_its_first_byte_keeps_its_hold(
+    tmp_path: Path, lone_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node slow to its first byte is no stream never started: the response started at
+    once and waits for the node; its id stays held past the bound and the window."""
+    monkeypatch.setattr(relay, "START_S", 0.1)
+    nodes = FakeNodes()
+    go, waiting = asyncio.Event(), asyncio.Event()
+
+    def factory(node: Any, model: str) -> httpx.Response:
+        chunks = sse_chunks(model, node.node_id, node.words)
+
+        async def body() -> AsyncIterator[bytes]:
+            waiting.set()
+            await go.wait()
+            for c in chunks:
+                yield c
+
+        return _sse(body())
+
+    nodes.stream_factory = factory
+    clock, wall = ManualClock(), WallClock()
+    async with running(tmp_path, store=lone_store, clock=clock, nodes=nodes, wall_clock=wall) as h:
+        await h.register("n1")
+        hdr = {"X-Request-Id": "slow-1"}
+        first = asyncio.create_task(h.client.post(CHAT, json=STREAM, headers=hdr))
+        await asyncio.wait_for(waiting.wait(), 10)
+        await asyncio.sleep(0.5)  # past the bound, no byte yet
+        clock.advance(700.0)
+        wall.now += 700.0
+        await h.register("n1")
+        again = await h.client.post(CHAT, json=STREAM, headers=hdr)
+        assert again.status_code == 409, again.text
+        go.set()
+        r1 = await asyncio.wait_for(first, 10)
+        assert r1.status_code == 200 and "[DONE]" in r1.text
+
+
+async def test_a_stream_never_run_on_one_replica_frees_its_id_everywhere_after_the_window(
+    tmp_path: Path, store_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replicas' store: the unrun stream's row is written ``done`` when it is ended
+    (``relay.START_S`` after it was made), so another replica refuses it for the window
+    after that end, then runs it (before: ``running``, pushed every minute for 24 h)."""
+    monkeypatch.setattr(relay, "START_S", 0.2)
+    nodes, wall = FakeNodes(), WallClock()
+    async with _replicas(tmp_path, store_url, nodes, wall) as (a, b):
+        await _register_everywhere(a, b)
+        ia, ib = a.runtime.idempotency, b.runtime.idempotency
+        assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
+        ib.stream_wait_s = 0.1
+        hdr = {"X-Request-Id": "unrun-2"}
+        assert isinstance(await _serve_unrun(a, STREAM, hdr), relay.ProxyStream)
+        await asyncio.sleep(0.5)  # past the bound
+        await ia.flush()
+        row = await ia.store.get_request_key(key_hash(f"{CHAT} ip:127.0.0.1 unrun-2"))
+        assert row is not None and row.state == "done" and row.stream, row
+        assert (await b.client.post(CHAT, json=STREAM, headers=hdr)).status_code == 409
+        wall.now += 601.0  # the window after its end
+        r2 = await b.client.post(CHAT, json=STREAM, headers=hdr)
+        assert r2.status_code == 200, r2.text
+        assert nodes.calls() == 2
