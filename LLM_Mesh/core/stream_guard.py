@@ -27,15 +27,28 @@ passed (for an honest node: rarely, the moment moves ahead faster than time does
 ``min_rate`` of 0 turns the trickle rule off.
 
 **The floor is per node.** The seconds in those rules are the node's *share* of its
-time: while this gateway has ``k`` requests in flight on the node, each of them is
-charged ``1/k`` of every second (:class:`SharedTime`, fed by the router's attempts).
-So ``k`` streams of a slow honest node, each at ``1/k`` of its rate, are held to the
-floor together, not each; a node trickling its only stream is held to the full floor
-(``k = 1``: its share is the whole second). In practice: :meth:`SharedTime.lost` is the
-time a node's requests gave up to each other (``∫ (1 - 1/k) dt``); a part's moment moves
-later by what its node lost since the part's clock started. The number in flight, not the
-node's declared ``max_concurrency``: a node declaring a large concurrency gains nothing
-while it serves one stream.
+time: while ``k`` requests are in flight on the node, each of them is charged ``1/k`` of
+every second (:class:`SharedTime`, fed by the router's attempts). So ``k`` streams of a
+slow honest node, each at ``1/k`` of its rate, are held to the floor together, not each;
+a node trickling its only stream is held to the full floor (``k = 1``: its share is the
+whole second). In practice: :meth:`SharedTime.lost` is the time a node's requests gave up
+to each other (``∫ (1 - 1/k) dt``); a part's moment moves later by what its node lost
+since the part's clock started. The number in flight, not the node's declared
+``max_concurrency``: a node declaring a large concurrency gains nothing while it serves
+one stream.
+
+``k`` (:func:`sharers`) counts this gateway's requests in flight on the node and those
+the other live gateway replicas published in flight there (:meth:`SharedTime.set_others`,
+refreshed at every replica beat): clients spread over replicas do not make the node's
+rate look divided among fewer streams than it serves. And ``k`` is bounded, so a node
+that gathers many requests and trickles them all is cut in bounded time: a part after
+its first token shares the node with at most the node's declared ``max_concurrency``
+streams (an honest node generates no more at once; the others wait in its queue), one
+waiting for its first token with at most ``max_concurrency + max_queue`` requests (an
+honest node holds no more), and either with at most :data:`MAX_SHARERS` (8): no stream's
+share of the floor is below ``floor / 8``, so after its first token a trickling part is
+cut within ``8 × (grace + events / min_rate)`` at most, and a node declaring one slot is
+held to the whole floor per stream.
 
 Why these defaults cannot hurt an honest node: a 270M model on a 2-core CPU streams 10-60
 tokens/s, a big model on a weak node 1-2; the floor (0.25/s) is 4-8× below the slowest,
@@ -47,8 +60,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "SLACK_EVENTS", "SharedTime",
-           "StreamFloor", "node_context", "over_limit", "slow_at", "token_limit"]  # fmt: skip
+__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "MAX_SHARERS", "SLACK_EVENTS",
+           "SharedTime", "StreamFloor", "node_context", "over_limit", "sharers", "slow_at",
+           "token_limit"]  # fmt: skip
 
 # data events a part may send past its token limit that carry no token: the role chunk,
 # the finish chunk, the final usage chunk and a few empty deltas
@@ -58,6 +72,9 @@ DEFAULT_GRACE_S = 60.0
 # the most context a node's declaration counts for (2^20 tokens; the catalog's largest is
 # 32,768): a node declaring more is read as this, so no declaration makes a stream unbounded
 MAX_CONTEXT = 1 << 20
+# the most requests a node's time is divided among for the floor: no stream's share of the
+# floor is below floor / MAX_SHARERS, however many requests its node gathers
+MAX_SHARERS = 8
 
 
 def node_context(declared: object, default: int) -> int:
@@ -109,54 +126,102 @@ def slow_at(floor: StreamFloor, opened: float, first: float | None, events: int)
     return first + floor.grace_s + events / rate
 
 
+def sharers(in_flight: int, bound: int) -> int:
+    """``k``, the requests a node's time is divided among: ``in_flight`` (this gateway's and
+    the other replicas' published ones), at least 1, at most ``bound`` (the node's declared
+    slots, or slots and queue, see the module docstring) and :data:`MAX_SHARERS`."""
+    return max(1, min(in_flight, bound, MAX_SHARERS))
+
+
+class _Share:
+    """One node's sharing: this gateway's requests in flight, the other replicas', the
+    declared bounds, since when the lost times run, and the time lost so far by a part
+    waiting for its first token (``wait``) and by one streaming (``stream``)."""
+
+    __slots__ = ("capacity", "here", "others", "since", "slots", "stream", "wait")
+
+    def __init__(self, now: float, slots: int, capacity: int) -> None:
+        self.here, self.others, self.since = 1, 0, now
+        self.wait = self.stream = 0.0
+        self.slots, self.capacity = slots, capacity
+
+    def rates(self) -> tuple[float, float]:
+        """The share of each second lost (``1 - 1/k``): waiting, streaming."""
+        n = self.here + self.others
+        return 1.0 - 1.0 / sharers(n, self.capacity), 1.0 - 1.0 / sharers(n, self.slots)
+
+    def advance(self, now: float) -> None:
+        if now > self.since:
+            wait, stream = self.rates()
+            self.wait += (now - self.since) * wait
+            self.stream += (now - self.since) * stream
+            self.since = now
+
+
 class SharedTime:
     """What each node's requests lost to each other: ``∫ (1 - 1/k) dt`` over the time this
-    gateway had ``k >= 1`` requests in flight on it (see the module docstring).
+    gateway had requests in flight on it, ``k`` by :func:`sharers` (see the module docstring).
 
-    :meth:`begin` and :meth:`end` as attempts start and end (O(1) each); :meth:`lost` when a
-    part's floor moment is recomputed. A node with nothing in flight is forgotten (its count
-    restarts at 0: a part reads differences while its own request is in flight, so never
-    across a restart).
+    :meth:`begin` and :meth:`end` as attempts start and end (O(1) each), with the node's
+    declared ``slots`` and ``capacity`` (slots and queue); :meth:`set_others` as the other
+    replicas' published counts change; :meth:`lost` when a part's floor moment is
+    recomputed. A node with nothing in flight here is forgotten (its count restarts at 0: a
+    part reads differences while its own request is in flight, so never across a restart).
     """
 
     __slots__ = ("_nodes",)
 
     def __init__(self) -> None:
-        self._nodes: dict[str, list[float]] = {}  # node id -> [in flight, since, lost]
+        self._nodes: dict[str, _Share] = {}
 
-    def begin(self, node: str, now: float) -> None:
+    def begin(
+        self, node: str, now: float, slots: int = MAX_SHARERS, capacity: int = MAX_SHARERS,
+        others: int | None = None,
+    ) -> None:  # fmt: skip
+        """One more request on ``node``; ``others``: the other replicas' count now (None:
+        as it was)."""
         s = self._nodes.get(node)
         if s is None:
-            self._nodes[node] = [1.0, now, 0.0]
-            return
-        self._advance(s, now)
-        s[0] += 1.0
+            s = self._nodes[node] = _Share(now, slots, capacity)
+        else:
+            s.advance(now)
+            s.here += 1
+            s.slots, s.capacity = slots, capacity
+        if others is not None:
+            s.others = max(0, others)
 
     def end(self, node: str, now: float) -> None:
         s = self._nodes.get(node)
         if s is None:
             return
-        if s[0] <= 1.0:
+        if s.here <= 1:
             del self._nodes[node]
             return
-        self._advance(s, now)
-        s[0] -= 1.0
+        s.advance(now)
+        s.here -= 1
+
+    def set_others(self, node: str, others: int, now: float) -> None:
+        """The requests other replicas published in flight on ``node`` from ``now`` (only
+        while this gateway has one there)."""
+        s = self._nodes.get(node)
+        if s is not None and s.others != max(0, others):
+            s.advance(now)
+            s.others = max(0, others)
+
+    def nodes(self) -> list[str]:
+        """The nodes this gateway has requests in flight on."""
+        return list(self._nodes)
 
     def in_flight(self, node: str) -> int:
         s = self._nodes.get(node)
-        return 0 if s is None else int(s[0])
+        return 0 if s is None else s.here
 
-    def lost(self, node: str, now: float) -> float:
-        """The seconds the node's requests lost to each other by ``now`` (0: never shared)."""
+    def lost(self, node: str, now: float, *, streaming: bool = True) -> float:
+        """The seconds the node's requests lost to each other by ``now`` (0: never shared),
+        as a part after its first token (``streaming``) or before it reads them."""
         s = self._nodes.get(node)
         if s is None:
             return 0.0
-        k, since, lost = s
-        return lost + max(0.0, now - since) * (1.0 - 1.0 / k)
-
-    @staticmethod
-    def _advance(s: list[float], now: float) -> None:
-        k, since, _ = s
-        if now > since:
-            s[2] += (now - since) * (1.0 - 1.0 / k)
-            s[1] = now
+        wait, stream = s.rates()
+        gone = max(0.0, now - s.since)
+        return s.stream + gone * stream if streaming else s.wait + gone * wait

@@ -56,8 +56,10 @@ compare; a part that reaches its limit has its data lines parsed once more there
 floor (``Runtime.stream_floor``) breaks like a cut (``TIMEOUT``), checked with one clock
 reading per read from the node; the time the relay spends writing to the client is not
 counted against the node (a client that reads slowly must not get an honest node ejected),
-nor the time its node spent on this gateway's other requests (``Routing.shares``: the
-floor holds per node), both read only when the part's floor moment is recomputed.
+nor the time its node spent on the mesh's other requests (``Routing.shares``: the
+floor holds per node, counting the other replicas' published requests there, each
+stream's share bounded: ``core/stream_guard.sharers``), both read only when the part's
+floor moment is recomputed.
 """
 
 from __future__ import annotations
@@ -224,9 +226,12 @@ class NodeStream:
 
     def _lost(self, now: float) -> float:
         """The time the current node's requests lost to each other by ``now``
-        (``core/stream_guard.SharedTime``): not counted against this part."""
+        (``core/stream_guard.SharedTime``; as a part streaming once it sent its first token,
+        else as one waiting for it): not counted against this part."""
         node = self.ex.tally.node_id
-        return 0.0 if node is None else self.ex.routing.shares.lost(node, now)
+        if node is None:
+            return 0.0
+        return self.ex.routing.shares.lost(node, now, streaming=self.first_at is not None)
 
     def _sender(self, payload: bytes) -> Sender:
         rt, job = self.ex.rt, self.ex.job

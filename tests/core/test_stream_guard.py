@@ -9,11 +9,13 @@ import pytest
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.stream_guard import (
     MAX_CONTEXT,
+    MAX_SHARERS,
     SLACK_EVENTS,
     SharedTime,
     StreamFloor,
     node_context,
     over_limit,
+    sharers,
     slow_at,
     token_limit,
 )
@@ -110,13 +112,13 @@ def test_k_requests_on_a_node_each_lose_all_but_one_kth_of_its_time() -> None:
 
 
 def _cut_at(floor: StreamFloor, shares: SharedTime, node: str, gap_s: float,
-            streams: int, events: int = 400) -> float | None:  # fmt: skip
+            streams: int, events: int = 400, slots: int = MAX_SHARERS) -> float | None:  # fmt: skip
     """When the first of ``streams`` streams of one node is too slow, as the gateway
     checks it (``send_stream``: the moment plus what its node lost since its first token),
     when the node sends one event of one of them every ``gap_s`` seconds, in turn
     (its rate divided among them); ``None``: never within ``events`` events each."""
     for _ in range(streams):
-        shares.begin(node, 0.0)
+        shares.begin(node, 0.0, slots, slots)
     now, first, lost0 = 0.0, 0.0, 0.0  # each stream's first token at 0 (a burst)
     for n in range(1, events + 1):
         for _ in range(streams):
@@ -137,3 +139,48 @@ def test_the_floor_holds_per_node_not_per_request() -> None:
     assert _cut_at(floor, SharedTime(), "n", 4 / 1.6, streams=1) is not None
     # and 4 streams of a node too slow in all (0.8/s together) are cut
     assert _cut_at(floor, SharedTime(), "n", 1 / 0.8, streams=4) is not None
+
+
+def test_the_requests_sharing_a_node_are_counted_within_bounds() -> None:
+    assert sharers(0, 4) == 1  # a part alone: the whole second
+    assert sharers(3, 4) == 3
+    assert sharers(10, 4) == 4  # no more than the node declares
+    assert sharers(10**6, 10**6) == MAX_SHARERS == 8  # nor more than 8, whatever it declares
+
+
+def test_other_replicas_requests_on_a_node_share_its_time() -> None:
+    """Found 2026-12-03: the floor counted only this gateway's requests on the node. One
+    here and 3 another replica published there: each loses 3/4 of every second."""
+    shares = SharedTime()
+    shares.begin("a", 0.0, 4, 12, others=3)
+    assert shares.lost("a", 40.0) == pytest.approx(30.0)
+    shares.set_others("a", 0, 40.0)  # the other replica's requests ended
+    assert shares.lost("a", 100.0) == pytest.approx(30.0)
+    shares.set_others("a", 1, 100.0)
+    assert shares.lost("a", 120.0) == pytest.approx(40.0)
+    shares.set_others("b", 5, 120.0)  # nothing of this gateway's on b: nothing to share
+    assert shares.nodes() == ["a"] and shares.lost("b", 200.0) == 0.0
+
+
+def test_a_streaming_part_shares_its_node_with_at_most_its_declared_slots() -> None:
+    """Found 2026-12-03: a node gathering ``k`` requests was held to floor/``k`` per stream.
+    A node declaring 1 slot and a queue of 8 with 9 requests: a part after its first token
+    shares it with nobody (the others wait in its queue); one waiting for its first token
+    shares it with at most 8 (``MAX_SHARERS``)."""
+    shares = SharedTime()
+    for _ in range(9):
+        shares.begin("a", 0.0, 1, 9)
+    assert shares.lost("a", 80.0) == 0.0
+    assert shares.lost("a", 80.0, streaming=False) == pytest.approx(70.0)
+
+
+def test_a_trickling_node_is_cut_in_bounded_time_however_many_streams_it_gathers() -> None:
+    """Found 2026-12-03: 4 streams at 0.4 events/s each on a node declaring 1 slot are cut
+    (each held to the whole floor; before: 1/4 of it, never cut); on one declaring 4 slots
+    they are not. A node declaring 1,000 slots and trickling 32 streams at 1/32 of the floor
+    each is cut (held to 1/8 of it; before: never)."""
+    floor = StreamFloor(min_rate=1.0, grace_s=2.0)
+    assert _cut_at(floor, SharedTime(), "n", 1 / 1.6, streams=4, slots=1) is not None
+    assert _cut_at(floor, SharedTime(), "n", 1 / 1.6, streams=4, slots=4) is None
+    assert _cut_at(floor, SharedTime(), "n", 1 / 1.0, streams=32, slots=1000,
+                   events=100) is not None  # fmt: skip
