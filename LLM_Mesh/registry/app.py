@@ -218,6 +218,7 @@ def create_registry_app(
             ),
             wall_clock=wall_clock,
         )
+        routing.others, beat.on_beat = beat.others_demand, routing.refresh_shares  # the floor
         idempotency = SharedIdempotency(
             shared, beat, clock, wall_clock=wall_clock,
             running_s=settings.request_timeout_s + 600.0,

@@ -6,7 +6,9 @@ Every replica gets a random ``replica_id`` at start. :class:`ReplicaBeat` (a
 of every replica seen within ``dead_after_s``: that is who is alive
 (:meth:`ReplicaBeat.alive`, used by the shared idempotency keys to tell a duplicate
 waiting on a dead replica's request to stop waiting) and whose demand ``GET /mesh/demand``
-adds to its own (:meth:`ReplicaBeat.others_demand`). Every ``purge_every_s`` it also
+adds to its own (:meth:`ReplicaBeat.others_demand`: records older than ``dead_after_s`` by
+now are left out, even while the beat cannot read the store; ``on_beat`` hears each
+successful beat: the stream floor reads them, ``Routing.refresh_shares``). Every ``purge_every_s`` it also
 deletes expired idempotency keys and rows of replicas gone for an hour.
 
 Wall-clock times of different replicas are compared, so their clocks must agree within
@@ -86,6 +88,7 @@ class ReplicaBeat(Poller):
         self._wall = wall_clock
         self.started_at = _utc(wall_clock())
         self.live: dict[str, ReplicaRecord] = {}  # other replicas alive at the last beat
+        self.on_beat: Callable[[], None] | None = None  # after each successful beat
         self._next_purge = wall_clock() + purge_every_s
 
     def alive(self, replica_id: str, claimed_at: datetime | None = None) -> bool:
@@ -100,8 +103,12 @@ class ReplicaBeat(Poller):
         return claimed_at is not None and now - claimed_at.timestamp() < self.dead_after_s
 
     def others_demand(self) -> list[dict[str, Any]]:
-        """The demand counters other live replicas published."""
-        return [r.demand for r in self.live.values()]
+        """The demand counters other live replicas published (records seen within
+        ``dead_after_s`` of now: a stale one, kept while the store cannot be read, is not)."""
+        now = self._wall()
+        return [
+            r.demand for r in self.live.values() if now - r.seen_at.timestamp() < self.dead_after_s
+        ]
 
     async def poll(self) -> int:
         """Beat once; how many other replicas are alive."""
@@ -112,6 +119,8 @@ class ReplicaBeat(Poller):
         await self.store.beat_replica(rec)
         seen = await self.store.live_replicas(_utc(now - self.dead_after_s))
         self.live = {r.replica_id: r for r in seen if r.replica_id != self.replica_id}
+        if self.on_beat is not None:
+            self.on_beat()
         if now >= self._next_purge:
             self._next_purge = now + self.purge_every_s
             purged = await self.store.purge_request_keys(_utc(now))

@@ -33,7 +33,9 @@ node's failure count; ``on_blame`` hears it).
 Demand (``GET /mesh/demand``) is counted here too: attempts in flight per model
 (:class:`~LLM_Mesh.registry.demand.DemandTracker`, one increment each way), and per node
 for the stream floor (:class:`~LLM_Mesh.core.stream_guard.SharedTime`: the time a node's
-attempts in flight shared it, ``Routing.shares``). Every
+attempts in flight shared it, ``Routing.shares``, with the node's declared slots and queue
+and the requests other live replicas published in flight there: ``Routing.others``, read
+as an attempt begins and at every replica beat, :meth:`Routing.refresh_shares`). Every
 attempt ends in :meth:`Routing.finish`; ``on_finish`` (the gateway's metrics, when on)
 hears each one: node, outcome, and whether the router ejected the node for it.
 """
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
@@ -52,7 +54,7 @@ from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost
 from LLM_Mesh.core.stream_guard import SharedTime
-from LLM_Mesh.registry.demand import DemandTracker
+from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
 __all__ = ["Routing"]
@@ -92,6 +94,8 @@ class Routing:
         self.failover_budget = failover_budget or RetryBudget(1.0, 50.0)
         self.demand = DemandTracker(clock)
         self.shares = SharedTime()  # attempts in flight per node, over time: the stream floor
+        # the demand other live replicas published (``ReplicaBeat.others_demand``); None: alone
+        self.others: Callable[[], Sequence[dict[str, Any]]] | None = None
         # (node id, outcome, ejected) of every attempt that ends; None: nobody listens
         self.on_finish: Callable[[str, Outcome, bool], None] | None = None
         # (node id, ejected) of every refusal counted as a failure (blame); None: nobody listens
@@ -194,8 +198,27 @@ class Routing:
     def begin(self, node_id: str, model: str) -> Attempt:
         self.demand.begin(model)
         now = self.clock()
-        self.shares.begin(node_id, now)
+        entry = self.table.get(node_id)
+        slots = capacity = 1
+        if entry is not None:
+            slots = max(1, entry.max_concurrency)
+            capacity = slots + max(0, entry.max_queue)
+        self.shares.begin(node_id, now, slots, capacity, self.others_at(node_id))
         return self.router.begin(node_id, model, now)
+
+    def others_at(self, node_id: str) -> int:
+        """The requests other live replicas published in flight at ``node_id`` (0: alone)."""
+        if self.others is None:
+            return 0
+        entry = self.table.get(node_id)
+        return others_in_flight_at(self.others(), node_id, entry.models if entry else ())
+
+    def refresh_shares(self) -> None:
+        """After a replica beat: the other replicas' counts on the nodes this one has
+        requests in flight on, for the stream floor."""
+        now = self.clock()
+        for node_id in self.shares.nodes():
+            self.shares.set_others(node_id, self.others_at(node_id), now)
 
     def first_token(self, att: Attempt) -> None:
         self.router.first_token(att, self.clock())
