@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 import httpx
 
 from LLM_Mesh.bounded_http import DECODED, AnswerRefused, call, decoded, read_body
+from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
 from LLM_Mesh.errors import MeshError, RegistryUnreachable, UpstreamError, error_from_payload
 from LLM_Mesh.tls import client_ssl_context
@@ -90,9 +91,23 @@ def stream_max_s(env: Mapping[str, str] | None = None) -> float:
 
 
 def _unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
+    hint = reach_hint(base_url, str(exc))  # a server there, spoken to wrongly (TLS)
     return RegistryUnreachable(
         f"no LLM Mesh registry answered at {base_url} ({type(exc).__name__}: {exc}). "
-        "Start one with `llm-mesh up`, or point LLM_MESH_REGISTRY_URL at a running registry."
+        + (
+            f"{hint[0].upper()}{hint[1:]}."
+            if hint
+            else "Start one with `llm-mesh up`, or "
+            "point LLM_MESH_REGISTRY_URL at a running registry."
+        )
+    )
+
+
+def _failed(base: str, path: str, exc: Exception) -> str:
+    """A transport failure's text, with :func:`reach_hint`'s fix when it has one."""
+    hint = reach_hint(base, str(exc))
+    return f"the connection to {base} failed on {path}: {type(exc).__name__}: {exc}" + (
+        f" ({hint})" if hint else ""
     )
 
 
@@ -231,9 +246,7 @@ class MeshClient:
                     raise _Retry(error) from exc
                 raise error from exc
             except httpx.TransportError as exc:
-                error = UpstreamError(
-                    f"the connection to {base} failed on {path}: {type(exc).__name__}: {exc}"
-                )
+                error = UpstreamError(_failed(base, path, exc))
                 if retry_sent:
                     raise _Retry(error) from exc
                 raise error from exc
@@ -508,7 +521,7 @@ def fetch_json_sync(
         except httpx.HTTPError as exc:
             if n < len(urls):
                 continue
-            raise MeshError(f"request to {base}{path} failed: {exc}") from exc
+            raise MeshError(_failed(base, path, exc)) from exc
         if r.status_code >= 500 and n < len(urls):
             continue
         raise_for_error(r)

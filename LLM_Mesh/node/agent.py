@@ -69,6 +69,7 @@ import httpx
 from LLM_Mesh.bounded_http import AnswerRefused, call
 from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
+from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
 from LLM_Mesh.core.shutdown import retry_goodbye
 from LLM_Mesh.errors import (
@@ -247,6 +248,8 @@ class NodeAgent:
                 # ConnectError: refused, no route, unknown host (a ConnectTimeout is not one)
                 refused = refused and isinstance(exc, httpx.ConnectError)
                 failure = f"registry unreachable at {self.registry_url}: {exc!r}"
+                hint = reach_hint(self.registry_url, str(exc))  # http vs https, its CA
+                failure += f" ({hint})" if hint else ""
             except AnswerRefused as exc:
                 refused = False
                 failure = f"registry {self.registry_url}'s answer refused: {said(exc)}"

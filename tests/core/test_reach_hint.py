@@ -1,0 +1,46 @@
+"""core/reach_hint.py: the fix named for a registry URL that reaches a server spoken to wrongly."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.reach_hint import reach_hint
+
+# the errors seen walking docs/deploy.md (2026-12-03), as httpx worded them
+PLAIN_TO_TLS = "Server disconnected without sending a response."
+UNTRUSTED = (
+    "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local "
+    "issuer certificate (_ssl.c:1006)"
+)
+
+
+def test_plain_http_to_an_https_replica_says_https() -> None:
+    hint = reach_hint("http://10.0.0.11:8800", PLAIN_TO_TLS)
+    assert hint is not None and "https://" in hint and "--tls-cert" in hint
+
+
+def test_an_untrusted_certificate_names_the_ca_option() -> None:
+    hint = reach_hint("https://10.0.0.11:8800", UNTRUSTED)
+    assert hint is not None and "--registry-ca" in hint and "LLM_MESH_REGISTRY_CA" in hint
+
+
+@pytest.mark.parametrize(
+    "said", ["[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)",
+             "[SSL] record layer failure (_ssl.c:1000)"],
+)  # fmt: skip
+def test_tls_to_a_plain_http_server_says_http(said: str) -> None:
+    hint = reach_hint("https://10.0.0.11:8800", said)
+    assert hint is not None and "http://" in hint
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("https://r1:8800", PLAIN_TO_TLS),  # already https: a server that died mid-request
+        ("http://r1:8800", "All connection attempts failed"),  # nothing listening
+        ("http://r1:8800", "[Errno 111] Connection refused"),
+        ("r1:8800", PLAIN_TO_TLS),  # no scheme: nothing to say about it
+    ],
+)
+def test_no_hint_where_the_scheme_is_not_the_likely_mistake(url: str, said: str) -> None:
+    assert reach_hint(url, said) is None

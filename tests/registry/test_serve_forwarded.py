@@ -1,0 +1,88 @@
+"""Whose ``X-Forwarded-For`` a replica believes (checked 2026-12-03 walking docs/deploy.md):
+the client address that rate limits, anonymous idempotency keys and ``/metrics`` (loopback)
+go by is a header only from a trusted proxy. ``registry serve`` hands uvicorn no
+``forwarded_allow_ips``: uvicorn's default (loopback) or ``$FORWARDED_ALLOW_IPS`` (a balancer
+on another machine). Here the very config ``serve()`` builds is loaded as uvicorn loads it, and
+requests with a forged header are sent through it: from anyone else the header is ignored,
+and a trusted balancer's own ``$remote_addr`` (the rightmost entry) is what counts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from LLM_Mesh import heap
+from LLM_Mesh.config import Settings
+from LLM_Mesh.registry import app as registry_app
+from LLM_Mesh.registry import stop_watchdog
+
+
+def _served_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> uvicorn.Config:
+    """The uvicorn config ``registry serve --host 0.0.0.0`` runs with (not run)."""
+    seen: dict[str, Any] = {}
+
+    def capture(app: Any, bound_s: float, **config: Any) -> None:
+        seen.update(config)
+
+    monkeypatch.setattr(stop_watchdog, "run_bounded", capture)
+    monkeypatch.setattr(heap, "cap_arenas", lambda _n: None)  # no mallopt in the test process
+    monkeypatch.setattr(registry_app, "create_registry_app", lambda _settings: _echo)
+    registry_app.serve(Settings(home=tmp_path), host="127.0.0.1", port=0)
+    config = uvicorn.Config(_echo, **seen)
+    config.load()
+    return config
+
+
+async def _echo(scope: Any, receive: Any, send: Any) -> None:
+    """An app that answers the client address it was given (after uvicorn's middleware)."""
+    if scope["type"] != "http":
+        return
+    host = (scope.get("client") or ("",))[0]
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": host.encode()})
+
+
+def _client_seen(config: uvicorn.Config, peer: str, forwarded: str | None) -> str:
+    return asyncio.run(_ask(config, peer, forwarded))
+
+
+async def _ask(config: uvicorn.Config, peer: str, forwarded: str | None) -> str:
+    transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 40000))
+    headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+    async with httpx.AsyncClient(transport=transport, base_url="http://r1") as client:
+        return (await client.get("/metrics", headers=headers)).text
+
+
+@pytest.mark.parametrize("forged", ["127.0.0.1", "10.1.2.3", "127.0.0.1, 10.1.2.3"])
+def test_a_forged_header_from_anyone_but_loopback_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forged: str
+) -> None:
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    config = _served_config(tmp_path, monkeypatch)
+    assert _client_seen(config, "192.0.2.9", forged) == "192.0.2.9"
+
+
+def test_a_balancer_on_this_machine_names_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx on the replica's machine, ``proxy_set_header X-Forwarded-For $remote_addr``; a
+    client's own forged entry before it (``$proxy_add_x_forwarded_for``) does not count."""
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    config = _served_config(tmp_path, monkeypatch)
+    assert _client_seen(config, "127.0.0.1", "203.0.113.7") == "203.0.113.7"
+    assert _client_seen(config, "127.0.0.1", "127.0.0.1, 203.0.113.7") == "203.0.113.7"
+    assert _client_seen(config, "127.0.0.1", None) == "127.0.0.1"
+
+
+def test_forwarded_allow_ips_trusts_that_balancer_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5")  # the balancer on another machine
+    config = _served_config(tmp_path, monkeypatch)
+    assert _client_seen(config, "10.0.0.5", "203.0.113.7") == "203.0.113.7"
+    assert _client_seen(config, "192.0.2.9", "127.0.0.1") == "192.0.2.9"
