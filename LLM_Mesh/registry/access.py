@@ -165,15 +165,23 @@ class RateLimit:
             return None
         total = self._total() if key is None else None  # taken now, given back if refused
         scope = client.scope
-        tokens = _token_charge(job, limits.tpm) if limits.tpm else 0
-        shared = self.shared
-        if shared is None:
-            d = self.limiter.check(scope, limits, self.clock(), tokens)
-        else:
-            d = await shared.check(scope, limits, self.clock(), tokens)
-        if not d.allowed:
-            if total is not None:  # refused by its own limit: not counted in the total
+        try:
+            tokens = _token_charge(job, limits.tpm) if limits.tpm else 0
+            shared = self.shared
+            if shared is None:
+                d = self.limiter.check(scope, limits, self.clock(), tokens)
+            else:  # Redis out: its own buckets decide (RedisLimiter); cancelled: raises
+                d = await shared.check(scope, limits, self.clock(), tokens)
+        except BaseException:
+            if total is not None:  # the client left (or the check failed): no work done
                 total.give(self.clock(), 1)
+            raise
+        if total is not None:
+            if not d.allowed:  # refused by its own limit: not counted in the total
+                total.give(self.clock(), 1)
+            else:  # a later check refuses it, or an answer is replayed: not counted either
+                client.on_refusal(lambda: total.give(self.clock(), 1))
+        if not d.allowed:
             who = (
                 f"API key {key.key_id}"
                 if key is not None

@@ -102,13 +102,16 @@ class Admission:
         except BaseException as exc:
             _abandon(holds)
             client.used(0)
+            client.refused()  # refused, failed or cancelled before any work: not counted
             await _settled(holds, exc)
             raise
         if replay is not None:
             _release(holds, replay)
             client.used(0)  # answered without a node: a token charge comes back
+            client.refused()  # and the anonymous total's request
             await _settled(holds)
             return client.decorate(replay)
+        client.admitted()
         if not holds and not client.headers:
             return await handler(job, client)
         if job.stream:

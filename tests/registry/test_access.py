@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -20,8 +21,12 @@ import pytest
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.limits import RequestLimits
-from LLM_Mesh.core.ratelimit import Limits
+from LLM_Mesh.core.ratelimit import Limits, RateLimiter
+from LLM_Mesh.errors import RateLimited
+from LLM_Mesh.registry.access import RateLimit
 from LLM_Mesh.registry.api_keys import create_api_key
+from LLM_Mesh.registry.job import Client
+from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.settlement import user_account
 from tests.registry.helpers import FakeNodes, Harness, fund, running
 
@@ -150,6 +155,85 @@ async def test_many_addresses_share_one_anonymous_total_per_process(tmp_path: Pa
         async with from_address(h, "198.51.100.77") as later:
             assert (await later.post(CHAT, json=chat())).status_code == 200
             assert (await later.post(CHAT, json=chat())).status_code == 429
+
+
+async def test_a_request_refused_after_the_rate_check_gives_back_the_anonymous_total(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-03: the anonymous total's request, taken by the rate check, stayed taken
+    when a later check refused the request (saturated: anonymous last) or the idempotency
+    check replayed an answer: no node ran, yet each such request counted, so refusals
+    spent the total and held every anonymous address off. Now only a request sent on counts."""
+    async with running(tmp_path, anonymous_rpm=100, anonymous_total_rpm=2) as h:
+        node = await h.register("a", max_concurrency=1, max_queue=0)
+        routing = h.runtime.routing
+        busy = routing.begin("a", MODEL)
+        for i in range(4):  # refused by the anonymous-last check: 429 saturated, no node
+            r = await h.client.post(CHAT, json=chat(f"saturated-{i}"))
+            assert r.status_code == 429 and r.json()["error"]["reason"] == "saturated", r.text
+        routing.finish(busy, Outcome.SUCCESS)
+        once = {"X-Request-Id": "anon-1"}
+        assert (await h.client.post(CHAT, json=chat(), headers=once)).status_code == 200
+        for _ in range(3):  # replayed from the first: no node
+            r = await h.client.post(CHAT, json=chat(), headers=once)
+            assert r.status_code == 200 and r.headers["x-mesh-replayed"] == "true"
+        assert (await h.client.post(CHAT, json=chat())).status_code == 200  # 2 of the 2
+        r = await h.client.post(CHAT, json=chat())
+        assert r.status_code == 429 and "every address together" in r.json()["error"]["message"]
+        assert len(node.calls) == 2
+
+
+class _StuckRedis:
+    """A Redis client whose every script call waits for ever (a slow or hung Redis)."""
+
+    def register_script(self, _script: str) -> Callable[..., Any]:
+        async def run(**_kw: Any) -> Any:
+            await asyncio.Event().wait()
+
+        return run
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _FailingShared:
+    """A shared limiter whose check raises (not Redis being out: that falls back)."""
+
+    async def check(self, *_a: Any) -> Any:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("how", ["cancelled", "raises"])
+async def test_a_shared_check_that_never_decides_gives_back_the_anonymous_total(how: str) -> None:
+    """Found 2026-12-03: the rate check took the anonymous total's request, then awaited the
+    replicas' shared (Redis) check; a client that closed its connection meanwhile (the
+    request cancelled), or a check that raised, left it taken. Now it is given back; with
+    Redis out the replica's own buckets decide as before, and a request they admit counts."""
+    now = [1000.0]
+    local = RateLimiter()
+    shared: Any = (
+        RedisLimiter(_StuckRedis(), local, clock=lambda: now[0])
+        if how == "cancelled"
+        else _FailingShared()
+    )
+    stage = RateLimit(local, 60, lambda: now[0], shared=shared, anonymous_total_rpm=1)
+    job: Any = SimpleNamespace(choices=1, prompt_text="hi", max_tokens=10, messages=1, context=0)
+    for _ in range(3):
+        task = asyncio.create_task(stage(job, Client("198.51.100.3")))
+        if how == "cancelled":
+            await asyncio.sleep(0.01)  # waiting on Redis
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError if how == "cancelled" else RuntimeError):
+            await task
+    # Redis out: this replica's buckets decide; the total's one request is there, once
+    down = RedisLimiter(_StuckRedis(), local, clock=lambda: now[0])
+    down._down_until = now[0] + 60
+    stage = RateLimit(local, 60, lambda: now[0], shared=down, anonymous_total_rpm=1)
+    client = Client("198.51.100.4")
+    await stage(job, client)
+    assert dict(client.headers)["x-ratelimit-remaining-requests"] == "59"
+    with pytest.raises(RateLimited, match="every address together"):
+        await stage(job, Client("198.51.100.5"))
 
 
 async def test_keyed_client_over_its_rpm_gets_429_and_headers_on_every_answer(
