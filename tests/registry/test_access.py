@@ -361,6 +361,49 @@ async def test_a_stream_without_an_answer_gives_its_token_charge_back(
         assert ("x-ratelimit-remaining-tokens", "100") in left  # all 82 came back
 
 
+class _StuckNodes(FakeNodes):
+    """Fake nodes that take every inference request and never answer (a slow node)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken = asyncio.Event()
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:  # type: ignore[override]
+        if request.url.path.startswith("/v1/"):
+            self.taken.set()
+            await asyncio.Event().wait()
+        return super().handler(request)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+async def test_a_request_cancelled_before_its_answer_gives_its_token_charge_back(
+    tmp_path: Path, stream: bool
+) -> None:
+    """Found 2026-12-03: a keyed request whose client closed its connection (the request
+    cancelled) while a node worked on it, before any answer (a non-stream, or a stream not
+    open yet), kept its whole token charge: without ``max_tokens`` the rest of the context,
+    up to the whole tpm, so one cancelled request held the key off for up to a minute. As a
+    node's failure or refusal does (and a stream cut after it opened: what it delivered),
+    it is now settled at the tokens the client got: none. Its attempt ends too."""
+    nodes = _StuckNodes()
+    async with running(tmp_path, nodes=nodes) as h:
+        await h.register("a")
+        key, key_id = await new_key(h, tpm=1000)
+        task = asyncio.create_task(
+            h.client.post(CHAT, json=chat(max_tokens=600, stream=stream), headers=bearer(key))
+        )
+        await asyncio.wait_for(nodes.taken.wait(), 5)
+        left = dict(h.runtime.limiter.headers(f"key:{key_id}", Limits(tpm=1000), h.clock()))
+        assert left["x-ratelimit-remaining-tokens"] == "378"  # 22 + 600 charged before
+        assert h.in_flight("a") == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        left = dict(h.runtime.limiter.headers(f"key:{key_id}", Limits(tpm=1000), h.clock()))
+        assert left["x-ratelimit-remaining-tokens"] == "1000"  # before: 378 for a minute
+        assert h.in_flight("a") == 0
+
+
 async def test_another_clients_request_id_is_not_replayed(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         node = await h.register("a")
