@@ -482,6 +482,37 @@ async def test_an_anonymous_wait_ends_in_429_while_keyed_requests_hold_the_node(
         assert (await asyncio.wait_for(keyed, 5)).status_code == 200
 
 
+async def test_an_anonymous_wait_the_client_leaves_gives_back_its_place_and_the_total(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-03: an anonymous request waiting for a saturated node (anonymous last)
+    whose client closed its connection kept the anonymous total's request; its place in the
+    waiting counts (this check's and the mesh's demand) was already given back. Both are now;
+    a keyed request waiting in the send stage and cancelled leaves no count either."""
+    async with running(tmp_path, anonymous_rpm=100, anonymous_total_rpm=1) as h:
+        await h.register("a", max_concurrency=1, max_queue=0)
+        key, _ = await new_key(h, name="payer")
+        routing = h.runtime.routing
+        busy = routing.begin("a", MODEL)
+        waits = [
+            asyncio.create_task(h.client.post(CHAT, json=chat(), headers={"X-Mesh-Wait": "5"})),
+            asyncio.create_task(
+                h.client.post(CHAT, json=chat(), headers={"X-Mesh-Wait": "5", **bearer(key)})
+            ),
+        ]
+        await _until(lambda: routing.waiters == 2)
+        assert routing.demand.waiting == {MODEL: 2}
+        for task in waits:
+            task.cancel()
+        for task in waits:
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert routing.demand.waiting == {} and routing.waiters == 0
+        routing.finish(busy, Outcome.SUCCESS)
+        assert (await h.client.post(CHAT, json=chat())).status_code == 200  # the total's 1
+        assert h.in_flight("a") == 0
+
+
 async def _served_by(h: Any, n: int, **kw: Any) -> set[str]:
     """The nodes that served ``n`` chat requests posted with ``kw`` (each must be a 200)."""
     seen = set()
