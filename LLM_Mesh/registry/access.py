@@ -22,7 +22,12 @@ is called:
    ``x-ratelimit-*`` headers, which every answer to a limited client carries (the total
    sends ``Retry-After`` alone). The total is this process's, also with Redis: it bounds
    the work one replica does for anonymous clients (each replica has its own CPU; a
-   saturated node serves keyed requests first, check 4), with no Redis round trip.
+   saturated node serves keyed requests first, check 4), with no Redis round trip. It
+   counts requests sent on only: one its own limit or a later check (price, anonymous
+   last) refuses, one whose answer is replayed, one that fails or is cancelled (the client
+   left) in the admit stage gives its request back (``Client.on_refusal``; found
+   2026-12-03: kept taken). With Redis out the replica's own buckets decide
+   (``RedisLimiter``), and a request they admit counts as any other.
 3. (the idempotency check, scoped to the client, see :mod:`~LLM_Mesh.registry.admit`)
 4. :class:`AnonymousLast`: when the model's nodes are saturated, or requests with a key
    wait for one at this gateway, an anonymous request does not take the slot: it is
@@ -165,15 +170,23 @@ class RateLimit:
             return None
         total = self._total() if key is None else None  # taken now, given back if refused
         scope = client.scope
-        tokens = _token_charge(job, limits.tpm) if limits.tpm else 0
-        shared = self.shared
-        if shared is None:
-            d = self.limiter.check(scope, limits, self.clock(), tokens)
-        else:
-            d = await shared.check(scope, limits, self.clock(), tokens)
-        if not d.allowed:
-            if total is not None:  # refused by its own limit: not counted in the total
+        try:
+            tokens = _token_charge(job, limits.tpm) if limits.tpm else 0
+            shared = self.shared
+            if shared is None:
+                d = self.limiter.check(scope, limits, self.clock(), tokens)
+            else:  # Redis out: its own buckets decide (RedisLimiter); cancelled: raises
+                d = await shared.check(scope, limits, self.clock(), tokens)
+        except BaseException:
+            if total is not None:  # the client left (or the check failed): no work done
                 total.give(self.clock(), 1)
+            raise
+        if total is not None:
+            if not d.allowed:  # refused by its own limit: not counted in the total
+                total.give(self.clock(), 1)
+            else:  # a later check refuses it, or an answer is replayed: not counted either
+                client.on_refusal(lambda: total.give(self.clock(), 1))
+        if not d.allowed:
             who = (
                 f"API key {key.key_id}"
                 if key is not None

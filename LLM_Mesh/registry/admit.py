@@ -21,6 +21,10 @@ each with the :class:`~LLM_Mesh.registry.job.Job` and its
   the price check voids a reservation nobody paid this way;
 - or it raises a ``MeshError`` to refuse (401, 429, 402).
 
+A request that does not go on (refused, raised, cancelled, replayed) is given back what
+the checks took for it before any work: its token charge (``Client.used(0)``) and the
+anonymous total's request (``Client.refused``).
+
 The checks (:func:`default_checks`): authentication → rate limit → price (the
 estimate reserved from the payer, else 402: :mod:`~LLM_Mesh.registry.charge`; when
 settlement is on) → idempotency → anonymous last (:mod:`~LLM_Mesh.registry.access`). Whatever the answer, it carries the client's
@@ -102,13 +106,16 @@ class Admission:
         except BaseException as exc:
             _abandon(holds)
             client.used(0)
+            client.refused()  # refused, failed or cancelled before any work: not counted
             await _settled(holds, exc)
             raise
         if replay is not None:
             _release(holds, replay)
             client.used(0)  # answered without a node: a token charge comes back
+            client.refused()  # and the anonymous total's request
             await _settled(holds)
             return client.decorate(replay)
+        client.admitted()
         if not holds and not client.headers:
             return await handler(job, client)
         if job.stream:

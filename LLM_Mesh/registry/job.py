@@ -116,7 +116,7 @@ class Client:
     """Who sent a request: its address and ``Authorization`` header, then what admission
     learnt (the key, the ``x-ratelimit-*`` headers, a token charge to settle)."""
 
-    __slots__ = ("_settle", "address", "authorization", "headers", "key", "payment")
+    __slots__ = ("_give_back", "_settle", "address", "authorization", "headers", "key", "payment")
 
     def __init__(self, address: str, authorization: str | None = None) -> None:
         self.address = address_scope(address)  # an IPv6 client is its /64
@@ -124,6 +124,7 @@ class Client:
         self.key: ApiKeyRecord | None = None  # set by authentication; None: anonymous
         self.headers: tuple[tuple[str, str], ...] = ()  # for the answer, whatever it is
         self._settle: Callable[[int], None] | None = None
+        self._give_back: list[Callable[[], None]] = []
         self.payment: Payment | None = None  # set by the admit stage when settlement is on
 
     @property
@@ -140,6 +141,22 @@ class Client:
         settle, self._settle = self._settle, None
         if settle is not None:
             settle(tokens)
+
+    def on_refusal(self, give_back: Callable[[], None]) -> None:
+        """Call ``give_back`` if the admit stage ends without sending the request on (a later
+        check refused it, it raised or was cancelled, an answer was replayed): what a check
+        took for it before any work (the anonymous total) is returned."""
+        self._give_back.append(give_back)
+
+    def refused(self) -> None:
+        """The admit stage ended without sending the request on: give back (once)."""
+        give_back, self._give_back = self._give_back, []
+        for f in reversed(give_back):
+            f()
+
+    def admitted(self) -> None:
+        """The admit stage sent the request on: nothing taken is given back from here."""
+        self._give_back = []
 
     def decorate(self, response: Response) -> Response:
         """``response`` with this client's ``x-ratelimit-*`` headers."""

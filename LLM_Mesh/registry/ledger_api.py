@@ -23,6 +23,10 @@ one per /64), at most ``Settings.ledger_read_rows_per_min`` a minute
 address together is served at most ``Settings.ledger_read_rows_total_per_min`` rows a
 minute by this process (``LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN``, 3,000,000), first
 come: a client holding many addresses (an IPv6 /48 is 65,536 /64s) gets no more than that.
+A read is charged before it runs and settled to the rows it read from the store: a read
+the store failed gives back all but 1; an export that ends early (the store failed, the
+client left) keeps the rows of the queries it ran, and gives back the rest (found
+2026-12-03: kept them all, a minute of the total for rows nobody read).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh.core.checkpoint import vkey
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
@@ -201,8 +206,12 @@ async def ledger_entries(request: Request, after: After = -1, limit: Limit = 100
     """The ledger's entries, oldest first (public; accounts are pseudonyms)."""
     ledger, _ = _ledger(request)
     size, _root = await ledger.head()
-    _Rows(request, _rows_after(size, after, limit))
-    entries, more = await ledger.entries(after, limit)
+    rows = _Rows(request, _rows_after(size, after, limit))
+    try:
+        entries, more = await ledger.entries(after, limit)
+    except Exception:  # the store failed: nothing read (cancelled: its query ran, charged)
+        rows.used(0)
+        raise
     data = [e.to_json() for e in entries]
     return JSONAnswer({"object": "list", "data": data, "has_more": more, "tree_size": size})
 
@@ -213,6 +222,16 @@ class NdjsonResponse(StreamingResponse):
     def init_headers(self, headers: Any = None) -> None:
         super().init_headers(headers)
         self.raw_headers.append(NOSNIFF)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As a stream, then its body closed now, however it ended (a client that left
+        stops Starlette's loop over it, and the body would end only when collected)."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
 
 
 _row_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -237,25 +256,37 @@ def _line(r: tuple[Any, ...]) -> str:
     return _row_json(r)
 
 
-async def _export(ledger: SqlLedger, after: int, limit: int) -> AsyncIterator[bytes]:
-    """The export's body: chunks of rows, each read while the one before is encoded."""
+async def _export(
+    ledger: SqlLedger, after: int, limit: int, charge: _Rows | None = None
+) -> AsyncIterator[bytes]:
+    """The export's body: chunks of rows, each read while the one before is encoded. When
+    it ends (however), ``charge`` is settled to the rows its queries read, a query still
+    running counted whole (a store failure's: none)."""
     left = limit
+    reading = min(_EXPORT_CHUNK, left)  # rows the query in flight asks for
+    read = 0
     pending: asyncio.Future[list[tuple[Any, ...]]] | None = asyncio.ensure_future(
-        ledger.entry_rows(after, min(_EXPORT_CHUNK, left))
+        ledger.entry_rows(after, reading)
     )
     try:
         while pending is not None:
-            rows = await pending
+            try:
+                rows = await pending
+            except Exception:
+                reading = 0  # the store failed: it read nothing
+                raise
+            read, reading = read + len(rows), 0
             asked, left, pending = min(_EXPORT_CHUNK, left), left - len(rows), None
             if len(rows) == asked and left > 0:
-                pending = asyncio.ensure_future(
-                    ledger.entry_rows(rows[-1][0], min(_EXPORT_CHUNK, left))
-                )
+                reading = min(_EXPORT_CHUNK, left)
+                pending = asyncio.ensure_future(ledger.entry_rows(rows[-1][0], reading))
             if rows:
                 yield ("\n".join(map(_line, rows)) + "\n").encode()
     finally:
         if pending is not None:
             pending.cancel()
+        if charge is not None:
+            charge.used(read + reading)
 
 
 _EXPORT_DOC = (
@@ -295,8 +326,10 @@ async def ledger_export(
     """The ledger's entries in bulk, as NDJSON rows (what `llm-mesh ledger verify` reads)."""
     ledger, _ = _ledger(request)
     size, _root = await ledger.head()
-    _Rows(request, _rows_after(size, after, limit))
-    return NdjsonResponse(_export(ledger, after, limit), headers={"X-Ledger-Tree-Size": str(size)})
+    rows = _Rows(request, _rows_after(size, after, limit))
+    return NdjsonResponse(
+        _export(ledger, after, limit, rows), headers={"X-Ledger-Tree-Size": str(size)}
+    )
 
 
 @router.get(

@@ -105,6 +105,9 @@ class Pipeline:
         except MeshError as exc:
             account_failure(rt, job, client, exc)
             raise
+        except BaseException:  # cancelled (the client left) or a bug: no answer, no tokens
+            client.used(0)
+            raise
         if answer.data is None:
             refusal = account_passthrough(rt, job, client, answer.node_id, answer.status,
                                           answer.content, ex.tally.attempts)  # fmt: skip
@@ -119,6 +122,7 @@ class Pipeline:
             await pay(job, tally, client)
             client.used(_tokens(tally))
         except BaseException:
+            client.used(_tokens(tally))  # the answer's usage, as if it went out
             record_answer(rt, job, tally, latency_ms)
             raise
         # the record (request log row, metrics, log line) once the answer is written: not
@@ -134,6 +138,9 @@ class Pipeline:
             answer = await upstream.open()
         except MeshError as exc:
             account_failure(rt, job, client, exc)
+            raise
+        except BaseException:  # cancelled before its stream opened: no tokens
+            client.used(0)
             raise
         if answer.status != 200:
             refusal = account_passthrough(rt, job, client, answer.node_id, answer.status,

@@ -6,6 +6,7 @@ listings" and "Dashboard"): each test names what it did before its fix.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ from LLM_Mesh.cli import ledger_commands
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.registry import ledger_api
 from LLM_Mesh.registry.dashboard import views
 from LLM_Mesh.registry.parse import client_ledger_id
 from LLM_Mesh.registry.routing import Routing
@@ -340,3 +342,77 @@ async def test_a_web_page_of_another_site_cannot_spend_through_the_gateway(
             r = await h.client.post(CHAT, json=BODY, headers=ours)
             assert r.status_code == 200, (ours, r.text)
         assert len(node.calls) == 4
+
+
+async def _export_until_the_client_leaves(h: Harness, address: str, query: bytes) -> None:
+    """``GET /v1/ledger/export`` over raw ASGI from ``address``: the client reads the first
+    chunk, then closes its connection (``http.disconnect``)."""
+    got_chunk = asyncio.Event()
+    asked = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await got_chunk.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            got_chunk.set()
+            await asyncio.sleep(0.05)  # a slow client: it leaves while this chunk goes out
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/v1/ledger/export", "raw_path": b"/v1/ledger/export",
+        "query_string": query, "headers": [(b"host", b"registry.test")],
+        "client": (address, 40_000), "server": ("registry.test", 80), "root_path": "",
+    }  # fmt: skip
+    await asyncio.wait_for(h.app(scope, receive, send), 5)
+
+
+async def test_a_ledger_read_that_ends_early_gives_back_the_rows_it_did_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03: a public ledger read is charged its rows before it runs (to its
+    address and to the process's total for every address); one the store failed (a page,
+    an export part-way) or an export its client left after the first chunk kept its whole
+    charge: a minute of the shared total for rows nobody read. Now a read is settled to the
+    rows its store queries read (a query in flight when the client left counted whole)."""
+    monkeypatch.setattr(ledger_api, "_EXPORT_CHUNK", 10)
+    async with running(
+        tmp_path, ledger_read_rows_per_min=1000, ledger_read_rows_total_per_min=100
+    ) as h:
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        await ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(60)])
+        total = h.runtime.limiter.total("ledger-read", 100, h.clock())
+
+        def left() -> int:
+            return round(total.bucket.level(h.clock()))
+
+        # the client leaves after the first 10 rows, the next 10 being read: 20 of 50
+        await _export_until_the_client_leaves(h, "203.0.113.9", b"limit=50")
+        assert left() == 80  # before: 50 (the whole charge kept)
+        queries: list[int] = []
+        rows_of = ledger.entry_rows
+
+        async def second_query_fails(after: int, limit: int) -> list[tuple[Any, ...]]:
+            queries.append(limit)
+            if len(queries) == 2:
+                raise RuntimeError("the store went away")
+            return await rows_of(after, limit)
+
+        async def store_fails(after: int, limit: int) -> Any:
+            raise RuntimeError("the store went away")
+
+        monkeypatch.setattr(ledger, "entry_rows", second_query_fails)
+        monkeypatch.setattr(ledger, "entries", store_fails)
+        async with _from(h, "203.0.113.10") as c:
+            with pytest.raises(RuntimeError):  # the export breaks after its first 10 rows
+                await c.get("/v1/ledger/export", params={"limit": 50})
+            assert left() == 70  # 10 read (before: 50 kept)
+            with pytest.raises(RuntimeError):
+                await c.get("/v1/ledger", params={"limit": 40})
+            assert left() == 69  # a read counts 1 (before: 40 kept)
