@@ -41,6 +41,7 @@ import math
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -493,24 +494,28 @@ def _data(event: bytes, base: str) -> list[dict[str, Any] | None]:
 
 
 def fetch_json_sync(
-    base_url: str | Sequence[str], path: str, timeout: float = 5.0, *, ca_file: str | None = None
+    base_url: str | Sequence[str],
+    path: str,
+    timeout: float = 5.0,
+    *,
+    ca_file: str | None = None,
+    limit: int = MAX_ANSWER_BYTES,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Any:
-    """A blocking GET for the few synchronous seed calls (``get_model_info``); with several
-    gateways, the first that answers (below 500)."""
-    urls = gateway_urls(base_url)
-    for n, base in enumerate(urls, 1):
-        try:
-            r = httpx.get(base + path, timeout=timeout, verify=client_ssl_context(ca_file))
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            if n < len(urls):
-                continue
-            raise _unreachable(base, exc) from exc
-        except httpx.HTTPError as exc:
-            if n < len(urls):
-                continue
-            raise MeshError(f"request to {base}{path} failed: {exc}") from exc
-        if r.status_code >= 500 and n < len(urls):
-            continue
-        raise_for_error(r)
-        return r.json()
-    raise MeshError("no gateway URL given")  # pragma: no cover - gateway_urls refuses none
+    """A blocking GET for the few synchronous seed calls (``get_model_info``, ``llm-mesh
+    status`` and ``models``, the registry's keys of ``receipt verify``); with several
+    gateways, the first that answers (below 500). Read as :class:`MeshClient` reads: at most
+    ``limit`` bytes, decoded, within 3 × ``timeout`` in all (found 2026-12-03: ``httpx.get``
+    read and inflated the answer whole, and a byte at a time within ``timeout`` held the
+    caller for ever). Runs in a thread of its own, so it works under a running event loop
+    too; ``transport``: tests'."""
+
+    async def go() -> Any:
+        http = httpx.AsyncClient(
+            timeout=timeout, verify=client_ssl_context(ca_file), transport=transport
+        )
+        async with http, MeshClient(base_url, http_client=http) as client:
+            return await client._request("GET", path, limit)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="llm-mesh-fetch") as pool:
+        return pool.submit(lambda: asyncio.run(go())).result()
