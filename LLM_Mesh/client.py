@@ -48,7 +48,14 @@ import httpx
 
 from LLM_Mesh.bounded_http import DECODED, AnswerRefused, call, decoded, read_body
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
-from LLM_Mesh.errors import MeshError, RegistryUnreachable, UpstreamError, error_from_payload
+from LLM_Mesh.errors import (
+    InvalidApiKey,
+    InvalidCredential,
+    MeshError,
+    RegistryUnreachable,
+    UpstreamError,
+    error_from_payload,
+)
 from LLM_Mesh.tls import client_ssl_context
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
@@ -106,6 +113,20 @@ def raise_for_error(response: httpx.Response) -> None:
     except ValueError:
         payload = response.text
     raise error_from_payload(response.status_code, payload)
+
+
+def _bearer(secret: str, what: str, error: type[MeshError] = InvalidCredential) -> dict[str, str]:
+    """``Authorization: Bearer <secret>``, if ``secret`` is one a header can carry (visible
+    ASCII); else :class:`InvalidCredential` naming ``what`` but never quoting it, before
+    anything is sent (found 2026-12-03: a key with a control character in it, e.g. pasted
+    with a line break, was quoted whole by h11's refusal in the error printed and logged;
+    one with a letter that is not ASCII ended the CLI with a ``UnicodeEncodeError``)."""
+    if not (secret.isascii() and secret.isprintable() and " " not in secret):
+        raise error(
+            f"{what} holds characters no key has (spaces, control characters or letters "
+            f"that are not ASCII, e.g. a line break pasted with it): not sent"
+        )
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def gateway_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
@@ -258,7 +279,7 @@ class MeshClient:
 
     async def nodes(self) -> list[dict[str, Any]]:
         """The nodes; with ``admin_key`` the admin's view (URLs and hardware too)."""
-        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
         data = await self._request("GET", "/mesh/nodes", headers=headers)
         return list(data["nodes"])
 
@@ -268,7 +289,7 @@ class MeshClient:
 
     async def health_check(self) -> list[dict[str, Any]]:
         """One active health-check pass now: an admin operation (``admin_key``)."""
-        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
         data = await self._request("POST", "/mesh/health-check", headers=headers)
         return list(data["results"])
 
@@ -284,7 +305,7 @@ class MeshClient:
             "/v1/earnings",
             EARNINGS_ANSWER_BYTES,
             params=params,
-            headers={"Authorization": f"Bearer {operator_token}"},
+            headers=_bearer(operator_token, "the operator token"),
         )
         return data
 
@@ -292,7 +313,7 @@ class MeshClient:
         self, node: str | None = None, model: str | None = None, *, timeout_s: float = 600.0
     ) -> list[dict[str, Any]]:
         """One canary probe round now (admin): each probe's verdict (``registry/canary.py``)."""
-        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
         params = {k: v for k, v in (("node", node), ("model", model)) if v is not None}
         data = await self._request(
             "POST", "/mesh/canary/run", headers=headers, params=params, timeout=timeout_s
@@ -301,7 +322,7 @@ class MeshClient:
 
     async def balance(self) -> dict[str, Any]:
         """``GET /v1/balance``: the API key's user's balance (no key: the community pool's)."""
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+        headers = _bearer(self._api_key, "the API key", InvalidApiKey) if self._api_key else None
         data: dict[str, Any] = await self._request(
             "GET", "/v1/balance", PING_ANSWER_BYTES, headers=headers
         )
@@ -314,7 +335,7 @@ class MeshClient:
             request_id = new_request_id()  # the same id on every gateway tried
         headers = {"X-Request-Id": request_id} if request_id else {}
         if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+            headers.update(_bearer(self._api_key, "the API key", InvalidApiKey))
         return headers
 
     async def completion(
