@@ -30,7 +30,9 @@ reads at most :data:`MAX_STREAM_EVENT_BYTES` of one event, and runs at most
 ``stream_max_s`` from its request to its last event (:data:`DEFAULT_STREAM_MAX_S`, 30 min;
 ``$LLM_MESH_STREAM_MAX_S``; the constructor's or the call's ``max_s``): a gateway sending
 an honest event now and then, each within the read timeout, cannot hold it longer. Past a
-bound: :class:`~LLM_Mesh.bounded_http.AnswerRefused` (a ``MeshError``) naming it.
+bound: :class:`~LLM_Mesh.bounded_http.AnswerRefused` (a ``MeshError``) naming it. The
+blocking :func:`fetch_json_sync` reads the same way. A credential no header can carry is
+refused before sending, never quoted (:class:`~LLM_Mesh.errors.InvalidCredential`).
 """
 
 from __future__ import annotations
