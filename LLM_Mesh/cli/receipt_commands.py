@@ -11,6 +11,7 @@ the reason named (``INVALID gateway_signature: ...``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -22,12 +23,14 @@ import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, settings_from
 from LLM_Mesh.cli.render import shown
-from LLM_Mesh.client import fetch_json_sync
+from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_verify import find_receipt, parse_keys, verify
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.tls import client_ssl_context
 
 receipt_app = typer.Typer(help="Signed receipts of answers.", no_args_is_help=True)
 
@@ -62,11 +65,26 @@ def fetch_keys(
     """The registry's published keys (``GET /v1/ledger/keys``): of the first of the
     replicas (``URL,URL,...``) that answers; https verified with ``ca_file`` too; read to
     at most :data:`KEYS_ANSWER_BYTES` within 3 × ``timeout_s`` (found 2026-12-03: read
-    whole, a gzip bomb inflated, a byte at a time held the command for ever)."""
-    data = fetch_json_sync(
-        registry_url, "/v1/ledger/keys", timeout_s, ca_file=ca_file, limit=KEYS_ANSWER_BYTES
-    )
-    return _keys_of(data)
+    whole by ``httpx.get``, a gzip bomb inflated, a byte at a time held the command for
+    as long as the registry liked)."""
+    return asyncio.run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
+
+
+async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None) -> list[str]:
+    verify = client_ssl_context(ca_file)
+    async with httpx.AsyncClient(timeout=timeout_s, verify=verify) as client:
+        for n, url in enumerate(urls, 1):
+            try:
+                r = await call(client, "GET", url + "/v1/ledger/keys", KEYS_ANSWER_BYTES,
+                               deadline_s=3 * timeout_s)  # fmt: skip
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if n == len(urls):
+                    raise
+                continue
+            if r.status_code != 200:
+                raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
+            return keys_from_listing(r.text)
+    raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 
 def check(

@@ -200,15 +200,18 @@ def test_cli_fetches_the_keys_from_the_registry(
     r = ask(mesh)
     asked: list[str] = []
 
-    def get(base_url: str, path: str, *_a: object, limit: int, **_kw: object) -> Any:
-        asked.append(f"{base_url[0]}{path} {limit}")
+    async def get(
+        client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: object
+    ) -> httpx.Response:
+        asked.append(f"{method} {url} {limit}")
         with mesh.sync_client() as c:
-            return c.get(base_url[0] + path).json()
+            return c.get(url)
 
-    monkeypatch.setattr(receipt_commands, "fetch_json_sync", get)
+    monkeypatch.setattr(receipt_commands, "call", get)
     res = verify("-", "--registry", mesh.registry_url, stdin=r.text)
     assert res.exit_code == 0, res.output
-    assert asked == [f"{mesh.registry_url}/v1/ledger/keys {receipt_commands.KEYS_ANSWER_BYTES}"]
+    limit = receipt_commands.KEYS_ANSWER_BYTES
+    assert asked == [f"GET {mesh.registry_url}/v1/ledger/keys {limit}"]
 
 
 def test_the_answers_words_in_a_refusal_are_printed_not_read_as_markup() -> None:
