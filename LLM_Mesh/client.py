@@ -30,7 +30,9 @@ reads at most :data:`MAX_STREAM_EVENT_BYTES` of one event, and runs at most
 ``stream_max_s`` from its request to its last event (:data:`DEFAULT_STREAM_MAX_S`, 30 min;
 ``$LLM_MESH_STREAM_MAX_S``; the constructor's or the call's ``max_s``): a gateway sending
 an honest event now and then, each within the read timeout, cannot hold it longer. Past a
-bound: :class:`~LLM_Mesh.bounded_http.AnswerRefused` (a ``MeshError``) naming it.
+bound: :class:`~LLM_Mesh.bounded_http.AnswerRefused` (a ``MeshError``) naming it. The
+blocking :func:`fetch_json_sync` reads the same way. A credential no header can carry is
+refused before sending, never quoted (:class:`~LLM_Mesh.errors.InvalidCredential`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import math
 import os
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -48,7 +51,14 @@ import httpx
 from LLM_Mesh.bounded_http import DECODED, AnswerRefused, call, decoded, read_body
 from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
-from LLM_Mesh.errors import MeshError, RegistryUnreachable, UpstreamError, error_from_payload
+from LLM_Mesh.errors import (
+    InvalidApiKey,
+    InvalidCredential,
+    MeshError,
+    RegistryUnreachable,
+    UpstreamError,
+    error_from_payload,
+)
 from LLM_Mesh.tls import client_ssl_context
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
@@ -120,6 +130,20 @@ def raise_for_error(response: httpx.Response) -> None:
     except ValueError:
         payload = response.text
     raise error_from_payload(response.status_code, payload)
+
+
+def _bearer(secret: str, what: str, error: type[MeshError] = InvalidCredential) -> dict[str, str]:
+    """``Authorization: Bearer <secret>``, if ``secret`` is one a header can carry (visible
+    ASCII); else :class:`InvalidCredential` naming ``what`` but never quoting it, before
+    anything is sent (found 2026-12-03: a key with a control character in it, e.g. pasted
+    with a line break, was quoted whole by h11's refusal in the error printed and logged;
+    one with a letter that is not ASCII ended the CLI with a ``UnicodeEncodeError``)."""
+    if not (secret.isascii() and secret.isprintable() and " " not in secret):
+        raise error(
+            f"{what} holds characters no key has (spaces, control characters or letters "
+            f"that are not ASCII, e.g. a line break pasted with it): not sent"
+        )
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def gateway_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
@@ -270,7 +294,7 @@ class MeshClient:
 
     async def nodes(self) -> list[dict[str, Any]]:
         """The nodes; with ``admin_key`` the admin's view (URLs and hardware too)."""
-        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
         data = await self._request("GET", "/mesh/nodes", headers=headers)
         return list(data["nodes"])
 
@@ -280,7 +304,7 @@ class MeshClient:
 
     async def health_check(self) -> list[dict[str, Any]]:
         """One active health-check pass now: an admin operation (``admin_key``)."""
-        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
         data = await self._request("POST", "/mesh/health-check", headers=headers)
         return list(data["results"])
 
@@ -296,7 +320,7 @@ class MeshClient:
             "/v1/earnings",
             EARNINGS_ANSWER_BYTES,
             params=params,
-            headers={"Authorization": f"Bearer {operator_token}"},
+            headers=_bearer(operator_token, "the operator token"),
         )
         return data
 
@@ -304,7 +328,7 @@ class MeshClient:
         self, node: str | None = None, model: str | None = None, *, timeout_s: float = 600.0
     ) -> list[dict[str, Any]]:
         """One canary probe round now (admin): each probe's verdict (``registry/canary.py``)."""
-        headers = {"Authorization": f"Bearer {self._admin_key}"} if self._admin_key else None
+        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
         params = {k: v for k, v in (("node", node), ("model", model)) if v is not None}
         data = await self._request(
             "POST", "/mesh/canary/run", headers=headers, params=params, timeout=timeout_s
@@ -313,7 +337,7 @@ class MeshClient:
 
     async def balance(self) -> dict[str, Any]:
         """``GET /v1/balance``: the API key's user's balance (no key: the community pool's)."""
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+        headers = _bearer(self._api_key, "the API key", InvalidApiKey) if self._api_key else None
         data: dict[str, Any] = await self._request(
             "GET", "/v1/balance", PING_ANSWER_BYTES, headers=headers
         )
@@ -326,7 +350,7 @@ class MeshClient:
             request_id = new_request_id()  # the same id on every gateway tried
         headers = {"X-Request-Id": request_id} if request_id else {}
         if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+            headers.update(_bearer(self._api_key, "the API key", InvalidApiKey))
         return headers
 
     async def completion(
@@ -506,24 +530,28 @@ def _data(event: bytes, base: str) -> list[dict[str, Any] | None]:
 
 
 def fetch_json_sync(
-    base_url: str | Sequence[str], path: str, timeout: float = 5.0, *, ca_file: str | None = None
+    base_url: str | Sequence[str],
+    path: str,
+    timeout: float = 5.0,
+    *,
+    ca_file: str | None = None,
+    limit: int = MAX_ANSWER_BYTES,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Any:
-    """A blocking GET for the few synchronous seed calls (``get_model_info``); with several
-    gateways, the first that answers (below 500)."""
-    urls = gateway_urls(base_url)
-    for n, base in enumerate(urls, 1):
-        try:
-            r = httpx.get(base + path, timeout=timeout, verify=client_ssl_context(ca_file))
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            if n < len(urls):
-                continue
-            raise _unreachable(base, exc) from exc
-        except httpx.HTTPError as exc:
-            if n < len(urls):
-                continue
-            raise MeshError(_failed(base, path, exc)) from exc
-        if r.status_code >= 500 and n < len(urls):
-            continue
-        raise_for_error(r)
-        return r.json()
-    raise MeshError("no gateway URL given")  # pragma: no cover - gateway_urls refuses none
+    """A blocking GET for the few synchronous seed calls (``get_model_info``, ``llm-mesh
+    status`` and ``models``, the registry's keys of ``receipt verify``); with several
+    gateways, the first that answers (below 500). Read as :class:`MeshClient` reads: at most
+    ``limit`` bytes, decoded, within 3 × ``timeout`` in all (found 2026-12-03: ``httpx.get``
+    read and inflated the answer whole, and a byte at a time within ``timeout`` held the
+    caller for ever). Runs in a thread of its own, so it works under a running event loop
+    too; ``transport``: tests'."""
+
+    async def go() -> Any:
+        http = httpx.AsyncClient(
+            timeout=timeout, verify=client_ssl_context(ca_file), transport=transport
+        )
+        async with http, MeshClient(base_url, http_client=http) as client:
+            return await client._request("GET", path, limit)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="llm-mesh-fetch") as pool:
+        return pool.submit(lambda: asyncio.run(go())).result()

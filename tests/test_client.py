@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from LLM_Mesh import client as client_module
 from LLM_Mesh.client import MeshClient, fetch_json_sync, raise_for_error
 from LLM_Mesh.errors import (
     InvalidRequest,
@@ -277,34 +278,38 @@ async def test_stream_connect_error_is_registry_unreachable() -> None:
 # --- the blocking helper ---------------------------------------------------------------
 
 
-def test_fetch_json_sync_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_get(url: str, timeout: float, verify: object) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=httpx.Request("GET", url))
+def test_fetch_json_sync_connect_error() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
 
-    monkeypatch.setattr(httpx, "get", fake_get)
     with pytest.raises(RegistryUnreachable, match="llm-mesh up"):
-        fetch_json_sync(BASE, "/mesh/models")
+        fetch_json_sync(BASE, "/mesh/models", transport=httpx.MockTransport(refuse))
 
 
 def test_fetch_json_sync_ok_and_error(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
+    contexts: list[ssl.SSLContext] = []
+    made = client_module.client_ssl_context
 
-    def fake_get(url: str, timeout: float, verify: object) -> httpx.Response:
-        assert isinstance(verify, ssl.SSLContext)  # an https registry is verified, always
-        assert verify.verify_mode == ssl.CERT_REQUIRED and verify.check_hostname
-        calls.append(url)
-        req = httpx.Request("GET", url)
-        if url.endswith("/missing"):
-            return httpx.Response(
-                404, json={"error": {"message": "x", "code": "model_not_found"}}, request=req
-            )
-        return httpx.Response(200, json={"models": []}, request=req)
+    def context(*ca_files: str | None) -> ssl.SSLContext:
+        contexts.append(made(*ca_files))
+        return contexts[-1]
 
-    monkeypatch.setattr(httpx, "get", fake_get)
-    assert fetch_json_sync(BASE + "/", "/mesh/models") == {"models": []}
+    def gateway(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        if request.url.path == "/missing":
+            return httpx.Response(404, json={"error": {"message": "x", "code": "model_not_found"}})
+        return httpx.Response(200, json={"models": []})
+
+    monkeypatch.setattr(client_module, "client_ssl_context", context)
+    mock = httpx.MockTransport(gateway)
+    assert fetch_json_sync(BASE + "/", "/mesh/models", transport=mock) == {"models": []}
     assert calls == [BASE + "/mesh/models"]
+    # an https registry is verified, always
+    assert all(c.verify_mode == ssl.CERT_REQUIRED and c.check_hostname for c in contexts)
+    assert contexts
     with pytest.raises(ModelNotFound):
-        fetch_json_sync(BASE, "/missing")
+        fetch_json_sync(BASE, "/missing", transport=mock)
 
 
 @pytest.mark.parametrize("exc_type", [httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError])
@@ -476,16 +481,17 @@ async def test_a_stream_moves_before_its_first_event() -> None:
     assert id1 == id2 and id1
 
 
-def test_fetch_json_sync_tries_each_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_get(url: str, timeout: float, verify: object) -> httpx.Response:
-        req = httpx.Request("GET", url)
-        if url.startswith("http://a.test"):
-            raise httpx.ConnectError("refused", request=req)
-        return httpx.Response(200, json={"ok": url}, request=req)
+def test_fetch_json_sync_tries_each_gateway() -> None:
+    def gateway(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "a.test":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"ok": str(request.url)})
 
-    monkeypatch.setattr(httpx, "get", fake_get)
-    assert fetch_json_sync("http://a.test,http://b.test", "/x") == {"ok": "http://b.test/x"}
-    assert fetch_json_sync(["http://a.test", "http://b.test"], "/y") == {"ok": "http://b.test/y"}
+    mock = httpx.MockTransport(gateway)
+    got = fetch_json_sync("http://a.test,http://b.test", "/x", transport=mock)
+    assert got == {"ok": "http://b.test/x"}
+    got = fetch_json_sync(["http://a.test", "http://b.test"], "/y", transport=mock)
+    assert got == {"ok": "http://b.test/y"}
 
 
 async def test_stream_event_that_is_not_json_is_an_upstream_error() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -133,13 +134,20 @@ async def first_answering(
     urls: Sequence[str], verify: ssl.SSLContext | bool = True, timeout_s: float = 10.0
 ) -> str:
     """The first of the registry replicas ``urls`` (``--registry URL,URL,...``) that
-    answers ``GET /v1/ledger/keys`` at all (any status); the last one when none before it
-    does (the caller's own call then says why). One URL: that one, asked nothing here."""
+    answers ``GET /v1/ledger/keys`` at all (any status; its head within 3 × ``timeout_s``,
+    else the next; its body is not read: found 2026-12-03, read whole, a gzip bomb was
+    inflated and a byte at a time held ``ledger verify`` / ``witness`` as long as the
+    replica liked); the last one when none before it does (the caller's own call then says why). One URL: that
+    one, asked nothing here."""
     for url in urls[:-1]:
         try:
-            async with httpx.AsyncClient(timeout=timeout_s, verify=verify) as client:
-                await client.get(url.rstrip("/") + "/v1/ledger/keys")
-        except (httpx.ConnectError, httpx.ConnectTimeout):
-            continue
+            async with (
+                asyncio.timeout(3 * timeout_s),
+                httpx.AsyncClient(timeout=timeout_s, verify=verify) as client,
+                client.stream("GET", url.rstrip("/") + "/v1/ledger/keys"),
+            ):
+                pass
+        except (httpx.ConnectError, httpx.ConnectTimeout, TimeoutError):
+            continue  # (TimeoutError: no head within the bound)
         return url
     return urls[-1]

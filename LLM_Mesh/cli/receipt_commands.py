@@ -11,6 +11,7 @@ the reason named (``INVALID gateway_signature: ...``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -22,16 +23,22 @@ import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, settings_from
+from LLM_Mesh.bounded_http import call
+from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, settings_from
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_verify import find_receipt, parse_keys, verify
+from LLM_Mesh.errors import MeshError
 from LLM_Mesh.tls import client_ssl_context
 
 receipt_app = typer.Typer(help="Signed receipts of answers.", no_args_is_help=True)
 
 __all__ = ["check", "keys_from_listing", "receipt_app"]
+
+# the most of GET /v1/ledger/keys read, decoded: a key is ~150 bytes of JSON with its
+# times; 1 MiB holds thousands of rotations
+KEYS_ANSWER_BYTES = 1 << 20
 
 
 def keys_from_listing(text: str) -> list[str]:
@@ -39,32 +46,44 @@ def keys_from_listing(text: str) -> list[str]:
     plain text with one key a line (``#`` comments allowed)."""
     body = text.strip()
     if body.startswith(("{", "[")):
-        data: Any = json.loads(body)
-        if isinstance(data, dict):
-            data = data.get("data")
-        if not isinstance(data, list):
-            raise ValueError("a keys file is /v1/ledger/keys' answer or a list of keys")
-        return [k["public_key"] if isinstance(k, dict) else str(k) for k in data]
+        return _keys_of(json.loads(body))
     return [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def _keys_of(data: Any) -> list[str]:
+    """Key texts from ``GET /v1/ledger/keys``' answer (or a list of keys), parsed."""
+    if isinstance(data, dict):
+        data = data.get("data")
+    if not isinstance(data, list):
+        raise ValueError("a keys file is /v1/ledger/keys' answer or a list of keys")
+    return [k["public_key"] if isinstance(k, dict) else str(k) for k in data]
 
 
 def fetch_keys(
     registry_url: str | Sequence[str], timeout_s: float = 30.0, ca_file: str | None = None
 ) -> list[str]:
     """The registry's published keys (``GET /v1/ledger/keys``): of the first of the
-    replicas (``URL,URL,...``) that answers; https verified with ``ca_file`` too."""
-    urls = gateway_urls(registry_url)
+    replicas (``URL,URL,...``) that answers; https verified with ``ca_file`` too; read to
+    at most :data:`KEYS_ANSWER_BYTES` within 3 × ``timeout_s`` (found 2026-12-03: read
+    whole by ``httpx.get``, a gzip bomb inflated, a byte at a time held the command for
+    as long as the registry liked)."""
+    return asyncio.run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
+
+
+async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None) -> list[str]:
     verify = client_ssl_context(ca_file)
-    for n, url in enumerate(urls, 1):
-        try:
-            r = httpx.get(url + "/v1/ledger/keys", timeout=timeout_s, verify=verify)
-        except (httpx.ConnectError, httpx.ConnectTimeout):
-            if n == len(urls):
-                raise
-            continue
-        if r.status_code != 200:
-            raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
-        return keys_from_listing(r.text)
+    async with httpx.AsyncClient(timeout=timeout_s, verify=verify) as client:
+        for n, url in enumerate(urls, 1):
+            try:
+                r = await call(client, "GET", url + "/v1/ledger/keys", KEYS_ANSWER_BYTES,
+                               deadline_s=3 * timeout_s)  # fmt: skip
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if n == len(urls):
+                    raise
+                continue
+            if r.status_code != 200:
+                raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
+            return keys_from_listing(r.text)
     raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 
@@ -152,9 +171,11 @@ def verify_command(
             texts += fetch_keys(settings.registry_urls, ca_file=settings.registry_ca)
         keys = parse_keys(texts)
         expected = None if output is None else output.read_text("utf-8")
-    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError, MeshError) as exc:
+        # the message may quote the registry's answer: text, never markup, no terminal
+        # escapes (found 2026-12-03: printed as Rich markup, with the registry's ESC
+        # sequences and hyperlinks)
+        raise fail(exc) from exc
     try:
         receipt = check(
             text, keys, output=expected, request_id=request_id, require_signed=require_signed

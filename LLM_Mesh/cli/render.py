@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,14 +33,29 @@ def shown(value: Any) -> str:
     return escape(terminal_text(value))
 
 
+def _count(v: Any) -> str:
+    """A count a gateway sent (tokens, requests, load): a whole number as is, else ``-``
+    (found 2026-12-03: printed into the markup as sent: a string carried ESC sequences and
+    Rich markup, a hyperlink, to the user's terminal)."""
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else "-"
+
+
+def _real(v: Any) -> float | None:
+    """A figure a gateway sent (times, sizes, rates), if it is a finite number."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
+
+
 def _fmt_ms(v: Any) -> str:
-    return "-" if v is None else f"{float(v):.0f} ms"
+    ms = _real(v)
+    return "-" if ms is None else f"{ms:.0f} ms"
 
 
 def _fmt_size(n: Any) -> str:
+    n = _real(n)
     if not n:
         return "-"
-    n = float(n)
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
@@ -61,7 +77,10 @@ def _trust(n: Mapping[str, Any], quarantines: bool = True) -> str:
     """The node's trust score, and (``quarantines``) its quarantines (models) in red."""
     if "trust_score" not in n:
         return "-"
-    out = f"{float(n['trust_score']):.2f}" + (" [dim]verifier[/]" if n.get("verifier") else "")
+    score = _real(n["trust_score"])
+    out = ("-" if score is None else f"{score:.2f}") + (
+        " [dim]verifier[/]" if n.get("verifier") else ""
+    )
     return out + (f"\n{_quarantines(n)}" if quarantines and _quarantines(n) else "")
 
 
@@ -105,7 +124,7 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
         )
         state = shown(n.get("state") or "")
         if n.get("healthy"):
-            health = f"[green]up[/] {float(n.get('health_score') or 0):.2f}"
+            health = f"[green]up[/] {_real(n.get('health_score')) or 0:.2f}"
         else:
             health = f"[red]down[/]{' ' if wide else chr(10)}{state}"
         # a public listing has no URL (the admin's does): the region, and the declaration
@@ -122,9 +141,10 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
         t.add_row(
             "\n".join([f"{shown(n.get('node_id'))}{node_sim}", *under, f"[dim]{where}[/]"]),
             *cells,
-            f"{n.get('in_flight', 0)}/{n.get('max_concurrency', 1)} +{n.get('queued', 0)}q",
+            f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))} "
+            f"+{_count(n.get('queued', 0))}q",
             f"{_fmt_ms(n.get('ttft_ms_ewma'))} / {_fmt_ms(n.get('latency_ms_ewma'))}",
-            f"{n.get('requests', 0)} / {n.get('failures', 0)}",
+            f"{_count(n.get('requests', 0))} / {_count(n.get('failures', 0))}",
             _trust(n, quarantines=wide),
         )
     return t
@@ -160,11 +180,11 @@ def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) 
     t.add_column("µNT/1k out", justify="right")
     t.add_column("up")
     for m, cell in zip(models, cells, strict=True):
-        up = f"[green]yes[/] {m.get('nodes', 0)}n" if m.get("available") else "[dim]no[/]"
+        up = f"[green]yes[/] {_count(m.get('nodes', 0))}n" if m.get("available") else "[dim]no[/]"
         t.add_row(
             cell,
             f"{_fmt_size(m.get('size_bytes'))} {shown(m.get('quantization') or '')}".strip(),
-            str(m.get("context_length") or "-"),
+            _count(m.get("context_length")),
             ", ".join(shown(x) for x in m.get("specialties") or []),
             *_prices(m),
             up,
@@ -199,7 +219,7 @@ def balance_table(data: Mapping[str, Any]) -> Table:
     t = Table(title="community pool (no API key)" if pool else "your balance", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("µNT", justify="right")
-    t.add_row("account", str(data.get("account")))
+    t.add_row("account", shown(data.get("account")))
     for what in ("balance", "reserved", "available"):
         value = data.get(what)
         t.add_row(what, f"{value:,}" if isinstance(value, int) else "-")
@@ -247,10 +267,10 @@ def metrics_line(
     total = total_ms if total_ms is not None else mesh.get("latency_ms")
     parts.append(f"ttft {_fmt_ms(ttft)}")
     parts.append(f"total {_fmt_ms(total)}")
-    tps = mesh.get("tokens_per_s")
+    tps = _real(mesh.get("tokens_per_s"))
     if tps:
-        parts.append(f"{float(tps):.1f} tok/s")
-    parts.append(f"{mesh.get('completion_tokens', 0)} tokens")
+        parts.append(f"{tps:.1f} tok/s")
+    parts.append(f"{_count(mesh.get('completion_tokens', 0))} tokens")
     parts.append(f"cost {_cost(mesh)}")
     return " · ".join(parts)
 
@@ -265,7 +285,7 @@ def metrics_table(
     engine = shown(mesh.get("engine") or "-")
     if mesh.get("simulated"):
         engine += " [yellow](SIMULATED)[/]"
-    tps = mesh.get("tokens_per_s")
+    tps = _real(mesh.get("tokens_per_s"))
     rows = [
         ("node", shown(mesh.get("node_id"))),
         ("model", shown(mesh.get("model"))),
@@ -277,9 +297,10 @@ def metrics_table(
         ("total time", _fmt_ms(total_ms if total_ms is not None else mesh.get("latency_ms"))),
         (
             "tokens",
-            f"{mesh.get('prompt_tokens', 0)} prompt + {mesh.get('completion_tokens', 0)} completion",
+            f"{_count(mesh.get('prompt_tokens', 0))} prompt + "
+            f"{_count(mesh.get('completion_tokens', 0))} completion",
         ),
-        ("tokens/s", f"{float(tps):.1f}" if tps else "-"),
+        ("tokens/s", f"{tps:.1f}" if tps else "-"),
         ("cost", _cost(mesh)),
     ]
     for what, value in rows:

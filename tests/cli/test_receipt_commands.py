@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from LLM_Mesh.bounded_http import AnswerRefused
 from LLM_Mesh.cli import receipt_commands
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.cli.receipt_commands import check, keys_from_listing
 from LLM_Mesh.core.receipt import PartStatus, ReceiptError
 from LLM_Mesh.core.receipt_verify import parse_keys
+from tests.hostile_gateway import serve
 from tests.inprocess_mesh import InProcessMesh
 
 runner = CliRunner()
@@ -196,15 +200,18 @@ def test_cli_fetches_the_keys_from_the_registry(
     r = ask(mesh)
     asked: list[str] = []
 
-    def get(url: str, timeout: float, **_kw: object) -> httpx.Response:
-        asked.append(url)
+    async def get(
+        client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: object
+    ) -> httpx.Response:
+        asked.append(f"{method} {url} {limit}")
         with mesh.sync_client() as c:
             return c.get(url)
 
-    monkeypatch.setattr(receipt_commands.httpx, "get", get)
+    monkeypatch.setattr(receipt_commands, "call", get)
     res = verify("-", "--registry", mesh.registry_url, stdin=r.text)
     assert res.exit_code == 0, res.output
-    assert asked == [mesh.registry_url + "/v1/ledger/keys"]
+    limit = receipt_commands.KEYS_ANSWER_BYTES
+    assert asked == [f"GET {mesh.registry_url}/v1/ledger/keys {limit}"]
 
 
 def test_the_answers_words_in_a_refusal_are_printed_not_read_as_markup() -> None:
@@ -238,3 +245,30 @@ def test_check_raises_receipt_error_for_no_receipt() -> None:
     with pytest.raises(ReceiptError) as exc:
         check('{"choices": []}', {})
     assert exc.value.reason == "malformed"
+
+
+@pytest.fixture
+def hostile() -> Iterator[str]:
+    yield from serve()
+
+
+@pytest.mark.parametrize("kind", ["drip", "bomb"])
+def test_the_registrys_keys_are_read_to_a_bound(hostile: str, kind: str) -> None:
+    """Found 2026-12-03: ``GET /v1/ledger/keys`` was read whole by ``httpx.get``: a gzip
+    bomb inflated in memory, a byte each 0.05 s held ``receipt verify`` as long as the
+    registry liked."""
+    t0 = time.monotonic()
+    with pytest.raises(AnswerRefused, match="not read further"):
+        receipt_commands.fetch_keys(f"{hostile}/{kind}", timeout_s=0.5)
+    assert time.monotonic() - t0 < 5.0
+
+
+def test_the_registrys_error_reaches_the_terminal_without_escapes_or_markup(
+    hostile: str,
+) -> None:
+    """Found 2026-12-03: the registry's error answer was printed as Rich markup with its
+    ESC sequences (clear the screen, set the title) and a hyperlink."""
+    res = verify("-", "--registry", f"{hostile}/evil", stdin="{}")
+    assert res.exit_code == 1, res.output
+    assert "\x1b" not in res.output and "\x9b" not in res.output, repr(res.output)
+    assert "[link=http://evil.test]OK[/link]" in res.output  # shown as text

@@ -1,0 +1,48 @@
+"""``cli/common.first_answering``: which of several registry replicas ``ledger verify`` and
+``ledger witness`` use, asked of replicas that answer with a gzip bomb or a byte at a time
+(a real socket, ``tests/hostile_gateway.py``)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from LLM_Mesh.cli.common import first_answering
+from tests.hostile_gateway import serve
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    yield from serve()
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind", ["drip", "bomb"])
+async def test_a_replica_answering_a_drip_or_a_bomb_is_not_read(gateway: str, kind: str) -> None:
+    """Found 2026-12-03: its answer was read whole (``client.get``): 65 MiB inflated from a
+    gzip bomb, a byte each 0.05 s held the command 11 s (as long as the replica liked)."""
+    tracemalloc.start()
+    t0 = time.monotonic()
+    try:
+        got = await first_answering([f"{gateway}/{kind}", "http://other.test"], timeout_s=0.5)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == f"{gateway}/{kind}"  # it answered: the one to use
+    assert time.monotonic() - t0 < 3.0
+    assert peak < 8 << 20, peak
+
+
+async def test_a_replica_that_refuses_the_connection_is_skipped(gateway: str) -> None:
+    closed = _closed_port()
+    assert await first_answering([closed, f"{gateway}/drip"], timeout_s=0.5) == f"{gateway}/drip"
+    assert await first_answering([closed, closed + "/x"], timeout_s=0.5) == closed + "/x"
