@@ -20,7 +20,7 @@ A request's failure says no more than what failed (``the node's upstream failed
 URL and its own error body go to the operator's log (the URL without its credentials),
 never into the answer, which the gateway passes on to its client (found 2026-12-03: the
 answer named ``http://user:password@10.x.x.x:8000/v1`` and quoted the upstream's 5xx body).
-A 4xx refusal (a bad request, an unknown model, busy) keeps the upstream's words.
+A refusal (400, 404, 429, 503) or an ``error`` event in the stream keeps the upstream's words.
 
 No mid-stream continuation: an OpenAI chat API has no way to say "go on with
 this partial assistant turn", so models report ``continuation: false`` and a
