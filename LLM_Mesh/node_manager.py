@@ -55,6 +55,13 @@ class NodeManager:
     def url(self) -> str:
         return self.service.public_url
 
+    @property
+    def peer_cap(self) -> int:
+        """The connections one (non-loopback) peer may hold on this node at once."""
+        from LLM_Mesh.slow_clients import node_peer_cap
+
+        return node_peer_cap(self.config.max_concurrency, self.config.max_queue)
+
     def create_app(self) -> FastAPI:
         """The node's ASGI app (its lifespan starts and stops the service)."""
         return create_node_app(self.service)
@@ -65,10 +72,11 @@ class NodeManager:
 
         from LLM_Mesh.gc_freeze import freeze_after_startup
         from LLM_Mesh.heap import cap_arenas, trim_periodically
-        from LLM_Mesh.slow_clients import guarded_http
+        from LLM_Mesh.slow_clients import guarded_http, raise_fd_limit
 
         _require_free_port(self.config.host, self.config.port)  # before a model loads
         cap_arenas(self.settings.malloc_arena_max)  # before the engine and uvicorn start threads
+        raise_fd_limit()  # one peer meets max_per_peer below, not the process's 1024 files
         config = uvicorn.Config(
             trim_periodically(freeze_after_startup(self.create_app()), self.settings.malloc_trim_s),
             host=self.config.host,
@@ -81,7 +89,9 @@ class NodeManager:
             timeout_graceful_shutdown=self.service.shutdown_budget.drain_s,  # type: ignore[arg-type]
             ssl_certfile=self.config.tls_cert,
             ssl_keyfile=self.config.tls_key,
-            http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
+            # no slowloris: a request arrives within READ_TIMEOUT_S; and one peer holds at
+            # most node_peer_cap connections (slow_clients.py)
+            http=guarded_http(max_per_peer=self.peer_cap),
             **uvicorn_log_kwargs(self.settings.log_format),
         )
         self._server = _server(config, self.service.begin_shutdown)

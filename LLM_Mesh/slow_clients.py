@@ -8,27 +8,113 @@ connection's start, and from the first byte of each request, to the end of that 
 body; past ``read_timeout_s`` the connection is closed (a request being handled hears
 ``http.disconnect``). Between requests uvicorn's own keep-alive timeout applies; an answer,
 however long it streams, is not limited.
+
+The read timeout bounds how long a connection is held, not how many: one client opening
+~35 connections a second holds a thousand, the file descriptors of a process under the
+usual soft limit of 1024, and the server accepts nothing more (found 2026-12-03 on a node:
+its gateway's requests and its own heartbeats failed). ``max_per_peer`` (the node's:
+:func:`node_peer_cap`) bounds the connections one peer holds at once: an IPv4 address, or
+an IPv6 /64 (one host's usual share); one past it is reset as soon as it is accepted.
+Loopback peers are not counted (the operator's tools; a reverse proxy on the machine, whose
+clients all arrive from loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["READ_TIMEOUT_S", "guarded_http"]
+from LLM_Mesh.core.metrics_access import is_loopback
+
+__all__ = ["READ_TIMEOUT_S", "guarded_http", "node_peer_cap", "peer_key", "raise_fd_limit"]
+
+log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 30.0  # 1 MiB (the largest body) in 30 s is ~280 kbit/s
+#: the fewest connections a node lets one peer hold (its gateway replicas behind one address)
+MIN_PEER_CONNECTIONS = 256
+
+
+def node_peer_cap(max_concurrency: int, max_queue: int) -> int:
+    """Connections one peer may hold on a node: twice what its slots and queue take (the
+    gateway sends about that many at once, health checks and canaries besides), at least
+    :data:`MIN_PEER_CONNECTIONS`."""
+    return max(MIN_PEER_CONNECTIONS, 2 * (max_concurrency + max_queue) + 64)
+
+
+def peer_key(host: str | None) -> str | None:
+    """What ``max_per_peer`` counts a peer address as: the IPv4 address, or the IPv6 /64
+    (an IPv4-mapped one as its IPv4); ``None`` when it is no address."""
+    if not host:
+        return None
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
+def raise_fd_limit(want: int = 65536) -> None:
+    """Raise this process's soft limit of open files towards ``want`` (at most the hard
+    limit), so that the per-peer bound, not the file descriptors, is what a client meets."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on this platform
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        top = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if soft != resource.RLIM_INFINITY and soft < top:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+    except (OSError, ValueError):
+        return
 
 
 class _Guarded(HttpToolsProtocol):
     read_timeout_s = READ_TIMEOUT_S
+    max_per_peer: ClassVar[int | None] = None
+    exempt_peer: ClassVar[tuple[Callable[[str | None], bool]]] = (is_loopback,)
+    held: ClassVar[dict[str, int]]  # peer key -> connections open (one dict per class)
     _read_timer: asyncio.TimerHandle | None = None
+    _peer: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.max_per_peer is not None and not self._count_in(transport):
+            transport.abort()  # its file descriptor back at once; uvicorn cleans up
+            return
         self._arm()
+
+    def _count_in(self, transport: asyncio.Transport) -> bool:
+        """Count this connection against its peer; False when the peer holds its most."""
+        peer = transport.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, (tuple, list)) and peer else None
+        key = None if self.exempt_peer[0](host) else peer_key(host)
+        if key is None:
+            return True
+        held = self.held.get(key, 0)
+        if held >= (self.max_per_peer or 0):
+            if held == self.max_per_peer:  # said once, until it holds fewer again
+                self.held[key] = held + 1
+                log.warning(
+                    "%s holds %d connections, the most one peer may (max_per_peer): "
+                    "more are closed as they come",
+                    key,
+                    held,
+                )
+            return False
+        self.held[key] = held + 1
+        self._peer = key
+        return True
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -40,6 +126,13 @@ class _Guarded(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._peer is not None:
+            key, self._peer = self._peer, None
+            left = min(self.held.get(key, 1), self.max_per_peer or 0) - 1
+            if left > 0:
+                self.held[key] = left
+            else:
+                self.held.pop(key, None)
         super().connection_lost(exc)
 
     def _arm(self) -> None:
@@ -58,8 +151,23 @@ class _Guarded(HttpToolsProtocol):
             transport.close()
 
 
-def guarded_http(read_timeout_s: float = READ_TIMEOUT_S) -> type[Any]:
-    """uvicorn's ``http=`` protocol class with the read timeout (see the module docstring)."""
+def guarded_http(
+    read_timeout_s: float = READ_TIMEOUT_S,
+    *,
+    max_per_peer: int | None = None,
+    exempt: Callable[[str | None], bool] = is_loopback,
+) -> type[Any]:
+    """uvicorn's ``http=`` protocol class with the read timeout and, given ``max_per_peer``,
+    the bound on one peer's connections (``exempt`` peers are not counted: loopback) (see
+    the module docstring)."""
     if read_timeout_s <= 0:
         raise ValueError("read_timeout_s must be positive")
-    return type("GuardedHttpToolsProtocol", (_Guarded,), {"read_timeout_s": read_timeout_s})
+    if max_per_peer is not None and max_per_peer < 1:
+        raise ValueError("max_per_peer must be at least 1")
+    attrs: dict[str, Any] = {
+        "read_timeout_s": read_timeout_s,
+        "max_per_peer": max_per_peer,
+        "exempt_peer": (exempt,),  # in a tuple: a plain function would become a method
+        "held": {},
+    }
+    return type("GuardedHttpToolsProtocol", (_Guarded,), attrs)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -76,7 +77,7 @@ from LLM_Mesh.errors import (
 )
 from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.json_answer import NOSNIFF, JSONAnswer, serve_openapi
-from LLM_Mesh.logs import safe_id
+from LLM_Mesh.logs import log_text, safe_id
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.node import responses as R
 from LLM_Mesh.node.engines.base import GenerationRequest
@@ -87,6 +88,16 @@ from LLM_Mesh.node.service import NodeService
 from LLM_Mesh.node.telemetry import CLIENT_GONE, NodeRequest, NodeTelemetry
 
 MESH_CONTINUE = "mesh_continue"
+
+log = logging.getLogger("LLM_Mesh.node")
+
+
+def engine_failure(engine: str, exc: BaseException) -> EngineError:
+    """The answer to an engine's unexpected exception: its type only. Its words (a model
+    file's path, an address) go to the operator's log, never to the gateway and its client
+    (found 2026-12-03: ``ValueError: Failed to load model from file: /home/<user>/...``)."""
+    log.warning("the %s engine failed: %s: %s", engine, type(exc).__name__, log_text(exc, 300))
+    return EngineError(f"the {engine} engine failed ({type(exc).__name__}; see the node's log)")
 
 
 def error_response(exc: MeshError) -> JSONAnswer:
@@ -328,7 +339,7 @@ class _Handler:
         except MeshError:
             raise
         except Exception as exc:
-            raise EngineError(f"the {self.service.engine.name} engine failed: {exc}") from exc
+            raise engine_failure(self.service.engine.name, exc) from exc
         if gen is None:
             seen.gone()
             return Response(status_code=CLIENT_GONE)  # nobody reads it
@@ -348,7 +359,7 @@ class _Handler:
             await gen.aclose(ok=False)
             raise
         except Exception as exc:
-            err = EngineError(f"the {self.service.engine.name} engine failed: {exc}")
+            err = engine_failure(self.service.engine.name, exc)
             seen.ended(gen, status=err.status, error=err)
             await gen.aclose(ok=False)
             raise err from exc
@@ -422,7 +433,7 @@ class _Handler:
             error = exc
             yield b"".join([*out, R.sse(exc.to_openai())])
         except Exception as exc:
-            error = EngineError(f"the {self.service.engine.name} engine failed: {exc}")
+            error = engine_failure(self.service.engine.name, exc)
             yield b"".join([*out, R.sse(error.to_openai())])
         finally:
             seen.ended(gen, status=200, error=error)  # nothing if counted above

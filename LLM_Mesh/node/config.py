@@ -25,6 +25,7 @@ here (older versions made one up) is ignored when it is not the key's, with a wa
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -40,6 +41,9 @@ from LLM_Mesh.core.confusable import lookalike_problem
 from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.model_files import model_id_of
+from LLM_Mesh.secret_files import too_open
+
+log = logging.getLogger("LLM_Mesh.node")
 
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 
@@ -61,6 +65,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENGINES = ("llama-cpp", "openai", "sim")
+#: node.toml keys that are credentials: the file should be its owner's only (0600)
+SECRET_KEYS = ("operator_token", "upstream_api_key")
 CONFIG_FILE = "node.toml"
 # room above the gateway's /v1 body limit for what it adds (stream_options, mesh_continue)
 DEFAULT_NODE_BODY_BYTES = 16 * 1024 * 1024
@@ -235,9 +241,18 @@ def load_node_config(path: Path | str) -> NodeConfig:
     if isinstance(data.get("registry_url"), list):  # registry_url = ["URL", "URL"]
         data["registry_url"] = ",".join(str(u) for u in data["registry_url"])
     try:
-        return NodeConfig(**data)
+        cfg = NodeConfig(**data)
     except TypeError as exc:
         raise ValueError(f"{p}: {exc}") from None
+    held = [k for k in SECRET_KEYS if data.get(k)]
+    if held and too_open(p):  # as node.key's: said, not changed (found 2026-12-03)
+        log.warning(
+            "%s holds %s and can be read by other users of this machine: chmod 600 %s",
+            p,
+            " and ".join(held),
+            p,
+        )
+    return cfg
 
 
 def save_node_config(cfg: NodeConfig, path: Path | str) -> None:

@@ -9,6 +9,13 @@ interrupted one is kept for the next try. A file verified against its sha256 has
 the hash recorded in the models directory's :class:`~LLM_Mesh.node.file_hashes.HashCache`,
 so the node's start does not hash it again.
 
+A download is bounded, whatever the server (a hostile or broken mirror) sends: a catalog
+model's file at most :data:`CATALOG_SIZE_SLACK` times the catalog's size (refused at once
+when the server declares more, cut off and deleted when it sends more), and any download
+leaves :data:`MIN_FREE_BYTES` free on its disk (refused at once when the declared size would
+not, stopped with the part kept when the disk fills up) (found 2026-12-03: a mirror's
+endless body, or a declared terabyte, was written until the disk was full).
+
 Errors: :class:`DownloadError` (a ``MeshError``) for network / verification
 failures; ``InvalidRequest`` for a local file that is not a usable GGUF.
 
@@ -41,7 +48,14 @@ from LLM_Mesh.node.file_hashes import HashCache, hash_cache
 from LLM_Mesh.node.file_hashes import file_sha256 as file_sha256
 
 Progress = Callable[[int, "int | None"], None]
+FreeBytes = Callable[[Path], int]
 CHUNK = 1 << 20
+#: the catalog's sizes are the seed's, rounded: a catalog file may be this much larger
+CATALOG_SIZE_SLACK = 1.25
+#: what a download leaves free on its disk (the machine's logs and databases need room)
+MIN_FREE_BYTES = 1 << 30
+#: how often (bytes written) the free space is looked at again
+FREE_CHECK_BYTES = 16 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -77,6 +91,56 @@ def _discard(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def free_bytes(path: Path) -> int:
+    """Bytes free (for this user) on the file system holding the folder ``path``."""
+    return shutil.disk_usage(path).free
+
+
+def catalog_max_bytes(spec: ModelSpec) -> int | None:
+    """The most a download of the catalog's ``spec`` may be (None: no size known)."""
+    return int(spec.size_bytes * CATALOG_SIZE_SLACK) if spec.size_bytes > 0 else None
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How much a download may write: ``max_bytes`` for the whole file (None: no bound), and
+    ``min_free`` bytes left free on the disk, as ``free`` (bytes free in a folder) says."""
+
+    max_bytes: int | None = None
+    min_free: int = MIN_FREE_BYTES
+    free: FreeBytes = free_bytes
+
+    def check_declared(self, url: str, part: Path, total: int | None, offset: int) -> None:
+        """Refuse a declared size over the bound, or one the disk cannot hold, before
+        anything is written."""
+        if total is None:
+            return
+        if self.max_bytes is not None and total > self.max_bytes:
+            _discard(part)
+            raise DownloadError(
+                f"{url}: the server says the file is {total} bytes, more than the "
+                f"{self.max_bytes} expected of it; nothing was kept"
+            )
+        self.check_room(url, part, total - offset)
+
+    def check_room(self, url: str, part: Path, more: int) -> None:
+        free = self.free(part.parent)
+        if free - more < self.min_free:
+            raise DownloadError(
+                f"{url}: {more} more bytes would leave less than {self.min_free} bytes free "
+                f"on the disk of {part.parent} ({free} free); {_size(part)} bytes kept in "
+                f"{part}: make room and run again to resume"
+            )
+
+    def check_written(self, url: str, part: Path, done: int) -> None:
+        if self.max_bytes is not None and done > self.max_bytes:
+            _discard(part)
+            raise DownloadError(
+                f"{url}: the server sent more than the {self.max_bytes} bytes expected of "
+                "the file; the partial file was deleted"
+            )
+
+
 def part_path(dest: Path) -> Path:
     return dest.with_suffix(dest.suffix + ".part")
 
@@ -107,7 +171,7 @@ _UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 
 
 async def _fetch_once(
-    url: str, part: Path, client: httpx.AsyncClient, progress: Progress | None
+    url: str, part: Path, client: httpx.AsyncClient, progress: Progress | None, bounds: Bounds
 ) -> int | None:
     """Bring ``part`` up to the full file, resuming from its current size.
 
@@ -136,13 +200,24 @@ async def _fetch_once(
             total = int(length) if length and ascii_digits(length) else None
         else:
             raise DownloadError(f"{url}: HTTP {resp.status_code}")
+        bounds.check_declared(url, part, total, offset)
         done = offset
-        with part.open(mode) as f:
-            async for block in resp.aiter_bytes():
-                f.write(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, total)
+        check_at = done  # then every FREE_CHECK_BYTES: room for the next ones?
+        try:
+            with part.open(mode) as f:
+                async for block in resp.aiter_bytes():
+                    bounds.check_written(url, part, done + len(block))
+                    if done + len(block) > check_at:
+                        bounds.check_room(url, part, FREE_CHECK_BYTES + len(block))
+                        check_at = done + FREE_CHECK_BYTES
+                    f.write(block)
+                    done += len(block)
+                    if progress is not None:
+                        progress(done, total)
+        except OSError as exc:  # the disk is full after all (another writer), or failed
+            raise DownloadError(
+                f"{url}: cannot write {part} ({exc}); {_size(part)} bytes kept there"
+            ) from None
     if total is not None and done != total:
         raise _Transient(f"got {done} of {total} bytes")
     return total
@@ -157,14 +232,17 @@ async def download_model(
     progress: Progress | None = None,
     retries: int = 3,
     hashes: HashCache | None = None,
+    bounds: Bounds | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (resuming ``dest.part``), verify, rename; return ``dest``.
 
     A ``dest`` that already exists and verifies is returned as is. Interrupted
     transfers are resumed up to ``retries`` times; after that the ``.part``
     stays and a later call resumes it. ``hashes``: where a verified file's sha256
-    is remembered (and an existing ``dest``'s looked up).
+    is remembered (and an existing ``dest``'s looked up). ``bounds``: how much it may
+    write (:class:`Bounds`; by default no size bound, :data:`MIN_FREE_BYTES` left free).
     """
+    bounds = bounds if bounds is not None else Bounds()
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
@@ -180,7 +258,7 @@ async def download_model(
     attempt = 0
     while True:
         try:
-            total = await _fetch_once(url, part, client, progress)
+            total = await _fetch_once(url, part, client, progress, bounds)
             break
         except (httpx.TransportError, _Transient) as e:
             attempt += 1
@@ -274,6 +352,7 @@ async def ensure_catalog_model(
             client=client,
             progress=progress,
             hashes=hashes,
+            bounds=Bounds(max_bytes=catalog_max_bytes(spec)),
         )
     raise DownloadError(
         f"{spec.id} has no download source in the catalog: put its GGUF at {target} yourself"

@@ -150,3 +150,30 @@ def test_registry_urls_from_node_toml_string_or_list(tmp_path: Path) -> None:
     path.write_text('registry_url = ["http://a:1", "http://b:2"]\n')
     loaded = load_node_config(path)
     assert loaded.effective_registry_urls(settings) == ("http://a:1", "http://b:2")
+
+
+@pytest.mark.parametrize("key", ["operator_token", "upstream_api_key"])
+def test_a_node_toml_holding_a_credential_that_others_can_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, key: str
+) -> None:
+    """A hand-written node.toml (0644 under the usual umask) with the operator token: any
+    user of the machine can read it and register nodes as that operator (found 2026-12-03:
+    the node started without a word; node.key's mode was already checked)."""
+    import logging
+    import os
+
+    path = tmp_path / "node.toml"
+    path.write_text(f'engine = "sim"\nmodels = ["m"]\n{key} = "lmo_x"\n', encoding="utf-8")
+    os.chmod(path, 0o644)
+    caplog.set_level(logging.WARNING, logger="LLM_Mesh.node")
+    load_node_config(path)
+    said = [r.getMessage() for r in caplog.records if r.name == "LLM_Mesh.node"]
+    assert any(key in m and "chmod 600" in m and "lmo_x" not in m for m in said), said
+    caplog.clear()
+    os.chmod(path, 0o600)  # the owner's only: nothing to say
+    load_node_config(path)
+    assert not [r for r in caplog.records if r.name == "LLM_Mesh.node"]
+    path.write_text('engine = "sim"\nmodels = ["m"]\n', encoding="utf-8")
+    os.chmod(path, 0o644)  # no credential in it: readable is fine
+    load_node_config(path)
+    assert not [r for r in caplog.records if r.name == "LLM_Mesh.node"]

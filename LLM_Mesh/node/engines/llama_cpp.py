@@ -24,6 +24,7 @@ idle ones unloaded to make room.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from typing import Any
 from LLM_Mesh.core.prompt import Turn, render
 from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, MeshError, ModelNotFound
+from LLM_Mesh.logs import log_text
 from LLM_Mesh.node.engines.base import (
     DEFAULT_MAX_TOKENS,
     FIRST_ITEM_HOLD_S,
@@ -49,8 +51,17 @@ from LLM_Mesh.node.engines.llama_logprobs import LogprobRecorder
 from LLM_Mesh.node.engines.llama_pool import LoadedModel, ModelPool
 from LLM_Mesh.node.model_files import ResolvedModel
 
+log = logging.getLogger("LLM_Mesh.node")
+
 DEFAULT_N_CTX = 4096
 LLAMA_PACKAGE_HINT = "llama-cpp-python is not installed: run scripts/install-llama-cpp.sh"
+
+
+def _failed(when: str, exc: Exception) -> EngineError:
+    """llama.cpp's exception as the answer says it: its type; its words to the log only
+    (the node's answer reaches the gateway's client: ``node/app.engine_failure``)."""
+    log.warning("llama.cpp failed %s: %s: %s", when, type(exc).__name__, log_text(exc, 300))
+    return EngineError(f"llama.cpp failed {when} ({type(exc).__name__}; see the node's log)")
 
 
 def _default_factory(**kwargs: Any) -> Any:
@@ -238,7 +249,7 @@ class LlamaCppEngine(Engine):
             except MeshError:
                 raise
             except Exception as exc:
-                raise EngineError(f"llama.cpp failed to start generating: {exc}") from exc
+                raise _failed("to start generating", exc) from exc
             try:
                 for chunk in chunks:
                     if cancel.is_set() or gone.is_set():
@@ -250,7 +261,7 @@ class LlamaCppEngine(Engine):
                         parts.append(text)
                         yield Delta(text)
             except Exception as exc:
-                raise EngineError(f"llama.cpp failed while generating: {exc}") from exc
+                raise _failed("while generating", exc) from exc
             finally:
                 close = getattr(chunks, "close", None)
                 if callable(close):

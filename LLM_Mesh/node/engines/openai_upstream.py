@@ -15,6 +15,13 @@ any client of the mesh, or the gateway, could make a media-fetching upstream (vL
 llama.cpp server with a projector) GET ``http://169.254.169.254/...`` or a LAN address
 from the operator's network, and run prompts outside the node's context check).
 
+A request's failure says no more than what failed (``the node's upstream failed
+(ConnectError)``, ``... answered HTTP 500``): the upstream's address, credentials in its
+URL and its own error body go to the operator's log (the URL without its credentials),
+never into the answer, which the gateway passes on to its client (found 2026-12-03: the
+answer named ``http://user:password@10.x.x.x:8000/v1`` and quoted the upstream's 5xx body).
+A refusal (400, 404, 429, 503) or an ``error`` event in the stream keeps the upstream's words.
+
 No mid-stream continuation: an OpenAI chat API has no way to say "go on with
 this partial assistant turn", so models report ``continuation: false`` and a
 request with ``mesh_continue`` is refused (400).
@@ -23,9 +30,11 @@ request with ``mesh_continue`` is refused (400).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -40,6 +49,7 @@ from LLM_Mesh.errors import (
     UpstreamTimeout,
     error_from_payload,
 )
+from LLM_Mesh.logs import log_text
 from LLM_Mesh.node.engines.base import (
     CancelFlag,
     Delta,
@@ -48,6 +58,24 @@ from LLM_Mesh.node.engines.base import (
     Usage,
     message_text,
 )
+
+log = logging.getLogger("LLM_Mesh.node")
+
+
+def shown_url(url: str) -> str:
+    """``url`` without the credentials it may carry (``http://user:pw@host``): for logs."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(the upstream URL)"
+    if "@" not in parts.netloc:
+        return url
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def api_root(base_url: str) -> str:
@@ -75,6 +103,7 @@ class OpenAIUpstreamEngine(Engine):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"upstream_url must be an http(s) URL, got {base_url!r}")
         self.base_url = api_root(base_url)
+        self.shown_url = shown_url(self.base_url)  # for logs and the operator's errors
         self._client = http_client
         self._api_key = api_key
         self._ids = list(dict.fromkeys(models))
@@ -95,20 +124,22 @@ class OpenAIUpstreamEngine(Engine):
             r.raise_for_status()
             data = r.json().get("data") or []
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            raise EngineError(f"cannot list the models of {self.base_url}: {exc}") from exc
+            raise EngineError(
+                f"cannot list the models of {self.shown_url}: {log_text(exc, 300)}"
+            ) from exc
         ids = [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
         if len(ids) > MAX_MODELS_PER_NODE:  # the registry would refuse the registration
             raise EngineError(
-                f"the upstream at {self.base_url} lists {len(ids)} models; a node registers "
+                f"the upstream at {self.shown_url} lists {len(ids)} models; a node registers "
                 f"at most {MAX_MODELS_PER_NODE}: name the ones to serve in `models`"
             )
         for model_id in ids:
             problem = lookalike_problem(model_id)
             if problem is not None:  # the registry would refuse the whole registration
-                raise EngineError(f"the upstream at {self.base_url} lists {problem}")
+                raise EngineError(f"the upstream at {self.shown_url} lists {problem}")
         self._ids = ids
         if not self._ids:
-            raise EngineError(f"the upstream at {self.base_url} serves no models")
+            raise EngineError(f"the upstream at {self.shown_url} serves no models")
 
     def models(self) -> list[HostedModel]:
         return [
@@ -164,16 +195,19 @@ class OpenAIUpstreamEngine(Engine):
                         if attempt == 0 and _rejects_stream_options(resp):
                             include_usage = False
                             continue
-                        raise _error_of(resp)
+                        raise _error_of(resp, self.shown_url)
                     async for delta in self._read(resp, req, cancel):
                         yield delta
                     return
             except MeshError:
                 raise
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(f"the upstream at {self.base_url} timed out") from exc
             except httpx.HTTPError as exc:
-                raise EngineError(f"the upstream at {self.base_url} failed: {exc}") from exc
+                kind = type(exc).__name__
+                log.warning("the upstream at %s failed: %s: %s", self.shown_url, kind,
+                            log_text(exc, 300))  # fmt: skip
+                if isinstance(exc, httpx.TimeoutException):
+                    raise UpstreamTimeout(f"the node's upstream timed out ({kind})") from exc
+                raise EngineError(f"the node's upstream failed ({kind})") from exc
 
     async def _read(
         self, resp: httpx.Response, req: GenerationRequest, cancel: CancelFlag
@@ -192,7 +226,9 @@ class OpenAIUpstreamEngine(Engine):
             try:
                 chunk = json.loads(data)
             except ValueError:
-                raise UpstreamError(f"the upstream sent a bad chunk: {data[:200]}") from None
+                # its text may be the output: neither logged nor answered
+                log.warning("the upstream at %s sent a chunk that is not JSON", self.shown_url)
+                raise UpstreamError("the node's upstream sent a chunk that is not JSON") from None
             if not isinstance(chunk, dict):
                 continue
             if "error" in chunk:
@@ -235,13 +271,14 @@ def _rejects_stream_options(resp: httpx.Response) -> bool:
     return resp.status_code in (400, 422) and "stream_options" in resp.text
 
 
-def _error_of(resp: httpx.Response) -> MeshError:
-    try:
-        payload = resp.json()
-    except ValueError:
-        payload = resp.text
-    if resp.status_code in (400, 404, 429):
+def _error_of(resp: httpx.Response, shown: str) -> MeshError:
+    """A refusal (400, 404, 429, 503) with the upstream's words; any other status says its
+    number only (the body, a traceback or a proxy's page, may quote the request: not logged)."""
+    if resp.status_code in (400, 404, 429, 503):
+        try:
+            payload = resp.json()
+        except ValueError:
+            payload = resp.text
         return error_from_payload(resp.status_code, payload)
-    if resp.status_code == 503:
-        return error_from_payload(503, payload)
-    return UpstreamError(f"the upstream answered HTTP {resp.status_code}: {str(payload)[:300]}")
+    log.warning("the upstream at %s answered HTTP %d", shown, resp.status_code)
+    return UpstreamError(f"the node's upstream answered HTTP {resp.status_code}")

@@ -181,17 +181,22 @@ async def test_generations_are_serialised_per_model(engine: LlamaCppEngine) -> N
     assert engine._loaded["gemma-3-270m"].llama.max_active == 1
 
 
-async def test_unknown_model_and_engine_errors(tmp_path: Path) -> None:
+async def test_unknown_model_and_engine_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     class Broken(FakeLlama):
         def create_completion(self, prompt: str | list[int], **kw: Any) -> Iterator[dict[str, Any]]:
-            raise RuntimeError("llama exploded")
+            raise RuntimeError("llama exploded in /home/alice-operator/models")
 
     eng = LlamaCppEngine([fake_model(tmp_path)], llama_factory=Broken)
     await eng.start()
     with pytest.raises(ModelNotFound):
         await collect(eng, GenerationRequest(kind="completion", model="x", prompt="p"))
-    with pytest.raises(EngineError, match="exploded"):
+    with pytest.raises(EngineError, match="RuntimeError") as failed:
         await collect(eng, GenerationRequest(kind="completion", model="gemma-3-270m", prompt="p"))
+    # its words (a path) are the operator's: in the log, not in the answer (found 2026-12-03)
+    assert "alice-operator" not in failed.value.message
+    assert any("alice-operator" in r.getMessage() for r in caplog.records)
     await eng.close()
     assert eng.models()[0].loaded is False
 
