@@ -146,6 +146,10 @@ def _bearer(secret: str, what: str, error: type[MeshError] = InvalidCredential) 
     return {"Authorization": f"Bearer {secret}"}
 
 
+#: the same check for the CLI's own clients (``cli/ledger_commands.py``'s balance check)
+bearer_header = _bearer
+
+
 def gateway_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
     """``"URL,URL"`` or a list of URLs → the URLs, trailing ``/`` dropped."""
     parts = base_url.split(",") if isinstance(base_url, str) else list(base_url)

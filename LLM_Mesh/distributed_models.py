@@ -38,6 +38,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
 from LLM_Mesh.core.tasks import rank_models_for_task
 from LLM_Mesh.errors import (
+    InvalidCredential,
     InvalidRequest,
     MeshError,
     ModelNotFound,
@@ -60,6 +61,25 @@ DEFAULT_MAX_TOKENS = 128
 def _micro(value: Any) -> int:
     """An amount of micro-NetworkTokens from an answer's ``mesh`` (a whole number; else 0)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+#: the largest token count read from an answer's ``usage``; past it: 0
+MAX_USAGE_TOKENS = 2**53
+
+
+def _tokens(value: Any) -> int:
+    """A token count from an answer's ``usage``: a whole number from 0 to
+    :data:`MAX_USAGE_TOKENS`, else 0 (found 2026-12-03: ``int(...)`` of a hostile gateway's
+    ``"many"``, ``1e400``, ``[]`` or ``None`` raised ``ValueError``/``TypeError``/
+    ``OverflowError`` in the user's code)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return value if 0 <= value <= MAX_USAGE_TOKENS else 0
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a hostile gateway's answer)."""
+    return value if isinstance(value, Mapping) else {}
 
 
 @dataclass
@@ -94,12 +114,13 @@ class ModelResponse:
     def from_openai(
         cls, body: Mapping[str, Any], *, task_type: str | None, requested: str | None
     ) -> ModelResponse:
-        choice = (body.get("choices") or [{}])[0]
+        choices = body.get("choices")
+        choice = _obj(choices[0] if isinstance(choices, list) and choices else None)
         text = choice.get("text")
         if text is None:
-            text = (choice.get("message") or {}).get("content") or ""
-        mesh = body.get("mesh") or {}
-        usage = body.get("usage") or {}
+            text = _obj(choice.get("message")).get("content") or ""
+        mesh = _obj(body.get("mesh"))
+        usage = _obj(body.get("usage"))
         model = str(mesh.get("model") or body.get("model") or requested or "")
         return cls(
             text=str(text),
@@ -110,8 +131,8 @@ class ModelResponse:
             engine=mesh.get("engine"),
             simulated=bool(mesh.get("simulated", False)),
             finish_reason=choice.get("finish_reason"),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            prompt_tokens=_tokens(usage.get("prompt_tokens")),
+            completion_tokens=_tokens(usage.get("completion_tokens")),
             latency_ms=mesh.get("latency_ms"),
             ttft_ms=mesh.get("ttft_ms"),
             tokens_per_s=mesh.get("tokens_per_s"),
@@ -277,14 +298,23 @@ class DistributedModelRegistry:
     async def health_check_all_hosts(self) -> list[dict[str, Any]]:
         """Run one active health-check pass over every host now; per-host results.
 
-        An admin operation: it sends the admin key (``LLM_MESH_ADMIN_KEY``, else
-        ``$LLM_MESH_HOME/admin.key``, which ``llm-mesh up`` makes on this machine).
+        An admin operation: it sends the admin key, ``LLM_MESH_ADMIN_KEY`` (the user's
+        explicit choice: sent to the configured registry URL), else
+        ``$LLM_MESH_HOME/admin.key``, which ``llm-mesh up`` makes on this machine, sent only
+        to the registry that made it (the URLs it recorded beside the key); another
+        registry without ``LLM_MESH_ADMIN_KEY``: :class:`~LLM_Mesh.errors.InvalidCredential`
+        naming it, before anything is sent (found 2026-12-03: the file's key went to any
+        ``LLM_MESH_REGISTRY_URL``, a remote gateway's included).
         """
-        from LLM_Mesh.secret_files import read_admin_key
+        from LLM_Mesh.client import gateway_urls
+        from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
 
         if self._settings is None:
             self._settings = Settings.from_env()
-        admin_key = read_admin_key(self._settings)
+        urls = gateway_urls(self.registry_url)
+        admin_key = admin_key_for(self._settings, urls)
+        if admin_key is None:
+            raise InvalidCredential(admin_key_missing(urls))
         async with MeshClient(
             self.registry_url, http_client=self._http, admin_key=admin_key, ca_file=self.ca_file
         ) as c:

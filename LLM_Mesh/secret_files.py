@@ -3,7 +3,9 @@
 Used for the node's key (``node.key``, ``LLM_Mesh.node.keys``) and the registry's
 admin key (``admin.key``). :func:`create_secret_file` uses ``O_CREAT | O_EXCL``, so
 two processes racing to create one cannot both win and an existing file is never
-replaced. :func:`try_lock`: the home's lock files (``settlement.lock``, ``node.key.lock``),
+replaced. :func:`admin_key_for`: the admin key a client may send to given registry URLs
+(``$LLM_MESH_ADMIN_KEY``; the file's only to the registry that recorded its URLs beside it,
+``admin.key.registry``: ``core/admin_key_scope.py``). :func:`try_lock`: the home's lock files (``settlement.lock``, ``node.key.lock``),
 held with ``flock`` while a process runs.
 """
 
@@ -11,11 +13,15 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.admin_key_scope import file_key_may_go, registry_origin
 
 ADMIN_KEY_FILE = "admin.key"
+#: beside ``admin.key``: the registry URLs its registry was started with, one a line
+ADMIN_KEY_REGISTRY_FILE = "admin.key.registry"
 
 
 def create_secret_file(path: Path, data: bytes) -> bool:
@@ -47,7 +53,10 @@ def admin_key_path(settings: Settings) -> Path:
 
 
 def read_admin_key(settings: Settings) -> str | None:
-    """The admin key: ``$LLM_MESH_ADMIN_KEY``, else ``$LLM_MESH_HOME/admin.key``, else None."""
+    """The admin key: ``$LLM_MESH_ADMIN_KEY``, else ``$LLM_MESH_HOME/admin.key``, else None.
+
+    For the store's own use (``registry/admin.py``); what a client sends over the network
+    is :func:`admin_key_for`'s."""
     if settings.admin_key:
         return settings.admin_key
     path = admin_key_path(settings)
@@ -56,6 +65,42 @@ def read_admin_key(settings: Settings) -> str | None:
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         return None
     return text or None
+
+
+def record_admin_key_registry(settings: Settings) -> None:
+    """Write beside ``admin.key`` the registry URLs this registry was started with
+    (``settings.registry_urls``; ``llm-mesh up`` starts its registry with its own URL):
+    the file's key goes to those only (:func:`admin_key_for`). Replaced whole."""
+    path = settings.home / ADMIN_KEY_REGISTRY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(u + "\n" for u in settings.registry_urls), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def admin_key_for(settings: Settings, urls: Sequence[str]) -> str | None:
+    """The admin key a client may send to ``urls``: ``$LLM_MESH_ADMIN_KEY`` (the user's
+    explicit choice, to whatever URLs are configured), else ``$LLM_MESH_HOME/admin.key``
+    only if every one of ``urls`` is a URL its registry recorded (:func:`record_admin_key_registry`),
+    else ``None``: a remote gateway is never handed the local mesh's key."""
+    if settings.admin_key:
+        return settings.admin_key
+    try:
+        recorded = (settings.home / ADMIN_KEY_REGISTRY_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not file_key_may_go(urls, recorded.split()):
+        return None
+    return read_admin_key(settings)
+
+
+def admin_key_missing(urls: Sequence[str]) -> str:
+    """What to say when :func:`admin_key_for` gives ``None`` for ``urls``."""
+    return (
+        f"an admin operation: set LLM_MESH_ADMIN_KEY to the admin key of the registry at "
+        f"{', '.join(registry_origin(u) or '?' for u in urls)} ($LLM_MESH_HOME/admin.key is sent only to the registry that "
+        f"made it, at the URLs in $LLM_MESH_HOME/{ADMIN_KEY_REGISTRY_FILE})"
+    )
 
 
 def try_lock(path: Path) -> int | None:

@@ -84,14 +84,13 @@ def canary_run(
 ) -> None:
     """Probe nodes now and print each verdict (pass, fail, unverified, error)."""
     from LLM_Mesh.client import MeshClient
-    from LLM_Mesh.secret_files import read_admin_key
+    from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
 
     settings = settings_from(home, registry)
-    key = read_admin_key(settings)
+    # the home's admin.key only to its own registry; another needs LLM_MESH_ADMIN_KEY
+    key = admin_key_for(settings, settings.registry_urls)
     if key is None:
-        err.print(
-            "[red]error:[/] needs the admin key: LLM_MESH_ADMIN_KEY or $LLM_MESH_HOME/admin.key"
-        )
+        err.print(f"error: {admin_key_missing(settings.registry_urls)}", markup=False)
         raise typer.Exit(1)
 
     async def go() -> list[dict[str, object]]:

@@ -36,7 +36,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar, cast
+from typing import Annotated, Any, Protocol, cast
 
 import httpx
 import typer
@@ -57,10 +57,12 @@ from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, load_seen_checkpoint, save_seen
 from LLM_Mesh.cli.ledger_store import StoreSource as StoreSource
 from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
+from LLM_Mesh.cli.read_ahead import read_ahead
 from LLM_Mesh.cli.render import shown
+from LLM_Mesh.client import bearer_header
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.tls import client_ssl_context
 
 ledger_app = typer.Typer(help="The public ledger of NetworkTokens.", no_args_is_help=True)
@@ -217,7 +219,7 @@ class HttpSource:
         the API key's user's) and the tree size it was read at; ``None`` from a registry
         that does not say the size (older), has no such endpoint, or shows no anonymous
         caller the pool's."""
-        auth = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        auth = bearer_header(self.api_key, "the API key", InvalidApiKey) if self.api_key else {}
         r = await call(self.client, "GET", "/v1/balance", MAX_ANSWER, deadline_s=ANSWER_S,
                        headers=auth)  # fmt: skip
         if r.status_code == 404 or (r.status_code in (401, 403) and not self.api_key):
@@ -238,37 +240,6 @@ def _forward(after: int, last: object, path: str) -> int:
     if isinstance(last, bool) or not isinstance(last, int) or last <= after:
         raise MeshError(f"GET {path}'s pages after {after} do not go forward (next: {last!r:.40})")
     return last
-
-
-T = TypeVar("T")
-
-
-async def read_ahead(items: AsyncIterator[T], depth: int = 4) -> AsyncIterator[T]:
-    """``items``, fetched by a task of its own up to ``depth`` ahead of the consumer."""
-    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(depth)
-
-    async def pump() -> None:
-        try:
-            async for item in items:
-                await queue.put((True, item))
-        except Exception as exc:  # handed to the consumer, raised there
-            await queue.put((False, exc))
-        else:
-            await queue.put((False, None))
-
-    task = asyncio.create_task(pump())
-    try:
-        while True:
-            more, item = await queue.get()
-            if not more:
-                if item is not None:
-                    raise item
-                return
-            yield item
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _proofs(source: Source, sizes: Sequence[int]) -> list[list[bytes] | Exception]:
@@ -508,13 +479,15 @@ def verify(
         )
 
     async def go() -> tuple[Report, list[Compared]]:
+        # the user's key goes only to the registry configured with it, never to one named
+        # by --registry (auditing another registry would hand it the key): there, the pool's
+        mine = settings.api_key if registry is None else None
+        if mine:  # one no header can carry: refused before any request, never quoted
+            bearer_header(mine, "the API key", InvalidApiKey)
         remembered = load_seen(seen_path, source)
         urls, verify = settings.registry_urls, client_ssl_context(settings.registry_ca)
         url = settings.registry_url if db else await first_answering(urls, verify)
         where_from = (url, db, settings.ledger_origin)
-        # the user's key goes only to the registry configured with it, never to one named
-        # by --registry (auditing another registry would hand it the key): there, the pool's
-        mine = settings.api_key if registry is None else None
         async with _source(*where_from, settings.registry_ca, mine) as src:
             report = await audit(src, page=page, pin=key, remembered=remembered)
             if not compare or not report.ok:

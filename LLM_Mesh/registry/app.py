@@ -93,6 +93,7 @@ from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
 from LLM_Mesh.registry.witness_push import WitnessPusher, make_witness_client
+from LLM_Mesh.secret_files import record_admin_key_registry
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,14 @@ def store_changes(store: Store, topic: str) -> Callable[[], int | None] | None:
     if not callable(check):
         return None
     return functools.partial(check, topic)
+
+
+def _record_admin_key_registry(settings: Settings) -> None:
+    """Which registry ``admin.key`` is for: sent only there (``secret_files.admin_key_for``)."""
+    try:
+        record_admin_key_registry(settings)
+    except OSError as exc:  # a read-only home: the file's key is then sent nowhere
+        log.warning("could not record the admin key's registry URLs: %s", exc)
 
 
 def _print_admin_key(key: str) -> None:
@@ -350,6 +359,7 @@ def create_registry_app(
                 runtime.gateway.public_key,
             )
             admin = await ensure_admin_key(settings, runtime.store)
+            await asyncio.to_thread(_record_admin_key_registry, settings)
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store, runtime.pins)

@@ -1,0 +1,43 @@
+"""Where the admin key in ``$LLM_MESH_HOME/admin.key`` may be sent: pure rules, no I/O.
+
+The registry that uses a home (``llm-mesh up``'s, ``llm-mesh registry serve``'s, an
+in-process one) records beside the key, at each start, the registry URLs it was started
+with (``admin.key.registry``: :mod:`LLM_Mesh.secret_files`). A client sends the file's key
+only when every URL it would call is one of those (:func:`file_key_may_go`); found
+2026-12-03: ``model_registry.health_check_all_hosts()`` sent it to whatever
+``LLM_MESH_REGISTRY_URL`` named, so a user who once ran a local mesh and then pointed at a
+remote gateway handed that gateway the local mesh's admin key. ``LLM_MESH_ADMIN_KEY`` is
+the user's explicit choice and goes to the configured URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+_DEFAULT_PORT = {"http": 80, "https": 443}
+
+
+def registry_origin(url: str) -> str | None:
+    """``url`` as compared: scheme and host in lower case, the port explicit, no user info,
+    query or trailing ``/``; ``None`` if it is not an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in _DEFAULT_PORT or not host:
+        return None
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port or _DEFAULT_PORT[scheme]}{parts.path.rstrip('/')}"
+
+
+def file_key_may_go(urls: Iterable[str], recorded: Iterable[str]) -> bool:
+    """May the home's admin key file be sent to ``urls`` (each one of them, replicas
+    included)? Only if every one is a registry URL ``recorded`` beside the key."""
+    known = {o for o in map(registry_origin, recorded) if o is not None}
+    wanted = [registry_origin(u) for u in urls]
+    return bool(wanted) and all(o is not None and o in known for o in wanted)

@@ -1,0 +1,50 @@
+"""Where the home's admin key file may go (``core/admin_key_scope.py``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.admin_key_scope import file_key_may_go, registry_origin
+
+LOCAL = ["http://127.0.0.1:8800"]
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("http://127.0.0.1:8800/", "http://127.0.0.1:8800"),
+        ("HTTP://LocalHost:8800", "http://localhost:8800"),
+        ("https://mesh.example", "https://mesh.example:443"),
+        ("http://mesh.example./api/", "http://mesh.example:80/api"),
+        ("http://[::1]:8800", "http://[::1]:8800"),
+        ("http://user:pw@127.0.0.1:8800", "http://127.0.0.1:8800"),
+        ("ftp://127.0.0.1:8800", None),
+        ("http://127.0.0.1:99999", None),
+        ("not a url", None),
+        ("", None),
+    ],
+)
+def test_registry_origin(url: str, origin: str | None) -> None:
+    assert registry_origin(url) == origin
+
+
+@pytest.mark.parametrize(
+    ("urls", "ok"),
+    [
+        (["http://127.0.0.1:8800/"], True),
+        (["http://127.0.0.1:8800", "http://127.0.0.1:8800"], True),
+        (["https://gateway.evil.example"], False),
+        (["http://127.0.0.1:9000"], False),  # another port: an ssh tunnel, another mesh
+        (["http://localhost:8800"], False),  # not what the registry recorded
+        (["http://127.0.0.1:8800@evil.example"], False),
+        (["http://127.0.0.1:8800", "https://gateway.evil.example"], False),  # every replica
+        ([], False),
+    ],
+)
+def test_file_key_may_go(urls: list[str], ok: bool) -> None:
+    assert file_key_may_go(urls, LOCAL) is ok
+
+
+def test_nothing_recorded_sends_nothing() -> None:
+    assert not file_key_may_go(LOCAL, [])
+    assert not file_key_may_go(LOCAL, ["garbage"])
