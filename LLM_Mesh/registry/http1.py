@@ -24,7 +24,9 @@ What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
   its connection goes back to the pool, so one connection never carries two answers;
   bytes after the answer (a second answer to one request) are not read into it and the
   connection is dropped;
-* bounds: an answer's headers at most :data:`MAX_HEADER_BYTES`, its body at most
+* bounds: an answer's headers at most :data:`MAX_HEADER_BYTES`, and as many bytes of it
+  without a byte of body (its head, a chunk's size line, its trailers: a line that never
+  ends is refused there, not held until the deadline), its body at most
   :data:`MAX_BODY_BYTES` (``NodeProtocolError`` past either). An answer must say its
   length (``Content-Length`` or chunked, as uvicorn always does); one that ends only
   when the connection closes is a protocol error.
@@ -92,6 +94,7 @@ class _Conn(asyncio.Protocol):
         "_keep",
         "_parser",
         "_stream",
+        "_unframed",
         "closed",
         "idle_since",
         "transport",
@@ -111,6 +114,7 @@ class _Conn(asyncio.Protocol):
         self._keep = False
         self._head_only = False  # the request waits for the head only (a stream)
         self._stream: Http1Stream | None = None  # a streamed answer's reader, once its head is in
+        self._unframed = 0  # bytes fed since the last byte of body (head, chunk lines, trailers)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -127,16 +131,30 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser, done = self._parser, self._done
-        # a stream's body may come before its reader took over (``_head_only``): kept
-        if parser is None or (not self._head_only and (done is None or done.done())):
+        # a stream's body may come before its reader took over (``_head_only``): kept; a
+        # byte after the answer's end (a stream's reader not yet back) is not parsed
+        if (
+            parser is None
+            or self._complete
+            or (not self._head_only and (done is None or done.done()))
+        ):
             self.abort()  # bytes nobody asked for: this connection is not reusable
             return
+        # httptools joins a header's pieces by ``+=`` until its line ends: without a bound
+        # on the bytes fed without a byte of body, a line that never ends is kept (and
+        # copied at every read, quadratic) until the deadline
+        self._unframed += len(data)
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail("the node asked to upgrade the connection", "ProtocolUpgrade")
         except httptools.HttpParserError as exc:
             self._fail(f"not a valid HTTP answer: {exc}", "BadHttpMessage")
+        else:
+            if self._unframed > MAX_HEADER_BYTES and not self._complete:
+                self._fail(
+                    "the answer's head, a chunk line or its trailers too large", "LineTooLong"
+                )
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: connection_lost follows
@@ -149,7 +167,7 @@ class _Conn(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._complete:
             return
-        self._head_bytes += len(name) + len(value)
+        self._head_bytes += len(name) + len(value) + 4  # as on the wire: ": " and CRLF
         if self._head_bytes > MAX_HEADER_BYTES:
             self._fail("the answer's headers are too large", "LineTooLong")
             return
@@ -163,6 +181,7 @@ class _Conn(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self._complete:
             return
+        self._unframed = 0
         if self._stream is not None:
             self._stream.feed(body)
             return
@@ -218,6 +237,7 @@ class _Conn(asyncio.Protocol):
         self._body_bytes = 0
         self._complete = False
         self._keep = False
+        self._unframed = 0
         self._parser = parser = httptools.HttpResponseParser(self)
         transport = self.transport
         if transport is None or self.closed or transport.is_closing():

@@ -1,0 +1,132 @@
+"""The gateway's HTTP/1.1 client (registry/http1.py) against a hostile node that chooses
+every byte and the timing of its answers: bounds on what it may send without a byte of
+body, and what may follow an answer's end. The well-behaved cases are test_http1.py's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+
+from LLM_Mesh.registry.http1 import MAX_HEADER_BYTES, Http1Error, Http1Timeout
+from tests.registry.test_http1 import STREAM_HEAD, H, _read_request, chunked, pool, serve
+
+ENDLESS = 1 << 20  # 16× the bound, sent 16 KiB a write, then the node stalls
+
+HEADS = {
+    "header-value": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Big: ",
+    "header-name": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-",
+    "chunk-extension": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=",
+    "trailer": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: ",
+}
+
+
+def endless(head: bytes) -> object:
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(head)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(ENDLESS // 16384):
+                w.write(b"a" * 16384)
+                await w.drain()
+        await asyncio.sleep(10)
+
+    return h
+
+
+@pytest.mark.parametrize("head", list(HEADS.values()), ids=list(HEADS))
+async def test_a_line_that_never_ends_is_refused_at_the_bound(head: bytes) -> None:
+    """A header (or trailer, or chunk line) that never ends: refused once the answer sent
+    more than ``MAX_HEADER_BYTES`` without a byte of body, long before the deadline (until
+    2026-12-03 httptools kept joining it, copied whole at every read, until the timeout)."""
+    async with serve(endless(head)) as (url, _), pool() as p:  # type: ignore[arg-type]
+        t0 = time.monotonic()
+        with pytest.raises(Http1Error) as err:
+            await p.post(url + "/", b"", H, timeout_s=8, connect_s=5)
+        assert not isinstance(err.value, Http1Timeout) and err.value.kind == "LineTooLong"
+        assert time.monotonic() - t0 < 4
+        assert not p._open
+
+
+@pytest.mark.parametrize("head", [HEADS["header-value"], HEADS["trailer"]], ids=["head", "trailer"])
+async def test_a_streams_line_that_never_ends_is_refused_at_the_bound(head: bytes) -> None:
+    async with serve(endless(head)) as (url, _), pool() as p:  # type: ignore[arg-type]
+        with pytest.raises(Http1Error) as err:
+            s = await p.stream(url + "/", b"{}", H, timeout_s=8, connect_s=5)
+            try:
+                await asyncio.wait_for(s.read(), 4)
+            finally:
+                await s.aclose()
+        assert err.value.kind == "LineTooLong"
+        assert not p._open
+
+
+async def test_many_tiny_headers_count_as_their_bytes() -> None:
+    """20,000 headers ``a:`` (80 KB): refused by their bytes on the wire (their names and
+    values alone are 20 KB, under the bound)."""
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\n" + b"a:\r\n" * 20_000 + b"Content-Length: 2\r\n\r\nok")
+        await w.drain()
+        await asyncio.sleep(5)
+
+    assert 20_000 * 4 > MAX_HEADER_BYTES > 20_000
+    async with serve(h) as (url, _), pool() as p:
+        with pytest.raises(Http1Error) as err:
+            await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+    assert err.value.kind == "LineTooLong"
+
+
+async def test_a_head_at_the_bound_in_small_reads_is_an_answer() -> None:
+    """(no attack) A head just under the bound, sent a few bytes a write, and its body."""
+    big = b"X-Big: " + b"a" * (MAX_HEADER_BYTES - 200) + b"\r\n"
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            await _read_request(r)
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + big + b"\r\nok"
+            for i in range(0, len(answer), 4096):
+                w.write(answer[i : i + 4096])
+                await w.drain()
+
+    async with serve(h) as (url, conns), pool() as p:
+        for _ in range(2):
+            resp = await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+            assert resp.status == 200 and resp.content == b"ok"
+    assert len(conns) == 1  # kept alive
+
+
+async def test_bytes_after_a_streams_end_drop_its_connection_at_once() -> None:
+    """A stream that ended, its reader not back yet (a slow client), and the node sends a
+    second answer whose header never ends: not parsed, the connection dropped at the first
+    such read; the stream's body is still read whole (until 2026-12-03 each read was parsed
+    and joined, for as long as the reader stayed away)."""
+    sent = asyncio.Event()
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD + chunked(b"data: 1\n\n") + b"0\r\n\r\n")
+        await w.drain()
+        await asyncio.sleep(0.05)
+        with contextlib.suppress(ConnectionError):
+            w.write(b"HTTP/1.1 200 OK\r\nX-Big: ")
+            await w.drain()
+            sent.set()
+            for _ in range(64):
+                await asyncio.sleep(0.01)
+                w.write(b"a" * 16384)
+                await w.drain()
+        await asyncio.sleep(5)
+
+    async with serve(h) as (url, _), pool() as p:
+        s = await p.stream(url + "/", b"{}", H, timeout_s=5, connect_s=5)
+        await asyncio.wait_for(sent.wait(), 2)
+        await asyncio.sleep(0.1)
+        (conn,) = p._open
+        assert conn.closed  # dropped, not reading on
+        assert await s.read() == b"data: 1\n\n"
+        await s.aclose()
+        assert not p._open and not any(p._idle.values())
