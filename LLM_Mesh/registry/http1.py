@@ -19,7 +19,8 @@ What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
   checked that the URL was admitted), never resolves a name itself, never follows a
   redirect (a 3xx is an answer like any other);
 * idle connections expire after ``keepalive_s`` (below the node's own keep-alive, so
-  a connection the node is closing is not reused); a connection the node closed or
+  a connection the node is closing is not reused), and are closed within another
+  ``keepalive_s`` (:meth:`Http1Pool._sweep`, every origin's, called again or not); a connection the node closed or
   answered with ``Connection: close`` is never reused; an answer is read whole before
   its connection goes back to the pool, so one connection never carries two answers;
   bytes after the answer (a second answer to one request) are not read into it and the
@@ -296,6 +297,7 @@ class Http1Pool:
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._origins: dict[str, tuple[str, int, bytes, bytes]] = {}
         self._open: set[_Conn] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False
         self.connects = 0  # connections opened (tests: reuse)
 
@@ -382,6 +384,30 @@ class Http1Pool:
             return
         conn.idle_since = self._clock()
         idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(self.keepalive_s, self._sweep)
+
+    def _sweep(self) -> None:
+        """Every ``keepalive_s`` while a connection is idle: close the expired ones and drop
+        the closed ones, of every origin. ``_take`` pops an origin's newest only: without
+        this, an origin never called again, or the older of a burst's connections, kept
+        theirs for ever (a node that never closes them: a file descriptor each)."""
+        self._sweeper = None
+        now = self._clock()
+        for key, idle in list(self._idle.items()):
+            keep = []
+            for conn in idle:
+                if not conn.closed and now - conn.idle_since < self.keepalive_s:
+                    keep.append(conn)
+                else:
+                    conn.abort()
+                    self._open.discard(conn)
+            if keep:
+                idle[:] = keep
+            else:
+                del self._idle[key]
+        if self._idle and not self.closed:
+            self._sweeper = asyncio.get_running_loop().call_later(self.keepalive_s, self._sweep)
 
     async def post(
         self,
@@ -447,6 +473,9 @@ class Http1Pool:
 
     async def aclose(self) -> None:
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._open):
             conn.abort()
         self._open.clear()

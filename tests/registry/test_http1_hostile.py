@@ -11,7 +11,7 @@ import time
 import pytest
 
 from LLM_Mesh.registry.http1 import MAX_HEADER_BYTES, Http1Error, Http1Timeout
-from tests.registry.test_http1 import STREAM_HEAD, H, _read_request, chunked, pool, serve
+from tests.registry.test_http1 import STREAM_HEAD, H, _read_request, chunked, ok, pool, serve
 
 ENDLESS = 1 << 20  # 16× the bound, sent 16 KiB a write, then the node stalls
 
@@ -130,3 +130,29 @@ async def test_bytes_after_a_streams_end_drop_its_connection_at_once() -> None:
         assert await s.read() == b"data: 1\n\n"
         await s.aclose()
         assert not p._open and not any(p._idle.values())
+
+
+async def test_idle_connections_are_closed_without_another_request() -> None:
+    """A node that never closes its keep-alive connections, called by a burst of three and
+    then never again: each is closed about ``keepalive_s`` after it went idle, and the
+    pool forgets the origin (until 2026-12-03 only a later request to the same origin
+    expired them, its newest first: a file descriptor each, held for ever)."""
+    closed: list[int] = []
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                _, body = await _read_request(r)
+                await asyncio.sleep(0.05)  # the three overlap: three connections
+                w.write(ok(body))
+                await w.drain()
+        closed.append(1)  # the gateway closed it: EOF
+
+    async with serve(h) as (url, conns), pool(keepalive_s=0.2) as p:
+        await asyncio.gather(
+            *(p.post(url + "/", b"%d" % i, H, timeout_s=5, connect_s=5) for i in range(3))
+        )
+        assert len(conns) == 3 and sum(map(len, p._idle.values())) == 3
+        await asyncio.sleep(0.7)
+        assert len(closed) == 3
+        assert not p._idle and not p._open
