@@ -156,3 +156,88 @@ async def test_idle_connections_are_closed_without_another_request() -> None:
         await asyncio.sleep(0.7)
         assert len(closed) == 3
         assert not p._idle and not p._open
+
+
+FORGED = b"HTTP/1.1 200 OK\r\nX-Forged: 1\r\nContent-Length: 6\r\n\r\nforged"
+SHAPES = {
+    "cl+te": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n",
+    "te+cl": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\n",
+    "two-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 90\r\n\r\nabc",
+    "negative-length": b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    "length-overflow": b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+    "bytes-after-length": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc" + FORGED,
+    "100-continue-first": b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"abc") + FORGED,
+    "204-with-a-body": b"HTTP/1.1 204 No Content\r\nContent-Length: 86\r\n\r\n" + FORGED,
+    "trailers": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+    b"X-Trailer: 1\r\n\r\n" + FORGED,
+    "http1.0-keep-alive": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n"
+    b"\r\nabc" + FORGED,
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n Content-Length: 0\r\nContent-Length: 3\r\n\r\nabc",
+}
+
+
+@pytest.mark.parametrize("first", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.parametrize("late", [False, True], ids=["one-read", "forged-later"])
+async def test_no_answer_leaves_bytes_for_the_next_request(first: bytes, late: bool) -> None:
+    """Whatever the node's first answer (refused, or read as its first message), the next
+    request on the pool gets its own answer: nothing of the first, nothing forged after it
+    (at once, or 50 ms later while the connection is idle)."""
+
+    answered = [0]  # requests, over every connection
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            _, body = await _read_request(r)
+            answered[0] += 1
+            if answered[0] > 1:
+                w.write(ok(body))
+            elif late and first.endswith(FORGED):
+                w.write(first[: -len(FORGED)])
+                await w.drain()
+                await asyncio.sleep(0.05)
+                w.write(FORGED)
+            else:
+                w.write(first)
+            await w.drain()
+
+    async with serve(h) as (url, _), pool() as p:
+        with contextlib.suppress(Http1Error):
+            got = await p.post(url + "/", b"1", H, timeout_s=2, connect_s=5)
+            assert b"forged" not in got.content and "x-forged" not in got.headers
+        await asyncio.sleep(0.1)
+        for i in range(2, 4):
+            resp = await p.post(url + "/", b"%d" % i, H, timeout_s=2, connect_s=5)
+            assert (resp.status, resp.content) == (200, b"%d" % i)
+            assert "x-forged" not in resp.headers and "x-trailer" not in resp.headers
+
+
+async def test_an_answer_to_a_cancelled_request_is_never_read_by_the_next() -> None:
+    """A request cancelled mid-answer (its client went away), the node finishing that
+    answer later: its connection was dropped, the next request gets its own answer."""
+    answered = [0]
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            _, body = await _read_request(r)
+            answered[0] += 1
+            if answered[0] == 1:
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfor")
+                await w.drain()
+                await asyncio.sleep(0.2)
+                w.write(b"ged" + FORGED)
+            else:
+                w.write(ok(body))
+            await w.drain()
+
+    async with serve(h) as (url, conns), pool() as p:
+        first = asyncio.create_task(p.post(url + "/", b"1", H, timeout_s=5, connect_s=5))
+        await asyncio.sleep(0.1)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert not p._open
+        await asyncio.sleep(0.2)
+        for i in range(2, 4):
+            resp = await p.post(url + "/", b"%d" % i, H, timeout_s=5, connect_s=5)
+            assert resp.content == b"%d" % i and "x-forged" not in resp.headers
+    assert len(conns) == 2
