@@ -19,12 +19,15 @@ What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
   checked that the URL was admitted), never resolves a name itself, never follows a
   redirect (a 3xx is an answer like any other);
 * idle connections expire after ``keepalive_s`` (below the node's own keep-alive, so
-  a connection the node is closing is not reused); a connection the node closed or
+  a connection the node is closing is not reused), and are closed within another
+  ``keepalive_s`` (:meth:`Http1Pool._sweep`, every origin's, called again or not); a connection the node closed or
   answered with ``Connection: close`` is never reused; an answer is read whole before
   its connection goes back to the pool, so one connection never carries two answers;
   bytes after the answer (a second answer to one request) are not read into it and the
   connection is dropped;
-* bounds: an answer's headers at most :data:`MAX_HEADER_BYTES`, its body at most
+* bounds: an answer's headers at most :data:`MAX_HEADER_BYTES`, and as many bytes of it
+  without a byte of body (its head, a chunk's size line, its trailers: a line that never
+  ends is refused there, not held until the deadline), its body at most
   :data:`MAX_BODY_BYTES` (``NodeProtocolError`` past either). An answer must say its
   length (``Content-Length`` or chunked, as uvicorn always does); one that ends only
   when the connection closes is a protocol error.
@@ -92,6 +95,7 @@ class _Conn(asyncio.Protocol):
         "_keep",
         "_parser",
         "_stream",
+        "_unframed",
         "closed",
         "idle_since",
         "transport",
@@ -111,6 +115,7 @@ class _Conn(asyncio.Protocol):
         self._keep = False
         self._head_only = False  # the request waits for the head only (a stream)
         self._stream: Http1Stream | None = None  # a streamed answer's reader, once its head is in
+        self._unframed = 0  # bytes fed since the last byte of body (head, chunk lines, trailers)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -127,16 +132,30 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser, done = self._parser, self._done
-        # a stream's body may come before its reader took over (``_head_only``): kept
-        if parser is None or (not self._head_only and (done is None or done.done())):
+        # a stream's body may come before its reader took over (``_head_only``): kept; a
+        # byte after the answer's end (a stream's reader not yet back) is not parsed
+        if (
+            parser is None
+            or self._complete
+            or (not self._head_only and (done is None or done.done()))
+        ):
             self.abort()  # bytes nobody asked for: this connection is not reusable
             return
+        # httptools joins a header's pieces by ``+=`` until its line ends: without a bound
+        # on the bytes fed without a byte of body, a line that never ends is kept (and
+        # copied at every read, quadratic) until the deadline
+        self._unframed += len(data)
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail("the node asked to upgrade the connection", "ProtocolUpgrade")
         except httptools.HttpParserError as exc:
             self._fail(f"not a valid HTTP answer: {exc}", "BadHttpMessage")
+        else:
+            if self._unframed > MAX_HEADER_BYTES and not self._complete:
+                self._fail(
+                    "the answer's head, a chunk line or its trailers too large", "LineTooLong"
+                )
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: connection_lost follows
@@ -149,7 +168,7 @@ class _Conn(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._complete:
             return
-        self._head_bytes += len(name) + len(value)
+        self._head_bytes += len(name) + len(value) + 4  # as on the wire: ": " and CRLF
         if self._head_bytes > MAX_HEADER_BYTES:
             self._fail("the answer's headers are too large", "LineTooLong")
             return
@@ -163,6 +182,7 @@ class _Conn(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self._complete:
             return
+        self._unframed = 0
         if self._stream is not None:
             self._stream.feed(body)
             return
@@ -218,6 +238,7 @@ class _Conn(asyncio.Protocol):
         self._body_bytes = 0
         self._complete = False
         self._keep = False
+        self._unframed = 0
         self._parser = parser = httptools.HttpResponseParser(self)
         transport = self.transport
         if transport is None or self.closed or transport.is_closing():
@@ -276,6 +297,7 @@ class Http1Pool:
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._origins: dict[str, tuple[str, int, bytes, bytes]] = {}
         self._open: set[_Conn] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False
         self.connects = 0  # connections opened (tests: reuse)
 
@@ -362,6 +384,30 @@ class Http1Pool:
             return
         conn.idle_since = self._clock()
         idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(self.keepalive_s, self._sweep)
+
+    def _sweep(self) -> None:
+        """Every ``keepalive_s`` while a connection is idle: close the expired ones and drop
+        the closed ones, of every origin. ``_take`` pops an origin's newest only: without
+        this, an origin never called again, or the older of a burst's connections, kept
+        theirs for ever (a node that never closes them: a file descriptor each)."""
+        self._sweeper = None
+        now = self._clock()
+        for key, idle in list(self._idle.items()):
+            keep = []
+            for conn in idle:
+                if not conn.closed and now - conn.idle_since < self.keepalive_s:
+                    keep.append(conn)
+                else:
+                    conn.abort()
+                    self._open.discard(conn)
+            if keep:
+                idle[:] = keep
+            else:
+                del self._idle[key]
+        if self._idle and not self.closed:
+            self._sweeper = asyncio.get_running_loop().call_later(self.keepalive_s, self._sweep)
 
     async def post(
         self,
@@ -427,6 +473,9 @@ class Http1Pool:
 
     async def aclose(self) -> None:
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._open):
             conn.abort()
         self._open.clear()
