@@ -17,6 +17,24 @@ What an outcome means (:func:`meaning`)::
       413, 422...)                                         at once, once per request
     CANCELLED (client gone)                     NEUTRAL    stop: nothing to retry
 
+What a node's HTTP status is (:func:`status_outcome`; the send stage adds the transport's
+failures and a 200 whose body is broken, a ``SERVER_ERROR``)::
+
+    200                                         SUCCESS
+    429                                         OVERLOADED
+    401 (refused the gateway's key), 503        UNAVAILABLE
+    any other 4xx                               REJECTED
+    5xx, and every other status: a 1xx, a       SERVER_ERROR
+      2xx but 200 (204, 206, 299), a 3xx
+      (302, 304, 307), 600-999
+
+A node answers an inference request with 200 or an error; anything else is the node doing
+the wrong thing with a request the gateway validated, so it is the node's failure, as a
+5xx is (outlier ejection, the success EWMA, another node after a backoff): never passed on
+(until 2026-12-03 a 302 or a 204 was a 502 for the client, no failover, the attempt neutral:
+one node could deny service to every request routed to it at no cost). A 3xx is an answer
+like any other: the gateway follows no redirect and passes on no ``Location``.
+
 A second opinion (:data:`Meaning.REJECTED`): the gateway validated the request before it
 routed it, so a node refusing it may be the one that is wrong (broken, or hostile: a node
 that refuses everything, with its own words for the client, would never be ejected if its
@@ -72,6 +90,7 @@ __all__ = [
     "Step",
     "Stop",
     "meaning",
+    "status_outcome",
 ]
 
 
@@ -102,6 +121,17 @@ _BY_ID = {id(o): m for o, m in _MEANING.items()}
 def meaning(outcome: Outcome) -> Meaning:
     """What ``outcome`` says about the attempt (see the module docstring)."""
     return _BY_ID[id(outcome)]
+
+
+def status_outcome(status: int) -> Outcome:
+    """What a node's answer with HTTP ``status`` is (see the module docstring's table)."""
+    if status == 200:
+        return Outcome.SUCCESS
+    if 400 <= status < 500:
+        if status == 429:
+            return Outcome.OVERLOADED
+        return Outcome.UNAVAILABLE if status == 401 else Outcome.REJECTED
+    return Outcome.UNAVAILABLE if status == 503 else Outcome.SERVER_ERROR
 
 
 class Action(str, Enum):

@@ -9,7 +9,8 @@ module's code, mid-stream continuations included. The node side of a stream
 
 The decisions come from the pure failover policy,
 :class:`~LLM_Mesh.core.failover.Failover` (the same code the fleet simulator runs).
-Here they are fed with what came back, classified into router outcomes::
+Here they are fed with what came back, classified into router outcomes (a status by
+:func:`~LLM_Mesh.core.failover.status_outcome`)::
 
     connect error / connect timeout   CONNECT_ERROR   refused: another node at once
     429                               OVERLOADED      refused: another node at once
@@ -17,11 +18,12 @@ Here they are fed with what came back, classified into router outcomes::
     401 (refused the gateway's key)   UNAVAILABLE     refused: another node at once
     read timeout before an answer     TIMEOUT         failed: another node after a backoff
     other transport error, other 5xx, SERVER_ERROR    failed: another node after a backoff
-      a 200 that is not a JSON object
+      a 200 that is not a JSON object,
+      any status but 200 that is no
+      4xx (1xx, 204, 299, 3xx, 600+)
     other 4xx (400, 404, 413, 422...) REJECTED        the node's own refusal: a second
                                                       opinion (below)
-    anything else                     (the answer: 200; another 2xx or a 3xx the relay
-                                      passes on as a 502)
+    200                               SUCCESS         the answer
 
 A refusal is no health failure: no outlier ejection, no retry-budget token (the
 failover budget's instead). What a node's answer says of its uptime (a 401, a 429/503, an
@@ -59,7 +61,7 @@ import anyio
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
-from LLM_Mesh.core.failover import Action, Failover, Step, Stop
+from LLM_Mesh.core.failover import Action, Failover, Step, Stop, status_outcome
 from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
@@ -102,7 +104,7 @@ Sender = Callable[[str, str, float], Awaitable[NodeResponse]]
 
 class Answer:
     """A node's answer that ends the send stage: 200 (``data`` parsed for a non-stream)
-    or a 4xx the relay passes on as is (``content``)."""
+    or a node's own 4xx refusal the relay passes on (``content``)."""
 
     __slots__ = ("content", "data", "node_id", "status")
 
@@ -128,7 +130,7 @@ async def _within(seconds: float, pending: Awaitable[_T]) -> _T:
         return await pending
 
 
-_REFUSED = (401, 429)  # the node did nothing: another node at once (and 503, below)
+_READ_LATER = (Outcome.SUCCESS, Outcome.REJECTED)  # bodies the caller reads (answer, refusal)
 
 
 class _NotJson(NodeProtocolError):
@@ -156,11 +158,12 @@ async def _exchange(
     sender: Sender, node: str, url: str, left: float
 ) -> tuple[NodeResponse, int, bytes]:
     """One call to a node: its response, status, and the body of a refusal or failure
-    (read here: a body cut off is a failure too)."""
+    (read here: a body cut off is a failure too); a node's own refusal (a 4xx) and its
+    answer are read by the caller."""
     resp = await sender(node, url, left)
     status = resp.status_code
     content = b""
-    if status in _REFUSED or status >= 500:
+    if status_outcome(status) not in _READ_LATER:
         content = await resp.aread()
         await resp.aclose()
     return resp, status, content
@@ -287,7 +290,7 @@ class Exchange:
                     self.att = att
                     self.tally.node_id = node
                     self.tally.attempts = fo.attempts
-                    if resp.status_code == 200 and fo.accepted() is not None:
+                    if fo.accepted() is not None:  # a 200: the only answer
                         overruled(rt, job, self.rejection, node)
                         self.rejection = None
                     return node, resp
@@ -352,19 +355,20 @@ class Exchange:
         except BaseException:
             self.finish(att, Outcome.CANCELLED)
             raise
-        if status < 400:
+        outcome = status_outcome(status)  # the policy's (core/failover.py)
+        if outcome is Outcome.SUCCESS:  # a 200: nothing else is an answer
             self.rt.table.answered(node)
-            return Outcome.SUCCESS, None, resp
-        if status < 500 and status not in _REFUSED:  # the node's own refusal
+            return outcome, None, resp
+        if outcome is Outcome.REJECTED:  # the node's own refusal
             self.rt.table.answered(node)  # it took the gateway's signature
-            return Outcome.REJECTED, None, resp
+            return outcome, None, resp
         if status == 401:  # the node refused the gateway's signature (a key not pinned yet)
             self.rt.table.refused_gateway(node, self.rt.wall_clock())
             return Outcome.UNAVAILABLE, ModelUnavailable(
                 f"node {node} refused the gateway: {error_message(content)}",
                 model=self.job.model, reason="node_unavailable", node_id=node, attempts=attempts,
             ), None  # fmt: skip
-        if status in (429, 503):
+        if outcome is not Outcome.SERVER_ERROR:  # 429 or 503
             self.rt.table.refused_request(node, self.rt.wall_clock())
             wait = _retry_after(resp)
             self.node_wait = float(wait)
@@ -380,8 +384,10 @@ class Exchange:
                 retry_after=self.retry_after, reason="node_unavailable", node_id=node,
                 attempts=attempts,
             ), None  # fmt: skip
+        # a 5xx, or a status that is neither an answer nor a refusal (a 1xx, 204, 299, a 3xx:
+        # never followed, its Location never passed on): the node's failure
         msg = f"node {node} answered HTTP {status}: {error_message(content)}"
-        return Outcome.SERVER_ERROR, UpstreamError(msg, node_id=node, attempts=attempts), None
+        return outcome, UpstreamError(msg, node_id=node, attempts=attempts), None
 
     def finish(
         self,
@@ -554,9 +560,7 @@ class Exchange:
 
         node, resp = await self.send(sender)
         att = self.att
-        if resp.status_code != 200:  # a refusal (its attempt ended), or passed on as a 502
-            if att is not None:
-                self.finish(att, Outcome.CANCELLED)  # says nothing of the node
+        if resp.status_code != 200:  # a node's own refusal (a 4xx): its attempt ended
             return Answer(node, resp.status_code, resp.content, None)
         if att is None:  # pragma: no cover - send() leaves an answer's attempt open
             raise MeshError("no open attempt")

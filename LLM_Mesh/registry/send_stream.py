@@ -248,13 +248,12 @@ class NodeStream:
         return send
 
     async def open(self) -> Answer:
-        """The first node's answer: 200 (its stream now open) or a 4xx to pass on."""
+        """The first node's answer: 200 (its stream now open) or a node's own 4xx refusal
+        to pass on (its attempt ended; any other status is the node's failure, failed over
+        in :meth:`Exchange.send`: ``core/failover.status_outcome``)."""
         ex = self.ex
         node, resp = await ex.send(self._sender(stream_payload(ex.job.body)))
         if resp.status_code != 200:
-            att = ex.att
-            if att is not None:
-                ex.finish(att, Outcome.CANCELLED)  # a 2xx or 3xx passed on (a 502): neutral
             return Answer(node, resp.status_code, resp.content, None)
         self.resp = resp
         self._part()
@@ -497,10 +496,7 @@ class NodeStream:
             node, resp = await ex.send(self._sender(stream_payload(body)))
         except MeshError as exc:
             return self._fail(f"{reason}; failover found no node: {exc.message}", exc.code)
-        if resp.status_code != 200:
-            nxt = ex.att
-            if nxt is not None:
-                ex.finish(nxt, Outcome.CANCELLED)
+        if resp.status_code != 200:  # a node's own refusal (its attempt ended)
             return self._fail(
                 f"{reason}; node {node} refused to continue: "
                 f"HTTP {resp.status_code} {resp.content[:200]!r}",

@@ -5,7 +5,10 @@ A :class:`SimNode` serves ``max_concurrency`` jobs at once and queues up to
 generation speed come from the node's own (secret) ``ttft_s`` and
 ``tokens_per_s`` with log-normal jitter, or a fixed ``slow_latency_s`` while a
 scenario has slowed the node down. A killed node refuses connections and
-drops the jobs it had; a paused node answers 503 (``unavailable``) at once. The node reports back only through :class:`Job`
+drops the jobs it had; a paused node answers 503 (``unavailable``) at once. A node with an
+``answer_status`` (a broken or hostile one: 302, 204, 299...) answers every request with
+that HTTP status at once; the gateway decides what it is, as the real one does
+(``core/failover.status_outcome``). The node reports back only through :class:`Job`
 callbacks and heartbeats, which is all a real gateway gets.
 """
 
@@ -34,7 +37,7 @@ class Job:
         node: SimNode,
         tokens: int,
         on_first: Callable[[Job], None],
-        on_end: Callable[[Job, str], None],
+        on_end: Callable[[Job, str | int], None],
         handle: Any,
     ) -> None:
         self.request = request
@@ -50,6 +53,7 @@ class SimNode:
     __slots__ = (
         "active",
         "alive",
+        "answer_status",
         "fail_prob",
         "loop",
         "max_concurrency",
@@ -92,6 +96,7 @@ class SimNode:
         self.region = region
         self.alive = True
         self.paused = False  # paused / draining: refuses with 503, like a real node
+        self.answer_status: int | None = None  # answers every request with this status
         self.slow_latency_s: float | None = None
         self.running = 0
         self.active: dict[Job, None] = {}
@@ -108,6 +113,9 @@ class SimNode:
             return
         if self.paused:
             self.loop.after(self.rtt_s, _end, (job, "unavailable"))
+            return
+        if self.answer_status is not None:
+            self.loop.after(self.rtt_s, _end, (job, self.answer_status))
             return
         if self.running < self.max_concurrency:
             self._start(job)
@@ -177,7 +185,7 @@ def _done(job: Job) -> None:
     job.on_end(job, "server_error" if failed else "success")
 
 
-def _end(arg: tuple[Job, str]) -> None:
+def _end(arg: tuple[Job, str | int]) -> None:
     job, outcome = arg
     if job.state in (QUEUED, RUNNING):
         job.state = FINISHED

@@ -5,9 +5,10 @@ send, and on a refusal or a failure ask the gateway's own failover policy,
 :class:`LLM_Mesh.core.failover.Failover` (the same code, not a copy), what to do
 next: a connect error, a 429 or a 503 (the node did nothing) fails over at once to
 another node within ``max_failovers`` and the failover budget; a 5xx is retried after
-the policy's backoff within ``max_attempts`` and the retry budget (a simulated node never
-refuses a request with its own 4xx, so the policy's second opinion, ``REJECTED``, does not
-arise here). A client timeout
+the policy's backoff within ``max_attempts`` and the retry budget, and so is any other
+status a node answers with (a 302, a 204: the policy's ``status_outcome``). A simulated
+node never refuses a request with its own 4xx, so the policy's second opinion,
+``REJECTED``, does not arise here. A client timeout
 ends the request and cancels it on the node. The client's outcome is decided only by
 what the simulated node did. ``on_stop`` (optional) sees each request's
 :class:`~LLM_Mesh.core.failover.Failover` when it stops, with every decision in order.
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.balancer import Outcome, Verdict
-from LLM_Mesh.core.failover import Action, Failover, FailoverPolicy, Stop
+from LLM_Mesh.core.failover import Action, Failover, FailoverPolicy, Stop, status_outcome
 from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.simulator.events import EventLoop
 from LLM_Mesh.simulator.fleet import CANCELLED, Job, SimNode
@@ -112,11 +113,14 @@ class SimGateway:
     def _on_first(self, job: Job) -> None:
         self.strategy.first_token(job.handle, self.loop.now)
 
-    def _on_end(self, job: Job, result: str) -> None:
+    def _on_end(self, job: Job, result: str | int) -> None:
+        """``result``: what the node did (an outcome's value), or the HTTP status it
+        answered with (an ``answer_status`` node), read as the real gateway reads it."""
         req: Request = job.request
         now = self.loop.now
-        outcome = _OUTCOMES[result]
-        self.strategy.finish(job.handle, now, outcome, job.tokens if result == "success" else 0)
+        outcome = status_outcome(result) if isinstance(result, int) else _OUTCOMES[result]
+        tokens = job.tokens if outcome is Outcome.SUCCESS else 0
+        self.strategy.finish(job.handle, now, outcome, tokens)
         if req.done or req.job is not job:
             return
         req.job = None
@@ -131,7 +135,7 @@ class SimGateway:
             if self.on_stop is not None:
                 self.on_stop(req.failover)
         else:
-            self._fail(req, result)
+            self._fail(req, outcome.value)
 
     def _deadline(self, req: Request) -> None:
         if req.done:

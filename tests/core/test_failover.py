@@ -11,6 +11,7 @@ from LLM_Mesh.core.failover import (
     Meaning,
     Stop,
     meaning,
+    status_outcome,
 )
 from LLM_Mesh.core.retry import Backoff, RetryBudget
 from LLM_Mesh.core.route_types import Outcome
@@ -295,3 +296,40 @@ def test_no_second_opinion_past_a_stop_or_without_another_node() -> None:
     spent.begin()
     assert spent.after("a", Outcome.REJECTED, 1.0, 0.5).stop is Stop.FAILOVER_BUDGET
     assert spent.accepted() is None
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, Outcome.SUCCESS),
+        (429, Outcome.OVERLOADED),
+        (401, Outcome.UNAVAILABLE),
+        (503, Outcome.UNAVAILABLE),
+        *((s, Outcome.REJECTED) for s in (400, 402, 403, 404, 409, 413, 422, 499)),
+        *((s, Outcome.SERVER_ERROR) for s in (500, 502, 504, 599)),
+        # neither an answer nor a refusal: the node did the wrong thing, a server error
+        *((s, Outcome.SERVER_ERROR) for s in (100, 101, 103, 199, 201, 202, 204, 206, 299)),
+        *((s, Outcome.SERVER_ERROR) for s in (300, 301, 302, 303, 304, 307, 308, 399)),
+        *((s, Outcome.SERVER_ERROR) for s in (600, 999, 0, -1)),
+    ],
+)
+def test_what_a_nodes_status_is(status: int, outcome: Outcome) -> None:
+    assert status_outcome(status) is outcome
+
+
+@pytest.mark.parametrize("status", [204, 206, 299, 302, 304, 307, 101, 999])
+def test_a_status_that_is_neither_an_answer_nor_a_refusal_fails_over_as_a_500_does(
+    status: int,
+) -> None:
+    """Found 2026-12-03: a node answering 302 or 204 got its client a 502, no failover, and
+    was never blamed (its attempt neutral): one node denied service to every request it got."""
+    kind = meaning(status_outcome(status))
+    assert kind is meaning(status_outcome(500)) is Meaning.FAILED
+    retry = RetryBudget(0.2, 10.0)
+    fo = _fo(retry=retry)
+    fo.begin()
+    step = fo.after("bad", status_outcome(status), 1.0, 0.5)
+    assert step.action is Action.BACKOFF and step.outcome is Outcome.SERVER_ERROR
+    assert fo.worked == 1 and retry.retries_in_window == 1  # the node's failure, retried
+    fo.begin()
+    assert fo.after("good", status_outcome(200), 1.1, 0.5).stop is Stop.SUCCEEDED

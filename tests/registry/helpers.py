@@ -95,7 +95,8 @@ def sse_chunks(model: str, node_id: str, words: list[str]) -> list[bytes]:
 
 @dataclass
 class FakeNode:
-    """One fake node: ``behavior`` is ok | 500 | 429 | 503 | 401 | connect_error | timeout | 400.
+    """One fake node: ``behavior`` is ok | 500 | 429 | 503 | 401 | connect_error | timeout | 400,
+    or a status that is neither an answer nor an error (302, 204, 299...: with a ``Location``).
 
     ``503`` is a paused / draining node (or one that cannot free memory for a cold
     model); 429 and 503 carry ``Retry-After: retry_after``."""
@@ -173,6 +174,10 @@ class FakeNodes:
                 }
             }
             return httpx.Response(400, json=err)
+        if node.behavior.isdigit() and not 400 <= int(node.behavior) < 600:  # a 302, a 204
+            return httpx.Response(
+                int(node.behavior), headers={"Location": "http://169.254.169.254/"}
+            )
         model = body["model"]
         if body.get("stream"):
             if self.stream_factory is not None:

@@ -46,6 +46,14 @@ SCENARIOS: list[tuple[list[str], int, int, list[Decision]]] = [
             ("n1", Outcome.CONNECT_ERROR, Action.STOP, Stop.MAX_FAILOVERS),
         ],
     ),
+    (  # a status that is neither an answer nor an error: the node's failure, as a 5xx
+        ["302", "204", "ok"], 3, 10,
+        [
+            ("n0", Outcome.SERVER_ERROR, Action.BACKOFF, None),
+            ("n1", Outcome.SERVER_ERROR, Action.BACKOFF, None),
+            ("n2", Outcome.SUCCESS, Action.STOP, Stop.SUCCEEDED),
+        ],
+    ),
     (
         ["503", "connect_error"], 3, 10,
         [
@@ -73,6 +81,8 @@ def simulate(behaviours: list[str], max_attempts: int, max_failovers: int) -> li
         if behaviour == "connect_error":
             node.kill()
         node.paused = behaviour == "503"
+        if behaviour.isdigit() and not 400 <= int(behaviour) < 600:  # a 302, a 204
+            node.answer_status = int(behaviour)
         nodes[node.node_id] = node
         strategy.add_node(node.node_id, None, node.max_concurrency, node.max_queue, 0.0)
     rank(strategy.router, list(nodes), SIM_MODEL, 10.0)
