@@ -27,6 +27,8 @@ REGION=""
 PUBLIC_URL=""
 GPU="cpu"
 ENGINE=""
+REGISTRY_KEY=""
+ALLOW_HTTP_FIRST_USE=0
 MIN_DISK_GB=2
 
 usage() {
@@ -42,6 +44,13 @@ Options:
   --port N            port the node listens on (default: node.toml's, else 8801)
   --region NAME       region label for routing (e.g. eu-west)
   --public-url URL    URL the registry and gateway reach this node at
+  --registry-public-key KEY
+                      pin the gateway's key (kept in node.toml): on the registry's machine,
+                      llm-mesh registry public-key prints it; needed for a plain-http
+                      registry on another machine, unless --allow-http-first-use
+  --allow-http-first-use
+                      without that key, trust the key of the plain-http registry's first
+                      answer (anyone on the network path could answer: a trusted LAN only)
   --gpu cpu|cuda      build llama-cpp-python for CPU (default) or CUDA
   --engine NAME       llama-cpp (default), openai or sim; without it an existing node.toml's engine is kept
   --venv DIR          virtual environment to create or reuse (default \$LLM_MESH_HOME/venv)
@@ -81,6 +90,8 @@ while [ $# -gt 0 ]; do
     --port) need_value "$@"; PORT="$2"; shift ;;
     --region) need_value "$@"; REGION="$2"; shift ;;
     --public-url) need_value "$@"; PUBLIC_URL="$2"; shift ;;
+    --registry-public-key) need_value "$@"; REGISTRY_KEY="$2"; shift ;;
+    --allow-http-first-use) ALLOW_HTTP_FIRST_USE=1 ;;
     --gpu) need_value "$@"; GPU="$2"; shift ;;
     --engine) need_value "$@"; ENGINE="$2"; shift ;;
     --venv) need_value "$@"; VENV="$2"; shift ;;
@@ -90,6 +101,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+case "${LLM_MESH_ALLOW_HTTP_FIRST_USE:-}" in 1|[Tt][Rr][Uu][Ee]|[Yy][Ee][Ss]|[Oo][Nn]) ALLOW_HTTP_FIRST_USE=1 ;; esac
 case "$GPU" in cpu|cuda) ;; *) die "--gpu must be cpu or cuda, not '$GPU'" "use --gpu cpu or --gpu cuda" ;; esac
 case "${ENGINE:-llama-cpp}" in llama-cpp|openai|sim) ;; *) die "--engine must be llama-cpp, openai or sim" "see $0 --help" ;; esac
 if [ -n "$PORT" ] && ! [[ "$PORT" =~ ^[0-9]+$ && "$PORT" -ge 1 && "$PORT" -le 65535 ]]; then
@@ -256,7 +268,7 @@ else
     || die "could not make the node key in $LLM_MESH_HOME" "check that $LLM_MESH_HOME is writable"
   say "node key: $LLM_MESH_HOME/node.key (node id $NODE_ID)"
 fi
-RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
+RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
   CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
 import errno, os, sys, tempfile, uuid, socket, urllib.parse
 if sys.version_info >= (3, 11):
@@ -349,9 +361,14 @@ cfg = {
 if env.get("CFG_GPU") == "cuda" or "n_gpu_layers" in old:
     # a CUDA build offloads every layer to the GPU unless the operator chose otherwise
     cfg["n_gpu_layers"] = int(old.get("n_gpu_layers", -1))
-for kept in ("operator_token", "key_file"):  # the operator's credential and key stay
+# the operator's credential, key, pinned gateway key and opt-in stay
+for kept in ("operator_token", "key_file", "registry_public_key", "allow_http_first_use"):
     if old.get(kept):
         cfg[kept] = old[kept]
+if env.get("CFG_REGISTRY_KEY"):
+    cfg["registry_public_key"] = env["CFG_REGISTRY_KEY"].strip()
+if env.get("CFG_ALLOW_HTTP") == "1":
+    cfg["allow_http_first_use"] = True
 # the token the operator runs this with is kept too (node.toml is mode 0600): the node a
 # service, a reboot or a later "node start" runs has no $LLM_MESH_OPERATOR_TOKEN (401)
 token = env.get("LLM_MESH_OPERATOR_TOKEN", "").strip()
@@ -390,6 +407,41 @@ esac
 if [ -z "${LLM_MESH_OPERATOR_TOKEN:-}" ] && ! grep -qE '^operator_token *= *"[^"]' "$CONFIG" 2>/dev/null; then
   say "note: no operator token: the registry refuses this node (401) until you set LLM_MESH_OPERATOR_TOKEN=lmo_... or put operator_token = \"lmo_...\" in $CONFIG (the registry's admin makes one: llm-mesh registry operators add NAME)"
 fi
+
+# a plain-http registry on another machine: the node starts only with the gateway's key
+# pinned, or trust on first use allowed (LLM_Mesh/core/first_use.py decides, as the node does)
+TRUST="$(CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" \
+  "$PLAN_PY" - "$CONFIG" "$LLM_MESH_HOME/gateway.pin" <<'PYEOF' 2>/dev/null || echo unknown
+import os, sys
+try:
+    import tomllib
+except ImportError:
+    import tomli as tomllib
+from LLM_Mesh.config import split_urls
+from LLM_Mesh.core.first_use import decide_first_use
+env, old = os.environ, {}
+if os.path.exists(sys.argv[1]):
+    with open(sys.argv[1], "rb") as f:
+        old = tomllib.load(f)
+urls = env["CFG_REGISTRY"] or old.get("registry_url") or "http://127.0.0.1:8800"
+urls = split_urls(",".join(urls) if isinstance(urls, list) else str(urls))
+pinned = bool(env["CFG_REGISTRY_KEY"] or old.get("registry_public_key") or os.path.exists(sys.argv[2]))
+allowed = env["CFG_ALLOW_HTTP"] == "1" or bool(old.get("allow_http_first_use"))
+d = decide_first_use(urls, pinned=pinned, allowed=allowed)
+print(d.verdict.value, " ".join(d.exposed))
+PYEOF
+)"
+case "$TRUST" in
+  refused*)
+    PROBLEM="registry ${TRUST#refused } is plain http to another machine and this node has no pinned gateway key: anyone on the network path could answer its first registration with their own key, and the node would keep it"
+    FIX="use https (--registry https://...), or pin the key: run 'llm-mesh registry public-key' on the registry's machine and pass --registry-public-key KEY, or on a network you trust pass --allow-http-first-use"
+    if [ "$NO_START" = 1 ]; then
+      say "note: $PROBLEM; the node refuses to start until you $FIX"
+    else
+      need_tool "$PROBLEM" "$FIX"
+    fi ;;
+  opted_in*) say "note: --allow-http-first-use: the node trusts the first answer of plain-http ${TRUST#opted_in }; pin the key (--registry-public-key) or use https where you can" ;;
+esac
 
 # --- 6. start ------------------------------------------------------------------------
 START=("$VENV/bin/llm-mesh" node start --config "$CONFIG")

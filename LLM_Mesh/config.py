@@ -59,6 +59,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | network_fee_bps      | LLM_MESH_NETWORK_FEE_BPS | 500 (5 % of each paid part goes to ``network``; 0 to 10000) |
 | pool_daily_budget    | LLM_MESH_POOL_DAILY_BUDGET | 100000000 µNT (100 NetworkTokens: the community pool is topped up to it each UTC day) |
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
+| allow_http_first_use | LLM_MESH_ALLOW_HTTP_FIRST_USE | false (true: a node with no pinned gateway key starts with a plain-http registry on another machine, and pins the first answer's key: ``core/first_use.py``; node.toml ``allow_http_first_use`` too) |
 | reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
 | reward_period_s      | LLM_MESH_REWARD_PERIOD_S | 3600 (uptime rewards are settled once per period, aligned to the epoch) |
 | reward_simulated     | LLM_MESH_REWARD_SIMULATED | false (a node whose every model is simulated earns no uptime reward; true: it does, for test meshes) |
@@ -318,6 +319,8 @@ class Settings:
     # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
     require_tls: bool = False
     registry_ca: str | None = None
+    # a node may learn its gateway key over plain http from another host (core/first_use.py)
+    allow_http_first_use: bool = False
     # uptime rewards (core/rewards.py): micro-NetworkTokens per hour of healthy
     # availability (0: none), settled once per period of this many seconds
     reward_rate: int = DEFAULT_REWARD_RATE
@@ -411,6 +414,7 @@ class Settings:
             stream_max_s=_float(env, "LLM_MESH_STREAM_MAX_S", 0.0) or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
+            allow_http_first_use=_bool(env, "LLM_MESH_ALLOW_HTTP_FIRST_USE", False),
             reward_rate=_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),
             reward_period_s=_int(env, "LLM_MESH_REWARD_PERIOD_S", DEFAULT_REWARD_PERIOD_S),
             reward_simulated=_bool(env, "LLM_MESH_REWARD_SIMULATED", False),

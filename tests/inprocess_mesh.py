@@ -177,6 +177,8 @@ class InProcessMesh:
         settings_kw.setdefault("health_check_interval_s", 3600.0)
         settings_kw.setdefault("ledger_checkpoint_interval_s", 3600.0)  # tests sign when they ask
         settings_kw.setdefault("anonymous_rpm", None)  # one machine, as ``up``: no anonymous limit
+        # its nodes learn the gateway key from a plain-http registry of another name: opted in
+        settings_kw.setdefault("allow_http_first_use", True)  # (core/first_use.py)
         self.settings = Settings(home=home, registry_url=REGISTRY_URL, **settings_kw)
         self.registry_url = REGISTRY_URL
         self.store = MemoryStore()

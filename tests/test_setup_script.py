@@ -266,6 +266,57 @@ def test_the_token_it_runs_with_is_kept_in_node_toml(tmp_path: Path) -> None:
     assert tomllib.loads(config.read_text())["operator_token"] == "lmo_secret2"
 
 
+def test_a_plain_http_registry_on_another_machine_needs_a_pinned_key_or_the_opt_in(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-03: ``--registry http://HOST`` set up a node that learned the gateway's
+    key from whoever answered its first registration (core/first_use.py): the script now
+    stops before starting it, saying how to pin the key or opt in, and keeps both."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from LLM_Mesh.core.gateway_auth import GatewaySigner
+    from LLM_Mesh.node.config import load_node_config
+
+    sim = (
+        "--yes",
+        "--engine",
+        "sim",
+        "--models",
+        "mistral-7b",
+        "--registry",
+        "http://10.0.0.5:8800",
+    )
+    dry = run(tmp_path, *sim, "--dry-run")
+    assert "a real run would stop here" in dry.stdout, dry.stdout
+    for fix in (
+        "llm-mesh registry public-key",
+        "--registry-public-key KEY",
+        "--allow-http-first-use",
+    ):
+        assert fix in dry.stdout
+    real = run(tmp_path, *sim, check=False)
+    assert real.returncode == 1 and "--registry-public-key KEY" in real.stderr, real.stderr
+    assert "refuses to start until" in run(tmp_path, *sim, "--no-start").stdout
+    key = GatewaySigner(Ed25519PrivateKey.generate(), time.time).public_key
+    pinned = run(tmp_path, *sim, "--no-start", "--registry-public-key", key)
+    assert "refuses to start" not in pinned.stdout
+    config = tmp_path / "mesh" / "node.toml"
+    assert load_node_config(config).registry_public_key == key
+    again = run(tmp_path, "--yes", "--no-start")  # kept, and still enough
+    assert "unchanged" in again.stdout and "refuses to start" not in again.stdout
+    for where, how in (("flag", ("--allow-http-first-use",)), ("env", ())):
+        env = {"LLM_MESH_ALLOW_HTTP_FIRST_USE": "1"} if where == "env" else {}
+        (tmp_path / where).mkdir()
+        opted = run(tmp_path / where, *sim, *how, "--no-start", **env)
+        assert "note: --allow-http-first-use" in opted.stdout, opted.stdout
+        assert load_node_config(tmp_path / where / "mesh" / "node.toml").allow_http_first_use
+    (tmp_path / "local").mkdir()
+    local = run(
+        tmp_path / "local", "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b"
+    )
+    assert "first-use" not in local.stdout and "refuses to start" not in local.stdout
+
+
 def test_sim_engine_local_defaults(tmp_path: Path) -> None:
     run(tmp_path, "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b,code-llama-7b")
     cfg = tomllib.loads((tmp_path / "mesh" / "node.toml").read_text())

@@ -12,8 +12,10 @@ llm-mesh registry keys create [--name N] [--rpm N] [--tpm N] [--avoid-regions eu
                                             a client API key; prints it once
 llm-mesh registry keys list                 keys, limits, regions, whether revoked
 llm-mesh registry keys revoke ID_OR_NAME    the key is refused (401) within a second
+llm-mesh registry public-key                the gateway's public key (registry.key), for
+                                            nodes to pin: registry_public_key in node.toml
 
-They open the store directly (``--database-url``, ``$LLM_MESH_DATABASE_URL``, else the
+All but ``public-key`` open the store directly (``--database-url``, ``$LLM_MESH_DATABASE_URL``, else the
 SQLite file in ``$LLM_MESH_HOME``), so they work while registries run on it (a running
 registry takes a revoked node out of routing within a second). Each needs the store's
 admin key: ``$LLM_MESH_ADMIN_KEY`` or ``$LLM_MESH_HOME/admin.key`` (see ``registry/admin.py``).
@@ -293,3 +295,35 @@ def grant_command(
         f"granted {entry.amount} micro-NetworkTokens to {entry.to_account} "
         f"(ledger entry {entry.seq})"
     )
+
+
+def public_key_command(home: HomeOpt = None) -> None:
+    """Print this registry's gateway public key (from $LLM_MESH_HOME/registry.key) for nodes
+    to pin: registry_public_key in their node.toml, or node start --registry-public-key."""
+    from LLM_Mesh.core.gateway_auth import registry_id_for
+    from LLM_Mesh.core.identity import encode_public_key, public_key_of
+    from LLM_Mesh.registry.gateway_key import load_existing_registry_key, registry_key_path
+
+    try:
+        settings = settings_from(home)
+        path = registry_key_path(settings)
+        key = load_existing_registry_key(path)
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
+    if key is None:
+        raise fail(
+            ValueError(
+                f"no {path}: run this on the registry's machine, with its LLM_MESH_HOME "
+                "(--home); the registry makes the key at its first start"
+            )
+        )
+    raw = public_key_of(key)
+    text = encode_public_key(raw)
+    err.print(
+        f"gateway {registry_id_for(raw)}: a node pins it with registry_public_key = "
+        f'"{text}" in its node.toml (or node start --registry-public-key)',
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(text)

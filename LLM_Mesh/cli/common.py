@@ -43,6 +43,22 @@ RegistryCaOpt = Annotated[
         "[env LLM_MESH_REGISTRY_CA]",
     ),
 ]
+RegistryPublicKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Pin the gateway's key (`llm-mesh registry public-key` on the registry's "
+        "machine prints it) [node.toml registry_public_key]"
+    ),
+]
+AllowHttpFirstUseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-http-first-use",
+        help="Without a pinned key, learn it from the first answer of a plain-http registry "
+        "on another machine (anyone on the path could answer: a trusted LAN only) "
+        "[node.toml allow_http_first_use, env LLM_MESH_ALLOW_HTTP_FIRST_USE]",
+    ),
+]
 
 
 def settings_from(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:

@@ -8,6 +8,7 @@ llm-mesh ledger verify             check the public ledger (hashes, signatures, 
 llm-mesh receipt verify FILE|-     check an answer's signed receipt offline
 llm-mesh earnings                  an operator's earnings (per day, model, node) and balance
 llm-mesh registry keys             admin: client API keys (limits, priority, regions)
+llm-mesh registry public-key       the gateway's key, for nodes to pin (registry_public_key)
 llm-mesh node start                a node
 llm-mesh ask PROMPT                ask the network
 llm-mesh status | models           what is up
@@ -27,7 +28,13 @@ from typing import Annotated, Any
 import typer
 
 from LLM_Mesh.cli import render
-from LLM_Mesh.cli.admin_commands import grant_command, keys_app, nodes_app, operators_app
+from LLM_Mesh.cli.admin_commands import (
+    grant_command,
+    keys_app,
+    nodes_app,
+    operators_app,
+    public_key_command,
+)
 from LLM_Mesh.cli.canary_commands import canary_app
 from LLM_Mesh.cli.common import (
     HomeOpt,
@@ -59,6 +66,7 @@ app.add_typer(registry_app, name="registry")
 registry_app.add_typer(operators_app, name="operators")
 registry_app.add_typer(nodes_app, name="nodes")
 registry_app.command("grant")(grant_command)
+registry_app.command("public-key")(public_key_command)
 registry_app.add_typer(keys_app, name="keys")
 registry_app.add_typer(canary_app, name="canary")
 app.add_typer(node_app, name="node")

@@ -22,12 +22,14 @@ import httpx
 import typer
 
 from LLM_Mesh.cli.common import (
+    AllowHttpFirstUseOpt,
     HomeOpt,
     LogFormatOpt,
     MetricsPublicOpt,
     NoMetricsOpt,
     RegistryCaOpt,
     RegistryOpt,
+    RegistryPublicKeyOpt,
     console,
     ensure_home,
     fail,
@@ -118,6 +120,8 @@ def node_start(
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM key")] = None,
     registry_ca: RegistryCaOpt = None,
+    registry_public_key: RegistryPublicKeyOpt = None,
+    allow_http_first_use: AllowHttpFirstUseOpt = False,
     home: HomeOpt = None,
     verbose: Annotated[bool, typer.Option(help="Debug log lines")] = False,
     log_format: LogFormatOpt = None,
@@ -174,6 +178,8 @@ def node_start(
         "availability_hours": availability_hours,
         "tls_cert": str(tls_cert) if tls_cert else None,
         "tls_key": str(tls_key) if tls_key else None,
+        "registry_public_key": registry_public_key.strip() if registry_public_key else None,
+        "allow_http_first_use": True if allow_http_first_use else None,
     }
     try:
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

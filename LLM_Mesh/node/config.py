@@ -15,6 +15,7 @@
     key_file = "/path/to/node.key"        # default: $LLM_MESH_HOME/node.key
     keeps_no_prompts = true               # default: true, false for engine = "openai"
     registry_public_key = "..."           # optional: the gateway's key, pinned from the start
+    allow_http_first_use = false          # true: learn that key over plain http (core/first_use.py)
     tls_cert = "/path/to/node-tls.crt"    # serve https (llm-mesh node tls init makes both)
     tls_key = "/path/to/node-tls.key"
 
@@ -120,6 +121,9 @@ class NodeConfig:
     # band: pinned from the start, and a registration answer with another key is ignored.
     # None: pin the key the first accepted registration answer carries
     registry_public_key: str | None = None
+    # without a pinned key, a plain-http registry on another machine refuses to start
+    # unless this is true (or LLM_MESH_ALLOW_HTTP_FIRST_USE): core/first_use.py
+    allow_http_first_use: bool = False
     tls_cert: str | None = None  # PEM certificate: the node serves https (node/tls.py)
     tls_key: str | None = None  # its private key (PEM)
 

@@ -19,7 +19,11 @@ registered node (``register = true``, the default)
     registration pins again. An answer without a key changes nothing. node.toml's
     ``registry_public_key`` pins a key from the start instead, and then no answer can
     replace it, a rotation statement included (the operator's pin: the operator moves
-    it): no trust on first use over plain HTTP. Loopback
+    it): no trust on first use over plain HTTP. Without either, a node whose registry URLs
+    include plain http to another machine does not start (:meth:`GatewayGuard.check_first_use`,
+    ``core/first_use.py``: anyone on the path could answer first) unless its operator opts
+    in (``allow_http_first_use``, a WARNING); nor does it learn a key there later (a pin
+    forgotten while it runs). Loopback
     callers are not exempt: on a shared machine loopback is not the operator. Without
     a pinned key yet (not registered) every inference request is 401. The node's
     X25519 key for this process (:class:`~LLM_Mesh.core.gateway_session.NodeKx`) goes
@@ -53,6 +57,13 @@ from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core.browser_origin import loopback_refusal
+from LLM_Mesh.core.first_use import (
+    PRINT_KEY_COMMAND,
+    FirstUse,
+    decide_first_use,
+    opted_in_warning,
+    refusal,
+)
 from LLM_Mesh.core.gateway_auth import GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.core.key_chain import ChainRefused, follow_chain
@@ -120,6 +131,10 @@ class GatewayGuard:
                 self.verifier = GatewayVerifier(configured_key, node_id)
             except MeshError as exc:
                 raise ValueError(f"registry_public_key: {exc}") from None
+        # may a key be learned from an answer (check_first_use: not over plain http to
+        # another host unless the operator opted in)
+        self.may_learn = True
+        self.exposed: tuple[str, ...] = ()
         # trust on first use: the learned key (None: none yet); kept in ``pin_file``
         self.pin_file = pin_file if configured_key is None and registering else None
         self.learned_key: str | None = None
@@ -135,6 +150,19 @@ class GatewayGuard:
                 raise ValueError(
                     f"{self.pin_file}: not a gateway key ({exc}); remove it with {FORGET_COMMAND}"
                 ) from None
+
+    def check_first_use(self, registry_urls: tuple[str, ...], *, allowed: bool) -> None:
+        """Before registering with ``registry_urls``: raise ``ValueError`` (how to fix it)
+        when this node has no pinned key and would learn one over plain http from another
+        host without its operator's ``allowed``; WARN when it was allowed."""
+        decision = decide_first_use(registry_urls, pinned=self.verifier is not None,
+                                    allowed=allowed)  # fmt: skip
+        self.exposed = decision.exposed
+        self.may_learn = allowed or not decision.exposed
+        if decision.verdict is FirstUse.REFUSED:
+            raise ValueError(refusal(decision.exposed))
+        if decision.verdict is FirstUse.OPTED_IN:
+            log.warning("%s", opted_in_warning(decision.exposed))
 
     @property
     def registry_id(self) -> str | None:
@@ -166,6 +194,18 @@ class GatewayGuard:
             return
         if self.verifier is None or self.verifier.public_key != key:
             pinned = self.configured_key or self._learned()
+            if pinned is None and not self.may_learn:
+                log.error(
+                    "the registry answered with gateway key %s, but this node has no pinned "
+                    "key and does not learn one over plain http from another machine (%s): "
+                    "its requests will be refused. Pin registry_public_key in node.toml "
+                    "(`%s` on the registry's machine prints it), use https, or set "
+                    "allow_http_first_use = true",
+                    _fingerprint(key),
+                    log_text(", ".join(self.exposed), 400),
+                    PRINT_KEY_COMMAND,
+                )
+                return
             path: list[str] = []
             why = ""
             if pinned is not None and pinned != key and self.configured_key is None:

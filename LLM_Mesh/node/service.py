@@ -181,6 +181,11 @@ class NodeService:
             local_names=settings.local_names,
             pin_file=pin_path(settings),
         )
+        if config.register:  # not over plain http from another host, unless allowed
+            self.gateway.check_first_use(
+                config.effective_registry_urls(settings),
+                allowed=config.allow_http_first_use or settings.allow_http_first_use,
+            )
         self.public_url = config.effective_public_url
         # the gateway pins this certificate (its fingerprint is in the signed registration)
         self.tls_fingerprint = certificate_fingerprint(config.tls_cert) if config.tls_cert else None

@@ -54,6 +54,12 @@ def previous_key_path(settings: Settings) -> Path:
 
 def load_previous_registry_key(path: Path) -> Ed25519PrivateKey | None:
     """The previous key at ``path`` (a rotation), or None when there is none; never made."""
+    return load_existing_registry_key(path)
+
+
+def load_existing_registry_key(path: Path) -> Ed25519PrivateKey | None:
+    """The key at ``path``, or None when there is none; never made
+    (``llm-mesh registry public-key``)."""
     if not path.exists():
         return None
     return _load(path)

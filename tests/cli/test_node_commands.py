@@ -396,7 +396,7 @@ def _registering_node(
     svc = NodeService(
         NodeConfig(
             engine="sim", models=["gemma-3-270m"], register=True, operator_token="lmo_node",
-            registry_url="http://reg.test",
+            registry_url="http://reg.test", allow_http_first_use=True,
         ),
         Settings(home=tmp_path / "h"),
         engine=SimEngine(["gemma-3-270m"], ttft_s=0),

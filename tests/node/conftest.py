@@ -51,7 +51,11 @@ def node_id_in(settings: Settings) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", registry_url="http://registry.test")
+    # a registry on another machine over plain http, whose first answer's key these tests'
+    # nodes learn: the operator's opt-in (core/first_use.py; tests/node/test_first_use.py)
+    return Settings(
+        home=tmp_path / "home", registry_url="http://registry.test", allow_http_first_use=True
+    )
 
 
 async def started_service(

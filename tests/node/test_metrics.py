@@ -145,7 +145,7 @@ async def test_a_client_gone_is_cancelled(settings: Settings) -> None:
 
 
 async def test_unsigned_requests_to_a_registered_node_are_rejected(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home", registry_url="http://registry.test")
+    settings = Settings(home=tmp_path / "home", registry_url="http://127.0.0.1:8800")
     svc = NodeService(node_config(register=True), settings, engine=sim_engine())
     await svc.prepare()  # no registration: the key is never pinned, every request is unsigned
     app = create_node_app(svc, manage_lifespan=False)

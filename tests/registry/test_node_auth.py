@@ -514,7 +514,7 @@ async def test_a_real_node_service_signs_what_it_sends(tmp_path: Path) -> None:
     async with running(tmp_path / "reg", store=store, signed=True, allow_private_nodes=True) as h:
         svc = NodeService(
             NodeConfig(engine="sim", models=["gemma-3-270m"], register=True, operator_token=token),
-            Settings(home=tmp_path / "node", registry_url="http://mesh"),
+            Settings(home=tmp_path / "node", registry_url="http://mesh", allow_http_first_use=True),
             engine=SimEngine(["gemma-3-270m"]),
             http_client=h.client,
             hardware=Hardware(),
@@ -541,7 +541,7 @@ async def test_a_node_without_operator_token_says_why(tmp_path: Path) -> None:
     async with running(tmp_path / "reg", signed=True) as h:
         svc = NodeService(
             NodeConfig(engine="sim", models=["gemma-3-270m"], register=True),
-            Settings(home=tmp_path / "node", registry_url="http://mesh"),
+            Settings(home=tmp_path / "node", registry_url="http://mesh", allow_http_first_use=True),
             engine=SimEngine(["gemma-3-270m"]),
             http_client=h.client,
             hardware=Hardware(),
