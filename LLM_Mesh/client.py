@@ -41,9 +41,9 @@ import asyncio
 import json
 import math
 import os
+import threading
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -557,5 +557,24 @@ def fetch_json_sync(
         async with http, MeshClient(base_url, http_client=http) as client:
             return await client._request("GET", path, limit)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="llm-mesh-fetch") as pool:
-        return pool.submit(lambda: asyncio.run(go())).result()
+    # a daemon thread, joined without a pool: Ctrl-C ends the wait at once (the read ends
+    # on its own within its bound), and nothing waits for it at exit (found 2026-12-03:
+    # a ``ThreadPoolExecutor``'s exit waited for the read, at Ctrl-C and at exit)
+    box: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            box.append((True, asyncio.run(go())))
+        except BaseException as exc:  # handed to the caller
+            box.append((False, exc))
+
+    thread = threading.Thread(target=run, name="llm-mesh-fetch", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = box[0]
+    if ok:
+        return value
+    try:
+        raise value
+    finally:
+        del value, box

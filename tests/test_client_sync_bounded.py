@@ -35,3 +35,24 @@ async def test_it_answers_under_a_running_event_loop(gateway: str) -> None:
     inside the running loop (it runs in a thread of its own)."""
     with pytest.raises(AnswerRefused):
         fetch_json_sync(gateway, "/drip/mesh/models", timeout=0.2)
+
+
+def test_ctrl_c_ends_the_wait_at_once(gateway: str) -> None:
+    """Found 2026-12-03 (review): the read ran in a ``ThreadPoolExecutor`` left by ``with``,
+    whose exit waits for the read: Ctrl-C on ``llm-mesh status`` against a gateway that
+    answers slowly was held until the read's bound (3 × the timeout), and again at exit."""
+    import signal
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fetch_json_sync(gateway, "/drip/mesh/models", timeout=3.0)  # bound: 9 s
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
