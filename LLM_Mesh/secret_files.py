@@ -67,14 +67,16 @@ def read_admin_key(settings: Settings) -> str | None:
     return text or None
 
 
-def record_admin_key_registry(settings: Settings) -> None:
+def record_admin_key_registry(settings: Settings, served: Sequence[str] = ()) -> None:
     """Write beside ``admin.key`` the registry URLs this registry was started with
-    (``settings.registry_urls``; ``llm-mesh up`` starts its registry with its own URL):
-    the file's key goes to those only (:func:`admin_key_for`). Replaced whole."""
+    (``settings.registry_urls``; ``llm-mesh up`` starts its registry with its own URL) and
+    those it serves on (``served``: ``registry serve``'s ``--host``/``--port``): the file's
+    key goes to those only (:func:`admin_key_for`). Replaced whole."""
     path = settings.home / ADMIN_KEY_REGISTRY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(u + "\n" for u in settings.registry_urls), encoding="utf-8")
+    urls = dict.fromkeys((*settings.registry_urls, *served))  # in order, once each
+    tmp.write_text("".join(u + "\n" for u in urls), encoding="utf-8")
     os.replace(tmp, path)
 
 

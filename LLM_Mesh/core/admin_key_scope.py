@@ -7,7 +7,9 @@ only when every URL it would call is one of those (:func:`file_key_may_go`); fou
 2026-12-03: ``model_registry.health_check_all_hosts()`` sent it to whatever
 ``LLM_MESH_REGISTRY_URL`` named, so a user who once ran a local mesh and then pointed at a
 remote gateway handed that gateway the local mesh's admin key. ``LLM_MESH_ADMIN_KEY`` is
-the user's explicit choice and goes to the configured URLs.
+the user's explicit choice and goes to the configured URLs. ``registry serve`` also records
+the URLs it serves on (:func:`served_urls`; found 2026-12-03, review: ``--port N`` recorded
+only the default ``http://127.0.0.1:8800``, so its own operator was refused the key).
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ def registry_origin(url: str) -> str | None:
     if ":" in host:  # IPv6
         host = f"[{host}]"
     return f"{scheme}://{host}:{port or _DEFAULT_PORT[scheme]}{parts.path.rstrip('/')}"
+
+
+def served_urls(host: str, port: int, tls: bool) -> tuple[str, ...]:
+    """The URLs a registry listening on ``host``:``port`` answers on this machine: the host
+    given, and loopback's names when it listens there or on every address."""
+    scheme = "https" if tls else "http"
+    bare = host.strip("[]").lower()
+    names: list[str] = []
+    if bare in ("", "0.0.0.0", "::"):
+        names = ["127.0.0.1", "localhost"] + (["[::1]"] if bare == "::" else [])
+    else:
+        names = [f"[{bare}]" if ":" in bare else bare]
+        if bare in ("127.0.0.1", "::1", "localhost"):
+            names.append("localhost" if bare != "localhost" else "127.0.0.1")
+    return tuple(f"{scheme}://{name}:{port}" for name in names)
 
 
 def file_key_may_go(urls: Iterable[str], recorded: Iterable[str]) -> bool:

@@ -27,7 +27,7 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import cast
 
@@ -149,10 +149,10 @@ def store_changes(store: Store, topic: str) -> Callable[[], int | None] | None:
     return functools.partial(check, topic)
 
 
-def _record_admin_key_registry(settings: Settings) -> None:
+def _record_admin_key_registry(settings: Settings, served: Sequence[str]) -> None:
     """Which registry ``admin.key`` is for: sent only there (``secret_files.admin_key_for``)."""
     try:
-        record_admin_key_registry(settings)
+        record_admin_key_registry(settings, served)
     except OSError as exc:  # a read-only home: the file's key is then sent nowhere
         log.warning("could not record the admin key's registry URLs: %s", exc)
 
@@ -178,6 +178,7 @@ def create_registry_app(
     announce: Callable[[str], None] | None = None,
     gateway_key: Ed25519PrivateKey | None = None,
     witness_client: httpx.AsyncClient | None = None,
+    served_urls: Sequence[str] = (),
 ) -> FastAPI:
     """The registry + gateway app. Pass ``store``/``http_client``/``resolver`` to inject (tests).
 
@@ -186,7 +187,8 @@ def create_registry_app(
     Node messages are checked by ``node_auth`` (default: :class:`SignedNodeAuth` on the
     store: signatures, operator tokens, sequence numbers, revocation). At start-up the
     store's admin key is settled (``registry/admin.py``); a key made then is passed to
-    ``announce`` once (default: printed to stderr). Forwarded requests are signed with
+    ``announce`` once (default: printed to stderr), and the URLs it may be sent to are recorded
+    beside it (``settings.registry_urls`` and ``served_urls``, ``registry serve``'s). Forwarded requests are signed with
     ``gateway_key`` (default: ``$LLM_MESH_HOME/registry.key``, made once; ``gateway_key.py``);
     with ``$LLM_MESH_HOME/registry.key.previous`` (or the chain kept in
     ``registry.key.rotations``) every registration answer carries the chain of signed
@@ -359,7 +361,7 @@ def create_registry_app(
                 runtime.gateway.public_key,
             )
             admin = await ensure_admin_key(settings, runtime.store)
-            await asyncio.to_thread(_record_admin_key_registry, settings)
+            await asyncio.to_thread(_record_admin_key_registry, settings, served_urls)
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store, runtime.pins)
@@ -537,6 +539,7 @@ def serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
+    from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
     from LLM_Mesh.registry.store import database_unreachable, sqlite_unusable
@@ -555,7 +558,12 @@ def serve(
 
     cap_arenas(settings.malloc_arena_max)  # before uvicorn and the store start threads
     app = trim_periodically(
-        freeze_after_startup(create_registry_app(settings)), settings.malloc_trim_s
+        freeze_after_startup(
+            create_registry_app(  # its admin key goes to the URLs it serves on too
+                settings, served_urls=served_urls(host, port, tls_cert is not None)
+            )
+        ),
+        settings.malloc_trim_s,
     )
     run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
         app, settings.registry_shutdown_s, host=host, port=port, log_level=log_level,

@@ -31,7 +31,7 @@ def _served_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> uvicorn.C
 
     monkeypatch.setattr(stop_watchdog, "run_bounded", capture)
     monkeypatch.setattr(heap, "cap_arenas", lambda _n: None)  # no mallopt in the test process
-    monkeypatch.setattr(registry_app, "create_registry_app", lambda _settings: _echo)
+    monkeypatch.setattr(registry_app, "create_registry_app", lambda _settings, **_kw: _echo)
     registry_app.serve(Settings(home=tmp_path), host="127.0.0.1", port=0)
     config = uvicorn.Config(_echo, **seen)
     config.load()
