@@ -38,18 +38,16 @@ def registry_origin(url: str) -> str | None:
 
 
 def served_urls(host: str, port: int, tls: bool) -> tuple[str, ...]:
-    """The URLs a registry listening on ``host``:``port`` answers on this machine: the host
-    given, and loopback's names when it listens there or on every address."""
+    """The URL a registry listening on ``host``:``port`` answers at on this machine: the host
+    given, or for every address the loopback one of its family (``0.0.0.0``: 127.0.0.1,
+    ``::``: ``[::1]``). No other name: ``localhost`` may resolve to another family's
+    address, where another program (an ssh tunnel) may listen on that port."""
     scheme = "https" if tls else "http"
     bare = host.strip("[]").lower()
-    names: list[str] = []
-    if bare in ("", "0.0.0.0", "::"):
-        names = ["127.0.0.1", "localhost"] + (["[::1]"] if bare == "::" else [])
-    else:
-        names = [f"[{bare}]" if ":" in bare else bare]
-        if bare in ("127.0.0.1", "::1", "localhost"):
-            names.append("localhost" if bare != "localhost" else "127.0.0.1")
-    return tuple(f"{scheme}://{name}:{port}" for name in names)
+    name = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(bare)
+    if name is None:
+        name = f"[{bare}]" if ":" in bare else bare
+    return (f"{scheme}://{name}:{port}",)
 
 
 def file_key_may_go(urls: Iterable[str], recorded: Iterable[str]) -> bool:

@@ -50,10 +50,10 @@ def test_nothing_recorded_sends_nothing() -> None:
     assert not file_key_may_go(LOCAL, ["garbage"])
 
 
-def test_served_urls_name_the_listening_address_and_loopback() -> None:
+def test_served_urls_name_the_listening_address_or_its_loopback() -> None:
     from LLM_Mesh.core.admin_key_scope import served_urls
 
-    assert served_urls("0.0.0.0", 9000, False) == ("http://127.0.0.1:9000", "http://localhost:9000")
-    assert "https://[::1]:9443" in served_urls("::", 9443, True)
+    assert served_urls("0.0.0.0", 9000, False) == ("http://127.0.0.1:9000",)
+    assert served_urls("::", 9443, True) == ("https://[::1]:9443",)
     assert served_urls("10.0.0.7", 8800, False) == ("http://10.0.0.7:8800",)
-    assert served_urls("::1", 1, False) == ("http://[::1]:1", "http://localhost:1")
+    assert served_urls("::1", 1, False) == ("http://[::1]:1",)
