@@ -571,10 +571,10 @@ def fetch_json_sync(
     thread = threading.Thread(target=run, name="llm-mesh-fetch", daemon=True)
     thread.start()
     thread.join()
-    ok, value = box[0]
+    ok, value = box.pop()  # the box keeps no reference to an exception raised below
     if ok:
         return value
     try:
         raise value
     finally:
-        del value, box
+        del value
