@@ -68,6 +68,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | metrics              | LLM_MESH_METRICS         | true (``GET /metrics`` on registry and node; false: no route, no counting) |
 | metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
 | metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
+| trusted_peers        | LLM_MESH_TRUSTED_PEERS   | none (a node's: addresses or CIDR blocks, ``,``-separated, not counted against its per-peer connection cap, as loopback and its registries' resolved addresses are not: a load-balanced registry's egress addresses; node.toml ``trusted_peers``, ``--trusted-peers`` add to it: ``core/peer_exempt.py``) |
 | local_names          | LLM_MESH_LOCAL_NAMES     | none (host names, ``,``-separated, that loopback-only endpoints accept in ``Host`` besides loopback addresses and ``localhost``: ``core/browser_origin.py``) |
 | log_format           | LLM_MESH_LOG_FORMAT      | text (``text`` or ``json``: JSON lines) |
 | log_requests         | LLM_MESH_LOG_REQUESTS    | true (one INFO line per request: id, node, model, status, timings) |
@@ -87,6 +88,7 @@ from typing import Any
 
 from LLM_Mesh.core.browser_origin import parse_local_names
 from LLM_Mesh.core.limits import RequestLimits
+from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
 from LLM_Mesh.core.validation import ascii_digits
@@ -340,6 +342,8 @@ class Settings:
     # names that loopback-only endpoints accept in ``Host`` besides loopback addresses and
     # localhost (core/browser_origin.py: DNS rebinding); lower case, no trailing dot
     local_names: tuple[str, ...] = ()
+    # a node's peers not counted against its per-peer cap (core/peer_exempt.py): CIDR texts
+    trusted_peers: tuple[str, ...] = ()
     log_format: str = "text"  # "text" | "json" (JSON lines)
     log_requests: bool = True
     # shared rate-limit buckets for replicas (registry/redis_limits.py); None: per process
@@ -428,6 +432,9 @@ class Settings:
             metrics_public=_bool(env, "LLM_MESH_METRICS_PUBLIC", False),
             metrics_token=(env.get("LLM_MESH_METRICS_TOKEN") or "").strip() or None,
             local_names=parse_local_names(env.get("LLM_MESH_LOCAL_NAMES") or ""),
+            trusted_peers=tuple(
+                str(n) for n in parse_trusted_peers(env.get("LLM_MESH_TRUSTED_PEERS") or "")
+            ),
             log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
             log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
             redis_url=(env.get("LLM_MESH_REDIS_URL") or "").strip() or None,

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.peer_exempt import PeerExemption, parse_trusted_peers
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.node.app import create_node_app
 from LLM_Mesh.node.config import (
@@ -46,6 +47,12 @@ class NodeManager:
         self.service = NodeService(config, self.settings)
         self._server: Any = None
         self._exit_while_loading = False  # run() owns the process's signals: it sets it
+        # peers not counted against peer_cap: loopback, the registries' addresses (resolved
+        # while serving: node/registry_peers.py), trusted_peers (core/peer_exempt.py)
+        self.exemption = PeerExemption(
+            parse_trusted_peers(config.trusted_peers)
+            + parse_trusted_peers(self.settings.trusted_peers)
+        )
 
     @property
     def node_id(self) -> str:
@@ -91,18 +98,36 @@ class NodeManager:
             ssl_keyfile=self.config.tls_key,
             # no slowloris: a request arrives within READ_TIMEOUT_S; and one peer holds at
             # most node_peer_cap connections (slow_clients.py)
-            http=guarded_http(max_per_peer=self.peer_cap),
+            http=guarded_http(max_per_peer=self.peer_cap, exempt=self.exemption),
             **uvicorn_log_kwargs(self.settings.log_format),
         )
         self._server = _server(config, self.service.begin_shutdown)
         loading = exit_on_signal("loading the model") if self._exit_while_loading else nullcontext()
+        peers = self._registry_peers()
         try:
             with loading:  # run(): a stop signal now exits at once, not after the load
                 await self.service.prepare()  # a bad model file raises here, plainly
             await self._server.serve()
         finally:
+            if peers is not None:
+                peers.cancel()
             self._server = None
             await self.service.stop()  # no-op when the lifespan already stopped it
+
+    def _registry_peers(self) -> asyncio.Task[None] | None:
+        """Resolve the registries' hosts into :attr:`exemption` now, every 5 minutes and
+        after each registration (``node/registry_peers.py``); None when not registering."""
+        from LLM_Mesh.node.registry_peers import RegistryPeers
+
+        if not self.config.register:
+            return None
+        peers = RegistryPeers(self.exemption, self.config.effective_registry_urls(self.settings))
+        return asyncio.create_task(peers.run(self._registrations))
+
+    def _registrations(self) -> int:
+        """Registrations the agent (made in the lifespan, later) has counted so far."""
+        agent = self.service.agent
+        return agent.registrations if agent is not None else 0
 
     def stop(self) -> None:
         """Ask a running :meth:`serve` to finish (thread-safe enough: sets a flag)."""

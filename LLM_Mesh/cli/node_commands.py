@@ -119,6 +119,14 @@ def node_start(
         typer.Option(help="Serve https with this PEM certificate (node tls init) [node.toml]"),
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM key")] = None,
+    trusted_peers: Annotated[
+        str | None,
+        typer.Option(
+            help="ADDR,CIDR,... not counted against the per-peer connection cap (a "
+            "load-balanced registry's egress) [node.toml trusted_peers, env "
+            "LLM_MESH_TRUSTED_PEERS; default none]"
+        ),
+    ] = None,
     registry_ca: RegistryCaOpt = None,
     registry_public_key: RegistryPublicKeyOpt = None,
     allow_http_first_use: AllowHttpFirstUseOpt = False,
@@ -180,6 +188,7 @@ def node_start(
         "tls_key": str(tls_key) if tls_key else None,
         "registry_public_key": registry_public_key.strip() if registry_public_key else None,
         "allow_http_first_use": True if allow_http_first_use else None,
+        "trusted_peers": trusted_peers,
     }
     try:
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

@@ -18,6 +18,7 @@
     allow_http_first_use = false          # true: learn that key over plain http (core/first_use.py)
     tls_cert = "/path/to/node-tls.crt"    # serve https (llm-mesh node tls init makes both)
     tls_key = "/path/to/node-tls.key"
+    trusted_peers = ["203.0.113.0/28"]    # not counted per peer (core/peer_exempt.py); default none
 
 The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
 here (older versions made one up) is ignored when it is not the key's, with a warning.
@@ -39,6 +40,7 @@ import tomli_w
 
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, Settings, split_urls
 from LLM_Mesh.core.confusable import lookalike_problem
+from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.model_files import model_id_of
@@ -126,6 +128,10 @@ class NodeConfig:
     allow_http_first_use: bool = False
     tls_cert: str | None = None  # PEM certificate: the node serves https (node/tls.py)
     tls_key: str | None = None  # its private key (PEM)
+    # "ADDR,CIDR,..." (or a TOML list): peers not counted against the per-peer connection
+    # cap (a load-balanced registry's egress addresses); None: none but loopback and the
+    # registries' resolved addresses (core/peer_exempt.py)
+    trusted_peers: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -177,6 +183,7 @@ class NodeConfig:
             raise ValueError("max_body_bytes must be at least 1024")
         if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
             raise ValueError("memory_budget_bytes must be positive (leave it out for 80 % of RAM)")
+        parse_trusted_peers(self.trusted_peers)
 
     @property
     def effective_public_url(self) -> str:
@@ -244,6 +251,8 @@ def load_node_config(path: Path | str) -> NodeConfig:
         data["models"] = [data["models"]]
     if isinstance(data.get("registry_url"), list):  # registry_url = ["URL", "URL"]
         data["registry_url"] = ",".join(str(u) for u in data["registry_url"])
+    if isinstance(data.get("trusted_peers"), list):  # trusted_peers = ["ADDR", "CIDR"]
+        data["trusted_peers"] = ",".join(str(u) for u in data["trusted_peers"])
     try:
         cfg = NodeConfig(**data)
     except TypeError as exc:

@@ -498,3 +498,30 @@ def test_every_node_start_option_says_what_it_does() -> None:
     start = command.commands["start"]  # type: ignore[attr-defined]
     silent = [p.name for p in start.params if not getattr(p, "help", None)]
     assert silent == [], silent
+
+
+def test_trusted_peers_come_from_the_flag_node_toml_and_env(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trusted_peers (core/peer_exempt.py): not counted against the per-peer cap; the flag,
+    node.toml and LLM_MESH_TRUSTED_PEERS add up; none by default; a bad entry is refused."""
+    import LLM_Mesh.node_manager as nm
+
+    rules: list[object] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: rules.append(self.exemption))
+    monkeypatch.setenv("LLM_MESH_TRUSTED_PEERS", "2001:db8:5::/48")
+    home.mkdir(parents=True, exist_ok=True)
+    toml = 'engine = "sim"\nmodels = ["m"]\ntrusted_peers = ["10.1.0.0/16"]\n'
+    (home / "node.toml").write_text(toml)
+    r = invoke("start", "--trusted-peers", "203.0.113.7", "--home", str(home))
+    assert r.exit_code == 0, r.output
+    (rule,) = rules
+    assert callable(rule)
+    assert rule("203.0.113.7") and rule("2001:db8:5::9") and not rule("203.0.113.8")
+    assert not rule("10.1.2.3")  # the flag replaces node.toml's, as every flag does
+    monkeypatch.delenv("LLM_MESH_TRUSTED_PEERS")
+    rules.clear()
+    assert invoke("start", "--home", str(home)).exit_code == 0
+    assert rules[0]("10.1.2.3") and not rules[0]("2001:db8:5::9")  # type: ignore[operator]
+    bad = invoke("start", "--trusted-peers", "gw.example", "--home", str(home))
+    assert bad.exit_code != 0 and "trusted_peers" in bad.output

@@ -92,3 +92,101 @@ async def test_one_peer_cannot_hold_all_of_a_nodes_connections(tmp_path: Path) -
             s.close()
         mgr.stop()
         await asyncio.wait_for(server, 30)
+
+
+async def _hold(addr: str, port: int, n: int, source: str | None = None) -> list[socket.socket]:
+    return [
+        socket.create_connection((addr, port), source_address=(source, 0) if source else None)
+        for _ in range(n)
+    ]
+
+
+async def test_the_nodes_own_registry_is_not_cut_by_the_per_peer_cap(tmp_path: Path) -> None:
+    """Found 2026-12-03 (review): the gateway is one peer to a node, however many replicas it
+    runs behind one address; at the cap the node reset their connections. The registry's
+    address (its URL's host, resolved while serving) is not counted; a trusted_peers
+    address neither."""
+    addr = _own_address()
+    if addr is None:
+        pytest.skip("no non-loopback address to connect from")
+    with socket.socket() as s:  # a registry URL nothing answers: the node only resolves it
+        s.bind((addr, 0))
+        gone = s.getsockname()[1]
+    cfg = NodeConfig(engine="sim", models=["m"], host="0.0.0.0", port=_free_port(),
+                     registry_url=f"http://{addr}:{gone}", allow_http_first_use=True,
+                     sim_ttft_s=0)  # fmt: skip
+    mgr = NodeManager(cfg, Settings(home=tmp_path, heartbeat_interval_s=60))
+    cap = node_peer_cap(cfg.max_concurrency, cfg.max_queue)
+    server = asyncio.create_task(mgr.serve())
+    held: list[socket.socket] = []
+    try:
+        async with httpx.AsyncClient(base_url=mgr.url, timeout=10) as local:
+            for _ in range(600):
+                try:
+                    if (await local.get("/mesh/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+        held += await _hold(addr, cfg.port, cap + 20)  # the gateway's replicas, all busy
+        await asyncio.sleep(0.2)
+        closed = await asyncio.gather(*(asyncio.to_thread(_closed_by_server, s, 0.3)
+                                        for s in held[-5:]))  # fmt: skip
+        assert not any(closed)  # none reset
+        async with httpx.AsyncClient(base_url=f"http://{addr}:{cfg.port}", timeout=5) as gw:
+            assert (await gw.get("/mesh/health")).status_code == 200
+        assert addr in mgr.exemption.registry_addrs
+        # the registry's name now resolves elsewhere: its old address is one peer again,
+        # cut at the cap like any other (its exempt connections were never counted)
+        mgr.exemption.set_registry_addrs(["198.51.100.7"])
+        held += await _hold(addr, cfg.port, cap + 1)
+        await asyncio.sleep(0.2)
+        assert await asyncio.to_thread(_closed_by_server, held[-1])
+        assert not await asyncio.to_thread(_closed_by_server, held[-2], 0.3)
+    finally:
+        for s in held:
+            s.close()
+        mgr.stop()
+        await asyncio.wait_for(server, 30)
+
+
+async def test_an_exempt_peer_passes_the_cap_while_another_is_cut() -> None:
+    """Two peers on one machine (127.0.0.2 and 127.0.0.3, loopback counted here): the one
+    the rule exempts (a registry's address) holds more than the cap, the other is cut."""
+    import uvicorn
+
+    from LLM_Mesh.core.peer_exempt import PeerExemption
+    from LLM_Mesh.slow_clients import guarded_http
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        return None
+
+    cap = 4
+    rule = PeerExemption(registry_addrs=["127.0.0.2"], loopback=False)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning",
+                            http=guarded_http(max_per_peer=cap, exempt=rule))  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    held: list[socket.socket] = []
+    try:
+        while not server.started:  # noqa: ASYNC110 - uvicorn says so by a flag only
+            await asyncio.sleep(0.01)
+        try:
+            exempt = await _hold("127.0.0.1", port, cap + 3, source="127.0.0.2")
+            other = await _hold("127.0.0.1", port, cap + 1, source="127.0.0.3")
+        except OSError:
+            pytest.skip("cannot connect from 127.0.0.2/127.0.0.3 here")
+        held += exempt + other
+        await asyncio.sleep(0.2)
+        assert not any(await asyncio.gather(
+            *(asyncio.to_thread(_closed_by_server, s, 0.3) for s in exempt)))  # fmt: skip
+        assert not any(await asyncio.gather(
+            *(asyncio.to_thread(_closed_by_server, s, 0.3) for s in other[:cap])))  # fmt: skip
+        assert await asyncio.to_thread(_closed_by_server, other[cap])  # the other one: cut
+    finally:
+        for s in held:
+            s.close()
+        server.should_exit = server.force_exit = True
+        await task
