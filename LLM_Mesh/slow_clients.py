@@ -16,7 +16,8 @@ its gateway's requests and its own heartbeats failed). ``max_per_peer`` (the nod
 :func:`node_peer_cap`) bounds the connections one peer holds at once: an IPv4 address, or
 an IPv6 /64 (one host's usual share); one past it is reset as soon as it is accepted.
 Loopback peers are not counted (the operator's tools; a reverse proxy on the machine, whose
-clients all arrive from loopback).
+clients all arrive from loopback), nor, on a node, its registries' addresses and the
+operator's ``trusted_peers`` (``exempt``: ``core/peer_exempt.py``).
 """
 
 from __future__ import annotations
