@@ -23,6 +23,12 @@ or ``169.254.169.254`` and have the gateway call it. ``allow_local_nodes=True``
 this machine may join, on loopback addresses only (never the LAN, link-local/metadata
 or another private range); both processes listen on ``host``, 127.0.0.1 (the CLI has no
 other), so only programs on this machine reach the registry at all.
+
+On another ``host`` (``LocalMesh(host="192.168.1.20")``: a LAN address, benchmarks) its node
+gets its registry's key pinned (``--registry-public-key``, :meth:`LocalMesh.node_command`):
+a node refuses to learn a key over plain http from a registry that is not loopback
+(``core/first_use.py``), and this mesh made that key itself, so no flag and no trust on
+first use are needed. On loopback the node starts as before (it learns the key, safely).
 ``allow_private_nodes=True`` (tests that add more local nodes) starts it with
 ``--allow-private-nodes``. The registry gets ``--local-mesh`` too (as
 ``$LLM_MESH_LOCAL_MESH``, which a registry of an older checkout, as a benchmark's
@@ -65,6 +71,7 @@ import httpx
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.core.first_use import loopback_host
 from LLM_Mesh.errors import MeshError
 
 #: SIGTERM → SIGKILL for a child that does not exit, at least (a node's own bound is 12 s by
@@ -109,6 +116,7 @@ class LocalMesh:
     _operator_token: str | None = field(default=None, repr=False)
     _node_id: str | None = None
     _registry_key: str | None = None  # its registry's public key (base64), from this home
+    _registry_pin: str | None = None  # the same, as a node pins it (base64url: encode_public_key)
 
     @property
     def registry_url(self) -> str:
@@ -162,11 +170,34 @@ class LocalMesh:
             str(self.anonymous_rpm or 0),
         ]
 
+    def node_command(self) -> list[str]:
+        """``llm-mesh`` arguments that start this mesh's node. On a ``host`` other than
+        loopback its registry's key (:meth:`prepare_credentials`) is pinned
+        (``--registry-public-key``): the node would otherwise refuse to learn it over plain
+        http (``core/first_use.py``), and this mesh knows it; on loopback, as before."""
+        pin: list[str] = []
+        if not loopback_host(self.host):
+            if self._registry_pin is None:
+                raise LocalMeshError("the registry's key is not known: prepare_credentials()")
+            pin = ["--registry-public-key", self._registry_pin]
+        return [
+            "node", "start",
+            "--registry", self.registry_url,
+            "--model", self.model,
+            "--engine", self.engine,
+            "--host", self.host,
+            "--port", str(self.node_port),
+            "--no-config",  # the local mesh is what the flags say, whatever node.toml holds
+            *pin,
+            *self.node_args,  # after it: a key given there wins
+        ]  # fmt: skip
+
     def prepare_credentials(self) -> bool:
         """The store's admin key and the ``local`` operator's token (see the module docstring);
         ``True`` when the admin key was made now (it is in ``$LLM_MESH_HOME/admin.key``)."""
 
         async def go() -> bool:
+            from LLM_Mesh.core.identity import encode_public_key
             from LLM_Mesh.node.keys import key_path, load_or_create_key
             from LLM_Mesh.registry.admin import add_operator, ensure_admin_key
             from LLM_Mesh.registry.gateway_key import load_or_create_registry_key, registry_key_path
@@ -175,6 +206,7 @@ class LocalMesh:
             key = load_or_create_registry_key(registry_key_path(self.settings))  # as it will
             raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
             self._registry_key = base64.b64encode(raw).decode()
+            self._registry_pin = encode_public_key(raw)
 
             store = SqlStore(self.settings.effective_database_url)
             await store.open()
@@ -216,19 +248,7 @@ class LocalMesh:
         progress(
             f"starting node at {self.node_url} ({self.engine}, {self.model}); loading the model"
         )
-        node = self._spawn(
-            "node",
-            [
-                "node", "start",
-                "--registry", self.registry_url,
-                "--model", self.model,
-                "--engine", self.engine,
-                "--host", self.host,
-                "--port", str(self.node_port),
-                "--no-config",  # the local mesh is what the flags say, whatever node.toml holds
-                *self.node_args,
-            ],
-        )  # fmt: skip
+        node = self._spawn("node", self.node_command())
         self._wait(node, self._node_serving, self.start_timeout_s)
         progress("node registered and healthy")
 

@@ -160,3 +160,70 @@ def test_another_registry_taking_the_port_is_not_taken_for_its_own(
         server.shutdown()
         server.server_close()
     assert not (tmp_path / "home" / "logs" / "node.log").exists()  # no node was started
+
+
+def _started_commands(
+    mesh: LocalMesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, list[str]]:
+    """``mesh.start()`` with the processes, the port check and the waits left out: the
+    command line of each child it would start, by name."""
+    spawned: dict[str, list[str]] = {}
+
+    def spawn(name: str, args: list[str]) -> _Child:
+        spawned[name] = args
+        proc: subprocess.Popen[bytes] = _Proc(name, [])  # type: ignore[assignment]
+        return _Child(name, proc, tmp_path / f"{name}.log", io.BytesIO())
+
+    monkeypatch.setattr(local_mesh, "_require_free_port", lambda _h, _p: None)
+    monkeypatch.setattr(mesh, "_spawn", spawn)
+    monkeypatch.setattr(mesh, "_wait", lambda *_a: None)
+    mesh.start()
+    return spawned
+
+
+def test_a_local_mesh_on_a_lan_address_pins_its_registry_key_in_its_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03 (review): ``LocalMesh(host=<a LAN address>)`` started a node that
+    refused to start (no pinned key, plain http to a registry that is not loopback:
+    ``core/first_use.py``), though the mesh made its registry's key itself. Its node now
+    gets that key pinned; the node's own check passes with it and refuses without it."""
+    from LLM_Mesh.core.identity import encode_public_key, public_key_of
+    from LLM_Mesh.registry.gateway_key import load_existing_registry_key, registry_key_path
+
+    settings = Settings(home=tmp_path / "home")
+    mesh = LocalMesh(settings, engine="sim", host="192.168.1.20", registry_port=18800)
+    node = _started_commands(mesh, tmp_path, monkeypatch)["node"]
+    assert node.count("--registry-public-key") == 1
+    pinned = node[node.index("--registry-public-key") + 1]
+    key = load_existing_registry_key(registry_key_path(settings))
+    assert key is not None
+    assert pinned == encode_public_key(public_key_of(key))  # this home's registry's key
+    assert node[node.index("--registry") + 1] == "http://192.168.1.20:18800"
+
+    # the node's own start with that command line (its engine and serving left out)
+    from typer.testing import CliRunner
+
+    from LLM_Mesh.cli.main import app
+    from LLM_Mesh.node_manager import NodeManager
+
+    started: list[Any] = []
+    monkeypatch.setattr(NodeManager, "run", lambda self: started.append(self.config))
+    home = ["--home", str(settings.home)]
+    r = CliRunner().invoke(app, [*node, *home])
+    assert r.exit_code == 0, r.output
+    assert [c.registry_public_key for c in started] == [pinned]
+    at = node.index("--registry-public-key")
+    unpinned = node[:at] + node[at + 2 :]  # the command before the fix: refused
+    r = CliRunner().invoke(app, [*unpinned, *home])
+    assert r.exit_code == 1 and "registry_public_key" in " ".join(r.output.split())
+
+
+def test_a_local_mesh_on_loopback_starts_its_node_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh = LocalMesh(Settings(home=tmp_path / "home"), engine="sim", model="m", node_port=18801)
+    assert _started_commands(mesh, tmp_path, monkeypatch)["node"] == [
+        "node", "start", "--registry", mesh.registry_url, "--model", "m", "--engine", "sim",
+        "--host", "127.0.0.1", "--port", "18801", "--no-config",
+    ]  # fmt: skip

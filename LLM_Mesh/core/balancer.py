@@ -94,6 +94,10 @@ class Router:
         self._place: dict[str, int] = {}
         self._lineage: dict[str, object] = {}  # per node, from upsert (kept) to remove
         self._pools: dict[str, _Pool] = {}
+        # bumped whenever a node's routing state that ``GET /mesh/nodes`` shows changes other
+        # than by the clock: an upsert, a removal, routable, an ejection and its end (the
+        # listing's cache key, registry/node_listing.py); never per request
+        self.changes = 0
 
     # -- membership ---------------------------------------------------------------
     def upsert_node(
@@ -131,11 +135,13 @@ class Router:
             self._lineage[node_id] = object()
         self._nodes[node_id] = st
         self._refresh(st)
+        self.changes += 1
         return st
 
     def remove_node(self, node_id: str) -> None:
         st = self._nodes.pop(node_id, None)
         if st is not None:
+            self.changes += 1
             self._move(st, _NONE)
             self._place.pop(node_id, None)
             self._lineage.pop(node_id, None)
@@ -146,6 +152,7 @@ class Router:
         st = self._nodes.get(node_id)
         if st is not None and st.routable != routable:
             st.routable = routable
+            self.changes += 1
             self._refresh(st)
 
     def heartbeat(
@@ -273,6 +280,7 @@ class Router:
     def tick(self, now: float) -> None:
         """Bring back nodes whose ejection has ended (``pick`` calls it too)."""
         for nid in self.outliers.release_due(now):
+            self.changes += 1
             st = self._nodes.get(nid)
             if st is not None:
                 self._refresh(st)
@@ -490,4 +498,5 @@ class Router:
             if pool is not None and not may_eject(pool.ejected, pool.size, frac):
                 return False
         self.outliers.eject(st.node_id, now)
+        self.changes += 1
         return True

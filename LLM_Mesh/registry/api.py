@@ -297,9 +297,13 @@ async def list_nodes(request: Request) -> Response:
                 n.update(rt.quality.view(n["node_id"]))
         return {"nodes": nodes}
 
-    version = (rt.table.changes, rt.quality.changes if rt.quality is not None else 0)
+    now = rt.clock()
+    router = rt.routing.router
+    router.tick(now)  # an ejection over by now ends here, a change (not at the next pick)
+    quality = rt.quality.changes if rt.quality is not None else 0
+    version = (rt.table.changes, quality, router.changes)
     audience = "public" if private is not None else "admin"
-    return rt.listing.answer(audience, version, rt.clock(), build)
+    return rt.listing.answer(audience, version, now, build)
 
 
 @router.get("/mesh/models")

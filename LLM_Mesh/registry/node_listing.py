@@ -8,10 +8,15 @@ per audience (the public listing, the admin's) and served as built while
   control's :attr:`~LLM_Mesh.registry.quality.Quality.changes` are what they were: a
   registration, a deregistration, a state, a health check's verdict, an expiry, the
   models loaded, a quarantine is in the very next answer (nodes, ``llm-mesh status`` and
-  the seed API read the listing right after they registered);
+  the seed API read the listing right after they registered); and so are the router's
+  :attr:`~LLM_Mesh.core.balancer.Router.changes`: an outlier ejection, its end (the
+  router's ``tick`` runs before the version is read), ``routable`` (a heartbeat expired
+  at a pick, another replica's news), a node added or removed (until 2026-12-03 an
+  ejection was shown up to ``ttl_s`` late);
 - and it is younger than ``ttl_s`` (1 s) on the runtime's clock: what drifts without a
-  change above (reported load, heartbeat ages, the router's EWMAs, request counters) is
-  shown at most that late.
+  change above (reported load, heartbeat ages and ``healthy`` as a heartbeat ages past
+  the expiry between sweeps, the router's EWMAs and ``health_score``, the slow-start
+  weight, request counters) is shown at most that late.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from LLM_Mesh.registry.errors import NOSNIFF, JSONAnswer
 
 __all__ = ["NodeListing"]
 
-# the listing's version: the node table's changes and quality control's
-Version = tuple[int, int]
+# the listing's version: the node table's changes, quality control's and the router's
+Version = tuple[int, int, int]
 
 
 @dataclass

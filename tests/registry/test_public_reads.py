@@ -416,3 +416,53 @@ async def test_a_ledger_read_that_ends_early_gives_back_the_rows_it_did_not_read
             with pytest.raises(RuntimeError):
                 await c.get("/v1/ledger", params={"limit": 40})
             assert left() == 69  # a read counts 1 (before: 40 kept)
+
+
+async def test_an_outlier_ejection_and_its_end_are_in_the_very_next_node_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03 (review): the listing's cache key was the node table's and quality
+    control's changes only, so a node the router had just ejected (a 5xx) was listed
+    ``ejected: false`` for up to a second, and one whose ejection had ended listed as still
+    out. The router's own counter (``Router.changes``: an ejection, its end, routable) is
+    in the key now; a request that changes none of it builds nothing again."""
+    from LLM_Mesh.core.route_types import Outcome
+
+    built: Counter[str] = Counter()
+    views = Routing.views
+
+    def counted(self: Routing) -> Any:
+        built["views"] += 1
+        return views(self)
+
+    monkeypatch.setattr(Routing, "views", counted)
+
+    async def listed() -> dict[str, Any]:
+        r = await h.client.get("/mesh/nodes")
+        return {n["node_id"]: n for n in r.json()["nodes"]}
+
+    async with running(tmp_path) as h:
+        for node in ("node-a", "node-b"):  # two: one of them may be ejected (max 50 %)
+            await h.register(node, models=["mistral-7b"])
+        assert not (await listed())["node-a"]["ejected"]
+        routing = h.runtime.routing
+        ok = routing.begin("node-b", "mistral-7b")
+        routing.finish(ok, Outcome.SUCCESS, completion_tokens=1)  # nothing the key counts
+        assert not (await listed())["node-a"]["ejected"]
+        assert built["views"] == 1
+        att = routing.begin("node-a", "mistral-7b")
+        routing.finish(att, Outcome.SERVER_ERROR)  # a 5xx: ejected at once
+        assert routing.router.outliers.is_ejected("node-a")
+        now = await listed()  # the very next answer, the clock not moved
+        assert now["node-a"]["ejected"] and now["node-a"]["ejections"] == 1
+        assert not now["node-b"]["ejected"]
+        assert built["views"] == 2
+        assert (await listed())["node-a"]["ejected"] and built["views"] == 2  # no change
+        # its end, by the clock alone: in the next answer too, though the last is fresh
+        back = routing.router.outliers.next_release
+        h.clock.advance(back - h.clock() - 0.5)
+        for node in ("node-a", "node-b"):
+            await h.client.post(f"/mesh/nodes/{node}/heartbeat", json={"state": "online"})
+        assert (await listed())["node-a"]["ejected"]  # built again: a heartbeat, 1 s old
+        h.clock.advance(0.5)
+        assert not (await listed())["node-a"]["ejected"]
