@@ -23,7 +23,6 @@ operator's ``trusted_peers`` (``exempt``: ``core/peer_exempt.py``).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -31,6 +30,8 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from LLM_Mesh.core.metrics_access import is_loopback
+from LLM_Mesh.core.peer_exempt import canonical_address
+from LLM_Mesh.core.ratelimit import address_scope
 
 __all__ = ["READ_TIMEOUT_S", "guarded_http", "node_peer_cap", "peer_key", "raise_fd_limit"]
 
@@ -50,18 +51,10 @@ def node_peer_cap(max_concurrency: int, max_queue: int) -> int:
 
 def peer_key(host: str | None) -> str | None:
     """What ``max_per_peer`` counts a peer address as: the IPv4 address, or the IPv6 /64
-    (an IPv4-mapped one as its IPv4); ``None`` when it is no address."""
-    if not host:
-        return None
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.IPv6Network((addr, 64), strict=False))
-    return str(addr)
+    (an IPv4-mapped one as its IPv4), as rate limits count an address
+    (:func:`~LLM_Mesh.core.ratelimit.address_scope`); ``None`` when it is no address."""
+    addr = canonical_address(host)
+    return None if addr is None else address_scope(addr)
 
 
 def raise_fd_limit(want: int = 65536) -> None:

@@ -17,7 +17,6 @@ llm-mesh status | models           what is up
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import signal
 import sys
 import threading
@@ -56,6 +55,7 @@ from LLM_Mesh.cli.ledger_commands import ledger_app
 from LLM_Mesh.cli.node_commands import node_app
 from LLM_Mesh.cli.receipt_commands import receipt_app
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
+from LLM_Mesh.core.first_use import loopback_host
 from LLM_Mesh.errors import MeshError
 
 app = typer.Typer(
@@ -328,7 +328,7 @@ def registry_serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("--tls-cert and --tls-key go together"))
-    if allow_loopback_nodes and not _loopback_host(host):
+    if allow_loopback_nodes and not loopback_host(host):
         raise _fail(
             ValueError(
                 f"--allow-loopback-nodes with --host {host}: anyone who reaches the registry "
@@ -374,16 +374,6 @@ def _local_mesh(value: str | None) -> str | None:
     if command == "demo":
         return "demo"
     raise ValueError(f"--local-mesh / LLM_MESH_LOCAL_MESH must be up or demo, got {value!r}")
-
-
-def _loopback_host(host: str) -> bool:
-    """``host`` (``registry serve --host``) listens on this machine's loopback only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # --- using the network -----------------------------------------------------------------------

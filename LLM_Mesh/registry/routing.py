@@ -203,14 +203,16 @@ class Routing:
         if entry is not None:
             slots = max(1, entry.max_concurrency)
             capacity = slots + max(0, entry.max_queue)
-        self.shares.begin(node_id, now, slots, capacity, self.others_at(node_id))
+        self.shares.begin(node_id, now, slots, capacity, self._others_at(node_id, entry))
         return self.router.begin(node_id, model, now)
 
     def others_at(self, node_id: str) -> int:
         """The requests other live replicas published in flight at ``node_id`` (0: alone)."""
+        return self._others_at(node_id, self.table.get(node_id))
+
+    def _others_at(self, node_id: str, entry: NodeEntry | None) -> int:
         if self.others is None:
             return 0
-        entry = self.table.get(node_id)
         return others_in_flight_at(self.others(), node_id, entry.models if entry else ())
 
     def refresh_shares(self) -> None:
