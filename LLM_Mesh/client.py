@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from LLM_Mesh.admin_proof import prove
 from LLM_Mesh.bounded_http import DECODED, AnswerRefused, call, decoded, read_body
 from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
@@ -182,6 +183,7 @@ class MeshClient:
         http_client: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         admin_key: str | None = None,
+        admin_registry_key: str | None = None,
         api_key: str | None = None,
         ca_file: str | None = None,
         stream_max_s: float | None = None,
@@ -192,6 +194,7 @@ class MeshClient:
         self._current = 0
         self.failovers = 0  # times a call moved to another gateway
         self._admin_key = admin_key
+        self._admin_registry_key = admin_registry_key  # to prove first (admin_proof.py)
         self._api_key = api_key
         self._owned = http_client is None
         # an https registry: the system's CAs, and ``ca_file``'s (Settings.registry_ca)
@@ -245,9 +248,11 @@ class MeshClient:
         return 3600.0
 
     async def _request(
-        self, method: str, path: str, limit: int = MAX_ANSWER_BYTES, **kw: Any
-    ) -> Any:
-        """``method path`` on the gateways in turn, its answer read to at most ``limit``."""
+        self, method: str, path: str, limit: int = MAX_ANSWER_BYTES, *, admin: bool = False,
+        **kw: Any,
+    ) -> Any:  # fmt: skip
+        """``method path`` on the gateways in turn, its answer read to at most ``limit``;
+        ``admin``: with the admin key, if any (:meth:`_admin_headers`)."""
         many = len(self.base_urls) > 1
         headers = kw.get("headers") or {}
         # a retry elsewhere is safe for reads and for calls carrying a request id
@@ -255,11 +260,18 @@ class MeshClient:
 
         async def once(base: str) -> Any:
             try:
+                sent = dict(headers)
+                if admin:
+                    sent.update(await self._admin_headers(base, kw.get("timeout")))
                 r = await call(
                     self._http, method, base + path, limit,
                     deadline_s=self._deadline_s(kw.get("timeout")),
-                    **{**kw, "headers": dict(headers)},
+                    **{**kw, "headers": sent},
                 )  # fmt: skip
+            except InvalidCredential as exc:  # a URL that did not prove it is the registry
+                if many:
+                    raise _Retry(exc) from exc
+                raise
             except AnswerRefused as exc:
                 if retry_sent:
                     raise _Retry(exc) from exc
@@ -290,6 +302,16 @@ class MeshClient:
 
         return await self._each(once)
 
+    async def _admin_headers(self, base: str, timeout: Any) -> dict[str, str]:
+        """The admin key's header for ``base`` (none without a key); with
+        ``admin_registry_key`` only once ``base`` proved it holds it (``admin_proof.py``)."""
+        if not self._admin_key:
+            return {}
+        header = _bearer(self._admin_key, "the admin key")  # a bad key: refused, nothing sent
+        if (holder := self._admin_registry_key) is not None:
+            await prove(self._http, base, holder, deadline_s=self._deadline_s(timeout))
+        return header
+
     # --- registry -----------------------------------------------------------------
 
     async def ping(self) -> dict[str, Any]:
@@ -298,8 +320,7 @@ class MeshClient:
 
     async def nodes(self) -> list[dict[str, Any]]:
         """The nodes; with ``admin_key`` the admin's view (URLs and hardware too)."""
-        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
-        data = await self._request("GET", "/mesh/nodes", headers=headers)
+        data = await self._request("GET", "/mesh/nodes", admin=True)
         return list(data["nodes"])
 
     async def models(self) -> list[dict[str, Any]]:
@@ -308,8 +329,7 @@ class MeshClient:
 
     async def health_check(self) -> list[dict[str, Any]]:
         """One active health-check pass now: an admin operation (``admin_key``)."""
-        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
-        data = await self._request("POST", "/mesh/health-check", headers=headers)
+        data = await self._request("POST", "/mesh/health-check", admin=True)
         return list(data["results"])
 
     async def earnings(
@@ -332,10 +352,9 @@ class MeshClient:
         self, node: str | None = None, model: str | None = None, *, timeout_s: float = 600.0
     ) -> list[dict[str, Any]]:
         """One canary probe round now (admin): each probe's verdict (``registry/canary.py``)."""
-        headers = _bearer(self._admin_key, "the admin key") if self._admin_key else None
         params = {k: v for k, v in (("node", node), ("model", model)) if v is not None}
         data = await self._request(
-            "POST", "/mesh/canary/run", headers=headers, params=params, timeout=timeout_s
+            "POST", "/mesh/canary/run", admin=True, params=params, timeout=timeout_s
         )
         return list(data["results"])
 

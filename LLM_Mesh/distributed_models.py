@@ -304,7 +304,10 @@ class DistributedModelRegistry:
         to the registry that made it (the URLs it recorded beside the key); another
         registry without ``LLM_MESH_ADMIN_KEY``: :class:`~LLM_Mesh.errors.InvalidCredential`
         naming it, before anything is sent (found 2026-12-03: the file's key went to any
-        ``LLM_MESH_REGISTRY_URL``, a remote gateway's included).
+        ``LLM_MESH_REGISTRY_URL``, a remote gateway's included). And only once the program
+        at the URL proved it holds that registry's key (``admin_proof.py``; found
+        2026-12-03: with the mesh down, any program on its port received the key);
+        :class:`~LLM_Mesh.errors.InvalidCredential` naming the cause when it does not.
         """
         from LLM_Mesh.client import gateway_urls
         from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
@@ -312,12 +315,13 @@ class DistributedModelRegistry:
         if self._settings is None:
             self._settings = Settings.from_env()
         urls = gateway_urls(self.registry_url)
-        admin_key = admin_key_for(self._settings, urls)
-        if admin_key is None:
+        admin = admin_key_for(self._settings, urls)
+        if admin is None:
             raise InvalidCredential(admin_key_missing(urls))
         async with MeshClient(
-            self.registry_url, http_client=self._http, admin_key=admin_key, ca_file=self.ca_file
-        ) as c:
+            self.registry_url, http_client=self._http, admin_key=admin.key,
+            admin_registry_key=admin.registry_key, ca_file=self.ca_file,
+        ) as c:  # fmt: skip
             results = await c.health_check()
         await self.refresh()
         return results

@@ -4,8 +4,9 @@ Used for the node's key (``node.key``, ``LLM_Mesh.node.keys``) and the registry'
 admin key (``admin.key``). :func:`create_secret_file` uses ``O_CREAT | O_EXCL``, so
 two processes racing to create one cannot both win and an existing file is never
 replaced. :func:`admin_key_for`: the admin key a client may send to given registry URLs
-(``$LLM_MESH_ADMIN_KEY``; the file's only to the registry that recorded its URLs beside it,
-``admin.key.registry``: ``core/admin_key_scope.py``). :func:`try_lock`: the home's lock files (``settlement.lock``, ``node.key.lock``),
+(``$LLM_MESH_ADMIN_KEY``; the file's only to the registry that recorded its URLs and its
+public key beside it, ``admin.key.registry``: ``core/admin_key_scope.py``, and only once
+the URL proved it holds that key: ``admin_proof.py``). :func:`try_lock`: the home's lock files (``settlement.lock``, ``node.key.lock``),
 held with ``flock`` while a process runs.
 """
 
@@ -14,10 +15,20 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.admin_key_scope import file_key_may_go, registry_origin
+from LLM_Mesh.core.admin_key_scope import (
+    KEY_PREFIX,
+    file_key_may_go,
+    recorded_key,
+    registry_origin,
+)
+from LLM_Mesh.core.identity import encode_public_key, public_key_of
 
 ADMIN_KEY_FILE = "admin.key"
 #: beside ``admin.key``: the registry URLs its registry was started with, one a line
@@ -67,33 +78,65 @@ def read_admin_key(settings: Settings) -> str | None:
     return text or None
 
 
-def record_admin_key_registry(settings: Settings, served: Sequence[str] = ()) -> None:
+def record_admin_key_registry(
+    settings: Settings, served: Sequence[str] = (), public_key: str | None = None
+) -> None:
     """Write beside ``admin.key`` the registry URLs this registry was started with
     (``settings.registry_urls``; ``llm-mesh up`` starts its registry with its own URL) and
-    those it serves on (``served``: ``registry serve``'s ``--host``/``--port``): the file's
-    key goes to those only (:func:`admin_key_for`). Replaced whole."""
+    those it serves on (``served``: ``registry serve``'s ``--host``/``--port``), and the
+    public key it signs with (``public_key``, base64url; a ``key=`` line): the file's key
+    goes to those URLs only, once one proved it holds that key (:func:`admin_key_for`).
+    Replaced whole."""
     path = settings.home / ADMIN_KEY_REGISTRY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     urls = dict.fromkeys((*settings.registry_urls, *served))  # in order, once each
-    tmp.write_text("".join(u + "\n" for u in urls), encoding="utf-8")
+    lines = [*urls, *([KEY_PREFIX + public_key] if public_key else [])]
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(tmp, path)
 
 
-def admin_key_for(settings: Settings, urls: Sequence[str]) -> str | None:
-    """The admin key a client may send to ``urls``: ``$LLM_MESH_ADMIN_KEY`` (the user's
-    explicit choice, to whatever URLs are configured), else ``$LLM_MESH_HOME/admin.key``
-    only if every one of ``urls`` is a URL its registry recorded (:func:`record_admin_key_registry`),
-    else ``None``: a remote gateway is never handed the local mesh's key."""
-    if settings.admin_key:
-        return settings.admin_key
+@dataclass(frozen=True)
+class AdminKey:
+    """The admin key a client may send, and the proof it needs first: ``registry_key``, the
+    public key (base64url) a URL must prove it holds before ``key`` goes there
+    (``admin_proof.py``); ``None`` for ``$LLM_MESH_ADMIN_KEY``, the user's explicit choice."""
+
+    key: str = field(repr=False)
+    registry_key: str | None
+
+
+def _home_registry_key(settings: Settings) -> str | None:
+    """The public half of ``$LLM_MESH_HOME/registry.key`` (for a record written before
+    registries recorded their key), or ``None``."""
     try:
-        recorded = (settings.home / ADMIN_KEY_REGISTRY_FILE).read_text(encoding="utf-8")
+        key = load_pem_private_key((settings.home / "registry.key").read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return None
+    return encode_public_key(public_key_of(key)) if isinstance(key, Ed25519PrivateKey) else None
+
+
+def admin_key_for(settings: Settings, urls: Sequence[str]) -> AdminKey | None:
+    """The admin key a client may send to ``urls``: ``$LLM_MESH_ADMIN_KEY`` (the user's
+    explicit choice, to whatever URLs are configured, no proof asked), else
+    ``$LLM_MESH_HOME/admin.key`` only if every one of ``urls`` is a URL its registry recorded
+    (:func:`record_admin_key_registry`), with the registry key each URL must prove it holds
+    first: the recorded one, or for a record without one (written by an older registry)
+    the public half of the home's ``registry.key``; ``None`` if neither: a remote gateway,
+    or a program listening where the registry was, is never handed the local mesh's key."""
+    if settings.admin_key:
+        return AdminKey(settings.admin_key, None)
+    try:
+        recorded = (settings.home / ADMIN_KEY_REGISTRY_FILE).read_text(encoding="utf-8").split()
     except (OSError, UnicodeDecodeError):
         return None
-    if not file_key_may_go(urls, recorded.split()):
+    if not file_key_may_go(urls, recorded):
         return None
-    return read_admin_key(settings)
+    registry_key = recorded_key(recorded) or _home_registry_key(settings)
+    key = read_admin_key(settings)
+    if key is None or registry_key is None:
+        return None
+    return AdminKey(key, registry_key)
 
 
 def admin_key_missing(urls: Sequence[str]) -> str:
@@ -101,7 +144,7 @@ def admin_key_missing(urls: Sequence[str]) -> str:
     return (
         f"an admin operation: set LLM_MESH_ADMIN_KEY to the admin key of the registry at "
         f"{', '.join(registry_origin(u) or '?' for u in urls)} ($LLM_MESH_HOME/admin.key is sent only to the registry that "
-        f"made it, at the URLs in $LLM_MESH_HOME/{ADMIN_KEY_REGISTRY_FILE})"
+        f"made it, at the URLs and with the key in $LLM_MESH_HOME/{ADMIN_KEY_REGISTRY_FILE})"
     )
 
 

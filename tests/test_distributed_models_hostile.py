@@ -60,15 +60,19 @@ async def test_the_local_admin_key_file_never_goes_to_another_registry(
     assert seen == []  # refused before anything was sent
 
 
-async def test_the_admin_key_file_goes_to_its_own_registry(tmp_path: Path) -> None:
+async def test_the_admin_key_file_waits_for_its_registrys_proof(tmp_path: Path) -> None:
+    """A recorded URL gets the key only once it proved it holds the registry's key
+    (``tests/test_admin_proof.py``): this server does not."""
+    home = local_home(tmp_path)
+    (home / ADMIN_KEY_REGISTRY_FILE).write_text("http://127.0.0.1:8800\nkey=" + "A" * 43 + "\n")
     seen: list[httpx.Request] = []
     reg = DistributedModelRegistry(
-        Settings(home=local_home(tmp_path)),
-        registry_url="http://127.0.0.1:8800/",
-        http_client=hostile(seen),
+        Settings(home=home), registry_url="http://127.0.0.1:8800/", http_client=hostile(seen)
     )
-    assert await reg.health_check_all_hosts() == []
-    assert seen[0].headers["authorization"] == f"Bearer {LOCAL_KEY}"
+    with pytest.raises(InvalidCredential, match="did not prove"):
+        await reg.health_check_all_hosts()
+    assert [r.url.path for r in seen] == ["/mesh/identity"]
+    assert "authorization" not in seen[0].headers
 
 
 async def test_an_explicit_admin_key_goes_to_the_configured_registry(tmp_path: Path) -> None:
@@ -96,7 +100,8 @@ async def test_the_registry_records_its_urls_beside_the_key(
 ) -> None:
     home = inprocess_mesh.settings.home
     assert (home / "admin.key").exists()
-    assert (home / ADMIN_KEY_REGISTRY_FILE).read_text().split() == [REGISTRY_URL]
+    recorded = (home / ADMIN_KEY_REGISTRY_FILE).read_text().split()
+    assert recorded[0] == REGISTRY_URL and recorded[1].startswith("key=")  # its key beside
 
 
 # --- a hostile gateway's usage ------------------------------------------------------------

@@ -87,16 +87,18 @@ def canary_run(
     from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
 
     settings = settings_from(home, registry)
-    # the home's admin.key only to its own registry; another needs LLM_MESH_ADMIN_KEY
-    key = admin_key_for(settings, settings.registry_urls)
-    if key is None:
+    # the home's admin.key only to its own registry, once it proved it holds the recorded
+    # registry key (admin_proof.py); another needs LLM_MESH_ADMIN_KEY
+    admin = admin_key_for(settings, settings.registry_urls)
+    if admin is None:
         err.print(f"error: {admin_key_missing(settings.registry_urls)}", markup=False)
         raise typer.Exit(1)
 
     async def go() -> list[dict[str, object]]:
         async with MeshClient(
-            settings.registry_urls, admin_key=key, ca_file=settings.registry_ca
-        ) as c:
+            settings.registry_urls, admin_key=admin.key, admin_registry_key=admin.registry_key,
+            ca_file=settings.registry_ca,
+        ) as c:  # fmt: skip
             return await c.canary_run(node, model)
 
     try:

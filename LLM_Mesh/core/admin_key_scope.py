@@ -10,6 +10,10 @@ remote gateway handed that gateway the local mesh's admin key. ``LLM_MESH_ADMIN_
 the user's explicit choice and goes to the configured URLs. ``registry serve`` also records
 the URLs it serves on (:func:`served_urls`; found 2026-12-03, review: ``--port N`` recorded
 only the default ``http://127.0.0.1:8800``, so its own operator was refused the key).
+Beside the URLs the registry records its public key (a ``key=<base64url>`` line:
+:func:`recorded_key`), and the client sends the key to a URL only once that URL proved it
+holds the matching private key (``core/registry_identity.py``; found 2026-12-03: while the
+mesh was down, any local program could bind a recorded port and receive the key).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 _DEFAULT_PORT = {"http": 80, "https": 443}
+KEY_PREFIX = "key="  # the line of the record that holds the registry's public key
 
 
 def registry_origin(url: str) -> str | None:
@@ -56,3 +61,10 @@ def file_key_may_go(urls: Iterable[str], recorded: Iterable[str]) -> bool:
     known = {o for o in map(registry_origin, recorded) if o is not None}
     wanted = [registry_origin(u) for u in urls]
     return bool(wanted) and all(o is not None and o in known for o in wanted)
+
+
+def recorded_key(recorded: Iterable[str]) -> str | None:
+    """The registry public key (base64url) in the record's words, if there is exactly one
+    (a record written before registries recorded their key has none)."""
+    keys = {w[len(KEY_PREFIX) :] for w in recorded if w.startswith(KEY_PREFIX)}
+    return next(iter(keys)) if len(keys) == 1 else None

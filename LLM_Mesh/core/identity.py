@@ -92,6 +92,7 @@ class MessageKind(str, Enum):
     RECEIPT = "receipt"  # the gateway's countersigned receipt, version 1: core/receipt.py
     RECEIPT_V2 = "receipt-v2"  # ... version 2 (signs the client's id, hashed)
     HEALTH = "health"  # a node's answer to a health challenge: core/health_proof.py
+    REGISTRY_IDENTITY = "registry-identity"  # the registry's answer to a client's nonce
 
 
 def _b64(data: bytes) -> str:

@@ -7,13 +7,16 @@ The node table and the router (:class:`~LLM_Mesh.registry.routing.Routing`) are
 then updated first (routing sees a node at once); the store is written on the same
 request, so a restarted registry knows every node it had. ``POST /mesh/health-check``
 and ``POST /mesh/canary/run`` need the admin key (``registry/admin.py``); ``GET /mesh/nodes`` shows nodes' URLs and
-hardware with it only. A registration's answer carries the gateway's key, which the
+hardware with it only. ``GET /mesh/identity`` (public, limited per address and in all):
+the registry's signature of a client's nonce, which a client asks for before it sends
+the home's admin key (``core/registry_identity.py``). A registration's answer carries the gateway's key, which the
 node pins (``core/gateway_auth.py``), and the agreement of the node's session key
 (``core/gateway_session.py``; heartbeats carry the node's X25519 key too).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -25,6 +28,7 @@ from LLM_Mesh import __version__
 from LLM_Mesh.core.identity import MAX_CLOCK_SKEW_S, MessageKind
 from LLM_Mesh.core.limits import json_shape
 from LLM_Mesh.core.netguard import NodeUrl
+from LLM_Mesh.core.ratelimit import Limits, address_scope
 from LLM_Mesh.core.schemas import (
     MAX_MODELS_PER_NODE,
     MAX_REGISTRATION_CONTAINERS,
@@ -36,7 +40,14 @@ from LLM_Mesh.core.schemas import (
     RegistrationAccepted,
 )
 from LLM_Mesh.core.tls import node_tls_refusal
-from LLM_Mesh.errors import Forbidden, InvalidRequest, NodeIdMismatch, Revoked, UnknownNode
+from LLM_Mesh.errors import (
+    Forbidden,
+    InvalidRequest,
+    NodeIdMismatch,
+    RateLimited,
+    Revoked,
+    UnknownNode,
+)
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.admin import bearer, check_admin
 from LLM_Mesh.registry.canary import CanaryProber
@@ -340,6 +351,37 @@ async def canary_run(
     if not isinstance(prober, CanaryProber):  # pragma: no cover - wiring bug
         raise RuntimeError("canary prober missing")
     return {"results": [r.to_dict() for r in await prober.run_round(node, model)]}
+
+
+IDENTITY_PER_ADDRESS = Limits(rpm=120)  # GET /mesh/identity a minute, per client address
+IDENTITY_TOTAL_PER_MIN = 6000  # ... and from every address together, this process
+
+
+@router.get("/mesh/identity")
+async def mesh_identity(request: Request, origin: str = "", nonce: str = "") -> dict[str, str]:
+    """This registry's Ed25519 signature of a client's random ``nonce`` (base64url, 16 to 64
+    bytes) for ``origin``, the URL the client called, if it is one of this registry's own;
+    public, one signature (``core/registry_identity.py``). A client sends the home's admin
+    key only after it (``admin_proof.py``)."""
+    rt = get_runtime(request)
+    now = rt.clock()
+    total = rt.limiter.total("identity", IDENTITY_TOTAL_PER_MIN, now)
+    scope = "identity:" + (address_scope(request.client.host) if request.client else "unknown")
+    wait = total.wait(now)
+    decision = rt.limiter.check(scope, IDENTITY_PER_ADDRESS, now) if wait <= 0 else None
+    if decision is None or not decision.allowed:
+        retry = wait if decision is None else decision.retry_after_s
+        raise RateLimited(
+            "too many identity proofs asked of this registry; wait a moment",
+            retry_after=max(1, math.ceil(retry)),
+        )
+    total.take(now)
+    if rt.identity is None:  # pragma: no cover - the lifespan sets it
+        raise InvalidRequest("this registry is not started")
+    answer = rt.identity.answer(origin, nonce)
+    if isinstance(answer, str):
+        raise InvalidRequest(answer, param="nonce" if answer.startswith("nonce") else "origin")
+    return answer
 
 
 @router.get("/healthz")

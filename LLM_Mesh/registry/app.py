@@ -43,6 +43,7 @@ from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
+from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.witness import parse_vkey
 from LLM_Mesh.errors import StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
@@ -149,10 +150,11 @@ def store_changes(store: Store, topic: str) -> Callable[[], int | None] | None:
     return functools.partial(check, topic)
 
 
-def _record_admin_key_registry(settings: Settings, served: Sequence[str]) -> None:
-    """Which registry ``admin.key`` is for: sent only there (``secret_files.admin_key_for``)."""
+def _record_admin_key_registry(settings: Settings, served: Sequence[str], key: str) -> None:
+    """Which registry ``admin.key`` is for (its URLs and public key ``key``): sent only there
+    (``secret_files.admin_key_for``), once it proved it holds the key (``/mesh/identity``)."""
     try:
-        record_admin_key_registry(settings, served)
+        record_admin_key_registry(settings, served, key)
     except OSError as exc:  # a read-only home: the file's key is then sent nowhere
         log.warning("could not record the admin key's registry URLs: %s", exc)
 
@@ -348,6 +350,8 @@ def create_registry_app(
             runtime.key_rotation = chain[-1] if chain else None
             if runtime.receipts is None:
                 runtime.receipts = ReceiptSigner(key, wall_clock)
+            # signs a client's nonce for its own URLs: those it serves at, else its settings'
+            runtime.identity = IdentityProver(key, served_urls or settings.registry_urls)
             if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
                 runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
             if isinstance(runtime.node_auth, SignedNodeAuth):
@@ -361,7 +365,9 @@ def create_registry_app(
                 runtime.gateway.public_key,
             )
             admin = await ensure_admin_key(settings, runtime.store)
-            await asyncio.to_thread(_record_admin_key_registry, settings, served_urls)
+            await asyncio.to_thread(
+                _record_admin_key_registry, settings, served_urls, runtime.identity.public_key
+            )
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)
             await load_nodes(table, runtime.store, runtime.pins)

@@ -32,6 +32,7 @@ from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.ratelimit import RateLimiter
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.receipt_check import NodeKeys
+from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.stream_guard import StreamFloor
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.address_pins import AddressPins
@@ -83,6 +84,9 @@ class Runtime:
     # countersigns every answer's receipt with the same key (core/receipt.py); set in the
     # lifespan; node keys proven in receipts, cached (a node id is its key's hash)
     receipts: ReceiptSigner | None = None
+    # answers ``GET /mesh/identity`` with the same key, for its own URLs only
+    # (core/registry_identity.py: a client proves it before the admin key goes out)
+    identity: IdentityProver | None = None
     node_keys: NodeKeys = field(default_factory=NodeKeys)
     limiter: RateLimiter = field(default_factory=RateLimiter)  # clients' buckets, this process
     # called with (job, failover) when a request stops trying nodes (tests, the simulator

@@ -16,15 +16,21 @@ from LLM_Mesh.secret_files import ADMIN_KEY_REGISTRY_FILE
 
 runner = CliRunner()
 LOCAL_KEY = "local-mesh-admin-key-0123456789"
+REGISTRY_KEY = "A" * 43  # recorded beside the URLs: the key the registry must prove it holds
 
 
 class Recorder:
     """MeshClient's stand-in: which admin key went to which URLs."""
 
     sent: ClassVar[list[tuple[Any, str | None]]] = []
+    holders: ClassVar[list[str | None]] = []  # the registry key each must prove it holds
 
-    def __init__(self, urls: Any, *, admin_key: str | None = None, **_kw: Any) -> None:
+    def __init__(
+        self, urls: Any, *, admin_key: str | None = None, admin_registry_key: str | None = None,
+        **_kw: Any,
+    ) -> None:  # fmt: skip
         self.sent.append((urls, admin_key))
+        self.holders.append(admin_registry_key)
 
     async def __aenter__(self) -> Recorder:
         return self
@@ -40,8 +46,8 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str, **env: str)
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     (home / "admin.key").write_text(LOCAL_KEY + "\n")
-    (home / ADMIN_KEY_REGISTRY_FILE).write_text("http://127.0.0.1:8800\n")
-    Recorder.sent = []
+    (home / ADMIN_KEY_REGISTRY_FILE).write_text(f"http://127.0.0.1:8800\nkey={REGISTRY_KEY}\n")
+    Recorder.sent, Recorder.holders = [], []
     monkeypatch.setattr(LLM_Mesh.client, "MeshClient", Recorder)
     return runner.invoke(
         app,
@@ -66,6 +72,7 @@ def test_the_local_key_file_goes_to_its_own_registry(
     out = run(tmp_path, monkeypatch)  # the default URL: the one `llm-mesh up` recorded
     assert out.exit_code == 0, out.output
     assert [key for _, key in Recorder.sent] == [LOCAL_KEY]
+    assert Recorder.holders == [REGISTRY_KEY]  # once it proved it (tests/test_admin_proof.py)
 
 
 def test_an_explicit_admin_key_goes_to_the_named_registry(
@@ -80,3 +87,4 @@ def test_an_explicit_admin_key_goes_to_the_named_registry(
     )
     assert out.exit_code == 0, out.output
     assert Recorder.sent == [(("https://mesh.example",), "explicit-admin-key")]
+    assert Recorder.holders == [None]  # the user's explicit choice: no proof asked

@@ -1,0 +1,96 @@
+"""The client's side of the registry's identity proof, before the home's admin key goes out.
+
+``$LLM_MESH_HOME/admin.key`` goes only to the URLs its registry recorded
+(``secret_files.admin_key_for``), and to one of them only once the program listening
+there proved it holds the registry key recorded beside them: :func:`prove` asks
+``GET {url}/mesh/identity`` to sign a fresh random nonce for that URL
+(``core/registry_identity.py``) and checks the signature with the recorded key. Found
+2026-12-03: while the mesh was down, any local program could bind the recorded port
+(``127.0.0.1:8800``) and receive the admin key from the next ``health_check_all_hosts()``
+or ``registry canary run``. A proof that fails sends nothing more and raises
+:class:`~LLM_Mesh.errors.InvalidCredential` naming the cause.
+
+A proof is kept in this process for :data:`PROOF_TTL_S` per (URL, registry key), so
+repeated admin calls ask once. ``LLM_MESH_ADMIN_KEY`` (the user's explicit choice) asks
+for no proof: ``MeshClient`` is then given no registry key.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from LLM_Mesh.bounded_http import call
+from LLM_Mesh.core.admin_key_scope import registry_origin
+from LLM_Mesh.core.registry_identity import NONCE_BYTES, check_answer, identity_query
+from LLM_Mesh.errors import InvalidCredential
+
+__all__ = ["IDENTITY_PATH", "PROOF_TTL_S", "forget_proofs", "prove"]
+
+IDENTITY_PATH = "/mesh/identity"
+PROOF_TTL_S = 30.0
+ANSWER_BYTES = 16 << 10  # the answer is ~250 bytes
+_proven: dict[tuple[str, str], float] = {}  # (origin, registry key) -> until (monotonic)
+
+
+def forget_proofs() -> None:
+    """Forget every proof kept (tests; a proof is otherwise kept :data:`PROOF_TTL_S`)."""
+    _proven.clear()
+
+
+def _refused(base: str, why: str) -> InvalidCredential:
+    return InvalidCredential(
+        f"the admin key was not sent to {base}: the program listening there did not prove it "
+        f"is this home's registry ({why}). If the mesh is down, another program may be "
+        "listening on its port: start the mesh (llm-mesh up) and try again; for another "
+        "registry, set LLM_MESH_ADMIN_KEY"
+    )
+
+
+async def prove(
+    http: httpx.AsyncClient,
+    base: str,
+    registry_key: str,
+    *,
+    deadline_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+) -> None:
+    """Return once the program at ``base`` proved it holds ``registry_key`` (base64url), now
+    or within :data:`PROOF_TTL_S`; else raise :class:`InvalidCredential` (transport errors
+    are ``httpx``'s, for the caller to report as any other call's)."""
+    origin = registry_origin(base)
+    if origin is None:
+        raise _refused(base, "not an http(s) URL")
+    if _proven.get((origin, registry_key), 0.0) > clock():
+        return
+    nonce = random_bytes(NONCE_BYTES)
+    r = await call(
+        http, "GET", base + IDENTITY_PATH, ANSWER_BYTES, deadline_s=deadline_s,
+        follow_redirects=False, params=identity_query(origin, nonce),
+    )  # fmt: skip
+    answer: Any
+    try:
+        answer = r.json()
+    except ValueError:
+        answer = None
+    why: str | None
+    if r.status_code != 200:
+        error = answer.get("error") if isinstance(answer, dict) else None
+        said = error.get("message") if isinstance(error, dict) else None
+        why = f"it answered HTTP {r.status_code} to GET {IDENTITY_PATH}" + (
+            f": {said[:200]!r}" if isinstance(said, str) else ""
+        ) + (
+            " (a registry older than the identity proof? restart the mesh)"
+            if r.status_code == 404
+            else ""
+        )
+    else:
+        why = check_answer(registry_key, origin, nonce, answer)
+    if why is not None:
+        raise _refused(base, why)
+    _proven[(origin, registry_key)] = clock() + PROOF_TTL_S

@@ -1,0 +1,244 @@
+"""The home's admin key goes only to a URL that proved it holds the registry's key
+(``admin_proof.py``, ``core/registry_identity.py``, ``GET /mesh/identity``).
+
+Found 2026-12-03: while the mesh was down, any local program could bind the port recorded
+in ``$LLM_MESH_HOME/admin.key.registry`` and receive ``admin.key`` from the next
+``health_check_all_hosts()`` or ``llm-mesh registry canary run``. Each impostor here is a
+real server on a real port that records what it receives.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from typer.testing import CliRunner
+
+from LLM_Mesh.admin_proof import IDENTITY_PATH, forget_proofs
+from LLM_Mesh.cli.main import app as cli_app
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.identity import encode_public_key, public_key_of
+from LLM_Mesh.core.registry_identity import IdentityProver, b64
+from LLM_Mesh.distributed_models import DistributedModelRegistry
+from LLM_Mesh.errors import InvalidCredential
+from LLM_Mesh.secret_files import ADMIN_KEY_REGISTRY_FILE
+from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, _Bridge
+
+ADMIN_KEY = "local-mesh-admin-key-0123456789abcdef"
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_proofs() -> Iterator[None]:
+    forget_proofs()
+    yield
+    forget_proofs()
+
+
+class Impostor:
+    """A program bound to the recorded port while the mesh is down: it answers every admin
+    call as the registry would, and ``GET /mesh/identity`` with ``identity`` (None: 404)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.identity: dict[str, Any] | None = None
+        impostor = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def _answer(self) -> None:
+                impostor.seen.append((self.command, self.path, dict(self.headers.items())))
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                if self.path.startswith(IDENTITY_PATH):
+                    body, status = impostor.identity, 200
+                    if body is None:
+                        body, status = {"detail": "Not Found"}, 404
+                else:
+                    body, status = {"results": [], "models": [], "nodes": []}, 200
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def got_the_key(self) -> bool:
+        return any(ADMIN_KEY in json.dumps(headers) or ADMIN_KEY in path
+                   for _, path, headers in self.seen)  # fmt: skip
+
+
+@pytest.fixture
+def impostor() -> Iterator[Impostor]:
+    imp = Impostor()
+    yield imp
+    imp.close()
+
+
+def home_of(tmp_path: Path, url: str, name: str = "home") -> tuple[Path, Ed25519PrivateKey]:
+    """A home after its registry ran at ``url`` (the record it wrote) and stopped."""
+    home = tmp_path / name
+    home.mkdir()
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    (home / "registry.key").write_bytes(pem)
+    (home / "admin.key").write_text(ADMIN_KEY + "\n")
+    pub = encode_public_key(public_key_of(key))
+    (home / ADMIN_KEY_REGISTRY_FILE).write_text(f"{url}\nkey={pub}\n")
+    return home, key
+
+
+async def seed_call(home: Path, url: str, http: httpx.AsyncClient | None = None) -> Any:
+    reg = DistributedModelRegistry(Settings(home=home), registry_url=url, http_client=http)
+    return await reg.health_check_all_hosts()
+
+
+# --- an impostor on the recorded port never sees the key ---------------------------------
+
+
+async def test_the_seed_call_does_not_hand_the_key_to_a_program_on_the_port(
+    tmp_path: Path, impostor: Impostor
+) -> None:
+    home, _ = home_of(tmp_path, impostor.url)
+    with pytest.raises(InvalidCredential, match="did not prove it is this home's registry"):
+        await seed_call(home, impostor.url)
+    assert not impostor.got_the_key()
+    assert [path.split("?")[0] for _, path, _ in impostor.seen] == [IDENTITY_PATH]
+
+
+def test_canary_run_does_not_hand_the_key_to_a_program_on_the_port(
+    tmp_path: Path, impostor: Impostor
+) -> None:
+    home, _ = home_of(tmp_path, impostor.url)
+    out = runner.invoke(
+        cli_app, ["registry", "canary", "run", "--registry", impostor.url, "--home", str(home)],
+        env={"COLUMNS": "300", "LLM_MESH_ADMIN_KEY": ""},
+    )  # fmt: skip
+    assert out.exit_code != 0
+    assert "did not prove" in out.output
+    assert ADMIN_KEY not in out.output
+    assert not impostor.got_the_key()
+
+
+async def test_a_replayed_old_signature_does_not_prove_it(
+    tmp_path: Path, impostor: Impostor
+) -> None:
+    """The impostor kept the real registry's answer to an earlier (fixed) nonce."""
+    home, key = home_of(tmp_path, impostor.url)
+    old = IdentityProver(key, [impostor.url]).answer(impostor.url, b64(b"\x00" * 32))
+    assert isinstance(old, dict)
+    impostor.identity = old
+    with pytest.raises(InvalidCredential, match="does not verify"):
+        await seed_call(home, impostor.url)
+    assert not impostor.got_the_key()
+
+
+async def test_a_record_without_a_key_asks_the_home_registry_key(
+    tmp_path: Path, impostor: Impostor
+) -> None:
+    """A record written before registries recorded their key: the proof is asked for with
+    the public half of the home's ``registry.key``."""
+    home, _ = home_of(tmp_path, impostor.url)
+    (home / ADMIN_KEY_REGISTRY_FILE).write_text(impostor.url + "\n")
+    with pytest.raises(InvalidCredential, match="HTTP 404"):
+        await seed_call(home, impostor.url)
+    assert not impostor.got_the_key()
+    (home / "registry.key").unlink()  # nothing to check a proof with: the key goes nowhere
+    with pytest.raises(InvalidCredential, match="LLM_MESH_ADMIN_KEY"):
+        await seed_call(home, impostor.url)
+    assert not impostor.got_the_key()
+
+
+async def test_an_explicit_admin_key_is_the_users_choice(tmp_path: Path, impostor: Impostor) -> None:
+    home, _ = home_of(tmp_path, impostor.url)
+    settings = Settings(home=home, admin_key="explicit-admin-key")
+    reg = DistributedModelRegistry(settings, registry_url=impostor.url)
+    assert await reg.health_check_all_hosts() == []
+    sent = [h.get("Authorization") for _, p, h in impostor.seen if p == "/mesh/health-check"]
+    assert sent == ["Bearer explicit-admin-key"]
+
+
+# --- the real registry proves it; another home's does not -------------------------------
+
+
+class Seeing(httpx.AsyncBaseTransport):
+    """The test's way into the in-process mesh, noting each request's path and credential."""
+
+    def __init__(self, mesh: InProcessMesh) -> None:
+        self.inner = _Bridge(mesh)
+        self.seen: list[tuple[str, str | None]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((request.url.path, request.headers.get("authorization")))
+        return await self.inner.handle_async_request(request)
+
+
+async def test_the_real_registry_proves_it_and_the_admin_call_works(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    home = inprocess_mesh.settings.home
+    recorded = (home / ADMIN_KEY_REGISTRY_FILE).read_text().split()
+    assert recorded[0] == REGISTRY_URL and recorded[1].startswith("key=")
+    seeing = Seeing(inprocess_mesh)
+    async with httpx.AsyncClient(transport=seeing) as http:
+        for _ in range(2):
+            assert await seed_call(home, REGISTRY_URL, http) == []
+    admin_key = (home / "admin.key").read_text().strip()
+    checks = [auth for path, auth in seeing.seen if path == "/mesh/health-check"]
+    assert checks == [f"Bearer {admin_key}"] * 2
+    proofs = [auth for path, auth in seeing.seen if path == IDENTITY_PATH]
+    assert proofs == [None]  # asked once, kept for the second call; never with the key
+
+
+async def test_a_registry_of_another_home_does_not_prove_it(
+    inprocess_mesh: InProcessMesh, tmp_path: Path
+) -> None:
+    home, _ = home_of(tmp_path, REGISTRY_URL, name="other-home")
+    seeing = Seeing(inprocess_mesh)
+    async with httpx.AsyncClient(transport=seeing) as http:
+        with pytest.raises(InvalidCredential, match="another registry key"):
+            await seed_call(home, REGISTRY_URL, http)
+    assert [path for path, _ in seeing.seen] == [IDENTITY_PATH]
+    assert all(auth is None for _, auth in seeing.seen)
+
+
+async def test_the_registry_signs_only_for_its_own_urls(inprocess_mesh: InProcessMesh) -> None:
+    async with inprocess_mesh.client() as http:
+        q = {"origin": "http://127.0.0.1:9000", "nonce": b64(b"\x01" * 32)}
+        r = await http.get(IDENTITY_PATH, params=q)
+        assert r.status_code == 400
+        assert "does not serve at" in r.json()["error"]["message"]
+        r = await http.get(IDENTITY_PATH, params={**q, "origin": REGISTRY_URL, "nonce": "x"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "nonce"
+
+
+async def test_identity_proofs_are_rate_limited_per_address(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    q = {"origin": REGISTRY_URL, "nonce": b64(b"\x01" * 32)}
+    async with inprocess_mesh.client() as http:
+        codes = [(await http.get(IDENTITY_PATH, params=q)).status_code for _ in range(140)]
+    assert codes[:120] == [200] * 120  # a full bucket: 120 a minute, refilled 2 a second
+    assert 429 in codes[120:]
