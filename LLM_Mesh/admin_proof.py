@@ -82,12 +82,14 @@ async def prove(
     if r.status_code != 200:
         error = answer.get("error") if isinstance(answer, dict) else None
         said = error.get("message") if isinstance(error, dict) else None
-        why = f"it answered HTTP {r.status_code} to GET {IDENTITY_PATH}" + (
-            f": {said[:200]!r}" if isinstance(said, str) else ""
-        ) + (
-            " (a registry older than the identity proof? restart the mesh)"
-            if r.status_code == 404
-            else ""
+        why = (
+            f"it answered HTTP {r.status_code} to GET {IDENTITY_PATH}"
+            + (f": {said[:200]!r}" if isinstance(said, str) else "")
+            + (
+                " (a registry older than the identity proof? restart the mesh)"
+                if r.status_code == 404
+                else ""
+            )
         )
     else:
         why = check_answer(registry_key, origin, nonce, answer)

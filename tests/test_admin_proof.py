@@ -171,7 +171,9 @@ async def test_a_record_without_a_key_asks_the_home_registry_key(
     assert not impostor.got_the_key()
 
 
-async def test_an_explicit_admin_key_is_the_users_choice(tmp_path: Path, impostor: Impostor) -> None:
+async def test_an_explicit_admin_key_is_the_users_choice(
+    tmp_path: Path, impostor: Impostor
+) -> None:
     home, _ = home_of(tmp_path, impostor.url)
     settings = Settings(home=home, admin_key="explicit-admin-key")
     reg = DistributedModelRegistry(settings, registry_url=impostor.url)

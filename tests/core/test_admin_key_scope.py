@@ -57,3 +57,11 @@ def test_served_urls_name_the_listening_address_or_its_loopback() -> None:
     assert served_urls("::", 9443, True) == ("https://[::1]:9443",)
     assert served_urls("10.0.0.7", 8800, False) == ("http://10.0.0.7:8800",)
     assert served_urls("::1", 1, False) == ("http://[::1]:1",)
+
+
+def test_the_recorded_registry_key_is_one_key_line() -> None:
+    from LLM_Mesh.core.admin_key_scope import recorded_key
+
+    assert recorded_key(["http://127.0.0.1:8800", "key=abc"]) == "abc"
+    assert recorded_key(["http://127.0.0.1:8800"]) is None  # an older registry's record
+    assert recorded_key(["key=abc", "key=def"]) is None  # two keys: neither is trusted
