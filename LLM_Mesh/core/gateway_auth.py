@@ -53,7 +53,6 @@ import hashlib
 import heapq
 import hmac
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -82,8 +81,8 @@ __all__ = [
     "HDR_GATEWAY_SIGNATURE",
     "HDR_GATEWAY_TIME",
     "HDR_REQUEST_ID",
-    "GatewaySigner",
     "GatewayHeaders",
+    "GatewaySigner",
     "GatewayVerifier",
     "ReplayCache",
     "gateway_bytes",
@@ -301,14 +300,10 @@ _BAD_SIGNATURE = (
 )
 
 
-class GatewayHeaders(NamedTuple):
-    """What :meth:`GatewayVerifier.precheck` parsed from a request's headers."""
-
-    sender: str  # the registry id (the pinned one)
-    request_id: str
-    ts_ms: int
-    tag: bytes  # the MAC or the signature, decoded
-    mac: bool  # a MAC (session key), else a signature
+# what GatewayVerifier.precheck parsed from a request's headers, for check_body:
+# (registry id, request id, ts_ms, tag: the MAC or the signature decoded, a MAC or not).
+# A plain tuple: a NamedTuple's constructor cost ~0.6 µs of a ~12 µs MAC check.
+GatewayHeaders = tuple[str, str, int, bytes, bool]
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -379,46 +374,45 @@ class GatewayVerifier:
         elif len(tag) != _SIGNATURE_BYTES:
             raise BadSignature(_BAD_SIGNATURE)
         ts_ms = int(raw_ts)
-        self._check_time(ts_ms, now_s)
+        if abs(ts_ms / 1000.0 - now_s) > self.max_skew_s:
+            raise self._stale(ts_ms, now_s)
         if self.cache.refuses(tag, ts_ms):
             raise ReplayedMessage(f"request {request_id[:80]!r} was already served (replayed)")
-        return GatewayHeaders(sender, request_id, ts_ms, tag, mac)
+        return (sender, request_id, ts_ms, tag, mac)
 
     def check_body(self, pre: GatewayHeaders, path: str, body: bytes, now_s: float) -> str:
         """Raise 401 unless ``pre`` (:meth:`precheck`'s) is the pinned gateway's MAC or
         signature of ``body`` for this node and ``path``, still fresh at ``now_s`` (the body
         took time to arrive) and not accepted before; then remember it (the replay cache).
         The registry id when it is."""
-        if pre.sender != self.registry_id:  # another key pinned while the body arrived
+        sender, request_id, ts_ms, tag, mac = pre
+        if sender != self.registry_id:  # another key pinned while the body arrived
             raise BadSignature(
-                f"request signed for gateway {pre.sender[:80]!r}; this node serves "
-                f"{self.registry_id}"
+                f"request signed for gateway {sender[:80]!r}; this node serves {self.registry_id}"
             )
         try:
-            data = gateway_bytes(pre.sender, self.node_id, pre.request_id, path, pre.ts_ms,
+            data = gateway_bytes(sender, self.node_id, request_id, path, ts_ms,
                                  hashlib.sha256(body).hexdigest())  # fmt: skip
         except ValueError as exc:
             raise BadSignature(f"malformed gateway request: {exc}") from None
-        if pre.mac:
-            self._check_mac(pre.tag, data)
+        if mac:
+            self._check_mac(tag, data)
         else:
             try:
-                self.key.verify(pre.tag, data)
+                self.key.verify(tag, data)
             except InvalidSignature:
                 raise BadSignature(_BAD_SIGNATURE) from None
-        self._check_time(pre.ts_ms, now_s)
-        if not self.cache.add(hashlib.sha256(data).digest(), pre.ts_ms, int(now_s * 1000),
-                              pre.tag):  # fmt: skip
-            raise ReplayedMessage(f"request {pre.request_id[:80]!r} was already served (replayed)")
-        return pre.sender
+        if abs(ts_ms / 1000.0 - now_s) > self.max_skew_s:
+            raise self._stale(ts_ms, now_s)
+        if not self.cache.add(hashlib.sha256(data).digest(), ts_ms, int(now_s * 1000), tag):
+            raise ReplayedMessage(f"request {request_id[:80]!r} was already served (replayed)")
+        return sender
 
-    def _check_time(self, ts_ms: int, now_s: float) -> None:
-        skew = ts_ms / 1000.0 - now_s
-        if abs(skew) > self.max_skew_s:
-            raise StaleMessage(
-                f"the gateway's timestamp is {skew:+.0f} s from this node's clock "
-                f"(at most ±{self.max_skew_s:.0f} s)"
-            )
+    def _stale(self, ts_ms: int, now_s: float) -> StaleMessage:
+        return StaleMessage(
+            f"the gateway's timestamp is {ts_ms / 1000.0 - now_s:+.0f} s from this node's clock "
+            f"(at most ±{self.max_skew_s:.0f} s)"
+        )
 
     def _check_mac(self, tag: bytes, data: bytes) -> None:
         key = self.session_key

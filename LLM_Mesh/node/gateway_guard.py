@@ -325,7 +325,9 @@ class GatewayGuard:
         :meth:`precheck`, then :meth:`check_body`."""
         self.check_body(self.precheck(headers, client_host), path, body, client_host)
 
-    def precheck(self, headers: Mapping[str, str], client_host: str | None) -> GatewayHeaders | None:
+    def precheck(
+        self, headers: Mapping[str, str], client_host: str | None
+    ) -> GatewayHeaders | None:
         """Raise 401 for what the headers and the peer alone refuse, before a byte of the
         body is read (found 2026-12-03: the body, up to ``max_body_bytes``, was read and
         hashed first, for anyone); ``None`` when nothing more is to be checked (a standalone
@@ -354,7 +356,9 @@ class GatewayGuard:
         self.refused += 1
         log.debug("refused a request from %s: %s", client_host, exc)
 
-    def _precheck(self, headers: Mapping[str, str], client_host: str | None) -> GatewayHeaders | None:
+    def _precheck(
+        self, headers: Mapping[str, str], client_host: str | None
+    ) -> GatewayHeaders | None:
         if not self.registering:
             if is_loopback(client_host):
                 refused = loopback_refusal(headers, self.local_names)

@@ -60,7 +60,9 @@ class CountedBody:
     async def __call__(self) -> dict[str, Any]:
         if self.offset < self.size or (self.size == 0 and self.handed == 0):
             end = min(self.offset + CHUNK, self.size)
-            chunk = self.body[self.offset : end] if self.body is not None else bytes(end - self.offset)
+            chunk = (
+                self.body[self.offset : end] if self.body is not None else bytes(end - self.offset)
+            )
             self.offset = end
             self.handed += 1
             return {"type": "http.request", "body": chunk, "more_body": end < self.size}
@@ -106,19 +108,18 @@ def _b64(data: bytes) -> str:
 
 
 # each: how a stranger's headers are made from an honest request's -> the code refused with
-HEADER_ONLY: dict[str, Callable[[dict[str, str], Registry], tuple[dict[str, str], str]]] = {
-    "no_gateway_headers": lambda h, r: ({"Content-Type": "application/json"}, "invalid_signature"),
-    "another_registry": lambda h, r: (
+HEADER_ONLY: dict[str, Callable[[dict[str, str]], tuple[dict[str, str], str]]] = {
+    "no_gateway_headers": lambda h: ({"Content-Type": "application/json"}, "invalid_signature"),
+    "another_registry": lambda h: (
         {**h, HDR_GATEWAY: GatewaySigner(Ed25519PrivateKey.generate(), time.time).registry_id},
         "invalid_signature",
     ),
-    "malformed_timestamp": lambda h, r: ({**h, HDR_GATEWAY_TIME: "17x"}, "invalid_signature"),
-    "malformed_tag": lambda h, r: (
-        {**h, tg._auth_header(h): "not base64!"}, "invalid_signature"
-    ),
-    "short_tag": lambda h, r: ({**h, tg._auth_header(h): _b64(b"x" * 16)}, "invalid_signature"),
-    "stale": lambda h, r: (
-        {**h, HDR_GATEWAY_TIME: str(int((time.time() - 121) * 1000))}, "stale_message"
+    "malformed_timestamp": lambda h: ({**h, HDR_GATEWAY_TIME: "17x"}, "invalid_signature"),
+    "malformed_tag": lambda h: ({**h, tg._auth_header(h): "not base64!"}, "invalid_signature"),
+    "short_tag": lambda h: ({**h, tg._auth_header(h): _b64(b"x" * 16)}, "invalid_signature"),
+    "stale": lambda h: (
+        {**h, HDR_GATEWAY_TIME: str(int((time.time() - 121) * 1000))},
+        "stale_message",
     ),
 }
 
@@ -130,7 +131,7 @@ async def test_a_strangers_request_is_refused_before_its_body_is_read(
     registered: NodeService, registry: Registry, case: str, declared: int | None
 ) -> None:
     honest = registry.headers(registered.node_id, tg._raw(tg.CHAT))
-    headers, code = HEADER_ONLY[case](honest, registry)
+    headers, code = HEADER_ONLY[case](honest)
     body = CountedBody(size=declared if declared is not None else LIMIT)
     status, answer = await _call(registered, headers, body, declared=declared)
     assert (status, _code(answer)) == (401, code)
