@@ -70,10 +70,11 @@ class CountedBody:
         raise AssertionError("unreachable")
 
 
-async def _call(svc: NodeService, headers: dict[str, str], body: CountedBody, *,
-                declared: int | None, client: tuple[str, int] = REMOTE,
-                path: str = tg.CHAT_PATH) -> tuple[int, dict[str, Any]]:  # fmt: skip
-    """POST through the real node app; (status, JSON answer)."""
+async def _exchange(svc: NodeService, headers: dict[str, str], body: CountedBody, *,
+                    declared: int | None, client: tuple[str, int] = REMOTE,
+                    path: str = tg.CHAT_PATH) -> list[dict[str, Any]]:  # fmt: skip
+    """POST through the real node app (``declared``: its Content-Length, ``None``: chunked);
+    the messages it sent."""
     app = create_node_app(svc, manage_lifespan=False)
     raw = [(b"host", b"127.0.0.1:8801")]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
@@ -92,9 +93,16 @@ async def _call(svc: NodeService, headers: dict[str, str], body: CountedBody, *,
         sent.append(message)
 
     await asyncio.wait_for(app(scope, body, send), 30)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return sent
+
+
+async def _call(svc: NodeService, headers: dict[str, str], body: CountedBody, *,
+                declared: int | None, client: tuple[str, int] = REMOTE,
+                path: str = tg.CHAT_PATH) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    """:func:`_exchange`: (status, JSON answer)."""
+    sent = await _exchange(svc, headers, body, declared=declared, client=client, path=path)
     data = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, json.loads(data)
+    return int(sent[0]["status"]), json.loads(data)
 
 
 def _code(answer: dict[str, Any]) -> str:
@@ -159,7 +167,9 @@ async def test_honest_requests_are_served_and_a_replay_is_refused_unread(
     raw = tg._raw({**tg.CHAT, "stream": True})
     headers = registry.headers(registered.node_id, raw, rid="req-2")
     body = CountedBody(raw)
-    assert await _call_stream(registered, headers, body, len(raw)) == 200
+    sent = await _exchange(registered, headers, body, declared=len(raw))
+    assert sent[0]["status"] == 200
+    assert b"[DONE]" in b"".join(m.get("body", b"") for m in sent[1:])
     assert body.offset == len(raw)
     raw = tg._raw(tg.CHAT)
     headers = registry.headers(registered.node_id, raw)
@@ -173,33 +183,11 @@ async def test_honest_requests_are_served_and_a_replay_is_refused_unread(
     status, answer = await _call(registered, headers, replay, declared=LIMIT)
     assert (status, _code(answer)) == (401, "replayed_message")
     assert replay.handed == 0
-    # and the same bytes as before: still refused (the full check)
+    # and with the body it was signed for: refused as well
     again = CountedBody(raw)
     status, answer = await _call(registered, headers, again, declared=len(raw))
     assert (status, _code(answer)) == (401, "replayed_message")
     assert registered.requests_served == 2
-
-
-async def _call_stream(svc: NodeService, headers: dict[str, str], body: CountedBody,
-                       declared: int) -> int:  # fmt: skip
-    """A streamed answer's status (its body is SSE, not JSON)."""
-    app = create_node_app(svc, manage_lifespan=False)
-    raw = [(b"host", b"127.0.0.1:8801"), (b"content-length", str(declared).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": tg.CHAT_PATH, "raw_path": tg.CHAT_PATH.encode(),
-        "query_string": b"", "root_path": "", "headers": raw, "client": REMOTE,
-        "server": ("127.0.0.1", 8801),
-    }  # fmt: skip
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await asyncio.wait_for(app(scope, body, send), 30)
-    assert b"[DONE]" in b"".join(m.get("body", b"") for m in sent[1:])
-    return int(sent[0]["status"])
 
 
 async def test_a_signed_request_over_the_limit_is_still_413(
