@@ -20,6 +20,13 @@ by the node (``NodeConfig.max_body_bytes``). The answer is
 
 A request whose ``Content-Length`` is within the limit costs one header scan:
 the server already refuses a body longer than it declared.
+
+``on_read=True`` (the node's): a declared ``Content-Length`` over the limit is refused
+(drained as above, then 413) when the route first reads the body, not before the route
+runs, so a route that refuses a request on its headers (a node's gateway check, its
+operator endpoints) answers that, the body unread (found 2026-12-03: a stranger's
+``Content-Length`` of up to twice a node's 16 MiB had its body read and thrown away before
+its 413, on any path). A route that reads the body gets the same 413 as before.
 """
 
 from __future__ import annotations
@@ -92,13 +99,19 @@ class BodyLimit:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, limits: Sequence[tuple[str, int]] = ()
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        limits: Sequence[tuple[str, int]] = (),
+        on_read: bool = False,
     ) -> None:
         if max_bytes < 1 or any(n < 1 for _, n in limits):
             raise ValueError("body size limits must be at least 1 byte")
         self.app = app
         self.max_bytes = max_bytes
         self.limits = tuple(limits)
+        self.on_read = on_read  # a declared length over the limit: refused at the first read
 
     def limit_for(self, path: str) -> int:
         for prefix, limit in self.limits:
@@ -113,6 +126,9 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None:
+            if declared > limit and self.on_read:
+                await self._counted(scope, receive, send, limit, declared)
+                return
             if declared > limit:
                 if declared <= 2 * limit:
                     await _drain(receive, limit, 0)
@@ -122,14 +138,23 @@ class BodyLimit:
             return
         await self._counted(scope, receive, send, limit)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """No ``Content-Length``: count the body as it is read."""
+    async def _counted(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, over: int | None = None
+    ) -> None:
+        """No ``Content-Length``: count the body as it is read; ``over``: a declared length
+        over the limit (``on_read``), refused at the first read."""
         received = 0
         refused: PayloadTooLarge | None = None
         answered = False
 
         async def receive_counted() -> Message:
             nonlocal received, refused
+            if over is not None:
+                if refused is None:
+                    refused = _too_large(limit)
+                    if over <= 2 * limit:
+                        await _drain(receive, limit, 0)
+                raise refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))

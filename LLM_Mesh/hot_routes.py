@@ -132,12 +132,22 @@ class HotRoutesApp(FastAPI):
         self._checked = False
 
     def add_hot_route(
-        self, path: str, endpoint: Endpoint, *, on_error: ErrorHandler, max_body_bytes: int
+        self,
+        path: str,
+        endpoint: Endpoint,
+        *,
+        on_error: ErrorHandler,
+        max_body_bytes: int,
+        on_read: bool = False,
     ) -> None:
         """Serve ``POST path`` with ``endpoint`` ahead of everything (see the module
-        docstring); the route is also added to the app as a plain route."""
+        docstring); the route is also added to the app as a plain route. ``on_read``: the
+        body limit refuses a declared length when the endpoint reads the body
+        (:class:`~LLM_Mesh.body_limit.BodyLimit`)."""
         self.add_route(path, endpoint, methods=["POST"])
-        self._hot[path] = BodyLimit(_serve(endpoint, on_error), max_bytes=max_body_bytes)
+        self._hot[path] = BodyLimit(
+            _serve(endpoint, on_error), max_bytes=max_body_bytes, on_read=on_read
+        )
 
     def _only_body_limits(self) -> bool:
         """Whether the app's own middleware is body limits only (the hot path has one)."""

@@ -118,6 +118,40 @@ async def test_a_body_up_to_twice_the_limit_is_read_before_the_413(declared: boo
     assert read_first == (0 if declared else 21)
 
 
+async def _refuse_unread(_request: Request) -> Response:
+    return JSONResponse({"error": "who are you"}, status_code=401)
+
+
+@pytest.mark.parametrize(("body_chunks", "drained"), [(15, 15), (50, 0)])
+@pytest.mark.parametrize("reads", [True, False], ids=["route_reads", "route_refuses_unread"])
+async def test_on_read_refuses_a_declared_length_when_the_route_reads_it(
+    reads: bool, body_chunks: int, drained: int
+) -> None:
+    """``on_read`` (the node's): a route that refuses on the headers answers that, no chunk
+    of the body read (found 2026-12-03: drained up to twice the limit for a 413 first); a
+    route that reads gets the 413 as without it (drained up to twice the limit)."""
+    read = [0]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if read[0] >= body_chunks:
+            return {"type": "http.disconnect"}
+        read[0] += 1
+        return {"type": "http.request", "body": b"x" * 100, "more_body": read[0] < body_chunks}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    endpoint = counting_app([]) if reads else Starlette(
+        routes=[Route("/a", _refuse_unread, methods=["POST"])]
+    )  # fmt: skip
+    app = BodyLimit(endpoint, max_bytes=1000, on_read=True)
+    headers = [(b"content-length", str(body_chunks * 100).encode())]
+    await app({"type": "http", "method": "POST", "path": "/a", "headers": headers}, receive, send)
+    assert sent[0]["status"] == (413 if reads else 401)
+    assert read[0] == (drained if reads else 0)
+
+
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError):
         BodyLimit(counting_app([]), max_bytes=0)

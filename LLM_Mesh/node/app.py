@@ -36,7 +36,9 @@ sends only the new text. Engines without ``supports_continuation`` answer 400.
 Every :class:`~LLM_Mesh.errors.MeshError` becomes its status and OpenAI error
 body in one handler; 429 and 503 carry ``Retry-After``. A request body over
 ``NodeConfig.max_body_bytes`` is refused with 413 before it is read
-(:class:`~LLM_Mesh.body_limit.BodyLimit`). Every JSON answer (and the stream) carries
+(:class:`~LLM_Mesh.body_limit.BodyLimit`), once a route reads it (``on_read``): a request
+refused on its headers (no gateway signature, an operator endpoint from another machine)
+gets that refusal, its body unread. Every JSON answer (and the stream) carries
 ``X-Content-Type-Options: nosniff`` (:mod:`LLM_Mesh.json_answer`).
 """
 
@@ -326,9 +328,13 @@ class _Handler:
         request_id: str | None,
         seen: NodeRequest,
     ) -> Response:
-        raw = await request.body()  # the gateway's signature first (node/gateway_guard.py)
+        # the gateway's headers before a byte of the body, then its MAC or signature of the
+        # body (node/gateway_guard.py)
         host = request.client.host if request.client else None
-        self.service.gateway.check(request.headers, host, INFERENCE_PATHS[kind], raw)
+        gateway = self.service.gateway
+        pre = gateway.precheck(request.headers, host)
+        raw = await request.body()
+        gateway.check_body(pre, INFERENCE_PATHS[kind], raw, host)
         self.check_depth(raw)
         req, body = self.parse(kind, await _json_body(request))
         # the gateway's request id (signed with the request), which the node's receipt names
@@ -477,7 +483,9 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
     )
     app.state.service = service
     serve_openapi(app)
-    app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
+    # a declared length over the limit is refused when a route reads the body: a route
+    # that refuses on the headers (the gateway's, the operator's) answers first, unread
+    app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes, on_read=True)
     settings = service.settings
     metrics = NodeMetrics(service) if settings.metrics else None
     app.state.metrics = metrics
@@ -525,7 +533,7 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
     for path, endpoint in ((INFERENCE_PATHS["chat"], chat_completions),
                            (INFERENCE_PATHS["completion"], completions)):  # fmt: skip
         app.add_hot_route(path, endpoint, on_error=on_error,
-                          max_body_bytes=service.config.max_body_bytes)  # fmt: skip
+                          max_body_bytes=service.config.max_body_bytes, on_read=True)  # fmt: skip
 
     @app.get("/mesh/health")
     async def health(request: Request) -> JSONAnswer:

@@ -37,6 +37,15 @@ standalone node (``register = false``)
     (``core/browser_origin.py``; ``local_names``: ``Settings.local_names``); anyone else
     gets 401.
 
+Everything the headers and the peer decide is refused before a byte of the body is read
+(:meth:`GatewayGuard.precheck`: the standalone rules, no key yet, and
+:meth:`GatewayVerifier.precheck <LLM_Mesh.core.gateway_auth.GatewayVerifier.precheck>`);
+only then does ``node/app.py`` read the body and :meth:`GatewayGuard.check_body` verify its
+MAC or signature (found 2026-12-03: anyone's request was read, up to ``max_body_bytes``,
+16 MiB, and hashed first). Its body limit refuses a declared ``Content-Length`` over the
+limit when the route reads the body (``BodyLimit(on_read=True)``), so a stranger's 401 comes
+first there too.
+
 Loopback is the project's one rule for a peer address,
 :func:`LLM_Mesh.core.metrics_access.is_loopback` (``/metrics`` and ``core/browser_origin.py``
 use it too): an address in ``127.0.0.0/8`` or ``::1``, an IPv4-mapped one
@@ -64,7 +73,7 @@ from LLM_Mesh.core.first_use import (
     opted_in_warning,
     refusal,
 )
-from LLM_Mesh.core.gateway_auth import GatewayVerifier
+from LLM_Mesh.core.gateway_auth import GatewayHeaders, GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.core.key_chain import ChainRefused, follow_chain
 from LLM_Mesh.core.key_rotation import vouches_for
@@ -76,6 +85,10 @@ from LLM_Mesh.node.gateway_pin import FORGET_COMMAND, read_pin, replace_pin
 log = logging.getLogger("LLM_Mesh.node.gateway")
 
 INFERENCE_PATHS = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
+_NO_KEY = (
+    "this node serves inference to its mesh's gateway only, and has no gateway key yet (it "
+    "is not registered)"
+)
 
 
 def _fingerprint(key: str) -> str:
@@ -308,21 +321,49 @@ class GatewayGuard:
 
     def check(self, headers: Mapping[str, str], client_host: str | None, path: str,
               body: bytes) -> None:  # fmt: skip
-        """Raise 401 unless this inference request may be served (see the module docstring)."""
+        """Raise 401 unless this inference request may be served (see the module docstring):
+        :meth:`precheck`, then :meth:`check_body`."""
+        self.check_body(self.precheck(headers, client_host), path, body, client_host)
+
+    def precheck(
+        self, headers: Mapping[str, str], client_host: str | None
+    ) -> GatewayHeaders | None:
+        """Raise 401 for what the headers and the peer alone refuse, before a byte of the
+        body is read (found 2026-12-03: the body, up to ``max_body_bytes``, was read and
+        hashed first, for anyone); ``None`` when nothing more is to be checked (a standalone
+        node's loopback client), else the gateway headers for :meth:`check_body`."""
         try:
-            self._check(headers, client_host, path, body)
+            return self._precheck(headers, client_host)
         except MeshError as exc:
-            self.refused += 1
-            log.debug("refused a request from %s: %s", client_host, exc)
+            self._refusal(client_host, exc)
             raise
 
-    def _check(self, headers: Mapping[str, str], client_host: str | None, path: str,
-               body: bytes) -> None:  # fmt: skip
+    def check_body(self, pre: GatewayHeaders | None, path: str, body: bytes,
+                   client_host: str | None = None) -> None:  # fmt: skip
+        """Raise 401 unless the body's MAC or signature verifies (``pre``: :meth:`precheck`'s)."""
+        if pre is None:
+            return
+        verifier = self.verifier
+        try:
+            if verifier is None:  # forgotten while the body arrived
+                raise BadSignature(_NO_KEY)
+            verifier.check_body(pre, path, body, self.wall_clock())
+        except MeshError as exc:
+            self._refusal(client_host, exc)
+            raise
+
+    def _refusal(self, client_host: str | None, exc: MeshError) -> None:
+        self.refused += 1
+        log.debug("refused a request from %s: %s", client_host, exc)
+
+    def _precheck(
+        self, headers: Mapping[str, str], client_host: str | None
+    ) -> GatewayHeaders | None:
         if not self.registering:
             if is_loopback(client_host):
                 refused = loopback_refusal(headers, self.local_names)
                 if refused is None:
-                    return
+                    return None
                 raise BadSignature(
                     "this node runs without a registry (register = false): it serves "
                     f"programs on this machine, not {refused}"
@@ -333,8 +374,5 @@ class GatewayGuard:
             )
         verifier = self.verifier
         if verifier is None:
-            raise BadSignature(
-                "this node serves inference to its mesh's gateway only, and has no gateway "
-                "key yet (it is not registered)"
-            )
-        verifier.verify(headers, path, body, self.wall_clock())
+            raise BadSignature(_NO_KEY)
+        return verifier.precheck(headers, self.wall_clock())

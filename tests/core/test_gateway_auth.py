@@ -413,3 +413,99 @@ def test_the_mac_is_hmac_sha256_of_the_signed_bytes_under_the_session_key(
                          int(headers[HDR_GATEWAY_TIME]), _sha(BODY))  # fmt: skip
     want = hmac.digest(v.session_key, data, "sha256")
     assert headers[HDR_GATEWAY_MAC] == base64.urlsafe_b64encode(want).rstrip(b"=").decode()
+
+
+# --- headers first (found 2026-12-03: the body was read and hashed before any refusal) --
+
+
+def _no_tag(headers: dict[str, str]) -> str:
+    return HDR_GATEWAY_MAC if HDR_GATEWAY_MAC in headers else HDR_GATEWAY_SIGNATURE
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["signature", "session"])
+@pytest.mark.parametrize(
+    ("case", "error", "words"),
+    [
+        ("no_gateway", BadSignature, "X-Mesh-Gateway is missing"),
+        ("no_tag", BadSignature, "is missing"),
+        ("another_registry", BadSignature, "this node serves"),
+        ("garbage_timestamp", BadSignature, "unix milliseconds"),
+        ("garbage_tag", BadSignature, "not base64url"),
+        ("short_tag", BadSignature, "does not verify"),
+        ("request_id_too_long", BadSignature, "malformed gateway request"),
+        ("stale", StaleMessage, "from this node's clock"),
+    ],
+)
+def test_precheck_refuses_on_the_headers_alone(
+    signer: GatewaySigner, session: bool, case: str, error: type[Exception], words: str
+) -> None:
+    """Each refusal the headers decide, with the message :meth:`verify` gives, before a
+    body exists; nothing is cached."""
+    v = _session(signer) if session else _verifier(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    now = NOW
+    if case == "no_gateway":
+        del headers[HDR_GATEWAY]
+    elif case == "no_tag":
+        del headers[_no_tag(headers)]
+    elif case == "another_registry":
+        headers[HDR_GATEWAY] = GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW).registry_id
+    elif case == "garbage_timestamp":
+        headers[HDR_GATEWAY_TIME] = "17\u00b3"
+    elif case == "garbage_tag":
+        headers[_no_tag(headers)] = "no base64!"
+    elif case == "short_tag":
+        headers[_no_tag(headers)] = headers[_no_tag(headers)][:20]
+    elif case == "request_id_too_long":
+        headers[HDR_REQUEST_ID] = "r" * 257
+    else:
+        now = NOW + 121
+    with pytest.raises(error, match=words):
+        v.precheck(headers, now)
+    with pytest.raises(error, match=words):  # the same refusal with the body
+        v.verify(headers, PATH, BODY, now)
+    assert len(v.cache) == 0
+
+
+def test_precheck_refuses_a_mac_without_a_session_key(signer: GatewaySigner) -> None:
+    _session(signer)  # the gateway holds a key the node does not
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    with pytest.raises(BadSignature, match="no session key"):
+        _verifier(signer).precheck(headers, NOW)
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["signature", "session"])
+def test_precheck_looks_the_replay_cache_up_without_adding(
+    signer: GatewaySigner, session: bool
+) -> None:
+    v = _session(signer) if session else _verifier(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    pre = v.precheck(headers, NOW)
+    assert v.precheck(headers, NOW) == pre and len(v.cache) == 0  # nothing added
+    assert v.check_body(pre, PATH, BODY, NOW) == signer.registry_id
+    assert len(v.cache) == 1
+    with pytest.raises(ReplayedMessage, match="already served"):  # its tag, no body needed
+        v.precheck(headers, NOW + 1)
+    with pytest.raises(ReplayedMessage):  # and the full check, as before
+        v.check_body(pre, PATH, BODY, NOW + 1)
+    # another message passes the pre-check; one at or below a full cache's floor does not
+    later = GatewaySigner(signer._key, lambda: NOW + 0.5)
+    if session:
+        later._sessions, later._keyed = signer._sessions, signer._keyed
+    fresh = later.headers(NODE, "req-2", PATH, _sha(BODY))
+    v.precheck(fresh, NOW + 1)
+    v.cache.floor_ms = int((NOW + 0.5) * 1000)
+    with pytest.raises(ReplayedMessage):
+        v.precheck(fresh, NOW + 1)
+
+
+def test_check_body_refuses_a_body_that_does_not_match(signer: GatewaySigner) -> None:
+    """The pre-check passes on headers anyone can forge: the body's check still decides."""
+    v = _verifier(signer)
+    pre = v.precheck(signer.headers(NODE, "req-1", PATH, _sha(BODY)), NOW)
+    with pytest.raises(BadSignature, match="does not verify"):
+        v.check_body(pre, PATH, b"{}", NOW)
+    with pytest.raises(StaleMessage):  # the body took past the window to arrive
+        v.check_body(pre, PATH, BODY, NOW + 121)
+    assert len(v.cache) == 0
+    v.check_body(pre, PATH, BODY, NOW)
