@@ -10,15 +10,16 @@ there proved it holds the registry key recorded beside them: :func:`prove` asks
 or ``registry canary run``. A proof that fails sends nothing more and raises
 :class:`~LLM_Mesh.errors.InvalidCredential` naming the cause.
 
-A proof is kept in this process for :data:`PROOF_TTL_S` per (URL, registry key), so
-repeated admin calls ask once. ``LLM_MESH_ADMIN_KEY`` (the user's explicit choice) asks
+Each admin request is proven afresh, just before it is sent: no proof is kept (found
+2026-12-03, review: a proof kept 30 s sent the key to a program that took the port within
+30 s of the registry's stop; an admin call is rare, a proof one loopback round trip and one
+signature). ``LLM_MESH_ADMIN_KEY`` (the user's explicit choice) asks
 for no proof: ``MeshClient`` is then given no registry key.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,17 +30,10 @@ from LLM_Mesh.core.admin_key_scope import registry_origin
 from LLM_Mesh.core.registry_identity import NONCE_BYTES, check_answer, identity_query
 from LLM_Mesh.errors import InvalidCredential
 
-__all__ = ["IDENTITY_PATH", "PROOF_TTL_S", "forget_proofs", "prove"]
+__all__ = ["IDENTITY_PATH", "prove"]
 
 IDENTITY_PATH = "/mesh/identity"
-PROOF_TTL_S = 30.0
 ANSWER_BYTES = 16 << 10  # the answer is ~250 bytes
-_proven: dict[tuple[str, str], float] = {}  # (origin, registry key) -> until (monotonic)
-
-
-def forget_proofs() -> None:
-    """Forget every proof kept (tests; a proof is otherwise kept :data:`PROOF_TTL_S`)."""
-    _proven.clear()
 
 
 def _refused(base: str, why: str) -> InvalidCredential:
@@ -57,17 +51,14 @@ async def prove(
     registry_key: str,
     *,
     deadline_s: float,
-    clock: Callable[[], float] = time.monotonic,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
 ) -> None:
-    """Return once the program at ``base`` proved it holds ``registry_key`` (base64url), now
-    or within :data:`PROOF_TTL_S`; else raise :class:`InvalidCredential` (transport errors
+    """Return once the program at ``base`` proved it holds ``registry_key`` (base64url), to
+    a nonce made now (nothing kept: module docstring); else raise :class:`InvalidCredential` (transport errors
     are ``httpx``'s, for the caller to report as any other call's)."""
     origin = registry_origin(base)
     if origin is None:
         raise _refused(base, "not an http(s) URL")
-    if _proven.get((origin, registry_key), 0.0) > clock():
-        return
     nonce = random_bytes(NONCE_BYTES)
     r = await call(
         http, "GET", base + IDENTITY_PATH, ANSWER_BYTES, deadline_s=deadline_s,
@@ -95,4 +86,3 @@ async def prove(
         why = check_answer(registry_key, origin, nonce, answer)
     if why is not None:
         raise _refused(base, why)
-    _proven[(origin, registry_key)] = clock() + PROOF_TTL_S

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from typer.testing import CliRunner
 
-from LLM_Mesh.admin_proof import IDENTITY_PATH, forget_proofs
+from LLM_Mesh.admin_proof import IDENTITY_PATH
 from LLM_Mesh.cli.main import app as cli_app
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
@@ -34,13 +34,6 @@ from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, _Bridge
 
 ADMIN_KEY = "local-mesh-admin-key-0123456789abcdef"
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_proofs() -> Iterator[None]:
-    forget_proofs()
-    yield
-    forget_proofs()
 
 
 class Impostor:
@@ -211,7 +204,42 @@ async def test_the_real_registry_proves_it_and_the_admin_call_works(
     checks = [auth for path, auth in seeing.seen if path == "/mesh/health-check"]
     assert checks == [f"Bearer {admin_key}"] * 2
     proofs = [auth for path, auth in seeing.seen if path == IDENTITY_PATH]
-    assert proofs == [None]  # asked once, kept for the second call; never with the key
+    assert proofs == [None, None]  # asked before each admin call; never with the key
+
+
+class Taken(httpx.AsyncBaseTransport):
+    """The recorded URL: the in-process registry until ``stopped``; then a program that took
+    its port, answering 404 to ``GET /mesh/identity`` and 200 to all else, noting each
+    request's credential."""
+
+    def __init__(self, mesh: InProcessMesh) -> None:
+        self.registry = _Bridge(mesh)
+        self.stopped = False
+        self.impostor_saw: list[str | None] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.stopped:
+            return await self.registry.handle_async_request(request)
+        self.impostor_saw.append(request.headers.get("authorization"))
+        if request.url.path == IDENTITY_PATH:
+            return httpx.Response(404, json={"detail": "Not Found"})
+        return httpx.Response(200, json={"results": [], "models": [], "nodes": []})
+
+
+async def test_a_port_taken_right_after_a_proof_gets_no_key(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """Found 2026-12-03 (review): a proof was kept 30 s per (URL, key) in the process, so
+    a program that took the port within 30 s of the registry's stop was sent the key by the
+    next admin call without being asked anything. Each admin call is proven afresh."""
+    home = inprocess_mesh.settings.home
+    taken = Taken(inprocess_mesh)
+    async with httpx.AsyncClient(transport=taken) as http:
+        assert await seed_call(home, REGISTRY_URL, http) == []  # proven: the real registry
+        taken.stopped = True  # the mesh stops; a local program binds its port at once
+        with pytest.raises(InvalidCredential, match="did not prove"):
+            await seed_call(home, REGISTRY_URL, http)
+    assert taken.impostor_saw == [None]  # asked to prove it, never sent the key
 
 
 async def test_a_registry_of_another_home_does_not_prove_it(
