@@ -26,7 +26,10 @@ the server already refuses a body longer than it declared.
 runs, so a route that refuses a request on its headers (a node's gateway check, its
 operator endpoints) answers that, the body unread (found 2026-12-03: a stranger's
 ``Content-Length`` of up to twice a node's 16 MiB had its body read and thrown away before
-its 413, on any path). A route that reads the body gets the same 413 as before.
+its 413, on any path). A route that reads the body gets the same 413 as before; a route
+that answers without reading it answers with ``Connection: close`` (found 2026-12-03,
+review: the connection was kept and the server read and discarded the whole declared
+body after the answer, where the 413 had closed it).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from LLM_Mesh.errors import PayloadTooLarge
 from LLM_Mesh.json_answer import NOSNIFF
 
 __all__ = ["BodyLimit"]
+
+CLOSE = (b"connection", b"close")
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -61,7 +66,7 @@ async def _send_error(send: Send, exc: PayloadTooLarge) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                CLOSE,
                 NOSNIFF,
             ],
         }
@@ -168,6 +173,11 @@ class BodyLimit:
         async def send_unless_refused(message: Message) -> None:
             nonlocal answered
             if refused is None:
+                if over is not None and message["type"] == "http.response.start":
+                    # answered unread (on_read): the declared body, over the limit, is not
+                    # read either way; the connection closes rather than the server reading
+                    # and discarding it after the answer (found 2026-12-03, review)
+                    message = {**message, "headers": [*message.get("headers", ()), CLOSE]}
                 await send(message)
             elif message["type"] == "http.response.start" and not answered:
                 answered = True

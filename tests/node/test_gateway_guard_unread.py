@@ -261,3 +261,90 @@ async def test_on_a_real_socket_the_401_comes_before_the_body_is_sent(
     finally:
         server.should_exit = server.force_exit = True
         await task
+
+
+async def _serve(svc: NodeService) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(create_node_app(svc, manage_lifespan=False),
+                            lifespan="off", log_level="warning")  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn says so by a flag only
+        await asyncio.sleep(0.01)
+    return server, task, sock.getsockname()[1]
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 answer with a Content-Length: (its head, lower case; its body)."""
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).lower()
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.startswith(b"content-length:"))  # fmt: skip
+    return head, await asyncio.wait_for(reader.readexactly(length), 10)
+
+
+def _request(port: int, headers: dict[str, str], body: bytes, declared: int | None = None) -> bytes:
+    lines = [f"POST {tg.CHAT_PATH} HTTP/1.1", f"Host: 127.0.0.1:{port}",
+             f"Content-Length: {len(body) if declared is None else declared}"]  # fmt: skip
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def test_a_header_refusal_keeps_the_gateways_connection_usable(
+    registered: NodeService, registry: Registry
+) -> None:
+    """The gateway keeps its connection to a node alive: after a request refused on its
+    headers (a replay of one served; a stale one with a 300 KiB body, past uvicorn's 64 KiB
+    read pause), its body unread by the node, the next request on the same connection is
+    served."""
+    server, task, port = await _serve(registered)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            raw = tg._raw(tg.CHAT)
+            headers = registry.headers(registered.node_id, raw, rid="ka-1")
+            big = b"x" * (300 * 1024)
+            stale = {**registry.headers(registered.node_id, big, rid="ka-2"),
+                     HDR_GATEWAY_TIME: str(int((time.time() - 121) * 1000))}  # fmt: skip
+            fresh = registry.headers(registered.node_id, raw, rid="ka-3")
+            answers = []
+            for h, body in ((headers, raw), (headers, raw), (stale, big), (fresh, raw)):
+                writer.write(_request(port, h, body))
+                await writer.drain()
+                head, data = await _answer(reader)
+                answers.append((int(head.split(b" ")[1]), json.loads(data)))
+                assert b"connection: close" not in head
+        finally:
+            writer.close()
+        assert [status for status, _ in answers] == [200, 401, 401, 200]
+        assert [_code(a) for _, a in answers[1:3]] == ["replayed_message", "stale_message"]
+        assert registered.requests_served == 2
+    finally:
+        server.should_exit = server.force_exit = True
+        await task
+
+
+async def test_a_refusal_of_an_oversized_declared_body_closes_the_connection(
+    registered: NodeService,
+) -> None:
+    """A stranger declares a body over the limit and is refused on its headers (401, body
+    unread): the node closes the connection (found 2026-12-03, review: it was kept alive
+    and the node read and discarded whatever the stranger sent, up to the declared length,
+    until the keep-alive timeout; before on_read its 413 closed it)."""
+    server, task, port = await _serve(registered)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(_request(port, {"Content-Type": "application/json"}, b"",
+                                  declared=3 * LIMIT))  # fmt: skip
+            await writer.drain()
+            head, _ = await _answer(reader)
+            assert head.startswith(b"http/1.1 401 ")
+            assert b"connection: close" in head
+            writer.write(bytes(CHUNK))  # the body it declared: not read, the connection ends
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+        finally:
+            writer.close()
+    finally:
+        server.should_exit = server.force_exit = True
+        await task
