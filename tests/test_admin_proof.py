@@ -10,11 +10,13 @@ real server on a real port that records what it receives.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -28,7 +30,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
 from LLM_Mesh.core.registry_identity import IdentityProver, b64
 from LLM_Mesh.distributed_models import DistributedModelRegistry
-from LLM_Mesh.errors import InvalidCredential
+from LLM_Mesh.errors import InvalidCredential, RegistryUnreachable
 from LLM_Mesh.secret_files import ADMIN_KEY_REGISTRY_FILE
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, _Bridge
 
@@ -272,3 +274,63 @@ async def test_identity_proofs_are_rate_limited_per_address(
         codes = [(await http.get(IDENTITY_PATH, params=q)).status_code for _ in range(140)]
     assert codes[:120] == [200] * 120  # a full bucket: 120 a minute, refilled 2 a second
     assert 429 in codes[120:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_program_on_the_proxys_port_does_not_relay_the_proof_and_get_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03 (review): with ``HTTP_PROXY`` set (a local proxy, down), a program
+    on the proxy's port received the proof's question, relayed it to the real registry
+    (which signs: the origin is its own URL) and then received the admin key. The home's
+    key now goes to its registry directly, never through an environment proxy."""
+    url = f"http://127.0.0.1:{_free_port()}"  # the registry's recorded URL (down here)
+    home, key = home_of(tmp_path, url)
+    prover = IdentityProver(key, [url])  # what the real registry answers, relayed
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    class Relay(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return None
+
+        def do_GET(self) -> None:
+            self._answer()
+
+        def do_POST(self) -> None:
+            self._answer()
+
+        def _answer(self) -> None:
+            seen.append((self.path, dict(self.headers.items())))
+            parts = urlsplit(self.path)  # a proxy is asked for the absolute URL
+            if parts.path == IDENTITY_PATH:
+                q = dict(parse_qsl(parts.query))
+                body: Any = prover.answer(q["origin"], q["nonce"])
+            else:
+                body = {"results": []}
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy = f"http://127.0.0.1:{server.server_address[1]}"
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        with pytest.raises(RegistryUnreachable):  # nothing listens at the URL itself
+            await seed_call(home, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not any(ADMIN_KEY in json.dumps(h) for _, h in seen)
+    assert seen == []  # the proxy is not used for the home's registry at all
