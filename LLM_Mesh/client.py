@@ -197,14 +197,11 @@ class MeshClient:
         self._admin_registry_key = admin_registry_key  # to prove first (admin_proof.py)
         self._api_key = api_key
         self._owned = http_client is None
-        # an https registry: the system's CAs, and ``ca_file``'s (Settings.registry_ca); the
-        # home's admin key (``admin_registry_key``) goes to its registry directly, never via
-        # HTTP(S)_PROXY: a program on the proxy's port relays the proof and reads the key
-        # (found 2026-12-03, review)
+        # https: the system's CAs and ``ca_file``'s; the home's admin key never via a proxy
+        # variable (a program on its port relays the proof: found 2026-12-03, review)
         self._http = http_client or httpx.AsyncClient(
-            timeout=timeout, verify=client_ssl_context(ca_file),
-            trust_env=admin_registry_key is None,
-        )  # fmt: skip
+            timeout=timeout, verify=client_ssl_context(ca_file), trust_env=not admin_registry_key
+        )
 
     async def __aenter__(self) -> MeshClient:
         return self

@@ -334,3 +334,26 @@ async def test_a_program_on_the_proxys_port_does_not_relay_the_proof_and_get_the
         server.server_close()
     assert not any(ADMIN_KEY in json.dumps(h) for _, h in seen)
     assert seen == []  # the proxy is not used for the home's registry at all
+
+
+async def test_strangers_exhausting_the_total_do_not_lock_the_local_operator_out(
+    inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03 (review): the per-process total (6,000 a minute) was shared by every
+    address, so strangers at 50 addresses kept it empty and the operator's own admin calls
+    on this machine were refused their proof (429). A loopback client is not counted in the
+    total; strangers still are."""
+    from LLM_Mesh.registry import api
+
+    monkeypatch.setattr(api, "IDENTITY_TOTAL_PER_MIN", 4)
+    assert inprocess_mesh.app is not None
+    q = {"origin": REGISTRY_URL, "nonce": b64(b"\x01" * 32)}
+    codes = []
+    for i in range(6):  # six strangers, one request each: the total of 4 is spent
+        transport = httpx.ASGITransport(app=inprocess_mesh.app, client=(f"198.51.100.{i}", 1))
+        async with httpx.AsyncClient(transport=transport, base_url=REGISTRY_URL) as http:
+            codes.append((await http.get(IDENTITY_PATH, params=q)).status_code)
+    assert codes == [200] * 4 + [429] * 2
+    seeing = Seeing(inprocess_mesh)  # the operator, on this machine (loopback)
+    async with httpx.AsyncClient(transport=seeing) as http:
+        assert await seed_call(inprocess_mesh.settings.home, REGISTRY_URL, http) == []
