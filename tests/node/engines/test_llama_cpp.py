@@ -362,6 +362,55 @@ async def test_real_model_context_and_cancel(real_engine: LlamaCppEngine) -> Non
     assert out[-1].usage is not None
 
 
+async def _greedy(eng: LlamaCppEngine, prompt: str) -> str:
+    r = GenerationRequest(
+        kind="completion", model="gemma-3-270m", prompt=prompt, max_tokens=12, temperature=0.0
+    )
+    return "".join(d.text for d in await collect(eng, r))
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_a_prompt_cancelled_mid_evaluation_frees_the_model_at_once() -> None:
+    # found 2026-12-03: llama.cpp went on evaluating a long prompt whose client had left
+    model = resolve_model("gemma-3-270m", Settings(home=Path("/nonexistent-llm-mesh-home")))
+    eng = LlamaCppEngine([model], n_ctx=2048)
+    await eng.start()
+    lm = eng._loaded["gemma-3-270m"]
+    words = [f"item{i}" for i in range(460)]  # ~1,700 tokens: several n_batch batches
+    # the whole prompt's time, on this box now (another prompt: no prefix cache to reuse)
+    start = time.monotonic()
+    await collect(eng, GenerationRequest(kind="completion", model="gemma-3-270m",
+                                         prompt=" ".join(w.upper() for w in words),
+                                         max_tokens=1))  # fmt: skip
+    full_s = time.monotonic() - start
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt=" ".join(words))
+    agen = eng.stream_batches(r, threading.Event())
+    start = time.monotonic()
+    first = asyncio.ensure_future(agen.__anext__())
+    await asyncio.sleep(0.1)
+    first.cancel()  # as node/app does when the client hangs up before the first token
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    freed = threading.Event()
+    lm.worker.submit(freed.set)  # runs once the cancelled generation has left the thread
+    assert await asyncio.to_thread(freed.wait, 10 * full_s)
+    freed_s = time.monotonic() - start
+    assert freed_s < 0.5 * full_s, (freed_s, full_s)
+    assert lm.abort.trips == 1
+    # the model is as good as new: a prompt that shares the aborted one's beginning (a
+    # prefix cache left wrong would be reused) answers as on a fresh engine
+    short = " ".join(words[:6])
+    after = await _greedy(eng, short)
+    await eng.close()
+    fresh = LlamaCppEngine([model], n_ctx=2048)
+    await fresh.start()
+    try:
+        assert after == await _greedy(fresh, short) and after.strip()
+    finally:
+        await fresh.close()
+
+
 @pytest.mark.model
 @pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
 async def test_real_model_logprobs_match_its_greedy_tokens(real_engine: LlamaCppEngine) -> None:
