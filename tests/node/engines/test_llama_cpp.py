@@ -244,7 +244,9 @@ async def test_a_decode_failure_that_is_not_an_abort_is_an_engine_error(tmp_path
     eng = LlamaCppEngine([fake_model(tmp_path)], llama_factory=Failing)
     await eng.start()
     with pytest.raises(EngineError, match="while generating"):
-        await collect(eng, GenerationRequest(kind="completion", model="gemma-3-270m", prompt="p" * 9))
+        await collect(
+            eng, GenerationRequest(kind="completion", model="gemma-3-270m", prompt="p" * 9)
+        )
     assert eng._loaded["gemma-3-270m"].llama.resets == 0
     await eng.close()
 
