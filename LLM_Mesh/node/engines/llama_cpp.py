@@ -17,6 +17,11 @@ With ``top_logprobs`` (OpenAI ``logprobs``) a ``LogprobRecorder`` reads each
 sampled position's logits (``llama_logprobs.py``; no ``logits_all``); the last
 delta carries every token's log-probability and top candidates.
 
+A cancelled generation stops between tokens (``stopping_criteria``) and, once its
+consumer has left, inside ``llama_decode`` too: the model context's abort callback
+(``llama_abort.py``) stops a long prompt's evaluation within a graph node, so a client
+that hangs up during it does not cost the node the rest of the prompt.
+
 Which models are in memory is :class:`~LLM_Mesh.node.engines.llama_pool.ModelPool`'s
 business: loaded on demand under ``memory_budget_bytes``, least recently used
 idle ones unloaded to make room.
@@ -47,6 +52,7 @@ from LLM_Mesh.node.engines.base import (
     batches_in_thread,
     message_text,
 )
+from LLM_Mesh.node.engines.llama_abort import install as install_abort
 from LLM_Mesh.node.engines.llama_logprobs import LogprobRecorder
 from LLM_Mesh.node.engines.llama_pool import LoadedModel, ModelPool
 from LLM_Mesh.node.model_files import ResolvedModel
@@ -62,6 +68,15 @@ def _failed(when: str, exc: Exception) -> EngineError:
     (the node's answer reaches the gateway's client: ``node/app.engine_failure``)."""
     log.warning("llama.cpp failed %s: %s: %s", when, type(exc).__name__, log_text(exc, 300))
     return EngineError(f"llama.cpp failed {when} ({type(exc).__name__}; see the node's log)")
+
+
+def _after_abort(llama: Any) -> None:
+    """An aborted ``Llama.eval`` counted only its whole batches in ``n_tokens`` and
+    llama.cpp dropped the rest from the KV cache; start the next prompt from nothing
+    all the same (``reset``: ``n_tokens = 0``; its first eval clears the cache)."""
+    reset = getattr(llama, "reset", None)
+    if callable(reset):
+        reset()
 
 
 def _default_factory(**kwargs: Any) -> Any:
@@ -125,7 +140,9 @@ class LlamaCppEngine(Engine):
         )
         n_ctx_fn = getattr(llama, "n_ctx", None)
         n_ctx = int(n_ctx_fn()) if callable(n_ctx_fn) else self.n_ctx
-        return LoadedModel(model=m, llama=llama, n_ctx=n_ctx)
+        lm = LoadedModel(model=m, llama=llama, n_ctx=n_ctx)
+        install_abort(llama, lm.abort)
+        return lm
 
     async def close(self) -> None:
         await self.pool.close()
@@ -175,11 +192,12 @@ class LlamaCppEngine(Engine):
                 f"model {req.model!r} is not served here", available=list(self.pool.models)
             )
         lm = await self.pool.acquire(req.model)
+        ticket = object()  # this generation, for lm.abort
         try:
             prompt, stop = self.render(req, lm.model)
 
             def make(gone: threading.Event) -> Iterator[Delta]:
-                return self._generate(lm, prompt, stop, req, cancel, gone)
+                return self._generate(lm, prompt, stop, req, cancel, gone, ticket)
 
             # the model's own long-lived thread; the first token goes out before the next
             # token's compute takes the cores again (base.batches_in_thread)
@@ -193,6 +211,9 @@ class LlamaCppEngine(Engine):
             finally:
                 await batches.aclose()
         finally:
+            # the consumer is gone (or the generation is over: then a no-op): stop
+            # llama.cpp inside the prompt's (or the token's) llama_decode now
+            lm.abort.trip(ticket)
             self.pool.release(lm)
 
     def _generate(
@@ -203,80 +224,101 @@ class LlamaCppEngine(Engine):
         req: GenerationRequest,
         cancel: CancelFlag,
         gone: threading.Event,
+        ticket: object,
     ) -> Iterator[Delta]:
         """Blocking: runs in the worker thread, holding the model's lock."""
         with lm.lock:
-            llama = lm.llama
-            # tokenized once: the tokens counted here are the ones llama runs (given text,
-            # create_completion would tokenize it again: ~0.5 ms before the first token)
-            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-            prompt_tokens = len(tokens)
-            room = lm.n_ctx - prompt_tokens
-            if (req.max_tokens is not None and req.max_tokens > room) or room < 1:
-                raise ContextLengthExceeded(
-                    f"the prompt ({prompt_tokens} tokens) plus max_tokens={req.max_tokens or 1} "
-                    f"exceeds {req.model}'s context length of {lm.n_ctx} tokens",
-                    param="max_tokens" if (req.max_tokens or 0) > lm.n_ctx else "messages",
-                )
-            max_tokens = req.max_tokens or min(DEFAULT_MAX_TOKENS, room)
-            kwargs: dict[str, Any] = {"max_tokens": max_tokens, "stream": True}
-            if req.temperature is not None:
-                kwargs["temperature"] = req.temperature
-            if req.top_p is not None:
-                kwargs["top_p"] = req.top_p
-            if req.seed is not None:
-                kwargs["seed"] = req.seed
-            if stop:
-                kwargs["stop"] = stop
-
-            def stop_now(_ids: Any, _logits: Any) -> bool:
-                return cancel.is_set() or gone.is_set()
-
-            kwargs["stopping_criteria"] = stop_now
-            recorder: LogprobRecorder | None = None
-            if req.top_logprobs is not None:
-
-                def detok(token: int) -> str:
-                    return bytes(llama.detokenize([token])).decode("utf-8", "replace")
-
-                recorder = LogprobRecorder(req.top_logprobs, detok)
-                kwargs["logits_processor"] = [recorder]
-            parts: list[str] = []
-            finish: str | None = None
+            lm.abort.arm(ticket)
             try:
-                # an empty prompt as text: llama starts it with BOS alone, as before
-                chunks = llama.create_completion(tokens if prompt else prompt, **kwargs)
-            except MeshError:
-                raise
-            except Exception as exc:
-                raise _failed("to start generating", exc) from exc
-            try:
-                for chunk in chunks:
-                    if cancel.is_set() or gone.is_set():
-                        return
-                    choice = chunk["choices"][0]
-                    text = choice.get("text") or ""
-                    finish = choice.get("finish_reason") or finish
-                    if text:
-                        parts.append(text)
-                        yield Delta(text)
-            except Exception as exc:
-                raise _failed("while generating", exc) from exc
+                if not (cancel.is_set() or gone.is_set()):  # (a trip before arm missed it)
+                    yield from self._run(lm, prompt, stop, req, cancel, gone)
             finally:
-                close = getattr(chunks, "close", None)
-                if callable(close):
-                    close()
-            if cancel.is_set() or gone.is_set():
+                lm.abort.disarm(ticket)
+
+    def _run(
+        self,
+        lm: LoadedModel,
+        prompt: str,
+        stop: list[str],
+        req: GenerationRequest,
+        cancel: CancelFlag,
+        gone: threading.Event,
+    ) -> Iterator[Delta]:
+        """``_generate`` with the model's lock held and its abort switch armed."""
+        llama = lm.llama
+        # tokenized once: the tokens counted here are the ones llama runs (given text,
+        # create_completion would tokenize it again: ~0.5 ms before the first token)
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        prompt_tokens = len(tokens)
+        room = lm.n_ctx - prompt_tokens
+        if (req.max_tokens is not None and req.max_tokens > room) or room < 1:
+            raise ContextLengthExceeded(
+                f"the prompt ({prompt_tokens} tokens) plus max_tokens={req.max_tokens or 1} "
+                f"exceeds {req.model}'s context length of {lm.n_ctx} tokens",
+                param="max_tokens" if (req.max_tokens or 0) > lm.n_ctx else "messages",
+            )
+        max_tokens = req.max_tokens or min(DEFAULT_MAX_TOKENS, room)
+        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "stream": True}
+        if req.temperature is not None:
+            kwargs["temperature"] = req.temperature
+        if req.top_p is not None:
+            kwargs["top_p"] = req.top_p
+        if req.seed is not None:
+            kwargs["seed"] = req.seed
+        if stop:
+            kwargs["stop"] = stop
+
+        def stop_now(_ids: Any, _logits: Any) -> bool:
+            return cancel.is_set() or gone.is_set()
+
+        kwargs["stopping_criteria"] = stop_now
+        recorder: LogprobRecorder | None = None
+        if req.top_logprobs is not None:
+
+            def detok(token: int) -> str:
+                return bytes(llama.detokenize([token])).decode("utf-8", "replace")
+
+            recorder = LogprobRecorder(req.top_logprobs, detok)
+            kwargs["logits_processor"] = [recorder]
+        parts: list[str] = []
+        finish: str | None = None
+        try:
+            # an empty prompt as text: llama starts it with BOS alone, as before
+            chunks = llama.create_completion(tokens if prompt else prompt, **kwargs)
+        except MeshError:
+            raise
+        except Exception as exc:
+            raise _failed("to start generating", exc) from exc
+        try:
+            for chunk in chunks:
+                if cancel.is_set() or gone.is_set():
+                    return
+                choice = chunk["choices"][0]
+                text = choice.get("text") or ""
+                finish = choice.get("finish_reason") or finish
+                if text:
+                    parts.append(text)
+                    yield Delta(text)
+        except Exception as exc:
+            if lm.abort.tripped():  # llama_decode returned 2: our abort (llama_abort.py)
+                _after_abort(llama)
                 return
-            completion = "".join(parts)
-            completion_tokens = (
-                len(llama.tokenize(completion.encode("utf-8"), add_bos=False, special=False))
-                if completion
-                else 0
-            )
-            yield Delta(
-                "",
-                finish or "stop",
-                Usage(prompt_tokens, completion_tokens),
-                logprobs=tuple(recorder.finish()) if recorder is not None else None,
-            )
+            raise _failed("while generating", exc) from exc
+        finally:
+            close = getattr(chunks, "close", None)
+            if callable(close):
+                close()
+        if cancel.is_set() or gone.is_set():
+            return
+        completion = "".join(parts)
+        completion_tokens = (
+            len(llama.tokenize(completion.encode("utf-8"), add_bos=False, special=False))
+            if completion
+            else 0
+        )
+        yield Delta(
+            "",
+            finish or "stop",
+            Usage(prompt_tokens, completion_tokens),
+            logprobs=tuple(recorder.finish()) if recorder is not None else None,
+        )

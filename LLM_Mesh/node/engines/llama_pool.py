@@ -32,6 +32,7 @@ from typing import Any
 from LLM_Mesh.core.memory_budget import LoadedInfo, estimate_load_time_s, plan_load
 from LLM_Mesh.errors import ModelUnavailable
 from LLM_Mesh.node.engines.base import EngineWorker
+from LLM_Mesh.node.engines.llama_abort import AbortSwitch
 from LLM_Mesh.node.model_files import ModelFileError, ResolvedModel
 
 RETRY_AFTER_S = 1
@@ -49,6 +50,8 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock)
     worker: EngineWorker = field(default_factory=lambda: EngineWorker("llm-mesh-llama"))
     """The one thread this model's generations run on (see ``EngineWorker``)."""
+    abort: AbortSwitch = field(default_factory=AbortSwitch)
+    """Its context's abort flag: stops a cancelled prompt inside ``llama_decode``."""
 
 
 def model_size(model: ResolvedModel) -> int:

@@ -44,7 +44,15 @@ class FakeLlama:
         self.active = 0
         self.max_active = 0
         self.generated = 0
+        self.should_abort: Any = None  # llama_abort.install gives the switch's tripped
+        self.resets = 0
         FakeLlama.instances.append(self)
+
+    def set_abort_callback(self, should_abort: Any) -> None:
+        self.should_abort = should_abort
+
+    def reset(self) -> None:
+        self.resets += 1
 
     def n_ctx(self) -> int:
         return int(self.kwargs["n_ctx"])
@@ -78,6 +86,33 @@ class FakeLlama:
 
     def close(self) -> None:
         pass
+
+
+class SlowPromptLlama(FakeLlama):
+    """Evaluates the prompt a token at a time (1 ms each), asking the abort callback
+    after each as llama.cpp does after each graph node; aborted, it raises as
+    ``Llama.eval`` does for ``llama_decode``'s 2. ``fail_at``: a failure of its own."""
+
+    fail_at: int | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.evaluated = 0
+
+    def create_completion(self, prompt: str | list[int], **kw: Any) -> Iterator[dict[str, Any]]:
+        assert isinstance(prompt, list)
+        self.active += 1
+        try:
+            for i in range(len(prompt)):
+                if i == self.fail_at:
+                    raise RuntimeError("llama_decode returned -3")
+                time.sleep(0.001)
+                self.evaluated += 1
+                if self.should_abort is not None and self.should_abort():
+                    raise RuntimeError("llama_decode returned 2")
+        finally:
+            self.active -= 1
+        yield from super().create_completion(prompt, **kw)
 
 
 def fake_model(tmp_path: Path, model_id: str = "gemma-3-270m") -> ResolvedModel:
@@ -173,6 +208,47 @@ async def test_cancel_stops_generation_in_the_worker(engine: LlamaCppEngine) -> 
             cancel.set()
     await asyncio.sleep(0.02)
     assert llama.generated < 10 and llama.active == 0
+
+
+async def test_a_client_gone_during_the_prompt_aborts_its_evaluation(tmp_path: Path) -> None:
+    # found 2026-12-03: the slot was freed at once but the model's thread went on
+    # evaluating the whole prompt, for nobody (docs/security.md)
+    eng = LlamaCppEngine([fake_model(tmp_path)], n_ctx=4096, llama_factory=SlowPromptLlama)
+    await eng.start()
+    lm = eng._loaded["gemma-3-270m"]
+    llama: Any = lm.llama
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="x" * 2000)
+    agen = eng.stream_batches(r, threading.Event())
+    first = asyncio.ensure_future(agen.__anext__())
+    await asyncio.sleep(0.1)
+    first.cancel()  # as node/app does when the client hangs up before the first token
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    freed = threading.Event()
+    lm.worker.submit(freed.set)  # runs once the aborted generation has left the thread
+    assert await asyncio.to_thread(freed.wait, 5.0)
+    assert 0 < llama.evaluated < 1000 and llama.active == 0  # not the 2001 tokens
+    assert llama.resets == 1 and lm.abort.trips == 1 and not lm.abort.tripped()
+    # the next request runs whole: a trip of the old generation no longer counts
+    out = await collect(eng, GenerationRequest(kind="completion", model="gemma-3-270m",
+                                               prompt="def f(", max_tokens=5))  # fmt: skip
+    assert "".join(d.text for d in out) == "ababa" and out[-1].finish_reason == "length"
+    assert lm.abort.trips == 1
+    await eng.close()
+
+
+async def test_a_decode_failure_that_is_not_an_abort_is_an_engine_error(tmp_path: Path) -> None:
+    class Failing(SlowPromptLlama):
+        fail_at = 3
+
+    eng = LlamaCppEngine([fake_model(tmp_path)], llama_factory=Failing)
+    await eng.start()
+    with pytest.raises(EngineError, match="while generating"):
+        await collect(
+            eng, GenerationRequest(kind="completion", model="gemma-3-270m", prompt="p" * 9)
+        )
+    assert eng._loaded["gemma-3-270m"].llama.resets == 0
+    await eng.close()
 
 
 async def test_generations_are_serialised_per_model(engine: LlamaCppEngine) -> None:
@@ -286,6 +362,55 @@ async def test_real_model_context_and_cancel(real_engine: LlamaCppEngine) -> Non
     )  # fmt: skip
     out = await collect(real_engine, chat)
     assert out[-1].usage is not None
+
+
+async def _greedy(eng: LlamaCppEngine, prompt: str) -> str:
+    r = GenerationRequest(
+        kind="completion", model="gemma-3-270m", prompt=prompt, max_tokens=12, temperature=0.0
+    )
+    return "".join(d.text for d in await collect(eng, r))
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_a_prompt_cancelled_mid_evaluation_frees_the_model_at_once() -> None:
+    # found 2026-12-03: llama.cpp went on evaluating a long prompt whose client had left
+    model = resolve_model("gemma-3-270m", Settings(home=Path("/nonexistent-llm-mesh-home")))
+    eng = LlamaCppEngine([model], n_ctx=2048)
+    await eng.start()
+    lm = eng._loaded["gemma-3-270m"]
+    words = [f"item{i}" for i in range(460)]  # ~1,700 tokens: several n_batch batches
+    # the whole prompt's time, on this box now (another prompt: no prefix cache to reuse)
+    start = time.monotonic()
+    await collect(eng, GenerationRequest(kind="completion", model="gemma-3-270m",
+                                         prompt=" ".join(w.upper() for w in words),
+                                         max_tokens=1))  # fmt: skip
+    full_s = time.monotonic() - start
+    r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt=" ".join(words))
+    agen = eng.stream_batches(r, threading.Event())
+    start = time.monotonic()
+    first = asyncio.ensure_future(agen.__anext__())
+    await asyncio.sleep(0.1)
+    first.cancel()  # as node/app does when the client hangs up before the first token
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    freed = threading.Event()
+    lm.worker.submit(freed.set)  # runs once the cancelled generation has left the thread
+    assert await asyncio.to_thread(freed.wait, 10 * full_s)
+    freed_s = time.monotonic() - start
+    assert freed_s < 0.5 * full_s, (freed_s, full_s)
+    assert lm.abort.trips == 1
+    # the model is as good as new: a prompt that shares the aborted one's beginning (a
+    # prefix cache left wrong would be reused) answers as on a fresh engine
+    short = " ".join(words[:6])
+    after = await _greedy(eng, short)
+    await eng.close()
+    fresh = LlamaCppEngine([model], n_ctx=2048)
+    await fresh.start()
+    try:
+        assert after == await _greedy(fresh, short) and after.strip()
+    finally:
+        await fresh.close()
 
 
 @pytest.mark.model
