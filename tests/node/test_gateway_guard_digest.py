@@ -121,7 +121,6 @@ async def test_once_announced_a_request_without_the_header_is_refused_unread(
 ) -> None:
     """Leaving the header out does not bring back the read-first check once the registry
     said its gateway sends it; the gateway's requests (with it) are served."""
-    assert _verifier(announced).require_digest
     raw = tg._raw(tg.CHAT)
     honest = newer.headers(announced.node_id, raw)
     without = {k: v for k, v in honest.items() if k != HDR_BODY_SHA256}
@@ -129,10 +128,11 @@ async def test_once_announced_a_request_without_the_header_is_refused_unread(
         body = CountedBody(size=LIMIT)
         status, answer = await _call(announced, headers, body, declared=LIMIT)
         assert (status, _code(answer)) == (401, "invalid_signature")
+        assert body.handed == 0  # before: 16 MiB read and hashed, then refused
         assert HDR_BODY_SHA256 in answer["error"]["message"]
-        assert body.handed == 0
     status, answer = await _call(announced, honest, CountedBody(raw), declared=len(raw))
     assert status == 200 and announced.requests_served == 1
+    assert _verifier(announced).require_digest
 
 
 async def test_an_answer_without_it_later_does_not_undo_it(
@@ -149,14 +149,14 @@ async def test_an_older_registry_keeps_the_read_first_check(
 ) -> None:
     """Newer node, older registry (no ``gateway_body_sha256`` in its answer, no header): the
     request is served as before, its tag checked with the body."""
-    assert not _verifier(registered).require_digest
     raw = tg._raw(tg.CHAT)
     headers = registry.headers(registered.node_id, raw)
-    del headers[HDR_BODY_SHA256]
+    headers.pop(HDR_BODY_SHA256, None)
     body = CountedBody(raw)
     status, answer = await _call(registered, headers, body, declared=len(raw))
     assert status == 200 and answer["choices"][0]["message"]["content"]
     assert body.offset == len(raw) and registered.requests_served == 1
+    assert not _verifier(registered).require_digest
 
 
 @pytest.mark.parametrize("path", ["mac", "signature"])
@@ -169,7 +169,7 @@ def test_the_real_gateway_sends_it_and_its_node_requires_it(
     mesh = inprocess_mesh
     node = mesh.add_node("gemma-3-270m")
     verifier = node.service.gateway.verifier
-    assert verifier is not None and verifier.require_digest and verifier.session_key
+    assert verifier is not None and verifier.session_key
     if path == "signature":
         mesh.app.state.runtime.signer.forget(node.node_id)
     body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -180,3 +180,4 @@ def test_the_real_gateway_sends_it_and_its_node_requires_it(
     assert (HDR_GATEWAY_MAC if path == "mac" else HDR_GATEWAY_SIGNATURE) in sent.headers
     digest = sent.headers[HDR_BODY_SHA256]
     assert len(digest) == 64 and node.service.requests_served == 1
+    assert verifier.require_digest
