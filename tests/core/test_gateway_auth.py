@@ -553,9 +553,12 @@ def test_precheck_verifies_the_tag_over_the_declared_sha256(
         v.precheck(forged, NOW, PATH)
     with pytest.raises(BadSignature, match="does not verify"):  # another endpoint
         v.precheck(headers, NOW, "/v1/completions")
-    for bad in ("x" * 64, _sha(BODY).upper(), _sha(BODY)[:63]):
+    for bad in ("\u00e9" * 64, _sha(BODY)[:63], _sha(BODY) + "0"):
         with pytest.raises(BadSignature, match="64 lower-case hex"):
             v.precheck({**headers, HDR_BODY_SHA256: bad}, NOW, PATH)
+    for other in ("x" * 64, _sha(BODY).upper()):  # not what the gateway signed
+        with pytest.raises(BadSignature, match="does not verify"):
+            v.precheck({**headers, HDR_BODY_SHA256: other}, NOW, PATH)
     pre = v.precheck(headers, NOW, PATH)
     with pytest.raises(BadSignature, match="not the one the gateway signed"):
         v.check_body(pre, PATH, b"{}", NOW)
