@@ -42,14 +42,14 @@ Everything the headers and the peer decide is refused before a byte of the body 
 :meth:`GatewayVerifier.precheck <LLM_Mesh.core.gateway_auth.GatewayVerifier.precheck>`);
 only then does ``node/app.py`` read the body and :meth:`GatewayGuard.check_body` verify its
 MAC or signature (found 2026-12-03: anyone's request was read, up to ``max_body_bytes``,
-16 MiB, and hashed first). With the gateway's ``X-Mesh-Body-SHA256`` the MAC or signature
-is verified in the pre-check instead, over the declared SHA-256, and the body read after
-it must have that SHA-256 (found 2026-12-03: forged headers with a random tag were read and
+16 MiB, and hashed first). With the gateway's ``X-Mesh-Body-SHA256`` the MAC or signature is
+verified in the pre-check instead, over the declared SHA-256, and the body read after it
+must have that SHA-256 (found 2026-12-03: forged headers with a random tag were read and
 hashed before the tag could be checked); once the registry's answer says its gateway sends
 the header (``RegistrationAccepted.gateway_body_sha256``), a request without it is refused
-unread (``core/gateway_auth.py``: "The tag before the body"). Its body limit refuses a declared ``Content-Length`` over the
-limit when the route reads the body (``BodyLimit(on_read=True)``), so a stranger's 401 comes
-first there too.
+unread (``core/gateway_auth.py``: "The tag before the body"). Its body limit refuses a
+declared ``Content-Length`` over the limit when the route reads the body
+(``BodyLimit(on_read=True)``), so a stranger's 401 comes first there too.
 
 Loopback is the project's one rule for a peer address,
 :func:`LLM_Mesh.core.metrics_access.is_loopback` (``/metrics`` and ``core/browser_origin.py``
