@@ -16,7 +16,8 @@ sent on to another node), ``request_id`` the gateway's ``X-Request-Id``, ``path`
 endpoint (``/v1/chat/completions``; a prefix a reverse proxy strips is not part of it),
 ``ts_ms`` the gateway's wall clock and the body's SHA-256. Headers:
 :data:`HDR_GATEWAY` (registry id), :data:`HDR_GATEWAY_TIME`,
-:data:`HDR_GATEWAY_SIGNATURE` (base64url), ``X-Request-Id``.
+:data:`HDR_GATEWAY_SIGNATURE` (base64url), ``X-Request-Id``, and :data:`HDR_BODY_SHA256`
+(the body's SHA-256 as signed, hex: the gateway hashes the body once, for both).
 
 **Session key (the fast path).** Where the gateway and the node agreed a per-node key
 at the node's signed registration (:mod:`LLM_Mesh.core.gateway_session`: X25519, HKDF;
@@ -41,9 +42,22 @@ without a session key, a tag of the wrong length, a timestamp outside the window
 already accepted or a time at or below the replay cache's floor: looked up, not added);
 then :meth:`GatewayVerifier.check_body` hashes the body and verifies the MAC or signature
 (and adds to the replay cache) with what the pre-check parsed, nothing parsed twice.
-:meth:`GatewayVerifier.verify` is the two together. A request that passes the pre-check
-has only claimed to be the gateway's (its tag is checked against the body): the pre-check
-turns away strangers and stale or replayed requests, not someone who forges fresh headers.
+:meth:`GatewayVerifier.verify` is the two together.
+
+**The tag before the body** (found 2026-12-03: headers anyone can forge, a public registry
+id, a random tag and a fresh timestamp, still made the node read and hash 16 MiB before
+the tag could be checked). With :data:`HDR_BODY_SHA256` the pre-check verifies the MAC or
+signature over the canonical bytes built with the declared SHA-256, so a forged tag is
+refused unread; :meth:`~GatewayVerifier.check_body` then hashes the body and refuses one
+whose SHA-256 is not the declared one (its verified tag is remembered: see there). The
+tag is checked once, before the body instead of after it. A registry that sends the header
+says so in its registration answer (``RegistrationAccepted.gateway_body_sha256``), and
+the node then refuses a request without it (:attr:`GatewayVerifier.require_digest`, kept
+for the pinned key: an answer without it does not undo it), so leaving the header out does
+not bring back the read-first check. Without that (an older registry) a request without
+the header is checked as before, body first: its pre-check turns away strangers and stale
+or replayed requests, not someone who forges fresh headers. An older node ignores the
+header and the answer's field.
 """
 
 from __future__ import annotations
@@ -76,6 +90,7 @@ from LLM_Mesh.core.validation import ascii_digits
 from LLM_Mesh.errors import BadSignature, ReplayedMessage, StaleMessage
 
 __all__ = [
+    "HDR_BODY_SHA256",
     "HDR_GATEWAY",
     "HDR_GATEWAY_MAC",
     "HDR_GATEWAY_SIGNATURE",
@@ -94,6 +109,7 @@ HDR_GATEWAY_TIME = "X-Mesh-Gateway-Timestamp"
 HDR_GATEWAY_SIGNATURE = "X-Mesh-Gateway-Signature"
 HDR_GATEWAY_MAC = "X-Mesh-Gateway-Mac"
 HDR_REQUEST_ID = "X-Request-Id"
+HDR_BODY_SHA256 = "X-Mesh-Body-SHA256"
 
 _REGISTRY_ID_DOMAIN = b"llm-mesh/registry-id/v1\x00"
 _KIND = DOMAIN + MessageKind.GATEWAY_REQUEST.value.encode("ascii")
@@ -221,12 +237,14 @@ class GatewaySigner:
                 HDR_GATEWAY_TIME: str(ts_ms),
                 HDR_GATEWAY_MAC: _b64(_mac_from(keyed, data)),
                 HDR_REQUEST_ID: request_id,
+                HDR_BODY_SHA256: body_sha256,
             }
         return {
             HDR_GATEWAY: self.registry_id,
             HDR_GATEWAY_TIME: str(ts_ms),
             HDR_GATEWAY_SIGNATURE: _b64(self._key.sign(data)),
             HDR_REQUEST_ID: request_id,
+            HDR_BODY_SHA256: body_sha256,
         }
 
 
@@ -298,12 +316,22 @@ _BAD_SIGNATURE = (
     "the gateway signature does not verify (another key, another node or endpoint, or the "
     "body was altered)"
 )
+_NO_DIGEST = (
+    f"this node's gateway sends {HDR_BODY_SHA256} with every request (its registration "
+    "answer said so): a request without it is not the gateway's"
+)
+_BAD_BODY = (
+    f"the body is not the one the gateway signed (its SHA-256 is not {HDR_BODY_SHA256}): "
+    "altered on the way"
+)
 
 
 # what GatewayVerifier.precheck parsed from a request's headers, for check_body:
-# (registry id, request id, ts_ms, tag: the MAC or the signature decoded, a MAC or not).
+# (registry id, request id, ts_ms, tag: the MAC or the signature decoded, a MAC or not,
+# the declared body SHA-256 (hex) and the canonical bytes the tag verified over with it,
+# or "" and b"" without HDR_BODY_SHA256: the tag is then checked with the body).
 # A plain tuple: a NamedTuple's constructor cost ~0.6 µs of a ~12 µs MAC check.
-GatewayHeaders = tuple[str, str, int, bytes, bool]
+GatewayHeaders = tuple[str, str, int, bytes, bool, str, bytes]
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -336,16 +364,20 @@ class GatewayVerifier:
         self.cache = cache or ReplayCache(window_s=max_skew_s)
         # agreed with this registry key (core/gateway_session.py); None: signatures only
         self.session_key: bytes | None = None
+        # the registry announced that its gateway sends HDR_BODY_SHA256
+        # (RegistrationAccepted.gateway_body_sha256): a request without it is refused
+        self.require_digest = False
 
     def verify(self, headers: Mapping[str, str], path: str, body: bytes, now_s: float) -> str:
         """Raise 401 unless this is the pinned gateway's fresh, unreplayed MAC (session key)
         or signature of ``body`` for this node and ``path``; the registry id when it is.
         :meth:`precheck`, then :meth:`check_body`."""
-        return self.check_body(self.precheck(headers, now_s), path, body, now_s)
+        return self.check_body(self.precheck(headers, now_s, path), path, body, now_s)
 
-    def precheck(self, headers: Mapping[str, str], now_s: float) -> GatewayHeaders:
+    def precheck(self, headers: Mapping[str, str], now_s: float, path: str) -> GatewayHeaders:
         """Raise 401 for what the headers alone refuse (module docstring: "Headers first"),
-        before the body is read; else what :meth:`check_body` needs, parsed once."""
+        before the body is read, the MAC or signature over the declared body SHA-256 included
+        (:data:`HDR_BODY_SHA256`); else what :meth:`check_body` needs, parsed once."""
         sender = _header(headers, HDR_GATEWAY)
         raw_ts = _header(headers, HDR_GATEWAY_TIME)
         if not ascii_digits(raw_ts) or len(raw_ts) > 18:
@@ -365,6 +397,9 @@ class GatewayVerifier:
             raise BadSignature(
                 "malformed gateway request: request id must be a non-empty single line"
             )
+        digest = (headers.get(HDR_BODY_SHA256) or "").strip()
+        if not digest and self.require_digest:
+            raise BadSignature(_NO_DIGEST)
         mac = bool(mac_text)
         if mac:
             if self.session_key is None:
@@ -378,30 +413,41 @@ class GatewayVerifier:
             raise self._stale(ts_ms, now_s)
         if self.cache.refuses(tag, ts_ms):
             raise ReplayedMessage(f"request {request_id[:80]!r} was already served (replayed)")
-        return (sender, request_id, ts_ms, tag, mac)
+        if not digest:  # an older gateway: the tag is checked with the body
+            return (sender, request_id, ts_ms, tag, mac, "", b"")
+        if len(digest) != 64 or not digest.isascii():  # other digits: the tag does not verify
+            raise BadSignature(f"{HDR_BODY_SHA256} must be a SHA-256, 64 lower-case hex digits")
+        try:
+            data = gateway_bytes(sender, self.node_id, request_id, path, ts_ms, digest)
+        except ValueError as exc:
+            raise BadSignature(f"malformed gateway request: {exc}") from None
+        self._check_tag(tag, mac, data)
+        return (sender, request_id, ts_ms, tag, mac, digest, data)
 
     def check_body(self, pre: GatewayHeaders, path: str, body: bytes, now_s: float) -> str:
         """Raise 401 unless ``pre`` (:meth:`precheck`'s) is the pinned gateway's MAC or
-        signature of ``body`` for this node and ``path``, still fresh at ``now_s`` (the body
+        signature of ``body`` for this node and ``path`` (verified by the pre-check over the
+        declared SHA-256: then ``body`` must have it), still fresh at ``now_s`` (the body
         took time to arrive) and not accepted before; then remember it (the replay cache).
-        The registry id when it is."""
-        sender, request_id, ts_ms, tag, mac = pre
+        The registry id when it is. A body that is not the declared one is refused and its
+        verified tag remembered: headers captured on the way make the node read a wrong
+        body once, not again and again for the whole window."""
+        sender, request_id, ts_ms, tag, mac, digest, data = pre
         if sender != self.registry_id:  # another key pinned while the body arrived
             raise BadSignature(
                 f"request signed for gateway {sender[:80]!r}; this node serves {self.registry_id}"
             )
-        try:
-            data = gateway_bytes(sender, self.node_id, request_id, path, ts_ms,
-                                 hashlib.sha256(body).hexdigest())  # fmt: skip
-        except ValueError as exc:
-            raise BadSignature(f"malformed gateway request: {exc}") from None
-        if mac:
-            self._check_mac(tag, data)
+        if data:  # the tag verified over ``digest`` (precheck)
+            if hashlib.sha256(body).hexdigest() != digest:
+                self.cache.add(hashlib.sha256(data).digest(), ts_ms, int(now_s * 1000), tag)
+                raise BadSignature(_BAD_BODY)
         else:
             try:
-                self.key.verify(tag, data)
-            except InvalidSignature:
-                raise BadSignature(_BAD_SIGNATURE) from None
+                data = gateway_bytes(sender, self.node_id, request_id, path, ts_ms,
+                                     hashlib.sha256(body).hexdigest())  # fmt: skip
+            except ValueError as exc:
+                raise BadSignature(f"malformed gateway request: {exc}") from None
+            self._check_tag(tag, mac, data)
         if abs(ts_ms / 1000.0 - now_s) > self.max_skew_s:
             raise self._stale(ts_ms, now_s)
         if not self.cache.add(hashlib.sha256(data).digest(), ts_ms, int(now_s * 1000), tag):
@@ -414,9 +460,17 @@ class GatewayVerifier:
             f"(at most ±{self.max_skew_s:.0f} s)"
         )
 
-    def _check_mac(self, tag: bytes, data: bytes) -> None:
-        key = self.session_key
-        if key is None:
-            raise BadSignature(_NO_SESSION)
-        if not hmac.compare_digest(tag, _mac(key, data)):
-            raise BadSignature(_BAD_MAC)
+    def _check_tag(self, tag: bytes, mac: bool, data: bytes) -> None:
+        """Raise 401 unless ``tag`` is the session key's MAC (``mac``) or the pinned key's
+        signature of ``data``."""
+        if mac:
+            key = self.session_key
+            if key is None:
+                raise BadSignature(_NO_SESSION)
+            if not hmac.compare_digest(tag, _mac(key, data)):
+                raise BadSignature(_BAD_MAC)
+            return
+        try:
+            self.key.verify(tag, data)
+        except InvalidSignature:
+            raise BadSignature(_BAD_SIGNATURE) from None

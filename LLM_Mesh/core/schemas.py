@@ -186,6 +186,10 @@ class RegistrationAccepted(_Wire):
     # each previous key's statement naming the next, which lets a node several rotations
     # behind follow (core/key_chain.py, at most MAX_CHAIN_LINKS); else None
     key_rotations: list[KeyRotation] | None = None
+    # True: the gateway sends the body's SHA-256 (X-Mesh-Body-SHA256) with every forwarded
+    # request, and the node refuses one without it, unread (core/gateway_auth.py); None
+    # from an older registry (the node checks as before)
+    gateway_body_sha256: bool | None = None
 
 
 class NodeView(_Wire):

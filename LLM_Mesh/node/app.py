@@ -332,9 +332,10 @@ class _Handler:
         # body (node/gateway_guard.py)
         host = request.client.host if request.client else None
         gateway = self.service.gateway
-        pre = gateway.precheck(request.headers, host)
+        path = INFERENCE_PATHS[kind]
+        pre = gateway.precheck(request.headers, host, path)
         raw = await request.body()
-        gateway.check_body(pre, INFERENCE_PATHS[kind], raw, host)
+        gateway.check_body(pre, path, raw, host)
         self.check_depth(raw)
         req, body = self.parse(kind, await _json_body(request))
         # the gateway's request id (signed with the request), which the node's receipt names

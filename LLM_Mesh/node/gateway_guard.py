@@ -42,9 +42,14 @@ Everything the headers and the peer decide is refused before a byte of the body 
 :meth:`GatewayVerifier.precheck <LLM_Mesh.core.gateway_auth.GatewayVerifier.precheck>`);
 only then does ``node/app.py`` read the body and :meth:`GatewayGuard.check_body` verify its
 MAC or signature (found 2026-12-03: anyone's request was read, up to ``max_body_bytes``,
-16 MiB, and hashed first). Its body limit refuses a declared ``Content-Length`` over the
-limit when the route reads the body (``BodyLimit(on_read=True)``), so a stranger's 401 comes
-first there too.
+16 MiB, and hashed first). With the gateway's ``X-Mesh-Body-SHA256`` the MAC or signature is
+verified in the pre-check instead, over the declared SHA-256, and the body read after it
+must have that SHA-256 (found 2026-12-03: forged headers with a random tag were read and
+hashed before the tag could be checked); once the registry's answer says its gateway sends
+the header (``RegistrationAccepted.gateway_body_sha256``), a request without it is refused
+unread (``core/gateway_auth.py``: "The tag before the body"). Its body limit refuses a
+declared ``Content-Length`` over the limit when the route reads the body
+(``BodyLimit(on_read=True)``), so a stranger's 401 comes first there too.
 
 Loopback is the project's one rule for a peer address,
 :func:`LLM_Mesh.core.metrics_access.is_loopback` (``/metrics`` and ``core/browser_origin.py``
@@ -73,7 +78,7 @@ from LLM_Mesh.core.first_use import (
     opted_in_warning,
     refusal,
 )
-from LLM_Mesh.core.gateway_auth import GatewayHeaders, GatewayVerifier
+from LLM_Mesh.core.gateway_auth import HDR_BODY_SHA256, GatewayHeaders, GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
 from LLM_Mesh.core.key_chain import ChainRefused, follow_chain
 from LLM_Mesh.core.key_rotation import vouches_for
@@ -255,6 +260,7 @@ class GatewayGuard:
         if self.configured_key is None:
             self._learn(key)
         self._agree(self.verifier, accepted)
+        self._require_digest(self.verifier, accepted)
 
     def _learned(self) -> str | None:
         """The learned pin: the file's (the operator may have removed it) or, without
@@ -319,21 +325,40 @@ class GatewayGuard:
             verifier.session_key = session
             log.info("agreed a session key with gateway %s", verifier.registry_id)
 
+    def _require_digest(self, verifier: GatewayVerifier, accepted: Mapping[str, Any]) -> None:
+        """The answer says the gateway sends the body's SHA-256: require it from now on (for
+        this pinned key; a later answer without it, an older registry, does not undo it)."""
+        announced = accepted.get("gateway_body_sha256") is True
+        if announced and not verifier.require_digest:
+            verifier.require_digest = True
+            log.info("gateway %s sends %s: a request without it is refused unread",
+                     verifier.registry_id, HDR_BODY_SHA256)  # fmt: skip
+        elif verifier.require_digest and not announced:
+            log.warning(
+                "the registry's answer no longer says its gateway sends %s (an older "
+                "registry?): this node still requires it from gateway %s; restart the node "
+                "to serve a gateway that does not send it",
+                HDR_BODY_SHA256,
+                verifier.registry_id,
+            )
+
     def check(self, headers: Mapping[str, str], client_host: str | None, path: str,
               body: bytes) -> None:  # fmt: skip
         """Raise 401 unless this inference request may be served (see the module docstring):
         :meth:`precheck`, then :meth:`check_body`."""
-        self.check_body(self.precheck(headers, client_host), path, body, client_host)
+        self.check_body(self.precheck(headers, client_host, path), path, body, client_host)
 
     def precheck(
-        self, headers: Mapping[str, str], client_host: str | None
+        self, headers: Mapping[str, str], client_host: str | None, path: str
     ) -> GatewayHeaders | None:
         """Raise 401 for what the headers and the peer alone refuse, before a byte of the
         body is read (found 2026-12-03: the body, up to ``max_body_bytes``, was read and
         hashed first, for anyone); ``None`` when nothing more is to be checked (a standalone
-        node's loopback client), else the gateway headers for :meth:`check_body`."""
+        node's loopback client), else the gateway headers for :meth:`check_body`. With the
+        body's SHA-256 in the headers the MAC or signature is checked here (``path``: the
+        endpoint it is for)."""
         try:
-            return self._precheck(headers, client_host)
+            return self._precheck(headers, client_host, path)
         except MeshError as exc:
             self._refusal(client_host, exc)
             raise
@@ -357,7 +382,7 @@ class GatewayGuard:
         log.debug("refused a request from %s: %s", client_host, exc)
 
     def _precheck(
-        self, headers: Mapping[str, str], client_host: str | None
+        self, headers: Mapping[str, str], client_host: str | None, path: str
     ) -> GatewayHeaders | None:
         if not self.registering:
             if is_loopback(client_host):
@@ -375,4 +400,4 @@ class GatewayGuard:
         verifier = self.verifier
         if verifier is None:
             raise BadSignature(_NO_KEY)
-        return verifier.precheck(headers, self.wall_clock())
+        return verifier.precheck(headers, self.wall_clock(), path)

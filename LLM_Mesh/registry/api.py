@@ -166,6 +166,7 @@ async def register_node(request: Request) -> RegistrationAccepted:
         gateway_kx_signature=kx[1] if kx else None,
         key_rotation=KeyRotation(**rt.key_rotation) if rt.key_rotation else None,
         key_rotations=[KeyRotation(**link) for link in rt.key_rotations] or None,
+        gateway_body_sha256=True,  # GatewaySigner.headers sends it
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.gateway_auth import (
+    HDR_BODY_SHA256,
     HDR_GATEWAY,
     HDR_GATEWAY_MAC,
     HDR_GATEWAY_SIGNATURE,
@@ -35,6 +36,14 @@ def _sha(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 @pytest.fixture
 def signer() -> GatewaySigner:
     return GatewaySigner(Ed25519PrivateKey.generate(), lambda: NOW)
@@ -47,7 +56,9 @@ def _verifier(signer: GatewaySigner, **kw: object) -> GatewayVerifier:
 def test_signed_request_verifies_once(signer: GatewaySigner) -> None:
     v = _verifier(signer)
     headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
-    assert set(headers) == {HDR_GATEWAY, HDR_GATEWAY_TIME, HDR_GATEWAY_SIGNATURE, HDR_REQUEST_ID}
+    assert set(headers) == {HDR_GATEWAY, HDR_GATEWAY_TIME, HDR_GATEWAY_SIGNATURE, HDR_REQUEST_ID,
+                            HDR_BODY_SHA256}  # fmt: skip
+    assert headers[HDR_BODY_SHA256] == _sha(BODY)  # the signed hash, sent
     assert v.verify(headers, PATH, BODY, NOW) == signer.registry_id
     with pytest.raises(ReplayedMessage):
         v.verify(headers, PATH, BODY, NOW + 1)
@@ -56,25 +67,32 @@ def test_signed_request_verifies_once(signer: GatewaySigner) -> None:
     v.verify(later.headers(NODE, "req-1", PATH, _sha(BODY)), PATH, BODY, NOW + 1)
 
 
+@pytest.mark.parametrize("digest", [True, False], ids=["digest_header", "older_gateway"])
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("node", "node-other"), ("path", "/v1/completions"), ("body", b"{}"), ("rid", "req-2")],
-)
+    [("node", "node-other"), ("path", "/v1/completions"), ("body", b"{}"), ("rid", "req-2"),
+     ("body_and_digest", b"{}")],
+)  # fmt: skip
 def test_anything_changed_after_signing_is_refused(
-    signer: GatewaySigner, field: str, value: object
+    signer: GatewaySigner, field: str, value: object, digest: bool
 ) -> None:
     v = _verifier(signer)
     headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    if not digest:
+        del headers[HDR_BODY_SHA256]
     node, path, body = NODE, PATH, BODY
     if field == "node":
         v = GatewayVerifier(signer.public_key, str(value))
     elif field == "path":
         path = str(value)
-    elif field == "body":
+    elif field.startswith("body"):
         body = value  # type: ignore[assignment]
+        if field == "body_and_digest" and digest:
+            headers[HDR_BODY_SHA256] = _sha(body)
     else:
         headers[HDR_REQUEST_ID] = str(value)
-    with pytest.raises(BadSignature):
+    altered = digest and field == "body"
+    with pytest.raises(BadSignature, match="not the one" if altered else "does not verify"):
         v.verify(headers, path, body, NOW)
     assert node == NODE
 
@@ -172,7 +190,8 @@ def _session(signer: GatewaySigner, node: str = NODE, kx: NodeKx | None = None) 
 def test_with_a_session_the_gateway_sends_a_mac_that_verifies_once(signer: GatewaySigner) -> None:
     v = _session(signer)
     headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
-    assert set(headers) == {HDR_GATEWAY, HDR_GATEWAY_TIME, HDR_GATEWAY_MAC, HDR_REQUEST_ID}
+    assert set(headers) == {HDR_GATEWAY, HDR_GATEWAY_TIME, HDR_GATEWAY_MAC, HDR_REQUEST_ID,
+                            HDR_BODY_SHA256}  # fmt: skip
     assert len(headers[HDR_GATEWAY_MAC]) == 43  # HMAC-SHA256, base64url
     assert v.verify(headers, PATH, BODY, NOW) == signer.registry_id
     with pytest.raises(ReplayedMessage):
@@ -191,28 +210,34 @@ def test_a_replayed_mac_cannot_come_back_as_a_signature(signer: GatewaySigner) -
         v.verify(sig, PATH, BODY, NOW)
 
 
+@pytest.mark.parametrize("digest", [True, False], ids=["digest_header", "older_gateway"])
 @pytest.mark.parametrize(
     ("field", "value"),
     [("node", "node-other"), ("path", "/v1/completions"), ("body", b"{}"), ("rid", "req-2"),
-     ("ts", str(int(NOW * 1000) + 1))],
+     ("ts", str(int(NOW * 1000) + 1)), ("body_and_digest", b"{}")],
 )  # fmt: skip
 def test_anything_changed_after_the_mac_is_refused(
-    signer: GatewaySigner, field: str, value: object
+    signer: GatewaySigner, field: str, value: object, digest: bool
 ) -> None:
     v = _session(signer)
     headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    if not digest:
+        del headers[HDR_BODY_SHA256]
     path, body = PATH, BODY
     if field == "node":
         v.node_id = str(value)  # the request reaches another node holding the same key
     elif field == "path":
         path = str(value)
-    elif field == "body":
+    elif field.startswith("body"):
         body = value  # type: ignore[assignment]
+        if field == "body_and_digest" and digest:
+            headers[HDR_BODY_SHA256] = _sha(body)
     elif field == "ts":
         headers[HDR_GATEWAY_TIME] = str(value)
     else:
         headers[HDR_REQUEST_ID] = str(value)
-    with pytest.raises(BadSignature, match="MAC does not verify"):
+    altered = digest and field == "body"
+    with pytest.raises(BadSignature, match="body is not the one" if altered else "MAC does not"):
         v.verify(headers, path, body, NOW)
 
 
@@ -461,7 +486,7 @@ def test_precheck_refuses_on_the_headers_alone(
     else:
         now = NOW + 121
     with pytest.raises(error, match=words):
-        v.precheck(headers, now)
+        v.precheck(headers, now, PATH)
     with pytest.raises(error, match=words):  # the same refusal with the body
         v.verify(headers, PATH, BODY, now)
     assert len(v.cache) == 0
@@ -471,7 +496,7 @@ def test_precheck_refuses_a_mac_without_a_session_key(signer: GatewaySigner) -> 
     _session(signer)  # the gateway holds a key the node does not
     headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
     with pytest.raises(BadSignature, match="no session key"):
-        _verifier(signer).precheck(headers, NOW)
+        _verifier(signer).precheck(headers, NOW, PATH)
 
 
 @pytest.mark.parametrize("session", [False, True], ids=["signature", "session"])
@@ -480,12 +505,12 @@ def test_precheck_looks_the_replay_cache_up_without_adding(
 ) -> None:
     v = _session(signer) if session else _verifier(signer)
     headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
-    pre = v.precheck(headers, NOW)
-    assert v.precheck(headers, NOW) == pre and len(v.cache) == 0  # nothing added
+    pre = v.precheck(headers, NOW, PATH)
+    assert v.precheck(headers, NOW, PATH) == pre and len(v.cache) == 0  # nothing added
     assert v.check_body(pre, PATH, BODY, NOW) == signer.registry_id
     assert len(v.cache) == 1
     with pytest.raises(ReplayedMessage, match="already served"):  # its tag, no body needed
-        v.precheck(headers, NOW + 1)
+        v.precheck(headers, NOW + 1, PATH)
     with pytest.raises(ReplayedMessage):  # and the full check, as before
         v.check_body(pre, PATH, BODY, NOW + 1)
     # another message passes the pre-check; one at or below a full cache's floor does not
@@ -493,19 +518,76 @@ def test_precheck_looks_the_replay_cache_up_without_adding(
     if session:
         later._sessions, later._keyed = signer._sessions, signer._keyed
     fresh = later.headers(NODE, "req-2", PATH, _sha(BODY))
-    v.precheck(fresh, NOW + 1)
+    v.precheck(fresh, NOW + 1, PATH)
     v.cache.floor_ms = int((NOW + 0.5) * 1000)
     with pytest.raises(ReplayedMessage):
-        v.precheck(fresh, NOW + 1)
+        v.precheck(fresh, NOW + 1, PATH)
 
 
 def test_check_body_refuses_a_body_that_does_not_match(signer: GatewaySigner) -> None:
-    """The pre-check passes on headers anyone can forge: the body's check still decides."""
+    """An older gateway (no body SHA-256 header): the pre-check passes on headers anyone
+    can forge, the body's check still decides."""
     v = _verifier(signer)
-    pre = v.precheck(signer.headers(NODE, "req-1", PATH, _sha(BODY)), NOW)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    del headers[HDR_BODY_SHA256]
+    pre = v.precheck(headers, NOW, PATH)
     with pytest.raises(BadSignature, match="does not verify"):
         v.check_body(pre, PATH, b"{}", NOW)
     with pytest.raises(StaleMessage):  # the body took past the window to arrive
         v.check_body(pre, PATH, BODY, NOW + 121)
     assert len(v.cache) == 0
     v.check_body(pre, PATH, BODY, NOW)
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["signature", "session"])
+def test_precheck_verifies_the_tag_over_the_declared_sha256(
+    signer: GatewaySigner, session: bool
+) -> None:
+    """With the body's SHA-256 in the headers, a forged tag is refused before the body
+    exists; the honest one passes and the body must then have that SHA-256."""
+    v = _session(signer) if session else _verifier(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    name = _no_tag(headers)
+    forged = {**headers, name: _b64(bytes(len(_unb64(headers[name]))))}
+    with pytest.raises(BadSignature, match="does not verify"):
+        v.precheck(forged, NOW, PATH)
+    with pytest.raises(BadSignature, match="does not verify"):  # another endpoint
+        v.precheck(headers, NOW, "/v1/completions")
+    for bad in ("\u00e9" * 64, _sha(BODY)[:63], _sha(BODY) + "0"):
+        with pytest.raises(BadSignature, match="64 lower-case hex"):
+            v.precheck({**headers, HDR_BODY_SHA256: bad}, NOW, PATH)
+    for other in ("x" * 64, _sha(BODY).upper()):  # not what the gateway signed
+        with pytest.raises(BadSignature, match="does not verify"):
+            v.precheck({**headers, HDR_BODY_SHA256: other}, NOW, PATH)
+    pre = v.precheck(headers, NOW, PATH)
+    with pytest.raises(BadSignature, match="not the one the gateway signed"):
+        v.check_body(pre, PATH, b"{}", NOW)
+    assert len(v.cache) == 1  # its tag verified: remembered, not usable again
+    with pytest.raises(ReplayedMessage):
+        v.precheck(headers, NOW, PATH)
+
+
+def test_a_node_that_requires_the_sha256_refuses_a_request_without_it(
+    signer: GatewaySigner,
+) -> None:
+    v = _verifier(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    without = {k: v for k, v in headers.items() if k != HDR_BODY_SHA256}
+    v.precheck(without, NOW, PATH)  # an older registry: checked with the body
+    v.require_digest = True
+    with pytest.raises(BadSignature, match=HDR_BODY_SHA256):
+        v.precheck(without, NOW, PATH)
+    assert v.verify(headers, PATH, BODY, NOW) == signer.registry_id
+
+
+def test_the_signed_bytes_are_unchanged_for_an_older_node(signer: GatewaySigner) -> None:
+    """The header is sent, not signed: an older node that ignores it and hashes the body
+    verifies the signature (and the MAC) over the same canonical bytes as before."""
+    ts_ms = int(NOW * 1000)
+    data = gateway_bytes(signer.registry_id, NODE, "req-1", PATH, ts_ms, _sha(BODY))
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    signer._key.public_key().verify(_unb64(headers[HDR_GATEWAY_SIGNATURE]), data)
+    v = _session(signer)
+    headers = signer.headers(NODE, "req-1", PATH, _sha(BODY))
+    assert v.session_key is not None
+    assert _unb64(headers[HDR_GATEWAY_MAC]) == hmac.digest(v.session_key, data, "sha256")
