@@ -378,10 +378,10 @@ def _stop_signals_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, handler in kept.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        for s in dict.fromkeys(came):
-            signal.raise_signal(s)  # now: the handler stops what was started, child included
+        for stop, handler in kept.items():
+            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(came):
+            signal.raise_signal(signum)  # now: the handler stops what was started, child too
 
 
 def rotate_log(path: Path, backups: int) -> bool:
