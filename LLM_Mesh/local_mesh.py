@@ -60,9 +60,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -228,11 +230,12 @@ class LocalMesh:
         path = logs / f"{name}.log"
         log = path.open("ab")
         cmd = [sys.executable, "-m", "LLM_Mesh.cli", *args]
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
-        )
-        child = _Child(name, proc, path, log)
-        self._children.append(child)
+        with _stop_signals_deferred():  # a child started is a child :meth:`stop` knows
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
+            )
+            child = _Child(name, proc, path, log)
+            self._children.append(child)
         return child
 
     def start(self, progress: Callable[[str], None] = lambda _msg: None) -> None:
@@ -353,6 +356,32 @@ class LocalMesh:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_STOPS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _stop_signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held until the block is done, then handled as they came.
+
+    Found 2026-12-03 (``test_demo_stopped_by_sigterm_stops_its_registry_and_node``, loaded):
+    ``up``'s and ``demo``'s handlers raise ``KeyboardInterrupt``; one raised inside
+    ``Popen`` after the fork (it waits for the exec) lost the child, in a session of its
+    own, before it was in ``_children``: the stop never signalled it and it served on.
+    Only in the main thread (where Python runs handlers); elsewhere a plain block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    kept = {s: signal.signal(s, lambda signum, _f: came.append(signum)) for s in _STOPS}
+    try:
+        yield
+    finally:
+        for stop, handler in kept.items():
+            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(came):
+            signal.raise_signal(signum)  # now: the handler stops what was started, child too
 
 
 def rotate_log(path: Path, backups: int) -> bool:

@@ -7,6 +7,7 @@ import io
 import json
 import signal
 import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -112,6 +113,40 @@ def test_rotate_logs_rotates_only_a_log_past_the_bound(tmp_path: Path) -> None:
     finally:
         for f in logs.values():
             f.close()
+
+
+def test_a_stop_signal_while_a_child_starts_still_stops_that_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-03 (``test_demo_stopped_by_sigterm_stops_its_registry_and_node`` on a
+    loaded box): SIGTERM to ``demo`` while ``Popen`` waited for its node's exec raised
+    ``KeyboardInterrupt`` there (``demo``'s handler), the child not yet known to the stop:
+    the node served on after ``demo`` exited. The signal here comes just so."""
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen[bytes]] = []
+
+    def popen(cmd: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen([sys.executable, "-c", "import time; time.sleep(60)"], **kw)
+        started.append(proc)
+        signal.raise_signal(signal.SIGTERM)  # forked, not yet returned
+        return proc
+
+    def like_demo(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local_mesh.subprocess, "Popen", popen)
+    old = signal.signal(signal.SIGTERM, like_demo)
+    mesh = LocalMesh(Settings(home=tmp_path))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            mesh._spawn("node", ["node", "start"])
+        mesh.stop(grace_s=10)
+        assert started[0].poll() is not None  # before: still running, never signalled
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        for proc in started:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.e2e

@@ -88,6 +88,16 @@ async def _invariant(store: SqlStore, payer: str = USER) -> dict[str, int]:
     return b
 
 
+async def _until_given_back(store: SqlStore, timeout_s: float = 10.0) -> None:
+    """Until the payer's leases are back in the database: the lease loop hands them back in
+    its own time, and on PostgreSQL writes them in the background (a fixed sleep was too
+    short for that on a loaded box); a lease never handed back still fails here."""
+    deadline = time.monotonic() + timeout_s
+    while (await _book(store))["lease_rows"]:
+        assert time.monotonic() < deadline, "the idle lease was not handed back"
+        await asyncio.sleep(0.02)
+
+
 def _writes(s: Settlement) -> int | None:
     """The hot path's transactions so far (SQLite's counters; ``None`` on PostgreSQL)."""
     db = s.db
@@ -98,7 +108,9 @@ async def test_a_lease_admits_in_memory_and_an_answer_is_one_write(store: SqlSto
     await _grant(store, 100 * E)
     s = await _started(store)
     try:
-        assert (await s.reserve("r1", USER, "m", E)).ok  # the lease is taken: 3 estimates free after it
+        assert (
+            await s.reserve("r1", USER, "m", E)
+        ).ok  # the lease is taken: 3 estimates free after it
         b = await _invariant(store)
         assert (b["leases"], b["lease_rows"], b["pending"]) == (4 * E, 1, 0)
         before = _writes(s)
@@ -113,7 +125,11 @@ async def test_a_lease_admits_in_memory_and_an_answer_is_one_write(store: SqlSto
         assert rows["r1"] == ("answered", 300, E) and "r2" not in rows
         await s.flush()  # the settler pays 300 and releases it
         b = await _invariant(store)
-        assert (b["balance"], b["reserved"], b["leases"]) == (100 * E - 300, 4 * E - 300, 4 * E - 300)
+        assert (b["balance"], b["reserved"], b["leases"]) == (
+            100 * E - 300,
+            4 * E - 300,
+            4 * E - 300,
+        )
     finally:
         await s.stop()
     b = await _invariant(store)
@@ -147,7 +163,7 @@ async def test_an_idle_lease_goes_back(store: SqlStore) -> None:
         assert (await s.reserve("r1", USER, "m", E)).ok
         assert await s.answer(_answer("r1", 250))
         assert (await _invariant(store))["leases"] == 4 * E - 250
-        await asyncio.sleep(0.4)  # the lease loop runs every 0.05 s
+        await _until_given_back(store)  # the lease loop runs every 0.05 s
         b = await _invariant(store)
         assert (b["leases"], b["lease_rows"], b["reserved"]) == (0, 0, 250)
         assert s.leases is not None and s.leases.given == 1 and not s.leases.leases
@@ -321,7 +337,7 @@ async def test_an_idle_lease_of_another_holder_refuses_only_until_it_goes_back(
         a.void("a1", USER)  # A is idle now
         no = await b.reserve("b1", USER, "m", 6 * E)
         assert not no.ok and no.available == 5 * E
-        await asyncio.sleep(0.6)  # past A's idle time: A's lease is back
+        await _until_given_back(store)  # past A's idle time: A's lease is back
         assert (await _invariant(store))["lease_rows"] == 0
         assert (await b.reserve("b1", USER, "m", 6 * E)).ok  # reserved alone (too big to lease)
         await _invariant(store)
