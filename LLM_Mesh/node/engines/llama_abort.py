@@ -79,7 +79,9 @@ class AbortSwitch:
 def _strlen() -> Any:
     try:
         return ctypes.CDLL(None).strlen
-    except (OSError, AttributeError):  # no libc in the process's symbols (Windows)
+    # Windows: CDLL(None) raises TypeError ("'/' in None"), not OSError; no strlen
+    # among the process's own symbols elsewhere: AttributeError
+    except (OSError, AttributeError, TypeError):
         return None
 
 

@@ -50,3 +50,24 @@ def test_install_on_a_stand_in_and_on_something_else(caplog: pytest.LogCaptureFi
     assert install(stand_in, switch) and stand_in.check == switch.tripped
     assert not install(object(), switch)
     assert "not installed" in caplog.text
+
+
+def test_no_process_symbols_as_on_windows_falls_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # found 2026-12-03 (review): on Windows ctypes.CDLL(None) raises TypeError (its
+    # '/' in name), which escaped _strlen and failed every model load
+    def windows_cdll(name: Any, *_a: Any, **_k: Any) -> Any:
+        return "/" in name  # what CPython 3.11's CDLL.__init__ does on nt
+
+    monkeypatch.setattr(ctypes, "CDLL", windows_cdll)
+    assert _strlen() is None
+
+    class Ctx:
+        ctx = 1234  # never handed to llama.cpp: install gives up first
+
+    class RealLike:
+        _ctx = Ctx()
+
+    assert not install(RealLike(), AbortSwitch())
+    assert "not installed" in caplog.text
