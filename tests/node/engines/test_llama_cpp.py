@@ -220,7 +220,12 @@ async def test_a_client_gone_during_the_prompt_aborts_its_evaluation(tmp_path: P
     r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="x" * 2000)
     agen = eng.stream_batches(r, threading.Event())
     first = asyncio.ensure_future(agen.__anext__())
-    await asyncio.sleep(0.1)
+    # mid-evaluation, however late the loaded box runs the model's thread (a fixed 0.1 s
+    # could cancel before it armed the switch: no trip, nothing evaluated)
+    for _ in range(500):
+        if llama.evaluated >= 10:
+            break
+        await asyncio.sleep(0.01)
     first.cancel()  # as node/app does when the client hangs up before the first token
     with pytest.raises(asyncio.CancelledError):
         await first
