@@ -49,7 +49,7 @@ def test_install_on_a_stand_in_and_on_something_else(
         def set_abort_callback(self, check: Any) -> None:
             self.check = check
 
-    monkeypatch.setattr(llama_abort, "_warned", False)
+    monkeypatch.setattr(llama_abort, "_warned", False, raising=False)
     switch, stand_in = AbortSwitch(), StandIn()
     assert install(stand_in, switch) and stand_in.check == switch.tripped
     assert not install(object(), switch)
@@ -69,7 +69,7 @@ def test_no_process_symbols_as_on_windows_falls_back(
         return "/" in name  # what CPython 3.11's CDLL.__init__ does on nt
 
     monkeypatch.setattr(ctypes, "CDLL", windows_cdll)
-    monkeypatch.setattr(llama_abort, "_warned", False)
+    monkeypatch.setattr(llama_abort, "_warned", False, raising=False)
     assert _strlen() is None
 
     class Ctx:
