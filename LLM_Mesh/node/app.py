@@ -48,6 +48,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -195,17 +196,19 @@ async def _open_unless_gone(
     task = asyncio.current_task()
     opening = True
     left = False
+    cancel = threading.Event()  # set first: the open's close counts it cancelled, not failed
 
     async def watch() -> None:
         nonlocal left
         await _until_disconnected(request.receive)
         if opening and task is not None:
             left = True
+            cancel.set()
             task.cancel()
 
     watcher = asyncio.ensure_future(watch())
     try:
-        return await Generation.open(service, req, request_id)
+        return await Generation.open(service, req, request_id, cancel)
     except asyncio.CancelledError:
         if not left or task is None:
             raise  # the server's cancel, not the watcher's

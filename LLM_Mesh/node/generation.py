@@ -51,10 +51,19 @@ class Generation:
 
     @classmethod
     async def open(
-        cls, service: NodeService, req: GenerationRequest, request_id: str | None = None
+        cls,
+        service: NodeService,
+        req: GenerationRequest,
+        request_id: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> Generation:
-        """Admit the request and wait for its first delta (errors raise here)."""
+        """Admit the request and wait for its first delta (errors raise here).
+
+        ``cancel``: its cancel flag, for a caller that sets it when the client leaves
+        before the first delta (then counted cancelled, not failed)."""
         gen = cls(service, req, request_id)
+        if cancel is not None:
+            gen.cancel = cancel
         service.refresh_availability()
         gen._slot_taken = await service.admission.acquire()
         gen._holding = True

@@ -368,6 +368,27 @@ async def test_client_gone_during_a_whole_answer_stops_generation(settings: Sett
     await svc.stop()
 
 
+async def test_client_gone_before_the_first_token_is_counted_cancelled(
+    settings: Settings,
+) -> None:
+    # found 2026-12-03 (review of the llama.cpp abort): a client that hangs up while its
+    # prompt is evaluated (before the first token: the long-prompt case the engine now
+    # aborts) was counted a failed request of the node's, not a cancelled one
+    async def slow(_s: float) -> None:
+        await asyncio.sleep(5.0)
+
+    engine = sim_engine(ttft_s=5.0, sleep=slow)
+    svc = await started_service(settings, engine)
+    app = create_node_app(svc)
+    for body in ({**CHAT, "stream": True}, CHAT):
+        await _drive_until_gone(
+            app, "/v1/chat/completions", body, lambda _c: svc.admission.in_flight == 1
+        )
+    assert svc.admission.in_flight == 0 and engine.tokens_emitted == 0
+    assert (svc.requests_failed, svc.requests_cancelled) == (0, 2)
+    await svc.stop()
+
+
 async def test_lifespan_starts_and_stops_the_service(tmp_path: Path) -> None:
     from tests.node.conftest import node_config
 
@@ -473,6 +494,8 @@ async def test_earnings_from_the_node_loopback_only_and_only_when_registered(
         r = await c.get("/mesh/earnings")  # register = false: nothing to ask
         assert r.status_code == 400 and "register" in r.json()["error"]["message"]
         assert (await c.get("/mesh/earnings", params={"days": 0})).status_code == 400
+
+
 async def test_logprobs_in_both_shapes_and_simulated(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/completions", json={**COMPLETION, "logprobs": 3})
     body = r.json()

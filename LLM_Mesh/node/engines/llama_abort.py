@@ -76,10 +76,15 @@ class AbortSwitch:
                 self._flag[0] = b"\0"
 
 
+_warned = False  # the no-callback warning was logged (install)
+
+
 def _strlen() -> Any:
     try:
         return ctypes.CDLL(None).strlen
-    except (OSError, AttributeError):  # no libc in the process's symbols (Windows)
+    # Windows: CDLL(None) raises TypeError ("'/' in None"), not OSError; no strlen
+    # among the process's own symbols elsewhere: AttributeError
+    except (OSError, AttributeError, TypeError):
         return None
 
 
@@ -92,7 +97,12 @@ def install(llama: Any, switch: AbortSwitch) -> bool:
     ctx = getattr(getattr(llama, "_ctx", None), "ctx", None)
     strlen = _strlen()
     if ctx is None or strlen is None:
-        log.warning("llama.cpp abort callback not installed: a cancelled prompt runs to its end")
+        global _warned
+        if not _warned:  # once a process: a pool that swaps models loads one per request
+            _warned = True
+            log.warning(
+                "llama.cpp abort callback not installed: a cancelled prompt runs to its end"
+            )
         return False
     from llama_cpp import llama_cpp as capi
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from LLM_Mesh.node.engines import llama_abort
 from LLM_Mesh.node.engines.llama_abort import AbortSwitch, _strlen, install
 
 
@@ -39,14 +40,43 @@ def test_the_flag_reads_as_llama_cpp_reads_it() -> None:
     assert strlen(switch.address) == 0
 
 
-def test_install_on_a_stand_in_and_on_something_else(caplog: pytest.LogCaptureFixture) -> None:
+def test_install_on_a_stand_in_and_on_something_else(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     class StandIn:
         check: Any = None
 
         def set_abort_callback(self, check: Any) -> None:
             self.check = check
 
+    monkeypatch.setattr(llama_abort, "_warned", False, raising=False)
     switch, stand_in = AbortSwitch(), StandIn()
     assert install(stand_in, switch) and stand_in.check == switch.tripped
     assert not install(object(), switch)
+    assert "not installed" in caplog.text
+    # found 2026-12-03 (review): logged at every load, and a pool that swaps models
+    # under its budget loads one per request: once a process
+    assert not install(object(), AbortSwitch())
+    assert caplog.text.count("not installed") == 1
+
+
+def test_no_process_symbols_as_on_windows_falls_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # found 2026-12-03 (review): on Windows ctypes.CDLL(None) raises TypeError (its
+    # '/' in name), which escaped _strlen and failed every model load
+    def windows_cdll(name: Any, *_a: Any, **_k: Any) -> Any:
+        return "/" in name  # what CPython 3.11's CDLL.__init__ does on nt
+
+    monkeypatch.setattr(ctypes, "CDLL", windows_cdll)
+    monkeypatch.setattr(llama_abort, "_warned", False, raising=False)
+    assert _strlen() is None
+
+    class Ctx:
+        ctx = 1234  # never handed to llama.cpp: install gives up first
+
+    class RealLike:
+        _ctx = Ctx()
+
+    assert not install(RealLike(), AbortSwitch())
     assert "not installed" in caplog.text
