@@ -70,6 +70,13 @@ async def prove(
     except ValueError:
         answer = None
     why: str | None
+    if r.status_code == 429:  # the registry's own limit (or an impostor's): no key either way
+        wait = r.headers.get("Retry-After", "")
+        raise InvalidCredential(
+            f"the admin key was not sent to {base}: it refused to prove it is this home's "
+            f"registry for now (HTTP 429: too many proofs asked from this address); try again"
+            + (f" in {wait} s" if wait.isdigit() and len(wait) <= 5 else " in a minute")
+        )
     if r.status_code != 200:
         error = answer.get("error") if isinstance(answer, dict) else None
         said = error.get("message") if isinstance(error, dict) else None

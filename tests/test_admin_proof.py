@@ -45,6 +45,7 @@ class Impostor:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.identity: dict[str, Any] | None = None
+        self.identity_status = 200
         impostor = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,7 +58,7 @@ class Impostor:
                 if length:
                     self.rfile.read(length)
                 if self.path.startswith(IDENTITY_PATH):
-                    body, status = impostor.identity, 200
+                    body, status = impostor.identity, impostor.identity_status
                     if body is None:
                         body, status = {"detail": "Not Found"}, 404
                 else:
@@ -134,6 +135,20 @@ def test_canary_run_does_not_hand_the_key_to_a_program_on_the_port(
     assert out.exit_code != 0
     assert "did not prove" in out.output
     assert ADMIN_KEY not in out.output
+    assert not impostor.got_the_key()
+
+
+async def test_a_proof_refused_for_now_says_so_and_sends_no_key(
+    tmp_path: Path, impostor: Impostor
+) -> None:
+    """Found 2026-12-03 (review): a 429 to the proof (the registry's per-address limit) was
+    reported as "another program may be listening on its port", sending the user after an
+    impostor that is not there."""
+    home, _ = home_of(tmp_path, impostor.url)
+    impostor.identity, impostor.identity_status = {"error": {"message": "slow down"}}, 429
+    with pytest.raises(InvalidCredential, match=r"HTTP 429.*try again in a minute") as caught:
+        await seed_call(home, impostor.url)
+    assert "another program" not in str(caught.value)
     assert not impostor.got_the_key()
 
 
