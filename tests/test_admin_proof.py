@@ -27,8 +27,9 @@ from typer.testing import CliRunner
 from LLM_Mesh.admin_proof import IDENTITY_PATH
 from LLM_Mesh.cli.main import app as cli_app
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.b64url import encode as b64
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
-from LLM_Mesh.core.registry_identity import IdentityProver, b64
+from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import InvalidCredential, RegistryUnreachable
 from LLM_Mesh.secret_files import ADMIN_KEY_REGISTRY_FILE

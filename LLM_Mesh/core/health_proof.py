@@ -28,8 +28,6 @@ Ed25519 signature, headers of at most a few hundred bytes).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import struct
 from collections.abc import Callable, Mapping
@@ -38,6 +36,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from LLM_Mesh.core.b64url import decode, encode, length_prefixed
 from LLM_Mesh.core.identity import DOMAIN, MessageKind, encode_public_key, node_id_for
 from LLM_Mesh.core.identity import public_key_of as _public_key_of
 from LLM_Mesh.core.validation import ascii_digits
@@ -76,25 +75,7 @@ MAX_NONCE_BYTES = 64
 MAX_SKEW_S = 120.0
 MAX_ID_CHARS = 128
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # registry and node ids: one short token
-_B64 = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _MAX_INT = 2**63 - 1
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes | None:
-    if not _B64.fullmatch(text):
-        return None
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">H", len(data)) + data
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +93,7 @@ class Challenge:
             HDR_REGISTRY: self.registry_id,
             HDR_NODE: self.node_id,
             HDR_TIME: str(self.ts_ms),
-            HDR_NONCE: _b64(self.nonce),
+            HDR_NONCE: encode(self.nonce),
         }
 
 
@@ -126,8 +107,9 @@ def health_bytes(ch: Challenge) -> bytes:
     if not MIN_NONCE_BYTES <= len(ch.nonce) <= MAX_NONCE_BYTES:
         raise ValueError(f"a nonce is {MIN_NONCE_BYTES} to {MAX_NONCE_BYTES} bytes")
     return b"".join((
-        HEALTH_DOMAIN, _lp(ch.registry_id.encode("ascii")), _lp(ch.node_id.encode("ascii")),
-        struct.pack(">Q", ch.ts_ms), _lp(ch.nonce),
+        HEALTH_DOMAIN, length_prefixed(ch.registry_id.encode("ascii")),
+        length_prefixed(ch.node_id.encode("ascii")), struct.pack(">Q", ch.ts_ms),
+        length_prefixed(ch.nonce),
     ))  # fmt: skip
 
 
@@ -149,7 +131,7 @@ def parse_challenge(headers: Mapping[str, str]) -> Challenge | None:
         return None
     if not ascii_digits(ts) or len(ts) > 19 or int(ts) > _MAX_INT:
         return None
-    nonce = _unb64(nonce_text)
+    nonce = decode(nonce_text)
     if nonce is None or not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
         return None
     return Challenge(reg, node, int(ts), nonce)
@@ -174,7 +156,7 @@ class HealthProver:
         if abs(ch.ts_ms / 1000.0 - now_s) > self.max_skew_s:
             return {}
         signature = self._key.sign(health_bytes(ch))
-        return {HDR_KEY: self.public_key, HDR_SIGNATURE: _b64(signature)}
+        return {HDR_KEY: self.public_key, HDR_SIGNATURE: encode(signature)}
 
 
 def check_proof(ch: Challenge, headers: Mapping[str, str]) -> str | None:
@@ -186,12 +168,12 @@ def check_proof(ch: Challenge, headers: Mapping[str, str]) -> str | None:
             "no signed health proof (node software older than the signed health check: "
             "upgrade the node; or a server that does not hold the node's key)"
         )
-    raw = _unb64(key_text.strip())
+    raw = decode(key_text.strip())
     if raw is None or len(raw) != 32:
         return "its health proof's key is not an Ed25519 public key"
     if node_id_for(raw) != ch.node_id:
         return "its health proof is signed by another node's key"
-    signature = _unb64(sig_text.strip())
+    signature = decode(sig_text.strip())
     if signature is None or len(signature) != 64:
         return "its health proof's signature is not an Ed25519 signature"
     try:

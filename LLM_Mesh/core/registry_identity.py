@@ -26,10 +26,6 @@ query of at most a few hundred bytes): the endpoint is no signing oracle for any
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,6 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from LLM_Mesh.core.admin_key_scope import registry_origin
+from LLM_Mesh.core.b64url import decode, encode, length_prefixed
 from LLM_Mesh.core.identity import DOMAIN, MessageKind, encode_public_key, public_key_of
 
 __all__ = [
@@ -55,25 +52,6 @@ NONCE_BYTES = 32
 MIN_NONCE_BYTES = 16
 MAX_NONCE_BYTES = 64
 MAX_ORIGIN_CHARS = 512
-_B64 = re.compile(r"[A-Za-z0-9_-]{1,200}")
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def unb64(text: object) -> bytes | None:
-    """The bytes of a base64url text (no padding), or ``None`` when it is not one."""
-    if not isinstance(text, str) or not _B64.fullmatch(text):
-        return None
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">H", len(data)) + data
 
 
 def identity_bytes(origin: str, nonce: bytes) -> bytes:
@@ -83,12 +61,12 @@ def identity_bytes(origin: str, nonce: bytes) -> bytes:
         raise ValueError("an origin is one non-empty line of at most 512 bytes")
     if not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
         raise ValueError(f"a nonce is {MIN_NONCE_BYTES} to {MAX_NONCE_BYTES} bytes")
-    return IDENTITY_DOMAIN + _lp(raw) + _lp(nonce)
+    return IDENTITY_DOMAIN + length_prefixed(raw) + length_prefixed(nonce)
 
 
 def identity_query(origin: str, nonce: bytes) -> dict[str, str]:
     """The query of ``GET /mesh/identity`` that asks for it."""
-    return {"origin": origin, "nonce": b64(nonce)}
+    return {"origin": origin, "nonce": encode(nonce)}
 
 
 class IdentityProver:
@@ -103,7 +81,7 @@ class IdentityProver:
     def answer(self, origin: str, nonce_text: str) -> dict[str, str] | str:
         """The signed answer, or why there is none (a malformed question, or an origin
         this registry does not serve at)."""
-        nonce = unb64(nonce_text)
+        nonce = decode(nonce_text)
         if nonce is None or not MIN_NONCE_BYTES <= len(nonce) <= MAX_NONCE_BYTES:
             return f"nonce must be {MIN_NONCE_BYTES} to {MAX_NONCE_BYTES} bytes, base64url"
         wanted = registry_origin(origin) if len(origin) <= MAX_ORIGIN_CHARS else None
@@ -116,19 +94,19 @@ class IdentityProver:
             "object": "mesh.identity",
             "origin": wanted,
             "public_key": self.public_key,
-            "signature": b64(signature),
+            "signature": encode(signature),
         }
 
 
 def check_answer(public_key: str, origin: str, nonce: bytes, answer: Any) -> str | None:
     """Why ``answer`` (the JSON of ``GET /mesh/identity``) does not prove that the holder of
     ``public_key`` (base64url) answered at ``origin`` to ``nonce``; ``None`` when it does."""
-    expected = unb64(public_key)
+    expected = decode(public_key)
     if expected is None or len(expected) != 32:
         return "the recorded registry key is not an Ed25519 public key"
     if not isinstance(answer, Mapping):
         return "its answer is not a registry's identity proof"
-    signature = unb64(answer.get("signature"))
+    signature = decode(answer.get("signature"))
     if signature is None or len(signature) != 64:
         return "its answer carries no Ed25519 signature"
     if answer.get("public_key") != public_key:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.b64url import encode as b64
 from LLM_Mesh.core.health_proof import HEALTH_DOMAIN
 from LLM_Mesh.core.identity import encode_public_key, public_key_of
 from LLM_Mesh.core.registry_identity import (
     IDENTITY_DOMAIN,
     IdentityProver,
-    b64,
     check_answer,
     identity_bytes,
 )

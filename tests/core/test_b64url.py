@@ -1,0 +1,27 @@
+"""base64url without padding and length prefixes (``core/b64url.py``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.b64url import decode, encode, length_prefixed
+
+
+@pytest.mark.parametrize("data", [b"\x00", b"\xfb\xff", bytes(range(32)), bytes(64)])
+def test_encode_is_unpadded_url_safe_and_decodes_back(data: bytes) -> None:
+    text = encode(data)
+    assert "=" not in text and "+" not in text and "/" not in text
+    assert decode(text) == data
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a+b/", "YQ==", "a b", "Y", "x" * 201, None, 42, b"YQ"], ids=repr
+)
+def test_decode_refuses_what_is_not_short_unpadded_base64url(text: object) -> None:
+    assert decode(text) is None
+
+
+def test_length_prefixed_is_two_bytes_big_endian_then_the_data() -> None:
+    assert length_prefixed(b"") == b"\x00\x00"
+    assert length_prefixed(b"ab") == b"\x00\x02ab"
+    assert length_prefixed(bytes(300))[:2] == b"\x01\x2c"
