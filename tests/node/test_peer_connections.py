@@ -61,6 +61,16 @@ def test_the_cap_follows_the_nodes_capacity_and_ipv6_counts_by_64() -> None:
     assert peer_key("not an address") is None
 
 
+async def _until_serving(local: httpx.AsyncClient) -> None:
+    """Wait (up to ~30 s) until the node answers its health check on ``local``."""
+    for _ in range(600):
+        try:
+            if (await local.get("/mesh/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            await asyncio.sleep(0.05)
+
+
 async def test_one_peer_cannot_hold_all_of_a_nodes_connections(tmp_path: Path) -> None:
     addr = _own_address()
     if addr is None:
@@ -73,12 +83,7 @@ async def test_one_peer_cannot_hold_all_of_a_nodes_connections(tmp_path: Path) -
     held: list[socket.socket] = []
     try:
         async with httpx.AsyncClient(base_url=mgr.url, timeout=10) as local:
-            for _ in range(600):
-                try:
-                    if (await local.get("/mesh/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
+            await _until_serving(local)
             for _ in range(cap):  # idle connections, as a slowloris holds them
                 held.append(socket.create_connection((addr, cfg.port)))
             await asyncio.sleep(0.2)
@@ -126,12 +131,7 @@ async def test_the_nodes_own_registry_is_not_cut_by_the_per_peer_cap(tmp_path: P
     held: list[socket.socket] = []
     try:
         async with httpx.AsyncClient(base_url=mgr.url, timeout=10) as local:
-            for _ in range(600):
-                try:
-                    if (await local.get("/mesh/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
+            await _until_serving(local)
         held += await _hold(addr, cfg.port, cap + 20)  # the gateway's replicas, all busy
         await asyncio.sleep(0.2)
         closed = await asyncio.gather(*(asyncio.to_thread(_closed_by_server, s, 0.3)
