@@ -341,7 +341,8 @@ async def test_earnings_errors_say_what_went_wrong() -> None:
 
 class Replicas:
     """Registry replicas by host, sharing what they know (one store); each can be down,
-    answer 5xx (``broken``) or refuse (``refuse``: a 401 the whole network would give)."""
+    answer 5xx (``broken``), refuse (``refuse``: a 401 the whole network would give) or say
+    the node is revoked (``revoke``: a 403 ``revoked``, that registry's decision)."""
 
     def __init__(self, *hosts: str) -> None:
         self.regs = {h: FakeRegistry() for h in hosts}
@@ -350,6 +351,7 @@ class Replicas:
             r.known = shared
         self.broken: set[str] = set()
         self.refuse: set[str] = set()
+        self.revoke: set[str] = set()
         self.seqs: list[tuple[str, str]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -358,7 +360,12 @@ class Replicas:
         if host in self.broken:
             return httpx.Response(502, text="bad gateway")
         if host in self.refuse:
-            err = {"message": "revoked", "type": "authentication_error", "code": "revoked"}
+            err = {"message": "bad signature", "type": "authentication_error",
+                   "code": "invalid_signature"}  # fmt: skip
+            return httpx.Response(401, json={"error": err})
+        if host in self.revoke:
+            err = {"message": "node node-a is revoked", "type": "permission_error",
+                   "code": "revoked"}  # fmt: skip
             return httpx.Response(403, json={"error": err})
         return self.regs[host](request)
 
@@ -410,9 +417,9 @@ async def test_a_5xx_moves_on_a_refusal_does_not() -> None:
     agent = replica_agent(replicas, registry_url=["http://r1.test", "http://r2.test"])
     assert await agent.step() == 7.0 and agent.registry_url == "http://r2.test"
     replicas.refuse.add("r2.test")
-    await agent.step()  # 403: the network's answer, not a replica's failure
+    await agent.step()  # 401: the network's answer, not a replica's failure
     assert agent.registry_url == "http://r2.test"
-    assert agent.last_error is not None and "403" in agent.last_error
+    assert agent.last_error is not None and "401" in agent.last_error
 
 
 async def test_every_registry_down_backs_off_and_deregistration_tries_them_all() -> None:
