@@ -127,10 +127,12 @@ class NodeAgent:
         signer: NodeSigner | None = None,
         operator_token: str | None = None,
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
+        on_heartbeat: Callable[[dict[str, Any]], None] | None = None,
         pinned_gateway: Callable[[], str | None] | None = None,
     ) -> None:
         self._client = client
         self._on_accepted = on_accepted
+        self._on_heartbeat = on_heartbeat  # a 200's answer: what the gateway sends (guard)
         # the registry id this node pinned (node/gateway_guard.py): a heartbeat answer
         # naming another (a rotated registry.key) makes it register again, once per id,
         # to hear the rotation statement (core/key_rotation.py)
@@ -358,6 +360,9 @@ class NodeAgent:
         self.last_error = None
         self._heard_health(r)
         self._heard_gateway(r)
+        answer = answer_of(r)
+        if self._on_heartbeat is not None and isinstance(answer, dict):
+            self._on_heartbeat(answer)
         return True
 
     def _heard_gateway(self, r: httpx.Response) -> None:

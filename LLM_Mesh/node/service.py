@@ -264,6 +264,7 @@ class NodeService:
                 signer=self.signer,
                 operator_token=self.config.operator_token or self.settings.operator_token,
                 on_accepted=self.gateway.pin,
+                on_heartbeat=self.gateway.heard,
                 pinned_gateway=lambda: self.gateway.registry_id,
             )
             self.agent.start()
