@@ -150,3 +150,7 @@ class RevokedRegistries:
     def allowed(self, urls: Iterable[str]) -> list[str]:
         """``urls`` without the registries that revoked the node, in their order."""
         return [u for u in urls if u not in self._by_url]
+
+    def among(self, urls: Iterable[str]) -> list[str]:
+        """The registries of ``urls`` that revoked the node, in their order."""
+        return [u for u in urls if u in self._by_url]

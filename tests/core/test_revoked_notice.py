@@ -44,6 +44,7 @@ def test_the_schedule_per_registry() -> None:
     assert book.heard(A, "node n is revoked", now=100.0)  # news: log it
     assert not book.heard(A, "node n is revoked", now=130.0)  # known: not again
     assert A in book and B not in book and book.allowed([A, B]) == [B]
+    assert book.among([B, A]) == [A]
     assert book.due(159.0) == [] and book.due(160.0) == [A]  # a minute after it was heard
     now = 160.0
     waits = []
