@@ -124,6 +124,9 @@ def info_table(info: Mapping[str, Any]) -> Table:
     ]
     if registry:
         rows.append(("health checks", health_checks(registry.get("health"))))
+        revoked = registry.get("revoked_by")
+        if isinstance(revoked, list) and revoked:  # its admin's decision: see the node's log
+            rows.append(("revoked by", ", ".join(shown(u) for u in revoked[:8])))
     if "quality" in info:
         rows.extend(quality_rows(info.get("quality")))
     for key, value in rows:

@@ -51,10 +51,10 @@ signature over the canonical bytes built with the declared SHA-256, so a forged 
 refused unread; :meth:`~GatewayVerifier.check_body` then hashes the body and refuses one
 whose SHA-256 is not the declared one (its verified tag is remembered: see there). The
 tag is checked once, before the body instead of after it. A registry that sends the header
-says so in its registration answer (``RegistrationAccepted.gateway_body_sha256``), and
-the node then refuses a request without it (:attr:`GatewayVerifier.require_digest`, kept
-for the pinned key: an answer without it does not undo it), so leaving the header out does
-not bring back the read-first check. Without that (an older registry) a request without
+says so in its registration and heartbeat answers (``gateway_body_sha256``), and the node
+then refuses a request without it (:attr:`GatewayVerifier.require_digest`, kept for the
+pinned key: an answer without it does not undo it, one that says ``false``, a rolled-back
+registry, does), so leaving the header out does not bring back the read-first check. Without that (an older registry) a request without
 the header is checked as before, body first: its pre-check turns away strangers and stale
 or replayed requests, not someone who forges fresh headers. An older node ignores the
 header and the answer's field.

@@ -27,16 +27,21 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
 
 Every message is signed by the node's key (``signer``, a
 :class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the
-registration also carries the operator token. A 401/403 answer (bad token,
-revoked key, clock off by more than two minutes) is logged with the registry's
-message and retried with the growing delay.
+registration also carries the operator token. A 401/403 answer (bad token, clock off by
+more than two minutes) is logged with the registry's message and retried with the growing
+delay. A 403 ``revoked`` (its admin revoked this node or its operator) is logged once, as an
+ERROR in words; nothing more is sent to that registry but one registration after 1 min, then
+after doubling waits up to 15 min (``core/revoked_notice.py``), which resumes it when it
+accepts the node again; the node's other registries are asked at once and its goodbye goes to
+those only.
 
 **Several registries** (replicas of one network: ``--registry URL,URL,...``, node.toml
 ``registry_url``, ``$LLM_MESH_REGISTRY_URL``): the agent talks to one at a time and
 stays with it while it answers. A registry that cannot be reached, times out or answers
 5xx is left for the next one in the list at once, for the same message (signed anew: a
 new sequence number, so a replica that did take the first one does not refuse it as a
-replay); a 4xx answer is the network's answer and is not retried elsewhere. Replicas
+replay); a 4xx answer is the network's answer and is not retried elsewhere (but a
+``revoked``: each registry's revocation is its own, above). Replicas
 share the store, so a node registered at one is known to all; a 404 ``unknown_node``
 from the new one means re-register there.
 
@@ -56,12 +61,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -70,6 +73,7 @@ from LLM_Mesh.bounded_http import AnswerRefused, call
 from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.reach_hint import reach_hint
+from LLM_Mesh.core.revoked_notice import RevokedRegistries, is_revoked, revoked_message
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
 from LLM_Mesh.core.shutdown import retry_goodbye
 from LLM_Mesh.errors import (
@@ -79,6 +83,14 @@ from LLM_Mesh.errors import (
     error_from_payload,
 )
 from LLM_Mesh.logs import log_text as said
+from LLM_Mesh.node.agent_wire import (
+    Backoff,
+    Unreached,
+    answer_of,
+    error_message,
+    refusal,
+    wire_json,
+)
 
 log = logging.getLogger("LLM_Mesh.node.agent")
 
@@ -91,48 +103,6 @@ MAX_EARNINGS_BYTES = 8 << 20  # the earnings report: a row per day, model and no
 # the heartbeat interval a registry's answer may set (found 2026-12-03: any positive number
 # was taken: 1e-9 made the node sign and send heartbeats in a loop as fast as answered)
 MIN_INTERVAL_S, MAX_INTERVAL_S = 1.0, 3600.0
-
-
-@dataclass
-class Backoff:
-    """Capped exponential delays: ``initial``, ×``factor`` each failure, at most ``cap``."""
-
-    initial_s: float = 1.0
-    factor: float = 2.0
-    cap_s: float = 60.0
-    failures: int = 0
-
-    def peek(self) -> float:
-        """The delay :meth:`next_delay` returns next."""
-        return min(self.cap_s, self.initial_s * self.factor**self.failures)
-
-    def next_delay(self) -> float:
-        delay = self.peek()
-        self.failures += 1
-        return delay
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-@dataclass(frozen=True)
-class Unreached:
-    """No registry answered (below 500): the last failure, and ``refused``: every registry
-    tried refused the connection outright (nothing listens there: it is gone)."""
-
-    message: str
-    refused: bool = False
-
-
-def _refusal(r: httpx.Response, limit: int = 600) -> str:
-    """What a refusal says: its OpenAI-shaped error's code and whole message (the raw
-    body's first 200 characters cut a long message before its advice), else the body."""
-    try:
-        error = r.json().get("error")
-        code, message = error.get("code"), error["message"]
-    except (ValueError, AttributeError, KeyError, TypeError, RecursionError):
-        return said(r.text, 200)
-    return f"{said(code, 80)}: {said(message, limit)}" if code else said(message, limit)
 
 
 class NodeAgent:
@@ -157,10 +127,12 @@ class NodeAgent:
         signer: NodeSigner | None = None,
         operator_token: str | None = None,
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
+        on_heartbeat: Callable[[dict[str, Any]], None] | None = None,
         pinned_gateway: Callable[[], str | None] | None = None,
     ) -> None:
         self._client = client
         self._on_accepted = on_accepted
+        self._on_heartbeat = on_heartbeat  # a 200's answer: what the gateway sends (guard)
         # the registry id this node pinned (node/gateway_guard.py): a heartbeat answer
         # naming another (a rotated registry.key) makes it register again, once per id,
         # to hear the rotation statement (core/key_rotation.py)
@@ -198,6 +170,10 @@ class NodeAgent:
         # said (None: not said); whether they failed as last said (None: never said)
         self.registry_health: CheckState | None = None
         self._health_failing: bool | None = None
+        # the registries that revoked this node, each asked again on its own schedule
+        # (core/revoked_notice.py); the one that answered the last message
+        self.revoked = RevokedRegistries()
+        self._answered_by = self.registry_urls[0]
 
     # -- one step at a time (pure enough to test) ------------------------------
 
@@ -214,10 +190,15 @@ class NodeAgent:
         """The registry the agent talks to now."""
         return self.registry_urls[self._current]
 
-    def _next_registry(self, why: str) -> None:
-        self._current = (self._current + 1) % len(self.registry_urls)
-        self.failovers += 1
-        log.warning("%s; trying %s", why, self.registry_url)
+    def _next_registry(self, why: str | None = None) -> None:
+        """Move to the next registry that did not revoke this node (``why``: a failover)."""
+        for _ in range(len(self.registry_urls)):
+            self._current = (self._current + 1) % len(self.registry_urls)
+            if self.registry_url not in self.revoked:
+                break
+        if why is not None:
+            self.failovers += 1
+            log.warning("%s; trying %s", why, self.registry_url)
 
     async def _post(
         self,
@@ -226,18 +207,26 @@ class NodeAgent:
         body: bytes,
         timeout: float,
         deadline: float | None = None,
+        only: str | None = None,
     ) -> httpx.Response | Unreached:
-        """POST (or DELETE, for an empty deregistration) to the registries in turn, from
-        the current one; the first answer below 500, else the last failure.
+        """POST (or DELETE, for an empty deregistration) to the registries that did not
+        revoke this node in turn, from the current one (``only``: to that one alone); the
+        first answer below 500 (its registry kept as ``_answered_by``), else the last failure.
         ``deadline`` (on ``clock``): no registry is tried after it, none waited on past it."""
         failure = ""
         refused = True  # until a registry did anything but refuse the connection
-        for _ in range(len(self.registry_urls)):
+        tries = 1 if only else len(self.revoked.allowed(self.registry_urls))
+        if not tries:
+            return Unreached("every registry revoked this node")
+        if only is None and self.registry_url in self.revoked:
+            self._next_registry()
+        for _ in range(tries):
             if deadline is not None:
                 timeout = min(timeout, deadline - self._clock())
                 if timeout <= 0:
                     return Unreached(failure or "no time left", refused=bool(failure) and refused)
-            url = self.registry_url + path
+            base = only or self.registry_url
+            url = base + path
             method = "DELETE" if kind is MessageKind.DEREGISTER else "POST"
             try:
                 r = await call(
@@ -247,37 +236,43 @@ class NodeAgent:
             except httpx.HTTPError as exc:
                 # ConnectError: refused, no route, unknown host (a ConnectTimeout is not one)
                 refused = refused and isinstance(exc, httpx.ConnectError)
-                failure = f"registry unreachable at {self.registry_url}: {exc!r}"
-                hint = reach_hint(self.registry_url, str(exc))  # http vs https, its CA
+                failure = f"registry unreachable at {base}: {exc!r}"
+                hint = reach_hint(base, str(exc))  # http vs https, its CA
                 failure += f" ({hint})" if hint else ""
             except AnswerRefused as exc:
                 refused = False
-                failure = f"registry {self.registry_url}'s answer refused: {said(exc)}"
+                failure = f"registry {base}'s answer refused: {said(exc)}"
             else:
-                if r.status_code < 500 or len(self.registry_urls) == 1:
+                if r.status_code < 500 or tries == 1:
+                    self._answered_by = base
                     return r
                 refused = False
-                failure = f"registry {self.registry_url} answered HTTP {r.status_code}"
-            if len(self.registry_urls) > 1:
+                failure = f"registry {base} answered HTTP {r.status_code}"
+            if tries > 1:
                 self._next_registry(failure)
         return Unreached(failure, refused=refused)
 
-    async def register(self) -> bool:
-        """One registration attempt (each registry once, if need be); True when accepted."""
-        body = _json(self._registration().model_dump(mode="json"))
-        r = await self._post("/mesh/nodes", MessageKind.REGISTER, body, self._timeout)
+    async def register(self, only: str | None = None) -> bool:
+        """One registration attempt (each registry that did not revoke this node once, if
+        need be; ``only``: that registry alone, a re-check); True when accepted."""
+        body = wire_json(self._registration().model_dump(mode="json"))
+        r = await self._post("/mesh/nodes", MessageKind.REGISTER, body, self._timeout, only=only)
+        retry_in = None if only else self.backoff.peek()  # a re-check says its own delay
         if isinstance(r, Unreached):  # step() waits the backoff's next delay, said here
-            return self._failed(r.message, retry_in=self.backoff.peek())
+            return self._failed(r.message, retry_in=retry_in)
+        if is_revoked(r.status_code, answer_of(r)):
+            self._heard_revoked(r)
+            # the others are asked at once: each registry's revocation is its own
+            return False if only or self._all_revoked() else await self.register()
         if r.status_code >= 400:
             return self._failed(
-                f"registration refused: HTTP {r.status_code} {_refusal(r)}",
-                retry_in=self.backoff.peek(),
+                f"registration refused: HTTP {r.status_code} {refusal(r)}", retry_in=retry_in
             )
         self.registered = True
         self.registrations += 1
         self.last_error = None
         self.backoff.reset()
-        answer = _answer(r)
+        answer = answer_of(r)
         if not isinstance(answer, dict):
             answer = {}
         with contextlib.suppress(ValueError, TypeError, OverflowError):
@@ -290,8 +285,37 @@ class NodeAgent:
         self._check_clock(answer.get("registry_time"))
         if self._on_accepted is not None:  # the gateway key to pin (node/gateway_guard.py)
             self._on_accepted(answer)
-        log.info("registered %s at %s", self.node_id, self.registry_url)
+        log.info("registered %s at %s", self.node_id, self._answered_by)
         return True
+
+    def _all_revoked(self) -> bool:
+        return not self.revoked.allowed(self.registry_urls)
+
+    def _heard_revoked(self, r: httpx.Response) -> None:
+        """Registry ``_answered_by`` answered 403 ``revoked``: one ERROR the first time
+        (``core/revoked_notice.py``), nothing sent to it until its re-check is due."""
+        url, message = self._answered_by, error_message(r)
+        self.last_error = f"revoked by the registry at {url}: {message}"
+        if self.revoked.heard(url, message, self._clock()):
+            others = self.revoked.allowed(self.registry_urls)
+            log.error("%s", revoked_message(url, self.node_id, message, others))
+
+    async def _recheck(self) -> None:
+        """One registration at each revoking registry whose re-check is due; one that
+        accepts the node is asked again as before (heartbeats go there when it is the only
+        one), else its next re-check waits twice as long (``core/revoked_notice.py``)."""
+        for url in self.revoked.due(self._clock()):
+            if not self.registered:
+                self._current = self.registry_urls.index(url)
+            if await self.register(only=url):
+                self.revoked.lifted(url)
+                log.warning("the registry at %s accepts this node again", url)
+                continue
+            now = self._clock()
+            self.revoked.checked(url, now)
+            left = self.revoked.get(url)
+            wait = left.next_check - now if left is not None else 0.0
+            log.info("the registry at %s still refuses this node: asked again in %.0f s", url, wait)
 
     def _check_clock(self, registry_time: Any) -> None:
         if self._signer is None or not isinstance(registry_time, (int, float)):
@@ -317,7 +341,7 @@ class NodeAgent:
 
     async def send_heartbeat(self) -> bool:
         """One heartbeat; a 404 ``unknown_node`` marks the node unregistered."""
-        body = _json(self._heartbeat().model_dump(mode="json"))
+        body = wire_json(self._heartbeat().model_dump(mode="json"))
         r = await self._post(
             f"/mesh/nodes/{self.node_id}/heartbeat", MessageKind.HEARTBEAT, body, self._timeout
         )
@@ -326,19 +350,26 @@ class NodeAgent:
         if r.status_code == 404:
             self.registered = False
             return self._failed("the registry does not know this node: re-registering")
+        if is_revoked(r.status_code, answer_of(r)):
+            self.registered = False  # no heartbeat to it until a re-check registers again
+            self._heard_revoked(r)
+            return False
         if r.status_code >= 400:
             return self._failed(f"heartbeat refused: HTTP {r.status_code} {said(r.text, 200)}")
         self.heartbeats_sent += 1
         self.last_error = None
         self._heard_health(r)
         self._heard_gateway(r)
+        answer = answer_of(r)
+        if self._on_heartbeat is not None and isinstance(answer, dict):
+            self._on_heartbeat(answer)
         return True
 
     def _heard_gateway(self, r: httpx.Response) -> None:
         """A heartbeat answer's ``registry_id`` other than the pinned one: register again
         (once for each such id), whose answer may carry a rotation statement the pinned
         key signed (``node/gateway_guard.py`` decides)."""
-        answer = _answer(r)
+        answer = answer_of(r)
         said_id = answer.get("registry_id") if isinstance(answer, dict) else None
         pinned = self._pinned_gateway() if self._pinned_gateway is not None else None
         if (
@@ -361,7 +392,7 @@ class NodeAgent:
         """The answer's ``health`` (the registry's active checks of this node:
         ``core/check_state.py``): kept for ``/mesh/info``, its changes logged once each.
         Absent (an older registry, no check yet) or not understood: nothing is logged."""
-        answer = _answer(r)
+        answer = answer_of(r)
         state = told(answer.get("health")) if isinstance(answer, dict) else None
         self.registry_health = state
         change = turned(self._health_failing, state)
@@ -384,16 +415,24 @@ class NodeAgent:
             )
 
     async def step(self) -> float:
-        """Register or heartbeat once; return how long to wait before the next step."""
-        if not self.registered:
-            if await self.register():
+        """Register or heartbeat once (and the due re-checks of registries that revoked
+        this node); return how long to wait before the next step."""
+        await self._recheck()
+        if self.registered:
+            await self.send_heartbeat()
+            if self.registered:
                 return self.interval_s
+        # not registered, or no more (404 unknown_node, another gateway, revoked): at once
+        if self._all_revoked():
+            return self._after_failure()
+        return self.interval_s if await self.register() else self._after_failure()
+
+    def _after_failure(self) -> float:
+        """The wait after a failed registration: the backoff's, or until the next re-check
+        when every registry revoked this node (nothing else is sent before it)."""
+        if not self._all_revoked():
             return self.backoff.next_delay()
-        if await self.send_heartbeat() and self.registered:
-            return self.interval_s
-        if not self.registered:  # 404 unknown_node, another gateway: re-register at once
-            return self.interval_s if await self.register() else self.backoff.next_delay()
-        return self.interval_s
+        return max(0.0, (self.revoked.next_check() or 0.0) - self._clock())
 
     # -- the loop ---------------------------------------------------------------
 
@@ -445,10 +484,11 @@ class NodeAgent:
                 await task
         if not deregister:
             return
-        if self.registered:
+        if self.registered:  # at a registry that did not revoke it (_post skips those)
             await self.deregister(deadline=deadline)
         else:
-            log.info("not registered with a registry: no goodbye to say")
+            why = " (every registry revoked it)" if self._all_revoked() else ""
+            log.info("not registered with a registry%s: no goodbye to say", why)
 
     async def earnings(self, days: int = 30) -> dict[str, Any]:
         """This node's earnings, as the registry answers ``GET /v1/earnings?node=<id>``
@@ -477,7 +517,7 @@ class NodeAgent:
             raise UpstreamError(
                 f"the registry's earnings answer was refused: {said(exc)}"
             ) from None
-        data: Any = _answer(r)
+        data: Any = answer_of(r)
         if data is None:
             data = r.text
         if r.status_code >= 400:
@@ -544,16 +584,3 @@ class NodeAgent:
             f"deregistration failed after {tries} tries in {self._clock() - start:.1f} s "
             f"({failure.message}): {expire}"
         )
-
-
-def _answer(r: httpx.Response) -> Any:
-    """The answer's JSON, or ``None`` (not JSON, or nested too deep to parse)."""
-    try:
-        return r.json()
-    except (ValueError, RecursionError):
-        return None
-
-
-def _json(obj: Any) -> bytes:
-    """The exact bytes sent (and signed)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -45,9 +45,9 @@ MAC or signature (found 2026-12-03: anyone's request was read, up to ``max_body_
 16 MiB, and hashed first). With the gateway's ``X-Mesh-Body-SHA256`` the MAC or signature is
 verified in the pre-check instead, over the declared SHA-256, and the body read after it
 must have that SHA-256 (found 2026-12-03: forged headers with a random tag were read and
-hashed before the tag could be checked); once the registry's answer says its gateway sends
-the header (``RegistrationAccepted.gateway_body_sha256``), a request without it is refused
-unread (``core/gateway_auth.py``: "The tag before the body"). Its body limit refuses a
+hashed before the tag could be checked); once the registry's answer (a registration's or a heartbeat's,
+:meth:`GatewayGuard.heard`) says its gateway sends the header (``gateway_body_sha256``), a
+request without it is refused unread (until an answer says ``false``: one WARNING) (``core/gateway_auth.py``: "The tag before the body"). Its body limit refuses a
 declared ``Content-Length`` over the limit when the route reads the body
 (``BodyLimit(on_read=True)``), so a stranger's 401 comes first there too.
 
@@ -325,15 +325,36 @@ class GatewayGuard:
             verifier.session_key = session
             log.info("agreed a session key with gateway %s", verifier.registry_id)
 
-    def _require_digest(self, verifier: GatewayVerifier, accepted: Mapping[str, Any]) -> None:
+    def heard(self, answer: Mapping[str, Any]) -> None:
+        """A heartbeat's answer: its ``gateway_body_sha256``, when it names the pinned
+        gateway (another id: the agent registers again and :meth:`pin` decides), as a
+        registration's is read (found 2026-12-04: only the registration's answer was, so a
+        node registered with an older registry, or whose answer was lost, never learnt it)."""
+        verifier = self.verifier
+        if verifier is not None and answer.get("registry_id") == verifier.registry_id:
+            self._require_digest(verifier, answer, heartbeat=True)
+
+    def _require_digest(
+        self, verifier: GatewayVerifier, accepted: Mapping[str, Any], *, heartbeat: bool = False
+    ) -> None:
         """The answer says the gateway sends the body's SHA-256: require it from now on (for
-        this pinned key; a later answer without it, an older registry, does not undo it)."""
-        announced = accepted.get("gateway_body_sha256") is True
-        if announced and not verifier.require_digest:
+        this pinned key; a later answer without it, an older registry, does not undo it);
+        says it does not (``false``: a registry rolled back): accept requests without it
+        again, their tag checked with the body, with one warning."""
+        said = accepted.get("gateway_body_sha256")
+        if said is True and not verifier.require_digest:
             verifier.require_digest = True
             log.info("gateway %s sends %s: a request without it is refused unread",
                      verifier.registry_id, HDR_BODY_SHA256)  # fmt: skip
-        elif verifier.require_digest and not announced:
+        elif said is False and verifier.require_digest:
+            verifier.require_digest = False
+            log.warning(
+                "the registry says gateway %s no longer sends %s (rolled back?): this node "
+                "accepts requests without it again, their signature checked with the body",
+                verifier.registry_id,
+                HDR_BODY_SHA256,
+            )
+        elif verifier.require_digest and said is None and not heartbeat:
             log.warning(
                 "the registry's answer no longer says its gateway sends %s (an older "
                 "registry?): this node still requires it from gateway %s; restart the node "

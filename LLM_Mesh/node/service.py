@@ -264,6 +264,7 @@ class NodeService:
                 signer=self.signer,
                 operator_token=self.config.operator_token or self.settings.operator_token,
                 on_accepted=self.gateway.pin,
+                on_heartbeat=self.gateway.heard,
                 pinned_gateway=lambda: self.gateway.registry_id,
             )
             self.agent.start()
@@ -448,6 +449,10 @@ class NodeService:
                 "url": self.config.effective_registry_url(self.settings),
                 "registered": bool(self.agent and self.agent.registered),
                 "last_error": self.agent.last_error if self.agent else None,
+                # the registries that revoked this node (403 revoked; core/revoked_notice.py)
+                "revoked_by": self.agent.revoked.among(self.agent.registry_urls)
+                if self.agent is not None
+                else [],
                 # the registry's active health checks of this node, as its last heartbeat
                 # answer said (None: not said: no check yet, or an older registry)
                 "health": self.agent.registry_health.wire()

@@ -261,6 +261,10 @@ async def absorb_heartbeat(
     # the gateway's id: a node that pinned another registers again, and a rotated key's
     # answer (``key_rotation``) lets it follow (core/key_rotation.py)
     answer["registry_id"] = rt.signer.registry_id
+    # its gateway sends the body's SHA-256 (X-Mesh-Body-SHA256), said here too: a node that
+    # registered with an older registry, or lost the registration's answer, learns it here
+    # (node/gateway_guard.py, found 2026-12-04)
+    answer["gateway_body_sha256"] = True
     # this registry's active checks of the node, from the table (core/check_state.py): the
     # node logs when they turn to failing, and `llm-mesh node info` shows it
     health = check_answer(entry) if entry is not None else None

@@ -211,6 +211,9 @@ class HeartbeatAccepted(_Open):
     heartbeat_interval_s: float
     # the gateway's id: a node that pinned another registers again (a rotated key)
     registry_id: str | None = None
+    # the gateway sends X-Mesh-Body-SHA256, as the registration's answer says (a node that
+    # missed that answer learns it here); None from an older registry
+    gateway_body_sha256: bool | None = None
 
 
 class CheckResult(_Open):

@@ -71,3 +71,15 @@ def test_node_info_shows_whether_the_registrys_health_checks_pass() -> None:
     console = Console(width=250, record=True, color_system=None)
     console.print(info_table({"node_id": "n1"}))  # standalone: no health-check row
     assert "health checks" not in console.export_text()
+    assert "revoked by" not in shown(None)
+
+
+def test_node_info_names_the_registries_that_revoked_the_node() -> None:
+    from LLM_Mesh.cli.node_render import info_table
+
+    console = Console(width=250, record=True, color_system=None)
+    registry = {"url": "http://r1,http://r2", "registered": True,
+                "revoked_by": ["http://r1", "http://[evil]\x1b[2J"]}  # fmt: skip
+    console.print(info_table({"node_id": "n1", "registry": registry}))
+    out = " ".join(console.export_text().split())
+    assert "revoked by │ http://r1, http://[evil]" in out and "\x1b[2J" not in out, out

@@ -282,66 +282,10 @@ async def test_a_clock_far_off_the_registrys_is_warned_about(
     assert seen[0].headers[HDR_OPERATOR_TOKEN] == "lmo_t" and seen[0].headers[HDR_SIGNATURE]
 
 
-# -- earnings (what `llm-mesh node info` shows) ----------------------------------------------
-
-
-def _earnings_agent(
-    handler: Callable[[httpx.Request], httpx.Response], token: str | None
-) -> NodeAgent:
-    return NodeAgent(
-        client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-        registry_url=REG,
-        node_id="node-a",
-        registration=lambda: NodeRegistration(node_id="node-a", url="http://127.0.0.1:8801"),
-        heartbeat=lambda: Heartbeat(),
-        operator_token=token,
-    )
-
-
-async def test_earnings_asks_the_registry_for_this_node_with_the_operator_token() -> None:
-    seen: list[httpx.Request] = []
-
-    def registry(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"object": "earnings", "node": "node-a"})
-
-    agent = _earnings_agent(registry, "lmo_secret")
-    assert await agent.earnings(days=7) == {"object": "earnings", "node": "node-a"}
-    (req,) = seen
-    assert req.url.path == "/v1/earnings"
-    assert dict(req.url.params) == {"node": "node-a", "days": "7"}
-    assert req.headers["authorization"] == "Bearer lmo_secret"
-
-
-async def test_earnings_errors_say_what_went_wrong() -> None:
-    from LLM_Mesh.errors import InvalidCredential, RegistryUnreachable, UpstreamError
-
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    with pytest.raises(RegistryUnreachable, match="unreachable"):
-        await _earnings_agent(down, "t").earnings()
-
-    def refuses(_r: httpx.Request) -> httpx.Response:
-        err = {"message": "unknown operator token", "type": "x", "code": "invalid_credential"}
-        return httpx.Response(401, json={"error": err})
-
-    with pytest.raises(InvalidCredential, match="unknown operator token"):
-        await _earnings_agent(refuses, "t").earnings()
-
-    def odd(_r: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=[1, 2])
-
-    with pytest.raises(UpstreamError):
-        await _earnings_agent(odd, "t").earnings()
-
-    with pytest.raises(InvalidCredential, match="no operator token"):
-        await _earnings_agent(odd, None).earnings()
-
-
 class Replicas:
     """Registry replicas by host, sharing what they know (one store); each can be down,
-    answer 5xx (``broken``) or refuse (``refuse``: a 401 the whole network would give)."""
+    answer 5xx (``broken``), refuse (``refuse``: a 401 the whole network would give) or say
+    the node is revoked (``revoke``: a 403 ``revoked``, that registry's decision)."""
 
     def __init__(self, *hosts: str) -> None:
         self.regs = {h: FakeRegistry() for h in hosts}
@@ -350,6 +294,7 @@ class Replicas:
             r.known = shared
         self.broken: set[str] = set()
         self.refuse: set[str] = set()
+        self.revoke: set[str] = set()
         self.seqs: list[tuple[str, str]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -358,7 +303,12 @@ class Replicas:
         if host in self.broken:
             return httpx.Response(502, text="bad gateway")
         if host in self.refuse:
-            err = {"message": "revoked", "type": "authentication_error", "code": "revoked"}
+            err = {"message": "bad signature", "type": "authentication_error",
+                   "code": "invalid_signature"}  # fmt: skip
+            return httpx.Response(401, json={"error": err})
+        if host in self.revoke:
+            err = {"message": "node node-a is revoked", "type": "permission_error",
+                   "code": "revoked"}  # fmt: skip
             return httpx.Response(403, json={"error": err})
         return self.regs[host](request)
 
@@ -410,9 +360,9 @@ async def test_a_5xx_moves_on_a_refusal_does_not() -> None:
     agent = replica_agent(replicas, registry_url=["http://r1.test", "http://r2.test"])
     assert await agent.step() == 7.0 and agent.registry_url == "http://r2.test"
     replicas.refuse.add("r2.test")
-    await agent.step()  # 403: the network's answer, not a replica's failure
+    await agent.step()  # 401: the network's answer, not a replica's failure
     assert agent.registry_url == "http://r2.test"
-    assert agent.last_error is not None and "403" in agent.last_error
+    assert agent.last_error is not None and "401" in agent.last_error
 
 
 async def test_every_registry_down_backs_off_and_deregistration_tries_them_all() -> None:

@@ -181,3 +181,74 @@ def test_the_real_gateway_sends_it_and_its_node_requires_it(
     digest = sent.headers[HDR_BODY_SHA256]
     assert len(digest) == 64 and node.service.requests_served == 1
     assert verifier.require_digest
+
+
+class HeartbeatSays(tg.Registry):
+    """An older registry's registration answer (nothing of the header), heartbeat answers
+    that name ``registry_id`` (default: its own) and say ``says`` (None: nothing) of it: the
+    registry upgraded, or rolled back, while the node runs."""
+
+    def __init__(self, key: Ed25519PrivateKey, *, session: bool = False) -> None:
+        super().__init__(key, session=session)
+        self.says: bool | None = None
+        self.registry_id = self.signer.registry_id
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/heartbeat"):
+            said = {} if self.says is None else {"gateway_body_sha256": self.says}
+            return httpx.Response(200, json={"ok": True, "registry_id": self.registry_id, **said})
+        return super().handler(request)
+
+
+async def _without_header(svc: NodeService, reg: tg.Registry) -> tuple[int, int]:
+    """A gateway request without the header: its status, and the body bytes read."""
+    raw = tg._raw(tg.CHAT)
+    headers = reg.headers(svc.node_id, raw)
+    headers.pop(HDR_BODY_SHA256, None)
+    body = CountedBody(raw)
+    status, _ = await _call(svc, headers, body, declared=len(raw))
+    return status, body.offset
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["signature", "session"])
+async def test_a_heartbeat_answer_teaches_it_and_a_rollback_undoes_it_once(
+    settings: Settings, session: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-04: only the registration's answer was read, so a node registered with
+    an older registry (or whose answer was lost) never required the header."""
+    caplog.set_level(logging.INFO, logger="LLM_Mesh.node.gateway")
+    reg = HeartbeatSays(Ed25519PrivateKey.generate(), session=session)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(reg.handler))
+    svc = NodeService(node_config(register=True), settings, engine=sim_engine(),
+                      http_client=http, hardware=Hardware(cpu_count=2, memory_bytes=1 << 30))  # fmt: skip
+    await svc.start()
+    try:
+        await wait_until(lambda: svc.gateway.verifier is not None)
+        agent = svc.agent
+        assert agent is not None and not _verifier(svc).require_digest
+        assert await agent.send_heartbeat()  # says nothing: as before
+        assert not _verifier(svc).require_digest
+        reg.says = True  # the registry was upgraded
+        reg.registry_id = "another-gateway"  # not the pinned one's word: not taken
+        assert await agent.send_heartbeat()
+        assert not _verifier(svc).require_digest
+        agent.registered = True  # (its other id made the agent register again: not here)
+        reg.registry_id = reg.signer.registry_id
+        assert await agent.send_heartbeat()
+        assert _verifier(svc).require_digest
+        status, read = await _without_header(svc, reg)
+        assert (status, read) == (401, 0)  # refused unread
+        reg.says = None  # an answer without it does not undo it
+        assert await agent.send_heartbeat() and _verifier(svc).require_digest
+        caplog.clear()
+        reg.says = False  # rolled back: its gateway no longer sends it
+        for _ in range(3):
+            assert await agent.send_heartbeat()
+        assert not _verifier(svc).require_digest
+        warned = [r for r in caplog.records if "no longer sends" in r.getMessage()]
+        assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+        status, read = await _without_header(svc, reg)
+        assert status == 200 and read > 0  # served, its tag checked with the body
+    finally:
+        await svc.stop()
+        await http.aclose()

@@ -72,6 +72,9 @@ async def test_the_answer_announces_a_rotation_only_with_a_previous_key(tmp_path
         # a heartbeat names the gateway: a node that pinned another registers again
         hb = await h.client.post("/mesh/nodes/node-a/heartbeat", json={})
         assert hb.json()["registry_id"] == h.runtime.signer.registry_id
+        # and that its gateway sends the body's SHA-256: a node that missed the registration's
+        # answer learns it here (found 2026-12-04)
+        assert hb.json()["gateway_body_sha256"] is True
     assert new != old and accepted["registry_public_key"] == new
     statement = accepted["key_rotation"]
     assert statement["public_key"] == new and statement["previous_public_key"] == old

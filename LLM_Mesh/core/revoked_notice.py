@@ -1,0 +1,156 @@
+"""What a node does when a registry revoked it: the decision, no I/O.
+
+A registry's admin revokes a node (``llm-mesh registry nodes revoke NODE_ID``) or its
+operator (``registry operators revoke NAME``: every node of it); from then on that registry
+answers the node's registration and heartbeats 403 with the error code ``revoked``
+(:func:`is_revoked`). Sending a heartbeat every few seconds into that refusal helps no one,
+so the node (``node/agent.py``):
+
+- logs one ERROR in words (:func:`revoked_message`: which registry, what it said, that it
+  routes nothing here, what to do), not an HTTP 403 line per heartbeat;
+- stops heartbeating to that registry, and asks it again with one registration after
+  ``FIRST_CHECK_S`` (1 min), then after twice the last wait, at most ``MAX_CHECK_S``
+  (15 min) (:func:`check_delay`): a mistake undone at the registry is seen within 15 min;
+- keeps (or moves) its heartbeats to its other registries, if it has several: each one's
+  revocation is that registry's decision (replicas that share a store say the same);
+- says its goodbye on shutdown only to registries that did not revoke it.
+
+:class:`RevokedRegistries` keeps, per registry URL, since when, what it said and when to
+ask again; time is the caller's clock (``time.monotonic`` in the node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "FIRST_CHECK_S",
+    "MAX_CHECK_S",
+    "Revocation",
+    "RevokedRegistries",
+    "check_delay",
+    "is_revoked",
+    "revoked_message",
+]
+
+FIRST_CHECK_S = 60.0  # the first re-check, after the revocation was heard
+MAX_CHECK_S = 900.0  # the longest wait between two re-checks (15 min)
+
+
+def check_delay(checks: int) -> float:
+    """The wait before re-check number ``checks + 1``: 60, 120, 240, 480, 900, 900, ... s."""
+    return min(MAX_CHECK_S, FIRST_CHECK_S * 2.0 ** min(max(checks, 0), 16))
+
+
+def is_revoked(status: int, answer: Any) -> bool:
+    """Whether a registry's answer (its status and parsed JSON body) says "revoked": a 403
+    whose OpenAI-shaped error has the code (or reason) ``revoked``."""
+    if status != 403 or not isinstance(answer, dict):
+        return False
+    error = answer.get("error")
+    if not isinstance(error, dict):
+        return False
+    return "revoked" in (error.get("code"), error.get("reason"))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min"
+
+
+def revoked_message(url: str, node_id: str, said: str, others: Iterable[str] = ()) -> str:
+    """The one ERROR line for registry ``url`` revoking node ``node_id``; ``said`` is the
+    registry's own message (printable, short), ``others`` the registries still asked."""
+    if said.startswith("operator "):  # "operator NAME is revoked": all of its nodes
+        who = f"this node's operator ({said})"
+        fix = (
+            "ask that registry's operator; to join again the node needs a new operator token "
+            "from them (operator_token in node.toml) and a new identity (`llm-mesh node keys "
+            "init` in a new home): a key stays with the operator that first registered it"
+        )
+    else:
+        who = f"this node ({node_id})"
+        fix = (
+            "ask that registry's operator; a revoked key stays revoked, so to join again the "
+            "node needs a new identity (`llm-mesh node keys init` in a new home)"
+        )
+    rest = list(others)
+    where = (
+        f"heartbeats now go to {', '.join(rest)} only"
+        if rest
+        else "this node is now registered with no registry"
+    )
+    return (
+        f"the registry at {url} revoked {who}: it routes no requests here, credits nothing "
+        f"and refuses this node's messages; {fix}. Heartbeats to it stopped ({where}); the "
+        f"node asks it again once in {_minutes(FIRST_CHECK_S)}, then at doubling waits up to "
+        f"{_minutes(MAX_CHECK_S)}"
+    )
+
+
+@dataclass
+class Revocation:
+    """One registry's revocation as heard: what it said, since when, the re-checks made
+    and when the next one is due (on the caller's clock)."""
+
+    said: str
+    since: float
+    next_check: float
+    checks: int = 0
+
+
+class RevokedRegistries:
+    """The registries that revoked this node, each with its re-check schedule."""
+
+    def __init__(self) -> None:
+        self._by_url: dict[str, Revocation] = {}
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._by_url
+
+    def __len__(self) -> int:
+        return len(self._by_url)
+
+    def get(self, url: str) -> Revocation | None:
+        return self._by_url.get(url)
+
+    def heard(self, url: str, said: str, now: float) -> bool:
+        """Registry ``url`` answered "revoked" at ``now``. True when it is news (log the
+        error; the first re-check is due ``FIRST_CHECK_S`` later); False when it was known
+        (a re-check's answer: :meth:`checked` sets the next one)."""
+        known = self._by_url.get(url)
+        if known is None:
+            self._by_url[url] = Revocation(said=said, since=now, next_check=now + FIRST_CHECK_S)
+            return True
+        known.said = said
+        return False
+
+    def checked(self, url: str, now: float) -> None:
+        """A re-check of ``url`` at ``now`` that did not register the node (revoked still,
+        or no answer): the next one after the doubled wait."""
+        known = self._by_url.get(url)
+        if known is not None:
+            known.checks += 1
+            known.next_check = now + check_delay(known.checks)
+
+    def lifted(self, url: str) -> Revocation | None:
+        """Registry ``url`` accepted the node again: forget its revocation (returned)."""
+        return self._by_url.pop(url, None)
+
+    def due(self, now: float) -> list[str]:
+        """The registries whose re-check is due at ``now``, the earliest first."""
+        ready = [(r.next_check, u) for u, r in self._by_url.items() if r.next_check <= now]
+        return [u for _, u in sorted(ready)]
+
+    def next_check(self) -> float | None:
+        """When the earliest re-check is due (``None``: no registry revoked the node)."""
+        return min((r.next_check for r in self._by_url.values()), default=None)
+
+    def allowed(self, urls: Iterable[str]) -> list[str]:
+        """``urls`` without the registries that revoked the node, in their order."""
+        return [u for u in urls if u not in self._by_url]
+
+    def among(self, urls: Iterable[str]) -> list[str]:
+        """The registries of ``urls`` that revoked the node, in their order."""
+        return [u for u in urls if u in self._by_url]

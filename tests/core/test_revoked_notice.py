@@ -1,0 +1,77 @@
+"""A registry's revocation of a node: the re-check schedule and the one message."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.revoked_notice import (
+    FIRST_CHECK_S,
+    MAX_CHECK_S,
+    RevokedRegistries,
+    check_delay,
+    is_revoked,
+    revoked_message,
+)
+
+A, B = "http://r1.test", "http://r2.test"
+
+
+def test_the_waits_double_from_a_minute_up_to_fifteen() -> None:
+    assert [check_delay(n) for n in range(7)] == [60, 120, 240, 480, 900, 900, 900]
+    assert check_delay(10**9) == MAX_CHECK_S  # no overflow however long it lasts
+    assert check_delay(-1) == FIRST_CHECK_S
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "revoked"),
+    [
+        (403, {"error": {"code": "revoked", "message": "node n is revoked"}}, True),
+        (403, {"error": {"code": "forbidden", "reason": "revoked"}}, True),
+        (403, {"error": {"code": "node_address_refused"}}, False),
+        (401, {"error": {"code": "revoked"}}, False),  # only the 403 is a revocation
+        (403, {"error": "revoked"}, False),
+        (403, None, False),
+        (403, ["revoked"], False),
+    ],
+)
+def test_what_a_revocation_looks_like(status: int, answer: object, revoked: bool) -> None:
+    assert is_revoked(status, answer) is revoked
+
+
+def test_the_schedule_per_registry() -> None:
+    book = RevokedRegistries()
+    assert book.next_check() is None and book.due(1e9) == []
+    assert book.heard(A, "node n is revoked", now=100.0)  # news: log it
+    assert not book.heard(A, "node n is revoked", now=130.0)  # known: not again
+    assert A in book and B not in book and book.allowed([A, B]) == [B]
+    assert book.among([B, A]) == [A]
+    assert book.due(159.0) == [] and book.due(160.0) == [A]  # a minute after it was heard
+    now = 160.0
+    waits = []
+    for _ in range(6):  # each re-check that does not register: twice the wait, at most 15 min
+        book.checked(A, now)
+        entry = book.get(A)
+        assert entry is not None
+        waits.append(entry.next_check - now)
+        now = entry.next_check
+    assert waits == [120, 240, 480, 900, 900, 900]
+    assert book.heard(B, "operator o is revoked", now=now - 10)
+    assert book.due(now) == [A] and book.next_check() == now
+    assert book.due(now + 60) == [A, B]  # the earliest first
+    gone = book.lifted(A)
+    assert gone is not None and gone.since == 100.0 and gone.checks == 6
+    assert A not in book and book.allowed([A, B]) == [A] and len(book) == 1
+    assert book.lifted(A) is None
+    book.checked(A, now)  # a registry not revoked: nothing to schedule
+    assert A not in book
+
+
+def test_the_message_says_who_where_and_what_to_do() -> None:
+    said = revoked_message(A, "node-a", "node node-a is revoked", [B])
+    assert said.startswith(f"the registry at {A} revoked this node (node-a)")
+    assert "routes no requests here" in said and "new identity" in said
+    assert "llm-mesh node keys init" in said and f"heartbeats now go to {B} only" in said
+    assert "1 min" in said and "15 min" in said and "403" not in said
+    alone = revoked_message(A, "node-a", "operator acme is revoked")
+    assert "this node's operator (operator acme is revoked)" in alone
+    assert "new operator token" in alone and "registered with no registry" in alone

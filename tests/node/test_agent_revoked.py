@@ -1,0 +1,148 @@
+"""A registry that revoked the node (403 ``revoked``): one ERROR, no heartbeats to it, a
+re-check after 1, 2, 4, 8, 15, 15 ... min; other registries asked at once; goodbye only to
+those that did not revoke it. MockTransport and an injected clock: no sockets, no waiting."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from LLM_Mesh.node.agent import NodeAgent
+from tests.node.test_agent import REG, FakeRegistry, Replicas, make_agent, replica_agent
+
+LOGGER = "LLM_Mesh.node.agent"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Revoking(FakeRegistry):
+    """A registry whose admin can revoke the node (``revoked``: 403 to all it sends)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revoked = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if not self.revoked:
+            return super().__call__(request)
+        self.calls.append((request.method, request.url.path, None))
+        err = {"message": "node node-a is revoked", "type": "permission_error", "code": "revoked"}
+        return httpx.Response(403, json={"error": err})
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == LOGGER]
+
+
+async def test_one_error_no_heartbeats_and_rechecks_at_doubling_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    reg, clock = Revoking(), Clock()
+    agent = make_agent(reg, clock=clock)
+    assert await agent.step() == 7.0 and agent.registered
+    reg.revoked = True
+    caplog.clear()
+    assert await agent.step() == 60.0  # the heartbeat's 403: the first re-check in a minute
+    assert not agent.registered and reg.paths()[-1] == "POST /mesh/nodes/node-a/heartbeat"
+    errors = [r for r in _logged(caplog) if r.levelno == logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in _logged(caplog)]
+    said = errors[0].getMessage()
+    assert said.startswith(f"the registry at {REG} revoked this node (node-a)"), said
+    assert "new identity" in said and "HTTP 403" not in said and errors[0].exc_info is None
+    assert "revoked" in (agent.last_error or "")
+
+    sent = len(reg.calls)
+    schedule = []
+    for _ in range(7):  # every wake-up in between sends nothing
+        due = clock.now + (await agent.step())
+        while clock.now + 10 < due:
+            clock.now += 10
+            agent.wake()  # the node's state changed: still nothing to a registry that revoked
+            assert await agent.step() == pytest.approx(due - clock.now)
+            assert len(reg.calls) == sent
+        clock.now = due
+        schedule.append(due)
+        before = len(reg.calls)
+        if len(schedule) == 6:
+            reg.revoked = False  # the admin undid it
+        delay = await agent.step()
+        assert reg.paths()[before:][:1] == ["POST /mesh/nodes"]  # one registration, no more
+        sent = len(reg.calls)
+        if agent.registered:
+            assert delay == 7.0
+            break
+    gaps = [b - a for a, b in zip([1060.0, *schedule], schedule, strict=False)]
+    assert schedule[0] == 1060.0 and gaps[1:] == [120, 240, 480, 900, 900], schedule
+    assert agent.registered and REG not in agent.revoked
+    await agent.step()
+    assert reg.paths()[-1] == "POST /mesh/nodes/node-a/heartbeat"  # heartbeats resume
+    messages = [r.getMessage() for r in _logged(caplog)]
+    assert sum(r.levelno == logging.ERROR for r in _logged(caplog)) == 1, messages
+    assert not any("HTTP 403" in m for m in messages), messages
+    assert f"the registry at {REG} accepts this node again" in messages
+
+
+async def test_other_registries_are_asked_at_once_and_get_the_goodbye() -> None:
+    replicas = Replicas("r1.test", "r2.test")
+    clock = Clock()
+    agent = replica_agent(replicas, registry_url=["http://r1.test", "http://r2.test"], clock=clock)
+    assert await agent.step() == 7.0 and agent.registry_url == "http://r1.test"
+    replicas.revoke.add("r1.test")
+    assert await agent.step() == 7.0  # refused at r1, registered at r2 in the same step
+    assert agent.registered and agent.registry_url == "http://r2.test"
+    assert replicas.hits("r2.test") == ["POST /mesh/nodes"]
+    r1_calls = len([h for h, _ in replicas.seqs if h == "r1.test"])
+    for _ in range(5):
+        clock.now += 10
+        await agent.step()
+    assert replicas.hits("r2.test")[1:] == ["POST /mesh/nodes/node-a/heartbeat"] * 5
+    assert len([h for h, _ in replicas.seqs if h == "r1.test"]) == r1_calls  # nothing to r1
+    clock.now += 15  # a minute after r1's answer: one registration there, the rest to r2
+    await agent.step()
+    r1 = [h for h, _ in replicas.seqs if h == "r1.test"]
+    assert len(r1) == r1_calls + 1 and agent.registry_url == "http://r2.test"
+    assert replicas.hits("r2.test")[-1] == "POST /mesh/nodes/node-a/heartbeat"
+    await agent.stop(deregister=True)
+    assert replicas.hits("r2.test")[-1] == "DELETE /mesh/nodes/node-a"  # the goodbye
+    assert len([h for h, _ in replicas.seqs if h == "r1.test"]) == r1_calls + 1
+
+
+async def test_every_registry_revoked_no_goodbye_and_an_independent_schedule_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    replicas = Replicas("r1.test", "r2.test")
+    clock = Clock()
+    agent: NodeAgent = replica_agent(
+        replicas, registry_url=["http://r1.test", "http://r2.test"], clock=clock
+    )
+    await agent.step()
+    replicas.revoke.add("r1.test")
+    replicas.revoke.add("r2.test")
+    assert await agent.step() == 60.0  # r1's heartbeat and r2's registration: both revoked
+    errors = [r.getMessage() for r in _logged(caplog) if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and "http://r1.test" in errors[0] and "http://r2.test" in errors[1]
+    assert "heartbeats now go to http://r2.test only" in errors[0]
+    assert "registered with no registry" in errors[1]
+    replicas.revoke.discard("r2.test")  # only r2's admin undoes it
+    clock.now += 60
+    assert await agent.step() == 7.0
+    assert agent.registered and agent.registry_url == "http://r2.test"
+    assert "http://r1.test" in agent.revoked and "http://r2.test" not in agent.revoked
+    r1 = agent.revoked.get("http://r1.test")
+    assert r1 is not None and r1.next_check == clock.now + 120  # r1's next check doubled
+    replicas.revoke.add("r2.test")
+    await agent.step()
+    seqs = len(replicas.seqs)
+    await agent.stop(deregister=True)
+    assert len(replicas.seqs) == seqs  # no goodbye: every registry revoked the node
+    assert "not registered with a registry (every registry revoked it)" in caplog.text
