@@ -77,7 +77,9 @@ def test_the_recorded_registry_key_is_one_key_line() -> None:
         ("  https://mesh.example:8443/x  ", "https://mesh.example:8443/x"),
     ],
 )
-def test_registry_origin_of_urls_without_a_host_or_with_a_path(url: str, origin: str | None) -> None:
+def test_registry_origin_of_urls_without_a_host_or_with_a_path(
+    url: str, origin: str | None
+) -> None:
     assert registry_origin(url) == origin
 
 

@@ -87,3 +87,9 @@ def test_a_new_key_that_is_no_short_ascii_string_is_refused(new_key: str) -> Non
 def test_a_new_key_of_one_and_of_100_ascii_characters_is_signable() -> None:
     assert rotation_bytes("k") == ROTATION_DOMAIN + b"k"
     assert rotation_bytes("k" * 100) == ROTATION_DOMAIN + b"k" * 100
+
+
+def test_a_statement_must_name_the_answers_key_even_if_its_signature_is_over_it() -> None:
+    other = Ed25519PrivateKey.generate()
+    statement = {**rotation_statement(OLD, NEW), "public_key": _pub(other)}
+    assert not vouches_for(statement, _pub(OLD), _pub(NEW))
