@@ -65,3 +65,28 @@ def test_the_recorded_registry_key_is_one_key_line() -> None:
     assert recorded_key(["http://127.0.0.1:8800", "key=abc"]) == "abc"
     assert recorded_key(["http://127.0.0.1:8800"]) is None  # an older registry's record
     assert recorded_key(["key=abc", "key=def"]) is None  # two keys: neither is trusted
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("http://", None),  # no host
+        ("http:///mesh", None),
+        ("https://:8443", None),
+        ("http://mesh.example/BOX/", "http://mesh.example:80/BOX"),  # the path's case kept
+        ("  https://mesh.example:8443/x  ", "https://mesh.example:8443/x"),
+    ],
+)
+def test_registry_origin_of_urls_without_a_host_or_with_a_path(
+    url: str, origin: str | None
+) -> None:
+    assert registry_origin(url) == origin
+
+
+def test_served_urls_write_the_host_in_lower_case_without_brackets_kept_twice() -> None:
+    from LLM_Mesh.core.admin_key_scope import served_urls
+
+    assert served_urls("MESHBOX", 8800, False) == ("http://meshbox:8800",)
+    assert served_urls("[FD00::7]", 8800, True) == ("https://[fd00::7]:8800",)
+    assert served_urls("", 8800, False) == ("http://127.0.0.1:8800",)  # every address
+    assert served_urls("[::]", 8800, False) == ("http://[::1]:8800",)

@@ -28,3 +28,33 @@ def test_a_sealed_answer_opens_only_with_the_same_key_for_the_same_row() -> None
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 32 bytes"):
         AnswerSeal(b"x" * 31)
+
+
+def test_a_secret_of_exactly_32_bytes_is_enough_and_the_refusal_says_so() -> None:
+    assert AnswerSeal(b"s" * 32).open("r", AnswerSeal(b"s" * 32).seal("r", BODY)) == BODY
+    with pytest.raises(ValueError) as refused:
+        AnswerSeal(b"")
+    assert str(refused.value) == "the sealing secret must be at least 32 bytes"
+
+
+def test_the_sealed_form_is_aes_256_gcm_under_hkdf_sha256_of_the_secret() -> None:
+    """The stored form other replicas (other versions too) open: a 12-byte nonce, then
+    AES-256-GCM of the body with the row as associated data, under HKDF-SHA256 (no salt,
+    info ``llm-mesh/idempotency-answer/v1``) of the registry key's seed."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    seed = bytes(range(32))
+    sealed = AnswerSeal.of_registry_key(Ed25519PrivateKey.from_private_bytes(seed)).seal(
+        "row-é", BODY
+    )
+    key = HKDF(SHA256(), 32, salt=None, info=b"llm-mesh/idempotency-answer/v1").derive(seed)
+    assert AESGCM(key).decrypt(sealed[:12], sealed[12:], "row-é".encode()) == BODY
+
+
+def test_an_empty_answer_seals_and_opens() -> None:
+    seal = AnswerSeal.random()
+    sealed = seal.seal("row", b"")
+    assert len(sealed) == 12 + 16
+    assert seal.open("row", sealed) == b""

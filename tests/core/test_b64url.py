@@ -25,3 +25,8 @@ def test_length_prefixed_is_two_bytes_big_endian_then_the_data() -> None:
     assert length_prefixed(b"") == b"\x00\x00"
     assert length_prefixed(b"ab") == b"\x00\x02ab"
     assert length_prefixed(bytes(300))[:2] == b"\x01\x2c"
+
+
+def test_length_prefixed_takes_up_to_65535_bytes() -> None:
+    assert length_prefixed(bytes(40000))[:2] == b"\x9c\x40"
+    assert length_prefixed(bytes(65535))[:2] == b"\xff\xff"

@@ -96,3 +96,79 @@ def test_chain_to_keeps_the_signed_run_ending_at_the_current_key() -> None:
     assert chain_to([chain[0], forged, chain[2]], _pub(keys[3])) == [chain[2]]
     loop = _chain([keys[0], keys[1], keys[0], keys[2]])
     assert chain_to(loop, _pub(keys[2])) == loop[-2:]
+
+
+def test_a_link_is_three_strings_of_1_to_200_characters() -> None:
+    from LLM_Mesh.core.key_chain import link_of
+
+    one = {"public_key": "k", "previous_public_key": "p", "signature": "s"}
+    assert link_of(one) == one
+    longest = {name: "x" * 200 for name in one}
+    assert link_of({**longest, "extra": 1}) == longest  # other fields dropped
+    for name in one:
+        assert link_of({**one, name: "x" * 201}) is None
+        assert link_of({**one, name: ""}) is None
+        assert link_of({**one, name: 7}) is None
+
+
+def test_a_gateway_is_named_by_its_registry_id_in_refusals() -> None:
+    from LLM_Mesh.core.gateway_auth import registry_id_for
+    from LLM_Mesh.core.key_chain import gateway_name
+
+    key = Ed25519PrivateKey.generate()
+    assert gateway_name(_pub(key)) == registry_id_for(public_key_of(key))
+    assert gateway_name("not a key") == "(unusable key)"
+
+
+def _name(key: Ed25519PrivateKey) -> str:
+    from LLM_Mesh.core.gateway_auth import registry_id_for
+
+    return registry_id_for(public_key_of(key))
+
+
+def test_each_refusal_word_for_word() -> None:
+    a, b, c, d = _keys(4)
+    assert _refusal([], _pub(a), _pub(b)) == "the answer carries no rotation chain"
+    assert _refusal(None, _pub(a), _pub(b)) == "the answer carries no rotation chain"
+    long = _chain(_keys(MAX_CHAIN_LINKS + 2))
+    assert _refusal(long, _pub(a), _pub(b)) == (
+        f"the rotation chain has {MAX_CHAIN_LINKS + 1} links, over the bound of "
+        f"{MAX_CHAIN_LINKS} (a node further behind needs its operator)"
+    )
+    assert _refusal([rotation_statement(a, b), {}], _pub(a), _pub(b)) == (
+        "link 1 of the rotation chain is malformed"
+    )
+    fork = [rotation_statement(a, b), rotation_statement(b, c), rotation_statement(b, d)]
+    assert _refusal(fork, _pub(a), _pub(d)) == (
+        f"the rotation chain forks: gateway {_name(b)} signs two next keys"
+    )
+    assert _refusal(_chain([a, b, a, c]), _pub(a), _pub(c)) == (
+        f"the rotation chain loops: gateway {_name(a)} is named twice"
+    )
+    gap = [rotation_statement(a, b), rotation_statement(c, d)]
+    assert _refusal(gap, _pub(a), _pub(d)) == (
+        f"the rotation chain is broken at link 1: gateway {_name(c)} signs it, not the key "
+        "the link before named"
+    )
+    assert _refusal(_chain([a, b]), _pub(a), _pub(c)) == (
+        f"the rotation chain does not end at the answer's key, gateway {_name(c)}"
+    )
+    assert _refusal(_chain([a, b, c]), _pub(d), _pub(c)) == (
+        f"the rotation chain (its last 2 links) does not reach back to the pinned gateway "
+        f"{_name(d)}: the key was lost, or this node is more rotations behind than the "
+        "registry keeps, or this is another registry"
+    )
+
+
+def test_a_forged_link_is_named_by_its_place_in_the_chain_wherever_the_node_starts() -> None:
+    keys = _keys(5)
+    chain = _chain(keys)
+    chain[2] = {**chain[2], "signature": chain[3]["signature"]}
+    expected = (
+        f"link 2 of the rotation chain (gateway {_name(keys[2])} to gateway "
+        f"{_name(keys[3])}) is not that key's signature (forged)"
+    )
+    assert _refusal(chain, _pub(keys[0]), _pub(keys[4])) == expected
+    assert _refusal(chain, _pub(keys[1]), _pub(keys[4])) == expected
+    assert _refusal(chain, _pub(keys[2]), _pub(keys[4])) == expected
+    assert follow_chain(chain, _pub(keys[3]), _pub(keys[4])) == [_pub(keys[3]), _pub(keys[4])]

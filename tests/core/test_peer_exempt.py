@@ -58,3 +58,43 @@ def test_registry_hosts_come_from_every_url_once() -> None:
     urls = ["https://gw.example:8800", "http://[2001:db8::10]:8800/", "https://GW.example/x", ""]
     assert registry_hosts(urls) == ("gw.example", "2001:db8::10")
     assert canonical_address("[2001:db8::10]") == "2001:db8::10"
+
+
+def test_an_address_is_read_without_its_whole_zone_and_nothing_else_is_one() -> None:
+    assert canonical_address(" [fe80::1%eth0] ") == "fe80::1"
+    assert canonical_address("fe80::1%a%b") == "fe80::1"  # everything after the first %
+    assert canonical_address("10.0.0.1X") is None
+    assert canonical_address("X10.0.0.1") is None
+
+
+def test_empty_parts_are_skipped_not_the_end_of_the_list() -> None:
+    assert parse_trusted_peers(" ,10.0.0.1,,2001:db8::/32") == parse_trusted_peers(
+        ["10.0.0.1", "2001:db8::/32"]
+    )
+    assert len(parse_trusted_peers(["", "10.0.0.1"])) == 1
+
+
+def test_a_block_written_with_host_bits_is_the_block() -> None:
+    rule = PeerExemption(parse_trusted_peers("10.1.2.3/8"))
+    assert rule("10.200.0.1") and not rule("11.0.0.1")
+    mapped = PeerExemption(parse_trusted_peers("::ffff:10.1.2.3/104"))
+    assert mapped("10.200.0.1") and not mapped("11.0.0.1")
+
+
+def test_the_mapped_block_of_all_ipv4_is_every_ipv4_peer() -> None:
+    rule = PeerExemption(parse_trusted_peers("::ffff:0:0/96"), loopback=False)
+    assert rule("203.0.113.9") and rule("::ffff:198.51.100.1")
+    assert not rule("2001:db8::1")
+    assert parse_trusted_peers("::ffff:10.0.0.1/128") == parse_trusted_peers("10.0.0.1")
+
+
+def test_a_refused_trusted_peer_is_named_word_for_word() -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_trusted_peers(["10.0.0.0/33"])
+    assert (
+        str(refused.value) == "trusted_peers: '10.0.0.0/33' is neither an address nor a CIDR block"
+    )
+
+
+def test_registry_hosts_skip_an_unparsable_url_and_go_on() -> None:
+    assert registry_hosts(["http://[::1", "https://gw.example"]) == ("gw.example",)

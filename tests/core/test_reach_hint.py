@@ -44,3 +44,28 @@ def test_tls_to_a_plain_http_server_says_http(said: str) -> None:
 )
 def test_no_hint_where_the_scheme_is_not_the_likely_mistake(url: str, said: str) -> None:
     assert reach_hint(url, said) is None
+
+
+UNTRUSTED_HINT = (
+    "the server's TLS certificate is not trusted here: give the CA that signed it "
+    "with --registry-ca FILE or LLM_MESH_REGISTRY_CA (MeshClient(ca_file=...))"
+)
+
+
+def test_each_hint_word_for_word() -> None:
+    assert reach_hint("https://r1:8800", UNTRUSTED) == UNTRUSTED_HINT
+    assert reach_hint("http://r1:8800", "CERTIFICATE_VERIFY_FAILED") == UNTRUSTED_HINT
+    assert reach_hint("http://r1:8800", PLAIN_TO_TLS) == (
+        "it closed a plain-http request unanswered: if it serves https "
+        "(registry serve --tls-cert), its URL begins with https://"
+    )
+    assert reach_hint("https://r1:8800", "packet length too long") == (
+        "it did not answer TLS: if it serves plain http, its URL begins with http://"
+    )
+
+
+def test_the_scheme_is_read_in_any_case_and_only_before_the_first_separator() -> None:
+    assert reach_hint("HTTP://r1:8800", PLAIN_TO_TLS) is not None
+    assert reach_hint("HTTPS://r1:8800", "WRONG VERSION NUMBER") is not None
+    assert reach_hint("http://r1:8800/?next=https://r2", PLAIN_TO_TLS) is not None
+    assert reach_hint("http", PLAIN_TO_TLS) is None  # a word, not a URL
