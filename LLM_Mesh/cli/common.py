@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from LLM_Mesh import logs
+from LLM_Mesh.bounded_http import answer_object
 from LLM_Mesh.cli.render import terminal_text
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
@@ -140,10 +141,7 @@ def json_object(r: httpx.Response, what: str) -> dict[str, Any]:
     ``what`` (e.g. ``GET /v1/ledger/keys``) otherwise."""
     if r.status_code != 200:
         raise MeshError(f"{what} answered {r.status_code}: {r.text[:200]}")
-    data = r.json()
-    if not isinstance(data, dict):
-        raise MeshError(f"{what} did not answer an object")
-    return data
+    return answer_object(r, what)  # not JSON, too deep, not an object: UpstreamError
 
 
 async def first_answering(
