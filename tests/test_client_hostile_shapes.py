@@ -232,7 +232,8 @@ async def test_the_admin_proof_reads_a_deep_answer_as_no_proof() -> None:
     from LLM_Mesh.admin_proof import prove
     from LLM_Mesh.errors import InvalidCredential
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(hostile(HOSTILE["deep"][0])))
+    deep = httpx.Response(200, content=b"[" * 2_000)  # (within what a proof reads)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(hostile(deep)))
     async with http:
         with pytest.raises(InvalidCredential, match="did not prove"):
             await prove(http, BASE, "A" * 43, deadline_s=5.0)
