@@ -19,6 +19,7 @@ from LLM_Mesh.bounded_http import answer_object
 from LLM_Mesh.cli.render import terminal_text
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.secret_files import make_private_dir, open_home_warning
 
 console = Console()
 err = Console(stderr=True)
@@ -123,8 +124,10 @@ def fail(exc: Exception) -> typer.Exit:
 def ensure_home(home: Path) -> None:
     """Make the state directory ``home`` and check that it can be written; else the one-line
     error and Exit(1) (not a traceback, nor a failure after the slow start)."""
+    if (warning := open_home_warning(home)) is not None:  # made before, open: said, left
+        err.print(warning, markup=False, highlight=False, soft_wrap=True)
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(home)  # mode 0700 when made here
         with tempfile.TemporaryFile(dir=home):
             pass
     except OSError as exc:
