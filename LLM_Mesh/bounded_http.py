@@ -28,7 +28,7 @@ read whole holds is read here only, into the mesh's own
 raw ``JSONDecodeError``, ``RecursionError`` (100,000 ``[``), ``KeyError`` or ``TypeError``
 reached the user's code and the CLI): :func:`answer_json` (not JSON, nested too deep, or
 a 3xx: a redirect is never followed, its ``Location`` only named), :func:`answer_object`
-(a JSON object), :func:`answer_rows` / :func:`rows` (an object's list of objects, named
+(a JSON object), :func:`answer_rows` / :func:`rows` / :func:`rows_in` (an object's list of objects, named
 fields text), :func:`hex_list` (a list of hex strings: a proof), :func:`json_or_none`
 (an error answer's body, whatever it holds), :func:`raise_for_error`. Users: ``client.py`` (every ``MeshClient``
 call, ``fetch_json_sync``), ``cli/common.py``'s ``json_object``, ``admin_proof.py``.
@@ -49,7 +49,7 @@ from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
 __all__ = [
     "AS_SENT", "DECODED", "RETRIES_429", "AnswerRefused", "Read", "answer_json",
     "answer_object", "answer_rows", "call", "decoded", "hex_list", "json_or_none",
-    "raise_for_error", "read_body", "redirected", "rows", "wait_429",
+    "raise_for_error", "read_body", "redirected", "rows", "rows_in", "wait_429",
 ]  # fmt: skip
 
 AS_SENT = {"Accept-Encoding": "identity"}  # the request headers of an ``as_sent`` read
@@ -235,7 +235,13 @@ def answer_rows(
 ) -> list[dict[str, Any]]:
     """The list of objects at ``key`` of ``r``'s JSON object, each with a string at every
     field named in ``text``; else :class:`UpstreamError` saying what is wrong where."""
-    data = answer_object(r, what)
+    return rows_in(answer_object(r, what), what, key, text)
+
+
+def rows_in(
+    data: dict[str, Any], what: str, key: str, text: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """:func:`answer_rows` of an object already read (``data``)."""
     value = data.get(key)
     if not isinstance(value, list):
         raise UpstreamError(f"{what}'s {key!r} is {_kind(value)}, not a list of rows")

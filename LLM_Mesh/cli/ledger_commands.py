@@ -41,7 +41,7 @@ from typing import Annotated, Any, Protocol, cast
 import httpx
 import typer
 
-from LLM_Mesh.bounded_http import DECODED, call, decoded, read_body, wait_429
+from LLM_Mesh.bounded_http import DECODED, call, decoded, hex_list, read_body, rows_in, wait_429
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryCaOpt,
@@ -133,10 +133,11 @@ class HttpSource:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def keys(self) -> tuple[list[str], str]:
-        data = (await self._get("/v1/ledger/keys"))["data"]
+        what = "GET /v1/ledger/keys"
+        data = rows_in(await self._get("/v1/ledger/keys"), what, "data", ("public_key",))
         if not data:
             raise MeshError("the registry publishes no ledger key")
-        return [k["public_key"] for k in data], str(data[0]["origin"])
+        return [k["public_key"] for k in data], str(data[0].get("origin"))
 
     async def checkpoints(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -208,11 +209,11 @@ class HttpSource:
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/consistency", first=first, second=second)
-        return [bytes.fromhex(p) for p in data["proof"]]
+        return hex_list(data, "proof", "GET /v1/ledger/proof/consistency")
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/inclusion", index=index, tree_size=size)
-        return [bytes.fromhex(p) for p in data["proof"]]
+        return hex_list(data, "proof", "GET /v1/ledger/proof/inclusion")
 
     async def stored(self) -> tuple[int, dict[str, tuple[int, int]]] | None:
         """What the registry charges against (``GET /v1/balance``: the pool's balance, or
