@@ -451,9 +451,9 @@ class MeshClient:
                 )
                 try:
                     if r.status_code >= 300:  # a redirect too: not followed, as a 5xx
-                        error = redirected(r, what) or await bound.by(
-                            stream_error(r, base + path), what
-                        )
+                        error: MeshError | None = redirected(r, what)
+                        if error is None:
+                            error = await bound.by(stream_error(r, base + path), what)
                         if r.status_code not in range(400, 500) and many and not last:
                             self.failovers += 1
                             continue

@@ -144,10 +144,11 @@ class HttpSource:
         after = -1
         while True:
             page = await self._get("/v1/ledger/checkpoints", after=after, limit=CHECKPOINT_PAGE)
-            out.extend(page["data"])
-            if not page["has_more"] or not page["data"]:
+            rows = rows_in(page, "GET /v1/ledger/checkpoints", "data")  # (a list of objects)
+            out.extend(rows)
+            if not page.get("has_more") or not rows:
                 return out
-            after = _forward(after, page["data"][-1]["tree_size"], "/v1/ledger/checkpoints")
+            after = _forward(after, rows[-1].get("tree_size"), "/v1/ledger/checkpoints")
 
     async def entries(self, page: int) -> AsyncIterator[list[Row]]:
         after = -1
@@ -202,10 +203,11 @@ class HttpSource:
     async def _pages(self, after: int, page: int) -> AsyncIterator[list[Row]]:
         while True:
             data = await self._get("/v1/ledger", after=after, limit=page)
-            yield [_row(e) for e in data["data"]]
-            if not data["has_more"] or not data["data"]:
+            rows = rows_in(data, "GET /v1/ledger", "data")  # (a list of objects)
+            yield [_row(e) for e in rows]
+            if not data.get("has_more") or not rows:
                 return
-            after = _forward(after, data["data"][-1]["seq"], "/v1/ledger")
+            after = _forward(after, rows[-1].get("seq"), "/v1/ledger")
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/consistency", first=first, second=second)

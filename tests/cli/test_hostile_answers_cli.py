@@ -168,3 +168,9 @@ async def test_a_deep_foreign_checkpoint_is_named(tmp_path: Path) -> None:
     (got,) = await compare_all([str(theirs)], ours, [PUBLIC], no_proof)
     assert not got.ok
     assert "nested too deep" in got.message
+
+
+@pytest.mark.parametrize("answer", ['{"data": "abc", "has_more": true}', '{"data": [1]}'])
+async def test_a_checkpoint_page_of_another_shape_is_a_mesh_error(answer: str) -> None:
+    with pytest.raises(MeshError, match="GET /v1/ledger/checkpoints"):
+        await source(answer).checkpoints()
