@@ -33,9 +33,7 @@ def test_json_line_of_a_plain_record() -> None:
 
 def test_json_line_of_a_request_puts_its_fields_on_top_and_drops_none() -> None:
     fields = {"request_id": "r1", "status": 200, "cost": 2.5e-05, "code": None, "stream": True}
-    line = JsonFormatter().format(
-        record("request %s", RequestLine(fields), **{REQUEST_ATTR: fields})
-    )
+    line = JsonFormatter().format(record("request %s", RequestLine(fields), **{REQUEST_ATTR: fields}))
     assert "\n" not in line
     obj = json.loads(line)
     assert obj["msg"] == "request" and obj["request_id"] == "r1" and obj["status"] == 200

@@ -304,9 +304,7 @@ async def test_a_rebound_name_without_fetch_metadata_reads_nothing(
         await own.stop()
 
 
-async def test_public_endpoints_answer_any_host(
-    registered: NodeService, registry: Registry
-) -> None:
+async def test_public_endpoints_answer_any_host(registered: NodeService, registry: Registry) -> None:
     """The Host check is the loopback-only endpoints': the gateway's signed requests,
     addressed to the node's public name, and the public GETs answer whatever the name."""
     public = {"Host": "node7.example.net:8801"}

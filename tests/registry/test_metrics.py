@@ -209,9 +209,8 @@ async def test_a_stream_and_its_midstream_continuation(tmp_path: Path) -> None:
         if node.node_id == "a":
             return httpx.Response(200, headers=sse, stream=Dies(
                 completion_chunks("a", model, ["Once", " upon"])[:2]))  # fmt: skip
-        return httpx.Response(
-            200, headers=sse, content=b"".join(completion_chunks("b", model, [" a", " time"]))
-        )
+        return httpx.Response(200, headers=sse,
+                              content=b"".join(completion_chunks("b", model, [" a", " time"])))
 
     nodes.stream_factory = factory
     async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
@@ -292,9 +291,7 @@ async def test_process_metrics_are_there(tmp_path: Path) -> None:
 
 async def test_openmetrics_when_asked(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
-        r = await h.client.get(
-            "/metrics", headers={"Accept": "application/openmetrics-text", **LOCAL}
-        )
+        r = await h.client.get("/metrics", headers={"Accept": "application/openmetrics-text", **LOCAL})
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("application/openmetrics-text")
         assert r.text.rstrip().endswith("# EOF")

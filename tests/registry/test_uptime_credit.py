@@ -181,9 +181,7 @@ async def test_a_replica_publishes_its_in_flight_requests_per_node(tmp_path: Pat
         assert beat_task._demand()["nodes"] == {}
 
 
-async def answered_on_the_way(
-    h: Harness, node_id: str, load: dict[str, int], n: int, ago_s: float
-) -> int:
+async def answered_on_the_way(h: Harness, node_id: str, load: dict[str, int], n: int, ago_s: float) -> int:
     """``n`` requests of this replica at ``node_id`` end ``ago_s`` before its heartbeat (5 s
     after its previous one, claiming ``load``, which counted them) arrives; the ms credited."""
     routing = h.runtime.routing
