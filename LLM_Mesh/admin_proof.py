@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from LLM_Mesh.bounded_http import call
+from LLM_Mesh.bounded_http import call, json_or_none
 from LLM_Mesh.core.admin_key_scope import registry_origin
 from LLM_Mesh.core.registry_identity import NONCE_BYTES, check_answer, identity_query
 from LLM_Mesh.errors import InvalidCredential
@@ -64,11 +64,7 @@ async def prove(
         http, "GET", base + IDENTITY_PATH, ANSWER_BYTES, deadline_s=deadline_s,
         follow_redirects=False, params=identity_query(origin, nonce),
     )  # fmt: skip
-    answer: Any
-    try:
-        answer = r.json()
-    except ValueError:
-        answer = None
+    answer: Any = json_or_none(r)  # (not JSON, or nested too deep: None)
     why: str | None
     if r.status_code == 429:  # the registry's own limit (or an impostor's): no key either way
         wait = r.headers.get("Retry-After", "")

@@ -21,22 +21,35 @@ the URL and the limit. Users: ``cli/ledger_commands.py`` (``ledger verify``'s re
 ``cli/ledger_witness.py`` (a witness's registry), ``cli/ledger_compare.py`` (another
 verifier's checkpoint), ``registry/witness_push.py`` (a witness's answer, with
 :func:`read_body`: its deadline covers the whole push).
+
+**Shapes** (a server the user may have pointed the client at, any URL): what an answer
+read whole holds is read here only, into the mesh's own
+:class:`~LLM_Mesh.errors.UpstreamError` with a message in words (found 2026-12-04: a
+raw ``JSONDecodeError``, ``RecursionError`` (100,000 ``[``), ``KeyError`` or ``TypeError``
+reached the user's code and the CLI): :func:`answer_json` (not JSON, nested too deep, or
+a 3xx: a redirect is never followed, its ``Location`` only named), :func:`answer_object`
+(a JSON object), :func:`answer_rows` / :func:`rows` / :func:`rows_in` (an object's list of objects, named
+fields text), :func:`hex_list` (a list of hex strings: a proof), :func:`json_or_none`
+(an error answer's body, whatever it holds), :func:`raise_for_error`. Users: ``client.py`` (every ``MeshClient``
+call, ``fetch_json_sync``), ``cli/common.py``'s ``json_object``, ``admin_proof.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
 
 __all__ = [
-    "AS_SENT", "DECODED", "RETRIES_429", "AnswerRefused", "call", "decoded", "read_body",
-    "wait_429",
+    "AS_SENT", "DECODED", "RETRIES_429", "AnswerRefused", "Read", "answer_json",
+    "answer_object", "answer_rows", "call", "decoded", "hex_list", "json_or_none",
+    "raise_for_error", "read_body", "redirected", "rows", "rows_in", "wait_429",
 ]  # fmt: skip
 
 AS_SENT = {"Accept-Encoding": "identity"}  # the request headers of an ``as_sent`` read
@@ -135,7 +148,7 @@ async def call(
         if not deadline.expired():
             raise
         raise AnswerRefused(f"{what} took longer than {deadline_s:g} s: not read further") from None
-    kept = {"retry-after": r.headers["retry-after"]} if "retry-after" in r.headers else None
+    kept = {k: r.headers[k] for k in ("retry-after", "location") if k in r.headers} or None
     return httpx.Response(r.status_code, content=body, request=request, headers=kept)
 
 
@@ -150,3 +163,114 @@ async def wait_429(r: httpx.Response, tries: int) -> bool:
         seconds = 1.0
     await _sleep(seconds)
     return True
+
+
+# --- shapes (module docstring) ----------------------------------------------------------
+
+#: how an answer read whole is read: ``read(r, what)`` (:func:`answer_object`, :func:`rows`)
+Read = Callable[[httpx.Response, str], Any]
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in words."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else "?")
+
+
+def json_or_none(r: httpx.Response) -> Any:
+    """``r``'s body as JSON, or ``None`` when it is not JSON (or nested too deep)."""
+    try:
+        return json.loads(r.content)
+    except (ValueError, RecursionError):  # (invalid UTF-8 too)
+        return None
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Raise the mesh exception an error response (4xx, 5xx) stands for, whatever its body
+    holds (found 2026-12-04: a body nested too deep raised ``RecursionError``)."""
+    if response.status_code < 400:
+        return
+    payload = json_or_none(response)
+    raise error_from_payload(response.status_code, response.text if payload is None else payload)
+
+
+def redirected(r: httpx.Response, what: str) -> UpstreamError | None:
+    """The error a 3xx answer is (a redirect is never followed: its ``Location`` is named,
+    not asked), else ``None``."""
+    if not 300 <= r.status_code < 400:
+        return None
+    where = r.headers.get("location", "")
+    return UpstreamError(
+        f"{what} was a redirect (HTTP {r.status_code}) to {where[:200]!r}: not followed "
+        "(point the client at the URL you mean)"
+    )
+
+
+def answer_json(r: httpx.Response, what: str) -> Any:
+    """``r``'s body (read whole) as JSON; :class:`UpstreamError` naming ``what`` when it is a
+    redirect (never followed: its ``Location`` is named, not asked), not JSON, or JSON
+    nested deeper than Python parses."""
+    if (redirect := redirected(r, what)) is not None:
+        raise redirect
+    try:
+        return json.loads(r.content)
+    except RecursionError:
+        raise UpstreamError(f"{what} is JSON nested too deep to read") from None
+    except ValueError as exc:  # (invalid UTF-8 too)
+        raise UpstreamError(f"{what} is not JSON ({str(exc)[:120]})") from None
+
+
+def answer_object(r: httpx.Response, what: str) -> dict[str, Any]:
+    """``r``'s body as a JSON object (:func:`answer_json`; else :class:`UpstreamError`)."""
+    data = answer_json(r, what)
+    if not isinstance(data, dict):
+        raise UpstreamError(f"{what} is {_kind(data)}, not a JSON object")
+    return data
+
+
+def answer_rows(
+    r: httpx.Response, what: str, key: str, text: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The list of objects at ``key`` of ``r``'s JSON object, each with a string at every
+    field named in ``text``; else :class:`UpstreamError` saying what is wrong where."""
+    return rows_in(answer_object(r, what), what, key, text)
+
+
+def rows_in(
+    data: dict[str, Any], what: str, key: str, text: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """:func:`answer_rows` of an object already read (``data``)."""
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise UpstreamError(f"{what}'s {key!r} is {_kind(value)}, not a list of rows")
+    for i, row in enumerate(value):
+        if not isinstance(row, dict):
+            raise UpstreamError(f"{what}'s {key!r} row {i} is {_kind(row)}, not an object")
+        for field in text:
+            if not isinstance(row.get(field), str):
+                raise UpstreamError(f"{what}'s {key!r} row {i} has no {field!r} text")
+    return value
+
+
+def rows(key: str, *text: str) -> Read:
+    """:func:`answer_rows` of ``key`` (``text``: the fields each row must hold as strings),
+    as a :data:`Read`."""
+
+    def read(r: httpx.Response, what: str) -> list[dict[str, Any]]:
+        return answer_rows(r, what, key, text)
+
+    return read
+
+
+def hex_list(data: dict[str, Any], key: str, what: str) -> list[bytes]:
+    """``data[key]`` as a list of hex strings' bytes (a proof's hashes); else
+    :class:`UpstreamError`."""
+    value = data.get(key)
+    if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
+        raise UpstreamError(f"{what}'s {key!r} is not a list of hex strings")
+    try:
+        return [bytes.fromhex(h) for h in value]
+    except ValueError:
+        raise UpstreamError(f"{what}'s {key!r} holds a string that is not hex") from None

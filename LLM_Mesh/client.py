@@ -15,7 +15,8 @@ house style wants); otherwise the client owns one and closes it in ``aclose``.
 **Several gateways** (replicas: ``base_url`` a list, or ``"URL,URL,..."`` as
 ``$LLM_MESH_REGISTRY_URL`` and ``--registry`` take it): the client uses one at a time
 and moves to the next when it cannot connect, the connection breaks before an answer,
-or the answer is 5xx, and stays with the one that answered. An OpenAI call then always
+or the answer is 5xx, a redirect or not of the shape asked (a read, or a call with a
+request id; a redirect of a stream too), and stays with the one that answered. An OpenAI call then always
 carries a request id (``X-Request-Id``: the caller's, else one made per call), the same
 on every gateway it tries, so the gateways run it at most once: a duplicate is
 replayed, or refused 409 ``duplicate_request`` when it may already have run. A stream
@@ -33,32 +34,52 @@ an honest event now and then, each within the read timeout, cannot hold it longe
 bound: :class:`~LLM_Mesh.bounded_http.AnswerRefused` (a ``MeshError``) naming it. The
 blocking :func:`fetch_json_sync` reads the same way. A credential no header can carry is
 refused before sending, never quoted (:class:`~LLM_Mesh.errors.InvalidCredential`).
+
+**Shapes**: every answer is read by :mod:`LLM_Mesh.bounded_http`'s shape readers (a JSON
+object; a listing's list of rows, each an object with its id a string); a redirect is
+never followed. Otherwise :class:`~LLM_Mesh.errors.UpstreamError` in words, never a raw
+``JSONDecodeError``, ``RecursionError``, ``KeyError`` or ``TypeError`` (found 2026-12-04).
+The stream's pieces: :mod:`LLM_Mesh.client_stream`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import threading
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import httpx
 
 from LLM_Mesh.admin_proof import prove
-from LLM_Mesh.bounded_http import DECODED, AnswerRefused, call, decoded, read_body
+from LLM_Mesh.bounded_http import (
+    DECODED,
+    AnswerRefused,
+    Read,
+    answer_object,
+    call,
+    raise_for_error,
+    redirected,
+    rows,
+)
+from LLM_Mesh.client_stream import (
+    MAX_STREAM_EVENT_BYTES,
+    STREAM_MAX_ENV,
+    Bound,
+    events,
+    positive,
+    stream_error,
+)
 from LLM_Mesh.core.reach_hint import reach_hint
-from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
 from LLM_Mesh.errors import (
     InvalidApiKey,
     InvalidCredential,
     MeshError,
     RegistryUnreachable,
     UpstreamError,
-    error_from_payload,
 )
 from LLM_Mesh.tls import client_ssl_context
 
@@ -73,18 +94,19 @@ MAX_ANSWER_BYTES = 64 << 20  # listings (nodes, models, health, canary) and comp
 # and node, as the node agent reads it: node/agent.MAX_EARNINGS_BYTES)
 PING_ANSWER_BYTES = 64 << 10
 EARNINGS_ANSWER_BYTES = 8 << 20
-# what a stream (``MeshClient.stream``) reads of one event, and of an error answer, decoded
-# (found 2026-12-03: an error answer was read whole, and an event line that never ended
-# grew in memory without end); an honest stream's events are ~200 bytes each, any number
-MAX_STREAM_EVENT_BYTES = MAX_EVENT_BYTES
 # the longest a stream runs, from its request to its last event, unless the caller or
 # $LLM_MESH_STREAM_MAX_S says otherwise (found 2026-12-03: bounded per event only, a gateway
 # sending an honest event now and then, each within the read timeout, held it for ever);
 # an honest stream of 32k tokens at 20 tokens a second takes ~27 min
 DEFAULT_STREAM_MAX_S = 1800.0
-STREAM_MAX_ENV = "LLM_MESH_STREAM_MAX_S"
-
-T = TypeVar("T")
+# (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``: imported above, named
+# here still)
+__all__ = [
+    "DEFAULT_STREAM_MAX_S", "DEFAULT_TIMEOUT", "EARNINGS_ANSWER_BYTES", "MAX_ANSWER_BYTES",
+    "MAX_STREAM_EVENT_BYTES", "PING_ANSWER_BYTES", "STREAM_MAX_ENV", "MeshClient",
+    "bearer_header", "fetch_json_sync", "gateway_urls", "new_request_id", "raise_for_error",
+    "stream_max_s",
+]  # fmt: skip
 
 
 def stream_max_s(env: Mapping[str, str] | None = None) -> float:
@@ -120,17 +142,6 @@ def _failed(base: str, path: str, exc: Exception) -> str:
     return f"the connection to {base} failed on {path}: {type(exc).__name__}: {exc}" + (
         f" ({hint})" if hint else ""
     )
-
-
-def raise_for_error(response: httpx.Response) -> None:
-    """Raise the mesh exception an error response stands for."""
-    if response.status_code < 400:
-        return
-    try:
-        payload: Any = response.json()
-    except ValueError:
-        payload = response.text
-    raise error_from_payload(response.status_code, payload)
 
 
 def _bearer(secret: str, what: str, error: type[MeshError] = InvalidCredential) -> dict[str, str]:
@@ -190,7 +201,7 @@ class MeshClient:
     ) -> None:
         self.base_urls = gateway_urls(base_url)
         # a stream's whole time (module docstring); None: $LLM_MESH_STREAM_MAX_S or 30 min
-        self.stream_max_s = _positive(stream_max_s) if stream_max_s is not None else None
+        self.stream_max_s = positive(stream_max_s) if stream_max_s is not None else None
         self._current = 0
         self.failovers = 0  # times a call moved to another gateway
         self._admin_key = admin_key
@@ -250,9 +261,11 @@ class MeshClient:
 
     async def _request(
         self, method: str, path: str, limit: int = MAX_ANSWER_BYTES, *, admin: bool = False,
-        **kw: Any,
+        read: Read = answer_object, **kw: Any,
     ) -> Any:  # fmt: skip
-        """``method path`` on the gateways in turn, its answer read to at most ``limit``;
+        """``method path`` on the gateways in turn, its answer read to at most ``limit``, and
+        then by ``read`` (its shape: a JSON object by default; a redirect, never followed,
+        or another shape: ``UpstreamError``, the next gateway's turn as for a 5xx);
         ``admin``: with the admin key, if any (:meth:`_admin_headers`)."""
         many = len(self.base_urls) > 1
         headers = kw.get("headers") or {}
@@ -266,7 +279,7 @@ class MeshClient:
                     sent.update(await self._admin_headers(base, kw.get("timeout")))
                 r = await call(
                     self._http, method, base + path, limit,
-                    deadline_s=self._deadline_s(kw.get("timeout")),
+                    deadline_s=self._deadline_s(kw.get("timeout")), follow_redirects=False,
                     **{**kw, "headers": sent},
                 )  # fmt: skip
             except InvalidCredential as exc:  # a URL that did not prove it is the registry
@@ -297,9 +310,12 @@ class MeshClient:
                 except MeshError as exc:
                     raise _Retry(exc) from exc
             raise_for_error(r)
-            if r.status_code == 204 or not r.content:
-                return None
-            return r.json()
+            try:
+                return read(r, f"{method} {base}{path}'s answer")
+            except UpstreamError as exc:  # a redirect, or not JSON of the shape asked
+                if retry_sent:
+                    raise _Retry(exc) from exc
+                raise
 
         return await self._each(once)
 
@@ -321,17 +337,23 @@ class MeshClient:
 
     async def nodes(self) -> list[dict[str, Any]]:
         """The nodes; with ``admin_key`` the admin's view (URLs and hardware too)."""
-        data = await self._request("GET", "/mesh/nodes", admin=True)
-        return list(data["nodes"])
+        nodes: list[dict[str, Any]] = await self._request(
+            "GET", "/mesh/nodes", admin=True, read=rows("nodes", "node_id")
+        )
+        return nodes
 
     async def models(self) -> list[dict[str, Any]]:
-        data = await self._request("GET", "/mesh/models")
-        return list(data["models"])
+        models: list[dict[str, Any]] = await self._request(
+            "GET", "/mesh/models", read=rows("models", "id")
+        )
+        return models
 
     async def health_check(self) -> list[dict[str, Any]]:
         """One active health-check pass now: an admin operation (``admin_key``)."""
-        data = await self._request("POST", "/mesh/health-check", admin=True)
-        return list(data["results"])
+        results: list[dict[str, Any]] = await self._request(
+            "POST", "/mesh/health-check", admin=True, read=rows("results")
+        )
+        return results
 
     async def earnings(
         self, operator_token: str, *, node: str | None = None, days: int = 30
@@ -354,10 +376,11 @@ class MeshClient:
     ) -> list[dict[str, Any]]:
         """One canary probe round now (admin): each probe's verdict (``registry/canary.py``)."""
         params = {k: v for k, v in (("node", node), ("model", model)) if v is not None}
-        data = await self._request(
-            "POST", "/mesh/canary/run", admin=True, params=params, timeout=timeout_s
-        )
-        return list(data["results"])
+        results: list[dict[str, Any]] = await self._request(
+            "POST", "/mesh/canary/run", admin=True, params=params, timeout=timeout_s,
+            read=rows("results"),
+        )  # fmt: skip
+        return results
 
     async def balance(self) -> dict[str, Any]:
         """``GET /v1/balance``: the API key's user's balance (no key: the community pool's)."""
@@ -412,8 +435,8 @@ class MeshClient:
         headers = self._v1_headers(request_id)
         many = len(self.base_urls) > 1
         started = False
-        limit_s = _positive(max_s) if max_s is not None else self.stream_max_s or stream_max_s()
-        bound = _Bound(asyncio.get_running_loop().time() + limit_s, limit_s)
+        limit_s = positive(max_s) if max_s is not None else self.stream_max_s or stream_max_s()
+        bound = Bound(asyncio.get_running_loop().time() + limit_s, limit_s)
         for i in self._order():
             base = self.base_urls[i]
             last = i == self._order()[-1]
@@ -423,11 +446,15 @@ class MeshClient:
                     headers={**headers, **DECODED},
                 )  # fmt: skip
                 what = f"the stream from {base}"
-                r = await bound.by(self._http.send(request, stream=True), what)
+                r = await bound.by(
+                    self._http.send(request, stream=True, follow_redirects=False), what
+                )
                 try:
-                    if r.status_code >= 400:
-                        error = await bound.by(_stream_error(r, base + path), what)
-                        if r.status_code >= 500 and many and not last:
+                    if r.status_code >= 300:  # a redirect too: not followed, as a 5xx
+                        error: MeshError | None = redirected(r, what)
+                        if error is None:
+                            error = await bound.by(stream_error(r, base + path), what)
+                        if r.status_code not in range(400, 500) and many and not last:
                             self.failovers += 1
                             continue
                         raise error
@@ -439,7 +466,7 @@ class MeshClient:
                             k: v for k, v in r.headers.items() if k.lower().startswith("x-mesh-")
                         },
                     }
-                    async for chunk in bound.each(_events(r, base), what):
+                    async for chunk in bound.each(events(r, base), what):
                         if chunk is None:  # [DONE]
                             return
                         yield chunk
@@ -456,103 +483,6 @@ class MeshClient:
                 self.failovers += 1
 
 
-def _positive(seconds: float) -> float:
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"a stream's time bound must be > 0 seconds, got {seconds!r}")
-    return float(seconds)
-
-
-class _Bound:
-    """A stream's deadline (the event loop's clock), kept by every step that waits on the
-    gateway; past it :class:`AnswerRefused` naming the bound."""
-
-    __slots__ = ("deadline", "limit_s")
-
-    def __init__(self, deadline: float, limit_s: float) -> None:
-        self.deadline = deadline
-        self.limit_s = limit_s
-
-    async def by(self, step: Awaitable[T], what: str) -> T:
-        """``await step``, cut at the deadline."""
-        timeout = asyncio.timeout_at(self.deadline)
-        try:
-            async with timeout:
-                return await step
-        except TimeoutError:
-            if not timeout.expired():
-                raise
-            raise AnswerRefused(
-                f"{what} ran longer than {self.limit_s:g} s (the stream's bound: max_s, "
-                f"{STREAM_MAX_ENV}): not read further"
-            ) from None
-
-    async def each(self, items: AsyncGenerator[T, None], what: str) -> AsyncIterator[T]:
-        """``items`` as they come, each by the deadline; closed when done or cut."""
-        try:
-            while True:
-                try:
-                    item = await self.by(anext(items), what)
-                except StopAsyncIteration:
-                    return
-                yield item
-        finally:
-            await items.aclose()
-
-
-async def _stream_error(r: httpx.Response, url: str) -> MeshError:
-    """The mesh error a stream's error answer stands for, its body read to at most
-    :data:`MAX_STREAM_EVENT_BYTES` (past it: :class:`AnswerRefused`)."""
-    what = f"the error answer ({r.status_code}) of {url}"
-    body = await read_body(r, MAX_STREAM_EVENT_BYTES, what=what)
-    try:
-        raise_for_error(httpx.Response(r.status_code, content=body))
-    except MeshError as exc:
-        return exc
-    raise AssertionError("unreachable: the status is an error's")  # pragma: no cover
-
-
-async def _events(r: httpx.Response, base: str) -> AsyncGenerator[dict[str, Any] | None, None]:
-    """Each ``data:`` line's JSON of a stream's events, ``None`` for ``[DONE]``; an event
-    longer than :data:`MAX_STREAM_EVENT_BYTES` (or a line that never ends) is refused,
-    not gathered further (:class:`~LLM_Mesh.core.sse_frame.SseFramer`)."""
-    framer = SseFramer(MAX_STREAM_EVENT_BYTES)
-    what = f"the stream from {base}"
-    async for piece in decoded(r, what=what):
-        events = framer.feed(piece)
-        for event in events:
-            for item in _data(event, base):
-                yield item
-        if framer.over:
-            raise AnswerRefused(
-                f"{what} sent an event longer than {MAX_STREAM_EVENT_BYTES} bytes: not read further"
-            )
-    for event in framer.end():
-        for item in _data(event, base):
-            yield item
-
-
-def _data(event: bytes, base: str) -> list[dict[str, Any] | None]:
-    """An event's ``data:`` lines, parsed (``None``: ``[DONE]``, nothing after it)."""
-    out: list[dict[str, Any] | None] = []
-    for line in event.split(b"\n"):
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            out.append(None)
-            return out
-        try:
-            chunk = json.loads(data.decode("utf-8"))
-        except (ValueError, RecursionError):  # (invalid UTF-8 too)
-            raise UpstreamError(
-                f"the stream from {base} sent an event that is not JSON: {data[:80]!r}"
-            ) from None
-        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
-            raise error_from_payload(502, chunk)
-        out.append(chunk)
-    return out
-
-
 def fetch_json_sync(
     base_url: str | Sequence[str],
     path: str,
@@ -561,10 +491,12 @@ def fetch_json_sync(
     ca_file: str | None = None,
     limit: int = MAX_ANSWER_BYTES,
     transport: httpx.AsyncBaseTransport | None = None,
+    read: Read = answer_object,
 ) -> Any:
     """A blocking GET for the few synchronous seed calls (``get_model_info``, ``llm-mesh
     status`` and ``models``, the registry's keys of ``receipt verify``); with several
-    gateways, the first that answers (below 500). Read as :class:`MeshClient` reads: at most
+    gateways, the first that answers (below 500) with what ``read`` asks for (a JSON object
+    by default; :func:`~LLM_Mesh.bounded_http.rows`). Read as :class:`MeshClient` reads: at most
     ``limit`` bytes, decoded, within 3 × ``timeout`` in all (found 2026-12-03: ``httpx.get``
     read and inflated the answer whole, and a byte at a time within ``timeout`` held the
     caller for ever). Runs in a thread of its own, so it works under a running event loop
@@ -575,7 +507,7 @@ def fetch_json_sync(
             timeout=timeout, verify=client_ssl_context(ca_file), transport=transport
         )
         async with http, MeshClient(base_url, http_client=http) as client:
-            return await client._request("GET", path, limit)
+            return await client._request("GET", path, limit, read=read)
 
     # a daemon thread, joined without a pool: Ctrl-C ends the wait at once (the read ends
     # on its own within its bound), and nothing waits for it at exit (found 2026-12-03:

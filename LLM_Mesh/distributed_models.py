@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from LLM_Mesh.bounded_http import rows
 from LLM_Mesh.client import MeshClient, fetch_json_sync
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
@@ -75,6 +76,11 @@ def _tokens(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         return 0
     return value if 0 <= value <= MAX_USAGE_TOKENS else 0
+
+
+def _rows(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of ``value`` if it is a list, else none (a hostile gateway's answer)."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def _obj(value: Any) -> Mapping[str, Any]:
@@ -222,12 +228,11 @@ class DistributedModelRegistry:
         self._snapshot_at = self._clock()
 
     def _refresh_sync(self) -> None:
-        self._models = list(
-            fetch_json_sync(self.registry_url, "/mesh/models", ca_file=self.ca_file)["models"]
-        )
-        self._nodes = list(
-            fetch_json_sync(self.registry_url, "/mesh/nodes", ca_file=self.ca_file)["nodes"]
-        )
+        # read as MeshClient.models()/nodes() read them: a list of objects with their ids
+        # (else UpstreamError in words: found 2026-12-04, KeyError/TypeError in the caller)
+        url, ca = self.registry_url, self.ca_file
+        self._models = fetch_json_sync(url, "/mesh/models", ca_file=ca, read=rows("models", "id"))
+        self._nodes = fetch_json_sync(url, "/mesh/nodes", ca_file=ca, read=rows("nodes", "node_id"))
         self._snapshot_at = self._clock()
 
     async def initialize(self) -> dict[str, Any]:
@@ -264,7 +269,8 @@ class DistributedModelRegistry:
         def info(m: dict[str, Any]) -> dict[str, Any]:
             hosting = []
             for n in nodes:
-                hosted = next((h for h in n.get("models", []) if h.get("id") == m["id"]), None)
+                listed = n.get("models")  # a node's rows: anything a hostile gateway sent
+                hosted = next((h for h in _rows(listed) if h.get("id") == m["id"]), None)
                 if hosted is None:
                     continue
                 hosting.append(

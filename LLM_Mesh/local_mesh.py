@@ -75,6 +75,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.first_use import loopback_host
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.secret_files import make_private_dir
 
 #: SIGTERM → SIGKILL for a child that does not exit, at least (a node's own bound is 12 s by
 #: default; the registry's 80 s, waited for: LocalMesh._grace)
@@ -226,7 +227,7 @@ class LocalMesh:
 
     def _spawn(self, name: str, args: list[str]) -> _Child:
         logs = self.settings.home / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        make_private_dir(logs)
         path = logs / f"{name}.log"
         log = path.open("ab")
         cmd = [sys.executable, "-m", "LLM_Mesh.cli", *args]
@@ -240,7 +241,7 @@ class LocalMesh:
 
     def start(self, progress: Callable[[str], None] = lambda _msg: None) -> None:
         """Start registry then node; return once the node serves ``model``."""
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.settings.home)
         for port in (self.registry_port, self.node_port):
             _require_free_port(self.host, port)
         if self.prepare_credentials():

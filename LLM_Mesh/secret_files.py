@@ -7,12 +7,17 @@ replaced. :func:`admin_key_for`: the admin key a client may send to given regist
 (``$LLM_MESH_ADMIN_KEY``; the file's only to the registry that recorded its URLs and its
 public key beside it, ``admin.key.registry``: ``core/admin_key_scope.py``, and only once
 the URL proved it holds that key: ``admin_proof.py``). :func:`try_lock`: the home's lock files (``settlement.lock``, ``node.key.lock``),
-held with ``flock`` while a process runs.
+held with ``flock`` while a process runs. :func:`make_private_dir`: the home and the
+folders that hold keys, made mode 0700 (found 2026-12-04: made with the umask's 0755, the
+home's listing and its readable files open to every user of the machine);
+:func:`open_home_warning`: what to say of a home made before, still open to others (left
+as it is: the user's to change).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,9 +40,46 @@ ADMIN_KEY_FILE = "admin.key"
 ADMIN_KEY_REGISTRY_FILE = "admin.key.registry"
 
 
+def make_private_dir(path: Path) -> Path:
+    """``path`` made with its missing parents, each folder made here mode 0700 whatever the
+    umask says; a folder that exists already (``/``, the user's own home, a home made
+    before: :func:`open_home_warning`) is left as it is. ``FileExistsError`` when ``path``
+    is a file."""
+    missing: list[Path] = []
+    here = Path(os.path.abspath(path))
+    while not here.is_dir() and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process (or a file: below)
+            continue
+        os.chmod(folder, 0o700)  # whatever the umask took away or kept
+    if not path.is_dir():
+        raise FileExistsError(f"{path} is not a folder")
+    return path
+
+
+def open_home_warning(home: Path) -> str | None:
+    """What to say when the existing folder ``home`` can be read by the group or others
+    (it holds keys); ``None`` when it cannot, or does not exist."""
+    try:
+        mode = home.stat().st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (
+        f"warning: {home} (mode {stat.S_IMODE(mode):04o}) can be read by other users of this "
+        f"machine and holds the mesh's keys: chmod 700 {shlex.quote(str(home))}"
+    )
+
+
 def create_secret_file(path: Path, data: bytes) -> bool:
-    """Write ``data`` to a new file readable by its owner only; ``False`` if it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to a new file readable by its owner only; ``False`` if it exists.
+    A folder made for it is mode 0700 (:func:`make_private_dir`)."""
+    make_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -88,7 +130,7 @@ def record_admin_key_registry(
     goes to those URLs only, once one proved it holds that key (:func:`admin_key_for`).
     Replaced whole."""
     path = settings.home / ADMIN_KEY_REGISTRY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     urls = dict.fromkeys((*settings.registry_urls, *served))  # in order, once each
     lines = [*urls, *([KEY_PREFIX + public_key] if public_key else [])]
@@ -155,7 +197,7 @@ def try_lock(path: Path) -> int | None:
     cannot be opened; ``ImportError`` where there is no ``flock``."""
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import httpx
 from fastapi import FastAPI
 
+from LLM_Mesh.bounded_http import Read, answer_object
 from LLM_Mesh.client import _unreachable, raise_for_error
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.schemas import Hardware
@@ -379,7 +380,9 @@ class InProcessMesh:
     def sync_client(self) -> httpx.Client:
         return httpx.Client(transport=_Bridge(self), base_url=self.registry_url)
 
-    def fetch_json_sync(self, base_url: str, path: str, timeout: float = 5.0) -> Any:
+    def fetch_json_sync(
+        self, base_url: str, path: str, timeout: float = 5.0, read: Read = answer_object
+    ) -> Any:
         """``LLM_Mesh.client.fetch_json_sync``, through this mesh (monkeypatch it in)."""
         with self.sync_client() as c:
             try:
@@ -387,7 +390,7 @@ class InProcessMesh:
             except httpx.ConnectError as exc:
                 raise _unreachable(base_url, exc) from exc
         raise_for_error(r)
-        return r.json()
+        return read(r, f"GET {path}'s answer")
 
     def paths(self) -> list[str]:
         """``"METHOD /path"`` of every request the test's clients sent, in order."""

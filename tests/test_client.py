@@ -120,9 +120,12 @@ async def test_completion_and_chat_send_non_stream_body_and_request_id() -> None
     assert "X-Request-Id" not in second.headers
 
 
-async def test_204_is_none() -> None:
+async def test_204_where_an_object_is_asked_is_an_upstream_error() -> None:
+    """Every call of the client expects an answer (a 204 was ``None`` to the caller, whose
+    ``data["nodes"]`` then raised ``TypeError``: found 2026-12-04)."""
     async with client(lambda r: httpx.Response(204)) as c:
-        assert await c._request("DELETE", "/mesh/nodes/n1") is None
+        with pytest.raises(UpstreamError, match="is not JSON"):
+            await c._request("DELETE", "/mesh/nodes/n1")
 
 
 @pytest.mark.parametrize(

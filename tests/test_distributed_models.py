@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 import LLM_Mesh.distributed_models as dm
+from LLM_Mesh.bounded_http import Read, answer_object
 from LLM_Mesh.core.catalog import CATALOG, get_spec
 from LLM_Mesh.core.pricing import request_cost
 from LLM_Mesh.distributed_models import DistributedModelRegistry, ModelResponse
@@ -59,9 +60,12 @@ def no_sync_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def sync_fetch_from(mesh: InProcessMesh, calls: list[tuple[str, str]]) -> Any:
-    def fetch(base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None) -> Any:
+    def fetch(
+        base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None,
+        read: Read = answer_object,
+    ) -> Any:  # fmt: skip
         calls.append((base_url, path))
-        return mesh.fetch_json_sync(base_url, path, timeout)
+        return mesh.fetch_json_sync(base_url, path, timeout, read)
 
     return fetch
 
@@ -197,7 +201,7 @@ def test_get_model_info_stale_snapshot_fetches_sync(
 
 
 def test_get_model_info_stale_and_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fetch(base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None) -> Any:
+    def fetch(base_url: str, path: str, timeout: float = 5.0, **kw: Any) -> Any:
         raise RegistryUnreachable(f"no LLM Mesh registry answered at {base_url}")
 
     monkeypatch.setattr(dm, "fetch_json_sync", fetch)
@@ -467,7 +471,7 @@ def test_main_unreachable_returns_1_with_clear_message(
 ) -> None:
     seen: list[str] = []
 
-    def fetch(base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None) -> Any:
+    def fetch(base_url: str, path: str, timeout: float = 5.0, **kw: Any) -> Any:
         seen.append(base_url)
         raise RegistryUnreachable(
             f"no LLM Mesh registry answered at {base_url}. Start one with `llm-mesh up`."
@@ -487,7 +491,7 @@ def test_main_unreachable_returns_1_with_clear_message(
 def test_main_other_mesh_error_returns_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def fetch(base_url: str, path: str, timeout: float = 5.0, ca_file: str | None = None) -> Any:
+    def fetch(base_url: str, path: str, timeout: float = 5.0, **kw: Any) -> Any:
         raise MeshError("request failed: boom")
 
     monkeypatch.setattr(dm, "fetch_json_sync", fetch)

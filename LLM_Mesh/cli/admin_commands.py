@@ -34,6 +34,7 @@ from rich.table import Table
 from LLM_Mesh.cli.common import HomeOpt, console, err, fail, settings_from
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import InvalidCredential, MeshError
+from LLM_Mesh.secret_files import make_private_dir
 
 operators_app = typer.Typer(help="Node operators: who may register nodes.", no_args_is_help=True)
 nodes_app = typer.Typer(help="Registered nodes (admin).", no_args_is_help=True)
@@ -48,7 +49,7 @@ _T = TypeVar("_T")
 def _settings(home: Any, database_url: str | None) -> Settings:
     settings = settings_from(home, database_url=database_url)
     if settings.database_url is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.home)
     return settings
 
 

@@ -15,9 +15,11 @@ from rich.console import Console
 from rich.text import Text
 
 from LLM_Mesh import logs
+from LLM_Mesh.bounded_http import answer_object
 from LLM_Mesh.cli.render import terminal_text
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.secret_files import make_private_dir, open_home_warning
 
 console = Console()
 err = Console(stderr=True)
@@ -122,8 +124,10 @@ def fail(exc: Exception) -> typer.Exit:
 def ensure_home(home: Path) -> None:
     """Make the state directory ``home`` and check that it can be written; else the one-line
     error and Exit(1) (not a traceback, nor a failure after the slow start)."""
+    if (warning := open_home_warning(home)) is not None:  # made before, open: said, left
+        err.print(warning, markup=False, highlight=False, soft_wrap=True)
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(home)  # mode 0700 when made here
         with tempfile.TemporaryFile(dir=home):
             pass
     except OSError as exc:
@@ -140,10 +144,7 @@ def json_object(r: httpx.Response, what: str) -> dict[str, Any]:
     ``what`` (e.g. ``GET /v1/ledger/keys``) otherwise."""
     if r.status_code != 200:
         raise MeshError(f"{what} answered {r.status_code}: {r.text[:200]}")
-    data = r.json()
-    if not isinstance(data, dict):
-        raise MeshError(f"{what} did not answer an object")
-    return data
+    return answer_object(r, what)  # not JSON, too deep, not an object: UpstreamError
 
 
 async def first_answering(

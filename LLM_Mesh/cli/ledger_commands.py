@@ -41,7 +41,7 @@ from typing import Annotated, Any, Protocol, cast
 import httpx
 import typer
 
-from LLM_Mesh.bounded_http import DECODED, call, decoded, read_body, wait_429
+from LLM_Mesh.bounded_http import DECODED, call, decoded, hex_list, read_body, rows_in, wait_429
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryCaOpt,
@@ -133,20 +133,22 @@ class HttpSource:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def keys(self) -> tuple[list[str], str]:
-        data = (await self._get("/v1/ledger/keys"))["data"]
+        what = "GET /v1/ledger/keys"
+        data = rows_in(await self._get("/v1/ledger/keys"), what, "data", ("public_key",))
         if not data:
             raise MeshError("the registry publishes no ledger key")
-        return [k["public_key"] for k in data], str(data[0]["origin"])
+        return [k["public_key"] for k in data], str(data[0].get("origin"))
 
     async def checkpoints(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         after = -1
         while True:
             page = await self._get("/v1/ledger/checkpoints", after=after, limit=CHECKPOINT_PAGE)
-            out.extend(page["data"])
-            if not page["has_more"] or not page["data"]:
+            rows = rows_in(page, "GET /v1/ledger/checkpoints", "data")  # (a list of objects)
+            out.extend(rows)
+            if not page.get("has_more") or not rows:
                 return out
-            after = _forward(after, page["data"][-1]["tree_size"], "/v1/ledger/checkpoints")
+            after = _forward(after, rows[-1].get("tree_size"), "/v1/ledger/checkpoints")
 
     async def entries(self, page: int) -> AsyncIterator[list[Row]]:
         after = -1
@@ -201,18 +203,19 @@ class HttpSource:
     async def _pages(self, after: int, page: int) -> AsyncIterator[list[Row]]:
         while True:
             data = await self._get("/v1/ledger", after=after, limit=page)
-            yield [_row(e) for e in data["data"]]
-            if not data["has_more"] or not data["data"]:
+            rows = rows_in(data, "GET /v1/ledger", "data")  # (a list of objects)
+            yield [_row(e) for e in rows]
+            if not data.get("has_more") or not rows:
                 return
-            after = _forward(after, data["data"][-1]["seq"], "/v1/ledger")
+            after = _forward(after, rows[-1].get("seq"), "/v1/ledger")
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/consistency", first=first, second=second)
-        return [bytes.fromhex(p) for p in data["proof"]]
+        return hex_list(data, "proof", "GET /v1/ledger/proof/consistency")
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         data = await self._get("/v1/ledger/proof/inclusion", index=index, tree_size=size)
-        return [bytes.fromhex(p) for p in data["proof"]]
+        return hex_list(data, "proof", "GET /v1/ledger/proof/inclusion")
 
     async def stored(self) -> tuple[int, dict[str, tuple[int, int]]] | None:
         """What the registry charges against (``GET /v1/balance``: the pool's balance, or

@@ -17,6 +17,7 @@ from typing import Any
 
 from LLM_Mesh.core.gossip import export
 from LLM_Mesh.core.ledger_audit import Report
+from LLM_Mesh.secret_files import make_private_dir
 
 __all__ = ["SEEN_FILE", "load_seen", "load_seen_checkpoint", "save_seen"]
 
@@ -51,7 +52,7 @@ def save_seen(path: Path, source: str, report: Report, registry: str | None = No
     if report.checkpoint is not None:
         seen["checkpoint"] = export(report.checkpoint, report.checkpoint_key, registry)
     data[_seen_key(source)] = seen
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     tmp.replace(path)

@@ -42,7 +42,7 @@ import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from LLM_Mesh.bounded_http import call
+from LLM_Mesh.bounded_http import call, hex_list, json_or_none, rows_in
 from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryCaOpt,
@@ -69,7 +69,7 @@ from LLM_Mesh.core.witness import (
     witness_key,
     witnessed,
 )
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import MeshError, UpstreamError
 from LLM_Mesh.secret_files import try_lock
 from LLM_Mesh.tls import client_ssl_context
 from LLM_Mesh.witness.server import WitnessService, bind, parse_listen, serve
@@ -139,8 +139,22 @@ async def _call(client: httpx.AsyncClient, method: str, path: str, **kw: Any) ->
 async def _log_keys(client: httpx.AsyncClient, pins: Sequence[bytes]) -> list[bytes]:
     if pins:
         return list(pins)
-    data = json_object(await _call(client, "GET", "/v1/ledger/keys"), "GET /v1/ledger/keys")
-    return [base64.b64decode(str(k["public_key"])) for k in data["data"]]
+    what = "GET /v1/ledger/keys"
+    data = rows_in(json_object(await _call(client, "GET", "/v1/ledger/keys"), what), what,
+                   "data", ("public_key",))  # fmt: skip
+    return [base64.b64decode(k["public_key"]) for k in data]
+
+
+def _latest(r: httpx.Response) -> tuple[str, int]:
+    """The signed note and tree size of ``GET /v1/ledger/checkpoints/latest``'s answer; else
+    ``UpstreamError`` (found 2026-12-04: a list, or a ``tree_size`` of ``[]``, ended the
+    witness's loop with a ``TypeError``)."""
+    what = "GET /v1/ledger/checkpoints/latest"
+    latest = json_object(r, what)
+    note, size = latest.get("note"), latest.get("tree_size")
+    if not isinstance(note, str) or type(size) is not int or size < 0:
+        raise UpstreamError(f"{what}'s answer has no 'note' text and 'tree_size' count")
+    return note, size
 
 
 async def witness_round(
@@ -158,16 +172,15 @@ async def witness_round(
     last = state.get(origin)
     if r.status_code == 404:
         return Round(None, last)
-    latest = json_object(r, "GET /v1/ledger/checkpoints/latest")
-    note, size = str(latest["note"]), int(latest["tree_size"])
+    note, size = _latest(r)
     keys = await _log_keys(client, pins)
     old = last.size if last is not None else 0
     proof: list[bytes] = []
     if 0 < old < size:
         params = {"first": old, "second": size}
         answer = await _call(client, "GET", "/v1/ledger/proof/consistency", params=params)
-        got = json_object(answer, "GET /v1/ledger/proof/consistency")
-        proof = [bytes.fromhex(p) for p in got["proof"]]
+        what = "GET /v1/ledger/proof/consistency"
+        proof = hex_list(json_object(answer, what), "proof", what)
     decision = decide(last, note, {origin: keys}, old, proof)
     if not decision.ok or decision.checkpoint is None:
         return Round(decision, last, note)
@@ -182,16 +195,16 @@ async def witness_round(
     if resp.status_code != 200:
         return Round(decision, last, note, f"refused by the registry ({resp.status_code}): "
                      f"{_error_message(resp)}")  # fmt: skip
-    stored = resp.json().get("stored")
+    said = json_or_none(resp)  # any shape: the cosignature was taken (200)
+    stored = said.get("stored") if isinstance(said, dict) else None
     return Round(decision, last, note, "handed in" if stored else "handed in (had it already)")
 
 
 def _error_message(resp: httpx.Response) -> str:
     """The message of the registry's OpenAI-shaped error, else its first 300 characters."""
-    try:
-        msg = resp.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        msg = None
+    said = json_or_none(resp)
+    error = said.get("error") if isinstance(said, dict) else None
+    msg = error.get("message") if isinstance(error, dict) else None
     return msg[:300] if isinstance(msg, str) else resp.text[:300]
 
 
@@ -242,7 +255,10 @@ def run_witness(
             while True:
                 try:
                     rnd: Round = await one_round()
-                except (MeshError, httpx.HTTPError, ValueError, KeyError) as exc:
+                # (the shapes are read into MeshError; the rest: a registry's answer this
+                # reading missed must not end a witness that runs for months)
+                except (MeshError, httpx.HTTPError, ValueError, KeyError, TypeError,
+                        AttributeError, RecursionError, OverflowError) as exc:  # fmt: skip
                     if every is None:
                         raise
                     err.print(f"[yellow]round failed[/] ({type(exc).__name__}: {shown(exc)}); "

@@ -443,14 +443,18 @@ def status(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> N
 @app.command()
 def models(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> None:
     """The catalog, and which models are up."""
+    from LLM_Mesh.bounded_http import rows
     from LLM_Mesh.client import fetch_json_sync
 
     settings = _settings(registry=registry, registry_ca=_ca(registry_ca))
     try:
-        data = fetch_json_sync(settings.registry_urls, "/mesh/models", ca_file=settings.registry_ca)
+        found = fetch_json_sync(
+            settings.registry_urls, "/mesh/models", ca_file=settings.registry_ca,
+            read=rows("models", "id"),
+        )  # fmt: skip
     except MeshError as exc:
         raise _fail(exc) from exc
-    console.print(render.models_table(data["models"], console.width))
+    console.print(render.models_table(found, console.width))
 
 
 @app.command()

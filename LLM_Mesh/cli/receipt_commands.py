@@ -46,7 +46,10 @@ def keys_from_listing(text: str) -> list[str]:
     plain text with one key a line (``#`` comments allowed)."""
     body = text.strip()
     if body.startswith(("{", "[")):
-        return _keys_of(json.loads(body))
+        try:
+            return _keys_of(json.loads(body))
+        except RecursionError:  # found 2026-12-04: a traceback
+            raise ValueError("a keys listing nested too deep to read") from None
     return [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
@@ -56,7 +59,13 @@ def _keys_of(data: Any) -> list[str]:
         data = data.get("data")
     if not isinstance(data, list):
         raise ValueError("a keys file is /v1/ledger/keys' answer or a list of keys")
-    return [k["public_key"] if isinstance(k, dict) else str(k) for k in data]
+    if not all(isinstance(k, str) or isinstance(_obj(k).get("public_key"), str) for k in data):
+        raise ValueError("a keys listing holds an entry that is neither a key nor a key's object")
+    return [k if isinstance(k, str) else k["public_key"] for k in data]
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def fetch_keys(
@@ -109,23 +118,27 @@ def _client_line(receipt: Receipt, request_id: str | None) -> str:
         return "  request id made by the gateway (no client's own id)"
     if request_id is not None and request_id != receipt.request_id:
         return f"  client's own request id {shown(request_id)}: countersigned (client_id_hash)"
-    return f"  client's own request id: countersigned as its hash {receipt.client_id_hash}"
+    return f"  client's own request id: countersigned as its hash {shown(receipt.client_id_hash)}"
 
 
 def _describe(receipt: Receipt, request_id: str | None = None) -> None:
+    """What the receipt says, its signed text printed literally (found 2026-12-04: read as
+    Rich markup, a ``[/]`` in a model id ended the command, ``[green]...`` forged words)."""
     when = datetime.fromtimestamp(receipt.time_ms / 1000, timezone.utc).isoformat()
     console.print(
-        f"[green]OK[/]: receipt {receipt.receipt_hash} for request {receipt.request_id} "
-        f"({receipt.model}: {receipt.prompt_tokens} prompt + {receipt.completion_tokens} "
-        f"completion tokens), countersigned by {receipt.registry_id} at {when}",
+        f"[green]OK[/]: receipt {shown(receipt.receipt_hash)} for request "
+        f"{shown(receipt.request_id)} ({shown(receipt.model)}: {receipt.prompt_tokens} prompt "
+        f"+ {receipt.completion_tokens} completion tokens), countersigned by "
+        f"{shown(receipt.registry_id)} at {when}",
         highlight=False,
     )
     console.print(_client_line(receipt, request_id), highlight=False)
     for i, p in enumerate(receipt.parts):
-        note = f" ({p.reason})" if p.reason else ""
+        note = f" ({shown(p.reason)})" if p.reason else ""
         console.print(
-            f"  part {i}: {p.node_id} {p.status.value}{note}: {p.prompt_tokens} prompt + "
-            f"{p.completion_tokens} completion tokens, output sha256 {p.output_sha256}",
+            f"  part {i}: {shown(p.node_id)} {shown(p.status.value)}{note}: {p.prompt_tokens} "
+            f"prompt + {p.completion_tokens} completion tokens, output sha256 "
+            f"{shown(p.output_sha256)}",
             highlight=False,
         )
 

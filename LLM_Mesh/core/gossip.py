@@ -92,6 +92,8 @@ def note_from(text: str) -> str:
         return text
     try:
         data = json.loads(text)
+    except RecursionError:  # found 2026-12-04: a '{"a":[[[[...' ended `ledger verify`
+        raise BadCheckpoint("JSON nested too deep to read: not a checkpoint") from None
     except ValueError as exc:
         raise BadCheckpoint(f"not JSON: {exc}") from None
     note = data.get("note") if isinstance(data, Mapping) else None

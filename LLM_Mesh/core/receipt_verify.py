@@ -135,6 +135,8 @@ def decode_header(value: str) -> Any:
     """The receipt JSON of an ``X-Mesh-Receipt`` value (``ReceiptError`` when garbled)."""
     try:
         return json.loads(unb64url(value.strip()))
+    except RecursionError:
+        raise _malformed(f"the {HDR_RECEIPT} value is JSON nested too deep to read") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise _malformed(f"the {HDR_RECEIPT} value is not base64url JSON ({exc})") from None
 
@@ -184,7 +186,7 @@ def _from_sse(lines: Iterable[str]) -> Found:
             continue
         try:
             obj = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # (too deep: found 2026-12-04)
             raise _malformed("a data: line of the stream is not JSON") from None
         if not isinstance(obj, dict):
             continue
@@ -210,6 +212,8 @@ def find_receipt(text: str) -> Found:
     if body.startswith("{"):
         try:
             return _from_object(json.loads(body))
+        except RecursionError:  # found 2026-12-04: a traceback, not "malformed"
+            raise _malformed("the input is JSON nested too deep to read") from None
         except ValueError as exc:
             if isinstance(exc, ReceiptError):
                 raise

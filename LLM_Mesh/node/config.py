@@ -44,7 +44,7 @@ from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.model_files import model_id_of
-from LLM_Mesh.secret_files import too_open
+from LLM_Mesh.secret_files import make_private_dir, too_open
 
 log = logging.getLogger("LLM_Mesh.node")
 
@@ -274,7 +274,7 @@ def save_node_config(cfg: NodeConfig, path: Path | str) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

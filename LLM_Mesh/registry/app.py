@@ -94,14 +94,14 @@ from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
 from LLM_Mesh.registry.witness_push import WitnessPusher, make_witness_client
-from LLM_Mesh.secret_files import record_admin_key_registry
+from LLM_Mesh.secret_files import make_private_dir, record_admin_key_registry
 
 log = logging.getLogger(__name__)
 
 
 def _default_store(settings: Settings) -> Store:
     if settings.database_url is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.home)
     from LLM_Mesh.registry.store import SqlStore  # lazy: SQLAlchemy only when serving
 
     store: Store = SqlStore(settings.effective_database_url)

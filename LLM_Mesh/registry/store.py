@@ -57,6 +57,7 @@ from LLM_Mesh.registry.store_credentials import SqlCredentials
 from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement
+from LLM_Mesh.secret_files import make_private_dir
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -224,7 +225,7 @@ def sqlite_unusable(url: str) -> str | None:
     if path is None:
         return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
     except OSError as exc:
         return f"cannot make the database's folder {path.parent}: {exc.strerror or exc}"
     # SQLite writes its journal (-wal, -shm) beside the file: the folder must be writable
@@ -382,7 +383,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
             return
         sqlite_file = _sqlite_file(self.url)
         if sqlite_file is not None:
-            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(sqlite_file.parent)
         # pre-ping: a connection PostgreSQL dropped (restart, pg_terminate_backend) is
         # replaced at checkout instead of failing the request that drew it
         engine = create_async_engine(

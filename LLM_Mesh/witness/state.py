@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from LLM_Mesh.core.witness import Cosigned, witness_key
 from LLM_Mesh.node.keys import load_key
-from LLM_Mesh.secret_files import create_secret_file
+from LLM_Mesh.secret_files import create_secret_file, make_private_dir
 
 __all__ = [
     "KEY_FILE",
@@ -82,7 +82,7 @@ def save_state(path: Path, state: dict[str, Cosigned]) -> None:
             o: {"size": c.size, "root": c.root.hex(), "note": c.note} for o, c in state.items()
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w") as f:
         f.write(json.dumps(data, indent=1, sort_keys=True))

@@ -1,0 +1,134 @@
+"""A stream's pieces for :meth:`LLM_Mesh.client.MeshClient.stream`: its time bound, its
+error answer and its events, read from a gateway the client does not trust.
+
+- :class:`Bound`: the stream's deadline, kept by every step that waits on the gateway.
+- :func:`stream_error`: the mesh error a stream's error answer stands for, read to at most
+  :data:`MAX_STREAM_EVENT_BYTES`.
+- :func:`events`: each ``data:`` line's JSON object (an event longer than
+  :data:`MAX_STREAM_EVENT_BYTES` refused; one that is not a JSON object, or nested too
+  deep: :class:`~LLM_Mesh.errors.UpstreamError`, found 2026-12-04: a list was handed on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import httpx
+
+from LLM_Mesh.bounded_http import AnswerRefused, decoded, raise_for_error, read_body
+from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
+from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
+
+__all__ = [
+    "MAX_STREAM_EVENT_BYTES", "STREAM_MAX_ENV", "Bound", "events", "positive", "stream_error",
+]  # fmt: skip
+
+# what a stream (``MeshClient.stream``) reads of one event, and of an error answer, decoded
+# (found 2026-12-03: an error answer was read whole, and an event line that never ended
+# grew in memory without end); an honest stream's events are ~200 bytes each, any number
+MAX_STREAM_EVENT_BYTES = MAX_EVENT_BYTES
+STREAM_MAX_ENV = "LLM_MESH_STREAM_MAX_S"  # a stream's whole time, in seconds (client.py)
+
+T = TypeVar("T")
+
+
+def positive(seconds: float) -> float:
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"a stream's time bound must be > 0 seconds, got {seconds!r}")
+    return float(seconds)
+
+
+class Bound:
+    """A stream's deadline (the event loop's clock), kept by every step that waits on the
+    gateway; past it :class:`AnswerRefused` naming the bound."""
+
+    __slots__ = ("deadline", "limit_s")
+
+    def __init__(self, deadline: float, limit_s: float) -> None:
+        self.deadline = deadline
+        self.limit_s = limit_s
+
+    async def by(self, step: Awaitable[T], what: str) -> T:
+        """``await step``, cut at the deadline."""
+        timeout = asyncio.timeout_at(self.deadline)
+        try:
+            async with timeout:
+                return await step
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise AnswerRefused(
+                f"{what} ran longer than {self.limit_s:g} s (the stream's bound: max_s, "
+                f"{STREAM_MAX_ENV}): not read further"
+            ) from None
+
+    async def each(self, items: AsyncGenerator[T, None], what: str) -> AsyncIterator[T]:
+        """``items`` as they come, each by the deadline; closed when done or cut."""
+        try:
+            while True:
+                try:
+                    item = await self.by(anext(items), what)
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            await items.aclose()
+
+
+async def stream_error(r: httpx.Response, url: str) -> MeshError:
+    """The mesh error a stream's error answer stands for, its body read to at most
+    :data:`MAX_STREAM_EVENT_BYTES` (past it: :class:`AnswerRefused`)."""
+    what = f"the error answer ({r.status_code}) of {url}"
+    body = await read_body(r, MAX_STREAM_EVENT_BYTES, what=what)
+    try:
+        raise_for_error(httpx.Response(r.status_code, content=body))
+    except MeshError as exc:
+        return exc
+    raise AssertionError("unreachable: the status is an error's")  # pragma: no cover
+
+
+async def events(r: httpx.Response, base: str) -> AsyncGenerator[dict[str, Any] | None, None]:
+    """Each ``data:`` line's JSON of a stream's events, ``None`` for ``[DONE]``; an event
+    longer than :data:`MAX_STREAM_EVENT_BYTES` (or a line that never ends) is refused,
+    not gathered further (:class:`~LLM_Mesh.core.sse_frame.SseFramer`)."""
+    framer = SseFramer(MAX_STREAM_EVENT_BYTES)
+    what = f"the stream from {base}"
+    async for piece in decoded(r, what=what):
+        for event in framer.feed(piece):
+            for item in _data(event, base):
+                yield item
+        if framer.over:
+            raise AnswerRefused(
+                f"{what} sent an event longer than {MAX_STREAM_EVENT_BYTES} bytes: not read further"
+            )
+    for event in framer.end():
+        for item in _data(event, base):
+            yield item
+
+
+def _data(event: bytes, base: str) -> list[dict[str, Any] | None]:
+    """An event's ``data:`` lines, parsed (``None``: ``[DONE]``, nothing after it)."""
+    out: list[dict[str, Any] | None] = []
+    for line in event.split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            out.append(None)
+            return out
+        try:
+            chunk = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):  # (invalid UTF-8 too)
+            raise UpstreamError(
+                f"the stream from {base} sent an event that is not JSON: {data[:80]!r}"
+            ) from None
+        if not isinstance(chunk, dict):
+            raise UpstreamError(f"the stream from {base} sent an event that is not a JSON object")
+        if "error" in chunk and "choices" not in chunk:
+            raise error_from_payload(502, chunk)
+        out.append(chunk)
+    return out
