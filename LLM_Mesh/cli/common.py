@@ -24,14 +24,14 @@ err = Console(stderr=True)
 
 HomeOpt = Annotated[
     Path | None,
-    typer.Option("--home", help="State directory [env LLM_MESH_HOME, default ~/.llm-mesh]"),
+    typer.Option("--home", help="State directory \\[env LLM_MESH_HOME, default ~/.llm-mesh]"),
 ]
 RegistryOpt = Annotated[
     str | None,
     typer.Option(
         "--registry",
         help="Registry URL, or several replicas as URL,URL,... (tried in turn) "
-        "[env LLM_MESH_REGISTRY_URL]",
+        "\\[env LLM_MESH_REGISTRY_URL]",
     ),
 ]
 
@@ -40,14 +40,14 @@ RegistryCaOpt = Annotated[
     typer.Option(
         "--registry-ca",
         help="CA file (PEM) to trust for an https registry besides the system's "
-        "[env LLM_MESH_REGISTRY_CA]",
+        "\\[env LLM_MESH_REGISTRY_CA]",
     ),
 ]
 RegistryPublicKeyOpt = Annotated[
     str | None,
     typer.Option(
         help="Pin the gateway's key (`llm-mesh registry public-key` on the registry's "
-        "machine prints it) [node.toml registry_public_key]"
+        "machine prints it) \\[node.toml registry_public_key]"
     ),
 ]
 AllowHttpFirstUseOpt = Annotated[
@@ -56,7 +56,7 @@ AllowHttpFirstUseOpt = Annotated[
         "--allow-http-first-use",
         help="Without a pinned key, learn it from the first answer of a plain-http registry "
         "on another machine (anyone on the path could answer: a trusted LAN only) "
-        "[node.toml allow_http_first_use, env LLM_MESH_ALLOW_HTTP_FIRST_USE]",
+        "\\[node.toml allow_http_first_use, env LLM_MESH_ALLOW_HTTP_FIRST_USE]",
     ),
 ]
 
@@ -78,7 +78,7 @@ LogFormatOpt = Annotated[
     typer.Option(
         "--log-format",
         metavar="text|json",
-        help="Log lines as text or JSON lines (one object per line) [env LLM_MESH_LOG_FORMAT, "
+        help="Log lines as text or JSON lines (one object per line) \\[env LLM_MESH_LOG_FORMAT, "
         "default text]",
     ),
 ]
@@ -87,12 +87,12 @@ MetricsPublicOpt = Annotated[
     typer.Option(
         "--metrics-public",
         help="Serve GET /metrics to anyone (default: loopback clients, or a bearer "
-        "LLM_MESH_METRICS_TOKEN) [env LLM_MESH_METRICS_PUBLIC]",
+        "LLM_MESH_METRICS_TOKEN) \\[env LLM_MESH_METRICS_PUBLIC]",
     ),
 ]
 NoMetricsOpt = Annotated[
     bool,
-    typer.Option("--no-metrics", help="No GET /metrics and no counting [env LLM_MESH_METRICS=0]"),
+    typer.Option("--no-metrics", help="No GET /metrics and no counting \\[env LLM_MESH_METRICS=0]"),
 ]
 
 

@@ -253,7 +253,7 @@ def registry_serve(
     host: str = "127.0.0.1",
     port: int = DEFAULT_REGISTRY_PORT,
     database_url: Annotated[
-        str | None, typer.Option(help="[env LLM_MESH_DATABASE_URL, default SQLite in home]")
+        str | None, typer.Option(help="\\[env LLM_MESH_DATABASE_URL, default SQLite in home]")
     ] = None,
     home: HomeOpt = None,
     verbose: bool = False,
@@ -262,7 +262,7 @@ def registry_serve(
         typer.Option(
             "--allow-private-nodes",
             help="Accept nodes on loopback/private/link-local addresses (a LAN, tests) "
-            "[env LLM_MESH_ALLOW_PRIVATE_NODES; default: global addresses only]",
+            "\\[env LLM_MESH_ALLOW_PRIVATE_NODES; default: global addresses only]",
         ),
     ] = False,
     allow_private_node: Annotated[
@@ -298,14 +298,14 @@ def registry_serve(
         typer.Option(
             min=0,
             help="Requests a minute per client address without an API key; 0: no limit "
-            "[env LLM_MESH_ANONYMOUS_RPM, default 60]",
+            "\\[env LLM_MESH_ANONYMOUS_RPM, default 60]",
         ),
     ] = None,
     redis_url: Annotated[
         str | None,
         typer.Option(
             help="Redis for rate-limit buckets shared by every replica, e.g. "
-            "redis://127.0.0.1:6379/0 [env LLM_MESH_REDIS_URL; default: per process]",
+            "redis://127.0.0.1:6379/0 \\[env LLM_MESH_REDIS_URL; default: per process]",
         ),
     ] = None,
     tls_cert: Annotated[
@@ -316,7 +316,7 @@ def registry_serve(
         bool,
         typer.Option(
             "--require-tls",
-            help="Refuse nodes that are not https (403) [env LLM_MESH_REQUIRE_TLS]",
+            help="Refuse nodes that are not https (403) \\[env LLM_MESH_REQUIRE_TLS]",
         ),
     ] = False,
     log_format: LogFormatOpt = None,
@@ -405,7 +405,7 @@ def ask(
     api_key: Annotated[
         str | None,
         typer.Option(
-            "--api-key", help="API key to send [env LLM_MESH_API_KEY; default: none, anonymous]"
+            "--api-key", help="API key to send \\[env LLM_MESH_API_KEY; default: none, anonymous]"
         ),
     ] = None,
     registry_ca: RegistryCaOpt = None,
@@ -460,7 +460,7 @@ def balance(
         str | None,
         typer.Option(
             "--api-key",
-            help="Your API key [env LLM_MESH_API_KEY; none: the community pool's balance]",
+            help="Your API key \\[env LLM_MESH_API_KEY; none: the community pool's balance]",
         ),
     ] = None,
     registry_ca: RegistryCaOpt = None,
