@@ -40,7 +40,10 @@ nodes_app = typer.Typer(help="Registered nodes (admin).", no_args_is_help=True)
 keys_app = typer.Typer(help="Clients' API keys: limits, priority, regions.", no_args_is_help=True)
 
 DbOpt = Annotated[
-    str | None, typer.Option(help="\\[env LLM_MESH_DATABASE_URL, default SQLite in home]")
+    str | None,
+    typer.Option(
+        help="The store's database URL \\[env LLM_MESH_DATABASE_URL, default SQLite in home]"
+    ),
 ]
 _T = TypeVar("_T")
 

@@ -250,13 +250,16 @@ def demo(
 
 @registry_app.command("serve")
 def registry_serve(
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_REGISTRY_PORT,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = DEFAULT_REGISTRY_PORT,
     database_url: Annotated[
-        str | None, typer.Option(help="\\[env LLM_MESH_DATABASE_URL, default SQLite in home]")
+        str | None,
+        typer.Option(
+            help="The store's database URL \\[env LLM_MESH_DATABASE_URL, default SQLite in home]"
+        ),
     ] = None,
     home: HomeOpt = None,
-    verbose: bool = False,
+    verbose: Annotated[bool, typer.Option(help="Debug log lines")] = False,
     allow_private_nodes: Annotated[
         bool,
         typer.Option(
@@ -385,7 +388,9 @@ def _ca(path: Path | None) -> str | None:
 
 @app.command()
 def ask(
-    prompt: str,
+    prompt: Annotated[
+        str, typer.Argument(help="The prompt: text to continue, or with --chat a message")
+    ],
     model: Annotated[
         str | None, typer.Option(help="Model id; default: the best up for --task")
     ] = None,
@@ -394,12 +399,18 @@ def ask(
     ] = None,
     stream: Annotated[bool, typer.Option(help="Stream tokens as they come")] = False,
     chat: Annotated[
-        bool, typer.Option(help="Send as a chat message (default: raw completion)")
+        bool, typer.Option(help="Send the prompt as a chat message (else: a raw completion)")
     ] = False,
-    max_tokens: int = 128,
-    temperature: float | None = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens to generate")] = 128,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (unset: the server's default)")
+    ] = None,
     fallback: Annotated[
-        bool, typer.Option(help="Use another model of the same specialty if this one is down")
+        bool,
+        typer.Option(
+            help="Use another model of the same specialty if this one is down (with --stream: "
+            "only while none of the answer is printed)"
+        ),
     ] = False,
     registry: RegistryOpt = None,
     api_key: Annotated[

@@ -206,8 +206,9 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many")
 RequestId = Annotated[
     str | None,
     Query(
-        description="only this request's entries (the ledger's request id, as an answer's "
-        "`mesh.ledger_request_id` names it), found by the store's index; at most "
+        description="only this request's entries (the ledger's request id: an answer's "
+        "`mesh.ledger_request_id`, else its `mesh.request_id`), found by the store's index; "
+        "at most "
         f"{MAX_REQUEST_ID} characters, no control characters"
     ),
 ]

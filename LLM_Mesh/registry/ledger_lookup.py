@@ -3,9 +3,9 @@
 One query by the index on ``ledger_entries.request_id`` (``ix_ledger_entries_request_id``,
 migration 0004), its matches in ``seq`` order: the work is the request's few entries
 (a spend, its refund, a node's share, ...), not the ledger's size, and no page of the
-whole ledger goes to the client. The id is the ledger's own ``request_id`` as an answer's
-``mesh.ledger_request_id`` and the settlement name it (a client's own id appears only as
-``c-`` and a hash of it, ``registry/parse.client_ledger_id``).
+whole ledger goes to the client. The id is the ledger's own ``request_id``: an answer's
+``mesh.ledger_request_id`` when the client named its request (its own id appears only as
+``c-`` and a hash of it, ``registry/parse.client_ledger_id``), else its ``mesh.request_id``.
 """
 
 from __future__ import annotations
