@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -167,3 +168,19 @@ async def first_answering(
             continue  # (TimeoutError: no head within the bound)
         return url
     return urls[-1]
+
+
+def reflow_help(app: typer.Typer) -> None:
+    """Each command's help (its docstring) as paragraphs of one line, for the console to
+    wrap: Typer keeps the source's line breaks after the first paragraph, so a terminal
+    narrower than the source's lines showed ``--help`` ragged (a line of 80 characters
+    then one of two words)."""
+    for info in app.registered_commands:
+        text = info.help if info.help is not None else inspect.getdoc(info.callback)
+        if text:
+            head, cut, tail = inspect.cleandoc(text).partition("\f")  # after \f: not shown
+            paragraphs = (" ".join(p.split()) for p in head.split("\n\n"))
+            info.help = "\n\n".join(p for p in paragraphs if p) + cut + tail
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)

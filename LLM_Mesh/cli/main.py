@@ -45,6 +45,7 @@ from LLM_Mesh.cli.common import (
     console,
     ensure_home,
     err,
+    reflow_help,
 )
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import observability as _observability
@@ -529,6 +530,9 @@ def migrate(
             console.print(line, markup=False, highlight=False)
     except MeshError as exc:
         raise _fail(exc) from exc
+
+
+reflow_help(app)  # every command is registered by now
 
 
 def main() -> None:

@@ -59,3 +59,12 @@ def test_help_prints_bracketed_text_literally(path: tuple[str, ...], cmd: Any) -
     wanted = [b for t in _texts(cmd) for b in _BRACKETED.findall(_literal(t).split("\f")[0])]
     lost = [b for b in wanted if _squash(b) not in shown]
     assert not lost, f"llm-mesh {' '.join(path)} --help lost {lost}: {shown}"
+
+
+@pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) or "llm-mesh" for p, _ in ALL])
+def test_help_paragraphs_are_wrapped_by_the_console(path: tuple[str, ...], cmd: Any) -> None:
+    """Typer keeps a docstring's line breaks after its first paragraph: an 80-column
+    terminal showed ``ledger verify --help`` as a full line, then "with this", then a full
+    line (found 2026-12-04). Each paragraph is one line now, for the console to wrap."""
+    shown = (cmd.help or "").split("\f")[0]
+    assert all("\n" not in p for p in shown.split("\n\n")), shown
