@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -76,7 +77,7 @@ async def _chunks(
     ca_file: str | None,
     stream_max_s: float | None,
     http_client: httpx.AsyncClient | None,
-) -> Any:
+) -> AsyncIterator[dict[str, Any]]:
     async with MeshClient(
         registry_url, http_client=http_client, api_key=api_key, ca_file=ca_file,
         stream_max_s=stream_max_s,

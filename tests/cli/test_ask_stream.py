@@ -58,12 +58,21 @@ async def test_stream_falls_back_to_a_model_that_is_up(inprocess_mesh: InProcess
     assert "(fallback from code-llama-7b)" in out
 
 
-async def test_stream_without_fallback_names_the_flag(inprocess_mesh: InProcessMesh) -> None:
+@pytest.mark.parametrize("stream", [True, False])
+async def test_without_fallback_the_error_names_the_flag(
+    inprocess_mesh: InProcessMesh, stream: bool
+) -> None:
+    """The CLI's option is --fallback (the seed API's words, fallback=True, were shown)."""
     inprocess_mesh.add_nodes("gemma-3-270m")
     console, _ = _console()
     with pytest.raises(ModelUnavailable) as info:
-        await _ask(inprocess_mesh.client(), console, fallback=False)
+        await ask_once(
+            console, REGISTRY_URL, "def f():", model="code-llama-7b", task="python",
+            stream=stream, chat=False, max_tokens=16, temperature=None, fallback=False,
+            http_client=inprocess_mesh.client(),
+        )  # fmt: skip
     assert "with --fallback gemma-3-270m answers" in info.value.message
+    assert "fallback=True" not in info.value.message
     assert [c["model"] for c in inprocess_mesh.completions] == ["code-llama-7b"]
 
 
