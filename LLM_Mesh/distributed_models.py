@@ -367,23 +367,7 @@ class DistributedModelRegistry:
         try:
             return await self._ask(body, prompt, chat, task_type, model_name, request_id)
         except ModelUnavailable as exc:
-            alt = self._fallback_for(model_name, task_type, exc.available)
-            if not fallback:
-                if alt is None:
-                    raise
-                raise ModelUnavailable(  # say how to get an answer from what is up
-                    f"{exc.message}; with fallback=True {alt} answers (same specialty)",
-                    model=model_name,
-                    available=exc.available,
-                    retry_after=exc.retry_after,
-                ) from exc
-            if alt is None:
-                raise ModelUnavailable(
-                    f"{exc.message}; no model of the same specialty is up for fallback",
-                    model=model_name,
-                    available=exc.available,
-                    retry_after=exc.retry_after,
-                ) from exc
+            alt = self.fallback_model(exc, model_name, task_type, fallback=fallback)
             res = await self._ask(
                 {**body, "model": alt}, prompt, chat, task_type, model_name, request_id
             )
@@ -408,6 +392,34 @@ class DistributedModelRegistry:
             else:
                 out = await c.completion({**body, "prompt": prompt}, request_id=request_id)
         return ModelResponse.from_openai(out, task_type=task_type, requested=requested)
+
+    def fallback_model(
+        self,
+        exc: ModelUnavailable,
+        model: str,
+        task_type: str | None,
+        *,
+        fallback: bool,
+        flag: str = "fallback=True",
+    ) -> str:
+        """The model that answers when ``model`` is not up (``exc``, naming those that are):
+        one of the same specialty, with ``fallback``; else ``exc`` again, saying which model
+        ``flag`` (how the caller spells the option) would have got an answer from."""
+        alt = self._fallback_for(model, task_type, exc.available)
+        if fallback and alt is not None:
+            return alt
+        if fallback:
+            why = "no model of the same specialty is up for fallback"
+        elif alt is not None:  # say how to get an answer from what is up
+            why = f"with {flag} {alt} answers (same specialty)"
+        else:
+            raise exc
+        raise ModelUnavailable(
+            f"{exc.message}; {why}",
+            model=model,
+            available=exc.available,
+            retry_after=exc.retry_after,
+        ) from exc
 
     def _fallback_for(self, model: str, task_type: str | None, available: list[str]) -> str | None:
         spec = get_spec(model)

@@ -41,7 +41,10 @@ nodes_app = typer.Typer(help="Registered nodes (admin).", no_args_is_help=True)
 keys_app = typer.Typer(help="Clients' API keys: limits, priority, regions.", no_args_is_help=True)
 
 DbOpt = Annotated[
-    str | None, typer.Option(help="[env LLM_MESH_DATABASE_URL, default SQLite in home]")
+    str | None,
+    typer.Option(
+        help="The store's database URL \\[env LLM_MESH_DATABASE_URL, default SQLite in home]"
+    ),
 ]
 _T = TypeVar("_T")
 
@@ -183,11 +186,11 @@ def nodes_revoke(
 def keys_create(
     name: Annotated[str | None, typer.Option(help="A name to know the key by (unique)")] = None,
     rpm: Annotated[
-        int | None, typer.Option(min=1, help="Requests a minute [default: no limit]")
+        int | None, typer.Option(min=1, help="Requests a minute \\[default: no limit]")
     ] = None,
     tpm: Annotated[
         int | None,
-        typer.Option(min=1, help="Tokens a minute (prompt + completion) [default: no limit]"),
+        typer.Option(min=1, help="Tokens a minute (prompt + completion) \\[default: no limit]"),
     ] = None,
     avoid_regions: Annotated[
         str | None,

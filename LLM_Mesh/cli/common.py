@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -26,14 +27,14 @@ err = Console(stderr=True)
 
 HomeOpt = Annotated[
     Path | None,
-    typer.Option("--home", help="State directory [env LLM_MESH_HOME, default ~/.llm-mesh]"),
+    typer.Option("--home", help="State directory \\[env LLM_MESH_HOME, default ~/.llm-mesh]"),
 ]
 RegistryOpt = Annotated[
     str | None,
     typer.Option(
         "--registry",
         help="Registry URL, or several replicas as URL,URL,... (tried in turn) "
-        "[env LLM_MESH_REGISTRY_URL]",
+        "\\[env LLM_MESH_REGISTRY_URL]",
     ),
 ]
 
@@ -42,14 +43,14 @@ RegistryCaOpt = Annotated[
     typer.Option(
         "--registry-ca",
         help="CA file (PEM) to trust for an https registry besides the system's "
-        "[env LLM_MESH_REGISTRY_CA]",
+        "\\[env LLM_MESH_REGISTRY_CA]",
     ),
 ]
 RegistryPublicKeyOpt = Annotated[
     str | None,
     typer.Option(
         help="Pin the gateway's key (`llm-mesh registry public-key` on the registry's "
-        "machine prints it) [node.toml registry_public_key]"
+        "machine prints it) \\[node.toml registry_public_key]"
     ),
 ]
 AllowHttpFirstUseOpt = Annotated[
@@ -58,7 +59,7 @@ AllowHttpFirstUseOpt = Annotated[
         "--allow-http-first-use",
         help="Without a pinned key, learn it from the first answer of a plain-http registry "
         "on another machine (anyone on the path could answer: a trusted LAN only) "
-        "[node.toml allow_http_first_use, env LLM_MESH_ALLOW_HTTP_FIRST_USE]",
+        "\\[node.toml allow_http_first_use, env LLM_MESH_ALLOW_HTTP_FIRST_USE]",
     ),
 ]
 
@@ -80,7 +81,7 @@ LogFormatOpt = Annotated[
     typer.Option(
         "--log-format",
         metavar="text|json",
-        help="Log lines as text or JSON lines (one object per line) [env LLM_MESH_LOG_FORMAT, "
+        help="Log lines as text or JSON lines (one object per line) \\[env LLM_MESH_LOG_FORMAT, "
         "default text]",
     ),
 ]
@@ -89,12 +90,12 @@ MetricsPublicOpt = Annotated[
     typer.Option(
         "--metrics-public",
         help="Serve GET /metrics to anyone (default: loopback clients, or a bearer "
-        "LLM_MESH_METRICS_TOKEN) [env LLM_MESH_METRICS_PUBLIC]",
+        "LLM_MESH_METRICS_TOKEN) \\[env LLM_MESH_METRICS_PUBLIC]",
     ),
 ]
 NoMetricsOpt = Annotated[
     bool,
-    typer.Option("--no-metrics", help="No GET /metrics and no counting [env LLM_MESH_METRICS=0]"),
+    typer.Option("--no-metrics", help="No GET /metrics and no counting \\[env LLM_MESH_METRICS=0]"),
 ]
 
 
@@ -168,3 +169,19 @@ async def first_answering(
             continue  # (TimeoutError: no head within the bound)
         return url
     return urls[-1]
+
+
+def reflow_help(app: typer.Typer) -> None:
+    """Each command's help (its docstring) as paragraphs of one line, for the console to
+    wrap: Typer keeps the source's line breaks after the first paragraph, so a terminal
+    narrower than the source's lines showed ``--help`` ragged (a line of 80 characters
+    then one of two words)."""
+    for info in app.registered_commands:
+        text = info.help if info.help is not None else inspect.getdoc(info.callback)
+        if text:
+            head, cut, tail = inspect.cleandoc(text).partition("\f")  # after \f: not shown
+            paragraphs = (" ".join(p.split()) for p in head.split("\n\n"))
+            info.help = "\n\n".join(p for p in paragraphs if p) + cut + tail
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)

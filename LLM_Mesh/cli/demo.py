@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from rich.console import Console
 
 from LLM_Mesh.cli.render import metrics_line, metrics_table, shown, terminal_text
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings
 from LLM_Mesh.distributed_models import DistributedModelRegistry
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError
 
 
 async def stream_request(
@@ -23,17 +25,22 @@ async def stream_request(
     api_key: str | None = None,
     ca_file: str | None = None,
     stream_max_s: float | None = None,
+    http_client: httpx.AsyncClient | None = None,
 ) -> tuple[str, dict[str, Any], float | None, float]:
     """Stream one request, echoing tokens; returns (text, mesh, client ttft ms, total ms);
-    ``stream_max_s``: the Settings' (``LLM_MESH_STREAM_MAX_S``), None: the client's default."""
+    ``stream_max_s``: the Settings' (``LLM_MESH_STREAM_MAX_S``), None: the client's default.
+
+    A failure once part of the answer is printed is an :class:`UpstreamError` saying the
+    stream broke (the printed part stands, incomplete); before that, the failure itself
+    (a :class:`ModelUnavailable` there is what ``ask --fallback`` answers)."""
     t0 = time.perf_counter()
     ttft: float | None = None
     text = ""
     mesh: dict[str, Any] = {}
-    async with MeshClient(
-        registry_url, api_key=api_key, ca_file=ca_file, stream_max_s=stream_max_s
-    ) as client:
-        async for chunk in client.stream(path, body):
+    try:
+        async for chunk in _chunks(
+            registry_url, path, body, api_key, ca_file, stream_max_s, http_client
+        ):
             if chunk.get("object") == "mesh.headers":
                 continue
             if chunk.get("mesh"):
@@ -49,8 +56,34 @@ async def stream_request(
                     console.print(
                         terminal_text(piece), end="", markup=False, highlight=False, soft_wrap=True
                     )
+    except MeshError as exc:
+        if not text:
+            raise
+        console.print()
+        raise UpstreamError(
+            f"the stream broke after part of the answer was printed ({len(text)} characters, "
+            f"above; the answer is incomplete and was not asked again): {exc}",
+            printed=len(text),
+        ) from exc
     console.print()
     return text, mesh, ttft, (time.perf_counter() - t0) * 1000
+
+
+async def _chunks(
+    registry_url: str,
+    path: str,
+    body: dict[str, Any],
+    api_key: str | None,
+    ca_file: str | None,
+    stream_max_s: float | None,
+    http_client: httpx.AsyncClient | None,
+) -> AsyncIterator[dict[str, Any]]:
+    async with MeshClient(
+        registry_url, http_client=http_client, api_key=api_key, ca_file=ca_file,
+        stream_max_s=stream_max_s,
+    ) as client:  # fmt: skip
+        async for chunk in client.stream(path, body):
+            yield chunk
 
 
 async def run_demo(
@@ -97,42 +130,99 @@ async def ask_once(
     fallback: bool,
     api_key: str | None = None,
     settings: Settings | None = None,
+    http_client: httpx.AsyncClient | None = None,
 ) -> None:
-    registry = DistributedModelRegistry(settings, registry_url=registry_url, api_key=api_key)
+    """``llm-mesh ask``. With ``fallback``, a model that is not up is answered by one of the
+    same specialty (streamed too: only while none of the answer is printed; a stream that
+    breaks after that says so, never a second answer)."""
+    registry = DistributedModelRegistry(
+        settings, registry_url=registry_url, api_key=api_key, http_client=http_client
+    )
     if model is None:
         await registry.refresh()
         model = registry.best_model_for_task(task)
     if stream:
-        body: dict[str, Any] = {"model": model, "max_tokens": max_tokens}
-        if temperature is not None:
-            body["temperature"] = temperature
-        if task:
-            body["task_type"] = task
-        if chat:
-            body["messages"] = [{"role": "user", "content": prompt}]
-            path = "/v1/chat/completions"
-        else:
-            body["prompt"] = prompt
-            path = "/v1/completions"
-            console.print(prompt, end="", markup=False, highlight=False)
-        _, mesh, ttft, total = await stream_request(
-            console, registry_url, path, body, api_key=api_key, ca_file=registry.ca_file,
+        await _ask_streaming(
+            console, registry, prompt, model, task=task, chat=chat, max_tokens=max_tokens,
+            temperature=temperature, fallback=fallback, api_key=api_key,
             stream_max_s=settings.stream_max_s if settings is not None else None,
+            http_client=http_client,
         )  # fmt: skip
-        console.print(f"[dim]{metrics_line(mesh, client_ttft_ms=ttft, total_ms=total)}[/]")
         return
-    r = await registry.get_response(
-        model,
-        prompt,
-        task,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        fallback=fallback,
-        chat=chat,
-    )
+    try:
+        r = await registry.get_response(
+            model,
+            prompt,
+            task,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            fallback=fallback,
+            chat=chat,
+        )
+    except ModelUnavailable as exc:  # the API's words for the option are fallback=True
+        raise _flag_words(exc) from exc
     console.print(
         (prompt if not chat else "") + terminal_text(r.text), markup=False, highlight=False
     )
     mesh = {**r.to_dict(), "model": r.model}
     note = f" (fallback from {shown(r.fallback_from)})" if r.fallback_from else ""
     console.print(f"[dim]{metrics_line(mesh)}{note}[/]")
+
+
+def _flag_words(exc: ModelUnavailable) -> ModelUnavailable:
+    """``exc`` in the CLI's words (its option is ``--fallback``)."""
+    return ModelUnavailable(
+        exc.message.replace("with fallback=True", "with --fallback"),
+        model=exc.model,
+        available=exc.available,
+        retry_after=exc.retry_after,
+    )
+
+
+async def _ask_streaming(
+    console: Console,
+    registry: DistributedModelRegistry,
+    prompt: str,
+    model: str,
+    *,
+    task: str | None,
+    chat: bool,
+    max_tokens: int,
+    temperature: float | None,
+    fallback: bool,
+    api_key: str | None,
+    stream_max_s: float | None,
+    http_client: httpx.AsyncClient | None,
+) -> None:
+    body: dict[str, Any] = {"max_tokens": max_tokens}
+    if temperature is not None:
+        body["temperature"] = temperature
+    if task:
+        body["task_type"] = task
+    if chat:
+        body["messages"] = [{"role": "user", "content": prompt}]
+        path = "/v1/chat/completions"
+    else:
+        body["prompt"] = prompt
+        path = "/v1/completions"
+        console.print(prompt, end="", markup=False, highlight=False)
+
+    async def one(name: str) -> tuple[str, dict[str, Any], float | None, float]:
+        return await stream_request(
+            console, registry.registry_url, path, {**body, "model": name}, api_key=api_key,
+            ca_file=registry.ca_file, stream_max_s=stream_max_s, http_client=http_client,
+        )  # fmt: skip
+
+    note = ""
+    try:
+        try:
+            _, mesh, ttft, total = await one(model)
+        except ModelUnavailable as exc:  # nothing of the answer printed yet (stream_request)
+            alt = registry.fallback_model(exc, model, task, fallback=fallback, flag="--fallback")
+            _, mesh, ttft, total = await one(alt)
+            note = f" (fallback from {shown(model)})"
+    except MeshError as exc:
+        if not chat and not exc.extra.get("printed"):
+            console.print()  # end the echoed prompt's line before the error
+        raise
+    console.print(f"[dim]{metrics_line(mesh, client_ttft_ms=ttft, total_ms=total)}{note}[/]")

@@ -26,7 +26,7 @@ OperatorTokenOpt = Annotated[
     str | None,
     typer.Option(
         "--operator-token",
-        help="The operator's token [env LLM_MESH_OPERATOR_TOKEN; else node.toml's operator_token]",
+        help="The operator's token \\[env LLM_MESH_OPERATOR_TOKEN; else node.toml's operator_token]",
     ),
 ]
 

@@ -6,7 +6,7 @@ to the verifier (``core/ledger_audit.py``); checks a consistency proof between e
 successive checkpoints and an inclusion proof of the latest checkpoint's last entry.
 Prints a summary; exit 1 on any finding, each named (``missing``, ``changed``,
 ``reordered``, ``chain``, ``root``, ...). ``--key`` pins the registry's public key
-(base64) instead of trusting the published list.
+(base64 or base64url) instead of trusting the published list.
 
 A clean run remembers what it checked in ``$LLM_MESH_HOME/ledger_seen.json``: the size
 and root of the entries, and the newest signed checkpoint, which ``llm-mesh ledger
@@ -60,6 +60,7 @@ from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, wit
 from LLM_Mesh.cli.read_ahead import read_ahead
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.client import bearer_header
+from LLM_Mesh.core.b64url import ed25519_key
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
 from LLM_Mesh.errors import InvalidApiKey, MeshError
@@ -406,19 +407,18 @@ WitnessOpt = Annotated[
 ]
 
 
-def _check_pin(key: str) -> None:
-    """``--key`` must be a base64 Ed25519 public key (32 bytes), said so before anything runs."""
-    try:
-        raw = base64.b64decode(key, validate=True)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
+def _check_pin(key: str) -> str:
+    """``--key``: an Ed25519 public key in base64 or base64url, said so before anything
+    runs; as the registry publishes it (standard base64, ``GET /v1/ledger/keys``)."""
+    raw = ed25519_key(key)
+    if raw is None:
         raise fail(
             ValueError(
-                f"--key {key!r} is not a base64 Ed25519 public key (32 bytes); the registry's "
-                "are the public_key values of GET /v1/ledger/keys"
+                f"--key {key[:80]!r} is not an Ed25519 public key (32 bytes in base64 or "
+                "base64url); the registry's are the public_key values of GET /v1/ledger/keys"
             )
         )
+    return base64.b64encode(raw).decode("ascii")
 
 
 @ledger_app.command("verify")
@@ -427,7 +427,9 @@ def verify(
     database_url: Annotated[
         str | None, typer.Option(help="read a store directly instead of a registry")
     ] = None,
-    key: Annotated[str | None, typer.Option(help="pin the registry's public key (base64)")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="pin the registry's public key (base64 or base64url)")
+    ] = None,
     page: Annotated[
         int,
         typer.Option(
@@ -474,7 +476,7 @@ def verify(
     seen_path = settings.home / SEEN_FILE
     db = settings.effective_database_url if database_url else None
     if key is not None:
-        _check_pin(key)
+        key = _check_pin(key)
     witnesses = parse_witness_keys(witness or ())
     if witnesses_needed is not None and witnesses_needed > len(witnesses):
         raise fail(

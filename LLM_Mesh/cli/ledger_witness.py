@@ -17,7 +17,7 @@ per home: a second one started there stops at once).
 With ``--listen [HOST:]PORT`` it serves C2SP ``tlog-witness``'s ``POST /add-checkpoint``
 instead (``witness/server.py``; the same key, state and lock): registries configured with
 its URL (``LLM_MESH_LEDGER_WITNESS_URLS``) push it each new checkpoint. Its log keys are the
-``--log-key`` ones only (base64, for the origin ``LLM_MESH_LEDGER_ORIGIN``, or a log's key
+``--log-key`` ones only (base64 or base64url, for the origin ``LLM_MESH_LEDGER_ORIGIN``, or a log's key
 text ``<origin>+<hash>+<base64>``).
 
 In rounds, the registry's keys: those ``--log-key`` pins, else the ones it publishes
@@ -55,6 +55,7 @@ from LLM_Mesh.cli.common import (
     settings_from,
 )
 from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.core.b64url import ed25519_key
 from LLM_Mesh.core.checkpoint import Checkpoint, parse_log_vkey
 from LLM_Mesh.core.witness import (
     FUTURE_S,
@@ -357,7 +358,8 @@ LogKeyOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--log-key",
-        help="a log key to trust: base64 Ed25519 (for the origin LLM_MESH_LEDGER_ORIGIN) or a "
+        help="a log key to trust: an Ed25519 key in base64 or base64url (for the origin "
+        "LLM_MESH_LEDGER_ORIGIN) or a "
         "log's key text <origin>+<key hash>+<base64>; repeatable; default (rounds only): the "
         "keys the registry publishes (GET /v1/ledger/keys); --listen needs at least one",
     ),
@@ -368,16 +370,13 @@ def parse_log_keys(texts: Sequence[str], origin: str) -> dict[str, list[bytes]]:
     """``--log-key`` values → per origin, the raw Ed25519 keys (a clear error first)."""
     out: dict[str, list[bytes]] = {}
     for k in texts:
-        try:  # standard base64 has '+' too: a raw key first, then a key text
-            o, raw = origin, base64.b64decode(k, validate=True)
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
+        o, raw = origin, ed25519_key(k)  # a raw key (base64 or base64url), else a key text
+        if raw is None:
             if "+" not in k:
                 raise fail(ValueError(
-                    f"--log-key {k!r} is not a base64 Ed25519 public key: the registry's is "
-                    "the public_key of its GET /v1/ledger/keys (standard base64, not the "
-                    "base64url its start log shows)"
+                    f"--log-key {k[:80]!r} is not an Ed25519 public key (32 bytes in base64 "
+                    "or base64url) nor a log's key text <origin>+<key hash>+<base64>: the "
+                    "registry's key is the public_key of its GET /v1/ledger/keys"
                 ))  # fmt: skip
             try:
                 o, raw = parse_log_vkey(k)

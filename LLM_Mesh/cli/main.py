@@ -45,6 +45,7 @@ from LLM_Mesh.cli.common import (
     console,
     ensure_home,
     err,
+    reflow_help,
 )
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import observability as _observability
@@ -250,19 +251,22 @@ def demo(
 
 @registry_app.command("serve")
 def registry_serve(
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_REGISTRY_PORT,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = DEFAULT_REGISTRY_PORT,
     database_url: Annotated[
-        str | None, typer.Option(help="[env LLM_MESH_DATABASE_URL, default SQLite in home]")
+        str | None,
+        typer.Option(
+            help="The store's database URL \\[env LLM_MESH_DATABASE_URL, default SQLite in home]"
+        ),
     ] = None,
     home: HomeOpt = None,
-    verbose: bool = False,
+    verbose: Annotated[bool, typer.Option(help="Debug log lines")] = False,
     allow_private_nodes: Annotated[
         bool,
         typer.Option(
             "--allow-private-nodes",
             help="Accept nodes on loopback/private/link-local addresses (a LAN, tests) "
-            "[env LLM_MESH_ALLOW_PRIVATE_NODES; default: global addresses only]",
+            "\\[env LLM_MESH_ALLOW_PRIVATE_NODES; default: global addresses only]",
         ),
     ] = False,
     allow_private_node: Annotated[
@@ -298,14 +302,14 @@ def registry_serve(
         typer.Option(
             min=0,
             help="Requests a minute per client address without an API key; 0: no limit "
-            "[env LLM_MESH_ANONYMOUS_RPM, default 60]",
+            "\\[env LLM_MESH_ANONYMOUS_RPM, default 60]",
         ),
     ] = None,
     redis_url: Annotated[
         str | None,
         typer.Option(
             help="Redis for rate-limit buckets shared by every replica, e.g. "
-            "redis://127.0.0.1:6379/0 [env LLM_MESH_REDIS_URL; default: per process]",
+            "redis://127.0.0.1:6379/0 \\[env LLM_MESH_REDIS_URL; default: per process]",
         ),
     ] = None,
     tls_cert: Annotated[
@@ -316,7 +320,7 @@ def registry_serve(
         bool,
         typer.Option(
             "--require-tls",
-            help="Refuse nodes that are not https (403) [env LLM_MESH_REQUIRE_TLS]",
+            help="Refuse nodes that are not https (403) \\[env LLM_MESH_REQUIRE_TLS]",
         ),
     ] = False,
     log_format: LogFormatOpt = None,
@@ -385,7 +389,9 @@ def _ca(path: Path | None) -> str | None:
 
 @app.command()
 def ask(
-    prompt: str,
+    prompt: Annotated[
+        str, typer.Argument(help="The prompt: text to continue, or with --chat a message")
+    ],
     model: Annotated[
         str | None, typer.Option(help="Model id; default: the best up for --task")
     ] = None,
@@ -394,18 +400,24 @@ def ask(
     ] = None,
     stream: Annotated[bool, typer.Option(help="Stream tokens as they come")] = False,
     chat: Annotated[
-        bool, typer.Option(help="Send as a chat message (default: raw completion)")
+        bool, typer.Option(help="Send the prompt as a chat message (else: a raw completion)")
     ] = False,
-    max_tokens: int = 128,
-    temperature: float | None = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens to generate")] = 128,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (unset: the server's default)")
+    ] = None,
     fallback: Annotated[
-        bool, typer.Option(help="Use another model of the same specialty if this one is down")
+        bool,
+        typer.Option(
+            help="Use another model of the same specialty if this one is down (with --stream: "
+            "only while none of the answer is printed)"
+        ),
     ] = False,
     registry: RegistryOpt = None,
     api_key: Annotated[
         str | None,
         typer.Option(
-            "--api-key", help="API key to send [env LLM_MESH_API_KEY; default: none, anonymous]"
+            "--api-key", help="API key to send \\[env LLM_MESH_API_KEY; default: none, anonymous]"
         ),
     ] = None,
     registry_ca: RegistryCaOpt = None,
@@ -464,7 +476,7 @@ def balance(
         str | None,
         typer.Option(
             "--api-key",
-            help="Your API key [env LLM_MESH_API_KEY; none: the community pool's balance]",
+            help="Your API key \\[env LLM_MESH_API_KEY; none: the community pool's balance]",
         ),
     ] = None,
     registry_ca: RegistryCaOpt = None,
@@ -522,6 +534,9 @@ def migrate(
             console.print(line, markup=False, highlight=False)
     except MeshError as exc:
         raise _fail(exc) from exc
+
+
+reflow_help(app)  # every command is registered by now
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ def node_start(
     operator_token: Annotated[
         str | None,
         typer.Option(
-            help="Credential to register [node.toml operator_token, env LLM_MESH_OPERATOR_TOKEN]"
+            help="Credential to register \\[node.toml operator_token, env LLM_MESH_OPERATOR_TOKEN]"
         ),
     ] = None,
     key_file: Annotated[
@@ -79,7 +79,7 @@ def node_start(
     config: Annotated[
         Path | None,
         typer.Option(
-            help="node.toml to read; flags override it [default: $LLM_MESH_HOME/node.toml if present]"
+            help="node.toml to read; flags override it \\[default: $LLM_MESH_HOME/node.toml if present]"
         ),
     ] = None,
     no_config: Annotated[
@@ -116,14 +116,14 @@ def node_start(
     ] = None,
     tls_cert: Annotated[
         Path | None,
-        typer.Option(help="Serve https with this PEM certificate (node tls init) [node.toml]"),
+        typer.Option(help="Serve https with this PEM certificate (node tls init) \\[node.toml]"),
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM key")] = None,
     trusted_peers: Annotated[
         str | None,
         typer.Option(
             help="ADDR,CIDR,... not counted against the per-peer connection cap (a "
-            "load-balanced registry's egress) [node.toml trusted_peers, env "
+            "load-balanced registry's egress) \\[node.toml trusted_peers, env "
             "LLM_MESH_TRUSTED_PEERS; default none]"
         ),
     ] = None,
@@ -259,7 +259,7 @@ def tls_init(
         typer.Option(
             "--host",
             help="Host name or IP the registry reaches this node at (repeatable) "
-            "[node.toml public_url's host, else 127.0.0.1 and localhost]",
+            "\\[node.toml public_url's host, else 127.0.0.1 and localhost]",
         ),
     ] = None,
     cert: Annotated[Path | None, typer.Option(help="[$LLM_MESH_HOME/node-tls.crt]")] = None,
@@ -323,7 +323,7 @@ NodeUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--node-url",
-        help="The local node's URL [the node of $LLM_MESH_HOME/node.toml (its host, port, "
+        help="The local node's URL \\[the node of $LLM_MESH_HOME/node.toml (its host, port, "
         "https with tls_cert), else http://127.0.0.1:8801]",
     ),
 ]

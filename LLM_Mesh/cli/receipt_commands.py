@@ -147,7 +147,8 @@ def _describe(receipt: Receipt, request_id: str | None = None) -> None:
 def verify_command(
     source: Annotated[str, typer.Argument(help="a file, or - for stdin")] = "-",
     key: Annotated[
-        list[str] | None, typer.Option("--key", help="a registry public key (base64); repeatable")
+        list[str] | None,
+        typer.Option("--key", help="a registry public key (base64 or base64url); repeatable"),
     ] = None,
     keys_file: Annotated[
         Path | None,

@@ -70,6 +70,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from LLM_Mesh.core.b64url import ed25519_key, encode
 from LLM_Mesh.core.browser_origin import loopback_refusal
 from LLM_Mesh.core.first_use import (
     PRINT_KEY_COMMAND,
@@ -139,7 +140,18 @@ class GatewayGuard:
         self.registering = registering
         self.wall_clock = wall_clock
         self.refused = 0
-        # node.toml ``registry_public_key``: pinned now, never replaced (ValueError if bad)
+        # node.toml ``registry_public_key``: pinned now, never replaced (ValueError if bad);
+        # given in base64url (what ``llm-mesh registry public-key`` prints) or base64, kept
+        # as the registry sends it (base64url, no padding)
+        if configured_key is not None:
+            raw = ed25519_key(configured_key)
+            if raw is None:
+                raise ValueError(
+                    "registry_public_key is not an Ed25519 public key (32 bytes in base64url, "
+                    "what `llm-mesh registry public-key` prints on the registry's machine, or "
+                    "base64)"
+                )
+            configured_key = encode(raw)
         self.configured_key = configured_key
         self.verifier: GatewayVerifier | None = None
         # this process's X25519 key: sent in the signed registration (never stored)

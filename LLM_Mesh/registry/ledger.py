@@ -57,7 +57,7 @@ from LLM_Mesh.registry.ledger_tree import (
 
 __all__ = [
     "Batch", "CheckpointRecord", "IssueLimit", "LedgerError", "SqlLedger", "balance_deltas",
-    "build_batch", "entry_row", "memory_engine",
+    "build_batch", "entry_of", "entry_row", "memory_engine",
 ]  # fmt: skip
 
 _HEAD = 1
@@ -91,7 +91,7 @@ class CheckpointRecord:
         }
 
 
-def _entry(row: Any) -> LedgerEntry:
+def entry_of(row: Any) -> LedgerEntry:
     return LedgerEntry(
         seq=int(row.seq), time_us=int(row.time_us), kind=row.kind,
         from_account=row.from_account, to_account=row.to_account, amount=int(row.amount),
@@ -451,7 +451,7 @@ class SqlLedger:
         engine = await self.engine()
         async with engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [_entry(r) for r in rows[:limit]], len(rows) > limit
+        return [entry_of(r) for r in rows[:limit]], len(rows) > limit
 
     async def entry_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         """Entries with ``seq > after``, oldest first, at most ``limit``, as plain tuples in

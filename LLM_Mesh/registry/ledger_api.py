@@ -2,7 +2,8 @@
 
 - ``GET /v1/ledger?after=&limit=``: entries with ``seq > after``, oldest first, in
   OpenAI's list shape (``object: "list"``, ``data``, ``has_more``) plus ``tree_size``;
-  accounts are pseudonyms (``core/ledger_entry.py``);
+  accounts are pseudonyms (``core/ledger_entry.py``); ``&request_id=``: only one
+  request's, by the store's index (``registry/ledger_lookup.py``);
 - ``GET /v1/ledger/export?after=&limit=``: the same entries in bulk (up to 100,000 a
   request), streamed as NDJSON, one JSON array per line in ``ENTRY_FIELDS`` order
   (``core/ledger_entry.py``): what ``llm-mesh ledger verify`` downloads (a tenth of the
@@ -50,6 +51,7 @@ from LLM_Mesh.core.ratelimit import Limits, address_scope
 from LLM_Mesh.errors import InvalidRequest, MeshError, RateLimited
 from LLM_Mesh.registry.errors import NOSNIFF, JSONAnswer
 from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
+from LLM_Mesh.registry.ledger_lookup import MAX_REQUEST_ID, entries_of_request, request_id_problem
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.runtime import get_runtime
 
@@ -201,17 +203,43 @@ After = Annotated[int, Query(ge=-1, le=_BIG, description="only items after this 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many")]
 
 
-@router.get("/v1/ledger", responses={200: {"model": LedgerPage}}, response_model=None)
-async def ledger_entries(request: Request, after: After = -1, limit: Limit = 100) -> JSONAnswer:
-    """The ledger's entries, oldest first (public; accounts are pseudonyms)."""
+RequestId = Annotated[
+    str | None,
+    Query(
+        description="only this request's entries (the ledger's request id: an answer's "
+        "`mesh.ledger_request_id`, else its `mesh.request_id`), found by the store's index; "
+        "at most "
+        f"{MAX_REQUEST_ID} characters, no control characters"
+    ),
+]
+
+
+@router.get(
+    "/v1/ledger",
+    responses={200: {"model": LedgerPage}, 400: {"description": "a request_id that is none"}},
+    response_model=None,
+)
+async def ledger_entries(
+    request: Request, after: After = -1, limit: Limit = 100, request_id: RequestId = None
+) -> JSONAnswer:
+    """The ledger's entries, oldest first (public; accounts are pseudonyms); with
+    ``request_id``, only that request's (``registry/ledger_lookup.py``)."""
     ledger, _ = _ledger(request)
+    if request_id is not None and (problem := request_id_problem(request_id)) is not None:
+        raise InvalidRequest(problem, param="request_id")
     size, _root = await ledger.head()
+    # charged as a page (its most), settled to the rows a request's lookup read
     rows = _Rows(request, _rows_after(size, after, limit))
     try:
-        entries, more = await ledger.entries(after, limit)
+        if request_id is None:
+            entries, more = await ledger.entries(after, limit)
+        else:
+            entries, more = await entries_of_request(ledger, request_id, after, limit)
     except Exception:  # the store failed: nothing read (cancelled: its query ran, charged)
         rows.used(0)
         raise
+    if request_id is not None:
+        rows.used(len(entries) + more)
     data = [e.to_json() for e in entries]
     return JSONAnswer({"object": "list", "data": data, "has_more": more, "tree_size": size})
 

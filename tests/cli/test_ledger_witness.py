@@ -337,13 +337,20 @@ def test_listen_needs_log_keys_and_is_not_rounds(tmp_path: Path) -> None:
     assert code == 1 and "one or the other" in flat(out), out
 
 
-def test_a_log_key_as_the_start_log_shows_it_says_where_the_right_one_is(tmp_path: Path) -> None:
+def test_a_log_key_as_the_start_log_shows_it_is_taken(tmp_path: Path) -> None:
     # the registry's start log shows its key as base64url ("public key Ku_-9m..."): a new
-    # user pasting that into --log-key is told which form to give, and where to find it
+    # user pasting that into --log-key was told to find another form (until 2026-12-04);
+    # it is the same key, taken; a key cut short says which forms it may take, and where
     raw = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
     logged = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    code, out = cli(tmp_path, "ledger", "witness", "--listen", "0", "--log-key", logged)
-    assert code == 1 and "public_key of its GET /v1/ledger/keys" in flat(out), out
+    from LLM_Mesh.cli.ledger_witness import parse_log_keys
+
+    origin = Settings().ledger_origin
+    assert parse_log_keys([logged], origin) == {origin: [raw]}
+    code, out = cli(tmp_path, "ledger", "witness", "--listen", "0", "--log-key", logged[:-4])
+    said = flat(out)
+    assert code == 1 and "public_key of its GET /v1/ledger/keys" in said, out
+    assert "base64 or base64url" in said, out
 
 
 def test_a_registry_answering_without_end_cannot_exhaust_the_witness(tmp_path: Path) -> None:

@@ -304,7 +304,9 @@ async def test_a_rebound_name_without_fetch_metadata_reads_nothing(
         await own.stop()
 
 
-async def test_public_endpoints_answer_any_host(registered: NodeService, registry: Registry) -> None:
+async def test_public_endpoints_answer_any_host(
+    registered: NodeService, registry: Registry
+) -> None:
     """The Host check is the loopback-only endpoints': the gateway's signed requests,
     addressed to the node's public name, and the public GETs answer whatever the name."""
     public = {"Host": "node7.example.net:8801"}
@@ -426,6 +428,28 @@ def test_a_bad_configured_registry_key_is_an_error(settings: Settings) -> None:
     with pytest.raises(ValueError, match="registry_public_key"):
         NodeService(node_config(register=True, registry_public_key="nope"), settings,
                     engine=sim_engine())  # fmt: skip
+
+
+def test_a_configured_registry_key_in_either_base64_is_the_key_the_registry_sends() -> None:
+    """``registry_public_key`` / ``--registry-public-key`` as ``registry public-key`` prints
+    it (base64url), padded, or in standard base64 (found 2026-12-04: standard base64 and a
+    padded key were refused, or pinned as text the registry's answers never match); a key
+    that is neither names the option and the form, not the header X-Mesh-Public-Key."""
+    import base64
+
+    from LLM_Mesh.core.b64url import encode
+    from LLM_Mesh.node.gateway_guard import GatewayGuard
+
+    raw = b"\xfb\xff" + Ed25519PrivateKey.generate().public_key().public_bytes_raw()[2:]
+    sent = encode(raw)  # what the registry's answers carry
+    for given in (sent, sent + "=", base64.b64encode(raw).decode(), f" {sent}\n"):
+        guard = GatewayGuard("node-a", registering=True, wall_clock=lambda: 0.0,
+                             configured_key=given)  # fmt: skip
+        assert guard.configured_key == sent and guard.verifier is not None, given
+    for bad in ("nope", sent[:-2], encode(raw + b"!")):
+        with pytest.raises(ValueError, match="registry_public_key is not an Ed25519") as info:
+            GatewayGuard("node-a", registering=True, wall_clock=lambda: 0.0, configured_key=bad)
+        assert "X-Mesh" not in str(info.value) and "registry public-key" in str(info.value)
 
 
 # --- the session key path only ---------------------------------------------------------

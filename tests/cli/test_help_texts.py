@@ -1,0 +1,70 @@
+"""Every ``--help`` prints the bracketed text its source holds (Typer renders help as Rich
+markup, where ``[env X]`` or ``[default: no limit]`` is a tag and vanishes unless escaped)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli.main import app
+
+runner = CliRunner()
+_BRACKETED = re.compile(r"\[[^\[\]\n]*\]")
+
+
+def _commands(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command and group, depth first (Typer's click objects: groups hold ``commands``)."""
+    yield path, cmd
+    for name, sub in sorted((getattr(cmd, "commands", None) or {}).items()):
+        yield from _commands(sub, (*path, name))
+
+
+def _texts(cmd: Any) -> list[str]:
+    texts = [cmd.help or ""]
+    texts += [str(getattr(p, "help", None) or "") for p in cmd.params]
+    return [t for t in texts if t]
+
+
+def _literal(text: str) -> str:
+    """What the author meant to be printed: ``\\[`` is Rich's escape for ``[``."""
+    return inspect.cleandoc(text).replace("\\[", "[")
+
+
+def _squash(text: str) -> str:
+    """Drop Rich's panel borders and re-join wrapped lines."""
+    text = re.sub(r"[│╭╮╰╯─]", " ", text)
+    return " ".join(text.split())
+
+
+ALL = list(_commands(typer.main.get_command(app)))
+
+
+def test_the_walk_reaches_nested_commands() -> None:
+    paths = {p for p, _ in ALL}
+    assert ("registry", "keys", "create") in paths
+    assert ("ledger", "verify") in paths and ("ask",) in paths
+
+
+@pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) or "llm-mesh" for p, _ in ALL])
+def test_help_prints_bracketed_text_literally(path: tuple[str, ...], cmd: Any) -> None:
+    out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "240"})
+    assert out.exit_code == 0, out.output
+    shown = _squash(out.output)
+    wanted = [b for t in _texts(cmd) for b in _BRACKETED.findall(_literal(t).split("\f")[0])]
+    lost = [b for b in wanted if _squash(b) not in shown]
+    assert not lost, f"llm-mesh {' '.join(path)} --help lost {lost}: {shown}"
+
+
+@pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) or "llm-mesh" for p, _ in ALL])
+def test_help_paragraphs_are_wrapped_by_the_console(path: tuple[str, ...], cmd: Any) -> None:
+    """Typer keeps a docstring's line breaks after its first paragraph: an 80-column
+    terminal showed ``ledger verify --help`` as a full line, then "with this", then a full
+    line (found 2026-12-04). Each paragraph is one line now, for the console to wrap."""
+    shown = (cmd.help or "").split("\f")[0]
+    assert all("\n" not in p for p in shown.split("\n\n")), shown
