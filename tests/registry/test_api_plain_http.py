@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import FakeNodes, make_settings, registration, running
@@ -126,3 +128,33 @@ async def test_stored_remote_plain_http_node_is_not_routed_and_told_on_return(
     async with running(tmp_path, store=store, nodes=nodes, allow_plain_http_nodes=True) as h:
         assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
         assert (await h.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+
+
+async def test_a_replica_without_the_opt_out_does_not_route_another_ones_plain_http_node(
+    tmp_path: Path,
+) -> None:
+    """Two replicas on one store, only the first with ``--allow-plain-http-nodes``: the
+    second's node poll leaves the first's remote plain-http node out (and takes one it
+    routed out when it re-registers there over plain http)."""
+    nodes, shared, key = FakeNodes(), MemoryStore(), Ed25519PrivateKey.generate()
+    kw = {"store": shared, "nodes": nodes, "gateway_key": key}
+    async with (
+        running(tmp_path / "a", allow_plain_http_nodes=True, **kw) as a,
+        running(tmp_path / "b", allow_plain_http_nodes=False, **kw) as b,
+    ):
+        sync = b.app.state.node_sync
+        await sync.stop()  # the test polls b itself
+        await a.register("n1")  # http://n1:8801
+        await a.register("n2", url="https://n2:8801")
+        await sync.poll()
+        assert b.table.get("n1") is None
+        assert b.table.get("n2") is not None
+        assert (await b.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 404
+        await a.register("n2", url="http://n2:8801")  # n2 moves to plain http at a
+        await sync.poll()
+        entry = b.table.get("n2")
+        assert entry is not None and entry.state is NodeState.OFFLINE
+        assert [v.state for v in b.runtime.routing.views()] == [NodeState.OFFLINE]
+        calls = nodes.calls()
+        assert (await b.client.post("/v1/chat/completions", json=CHAT)).status_code != 200
+        assert nodes.calls() == calls
