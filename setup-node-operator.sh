@@ -336,15 +336,17 @@ if not env["CFG_PUBLIC_URL"] and public.rstrip("/") in (
     public = ""
 if not public:
     public = chosen_url(loopback, port, "https" if tls else "http")
-elif tls and public.startswith("http://"):
+elif tls and public.startswith("http://") and env["CFG_PUBLIC_URL"]:
     public = "https://" + public[len("http://"):]
     print(f"setup-node-operator: note: public_url {public}: https, since the registry is on "
           "another machine and refuses plain-http nodes; --plain-http keeps http (only if "
           "its operator runs registry serve --allow-plain-http-nodes)", file=sys.stderr)
-elif not loopback and public.startswith("http://"):
+elif not loopback and public.startswith("http://"):  # --plain-http, or node.toml's, kept
     print(f"setup-node-operator: note: public_url {public} is plain http to a registry on "
           "another machine: it refuses the node (403 plain_http_remote) unless its operator "
-          "runs registry serve --allow-plain-http-nodes", file=sys.stderr)
+          "runs registry serve --allow-plain-http-nodes"
+          + ("" if not tls else "; for https pass --public-url https://HOST:PORT"),
+          file=sys.stderr)
 split = urllib.parse.urlsplit(public)
 public_port = split.port or (443 if split.scheme == "https" else 80)
 if public_port != port:  # right behind a port forward; else the node is never reached

@@ -18,7 +18,8 @@ def test_a_registry_on_another_machine_gets_an_https_node(tmp_path: Path) -> Non
     """Found 2026-12-04: a registry refuses a plain-http node on another machine by default
     (403 ``plain_http_remote``), and the script set such nodes up as ``http://``: it makes
     the node's certificate (``node tls init``) and an https public_url now, once; a
-    loopback registry keeps plain http; ``--plain-http`` keeps http, saying what it needs."""
+    loopback registry keeps plain http; ``--plain-http`` (or an http public_url node.toml
+    already has) keeps http, saying what it needs."""
     from LLM_Mesh.node.config import load_node_config
 
     sim = ("--yes", "--engine", "sim", "--models", "mistral-7b")
@@ -47,6 +48,9 @@ def test_a_registry_on_another_machine_gets_an_https_node(tmp_path: Path) -> Non
     assert "--allow-plain-http-nodes" in said and "plain_http_remote" in said, said
     cfg = tomllib.loads((mesh / "node.toml").read_text())
     assert cfg["public_url"] == "http://203.0.113.7:8801" and "tls_cert" not in cfg
+    kept = run(tmp_path, "--yes", "--no-start")  # node.toml's URL is kept as given, and said
+    assert "unchanged" in kept.stdout, kept.stdout
+    assert "for https pass --public-url https://" in " ".join(kept.stderr.split())
     (tmp_path / "local").mkdir()
     local = run(tmp_path / "local", *sim, "--no-start")  # the registry on this machine
     cfg = tomllib.loads((tmp_path / "local" / "mesh" / "node.toml").read_text())
