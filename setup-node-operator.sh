@@ -2,11 +2,12 @@
 # Join the LLM Mesh as a node operator: from nothing to a node serving the network.
 #
 #   ./setup-node-operator.sh                 # asks before each choice
-#   ./setup-node-operator.sh --yes --registry https://mesh.example.org --public-url http://203.0.113.7:8801
+#   ./setup-node-operator.sh --yes --registry https://mesh.example.org --public-url https://203.0.113.7:8801
 #
 # Steps: check prerequisites -> venv -> install llm-mesh + llama-cpp-python ->
 # detect hardware -> choose models that fit -> fetch model files ->
 # write $LLM_MESH_HOME/node.toml (atomically; unchanged config is not rewritten)
+# -> a registry on another machine: the node serves https (llm-mesh node tls init)
 # -> start the node (foreground, or a systemd user service with --service).
 # Running it again changes nothing that is already right.
 set -euo pipefail
@@ -29,6 +30,7 @@ GPU="cpu"
 ENGINE=""
 REGISTRY_KEY=""
 ALLOW_HTTP_FIRST_USE=0
+PLAIN_HTTP=0
 MIN_DISK_GB=2
 
 usage() {
@@ -43,7 +45,12 @@ Options:
   --models LIST       comma-separated catalog model ids to host (default: node.toml's, else proposed from hardware)
   --port N            port the node listens on (default: node.toml's, else 8801)
   --region NAME       region label for routing (e.g. eu-west)
-  --public-url URL    URL the registry and gateway reach this node at
+  --public-url URL    URL the registry and gateway reach this node at (with a registry on
+                      another machine an http:// one is served as https://)
+  --plain-http        with a registry on another machine, serve plain http anyway (no TLS
+                      certificate): only if its operator runs registry serve
+                      --allow-plain-http-nodes (a lab; else it refuses the node, 403), or
+                      behind your own TLS proxy (--public-url https://...)
   --registry-public-key KEY
                       pin the gateway's key (kept in node.toml): on the registry's machine,
                       llm-mesh registry public-key prints it; needed for a plain-http
@@ -92,6 +99,7 @@ while [ $# -gt 0 ]; do
     --public-url) need_value "$@"; PUBLIC_URL="$2"; shift ;;
     --registry-public-key) need_value "$@"; REGISTRY_KEY="$2"; shift ;;
     --allow-http-first-use) ALLOW_HTTP_FIRST_USE=1 ;;
+    --plain-http) PLAIN_HTTP=1 ;;
     --gpu) need_value "$@"; GPU="$2"; shift ;;
     --engine) need_value "$@"; ENGINE="$2"; shift ;;
     --venv) need_value "$@"; VENV="$2"; shift ;;
@@ -268,7 +276,7 @@ else
     || die "could not make the node key in $LLM_MESH_HOME" "check that $LLM_MESH_HOME is writable"
   say "node key: $LLM_MESH_HOME/node.key (node id $NODE_ID)"
 fi
-RESULT="$(CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
+RESULT="$(CFG_HOME="$LLM_MESH_HOME" CFG_PLAIN_HTTP="$PLAIN_HTTP" CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
   CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
 import errno, os, sys, tempfile, uuid, socket, urllib.parse
 if sys.version_info >= (3, 11):
@@ -306,10 +314,13 @@ def is_loopback(url):
     return any(h in url for h in ("://127.", "://localhost", "://[::1]"))
 def chosen_host(loop):
     return "127.0.0.1" if loop else "0.0.0.0"
-def chosen_url(loop, p):
-    return f"http://127.0.0.1:{p}" if loop else f"http://{socket.getfqdn()}:{p}"
+def chosen_url(loop, p, scheme="http"):
+    return f"http://127.0.0.1:{p}" if loop else f"{scheme}://{socket.getfqdn()}:{p}"
 registry = pick(env["CFG_REGISTRY"], "registry_url", "http://127.0.0.1:8800").rstrip("/")
 loopback = is_loopback(registry)
+# a registry on another machine refuses a plain-http node (403 plain_http_remote: prompts
+# would cross the network in clear) unless its operator opted out: the node serves https
+tls = not loopback and env.get("CFG_PLAIN_HTTP") != "1"
 port = int(pick(env["CFG_PORT"], "port", 8801))
 # host and public_url this script chose itself (for the registry and port of the time)
 # follow a new --registry or --port; ones the operator gave are kept as given
@@ -319,10 +330,23 @@ host = old.get("host") or ""
 if not host or host == chosen_host(old_loopback):
     host = chosen_host(loopback)
 public = pick(env["CFG_PUBLIC_URL"], "public_url", "")
-if not env["CFG_PUBLIC_URL"] and public.rstrip("/") == chosen_url(old_loopback, old_port):
+if not env["CFG_PUBLIC_URL"] and public.rstrip("/") in (
+    chosen_url(old_loopback, old_port), chosen_url(old_loopback, old_port, "https")
+):
     public = ""
 if not public:
-    public = chosen_url(loopback, port)
+    public = chosen_url(loopback, port, "https" if tls else "http")
+elif tls and public.startswith("http://") and env["CFG_PUBLIC_URL"]:
+    public = "https://" + public[len("http://"):]
+    print(f"setup-node-operator: note: public_url {public}: https, since the registry is on "
+          "another machine and refuses plain-http nodes; --plain-http keeps http (only if "
+          "its operator runs registry serve --allow-plain-http-nodes)", file=sys.stderr)
+elif not loopback and public.startswith("http://"):  # --plain-http, or node.toml's, kept
+    print(f"setup-node-operator: note: public_url {public} is plain http to a registry on "
+          "another machine: it refuses the node (403 plain_http_remote) unless its operator "
+          "runs registry serve --allow-plain-http-nodes"
+          + ("" if not tls else "; for https pass --public-url https://HOST:PORT"),
+          file=sys.stderr)
 split = urllib.parse.urlsplit(public)
 public_port = split.port or (443 if split.scheme == "https" else 80)
 if public_port != port:  # right behind a port forward; else the node is never reached
@@ -369,6 +393,12 @@ if env.get("CFG_REGISTRY_KEY"):
     cfg["registry_public_key"] = env["CFG_REGISTRY_KEY"].strip()
 if env.get("CFG_ALLOW_HTTP") == "1":
     cfg["allow_http_first_use"] = True
+# the node's TLS certificate and key (llm-mesh node tls init makes them): its https
+tls_host = "-"
+if public.startswith("https://") and (tls or old.get("tls_cert")):
+    cfg["tls_cert"] = old.get("tls_cert") or os.path.join(env["CFG_HOME"], "node-tls.crt")
+    cfg["tls_key"] = old.get("tls_key") or os.path.join(env["CFG_HOME"], "node-tls.key")
+    tls_host = urllib.parse.urlsplit(public).hostname or "-"
 # the token the operator runs this with is kept too (node.toml is mode 0600): the node a
 # service, a reboot or a later "node start" runs has no $LLM_MESH_OPERATOR_TOKEN (401)
 token = env.get("LLM_MESH_OPERATOR_TOKEN", "").strip()
@@ -378,6 +408,8 @@ region = pick(env["CFG_REGION"], "region", "")
 if region:
     cfg["region"] = region
 text = "# LLM Mesh node config, written by setup-node-operator.sh\n" + dumps(cfg)
+# first line: the certificate to make, if any (host, cert, key), for the script
+print("\t".join(("tls", tls_host, cfg.get("tls_cert", "-"), cfg.get("tls_key", "-"))))
 current = open(path).read() if os.path.exists(path) else None
 if current == text:
     print("unchanged")
@@ -397,11 +429,26 @@ else:
     print("written")
 PYEOF
 )" || die "could not write $CONFIG" "check the message above and that $LLM_MESH_HOME is writable"
+TLS_HOST="" TLS_CERT="" TLS_KEY=""
+IFS=$'\t' read -r _ TLS_HOST TLS_CERT TLS_KEY <<<"${RESULT%%$'\n'*}"
+RESULT="${RESULT#*$'\n'}"
 case "$RESULT" in
   unchanged) say "config: $CONFIG unchanged" ;;
   written) say "config: wrote $CONFIG" ;;
   *) say "config: $RESULT" ;;
 esac
+
+# https for a registry on another machine (it refuses plain-http nodes there, 403): the
+# node's self-signed certificate, whose fingerprint its signed registration carries
+if [ "$TLS_HOST" != "-" ]; then
+  if [ -f "$TLS_CERT" ] && [ -f "$TLS_KEY" ]; then
+    say "tls: the node serves https with $TLS_CERT"
+  else
+    run "$VPY" -m LLM_Mesh.cli node tls init --home "$LLM_MESH_HOME" --host "$TLS_HOST" \
+      --cert "$TLS_CERT" --key "$TLS_KEY" \
+      || die "could not make the node's TLS certificate" "run: llm-mesh node tls init --host $TLS_HOST"
+  fi
+fi
 
 # the registry refuses a node without an operator token (401): say so before it starts
 if [ -z "${LLM_MESH_OPERATOR_TOKEN:-}" ] && ! grep -qE '^operator_token *= *"[^"]' "$CONFIG" 2>/dev/null; then

@@ -53,6 +53,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | canary_min_interval_s | LLM_MESH_CANARY_MIN_INTERVAL_S | 3600 (at least one probe per node and model this often) |
 | trust_threshold      | LLM_MESH_TRUST_THRESHOLD | 0.6 (``trusted_only`` routes to nodes scoring at least this) |
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
+| allow_plain_http_nodes | LLM_MESH_ALLOW_PLAIN_HTTP_NODES | false (the registry refuses http:// nodes off loopback, ``plain_http_remote``: prompts would cross the network in clear; true: a private network or lab accepts them; not with ``require_tls``) |
 | settlement           | LLM_MESH_SETTLEMENT      | true (false: no reservation, no 402, nothing paid; cost still reported) |
 | settle_lease         | LLM_MESH_SETTLE_LEASE    | 4 (a gateway reserves a payer's balance as a lease of this many estimates and admits requests against it in memory, one write a request; 0: one reservation a request; 0 to 64) |
 | settle_lease_idle_s  | LLM_MESH_SETTLE_LEASE_IDLE_S | 1.0 (a lease unused this long goes back to the payer's available balance) |
@@ -91,6 +92,7 @@ from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
 from LLM_Mesh.core.shutdown import DEFAULT_REGISTRY_SHUTDOWN_S, DEFAULT_SHUTDOWN_S
 from LLM_Mesh.core.stream_guard import DEFAULT_GRACE_S, DEFAULT_MIN_RATE
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.core.validation import ascii_digits
 
 DEFAULT_REGISTRY_HOST = "127.0.0.1"
@@ -320,6 +322,8 @@ class Settings:
     stream_max_s: float | None = None
     # transport (TLS): refuse plain-HTTP nodes; the CA file trusted for an https registry
     require_tls: bool = False
+    # plain-HTTP nodes off loopback too (core/tls.py: refused by default, prompts in clear)
+    allow_plain_http_nodes: bool = False
     registry_ca: str | None = None
     # a node may learn its gateway key over plain http from another host (core/first_use.py)
     allow_http_first_use: bool = False
@@ -417,6 +421,7 @@ class Settings:
             api_key=(env.get("LLM_MESH_API_KEY") or "").strip() or None,
             stream_max_s=_float(env, "LLM_MESH_STREAM_MAX_S", 0.0) or None,
             require_tls=_bool(env, "LLM_MESH_REQUIRE_TLS", False),
+            allow_plain_http_nodes=_bool(env, "LLM_MESH_ALLOW_PLAIN_HTTP_NODES", False),
             registry_ca=(env.get("LLM_MESH_REGISTRY_CA") or "").strip() or None,
             allow_http_first_use=_bool(env, "LLM_MESH_ALLOW_HTTP_FIRST_USE", False),
             reward_rate=_whole(env, "LLM_MESH_REWARD_RATE", DEFAULT_REWARD_RATE),
@@ -473,6 +478,22 @@ class Settings:
         if self.database_url:
             return normalize_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def node_transport(self) -> NodeTransport:
+        """The registry's transport rule for node URLs (``core/tls.py``)."""
+        return NodeTransport(self.require_tls, self.allow_plain_http_nodes)
+
+    def check_node_transport(self) -> None:
+        """``ValueError`` in words for a registry told both to require TLS of every node and
+        to accept plain-HTTP nodes off loopback (``registry serve`` checks it at start)."""
+        if self.require_tls and self.allow_plain_http_nodes:
+            raise ValueError(
+                "--require-tls (LLM_MESH_REQUIRE_TLS) refuses every plain-http node, "
+                "--allow-plain-http-nodes (LLM_MESH_ALLOW_PLAIN_HTTP_NODES) accepts them on "
+                "other machines: use one of them, not both (without either, nodes on other "
+                "machines must serve https and nodes on this machine may serve http)"
+            )
 
     @property
     def heartbeat_expiry_s(self) -> float:

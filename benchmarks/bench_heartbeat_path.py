@@ -50,7 +50,7 @@ async def run(n: int) -> dict[str, float]:
                                        "0.1.0", "online", now, now))  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="llm-mesh-bench-hb-path-"))
     settings = Settings(home=home, admin_key="lma_bench", anonymous_rpm=None,
-                        allow_private_nodes=True)  # fmt: skip
+                        allow_private_nodes=True, allow_plain_http_nodes=True)  # fmt: skip
     app = create_registry_app(settings, store=store, announce=lambda _k: None)
     body = json.dumps({"in_flight": 0, "queued": 0, "state": "online"}).encode()
     extra = [(b"host", b"127.0.0.1"), (b"user-agent", b"aiohttp"), (b"accept", b"*/*"),

@@ -282,7 +282,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     home = Path(os.environ.get("TMPDIR", "/tmp")) / "llm-mesh-bench-heartbeats"
     settings = Settings(
         home=home, database_url=url, heartbeat_interval_s=5.0, missed_heartbeats=100,
-        allow_private_nodes=True,
+        allow_private_nodes=True, allow_plain_http_nodes=True,  # nodes at http://10.x
         admin_key="lma_bench", anonymous_rpm=None,
     )  # fmt: skip
     app = create_registry_app(settings, announce=lambda _k: None)

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import pg_database
 
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.snapshot import entry_from_record, load_nodes
@@ -66,11 +67,14 @@ def _row(i: int, nodes: int) -> RequestRecord:
     )  # fmt: skip
 
 
+LAB = NodeTransport(allow_plain_http=True)  # its nodes are plain http at 10.0.0.x
+
+
 async def _old_load_nodes(table: NodeTable, store: SqlStore) -> int:
     loaded = 0
     records = await store.list_nodes()
     for rec in records:
-        if entry_from_record(table, rec) is not None:
+        if entry_from_record(table, rec, transport=LAB) is not None:
             loaded += 1
     async with store.engine.connect() as conn:
         rows = (await conn.execute(text(OLD_LOG_SCAN))).all()
@@ -111,7 +115,7 @@ async def run(label: str, url: str, nodes: int, rows: int, rounds: int) -> None:
             await _old_load_nodes(old, store)
             before_s.append(time.perf_counter() - t)
             t = time.perf_counter()
-            await load_nodes(new, store)
+            await load_nodes(new, store, transport=LAB)
             after_s.append(time.perf_counter() - t)
             if _counters(old) != _counters(new):
                 raise SystemExit(f"{label}: counters differ: {_counters(old)} {_counters(new)}")

@@ -68,7 +68,10 @@ def _pct(xs: list[float], q: float) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-node-listing-"))
-    settings = Settings(home=home, health_check_interval_s=3600.0, anonymous_rpm=None)
+    settings = Settings(
+        home=home, health_check_interval_s=3600.0, anonymous_rpm=None,
+        allow_plain_http_nodes=True,  # its nodes are http://NODE.example
+    )  # fmt: skip
     app = create_registry_app(
         settings,
         store=MemoryStore(),

@@ -224,6 +224,7 @@ async def through_gateway(requests: int, tokens: int) -> dict[str, Any]:
             health_check_interval_s=3600.0,
             anonymous_rpm=None,
             heartbeat_interval_s=3600.0,
+            allow_plain_http_nodes=True,  # the mock node is http://node.bench
         )  # the mock node never beats
         app = create_registry_app(
             settings, store=MemoryStore(), http_client=upstream, node_auth=TrustingNodeAuth(),

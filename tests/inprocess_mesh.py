@@ -180,6 +180,10 @@ class InProcessMesh:
         settings_kw.setdefault("anonymous_rpm", None)  # one machine, as ``up``: no anonymous limit
         # its nodes learn the gateway key from a plain-http registry of another name: opted in
         settings_kw.setdefault("allow_http_first_use", True)  # (core/first_use.py)
+        # its sim nodes serve plain http at fake remote names (*.nodes.test): the registry's
+        # opt-out, as a lab's, unless a test requires TLS (core/tls.py)
+        if not settings_kw.get("require_tls"):
+            settings_kw.setdefault("allow_plain_http_nodes", True)
         self.settings = Settings(home=home, registry_url=REGISTRY_URL, **settings_kw)
         self.registry_url = REGISTRY_URL
         self.store = MemoryStore()

@@ -187,6 +187,18 @@ def test_allow_private_nodes_bad_value_raises() -> None:
         Settings.from_env({"LLM_MESH_ALLOW_PRIVATE_NODES": "maybe"})
 
 
+def test_allow_plain_http_nodes_from_env() -> None:
+    assert Settings.from_env({}).allow_plain_http_nodes is False  # https off loopback
+    assert Settings.from_env({"LLM_MESH_ALLOW_PLAIN_HTTP_NODES": "1"}).allow_plain_http_nodes
+    with pytest.raises(ValueError, match="LLM_MESH_ALLOW_PLAIN_HTTP_NODES"):
+        Settings.from_env({"LLM_MESH_ALLOW_PLAIN_HTTP_NODES": "maybe"})
+    both = Settings(require_tls=True, allow_plain_http_nodes=True)
+    with pytest.raises(ValueError, match="not both"):
+        both.check_node_transport()
+    Settings(require_tls=True).check_node_transport()  # either alone is fine
+    Settings(allow_plain_http_nodes=True).check_node_transport()
+
+
 def test_request_limits_from_env() -> None:
     env = {
         "LLM_MESH_MAX_BODY_BYTES": "2048",

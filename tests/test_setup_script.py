@@ -222,7 +222,8 @@ def test_yes_no_start_writes_config_and_is_idempotent(tmp_path: Path) -> None:
     config = tmp_path / "mesh" / "node.toml"
     cfg = tomllib.loads(config.read_text())
     assert cfg["registry_url"] == "http://10.0.0.5:8800"
-    assert cfg["public_url"] == "http://10.0.0.9:8801"
+    assert cfg["public_url"] == "https://10.0.0.9:8801"  # a registry on another machine
+    assert Path(cfg["tls_cert"]).is_file() and Path(cfg["tls_key"]).is_file()
     assert cfg["host"] == "0.0.0.0" and cfg["port"] == 8801
     assert cfg["region"] == "eu-west" and cfg["engine"] == "llama-cpp"
     assert cfg["models"] == ["gemma-3-270m"]
@@ -357,15 +358,16 @@ def test_a_new_port_or_registry_moves_the_address_the_script_chose(tmp_path: Pat
     assert cfg["port"] == 8802 and cfg["public_url"] == "http://127.0.0.1:8802", cfg
     assert "port forward" not in proc.stderr
     # a loopback registry made host and public_url loopback ones: a remote one moves both
+    # (to https: a registry on another machine refuses plain-http nodes)
     run(tmp_path, "--yes", "--no-start", "--registry", "http://10.0.0.5:8800")
     cfg = tomllib.loads(config.read_text())
     assert cfg["host"] == "0.0.0.0", cfg
-    assert cfg["public_url"] == f"http://{socket.getfqdn()}:8802", cfg
-    # an address the operator gave is kept as given (a port forward may map it)
+    assert cfg["public_url"] == f"https://{socket.getfqdn()}:8802", cfg
+    # an address the operator gave is kept as given (a port forward may map it), in https
     run(tmp_path, "--yes", "--no-start", "--public-url", "http://203.0.113.7:9000")
     proc = run(tmp_path, "--yes", "--no-start", "--port", "8803")
     cfg = tomllib.loads(config.read_text())
-    assert cfg["port"] == 8803 and cfg["public_url"] == "http://203.0.113.7:9000", cfg
+    assert cfg["port"] == 8803 and cfg["public_url"] == "https://203.0.113.7:9000", cfg
     # ... and said, since it is right only behind a port forward (a node.toml the script
     # left with the old port before this fix gets the same note)
     assert "is port 9000, the node listens on 8803" in proc.stderr, proc.stderr

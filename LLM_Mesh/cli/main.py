@@ -323,6 +323,15 @@ def registry_serve(
             help="Refuse nodes that are not https (403) \\[env LLM_MESH_REQUIRE_TLS]",
         ),
     ] = False,
+    allow_plain_http_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plain-http-nodes",
+            help="Accept http:// nodes on other machines too (a private network, a lab): "
+            "their prompts and answers cross the network unencrypted [env "
+            "LLM_MESH_ALLOW_PLAIN_HTTP_NODES; default: https unless on this machine's loopback]",
+        ),
+    ] = False,
     log_format: LogFormatOpt = None,
     metrics_public: MetricsPublicOpt = False,
     no_metrics: NoMetricsOpt = False,
@@ -352,9 +361,11 @@ def registry_serve(
             local_mesh=_local_mesh(local_mesh),
             anonymous_rpm=anonymous_rpm,
             require_tls=True if require_tls else None,
+            allow_plain_http_nodes=True if allow_plain_http_nodes else None,
             redis_url=redis_url,
             **_observability(log_format, metrics_public, no_metrics),
         )
+        settings.check_node_transport()  # not both --require-tls and the opt-out
     except ValueError as exc:
         raise _fail(exc) from exc
     _setup_logging(verbose, settings.log_format)

@@ -6,16 +6,28 @@ SHA-256 fingerprint (over the DER bytes), carried in its signed registration
 and in the store it is 64 lower-case hex digits; people see it as upper-case
 pairs joined by ``:`` (as ``openssl x509 -fingerprint -sha256`` prints it).
 Either spelling, with or without a ``sha256:`` prefix, is accepted.
+
+The registry's transport rule for node URLs (:func:`node_tls_refusal`,
+:class:`NodeTransport`): prompts and answers travel between the gateway and a node, so a
+node on another machine must serve https unless the registry's operator opted out
+(``registry serve --allow-plain-http-nodes``, a private network or a lab); a node on the
+registry's own machine (``127.0.0.0/8``, ``::1``, ``localhost``) may serve plain http.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+
+from LLM_Mesh.core.netguard import NodeUrlError, parse_node_url
 
 __all__ = [
     "FINGERPRINT_PATTERN",
+    "NodeTransport",
     "fingerprint_of_der",
+    "loopback_url",
     "node_tls_refusal",
     "parse_fingerprint",
     "show_fingerprint",
@@ -52,15 +64,51 @@ def show_fingerprint(fingerprint: str) -> str:
     return ":".join(fp[i : i + 2] for i in range(0, 64, 2)).upper()
 
 
-def node_tls_refusal(url: str, fingerprint: str | None, *, require_tls: bool) -> str | None:
+def loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine's loopback: an address in ``127.0.0.0/8``,
+    ``::1`` (IPv4-mapped too) or the name ``localhost``. A URL that does not parse is not."""
+    try:
+        node = parse_node_url(url)
+    except NodeUrlError:
+        return False
+    if node.ip is None:
+        return node.host == "localhost"
+    if isinstance(node.ip, IPv6Address) and node.ip.ipv4_mapped is not None:
+        return node.ip.ipv4_mapped.is_loopback
+    return node.ip.is_loopback
+
+
+def node_tls_refusal(
+    url: str, fingerprint: str | None, *, require_tls: bool, allow_plain_http: bool = False
+) -> str | None:
     """The reason a registry refuses a node's URL/fingerprint pair, or ``None``.
 
     ``plain_http``: the registry requires TLS and the URL is ``http://``;
-    ``fingerprint_without_tls``: a fingerprint for an ``http://`` URL (nothing to pin).
+    ``plain_http_remote``: an ``http://`` URL off loopback (:func:`loopback_url`) and the
+    registry did not allow plain-HTTP nodes (``allow_plain_http``, off by default: prompts
+    would cross the network in clear); ``fingerprint_without_tls``: a fingerprint for an
+    ``http://`` URL (nothing to pin).
     """
     https = url.lower().startswith("https://")
     if require_tls and not https:
         return "plain_http"
+    if not https and not allow_plain_http and not loopback_url(url):
+        return "plain_http_remote"
     if fingerprint is not None and not https:
         return "fingerprint_without_tls"
     return None
+
+
+@dataclass(frozen=True)
+class NodeTransport:
+    """A registry's transport rule (its ``require_tls`` and ``allow_plain_http_nodes``
+    settings), for registrations and for nodes read back from the store alike."""
+
+    require_tls: bool = False
+    allow_plain_http: bool = False
+
+    def refusal(self, url: str, fingerprint: str | None = None) -> str | None:
+        """:func:`node_tls_refusal` under this rule."""
+        return node_tls_refusal(
+            url, fingerprint, require_tls=self.require_tls, allow_plain_http=self.allow_plain_http
+        )

@@ -40,7 +40,7 @@ from LLM_Mesh.core.schemas import (
     NodeState,
     RegistrationAccepted,
 )
-from LLM_Mesh.core.tls import node_tls_refusal
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.errors import (
     Forbidden,
     InvalidRequest,
@@ -122,7 +122,7 @@ async def register_node(request: Request) -> RegistrationAccepted:
             f"the registration names node {reg.node_id!r} but is signed by {verified.node_id}",
             param="node_id",
         )
-    _check_transport(reg, require_tls=rt.settings.require_tls)
+    _check_transport(reg, rt.settings.node_transport)
     checked: list[tuple[NodeUrl, tuple[str, ...]]] = []
 
     async def check_address() -> None:  # no SSRF: global addresses only (address_pins.py)
@@ -170,9 +170,10 @@ async def register_node(request: Request) -> RegistrationAccepted:
     )
 
 
-def _check_transport(reg: NodeRegistration, *, require_tls: bool) -> None:
-    """``--require-tls``: no plain-HTTP node; a certificate fingerprint only with https."""
-    reason = node_tls_refusal(reg.url, reg.tls_fingerprint, require_tls=require_tls)
+def _check_transport(reg: NodeRegistration, transport: NodeTransport) -> None:
+    """The transport rule (``core/tls.py``): https off loopback unless the registry allows
+    plain-HTTP nodes; none under ``--require-tls``; a certificate fingerprint only with https."""
+    reason = transport.refusal(reg.url, reg.tls_fingerprint)
     if reason == "plain_http":
         raise Forbidden(
             "this registry requires TLS: the node's url must be https:// (llm-mesh node tls "
@@ -180,10 +181,25 @@ def _check_transport(reg: NodeRegistration, *, require_tls: bool) -> None:
             param="url",
             reason="tls_required",
         )
+    if reason == "plain_http_remote":
+        raise Forbidden(PLAIN_HTTP_REMOTE, param="url", reason="plain_http_remote")
     if reason is not None:
         raise InvalidRequest(
             "tls_fingerprint is given but the url is not https://", param="tls_fingerprint"
         )
+
+
+#: the 403 of a plain-HTTP node on another machine: what each side may do about it
+PLAIN_HTTP_REMOTE = (
+    "this node's url is http:// on another machine than the registry: prompts and answers "
+    "would cross the network unencrypted, so the registry refuses it. On the node, serve "
+    "https: `llm-mesh node tls init --host <the name or IP the registry reaches it at>`, "
+    "then `llm-mesh node start --tls-cert <cert> --tls-key <key>` as it prints (an https:// "
+    "public_url in node.toml, if you set one). Or, on a private network or lab, the "
+    "registry's operator may accept plain-http nodes: `llm-mesh registry serve "
+    "--allow-plain-http-nodes` (LLM_MESH_ALLOW_PLAIN_HTTP_NODES=1). Nodes on the registry's "
+    "own machine (127.0.0.1, ::1, localhost) may use http."
+)
 
 
 def _pin_unknown(pins: AddressPins, url: str) -> bool:
@@ -232,7 +248,11 @@ async def absorb_heartbeat(
         pin_stored_certificate(rt.pins, rec)
         if _pin_unknown(rt.pins, rec.url):
             raise _unknown(node_id)
-        entry = entry_from_record(rt.table, rec, heard_now=True)
+        # a URL now refused (a plain-http node stored before that): None, so it registers
+        # again and hears why (403 plain_http_remote)
+        entry = entry_from_record(
+            rt.table, rec, heard_now=True, transport=rt.settings.node_transport
+        )
         if entry is None:
             raise _unknown(node_id)
         rt.routing.upsert(entry)

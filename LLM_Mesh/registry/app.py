@@ -198,6 +198,7 @@ def create_registry_app(
     Checkpoints go to ``settings.ledger_witness_urls`` over ``witness_client`` (default:
     ``witness_push.make_witness_client``, owned and closed here; ``witness_push.py``).
     """
+    settings.check_node_transport()  # --require-tls with --allow-plain-http-nodes: said here
     table = NodeTable(settings.heartbeat_expiry_s, clock)
     pins = AddressPins(  # node addresses and certificates called (address_pins.py)
         allow_private=settings.allow_private_nodes,
@@ -237,8 +238,9 @@ def create_registry_app(
             running_s=settings.request_timeout_s + 600.0,
         )  # fmt: skip
         node_sync = NodeSync(
-            shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id, pins=pins
-        )
+            shared, table, routing, wall_clock=wall_clock, replica_id=beat.replica_id, pins=pins,
+            transport=settings.node_transport,
+        )  # fmt: skip
     runtime = Runtime(
         settings=settings,
         store=the_store,
@@ -370,7 +372,7 @@ def create_registry_app(
             )
             if admin.created and admin.key is not None:
                 (announce or _print_admin_key)(admin.key)
-            await load_nodes(table, runtime.store, runtime.pins)
+            await load_nodes(table, runtime.store, runtime.pins, transport=settings.node_transport)
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()
             routing.sync_all()

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 
 from LLM_Mesh.core.check_state import CheckState, reason
 from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 from LLM_Mesh.registry.poller import Poller
@@ -90,8 +91,10 @@ class NodeSync(Poller):
         wall_clock: Callable[[], float] = time.time,
         replica_id: str | None = None,
         pins: AddressPins | None = None,
+        transport: NodeTransport,
     ) -> None:
         self.store = store
+        self.transport = transport  # a stored node whose URL it refuses is not routed
         self.pins = pins  # where stored nodes' certificate pins go
         self.table = table
         self.routing = routing
@@ -163,8 +166,11 @@ class NodeSync(Poller):
             return  # this replica's own registration, or one it already has
         if entry is not None and not known and entry.gone > goodbyes:
             return  # it said goodbye here while this poll read: the row may be older
-        new = entry_from_record(self.table, rec, pins=self.pins)
+        new = entry_from_record(self.table, rec, pins=self.pins, transport=self.transport)
         if new is None:
+            if entry is not None and entry.state is not NodeState.OFFLINE:
+                self.table.set_state(rec.node_id, NodeState.OFFLINE)  # not routed with
+                self.routing.remove(rec.node_id)  # a URL this replica refuses
             return
         if entry is not None:  # what the store does not keep, and a fresher heartbeat
             new.keeps_no_prompts = entry.keeps_no_prompts

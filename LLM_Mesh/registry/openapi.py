@@ -501,8 +501,10 @@ def _fix_fastapi_paths(paths: dict[str, Any]) -> None:
                     "`invalid_credential`)"
                 )
                 responses["403"] = _error(
-                    "another node's id, a revoked node or operator, or a refused node address "
-                    "(`node_id_mismatch`, `revoked`, `node_address_refused`)"
+                    "another node's id, a revoked node or operator, a refused node address, "
+                    "or a node url the transport rule refuses (`node_id_mismatch`, `revoked`, "
+                    "`node_address_refused`; `forbidden` with `reason` `tls_required` or "
+                    "`plain_http_remote`: http:// on another machine)"
                 )
             if (path, method) in _ADMIN:
                 responses["401"] = _error("no or a wrong admin key (`invalid_credential`)")

@@ -10,6 +10,11 @@ pinned with it (:func:`pin_stored_certificate`), so a replica that never saw the
 registration (it registered and beats at another one) or a restarted registry calls it
 pinned; a row that does not tell its pin leaves the node to register again (its heartbeat
 gets 404 ``unknown_node``, ``api.py``).
+
+A stored node whose URL the registry's transport rule now refuses (``core/tls.py``: an
+``http://`` node on another machine, stored before plain-HTTP nodes off loopback were refused
+by default, or before ``--require-tls``) is not put in the table: it is not routed to, its
+heartbeat gets 404 ``unknown_node`` and its registration again the 403 that says what to do.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import datetime, timezone
 from pydantic import ValidationError
 
 from LLM_Mesh.core.schemas import NodeRegistration, NodeState
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable
 from LLM_Mesh.registry.ports import NodeRecord, Store
@@ -52,9 +58,18 @@ def entry_from_record(
     heard_now: bool = False,
     wall_now: datetime | None = None,
     pins: AddressPins | None = None,
+    transport: NodeTransport,
 ) -> NodeEntry | None:
     """Put a stored node into ``table`` (and its certificate pin into ``pins``); ``None`` if
-    the record no longer validates."""
+    the record no longer validates or ``transport`` refuses its URL."""
+    refused = transport.refusal(rec.url)
+    if refused is not None:
+        log.warning(
+            "stored node %s at %s is not routed: %s (this registry refuses it now; it is "
+            "told why when it registers again)",
+            rec.node_id, rec.url, refused,
+        )  # fmt: skip
+        return None
     try:
         state = NodeState(rec.state)
     except ValueError:
@@ -87,19 +102,25 @@ def entry_from_record(
     return table.register(reg, last_heartbeat=last)
 
 
-async def load_nodes(table: NodeTable, store: Store, pins: AddressPins | None = None) -> int:
+async def load_nodes(
+    table: NodeTable,
+    store: Store,
+    pins: AddressPins | None = None,
+    *,
+    transport: NodeTransport,
+) -> int:
     """Every stored node into the table, with its counters from its ``nodes`` row (bumped
     in the transaction of every recorded batch, never lowered, untouched by the request
     log's retention; migration 0011 raised them once to the log's totals for rows recorded
     before the bumps existed). The request log is not read: a start costs one read of the
     ``nodes`` table, whatever the log's size. ``pins``: the certificate pins of the rows
     not offline, by URL the last heard's (a stale row at a URL never pins over the live
-    node's)."""
+    node's). A row ``transport`` refuses is left out (:func:`entry_from_record`)."""
     loaded = 0
     stats: dict[str, dict[str, int]] = {}
     recs = await store.list_nodes()
     for rec in recs:
-        if entry_from_record(table, rec) is not None:
+        if entry_from_record(table, rec, transport=transport) is not None:
             loaded += 1
         stats[rec.node_id] = {
             "requests": rec.requests,

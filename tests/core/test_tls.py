@@ -1,5 +1,6 @@
 """Certificate fingerprints: spellings accepted, the one canonical form, and the registry's
-transport rule (``--require-tls``; a fingerprint only for an https URL)."""
+transport rule (``--require-tls``; plain http only on loopback unless the registry allows it,
+``--allow-plain-http-nodes``; a fingerprint only for an https URL)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import hashlib
 import pytest
 
 from LLM_Mesh.core.tls import (
+    NodeTransport,
     fingerprint_of_der,
+    loopback_url,
     node_tls_refusal,
     parse_fingerprint,
     show_fingerprint,
@@ -41,15 +44,74 @@ def test_fingerprint_of_der() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "fp", "require", "reason"),
+    ("url", "fp", "require", "allow", "reason"),
     [
-        ("http://n:1", None, False, None),
-        ("http://n:1", None, True, "plain_http"),
-        ("HTTP://n:1", None, True, "plain_http"),
-        ("https://n:1", None, True, None),
-        ("https://n:1", HEX, True, None),
-        ("http://n:1", HEX, False, "fingerprint_without_tls"),
+        ("http://n:1", None, False, True, None),  # the opt-out (a lab)
+        ("http://n:1", None, False, False, "plain_http_remote"),  # the default
+        ("http://n:1", None, True, False, "plain_http"),
+        ("HTTP://n:1", None, True, False, "plain_http"),
+        ("https://n:1", None, True, False, None),
+        ("https://n:1", HEX, True, False, None),
+        ("https://n:1", None, False, False, None),
+        ("http://n:1", HEX, False, True, "fingerprint_without_tls"),
+        ("http://127.0.0.1:1", HEX, False, False, "fingerprint_without_tls"),
+        ("http://127.0.0.1:8801", None, False, False, None),  # loopback: http is fine
+        ("http://127.0.0.1:8801", None, True, False, "plain_http"),  # ... unless TLS required
     ],
 )
-def test_node_tls_refusal(url: str, fp: str | None, require: bool, reason: str | None) -> None:
-    assert node_tls_refusal(url, fp, require_tls=require) == reason
+def test_node_tls_refusal(
+    url: str, fp: str | None, require: bool, allow: bool, reason: str | None
+) -> None:
+    assert node_tls_refusal(url, fp, require_tls=require, allow_plain_http=allow) == reason
+    rule = NodeTransport(require_tls=require, allow_plain_http=allow)
+    assert rule.refusal(url, fp) == reason
+
+
+def test_plain_http_off_loopback_is_refused_by_default() -> None:
+    """Found 2026-12-04: a registry accepted a node at ``http://`` on any host unless started
+    with ``--require-tls``, so prompts and answers crossed the network in clear by default."""
+    assert node_tls_refusal("http://10.0.0.5:8801", None, require_tls=False) == "plain_http_remote"
+    assert NodeTransport().refusal("http://node.example:8801") == "plain_http_remote"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8801",
+        "http://127.0.0.1",
+        "http://127.8.9.10:1/v1",
+        "http://[::1]:8801",
+        "http://[::ffff:127.0.0.1]:8801",
+        "http://localhost:8801",
+        "http://LOCALHOST:8801",
+        "https://localhost:8801",
+        "http://2130706433:8801",  # 127.0.0.1 as inet_aton reads it (address_pins refuses it)
+    ],
+)
+def test_loopback_urls(url: str) -> None:
+    assert loopback_url(url)
+    assert NodeTransport().refusal(url) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.5:8801",
+        "http://192.168.1.20:8801",
+        "http://8.8.8.8:8801",
+        "http://[2001:db8::1]:8801",
+        "http://[::]:8801",
+        "http://0.0.0.0:8801",
+        "http://node-a:8801",
+        "http://node.example.com:8801",
+        "http://localhost.example.com:8801",  # a name that only starts like it
+        "http://127.0.0.1.nip.io:8801",  # a name, resolved elsewhere: not an address
+        "http://evil-localhost:8801",
+        "http://user@127.0.0.1:8801",  # userinfo: not a node URL
+        "not a url",
+    ],
+)
+def test_not_loopback_urls(url: str) -> None:
+    assert not loopback_url(url)
+    assert NodeTransport().refusal(url) == "plain_http_remote"
+    assert NodeTransport(allow_plain_http=True).refusal(url) is None

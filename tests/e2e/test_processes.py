@@ -264,7 +264,9 @@ def test_local_mesh_registry_allows_its_own_node_only(tmp_path: Path) -> None:
     )
     try:
         url = mesh.registry_url
-        for node_url in (f"http://127.0.0.1:{free_port()}", "http://169.254.169.254"):
+        # https for the metadata address: a plain-http one off loopback is refused before its
+        # address is looked at (403 plain_http_remote, test_api_plain_http.py)
+        for node_url in (f"http://127.0.0.1:{free_port()}", "https://169.254.169.254"):
             # a real operator (up's own) with a real key: only the address is wrong
             signer = NodeSigner(Ed25519PrivateKey.generate(), time.time)
             reg = {"node_id": signer.node_id, "url": node_url, "models": [{"id": "mistral-7b"}]}

@@ -292,9 +292,14 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 def make_settings(tmp_path: Path, **kw: Any) -> Settings:
     """Test settings; no anonymous rate limit unless a test asks (most send many requests
-    from one address on a clock that stands still; ``test_access.py`` tests the limit)."""
+    from one address on a clock that stands still; ``test_access.py`` tests the limit);
+    plain-HTTP nodes on other machines accepted unless a test asks otherwise."""
     kw.setdefault("admin_key", ADMIN_KEY)
     kw.setdefault("anonymous_rpm", None)
+    # fake nodes serve plain http at remote names (http://node-a...): the registry's opt-out,
+    # as a lab's, unless a test requires TLS; tests of the default pass it False (core/tls.py)
+    if not kw.get("require_tls"):
+        kw.setdefault("allow_plain_http_nodes", True)
     return Settings(home=tmp_path, health_check_interval_s=3600.0, **kw)
 
 

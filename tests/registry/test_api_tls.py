@@ -43,8 +43,9 @@ async def test_https_node_accepted_under_require_tls_and_pinned(tmp_path: Path) 
 
 
 async def test_plain_http_allowed_without_require_tls(tmp_path: Path) -> None:
-    """The default (zero-config local use): http nodes register as before."""
-    async with running(tmp_path) as h:
+    """Without ``--require-tls`` and with ``--allow-plain-http-nodes`` (a lab), http nodes on
+    other machines register as before (the default: ``test_api_plain_http.py``)."""
+    async with running(tmp_path, allow_plain_http_nodes=True) as h:
         r = await h.client.post("/mesh/nodes", json=registration("n1"))
         assert r.status_code == 200, r.text
 

@@ -14,6 +14,7 @@ import pytest
 
 from LLM_Mesh.core import schemas
 from LLM_Mesh.core.schemas import MAX_MODELS_PER_NODE, NodeRegistration
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.snapshot import entry_from_record
@@ -93,7 +94,8 @@ async def test_a_stored_lookalike_from_an_older_replica_is_not_loaded(tmp_path: 
             max_concurrency=1, max_queue=1, version="0", state="online",
             registered_at=now, last_heartbeat_at=now,
         )  # fmt: skip
-        assert entry_from_record(h.table, record, heard_now=True) is None
+        lab = NodeTransport(allow_plain_http=True)  # its URL is not why: the model id is
+        assert entry_from_record(h.table, record, heard_now=True, transport=lab) is None
         assert h.table.get("spoof") is None
 
 

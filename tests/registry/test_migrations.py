@@ -13,6 +13,7 @@ from sqlalchemy import Connection, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from LLM_Mesh.config import normalize_database_url
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import CheckRecord
@@ -167,7 +168,8 @@ async def test_0011_raises_the_node_counters_to_the_logs_totals_once(database_ur
     async with SqlStore(database_url) as store:
         assert await store.prune_requests(T0 + timedelta(days=1), 1000) == len(log)
         table = NodeTable(expiry_s=30.0)
-        assert await load_nodes(table, store) == len(n)
+        lab = NodeTransport(allow_plain_http=True)  # the rows: http://NODE.example nodes
+        assert await load_nodes(table, store, transport=lab) == len(n)
         got = {e.node_id: (e.requests, e.failures, e.tokens_generated) for e in table.entries()}
     assert got == want
 

@@ -87,10 +87,12 @@ async def sim_mesh(home: Path) -> AsyncIterator[httpx.AsyncClient]:
         await svc.start()
         services.append(svc)
         apps[f"{host}:8801"] = create_node_app(svc, manage_lifespan=False)
-    # heartbeats never expire during the run; no background health pass
+    # heartbeats never expire during the run; no background health pass; its sim nodes are
+    # plain http at remote names: the registry's opt-out, as a lab's (core/tls.py)
     settings = Settings(
-        home=home, heartbeat_interval_s=3600.0, health_check_interval_s=3600.0, anonymous_rpm=None
-    )
+        home=home, heartbeat_interval_s=3600.0, health_check_interval_s=3600.0, anonymous_rpm=None,
+        allow_plain_http_nodes=True,
+    )  # fmt: skip
     upstream = httpx.AsyncClient(transport=NodeRouter(apps))
     store = MemoryStore()
     token = await add_operator(store, "fuzz")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from LLM_Mesh.core.retention import DAY_S
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import RequestRecord
@@ -167,7 +168,8 @@ async def test_counters_survive_a_pruned_log_across_a_restart(tmp_path: Path) ->
         await store.record_requests([rec(i, 40 * DAY_S) for i in range(4)] + [rec(9, DAY_S)])
         assert await pruner(store).poll() == 4
         table = NodeTable(expiry_s=30.0)
-        assert await load_nodes(table, store) == 1
+        lab = NodeTransport(allow_plain_http=True)  # the row: an http://n1.example node
+        assert await load_nodes(table, store, transport=lab) == 1
         entry = next(iter(table.entries()))
         assert (entry.requests, entry.tokens_generated) == (5, 10)
     finally:

@@ -6,11 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.test_store import T0, node, request
+
+# the rows are plain-http nodes at http://NODE.example: a registry that allows them
+LAB = NodeTransport(allow_plain_http=True)
 
 
 class _Spy:
@@ -38,7 +42,7 @@ async def test_load_nodes_reads_the_nodes_rows_and_never_the_request_log() -> No
     await store.record_requests([request(1, "n1"), request(2, "n2", outcome="error")])
     spy = _Spy(store)
     table = NodeTable(expiry_s=30.0)
-    assert await load_nodes(table, spy) == 2  # type: ignore[arg-type]
+    assert await load_nodes(table, spy, transport=LAB) == 2  # type: ignore[arg-type]
     assert spy.used == ["list_nodes"]
     assert _counters(table) == {"n1": (41, 3, 905), "n2": (1, 1, 0)}
 
@@ -55,7 +59,7 @@ async def test_counters_after_a_restart_equal_those_before_and_survive_pruning(
         + [request(10, "n1", outcome="error"), request(11, "n2", completion_tokens=70)]
     )
     before = NodeTable(expiry_s=30.0)
-    await load_nodes(before, first)
+    await load_nodes(before, first, transport=LAB)
     await first.close()
     assert _counters(before) == {"n1": (5, 1, 20), "n2": (1, 0, 70)}
 
@@ -63,7 +67,7 @@ async def test_counters_after_a_restart_equal_those_before_and_survive_pruning(
     await second.open()
     try:
         after = NodeTable(expiry_s=30.0)
-        await load_nodes(after, second)
+        await load_nodes(after, second, transport=LAB)
         assert _counters(after) == _counters(before)
         assert await second.prune_requests(T0 + timedelta(days=1), 1000) == 6  # all of it
     finally:
@@ -73,7 +77,7 @@ async def test_counters_after_a_restart_equal_those_before_and_survive_pruning(
     await third.open()
     try:
         pruned = NodeTable(expiry_s=30.0)
-        await load_nodes(pruned, third)
+        await load_nodes(pruned, third, transport=LAB)
         assert _counters(pruned) == _counters(before)
     finally:
         await third.close()
@@ -95,5 +99,5 @@ async def test_a_stale_row_at_the_same_url_does_not_pin_its_old_certificate() ->
     # died without a goodbye: still "online" in its row, last heard days before
     await store.upsert_node(node("y-old", url=url, tls_fingerprint=old, last_heartbeat_at=T0))
     pins = AddressPins()
-    await load_nodes(NodeTable(expiry_s=30.0), store, pins)
+    await load_nodes(NodeTable(expiry_s=30.0), store, pins, transport=LAB)
     assert pins.fingerprint(url) == new
