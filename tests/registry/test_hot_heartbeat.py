@@ -87,6 +87,7 @@ async def test_a_signed_heartbeat_takes_the_hot_way(
             "ok": True,
             "heartbeat_interval_s": h.settings.heartbeat_interval_s,
             "registry_id": h.runtime.signer.registry_id,
+            "gateway_body_sha256": True,
         }
         assert r.headers["content-type"] == "application/json"
         assert counting.calls == []  # FastAPI never saw it
