@@ -352,6 +352,9 @@ class NodeAgent:
             return self._failed("the registry does not know this node: re-registering")
         if is_revoked(r.status_code, answer_of(r)):
             self.registered = False  # no heartbeat to it until a re-check registers again
+            # its checks of this node, as its last answer said, are no more its word:
+            # /mesh/info showed "passing" beside "revoked by" (found 2026-12-04, review)
+            self.registry_health = None
             self._heard_revoked(r)
             return False
         if r.status_code >= 400:

@@ -4,6 +4,7 @@ those that did not revoke it. MockTransport and an injected clock: no sockets, n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -146,3 +147,45 @@ async def test_every_registry_revoked_no_goodbye_and_an_independent_schedule_eac
     await agent.stop(deregister=True)
     assert len(replicas.seqs) == seqs  # no goodbye: every registry revoked the node
     assert "not registered with a registry (every registry revoked it)" in caplog.text
+
+
+async def test_a_revoking_registrys_health_checks_are_forgotten() -> None:
+    """Found 2026-12-04 (review): the health the revoking registry said last was kept, so
+    ``/mesh/info`` (``llm-mesh node info``) showed "passing" beside "revoked by"."""
+    reg, clock = Revoking(), Clock()
+    reg.health = {"ok": True, "since": 1.0, "checked_at": 2.0}
+    agent = make_agent(reg, clock=clock)
+    await agent.step()
+    await agent.step()
+    assert agent.registry_health is not None and agent.registry_health.ok
+    reg.revoked = True
+    await agent.step()
+    assert REG in agent.revoked and agent.registry_health is None
+
+
+async def test_a_recheck_under_way_at_shutdown_is_dropped_and_the_goodbye_goes_elsewhere() -> None:
+    """A re-check of a registry that revoked the node, hanging when the node stops: the
+    loop is cancelled with it (its answer, had it come, is not taken), and the goodbye goes
+    to the registry the node heartbeats to, the revoking one still left out."""
+    replicas = Replicas("r1.test", "r2.test")
+    clock = Clock()
+    agent = replica_agent(replicas, registry_url=["http://r1.test", "http://r2.test"], clock=clock)
+    await agent.step()
+    replicas.revoke.add("r1.test")
+    await agent.step()
+    under_way, never = asyncio.Event(), asyncio.Event()
+
+    async def hanging_r1(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "r1.test":
+            replicas.revoke.discard("r1.test")  # r1 would accept it now
+            under_way.set()
+            await never.wait()
+        return replicas(request)
+
+    agent._client = httpx.AsyncClient(transport=httpx.MockTransport(hanging_r1))
+    clock.now += 61
+    agent.start()
+    await asyncio.wait_for(under_way.wait(), 5)
+    await agent.stop(deregister=True)
+    assert replicas.hits("r2.test")[-1] == "DELETE /mesh/nodes/node-a"
+    assert "http://r1.test" in agent.revoked and not agent.registered
