@@ -265,9 +265,11 @@ class AnswersSay(HeartbeatSays):
     def handler(self, request: httpx.Request) -> httpx.Response:
         answer = super().handler(request)
         if request.method == "POST" and request.url.path == "/mesh/nodes":
-            said = {} if self.registered_says is None else {
-                "gateway_body_sha256": self.registered_says
-            }
+            said = (
+                {}
+                if self.registered_says is None
+                else {"gateway_body_sha256": self.registered_says}
+            )
             return httpx.Response(answer.status_code, json={**answer.json(), **said})
         return answer
 
