@@ -189,3 +189,67 @@ async def test_a_recheck_under_way_at_shutdown_is_dropped_and_the_goodbye_goes_e
     await agent.stop(deregister=True)
     assert replicas.hits("r2.test")[-1] == "DELETE /mesh/nodes/node-a"
     assert "http://r1.test" in agent.revoked and not agent.registered
+
+
+async def test_a_second_revocation_after_a_lift_starts_the_schedule_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Accepted at a re-check, revoked again later: news again (a second ERROR), the first
+    re-check a minute later, not the doubled wait the first revocation had reached."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    reg, clock = Revoking(), Clock()
+    agent = make_agent(reg, clock=clock)
+    await agent.step()
+    reg.revoked = True
+    assert await agent.step() == 60.0
+    for _ in range(3):  # re-checks at +60, +120, +240: refused, the waits doubling
+        clock.now += await agent.step()
+        await agent.step()
+    revocation = agent.revoked.get(REG)
+    assert revocation is not None and revocation.checks == 3
+    reg.revoked = False
+    clock.now = revocation.next_check
+    assert await agent.step() == 7.0 and agent.registered and REG not in agent.revoked
+    reg.revoked = True
+    clock.now += 7
+    assert await agent.step() == 60.0  # the heartbeat's 403: one minute, as the first time
+    again = agent.revoked.get(REG)
+    assert again is not None and (again.checks, again.since) == (0, clock.now)
+    assert sum(r.levelno == logging.ERROR for r in _logged(caplog)) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"error": {"message": "key of another operator", "type": "permission_error",
+                   "code": "forbidden", "reason": "node_key_other_operator"}},
+        {"error": {"message": "acting on another node", "code": "node_id_mismatch"}},
+        {"detail": "revoked"},  # not the OpenAI shape: a proxy, an older server
+    ],
+    ids=["other-operator", "mismatch", "other-shape"],
+)  # fmt: skip
+async def test_another_403_is_treated_as_before(answer: dict[str, object]) -> None:
+    """A 403 that does not say ``revoked`` (an older registry, another refusal): the
+    registration is retried after the backoff and not at the other registry, a heartbeat
+    refusal keeps the node registered and heartbeating there; nothing marked revoked."""
+    replicas = Replicas("r1.test", "r2.test")
+    refusing = {"on": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if refusing["on"] and request.url.host == "r1.test":
+            replicas.seqs.append(("r1.test", "403"))
+            return httpx.Response(403, json=answer)
+        return replicas(request)
+
+    agent = replica_agent(replicas, registry_url=["http://r1.test", "http://r2.test"])
+    agent._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    await agent.step()
+    refusing["on"] = True
+    assert await agent.step() == 7.0  # the heartbeat refused: still registered, same place
+    assert agent.registered and agent.registry_url == "http://r1.test"
+    assert "HTTP 403" in (agent.last_error or "")
+    agent.registered = False  # (as after a 404 unknown_node)
+    assert await agent.step() == 1.0  # the registration refused: the backoff's first wait
+    assert not agent.registered and agent.registry_url == "http://r1.test"
+    assert replicas.hits("r2.test") == [] and len(agent.revoked) == 0
+    assert agent.revoked.among(agent.registry_urls) == []
