@@ -253,3 +253,42 @@ async def test_another_403_is_treated_as_before(answer: dict[str, object]) -> No
     assert not agent.registered and agent.registry_url == "http://r1.test"
     assert replicas.hits("r2.test") == [] and len(agent.revoked) == 0
     assert agent.revoked.among(agent.registry_urls) == []
+
+
+class OperatorRevoked(FakeRegistry):
+    """``registry operators revoke``: each of its nodes' keys revoked, so a heartbeat hears
+    the node's words and a registration the operator's (``registry/node_auth.py``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revoked = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if not self.revoked:
+            return super().__call__(request)
+        self.calls.append((request.method, request.url.path, None))
+        heartbeat = request.url.path.endswith("/heartbeat")
+        said = "node node-a is revoked" if heartbeat else "operator acme is revoked"
+        return httpx.Response(403, json={"error": {"message": said, "code": "revoked"}})
+
+
+async def test_an_operators_revocation_is_told_when_the_recheck_hears_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-04 (review): the heartbeat's "node node-a is revoked" made the one
+    ERROR (a new identity), and the re-check's "operator acme is revoked" was not told: a
+    new identity under the revoked operator's token is refused too."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    reg, clock = OperatorRevoked(), Clock()
+    agent = make_agent(reg, clock=clock)
+    await agent.step()
+    reg.revoked = True
+    clock.now += await agent.step()  # the heartbeat's 403: the node's words
+    assert await agent.step() == 120.0  # the re-check's registration: the operator's
+    errors = [r.getMessage() for r in _logged(caplog) if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and "revoked this node (node-a)" in errors[0], errors
+    assert "this node's operator (operator acme is revoked)" in errors[1], errors
+    assert "new operator token" in errors[1]
+    clock.now += 120
+    await agent.step()
+    assert sum(r.levelno == logging.ERROR for r in _logged(caplog)) == 2  # not again
