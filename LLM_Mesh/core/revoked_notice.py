@@ -7,7 +7,8 @@ answers the node's registration and heartbeats 403 with the error code ``revoked
 so the node (``node/agent.py``):
 
 - logs one ERROR in words (:func:`revoked_message`: which registry, what it said, that it
-  routes nothing here, what to do), not an HTTP 403 line per heartbeat;
+  routes nothing here, what to do), not an HTTP 403 line per heartbeat; once more when a
+  re-check hears that its operator was revoked (:meth:`RevokedRegistries.heard`);
 - stops heartbeating to that registry, and asks it again with one registration after
   ``FIRST_CHECK_S`` (1 min), then after twice the last wait, at most ``MAX_CHECK_S``
   (15 min) (:func:`check_delay`): a mistake undone at the registry is seen within 15 min;
