@@ -292,3 +292,32 @@ async def test_an_operators_revocation_is_told_when_the_recheck_hears_it(
     clock.now += 120
     await agent.step()
     assert sum(r.levelno == logging.ERROR for r in _logged(caplog)) == 2  # not again
+
+
+async def test_a_recheck_accepted_elsewhere_does_not_set_the_heartbeat_interval() -> None:
+    """Found 2026-12-04 (review): a re-check accepted by a registry the node does not
+    heartbeat to (it heartbeats to another) set the interval and expiry from that answer, so
+    a replica configured otherwise, or a hostile URL that had answered "revoked", made the
+    node heartbeat its registry once an hour (3600 s) and expire there."""
+    replicas = Replicas("r1.test", "r2.test")
+    clock = Clock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        r = replicas(request)
+        registration = request.method == "POST" and request.url.path == "/mesh/nodes"
+        if request.url.host == "r1.test" and r.status_code == 200 and registration:
+            answer = {**r.json(), "heartbeat_interval_s": 3600, "heartbeat_expiry_s": 9999}
+            return httpx.Response(200, json=answer)
+        return r
+
+    agent = replica_agent(replicas, registry_url=["http://r1.test", "http://r2.test"], clock=clock)
+    agent._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    replicas.revoke.add("r1.test")
+    assert await agent.step() == 7.0  # r1: revoked; r2 registered the node
+    assert agent.registry_url == "http://r2.test" and agent.expiry_s == 21.0
+    replicas.revoke.discard("r1.test")
+    clock.now += 60
+    assert await agent.step() == 7.0  # r1's re-check accepted; heartbeats stay with r2
+    assert "http://r1.test" not in agent.revoked and agent.registry_url == "http://r2.test"
+    assert (agent.interval_s, agent.expiry_s) == (7.0, 21.0)
+    assert replicas.hits("r2.test")[-1] == "POST /mesh/nodes/node-a/heartbeat"
