@@ -53,8 +53,10 @@ whose SHA-256 is not the declared one (its verified tag is remembered: see there
 tag is checked once, before the body instead of after it. A registry that sends the header
 says so in its registration and heartbeat answers (``gateway_body_sha256``), and the node
 then refuses a request without it (:attr:`GatewayVerifier.require_digest`, kept for the
-pinned key: an answer without it does not undo it, one that says ``false``, a rolled-back
-registry, does), so leaving the header out does not bring back the read-first check. Without that (an older registry) a request without
+pinned key: an answer without it does not undo it; one that says ``false``, a rolled-back
+registry, does when every registry URL is https or loopback, not over plain http to another
+host, where anyone on the path could say it: ``node/gateway_guard.py``), so leaving the
+header out does not bring back the read-first check. Without that (an older registry) a request without
 the header is checked as before, body first: its pre-check turns away strangers and stale
 or replayed requests, not someone who forges fresh headers. An older node ignores the
 header and the answer's field.

@@ -7,7 +7,8 @@ answers the node's registration and heartbeats 403 with the error code ``revoked
 so the node (``node/agent.py``):
 
 - logs one ERROR in words (:func:`revoked_message`: which registry, what it said, that it
-  routes nothing here, what to do), not an HTTP 403 line per heartbeat;
+  routes nothing here, what to do), not an HTTP 403 line per heartbeat; once more when a
+  re-check hears that its operator was revoked (:meth:`RevokedRegistries.heard`);
 - stops heartbeating to that registry, and asks it again with one registration after
   ``FIRST_CHECK_S`` (1 min), then after twice the last wait, at most ``MAX_CHECK_S``
   (15 min) (:func:`check_delay`): a mistake undone at the registry is seen within 15 min;
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_CHECK_S",
     "Revocation",
     "RevokedRegistries",
+    "by_operator",
     "check_delay",
     "is_revoked",
     "revoked_message",
@@ -59,10 +61,16 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def by_operator(said: str) -> bool:
+    """Whether the registry's message says the operator was revoked ("operator NAME is
+    revoked": all of its nodes), not this node alone."""
+    return said.startswith("operator ")
+
+
 def revoked_message(url: str, node_id: str, said: str, others: Iterable[str] = ()) -> str:
     """The one ERROR line for registry ``url`` revoking node ``node_id``; ``said`` is the
     registry's own message (printable, short), ``others`` the registries still asked."""
-    if said.startswith("operator "):  # "operator NAME is revoked": all of its nodes
+    if by_operator(said):  # "operator NAME is revoked": all of its nodes
         who = f"this node's operator ({said})"
         fix = (
             "ask that registry's operator; to join again the node needs a new operator token "
@@ -118,13 +126,20 @@ class RevokedRegistries:
     def heard(self, url: str, said: str, now: float) -> bool:
         """Registry ``url`` answered "revoked" at ``now``. True when it is news (log the
         error; the first re-check is due ``FIRST_CHECK_S`` later); False when it was known
-        (a re-check's answer: :meth:`checked` sets the next one)."""
+        (a re-check's answer: :meth:`checked` sets the next one), unless it now says the
+        operator was revoked where it said the node: also news, as the fix differs (a new
+        operator token), the schedule kept. An operator's revocation revokes each of its
+        nodes' keys, so a running node's heartbeat hears "node ID is revoked" and only the
+        re-check's registration names the operator (found 2026-12-04, review: the one ERROR
+        told the operator to make a new identity, which the revoked operator's token cannot
+        register)."""
         known = self._by_url.get(url)
         if known is None:
             self._by_url[url] = Revocation(said=said, since=now, next_check=now + FIRST_CHECK_S)
             return True
+        news = by_operator(said) and not by_operator(known.said)
         known.said = said
-        return False
+        return news
 
     def checked(self, url: str, now: float) -> None:
         """A re-check of ``url`` at ``now`` that did not register the node (revoked still,

@@ -268,6 +268,10 @@ class NodeAgent:
             return self._failed(
                 f"registration refused: HTTP {r.status_code} {refusal(r)}", retry_in=retry_in
             )
+        # a re-check accepted by a registry this node does not heartbeat to: the interval
+        # and expiry stay those of the one it does (found 2026-12-04, review: a re-check's
+        # 3600 s made the node expire at the registry it heartbeats to)
+        elsewhere = self.registered and only is not None and only != self.registry_url
         self.registered = True
         self.registrations += 1
         self.last_error = None
@@ -277,11 +281,12 @@ class NodeAgent:
             answer = {}
         with contextlib.suppress(ValueError, TypeError, OverflowError):
             interval = float(answer.get("heartbeat_interval_s") or 0)
-            if interval > 0 and math.isfinite(interval):
+            if interval > 0 and math.isfinite(interval) and not elsewhere:
                 self.interval_s = min(MAX_INTERVAL_S, max(MIN_INTERVAL_S, interval))
         with contextlib.suppress(ValueError, TypeError, OverflowError):
             expiry = float(answer.get("heartbeat_expiry_s") or 0)
-            self.heartbeat_expiry_s = expiry if expiry > 0 else None
+            if not elsewhere:
+                self.heartbeat_expiry_s = expiry if expiry > 0 else None
         self._check_clock(answer.get("registry_time"))
         if self._on_accepted is not None:  # the gateway key to pin (node/gateway_guard.py)
             self._on_accepted(answer)
@@ -352,6 +357,9 @@ class NodeAgent:
             return self._failed("the registry does not know this node: re-registering")
         if is_revoked(r.status_code, answer_of(r)):
             self.registered = False  # no heartbeat to it until a re-check registers again
+            # its checks of this node, as its last answer said, are no more its word:
+            # /mesh/info showed "passing" beside "revoked by" (found 2026-12-04, review)
+            self.registry_health = None
             self._heard_revoked(r)
             return False
         if r.status_code >= 400:

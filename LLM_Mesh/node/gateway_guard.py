@@ -47,7 +47,9 @@ verified in the pre-check instead, over the declared SHA-256, and the body read 
 must have that SHA-256 (found 2026-12-03: forged headers with a random tag were read and
 hashed before the tag could be checked); once the registry's answer (a registration's or a heartbeat's,
 :meth:`GatewayGuard.heard`) says its gateway sends the header (``gateway_body_sha256``), a
-request without it is refused unread (until an answer says ``false``: one WARNING) (``core/gateway_auth.py``: "The tag before the body"). Its body limit refuses a
+request without it is refused unread (until an answer says ``false``, one WARNING, when every
+registry URL is https or loopback; over plain http the node keeps requiring it until it
+restarts) (``core/gateway_auth.py``: "The tag before the body"). Its body limit refuses a
 declared ``Content-Length`` over the limit when the route reads the body
 (``BodyLimit(on_read=True)``), so a stranger's 401 comes first there too.
 
@@ -164,7 +166,10 @@ class GatewayGuard:
         # may a key be learned from an answer (check_first_use: not over plain http to
         # another host unless the operator opted in)
         self.may_learn = True
+        # the registry URLs whose answers anyone on the path can forge (plain http to
+        # another host): no answer relaxes the SHA-256 requirement while there is one
         self.exposed: tuple[str, ...] = ()
+        self._kept_digest: str | None = None  # a relaxation refused (logged) for this id
         # trust on first use: the learned key (None: none yet); kept in ``pin_file``
         self.pin_file = pin_file if configured_key is None and registering else None
         self.learned_key: str | None = None
@@ -352,12 +357,28 @@ class GatewayGuard:
         """The answer says the gateway sends the body's SHA-256: require it from now on (for
         this pinned key; a later answer without it, an older registry, does not undo it);
         says it does not (``false``: a registry rolled back): accept requests without it
-        again, their tag checked with the body, with one warning."""
+        again, their tag checked with the body, with one warning, but only when every
+        registry URL is authenticated by its transport (https, or loopback): the answer
+        carries nothing the gateway's key signs, and over plain http to another host anyone
+        on the path could say ``false`` (found 2026-12-04, review: a fake registry turned the
+        unread refusal back into the read-first check); there it stays required, one
+        warning, as for an answer without the field."""
         said = accepted.get("gateway_body_sha256")
         if said is True and not verifier.require_digest:
             verifier.require_digest = True
             log.info("gateway %s sends %s: a request without it is refused unread",
                      verifier.registry_id, HDR_BODY_SHA256)  # fmt: skip
+        elif said is False and verifier.require_digest and self.exposed:
+            if self._kept_digest != verifier.registry_id:  # once, not every heartbeat
+                self._kept_digest = verifier.registry_id
+                log.warning(
+                    "the registry says gateway %s no longer sends %s (rolled back?), but "
+                    "over plain http (%s) anyone on the path can say that: this node still "
+                    "requires it; restart the node to serve a gateway that does not send it",
+                    verifier.registry_id,
+                    HDR_BODY_SHA256,
+                    log_text(", ".join(self.exposed), 400),
+                )
         elif said is False and verifier.require_digest:
             verifier.require_digest = False
             log.warning(

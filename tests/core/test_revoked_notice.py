@@ -75,3 +75,21 @@ def test_the_message_says_who_where_and_what_to_do() -> None:
     alone = revoked_message(A, "node-a", "operator acme is revoked")
     assert "this node's operator (operator acme is revoked)" in alone
     assert "new operator token" in alone and "registered with no registry" in alone
+
+
+def test_an_operators_revocation_heard_after_the_nodes_is_news_again() -> None:
+    """Found 2026-12-04 (review): ``operators revoke`` revokes each of its nodes' keys, so a
+    running node's heartbeat hears "node n is revoked" (the ERROR: a new identity) and the
+    re-check's registration "operator o is revoked" (a new operator token too): that is news,
+    the schedule kept; the same again, or back to the node's words, is not."""
+    book = RevokedRegistries()
+    assert book.heard(A, "node n is revoked", now=100.0)
+    book.checked(A, 160.0)
+    assert book.heard(A, "operator o is revoked", now=160.0)  # news: log it
+    entry = book.get(A)
+    assert entry is not None and (entry.said, entry.since, entry.checks) == (
+        "operator o is revoked", 100.0, 1)  # fmt: skip
+    assert entry.next_check == 160.0 + 120
+    assert not book.heard(A, "operator o is revoked", now=280.0)
+    assert not book.heard(A, "node n is revoked", now=280.0)
+    assert book.heard(A, "operator o is revoked", now=400.0)  # (a flip each re-check at most)

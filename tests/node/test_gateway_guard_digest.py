@@ -219,7 +219,8 @@ async def test_a_heartbeat_answer_teaches_it_and_a_rollback_undoes_it_once(
     caplog.set_level(logging.INFO, logger="LLM_Mesh.node.gateway")
     reg = HeartbeatSays(Ed25519PrivateKey.generate(), session=session)
     http = httpx.AsyncClient(transport=httpx.MockTransport(reg.handler))
-    svc = NodeService(node_config(register=True), settings, engine=sim_engine(),
+    tls = Settings(home=settings.home, registry_url="https://registry.test")  # TLS: see below
+    svc = NodeService(node_config(register=True), tls, engine=sim_engine(),
                       http_client=http, hardware=Hardware(cpu_count=2, memory_bytes=1 << 30))  # fmt: skip
     await svc.start()
     try:
@@ -249,6 +250,61 @@ async def test_a_heartbeat_answer_teaches_it_and_a_rollback_undoes_it_once(
         assert len(warned) == 1 and warned[0].levelno == logging.WARNING
         status, read = await _without_header(svc, reg)
         assert status == 200 and read > 0  # served, its tag checked with the body
+    finally:
+        await svc.stop()
+        await http.aclose()
+
+
+class AnswersSay(HeartbeatSays):
+    """:class:`HeartbeatSays` whose registration answer says ``registered_says`` of it."""
+
+    def __init__(self, key: Ed25519PrivateKey, *, session: bool = False) -> None:
+        super().__init__(key, session=session)
+        self.registered_says: bool | None = True
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        answer = super().handler(request)
+        if request.method == "POST" and request.url.path == "/mesh/nodes":
+            said = (
+                {}
+                if self.registered_says is None
+                else {"gateway_body_sha256": self.registered_says}
+            )
+            return httpx.Response(answer.status_code, json={**answer.json(), **said})
+        return answer
+
+
+@pytest.mark.parametrize("session", [False, True], ids=["signature", "session"])
+async def test_over_plain_http_no_answer_relaxes_it(
+    settings: Settings, session: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-04 (review): a heartbeat's or registration's answer saying ``false``
+    relaxed the requirement, and over plain http to another host (``settings``: the
+    operator's opt-in) anyone on the path can answer with the pinned gateway's public id
+    or key: the unread refusal was back to the read-first check. Nothing the gateway's key
+    signs is in those answers, so only TLS (or loopback) makes a ``false`` the registry's."""
+    caplog.set_level(logging.INFO, logger="LLM_Mesh.node.gateway")
+    reg = AnswersSay(Ed25519PrivateKey.generate(), session=session)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(reg.handler))
+    svc = NodeService(node_config(register=True), settings, engine=sim_engine(),
+                      http_client=http, hardware=Hardware(cpu_count=2, memory_bytes=1 << 30))  # fmt: skip
+    await svc.start()
+    try:
+        await wait_until(lambda: svc.gateway.verifier is not None)
+        agent = svc.agent
+        assert agent is not None and _verifier(svc).require_digest
+        reg.says = False  # the heartbeats' answers, with the pinned gateway's id
+        for _ in range(3):
+            assert await agent.send_heartbeat()
+        assert _verifier(svc).require_digest
+        reg.registered_says = False  # a registration's answer, with the pinned key
+        assert await agent.register()
+        assert _verifier(svc).require_digest
+        warned = [r for r in caplog.records if "anyone on the path" in r.getMessage()]
+        assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+        assert "http://registry.test" in warned[0].getMessage()
+        assert not any("accepts requests without it" in r.getMessage() for r in caplog.records)
+        assert await _without_header(svc, reg) == (401, 0)  # still refused unread
     finally:
         await svc.stop()
         await http.aclose()
