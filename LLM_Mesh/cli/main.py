@@ -328,7 +328,7 @@ def registry_serve(
         typer.Option(
             "--allow-plain-http-nodes",
             help="Accept http:// nodes on other machines too (a private network, a lab): "
-            "their prompts and answers cross the network unencrypted [env "
+            "their prompts and answers cross the network unencrypted \\[env "
             "LLM_MESH_ALLOW_PLAIN_HTTP_NODES; default: https unless on this machine's loopback]",
         ),
     ] = False,
