@@ -107,11 +107,9 @@ def _row(item: dict[str, Any]) -> Row:
 
 
 def _ndjson_rows(lines: bytes, first: int = 1) -> list[Row]:
-    """Complete NDJSON lines (each a JSON array) parsed in one go; ``first``: the number of
-    the first line in the answer. As RFC 8259 has JSON (``strict_json``: ``NaN``,
-    ``Infinity`` and a number past a float's range refused, found 2026-12-04: Python's
-    ``json`` took them), a line nested past the parser's limit refused in words (found
-    2026-12-04: a ``RecursionError`` traceback); each refusal names its line."""
+    """Complete NDJSON lines (each a JSON array; ``first``: the first's number) parsed in one
+    go, as RFC 8259 has JSON (``strict_json``: found 2026-12-04, ``NaN`` and ``Infinity``
+    were taken, a line nested too deep a ``RecursionError``): a refusal names its line."""
     try:
         rows = strict_json.loads(b"[" + lines.rstrip(b"\n").replace(b"\n", b",") + b"]")
     except (ValueError, RecursionError):  # (invalid UTF-8 too): find the line, say why
