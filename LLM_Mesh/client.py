@@ -39,7 +39,9 @@ refused before sending, never quoted (:class:`~LLM_Mesh.errors.InvalidCredential
 object; a listing's list of rows, each an object with its id a string); a redirect is
 never followed. Otherwise :class:`~LLM_Mesh.errors.UpstreamError` in words, never a raw
 ``JSONDecodeError``, ``RecursionError``, ``KeyError`` or ``TypeError`` (found 2026-12-04).
-The stream's pieces: :mod:`LLM_Mesh.client_stream`.
+A stream that ends without ``data: [DONE]`` (the gateway sends it at the end of every
+stream, a failed one too) is an ``UpstreamError`` after its last chunk, never a complete
+answer: "the stream ended before [DONE]: the answer may be cut short". The stream's pieces: :mod:`LLM_Mesh.client_stream`.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from LLM_Mesh.bounded_http import (
     rows,
 )
 from LLM_Mesh.client_stream import (
+    CUT_SHORT,
     MAX_STREAM_EVENT_BYTES,
     STREAM_MAX_ENV,
     Bound,
@@ -424,7 +427,9 @@ class MeshClient:
         request_id: str | None = None,
         max_s: float | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield each SSE chunk (parsed JSON) of a streaming call; ends at ``[DONE]``.
+        """Yield each SSE chunk (parsed JSON) of a streaming call; ends at ``[DONE]``. A
+        stream that ends without ``[DONE]`` raises :class:`~LLM_Mesh.errors.UpstreamError`
+        (:data:`~LLM_Mesh.client_stream.CUT_SHORT`) after its last chunk: the answer may be cut short.
 
         The stream's ``X-Mesh-*`` headers are yielded first as
         ``{"object": "mesh.headers", "headers": {...}}``. The whole stream, from its request
@@ -470,7 +475,10 @@ class MeshClient:
                         if chunk is None:  # [DONE]
                             return
                         yield chunk
-                    return
+                    # the gateway ends every stream with [DONE], a failure too (an error
+                    # event first): an end without it is a cut, never a whole answer
+                    # (found 2026-12-04: it passed as complete)
+                    raise UpstreamError(f"{CUT_SHORT} (from {base})")
                 finally:
                     await r.aclose()
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

@@ -7,6 +7,8 @@ error answer and its events, read from a gateway the client does not trust.
 - :func:`events`: each ``data:`` line's JSON object (an event longer than
   :data:`MAX_STREAM_EVENT_BYTES` refused; one that is not a JSON object, or nested too
   deep: :class:`~LLM_Mesh.errors.UpstreamError`, found 2026-12-04: a list was handed on).
+- :data:`CUT_SHORT`: what a stream that ends without ``[DONE]`` raises (an
+  ``UpstreamError``; found 2026-12-04: it passed as a complete answer).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
 from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
 
 __all__ = [
-    "MAX_STREAM_EVENT_BYTES", "STREAM_MAX_ENV", "Bound", "events", "positive", "stream_error",
+    "CUT_SHORT", "MAX_STREAM_EVENT_BYTES", "STREAM_MAX_ENV", "Bound", "events", "positive", "stream_error",
 ]  # fmt: skip
 
 # what a stream (``MeshClient.stream``) reads of one event, and of an error answer, decoded
@@ -32,6 +34,8 @@ __all__ = [
 # grew in memory without end); an honest stream's events are ~200 bytes each, any number
 MAX_STREAM_EVENT_BYTES = MAX_EVENT_BYTES
 STREAM_MAX_ENV = "LLM_MESH_STREAM_MAX_S"  # a stream's whole time, in seconds (client.py)
+# a stream that ends without ``data: [DONE]``: an UpstreamError with these words (client.py)
+CUT_SHORT = "the stream ended before [DONE]: the answer may be cut short"
 
 T = TypeVar("T")
 

@@ -10,8 +10,10 @@ the URL proved it holds that key: ``admin_proof.py``). :func:`try_lock`: the hom
 held with ``flock`` while a process runs. :func:`make_private_dir`: the home and the
 folders that hold keys, made mode 0700 (found 2026-12-04: made with the umask's 0755, the
 home's listing and its readable files open to every user of the machine);
-:func:`open_home_warning`: what to say of a home made before, still open to others (left
-as it is: the user's to change).
+:func:`open_home_warning`: what to say of a home made before, still open to others, owned by
+another user, or a symbolic link (left as it is: the user's to change; nothing is ever
+changed through a link); :func:`system_home_refusal`: a folder of the system (``/``,
+``/etc``, ...) is never a home.
 """
 
 from __future__ import annotations
@@ -40,11 +42,41 @@ ADMIN_KEY_FILE = "admin.key"
 ADMIN_KEY_REGISTRY_FILE = "admin.key.registry"
 
 
+#: folders of the system that are never a mesh home: the mesh writes its keys, store and
+#: logs there and would have them made private (found 2026-12-04: ``LLM_MESH_HOME=/`` was
+#: taken, and its warning advised ``chmod 700 /``)
+SYSTEM_DIRS = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+    "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys",
+    "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/sbin",
+    "/usr/share", "/var", "/var/lib", "/var/log", "/var/run", "/var/tmp",
+    "/Applications", "/Library", "/System", "/Users", "/Volumes", "/private",
+    "/private/etc", "/private/tmp", "/private/var",
+})  # fmt: skip
+
+
+def system_home_refusal(home: Path) -> str | None:
+    """Why ``home`` may not be the mesh's home: it is, or leads to (a symbolic link), a
+    folder of the system (:data:`SYSTEM_DIRS`); ``None`` otherwise."""
+    for where in dict.fromkeys((os.path.abspath(home), os.path.realpath(home))):
+        if where in SYSTEM_DIRS:
+            led = "" if where == os.path.abspath(home) else f" (it leads to {where})"
+            return (
+                f"{home}{led} is a folder of the system, not one for the mesh's keys and state "
+                "(it would be made private to you): set LLM_MESH_HOME (or --home) to a "
+                "dedicated folder, e.g. ~/.llm-mesh"
+            )
+    return None
+
+
 def make_private_dir(path: Path) -> Path:
     """``path`` made with its missing parents, each folder made here mode 0700 whatever the
     umask says; a folder that exists already (``/``, the user's own home, a home made
-    before: :func:`open_home_warning`) is left as it is. ``FileExistsError`` when ``path``
-    is a file."""
+    before: :func:`open_home_warning`) is left as it is, and so is whatever a symbolic link
+    leads to: the mode is set on the folder just made, opened without following a link
+    (found 2026-12-04: ``chmod`` by name follows one, so a folder swapped for a link
+    between the two steps had the link's target made 0700). ``FileExistsError`` when
+    ``path`` is a file."""
     missing: list[Path] = []
     here = Path(os.path.abspath(path))
     while not here.is_dir() and here != here.parent:
@@ -55,23 +87,52 @@ def make_private_dir(path: Path) -> Path:
             folder.mkdir(mode=0o700)
         except FileExistsError:  # made meanwhile by another process (or a file: below)
             continue
-        os.chmod(folder, 0o700)  # whatever the umask took away or kept
+        _chmod_folder(folder, 0o700)  # whatever the umask took away or kept
     if not path.is_dir():
         raise FileExistsError(f"{path} is not a folder")
     return path
 
 
-def open_home_warning(home: Path) -> str | None:
-    """What to say when the existing folder ``home`` can be read by the group or others
-    (it holds keys); ``None`` when it cannot, or does not exist."""
+def _chmod_folder(folder: Path, mode: int) -> None:
+    """``chmod`` the folder itself, never through a symbolic link: ``OSError`` when
+    ``folder`` is not a folder (a link put in its place)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(folder, flags)
     try:
-        mode = home.stat().st_mode
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def open_home_warning(home: Path, uid: int | None = None) -> str | None:
+    """What to say of the existing ``home`` (it holds keys): a symbolic link (its target
+    is where the keys go; nothing is checked or changed through it), a folder another user
+    owns (they can read and replace the keys), or one the group or others can read (the
+    ``chmod 700`` fix); ``None`` when none of these, or it does not exist. ``uid``: whose
+    it should be (default: this process's user)."""
+    try:
+        st = home.lstat()  # the link itself, not what it leads to
     except OSError:
         return None
-    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if stat.S_ISLNK(st.st_mode):
+        return (
+            f"warning: {home} is a symbolic link (to {os.path.realpath(home)}): the mesh's "
+            "keys go where it leads, and its mode is neither checked nor changed through it; "
+            "set LLM_MESH_HOME to the folder itself"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        return None  # (a file: ensure_home refuses it)
+    if uid is None:
+        uid = os.getuid()
+    if st.st_uid != uid:
+        return (
+            f"warning: {home} belongs to another user (uid {st.st_uid}, you are {uid}), who "
+            "can read and replace the mesh's keys; set LLM_MESH_HOME to a folder of your own"
+        )
+    if not st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         return None
     return (
-        f"warning: {home} (mode {stat.S_IMODE(mode):04o}) can be read by other users of this "
+        f"warning: {home} (mode {stat.S_IMODE(st.st_mode):04o}) can be read by other users of this "
         f"machine and holds the mesh's keys: chmod 700 {shlex.quote(str(home))}"
     )
 

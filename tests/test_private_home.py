@@ -21,6 +21,7 @@ from LLM_Mesh.secret_files import (
     make_private_dir,
     open_home_warning,
     record_admin_key_registry,
+    system_home_refusal,
     try_lock,
 )
 
@@ -103,3 +104,110 @@ def test_ensure_home_refuses_a_home_it_cannot_make(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(typer.Exit):
         ensure_home(tmp_path / "file")
+
+
+# --- a home that is a symbolic link, another user's, or a folder of the system ------------
+# (found 2026-12-04: a link was followed silently, another user's home said nothing, and
+# LLM_MESH_HOME=/ was taken, its warning advising `chmod 700 /`)
+
+
+def test_a_home_that_is_a_link_is_named_and_its_target_left_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o755)
+    target.chmod(0o755)
+    home = tmp_path / "home"
+    home.symlink_to(target)
+    ensure_home(home)
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.count("warning:") == 1
+    assert f"{home} is a symbolic link (to {target})" in said
+    assert "chmod 700" not in said  # (that would change the target)
+    assert mode(target) == 0o755
+
+
+def test_a_link_to_a_private_folder_is_named_too(tmp_path: Path) -> None:
+    target = tmp_path / "private"
+    target.mkdir(mode=0o700)
+    (tmp_path / "home").symlink_to(target)
+    warning = open_home_warning(tmp_path / "home")
+    assert warning is not None and "symbolic link" in warning
+
+
+def test_a_dangling_link_is_refused_and_nothing_made_through_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(typer.Exit):
+        ensure_home(home)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_home_another_user_owns_is_named(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    other = os.getuid() + 1
+    warning = open_home_warning(home, uid=other)
+    assert warning is not None
+    assert f"{home} belongs to another user (uid {os.getuid()}, you are {other})" in warning
+    assert "chmod" not in warning
+    assert open_home_warning(home) is None  # this user's, private: nothing to say
+
+
+def test_ensure_home_names_another_users_home(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    monkeypatch.setattr(os, "getuid", lambda: 4242)
+    ensure_home(home)
+    assert "belongs to another user" in capsys.readouterr().err
+
+
+def test_a_folder_swapped_for_a_link_is_not_chmodded_through_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the mkdir and the chmod, the new folder replaced by a link to another:
+    before, ``os.chmod`` by name made the link's target 0700."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    victim.chmod(0o755)
+    real_mkdir = Path.mkdir
+
+    def mkdir_then_swap(self: Path, mode: int = 0o777, *a: object, **kw: object) -> None:
+        real_mkdir(self, mode)
+        if self.name == "home":
+            self.rmdir()
+            self.symlink_to(victim)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_swap)
+    with pytest.raises(OSError):
+        make_private_dir(tmp_path / "home")
+    assert mode(victim) == 0o755
+
+
+@pytest.mark.parametrize("where", ["/", "/etc", "/tmp", "/usr", "/var", "/home", "/usr/local"])
+def test_a_folder_of_the_system_is_refused(
+    where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = mode(Path(where))
+    with pytest.raises(typer.Exit):
+        ensure_home(Path(where))
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"error: {where} is a folder of the system" in said
+    assert "dedicated folder" in said and "chmod 700" not in said
+    assert mode(Path(where)) == before
+    assert system_home_refusal(Path(where + "/")) is not None
+    assert system_home_refusal(Path("/usr/../" + where.lstrip("/"))) is not None
+
+
+def test_a_link_to_a_folder_of_the_system_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "home").symlink_to("/etc")
+    refusal = system_home_refusal(tmp_path / "home")
+    assert refusal is not None and "(it leads to /etc)" in refusal
+
+
+def test_a_folder_of_ones_own_is_not_refused(tmp_path: Path) -> None:
+    assert system_home_refusal(tmp_path / ".llm-mesh") is None
+    assert system_home_refusal(Path("/home/someone/.llm-mesh")) is None
+    assert system_home_refusal(Path("/var/lib/llm-mesh")) is None

@@ -31,7 +31,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from LLM_Mesh.cli.common import HomeOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.common import HomeOpt, console, err, fail, refuse_system_home, settings_from
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import InvalidCredential, MeshError
 from LLM_Mesh.secret_files import make_private_dir
@@ -52,6 +52,7 @@ _T = TypeVar("_T")
 def _settings(home: Any, database_url: str | None) -> Settings:
     settings = settings_from(home, database_url=database_url)
     if settings.database_url is None:
+        refuse_system_home(settings.home)
         make_private_dir(settings.home)
     return settings
 

@@ -20,7 +20,7 @@ from LLM_Mesh.bounded_http import answer_object
 from LLM_Mesh.cli.render import terminal_text
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
-from LLM_Mesh.secret_files import make_private_dir, open_home_warning
+from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
 
 console = Console()
 err = Console(stderr=True)
@@ -124,8 +124,11 @@ def fail(exc: Exception) -> typer.Exit:
 
 def ensure_home(home: Path) -> None:
     """Make the state directory ``home`` and check that it can be written; else the one-line
-    error and Exit(1) (not a traceback, nor a failure after the slow start)."""
-    if (warning := open_home_warning(home)) is not None:  # made before, open: said, left
+    error and Exit(1) (not a traceback, nor a failure after the slow start). A folder of
+    the system (``/``, ``/etc``, ...) is refused; one made before that others can read,
+    another user owns, or a symbolic link is named on stderr and left as it is."""
+    refuse_system_home(home)
+    if (warning := open_home_warning(home)) is not None:  # made before: said, left
         err.print(warning, markup=False, highlight=False, soft_wrap=True)
     try:
         make_private_dir(home)  # mode 0700 when made here
@@ -138,6 +141,12 @@ def ensure_home(home: Path) -> None:
                 "give a writable one with --home or LLM_MESH_HOME"
             )
         ) from None
+
+
+def refuse_system_home(home: Path) -> None:
+    """The one-line error and Exit(1) when ``home`` is a folder of the system."""
+    if (refusal := system_home_refusal(home)) is not None:
+        raise fail(ValueError(refusal))
 
 
 def json_object(r: httpx.Response, what: str) -> dict[str, Any]:

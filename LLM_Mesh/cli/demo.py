@@ -12,8 +12,9 @@ from rich.console import Console
 from LLM_Mesh.cli.render import metrics_line, metrics_table, shown, terminal_text
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings
+from LLM_Mesh.core.answer_text import chunk_text
 from LLM_Mesh.distributed_models import DistributedModelRegistry
-from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError
+from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError, error_from_payload
 
 
 async def stream_request(
@@ -32,7 +33,10 @@ async def stream_request(
 
     A failure once part of the answer is printed is an :class:`UpstreamError` saying the
     stream broke (the printed part stands, incomplete); before that, the failure itself
-    (a :class:`ModelUnavailable` there is what ``ask --fallback`` answers)."""
+    (a :class:`ModelUnavailable` there is what ``ask --fallback`` answers). A stream that
+    ends without ``[DONE]`` is such a failure (``MeshClient.stream``). Each event's text
+    is its first choice's ``delta.content`` or ``text`` (``core/answer_text.chunk_text``);
+    an event of another shape prints nothing, and an event with an ``error`` is an error."""
     t0 = time.perf_counter()
     ttft: float | None = None
     text = ""
@@ -43,19 +47,21 @@ async def stream_request(
         ):
             if chunk.get("object") == "mesh.headers":
                 continue
-            if chunk.get("mesh"):
+            if isinstance(chunk.get("mesh"), dict):
                 mesh = dict(chunk["mesh"])
-            for choice in chunk.get("choices") or []:
-                piece = choice.get("text")
-                if piece is None:
-                    piece = (choice.get("delta") or {}).get("content") or ""
-                if piece:
-                    if ttft is None:
-                        ttft = (time.perf_counter() - t0) * 1000
-                    text += piece
-                    console.print(
-                        terminal_text(piece), end="", markup=False, highlight=False, soft_wrap=True
-                    )
+            if chunk.get("error") is not None:  # an error event beside choices: an error
+                raise error_from_payload(502, chunk)
+            # the receipts' rule (core/answer_text.py): the first choice's delta.content or
+            # text, "" for a shape it cannot read (found 2026-12-04: choices not a list, a
+            # delta not an object or a content not a string ended ``ask`` in a traceback)
+            piece = chunk_text(chunk)
+            if piece:
+                if ttft is None:
+                    ttft = (time.perf_counter() - t0) * 1000
+                text += piece
+                console.print(
+                    terminal_text(piece), end="", markup=False, highlight=False, soft_wrap=True
+                )
     except MeshError as exc:
         if not text:
             raise

@@ -60,6 +60,7 @@ from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, wit
 from LLM_Mesh.cli.read_ahead import read_ahead
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.client import bearer_header
+from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.b64url import ed25519_key
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
@@ -105,15 +106,33 @@ def _row(item: dict[str, Any]) -> Row:
     return tuple(item.get(f) for f in ENTRY_FIELDS)
 
 
-def _ndjson_rows(lines: bytes) -> list[Row]:
-    """Complete NDJSON lines (each a JSON array) parsed in one go."""
+def _ndjson_rows(lines: bytes, first: int = 1) -> list[Row]:
+    """Complete NDJSON lines (each a JSON array; ``first``: the first's number) parsed in one
+    go, as RFC 8259 has JSON (``strict_json``: found 2026-12-04, ``NaN`` and ``Infinity``
+    were taken, a line nested too deep a ``RecursionError``): a refusal names its line."""
     try:
-        rows = json.loads(b"[" + lines.rstrip(b"\n").replace(b"\n", b",") + b"]")
-    except ValueError as exc:
-        raise MeshError(f"the ledger export is not NDJSON: {exc}") from None
-    if not all(isinstance(r, list) for r in rows):
-        raise MeshError("the ledger export has a line that is not a JSON array")
-    return rows  # type: ignore[no-any-return]
+        rows = strict_json.loads(b"[" + lines.rstrip(b"\n").replace(b"\n", b",") + b"]")
+    except (ValueError, RecursionError):  # (invalid UTF-8 too): find the line, say why
+        raise _bad_line(lines, first) from None
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        at = first + next(i for i, r in enumerate(rows) if not isinstance(r, list))
+        raise MeshError(f"the ledger export's line {at} is not a JSON array")
+    return rows
+
+
+def _bad_line(lines: bytes, first: int) -> MeshError:
+    """The error for the first line of ``lines`` that is not JSON, parsed one by one."""
+    for i, line in enumerate(lines.rstrip(b"\n").split(b"\n")):
+        try:
+            strict_json.loads(line)
+        except RecursionError:
+            why = "it is nested too deep"
+        except ValueError as exc:  # NaN and Infinity too: "NaN is not JSON"
+            why = str(exc)
+        else:
+            continue
+        return MeshError(f"the ledger export is not NDJSON: line {first + i}: {why}")
+    return MeshError(f"the ledger export is not NDJSON (lines {first} on)")  # pragma: no cover
 
 
 class HttpSource:
@@ -185,7 +204,7 @@ class HttpSource:
                     body = await read_body(r, MAX_ANSWER, what=f"GET {r.url}'s answer")
                     text = body.decode(errors="replace")
                     raise MeshError(f"GET /v1/ledger/export answered {r.status_code}: {text[:200]}")
-                rest = b""
+                rest, line = b"", 1  # the answer's line number at rest's start
                 what = f"GET {r.url}'s answer"  # decoded here in bounded pieces (a bomb too)
                 async for chunk in decoded(r, what=what, piece=1 << 20, gather=1 << 20):
                     cut = chunk.rfind(b"\n") + 1
@@ -195,7 +214,9 @@ class HttpSource:
                             too_long = f"longer than {MAX_EXPORT_LINE} bytes: not a ledger entry"
                             raise MeshError(f"GET {r.url} sent a line {too_long}, not read further")
                         continue
-                    yield _ndjson_rows(rest + chunk[:cut])
+                    lines = rest + chunk[:cut]
+                    yield _ndjson_rows(lines, line)
+                    line += lines.count(b"\n")
                     rest = chunk[cut:]
                 if rest.strip():
                     raise MeshError("the ledger export ended in the middle of a line")
