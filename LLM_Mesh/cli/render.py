@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -306,3 +306,50 @@ def metrics_table(
     for what, value in rows:
         t.add_row(what, value)
     return t
+
+
+def _cell_width(cell: str) -> int:
+    """The widest line of a cell (markup), in terminal cells."""
+    return max((Text.from_markup(line).cell_len for line in cell.split("\n")), default=0)
+
+
+FOLDED_MIN = 8  # a lesser column, folded, is at least this wide
+
+
+def fitted_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    keys: Collection[str],
+    width: int | None,
+    title: str | None = None,
+) -> RenderableType:
+    """Rows of markup cells whose ``keys`` columns (ids, URLs, model names: what a user
+    copies into the next command) are printed whole: a table, the key columns as wide as
+    their widest cell and the others folded, when that fits in ``width`` (the console's;
+    None: unknown, a plain table); else one block a row, ``column  value`` lines (found
+    2026-12-04: at 80 columns rich cut ids, URLs and model names to ``…``)."""
+    widest = [
+        max([len(name), *(_cell_width(r[i]) for r in rows)]) for i, name in enumerate(columns)
+    ]
+    need = sum(w if c in keys else min(w, FOLDED_MIN) for c, w in zip(columns, widest, strict=True))
+    if width is None or need + 3 * len(columns) + 1 <= width:
+        t = Table(title=title)
+        for c, w in zip(columns, widest, strict=True):
+            if c in keys and width is not None:
+                t.add_column(c, width=w, overflow="fold")
+            else:
+                t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*r)
+        return t
+    blocks: list[RenderableType] = [Text(title, style="italic")] if title else []
+    label = max(len(c) for c in columns)
+    for r in rows:
+        g = Table.grid(padding=(0, 1))
+        g.add_column(style="bold", width=label)
+        g.add_column(overflow="fold")
+        for c, cell in zip(columns, r, strict=True):
+            g.add_row(c, cell)
+        blocks.extend([g, Text("")])
+    return Group(*blocks[:-1]) if rows else Group(*blocks)
