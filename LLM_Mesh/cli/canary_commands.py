@@ -39,7 +39,7 @@ def nodes_trust(
     """Mark a node as a canary verifier: its answers are the references for its model files."""
     at = datetime.now(timezone.utc)
     added = with_admin_store(_settings(home, database_url), lambda s: s.trust_verifier(node_id, at))
-    console.print(f"node {node_id} {'is now' if added else 'was already'} a canary verifier")
+    console.print(f"node {shown(node_id)} {'is now' if added else 'was already'} a canary verifier")
 
 
 @nodes_app.command("clear")
@@ -63,11 +63,13 @@ def nodes_clear(
 
     models, released, to, still = with_admin_store(_settings(home, database_url), clear)
     if not models:
-        console.print(f"node {node_id} was not quarantined")
+        console.print(f"node {shown(node_id)} was not quarantined")
     else:
-        console.print(f"node {node_id} cleared for: {', '.join(models)}")
+        console.print(f"node {shown(node_id)} cleared for: {shown(', '.join(models))}")
     if released:
-        console.print(f"released {released} µNT of held earnings to {to} (ledger entry: release)")
+        console.print(
+            f"released {released} µNT of held earnings to {shown(to)} (ledger entry: release)"
+        )
     if still:
         console.print(
             f"its operator still has quarantined nodes ({', '.join(still)}): every node of "
