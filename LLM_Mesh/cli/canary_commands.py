@@ -16,8 +16,8 @@ learn them within a second. ``canary run`` asks the running registry
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
