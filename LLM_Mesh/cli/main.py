@@ -375,8 +375,8 @@ def registry_serve(
             settings, host=host, port=port,
             tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
         )  # fmt: skip
-    except MeshError as exc:  # a taken port, a database it cannot write: before serving
-        raise _fail(exc) from exc
+    except (MeshError, ValueError) as exc:  # a taken port, a database it cannot write, a
+        raise _fail(exc) from exc  # certificate and key that are no pair: before serving
 
 
 def _local_mesh(value: str | None) -> str | None:
