@@ -173,19 +173,24 @@ def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) 
         default=5,
     )
     t.add_column("model", overflow="fold", width=max(5, min(longest, MODEL_ID_WIDTH)))
-    t.add_column("file")
-    t.add_column("context")
-    t.add_column("specialties")
+    t.add_column("file")  # no minimum widths: rich widened such columns back after
+    t.add_column("context")  # shrinking them, and cropped the table's right edge
+    if wide:
+        t.add_column("specialties", overflow="fold")  # a word broken, never cut to "…"
     t.add_column("µNT/1k in", justify="right")
     t.add_column("µNT/1k out", justify="right")
     t.add_column("up")
     for m, cell in zip(models, cells, strict=True):
         up = f"[green]yes[/] {_count(m.get('nodes', 0))}n" if m.get("available") else "[dim]no[/]"
+        specialties = ", ".join(shown(x) for x in m.get("specialties") or [])
+        # narrow: the specialties under the id, whole words (found 2026-12-04: at 80 columns
+        # they read "gener…", "reaso…", "pytho…", and the header "conte…")
+        first = cell if wide else "\n".join(p for p in (cell, f"[dim]{specialties}[/]") if p)
         t.add_row(
-            cell,
+            first,
             f"{_fmt_size(m.get('size_bytes'))} {shown(m.get('quantization') or '')}".strip(),
             _count(m.get("context_length")),
-            ", ".join(shown(x) for x in m.get("specialties") or []),
+            *([specialties] if wide else []),
             *_prices(m),
             up,
         )

@@ -257,3 +257,17 @@ def test_status_keeps_node_ids_whole_at_80_and_100_columns() -> None:
         assert rows and all(line.rstrip()[-1] in "┓┃┩│┘" for line in rows), out  # no crop
         for whole in (*ids, "gemma-3-270m", "deepseek-llm-67b-chat", "draining", "0.50"):
             assert whole in out, (width, whole, out)
+
+
+def test_models_table_cuts_no_word_at_80_columns() -> None:
+    """Found 2026-12-04: ``llm-mesh models`` at 80 columns read "gener…", "reaso…",
+    "pytho…" for the specialties and "conte…" for the context header."""
+    catalog = [{**dataclasses.asdict(m), "available": False} for m in CATALOG]
+    for width in (80, 100, 160):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(models_table(catalog, width))
+        out = console.export_text()
+        assert "…" not in out, out
+        assert "context" in out
+        words = {w for m in CATALOG for w in m.specialties}
+        assert all(w in out for w in words), out
