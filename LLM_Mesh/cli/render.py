@@ -123,7 +123,9 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
             for m in n.get("models", [])
         )
         state = shown(n.get("state") or "")
-        if n.get("healthy"):
+        if n.get("revoked") is True:  # the admin's decision, not an outage (was "down offline")
+            health = "[red]revoked[/]"
+        elif n.get("healthy"):
             health = f"[green]up[/] {_real(n.get('health_score')) or 0:.2f}"
         else:
             health = f"[red]down[/]{' ' if wide else chr(10)}{state}"

@@ -271,3 +271,13 @@ def test_models_table_cuts_no_word_at_80_columns() -> None:
         assert "context" in out
         words = {w for m in CATALOG for w in m.specialties}
         assert all(w in out for w in words), out
+
+
+def test_a_revoked_node_reads_revoked_not_down_offline() -> None:
+    """Found 2026-12-04: ``llm-mesh status`` showed a revoked node as "down offline"."""
+    node = {"node_id": "node-a", "healthy": False, "state": "offline", "revoked": True}
+    for width in (80, None):
+        console = Console(width=120, record=True, color_system=None)
+        console.print(nodes_table([node], width))
+        out = console.export_text()
+        assert "revoked" in out and "offline" not in out and "down" not in out, out
