@@ -180,7 +180,9 @@ def reflow_help(app: typer.Typer) -> None:
         text = info.help if info.help is not None else inspect.getdoc(info.callback)
         if text:
             head, cut, tail = inspect.cleandoc(text).partition("\f")  # after \f: not shown
-            paragraphs = (" ".join(p.split()) for p in head.split("\n\n"))
+            # ``grant`` (reStructuredText, for the docs) printed as `grant` (found 2026-12-04:
+            # ``--help`` showed the double backticks)
+            paragraphs = (" ".join(p.replace("``", "`").split()) for p in head.split("\n\n"))
             info.help = "\n\n".join(p for p in paragraphs if p) + cut + tail
     for group in app.registered_groups:
         if group.typer_instance is not None:

@@ -63,6 +63,34 @@ app = typer.Typer(
     help="Free-S_Code LLM Mesh: models hosted by community nodes.", no_args_is_help=True
 )
 registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=True)
+
+
+def _version(value: bool) -> None:
+    """``--version``: the installed package's version (its metadata), then exit."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("llm-mesh")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from LLM_Mesh import __version__ as installed
+    console.print(f"llm-mesh {installed}", markup=False, highlight=False)
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Free-S_Code LLM Mesh: models hosted by community nodes."""
+
+
 app.add_typer(registry_app, name="registry")
 registry_app.add_typer(operators_app, name="operators")
 registry_app.add_typer(nodes_app, name="nodes")
