@@ -16,6 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from LLM_Mesh.cli.render import shown
+from LLM_Mesh.core.plural import counted
 
 UNIT = "µNT"  # micro-NetworkTokens
 
@@ -60,7 +61,7 @@ def summary_line(report: Mapping[str, Any]) -> str:
         f"({shown(report.get('account'))}{old}{node}), "
         f"{shown(report.get('since'))} to {shown(report.get('until'))} (UTC): "
         f"[bold]{_int(t.get('total'))} {UNIT}[/] = {_int(t.get('earned'))} for "
-        f"{_int(t.get('requests'))} requests (after {_int(t.get('fees'))} in fees) + "
+        f"{counted(_int(t.get('requests')), 'request')} (after {_int(t.get('fees'))} in fees) + "
         f"{_int(t.get('rewards'))} uptime rewards; balance now {_int(report.get('balance'))} {UNIT}"
         + held_note(report)
     )

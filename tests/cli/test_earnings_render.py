@@ -110,3 +110,10 @@ def test_held_earnings_are_said_only_when_there_are_some() -> None:
     assert "held 1900 µNT (node-a: 1900)" in text and "clears the node" in text
     view = _text(*node_earnings_view({"registry": "http://r"}, held, None))
     assert "held 1900 µNT" in view  # what `llm-mesh node info` prints
+
+
+def test_summary_line_says_one_request_in_the_singular() -> None:
+    """Found 2026-12-04: ``node info`` after one request read "for 1 requests"."""
+    one = {**REPORT, "totals": {**REPORT["totals"], "requests": 1}}
+    text = _text(summary_line(one))
+    assert "for 1 request " in text and "1 requests" not in text
