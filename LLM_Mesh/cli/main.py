@@ -162,7 +162,7 @@ def up(
         console.print(
             f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url} · "
             f"logs: {settings.home / 'logs'}\nDashboard: {mesh.dashboard_url}\n"
-            f'Try: llm-mesh ask "def fibonacci(n):" --model {model}\n'
+            + try_line(model, mesh.registry_url, settings.registry_urls)
             + (_local_nodes_hint(mesh.registry_url, settings.home) if allow_local_nodes else "")
             + "Ctrl-C stops it."
         )
@@ -184,6 +184,14 @@ def up(
             console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")
+
+
+def try_line(model: str, registry_url: str, clients_use: tuple[str, ...]) -> str:
+    """``up``'s first command to try; with ``--registry`` when the registry is not the one
+    clients use by default (found 2026-12-04: ``up --registry-port 18800`` said to try
+    ``llm-mesh ask ...``, which asked http://127.0.0.1:8800: another registry, or none)."""
+    flag = "" if registry_url.rstrip("/") in clients_use else f" --registry {registry_url}"
+    return f'Try: llm-mesh ask "def fibonacci(n):" --model {render.shown(model)}{flag}\n'
 
 
 def _catch_stop_signals(handler: Any) -> None:
