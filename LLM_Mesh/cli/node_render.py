@@ -62,8 +62,14 @@ def stored_models_table(models: Sequence[StoredModel], width: int | None = None)
     return fitted_table(columns, rows, keys={"model", "file"}, width=width, title="Model files")
 
 
+WIDE_PLAN = 120  # a console this wide has room for a "why" column
+
+
 def plan_table(entries: Sequence[PlanEntry], width: int | None = None) -> RenderableType:
-    """The plan, best first; ``width``: the console's (model ids stay whole)."""
+    """The plan, best first; ``width``: the console's (model ids stay whole; under
+    ``WIDE_PLAN`` columns why goes under the id: found 2026-12-04: at 80 columns rich gave
+    the "why" column no width at all)."""
+    wide = width is None or width >= WIDE_PLAN
     rows = []
     for i, e in enumerate(entries, 1):
         if e.recommended:
@@ -72,19 +78,21 @@ def plan_table(entries: Sequence[PlanEntry], width: int | None = None) -> Render
             verdict = "[yellow]fits[/]"
         else:
             verdict = "[red]no[/]"
+        why = shown(e.reason)
         rows.append(
             [
                 str(i),
-                shown(e.model),
+                shown(e.model) if wide else f"{shown(e.model)}\n[dim]{why}[/]",
                 verdict,
                 shown(e.device or "-"),
                 size(e.memory_needed_bytes),
                 f"{e.est_tokens_per_s:.0f}" if e.est_tokens_per_s else "-",
                 f"{e.demand_score:.2f}",
-                shown(e.reason),
+                *([why] if wide else []),
             ]
         )
-    columns = ("#", "model", "verdict", "where", "memory", "tokens/s", "demand", "why")
+    columns = ("#", "model", "verdict", "where", "memory", "tokens/s", "demand")
+    columns += ("why",) if wide else ()
     title = "Models for this machine, best first"
     return fitted_table(columns, rows, keys={"#", "model"}, width=width, title=title)
 

@@ -333,11 +333,16 @@ def fitted_table(
 ) -> RenderableType:
     """Rows of markup cells whose ``keys`` columns (ids, URLs, model names: what a user
     copies into the next command) are printed whole: a table, the key columns as wide as
-    their widest cell and the others folded, when that fits in ``width`` (the console's;
-    None: unknown, a plain table); else one block a row, ``column  value`` lines (found
-    2026-12-04: at 80 columns rich cut ids, URLs and model names to ``…``)."""
+    their widest first line (the id; lines under it wrap) and the others folded, when that
+    fits in ``width`` (the console's; None: unknown, a plain table); else one block a row,
+    ``column  value`` lines (found 2026-12-04: at 80 columns rich cut ids, URLs and model
+    names to ``…``)."""
+
+    def measure(c: str, cell: str) -> int:
+        return _cell_width(cell.split("\n", 1)[0]) if c in keys else _cell_width(cell)
+
     widest = [
-        max([len(name), *(_cell_width(r[i]) for r in rows)]) for i, name in enumerate(columns)
+        max([len(name), *(measure(name, r[i]) for r in rows)]) for i, name in enumerate(columns)
     ]
     need = sum(w if c in keys else min(w, FOLDED_MIN) for c, w in zip(columns, widest, strict=True))
     if width is None or need + 3 * len(columns) + 1 <= width:
