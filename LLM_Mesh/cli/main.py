@@ -117,7 +117,9 @@ def up(
     anonymous_rpm: Annotated[
         int,
         typer.Option(
-            min=0, help="Requests a minute per address without an API key (default 0: no limit)"
+            min=0,
+            metavar="N",
+            help="Requests a minute per address without an API key (default 0: no limit)",
         ),
     ] = 0,
     allow_local_nodes: Annotated[
@@ -296,7 +298,7 @@ def registry_serve(
         ),
     ] = None,
     home: HomeOpt = None,
-    verbose: Annotated[bool, typer.Option(help="Debug log lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Debug log lines")] = False,
     allow_private_nodes: Annotated[
         bool,
         typer.Option(
@@ -337,6 +339,7 @@ def registry_serve(
         int | None,
         typer.Option(
             min=0,
+            metavar="N",
             help="Requests a minute per client address without an API key; 0: no limit "
             "\\[env LLM_MESH_ANONYMOUS_RPM, default 60]",
         ),

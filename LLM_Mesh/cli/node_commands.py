@@ -131,7 +131,7 @@ def node_start(
     registry_public_key: RegistryPublicKeyOpt = None,
     allow_http_first_use: AllowHttpFirstUseOpt = False,
     home: HomeOpt = None,
-    verbose: Annotated[bool, typer.Option(help="Debug log lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Debug log lines")] = False,
     log_format: LogFormatOpt = None,
     metrics_public: MetricsPublicOpt = False,
     no_metrics: NoMetricsOpt = False,
