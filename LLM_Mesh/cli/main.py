@@ -166,7 +166,8 @@ def up(
             f"logs: {settings.home / 'logs'}\nDashboard: {mesh.dashboard_url}\n"
             + try_line(model, mesh.registry_url, settings.registry_urls)
             + (_local_nodes_hint(mesh.registry_url, settings.home) if allow_local_nodes else "")
-            + "Ctrl-C stops it."
+            + "Ctrl-C stops it.",
+            soft_wrap=True,  # URLs and the command to try whole on their lines (to copy)
         )
         while not stop and mesh.alive():
             mesh.rotate_logs()  # the children's log files stay bounded
@@ -263,7 +264,8 @@ def demo(
             mesh.start(progress=lambda m: st.update(m))
         console.print(
             f"[green]mesh up[/]: gateway {mesh.registry_url}/v1, node {mesh.node_url} ({engine}); "
-            f"dashboard (while the demo runs): {mesh.dashboard_url}"
+            f"dashboard (while the demo runs): {mesh.dashboard_url}",
+            soft_wrap=True,
         )
         asyncio.run(
             run_demo(
