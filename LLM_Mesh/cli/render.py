@@ -99,12 +99,10 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
     only a minimum width, cropped the table's right edge at 80 columns)."""
     t = Table(title="Nodes")
     wide = width is None  # unknown: a models column, every column as wide as rich makes it
-    first = max(  # a cell's first line: the id (and its label), whole
-        (
-            min(Text.from_markup(shown(n.get("node_id"))).cell_len, NODE_ID_WIDTH)
-            + (Text.from_markup(SIMULATED).cell_len if n.get("simulated") else 0)
-            for n in nodes
-        ),
+    first = max(  # a cell's first line: the id, whole (its label goes under it: found
+        # 2026-12-04: beside it, a simulated node's id left the load, time and trust
+        # columns 2-3 characters each at 80 columns: "lo…", "t…", "0…")
+        (min(Text.from_markup(shown(n.get("node_id"))).cell_len, NODE_ID_WIDTH) for n in nodes),
         default=4,
     )
     t.add_column("node", overflow="fold", width=None if wide else max(4, first))
@@ -139,9 +137,11 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
         node_sim = SIMULATED if n.get("simulated") else ""
         cells = [health, models] if wide else [health]
         # what is long goes under the id, the node column being the wide one
-        under = [] if wide else [x for x in (models, _quarantines(n)) if x]
+        label = [node_sim.strip()] if node_sim and not wide else []
+        under = [] if wide else [*label, *(x for x in (models, _quarantines(n)) if x)]
+        first_line = shown(n.get("node_id")) + (node_sim if wide else "")
         t.add_row(
-            "\n".join([f"{shown(n.get('node_id'))}{node_sim}", *under, f"[dim]{where}[/]"]),
+            "\n".join([first_line, *under, f"[dim]{where}[/]"]),
             *cells,
             f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))} "
             f"+{_count(n.get('queued', 0))}q",

@@ -281,3 +281,19 @@ def test_a_revoked_node_reads_revoked_not_down_offline() -> None:
         console.print(nodes_table([node], width))
         out = console.export_text()
         assert "revoked" in out and "offline" not in out and "down" not in out, out
+
+
+def test_a_simulated_node_leaves_the_other_columns_whole_at_80_columns() -> None:
+    """Found 2026-12-04: "(simulated)" beside a node id left the load, time and trust
+    columns 2-3 characters each at 80 columns ("lo…", "t…", "0…")."""
+    node = {
+        "node_id": "node-srnaouytbovhdwycmru7ioondd", "simulated": True, "healthy": True,
+        "health_score": 1.0, "models": [{"id": "mistral-7b", "simulated": True}],
+        "keeps_no_prompts": True, "requests": 1, "failures": 0, "trust_score": 0.5,
+    }  # fmt: skip
+    console = Console(width=80, record=True, color_system=None)
+    console.print(nodes_table([node], 80))
+    out = console.export_text()
+    assert "…" not in out, out
+    for whole in ("node-srnaouytbovhdwycmru7ioondd", "(simulated)", "0.50", "load", "trust"):
+        assert whole in out, out
