@@ -53,7 +53,7 @@ def test_right_types_still_load(tmp_path: Path) -> None:
 def test_a_bad_value_names_the_file_too(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
     path.write_text("port = 70000\n")
-    with pytest.raises(ValueError, match="node.toml: port must be between 1 and 65535"):
+    with pytest.raises(ValueError, match=r"node\.toml: port must be between 1 and 65535"):
         load_node_config(path)
 
 
@@ -65,9 +65,5 @@ def test_node_start_says_it_in_one_line_without_a_traceback(tmp_path: Path) -> N
         app, ["node", "start", "--home", str(home), "--engine", "sim"], env={"COLUMNS": "80"}
     )
     assert out.exit_code == 1, out.output
-    assert (
-        "Traceback" not in out.output
-        and out.exception is None
-        or isinstance(out.exception, SystemExit)
-    )
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.output
     assert "port must be a whole number" in out.output and "node.toml" in out.output
