@@ -253,8 +253,8 @@ def print_status(
         for m in info.get("models_available") or []
     ]
     console.print(
-        f"[bold]LLM Mesh[/] at {info.get('registry_url')}: "
-        f"{info.get('nodes_healthy', 0)}/{info.get('nodes_total', 0)} nodes healthy, "
+        f"[bold]LLM Mesh[/] at {shown(info.get('registry_url'))}: "
+        f"{_count(info.get('nodes_healthy', 0))}/{_count(info.get('nodes_total', 0))} nodes healthy, "
         f"models up: {', '.join(up) or 'none'}"
     )
     console.print(models_table(list((info.get("models") or {}).values()), console.width))

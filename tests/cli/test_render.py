@@ -297,3 +297,13 @@ def test_a_simulated_node_leaves_the_other_columns_whole_at_80_columns() -> None
     assert "…" not in out, out
     for whole in ("node-srnaouytbovhdwycmru7ioondd", "(simulated)", "0.50", "load", "trust"):
         assert whole in out, out
+
+
+def test_the_status_line_prints_its_figures_and_url_literally() -> None:
+    """Found 2026-12-04: the status line put the registry URL and node counts into Rich
+    markup as given (a ``[/]`` there ended ``llm-mesh status`` with a MarkupError)."""
+    console = Console(width=200, record=True, color_system=None)
+    info = {"registry_url": "http://x[/]y", "nodes_total": "[red]9[/red]", "nodes_healthy": 1}
+    print_status(info, [], console)
+    out = console.export_text()
+    assert "http://x[/]y" in out and "1/- nodes healthy" in out, out
