@@ -84,8 +84,15 @@ def _trust(n: Mapping[str, Any], quarantines: bool = True) -> str:
     return out + (f"\n{_quarantines(n)}" if quarantines and _quarantines(n) else "")
 
 
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """The objects in a list a registry sent (anything else: none; found 2026-12-04: a
+    node's ``models`` or ``quarantined`` that was not a list of objects ended ``llm-mesh
+    status`` with a TypeError)."""
+    return [x for x in value if isinstance(x, Mapping)] if isinstance(value, list) else []
+
+
 def _quarantines(n: Mapping[str, Any]) -> str:
-    q = [shown(x.get("model")) for x in n.get("quarantined") or [] if isinstance(x, Mapping)]
+    q = [shown(x.get("model")) for x in _objects(n.get("quarantined"))]
     return f"[red]quarantined: {', '.join(q)}[/]" if q else ""
 
 
@@ -115,10 +122,10 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
     t.add_column("trust")
     for n in nodes:
         models = ", ".join(
-            shown(m["id"])
+            shown(m.get("id", "?"))
             + (SIMULATED if m.get("simulated") else "")
             + ("" if m.get("loaded", True) else " (cold)")
-            for m in n.get("models", [])
+            for m in _objects(n.get("models"))
         )
         state = shown(n.get("state") or "")
         if n.get("revoked") is True:  # the admin's decision, not an outage (was "down offline")

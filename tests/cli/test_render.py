@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from LLM_Mesh.cli.render import models_table, nodes_table, print_status
@@ -307,3 +308,15 @@ def test_the_status_line_prints_its_figures_and_url_literally() -> None:
     print_status(info, [], console)
     out = console.export_text()
     assert "http://x[/]y" in out and "1/- nodes healthy" in out, out
+
+
+@pytest.mark.parametrize("odd", [None, "x", 5, {"id": "m"}, [None, 5, {"no": "id"}]])
+def test_a_nodes_odd_models_or_quarantines_print_without_a_traceback(odd: object) -> None:
+    """Found 2026-12-04: a registry's node whose ``models`` or ``quarantined`` was not a
+    list of objects (null, a string, a number) ended ``llm-mesh status`` with a TypeError."""
+    node = {"node_id": "node-a", "healthy": True, "models": odd, "quarantined": odd,
+            "trust_score": 0.5}  # fmt: skip
+    for width in (80, None):
+        console = Console(width=120, record=True, color_system=None)
+        console.print(nodes_table([node], width))
+        assert "node-a" in console.export_text()
