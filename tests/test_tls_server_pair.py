@@ -95,3 +95,32 @@ def test_node_start_says_it_in_one_line(tmp_path: Path) -> None:
     assert out.exit_code == 1, out.output
     assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
     assert "do not match" in out.output and str(cert) in out.output
+
+
+def test_registry_serve_hands_uvicorn_the_files_under_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-04: a quoted ``--tls-cert "~/..."`` passed the check, then uvicorn
+    took the path literally (FileNotFoundError after start-up began)."""
+    import LLM_Mesh.registry.stop_watchdog as watchdog
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.registry.app import serve
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _pair(tmp_path / "a")
+    given: dict[str, object] = {}
+    monkeypatch.setattr(watchdog, "run_bounded", lambda app, budget, **kw: given.update(kw))
+    serve(
+        Settings(home=tmp_path / "home"), port=_free_port(),
+        tls_cert="~/a/node-tls.crt", tls_key="~/a/node-tls.key",
+    )  # fmt: skip
+    assert given["ssl_certfile"] == str(tmp_path / "a" / "node-tls.crt")
+    assert given["ssl_keyfile"] == str(tmp_path / "a" / "node-tls.key")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

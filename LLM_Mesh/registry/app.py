@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -579,7 +580,9 @@ def serve(
     )
     run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
         app, settings.registry_shutdown_s, host=host, port=port, log_level=log_level,
-        access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+        access_log=False,
+        ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home
+        ssl_keyfile=tls_key and os.path.expanduser(tls_key),
         **uvicorn_log_kwargs(settings.log_format),
         http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
     )  # fmt: skip
