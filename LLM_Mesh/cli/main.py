@@ -239,8 +239,12 @@ def demo(
 ) -> None:
     """Start the local network, send the seed's request through it, print the answer, stop."""
     from LLM_Mesh.cli.demo import run_demo
+    from LLM_Mesh.core.tasks import unknown_task
     from LLM_Mesh.local_mesh import LocalMesh
 
+    problem = unknown_task(task)  # said before the mesh starts
+    if problem is not None:
+        raise _fail(ValueError(f"--task: {problem}"))
     settings = _settings(home)
     ensure_home(settings.home)
     mesh = LocalMesh(
@@ -476,7 +480,11 @@ def ask(
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from LLM_Mesh.cli.demo import ask_once
+    from LLM_Mesh.core.tasks import unknown_task
 
+    problem = unknown_task(task)
+    if problem is not None:
+        raise _fail(ValueError(f"--task: {problem}"))
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
     try:
         asyncio.run(
