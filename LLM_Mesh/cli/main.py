@@ -46,6 +46,8 @@ from LLM_Mesh.cli.common import (
     ensure_home,
     err,
     reflow_help,
+    try_line,
+    version_callback,
 )
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import observability as _observability
@@ -65,26 +67,15 @@ app = typer.Typer(
 registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=True)
 
 
-def _version(value: bool) -> None:
-    """``--version``: the installed package's version (its metadata), then exit."""
-    if not value:
-        return
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        installed = version("llm-mesh")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        from LLM_Mesh import __version__ as installed
-    console.print(f"llm-mesh {installed}", markup=False, highlight=False)
-    raise typer.Exit()
-
-
 @app.callback()
 def _options(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            callback=version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -187,14 +178,6 @@ def up(
             console.print("stopping the local mesh…")
         mesh.stop()
     console.print("stopped.")
-
-
-def try_line(model: str, registry_url: str, clients_use: tuple[str, ...]) -> str:
-    """``up``'s first command to try; with ``--registry`` when the registry is not the one
-    clients use by default (found 2026-12-04: ``up --registry-port 18800`` said to try
-    ``llm-mesh ask ...``, which asked http://127.0.0.1:8800: another registry, or none)."""
-    flag = "" if registry_url.rstrip("/") in clients_use else f" --registry {registry_url}"
-    return f'Try: llm-mesh ask "def fibonacci(n):" --model {render.shown(model)}{flag}\n'
 
 
 def _catch_stop_signals(handler: Any) -> None:

@@ -498,10 +498,9 @@ def node_plan(
                     break
             return found
 
-    hardware = detect_hardware(settings.home)
     by_model, note = asyncio.run(demand())
-    plan = plan_models(hardware, demand=by_model, already_hosted=hosted)
-    console.print(plan_table(plan, console.width))
+    entries = plan_models(detect_hardware(settings.home), demand=by_model, already_hosted=hosted)
+    console.print(plan_table(entries, console.width))
     console.print(("[yellow]" if by_model is None else "[green]") + note + "[/]")
 
 

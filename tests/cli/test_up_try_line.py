@@ -4,7 +4,7 @@ default (found 2026-12-04: after ``up --registry-port 18800`` it said to try ``l
 
 from __future__ import annotations
 
-from LLM_Mesh.cli.main import try_line
+from LLM_Mesh.cli.common import try_line
 
 
 def test_the_default_registry_needs_no_flag() -> None:
