@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -337,6 +337,7 @@ def fitted_table(
     keys: Collection[str],
     width: int | None,
     title: str | None = None,
+    right: Collection[str] = (),
 ) -> RenderableType:
     """Rows of markup cells whose ``keys`` columns (ids, URLs, model names: what a user
     copies into the next command) are printed whole: a table, the key columns as wide as
@@ -355,10 +356,11 @@ def fitted_table(
     if width is None or need + 3 * len(columns) + 1 <= width:
         t = Table(title=title)
         for c, w in zip(columns, widest, strict=True):
+            justify: Literal["left", "right"] = "right" if c in right else "left"
             if c in keys and width is not None:
-                t.add_column(c, width=w, overflow="fold")
+                t.add_column(c, width=w, overflow="fold", justify=justify)
             else:
-                t.add_column(c, overflow="fold")
+                t.add_column(c, overflow="fold", justify=justify)
         for r in rows:
             t.add_row(*r)
         return t
