@@ -228,6 +228,8 @@ d = json.loads(sys.argv[1]); hw = d["hardware"]
 print(f"hardware: {hw['cpu_count']} CPUs, {hw['memory_bytes'] / 1e9:.1f} GB RAM, "
       f"{hw['disk_free_bytes'] / 1e9:.1f} GB free disk, "
       + (", ".join(g["name"] for g in hw["gpus"]) or "no GPU"))
+if d["plan"]:
+    print("  models (+ proposed for this machine, ~ fits but not proposed, - does not fit):")
 for e in d["plan"]:
     mark = "+" if e["recommended"] else ("~" if e["fits"] else "-")
     print(f"  {mark} {e['model']:<24} {e['reason']}")
@@ -537,6 +539,6 @@ WantedBy=default.target"
   say "node running as a service; logs: journalctl --user -u llm-mesh-node -f"
   exit 0
 fi
+if [ "$DRY_RUN" = 1 ]; then say "would start the node: ${START[*]}"; exit 0; fi
 say "starting the node: ${START[*]}"
-if [ "$DRY_RUN" = 1 ]; then exit 0; fi
 exec "${START[@]}"

@@ -484,10 +484,36 @@ async def get_model_response(
     return await model_registry.get_response(model_name, prompt, task_type, **options)
 
 
+USAGE = """\
+Print the network's status: the models up and the nodes hosting them, from the
+registry at $LLM_MESH_REGISTRY_URL (default http://127.0.0.1:8800; start one with
+`llm-mesh up`). The same as `llm-mesh status`.
+
+From Python:
+  from LLM_Mesh.distributed_models import get_model_response, model_registry
+  result = await get_model_response("gemma-3-270m", "def fibonacci(n):", task_type="python")
+  model_registry.get_model_info()                  # every model, or one: ("gemma-3-270m")
+  await model_registry.health_check_all_hosts()
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m LLM_Mesh.distributed_models``: print the network's status."""
+    """``python -m LLM_Mesh.distributed_models``: print the network's status (``--help``:
+    what it does, and the Python API; found 2026-12-04: ``--help`` was ignored and the
+    status tried, an unreachable registry's error the only answer)."""
+    import argparse
+
     from LLM_Mesh.cli.render import print_status
 
+    parser = argparse.ArgumentParser(
+        prog="python -m LLM_Mesh.distributed_models",
+        description=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    try:
+        parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or an unknown argument (2): said by argparse
+        return int(exc.code or 0)
     try:
         settings = Settings.from_env()
     except ValueError as exc:

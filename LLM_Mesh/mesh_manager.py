@@ -1,7 +1,7 @@
 """The seed's task router: ``mesh_manager.handle_task(task_type, payload)``.
 
     from LLM_Mesh.mesh_manager import mesh_manager
-    result = mesh_manager.handle_task("debug", {"code": "...", "error": "..."})
+    result = mesh_manager.handle_task("debug", {{"code": "...", "error": "..."}})
 
 1. The task type maps to specialties (``core.tasks.TASK_SPECIALTIES``, data).
 2. The best *available* model for those specialties is chosen
@@ -124,3 +124,47 @@ class MeshManager:
 
 
 mesh_manager = MeshManager()
+
+
+USAGE = """\
+LLM_Mesh.mesh_manager is a library: it routes a task (python, debug, code, ...) to the
+best model the network has up and returns the answer with its cost and metrics.
+
+From Python:
+  from LLM_Mesh.mesh_manager import mesh_manager
+  result = mesh_manager.handle_task("debug", {{"code": "...", "error": "..."}})
+  print(result.response, result.model, result.cost)
+
+{tasks}
+From the command line: llm-mesh ask "def fibonacci(n):" --task python
+The network's status: llm-mesh status (or python -m LLM_Mesh.distributed_models).
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m LLM_Mesh.mesh_manager``: how to use it (found 2026-12-04: it did
+    nothing, silently, with or without ``--help``)."""
+    import argparse
+    import textwrap
+
+    from LLM_Mesh.core.tasks import TASK_SPECIALTIES
+
+    tasks = textwrap.fill(f"Task types: {', '.join(TASK_SPECIALTIES)}.", 78)
+
+    parser = argparse.ArgumentParser(
+        prog="python -m LLM_Mesh.mesh_manager",
+        description=USAGE.format(tasks=tasks),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    try:
+        parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or an unknown argument (2): said by argparse
+        return int(exc.code or 0)
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

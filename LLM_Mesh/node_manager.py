@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -94,8 +95,10 @@ class NodeManager:
             # requests in flight get what the shutdown budget leaves after the goodbye
             # (uvicorn hands it to asyncio.wait_for: a float works, its annotation says int)
             timeout_graceful_shutdown=self.service.shutdown_budget.drain_s,  # type: ignore[arg-type]
-            ssl_certfile=self.config.tls_cert,
-            ssl_keyfile=self.config.tls_key,
+            # "~/..." in node.toml is the home folder (found 2026-12-04: uvicorn took it
+            # literally and stopped with FileNotFoundError after the checks passed)
+            ssl_certfile=_expanded(self.config.tls_cert),
+            ssl_keyfile=_expanded(self.config.tls_key),
             # no slowloris: a request arrives within READ_TIMEOUT_S; and one peer holds at
             # most node_peer_cap connections (slow_clients.py)
             http=guarded_http(max_per_peer=self.peer_cap, exempt=self.exemption),
@@ -167,3 +170,8 @@ def _server(config: Any, on_exit: Callable[[], None]) -> SignalServer:
     """uvicorn's server, calling ``on_exit`` when the shutdown signal (SIGTERM, SIGINT)
     comes: the drain and the goodbye share one deadline from it (``core/shutdown.py``)."""
     return SignalServer(config, lambda _signum: on_exit())
+
+
+def _expanded(path: str | None) -> str | None:
+    """A configured file path with ``~`` expanded (None stays None)."""
+    return None if path is None else str(Path(path).expanduser())

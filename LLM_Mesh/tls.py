@@ -16,7 +16,12 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-__all__ = ["certificate_fingerprint", "client_ssl_context", "trust_certificate_context"]
+__all__ = [
+    "certificate_fingerprint",
+    "check_server_pair",
+    "client_ssl_context",
+    "trust_certificate_context",
+]
 
 
 def client_ssl_context(*ca_files: str | Path | None) -> ssl.SSLContext:
@@ -59,3 +64,47 @@ def certificate_fingerprint(cert_file: str | Path) -> str:
     except ValueError as exc:
         raise ValueError(f"{path} is not a PEM certificate ({exc})") from None
     return fingerprint_of_der(cert.public_bytes(Encoding.DER))
+
+
+def check_server_pair(cert_file: str | Path, key_file: str | Path) -> None:
+    """``ValueError`` naming both files unless a server can serve https with them: both
+    readable PEM, the key the certificate's, not encrypted (uvicorn would ask for its
+    password on the terminal). Called before a registry or node starts (found 2026-12-04:
+    a key that was not the certificate's, or a missing file, ended ``registry serve`` and
+    ``node start`` with uvicorn's traceback, ``KEY_VALUES_MISMATCH``)."""
+    cert, key = Path(cert_file).expanduser(), Path(key_file).expanduser()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+    def no_password() -> bytes:
+        raise ValueError("the key is encrypted (a key with a password cannot be used)")
+
+    try:
+        ctx.load_cert_chain(str(cert), str(key), password=no_password)
+    except ValueError as exc:
+        why = str(exc)
+    except OSError as exc:  # ssl.SSLError is an OSError too
+        if isinstance(exc, ssl.SSLError):
+            if "KEY_VALUES_MISMATCH" in str(exc):
+                why = "the key is not the certificate's (they do not match)"
+            else:
+                why = _which_is_not_pem(cert, key)
+        else:
+            missing = exc.filename or (cert if not cert.is_file() else key)
+            why = f"cannot read {missing}: {exc.strerror or exc}"
+    else:
+        return
+    raise ValueError(
+        f"cannot serve https with --tls-cert {cert} and --tls-key {key}: {why} "
+        "(a node: llm-mesh node tls init makes a matching pair)"
+    )
+
+
+def _which_is_not_pem(cert: Path, key: Path) -> str:
+    """Which of the two files OpenSSL could not read ("PEM lib" names neither)."""
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificate(cert.read_bytes())
+    except ValueError:
+        return f"{cert} is not a PEM certificate"
+    return f"{key} is not a PEM private key"

@@ -532,3 +532,20 @@ def test_model_response_from_chat_body_without_mesh() -> None:
     assert r.cost == 0
     assert r.prompt_tokens == 0
     assert json.dumps(r.to_dict())
+
+
+def test_main_help_prints_a_usage_and_asks_no_registry(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found 2026-12-04: ``python -m LLM_Mesh.distributed_models --help`` (the seed's
+    migration guide runs the module) ignored ``--help`` and asked the registry."""
+
+    def fetch(*_a: Any, **_kw: Any) -> Any:
+        raise AssertionError("--help asked the registry")
+
+    monkeypatch.setattr(dm, "fetch_json_sync", fetch)
+    assert dm.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: python -m LLM_Mesh.distributed_models" in out
+    assert "llm-mesh status" in out and "get_model_response" in out
+    assert dm.main(["--bogus"]) == 2

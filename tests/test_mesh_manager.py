@@ -162,3 +162,20 @@ def test_default_manager_uses_module_registry() -> None:
 
     assert mm.mesh_manager.registry is dm.model_registry
     assert MeshManager().registry is dm.model_registry
+
+
+def test_running_the_module_prints_how_to_use_it() -> None:
+    """Found 2026-12-04: ``python -m LLM_Mesh.mesh_manager`` (the seed's guide names the
+    module) did nothing, silently, with or without ``--help``."""
+    import subprocess
+    import sys
+
+    for args in ([], ["--help"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "LLM_Mesh.mesh_manager", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "usage: python -m LLM_Mesh.mesh_manager" in proc.stdout
+        assert "mesh_manager.handle_task(" in proc.stdout and "debug" in proc.stdout
+        assert "llm-mesh ask" in proc.stdout

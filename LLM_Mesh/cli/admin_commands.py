@@ -29,9 +29,9 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from LLM_Mesh.cli.common import HomeOpt, console, err, fail, refuse_system_home, settings_from
+from LLM_Mesh.cli.render import fitted_table, shown
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import InvalidCredential, MeshError
 from LLM_Mesh.secret_files import make_private_dir
@@ -98,9 +98,11 @@ def operators_add(
 
     token = with_admin_store(_settings(home, database_url), lambda s: add_operator(s, name))
     if token is None:
-        err.print(f"[red]error:[/] operator {name!r} exists (revoke it, or pick another name)")
+        err.print(
+            f"[red]error:[/] operator {shown(repr(name))} exists (revoke it, or pick another name)"
+        )
         raise typer.Exit(1)
-    console.print(f"operator [bold]{name}[/] added. Its token (shown once, keep it secret):")
+    console.print(f"operator [bold]{shown(name)}[/] added. Its token (shown once, keep it secret):")
     console.print(token, markup=False, highlight=False, soft_wrap=True)
     console.print(
         "A node registers with it: llm-mesh node start --operator-token TOKEN, "
@@ -118,14 +120,17 @@ def operators_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
         return ops, {k.node_id for k in keys if k is not None and k.revoked_at is not None}
 
     ops, revoked = with_admin_store(_settings(home, database_url), go)
-    table = Table("operator", "added", "revoked", "nodes")
-    for op in ops:
-        table.add_row(
-            op.name,
+    rows = [
+        [
+            shown(op.name),
             _when(op.created_at),
             _when(op.revoked_at) if op.revoked_at else "",
-            ", ".join(n + (" (revoked)" if n in revoked else "") for n in op.nodes) or "-",
-        )
+            "\n".join(shown(n) + (" (revoked)" if n in revoked else "") for n in op.nodes) or "-",
+        ]
+        for op in ops
+    ]  # a node id a line: each whole, to copy into ``registry nodes revoke|trust|clear``
+    columns = ("operator", "added", "revoked", "nodes")
+    table = fitted_table(columns, rows, keys={"operator", "nodes"}, width=console.width)
     console.print(table if ops else "no operators yet: llm-mesh registry operators add NAME")
 
 
@@ -146,9 +151,11 @@ def operators_revoke(
 
     ids, forfeited = with_admin_store(_settings(home, database_url), go)
     if ids is None:
-        err.print(f"[red]error:[/] no operator {name!r}")
+        err.print(f"[red]error:[/] no operator {shown(repr(name))}")
         raise typer.Exit(1)
-    console.print(f"operator {name} revoked; nodes revoked: {', '.join(ids) or 'none'}")
+    console.print(
+        f"operator {shown(name)} revoked; nodes revoked: {shown(', '.join(ids) or 'none')}"
+    )
     _print_forfeited(forfeited)
 
 
@@ -177,9 +184,9 @@ def nodes_revoke(
 
     done, forfeited = with_admin_store(_settings(home, database_url), go)
     if not done:
-        err.print(f"[red]error:[/] no node key for {node_id!r}")
+        err.print(f"[red]error:[/] no node key for {shown(repr(node_id))}")
         raise typer.Exit(1)
-    console.print(f"node {node_id} revoked")
+    console.print(f"node {shown(node_id)} revoked")
     _print_forfeited(forfeited)
 
 
@@ -224,10 +231,12 @@ def keys_create(
         ),
     )
     if made is None:
-        err.print(f"[red]error:[/] a key named {name!r} exists (revoke it, or pick another name)")
+        err.print(
+            f"[red]error:[/] a key named {shown(repr(name))} exists (revoke it, or pick another name)"
+        )
         raise typer.Exit(1)
     key, rec = made
-    label = f" ({rec.name})" if rec.name else ""
+    label = f" ({shown(rec.name)})" if rec.name else ""
     console.print(
         f"API key [bold]{rec.key_id}[/]{label} made. The key (shown once, keep it secret):"
     )
@@ -238,7 +247,7 @@ def keys_create(
     )
     console.print(
         "Requests with it are paid from its user's balance, 0 for now: "
-        f"llm-mesh registry grant {rec.name or rec.key_id} AMOUNT (micro-NetworkTokens)."
+        f"llm-mesh registry grant {shown(rec.name or rec.key_id)} AMOUNT (micro-NetworkTokens)."
     )
 
 
@@ -246,14 +255,17 @@ def keys_create(
 def keys_list(database_url: DbOpt = None, home: HomeOpt = None) -> None:
     """API keys: id, name, limits, avoided regions, whether revoked (never the keys)."""
     keys = with_admin_store(_settings(home, database_url), lambda s: s.list_api_keys())
-    table = Table("id", "name", "rpm", "tpm", "avoid regions", "made", "revoked")
+    rows = []
     for k in keys:
         regions = ", ".join(k.avoid_regions) + (" (strict)" if k.strict_regions else "")
         regions += " (trusted nodes only)" if k.trusted_only else ""
-        table.add_row(
-            k.key_id, k.name or "", _limit(k.rpm), _limit(k.tpm), regions.strip() or "-",
-            _when(k.created_at), _when(k.revoked_at) if k.revoked_at else "",
-        )  # fmt: skip
+        rows.append([
+            k.key_id, shown(k.name or ""), _limit(k.rpm), _limit(k.tpm),
+            shown(regions.strip() or "-"), _when(k.created_at),
+            _when(k.revoked_at) if k.revoked_at else "",
+        ])  # fmt: skip
+    columns = ("id", "name", "rpm", "tpm", "avoid regions", "made", "revoked")
+    table = fitted_table(columns, rows, keys={"id", "name"}, width=console.width)
     console.print(table if keys else "no API keys yet: llm-mesh registry keys create")
 
 
@@ -267,7 +279,7 @@ def keys_revoke(
     at = datetime.now(timezone.utc)
     rec = with_admin_store(_settings(home, database_url), lambda s: s.revoke_api_key(key, at))
     if rec is None:
-        err.print(f"[red]error:[/] no API key with id or name {key!r}")
+        err.print(f"[red]error:[/] no API key with id or name {shown(repr(key))}")
         raise typer.Exit(1)
     console.print(f"API key {rec.key_id} revoked")
 

@@ -16,14 +16,15 @@ learn them within a second. ``canary run`` asks the running registry
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from LLM_Mesh.cli.admin_commands import DbOpt, _settings, nodes_app, with_admin_store
 from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.render import fitted_table, shown
 from LLM_Mesh.errors import MeshError
 
 canary_app = typer.Typer(help="Canary probes: is each node running what it claims?")
@@ -38,7 +39,7 @@ def nodes_trust(
     """Mark a node as a canary verifier: its answers are the references for its model files."""
     at = datetime.now(timezone.utc)
     added = with_admin_store(_settings(home, database_url), lambda s: s.trust_verifier(node_id, at))
-    console.print(f"node {node_id} {'is now' if added else 'was already'} a canary verifier")
+    console.print(f"node {shown(node_id)} {'is now' if added else 'was already'} a canary verifier")
 
 
 @nodes_app.command("clear")
@@ -62,11 +63,13 @@ def nodes_clear(
 
     models, released, to, still = with_admin_store(_settings(home, database_url), clear)
     if not models:
-        console.print(f"node {node_id} was not quarantined")
+        console.print(f"node {shown(node_id)} was not quarantined")
     else:
-        console.print(f"node {node_id} cleared for: {', '.join(models)}")
+        console.print(f"node {shown(node_id)} cleared for: {shown(', '.join(models))}")
     if released:
-        console.print(f"released {released} µNT of held earnings to {to} (ledger entry: release)")
+        console.print(
+            f"released {released} µNT of held earnings to {shown(to)} (ledger entry: release)"
+        )
     if still:
         console.print(
             f"its operator still has quarantined nodes ({', '.join(still)}): every node of "
@@ -108,18 +111,41 @@ def canary_run(
     if not results:
         console.print("nothing to probe (no healthy node hosts a model that is not quarantined)")
         return
-    table = Table("node", "model", "verdict", "detail", "verifier")
-    failed = False
-    for r in results:
-        verdict = str(r["verdict"])
-        failed = failed or verdict == "fail"
-        style = {"pass": "green", "fail": "red", "error": "yellow"}.get(verdict, "")
-        shown = f"[{style}]{verdict}[/]" if style else verdict
-        if r.get("quarantined"):
-            shown += " (quarantined)"
-        table.add_row(
-            str(r["node_id"]), str(r["model"]), shown, str(r["detail"]), str(r["verifier"] or "-")
-        )
-    console.print(table)
+    rows, failed = canary_rows(results)
+    console.print(
+        fitted_table(CANARY_COLUMNS, rows, keys={"node", "model", "verifier"}, width=console.width)
+    )
     if failed:
         raise typer.Exit(1)
+
+
+CANARY_COLUMNS = ("node", "model", "verdict", "detail", "verifier")
+_VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "yellow"}
+
+
+def canary_rows(results: Sequence[Any]) -> tuple[list[list[str]], bool]:
+    """The registry's verdicts as table rows (markup: the registry's words printed literally,
+    through ``shown``) and whether any failed. An odd answer (a field missing, None, a
+    number, an object) is printed as ``-`` or its text, never a traceback (found
+    2026-12-04: ``[red]x[/red]`` in a model name was read as markup, and an answer
+    without ``verdict`` ended ``canary run`` with a KeyError)."""
+    rows: list[list[str]] = []
+    failed = False
+    for r in results:
+        if not isinstance(r, Mapping):
+            rows.append(["-", "-", "?", shown(r), "-"])
+            continue
+        verdict = r.get("verdict")
+        text = "-" if verdict is None else shown(verdict)
+        failed = failed or verdict == "fail"
+        style = _VERDICT_STYLE.get(verdict) if isinstance(verdict, str) else None
+        cell = f"[{style}]{text}[/]" if style else text
+        if r.get("quarantined") is True:
+            cell += " (quarantined)"
+
+        def field(key: str, row: Mapping[str, Any] = r) -> str:
+            value = row.get(key)
+            return "-" if value is None or value == "" else shown(value)
+
+        rows.append([field("node_id"), field("model"), cell, field("detail"), field("verifier")])
+    return rows, failed

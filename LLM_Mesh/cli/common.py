@@ -17,7 +17,7 @@ from rich.text import Text
 
 from LLM_Mesh import logs
 from LLM_Mesh.bounded_http import answer_object
-from LLM_Mesh.cli.render import terminal_text
+from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
@@ -189,8 +189,32 @@ def reflow_help(app: typer.Typer) -> None:
         text = info.help if info.help is not None else inspect.getdoc(info.callback)
         if text:
             head, cut, tail = inspect.cleandoc(text).partition("\f")  # after \f: not shown
-            paragraphs = (" ".join(p.split()) for p in head.split("\n\n"))
+            # ``grant`` (reStructuredText, for the docs) printed as `grant` (found 2026-12-04:
+            # ``--help`` showed the double backticks)
+            paragraphs = (" ".join(p.replace("``", "`").split()) for p in head.split("\n\n"))
             info.help = "\n\n".join(p for p in paragraphs if p) + cut + tail
     for group in app.registered_groups:
         if group.typer_instance is not None:
             reflow_help(group.typer_instance)
+
+
+def version_callback(value: bool) -> None:
+    """``--version``: the installed package's version (its metadata), then exit."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("llm-mesh")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from LLM_Mesh import __version__ as installed
+    console.print(f"llm-mesh {installed}", markup=False, highlight=False)
+    raise typer.Exit()
+
+
+def try_line(model: str, registry_url: str, clients_use: tuple[str, ...]) -> str:
+    """``up``'s first command to try; with ``--registry`` when the registry is not the one
+    clients use by default (found 2026-12-04: ``up --registry-port 18800`` said to try
+    ``llm-mesh ask ...``, which asked http://127.0.0.1:8800: another registry, or none)."""
+    flag = "" if registry_url.rstrip("/") in clients_use else f" --registry {registry_url}"
+    return f'Try: llm-mesh ask "def fibonacci(n):" --model {shown(model)}{flag}\n'

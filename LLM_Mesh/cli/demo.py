@@ -101,7 +101,9 @@ async def run_demo(
     max_tokens: int,
     stream_max_s: float | None = None,
 ) -> None:
-    console.print(f"[bold]request[/] (task {task}, model {model}): [cyan]{prompt}[/]")
+    console.print(  # the user's words printed as written (a "[/]" in the prompt crashed)
+        f"[bold]request[/] (task {shown(task)}, model {shown(model)}): [cyan]{shown(prompt)}[/]"
+    )
     console.rule("completion")
     console.print(prompt, end="", markup=False, highlight=False)
     body = {

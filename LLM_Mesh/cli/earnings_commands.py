@@ -80,5 +80,5 @@ def earnings_command(
         console.print_json(json.dumps(report))
         return
     console.print(summary_line(report))
-    for table in earnings_tables(report):
+    for table in earnings_tables(report, console.width):
         console.print(table)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rich.console import RenderableType
 from rich.table import Table
 
-from LLM_Mesh.cli.render import shown
+from LLM_Mesh.cli.render import fitted_table, shown
+from LLM_Mesh.core.plural import counted
 
 UNIT = "µNT"  # micro-NetworkTokens
 
@@ -60,7 +62,7 @@ def summary_line(report: Mapping[str, Any]) -> str:
         f"({shown(report.get('account'))}{old}{node}), "
         f"{shown(report.get('since'))} to {shown(report.get('until'))} (UTC): "
         f"[bold]{_int(t.get('total'))} {UNIT}[/] = {_int(t.get('earned'))} for "
-        f"{_int(t.get('requests'))} requests (after {_int(t.get('fees'))} in fees) + "
+        f"{counted(_int(t.get('requests')), 'request')} (after {_int(t.get('fees'))} in fees) + "
         f"{_int(t.get('rewards'))} uptime rewards; balance now {_int(report.get('balance'))} {UNIT}"
         + held_note(report)
     )
@@ -113,26 +115,27 @@ def models_table(report: Mapping[str, Any]) -> Table:
     return t
 
 
-def nodes_table(report: Mapping[str, Any]) -> Table:
-    t = Table(title="Per node")
-    t.add_column("node", overflow="fold", min_width=14)
-    for name in _SUMS:
-        t.add_column(name, justify="right")
-    t.add_column("uptime rewarded", justify="right")
-    for r in _rows(report, "by_node"):
-        t.add_row(shown(r.get("node_id")), *_sums(r), _duration(r.get("healthy_s")))
-    return t
+def nodes_table(report: Mapping[str, Any], width: int | None = None) -> RenderableType:
+    """Per node; ``width``: the console's (node ids whole: found 2026-12-04, at 80 columns
+    an id was folded over three lines and the table's right edge cropped)."""
+    rows = [
+        [shown(r.get("node_id")), *_sums(r), _duration(r.get("healthy_s"))]
+        for r in _rows(report, "by_node")
+    ]
+    columns = ("node", *_SUMS, "uptime rewarded")
+    right = set(columns) - {"node"}
+    return fitted_table(columns, rows, keys={"node"}, width=width, title="Per node", right=right)
 
 
-def earnings_tables(report: Mapping[str, Any]) -> list[Table]:
-    """The day, model and node tables (those with rows)."""
-    out: list[Table] = []
+def earnings_tables(report: Mapping[str, Any], width: int | None = None) -> list[RenderableType]:
+    """The day, model and node tables (those with rows); ``width``: the console's."""
+    out: list[RenderableType] = []
     if _rows(report, "by_day"):
         out.append(days_table(report))
     if _rows(report, "by_model"):
         out.append(models_table(report))
     if _rows(report, "by_node"):
-        out.append(nodes_table(report))
+        out.append(nodes_table(report, width))
     return out
 
 

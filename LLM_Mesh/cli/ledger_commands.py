@@ -64,6 +64,7 @@ from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.b64url import ed25519_key
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
+from LLM_Mesh.core.plural import counted
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.tls import client_ssl_context
 
@@ -338,9 +339,9 @@ _AGAINST_SEEN = frozenset({"rewritten", "root", "truncated"})  # what a remember
 def print_report(report: Report, seconds: float, seen_path: Path | None = None) -> None:
     issued = -report.balances.get(MINT, 0)
     console.print(
-        f"ledger: {report.entries} entries, {report.checkpoints} checkpoints, "
+        f"ledger: {counted(report.entries, 'entry', 'entries')}, {counted(report.checkpoints, 'checkpoint')}, "
         f"{report.consistency_proofs} consistency and {report.inclusion_proofs} inclusion "
-        f"proofs, {len(report.balances)} accounts, {issued} micro-NetworkTokens issued "
+        f"proofs, {counted(len(report.balances), 'account')}, {issued} micro-NetworkTokens issued "
         f"(checked in {seconds:.1f} s)"
     )
     if report.ok:
@@ -355,8 +356,8 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
         console.print("[green]OK[/]: every hash, signature, proof and balance checks out")
         if signed < report.entries:
             console.print(
-                f"the last {report.entries - signed} entries are not under a signed checkpoint "
-                f"yet (the newest covers {signed})"
+                f"the last {counted(report.entries - signed, 'entry is', 'entries are')} not "
+                f"under a signed checkpoint yet (the newest covers {signed})"
             )
         return
     for f in report.findings:

@@ -46,6 +46,8 @@ from LLM_Mesh.cli.common import (
     ensure_home,
     err,
     reflow_help,
+    try_line,
+    version_callback,
 )
 from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import observability as _observability
@@ -63,6 +65,23 @@ app = typer.Typer(
     help="Free-S_Code LLM Mesh: models hosted by community nodes.", no_args_is_help=True
 )
 registry_app = typer.Typer(help="Run the registry + gateway.", no_args_is_help=True)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Free-S_Code LLM Mesh: models hosted by community nodes."""
+
+
 app.add_typer(registry_app, name="registry")
 registry_app.add_typer(operators_app, name="operators")
 registry_app.add_typer(nodes_app, name="nodes")
@@ -89,7 +108,9 @@ def up(
     anonymous_rpm: Annotated[
         int,
         typer.Option(
-            min=0, help="Requests a minute per address without an API key (default 0: no limit)"
+            min=0,
+            metavar="N",
+            help="Requests a minute per address without an API key (default 0: no limit)",
         ),
     ] = 0,
     allow_local_nodes: Annotated[
@@ -134,9 +155,10 @@ def up(
         console.print(
             f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url} · "
             f"logs: {settings.home / 'logs'}\nDashboard: {mesh.dashboard_url}\n"
-            f'Try: llm-mesh ask "def fibonacci(n):" --model {model}\n'
+            + try_line(model, mesh.registry_url, settings.registry_urls)
             + (_local_nodes_hint(mesh.registry_url, settings.home) if allow_local_nodes else "")
-            + "Ctrl-C stops it."
+            + "Ctrl-C stops it.",
+            soft_wrap=True,  # URLs and the command to try whole on their lines (to copy)
         )
         while not stop and mesh.alive():
             mesh.rotate_logs()  # the children's log files stay bounded
@@ -200,8 +222,12 @@ def demo(
 ) -> None:
     """Start the local network, send the seed's request through it, print the answer, stop."""
     from LLM_Mesh.cli.demo import run_demo
+    from LLM_Mesh.core.tasks import unknown_task
     from LLM_Mesh.local_mesh import LocalMesh
 
+    problem = unknown_task(task)  # said before the mesh starts
+    if problem is not None:
+        raise _fail(ValueError(f"--task: {problem}"))
     settings = _settings(home)
     ensure_home(settings.home)
     mesh = LocalMesh(
@@ -225,7 +251,8 @@ def demo(
             mesh.start(progress=lambda m: st.update(m))
         console.print(
             f"[green]mesh up[/]: gateway {mesh.registry_url}/v1, node {mesh.node_url} ({engine}); "
-            f"dashboard (while the demo runs): {mesh.dashboard_url}"
+            f"dashboard (while the demo runs): {mesh.dashboard_url}",
+            soft_wrap=True,
         )
         asyncio.run(
             run_demo(
@@ -260,7 +287,7 @@ def registry_serve(
         ),
     ] = None,
     home: HomeOpt = None,
-    verbose: Annotated[bool, typer.Option(help="Debug log lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Debug log lines")] = False,
     allow_private_nodes: Annotated[
         bool,
         typer.Option(
@@ -301,6 +328,7 @@ def registry_serve(
         int | None,
         typer.Option(
             min=0,
+            metavar="N",
             help="Requests a minute per client address without an API key; 0: no limit "
             "\\[env LLM_MESH_ANONYMOUS_RPM, default 60]",
         ),
@@ -375,8 +403,8 @@ def registry_serve(
             settings, host=host, port=port,
             tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
         )  # fmt: skip
-    except MeshError as exc:  # a taken port, a database it cannot write: before serving
-        raise _fail(exc) from exc
+    except (MeshError, ValueError) as exc:  # a taken port, a database it cannot write, a
+        raise _fail(exc) from exc  # certificate and key that are no pair: before serving
 
 
 def _local_mesh(value: str | None) -> str | None:
@@ -435,7 +463,11 @@ def ask(
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from LLM_Mesh.cli.demo import ask_once
+    from LLM_Mesh.core.tasks import unknown_task
 
+    problem = unknown_task(task)
+    if problem is not None:
+        raise _fail(ValueError(f"--task: {problem}"))
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
     try:
         asyncio.run(

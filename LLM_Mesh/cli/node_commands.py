@@ -131,7 +131,7 @@ def node_start(
     registry_public_key: RegistryPublicKeyOpt = None,
     allow_http_first_use: AllowHttpFirstUseOpt = False,
     home: HomeOpt = None,
-    verbose: Annotated[bool, typer.Option(help="Debug log lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Debug log lines")] = False,
     log_format: LogFormatOpt = None,
     metrics_public: MetricsPublicOpt = False,
     no_metrics: NoMetricsOpt = False,
@@ -451,7 +451,7 @@ def models_list(
     if not stored:
         console.print(f"no model files in {models_dir(settings)}")
     else:
-        console.print(stored_models_table(stored))
+        console.print(stored_models_table(stored, console.width))
     if cfg is not None:
         console.print(f"configured in {path}: {', '.join(cfg.models)}")
 
@@ -498,9 +498,9 @@ def node_plan(
                     break
             return found
 
-    hardware = detect_hardware(settings.home)
     by_model, note = asyncio.run(demand())
-    console.print(plan_table(plan_models(hardware, demand=by_model, already_hosted=hosted)))
+    entries = plan_models(detect_hardware(settings.home), demand=by_model, already_hosted=hosted)
+    console.print(plan_table(entries, console.width))
     console.print(("[yellow]" if by_model is None else "[green]") + note + "[/]")
 
 
@@ -595,6 +595,6 @@ def node_info_cmd(node_url: NodeUrlOpt = None) -> None:
     except MeshError as exc:
         raise fail(exc) from exc
     console.print(info_table(info))
-    console.print(hosted_models_table(info.get("models") or []))
+    console.print(hosted_models_table(info.get("models") or [], console.width))
     for part in node_earnings_view(info, earned, problem):
         console.print(part)

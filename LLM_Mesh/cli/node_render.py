@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from LLM_Mesh.cli.render import shown
+from LLM_Mesh.cli.render import fitted_table, shown
 from LLM_Mesh.core.check_state import show_time, told
 from LLM_Mesh.core.plan import PlanEntry
 from LLM_Mesh.node.model_store import StoredModel
 
 
+def _number(v: Any) -> float | None:
+    """A figure a node sent, if it is a finite number (a string, None, an object: None)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return None
+
+
 def size(n: Any) -> str:
-    if not n:
+    value = _number(n)
+    if not value:
         return "-"
-    value = float(n)
     if value >= 1e9:
         return f"{value / 1e9:.1f} GB"
     if value >= 1e6:
@@ -26,7 +35,7 @@ def size(n: Any) -> str:
 
 
 def duration(seconds: Any) -> str:
-    total = int(float(seconds or 0))
+    total = int(_number(seconds) or 0)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
@@ -37,26 +46,31 @@ def duration(seconds: Any) -> str:
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
-def stored_models_table(models: Sequence[StoredModel]) -> Table:
-    t = Table(title="Model files")
-    for col in ("model", "file", "size", "sha256", "configured"):
-        t.add_column(col, no_wrap=col != "file")
-    for m in models:
-        t.add_row(
-            m.model_id + ("" if m.catalog else " [dim](custom)[/]"),
-            m.file_name,
+def stored_models_table(models: Sequence[StoredModel], width: int | None = None) -> RenderableType:
+    """The model files; ``width``: the console's (model ids and file names stay whole)."""
+    rows = [
+        [
+            shown(m.model_id) + ("" if m.catalog else " [dim](custom)[/]"),
+            shown(m.file_name),
             size(m.size_bytes),
             m.sha256[:16] + "…",
             "[green]yes[/]" if m.configured else "[dim]no[/]",
-        )
-    return t
+        ]
+        for m in models
+    ]
+    columns = ("model", "file", "size", "sha256", "configured")
+    return fitted_table(columns, rows, keys={"model", "file"}, width=width, title="Model files")
 
 
-def plan_table(entries: Sequence[PlanEntry]) -> Table:
-    t = Table(title="Models for this machine, best first")
-    for col in ("#", "model", "verdict", "where", "memory", "tokens/s", "demand"):
-        t.add_column(col, no_wrap=True)
-    t.add_column("why", ratio=1)
+WIDE_PLAN = 120  # a console this wide has room for a "why" column
+
+
+def plan_table(entries: Sequence[PlanEntry], width: int | None = None) -> RenderableType:
+    """The plan, best first; ``width``: the console's (model ids stay whole; under
+    ``WIDE_PLAN`` columns why goes under the id: found 2026-12-04: at 80 columns rich gave
+    the "why" column no width at all)."""
+    wide = width is None or width >= WIDE_PLAN
+    rows = []
     for i, e in enumerate(entries, 1):
         if e.recommended:
             verdict = "[green]host[/]" if not e.already_hosted else "[green]hosted[/]"
@@ -64,51 +78,78 @@ def plan_table(entries: Sequence[PlanEntry]) -> Table:
             verdict = "[yellow]fits[/]"
         else:
             verdict = "[red]no[/]"
-        t.add_row(
-            str(i),
-            e.model,
-            verdict,
-            e.device or "-",
-            size(e.memory_needed_bytes),
-            f"{e.est_tokens_per_s:.0f}" if e.est_tokens_per_s else "-",
-            f"{e.demand_score:.2f}",
-            e.reason,
+        why = shown(e.reason)
+        rows.append(
+            [
+                str(i),
+                shown(e.model) if wide else f"{shown(e.model)}\n[dim]{why}[/]",
+                verdict,
+                shown(e.device or "-"),
+                size(e.memory_needed_bytes),
+                f"{e.est_tokens_per_s:.0f}" if e.est_tokens_per_s else "-",
+                f"{e.demand_score:.2f}",
+                *([why] if wide else []),
+            ]
         )
-    return t
+    columns: tuple[str, ...] = ("#", "model", "verdict", "where", "memory", "tokens/s", "demand")
+    columns += ("why",) if wide else ()
+    title = "Models for this machine, best first"
+    return fitted_table(columns, rows, keys={"#", "model"}, width=width, title=title)
 
 
 def _served(info: Mapping[str, Any]) -> str:
     """Answered requests, then those that failed and those whose client (or the gateway)
     hung up first: not the node's failures (shown when there are any)."""
-    out = f"{info.get('requests_served', 0)} ({info.get('requests_failed', 0)} failed"
+    out = f"{_text(info.get('requests_served', 0))} ({_text(info.get('requests_failed', 0))} failed"
     cancelled = info.get("requests_cancelled")
-    return out + (f", {cancelled} cancelled)" if cancelled else ")")
+    return out + (f", {_text(cancelled)} cancelled)" if cancelled else ")")
+
+
+def _text(value: Any, none: str = "-") -> str:
+    """A node's value as printed: ``none`` for None or "", else its text (markup escaped)."""
+    return none if value is None or value == "" else shown(value)
 
 
 def info_table(info: Mapping[str, Any]) -> Table:
-    t = Table(title=f"Node {info.get('node_id')}", show_header=False)
-    t.add_column("key", style="bold")
-    t.add_column("value")
-    hw = info.get("hardware") or {}
-    gpus = ", ".join(str(g.get("name")) for g in hw.get("gpus") or []) or "none"
-    registry = info.get("registry")
+    """``node info``: what the node says of itself, printed literally (through ``shown``; a
+    value of an odd type as its text, None as ``-``: found 2026-12-04: ``[red]`` in a node's
+    fields was read as markup, ``version`` printed as ``None``)."""
+    t = Table(title=f"Node {_text(info.get('node_id'))}", show_header=False)
+    t.add_column("key", style="bold", no_wrap=True)
+    t.add_column("value", overflow="fold")
+    given = info.get("hardware")
+    hw: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    gpu_list = hw.get("gpus")
+    gpus = ", ".join(
+        _text(g.get("name") if isinstance(g, Mapping) else g)
+        for g in (gpu_list if isinstance(gpu_list, list) else [])
+    )
+    given = info.get("registry")
+    registry: Mapping[str, Any] | None = given if isinstance(given, Mapping) else None
+    engine = _text(info.get("engine")) + (" (simulated)" if info.get("simulated") else "")
     rows = [
-        ("url", info.get("url")),
-        ("state", info.get("state")),
-        ("engine", f"{info.get('engine')}" + (" (simulated)" if info.get("simulated") else "")),
-        ("region", info.get("region") or "-"),
-        ("version", info.get("version")),
+        ("url", _text(info.get("url"))),
+        ("state", _text(info.get("state"))),
+        ("engine", engine),
+        ("region", _text(info.get("region"))),
+        ("version", _text(info.get("version"))),
         ("uptime", duration(info.get("uptime_s"))),
         ("requests served", _served(info)),
-        ("tokens generated", info.get("tokens_generated", 0)),
-        ("in flight / queued", f"{info.get('in_flight', 0)} / {info.get('queued', 0)}"),
-        ("max concurrency / queue", f"{info.get('max_concurrency')} / {info.get('max_queue')}"),
-        ("availability hours", info.get("availability_hours") or "always"),
+        ("tokens generated", _text(info.get("tokens_generated", 0))),
+        (
+            "in flight / queued",
+            f"{_text(info.get('in_flight', 0))} / {_text(info.get('queued', 0))}",
+        ),
+        (
+            "max concurrency / queue",
+            f"{_text(info.get('max_concurrency'))} / {_text(info.get('max_queue'))}",
+        ),
+        ("availability hours", _text(info.get("availability_hours"), "always")),
         ("memory budget", size(info.get("memory_budget_bytes"))),
         (
             "hardware",
-            f"{hw.get('cpu_count', 0)} CPUs, {size(hw.get('memory_bytes'))} RAM, "
-            f"{size(hw.get('disk_free_bytes'))} free disk, GPUs: {gpus}",
+            f"{_text(hw.get('cpu_count', 0))} CPUs, {size(hw.get('memory_bytes'))} RAM, "
+            f"{size(hw.get('disk_free_bytes'))} free disk, GPUs: {gpus or 'none'}",
         ),
         (
             "registry",
@@ -130,7 +171,7 @@ def info_table(info: Mapping[str, Any]) -> Table:
     if "quality" in info:
         rows.extend(quality_rows(info.get("quality")))
     for key, value in rows:
-        t.add_row(key, str(value))
+        t.add_row(key, value)
     return t
 
 
@@ -175,20 +216,26 @@ def quality_rows(q: Any) -> list[tuple[str, str]]:
     return rows
 
 
-def hosted_models_table(models: Sequence[Mapping[str, Any]]) -> Table:
-    t = Table(title="Models")
-    for col in ("model", "loaded", "load time", "context", "continuation", "sha256"):
-        t.add_column(col, no_wrap=True)
-    for m in models:
-        load_s = m.get("load_time_s")
-        t.add_row(
-            str(m.get("id"))
-            + (" [dim](custom)[/]" if m.get("custom") else "")
-            + (" [yellow](simulated)[/]" if m.get("simulated") else ""),
-            "[green]yes[/]" if m.get("loaded") else "[dim]could be loaded[/]",
-            "-" if load_s is None else f"{float(load_s):.1f} s",
-            str(m.get("context_length") or "-"),
-            "yes" if m.get("continuation") else "no",
-            (str(m.get("sha256"))[:16] + "…") if m.get("sha256") else "-",
+def hosted_models_table(models: Any, width: int | None = None) -> RenderableType:
+    """The node's models; ``width``: the console's (model ids stay whole). What the node
+    sent, printed literally; an entry that is not an object is skipped."""
+    rows = []
+    for m in models if isinstance(models, list) else []:
+        if not isinstance(m, Mapping):
+            continue
+        load_s = _number(m.get("load_time_s"))
+        sha = m.get("sha256")
+        rows.append(
+            [
+                _text(m.get("id"))
+                + (" [dim](custom)[/]" if m.get("custom") else "")
+                + (" [yellow](simulated)[/]" if m.get("simulated") else ""),
+                "[green]yes[/]" if m.get("loaded") else "[dim]could be loaded[/]",
+                "-" if load_s is None else f"{load_s:.1f} s",
+                _text(m.get("context_length")),
+                "yes" if m.get("continuation") else "no",
+                (shown(str(sha)[:16]) + "…") if sha else "-",
+            ]
         )
-    return t
+    columns = ("model", "loaded", "load time", "context", "continuation", "sha256")
+    return fitted_table(columns, rows, keys={"model"}, width=width, title="Models")

@@ -29,7 +29,7 @@ from LLM_Mesh.cli.render import shown
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_verify import find_receipt, parse_keys, verify
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.tls import client_ssl_context
 
 receipt_app = typer.Typer(help="Signed receipts of answers.", no_args_is_help=True)
@@ -86,9 +86,14 @@ async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None
             try:
                 r = await call(client, "GET", url + "/v1/ledger/keys", KEYS_ANSWER_BYTES,
                                deadline_s=3 * timeout_s)  # fmt: skip
-            except (httpx.ConnectError, httpx.ConnectTimeout):
-                if n == len(urls):
-                    raise
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if n == len(urls):  # said with where, and how to check offline (found
+                    # 2026-12-04: "error: All connection attempts failed", nothing else)
+                    raise RegistryUnreachable(
+                        f"no registry answered at {', '.join(urls)} for its keys "
+                        f"({type(exc).__name__}: {exc}): pass --registry URL, or the keys "
+                        "themselves (--key KEY, --keys FILE) to verify offline"
+                    ) from exc
                 continue
             if r.status_code != 200:
                 raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")

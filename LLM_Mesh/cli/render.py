@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -84,8 +84,15 @@ def _trust(n: Mapping[str, Any], quarantines: bool = True) -> str:
     return out + (f"\n{_quarantines(n)}" if quarantines and _quarantines(n) else "")
 
 
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """The objects in a list a registry sent (anything else: none; found 2026-12-04: a
+    node's ``models`` or ``quarantined`` that was not a list of objects ended ``llm-mesh
+    status`` with a TypeError)."""
+    return [x for x in value if isinstance(x, Mapping)] if isinstance(value, list) else []
+
+
 def _quarantines(n: Mapping[str, Any]) -> str:
-    q = [shown(x.get("model")) for x in n.get("quarantined") or [] if isinstance(x, Mapping)]
+    q = [shown(x.get("model")) for x in _objects(n.get("quarantined"))]
     return f"[red]quarantined: {', '.join(q)}[/]" if q else ""
 
 
@@ -99,12 +106,10 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
     only a minimum width, cropped the table's right edge at 80 columns)."""
     t = Table(title="Nodes")
     wide = width is None  # unknown: a models column, every column as wide as rich makes it
-    first = max(  # a cell's first line: the id (and its label), whole
-        (
-            min(Text.from_markup(shown(n.get("node_id"))).cell_len, NODE_ID_WIDTH)
-            + (Text.from_markup(SIMULATED).cell_len if n.get("simulated") else 0)
-            for n in nodes
-        ),
+    first = max(  # a cell's first line: the id, whole (its label goes under it: found
+        # 2026-12-04: beside it, a simulated node's id left the load, time and trust
+        # columns 2-3 characters each at 80 columns: "lo…", "t…", "0…")
+        (min(Text.from_markup(shown(n.get("node_id"))).cell_len, NODE_ID_WIDTH) for n in nodes),
         default=4,
     )
     t.add_column("node", overflow="fold", width=None if wide else max(4, first))
@@ -117,13 +122,15 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
     t.add_column("trust")
     for n in nodes:
         models = ", ".join(
-            shown(m["id"])
+            shown(m.get("id", "?"))
             + (SIMULATED if m.get("simulated") else "")
             + ("" if m.get("loaded", True) else " (cold)")
-            for m in n.get("models", [])
+            for m in _objects(n.get("models"))
         )
         state = shown(n.get("state") or "")
-        if n.get("healthy"):
+        if n.get("revoked") is True:  # the admin's decision, not an outage (was "down offline")
+            health = "[red]revoked[/]"
+        elif n.get("healthy"):
             health = f"[green]up[/] {_real(n.get('health_score')) or 0:.2f}"
         else:
             health = f"[red]down[/]{' ' if wide else chr(10)}{state}"
@@ -137,9 +144,11 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
         node_sim = SIMULATED if n.get("simulated") else ""
         cells = [health, models] if wide else [health]
         # what is long goes under the id, the node column being the wide one
-        under = [] if wide else [x for x in (models, _quarantines(n)) if x]
+        label = [node_sim.strip()] if node_sim and not wide else []
+        under = [] if wide else [*label, *(x for x in (models, _quarantines(n)) if x)]
+        first_line = shown(n.get("node_id")) + (node_sim if wide else "")
         t.add_row(
-            "\n".join([f"{shown(n.get('node_id'))}{node_sim}", *under, f"[dim]{where}[/]"]),
+            "\n".join([first_line, *under, f"[dim]{where}[/]"]),
             *cells,
             f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))} "
             f"+{_count(n.get('queued', 0))}q",
@@ -173,19 +182,24 @@ def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) 
         default=5,
     )
     t.add_column("model", overflow="fold", width=max(5, min(longest, MODEL_ID_WIDTH)))
-    t.add_column("file")
-    t.add_column("context")
-    t.add_column("specialties")
+    t.add_column("file")  # no minimum widths: rich widened such columns back after
+    t.add_column("context")  # shrinking them, and cropped the table's right edge
+    if wide:
+        t.add_column("specialties", overflow="fold")  # a word broken, never cut to "…"
     t.add_column("µNT/1k in", justify="right")
     t.add_column("µNT/1k out", justify="right")
     t.add_column("up")
     for m, cell in zip(models, cells, strict=True):
         up = f"[green]yes[/] {_count(m.get('nodes', 0))}n" if m.get("available") else "[dim]no[/]"
+        specialties = ", ".join(shown(x) for x in m.get("specialties") or [])
+        # narrow: the specialties under the id, whole words (found 2026-12-04: at 80 columns
+        # they read "gener…", "reaso…", "pytho…", and the header "conte…")
+        first = cell if wide else "\n".join(p for p in (cell, f"[dim]{specialties}[/]") if p)
         t.add_row(
-            cell,
+            first,
             f"{_fmt_size(m.get('size_bytes'))} {shown(m.get('quantization') or '')}".strip(),
             _count(m.get("context_length")),
-            ", ".join(shown(x) for x in m.get("specialties") or []),
+            *([specialties] if wide else []),
             *_prices(m),
             up,
         )
@@ -246,8 +260,8 @@ def print_status(
         for m in info.get("models_available") or []
     ]
     console.print(
-        f"[bold]LLM Mesh[/] at {info.get('registry_url')}: "
-        f"{info.get('nodes_healthy', 0)}/{info.get('nodes_total', 0)} nodes healthy, "
+        f"[bold]LLM Mesh[/] at {shown(info.get('registry_url'))}: "
+        f"{_count(info.get('nodes_healthy', 0))}/{_count(info.get('nodes_total', 0))} nodes healthy, "
         f"models up: {', '.join(up) or 'none'}"
     )
     console.print(models_table(list((info.get("models") or {}).values()), console.width))
@@ -306,3 +320,57 @@ def metrics_table(
     for what, value in rows:
         t.add_row(what, value)
     return t
+
+
+def _cell_width(cell: str) -> int:
+    """The widest line of a cell (markup), in terminal cells."""
+    return max((Text.from_markup(line).cell_len for line in cell.split("\n")), default=0)
+
+
+FOLDED_MIN = 8  # a lesser column, folded, is at least this wide
+
+
+def fitted_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    keys: Collection[str],
+    width: int | None,
+    title: str | None = None,
+    right: Collection[str] = (),
+) -> RenderableType:
+    """Rows of markup cells whose ``keys`` columns (ids, URLs, model names: what a user
+    copies into the next command) are printed whole: a table, the key columns as wide as
+    their widest first line (the id; lines under it wrap) and the others folded, when that
+    fits in ``width`` (the console's; None: unknown, a plain table); else one block a row,
+    ``column  value`` lines (found 2026-12-04: at 80 columns rich cut ids, URLs and model
+    names to ``…``)."""
+
+    def measure(c: str, cell: str) -> int:
+        return _cell_width(cell.split("\n", 1)[0]) if c in keys else _cell_width(cell)
+
+    widest = [
+        max([len(name), *(measure(name, r[i]) for r in rows)]) for i, name in enumerate(columns)
+    ]
+    need = sum(w if c in keys else min(w, FOLDED_MIN) for c, w in zip(columns, widest, strict=True))
+    if width is None or need + 3 * len(columns) + 1 <= width:
+        t = Table(title=title)
+        for c, w in zip(columns, widest, strict=True):
+            justify: Literal["left", "right"] = "right" if c in right else "left"
+            if c in keys and width is not None:
+                t.add_column(c, width=w, overflow="fold", justify=justify)
+            else:
+                t.add_column(c, overflow="fold", justify=justify)
+        for r in rows:
+            t.add_row(*r)
+        return t
+    blocks: list[RenderableType] = [Text(title, style="italic")] if title else []
+    label = max(len(c) for c in columns)
+    for r in rows:
+        g = Table.grid(padding=(0, 1))
+        g.add_column(style="bold", width=label)
+        g.add_column(overflow="fold")
+        for c, cell in zip(columns, r, strict=True):
+            g.add_row(c, cell)
+        blocks.extend([g, Text("")])
+    return Group(*blocks[:-1]) if rows else Group(*blocks)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from LLM_Mesh.core.catalog import CATALOG, ModelSpec
+from LLM_Mesh.core.plural import counted
 
 GB = 1_000_000_000
 CPU_BANDWIDTH_BPS = 20e9
@@ -156,7 +157,7 @@ def evaluate(
     if demand is not None:
         reason += (
             f" ({demand.requests_waiting} waiting, {demand.requests_refused} refused, "
-            f"{demand.nodes_serving} nodes serving)"
+            f"{counted(demand.nodes_serving, 'node')} serving)"
         )
     if notes:
         reason += "; " + "; ".join(notes)

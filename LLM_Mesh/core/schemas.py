@@ -217,6 +217,7 @@ class NodeView(_Wire):
     failures: int = 0
     hardware: Hardware | None = None
     keeps_no_prompts: bool | None = None
+    revoked: bool = False  # its key was revoked by the registry's admin (state OFFLINE)
 
 
 NODE_PRIVATE_FIELDS = frozenset({"url", "hardware"})

@@ -41,6 +41,15 @@ PROMPTS: Mapping[str, str] = {
 }
 
 
+def unknown_task(task_type: str | None) -> str | None:
+    """Why ``task_type`` is not one the mesh knows (said with the ones it knows), or None
+    for a known one or none (found 2026-12-04: ``llm-mesh ask --task pyhton`` was routed as
+    ``general`` without a word)."""
+    if task_type is None or task_type.lower() in TASK_SPECIALTIES:
+        return None
+    return f"unknown task {task_type!r}; tasks: {', '.join(TASK_SPECIALTIES)}"
+
+
 def specialties_for(task_type: str | None) -> tuple[str, ...]:
     return TASK_SPECIALTIES.get((task_type or "general").lower(), TASK_SPECIALTIES["general"])
 

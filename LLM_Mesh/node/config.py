@@ -32,6 +32,7 @@ import os
 import re
 import sys
 import tempfile
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,9 @@ def load_node_config(path: Path | str) -> NodeConfig:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{p}: unknown keys {', '.join(unknown)}")
+    problem = _type_problem(data)
+    if problem is not None:
+        raise ValueError(f"{p}: {problem}")
     if "models" in data and isinstance(data["models"], str):
         data["models"] = [data["models"]]
     if isinstance(data.get("registry_url"), list):  # registry_url = ["URL", "URL"]
@@ -255,7 +259,7 @@ def load_node_config(path: Path | str) -> NodeConfig:
         data["trusted_peers"] = ",".join(str(u) for u in data["trusted_peers"])
     try:
         cfg = NodeConfig(**data)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # the file named: which one of several is wrong
         raise ValueError(f"{p}: {exc}") from None
     held = [k for k in SECRET_KEYS if data.get(k)]
     if held and too_open(p):  # as node.key's: said, not changed (found 2026-12-03)
@@ -266,6 +270,52 @@ def load_node_config(path: Path | str) -> NodeConfig:
             p,
         )
     return cfg
+
+
+_TOML_TYPES: dict[type, str] = {
+    bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+    list: "a list", dict: "a table",
+}  # fmt: skip
+# the keys that take a string or a list of strings (one model, or replicas / peers)
+_STRING_OR_LIST = ("models", "registry_url", "trusted_peers")
+
+
+def _type_problem(data: dict[str, Any]) -> str | None:
+    """The first key whose value is not of its field's type, said with the key, the type
+    it takes and the value given (found 2026-12-04: ``port = "abc"`` ended ``node start``
+    with "'<' not supported between instances of 'int' and 'str'", ``models = 5`` with
+    "object of type 'int' has no len()", and ``max_queue = 1.5`` started a node)."""
+    hints = typing.get_type_hints(NodeConfig)
+    for key, value in data.items():
+        hint = hints.get(key)
+        if hint is None:
+            continue
+        if key in _STRING_OR_LIST:
+            ok = isinstance(value, str) or (
+                isinstance(value, list) and all(isinstance(x, str) for x in value)
+            )
+            if not ok:
+                return f"{key} must be a string or a list of strings, got {_given(value)}"
+            continue
+        wanted = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        want = wanted[0]
+        if want is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif want is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, want)
+        if not ok:
+            return f"{key} must be {_TOML_TYPES.get(want, want.__name__)}, got {_given(value)}"
+    return None
+
+
+def _given(value: Any) -> str:
+    """A TOML value as the error shows it: the value and its type in words."""
+    kind = next((w for t, w in _TOML_TYPES.items() if isinstance(value, t)), type(value).__name__)
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return f"{shown} ({kind})"
 
 
 def save_node_config(cfg: NodeConfig, path: Path | str) -> None:

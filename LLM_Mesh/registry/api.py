@@ -146,7 +146,7 @@ async def register_node(request: Request) -> RegistrationAccepted:
     if await rt.store.upsert_node(_record(reg, _utcnow())) is False:
         # its key was revoked after the claim (found 2026-12-03: the row was written
         # online and other replicas' node polls routed it): nothing stored, out here too
-        rt.table.set_state(reg.node_id, NodeState.OFFLINE)
+        rt.table.revoke(reg.node_id)
         rt.routing.remove(reg.node_id)
         raise Revoked(f"node {reg.node_id} is revoked")
     # the per-node session key (core/gateway_session.py); None: requests are signed

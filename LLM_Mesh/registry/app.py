@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -547,6 +548,10 @@ def serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
+    if tls_cert is not None and tls_key is not None:
+        from LLM_Mesh.tls import check_server_pair
+
+        check_server_pair(tls_cert, tls_key)  # said in one line, before anything starts
     from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
@@ -575,7 +580,9 @@ def serve(
     )
     run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
         app, settings.registry_shutdown_s, host=host, port=port, log_level=log_level,
-        access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+        access_log=False,
+        ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home
+        ssl_keyfile=tls_key and os.path.expanduser(tls_key),
         **uvicorn_log_kwargs(settings.log_format),
         http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
     )  # fmt: skip

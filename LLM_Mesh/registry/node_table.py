@@ -100,6 +100,9 @@ class NodeEntry:
     # ``NodeTable.goodbyes`` when it went OFFLINE here (0: never): a store poll that began
     # before then may have read it still online, and must not bring it back (``node_sync.py``)
     gone: int = 0
+    # its key was revoked (the admin's ``registry nodes revoke``, ``operators revoke``): the
+    # listing says so, not just OFFLINE (``NodeTable.revoke``; ``revocations.py``)
+    revoked: bool = False
 
 
 REFUSAL_NO_CREDIT_S = 300.0
@@ -231,6 +234,19 @@ class NodeTable:
         if hosted is not None and not hosted.loaded:
             hosted.loaded = True
             self.changes += 1
+
+    def revoke(self, node_id: str) -> bool:
+        """The node's key is revoked: OFFLINE, and marked so for the listing; whether it
+        was routable until now (False: unknown here, or already OFFLINE)."""
+        entry = self._nodes.get(node_id)
+        if entry is None:
+            return False
+        was = entry.state is not NodeState.OFFLINE
+        if not entry.revoked:
+            entry.revoked = True
+            self.changes += 1
+        self.set_state(node_id, NodeState.OFFLINE)
+        return was
 
     def set_state(self, node_id: str, state: NodeState) -> bool:
         entry = self._nodes.get(node_id)

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
@@ -58,10 +57,10 @@ class RevocationWatcher(Poller):
         self._since = started - self.overlap
         out: list[str] = []
         for node_id in revoked:
-            entry = self.table.get(node_id)
-            if entry is None or entry.state is NodeState.OFFLINE:
+            # marked revoked even when already OFFLINE (gone before, or a restarted
+            # registry's rows): the listing says "revoked", not "offline"
+            if not self.table.revoke(node_id):
                 continue
-            self.table.set_state(node_id, NodeState.OFFLINE)
             self.routing.remove(node_id)
             out.append(node_id)
             log.warning("node %s is revoked: out of routing", node_id)

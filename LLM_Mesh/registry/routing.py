@@ -333,7 +333,7 @@ class Routing:
             latency_ms_ewma=None if latency is None else round(latency, 3),
             ttft_ms_ewma=None if ttft is None else round(ttft, 3),
             requests=entry.requests, failures=entry.failures, hardware=entry.hardware,
-            keeps_no_prompts=entry.keeps_no_prompts, **extra,
+            keeps_no_prompts=entry.keeps_no_prompts, revoked=entry.revoked, **extra,
         )  # fmt: skip
 
     def views(self) -> list[NodeView]:

@@ -110,3 +110,28 @@ def test_held_earnings_are_said_only_when_there_are_some() -> None:
     assert "held 1900 µNT (node-a: 1900)" in text and "clears the node" in text
     view = _text(*node_earnings_view({"registry": "http://r"}, held, None))
     assert "held 1900 µNT" in view  # what `llm-mesh node info` prints
+
+
+def test_summary_line_says_one_request_in_the_singular() -> None:
+    """Found 2026-12-04: ``node info`` after one request read "for 1 requests"."""
+    one = {**REPORT, "totals": {**REPORT["totals"], "requests": 1}}
+    text = _text(summary_line(one))
+    assert "for 1 request " in text and "1 requests" not in text
+
+
+def test_the_per_node_table_keeps_node_ids_whole_at_80_columns() -> None:
+    """Found 2026-12-04: at 80 columns ``llm-mesh earnings`` folded a node id over three
+    lines and cropped the table's right edge ("uptim", "72 h 00 mi")."""
+    node = "node-srnaouytbovhdwycmru7ioondd"
+    report = {
+        **REPORT,
+        "by_node": [{"node_id": node, "requests": 12345, "earned": 1234567, "rewards": 150000,
+                     "total": 1384567, "healthy_s": 86400 * 3}],
+    }  # fmt: skip
+    for width in (80, 160):
+        console = Console(width=width, record=True, color_system=None)
+        for part in earnings_tables(report, width):
+            console.print(part)
+        out = console.export_text()
+        assert node in out and "72 h 00 min" in out and "uptime rewarded" in out, out
+        assert max(len(line.rstrip()) for line in out.splitlines()) <= width

@@ -68,3 +68,30 @@ def test_help_paragraphs_are_wrapped_by_the_console(path: tuple[str, ...], cmd: 
     line (found 2026-12-04). Each paragraph is one line now, for the console to wrap."""
     shown = (cmd.help or "").split("\f")[0]
     assert all("\n" not in p for p in shown.split("\n\n")), shown
+
+
+@pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) or "llm-mesh" for p, _ in ALL])
+def test_help_shows_no_restructuredtext_double_backticks(path: tuple[str, ...], cmd: Any) -> None:
+    """Found 2026-12-04: ``registry grant --help`` printed "a ledger entry of kind ``grant``"."""
+    out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "240"})
+    assert out.exit_code == 0, out.output
+    assert "``" not in out.output, out.output
+
+
+def test_version_prints_the_installed_version() -> None:
+    """Found 2026-12-04: ``llm-mesh --version`` was "No such option"."""
+    from importlib.metadata import version
+
+    out = runner.invoke(app, ["--version"])
+    assert out.exit_code == 0, out.output
+    assert out.output.strip() == f"llm-mesh {version('llm-mesh')}"
+
+
+@pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) or "llm-mesh" for p, _ in ALL])
+def test_help_cuts_nothing_at_80_columns(path: tuple[str, ...], cmd: Any) -> None:
+    """Found 2026-12-04: at 80 columns ``registry serve --help`` and ``node start --help``
+    read "--allow-private-n…", "LLM_MESH_DATABASE…", "$LLM_MESH_HOME/node…": a
+    ``--verbose/--no-verbose`` pair and an ``<int range> [x>=0]`` type took the width."""
+    out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+    assert out.exit_code == 0, out.output
+    assert "…" not in out.output, out.output

@@ -335,3 +335,12 @@ def test_registry_serve_observability_flags(
 def test_registry_serve_refuses_an_unknown_log_format(tmp_path: Path) -> None:
     out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--log-format", "xml"])
     assert out.exit_code == 1 and "text or json" in out.output
+
+
+@pytest.mark.parametrize("command", [["ask", "hi"], ["demo"]])
+def test_an_unknown_task_is_said_with_the_known_ones(command: list[str]) -> None:
+    """Found 2026-12-04: ``llm-mesh ask --task pyhton`` was routed as ``general`` without a
+    word (and ``demo`` would have started the whole mesh first)."""
+    out = runner.invoke(app, [*command, "--task", "pyhton"], env={"COLUMNS": "200"})
+    assert out.exit_code == 1, out.output
+    assert "unknown task 'pyhton'" in out.output and "python, debug" in out.output

@@ -83,3 +83,23 @@ def test_node_info_names_the_registries_that_revoked_the_node() -> None:
     console.print(info_table({"node_id": "n1", "registry": registry}))
     out = " ".join(console.export_text().split())
     assert "revoked by │ http://r1, http://[evil]" in out and "\x1b[2J" not in out, out
+
+
+def test_node_plan_loses_no_column_at_80_columns() -> None:
+    """Found 2026-12-04: at 80 columns ``llm-mesh node plan`` gave its "why" column no
+    width at all (each model's reason vanished)."""
+    from LLM_Mesh.cli.node_render import plan_table
+    from LLM_Mesh.core.catalog import GB
+    from LLM_Mesh.core.plan import plan_models
+    from LLM_Mesh.core.schemas import Hardware
+
+    entries = plan_models(Hardware(memory_bytes=25 * GB, disk_free_bytes=80 * GB))
+    for width in (80, 100, 160):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(plan_table(entries, width))
+        out = console.export_text()
+        squashed = " ".join(out.replace("│", " ").split())
+        assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
+        for e in entries:
+            assert e.model in out, (width, e.model, out)
+            assert "does not fit" in squashed and "download source" in squashed, out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -272,3 +273,14 @@ def test_the_registrys_error_reaches_the_terminal_without_escapes_or_markup(
     assert res.exit_code == 1, res.output
     assert "\x1b" not in res.output and "\x9b" not in res.output, repr(res.output)
     assert "[link=http://evil.test]OK[/link]" in res.output  # shown as text
+
+
+def test_an_unreachable_registry_is_named_with_the_offline_way() -> None:
+    """Found 2026-12-04: ``llm-mesh receipt verify`` with no registry up said "error: All
+    connection attempts failed", neither where nor what to do."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    out = runner.invoke(app, ["receipt", "verify", "-", "--registry", url], input="{}")
+    assert out.exit_code == 1, out.output
+    assert url in out.output and "--key" in out.output and "offline" in out.output, out.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from LLM_Mesh.cli.render import models_table, nodes_table, print_status
@@ -257,3 +258,65 @@ def test_status_keeps_node_ids_whole_at_80_and_100_columns() -> None:
         assert rows and all(line.rstrip()[-1] in "┓┃┩│┘" for line in rows), out  # no crop
         for whole in (*ids, "gemma-3-270m", "deepseek-llm-67b-chat", "draining", "0.50"):
             assert whole in out, (width, whole, out)
+
+
+def test_models_table_cuts_no_word_at_80_columns() -> None:
+    """Found 2026-12-04: ``llm-mesh models`` at 80 columns read "gener…", "reaso…",
+    "pytho…" for the specialties and "conte…" for the context header."""
+    catalog = [{**dataclasses.asdict(m), "available": False} for m in CATALOG]
+    for width in (80, 100, 160):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(models_table(catalog, width))
+        out = console.export_text()
+        assert "…" not in out, out
+        assert "context" in out
+        words = {w for m in CATALOG for w in m.specialties}
+        assert all(w in out for w in words), out
+
+
+def test_a_revoked_node_reads_revoked_not_down_offline() -> None:
+    """Found 2026-12-04: ``llm-mesh status`` showed a revoked node as "down offline"."""
+    node = {"node_id": "node-a", "healthy": False, "state": "offline", "revoked": True}
+    for width in (80, None):
+        console = Console(width=120, record=True, color_system=None)
+        console.print(nodes_table([node], width))
+        out = console.export_text()
+        assert "revoked" in out and "offline" not in out and "down" not in out, out
+
+
+def test_a_simulated_node_leaves_the_other_columns_whole_at_80_columns() -> None:
+    """Found 2026-12-04: "(simulated)" beside a node id left the load, time and trust
+    columns 2-3 characters each at 80 columns ("lo…", "t…", "0…")."""
+    node = {
+        "node_id": "node-srnaouytbovhdwycmru7ioondd", "simulated": True, "healthy": True,
+        "health_score": 1.0, "models": [{"id": "mistral-7b", "simulated": True}],
+        "keeps_no_prompts": True, "requests": 1, "failures": 0, "trust_score": 0.5,
+    }  # fmt: skip
+    console = Console(width=80, record=True, color_system=None)
+    console.print(nodes_table([node], 80))
+    out = console.export_text()
+    assert "…" not in out, out
+    for whole in ("node-srnaouytbovhdwycmru7ioondd", "(simulated)", "0.50", "load", "trust"):
+        assert whole in out, out
+
+
+def test_the_status_line_prints_its_figures_and_url_literally() -> None:
+    """Found 2026-12-04: the status line put the registry URL and node counts into Rich
+    markup as given (a ``[/]`` there ended ``llm-mesh status`` with a MarkupError)."""
+    console = Console(width=200, record=True, color_system=None)
+    info = {"registry_url": "http://x[/]y", "nodes_total": "[red]9[/red]", "nodes_healthy": 1}
+    print_status(info, [], console)
+    out = console.export_text()
+    assert "http://x[/]y" in out and "1/- nodes healthy" in out, out
+
+
+@pytest.mark.parametrize("odd", [None, "x", 5, {"id": "m"}, [None, 5, {"no": "id"}]])
+def test_a_nodes_odd_models_or_quarantines_print_without_a_traceback(odd: object) -> None:
+    """Found 2026-12-04: a registry's node whose ``models`` or ``quarantined`` was not a
+    list of objects (null, a string, a number) ended ``llm-mesh status`` with a TypeError."""
+    node = {"node_id": "node-a", "healthy": True, "models": odd, "quarantined": odd,
+            "trust_score": 0.5}  # fmt: skip
+    for width in (80, None):
+        console = Console(width=120, record=True, color_system=None)
+        console.print(nodes_table([node], width))
+        assert "node-a" in console.export_text()

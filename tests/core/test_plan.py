@@ -192,8 +192,11 @@ def test_demand_in_the_reason() -> None:
     hw = Hardware(memory_bytes=10 * GB, disk_free_bytes=10 * GB)
     e = evaluate(spec(), hw, ModelDemand("x", 3, 1, 1), hosted=False)
     assert e.demand_score == 2.5
-    assert e.reason == (
-        "fits: 1.2 GB in RAM, ~20 tokens/s; demand 2.50 (3 waiting, 1 refused, 1 nodes serving)"
+    assert (
+        e.reason
+        == (
+            "fits: 1.2 GB in RAM, ~20 tokens/s; demand 2.50 (3 waiting, 1 refused, 1 node serving)"  # found 2026-12-04: "1 nodes"
+        )
     )
 
 
@@ -221,3 +224,11 @@ def test_ranking_fit_before_unfit_then_speed_then_name() -> None:
     # disk for exactly two 1.05 GB files
     assert choose(entries, 2_100_000_000, max_models=5) == ["b-same", "small"]
     assert choose(entries, 2_099_999_999, max_models=5) == ["b-same"]
+
+
+def test_one_node_serving_is_said_in_the_singular() -> None:
+    """Found 2026-12-04: the plan's reason read "1 nodes serving"."""
+    hw = Hardware(memory_bytes=64 * GB, disk_free_bytes=BIG_DISK)
+    demand = {"gemma-3-270m": ModelDemand("gemma-3-270m", 0, 0, nodes_serving=1)}
+    gemma = next(e for e in plan_models(hw, demand=demand) if e.model == "gemma-3-270m")
+    assert "1 node serving" in gemma.reason and "1 nodes" not in gemma.reason

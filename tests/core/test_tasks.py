@@ -164,3 +164,11 @@ def test_missing_template_keys_are_named() -> None:
         "task 'debug' needs payload keys ['code', 'error'] (missing ['code']) or a 'prompt'; "
         "got ['error', 'lang']"
     )
+
+
+def test_unknown_task_names_the_known_ones() -> None:
+    from LLM_Mesh.core.tasks import unknown_task
+
+    assert unknown_task(None) is None and unknown_task("Python") is None
+    said = unknown_task("pyhton")
+    assert said is not None and "'pyhton'" in said and "python, debug, code" in said

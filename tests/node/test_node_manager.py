@@ -134,3 +134,36 @@ async def test_a_taken_port_is_said_before_any_model_loads(tmp_path: Path) -> No
     assert f"port {port} on 127.0.0.1 is already in use" in message
     assert "--port" in message and "node.toml" in message
     assert not mgr.service.started and mgr._server is None
+
+
+async def test_tls_files_under_the_home_folder_written_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-04: ``tls_cert = "~/..."`` in node.toml passed the checks, then uvicorn
+    took the path literally and the node stopped with FileNotFoundError."""
+    from LLM_Mesh.node.tls import make_self_signed
+    from LLM_Mesh.tls import client_ssl_context
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    made = make_self_signed(tmp_path / "node-tls.crt", tmp_path / "node-tls.key", ["127.0.0.1"])
+    cfg = NodeConfig(
+        engine="sim", models=["m"], port=_free_port(), register=False, sim_ttft_s=0,
+        tls_cert="~/node-tls.crt", tls_key="~/node-tls.key",
+    )  # fmt: skip
+    mgr = NodeManager(cfg, Settings(home=tmp_path / "home"))
+    server = asyncio.create_task(mgr.serve())
+    try:
+        ctx = client_ssl_context(made.cert_path)
+        async with httpx.AsyncClient(base_url=mgr.url, verify=ctx, timeout=10) as c:
+            for _ in range(400):
+                if server.done():
+                    server.result()  # the node stopped: say why
+                try:
+                    r = await c.get("/mesh/health")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            assert mgr.url.startswith("https://") and r.status_code == 200
+    finally:
+        mgr.stop()
+        await asyncio.wait_for(server, 30)
