@@ -20,6 +20,7 @@ from LLM_Mesh.bounded_http import answer_object
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
+from LLM_Mesh.node.config import ENGINES
 from LLM_Mesh.secret_files import make_private_dir, open_home_warning, system_home_refusal
 
 console = Console()
@@ -29,6 +30,16 @@ HomeOpt = Annotated[
     Path | None,
     typer.Option("--home", help="State directory \\[env LLM_MESH_HOME, default ~/.llm-mesh]"),
 ]
+
+
+def _engine_name(value: str) -> str:
+    """``--engine`` checked before anything starts (``up`` used to start the registry first)."""
+    if value not in ENGINES:
+        raise typer.BadParameter(f"must be one of {', '.join(ENGINES)}, got {value!r}")
+    return value
+
+
+EngineOpt = Annotated[str, typer.Option(help="llama-cpp | openai | sim", callback=_engine_name)]
 RegistryOpt = Annotated[
     str | None,
     typer.Option(

@@ -36,6 +36,7 @@ from LLM_Mesh.cli.admin_commands import (
 )
 from LLM_Mesh.cli.canary_commands import canary_app
 from LLM_Mesh.cli.common import (
+    EngineOpt,
     HomeOpt,
     LogFormatOpt,
     MetricsPublicOpt,
@@ -101,7 +102,7 @@ app.command("earnings")(earnings_command)
 @app.command()
 def up(
     model: Annotated[str, typer.Option(help="Model the local node serves")] = DEFAULT_MODEL,
-    engine: Annotated[str, typer.Option(help="llama-cpp | openai | sim")] = "llama-cpp",
+    engine: EngineOpt = "llama-cpp",
     registry_port: int = DEFAULT_REGISTRY_PORT,
     node_port: int = DEFAULT_NODE_PORT,
     home: HomeOpt = None,
@@ -210,7 +211,7 @@ def _local_nodes_hint(registry_url: str, home: Path) -> str:
 @app.command()
 def demo(
     model: Annotated[str, typer.Option(help="Model the local node serves")] = DEFAULT_MODEL,
-    engine: Annotated[str, typer.Option(help="llama-cpp | openai | sim")] = "llama-cpp",
+    engine: EngineOpt = "llama-cpp",
     prompt: Annotated[
         str, typer.Option(help="The request sent through the network")
     ] = "def fibonacci(n):",
