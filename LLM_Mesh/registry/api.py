@@ -122,13 +122,14 @@ async def register_node(request: Request) -> RegistrationAccepted:
             f"the registration names node {reg.node_id!r} but is signed by {verified.node_id}",
             param="node_id",
         )
-    _check_transport(reg, rt.settings.node_transport)
     checked: list[tuple[NodeUrl, tuple[str, ...]]] = []
 
     async def check_address() -> None:  # no SSRF: global addresses only (address_pins.py)
+        _check_transport(reg, rt.settings.node_transport)  # told to token holders only
         checked.append(await rt.pins.check(reg.url))
 
-    # the operator token, then the address, then the key claimed: a refusal changes nothing
+    # the operator token, then the address (its transport, then where it points), then the
+    # key claimed: a refusal changes nothing
     grant = await rt.node_auth.admit_registration(verified, check_address)
     if rt.quality is not None:
         # the held set again, now that the key is claimed: a key new to the registry

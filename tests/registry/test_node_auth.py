@@ -163,6 +163,24 @@ async def test_registration_without_operator_token_is_401(tmp_path: Path) -> Non
         assert snapshot(h) == ({}, {}, {})
 
 
+async def test_a_stranger_hears_of_its_token_before_the_transport_rule(tmp_path: Path) -> None:
+    """Without a valid operator token, a plain-http URL on another machine is refused for the
+    token (401), not with the registry's transport policy (403 ``plain_http_remote``): the
+    token first, then the address."""
+    store, wall = MemoryStore(), Wall()
+    async with running(
+        tmp_path, store=store, signed=True, wall_clock=wall, allow_plain_http_nodes=False
+    ) as h:
+        for token in (None, "lmo_made-up"):
+            r = await register(h, make_node(wall, token), url="http://203.0.113.7:8801")
+            error(r, 401, "invalid_credential")
+        token = await operator(store)
+        r = await register(h, make_node(wall, token), url="http://203.0.113.7:8801")
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["reason"] == "plain_http_remote"
+        assert snapshot(h)[0] == {}
+
+
 async def test_registration_with_revoked_operator_is_403(tmp_path: Path) -> None:
     store, wall = MemoryStore(), Wall()
     token = await operator(store)
