@@ -28,8 +28,8 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
 Every message is signed by the node's key (``signer``, a
 :class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the
 registration also carries the operator token. A 401/403 answer (bad token, clock off by
-more than two minutes) is logged with the registry's message and retried with the growing
-delay. A 403 ``revoked`` (its admin revoked this node or its operator) is logged once, as an
+more than two minutes, ``plain_http_remote``) is logged with the registry's message (the same
+refusal again: one short line) and retried with the growing delay. A 403 ``revoked`` (its admin revoked this node or its operator) is logged once, as an
 ERROR in words; nothing more is sent to that registry but one registration after 1 min, then
 after doubling waits up to 15 min (``core/revoked_notice.py``), which resumes it when it
 accepts the node again; the node's other registries are asked at once and its goodbye goes to
@@ -164,6 +164,7 @@ class NodeAgent:
         # default rule: three missed intervals
         self.heartbeat_expiry_s: float | None = None
         self.last_error: str | None = None
+        self._refused_as: str | None = None  # the last registration refusal, logged in full
         self.heartbeats_sent = 0
         self.registrations = 0
         # the registry's active health checks of this node, as its last heartbeat answer
@@ -265,16 +266,21 @@ class NodeAgent:
             # the others are asked at once: each registry's revocation is its own
             return False if only or self._all_revoked() else await self.register()
         if r.status_code >= 400:
-            return self._failed(
-                f"registration refused: HTTP {r.status_code} {refusal(r)}", retry_in=retry_in
-            )
+            message = f"registration refused: HTTP {r.status_code} {refusal(r)}"
+            if message != self._refused_as:  # its words in full once, then one short line
+                self._refused_as = message
+                return self._failed(message, retry_in=retry_in)
+            self.last_error = message
+            again = "" if retry_in is None else f": registering again in {retry_in:.0f} s"
+            log.warning("registration refused again (HTTP %s, as above)%s", r.status_code, again)
+            return False
         # a re-check accepted by a registry this node does not heartbeat to: the interval
         # and expiry stay those of the one it does (found 2026-12-04, review: a re-check's
         # 3600 s made the node expire at the registry it heartbeats to)
         elsewhere = self.registered and only is not None and only != self.registry_url
         self.registered = True
         self.registrations += 1
-        self.last_error = None
+        self.last_error = self._refused_as = None
         self.backoff.reset()
         answer = answer_of(r)
         if not isinstance(answer, dict):

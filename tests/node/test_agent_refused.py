@@ -1,0 +1,64 @@
+"""A registration refused for good reason (403 ``plain_http_remote``, a bad token): the
+registry's words are logged in full once, each repeat is one short line, the waits grow to
+the backoff's cap, and an accepted registration (or other words) logs in full again.
+MockTransport: no sockets."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from tests.node.test_agent import FakeRegistry, make_agent
+
+LOGGER = "LLM_Mesh.node.agent"
+ADVICE = "serve https: `llm-mesh node tls init` ... " + "x" * 400
+
+
+class Refusing(FakeRegistry):
+    def __init__(self) -> None:
+        super().__init__()
+        self.code: str | None = "forbidden"
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.code is None:
+            return super().__call__(request)
+        self.calls.append((request.method, request.url.path, None))
+        err = {"message": ADVICE, "type": "permission_error", "code": self.code}
+        return httpx.Response(403, json={"error": err})
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= 30]
+
+
+async def test_the_same_refusal_is_said_in_full_once_then_briefly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    reg = Refusing()
+    agent = make_agent(reg)
+    delays = [await agent.step() for _ in range(9)]
+    assert delays[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert delays[-2:] == [agent.backoff.cap_s] * 2  # the backoff's cap, not faster
+    said = _warnings(caplog)
+    assert len(said) == 9
+    assert ADVICE in said[0] and "HTTP 403" in said[0]
+    for line in said[1:]:
+        assert ADVICE[:20] not in line and len(line) < 120, line
+        assert line.startswith("registration refused again (HTTP 403, as above)")
+    assert ADVICE in (agent.last_error or "")  # `node info` still shows the whole refusal
+
+    reg.code = "invalid_credential"  # other words: in full again
+    caplog.clear()
+    await agent.step()
+    assert ADVICE in _warnings(caplog)[0]
+
+    reg.code = None  # accepted; a later refusal is told in full again
+    assert await agent.step() == 7.0 and agent.registered
+    agent.registered = False
+    reg.code = "forbidden"
+    caplog.clear()
+    await agent.step()
+    assert ADVICE in _warnings(caplog)[0]
