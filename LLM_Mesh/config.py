@@ -482,7 +482,9 @@ class Settings:
     @property
     def node_transport(self) -> NodeTransport:
         """The registry's transport rule for node URLs (``core/tls.py``)."""
-        return NodeTransport(self.require_tls, self.allow_plain_http_nodes)
+        return NodeTransport.naming(
+            self.require_tls, self.allow_plain_http_nodes, self.private_node_origins
+        )
 
     def check_node_transport(self) -> None:
         """``ValueError`` in words for a registry told both to require TLS of every node and

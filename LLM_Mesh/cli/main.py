@@ -302,7 +302,8 @@ def registry_serve(
         typer.Option(
             "--allow-private-node",
             metavar="URL",
-            help="Accept this one node origin (http://host:port) even if private; repeatable",
+            help="Accept this one node origin (http://host:port) even if private, and in plain "
+            "http if so named; repeatable",
         ),
     ] = None,
     allow_loopback_nodes: Annotated[

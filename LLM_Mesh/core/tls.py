@@ -11,7 +11,9 @@ The registry's transport rule for node URLs (:func:`node_tls_refusal`,
 :class:`NodeTransport`): prompts and answers travel between the gateway and a node, so a
 node on another machine must serve https unless the registry's operator opted out
 (``registry serve --allow-plain-http-nodes``, a private network or a lab); a node on the
-registry's own machine (``127.0.0.0/8``, ``::1``, ``localhost``) may serve plain http.
+registry's own machine (``127.0.0.0/8``, ``::1``, ``localhost``) may serve plain http, and so
+may an ``http://`` origin the operator named one by one (``--allow-private-node URL``:
+``NodeTransport.plain_http_origins``; ``LocalMesh`` names its own node so on a LAN address).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "node_tls_refusal",
     "parse_fingerprint",
     "show_fingerprint",
+    "url_origin",
 ]
 
 FINGERPRINT_PATTERN = r"^(sha256:)?([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$"
@@ -78,21 +81,36 @@ def loopback_url(url: str) -> bool:
     return node.ip.is_loopback
 
 
+def url_origin(url: str) -> str | None:
+    """``url``'s normalised ``scheme://host:port`` (:func:`parse_node_url`), or ``None``."""
+    try:
+        return parse_node_url(url.rstrip("/")).origin
+    except NodeUrlError:
+        return None
+
+
 def node_tls_refusal(
-    url: str, fingerprint: str | None, *, require_tls: bool, allow_plain_http: bool = False
+    url: str,
+    fingerprint: str | None,
+    *,
+    require_tls: bool,
+    allow_plain_http: bool = False,
+    plain_http_origins: frozenset[str] = frozenset(),
 ) -> str | None:
     """The reason a registry refuses a node's URL/fingerprint pair, or ``None``.
 
     ``plain_http``: the registry requires TLS and the URL is ``http://``;
     ``plain_http_remote``: an ``http://`` URL off loopback (:func:`loopback_url`) and the
     registry did not allow plain-HTTP nodes (``allow_plain_http``, off by default: prompts
-    would cross the network in clear); ``fingerprint_without_tls``: a fingerprint for an
+    would cross the network in clear) nor named its origin (``plain_http_origins``, normalised
+    by :func:`url_origin`); ``fingerprint_without_tls``: a fingerprint for an
     ``http://`` URL (nothing to pin).
     """
     https = url.lower().startswith("https://")
     if require_tls and not https:
         return "plain_http"
-    if not https and not allow_plain_http and not loopback_url(url):
+    named = url_origin(url) in plain_http_origins  # the operator's own, one by one
+    if not https and not allow_plain_http and not loopback_url(url) and not named:
         return "plain_http_remote"
     if fingerprint is not None and not https:
         return "fingerprint_without_tls"
@@ -106,9 +124,24 @@ class NodeTransport:
 
     require_tls: bool = False
     allow_plain_http: bool = False
+    plain_http_origins: frozenset[str] = frozenset()  # ``http://`` origins named one by one
+
+    @classmethod
+    def naming(
+        cls, require_tls: bool, allow_plain_http: bool, origins: tuple[str, ...]
+    ) -> NodeTransport:
+        """The rule with the ``http://`` ones of ``origins`` (``--allow-private-node``)
+        accepted in plain http; an origin that does not parse is left out (the address
+        pins refuse it at start)."""
+        named = {url_origin(o) for o in origins if o.lower().startswith("http://")}
+        return cls(require_tls, allow_plain_http, frozenset(o for o in named if o is not None))
 
     def refusal(self, url: str, fingerprint: str | None = None) -> str | None:
         """:func:`node_tls_refusal` under this rule."""
         return node_tls_refusal(
-            url, fingerprint, require_tls=self.require_tls, allow_plain_http=self.allow_plain_http
+            url,
+            fingerprint,
+            require_tls=self.require_tls,
+            allow_plain_http=self.allow_plain_http,
+            plain_http_origins=self.plain_http_origins,
         )

@@ -115,3 +115,19 @@ def test_not_loopback_urls(url: str) -> None:
     assert not loopback_url(url)
     assert NodeTransport().refusal(url) == "plain_http_remote"
     assert NodeTransport(allow_plain_http=True).refusal(url) is None
+
+
+def test_an_origin_named_one_by_one_may_be_plain_http() -> None:
+    """``--allow-private-node http://10.0.0.5:8801``: the operator named that origin, so it is
+    accepted in plain http without the global opt-out (``LocalMesh`` on a LAN address names its
+    own node so); any other origin, and https-only registries, still refuse."""
+    rule = NodeTransport.naming(False, False, ("http://10.0.0.5:8801/", "https://n.example"))
+    assert rule.plain_http_origins == frozenset({"http://10.0.0.5:8801"})
+    assert rule.refusal("http://10.0.0.5:8801") is None
+    assert rule.refusal("http://10.0.0.5:8801/v1") is None  # the same origin
+    assert rule.refusal("http://10.0.0.5:8802") == "plain_http_remote"  # another port
+    assert rule.refusal("http://10.0.0.6:8801") == "plain_http_remote"
+    assert rule.refusal("http://n.example:443") == "plain_http_remote"  # named as https only
+    strict = NodeTransport.naming(True, False, ("http://10.0.0.5:8801",))
+    assert strict.refusal("http://10.0.0.5:8801") == "plain_http"  # --require-tls wins
+    assert NodeTransport.naming(False, False, ("http://bad host",)).plain_http_origins == set()

@@ -158,3 +158,18 @@ async def test_a_replica_without_the_opt_out_does_not_route_another_ones_plain_h
         calls = nodes.calls()
         assert (await b.client.post("/v1/chat/completions", json=CHAT)).status_code != 200
         assert nodes.calls() == calls
+
+
+async def test_a_named_private_origin_may_be_plain_http(tmp_path: Path) -> None:
+    """``registry serve --allow-private-node http://10.0.0.5:8801`` (as ``LocalMesh`` on a LAN
+    address starts its registry for its own node): that node registers in plain http; another
+    node on the same LAN is refused, for its address (not named) or for plain http."""
+    origin = "http://10.0.0.5:8801"
+    async with running(tmp_path, allow_plain_http_nodes=False, private_node_origins=(origin,)) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url=origin))
+        assert r.status_code == 200, r.text
+        r = await h.client.post(
+            "/mesh/nodes", json=registration("n2", url="http://n2.example:8801")
+        )
+        assert r.status_code == 403, r.text
+        _assert_plain_http_remote(r.json())
