@@ -45,6 +45,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from LLM_Mesh.core.answer_text import answer_text, chunk_text, output_sha256
+from LLM_Mesh.core.b64url import ed25519_key
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import node_id_for
 from LLM_Mesh.core.receipt import (
@@ -222,19 +223,31 @@ def find_receipt(text: str) -> Found:
 
 
 def parse_keys(texts: Iterable[str]) -> dict[str, Ed25519PublicKey]:
-    """Registry keys (base64 or base64url of the 32 raw bytes) by registry id."""
+    """Registry keys by registry id, each in the one spelling every key option takes
+    (:func:`~LLM_Mesh.core.b64url.ed25519_key`: base64 or base64url of the 32 raw bytes)."""
     out: dict[str, Ed25519PublicKey] = {}
     for text in texts:
-        t = text.strip()
-        try:
-            std = t.replace("-", "+").replace("_", "/").rstrip("=")
-            raw = base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
-        except (ValueError, binascii.Error):
-            raise ValueError(f"not a base64 key: {t[:60]!r}") from None
-        if len(raw) != 32:
-            raise ValueError(f"an Ed25519 public key is 32 bytes, not {len(raw)}: {t[:60]!r}")
+        raw = ed25519_key(text)
+        if raw is None:
+            raise ValueError(_key_problem(text.strip()))
         out[registry_id_for(raw)] = Ed25519PublicKey.from_public_bytes(raw)
     return out
+
+
+def _key_problem(t: str) -> str:
+    """Why ``t`` is not a key :func:`parse_keys` takes, in words."""
+    try:
+        std = t.replace("-", "+").replace("_", "/").rstrip("=")
+        raw = base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return f"not a base64 key: {t[:60]!r}"
+    if len(raw) != 32:
+        return f"an Ed25519 public key is 32 bytes, not {len(raw)}: {t[:60]!r}"
+    # found 2026-12-04: receipts took spellings `ledger verify --key` refuses
+    return (
+        f"not a key's spelling: 43 characters of one alphabet, base64 or base64url, and at "
+        f"most one '=': {t[:60]!r}"
+    )
 
 
 def _verify_part(receipt: Receipt, i: int, part: Part) -> None:

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.b64url import ed25519_key
 from LLM_Mesh.core.identity import public_key_of
 from LLM_Mesh.core.receipt import (
     NodeReceiptSigner,
@@ -569,3 +570,29 @@ def test_a_refused_key_is_quoted_up_to_60_characters() -> None:
     with pytest.raises(ValueError) as exc:
         parse_keys(["QUFB" * 20])
     assert str(exc.value) == f"an Ed25519 public key is 32 bytes, not 60: {'QUFB' * 15!r}"
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "std_mixed",  # '+' and '_' in one key: two alphabets
+        "padded_twice",  # "==" after 43 characters
+        "inner_space",  # a space inside
+    ],
+)
+def test_receipt_keys_take_only_the_spellings_every_key_option_takes(spelling: str) -> None:
+    """One rule for a written key (``core/b64url.ed25519_key``: ``ledger verify --key``,
+    ``ledger witness --log-key``, a node's ``--registry-public-key``); found 2026-12-04:
+    receipts took spellings those refuse."""
+    odd = bytes([0xFB, 0xFF] * 16)
+    std = base64.b64encode(odd).decode().rstrip("=")
+    text = {
+        "std_mixed": std.replace("/", "_", 1),
+        "padded_twice": std + "==",
+        "inner_space": std[:20] + " " + std[20:],
+    }[spelling]
+    assert ed25519_key(text) is None
+    with pytest.raises(ValueError) as exc:
+        parse_keys([text])
+    assert "one alphabet" in str(exc.value) or "not a base64 key" in str(exc.value)
+    assert ed25519_key(std) == odd and parse_keys([std])  # the plain spelling: taken by both
