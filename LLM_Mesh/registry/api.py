@@ -196,10 +196,9 @@ PLAIN_HTTP_REMOTE = (
     "would cross the network unencrypted, so the registry refuses it. On the node, serve "
     "https: `llm-mesh node tls init --host <the name or IP the registry reaches it at>`, "
     "then `llm-mesh node start --tls-cert <cert> --tls-key <key>` as it prints (an https:// "
-    "public_url in node.toml, if you set one). Or, on a private network or lab, the "
-    "registry's operator may accept plain-http nodes: `llm-mesh registry serve "
-    "--allow-plain-http-nodes` (LLM_MESH_ALLOW_PLAIN_HTTP_NODES=1). Nodes on the registry's "
-    "own machine (127.0.0.1, ::1, localhost) may use http."
+    "public_url in node.toml, if set). Or, on a private network, the registry's operator "
+    "may accept it: `llm-mesh registry serve --allow-private-node <its url>`, or every "
+    "node with --allow-plain-http-nodes (LLM_MESH_ALLOW_PLAIN_HTTP_NODES=1)."
 )
 
 

@@ -30,10 +30,13 @@ def _assert_plain_http_remote(body: dict[str, object]) -> None:
     assert err["param"] == "url"
     assert err["reason"] == "plain_http_remote"
     message = str(err["message"])
+    # a node logs at most 600 characters of it (node/agent_wire.refusal): the whole advice
+    assert len(message) <= 600
     # what the node's operator does, and what the registry's operator may do instead
     assert "llm-mesh node tls init" in message
     assert "--tls-cert" in message and "--tls-key" in message
-    assert "llm-mesh registry serve --allow-plain-http-nodes" in message
+    assert "llm-mesh registry serve --allow-private-node <its url>" in message
+    assert "--allow-plain-http-nodes" in message
     assert "LLM_MESH_ALLOW_PLAIN_HTTP_NODES=1" in message
 
 
