@@ -192,14 +192,12 @@ def _check_transport(reg: NodeRegistration, transport: NodeTransport) -> None:
 
 #: the 403 of a plain-HTTP node on another machine: what each side may do about it
 PLAIN_HTTP_REMOTE = (
-    "this node's url is http:// on another machine than the registry: prompts and answers "
-    "would cross the network unencrypted, so the registry refuses it. On the node, serve "
-    "https: `llm-mesh node tls init --host <the name or IP the registry reaches it at>`, "
-    "then `llm-mesh node start --tls-cert <cert> --tls-key <key>` as it prints (an https:// "
-    "public_url in node.toml, if you set one). Or, on a private network or lab, the "
-    "registry's operator may accept plain-http nodes: `llm-mesh registry serve "
-    "--allow-plain-http-nodes` (LLM_MESH_ALLOW_PLAIN_HTTP_NODES=1). Nodes on the registry's "
-    "own machine (127.0.0.1, ::1, localhost) may use http."
+    "this node's url is http:// on another machine than the registry: prompts would cross "
+    "the network unencrypted. Fix on the node: serve https (`llm-mesh node tls init --host "
+    "<name or IP the registry reaches>`, then `llm-mesh node start --tls-cert <cert> "
+    "--tls-key <key>`; an https:// public_url). Or, on a private network, the registry's "
+    "operator runs `llm-mesh registry serve --allow-plain-http-nodes` "
+    "(LLM_MESH_ALLOW_PLAIN_HTTP_NODES=1) or --allow-private-node <this origin>."
 )
 
 

@@ -30,6 +30,8 @@ def _assert_plain_http_remote(body: dict[str, object]) -> None:
     assert err["param"] == "url"
     assert err["reason"] == "plain_http_remote"
     message = str(err["message"])
+    # short enough to read in a node's log line (was 633 characters, found 2026-12-04)
+    assert len(message) <= 600, len(message)
     # what the node's operator does, and what the registry's operator may do instead
     assert "llm-mesh node tls init" in message
     assert "--tls-cert" in message and "--tls-key" in message
