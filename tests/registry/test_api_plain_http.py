@@ -191,9 +191,7 @@ async def test_localhost_is_loopback_only_where_it_resolves_there(tmp_path: Path
         allow_private_nodes=True,
         resolver=lan_localhost,
     ) as h:
-        r = await h.client.post(
-            "/mesh/nodes", json=registration("n1", url="http://localhost:8801")
-        )
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url="http://localhost:8801"))
         assert r.status_code == 403, r.text
         _assert_plain_http_remote(r.json())
         assert h.table.get("n1") is None
