@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address
 
 from LLM_Mesh.core.netguard import NodeUrlError, parse_node_url
