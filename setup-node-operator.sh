@@ -280,7 +280,7 @@ else
 fi
 RESULT="$(CFG_HOME="$LLM_MESH_HOME" CFG_PLAIN_HTTP="$PLAIN_HTTP" CFG_REGISTRY="$REGISTRY" CFG_REGISTRY_KEY="$REGISTRY_KEY" CFG_ALLOW_HTTP="$ALLOW_HTTP_FIRST_USE" CFG_NODE_ID="$NODE_ID" CFG_PORT="$PORT" CFG_PUBLIC_URL="$PUBLIC_URL" CFG_ENGINE="$ENGINE" \
   CFG_MODELS="$MODELS" CFG_REGION="$REGION" CFG_GPU="$GPU" "$PLAN_PY" - "$CONFIG" "$DRY_RUN" <<'PYEOF'
-import errno, os, sys, tempfile, uuid, socket, urllib.parse
+import errno, ipaddress, os, sys, tempfile, uuid, socket, urllib.parse
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -312,8 +312,27 @@ if os.path.exists(path):
         sys.exit(f"existing {path} is not valid TOML ({e}); move it away and run again")
 def pick(flag, key, default):
     return flag if flag else old.get(key, default)
-def is_loopback(url):
-    return any(h in url for h in ("://127.", "://localhost", "://[::1]"))
+def is_loopback(url):  # the parsed host (userinfo, port, [IPv6]), not a substring
+    try:
+        h = (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    if h == "localhost":
+        return True
+    try:
+        a = ipaddress.ip_address(h)
+    except ValueError:
+        return False
+    return (getattr(a, "ipv4_mapped", None) or a).is_loopback
+def lan_host(url):  # a private (LAN) address, as the registry's --allow-private-node names
+    try:
+        a = ipaddress.ip_address(urllib.parse.urlsplit(url).hostname or "")
+    except ValueError:
+        return False
+    return a.is_private and not a.is_loopback
+def origin(url):
+    u = urllib.parse.urlsplit(url)
+    return f"{u.scheme}://{u.netloc.rpartition('@')[2]}"
 def chosen_host(loop):
     return "127.0.0.1" if loop else "0.0.0.0"
 def chosen_url(loop, p, scheme="http"):
@@ -347,6 +366,8 @@ elif not loopback and public.startswith("http://"):  # --plain-http, or node.tom
     print(f"setup-node-operator: note: public_url {public} is plain http to a registry on "
           "another machine: it refuses the node (403 plain_http_remote) unless its operator "
           "runs registry serve --allow-plain-http-nodes"
+          + (f" or names this node: registry serve --allow-private-node {origin(public)}"
+             if lan_host(public) else "")
           + ("" if not tls else "; for https pass --public-url https://HOST:PORT"),
           file=sys.stderr)
 split = urllib.parse.urlsplit(public)

@@ -56,3 +56,38 @@ def test_a_registry_on_another_machine_gets_an_https_node(tmp_path: Path) -> Non
     cfg = tomllib.loads((tmp_path / "local" / "mesh" / "node.toml").read_text())
     assert cfg["public_url"] == "http://127.0.0.1:8801" and "tls_cert" not in cfg
     assert "tls" not in local.stdout and not (tmp_path / "local" / "mesh" / "node-tls.crt").exists()
+
+
+def test_the_registry_is_on_loopback_by_its_parsed_host(tmp_path: Path) -> None:
+    """Found 2026-12-04: the script took a registry for loopback when its URL held
+    ``://127.`` or ``://localhost`` anywhere (``http://127.0.0.1.evil.example`` got a plain
+    http node, refused there) and missed userinfo (``http://me@127.0.0.1``): the host is
+    parsed now (userinfo, port, IPv6 brackets)."""
+    sim = ("--yes", "--engine", "sim", "--models", "mistral-7b", "--dry-run")
+    cases = {
+        "http://127.0.0.1.evil.example:8800": "https",
+        "http://localhost.evil.example:8800": "https",
+        "http://me@127.0.0.1:8800": "http",
+        "http://[::1]:8800": "http",
+        "http://LOCALHOST:8800": "http",
+        "http://[::ffff:127.0.0.1]:8800": "http",
+    }
+    for i, (registry, scheme) in enumerate(cases.items()):
+        (tmp_path / str(i)).mkdir()
+        dry = run(tmp_path / str(i), *sim, "--registry", registry)
+        public = [line for line in dry.stdout.splitlines() if line.startswith("public_url")]
+        assert public and f'"{scheme}://' in public[0], (registry, dry.stdout)
+
+
+def test_a_lan_public_url_over_http_is_told_what_the_registry_does(tmp_path: Path) -> None:
+    """A node on a LAN address over plain http (``--plain-http``) is told that the registry
+    refuses it (403 ``plain_http_remote``) unless its operator opts out or names the
+    node's origin with ``--allow-private-node``."""
+    proc = run(
+        tmp_path,
+        *("--yes", "--engine", "sim", "--models", "mistral-7b", "--dry-run", "--plain-http"),
+        *("--registry", "https://10.0.0.5:8800", "--public-url", "http://192.168.1.20:8801"),
+    )
+    said = " ".join(proc.stderr.split())
+    assert "plain_http_remote" in said, said
+    assert "--allow-private-node http://192.168.1.20:8801" in said, said

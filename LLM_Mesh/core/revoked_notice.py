@@ -33,6 +33,7 @@ __all__ = [
     "RevokedRegistries",
     "by_operator",
     "check_delay",
+    "is_plain_http_refused",
     "is_revoked",
     "revoked_message",
 ]
@@ -44,6 +45,13 @@ MAX_CHECK_S = 900.0  # the longest wait between two re-checks (15 min)
 def check_delay(checks: int) -> float:
     """The wait before re-check number ``checks + 1``: 60, 120, 240, 480, 900, 900, ... s."""
     return min(MAX_CHECK_S, FIRST_CHECK_S * 2.0 ** min(max(checks, 0), 16))
+
+
+def is_plain_http_refused(status: int, answer: Any) -> bool:
+    """A 403 ``plain_http_remote`` (the node's http:// URL, off the registry's machine): as
+    long-lived as a revocation until someone acts, so the node waits :func:`check_delay`."""
+    error = answer.get("error") if status == 403 and isinstance(answer, dict) else None
+    return isinstance(error, dict) and error.get("reason") == "plain_http_remote"
 
 
 def is_revoked(status: int, answer: Any) -> bool:

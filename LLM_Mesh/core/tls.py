@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, ip_address
 
 from LLM_Mesh.core.netguard import NodeUrlError, parse_node_url
 
@@ -67,18 +68,32 @@ def show_fingerprint(fingerprint: str) -> str:
     return ":".join(fp[i : i + 2] for i in range(0, 64, 2)).upper()
 
 
-def loopback_url(url: str) -> bool:
+def _loopback_address(text: str) -> bool:
+    try:
+        ip = ip_address(text.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def loopback_url(url: str, addresses: Sequence[str] | None = None) -> bool:
     """Whether ``url``'s host is this machine's loopback: an address in ``127.0.0.0/8``,
-    ``::1`` (IPv4-mapped too) or the name ``localhost``. A URL that does not parse is not."""
+    ``::1`` (IPv4-mapped too) or the name ``localhost``. A URL that does not parse is not.
+
+    ``addresses``: what the registry resolved the host to (``AddressPins.check``); a name
+    is loopback only if it resolved to loopback addresses alone (a ``localhost`` that a
+    hosts file points elsewhere is not), whatever its spelling."""
     try:
         node = parse_node_url(url)
     except NodeUrlError:
         return False
     if node.ip is None:
+        if addresses is not None:
+            return bool(addresses) and all(_loopback_address(a) for a in addresses)
         return node.host == "localhost"
-    if isinstance(node.ip, IPv6Address) and node.ip.ipv4_mapped is not None:
-        return node.ip.ipv4_mapped.is_loopback
-    return node.ip.is_loopback
+    return _loopback_address(str(node.ip))
 
 
 def url_origin(url: str) -> str | None:
@@ -96,6 +111,7 @@ def node_tls_refusal(
     require_tls: bool,
     allow_plain_http: bool = False,
     plain_http_origins: frozenset[str] = frozenset(),
+    addresses: Sequence[str] | None = None,
 ) -> str | None:
     """The reason a registry refuses a node's URL/fingerprint pair, or ``None``.
 
@@ -110,7 +126,7 @@ def node_tls_refusal(
     if require_tls and not https:
         return "plain_http"
     named = url_origin(url) in plain_http_origins  # the operator's own, one by one
-    if not https and not allow_plain_http and not loopback_url(url) and not named:
+    if not https and not allow_plain_http and not loopback_url(url, addresses) and not named:
         return "plain_http_remote"
     if fingerprint is not None and not https:
         return "fingerprint_without_tls"
@@ -136,12 +152,15 @@ class NodeTransport:
         named = {url_origin(o) for o in origins if o.lower().startswith("http://")}
         return cls(require_tls, allow_plain_http, frozenset(o for o in named if o is not None))
 
-    def refusal(self, url: str, fingerprint: str | None = None) -> str | None:
-        """:func:`node_tls_refusal` under this rule."""
+    def refusal(
+        self, url: str, fingerprint: str | None = None, addresses: Sequence[str] | None = None
+    ) -> str | None:
+        """:func:`node_tls_refusal` under this rule (``addresses``: the host's, resolved)."""
         return node_tls_refusal(
             url,
             fingerprint,
             require_tls=self.require_tls,
             allow_plain_http=self.allow_plain_http,
             plain_http_origins=self.plain_http_origins,
+            addresses=addresses,
         )

@@ -12,37 +12,27 @@ Owned by the app's lifespan (through ``NodeService``). The loop:
    ``/mesh/info``) and logged once per change: a WARNING when the checks turn to failing
    (the node is out of routing there and earns no uptime), an INFO when they pass again;
    an answer without it (an older registry) changes nothing;
-3. on shutdown, once the loop has stopped (a heartbeat it was sending is abandoned; one
-   that reaches the registry after the goodbye changes nothing there),
-   ``DELETE /mesh/nodes/{id}`` until a deadline: the shutdown's
-   (:meth:`~LLM_Mesh.core.shutdown.ShutdownBudget.goodbye_deadline`, given to
-   :meth:`NodeAgent.stop`), else ``deregister_budget_s`` (6 s) from its start. Each try
-   waits at most ``deregister_timeout_s`` (2 s); one that timed out or got a 5xx is tried
-   again, signed anew, up to ``deregister_tries`` (3) while time is left. When every
-   registry refused the connection outright (nothing listens: the registry is gone), the
-   goodbye is skipped at once ("registry unreachable: goodbye skipped"): the registry
-   marks the node offline when its heartbeats expire (the expiry it gave at registration,
-   ``heartbeat_expiry_s``). A goodbye that arrives twice is the same goodbye. A node that
-   never registered says none.
+3. on shutdown, once the loop has stopped, ``DELETE /mesh/nodes/{id}`` until the
+   shutdown's deadline (:meth:`NodeAgent.stop`), else ``deregister_budget_s`` (6 s): each
+   try waits at most ``deregister_timeout_s`` (2 s); a timeout or 5xx is tried again, signed
+   anew, up to ``deregister_tries`` (3). When every registry refused the connection outright,
+   the goodbye is skipped ("registry unreachable: goodbye skipped"): the node's heartbeats
+   expire there. A goodbye that arrives twice is the same goodbye; an unregistered node says none.
 
 Every message is signed by the node's key (``signer``, a
-:class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the
-registration also carries the operator token. A 401/403 answer (bad token, clock off by
-more than two minutes, ``plain_http_remote``) is logged with the registry's message (the same
-refusal again: one short line) and retried with the growing delay. A 403 ``revoked`` (its admin revoked this node or its operator) is logged once, as an
-ERROR in words; nothing more is sent to that registry but one registration after 1 min, then
-after doubling waits up to 15 min (``core/revoked_notice.py``), which resumes it when it
-accepts the node again; the node's other registries are asked at once and its goodbye goes to
-those only.
+:class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the registration
+also carries the operator token. A 401/403 answer (bad token, clock off by more than two
+minutes) is logged with the registry's message (the same refusal again: one short line) and
+retried with the growing delay. A 403 ``plain_http_remote`` or ``revoked`` is one ERROR
+in words, and the next registration comes after 1 min, then doubling waits up to 15 min
+(``core/revoked_notice.py``); a revoked node's other registries are asked at once and its
+goodbye goes to those only.
 
-**Several registries** (replicas of one network: ``--registry URL,URL,...``, node.toml
-``registry_url``, ``$LLM_MESH_REGISTRY_URL``): the agent talks to one at a time and
-stays with it while it answers. A registry that cannot be reached, times out or answers
-5xx is left for the next one in the list at once, for the same message (signed anew: a
-new sequence number, so a replica that did take the first one does not refuse it as a
-replay); a 4xx answer is the network's answer and is not retried elsewhere (but a
-``revoked``: each registry's revocation is its own, above). Replicas
-share the store, so a node registered at one is known to all; a 404 ``unknown_node``
+**Several registries** (replicas: ``--registry URL,URL,...``, node.toml ``registry_url``,
+``$LLM_MESH_REGISTRY_URL``): the agent talks to one at a time while it answers; one that
+cannot be reached, times out or answers 5xx is left for the next at once, for the same message
+(signed anew: a new sequence number, not a replay); a 4xx answer is the network's and is not
+retried elsewhere (but ``revoked``, above). Replicas share the store; a 404 ``unknown_node``
 from the new one means re-register there.
 
 **A registry is not trusted with the node's resources** (whoever answers at the URL the
@@ -53,8 +43,7 @@ the request's timeout (``bounded_http.call``): past either it is a failed call, 
 an answer of another shape, or nested too deep to parse, changes nothing; what it says is
 logged printable only (``logs.log_text``: no newline, no terminal escape).
 
-``sleep`` is injectable; :meth:`NodeAgent.step` runs one iteration so tests
-drive the loop without sockets or real time.
+``sleep`` is injectable; :meth:`NodeAgent.step` runs one iteration (tests: no real time).
 """
 
 from __future__ import annotations
@@ -73,7 +62,13 @@ from LLM_Mesh.bounded_http import AnswerRefused, call
 from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.reach_hint import reach_hint
-from LLM_Mesh.core.revoked_notice import RevokedRegistries, is_revoked, revoked_message
+from LLM_Mesh.core.revoked_notice import (
+    RevokedRegistries,
+    check_delay,
+    is_plain_http_refused,
+    is_revoked,
+    revoked_message,
+)
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
 from LLM_Mesh.core.shutdown import retry_goodbye
 from LLM_Mesh.errors import (
@@ -165,6 +160,7 @@ class NodeAgent:
         self.heartbeat_expiry_s: float | None = None
         self.last_error: str | None = None
         self._refused_as: str | None = None  # the last registration refusal, logged in full
+        self._plain_refusals = 0  # 403 plain_http_remote in a row: long waits (check_delay)
         self.heartbeats_sent = 0
         self.registrations = 0
         # the registry's active health checks of this node, as its last heartbeat answer
@@ -266,10 +262,13 @@ class NodeAgent:
             # the others are asked at once: each registry's revocation is its own
             return False if only or self._all_revoked() else await self.register()
         if r.status_code >= 400:
+            plain = is_plain_http_refused(r.status_code, answer_of(r)) and only is None
+            self._plain_refusals = self._plain_refusals + 1 if plain else 0
+            retry_in = check_delay(self._plain_refusals - 1) if plain else retry_in
             message = f"registration refused: HTTP {r.status_code} {refusal(r)}"
             if message != self._refused_as:  # its words in full once, then one short line
                 self._refused_as = message
-                return self._failed(message, retry_in=retry_in)
+                return self._failed(message, retry_in, logging.ERROR if plain else logging.WARNING)
             self.last_error = message
             again = "" if retry_in is None else f": registering again in {retry_in:.0f} s"
             log.warning("registration refused again (HTTP %s, as above)%s", r.status_code, again)
@@ -282,6 +281,7 @@ class NodeAgent:
         self.registrations += 1
         self.last_error = self._refused_as = None
         self.backoff.reset()
+        self._plain_refusals = 0
         answer = answer_of(r)
         if not isinstance(answer, dict):
             answer = {}
@@ -342,12 +342,10 @@ class NodeAgent:
                 skew,
             )
 
-    def _failed(self, message: str, retry_in: float | None = None) -> bool:
+    def _failed(self, message: str, retry_in: float | None = None, level: int = 30) -> bool:
         self.last_error = message
-        if retry_in is None:
-            log.warning("%s", message)
-        else:
-            log.warning("%s: registering again in %.0f s", message, retry_in)
+        again = "" if retry_in is None else f": registering again in {retry_in:.0f} s"
+        log.log(level, "%s%s", message, again)
         return False
 
     async def send_heartbeat(self) -> bool:
@@ -444,6 +442,8 @@ class NodeAgent:
     def _after_failure(self) -> float:
         """The wait after a failed registration: the backoff's, or until the next re-check
         when every registry revoked this node (nothing else is sent before it)."""
+        if self._plain_refusals:  # nothing changes before someone acts: 1 min .. 15 min
+            return check_delay(self._plain_refusals - 1)
         if not self._all_revoked():
             return self.backoff.next_delay()
         return max(0.0, (self.revoked.next_check() or 0.0) - self._clock())

@@ -126,7 +126,10 @@ async def register_node(request: Request) -> RegistrationAccepted:
 
     async def check_address() -> None:  # no SSRF: global addresses only (address_pins.py)
         _check_transport(reg, rt.settings.node_transport)  # told to token holders only
-        checked.append(await rt.pins.check(reg.url))
+        node, addrs = await rt.pins.check(reg.url)
+        # a name is loopback only where it resolved there (``localhost`` in a hosts file)
+        _check_transport(reg, rt.settings.node_transport, addrs)
+        checked.append((node, addrs))
 
     # the operator token, then the address (its transport, then where it points), then the
     # key claimed: a refusal changes nothing
@@ -171,10 +174,12 @@ async def register_node(request: Request) -> RegistrationAccepted:
     )
 
 
-def _check_transport(reg: NodeRegistration, transport: NodeTransport) -> None:
+def _check_transport(
+    reg: NodeRegistration, transport: NodeTransport, addresses: tuple[str, ...] | None = None
+) -> None:
     """The transport rule (``core/tls.py``): https off loopback unless the registry allows
     plain-HTTP nodes; none under ``--require-tls``; a certificate fingerprint only with https."""
-    reason = transport.refusal(reg.url, reg.tls_fingerprint)
+    reason = transport.refusal(reg.url, reg.tls_fingerprint, addresses)
     if reason == "plain_http":
         raise Forbidden(
             "this registry requires TLS: the node's url must be https:// (llm-mesh node tls "

@@ -131,3 +131,16 @@ def test_an_origin_named_one_by_one_may_be_plain_http() -> None:
     strict = NodeTransport.naming(True, False, ("http://10.0.0.5:8801",))
     assert strict.refusal("http://10.0.0.5:8801") == "plain_http"  # --require-tls wins
     assert NodeTransport.naming(False, False, ("http://bad host",)).plain_http_origins == set()
+
+
+def test_a_name_is_loopback_only_by_its_resolved_addresses() -> None:
+    """Found 2026-12-04: ``localhost`` was loopback by its spelling; with the addresses the
+    registry resolved, a name is loopback only if they all are."""
+    assert loopback_url("http://localhost:8801", ["127.0.0.1", "::1"])
+    assert not loopback_url("http://localhost:8801", ["10.0.0.7"])
+    assert not loopback_url("http://localhost:8801", ["127.0.0.1", "10.0.0.7"])
+    assert not loopback_url("http://localhost:8801", [])
+    assert not loopback_url("http://127.0.0.1.evil.example:8801")
+    assert not loopback_url("http://127.0.0.1.evil.example:8801", ["93.184.216.34"])
+    assert loopback_url("http://[::1]:8801", ["::1"]) and loopback_url("http://[::1]:8801")
+    assert loopback_url("http://[::ffff:127.0.0.1]:8801")

@@ -62,3 +62,32 @@ async def test_the_same_refusal_is_said_in_full_once_then_briefly(
     caplog.clear()
     await agent.step()
     assert ADVICE in _warnings(caplog)[0]
+
+
+class PlainHttpRefusing(FakeRegistry):
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.method, request.url.path, None))
+        err = {
+            "message": ADVICE,
+            "type": "permission_error",
+            "code": "forbidden",
+            "reason": "plain_http_remote",
+        }
+        return httpx.Response(403, json={"error": err})
+
+
+async def test_a_plain_http_refusal_is_one_error_then_long_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-04: a node refused for plain http (403 ``plain_http_remote``) asked
+    again every few seconds forever; it waits as a revoked node does now (1 min, doubling,
+    at most 15 min), says it once as an ERROR, then one short line a try."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    agent = make_agent(PlainHttpRefusing())
+    delays = [await agent.step() for _ in range(7)]
+    assert delays == [60.0, 120.0, 240.0, 480.0, 900.0, 900.0, 900.0]
+    records = [r for r in caplog.records if r.name == LOGGER and r.levelno >= 30]
+    assert records[0].levelno == logging.ERROR and ADVICE in records[0].getMessage()
+    assert "registering again in 60 s" in records[0].getMessage()
+    for r in records[1:]:
+        assert r.levelno == logging.WARNING and len(r.getMessage()) < 120, r.getMessage()

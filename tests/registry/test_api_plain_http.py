@@ -176,3 +176,23 @@ async def test_a_named_private_origin_may_be_plain_http(tmp_path: Path) -> None:
         )
         assert r.status_code == 403, r.text
         _assert_plain_http_remote(r.json())
+
+
+async def test_localhost_is_loopback_only_where_it_resolves_there(tmp_path: Path) -> None:
+    """Found 2026-12-04: ``http://localhost`` passed the plain-http rule by its name; a
+    machine whose ``localhost`` resolves off loopback (an edited hosts file) sent prompts in
+    clear. The addresses the registry resolved (and pins) decide now."""
+
+    async def lan_localhost(host: str, port: int) -> list[str]:
+        return ["10.0.0.7"]
+
+    async with running(
+        tmp_path,
+        allow_plain_http_nodes=False,
+        allow_private_nodes=True,
+        resolver=lan_localhost,
+    ) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url="http://localhost:8801"))
+        assert r.status_code == 403, r.text
+        _assert_plain_http_remote(r.json())
+        assert h.table.get("n1") is None
