@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import ssl
 import tempfile
 from collections.abc import Sequence
@@ -191,19 +192,42 @@ async def first_answering(
     return urls[-1]
 
 
+# a bullet ("- ", "* ", "• ") or numbered ("1. ", "2) ") list item starting a line
+_LIST_ITEM = re.compile(r"(?:[-*•]|[0-9]{1,3}[.)])\s+\S")
+
+
+def _reflowed(paragraph: str) -> str:
+    """A help paragraph as one line, but for its list items: one line each (an item's
+    continued lines joined into it; found 2026-12-04: ``reflow_help`` ran a list into one
+    line). ``grant`` (reStructuredText, for the docs) as `grant` (found 2026-12-04:
+    ``--help`` showed the double backticks)."""
+    lines: list[str] = []
+    for line in paragraph.replace("``", "`").split("\n"):
+        text = " ".join(line.split())
+        if not text:
+            continue
+        if lines and not _LIST_ITEM.match(text):
+            lines[-1] += " " + text
+        else:
+            lines.append(text)
+    return "\n".join(lines)
+
+
 def reflow_help(app: typer.Typer) -> None:
-    """Each command's help (its docstring) as paragraphs of one line, for the console to
-    wrap: Typer keeps the source's line breaks after the first paragraph, so a terminal
-    narrower than the source's lines showed ``--help`` ragged (a line of 80 characters
-    then one of two words)."""
+    """Each command's help (its docstring) as paragraphs of one line (a list: one line an
+    item), for the console to wrap: Typer keeps the source's line breaks after the first
+    paragraph, so a terminal narrower than the source's lines showed ``--help`` ragged (a
+    line of 80 characters then one of two words)."""
     for info in app.registered_commands:
         text = info.help if info.help is not None else inspect.getdoc(info.callback)
         if text:
             head, cut, tail = inspect.cleandoc(text).partition("\f")  # after \f: not shown
-            # ``grant`` (reStructuredText, for the docs) printed as `grant` (found 2026-12-04:
-            # ``--help`` showed the double backticks)
-            paragraphs = (" ".join(p.replace("``", "`").split()) for p in head.split("\n\n"))
-            info.help = "\n\n".join(p for p in paragraphs if p) + cut + tail
+            paragraphs = [_reflowed(p) for p in head.split("\n\n")]
+            paragraphs = [p for p in paragraphs if p]
+            if paragraphs:  # Typer joins the first paragraph's lines: its list goes after it
+                first, _, items = paragraphs[0].partition("\n")
+                paragraphs[:1] = [first, items] if items else [first]
+            info.help = "\n\n".join(paragraphs) + cut + tail
     for group in app.registered_groups:
         if group.typer_instance is not None:
             reflow_help(group.typer_instance)

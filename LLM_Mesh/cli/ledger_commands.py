@@ -61,7 +61,7 @@ from LLM_Mesh.cli.read_ahead import read_ahead
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.client import bearer_header
 from LLM_Mesh.core import strict_json
-from LLM_Mesh.core.b64url import ed25519_key
+from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT
 from LLM_Mesh.core.plural import counted
@@ -436,8 +436,8 @@ def _check_pin(key: str) -> str:
     if raw is None:
         raise fail(
             ValueError(
-                f"--key {key[:80]!r} is not an Ed25519 public key (32 bytes in base64 or "
-                "base64url); the registry's are the public_key values of GET /v1/ledger/keys"
+                f"--key {ed25519_key_problem(key)}; the registry's are the public_key values "
+                "of GET /v1/ledger/keys"
             )
         )
     return base64.b64encode(raw).decode("ascii")

@@ -55,7 +55,7 @@ from LLM_Mesh.cli.common import (
     settings_from,
 )
 from LLM_Mesh.cli.render import shown, terminal_text
-from LLM_Mesh.core.b64url import ed25519_key
+from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
 from LLM_Mesh.core.checkpoint import Checkpoint, parse_log_vkey
 from LLM_Mesh.core.witness import (
     FUTURE_S,
@@ -374,9 +374,9 @@ def parse_log_keys(texts: Sequence[str], origin: str) -> dict[str, list[bytes]]:
         if raw is None:
             if "+" not in k:
                 raise fail(ValueError(
-                    f"--log-key {k[:80]!r} is not an Ed25519 public key (32 bytes in base64 "
-                    "or base64url) nor a log's key text <origin>+<key hash>+<base64>: the "
-                    "registry's key is the public_key of its GET /v1/ledger/keys"
+                    f"--log-key {ed25519_key_problem(k)}; nor is it a log's key text "
+                    "<origin>+<key hash>+<base64>: the registry's key is the public_key of "
+                    "its GET /v1/ledger/keys"
                 ))  # fmt: skip
             try:
                 o, raw = parse_log_vkey(k)

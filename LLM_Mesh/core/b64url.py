@@ -8,11 +8,13 @@ import binascii
 import re
 import struct
 
-__all__ = ["decode", "ed25519_key", "encode", "length_prefixed"]
+__all__ = ["decode", "ed25519_key", "ed25519_key_problem", "encode", "length_prefixed"]
 
 _B64 = re.compile(r"[A-Za-z0-9_-]{1,200}")  # a key, a nonce or a signature: short
 # 32 bytes: 43 characters and one "=" of padding (optional here), in one alphabet or the other
 _KEY = re.compile(r"[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?")
+_EITHER = re.compile(r"[A-Za-z0-9+/_-]*")
+_HEX_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 
 def encode(data: bytes) -> str:
@@ -42,6 +44,32 @@ def ed25519_key(text: str) -> bytes | None:
         return base64.b64decode(std, validate=True)  # 43 characters + "=": 32 bytes
     except (binascii.Error, ValueError):
         return None
+
+
+def ed25519_key_problem(text: str) -> str | None:
+    """Why ``text`` is not a key :func:`ed25519_key` takes, in one line (``None`` when it
+    is one): the one message every key option prints (``ledger verify --key``, ``ledger
+    witness --log-key``, a node's ``registry_public_key``, ``receipt verify``'s keys),
+    quoting at most 60 characters of it."""
+    t = text.strip()
+    if ed25519_key(t) is not None:
+        return None
+    body = t.rstrip("=")
+    if not t:
+        why = "it is empty"
+    elif t.startswith("-----BEGIN"):
+        why = "a PEM block is not taken: give the key's 32 raw bytes in base64 or base64url"
+    elif _HEX_KEY.fullmatch(t):
+        why = "hex is not taken: give the same 32 bytes in base64 or base64url"
+    elif not _EITHER.fullmatch(body) or "=" in body:
+        why = "it has characters that are neither base64 nor base64url (a space, a quote?)"
+    elif len(body) != 43:
+        why = f"{len(body)} characters, a key is 43 (and at most one '=')"
+    elif not _KEY.fullmatch(body):
+        why = "it mixes the two alphabets ('+' or '/' with '-' or '_')"
+    else:
+        why = "at most one '=' follows the 43 characters"
+    return f"{t[:60]!r} is not an Ed25519 public key (32 bytes in base64 or base64url): {why}"
 
 
 def length_prefixed(data: bytes) -> bytes:

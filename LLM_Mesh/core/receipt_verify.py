@@ -33,8 +33,6 @@ naming its reason:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from collections.abc import Iterable
@@ -45,7 +43,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from LLM_Mesh.core.answer_text import answer_text, chunk_text, output_sha256
-from LLM_Mesh.core.b64url import ed25519_key
+from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import node_id_for
 from LLM_Mesh.core.receipt import (
@@ -228,26 +226,10 @@ def parse_keys(texts: Iterable[str]) -> dict[str, Ed25519PublicKey]:
     out: dict[str, Ed25519PublicKey] = {}
     for text in texts:
         raw = ed25519_key(text)
-        if raw is None:
-            raise ValueError(_key_problem(text.strip()))
+        if raw is None:  # found 2026-12-04: receipts took spellings `ledger verify` refuses
+            raise ValueError(ed25519_key_problem(text))
         out[registry_id_for(raw)] = Ed25519PublicKey.from_public_bytes(raw)
     return out
-
-
-def _key_problem(t: str) -> str:
-    """Why ``t`` is not a key :func:`parse_keys` takes, in words."""
-    try:
-        std = t.replace("-", "+").replace("_", "/").rstrip("=")
-        raw = base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
-    except (ValueError, binascii.Error):
-        return f"not a base64 key: {t[:60]!r}"
-    if len(raw) != 32:
-        return f"an Ed25519 public key is 32 bytes, not {len(raw)}: {t[:60]!r}"
-    # found 2026-12-04: receipts took spellings `ledger verify --key` refuses
-    return (
-        f"not a key's spelling: 43 characters of one alphabet, base64 or base64url, and at "
-        f"most one '=': {t[:60]!r}"
-    )
 
 
 def _verify_part(receipt: Receipt, i: int, part: Part) -> None:

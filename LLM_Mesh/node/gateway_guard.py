@@ -72,7 +72,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from LLM_Mesh.core.b64url import ed25519_key, encode
+from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem, encode
 from LLM_Mesh.core.browser_origin import loopback_refusal
 from LLM_Mesh.core.first_use import (
     PRINT_KEY_COMMAND,
@@ -149,9 +149,8 @@ class GatewayGuard:
             raw = ed25519_key(configured_key)
             if raw is None:
                 raise ValueError(
-                    "registry_public_key is not an Ed25519 public key (32 bytes in base64url, "
-                    "what `llm-mesh registry public-key` prints on the registry's machine, or "
-                    "base64)"
+                    f"registry_public_key {ed25519_key_problem(configured_key)}; the "
+                    "registry's is what `llm-mesh registry public-key` prints on its machine"
                 )
             configured_key = encode(raw)
         self.configured_key = configured_key

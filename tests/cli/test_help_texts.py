@@ -12,10 +12,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from LLM_Mesh.cli.common import reflow_help
 from LLM_Mesh.cli.main import app
 
 runner = CliRunner()
 _BRACKETED = re.compile(r"\[[^\[\]\n]*\]")
+_LIST_ITEM = re.compile(r"(?:[-*•]|[0-9]{1,3}[.)])\s+\S")  # a list item's line
 
 
 def _commands(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -67,7 +69,8 @@ def test_help_paragraphs_are_wrapped_by_the_console(path: tuple[str, ...], cmd: 
     terminal showed ``ledger verify --help`` as a full line, then "with this", then a full
     line (found 2026-12-04). Each paragraph is one line now, for the console to wrap."""
     shown = (cmd.help or "").split("\f")[0]
-    assert all("\n" not in p for p in shown.split("\n\n")), shown
+    for p in shown.split("\n\n"):  # a line break only before a list's item
+        assert all(_LIST_ITEM.match(ln) for ln in p.split("\n")[1:]), shown
 
 
 @pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) or "llm-mesh" for p, _ in ALL])
@@ -95,3 +98,54 @@ def test_help_cuts_nothing_at_80_columns(path: tuple[str, ...], cmd: Any) -> Non
     out = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
     assert out.exit_code == 0, out.output
     assert "…" not in out.output, out.output
+
+
+def _listing_app() -> typer.Typer:
+    demo = typer.Typer(rich_markup_mode="rich")
+
+    @demo.command()
+    def steps() -> None:
+        """Set a node up in steps:
+        1. make its key
+        2. start it, with ``--registry`` naming
+           the registry it joins
+
+        What it checks:
+
+        - the key file's mode, which must
+          be 0600
+        * the registry's answer
+        • its own models
+
+        A closing paragraph that is long enough to be wrapped by the console,
+        not by the source's line breaks.
+        """
+
+    @demo.command()
+    def other() -> None:
+        """Another."""
+
+    reflow_help(demo)
+    return demo
+
+
+def test_help_keeps_each_list_item_on_its_own_line() -> None:
+    """``reflow_help`` joins a paragraph's lines into one; a bullet or numbered list's items
+    keep their own lines (an item's continued lines joined into it), in the first
+    paragraph too (Typer joins that one's lines itself)."""
+    out = runner.invoke(_listing_app(), ["steps", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    lines = [" ".join(re.sub(r"[│╭╮╰╯─]", " ", ln).split()) for ln in out.output.splitlines()]
+    for item in (
+        "1. make its key",
+        "2. start it, with `--registry` naming the registry it joins",
+        "- the key file's mode, which must be 0600",
+        "* the registry's answer",
+        "• its own models",
+    ):
+        assert item in lines, out.output
+    assert "Set a node up in steps:" in lines, out.output
+    assert any(
+        ln.startswith("A closing paragraph that is long enough to be wrapped by the console, not")
+        for ln in lines
+    ), out.output

@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli.ledger_witness import parse_log_keys
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.b64url import ed25519_key, encode
+from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem, encode
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.store import SqlStore
+from tests.core.key_forms import REFUSED
 
 runner = CliRunner()
 
@@ -95,3 +96,19 @@ def test_witness_takes_a_log_key_as_base64url(tmp_path: Path) -> None:
     assert code == 1 and error is None and "no LLM Mesh registry answered" in out, out
     code, out, error = cli(tmp_path / "w", "ledger", "witness", "--log-key", encode(raw)[:-2])
     assert code == 1 and error is None and "32 bytes in base64 or base64url" in out, out
+
+
+@pytest.mark.parametrize(("text", "why"), [f[1:] for f in REFUSED], ids=[f[0] for f in REFUSED])
+def test_a_refused_key_is_told_in_the_words_receipt_verify_uses(
+    tmp_path: Path, text: str, why: str
+) -> None:
+    """The shared table (``tests/core/key_forms.py``): ``ledger verify --key`` and
+    ``ledger witness --log-key`` say ``core/b64url.ed25519_key_problem``'s line."""
+    problem = " ".join(str(ed25519_key_problem(text)).split())
+    assert why in problem
+    db = f"sqlite+aiosqlite:///{tmp_path / 'none.db'}"
+    code, out, error = cli(tmp_path / "m", "ledger", "verify", "--database-url", db, "--key", text)
+    assert code == 1 and error is None and f"--key {problem}" in out, out
+    if "+" not in text:  # else it is read as a log's key text
+        code, out, error = cli(tmp_path / "w", "ledger", "witness", "--log-key", text)
+        assert code == 1 and error is None and f"--log-key {problem}" in out, out

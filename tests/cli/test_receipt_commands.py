@@ -20,8 +20,10 @@ from LLM_Mesh.bounded_http import AnswerRefused
 from LLM_Mesh.cli import receipt_commands
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.cli.receipt_commands import check, keys_from_listing
+from LLM_Mesh.core.b64url import ed25519_key_problem
 from LLM_Mesh.core.receipt import PartStatus, ReceiptError
 from LLM_Mesh.core.receipt_verify import parse_keys
+from tests.core.key_forms import REFUSED
 from tests.hostile_gateway import serve
 from tests.inprocess_mesh import InProcessMesh
 
@@ -284,3 +286,21 @@ def test_an_unreachable_registry_is_named_with_the_offline_way() -> None:
     out = runner.invoke(app, ["receipt", "verify", "-", "--registry", url], input="{}")
     assert out.exit_code == 1, out.output
     assert url in out.output and "--key" in out.output and "offline" in out.output, out.output
+
+
+@pytest.mark.parametrize(("text", "why"), [f[1:] for f in REFUSED], ids=[f[0] for f in REFUSED])
+def test_a_refused_key_is_one_clear_line_the_same_as_ledger_verify_says(
+    text: str, why: str
+) -> None:
+    """``receipt verify --key`` refuses what ``ledger verify --key`` refuses
+    (``tests/core/key_forms.py``), in the same words (``core/b64url.ed25519_key_problem``),
+    exit 1, no traceback; before anything is read from a registry."""
+    res = runner.invoke(
+        app, ["receipt", "verify", "-", "--key", text], input="{}", env={"COLUMNS": "400"}
+    )
+    assert res.exit_code == 1 and not isinstance(res.exception, ValueError), res.output
+    out = " ".join(res.output.split())
+    problem = ed25519_key_problem(text)
+    assert problem is not None and why in problem
+    assert " ".join(problem.split()) in out, out
+    assert "Traceback" not in res.output

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.b64url import decode, encode, length_prefixed
+from LLM_Mesh.core.b64url import decode, ed25519_key, ed25519_key_problem, encode, length_prefixed
+from tests.core.key_forms import KEY_FORMS
 
 
 @pytest.mark.parametrize("data", [b"\x00", b"\xfb\xff", bytes(range(32)), bytes(64)])
@@ -30,3 +31,18 @@ def test_length_prefixed_is_two_bytes_big_endian_then_the_data() -> None:
 def test_length_prefixed_takes_up_to_65535_bytes() -> None:
     assert length_prefixed(bytes(40000))[:2] == b"\x9c\x40"
     assert length_prefixed(bytes(65535))[:2] == b"\xff\xff"
+
+
+@pytest.mark.parametrize(("text", "raw", "why"), [f[1:] for f in KEY_FORMS], ids=[f[0] for f in KEY_FORMS])
+def test_a_written_key_is_taken_or_refused_with_its_reason(
+    text: str, raw: bytes | None, why: str
+) -> None:
+    """One rule for a written Ed25519 key (``tests/core/key_forms.py``), one message."""
+    assert ed25519_key(text) == raw
+    problem = ed25519_key_problem(text)
+    if raw is not None:
+        assert problem is None
+        return
+    assert problem is not None and why in problem, problem
+    assert "is not an Ed25519 public key (32 bytes in base64 or base64url)" in problem
+    assert problem.startswith(repr(text.strip()[:60])) and "\n" not in problem
