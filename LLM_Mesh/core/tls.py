@@ -125,8 +125,14 @@ def node_tls_refusal(
     https = url.lower().startswith("https://")
     if require_tls and not https:
         return "plain_http"
-    named = url_origin(url) in plain_http_origins  # the operator's own, one by one
-    if not https and not allow_plain_http and not loopback_url(url, addresses) and not named:
+    # the operator's own origins, named one by one, parsed last: only for such a URL (the
+    # replicas' node poll asks this of every stored node)
+    if (
+        not https
+        and not allow_plain_http
+        and not loopback_url(url, addresses)
+        and not (plain_http_origins and url_origin(url) in plain_http_origins)
+    ):
         return "plain_http_remote"
     if fingerprint is not None and not https:
         return "fingerprint_without_tls"
