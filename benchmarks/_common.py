@@ -93,6 +93,18 @@ def local_mesh(
             mesh.stop()
 
 
+def tree_pythonpath(tree: str | Path) -> str:
+    """``PYTHONPATH`` for a process that runs the package from ``tree``: the tree first,
+    then the entries already set that hold no checkout of the package (a ``--target``
+    folder of carried dependencies stays; another tree's package does not)."""
+    keep = [
+        entry
+        for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if entry and not (Path(entry) / "LLM_Mesh" / "__init__.py").is_file()
+    ]
+    return os.pathsep.join([str(Path(tree).resolve()), *keep])
+
+
 @contextlib.contextmanager
 def source_tree(path: str | None) -> Iterator[None]:
     """Processes started inside run the package from ``path`` (another checkout: the
@@ -103,7 +115,7 @@ def source_tree(path: str | None) -> Iterator[None]:
     if not (Path(path) / "LLM_Mesh" / "__init__.py").is_file():
         raise SystemExit(f"--baseline-tree {path}: no LLM_Mesh package there")
     old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
-    os.environ["PYTHONPATH"] = str(Path(path).resolve())
+    os.environ["PYTHONPATH"] = tree_pythonpath(path)
     os.chdir(path)  # ``python -m`` puts the working directory first on sys.path
     try:
         yield
@@ -283,7 +295,7 @@ def _in_tree(func: str, home: str | Path, name: str) -> str | None:
     out = subprocess.run(
         [sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(home), name],
         capture_output=True, text=True, timeout=120, check=False, cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree)},
+        env={**os.environ, "PYTHONPATH": tree_pythonpath(tree)},
     )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"{func} in {home} failed: {out.stderr[-2000:]}")

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import machine_line
+from _common import machine_line, tree_pythonpath
 
 WORKER = r"""
 import gc, json, random, sys, time
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         trees = {"baseline": str(Path(args.baseline_tree).resolve()), **trees}
     workers = {}
     for name, path in trees.items():
-        env = {**os.environ, "PYTHONPATH": path}
+        env = {**os.environ, "PYTHONPATH": tree_pythonpath(path)}
         workers[name] = subprocess.Popen(
             [sys.executable, "-c", WORKER, str(args.nodes)], cwd=path, env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _common import tree_pythonpath
+
 
 def workload(seed: int, out: list[str]) -> None:
     from LLM_Mesh.core.balancer import Attempt, Outcome, Router, RoutingPolicy
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         trees["baseline"] = Path(args.baseline_tree).resolve()
     texts = {}
     for name, path in trees.items():
-        env = {**os.environ, "PYTHONPATH": str(path)}
+        env = {**os.environ, "PYTHONPATH": tree_pythonpath(path)}
         texts[name] = subprocess.run(
             [sys.executable, __file__, "--emit", "--seeds", str(args.seeds)], cwd=path, env=env,
             check=True, capture_output=True, text=True,
