@@ -25,7 +25,7 @@ from typing import Any
 from LLM_Mesh.core.tasks import build_prompt, specialties_for
 from LLM_Mesh.distributed_models import DistributedModelRegistry, ModelResponse, model_registry
 
-__all__ = ["MeshManager", "TaskResult", "mesh_manager"]
+__all__ = ["MeshManager", "TaskResult", "handle_task", "mesh_manager"]
 
 
 @dataclass
@@ -124,6 +124,15 @@ class MeshManager:
 
 
 mesh_manager = MeshManager()
+
+
+def handle_task(task_type: str, payload: Mapping[str, Any] | str, **options: Any) -> Any:
+    """``mesh_manager.handle_task`` under the module's own name, so the migration guide's
+    ``mesh_manager.handle_task("debug", {...})`` runs with either import: ``from
+    LLM_Mesh.mesh_manager import mesh_manager`` (the instance) or ``from LLM_Mesh import
+    mesh_manager`` (this module). Same return and options as
+    :meth:`MeshManager.handle_task`."""
+    return mesh_manager.handle_task(task_type, payload, **options)
 
 
 USAGE = """\

@@ -60,7 +60,7 @@ def test_exported_errors_are_the_tree() -> None:
                 "model_registry",
             ],
         ),
-        (LLM_Mesh.mesh_manager, ["MeshManager", "TaskResult", "mesh_manager"]),
+        (LLM_Mesh.mesh_manager, ["MeshManager", "TaskResult", "handle_task", "mesh_manager"]),
     ],
 )
 def test_seed_modules_all(module: object, names: list[str]) -> None:

@@ -157,6 +157,36 @@ def test_handle_task_from_sync_code_raises_mesh_errors(inprocess_mesh: InProcess
     assert info.value.available == ["mistral-7b"]
 
 
+def test_the_modules_own_handle_task_as_the_guide_writes_it(
+    inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's request flow reads ``mesh_manager.handle_task("debug", {...})``; after
+    ``from LLM_Mesh import mesh_manager`` (the module, named by its file) that was an
+    ``AttributeError`` (found 2026-12-04). The module's ``handle_task`` is the default
+    manager's."""
+    from LLM_Mesh import mesh_manager as module
+
+    mesh = inprocess_mesh
+    mesh.add_nodes("gemma-3-270m", "code-llama-7b")
+    monkeypatch.setattr(module, "mesh_manager", manager(mesh))
+    result = module.handle_task("debug", {"code": CODE, "error": ERROR}, max_tokens=16)
+    assert isinstance(result, TaskResult)
+    assert result.model == "code-llama-7b"
+    assert mesh.completions[-1]["max_tokens"] == 16
+    assert CODE in mesh.completions[-1]["prompt"]
+
+
+async def test_the_modules_handle_task_is_awaited_in_async_code(
+    inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh = inprocess_mesh
+    mesh.add_nodes("gemma-3-270m")
+    monkeypatch.setattr(mm, "mesh_manager", manager(mesh))
+    pending = mm.handle_task("python", {"prompt": "def g():"})
+    assert inspect.isawaitable(pending)
+    assert (await pending).model == "gemma-3-270m"
+
+
 def test_default_manager_uses_module_registry() -> None:
     import LLM_Mesh.distributed_models as dm
 
