@@ -145,10 +145,10 @@ class AddressPins:
             )
         if reason is not None:  # plain_http_remote: no fingerprint is given here
             raise Forbidden(
-                f"node url {node.prefix} is http:// and {node.host!r} resolves off this "
-                "machine's loopback: prompts would cross the network unencrypted, so this "
-                "registry does not call it (403 plain_http_remote: serve https, llm-mesh node "
-                "tls init; or the registry's --allow-private-node/--allow-plain-http-nodes)",
+                f"node url {node.prefix} is http:// off this machine's loopback "
+                "(plain_http_remote): prompts would cross the network unencrypted; not called "
+                "(the node: serve https, llm-mesh node tls init; or the registry's "
+                "--allow-private-node/--allow-plain-http-nodes)",
                 param="url",
                 reason=reason,
             )

@@ -225,6 +225,10 @@ async def test_a_stored_localhost_node_is_called_only_where_localhost_is_loopbac
         assert nodes.calls() == calls  # never called
         result = await h.app.state.health.check(h.table.get("n1"))
         assert not result["ok"] and "plain_http_remote" in result["error"], result
+        r = await h.client.post("/mesh/nodes/n1/heartbeat", json={})  # the node is told why
+        assert r.status_code == 200, r.text
+        why = r.json()["health"]["why"]
+        assert "plain_http_remote" in why and "--allow-plain-http-nodes" in why, why
         r = await h.client.post("/mesh/nodes", json=registration("n1", url="http://localhost:8801"))
         assert r.status_code == 403, r.text
         _assert_plain_http_remote(r.json())
