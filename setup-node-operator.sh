@@ -312,7 +312,10 @@ if os.path.exists(path):
         sys.exit(f"existing {path} is not valid TOML ({e}); move it away and run again")
 def pick(flag, key, default):
     return flag if flag else old.get(key, default)
-def is_loopback(url):  # the parsed host (userinfo, port, [IPv6]), not a substring
+# the parsed host (userinfo, port, [IPv6]), not a substring; `localhost` by its name, not
+# resolved: as the node judges its registry URL (core/first_use.loopback_host), and the node
+# then registers the literal http://127.0.0.1, which the registry judges as an address
+def is_loopback(url):
     try:
         h = (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
     except ValueError:

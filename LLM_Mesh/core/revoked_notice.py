@@ -35,6 +35,7 @@ __all__ = [
     "check_delay",
     "is_plain_http_refused",
     "is_revoked",
+    "plain_http_waits",
     "revoked_message",
 ]
 
@@ -52,6 +53,19 @@ def is_plain_http_refused(status: int, answer: Any) -> bool:
     long-lived as a revocation until someone acts, so the node waits :func:`check_delay`."""
     error = answer.get("error") if status == 403 and isinstance(answer, dict) else None
     return isinstance(error, dict) and error.get("reason") == "plain_http_remote"
+
+
+def plain_http_waits(count: int, plain: bool, recheck: bool) -> tuple[int, float | None]:
+    """After a refused registration: the count of 403 ``plain_http_remote`` in a row (one
+    more for that refusal, back to 0 for another) and the wait it sets before the next
+    registration (:func:`check_delay`; ``None``: the caller's own). A re-check (one
+    registration to a registry that revoked the node, on that registry's own schedule:
+    :class:`RevokedRegistries`, the same waits) changes neither: its answer is not the other
+    registries' (found 2026-12-04, review: each re-check reset the count, so a node refused
+    for plain http by its other registry asked it every 1-2 min)."""
+    if recheck:
+        return count, None
+    return (count + 1, check_delay(count)) if plain else (0, None)
 
 
 def is_revoked(status: int, answer: Any) -> bool:

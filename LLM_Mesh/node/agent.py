@@ -23,10 +23,10 @@ Every message is signed by the node's key (``signer``, a
 :class:`~LLM_Mesh.core.identity.NodeSigner`) over the exact bytes sent; the registration
 also carries the operator token. A 401/403 answer (bad token, clock off by more than two
 minutes) is logged with the registry's message (the same refusal again: one short line) and
-retried with the growing delay. A 403 ``plain_http_remote`` or ``revoked`` is one ERROR
-in words, and the next registration comes after 1 min, then doubling waits up to 15 min
-(``core/revoked_notice.py``); a revoked node's other registries are asked at once and its
-goodbye goes to those only.
+retried with the growing delay. A 403 ``plain_http_remote`` (a re-check's too) or
+``revoked`` is one ERROR in words, then 1 min to the next registration, doubling up to 15
+min (``core/revoked_notice.py``: a re-check keeps its own waits); a revoked node's other
+registries are asked at once and its goodbye goes to those only.
 
 **Several registries** (replicas: ``--registry URL,URL,...``, node.toml ``registry_url``,
 ``$LLM_MESH_REGISTRY_URL``): the agent talks to one at a time while it answers; one that
@@ -67,6 +67,7 @@ from LLM_Mesh.core.revoked_notice import (
     check_delay,
     is_plain_http_refused,
     is_revoked,
+    plain_http_waits,
     revoked_message,
 )
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
@@ -262,9 +263,9 @@ class NodeAgent:
             # the others are asked at once: each registry's revocation is its own
             return False if only or self._all_revoked() else await self.register()
         if r.status_code >= 400:
-            plain = is_plain_http_refused(r.status_code, answer_of(r)) and only is None
-            self._plain_refusals = self._plain_refusals + 1 if plain else 0
-            retry_in = check_delay(self._plain_refusals - 1) if plain else retry_in
+            plain = is_plain_http_refused(r.status_code, answer_of(r))
+            self._plain_refusals, wait = plain_http_waits(self._plain_refusals, plain, bool(only))
+            retry_in = wait or retry_in
             message = f"registration refused: HTTP {r.status_code} {refusal(r)}"
             if message != self._refused_as:  # its words in full once, then one short line
                 self._refused_as = message
@@ -273,9 +274,8 @@ class NodeAgent:
             again = "" if retry_in is None else f": registering again in {retry_in:.0f} s"
             log.warning("registration refused again (HTTP %s, as above)%s", r.status_code, again)
             return False
-        # a re-check accepted by a registry this node does not heartbeat to: the interval
-        # and expiry stay those of the one it does (found 2026-12-04, review: a re-check's
-        # 3600 s made the node expire at the registry it heartbeats to)
+        # a re-check accepted by a registry this node does not heartbeat to: the interval and
+        # expiry stay the other's (found 2026-12-04: a re-check's 3600 s made the node expire)
         elsewhere = self.registered and only is not None and only != self.registry_url
         self.registered = True
         self.registrations += 1

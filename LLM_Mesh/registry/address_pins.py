@@ -22,7 +22,11 @@ Pins live in memory. A registry that restarts (or a replica that learns a node
 from the shared store) has none for its stored nodes: the client admits such a
 URL the same way on its first connection (:meth:`ensure`), re-resolving once and
 pinning again; a URL refused then is never connected to (the node fails its
-health check with the reason).
+health check with the reason). That admission also applies the registry's transport
+rule (``transport``, :class:`~LLM_Mesh.core.tls.NodeTransport`) by the addresses it
+resolved, as a registration does: a stored ``http://localhost`` row is loaded by its
+spelling (``snapshot.py``, no DNS there) and called only where ``localhost`` resolves to
+loopback alone.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from LLM_Mesh.core.netguard import (
     parse_address,
     parse_node_url,
 )
-from LLM_Mesh.errors import InvalidRequest, NodeAddressRefused
+from LLM_Mesh.core.tls import NodeTransport
+from LLM_Mesh.errors import Forbidden, InvalidRequest, NodeAddressRefused
 
 __all__ = ["AddressPins", "Resolver", "system_resolver"]
 
@@ -66,10 +71,12 @@ class AddressPins:
         local_mesh: str = "",
         resolver: Resolver = system_resolver,
         resolve_timeout_s: float = 5.0,
+        transport: NodeTransport | None = None,
     ) -> None:
         self.allow_private = allow_private
         self.allow_loopback = allow_loopback  # 127.0.0.0/8 and ::1, nothing else private
         self.local_mesh = local_mesh  # "up"/"demo" started this registry: say what to run
+        self.transport = transport  # the registry's rule for http:// nodes (admit only)
         self.private_origins = frozenset(
             parse_node_url(o.rstrip("/")).origin for o in private_origins
         )
@@ -125,8 +132,27 @@ class AddressPins:
 
     async def admit(self, url: str) -> tuple[str, ...]:
         """Check a node URL and pin its addresses; raise if the registry may not call it
-        (:meth:`check`, then :meth:`pin`)."""
-        return self.pin(await self.check(url))
+        (:meth:`check`, then the transport rule by the addresses resolved, then :meth:`pin`).
+        A registration runs these steps itself, its transport refusals first (``api.py``)."""
+        node, addrs = await self.check(url)
+        reason = self.transport.refusal(url, None, addrs) if self.transport else None
+        if reason == "plain_http":
+            raise Forbidden(
+                f"node url {node.prefix} is http:// and this registry requires TLS "
+                "(--require-tls): not called; the node registers again to hear what to do",
+                param="url",
+                reason="tls_required",
+            )
+        if reason is not None:  # plain_http_remote: no fingerprint is given here
+            raise Forbidden(
+                f"node url {node.prefix} is http:// off this machine's loopback "
+                "(plain_http_remote): prompts would cross the network unencrypted; not called "
+                "(the node: serve https, llm-mesh node tls init; or the registry's "
+                "--allow-private-node/--allow-plain-http-nodes)",
+                param="url",
+                reason=reason,
+            )
+        return self.pin((node, addrs))
 
     async def check(self, url: str) -> tuple[NodeUrl, tuple[str, ...]]:
         """Check a node URL and resolve it, pinning nothing: its parsed form and addresses

@@ -125,9 +125,12 @@ async def register_node(request: Request) -> RegistrationAccepted:
     checked: list[tuple[NodeUrl, tuple[str, ...]]] = []
 
     async def check_address() -> None:  # no SSRF: global addresses only (address_pins.py)
-        _check_transport(reg, rt.settings.node_transport)  # told to token holders only
+        # by the URL as written, before any lookup (told to token holders only): a plain-http
+        # URL off loopback hears plain_http_remote, not its address's refusal nor that it does
+        # not resolve, and costs no DNS; by the addresses after: a ``localhost`` is loopback
+        # only where it resolved there (a hosts file). Neither alone refuses the same URLs.
+        _check_transport(reg, rt.settings.node_transport)
         node, addrs = await rt.pins.check(reg.url)
-        # a name is loopback only where it resolved there (``localhost`` in a hosts file)
         _check_transport(reg, rt.settings.node_transport, addrs)
         checked.append((node, addrs))
 

@@ -207,6 +207,7 @@ def create_registry_app(
         allow_loopback=settings.allow_loopback_nodes,
         local_mesh=settings.local_mesh,
         resolver=resolver or system_resolver,
+        transport=settings.node_transport,  # stored nodes: by the addresses resolved
     )
     the_store = store if store is not None else _default_store(settings)
     routing = Routing(table, clock)

@@ -15,6 +15,12 @@ A stored node whose URL the registry's transport rule now refuses (``core/tls.py
 ``http://`` node on another machine, stored before plain-HTTP nodes off loopback were refused
 by default, or before ``--require-tls``) is not put in the table: it is not routed to, its
 heartbeat gets 404 ``unknown_node`` and its registration again the 403 that says what to do.
+It is judged by the URL as written (no DNS here: this runs at start, in the node poll and for
+a heartbeat): a host name other than ``localhost`` is refused (but a named origin, or with
+the opt-out), an IP literal is its own address; the addresses of a stored ``http://localhost`` are judged by the same rule before
+the first connection to it (``AddressPins.admit``, as a registration judges them), so where
+``localhost`` resolves off loopback the node is loaded but never called (its health check
+fails saying why) and its registration hears the 403.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from LLM_Mesh.core.revoked_notice import (
     RevokedRegistries,
     check_delay,
     is_revoked,
+    plain_http_waits,
     revoked_message,
 )
 
@@ -93,3 +94,11 @@ def test_an_operators_revocation_heard_after_the_nodes_is_news_again() -> None:
     assert not book.heard(A, "operator o is revoked", now=280.0)
     assert not book.heard(A, "node n is revoked", now=280.0)
     assert book.heard(A, "operator o is revoked", now=400.0)  # (a flip each re-check at most)
+
+
+def test_plain_http_waits_count_a_registration_and_leave_a_recheck_alone() -> None:
+    assert plain_http_waits(0, plain=True, recheck=False) == (1, 60.0)
+    assert plain_http_waits(4, plain=True, recheck=False) == (5, 900.0)
+    assert plain_http_waits(4, plain=False, recheck=False) == (0, None)  # other words
+    assert plain_http_waits(3, plain=True, recheck=True) == (3, None)  # its own schedule
+    assert plain_http_waits(3, plain=False, recheck=True) == (3, None)

@@ -6,10 +6,12 @@ MockTransport: no sockets."""
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 
 import httpx
 import pytest
 
+from LLM_Mesh.node.agent import NodeAgent
 from tests.node.test_agent import FakeRegistry, make_agent
 
 LOGGER = "LLM_Mesh.node.agent"
@@ -91,3 +93,86 @@ async def test_a_plain_http_refusal_is_one_error_then_long_waits(
     assert "registering again in 60 s" in records[0].getMessage()
     for r in records[1:]:
         assert r.levelno == logging.WARNING and len(r.getMessage()) < 120, r.getMessage()
+
+
+PLAIN = {"message": ADVICE, "type": "permission_error", "code": "forbidden",
+         "reason": "plain_http_remote"}  # fmt: skip
+REVOKED = {"message": "node node-a is revoked", "type": "permission_error", "code": "revoked"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Answering:
+    """Registries by host, each answering every message with the 403 it is set to."""
+
+    def __init__(self, **says: dict[str, str]) -> None:
+        self.says = says
+        self.posts: dict[str, list[float]] = {host: [] for host in says}
+        self.clock = Clock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.posts[request.url.host].append(self.clock.now)
+        return httpx.Response(403, json={"error": self.says[request.url.host]})
+
+
+def _answering_agent(registries: Answering) -> NodeAgent:
+    agent = make_agent(
+        FakeRegistry(),
+        registry_url=[f"http://{host}" for host in registries.says],
+        clock=registries.clock,
+    )
+    agent._client = httpx.AsyncClient(transport=httpx.MockTransport(registries))
+    return agent
+
+
+async def test_a_recheck_refused_for_plain_http_keeps_the_long_waits_of_the_others() -> None:
+    """Found 2026-12-04 (review): r1 revoked the node and r2 refuses it for plain http; each
+    re-check of r1 that heard ``plain_http_remote`` (a revoked key is refused for the
+    transport rule before its claim) reset the count of r2's refusals, so r2 was asked every
+    1-2 min for ever. A re-check leaves the registration's waits as they were: r2 is asked
+    after 1 min, doubling up to 15 min, and r1 on its own schedule (the same waits)."""
+    registries = Answering(r1=REVOKED, r2=PLAIN)
+    agent = _answering_agent(registries)
+    clock = registries.clock
+    delay = await agent.step()  # r1: revoked (re-check in 1 min); r2 at once: plain http
+    registries.says["r1"] = PLAIN  # what its re-checks hear now
+    while clock.now < 1000.0 + 2700.0:
+        clock.now += delay
+        delay = await agent.step()
+    gaps = {h: [b - a for a, b in pairwise(t)] for h, t in registries.posts.items()}
+    assert gaps["r2"] == [60.0, 120.0, 240.0, 480.0, 900.0, 900.0], registries.posts
+    assert gaps["r1"][1:] == [120.0, 240.0, 480.0, 900.0, 900.0], registries.posts
+    assert "http://r1" in agent.revoked and not agent.registered
+
+
+async def test_a_recheck_refused_for_plain_http_says_it_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-04 (review): the registration's answer ``plain_http_remote`` is one
+    ERROR in words; heard by a re-check of a registry that revoked the node it was a
+    WARNING. Now as a registration says it; the re-checks keep their waits (1 min, doubling,
+    at most 15 min) and nothing else is sent there (the registry still does not route it)."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    registries = Answering(r1=REVOKED)
+    agent = _answering_agent(registries)
+    clock = registries.clock
+    assert await agent.step() == 60.0
+    registries.says["r1"] = PLAIN
+    caplog.clear()
+    delays = []
+    for _ in range(6):
+        clock.now += delays[-1] if delays else 60.0
+        delays.append(await agent.step())
+    assert delays == [120.0, 240.0, 480.0, 900.0, 900.0, 900.0]
+    assert len(registries.posts["r1"]) == 7  # one registration a re-check, nothing else
+    records = [r for r in caplog.records if r.name == LOGGER and r.levelno >= 30]
+    assert records[0].levelno == logging.ERROR and ADVICE in records[0].getMessage()
+    for r in records[1:]:
+        assert r.levelno == logging.WARNING and len(r.getMessage()) < 120, r.getMessage()
+    assert ADVICE in (agent.last_error or "")

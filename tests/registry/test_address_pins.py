@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from LLM_Mesh.core.schemas import Hardware, HostedModel, NodeRegistration
-from LLM_Mesh.errors import InvalidRequest, NodeAddressRefused
+from LLM_Mesh.core.tls import NodeTransport
+from LLM_Mesh.errors import Forbidden, InvalidRequest, NodeAddressRefused
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.node_client import (
@@ -162,6 +163,35 @@ async def test_a_name_that_later_resolves_elsewhere_keeps_its_pin() -> None:
     with pytest.raises(NodeAddressRefused):  # registering again checks again
         await pins.admit("http://node.example:8801")
     assert pins.addresses("node.example") == ("8.8.8.8",)
+
+
+async def test_a_url_checked_before_its_first_connection_meets_the_transport_rule() -> None:
+    """Found 2026-12-04 (review): a node known from the store (a restart, another replica)
+    was admitted on its first connection by its addresses alone, and the transport rule had
+    judged its ``http://localhost`` by the spelling (``snapshot.entry_from_record``): where
+    this machine's ``localhost`` resolves elsewhere, prompts went there in clear, which its
+    registration refuses (403 ``plain_http_remote``). The resolved addresses decide now."""
+    dns = FakeDNS({"localhost": ["93.184.216.34"], "n1.example": ["93.184.216.35"]})
+    pins = AddressPins(resolver=dns, allow_loopback=True, transport=NodeTransport())
+    with pytest.raises(Forbidden) as refused:
+        await pins.ensure("http://localhost:8801/v1/chat/completions")
+    assert refused.value.extra["reason"] == "plain_http_remote"
+    assert "unencrypted" in refused.value.message
+    assert not pins.admitted("http://localhost:8801/v1/chat/completions")
+    assert pins.addresses("localhost") is None  # nothing pinned: nothing is connected to
+    with pytest.raises(Forbidden):
+        await pins.ensure("http://n1.example:8801/mesh/health")
+    await pins.ensure("https://n1.example:8801/mesh/health")  # https: any host
+    dns.answers["localhost"] = ["127.0.0.1", "::1"]  # where it is loopback: as registered
+    await pins.ensure("http://localhost:8801/v1/chat/completions")
+    assert pins.addresses("localhost") == ("127.0.0.1", "::1")
+    # the registry's opt-outs, as a registration's
+    lab = AddressPins(resolver=dns, transport=NodeTransport(allow_plain_http=True))
+    await lab.ensure("http://n1.example:8801/mesh/health")
+    tls = AddressPins(resolver=dns, allow_loopback=True, transport=NodeTransport(True))
+    with pytest.raises(Forbidden) as refused:
+        await tls.ensure("http://localhost:8801/mesh/health")
+    assert refused.value.extra["reason"] == "tls_required"
 
 
 # --- the clients ----------------------------------------------------------------

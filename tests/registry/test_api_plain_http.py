@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.app import create_registry_app
 from LLM_Mesh.registry.memory_store import MemoryStore
-from tests.registry.helpers import FakeNodes, make_settings, registration, running
+from tests.registry.helpers import FakeNode, FakeNodes, make_settings, registration, running
 
 CHAT = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -196,3 +196,43 @@ async def test_localhost_is_loopback_only_where_it_resolves_there(tmp_path: Path
         assert r.status_code == 403, r.text
         _assert_plain_http_remote(r.json())
         assert h.table.get("n1") is None
+
+
+async def test_a_stored_localhost_node_is_called_only_where_localhost_is_loopback(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-04 (review): a stored ``http://localhost`` row (a restart, another
+    replica's node poll) passed the transport rule by its spelling, and its first connection
+    was checked by its addresses alone: on a machine whose ``localhost`` resolves elsewhere,
+    prompts went there in clear, where its registration hears 403 ``plain_http_remote``. The
+    addresses resolved before that first connection decide now, as at registration: nothing
+    is sent, and its health check fails saying why."""
+    store, nodes = MemoryStore(), FakeNodes()
+    nodes.nodes["localhost:8801"] = FakeNode("n1", "http://localhost:8801")
+    kw = {"store": store, "nodes": nodes, "allow_plain_http_nodes": False}
+    async with running(tmp_path, allow_loopback_nodes=True, resolver=_loopback_resolver, **kw) as h:
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url="http://localhost:8801"))
+        assert r.status_code == 200, r.text
+
+    async def hosts_file_elsewhere(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    async with running(tmp_path, resolver=hosts_file_elsewhere, **kw) as h:
+        assert h.table.get("n1") is not None  # the row is loaded: no DNS at load
+        calls = nodes.calls()
+        r = await h.client.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code != 200, r.text
+        assert nodes.calls() == calls  # never called
+        result = await h.app.state.health.check(h.table.get("n1"))
+        assert not result["ok"] and "plain_http_remote" in result["error"], result
+        r = await h.client.post("/mesh/nodes/n1/heartbeat", json={})  # the node is told why
+        assert r.status_code == 200, r.text
+        why = r.json()["health"]["why"]
+        assert "plain_http_remote" in why and "--allow-plain-http-nodes" in why, why
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url="http://localhost:8801"))
+        assert r.status_code == 403, r.text
+        _assert_plain_http_remote(r.json())
+    # where ``localhost`` is this machine's loopback, the stored node is served as before
+    async with running(tmp_path, allow_loopback_nodes=True, resolver=_loopback_resolver, **kw) as h:
+        assert (await h.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+        assert nodes.calls() == calls + 1
