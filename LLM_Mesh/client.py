@@ -94,7 +94,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=300.0, write=30.0, pool=30.0)
 MAX_ANSWER_BYTES = 64 << 20  # listings (nodes, models, health, canary) and completions
 # ... and per call, smaller where the answer is (found 2026-12-03: 64 MiB for every call,
 # a `ping` too): `ping` ({"status": "ok"}) and `balance`; `earnings` (a row per day, model
-# and node, as the node agent reads it: node/agent.MAX_EARNINGS_BYTES)
+# and node, as the node agent reads it: node/earnings_query.MAX_EARNINGS_BYTES)
 PING_ANSWER_BYTES = 64 << 10
 EARNINGS_ANSWER_BYTES = 8 << 20
 # the longest a stream runs, from its request to its last event, unless the caller or

@@ -37,7 +37,7 @@ from the new one means re-register there.
 
 **A registry is not trusted with the node's resources** (whoever answers at the URL the
 node was given, plain http on a LAN included): each answer is read to at most
-``MAX_ANSWER_BYTES`` (decoded; the earnings report ``MAX_EARNINGS_BYTES``), whole within
+``MAX_ANSWER_BYTES`` (decoded; the earnings report ``node/earnings_query.py``'s), whole within
 the request's timeout (``bounded_http.call``): past either it is a failed call, like a
 5xx. The heartbeat interval it sets is kept within ``MIN_INTERVAL_S``..``MAX_INTERVAL_S``;
 an answer of another shape, or nested too deep to parse, changes nothing; what it says is
@@ -72,12 +72,6 @@ from LLM_Mesh.core.revoked_notice import (
 )
 from LLM_Mesh.core.schemas import Heartbeat, NodeRegistration
 from LLM_Mesh.core.shutdown import retry_goodbye
-from LLM_Mesh.errors import (
-    InvalidCredential,
-    RegistryUnreachable,
-    UpstreamError,
-    error_from_payload,
-)
 from LLM_Mesh.logs import log_text as said
 from LLM_Mesh.node.agent_wire import (
     Backoff,
@@ -87,6 +81,7 @@ from LLM_Mesh.node.agent_wire import (
     refusal,
     wire_json,
 )
+from LLM_Mesh.node.earnings_query import ask_earnings
 
 log = logging.getLogger("LLM_Mesh.node.agent")
 
@@ -95,7 +90,6 @@ log = logging.getLogger("LLM_Mesh.node.agent")
 # answers without end, with a gzip bomb or a byte at a time is a failed call (found
 # 2026-12-03: read whole, inflated whole, and a drip held the agent (and the goodbye) for ever)
 MAX_ANSWER_BYTES = 1 << 20
-MAX_EARNINGS_BYTES = 8 << 20  # the earnings report: a row per day, model and node
 # the heartbeat interval a registry's answer may set (found 2026-12-03: any positive number
 # was taken: 1e-9 made the node sign and send heartbeats in a loop as fast as answered)
 MIN_INTERVAL_S, MAX_INTERVAL_S = 1.0, 3600.0
@@ -505,42 +499,12 @@ class NodeAgent:
             log.info("not registered with a registry%s: no goodbye to say", why)
 
     async def earnings(self, days: int = 30) -> dict[str, Any]:
-        """This node's earnings, as the registry answers ``GET /v1/earnings?node=<id>``
-        to the operator's token (the node asks for its operator: ``llm-mesh node info``).
-
-        Raises :class:`~LLM_Mesh.errors.RegistryUnreachable` when the registry does not
-        answer, and the registry's own error (401 token, ...) as its exception.
-        """
-        if not self._operator_token:
-            raise InvalidCredential(
-                "this node has no operator token (operator_token in node.toml or "
-                "LLM_MESH_OPERATOR_TOKEN): it cannot ask for its earnings"
-            )
-        try:
-            r = await call(
-                self._client, "GET", f"{self.registry_url}/v1/earnings", MAX_EARNINGS_BYTES,
-                deadline_s=self._timeout, params={"node": self.node_id, "days": days},
-                headers={"Authorization": f"Bearer {self._operator_token}"},
-                timeout=self._timeout,
-            )  # fmt: skip
-        except httpx.HTTPError as exc:
-            raise RegistryUnreachable(
-                f"the registry at {self.registry_url} is unreachable ({exc!r}): no earnings"
-            ) from None
-        except AnswerRefused as exc:
-            raise UpstreamError(
-                f"the registry's earnings answer was refused: {said(exc)}"
-            ) from None
-        data: Any = answer_of(r)
-        if data is None:
-            data = r.text
-        if r.status_code >= 400:
-            raise error_from_payload(r.status_code, data)
-        if not isinstance(data, dict):
-            raise UpstreamError(
-                f"the registry's earnings answer was not understood: {said(r.text, 200)}"
-            )
-        return data
+        """This node's earnings, as the registry answers ``GET /v1/earnings?node=<id>`` to
+        the operator's token (``llm-mesh node info``): :func:`ask_earnings`."""
+        return await ask_earnings(
+            self._client, self.registry_url, self.node_id, self._operator_token, days,
+            self._timeout,
+        )  # fmt: skip
 
     @property
     def expiry_s(self) -> float:
