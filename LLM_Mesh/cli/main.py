@@ -553,9 +553,9 @@ def simulate(ctx: typer.Context) -> None:
     Options: --scenario slow-node|mixed-speeds|mass-kill (repeatable),
     --strategy random|round-robin|least-loaded|ours (repeatable), --seed N, --include-slow.
     """
-    from LLM_Mesh.simulator import main as sim_main
+    from LLM_Mesh.cli.simulate_render import run_simulate
 
-    raise typer.Exit(sim_main(list(ctx.args)))
+    raise typer.Exit(run_simulate(list(ctx.args), console))
 
 
 @app.command()
