@@ -153,8 +153,9 @@ def up(
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
         starting = False
+        sim = " [yellow](SIMULATED engine: made-up answers)[/]" if engine == "sim" else ""
         console.print(
-            f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url} · "
+            f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url}{sim} · "
             f"logs: {settings.home / 'logs'}\nDashboard: {mesh.dashboard_url}\n"
             + try_line(model, mesh.registry_url, settings.registry_urls)
             + (_local_nodes_hint(mesh.registry_url, settings.home) if allow_local_nodes else "")
