@@ -98,6 +98,7 @@ def _quarantines(n: Mapping[str, Any]) -> str:
 
 
 NODE_ID_WIDTH = 40  # a node id fits whole (node-<26 base32>: 31); longer ones folded
+WIDE = 100  # a console this wide has room for labels beside the ids, pairs on one line
 
 
 def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) -> Table:
@@ -117,9 +118,14 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
     t.add_column("health", width=None if wide else len("draining"))  # the longest state
     if wide:
         t.add_column("models", overflow="fold")
+    # under WIDE columns a pair of figures goes on two lines, as its header's names, each
+    # figure with its unit (found 2026-12-04: at 80 columns the time cell read "25 ms" /
+    # "/ 856" / "ms")
+    split = "\n" if width is not None and width < WIDE else " "
+    pair = split if split == "\n" else " / "
     t.add_column("load")
-    t.add_column("ttft / total")
-    t.add_column("reqs / fails")
+    t.add_column(f"ttft{pair}total")
+    t.add_column(f"reqs{pair}fails")
     t.add_column("trust")
     for n in nodes:
         models = ", ".join(
@@ -151,17 +157,16 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
         t.add_row(
             "\n".join([first_line, *under, f"[dim]{where}[/]"]),
             *cells,
-            f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))} "
-            f"+{_count(n.get('queued', 0))}q",
-            f"{_fmt_ms(n.get('ttft_ms_ewma'))} / {_fmt_ms(n.get('latency_ms_ewma'))}",
-            f"{_count(n.get('requests', 0))} / {_count(n.get('failures', 0))}",
+            f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))}"
+            f"{split}+{_count(n.get('queued', 0))}q",
+            f"{_fmt_ms(n.get('ttft_ms_ewma'))}{pair}{_fmt_ms(n.get('latency_ms_ewma'))}",
+            f"{_count(n.get('requests', 0))}{pair}{_count(n.get('failures', 0))}",
             _trust(n, quarantines=wide),
         )
     return t
 
 
 MODEL_ID_WIDTH = 24  # a catalog id fits whole (the longest is 21)
-WIDE = 100  # a console this wide has room for labels beside the ids
 
 
 def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) -> Table:
