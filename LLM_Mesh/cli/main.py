@@ -553,6 +553,8 @@ def simulate(ctx: typer.Context) -> None:
 
     Options: --scenario slow-node|mixed-speeds|mass-kill (repeatable),
     --strategy random|round-robin|least-loaded|ours (repeatable), --seed N, --include-slow.
+    Prints one table once every run ends ("sim ... ms": virtual-clock time, not measured);
+    a block a run where the terminal is too narrow for it.
     """
     from LLM_Mesh.cli.simulate_render import run_simulate
 
