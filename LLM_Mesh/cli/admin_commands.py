@@ -309,7 +309,7 @@ def grant_command(
 
     entry = with_admin_store(_settings(home, database_url), lambda s: grant(s, account, amount))
     console.print(
-        f"granted {entry.amount} micro-NetworkTokens to {entry.to_account} "
+        f"granted {entry.amount:,} micro-NetworkTokens to {entry.to_account} "
         f"(ledger entry {entry.seq})"
     )
 

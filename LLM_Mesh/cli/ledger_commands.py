@@ -341,7 +341,7 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
     console.print(
         f"ledger: {counted(report.entries, 'entry', 'entries')}, {counted(report.checkpoints, 'checkpoint')}, "
         f"{report.consistency_proofs} consistency and {report.inclusion_proofs} inclusion "
-        f"proofs, {counted(len(report.balances), 'account')}, {issued} micro-NetworkTokens issued "
+        f"proofs, {counted(len(report.balances), 'account')}, {issued:,} micro-NetworkTokens issued "
         f"(checked in {seconds:.1f} s)"
     )
     if report.ok:

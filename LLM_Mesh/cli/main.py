@@ -153,8 +153,9 @@ def up(
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
         starting = False
+        sim = " [yellow](SIMULATED engine: made-up answers)[/]" if engine == "sim" else ""
         console.print(
-            f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url} · "
+            f"[green]LLM Mesh is up.[/] Gateway (OpenAI API): {mesh.registry_url}/v1 · node: {mesh.node_url}{sim} · "
             f"logs: {settings.home / 'logs'}\nDashboard: {mesh.dashboard_url}\n"
             + try_line(model, mesh.registry_url, settings.registry_urls)
             + (_local_nodes_hint(mesh.registry_url, settings.home) if allow_local_nodes else "")
@@ -552,10 +553,12 @@ def simulate(ctx: typer.Context) -> None:
 
     Options: --scenario slow-node|mixed-speeds|mass-kill (repeatable),
     --strategy random|round-robin|least-loaded|ours (repeatable), --seed N, --include-slow.
+    Prints one table once every run ends ("sim ... ms": virtual-clock time, not measured);
+    a block a run where the terminal is too narrow for it.
     """
-    from LLM_Mesh.simulator import main as sim_main
+    from LLM_Mesh.cli.simulate_render import run_simulate
 
-    raise typer.Exit(sim_main(list(ctx.args)))
+    raise typer.Exit(run_simulate(list(ctx.args), console))
 
 
 @app.command()

@@ -28,7 +28,7 @@ from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, 
 from LLM_Mesh.cli.render import shown
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
-from LLM_Mesh.core.receipt_verify import find_receipt, parse_keys, verify
+from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.tls import client_ssl_context
 
@@ -110,8 +110,20 @@ def check(
     require_signed: bool = False,
 ) -> Receipt:
     """The receipt in ``text`` when it checks out against ``keys``; else ``ReceiptError``."""
+    return _checked(text, keys, output=output, request_id=request_id,
+                    require_signed=require_signed)[0]  # fmt: skip
+
+
+def _checked(text: str, keys: dict[str, Ed25519PublicKey], **how: Any) -> tuple[Receipt, Found]:
+    """:func:`check`, and what the input around the receipt says."""
     found = find_receipt(text)
-    return verify(found, keys, output=output, request_id=request_id, require_signed=require_signed)
+    return verify(found, keys, **how), found
+
+
+SIMULATED_NOTE = (
+    "  [yellow]the answer says its engine was SIMULATED[/] (mesh.simulated: made-up text; "
+    "the answer's word, not signed in the receipt)"
+)
 
 
 def _client_line(receipt: Receipt, request_id: str | None) -> str:
@@ -196,7 +208,7 @@ def verify_command(
         # sequences and hyperlinks)
         raise fail(exc) from exc
     try:
-        receipt = check(
+        receipt, found = _checked(
             text, keys, output=expected, request_id=request_id, require_signed=require_signed
         )
     except ReceiptError as exc:
@@ -204,3 +216,5 @@ def verify_command(
         err.print(f"[red]INVALID[/] {exc.reason}: {shown(exc)}", highlight=False)
         raise typer.Exit(1) from None
     _describe(receipt, request_id)
+    if found.simulated:  # found 2026-12-04: a sim node's answer verified with no word of it
+        console.print(SIMULATED_NOTE, highlight=False)

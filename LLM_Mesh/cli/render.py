@@ -6,6 +6,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -97,6 +98,7 @@ def _quarantines(n: Mapping[str, Any]) -> str:
 
 
 NODE_ID_WIDTH = 40  # a node id fits whole (node-<26 base32>: 31); longer ones folded
+WIDE = 100  # a console this wide has room for labels beside the ids, pairs on one line
 
 
 def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) -> Table:
@@ -116,9 +118,14 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
     t.add_column("health", width=None if wide else len("draining"))  # the longest state
     if wide:
         t.add_column("models", overflow="fold")
+    # under WIDE columns a pair of figures goes on two lines, as its header's names, each
+    # figure with its unit (found 2026-12-04: at 80 columns the time cell read "25 ms" /
+    # "/ 856" / "ms")
+    split = "\n" if width is not None and width < WIDE else " "
+    pair = split if split == "\n" else " / "
     t.add_column("load")
-    t.add_column("ttft / total")
-    t.add_column("reqs / fails")
+    t.add_column(f"ttft{pair}total")
+    t.add_column(f"reqs{pair}fails")
     t.add_column("trust")
     for n in nodes:
         models = ", ".join(
@@ -150,17 +157,16 @@ def nodes_table(nodes: Sequence[Mapping[str, Any]], width: int | None = None) ->
         t.add_row(
             "\n".join([first_line, *under, f"[dim]{where}[/]"]),
             *cells,
-            f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))} "
-            f"+{_count(n.get('queued', 0))}q",
-            f"{_fmt_ms(n.get('ttft_ms_ewma'))} / {_fmt_ms(n.get('latency_ms_ewma'))}",
-            f"{_count(n.get('requests', 0))} / {_count(n.get('failures', 0))}",
+            f"{_count(n.get('in_flight', 0))}/{_count(n.get('max_concurrency', 1))}"
+            f"{split}+{_count(n.get('queued', 0))}q",
+            f"{_fmt_ms(n.get('ttft_ms_ewma'))}{pair}{_fmt_ms(n.get('latency_ms_ewma'))}",
+            f"{_count(n.get('requests', 0))}{pair}{_count(n.get('failures', 0))}",
             _trust(n, quarantines=wide),
         )
     return t
 
 
 MODEL_ID_WIDTH = 24  # a catalog id fits whole (the longest is 21)
-WIDE = 100  # a console this wide has room for labels beside the ids
 
 
 def models_table(models: Sequence[Mapping[str, Any]], width: int | None = None) -> Table:
@@ -328,6 +334,25 @@ def _cell_width(cell: str) -> int:
 
 
 FOLDED_MIN = 8  # a lesser column, folded, is at least this wide
+WORD_MAX = 24  # ...and as wide as its longest word up to this (a date, a figure: whole)
+
+
+def _longest_word(name: str, cells: Sequence[str]) -> int:
+    """The longest word of a column's header and cells (markup), in terminal cells."""
+    words = [name, *(Text.from_markup(c).plain for c in cells)]
+    return max((cell_len(w) for text in words for w in text.split()), default=0)
+
+
+def _fold(widest: list[int], floor: list[int], room: int) -> list[int]:
+    """Column widths that sum to at most ``room``: the widest columns narrowed first, none
+    under its floor (the caller checked that the floors fit)."""
+    widths = list(widest)
+    while sum(widths) > room:
+        i = max(range(len(widths)), key=lambda j: (widths[j] > floor[j], widths[j]))
+        if widths[i] <= floor[i]:
+            break
+        widths[i] -= 1
+    return widths
 
 
 def fitted_table(
@@ -341,10 +366,11 @@ def fitted_table(
 ) -> RenderableType:
     """Rows of markup cells whose ``keys`` columns (ids, URLs, model names: what a user
     copies into the next command) are printed whole: a table, the key columns as wide as
-    their widest first line (the id; lines under it wrap) and the others folded, when that
-    fits in ``width`` (the console's; None: unknown, a plain table); else one block a row,
-    ``column  value`` lines (found 2026-12-04: at 80 columns rich cut ids, URLs and model
-    names to ``…``)."""
+    their widest first line (the id; lines under it wrap) and the others folded, each at
+    least as wide as its longest word (up to WORD_MAX), when that fits in ``width`` (the
+    console's; None: unknown, a plain table); else one block a row, ``column  value``
+    lines (found 2026-12-04: at 80 columns rich cut ids, URLs and model names to ``…``,
+    and broke dates and figures mid-word: ``2026-12-0`` / ``4 15:09``)."""
 
     def measure(c: str, cell: str) -> int:
         return _cell_width(cell.split("\n", 1)[0]) if c in keys else _cell_width(cell)
@@ -352,15 +378,23 @@ def fitted_table(
     widest = [
         max([len(name), *(measure(name, r[i]) for r in rows)]) for i, name in enumerate(columns)
     ]
-    need = sum(w if c in keys else min(w, FOLDED_MIN) for c, w in zip(columns, widest, strict=True))
-    if width is None or need + 3 * len(columns) + 1 <= width:
+    floor = [
+        w
+        if c in keys
+        else min(w, max(FOLDED_MIN, min(WORD_MAX, _longest_word(c, [r[i] for r in rows]))))
+        for i, (c, w) in enumerate(zip(columns, widest, strict=True))
+    ]
+    room = None if width is None else width - 3 * len(columns) - 1  # borders and padding
+    if room is None or sum(floor) <= room:
+        # narrower than the widest: every column given its width (rich, left to narrow
+        # them itself, narrowed figures and dates under their longest word)
+        fold = room is not None and sum(widest) > room
+        widths = _fold(widest, floor, room) if fold and room is not None else widest
         t = Table(title=title)
-        for c, w in zip(columns, widest, strict=True):
+        for c, w in zip(columns, widths, strict=True):
             justify: Literal["left", "right"] = "right" if c in right else "left"
-            if c in keys and width is not None:
-                t.add_column(c, width=w, overflow="fold", justify=justify)
-            else:
-                t.add_column(c, overflow="fold", justify=justify)
+            fixed = fold or (c in keys and width is not None)
+            t.add_column(c, width=w if fixed else None, overflow="fold", justify=justify)
         for r in rows:
             t.add_row(*r)
         return t

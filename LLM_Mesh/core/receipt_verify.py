@@ -149,6 +149,7 @@ class Found:
     usage: tuple[int, int] | None = None
     output: str | None = None  # the answer's whole text, when the input holds it
     receipt_request_id: str | None = None  # mesh.receipt_request_id: the id the nodes got
+    simulated: bool = False  # mesh.simulated: the answer's word (the receipt signs no engine)
 
 
 def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
@@ -172,7 +173,7 @@ def _from_object(obj: Any, output: str | None = None) -> Found:
         output = answer_text(obj)
     return Found(
         mesh["receipt"], rid if isinstance(rid, str) else None, _usage(obj), output,
-        nid if isinstance(nid, str) else None,
+        nid if isinstance(nid, str) else None, mesh.get("simulated") is True,
     )  # fmt: skip
 
 

@@ -244,6 +244,12 @@ class NodeService:
                 build_engine, self.config, self.settings, self._client, self._hardware
             )
         await self._engine.start()
+        if self._engine.simulated:  # found 2026-12-04: the log said nowhere (up's banner does)
+            log.info(
+                "node %s serves %s on the SIMULATED engine: made-up answers, for tests and "
+                "benchmarks (every answer and listing says simulated)",
+                self.node_id, ", ".join(m.id for m in self._engine.models()),
+            )  # fmt: skip
         self._prepared = True
 
     async def start(self) -> None:

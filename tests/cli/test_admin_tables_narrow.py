@@ -59,3 +59,27 @@ def test_keys_list_keeps_key_ids_whole_and_names_literal_at_80_columns(tmp_path:
     assert "…" not in out
     assert key_id.group(0) in out and "[red]ci[/red]" in out, out
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def test_keys_and_operators_list_keep_dates_whole_at_80_and_160_columns(tmp_path: Path) -> None:
+    """found 2026-12-04: at 80 columns the ``made`` column broke its dates mid-word
+    (``2026-12-0`` / ``4 15:09``); a revoked key's second date made it worse."""
+    home = tmp_path / "mesh"
+    for name in ("ci-bot-key", "second-key"):
+        args = ["registry", "keys", "create", "--name", name, "--avoid-regions", "us-east,eu-west"]
+        assert cli(home, *args)[0] == 0
+    assert cli(home, "registry", "keys", "revoke", "second-key")[0] == 0
+    assert cli(home, "registry", "operators", "add", "alice-the-operator")[0] == 0
+    assert cli(home, "registry", "operators", "revoke", "alice-the-operator")[0] == 0
+    for command in (["registry", "keys", "list"], ["registry", "operators", "list"]):
+        for columns in ("80", "160"):
+            out = runner.invoke(app, [*command, "--home", str(home)], env={"COLUMNS": columns})
+            assert out.exit_code == 0, out.output
+            lines = out.output.splitlines()
+            assert max(len(line) for line in lines) <= int(columns), out.output
+            dates = [d for line in lines for d in DATE.findall(line)]
+            want = 3 if command[1] == "keys" else 2  # made x2 + revoked; added + revoked
+            assert len(dates) == want, out.output  # each date whole, on one line

@@ -49,7 +49,7 @@ def test_grant_writes_ledger_entries(tmp_path: Path) -> None:
     assert cli(home, "registry", "operators", "add", "alice")[0] == 0
     code, out = cli(home, "registry", "grant", "alice", "5000000")
     assert code == 0, out
-    assert "granted 5000000" in out and "ledger entry 0" in out
+    assert "granted 5,000,000" in out and "ledger entry 0" in out
     code, out = cli(home, "registry", "grant", "pool", "250")
     assert code == 0 and "ledger entry 1" in out
     assert asyncio.run(_balances(home)) == {
@@ -374,3 +374,14 @@ def test_compare_needs_a_signed_checkpoint_here_and_a_view_that_checks_out(
     served.show(_history(tmp_path / "reg-b", (10,)))  # cut short: this view fails
     code, out = served.verify(v2, tmp_path / "peer.note")
     assert code == 1 and "truncated" in out and "comparisons skipped" in out, out
+
+
+def test_grant_and_verify_print_amounts_grouped_as_balance_does(tmp_path: Path) -> None:
+    """found 2026-12-04 (a new user's walk): ``registry grant ci 5000000`` said ``granted
+    5000000``, ``ledger verify`` ``105000000 micro-NetworkTokens issued``, where ``balance``
+    and ``earnings`` print ``4,999,958``: a digit too many or too few is easy to misread."""
+    home = tmp_path / "mesh"
+    code, out = cli(home, "registry", "grant", "pool", "5000000")
+    assert code == 0 and "granted 5,000,000 micro-NetworkTokens" in out, out
+    code, out = cli(home, "ledger", "verify", "--database-url", _db(home))
+    assert code == 0 and "5,000,000 micro-NetworkTokens issued" in out, out

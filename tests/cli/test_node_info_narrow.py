@@ -64,3 +64,27 @@ def test_node_info_prints_the_nodes_words_literally_and_survives_odd_types(
                     "[b]H200[/b]"):  # fmt: skip
         assert literal in out.output, out.output
     assert "None" not in out.output
+
+
+@pytest.mark.parametrize("columns", ["80", "160"])
+def test_node_info_models_labels_whole(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    """found 2026-12-04 (a sim node under ``llm-mesh up --engine sim``): at 80 columns the
+    models table's header read ``continuat`` / ``ion``."""
+    info = {
+        "node_id": NODE, "url": "http://127.0.0.1:8801", "state": "online", "engine": "sim",
+        "registry": None,
+        "models": [{"id": "gemma-3-270m", "loaded": True, "simulated": True,
+                    "load_time_s": 0.0, "context_length": 32768, "continuation": True}],
+    }  # fmt: skip
+
+    async def node_info(client: Any, url: str) -> dict[str, Any]:
+        return info
+
+    monkeypatch.setattr(control, "node_info", node_info)
+    out = runner.invoke(
+        app, ["node", "info", "--node-url", "http://127.0.0.1:8801"], env={"COLUMNS": columns}
+    )
+    assert out.exit_code == 0, out.output
+    for label in ("continuation", "load time", "context", "gemma-3-270m (simulated)"):
+        assert label in out.output, out.output
+    assert max(len(line) for line in out.output.splitlines()) <= int(columns)

@@ -103,3 +103,28 @@ def test_node_plan_loses_no_column_at_80_columns() -> None:
         for e in entries:
             assert e.model in out, (width, e.model, out)
             assert "does not fit" in squashed and "download source" in squashed, out
+
+
+def test_node_models_list_keeps_names_and_the_hash_whole_at_80_and_160_columns() -> None:
+    """``llm-mesh node models list``: the file name (to pass to the next command) and the
+    sha256 prefix (to compare) never broken mid-word, at a default and a wide terminal (a
+    guard: it held before fitted_table's word floor too, which ``keys list`` needed)."""
+    from pathlib import Path
+
+    from LLM_Mesh.cli.node_render import stored_models_table
+    from LLM_Mesh.node.model_store import StoredModel
+
+    sha = "3f1a9c2e77d0b4e1" + "0" * 48
+    models = [
+        StoredModel("gemma-3-270m-it-Q4_K_M.gguf", Path("/m/a.gguf"), 253_000_000, sha,
+                    "gemma-3-270m", True, True),
+        StoredModel("my-model.gguf", Path("/m/b.gguf"), 1_200_000_000, "ab" * 32, "my-model",
+                    False, False),
+    ]  # fmt: skip
+    for width in (80, 160):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(stored_models_table(models, width))
+        out = console.export_text()
+        assert max(len(line) for line in out.splitlines()) <= width, out
+        for whole in ("gemma-3-270m-it-Q4_K_M.gguf", "3f1a9c2e77d0b4e1…", "configured", "1.2 GB"):
+            assert whole in out, (width, whole, out)

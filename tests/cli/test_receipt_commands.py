@@ -304,3 +304,19 @@ def test_a_refused_key_is_one_clear_line_the_same_as_ledger_verify_says(
     assert problem is not None and why in problem
     assert " ".join(problem.split()) in out, out
     assert "Traceback" not in res.output
+
+
+def test_cli_says_when_the_answer_came_from_a_simulated_engine(
+    mesh: InProcessMesh, tmp_path: Path
+) -> None:
+    """found 2026-12-04 (``llm-mesh up --engine sim``): ``receipt verify`` of a sim node's
+    answer printed ``OK`` and the node's signed counts, nowhere that the text was made up
+    (the answer's ``mesh.simulated``; the receipt itself does not sign it)."""
+    keys = saved_keys(mesh, tmp_path)
+    for r in (ask(mesh), ask(mesh, stream=True)):
+        res = verify("-", "--keys", str(keys), stdin=r.text)
+        assert res.exit_code == 0, res.output
+        assert "SIMULATED" in res.output and "not signed" in res.output, res.output
+    receipt_only = json.dumps(ask(mesh).json()["mesh"]["receipt"])
+    res = verify("-", "--keys", str(keys), stdin=receipt_only)  # the receipt does not say
+    assert res.exit_code == 0 and "SIMULATED" not in res.output, res.output

@@ -320,3 +320,22 @@ def test_a_nodes_odd_models_or_quarantines_print_without_a_traceback(odd: object
         console = Console(width=120, record=True, color_system=None)
         console.print(nodes_table([node], width))
         assert "node-a" in console.export_text()
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_status_keeps_each_time_with_its_unit_at_80_columns(width: int) -> None:
+    """found 2026-12-04 (``llm-mesh status`` of ``llm-mesh up --engine sim``, 80 columns):
+    the time column read ``25 ms`` / ``/ 856`` / ``ms``: a figure parted from its unit."""
+    node = {
+        "node_id": "node-fqzupj4g76v5uw673uy5nfmly5", "simulated": True, "healthy": True,
+        "health_score": 1.0, "models": [{"id": "gemma-3-270m", "simulated": True}],
+        "keeps_no_prompts": True, "in_flight": 12, "max_concurrency": 16, "queued": 3,
+        "ttft_ms_ewma": 276, "latency_ms_ewma": 3042, "requests": 1234, "failures": 5,
+        "trust_score": 0.5,
+    }  # fmt: skip
+    console = Console(width=width, record=True, color_system=None)
+    console.print(nodes_table([node], width))
+    out = console.export_text()
+    assert max(len(line) for line in out.splitlines()) <= width, out
+    for whole in ("276 ms", "3042 ms", "12/16", "1234", "0.50", "node-fqzupj4g76v5uw673uy5nfmly5"):
+        assert whole in out, (whole, out)

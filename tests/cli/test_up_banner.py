@@ -56,6 +56,21 @@ def test_up_prints_its_urls_and_the_command_to_try_whole(
     assert try_line.endswith("--registry http://127.0.0.1:18820"), out.output
 
 
+@pytest.mark.parametrize("engine", ["sim", "llama-cpp"])
+def test_up_says_its_node_is_simulated_on_the_sim_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """found 2026-12-04 (``llm-mesh up --engine sim``): the banner named the node's URL and
+    the command to try, and nowhere that the node's answers are made up."""
+    monkeypatch.setattr(LLM_Mesh.local_mesh, "LocalMesh", FakeMesh)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    args = ["up", "--home", str(home), "--engine", engine]
+    out = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    node = next(line for line in out.output.splitlines() if "node: http://" in line)
+    assert ("SIMULATED" in node) == (engine == "sim"), out.output
+
+
 def test_demo_prints_the_prompt_as_written() -> None:
     console = Console(width=80, record=True, color_system=None)
     prompt = "a[/]b [red]c[/red]"

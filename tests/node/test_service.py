@@ -305,3 +305,16 @@ async def test_outside_availability_hours_requests_get_503(settings: Settings) -
         assert (await c.post("/v1/completions", json=body)).status_code == 200
         assert (await c.get("/mesh/health")).json()["state"] == "online"
     await svc.stop()
+
+
+async def test_a_node_on_the_sim_engine_says_so_when_it_starts(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """found 2026-12-04 (``llm-mesh node start --engine sim``): the node's log named its
+    port and its registration, nowhere that its answers are made up."""
+    caplog.set_level("INFO", logger="LLM_Mesh.node")
+    svc = await started_service(settings)
+    await svc.stop()
+    said = [r for r in caplog.records if "SIMULATED" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "INFO", caplog.text  # not a fault
+    assert MODEL in said[0].getMessage() and svc.node_id in said[0].getMessage()
