@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli import ledger_commands
-from LLM_Mesh.cli.ledger_commands import HttpSource
+from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.errors import InvalidApiKey
 
