@@ -186,6 +186,29 @@ def print_report(report: Report, seconds: float, seen_path: Path | None = None) 
         )
 
 
+def say_key_balance(ok: bool, read: tuple[str, int, int] | None, named: str | None) -> None:
+    """Whose balance a verify with ``LLM_MESH_API_KEY`` checked: its account as the
+    registry shows it (a pseudonym, never the key), or why none (``named``: --registry)."""
+    if named is not None:
+        console.print(
+            f"LLM_MESH_API_KEY not sent to {shown(named)} (a --registry: the key goes only to "
+            "the registry configured with it): its account's balance not checked"
+        )
+    elif read is None:
+        console.print(
+            "LLM_MESH_API_KEY's account: balance not checked (this registry does not show it "
+            "with the ledger size it was read at)"
+        )
+    else:
+        account, balance, size = read
+        said = "matches the ledger" if ok else "checked against the ledger (findings above)"
+        (console if ok else err).print(
+            f"LLM_MESH_API_KEY's account {shown(account)}: its balance, {balance:,} µNT at "
+            f"ledger size {size}, {said}",
+            highlight=False,
+        )
+
+
 @contextlib.asynccontextmanager
 async def _source(
     registry_url: str,
@@ -317,10 +340,12 @@ def verify(
             ValueError(f"--witnesses-needed {witnesses_needed}: only {len(witnesses)} --witness")
         )
 
+    # the user's key goes only to the registry configured with it, never to one named by
+    # --registry (auditing another registry would hand it the key): there, the pool's
+    mine = settings.api_key if registry is None else None
+    read: list[tuple[str, int, int] | None] = []  # the balance the registry showed for it
+
     async def go() -> tuple[Report, list[Compared]]:
-        # the user's key goes only to the registry configured with it, never to one named
-        # by --registry (auditing another registry would hand it the key): there, the pool's
-        mine = settings.api_key if registry is None else None
         if mine:  # one no header can carry: refused before any request, never quoted
             bearer_header(mine, "the API key", InvalidApiKey)
         remembered = load_seen(seen_path, source)
@@ -329,6 +354,7 @@ def verify(
         where_from = (url, db, settings.ledger_origin)
         async with _source(*where_from, settings.registry_ca, mine) as src:
             report = await audit(src, page=page, pin=key, remembered=remembered)
+            read.append(src.balance_read if isinstance(src, HttpSource) else None)
             if not compare or not report.ok:
                 return report, []
             keys = [key] if key is not None else (await src.keys())[0]
@@ -349,6 +375,8 @@ def verify(
         raise fail(exc) from exc
     remembered_path = seen_path if seen_path.exists() else None
     print_report(report, time.perf_counter() - start, remembered_path)
+    if settings.api_key and not database_url:
+        say_key_balance(report.ok, read[0] if read and mine else None, registry)
     if not report.ok:
         if compare:
             err.print("comparisons skipped: this verifier's own view does not check out")

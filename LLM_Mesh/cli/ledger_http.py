@@ -84,6 +84,8 @@ class HttpSource:
 
     def __init__(self, client: httpx.AsyncClient, api_key: str | None = None) -> None:
         self.client, self.api_key = client, api_key
+        # the balance :meth:`stored` read: (account, balance, tree size); None: none read
+        self.balance_read: tuple[str, int, int] | None = None
 
     async def _get(self, path: str, **params: int) -> dict[str, Any]:
         """The registry's JSON object at ``path``, read within :data:`MAX_ANSWER` bytes and
@@ -197,6 +199,7 @@ class HttpSource:
         )
         if not isinstance(account, str) or not all(type(x) is int for x in (size, bal, res)):
             return None
+        self.balance_read = account, cast(int, bal), cast(int, size)
         return cast(int, size), {account: (cast(int, bal), cast(int, res))}
 
 
