@@ -17,7 +17,7 @@ or with a gzip bomb, costs the reader at most ``limit`` bytes (and one piece pas
   trickle of bytes stays within any per-read timeout, not within this one).
 
 Beyond the limit or the deadline, or in another encoding: :class:`AnswerRefused`, naming
-the URL and the limit. Users: ``cli/ledger_commands.py`` (``ledger verify``'s registry),
+the URL and the limit. Users: ``cli/ledger_http.py`` (``ledger verify``'s registry),
 ``cli/ledger_witness.py`` (a witness's registry), ``cli/ledger_compare.py`` (another
 verifier's checkpoint), ``registry/witness_push.py`` (a witness's answer, with
 :func:`read_body`: its deadline covers the whole push).

@@ -161,7 +161,7 @@ def _bearer(secret: str, what: str, error: type[MeshError] = InvalidCredential) 
     return {"Authorization": f"Bearer {secret}"}
 
 
-#: the same check for the CLI's own clients (``cli/ledger_commands.py``'s balance check)
+#: the same check for the CLI's own clients (``cli/ledger_http.py``'s balance check)
 bearer_header = _bearer
 
 

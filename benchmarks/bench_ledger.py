@@ -46,7 +46,8 @@ import httpx
 from _common import free_port, pg_database
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from LLM_Mesh.cli.ledger_commands import HttpSource, StoreSource, audit
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
 from LLM_Mesh.registry.app import create_registry_app

@@ -1,7 +1,7 @@
 """The largest answer each ledger endpoint serves to ``llm-mesh ledger verify``, in bytes.
 
 What the verifier's bounds on one registry answer and one export line
-(``cli/ledger_commands.MAX_ANSWER``, ``MAX_EXPORT_LINE``) are sized from. Method: a SQLite store in a temporary directory gets ``MAX_PAGE`` (10,000)
+(``cli/ledger_http.MAX_ANSWER``, ``MAX_EXPORT_LINE``) are sized from. Method: a SQLite store in a temporary directory gets ``MAX_PAGE`` (10,000)
 entries at their largest (a 32-character kind, 105-character accounts, the largest
 amount, a receipt hash and a 128-byte request id of control characters, each sent as a
 6-byte JSON escape), then 10,000 signed checkpoints at 10-digit sizes (a billion-entry
@@ -35,7 +35,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert
 
-from LLM_Mesh.cli.ledger_commands import CHECKPOINT_PAGE
+from LLM_Mesh.cli.ledger_http import CHECKPOINT_PAGE
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.checkpoint import sign_checkpoint
 from LLM_Mesh.core.ledger_entry import MAX_AMOUNT, MINT, Transfer

@@ -85,7 +85,8 @@ def canary_run(
     registry: RegistryOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Probe nodes now and print each verdict (pass, fail, unverified, error)."""
+    """Probe nodes now and print each verdict (pass, fail, unverified, error; SIMULATED: the
+    node serves the model on the simulated engine, its answers made up)."""
     from LLM_Mesh.client import MeshClient
     from LLM_Mesh.secret_files import admin_key_for, admin_key_missing
 
@@ -125,7 +126,7 @@ _VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "yellow"}
 
 def canary_rows(results: Sequence[Any]) -> tuple[list[list[str]], bool]:
     """The registry's verdicts as table rows (markup: the registry's words printed literally,
-    through ``shown``) and whether any failed. An odd answer (a field missing, None, a
+    through ``shown``) and whether any failed; a simulated node's verdict says SIMULATED. An odd answer (a field missing, None, a
     number, an object) is printed as ``-`` or its text, never a traceback (found
     2026-12-04: ``[red]x[/red]`` in a model name was read as markup, and an answer
     without ``verdict`` ended ``canary run`` with a KeyError)."""
@@ -142,6 +143,8 @@ def canary_rows(results: Sequence[Any]) -> tuple[list[list[str]], bool]:
         cell = f"[{style}]{text}[/]" if style else text
         if r.get("quarantined") is True:
             cell += " (quarantined)"
+        if r.get("simulated") is True:  # the node's engine is simulated: made-up answers
+            cell += " [yellow](SIMULATED)[/]"
 
         def field(key: str, row: Mapping[str, Any] = r) -> str:
             value = row.get(key)

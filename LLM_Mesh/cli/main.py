@@ -251,8 +251,9 @@ def demo(
     try:
         with console.status("starting the local mesh") as st:
             mesh.start(progress=lambda m: st.update(m))
+        kind = "[yellow]SIMULATED engine: made-up answers[/]" if engine == "sim" else engine
         console.print(
-            f"[green]mesh up[/]: gateway {mesh.registry_url}/v1, node {mesh.node_url} ({engine}); "
+            f"[green]mesh up[/]: gateway {mesh.registry_url}/v1, node {mesh.node_url} ({kind}); "
             f"dashboard (while the demo runs): {mesh.dashboard_url}",
             soft_wrap=True,
         )

@@ -98,6 +98,7 @@ class ProbeResult:
     prompt: str = ""
     verifier: str | None = None
     quarantined: bool = False
+    simulated: bool = False  # the node serves the model on a simulated engine (registered)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +109,7 @@ class ProbeResult:
             "prompt": self.prompt,
             "verifier": self.verifier,
             "quarantined": self.quarantined,
+            "simulated": self.simulated,
         }
 
 
@@ -256,7 +258,17 @@ class CanaryProber:
     async def probe(
         self, node_id: str, model: str, prompt: str | None = None, shape: Shape | None = None
     ) -> ProbeResult:
-        """One probe of ``node_id`` for ``model`` in a drawn shape; a failure quarantines it."""
+        """One probe of ``node_id`` for ``model`` in a drawn shape; a failure quarantines it.
+        ``simulated``: the node registered the model on a simulated engine (as ``GET
+        /mesh/nodes`` shows it), read before the probe."""
+        hosted = self.rt.table.hosted(node_id, model)
+        simulated = hosted is not None and hosted.simulated
+        result = await self._probe(node_id, model, prompt, shape)
+        return replace(result, simulated=True) if simulated else result
+
+    async def _probe(
+        self, node_id: str, model: str, prompt: str | None, shape: Shape | None
+    ) -> ProbeResult:
         prompt = prompt if prompt is not None else self.rng.choice(list(self.prompts))
         shape = shape if shape is not None else choose(self.rng, self.mix)
         verifiers = self.verifiers_for(node_id, model)

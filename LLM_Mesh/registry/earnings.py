@@ -138,6 +138,16 @@ async def account_balance(conn: AsyncConnection, account: str) -> int:
     return int(credit) - int(debit)
 
 
+async def account_named(conn: AsyncConnection, account: str) -> bool:
+    """Whether anything names ``account``: a ledger entry (to or from it), a settlement or
+    a reward period paid to it (each an indexed look-up, at most one row)."""
+    e, s, rp = tables.ledger_entries, tables.settlements, tables.reward_periods
+    for column in (e.c.to_account, e.c.from_account, s.c.operator, rp.c.operator):
+        if (await conn.execute(select(column).where(column == account).limit(1))).first():
+            return True
+    return False
+
+
 async def earnings(
     engine: AsyncEngine,
     *,
@@ -150,17 +160,19 @@ async def earnings(
     old_account: str | None = None,
 ) -> Earnings:
     """The earnings of ``account`` and ``old_account`` together over the ``days`` UTC days
-    up to ``now``'s (see the module)."""
+    up to ``now``'s (see the module); an ``old_account`` nothing names (an operator of
+    since keyed accounts) is left out, and not named in the answer: it adds nothing."""
     if days < 1:
         raise ValueError("days is at least 1")
     until = datetime.fromtimestamp(now, tz=timezone.utc).date()
     since = until - timedelta(days=days - 1)
     since_dt = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
     out = Earnings(operator, account, since, until, node, sorted(nodes), 0)
-    out.old_account = old_account
-    accounts = [account] if old_account is None else [account, old_account]
     s, rp = tables.settlements, tables.reward_periods
     async with engine.connect() as conn:
+        if old_account is not None and await account_named(conn, old_account):
+            out.old_account = old_account
+        accounts = [account] if out.old_account is None else [account, out.old_account]
         day = _day_of(s.c.updated_at, conn.dialect.name)
         where = [s.c.operator.in_(accounts), s.c.state == SETTLED, s.c.updated_at >= since_dt]
         if node is not None:

@@ -64,7 +64,8 @@ class EarningsReport(_Open):
     """Micro-NetworkTokens throughout: ``earned`` from requests (after the network's
     fee), ``rewards`` for uptime, ``total`` both; ``balance`` is the accounts' now (the
     keyed ``account`` and ``old_account``, the unkeyed one of before migration 0018, whose
-    balance stays there: every figure adds both up);
+    balance stays there: every figure adds both up; null when nothing names that old
+    account, an operator of since keyed accounts: there is nothing to add);
     ``held``: what nodes under quarantine (a failed canary probe) earned since, kept in
     their held accounts until the admin clears them (``held_by_node``: node id → µNT)."""
 

@@ -89,3 +89,18 @@ def test_odd_answers_do_not_crash_the_renderer(
     assert out.exception is None or isinstance(out.exception, SystemExit), out.output
     assert out.exit_code == 1, out.output  # n3 failed
     assert "no verdict at all" in out.output and "not an object" in out.output
+
+
+def test_a_simulated_nodes_verdict_is_labelled_simulated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result the registry says came from a simulated engine says SIMULATED (found
+    2026-12-04: a sim node's pass looked like a real one's); a real node's does not."""
+    sim = {"node_id": "sim-1", "model": "m", "verdict": "pass", "detail": "d", "simulated": True}
+    real = {"node_id": "real-1", "model": "m", "verdict": "pass", "detail": "d"}
+    out = run(tmp_path, monkeypatch, [sim])
+    assert out.exit_code == 0, out.output
+    assert "SIMULATED" in out.output
+    out = run(tmp_path, monkeypatch, [real, {**real, "simulated": "yes"}])
+    assert out.exit_code == 0, out.output
+    assert "SIMULATED" not in out.output  # only a true simulated: True

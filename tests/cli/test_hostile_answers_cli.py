@@ -19,8 +19,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli.ledger_commands import HttpSource
 from LLM_Mesh.cli.ledger_compare import compare_all
+from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.cli.ledger_witness import run_witness, witness_round
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.core.checkpoint import Checkpoint

@@ -1,5 +1,5 @@
 """``llm-mesh ledger verify`` reading the registry's NDJSON export
-(``cli/ledger_commands.HttpSource``): a line nested too deep, ``NaN``/``Infinity`` (which
+(``cli/ledger_http.HttpSource``): a line nested too deep, ``NaN``/``Infinity`` (which
 Python's ``json`` reads by default) and a number past a float's range are refused with an
 error naming the line, never a ``RecursionError`` traceback nor taken as a number.
 
@@ -15,7 +15,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli.ledger_commands import HttpSource, _ndjson_rows, audit
+from LLM_Mesh.cli.ledger_commands import audit
+from LLM_Mesh.cli.ledger_http import HttpSource, _ndjson_rows
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.errors import MeshError
 from tests.cli.test_ledger_verify_bounds import KEYS

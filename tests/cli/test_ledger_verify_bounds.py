@@ -1,5 +1,5 @@
 """``llm-mesh ledger verify`` does not trust the registry it checks with its memory or its
-time (``cli/ledger_commands.HttpSource``): a page, proof or key list answered without
+time (``cli/ledger_http.HttpSource``): a page, proof or key list answered without
 end, as a gzip bomb or a byte at a time, and an export line without end, are cut off
 with an error naming the URL and the limit. See docs/security.md, "Ledger rewrites"."""
 
@@ -13,8 +13,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from LLM_Mesh.cli import ledger_commands
-from LLM_Mesh.cli.ledger_commands import HttpSource, audit
+from LLM_Mesh.cli import ledger_http
+from LLM_Mesh.cli.ledger_commands import audit
+from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.ledger_signer import public_key_text
 from tests.http_bodies import CHUNK, Endless, Reads, peak_bytes
@@ -75,7 +76,7 @@ async def test_a_gzip_bomb_page_counts_as_inflated() -> None:
 async def test_a_trickling_page_is_cut_off_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     """A byte every 0.05 s stays within any read timeout: before, the verifier waited for
     as long as the registry liked (here 4 s, then not JSON)."""
-    monkeypatch.setattr(ledger_commands, "ANSWER_S", 0.3, raising=False)
+    monkeypatch.setattr(ledger_http, "ANSWER_S", 0.3)
     body = Endless(chunks=80, gap_s=0.05, size=1, fill=b" ")
     with pytest.raises(MeshError, match=f"{PAGE} took longer than 0.3 s"):
         await _audit(httpx.Response(200, stream=body))

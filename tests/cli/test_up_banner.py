@@ -77,3 +77,26 @@ def test_demo_prints_the_prompt_as_written() -> None:
     with pytest.raises(RegistryUnreachable):  # nothing answers: what matters is before
         asyncio.run(demo.run_demo(console, "http://127.0.0.1:1", "m", prompt, "python", 8))
     assert prompt in console.export_text()
+
+
+@pytest.mark.parametrize("engine", ["sim", "llama-cpp"])
+def test_demo_says_its_node_is_simulated_on_the_sim_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """found 2026-12-04 (``llm-mesh demo --engine sim``): its start line said ``(sim)``
+    where ``up``, ``status`` and the answers' metrics say SIMULATED."""
+
+    async def no_request(*_a: Any, **_kw: Any) -> None:
+        return None
+
+    monkeypatch.setattr(LLM_Mesh.local_mesh, "LocalMesh", FakeMesh)
+    monkeypatch.setattr(demo, "run_demo", no_request)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    args = ["demo", "--home", str(home), "--engine", engine]
+    out = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    assert out.exit_code == 0, out.output
+    start = next(line for line in out.output.splitlines() if line.startswith("mesh up"))
+    assert ("SIMULATED engine: made-up answers" in start) == (engine == "sim"), out.output
+    assert "(sim)" not in start
+    assert ("(llama-cpp)" in start) == (engine == "llama-cpp"), out.output

@@ -213,3 +213,22 @@ async def test_account_balance_is_credits_less_debits(store: SqlStore) -> None:
         assert await account_balance(conn, BOB) == 127
         assert await account_balance(conn, MINT) == -507
         assert await account_balance(conn, "operator:nobody") == 0
+
+
+async def test_an_old_account_is_added_up_and_named_only_with_a_history(
+    filled: SqlLedger,
+) -> None:
+    """``old_account`` (the unkeyed account of before migration 0018) is named, and added
+    up, when anything names it: an entry, a settlement or a reward period; one nothing
+    names is ``None`` (it would add nothing: the figures are the same)."""
+    unused = pseudonym("operator", "alice")
+    plain = await _report(filled)
+    got = await _report(filled, old_account=unused)
+    assert got["old_account"] is None
+    assert {k: v for k, v in got.items() if k != "old_account"} == {
+        k: v for k, v in plain.items() if k != "old_account"
+    }
+    # an old account with entries of its own (BOB's stands in: paid, rewarded)
+    got = await _report(filled, old_account=BOB)
+    assert got["old_account"] == BOB
+    assert got["balance"] == plain["balance"] + 7000 + 99_000

@@ -138,3 +138,17 @@ async def test_the_route_is_in_the_openapi_document(mesh: Mesh) -> None:
     doc = (await mesh.client.get("/openapi.json")).json()
     op = doc["paths"]["/v1/earnings"]["get"]
     assert {"200", "400", "401", "403"} <= set(op["responses"])
+
+
+async def test_no_old_account_is_named_where_it_has_no_history(mesh: Mesh) -> None:
+    """An operator that never had an account of before keyed accounts (migration 0018; a
+    fresh store): ``old_account`` is null, so ``llm-mesh earnings`` and ``node info`` do
+    not name one (found 2026-12-04: every answer named the unkeyed account, and the
+    summary said "and operator:..., its account before keyed accounts" on a fresh store)."""
+    from LLM_Mesh.cli.earnings_render import summary_line
+
+    r = await mesh.client.get("/v1/earnings", headers=mesh.auth(mesh.alice))
+    assert r.status_code == 200, r.text
+    assert r.json()["old_account"] is None
+    assert "before keyed accounts" not in summary_line(r.json())
+    assert r.json()["balance"] == 990 + 1990

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from LLM_Mesh.cli.ledger_commands import HttpSource, audit
+from LLM_Mesh.cli.ledger_commands import audit
 from LLM_Mesh.cli.ledger_compare import compare_all
+from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.core.checkpoint import open_checkpoint, sign_checkpoint
 from LLM_Mesh.core.gossip import export
 from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS, MINT, POOL, Transfer, pseudonym
@@ -157,7 +158,7 @@ async def test_the_export_is_the_list_as_ndjson_rows(
 async def test_verify_over_http_reads_the_export_in_several_requests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("LLM_Mesh.cli.ledger_commands.EXPORT_LIMIT", 5)
+    monkeypatch.setattr("LLM_Mesh.cli.ledger_http.EXPORT_LIMIT", 5)
     app, _store = await _filled_app(tmp_path)
     async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
         await _fill(app.state.runtime, 20)  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from LLM_Mesh import bounded_http
-from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.cli import ledger_http
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, POOL, Transfer
 from LLM_Mesh.errors import MeshError
@@ -164,13 +164,13 @@ async def test_ledger_verify_waits_out_the_budget_and_gives_up_on_endless_429s(
             h.clock.advance(seconds)
 
         monkeypatch.setattr(bounded_http, "_sleep", on_the_clock)
-        monkeypatch.setattr(ledger_commands, "EXPORT_LIMIT", 50)
+        monkeypatch.setattr(ledger_http, "EXPORT_LIMIT", 50)
         ledger = h.runtime.ledger
         assert ledger is not None
         await ledger.append([Transfer("grant", MINT, POOL, 1 + i) for i in range(150)])
         size, _root = await ledger.head()
         async with _from(h, "198.51.100.7") as c:
-            source = ledger_commands.HttpSource(c)
+            source = ledger_http.HttpSource(c)
             rows: list[tuple[object, ...]] = []
             async for batch in source.entries(1000):
                 rows.extend(batch)
@@ -185,9 +185,9 @@ async def test_ledger_verify_waits_out_the_budget_and_gives_up_on_endless_429s(
         transport=httpx.MockTransport(always_429), base_url="http://registry.test"
     ) as c:
         with pytest.raises(MeshError):
-            await ledger_commands.HttpSource(c).checkpoints()
+            await ledger_http.HttpSource(c).checkpoints()
         with pytest.raises(MeshError, match="429"):
-            async for _batch in ledger_commands.HttpSource(c).entries(1000):
+            async for _batch in ledger_http.HttpSource(c).entries(1000):
                 pass
     assert slept == [60.0] * (2 * bounded_http.RETRIES_429)
 
