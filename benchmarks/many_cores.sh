@@ -13,6 +13,7 @@
 #   .devcarry/whl/*.whl    the dependencies as wheels for that machine's Python
 #   .devcarry/pg15.tar.xz  a PostgreSQL 15 tree (usr/lib/postgresql/15/{bin,lib},
 #                          usr/share/postgresql/15, libs/ with the libraries it links)
+# `bash benchmarks/make_devcarry.sh` builds both on a Debian machine with PostgreSQL 15.
 # Without .devcarry the script uses $PYTHON (default .venv/bin/python, else python3) and the
 # PostgreSQL at $LLM_MESH_TEST_PG_URL (default postgresql://postgres@127.0.0.1:5432/test).
 # Each benchmark's output goes to $OUT/log.txt; the JSON results to $OUT/results.tgz.
