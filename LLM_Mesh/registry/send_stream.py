@@ -36,7 +36,8 @@ error body: never a silent cut.
 
 Tokens across a continuation: a node that sent its final ``usage`` chunk finished its
 answer (only ``[DONE]`` was missing), so its own count is the answer's and the stream
-ends there. A node that broke before its usage is counted by its content chunks: our
+ends there. A node that broke before its usage, or sent ``[DONE]`` without it (its part
+``missing``), is counted by its content chunks: our
 engines send one chunk per generated token, so for them this is the node's count; an
 engine that batches tokens into chunks is undercounted by it (nothing better is known
 at the gateway: the node never said, and the gateway has no tokenizer). The continuing
@@ -301,8 +302,10 @@ class NodeStream:
                     ex.stop(Stop.SUCCEEDED)
                 elif att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
-                if not self.usage_seen:  # [DONE] without a final chunk: no receipt
-                    self._unsigned_part(PartStatus.MISSING)
+                if not self.usage_seen:  # [DONE] without a final chunk: no receipt, and
+                    # its content chunks are its count (found 2026-12-04: 0, so the text
+                    # delivered was neither charged nor paid)
+                    tally.completion_tokens = self._unsigned_part(PartStatus.MISSING)
                 tally.outcome = "ok"
                 yield [_DONE]
                 return

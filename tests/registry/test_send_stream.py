@@ -154,3 +154,41 @@ async def test_continued_chat_is_priced_on_the_original_prompt(tmp_path: Path) -
         spec = get_spec(MODEL)
         assert spec is not None
         assert final["mesh"]["cost"] == request_cost(spec.price, 10, 3)
+
+
+async def test_a_stream_ending_without_its_usage_chunk_is_paid_on_the_gateways_count(
+    tmp_path: Path,
+) -> None:
+    """A node sends its text and ``[DONE]`` but no final ``usage`` chunk (its receipt part
+    ``missing``): paid for the content chunks the client got and the prompt once, as a
+    stream cut short is (found 2026-12-04: charged and paid 0, the record said 0 tokens)."""
+    from tests.keyed import operator_account
+    from tests.registry.test_charge import BODY, CHAT, PRICE, PROMPT, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    nodes = FakeNodes()
+
+    def no_usage(node: FakeNode, model: str) -> httpx.Response:
+        events = sse_chunks(model, node.node_id, ["Hel", "lo", "!"])
+        del events[-2]  # the final chunk (usage, mesh, receipt)
+        return httpx.Response(200, headers=SSE, content=b"".join(events))
+
+    nodes.stream_factory = no_usage
+    async with running(tmp_path, nodes=nodes) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and r.text.rstrip().endswith("[DONE]")
+        assert "".join(e["choices"][0]["delta"].get("content", "") for e in _events(r.text)) == (
+            "Hello!"
+        )
+        s = h.runtime.settlement
+        assert s is not None
+        cost = request_cost(PRICE, PROMPT, 3)  # 3 chunks, the prompt at its usual count
+        fee = cost * 5 // 100
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)  # before: 1000
+        assert await s.balance(operator_account("alice")) == (cost - fee, 0)
+        await h.runtime.writer.flush()
+        (rec,) = h.store.requests
+        assert (rec.completion_tokens, rec.cost) == (3, cost)
