@@ -356,12 +356,17 @@ class NodeStream:
             if first == b"data: [DONE]":
                 return _DONE
             obj = self._checked(blob, first)
+            if self.usage_seen:  # its final chunk went out: nothing of the node's after it
+                node = self.ex.tally.node_id
+                raise _Broken(f"node {node} sent an event after its final (usage) chunk")
             data = self.data  # the part's data events so far: one a line
             if len(data) >= self.limit and self._past_limit(obj):  # an honest node: its last few
                 node = self.ex.tally.node_id
                 raise _Overrun(f"node {node} went past the {self.limit} tokens allowed")
             data.append(first)
-            if not self.node_first or b'"usage"' in first:
+            # the parsed key, not the bytes: "\u0075sage" is "usage" to every reader (found
+            # 2026-12-04: such a final chunk was relayed as the node wrote it, its own mesh)
+            if not self.node_first or "usage" in obj:
                 self._read(obj)
                 # a usage read as the limit: the relay writes the tally's instead
                 return Event(DATA, blob, obj, self.continued or self.clipped)

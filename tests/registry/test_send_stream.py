@@ -192,3 +192,73 @@ async def test_a_stream_ending_without_its_usage_chunk_is_paid_on_the_gateways_c
         await h.runtime.writer.flush()
         (rec,) = h.store.requests
         assert (rec.completion_tokens, rec.cost) == (3, cost)
+
+
+def _hostile_final(extra: bytes) -> Any:
+    """A node's stream: its text, its final chunk (``usage``, its own ``mesh``) written
+    as ``edit`` makes it, then ``extra`` before ``[DONE]``."""
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        events = sse_chunks(model, node.node_id, ["Hel", "lo", "!"])
+        events[-2] = events[-2].replace(
+            b'"mesh": {', b'"mesh": {"cost": 0, "ledger_request_id": "c-forged", '
+        )
+        if not extra:  # the usage key written with a JSON escape: the same object
+            events[-2] = events[-2].replace(b'"usage"', b'"\\u0075sage"')
+        return httpx.Response(200, headers=SSE, content=b"".join([*events[:-1], extra, events[-1]]))
+
+    return factory
+
+
+async def test_a_final_chunk_whose_usage_key_is_escaped_gets_the_gateways_mesh(
+    tmp_path: Path,
+) -> None:
+    """``"\\u0075sage"`` is ``"usage"`` to every JSON reader: the final chunk is the
+    gateway's to finish (its ``mesh``, receipt and payment before it), never relayed as the
+    node wrote it (found 2026-12-04: the node's own ``mesh.cost`` 0 and a forged
+    ``ledger_request_id`` reached the client, no receipt, and it was paid at the end only)."""
+    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    nodes = FakeNodes()
+    nodes.stream_factory = _hostile_final(b"")
+    async with running(tmp_path, nodes=nodes) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and "c-forged" not in r.text
+        final = _events(r.text)[-1]
+        cost = request_cost(PRICE, 4, 3)  # the node's usage: 4 prompt, 3 completion
+        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
+        s = h.runtime.settlement
+        assert s is not None
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+
+
+async def test_nothing_a_node_sends_after_its_final_chunk_reaches_the_client(
+    tmp_path: Path,
+) -> None:
+    """A node appends an event after its final chunk (here one carrying a ``mesh.receipt``
+    and a ``request_id`` of its choosing, which ``receipt verify`` would take for the
+    answer's, the last receipt of a stream): not relayed; the stream ends with the
+    gateway's final chunk and ``[DONE]``, paid once (found 2026-12-04: relayed as sent)."""
+    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    after = _ev({"choices": [], "mesh": {"request_id": "req-other", "receipt": {"v": 2}}})
+    nodes = FakeNodes()
+    nodes.stream_factory = _hostile_final(after)
+    async with running(tmp_path, nodes=nodes) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and "req-other" not in r.text, r.text
+        assert r.text.rstrip().endswith("data: [DONE]")
+        final = _events(r.text)[-1]
+        cost = request_cost(PRICE, 4, 3)
+        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
+        s = h.runtime.settlement
+        assert s is not None
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
