@@ -370,6 +370,8 @@ class NodeStream:
                 self._read(obj)
                 # a usage read as the limit: the relay writes the tally's instead
                 return Event(DATA, blob, obj, self.continued or self.clipped)
+            if "mesh" in obj:  # the relay drops it: only the gateway's final chunk has one
+                return Event(DATA, blob, obj, self.continued)
         return Event(DATA, blob, None, self.continued)
 
     def _past_limit(self, obj: dict[str, Any]) -> bool:
@@ -406,14 +408,19 @@ class NodeStream:
         only JSON. Every data line is parsed once, here (about 2-3 us a token)."""
         try:
             obj = strict_json.loads_object(first[5:])
+            more = []
             if first is not blob:  # more lines: each data line must be JSON too
                 for line in blob.split(b"\n")[1:]:
                     if line.startswith(b"data:"):
-                        strict_json.loads_object(line[5:])
+                        more.append(strict_json.loads_object(line[5:]))
         except (ValueError, RecursionError):  # nested past the parser's limit
             node = self.ex.tally.node_id
             said = first[5:80].decode("utf-8", "replace")
             raise _Broken(f"node {node} sent an event that is not JSON: {said!r}") from None
+        if any("usage" in o or "mesh" in o for o in more):  # a final chunk or a mesh hidden
+            # behind another line: read by line (receipt verify) but never by the gateway
+            node = self.ex.tally.node_id
+            raise _Broken(f"node {node} sent usage or mesh on a second line of an event")
         return obj
 
     def _read(self, obj: dict[str, Any]) -> None:

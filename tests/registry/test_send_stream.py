@@ -262,3 +262,36 @@ async def test_nothing_a_node_sends_after_its_final_chunk_reaches_the_client(
         s = h.runtime.settlement
         assert s is not None
         assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+
+
+async def test_a_nodes_mesh_on_any_other_chunk_never_reaches_the_client(tmp_path: Path) -> None:
+    """A node puts a ``mesh`` (a ``receipt`` and ``request_id`` of its choosing) on a
+    content chunk, and on a second JSON line of an event: ``receipt verify`` of a stream
+    without the gateway's final chunk (``[DONE]`` without one) would read it as the
+    answer's. The content chunk's ``mesh`` is dropped, the event of several lines ends the
+    node's part (found 2026-12-04: both relayed as the node wrote them)."""
+    forged = {"request_id": "req-forged", "receipt": {"v": 2}}
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    text = {**base, "choices": [{"index": 0, "delta": {"content": "x"}}]}
+    cases = {
+        "chunk": _ev({**text, "mesh": forged}),
+        "line": _ev(text)[:-1] + _ev({**base, "choices": [], "mesh": forged}),
+    }
+    for case, injected in cases.items():
+        nodes = FakeNodes()
+
+        def factory(node: FakeNode, model: str, injected: bytes = injected) -> httpx.Response:
+            events = sse_chunks(model, node.node_id, ["Hel", "lo"])
+            return httpx.Response(200, headers=SSE, content=b"".join([*events[:2], injected,
+                                                                      *events[2:]]))  # fmt: skip
+
+        nodes.stream_factory = factory
+        async with running(tmp_path / case, nodes=nodes) as h:
+            await h.register("a", models=[MODEL])
+            r = await h.client.post(
+                "/v1/chat/completions",
+                json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
+                      "stream": True},
+            )  # fmt: skip
+            assert r.status_code == 200 and "req-forged" not in r.text, (case, r.text)
+            assert r.text.rstrip().endswith("data: [DONE]")
