@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.store import SqlStore
@@ -59,6 +60,9 @@ async def test_a_paid_request_retried_after_a_restart_is_not_run_nor_paid_again(
         assert (await _ask(h, {**bearer(key2), "X-Request-Id": "r-1"}, stream)).status_code == 200
         assert await _settled(s, account2, (1000 - cost, 0)) == (1000 - cost, 0)
         assert len(node.calls) == 2
+        # the books across the restart: every balance is its entries' (ledger verify's audit)
+        report = await audit(StoreSource(h.runtime.ledger, h.settings.ledger_origin))
+        assert report.ok, report.findings
 
 
 async def test_a_request_not_paid_before_the_restart_runs_after_it(tmp_path: Path) -> None:

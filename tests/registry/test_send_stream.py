@@ -192,6 +192,12 @@ async def test_a_stream_ending_without_its_usage_chunk_is_paid_on_the_gateways_c
         await h.runtime.writer.flush()
         (rec,) = h.store.requests
         assert (rec.completion_tokens, rec.cost) == (3, cost)
+        from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+
+        report = await audit(
+            StoreSource(h.runtime.ledger, h.settings.ledger_origin)
+        )  # balances = entries
+        assert report.ok, report.findings
 
 
 def _hostile_final(extra: bytes) -> Any:
