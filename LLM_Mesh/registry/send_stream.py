@@ -347,32 +347,36 @@ class NodeStream:
         return batch, None
 
     def _event(self, blob: bytes) -> Event:
-        if blob.startswith(b"data:"):
-            if blob.startswith(b'data: {"error"') or blob.startswith(b'data:{"error"'):
-                node = self.ex.tally.node_id
-                said = blob.split(b"\n", 1)[0].decode("utf-8", "replace")
-                raise _Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
-            first = blob if b"\n" not in blob else blob[: blob.index(b"\n")]
-            if first == b"data: [DONE]":
-                return _DONE
-            obj = self._checked(blob, first)
-            if self.usage_seen:  # its final chunk went out: nothing of the node's after it
-                node = self.ex.tally.node_id
-                raise _Broken(f"node {node} sent an event after its final (usage) chunk")
-            data = self.data  # the part's data events so far: one a line
-            if len(data) >= self.limit and self._past_limit(obj):  # an honest node: its last few
-                node = self.ex.tally.node_id
-                raise _Overrun(f"node {node} went past the {self.limit} tokens allowed")
-            data.append(first)
-            # the parsed key, not the bytes: "\u0075sage" is "usage" to every reader (found
-            # 2026-12-04: such a final chunk was relayed as the node wrote it, its own mesh)
-            if not self.node_first or "usage" in obj:
-                self._read(obj)
-                # a usage read as the limit: the relay writes the tally's instead
-                return Event(DATA, blob, obj, self.continued or self.clipped)
-            if "mesh" in obj:  # the relay drops it: only the gateway's final chunk has one
-                return Event(DATA, blob, obj, self.continued)
-        return Event(DATA, blob, None, self.continued)
+        if not blob.startswith(b"data:") or b"\n" in blob:  # rare: other fields, or lines
+            first = self._data_line(blob)
+            if not first:  # a comment, an event name alone: no data, relayed as sent
+                return Event(DATA, blob, None, self.continued)
+        else:
+            first = blob
+        if first.startswith(b'data: {"error"') or first.startswith(b'data:{"error"'):
+            node = self.ex.tally.node_id
+            said = first.decode("utf-8", "replace")
+            raise _Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
+        if first == b"data: [DONE]":
+            return _DONE
+        obj = self._checked(first)
+        if self.usage_seen:  # its final chunk went out: nothing of the node's after it
+            node = self.ex.tally.node_id
+            raise _Broken(f"node {node} sent an event after its final (usage) chunk")
+        data = self.data  # the part's data events so far: one a line
+        if len(data) >= self.limit and self._past_limit(obj):  # an honest node: its last few
+            node = self.ex.tally.node_id
+            raise _Overrun(f"node {node} went past the {self.limit} tokens allowed")
+        data.append(first)
+        # the parsed key, not the bytes: "\u0075sage" is "usage" to every reader (found
+        # 2026-12-04: such a final chunk was relayed as the node wrote it, its own mesh)
+        if not self.node_first or "usage" in obj:
+            self._read(obj)
+            # a usage read as the limit: the relay writes the tally's instead
+            return Event(DATA, first, obj, self.continued or self.clipped)
+        if "mesh" in obj:  # the relay drops it: only the gateway's final chunk has one
+            return Event(DATA, first, obj, self.continued)
+        return Event(DATA, first, None, self.continued)
 
     def _past_limit(self, obj: dict[str, Any]) -> bool:
         """Whether this data event (``obj``) takes the part past its limit: its content
@@ -402,26 +406,29 @@ class NodeStream:
             f"first token (floor: {floor.min_rate:g}/s after {floor.grace_s:g} s)"
         )
 
-    def _checked(self, blob: bytes, first: bytes) -> dict[str, Any]:
-        """The first data line's JSON object; a data line that is not one (not JSON, a
-        non-finite number: ``core/strict_json.py``) breaks the stream: the client gets
-        only JSON. Every data line is parsed once, here (about 2-3 us a token)."""
+    def _data_line(self, blob: bytes) -> bytes:
+        """An event's one ``data:`` line, its other fields (a comment, ``event:``, ``id:``,
+        ``retry:``) dropped; ``b""`` when it has none. Each is checked and relayed as an
+        event of that line alone (found 2026-12-04: an event not beginning with its data
+        line was relayed untouched: its content uncounted, a final chunk's ``mesh`` the
+        node's). An event of several data lines (read line by line by ``receipt verify``,
+        unreadable JSON to clients once joined) breaks the stream (found 2026-12-04: a
+        final chunk or a ``mesh`` on its second line reached the client)."""
+        lines = [line for line in blob.split(b"\n") if line.startswith(b"data:")]
+        if len(lines) > 1:
+            raise _Broken(f"node {self.ex.tally.node_id} sent an event of several data lines")
+        return lines[0] if lines else b""
+
+    def _checked(self, first: bytes) -> dict[str, Any]:
+        """The data line's JSON object; a data line that is not one (not JSON, a non-finite
+        number: ``core/strict_json.py``) breaks the stream: the client gets only JSON.
+        Every data line is parsed once, here (about 2-3 us a token)."""
         try:
-            obj = strict_json.loads_object(first[5:])
-            more = []
-            if first is not blob:  # more lines: each data line must be JSON too
-                for line in blob.split(b"\n")[1:]:
-                    if line.startswith(b"data:"):
-                        more.append(strict_json.loads_object(line[5:]))
+            return strict_json.loads_object(first[5:])
         except (ValueError, RecursionError):  # nested past the parser's limit
             node = self.ex.tally.node_id
             said = first[5:80].decode("utf-8", "replace")
             raise _Broken(f"node {node} sent an event that is not JSON: {said!r}") from None
-        if any("usage" in o or "mesh" in o for o in more):  # a final chunk or a mesh hidden
-            # behind another line: read by line (receipt verify) but never by the gateway
-            node = self.ex.tally.node_id
-            raise _Broken(f"node {node} sent usage or mesh on a second line of an event")
-        return obj
 
     def _read(self, obj: dict[str, Any]) -> None:
         """The first token (the gateway's time to first token) and the final chunk's usage."""

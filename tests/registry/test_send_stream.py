@@ -301,3 +301,42 @@ async def test_a_nodes_mesh_on_any_other_chunk_never_reaches_the_client(tmp_path
             )  # fmt: skip
             assert r.status_code == 200 and "req-forged" not in r.text, (case, r.text)
             assert r.text.rstrip().endswith("data: [DONE]")
+
+
+async def test_an_event_that_does_not_begin_with_its_data_line_is_checked_as_any(
+    tmp_path: Path,
+) -> None:
+    """SSE lets an event carry a comment, ``event:`` or ``id:`` line before its ``data:``
+    line; clients read its data all the same. Such an event is the node's like any other:
+    its content counted (against the limit, and paid), its final chunk the gateway's to
+    finish; only its data line is relayed (found 2026-12-04: relayed untouched: ``: x``
+    before a content chunk left it uncounted, and ``event: message`` before the final chunk
+    sent the node's own ``mesh``, ``cost: 0``, to the client, no receipt, paid at the end
+    on the other chunks only)."""
+    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        events = sse_chunks(model, node.node_id, ["Hel", "lo", "!"])
+        events[1] = b": hi\n" + events[1]
+        events[-2] = b"event: message\nid: 7\n" + events[-2].replace(
+            b'"mesh": {', b'"mesh": {"cost": 0, "ledger_request_id": "c-forged", '
+        )
+        return httpx.Response(200, headers=SSE, content=b"".join(events))
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and "c-forged" not in r.text, r.text
+        assert "event: message" not in r.text and r.text.rstrip().endswith("data: [DONE]")
+        final = _events(r.text)[-1]
+        cost = request_cost(PRICE, 4, 3)  # the node's usage: 4 prompt, 3 completion
+        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
+        s = h.runtime.settlement
+        assert s is not None
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
