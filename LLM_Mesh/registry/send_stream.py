@@ -353,13 +353,13 @@ class NodeStream:
                 return Event(DATA, blob, None, self.continued)
         else:
             first = blob
-        if first.startswith(b'data: {"error"') or first.startswith(b'data:{"error"'):
-            node = self.ex.tally.node_id
-            said = first.decode("utf-8", "replace")
-            raise _Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
         if first == b"data: [DONE]":
             return _DONE
         obj = self._checked(first)
+        if "error" in obj:  # the parsed key: `{ "error"` and "\u0065rror" too (found 2026-12-04)
+            node = self.ex.tally.node_id
+            said = first.decode("utf-8", "replace")
+            raise _Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
         if self.usage_seen:  # its final chunk went out: nothing of the node's after it
             node = self.ex.tally.node_id
             raise _Broken(f"node {node} sent an event after its final (usage) chunk")

@@ -340,3 +340,40 @@ async def test_an_event_that_does_not_begin_with_its_data_line_is_checked_as_any
         s = h.runtime.settlement
         assert s is not None
         assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+
+
+async def test_an_error_event_however_its_json_is_written_ends_the_nodes_part(
+    tmp_path: Path,
+) -> None:
+    """A node's error event mid-stream, written ``{ "error": ...}`` or ``{"\\u0065rror":
+    ...}`` (the same object to every reader; a client's SDK raises on it and stops reading):
+    the node's part ends as with ``{"error"``, the client gets the gateway's error event
+    with the receipt of what it got, paid for that, never the node's error object followed
+    by more text and a charge for it (found 2026-12-04: relayed as a chunk, the stream went on and
+    was paid whole)."""
+    from tests.registry.test_charge import BODY, CHAT, PRICE, PROMPT, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    for case, err in (("space", b'data: { "error": {"message": "boom"}}\n\n'),
+                      ("escape", b'data: {"\\u0065rror": {"message": "boom"}}\n\n')):  # fmt: skip
+        nodes = FakeNodes()
+
+        def factory(node: FakeNode, model: str, err: bytes = err) -> httpx.Response:
+            events = sse_chunks(model, node.node_id, ["Hel", "lo", "!"])
+            return httpx.Response(200, headers=SSE, content=b"".join([*events[:3], err,
+                                                                      *events[3:]]))  # fmt: skip
+
+        nodes.stream_factory = factory
+        async with running(tmp_path / case, nodes=nodes) as h:
+            await register_paid(h, "a", "alice")
+            key, account = await new_user(h, 1000)
+            r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+            evs = _events(r.text)
+            text = "".join(e["choices"][0]["delta"].get("content", "") for e in evs[:-1])
+            assert text == "Hello" and sum("error" in e for e in evs) == 1, (case, r.text)
+            assert "error" in evs[-1] and "receipt" in evs[-1]["mesh"], case  # the gateway's
+            cost = request_cost(PRICE, PROMPT, 2)  # the two chunks before the error
+            s = h.runtime.settlement
+            assert s is not None
+            assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0), case
