@@ -163,8 +163,8 @@ def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
 def _from_object(obj: Any, output: str | None = None) -> Found:
     if not isinstance(obj, dict):
         raise _malformed("the input is not a JSON object")
-    if "parts" in obj and "signature" in obj:
-        return Found(obj)
+    if "parts" in obj and "signature" in obj and "mesh" not in obj and "choices" not in obj:
+        return Found(obj)  # a bare receipt (an answer's body may hold such fields: a node's)
     mesh = obj.get("mesh")
     if not isinstance(mesh, dict) or "receipt" not in mesh:
         raise _malformed("the input holds no receipt (no mesh.receipt)")

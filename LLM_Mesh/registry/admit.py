@@ -50,6 +50,7 @@ from LLM_Mesh.registry.charge import Charge
 from LLM_Mesh.registry.errors import error_response
 from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.job import Client, Job
+from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.runtime import Runtime
 
 __all__ = ["Admission", "AdmissionCheck", "Hold", "IdempotencyCheck", "default_checks"]
@@ -216,10 +217,11 @@ class IdempotencyCheck:
     its client's scope (API key id, else address): another client resending the same id
     runs its own request and is never handed this one's answer."""
 
-    __slots__ = ("cache",)
+    __slots__ = ("cache", "paid")
 
-    def __init__(self, cache: IdempotencyCache) -> None:
+    def __init__(self, cache: IdempotencyCache, paid: PaidIds | None = None) -> None:
         self.cache = cache
+        self.paid = paid  # a lone registry: ids its previous process was paid for
 
     async def __call__(self, job: Job, client: Client) -> Response | Hold | None:
         if job.client_id is None:
@@ -228,6 +230,16 @@ class IdempotencyCheck:
         earlier = await self.cache.begin(key, job.stream)
         if earlier is not None:
             return earlier
+        payment = client.payment
+        if self.paid is not None and payment is not None:
+            try:  # paid before a restart: never run and paid again (registry/paid_ids.py)
+                refusal = await self.paid.refusal(job.client_id, job.settle_key, payment.payer)
+            except BaseException:
+                self.cache.abandon(key)
+                raise
+            if refusal is not None:
+                self.cache.refuse(key, refusal)
+                raise refusal
         return _CacheHold(self.cache, key, client)
 
 
@@ -245,5 +257,8 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     ]
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
         checks.append(Charge(rt.settlement))
-    checks += [IdempotencyCheck(rt.idempotency), AnonymousLast(rt.routing, rt.clock)]
+    checks += [
+        IdempotencyCheck(rt.idempotency, rt.paid_ids),
+        AnonymousLast(rt.routing, rt.clock),
+    ]
     return checks

@@ -79,6 +79,7 @@ from LLM_Mesh.registry.node_client_httpx import HttpxNodeClient
 from LLM_Mesh.registry.node_sync import NodeSync, StoreHealthLeases
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
+from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import ReplicaState, Store
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
@@ -317,6 +318,8 @@ def create_registry_app(
             home=None if isinstance(ledger_engine, EngineOnce) else settings.home,
         )
         runtime.settlement.held = quality.held  # a quarantined node's earnings are held
+        if shared is None:  # a lone registry: ids paid before a restart (paid_ids.py)
+            runtime.paid_ids = PaidIds(ledger.engine, idempotency.ttl_s, wall_clock)
     health = HealthChecker(
         table,
         lambda: runtime.http,

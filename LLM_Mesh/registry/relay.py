@@ -179,6 +179,8 @@ class SseRelay:
             if isinstance(usage, dict) and not obj.get("choices"):
                 self.finalize(obj, ev.continued)
                 self.finalized = True
+            elif "mesh" in obj:  # a node's mesh elsewhere is never passed on as the gateway's
+                del obj["mesh"]
             elif not ev.continued:
                 continue
             lines[i] = "data: " + strict_json.dumps(obj).decode()

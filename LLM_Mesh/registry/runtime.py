@@ -47,6 +47,7 @@ from LLM_Mesh.registry.node_auth import NodeAuthenticator
 from LLM_Mesh.registry.node_client import AiohttpNodeClient, NodeClient
 from LLM_Mesh.registry.node_listing import NodeListing
 from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.quality import Quality
 from LLM_Mesh.registry.redis_limits import RedisLimiter
@@ -113,6 +114,10 @@ class Runtime:
     quality: Quality | None = None
     # settlement (registry/settlement.py); None when Settings.settlement is off
     settlement: Settlement | None = None
+    # a lone registry (SQLite): the client ids its previous process was paid for, looked
+    # up for the replay window after a start (registry/paid_ids.py); None: replicas, or
+    # settlement off
+    paid_ids: PaidIds | None = None
     # ``GET /mesh/nodes``'s body, shared until the mesh changes or a second passed
     listing: NodeListing = field(default_factory=NodeListing)
 

@@ -36,7 +36,8 @@ error body: never a silent cut.
 
 Tokens across a continuation: a node that sent its final ``usage`` chunk finished its
 answer (only ``[DONE]`` was missing), so its own count is the answer's and the stream
-ends there. A node that broke before its usage is counted by its content chunks: our
+ends there. A node that broke before its usage, or sent ``[DONE]`` without it (its part
+``missing``), is counted by its content chunks: our
 engines send one chunk per generated token, so for them this is the node's count; an
 engine that batches tokens into chunks is undercounted by it (nothing better is known
 at the gateway: the node never said, and the gateway has no tokenizer). The continuing
@@ -301,8 +302,10 @@ class NodeStream:
                     ex.stop(Stop.SUCCEEDED)
                 elif att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
-                if not self.usage_seen:  # [DONE] without a final chunk: no receipt
-                    self._unsigned_part(PartStatus.MISSING)
+                if not self.usage_seen:  # [DONE] without a final chunk: no receipt, and
+                    # its content chunks are its count (found 2026-12-04: 0, so the text
+                    # delivered was neither charged nor paid)
+                    tally.completion_tokens = self._unsigned_part(PartStatus.MISSING)
                 tally.outcome = "ok"
                 yield [_DONE]
                 return
@@ -344,25 +347,36 @@ class NodeStream:
         return batch, None
 
     def _event(self, blob: bytes) -> Event:
-        if blob.startswith(b"data:"):
-            if blob.startswith(b'data: {"error"') or blob.startswith(b'data:{"error"'):
-                node = self.ex.tally.node_id
-                said = blob.split(b"\n", 1)[0].decode("utf-8", "replace")
-                raise _Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
-            first = blob if b"\n" not in blob else blob[: blob.index(b"\n")]
-            if first == b"data: [DONE]":
-                return _DONE
-            obj = self._checked(blob, first)
-            data = self.data  # the part's data events so far: one a line
-            if len(data) >= self.limit and self._past_limit(obj):  # an honest node: its last few
-                node = self.ex.tally.node_id
-                raise _Overrun(f"node {node} went past the {self.limit} tokens allowed")
-            data.append(first)
-            if not self.node_first or b'"usage"' in first:
-                self._read(obj)
-                # a usage read as the limit: the relay writes the tally's instead
-                return Event(DATA, blob, obj, self.continued or self.clipped)
-        return Event(DATA, blob, None, self.continued)
+        if not blob.startswith(b"data:") or b"\n" in blob:  # rare: other fields, or lines
+            first = self._data_line(blob)
+            if not first:  # a comment, an event name alone: no data, relayed as sent
+                return Event(DATA, blob, None, self.continued)
+        else:
+            first = blob
+        if first == b"data: [DONE]":
+            return _DONE
+        obj = self._checked(first)
+        if "error" in obj:  # the parsed key: `{ "error"` and "\u0065rror" too (found 2026-12-04)
+            node = self.ex.tally.node_id
+            said = first.decode("utf-8", "replace")
+            raise _Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
+        if self.usage_seen:  # its final chunk went out: nothing of the node's after it
+            node = self.ex.tally.node_id
+            raise _Broken(f"node {node} sent an event after its final (usage) chunk")
+        data = self.data  # the part's data events so far: one a line
+        if len(data) >= self.limit and self._past_limit(obj):  # an honest node: its last few
+            node = self.ex.tally.node_id
+            raise _Overrun(f"node {node} went past the {self.limit} tokens allowed")
+        data.append(first)
+        # the parsed key, not the bytes: "\u0075sage" is "usage" to every reader (found
+        # 2026-12-04: such a final chunk was relayed as the node wrote it, its own mesh)
+        if not self.node_first or "usage" in obj:
+            self._read(obj)
+            # a usage read as the limit: the relay writes the tally's instead
+            return Event(DATA, first, obj, self.continued or self.clipped)
+        if "mesh" in obj:  # the relay drops it: only the gateway's final chunk has one
+            return Event(DATA, first, obj, self.continued)
+        return Event(DATA, first, None, self.continued)
 
     def _past_limit(self, obj: dict[str, Any]) -> bool:
         """Whether this data event (``obj``) takes the part past its limit: its content
@@ -392,21 +406,29 @@ class NodeStream:
             f"first token (floor: {floor.min_rate:g}/s after {floor.grace_s:g} s)"
         )
 
-    def _checked(self, blob: bytes, first: bytes) -> dict[str, Any]:
-        """The first data line's JSON object; a data line that is not one (not JSON, a
-        non-finite number: ``core/strict_json.py``) breaks the stream: the client gets
-        only JSON. Every data line is parsed once, here (about 2-3 us a token)."""
+    def _data_line(self, blob: bytes) -> bytes:
+        """An event's one ``data:`` line, its other fields (a comment, ``event:``, ``id:``,
+        ``retry:``) dropped; ``b""`` when it has none. Each is checked and relayed as an
+        event of that line alone (found 2026-12-04: an event not beginning with its data
+        line was relayed untouched: its content uncounted, a final chunk's ``mesh`` the
+        node's). An event of several data lines (read line by line by ``receipt verify``,
+        unreadable JSON to clients once joined) breaks the stream (found 2026-12-04: a
+        final chunk or a ``mesh`` on its second line reached the client)."""
+        lines = [line for line in blob.split(b"\n") if line.startswith(b"data:")]
+        if len(lines) > 1:
+            raise _Broken(f"node {self.ex.tally.node_id} sent an event of several data lines")
+        return lines[0] if lines else b""
+
+    def _checked(self, first: bytes) -> dict[str, Any]:
+        """The data line's JSON object; a data line that is not one (not JSON, a non-finite
+        number: ``core/strict_json.py``) breaks the stream: the client gets only JSON.
+        Every data line is parsed once, here (about 2-3 us a token)."""
         try:
-            obj = strict_json.loads_object(first[5:])
-            if first is not blob:  # more lines: each data line must be JSON too
-                for line in blob.split(b"\n")[1:]:
-                    if line.startswith(b"data:"):
-                        strict_json.loads_object(line[5:])
+            return strict_json.loads_object(first[5:])
         except (ValueError, RecursionError):  # nested past the parser's limit
             node = self.ex.tally.node_id
             said = first[5:80].decode("utf-8", "replace")
             raise _Broken(f"node {node} sent an event that is not JSON: {said!r}") from None
-        return obj
 
     def _read(self, obj: dict[str, Any]) -> None:
         """The first token (the gateway's time to first token) and the final chunk's usage."""

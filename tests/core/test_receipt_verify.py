@@ -591,3 +591,19 @@ def test_receipt_keys_take_the_forms_every_key_option_takes_and_say_the_same(
     with pytest.raises(ValueError) as exc:
         parse_keys([STD_OK, text])
     assert str(exc.value) == ed25519_key_problem(text) and why in str(exc.value)
+
+
+def test_an_answer_whose_body_also_has_a_receipts_fields_is_read_as_an_answer() -> None:
+    """A node's answer body (the gateway passes it on, ``mesh`` aside) carrying another
+    request's receipt fields at its top level (``parts``, ``signature``...): the input is
+    still an answer, its receipt ``mesh.receipt`` and the answer around it checked (found
+    2026-12-04: read as a bare receipt, so the old receipt verified and nothing of the
+    answer was checked)."""
+    old = make_receipt("old text", request_id="req-old")
+    mine = make_receipt(request_id="req-mine")
+    body = {**old, **answer(mine)}
+    found = find_receipt(json.dumps(body))
+    assert found.receipt == mine and found.request_id == "req-mine" and found.output == TEXT
+    assert reason(json.dumps(body)) == "valid"
+    forged = {**old, **answer(mine, text="old text")}  # the text is the old receipt's
+    assert reason(json.dumps(forged)) == "output_sha256"

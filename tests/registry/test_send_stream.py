@@ -154,3 +154,226 @@ async def test_continued_chat_is_priced_on_the_original_prompt(tmp_path: Path) -
         spec = get_spec(MODEL)
         assert spec is not None
         assert final["mesh"]["cost"] == request_cost(spec.price, 10, 3)
+
+
+async def test_a_stream_ending_without_its_usage_chunk_is_paid_on_the_gateways_count(
+    tmp_path: Path,
+) -> None:
+    """A node sends its text and ``[DONE]`` but no final ``usage`` chunk (its receipt part
+    ``missing``): paid for the content chunks the client got and the prompt once, as a
+    stream cut short is (found 2026-12-04: charged and paid 0, the record said 0 tokens)."""
+    from tests.keyed import operator_account
+    from tests.registry.test_charge import BODY, CHAT, PRICE, PROMPT, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    nodes = FakeNodes()
+
+    def no_usage(node: FakeNode, model: str) -> httpx.Response:
+        events = sse_chunks(model, node.node_id, ["Hel", "lo", "!"])
+        del events[-2]  # the final chunk (usage, mesh, receipt)
+        return httpx.Response(200, headers=SSE, content=b"".join(events))
+
+    nodes.stream_factory = no_usage
+    async with running(tmp_path, nodes=nodes) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and r.text.rstrip().endswith("[DONE]")
+        assert "".join(e["choices"][0]["delta"].get("content", "") for e in _events(r.text)) == (
+            "Hello!"
+        )
+        s = h.runtime.settlement
+        assert s is not None
+        cost = request_cost(PRICE, PROMPT, 3)  # 3 chunks, the prompt at its usual count
+        fee = cost * 5 // 100
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)  # before: 1000
+        assert await s.balance(operator_account("alice")) == (cost - fee, 0)
+        await h.runtime.writer.flush()
+        (rec,) = h.store.requests
+        assert (rec.completion_tokens, rec.cost) == (3, cost)
+        from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+
+        report = await audit(
+            StoreSource(h.runtime.ledger, h.settings.ledger_origin)
+        )  # balances = entries
+        assert report.ok, report.findings
+
+
+def _hostile_final(extra: bytes) -> Any:
+    """A node's stream: its text, its final chunk (``usage``, its own ``mesh``) written
+    as ``edit`` makes it, then ``extra`` before ``[DONE]``."""
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        events = sse_chunks(model, node.node_id, ["Hel", "lo", "!"])
+        events[-2] = events[-2].replace(
+            b'"mesh": {', b'"mesh": {"cost": 0, "ledger_request_id": "c-forged", '
+        )
+        if not extra:  # the usage key written with a JSON escape: the same object
+            events[-2] = events[-2].replace(b'"usage"', b'"\\u0075sage"')
+        return httpx.Response(200, headers=SSE, content=b"".join([*events[:-1], extra, events[-1]]))
+
+    return factory
+
+
+async def test_a_final_chunk_whose_usage_key_is_escaped_gets_the_gateways_mesh(
+    tmp_path: Path,
+) -> None:
+    """``"\\u0075sage"`` is ``"usage"`` to every JSON reader: the final chunk is the
+    gateway's to finish (its ``mesh``, receipt and payment before it), never relayed as the
+    node wrote it (found 2026-12-04: the node's own ``mesh.cost`` 0 and a forged
+    ``ledger_request_id`` reached the client, no receipt, and it was paid at the end only)."""
+    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    nodes = FakeNodes()
+    nodes.stream_factory = _hostile_final(b"")
+    async with running(tmp_path, nodes=nodes) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and "c-forged" not in r.text
+        final = _events(r.text)[-1]
+        cost = request_cost(PRICE, 4, 3)  # the node's usage: 4 prompt, 3 completion
+        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
+        s = h.runtime.settlement
+        assert s is not None
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+
+
+async def test_nothing_a_node_sends_after_its_final_chunk_reaches_the_client(
+    tmp_path: Path,
+) -> None:
+    """A node appends an event after its final chunk (here one carrying a ``mesh.receipt``
+    and a ``request_id`` of its choosing, which ``receipt verify`` would take for the
+    answer's, the last receipt of a stream): not relayed; the stream ends with the
+    gateway's final chunk and ``[DONE]``, paid once (found 2026-12-04: relayed as sent)."""
+    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    after = _ev({"choices": [], "mesh": {"request_id": "req-other", "receipt": {"v": 2}}})
+    nodes = FakeNodes()
+    nodes.stream_factory = _hostile_final(after)
+    async with running(tmp_path, nodes=nodes) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and "req-other" not in r.text, r.text
+        assert r.text.rstrip().endswith("data: [DONE]")
+        final = _events(r.text)[-1]
+        cost = request_cost(PRICE, 4, 3)
+        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
+        s = h.runtime.settlement
+        assert s is not None
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+
+
+async def test_a_nodes_mesh_on_any_other_chunk_never_reaches_the_client(tmp_path: Path) -> None:
+    """A node puts a ``mesh`` (a ``receipt`` and ``request_id`` of its choosing) on a
+    content chunk, and on a second JSON line of an event: ``receipt verify`` of a stream
+    without the gateway's final chunk (``[DONE]`` without one) would read it as the
+    answer's. The content chunk's ``mesh`` is dropped, the event of several lines ends the
+    node's part (found 2026-12-04: both relayed as the node wrote them)."""
+    forged = {"request_id": "req-forged", "receipt": {"v": 2}}
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    text = {**base, "choices": [{"index": 0, "delta": {"content": "x"}}]}
+    cases = {
+        "chunk": _ev({**text, "mesh": forged}),
+        "line": _ev(text)[:-1] + _ev({**base, "choices": [], "mesh": forged}),
+    }
+    for case, injected in cases.items():
+        nodes = FakeNodes()
+
+        def factory(node: FakeNode, model: str, injected: bytes = injected) -> httpx.Response:
+            events = sse_chunks(model, node.node_id, ["Hel", "lo"])
+            return httpx.Response(200, headers=SSE, content=b"".join([*events[:2], injected,
+                                                                      *events[2:]]))  # fmt: skip
+
+        nodes.stream_factory = factory
+        async with running(tmp_path / case, nodes=nodes) as h:
+            await h.register("a", models=[MODEL])
+            r = await h.client.post(
+                "/v1/chat/completions",
+                json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
+                      "stream": True},
+            )  # fmt: skip
+            assert r.status_code == 200 and "req-forged" not in r.text, (case, r.text)
+            assert r.text.rstrip().endswith("data: [DONE]")
+
+
+async def test_an_event_that_does_not_begin_with_its_data_line_is_checked_as_any(
+    tmp_path: Path,
+) -> None:
+    """SSE lets an event carry a comment, ``event:`` or ``id:`` line before its ``data:``
+    line; clients read its data all the same. Such an event is the node's like any other:
+    its content counted (against the limit, and paid), its final chunk the gateway's to
+    finish; only its data line is relayed (found 2026-12-04: relayed untouched: ``: x``
+    before a content chunk left it uncounted, and ``event: message`` before the final chunk
+    sent the node's own ``mesh``, ``cost: 0``, to the client, no receipt, paid at the end
+    on the other chunks only)."""
+    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        events = sse_chunks(model, node.node_id, ["Hel", "lo", "!"])
+        events[1] = b": hi\n" + events[1]
+        events[-2] = b"event: message\nid: 7\n" + events[-2].replace(
+            b'"mesh": {', b'"mesh": {"cost": 0, "ledger_request_id": "c-forged", '
+        )
+        return httpx.Response(200, headers=SSE, content=b"".join(events))
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+        assert r.status_code == 200 and "c-forged" not in r.text, r.text
+        assert "event: message" not in r.text and r.text.rstrip().endswith("data: [DONE]")
+        final = _events(r.text)[-1]
+        cost = request_cost(PRICE, 4, 3)  # the node's usage: 4 prompt, 3 completion
+        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
+        s = h.runtime.settlement
+        assert s is not None
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+
+
+async def test_an_error_event_however_its_json_is_written_ends_the_nodes_part(
+    tmp_path: Path,
+) -> None:
+    """A node's error event mid-stream, written ``{ "error": ...}`` or ``{"\\u0065rror":
+    ...}`` (the same object to every reader; a client's SDK raises on it and stops reading):
+    the node's part ends as with ``{"error"``, the client gets the gateway's error event
+    with the receipt of what it got, paid for that, never the node's error object followed
+    by more text and a charge for it (found 2026-12-04: relayed as a chunk, the stream went on and
+    was paid whole)."""
+    from tests.registry.test_charge import BODY, CHAT, PRICE, PROMPT, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+
+    for case, err in (("space", b'data: { "error": {"message": "boom"}}\n\n'),
+                      ("escape", b'data: {"\\u0065rror": {"message": "boom"}}\n\n')):  # fmt: skip
+        nodes = FakeNodes()
+
+        def factory(node: FakeNode, model: str, err: bytes = err) -> httpx.Response:
+            events = sse_chunks(model, node.node_id, ["Hel", "lo", "!"])
+            return httpx.Response(200, headers=SSE, content=b"".join([*events[:3], err,
+                                                                      *events[3:]]))  # fmt: skip
+
+        nodes.stream_factory = factory
+        async with running(tmp_path / case, nodes=nodes) as h:
+            await register_paid(h, "a", "alice")
+            key, account = await new_user(h, 1000)
+            r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
+            evs = _events(r.text)
+            text = "".join(e["choices"][0]["delta"].get("content", "") for e in evs[:-1])
+            assert text == "Hello" and sum("error" in e for e in evs) == 1, (case, r.text)
+            assert "error" in evs[-1] and "receipt" in evs[-1]["mesh"], case  # the gateway's
+            cost = request_cost(PRICE, PROMPT, 2)  # the two chunks before the error
+            s = h.runtime.settlement
+            assert s is not None
+            assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0), case

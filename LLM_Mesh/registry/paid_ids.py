@@ -1,0 +1,90 @@
+"""A lone registry's client request ids paid before it restarted: never run and paid again.
+
+A registry on SQLite runs alone and keeps its clients' request ids (``Idempotency-Key`` /
+``X-Request-Id``) in its process (``registry/idempotency.py``): a restart forgets them.
+A client whose answer was lost to that restart (the gateway stopped past its grace while
+it was paid, or crashed after the payment was committed; or that simply retries at once)
+sends its id again to the new process: it ran, and was paid, a second time (found
+2026-12-04: ``tests/registry/test_paid_ids.py``). Replicas on PostgreSQL keep the ids in
+the store (``registry/shared_idempotency.py``) and never had this.
+
+The ledger already knows: a paid request's ``settlements`` rows (``answered``, then
+``settled``) carry its key, ``c-`` + 24 hex digits of the client's id hashed + ``~`` + a
+random suffix (``parse.settle_key_for``), and its payer. So for the replay window after a
+start (:class:`PaidIds`, the idempotency cache's ``ttl_s``, 10 min), a client id the
+process has not seen is looked up there (:func:`paid_under`: one read of the primary
+key's range, the rows of that id paid by that payer within the window); one found is
+refused 409 ``duplicate_request`` as a request paid without an answer to replay is. After
+the window nothing of the previous process can be in it: no read at all.
+
+Keyed requests only: the payer is the key's user, the id's scope in the cache (its API
+key). Anonymous requests are paid by one ``pool`` and scoped by address: a read by payer
+would refuse another address's reuse of the same id, so they are not looked up (the
+pool may pay an anonymous request retried across a restart twice).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from LLM_Mesh.core.ledger_entry import POOL
+from LLM_Mesh.errors import DuplicateRequest
+from LLM_Mesh.registry import tables
+
+__all__ = ["PaidIds", "paid_under"]
+
+_PAID = ("answered", "settled")
+
+
+async def paid_under(engine: AsyncEngine, ledger_id: str, payer: str, since: datetime) -> bool:
+    """Whether ``payer`` paid a request of client ledger id ``ledger_id`` (``c-`` + 24 hex:
+    its keys are ``ledger_id~<suffix>``) answered at ``since`` or later."""
+    s = tables.settlements
+    stmt = (
+        select(s.c.request_id)
+        .where(s.c.request_id > f"{ledger_id}~", s.c.request_id < f"{ledger_id}\x7f")
+        .where(s.c.part == 0, s.c.payer == payer, s.c.state.in_(_PAID))
+        .where(s.c.updated_at >= since)
+        .limit(1)
+    )
+    async with engine.connect() as conn:
+        return (await conn.execute(stmt)).first() is not None
+
+
+class PaidIds:
+    """The ids a lone registry's previous process was paid for (see the module docstring)."""
+
+    __slots__ = ("engine", "started", "wall_clock", "window_s")
+
+    def __init__(
+        self,
+        engine: Callable[[], Awaitable[AsyncEngine]],
+        window_s: float,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.window_s = window_s
+        self.wall_clock = wall_clock
+        self.started = wall_clock()
+
+    async def refusal(self, client_id: str, settle_key: str, payer: str) -> DuplicateRequest | None:
+        """The 409 for ``client_id`` (its request's ``settle_key``, paid by ``payer``) when
+        it was paid within the window; ``None`` (run it) otherwise."""
+        now = self.wall_clock()
+        if payer == POOL or now - self.started >= self.window_s or "~" not in settle_key:
+            return None
+        since = datetime.fromtimestamp(now - self.window_s, timezone.utc)
+        ledger_id = settle_key.split("~", 1)[0]
+        if not await paid_under(await self.engine(), ledger_id, payer, since):
+            return None
+        return DuplicateRequest(
+            f"a request with id {client_id!r} was paid before this registry restarted; "
+            "its answer is not kept across a restart, and it is never executed twice: "
+            "send a new id to run it again",
+            param="X-Request-Id",
+        )

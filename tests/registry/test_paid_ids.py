@@ -1,0 +1,97 @@
+"""A lone registry (SQLite) keeps client request ids in its process: across a restart, a
+paid request's id is found in the ledger's rows, never run and paid again
+(``registry/paid_ids.py``; found 2026-12-04: the retry ran and was paid a second time)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.core.ledger_entry import POOL
+from LLM_Mesh.registry.paid_ids import PaidIds
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import Harness, running
+from tests.registry.test_charge import BODY, CHAT, COST, bearer, new_user, register, settlement
+from tests.registry.test_paid_once import _settled
+
+
+async def _ask(h: Harness, headers: dict[str, str], stream: bool) -> Any:
+    return await h.client.post(CHAT, json={**BODY, "stream": stream}, headers=headers)
+
+
+def _cost(r: Any, stream: bool) -> int:
+    if not stream:
+        return int(r.json()["mesh"]["cost"])
+    final = [json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")]
+    return int(final[-1]["mesh"]["cost"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_paid_request_retried_after_a_restart_is_not_run_nor_paid_again(
+    tmp_path: Path, stream: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        headers = {**bearer(key), "X-Request-Id": "r-1"}
+        r = await _ask(h, headers, stream)
+        assert r.status_code == 200, r.text
+        cost = _cost(r, stream)
+        assert await _settled(settlement(h), account, (1000 - cost, 0)) == (1000 - cost, 0)
+    async with running(tmp_path, store=SqlStore(url)) as h:  # the registry restarted
+        node = await register(h, "a", "alice")
+        for body_stream in (stream, not stream):
+            again = await _ask(h, headers, body_stream)
+            assert again.status_code == 409, again.text  # before: 200, run and paid again
+            err = again.json()["error"]
+            assert err["code"] == "duplicate_request" and "restarted" in err["message"], err
+        assert not node.calls
+        s = settlement(h)
+        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+        # another id of the same key runs; the same id of another key too (its own scope)
+        other = {**bearer(key), "X-Request-Id": "r-2"}
+        assert (await _ask(h, other, stream)).status_code == 200
+        key2, account2 = await new_user(h, 1000)
+        assert (await _ask(h, {**bearer(key2), "X-Request-Id": "r-1"}, stream)).status_code == 200
+        assert await _settled(s, account2, (1000 - cost, 0)) == (1000 - cost, 0)
+        assert len(node.calls) == 2
+        # the books across the restart: every balance is its entries' (ledger verify's audit)
+        report = await audit(StoreSource(h.runtime.ledger, h.settings.ledger_origin))
+        assert report.ok, report.findings
+
+
+async def test_a_request_not_paid_before_the_restart_runs_after_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        await register(h, "a", "alice", behavior="500")
+        key, account = await new_user(h, 1000)
+        headers = {**bearer(key), "X-Request-Id": "r-1"}
+        assert (await h.client.post(CHAT, json=BODY, headers=headers)).status_code == 502
+        assert await _settled(settlement(h), account, (1000, 0)) == (1000, 0)
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        node = await register(h, "a", "alice")
+        r = await h.client.post(CHAT, json=BODY, headers=headers)
+        assert r.status_code == 200, r.text
+        assert len(node.calls) == 1
+        assert await _settled(settlement(h), account, (1000 - COST, 0)) == (1000 - COST, 0)
+
+
+async def test_ids_are_looked_up_only_in_the_window_after_a_start_and_only_for_keys() -> None:
+    now = [1000.0]
+    asked: list[str] = []
+
+    async def engine() -> Any:
+        asked.append("engine")
+        raise AssertionError("no read expected")
+
+    paid = PaidIds(engine, 600.0, lambda: now[0])
+    assert await paid.refusal("r-1", "c-" + "0" * 24 + "~" + "1" * 16, POOL) is None
+    assert await paid.refusal("r-1", "req-" + "0" * 32, "user:x") is None  # not a client id
+    now[0] += 600.0
+    assert await paid.refusal("r-1", "c-" + "0" * 24 + "~" + "1" * 16, "user:x") is None
+    assert not asked
