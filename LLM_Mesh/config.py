@@ -18,7 +18,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | stream_grace_s       | LLM_MESH_STREAM_GRACE_S  | 60 (seconds after a stream's first token before that floor counts) |
 | node_shutdown_s      | LLM_MESH_NODE_SHUTDOWN_S | 12 (a node's SIGTERM → exit: drain, goodbye, close; ``core/shutdown.py``) |
 | registry_shutdown_s  | LLM_MESH_REGISTRY_SHUTDOWN_S | 80 (the registry's SIGTERM/SIGINT → exit at most: past it, one WARNING naming what is stuck, exit status 70; 0: no bound; ``registry/stop_watchdog.py``) |
-| max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on) |
+| max_attempts         | LLM_MESH_MAX_ATTEMPTS    | 3 (attempts a node may have worked on; 1 to 16) |
 | max_failovers        | LLM_MESH_MAX_FAILOVERS   | 10 (more nodes after refused connections / 429) |
 | allow_private_nodes  | LLM_MESH_ALLOW_PRIVATE_NODES | false (nodes must resolve to global addresses) |
 | private_node_origins | (flag only)              | () origins allowed private anyway (`up`'s own node) |
@@ -58,7 +58,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | settle_lease         | LLM_MESH_SETTLE_LEASE    | 4 (a gateway reserves a payer's balance as a lease of this many estimates and admits requests against it in memory, one write a request; 0: one reservation a request; 0 to 64) |
 | settle_lease_idle_s  | LLM_MESH_SETTLE_LEASE_IDLE_S | 1.0 (a lease unused this long goes back to the payer's available balance) |
 | network_fee_bps      | LLM_MESH_NETWORK_FEE_BPS | 500 (5 % of each paid part goes to ``network``; 0 to 10000) |
-| pool_daily_budget    | LLM_MESH_POOL_DAILY_BUDGET | 100000000 µNT (100 NetworkTokens: the community pool is topped up to it each UTC day) |
+| pool_daily_budget    | LLM_MESH_POOL_DAILY_BUDGET | 100000000 µNT (100 NetworkTokens: the community pool is topped up to it each UTC day; at most 10^13) |
 | registry_ca          | LLM_MESH_REGISTRY_CA     | none: the system's CAs verify an https registry |
 | allow_http_first_use | LLM_MESH_ALLOW_HTTP_FIRST_USE | false (true: a node with no pinned gateway key starts with a plain-http registry on another machine, and pins the first answer's key: ``core/first_use.py``; node.toml ``allow_http_first_use`` too) |
 | reward_rate          | LLM_MESH_REWARD_RATE     | 100000 micro-NetworkTokens per hour of healthy availability (0: no uptime rewards) |
@@ -186,12 +186,24 @@ def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = Non
     return int(raw)
 
 
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
-    """A whole number >= 1 from ``env[key]`` (``"3"`` or ``"3.0"``), or ``default``."""
+def _int(env: Mapping[str, str], key: str, default: int, top: int | None = None) -> int:
+    """A whole number >= 1 (at most ``top``) from ``env[key]`` (``"3"`` or ``"3.0"``), or
+    ``default``."""
     value = _float(env, key, default)
-    if value != int(value):
-        raise ValueError(f"{key} must be a whole number, got {env.get(key)!r}")
+    if value != int(value) or (top is not None and value > top):
+        bound = f" (1 to {top})" if top is not None else ""
+        raise ValueError(f"{key} must be a whole number{bound}, got {env.get(key)!r}")
     return int(value)
+
+
+# the most attempts a node may have worked on per request: each is a part of its payment,
+# up to three ledger entries a part, and a settle batch of MAX_SETTLE (200) requests must fit
+# one ledger append (10,000 entries) (found 2026-12-04: 17 made such a batch fail for ever)
+MAX_ATTEMPTS_TOP = 16
+# the community pool's daily budget, µNT: 10^13 (ten million NetworkTokens a day; a century of
+# top-ups stays far inside the ledger's 64-bit amounts) (found 2026-12-04: a budget past
+# 2^63 failed every top-up)
+POOL_DAILY_BUDGET_TOP = 10**13
 
 
 _LIMIT_ENV = {
@@ -395,7 +407,7 @@ class Settings:
             registry_shutdown_s=_float(
                 env, "LLM_MESH_REGISTRY_SHUTDOWN_S", DEFAULT_REGISTRY_SHUTDOWN_S, zero_is_off=True
             ),
-            max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3),
+            max_attempts=_int(env, "LLM_MESH_MAX_ATTEMPTS", 3, top=MAX_ATTEMPTS_TOP),
             max_failovers=_int(env, "LLM_MESH_MAX_FAILOVERS", 10),
             allow_private_nodes=_bool(env, "LLM_MESH_ALLOW_PRIVATE_NODES", False),
             max_mesh_body_bytes=_int(env, "LLM_MESH_MAX_MESH_BODY_BYTES", DEFAULT_MESH_BODY_BYTES),
@@ -457,7 +469,12 @@ class Settings:
             network_fee_bps=_whole(
                 env, "LLM_MESH_NETWORK_FEE_BPS", DEFAULT_NETWORK_FEE_BPS, top=10_000
             ),
-            pool_daily_budget=_whole(env, "LLM_MESH_POOL_DAILY_BUDGET", DEFAULT_POOL_DAILY_BUDGET),
+            pool_daily_budget=_whole(
+                env,
+                "LLM_MESH_POOL_DAILY_BUDGET",
+                DEFAULT_POOL_DAILY_BUDGET,
+                top=POOL_DAILY_BUDGET_TOP,
+            ),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if isinstance(clean.get("registry_url"), str):  # a flag's list replaces the env's

@@ -26,7 +26,7 @@ from functools import cached_property
 
 from starlette.requests import Request
 
-from LLM_Mesh.config import Settings
+from LLM_Mesh.config import MAX_ATTEMPTS_TOP, Settings
 from LLM_Mesh.core.failover import Failover, FailoverPolicy
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.ratelimit import RateLimiter
@@ -137,8 +137,9 @@ class Runtime:
 
     @property
     def max_attempts(self) -> int:
-        """Attempts per request that a node may have worked on (``Settings.max_attempts``)."""
-        return max(1, self.settings.max_attempts)
+        """Attempts per request that a node may have worked on (``Settings.max_attempts``;
+        1 to ``MAX_ATTEMPTS_TOP`` also where settings were built in code)."""
+        return min(MAX_ATTEMPTS_TOP, max(1, self.settings.max_attempts))
 
     @property
     def max_failovers(self) -> int:
