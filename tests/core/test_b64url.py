@@ -33,7 +33,9 @@ def test_length_prefixed_takes_up_to_65535_bytes() -> None:
     assert length_prefixed(bytes(65535))[:2] == b"\xff\xff"
 
 
-@pytest.mark.parametrize(("text", "raw", "why"), [f[1:] for f in KEY_FORMS], ids=[f[0] for f in KEY_FORMS])
+@pytest.mark.parametrize(
+    ("text", "raw", "why"), [f[1:] for f in KEY_FORMS], ids=[f[0] for f in KEY_FORMS]
+)
 def test_a_written_key_is_taken_or_refused_with_its_reason(
     text: str, raw: bytes | None, why: str
 ) -> None:
@@ -46,3 +48,29 @@ def test_a_written_key_is_taken_or_refused_with_its_reason(
     assert problem is not None and why in problem, problem
     assert "is not an Ed25519 public key (32 bytes in base64 or base64url)" in problem
     assert problem.startswith(repr(text.strip()[:60])) and "\n" not in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "it is empty"),
+        (
+            "-----BEGIN PUBLIC KEY-----",
+            "a PEM block is not taken: give the key's 32 raw bytes in base64 or base64url",
+        ),
+        ("ab" * 32, "hex is not taken: give the same 32 bytes in base64 or base64url"),
+        (
+            "A!" * 40,
+            "it has characters that are neither base64 nor base64url (a space, a quote?)",
+        ),
+        ("A-" * 21 + "+", "it mixes the two alphabets ('+' or '/' with '-' or '_')"),
+        ("A" * 43 + "==", "at most one '=' follows the 43 characters"),
+        ("abcX", "4 characters, a key is 43 (and at most one '=')"),  # X is no padding
+        ("abcX=", "4 characters, a key is 43 (and at most one '=')"),
+    ],
+    ids=["empty", "pem", "hex", "stray", "mixed", "padded_twice", "short_x", "short_x_pad"],
+)
+def test_a_refused_key_is_told_word_for_word(text: str, why: str) -> None:
+    assert ed25519_key_problem(text) == (
+        f"{text[:60]!r} is not an Ed25519 public key (32 bytes in base64 or base64url): {why}"
+    )

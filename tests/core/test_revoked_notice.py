@@ -9,6 +9,7 @@ from LLM_Mesh.core.revoked_notice import (
     MAX_CHECK_S,
     RevokedRegistries,
     check_delay,
+    is_plain_http_refused,
     is_revoked,
     plain_http_waits,
     revoked_message,
@@ -102,3 +103,46 @@ def test_plain_http_waits_count_a_registration_and_leave_a_recheck_alone() -> No
     assert plain_http_waits(4, plain=False, recheck=False) == (0, None)  # other words
     assert plain_http_waits(3, plain=True, recheck=True) == (3, None)  # its own schedule
     assert plain_http_waits(3, plain=False, recheck=True) == (3, None)
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "refused"),
+    [
+        (403, {"error": {"code": "forbidden", "reason": "plain_http_remote"}}, True),
+        (403, {"error": {"reason": "plain_http_remote"}}, True),
+        (403, {"error": {"code": "plain_http_remote"}}, False),  # the reason says it
+        (403, {"error": {"reason": "revoked"}}, False),
+        (403, {"error": {}}, False),
+        (400, {"error": {"reason": "plain_http_remote"}}, False),  # only the 403
+        (404, {"error": {"reason": "plain_http_remote"}}, False),
+        (403, {"error": "plain_http_remote"}, False),
+        (403, {"reason": "plain_http_remote"}, False),  # inside the error only
+        (403, None, False),
+        (403, ["plain_http_remote"], False),
+    ],
+)
+def test_what_a_plain_http_refusal_looks_like(status: int, answer: object, refused: bool) -> None:
+    assert is_plain_http_refused(status, answer) is refused
+
+
+def test_the_nodes_revocation_message_word_for_word() -> None:
+    assert revoked_message(A, "node-a", "node node-a is revoked", [B, "http://r3.test"]) == (
+        f"the registry at {A} revoked this node (node-a): it routes no requests here, "
+        "credits nothing and refuses this node's messages; ask that registry's operator; "
+        "a revoked key stays revoked, so to join again the node needs a new identity "
+        "(`llm-mesh node keys init` in a new home). Heartbeats to it stopped (heartbeats now "
+        f"go to {B}, http://r3.test only); the node asks it again once in 1 min, then at "
+        "doubling waits up to 15 min"
+    )
+
+
+def test_the_operators_revocation_message_word_for_word() -> None:
+    assert revoked_message(A, "node-a", "operator acme is revoked", iter(())) == (
+        f"the registry at {A} revoked this node's operator (operator acme is revoked): it "
+        "routes no requests here, credits nothing and refuses this node's messages; ask that "
+        "registry's operator; to join again the node needs a new operator token from them "
+        "(operator_token in node.toml) and a new identity (`llm-mesh node keys init` in a new "
+        "home): a key stays with the operator that first registered it. Heartbeats to it "
+        "stopped (this node is now registered with no registry); the node asks it again once "
+        "in 1 min, then at doubling waits up to 15 min"
+    )

@@ -144,3 +144,42 @@ def test_a_name_is_loopback_only_by_its_resolved_addresses() -> None:
     assert not loopback_url("http://127.0.0.1.evil.example:8801", ["93.184.216.34"])
     assert loopback_url("http://[::1]:8801", ["::1"]) and loopback_url("http://[::1]:8801")
     assert loopback_url("http://[::ffff:127.0.0.1]:8801")
+
+
+def test_a_bad_fingerprint_is_refused_in_words() -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_fingerprint("sha256:" + HEX[:-2])
+    assert str(refused.value) == (
+        "a TLS fingerprint is a SHA-256 digest: 64 hex digits (pairs may be :-joined)"
+    )
+
+
+def test_a_resolved_address_that_is_no_address_is_not_loopback() -> None:
+    assert not loopback_url("http://localhost:8801", ["not-an-address"])
+    assert not loopback_url("http://localhost:8801", ["127.0.0.1", "not-an-address"])
+    assert loopback_url("http://localhost:8801", ["::1%lo", "::ffff:127.0.0.2"])  # zone, mapped
+
+
+def test_the_refusal_judges_a_name_by_its_resolved_addresses() -> None:
+    """The registry passes what it resolved the host to: a name on loopback addresses alone
+    may serve plain http; ``localhost`` pointed elsewhere may not."""
+    assert node_tls_refusal("http://node-a:8801", None, require_tls=False) == "plain_http_remote"
+    assert (
+        node_tls_refusal("http://node-a:8801", None, require_tls=False, addresses=["127.0.0.1"])
+        is None
+    )
+    assert (
+        node_tls_refusal("http://localhost:8801", None, require_tls=False, addresses=["10.0.0.7"])
+        == "plain_http_remote"
+    )
+    rule = NodeTransport()
+    assert rule.refusal("http://node-a:8801", addresses=["::1"]) is None
+    assert rule.refusal("http://localhost:8801", addresses=["10.0.0.7"]) == "plain_http_remote"
+    assert rule.refusal("http://localhost:8801") is None  # no addresses: by its name
+
+
+def test_naming_keeps_the_global_plain_http_opt_out() -> None:
+    rule = NodeTransport.naming(False, True, ())
+    assert rule.allow_plain_http is True and rule.require_tls is False
+    assert rule.refusal("http://10.0.0.6:8801") is None
+    assert NodeTransport.naming(True, False, ()).require_tls is True
