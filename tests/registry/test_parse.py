@@ -377,7 +377,8 @@ async def test_a_jobs_estimate_covers_what_an_honest_node_processes(tmp_path: Pa
     from LLM_Mesh.core.prompt import Turn, render
     from LLM_Mesh.registry.parse import build_job
 
-    llm: Any = Llama(model_path=str(assemble()), n_ctx=64, vocab_only=True, verbose=False)
+    # verbose=True: see tests/core/test_prompt_estimate.py's real_count (pytest captures it)
+    llm: Any = Llama(model_path=str(assemble()), n_ctx=64, vocab_only=True, verbose=True)
     spec = get_spec(MODEL)
     assert spec is not None
 
