@@ -5,10 +5,12 @@ token, operator ``inprocess``)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.delivered import SLACK_PER_CHOICE
 from LLM_Mesh.core.ledger_entry import MINT, NETWORK, POOL, Transfer
 from LLM_Mesh.core.pricing import request_cost, split
 from LLM_Mesh.distributed_models import DistributedModelRegistry
@@ -70,3 +72,37 @@ async def test_a_keyed_user_pays_and_the_operator_earns(inprocess_mesh: InProces
 async def _give_back(s: Settlement) -> int:
     """Hand back every idle lease, on the mesh's event loop."""
     return s.give_back(float("inf"))
+
+
+async def test_a_sim_nodes_answers_are_priced_at_its_own_usage(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """An honest (simulated) node's count is within the bytes it delivers plus the slack
+    (``core/delivered.py``): the gateway prices it as the node said, whole or streamed, and
+    the books balance."""
+    mesh = inprocess_mesh
+    mesh.add_node(MODEL)
+    assert mesh.app is not None
+    rt: Runtime = mesh.app.state.runtime
+    assert rt.ledger is not None and rt.settlement is not None
+    spec = get_spec(MODEL)
+    assert spec is not None
+    async with mesh.client() as http:
+        for stream in (False, True):
+            body = {"model": MODEL, "prompt": "def fib(n):", "max_tokens": 64, "stream": stream}
+            r = await http.post("/v1/completions", json=body)
+            assert r.status_code == 200, r.text
+            answer = (
+                [json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")][-1]
+                if stream
+                else r.json()
+            )
+            usage, meta = answer["usage"], answer["mesh"]
+            assert meta["simulated"] is True and usage["completion_tokens"] > SLACK_PER_CHOICE
+            assert meta["completion_tokens"] == usage["completion_tokens"]
+            assert meta["cost"] == request_cost(
+                spec.price, usage["prompt_tokens"], usage["completion_tokens"]
+            )
+    mesh.call(rt.settlement.flush())
+    report = mesh.call(audit(StoreSource(rt.ledger, mesh.settings.ledger_origin)))
+    assert report.ok, report.findings

@@ -14,7 +14,14 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["answer_text", "chunk_text", "output_sha256", "stream_text"]
+__all__ = [
+    "answer_text",
+    "chunk_text",
+    "objects_text",
+    "output_sha256",
+    "stream_objects",
+    "stream_text",
+]
 
 
 def _first_choice(obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -51,10 +58,21 @@ def answer_text(obj: dict[str, Any]) -> str:
 
 
 def stream_text(data_lines: Iterable[str]) -> tuple[str, int]:
-    """Text and content chunks of a stream's ``data:`` lines (other lines are skipped).
+    """Text and content chunks of a stream's ``data:`` lines (other lines are skipped)."""
+    return objects_text(stream_objects(data_lines))
 
-    The JSON objects are parsed in one ``json.loads`` of them all as one array (half the
-    time of one call per line); when a line is not one JSON object, line by line, skipping it.
+
+def objects_text(objs: Iterable[Any]) -> tuple[str, int]:
+    """Text and content chunks of a stream's parsed ``data:`` objects (:func:`stream_objects`)."""
+    parts = [piece for obj in objs if isinstance(obj, dict) and (piece := chunk_text(obj))]
+    return "".join(parts), len(parts)
+
+
+def stream_objects(data_lines: Iterable[str]) -> list[Any]:
+    """The JSON values of a stream's ``data:`` lines that hold an object (others skipped).
+
+    They are parsed in one ``json.loads`` of them all as one array (half the time of one
+    call per line); when a line is not one JSON object, line by line, skipping it.
     """
     payloads = [p for p in (ln[5:].strip() for ln in data_lines if ln.startswith("data:"))
                 if p.startswith("{")]  # fmt: skip
@@ -69,8 +87,7 @@ def stream_text(data_lines: Iterable[str]) -> tuple[str, int]:
                 objs.append(json.loads(payload))
             except (ValueError, RecursionError):
                 continue
-    parts = [piece for obj in objs if isinstance(obj, dict) and (piece := chunk_text(obj))]
-    return "".join(parts), len(parts)
+    return objs
 
 
 def output_sha256(text: str) -> str:

@@ -332,8 +332,8 @@ class StreamAccount:
         obj["mesh"] = build_mesh(
             self.rt, self.job, tally, obj.get("mesh"), latency_ms=_elapsed_ms(self.rt, self.job)
         )
-        if continued:
-            completion = tally.completion_tokens + tally.before
+        if continued:  # the nodes' own counts, as the receipt keeps them (not those priced)
+            completion = sum(part.completion_tokens for part in tally.outputs)
             obj["usage"] = {
                 "prompt_tokens": tally.prompt_tokens,
                 "completion_tokens": completion,

@@ -29,9 +29,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from LLM_Mesh.core.answer_text import chunk_text, stream_text
+from LLM_Mesh.core.answer_text import chunk_text, objects_text, stream_objects, stream_text
+from LLM_Mesh.core.delivered import chunk_bytes
 
-__all__ = ["MESH_CONTINUE", "chunk_text", "continuation_body", "generated", "length_ending"]
+__all__ = [
+    "MESH_CONTINUE",
+    "chunk_text",
+    "continuation_body",
+    "delivered",
+    "generated",
+    "length_ending",
+]
 
 CHAT_PATH = "/v1/chat/completions"
 MESH_CONTINUE = "mesh_continue"  # a continuing node's field; a client's request may not carry it
@@ -43,6 +51,16 @@ def generated(data_lines: list[bytes]) -> tuple[str, int]:
     if not data_lines:
         return "", 0
     return stream_text(b"\n".join(data_lines).decode("utf-8", "replace").split("\n"))
+
+
+def delivered(data_lines: list[bytes]) -> tuple[str, int, int]:
+    """:func:`generated` and the UTF-8 bytes the lines' choices generated
+    (``core/delivered.py``: what a node part's priced count is bounded by), in one parse."""
+    if not data_lines:
+        return "", 0, 0
+    objs = stream_objects(b"\n".join(data_lines).decode("utf-8", "replace").split("\n"))
+    text, chunks = objects_text(objs)
+    return text, chunks, chunk_bytes(objs)
 
 
 def _reduce(body: dict[str, Any], key: str, sent: int) -> None:

@@ -199,7 +199,9 @@ class Tally:
         self.ttft_ms: float | None = None  # the gateway's time to first token
         self.before = 0  # tokens the client got from earlier nodes of a continued stream
         self.prompt_tokens = 0  # the answering node's usage (prompt of the original request)
-        self.completion_tokens = 0  # the answering node's own completion tokens
+        # the answering node's completion tokens as priced: its count, at most the bytes
+        # of text it delivered + slack (core/delivered.py); its own count is in ``outputs``
+        self.completion_tokens = 0
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
         self.cost = 0  # micro-NetworkTokens charged (account stage)
@@ -225,8 +227,9 @@ def usage_counts(usage: Any) -> tuple[int, int]:
     attempt) instead of answering; a count past :data:`MAX_USAGE_COUNT` is read as that
     (2^63 failed the receipt's encoding, a 500 with the payer's reservation left pending;
     2^31 failed the ``requests`` log's batch on PostgreSQL, other nodes' rows with it).
-    The charge is capped at the estimate anyway; a node that signed the larger count has
-    an ``invalid`` receipt (its counts are not what was relayed): not paid.
+    The charge is capped at the estimate anyway, and a part's completion count at the text it
+    delivered (``core/delivered.py``); a node that signed a larger count than it sent has an
+    ``invalid`` receipt (its counts are not what was relayed): not paid.
     """
     if not isinstance(usage, dict):
         return 0, 0

@@ -61,6 +61,7 @@ import anyio
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
+from LLM_Mesh.core.delivered import answer_bytes, priced_completion
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop, status_outcome
 from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.receipt_check import Observed
@@ -567,15 +568,15 @@ class Exchange:
         data = parsed[-1]
         tally = self.tally
         latency_ms = (rt.clock() - job.started) * 1000.0
-        tally.prompt_tokens, tally.completion_tokens = usage_counts(data.get("usage"))
+        tally.prompt_tokens, reported = usage_counts(data.get("usage"))
         node_mesh = data.get("mesh")
         tally.ttft_ms = nonstream_ttft(node_mesh, latency_ms)
         # what the gateway relays, for the receipt (hashed once; the account stage checks it)
         tally.output_sha256 = digest = output_sha256(answer_text(data))
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
-        tally.outputs.append(
-            Observed(node, tally.prompt_tokens, tally.completion_tokens, digest, claim)
-        )
+        # the receipt keeps the node's count; the count priced is at most what it delivered
+        tally.outputs.append(Observed(node, tally.prompt_tokens, reported, digest, claim))
+        tally.completion_tokens = priced_completion(reported, answer_bytes(data), job.choices)
         self.finish(
             att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens, ttft_ms=tally.ttft_ms
         )

@@ -77,6 +77,7 @@ import anyio
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.balancer import Outcome
+from LLM_Mesh.core.delivered import priced_completion
 from LLM_Mesh.core.failover import Action, Stop
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
@@ -87,6 +88,7 @@ from LLM_Mesh.registry.continuation import (
     CHAT_PATH,
     chunk_text,
     continuation_body,
+    delivered,
     generated,
     length_ending,
     remaining_tokens,
@@ -449,20 +451,20 @@ class NodeStream:
                 ct, self.clipped = self.limit, True
             # a continuing node's prompt held the text so far
             tally.prompt_tokens = max(0, pt - tally.before) if self.continued else pt
-            tally.completion_tokens = ct
-            if not self.usage_seen:
-                self._observe(pt, ct, obj.get("mesh"))
+            tally.completion_tokens = self._observe(pt, ct, obj.get("mesh"))  # (read once)
             self.usage_seen = True
 
-    def _observe(self, pt: int, ct: int, node_mesh: Any) -> None:
+    def _observe(self, pt: int, ct: int, node_mesh: Any) -> int:
         """The current node's part for the receipt: its text as relayed (its data lines,
-        parsed once, here at its final chunk), its counts and its ``mesh.receipt``."""
+        parsed once, here at its final chunk), its counts and its ``mesh.receipt``. Returns
+        the count priced: ``ct``, at most the bytes it delivered (``core/delivered.py``)."""
         tally = self.ex.tally
-        text, _ = generated(self.data)
+        text, _, nbytes = delivered(self.data)
         digest = output_sha256(text)
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
         tally.output_sha256 = output_sha256(self.text + text) if self.text else digest
+        return priced_completion(ct, nbytes, self.ex.job.choices)
 
     async def _continue(self, bad: Outcome, reason: str) -> Event | None:
         """Fail over mid-stream; ``None`` when another node now streams, else the last event."""
@@ -561,16 +563,17 @@ class NodeStream:
 
     def _unsigned_part(self, status: PartStatus, node: str | None = None) -> int:
         """The current node's part when it sent no final chunk (``status`` says why): its
-        relayed text joins the text so far; its data lines are done with. Its chunks."""
+        relayed text joins the text so far; its data lines are done with. Its chunks, priced
+        as any part (at most its bytes + slack: never less, each chunk counted holds text)."""
         tally = self.ex.tally
-        text, chunks = generated(self.data)
+        text, chunks, nbytes = delivered(self.data)
         self.data = []
         self.text += text
         if chunks:
             node = node or tally.node_id or "?"
             tally.outputs.append(Observed(node, 0, chunks, output_sha256(text), no_receipt=status))
             tally.output_sha256 = output_sha256(self.text)
-        return chunks
+        return priced_completion(chunks, nbytes, self.ex.job.choices)
 
     async def close(self) -> None:
         """Close upstream and settle an attempt still open (the client went away). Once."""
