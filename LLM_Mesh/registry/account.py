@@ -45,6 +45,7 @@ __all__ = [
     "pay",
     "payable_parts",
     "price_parts",
+    "priced_prompt_tokens",
     "record_answer",
     "void",
 ]
@@ -90,6 +91,16 @@ def _record(
     rt.telemetry.request(job, rec, status=status, attempts=attempts, latency_ms=elapsed)
 
 
+def priced_prompt_tokens(job: Job, tally: Tally) -> int:
+    """The node's prompt count as priced: at most the estimate's bound of the prompt
+    (``Job.prompt_bound``; above an honest node's count), so a node paid at most for the
+    completion it delivered (``core/delivered.py``) cannot claim a huge prompt instead and be
+    paid the whole estimate (found 2026-12-04). 0 when no node said. The receipt and the
+    answer's ``usage`` keep the node's own count; the ``mesh`` object, the request's record
+    and its metrics state this one."""
+    return min(tally.prompt_tokens, job.prompt_bound())
+
+
 def charged_prompt_tokens(job: Job, tally: Tally) -> int:
     """The prompt tokens a request is charged for: the node's count (its ``usage``; after a
     continuation, the continuing node's less the tokens already sent), else, when no node
@@ -99,7 +110,7 @@ def charged_prompt_tokens(job: Job, tally: Tally) -> int:
     node did process the prompt, and the gateway has no tokenizer. The receipt keeps
     the node's own counts (0 for a part without a final chunk)."""
     if tally.prompt_tokens > 0:
-        return tally.prompt_tokens
+        return priced_prompt_tokens(job, tally)
     return job.prompt_usual()
 
 
@@ -177,7 +188,7 @@ def build_mesh(
         mesh["receipt_request_id"] = job.node_request_id
     mesh["latency_ms"] = round(latency_ms, 3)
     mesh["ttft_ms"] = None if tally.ttft_ms is None else round(tally.ttft_ms, 3)
-    mesh["prompt_tokens"] = tally.prompt_tokens
+    mesh["prompt_tokens"] = priced_prompt_tokens(job, tally)
     mesh["completion_tokens"] = completion
     mesh["currency"] = UNIT
     mesh["attempts"] = tally.attempts
@@ -250,7 +261,7 @@ def record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> Non
     """An answered non-stream's record queued, counted and logged (:func:`mesh_answer`
     first)."""
     _record(
-        rt, job, node_id=tally.node_id, outcome="ok", prompt_tokens=tally.prompt_tokens,
+        rt, job, node_id=tally.node_id, outcome="ok", prompt_tokens=priced_prompt_tokens(job, tally),
         completion_tokens=tally.completion_tokens, latency_ms=latency_ms,
         ttft_ms=tally.ttft_ms, cost=tally.cost, attempts=tally.attempts,
     )  # fmt: skip
@@ -358,7 +369,7 @@ class StreamAccount:
             make_receipt(rt, job, tally)
         _record(
             rt, job, node_id=tally.node_id, outcome=tally.outcome or "cancelled",
-            error_code=tally.error_code, prompt_tokens=tally.prompt_tokens,
+            error_code=tally.error_code, prompt_tokens=priced_prompt_tokens(job, tally),
             completion_tokens=tally.completion_tokens + tally.before,
             latency_ms=_elapsed_ms(rt, job), ttft_ms=tally.ttft_ms, cost=tally.cost,
             attempts=tally.attempts,

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from starlette.responses import Response
 
-from LLM_Mesh.core.pricing import Price, usual_prompt_tokens
+from LLM_Mesh.core.pricing import Price, estimate_prompt_tokens, usual_prompt_tokens
 from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.core.receipt import Part
 from LLM_Mesh.core.receipt_check import Observed
@@ -78,6 +78,15 @@ class Job:
     def forwarded_id(self) -> str:
         """The request id as the nodes get it, and as the countersigned receipt names it."""
         return self.node_request_id or self.request_id
+
+    def prompt_bound(self) -> int:
+        """The most prompt tokens a node may be paid for: the estimate's bound of the prompt
+        (``pricing.estimate_prompt_tokens``: its UTF-8 bytes + 8 a chat message + 16, above an
+        honest node's count: tests/core/test_prompt_estimate.py with the real tokenizer).
+        A node's larger ``usage.prompt_tokens`` is priced at this (found 2026-12-04: a node
+        paid at most for the completion it delivered could claim a huge prompt instead and
+        be paid the whole estimate)."""
+        return estimate_prompt_tokens(self.prompt_text, self.messages)
 
     def prompt_usual(self) -> int:
         """A usual count of the prompt's tokens (``pricing.usual_prompt_tokens``)."""

@@ -171,3 +171,70 @@ async def test_a_continuing_node_that_inflates_is_paid_its_part_capped(tmp_path:
         bob = (await s.balance(operator_account("bob")))[0]
         assert b_cost - 1 <= bob < b_cost  # its part less the fee
         await _books_balance(h)
+
+
+class PromptInflatingFakes(FakeNodes):
+    """Fake nodes that report a million prompt tokens for a two-letter prompt: paid at most
+    for the completion they delivered, a node could claim the prompt instead."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        resp = super().handler(request)
+        if request.url.path != CHAT or resp.status_code != 200:
+            return resp
+        if json.loads(request.content).get("stream"):
+            events = resp.content.split(b"\n\n")
+            for i, e in enumerate(events):
+                if e.startswith(b"data: {") and b'"usage"' in e:
+                    final = json.loads(e[len(b"data: ") :])
+                    if final.get("usage") and not final.get("choices"):
+                        final["usage"]["prompt_tokens"] = 10**6
+                        events[i] = b"data: " + json.dumps(final).encode()
+            sse = b"\n\n".join(events)
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse)
+        data = resp.json()
+        data["usage"]["prompt_tokens"] = 10**6
+        return httpx.Response(200, json=data)
+
+
+class PromptInflatingSigners(SigningNodes, PromptInflatingFakes):
+    """... that sign what they claim (their receipt is their key's word on it)."""
+
+
+async def _paid_at_most_the_prompt_bound(h: Harness, nodes: SigningNodes, stream: bool) -> None:
+    from LLM_Mesh.core.pricing import estimate_prompt_tokens
+
+    node_id = nodes.new()
+    await h.register(node_id)
+    settlement(h).note_operator(node_id, "mallory")
+    key, account = await new_user(h, 10**9)
+    body = {**BODY, "max_tokens": 8, "stream": stream}
+    r = await h.client.post(CHAT, json=body, headers=bearer(key))
+    assert r.status_code == 200, r.text
+    answer = _final_chunk(r.text) if stream else r.json()
+    mesh = answer["mesh"]
+    bound = estimate_prompt_tokens("hi", 1)  # the estimate's bound of the prompt: 2 + 8 + 16
+    assert mesh["prompt_tokens"] == bound
+    assert mesh["cost"] == request_cost(PRICE, bound, mesh["completion_tokens"])
+    assert answer["usage"]["prompt_tokens"] == 10**6  # the node's word, passed on
+    checked = check(r.text, await registry_keys(h), require_signed=True)
+    assert [p.status for p in checked.parts] == [PartStatus.SIGNED]
+    s = settlement(h)
+    await settled(s)
+    assert await s.balance(account) == (10**9 - mesh["cost"], 0)
+    await _books_balance(h)
+
+
+async def test_a_node_claiming_a_huge_prompt_is_paid_at_most_the_prompts_bound(
+    tmp_path: Path,
+) -> None:
+    nodes = PromptInflatingSigners()
+    async with running(tmp_path, nodes=nodes) as h:
+        await _paid_at_most_the_prompt_bound(h, nodes, stream=False)
+
+
+async def test_a_stream_claiming_a_huge_prompt_is_paid_at_most_the_prompts_bound(
+    tmp_path: Path,
+) -> None:
+    nodes = PromptInflatingSigners()
+    async with running(tmp_path, nodes=nodes) as h:
+        await _paid_at_most_the_prompt_bound(h, nodes, stream=True)
