@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
@@ -423,5 +424,17 @@ async def mesh_identity(request: Request, origin: str = "", nonce: str = "") -> 
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz(request: Request) -> Response:
+    """``{"status": "ok"}``; 503 ``store_unreachable`` from a replica whose beat has not
+    reached the shared store for ``dead_after_s`` (the other replicas take it for dead by
+    then: a balancer's health check, and a client's ping, move to another replica)."""
+    beat = get_runtime(request).replicas
+    silent = 0.0 if beat is None else beat.silent_s()
+    if beat is None or silent < beat.dead_after_s:
+        return JSONResponse({"status": "ok"})
+    detail = (
+        f"this replica has not reached its database for {silent:.0f} s: it cannot read "
+        "what the other replicas write, nor settle a request; its log says why"
+    )
+    body = {"status": "store_unreachable", "silent_s": round(silent), "detail": detail}
+    return JSONResponse(body, status_code=503)

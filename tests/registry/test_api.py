@@ -158,6 +158,36 @@ async def test_healthz(tmp_path: Path) -> None:
         assert (await h.client.get("/healthz")).json() == {"status": "ok"}
 
 
+async def test_healthz_says_503_when_the_replica_cannot_reach_its_store(tmp_path: Path) -> None:
+    """A replica cut off from PostgreSQL answered ``{"status": "ok"}`` while it could neither
+    settle a request nor hear the nodes beating at other replicas (found 2026-12-04: a
+    balancer's health check, and ``MeshClient.ping``, kept sending clients to it)."""
+    store = MemoryStore()
+    async with running(tmp_path, store=store) as h:
+        beat = h.runtime.replicas
+        assert beat is not None
+        now = [500.0]
+        beat.streak_clock = lambda: now[0]
+        await beat.tick()  # a good beat at 500
+
+        async def down(*_: object) -> None:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+        store.beat_replica = down  # type: ignore[method-assign]
+        now[0] += beat.dead_after_s - 1
+        await beat.tick()
+        assert (await h.client.get("/healthz")).status_code == 200  # a hiccup: still ok
+        now[0] += 2
+        await beat.tick()
+        r = await h.client.get("/healthz")
+        assert r.status_code == 503
+        assert r.json()["status"] == "store_unreachable" and r.json()["silent_s"] == 7
+        del store.beat_replica  # the store answers again
+        await beat.tick()
+        r = await h.client.get("/healthz")
+        assert (r.status_code, r.json()) == (200, {"status": "ok"})
+
+
 async def test_public_node_listing_has_no_address_or_hardware(tmp_path: Path) -> None:
     """Operators are private people: anyone sees id, region, models, health, load and the
     signed ``keeps_no_prompts``; the URL and hardware only with the admin key."""
