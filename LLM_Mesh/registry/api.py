@@ -331,6 +331,7 @@ async def list_nodes(request: Request) -> Response:
     (``Authorization: Bearer``; a wrong key is 401, no key the public listing). Built
     again only after the mesh changed, or a second later (``registry/node_listing.py``)."""
     rt = get_runtime(request)
+    rt.check_store_reached()  # 503: its view of the nodes is out of date
     private: set[str] | None = set(NODE_PRIVATE_FIELDS)
     if bearer(request.headers) is not None:
         await check_admin(request.headers, rt.store)
@@ -354,7 +355,9 @@ async def list_nodes(request: Request) -> Response:
 
 @router.get("/mesh/models")
 async def list_mesh_models(request: Request) -> dict[str, Any]:
-    return {"models": mesh_models(get_runtime(request).table)}
+    rt = get_runtime(request)
+    rt.check_store_reached()
+    return {"models": mesh_models(rt.table)}
 
 
 @router.get("/mesh/demand")
@@ -428,9 +431,8 @@ async def healthz(request: Request) -> Response:
     """``{"status": "ok"}``; 503 ``store_unreachable`` from a replica whose beat has not
     reached the shared store for ``dead_after_s`` (the other replicas take it for dead by
     then: a balancer's health check, and a client's ping, move to another replica)."""
-    beat = get_runtime(request).replicas
-    silent = 0.0 if beat is None else beat.silent_s()
-    if beat is None or silent < beat.dead_after_s:
+    silent = get_runtime(request).store_silent_s()
+    if silent is None:
         return JSONResponse({"status": "ok"})
     detail = (
         f"this replica has not reached its database for {silent:.0f} s: it cannot read "
