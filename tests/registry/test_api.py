@@ -466,3 +466,21 @@ async def test_the_heartbeat_answer_tells_the_node_its_own_health_checks(tmp_pat
         await h.client.post("/mesh/health-check", headers=ADMIN)
         assert await health("node-a") == {"ok": True, "since": wall.now, "checked_at": wall.now}
         assert b.health_ok
+
+
+async def test_a_database_connection_refused_is_503_store_unavailable(tmp_path: Path) -> None:
+    """A replica whose PostgreSQL refuses connections (asyncpg raises the socket's
+    ``ConnectionRefusedError``, which SQLAlchemy passes on unwrapped) answered a node's
+    heartbeat or registration 500 ``internal_error`` with a traceback per request (found
+    2026-12-04); now 503 ``store_unavailable`` with ``Retry-After``, as a lost connection is."""
+    store = MemoryStore()
+    async with running(tmp_path, store=store) as h:
+
+        async def refused(*_: object, **__: object) -> None:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+        store.upsert_node = refused  # type: ignore[method-assign,assignment]
+        r = await h.client.post("/mesh/nodes", json=registration("node-a"))
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "store_unavailable"
+        assert r.headers["retry-after"] == "1"
