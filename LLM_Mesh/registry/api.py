@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from LLM_Mesh import __version__
@@ -330,6 +331,7 @@ async def list_nodes(request: Request) -> Response:
     (``Authorization: Bearer``; a wrong key is 401, no key the public listing). Built
     again only after the mesh changed, or a second later (``registry/node_listing.py``)."""
     rt = get_runtime(request)
+    rt.check_store_reached()  # 503: its view of the nodes is out of date
     private: set[str] | None = set(NODE_PRIVATE_FIELDS)
     if bearer(request.headers) is not None:
         await check_admin(request.headers, rt.store)
@@ -353,7 +355,9 @@ async def list_nodes(request: Request) -> Response:
 
 @router.get("/mesh/models")
 async def list_mesh_models(request: Request) -> dict[str, Any]:
-    return {"models": mesh_models(get_runtime(request).table)}
+    rt = get_runtime(request)
+    rt.check_store_reached()
+    return {"models": mesh_models(rt.table)}
 
 
 @router.get("/mesh/demand")
@@ -423,5 +427,16 @@ async def mesh_identity(request: Request, origin: str = "", nonce: str = "") -> 
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz(request: Request) -> Response:
+    """``{"status": "ok"}``; 503 ``store_unreachable`` from a replica whose beat has not
+    reached the shared store for ``dead_after_s`` (the other replicas take it for dead by
+    then: a balancer's health check, and a client's ping, move to another replica)."""
+    silent = get_runtime(request).store_silent_s()
+    if silent is None:
+        return JSONResponse({"status": "ok"})
+    detail = (
+        f"this replica has not reached its database for {silent:.0f} s: it cannot read "
+        "what the other replicas write, nor settle a request; its log says why"
+    )
+    body = {"status": "store_unreachable", "silent_s": round(silent), "detail": detail}
+    return JSONResponse(body, status_code=503)

@@ -42,6 +42,7 @@ from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.registry_identity import IdentityProver
@@ -396,6 +397,10 @@ def create_registry_app(
             if pusher is not None:
                 checkpointer.on_signed = pusher.wake
             if not isinstance(ledger_engine, EngineOnce):
+                stored = [k for k, _ in await ledger.keys()]  # a replica without the key
+                warning = stranger_key(checkpointer.public_key, stored, rotated=bool(chain))
+                if warning is not None:
+                    log.warning("%s", warning)
                 await checkpointer.ensure_published()
             if http_client is None:
                 runtime.client, runtime.owns_client = make_client(runtime.pins), True

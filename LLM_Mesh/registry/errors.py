@@ -5,7 +5,8 @@ for ``ModelUnavailable`` / ``Overloaded`` / ``StoreUnavailable``, and a ``RateLi
 -> 400 ``invalid_request_error`` naming the field; HTTP errors (404 route, 405)
 -> their status in OpenAI shape; the database not answering (SQLite's write lock held
 past its busy timeout, a lost PostgreSQL connection: SQLAlchemy's ``OperationalError``
-and invalidated connections) -> 503 ``store_unavailable`` with ``Retry-After: 1``, a
+and invalidated connections; a PostgreSQL that refuses or resets a new connection: the
+socket's ``ConnectionError``, which SQLAlchemy passes on unwrapped from asyncpg) -> 503 ``store_unavailable`` with ``Retry-After: 1``, a
 transient refusal, not a server fault; anything else -> 500 ``api_error``.
 """
 
@@ -99,8 +100,10 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 def _store_busy(exc: Exception) -> bool:
-    """The database did not answer (module doc), as opposed to a fault in our code."""
-    return isinstance(exc, OperationalError) or (
+    """The database did not answer (module doc), as opposed to a fault in our code. A
+    ``ConnectionError`` here is the store's: the handlers' other peers (nodes, witnesses) are
+    reached through httpx, whose errors are its own classes."""
+    return isinstance(exc, (OperationalError, ConnectionError)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
 
@@ -141,4 +144,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MeshError, _mesh_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # the store's errors answered here, not by the catch-all below: Starlette's outermost
+    # middleware answers that one and raises the exception again (uvicorn then logs its
+    # traceback too: one per request while a database is away)
+    app.add_exception_handler(DBAPIError, _unexpected)
+    app.add_exception_handler(ConnectionError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

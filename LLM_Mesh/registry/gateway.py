@@ -64,8 +64,9 @@ def _flag(request: Request, name: str) -> bool:
 
 async def list_models(request: Request) -> Response:
     """GET /v1/models: the models served now; ``?all=true``: the whole catalog."""
-    table = get_runtime(request).table
-    return json_response(openai_models(table, include_all=_flag(request, "all")))
+    rt = get_runtime(request)
+    rt.check_store_reached()  # 503 while this replica's view of the nodes is out of date
+    return json_response(openai_models(rt.table, include_all=_flag(request, "all")))
 
 
 def install_gateway(app: FastAPI) -> None:

@@ -242,7 +242,7 @@ class DemandReport(_Open):
 
 
 class Healthz(_Open):
-    status: str
+    status: str  # "ok"; 503 "store_unreachable" (with silent_s, detail)
 
 
 _MODELS: list[type[BaseModel]] = [

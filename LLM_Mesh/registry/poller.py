@@ -3,7 +3,11 @@
 Revocations reach a running registry this way (nodes: :mod:`revocations`; API keys:
 :mod:`api_keys`), so a revocation made by another process on the same store, or by
 the admin CLI, takes effect within one interval. A failed poll is logged and the loop
-goes on: a store hiccup must not stop it.
+goes on: a store hiccup must not stop it. A run of failures (a database gone away) is not
+logged once a second with its traceback: the first failure in full, then one ERROR line a
+minute while it lasts (how long, how many tries, the last reason), and one WARNING line when
+a poll succeeds again (``core/fail_streak.py``); :meth:`Poller.silent_s` says how long since
+the last successful poll (``GET /healthz`` reads the replica beat's).
 
 ``changes`` (optional) is a cheap check of whether the poll would find anything new: a
 number that moves with every write the poll reads (``SqlStore.poll_version``: a counter
@@ -19,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
+
+from LLM_Mesh.core.fail_streak import FailStreak, one_line
 
 __all__ = ["Poller"]
 
@@ -34,6 +41,22 @@ class Poller:
     changes: Callable[[], int | None] | None = None
     _task: asyncio.Task[None] | None = None
     _polled_at: int | None = None  # ``changes()`` read before the last successful poll
+    streak_clock: Callable[[], float] = staticmethod(time.monotonic)
+    _streak: FailStreak | None = None
+    _started: float | None = None
+
+    @property
+    def streak(self) -> FailStreak:
+        if self._streak is None:
+            self._streak = FailStreak()
+            self._started = self.streak_clock()
+        return self._streak
+
+    def silent_s(self) -> float:
+        """Seconds since this poller's last successful poll (since its first tick when
+        none succeeded yet)."""
+        streak, now = self.streak, self.streak_clock()
+        return streak.silent_s(now, now if self._started is None else self._started)
 
     async def poll(self) -> object:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -44,13 +67,33 @@ class Poller:
         version = self._version()
         if version is not None and version == self._polled_at:
             return False
+        streak = self.streak
         try:
             await self.poll()
-        except Exception:  # a store hiccup must not stop the loop
-            log.exception("%s: poll failed", self.task_name)
+        except Exception as exc:  # a store hiccup must not stop the loop
             self._polled_at = None
+            said = streak.fail(self.streak_clock())
+            if said == "first":
+                log.exception(
+                    "%s: poll failed (%s); while it fails, one line a minute",
+                    self.task_name, one_line(exc),
+                )  # fmt: skip
+            elif said == "remind":
+                log.error(
+                    "%s: poll still failing, %d tries over %.0f s; the last: %s",
+                    self.task_name, streak.failures, streak.failing_s(self.streak_clock()),
+                    one_line(exc),
+                )  # fmt: skip
+            else:
+                log.debug("%s: poll failed again: %s", self.task_name, one_line(exc))
         else:
             self._polled_at = version
+            ended = streak.ok(self.streak_clock())
+            if ended is not None:
+                log.warning(
+                    "%s: polls again, after %d failed tries over %.0f s",
+                    self.task_name, ended[0], ended[1],
+                )  # fmt: skip
         return True
 
     def _version(self) -> int | None:

@@ -34,7 +34,7 @@ from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.receipt_check import NodeKeys
 from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.stream_guard import StreamFloor
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import MeshError, StoreUnavailable
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.api_keys import KeyCache
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter
@@ -159,6 +159,29 @@ class Runtime:
         return StreamFloor(
             s.stream_min_rate, s.stream_grace_s, s.request_timeout_s + s.stream_grace_s
         )
+
+    def store_silent_s(self) -> float | None:
+        """Seconds since this replica's beat last reached the shared store, once that is
+        ``dead_after_s`` or more (the other replicas take it for dead by then); None
+        otherwise, and always for a lone registry (no beat)."""
+        beat = self.replicas
+        silent = None if beat is None else beat.silent_s()
+        return (
+            silent
+            if beat is not None and silent is not None and silent >= beat.dead_after_s
+            else None
+        )
+
+    def check_store_reached(self) -> None:
+        """Refuse a listing (503 ``store_unavailable``) while :meth:`store_silent_s` says the
+        store is out of reach: this replica no longer hears the nodes beating at the others,
+        so it would list them down (a client with several URLs asks the next instead)."""
+        silent = self.store_silent_s()
+        if silent is not None:
+            raise StoreUnavailable(
+                f"this replica has not reached its database for {silent:.0f} s: what it "
+                "knows of the nodes is out of date; ask another replica"
+            )
 
     @property
     def retry_after_s(self) -> int:

@@ -206,15 +206,14 @@ class SharedIdempotency(IdempotencyCache):
                 return None
             if rec.state == "done":
                 return _replay(key, rec, stream, self.seal)
-            if (stream or rec.stream) and (
-                time.monotonic() >= give_up or not self.replicas.alive(rec.owner, rec.created_at)
-            ):
+            lost = not self.replicas.alive(rec.owner, rec.created_at)
+            if (stream or rec.stream) and time.monotonic() >= give_up and not lost:
                 raise DuplicateRequest(
                     f"a request with id {key.rsplit(' ', 1)[-1]!r} is running on another "
                     "replica; a stream is never executed twice",
                     param="X-Request-Id",
                 )
-            if not (stream or rec.stream) and not self.replicas.alive(rec.owner, rec.created_at):
+            if lost:  # a stream too: the client is told to send a new id (found 2026-12-04)
                 raise DuplicateRequest(
                     f"a request with id {key.rsplit(' ', 1)[-1]!r} was being served by a "
                     "registry replica that stopped; it may have run, and it is never executed "

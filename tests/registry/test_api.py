@@ -158,6 +158,69 @@ async def test_healthz(tmp_path: Path) -> None:
         assert (await h.client.get("/healthz")).json() == {"status": "ok"}
 
 
+async def test_healthz_says_503_when_the_replica_cannot_reach_its_store(tmp_path: Path) -> None:
+    """A replica cut off from PostgreSQL answered ``{"status": "ok"}`` while it could neither
+    settle a request nor hear the nodes beating at other replicas (found 2026-12-04: a
+    balancer's health check, and ``MeshClient.ping``, kept sending clients to it)."""
+    store = MemoryStore()
+    async with running(tmp_path, store=store) as h:
+        beat = h.runtime.replicas
+        assert beat is not None
+        now = [500.0]
+        beat.streak_clock = lambda: now[0]
+        await beat.tick()  # a good beat at 500
+
+        async def down(*_: object) -> None:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+        store.beat_replica = down  # type: ignore[method-assign]
+        now[0] += beat.dead_after_s - 1
+        await beat.tick()
+        assert (await h.client.get("/healthz")).status_code == 200  # a hiccup: still ok
+        now[0] += 2
+        await beat.tick()
+        r = await h.client.get("/healthz")
+        assert r.status_code == 503
+        assert r.json()["status"] == "store_unreachable" and r.json()["silent_s"] == 7
+        del store.beat_replica  # the store answers again
+        await beat.tick()
+        r = await h.client.get("/healthz")
+        assert (r.status_code, r.json()) == (200, {"status": "ok"})
+
+
+async def test_listings_say_503_while_the_replica_cannot_reach_its_store(tmp_path: Path) -> None:
+    """A replica cut off from PostgreSQL listed every node down (it no longer heard the
+    heartbeats taken by the other replicas) and ``llm-mesh status --registry R3,R1`` printed
+    that ``0/2 nodes healthy, models up: none`` from it (found 2026-12-04): now 503
+    ``store_unavailable``, and a client with several URLs asks the next."""
+    store = MemoryStore()
+    async with running(tmp_path, store=store) as h:
+        assert (await h.client.post("/mesh/nodes", json=registration("node-a"))).status_code == 200
+        beat = h.runtime.replicas
+        assert beat is not None
+        now = [500.0]
+        beat.streak_clock = lambda: now[0]
+        await beat.tick()
+        paths = ("/mesh/nodes", "/mesh/models", "/v1/models", "/v1/models?all=true")
+        for path in paths:
+            assert (await h.client.get(path)).status_code == 200, path
+
+        async def down(*_: object) -> None:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+        store.beat_replica = down  # type: ignore[method-assign]
+        now[0] += beat.dead_after_s
+        await beat.tick()
+        for path in paths:
+            r = await h.client.get(path)
+            assert r.status_code == 503, path
+            assert r.json()["error"]["code"] == "store_unavailable"
+        del store.beat_replica
+        await beat.tick()
+        for path in paths:
+            assert (await h.client.get(path)).status_code == 200, path
+
+
 async def test_public_node_listing_has_no_address_or_hardware(tmp_path: Path) -> None:
     """Operators are private people: anyone sees id, region, models, health, load and the
     signed ``keeps_no_prompts``; the URL and hardware only with the admin key."""
@@ -403,3 +466,21 @@ async def test_the_heartbeat_answer_tells_the_node_its_own_health_checks(tmp_pat
         await h.client.post("/mesh/health-check", headers=ADMIN)
         assert await health("node-a") == {"ok": True, "since": wall.now, "checked_at": wall.now}
         assert b.health_ok
+
+
+async def test_a_database_connection_refused_is_503_store_unavailable(tmp_path: Path) -> None:
+    """A replica whose PostgreSQL refuses connections (asyncpg raises the socket's
+    ``ConnectionRefusedError``, which SQLAlchemy passes on unwrapped) answered a node's
+    heartbeat or registration 500 ``internal_error`` with a traceback per request (found
+    2026-12-04); now 503 ``store_unavailable`` with ``Retry-After``, as a lost connection is."""
+    store = MemoryStore()
+    async with running(tmp_path, store=store) as h:
+
+        async def refused(*_: object, **__: object) -> None:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+        store.upsert_node = refused  # type: ignore[method-assign,assignment]
+        r = await h.client.post("/mesh/nodes", json=registration("node-a"))
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "store_unavailable"
+        assert r.headers["retry-after"] == "1"

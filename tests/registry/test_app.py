@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from LLM_Mesh.core.schemas import NodeRegistration
 from LLM_Mesh.registry.app import create_registry_app
@@ -128,3 +131,27 @@ def test_the_health_upkeep_forgets_the_pins_of_a_url_no_node_has_any_more(
         return before, rt.pins.admitted(old)
 
     assert inprocess_mesh.call(move_and_upkeep()) == (True, False)
+
+
+async def test_a_replica_with_another_registry_key_says_so_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica started without the others' ``registry.key`` made one of its own and said
+    nothing (found 2026-12-04: only the nodes' logs told, refusing its requests); now a
+    WARNING at start naming both keys. The same key again: nothing."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    first, second = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+
+    async def start(key: Ed25519PrivateKey) -> None:
+        async with running(tmp_path / "home", store=SqlStore(url), gateway_key=key):  # type: ignore[arg-type]
+            pass
+
+    await start(first)
+    caplog.set_level(logging.WARNING, logger="LLM_Mesh.registry.app")
+    await start(first)
+    assert not [r for r in caplog.records if "is new to this store" in r.getMessage()]
+    await start(second)
+    warned = [r.getMessage() for r in caplog.records if "is new to this store" in r.getMessage()]
+    assert len(warned) == 1 and "1 other key(s)" in warned[0]

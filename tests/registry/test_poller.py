@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from LLM_Mesh.registry.poller import Poller
 
 
@@ -61,3 +65,38 @@ async def test_a_store_that_cannot_tell_is_polled_every_tick() -> None:
     q = Counting()
     q.changes = None  # no check at all (memory store, PostgreSQL)
     assert [await q.tick() for _ in range(2)] == [True, True]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_run_of_failures_is_logged_once_then_a_line_a_minute_and_its_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A store gone away: each poll every second logged its whole traceback (about 400 lines
+    a second from one replica, found 2026-12-04); now the first failure in full, then one line
+    a minute, and the recovery once."""
+    p = Counting(version=None, fail=True)
+    clock = Clock()
+    p.streak_clock = clock
+    caplog.set_level(logging.INFO, logger="LLM_Mesh.registry.poller")
+    for _ in range(90):  # 90 s of a poll a second
+        await p.tick()
+        clock.now += 1.0
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    assert lines[0].exc_info is not None and "RuntimeError: store hiccup" in lines[0].getMessage()
+    assert lines[1].exc_info is None and "61 tries over 60 s" in lines[1].getMessage()
+    assert p.silent_s() == 90.0  # no success since its first tick
+    caplog.clear()
+    p.fail = False
+    await p.tick()
+    assert [r.getMessage() for r in caplog.records] == [
+        "llm-mesh-poller: polls again, after 90 failed tries over 90 s"
+    ]
+    assert p.silent_s() == 0.0

@@ -323,6 +323,33 @@ async def test_a_request_whose_replica_died_is_refused_not_run_again(
         assert a.nodes.calls() == 0
 
 
+async def test_a_stream_whose_replica_died_is_refused_owner_lost(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """A stream retried at another replica after its own died mid-stream was refused 409
+    "is running on another replica", without ``reason`` (found 2026-12-04, a replica
+    SIGKILLed mid-stream): the client could not tell to send a new id, and the same id was
+    refused for ``running_s`` (the deadline + 10 min). Now ``owner_lost``, as a request's."""
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        idem = b.runtime.idempotency
+        assert isinstance(idem, SharedIdempotency)
+        key = f"{CHAT} ip:127.0.0.1 lost-stream-1"
+        long_ago = datetime.now(timezone.utc) - timedelta(seconds=60)
+        taken = await idem.store.claim_request_key(
+            key_hash(key), "replica-killed", True, long_ago, long_ago + timedelta(hours=1)
+        )
+        assert taken is None  # a replica that was killed mid-stream holds it
+        hdr = {"X-Request-Id": "lost-stream-1"}
+        for body in ({**BODY, "stream": True}, BODY):  # the stream again, or not streamed
+            r = await b.client.post(CHAT, json=body, headers=hdr)
+            assert r.status_code == 409, r.text
+            error = r.json()["error"]
+            assert error["reason"] == "owner_lost" and "stopped" in error["message"]
+            assert "never executed twice" in error["message"]
+        assert a.nodes.calls() == 0
+
+
 async def test_a_retryable_failure_frees_the_id_for_the_other_replica(
     tmp_path: Path, store_url: str | None
 ) -> None:

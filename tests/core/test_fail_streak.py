@@ -1,0 +1,34 @@
+"""A run of failures of a repeated task: the first said in full, then one a minute, the end once."""
+
+from __future__ import annotations
+
+from LLM_Mesh.core.fail_streak import FailStreak, one_line
+
+
+def test_a_run_says_its_first_failure_then_one_a_minute_then_its_end() -> None:
+    s = FailStreak(remind_s=60.0)
+    assert s.ok(0.0) is None  # nothing failed: nothing to say
+    said = [s.fail(float(t)) for t in range(1, 131)]  # every second for 130 s
+    assert said[0] == "first"
+    assert [i + 1 for i, x in enumerate(said) if x == "remind"] == [61, 121]
+    assert said.count("quiet") == 127
+    assert s.failing_s(130.0) == 129.0
+    assert s.ok(131.0) == (130, 130.0)
+    assert s.failing_s(131.0) == 0.0 and s.fail(132.0) == "first"  # a new run
+
+
+def test_silent_s_counts_from_the_last_success_or_the_start() -> None:
+    s = FailStreak()
+    assert s.silent_s(10.0, started=4.0) == 6.0
+    s.ok(12.0)
+    s.fail(13.0)
+    assert s.silent_s(20.0, started=4.0) == 8.0
+
+
+def test_one_line_is_printable_and_bounded() -> None:
+    assert one_line(ConnectionRefusedError(111, "Connection refused")) == (
+        "ConnectionRefusedError: [Errno 111] Connection refused"
+    )
+    assert one_line(TimeoutError()) == "TimeoutError"
+    text = one_line(RuntimeError("a\nb\x1b[31m" + "x" * 500), limit=40)
+    assert len(text) == 40 and "\n" not in text and "\x1b" not in text
