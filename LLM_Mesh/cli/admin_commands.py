@@ -301,16 +301,29 @@ def grant_command(
         ),
     ],
     amount: Annotated[int, typer.Argument(help="micro-NetworkTokens (a whole number >= 1)")],
+    grant_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="this grant's id (public, on the ledger as grant-ID): run again with the same "
+            "id, it grants once (the earlier entry is said)",
+        ),
+    ] = None,
     database_url: DbOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Grant AMOUNT micro-NetworkTokens from the mint: a ledger entry of kind ``grant``."""
     from LLM_Mesh.registry.ledger_grant import grant
 
-    entry = with_admin_store(_settings(home, database_url), lambda s: grant(s, account, amount))
+    entry, new = with_admin_store(
+        _settings(home, database_url), lambda s: grant(s, account, amount, grant_id)
+    )
+    said = "granted" if new else f"already granted (grant id {grant_id!r}):"
     console.print(
-        f"granted {entry.amount:,} micro-NetworkTokens to {entry.to_account} "
-        f"(ledger entry {entry.seq})"
+        f"{said} {entry.amount:,} micro-NetworkTokens to {entry.to_account} "
+        f"(ledger entry {entry.seq})",
+        markup=False,
+        highlight=False,
     )
 
 

@@ -157,7 +157,7 @@ def _prepare(db_url: str, homes: list[Path]) -> tuple[str, str, str]:
             made = await create_api_key(store, name="e2e-clients")
             assert made is not None
             api_key, rec = made
-            entry = await grant(store, "e2e-clients", GRANT)
+            entry, _ = await grant(store, "e2e-clients", GRANT)
         assert token is not None and entry.to_account == user_account(rec.key_id)
         load_or_create_registry_key(homes[0] / "registry.key")
         for home in homes[1:]:  # replicas share the registry key (docs/deploy.md)

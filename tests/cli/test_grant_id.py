@@ -1,0 +1,66 @@
+"""``llm-mesh registry grant --id``: a grant re-run after its answer was lost grants once
+(found 2026-12-04: a second run granted again; ``registry/ledger_grant.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.core.ledger_entry import MINT
+from LLM_Mesh.registry.ledger_grant import GRANT_ID_MAX, grant
+from LLM_Mesh.registry.store import SqlStore
+from tests.cli.test_ledger_commands import _balances, _db, cli
+from tests.keyed import operator_account
+
+
+def test_a_grant_run_again_with_its_id_grants_once(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+    code, out = cli(home, "registry", "grant", "alice", "5000", "--id", "2026-12 bonus")
+    assert code == 0 and "granted 5,000" in out and "ledger entry 0" in out, out
+    code, out = cli(home, "registry", "grant", "alice", "5000", "--id", "2026-12 bonus")
+    assert code == 0, out
+    assert "already granted (grant id '2026-12 bonus'): 5,000" in out and "ledger entry 0" in out
+    assert asyncio.run(_balances(home)) == {MINT: -5000, operator_account("alice"): 5000}
+    # another id, or none: a new grant
+    assert "ledger entry 1" in cli(home, "registry", "grant", "alice", "5000", "--id", "2")[1]
+    assert "ledger entry 2" in cli(home, "registry", "grant", "alice", "5000")[1]
+    assert asyncio.run(_balances(home))[operator_account("alice")] == 15000
+
+
+def test_a_grant_id_names_one_grant(tmp_path: Path) -> None:
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "operators", "add", "alice")[0] == 0
+    assert cli(home, "registry", "grant", "alice", "5000", "--id", "x")[0] == 0
+    code, out = cli(home, "registry", "grant", "alice", "6000", "--id", "x")
+    assert code == 1 and "grant id 'x' was used for 5,000" in out, out
+    code, out = cli(home, "registry", "grant", "pool", "5000", "--id", "x")
+    assert code == 1 and "a grant id names one grant" in out, out
+    assert asyncio.run(_balances(home)) == {MINT: -5000, operator_account("alice"): 5000}
+
+
+@pytest.mark.parametrize("bad", ["", " x", "x ", "a\nb", "y" * (GRANT_ID_MAX + 1)])
+def test_odd_grant_ids_are_refused(tmp_path: Path, bad: str) -> None:
+    home = tmp_path / "mesh"
+    code, out = cli(home, "registry", "grant", "pool", "5", "--id", bad)
+    assert code == 1 and "a grant id is 1 to 100 printable characters" in out, out
+
+
+def test_concurrent_grants_of_one_id_write_one_entry(tmp_path: Path) -> None:
+    """Two runs at once (two admins, a retry racing the first): appends are serialised at
+    the ledger's head, the id checked inside that transaction."""
+    home = tmp_path / "mesh"
+    assert cli(home, "registry", "grant", "pool", "1")[0] == 0  # the store exists
+
+    async def race() -> list[tuple[object, bool]]:
+        async with SqlStore(_db(home)) as store:
+            return list(
+                await asyncio.gather(*(grant(store, "pool", 700, "same") for _ in range(6)))
+            )
+
+    results = asyncio.run(race())
+    assert sorted(new for _, new in results) == [False] * 5 + [True]
+    assert len({entry.seq for entry, _ in results}) == 1  # type: ignore[attr-defined]
+    assert asyncio.run(_balances(home))["pool"] == 701
