@@ -298,16 +298,16 @@ class NodeStream:
                     yield batch
                 if broken is not None:
                     raise broken
+                if not self.usage_seen:  # [DONE] without a final chunk: no receipt, and
+                    # its content chunks are its count (found 2026-12-04: 0, so the text
+                    # delivered was neither charged nor paid; and the router heard 0)
+                    tally.completion_tokens = self._unsigned_part(PartStatus.MISSING)
                 att = ex.att
                 if att is not None and self.clipped:  # its usage said more than allowed
                     ex.broke(Outcome.SERVER_ERROR)
                     ex.stop(Stop.SUCCEEDED)
                 elif att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
-                if not self.usage_seen:  # [DONE] without a final chunk: no receipt, and
-                    # its content chunks are its count (found 2026-12-04: 0, so the text
-                    # delivered was neither charged nor paid)
-                    tally.completion_tokens = self._unsigned_part(PartStatus.MISSING)
                 tally.outcome = "ok"
                 yield [_DONE]
                 return

@@ -160,3 +160,21 @@ async def test_events_before_an_error_event_in_the_same_read_reach_the_client_fi
         assert texts == WORDS[:2]
         assert "engine exploded" in json.loads(events[2][6:])["error"]["message"]
         assert events[3:] == ["data: [DONE]"]
+
+
+async def test_a_stream_without_usage_tells_the_router_its_counted_tokens() -> None:
+    """[DONE] without the node's usage chunk: its content chunks are its count, for the
+    payment and for the router's per-token time alike (found 2026-12-04, review: the
+    attempt was finished with 0 before the count was made, so the router never learnt
+    the node's speed from such streams)."""
+    node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
+    ex = _Exchange()
+    heard: list[int] = []
+    ex.att = object()  # type: ignore[assignment]
+    ex.finish = lambda *_a, completion_tokens=0, **_k: heard.append(completion_tokens)  # type: ignore[method-assign]
+    ns = NodeStream(ex)  # type: ignore[arg-type]
+    ns.resp = _Resp([node + b"data: [DONE]\n\n"])  # type: ignore[assignment]
+    out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
+    assert out.endswith(b"data: [DONE]\n\n")
+    assert ex.tally.completion_tokens == len(WORDS)
+    assert heard == [len(WORDS)]
