@@ -338,6 +338,8 @@ class NodeStream:
         breaks the stream, and that break; ``[DONE]`` is noted, not passed on."""
         batch: list[Event] = []
         for blob in blobs:
+            if self._done:  # its [DONE] ended its part: nothing after it (found 2026-12-04)
+                break
             try:
                 ev = self._event(blob)
             except _Broken as exc:

@@ -178,3 +178,19 @@ async def test_a_stream_without_usage_tells_the_router_its_counted_tokens() -> N
     assert out.endswith(b"data: [DONE]\n\n")
     assert ex.tally.completion_tokens == len(WORDS)
     assert heard == [len(WORDS)]
+
+
+async def test_nothing_the_node_sends_after_its_done_is_relayed_or_counted() -> None:
+    """The node's [DONE] ends its part: an event after it (in the same read or a later one)
+    is neither relayed nor counted (found 2026-12-04, review: a node without a usage chunk
+    had what it sent after its [DONE] relayed before the gateway's and paid)."""
+    node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
+    after = _ev({**BASE, "choices": [{"index": 0, "text": " more"}]})
+    for reads in ([node + b"data: [DONE]\n\n" + after], [node + b"data: [DONE]\n\n", after]):
+        ex = _Exchange()
+        ns = NodeStream(ex)  # type: ignore[arg-type]
+        ns.resp = _Resp(reads)  # type: ignore[assignment]
+        out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
+        assert b" more" not in out and out.endswith(b"data: [DONE]\n\n"), reads
+        assert ex.tally.completion_tokens == len(WORDS)
+        assert ex.tally.output_sha256 == output_sha256("".join(WORDS))
