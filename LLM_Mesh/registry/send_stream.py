@@ -275,8 +275,10 @@ class NodeStream:
                 # the node's events, read here (no generator in between: this runs per token)
                 framer, self._done = SseFramer(), False
                 async for got in resp.aiter_raw():
+                    if self._done:  # its [DONE] ended its part: the rest is read, not kept
+                        continue
                     batch, broken = self._events(framer.feed(got))
-                    if framer.over and broken is None:
+                    if framer.over and broken is None and not self._done:
                         broken = self._too_big()
                     now = clock()
                     slow = self._too_slow(now) if now > self.slow_at else None

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
 from LLM_Mesh.core.stream_guard import SharedTime, StreamFloor
 from LLM_Mesh.registry.job import Tally
 from LLM_Mesh.registry.node_client import _line_batches
@@ -194,3 +195,17 @@ async def test_nothing_the_node_sends_after_its_done_is_relayed_or_counted() -> 
         assert b" more" not in out and out.endswith(b"data: [DONE]\n\n"), reads
         assert ex.tally.completion_tokens == len(WORDS)
         assert ex.tally.output_sha256 == output_sha256("".join(WORDS))
+
+
+async def test_an_oversized_event_after_done_does_not_break_the_finished_part() -> None:
+    """What the node sends after its [DONE] is not read as its part's: an event past the
+    size bound there does not break a finished answer (found 2026-12-04, review: it was a
+    broken node, its finished answer failed over to be continued elsewhere)."""
+    node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
+    huge = b"data: " + b"x" * (MAX_EVENT_BYTES + 10)
+    ex = _Exchange()
+    ns = NodeStream(ex)  # type: ignore[arg-type]
+    ns.resp = _Resp([node + b"data: [DONE]\n\n", huge])  # type: ignore[assignment]
+    out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
+    assert b'"error"' not in out and out.endswith(b"data: [DONE]\n\n")
+    assert ex.tally.completion_tokens == len(WORDS) and ex.tally.outcome == "ok"
