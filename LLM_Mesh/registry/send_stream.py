@@ -275,8 +275,10 @@ class NodeStream:
                 # the node's events, read here (no generator in between: this runs per token)
                 framer, self._done = SseFramer(), False
                 async for got in resp.aiter_raw():
+                    if self._done:  # its [DONE] ended its part: the rest is read, not kept
+                        continue
                     batch, broken = self._events(framer.feed(got))
-                    if framer.over and broken is None:
+                    if framer.over and broken is None and not self._done:
                         broken = self._too_big()
                     now = clock()
                     slow = self._too_slow(now) if now > self.slow_at else None
@@ -298,16 +300,16 @@ class NodeStream:
                     yield batch
                 if broken is not None:
                     raise broken
+                if not self.usage_seen:  # [DONE] without a final chunk: no receipt, and
+                    # its content chunks are its count (found 2026-12-04: 0, so the text
+                    # delivered was neither charged nor paid; and the router heard 0)
+                    tally.completion_tokens = self._unsigned_part(PartStatus.MISSING)
                 att = ex.att
                 if att is not None and self.clipped:  # its usage said more than allowed
                     ex.broke(Outcome.SERVER_ERROR)
                     ex.stop(Stop.SUCCEEDED)
                 elif att is not None:
                     ex.finish(att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens)
-                if not self.usage_seen:  # [DONE] without a final chunk: no receipt, and
-                    # its content chunks are its count (found 2026-12-04: 0, so the text
-                    # delivered was neither charged nor paid)
-                    tally.completion_tokens = self._unsigned_part(PartStatus.MISSING)
                 tally.outcome = "ok"
                 yield [_DONE]
                 return
@@ -338,6 +340,8 @@ class NodeStream:
         breaks the stream, and that break; ``[DONE]`` is noted, not passed on."""
         batch: list[Event] = []
         for blob in blobs:
+            if self._done:  # its [DONE] ended its part: nothing after it (found 2026-12-04)
+                break
             try:
                 ev = self._event(blob)
             except _Broken as exc:

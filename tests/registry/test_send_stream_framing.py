@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
 from LLM_Mesh.core.stream_guard import SharedTime, StreamFloor
 from LLM_Mesh.registry.job import Tally
 from LLM_Mesh.registry.node_client import _line_batches
@@ -160,3 +161,51 @@ async def test_events_before_an_error_event_in_the_same_read_reach_the_client_fi
         assert texts == WORDS[:2]
         assert "engine exploded" in json.loads(events[2][6:])["error"]["message"]
         assert events[3:] == ["data: [DONE]"]
+
+
+async def test_a_stream_without_usage_tells_the_router_its_counted_tokens() -> None:
+    """[DONE] without the node's usage chunk: its content chunks are its count, for the
+    payment and for the router's per-token time alike (found 2026-12-04, review: the
+    attempt was finished with 0 before the count was made, so the router never learnt
+    the node's speed from such streams)."""
+    node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
+    ex = _Exchange()
+    heard: list[int] = []
+    ex.att = object()  # type: ignore[assignment]
+    ex.finish = lambda *_a, completion_tokens=0, **_k: heard.append(completion_tokens)  # type: ignore[method-assign]
+    ns = NodeStream(ex)  # type: ignore[arg-type]
+    ns.resp = _Resp([node + b"data: [DONE]\n\n"])  # type: ignore[assignment]
+    out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
+    assert out.endswith(b"data: [DONE]\n\n")
+    assert ex.tally.completion_tokens == len(WORDS)
+    assert heard == [len(WORDS)]
+
+
+async def test_nothing_the_node_sends_after_its_done_is_relayed_or_counted() -> None:
+    """The node's [DONE] ends its part: an event after it (in the same read or a later one)
+    is neither relayed nor counted (found 2026-12-04, review: a node without a usage chunk
+    had what it sent after its [DONE] relayed before the gateway's and paid)."""
+    node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
+    after = _ev({**BASE, "choices": [{"index": 0, "text": " more"}]})
+    for reads in ([node + b"data: [DONE]\n\n" + after], [node + b"data: [DONE]\n\n", after]):
+        ex = _Exchange()
+        ns = NodeStream(ex)  # type: ignore[arg-type]
+        ns.resp = _Resp(reads)  # type: ignore[assignment]
+        out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
+        assert b" more" not in out and out.endswith(b"data: [DONE]\n\n"), reads
+        assert ex.tally.completion_tokens == len(WORDS)
+        assert ex.tally.output_sha256 == output_sha256("".join(WORDS))
+
+
+async def test_an_oversized_event_after_done_does_not_break_the_finished_part() -> None:
+    """What the node sends after its [DONE] is not read as its part's: an event past the
+    size bound there does not break a finished answer (found 2026-12-04, review: it was a
+    broken node, its finished answer failed over to be continued elsewhere)."""
+    node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
+    huge = b"data: " + b"x" * (MAX_EVENT_BYTES + 10)
+    ex = _Exchange()
+    ns = NodeStream(ex)  # type: ignore[arg-type]
+    ns.resp = _Resp([node + b"data: [DONE]\n\n", huge])  # type: ignore[assignment]
+    out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
+    assert b'"error"' not in out and out.endswith(b"data: [DONE]\n\n")
+    assert ex.tally.completion_tokens == len(WORDS) and ex.tally.outcome == "ok"
