@@ -12,14 +12,15 @@ that part (:func:`answer_bytes`, :func:`chunk_bytes`) plus :data:`SLACK_PER_CHOI
 choice the request asked for. A node that answers ``"Hi"`` and reports ``max_tokens`` is
 priced for 2 + 16 tokens, not ``max_tokens``.
 
-The bytes counted are those of the text a choice generated, however the engine carries
-it: every string inside its ``message`` (a stream: ``delta``) at any depth (``content``,
-``reasoning_content`` / ``reasoning``, ``refusal``, ``tool_calls``' names and arguments,
-a content list's ``text``) but a ``role``, an ``id`` or a ``type`` (made by the server,
-not generated), and a completion choice's ``text``; every choice, not the first only (the
-receipt's output hash is the first choice's: :mod:`~LLM_Mesh.core.answer_text`). A node
-could pad its text to be paid more, but only by delivering it: the bound is on what it
-claims beyond what it delivered.
+The bytes counted are those of the text a choice generated, in the fields that carry it:
+a ``message``'s (a stream: ``delta``'s) ``content`` (a string, or its parts' ``text``),
+``reasoning_content`` / ``reasoning``, ``refusal``, its ``tool_calls``' (and the legacy
+``function_call``'s) function name and arguments, and a completion choice's ``text``; of
+the choices the request asked for (``index`` below its ``n``), not the first only (the
+receipt's output hash is the first choice's: :mod:`~LLM_Mesh.core.answer_text`). Nothing
+else a node puts in a choice counts, nor a choice past ``n``: no client reads those, so a
+node cannot pad its answer with them to be paid more (found 2026-12-04, review). It could
+pad the text itself, but only by delivering it to the client.
 """
 
 from __future__ import annotations
@@ -35,32 +36,58 @@ __all__ = ["SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "priced_completion
 # only widens what a node may claim without delivering (at most this many tokens a choice)
 SLACK_PER_CHOICE = 16
 
-_SERVER_MADE = frozenset({"role", "id", "type"})  # strings no token generated
+# the fields of a choice's ``message`` / ``delta`` that carry generated text, as the OpenAI
+# API and the engines that extend it (vLLM, llama.cpp's server) name them; nothing else in
+# a choice is counted (found 2026-12-04, review: every string was, so a node padded its
+# answer with a key no client reads, ``"x_pad": " " * 400``, and was paid its claim)
+_TEXT_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
 
 
-def _strings(value: Any, out: list[str]) -> None:
-    """Every string inside ``value`` (dicts and lists, at any depth; iterative: a node's
-    JSON may be nested as deep as the parser allows), but those under a server-made key."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):
-            stack.extend(v for k, v in item.items() if k not in _SERVER_MADE)
-        elif isinstance(item, list):
-            stack.extend(item)
+def _call_strings(call: Any, out: list[str]) -> None:
+    """A tool call's (or the legacy ``function_call``'s) function name and arguments."""
+    if not isinstance(call, dict):
+        return
+    function = call.get("function", call)  # tool_calls: {"function": {...}}; function_call: {...}
+    if isinstance(function, dict):
+        for key in ("name", "arguments"):
+            value = function.get(key)
+            if isinstance(value, str):
+                out.append(value)
 
 
-def _choice_strings(choices: Any, key: str, out: list[str]) -> None:
+def _message_strings(body: dict[str, Any], out: list[str]) -> None:
+    for key in _TEXT_FIELDS:
+        value = body.get(key)
+        if isinstance(value, str):
+            out.append(value)
+        elif key == "content" and isinstance(value, list):  # content parts: their text
+            out.extend(
+                part["text"]
+                for part in value
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
+    calls = body.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            _call_strings(call, out)
+    _call_strings(body.get("function_call"), out)
+
+
+def _choice_strings(choices: Any, key: str, out: list[str], n: int) -> None:
+    """The text of the choices the request asked for: ``index`` 0 to ``n`` - 1 (a choice
+    without an index: by its place); another choice reaches no client SDK and is not counted
+    (found 2026-12-04, review: a node added a choice ``index`` 7 to a request of ``n`` 1)."""
     if not isinstance(choices, list):
         return
-    for choice in choices:
+    for place, choice in enumerate(choices):
         if not isinstance(choice, dict):
+            continue
+        index = choice.get("index", place)
+        if type(index) is not int or not 0 <= index < max(1, n):
             continue
         body = choice.get(key)
         if isinstance(body, dict):
-            _strings(body, out)
+            _message_strings(body, out)
         text = choice.get("text")
         if isinstance(text, str):
             out.append(text)
@@ -70,22 +97,22 @@ def _utf8(pieces: list[str]) -> int:
     return len("".join(pieces).encode("utf-8", "surrogatepass"))
 
 
-def answer_bytes(obj: Any) -> int:
-    """The UTF-8 bytes a whole (non-streamed) answer's choices generated (see the module
-    docstring); 0 for anything that is no answer."""
+def answer_bytes(obj: Any, choices: int = 1) -> int:
+    """The UTF-8 bytes a whole (non-streamed) answer's ``choices`` (the request's ``n``)
+    generated (see the module docstring); 0 for anything that is no answer."""
     out: list[str] = []
     if isinstance(obj, dict):
-        _choice_strings(obj.get("choices"), "message", out)
+        _choice_strings(obj.get("choices"), "message", out, choices)
     return _utf8(out)
 
 
-def chunk_bytes(objs: Iterable[Any]) -> int:
-    """The UTF-8 bytes the choices of a stream's chunks (parsed ``data:`` objects, in any
-    order) generated (see the module docstring)."""
+def chunk_bytes(objs: Iterable[Any], choices: int = 1) -> int:
+    """The UTF-8 bytes the ``choices`` (the request's ``n``) of a stream's chunks (parsed
+    ``data:`` objects, in any order) generated (see the module docstring)."""
     out: list[str] = []
     for obj in objs:
         if isinstance(obj, dict):
-            _choice_strings(obj.get("choices"), "delta", out)
+            _choice_strings(obj.get("choices"), "delta", out, choices)
     return _utf8(out)
 
 

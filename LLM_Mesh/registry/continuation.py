@@ -53,14 +53,15 @@ def generated(data_lines: list[bytes]) -> tuple[str, int]:
     return stream_text(b"\n".join(data_lines).decode("utf-8", "replace").split("\n"))
 
 
-def delivered(data_lines: list[bytes]) -> tuple[str, int, int]:
-    """:func:`generated` and the UTF-8 bytes the lines' choices generated
-    (``core/delivered.py``: what a node part's priced count is bounded by), in one parse."""
+def delivered(data_lines: list[bytes], choices: int = 1) -> tuple[str, int, int]:
+    """:func:`generated` and the UTF-8 bytes the lines' ``choices`` (the request's ``n``)
+    generated (``core/delivered.py``: what a node part's priced count is bounded by), in one
+    parse."""
     if not data_lines:
         return "", 0, 0
     objs = stream_objects(b"\n".join(data_lines).decode("utf-8", "replace").split("\n"))
     text, chunks = objects_text(objs)
-    return text, chunks, chunk_bytes(objs)
+    return text, chunks, chunk_bytes(objs, choices)
 
 
 def _reduce(body: dict[str, Any], key: str, sent: int) -> None:

@@ -463,7 +463,7 @@ class NodeStream:
         parsed once, here at its final chunk), its counts and its ``mesh.receipt``. Returns
         the count priced: ``ct``, at most the bytes it delivered (``core/delivered.py``)."""
         tally = self.ex.tally
-        text, _, nbytes = delivered(self.data)
+        text, _, nbytes = delivered(self.data, self.ex.job.choices)
         digest = output_sha256(text)
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
@@ -570,7 +570,7 @@ class NodeStream:
         relayed text joins the text so far; its data lines are done with. Its chunks, priced
         as any part (at most its bytes + slack: never less, each chunk counted holds text)."""
         tally = self.ex.tally
-        text, chunks, nbytes = delivered(self.data)
+        text, chunks, nbytes = delivered(self.data, self.ex.job.choices)
         self.data = []
         self.text += text
         if chunks:

@@ -54,7 +54,8 @@ def test_every_choice_and_every_generated_field_counts_multibyte_as_its_bytes() 
         "usage": {"completion_tokens": 10**6},
         "mesh": {"note": "x" * 100},  # not a choice's text
     }
-    assert answer_bytes(answer) == 2 + 2 + 4 + 1 + 7  # role, id and type are no text
+    assert answer_bytes(answer) == 2  # n is 1: the first choice only
+    assert answer_bytes(answer, choices=3) == 2 + 2 + 4 + 1 + 7  # role, id, type: no text
     assert answer_bytes({"choices": [{"text": "abc"}]}) == 3  # a completion
     for nothing in (None, [], "x", {"choices": "x"}, {"choices": [1, None]}):
         assert answer_bytes(nothing) == 0
@@ -70,15 +71,41 @@ def test_a_streams_chunks_count_every_choices_delta() -> None:
         {"choices": [], "usage": {"completion_tokens": 500}},
         "not an object",
     ]
-    assert chunk_bytes(chunks) == 2 + 2 + 3 + 2
+    assert chunk_bytes(chunks) == 2 + 3 + 2  # n is 1: index 1 is no choice asked for
+    assert chunk_bytes(chunks, choices=2) == 2 + 2 + 3 + 2
     assert chunk_bytes([]) == 0
 
 
-def test_deep_json_is_walked_without_recursion() -> None:
-    deep: object = "abc"
-    for _ in range(50_000):
-        deep = [deep]
-    assert answer_bytes({"choices": [{"message": {"content": deep}}]}) == 3
+def test_padding_no_client_reads_is_not_counted() -> None:
+    """Found 2026-12-04 (review): every string of a choice counted, so a node padded its
+    "Hi" with a key no client reads, or a choice the request did not ask for, and was paid
+    its claim of 400 tokens."""
+    padded = {
+        "choices": [
+            {"index": 0, "message": {"content": "Hi", "x_pad": " " * 400, "extra": ["y" * 99]}},
+            {"index": 7, "message": {"content": "z" * 400}},  # n is 1
+            {"index": "0", "message": {"content": "w" * 400}},  # not an index
+        ]
+    }
+    assert answer_bytes(padded) == 2
+    assert priced_completion(400, answer_bytes(padded)) == 2 + SLACK_PER_CHOICE
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": "Hi", "pad": " " * 400}}]},
+        {"choices": [{"index": 3, "delta": {"content": "z" * 400}}]},
+    ]
+    assert chunk_bytes(chunks) == 2
+
+
+def test_content_parts_and_calls_count_their_text() -> None:
+    message = {
+        "content": [{"type": "text", "text": "ab"}, {"type": "image_url", "image_url": "u" * 50}],
+        "function_call": {"name": "g", "arguments": "{}"},
+        "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "1"}},
+            "odd",
+        ],
+    }
+    assert answer_bytes({"choices": [{"message": message}]}) == 2 + 1 + 2 + 1 + 1
 
 
 def test_a_lone_surrogate_is_counted_not_raised() -> None:
