@@ -22,32 +22,30 @@ can hash what was relayed: they are parsed once, all in one ``json.loads``, when
 node's part ends (its final chunk, a break, the client's leaving), and the part goes into
 ``Tally.outputs`` (``core/receipt.py``).
 
-If the node breaks the stream (transport error, its ``data: {"error"...}`` event, a
-data line that is not JSON, or an end without ``[DONE]``), another node is asked to continue
+If the node breaks the stream (transport error, its ``data: {"error"...}`` event, a data line
+that is not JSON, or an end without ``[DONE]``), another node is asked to continue
 (:mod:`~LLM_Mesh.registry.continuation`) under the same failover policy
-(:meth:`~LLM_Mesh.core.failover.Failover.continuation`: the attempts nodes worked on
-carry over, refusals before the stream reached its node do not); its events come
-marked ``continued`` so the relay rewrites them into the first node's stream; each
-node that broke off is kept in ``Tally.parts`` with the tokens it delivered (the
-account stage pays it for them). Where
-nobody can continue (chat without a node that advertises ``continuation``, no node
-left, attempts or retry budget spent) the last event is a ``FAIL`` with an OpenAI
-error body: never a silent cut.
+(:meth:`~LLM_Mesh.core.failover.Failover.continuation`: the attempts nodes worked on carry over,
+refusals before the stream reached its node do not); its events come marked ``continued`` so the
+relay rewrites them into the first node's stream; each node that broke off is kept in
+``Tally.parts`` with the tokens it delivered (the account stage pays it for them). Where nobody
+can continue (chat without a node that advertises ``continuation``, no node left, attempts or
+retry budget spent) the last event is a ``FAIL`` with an OpenAI error body: never a silent cut.
 
-Tokens across a continuation: a node that sent its final ``usage`` chunk finished its
-answer (only ``[DONE]`` was missing), so its own count is the answer's and the stream
-ends there. A node that broke before its usage, or sent ``[DONE]`` without it (its part
-``missing``), is counted by its content chunks: our
-engines send one chunk per generated token, so for them this is the node's count; an
-engine that batches tokens into chunks is undercounted by it (nothing better is known
-at the gateway: the node never said, and the gateway has no tokenizer). The continuing
-node's prompt held the text so far (``mesh_continue`` or the completion prompt), so
-its ``prompt_tokens`` less the tokens already sent is the request's prompt.
+Tokens across a continuation: a node that sent its final ``usage`` chunk finished its answer
+(only ``[DONE]`` was missing), so its own count is the answer's and the stream ends there; so
+does one that sent ``[DONE]`` and then held its connection until it broke. A node that broke
+before its usage, or sent ``[DONE]`` without it (its part ``missing``), is counted by its
+content chunks: our engines send one chunk per generated token, so for them this is the node's
+count; an engine that batches tokens into chunks is undercounted by it (nothing better is known
+at the gateway: the node never said, and the gateway has no tokenizer). The continuing node's
+prompt held the text so far (``mesh_continue`` or the completion prompt), so its
+``prompt_tokens`` less the tokens already sent is the request's prompt.
 
 Bounds (:mod:`~LLM_Mesh.core.stream_guard`): a node part past the tokens the request still
 allows (``Job.token_limit``; without ``max_tokens`` ``Job.limit_on`` the context its node
-declares, read again as each part opens; less those already sent) is cut off at the limit: nothing of
-the event past it is relayed, the node's stream is closed, the router hears
+declares, read again as each part opens; less those already sent) is cut off at the limit:
+nothing of the event past it is relayed, the node's stream is closed, the router hears
 ``SERVER_ERROR`` and the client's stream ends as a normal one does (a chunk with
 ``finish_reason: "length"``, the final chunk with ``usage`` and ``mesh``, ``[DONE]``); a
 node's ``usage`` past the limit is read as the limit (and is ``SERVER_ERROR`` too). Per
@@ -478,7 +476,9 @@ class NodeStream:
             with anyio.CancelScope(shield=True):
                 await self.resp.aclose()
         tally.failed_nodes.append(failed)
-        if self.usage_seen:  # the node finished its answer; only [DONE] was missing
+        if self.usage_seen or self._done:  # it finished (only [DONE] missing, or it held on
+            if not self.usage_seen:  # after [DONE]: found 2026-12-04, then continued elsewhere)
+                tally.completion_tokens = self._unsigned_part(PartStatus.MISSING)
             ex.stop(Stop.SUCCEEDED)
             tally.outcome = "ok"
             return _DONE

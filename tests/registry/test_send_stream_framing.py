@@ -209,3 +209,47 @@ async def test_an_oversized_event_after_done_does_not_break_the_finished_part() 
     out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
     assert b'"error"' not in out and out.endswith(b"data: [DONE]\n\n")
     assert ex.tally.completion_tokens == len(WORDS) and ex.tally.outcome == "ok"
+
+
+class _HeldOpen(_Resp):
+    """A node that sends its reads, then holds the connection until the read times out."""
+
+    async def _raw(self) -> AsyncIterator[bytes]:
+        for r in self.reads:
+            yield r
+        from LLM_Mesh.registry.node_client import NodeTimeout
+
+        raise NodeTimeout("node read timed out", "ReadTimeout")
+
+
+class _Stopping(_Exchange):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped: list[Any] = []
+        self.broken: list[Any] = []
+
+    def broke(self, outcome: Any) -> str | None:
+        self.broken.append(outcome)
+        return None
+
+    def stop(self, why: Any) -> None:
+        self.stopped.append(why)
+
+
+async def test_a_node_holding_on_after_done_does_not_have_its_answer_continued() -> None:
+    """Found 2026-12-04 (last read): a node that sent its answer and [DONE] (no usage chunk)
+    and then held the connection open until the read timed out was taken for broken: its
+    finished answer was continued on another node. Now it ends as the answer it is, paid
+    on its counted chunks; the router hears the timeout."""
+    from LLM_Mesh.core.failover import Stop
+
+    node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
+    ex = _Stopping()
+    ns = NodeStream(ex)  # type: ignore[arg-type]
+    ns.resp = _HeldOpen([node + b"data: [DONE]\n\n"])  # type: ignore[assignment]
+    out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
+    assert b'"error"' not in out and out.endswith(b"data: [DONE]\n\n"), out
+    assert ex.stopped == [Stop.SUCCEEDED] and ex.tally.outcome == "ok"
+    assert ex.tally.completion_tokens == len(WORDS)
+    assert ex.tally.output_sha256 == output_sha256("".join(WORDS))
+    assert len(ex.broken) == 1  # the router hears the held connection as a failure
