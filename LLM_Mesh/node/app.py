@@ -80,7 +80,7 @@ from LLM_Mesh.errors import (
 )
 from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.json_answer import NOSNIFF, JSONAnswer, serve_openapi
-from LLM_Mesh.logs import log_text, safe_id
+from LLM_Mesh.logs import exception_words, safe_id
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.node import responses as R
 from LLM_Mesh.node.engines.base import GenerationRequest
@@ -99,7 +99,8 @@ def engine_failure(engine: str, exc: BaseException) -> EngineError:
     """The answer to an engine's unexpected exception: its type only. Its words (a model
     file's path, an address) go to the operator's log, never to the gateway and its client
     (found 2026-12-03: ``ValueError: Failed to load model from file: /home/<user>/...``)."""
-    log.warning("the %s engine failed: %s: %s", engine, type(exc).__name__, log_text(exc, 300))
+    # its words without what they quote (the prompt, the output: logs.exception_words)
+    log.warning("the %s engine failed: %s: %s", engine, type(exc).__name__, exception_words(exc))
     return EngineError(f"the {engine} engine failed ({type(exc).__name__}; see the node's log)")
 
 
