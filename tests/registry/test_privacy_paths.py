@@ -160,3 +160,29 @@ async def test_no_marker_is_logged_or_stored_on_any_error_path(
     assert not found, seen
     assert requests == len(BEHAVIORS)  # each request is there, as metadata
     assert not _file_sightings(tmp_path, marker), seen
+
+
+async def test_an_unexpected_error_quoting_the_prompt_is_logged_without_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in the gateway's own code on a request's path (here: the context check
+    raising with the prompt in its words, as ``int()`` or a ``KeyError`` would) is a 500
+    whose log line keeps the traceback's frames and the exception's type, not what its
+    message quotes (found 2026-12-04: ``log.exception`` wrote the whole message at ERROR)."""
+    from LLM_Mesh.registry import parse
+
+    def broken(prompt_text: str, *args: Any) -> None:
+        raise ValueError(f"invalid literal for int() with base 10: {prompt_text!r}")
+
+    monkeypatch.setattr(parse, "check_context", broken)
+    marker = f"PRIVACY-{secrets.token_hex(12)}"
+    caplog.set_level(logging.DEBUG)
+    async with running(tmp_path) as h:
+        await h.register("n1")
+        body = {"model": MODEL, "messages": [{"role": "user", "content": f"x {marker}"}]}
+        r = await h.client.post(CHAT, json=body)
+        assert r.status_code == 500 and marker not in r.text
+    logged = [_record_text(rec) for rec in caplog.records]
+    failed = [t for t in logged if "unhandled error" in t]
+    assert failed and "ValueError" in failed[0] and "broken" in failed[0]  # the frames, still
+    assert not [t[:300] for t in logged if marker in t]
