@@ -78,3 +78,34 @@ async def test_an_engine_exception_quoting_the_prompt_is_logged_without_it(
             assert marker not in rec.getMessage(), rec.getMessage()
     finally:
         await svc.stop()
+
+
+async def test_an_unexpected_error_quoting_the_output_is_logged_without_it(
+    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in the node's own code after the engine (here: the answer's body made to raise
+    with the output in its words) is a 500 ``engine_error`` logged with its type and frames,
+    not what it quotes (found 2026-12-04: it left the app, and uvicorn logged its whole
+    message and traceback at ERROR)."""
+    from LLM_Mesh.node import responses
+    from LLM_Mesh.node.engines.sim import SimEngine
+
+    def broken(**kw: object) -> None:
+        raise ValueError(f"bad answer text {kw['text']!r}")
+
+    monkeypatch.setattr(responses, "answer_body", broken)
+    caplog.set_level(logging.DEBUG)
+    svc = await started_service(settings, SimEngine(models=[MODEL]))
+    marker = f"PRIVACY-{secrets.token_hex(8)}"
+    body = {"model": MODEL, "prompt": f"echo {marker}", "echo": True, "max_tokens": 2}
+    try:
+        async with asgi_client(svc) as c:
+            r = await c.post("/v1/completions", json=body)
+        assert r.status_code == 500 and r.json()["error"]["code"] == "engine_error", r.text
+        assert marker not in r.text
+        failed = [rec.getMessage() for rec in caplog.records if "ValueError" in rec.getMessage()]
+        assert failed and "broken" in failed[0]  # the frames, for the operator
+        for rec in caplog.records:
+            assert marker not in rec.getMessage(), rec.getMessage()
+    finally:
+        await svc.stop()
