@@ -25,6 +25,7 @@ __all__ = [
     "JsonFormatter",
     "RequestLine",
     "TextFormatter",
+    "exception_words",
     "log_request",
     "log_text",
     "safe_id",
@@ -49,6 +50,23 @@ def log_text(text: object, limit: int = 600) -> str:
     become spaces: no forged log lines), at most ``limit`` characters."""
     raw = str(text)[: limit * 2]
     return "".join(c if c.isprintable() else " " for c in raw)[:limit]
+
+
+_QUOTES = ("'", '"', "`")
+
+
+def exception_words(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message for the log, without what it quotes: cut at its first quote
+    mark (``'``, ``"``, a backquote), where a message names a value (llama-cpp-python's
+    ``Failed to tokenize: text="<the whole prompt>"``, ``int()``'s "invalid literal ... 'x'",
+    a ``KeyError``, pydantic's ``input_value='...'``), which on a request's path is the
+    prompt or the output (docs/security.md, "Privacy"); then :func:`log_text`. A message
+    without quotes (a model file's path, an address) is kept whole."""
+    text = str(exc)
+    cut = min((i for i in (text.find(q) for q in _QUOTES) if i >= 0), default=-1)
+    if cut >= 0:
+        text = text[:cut].rstrip() + " [quoted text not logged]"
+    return log_text(text, limit)
 
 
 def _logfmt(value: Any) -> str:

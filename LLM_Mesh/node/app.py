@@ -50,6 +50,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -80,7 +81,7 @@ from LLM_Mesh.errors import (
 )
 from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.json_answer import NOSNIFF, JSONAnswer, serve_openapi
-from LLM_Mesh.logs import log_text, safe_id
+from LLM_Mesh.logs import exception_words, safe_id
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.node import responses as R
 from LLM_Mesh.node.engines.base import GenerationRequest
@@ -99,8 +100,18 @@ def engine_failure(engine: str, exc: BaseException) -> EngineError:
     """The answer to an engine's unexpected exception: its type only. Its words (a model
     file's path, an address) go to the operator's log, never to the gateway and its client
     (found 2026-12-03: ``ValueError: Failed to load model from file: /home/<user>/...``)."""
-    log.warning("the %s engine failed: %s: %s", engine, type(exc).__name__, log_text(exc, 300))
+    # its words without what they quote (the prompt, the output: logs.exception_words)
+    log.warning("the %s engine failed: %s: %s", engine, type(exc).__name__, exception_words(exc))
     return EngineError(f"the {engine} engine failed ({type(exc).__name__}; see the node's log)")
+
+
+def unexpected_failure(exc: BaseException) -> EngineError:
+    """A fault in the node's own request path: logged with its frames and type and its words
+    without what they quote (the prompt, the output: ``logs.exception_words``)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("unexpected error on a request: %s: %s\nTraceback (most recent call last):\n%s",
+              type(exc).__name__, exception_words(exc), frames)  # fmt: skip
+    return EngineError(f"the node failed ({type(exc).__name__}; see the node's log)")
 
 
 def error_response(exc: MeshError) -> JSONAnswer:
@@ -323,6 +334,10 @@ class _Handler:
         except MeshError as exc:
             seen.refused(exc)  # nothing when the generation's end was already counted
             raise
+        except Exception as exc:  # a fault here: answered, not left to uvicorn, which logs
+            err = unexpected_failure(exc)  # the whole message (it may quote the prompt)
+            seen.refused(err)
+            raise err from exc
 
     async def _handle(
         self,

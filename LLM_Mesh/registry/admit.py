@@ -39,6 +39,7 @@ key is in memory.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -53,7 +54,14 @@ from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.runtime import Runtime
 
-__all__ = ["Admission", "AdmissionCheck", "Hold", "IdempotencyCheck", "default_checks"]
+__all__ = [
+    "Admission",
+    "AdmissionCheck",
+    "Hold",
+    "IdempotencyCheck",
+    "default_checks",
+    "prompt_digest",
+]
 
 Handler = Callable[[Job, Client], Awaitable[Response]]
 
@@ -211,11 +219,22 @@ class _CacheHold:
         await self.cache.settled(self.key)
 
 
+def prompt_digest(model: str, prompt_text: str) -> str:
+    """SHA-256 of a request's model and prompt (``Job.prompt_text``: its messages' texts):
+    what an anonymous client's request id is bound to (:class:`IdempotencyCheck`)."""
+    return hashlib.sha256(f"{model}\0{prompt_text}".encode(errors="replace")).hexdigest()
+
+
 class IdempotencyCheck:
     """A client request id runs once per gateway (see :mod:`idempotency`; across replicas
     on one store: :mod:`shared_idempotency`), within
     its client's scope (API key id, else address): another client resending the same id
-    runs its own request and is never handed this one's answer."""
+    runs its own request and is never handed this one's answer. An anonymous client's scope
+    is its address, which many share (a NAT, a campus, an IPv6 /64, a proxy in front of the
+    gateway), so its key also holds :func:`prompt_digest`: only a retry of the same prompt
+    replays (or is refused 409; streamed or not, as before), never someone else's with a
+    common id such as ``1`` (found 2026-12-04: handed the other client's whole answer for
+    10 min)."""
 
     __slots__ = ("cache", "paid")
 
@@ -227,6 +246,8 @@ class IdempotencyCheck:
         if job.client_id is None:
             return None
         key = f"{job.path} {client.scope} {job.client_id}"
+        if client.key is None:  # an address is no one's own: bound to the request's bytes
+            key += " " + prompt_digest(job.model, job.prompt_text)
         earlier = await self.cache.begin(key, job.stream)
         if earlier is not None:
             return earlier

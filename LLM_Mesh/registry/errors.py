@@ -13,6 +13,7 @@ transient refusal, not a server fault; anything else -> 500 ``api_error``.
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,6 +36,7 @@ from LLM_Mesh.errors import (
 # (re-exported: the registry's modules take them from here)
 from LLM_Mesh.json_answer import NOSNIFF as NOSNIFF
 from LLM_Mesh.json_answer import JSONAnswer as JSONAnswer
+from LLM_Mesh.logs import exception_words
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         return error_response(
             StoreUnavailable("the registry's database is busy: try again shortly")
         )
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # the frames and the type; the message without what it quotes, which on a request's path
+    # may be the prompt or the output (docs/security.md, "Privacy"; logs.exception_words)
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error(
+        "unhandled error on %s %s: %s: %s\nTraceback (most recent call last):\n%s",
+        request.method, request.url.path, type(exc).__name__, exception_words(exc), frames,
+    )  # fmt: skip
     body = {
         "error": {
             "message": "internal error in the registry",

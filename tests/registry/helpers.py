@@ -377,3 +377,15 @@ def streams_after_one(status: int) -> FakeNodes:
 
     nodes.stream_factory = factory
     return nodes
+
+
+def anonymous_key(path: str, request_id: str, body: dict[str, Any], ip: str = "127.0.0.1") -> str:
+    """The idempotency key of an anonymous client's request (``registry/admit.py``): its
+    scope, id and the digest of its model and prompt (a chat's message texts, one a line)."""
+    from LLM_Mesh.registry.admit import prompt_digest
+
+    if "messages" in body:
+        text = "\n".join(str(m["content"]) for m in body["messages"])
+    else:
+        text = body["prompt"]
+    return f"{path} ip:{ip} {request_id} {prompt_digest(body['model'], text)}"

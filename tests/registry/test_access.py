@@ -300,6 +300,32 @@ async def test_another_clients_request_id_is_not_replayed(tmp_path: Path) -> Non
             assert len(node.calls) == 4
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_anonymous_clients_sharing_an_address_never_get_each_others_answer(
+    tmp_path: Path, stream: bool
+) -> None:
+    """Anonymous clients are scoped by address, which many share (a NAT, a campus, an IPv6
+    /64, a proxy in front of the gateway): one sending the same common request id with
+    another prompt runs its own request; it is neither handed the other's answer nor told
+    of it by a 409 (found 2026-12-04: it got the other's whole answer, replayed for 10 min).
+    A retry of the same request (the same body) still replays / is refused as before."""
+    async with running(tmp_path) as h:
+        node = await h.register("a")
+        rid = {"X-Request-Id": "1"}
+        async with from_address(h, "203.0.113.1") as alice, from_address(h, "203.0.113.1") as bob:
+            first = await alice.post(CHAT, json=chat("alice's secret", stream=stream), headers=rid)
+            assert first.status_code == 200
+            other = await bob.post(CHAT, json=chat("bob's own", stream=stream), headers=rid)
+            assert other.status_code == 200, other.text
+            assert "x-mesh-replayed" not in other.headers and len(node.calls) == 2
+            again = await alice.post(CHAT, json=chat("alice's secret", stream=stream), headers=rid)
+            assert len(node.calls) == 2  # the retry did not run again
+            if stream:
+                assert again.status_code == 409
+            else:
+                assert again.headers["x-mesh-replayed"] == "true" and again.json() == first.json()
+
+
 async def _until(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
     """Poll ``cond`` until true (fails after ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s

@@ -23,7 +23,7 @@ from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import IdempotencyRecord
 from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
 from LLM_Mesh.registry.store import SqlStore
-from tests.registry.helpers import FakeNodes, Harness, running, streams_after_one
+from tests.registry.helpers import FakeNodes, Harness, anonymous_key, running, streams_after_one
 
 CHAT = "/v1/chat/completions"
 BODY: dict[str, Any] = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
@@ -103,7 +103,7 @@ async def test_a_kept_answer_is_never_in_the_store_in_clear(
         assert r1.status_code == 200 and "Hello!" in r1.text
         await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
         now = datetime.now(timezone.utc)
-        h = key_hash(f"{CHAT} ip:127.0.0.1 private-1")
+        h = key_hash(anonymous_key(CHAT, "private-1", BODY))
         row = await a.store.claim_request_key(h, "a-reader", False, now, now)
         assert row is not None and row.state == "done" and row.body is not None
         assert b"Hello!" not in row.body and b"choices" not in row.body, row.body[:200]
@@ -141,7 +141,7 @@ async def test_a_replica_of_the_previous_version_never_replays_a_sealed_answer(
         assert r1.status_code == 200
         await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
         now = datetime.now(timezone.utc)
-        h = key_hash(f"{CHAT} ip:127.0.0.1 upgrade-1")
+        h = key_hash(anonymous_key(CHAT, "upgrade-1", BODY))
         row = await a.store.claim_request_key(h, "a-reader", False, now, now)
         assert row is not None and row.state == "done" and row.body is not None
         assert not _previous_version_replays(row), (row.status, row.body[:40])
@@ -196,7 +196,7 @@ async def test_a_stream_retried_at_once_after_a_5xx_elsewhere_runs(
     async with two_replicas(tmp_path, store_url) as (a, b):
         ia, ib = a.runtime.idempotency, b.runtime.idempotency
         assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
-        key = f"{CHAT} ip:127.0.0.1 retried-1"
+        key = anonymous_key(CHAT, "retried-1", BODY)
         assert await ia.begin(key, True) is None  # a runs it
         retry = asyncio.create_task(ib.begin(key, True))
         await asyncio.sleep(0.3)
@@ -294,7 +294,7 @@ async def test_a_slow_or_failing_store_delays_the_answer_only_by_the_bound(
         post = a.client.post(CHAT, json={**BODY, "stream": True}, headers=hdr)
         r1 = await asyncio.wait_for(post, 10)  # not held until the store answers
         assert r1.status_code == 502, r1.text  # the same answer, not another error
-        held = await ia.store.get_request_key(key_hash(f"{CHAT} ip:127.0.0.1 bounded-1"))
+        held = await ia.store.get_request_key(key_hash(anonymous_key(CHAT, "bounded-1", BODY)))
         assert held is not None and held.state == "running"  # answered before the release
         a.nodes.nodes["n1:8801"].behavior = "ok"
         gate.set()
@@ -311,7 +311,7 @@ async def test_a_request_whose_replica_died_is_refused_not_run_again(
         await _register_everywhere(a, b)
         idem = b.runtime.idempotency
         assert isinstance(idem, SharedIdempotency)
-        key = f"{CHAT} ip:127.0.0.1 lost-1"
+        key = anonymous_key(CHAT, "lost-1", BODY)
         long_ago = datetime.now(timezone.utc) - timedelta(seconds=60)
         taken = await idem.store.claim_request_key(
             key_hash(key), "replica-killed", False, long_ago, long_ago + timedelta(hours=1)
@@ -334,7 +334,7 @@ async def test_a_stream_whose_replica_died_is_refused_owner_lost(
         await _register_everywhere(a, b)
         idem = b.runtime.idempotency
         assert isinstance(idem, SharedIdempotency)
-        key = f"{CHAT} ip:127.0.0.1 lost-stream-1"
+        key = anonymous_key(CHAT, "lost-stream-1", BODY)
         long_ago = datetime.now(timezone.utc) - timedelta(seconds=60)
         taken = await idem.store.claim_request_key(
             key_hash(key), "replica-killed", True, long_ago, long_ago + timedelta(hours=1)
@@ -377,7 +377,7 @@ async def test_a_kept_answer_leaves_the_process_once_the_store_holds_it(
         r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
         assert r1.status_code == 200
         await idem.flush()
-        key = f"{CHAT} ip:127.0.0.1 mem-1"
+        key = anonymous_key(CHAT, "mem-1", BODY)
         assert not idem.holds(key) and len(idem) == 0 and idem.bytes == 0  # one copy: the row's
         r2 = await a.client.post(CHAT, json=BODY, headers=hdr)  # the same replica again
         assert r2.status_code == 200, r2.text
@@ -389,7 +389,7 @@ async def test_a_kept_answer_leaves_the_process_once_the_store_holds_it(
         shdr = {"X-Request-Id": "mem-s"}
         assert (await a.client.post(CHAT, json=stream, headers=shdr)).is_success
         await idem.flush()
-        assert not idem.holds(f"{CHAT} ip:127.0.0.1 mem-s")
+        assert not idem.holds(anonymous_key(CHAT, "mem-s", BODY))
         again = await a.client.post(CHAT, json=stream, headers=shdr)
         assert again.status_code == 409, again.text
         assert "a stream is never executed twice" in again.text
@@ -414,7 +414,7 @@ async def test_an_answer_the_store_could_not_take_stays_in_the_process(
         hdr = {"X-Request-Id": "kept-1"}
         r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
         await idem.flush()  # three tries, all failed
-        assert idem.holds(f"{CHAT} ip:127.0.0.1 kept-1") and idem.bytes > 0
+        assert idem.holds(anonymous_key(CHAT, "kept-1", BODY)) and idem.bytes > 0
         r2 = await a.client.post(CHAT, json=BODY, headers=hdr)
         assert r2.headers["x-mesh-replayed"] == "true" and r2.json() == r1.json()
         assert a.nodes.calls() == 1

@@ -39,7 +39,7 @@ from typing import Any
 from LLM_Mesh.core.prompt import Turn, render
 from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, MeshError, ModelNotFound
-from LLM_Mesh.logs import log_text
+from LLM_Mesh.logs import exception_words
 from LLM_Mesh.node.engines.base import (
     DEFAULT_MAX_TOKENS,
     FIRST_ITEM_HOLD_S,
@@ -66,7 +66,8 @@ LLAMA_PACKAGE_HINT = "llama-cpp-python is not installed: run scripts/install-lla
 def _failed(when: str, exc: Exception) -> EngineError:
     """llama.cpp's exception as the answer says it: its type; its words to the log only
     (the node's answer reaches the gateway's client: ``node/app.engine_failure``)."""
-    log.warning("llama.cpp failed %s: %s: %s", when, type(exc).__name__, log_text(exc, 300))
+    # without what its words quote: llama-cpp-python's tokenize error quotes the whole prompt
+    log.warning("llama.cpp failed %s: %s: %s", when, type(exc).__name__, exception_words(exc))
     return EngineError(f"llama.cpp failed {when} ({type(exc).__name__}; see the node's log)")
 
 
