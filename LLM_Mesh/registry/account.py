@@ -98,7 +98,7 @@ def priced_prompt_tokens(job: Job, tally: Tally) -> int:
     paid the whole estimate (found 2026-12-04). 0 when no node said. The receipt and the
     answer's ``usage`` keep the node's own count; the ``mesh`` object, the request's record
     and its metrics state this one."""
-    return min(tally.prompt_tokens, job.prompt_bound())
+    return min(tally.prompt_tokens, job.prompt_bound)
 
 
 def charged_prompt_tokens(job: Job, tally: Tally) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from starlette.responses import Response
@@ -79,13 +80,15 @@ class Job:
         """The request id as the nodes get it, and as the countersigned receipt names it."""
         return self.node_request_id or self.request_id
 
+    @cached_property
     def prompt_bound(self) -> int:
         """The most prompt tokens a node may be paid for: the estimate's bound of the prompt
         (``pricing.estimate_prompt_tokens``: its UTF-8 bytes + 8 a chat message + 16, above an
         honest node's count: tests/core/test_prompt_estimate.py with the real tokenizer).
         A node's larger ``usage.prompt_tokens`` is priced at this (found 2026-12-04: a node
         paid at most for the completion it delivered could claim a huge prompt instead and
-        be paid the whole estimate)."""
+        be paid the whole estimate). Computed once a job: the account stage reads it for the
+        price, the ``mesh`` object and the record (a non-ASCII prompt is encoded for it)."""
         return estimate_prompt_tokens(self.prompt_text, self.messages)
 
     def prompt_usual(self) -> int:
