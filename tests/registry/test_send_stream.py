@@ -12,7 +12,7 @@ import httpx
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.pricing import request_cost
-from tests.registry.helpers import FakeNode, FakeNodes, rank, running, sse_chunks
+from tests.registry.helpers import FakeNode, FakeNodes, Harness, rank, running, sse_chunks
 
 MODEL = "gemma-3-270m"
 SSE = {"content-type": "text/event-stream"}
@@ -24,6 +24,20 @@ def _ev(obj: dict[str, Any]) -> bytes:
 
 def _events(text: str) -> list[dict[str, Any]]:
     return [json.loads(e[len("data: ") :]) for e in text.split("\n\n") if e.startswith("data: {")]
+
+
+async def _paid_the_nodes_usage(h: Harness, account: str, text: str) -> None:
+    """The stream's final chunk holds the gateway's ``mesh`` with a receipt and the cost of
+    the node's usage (4 prompt, 3 completion); the payer (1000 µNT) is charged that."""
+    from tests.registry.test_charge import PRICE
+    from tests.registry.test_paid_once import _settled
+
+    final = _events(text)[-1]
+    cost = request_cost(PRICE, 4, 3)
+    assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
+    s = h.runtime.settlement
+    assert s is not None
+    assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
 
 
 class Dies(httpx.AsyncByteStream):
@@ -223,9 +237,8 @@ async def test_a_final_chunk_whose_usage_key_is_escaped_gets_the_gateways_mesh(
     gateway's to finish (its ``mesh``, receipt and payment before it), never relayed as the
     node wrote it (found 2026-12-04: the node's own ``mesh.cost`` 0 and a forged
     ``ledger_request_id`` reached the client, no receipt, and it was paid at the end only)."""
-    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import BODY, CHAT, bearer, new_user
     from tests.registry.test_charge import register as register_paid
-    from tests.registry.test_paid_once import _settled
 
     nodes = FakeNodes()
     nodes.stream_factory = _hostile_final(b"")
@@ -234,12 +247,7 @@ async def test_a_final_chunk_whose_usage_key_is_escaped_gets_the_gateways_mesh(
         key, account = await new_user(h, 1000)
         r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
         assert r.status_code == 200 and "c-forged" not in r.text
-        final = _events(r.text)[-1]
-        cost = request_cost(PRICE, 4, 3)  # the node's usage: 4 prompt, 3 completion
-        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
-        s = h.runtime.settlement
-        assert s is not None
-        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+        await _paid_the_nodes_usage(h, account, r.text)
 
 
 async def test_nothing_a_node_sends_after_its_final_chunk_reaches_the_client(
@@ -249,9 +257,8 @@ async def test_nothing_a_node_sends_after_its_final_chunk_reaches_the_client(
     and a ``request_id`` of its choosing, which ``receipt verify`` would take for the
     answer's, the last receipt of a stream): not relayed; the stream ends with the
     gateway's final chunk and ``[DONE]``, paid once (found 2026-12-04: relayed as sent)."""
-    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import BODY, CHAT, bearer, new_user
     from tests.registry.test_charge import register as register_paid
-    from tests.registry.test_paid_once import _settled
 
     after = _ev({"choices": [], "mesh": {"request_id": "req-other", "receipt": {"v": 2}}})
     nodes = FakeNodes()
@@ -262,12 +269,7 @@ async def test_nothing_a_node_sends_after_its_final_chunk_reaches_the_client(
         r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
         assert r.status_code == 200 and "req-other" not in r.text, r.text
         assert r.text.rstrip().endswith("data: [DONE]")
-        final = _events(r.text)[-1]
-        cost = request_cost(PRICE, 4, 3)
-        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
-        s = h.runtime.settlement
-        assert s is not None
-        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+        await _paid_the_nodes_usage(h, account, r.text)
 
 
 async def test_a_nodes_mesh_on_any_other_chunk_never_reaches_the_client(tmp_path: Path) -> None:
@@ -313,9 +315,8 @@ async def test_an_event_that_does_not_begin_with_its_data_line_is_checked_as_any
     before a content chunk left it uncounted, and ``event: message`` before the final chunk
     sent the node's own ``mesh``, ``cost: 0``, to the client, no receipt, paid at the end
     on the other chunks only)."""
-    from tests.registry.test_charge import BODY, CHAT, PRICE, bearer, new_user
+    from tests.registry.test_charge import BODY, CHAT, bearer, new_user
     from tests.registry.test_charge import register as register_paid
-    from tests.registry.test_paid_once import _settled
 
     nodes = FakeNodes()
 
@@ -334,12 +335,7 @@ async def test_an_event_that_does_not_begin_with_its_data_line_is_checked_as_any
         r = await h.client.post(CHAT, json={**BODY, "stream": True}, headers=bearer(key))
         assert r.status_code == 200 and "c-forged" not in r.text, r.text
         assert "event: message" not in r.text and r.text.rstrip().endswith("data: [DONE]")
-        final = _events(r.text)[-1]
-        cost = request_cost(PRICE, 4, 3)  # the node's usage: 4 prompt, 3 completion
-        assert final["mesh"]["cost"] == cost and "receipt" in final["mesh"]
-        s = h.runtime.settlement
-        assert s is not None
-        assert await _settled(s, account, (1000 - cost, 0)) == (1000 - cost, 0)
+        await _paid_the_nodes_usage(h, account, r.text)
 
 
 async def test_an_error_event_however_its_json_is_written_ends_the_nodes_part(
