@@ -106,6 +106,24 @@ def port_taken(host: str, port: int) -> bool:
     return False
 
 
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` with ``SO_REUSEPORT`` (and ``SO_REUSEADDR``), not yet
+    listening: the server listens on it once its app has started, so the other processes
+    bound alike (``registry serve --workers N``) get the connections until then. Linux
+    spreads new connections over the listening ones."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
 def require_free_port(host: str, port: int, what_to_do: str) -> None:
     """:class:`PortInUse` (``port N on HOST is already in use`` and ``what_to_do``) when
     :func:`port_taken`."""

@@ -38,9 +38,6 @@ from LLM_Mesh.cli.canary_commands import canary_app
 from LLM_Mesh.cli.common import (
     EngineOpt,
     HomeOpt,
-    LogFormatOpt,
-    MetricsPublicOpt,
-    NoMetricsOpt,
     RegistryCaOpt,
     RegistryOpt,
     console,
@@ -51,15 +48,13 @@ from LLM_Mesh.cli.common import (
     version_callback,
 )
 from LLM_Mesh.cli.common import fail as _fail
-from LLM_Mesh.cli.common import observability as _observability
 from LLM_Mesh.cli.common import settings_from as _settings
-from LLM_Mesh.cli.common import setup_logging as _setup_logging
 from LLM_Mesh.cli.earnings_commands import earnings_command
 from LLM_Mesh.cli.ledger_commands import ledger_app
 from LLM_Mesh.cli.node_commands import node_app
 from LLM_Mesh.cli.receipt_commands import receipt_app
+from LLM_Mesh.cli.registry_serve import registry_serve
 from LLM_Mesh.config import DEFAULT_MODEL, DEFAULT_NODE_PORT, DEFAULT_REGISTRY_PORT
-from LLM_Mesh.core.first_use import loopback_host
 from LLM_Mesh.errors import MeshError
 
 app = typer.Typer(
@@ -90,6 +85,7 @@ registry_app.command("grant")(grant_command)
 registry_app.command("public-key")(public_key_command)
 registry_app.add_typer(keys_app, name="keys")
 registry_app.add_typer(canary_app, name="canary")
+registry_app.command("serve")(registry_serve)
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(receipt_app, name="receipt")
@@ -277,150 +273,6 @@ def demo(
 
 
 # --- the parts -----------------------------------------------------------------------------
-
-
-@registry_app.command("serve")
-def registry_serve(
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = DEFAULT_REGISTRY_PORT,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            help="The store's database URL \\[env LLM_MESH_DATABASE_URL, default SQLite in home]"
-        ),
-    ] = None,
-    home: HomeOpt = None,
-    verbose: Annotated[bool, typer.Option("--verbose", help="Debug log lines")] = False,
-    allow_private_nodes: Annotated[
-        bool,
-        typer.Option(
-            "--allow-private-nodes",
-            help="Accept nodes on loopback/private/link-local addresses (a LAN, tests) "
-            "\\[env LLM_MESH_ALLOW_PRIVATE_NODES; default: global addresses only]",
-        ),
-    ] = False,
-    allow_private_node: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-private-node",
-            metavar="URL",
-            help="Accept this one node origin (http://host:port) even if private, and in plain "
-            "http if so named; repeatable",
-        ),
-    ] = None,
-    allow_loopback_nodes: Annotated[
-        bool,
-        typer.Option(
-            "--allow-loopback-nodes",
-            help="Accept nodes on this machine's loopback addresses (127.0.0.0/8, ::1) too, "
-            "no other private address. Any operator who reaches the registry can then point "
-            "the gateway at this machine's local services: only with a loopback --host "
-            "(127.0.0.1, the default, or ::1)",
-        ),
-    ] = False,
-    local_mesh: Annotated[
-        str | None,
-        typer.Option(
-            "--local-mesh",
-            envvar="LLM_MESH_LOCAL_MESH",  # how `up` sets it: a registry of an older tree ignores it
-            hidden=True,
-            metavar="COMMAND",
-            help="`llm-mesh up` (1, as `up` sets it, or up) or `llm-mesh demo` (demo) started this",
-        ),
-    ] = None,
-    anonymous_rpm: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            metavar="N",
-            help="Requests a minute per client address without an API key; 0: no limit "
-            "\\[env LLM_MESH_ANONYMOUS_RPM, default 60]",
-        ),
-    ] = None,
-    redis_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Redis for rate-limit buckets shared by every replica, e.g. "
-            "redis://127.0.0.1:6379/0 \\[env LLM_MESH_REDIS_URL; default: per process]",
-        ),
-    ] = None,
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="Serve https with this PEM certificate (with --tls-key)")
-    ] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key")] = None,
-    require_tls: Annotated[
-        bool,
-        typer.Option(
-            "--require-tls",
-            help="Refuse nodes that are not https (403) \\[env LLM_MESH_REQUIRE_TLS]",
-        ),
-    ] = False,
-    allow_plain_http_nodes: Annotated[
-        bool,
-        typer.Option(
-            "--allow-plain-http-nodes",
-            help="Accept http:// nodes on other machines too (a private network, a lab): "
-            "their prompts and answers cross the network unencrypted \\[env "
-            "LLM_MESH_ALLOW_PLAIN_HTTP_NODES; default: https unless on this machine's loopback]",
-        ),
-    ] = False,
-    log_format: LogFormatOpt = None,
-    metrics_public: MetricsPublicOpt = False,
-    no_metrics: NoMetricsOpt = False,
-) -> None:
-    """Run the registry + gateway (OpenAI API under /v1, Prometheus metrics at /metrics)."""
-    from LLM_Mesh.registry.app import serve
-
-    if (tls_cert is None) != (tls_key is None):
-        raise _fail(ValueError("--tls-cert and --tls-key go together"))
-    if allow_loopback_nodes and not loopback_host(host):
-        raise _fail(
-            ValueError(
-                f"--allow-loopback-nodes with --host {host}: anyone who reaches the registry "
-                "there could register a node at this machine's loopback and have the gateway "
-                "call its local services; serve on 127.0.0.1 or ::1 with it (or, on a trusted "
-                "LAN, use --allow-private-nodes)"
-            )
-        )
-
-    try:
-        settings = _settings(
-            home,
-            database_url=database_url,
-            allow_private_nodes=True if allow_private_nodes else None,
-            private_node_origins=tuple(allow_private_node) if allow_private_node else None,
-            allow_loopback_nodes=True if allow_loopback_nodes else None,
-            local_mesh=_local_mesh(local_mesh),
-            anonymous_rpm=anonymous_rpm,
-            require_tls=True if require_tls else None,
-            allow_plain_http_nodes=True if allow_plain_http_nodes else None,
-            redis_url=redis_url,
-            **_observability(log_format, metrics_public, no_metrics),
-        )
-        settings.check_node_transport()  # not both --require-tls and the opt-out
-    except ValueError as exc:
-        raise _fail(exc) from exc
-    _setup_logging(verbose, settings.log_format)
-    ensure_home(settings.home)
-    try:
-        serve(
-            settings, host=host, port=port,
-            tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
-        )  # fmt: skip
-    except (MeshError, ValueError) as exc:  # a taken port, a database it cannot write, a
-        raise _fail(exc) from exc  # certificate and key that are no pair: before serving
-
-
-def _local_mesh(value: str | None) -> str | None:
-    """``--local-mesh``: the command that started this registry, ``up`` or ``demo``."""
-    command = (value or "").strip().lower()
-    if command in ("", "0", "false"):
-        return None
-    if command in ("1", "true", "up"):  # `up` sets 1: a registry with the older boolean flag
-        return "up"  # parses it too (a benchmark's --baseline-tree)
-    if command == "demo":
-        return "demo"
-    raise ValueError(f"--local-mesh / LLM_MESH_LOCAL_MESH must be up or demo, got {value!r}")
 
 
 # --- using the network -----------------------------------------------------------------------

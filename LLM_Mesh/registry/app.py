@@ -546,11 +546,13 @@ def serve(
     log_level: str = "info",
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Run the registry + gateway with uvicorn until interrupted (``llm-mesh registry serve``).
 
     With ``tls_cert``/``tls_key`` (PEM files) it serves https only. Its stop ends within
-    ``settings.registry_shutdown_s`` of the signal (``stop_watchdog.py``).
+    ``settings.registry_shutdown_s`` of the signal (``stop_watchdog.py``). ``reuse_port``:
+    one of ``--workers N`` (``registry/workers.py``), bound with ``SO_REUSEPORT``.
     """
     from LLM_Mesh.registry.stop_watchdog import run_bounded
     from LLM_Mesh.slow_clients import guarded_http
@@ -565,14 +567,14 @@ def serve(
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
     from LLM_Mesh.registry.store import database_unreachable, sqlite_unusable
-    from LLM_Mesh.server_process import require_free_port
+    from LLM_Mesh.server_process import require_free_port, reuse_port_socket
 
     # said in one line before migrations, keys and settlement start (not uvicorn's bind
-    # error or a traceback after them)
-    require_free_port(
-        host, port, " (another registry? `llm-mesh up` runs its registry on 8800): stop it, "
-        "or serve on another port: --port N",
-    )  # fmt: skip
+    # error or a traceback after them); a worker's siblings hold the port (its supervisor
+    # checked it)
+    if not reuse_port:
+        require_free_port(host, port, " (another registry? `llm-mesh up` runs its registry on "
+                          "8800): stop it, or serve on another port: --port N")  # fmt: skip
     url = settings.effective_database_url
     problem = sqlite_unusable(url) or asyncio.run(database_unreachable(url))
     if problem is not None:
@@ -594,4 +596,5 @@ def serve(
         ssl_keyfile=tls_key and os.path.expanduser(tls_key),
         **uvicorn_log_kwargs(settings.log_format),
         http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
+        **({"sockets": [reuse_port_socket(host, port)]} if reuse_port else {}),
     )  # fmt: skip

@@ -97,12 +97,17 @@ class HomeLock:
         self.home = home
         self._fd: int | None = None
 
-    def take(self, holder: str) -> str | None:
+    def take(self, holder: str, shared_store: bool = False) -> str | None:
         """Take the lock for ``holder``; the previous holder if it is gone, else ``None``
-        (also when another process on this home runs: it is alive)."""
+        (also when another process on this home runs: it is alive). ``shared_store``: on
+        PostgreSQL, where replicas on one home (``registry serve --workers N``) are expected."""
         try:
             fd = try_lock(self.home / "settlement.lock")
         except ImportError:  # pragma: no cover - not on POSIX
+            return None
+        if fd is None and shared_store:
+            log.info("another registry process on %s holds settlement.lock: a replica on this "
+                     "store (e.g. registry serve --workers N), sharing this home's keys", self.home)  # fmt: skip
             return None
         if fd is None:  # another process runs on this home
             log.warning(

@@ -26,6 +26,7 @@ import inspect
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -139,12 +140,15 @@ def _joined_threads() -> list[str]:
     )
 
 
-def run_bounded(app: Any, bound_s: float, **config: Any) -> None:
+def run_bounded(
+    app: Any, bound_s: float, sockets: list[socket.socket] | None = None, **config: Any
+) -> None:
     """``uvicorn.run(app, **config)`` (one process, no reload), its stop bounded by
-    ``bound_s`` seconds from the first signal (0: not bounded)."""
+    ``bound_s`` seconds from the first signal (0: not bounded); on ``sockets`` (bound, not
+    listening) instead of ``config``'s host and port when given."""
     watchdog = StopWatchdog(bound_s) if bound_s > 0 else None
     # its signal handler (SIGTERM, SIGINT) also arms the watchdog
     server = SignalServer(uvicorn.Config(app, **config), watchdog.arm if watchdog else None)
-    server.run()  # a signal's stop returns (server_process.py), exit 0
+    server.run(sockets)  # a signal's stop returns (server_process.py), exit 0
     if not server.started:
         sys.exit(_STARTUP_FAILURE)

@@ -1,0 +1,242 @@
+"""``llm-mesh registry serve --workers N``: N registry processes on one port, supervised.
+
+One gateway process spends about twice a node's CPU on each request, and its one event
+loop is its ceiling (docs/benchmarks.md, the 16-core section): a machine with the cores
+serves more from one address by running several processes. Each worker is a whole
+registry replica (see docs/ARCHITECTURE.md, "Replicas"): its own replica id, routing
+statistics and settlement holder, sharing the network's state through the PostgreSQL
+store as replicas on several machines do, so N > 1 needs a PostgreSQL ``--database-url``.
+The workers bind the same address with ``SO_REUSEPORT`` (Linux spreads new connections
+over them) and are otherwise the single-process ``registry serve``.
+
+:class:`WorkerSupervisor` (this process, which serves nothing itself):
+
+- starts worker 0 alone and waits until it listens (a fresh home's keys and the schema's
+  migrations are made once, not raced by N processes), then the others;
+- restarts a worker that exits unasked, after :class:`~LLM_Mesh.core.worker_restart.RestartPolicy`'s
+  wait (1 s, doubling to 30 s while it keeps dying within a minute), logging its exit code;
+- on SIGTERM or SIGINT sends each worker one SIGTERM (each stops as a lone registry does:
+  no new connections, requests in flight drain, bounded by ``registry_shutdown_s``) and
+  exits 0 once they are gone; a second signal is passed on too (the workers then cut what
+  is in flight); a worker still alive ``stop_timeout_s`` after the first is killed;
+- the workers run in their own process groups (a terminal's Ctrl-C reaches this process
+  alone, which passes it on once) and, on Linux, are sent SIGTERM if this process dies
+  (``PR_SET_PDEATHSIG``): a supervisor killed with SIGKILL leaves no workers serving.
+
+If worker 0 cannot start (it exits, or does not listen within ``start_timeout_s``) the
+supervisor stops and returns worker 0's exit code (1 on the timeout): the reason is in its
+log lines above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+
+from LLM_Mesh.core.worker_restart import RestartPolicy
+
+__all__ = ["WorkerSupervisor", "connect_host"]
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_POLL_S = 0.1
+
+
+def connect_host(host: str) -> str:
+    """Where to reach a server bound to ``host`` from this machine (a wildcard: loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def _listening(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((connect_host(host), port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _child_setup(parent: int, libc: ctypes.CDLL | None) -> Callable[[], None]:
+    def setup() -> None:  # in the child, between fork and exec: no Python objects made
+        os.setpgid(0, 0)
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+            if os.getppid() != parent:  # the supervisor died before the prctl
+                os._exit(1)
+
+    return setup
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not hasattr(os, "sched_getaffinity"):  # not Linux: no PR_SET_PDEATHSIG
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover - a Linux without a C library handle
+        return None
+
+
+class WorkerSupervisor:
+    """N workers of ``command(i)``, listening on ``host:port`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        n: int,
+        command: Callable[[int], Sequence[str]],
+        host: str,
+        port: int,
+        *,
+        start_timeout_s: float = 120.0,
+        stop_timeout_s: float = 40.0,
+        env: Mapping[str, str] | None = None,
+        policy: Callable[[], RestartPolicy] = RestartPolicy,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if n < 1:
+            raise ValueError(f"workers must be at least 1, got {n}")
+        self.n = n
+        self.command = command
+        self.host, self.port = host, port
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.env = dict(env) if env is not None else None
+        self.clock = clock
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
+        self.started_at = [0.0] * n
+        self.restart_at: list[float | None] = [None] * n
+        self.policies = [policy() for _ in range(n)]
+        self.signals = 0  # stop signals received
+        self._passed_on = 0  # of them, passed on to the workers
+        self._libc = _libc()
+
+    # --- signals -----------------------------------------------------------------------
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1  # said and passed on by the loop (no logging in a handler)
+
+    def _pass_signals_on(self) -> None:
+        while self._passed_on < self.signals:
+            self._passed_on += 1
+            if self._passed_on == 1:
+                log.info("stopping the %d workers", self.live())
+            else:
+                log.warning("asked again: the workers cut the requests in flight")
+            for proc in self.procs:
+                if proc is not None and proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.send_signal(signal.SIGTERM)
+
+    # --- workers -----------------------------------------------------------------------
+
+    def live(self) -> int:
+        return sum(1 for p in self.procs if p is not None and p.poll() is None)
+
+    def pids(self) -> list[int]:
+        """The live workers' process ids, by index (for tests and benchmarks)."""
+        return [p.pid for p in self.procs if p is not None and p.poll() is None]
+
+    def _spawn(self, i: int) -> None:
+        proc = subprocess.Popen(
+            list(self.command(i)),
+            env=self.env,
+            preexec_fn=_child_setup(os.getpid(), self._libc),
+        )
+        self.procs[i] = proc
+        self.started_at[i] = self.clock()
+        self.restart_at[i] = None
+        log.info("worker %d started (pid %d)", i, proc.pid)
+
+    def _first_up(self) -> int | None:
+        """Worker 0 alone until it listens: ``None`` once it does, else the exit code."""
+        self._spawn(0)
+        deadline = self.clock() + self.start_timeout_s
+        proc = self.procs[0]
+        assert proc is not None
+        while not self.signals:
+            code = proc.poll()
+            if code is not None:
+                log.error("worker 0 could not start (exit code %d): the reason is above", code)
+                return code or 1
+            if _listening(self.host, self.port):
+                return None
+            if self.clock() >= deadline:
+                log.error(
+                    "worker 0 did not listen on %s:%d within %.0f s: stopping",
+                    self.host, self.port, self.start_timeout_s,
+                )  # fmt: skip
+                self.signals += 1
+                self._stop()
+                return 1
+            time.sleep(_POLL_S)
+        self._stop()  # asked to stop while it started
+        return 0
+
+    def _tend(self) -> None:
+        """Restart the workers that exited unasked, each after its policy's wait."""
+        now = self.clock()
+        for i, proc in enumerate(self.procs):
+            if proc is not None:
+                code = proc.poll()
+                if code is None:
+                    continue
+                wait = self.policies[i].died(now - self.started_at[i])
+                log.warning(
+                    "worker %d (pid %d) exited with code %d: restarting it in %.0f s",
+                    i, proc.pid, code, wait,
+                )  # fmt: skip
+                self.procs[i] = None
+                self.restart_at[i] = now + wait
+            at = self.restart_at[i]
+            if at is not None and now >= at:
+                self._spawn(i)
+
+    def _stop(self) -> None:
+        """Pass the stop on and wait for the workers (killed after ``stop_timeout_s``)."""
+        deadline = self.clock() + self.stop_timeout_s
+        while True:
+            self._pass_signals_on()
+            if not self.live():
+                return
+            if self.clock() >= deadline:
+                for i, proc in enumerate(self.procs):
+                    if proc is not None and proc.poll() is None:
+                        log.error("worker %d (pid %d) did not stop: killed", i, proc.pid)
+                        proc.kill()
+                        proc.wait()
+                return
+            time.sleep(_POLL_S)
+
+    def run(self) -> int:
+        """Serve until a stop signal (0), or until worker 0 cannot start (its exit code)."""
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            log.info(
+                "registry workers: %d processes on %s:%d (SO_REUSEPORT)",
+                self.n, self.host, self.port,
+            )  # fmt: skip
+            code = self._first_up()
+            if code is not None:
+                return code
+            for i in range(1, self.n):
+                self._spawn(i)
+            while not self.signals:
+                self._tend()
+                time.sleep(_POLL_S)
+            self._stop()
+            log.info("registry workers stopped")
+            return 0
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)

@@ -1,0 +1,134 @@
+"""``llm-mesh registry serve --workers N``: what the command checks before it supervises
+workers, and the command line each worker is given (``cli/registry_serve.py``). The
+supervisor itself: tests/registry/test_workers.py; the real command on PostgreSQL:
+tests/e2e/test_workers.py."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import registry_serve
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.registry import store, workers
+
+runner = CliRunner()
+PG = "postgresql://postgres@127.0.0.1:5432/nowhere"
+
+
+def _said(out: Any) -> str:
+    return " ".join(out.output.split())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_more_than_one_worker_on_sqlite_is_refused(tmp_path: Path) -> None:
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "2"],
+                        env={"COLUMNS": "300"})  # fmt: skip
+    said = _said(out)
+    assert out.exit_code == 1 and "Traceback" not in said, said
+    assert "--workers 2 needs a PostgreSQL store" in said, said
+    assert not (tmp_path / "registry.db").exists()  # nothing started
+
+
+def test_the_workers_setting_is_also_read_from_the_environment(tmp_path: Path) -> None:
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path)],
+                        env={"COLUMNS": "300", "LLM_MESH_REGISTRY_WORKERS": "3"})  # fmt: skip
+    assert out.exit_code == 1 and "--workers 3 needs a PostgreSQL store" in _said(out)
+
+
+def test_a_worker_count_out_of_bounds_is_refused(tmp_path: Path) -> None:
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "0"])
+    assert out.exit_code == 2  # a usage error
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "65",
+                              "--database-url", PG], env={"COLUMNS": "300"})  # fmt: skip
+    assert out.exit_code == 1 and "--workers 65: at most 64" in _said(out), _said(out)
+
+
+def test_a_taken_port_is_said_before_any_worker_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(workers.WorkerSupervisor, "run", lambda self: started.append(self) or 0)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "2",
+                                  "--database-url", PG, "--port", str(port)],
+                            env={"COLUMNS": "300"})  # fmt: skip
+    assert out.exit_code == 1 and "already in use" in _said(out), _said(out)
+    assert not started
+
+
+def test_an_unreachable_database_is_said_before_any_worker_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreachable(_url: str) -> str:
+        return "cannot reach PostgreSQL at 127.0.0.1:5432"
+
+    monkeypatch.setattr(store, "database_unreachable", unreachable)
+    started: list[object] = []
+    monkeypatch.setattr(workers.WorkerSupervisor, "run", lambda self: started.append(self) or 0)
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "2",
+                              "--database-url", PG, "--port", str(_free_port())],
+                        env={"COLUMNS": "300"})  # fmt: skip
+    assert out.exit_code == 1 and "cannot reach PostgreSQL" in _said(out), _said(out)
+    assert not started
+
+
+def test_each_worker_gets_the_options_given_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def reachable(_url: str) -> None:
+        return None
+
+    monkeypatch.setattr(store, "database_unreachable", reachable)
+    made: list[workers.WorkerSupervisor] = []
+
+    def run(self: workers.WorkerSupervisor) -> int:
+        made.append(self)
+        return 0
+
+    monkeypatch.setattr(workers.WorkerSupervisor, "run", run)
+    port = _free_port()
+    given = ["--home", str(tmp_path), "--port", str(port), "--database-url", PG, "--verbose",
+             "--allow-private-node", "http://10.0.0.1:8801", "--allow-private-node",
+             "http://10.0.0.2:8801", "--anonymous-rpm", "0"]  # fmt: skip
+    out = runner.invoke(app, ["registry", "serve", "--workers", "4", *given],
+                        env={"COLUMNS": "300", "LLM_MESH_ANONYMOUS_RPM": "7"})  # fmt: skip
+    assert out.exit_code == 0, _said(out)
+    (sup,) = made
+    assert (sup.n, sup.host, sup.port) == (4, "127.0.0.1", port)
+    argv: Sequence[str] = sup.command(2)
+    assert argv[:5] == [sys.executable, "-m", "LLM_Mesh.cli", "registry", "serve"]
+    assert argv[-4:] == ["--workers", "1", "--worker-index", "2"]
+    # in the command's own order of options; each as given (the environment's
+    # LLM_MESH_ANONYMOUS_RPM=7 is not what the command line said)
+    assert list(argv[5:-4]) == [
+        "--port", str(port), "--database-url", PG, "--home", str(tmp_path), "--verbose",
+        "--allow-private-node", "http://10.0.0.1:8801", "--allow-private-node",
+        "http://10.0.0.2:8801", "--anonymous-rpm", "0",
+    ]  # fmt: skip
+
+
+def test_a_worker_is_not_told_what_it_inherits_from_the_environment() -> None:
+    import typer
+
+    command = typer.main.get_command(app)
+    ctx = command.make_context("llm-mesh", ["registry", "serve", "--port", "9000"])
+    sub = ctx.command.get_command(ctx, "registry")  # type: ignore[attr-defined]
+    sctx = sub.make_context("registry", ["serve", "--port", "9000"], parent=ctx)
+    serve = sub.get_command(sctx, "serve")
+    leaf = serve.make_context("serve", ["--port", "9000"], parent=sctx)
+    assert registry_serve.worker_args(leaf) == ["--port", "9000"]  # not the defaults

@@ -1,0 +1,149 @@
+"""``llm-mesh registry serve --workers 2`` with real processes on PostgreSQL: one address,
+two registry processes (``registry/workers.py``).
+
+The supervisor starts two workers on one port; two sim nodes (SIMULATED) register; keyed
+clients send 24 requests, streaming and not. It shows: every request is answered, and both
+workers served some (each is its own settlement holder: the settlement rows name two
+holders). Then one worker is killed with SIGKILL: the supervisor starts another in its
+place, and 16 more requests are all answered. SIGTERM to the supervisor stops it (exit 0)
+and every worker with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from LLM_Mesh.client import MeshClient, new_request_id
+from tests.e2e.conftest import free_port
+from tests.e2e.test_replicas import SIM, Proc, _env, _healthy_ids, _node_id, _prepare, _wait
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+def _workers(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+async def _ask(url: str, api_key: str, n: int, concurrency: int) -> list[dict[str, Any]]:
+    # a connection a request: Linux hands each to a worker by its address hash, so 24
+    # connections all reaching one of two workers has a chance of 2^-23
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0),
+                             limits=httpx.Limits(max_keepalive_connections=0))  # fmt: skip
+    client = MeshClient((url,), http_client=http, api_key=api_key)
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> dict[str, Any]:
+        body = {"model": SIM, "messages": [{"role": "user", "content": f"hi {i}"}],
+                "max_tokens": 8}  # fmt: skip
+        async with sem:
+            if i % 3 == 0:
+                chunks = [c async for c in client.stream("/v1/chat/completions", body,
+                                                         request_id=new_request_id())]  # fmt: skip
+                return dict(chunks[-1].get("mesh") or {}, usage=chunks[-1].get("usage"))
+            answer = await client.chat(body, request_id=new_request_id())
+            return dict(answer["mesh"], usage=answer.get("usage"))
+
+    try:
+        return list(await asyncio.gather(*(one(i) for i in range(n))))
+    finally:
+        await http.aclose()
+
+
+async def _count(db_url: str, sql: str) -> int:
+    dsn = make_url(db_url).set(drivername="postgresql").render_as_string(False)
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+def _replicas(db_url: str) -> tuple[int, int]:
+    """(replicas beating within the last 3 s, replica rows): a worker beats once it serves."""
+    alive = "SELECT count(*) FROM registry_replicas WHERE seen_at > now() - interval '3 seconds'"
+    return (asyncio.run(_count(db_url, alive)),
+            asyncio.run(_count(db_url, "SELECT count(*) FROM registry_replicas")))  # fmt: skip
+
+
+def test_two_workers_serve_one_port_and_one_killed_is_replaced(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    home = tmp_path / "registry"
+    token, api_key, _account = _prepare(pg_database_url, [home])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sup = Proc("registry", ["registry", "serve", "--host", "127.0.0.1", "--port", str(port),
+                            "--database-url", pg_database_url, "--anonymous-rpm", "0",
+                            "--allow-private-nodes", "--workers", "2"],
+               _env(home), tmp_path / "registry.log")  # fmt: skip
+    nodes = []
+    for j in range(2):
+        node_home = tmp_path / f"node{j}"
+        node_home.mkdir()
+        nodes.append(Proc(
+            f"node{j}",
+            ["node", "start", "--registry", url, "--host", "127.0.0.1", "--port",
+             str(free_port()), "--no-config", "--model", SIM, "--engine", "sim",
+             "--sim-tokens-per-s", "500", "--sim-ttft-s", "0.01", "--max-concurrency", "4"],
+            _env(node_home, LLM_MESH_OPERATOR_TOKEN=token), tmp_path / f"node{j}.log",
+        ))  # fmt: skip
+    try:
+        sup.start()
+        assert sup.proc is not None
+        pid = sup.proc.pid
+        _wait(lambda: _replicas(pg_database_url) == (2, 2), 60, "two workers serving")
+        for p in nodes:
+            p.start()
+        ids = {_node_id(tmp_path / f"node{j}") for j in range(2)}
+        # both workers know both nodes: 8 listings in a row (each goes to either worker)
+        _wait(lambda: all(ids <= _healthy_ids(url) for _ in range(8)), 90, "nodes healthy")
+
+        answers = asyncio.run(_ask(url, api_key, 24, 6))
+        assert all(a.get("usage") and a.get("node_id") in ids for a in answers), answers
+        holders = "SELECT count(DISTINCT holder) FROM settlements"
+        assert asyncio.run(_count(pg_database_url, holders)) == 2  # both workers served
+
+        first = _workers(pid)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: len(_workers(pid)) == 2 and victim not in _workers(pid), 30,
+              "the killed worker replaced")  # fmt: skip
+        # the new one beats, the killed one's row has gone quiet
+        _wait(lambda: _replicas(pg_database_url) == (2, 3), 60, "the new worker serving")
+        _wait(lambda: all(ids <= _healthy_ids(url) for _ in range(8)), 60, "nodes healthy")
+        answers = asyncio.run(_ask(url, api_key, 16, 4))
+        assert all(a.get("usage") for a in answers), answers
+
+        running = _workers(pid)
+        sup.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        assert sup.proc.wait(60) == 0, sup.tail()
+        assert time.monotonic() - t0 < 45
+        assert all(_gone(w) for w in running)
+        log = (tmp_path / "registry.log").read_text()
+        assert "worker 0 started" in log and "exited with code -9: restarting it" in log
+    finally:
+        for p in nodes:
+            p.kill(signal.SIGTERM)
+        sup.kill(signal.SIGTERM)

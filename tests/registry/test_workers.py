@@ -1,0 +1,277 @@
+"""``registry serve --workers N``'s supervisor (``registry/workers.py``) with stand-in
+workers: small Python processes that bind the port as a worker does (``SO_REUSEPORT``),
+listen, and answer each connection with their pid. No registry, no database: the e2e test
+``tests/e2e/test_workers.py`` runs the real command on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.core.worker_restart import RestartPolicy
+from LLM_Mesh.registry.workers import WorkerSupervisor, connect_host
+
+WORKER = r"""
+import os, signal, socket, sys, time
+port, mode = int(sys.argv[1]), sys.argv[2]
+if mode == "fail":
+    sys.exit(3)
+if mode == "slow":
+    time.sleep(30)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("127.0.0.1", port))
+s.listen(64)
+s.settimeout(0.1)
+signals = []
+def on(sig, _f):
+    signals.append(sig)
+    with open(os.environ["SIGNALS_DIR"] + "/" + str(os.getpid()), "a") as f:
+        f.write(f"{sig}\n")
+signal.signal(signal.SIGTERM, on)
+signal.signal(signal.SIGINT, on)
+while mode == "deaf" or len(signals) < (2 if mode == "stubborn" else 1):
+    try:
+        c, _ = s.accept()
+    except OSError:
+        continue
+    c.sendall(str(os.getpid()).encode())
+    c.close()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_at(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+        return int(c.recv(32))
+
+
+def _supervisor(
+    tmp_path: Path, n: int, modes: Callable[[int], str], **kw: object
+) -> tuple[WorkerSupervisor, int]:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    port = _free_port()
+    (tmp_path / "signals").mkdir()
+    env = dict(os.environ, SIGNALS_DIR=str(tmp_path / "signals"))
+    sup = WorkerSupervisor(
+        n, lambda i: [sys.executable, str(script), str(port), modes(i)], "127.0.0.1", port,
+        env=env, policy=lambda: RestartPolicy(first_s=0.2, max_s=0.5), **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return sup, port
+
+
+def _drive(sup: WorkerSupervisor, script: Callable[[], None]) -> tuple[int, list[BaseException]]:
+    """``sup.run()`` in this (the main) thread while ``script`` runs in another; ``script``
+    ends by signalling this process."""
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            script()
+        except BaseException as exc:
+            errors.append(exc)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    code = sup.run()
+    t.join(10)
+    return code, errors
+
+
+def _wait(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie not yet reaped counts: an orphan's reaper may be slow)."""
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, FileNotFoundError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_workers_share_the_port_are_restarted_and_stop_with_the_supervisor(
+    tmp_path: Path,
+) -> None:
+    sup, port = _supervisor(tmp_path, 3, lambda i: "serve")
+    seen: dict[str, object] = {}
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 3)
+        first = sup.pids()
+        answered: set[int] = set()
+
+        def reached() -> bool:  # once each worker listens, connections reach every one
+            answered.update(_pid_at(port) for _ in range(20))
+            return answered == set(first)
+
+        _wait(reached)
+        seen["spread"] = answered
+        victim = first[1]
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: sup.live() == 3 and victim not in sup.pids())
+        seen["after"] = sup.pids()
+        seen["answer_after"] = _pid_at(port)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, errors = _drive(sup, script)
+    assert not errors, errors
+    assert code == 0
+    spread = seen["spread"]
+    assert isinstance(spread, set) and len(spread) == 3
+    after = seen["after"]
+    assert isinstance(after, list) and len(after) == 3
+    assert all(_gone(pid) for pid in after)  # every worker stopped
+    signalled = {int(p.name): p.read_text().split() for p in (tmp_path / "signals").iterdir()}
+    assert all(signalled[pid] == [str(int(signal.SIGTERM))] for pid in after)  # one SIGTERM each
+
+
+def test_worker_0_alone_first_then_the_others(tmp_path: Path) -> None:
+    sup, port = _supervisor(tmp_path, 3, lambda i: "serve")
+    counts: list[int] = []
+    real_spawn = sup._spawn
+
+    def spawn(i: int) -> None:
+        counts.append(sup.live())
+        if i == 1:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                pass  # worker 0 listens before worker 1 is started
+        real_spawn(i)
+
+    sup._spawn = spawn  # type: ignore[method-assign]
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 3)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, errors = _drive(sup, script)
+    assert not errors and code == 0
+    assert counts == [0, 1, 2]
+
+
+def test_a_worker_0_that_cannot_start_stops_everything_with_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    sup, _port = _supervisor(tmp_path, 3, lambda i: "fail")
+    assert sup.run() == 3
+    assert sup.live() == 0 and sum(p is not None for p in sup.procs) == 1  # no other started
+
+
+def test_a_worker_0_that_never_listens_is_stopped_after_the_start_timeout(
+    tmp_path: Path,
+) -> None:
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "slow", start_timeout_s=1.0,
+                             stop_timeout_s=1.0)  # fmt: skip
+    t0 = time.monotonic()
+    assert sup.run() == 1
+    assert time.monotonic() - t0 < 10
+    assert sup.live() == 0
+
+
+def test_a_second_signal_is_passed_on_and_a_worker_that_will_not_stop_is_killed(
+    tmp_path: Path,
+) -> None:
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "stubborn" if i == 0 else "deaf",
+                             stop_timeout_s=2.0)  # fmt: skip
+    pids: list[int] = []
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2)
+        pids.extend(sup.pids())
+        os.kill(os.getpid(), signal.SIGTERM)
+        _wait(lambda: len(list((tmp_path / "signals").iterdir())) == 2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t0 = time.monotonic()
+    code, errors = _drive(sup, script)
+    assert not errors and code == 0
+    assert all(_gone(pid) for pid in pids)
+    stubborn, deaf = pids
+    assert (tmp_path / "signals" / str(stubborn)).read_text().split() == ["15", "15"]
+    assert len((tmp_path / "signals" / str(deaf)).read_text().split()) == 2
+    assert time.monotonic() - t0 < 15  # the deaf one killed at stop_timeout_s
+
+
+def test_workers_are_in_their_own_process_groups(tmp_path: Path) -> None:
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "serve")
+    groups: list[int] = []
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2)
+        groups.extend(os.getpgid(pid) for pid in sup.pids())
+        groups.append(sup.pids()[0])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, errors = _drive(sup, script)
+    assert not errors and code == 0
+    assert groups[0] == groups[2] and os.getpgid(0) not in groups[:2]
+
+
+@pytest.mark.parametrize(("host", "seen"), [("0.0.0.0", "127.0.0.1"), ("::", "::1"),
+                                            ("", "127.0.0.1"), ("10.0.0.5", "10.0.0.5")])  # fmt: skip
+def test_connect_host(host: str, seen: str) -> None:
+    assert connect_host(host) == seen
+
+
+def test_fewer_than_one_worker_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        WorkerSupervisor(0, lambda i: [], "127.0.0.1", 1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_supervisor_killed_outright_leaves_no_worker_serving(tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    (tmp_path / "signals").mkdir()
+    port = _free_port()
+    runner = (
+        "import sys\n"
+        "from LLM_Mesh.registry.workers import WorkerSupervisor\n"
+        f"s = WorkerSupervisor(2, lambda i: [sys.executable, {str(script)!r}, '{port}', 'serve'],"
+        f" '127.0.0.1', {port})\n"
+        "sys.exit(s.run())\n"
+    )
+    env = dict(os.environ, SIGNALS_DIR=str(tmp_path / "signals"))
+    sup = subprocess.Popen([sys.executable, "-c", runner], env=env)
+    try:
+        pids: set[int] = set()
+
+        def two_answer() -> bool:
+            try:
+                pids.update(_pid_at(port) for _ in range(20))
+            except OSError:
+                return False
+            return len(pids) == 2
+
+        _wait(two_answer, 20)
+        sup.kill()
+        sup.wait(5)
+        _wait(lambda: all(_gone(pid) for pid in pids), 10)
+        with pytest.raises(OSError):
+            _pid_at(port)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
