@@ -9,11 +9,14 @@ Before the fix ``MeshClient`` waited out its read timeout (300 s) on such a repl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -22,10 +25,13 @@ from LLM_Mesh.client_hang import Hung as HungError
 from LLM_Mesh.core.hang_watch import HangPolicy
 from LLM_Mesh.errors import RegistryUnreachable
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
+from tests.registry.test_shared_idempotency import _register_everywhere as register_everywhere
+from tests.registry.test_shared_idempotency import two_replicas
 
 # quick probes: a hung gateway is left after ~0.2 + 0.3 + 0.3 s (each probe 0.3 s)
 QUICK = HangPolicy(first_s=0.2, every_s=0.2, probe_s=0.3, misses=2)
 BOUND_S = 5.0  # well under the read timeout (300 s) the client waited before
+CHAT_PATH = "/v1/chat/completions"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -163,11 +169,18 @@ def refusing() -> socket.socket:
     return sock
 
 
+@contextlib.asynccontextmanager
+async def stopped_at_end(h: Hung) -> AsyncIterator[Hung]:
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
 @pytest.fixture
 async def hung(request: pytest.FixtureRequest) -> AsyncIterator[Hung]:
-    h = Hung(getattr(request, "param", "silent"))
-    yield h
-    await h.close()
+    async with stopped_at_end(Hung(getattr(request, "param", "silent"))) as h:
+        yield h
 
 
 @pytest.mark.parametrize("hung", ["backlog", "silent"], indirect=True)
@@ -260,19 +273,16 @@ async def test_no_policy_never_probes(hung: Hung, live: Live) -> None:
 
 async def test_two_hung_then_a_dead_one_raises_the_dead_ones_error() -> None:
     """Both hung gateways are left in turn; the last URL's own error is the call's."""
-    a, b, dead = Hung("backlog"), Hung("silent"), refusing()
-    try:
-        last = f"http://127.0.0.1:{dead.getsockname()[1]}"
-        urls = [await a.start(), await b.start(), last]
-        async with MeshClient(urls, hang_policy=QUICK) as c, asyncio.timeout(BOUND_S):
-            with pytest.raises(RegistryUnreachable, match=last):
-                await c.chat(CHAT)
-        assert c.failovers == 2
-        assert len(b.request_ids("/v1/chat/completions")) == 1
-    finally:
-        await a.close()
-        await b.close()
-        dead.close()
+    a, b = Hung("backlog"), Hung("silent")
+    with contextlib.closing(refusing()) as dead:
+        async with stopped_at_end(a), stopped_at_end(b):
+            last = f"http://127.0.0.1:{dead.getsockname()[1]}"
+            urls = [await a.start(), await b.start(), last]
+            async with MeshClient(urls, hang_policy=QUICK) as c, asyncio.timeout(BOUND_S):
+                with pytest.raises(RegistryUnreachable, match=last):
+                    await c.chat(CHAT)
+            assert c.failovers == 2
+            assert len(b.request_ids("/v1/chat/completions")) == 1
 
 
 def test_the_hung_error_says_what_was_seen() -> None:
@@ -302,3 +312,54 @@ def test_the_real_gateway_answers_its_probes_while_a_slow_node_works(
     probes = [r for r in mesh.requests if r.path == "/healthz"]
     assert len(probes) >= 3 and all(r.host == "registry.mesh.test" for r in probes)
     assert not [r for r in mesh.requests if "other" in r.host]
+
+
+def _request_at(raw: bytes) -> tuple[dict[str, str], bytes]:
+    """A request's headers and body, as the stopped gateway's socket holds them."""
+    head, body = raw.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    skip = {"host", "content-length", "connection"}
+    headers = dict(line.split(": ", 1) for line in lines)
+    return {k: v for k, v in headers.items() if k.lower() not in skip}, body
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_request_the_stopped_replica_reads_when_it_resumes_does_not_run_again(
+    tmp_path: Path, stream: bool
+) -> None:
+    """Two replicas on one store; the client's first URL is a stopped one, its second
+    replica B. B runs the request. Replica A then gets the very bytes the stopped one holds
+    on its socket (what it reads when it resumes): the id is taken in the store, so A
+    replays B's answer (a stream: 409 ``duplicate_request``), and the node ran it once."""
+    body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}]}
+    hung = Hung("silent")
+    async with two_replicas(tmp_path) as (a, b), stopped_at_end(hung):
+        await register_everywhere(a, b)
+        stopped = await hung.start()
+        mounts = {
+            stopped: httpx.AsyncHTTPTransport(),
+            "http://b.replica": httpx.ASGITransport(app=b.app),
+        }
+        http = httpx.AsyncClient(mounts=mounts)
+        urls = [stopped, "http://b.replica"]
+        async with http, MeshClient(urls, http_client=http, hang_policy=QUICK) as c:
+            async with asyncio.timeout(BOUND_S):
+                if stream:
+                    items = [x async for x in c.stream(CHAT_PATH, body, request_id="job-h")]
+                    assert any(x.get("choices") for x in items[1:])
+                else:
+                    answer = await c.chat(body, request_id="job-h")
+        assert c.failovers == 1 and a.nodes.calls() == 1
+        await b.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        sent = [r for r in hung.received if r.startswith(b"POST " + CHAT_PATH.encode())]
+        headers, content = _request_at(sent[0])
+        assert httpx.Headers(headers)["x-request-id"] == "job-h"
+        again = await a.client.post(CHAT_PATH, content=content, headers=headers)
+        if stream:
+            assert again.status_code == 409, again.text
+            assert again.json()["error"]["code"] == "duplicate_request"
+        else:
+            assert again.status_code == 200, again.text
+            assert again.headers["x-mesh-replayed"] == "true"
+            assert again.json() == answer
+        assert a.nodes.calls() == 1  # run once, by B
