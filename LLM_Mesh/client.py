@@ -20,7 +20,13 @@ request id; a redirect of a stream too), and stays with the one that answered. A
 carries a request id (``X-Request-Id``: the caller's, else one made per call), the same
 on every gateway it tries, so the gateways run it at most once: a duplicate is
 replayed, or refused 409 ``duplicate_request`` when it may already have run. A stream
-moves only before its first event.
+moves only before its first event. A gateway that takes the connection but never answers
+(hung: SIGSTOPped, its listen backlog still filling) is left too, when such a call has
+another gateway to try: while its answer (a stream's head) is not in, its ``GET /healthz``
+is probed on a fresh connection (first after 4 s, then every 3 s, 2 s each), and two
+probes unanswered in a row give it up (~9 s; a live but slow gateway answers them and is
+waited for): :mod:`LLM_Mesh.client_hang`, :mod:`LLM_Mesh.core.hang_watch`
+(``hang_policy``; ``None``: never).
 
 **Bounds** (a gateway the client does not trust): each call reads at most so many bytes
 of its answer, decoded, by what it asks for: :data:`PING_ANSWER_BYTES` (64 KiB) for
@@ -67,6 +73,7 @@ from LLM_Mesh.bounded_http import (
     redirected,
     rows,
 )
+from LLM_Mesh.client_hang import Hung, probe, watched
 from LLM_Mesh.client_stream import (
     CUT_SHORT,
     MAX_STREAM_EVENT_BYTES,
@@ -76,6 +83,7 @@ from LLM_Mesh.client_stream import (
     positive,
     stream_error,
 )
+from LLM_Mesh.core.hang_watch import DEFAULT_POLICY, HangPolicy
 from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.errors import (
     InvalidApiKey,
@@ -201,8 +209,12 @@ class MeshClient:
         api_key: str | None = None,
         ca_file: str | None = None,
         stream_max_s: float | None = None,
+        hang_policy: HangPolicy | None = DEFAULT_POLICY,
     ) -> None:
         self.base_urls = gateway_urls(base_url)
+        # when a wait on a gateway, with another left to try, is given up as hung (module
+        # docstring); None: never
+        self.hang_policy = hang_policy
         # a stream's whole time (module docstring); None: $LLM_MESH_STREAM_MAX_S or 30 min
         self.stream_max_s = positive(stream_max_s) if stream_max_s is not None else None
         self._current = 0
@@ -237,14 +249,16 @@ class MeshClient:
         return [(self._current + i) % n for i in range(n)]
 
     async def _each(self, call: Any) -> Any:
-        """``await call(base_url)`` on the gateways in turn until one does not ask to retry."""
+        """``await call(base_url, is_last)`` on the gateways in turn until one does not ask
+        to retry (``is_last``: no other gateway is left to try after this one)."""
         last: MeshError | None = None
-        for i in self._order():
+        order = self._order()
+        for i in order:
             try:
-                result = await call(self.base_urls[i])
+                result = await call(self.base_urls[i], i == order[-1])
             except _Retry as exc:
                 last = exc.error
-                if i != self._order()[-1]:
+                if i != order[-1]:
                     self.failovers += 1
                 continue
             self._current = i
@@ -252,6 +266,16 @@ class MeshClient:
         if last is None:  # no gateway URL at all (the constructor refuses that)
             raise MeshError("no gateway URL to try")
         raise last
+
+    def _watched(self, step: Any, base: str, leave: bool) -> Any:
+        """``step`` (a wait on ``base``), watched for a hung gateway when ``leave`` (the
+        wait may move to another gateway) and the client has a ``hang_policy``: then
+        :class:`~LLM_Mesh.client_hang.Hung` once ``base`` answers neither it nor its
+        ``GET /healthz`` probes (``core/hang_watch.py``); else ``step`` as it is."""
+        policy = self.hang_policy
+        if not leave or policy is None:
+            return step
+        return watched(step, base, policy, lambda: probe(self._http, base, policy.probe_s))
 
     def _deadline_s(self, timeout: Any) -> float:
         """A whole call's time: connect + write + twice the read timeout (``MAX_ANSWER_BYTES``)."""
@@ -275,16 +299,19 @@ class MeshClient:
         # a retry elsewhere is safe for reads and for calls carrying a request id
         retry_sent = many and (method == "GET" or "X-Request-Id" in headers)
 
-        async def once(base: str) -> Any:
+        async def once(base: str, last: bool) -> Any:
             try:
                 sent = dict(headers)
                 if admin:
                     sent.update(await self._admin_headers(base, kw.get("timeout")))
-                r = await call(
+                answer = call(
                     self._http, method, base + path, limit,
                     deadline_s=self._deadline_s(kw.get("timeout")), follow_redirects=False,
                     **{**kw, "headers": sent},
                 )  # fmt: skip
+                r = await self._watched(answer, base, retry_sent and not last)
+            except Hung as exc:  # another gateway is left: it is asked (same request id)
+                raise _Retry(UpstreamError(str(exc))) from exc
             except InvalidCredential as exc:  # a URL that did not prove it is the registry
                 if many:
                     raise _Retry(exc) from exc
@@ -451,9 +478,8 @@ class MeshClient:
                     headers={**headers, **DECODED},
                 )  # fmt: skip
                 what = f"the stream from {base}"
-                r = await bound.by(
-                    self._http.send(request, stream=True, follow_redirects=False), what
-                )
+                head = self._http.send(request, stream=True, follow_redirects=False)
+                r = await bound.by(self._watched(head, base, many and not last), what)
                 try:
                     if r.status_code >= 300:  # a redirect too: not followed, as a 5xx
                         error: MeshError | None = redirected(r, what)
@@ -481,6 +507,8 @@ class MeshClient:
                     raise UpstreamError(f"{CUT_SHORT} (from {base})")
                 finally:
                     await r.aclose()
+            except Hung:  # before its head (watched only with another gateway left)
+                self.failovers += 1
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if started or not many or last:
                     raise _unreachable(base, exc) from exc

@@ -1,0 +1,61 @@
+"""`llm-mesh ask --registry R1,R2` with R1's process stopped (SIGSTOP): real processes.
+
+A stopped registry's kernel still accepts connections (the listen backlog), so nothing
+fails and nothing answers; before the fix the CLI waited out its read timeout (300 s).
+Now it probes R1's ``GET /healthz`` and asks R2 after ~9 s (``core/hang_watch.py``'s
+defaults: probes at 4 s and 7 s, 2 s each).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from LLM_Mesh.local_mesh import LocalMesh
+from tests.e2e.conftest import start_mesh
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "mistral-7b"
+BOUND_S = 30.0  # the default policy gives up at ~9 s; the read timeout was 300 s
+
+
+def sim_mesh(home: Path) -> LocalMesh:
+    return start_mesh(home, model=MODEL, engine="sim", node_args=["--sim-tokens-per-s", "2000"])
+
+
+def ask(registry: str, *more: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "LLM_Mesh.cli", "ask", "hi", "--model", MODEL,
+         "--max-tokens", "4", "--registry", registry, *more],
+        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    return done, time.monotonic() - started
+
+
+def test_ask_leaves_a_stopped_registry_for_the_next(tmp_path: Path) -> None:
+    one = sim_mesh(tmp_path / "one")
+    two: LocalMesh | None = None
+    registry = one._children[0].proc
+    try:
+        two = sim_mesh(tmp_path / "two")
+        urls = f"{one.registry_url},{two.registry_url}"
+        os.kill(registry.pid, signal.SIGSTOP)
+        for more in ([], ["--stream"]):
+            done, took = ask(urls, *more)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert 7.0 < took < BOUND_S, took  # probed first, then left
+    finally:
+        os.kill(registry.pid, signal.SIGCONT)
+        if two is not None:
+            two.stop()
+        one.stop()
