@@ -50,18 +50,29 @@ def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
 
 @contextlib.contextmanager
 def local_mesh(
-    *, model: str, engine: str, node_args: Sequence[str] = (), start_timeout_s: float = 300.0
+    *,
+    model: str,
+    engine: str,
+    node_args: Sequence[str] = (),
+    start_timeout_s: float = 300.0,
+    database_url: str | None = None,
+    registry_workers: int = 1,
 ) -> Iterator[Any]:
     """A started ``LocalMesh`` (registry + node subprocesses) on free loopback ports.
 
     Its ``LLM_MESH_HOME`` is a fresh temporary directory, removed afterwards; the
-    processes' logs are in ``$LLM_MESH_HOME/logs`` while it runs.
+    processes' logs are in ``$LLM_MESH_HOME/logs`` while it runs. ``database_url``: the
+    store (default SQLite in the home); ``registry_workers`` > 1: ``registry serve
+    --workers N`` (needs a PostgreSQL ``database_url``).
     """
     from LLM_Mesh.config import Settings
     from LLM_Mesh.local_mesh import LocalMesh
 
     with tempfile.TemporaryDirectory(prefix="llm-mesh-bench-") as home:
-        settings = Settings.from_env({"LLM_MESH_HOME": home})
+        env = {"LLM_MESH_HOME": home}
+        if database_url:
+            env["LLM_MESH_DATABASE_URL"] = database_url
+        settings = Settings.from_env(env)
         reg_port, node_port = free_ports(2)
         if _other_tree() is not None:  # a "before" tree: its own code makes its store
             spec = {
@@ -86,11 +97,34 @@ def local_mesh(
             node_args=list(node_args),
             start_timeout_s=start_timeout_s,
         )
-        mesh.start(progress=lambda m: log(f"  mesh: {m}"))
+        saved = os.environ.get("LLM_MESH_REGISTRY_WORKERS")
+        os.environ["LLM_MESH_REGISTRY_WORKERS"] = str(registry_workers)  # its registry's
+        try:
+            mesh.start(progress=lambda m: log(f"  mesh: {m}"))
+        finally:
+            if saved is None:
+                del os.environ["LLM_MESH_REGISTRY_WORKERS"]
+            else:
+                os.environ["LLM_MESH_REGISTRY_WORKERS"] = saved
         try:
             yield mesh
         finally:
             mesh.stop()
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (Linux ``/proc/PID/task/*/children``): a
+    registry with ``--workers N`` serves from its children."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except (OSError, ValueError):
+                continue
+    return out
 
 
 def tree_pythonpath(tree: str | Path) -> str:
@@ -334,7 +368,9 @@ def operator_token(home: str | Path, name: str = "bench", *, here: bool = False)
 BENCH_BALANCE = 10**15  # micro-NetworkTokens granted to a benchmark's key: never runs out
 
 
-def make_api_key(home: str | Path, name: str = "bench", *, here: bool = False) -> str:
+def make_api_key(
+    home: str | Path, name: str = "bench", *, here: bool = False, database_url: str | None = None
+) -> str:
     """A client API key (no limits) in the mesh whose ``LLM_MESH_HOME`` is ``home``, its
     user granted :data:`BENCH_BALANCE` (settlement charges every request): the gateway
     limits anonymous clients (``LLM_MESH_ANONYMOUS_RPM``), a keyed client is what a
@@ -351,7 +387,10 @@ def make_api_key(home: str | Path, name: str = "bench", *, here: bool = False) -
     from LLM_Mesh.registry.store import SqlStore
 
     async def go() -> str:
-        settings = Settings.from_env({"LLM_MESH_HOME": str(home)})
+        env = {"LLM_MESH_HOME": str(home)}
+        if database_url:  # the mesh's store is not its home's SQLite file
+            env["LLM_MESH_DATABASE_URL"] = database_url
+        settings = Settings.from_env(env)
         store = SqlStore(settings.effective_database_url)
         await store.open()
         try:

@@ -21,6 +21,10 @@ same body) on 127.0.0.1:
            run with the gateway → node authentication patched out, for the benchmark only
            (``benchmarks/noauth/sitecustomize.py``: no MAC or signature made, none checked;
            the package has no such switch): authentication's share of "ours"
+  ours-wN  (with ``--gateway-workers N[,M...]``) a mesh from this tree whose registry runs
+           ``registry serve --workers N`` on a fresh PostgreSQL database
+           (``$LLM_MESH_TEST_PG_URL``'s server): N gateway processes on one port, each a
+           replica; its own registered sim node, as every mesh has
   null     a canned-answer asyncio HTTP server: the load generator's own ceiling
   before   (with ``--baseline-tree DIR``) a second mesh, registry and registered node
            both run from another checkout (e.g. ``git archive COMMIT | tar -x -C DIR``):
@@ -57,6 +61,7 @@ one run; ``bench_gateway_auth.py`` measures its CPU alone.
 
     .venv/bin/python benchmarks/bench_gateway.py [--sequential 1000] [--concurrent 2000]
         [--baseline-tree DIR] [--settlement on|off|both] [--no-auth-target]
+        [--gateway-workers N[,M...]]
 """
 
 from __future__ import annotations
@@ -83,12 +88,14 @@ from _common import (
     BASELINE_LINE,
     LOOPBACK,
     SERVER_PIDS,
+    descendants,
     free_port,
     local_mesh,
     log,
     machine_line,
     make_api_key,
     pct,
+    pg_database,
     process_cpu_s,
     source_tree,
     standalone_node,
@@ -97,6 +104,7 @@ from _common import (
 )
 
 MODEL = "mistral-7b"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"  # --gateway-workers' server
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 1}
 # LiteLLM's proxy refuses to start without a master key; every target gets the same header
 MASTER_KEY = "sk-llm-mesh-bench-3f9c1e7a5b2d4086"
@@ -104,7 +112,8 @@ HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 # the gateway limits anonymous clients: "ours" gets a client API key of its own (main)
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
 LITELLM_PIDS: dict[str, int] = {}  # url -> the proxy's process (its workers are children)
-TARGET_ORDER = ("direct", "ours", "ours-s0", "ours-a0", "d-before", "before", "litellm", "null")
+TARGET_ORDER = ("direct", "ours", "ours-s0", "ours-a0", *(f"ours-w{n}" for n in range(1, 65)),
+                "d-before", "before", "litellm", "null")  # fmt: skip
 BASE_OF = {"before": "d-before"}  # whose added figures are over which direct node
 AUTH_LINE = (
     "authentication: the package has no gateway path without it, so its cost (session MAC, "
@@ -455,15 +464,18 @@ def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) 
     if "ours-s0" in seq:  # this tree with settlement off, over the same direct node
         z = seq["ours-s0"]
         out["settlement_off_added_p50_ms"] = z["p50_ms"] - d["p50_ms"]
-        out["settlement_off_added_p50_over_direct_p50"] = (z["p50_ms"] - d["p50_ms"]) / d[
-            "p50_ms"
-        ]
+        out["settlement_off_added_p50_over_direct_p50"] = (z["p50_ms"] - d["p50_ms"]) / d["p50_ms"]
         out["concurrent_rps_settlement_off_over_direct"] = (
             conc["ours-s0"]["rps"] / conc["direct"]["rps"]
         )
         out["settlement_off_added_server_cpu_us"] = (
             z["server_cpu_us_per_req"] - d["server_cpu_us_per_req"]
         )
+    for name in (k for k in seq if k.startswith("ours-w")):  # --gateway-workers
+        w = seq[name]
+        out[f"{name}_added_p50_over_direct_p50"] = (w["p50_ms"] - d["p50_ms"]) / d["p50_ms"]
+        out[f"concurrent_rps_{name}_over_direct"] = conc[name]["rps"] / conc["direct"]["rps"]
+        out[f"{name}_added_server_cpu_us"] = w["server_cpu_us_per_req"] - d["server_cpu_us_per_req"]
     if "ours-a0" in seq:  # this tree without the gateway -> node authentication
         a = seq["ours-a0"]
         out["auth_off_added_p50_ms"] = a["p50_ms"] - d["p50_ms"]
@@ -529,6 +541,14 @@ def verdicts(
             f"server CPU added {r['settlement_off_added_server_cpu_us']:.0f} µs (ours "
             f"{oc - dc:.0f} µs)"
         )
+    for name in (k for k in seq if k.startswith("ours-w")):
+        out.append(
+            f"{name} (registry serve --workers {name[6:]}, PostgreSQL): added p50 "
+            f"{r[f'{name}_added_p50_over_direct_p50']:.2f}x direct; at {concurrency} "
+            f"concurrent {conc[name]['rps']:.0f} req/s = "
+            f"{r[f'concurrent_rps_{name}_over_direct']:.2f}x direct (ours, one process on "
+            f"SQLite: {xr:.2f}x); server CPU added {r[f'{name}_added_server_cpu_us']:.0f} µs"
+        )
     if "ours-a0" in seq:
         a50, k = r["auth_off_added_p50_ms"], r["auth_on_over_off_added_p50"]
         out.append(
@@ -586,6 +606,13 @@ def main() -> None:
         action="store_true",
         help="add target ours-a0: this tree with the gateway -> node authentication patched "
         "out for the benchmark (benchmarks/noauth/sitecustomize.py)",
+    )
+    ap.add_argument(
+        "--gateway-workers",
+        default="",
+        help="comma-separated worker counts: target ours-wN per count, this tree's registry "
+        "with --workers N on a fresh PostgreSQL database ($LLM_MESH_TEST_PG_URL's server, "
+        "default postgresql://postgres@127.0.0.1:5432/test)",
     )
     ap.add_argument(
         "--baseline-tree",
@@ -650,9 +677,20 @@ def main() -> None:
                     os.environ["PYTHONPATH"] = saved
             targets["ours-a0"] = bare.registry_url
             meshes.append(bare)
+        for n in [int(x) for x in args.gateway_workers.split(",") if x.strip()]:
+            admin = os.environ.get("LLM_MESH_TEST_PG_URL") or DEFAULT_PG_URL
+            db_url, drop = asyncio.run(pg_database(admin))
+            stack.callback(lambda drop=drop: asyncio.run(drop()))
+            wm = stack.enter_context(
+                local_mesh(model=MODEL, engine="sim", node_args=node_args,
+                           database_url=db_url, registry_workers=n)
+            )  # fmt: skip
+            targets[f"ours-w{n}"] = wm.registry_url
+            meshes.append(wm)
+            print(f"ours-w{n}: registry serve --workers {n} on PostgreSQL ({db_url})")
         for m in meshes:
-            SERVER_PIDS[m.registry_url] = [c.proc.pid for c in m._children]
-            key = make_api_key(m.settings.home)
+            SERVER_PIDS[m.registry_url] = [p for c in m._children for p in descendants(c.proc.pid)]
+            key = make_api_key(m.settings.home, database_url=m.settings.database_url)
             HEADERS_BY_URL[m.registry_url] = {"Authorization": f"Bearer {key}"}
         if args.no_litellm:
             ctx = _nothing("skipped (--no-litellm)")
