@@ -6,7 +6,7 @@
 # (bench_heartbeats.py) and 1, 2 and 3 replicas (bench_replicas.py). Sim nodes throughout:
 # SIMULATED (they answer at once); no real model runs here.
 #
-#   OUT=DIR bash benchmarks/many_cores.sh [quick]
+#   OUT=DIR [STEPS="gateway pick ..."] bash benchmarks/many_cores.sh [quick]
 #
 # For a machine without the project's dependencies or a PostgreSQL server and without a
 # package index (the lent GPU machine), carry them in .devcarry/ (git-ignored):
@@ -64,23 +64,27 @@ fi
     git log -1 --format="tree at %h %s" 2>/dev/null || true
 } 2>&1 | tee -a "$LOG"
 
+STEPS=${STEPS:-gateway gateway-cpu pick heartbeats replicas}  # which of them to run
 run() {  # run SECONDS NAME ARGS...
     local limit=$1 name=$2; shift 2
+    case " $STEPS " in *" ${name%-[0-9]} "*) ;; *) return 0 ;; esac
     say "$name: $*"
     PYTHONUNBUFFERED=1 timeout "$limit" "$PY" "$@" 2>&1 | tee -a "$LOG" | grep -v "^  " | tail -40
     say "$name: exit ${PIPESTATUS[0]}"
 }
 
 if [ "$QUICK" = quick ]; then
-    run 120 gateway benchmarks/bench_gateway.py --sequential 100 --concurrent 200 --concurrency 10 \
+    run 120 gateway benchmarks/bench_gateway.py --sequential 100 --concurrent 200 --concurrency 10 --gateway-workers 2 \
         --warmup 20 --no-litellm --settlement both
     run 120 heartbeats benchmarks/bench_heartbeats.py --nodes 500 --seconds 3 --procs 2 \
         --concurrency 32 --legs hot
     run 120 replicas benchmarks/bench_replicas.py --seconds 3 --concurrency 16 --nodes 2
 else
+    # ours-wN: the registry as N processes (registry serve --workers N, PostgreSQL)
     for i in 1 2; do
-        run 120 "gateway-$i" benchmarks/bench_gateway.py --sequential 600 --concurrent 1200 \
-            --concurrency 10 --warmup 100 --no-litellm --settlement both
+        if [ "$i" = 1 ]; then W=1,4; else W=2,8; fi
+        run 200 "gateway-$i" benchmarks/bench_gateway.py --sequential 600 --concurrent 1200 \
+            --concurrency 10 --warmup 100 --no-litellm --settlement both --gateway-workers "$W"
     done
     run 100 gateway-cpu benchmarks/probe_gateway_cpu.py --requests 2000 --warmup 200 \
         --settlement both --no-profile
