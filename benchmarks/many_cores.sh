@@ -6,7 +6,7 @@
 # (bench_heartbeats.py) and 1, 2 and 3 replicas (bench_replicas.py). Sim nodes throughout:
 # SIMULATED (they answer at once); no real model runs here.
 #
-#   OUT=DIR [STEPS="gateway pick ..."] bash benchmarks/many_cores.sh [quick]
+#   OUT=DIR [STEPS="gateway pick ..."] [GATEWAY_RUNS="1 2"] bash benchmarks/many_cores.sh [quick]
 #
 # For a machine without the project's dependencies or a PostgreSQL server and without a
 # package index (the lent GPU machine), carry them in .devcarry/ (git-ignored):
@@ -81,8 +81,8 @@ if [ "$QUICK" = quick ]; then
     run 120 replicas benchmarks/bench_replicas.py --seconds 3 --concurrency 16 --nodes 2
 else
     # ours-wN: the registry as N processes (registry serve --workers N, PostgreSQL)
-    for i in 1 2; do
-        if [ "$i" = 1 ]; then W=1,4; else W=2,8; fi
+    for i in ${GATEWAY_RUNS:-1 2}; do
+        if [ "$i" = 1 ]; then W=1,4,8; else W=2,4; fi
         run 200 "gateway-$i" benchmarks/bench_gateway.py --sequential 600 --concurrent 1200 \
             --concurrency 10 --warmup 100 --no-litellm --settlement both --gateway-workers "$W"
     done
