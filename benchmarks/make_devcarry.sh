@@ -30,6 +30,7 @@ rm -f .devcarry/whl/{pygments,pyyaml,watchfiles,websockets}-*
 
 PG=/usr/lib/postgresql/15
 tree=$(mktemp -d)
+chmod 755 "$tree"  # mktemp's 0700 would be the extracted root's: PostgreSQL runs as nobody
 mkdir -p "$tree$PG/bin" "$tree$PG/lib" "$tree/usr/share/postgresql" "$tree/libs"
 cp "$PG"/bin/{postgres,initdb,pg_ctl,pg_isready,psql} "$tree$PG/bin/"
 cp "$PG"/lib/*.so "$tree$PG/lib/"

@@ -40,6 +40,7 @@ PG_STARTED=""
 if [ -f .devcarry/pg15.tar.xz ]; then
     rm -rf /tmp/llm-mesh-pg && mkdir -p /tmp/llm-mesh-pg/data
     tar xJf .devcarry/pg15.tar.xz -C /tmp/llm-mesh-pg
+    chmod -R a+rX /tmp/llm-mesh-pg  # the tree's root came from mktemp -d (0700): runuser nobody
     B=/tmp/llm-mesh-pg/usr/lib/postgresql/15/bin
     PGLIB=/tmp/llm-mesh-pg/libs
     RUNAS=()
