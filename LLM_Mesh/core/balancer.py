@@ -63,6 +63,8 @@ class RoutingPolicy:
 
 
 _NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
+_OK = Verdict.OK  # a module global: reading an enum member off its class costs ~0.1 µs
+_tuple_new = tuple.__new__
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
          "success", "latency", "reported_service_ms", "busy_until")  # fmt: skip
 
@@ -291,11 +293,38 @@ class Router:
 
         The hot path of every request: one draw (:meth:`IndexedSet.draw`), one scoring
         loop (:func:`~LLM_Mesh.core.scoring.cheapest`), one ``Decision``; the ejection
-        heap and the slow-start weights are only consulted when they can matter.
+        heap and the slow-start weights are only consulted when they can matter. A request
+        for one model without constraints (the common one) takes a short path that makes
+        the decision :meth:`_pick_any` would make (same draws, same node, same cost:
+        tests/core/test_balancer_fast_pick.py); every other request, and one whose model
+        has no open node, goes there.
         """
         out = self.outliers
         if out.next_release <= now:
             self.tick(now)
+        models = req.models
+        if len(models) == 1 and not req.constrained:
+            model = models[0]
+            pool = self._pools.get(model)
+            pol = self.policy
+            # no open node: draws nothing (no random number used), _pick_any draws again
+            cands = pool.open.draw(pol.choices, self._rand) if pool is not None else None
+            if cands:
+                sp = pol.scoring
+                tokens = req.expected_tokens
+                if tokens is None:
+                    tokens = sp.default_tokens
+                # rank 0: factor 1.0, as _pick_any's 1.0 + step × 0
+                st, cost = cheapest(
+                    cands, model, tokens, now, sp, None if out.all_full_weight else out.weight
+                )
+                # tuple.__new__: the named tuple's own __new__ is one more Python call a pick
+                return _tuple_new(Decision, (_OK, st.node_id, model, cost, None))  # type: ignore[union-attr]
+        return self._pick_any(req, now)
+
+    def _pick_any(self, req: RouteRequest, now: float) -> Decision:
+        """:meth:`pick` for any request (several models, constraints, no open node)."""
+        out = self.outliers
         sp = self.policy.scoring
         tokens = sp.default_tokens if req.expected_tokens is None else req.expected_tokens
         weight = None if out.all_full_weight else out.weight

@@ -40,6 +40,7 @@ from LLM_Mesh.core.schemas import (
 )
 
 Clock = Callable[[], float]
+_ONLINE = NodeState.ONLINE  # a module global: an enum member read off its class costs ~0.1 µs
 
 
 @dataclass
@@ -264,9 +265,21 @@ class NodeTable:
 
     def healthy(self, entry: NodeEntry, now: float | None = None) -> bool:
         return is_routable(
-            online=entry.state is NodeState.ONLINE,
+            online=entry.state is _ONLINE,
             last_heartbeat=entry.last_heartbeat,
             now=self.clock() if now is None else now,
+            expiry_s=self.expiry_s,
+            check_failed=entry.check_failed,
+        )
+
+    def alive(self, node_id: str, now: float) -> bool:
+        """:meth:`healthy` of the node ``node_id`` at ``now`` (``False``: not known), in one
+        call: ``Routing.pick`` re-checks every choice with it."""
+        entry = self._nodes.get(node_id)
+        return entry is not None and is_routable(
+            online=entry.state is _ONLINE,
+            last_heartbeat=entry.last_heartbeat,
+            now=now,
             expiry_s=self.expiry_s,
             check_failed=entry.check_failed,
         )

@@ -183,16 +183,14 @@ class Routing:
     # -- decisions ------------------------------------------------------------------
     def pick(self, req: RouteRequest) -> Decision:
         """The router's choice, re-checked against the table's liveness (lazy expiry)."""
-        router, table = self.router, self.table
+        pick, alive, clock = self.router.pick, self.table.alive, self.clock
         for _ in range(64):
-            now = self.clock()
-            d = router.pick(req, now)
-            if d.node_id is None:
+            now = clock()
+            d = pick(req, now)
+            node_id = d.node_id
+            if node_id is None or alive(node_id, now):
                 return d
-            entry = table.get(d.node_id)
-            if entry is not None and table.healthy(entry, now):
-                return d
-            self.sync(d.node_id)
+            self.sync(node_id)
         return Decision(Verdict.NO_NODE)  # pragma: no cover - 64 dead picks in a row
 
     def begin(self, node_id: str, model: str) -> Attempt:

@@ -339,3 +339,25 @@ def test_changes_counts_what_the_listing_shows_at_once(
     assert table.sweep_expired() == ["a"] and bumped()
     table.heartbeat("a", Heartbeat(loaded_models=["m1", "m2"]))  # healthy again
     assert bumped()
+
+
+def test_alive_is_healthy_of_the_entry(table: NodeTable, clock: ManualClock) -> None:
+    """``alive`` (the routing pick's re-check) says what ``healthy(get(id), now)`` says."""
+    table.register(reg("a", "m"))
+    table.register(reg("b", "m"))
+    table.register(reg("c", "m"), last_heartbeat=None)
+    table.set_state("b", NodeState.DRAINING)
+
+    def both(now: float) -> list[tuple[bool, bool]]:
+        out = []
+        for nid in ("a", "b", "c", "ghost"):
+            e = table.get(nid)
+            out.append((table.alive(nid, now), e is not None and table.healthy(e, now)))
+        return out
+
+    now = clock()
+    assert both(now) == [(True, True), (False, False), (False, False), (False, False)]
+    assert both(now + 30.0) == [(False, False)] * 4  # expired
+    table.set_state("b", NodeState.ONLINE)
+    table.set_check_result("a", False)
+    assert both(now) == [(False, False), (True, True), (False, False), (False, False)]

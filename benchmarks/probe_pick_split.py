@@ -1,0 +1,100 @@
+"""Where a routing pick's CPU goes on cold caches, part by part (issue 11's pick p99).
+
+Method: the routing state of ``bench_pick.py`` (``--nodes`` registered nodes, one model,
+``max_concurrency`` 4, one heartbeat each, the collector frozen, built by
+``probe_pick_floor.build``). Before each timed call, the work a busy replica does between two
+picks (a walk over 20,000 list items and one heartbeat into table and router). Each call's
+thread CPU time (``time.thread_time_ns``), rows interleaved round by round:
+
+* ``empty interval``: the two clock reads alone (the measurement's own floor);
+* ``draw``: ``IndexedSet.draw`` of ``choices`` open nodes;
+* ``draw + cheapest``: that and the scoring loop over the candidates;
+* ``Router.pick``: the router's whole decision (the clock read included);
+* ``liveness re-check``: what ``Routing.pick`` asks the node table of its choice, for a
+  random node (``NodeTable.alive``; a tree without it: ``healthy(get(...))``);
+* ``Routing.pick``: the whole pick as the gateway calls it.
+
+    .venv/bin/python benchmarks/probe_pick_split.py [--nodes 10000 --rounds 6 --calls 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from collections.abc import Callable
+
+from _common import machine_line
+from probe_pick_floor import MODEL, build
+
+from LLM_Mesh.core.scoring import RouteRequest, cheapest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--calls", type=int, default=500, help="timed calls per row per round")
+    args = ap.parse_args(argv)
+    table, routing, hb, ids = build(args.nodes)
+    router = routing.router
+    sp, k, rand = router.policy.scoring, router.policy.choices, router._rand
+    bag = router._pools[MODEL].open
+    req = RouteRequest((MODEL,), expected_tokens=64)
+    clock = time.monotonic
+    n = len(ids)
+    alive = getattr(table, "alive", None)
+    if alive is None:  # a tree from before NodeTable.alive: what its Routing.pick asked
+
+        def alive(nid: str, now: float) -> bool:
+            entry = table.get(nid)
+            return entry is not None and table.healthy(entry, now)
+
+    rows: dict[str, Callable[[], object] | None] = {
+        "empty interval": None,
+        "draw": lambda: bag.draw(k, rand),
+        "draw + cheapest": lambda: cheapest(bag.draw(k, rand), MODEL, 64, clock(), sp),
+        "Router.pick": lambda: router.pick(req, clock()),
+        "liveness re-check": lambda: alive(ids[int(rand() * n)], clock()),
+        "Routing.pick": lambda: routing.pick(req),
+    }
+    gc.freeze()
+    junk = list(range(2_000_000))
+    cpu: dict[str, list[int]] = {name: [] for name in rows}
+    print(f"{args.nodes} nodes, thread CPU µs per call — start: {machine_line()}")
+    for rnd in range(args.rounds):
+        names = list(rows) if rnd % 2 == 0 else list(reversed(rows))
+        for name in names:
+            fn = rows[name]
+            for i in range(args.calls):
+                start = (i * 7919 + rnd) % (len(junk) // 2)
+                total = 0
+                for x in junk[start : start + 20_000]:
+                    total += x
+                nid = ids[(i * 37) % n]
+                table.heartbeat(nid, hb)
+                routing.heartbeat(nid, hb)
+                if fn is None:
+                    c0 = time.thread_time_ns()
+                    c1 = time.thread_time_ns()
+                else:
+                    c0 = time.thread_time_ns()
+                    fn()
+                    c1 = time.thread_time_ns()
+                cpu[name].append(c1 - c0)
+    print("| row | calls | p50 µs | p90 µs | p99 µs |")
+    print("|---|---:|---:|---:|---:|")
+    for name, xs in cpu.items():
+        xs.sort()
+
+        def q(p: float, xs: list[int] = xs) -> float:
+            return xs[min(len(xs) - 1, int(p * len(xs)))] / 1e3
+
+        print(f"| {name} | {len(xs)} | {q(0.5):.1f} | {q(0.9):.1f} | {q(0.99):.1f} |")
+    print(f"end: {machine_line()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
