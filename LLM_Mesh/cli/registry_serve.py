@@ -255,6 +255,9 @@ def _supervise(
         lambda i: [*base, "--workers", "1", "--worker-index", str(i)],
         host,
         port,
-        stop_timeout_s=settings.registry_shutdown_s + 10.0,
+        # a worker's own stop is bounded by registry_shutdown_s (0: not bounded, nor here)
+        stop_timeout_s=settings.registry_shutdown_s + 10.0
+        if settings.registry_shutdown_s > 0
+        else float("inf"),
     )
     return supervisor.run()

@@ -110,6 +110,7 @@ def test_each_worker_gets_the_options_given_on_the_command_line(
     assert out.exit_code == 0, _said(out)
     (sup,) = made
     assert (sup.n, sup.host, sup.port) == (4, "127.0.0.1", port)
+    assert sup.stop_timeout_s == 80.0 + 10.0  # the workers' own stop budget, then 10 s
     argv: Sequence[str] = sup.command(2)
     assert argv[:5] == [sys.executable, "-m", "LLM_Mesh.cli", "registry", "serve"]
     assert argv[-4:] == ["--workers", "1", "--worker-index", "2"]
@@ -132,3 +133,19 @@ def test_a_worker_is_not_told_what_it_inherits_from_the_environment() -> None:
     serve = sub.get_command(sctx, "serve")
     leaf = serve.make_context("serve", ["--port", "9000"], parent=sctx)
     assert registry_serve.worker_args(leaf) == ["--port", "9000"]  # not the defaults
+
+
+def test_an_unbounded_stop_is_not_cut_by_the_supervisor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def reachable(_url: str) -> None:
+        return None
+
+    monkeypatch.setattr(store, "database_unreachable", reachable)
+    made: list[workers.WorkerSupervisor] = []
+    monkeypatch.setattr(workers.WorkerSupervisor, "run", lambda self: made.append(self) or 0)
+    out = runner.invoke(app, ["registry", "serve", "--workers", "2", "--home", str(tmp_path),
+                              "--database-url", PG, "--port", str(_free_port())],
+                        env={"COLUMNS": "300", "LLM_MESH_REGISTRY_SHUTDOWN_S": "0"})  # fmt: skip
+    assert out.exit_code == 0, _said(out)
+    assert made[0].stop_timeout_s == float("inf")
