@@ -22,6 +22,24 @@ runner = CliRunner()
 PG = "postgresql://postgres@127.0.0.1:5432/nowhere"
 
 
+@pytest.fixture
+def supervisors(monkeypatch: pytest.MonkeyPatch) -> list[workers.WorkerSupervisor]:
+    """The supervisors the command made (not run), with the database taken as reachable."""
+
+    async def reachable(_url: str) -> None:
+        return None
+
+    monkeypatch.setattr(store, "database_unreachable", reachable)
+    made: list[workers.WorkerSupervisor] = []
+
+    def run(self: workers.WorkerSupervisor) -> int:
+        made.append(self)
+        return 0
+
+    monkeypatch.setattr(workers.WorkerSupervisor, "run", run)
+    return made
+
+
 def _said(out: Any) -> str:
     return " ".join(out.output.split())
 
@@ -56,10 +74,8 @@ def test_a_worker_count_out_of_bounds_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_taken_port_is_said_before_any_worker_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, supervisors: list[workers.WorkerSupervisor]
 ) -> None:
-    started: list[object] = []
-    monkeypatch.setattr(workers.WorkerSupervisor, "run", lambda self: started.append(self) or 0)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -68,39 +84,26 @@ def test_a_taken_port_is_said_before_any_worker_starts(
                                   "--database-url", PG, "--port", str(port)],
                             env={"COLUMNS": "300"})  # fmt: skip
     assert out.exit_code == 1 and "already in use" in _said(out), _said(out)
-    assert not started
+    assert not supervisors
 
 
 def test_an_unreachable_database_is_said_before_any_worker_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, supervisors: list[workers.WorkerSupervisor]
 ) -> None:
     async def unreachable(_url: str) -> str:
         return "cannot reach PostgreSQL at 127.0.0.1:5432"
 
     monkeypatch.setattr(store, "database_unreachable", unreachable)
-    started: list[object] = []
-    monkeypatch.setattr(workers.WorkerSupervisor, "run", lambda self: started.append(self) or 0)
     out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "2",
                               "--database-url", PG, "--port", str(_free_port())],
                         env={"COLUMNS": "300"})  # fmt: skip
     assert out.exit_code == 1 and "cannot reach PostgreSQL" in _said(out), _said(out)
-    assert not started
+    assert not supervisors
 
 
 def test_each_worker_gets_the_options_given_on_the_command_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, supervisors: list[workers.WorkerSupervisor]
 ) -> None:
-    async def reachable(_url: str) -> None:
-        return None
-
-    monkeypatch.setattr(store, "database_unreachable", reachable)
-    made: list[workers.WorkerSupervisor] = []
-
-    def run(self: workers.WorkerSupervisor) -> int:
-        made.append(self)
-        return 0
-
-    monkeypatch.setattr(workers.WorkerSupervisor, "run", run)
     port = _free_port()
     given = ["--home", str(tmp_path), "--port", str(port), "--database-url", PG, "--verbose",
              "--allow-private-node", "http://10.0.0.1:8801", "--allow-private-node",
@@ -108,7 +111,7 @@ def test_each_worker_gets_the_options_given_on_the_command_line(
     out = runner.invoke(app, ["registry", "serve", "--workers", "4", *given],
                         env={"COLUMNS": "300", "LLM_MESH_ANONYMOUS_RPM": "7"})  # fmt: skip
     assert out.exit_code == 0, _said(out)
-    (sup,) = made
+    (sup,) = supervisors
     assert (sup.n, sup.host, sup.port) == (4, "127.0.0.1", port)
     assert sup.stop_timeout_s == 80.0 + 10.0  # the workers' own stop budget, then 10 s
     argv: Sequence[str] = sup.command(2)
@@ -136,16 +139,10 @@ def test_a_worker_is_not_told_what_it_inherits_from_the_environment() -> None:
 
 
 def test_an_unbounded_stop_is_not_cut_by_the_supervisor(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, supervisors: list[workers.WorkerSupervisor]
 ) -> None:
-    async def reachable(_url: str) -> None:
-        return None
-
-    monkeypatch.setattr(store, "database_unreachable", reachable)
-    made: list[workers.WorkerSupervisor] = []
-    monkeypatch.setattr(workers.WorkerSupervisor, "run", lambda self: made.append(self) or 0)
     out = runner.invoke(app, ["registry", "serve", "--workers", "2", "--home", str(tmp_path),
                               "--database-url", PG, "--port", str(_free_port())],
                         env={"COLUMNS": "300", "LLM_MESH_REGISTRY_SHUTDOWN_S": "0"})  # fmt: skip
     assert out.exit_code == 0, _said(out)
-    assert made[0].stop_timeout_s == float("inf")
+    assert supervisors[0].stop_timeout_s == float("inf")
