@@ -62,3 +62,13 @@ def test_a_probe_longer_than_every_s_is_followed_at_once() -> None:
 def test_a_policy_that_could_not_work_is_refused(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="misses"):
         HangPolicy(**kw)  # type: ignore[arg-type]
+
+
+def test_one_miss_may_be_enough() -> None:
+    """``misses=1`` is a policy (the least): one unanswered probe and the gateway is hung."""
+    policy = HangPolicy(misses=1)
+    assert policy.give_up_s == policy.first_s + policy.probe_s
+    watch = HangWatch(policy, 0.0)
+    assert watch.probed(4.0, Probe.SILENT)
+    with pytest.raises(ValueError, match="misses >= 1"):
+        HangPolicy(misses=0)
