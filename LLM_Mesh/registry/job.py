@@ -71,6 +71,9 @@ class Job:
     # largest any node declares for it (at most stream_guard.MAX_CONTEXT); 0: not known
     context: int = 0
     choices: int = 1  # n
+    # the UTF-8 bytes of the request's longest ``stop`` string (core/delivered.stop_slack):
+    # added to each choice's slack in the completion a node part is priced for
+    stop_bytes: int = 0
     echo: bool = False  # a completion that echoes its prompt
     # chat messages (each adds its template's tokens to the estimate's prompt); 0: a completion
     messages: int = 0

@@ -34,6 +34,7 @@ from starlette.datastructures import Headers
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.browser_origin import another_sites_page
 from LLM_Mesh.core.catalog import custom_spec, get_spec
+from LLM_Mesh.core.delivered import stop_slack
 from LLM_Mesh.core.limits import (
     RequestLimits,
     check_body,
@@ -192,6 +193,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         token_limit=token_limit(max_tokens, spec.context_length, choices, echo),
         context=spec.context_length,
         choices=choices,
+        stop_bytes=stop_slack(parsed.stop_list()),
         echo=echo,
     )
 
