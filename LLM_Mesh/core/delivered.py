@@ -10,7 +10,12 @@ from its text, a stop string it cuts off. So the count the gateway prices
 (:func:`priced_completion`) is the node's count, at most the UTF-8 bytes delivered for
 that part (:func:`answer_bytes`, :func:`chunk_bytes`) plus :data:`SLACK_PER_CHOICE` per
 choice the request asked for. A node that answers ``"Hi"`` and reports ``max_tokens`` is
-priced for 2 + 16 tokens, not ``max_tokens``.
+priced for 2 + 16 tokens, not ``max_tokens``. A request with ``stop`` strings adds, per
+choice, the UTF-8 bytes of its longest one (:func:`stop_slack`, at most
+:data:`MAX_STOP_SLACK`): an engine in front of vLLM or a llama.cpp server counts the tokens
+of the stop string it generated and cut off, up to one a byte (found 2026-12-04, review: a
+40-byte stop string's tokens were past the 16 and the honest node under-paid). Without
+``stop`` the cap stays as tight as before.
 
 The bytes counted are those of the text a choice generated, in the fields that carry it:
 a ``message``'s (a stream: ``delta``'s) ``content`` (a string, or its parts' ``text``),
@@ -28,13 +33,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "priced_completion"]
+__all__ = [
+    "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "priced_completion",
+    "stop_slack",
+]  # fmt: skip
 
 # zero-byte tokens an honest engine may count per choice: its end token (vLLM and
 # llama.cpp count the EOS / end-of-turn token a choice stops at), a few special tokens it
-# strips from its text, a short stop string it cuts off (up to about 16 bytes). Larger
-# only widens what a node may claim without delivering (at most this many tokens a choice)
+# strips from its text, its template's own stop string it cuts off (core/prompt.py: at
+# most 8 bytes; a request's ``stop``: stop_slack). Larger only widens what a node may claim
+# without delivering (at most this many tokens a choice)
 SLACK_PER_CHOICE = 16
+# the most a request's stop strings add to it (:func:`stop_slack`): the default limits'
+# longest stop string, 256 characters (core/limits.py ``max_stop_chars``) of up to 4 bytes
+MAX_STOP_SLACK = 1024
 
 # the fields of a choice's ``message`` / ``delta`` that carry generated text, as the OpenAI
 # API and the engines that extend it (vLLM, llama.cpp's server) name them; nothing else in
@@ -116,9 +128,21 @@ def chunk_bytes(objs: Iterable[Any], choices: int = 1) -> int:
     return _utf8(out)
 
 
-def priced_completion(reported: int, delivered_bytes: int, choices: int = 1) -> int:
+def stop_slack(stops: Iterable[str]) -> int:
+    """What a request's ``stop`` strings add to each choice's slack: the UTF-8 bytes of the
+    longest (a choice stops at one, and an honest engine counts its tokens, at most one a
+    byte, though it cuts the string off), at most :data:`MAX_STOP_SLACK`; 0 without any."""
+    longest = max((_utf8([s]) for s in stops if isinstance(s, str)), default=0)
+    return min(longest, MAX_STOP_SLACK)
+
+
+def priced_completion(
+    reported: int, delivered_bytes: int, choices: int = 1, stop_bytes: int = 0
+) -> int:
     """The completion tokens priced for a node's part: its ``reported`` count, at most the
-    ``delivered_bytes`` of text relayed for it plus :data:`SLACK_PER_CHOICE` for each of the
-    request's ``choices`` (at least one). Never more than ``reported``, never below 0."""
-    bound = max(0, delivered_bytes) + SLACK_PER_CHOICE * max(1, choices)
+    ``delivered_bytes`` of text relayed for it plus, for each of the request's ``choices``
+    (at least one), :data:`SLACK_PER_CHOICE` and ``stop_bytes`` (:func:`stop_slack` of its
+    ``stop``, at most :data:`MAX_STOP_SLACK`). Never more than ``reported``, never below 0."""
+    slack = SLACK_PER_CHOICE + min(max(0, stop_bytes), MAX_STOP_SLACK)
+    bound = max(0, delivered_bytes) + slack * max(1, choices)
     return max(0, min(reported, bound))

@@ -103,8 +103,15 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 def _store_busy(exc: Exception) -> bool:
     """The database did not answer (module doc), as opposed to a fault in our code. A
-    ``ConnectionError`` here is the store's: the handlers' other peers (nodes, witnesses) are
-    reached through httpx, whose errors are its own classes."""
+    ``ConnectionError`` here is the store's: no other peer's reaches a handler (checked in
+    review 2026-12-04, "latent", no path found). Nodes: every ``NodeClient`` raises only
+    its ``NodeTransportError`` tree (``Http1Pool``: ``OSError`` at connect and a lost
+    connection become ``Http1Error``; aiohttp >= 3.10: ``ClientConnectionResetError`` is a
+    ``ClientError``; httpx: ``HTTPError``; the TLS probe: ``OSError``), which the send
+    stage turns into router outcomes. Redis: ``RedisLimiter`` catches every error (the
+    process's buckets decide). Witnesses, resolver: caught where called. A new peer client
+    must wrap its socket errors likewise: one that leaked a ``ConnectionError`` would be
+    answered 503 ``store_unavailable`` here, and its node attempt counted ``cancelled``."""
     return isinstance(exc, (OperationalError, ConnectionError)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )

@@ -71,6 +71,9 @@ class Job:
     # largest any node declares for it (at most stream_guard.MAX_CONTEXT); 0: not known
     context: int = 0
     choices: int = 1  # n
+    # the UTF-8 bytes of the request's longest ``stop`` string (core/delivered.stop_slack):
+    # added to each choice's slack in the completion a node part is priced for
+    stop_bytes: int = 0
     echo: bool = False  # a completion that echoes its prompt
     # chat messages (each adds its template's tokens to the estimate's prompt); 0: a completion
     messages: int = 0
@@ -88,7 +91,16 @@ class Job:
         A node's larger ``usage.prompt_tokens`` is priced at this (found 2026-12-04: a node
         paid at most for the completion it delivered could claim a huge prompt instead and
         be paid the whole estimate). Computed once a job: the account stage reads it for the
-        price, the ``mesh`` object and the record (a non-ASCII prompt is encoded for it)."""
+        price, the ``mesh`` object and the record (a non-ASCII prompt is encoded for it).
+
+        A chat request's ``tools``, ``tool_choice``, ``response_format`` (allowed by the
+        schema's ``extra="allow"``, forwarded) are left out, as the estimate leaves them out,
+        and rightly (review 2026-12-04, checked): no mesh node renders them into its prompt.
+        The node builds its generation from the messages' role and text only
+        (``node/app.py``: ``GenerationRequest`` has no such field); the llama.cpp engine
+        renders those with its catalog template (``core/prompt.py``), and an upstream
+        engine forwards nothing else (``openai_upstream._text_only``). An engine that came
+        to render tools would need them counted here and in ``pricing.estimate``."""
         return estimate_prompt_tokens(self.prompt_text, self.messages)
 
     def prompt_usual(self) -> int:

@@ -10,10 +10,12 @@ the store (``registry/shared_idempotency.py``) and never had this.
 
 The ledger already knows: a paid request's ``settlements`` rows (``answered``, then
 ``settled``) carry its key, ``c-`` + 24 hex digits of the client's id hashed + ``~`` + a
-random suffix (``parse.settle_key_for``), and its payer. So for the replay window after a
-start (:class:`PaidIds`, the idempotency cache's ``ttl_s``, 10 min), a client id the
-process has not seen is looked up there (:func:`paid_under`: one read of the primary
-key's range, the rows of that id paid by that payer within the window); one found is
+random suffix + ``.`` + a tag of its path (``parse.settle_key_for``, ``parse.path_tag``),
+and its payer. So for the replay window after a start (:class:`PaidIds`, the idempotency
+cache's ``ttl_s``, 10 min), a client id the process has not seen is looked up there
+(:func:`paid_under`: one read of the primary key's range, the rows of that id and path,
+as the process's check keys it, paid by that payer within the window; found 2026-12-04,
+review: without the path, the same id sent to the other path was refused); one found is
 refused 409 ``duplicate_request`` as a request paid without an answer to replay is. After
 the window nothing of the previous process can be in it: no read at all.
 
@@ -41,9 +43,12 @@ __all__ = ["PaidIds", "paid_under"]
 _PAID = ("answered", "settled")
 
 
-async def paid_under(engine: AsyncEngine, ledger_id: str, payer: str, since: datetime) -> bool:
+async def paid_under(
+    engine: AsyncEngine, ledger_id: str, payer: str, since: datetime, tag: str = ""
+) -> bool:
     """Whether ``payer`` paid a request of client ledger id ``ledger_id`` (``c-`` + 24 hex:
-    its keys are ``ledger_id~<suffix>``) answered at ``since`` or later."""
+    its keys are ``ledger_id~<suffix>.<tag>``) answered at ``since`` or later; ``tag``: of
+    that path only (a key without a tag, written before keys had one, of any path)."""
     s = tables.settlements
     stmt = (
         select(s.c.request_id)
@@ -52,6 +57,8 @@ async def paid_under(engine: AsyncEngine, ledger_id: str, payer: str, since: dat
         .where(s.c.updated_at >= since)
         .limit(1)
     )
+    if tag:
+        stmt = stmt.where(s.c.request_id.endswith(f".{tag}") | ~s.c.request_id.contains("."))
     async with engine.connect() as conn:
         return (await conn.execute(stmt)).first() is not None
 
@@ -79,8 +86,9 @@ class PaidIds:
         if payer == POOL or now - self.started >= self.window_s or "~" not in settle_key:
             return None
         since = datetime.fromtimestamp(now - self.window_s, timezone.utc)
-        ledger_id = settle_key.split("~", 1)[0]
-        if not await paid_under(await self.engine(), ledger_id, payer, since):
+        ledger_id, _, suffix = settle_key.partition("~")
+        tag = suffix.rpartition(".")[2] if "." in suffix else ""
+        if not await paid_under(await self.engine(), ledger_id, payer, since, tag):
             return None
         return DuplicateRequest(
             f"a request with id {client_id!r} was paid before this registry restarted; "

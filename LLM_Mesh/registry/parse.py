@@ -24,6 +24,7 @@ or an error body: docs/security.md, Privacy).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -34,6 +35,7 @@ from starlette.datastructures import Headers
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.browser_origin import another_sites_page
 from LLM_Mesh.core.catalog import custom_spec, get_spec
+from LLM_Mesh.core.delivered import stop_slack
 from LLM_Mesh.core.limits import (
     RequestLimits,
     check_body,
@@ -58,7 +60,7 @@ from LLM_Mesh.registry.runtime import Runtime, new_request_id
 
 __all__ = [
     "CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "client_ledger_id",
-    "parse_json_object", "settle_key_for",
+    "parse_json_object", "path_tag", "settle_key_for",
 ]  # fmt: skip
 
 CHAT_PATH = "/v1/chat/completions"
@@ -177,7 +179,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         deadline=started + rt.settings.request_timeout_s,
         ext=ext,
         client_id=given,
-        settle_key=request_id if given is None else settle_key_for(given, hashed),
+        settle_key=request_id if given is None else settle_key_for(given, hashed, path),
         client_id_hash=hashed,
         # the nodes get a gateway-made id, never the client's (ARCHITECTURE.md "The node's
         # request id"); none to make when the gateway made the request id
@@ -192,6 +194,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         token_limit=token_limit(max_tokens, spec.context_length, choices, echo),
         context=spec.context_length,
         choices=choices,
+        stop_bytes=stop_slack(parsed.stop_list()),
         echo=echo,
     )
 
@@ -207,8 +210,19 @@ def client_ledger_id(client_id: str, hashed: str = "") -> str:
     return f"c-{(hashed or client_id_hash(client_id))[:24]}"
 
 
-def settle_key_for(client_id: str, hashed: str = "") -> str:
+def settle_key_for(client_id: str, hashed: str = "", path: str = CHAT_PATH) -> str:
     """A settlement key (the ledger's ``request_id``) for a request the client named: the
-    id's :func:`client_ledger_id` and a random suffix, since clients may reuse their ids
-    (``settlements`` keys are unique); the answer's ``mesh.ledger_request_id`` names it."""
-    return f"{client_ledger_id(client_id, hashed)}~{uuid.uuid4().hex[:16]}"
+    id's :func:`client_ledger_id`, ``~``, a random suffix, since clients may reuse their ids
+    (``settlements`` keys are unique), ``.`` and :func:`path_tag`; the answer's
+    ``mesh.ledger_request_id`` names it."""
+    hashed = hashed or client_id_hash(client_id)
+    return f"{client_ledger_id(client_id, hashed)}~{uuid.uuid4().hex[:16]}.{path_tag(hashed, path)}"
+
+
+def path_tag(hashed: str, path: str) -> str:
+    """8 hex digits of the request's path (chat or completions) bound to its client id's
+    hash: a client's id runs once per path (``admit.IdempotencyCheck`` keys it so), and a
+    lone registry's lookup after a restart (``paid_ids.py``) looks for its paid rows of the
+    same path only (found 2026-12-04, review: it refused the same id on the other path). Of
+    no use to a reader of the ledger who does not know the client's id."""
+    return hashlib.sha256(f"llm-mesh/ledger-path/v1\0{hashed}\0{path}".encode()).hexdigest()[:8]

@@ -577,7 +577,7 @@ class Exchange:
         # the receipt keeps the node's count; the count priced is at most what it delivered
         tally.outputs.append(Observed(node, tally.prompt_tokens, reported, digest, claim))
         tally.completion_tokens = priced_completion(
-            reported, answer_bytes(data, job.choices), job.choices
+            reported, answer_bytes(data, job.choices), job.choices, job.stop_bytes
         )
         self.finish(
             att, Outcome.SUCCESS, completion_tokens=tally.completion_tokens, ttft_ms=tally.ttft_ms

@@ -460,13 +460,13 @@ class NodeStream:
         """The current node's part for the receipt: its text as relayed (its data lines,
         parsed once, here at its final chunk), its counts and its ``mesh.receipt``. Returns
         the count priced: ``ct``, at most the bytes it delivered (``core/delivered.py``)."""
-        tally = self.ex.tally
-        text, _, nbytes = delivered(self.data, self.ex.job.choices)
+        tally, job = self.ex.tally, self.ex.job
+        text, _, nbytes = delivered(self.data, job.choices)
         digest = output_sha256(text)
         claim = node_mesh.get("receipt") if isinstance(node_mesh, dict) else None
         tally.outputs.append(Observed(tally.node_id or "", pt, ct, digest, claim))
         tally.output_sha256 = output_sha256(self.text + text) if self.text else digest
-        return priced_completion(ct, nbytes, self.ex.job.choices)
+        return priced_completion(ct, nbytes, job.choices, job.stop_bytes)
 
     async def _continue(self, bad: Outcome, reason: str) -> Event | None:
         """Fail over mid-stream; ``None`` when another node now streams, else the last event."""
@@ -569,15 +569,15 @@ class NodeStream:
         """The current node's part when it sent no final chunk (``status`` says why): its
         relayed text joins the text so far; its data lines are done with. Its chunks, priced
         as any part (at most its bytes + slack: never less, each chunk counted holds text)."""
-        tally = self.ex.tally
-        text, chunks, nbytes = delivered(self.data, self.ex.job.choices)
+        tally, job = self.ex.tally, self.ex.job
+        text, chunks, nbytes = delivered(self.data, job.choices)
         self.data = []
         self.text += text
         if chunks:
             node = node or tally.node_id or "?"
             tally.outputs.append(Observed(node, 0, chunks, output_sha256(text), no_receipt=status))
             tally.output_sha256 = output_sha256(self.text)
-        return priced_completion(chunks, nbytes, self.ex.job.choices)
+        return priced_completion(chunks, nbytes, job.choices, job.stop_bytes)
 
     async def close(self) -> None:
         """Close upstream and settle an attempt still open (the client went away). Once."""

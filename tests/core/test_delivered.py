@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from LLM_Mesh.core.delivered import (
+    MAX_STOP_SLACK,
     SLACK_PER_CHOICE,
     answer_bytes,
     chunk_bytes,
     priced_completion,
+    stop_slack,
 )
 
 
@@ -15,6 +17,21 @@ def test_a_count_past_the_bytes_delivered_is_priced_at_the_bytes_plus_the_slack(
     assert priced_completion(512, 2) == 2 + 16  # "Hi" reported as max_tokens
     assert priced_completion(512, 2, choices=3) == 2 + 3 * 16  # the slack is per choice
     assert priced_completion(0, 0) == 0
+
+
+def test_a_requests_longest_stop_string_adds_its_bytes_to_each_choices_slack() -> None:
+    """A 40-byte stop string an honest engine generated and cut off: its tokens (up to one
+    a byte) are counted by vLLM / a llama.cpp server; 16 a choice under-paid it (found
+    2026-12-04, review). Without stop strings the cap is as tight as before."""
+    stop = "</answer-of-the-model-ends-here-really>."
+    assert stop_slack([stop, "\n"]) == len(stop) == 40
+    assert priced_completion(2 + 40 + 1, 2, stop_bytes=stop_slack([stop])) == 43
+    assert priced_completion(512, 2, choices=2, stop_bytes=40) == 2 + 2 * (16 + 40)
+    assert stop_slack(["é" * 10]) == 20  # its UTF-8 bytes, not its characters
+    assert stop_slack([]) == 0 and priced_completion(512, 2, stop_bytes=0) == 2 + 16
+    # bounded: an operator's larger max_stop_chars widens it no further
+    assert stop_slack(["x" * 5000]) == MAX_STOP_SLACK == 1024
+    assert priced_completion(10**6, 0, stop_bytes=10**6) == 16 + MAX_STOP_SLACK
 
 
 def test_an_honest_count_is_priced_as_reported() -> None:

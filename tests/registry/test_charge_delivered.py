@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.cli.receipt_commands import check
@@ -75,19 +76,23 @@ def _final_chunk(text: str) -> dict[str, Any]:
     return [json.loads(e[6:]) for e in text.split("\n\n") if e.startswith("data: {")][-1]
 
 
-async def _paid_only_the_capped_count(h: Harness, nodes: SigningNodes, stream: bool) -> None:
+async def _paid_only_the_capped_count(
+    h: Harness, nodes: SigningNodes, stream: bool, extra: dict[str, Any] | None = None,
+    capped: int = CAPPED,
+) -> None:  # fmt: skip
     node_id = nodes.new()
     await h.register(node_id)
     settlement(h).note_operator(node_id, "mallory")
     key, account = await new_user(h, 100_000)
-    r = await h.client.post(CHAT, json={**BODY, "stream": stream}, headers=bearer(key))
+    body = {**BODY, **(extra or {}), "stream": stream}
+    r = await h.client.post(CHAT, json=body, headers=bearer(key))
     assert r.status_code == 200, r.text
     answer = _final_chunk(r.text) if stream else r.json()
     mesh, usage = answer["mesh"], answer["usage"]
-    cost = request_cost(PRICE, usage["prompt_tokens"], CAPPED)
+    cost = request_cost(PRICE, usage["prompt_tokens"], capped)
     assert cost < request_cost(PRICE, usage["prompt_tokens"], CLAIMED)
     # the client is shown what it is charged; the node's usage is passed on as its word
-    assert (mesh["completion_tokens"], mesh["cost"]) == (CAPPED, cost)
+    assert (mesh["completion_tokens"], mesh["cost"]) == (capped, cost)
     assert usage["completion_tokens"] == CLAIMED
     # its receipt keeps the node's signed counts: signed, and it verifies offline
     checked = check(r.text, await registry_keys(h), require_signed=True)
@@ -113,6 +118,20 @@ async def test_a_stream_reporting_max_tokens_for_hi_is_paid_the_bytes_plus_slack
 ) -> None:
     async with running(tmp_path, nodes=InflatingSigners()) as h:
         await _paid_only_the_capped_count(h, h.nodes, stream=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_requests_longest_stop_string_widens_each_choices_slack(
+    tmp_path: Path, stream: bool
+) -> None:
+    """An engine in front of vLLM or a llama.cpp server counts the tokens of the stop string
+    it generated and cut off (up to one a byte): with a 40-byte stop (and a shorter one) the
+    cap is the bytes + 16 + 40 (found 2026-12-04, review: 2 + 16, an honest count under-paid)."""
+    stops = {"stop": ["\n", "<|END OF THE ANSWER, SAID THE MODEL|>..."]}
+    assert len(stops["stop"][1].encode()) == 40
+    async with running(tmp_path, nodes=InflatingSigners()) as h:
+        nodes: SigningNodes = h.nodes  # type: ignore[assignment]
+        await _paid_only_the_capped_count(h, nodes, stream, stops, capped=CAPPED + 40)
 
 
 async def test_an_honest_answer_is_priced_at_its_own_usage(tmp_path: Path) -> None:

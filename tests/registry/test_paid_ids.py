@@ -18,6 +18,8 @@ from tests.registry.helpers import Harness, running
 from tests.registry.test_charge import BODY, CHAT, COST, bearer, new_user, register, settlement
 from tests.registry.test_paid_once import _settled
 
+COMPLETIONS = "/v1/completions"
+
 
 async def _ask(h: Harness, headers: dict[str, str], stream: bool) -> Any:
     return await h.client.post(CHAT, json={**BODY, "stream": stream}, headers=headers)
@@ -95,3 +97,29 @@ async def test_ids_are_looked_up_only_in_the_window_after_a_start_and_only_for_k
     now[0] += 600.0
     assert await paid.refusal("r-1", "c-" + "0" * 24 + "~" + "1" * 16, "user:x") is None
     assert not asked
+
+
+async def test_the_same_id_on_the_other_path_runs_after_a_restart_as_before_it(
+    tmp_path: Path,
+) -> None:
+    """The process's check keys an id by its path (``admit.IdempotencyCheck``): a keyed
+    client's id paid on /v1/chat/completions, sent again to /v1/completions, runs. After a
+    restart the ledger lookup had no path: that request was refused 409 (found 2026-12-04,
+    review). Now the settlement key carries a tag of the path; a retry on the same path is
+    still refused."""
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    completion = {"model": BODY["model"], "prompt": "hi", "max_tokens": 5}
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        await register(h, "a", "alice")
+        key, account = await new_user(h, 1000)
+        headers = {**bearer(key), "X-Request-Id": "r-1"}
+        assert (await _ask(h, headers, False)).status_code == 200
+        assert await _settled(settlement(h), account, (1000 - COST, 0)) == (1000 - COST, 0)
+    async with running(tmp_path, store=SqlStore(url)) as h:  # the registry restarted
+        node = await register(h, "a", "alice")
+        other = await h.client.post(COMPLETIONS, json=completion, headers=headers)
+        assert other.status_code == 200, other.text  # before: 409 duplicate_request
+        assert len(node.calls) == 1
+        again = await _ask(h, headers, False)  # the paid chat request: still never run again
+        assert again.status_code == 409, again.text
+        assert len(node.calls) == 1
