@@ -5,16 +5,25 @@ or OpenMetrics when the scraper's ``Accept`` asks for it, encoded by ``prometheu
 itself), its access rule (:mod:`LLM_Mesh.core.metrics_access`: loopback, the metrics
 token, or ``--metrics-public``), the histogram buckets both sides use, and
 :class:`Children`, the hot path's cache of labelled children.
+
+prometheus-client's multiprocess mode (``registry serve --workers N``: the supervisor gives
+its workers ``PROMETHEUS_MULTIPROC_DIR``, which prometheus-client reads when it is imported)
+keeps each process's Counter and Histogram values in files of that directory:
+:func:`multiprocess_dir` says so, and :func:`events_registry` then registers them nowhere,
+the served registry showing instead their sum over every file there
+(``MultiProcessCollector``: every worker's, dead ones' too, so no counter goes back).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, ProcessCollector, values
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,7 +38,9 @@ __all__ = [
     "TTFT_BUCKETS_S",
     "WAIT_BUCKETS_S",
     "Children",
+    "events_registry",
     "install_metrics",
+    "multiprocess_dir",
     "new_registry",
 ]
 
@@ -71,6 +82,26 @@ def new_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     return registry
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of this process's metric values when prometheus-client runs in its
+    multiprocess mode (chosen when it was imported, by ``PROMETHEUS_MULTIPROC_DIR``);
+    ``None`` in its default mode, values in memory."""
+    if values.ValueClass is values.MutexValue:
+        return None
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def events_registry(served: CollectorRegistry) -> CollectorRegistry | None:
+    """Where an app registers its Counters and Histograms: ``served`` (what ``/metrics``
+    shows) in one process; in the multiprocess mode none, ``served`` showing instead every
+    process's values summed from the directory's files (``MultiProcessCollector``)."""
+    path = multiprocess_dir()
+    if path is None:
+        return served
+    MultiProcessCollector(served, path)  # type: ignore[no-untyped-call]
+    return None
 
 
 def _refusal(verdict: Verdict, loopback_why: str | None) -> Response:

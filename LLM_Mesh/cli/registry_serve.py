@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -250,14 +252,25 @@ def _supervise(
         raise _fail(exc) from exc
     base = [sys.executable, "-m", "LLM_Mesh.cli", "registry", "serve",
             *worker_args(ctx)]  # fmt: skip
-    supervisor = WorkerSupervisor(
-        workers,
-        lambda i: [*base, "--workers", "1", "--worker-index", str(i)],
-        host,
-        port,
-        # a worker's own stop is bounded by registry_shutdown_s (0: not bounded, nor here)
-        stop_timeout_s=settings.registry_shutdown_s + 10.0
-        if settings.registry_shutdown_s > 0
-        else float("inf"),
-    )
-    return supervisor.run()
+    # the workers' metric values, summed by each one's /metrics (prometheus-client's
+    # multiprocess mode, chosen at its import in each worker): a directory of this run's
+    # own (mode 0700, empty), removed when the supervisor ends
+    with tempfile.TemporaryDirectory(prefix="llm-mesh-metrics-") as metrics_dir:
+        env = dict(os.environ)
+        env.pop("prometheus_multiproc_dir", None)  # the old spelling, which it also reads
+        if settings.metrics:
+            env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        else:
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        supervisor = WorkerSupervisor(
+            workers,
+            lambda i: [*base, "--workers", "1", "--worker-index", str(i)],
+            host,
+            port,
+            # a worker's own stop is bounded by registry_shutdown_s (0: not bounded, nor here)
+            stop_timeout_s=settings.registry_shutdown_s + 10.0
+            if settings.registry_shutdown_s > 0
+            else float("inf"),
+            env=env,
+        )
+        return supervisor.run()

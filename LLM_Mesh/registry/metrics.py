@@ -9,6 +9,11 @@ when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy an
 ejected, the opt-in wait and attempts in flight per model, the request writer's
 counts. Names, labels and meanings: ``docs/operations.md``.
 
+Several processes (``registry serve --workers N``, prometheus-client's multiprocess mode:
+:func:`~LLM_Mesh.metrics_http.events_registry`): the Counters and Histograms (and the
+request writer's counts, then Counters too) are every worker's summed; the states read at
+scrape time, and ``process_*``, are the answering worker's.
+
 Label values are bounded: ``code`` is one of the package's error codes or
 ``http_NNN`` (:func:`code_label`), never a string a node or a client chose.
 """
@@ -31,6 +36,7 @@ from LLM_Mesh.metrics_http import (
     TOKENS_PER_S_BUCKETS,
     TTFT_BUCKETS_S,
     Children,
+    events_registry,
     new_registry,
 )
 from LLM_Mesh.registry.demand import DemandTracker
@@ -41,6 +47,9 @@ __all__ = ["GatewayMetrics", "code_label"]
 
 # codes the gateway itself answers with besides the error tree's (idempotency's 409)
 _CODES = ERROR_CODES | {"duplicate_request", "internal_error"}
+_RECORDS = "llm_mesh_gateway_request_records"
+_RECORDS_HELP = ("Request records for the store, by result (written | dropped: queue full or a "
+                 "store error)")  # fmt: skip
 
 
 def code_label(code: str | None) -> str:
@@ -60,7 +69,8 @@ class GatewayMetrics:
 
     def __init__(self, table: NodeTable, router: Router, demand: DemandTracker,
                  writer: RequestWriter | None = None) -> None:  # fmt: skip
-        reg = self.registry = new_registry()
+        served = self.registry = new_registry()
+        reg = events_registry(served)  # None: several processes, summed from their files
         self._requests: Children[tuple[str, str, str, str], Counter] = Children(Counter(
             "llm_mesh_gateway_requests",
             "Requests by model, the node that answered (or was tried last), outcome "
@@ -130,7 +140,12 @@ class GatewayMetrics:
             "without a valid signature of the check's challenge by the node's key)",
             ["result"], registry=reg,
         ))  # fmt: skip
-        reg.register(_StateCollector(table, router, demand, writer))
+        if writer is not None and reg is None:  # the writer's counts summed over processes
+            records = Counter(_RECORDS, _RECORDS_HELP, ["result"], registry=None)
+            by_result = {result: records.labels(result) for result in ("written", "dropped")}
+            writer.counted = lambda result, n: by_result[result].inc(n)
+            writer = None
+        served.register(_StateCollector(table, router, demand, writer))
 
     # -- events (hot path) -------------------------------------------------------------
     def request(
@@ -235,12 +250,7 @@ class _StateCollector(Collector):
             in_flight.add_metric([model], n)
         yield in_flight
         if self.writer is not None:
-            records = CounterMetricFamily(
-                "llm_mesh_gateway_request_records",
-                "Request records for the store, by result (written | dropped: queue full "
-                "or a store error)",
-                labels=["result"],
-            )
+            records = CounterMetricFamily(_RECORDS, _RECORDS_HELP, labels=["result"])
             records.add_metric(["written"], self.writer.written)
             records.add_metric(["dropped"], self.writer.dropped)
             yield records

@@ -43,6 +43,8 @@ class RequestWriter:
         self._writing: asyncio.Future[None] | None = None  # the loop's write in progress
         # called with each submitted record (cheap, in memory: the dashboard's series)
         self.observers: list[Callable[[RequestRecord], None]] = []
+        # told each count added to ``written`` / ``dropped`` (the metrics of --workers N)
+        self.counted: Callable[[str, int], None] | None = None
 
     def submit(self, rec: RequestRecord) -> None:
         """Queue one record (and show it to the observers); never blocks."""
@@ -51,7 +53,7 @@ class RequestWriter:
         try:
             self._queue.put_nowait(rec)
         except asyncio.QueueFull:
-            self.dropped += 1
+            self._count("dropped", 1)
 
     def start(self) -> None:
         if self._task is None:
@@ -88,10 +90,18 @@ class RequestWriter:
             await self.store.record_requests(batch)
         except Exception:
             log.exception("could not record %d requests; dropped", len(batch))
-            self.dropped += len(batch)
+            self._count("dropped", len(batch))
             return 0
-        self.written += len(batch)
+        self._count("written", len(batch))
         return len(batch)
+
+    def _count(self, result: str, n: int) -> None:
+        if result == "written":
+            self.written += n
+        else:
+            self.dropped += n
+        if self.counted is not None:
+            self.counted(result, n)
 
     async def _drain(self) -> None:
         while await self.flush() == self.max_batch:
