@@ -37,6 +37,7 @@ __all__ = [
     "TOKENS_PER_S_BUCKETS",
     "TTFT_BUCKETS_S",
     "WAIT_BUCKETS_S",
+    "WORKERS_METRICS_ENV",
     "Children",
     "events_registry",
     "install_metrics",
@@ -84,13 +85,20 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+WORKERS_METRICS_ENV = "LLM_MESH_WORKERS_METRICS_DIR"  # set by registry serve --workers
+
+
 def multiprocess_dir() -> str | None:
     """The directory of this process's metric values when prometheus-client runs in its
-    multiprocess mode (chosen when it was imported, by ``PROMETHEUS_MULTIPROC_DIR``);
-    ``None`` in its default mode, values in memory."""
+    multiprocess mode (chosen when it was imported, by ``PROMETHEUS_MULTIPROC_DIR``) for
+    ``registry serve --workers N`` (which names the same directory in
+    :data:`WORKERS_METRICS_ENV`); ``None`` in the default mode (values in memory), and for a
+    process given ``PROMETHEUS_MULTIPROC_DIR`` by someone else (its own values, not the sum
+    of whatever files that directory holds)."""
     if values.ValueClass is values.MutexValue:
         return None
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    return path if path is not None and os.environ.get(WORKERS_METRICS_ENV) == path else None
 
 
 def events_registry(served: CollectorRegistry) -> CollectorRegistry | None:

@@ -226,6 +226,7 @@ def _supervise(
     """``--workers N``: checked here, then :class:`~LLM_Mesh.registry.workers.WorkerSupervisor`."""
     import asyncio
 
+    from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV
     from LLM_Mesh.registry.store import database_unreachable
     from LLM_Mesh.registry.workers import WorkerSupervisor
     from LLM_Mesh.server_process import require_free_port
@@ -259,9 +260,10 @@ def _supervise(
         env = dict(os.environ)
         env.pop("prometheus_multiproc_dir", None)  # the old spelling, which it also reads
         if settings.metrics:
-            env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            env["PROMETHEUS_MULTIPROC_DIR"] = env[WORKERS_METRICS_ENV] = metrics_dir
         else:
             env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            env.pop(WORKERS_METRICS_ENV, None)
         supervisor = WorkerSupervisor(
             workers,
             lambda i: [*base, "--workers", "1", "--worker-index", str(i)],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import values
 
-from LLM_Mesh.metrics_http import multiprocess_dir
+from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV, multiprocess_dir
 from tests.registry.helpers import running
 from tests.registry.test_metrics import CHAT, chat, scrape
 
@@ -39,6 +39,7 @@ async def test_each_worker_s_scrape_sums_every_worker_s_counters(
     shared = tmp_path / "metrics"
     shared.mkdir()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    monkeypatch.setenv(WORKERS_METRICS_ENV, str(shared))  # as the supervisor sets both
     assert multiprocess_dir() is None  # the value class was chosen at import: in memory
     monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: 101))
     assert multiprocess_dir() == str(shared)
@@ -50,3 +51,16 @@ async def test_each_worker_s_scrape_sums_every_worker_s_counters(
     assert len(families) == len(set(families))
     assert {"llm_mesh_gateway_requests", "llm_mesh_gateway_request_duration_seconds",
             "llm_mesh_gateway_request_records", "llm_mesh_gateway_nodes"} <= set(families)  # fmt: skip
+
+
+def test_a_directory_someone_else_set_is_not_summed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PROMETHEUS_MULTIPROC_DIR`` set by an operator for a lone registry: its own values,
+    not the sum of whatever files that directory holds (stale ones of earlier runs)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.delenv(WORKERS_METRICS_ENV, raising=False)
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: 103))
+    assert multiprocess_dir() is None
+    monkeypatch.setenv(WORKERS_METRICS_ENV, str(tmp_path / "another"))
+    assert multiprocess_dir() is None
