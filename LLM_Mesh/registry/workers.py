@@ -37,6 +37,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
@@ -80,7 +81,7 @@ def _child_setup(parent: int, libc: ctypes.CDLL | None) -> Callable[[], None]:
 
 
 def _libc() -> ctypes.CDLL | None:
-    if not hasattr(os, "sched_getaffinity"):  # not Linux: no PR_SET_PDEATHSIG
+    if not sys.platform.startswith("linux"):  # no PR_SET_PDEATHSIG elsewhere
         return None
     try:
         return ctypes.CDLL(None, use_errno=True)
