@@ -234,6 +234,9 @@ def _supervise(
         if workers > MAX_WORKERS:
             raise ValueError(f"--workers {workers}: at most {MAX_WORKERS} (each holds its own "
                              "database connections)")  # fmt: skip
+        if port == 0:
+            raise ValueError(f"--workers {workers} needs a fixed --port: with 0 each worker "
+                             "would listen on a port of its own")  # fmt: skip
         if not url.startswith("postgresql"):
             raise ValueError(
                 f"--workers {workers} needs a PostgreSQL store (--database-url "
@@ -248,6 +251,7 @@ def _supervise(
             raise ValueError(f"{problem} (--database-url)")
     except (MeshError, ValueError) as exc:
         raise _fail(exc) from exc
+    shutdown_s = settings.registry_shutdown_s  # 0: no bound, none here either (not 10 s)
     base = [sys.executable, "-m", "LLM_Mesh.cli", "registry", "serve",
             *worker_args(ctx)]  # fmt: skip
     supervisor = WorkerSupervisor(
@@ -255,6 +259,6 @@ def _supervise(
         lambda i: [*base, "--workers", "1", "--worker-index", str(i)],
         host,
         port,
-        stop_timeout_s=settings.registry_shutdown_s + 10.0,
+        stop_timeout_s=shutdown_s + 10.0 if shutdown_s > 0 else None,
     )
     return supervisor.run()

@@ -18,7 +18,8 @@ over them) and are otherwise the single-process ``registry serve``.
 - on SIGTERM or SIGINT sends each worker one SIGTERM (each stops as a lone registry does:
   no new connections, requests in flight drain, bounded by ``registry_shutdown_s``) and
   exits 0 once they are gone; a second signal is passed on too (the workers then cut what
-  is in flight); a worker still alive ``stop_timeout_s`` after the first is killed;
+  is in flight); a worker still alive ``stop_timeout_s`` after the first is killed (None:
+  never, for ``LLM_MESH_REGISTRY_SHUTDOWN_S=0``, no bound);
 - the workers run in their own process groups (a terminal's Ctrl-C reaches this process
   alone, which passes it on once) and, on Linux, are sent SIGTERM if this process dies
   (``PR_SET_PDEATHSIG``): a supervisor killed with SIGKILL leaves no workers serving.
@@ -99,7 +100,7 @@ class WorkerSupervisor:
         port: int,
         *,
         start_timeout_s: float = 120.0,
-        stop_timeout_s: float = 40.0,
+        stop_timeout_s: float | None = 40.0,
         env: Mapping[str, str] | None = None,
         policy: Callable[[], RestartPolicy] = RestartPolicy,
         clock: Callable[[], float] = time.monotonic,
@@ -203,13 +204,15 @@ class WorkerSupervisor:
                 self._spawn(i)
 
     def _stop(self) -> None:
-        """Pass the stop on and wait for the workers (killed after ``stop_timeout_s``)."""
-        deadline = self.clock() + self.stop_timeout_s
+        """Pass the stop on and wait for the workers (killed after ``stop_timeout_s``; None:
+        never, as long as they take)."""
+        budget = self.stop_timeout_s
+        deadline = None if budget is None else self.clock() + budget
         while True:
             self._pass_signals_on()
             if not self.live():
                 return
-            if self.clock() >= deadline:
+            if deadline is not None and self.clock() >= deadline:
                 for i, proc in enumerate(self.procs):
                     if proc is not None and proc.poll() is None:
                         log.error("worker %d (pid %d) did not stop: killed", i, proc.pid)

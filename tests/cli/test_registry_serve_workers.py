@@ -132,3 +132,41 @@ def test_a_worker_is_not_told_what_it_inherits_from_the_environment() -> None:
     serve = sub.get_command(sctx, "serve")
     leaf = serve.make_context("serve", ["--port", "9000"], parent=sctx)
     assert registry_serve.worker_args(leaf) == ["--port", "9000"]  # not the defaults
+
+
+@pytest.mark.parametrize(("shutdown_s", "stop_s"), [("80", 90.0), ("25", 35.0), ("0", None)])
+def test_the_workers_stop_budget_follows_the_registrys_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shutdown_s: str, stop_s: float | None
+) -> None:
+    """A worker is killed 10 s after its own stop bound, LLM_MESH_REGISTRY_SHUTDOWN_S; 0 is
+    no bound, so never (found 2026-12-04: 0 killed every worker 10 s after the signal)."""
+
+    async def reachable(_url: str) -> None:
+        return None
+
+    monkeypatch.setattr(store, "database_unreachable", reachable)
+    made: list[workers.WorkerSupervisor] = []
+    monkeypatch.setattr(workers.WorkerSupervisor, "run", lambda self: made.append(self) or 0)
+    out = runner.invoke(app, ["registry", "serve", "--workers", "2", "--home", str(tmp_path),
+                              "--database-url", PG, "--port", str(_free_port())],
+                        env={"COLUMNS": "300", "LLM_MESH_REGISTRY_SHUTDOWN_S": shutdown_s})  # fmt: skip
+    assert out.exit_code == 0, _said(out)
+    (sup,) = made
+    assert sup.stop_timeout_s == stop_s
+
+
+def test_port_0_is_refused_with_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--port 0 gives each worker a port of its own, none the supervisor waits on (found
+    2026-12-04: worker 0 served on a random port, then `did not listen on 127.0.0.1:0
+    within 120 s` and the stop)."""
+
+    async def reachable(_url: str) -> None:
+        return None
+
+    monkeypatch.setattr(store, "database_unreachable", reachable)
+    started: list[object] = []
+    monkeypatch.setattr(workers.WorkerSupervisor, "run", lambda self: started.append(self) or 0)
+    out = runner.invoke(app, ["registry", "serve", "--workers", "2", "--home", str(tmp_path),
+                              "--database-url", PG, "--port", "0"], env={"COLUMNS": "300"})  # fmt: skip
+    assert out.exit_code == 1 and "--workers 2 needs a fixed --port" in _said(out), _said(out)
+    assert not started
