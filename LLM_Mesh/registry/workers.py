@@ -17,7 +17,8 @@ over them) and are otherwise the single-process ``registry serve``.
   wait (1 s, doubling to 30 s while it keeps dying within a minute), logging its exit code;
 - on SIGTERM or SIGINT sends each worker one SIGTERM (each stops as a lone registry does:
   no new connections, requests in flight drain, bounded by ``registry_shutdown_s``) and
-  exits 0 once they are gone; a second signal is passed on too (the workers then cut what
+  exits 0 once they are gone (70, as a lone registry past its bound, when a worker exited
+  70 or was killed); a second signal is passed on too (the workers then cut what
   is in flight); a worker still alive ``stop_timeout_s`` after the first is killed (None:
   never, for ``LLM_MESH_REGISTRY_SHUTDOWN_S=0``, no bound);
 - the workers run in their own process groups (a terminal's Ctrl-C reaches this process
@@ -42,6 +43,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
+from LLM_Mesh.core.shutdown import STOP_OVERDUE_STATUS
 from LLM_Mesh.core.worker_restart import RestartPolicy
 
 __all__ = ["WorkerSupervisor", "connect_host"]
@@ -120,6 +122,7 @@ class WorkerSupervisor:
         self.policies = [policy() for _ in range(n)]
         self.signals = 0  # stop signals received
         self._passed_on = 0  # of them, passed on to the workers
+        self._killed = False  # a worker killed at the stop's deadline
         self._libc = _libc()
 
     # --- signals -----------------------------------------------------------------------
@@ -218,11 +221,13 @@ class WorkerSupervisor:
                         log.error("worker %d (pid %d) did not stop: killed", i, proc.pid)
                         proc.kill()
                         proc.wait()
+                        self._killed = True
                 return
             time.sleep(_POLL_S)
 
     def run(self) -> int:
-        """Serve until a stop signal (0), or until worker 0 cannot start (its exit code)."""
+        """Serve until a stop signal (0; 70 when a worker's stop ran past its bound: it
+        exited 70 or was killed), or until worker 0 cannot start (its exit code)."""
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             log.info(
@@ -238,6 +243,14 @@ class WorkerSupervisor:
                 self._tend()
                 time.sleep(_POLL_S)
             self._stop()
+            overdue = [i for i, p in enumerate(self.procs)
+                       if p is not None and p.returncode == STOP_OVERDUE_STATUS]  # fmt: skip
+            if overdue or self._killed:  # as a lone registry's stop past its bound
+                log.warning(
+                    "registry workers stopped, not all within their bound (%s): exit status %d",
+                    ", ".join(f"worker {i}" for i in overdue) or "killed", STOP_OVERDUE_STATUS,
+                )  # fmt: skip
+                return STOP_OVERDUE_STATUS
             log.info("registry workers stopped")
             return 0
         finally:

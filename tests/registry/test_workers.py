@@ -47,6 +47,7 @@ while mode == "deaf" or len(signals) < (2 if mode == "stubborn" else 1):
         continue
     c.sendall(str(os.getpid()).encode())
     c.close()
+sys.exit(70 if mode == "overdue" else 0)  # overdue: its stop ran past its bound
 """
 
 
@@ -206,7 +207,7 @@ def test_a_second_signal_is_passed_on_and_a_worker_that_will_not_stop_is_killed(
 
     t0 = time.monotonic()
     code, errors = _drive(sup, script)
-    assert not errors and code == 0
+    assert not errors and code == 70  # a worker killed: a stop past its bound, as overdue
     assert all(_gone(pid) for pid in pids)
     stubborn, deaf = pids
     assert (tmp_path / "signals" / str(stubborn)).read_text().split() == ["15", "15"]
@@ -250,6 +251,21 @@ def test_without_a_stop_budget_a_worker_that_stops_slowly_is_never_killed(
     assert not errors and code == 0, errors
     (pid,) = pids
     assert (tmp_path / "signals" / str(pid)).read_text().split() == ["15", "15"]  # not killed
+
+
+def test_a_worker_whose_stop_ran_past_its_bound_makes_the_exit_status_70(
+    tmp_path: Path,
+) -> None:
+    # as a lone registry's (docs/operations.md, exit statuses; found 2026-12-04: the
+    # supervisor exited 0 whatever its workers' stops had been)
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "overdue" if i == 1 else "serve")
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, errors = _drive(sup, script)
+    assert not errors and code == 70
 
 
 def test_workers_are_in_their_own_process_groups(tmp_path: Path) -> None:
