@@ -40,11 +40,15 @@ class Hung(Exception):
 
 
 async def probe(http: httpx.AsyncClient, base: str, probe_s: float) -> Probe:
-    """``GET base/healthz`` within ``probe_s``: any HTTP answer is :attr:`Probe.ANSWERED`."""
+    """``GET base/healthz`` within ``probe_s``: any HTTP answer is :attr:`Probe.ANSWERED`.
+    ``Connection: close``: each probe on a connection of its own, none kept for the next (a
+    port several processes serve, ``registry serve --workers N``: a kept connection to a
+    live worker answered every later probe, and a stopped worker was never left)."""
     try:
         await call(
             http, "GET", base + "/healthz", PROBE_ANSWER_BYTES, deadline_s=probe_s,
             follow_redirects=False, timeout=httpx.Timeout(probe_s),
+            headers={"Connection": "close"},
         )  # fmt: skip
     except httpx.PoolTimeout:  # the client's own pool was full: nothing was sent
         return Probe.UNKNOWN

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -59,6 +61,44 @@ class PortInUse(MeshError):
     """The server's port is taken: said before anything slow starts, with what to do."""
 
 
+#: what a request cut by a second stop signal before its answer began is answered
+_CUT = {
+    "error": {
+        "message": "the server was stopped while this request ran (a second stop signal): "
+        "it was cut before its answer",
+        "type": "server_error",
+        "code": "stopped",
+    }
+}
+
+
+class _CutAnswer:
+    """The app, whose requests cancelled by a second stop signal before their answer began
+    get a 500 saying so (one WARNING), not uvicorn's bare ``Internal Server Error`` and
+    ERROR traceback (found 2026-12-04). One whose answer had begun is cut as before."""
+
+    def __init__(self, app: Any, server: SignalServer) -> None:
+        self.app, self.server = app, server
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            if scope.get("type") != "http" or not self.server.force_exit:
+                raise
+            body = json.dumps(_CUT).encode()
+            try:
+                await send({"type": "http.response.start", "status": 500, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]})  # fmt: skip
+                await send({"type": "http.response.body", "body": body})
+            except RuntimeError:  # its answer had begun: uvicorn refuses another start
+                raise asyncio.CancelledError("a second stop signal") from None
+            log.warning("%s %s cut by a second stop signal: answered 500", scope.get(
+                "method"), scope.get("path"))  # fmt: skip
+
+
 class SignalServer(uvicorn.Server):
     """uvicorn's server, calling ``on_signal(signum)`` when a stop signal comes."""
 
@@ -78,6 +118,11 @@ class SignalServer(uvicorn.Server):
             )
             self.force_exit = True
         self.should_exit = True  # not uvicorn's handle_exit: it raises the signal again
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if not isinstance(self.config.loaded_app, _CutAnswer):  # the connections' app
+            self.config.loaded_app = _CutAnswer(self.config.loaded_app, self)
+        await super().startup(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)

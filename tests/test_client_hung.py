@@ -105,7 +105,7 @@ class Hung:
     async def start(self) -> str:
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(64)
-        if self.kind == "silent":
+        if self.kind in ("silent", "one_live"):
             self._server = await asyncio.start_server(self._hold, sock=self._sock)
         return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
 
@@ -113,6 +113,9 @@ class Hung:
         got = len(self.received)
         self.received.append(b"")
         self._writers.append(writer)
+        if self.kind == "one_live" and got == 1:  # a live process on the same port
+            await _answer_probes(reader, writer)
+            return
         try:
             while data := await reader.read(65536):
                 self.received[got] += data
@@ -139,6 +142,21 @@ class Hung:
             self._server.close()
             await self._server.wait_closed()
         self._sock.close()
+
+
+async def _answer_probes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer each request on this connection ``200 {"status": "ok"}``, keeping it open."""
+    body, buf = b'{"status": "ok"}', b""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+    try:
+        while data := await reader.read(65536):
+            buf += data
+            while b"\r\n\r\n" in buf:
+                _, buf = buf.split(b"\r\n\r\n", 1)
+                writer.write(head % len(body) + body)
+                await writer.drain()
+    finally:
+        writer.close()
 
 
 class Live:
@@ -205,6 +223,20 @@ async def test_a_hung_gateway_is_left_for_the_next_with_the_same_request_id(
             assert hung.request_ids("/v1/chat/completions") == ["mine-1"]
             assert len(hung.request_ids("/healthz")) == 0  # (probes carry no id)
             assert sum(r.startswith(b"GET /healthz ") for r in hung.received) == QUICK.misses
+
+
+async def test_a_port_where_one_process_is_hung_and_another_answers_is_left(live: Live) -> None:
+    """``registry serve --workers N`` with one worker stopped: the request's connection
+    reached the stopped worker, the first probe's a live one, the later probes' the stopped
+    one again. Each probe takes a fresh connection (found 2026-12-04: the probes after the
+    first reused its kept-alive connection to the live worker, so the stopped one was never
+    left: ``llm-mesh ask`` with two URLs waited its whole timeout)."""
+    async with stopped_at_end(Hung("one_live")) as port:
+        second = Gateway("b")
+        urls = [await port.start(), await live.start(second)]
+        async with MeshClient(urls, hang_policy=QUICK) as c, asyncio.timeout(BOUND_S):
+            assert (await c.chat(CHAT, request_id="mine-3"))["id"] == "b"
+        assert second.calls == ["mine-3"] and c.failovers == 1
 
 
 async def test_a_made_request_id_is_the_same_on_both(hung: Hung, live: Live) -> None:

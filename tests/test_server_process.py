@@ -5,6 +5,7 @@ the signal would."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import socket
@@ -39,6 +40,9 @@ def _app(events: list[str]) -> Any:
                     events.append("app stopped")
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["path"] == "/slow":  # an answer that takes long to begin
+            events.append("slow started")
+            await asyncio.sleep(60)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         try:
             while True:
@@ -121,3 +125,36 @@ def test_a_signal_while_loading_exits_at_once_and_the_handlers_come_back(
         "SIGTERM while loading the model: exiting now (nothing serves yet)"
     )
     assert signal.getsignal(signal.SIGTERM) is before  # serving, uvicorn's take over
+
+
+def test_a_request_a_second_signal_cuts_before_its_answer_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-04 (registry serve --workers 2, a completion in flight, SIGTERM twice):
+    the client got ``HTTP 500: Internal Server Error`` and the log uvicorn's ERROR
+    ``Exception in ASGI application`` with a CancelledError traceback."""
+    events: list[str] = []
+    server, thread, port = _serving(events, [])
+    got: dict[str, Any] = {}
+
+    def ask() -> None:
+        r = httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10)
+        got["status"], got["text"] = r.status_code, r.text
+
+    asker = threading.Thread(target=ask)
+    with caplog.at_level(logging.INFO):
+        asker.start()
+        deadline = time.monotonic() + 10
+        while "slow started" not in events:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        server.handle_exit(signal.SIGTERM, None)
+        time.sleep(0.3)
+        server.handle_exit(signal.SIGTERM, None)
+        asker.join(10)
+        thread.join(10)
+    assert not thread.is_alive() and not asker.is_alive()
+    assert got["status"] == 500
+    assert "a second stop signal" in json.loads(got["text"])["error"]["message"], got
+    assert "Exception in ASGI application" not in caplog.text
+    assert "Traceback" not in caplog.text

@@ -237,6 +237,9 @@ def _supervise(
         if workers > MAX_WORKERS:
             raise ValueError(f"--workers {workers}: at most {MAX_WORKERS} (each holds its own "
                              "database connections)")  # fmt: skip
+        if port == 0:
+            raise ValueError(f"--workers {workers} needs a fixed --port: with 0 each worker "
+                             "would listen on a port of its own")  # fmt: skip
         if not url.startswith("postgresql"):
             raise ValueError(
                 f"--workers {workers} needs a PostgreSQL store (--database-url "
@@ -251,6 +254,7 @@ def _supervise(
             raise ValueError(f"{problem} (--database-url)")
     except (MeshError, ValueError) as exc:
         raise _fail(exc) from exc
+    shutdown_s = settings.registry_shutdown_s  # 0: no bound, none here either (not 10 s)
     base = [sys.executable, "-m", "LLM_Mesh.cli", "registry", "serve",
             *worker_args(ctx)]  # fmt: skip
     # the workers' metric values, summed by each one's /metrics (prometheus-client's
@@ -269,10 +273,7 @@ def _supervise(
             lambda i: [*base, "--workers", "1", "--worker-index", str(i)],
             host,
             port,
-            # a worker's own stop is bounded by registry_shutdown_s (0: not bounded, nor here)
-            stop_timeout_s=settings.registry_shutdown_s + 10.0
-            if settings.registry_shutdown_s > 0
-            else float("inf"),
+            stop_timeout_s=shutdown_s + 10.0 if shutdown_s > 0 else None,
             env=env,
         )
         return supervisor.run()

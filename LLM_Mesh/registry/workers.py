@@ -17,8 +17,10 @@ over them) and are otherwise the single-process ``registry serve``.
   wait (1 s, doubling to 30 s while it keeps dying within a minute), logging its exit code;
 - on SIGTERM or SIGINT sends each worker one SIGTERM (each stops as a lone registry does:
   no new connections, requests in flight drain, bounded by ``registry_shutdown_s``) and
-  exits 0 once they are gone; a second signal is passed on too (the workers then cut what
-  is in flight); a worker still alive ``stop_timeout_s`` after the first is killed;
+  exits 0 once they are gone (70, as a lone registry past its bound, when a worker exited
+  70 or was killed); a second signal is passed on too (the workers then cut what
+  is in flight); a worker still alive ``stop_timeout_s`` after the first is killed (None:
+  never, for ``LLM_MESH_REGISTRY_SHUTDOWN_S=0``, no bound);
 - the workers run in their own process groups (a terminal's Ctrl-C reaches this process
   alone, which passes it on once) and, on Linux, are sent SIGTERM if this process dies
   (``PR_SET_PDEATHSIG``): a supervisor killed with SIGKILL leaves no workers serving.
@@ -42,6 +44,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
+from LLM_Mesh.core.shutdown import STOP_OVERDUE_STATUS
 from LLM_Mesh.core.worker_restart import RestartPolicy
 
 __all__ = ["WorkerSupervisor", "connect_host"]
@@ -100,7 +103,7 @@ class WorkerSupervisor:
         port: int,
         *,
         start_timeout_s: float = 120.0,
-        stop_timeout_s: float = 40.0,
+        stop_timeout_s: float | None = 40.0,
         env: Mapping[str, str] | None = None,
         policy: Callable[[], RestartPolicy] = RestartPolicy,
         clock: Callable[[], float] = time.monotonic,
@@ -120,6 +123,7 @@ class WorkerSupervisor:
         self.policies = [policy() for _ in range(n)]
         self.signals = 0  # stop signals received
         self._passed_on = 0  # of them, passed on to the workers
+        self._killed = False  # a worker killed at the stop's deadline
         self._libc = _libc()
 
     # --- signals -----------------------------------------------------------------------
@@ -204,23 +208,27 @@ class WorkerSupervisor:
                 self._spawn(i)
 
     def _stop(self) -> None:
-        """Pass the stop on and wait for the workers (killed after ``stop_timeout_s``)."""
-        deadline = self.clock() + self.stop_timeout_s
+        """Pass the stop on and wait for the workers (killed after ``stop_timeout_s``; None:
+        never, as long as they take)."""
+        budget = self.stop_timeout_s
+        deadline = None if budget is None else self.clock() + budget
         while True:
             self._pass_signals_on()
             if not self.live():
                 return
-            if self.clock() >= deadline:
+            if deadline is not None and self.clock() >= deadline:
                 for i, proc in enumerate(self.procs):
                     if proc is not None and proc.poll() is None:
                         log.error("worker %d (pid %d) did not stop: killed", i, proc.pid)
                         proc.kill()
                         proc.wait()
+                        self._killed = True
                 return
             time.sleep(_POLL_S)
 
     def run(self) -> int:
-        """Serve until a stop signal (0), or until worker 0 cannot start (its exit code)."""
+        """Serve until a stop signal (0; 70 when a worker's stop ran past its bound: it
+        exited 70 or was killed), or until worker 0 cannot start (its exit code)."""
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             log.info(
@@ -236,6 +244,14 @@ class WorkerSupervisor:
                 self._tend()
                 time.sleep(_POLL_S)
             self._stop()
+            overdue = [i for i, p in enumerate(self.procs)
+                       if p is not None and p.returncode == STOP_OVERDUE_STATUS]  # fmt: skip
+            if overdue or self._killed:  # as a lone registry's stop past its bound
+                log.warning(
+                    "registry workers stopped, not all within their bound (%s): exit status %d",
+                    ", ".join(f"worker {i}" for i in overdue) or "killed", STOP_OVERDUE_STATUS,
+                )  # fmt: skip
+                return STOP_OVERDUE_STATUS
             log.info("registry workers stopped")
             return 0
         finally:

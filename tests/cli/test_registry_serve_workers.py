@@ -138,11 +138,30 @@ def test_a_worker_is_not_told_what_it_inherits_from_the_environment() -> None:
     assert registry_serve.worker_args(leaf) == ["--port", "9000"]  # not the defaults
 
 
-def test_an_unbounded_stop_is_not_cut_by_the_supervisor(
-    tmp_path: Path, supervisors: list[workers.WorkerSupervisor]
+@pytest.mark.parametrize(("shutdown_s", "stop_s"), [("80", 90.0), ("25", 35.0), ("0", None)])
+def test_the_workers_stop_budget_follows_the_registrys_own(
+    tmp_path: Path,
+    supervisors: list[workers.WorkerSupervisor],
+    shutdown_s: str,
+    stop_s: float | None,
 ) -> None:
+    """A worker is killed 10 s after its own stop bound, LLM_MESH_REGISTRY_SHUTDOWN_S; 0 is
+    no bound, so never (found 2026-12-04: 0 killed every worker 10 s after the signal)."""
     out = runner.invoke(app, ["registry", "serve", "--workers", "2", "--home", str(tmp_path),
                               "--database-url", PG, "--port", str(_free_port())],
-                        env={"COLUMNS": "300", "LLM_MESH_REGISTRY_SHUTDOWN_S": "0"})  # fmt: skip
+                        env={"COLUMNS": "300", "LLM_MESH_REGISTRY_SHUTDOWN_S": shutdown_s})  # fmt: skip
     assert out.exit_code == 0, _said(out)
-    assert supervisors[0].stop_timeout_s == float("inf")
+    (sup,) = supervisors
+    assert sup.stop_timeout_s == stop_s
+
+
+def test_port_0_is_refused_with_workers(
+    tmp_path: Path, supervisors: list[workers.WorkerSupervisor]
+) -> None:
+    """--port 0 gives each worker a port of its own, none the supervisor waits on (found
+    2026-12-04: worker 0 served on a random port, then `did not listen on 127.0.0.1:0
+    within 120 s` and the stop)."""
+    out = runner.invoke(app, ["registry", "serve", "--workers", "2", "--home", str(tmp_path),
+                              "--database-url", PG, "--port", "0"], env={"COLUMNS": "300"})  # fmt: skip
+    assert out.exit_code == 1 and "--workers 2 needs a fixed --port" in _said(out), _said(out)
+    assert not supervisors

@@ -5,6 +5,7 @@ listen, and answer each connection with their pid. No registry, no database: the
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -46,6 +47,7 @@ while mode == "deaf" or len(signals) < (2 if mode == "stubborn" else 1):
         continue
     c.sendall(str(os.getpid()).encode())
     c.close()
+sys.exit(70 if mode == "overdue" else 0)  # overdue: its stop ran past its bound
 """
 
 
@@ -205,12 +207,65 @@ def test_a_second_signal_is_passed_on_and_a_worker_that_will_not_stop_is_killed(
 
     t0 = time.monotonic()
     code, errors = _drive(sup, script)
-    assert not errors and code == 0
+    assert not errors and code == 70  # a worker killed: a stop past its bound, as overdue
     assert all(_gone(pid) for pid in pids)
     stubborn, deaf = pids
     assert (tmp_path / "signals" / str(stubborn)).read_text().split() == ["15", "15"]
     assert len((tmp_path / "signals" / str(deaf)).read_text().split()) == 2
     assert time.monotonic() - t0 < 15  # the deaf one killed at stop_timeout_s
+
+
+def test_without_a_stop_budget_a_worker_that_stops_slowly_is_never_killed(
+    tmp_path: Path,
+) -> None:
+    # LLM_MESH_REGISTRY_SHUTDOWN_S=0 (no bound): the supervisor waits for its workers as
+    # long as they drain (found 2026-12-04: it killed them 10 s after the signal). Once
+    # signalled the clock runs an hour a reading: any deadline would have passed at once.
+    hours = itertools.count()
+
+    def clock() -> float:
+        return time.monotonic() + (3600.0 * next(hours) if sup.signals else 0.0)
+
+    sup, _port = _supervisor(tmp_path, 1, lambda i: "stubborn", stop_timeout_s=None,
+                             clock=clock)  # fmt: skip
+    pids: list[int] = []
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 1)
+        pids.extend(sup.pids())
+        os.kill(os.getpid(), signal.SIGTERM)
+        _wait(lambda: len(list((tmp_path / "signals").iterdir())) == 1)
+        time.sleep(1.0)  # the supervisor's stop loop runs meanwhile
+        assert sup.live() == 1, "killed without a stop budget"
+        os.kill(os.getpid(), signal.SIGTERM)  # the second signal: it stops
+
+    old = signal.signal(signal.SIGTERM, lambda _s, _f: None)  # a stray one: not pytest's end
+    try:
+        code, errors = _drive(sup, script)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        for proc in sup.procs:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert not errors and code == 0, errors
+    (pid,) = pids
+    assert (tmp_path / "signals" / str(pid)).read_text().split() == ["15", "15"]  # not killed
+
+
+def test_a_worker_whose_stop_ran_past_its_bound_makes_the_exit_status_70(
+    tmp_path: Path,
+) -> None:
+    # as a lone registry's (docs/operations.md, exit statuses; found 2026-12-04: the
+    # supervisor exited 0 whatever its workers' stops had been)
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "overdue" if i == 1 else "serve")
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, errors = _drive(sup, script)
+    assert not errors and code == 70
 
 
 def test_workers_are_in_their_own_process_groups(tmp_path: Path) -> None:
