@@ -126,8 +126,8 @@ def registry_serve(
             envvar="LLM_MESH_REGISTRY_WORKERS",
             show_envvar=False,
             show_default=False,
-            help="Processes serving this port (SO_REUSEPORT), each a replica on the shared "
-            "store: more than 1 needs a PostgreSQL --database-url \\[env "
+            help=f"Processes serving this port (SO_REUSEPORT), at most {MAX_WORKERS}, each a "
+            "replica on the shared store: more than 1 needs a PostgreSQL --database-url \\[env "
             "LLM_MESH_REGISTRY_WORKERS, default 1]",
         ),
     ] = 1,

@@ -73,6 +73,14 @@ def test_a_worker_count_out_of_bounds_is_refused(tmp_path: Path) -> None:
     assert out.exit_code == 1 and "--workers 65: at most 64" in _said(out), _said(out)
 
 
+def test_the_help_says_the_worker_bound() -> None:
+    # found 2026-12-04: --help did not say that more than 64 is refused
+    out = runner.invoke(app, ["registry", "serve", "--help"], env={"COLUMNS": "80"})
+    assert out.exit_code == 0 and "…" not in out.output, out.output
+    said = " ".join(out.output.replace("│", " ").split())
+    assert f"at most {registry_serve.MAX_WORKERS}" in said, said
+
+
 def test_a_taken_port_is_said_before_any_worker_starts(
     tmp_path: Path, supervisors: list[workers.WorkerSupervisor]
 ) -> None:
