@@ -230,7 +230,7 @@ def _supervise(
     from LLM_Mesh.registry.store import database_unreachable
     from LLM_Mesh.registry.workers import WorkerSupervisor
     from LLM_Mesh.server_process import require_free_port
-    from LLM_Mesh.tls import check_server_pair
+    from LLM_Mesh.tls import REGISTRY_PAIR_HINT, check_server_pair
 
     url = settings.effective_database_url
     try:
@@ -247,7 +247,7 @@ def _supervise(
                 "that share the network's state through it; SQLite is one process's store"
             )
         if tls_cert is not None and tls_key is not None:
-            check_server_pair(str(tls_cert), str(tls_key))
+            check_server_pair(str(tls_cert), str(tls_key), hint=REGISTRY_PAIR_HINT)
         require_free_port(host, port, ": stop what serves there, or serve on another port")
         problem = asyncio.run(database_unreachable(url))
         if problem is not None:

@@ -560,9 +560,9 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     if tls_cert is not None and tls_key is not None:
-        from LLM_Mesh.tls import check_server_pair
+        from LLM_Mesh.tls import REGISTRY_PAIR_HINT, check_server_pair
 
-        check_server_pair(tls_cert, tls_key)  # said in one line, before anything starts
+        check_server_pair(tls_cert, tls_key, hint=REGISTRY_PAIR_HINT)  # said in one line, before anything starts
     from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
