@@ -153,7 +153,9 @@ async def call(
     except TimeoutError:
         if not deadline.expired():
             raise
-        raise AnswerTimedOut(f"{what} took longer than {deadline_s:g} s: not read further") from None
+        raise AnswerTimedOut(
+            f"{what} took longer than {deadline_s:g} s: not read further"
+        ) from None
     kept = {k: r.headers[k] for k in ("retry-after", "location") if k in r.headers} or None
     return httpx.Response(r.status_code, content=body, request=request, headers=kept)
 
