@@ -224,10 +224,8 @@ def _supervise(
     tls_cert: Path | None, tls_key: Path | None,
 ) -> int:  # fmt: skip
     """``--workers N``: checked here, then :class:`~LLM_Mesh.registry.workers.WorkerSupervisor`."""
-    import asyncio
-
     from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV
-    from LLM_Mesh.registry.store import database_unreachable
+    from LLM_Mesh.registry.store import store_unusable
     from LLM_Mesh.registry.workers import WorkerSupervisor
     from LLM_Mesh.server_process import require_free_port
     from LLM_Mesh.tls import REGISTRY_PAIR_HINT, check_server_pair
@@ -249,7 +247,7 @@ def _supervise(
         if tls_cert is not None and tls_key is not None:
             check_server_pair(str(tls_cert), str(tls_key), hint=REGISTRY_PAIR_HINT)
         require_free_port(host, port, ": stop what serves there, or serve on another port")
-        problem = asyncio.run(database_unreachable(url))
+        problem = store_unusable(url)  # the server, a newer llm-mesh's schema
         if problem is not None:
             raise ValueError(f"{problem} (--database-url)")
     except (MeshError, ValueError) as exc:

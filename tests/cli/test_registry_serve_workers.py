@@ -24,12 +24,14 @@ PG = "postgresql://postgres@127.0.0.1:5432/nowhere"
 
 @pytest.fixture
 def supervisors(monkeypatch: pytest.MonkeyPatch) -> list[workers.WorkerSupervisor]:
-    """The supervisors the command made (not run), with the database taken as reachable."""
+    """The supervisors the command made (not run), with the database taken as reachable
+    and its schema as known."""
 
     async def reachable(_url: str) -> None:
         return None
 
     monkeypatch.setattr(store, "database_unreachable", reachable)
+    monkeypatch.setattr(store, "schema_unknown", reachable)
     made: list[workers.WorkerSupervisor] = []
 
     def run(self: workers.WorkerSupervisor) -> int:
