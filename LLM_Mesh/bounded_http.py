@@ -47,7 +47,7 @@ import httpx
 from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
 
 __all__ = [
-    "AS_SENT", "DECODED", "RETRIES_429", "AnswerRefused", "Read", "answer_json",
+    "AS_SENT", "DECODED", "RETRIES_429", "AnswerRefused", "AnswerTimedOut", "Read", "answer_json",
     "answer_object", "answer_rows", "call", "decoded", "hex_list", "json_or_none",
     "raise_for_error", "read_body", "redirected", "rows", "rows_in", "wait_429",
 ]  # fmt: skip
@@ -68,6 +68,12 @@ _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate":
 class AnswerRefused(MeshError):
     """An answer longer than the reader's limit, slower than its deadline, or compressed
     where the bytes as sent were asked for: not read further."""
+
+
+class AnswerTimedOut(AnswerRefused):
+    """An answer (or its connection) slower than the reader's deadline: not a refusal of
+    what was said, so said as "timed out" (found 2026-12-04: a node waiting on a hung
+    registry logged "...'s answer refused: ... took longer than 5 s")."""
 
 
 async def decoded(
@@ -147,7 +153,9 @@ async def call(
     except TimeoutError:
         if not deadline.expired():
             raise
-        raise AnswerRefused(f"{what} took longer than {deadline_s:g} s: not read further") from None
+        raise AnswerTimedOut(
+            f"{what} took longer than {deadline_s:g} s: not read further"
+        ) from None
     kept = {k: r.headers[k] for k in ("retry-after", "location") if k in r.headers} or None
     return httpx.Response(r.status_code, content=body, request=request, headers=kept)
 

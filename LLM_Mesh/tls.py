@@ -17,6 +17,8 @@ import ssl
 from pathlib import Path
 
 __all__ = [
+    "NODE_PAIR_HINT",
+    "REGISTRY_PAIR_HINT",
     "certificate_fingerprint",
     "check_server_pair",
     "client_ssl_context",
@@ -66,12 +68,25 @@ def certificate_fingerprint(cert_file: str | Path) -> str:
     return fingerprint_of_der(cert.public_bytes(Encoding.DER))
 
 
-def check_server_pair(cert_file: str | Path, key_file: str | Path) -> None:
+# how the server that checks a pair gets one, said after the reason (found 2026-12-04: a
+# registry operator was told how to make a pair for a node)
+NODE_PAIR_HINT = "a node: llm-mesh node tls init makes a matching pair"
+REGISTRY_PAIR_HINT = (
+    "a registry: the certificate a CA signed for its names and that certificate's key, "
+    'PEM, the key unencrypted; docs/deploy.md, "TLS"'
+)
+
+
+def check_server_pair(
+    cert_file: str | Path, key_file: str | Path, *, hint: str | None = None
+) -> None:
     """``ValueError`` naming both files unless a server can serve https with them: both
     readable PEM, the key the certificate's, not encrypted (uvicorn would ask for its
-    password on the terminal). Called before a registry or node starts (found 2026-12-04:
-    a key that was not the certificate's, or a missing file, ended ``registry serve`` and
-    ``node start`` with uvicorn's traceback, ``KEY_VALUES_MISMATCH``)."""
+    password on the terminal); ``hint`` (the caller's: :data:`NODE_PAIR_HINT`,
+    :data:`REGISTRY_PAIR_HINT`) in brackets after the reason. Called before a registry or
+    node starts (found 2026-12-04: a key that was not the certificate's, or a missing file,
+    ended ``registry serve`` and ``node start`` with uvicorn's traceback,
+    ``KEY_VALUES_MISMATCH``)."""
     cert, key = Path(cert_file).expanduser(), Path(key_file).expanduser()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 
@@ -94,8 +109,8 @@ def check_server_pair(cert_file: str | Path, key_file: str | Path) -> None:
     else:
         return
     raise ValueError(
-        f"cannot serve https with --tls-cert {cert} and --tls-key {key}: {why} "
-        "(a node: llm-mesh node tls init makes a matching pair)"
+        f"cannot serve https with --tls-cert {cert} and --tls-key {key}: {why}"
+        + (f" ({hint})" if hint else "")
     )
 
 

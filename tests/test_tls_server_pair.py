@@ -39,6 +39,7 @@ def test_a_key_of_another_certificate_is_named_with_both_files(tmp_path: Path) -
         check_server_pair(cert, other_key)
     said = str(caught.value)
     assert str(cert) in said and str(other_key) in said and "do not match" in said
+    assert said.endswith("(they do not match)")  # no caller's hint given: none said
 
 
 def test_a_missing_or_unreadable_file_is_named(tmp_path: Path) -> None:
@@ -77,6 +78,27 @@ def test_registry_serve_says_it_in_one_line(tmp_path: Path) -> None:
     assert out.exit_code == 1, out.output
     assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
     assert "do not match" in out.output and str(other_key) in out.output
+    _says_the_registry_hint(out.output)
+
+
+def _says_the_registry_hint(output: str) -> None:
+    # found 2026-12-04: a registry operator was told "a node: llm-mesh node tls init ..."
+    said = " ".join(output.replace("│", " ").split())
+    assert "a registry: the certificate a CA signed" in said, said
+    assert "node tls init" not in said, said
+
+
+def test_registry_serve_with_workers_says_it_in_one_line_too(tmp_path: Path) -> None:
+    cert, _ = _pair(tmp_path / "a")
+    _, other_key = _pair(tmp_path / "b")
+    args = ["registry", "serve", "--home", str(tmp_path / "home"), "--port", str(_free_port()),
+            "--workers", "2", "--database-url", "postgresql://postgres@127.0.0.1:1/nowhere"]  # fmt: skip
+    out = runner.invoke(app, [*args, "--tls-cert", str(cert), "--tls-key", str(other_key)],
+                        env={"COLUMNS": "300"})  # fmt: skip
+    assert out.exit_code == 1, out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    assert "do not match" in out.output
+    _says_the_registry_hint(out.output)
 
 
 def test_node_start_says_it_in_one_line(tmp_path: Path) -> None:
@@ -95,6 +117,8 @@ def test_node_start_says_it_in_one_line(tmp_path: Path) -> None:
     assert out.exit_code == 1, out.output
     assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
     assert "do not match" in out.output and str(cert) in out.output
+    said = " ".join(out.output.replace("│", " ").split())
+    assert "(a node: llm-mesh node tls init makes a matching pair)" in said, said
 
 
 def test_registry_serve_hands_uvicorn_the_files_under_the_home_folder(

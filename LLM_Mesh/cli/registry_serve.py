@@ -126,8 +126,8 @@ def registry_serve(
             envvar="LLM_MESH_REGISTRY_WORKERS",
             show_envvar=False,
             show_default=False,
-            help="Processes serving this port (SO_REUSEPORT), each a replica on the shared "
-            "store: more than 1 needs a PostgreSQL --database-url \\[env "
+            help=f"Processes serving this port (SO_REUSEPORT), at most {MAX_WORKERS}, each a "
+            "replica on the shared store: more than 1 needs a PostgreSQL --database-url \\[env "
             "LLM_MESH_REGISTRY_WORKERS, default 1]",
         ),
     ] = 1,
@@ -224,13 +224,11 @@ def _supervise(
     tls_cert: Path | None, tls_key: Path | None,
 ) -> int:  # fmt: skip
     """``--workers N``: checked here, then :class:`~LLM_Mesh.registry.workers.WorkerSupervisor`."""
-    import asyncio
-
     from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV
-    from LLM_Mesh.registry.store import database_unreachable
+    from LLM_Mesh.registry.store import store_unusable
     from LLM_Mesh.registry.workers import WorkerSupervisor
     from LLM_Mesh.server_process import require_free_port
-    from LLM_Mesh.tls import check_server_pair
+    from LLM_Mesh.tls import REGISTRY_PAIR_HINT, check_server_pair
 
     url = settings.effective_database_url
     try:
@@ -247,9 +245,9 @@ def _supervise(
                 "that share the network's state through it; SQLite is one process's store"
             )
         if tls_cert is not None and tls_key is not None:
-            check_server_pair(str(tls_cert), str(tls_key))
+            check_server_pair(str(tls_cert), str(tls_key), hint=REGISTRY_PAIR_HINT)
         require_free_port(host, port, ": stop what serves there, or serve on another port")
-        problem = asyncio.run(database_unreachable(url))
+        problem = store_unusable(url)  # the server, a newer llm-mesh's schema
         if problem is not None:
             raise ValueError(f"{problem} (--database-url)")
     except (MeshError, ValueError) as exc:

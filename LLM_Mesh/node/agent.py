@@ -58,7 +58,7 @@ from typing import Any
 
 import httpx
 
-from LLM_Mesh.bounded_http import AnswerRefused, call
+from LLM_Mesh.bounded_http import AnswerRefused, AnswerTimedOut, call
 from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.reach_hint import reach_hint
@@ -233,7 +233,8 @@ class NodeAgent:
                 failure += f" ({hint})" if hint else ""
             except AnswerRefused as exc:
                 refused = False
-                failure = f"registry {base}'s answer refused: {said(exc)}"
+                how = "timed out" if isinstance(exc, AnswerTimedOut) else "refused"
+                failure = f"registry {base}'s answer {how}: {said(exc)}"
             else:
                 if r.status_code < 500 or tries == 1:
                     self._answered_by = base

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from LLM_Mesh.bounded_http import AnswerRefused, call
+from LLM_Mesh.bounded_http import AnswerRefused, AnswerTimedOut, call
 from LLM_Mesh.errors import (
     InvalidCredential,
     RegistryUnreachable,
@@ -56,7 +56,8 @@ async def ask_earnings(
             f"the registry at {registry_url} is unreachable ({exc!r}): no earnings"
         ) from None
     except AnswerRefused as exc:
-        raise UpstreamError(f"the registry's earnings answer was refused: {said(exc)}") from None
+        how = "timed out" if isinstance(exc, AnswerTimedOut) else "was refused"
+        raise UpstreamError(f"the registry's earnings answer {how}: {said(exc)}") from None
     data: Any = answer_of(r)
     if data is None:
         data = r.text

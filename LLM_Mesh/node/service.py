@@ -39,7 +39,12 @@ from LLM_Mesh.node.gateway_guard import GatewayGuard
 from LLM_Mesh.node.gateway_pin import pin_path
 from LLM_Mesh.node.keys import NodeKey, key_path, load_or_create_key
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
-from LLM_Mesh.tls import certificate_fingerprint, check_server_pair, client_ssl_context
+from LLM_Mesh.tls import (
+    NODE_PAIR_HINT,
+    certificate_fingerprint,
+    check_server_pair,
+    client_ssl_context,
+)
 
 log = logging.getLogger("LLM_Mesh.node")
 
@@ -188,7 +193,7 @@ class NodeService:
             )
         self.public_url = config.effective_public_url
         if config.tls_cert and config.tls_key:  # a pair, readable: said before a model loads
-            check_server_pair(config.tls_cert, config.tls_key)
+            check_server_pair(config.tls_cert, config.tls_key, hint=NODE_PAIR_HINT)
         # the gateway pins this certificate (its fingerprint is in the signed registration)
         self.tls_fingerprint = certificate_fingerprint(config.tls_cert) if config.tls_cert else None
         self.admission = Admission(config.max_concurrency, config.max_queue, clock=clock)

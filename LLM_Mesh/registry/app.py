@@ -560,13 +560,13 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     if tls_cert is not None and tls_key is not None:
-        from LLM_Mesh.tls import check_server_pair
+        from LLM_Mesh.tls import REGISTRY_PAIR_HINT, check_server_pair
 
-        check_server_pair(tls_cert, tls_key)  # said in one line, before anything starts
+        check_server_pair(tls_cert, tls_key, hint=REGISTRY_PAIR_HINT)  # one line, first
     from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
-    from LLM_Mesh.registry.store import database_unreachable, sqlite_unusable
+    from LLM_Mesh.registry.store import store_unusable
     from LLM_Mesh.server_process import require_free_port, reuse_port_socket
 
     # said in one line before migrations, keys and settlement start (not uvicorn's bind
@@ -576,7 +576,7 @@ def serve(
         require_free_port(host, port, " (another registry? `llm-mesh up` runs its registry on "
                           "8800): stop it, or serve on another port: --port N")  # fmt: skip
     url = settings.effective_database_url
-    problem = sqlite_unusable(url) or asyncio.run(database_unreachable(url))
+    problem = store_unusable(url)  # the file, the server, a newer llm-mesh's schema
     if problem is not None:
         raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
 

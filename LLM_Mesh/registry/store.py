@@ -20,6 +20,7 @@ builds the engine and migrates the database to Alembic's head (in code, no
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -50,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, NodeRecord, RequestRecord
+from LLM_Mesh.registry.schema_version import MIGRATIONS_DIR, check_schema_known, schema_unknown
 from LLM_Mesh.registry.settle_db import JOURNAL_SIZE_LIMIT
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_canary import SqlCanary
@@ -67,8 +69,6 @@ __all__ = [
     "downgrade",
     "upgrade",
 ]
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Any fixed number: serializes concurrent migrations of one PostgreSQL database.
 _PG_MIGRATION_LOCK = 0x4C4C4D4D  # "LLMM"
@@ -119,6 +119,7 @@ def downgrade(connection: Connection, revision: str = "base") -> None:
 def _migrate_to_head(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+    check_schema_known(connection)  # a newer llm-mesh's schema: one line, left as it is
     upgrade(connection, "head")
 
 
@@ -265,6 +266,17 @@ async def database_unreachable(url: str, timeout_s: float = 10.0) -> str | None:
     return None
 
 
+def store_unusable(url: str) -> str | None:
+    """Why the store at ``url`` cannot serve (:func:`sqlite_unusable`,
+    :func:`database_unreachable`, a newer llm-mesh's schema: ``schema_unknown``), in one
+    line said before serving; ``None`` when it can. Not in a running event loop."""
+    return (
+        sqlite_unusable(url)
+        or asyncio.run(database_unreachable(url))
+        or asyncio.run(schema_unknown(url))
+    )
+
+
 def _enable_sqlite_pragmas(wal: bool) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -378,7 +390,8 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         return self._versions.get(topic)
 
     async def open(self) -> None:
-        """Create the engine and migrate the database to head. Idempotent."""
+        """Create the engine and migrate the database to head (``SchemaUnknown`` when a newer
+        llm-mesh's schema is there, left as it is). Idempotent."""
         if self._engine is not None:
             return
         sqlite_file = _sqlite_file(self.url)

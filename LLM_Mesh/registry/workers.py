@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
+from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.shutdown import STOP_OVERDUE_STATUS
 from LLM_Mesh.core.worker_restart import RestartPolicy
 
@@ -135,7 +136,7 @@ class WorkerSupervisor:
         while self._passed_on < self.signals:
             self._passed_on += 1
             if self._passed_on == 1:
-                log.info("stopping the %d workers", self.live())
+                log.info("stopping %s", counted(self.live(), "worker"))
             else:
                 log.warning("asked again: the workers cut the requests in flight")
             for proc in self.procs:
@@ -232,8 +233,8 @@ class WorkerSupervisor:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             log.info(
-                "registry workers: %d processes on %s:%d (SO_REUSEPORT)",
-                self.n, self.host, self.port,
+                "registry workers: %s on %s:%d (SO_REUSEPORT)",
+                counted(self.n, "process", "processes"), self.host, self.port,
             )  # fmt: skip
             code = self._first_up()
             if code is not None:

@@ -24,12 +24,14 @@ PG = "postgresql://postgres@127.0.0.1:5432/nowhere"
 
 @pytest.fixture
 def supervisors(monkeypatch: pytest.MonkeyPatch) -> list[workers.WorkerSupervisor]:
-    """The supervisors the command made (not run), with the database taken as reachable."""
+    """The supervisors the command made (not run), with the database taken as reachable
+    and its schema as known."""
 
     async def reachable(_url: str) -> None:
         return None
 
     monkeypatch.setattr(store, "database_unreachable", reachable)
+    monkeypatch.setattr(store, "schema_unknown", reachable)
     made: list[workers.WorkerSupervisor] = []
 
     def run(self: workers.WorkerSupervisor) -> int:
@@ -71,6 +73,14 @@ def test_a_worker_count_out_of_bounds_is_refused(tmp_path: Path) -> None:
     out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "65",
                               "--database-url", PG], env={"COLUMNS": "300"})  # fmt: skip
     assert out.exit_code == 1 and "--workers 65: at most 64" in _said(out), _said(out)
+
+
+def test_the_help_says_the_worker_bound() -> None:
+    # found 2026-12-04: --help did not say that more than 64 is refused
+    out = runner.invoke(app, ["registry", "serve", "--help"], env={"COLUMNS": "80"})
+    assert out.exit_code == 0 and "…" not in out.output, out.output
+    said = " ".join(out.output.replace("│", " ").split())
+    assert f"at most {registry_serve.MAX_WORKERS}" in said, said
 
 
 def test_a_taken_port_is_said_before_any_worker_starts(

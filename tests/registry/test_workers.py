@@ -268,6 +268,26 @@ def test_a_worker_whose_stop_ran_past_its_bound_makes_the_exit_status_70(
     assert not errors and code == 70
 
 
+@pytest.mark.parametrize(("n", "said"), [(1, ["1 process on", "stopping 1 worker"]),
+                                         (2, ["2 processes on", "stopping 2 workers"])])  # fmt: skip
+def test_the_supervisor_says_its_counts_in_words(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, n: int, said: list[str]
+) -> None:
+    # found 2026-12-04: "stopping the 1 workers", "registry workers: 1 processes on ..."
+    sup, _port = _supervisor(tmp_path, n, lambda i: "serve")
+
+    def script() -> None:
+        _wait(lambda: sup.live() == n)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with caplog.at_level("INFO", logger="LLM_Mesh.registry.workers"):
+        code, errors = _drive(sup, script)
+    assert not errors and code == 0
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert all(s in text for s in said), text
+    assert "1 workers" not in text and "1 processes" not in text, text
+
+
 def test_workers_are_in_their_own_process_groups(tmp_path: Path) -> None:
     sup, _port = _supervisor(tmp_path, 2, lambda i: "serve")
     groups: list[int] = []
