@@ -10,6 +10,7 @@ command that opens the store (``SqlStore.open``), and by
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
@@ -32,11 +33,17 @@ class SchemaUnknown(MeshError, ValueError):
     line, ``up`` and ``demo`` included)."""
 
 
+@functools.cache
+def _known() -> frozenset[str]:
+    """These migrations' revisions (read once a process: every store open asks)."""
+    return frozenset(rev.revision for rev in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())
+
+
 def _unknown_said(connection: Connection) -> str | None:
     heads = MigrationContext.configure(connection).get_current_heads()  # () when none yet
     if not heads:
         return None
-    known = {rev.revision for rev in ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions()}
+    known = _known()
     unknown = [head for head in heads if head not in known]
     if not unknown:
         return None
