@@ -67,7 +67,7 @@ class _Exchange:
         self.tally.node_id = "n"
         self.att = None
         self.first = 0
-        self.job = SimpleNamespace(token_limit=0, choices=1)  # no bound
+        self.job = SimpleNamespace(token_limit=0, choices=1, stop_bytes=0)  # no bound, no stop
         self.rt = SimpleNamespace(clock=lambda: 0.0, stream_floor=StreamFloor())
         self.routing = SimpleNamespace(shares=SharedTime())
 
