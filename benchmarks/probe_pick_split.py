@@ -20,13 +20,12 @@ thread CPU time (``time.thread_time_ns``), rows interleaved round by round:
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
 from collections.abc import Callable
 
 from _common import machine_line
-from probe_pick_floor import MODEL, build
+from probe_pick_floor import MODEL, build, print_rows, time_rows
 
 from LLM_Mesh.core.scoring import RouteRequest, cheapest
 
@@ -59,39 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         "liveness re-check": lambda: alive(ids[int(rand() * n)], clock()),
         "Routing.pick": lambda: routing.pick(req),
     }
-    gc.freeze()
-    junk = list(range(2_000_000))
-    cpu: dict[str, list[int]] = {name: [] for name in rows}
     print(f"{args.nodes} nodes, thread CPU µs per call — start: {machine_line()}")
-    for rnd in range(args.rounds):
-        names = list(rows) if rnd % 2 == 0 else list(reversed(rows))
-        for name in names:
-            fn = rows[name]
-            for i in range(args.calls):
-                start = (i * 7919 + rnd) % (len(junk) // 2)
-                total = 0
-                for x in junk[start : start + 20_000]:
-                    total += x
-                nid = ids[(i * 37) % n]
-                table.heartbeat(nid, hb)
-                routing.heartbeat(nid, hb)
-                if fn is None:
-                    c0 = time.thread_time_ns()
-                    c1 = time.thread_time_ns()
-                else:
-                    c0 = time.thread_time_ns()
-                    fn()
-                    c1 = time.thread_time_ns()
-                cpu[name].append(c1 - c0)
-    print("| row | calls | p50 µs | p90 µs | p99 µs |")
-    print("|---|---:|---:|---:|---:|")
-    for name, xs in cpu.items():
-        xs.sort()
-
-        def q(p: float, xs: list[int] = xs) -> float:
-            return xs[min(len(xs) - 1, int(p * len(xs)))] / 1e3
-
-        print(f"| {name} | {len(xs)} | {q(0.5):.1f} | {q(0.9):.1f} | {q(0.99):.1f} |")
+    print_rows(time_rows(rows, table, routing, hb, ids, args.rounds, args.calls))
     print(f"end: {machine_line()}")
     return 0
 
