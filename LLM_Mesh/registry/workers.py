@@ -153,7 +153,7 @@ class WorkerSupervisor:
         """The live workers' process ids, by index (for tests and benchmarks)."""
         return [p.pid for p in self.procs if p is not None and p.poll() is None]
 
-    def _spawn(self, i: int) -> None:
+    def _spawn(self, i: int) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             list(self.command(i)),
             env=self.env,
@@ -163,13 +163,12 @@ class WorkerSupervisor:
         self.started_at[i] = self.clock()
         self.restart_at[i] = None
         log.info("worker %d started (pid %d)", i, proc.pid)
+        return proc
 
     def _first_up(self) -> int | None:
         """Worker 0 alone until it listens: ``None`` once it does, else the exit code."""
-        self._spawn(0)
+        proc = self._spawn(0)
         deadline = self.clock() + self.start_timeout_s
-        proc = self.procs[0]
-        assert proc is not None
         while not self.signals:
             code = proc.poll()
             if code is not None:

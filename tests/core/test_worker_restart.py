@@ -18,3 +18,8 @@ def test_a_run_that_lived_steady_s_starts_the_count_again() -> None:
 def test_the_bounds_are_settings() -> None:
     p = RestartPolicy(first_s=0.25, max_s=1.0)
     assert [p.died(0.0) for _ in range(4)] == [0.25, 0.5, 1.0, 1.0]
+
+
+def test_a_crash_loop_of_days_stays_at_the_cap() -> None:
+    p = RestartPolicy(crashes=5_000)  # 2.0 ** 5000 would overflow a float
+    assert p.died(0.0) == 30.0

@@ -9,6 +9,7 @@ import itertools
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -154,12 +155,12 @@ def test_worker_0_alone_first_then_the_others(tmp_path: Path) -> None:
     counts: list[int] = []
     real_spawn = sup._spawn
 
-    def spawn(i: int) -> None:
+    def spawn(i: int) -> subprocess.Popen[bytes]:
         counts.append(sup.live())
         if i == 1:
             with socket.create_connection(("127.0.0.1", port), timeout=2):
                 pass  # worker 0 listens before worker 1 is started
-        real_spawn(i)
+        return real_spawn(i)
 
     sup._spawn = spawn  # type: ignore[method-assign]
 
