@@ -86,6 +86,14 @@ def _replicas(db_url: str) -> tuple[int, int]:
             asyncio.run(_count(db_url, "SELECT count(*) FROM registry_replicas")))  # fmt: skip
 
 
+def supervisor(tmp_path: Path, db_url: str, port: int, *extra: str) -> Proc:
+    """``registry serve --workers 2`` on ``db_url`` (home ``tmp_path/registry``), not started."""
+    return Proc("registry", ["registry", "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--database-url", db_url, "--anonymous-rpm", "0", *extra,
+                             "--workers", "2"],
+                _env(tmp_path / "registry"), tmp_path / "registry.log")  # fmt: skip
+
+
 def test_two_workers_serve_one_port_and_one_killed_is_replaced(
     tmp_path: Path, pg_database_url: str
 ) -> None:
@@ -93,10 +101,7 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
     token, api_key, _account = _prepare(pg_database_url, [home])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    sup = Proc("registry", ["registry", "serve", "--host", "127.0.0.1", "--port", str(port),
-                            "--database-url", pg_database_url, "--anonymous-rpm", "0",
-                            "--allow-private-nodes", "--workers", "2"],
-               _env(home), tmp_path / "registry.log")  # fmt: skip
+    sup = supervisor(tmp_path, pg_database_url, port, "--allow-private-nodes")
     nodes = []
     for j in range(2):
         node_home = tmp_path / f"node{j}"

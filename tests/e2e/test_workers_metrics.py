@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import free_port
-from tests.e2e.test_replicas import Proc, _env, _prepare, _wait
-from tests.e2e.test_workers import _replicas, _workers
+from tests.e2e.test_replicas import _prepare, _wait
+from tests.e2e.test_workers import _replicas, _workers, supervisor
 from tests.metrics_scrape import Scrape
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -42,10 +42,7 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
     _token, api_key, _account = _prepare(pg_database_url, [home])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    sup = Proc("registry", ["registry", "serve", "--host", "127.0.0.1", "--port", str(port),
-                            "--database-url", pg_database_url, "--anonymous-rpm", "0",
-                            "--workers", "2"],
-               _env(home), tmp_path / "registry.log")  # fmt: skip
+    sup = supervisor(tmp_path, pg_database_url, port)
     try:
         sup.start()
         assert sup.proc is not None
