@@ -39,7 +39,8 @@ from LLM_Mesh.core.tls import NodeTransport
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import NodeRecord, RequestRecord
 from LLM_Mesh.registry.snapshot import entry_from_record, load_nodes
-from LLM_Mesh.registry.store import SqlStore, downgrade, upgrade
+from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_migrate import downgrade, upgrade
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -225,7 +225,7 @@ def _supervise(
 ) -> int:  # fmt: skip
     """``--workers N``: checked here, then :class:`~LLM_Mesh.registry.workers.WorkerSupervisor`."""
     from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV
-    from LLM_Mesh.registry.store import store_unusable
+    from LLM_Mesh.registry.store_checks import store_unusable
     from LLM_Mesh.registry.workers import WorkerSupervisor
     from LLM_Mesh.server_process import require_free_port
     from LLM_Mesh.tls import REGISTRY_PAIR_HINT, check_server_pair

@@ -13,7 +13,7 @@ shutdown stops them, writes what is queued and closes what it opened. With
 ``metrics_http.py``).
 
 A store that implements :class:`~LLM_Mesh.registry.ports.ReplicaState` (the SQL store on
-PostgreSQL, the memory store; not SQLite: :func:`replica_state`) makes this process one
+PostgreSQL, the memory store; not SQLite: :func:`~LLM_Mesh.registry.app_store.replica_state`) makes this process one
 replica among any number on that store: its beat
 (``replicas.py``), the shared idempotency keys (``shared_idempotency.py``), the node poll
 (``node_sync.py``) and the health-check leases; ``Settings.redis_url`` shares the
@@ -22,54 +22,47 @@ rate-limit buckets (``redis_limits.py``).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import os
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import cast
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
-from LLM_Mesh.core.answer_seal import AnswerSeal
-from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
-from LLM_Mesh.core.receipt import ReceiptSigner
-from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.witness import parse_vkey
 from LLM_Mesh.errors import StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
-from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.api import router as mesh_router
 from LLM_Mesh.registry.api_keys import KeyCache
+from LLM_Mesh.registry.app_keys import start_keys
+from LLM_Mesh.registry.app_store import (
+    default_store,
+    ledger_engine_of,
+    replica_state,
+    store_changes,
+)
 from LLM_Mesh.registry.balance_api import router as balance_router
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
 from LLM_Mesh.registry.dashboard import install_dashboard
 from LLM_Mesh.registry.earnings_api import router as earnings_router
 from LLM_Mesh.registry.errors import JSONAnswer, install_error_handlers
 from LLM_Mesh.registry.gateway import install_gateway
-from LLM_Mesh.registry.gateway_key import (
-    load_or_create_registry_key,
-    registry_key_path,
-)
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.heartbeat_writes import HeartbeatWriter, SeqBatcher, batches_heartbeats
 from LLM_Mesh.registry.hot_heartbeat import RegistryApp
 from LLM_Mesh.registry.idempotency import IdempotencyCache
-from LLM_Mesh.registry.key_history import key_rotations
-from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger, memory_engine
+from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger
 from LLM_Mesh.registry.ledger_api import router as ledger_router
 from LLM_Mesh.registry.ledger_cosign import router as cosign_router
 from LLM_Mesh.registry.ledger_signer import Checkpointer
@@ -82,7 +75,7 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.poller import Poller
-from LLM_Mesh.registry.ports import ReplicaState, Store
+from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
@@ -97,78 +90,8 @@ from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.snapshot import load_nodes
 from LLM_Mesh.registry.telemetry import Telemetry
 from LLM_Mesh.registry.witness_push import WitnessPusher, make_witness_client
-from LLM_Mesh.secret_files import make_private_dir, record_admin_key_registry
 
 log = logging.getLogger(__name__)
-
-
-def _default_store(settings: Settings) -> Store:
-    if settings.database_url is None:
-        make_private_dir(settings.home)
-    from LLM_Mesh.registry.store import SqlStore  # lazy: SQLAlchemy only when serving
-
-    store: Store = SqlStore(settings.effective_database_url)
-    return store
-
-
-def _ledger_engine(store: Store) -> Callable[[], Awaitable[AsyncEngine]]:
-    """The store's engine for the ledger; a private in-memory one for a store without."""
-    if getattr(type(store), "engine", None) is None:
-        return EngineOnce(memory_engine)
-
-    async def engine() -> AsyncEngine:
-        found = getattr(store, "engine", None)
-        if not isinstance(found, AsyncEngine):  # pragma: no cover - wiring bug
-            raise TypeError("the store has no SQLAlchemy engine")
-        return found
-
-    return engine
-
-
-_REPLICA_METHODS = (
-    "nodes_changed_since", "heartbeats_since", "claim_health_checks", "record_health_checks",
-    "health_checks_since", "beat_replica", "live_replicas", "claim_request_key",
-    "get_request_key", "finish_request_key", "release_request_key", "purge_request_keys",
-    "drop_replicas_before", "extend_request_key",
-)  # fmt: skip
-
-
-def replica_state(store: Store) -> ReplicaState | None:
-    """The store as shared replica state, or ``None`` for a store that shares nothing
-    (one without the methods, or one that says so: ``SqlStore.shares_replicas`` is false
-    on SQLite, where replicas are not supported)."""
-    if getattr(store, "shares_replicas", True) is False:
-        return None
-    if all(callable(getattr(store, name, None)) for name in _REPLICA_METHODS):
-        return store  # type: ignore[return-value]
-    return None
-
-
-def store_changes(store: Store, topic: str) -> Callable[[], int | None] | None:
-    """The store's cheap check of whether ``topic``'s poll would find anything new
-    (``SqlStore.poll_version``: a counter its writes move), if it has one."""
-    check = getattr(store, "poll_version", None)
-    if not callable(check):
-        return None
-    return functools.partial(check, topic)
-
-
-def _record_admin_key_registry(settings: Settings, served: Sequence[str], key: str) -> None:
-    """Which registry ``admin.key`` is for (its URLs and public key ``key``): sent only there
-    (``secret_files.admin_key_for``), once it proved it holds the key (``/mesh/identity``)."""
-    try:
-        record_admin_key_registry(settings, served, key)
-    except OSError as exc:  # a read-only home: the file's key is then sent nowhere
-        log.warning("could not record the admin key's registry URLs: %s", exc)
-
-
-def _print_admin_key(key: str) -> None:
-    print(
-        f"llm-mesh: made this registry's admin key (shown once; kept in $LLM_MESH_HOME/admin.key, "
-        f"mode 0600): {key}",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def create_registry_app(
@@ -211,7 +134,7 @@ def create_registry_app(
         resolver=resolver or system_resolver,
         transport=settings.node_transport,  # stored nodes: by the addresses resolved
     )
-    the_store = store if store is not None else _default_store(settings)
+    the_store = store if store is not None else default_store(settings)
     routing = Routing(table, clock)
     batched = batches_heartbeats(the_store)
     if node_auth is not None:
@@ -272,7 +195,7 @@ def create_registry_app(
     runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
     if settings.redis_url:  # connects on first use, inside the server's loop
         runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
-    ledger_engine = _ledger_engine(the_store)
+    ledger_engine = ledger_engine_of(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
     if settings.reward_rate > 0:
@@ -345,39 +268,10 @@ def create_registry_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.store.open()
         try:
-            # one registry key (``$LLM_MESH_HOME/registry.key``, or injected): it signs what
-            # the gateway forwards and the ledger's checkpoints, each with its own prefix
-            key = gateway_key
-            if key is None:
-                path = registry_key_path(settings)
-                key = await asyncio.to_thread(load_or_create_registry_key, path)
-            if runtime.gateway is None:
-                runtime.gateway = GatewaySigner(key, wall_clock)
-            chain = await asyncio.to_thread(key_rotations, settings, key)
-            runtime.key_rotations = chain
-            runtime.key_rotation = chain[-1] if chain else None
-            if runtime.receipts is None:
-                runtime.receipts = ReceiptSigner(key, wall_clock)
-            # signs a client's nonce for its own URLs: those it serves at, else its settings'
-            runtime.identity = IdentityProver(key, served_urls or settings.registry_urls)
-            if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
-                runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
-            if isinstance(runtime.node_auth, SignedNodeAuth):
-                # nodes have keys: a health check passes only with the node key's signature
-                # of its challenge, bound to this gateway's id (health.py). Tests' plain-id
-                # nodes (TrustingNodeAuth) have no keys, and are checked without one.
-                health.registry_id = runtime.gateway.registry_id
-            log.info(
-                "gateway %s, public key %s (nodes may pin it: registry_public_key in node.toml)",
-                runtime.gateway.registry_id,
-                runtime.gateway.public_key,
-            )
-            admin = await ensure_admin_key(settings, runtime.store)
-            await asyncio.to_thread(
-                _record_admin_key_registry, settings, served_urls, runtime.identity.public_key
-            )
-            if admin.created and admin.key is not None:
-                (announce or _print_admin_key)(admin.key)
+            key = await start_keys(
+                runtime, health, settings=settings, gateway_key=gateway_key,
+                served_urls=served_urls, announce=announce, wall_clock=wall_clock,
+            )  # fmt: skip
             await load_nodes(table, runtime.store, runtime.pins, transport=settings.node_transport)
             if node_sync is not None:  # the checks' results, since when and why (replicas)
                 await node_sync.load_checks()
@@ -398,7 +292,9 @@ def create_registry_app(
                 checkpointer.on_signed = pusher.wake
             if not isinstance(ledger_engine, EngineOnce):
                 stored = [k for k, _ in await ledger.keys()]  # a replica without the key
-                warning = stranger_key(checkpointer.public_key, stored, rotated=bool(chain))
+                warning = stranger_key(
+                    checkpointer.public_key, stored, rotated=bool(runtime.key_rotations)
+                )
                 if warning is not None:
                     log.warning("%s", warning)
                 await checkpointer.ensure_published()
@@ -566,7 +462,7 @@ def serve(
     from LLM_Mesh.core.admin_key_scope import served_urls
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
-    from LLM_Mesh.registry.store import store_unusable
+    from LLM_Mesh.registry.store_checks import store_unusable
     from LLM_Mesh.server_process import require_free_port, reuse_port_socket
 
     # said in one line before migrations, keys and settlement start (not uvicorn's bind

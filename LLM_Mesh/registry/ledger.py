@@ -218,7 +218,7 @@ async def memory_engine() -> AsyncEngine:
     from sqlalchemy import event
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from LLM_Mesh.registry.store import upgrade
+    from LLM_Mesh.registry.store_migrate import upgrade
 
     path = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX)) / "ledger.db"
     engine = create_async_engine(f"sqlite+aiosqlite:///{path}")

@@ -6,7 +6,7 @@ status as OpenAI's error object, rebuilt from what of the node's body may be kep
 (:func:`passthrough`, ``core/node_refusal.py``). Both carry ``X-Mesh-Node``, ``X-Mesh-Model`` and
 ``X-Mesh-Request-Id``.
 
-A stream (:class:`SseRelay`) writes the :class:`~LLM_Mesh.registry.send_stream.Event`
+A stream (:class:`SseRelay`) writes the :class:`~LLM_Mesh.registry.stream_part.Event`
 batches the send stage hands over as they come (one write per batch: the events read
 from the node together), each event untouched unless it must change: the node's final chunk (``"choices": []``, ``usage``) gets the gateway's
 ``mesh`` (and, after a continuation, the summed ``usage``) from the account stage's
@@ -43,7 +43,7 @@ from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
 from LLM_Mesh.registry.errors import NOSNIFF, json_response
 from LLM_Mesh.registry.job import Job
-from LLM_Mesh.registry.send_stream import DONE, FAIL, Event
+from LLM_Mesh.registry.stream_part import DONE, FAIL, Event
 
 __all__ = [
     "Commit",

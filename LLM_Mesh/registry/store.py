@@ -20,27 +20,20 @@ builds the engine and migrates the database to Alembic's head (in code, no
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
-    Connection,
     bindparam,
     delete,
     event,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -51,11 +44,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from LLM_Mesh.config import normalize_database_url
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, NodeRecord, RequestRecord
-from LLM_Mesh.registry.schema_version import MIGRATIONS_DIR, check_schema_known, schema_unknown
 from LLM_Mesh.registry.settle_db import JOURNAL_SIZE_LIMIT
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_canary import SqlCanary
+from LLM_Mesh.registry.store_checks import sqlite_file
 from LLM_Mesh.registry.store_credentials import SqlCredentials
+from LLM_Mesh.registry.store_migrate import (
+    MIGRATIONS_DIR,
+    alembic_config,
+    downgrade,
+    migrate_to_head,
+    upgrade,
+)
 from LLM_Mesh.registry.store_replicas import SqlReplicaState, relaxed_commit
 from LLM_Mesh.registry.store_replicas import node_from_row as _node_from_row
 from LLM_Mesh.registry.store_rewards import SqlRewardStats, heartbeat_statement
@@ -69,9 +69,6 @@ __all__ = [
     "downgrade",
     "upgrade",
 ]
-
-# Any fixed number: serializes concurrent migrations of one PostgreSQL database.
-_PG_MIGRATION_LOCK = 0x4C4C4D4D  # "LLMM"
 
 # Registration fields a re-registration overwrites (``registered_at`` is kept).
 _NODE_UPDATE_COLUMNS = (
@@ -90,37 +87,6 @@ _NODE_UPDATE_COLUMNS = (
 )
 # Counters a re-registration may raise but never lower.
 _NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated", "healthy_ms")
-
-
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic config for the store's migrations, built in code.
-
-    ``connection`` (a synchronous connection, e.g. inside ``run_sync``) is what
-    ``env.py`` migrates.
-    """
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    cfg.set_main_option("path_separator", "os")
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
-
-
-def upgrade(connection: Connection, revision: str = "head") -> None:
-    """Migrate the database behind ``connection`` up to ``revision``."""
-    command.upgrade(alembic_config(connection), revision)
-
-
-def downgrade(connection: Connection, revision: str = "base") -> None:
-    """Migrate the database behind ``connection`` down to ``revision``."""
-    command.downgrade(alembic_config(connection), revision)
-
-
-def _migrate_to_head(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-    check_schema_known(connection)  # a newer llm-mesh's schema: one line, left as it is
-    upgrade(connection, "head")
 
 
 def _state(value: str) -> str:
@@ -206,77 +172,6 @@ class _Deltas:
     tokens_generated: int = 0
 
 
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    if parsed.query.get("mode") == "memory":
-        return None
-    return Path(database)
-
-
-def sqlite_unusable(url: str) -> str | None:
-    """Why the SQLite file of ``url`` cannot be the store (its folder cannot be made or
-    written, the file is not one this process can write, or not a database), in one line
-    said before serving; ``None`` when it can be, or ``url`` names no file."""
-    path = _sqlite_file(url)
-    if path is None:
-        return None
-    try:
-        make_private_dir(path.parent)
-    except OSError as exc:
-        return f"cannot make the database's folder {path.parent}: {exc.strerror or exc}"
-    # SQLite writes its journal (-wal, -shm) beside the file: the folder must be writable
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        return f"the database's folder {path.parent} is not writable (SQLite's journal goes there)"
-    if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
-        return f"the database {path} is not a file this process can read and write"
-    try:
-        conn = sqlite3.connect(path, timeout=5)
-        try:
-            conn.execute("PRAGMA schema_version").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return f"cannot open the database {path}: {exc}"
-    return None
-
-
-async def database_unreachable(url: str, timeout_s: float = 10.0) -> str | None:
-    """Why the PostgreSQL database of ``url`` cannot be reached (refused, unknown host, a
-    password it refuses), in one line said before serving; ``None`` when one connection
-    opens, or ``url`` is not PostgreSQL."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        return None
-    engine = create_async_engine(url, connect_args={"timeout": timeout_s})
-    try:
-        async with engine.connect():
-            pass
-    except Exception as exc:  # the driver's errors, whatever their class: said, not raised
-        cause = getattr(exc, "orig", None) or exc.__cause__ or exc
-        said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        where = parsed.render_as_string(hide_password=True)
-        return f"cannot reach the database at {where}: {said}"
-    finally:
-        await engine.dispose()
-    return None
-
-
-def store_unusable(url: str) -> str | None:
-    """Why the store at ``url`` cannot serve (:func:`sqlite_unusable`,
-    :func:`database_unreachable`, a newer llm-mesh's schema: ``schema_unknown``), in one
-    line said before serving; ``None`` when it can. Not in a running event loop."""
-    return (
-        sqlite_unusable(url)
-        or asyncio.run(database_unreachable(url))
-        or asyncio.run(schema_unknown(url))
-    )
-
-
 def _enable_sqlite_pragmas(wal: bool) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -340,7 +235,7 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         """The private read-only connection of :meth:`data_version` and
         :meth:`poll_version` (opened on first use); ``None`` where there is none."""
         if self._version_db is None:
-            path = _sqlite_file(self.url)
+            path = sqlite_file(self.url)
             if path is None or self._engine is None:
                 return None
             try:
@@ -394,9 +289,9 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         llm-mesh's schema is there, left as it is). Idempotent."""
         if self._engine is not None:
             return
-        sqlite_file = _sqlite_file(self.url)
-        if sqlite_file is not None:
-            make_private_dir(sqlite_file.parent)
+        db_file = sqlite_file(self.url)
+        if db_file is not None:
+            make_private_dir(db_file.parent)
         # pre-ping: a connection PostgreSQL dropped (restart, pg_terminate_backend) is
         # replaced at checkout instead of failing the request that drew it
         engine = create_async_engine(
@@ -404,11 +299,11 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
         )
         if self.dialect == "sqlite":
             event.listen(
-                engine.sync_engine, "connect", _enable_sqlite_pragmas(wal=sqlite_file is not None)
+                engine.sync_engine, "connect", _enable_sqlite_pragmas(wal=db_file is not None)
             )
         try:
             async with engine.begin() as conn:
-                await conn.run_sync(_migrate_to_head)
+                await conn.run_sync(migrate_to_head)
         except BaseException:
             await engine.dispose()
             raise

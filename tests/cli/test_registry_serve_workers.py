@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli import registry_serve
 from LLM_Mesh.cli.main import app
-from LLM_Mesh.registry import store, workers
+from LLM_Mesh.registry import store_checks, workers
 
 runner = CliRunner()
 PG = "postgresql://postgres@127.0.0.1:5432/nowhere"
@@ -30,8 +30,8 @@ def supervisors(monkeypatch: pytest.MonkeyPatch) -> list[workers.WorkerSuperviso
     async def reachable(_url: str) -> None:
         return None
 
-    monkeypatch.setattr(store, "database_unreachable", reachable)
-    monkeypatch.setattr(store, "schema_unknown", reachable)
+    monkeypatch.setattr(store_checks, "database_unreachable", reachable)
+    monkeypatch.setattr(store_checks, "schema_unknown", reachable)
     made: list[workers.WorkerSupervisor] = []
 
     def run(self: workers.WorkerSupervisor) -> int:
@@ -103,7 +103,7 @@ def test_an_unreachable_database_is_said_before_any_worker_starts(
     async def unreachable(_url: str) -> str:
         return "cannot reach PostgreSQL at 127.0.0.1:5432"
 
-    monkeypatch.setattr(store, "database_unreachable", unreachable)
+    monkeypatch.setattr(store_checks, "database_unreachable", unreachable)
     out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "2",
                               "--database-url", PG, "--port", str(_free_port())],
                         env={"COLUMNS": "300"})  # fmt: skip

@@ -26,7 +26,8 @@ from LLM_Mesh.registry.held import clear_and_release, forfeit, release, revoke_a
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.ports import NodeRecord
-from LLM_Mesh.registry.store import SqlStore, upgrade
+from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_migrate import upgrade
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
 REAL_NEW_KEY = ledger_accounts.new_key  # at import: before the tests' fixture replaces it

@@ -18,7 +18,8 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.ports import CheckRecord
 from LLM_Mesh.registry.snapshot import load_nodes
-from LLM_Mesh.registry.store import MIGRATIONS_DIR, SqlStore, alembic_config, downgrade, upgrade
+from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_migrate import MIGRATIONS_DIR, alembic_config, downgrade, upgrade
 from tests.registry.test_store import T0, node, request
 
 ALL_TABLES = {

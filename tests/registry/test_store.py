@@ -180,7 +180,7 @@ async def test_data_version_needs_a_sqlite_file(database_url: str) -> None:
 
 async def test_only_postgresql_shares_replicas(database_url: str) -> None:
     # several registries on one SQLite file are not supported: a lone registry there
-    # runs no replica loops (app.replica_state)
+    # runs no replica loops (app_store.replica_state)
     assert SqlStore(database_url).shares_replicas == (not database_url.startswith("sqlite"))
 
 

@@ -29,7 +29,8 @@ from LLM_Mesh.registry.ports import (
     ReplicaRecord,
     SeqResult,
 )
-from LLM_Mesh.registry.store import SqlStore, alembic_config
+from LLM_Mesh.registry.store import SqlStore
+from LLM_Mesh.registry.store_migrate import alembic_config
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

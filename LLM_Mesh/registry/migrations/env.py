@@ -1,6 +1,6 @@
 """Alembic environment for the registry store.
 
-The store runs migrations in code (:func:`LLM_Mesh.registry.store.upgrade`): it
+The store runs migrations in code (:func:`LLM_Mesh.registry.store_migrate.upgrade`): it
 passes an open synchronous connection in ``config.attributes["connection"]``
 (from ``AsyncConnection.run_sync``). Without one, as when the ``alembic`` CLI is
 pointed here, an async engine is built from ``sqlalchemy.url``.

@@ -17,7 +17,7 @@ On PostgreSQL the revision first takes ``SHARE`` on ``requests``: a registry of 
 version still recording batches waits until this transaction commits (its batch and its
 counter bump are one transaction, so none is half seen: no batch is counted twice or lost).
 Replicas starting at once run the migrations one after the other under the store's
-advisory lock (``store._migrate_to_head``); the next one finds 0011 applied and skips it.
+advisory lock (``store_migrate.migrate_to_head``); the next one finds 0011 applied and skips it.
 Running the rule twice would change nothing anyway (it only raises a counter to the log's
 total). Downgrading leaves the counters as they are: they are right for 0010 too.
 

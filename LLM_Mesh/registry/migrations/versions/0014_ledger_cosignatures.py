@@ -9,7 +9,7 @@ registry accepts only lines that verify, by witness keys it was configured with
 Append-only like the rest of the ledger (0004): triggers refuse UPDATE and DELETE (and, on
 PostgreSQL, TRUNCATE; 0004's ``ledger_refuse_change`` function). Replicas starting at once
 run the migrations one after the other under the store's advisory lock
-(``store._migrate_to_head``); the next finds 0014 applied and skips it.
+(``store_migrate.migrate_to_head``); the next finds 0014 applied and skips it.
 
 Revision ID: 0014
 Revises: 0013

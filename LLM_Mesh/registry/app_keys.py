@@ -1,0 +1,106 @@
+"""The app's start-up with its keys: the registry key and what it signs with, the admin key.
+
+:func:`start_keys` runs first in the lifespan of
+:func:`~LLM_Mesh.registry.app.create_registry_app`: one registry key
+(``$LLM_MESH_HOME/registry.key``, made once, or injected; ``gateway_key.py``) signs what the
+gateway forwards, the receipts, the identity answers and (sealed) the shared idempotency
+answers; its chain of rotations (``key_history.py``) goes with every registration answer;
+the store's admin key is settled (``admin.py``), a new one announced once and the URLs it
+may be sent to recorded beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.answer_seal import AnswerSeal
+from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.core.receipt import ReceiptSigner
+from LLM_Mesh.core.registry_identity import IdentityProver
+from LLM_Mesh.registry.admin import ensure_admin_key
+from LLM_Mesh.registry.gateway_key import (
+    load_or_create_registry_key,
+    registry_key_path,
+)
+from LLM_Mesh.registry.health import HealthChecker
+from LLM_Mesh.registry.key_history import key_rotations
+from LLM_Mesh.registry.node_auth import SignedNodeAuth
+from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
+from LLM_Mesh.secret_files import record_admin_key_registry
+
+__all__ = ["start_keys"]
+
+log = logging.getLogger(__name__)
+
+
+async def start_keys(
+    runtime: Runtime,
+    health: HealthChecker,
+    *,
+    settings: Settings,
+    gateway_key: Ed25519PrivateKey | None,
+    served_urls: Sequence[str],
+    announce: Callable[[str], None] | None,
+    wall_clock: Callable[[], float],
+) -> Ed25519PrivateKey:
+    """Set up ``runtime``'s signers (and ``health``'s registry id) from the registry key,
+    settle the admin key; returns the registry key (the ledger's checkpoints sign with it)."""
+    # one registry key (``$LLM_MESH_HOME/registry.key``, or injected): it signs what
+    # the gateway forwards and the ledger's checkpoints, each with its own prefix
+    key = gateway_key
+    if key is None:
+        path = registry_key_path(settings)
+        key = await asyncio.to_thread(load_or_create_registry_key, path)
+    if runtime.gateway is None:
+        runtime.gateway = GatewaySigner(key, wall_clock)
+    chain = await asyncio.to_thread(key_rotations, settings, key)
+    runtime.key_rotations = chain
+    runtime.key_rotation = chain[-1] if chain else None
+    if runtime.receipts is None:
+        runtime.receipts = ReceiptSigner(key, wall_clock)
+    # signs a client's nonce for its own URLs: those it serves at, else its settings'
+    runtime.identity = IdentityProver(key, served_urls or settings.registry_urls)
+    if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
+        runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
+    if isinstance(runtime.node_auth, SignedNodeAuth):
+        # nodes have keys: a health check passes only with the node key's signature
+        # of its challenge, bound to this gateway's id (health.py). Tests' plain-id
+        # nodes (TrustingNodeAuth) have no keys, and are checked without one.
+        health.registry_id = runtime.gateway.registry_id
+    log.info(
+        "gateway %s, public key %s (nodes may pin it: registry_public_key in node.toml)",
+        runtime.gateway.registry_id,
+        runtime.gateway.public_key,
+    )
+    admin = await ensure_admin_key(settings, runtime.store)
+    await asyncio.to_thread(
+        _record_admin_key_registry, settings, served_urls, runtime.identity.public_key
+    )
+    if admin.created and admin.key is not None:
+        (announce or _print_admin_key)(admin.key)
+    return key
+
+
+def _record_admin_key_registry(settings: Settings, served: Sequence[str], key: str) -> None:
+    """Which registry ``admin.key`` is for (its URLs and public key ``key``): sent only there
+    (``secret_files.admin_key_for``), once it proved it holds the key (``/mesh/identity``)."""
+    try:
+        record_admin_key_registry(settings, served, key)
+    except OSError as exc:  # a read-only home: the file's key is then sent nowhere
+        log.warning("could not record the admin key's registry URLs: %s", exc)
+
+
+def _print_admin_key(key: str) -> None:
+    print(
+        f"llm-mesh: made this registry's admin key (shown once; kept in $LLM_MESH_HOME/admin.key, "
+        f"mode 0600): {key}",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,95 @@
+"""Before serving: why the store at a database URL cannot serve, said in one line.
+
+:func:`store_unusable` runs, in order, :func:`sqlite_unusable` (the file and its folder),
+:func:`database_unreachable` (one PostgreSQL connection) and
+:func:`~LLM_Mesh.registry.schema_version.schema_unknown` (a newer llm-mesh's schema);
+``registry serve`` calls it before uvicorn starts (found 2026-12-03: tracebacks from the
+app's start-up instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from LLM_Mesh.registry.schema_version import schema_unknown
+from LLM_Mesh.secret_files import make_private_dir
+
+__all__ = ["database_unreachable", "sqlite_file", "sqlite_unusable", "store_unusable"]
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The SQLite file ``url`` names; ``None`` for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def sqlite_unusable(url: str) -> str | None:
+    """Why the SQLite file of ``url`` cannot be the store (its folder cannot be made or
+    written, the file is not one this process can write, or not a database), in one line
+    said before serving; ``None`` when it can be, or ``url`` names no file."""
+    path = sqlite_file(url)
+    if path is None:
+        return None
+    try:
+        make_private_dir(path.parent)
+    except OSError as exc:
+        return f"cannot make the database's folder {path.parent}: {exc.strerror or exc}"
+    # SQLite writes its journal (-wal, -shm) beside the file: the folder must be writable
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"the database's folder {path.parent} is not writable (SQLite's journal goes there)"
+    if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+        return f"the database {path} is not a file this process can read and write"
+    try:
+        conn = sqlite3.connect(path, timeout=5)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"cannot open the database {path}: {exc}"
+    return None
+
+
+async def database_unreachable(url: str, timeout_s: float = 10.0) -> str | None:
+    """Why the PostgreSQL database of ``url`` cannot be reached (refused, unknown host, a
+    password it refuses), in one line said before serving; ``None`` when one connection
+    opens, or ``url`` is not PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    engine = create_async_engine(url, connect_args={"timeout": timeout_s})
+    try:
+        async with engine.connect():
+            pass
+    except Exception as exc:  # the driver's errors, whatever their class: said, not raised
+        cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+        said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        where = parsed.render_as_string(hide_password=True)
+        return f"cannot reach the database at {where}: {said}"
+    finally:
+        await engine.dispose()
+    return None
+
+
+def store_unusable(url: str) -> str | None:
+    """Why the store at ``url`` cannot serve (:func:`sqlite_unusable`,
+    :func:`database_unreachable`, a newer llm-mesh's schema: ``schema_unknown``), in one
+    line said before serving; ``None`` when it can. Not in a running event loop."""
+    return (
+        sqlite_unusable(url)
+        or asyncio.run(database_unreachable(url))
+        or asyncio.run(schema_unknown(url))
+    )
