@@ -33,9 +33,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from LLM_Mesh.core.pricing import usual_completion_tokens
+
 __all__ = [
-    "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "priced_completion",
-    "stop_slack",
+    "MAX_STOP_SLACK", "SLACK_PER_CHOICE", "answer_bytes", "chunk_bytes", "counted_completion",
+    "priced_completion", "states_completion", "stop_slack",
 ]  # fmt: skip
 
 # zero-byte tokens an honest engine may count per choice: its end token (vLLM and
@@ -116,6 +118,29 @@ def answer_bytes(obj: Any, choices: int = 1) -> int:
     if isinstance(obj, dict):
         _choice_strings(obj.get("choices"), "message", out, choices)
     return _utf8(out)
+
+
+def states_completion(usage: Any) -> bool:
+    """Whether a node's ``usage`` states its completion tokens (a whole number)."""
+    count = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return type(count) is int
+
+
+def counted_completion(obj: Any, choices: int = 1, limit: int = 0, echoed: str = "") -> int:
+    """The completion tokens the gateway counts for a whole (non-streamed) answer whose node
+    stated none (:func:`states_completion`: a node of another make): the usual count of the
+    text its ``choices`` generated (``pricing.usual_completion_tokens``: ⌈characters / 3⌉),
+    less an ``echoed`` prompt's characters in each, at most ``limit`` (the request's
+    ``Job.token_limit``; 0: none). A stream is counted by its content chunks instead. Never
+    above :func:`priced_completion`'s bound: a character is at least one UTF-8 byte."""
+    out: list[str] = []
+    if isinstance(obj, dict):
+        _choice_strings(obj.get("choices"), "message", out, choices)
+    characters = sum(len(piece) for piece in out)
+    if echoed:
+        characters -= len(echoed) * sum(1 for piece in out if piece.startswith(echoed))
+    count = usual_completion_tokens(max(0, characters))
+    return min(count, limit) if limit > 0 else count
 
 
 def chunk_bytes(objs: Iterable[Any], choices: int = 1) -> int:

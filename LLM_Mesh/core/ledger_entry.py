@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import struct
 from collections.abc import Callable
@@ -84,6 +85,7 @@ KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 RECEIPT_RE = re.compile(r"^[0-9a-f]{64}$")
 _PSEUDONYM_DOMAIN = b"llm-mesh/account/v1\x00"
 _KEYED_DOMAIN = b"llm-mesh/account/v2\x00"
+_TAG_DOMAIN = b"llm-mesh/ledger-scope/v1\x00"
 _LEGACY_RE = re.compile(r"^(operator|node|held):[0-9a-f]{24}$")
 KEYED = ("operator", "node", "held")
 
@@ -119,6 +121,13 @@ class Pseudonyms:
             if len(self._made) < 65_536:
                 self._made[(kind, name)] = made
         return made
+
+    def tag(self, *fields: str) -> str:
+        """8 hex digits of HMAC-SHA256 under the key of ``fields`` (JSON, so unambiguous):
+        a settlement key's scope tag (``registry/paid_ids.PaidIds.scoped``), which nobody
+        without the key can test a guess against (an address, a prompt)."""
+        msg = _TAG_DOMAIN + json.dumps(fields).encode()
+        return hmac.digest(self._key, msg, "sha256").hex()[:8]
 
     def operator(self, name: str) -> str:
         return self.of("operator", name)

@@ -44,6 +44,7 @@ __all__ = [
     "part_costs",
     "request_cost",
     "split",
+    "usual_completion_tokens",
     "usual_prompt_tokens",
 ]
 
@@ -132,6 +133,16 @@ def usual_prompt_tokens(prompt_text: str, messages: int = 0) -> int:
     _whole("messages", messages)
     chars = _ceil_div(len(prompt_text), USUAL_CHARS_PER_TOKEN)
     return chars + messages * USUAL_MESSAGE_TOKENS + PROMPT_OVERHEAD_TOKENS
+
+
+def usual_completion_tokens(characters: int) -> int:
+    """A usual count of an answer's completion tokens from its text's ``characters``, by
+    the prompt's rule (:func:`usual_prompt_tokens`, 3 characters a token): what a payer is
+    charged for a non-streamed answer whose node stated no count (no ``usage``: a node of
+    another make; ``core/delivered.counted_completion``), where a stream is counted by its
+    content chunks. Never above the text's UTF-8 bytes (the priced count's bound)."""
+    _whole("characters", characters)
+    return _ceil_div(characters, USUAL_CHARS_PER_TOKEN)
 
 
 def completion_bound(prompt_tokens: int, max_tokens: int, context_length: int) -> int:

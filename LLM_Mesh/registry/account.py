@@ -14,7 +14,7 @@ one place where a request ends.
 Settlement: the client's :class:`~LLM_Mesh.registry.job.Payment` (reserved by the
 admit stage) is paid with :func:`price_parts` — each node for the completion tokens
 it delivered, the prompt once (a stream cut short before any node counted it: at a
-usual count, :func:`charged_prompt_tokens`) — *before* the answer is released (:func:`pay`: a
+usual count, :func:`charged_prompt_tokens`; so is an answer whose node said no count) — *before* the answer is released (:func:`pay`: a
 non-stream before its body, a stream before its final chunk, ``StreamAccount.commit``),
 or, for a stream cut short, when it ends (``StreamAccount.close``); a request without
 an answer is voided (:func:`void`).
@@ -47,6 +47,7 @@ __all__ = [
     "price_parts",
     "priced_prompt_tokens",
     "record_answer",
+    "stated_prompt_tokens",
     "void",
 ]
 
@@ -97,7 +98,7 @@ def priced_prompt_tokens(job: Job, tally: Tally) -> int:
     completion it delivered (``core/delivered.py``) cannot claim a huge prompt instead and be
     paid the whole estimate (found 2026-12-04). 0 when no node said. The receipt and the
     answer's ``usage`` keep the node's own count; the ``mesh`` object, the request's record
-    and its metrics state this one."""
+    and its metrics state this one (:func:`stated_prompt_tokens`)."""
     return min(tally.prompt_tokens, job.prompt_bound)
 
 
@@ -105,13 +106,29 @@ def charged_prompt_tokens(job: Job, tally: Tally) -> int:
     """The prompt tokens a request is charged for: the node's count (its ``usage``; after a
     continuation, the continuing node's less the tokens already sent), else, when no node
     said (a stream cut short before any node's final chunk: the node broke and nobody
-    continued, or the client left), a usual count of the prompt and its messages
+    continued, or the client left; a stream or an answer whose node sent no ``usage``), a
+    usual count of the prompt and its messages
     (:func:`~LLM_Mesh.core.pricing.usual_prompt_tokens`, at most the estimate's bound): the
     node did process the prompt, and the gateway has no tokenizer. The receipt keeps
     the node's own counts (0 for a part without a final chunk)."""
     if tally.prompt_tokens > 0:
         return priced_prompt_tokens(job, tally)
     return job.prompt_usual()
+
+
+def _delivered(tally: Tally) -> bool:
+    return tally.completion_tokens > 0 or any(tokens for _, tokens in tally.parts)
+
+
+def stated_prompt_tokens(job: Job, tally: Tally) -> int:
+    """The prompt tokens the ``mesh`` object, the request's record and its metrics state:
+    those charged (:func:`charged_prompt_tokens`) when a token was delivered, else the
+    node's as priced (0 when no node said). Where no node said, the usual count charged
+    (found 2026-12-04: a ``missing`` part charged for its prompt's usual count was stated
+    0 prompt tokens)."""
+    return (
+        charged_prompt_tokens(job, tally) if _delivered(tally) else priced_prompt_tokens(job, tally)
+    )
 
 
 def price_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
@@ -188,7 +205,7 @@ def build_mesh(
         mesh["receipt_request_id"] = job.node_request_id
     mesh["latency_ms"] = round(latency_ms, 3)
     mesh["ttft_ms"] = None if tally.ttft_ms is None else round(tally.ttft_ms, 3)
-    mesh["prompt_tokens"] = priced_prompt_tokens(job, tally)
+    mesh["prompt_tokens"] = stated_prompt_tokens(job, tally)
     mesh["completion_tokens"] = completion
     mesh["currency"] = UNIT
     mesh["attempts"] = tally.attempts
@@ -261,7 +278,7 @@ def record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> Non
     """An answered non-stream's record queued, counted and logged (:func:`mesh_answer`
     first)."""
     _record(
-        rt, job, node_id=tally.node_id, outcome="ok", prompt_tokens=priced_prompt_tokens(job, tally),
+        rt, job, node_id=tally.node_id, outcome="ok", prompt_tokens=stated_prompt_tokens(job, tally),
         completion_tokens=tally.completion_tokens, latency_ms=latency_ms,
         ttft_ms=tally.ttft_ms, cost=tally.cost, attempts=tally.attempts,
     )  # fmt: skip
@@ -369,7 +386,7 @@ class StreamAccount:
             make_receipt(rt, job, tally)
         _record(
             rt, job, node_id=tally.node_id, outcome=tally.outcome or "cancelled",
-            error_code=tally.error_code, prompt_tokens=priced_prompt_tokens(job, tally),
+            error_code=tally.error_code, prompt_tokens=stated_prompt_tokens(job, tally),
             completion_tokens=tally.completion_tokens + tally.before,
             latency_ms=_elapsed_ms(rt, job), ttft_ms=tally.ttft_ms, cost=tally.cost,
             attempts=tally.attempts,

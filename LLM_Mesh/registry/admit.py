@@ -25,7 +25,9 @@ A request that does not go on (refused, raised, cancelled, replayed) is given ba
 the checks took for it before any work: its token charge (``Client.used(0)``) and the
 anonymous total's request (``Client.refused``).
 
-The checks (:func:`default_checks`): authentication → rate limit → price (the
+The checks (:func:`default_checks`): authentication → rate limit → (a lone registry: an
+anonymous request's own id gets a settlement key bound to its scope,
+:class:`ScopeAnonymousIds`) → price (the
 estimate reserved from the payer, else 402: :mod:`~LLM_Mesh.registry.charge`; when
 settlement is on) → idempotency → anonymous last (:mod:`~LLM_Mesh.registry.access`). Whatever the answer, it carries the client's
 ``x-ratelimit-*`` headers (``Client.headers``) when a limit applies to it.
@@ -41,11 +43,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from starlette.responses import Response, StreamingResponse
 
-from LLM_Mesh.errors import MeshError
+from LLM_Mesh.errors import MeshError, SettlementUnavailable
 from LLM_Mesh.registry.access import AnonymousLast, Authenticate, RateLimit
 from LLM_Mesh.registry.charge import Charge
 from LLM_Mesh.registry.errors import error_response
@@ -59,6 +62,7 @@ __all__ = [
     "AdmissionCheck",
     "Hold",
     "IdempotencyCheck",
+    "ScopeAnonymousIds",
     "default_checks",
     "prompt_digest",
 ]
@@ -264,6 +268,32 @@ class IdempotencyCheck:
         return _CacheHold(self.cache, key, client)
 
 
+class ScopeAnonymousIds:
+    """On a lone registry, an anonymous request's own id gets a settlement key whose tag
+    binds its scope in :class:`IdempotencyCheck` (address, prompt), before the price check
+    writes it: so the lookup after a restart (``paid_ids.py``) finds the pool's row of that
+    scope only, as the process's check would (found 2026-12-04: not looked up at all)."""
+
+    __slots__ = ("paid",)
+
+    def __init__(self, paid: PaidIds) -> None:
+        self.paid = paid
+
+    async def __call__(self, job: Job, client: Client) -> Job | None:
+        if job.client_id is None or client.key is not None:
+            return None
+        digest = prompt_digest(job.model, job.prompt_text)
+        try:
+            scoped = await self.paid.scoped(job.settle_key, client.scope, digest)
+        except Exception as exc:  # the ledger's key unreadable: as a reservation that failed
+            raise SettlementUnavailable(
+                "the request's settlement key could not be made (settlement database "
+                "unavailable); nothing was run: try again",
+                retry_after=1,
+            ) from exc
+        return replace(job, settle_key=scoped)
+
+
 def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     """The gateway's admission checks, in the order they run (see the module docstring)."""
     checks: list[AdmissionCheck] = [
@@ -277,6 +307,8 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
         ),
     ]
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
+        if rt.paid_ids is not None:  # whose key it is, for the lookup after a restart
+            checks.append(ScopeAnonymousIds(rt.paid_ids))
         checks.append(Charge(rt.settlement))
     checks += [
         IdempotencyCheck(rt.idempotency, rt.paid_ids),

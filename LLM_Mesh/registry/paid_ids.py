@@ -19,10 +19,17 @@ review: without the path, the same id sent to the other path was refused); one f
 refused 409 ``duplicate_request`` as a request paid without an answer to replay is. After
 the window nothing of the previous process can be in it: no read at all.
 
-Keyed requests only: the payer is the key's user, the id's scope in the cache (its API
-key). Anonymous requests are paid by one ``pool`` and scoped by address: a read by payer
-would refuse another address's reuse of the same id, so they are not looked up (the
-pool may pay an anonymous request retried across a restart twice).
+The scope looked up is the process's (``admit.IdempotencyCheck``: path, client, id). A
+keyed request's payer is its API key's own account (``settlement.user_account`` of the key
+id: one a key), its scope in the cache. Anonymous requests are all paid by one ``pool``
+and scoped by address and prompt in the cache (``client.scope``, ``admit.prompt_digest``):
+before the price check their settlement key's tag is made to bind those too
+(:meth:`PaidIds.scoped`: 8 hex digits of HMAC under the ledger's secret account key,
+``core/ledger_entry.Pseudonyms.tag``, so the public ledger tells nobody the address or the
+prompt), and the pool's rows are looked up by that exact tag: another address's (or
+another prompt's) reuse of the id runs, as before the restart (found 2026-12-04: anonymous
+ids were not looked up, so the pool paid one retried across a restart twice). A pool row
+with an unscoped tag (written before the scope) is never taken for one.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.errors import DuplicateRequest
 from LLM_Mesh.registry import tables
+from LLM_Mesh.registry.ledger_accounts import pseudonyms
 
 __all__ = ["PaidIds", "paid_under"]
 
@@ -44,11 +52,13 @@ _PAID = ("answered", "settled")
 
 
 async def paid_under(
-    engine: AsyncEngine, ledger_id: str, payer: str, since: datetime, tag: str = ""
-) -> bool:
+    engine: AsyncEngine, ledger_id: str, payer: str, since: datetime, tag: str = "",
+    *, exact: bool = False,
+) -> bool:  # fmt: skip
     """Whether ``payer`` paid a request of client ledger id ``ledger_id`` (``c-`` + 24 hex:
     its keys are ``ledger_id~<suffix>.<tag>``) answered at ``since`` or later; ``tag``: of
-    that path only (a key without a tag, written before keys had one, of any path)."""
+    that path only (a key without a tag, written before keys had one, of any path, unless
+    ``exact``)."""
     s = tables.settlements
     stmt = (
         select(s.c.request_id)
@@ -57,7 +67,9 @@ async def paid_under(
         .where(s.c.updated_at >= since)
         .limit(1)
     )
-    if tag:
+    if exact:
+        stmt = stmt.where(s.c.request_id.endswith(f".{tag}"))
+    elif tag:
         stmt = stmt.where(s.c.request_id.endswith(f".{tag}") | ~s.c.request_id.contains("."))
     async with engine.connect() as conn:
         return (await conn.execute(stmt)).first() is not None
@@ -79,16 +91,31 @@ class PaidIds:
         self.wall_clock = wall_clock
         self.started = wall_clock()
 
+    async def scoped(self, settle_key: str, *scope: str) -> str:
+        """An anonymous request's ``settle_key`` (``c-…~suffix.tag``) with its tag bound to
+        ``scope`` as well (its client's address, its prompt's digest): ``.s`` + 8 hex digits
+        of :meth:`~LLM_Mesh.core.ledger_entry.Pseudonyms.tag` (the ledger's secret; read
+        once a process)."""
+        head, dot, tag = settle_key.rpartition(".")
+        if not dot or "~" not in head:
+            return settle_key
+        accounts = await pseudonyms(await self.engine())
+        return f"{head}.s{accounts.tag(tag, *scope)}"
+
     async def refusal(self, client_id: str, settle_key: str, payer: str) -> DuplicateRequest | None:
         """The 409 for ``client_id`` (its request's ``settle_key``, paid by ``payer``) when
-        it was paid within the window; ``None`` (run it) otherwise."""
+        it was paid within the window; ``None`` (run it) otherwise. The pool's rows are read
+        by the scoped tag only (:meth:`scoped`): nothing else is one client's."""
         now = self.wall_clock()
-        if payer == POOL or now - self.started >= self.window_s or "~" not in settle_key:
+        if now - self.started >= self.window_s or "~" not in settle_key:
             return None
-        since = datetime.fromtimestamp(now - self.window_s, timezone.utc)
         ledger_id, _, suffix = settle_key.partition("~")
         tag = suffix.rpartition(".")[2] if "." in suffix else ""
-        if not await paid_under(await self.engine(), ledger_id, payer, since, tag):
+        pool = payer == POOL
+        if pool and not tag.startswith("s"):  # not scoped: no one client's
+            return None
+        since = datetime.fromtimestamp(now - self.window_s, timezone.utc)
+        if not await paid_under(await self.engine(), ledger_id, payer, since, tag, exact=pool):
             return None
         return DuplicateRequest(
             f"a request with id {client_id!r} was paid before this registry restarted; "

@@ -61,7 +61,12 @@ import anyio
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
-from LLM_Mesh.core.delivered import answer_bytes, priced_completion
+from LLM_Mesh.core.delivered import (
+    answer_bytes,
+    counted_completion,
+    priced_completion,
+    states_completion,
+)
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop, status_outcome
 from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.receipt_check import Observed
@@ -569,6 +574,9 @@ class Exchange:
         tally = self.tally
         latency_ms = (rt.clock() - job.started) * 1000.0
         tally.prompt_tokens, reported = usage_counts(data.get("usage"))
+        if not states_completion(data.get("usage")):  # no count: the gateway's (usual) count
+            echoed = job.prompt_text if job.echo else ""
+            reported = counted_completion(data, job.choices, job.token_limit, echoed)
         node_mesh = data.get("mesh")
         tally.ttft_ms = nonstream_ttft(node_mesh, latency_ms)
         # what the gateway relays, for the receipt (hashed once; the account stage checks it)

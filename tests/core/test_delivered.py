@@ -7,7 +7,9 @@ from LLM_Mesh.core.delivered import (
     SLACK_PER_CHOICE,
     answer_bytes,
     chunk_bytes,
+    counted_completion,
     priced_completion,
+    states_completion,
     stop_slack,
 )
 
@@ -127,3 +129,29 @@ def test_content_parts_and_calls_count_their_text() -> None:
 
 def test_a_lone_surrogate_is_counted_not_raised() -> None:
     assert answer_bytes({"choices": [{"message": {"content": "\ud800"}}]}) == 3
+
+
+def _answer(*texts: str) -> dict[str, object]:
+    return {
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": t}}
+            for i, t in enumerate(texts)
+        ]
+    }
+
+
+def test_an_answer_without_a_stated_count_is_counted_at_three_characters_a_token() -> None:
+    """A node that sent no ``usage`` (a node of another make): ⌈characters / 3⌉ of the
+    choices asked for, never above their bytes, at most the request's token limit."""
+    assert not states_completion(None) and not states_completion({"prompt_tokens": 3})
+    assert not states_completion({"completion_tokens": "7"}) and states_completion(
+        {"completion_tokens": 0}
+    )
+    assert counted_completion(_answer("Hello!")) == 2
+    assert counted_completion(_answer("é" * 7)) == 3 <= answer_bytes(_answer("é" * 7))
+    assert counted_completion(_answer("abcd", "abcdefg"), choices=2) == 4  # 11 characters
+    assert counted_completion(_answer("abcd", "abcdefg"), choices=1) == 2  # a choice past n
+    assert counted_completion(_answer("x" * 3000), limit=100) == 100  # max_tokens x n
+    assert counted_completion(_answer("")) == counted_completion({"choices": "no"}) == 0
+    echo = {"choices": [{"index": 0, "text": "Once upon a time, there"}]}  # the prompt echoed
+    assert counted_completion(echo, echoed="Once upon a time,") == 2  # " there": 6 characters

@@ -244,3 +244,16 @@ def test_the_verifiers_leaf_encoder_makes_the_same_bytes(monkeypatch: pytest.Mon
         with pytest.raises(exc):
             entry_leaf(*bad)  # type: ignore[arg-type]
     assert encode(*good) == entry_leaf(*good)
+
+
+def test_a_scope_tag_is_keyed_and_unambiguous() -> None:
+    """``Pseudonyms.tag`` (an anonymous settlement key's scope): 8 hex digits under the
+    ledger's key; another key, or the same text split otherwise, gives another tag."""
+    from LLM_Mesh.core.ledger_entry import Pseudonyms
+
+    one, two = Pseudonyms(bytes(32)), Pseudonyms(b"\x01" * 32)
+    tag = one.tag("0a1b2c3d", "ip:203.0.113.7", "f" * 64)
+    assert len(tag) == 8 and int(tag, 16) >= 0
+    assert tag == one.tag("0a1b2c3d", "ip:203.0.113.7", "f" * 64)
+    assert tag != two.tag("0a1b2c3d", "ip:203.0.113.7", "f" * 64)
+    assert one.tag("a", "bc") != one.tag("ab", "c")

@@ -83,7 +83,8 @@ async def test_a_request_not_paid_before_the_restart_runs_after_it(tmp_path: Pat
         assert await _settled(settlement(h), account, (1000 - COST, 0)) == (1000 - COST, 0)
 
 
-async def test_ids_are_looked_up_only_in_the_window_after_a_start_and_only_for_keys() -> None:
+async def test_ids_are_looked_up_only_in_the_window_after_a_start_and_only_if_scoped() -> None:
+    """A keyed id is its key's; the pool's only by a scoped tag (``PaidIds.scoped``)."""
     now = [1000.0]
     asked: list[str] = []
 
@@ -93,6 +94,7 @@ async def test_ids_are_looked_up_only_in_the_window_after_a_start_and_only_for_k
 
     paid = PaidIds(engine, 600.0, lambda: now[0])
     assert await paid.refusal("r-1", "c-" + "0" * 24 + "~" + "1" * 16, POOL) is None
+    assert await paid.refusal("r-1", "c-" + "0" * 24 + "~" + "1" * 16 + ".0a1b2c3d", POOL) is None
     assert await paid.refusal("r-1", "req-" + "0" * 32, "user:x") is None  # not a client id
     now[0] += 600.0
     assert await paid.refusal("r-1", "c-" + "0" * 24 + "~" + "1" * 16, "user:x") is None
@@ -122,4 +124,71 @@ async def test_the_same_id_on_the_other_path_runs_after_a_restart_as_before_it(
         assert len(node.calls) == 1
         again = await _ask(h, headers, False)  # the paid chat request: still never run again
         assert again.status_code == 409, again.text
+        assert len(node.calls) == 1
+
+
+async def test_an_anonymous_request_paid_is_not_run_again_after_a_restart_in_its_scope(
+    tmp_path: Path,
+) -> None:
+    """Anonymous ids are scoped by address and prompt in the process's check
+    (``admit.IdempotencyCheck``); after a restart the same scope is looked up in the pool's
+    rows (the settlement key's tag binds it, keyed by the ledger's secret: no address in the
+    ledger). Found 2026-12-04: not looked up, so the pool ran and paid the retry again."""
+    from tests.registry.test_access import from_address
+
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    headers = {"X-Request-Id": "r-1"}
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        await register(h, "a", "alice")
+        async with from_address(h, "203.0.113.7") as c:
+            r = await c.post(CHAT, json=BODY, headers=headers)
+        assert r.status_code == 200, r.text
+        assert "203.0.113.7" not in r.json()["mesh"]["ledger_request_id"]
+        s = settlement(h)
+        await _settled(s, POOL, (-1, -1))
+        pool = await s.balance(POOL)
+    async with running(tmp_path, store=SqlStore(url)) as h:  # the registry restarted
+        node = await register(h, "a", "alice")
+        for stream in (False, True):
+            async with from_address(h, "203.0.113.7") as c:
+                again = await c.post(CHAT, json={**BODY, "stream": stream}, headers=headers)
+            assert again.status_code == 409, again.text  # before: 200, run and paid again
+            assert again.json()["error"]["code"] == "duplicate_request"
+        assert not node.calls
+        s = settlement(h)
+        assert await _settled(s, POOL, pool) == pool
+        # another address's id runs, as before the restart; so does another prompt's
+        async with from_address(h, "198.51.100.9") as c:
+            assert (await c.post(CHAT, json=BODY, headers=headers)).status_code == 200
+        other = {**BODY, "messages": [{"role": "user", "content": "hello"}]}
+        async with from_address(h, "203.0.113.7") as c:
+            assert (await c.post(CHAT, json=other, headers=headers)).status_code == 200
+        assert len(node.calls) == 2
+        report = await audit(StoreSource(h.runtime.ledger, h.settings.ledger_origin))
+        assert report.ok, report.findings
+
+
+async def test_the_same_id_of_another_key_runs_after_a_restart_as_before_it(
+    tmp_path: Path,
+) -> None:
+    """An id's scope is its API key, in the process and after a restart alike: the payer
+    looked up is the key's own account (``user_account`` of its key id), never a user's
+    other keys'. Two keys that each paid ``r-1`` are each refused it after the restart; a
+    third key's ``r-1`` runs, as it would have before."""
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        await register(h, "a", "alice")
+        keys = [await new_user(h, 1000) for _ in range(3)]
+        for key, _ in keys[:2]:
+            r = await _ask(h, {**bearer(key), "X-Request-Id": "r-1"}, False)
+            assert r.status_code == 200, r.text  # the second key too: its own scope
+        for _, account in keys[:2]:
+            assert await _settled(settlement(h), account, (1000 - COST, 0)) == (1000 - COST, 0)
+    async with running(tmp_path, store=SqlStore(url)) as h:  # the registry restarted
+        node = await register(h, "a", "alice")
+        for key, _ in keys[:2]:
+            again = await _ask(h, {**bearer(key), "X-Request-Id": "r-1"}, False)
+            assert again.status_code == 409, again.text
+        third = await _ask(h, {**bearer(keys[2][0]), "X-Request-Id": "r-1"}, False)
+        assert third.status_code == 200, third.text
         assert len(node.calls) == 1

@@ -3,13 +3,14 @@ refusal like 429, not a server error; the client sees the soonest Retry-After.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.registry.helpers import FakeNode, rank, running
+from tests.registry.helpers import FakeNode, FakeNodes, rank, running
 
 CHAT = "/v1/chat/completions"
 MODEL = "gemma-3-270m"
@@ -96,3 +97,69 @@ async def test_a_failed_nodes_address_is_not_shown_to_the_client(
         assert r.status_code in (502, 504), r.text
         assert r.json()["error"]["node_id"] == "node-a"
         assert node.url not in r.text and ":8801" not in r.text, r.text
+
+
+FUNDS = 10_000
+ANSWER = "The quick brown fox jumps over the lazy dog."  # 44 characters, 44 bytes
+
+
+class NoUsageNodes(FakeNodes):
+    """Nodes of another make: a non-streamed answer with its text and no ``usage``."""
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        resp = super().handler(request)
+        if resp.status_code != 200 or json.loads(request.content).get("stream"):
+            return resp
+        data = resp.json()
+        data["choices"][0]["message"]["content"] = ANSWER
+        del data["usage"]
+        return httpx.Response(200, json=data)
+
+
+async def test_a_non_stream_answer_without_usage_is_paid_on_the_gateways_count(
+    tmp_path: Path,
+) -> None:
+    """A node answers 200 with its choices but no ``usage`` (its receipt part ``missing``):
+    paid, as a stream without its usage chunk is, on the gateway's count: the answer's text
+    at the usual count (``core/delivered.usual_completion``: ⌈characters / 3⌉) and the
+    prompt once at its usual count, within the estimate (found 2026-12-04: charged 0, paid
+    0, its record said 0 tokens)."""
+    from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+    from LLM_Mesh.cli.receipt_commands import check
+    from LLM_Mesh.core.pricing import estimate, request_cost
+    from LLM_Mesh.core.receipt import PartStatus
+    from tests.keyed import operator_account
+    from tests.registry.test_charge import BODY, CHAT, PRICE, PROMPT, bearer, new_user
+    from tests.registry.test_charge import register as register_paid
+    from tests.registry.test_paid_once import _settled
+    from tests.registry.test_receipts import registry_keys
+
+    async with running(tmp_path, nodes=NoUsageNodes()) as h:
+        await register_paid(h, "a", "alice")
+        key, account = await new_user(h, FUNDS)
+        r = await h.client.post(CHAT, json={**BODY, "max_tokens": 100}, headers=bearer(key))
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["choices"][0]["message"]["content"] == ANSWER
+        completion = -(-len(ANSWER) // 3)  # 15
+        cost = request_cost(PRICE, PROMPT, completion)
+        assert 0 < cost <= estimate(PRICE, "hi", 100, 32_768, 1)
+        mesh = answer["mesh"]
+        assert (mesh["prompt_tokens"], mesh["completion_tokens"], mesh["cost"]) == (
+            PROMPT, completion, cost,
+        )  # fmt: skip
+        checked = check(r.text, await registry_keys(h))  # verifies offline, shown unsigned
+        assert [p.status for p in checked.parts] == [PartStatus.MISSING]
+        assert checked.completion_tokens == completion
+        s = h.runtime.settlement
+        assert s is not None
+        fee = cost * 5 // 100
+        assert await _settled(s, account, (FUNDS - cost, 0)) == (FUNDS - cost, 0)
+        assert await s.balance(operator_account("alice")) == (cost - fee, 0)
+        await h.runtime.writer.flush()
+        (rec,) = h.store.requests
+        assert (rec.prompt_tokens, rec.completion_tokens, rec.cost) == (PROMPT, completion, cost)
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        report = await audit(StoreSource(ledger, h.settings.ledger_origin))
+        assert report.ok, report.findings

@@ -205,7 +205,7 @@ async def test_a_stream_ending_without_its_usage_chunk_is_paid_on_the_gateways_c
         assert await s.balance(operator_account("alice")) == (cost - fee, 0)
         await h.runtime.writer.flush()
         (rec,) = h.store.requests
-        assert (rec.completion_tokens, rec.cost) == (3, cost)
+        assert (rec.prompt_tokens, rec.completion_tokens, rec.cost) == (PROMPT, 3, cost)
         from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 
         report = await audit(
