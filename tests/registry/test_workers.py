@@ -335,7 +335,8 @@ def test_a_supervisor_killed_outright_leaves_no_worker_serving(tmp_path: Path) -
         f" '127.0.0.1', {port})\n"
         "sys.exit(s.run())\n"
     )
-    env = dict(os.environ, SIGNALS_DIR=str(tmp_path / "signals"))
+    # TMPDIR: the heartbeat directory of a supervisor killed outright stays (in tmp_path)
+    env = dict(os.environ, SIGNALS_DIR=str(tmp_path / "signals"), TMPDIR=str(tmp_path))
     sup = subprocess.Popen([sys.executable, "-c", runner], env=env)
     try:
         pids: set[int] = set()
