@@ -23,6 +23,7 @@ from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
 from LLM_Mesh.config import DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.first_use import loopback_host
+from LLM_Mesh.core.worker_restart import DEFAULT_WORKER_TIMEOUT_S
 from LLM_Mesh.errors import MeshError
 
 __all__ = ["MAX_WORKERS", "registry_serve", "worker_args"]
@@ -131,6 +132,18 @@ def registry_serve(
             "LLM_MESH_REGISTRY_WORKERS, default 1]",
         ),
     ] = 1,
+    worker_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",  # no min=: its "[x>=0]" would narrow every option's help
+            envvar="LLM_MESH_REGISTRY_WORKER_TIMEOUT",
+            show_envvar=False,
+            show_default=False,
+            help="With --workers N: a worker hung this long (its event loop sent no heartbeat, "
+            "one a second) is killed and started again; 0: never \\[env "
+            f"LLM_MESH_REGISTRY_WORKER_TIMEOUT, default {DEFAULT_WORKER_TIMEOUT_S:g}]",
+        ),
+    ] = DEFAULT_WORKER_TIMEOUT_S,
     worker_index: Annotated[
         int | None, typer.Option(hidden=True, help="one of --workers N: its index")
     ] = None,
@@ -140,6 +153,10 @@ def registry_serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("--tls-cert and --tls-key go together"))
+    if not worker_timeout >= 0:  # not negative, not nan
+        raise typer.BadParameter(
+            f"{worker_timeout:g}: 0 or more seconds", param_hint="--worker-timeout"
+        )
     if allow_loopback_nodes and not loopback_host(host):
         raise _fail(
             ValueError(
@@ -170,7 +187,9 @@ def registry_serve(
     _setup_logging(verbose, settings.log_format)
     ensure_home(settings.home)
     if workers > 1 and worker_index is None:
-        raise typer.Exit(_supervise(ctx, workers, settings, host, port, tls_cert, tls_key))
+        raise typer.Exit(
+            _supervise(ctx, workers, settings, host, port, tls_cert, tls_key, worker_timeout)
+        )
     try:
         serve(
             settings, host=host, port=port,
@@ -194,7 +213,7 @@ def _local_mesh(value: str | None) -> str | None:
 
 
 def worker_args(
-    ctx: typer.Context, skip: tuple[str, ...] = ("workers", "worker_index")
+    ctx: typer.Context, skip: tuple[str, ...] = ("workers", "worker_index", "worker_timeout")
 ) -> list[str]:
     """The options given to this command on its command line, as arguments again (those
     from the environment or defaults are left out: a worker inherits the environment)."""
@@ -221,7 +240,7 @@ def worker_args(
 def _supervise(
     ctx: typer.Context,
     workers: int, settings: Settings, host: str, port: int,
-    tls_cert: Path | None, tls_key: Path | None,
+    tls_cert: Path | None, tls_key: Path | None, worker_timeout_s: float,
 ) -> int:  # fmt: skip
     """``--workers N``: checked here, then :class:`~LLM_Mesh.registry.workers.WorkerSupervisor`."""
     from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV
@@ -272,6 +291,7 @@ def _supervise(
             host,
             port,
             stop_timeout_s=shutdown_s + 10.0 if shutdown_s > 0 else None,
+            worker_timeout_s=worker_timeout_s,
             env=env,
         )
         return supervisor.run()

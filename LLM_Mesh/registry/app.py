@@ -464,10 +464,10 @@ def serve(
     from LLM_Mesh.heap import cap_arenas, trim_periodically
     from LLM_Mesh.registry.store_checks import store_unusable
     from LLM_Mesh.server_process import require_free_port, reuse_port_socket
+    from LLM_Mesh.worker_beat import beat_for_supervisor
 
-    # said in one line before migrations, keys and settlement start (not uvicorn's bind
-    # error or a traceback after them); a worker's siblings hold the port (its supervisor
-    # checked it)
+    # said in one line before migrations, keys and settlement start (not uvicorn's bind error
+    # or a traceback after them); a worker's siblings hold the port (its supervisor checked it)
     if not reuse_port:
         require_free_port(host, port, " (another registry? `llm-mesh up` runs its registry on "
                           "8800): stop it, or serve on another port: --port N")  # fmt: skip
@@ -486,8 +486,8 @@ def serve(
         settings.malloc_trim_s,
     )
     run_bounded(  # uvicorn.run, its stop bounded: a step hung for good holds no exit
-        app, settings.registry_shutdown_s, host=host, port=port, log_level=log_level,
-        access_log=False,
+        beat_for_supervisor(app), settings.registry_shutdown_s, host=host, port=port,
+        log_level=log_level, access_log=False,  # a worker of --workers N: beating (worker_beat)
         ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home
         ssl_keyfile=tls_key and os.path.expanduser(tls_key),
         **uvicorn_log_kwargs(settings.log_format),

@@ -15,6 +15,12 @@ over them) and are otherwise the single-process ``registry serve``.
   migrations are made once, not raced by N processes), then the others;
 - restarts a worker that exits unasked, after :class:`~LLM_Mesh.core.worker_restart.RestartPolicy`'s
   wait (1 s, doubling to 30 s while it keeps dying within a minute), logging its exit code;
+- kills (``SIGKILL``) a worker that hangs, then restarts it as one that exited: each worker
+  sets its heartbeat file's modification time every second from its event loop
+  (:mod:`LLM_Mesh.worker_beat`; the files are in this run's private 0700 directory); one
+  silent longer than ``hang.timeout_s`` (``--worker-timeout``, 30 s; 0: never), or, before
+  its first beat, than ``hang.start_s`` (``start_timeout_s``), is killed with one WARNING
+  line (:class:`~LLM_Mesh.core.worker_restart.HangPolicy` decides);
 - on SIGTERM or SIGINT sends each worker one SIGTERM (each stops as a lone registry does:
   no new connections, requests in flight drain, bounded by ``registry_shutdown_s``) and
   exits 0 once they are gone (70, as a lone registry past its bound, when a worker exited
@@ -36,17 +42,20 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.shutdown import STOP_OVERDUE_STATUS
-from LLM_Mesh.core.worker_restart import RestartPolicy
+from LLM_Mesh.core.worker_restart import DEFAULT_WORKER_TIMEOUT_S, HangPolicy, RestartPolicy
+from LLM_Mesh.worker_beat import HEARTBEAT_ENV
 
 __all__ = ["WorkerSupervisor", "connect_host"]
 
@@ -105,6 +114,7 @@ class WorkerSupervisor:
         *,
         start_timeout_s: float = 120.0,
         stop_timeout_s: float | None = 40.0,
+        worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
         env: Mapping[str, str] | None = None,
         policy: Callable[[], RestartPolicy] = RestartPolicy,
         clock: Callable[[], float] = time.monotonic,
@@ -122,6 +132,11 @@ class WorkerSupervisor:
         self.started_at = [0.0] * n
         self.restart_at: list[float | None] = [None] * n
         self.policies = [policy() for _ in range(n)]
+        self.hang = HangPolicy(timeout_s=worker_timeout_s, start_s=start_timeout_s)
+        self.beat_dir: str | None = None  # this run's heartbeat files, one a worker
+        self.beat_mtime = [0] * n  # each file's modification time last seen (ns)
+        self.beat_at: list[float | None] = [None] * n  # when it last changed (None: not yet)
+        self.hung: set[int] = set()  # workers killed as hung, not yet reaped
         self.signals = 0  # stop signals received
         self._passed_on = 0  # of them, passed on to the workers
         self._killed = False  # a worker killed at the stop's deadline
@@ -153,15 +168,26 @@ class WorkerSupervisor:
         """The live workers' process ids, by index (for tests and benchmarks)."""
         return [p.pid for p in self.procs if p is not None and p.poll() is None]
 
+    def _beat_file(self, i: int) -> str:
+        if self.beat_dir is None:
+            self.beat_dir = tempfile.mkdtemp(prefix="llm-mesh-workers-")  # mode 0700
+        return os.path.join(self.beat_dir, f"worker-{i}")
+
     def _spawn(self, i: int) -> subprocess.Popen[bytes]:
+        beat = self._beat_file(i)
+        with open(beat, "wb"):  # fresh: its time now is no beat
+            pass
+        self.beat_mtime[i], self.beat_at[i] = os.stat(beat).st_mtime_ns, None
+        env = dict(self.env if self.env is not None else os.environ, **{HEARTBEAT_ENV: beat})
         proc = subprocess.Popen(
             list(self.command(i)),
-            env=self.env,
+            env=env,
             preexec_fn=_child_setup(os.getpid(), self._libc),
         )
         self.procs[i] = proc
         self.started_at[i] = self.clock()
         self.restart_at[i] = None
+        self.hung.discard(i)
         log.info("worker %d started (pid %d)", i, proc.pid)
         return proc
 
@@ -188,13 +214,34 @@ class WorkerSupervisor:
         self._stop()  # asked to stop while it started
         return 0
 
+    def _silent_s(self, i: int, now: float) -> float | None:
+        """How long worker ``i`` has been silent, when too long (its beat file read now)."""
+        try:
+            mtime = os.stat(self._beat_file(i)).st_mtime_ns
+        except OSError:  # removed by someone: no beat from now on
+            mtime = self.beat_mtime[i]
+        if mtime != self.beat_mtime[i]:  # changed, whichever way the wall clock went
+            self.beat_mtime[i], self.beat_at[i] = mtime, now
+        return self.hang.silent_too_long(now, self.started_at[i], self.beat_at[i])
+
     def _tend(self) -> None:
-        """Restart the workers that exited unasked, each after its policy's wait."""
+        """Kill the workers silent too long; restart those that exited unasked (or were
+        killed so), each after its policy's wait."""
         now = self.clock()
         for i, proc in enumerate(self.procs):
             if proc is not None:
                 code = proc.poll()
                 if code is None:
+                    silent = None if i in self.hung else self._silent_s(i, now)
+                    if silent is not None:
+                        log.warning(
+                            "worker %d (pid %d) hung: no heartbeat for %.0f s%s: killing it",
+                            i, proc.pid, silent, " since its start" if self.beat_at[i] is None
+                            else f" (--worker-timeout {self.hang.timeout_s:g} s)",
+                        )  # fmt: skip
+                        self.hung.add(i)
+                        with contextlib.suppress(ProcessLookupError):
+                            proc.kill()  # reaped and restarted below, at a next turn
                     continue
                 wait = self.policies[i].died(now - self.started_at[i])
                 log.warning(
@@ -257,3 +304,6 @@ class WorkerSupervisor:
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
+            if self.beat_dir is not None:
+                shutil.rmtree(self.beat_dir, ignore_errors=True)
+                self.beat_dir = None

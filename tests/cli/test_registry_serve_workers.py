@@ -175,3 +175,38 @@ def test_port_0_is_refused_with_workers(
                               "--database-url", PG, "--port", "0"], env={"COLUMNS": "300"})  # fmt: skip
     assert out.exit_code == 1 and "--workers 2 needs a fixed --port" in _said(out), _said(out)
     assert not supervisors
+
+
+@pytest.mark.parametrize(("given", "env", "timeout_s"), [
+    ([], {}, 30.0),
+    (["--worker-timeout", "5"], {}, 5.0),
+    (["--worker-timeout", "0"], {}, 0.0),
+    ([], {"LLM_MESH_REGISTRY_WORKER_TIMEOUT": "12.5"}, 12.5),
+])  # fmt: skip
+def test_the_worker_timeout_goes_to_the_supervisor_not_to_the_workers(
+    tmp_path: Path,
+    supervisors: list[workers.WorkerSupervisor],
+    given: list[str],
+    env: dict[str, str],
+    timeout_s: float,
+) -> None:
+    out = runner.invoke(app, ["registry", "serve", "--workers", "2", "--home", str(tmp_path),
+                              "--database-url", PG, "--port", str(_free_port()), *given],
+                        env={"COLUMNS": "300", **env})  # fmt: skip
+    assert out.exit_code == 0, _said(out)
+    (sup,) = supervisors
+    assert sup.hang.timeout_s == timeout_s
+    assert "--worker-timeout" not in sup.command(1)  # a worker supervises nothing
+
+
+def test_a_negative_worker_timeout_is_refused(tmp_path: Path) -> None:
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "2",
+                              "--database-url", PG, "--worker-timeout", "-1"])  # fmt: skip
+    assert out.exit_code == 2  # a usage error
+
+
+def test_the_help_says_the_worker_timeout_and_its_default() -> None:
+    out = runner.invoke(app, ["registry", "serve", "--help"], env={"COLUMNS": "80"})
+    said = " ".join(out.output.replace("│", " ").split())
+    assert out.exit_code == 0 and "--worker-timeout" in said, said
+    assert "LLM_MESH_REGISTRY_WORKER_TIMEOUT, default 30]" in said, said

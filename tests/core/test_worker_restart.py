@@ -1,4 +1,4 @@
-from LLM_Mesh.core.worker_restart import RestartPolicy
+from LLM_Mesh.core.worker_restart import DEFAULT_WORKER_TIMEOUT_S, HangPolicy, RestartPolicy
 
 
 def test_a_worker_dying_at_start_waits_longer_each_time_up_to_the_cap() -> None:
@@ -23,3 +23,29 @@ def test_the_bounds_are_settings() -> None:
 def test_a_crash_loop_of_days_stays_at_the_cap() -> None:
     p = RestartPolicy(crashes=5_000)  # 2.0 ** 5000 would overflow a float
     assert p.died(0.0) == 30.0
+
+
+def test_a_worker_silent_longer_than_the_timeout_after_a_beat_is_overdue() -> None:
+    h = HangPolicy(timeout_s=30.0, start_s=120.0)
+    assert h.silent_too_long(now=1030.0, started_at=0.0, beat_at=1000.0) is None  # just in time
+    assert h.silent_too_long(now=1030.5, started_at=0.0, beat_at=1000.0) == 30.5
+    assert h.silent_too_long(now=1001.0, started_at=0.0, beat_at=1000.0) is None
+
+
+def test_a_worker_not_yet_beating_has_its_start_allowance() -> None:
+    h = HangPolicy(timeout_s=30.0, start_s=120.0)
+    assert h.silent_too_long(now=100.0, started_at=0.0, beat_at=None) is None  # starting
+    assert h.silent_too_long(now=120.5, started_at=0.0, beat_at=None) == 120.5
+    # the allowance is never shorter than the timeout itself
+    assert HangPolicy(timeout_s=30.0, start_s=5.0).silent_too_long(29.0, 0.0, None) is None
+    assert HangPolicy(timeout_s=30.0, start_s=5.0).silent_too_long(31.0, 0.0, None) == 31.0
+
+
+def test_a_timeout_of_0_never_kills() -> None:
+    h = HangPolicy(timeout_s=0.0, start_s=1.0)
+    assert h.silent_too_long(now=1e9, started_at=0.0, beat_at=None) is None
+    assert h.silent_too_long(now=1e9, started_at=0.0, beat_at=1.0) is None
+
+
+def test_the_default_timeout_is_gunicorns() -> None:
+    assert HangPolicy().timeout_s == DEFAULT_WORKER_TIMEOUT_S == 30.0

@@ -5,14 +5,19 @@ The supervisor starts two workers on one port; two sim nodes (SIMULATED) registe
 clients send 24 requests, streaming and not. It shows: every request is answered, and both
 workers served some (each is its own settlement holder: the settlement rows name two
 holders). Then one worker is killed with SIGKILL: the supervisor starts another in its
-place, and 16 more requests are all answered. SIGTERM to the supervisor stops it (exit 0)
-and every worker with it.
+place, and 16 more requests are all answered. Then one worker is hung (SIGSTOP): silent
+past ``--worker-timeout``, the supervisor kills it and starts another, and 16 more requests
+are all answered (before 2026-12-04 it was never seen, and took about half the new
+connections, answering none). SIGTERM to the supervisor stops it (exit 0) and every worker
+with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -28,6 +33,8 @@ from tests.e2e.conftest import free_port
 from tests.e2e.test_replicas import SIM, Proc, _env, _healthy_ids, _node_id, _prepare, _wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+WORKER_TIMEOUT_S = 5  # short for the test; the default is 30 s
 
 
 def _workers(pid: int) -> set[int]:
@@ -101,7 +108,9 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
     token, api_key, _account = _prepare(pg_database_url, [home])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    sup = supervisor(tmp_path, pg_database_url, port, "--allow-private-nodes")
+    sup = supervisor(tmp_path, pg_database_url, port, "--allow-private-nodes",
+                     "--worker-timeout", str(WORKER_TIMEOUT_S))  # fmt: skip
+    hung: list[int] = []
     nodes = []
     for j in range(2):
         node_home = tmp_path / f"node{j}"
@@ -140,6 +149,17 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
         answers = asyncio.run(_ask(url, api_key, 16, 4))
         assert all(a.get("usage") for a in answers), answers
 
+        hung.append(max(_workers(pid)))
+        os.kill(hung[0], signal.SIGSTOP)
+        t0 = time.monotonic()
+        _wait(lambda: len(_workers(pid)) == 2 and hung[0] not in _workers(pid), 60,
+              "the hung worker replaced")  # fmt: skip
+        assert time.monotonic() - t0 < WORKER_TIMEOUT_S + 10  # its timeout, a margin
+        _wait(lambda: _replicas(pg_database_url) == (2, 4), 60, "the new worker serving")
+        _wait(lambda: all(ids <= _healthy_ids(url) for _ in range(8)), 60, "nodes healthy")
+        answers = asyncio.run(_ask(url, api_key, 16, 4))
+        assert all(a.get("usage") for a in answers), answers
+
         running = _workers(pid)
         sup.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
@@ -148,7 +168,12 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
         assert all(_gone(w) for w in running)
         log = (tmp_path / "registry.log").read_text()
         assert "worker 0 started" in log and "exited with code -9: restarting it" in log
+        said = rf"worker \d \(pid {hung[0]}\) hung: no heartbeat for \d+ s \(--worker-timeout "
+        assert re.search(said + rf"{WORKER_TIMEOUT_S} s\): killing it", log), log
     finally:
+        for w in hung:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
         for p in nodes:
             p.kill(signal.SIGTERM)
         sup.kill(signal.SIGTERM)

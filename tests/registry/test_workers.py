@@ -5,8 +5,10 @@ listen, and answer each connection with their pid. No registry, no database: the
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,7 +43,10 @@ def on(sig, _f):
         f.write(f"{sig}\n")
 signal.signal(signal.SIGTERM, on)
 signal.signal(signal.SIGINT, on)
+beat, t0 = os.environ.get("LLM_MESH_WORKER_HEARTBEAT"), time.monotonic()
 while mode == "deaf" or len(signals) < (2 if mode == "stubborn" else 1):
+    if beat and mode != "mute" and (mode != "late" or time.monotonic() - t0 > 2.5):
+        os.utime(beat)  # its heartbeat (late: from 2.5 s on; mute: never)
     try:
         c, _ = s.accept()
     except OSError:
@@ -330,7 +335,8 @@ def test_a_supervisor_killed_outright_leaves_no_worker_serving(tmp_path: Path) -
         f" '127.0.0.1', {port})\n"
         "sys.exit(s.run())\n"
     )
-    env = dict(os.environ, SIGNALS_DIR=str(tmp_path / "signals"))
+    # TMPDIR: the heartbeat directory of a supervisor killed outright stays (in tmp_path)
+    env = dict(os.environ, SIGNALS_DIR=str(tmp_path / "signals"), TMPDIR=str(tmp_path))
     sup = subprocess.Popen([sys.executable, "-c", runner], env=env)
     try:
         pids: set[int] = set()
@@ -351,3 +357,128 @@ def test_a_supervisor_killed_outright_leaves_no_worker_serving(tmp_path: Path) -
     finally:
         if sup.poll() is None:
             sup.kill()
+
+
+def _killed_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "hung" in r.getMessage()]
+
+
+def test_a_hung_worker_is_killed_and_replaced_within_its_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # found 2026-12-04 (docs/deploy.md): a SIGSTOPped worker was never seen, and still took
+    # about 1 in N of the port's new connections, answering none
+    sup, port = _supervisor(tmp_path, 2, lambda i: "serve", worker_timeout_s=1.0)
+    seen: dict[str, object] = {}
+    stopped: list[int] = []
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2 and None not in sup.beat_at)  # both beating
+        keep, victim = sup.pids()
+        os.kill(victim, signal.SIGSTOP)
+        stopped.append(victim)
+        t0 = time.monotonic()
+        _wait(lambda: sup.live() == 2 and victim not in sup.pids())
+        seen["replaced_after"] = time.monotonic() - t0
+        seen["kept"] = keep in sup.pids()
+        seen["answers"] = {_pid_at(port) for _ in range(20)}  # none waits on the stopped one
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        with caplog.at_level("INFO", logger="LLM_Mesh.registry.workers"):
+            code, errors = _drive(sup, script)
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not errors and code == 0, errors
+    replaced_after = seen["replaced_after"]
+    assert isinstance(replaced_after, float) and 1.0 < replaced_after < 5.0  # timeout + margin
+    assert seen["kept"] is True  # the live one left alone
+    assert _gone(stopped[0])
+    (line,) = _killed_lines(caplog)
+    said = rf"worker 1 \(pid {stopped[0]}\) hung: no heartbeat for \d s \(--worker-timeout 1 s\)"
+    assert re.fullmatch(said + ": killing it", line), line
+    said = [r.getMessage() for r in caplog.records]
+    assert f"worker 1 (pid {stopped[0]}) exited with code -9: restarting it in 0 s" in said, said
+
+
+def test_a_slow_starting_worker_is_not_killed_before_its_first_beat(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # worker 1 beats from 2.5 s on only (migrations, keys): longer than the timeout, within
+    # the start allowance
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "late" if i == 1 else "serve",
+                             worker_timeout_s=1.0, start_timeout_s=6.0)  # fmt: skip
+    pids: list[list[int]] = []
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2)
+        pids.append(sup.pids())
+        _wait(lambda: sup.beat_at[1] is not None)
+        time.sleep(1.5)  # beating now: within its timeout
+        pids.append(sup.pids())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with caplog.at_level("INFO", logger="LLM_Mesh.registry.workers"):
+        code, errors = _drive(sup, script)
+    assert not errors and code == 0, errors
+    assert pids[0] == pids[1] and not _killed_lines(caplog)
+
+
+def test_a_worker_that_never_beats_is_killed_after_the_start_allowance(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "mute" if i == 1 else "serve",
+                             worker_timeout_s=1.0, start_timeout_s=3.0)  # fmt: skip
+    seen: list[float] = []
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2)
+        mute = sup.pids()[1]
+        t0 = time.monotonic()
+        _wait(lambda: sup.live() == 2 and mute not in sup.pids())
+        seen.append(time.monotonic() - t0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with caplog.at_level("INFO", logger="LLM_Mesh.registry.workers"):
+        code, errors = _drive(sup, script)
+    assert not errors and code == 0, errors
+    assert 2.5 < seen[0] < 7.0, seen
+    (line,) = _killed_lines(caplog)
+    assert line.startswith("worker 1 (pid ") and "no heartbeat for 3 s since its start" in line
+
+
+def test_with_a_worker_timeout_of_0_a_silent_worker_is_left_alone(tmp_path: Path) -> None:
+    sup, _port = _supervisor(tmp_path, 1, lambda i: "mute", worker_timeout_s=0.0,
+                             start_timeout_s=0.5)  # fmt: skip
+    pids: list[list[int]] = []
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 1)
+        pids.append(sup.pids())
+        time.sleep(2.0)
+        pids.append(sup.pids())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, errors = _drive(sup, script)
+    assert not errors and code == 0, errors
+    assert pids[0] == pids[1]
+
+
+def test_the_heartbeat_files_are_private_and_removed_at_the_end(tmp_path: Path) -> None:
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "serve")
+    seen: dict[str, object] = {}
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2 and None not in sup.beat_at)
+        assert sup.beat_dir is not None
+        seen["dir"] = sup.beat_dir
+        seen["mode"] = os.stat(sup.beat_dir).st_mode & 0o777
+        seen["files"] = sorted(os.listdir(sup.beat_dir))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, errors = _drive(sup, script)
+    assert not errors and code == 0, errors
+    assert seen["mode"] == 0o700 and seen["files"] == ["worker-0", "worker-1"]
+    assert not os.path.exists(str(seen["dir"]))
