@@ -155,3 +155,11 @@ def test_an_answer_without_a_stated_count_is_counted_at_three_characters_a_token
     assert counted_completion(_answer("")) == counted_completion({"choices": "no"}) == 0
     echo = {"choices": [{"index": 0, "text": "Once upon a time, there"}]}  # the prompt echoed
     assert counted_completion(echo, echoed="Once upon a time,") == 2  # " there": 6 characters
+    # the defaults: choice 0 only, nothing echoed, no limit; a limit of 1 token holds
+    assert counted_completion(_answer("abcdef", "ghijklmnop")) == 2
+    assert counted_completion({"choices": [{"index": 0, "text": "XXXXXX"}]}) == 2
+    assert counted_completion(_answer("x" * 30), limit=1) == 1
+    # a choice that is not an object, or not asked for, is skipped: the next still counts
+    assert counted_completion({"choices": ["junk", {"index": 0, "text": "abcdef"}]}) == 2
+    skipped = [{"index": 5, "text": "zzz"}, {"index": 0, "text": "abcdef"}]
+    assert counted_completion({"choices": skipped}) == 2

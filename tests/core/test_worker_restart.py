@@ -39,6 +39,15 @@ def test_a_worker_not_yet_beating_has_its_start_allowance() -> None:
     # the allowance is never shorter than the timeout itself
     assert HangPolicy(timeout_s=30.0, start_s=5.0).silent_too_long(29.0, 0.0, None) is None
     assert HangPolicy(timeout_s=30.0, start_s=5.0).silent_too_long(31.0, 0.0, None) == 31.0
+    # counted from the worker's own start, on a clock that does not start at 0
+    assert h.silent_too_long(now=5100.0, started_at=5000.0, beat_at=None) is None
+    assert h.silent_too_long(now=5121.0, started_at=5000.0, beat_at=None) == 121.0
+
+
+def test_a_timeout_under_a_second_still_kills() -> None:
+    h = HangPolicy(timeout_s=0.5, start_s=0.5)
+    assert h.silent_too_long(now=11.0, started_at=0.0, beat_at=10.0) == 1.0
+    assert h.silent_too_long(now=10.25, started_at=0.0, beat_at=10.0) is None
 
 
 def test_a_timeout_of_0_never_kills() -> None:
