@@ -6,8 +6,8 @@ Events are counted where they happen, through children cached by label tuple
 end and an ejection (:meth:`GatewayMetrics.attempt`, from ``Routing.finish``), each
 failover decision (:meth:`GatewayMetrics.step`, from the send stage). States are read
 when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy and
-ejected, the opt-in wait and attempts in flight per model, the request writer's
-counts. Names, labels and meanings: ``docs/operations.md``.
+ejected, the opt-in wait and attempts in flight per model
+(:func:`~LLM_Mesh.registry.metrics_states.read_states`), the request writer's counts. Names, labels and meanings: ``docs/operations.md``.
 
 Several processes (``registry serve --workers N``, prometheus-client's multiprocess mode:
 :func:`~LLM_Mesh.metrics_http.events_registry`): the Counters and Histograms (and the
