@@ -317,6 +317,8 @@ def create_registry_app(
             for topic, poller in store_polls.items():
                 poller.changes = store_changes(runtime.store, topic)
             runtime.writer.start()
+            if runtime.metrics is not None:  # --workers N: this worker's gauges, written
+                runtime.metrics.start()
             health.start()
             revocations.start()
             checkpointer.start()
@@ -352,6 +354,8 @@ def create_registry_app(
                 await checkpointer.stop()
                 await revocations.stop()
                 await health.stop()
+                if runtime.metrics is not None:
+                    await runtime.metrics.stop()
                 await runtime.writer.stop()
                 if runtime.heartbeats is not None:
                     await runtime.heartbeats.flush()

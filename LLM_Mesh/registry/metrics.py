@@ -6,13 +6,15 @@ Events are counted where they happen, through children cached by label tuple
 end and an ejection (:meth:`GatewayMetrics.attempt`, from ``Routing.finish``), each
 failover decision (:meth:`GatewayMetrics.step`, from the send stage). States are read
 when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy and
-ejected, the opt-in wait and attempts in flight per model, the request writer's
-counts. Names, labels and meanings: ``docs/operations.md``.
+ejected, the opt-in wait and attempts in flight per model
+(:func:`~LLM_Mesh.registry.metrics_states.read_states`), the request writer's counts. Names, labels and meanings: ``docs/operations.md``.
 
 Several processes (``registry serve --workers N``, prometheus-client's multiprocess mode:
 :func:`~LLM_Mesh.metrics_http.events_registry`): the Counters and Histograms (and the
-request writer's counts, then Counters too) are every worker's summed; the states read at
-scrape time, and ``process_*``, are the answering worker's.
+request writer's counts, then Counters too) are every worker's summed; the states are
+gauges each worker writes for every scrape, merged over the live workers
+(:mod:`~LLM_Mesh.registry.metrics_states` says how each); ``process_*`` are the answering
+worker's.
 
 Label values are bounded: ``code`` is one of the package's error codes or
 ``http_NNN`` (:func:`code_label`), never a string a node or a client chose.
@@ -20,7 +22,8 @@ Label values are bounded: ``code`` is one of the package's error codes or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -29,7 +32,6 @@ from prometheus_client.registry import Collector
 from LLM_Mesh.core.balancer import Router
 from LLM_Mesh.core.failover import Action, Step
 from LLM_Mesh.core.route_types import Outcome
-from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.errors import ERROR_CODES
 from LLM_Mesh.metrics_http import (
     LATENCY_BUCKETS_S,
@@ -37,9 +39,11 @@ from LLM_Mesh.metrics_http import (
     TTFT_BUCKETS_S,
     Children,
     events_registry,
+    multiprocess_dir,
     new_registry,
 )
 from LLM_Mesh.registry.demand import DemandTracker
+from LLM_Mesh.registry.metrics_states import GAUGES, States, WorkerGauges, read_states
 from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.request_log import RequestWriter
 
@@ -70,6 +74,12 @@ class GatewayMetrics:
     def __init__(self, table: NodeTable, router: Router, demand: DemandTracker,
                  writer: RequestWriter | None = None) -> None:  # fmt: skip
         served = self.registry = new_registry()
+        read = partial(read_states, table, router, demand)
+        path = multiprocess_dir()
+        # several processes: each writes its states to its files, before the files are read
+        self.gauges = WorkerGauges(path, read) if path is not None else None
+        if self.gauges is not None:
+            served.register(self.gauges)
         reg = events_registry(served)  # None: several processes, summed from their files
         self._requests: Children[tuple[str, str, str, str], Counter] = Children(Counter(
             "llm_mesh_gateway_requests",
@@ -145,7 +155,17 @@ class GatewayMetrics:
             by_result = {result: records.labels(result) for result in ("written", "dropped")}
             writer.counted = lambda result, n: by_result[result].inc(n)
             writer = None
-        served.register(_StateCollector(table, router, demand, writer))
+        served.register(_StateCollector(read if self.gauges is None else None, writer))
+
+    def start(self) -> None:
+        """With several processes: this worker's states written every ``REFRESH_S``."""
+        if self.gauges is not None:
+            self.gauges.start()
+
+    async def stop(self) -> None:
+        """With several processes: this worker's states out of every later scrape."""
+        if self.gauges is not None:
+            await self.gauges.stop()
 
     # -- events (hot path) -------------------------------------------------------------
     def request(
@@ -203,52 +223,20 @@ class GatewayMetrics:
 
 
 class _StateCollector(Collector):
-    """States, read at scrape time (never per request)."""
+    """States read at scrape time (never per request): ``read`` (``None``: the workers'
+    gauges, merged from the files, show them) and the request writer's counts."""
 
-    def __init__(self, table: NodeTable, router: Router, demand: DemandTracker,
-                 writer: RequestWriter | None) -> None:  # fmt: skip
-        self.table, self.router, self.demand, self.writer = table, router, demand, writer
+    def __init__(self, read: Callable[[], States] | None, writer: RequestWriter | None) -> None:
+        self.read, self.writer = read, writer
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        table = self.table
-        now = table.clock()
-        by_state = dict.fromkeys((s.value for s in NodeState), 0)
-        healthy = ejected = 0
-        outliers = self.router.outliers
-        for entry in table.entries():
-            by_state[entry.state.value] = by_state.get(entry.state.value, 0) + 1
-            healthy += table.healthy(entry, now)
-            ejected += outliers.is_ejected(entry.node_id)
-        nodes = GaugeMetricFamily(
-            "llm_mesh_gateway_nodes", "Nodes this gateway knows, by their state", labels=["state"]
-        )
-        for state, n in by_state.items():
-            nodes.add_metric([state], n)
-        yield nodes
-        yield GaugeMetricFamily(
-            "llm_mesh_gateway_nodes_healthy",
-            "Nodes routable now (online, fresh heartbeat, last active check passed)",
-            value=healthy,
-        )
-        yield GaugeMetricFamily(
-            "llm_mesh_gateway_nodes_ejected", "Nodes the router has ejected now", value=ejected
-        )
-        waiting = GaugeMetricFamily(
-            "llm_mesh_gateway_waiting_requests",
-            "Requests held at this gateway with no node yet (the opt-in wait), by model",
-            labels=["model"],
-        )
-        for model, n in sorted(self.demand.waiting.items()):
-            waiting.add_metric([model], n)
-        yield waiting
-        in_flight = GaugeMetricFamily(
-            "llm_mesh_gateway_in_flight_attempts",
-            "This gateway's attempts on nodes not yet ended, by model",
-            labels=["model"],
-        )
-        for model, n in sorted(self.demand.in_flight.items()):
-            in_flight.add_metric([model], n)
-        yield in_flight
+        if self.read is not None:
+            for name, samples in self.read().values.items():
+                help_, labels, _mode = GAUGES[name]
+                family = GaugeMetricFamily(name, help_, labels=list(labels))
+                for values, n in samples.items():
+                    family.add_metric(list(values), n)
+                yield family
         if self.writer is not None:
             records = CounterMetricFamily(_RECORDS, _RECORDS_HELP, labels=["result"])
             records.add_metric(["written"], self.writer.written)

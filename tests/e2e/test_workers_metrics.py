@@ -7,11 +7,18 @@ Found 2026-12-04: each worker answered its own counters, so scrapes on new conne
 Prometheus took the drops for counter resets. Here 16 requests are sent on 16 connections
 (all 16 reaching one worker has a chance of 2^-15), then 12 scrapes on new connections each
 must all read 16 requests.
+
+Found 2026-12-04 too: the state gauges were the answering worker's alone. Here a slow sim
+node (SIMULATED) holds 6 requests sent on 6 connections; every scrape while they run must
+read 6 attempts in flight (both workers' summed) and 1 online node (the shared table, not
+2); then a worker killed with SIGKILL has its gauge files removed by the live one.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +26,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import free_port
-from tests.e2e.test_replicas import _prepare, _wait
+from tests.e2e.test_replicas import SIM, Proc, _env, _healthy_ids, _node_id, _prepare, _wait
 from tests.e2e.test_workers import _replicas, _workers, supervisor
 from tests.metrics_scrape import Scrape
 
@@ -33,6 +40,12 @@ def _scrape(url: str) -> Scrape:
     r = httpx.get(url + "/metrics", timeout=10)  # a new connection each time
     assert r.status_code == 200, r.text
     return Scrape.parse(r.text)
+
+
+def _metrics_dir(pid: int) -> Path:
+    environ = Path(f"/proc/{pid}/environ").read_text().split("\0")
+    return Path(next(v.split("=", 1)[1] for v in environ
+                     if v.startswith("PROMETHEUS_MULTIPROC_DIR=")))  # fmt: skip
 
 
 def test_every_scrape_of_two_workers_reads_both_workers_requests(
@@ -69,13 +82,76 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
         assert first.has("llm_mesh_gateway_nodes", state="online")  # the answering worker's
         assert first.has("process_cpu_seconds_total")
 
-        metrics_dir = Path(next(
-            line.split("=", 1)[1] for line in
-            Path(f"/proc/{min(_workers(sup.proc.pid))}/environ").read_text().split("\0")
-            if line.startswith("PROMETHEUS_MULTIPROC_DIR=")
-        ))  # fmt: skip
+        metrics_dir = _metrics_dir(min(_workers(sup.proc.pid)))
         assert metrics_dir.stat().st_mode & 0o777 == 0o700
         sup.kill(signal.SIGTERM)
         assert not metrics_dir.exists()  # removed with the supervisor
     finally:
+        sup.kill()
+
+
+HELD = 6
+
+
+def test_every_scrape_of_two_workers_reads_both_workers_gauges(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    home = tmp_path / "registry"
+    token, api_key, _account = _prepare(pg_database_url, [home])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sup = supervisor(tmp_path, pg_database_url, port, "--allow-private-nodes")
+    node_home = tmp_path / "node"
+    node_home.mkdir()
+    node = Proc(
+        "node",
+        ["node", "start", "--registry", url, "--host", "127.0.0.1", "--port", str(free_port()),
+         "--no-config", "--model", SIM, "--engine", "sim", "--sim-tokens-per-s", "10",
+         "--sim-ttft-s", "0.01", "--max-concurrency", str(2 * HELD)],
+        _env(node_home, LLM_MESH_OPERATOR_TOKEN=token), tmp_path / "node.log",
+    )  # fmt: skip
+    answers: list[int] = []
+
+    def ask() -> None:  # a new connection: either worker takes it; ~6 s at 10 tokens/s
+        body = {"model": SIM, "max_tokens": 60, "messages": [{"role": "user", "content": "hi"}]}
+        r = httpx.post(url + "/v1/chat/completions", json=body, timeout=60,
+                       headers={"Authorization": f"Bearer {api_key}"})  # fmt: skip
+        answers.append(r.status_code)
+
+    try:
+        sup.start()
+        assert sup.proc is not None
+        _wait(lambda: _replicas(pg_database_url) == (2, 2), 60, "two workers serving")
+        node.start()
+        nid = _node_id(node_home)
+        _wait(lambda: all(nid in _healthy_ids(url) for _ in range(8)), 90, "node healthy")
+        threads = [threading.Thread(target=ask) for _ in range(HELD)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)  # all sent, and each worker's gauges written since (every second)
+        scrapes = [_scrape(url) for _ in range(10)]
+        for t in threads:
+            t.join(60)
+        assert answers == [200] * HELD, answers
+        in_flight = [s.value("llm_mesh_gateway_in_flight_attempts", model=SIM) for s in scrapes]
+        assert in_flight == [HELD] * len(scrapes), in_flight  # both workers' summed
+        online = [s.value("llm_mesh_gateway_nodes", state="online") for s in scrapes]
+        assert online == [1] * len(scrapes), online  # the shared table, not 2
+        assert all(s.value("llm_mesh_gateway_nodes_healthy") == 1 for s in scrapes)
+        assert not any(s.has("llm_mesh_gateway_nodes", pid=str(p)) for s in scrapes
+                       for p in _workers(sup.proc.pid))  # fmt: skip
+        time.sleep(1.5)
+        after = [_scrape(url).value("llm_mesh_gateway_in_flight_attempts", model=SIM)
+                 for _ in range(6)]  # fmt: skip
+        assert after == [0] * 6, after
+
+        victim = min(_workers(sup.proc.pid))
+        metrics_dir = _metrics_dir(victim)
+        assert list(metrics_dir.glob(f"gauge_live*_{victim}.db"))
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: not list(metrics_dir.glob(f"gauge_live*_{victim}.db")), 10,
+              "the killed worker's gauge files removed")  # fmt: skip
+        sup.kill(signal.SIGTERM)
+    finally:
+        node.kill()
         sup.kill()

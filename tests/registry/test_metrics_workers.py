@@ -2,19 +2,51 @@
 --workers N``, ``metrics_http.events_registry``): two registry apps, each its own "process"
 (prometheus-client's value class with its own process id, as each worker's import chooses
 it), sharing one directory: each one's scrape reads both one's requests and request records,
-a worker that ended included, and every family once. The real processes:
-``tests/e2e/test_workers_metrics.py``."""
+a worker that ended included, and every family once; and the states, gauges each worker
+writes (``registry/metrics_states.py``), merged over the live workers: the sums summed, the
+shared store's counts not multiplied, an ended or killed worker's taken out. The real
+processes: ``tests/e2e/test_workers_metrics.py``.
+
+Found 2026-12-04: the gauges were the answering worker's alone, so a dashboard jumped
+between the workers' values from scrape to scrape."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from prometheus_client import values
+from prometheus_client import CollectorRegistry, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV, multiprocess_dir
-from tests.registry.helpers import running
+from LLM_Mesh.registry import metrics_states
+from LLM_Mesh.registry.metrics_states import States, WorkerGauges
+from tests.metrics_scrape import Scrape
+from tests.registry.helpers import Harness, running
 from tests.registry.test_metrics import CHAT, chat, scrape
+
+WAITING, IN_FLIGHT = "llm_mesh_gateway_waiting_requests", "llm_mesh_gateway_in_flight_attempts"
+NODES, EJECTED = "llm_mesh_gateway_nodes", "llm_mesh_gateway_nodes_ejected"
+
+
+def _shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The directory, as the supervisor gives it to its workers."""
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    monkeypatch.setenv(WORKERS_METRICS_ENV, str(shared))
+    return shared
+
+
+def _as_worker(monkeypatch: pytest.MonkeyPatch, pid: int) -> None:
+    """What follows runs as the stand-in process ``pid`` (its files, as its import chose)."""
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid))
+    monkeypatch.setattr(metrics_states, "process_id", lambda: pid)
+
+
+async def _scrape_as(monkeypatch: pytest.MonkeyPatch, h: Harness, pid: int) -> Scrape:
+    _as_worker(monkeypatch, pid)
+    return await scrape(h)
 
 
 async def _worker(tmp_path: Path, pid: int, requests: int) -> tuple[float, float, list[str]]:
@@ -36,16 +68,13 @@ async def _worker(tmp_path: Path, pid: int, requests: int) -> tuple[float, float
 async def test_each_worker_s_scrape_sums_every_worker_s_counters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shared = tmp_path / "metrics"
-    shared.mkdir()
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
-    monkeypatch.setenv(WORKERS_METRICS_ENV, str(shared))  # as the supervisor sets both
+    shared = _shared(tmp_path, monkeypatch)
     assert multiprocess_dir() is None  # the value class was chosen at import: in memory
-    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: 101))
+    _as_worker(monkeypatch, 101)
     assert multiprocess_dir() == str(shared)
     first = await _worker(tmp_path, 101, 3)
     assert first[:2] == (3, 3)
-    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: 102))
+    _as_worker(monkeypatch, 102)
     requests, records, families = await _worker(tmp_path, 102, 2)
     assert (requests, records) == (5, 5)  # both workers' (the first has ended: still counted)
     assert len(families) == len(set(families))
@@ -64,3 +93,82 @@ def test_a_directory_someone_else_set_is_not_summed(
     assert multiprocess_dir() is None
     monkeypatch.setenv(WORKERS_METRICS_ENV, str(tmp_path / "another"))
     assert multiprocess_dir() is None
+
+
+async def test_each_scrape_merges_the_live_workers_gauges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _shared(tmp_path, monkeypatch)
+    monkeypatch.setattr(metrics_states, "REFRESH_S", 3600.0)  # each worker's tick called here
+    _as_worker(monkeypatch, 201)
+    async with running(tmp_path / "w201") as a:
+        await a.register("n1")
+        _as_worker(monkeypatch, 202)
+        async with running(tmp_path / "w202") as b:
+            await b.register("n1")
+            da, db = a.runtime.routing.demand, b.runtime.routing.demand
+            for _ in range(2):
+                da.wait_begin("m")
+            da.begin("m")
+            for _ in range(3):
+                db.wait_begin("m")
+            db.begin("m")
+            db.begin("other")
+            for h, pid in ((a, 201), (b, 202)):  # each one's periodic write
+                _as_worker(monkeypatch, pid)
+                assert h.runtime.metrics is not None and h.runtime.metrics.gauges is not None
+                h.runtime.metrics.gauges.refresh()
+            for h, pid in ((a, 201), (b, 202), (a, 201), (b, 202)):
+                s = await _scrape_as(monkeypatch, h, pid)
+                assert s.value(WAITING, model="m") == 2 + 3  # summed
+                assert (s.value(IN_FLIGHT, model="m"), s.value(IN_FLIGHT, model="other")) == (2, 1)
+                assert s.value(NODES, state="online") == 1  # the shared table: not 2
+                assert s.value("llm_mesh_gateway_nodes_healthy") <= 1
+                assert s.value(EJECTED) == 0
+                assert s.families[WAITING] == "gauge" and s.families[NODES] == "gauge"
+                assert not s.has(WAITING, pid="201") and not s.has(NODES, pid="202")
+            da.wait_end("m")  # written at the scrape a answers, without a tick
+            s = await _scrape_as(monkeypatch, a, 201)
+            assert s.value(WAITING, model="m") == 1 + 3
+            for _ in range(3):
+                db.wait_end("m")
+            s = await _scrape_as(monkeypatch, b, 202)
+            assert s.value(WAITING, model="m") == 1  # a model no longer waited for: 0
+            assert s.has(WAITING, model="m") and s.value(IN_FLIGHT, model="other") == 1
+        s = await _scrape_as(monkeypatch, a, 201)  # b ended: its values out
+        assert (s.value(WAITING, model="m"), s.value(IN_FLIGHT, model="other")) == (1, 0)
+        assert s.value(IN_FLIGHT, model="m") == 1 and s.value(NODES, state="online") == 1
+
+
+def _states(waiting: int, online: int) -> States:
+    return States({NODES: {("online",): online}, WAITING: {("m",): waiting}})
+
+
+def _merged(path: Path) -> Scrape:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(path))  # type: ignore[no-untyped-call]
+    return Scrape.parse(generate_latest(registry).decode())
+
+
+def test_a_worker_killed_outright_drops_out_at_a_live_one_s_next_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = _shared(tmp_path, monkeypatch)
+    live = {301, 302}
+    _as_worker(monkeypatch, 301)
+    first = WorkerGauges(str(shared), lambda: _states(2, 1), pid=301, alive=live.__contains__)
+    _as_worker(monkeypatch, 302)
+    WorkerGauges(str(shared), lambda: _states(3, 1), pid=302, alive=live.__contains__)
+    s = _merged(shared)
+    assert (s.value(WAITING, model="m"), s.value(NODES, state="online")) == (5, 1)
+    first.sweep()
+    assert _merged(shared).value(WAITING, model="m") == 5  # both there
+    live.discard(302)  # SIGKILL: no stop, its files left
+    assert _merged(shared).value(WAITING, model="m") == 5
+    first.sweep()
+    s = _merged(shared)
+    assert (s.value(WAITING, model="m"), s.value(NODES, state="online")) == (2, 1)
+    _as_worker(monkeypatch, 302)  # another process given the same id: none of the old values
+    (shared / "gauge_livesum_302.db").write_bytes((shared / "gauge_livesum_301.db").read_bytes())
+    WorkerGauges(str(shared), lambda: _states(0, 1), pid=302, alive=live.__contains__)
+    assert _merged(shared).value(WAITING, model="m") == 2

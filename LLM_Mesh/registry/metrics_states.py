@@ -1,0 +1,187 @@
+"""The gateway's states as gauges: read at scrape time in one process, written by each
+worker of ``registry serve --workers N`` for every worker's scrape.
+
+:func:`read_states` reads them (nodes by state, healthy and ejected, the opt-in wait and
+attempts in flight per model). A lone registry yields them when scraped
+(``metrics._StateCollector``): exact at that instant. In prometheus-client's multiprocess
+mode a scrape reaches one worker, and a callback runs only there, so each worker writes its
+own values into its files of the shared directory (:class:`WorkerGauges`: every
+``REFRESH_S`` seconds on its event loop, and at each scrape it answers), and the answer
+merges the live workers' files, per gauge in the mode an operator expects:
+
+- ``livesum`` for what each worker holds of its own, adding up: ``waiting_requests``,
+  ``in_flight_attempts`` (the sum over the live workers);
+- ``livemostrecent`` for what every worker reads from the same shared store:
+  ``nodes`` by state, ``nodes_healthy`` (the value written last by a live worker, not N
+  times it);
+- ``livemax`` for ``nodes_ejected``: each worker's router ejects on its own traffic; the
+  most of any live worker's.
+
+A worker's values drop out when it ends: it removes its files of live gauges at its
+lifespan's stop (``prometheus_client.multiprocess.mark_process_dead``), and each worker
+removes, every ``REFRESH_S``, those of a process that is no longer there (a worker killed
+outright); a new worker first removes any left under its own process id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Literal, NamedTuple
+
+from prometheus_client import Gauge
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import mark_process_dead as _mark_process_dead
+from prometheus_client.registry import Collector
+
+from LLM_Mesh.core.balancer import Router
+from LLM_Mesh.core.schemas import NodeState
+from LLM_Mesh.registry.demand import DemandTracker
+from LLM_Mesh.registry.node_table import NodeTable
+
+__all__ = ["GAUGES", "REFRESH_S", "States", "WorkerGauges", "process_alive", "read_states"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 1.0
+process_id: Callable[[], int] = os.getpid  # what prometheus-client names this process's files by
+
+Mode = Literal["livesum", "livemostrecent", "livemax"]
+
+# name -> (help, labels, multiprocess mode): the one list both modes expose
+GAUGES: dict[str, tuple[str, tuple[str, ...], Mode]] = {
+    "llm_mesh_gateway_nodes": ("Nodes this gateway knows, by their state", ("state",),
+                               "livemostrecent"),
+    "llm_mesh_gateway_nodes_healthy": (
+        "Nodes routable now (online, fresh heartbeat, last active check passed)", (),
+        "livemostrecent",
+    ),
+    "llm_mesh_gateway_nodes_ejected": ("Nodes the router has ejected now", (), "livemax"),
+    "llm_mesh_gateway_waiting_requests": (
+        "Requests held at this gateway with no node yet (the opt-in wait), by model",
+        ("model",), "livesum",
+    ),
+    "llm_mesh_gateway_in_flight_attempts": (
+        "This gateway's attempts on nodes not yet ended, by model", ("model",), "livesum",
+    ),
+}  # fmt: skip
+
+
+class States(NamedTuple):
+    """One reading: each gauge's samples, label values -> value."""
+
+    values: dict[str, dict[tuple[str, ...], float]]
+
+
+def read_states(table: NodeTable, router: Router, demand: DemandTracker) -> States:
+    """The gateway's states now (never per request: a walk over the node table)."""
+    now = table.clock()
+    by_state = dict.fromkeys((s.value for s in NodeState), 0)
+    healthy = ejected = 0
+    outliers = router.outliers
+    for entry in table.entries():
+        by_state[entry.state.value] = by_state.get(entry.state.value, 0) + 1
+        healthy += table.healthy(entry, now)
+        ejected += outliers.is_ejected(entry.node_id)
+    return States({
+        "llm_mesh_gateway_nodes": {(s,): n for s, n in by_state.items()},
+        "llm_mesh_gateway_nodes_healthy": {(): healthy},
+        "llm_mesh_gateway_nodes_ejected": {(): ejected},
+        "llm_mesh_gateway_waiting_requests": {(m,): n for m, n in sorted(demand.waiting.items())},
+        "llm_mesh_gateway_in_flight_attempts": {
+            (m,): n for m, n in sorted(demand.in_flight.items())
+        },
+    })  # fmt: skip
+
+
+def mark_process_dead(pid: int, path: str) -> None:
+    """Remove ``pid``'s files of live gauges from ``path`` (prometheus-client's own)."""
+    _mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (signal 0: nothing sent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: there
+        return True
+    return True
+
+
+class WorkerGauges(Collector):
+    """This worker's states in the shared directory ``path`` (see the module docstring).
+
+    Registered on the served registry before the directory's reader
+    (``MultiProcessCollector``), it writes this worker's values at each scrape it answers
+    and yields nothing itself: the merged values come from the files. ``pid`` is the id
+    prometheus-client names this process's files by (:data:`process_id`); ``alive`` tells
+    whether another id's process is still there."""
+
+    def __init__(
+        self, path: str, read: Callable[[], States], *, pid: int | None = None,
+        alive: Callable[[int], bool] = process_alive, interval_s: float | None = None,
+    ) -> None:  # fmt: skip
+        self.path, self.read, self.alive = path, read, alive
+        self.interval_s = REFRESH_S if interval_s is None else interval_s
+        self.pid = process_id() if pid is None else pid
+        mark_process_dead(self.pid, path)  # an earlier process's, under this same id
+        self.gauges = {
+            name: Gauge(name, help_, list(labels), registry=None, multiprocess_mode=mode)
+            for name, (help_, labels, mode) in GAUGES.items()
+        }  # fmt: skip
+        self.seen: dict[str, set[tuple[str, ...]]] = {name: set() for name in GAUGES}
+        self._task: asyncio.Task[None] | None = None
+        self.refresh()
+
+    def describe(self) -> list[Metric]:
+        return []  # its families are the directory reader's
+
+    def collect(self) -> Iterator[Metric]:
+        self.refresh()  # this worker's own part exact at the scrape it answers
+        return iter(())
+
+    def refresh(self) -> None:
+        """Write this worker's values now (a label seen before and gone: 0, as a
+        multiprocess value cannot be removed from the files)."""
+        for name, samples in self.read().values.items():
+            gauge, seen = self.gauges[name], self.seen[name]
+            for labels in seen - samples.keys():
+                samples[labels] = 0
+            for labels, value in samples.items():
+                (gauge.labels(*labels) if labels else gauge).set(value)  # mostrecent: stamped
+            seen.update(samples)
+
+    def sweep(self) -> None:
+        """Remove the live gauges' files of processes no longer there."""
+        for file in glob.glob(os.path.join(self.path, "gauge_live*_*.db")):
+            ident = os.path.basename(file)[: -len(".db")].rsplit("_", 1)[-1]
+            if ident.isdigit() and int(ident) != self.pid and not self.alive(int(ident)):
+                mark_process_dead(int(ident), self.path)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                self.sweep()
+                self.refresh()
+            except Exception:  # never the loop's end: the next turn tries again
+                log.exception("worker gauges: refresh failed")
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop refreshing, and take this worker's values out of every later scrape."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        mark_process_dead(self.pid, self.path)
