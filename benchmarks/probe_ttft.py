@@ -15,8 +15,11 @@ Reported per mesh, as medians over requests:
 * the first token's way, stage by stage (client send -> gateway received -> admitted ->
   node request sent -> node received -> authenticated -> parsed -> engine start ->
   tokenize -> ``create_completion`` called -> first chunk out of llama -> node SSE
-  yield -> node socket write -> gateway reads it -> gateway relays -> gateway socket
-  write -> client);
+  yield -> node socket write -> gateway's response start -> gateway reads it -> gateway
+  relays -> gateway socket write -> client has the headers -> client has the token), and
+  each request's way outside llama summed: client send -> ``create_completion`` called,
+  and llama's first chunk -> the client's first token (their medians, and each request's
+  in the JSON, to pool runs);
 * per token after the first: llama's chunk -> the client has it (the relay's latency),
   and the time between llama's chunks (the node's decode pace) against the client's;
 * CPU per generated token of the node's event-loop thread, the node's other threads
@@ -76,9 +79,11 @@ STAGES = [
     ("gateway has node's headers", "gw:gw_node_headers"),
     ("node SSE yield (1st text)", "node:node_sse_yield"),
     ("node body written", "node:node_send_body"),
+    ("gateway response start sent", "gw:gw_send_start"),
     ("gateway parsed event", "gw:gw_event"),
     ("gateway relay yield", "gw:gw_relay_yield"),
     ("gateway body written", "gw:gw_send_body"),
+    ("client has headers", "client_headers"),
     ("client first token", "client_first"),
 ]
 
@@ -88,6 +93,7 @@ class Req:
     mesh: str
     t_send: int
     t_first: int = 0
+    t_headers: int = 0
     t_done: int = 0
     token_times: list[int] = field(default_factory=list)
     tokens: int = 0
@@ -119,6 +125,7 @@ def run_one(client: httpx.Client, url: str, name: str, max_tokens: int) -> Req:
     r = Req(name, time.monotonic_ns())
     usage = None
     with client.stream("POST", url + "/v1/completions", json=body) as resp:
+        r.t_headers = time.monotonic_ns()
         resp.raise_for_status()
         for line in resp.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -173,6 +180,14 @@ FINE_STAGES = {
         ("signed bytes", "gw:f_gateway_bytes"),
         ("MAC", "gw:f_mac"),
         ("headers built", "gw:f_headers"),
+    ],
+    "gw:gw_send_start": [
+        ("attempt ended (node's headers checked)", "gw:f_attempt_end"),
+        ("Exchange.send returned", "gw:f_send_end"),
+        ("NodeStream.open returned", "gw:f_open_end"),
+        ("Pipeline._stream returned", "gw:f_stream_made"),
+        ("ProxyStream called", "gw:f_proxy_call"),
+        ("response start begun", "gw:gw_send_start_begin"),
     ],
 }
 _WRITES: list[int] = []  # --fine: each client socket write (monotonic ns)
@@ -230,6 +245,7 @@ def first_way(r: Req) -> list[tuple[str, float | None]]:
     ev = dict(r.events)
     ev["client_send"] = [r.t_send]
     ev["client_first"] = [r.t_first]
+    ev["client_headers"] = [r.t_headers]
     writes = [t for t in _WRITES if t >= r.t_send][:2]
     for i, t in enumerate(writes, 1):
         ev[f"client_write{i}"] = [t]
@@ -423,6 +439,25 @@ def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, di
             table[n].append({"stage": label, "at_ms": a, "step_ms": s})
             row += f"{a:>12.2f}{s:>8.2f}"
         print(row)
+    print("\nThe first token's way outside llama (median over requests of each request's):")
+    outside: dict[str, dict[str, Any]] = {}
+    for n in names:
+        before, after = [], []
+        for r in reqs[n]:
+            chunk = r.events.get("node:llama_chunk", [])
+            cc = r.events.get("node:llama_cc", [])
+            if chunk and cc and r.t_first:
+                before.append((cc[0] - r.t_send) / 1e6)
+                after.append((r.t_first - chunk[0]) / 1e6)
+        b = median(before) if before else float("nan")
+        a = median(after) if after else float("nan")
+        outside[n] = {
+            "before_llama_ms": b,
+            "after_first_chunk_ms": a,
+            "per_request": {"before_llama_ms": before, "after_first_chunk_ms": after},
+        }
+        print(f"  {n}: client send -> create_completion called {b:.2f} ms; llama's first "
+              f"chunk -> client first token {a:.2f} ms")  # fmt: skip
     print("\nPer token after the first (median over requests of the per-request medians):")
     for n in names:
         pts = [per_token(r) for r in reqs[n]]
@@ -450,11 +485,13 @@ def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, di
         )
         print(
             f"  {n}: per generated token, each event loop's wake-ups (times on a CPU) and "
-            "run-queue wait (µs; wake-ups less the idle rate): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(sched.items()))
+            "run-queue wait (µs; wake-ups less the idle rate): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(sched.items()))
         )
         result["meshes"][n] = {"first_way": table[n], "per_token": agg,
                                "cpu_us_per_token": per_tok, "loop_sched_per_token": sched,
                                "tokens": c.get("tokens", 0.0),
+                               "outside_llama": outside[n],
                                "idle_cpu_s_per_s": idle.get(n),
                                "idle_loop_wakeups_per_s": idle_wakes.get(n),
                                "requests": len(reqs[n])}  # fmt: skip

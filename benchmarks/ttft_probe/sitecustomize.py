@@ -168,6 +168,7 @@ if _DIR:
             charge,
             parse,
             pipeline,
+            relay,
             send,
             send_stream,
             settle_db,
@@ -194,7 +195,11 @@ if _DIR:
         _wrap_sync(send_stream, "stream_payload", None, "f_payload")
         _wrap_sync(send_stream.NodeStream, "_sender", None, "f_sender")
         _wrap_async(send.Exchange, "_choose", None, "f_chosen")
-        _wrap_async(send.Exchange, "_attempt", "f_attempt", None)
+        _wrap_async(send.Exchange, "_attempt", "f_attempt", "f_attempt_end")
+        _wrap_async(send.Exchange, "send", None, "f_send_end")
+        _wrap_async(send_stream.NodeStream, "open", None, "f_open_end")
+        _wrap_async(pipeline.Pipeline, "_stream", None, "f_stream_made")
+        _wrap_async(relay.ProxyStream, "__call__", "f_proxy_call", None)
         _wrap_sync(gateway_auth, "gateway_bytes", None, "f_gateway_bytes")
         _wrap_sync(gateway_auth, "_mac", None, "f_mac")  # a tree before the keyed HMAC
         _wrap_sync(gateway_auth, "_mac_from", None, "f_mac")
