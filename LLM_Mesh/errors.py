@@ -266,6 +266,10 @@ class SettlementUnavailable(MeshError):
     type = "service_unavailable"
     code = "settlement_unavailable"
 
+    def __init__(self, message: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.retry_after = retry_after  # its Retry-After header (found 2026-12-04, review)
+
 
 class StoreUnavailable(MeshError):
     """The registry's database did not answer in time (SQLite's write lock held past its

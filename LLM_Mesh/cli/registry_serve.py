@@ -23,7 +23,7 @@ from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.common import setup_logging as _setup_logging
 from LLM_Mesh.config import DEFAULT_REGISTRY_PORT, Settings
 from LLM_Mesh.core.first_use import loopback_host
-from LLM_Mesh.core.worker_restart import DEFAULT_WORKER_TIMEOUT_S
+from LLM_Mesh.core.worker_restart import DEFAULT_WORKER_TIMEOUT_S, MIN_WORKER_TIMEOUT_S
 from LLM_Mesh.errors import MeshError
 
 __all__ = ["MAX_WORKERS", "registry_serve", "worker_args"]
@@ -140,7 +140,8 @@ def registry_serve(
             show_envvar=False,
             show_default=False,
             help="With --workers N: a worker hung this long (its event loop sent no heartbeat, "
-            "one a second) is killed and started again; 0: never \\[env "
+            "one a second) is killed and started again; 0: never, else at least "
+            f"{MIN_WORKER_TIMEOUT_S:g} \\[env "
             f"LLM_MESH_REGISTRY_WORKER_TIMEOUT, default {DEFAULT_WORKER_TIMEOUT_S:g}]",
         ),
     ] = DEFAULT_WORKER_TIMEOUT_S,
@@ -153,9 +154,10 @@ def registry_serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("--tls-cert and --tls-key go together"))
-    if not worker_timeout >= 0:  # not negative, not nan
-        raise typer.BadParameter(
-            f"{worker_timeout:g}: 0 or more seconds", param_hint="--worker-timeout"
+    if not (worker_timeout == 0 or worker_timeout >= MIN_WORKER_TIMEOUT_S):  # nan neither
+        raise typer.BadParameter(  # about a beat (1 s) would kill healthy workers
+            f"{worker_timeout:g}: 0, or {MIN_WORKER_TIMEOUT_S:g} seconds or more",
+            param_hint="--worker-timeout",
         )
     if allow_loopback_nodes and not loopback_host(host):
         raise _fail(

@@ -15,6 +15,9 @@ event loop alive by a beat every second (:mod:`LLM_Mesh.worker_beat`); :class:`H
 says when one has been silent too long and is to be killed (then restarted as one that
 died): ``timeout_s`` after its last beat, or, before its first (a worker still starting:
 migrations, keys), ``start_s`` after its start if that is longer. ``timeout_s`` 0: never.
+A timeout of about a beat would kill healthy, idle workers (a beat a second, seen up to a
+poll later): ``registry serve`` takes :data:`MIN_WORKER_TIMEOUT_S` or more (found
+2026-12-04, review: ``--worker-timeout 1`` was taken).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from dataclasses import dataclass
 
 from LLM_Mesh.core.retry import Backoff
 
-__all__ = ["DEFAULT_WORKER_TIMEOUT_S", "HangPolicy", "RestartPolicy"]
+__all__ = ["DEFAULT_WORKER_TIMEOUT_S", "MIN_WORKER_TIMEOUT_S", "HangPolicy", "RestartPolicy"]
 
 DEFAULT_WORKER_TIMEOUT_S = 30.0  # as gunicorn's --timeout
+MIN_WORKER_TIMEOUT_S = 5.0  # 5 beats (worker_beat.BEAT_S): a loop late by a beat lives
 
 
 @dataclass

@@ -37,7 +37,7 @@ from LLM_Mesh.secret_files import record_admin_key_registry
 
 __all__ = ["start_keys"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("LLM_Mesh.registry.app")  # its lines as before the split
 
 
 async def start_keys(

@@ -1,7 +1,7 @@
 """One place that turns exceptions into OpenAI-shaped HTTP answers.
 
 ``MeshError`` -> its ``status`` and ``to_openai()`` body (plus ``Retry-After``
-for ``ModelUnavailable`` / ``Overloaded`` / ``StoreUnavailable``, and a ``RateLimited``'s ``x-ratelimit-*``); FastAPI request validation errors
+for ``ModelUnavailable`` / ``Overloaded`` / ``SettlementUnavailable`` / ``StoreUnavailable``, and a ``RateLimited``'s ``x-ratelimit-*``); FastAPI request validation errors
 -> 400 ``invalid_request_error`` naming the field; HTTP errors (404 route, 405)
 -> their status in OpenAI shape; the database not answering (SQLite's write lock held
 past its busy timeout, a lost PostgreSQL connection: SQLAlchemy's ``OperationalError``
@@ -30,6 +30,7 @@ from LLM_Mesh.errors import (
     ModelUnavailable,
     Overloaded,
     RateLimited,
+    SettlementUnavailable,
     StoreUnavailable,
 )
 
@@ -56,7 +57,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(exc: MeshError) -> Response:
     """The HTTP answer for a mesh error."""
     headers: dict[str, str] | None = None
-    if isinstance(exc, (ModelUnavailable, Overloaded, StoreUnavailable)):
+    if isinstance(exc, (ModelUnavailable, Overloaded, SettlementUnavailable, StoreUnavailable)):
         headers = {"Retry-After": str(max(1, int(exc.retry_after)))}
         if isinstance(exc, RateLimited):
             headers.update(exc.headers)

@@ -99,8 +99,15 @@ def read_states(table: NodeTable, router: Router, demand: DemandTracker) -> Stat
 
 
 def mark_process_dead(pid: int, path: str) -> None:
-    """Remove ``pid``'s files of live gauges from ``path`` (prometheus-client's own)."""
-    _mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+    """Remove ``pid``'s files of live gauges from ``path`` (prometheus-client's own). A file
+    another worker's sweep removed between its listing and its removal is no fault (found
+    2026-12-04, review: ``FileNotFoundError``); the listing is made again for the rest."""
+    for _ in range(3):
+        try:
+            _mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+            return
+        except FileNotFoundError:
+            continue
 
 
 def process_alive(pid: int) -> bool:
@@ -167,11 +174,11 @@ class WorkerGauges(Collector):
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            try:
-                self.sweep()
-                self.refresh()
-            except Exception:  # never the loop's end: the next turn tries again
-                log.exception("worker gauges: refresh failed")
+            for step in (self.sweep, self.refresh):  # a failed sweep skips no refresh
+                try:
+                    step()
+                except Exception:  # never the loop's end: the next turn tries again
+                    log.exception("worker gauges: %s failed", step.__name__)
 
     def start(self) -> None:
         if self._task is None:

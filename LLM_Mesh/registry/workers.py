@@ -20,7 +20,8 @@ over them) and are otherwise the single-process ``registry serve``.
   (:mod:`LLM_Mesh.worker_beat`; the files are in this run's private 0700 directory); one
   silent longer than ``hang.timeout_s`` (``--worker-timeout``, 30 s; 0: never), or, before
   its first beat, than ``hang.start_s`` (``start_timeout_s``), is killed with one WARNING
-  line (:class:`~LLM_Mesh.core.worker_restart.HangPolicy` decides);
+  line (:class:`~LLM_Mesh.core.worker_restart.HangPolicy` decides); a file (or the
+  directory) someone removed is made again, not taken for silence;
 - on SIGTERM or SIGINT sends each worker one SIGTERM (each stops as a lone registry does:
   no new connections, requests in flight drain, bounded by ``registry_shutdown_s``) and
   exits 0 once they are gone (70, as a lone registry past its bound, when a worker exited
@@ -45,6 +46,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -102,6 +104,23 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+def _remade(beat: str) -> int | None:
+    """The heartbeat file ``beat`` made again, and its directory (mode 0700) if that is gone
+    too: its modification time now; None when it cannot be, or the directory there now is
+    not this user's private one (made by someone else meanwhile: nothing written into it)."""
+    folder = os.path.dirname(beat)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o700)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None
+        os.close(os.open(beat, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        return os.stat(beat).st_mtime_ns
+    except OSError:
+        return None
+
+
 class WorkerSupervisor:
     """N workers of ``command(i)``, listening on ``host:port`` (see the module docstring)."""
 
@@ -134,6 +153,8 @@ class WorkerSupervisor:
         self.policies = [policy() for _ in range(n)]
         self.hang = HangPolicy(timeout_s=worker_timeout_s, start_s=start_timeout_s)
         self.beat_dir: str | None = None  # this run's heartbeat files, one a worker
+        self.beat_dirs: set[str] = set()  # every one made (a removed one is made anew)
+        self.beat_file: list[str | None] = [None] * n  # each worker's (None: unwatched)
         self.beat_mtime = [0] * n  # each file's modification time last seen (ns)
         self.beat_at: list[float | None] = [None] * n  # when it last changed (None: not yet)
         self.hung: set[int] = set()  # workers killed as hung, not yet reaped
@@ -168,17 +189,38 @@ class WorkerSupervisor:
         """The live workers' process ids, by index (for tests and benchmarks)."""
         return [p.pid for p in self.procs if p is not None and p.poll() is None]
 
-    def _beat_file(self, i: int) -> str:
-        if self.beat_dir is None:
-            self.beat_dir = tempfile.mkdtemp(prefix="llm-mesh-workers-")  # mode 0700
-        return os.path.join(self.beat_dir, f"worker-{i}")
+    def _new_beat_file(self, i: int) -> str | None:
+        """Worker ``i``'s fresh heartbeat file (its time now is no beat), in this run's
+        directory (made anew when someone removed it: found 2026-12-04, review, the next
+        start raised out of the supervisor); None, logged, when none can be made (the worker
+        then runs unwatched, as with ``--worker-timeout 0``)."""
+        for _ in range(2):
+            if self.beat_dir is None:
+                try:
+                    self.beat_dir = tempfile.mkdtemp(prefix="llm-mesh-workers-")  # mode 0700
+                except OSError as exc:
+                    log.warning("worker %d: no heartbeat file (%s): not watched for hangs",
+                                i, exc)  # fmt: skip
+                    return None
+                self.beat_dirs.add(self.beat_dir)
+            beat = os.path.join(self.beat_dir, f"worker-{i}")
+            try:
+                with open(beat, "wb"):
+                    pass
+                self.beat_mtime[i] = os.stat(beat).st_mtime_ns
+                return beat
+            except OSError:  # its directory removed (or unusable): another one
+                self.beat_dir = None
+        log.warning("worker %d: no heartbeat file: not watched for hangs", i)
+        return None
 
     def _spawn(self, i: int) -> subprocess.Popen[bytes]:
-        beat = self._beat_file(i)
-        with open(beat, "wb"):  # fresh: its time now is no beat
-            pass
-        self.beat_mtime[i], self.beat_at[i] = os.stat(beat).st_mtime_ns, None
-        env = dict(self.env if self.env is not None else os.environ, **{HEARTBEAT_ENV: beat})
+        beat = self.beat_file[i] = self._new_beat_file(i)
+        self.beat_at[i] = None
+        env = dict(self.env if self.env is not None else os.environ)
+        env.pop(HEARTBEAT_ENV, None)
+        if beat is not None:
+            env[HEARTBEAT_ENV] = beat
         proc = subprocess.Popen(
             list(self.command(i)),
             env=env,
@@ -216,9 +258,15 @@ class WorkerSupervisor:
 
     def _silent_s(self, i: int, now: float) -> float | None:
         """How long worker ``i`` has been silent, when too long (its beat file read now)."""
+        beat = self.beat_file[i]
+        if beat is None:  # unwatched
+            return None
         try:
-            mtime = os.stat(self._beat_file(i)).st_mtime_ns
-        except OSError:  # removed by someone: no beat from now on
+            mtime = os.stat(beat).st_mtime_ns
+        except OSError:  # removed by someone (found 2026-12-04, review: read as silence,
+            made = _remade(beat)  # its healthy worker killed): made again, for its next beat
+            if made is not None:
+                self.beat_mtime[i] = made  # not a beat itself
             mtime = self.beat_mtime[i]
         if mtime != self.beat_mtime[i]:  # changed, whichever way the wall clock went
             self.beat_mtime[i], self.beat_at[i] = mtime, now
@@ -304,6 +352,7 @@ class WorkerSupervisor:
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
-            if self.beat_dir is not None:
-                shutil.rmtree(self.beat_dir, ignore_errors=True)
-                self.beat_dir = None
+            for folder in self.beat_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
+            self.beat_dirs.clear()
+            self.beat_dir = None

@@ -205,6 +205,18 @@ def test_a_negative_worker_timeout_is_refused(tmp_path: Path) -> None:
     assert out.exit_code == 2  # a usage error
 
 
+@pytest.mark.parametrize("given", ["0.5", "1", "4.9", "nan"])
+def test_a_worker_timeout_within_a_few_beats_is_refused(tmp_path: Path, given: str) -> None:
+    """A worker beats once a second (``worker_beat.BEAT_S``), and the supervisor sees it
+    up to ``_POLL_S`` later: a timeout of about a beat killed healthy, idle workers, one
+    after another (found 2026-12-04, review: ``--worker-timeout 1`` was taken). At least
+    ``MIN_WORKER_TIMEOUT_S`` (5 beats), or 0 (never)."""
+    out = runner.invoke(app, ["registry", "serve", "--home", str(tmp_path), "--workers", "2",
+                              "--database-url", PG, "--worker-timeout", given],
+                        env={"COLUMNS": "300"})  # fmt: skip
+    assert out.exit_code == 2 and "0, or 5 seconds or more" in _said(out), _said(out)
+
+
 def test_the_help_says_the_worker_timeout_and_its_default() -> None:
     out = runner.invoke(app, ["registry", "serve", "--help"], env={"COLUMNS": "80"})
     said = " ".join(out.output.replace("│", " ").split())

@@ -155,3 +155,16 @@ async def test_a_replica_with_another_registry_key_says_so_at_start(
     await start(second)
     warned = [r.getMessage() for r in caplog.records if "is new to this store" in r.getMessage()]
     assert len(warned) == 1 and "1 other key(s)" in warned[0]
+
+
+async def test_the_start_lines_keep_the_app_s_logger_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The split of ``app.py`` (``app_keys.py``) kept its log lines' logger, as the other
+    splits do (found 2026-12-04, review: ``gateway …, public key …`` came from
+    ``LLM_Mesh.registry.app_keys``, missed by a filter or level set on the app's)."""
+    caplog.set_level(logging.INFO)
+    async with running(tmp_path):
+        pass
+    (name,) = {r.name for r in caplog.records if "nodes may pin it" in r.getMessage()}
+    assert name == "LLM_Mesh.registry.app"

@@ -515,6 +515,7 @@ async def test_a_settlement_database_failure_runs_nothing_and_is_503(tmp_path: P
         r = await h.client.post(CHAT, json=BODY, headers=bearer(key))
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "settlement_unavailable"
+        assert r.headers["retry-after"] == "1"  # found 2026-12-04, review: none
         assert node.calls == []
 
 

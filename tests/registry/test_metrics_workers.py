@@ -172,3 +172,22 @@ def test_a_worker_killed_outright_drops_out_at_a_live_one_s_next_tick(
     (shared / "gauge_livesum_302.db").write_bytes((shared / "gauge_livesum_301.db").read_bytes())
     WorkerGauges(str(shared), lambda: _states(0, 1), pid=302, alive=live.__contains__)
     assert _merged(shared).value(WAITING, model="m") == 2
+
+
+def test_a_dead_workers_file_removed_by_another_worker_meanwhile_is_no_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two live workers sweep the same dead one's files each second: one removes a file
+    the other has just listed (found 2026-12-04, review: ``FileNotFoundError`` out of
+    ``sweep``, an ERROR with its traceback, and that turn's refresh skipped)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import multiprocess
+
+    shared = _shared(tmp_path, monkeypatch)
+    _as_worker(monkeypatch, 401)
+    gauges = WorkerGauges(str(shared), lambda: _states(1, 1), pid=401, alive=lambda _p: False)
+    (shared / "gauge_livesum_402.db").write_bytes(b"")  # a dead worker's
+    listed_then_gone = SimpleNamespace(glob=lambda pattern: [pattern.replace("*", "x")])
+    monkeypatch.setattr(multiprocess, "glob", listed_then_gone)
+    gauges.sweep()  # before: FileNotFoundError

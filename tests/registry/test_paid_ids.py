@@ -192,3 +192,34 @@ async def test_the_same_id_of_another_key_runs_after_a_restart_as_before_it(
         third = await _ask(h, {**bearer(keys[2][0]), "X-Request-Id": "r-1"}, False)
         assert third.status_code == 200, third.text
         assert len(node.calls) == 1
+
+
+async def test_an_anonymous_id_whose_key_cannot_be_made_is_refused_503_unrun(
+    tmp_path: Path,
+) -> None:
+    """The settlement database down when an anonymous id's key is scoped (the ledger's
+    secret not yet read by this process): 503 ``settlement_unavailable``, Retry-After 1,
+    nothing run or reserved, as a reservation that failed; the next request runs."""
+    from tests.registry.test_access import from_address
+
+    url = f"sqlite:///{tmp_path / 'lone.db'}"
+    async with running(tmp_path, store=SqlStore(url)) as h:
+        node = await register(h, "a", "alice")
+        paid = h.runtime.paid_ids
+        assert paid is not None
+        engine = paid.engine
+
+        async def down() -> Any:
+            raise OSError("connection refused")
+
+        paid.engine = down
+        async with from_address(h, "203.0.113.7") as c:
+            r = await c.post(CHAT, json=BODY, headers={"X-Request-Id": "r-1"})
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "settlement_unavailable"
+        assert r.headers["retry-after"] == "1" and not node.calls
+        paid.engine = engine
+        async with from_address(h, "203.0.113.7") as c:
+            r = await c.post(CHAT, json=BODY, headers={"X-Request-Id": "r-1"})
+        assert r.status_code == 200, r.text  # not held as the id's answer
+        assert len(node.calls) == 1

@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,7 +47,10 @@ signal.signal(signal.SIGINT, on)
 beat, t0 = os.environ.get("LLM_MESH_WORKER_HEARTBEAT"), time.monotonic()
 while mode == "deaf" or len(signals) < (2 if mode == "stubborn" else 1):
     if beat and mode != "mute" and (mode != "late" or time.monotonic() - t0 > 2.5):
-        os.utime(beat)  # its heartbeat (late: from 2.5 s on; mute: never)
+        try:  # its heartbeat (late: from 2.5 s on; mute: never); no file: no fault
+            os.utime(beat)
+        except OSError:
+            pass
     try:
         c, _ = s.accept()
     except OSError:
@@ -482,3 +486,70 @@ def test_the_heartbeat_files_are_private_and_removed_at_the_end(tmp_path: Path) 
     assert not errors and code == 0, errors
     assert seen["mode"] == 0o700 and seen["files"] == ["worker-0", "worker-1"]
     assert not os.path.exists(str(seen["dir"]))
+
+
+def test_a_removed_heartbeat_file_is_made_again_and_its_worker_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-04, review: a heartbeat file removed (a cleaner of the temporary
+    directory, an operator) was read as silence: its healthy worker was killed."""
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "serve", worker_timeout_s=1.0)
+    seen: dict[str, object] = {}
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2 and None not in sup.beat_at)
+        before = sup.pids()
+        assert sup.beat_dir is not None
+        os.remove(os.path.join(sup.beat_dir, "worker-1"))
+        time.sleep(3.0)  # three timeouts
+        seen["pids"] = (before, sup.pids())
+        seen["there"] = os.path.exists(os.path.join(sup.beat_dir, "worker-1"))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with caplog.at_level("INFO", logger="LLM_Mesh.registry.workers"):
+        code, errors = _drive(sup, script)
+    assert not errors and code == 0, errors
+    before, after = seen["pids"]  # type: ignore[misc]
+    assert before == after and not _killed_lines(caplog)
+    assert seen["there"] is True
+
+
+def test_a_removed_heartbeat_directory_stops_neither_the_supervisor_nor_a_worker(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-04, review: with the directory removed, every worker was killed as
+    hung, and the next start raised FileNotFoundError out of the supervisor (the
+    registry down)."""
+    sup, _port = _supervisor(tmp_path, 2, lambda i: "serve", worker_timeout_s=1.0)
+    seen: dict[str, object] = {}
+
+    def script() -> None:
+        _wait(lambda: sup.live() == 2 and None not in sup.beat_at)
+        keep, victim = sup.pids()
+        assert sup.beat_dir is not None
+        shutil.rmtree(sup.beat_dir)
+        os.kill(victim, signal.SIGKILL)  # started again: its file made again
+        _wait(lambda: sup.live() == 2 and victim not in sup.pids())
+        time.sleep(3.0)  # three timeouts
+        seen["kept"] = keep in sup.pids() and sup.live() == 2
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with caplog.at_level("INFO", logger="LLM_Mesh.registry.workers"):
+        code, errors = _drive(sup, script)
+    assert not errors and code == 0, errors
+    assert seen["kept"] is True and not _killed_lines(caplog)
+
+
+def test_a_heartbeat_file_is_made_again_only_in_a_private_directory(tmp_path: Path) -> None:
+    from LLM_Mesh.registry.workers import _remade
+
+    gone = tmp_path / "gone"
+    assert _remade(str(gone / "worker-0")) is not None  # directory and file made again
+    assert os.stat(gone).st_mode & 0o777 == 0o700 and (gone / "worker-0").exists()
+    shared = tmp_path / "shared"  # another's meanwhile (or this user's, open to others)
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    assert _remade(str(shared / "worker-0")) is None and not (shared / "worker-0").exists()
+    (gone / "worker-1").symlink_to(tmp_path / "elsewhere")
+    assert _remade(str(gone / "worker-1")) is None  # a link is not followed
+    assert not (tmp_path / "elsewhere").exists()
