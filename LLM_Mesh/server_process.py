@@ -20,6 +20,9 @@ something already listens where the server would: :func:`require_free_port` rais
 :class:`PortInUse`, one line the CLI prints (exit 1), with what to do. Before the server
 runs, :func:`exit_on_signal` makes a stop signal exit at once: a model loading in a thread
 cannot be cancelled, and Python waited for it at exit (minutes for a cold load).
+
+``registry serve --workers N``: its supervisor binds one socket (:func:`shared_socket`)
+and every worker serves that socket (:func:`inherited_socket`): one accept queue.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from types import FrameType
 from typing import Any
 
@@ -43,12 +46,15 @@ import uvicorn
 from LLM_Mesh.errors import MeshError
 
 __all__ = [
+    "LISTEN_FD_ENV",
     "PortInUse",
     "SignalServer",
     "exit_on_signal",
     "flush_logs",
+    "inherited_socket",
     "port_taken",
     "require_free_port",
+    "shared_socket",
 ]
 
 log = logging.getLogger("LLM_Mesh.server")
@@ -151,20 +157,50 @@ def port_taken(host: str, port: int) -> bool:
     return False
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` with ``SO_REUSEPORT`` (and ``SO_REUSEADDR``), not yet
-    listening: the server listens on it once its app has started, so the other processes
-    bound alike (``registry serve --workers N``) get the connections until then. Linux
-    spreads new connections over the listening ones."""
+#: the inherited listening socket's file descriptor, in a ``registry serve --workers N``
+#: worker's environment (``registry/workers.py`` passes it to each worker it starts)
+LISTEN_FD_ENV = "LLM_MESH_LISTEN_FD"
+
+
+def shared_socket(host: str, port: int, what_to_do: str = "") -> socket.socket:
+    """The socket ``registry serve --workers N``'s supervisor binds to ``host:port`` once,
+    before any worker starts, and hands every worker it starts (``SO_REUSEADDR``, as uvicorn
+    binds; not yet listening: worker 0's server listens on it once its app has started, so
+    connections are refused, not queued, until one serves). :class:`PortInUse` when taken;
+    any other bind error (an address not on this machine) as ``ValueError``: one line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} on {host} is already in use{what_to_do}") from exc
+        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     except BaseException:
         sock.close()
         raise
+    sock.set_inheritable(False)  # a worker gets it by Popen(pass_fds=...), nothing else
+    return sock
+
+
+def inherited_socket(environ: MutableMapping[str, str] | None = None) -> socket.socket:
+    """The listening socket a ``--workers N`` worker's supervisor handed it: the descriptor
+    in ``LISTEN_FD_ENV`` (taken out of the environment: no child of the worker inherits it).
+    ``ValueError`` when there is none (``--worker-index`` run by hand)."""
+    env = os.environ if environ is None else environ
+    value = env.pop(LISTEN_FD_ENV, None)
+    try:
+        sock = socket.socket(fileno=int(value or ""))
+    except (ValueError, OSError) as exc:
+        raise ValueError(
+            f"no listening socket handed down ({LISTEN_FD_ENV}={value!r}): --worker-index is "
+            "for the workers that `registry serve --workers N` starts"
+        ) from exc
+    if sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise ValueError(f"{LISTEN_FD_ENV}={value}: not a stream socket")
     sock.set_inheritable(False)
     return sock
 

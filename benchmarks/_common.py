@@ -79,13 +79,24 @@ def local_mesh(
                 "home": home, "model": model, "engine": engine, "host": LOOPBACK,
                 "registry_port": reg_port, "node_port": node_port,
                 "node_args": list(node_args), "start_timeout_s": start_timeout_s,
+                "database_url": database_url,
             }  # fmt: skip
             HOME_TREES[home] = _other_tree()
+            saved = os.environ.get("LLM_MESH_REGISTRY_WORKERS")
+            os.environ["LLM_MESH_REGISTRY_WORKERS"] = str(registry_workers)  # its registry's
             try:
                 with _mesh_in_tree(spec, settings) as mesh:
+                    if saved is None:  # the runner has it: this process's other meshes not
+                        del os.environ["LLM_MESH_REGISTRY_WORKERS"]
+                    else:
+                        os.environ["LLM_MESH_REGISTRY_WORKERS"] = saved
                     yield mesh
             finally:
                 HOME_TREES.pop(home, None)
+                if saved is None:
+                    os.environ.pop("LLM_MESH_REGISTRY_WORKERS", None)
+                else:
+                    os.environ["LLM_MESH_REGISTRY_WORKERS"] = saved
             return
         mesh = LocalMesh(
             settings,
@@ -183,7 +194,11 @@ import json, sys
 from LLM_Mesh.config import Settings
 from LLM_Mesh.local_mesh import LocalMesh
 spec = json.loads(sys.argv[1])
-mesh = LocalMesh(Settings.from_env({"LLM_MESH_HOME": spec.pop("home")}), **spec)
+env = {"LLM_MESH_HOME": spec.pop("home")}
+if spec.get("database_url"):
+    env["LLM_MESH_DATABASE_URL"] = spec["database_url"]
+spec.pop("database_url", None)
+mesh = LocalMesh(Settings.from_env(env), **spec)
 mesh.start(progress=lambda m: print("  mesh: " + m, file=sys.stderr, flush=True))
 try:
     print(json.dumps({"registry_url": mesh.registry_url,
@@ -314,7 +329,7 @@ def standalone_node(
             logf.close()
 
 
-def _in_tree(func: str, home: str | Path, name: str) -> str | None:
+def _in_tree(func: str, home: str | Path, name: str, database_url: str | None = None) -> str | None:
     """``func(home, name)`` of this module run by the code of the tree whose mesh uses
     ``home`` (:func:`local_mesh` under :func:`source_tree`), in a child process: a store
     opened by this process's package would migrate that tree's database to a schema the
@@ -324,10 +339,12 @@ def _in_tree(func: str, home: str | Path, name: str) -> str | None:
         return None
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import _common; "
-        f"print(_common.{func}(sys.argv[2], sys.argv[3], here=True))"
+        f"print(_common.{func}(sys.argv[2], sys.argv[3], here=True, "
+        "**({'database_url': sys.argv[4]} if len(sys.argv) > 4 else {})))"
     )
+    db = [database_url] if database_url else []  # a store that is not the home's file
     out = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(home), name],
+        [sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(home), name, *db],
         capture_output=True, text=True, timeout=120, check=False, cwd=tree,
         env={**os.environ, "PYTHONPATH": tree_pythonpath(tree)},
     )  # fmt: skip
@@ -376,7 +393,7 @@ def make_api_key(
     limits anonymous clients (``LLM_MESH_ANONYMOUS_RPM``), a keyed client is what a
     benchmark's load is. Made by the package the registry will run (:func:`_in_tree`)
     unless ``here``."""
-    made = None if here else _in_tree("make_api_key", home, name)
+    made = None if here else _in_tree("make_api_key", home, name, database_url)
     if made is not None:
         return made
     import asyncio

@@ -25,6 +25,8 @@ same body) on 127.0.0.1:
            ``registry serve --workers N`` on a fresh PostgreSQL database
            (``$LLM_MESH_TEST_PG_URL``'s server): N gateway processes on one port, each a
            replica; its own registered sim node, as every mesh has
+  before-wN  (with both ``--gateway-workers`` and ``--baseline-tree``) the same from the
+           other checkout, on a fresh database of its own
   null     a canned-answer asyncio HTTP server: the load generator's own ceiling
   before   (with ``--baseline-tree DIR``) a second mesh, registry and registered node
            both run from another checkout (e.g. ``git archive COMMIT | tar -x -C DIR``):
@@ -113,7 +115,8 @@ HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 HEADERS_BY_URL: dict[str, dict[str, str]] = {}
 LITELLM_PIDS: dict[str, int] = {}  # url -> the proxy's process (its workers are children)
 TARGET_ORDER = ("direct", "ours", "ours-s0", "ours-a0", *(f"ours-w{n}" for n in range(1, 65)),
-                "d-before", "before", "litellm", "null")  # fmt: skip
+                "d-before", "before", *(f"before-w{n}" for n in range(1, 65)),
+                "litellm", "null")  # fmt: skip
 BASE_OF = {"before": "d-before"}  # whose added figures are over which direct node
 AUTH_LINE = (
     "authentication: the package has no gateway path without it, so its cost (session MAC, "
@@ -471,7 +474,7 @@ def ratios(seq: dict[str, dict[str, float]], conc: dict[str, dict[str, float]]) 
         out["settlement_off_added_server_cpu_us"] = (
             z["server_cpu_us_per_req"] - d["server_cpu_us_per_req"]
         )
-    for name in (k for k in seq if k.startswith("ours-w")):  # --gateway-workers
+    for name in (k for k in seq if k.startswith(("ours-w", "before-w"))):  # --gateway-workers
         w = seq[name]
         out[f"{name}_added_p50_over_direct_p50"] = (w["p50_ms"] - d["p50_ms"]) / d["p50_ms"]
         out[f"concurrent_rps_{name}_over_direct"] = conc[name]["rps"] / conc["direct"]["rps"]
@@ -541,9 +544,9 @@ def verdicts(
             f"server CPU added {r['settlement_off_added_server_cpu_us']:.0f} µs (ours "
             f"{oc - dc:.0f} µs)"
         )
-    for name in (k for k in seq if k.startswith("ours-w")):
+    for name in (k for k in seq if k.startswith(("ours-w", "before-w"))):
         out.append(
-            f"{name} (registry serve --workers {name[6:]}, PostgreSQL): added p50 "
+            f"{name} (registry serve --workers {name.rsplit('-w', 1)[1]}, PostgreSQL): added p50 "
             f"{r[f'{name}_added_p50_over_direct_p50']:.2f}x direct; at {concurrency} "
             f"concurrent {conc[name]['rps']:.0f} req/s = "
             f"{r[f'concurrent_rps_{name}_over_direct']:.2f}x direct (ours, one process on "
@@ -688,6 +691,17 @@ def main() -> None:
             targets[f"ours-w{n}"] = wm.registry_url
             meshes.append(wm)
             print(f"ours-w{n}: registry serve --workers {n} on PostgreSQL ({db_url})")
+            if args.baseline_tree:  # the same from the other checkout: before-wN
+                db_url, drop = asyncio.run(pg_database(admin))
+                stack.callback(lambda drop=drop: asyncio.run(drop()))
+                with source_tree(args.baseline_tree):
+                    bm = stack.enter_context(
+                        local_mesh(model=MODEL, engine="sim", node_args=node_args,
+                                   database_url=db_url, registry_workers=n)
+                    )  # fmt: skip
+                targets[f"before-w{n}"] = bm.registry_url
+                meshes.append(bm)
+                print(f"before-w{n}: {args.baseline_tree}'s --workers {n} ({db_url})")
         for m in meshes:
             SERVER_PIDS[m.registry_url] = [p for c in m._children for p in descendants(c.proc.pid)]
             key = make_api_key(m.settings.home, database_url=m.settings.database_url)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -18,11 +19,14 @@ import pytest
 import uvicorn
 
 from LLM_Mesh.server_process import (
+    LISTEN_FD_ENV,
     PortInUse,
     SignalServer,
     exit_on_signal,
+    inherited_socket,
     port_taken,
     require_free_port,
+    shared_socket,
 )
 from tests.e2e.conftest import free_port
 
@@ -158,3 +162,29 @@ def test_a_request_a_second_signal_cuts_before_its_answer_says_so(
     assert "a second stop signal" in json.loads(got["text"])["error"]["message"], got
     assert "Exception in ASGI application" not in caplog.text
     assert "Traceback" not in caplog.text
+
+
+def test_the_shared_socket_is_bound_once_and_says_a_taken_port() -> None:
+    sock = shared_socket("127.0.0.1", 0)
+    with sock:
+        port = int(sock.getsockname()[1])
+        assert not sock.get_inheritable()  # a worker gets it by pass_fds, nothing else
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0  # bound once
+        sock.listen()  # as worker 0's server does once started
+        with pytest.raises(PortInUse, match=f"port {port} on 127.0.0.1 is already in use: do X"):
+            shared_socket("127.0.0.1", port, ": do X")
+    with pytest.raises(ValueError, match=r"cannot listen on 192\.0\.2\.1:"):  # not this machine's
+        shared_socket("192.0.2.1", port)
+
+
+def test_a_worker_serves_the_socket_handed_down_and_hands_it_no_further() -> None:
+    with shared_socket("127.0.0.1", 0) as sock:
+        fd = os.dup(sock.fileno())
+        env = {LISTEN_FD_ENV: str(fd), "OTHER": "1"}
+        got = inherited_socket(env)
+        with got:
+            assert got.getsockname() == sock.getsockname() and got.fileno() == fd
+            assert not got.get_inheritable() and env == {"OTHER": "1"}
+    for env in ({}, {LISTEN_FD_ENV: "x"}, {LISTEN_FD_ENV: "999999"}):
+        with pytest.raises(ValueError, match="--worker-index is for the workers"):
+            inherited_socket(env)

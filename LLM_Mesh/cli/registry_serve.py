@@ -127,7 +127,7 @@ def registry_serve(
             envvar="LLM_MESH_REGISTRY_WORKERS",
             show_envvar=False,
             show_default=False,
-            help=f"Processes serving this port (SO_REUSEPORT), at most {MAX_WORKERS}, each a "
+            help=f"Processes sharing this port's one socket, at most {MAX_WORKERS}, each a "
             "replica on the shared store: more than 1 needs a PostgreSQL --database-url \\[env "
             "LLM_MESH_REGISTRY_WORKERS, default 1]",
         ),
@@ -151,6 +151,7 @@ def registry_serve(
 ) -> None:
     """Run the registry + gateway (OpenAI API under /v1, Prometheus metrics at /metrics)."""
     from LLM_Mesh.registry.app import serve
+    from LLM_Mesh.server_process import inherited_socket
 
     if (tls_cert is None) != (tls_key is None):
         raise _fail(ValueError("--tls-cert and --tls-key go together"))
@@ -193,10 +194,12 @@ def registry_serve(
             _supervise(ctx, workers, settings, host, port, tls_cert, tls_key, worker_timeout)
         )
     try:
+        # a worker of --workers N serves the one socket its supervisor bound (handed down)
+        sock = inherited_socket() if worker_index is not None else None
         serve(
             settings, host=host, port=port,
             tls_cert=str(tls_cert) if tls_cert else None, tls_key=str(tls_key) if tls_key else None,
-            reuse_port=worker_index is not None,
+            sock=sock,
         )  # fmt: skip
     except (MeshError, ValueError) as exc:  # a taken port, a database it cannot write, a
         raise _fail(exc) from exc  # certificate and key that are no pair: before serving
@@ -248,7 +251,7 @@ def _supervise(
     from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV
     from LLM_Mesh.registry.store_checks import store_unusable
     from LLM_Mesh.registry.workers import WorkerSupervisor
-    from LLM_Mesh.server_process import require_free_port
+    from LLM_Mesh.server_process import shared_socket
     from LLM_Mesh.tls import REGISTRY_PAIR_HINT, check_server_pair
 
     url = settings.effective_database_url
@@ -267,10 +270,11 @@ def _supervise(
             )
         if tls_cert is not None and tls_key is not None:
             check_server_pair(str(tls_cert), str(tls_key), hint=REGISTRY_PAIR_HINT)
-        require_free_port(host, port, ": stop what serves there, or serve on another port")
         problem = store_unusable(url)  # the server, a newer llm-mesh's schema
         if problem is not None:
             raise ValueError(f"{problem} (--database-url)")
+        # bound once, here: every worker (and every one restarted) serves this socket
+        sock = shared_socket(host, port, ": stop what serves there, or serve on another port")
     except (MeshError, ValueError) as exc:
         raise _fail(exc) from exc
     shutdown_s = settings.registry_shutdown_s  # 0: no bound, none here either (not 10 s)
@@ -279,7 +283,7 @@ def _supervise(
     # the workers' metric values, summed by each one's /metrics (prometheus-client's
     # multiprocess mode, chosen at its import in each worker): a directory of this run's
     # own (mode 0700, empty), removed when the supervisor ends
-    with tempfile.TemporaryDirectory(prefix="llm-mesh-metrics-") as metrics_dir:
+    with sock, tempfile.TemporaryDirectory(prefix="llm-mesh-metrics-") as metrics_dir:
         env = dict(os.environ)
         env.pop("prometheus_multiproc_dir", None)  # the old spelling, which it also reads
         if settings.metrics:
@@ -295,5 +299,6 @@ def _supervise(
             stop_timeout_s=shutdown_s + 10.0 if shutdown_s > 0 else None,
             worker_timeout_s=worker_timeout_s,
             env=env,
+            sock=sock,
         )
         return supervisor.run()

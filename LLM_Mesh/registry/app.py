@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -446,13 +447,14 @@ def serve(
     log_level: str = "info",
     tls_cert: str | None = None,
     tls_key: str | None = None,
-    reuse_port: bool = False,
+    sock: socket.socket | None = None,
 ) -> None:
     """Run the registry + gateway with uvicorn until interrupted (``llm-mesh registry serve``).
 
     With ``tls_cert``/``tls_key`` (PEM files) it serves https only. Its stop ends within
-    ``settings.registry_shutdown_s`` of the signal (``stop_watchdog.py``). ``reuse_port``:
-    one of ``--workers N`` (``registry/workers.py``), bound with ``SO_REUSEPORT``.
+    ``settings.registry_shutdown_s`` of the signal (``stop_watchdog.py``). ``sock``: one of
+    ``--workers N`` (``registry/workers.py``) serves the socket its supervisor bound, shared
+    by every worker (``host`` and ``port`` then only name it), and binds none of its own.
     """
     from LLM_Mesh.registry.stop_watchdog import run_bounded
     from LLM_Mesh.slow_clients import guarded_http
@@ -467,12 +469,12 @@ def serve(
     from LLM_Mesh.gc_freeze import freeze_after_startup
     from LLM_Mesh.heap import cap_arenas, trim_periodically
     from LLM_Mesh.registry.store_checks import store_unusable
-    from LLM_Mesh.server_process import require_free_port, reuse_port_socket
+    from LLM_Mesh.server_process import require_free_port
     from LLM_Mesh.worker_beat import beat_for_supervisor
 
     # said in one line before migrations, keys and settlement start (not uvicorn's bind error
-    # or a traceback after them); a worker's siblings hold the port (its supervisor checked it)
-    if not reuse_port:
+    # or a traceback after them); a worker's supervisor holds the port (it bound it)
+    if sock is None:
         require_free_port(host, port, " (another registry? `llm-mesh up` runs its registry on "
                           "8800): stop it, or serve on another port: --port N")  # fmt: skip
     url = settings.effective_database_url
@@ -496,5 +498,5 @@ def serve(
         ssl_keyfile=tls_key and os.path.expanduser(tls_key),
         **uvicorn_log_kwargs(settings.log_format),
         http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
-        **({"sockets": [reuse_port_socket(host, port)]} if reuse_port else {}),
+        **({"sockets": [sock]} if sock is not None else {}),  # it listens once started
     )  # fmt: skip

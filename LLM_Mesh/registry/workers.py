@@ -6,8 +6,17 @@ serves more from one address by running several processes. Each worker is a whol
 registry replica (see docs/ARCHITECTURE.md, "Replicas"): its own replica id, routing
 statistics and settlement holder, sharing the network's state through the PostgreSQL
 store as replicas on several machines do, so N > 1 needs a PostgreSQL ``--database-url``.
-The workers bind the same address with ``SO_REUSEPORT`` (Linux spreads new connections
-over them) and are otherwise the single-process ``registry serve``.
+Otherwise each is the single-process ``registry serve``, but binds nothing: the supervisor
+binds the address once, before any worker starts (``server_process.shared_socket``), and
+hands that one socket to every worker it starts, restarted ones too (an inherited file
+descriptor: ``Popen(pass_fds=...)``, its number in ``LLM_MESH_LISTEN_FD``). Worker 0's
+server listens on it once its app has started; from then on it listens as long as the
+supervisor runs. One accept queue, every worker's event loop waiting on it: a free worker
+takes the next connection, a busy one takes it later, a stopped, hung or dead one takes
+none (they wait for the others), and a worker's exit or restart drops no connection still
+queued, only those it had accepted. (``SO_REUSEPORT``, one socket and queue a worker,
+spread connections by a hash of their addresses: some workers idle while others queued
+several, and a hung worker kept about 1 in N new connections, answering none.)
 
 :class:`WorkerSupervisor` (this process, which serves nothing itself):
 
@@ -15,15 +24,17 @@ over them) and are otherwise the single-process ``registry serve``.
   migrations are made once, not raced by N processes), then the others;
 - restarts a worker that exits unasked, after :class:`~LLM_Mesh.core.worker_restart.RestartPolicy`'s
   wait (1 s, doubling to 30 s while it keeps dying within a minute), logging its exit code;
-- kills (``SIGKILL``) a worker that hangs, then restarts it as one that exited: each worker
+- kills (``SIGKILL``) a worker that hangs (the connections it had accepted hang with it),
+  then restarts it as one that exited: each worker
   sets its heartbeat file's modification time every second from its event loop
   (:mod:`LLM_Mesh.worker_beat`; the files are in this run's private 0700 directory); one
   silent longer than ``hang.timeout_s`` (``--worker-timeout``, 30 s; 0: never), or, before
   its first beat, than ``hang.start_s`` (``start_timeout_s``), is killed with one WARNING
   line (:class:`~LLM_Mesh.core.worker_restart.HangPolicy` decides); a file (or the
   directory) someone removed is made again, not taken for silence;
-- on SIGTERM or SIGINT sends each worker one SIGTERM (each stops as a lone registry does:
-  no new connections, requests in flight drain, bounded by ``registry_shutdown_s``) and
+- on SIGTERM or SIGINT closes its copy of the socket and sends each worker one SIGTERM
+  (each stops as a lone registry does: it closes its copy, so no new connections once all
+  have, requests in flight drain, bounded by ``registry_shutdown_s``) and
   exits 0 once they are gone (70, as a lone registry past its bound, when a worker exited
   70 or was killed); a second signal is passed on too (the workers then cut what
   is in flight); a worker still alive ``stop_timeout_s`` after the first is killed (None:
@@ -57,6 +68,7 @@ from types import FrameType
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.shutdown import STOP_OVERDUE_STATUS
 from LLM_Mesh.core.worker_restart import DEFAULT_WORKER_TIMEOUT_S, HangPolicy, RestartPolicy
+from LLM_Mesh.server_process import LISTEN_FD_ENV, shared_socket
 from LLM_Mesh.worker_beat import HEARTBEAT_ENV
 
 __all__ = ["WorkerSupervisor", "connect_host"]
@@ -137,6 +149,7 @@ class WorkerSupervisor:
         env: Mapping[str, str] | None = None,
         policy: Callable[[], RestartPolicy] = RestartPolicy,
         clock: Callable[[], float] = time.monotonic,
+        sock: socket.socket | None = None,
     ) -> None:
         if n < 1:
             raise ValueError(f"workers must be at least 1, got {n}")
@@ -162,6 +175,8 @@ class WorkerSupervisor:
         self._passed_on = 0  # of them, passed on to the workers
         self._killed = False  # a worker killed at the stop's deadline
         self._libc = _libc()
+        # the workers' one socket (None: run binds it); closed when the stop begins
+        self.sock = sock
 
     # --- signals -----------------------------------------------------------------------
 
@@ -173,6 +188,9 @@ class WorkerSupervisor:
             self._passed_on += 1
             if self._passed_on == 1:
                 log.info("stopping %s", counted(self.live(), "worker"))
+                if self.sock is not None:  # its last copy is gone once each worker's server
+                    self.sock.close()  # closed its own: new connections are refused, not
+                    # queued for workers that stop (as a lone registry's)
             else:
                 log.warning("asked again: the workers cut the requests in flight")
             for proc in self.procs:
@@ -221,9 +239,14 @@ class WorkerSupervisor:
         env.pop(HEARTBEAT_ENV, None)
         if beat is not None:
             env[HEARTBEAT_ENV] = beat
+        if self.sock is None:
+            raise RuntimeError("run() binds the socket before any worker starts")
+        fd = self.sock.fileno()
+        env[LISTEN_FD_ENV] = str(fd)
         proc = subprocess.Popen(
             list(self.command(i)),
             env=env,
+            pass_fds=(fd,),  # the one listening socket, the same in every worker
             preexec_fn=_child_setup(os.getpid(), self._libc),
         )
         self.procs[i] = proc
@@ -324,10 +347,13 @@ class WorkerSupervisor:
     def run(self) -> int:
         """Serve until a stop signal (0; 70 when a worker's stop ran past its bound: it
         exited 70 or was killed), or until worker 0 cannot start (its exit code)."""
+        own = self.sock is None
+        if own:  # PortInUse (or ValueError) before any worker starts
+            self.sock = shared_socket(self.host, self.port)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             log.info(
-                "registry workers: %s on %s:%d (SO_REUSEPORT)",
+                "registry workers: %s on %s:%d (one socket)",
                 counted(self.n, "process", "processes"), self.host, self.port,
             )  # fmt: skip
             code = self._first_up()
@@ -356,3 +382,7 @@ class WorkerSupervisor:
                 shutil.rmtree(folder, ignore_errors=True)
             self.beat_dirs.clear()
             self.beat_dir = None
+            if self.sock is not None:
+                self.sock.close()  # (idempotent: closed at the stop's start already)
+                if own:
+                    self.sock = None

@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,8 @@ def _gone(pid: int) -> bool:
 
 
 async def _ask(url: str, api_key: str, n: int, concurrency: int) -> list[dict[str, Any]]:
-    # a connection a request: Linux hands each to a worker by its address hash, so 24
-    # connections all reaching one of two workers has a chance of 2^-23
+    # a connection a request: each goes to whichever worker accepts it first from the
+    # port's one queue, so with several at a time both workers take some
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0),
                              limits=httpx.Limits(max_keepalive_connections=0))  # fmt: skip
     client = MeshClient((url,), http_client=http, api_key=api_key)
@@ -176,4 +177,73 @@ def test_two_workers_serve_one_port_and_one_killed_is_replaced(
                 os.kill(w, signal.SIGKILL)
         for p in nodes:
             p.kill(signal.SIGTERM)
+        sup.kill(signal.SIGTERM)
+
+
+def _fresh_get(port: int, timeout_s: float) -> str:
+    """One request on a connection of its own (``Connection: close``): its status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as c:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return c.makefile("rb").readline().decode().strip()
+
+
+def test_one_socket_a_stopped_worker_takes_no_connection_and_a_dead_one_drops_none(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    """The workers serve the supervisor's one socket (before 2026-12-04 each bound its own,
+    SO_REUSEPORT): with the watchdog off, a stopped worker takes no new connection (before:
+    about 1 in 2 hung), and connections waiting when a worker is killed are all answered
+    (before: those in its own accept queue were reset)."""
+    _prepare(pg_database_url, [tmp_path / "registry"])  # the schema, the registry's key
+    port = free_port()
+    sup = supervisor(tmp_path, pg_database_url, port, "--worker-timeout", "0")
+    stopped: list[int] = []
+    try:
+        sup.start()
+        assert sup.proc is not None
+        pid = sup.proc.pid
+        _wait(lambda: _replicas(pg_database_url) == (2, 2), 60, "two workers serving")
+        a, b = sorted(_workers(pid))
+        os.kill(a, signal.SIGSTOP)
+        stopped.append(a)
+        said = []
+        for _ in range(30):  # a fresh connection each, answered within 3 s
+            try:
+                said.append(_fresh_get(port, 3.0))
+            except OSError as exc:
+                said.append(repr(exc))
+        assert said == ["HTTP/1.1 200 OK"] * 30, said
+
+        os.kill(b, signal.SIGSTOP)  # now no worker accepts: connections wait in the queue
+        stopped.append(b)
+        waiting = []
+        for _ in range(10):
+            c = socket.create_connection(("127.0.0.1", port), timeout=30)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            waiting.append(c)
+        try:
+            time.sleep(0.5)
+            os.kill(a, signal.SIGKILL)  # a worker dies while they wait
+            time.sleep(0.5)
+            os.kill(b, signal.SIGCONT)
+            said = []
+            for c in waiting:
+                try:
+                    said.append(c.makefile("rb").readline().decode().strip())
+                except OSError as exc:
+                    said.append(repr(exc))
+        finally:
+            for c in waiting:
+                c.close()
+        assert said == ["HTTP/1.1 200 OK"] * 10, said
+
+        _wait(lambda: len(_workers(pid)) == 2 and a not in _workers(pid), 30, "a replaced")
+        sup.proc.send_signal(signal.SIGTERM)
+        assert sup.proc.wait(60) == 0, sup.tail()
+        with pytest.raises(OSError):  # its socket closed with it
+            _fresh_get(port, 2.0)
+    finally:
+        for w in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
         sup.kill(signal.SIGTERM)

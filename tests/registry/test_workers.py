@@ -1,6 +1,7 @@
 """``registry serve --workers N``'s supervisor (``registry/workers.py``) with stand-in
-workers: small Python processes that bind the port as a worker does (``SO_REUSEPORT``),
-listen, and answer each connection with their pid. No registry, no database: the e2e test
+workers: small Python processes that serve the socket the supervisor hands them, as a
+worker does (its descriptor in ``LLM_MESH_LISTEN_FD``), and answer each connection with
+their pid. No registry, no database: the e2e test
 ``tests/e2e/test_workers.py`` runs the real command on PostgreSQL."""
 
 from __future__ import annotations
@@ -31,10 +32,7 @@ if mode == "fail":
     sys.exit(3)
 if mode == "slow":
     time.sleep(30)
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-s.bind(("127.0.0.1", port))
+s = socket.socket(fileno=int(os.environ["LLM_MESH_LISTEN_FD"]))  # its supervisor's socket
 s.listen(64)
 s.settimeout(0.1)
 signals = []
@@ -121,6 +119,21 @@ def _gone(pid: int) -> bool:
     except (ProcessLookupError, FileNotFoundError):
         return True
     return state in ("Z", "X")
+
+
+def _all_answering(sup: WorkerSupervisor, port: int) -> Callable[[], bool]:
+    answered: set[int] = set()
+
+    def reached() -> bool:  # every live worker has answered one
+        if sup.live() < sup.n:
+            return False
+        try:
+            answered.update(_pid_at(port) for _ in range(10))
+        except OSError:  # refused: worker 0 does not listen yet
+            return False
+        return answered >= set(sup.pids())
+
+    return reached
 
 
 def test_workers_share_the_port_are_restarted_and_stop_with_the_supervisor(
@@ -236,12 +249,12 @@ def test_without_a_stop_budget_a_worker_that_stops_slowly_is_never_killed(
     def clock() -> float:
         return time.monotonic() + (3600.0 * next(hours) if sup.signals else 0.0)
 
-    sup, _port = _supervisor(tmp_path, 1, lambda i: "stubborn", stop_timeout_s=None,
-                             clock=clock)  # fmt: skip
+    sup, port = _supervisor(tmp_path, 1, lambda i: "stubborn", stop_timeout_s=None,
+                            clock=clock)  # fmt: skip
     pids: list[int] = []
 
     def script() -> None:
-        _wait(lambda: sup.live() == 1)
+        _wait(_all_answering(sup, port))  # its signal handlers set (not a SIGTERM too early)
         pids.extend(sup.pids())
         os.kill(os.getpid(), signal.SIGTERM)
         _wait(lambda: len(list((tmp_path / "signals").iterdir())) == 1)
@@ -553,3 +566,124 @@ def test_a_heartbeat_file_is_made_again_only_in_a_private_directory(tmp_path: Pa
     (gone / "worker-1").symlink_to(tmp_path / "elsewhere")
     assert _remade(str(gone / "worker-1")) is None  # a link is not followed
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_stopped_worker_takes_no_new_connection(tmp_path: Path) -> None:
+    # one socket, one accept queue: the stopped worker accepts nothing, the others take
+    # every connection (before, with SO_REUSEPORT, a queue each: about 1 in 3 hung in the
+    # stopped one's until the watchdog, off here, killed it)
+    sup, port = _supervisor(tmp_path, 3, lambda i: "serve", worker_timeout_s=0.0)
+    seen: dict[str, object] = {}
+    stopped: list[int] = []
+
+    def script() -> None:
+        _wait(_all_answering(sup, port))
+        victim = sup.pids()[1]
+        os.kill(victim, signal.SIGSTOP)
+        stopped.append(victim)
+        answers: list[int | str] = []
+        for _ in range(30):  # a fresh connection each
+            try:
+                answers.append(_pid_at(port))  # within its 2 s
+            except OSError as exc:
+                answers.append(repr(exc))
+        seen["answers"] = answers
+        seen["others"] = set(sup.pids()) - {victim}
+        os.kill(victim, signal.SIGCONT)  # it stops as asked
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        code, errors = _drive(sup, script)
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not errors and code == 0, errors
+    answers, others = seen["answers"], seen["others"]
+    assert isinstance(answers, list) and isinstance(others, set)
+    assert all(a in others for a in answers), answers  # all 30 answered, none by the stopped
+
+
+def test_connections_waiting_when_a_worker_dies_are_kept(tmp_path: Path) -> None:
+    # both workers stopped, 10 connections wait in the queue; one worker is killed, the
+    # other resumes: it (and the killed one's replacement) answers all 10 (before, the
+    # killed one's own queue was reset with it: about half of them)
+    sup, port = _supervisor(tmp_path, 2, lambda i: "serve", worker_timeout_s=0.0)
+    seen: dict[str, object] = {}
+    stopped: list[int] = []
+
+    def script() -> None:
+        _wait(_all_answering(sup, port))
+        victim, other = sup.pids()
+        for pid in (victim, other):
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        waiting = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(10)]
+        try:
+            time.sleep(0.2)
+            os.kill(victim, signal.SIGKILL)
+            time.sleep(0.2)
+            os.kill(other, signal.SIGCONT)
+            answers: list[bytes | str] = []
+            for c in waiting:
+                try:
+                    answers.append(c.recv(32))
+                except OSError as exc:
+                    answers.append(repr(exc))
+        finally:
+            for c in waiting:
+                c.close()
+        seen["answers"] = answers
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        code, errors = _drive(sup, script)
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not errors and code == 0, errors
+    answers = seen["answers"]
+    assert isinstance(answers, list)
+    assert all(isinstance(a, bytes) and a.isdigit() for a in answers), answers
+
+
+def test_the_supervisor_binds_once_and_a_taken_port_starts_no_worker(tmp_path: Path) -> None:
+    from LLM_Mesh.server_process import PortInUse
+
+    sup, port = _supervisor(tmp_path, 2, lambda i: "serve")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(PortInUse, match=f"port {port} on 127.0.0.1 is already in use"):
+            sup.run()
+    assert sup.procs == [None, None]  # no worker started
+
+
+def test_every_worker_serves_the_supervisors_one_socket(tmp_path: Path) -> None:
+    # the same open socket (one inode) in the supervisor and in each worker, restarted
+    # ones too; none of them binds a socket of its own
+    sup, port = _supervisor(tmp_path, 2, lambda i: "serve", worker_timeout_s=0.0)
+    seen: dict[str, object] = {}
+
+    def inode(pid: int, fd: int) -> str:
+        return os.readlink(f"/proc/{pid}/fd/{fd}")
+
+    def script() -> None:
+        _wait(_all_answering(sup, port))
+        assert sup.sock is not None
+        fd = sup.sock.fileno()
+        mine = inode(os.getpid(), fd)
+        victim = sup.pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: sup.live() == 2 and victim not in sup.pids())
+        _wait(_all_answering(sup, port))
+        seen["same"] = [inode(pid, fd) == mine for pid in sup.pids()]
+        seen["sockets"] = [sum(os.readlink(f"/proc/{pid}/fd/{f}").startswith("socket:")
+                               for f in os.listdir(f"/proc/{pid}/fd")) for pid in sup.pids()]  # fmt: skip
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code, errors = _drive(sup, script)
+    assert not errors and code == 0, errors
+    assert seen["same"] == [True, True] and seen["sockets"] == [1, 1], seen
+    assert sup.sock is None  # closed: bound by run, which closed it
