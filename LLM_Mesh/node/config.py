@@ -19,6 +19,8 @@
     tls_cert = "/path/to/node-tls.crt"    # serve https (llm-mesh node tls init makes both)
     tls_key = "/path/to/node-tls.key"
     trusted_peers = ["203.0.113.0/28"]    # not counted per peer (core/peer_exempt.py); default none
+    stream_interval_s = 0.04              # llama-cpp: after the first token, at most one write
+                                          # of tokens per 40 ms (default; LLM_MESH_STREAM_INTERVAL_S)
 
 The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
 here (older versions made one up) is ignored when it is not the key's, with a warning.
@@ -74,6 +76,12 @@ SECRET_KEYS = ("operator_token", "upstream_api_key")
 CONFIG_FILE = "node.toml"
 # room above the gateway's /v1 body limit for what it adds (stream_options, mesh_continue)
 DEFAULT_NODE_BODY_BYTES = 16 * 1024 * 1024
+# after the first token, the shortest time between two writes of tokens (0: every token
+# alone): the smallest value whose decode ratio through the mesh met issue 7's 0.97 in every
+# run of benchmarks/bench_throughput.py --stream-intervals (docs/benchmarks.md, 2026-12-04:
+# 0.975-0.993 at 0.04 against 0.938-0.961 at 0, the 2-core box); 25 updates a second
+DEFAULT_STREAM_INTERVAL_S = 0.04
+MAX_STREAM_INTERVAL_S = 1.0  # longer and a stream reads as stalled
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -133,6 +141,11 @@ class NodeConfig:
     # cap (a load-balanced registry's egress addresses); None: none but loopback and the
     # registries' resolved addresses (core/peer_exempt.py)
     trusted_peers: str | None = None
+    # llama-cpp: after the first token (sent at once), the node writes at most one batch of
+    # tokens per this many seconds (the end at once): fewer wake-ups of the node, the gateway
+    # and the client per token, on the cores the model computes on. None: the settings'
+    # (LLM_MESH_STREAM_INTERVAL_S), else DEFAULT_STREAM_INTERVAL_S; 0: every token alone
+    stream_interval_s: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -185,6 +198,20 @@ class NodeConfig:
         if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
             raise ValueError("memory_budget_bytes must be positive (leave it out for 80 % of RAM)")
         parse_trusted_peers(self.trusted_peers)
+        if self.stream_interval_s is not None and not (
+            0.0 <= self.stream_interval_s <= MAX_STREAM_INTERVAL_S
+        ):
+            raise ValueError(
+                f"stream_interval_s must be between 0 and {MAX_STREAM_INTERVAL_S:g} seconds"
+            )
+
+    def effective_stream_interval_s(self, settings: Settings) -> float:
+        """``stream_interval_s``, else the settings' (env), else the default."""
+        if self.stream_interval_s is not None:
+            return self.stream_interval_s
+        if settings.stream_interval_s is not None:
+            return settings.stream_interval_s
+        return DEFAULT_STREAM_INTERVAL_S
 
     @property
     def effective_public_url(self) -> str:

@@ -117,6 +117,7 @@ def build_engine(
             n_threads=config.n_threads,
             n_gpu_layers=config.n_gpu_layers,
             memory_budget_bytes=memory_budget(config, hardware),
+            stream_interval_s=config.effective_stream_interval_s(settings),
         )
     raise ValueError(f"unknown engine {config.engine!r}")
 

@@ -299,6 +299,20 @@ def test_start_passes_n_threads_to_the_node(home: Path, monkeypatch: pytest.Monk
     assert bad.exit_code != 0 and "n_threads" in bad.output
 
 
+def test_start_passes_stream_interval_to_the_node(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import LLM_Mesh.node_manager as nm
+
+    started: list[NodeConfig] = []
+    monkeypatch.setattr(nm.NodeManager, "run", lambda self: started.append(self.config))
+    r = invoke("start", "--engine", "sim", "--stream-interval-s", "0.03", "--home", str(home))
+    assert r.exit_code == 0, r.output
+    assert [c.stream_interval_s for c in started] == [0.03]
+    bad = invoke("start", "--engine", "sim", "--stream-interval-s", "5", "--home", str(home))
+    assert bad.exit_code != 0 and "stream_interval_s" in bad.output
+
+
 def test_start_with_a_missing_model_file_is_a_clear_error(home: Path, tmp_path: Path) -> None:
     missing = tmp_path / "nothere.gguf"
     result = runner.invoke(

@@ -177,3 +177,27 @@ def test_a_node_toml_holding_a_credential_that_others_can_read_is_warned_about(
     os.chmod(path, 0o644)  # no credential in it: readable is fine
     load_node_config(path)
     assert not [r for r in caplog.records if r.name == "LLM_Mesh.node"]
+
+
+def test_stream_interval_from_node_toml_else_env_else_the_default(tmp_path: Path) -> None:
+    """``stream_interval_s``: node.toml (or ``--stream-interval-s``) wins over
+    ``LLM_MESH_STREAM_INTERVAL_S``; neither: DEFAULT_STREAM_INTERVAL_S; 0 to 1 second."""
+    from LLM_Mesh.node.config import DEFAULT_STREAM_INTERVAL_S
+
+    plain, env = Settings(), Settings.from_env({"LLM_MESH_STREAM_INTERVAL_S": "0.04"})
+    assert plain.stream_interval_s is None and env.stream_interval_s == 0.04
+    assert NodeConfig().effective_stream_interval_s(plain) == DEFAULT_STREAM_INTERVAL_S
+    assert NodeConfig().effective_stream_interval_s(env) == 0.04
+    assert NodeConfig(stream_interval_s=0).effective_stream_interval_s(env) == 0
+    p = tmp_path / "node.toml"
+    p.write_text('engine = "sim"\nmodels = ["m"]\nstream_interval_s = 0.02\n')
+    assert load_node_config(p).effective_stream_interval_s(env) == 0.02
+    p.write_text('engine = "sim"\nmodels = ["m"]\nstream_interval_s = 0\n')  # a whole number
+    assert load_node_config(p).stream_interval_s == 0
+    for bad in (-0.01, 1.5):
+        with pytest.raises(ValueError, match="stream_interval_s"):
+            NodeConfig(stream_interval_s=bad)
+    for raw in ("-1", "2", "nan", "soon"):
+        with pytest.raises(ValueError, match="LLM_MESH_STREAM_INTERVAL_S"):
+            Settings.from_env({"LLM_MESH_STREAM_INTERVAL_S": raw})
+    assert Settings.from_env({"LLM_MESH_STREAM_INTERVAL_S": "0"}).stream_interval_s == 0.0

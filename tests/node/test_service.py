@@ -318,3 +318,21 @@ async def test_a_node_on_the_sim_engine_says_so_when_it_starts(
     said = [r for r in caplog.records if "SIMULATED" in r.getMessage()]
     assert len(said) == 1 and said[0].levelname == "INFO", caplog.text  # not a fault
     assert MODEL in said[0].getMessage() and svc.node_id in said[0].getMessage()
+
+
+def test_build_engine_gives_llama_the_stream_interval(settings: Settings, tmp_path: Path) -> None:
+    """node.toml's ``stream_interval_s``, else LLM_MESH_STREAM_INTERVAL_S, else the default."""
+    from dataclasses import replace
+
+    from LLM_Mesh.node.config import DEFAULT_STREAM_INTERVAL_S
+
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 16)
+    cfg = node_config(engine="llama-cpp", models=[str(gguf)])
+    env = replace(settings, stream_interval_s=0.07)
+    got = [
+        build_engine(c, s, None)
+        for c, s in ((cfg, settings), (cfg, env), (replace(cfg, stream_interval_s=0), env))
+    ]
+    assert all(isinstance(e, LlamaCppEngine) for e in got)
+    assert [e.stream_interval_s for e in got] == [DEFAULT_STREAM_INTERVAL_S, 0.07, 0]  # type: ignore[attr-defined]

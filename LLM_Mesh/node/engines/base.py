@@ -226,6 +226,7 @@ async def batches_in_thread(
     worker: EngineWorker | None = None,
     hold_first_s: float = 0.0,
     settle_s: float = 0.0,
+    interval_s: float = 0.0,
 ) -> AsyncGenerator[list[T], None]:
     """Run a blocking iterator in a worker thread; yield its items on the loop, in
     batches: every item that is ready when the consumer asks (at least one, in order).
@@ -247,6 +248,15 @@ async def batches_in_thread(
     takes every core again. ``settle_s``: once the consumer asked (the first item is
     written), the worker waits that much longer before the next item, so the processes
     that relay the first item further get a core (:data:`FIRST_ITEM_RELAY_S`).
+
+    ``interval_s`` (the node's ``stream_interval_s``; 0: off): after the first batch,
+    which goes out at once, at most one batch per ``interval_s``: once a batch is handed
+    out the consumer sleeps until ``interval_s`` after it, the worker not waking the loop
+    for the items it adds meanwhile, then takes them all (none yet: it sleeps on until the
+    next item's wake-up, not woken by the timer for nothing). The end of the iteration (or
+    its exception) wakes it at once: the last batch is never held back. So a stream of
+    80 items a second costs the loop (and the SSE writer, and the processes downstream)
+    one wake-up per interval, not one per item.
     """
     loop = asyncio.get_running_loop()
     buf: collections.deque[T] = collections.deque()
@@ -254,17 +264,27 @@ async def batches_in_thread(
     gone = threading.Event()
     pulled = threading.Event()
     armed = False  # a wake-up is scheduled on the loop and has not run yet
+    holding = False  # the consumer sleeps out the interval: only the end wakes it
     waiter: asyncio.Future[None] | None = None
+
+    def release() -> None:  # on the loop
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def wake() -> None:  # on the loop
         nonlocal armed
         armed = False
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        release()
 
-    def signal() -> None:  # in the worker, after adding to buf or end
+    def interval_up() -> None:  # on the loop
+        nonlocal holding
+        holding = False  # first: an item added after the check below signals itself
+        if buf or end:
+            release()  # else the consumer sleeps on until the next item's wake-up
+
+    def signal(final: bool = False) -> None:  # in the worker, after adding to buf or end
         nonlocal armed
-        if armed:
+        if armed or (holding and not final):  # (the consumer re-checks buf after its hold)
             return
         armed = True
         try:
@@ -275,7 +295,7 @@ async def batches_in_thread(
     def work() -> None:
         if gone.is_set() or cancel.is_set():  # the consumer left while this waited its turn
             end.append(None)
-            signal()
+            signal(final=True)
             return
         try:
             it = make_iter(gone)
@@ -297,23 +317,41 @@ async def batches_in_thread(
                     close()
         except BaseException as exc:
             end.append(exc)
-            signal()
+            signal(final=True)
             return
         end.append(None)
-        signal()
+        signal(final=True)
 
     if worker is None:
         threading.Thread(target=work, name="llm-mesh-engine", daemon=True).start()
     else:
         worker.submit(work)
+    timer: asyncio.TimerHandle | None = None
     try:
         batches = 0
+        last = 0.0  # when the last batch was handed out (loop time)
         while True:
+            if interval_s > 0 and batches and not end:
+                delay = last + interval_s - loop.time()
+                if delay > 0:  # sleep it out; the worker's items do not wake the loop
+                    waiter = loop.create_future()
+                    holding = True
+                    if not end:  # (else it came since the check: its wake-up may be skipped)
+                        timer = loop.call_later(delay, interval_up)
+                        try:
+                            await waiter
+                        finally:
+                            timer.cancel()
+                            timer = None
+                    holding = False  # before buf is read again: no item is left unsignalled
+                    waiter = None
+                    continue
             if buf:
                 batch = list(buf)  # the worker only appends; take exactly what was there
                 for _ in batch:
                     buf.popleft()
                 batches += 1
+                last = loop.time()
                 yield batch
                 if batches == 1:
                     pulled.set()
@@ -329,6 +367,8 @@ async def batches_in_thread(
             await waiter
             waiter = None
     finally:
+        if timer is not None:
+            timer.cancel()
         gone.set()
         pulled.set()
 
@@ -340,11 +380,13 @@ async def iterate_in_thread(
     worker: EngineWorker | None = None,
     hold_first_s: float = 0.0,
     settle_s: float = 0.0,
+    interval_s: float = 0.0,
 ) -> AsyncIterator[T]:
     """:func:`batches_in_thread`, one item at a time."""
     batches = batches_in_thread(
-        make_iter, cancel, worker=worker, hold_first_s=hold_first_s, settle_s=settle_s
-    )
+        make_iter, cancel, worker=worker, hold_first_s=hold_first_s, settle_s=settle_s,
+        interval_s=interval_s,
+    )  # fmt: skip
     try:
         async for batch in batches:
             for item in batch:

@@ -105,6 +105,7 @@ class LlamaCppEngine(Engine):
         memory_budget_bytes: int | None = None,
         llama_factory: Callable[..., Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stream_interval_s: float = 0.0,
     ) -> None:
         if not models:
             raise ValueError("LlamaCppEngine needs at least one model")
@@ -117,6 +118,10 @@ class LlamaCppEngine(Engine):
         # on the CPU with every core: leave the first token's relay a moment (base.py)
         every_core = self.n_threads >= (os.cpu_count() or 1) and n_gpu_layers == 0
         self.settle_s = FIRST_ITEM_RELAY_S if every_core else 0.0
+        if stream_interval_s < 0:
+            raise ValueError("stream_interval_s cannot be negative")
+        # after the first token, at most one batch of tokens per interval (base.py)
+        self.stream_interval_s = stream_interval_s
         self.memory_budget_bytes = memory_budget_bytes
         self._factory = llama_factory or _default_factory
         self.pool = ModelPool(
@@ -204,7 +209,7 @@ class LlamaCppEngine(Engine):
             # token's compute takes the cores again (base.batches_in_thread)
             batches = batches_in_thread(
                 make, cancel, worker=lm.worker, hold_first_s=FIRST_ITEM_HOLD_S,
-                settle_s=self.settle_s,
+                settle_s=self.settle_s, interval_s=self.stream_interval_s,
             )  # fmt: skip
             try:
                 async for batch in batches:
