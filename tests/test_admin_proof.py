@@ -10,7 +10,6 @@ real server on a real port that records what it receives.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +33,7 @@ from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import InvalidCredential, RegistryUnreachable
 from LLM_Mesh.secret_files import ADMIN_KEY_REGISTRY_FILE
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh, _Bridge
+from tests.ports import free_port
 
 ADMIN_KEY = "local-mesh-admin-key-0123456789abcdef"
 runner = CliRunner()
@@ -293,9 +293,7 @@ async def test_identity_proofs_are_rate_limited_per_address(
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 async def test_a_program_on_the_proxys_port_does_not_relay_the_proof_and_get_the_key(

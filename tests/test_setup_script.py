@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -411,9 +413,7 @@ def test_existing_sim_engine_is_kept_without_engine_flag(tmp_path: Path) -> None
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.node.tls import make_self_signed
 from LLM_Mesh.tls import check_server_pair
+from tests.ports import free_port
 
 runner = CliRunner()
 
@@ -143,8 +144,4 @@ def test_registry_serve_hands_uvicorn_the_files_under_the_home_folder(
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli import registry_serve
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.registry import store_checks, workers
+from tests.ports import free_port
 
 runner = CliRunner()
 PG = "postgresql://postgres@127.0.0.1:5432/nowhere"
@@ -47,9 +48,7 @@ def _said(out: Any) -> str:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def test_more_than_one_worker_on_sqlite_is_refused(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ stopped with Alembic's traceback, exit 3, after start-up began)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,14 @@ from LLM_Mesh.cli.main import app
 from LLM_Mesh.registry import workers
 from LLM_Mesh.registry.schema_version import schema_unknown
 from LLM_Mesh.registry.store import SqlStore
+from tests.ports import free_port
 
 runner = CliRunner()
 FUTURE = "9999_from_a_newer_llm_mesh"
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 async def _stamp_future(url: str) -> None:

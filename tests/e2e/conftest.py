@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import random
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.local_mesh import LocalMesh
+from tests.ports import free_port
 
 HAVE_MODEL = (
     importlib.util.find_spec("llama_cpp") is not None
@@ -22,38 +21,6 @@ needs_model = pytest.mark.skipif(
 )
 
 
-_HANDED_OUT: set[int] = set()
-
-
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port() -> int:
-    """A loopback port free now, for a process this test starts later: drawn below the
-    kernel's ephemeral range, so that no outgoing connection of any process takes it in
-    between (found 2026-12-04, CI: a port bound and closed at 0 was an ephemeral one, and a
-    client's connection took it before the node bound it: "address already in use")."""
-    low = _ephemeral_low()
-    if low > 20_000:
-        for _ in range(200):
-            port = random.randrange(15_000, low)
-            if port in _HANDED_OUT:
-                continue
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            _HANDED_OUT.add(port)
-            return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_mesh(

@@ -15,6 +15,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.config import NodeConfig, save_node_config
 from LLM_Mesh.node_manager import NodeManager
+from tests.ports import free_port
 
 
 def test_public_names() -> None:
@@ -31,9 +32,7 @@ def test_config_comes_from_home_node_toml(tmp_path: Path) -> None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 async def _serve_and_ask(mgr: NodeManager, body: dict[str, object], path: str) -> httpx.Response:

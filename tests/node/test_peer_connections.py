@@ -19,6 +19,7 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.node.config import NodeConfig
 from LLM_Mesh.node_manager import NodeManager
 from LLM_Mesh.slow_clients import MIN_PEER_CONNECTIONS, READ_TIMEOUT_S, node_peer_cap, peer_key
+from tests.ports import free_port
 
 
 def _own_address() -> str | None:
@@ -33,9 +34,7 @@ def _own_address() -> str | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return int(s.getsockname()[1])
+    return free_port("0.0.0.0")
 
 
 def _closed_by_server(sock: socket.socket, wait_s: float = READ_TIMEOUT_S / 3) -> bool:

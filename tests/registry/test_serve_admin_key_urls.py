@@ -5,7 +5,6 @@ http://127.0.0.1:N`` was refused the home's key, and the key was meant for port 
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,11 @@ from LLM_Mesh.core.admin_key_scope import file_key_may_go
 from LLM_Mesh.registry import app as registry_app
 from LLM_Mesh.registry import stop_watchdog
 from LLM_Mesh.secret_files import ADMIN_KEY_REGISTRY_FILE
+from tests.ports import free_port
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.mark.parametrize(("host", "url"), [("127.0.0.1", "http://127.0.0.1"),

@@ -24,6 +24,7 @@ import pytest
 
 from LLM_Mesh.core.worker_restart import RestartPolicy
 from LLM_Mesh.registry.workers import WorkerSupervisor, connect_host
+from tests.ports import free_port
 
 WORKER = r"""
 import os, signal, socket, sys, time
@@ -60,9 +61,7 @@ sys.exit(70 if mode == "overdue" else 0)  # overdue: its stop ran past its bound
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 def _pid_at(port: int) -> int:

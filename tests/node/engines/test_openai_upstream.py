@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from LLM_Mesh.errors import (
 )
 from LLM_Mesh.node.engines.base import Delta, GenerationRequest
 from LLM_Mesh.node.engines.openai_upstream import OpenAIUpstreamEngine, api_root
+from tests.ports import free_port
 
 CHAT = GenerationRequest(
     kind="chat", model="qwen", messages=[{"role": "user", "content": "hi"}], max_tokens=5, seed=3
@@ -215,9 +215,7 @@ HAVE_SERVER = all(
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture(scope="module")
