@@ -23,7 +23,6 @@ at start; the settings then leave the arenas alone).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -31,7 +30,9 @@ import time
 from functools import cache
 from typing import Any, Protocol
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
+
+from LLM_Mesh.lifespan_loop import LifespanLoop
 
 __all__ = ["Libc", "cap_arenas", "libc", "trim", "trim_periodically"]
 
@@ -87,11 +88,11 @@ def trim(lib: Libc | None = None) -> bool:
     return lib is not None and lib.malloc_trim(0) == 1
 
 
-class _TrimPeriodically:
-    __slots__ = ("app", "interval_s", "lib", "trims")
+class _TrimPeriodically(LifespanLoop):
+    __slots__ = ("interval_s", "lib", "trims")
 
     def __init__(self, app: ASGIApp, interval_s: float, lib: Libc | None) -> None:
-        self.app = app
+        super().__init__(app)
         self.interval_s = interval_s
         self.lib = lib
         self.trims = 0
@@ -103,26 +104,6 @@ class _TrimPeriodically:
             trim(self.lib)
             self.trims += 1
             log.debug("malloc_trim took %.1f ms", (time.perf_counter() - started) * 1000.0)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        task: asyncio.Task[None] | None = None
-
-        async def sent(message: Message) -> None:
-            nonlocal task
-            await send(message)
-            if message["type"] == "lifespan.startup.complete" and task is None:
-                task = asyncio.get_running_loop().create_task(self._loop())
-
-        try:
-            await self.app(scope, receive, sent)
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
 
 def trim_periodically(app: ASGIApp, interval_s: float, lib: Libc | None = None) -> ASGIApp:

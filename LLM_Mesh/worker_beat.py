@@ -13,11 +13,12 @@ as it does for one that exited. Without the variable (a lone registry) nothing b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
+
+from LLM_Mesh.lifespan_loop import LifespanLoop
 
 __all__ = ["BEAT_S", "HEARTBEAT_ENV", "beat_for_supervisor"]
 
@@ -27,11 +28,11 @@ HEARTBEAT_ENV = "LLM_MESH_WORKER_HEARTBEAT"
 BEAT_S = 1.0
 
 
-class _Beating:
-    __slots__ = ("app", "beats", "interval_s", "path")
+class _Beating(LifespanLoop):
+    __slots__ = ("beats", "interval_s", "path")
 
     def __init__(self, app: ASGIApp, path: str, interval_s: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.path = path
         self.interval_s = interval_s
         self.beats = 0
@@ -48,26 +49,6 @@ class _Beating:
                     log.debug("worker heartbeat %s: %s", self.path, exc)
                 failed = True
             await asyncio.sleep(self.interval_s)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        task: asyncio.Task[None] | None = None
-
-        async def sent(message: Message) -> None:
-            nonlocal task
-            await send(message)
-            if message["type"] == "lifespan.startup.complete" and task is None:
-                task = asyncio.get_running_loop().create_task(self._loop())
-
-        try:
-            await self.app(scope, receive, sent)
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
 
 def beat_for_supervisor(

@@ -1,0 +1,46 @@
+"""An ASGI app wrapped with a task that runs on its event loop while its lifespan runs.
+
+:class:`LifespanLoop` starts the subclass's ``_loop`` once the app's startup completed and
+cancels it when the lifespan ends; every other scope goes straight to the app. Used by the
+C heap's periodic trim (:mod:`LLM_Mesh.heap`) and a ``--workers`` worker's heartbeat
+(:mod:`LLM_Mesh.worker_beat`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["LifespanLoop"]
+
+
+class LifespanLoop:
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def _loop(self) -> None:
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        task: asyncio.Task[None] | None = None
+
+        async def sent(message: Message) -> None:
+            nonlocal task
+            await send(message)
+            if message["type"] == "lifespan.startup.complete" and task is None:
+                task = asyncio.get_running_loop().create_task(self._loop())
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
