@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from LLM_Mesh.registry.metrics_states import WORKER_GAUGES
 from tests.inprocess_mesh import ON_THE_MACHINE, InProcessMesh
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
@@ -47,6 +48,8 @@ def test_dashboard_names_only_exported_metrics_and_labels(inprocess_mesh: InProc
                 labels = families.setdefault(fam.name, set())
                 for s in fam.samples:
                     labels.update(s.labels)
+    for name in WORKER_GAUGES:  # `--workers N` only: tests/e2e/test_workers_metrics.py
+        families[name] = {"pid"}
     known_labels = set().union(*families.values()) | {"job", "instance", "le"}
 
     used: set[str] = set()

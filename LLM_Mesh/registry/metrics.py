@@ -14,7 +14,7 @@ Several processes (``registry serve --workers N``, prometheus-client's multiproc
 request writer's counts, then Counters too) are every worker's summed; the states are
 gauges each worker writes for every scrape, merged over the live workers
 (:mod:`~LLM_Mesh.registry.metrics_states` says how each); ``process_*`` are the answering
-worker's.
+worker's, and every live worker's own figures are ``llm_mesh_worker_*`` by ``pid``.
 
 Label values are bounded: ``code`` is one of the package's error codes or
 ``http_NNN`` (:func:`code_label`), never a string a node or a client chose.

@@ -17,6 +17,11 @@ merges the live workers' files, per gauge in the mode an operator expects:
 - ``livemax`` for ``nodes_ejected``: each worker's router ejects on its own traffic; the
   most of any live worker's.
 
+Each worker also writes its own process figures (resident memory, CPU seconds, open files:
+what ``process_*`` says of the one worker that answers a scrape) as ``liveall`` gauges,
+one sample a live worker labelled with its ``pid`` (:data:`WORKER_GAUGES`), so the whole
+gateway's memory is their sum and a worker that grows is seen whichever worker answers.
+
 A worker's values drop out when it ends: it removes its files of live gauges at its
 lifespan's stop (``prometheus_client.multiprocess.mark_process_dead``), and each worker
 removes, every ``REFRESH_S``, those of a process that is no longer there (a worker killed
@@ -33,7 +38,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Literal, NamedTuple
 
-from prometheus_client import Gauge
+from prometheus_client import Gauge, ProcessCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import mark_process_dead as _mark_process_dead
 from prometheus_client.registry import Collector
@@ -43,7 +48,10 @@ from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.demand import DemandTracker
 from LLM_Mesh.registry.node_table import NodeTable
 
-__all__ = ["GAUGES", "REFRESH_S", "States", "WorkerGauges", "process_alive", "read_states"]
+__all__ = [
+    "GAUGES", "REFRESH_S", "WORKER_GAUGES", "States", "WorkerGauges", "process_alive",
+    "read_process", "read_states",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,29 @@ GAUGES: dict[str, tuple[str, tuple[str, ...], Mode]] = {
         "This gateway's attempts on nodes not yet ended, by model", ("model",), "livesum",
     ),
 }  # fmt: skip
+
+
+# name -> (help, the process collector's sample it copies): each live worker's own, by pid
+WORKER_GAUGES: dict[str, tuple[str, str]] = {
+    "llm_mesh_worker_resident_memory_bytes": (
+        "Resident memory of each live worker of registry serve --workers N, by pid",
+        "process_resident_memory_bytes",
+    ),
+    "llm_mesh_worker_cpu_seconds": (
+        "CPU seconds (user + system) each live worker has used, by pid",
+        "process_cpu_seconds_total",
+    ),
+    "llm_mesh_worker_open_fds": (
+        "Open file descriptors of each live worker, by pid", "process_open_fds",
+    ),
+}  # fmt: skip
+
+
+def read_process(collector: ProcessCollector | None = None) -> dict[str, float]:
+    """This process's figures, as prometheus-client's process collector reads them
+    (``/proc/self``; on a system without it: none), by sample name."""
+    source = ProcessCollector(registry=None) if collector is None else collector
+    return {s.name: s.value for m in source.collect() for s in m.samples}
 
 
 class States(NamedTuple):
@@ -133,14 +164,19 @@ class WorkerGauges(Collector):
     def __init__(
         self, path: str, read: Callable[[], States], *, pid: int | None = None,
         alive: Callable[[int], bool] = process_alive, interval_s: float | None = None,
+        process: Callable[[], dict[str, float]] = read_process,
     ) -> None:  # fmt: skip
-        self.path, self.read, self.alive = path, read, alive
+        self.path, self.read, self.alive, self.process = path, read, alive, process
         self.interval_s = REFRESH_S if interval_s is None else interval_s
         self.pid = process_id() if pid is None else pid
         mark_process_dead(self.pid, path)  # an earlier process's, under this same id
         self.gauges = {
             name: Gauge(name, help_, list(labels), registry=None, multiprocess_mode=mode)
             for name, (help_, labels, mode) in GAUGES.items()
+        }  # fmt: skip
+        self.own = {
+            name: (Gauge(name, help_, registry=None, multiprocess_mode="liveall"), sample)
+            for name, (help_, sample) in WORKER_GAUGES.items()
         }  # fmt: skip
         self.seen: dict[str, set[tuple[str, ...]]] = {name: set() for name in GAUGES}
         self._task: asyncio.Task[None] | None = None
@@ -163,6 +199,10 @@ class WorkerGauges(Collector):
             for labels, value in samples.items():
                 (gauge.labels(*labels) if labels else gauge).set(value)  # mostrecent: stamped
             seen.update(samples)
+        figures = self.process()
+        for gauge, sample in self.own.values():
+            if sample in figures:
+                gauge.set(figures[sample])
 
     def sweep(self) -> None:
         """Remove the live gauges' files of processes no longer there."""

@@ -81,6 +81,11 @@ def test_every_scrape_of_two_workers_reads_both_workers_requests(
         assert first.families["llm_mesh_gateway_request_records"] == "counter"
         assert first.has("llm_mesh_gateway_nodes", state="online")  # the answering worker's
         assert first.has("process_cpu_seconds_total")
+        pids = {str(pid) for pid in _workers(sup.proc.pid)}
+        for s in scrapes:  # every live worker's own memory, whichever answered
+            shown = {pid for pid in pids if s.value("llm_mesh_worker_resident_memory_bytes",
+                                                    pid=pid) > 1e6}  # fmt: skip
+            assert shown == pids and len(pids) == 2, (shown, pids)
 
         metrics_dir = _metrics_dir(min(_workers(sup.proc.pid)))
         assert metrics_dir.stat().st_mode & 0o777 == 0o700

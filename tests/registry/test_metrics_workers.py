@@ -191,3 +191,44 @@ def test_a_dead_workers_file_removed_by_another_worker_meanwhile_is_no_fault(
     listed_then_gone = SimpleNamespace(glob=lambda pattern: [pattern.replace("*", "x")])
     monkeypatch.setattr(multiprocess, "glob", listed_then_gone)
     gauges.sweep()  # before: FileNotFoundError
+
+
+def test_every_live_worker_s_memory_cpu_and_files_are_shown_by_pid_whichever_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``process_*`` are the answering worker's alone (found 2026-12-04: a worker that grew
+    was seen only in the scrapes it answered); ``llm_mesh_worker_*`` hold every live
+    worker's, one sample each by pid, and a worker killed outright drops out at the next
+    sweep."""
+    shared = _shared(tmp_path, monkeypatch)
+    live = {601, 602}
+    figures = {
+        601: {"process_resident_memory_bytes": 50e6, "process_cpu_seconds_total": 1.5,
+              "process_open_fds": 20.0},
+        602: {"process_resident_memory_bytes": 70e6, "process_cpu_seconds_total": 2.5,
+              "process_open_fds": 30.0, "process_max_fds": 1024.0},
+    }  # fmt: skip
+    made = {}
+    for pid in (601, 602):
+        _as_worker(monkeypatch, pid)
+        made[pid] = WorkerGauges(str(shared), lambda: _states(0, 1), pid=pid,
+                                 alive=live.__contains__, process=figures[pid].copy)  # fmt: skip
+    s = _merged(shared)
+    memory, cpu, fds = metrics_states.WORKER_GAUGES
+    assert s.families[memory] == "gauge"
+    assert (s.value(memory, pid="601"), s.value(memory, pid="602")) == (50e6, 70e6)
+    assert (s.value(cpu, pid="601"), s.value(fds, pid="602")) == (1.5, 30.0)
+    figures[601]["process_resident_memory_bytes"] = 90e6
+    _as_worker(monkeypatch, 601)
+    made[601].refresh()  # its next tick
+    assert _merged(shared).value(memory, pid="601") == 90e6
+    live.discard(602)  # SIGKILL: its files left until a live worker's sweep
+    made[601].sweep()
+    s = _merged(shared)
+    assert s.value(memory, pid="601") == 90e6 and not s.has(memory, pid="602")
+
+
+def test_a_worker_s_own_figures_are_read_from_the_process_collector() -> None:
+    figures = metrics_states.read_process()
+    assert figures["process_resident_memory_bytes"] > 1e6  # this test's own process
+    assert figures["process_open_fds"] >= 3
