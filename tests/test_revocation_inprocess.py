@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,17 +49,30 @@ class Forger:
         await send({"type": "http.response.body", "body": body})
 
 
-def _heartbeats(paths: list[str]) -> int:
-    return sum(p.endswith("/heartbeat") for p in paths)
-
-
-async def _beat(node: SimNode, seen: Any, count: int) -> None:
-    """Wake the node's agent until ``seen()`` counts ``count`` heartbeats."""
+def _wake_until(mesh: InProcessMesh, node: SimNode, holds: Callable[[], bool]) -> bool:
+    """Wake the node's agent (its next heartbeat now) until ``holds()``, for at most 5 s;
+    whether it held."""
     agent = node.service.agent
     assert agent is not None
-    while seen() < count:
-        agent.wake()
-        await asyncio.sleep(0.001)
+
+    async def wake() -> bool:
+        for _ in range(5000):
+            if holds():
+                return True
+            agent.wake()
+            await asyncio.sleep(0.001)
+        return holds()
+
+    return bool(mesh.call(wake()))
+
+
+def _forged(mesh: InProcessMesh, node: SimNode, replay: bytes | None = None) -> Forger:
+    """A forger at the registry's URL, until it has answered three heartbeats (or 5 s)."""
+    forger = Forger(node.node_id)
+    forger.replay = replay
+    mesh.router.mount(REGISTRY_URL, forger)  # type: ignore[arg-type]
+    _wake_until(mesh, node, lambda: sum(p.endswith("/heartbeat") for p in forger.paths) >= 3)
+    return forger
 
 
 def test_a_forged_revoked_403_does_not_stop_the_heartbeats(
@@ -68,11 +82,10 @@ def test_a_forged_revoked_403_does_not_stop_the_heartbeats(
     node = inprocess_mesh.add_node(MODEL)
     agent = node.service.agent
     assert agent is not None and node.service.gateway.verifier is not None  # the key pinned
-    forger = Forger(node.node_id)
-    inprocess_mesh.router.mount(REGISTRY_URL, forger)  # type: ignore[arg-type]
-    seen = lambda: _heartbeats(forger.paths)  # noqa: E731
-    inprocess_mesh.call(asyncio.wait_for(_beat(node, seen, 3), 5))
-    assert REGISTRY_URL not in agent.revoked and agent.registered  # heartbeats go on
+    forger = _forged(inprocess_mesh, node)
+    beats = [p for p in forger.paths if p.endswith("/heartbeat")]
+    assert len(beats) >= 3, forger.paths  # heartbeats go on
+    assert REGISTRY_URL not in agent.revoked and agent.registered
     warned = [r for r in caplog.records if r.name == LOGGER and "not signed" in r.getMessage()]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
     assert REGISTRY_URL in warned[0].getMessage()
@@ -100,13 +113,7 @@ def test_the_registrys_revocation_is_honoured_and_its_replay_is_not(
     inprocess_mesh.router.mount(REGISTRY_URL, recording)  # type: ignore[arg-type]
     when = datetime.now(timezone.utc)
     assert inprocess_mesh.call(inprocess_mesh.store.revoke_node(node.node_id, when))
-
-    async def revoked() -> None:
-        while REGISTRY_URL not in agent.revoked:
-            agent.wake()
-            await asyncio.sleep(0.001)
-
-    inprocess_mesh.call(asyncio.wait_for(revoked(), 5))
+    assert _wake_until(inprocess_mesh, node, lambda: REGISTRY_URL in agent.revoked)
     assert real and b'"revocation"' in real[0]  # signed by the registry's key
     errors = [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= 40]
     assert len(errors) == 1 and f"the registry at {REGISTRY_URL} revoked this node" in errors[0]
@@ -114,9 +121,6 @@ def test_the_registrys_revocation_is_honoured_and_its_replay_is_not(
     # its answer replayed to the node's later messages (another sequence number): refused
     agent.revoked.lifted(REGISTRY_URL)
     agent.registered = True
-    forger = Forger(node.node_id)
-    forger.replay = real[0]
-    inprocess_mesh.router.mount(REGISTRY_URL, forger)  # type: ignore[arg-type]
-    seen = lambda: _heartbeats(forger.paths)  # noqa: E731
-    inprocess_mesh.call(asyncio.wait_for(_beat(node, seen, 3), 5))
+    forger = _forged(inprocess_mesh, node, replay=real[0])
+    assert len([p for p in forger.paths if p.endswith("/heartbeat")]) >= 3, forger.paths
     assert REGISTRY_URL not in agent.revoked

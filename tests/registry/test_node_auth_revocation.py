@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -16,7 +15,16 @@ from LLM_Mesh.core.identity import MessageKind
 from LLM_Mesh.core.revocation_proof import check_revocation, revoked_request
 from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import Harness
-from tests.registry.test_node_auth import Node, Wall, beat, error, make_node, mesh, operator
+from tests.registry.test_node_auth import (
+    Node,
+    RevokedMeanwhile,
+    Wall,
+    beat,
+    error,
+    make_node,
+    mesh,
+    operator,
+)
 
 
 def _proven(h: Harness, r: httpx.Response, kind: MessageKind, sent: dict[str, str]) -> None:
@@ -72,11 +80,6 @@ async def test_a_revoked_operators_registration_binds_its_token(tmp_path: Path) 
 
 
 async def test_a_key_revoked_while_it_registers(tmp_path: Path) -> None:
-    class RevokedMeanwhile(MemoryStore):
-        async def upsert_node(self, rec: Any) -> bool:
-            await self.revoke_node(rec.node_id, datetime.now(timezone.utc))
-            return await super().upsert_node(rec)
-
     store, wall = RevokedMeanwhile(), Wall()
     node = make_node(wall, await operator(store))
     async with await mesh(tmp_path, store, wall) as h:
