@@ -112,8 +112,12 @@ async def register_node(request: Request) -> RegistrationAccepted:
     """
     rt = get_runtime(request)
     body = await request.body()
-    with revocation_signed(rt.revocations, MessageKind.REGISTER, request.headers):
+    try:
         return await _register(rt, request.headers, body)
+    except Revoked as exc:
+        raise revocation_signed(
+            rt.revocations, MessageKind.REGISTER, request.headers, exc
+        ) from None
 
 
 async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> RegistrationAccepted:
@@ -241,8 +245,10 @@ async def absorb_heartbeat(
 ) -> dict[str, Any]:
     """One signed heartbeat of ``node_id``: checked on its raw bytes (``headers``
     case-insensitive), then the table, the router and the store (batched)."""
-    with revocation_signed(rt.revocations, MessageKind.HEARTBEAT, headers):
+    try:
         await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body)
+    except Revoked as exc:
+        raise revocation_signed(rt.revocations, MessageKind.HEARTBEAT, headers, exc) from None
     hb = _parse(Heartbeat, body)
     known = rt.table.get(node_id)
     if known is not None and known.state is NodeState.OFFLINE:
@@ -320,8 +326,11 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     store leaves an OFFLINE row as it is until the node registers again."""
     rt = get_runtime(request)
     body = await request.body()
-    with revocation_signed(rt.revocations, MessageKind.DEREGISTER, request.headers):
-        await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, request.headers, body)
+    headers = request.headers
+    try:
+        await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, headers, body)
+    except Revoked as exc:
+        raise revocation_signed(rt.revocations, MessageKind.DEREGISTER, headers, exc) from None
     try:
         in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
     finally:  # out of routing here even when the store failed (the answer is then a 500)
