@@ -10,6 +10,8 @@ config of its own: :func:`uvicorn_log_kwargs`).
 ``request key=value ...`` (logfmt, values quoted when they hold spaces, quotes or ``=``);
 in JSON, ``"msg": "request"`` and the fields at the top level. Callers pass ids,
 numbers and bounded codes only: never a prompt, an output or an error message.
+:func:`log_text` (what a peer chose, made printable and cut) is ``core/printable.py``'s,
+re-exported here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
+
+from LLM_Mesh.core.printable import log_text
 
 __all__ = [
     "TEXT_FORMAT",
@@ -42,14 +46,6 @@ def safe_id(value: str | None, limit: int = 128) -> str | None:
     if value and len(value) <= limit and value.isprintable():
         return value
     return None
-
-
-def log_text(text: object, limit: int = 600) -> str:
-    """Text a peer chose (a registry's refusal, a key it sent), fit for a log line or a
-    terminal: printable (control characters, ANSI escapes, newlines and bidi overrides
-    become spaces: no forged log lines), at most ``limit`` characters."""
-    raw = str(text)[: limit * 2]
-    return "".join(c if c.isprintable() else " " for c in raw)[:limit]
 
 
 _QUOTES = ("'", '"', "`")

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from LLM_Mesh.core.printable import printable
+
 __all__ = ["MAX_WHY", "CheckState", "reason", "show_time", "told", "turned"]
 
 MAX_WHY = 300  # characters of a failed check's reason said (the registry's log has it whole)
@@ -53,7 +55,7 @@ def reason(text: str | None) -> str | None:
     spaces: no forged log lines, no terminal escapes), at most :data:`MAX_WHY` characters."""
     if text is None:
         return None
-    clean = "".join(c if c.isprintable() else " " for c in text[: MAX_WHY * 2]).strip()
+    clean = printable(text[: MAX_WHY * 2]).strip()
     return clean[:MAX_WHY] or None
 
 

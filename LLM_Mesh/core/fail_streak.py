@@ -16,16 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["FailStreak", "Said", "one_line"]
+__all__ = ["FailStreak", "Said"]
 
 Said = Literal["first", "remind", "quiet"]
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one printable line of at most ``limit`` characters: its type and text."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @dataclass

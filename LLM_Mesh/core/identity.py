@@ -93,6 +93,7 @@ class MessageKind(str, Enum):
     RECEIPT_V2 = "receipt-v2"  # ... version 2 (signs the client's id, hashed)
     HEALTH = "health"  # a node's answer to a health challenge: core/health_proof.py
     REGISTRY_IDENTITY = "registry-identity"  # the registry's answer to a client's nonce
+    REVOCATION = "revocation"  # the registry's 403 revoked: core/revocation_proof.py
 
 
 def _b64(data: bytes) -> str:

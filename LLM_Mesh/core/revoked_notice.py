@@ -3,7 +3,8 @@
 A registry's admin revokes a node (``llm-mesh registry nodes revoke NODE_ID``) or its
 operator (``registry operators revoke NAME``: every node of it); from then on that registry
 answers the node's registration and heartbeats 403 with the error code ``revoked``
-(:func:`is_revoked`). Sending a heartbeat every few seconds into that refusal helps no one,
+(:func:`is_revoked`), signed with its registry key over the refused message
+(``core/revocation_proof.py``: the agent honours no other once it holds that key). Sending a heartbeat every few seconds into that refusal helps no one,
 so the node (``node/agent.py``):
 
 - logs one ERROR in words (:func:`revoked_message`: which registry, what it said, that it

@@ -26,7 +26,18 @@ minutes) is logged with the registry's message (the same refusal again: one shor
 retried with the growing delay. A 403 ``plain_http_remote`` (a re-check's too) or
 ``revoked`` is one ERROR in words, then 1 min to the next registration, doubling up to 15
 min (``core/revoked_notice.py``: a re-check keeps its own waits); a revoked node's other
-registries are asked at once and its goodbye goes to those only.
+registries are asked at once and its goodbye goes to those only. A 403 ``revoked`` counts
+only when the registry key this node trusts (``registry_key``: pinned in node.toml or
+learned at registration, ``node/gateway_guard.py``) signed it over the very message it
+refuses (``core/revocation_proof.py``); one without that signature (forged by whoever
+answers at the registry's URL, replayed, another node's, or an older registry's) is an
+ordinary refusal: a failed heartbeat (the next one at the usual interval) or registration
+(the backoff), logged once per registry as a WARNING. A node with no registry key yet (its
+first registration ever, or after ``keys forget-gateway``) honours an unsigned one, as
+before: it has nothing to check it with, it serves no one yet (without a key every
+inference request is refused), and whoever answers at the URL can hold back its first
+registration by other answers anyway; a real revocation then gets its one ERROR and long
+waits instead of a registration every few seconds.
 
 **Several registries** (replicas: ``--registry URL,URL,...``, node.toml ``registry_url``,
 ``$LLM_MESH_REGISTRY_URL``): the agent talks to one at a time while it answers; one that
@@ -59,7 +70,7 @@ from typing import Any
 import httpx
 
 from LLM_Mesh.bounded_http import AnswerRefused, AnswerTimedOut, call
-from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
+from LLM_Mesh.core.check_state import CheckState
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.reach_hint import reach_hint
 from LLM_Mesh.core.revoked_notice import (
@@ -78,7 +89,9 @@ from LLM_Mesh.node.agent_wire import (
     Unreached,
     answer_of,
     error_message,
+    heard_health,
     refusal,
+    revocation_doubt,
     wire_json,
 )
 from LLM_Mesh.node.earnings_query import ask_earnings
@@ -119,6 +132,7 @@ class NodeAgent:
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
         on_heartbeat: Callable[[dict[str, Any]], None] | None = None,
         pinned_gateway: Callable[[], str | None] | None = None,
+        registry_key: Callable[[], str | None] | None = None,
     ) -> None:
         self._client = client
         self._on_accepted = on_accepted
@@ -128,6 +142,10 @@ class NodeAgent:
         # to hear the rotation statement (core/key_rotation.py)
         self._pinned_gateway = pinned_gateway
         self._asked_gateway: str | None = None
+        # the registry key this node trusts (pinned or learned: node/gateway_guard.py): a
+        # 403 revoked counts only with its signature (core/revocation_proof.py)
+        self._registry_key = registry_key
+        self._doubted: set[str] = set()  # registries whose unsigned 403 revoked was logged
         self._signer = signer
         self._operator_token = operator_token
         urls = [registry_url] if isinstance(registry_url, str) else list(registry_url)
@@ -166,6 +184,7 @@ class NodeAgent:
         # (core/revoked_notice.py); the one that answered the last message
         self.revoked = RevokedRegistries()
         self._answered_by = self.registry_urls[0]
+        self._sent: dict[str, str] = {}  # the headers of the message it answered
 
     # -- one step at a time (pure enough to test) ------------------------------
 
@@ -220,10 +239,11 @@ class NodeAgent:
             base = only or self.registry_url
             url = base + path
             method = "DELETE" if kind is MessageKind.DEREGISTER else "POST"
+            headers = self._signed(kind, body)
             try:
                 r = await call(
                     self._client, method, url, MAX_ANSWER_BYTES, deadline_s=timeout,
-                    content=body or None, headers=self._signed(kind, body), timeout=timeout,
+                    content=body or None, headers=headers, timeout=timeout,
                 )  # fmt: skip
             except httpx.HTTPError as exc:
                 # ConnectError: refused, no route, unknown host (a ConnectTimeout is not one)
@@ -237,7 +257,7 @@ class NodeAgent:
                 failure = f"registry {base}'s answer {how}: {said(exc)}"
             else:
                 if r.status_code < 500 or tries == 1:
-                    self._answered_by = base
+                    self._answered_by, self._sent = base, headers
                     return r
                 refused = False
                 failure = f"registry {base} answered HTTP {r.status_code}"
@@ -253,7 +273,8 @@ class NodeAgent:
         retry_in = None if only else self.backoff.peek()  # a re-check says its own delay
         if isinstance(r, Unreached):  # step() waits the backoff's next delay, said here
             return self._failed(r.message, retry_in=retry_in)
-        if is_revoked(r.status_code, answer_of(r)):
+        doubted = self._doubted_revocation(r, MessageKind.REGISTER)
+        if is_revoked(r.status_code, answer_of(r)) and not doubted:
             self._heard_revoked(r)
             # the others are asked at once: each registry's revocation is its own
             return False if only or self._all_revoked() else await self.register()
@@ -262,6 +283,8 @@ class NodeAgent:
             self._plain_refusals, wait = plain_http_waits(self._plain_refusals, plain, bool(only))
             retry_in = wait or retry_in
             message = f"registration refused: HTTP {r.status_code} {refusal(r)}"
+            if doubted:  # its WARNING said it in full
+                self._refused_as = message
             if message != self._refused_as:  # its words in full once, then one short line
                 self._refused_as = message
                 return self._failed(message, retry_in, logging.ERROR if plain else logging.WARNING)
@@ -274,6 +297,7 @@ class NodeAgent:
         elsewhere = self.registered and only is not None and only != self.registry_url
         self.registered = True
         self.registrations += 1
+        self._doubted.discard(self._answered_by)
         self.last_error = self._refused_as = None
         self.backoff.reset()
         self._plain_refusals = 0
@@ -305,6 +329,27 @@ class NodeAgent:
         if self.revoked.heard(url, message, self._clock()):
             others = self.revoked.allowed(self.registry_urls)
             log.error("%s", revoked_message(url, self.node_id, message, others))
+
+    def _doubted_revocation(self, r: httpx.Response, kind: MessageKind) -> bool:
+        """A 403 ``revoked`` not signed by the registry key this node trusts (forged, or an
+        older registry's): not honoured; one WARNING per registry until it accepts a message
+        of this node again (``core/revocation_proof.py``)."""
+        key = self._registry_key() if self._registry_key is not None else None
+        why = revocation_doubt(r, kind, self._sent, key)
+        if why is None:
+            return False
+        url = self._answered_by
+        self.last_error = f"a 403 revoked not signed by the registry's key, from {url}: {why}"
+        if url not in self._doubted:
+            self._doubted.add(url)
+            log.warning(
+                "the registry at %s answered a %s with 403 revoked (%s), but a 403 revoked not "
+                "signed by the registry's key is not its word (%s): taken as a failed %s and "
+                "sent again at the usual pace. If the registry did revoke this node, it runs "
+                "an older version or another key than the one this node trusts",
+                url, kind.value, error_message(r), why, kind.value,
+            )  # fmt: skip
+        return True
 
     async def _recheck(self) -> None:
         """One registration at each revoking registry whose re-check is due; one that
@@ -354,6 +399,9 @@ class NodeAgent:
         if r.status_code == 404:
             self.registered = False
             return self._failed("the registry does not know this node: re-registering")
+        doubted = self._doubted_revocation(r, MessageKind.HEARTBEAT)
+        if doubted:  # a failed heartbeat, as a 5xx: the next one at the usual time
+            return False
         if is_revoked(r.status_code, answer_of(r)):
             self.registered = False  # no heartbeat to it until a re-check registers again
             # its checks of this node, as its last answer said, are no more its word:
@@ -365,6 +413,7 @@ class NodeAgent:
             return self._failed(f"heartbeat refused: HTTP {r.status_code} {said(r.text, 200)}")
         self.heartbeats_sent += 1
         self.last_error = None
+        self._doubted.discard(self._answered_by)
         self._heard_health(r)
         self._heard_gateway(r)
         answer = answer_of(r)
@@ -396,30 +445,10 @@ class NodeAgent:
         )
 
     def _heard_health(self, r: httpx.Response) -> None:
-        """The answer's ``health`` (the registry's active checks of this node:
-        ``core/check_state.py``): kept for ``/mesh/info``, its changes logged once each.
-        Absent (an older registry, no check yet) or not understood: nothing is logged."""
-        answer = answer_of(r)
-        state = told(answer.get("health")) if isinstance(answer, dict) else None
-        self.registry_health = state
-        change = turned(self._health_failing, state)
-        if state is not None:
-            self._health_failing = not state.ok
-        if change == "failing" and state is not None:
-            log.warning(
-                "the registry at %s fails this node's health checks since %s (%s): it routes "
-                "no requests here and credits no uptime until a check passes (it sends GET "
-                "/mesh/health to this node's public URL and needs the node key's signature)",
-                self.registry_url,
-                show_time(state.since),
-                state.why or "the registry gave no reason",
-            )
-        elif change == "passing" and state is not None:
-            log.info(
-                "the registry at %s passes this node's health checks again (since %s)",
-                self.registry_url,
-                show_time(state.since),
-            )
+        """The answer's ``health``, kept for ``/mesh/info`` (``agent_wire.heard_health``)."""
+        self.registry_health, self._health_failing = heard_health(
+            self.registry_url, self._health_failing, answer_of(r)
+        )
 
     async def step(self) -> float:
         """Register or heartbeat once (and the due re-checks of registries that revoked

@@ -1,17 +1,34 @@
 """The node agent's wire helpers: its registration backoff, what a failed call was, how a
-registry's answer and refusal are read, the exact bytes it sends (``node/agent.py``)."""
+registry's answer and refusal are read (a 403 ``revoked`` the registry's key signed, or not),
+the exact bytes it sends (``node/agent.py``)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
+from LLM_Mesh.core.identity import MessageKind
+from LLM_Mesh.core.revocation_proof import check_revocation, revoked_request
+from LLM_Mesh.core.revoked_notice import is_revoked
 from LLM_Mesh.logs import log_text as said
 
-__all__ = ["Backoff", "Unreached", "answer_of", "error_message", "refusal", "wire_json"]
+__all__ = [
+    "Backoff",
+    "Unreached",
+    "answer_of",
+    "error_message",
+    "heard_health",
+    "refusal",
+    "revocation_doubt",
+    "wire_json",
+]
+
+log = logging.getLogger("LLM_Mesh.node.agent")  # the agent's lines
 
 
 @dataclass
@@ -76,3 +93,47 @@ def error_message(r: httpx.Response, limit: int = 300) -> str:
     error = answer.get("error") if isinstance(answer, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     return said(message if isinstance(message, str) else r.text, limit)
+
+
+def revocation_doubt(
+    r: httpx.Response, kind: MessageKind, sent: dict[str, str], registry_key: str | None
+) -> str | None:
+    """For a 403 ``revoked`` (``r``) to this node's message of ``kind`` sent with the
+    headers ``sent``: why it is not the registry's word (not the signature of the registry
+    key ``registry_key`` over that message: ``core/revocation_proof.py``), else ``None``
+    (its word; and any when the node has no key yet: ``node/agent.py``'s docstring)."""
+    if registry_key is None or not is_revoked(r.status_code, answer_of(r)):
+        return None
+    request = revoked_request(kind, sent)
+    if request is None:
+        return "this node's message was not signed"
+    return check_revocation(registry_key, request, answer_of(r))
+
+
+def heard_health(
+    url: str, was_failing: bool | None, answer: Any
+) -> tuple[CheckState | None, bool | None]:
+    """A heartbeat answer's ``health`` from the registry at ``url`` (its active checks of
+    this node: ``core/check_state.py``) and whether its checks fail now (``was_failing``:
+    as last said, ``None``: never said); a change is logged once. Absent (an older
+    registry, no check yet) or not understood: nothing is logged."""
+    state = told(answer.get("health")) if isinstance(answer, dict) else None
+    change = turned(was_failing, state)
+    if state is None:
+        return None, was_failing
+    if change == "failing":
+        log.warning(
+            "the registry at %s fails this node's health checks since %s (%s): it routes "
+            "no requests here and credits no uptime until a check passes (it sends GET "
+            "/mesh/health to this node's public URL and needs the node key's signature)",
+            url,
+            show_time(state.since),
+            state.why or "the registry gave no reason",
+        )
+    elif change == "passing":
+        log.info(
+            "the registry at %s passes this node's health checks again (since %s)",
+            url,
+            show_time(state.since),
+        )
+    return state, not state.ok

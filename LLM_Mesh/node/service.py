@@ -280,8 +280,15 @@ class NodeService:
                 on_accepted=self.gateway.pin,
                 on_heartbeat=self.gateway.heard,
                 pinned_gateway=lambda: self.gateway.registry_id,
+                registry_key=self._registry_key,
             )
             self.agent.start()
+
+    def _registry_key(self) -> str | None:
+        """The registry key this node trusts now (its pinned gateway key): a 403 revoked
+        counts only with its signature (``core/revocation_proof.py``)."""
+        verifier = self.gateway.verifier
+        return verifier.public_key if verifier is not None else None
 
     @property
     def shutdown_budget(self) -> ShutdownBudget:

@@ -57,6 +57,7 @@ from LLM_Mesh.registry.demand import demand_report
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
+from LLM_Mesh.registry.node_auth import revocation_signed
 from LLM_Mesh.registry.node_table import check_answer
 from LLM_Mesh.registry.ports import NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
@@ -106,11 +107,21 @@ def _parse(model: type[_M], body: bytes) -> _M:
 async def register_node(request: Request) -> RegistrationAccepted:
     """A node announces itself (or re-registers): signed, with an operator token.
 
-    Verified before the body is parsed; then upserted into the table and the store.
+    Verified before the body is parsed; then upserted into the table and the store. A 403
+    ``revoked`` carries the registry key's signature (``node_auth.revocation_signed``).
     """
     rt = get_runtime(request)
     body = await request.body()
-    verified = rt.node_auth.check_registration(request.headers, body)
+    try:
+        return await _register(rt, request.headers, body)
+    except Revoked as exc:
+        raise revocation_signed(
+            rt.revocations, MessageKind.REGISTER, request.headers, exc
+        ) from None
+
+
+async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> RegistrationAccepted:
+    verified = rt.node_auth.check_registration(headers, body)
     if json_shape(body)[1] > MAX_REGISTRATION_CONTAINERS:  # before the parser: bytes only
         raise InvalidRequest(
             f"a registration holds at most {MAX_REGISTRATION_CONTAINERS} JSON arrays and "
@@ -234,7 +245,10 @@ async def absorb_heartbeat(
 ) -> dict[str, Any]:
     """One signed heartbeat of ``node_id``: checked on its raw bytes (``headers``
     case-insensitive), then the table, the router and the store (batched)."""
-    await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body)
+    try:
+        await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body)
+    except Revoked as exc:
+        raise revocation_signed(rt.revocations, MessageKind.HEARTBEAT, headers, exc) from None
     hb = _parse(Heartbeat, body)
     known = rt.table.get(node_id)
     if known is not None and known.state is NodeState.OFFLINE:
@@ -312,7 +326,11 @@ async def deregister_node(node_id: str, request: Request) -> Response:
     store leaves an OFFLINE row as it is until the node registers again."""
     rt = get_runtime(request)
     body = await request.body()
-    await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, request.headers, body)
+    headers = request.headers
+    try:
+        await rt.node_auth.check_message(MessageKind.DEREGISTER, node_id, headers, body)
+    except Revoked as exc:
+        raise revocation_signed(rt.revocations, MessageKind.DEREGISTER, headers, exc) from None
     try:
         in_store = await rt.store.set_node_state(node_id, NodeState.OFFLINE.value)
     finally:  # out of routing here even when the store failed (the answer is then a 500)

@@ -3,8 +3,8 @@
 :func:`start_keys` runs first in the lifespan of
 :func:`~LLM_Mesh.registry.app.create_registry_app`: one registry key
 (``$LLM_MESH_HOME/registry.key``, made once, or injected; ``gateway_key.py``) signs what the
-gateway forwards, the receipts, the identity answers and (sealed) the shared idempotency
-answers; its chain of rotations (``key_history.py``) goes with every registration answer;
+gateway forwards, the receipts, the identity answers, the 403 ``revoked`` answers to nodes
+and (sealed) the shared idempotency answers; its chain of rotations (``key_history.py``) goes with every registration answer;
 the store's admin key is settled (``admin.py``), a new one announced once and the URLs it
 may be sent to recorded beside it.
 """
@@ -23,6 +23,7 @@ from LLM_Mesh.core.answer_seal import AnswerSeal
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.registry_identity import IdentityProver
+from LLM_Mesh.core.revocation_proof import RevocationSigner
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.gateway_key import (
     load_or_create_registry_key,
@@ -67,6 +68,7 @@ async def start_keys(
         runtime.receipts = ReceiptSigner(key, wall_clock)
     # signs a client's nonce for its own URLs: those it serves at, else its settings'
     runtime.identity = IdentityProver(key, served_urls or settings.registry_urls)
+    runtime.revocations = RevocationSigner(key)  # its 403 revoked, signed for the node
     if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
     if isinstance(runtime.node_auth, SignedNodeAuth):

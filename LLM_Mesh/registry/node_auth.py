@@ -14,6 +14,10 @@ heartbeat / state change / deregistration
     so it registers again), signature (401), timestamp (401), signer == the node acted
     on (403), then the sequence number in one store step (401 replay, 403 revoked).
 
+A 403 ``revoked`` (a revoked node key or operator) is found only after the message's
+signature verified, and carries the registry key's signature of the refusal, bound to that
+message (:func:`revocation_signed`, ``core/revocation_proof.py``): a node honours no other.
+
 Nothing is changed before every check has passed. Public keys are cached per node id
 (an id is derived from its key, so the pair never changes); revocation and sequence
 numbers are always read from the store, so a registry learns of a revocation made by
@@ -42,6 +46,7 @@ from LLM_Mesh.core.identity import (
     parse_signed,
     verify_signed,
 )
+from LLM_Mesh.core.revocation_proof import RevocationSigner, revoked_request
 from LLM_Mesh.errors import (
     BadSignature,
     Forbidden,
@@ -85,6 +90,23 @@ class NodeAuthenticator(Protocol):
     async def check_message(
         self, kind: MessageKind, target: str, headers: Mapping[str, str], body: bytes
     ) -> None: ...
+
+
+def revocation_signed(
+    signer: RevocationSigner | None, kind: MessageKind, headers: Mapping[str, str], exc: Revoked
+) -> Revoked:
+    """``exc``, refusing the node's message of ``kind`` sent with ``headers`` (its signature
+    verified before any revocation is found), with the registry's signature of the refusal
+    in its ``revocation`` field; as it was without a ``signer`` (the lifespan has not run)
+    or a node's signed headers (tests' plain ids). Raised by the routes as
+    ``except Revoked as exc: raise revocation_signed(...) from None``: a ``try`` costs a
+    heartbeat about 0.01-0.03 µs, a ``contextlib.contextmanager`` 1.7-2.0 µs (measured
+    2026-12-05, ``timeit`` of an empty call, 3 × 5 × 200,000, the shared box at load 6)."""
+    request = revoked_request(kind, headers) if signer is not None else None
+    if signer is None or request is None or "revocation" in exc.extra:
+        return exc
+    proof = signer.proof(request, exc.message)
+    return Revoked(exc.message, param=exc.param, **exc.extra, revocation=proof)
 
 
 def _other_operator(node_id: str) -> Forbidden:

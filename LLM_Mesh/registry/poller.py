@@ -26,7 +26,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from LLM_Mesh.core.fail_streak import FailStreak, one_line
+from LLM_Mesh.core.fail_streak import FailStreak
+from LLM_Mesh.core.printable import one_line
 
 __all__ = ["Poller"]
 

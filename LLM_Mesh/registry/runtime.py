@@ -33,6 +33,7 @@ from LLM_Mesh.core.ratelimit import RateLimiter
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.receipt_check import NodeKeys
 from LLM_Mesh.core.registry_identity import IdentityProver
+from LLM_Mesh.core.revocation_proof import RevocationSigner
 from LLM_Mesh.core.stream_guard import StreamFloor
 from LLM_Mesh.errors import MeshError, StoreUnavailable
 from LLM_Mesh.registry.address_pins import AddressPins
@@ -88,6 +89,9 @@ class Runtime:
     # answers ``GET /mesh/identity`` with the same key, for its own URLs only
     # (core/registry_identity.py: a client proves it before the admin key goes out)
     identity: IdentityProver | None = None
+    # signs its 403 revoked answers to nodes with the same key (core/revocation_proof.py:
+    # a node honours no other); set in the lifespan
+    revocations: RevocationSigner | None = None
     node_keys: NodeKeys = field(default_factory=NodeKeys)
     limiter: RateLimiter = field(default_factory=RateLimiter)  # clients' buckets, this process
     # called with (job, failover) when a request stops trying nodes (tests, the simulator

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from LLM_Mesh.core.fail_streak import FailStreak, one_line
+from LLM_Mesh.core.fail_streak import FailStreak
 
 
 def test_a_run_says_its_first_failure_then_one_a_minute_then_its_end() -> None:
@@ -23,12 +23,3 @@ def test_silent_s_counts_from_the_last_success_or_the_start() -> None:
     s.ok(12.0)
     s.fail(13.0)
     assert s.silent_s(20.0, started=4.0) == 8.0
-
-
-def test_one_line_is_printable_and_bounded() -> None:
-    assert one_line(ConnectionRefusedError(111, "Connection refused")) == (
-        "ConnectionRefusedError: [Errno 111] Connection refused"
-    )
-    assert one_line(TimeoutError()) == "TimeoutError"
-    text = one_line(RuntimeError("a\nb\x1b[31m" + "x" * 500), limit=40)
-    assert len(text) == 40 and "\n" not in text and "\x1b" not in text

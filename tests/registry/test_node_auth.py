@@ -71,6 +71,14 @@ class Node:
         return h
 
 
+class RevokedMeanwhile(MemoryStore):
+    """A store whose node's key is revoked as the registration writes the node's row."""
+
+    async def upsert_node(self, rec: Any) -> bool:
+        await self.revoke_node(rec.node_id, datetime.now(timezone.utc))
+        return await super().upsert_node(rec)
+
+
 def make_node(wall: Wall, token: str | None) -> Node:
     return Node(NodeSigner(Ed25519PrivateKey.generate(), wall), token)
 
@@ -693,11 +701,6 @@ async def test_a_key_revoked_before_the_nodes_row_is_written_is_refused(tmp_path
     # the key is claimed, then revoked (the CLI, another replica) before the registration
     # writes its ``nodes`` row. Found 2026-12-03: the row was written online (other
     # replicas' node polls routed the node again) and the registration answered 200
-    class RevokedMeanwhile(MemoryStore):
-        async def upsert_node(self, rec: Any) -> bool:
-            await self.revoke_node(rec.node_id, datetime.now(timezone.utc))
-            return await super().upsert_node(rec)
-
     store, wall = RevokedMeanwhile(), Wall()
     node = make_node(wall, await operator(store))
     async with await mesh(tmp_path, store, wall) as h:

@@ -17,6 +17,7 @@ from LLM_Mesh.node.engines.base import (
     iterate_in_thread,
     message_text,
 )
+from tests.node.engines.wakes import count_wakes
 
 
 def test_generation_request_validation() -> None:
@@ -190,15 +191,7 @@ async def test_items_that_queue_up_while_the_loop_is_busy_come_as_one_batch(
 ) -> None:
     """Tokens faster than the loop drains them: one wake-up and one batch for all of them,
     every item kept, in order."""
-    loop = asyncio.get_running_loop()
-    wakes: list[object] = []
-    real = loop.call_soon_threadsafe
-
-    def counting(*a: object, **k: object) -> object:
-        wakes.append(a[0])
-        return real(*a, **k)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    wakes = count_wakes(monkeypatch)
     go, produced = threading.Event(), threading.Event()
 
     def make(_gone: threading.Event) -> Iterator[int]:

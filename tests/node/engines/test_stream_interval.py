@@ -16,6 +16,7 @@ import pytest
 from LLM_Mesh.node.engines.base import GenerationRequest, batches_in_thread
 from LLM_Mesh.node.engines.llama_cpp import LlamaCppEngine
 from tests.node.engines.test_llama_cpp import FakeLlama, fake_model
+from tests.node.engines.wakes import count_wakes
 
 
 def every(step_s: float, n: int) -> Callable[[threading.Event], Iterator[int]]:
@@ -33,20 +34,6 @@ def every(step_s: float, n: int) -> Callable[[threading.Event], Iterator[int]]:
 async def timed(agen: object) -> list[tuple[float, list[int]]]:
     """Each batch with the (monotonic) time it was handed out."""
     return [(time.monotonic(), b) async for b in agen]  # type: ignore[attr-defined]
-
-
-def count_wakes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Every thread → loop hand-off (``call_soon_threadsafe``) from now on."""
-    loop = asyncio.get_running_loop()
-    wakes: list[object] = []
-    real = loop.call_soon_threadsafe
-
-    def counting(*a: object, **k: object) -> object:
-        wakes.append(a[0])
-        return real(*a, **k)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
-    return wakes
 
 
 async def test_items_every_5_ms_with_a_30_ms_interval_come_in_batches_of_about_six(

@@ -1,0 +1,136 @@
+"""The registry's signed 403 ``revoked`` (``core/revocation_proof.py``): its own signature
+over the node's own message verifies; a forged one (unsigned, another key), a replay of an
+earlier one, another node's, another kind's, altered words or another operator token's
+do not."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.identity import (
+    DOMAIN,
+    HDR_OPERATOR_TOKEN,
+    MessageKind,
+    NodeSigner,
+    hash_secret,
+)
+from LLM_Mesh.core.registry_identity import IDENTITY_DOMAIN
+from LLM_Mesh.core.revocation_proof import (
+    REVOCATION_DOMAIN,
+    RevocationSigner,
+    RevokedRequest,
+    check_revocation,
+    revocation_bytes,
+    revoked_request,
+)
+
+SAID = "node node-x is revoked"
+
+
+def _answer(signer: RevocationSigner, request: RevokedRequest, said: str = SAID) -> Any:
+    error = {"message": said, "type": "permission_error", "param": None, "code": "revoked"}
+    return {"error": {**error, "revocation": signer.proof(request, said)}}
+
+
+@pytest.fixture
+def registry() -> RevocationSigner:
+    return RevocationSigner(Ed25519PrivateKey.generate())
+
+
+def _sent(kind: MessageKind = MessageKind.HEARTBEAT, token: str | None = None) -> dict[str, str]:
+    node = NodeSigner(Ed25519PrivateKey.generate(), lambda: 1_800_000_000.0)
+    headers = node.headers(kind, b"{}")
+    if token is not None:
+        headers[HDR_OPERATOR_TOKEN] = token
+    return headers
+
+
+def test_the_registrys_signature_over_the_nodes_message_verifies(
+    registry: RevocationSigner,
+) -> None:
+    request = revoked_request(MessageKind.HEARTBEAT, _sent())
+    assert request is not None and request.token_sha256 == ""
+    assert check_revocation(registry.public_key, request, _answer(registry, request)) is None
+
+
+def test_unsigned_and_another_keys_are_refused(registry: RevocationSigner) -> None:
+    request = revoked_request(MessageKind.HEARTBEAT, _sent())
+    assert request is not None
+    unsigned = {"error": {"message": SAID, "type": "permission_error", "code": "revoked"}}
+    assert check_revocation(registry.public_key, request, unsigned) == "it carries no signature"
+    for junk in (None, [], "revoked", {"error": "revoked"}, {"error": {"revocation": {}}}):
+        assert check_revocation(registry.public_key, request, junk) == "it carries no signature"
+    forger = RevocationSigner(Ed25519PrivateKey.generate())
+    forged = _answer(forger, request)
+    assert "another key" in str(check_revocation(registry.public_key, request, forged))
+    forged["error"]["revocation"]["public_key"] = registry.public_key  # claims the right key
+    assert "does not verify" in str(check_revocation(registry.public_key, request, forged))
+    bad = _answer(registry, request)
+    bad["error"]["revocation"]["signature"] = "not base64!"
+    assert "not an Ed25519 signature" in str(check_revocation(registry.public_key, request, bad))
+    assert "not an Ed25519 public key" in str(check_revocation("xyz", request, bad))
+
+
+def test_a_replayed_another_nodes_or_another_kinds_answer_is_refused(
+    registry: RevocationSigner,
+) -> None:
+    sent = _sent()
+    earlier = revoked_request(MessageKind.HEARTBEAT, sent)
+    assert earlier is not None
+    answer = _answer(registry, earlier)
+    later = RevokedRequest(earlier.node_id, earlier.kind, earlier.seq + 1, earlier.ts_ms + 10)
+    other = revoked_request(MessageKind.HEARTBEAT, _sent())
+    assert other is not None and other.node_id != earlier.node_id
+    other = RevokedRequest(other.node_id, other.kind, earlier.seq, earlier.ts_ms)  # same seq
+    as_goodbye = RevokedRequest(earlier.node_id, MessageKind.DEREGISTER, earlier.seq,
+                                earlier.ts_ms)  # fmt: skip
+    for request in (later, other, as_goodbye):
+        why = check_revocation(registry.public_key, request, answer)
+        assert why is not None and "does not verify" in why, request
+
+
+def test_its_words_are_signed_too(registry: RevocationSigner) -> None:
+    request = revoked_request(MessageKind.HEARTBEAT, _sent())
+    assert request is not None
+    answer = _answer(registry, request)
+    altered = copy.deepcopy(answer)
+    altered["error"]["message"] = "operator alice is revoked"  # another fix, another advice
+    assert check_revocation(registry.public_key, request, altered) is not None
+    assert check_revocation(registry.public_key, request, answer) is None
+
+
+def test_a_registrations_operator_token_is_bound(registry: RevocationSigner) -> None:
+    """The node's signature does not cover its operator token: a relay holding a revoked
+    operator's token could swap it in and have the real registry sign "operator ... is
+    revoked" for this node's registration; the token's hash in the signed bytes refuses it."""
+    sent = _sent(MessageKind.REGISTER, token="lmo_mine")
+    mine = revoked_request(MessageKind.REGISTER, sent)
+    assert mine is not None and mine.token_sha256 == hash_secret("lmo_mine")
+    swapped = revoked_request(MessageKind.REGISTER, {**sent, HDR_OPERATOR_TOKEN: "lmo_revoked"})
+    assert swapped is not None
+    answer = _answer(registry, swapped, "operator mallory is revoked")
+    assert check_revocation(registry.public_key, mine, answer) is not None
+    assert check_revocation(registry.public_key, swapped, answer) is None
+    # a heartbeat carries no token: none is bound, whatever the headers hold
+    beat = revoked_request(MessageKind.HEARTBEAT, _sent(token="lmo_mine"))
+    assert beat is not None and beat.token_sha256 == ""
+
+
+def test_unsigned_headers_are_no_request_and_the_domain_is_its_own() -> None:
+    assert revoked_request(MessageKind.HEARTBEAT, {}) is None
+    assert revoked_request(MessageKind.HEARTBEAT, {"X-Mesh-Node-Id": "n"}) is None
+    request = RevokedRequest("node-x", MessageKind.HEARTBEAT, 5, 6)
+    data = revocation_bytes(request, SAID)
+    assert data.startswith(REVOCATION_DOMAIN) and REVOCATION_DOMAIN.startswith(DOMAIN)
+    assert REVOCATION_DOMAIN != IDENTITY_DOMAIN
+    # the fields are length-prefixed: one cannot be moved into its neighbour
+    shifted = RevokedRequest("node-x", MessageKind.HEARTBEAT, 56, 6)
+    assert revocation_bytes(shifted, SAID) != revocation_bytes(
+        RevokedRequest("node-x", MessageKind.HEARTBEAT, 5, 66), SAID
+    )
+    with pytest.raises(ValueError):
+        revocation_bytes(request, "x" * 5000)
