@@ -15,9 +15,9 @@ Method (one process, one run; the box is shared, so compare the ratios):
    - baselines measured beside them: the gateway's existing signature of each forwarded
      request (``GatewaySigner.headers``), one ``json.loads`` + ``json.dumps`` of the
      whole answer (what the gateway already does to every non-stream answer), and one
-     raw Ed25519 sign and verify (the floor: the gateway's part is one of each); when
-     PyNaCl is importable (not a dependency: ``PYTHONPATH`` to a ``pip install --target``
-     copy), libsodium's verify of the same message, to compare.
+     raw Ed25519 sign and verify by ``cryptography`` (OpenSSL), and the same by libsodium
+     (``core/ed25519.py``, what the receipt's signers and checks use; side by side, one
+     run: ``bench_receipt_ed25519.py``).
 
 2. **through the real gateway, in process** (the registry app over httpx's ASGI transport
    → the real pipeline → a MockTransport node that signs a receipt per request, as a
@@ -39,7 +39,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_text import answer_text, output_sha256, stream_text
+from LLM_Mesh.core.ed25519 import PublicKey, Signer
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.identity import MessageKind
 from LLM_Mesh.core.receipt import NodeReceiptSigner, ReceiptSigner, encode_header
@@ -152,15 +153,9 @@ def measure(n: int, iterations: int, repeat: int) -> dict[str, Any]:
         "raw_sign_us": lambda: REGISTRY_KEY.sign(message),
         "raw_verify_us": lambda: public.verify(signature, message),
     }
-    try:  # optional: libsodium's verify (PyNaCl), to compare; not a dependency of the mesh
-        from nacl.signing import SigningKey
-
-        nacl_key = SigningKey.generate()
-        nacl_sig = nacl_key.sign(message).signature
-        nacl_public = nacl_key.verify_key
-        fns["pynacl_verify_us"] = lambda: nacl_public.verify(message, nacl_sig)
-    except ImportError:
-        pass
+    sodium, sodium_public = Signer(REGISTRY_KEY), PublicKey(public.public_bytes_raw())
+    fns["sodium_sign_us"] = lambda: sodium.sign(message)  # what the receipt's signers call
+    fns["sodium_verify_us"] = lambda: sodium_public.verify(signature, message)
     return {"tokens": n, **best_us(fns, iterations, repeat)}
 
 
@@ -181,7 +176,11 @@ class TrustingNodeAuth:
     def check_registration(self, headers: Mapping[str, str], body: bytes) -> VerifiedRegistration:
         return VerifiedRegistration(node_id=None, public_key=None, seq=0, operator_token=None)
 
-    async def admit_registration(self, reg: VerifiedRegistration) -> Grant:
+    async def admit_registration(
+        self, reg: VerifiedRegistration, check: Callable[[], Awaitable[None]] | None = None
+    ) -> Grant:
+        if check is not None:
+            await check()
         return Grant(operator=None, seq=0)
 
     async def check_message(
@@ -287,15 +286,16 @@ def main(argv: list[str] | None = None) -> None:
         ("  of which parsing the stream's lines", "stream_parse_us"),
         ("baseline: sign a forwarded request", "forward_sign_us"),
         ("baseline: json loads+dumps of the answer", "json_roundtrip_us"),
-        ("calibration: one Ed25519 sign (256 bytes)", "raw_sign_us"),
-        ("calibration: one Ed25519 verify (256 bytes)", "raw_verify_us"),
-        ("compare: libsodium's verify (PyNaCl, if installed)", "pynacl_verify_us"),
+        ("calibration: one Ed25519 sign (256 bytes, OpenSSL)", "raw_sign_us"),
+        ("calibration: one Ed25519 verify (256 bytes, OpenSSL)", "raw_verify_us"),
+        ("libsodium's sign (core/ed25519, the receipt's)", "sodium_sign_us"),
+        ("libsodium's verify (core/ed25519, the receipt's)", "sodium_verify_us"),
     ]
     labels = [(label, k) for label, k in labels if k in rows[0]]
     for label, k in labels:
         print(f"{label:<56}" + "".join(f"{r[k]:>9.1f}" for r in rows))
-    print("ratio gateway whole / (one sign + one verify): "
-          + ", ".join(f"{r['gateway_whole_us'] / (r['raw_sign_us'] + r['raw_verify_us']):.2f}x"
+    print("ratio gateway whole / (one libsodium sign + one verify): "
+          + ", ".join(f"{r['gateway_whole_us'] / (r['sodium_sign_us'] + r['sodium_verify_us']):.2f}x"
                       for r in rows))  # fmt: skip
     print("ratio gateway whole / signing a forwarded request: "
           + ", ".join(f"{r['gateway_whole_us'] / r['forward_sign_us']:.2f}x" for r in rows))  # fmt: skip

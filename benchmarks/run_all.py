@@ -27,6 +27,7 @@ KNOWN: dict[str, tuple[str, list[str], list[str]]] = {
     "failover": ("bench_failover.py", [], ["--seconds", "10", "--kill-at", "4"]),
     "gateway": ("bench_gateway.py", [], ["--sequential", "200", "--concurrent", "400"]),
     "gateway_auth": ("bench_gateway_auth.py", [], ["--iterations", "500", "--repeats", "2"]),
+    "receipt_ed25519": ("bench_receipt_ed25519.py", [], ["--iterations", "300", "--repeats", "2"]),
     "throughput": ("bench_throughput.py", [], ["--rounds", "2", "--max-tokens", "32"]),
     "ledger": ("bench_ledger.py", [], ["--entries", "20000", "--appends", "200"]),
     "dashboard": ("bench_dashboard.py", [], ["--requests", "300", "--chunks", "3"]),

@@ -21,7 +21,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, settings_from
@@ -103,7 +102,7 @@ async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None
 
 def check(
     text: str,
-    keys: dict[str, Ed25519PublicKey],
+    keys: dict[str, bytes],
     *,
     output: str | None = None,
     request_id: str | None = None,
@@ -114,7 +113,7 @@ def check(
                     require_signed=require_signed)[0]  # fmt: skip
 
 
-def _checked(text: str, keys: dict[str, Ed25519PublicKey], **how: Any) -> tuple[Receipt, Found]:
+def _checked(text: str, keys: dict[str, bytes], **how: Any) -> tuple[Receipt, Found]:
     """:func:`check`, and what the input around the receipt says."""
     found = find_receipt(text)
     return verify(found, keys, **how), found

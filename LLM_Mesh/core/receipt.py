@@ -59,13 +59,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from LLM_Mesh.core.ed25519 import Signer
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import (
     DOMAIN,
     MessageKind,
     encode_public_key,
     node_id_for,
-    public_key_of,
 )
 
 __all__ = [
@@ -185,11 +185,12 @@ def node_receipt_bytes(
 
 
 class NodeReceiptSigner:
-    """The node's side: signs a receipt for every answer (one Ed25519 signature)."""
+    """The node's side: signs a receipt for every answer (one Ed25519 signature, by
+    libsodium: :mod:`~LLM_Mesh.core.ed25519`)."""
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
-        self._key = key
-        raw = public_key_of(key)
+        self._key = Signer(key)
+        raw = self._key.public_key
         self.node_key = encode_public_key(raw)
         self.node_id = node_id_for(raw)
 
@@ -346,12 +347,13 @@ class Receipt:
 
 
 class ReceiptSigner:
-    """The gateway's side: countersigns with the registry key (``wall_clock``: unix s)."""
+    """The gateway's side: countersigns with the registry key (``wall_clock``: unix s;
+    the signature by libsodium: :mod:`~LLM_Mesh.core.ed25519`)."""
 
     def __init__(self, key: Ed25519PrivateKey, wall_clock: Callable[[], float]) -> None:
-        self._key = key
+        self._key = Signer(key)
         self.wall_clock = wall_clock
-        self.registry_id = registry_id_for(public_key_of(key))
+        self.registry_id = registry_id_for(self._key.public_key)
 
     def countersign(
         self,

@@ -7,7 +7,9 @@ values** (its registry id, the request's id and model, the counts and the output
 relayed), so one Ed25519 verify checks every field; only when it fails are the fields
 compared, to name the reason. The key must derive the node id the gateway routed to (a
 node's id is its key's hash, checked at registration), so it is the registered key: no
-store look-up (:class:`NodeKeys` caches decoded keys).
+store look-up (:class:`NodeKeys` caches decoded keys). Ed25519 by libsodium under the rule
+every receipt verifier shares (:mod:`~LLM_Mesh.core.ed25519`): the offline ``llm-mesh
+receipt verify`` accepts exactly the signatures this accepts.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from LLM_Mesh.core.ed25519 import PublicKey
 from LLM_Mesh.core.identity import node_id_for
 from LLM_Mesh.core.receipt import Part, PartStatus, node_receipt_bytes, unb64url
 
@@ -44,17 +44,16 @@ class NodeKeys:
 
     def __init__(self, max_keys: int = 10_000) -> None:
         self.max_keys = max_keys
-        self._keys: dict[str, tuple[Ed25519PublicKey, str]] = {}
+        self._keys: dict[str, tuple[PublicKey, str]] = {}
 
-    def get(self, text: str) -> tuple[Ed25519PublicKey, str]:
-        """The key and the node id it derives; ``ValueError`` when it is no key."""
+    def get(self, text: str) -> tuple[PublicKey, str]:
+        """The key and the node id it derives; ``ValueError`` when it is no key the
+        rule takes (:func:`~LLM_Mesh.core.ed25519.key_problem`)."""
         hit = self._keys.get(text)
         if hit is not None:
             return hit
         raw = unb64url(text)
-        if len(raw) != 32:
-            raise ValueError("an Ed25519 public key is 32 bytes")
-        hit = (Ed25519PublicKey.from_public_bytes(raw), node_id_for(raw))
+        hit = (PublicKey(raw), node_id_for(raw))
         if len(self._keys) >= self.max_keys:
             self._keys.pop(next(iter(self._keys)))
         self._keys[text] = hit
@@ -110,8 +109,9 @@ def check_part(
         signature = unb64url(sig_text)
         data = node_receipt_bytes(registry_id, obs.node_id, request_id, model,
                                   obs.prompt_tokens, obs.completion_tokens, obs.output_sha256)  # fmt: skip
-        key.verify(signature, data)
-    except (ValueError, InvalidSignature):
+        if not key.verify(signature, data):
+            raise ValueError("the signature does not verify")
+    except ValueError:
         expected = {
             "request_id": request_id, "model": model, "registry_id": registry_id,
             "prompt_tokens": obs.prompt_tokens, "completion_tokens": obs.completion_tokens,

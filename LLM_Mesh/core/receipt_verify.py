@@ -39,11 +39,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from LLM_Mesh.core.answer_text import answer_text, chunk_text, output_sha256
 from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
+from LLM_Mesh.core.ed25519 import PublicKey
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import node_id_for
 from LLM_Mesh.core.receipt import (
@@ -221,26 +219,28 @@ def find_receipt(text: str) -> Found:
     return Found(decode_header(body))
 
 
-def parse_keys(texts: Iterable[str]) -> dict[str, Ed25519PublicKey]:
-    """Registry keys by registry id, each in the one spelling every key option takes
-    (:func:`~LLM_Mesh.core.b64url.ed25519_key`: base64 or base64url of the 32 raw bytes)."""
-    out: dict[str, Ed25519PublicKey] = {}
+def parse_keys(texts: Iterable[str]) -> dict[str, bytes]:
+    """Registry keys (raw bytes) by registry id, each in the one spelling every key option
+    takes (:func:`~LLM_Mesh.core.b64url.ed25519_key`: base64 or base64url of the 32 raw
+    bytes). Whether one is a key the receipt rule takes is :func:`verify`'s to say, for
+    the receipt it would check (``gateway_signature``)."""
+    out: dict[str, bytes] = {}
     for text in texts:
         raw = ed25519_key(text)
         if raw is None:  # found 2026-12-04: receipts took spellings `ledger verify` refuses
             raise ValueError(ed25519_key_problem(text))
-        out[registry_id_for(raw)] = Ed25519PublicKey.from_public_bytes(raw)
+        out[registry_id_for(raw)] = raw
     return out
 
 
 def _verify_part(receipt: Receipt, i: int, part: Part) -> None:
     try:
         raw = unb64url(part.node_key)
-        if len(raw) != 32:
-            raise ValueError("not 32 bytes")
-        key = Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError:
-        raise ReceiptError("node_key", f"part {i}: node_key is not an Ed25519 key") from None
+        key = PublicKey(raw)  # the gateway's rule (core/ed25519.py), for the same answer
+    except ValueError as exc:
+        raise ReceiptError(
+            "node_key", f"part {i}: node_key is not an Ed25519 key ({exc})"
+        ) from None
     if node_id_for(raw) != part.node_id:
         raise ReceiptError(
             "node_key", f"part {i}: the key's node id is {node_id_for(raw)}, not {part.node_id}"
@@ -249,8 +249,10 @@ def _verify_part(receipt: Receipt, i: int, part: Part) -> None:
                               receipt.model, part.prompt_tokens, part.completion_tokens,
                               part.output_sha256)  # fmt: skip
     try:
-        key.verify(unb64url(part.node_signature), data)
-    except (ValueError, InvalidSignature):
+        valid = key.verify(unb64url(part.node_signature), data)
+    except ValueError:
+        valid = False
+    if not valid:
         raise ReceiptError(
             "node_signature", f"part {i}: the signature of node {part.node_id} does not verify"
         ) from None
@@ -294,7 +296,7 @@ def _check_request(receipt: Receipt, found: Found, request_id: str | None) -> No
 
 def verify(
     found: Found,
-    keys: dict[str, Ed25519PublicKey],
+    keys: dict[str, bytes],
     *,
     output: str | None = None,
     request_id: str | None = None,
@@ -302,20 +304,22 @@ def verify(
 ) -> Receipt:
     """The receipt when every check passes (see the module docstring); else raise."""
     receipt = parse_receipt(found.receipt)
-    key = keys.get(receipt.registry_id)
-    if key is None:
+    raw_key = keys.get(receipt.registry_id)
+    if raw_key is None:
         raise ReceiptError(
             "unknown_registry",
             f"no registry key given has id {receipt.registry_id} (keys given: {len(keys)})",
         )
     data = receipt.signed_bytes()
-    try:
-        key.verify(unb64url(receipt.signature), data)
-    except (ValueError, InvalidSignature):
+    try:  # the rule the gateway's own checks follow (core/ed25519.py)
+        valid = PublicKey(raw_key).verify(unb64url(receipt.signature), data)
+    except ValueError:  # no key the rule takes, or a signature that is not base64url
+        valid = False
+    if not valid:
         raise ReceiptError(
             "gateway_signature",
             f"the registry's signature does not verify with the key of {receipt.registry_id}",
-        ) from None
+        )
     stated = found.receipt.get("receipt_hash") if isinstance(found.receipt, dict) else None
     if stated is not None and stated != hashlib.sha256(data).hexdigest():
         raise ReceiptError("receipt_hash", "receipt_hash is not the hash of the receipt")

@@ -4,7 +4,10 @@
 :mod:`LLM_Mesh.core.identity` against the store:
 
 registration (``POST /mesh/nodes``)
-    signature by the key in ``X-Mesh-Public-Key`` (401), timestamp within ±120 s (401),
+    the key in ``X-Mesh-Public-Key`` one the receipt rule takes (401: a point of
+    Ed25519's prime-order subgroup, canonically encoded, :mod:`LLM_Mesh.core.ed25519`; so
+    every registered node's receipts verify at the gateway and offline alike), signature
+    by that key (401), timestamp within ±120 s (401),
     the node id is that key's id (403) and the body's ``node_id`` is it too (403, in
     ``api.py``), a known, unrevoked operator token in ``X-Mesh-Operator-Token`` (401/403),
     then, in one store step, the key is recorded (first time) and the sequence number
@@ -35,6 +38,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from LLM_Mesh.core.ed25519 import key_problem
 from LLM_Mesh.core.identity import (
     HDR_OPERATOR_TOKEN,
     HDR_PUBLIC_KEY,
@@ -154,10 +158,14 @@ class SignedNodeAuth:
         if msg.public_key is None:
             raise BadSignature(f"a registration carries the node's public key in {HDR_PUBLIC_KEY}")
         key = decode_public_key(msg.public_key)
+        raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        problem = key_problem(raw)  # found 2026-12-05: a small-order key registered
+        if problem is not None:
+            raise BadSignature(f"{HDR_PUBLIC_KEY} is no node key: {problem}")
         verify_signed(
             msg, key, MessageKind.REGISTER, msg.signer, body, self.wall_clock(), self.max_skew_s
         )
-        own_id = node_id_for(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+        own_id = node_id_for(raw)
         if msg.signer != own_id:
             raise NodeIdMismatch(
                 f"node id {msg.signer!r} is not the id of this key ({own_id}): "

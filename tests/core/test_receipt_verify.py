@@ -481,7 +481,8 @@ def test_node_part_failures_name_the_part_and_the_node() -> None:
     short_key = copy.deepcopy(two)
     short_key["parts"][1]["node_key"] = b64url(bytes(31))
     assert _failure(Found(_resign(short_key))) == (
-        "node_key", "part 1: node_key is not an Ed25519 key"
+        "node_key", "part 1: node_key is not an Ed25519 key (an Ed25519 public key is 32 "
+        "bytes, not 31)"
     )  # fmt: skip
     other_key = copy.deepcopy(two)
     other_key["parts"][1]["node_key"] = NODE_B.node_key
