@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -142,13 +143,13 @@ def log_request(logger: logging.Logger, fields: Mapping[str, Any]) -> None:
         return
     handler.acquire()
     try:
-        created = time.time()
+        created, msecs = _record_time()
         formatter = handler.formatter
         level = logging.getLevelName(logging.INFO)
         if type(formatter) is JsonFormatter:
-            line = formatter.request_line(created, level, logger.name, fields)
+            line = formatter.request_line(created, msecs, level, logger.name, fields)
         else:  # a TextFormatter of TEXT_FORMAT (_only_handler)
-            asctime = formatter.asctime(created)  # type: ignore[union-attr]
+            asctime = formatter.asctime(created, msecs)  # type: ignore[union-attr]
             line = f"{asctime} {level} {logger.name}: request {logfmt_text(fields)}"
         handler.stream.write(line + handler.terminator)
         handler.flush()
@@ -238,10 +239,12 @@ class JsonFormatter(logging.Formatter):
             obj["exc"] = self.formatException(record.exc_info)
         return _JSON_LINE.encode(obj)
 
-    def request_line(self, created: float, level: str, name: str, fields: Mapping[str, Any]) -> str:
-        """:meth:`format` of a request line's record made at ``created`` (``log_request``)."""
+    def request_line(
+        self, created: float, msecs: float, level: str, name: str, fields: Mapping[str, Any]
+    ) -> str:
+        """:meth:`format` of a request line's record (``log_request``)."""
         obj: dict[str, Any] = {
-            "ts": self._ts(created, _msecs(created)), "level": level, "logger": name,
+            "ts": self._ts(created, msecs), "level": level, "logger": name,
             "msg": "request",
         }  # fmt: skip
         for key, value in fields.items():
@@ -250,9 +253,25 @@ class JsonFormatter(logging.Formatter):
         return _JSON_LINE.encode(obj)
 
 
-def _msecs(created: float) -> float:
-    """``LogRecord.msecs`` for a record made at ``created``."""
-    return int((created - int(created)) * 1000) + 0.0
+if sys.version_info >= (3, 13):
+
+    def _record_time() -> tuple[float, float]:
+        """``LogRecord``'s ``created`` and ``msecs`` for a record made now, as this
+        Python's ``LogRecord.__init__`` makes them (3.13: from ``time.time_ns()``)."""
+        ct = time.time_ns()
+        created = ct / 1e9
+        msecs = (ct % 1_000_000_000) // 1_000_000 + 0.0
+        if msecs == 999.0 and int(created) != ct // 1_000_000_000:
+            msecs = 0.0
+        return created, msecs
+
+else:
+
+    def _record_time() -> tuple[float, float]:
+        """``LogRecord``'s ``created`` and ``msecs`` for a record made now, as this
+        Python's ``LogRecord.__init__`` makes them (before 3.13: from ``time.time()``)."""
+        ct = time.time()
+        return ct, int((ct - int(ct)) * 1000) + 0.0
 
 
 class TextFormatter(logging.Formatter):
@@ -267,13 +286,10 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        return self._asctime(record.created, record.msecs)
+        return self.asctime(record.created, record.msecs)
 
-    def asctime(self, created: float) -> str:
-        """:meth:`formatTime` of a record made at ``created`` (``log_request``)."""
-        return self._asctime(created, _msecs(created))
-
-    def _asctime(self, created: float, msecs: float) -> str:
+    def asctime(self, created: float, msecs: float) -> str:
+        """:meth:`formatTime` of a record's ``created`` and ``msecs`` (``log_request``)."""
         second = int(created)
         cached = self._second
         if cached[0] != second:

@@ -202,7 +202,8 @@ def both_ways(logger: logging.Logger, out: io.StringIO, monkeypatch: pytest.Monk
               created: float) -> tuple[str, str]:  # fmt: skip
     """The line log_request writes directly, then the one logging's general way writes
     (a filter that keeps everything sends it there), at the same clock."""
-    monkeypatch.setattr(time, "time", lambda: created)
+    monkeypatch.setattr(time, "time", lambda: created)  # what LogRecord reads: before 3.13
+    monkeypatch.setattr(time, "time_ns", lambda: round(created * 1e9))  # 3.13 on
     made: list[logging.LogRecord] = []
     real_init = logging.LogRecord.__init__
 
