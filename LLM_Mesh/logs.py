@@ -12,12 +12,23 @@ in JSON, ``"msg": "request"`` and the fields at the top level. Callers pass ids,
 numbers and bounded codes only: never a prompt, an output or an error message.
 :func:`log_text` (what a peer chose, made printable and cut) is ``core/printable.py``'s,
 re-exported here.
+
+When the line would reach :func:`setup_logging`'s handler (:class:`MeshHandler`) and
+nothing else (no filter on the request logger or the handler, one handler on the way up,
+its formatter the project's own, the standard ``Logger`` class and record factory),
+:func:`log_request` formats the line itself and writes it to that handler's stream, under
+its lock, flushed, as ``StreamHandler.emit`` would: the same bytes, without a
+``LogRecord`` and ``logging``'s format machinery (a measured share of the gateway's and
+the node's CPU per request, docs/benchmarks.md). Any other configuration takes
+``logging``'s general path. Nothing is held back: a line is on the stream's file when
+:func:`log_request` returns, as before.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +38,7 @@ from LLM_Mesh.core.printable import log_text
 __all__ = [
     "TEXT_FORMAT",
     "JsonFormatter",
+    "MeshHandler",
     "RequestLine",
     "TextFormatter",
     "exception_words",
@@ -75,6 +87,24 @@ def _logfmt(value: Any) -> str:
     return text
 
 
+def logfmt_text(fields: Mapping[str, Any]) -> str:
+    """The logfmt text of a request line's fields (``None`` values left out)."""
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is str:
+            if not value or " " in value or '"' in value or "=" in value:
+                value = json.dumps(value, ensure_ascii=False)
+        elif kind is bool:
+            value = "true" if value else "false"
+        elif kind is not int and kind is not float:  # their text needs no quotes
+            value = _logfmt(value)
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
 class RequestLine:
     """A request line's fields; ``str()`` is its logfmt text (rendered only if emitted)."""
 
@@ -84,7 +114,14 @@ class RequestLine:
         self.fields = fields
 
     def __str__(self) -> str:
-        return " ".join(f"{k}={_logfmt(v)}" for k, v in self.fields.items() if v is not None)
+        return logfmt_text(self.fields)
+
+
+def _request_record(logger: logging.Logger, fields: Mapping[str, Any]) -> logging.LogRecord:
+    return logger.makeRecord(
+        logger.name, logging.INFO, "(unknown file)", 0, "request %s", (RequestLine(fields),),
+        None, "(unknown function)", {REQUEST_ATTR: fields},
+    )  # fmt: skip
 
 
 def log_request(logger: logging.Logger, fields: Mapping[str, Any]) -> None:
@@ -92,21 +129,97 @@ def log_request(logger: logging.Logger, fields: Mapping[str, Any]) -> None:
 
     What ``logger.info`` does, less its look-up of the calling source line (a walk up the
     stack per line; neither format here prints it): the record says ``(unknown file)``,
-    line 0, as every record does when ``logging._srcfile`` is ``None``."""
-    if logger.isEnabledFor(logging.INFO):
-        logger.handle(logger.makeRecord(
-            logger.name, logging.INFO, "(unknown file)", 0, "request %s", (RequestLine(fields),),
-            None, "(unknown function)", {REQUEST_ATTR: fields},
-        ))  # fmt: skip
+    line 0, as every record does when ``logging._srcfile`` is ``None``. Straight to
+    :class:`MeshHandler`'s stream when that is the only place it goes (module docstring)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _only_handler(logger)
+    if handler is None:
+        logger.handle(_request_record(logger, fields))
+        return
+    handler.acquire()
+    try:
+        created, msecs = _record_time()
+        formatter = handler.formatter
+        level = logging.getLevelName(logging.INFO)
+        if type(formatter) is JsonFormatter:
+            line = formatter.request_line(created, msecs, level, logger.name, fields)
+        else:  # a TextFormatter of TEXT_FORMAT (_only_handler)
+            asctime = formatter.asctime(created, msecs)  # type: ignore[union-attr]
+            line = f"{asctime} {level} {logger.name}: request {logfmt_text(fields)}"
+        handler.stream.write(line + handler.terminator)
+        handler.flush()
+    except RecursionError:  # as StreamHandler.emit
+        raise
+    except Exception:
+        handler.handleError(_request_record(logger, fields))
+    finally:
+        handler.release()
+
+
+def _only_handler(logger: logging.Logger) -> MeshHandler | None:
+    """The handler a record of ``logger`` would reach when that is :class:`MeshHandler`
+    alone, as :func:`setup_logging` made it (module docstring); else ``None``."""
+    if (
+        logger.filters
+        or type(logger) is not logging.Logger
+        or logging.getLogRecordFactory() is not logging.LogRecord
+    ):
+        return None
+    found: logging.Handler | None = None
+    node: logging.Logger | None = logger
+    while node is not None:  # the walk of Logger.callHandlers
+        handlers = node.handlers
+        if handlers:
+            if found is not None or len(handlers) != 1:
+                return None
+            found = handlers[0]
+        if not node.propagate:
+            break
+        node = node.parent
+    if type(found) is not MeshHandler or found.filters or found.level > logging.INFO:
+        return None
+    formatter = found.formatter
+    kind = type(formatter)
+    if kind is JsonFormatter:
+        return found
+    if (
+        kind is TextFormatter
+        and formatter._fmt == TEXT_FORMAT  # type: ignore[union-attr]
+        and formatter.datefmt is None  # type: ignore[union-attr]
+        and type(formatter._style) is logging.PercentStyle  # type: ignore[union-attr]
+    ):
+        return found
+    return None
+
+
+class MeshHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """:func:`setup_logging`'s handler: a ``StreamHandler`` (stderr), its own type so that
+    :func:`log_request` knows the handler and may write to its stream directly."""
+
+
+# what ``json.dumps(obj, ensure_ascii=False, default=str)`` builds per call, made once
+_JSON_LINE = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record (see the module docstring)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second: tuple[int, str] = (-1, "")
+
+    def _ts(self, created: float, msecs: float) -> str:
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:  # the text of the second made once a second
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+            self._second = cached = (second, text)
+        return f"{cached[1]}.{int(msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         obj: dict[str, Any] = {
-            "ts": f"{ts}.{int(record.msecs):03d}Z",
+            "ts": self._ts(record.created, record.msecs),
             "level": record.levelname,
             "logger": record.name,
         }
@@ -120,7 +233,41 @@ class JsonFormatter(logging.Formatter):
             obj["msg"] = record.getMessage()
         if record.exc_info:
             obj["exc"] = self.formatException(record.exc_info)
-        return json.dumps(obj, ensure_ascii=False, default=str)
+        return _JSON_LINE.encode(obj)
+
+    def request_line(
+        self, created: float, msecs: float, level: str, name: str, fields: Mapping[str, Any]
+    ) -> str:
+        """:meth:`format` of a request line's record (``log_request``)."""
+        obj: dict[str, Any] = {
+            "ts": self._ts(created, msecs), "level": level, "logger": name,
+            "msg": "request",
+        }  # fmt: skip
+        for key, value in fields.items():
+            if value is not None:
+                obj[key] = value
+        return _JSON_LINE.encode(obj)
+
+
+if sys.version_info >= (3, 13):
+
+    def _record_time() -> tuple[float, float]:
+        """``LogRecord``'s ``created`` and ``msecs`` for a record made now, as this
+        Python's ``LogRecord.__init__`` makes them (3.13: from ``time.time_ns()``)."""
+        ct = time.time_ns()
+        created = ct / 1e9
+        msecs = (ct % 1_000_000_000) // 1_000_000 + 0.0
+        if msecs == 999.0 and int(created) != ct // 1_000_000_000:
+            msecs = 0.0
+        return created, msecs
+
+else:
+
+    def _record_time() -> tuple[float, float]:
+        """``LogRecord``'s ``created`` and ``msecs`` for a record made now, as this
+        Python's ``LogRecord.__init__`` makes them (before 3.13: from ``time.time()``)."""
+        ct = time.time()
+        return ct, int((ct - int(ct)) * 1000) + 0.0
 
 
 class TextFormatter(logging.Formatter):
@@ -135,18 +282,22 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self.asctime(record.created, record.msecs)
+
+    def asctime(self, created: float, msecs: float) -> str:
+        """:meth:`formatTime` of a record's ``created`` and ``msecs`` (``log_request``)."""
+        second = int(created)
         cached = self._second
         if cached[0] != second:
-            text = time.strftime(self.default_time_format, self.converter(record.created))
+            text = time.strftime(self.default_time_format, self.converter(created))
             self._second = cached = (second, text)
         msec = self.default_msec_format
-        return cached[1] if msec is None else msec % (cached[1], record.msecs)
+        return cached[1] if msec is None else msec % (cached[1], msecs)
 
 
 def setup_logging(verbose: bool = False, fmt: str = "text") -> None:
     """The process's logging: INFO (DEBUG with ``verbose``) to stderr, text or JSON lines."""
-    handler = logging.StreamHandler()
+    handler = MeshHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     # one line per heartbeat is noise; the mesh's own loggers say what matters

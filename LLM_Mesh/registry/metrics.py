@@ -2,7 +2,8 @@
 
 Events are counted where they happen, through children cached by label tuple
 (:class:`~LLM_Mesh.metrics_http.Children`): a request's end
-(:meth:`GatewayMetrics.request`, from :mod:`~LLM_Mesh.registry.telemetry`), an attempt's
+(:meth:`GatewayMetrics.request`, from :mod:`~LLM_Mesh.registry.telemetry`; the children
+it moves looked up once per label values, :class:`_RequestKids`), an attempt's
 end and an ejection (:meth:`GatewayMetrics.attempt`, from ``Routing.finish``), each
 failover decision (:meth:`GatewayMetrics.step`, from the send stage). States are read
 when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy and
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -144,6 +146,8 @@ class GatewayMetrics:
             "llm_mesh_gateway_stream_continuations",
             "Streams a node broke that another node was asked to continue", registry=reg,
         )  # fmt: skip
+        # a request's children by its end's labels (model, node, outcome, code)
+        self._ends: dict[tuple[str, str, str, str], _RequestKids] = {}
         self._health: Children[str, Counter] = Children(Counter(
             "llm_mesh_gateway_health_checks",
             "Active health checks of nodes by result (ok, failed, unproven: answered "
@@ -173,22 +177,32 @@ class GatewayMetrics:
         latency_s: float | None = None, ttft_s: float | None = None,
         prompt_tokens: int = 0, completion_tokens: int = 0,
     ) -> None:  # fmt: skip
-        """One request ended (``latency_s`` only for requests that reached the send stage)."""
-        self._requests((model, node, outcome, code)).inc()
+        """One request ended (``latency_s`` only for requests that reached the send stage).
+        Its children are looked up once per label values (:class:`_RequestKids`)."""
+        key = (model, node, outcome, code)
+        kids = self._ends.get(key)
+        if kids is None:
+            kids = self._ends[key] = _RequestKids(self, key)
+        kids.requests.inc()
         if latency_s is None:
             return
-        self._duration((model, outcome)).observe(latency_s)
+        duration = kids.duration
+        (kids.make("duration") if duration is None else duration).observe(latency_s)
         if outcome != "ok":
             return
         if prompt_tokens:
-            self._tokens((model, "prompt")).inc(prompt_tokens)
+            prompt = kids.prompt
+            (kids.make("prompt") if prompt is None else prompt).inc(prompt_tokens)
         if completion_tokens:
-            self._tokens((model, "completion")).inc(completion_tokens)
+            completion = kids.completion
+            (kids.make("completion") if completion is None else completion).inc(completion_tokens)
         if ttft_s is not None:
-            self._ttft(model).observe(ttft_s)
+            ttft = kids.ttft
+            (kids.make("ttft") if ttft is None else ttft).observe(ttft_s)
             gen_s = latency_s - ttft_s
             if completion_tokens and gen_s > 0:
-                self._tps(model).observe(completion_tokens / gen_s)
+                tps = kids.tps
+                (kids.make("tps") if tps is None else tps).observe(completion_tokens / gen_s)
 
     def attempt(self, node: str, outcome: Outcome, ejected: bool) -> None:
         """An attempt on ``node`` ended (``Routing.finish``); ``ejected``: the router
@@ -220,6 +234,39 @@ class GatewayMetrics:
     def health_check(self, result: str) -> None:
         """One active health check ended (``HealthChecker.on_result``)."""
         self._health(result).inc()
+
+
+class _RequestKids:
+    """The children one request's end moves, for one ``(model, node, outcome, code)``:
+    one dict look-up a request instead of one per metric. A child is made when first
+    needed (``make``), as before: a label set shows in ``/metrics`` only once counted."""
+
+    __slots__ = ("completion", "duration", "metrics", "model", "outcome", "prompt",
+                 "requests", "tps", "ttft")  # fmt: skip
+
+    def __init__(self, metrics: GatewayMetrics, key: tuple[str, str, str, str]) -> None:
+        self.metrics, self.model, self.outcome = metrics, key[0], key[2]
+        self.requests: Counter = metrics._requests(key)
+        self.duration: Histogram | None = None
+        self.prompt: Counter | None = None
+        self.completion: Counter | None = None
+        self.ttft: Histogram | None = None
+        self.tps: Histogram | None = None
+
+    def make(self, name: str) -> Any:
+        """The child ``name`` (a slot above), made and kept."""
+        m, model = self.metrics, self.model
+        child: Counter | Histogram
+        if name == "duration":
+            child = m._duration((model, self.outcome))
+        elif name in ("prompt", "completion"):
+            child = m._tokens((model, name))
+        elif name == "ttft":
+            child = m._ttft(model)
+        else:
+            child = m._tps(model)
+        setattr(self, name, child)
+        return child
 
 
 class _StateCollector(Collector):

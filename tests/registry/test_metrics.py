@@ -356,3 +356,38 @@ def test_code_labels_are_bounded() -> None:
     assert code_label("http_4044") == "other" and code_label("http_abc") == "other"
     # what a node chose to call its error never becomes a label (it could be anything)
     assert code_label("the user's prompt: tell me a secret") == "other"
+
+
+def test_a_requests_end_moves_each_metric_as_its_own_child_did() -> None:
+    # the children one end moves are looked up once per label values (_RequestKids): the
+    # values are those of each metric's own child, and a series shows only once counted
+    from unittest.mock import MagicMock
+
+    from LLM_Mesh.registry.metrics import GatewayMetrics
+
+    m = GatewayMetrics(MagicMock(), MagicMock(), MagicMock())
+    reg = m.registry
+
+    def value(name: str, **labels: str) -> float | None:
+        return reg.get_sample_value(name, labels)
+
+    m.request("m", "", "refused", "rate_limited")  # before the send stage: a count only
+    assert value("llm_mesh_gateway_requests_total", model="m", node="", outcome="refused",
+                 code="rate_limited") == 1.0  # fmt: skip
+    assert value("llm_mesh_gateway_request_duration_seconds_count", model="m", outcome="refused") is None
+    m.request("m", "n1", "error", "upstream_error", latency_s=0.2)
+    m.request("m", "n1", "error", "upstream_error", latency_s=0.3, prompt_tokens=5)
+    assert value("llm_mesh_gateway_request_duration_seconds_count", model="m", outcome="error") == 2.0
+    assert value("llm_mesh_gateway_tokens_total", model="m", kind="prompt") is None
+    for _ in range(2):
+        m.request("m", "n1", "ok", "", latency_s=0.5, ttft_s=0.1, prompt_tokens=7,
+                  completion_tokens=20)  # fmt: skip
+    m.request("m", "n2", "ok", "", latency_s=0.25, completion_tokens=3)  # no ttft: no tps
+    assert value("llm_mesh_gateway_requests_total", model="m", node="n1", outcome="ok", code="") == 2.0
+    assert value("llm_mesh_gateway_requests_total", model="m", node="n2", outcome="ok", code="") == 1.0
+    assert value("llm_mesh_gateway_request_duration_seconds_sum", model="m", outcome="ok") == 1.25
+    assert value("llm_mesh_gateway_tokens_total", model="m", kind="prompt") == 14.0
+    assert value("llm_mesh_gateway_tokens_total", model="m", kind="completion") == 43.0
+    assert value("llm_mesh_gateway_ttft_seconds_count", model="m") == 2.0
+    assert value("llm_mesh_gateway_tokens_per_second_count", model="m") == 2.0
+    assert value("llm_mesh_gateway_tokens_per_second_sum", model="m") == 100.0
