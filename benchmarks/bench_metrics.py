@@ -65,7 +65,6 @@ from _common import (
 )
 from bench_gateway import (
     BODY,
-    CHUNKS,
     HEADERS_BY_URL,
     MODEL,
     Series,
@@ -76,6 +75,8 @@ from bench_gateway import (
     run_concurrent,
     run_sequential,
 )
+
+CHUNKS = 5  # interleaved chunks per phase (bench_gateway's --chunks default)
 
 CONFIGS: dict[str, dict[str, str]] = {
     "off": {"LLM_MESH_METRICS": "0", "LLM_MESH_LOG_REQUESTS": "0"},
