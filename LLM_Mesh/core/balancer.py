@@ -34,15 +34,17 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from LLM_Mesh.core.indexed_set import IndexedSet
+from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
 from LLM_Mesh.core.queue_wait import queue_wait_s
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import (
+    ROW,
     NodeStats,
     RouteRequest,
     ScoringPolicy,
-    cheapest,
+    cheapest_rows,
+    node_row,
     permits,
     service_ms,
 )
@@ -71,12 +73,14 @@ _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "wa
 
 class _Pool:
     """One model's routable nodes: the current ``NodeStats`` objects themselves (not their
-    ids), so a pick reads its candidates without a lookup in the 10,000-node dict."""
+    ids); the open ones each with their scoring inputs for the model in a flat row
+    (:func:`~LLM_Mesh.core.scoring.node_row`), so a pick reads its candidates' rows and
+    touches no node object but the winner's."""
 
     __slots__ = ("ejected", "full", "members", "open")
 
     def __init__(self) -> None:
-        self.open: IndexedSet[NodeStats] = IndexedSet()
+        self.open: IndexedRows[NodeStats] = IndexedRows(ROW)
         self.full: IndexedSet[NodeStats] = IndexedSet()
         self.ejected = 0
 
@@ -184,7 +188,7 @@ class Router:
             st.set_cold_starts(model_cold_start_ms)
         if uptime is not None:
             st.uptime = uptime
-        self._refresh(st)
+        self._restate(st)
 
     def heard(self, node_id: str, at: float) -> bool:
         """The node was heard from at ``at`` through another replica (no load report).
@@ -198,17 +202,21 @@ class Router:
         st = self._nodes.get(node_id)
         if st is None:
             return False
-        if at > st.hb_at:
+        fresh = at > st.hb_at
+        if fresh:
             st.hb_at = at
             st.peak_in_flight = st.in_flight  # a heartbeat elsewhere: take_peak's window
         if st.hb_load == 0 or at <= st.hb_load_at:
+            if fresh:
+                self._rewrite(st)
             return False
         was_saturated = st.saturated
         st.hb_load = 0
         st.hb_load_at = at
         if was_saturated and not st.saturated:
-            self._refresh(st)
+            self._restate(st)
             return True
+        self._rewrite(st)
         return False
 
     def node(self, node_id: str) -> NodeStats | None:
@@ -245,7 +253,21 @@ class Router:
         return (0, 0, 0) if p is None else (len(p.open), len(p.full), p.ejected)
 
     # -- index upkeep -------------------------------------------------------------
-    def _refresh(self, st: NodeStats) -> None:
+    def _restate(self, st: NodeStats) -> None:
+        """After a change to what ``st``'s rows hold: its place, and its rows where open."""
+        if not self._refresh(st):
+            self._rewrite(st)
+
+    def _rewrite(self, st: NodeStats) -> None:
+        """Write ``st``'s rows again (one per model) if it is open; else it has none."""
+        if self._place.get(st.node_id) == _OPEN:
+            pools = self._pools
+            for m in st.models:
+                pools[m].open.put(st, node_row(st, m))
+
+    def _refresh(self, st: NodeStats) -> bool:
+        """Put ``st`` where it belongs; ``True`` when it moved (an open node's rows are then
+        written afresh)."""
         if not st.routable:
             target = _NONE
         elif self.outliers.is_ejected(st.node_id):
@@ -254,13 +276,13 @@ class Router:
             target = _FULL
         else:
             target = _OPEN
-        self._move(st, target)
+        return self._move(st, target)
 
-    def _move(self, st: NodeStats, target: int) -> None:
+    def _move(self, st: NodeStats, target: int) -> bool:
         nid = st.node_id
         current = self._place.get(nid, _NONE)
         if current == target:
-            return
+            return False
         for m in st.models:
             pool = self._pools.get(m)
             if pool is None:
@@ -272,12 +294,13 @@ class Router:
             elif current == _EJECTED:
                 pool.ejected -= 1
             if target == _OPEN:
-                pool.open.add(st)
+                pool.open.add(st, node_row(st, m))
             elif target == _FULL:
                 pool.full.add(st)
             elif target == _EJECTED:
                 pool.ejected += 1
         self._place[nid] = target
+        return True
 
     def tick(self, now: float) -> None:
         """Bring back nodes whose ejection has ended (``pick`` calls it too)."""
@@ -307,19 +330,21 @@ class Router:
             model = models[0]
             pool = self._pools.get(model)
             pol = self.policy
-            # no open node: draws nothing (no random number used), _pick_any draws again
-            cands = pool.open.draw(pol.choices, self._rand) if pool is not None else None
-            if cands:
-                sp = pol.scoring
-                tokens = req.expected_tokens
-                if tokens is None:
-                    tokens = sp.default_tokens
-                # rank 0: factor 1.0, as _pick_any's 1.0 + step × 0
-                st, cost = cheapest(
-                    cands, model, tokens, now, sp, None if out.all_full_weight else out.weight
-                )
-                # tuple.__new__: the named tuple's own __new__ is one more Python call a pick
-                return _tuple_new(Decision, (_OK, st.node_id, model, cost, None))  # type: ignore[union-attr]
+            if pool is not None:
+                bag = pool.open
+                # no open node: draws nothing (no random number used), _pick_any draws again
+                slots = bag.draw_slots(pol.choices, self._rand)
+                if slots:
+                    sp = pol.scoring
+                    tokens = req.expected_tokens
+                    if tokens is None:
+                        tokens = sp.default_tokens
+                    # rank 0: factor 1.0, as _pick_any's 1.0 + step × 0; the rows only
+                    nodes = bag.members
+                    i, cost = cheapest_rows(bag.vals, slots, nodes, tokens, now, sp,
+                                            None if out.all_full_weight else out.weight)  # fmt: skip
+                    # tuple.__new__: the named tuple's own __new__ is one more Python call
+                    return _tuple_new(Decision, (_OK, nodes[i].node_id, model, cost, None))
         return self._pick_any(req, now)
 
     def _pick_any(self, req: RouteRequest, now: float) -> Decision:
@@ -337,15 +362,18 @@ class Router:
             pool = self._pools.get(model)
             if pool is None:
                 continue
+            bag = pool.open
             if req.constrained:
-                cands = self._sample(pool.open, req, k)
+                slots = [bag.slot(st) for st in self._sample(bag, req, k)]
             else:
-                cands = pool.open.draw(k, self._rand)
-            if cands:
+                slots = bag.draw_slots(k, self._rand)
+            if slots:
                 factor = 1.0 + sp.specialty_step * rank
-                st, cost = cheapest(cands, model, tokens, now, sp, weight, factor)
+                i, cost = cheapest_rows(
+                    bag.vals, slots, bag.members, tokens, now, sp, weight, factor
+                )
                 if best is None or cost < best_cost:
-                    best, best_cost, best_model = st, cost, model
+                    best, best_cost, best_model = bag.at(i), cost, model
             if best is None and len(pool.full):
                 w = self._wait_estimate(pool.full, req, model, tokens, now)
                 if w is not None and (wait is None or w < wait):
@@ -424,7 +452,9 @@ class Router:
             st.waiting += 1
             st.waiting_since_sum += now
             if st.load >= st.capacity:
-                self._refresh(st)
+                self._restate(st)
+            else:
+                self._rewrite(st)
         return att
 
     def first_token(self, att: Attempt, now: float) -> None:
@@ -436,6 +466,7 @@ class Router:
             st.waiting -= 1
             st.waiting_since_sum -= att.started
             st.ttft.observe((now - att.started) * 1000.0, now)
+            self._rewrite(st)
 
     def finish(
         self,
@@ -491,7 +522,9 @@ class Router:
             if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > 0:
                 st.busy_until = max(st.busy_until, now + retry_after_s)
         if ejected or was_saturated != st.saturated:
-            self._refresh(st)
+            self._restate(st)
+        else:
+            self._rewrite(st)
         return ejected
 
     def fault(self, att: Attempt, now: float) -> bool:
@@ -503,7 +536,9 @@ class Router:
             return False
         ejected = self._failed(st, now)
         if ejected:
-            self._refresh(st)
+            self._restate(st)
+        else:
+            self._rewrite(st)
         return ejected
 
     def _failed(self, st: NodeStats, now: float) -> bool:
