@@ -7,7 +7,11 @@ moves between them whenever its load changes, so a decision is O(1): draw
 than two on the mixed-speed fleet, docs/benchmarks.md), score each
 (:func:`~LLM_Mesh.core.scoring.node_cost`), keep the cheapest. Constraints are applied by rejection sampling (up to
 ``max_draws`` draws), then by one scan of the open set; an ``allow_nodes`` list
-shorter than the pool is walked directly.
+shorter than the pool is walked directly. The open set is an :class:`IndexedRows`: each
+node's scoring inputs for the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`),
+written when the node enters it and again after every update of what the row holds, so a
+pick scores the rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the
+candidates' objects (tests/core/test_balancer_rows.py keeps them in step).
 
 Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all
 are full, with ``wait_s``: for the soonest of a sample of the full nodes, the
@@ -47,6 +51,7 @@ from LLM_Mesh.core.scoring import (
     node_row,
     permits,
     service_ms,
+    write_row,
 )
 
 __all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict"]
@@ -263,7 +268,8 @@ class Router:
         if self._place.get(st.node_id) == _OPEN:
             pools = self._pools
             for m in st.models:
-                pools[m].open.put(st, node_row(st, m))
+                bag = pools[m].open
+                write_row(bag.vals, bag.slot(st) * ROW, st, m)
 
     def _refresh(self, st: NodeStats) -> bool:
         """Put ``st`` where it belongs; ``True`` when it moved (an open node's rows are then
@@ -314,13 +320,13 @@ class Router:
     def pick(self, req: RouteRequest, now: float) -> Decision:
         """Choose a node for ``req`` (see the module docstring for the verdicts).
 
-        The hot path of every request: one draw (:meth:`IndexedSet.draw`), one scoring
-        loop (:func:`~LLM_Mesh.core.scoring.cheapest`), one ``Decision``; the ejection
-        heap and the slow-start weights are only consulted when they can matter. A request
-        for one model without constraints (the common one) takes a short path that makes
-        the decision :meth:`_pick_any` would make (same draws, same node, same cost:
-        tests/core/test_balancer_fast_pick.py); every other request, and one whose model
-        has no open node, goes there.
+        The hot path of every request: one draw (:meth:`IndexedRows.draw_slots`), one
+        scoring loop over rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`), one
+        ``Decision``; the ejection heap and the slow-start weights are only consulted when
+        they can matter. A request for one model without constraints (the common one)
+        takes a short path that makes the decision :meth:`_pick_any` would make (same
+        draws, same node, same cost: tests/core/test_balancer_fast_pick.py); every other
+        request, and one whose model has no open node, goes there.
         """
         out = self.outliers
         if out.next_release <= now:

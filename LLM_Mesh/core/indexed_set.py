@@ -4,6 +4,8 @@ Members live in a list; a dict maps each to its position, and removal swaps
 the last member into the hole. ``at(i)`` lets the caller draw ``i`` itself and
 ``draw(k, rand)`` draws ``k`` distinct members in one call (the router's hot path),
 so the random source stays the caller's (seeded in tests and the simulator).
+:class:`IndexedRows` keeps a row of floats per member beside it (the router's open nodes'
+scoring inputs).
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ class IndexedRows(IndexedSet[T]):
 
     The router's open nodes: a pick draws positions (:meth:`draw_slots`) and reads the
     candidates' scoring inputs from ``vals`` alone, without touching their Python objects
-    (docs/benchmarks.md, 2026-12-05). Whoever changes what a row holds writes it again
-    (:meth:`put`)."""
+    (docs/benchmarks.md, 2026-12-05). Whoever changes what a row holds writes it again:
+    :meth:`put`, or in place at ``vals[slot(item) * width]`` (the router)."""
 
     __slots__ = ("members", "vals", "width")
 

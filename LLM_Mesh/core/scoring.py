@@ -44,6 +44,7 @@ __all__ = [
     "permits",
     "region_key",
     "service_ms",
+    "write_row",
 ]
 
 # in ``avoid_regions``: also avoid nodes that declared no region (strict region mode)
@@ -237,29 +238,52 @@ def node_cost(
 # :func:`cheapest_rows` reads them: ``ROW`` floats, in the order the formula reads them
 ROW = 16
 _NO_PEAK = -1.0  # a peak-EWMA without a sample yet (a peak is never negative)
+_ZEROS = (0.0,) * ROW
 
 
 def node_row(node: NodeStats, model: str) -> list[float]:
     """``node``'s scoring inputs for ``model`` as one row of :data:`ROW` floats: the ttft
     and per-token peak-EWMAs (peak, or -1 before a sample; stamp; idle tau), whether
-    ``model`` is loaded (1/0) and its cold start, the requests waiting for a first token and
-    the sum of their start times, the gateway's in-flight count, the heartbeat's load,
-    ``max_concurrency``, the success EWMA (1 before a sample: no penalty either way),
-    uptime and the last heartbeat's time. Every figure is one a float holds exactly (small
-    counts, floats), so :func:`cheapest_rows` computes what the objects would give, bit for
-    bit. The router writes a node's rows again whenever one of these changes."""
-    ttft, per_tok, ok = node.ttft, node.per_token, node.success.value
-    loaded = model in node.loaded
-    return [
-        _NO_PEAK if ttft.peak is None else float(ttft.peak), float(ttft.stamp), ttft.idle_tau_s,
-        _NO_PEAK if per_tok.peak is None else float(per_tok.peak), float(per_tok.stamp),
-        per_tok.idle_tau_s,
-        1.0 if loaded else 0.0,
-        0.0 if loaded else float(node.model_cold_start_ms.get(model, node.cold_start_ms)),
-        float(node.waiting), float(node.waiting_since_sum),
-        float(node.in_flight), float(node.hb_load), float(node.max_concurrency),
-        1.0 if ok is None else float(ok), float(node.uptime), float(node.hb_at),
-    ]  # fmt: skip
+    ``model`` is loaded (1/0) and its cold start (0 when loaded), the requests waiting for a
+    first token and the sum of their start times, the gateway's in-flight count, the
+    heartbeat's load, ``max_concurrency``, the success EWMA (1 before a sample: no penalty
+    either way), uptime and the last heartbeat's time. Every figure is one a float holds
+    exactly (small counts, floats), so :func:`cheapest_rows` computes what the objects
+    would give, bit for bit. The router writes a node's rows again whenever one of these
+    changes (:func:`write_row`)."""
+    row = array("d", _ZEROS)
+    write_row(row, 0, node, model)
+    return row.tolist()
+
+
+def write_row(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """Write :func:`node_row` ``(node, model)`` into ``vals[at : at + ROW]`` (no list, no
+    copy: the router calls it on every update of an open node's statistics)."""
+    ew = node.ttft
+    peak = ew.peak
+    vals[at] = _NO_PEAK if peak is None else peak
+    vals[at + 1] = ew.stamp
+    vals[at + 2] = ew.idle_tau_s
+    ew = node.per_token
+    peak = ew.peak
+    vals[at + 3] = _NO_PEAK if peak is None else peak
+    vals[at + 4] = ew.stamp
+    vals[at + 5] = ew.idle_tau_s
+    if model in node.loaded:
+        vals[at + 6] = 1.0
+        vals[at + 7] = 0.0
+    else:
+        vals[at + 6] = 0.0
+        vals[at + 7] = node.model_cold_start_ms.get(model, node.cold_start_ms)
+    vals[at + 8] = node.waiting
+    vals[at + 9] = node.waiting_since_sum
+    vals[at + 10] = node.in_flight
+    vals[at + 11] = node.hb_load
+    vals[at + 12] = node.max_concurrency
+    ok = node.success.value
+    vals[at + 13] = 1.0 if ok is None else ok
+    vals[at + 14] = node.uptime
+    vals[at + 15] = node.hb_at
 
 
 def cheapest(
