@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
@@ -51,6 +52,9 @@ from LLM_Mesh.core.scoring import (
     node_row,
     permits,
     service_ms,
+    write_ewmas,
+    write_load,
+    write_report,
     write_row,
 )
 
@@ -72,6 +76,19 @@ class RoutingPolicy:
 _NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
 _OK = Verdict.OK  # a module global: reading an enum member off its class costs ~0.1 µs
 _tuple_new = tuple.__new__
+_RowPart = Callable[["array[float]", int, NodeStats, str], None]  # write_row or a part of it
+
+
+def _load_report(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    write_load(vals, at, node, model)
+    write_report(vals, at, node, model)
+
+
+def _ewmas_load(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    write_ewmas(vals, at, node, model)
+    write_load(vals, at, node, model)
+
+
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
          "success", "latency", "reported_service_ms", "busy_until")  # fmt: skip
 
@@ -193,7 +210,7 @@ class Router:
             st.set_cold_starts(model_cold_start_ms)
         if uptime is not None:
             st.uptime = uptime
-        self._restate(st)
+        self._restate(st, _load_report)
 
     def heard(self, node_id: str, at: float) -> bool:
         """The node was heard from at ``at`` through another replica (no load report).
@@ -213,15 +230,15 @@ class Router:
             st.peak_in_flight = st.in_flight  # a heartbeat elsewhere: take_peak's window
         if st.hb_load == 0 or at <= st.hb_load_at:
             if fresh:
-                self._rewrite(st)
+                self._rewrite(st, write_report)
             return False
         was_saturated = st.saturated
         st.hb_load = 0
         st.hb_load_at = at
         if was_saturated and not st.saturated:
-            self._restate(st)
+            self._restate(st, _load_report)
             return True
-        self._rewrite(st)
+        self._rewrite(st, _load_report)
         return False
 
     def node(self, node_id: str) -> NodeStats | None:
@@ -258,18 +275,20 @@ class Router:
         return (0, 0, 0) if p is None else (len(p.open), len(p.full), p.ejected)
 
     # -- index upkeep -------------------------------------------------------------
-    def _restate(self, st: NodeStats) -> None:
-        """After a change to what ``st``'s rows hold: its place, and its rows where open."""
+    def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:
+        """After a change to what ``st``'s rows hold: its place, and the ``part`` of its
+        rows the change touched where it stays open (one that moves in gets whole rows)."""
         if not self._refresh(st):
-            self._rewrite(st)
+            self._rewrite(st, part)
 
-    def _rewrite(self, st: NodeStats) -> None:
-        """Write ``st``'s rows again (one per model) if it is open; else it has none."""
+    def _rewrite(self, st: NodeStats, part: _RowPart = write_row) -> None:
+        """Write ``part`` of ``st``'s rows again (one per model) if it is open; else it has
+        none. ``part``: ``scoring.write_row`` or one of its three parts."""
         if self._place.get(st.node_id) == _OPEN:
             pools = self._pools
             for m in st.models:
                 bag = pools[m].open
-                write_row(bag.vals, bag.slot(st) * ROW, st, m)
+                part(bag.vals, bag.slot(st) * ROW, st, m)
 
     def _refresh(self, st: NodeStats) -> bool:
         """Put ``st`` where it belongs; ``True`` when it moved (an open node's rows are then
@@ -458,9 +477,9 @@ class Router:
             st.waiting += 1
             st.waiting_since_sum += now
             if st.load >= st.capacity:
-                self._restate(st)
+                self._restate(st, write_load)
             else:
-                self._rewrite(st)
+                self._rewrite(st, write_load)
         return att
 
     def first_token(self, att: Attempt, now: float) -> None:
@@ -472,7 +491,7 @@ class Router:
             st.waiting -= 1
             st.waiting_since_sum -= att.started
             st.ttft.observe((now - att.started) * 1000.0, now)
-            self._rewrite(st)
+            self._rewrite(st, _ewmas_load)
 
     def finish(
         self,
@@ -542,9 +561,9 @@ class Router:
             return False
         ejected = self._failed(st, now)
         if ejected:
-            self._restate(st)
+            self._restate(st, write_ewmas)
         else:
-            self._rewrite(st)
+            self._rewrite(st, write_ewmas)
         return ejected
 
     def _failed(self, st: NodeStats, now: float) -> bool:

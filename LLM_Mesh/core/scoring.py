@@ -44,6 +44,9 @@ __all__ = [
     "permits",
     "region_key",
     "service_ms",
+    "write_ewmas",
+    "write_load",
+    "write_report",
     "write_row",
 ]
 
@@ -257,8 +260,16 @@ def node_row(node: NodeStats, model: str) -> list[float]:
 
 
 def write_row(vals: array[float], at: int, node: NodeStats, model: str) -> None:
-    """Write :func:`node_row` ``(node, model)`` into ``vals[at : at + ROW]`` (no list, no
-    copy: the router calls it on every update of an open node's statistics)."""
+    """Write :func:`node_row` ``(node, model)`` into ``vals[at : at + ROW]`` in place: its
+    three parts, which the router also writes one at a time, each after the updates that
+    change it (an update reads only what it changed, not the node's other objects)."""
+    write_ewmas(vals, at, node, model)
+    write_load(vals, at, node, model)
+    write_report(vals, at, node, model)
+
+
+def write_ewmas(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """The row's EWMAs: ttft, per-token, success (an attempt's first token, end, blame)."""
     ew = node.ttft
     peak = ew.peak
     vals[at] = _NO_PEAK if peak is None else peak
@@ -269,19 +280,29 @@ def write_row(vals: array[float], at: int, node: NodeStats, model: str) -> None:
     vals[at + 3] = _NO_PEAK if peak is None else peak
     vals[at + 4] = ew.stamp
     vals[at + 5] = ew.idle_tau_s
+    ok = node.success.value
+    vals[at + 13] = 1.0 if ok is None else ok
+
+
+def write_load(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """The row's load: waiting and their start times, in flight, the heartbeat's load
+    (an attempt's start, first token and end; a heartbeat; another replica's ``heard``)."""
+    vals[at + 8] = node.waiting
+    vals[at + 9] = node.waiting_since_sum
+    vals[at + 10] = node.in_flight
+    vals[at + 11] = node.hb_load
+
+
+def write_report(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """The row's reported figures: ``model`` loaded and its cold start, concurrency, uptime,
+    the last heartbeat's time (a heartbeat, ``heard``, an answer that loaded the model)."""
     if model in node.loaded:
         vals[at + 6] = 1.0
         vals[at + 7] = 0.0
     else:
         vals[at + 6] = 0.0
         vals[at + 7] = node.model_cold_start_ms.get(model, node.cold_start_ms)
-    vals[at + 8] = node.waiting
-    vals[at + 9] = node.waiting_since_sum
-    vals[at + 10] = node.in_flight
-    vals[at + 11] = node.hb_load
     vals[at + 12] = node.max_concurrency
-    ok = node.success.value
-    vals[at + 13] = 1.0 if ok is None else ok
     vals[at + 14] = node.uptime
     vals[at + 15] = node.hb_at
 
