@@ -525,9 +525,11 @@ class Router:
         st.ended_at = now
         elapsed_ms = (now - att.started) * 1000.0
         ejected = False
+        part: _RowPart = _ewmas_load  # what changed of the node's rows (below: the model loaded)
         if outcome is Outcome.SUCCESS:
             if att.model not in st.loaded and att.model in st.models:
                 st.loaded = st.loaded | {att.model}  # it answered, so it is loaded now
+                part = write_row
             st.success.observe(1.0, now)
             st.latency.observe(elapsed_ms, now)
             if att.first_token_at is not None:
@@ -547,9 +549,9 @@ class Router:
             if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > 0:
                 st.busy_until = max(st.busy_until, now + retry_after_s)
         if ejected or was_saturated != st.saturated:
-            self._restate(st)
+            self._restate(st, part)
         else:
-            self._rewrite(st)
+            self._rewrite(st, part)
         return ejected
 
     def fault(self, att: Attempt, now: float) -> bool:
