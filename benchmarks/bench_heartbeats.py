@@ -44,7 +44,8 @@ from typing import Any
 
 from _common import free_port, machine_line, pct, write_json
 
-DB = f"llm_mesh_bench_heartbeats_{os.getpid()}"  # one per run: runs side by side do not collide
+# one per run: runs side by side do not collide (LLM_MESH_BENCH_DB: a name of the caller's)
+DB = os.environ.get("LLM_MESH_BENCH_DB") or f"llm_mesh_bench_heartbeats_{os.getpid()}"
 PG = os.environ.get("LLM_MESH_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 MODEL = "mistral-7b"
 

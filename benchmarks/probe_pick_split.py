@@ -7,8 +7,10 @@ picks (a walk over 20,000 list items and one heartbeat into table and router). E
 thread CPU time (``time.thread_time_ns``), rows interleaved round by round:
 
 * ``empty interval``: the two clock reads alone (the measurement's own floor);
-* ``draw``: ``IndexedSet.draw`` of ``choices`` open nodes;
-* ``draw + cheapest``: that and the scoring loop over the candidates;
+* ``draw``: ``IndexedSet.draw`` of ``choices`` open nodes (a tree whose pick scores flat
+  rows: ``IndexedRows.draw_slots``, their positions);
+* ``draw + cheapest``: that and the scoring loop over the candidates (``cheapest``; with
+  rows: ``cheapest_rows`` over the pool's rows, as that tree's pick runs it);
 * ``Router.pick``: the router's whole decision (the clock read included);
 * ``liveness re-check``: what ``Routing.pick`` asks the node table of its choice, for a
   random node (``NodeTable.alive``; a tree without it: ``healthy(get(...))``);
@@ -50,10 +52,22 @@ def main(argv: list[str] | None = None) -> int:
             entry = table.get(nid)
             return entry is not None and table.healthy(entry, now)
 
+    rows_of = getattr(bag, "draw_slots", None) is not None  # a pick that scores flat rows
+
+    def draw() -> object:
+        return bag.draw_slots(k, rand) if rows_of else bag.draw(k, rand)
+
+    def score() -> object:  # what that tree's pick runs
+        if rows_of:
+            from LLM_Mesh.core.scoring import cheapest_rows
+
+            return cheapest_rows(bag.vals, bag.draw_slots(k, rand), bag.members, 64, clock(), sp)
+        return cheapest(bag.draw(k, rand), MODEL, 64, clock(), sp)
+
     rows: dict[str, Callable[[], object] | None] = {
         "empty interval": None,
-        "draw": lambda: bag.draw(k, rand),
-        "draw + cheapest": lambda: cheapest(bag.draw(k, rand), MODEL, 64, clock(), sp),
+        "draw": draw,
+        "draw + cheapest": score,
         "Router.pick": lambda: router.pick(req, clock()),
         "liveness re-check": lambda: alive(ids[int(rand() * n)], clock()),
         "Routing.pick": lambda: routing.pick(req),

@@ -7,7 +7,11 @@ moves between them whenever its load changes, so a decision is O(1): draw
 than two on the mixed-speed fleet, docs/benchmarks.md), score each
 (:func:`~LLM_Mesh.core.scoring.node_cost`), keep the cheapest. Constraints are applied by rejection sampling (up to
 ``max_draws`` draws), then by one scan of the open set; an ``allow_nodes`` list
-shorter than the pool is walked directly.
+shorter than the pool is walked directly. The open set is an :class:`IndexedRows`: each
+node's scoring inputs for the model in one flat row (:func:`~LLM_Mesh.core.scoring.node_row`),
+written when the node enters it and again after every update of what the row holds, so a
+pick scores the rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`) without touching the
+candidates' objects (tests/core/test_balancer_rows.py keeps them in step).
 
 Verdicts: ``OK`` with a node; ``SATURATED`` when permitted nodes exist but all
 are full, with ``wait_s``: for the soonest of a sample of the full nodes, the
@@ -31,20 +35,27 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from LLM_Mesh.core.indexed_set import IndexedSet
+from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
 from LLM_Mesh.core.queue_wait import queue_wait_s
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import (
+    ROW,
     NodeStats,
     RouteRequest,
     ScoringPolicy,
-    cheapest,
+    cheapest_rows,
+    node_row,
     permits,
     service_ms,
+    write_ewmas,
+    write_load,
+    write_report,
+    write_row,
 )
 
 __all__ = ["Attempt", "Decision", "Outcome", "Router", "RoutingPolicy", "Verdict"]
@@ -65,18 +76,33 @@ class RoutingPolicy:
 _NONE, _OPEN, _FULL, _EJECTED = 0, 1, 2, 3
 _OK = Verdict.OK  # a module global: reading an enum member off its class costs ~0.1 µs
 _tuple_new = tuple.__new__
+_RowPart = Callable[["array[float]", int, NodeStats, str], None]  # write_row or a part of it
+
+
+def _load_report(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    write_load(vals, at, node, model)
+    write_report(vals, at, node, model)
+
+
+def _ewmas_load(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    write_ewmas(vals, at, node, model)
+    write_load(vals, at, node, model)
+
+
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
          "success", "latency", "reported_service_ms", "busy_until")  # fmt: skip
 
 
 class _Pool:
     """One model's routable nodes: the current ``NodeStats`` objects themselves (not their
-    ids), so a pick reads its candidates without a lookup in the 10,000-node dict."""
+    ids); the open ones each with their scoring inputs for the model in a flat row
+    (:func:`~LLM_Mesh.core.scoring.node_row`), so a pick reads its candidates' rows and
+    touches no node object but the winner's."""
 
     __slots__ = ("ejected", "full", "members", "open")
 
     def __init__(self) -> None:
-        self.open: IndexedSet[NodeStats] = IndexedSet()
+        self.open: IndexedRows[NodeStats] = IndexedRows(ROW)
         self.full: IndexedSet[NodeStats] = IndexedSet()
         self.ejected = 0
 
@@ -184,7 +210,7 @@ class Router:
             st.set_cold_starts(model_cold_start_ms)
         if uptime is not None:
             st.uptime = uptime
-        self._refresh(st)
+        self._restate(st, _load_report)
 
     def heard(self, node_id: str, at: float) -> bool:
         """The node was heard from at ``at`` through another replica (no load report).
@@ -198,17 +224,21 @@ class Router:
         st = self._nodes.get(node_id)
         if st is None:
             return False
-        if at > st.hb_at:
+        fresh = at > st.hb_at
+        if fresh:
             st.hb_at = at
             st.peak_in_flight = st.in_flight  # a heartbeat elsewhere: take_peak's window
         if st.hb_load == 0 or at <= st.hb_load_at:
+            if fresh:
+                self._rewrite(st, write_report)
             return False
         was_saturated = st.saturated
         st.hb_load = 0
         st.hb_load_at = at
         if was_saturated and not st.saturated:
-            self._refresh(st)
+            self._restate(st, _load_report)
             return True
+        self._rewrite(st, _load_report)
         return False
 
     def node(self, node_id: str) -> NodeStats | None:
@@ -245,7 +275,24 @@ class Router:
         return (0, 0, 0) if p is None else (len(p.open), len(p.full), p.ejected)
 
     # -- index upkeep -------------------------------------------------------------
-    def _refresh(self, st: NodeStats) -> None:
+    def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:
+        """After a change to what ``st``'s rows hold: its place, and the ``part`` of its
+        rows the change touched where it stays open (one that moves in gets whole rows)."""
+        if not self._refresh(st):
+            self._rewrite(st, part)
+
+    def _rewrite(self, st: NodeStats, part: _RowPart = write_row) -> None:
+        """Write ``part`` of ``st``'s rows again (one per model) if it is open; else it has
+        none. ``part``: ``scoring.write_row`` or one of its three parts."""
+        if self._place.get(st.node_id) == _OPEN:
+            pools = self._pools
+            for m in st.models:
+                bag = pools[m].open
+                part(bag.vals, bag.slot(st) * ROW, st, m)
+
+    def _refresh(self, st: NodeStats) -> bool:
+        """Put ``st`` where it belongs; ``True`` when it moved (an open node's rows are then
+        written afresh)."""
         if not st.routable:
             target = _NONE
         elif self.outliers.is_ejected(st.node_id):
@@ -254,13 +301,13 @@ class Router:
             target = _FULL
         else:
             target = _OPEN
-        self._move(st, target)
+        return self._move(st, target)
 
-    def _move(self, st: NodeStats, target: int) -> None:
+    def _move(self, st: NodeStats, target: int) -> bool:
         nid = st.node_id
         current = self._place.get(nid, _NONE)
         if current == target:
-            return
+            return False
         for m in st.models:
             pool = self._pools.get(m)
             if pool is None:
@@ -272,12 +319,13 @@ class Router:
             elif current == _EJECTED:
                 pool.ejected -= 1
             if target == _OPEN:
-                pool.open.add(st)
+                pool.open.add(st, node_row(st, m))
             elif target == _FULL:
                 pool.full.add(st)
             elif target == _EJECTED:
                 pool.ejected += 1
         self._place[nid] = target
+        return True
 
     def tick(self, now: float) -> None:
         """Bring back nodes whose ejection has ended (``pick`` calls it too)."""
@@ -291,13 +339,13 @@ class Router:
     def pick(self, req: RouteRequest, now: float) -> Decision:
         """Choose a node for ``req`` (see the module docstring for the verdicts).
 
-        The hot path of every request: one draw (:meth:`IndexedSet.draw`), one scoring
-        loop (:func:`~LLM_Mesh.core.scoring.cheapest`), one ``Decision``; the ejection
-        heap and the slow-start weights are only consulted when they can matter. A request
-        for one model without constraints (the common one) takes a short path that makes
-        the decision :meth:`_pick_any` would make (same draws, same node, same cost:
-        tests/core/test_balancer_fast_pick.py); every other request, and one whose model
-        has no open node, goes there.
+        The hot path of every request: one draw (:meth:`IndexedRows.draw_slots`), one
+        scoring loop over rows (:func:`~LLM_Mesh.core.scoring.cheapest_rows`), one
+        ``Decision``; the ejection heap and the slow-start weights are only consulted when
+        they can matter. A request for one model without constraints (the common one)
+        takes a short path that makes the decision :meth:`_pick_any` would make (same
+        draws, same node, same cost: tests/core/test_balancer_fast_pick.py); every other
+        request, and one whose model has no open node, goes there.
         """
         out = self.outliers
         if out.next_release <= now:
@@ -307,19 +355,21 @@ class Router:
             model = models[0]
             pool = self._pools.get(model)
             pol = self.policy
-            # no open node: draws nothing (no random number used), _pick_any draws again
-            cands = pool.open.draw(pol.choices, self._rand) if pool is not None else None
-            if cands:
-                sp = pol.scoring
-                tokens = req.expected_tokens
-                if tokens is None:
-                    tokens = sp.default_tokens
-                # rank 0: factor 1.0, as _pick_any's 1.0 + step × 0
-                st, cost = cheapest(
-                    cands, model, tokens, now, sp, None if out.all_full_weight else out.weight
-                )
-                # tuple.__new__: the named tuple's own __new__ is one more Python call a pick
-                return _tuple_new(Decision, (_OK, st.node_id, model, cost, None))  # type: ignore[union-attr]
+            if pool is not None:
+                bag = pool.open
+                # no open node: draws nothing (no random number used), _pick_any draws again
+                slots = bag.draw_slots(pol.choices, self._rand)
+                if slots:
+                    sp = pol.scoring
+                    tokens = req.expected_tokens
+                    if tokens is None:
+                        tokens = sp.default_tokens
+                    # rank 0: factor 1.0, as _pick_any's 1.0 + step × 0; the rows only
+                    nodes = bag.members
+                    i, cost = cheapest_rows(bag.vals, slots, nodes, tokens, now, sp,
+                                            None if out.all_full_weight else out.weight)  # fmt: skip
+                    # tuple.__new__: the named tuple's own __new__ is one more Python call
+                    return _tuple_new(Decision, (_OK, nodes[i].node_id, model, cost, None))
         return self._pick_any(req, now)
 
     def _pick_any(self, req: RouteRequest, now: float) -> Decision:
@@ -337,15 +387,18 @@ class Router:
             pool = self._pools.get(model)
             if pool is None:
                 continue
+            bag = pool.open
             if req.constrained:
-                cands = self._sample(pool.open, req, k)
+                slots = [bag.slot(st) for st in self._sample(bag, req, k)]
             else:
-                cands = pool.open.draw(k, self._rand)
-            if cands:
+                slots = bag.draw_slots(k, self._rand)
+            if slots:
                 factor = 1.0 + sp.specialty_step * rank
-                st, cost = cheapest(cands, model, tokens, now, sp, weight, factor)
+                i, cost = cheapest_rows(
+                    bag.vals, slots, bag.members, tokens, now, sp, weight, factor
+                )
                 if best is None or cost < best_cost:
-                    best, best_cost, best_model = st, cost, model
+                    best, best_cost, best_model = bag.at(i), cost, model
             if best is None and len(pool.full):
                 w = self._wait_estimate(pool.full, req, model, tokens, now)
                 if w is not None and (wait is None or w < wait):
@@ -424,7 +477,9 @@ class Router:
             st.waiting += 1
             st.waiting_since_sum += now
             if st.load >= st.capacity:
-                self._refresh(st)
+                self._restate(st, write_load)
+            else:
+                self._rewrite(st, write_load)
         return att
 
     def first_token(self, att: Attempt, now: float) -> None:
@@ -436,6 +491,7 @@ class Router:
             st.waiting -= 1
             st.waiting_since_sum -= att.started
             st.ttft.observe((now - att.started) * 1000.0, now)
+            self._rewrite(st, _ewmas_load)
 
     def finish(
         self,
@@ -469,9 +525,11 @@ class Router:
         st.ended_at = now
         elapsed_ms = (now - att.started) * 1000.0
         ejected = False
+        part: _RowPart = _ewmas_load  # what changed of the node's rows (below: the model loaded)
         if outcome is Outcome.SUCCESS:
             if att.model not in st.loaded and att.model in st.models:
                 st.loaded = st.loaded | {att.model}  # it answered, so it is loaded now
+                part = write_row
             st.success.observe(1.0, now)
             st.latency.observe(elapsed_ms, now)
             if att.first_token_at is not None:
@@ -491,7 +549,9 @@ class Router:
             if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > 0:
                 st.busy_until = max(st.busy_until, now + retry_after_s)
         if ejected or was_saturated != st.saturated:
-            self._refresh(st)
+            self._restate(st, part)
+        else:
+            self._rewrite(st, part)
         return ejected
 
     def fault(self, att: Attempt, now: float) -> bool:
@@ -503,7 +563,9 @@ class Router:
             return False
         ejected = self._failed(st, now)
         if ejected:
-            self._refresh(st)
+            self._restate(st, write_ewmas)
+        else:
+            self._rewrite(st, write_ewmas)
         return ejected
 
     def _failed(self, st: NodeStats, now: float) -> bool:

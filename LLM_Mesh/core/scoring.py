@@ -25,21 +25,29 @@ gateway can see); :class:`RouteRequest` carries the request's constraints.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.ewma import Ewma, PeakEwma
 
 __all__ = [
+    "ROW",
     "UNKNOWN_REGION",
     "NodeStats",
     "RouteRequest",
     "ScoringPolicy",
     "cheapest",
+    "cheapest_rows",
     "node_cost",
+    "node_row",
     "permits",
     "region_key",
     "service_ms",
+    "write_ewmas",
+    "write_load",
+    "write_report",
+    "write_row",
 ]
 
 # in ``avoid_regions``: also avoid nodes that declared no region (strict region mode)
@@ -229,6 +237,76 @@ def node_cost(
     return cheapest((node,), model, tokens, now, policy, lambda _nid, _now: weight)[1]
 
 
+# a node's scoring inputs for one model, as :func:`node_row` writes them and
+# :func:`cheapest_rows` reads them: ``ROW`` floats, in the order the formula reads them
+ROW = 16
+_NO_PEAK = -1.0  # a peak-EWMA without a sample yet (a peak is never negative)
+_ZEROS = (0.0,) * ROW
+
+
+def node_row(node: NodeStats, model: str) -> list[float]:
+    """``node``'s scoring inputs for ``model`` as one row of :data:`ROW` floats: the ttft
+    and per-token peak-EWMAs (peak, or -1 before a sample; stamp; idle tau), whether
+    ``model`` is loaded (1/0) and its cold start (0 when loaded), the requests waiting for a
+    first token and the sum of their start times, the gateway's in-flight count, the
+    heartbeat's load, ``max_concurrency``, the success EWMA (1 before a sample: no penalty
+    either way), uptime and the last heartbeat's time. Every figure is one a float holds
+    exactly (small counts, floats), so :func:`cheapest_rows` computes what the objects
+    would give, bit for bit. The router writes a node's rows again whenever one of these
+    changes (:func:`write_row`)."""
+    row = array("d", _ZEROS)
+    write_row(row, 0, node, model)
+    return row.tolist()
+
+
+def write_row(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """Write :func:`node_row` ``(node, model)`` into ``vals[at : at + ROW]`` in place: its
+    three parts, which the router also writes one at a time, each after the updates that
+    change it (an update reads only what it changed, not the node's other objects)."""
+    write_ewmas(vals, at, node, model)
+    write_load(vals, at, node, model)
+    write_report(vals, at, node, model)
+
+
+def write_ewmas(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """The row's EWMAs: ttft, per-token, success (an attempt's first token, end, blame)."""
+    ew = node.ttft
+    peak = ew.peak
+    vals[at] = _NO_PEAK if peak is None else peak
+    vals[at + 1] = ew.stamp
+    vals[at + 2] = ew.idle_tau_s
+    ew = node.per_token
+    peak = ew.peak
+    vals[at + 3] = _NO_PEAK if peak is None else peak
+    vals[at + 4] = ew.stamp
+    vals[at + 5] = ew.idle_tau_s
+    ok = node.success.value
+    vals[at + 13] = 1.0 if ok is None else ok
+
+
+def write_load(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """The row's load: waiting and their start times, in flight, the heartbeat's load
+    (an attempt's start, first token and end; a heartbeat; another replica's ``heard``)."""
+    vals[at + 8] = node.waiting
+    vals[at + 9] = node.waiting_since_sum
+    vals[at + 10] = node.in_flight
+    vals[at + 11] = node.hb_load
+
+
+def write_report(vals: array[float], at: int, node: NodeStats, model: str) -> None:
+    """The row's reported figures: ``model`` loaded and its cold start, concurrency, uptime,
+    the last heartbeat's time (a heartbeat, ``heard``, an answer that loaded the model)."""
+    if model in node.loaded:
+        vals[at + 6] = 1.0
+        vals[at + 7] = 0.0
+    else:
+        vals[at + 6] = 0.0
+        vals[at + 7] = node.model_cold_start_ms.get(model, node.cold_start_ms)
+    vals[at + 12] = node.max_concurrency
+    vals[at + 14] = node.uptime
+    vals[at + 15] = node.hb_at
+
+
 def cheapest(
     nodes: Sequence[NodeStats],
     model: str,
@@ -240,54 +318,80 @@ def cheapest(
 ) -> tuple[NodeStats | None, float]:
     """The node of ``nodes`` with the lowest ``factor × cost`` (the first on a tie) and that
     figure; ``(None, inf)`` for none. ``weight(node_id, now)``: the slow-start weight
-    (``None``: 1 for all).
+    (``None``: 1 for all). :func:`cheapest_rows` over the nodes' :func:`node_row` s."""
+    vals = array("d")
+    for node in nodes:
+        vals.extend(node_row(node, model))
+    i, cost = cheapest_rows(vals, range(len(nodes)), nodes, tokens, now, policy, weight, factor)
+    return (None, math.inf) if i < 0 else (nodes[i], cost)
 
-    The one place the cost formula is written (:func:`node_cost` is this for one node):
-    one loop with :func:`service_ms` and the load written out, because the router runs it
-    for every pick (docs/benchmarks.md, "Routing pick").
+
+def cheapest_rows(
+    vals: array[float],
+    slots: Iterable[int],
+    nodes: Sequence[NodeStats],
+    tokens: int,
+    now: float,
+    policy: ScoringPolicy,
+    weight: Callable[[str, float], float] | None = None,
+    factor: float = 1.0,
+) -> tuple[int, float]:
+    """Of the rows ``vals[i * ROW : (i + 1) * ROW]`` for ``i`` in ``slots`` (one model's
+    :func:`node_row` s), the one with the lowest ``factor × cost`` (the first on a tie) and
+    that figure; ``(-1, inf)`` for none. ``nodes[i]`` is row ``i``'s node, read only for
+    its id when ``weight`` applies.
+
+    The one place the cost formula is written (:func:`node_cost` and :func:`cheapest` run
+    it too): one loop reading flat rows, because the router runs it for every pick over
+    rows it keeps (``IndexedRows``), touching no candidate's Python objects
+    (docs/benchmarks.md, "Routing pick").
     """
-    best: NodeStats | None = None
+    best = -1
     best_cost = math.inf
     prior_ttft, prior_per_tok = policy.prior_ttft_ms, policy.prior_per_token_ms
     stale_after = policy.stale_after_s
     exp = math.exp
     scaled = weight is not None or factor != 1.0  # one test a node where neither applies
-    for node in nodes:
+    for i in slots:
+        b = i * 16  # ROW
         # service_ms, written out (with PeakEwma.get's decay): no call per node
-        ew = node.ttft
-        ttft = ew.peak
-        if ttft is None:
+        ttft = vals[b]
+        if ttft < 0.0:  # no sample yet
             ttft = prior_ttft
-        elif now > ew.stamp:
-            ttft = ttft * exp(-(now - ew.stamp) / ew.idle_tau_s)
-        ew = node.per_token
-        per_tok = ew.peak
-        if per_tok is None:
+        elif now > vals[b + 1]:
+            ttft = ttft * exp(-(now - vals[b + 1]) / vals[b + 2])
+        per_tok = vals[b + 3]
+        if per_tok < 0.0:
             per_tok = prior_per_tok
-        elif now > ew.stamp:
-            per_tok = per_tok * exp(-(now - ew.stamp) / ew.idle_tau_s)
+        elif now > vals[b + 4]:
+            per_tok = per_tok * exp(-(now - vals[b + 4]) / vals[b + 5])
         service = ttft + tokens * per_tok
-        if model not in node.loaded:
-            service += node.model_cold_start_ms.get(model, node.cold_start_ms)
-        if node.waiting:
-            stalled_ms = (now - node.waiting_since_sum / node.waiting) * 1000.0
+        if not vals[b + 6]:  # the model is not loaded: its cold start
+            service += vals[b + 7]
+        waiting = vals[b + 8]
+        if waiting:
+            stalled_ms = (now - vals[b + 9] / waiting) * 1000.0
             if stalled_ms > service:
                 service = stalled_ms
-        load = node.in_flight if node.in_flight > node.hb_load else node.hb_load
-        cost = service * (1.0 + load / node.max_concurrency)
-        ok = node.success.value
-        if ok is not None and ok < 1.0:
+        load = vals[b + 10]
+        hb_load = vals[b + 11]
+        if hb_load >= load:
+            load = hb_load
+        cost = service * (1.0 + load / vals[b + 12])
+        ok = vals[b + 13]
+        if ok < 1.0:
             cost *= 1.0 + policy.failure_penalty * (1.0 - ok)
-        if node.uptime < 1.0:
-            cost *= 1.0 + policy.downtime_penalty * (1.0 - max(0.0, node.uptime))
-        if now - node.hb_at > stale_after:
+        uptime = vals[b + 14]
+        if uptime < 1.0:
+            cost *= 1.0 + policy.downtime_penalty * (1.0 - max(0.0, uptime))
+        if now - vals[b + 15] > stale_after:
             cost *= policy.stale_penalty
         if scaled:
             if weight is not None:  # weight 1: cost / 1.0 would be cost exactly
-                w = weight(node.node_id, now)
+                w = weight(nodes[i].node_id, now)
                 cost = math.inf if w <= 0.0 else cost / w
             if factor != 1.0:  # 1.0 × cost would be cost exactly
                 cost = factor * cost
-        if best is None or cost < best_cost:
-            best, best_cost = node, cost
+        if best < 0 or cost < best_cost:
+            best, best_cost = i, cost
     return best, best_cost

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from LLM_Mesh.core.indexed_set import IndexedSet
+import pytest
+
+from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 
 
 def members(s: IndexedSet[str]) -> list[str]:
@@ -92,3 +94,45 @@ def test_draw_is_uniform_over_the_members() -> None:
         for x in got:
             counts[x] += 1
     assert all(1700 < c < 2300 for c in counts.values())  # 2000 each expected
+
+
+def test_indexed_rows_keep_each_members_row_at_its_position() -> None:
+    """Rows move with their members through adds, swap-removals and rewrites; ``draw_slots``
+    draws the positions ``draw`` would draw, with the same random numbers."""
+    rng = random.Random(5)
+    rows: IndexedRows[str] = IndexedRows(3)
+    want: dict[str, list[float]] = {}
+    for step in range(3000):
+        item = f"i{rng.randrange(40)}"
+        x = rng.random()
+        if x < 0.4:
+            row = [rng.random(), float(step), -1.0]
+            assert rows.add(item, row) is (item not in want)
+            want.setdefault(item, row)
+        elif x < 0.7:
+            assert rows.discard(item) is (want.pop(item, None) is not None)
+        elif x < 0.85:
+            row = [float(step), 0.0, rng.random()]
+            assert rows.put(item, row) is (item in want)
+            if item in want:
+                want[item] = row
+        else:
+            k = rng.randint(1, 6)
+            seed = rng.random()
+            a, b = random.Random(seed), random.Random(seed)
+            assert [rows.at(i) for i in rows.draw_slots(k, a.random)] == rows.draw(k, b.random)
+            assert a.random() == b.random()  # as many numbers used
+        assert len(rows.vals) == 3 * len(rows) and len(rows) == len(want)
+        assert {it: rows.row(it) for it in rows} == want
+        assert all(rows.at(rows.slot(it)) == it for it in want)
+
+
+def test_indexed_rows_refuse_a_row_of_the_wrong_width() -> None:
+    rows: IndexedRows[str] = IndexedRows(2)
+    with pytest.raises(ValueError):
+        rows.add("a", [1.0])
+    rows.add("a", [1.0, 2.0])
+    with pytest.raises(ValueError):
+        rows.put("a", [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError):
+        IndexedRows(0)
