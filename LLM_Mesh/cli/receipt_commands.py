@@ -137,6 +137,23 @@ def _client_line(receipt: Receipt, request_id: str | None) -> str:
     return f"  client's own request id: countersigned as its hash {shown(receipt.client_id_hash)}"
 
 
+def _money_line(receipt: Receipt) -> str:
+    """What the receipt says the request was charged (version 3), in µNT."""
+    if receipt.version < 3:
+        return f"  version {receipt.version}: no amounts signed (the ledger's entries say them)"
+    money = receipt.money
+    if money is None:
+        return "  not settled: settlement was off, nobody was charged (no amounts signed)"
+    return (f"  charged {money.cost:,} micro-NetworkTokens to the {money.payer} payer "
+            f"(network fee {money.fee_bps} bps of each part): countersigned")  # fmt: skip
+
+
+def _part_money(amount: int | None, fee: int | None) -> str:
+    if amount is None or fee is None:
+        return ""
+    return f"; charged {amount:,} µNT ({amount - fee:,} to its operator, {fee:,} fee)"
+
+
 def _describe(receipt: Receipt, request_id: str | None = None) -> None:
     """What the receipt says, its signed text printed literally (found 2026-12-04: read as
     Rich markup, a ``[/]`` in a model id ended the command, ``[green]...`` forged words)."""
@@ -149,12 +166,13 @@ def _describe(receipt: Receipt, request_id: str | None = None) -> None:
         highlight=False,
     )
     console.print(_client_line(receipt, request_id), highlight=False)
+    console.print(_money_line(receipt), highlight=False)
     for i, p in enumerate(receipt.parts):
         note = f" ({shown(p.reason)})" if p.reason else ""
         console.print(
             f"  part {i}: {shown(p.node_id)} {shown(p.status.value)}{note}: {p.prompt_tokens} "
             f"prompt + {p.completion_tokens} completion tokens, output sha256 "
-            f"{shown(p.output_sha256)}",
+            f"{shown(p.output_sha256)}{_part_money(p.amount, p.fee)}",
             highlight=False,
         )
 

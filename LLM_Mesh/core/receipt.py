@@ -14,15 +14,27 @@ text, :mod:`~LLM_Mesh.core.answer_text`). It travels as the node's ``mesh.receip
 ``{"v", "node_id", "node_key", "registry_id", "request_id", "model", "prompt_tokens",
 "completion_tokens", "output_sha256", "signature"}`` (key and signature base64url).
 
-**Receipt** (version 2). The gateway checks each node's part
+**Receipt** (version 3). The gateway checks each node's part
 (:func:`~LLM_Mesh.core.receipt_check.check_part`: the node's signature over the gateway's
 *own* numbers, so one Ed25519 verify checks every field) and signs, with the registry key,
-the whole request, the client's id when it chose one (as a hash), and every part::
+the whole request, the client's id when it chose one (as a hash), what it was charged, and
+every part::
 
-    b"llm-mesh/v1/receipt-v2\\0" registry_id request_id client_id_hash model u64(time_ms)
-      u64(prompt_tokens) u64(completion_tokens) sha256(output)[32] u16(parts)
+    b"llm-mesh/v1/receipt-v3\\0" registry_id request_id client_id_hash model u64(time_ms)
+      u64(prompt_tokens) u64(completion_tokens) sha256(output)[32]
+      u8(settled) [payer u64(fee_bps) u64(cost)] u16(parts)
       per part: node_id node_key status reason u64(prompt_tokens)
                 u64(completion_tokens) sha256(part output)[32] node_signature
+                [u64(amount) u64(fee)]
+
+The bracketed fields are there only when ``settled`` is 1 (:class:`Money`: the request was
+settled, in whole micro-NetworkTokens): ``payer`` is the paying account's kind as the
+public ledger names it (``user`` or ``pool``, never the account), ``cost`` the request's
+total (``mesh.cost``), and each part's ``amount`` (fee included) and ``fee`` are the values
+the ledger's ``settle`` (``amount - fee``) and ``fee`` entries of that request carry (0 for
+a part nobody pays). With settlement off ``settled`` is 0 and no amount is signed.
+**Version 2** (receipts made before 2026-12-05) is the layout without the money, under
+``b"llm-mesh/v1/receipt-v2\\0"``; it still verifies.
 
 ``client_id_hash`` is ``u16 length`` + 0 bytes when the gateway made the request id, else +
 the 32 bytes of :func:`client_id_hash` of the client's ``Idempotency-Key`` /
@@ -32,7 +44,7 @@ same domain-separated SHA-256 whose first 24 hex digits the public ledger's ``c-
 (``registry/parse.client_ledger_id``): the receipt tells nobody more about the client's id
 than the ledger entry it is linked to (by ``receipt_hash``) already does; unsalted for that
 reason (a salt here would hide nothing the ledger shows). **Version 1** (receipts made
-before it) is the same layout under ``b"llm-mesh/v1/receipt\\0"`` without
+before it) is version 2's layout under ``b"llm-mesh/v1/receipt\\0"`` without
 ``client_id_hash``; it still verifies, and links no client id.
 
 A part's ``status`` is ``signed`` (the node's receipt verified), ``broken`` (the node
@@ -67,11 +79,14 @@ from LLM_Mesh.core.identity import (
     encode_public_key,
     node_id_for,
 )
+from LLM_Mesh.core.pricing import MAX_FEE_BPS
 
 __all__ = [
     "HDR_RECEIPT",
     "PAYABLE",
+    "PAYERS",
     "VERSION",
+    "Money",
     "NodeReceiptSigner",
     "Part",
     "PartStatus",
@@ -84,13 +99,16 @@ __all__ = [
     "receipt_bytes",
 ]
 
-VERSION = 2  # the receipt layout the gateway signs; a node's own receipt is version 1
-VERSIONS = (1, 2)  # what a verifier reads
+VERSION = 3  # the receipt layout the gateway signs; a node's own receipt is version 1
+VERSIONS = (1, 2, 3)  # what a verifier reads
 NODE_VERSION = 1
 HDR_RECEIPT = "X-Mesh-Receipt"
 NODE_DOMAIN = DOMAIN + MessageKind.NODE_RECEIPT.value.encode("ascii") + b"\x00"
 RECEIPT_DOMAIN = DOMAIN + MessageKind.RECEIPT.value.encode("ascii") + b"\x00"  # version 1
 RECEIPT_V2_DOMAIN = DOMAIN + MessageKind.RECEIPT_V2.value.encode("ascii") + b"\x00"
+RECEIPT_V3_DOMAIN = DOMAIN + MessageKind.RECEIPT_V3.value.encode("ascii") + b"\x00"
+# the payer's account kind as the public ledger names it (``user:<pseudonym>``, ``pool``)
+PAYERS = ("user", "pool")
 # a client's own request id, hashed: the public ledger's ``c-`` id is its first 24 hex digits
 CLIENT_ID_DOMAIN = b"llm-mesh/ledger-request/v1\x00"
 MAX_FIELD = 512  # bytes of an id, a model name, a key or a signature
@@ -233,6 +251,10 @@ class Part:
     output_sha256: str
     node_signature: str = ""  # base64url; only for a signed part
     reason: str = ""  # why a part is invalid
+    # µNT the payer pays for this part, fee included, and the network's fee of it (version
+    # 3, settled: what the ledger's entries carry); None: not settled, or an older version
+    amount: int | None = None
+    fee: int | None = None
 
     @property
     def payable(self) -> bool:
@@ -250,7 +272,39 @@ class Part:
         }
         if self.reason:
             out["reason"] = self.reason
+        if self.amount is not None:
+            out["amount"] = self.amount
+            out["fee"] = self.fee
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """What a settled request was charged (version 3), in whole µNT: the payer's account
+    kind (:data:`PAYERS`), the network fee in basis points each part's fee was cut at, and
+    the total (``mesh.cost``: the parts' amounts summed)."""
+
+    payer: str
+    fee_bps: int
+    cost: int
+
+    def signed(self) -> bytes:
+        if self.payer not in PAYERS:
+            raise ValueError(f"a receipt's payer is one of {PAYERS}, not {self.payer!r}")
+        if not 0 <= self.fee_bps <= MAX_FEE_BPS:
+            raise ValueError(f"a receipt's fee_bps is 0 to {MAX_FEE_BPS}")
+        return b"\x01" + _str(self.payer) + _u64(self.fee_bps) + _u64(self.cost)
+
+
+def _part_money(part: Part, money: Money | None) -> bytes:
+    """A version-3 part's amounts in the signed bytes: both when settled, else none."""
+    if money is None:
+        if part.amount is not None or part.fee is not None:
+            raise ValueError("a receipt not settled signs no part's amount")
+        return b""
+    if part.amount is None or part.fee is None:
+        raise ValueError("a settled receipt signs every part's amount and fee")
+    return _u64(part.amount) + _u64(part.fee)
 
 
 def receipt_bytes(
@@ -264,27 +318,39 @@ def receipt_bytes(
     parts: Sequence[Part],
     client_id_hash: str = "",
     version: int = VERSION,
+    money: Money | None = None,
 ) -> bytes:
-    """The canonical bytes the gateway signs (see the module docstring): ``version`` 2
-    (``client_id_hash``: "" or 64 lowercase hex digits), or 1 (no client id)."""
+    """The canonical bytes the gateway signs (see the module docstring): ``version`` 3
+    (``money``: what a settled request was charged, ``None``: not settled), 2 (no money;
+    ``client_id_hash``: "" or 64 lowercase hex digits), or 1 (no client id either)."""
     if not 1 <= len(parts) <= MAX_PARTS:
         raise ValueError(f"a receipt has 1 to {MAX_PARTS} parts")
-    if version == 2:
-        head = [RECEIPT_V2_DOMAIN, _str(registry_id), _str(request_id), _client(client_id_hash)]
+    if version != 3 and (
+        money is not None or any(p.amount is not None or p.fee is not None for p in parts)
+    ):
+        raise ValueError(f"a version-{version} receipt signs no amount")
+    if version in (2, 3):
+        domain = RECEIPT_V3_DOMAIN if version == 3 else RECEIPT_V2_DOMAIN
+        head = [domain, _str(registry_id), _str(request_id), _client(client_id_hash)]
     elif version == 1 and not client_id_hash:
         head = [RECEIPT_DOMAIN, _str(registry_id), _str(request_id)]
     else:
         raise ValueError(f"receipt version {version} with client_id_hash {client_id_hash!r}")
     out = [
         *head, _str(model), _u64(time_ms), _u64(prompt_tokens), _u64(completion_tokens),
-        _digest(output_sha256), struct.pack(">H", len(parts)),
+        _digest(output_sha256),
     ]  # fmt: skip
+    if version == 3:
+        out.append(b"\x00" if money is None else money.signed())
+    out.append(struct.pack(">H", len(parts)))
     for p in parts:
         out += (
             _str(p.node_id), _str(p.node_key), _str(p.status.value), _str(p.reason),
             _u64(p.prompt_tokens), _u64(p.completion_tokens), _digest(p.output_sha256),
             _str(p.node_signature),
         )  # fmt: skip
+        if version == 3:
+            out.append(_part_money(p, money))
     return b"".join(out)
 
 
@@ -305,12 +371,13 @@ class Receipt:
     # (or a version-1 receipt, which signs none)
     client_id_hash: str = ""
     version: int = VERSION
+    money: Money | None = None  # version 3, settled: what was charged; None: not settled
 
     def signed_bytes(self) -> bytes:
         return receipt_bytes(
             self.registry_id, self.request_id, self.model, self.time_ms, self.prompt_tokens,
             self.completion_tokens, self.output_sha256, self.parts, self.client_id_hash,
-            self.version,
+            self.version, self.money,
         )  # fmt: skip
 
     def names(self, request_id: str) -> bool:
@@ -334,12 +401,19 @@ class Receipt:
         }
         if self.version >= 2:
             out["client_id_hash"] = self.client_id_hash
-        return out | {
+        out |= {
             "model": self.model,
             "time_ms": self.time_ms,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "output_sha256": self.output_sha256,
+        }
+        if self.version >= 3:
+            money = self.money
+            out["settled"] = money is not None
+            if money is not None:
+                out |= {"payer": money.payer, "fee_bps": money.fee_bps, "cost": money.cost}
+        return out | {
             "parts": [p.to_json() for p in self.parts],
             "receipt_hash": receipt_hash or self.receipt_hash,
             "signature": self.signature,
@@ -364,17 +438,21 @@ class ReceiptSigner:
         output_sha256: str,
         parts: Sequence[Part],
         client_id_hash: str = "",
+        money: Money | None = None,
+        version: int = VERSION,
     ) -> tuple[Receipt, str]:
         """The receipt and its ``receipt_hash`` (one signature, one hash); ``client_id_hash``:
         :func:`client_id_hash` of the client's own request id when it chose one (the parse
-        stage's, made once with the ledger's ``c-`` id), else ""."""
+        stage's, made once with the ledger's ``c-`` id), else ""; ``money``: what a settled
+        request was charged (the parts then carry their ``amount`` and ``fee``)."""
         time_ms = int(self.wall_clock() * 1000)
         parts = tuple(parts)
         data = receipt_bytes(self.registry_id, request_id, model, time_ms, prompt_tokens,
-                             completion_tokens, output_sha256, parts, client_id_hash)  # fmt: skip
+                             completion_tokens, output_sha256, parts, client_id_hash,
+                             version, money)  # fmt: skip
         receipt = Receipt(
             self.registry_id, request_id, model, time_ms, prompt_tokens, completion_tokens,
-            output_sha256, parts, b64url(self._key.sign(data)), client_id_hash,
+            output_sha256, parts, b64url(self._key.sign(data)), client_id_hash, version, money,
         )  # fmt: skip
         return receipt, hashlib.sha256(data).hexdigest()
 

@@ -29,6 +29,9 @@ naming its reason:
 ``usage``            the answer's ``usage`` differs from the receipt's counts
 ``output_sha256``    the answer's text (or ``--output``) does not hash to the receipt's
 ``unsigned_part``    (only when required) a part the node did not sign
+``amounts``          (version 3, settled) the parts' amounts do not add up to the cost, a
+                     part's fee is not ⌊amount × fee_bps / 10000⌋, or a part nobody pays
+                     (``invalid``) has an amount
 """
 
 from __future__ import annotations
@@ -44,10 +47,13 @@ from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
 from LLM_Mesh.core.ed25519 import PublicKey
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import node_id_for
+from LLM_Mesh.core.pricing import network_fee
 from LLM_Mesh.core.receipt import (
     HDR_RECEIPT,
     MAX_PARTS,
+    PAYERS,
     VERSIONS,
+    Money,
     Part,
     PartStatus,
     Receipt,
@@ -92,10 +98,11 @@ def parse_receipt(obj: Any) -> Receipt:
         raise _malformed("a receipt is a JSON object")
     version = obj.get("v")
     if version not in VERSIONS or isinstance(version, bool):
-        raise ReceiptError("version", f"receipt version {version!r} (this verifier: 1, 2)")
-    client = _text(obj, "client_id_hash") if version == 2 else ""
+        raise ReceiptError("version", f"receipt version {version!r} (this verifier: 1, 2, 3)")
+    client = _text(obj, "client_id_hash") if version >= 2 else ""
     if version == 1 and "client_id_hash" in obj:
         raise _malformed("a version-1 receipt has no client_id_hash")
+    money = _money(obj, version)
     raw_parts = obj.get("parts")
     if not isinstance(raw_parts, list) or not 1 <= len(raw_parts) <= MAX_PARTS:
         raise _malformed(f"parts is not a list of 1 to {MAX_PARTS} parts")
@@ -110,22 +117,67 @@ def parse_receipt(obj: Any) -> Receipt:
         reason = raw.get("reason", "")
         if not isinstance(reason, str):
             raise _malformed("reason is not a string")
+        if money is None and ("amount" in raw or "fee" in raw):  # not signed: not believed
+            raise _malformed("a part of a receipt that signs no amounts has an amount")
+        amount = None if money is None else _count(raw, "amount")
+        fee = None if money is None else _count(raw, "fee")
         parts.append(Part(
             _text(raw, "node_id"), _text(raw, "node_key"), status, _count(raw, "prompt_tokens"),
             _count(raw, "completion_tokens"), _text(raw, "output_sha256"),
-            _text(raw, "node_signature"), reason,
+            _text(raw, "node_signature"), reason, amount, fee,
         ))  # fmt: skip
     receipt = Receipt(
         _text(obj, "registry_id"), _text(obj, "request_id"), _text(obj, "model"),
         _count(obj, "time_ms"), _count(obj, "prompt_tokens"), _count(obj, "completion_tokens"),
         _text(obj, "output_sha256"), tuple(parts), _text(obj, "signature"), client,
-        version,
+        version, money,
     )  # fmt: skip
     try:
         receipt.signed_bytes()
     except ValueError as exc:
         raise _malformed(str(exc)) from None
     return receipt
+
+
+_MONEY = ("payer", "fee_bps", "cost")
+
+
+def _money(obj: dict[str, Any], version: int) -> Money | None:
+    """A version-3 receipt's :class:`~LLM_Mesh.core.receipt.Money` (``None``: ``settled``
+    false); older versions sign none, so one that states amounts is refused."""
+    if version < 3:
+        if "settled" in obj or any(name in obj for name in _MONEY):
+            raise _malformed(f"a version-{version} receipt signs no amounts")
+        return None
+    settled = obj.get("settled")
+    if not isinstance(settled, bool):
+        raise _malformed("settled is not true or false")
+    if not settled:
+        if any(name in obj for name in _MONEY):
+            raise _malformed("a receipt not settled has no payer, fee_bps or cost")
+        return None
+    payer = _text(obj, "payer")
+    if payer not in PAYERS:
+        raise _malformed(f"payer is not one of {', '.join(PAYERS)}")
+    return Money(payer, _count(obj, "fee_bps"), _count(obj, "cost"))
+
+
+def _check_amounts(receipt: Receipt) -> None:
+    """A settled receipt's amounts agree with each other (``amounts``)."""
+    money = receipt.money
+    if money is None:
+        return
+    for i, p in enumerate(receipt.parts):
+        amount, fee = p.amount or 0, p.fee or 0
+        if fee != network_fee(amount, money.fee_bps):
+            raise ReceiptError(
+                "amounts", f"part {i}: fee {fee} is not {money.fee_bps} bps of amount {amount}"
+            )
+        if amount and not p.payable:
+            raise ReceiptError("amounts", f"part {i} is {p.status.value} and charged {amount}")
+    total = sum(p.amount or 0 for p in receipt.parts)
+    if total != money.cost:
+        raise ReceiptError("amounts", f"the parts' amounts add up to {total}, not {money.cost}")
 
 
 def decode_header(value: str) -> Any:
@@ -337,6 +389,7 @@ def verify(
         != (receipt.prompt_tokens, receipt.output_sha256)
     ):
         raise ReceiptError("totals", "the parts do not add up to the receipt's totals")
+    _check_amounts(receipt)
     _check_request(receipt, found, request_id)
     counts = (receipt.prompt_tokens, receipt.completion_tokens)
     if found.usage is not None and found.usage != counts:

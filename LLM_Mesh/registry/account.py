@@ -12,7 +12,9 @@ attempts, goes to the gateway's metrics and request log line (:class:`~LLM_Mesh.
 one place where a request ends.
 
 Settlement: the client's :class:`~LLM_Mesh.registry.job.Payment` (reserved by the
-admit stage) is paid with :func:`price_parts` — each node for the completion tokens
+admit stage) is paid with :func:`charge_parts` (:func:`price_parts` less the parts nobody
+pays, with each part's network fee; computed once, by :func:`make_receipt`, whose receipt
+signs those very amounts, and summed for ``mesh.cost``) — each node for the completion tokens
 it delivered, the prompt once (a stream cut short before any node counted it: at a
 usual count, :func:`charged_prompt_tokens`; so is an answer whose node said no count) — *before* the answer is released (:func:`pay`: a
 non-stream before its body, a stream before its final chunk, ``StreamAccount.commit``),
@@ -22,14 +24,17 @@ an answer is voided (:func:`void`).
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from LLM_Mesh.core.node_refusal import Refusal, node_refusal
-from LLM_Mesh.core.pricing import UNIT, part_costs
+from LLM_Mesh.core.pricing import UNIT, network_fee, part_costs
+from LLM_Mesh.core.receipt import PAYERS, Money, Part
 from LLM_Mesh.core.receipt_check import check_part
 from LLM_Mesh.errors import MeshError
-from LLM_Mesh.registry.job import Client, Job, Tally
+from LLM_Mesh.registry.job import Charged, Client, Job, Payment, Tally
 from LLM_Mesh.registry.ports import RequestRecord
 from LLM_Mesh.registry.runtime import Runtime
 
@@ -39,6 +44,7 @@ __all__ = [
     "account_failure",
     "account_passthrough",
     "build_mesh",
+    "charge_parts",
     "charged_prompt_tokens",
     "make_receipt",
     "mesh_answer",
@@ -50,6 +56,8 @@ __all__ = [
     "stated_prompt_tokens",
     "void",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def _elapsed_ms(rt: Runtime, job: Job) -> float:
@@ -159,13 +167,31 @@ def payable_parts(job: Job, tally: Tally) -> list[tuple[str, int]]:
     return [(n, 0 if n in unpaid else a) for n, a in parts]
 
 
+def charge_parts(job: Job, tally: Tally, payment: Payment | None) -> list[Charged]:
+    """``(node id, µNT, fee)`` per node part, in order: :func:`payable_parts`, each with the
+    network's fee of it (⌊amount × the payment's ``fee_bps`` / 10000⌋; 0 when the request is
+    not settled). The one computation of what a request is charged: the receipt signs these
+    (:func:`make_receipt`), ``mesh.cost`` is their sum, the payment writes them to the
+    ledger (``settle``: amount − fee, ``fee``)."""
+    fee_bps = 0 if payment is None else payment.fee_bps
+    return [
+        (node, amount, network_fee(amount, fee_bps)) for node, amount in payable_parts(job, tally)
+    ]
+
+
+def _charged(job: Job, tally: Tally, payment: Payment | None) -> list[Charged]:
+    """``tally.charged``: priced once (by :func:`make_receipt`, else now)."""
+    if tally.charged is None:
+        tally.charged = charge_parts(job, tally, payment)
+    return tally.charged
+
+
 async def pay(job: Job, tally: Tally, client: Client) -> None:
     """Pay the client's reservation with the answer's payable parts (before it is released):
-    the parts its ``mesh.cost`` was summed from (``tally.charged``), else priced now."""
+    the parts its ``mesh.cost`` was summed from and its receipt signs (``tally.charged``)."""
     payment = client.payment
     if payment is not None:
-        parts = tally.charged if tally.charged is not None else payable_parts(job, tally)
-        await payment.pay(parts, tally.receipt_hash)
+        await payment.pay(_charged(job, tally, payment), tally.receipt_hash)
 
 
 def void(client: Client) -> None:
@@ -183,7 +209,13 @@ _GATEWAYS_SAY = (
 
 
 def build_mesh(
-    rt: Runtime, job: Job, tally: Tally, node_mesh: Any, *, latency_ms: float
+    rt: Runtime,
+    job: Job,
+    tally: Tally,
+    node_mesh: Any,
+    *,
+    latency_ms: float,
+    payment: Payment | None,
 ) -> dict[str, Any]:
     """The node's ``mesh`` completed with the gateway's view (who, how fast, what cost);
     the cost goes into ``tally.cost``."""
@@ -212,21 +244,54 @@ def build_mesh(
     if tally.failed_nodes:
         mesh["failover_from"] = list(tally.failed_nodes)
         mesh["continued"] = True
-    receipt = make_receipt(rt, job, tally)
+    receipt = make_receipt(rt, job, tally, payment)
     if receipt is None:
         mesh.pop("receipt", None)  # a node's own receipt is never passed on as the gateway's
     else:
         mesh["receipt"] = receipt
-    # what the client pays: the parts the receipt says are payable (after make_receipt)
-    charged = tally.charged = payable_parts(job, tally)
-    tally.cost = mesh["cost"] = sum(amount for _, amount in charged)
+    # what the client pays: the parts the receipt says are payable (make_receipt's)
+    tally.cost = mesh["cost"] = sum(amount for _, amount, _ in _charged(job, tally, payment))
     return mesh
 
 
-def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
-    """Check each node's part and countersign the request's receipt (``core/receipt.py``):
-    sets ``tally.node_receipts``, ``tally.receipt`` and ``tally.receipt_hash``; ``None``
-    when there is nothing to sign (no part was relayed) or no registry key.
+def _priced(
+    charged: list[Charged], parts: tuple[Part, ...], payment: Payment | None
+) -> tuple[Money | None, tuple[Part, ...]] | None:
+    """What the receipt signs of the money: ``(None, parts)`` when the request is not
+    settled; else its :class:`~LLM_Mesh.core.receipt.Money` and each part with the amount
+    and fee ``charged`` (in order, each charged part to the next receipt part of its node;
+    0 for a part nobody pays). ``None`` when a charge has no payable part to go with (not
+    made by the send stage: every node part that delivered a token has one) or the payer is
+    not of a kind the ledger names so: the receipt then signs no money (version 2)."""
+    if payment is None:
+        return None, parts
+    kind = payment.payer.split(":", 1)[0]
+    if kind not in PAYERS:
+        return None
+    amounts = [(0, 0)] * len(parts)
+    i = 0
+    for node, amount, fee in charged:
+        if amount == 0:
+            continue
+        while i < len(parts) and parts[i].node_id != node:
+            i += 1
+        if i == len(parts) or not parts[i].payable:
+            return None
+        amounts[i] = (amount, fee)
+        i += 1
+    cost = sum(amount for _, amount, _ in charged)
+    priced = tuple(replace(p, amount=a, fee=f) for p, (a, f) in zip(parts, amounts, strict=True))
+    return Money(kind, payment.fee_bps, cost), priced
+
+
+def make_receipt(
+    rt: Runtime, job: Job, tally: Tally, payment: Payment | None
+) -> dict[str, Any] | None:
+    """Check each node's part, price the request (:func:`charge_parts`, once) and
+    countersign its receipt with those amounts (``core/receipt.py``, version 3; not settled:
+    ``payment`` None, no amounts): sets ``tally.node_receipts``, ``tally.charged``,
+    ``tally.receipt`` and ``tally.receipt_hash``; ``None`` when there is nothing to sign (no
+    part was relayed) or no registry key.
 
     Per request: one Ed25519 verify per node part, one signature, one SHA-256 of the
     receipt's bytes (the output was hashed once by the send stage; the client's own id, when
@@ -240,6 +305,12 @@ def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
                    keys=rt.node_keys)
         for obs in tally.outputs
     )  # fmt: skip
+    tally.node_receipts = parts  # (what charge_parts reads: which parts are payable)
+    charged = tally.charged = charge_parts(job, tally, payment)
+    priced = _priced(charged, parts, payment)
+    if priced is None:
+        log.error("receipt of %s: its charges do not match its parts; signed without "
+                  "amounts (version 2)", job.request_id)  # fmt: skip
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     receipt, receipt_hash = signer.countersign(
         job.forwarded_id,
@@ -247,26 +318,32 @@ def make_receipt(rt: Runtime, job: Job, tally: Tally) -> dict[str, Any] | None:
         tally.prompt_tokens,
         completion,
         tally.output_sha256,
-        parts,
+        parts if priced is None else priced[1],
         job.client_id_hash,
+        None if priced is None else priced[0],
+        2 if priced is None else 3,
     )
-    tally.node_receipts = parts
     tally.receipt_hash = receipt_hash
     tally.receipt = receipt.to_json(receipt_hash)
     return tally.receipt
 
 
-def account_answer(rt: Runtime, job: Job, tally: Tally, data: dict[str, Any]) -> None:
+def account_answer(
+    rt: Runtime, job: Job, tally: Tally, data: dict[str, Any], payment: Payment | None
+) -> None:
     """A non-stream's answer: its ``mesh`` set in ``data``, its record queued."""
-    record_answer(rt, job, tally, mesh_answer(rt, job, tally, data))
+    record_answer(rt, job, tally, mesh_answer(rt, job, tally, data, payment))
 
 
-def mesh_answer(rt: Runtime, job: Job, tally: Tally, data: dict[str, Any]) -> float:
-    """A non-stream's answer: its ``mesh`` set in ``data`` (what the client receives); the
-    latency it states, in ms, which :func:`record_answer` records. The gateway's pipeline
-    records after the answer is written (``pipeline.Pipeline._complete``)."""
+def mesh_answer(
+    rt: Runtime, job: Job, tally: Tally, data: dict[str, Any], payment: Payment | None
+) -> float:
+    """A non-stream's answer: its ``mesh`` set in ``data`` (what the client receives; priced
+    for ``payment``, the client's: ``None`` when settlement is off); the latency it states,
+    in ms, which :func:`record_answer` records. The gateway's pipeline records after the
+    answer is written (``pipeline.Pipeline._complete``)."""
     latency_ms = _elapsed_ms(rt, job)
-    mesh = build_mesh(rt, job, tally, data.get("mesh"), latency_ms=latency_ms)
+    mesh = build_mesh(rt, job, tally, data.get("mesh"), latency_ms=latency_ms, payment=payment)
     if tally.waited_s > 0:
         mesh["waited_ms"] = round(tally.waited_s * 1000.0, 3)
     data["mesh"] = mesh
@@ -345,11 +422,10 @@ class StreamAccount:
         """The stream ended, however: pay what was delivered (once), then record it. A
         stream cut off before its receipt went out gets one made here first (for the
         ledger entry to commit to)."""
-        tally = self.tally
+        tally, payment = self.tally, self.client.payment
         if tally.receipt is None and tally.outputs:
-            make_receipt(self.rt, self.job, tally)
-        charged = tally.charged = payable_parts(self.job, tally)
-        tally.cost = sum(amount for _, amount in charged)
+            make_receipt(self.rt, self.job, tally, payment)
+        tally.cost = sum(amount for _, amount, _ in _charged(self.job, tally, payment))
         await pay(self.job, tally, self.client)
         self.record()
 
@@ -358,8 +434,9 @@ class StreamAccount:
         the node's final chunk ``obj`` (the relay's ``Finalize``)."""
         tally = self.tally
         obj["mesh"] = build_mesh(
-            self.rt, self.job, tally, obj.get("mesh"), latency_ms=_elapsed_ms(self.rt, self.job)
-        )
+            self.rt, self.job, tally, obj.get("mesh"), latency_ms=_elapsed_ms(self.rt, self.job),
+            payment=self.client.payment,
+        )  # fmt: skip
         if continued:  # the nodes' own counts, as the receipt keeps them (not those priced)
             completion = sum(part.completion_tokens for part in tally.outputs)
             obj["usage"] = {
@@ -371,7 +448,7 @@ class StreamAccount:
     def finalize_error(self, obj: dict[str, Any]) -> None:
         """A stream that ends with an error after some text (nobody could continue it): the
         error event gets ``mesh.receipt`` for the parts delivered (the relay's ``on_error``)."""
-        receipt = make_receipt(self.rt, self.job, self.tally)
+        receipt = make_receipt(self.rt, self.job, self.tally, self.client.payment)
         if receipt is not None:
             obj["mesh"] = mesh = {"request_id": self.job.request_id, "receipt": receipt}
             if self.job.node_request_id:
@@ -383,7 +460,7 @@ class StreamAccount:
         ledger (``tally.receipt_hash``, ``tally.node_receipts``); nobody receives it."""
         rt, job, tally = self.rt, self.job, self.tally
         if tally.receipt is None and tally.outputs:
-            make_receipt(rt, job, tally)
+            make_receipt(rt, job, tally, self.client.payment)
         _record(
             rt, job, node_id=tally.node_id, outcome=tally.outcome or "cancelled",
             error_code=tally.error_code, prompt_tokens=stated_prompt_tokens(job, tally),

@@ -148,7 +148,7 @@ class CanaryProber:
             account_passthrough(rt, job, client, answer.node_id, answer.status, answer.content,
                                 ex.tally.attempts)  # fmt: skip
             raise ProbeError(f"HTTP {answer.status}")
-        account_answer(rt, job, ex.tally, answer.data)
+        account_answer(rt, job, ex.tally, answer.data, client.payment)
         await pay(job, ex.tally, client)
         return answer.data
 

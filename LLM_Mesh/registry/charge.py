@@ -25,9 +25,8 @@ from typing import Any
 from starlette.responses import Response
 
 from LLM_Mesh.core.ledger_entry import POOL
-from LLM_Mesh.core.pricing import split
 from LLM_Mesh.errors import PaymentRequired, PoolExhausted, SettlementUnavailable
-from LLM_Mesh.registry.job import Client, Job
+from LLM_Mesh.registry.job import Charged, Client, Job
 from LLM_Mesh.registry.settle_db import Answer, PaidPart, Reserved
 from LLM_Mesh.registry.settlement import Settlement, user_account
 
@@ -60,15 +59,20 @@ class SettledPayment:
         self.done = False
         self.written = False  # the payment's write began: it commits even if we are cancelled
 
-    async def pay(self, parts: Sequence[tuple[str, int]], receipt_hash: str | None) -> None:
+    @property
+    def fee_bps(self) -> int:
+        return self.settlement.fee_bps
+
+    async def pay(self, parts: Sequence[Charged], receipt_hash: str | None) -> None:
+        """Write the parts as priced (``account.charge_parts``: amount and fee, what the
+        receipt signs), not priced again."""
         if self.done:
             return
         self.done = True
         s = self.settlement
         paid = []
-        for node_id, amount in parts:
+        for node_id, amount, fee in parts:
             if amount > 0:
-                _share, fee = split(amount, s.fee_bps)
                 paid.append(PaidPart(node_id, s.payee(node_id), amount, fee))
         if not paid:
             s.void(self.key, self.payer)

@@ -29,7 +29,7 @@ from LLM_Mesh.core.stream_guard import node_context, token_limit
 from LLM_Mesh.registry.extensions import NONE, Extensions
 from LLM_Mesh.registry.ports import ApiKeyRecord
 
-__all__ = ["MAX_USAGE_COUNT", "Client", "Job", "Payment", "Tally", "usage_counts"]
+__all__ = ["MAX_USAGE_COUNT", "Charged", "Client", "Job", "Payment", "Tally", "usage_counts"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,10 @@ class Job:
         return min(self.token_limit, token_limit(0, served, self.choices, self.echo))
 
 
+# (node id, µNT the payer pays for that node's part, fee included, the network's fee of it)
+Charged = tuple[str, int, int]
+
+
 class Payment(Protocol):
     """What the admit stage reserved for a request (``registry/charge.py``): the account
     stage pays it with the exact parts, or voids it, exactly once."""
@@ -128,9 +132,14 @@ class Payment(Protocol):
     # request id is never freed for a retry to run and pay again
     written: bool
 
-    async def pay(self, parts: Sequence[tuple[str, int]], receipt_hash: str | None) -> None:
-        """Record ``(node id, amount)`` per part (amounts in µNT, fee included) before the
-        answer is released; no part with an amount: void."""
+    @property
+    def fee_bps(self) -> int:
+        """The network's fee of each part, in basis points (``settlement.fee_bps``)."""
+
+    async def pay(self, parts: Sequence[Charged], receipt_hash: str | None) -> None:
+        """Record ``(node id, amount, fee)`` per part (µNT; the amount includes the fee, as
+        the account stage priced them once: ``account.charge_parts``) before the answer is
+        released; no part with an amount: void."""
 
     def void(self) -> None:
         """Nothing to pay (a failure, an answer without tokens)."""
@@ -229,9 +238,10 @@ class Tally:
         self.outcome: str | None = None  # ok | error | cancelled (None: not ended yet)
         self.error_code: str | None = None
         self.cost = 0  # micro-NetworkTokens charged (account stage)
-        # (node id, µNT) of each part the client pays, as the account stage priced them for
-        # ``cost`` (``account.payable_parts``); the payment pays these. None: not priced yet
-        self.charged: list[tuple[str, int]] | None = None
+        # (node id, µNT, fee) of each part the client pays, as the account stage priced them
+        # once (``account.charge_parts``): the receipt signs these, ``cost`` is their sum, the
+        # payment writes them to the ledger. None: not priced yet
+        self.charged: list[Charged] | None = None
         # receipts (core/receipt.py). The send stage: what it relayed of each node, in order
         # (a part per node that generated text), and the hash of the whole output.
         self.outputs: list[Observed] = []

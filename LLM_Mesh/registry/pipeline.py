@@ -113,7 +113,7 @@ class Pipeline:
                                           answer.content, ex.tally.attempts)  # fmt: skip
             return passthrough(job, answer.node_id, refusal)
         tally = ex.tally
-        latency_ms = mesh_answer(rt, job, tally, answer.data)
+        latency_ms = mesh_answer(rt, job, tally, answer.data, client.payment)
         try:
             # the answer's bytes first, then the payment: nothing that can fail comes between
             # paying and the answer's release (until 2026-12-03 a failure after paying was a

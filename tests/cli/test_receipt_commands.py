@@ -244,6 +244,31 @@ def test_cli_says_whether_the_client_id_is_signed() -> None:
     assert res.exit_code == 0 and "request id made by the gateway" in res.output
 
 
+def test_cli_shows_what_the_request_was_charged() -> None:
+    """Version 3: the amounts the registry countersigned, in µNT, the request's and each
+    part's (its operator's share and the fee); not settled, or an older version: said so.
+    An amount changed after the signature: exit 1."""
+    from tests.core.test_receipt_verify import NODE_A, NODE_B, REGISTRY_KEY, make_receipt
+
+    key = base64.b64encode(REGISTRY_KEY.public_key().public_bytes_raw()).decode()
+    two = [(NODE_B, "The answer ", 2, True), (NODE_A, "is 42.", 2, False)]
+    paid = make_receipt(parts=two, amounts=[1045, 20], payer="pool")
+    res = verify("-", "--key", key, stdin=json.dumps(paid))
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "charged 1,065 micro-NetworkTokens to the pool payer (network fee 500 bps" in said
+    assert "charged 1,045 µNT (993 to its operator, 52 fee)" in said
+    assert "charged 20 µNT (19 to its operator, 1 fee)" in said
+    res = verify("-", "--key", key, stdin=json.dumps(make_receipt()))
+    assert res.exit_code == 0 and "not settled: settlement was off" in res.output
+    old = (Path(__file__).parents[1] / "core" / "receipt_v2_answer.json").read_text()
+    res = verify("-", "--key", key, stdin=old)
+    assert res.exit_code == 0 and "version 2: no amounts signed" in res.output
+    paid["parts"][1]["amount"] = 21
+    res = verify("-", "--key", key, stdin=json.dumps(paid))
+    assert res.exit_code == 1 and "INVALID gateway_signature" in res.output
+
+
 def test_check_raises_receipt_error_for_no_receipt() -> None:
     with pytest.raises(ReceiptError) as exc:
         check('{"choices": []}', {})

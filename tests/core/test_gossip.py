@@ -147,7 +147,9 @@ def test_the_exchange_form_carries_the_note_and_what_it_says() -> None:
     cp = reg.sign(HONEST, 9)
     data = export(cp, reg.b64, "https://registry.example")
     assert data["format"] == EXPORT_FORMAT and data["tree_size"] == 9
-    assert data["root_hash"] == cp.root_hash.hex() and data["registry"] == "https://registry.example"
+    assert (
+        data["root_hash"] == cp.root_hash.hex() and data["registry"] == "https://registry.example"
+    )
     assert open_checkpoint(note_from(json.dumps(data)), ORIGIN, reg.pub) == cp
     assert note_from(cp.note) == cp.note  # the bare signed note is accepted as is
     for bad in ('{"note": 5}', "[1]", '{"tree_size": 9', "", "hello\n\n"):

@@ -334,7 +334,9 @@ def test_the_limits_messages_word_for_word() -> None:
     )
     v = check_depth(nested(7), lim)
     assert v is not None and (v.allowed, v.actual) == (5, 7)
-    assert v.message == "the request body nests arrays and objects more than 5 deep (max_json_depth)"
+    assert (
+        v.message == "the request body nests arrays and objects more than 5 deep (max_json_depth)"
+    )
     v = nesting_violation(lim)
     assert (v.limit, v.param, v.allowed, v.actual, v.message) == (
         "max_json_depth", None, 5, 6,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -53,7 +55,7 @@ def test_countersign_signs_the_canonical_bytes_and_hashes_them() -> None:
     receipt, receipt_hash = signer.countersign("req-1", "gemma-3-270m", 10, 5, HASH, [part])
     assert receipt.time_ms == 1_700_000_000_500 and receipt.registry_id == REGISTRY_ID
     data = receipt.signed_bytes()
-    assert data.startswith(b"llm-mesh/v1/receipt-v2\x00")
+    assert data.startswith(b"llm-mesh/v1/receipt-v3\x00")
     assert receipt_hash == receipt.receipt_hash == hashlib.sha256(data).hexdigest()
     REGISTRY_KEY.public_key().verify(unb64url(receipt.signature), data)
     wire = receipt.to_json(receipt_hash)
@@ -132,6 +134,72 @@ def test_the_gateway_signs_the_documented_layout_with_every_part() -> None:
         receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine, 1)
     with pytest.raises(ValueError):
         receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], mine.upper(), 2)
+
+
+def test_version_3_signs_the_documented_layout_with_the_money() -> None:
+    """Version 3: version 2's fields, then ``u8(settled)`` (and when 1: the payer's kind, the
+    fee in bps, the cost) before the parts, and each part's amount and fee after it."""
+    from LLM_Mesh.core.receipt import (
+        RECEIPT_V2_DOMAIN,
+        RECEIPT_V3_DOMAIN,
+        Money,
+        Part,
+        receipt_bytes,
+    )
+
+    a = Part("n1", "k1", PartStatus.INVALID, 1, 2, HASH, "", "usage")
+    b = Part("n2", "k2", PartStatus.SIGNED, 3, 4, HASH, "sig")
+    v2 = receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 2)
+    head = v2[len(RECEIPT_V2_DOMAIN) : -len(_part_bytes(a) + _part_bytes(b)) - 2]
+    u64 = lambda n: n.to_bytes(8, "big")  # noqa: E731
+    assert RECEIPT_V3_DOMAIN == b"llm-mesh/v1/receipt-v3\x00"
+    assert receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 3) == b"".join(
+        [RECEIPT_V3_DOMAIN, head, b"\x00", (2).to_bytes(2, "big"), _part_bytes(a), _part_bytes(b)]
+    )  # not settled: no amounts
+    paid = [replace(a, amount=0, fee=0), replace(b, amount=120, fee=6)]
+    money = Money("pool", 500, 120)
+    assert receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3, money) == b"".join(
+        [RECEIPT_V3_DOMAIN, head, b"\x01", _s("pool"), u64(500), u64(120),
+         (2).to_bytes(2, "big"), _part_bytes(a), u64(0), u64(0), _part_bytes(b), u64(120),
+         u64(6)]
+    )  # fmt: skip
+    for wrong in [
+        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 2, money),
+        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 2),
+        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, [a, b], "", 3, money),
+        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3),
+        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3,
+                              Money("user:0123", 500, 120)),  # the account, not its kind
+        lambda: receipt_bytes("reg", "req", "m", 5, 6, 6, HASH, paid, "", 3,
+                              Money("pool", 10_001, 120)),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError):
+            wrong()
+
+
+def test_countersigned_bytes_commit_to_every_amount() -> None:
+    from LLM_Mesh.core.receipt import Money
+
+    signer = ReceiptSigner(REGISTRY_KEY, lambda: 1.0)
+    part = replace(check(observed(node_claim())), amount=100, fee=5)
+    base, _ = signer.countersign("req-1", "m", 10, 5, HASH, [part], "", Money("user", 500, 100))
+    assert base.version == 3 and base.to_json()["cost"] == 100
+    for other in [
+        replace(base, parts=(replace(part, amount=101),)),
+        replace(base, parts=(replace(part, fee=4),)),
+        replace(base, money=Money("user", 500, 99)),
+        replace(base, money=Money("pool", 500, 100)),
+        replace(base, money=Money("user", 400, 100)),
+    ]:
+        assert other.signed_bytes() != base.signed_bytes(), other
+
+
+def _part_bytes(p: Any) -> bytes:
+    return b"".join(
+        [_s(p.node_id), _s(p.node_key), _s(p.status.value), _s(p.reason),
+         p.prompt_tokens.to_bytes(8, "big"), p.completion_tokens.to_bytes(8, "big"),
+         bytes.fromhex(p.output_sha256), _s(p.node_signature)]
+    )  # fmt: skip
 
 
 def test_the_client_id_hash_is_the_ledgers_domain_separated_sha256() -> None:

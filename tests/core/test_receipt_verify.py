@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from LLM_Mesh.core.answer_text import output_sha256
 from LLM_Mesh.core.b64url import ed25519_key_problem
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import public_key_of
+from LLM_Mesh.core.pricing import network_fee
 from LLM_Mesh.core.receipt import (
+    Money,
     NodeReceiptSigner,
     PartStatus,
     ReceiptError,
@@ -36,15 +39,17 @@ SIGNER = ReceiptSigner(REGISTRY_KEY, lambda: 1_700_000_000.0)
 KEYS = parse_keys([base64.b64encode(public_key_of(REGISTRY_KEY)).decode()])
 TEXT = "The answer is 42."
 STD_OK = base64.b64encode(public_key_of(REGISTRY_KEY)).decode()  # a good key before a bad
+FEE_BPS = 500
 
 
 def make_receipt(
     text: str = TEXT, *, parts: list[tuple[NodeReceiptSigner, str, int, bool]] | None = None,
     request_id: str = "req-1", signer: ReceiptSigner = SIGNER, prompt: int = 7,
-    client_id: str | None = None,
+    client_id: str | None = None, amounts: list[int] | None = None, payer: str = "user",
 ) -> dict[str, Any]:  # fmt: skip
     """A real receipt: each part (node, its text, its tokens, broken?) checked and countersigned
-    (``client_id``: the client chose its own request id, ``request_id`` is the nodes')."""
+    (``client_id``: the client chose its own request id, ``request_id`` is the nodes';
+    ``amounts``: settled, each part charged that many µNT at a 5 % fee)."""
     parts = parts or [(NODE_A, text, 4, False)]
     checked = []
     for node, piece, tokens, broken in parts:
@@ -59,8 +64,13 @@ def make_receipt(
                                   model="m", keys=NodeKeys()))  # fmt: skip
     total = sum(t for _, _, t, _ in parts)
     client = "" if client_id is None else client_id_hash(client_id)
+    money = None
+    if amounts is not None:
+        money = Money(payer, FEE_BPS, sum(amounts))
+        checked = [replace(p, amount=a, fee=network_fee(a, FEE_BPS))
+                   for p, a in zip(checked, amounts, strict=True)]  # fmt: skip
     receipt, h = signer.countersign(
-        request_id, "m", prompt, total, output_sha256(text), checked, client
+        request_id, "m", prompt, total, output_sha256(text), checked, client, money
     )
     return receipt.to_json(h)
 
@@ -120,9 +130,12 @@ def test_the_whole_stream_as_sse_verifies_and_its_text_is_checked() -> None:
         (("time_ms",), 1, "gateway_signature"),
         (("receipt_hash",), "00" * 32, "receipt_hash"),
         (("registry_id",), "registry-nobody", "unknown_registry"),
-        (("v",), 3, "version"),
+        (("v",), 4, "version"),
         (("v",), True, "version"),
-        (("v",), 1, "malformed"),  # a version-2 receipt read as version 1 (client_id_hash)
+        (("v",), 2, "malformed"),  # a version-3 receipt read as version 2 (``settled``)
+        (("v",), 1, "malformed"),  # ... as version 1 (client_id_hash)
+        (("settled",), True, "malformed"),  # settled, with no payer nor amounts
+        (("settled",), 0, "malformed"),
         (("client_id_hash",), client_id_hash("bob-session-7"), "gateway_signature"),
         (("client_id_hash",), "AB" * 32, "malformed"),
         (("client_id_hash",), "zz" * 32, "malformed"),
@@ -220,7 +233,7 @@ def test_an_answer_to_a_client_chosen_id_maps_it_to_the_receipts_id() -> None:
     which the answer's ``mesh.receipt_request_id`` names; the registry's countersignature also
     covers the client's id, hashed, so ``--request-id`` may name either, answer or none."""
     r = make_receipt(request_id=NODES_ID, client_id="alice-session-42")
-    assert r["v"] == 2 and r["client_id_hash"] == client_id_hash("alice-session-42")
+    assert r["v"] == 3 and r["client_id_hash"] == client_id_hash("alice-session-42")
     assert "alice-session-42" not in json.dumps(r)  # the receipt holds only its hash
     for text in (
         json.dumps(_mapped(r, "alice-session-42")),
@@ -272,10 +285,10 @@ def test_a_receipt_pasted_into_an_answer_for_another_client_id_is_refused(form: 
         f"the answer says request_id 'bob-session-7': the receipt is for request {NODES_ID!r}, "
         "whose id the gateway made (the registry countersigned no client's own id)",
     )
-    # a version-2 receipt passed off as version 1 (whose client's id was the answer's word)
+    # a version-3 receipt passed off as version 1 (whose client's id was the answer's word)
     downgraded = copy.deepcopy(r)
     downgraded["v"] = 1
-    del downgraded["client_id_hash"]
+    del downgraded["client_id_hash"], downgraded["settled"]
     assert reason(json.dumps(_mapped(downgraded, "bob-session-7"))) == "gateway_signature"
     # ... and the honest answer around each still verifies
     assert reason(json.dumps(_mapped(r, "alice-session-42"))) == "valid"
@@ -402,7 +415,10 @@ def test_each_malformed_receipt_says_which_field_is_wrong() -> None:
     ]
     for receipt, message in cases:
         assert _failure(Found(receipt)) == ("malformed", message)
-    assert _failure(Found(_altered(v=3))) == ("version", "receipt version 3 (this verifier: 1, 2)")
+    assert _failure(Found(_altered(v=4))) == (
+        "version",
+        "receipt version 4 (this verifier: 1, 2, 3)",
+    )
     for bad in ("AB" * 32, "ab" * 31, "ab" * 33):
         assert _failure(Found(_altered(client_id_hash=bad))) == (
             "malformed", "client_id_hash is empty or 64 lowercase hex digits"
@@ -577,7 +593,9 @@ def test_a_refused_key_is_quoted_up_to_60_characters() -> None:
     assert str(exc.value).endswith("80 characters, a key is 43 (and at most one '=')")
 
 
-@pytest.mark.parametrize(("text", "raw", "why"), [f[1:] for f in KEY_FORMS], ids=[f[0] for f in KEY_FORMS])
+@pytest.mark.parametrize(
+    ("text", "raw", "why"), [f[1:] for f in KEY_FORMS], ids=[f[0] for f in KEY_FORMS]
+)
 def test_receipt_keys_take_the_forms_every_key_option_takes_and_say_the_same(
     text: str, raw: bytes | None, why: str
 ) -> None:

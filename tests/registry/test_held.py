@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer, pseudonym
+from LLM_Mesh.core.pricing import network_fee
 from LLM_Mesh.registry.charge import SettledPayment
 from LLM_Mesh.registry.earnings import earnings, node_totals
 from LLM_Mesh.registry.held import (
@@ -79,7 +80,9 @@ class _Quarantines:
 async def _request(s: Settlement, key: str, node_id: str, amount: int) -> None:
     """One request answered by ``node_id`` for ``amount`` µNT, paid as the gateway pays."""
     assert (await s.reserve(key, USER, MODEL, amount)).ok
-    await SettledPayment(s, key, USER, MODEL, amount).pay([(node_id, amount)], None)
+    await SettledPayment(s, key, USER, MODEL, amount).pay(
+        [(node_id, amount, network_fee(amount, s.fee_bps))], None
+    )
     await s.flush()
 
 
@@ -191,7 +194,9 @@ async def test_an_answer_recorded_before_the_quarantine_is_paid_even_if_settled_
     q = _Quarantines(store)
     s.held = q.held
     assert (await s.reserve("r1", USER, MODEL, 1000)).ok
-    await SettledPayment(s, "r1", USER, MODEL, 1000).pay([("n1", 1000)], None)
+    await SettledPayment(s, "r1", USER, MODEL, 1000).pay(
+        [("n1", 1000, network_fee(1000, s.fee_bps))], None
+    )
     await _fail_probe(store, q, "n1")  # the probe fails before the settler runs
     await s.flush()
     assert (await _entries(store))[1][:3] == ("settle", USER, ALICE)
@@ -241,7 +246,9 @@ async def test_a_hold_settled_after_the_revocation_is_forfeited_with_it(
     s.held = q.held
     await _fail_probe(store, q, "n1")
     assert (await s.reserve("late", USER, MODEL, 2000)).ok
-    await SettledPayment(s, "late", USER, MODEL, 2000).pay([("n1", 2000)], None)  # answered
+    await SettledPayment(s, "late", USER, MODEL, 2000).pay(
+        [("n1", 2000, network_fee(2000, s.fee_bps))], None
+    )  # answered
     two_days_ago = datetime.now(timezone.utc) - timedelta(days=2)
     assert await store.revoke_node("n1", two_days_ago)
     assert await revoke_and_forfeit(store, ["n1"]) == {}  # nothing settled yet

@@ -97,9 +97,9 @@ def tallies(monkeypatch: pytest.MonkeyPatch) -> list[Tally]:
     seen: list[Tally] = []
     real = account.make_receipt
 
-    def spy(rt: Any, job: Any, tally: Tally) -> Any:
+    def spy(rt: Any, job: Any, tally: Tally, payment: Any) -> Any:
         seen.append(tally)
-        return real(rt, job, tally)
+        return real(rt, job, tally, payment)
 
     monkeypatch.setattr(account, "make_receipt", spy)
     return seen
