@@ -215,3 +215,33 @@ async def test_with_settlement_off_the_receipt_says_so_and_states_no_amount(
         assert not {"payer", "fee_bps", "cost"} & set(receipt)
         assert not {"amount", "fee"} & set(receipt["parts"][0])
         assert check(r.text, await registry_keys(h)).money is None
+
+
+def test_each_charge_goes_to_its_nodes_part_in_order_or_no_amount_is_signed() -> None:
+    """``account._priced``: a charge to the next receipt part of its node (0 for the rest);
+    one with no payable part of its node, or a payer of another kind than the ledger's
+    ``user``/``pool``: ``None`` (the receipt is then signed as version 2, no amounts)."""
+    from types import SimpleNamespace
+
+    from LLM_Mesh.core.receipt import Money, Part, PartStatus
+    from LLM_Mesh.registry.account import _priced
+
+    digest = "00" * 32
+    parts = (
+        Part("a", "", PartStatus.BROKEN, 0, 2, digest),
+        Part("b", "", PartStatus.INVALID, 7, 2, digest, reason="usage"),
+        Part("a", "", PartStatus.MISSING, 7, 2, digest),
+    )
+    pool: Any = SimpleNamespace(payer=POOL, fee_bps=500)
+    # a's first part, b not paid, a again: each charge to its own part
+    got = _priced([("a", 45, 2), ("b", 0, 0), ("a", 20, 1)], parts, pool)
+    assert got is not None
+    money, priced = got
+    assert money == Money("pool", 500, 65)
+    assert [(p.amount, p.fee) for p in priced] == [(45, 2), (0, 0), (20, 1)]
+    assert _priced([("a", 45, 2)], parts, None) == (None, parts)  # not settled: as it was
+    assert _priced([("c", 5, 0)], parts, pool) is None  # no part of that node
+    assert _priced([("b", 5, 0)], parts, pool) is None  # its part is not payable
+    assert _priced([("a", 1, 0)] * 3, parts, pool) is None  # more charges than parts
+    other: Any = SimpleNamespace(payer="operator:" + "0" * 32, fee_bps=500)
+    assert _priced([("a", 45, 2)], parts, other) is None
