@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
 
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.browser_origin import another_sites_page
@@ -60,13 +61,41 @@ from LLM_Mesh.registry.runtime import Runtime, new_request_id
 
 __all__ = [
     "CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "client_ledger_id",
-    "parse_json_object", "path_tag", "settle_key_for",
+    "parse_json_object", "path_tag", "read_body", "settle_key_for",
 ]  # fmt: skip
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
 _DEFAULT_LIMITS = RequestLimits()
 MAX_BODY_BYTES = _DEFAULT_LIMITS.max_body_bytes
+
+
+async def read_body(request: Request) -> bytes:
+    """``await request.body()``: the same bytes, kept on the request as Starlette keeps them
+    (a later ``body()`` gives them again), a ``http.disconnect`` before the end its
+    ``ClientDisconnect``; read by a loop over ``receive`` instead of Starlette's async
+    generator (``Request.stream``), whose setting up and closing cost more than the read
+    of a one-message body (measured: docs/benchmarks.md, 2026-12-05)."""
+    if hasattr(request, "_body") or request._stream_consumed:
+        return await request.body()  # read before (or a stream begun): Starlette's rules
+    receive = request.receive
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif kind == "http.disconnect":
+            request._is_disconnected = True
+            raise ClientDisconnect()
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    request._stream_consumed = True
+    request._body = body
+    return body
 
 
 def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> dict[str, Any]:
