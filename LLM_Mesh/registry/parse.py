@@ -132,9 +132,17 @@ def client_id(headers: Headers) -> str | None:
     return None
 
 
+_BROWSER = (b"sec-fetch-site", b"origin")  # what another_sites_page reads; neither: False
+_CLIENT_ID = (b"idempotency-key", b"x-request-id")  # what client_id reads; neither: None
+
+
 def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: float) -> Job:
     """Validate a request body into a :class:`Job` (raises 400/404)."""
-    if another_sites_page(headers):  # core/browser_origin.py: no CORS, so no reader either
+    # the header names once: a look-up of a header the request lacks (most of those read
+    # here) is a loop over every header in Starlette's ``Headers.get`` (the names as sent:
+    # ASGI's are lower case, as each look-up compares them)
+    names = {name for name, _ in headers.raw}
+    if not names.isdisjoint(_BROWSER) and another_sites_page(headers):  # no CORS, no reader
         raise Forbidden(
             "this gateway does not serve web pages of other sites: call it from a program, "
             "or from a page this gateway serves (the dashboard's playground)",
@@ -163,7 +171,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             messages = 0
     except ValidationError as exc:
         raise invalid_from_pydantic(exc) from None
-    ext = read_extensions(body, headers.get("x-mesh-wait"))
+    ext = read_extensions(body, headers.get("x-mesh-wait") if b"x-mesh-wait" in names else None)
     if ext.present or has_withheld(body):  # else the client's bytes go on unchanged
         body = forwarded_body(body)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -179,7 +187,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     max_tokens = parsed.effective_max_tokens(0)
     if spec is not None:  # the model's own context; the chosen node's is checked in send
         check_context(prompt_text, max_tokens or 1, spec.context_length, model)
-    given = client_id(headers)
+    given = None if names.isdisjoint(_CLIENT_ID) else client_id(headers)
     if spec is None:  # a custom model: the custom price, the largest context its nodes declare
         spec = custom_spec(model, sha256=None, context_length=custom_context(rt.table, model))
         catalog_context = None

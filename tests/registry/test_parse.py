@@ -461,3 +461,28 @@ async def test_read_body_after_a_stream_is_starlettes_refusal() -> None:
         pass
     with pytest.raises(RuntimeError, match="Stream consumed"):
         await read_body(request)
+
+
+@pytest.mark.parametrize(
+    ("headers", "refused"),
+    [
+        ({}, False),  # a program: neither header
+        ({"sec-fetch-site": "cross-site"}, True),
+        ({"sec-fetch-site": "same-origin", "origin": "https://elsewhere.example"}, False),
+        ({"origin": "https://elsewhere.example"}, True),
+        ({"origin": "null"}, True),
+        ({"x-request-id": "mine-1"}, False),
+    ],
+)
+async def test_a_page_of_another_site_is_refused_before_anything_else(
+    mesh: Harness, headers: dict[str, str], refused: bool
+) -> None:
+    """The parse stage's first check (``core/browser_origin.another_sites_page``), which
+    reads only when the request has a ``Sec-Fetch-Site`` or ``Origin`` header."""
+    r = await mesh.client.post(
+        CHAT, content=b"{not json", headers={"content-type": "application/json", **headers}
+    )
+    if refused:
+        assert r.status_code == 403 and "web pages of other sites" in r.json()["error"]["message"]
+    else:
+        assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
