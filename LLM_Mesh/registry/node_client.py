@@ -17,7 +17,10 @@ aiohttp).
      +-- NodeProtocolError      the connection broke or the answer is not valid HTTP
 
 Timeouts per call: ``timeout_s`` bounds each read (as httpx's read timeout
-does), ``connect_s`` the TCP connect. ``get`` (the health check) has one budget instead:
+does), ``connect_s`` the TCP connect. ``post_by`` (the send stage's non-streamed call)
+bounds the whole call by ``left`` too (:func:`within`, a :class:`NodeTimeout` of
+:data:`DEADLINE_PASSED`; on an idle pooled plain-HTTP connection the pool's one timer
+does it). ``get`` (the health check) has one budget instead:
 ``timeout_s`` in all, from the address check of a URL not pinned yet through the connect
 to the last byte of the answer.
 
