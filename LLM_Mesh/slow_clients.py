@@ -5,7 +5,8 @@ connects and says nothing, sends its headers a byte at a time, or its body slowe
 is held for ever, and a few thousand such connections use up the server's file
 descriptors. :func:`guarded_http` is uvicorn's own protocol with one timer more: from the
 connection's start, and from the first byte of each request, to the end of that request's
-body; past ``read_timeout_s`` the connection is closed (a request being handled hears
+body (set when a read ends within a request: a request that comes whole in one read, as
+most do, costs no timer); past ``read_timeout_s`` the connection is closed (a request being handled hears
 ``http.disconnect``). Between requests uvicorn's own keep-alive timeout applies; an answer,
 however long it streams, is not limited.
 
@@ -80,6 +81,7 @@ class _Guarded(HttpToolsProtocol):
     held: ClassVar[dict[str, int]]  # peer key -> connections open (one dict per class)
     _read_timer: asyncio.TimerHandle | None = None
     _peer: str | None = None
+    _in_message = False  # a request's first byte read, not its last
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -110,11 +112,21 @@ class _Guarded(HttpToolsProtocol):
         self._peer = key
         return True
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_message and self._read_timer is None:
+            # a request begun in this read and not ended in it: its timer from now (from its
+            # first byte, but for the parsing of this read); a request that came whole in
+            # one read (the usual) never had one to set and cancel
+            self._arm()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm()
+        self._disarm()  # the connection's own (from its start), or none
+        self._in_message = True
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         self._disarm()
         super().on_message_complete()
 

@@ -104,3 +104,26 @@ async def test_quick_requests_are_served_on_one_keepalive_connection(port: int) 
         assert head.startswith(b"HTTP/1.1 200")
         assert await reader.readexactly(2) == b"ok"
     writer.close()
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["next_read", "same_read"])
+async def test_a_slow_request_after_a_quick_one_is_cut_off(port: int, together: bool) -> None:
+    """The timer is set when a read ends within a request (a whole request in one read sets
+    none): a slow request after a quick one on the same connection, begun in a read of its
+    own or in the read that ended the quick one, is cut off all the same."""
+    quick = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    slow = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(quick + slow if together else quick)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), GIVE_UP_S)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert await reader.readexactly(2) == b"ok"
+        if not together:
+            writer.write(slow)
+            await writer.drain()
+        got = await closed_by_server(reader)
+    finally:
+        writer.close()
+    assert b"200" not in got

@@ -215,20 +215,29 @@ class _Conn(asyncio.Protocol):
         self.abort()
 
     @staticmethod
-    def _timed_out(done: asyncio.Future[None], timeout_s: float) -> None:
+    def _timed_out(
+        done: asyncio.Future[None], timeout_s: float, expired: tuple[str, str] | None
+    ) -> None:
         if not done.done():
-            done.set_exception(
-                Http1Timeout(f"no answer within {timeout_s:.3f} s", "ServerTimeoutError")
-            )
+            message, kind = expired or (f"no answer within {timeout_s:.3f} s", "ServerTimeoutError")
+            done.set_exception(Http1Timeout(message, kind))
 
     def abort(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
 
-    async def _send(self, request: bytes, timeout_s: float, *, head_only: bool = False) -> Any:
+    async def _send(
+        self,
+        request: bytes,
+        timeout_s: float,
+        *,
+        head_only: bool = False,
+        expired: tuple[str, str] | None = None,
+    ) -> Any:
         """Write ``request`` and wait for the whole answer (``head_only``: its status and
-        headers; the body read so far is in ``_body``); the parser."""
+        headers; the body read so far is in ``_body``); the parser. Past ``timeout_s`` an
+        ``Http1Timeout`` (``expired``: its message and kind)."""
         loop = asyncio.get_running_loop()
         self._head_only = head_only
         self._done = done = loop.create_future()
@@ -245,7 +254,7 @@ class _Conn(asyncio.Protocol):
             raise Http1Error("the connection is closed", "ServerDisconnected")
         transport.write(request)
         # one timer, not a cancel scope: fails the future (works on Python 3.10 too)
-        timer = loop.call_later(timeout_s, self._timed_out, done, timeout_s)
+        timer = loop.call_later(timeout_s, self._timed_out, done, timeout_s, expired)
         try:
             await done
         except BaseException:
@@ -257,8 +266,10 @@ class _Conn(asyncio.Protocol):
             self._done = None
         return parser
 
-    async def exchange(self, request: bytes, timeout_s: float) -> Http1Response:
-        parser = await self._send(request, timeout_s)
+    async def exchange(
+        self, request: bytes, timeout_s: float, expired: tuple[str, str] | None = None
+    ) -> Http1Response:
+        parser = await self._send(request, timeout_s, expired=expired)
         self._parser = None
         if not self._keep:
             self.abort()
@@ -425,6 +436,32 @@ class Http1Pool:
             conn = await self._connect(key[0], key[1], connect_s)
         try:
             resp = await conn.exchange(request, timeout_s)
+        except BaseException:
+            self._open.discard(conn)
+            raise
+        self._give_back(key, conn)
+        return resp
+
+    async def post_pooled(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        expired: tuple[str, str],
+    ) -> Http1Response | None:
+        """:meth:`post` on an idle pooled connection only, the whole answer within
+        ``timeout_s`` (past it ``Http1Timeout(*expired)``, ``expired`` being its message
+        and kind); ``None``, nothing sent, when the origin has no idle connection (the
+        caller then connects by :meth:`post`). One timer per call: the send stage's
+        deadline (``node_client.NodeClient.post_by``) needs no second one around it."""
+        key, request = self._request(url, content, headers)
+        conn = self._take(key)
+        if conn is None:
+            return None
+        try:
+            resp = await conn.exchange(request, timeout_s, expired)
         except BaseException:
             self._open.discard(conn)
             raise

@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
 
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.browser_origin import another_sites_page
@@ -60,13 +61,41 @@ from LLM_Mesh.registry.runtime import Runtime, new_request_id
 
 __all__ = [
     "CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "client_ledger_id",
-    "parse_json_object", "path_tag", "settle_key_for",
+    "parse_json_object", "path_tag", "read_body", "settle_key_for",
 ]  # fmt: skip
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
 _DEFAULT_LIMITS = RequestLimits()
 MAX_BODY_BYTES = _DEFAULT_LIMITS.max_body_bytes
+
+
+async def read_body(request: Request) -> bytes:
+    """``await request.body()``: the same bytes, kept on the request as Starlette keeps them
+    (a later ``body()`` gives them again), a ``http.disconnect`` before the end its
+    ``ClientDisconnect``; read by a loop over ``receive`` instead of Starlette's async
+    generator (``Request.stream``), whose setting up and closing cost more than the read
+    of a one-message body (measured: docs/benchmarks.md, 2026-12-05)."""
+    if hasattr(request, "_body") or request._stream_consumed:
+        return await request.body()  # read before (or a stream begun): Starlette's rules
+    receive = request.receive
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif kind == "http.disconnect":
+            request._is_disconnected = True
+            raise ClientDisconnect()
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    request._stream_consumed = True
+    request._body = body
+    return body
 
 
 def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> dict[str, Any]:
@@ -103,9 +132,17 @@ def client_id(headers: Headers) -> str | None:
     return None
 
 
+_BROWSER = (b"sec-fetch-site", b"origin")  # what another_sites_page reads; neither: False
+_CLIENT_ID = (b"idempotency-key", b"x-request-id")  # what client_id reads; neither: None
+
+
 def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: float) -> Job:
     """Validate a request body into a :class:`Job` (raises 400/404)."""
-    if another_sites_page(headers):  # core/browser_origin.py: no CORS, so no reader either
+    # the header names once: a look-up of a header the request lacks (most of those read
+    # here) is a loop over every header in Starlette's ``Headers.get`` (the names as sent:
+    # ASGI's are lower case, as each look-up compares them)
+    names = {name for name, _ in headers.raw}
+    if not names.isdisjoint(_BROWSER) and another_sites_page(headers):  # no CORS, no reader
         raise Forbidden(
             "this gateway does not serve web pages of other sites: call it from a program, "
             "or from a page this gateway serves (the dashboard's playground)",
@@ -134,7 +171,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             messages = 0
     except ValidationError as exc:
         raise invalid_from_pydantic(exc) from None
-    ext = read_extensions(body, headers.get("x-mesh-wait"))
+    ext = read_extensions(body, headers.get("x-mesh-wait") if b"x-mesh-wait" in names else None)
     if ext.present or has_withheld(body):  # else the client's bytes go on unchanged
         body = forwarded_body(body)
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -150,7 +187,7 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     max_tokens = parsed.effective_max_tokens(0)
     if spec is not None:  # the model's own context; the chosen node's is checked in send
         check_context(prompt_text, max_tokens or 1, spec.context_length, model)
-    given = client_id(headers)
+    given = None if names.isdisjoint(_CLIENT_ID) else client_id(headers)
     if spec is None:  # a custom model: the custom price, the largest context its nodes declare
         spec = custom_spec(model, sha256=None, context_length=custom_context(rt.table, model))
         catalog_context = None

@@ -38,7 +38,7 @@ from LLM_Mesh.registry.account import (
 )
 from LLM_Mesh.registry.admit import Admission, AdmissionCheck, default_checks
 from LLM_Mesh.registry.job import Client, Job, Tally
-from LLM_Mesh.registry.parse import build_job
+from LLM_Mesh.registry.parse import build_job, read_body
 from LLM_Mesh.registry.relay import SseRelay, json_answer, passthrough, stream_response
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
@@ -65,7 +65,7 @@ class Pipeline:
         """
         rt = self.rt
         started = rt.clock()
-        raw = await request.body()
+        raw = await read_body(request)
         try:
             job = build_job(rt, request.headers, raw, path, started)
         except MeshError as exc:

@@ -52,11 +52,8 @@ import asyncio
 import hashlib
 import math
 import random
-import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import anyio
+from typing import Any
 
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
@@ -84,11 +81,13 @@ from LLM_Mesh.registry.demand import NO_NODE, SATURATED
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Job, Tally, usage_counts
 from LLM_Mesh.registry.node_client import (
+    DEADLINE_PASSED,
     NodeConnectError,
     NodeProtocolError,
     NodeResponse,
     NodeTimeout,
     NodeTransportError,
+    within,
 )
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.second_opinion import Rejection, hold, overruled
@@ -121,19 +120,6 @@ class Answer:
         self.status = status
         self.content = content
         self.data = data
-
-
-_T = TypeVar("_T")
-
-
-async def _within(seconds: float, pending: Awaitable[_T]) -> _T:
-    """``pending``, cut after ``seconds`` (``TimeoutError``): ``asyncio.timeout`` where the
-    interpreter has it (about half of ``anyio.fail_after``'s cost per call, measured)."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await pending
-    with anyio.fail_after(seconds):  # pragma: no cover - Python 3.10
-        return await pending
 
 
 _READ_LATER = (Outcome.SUCCESS, Outcome.REJECTED)  # bodies the caller reads (answer, refusal)
@@ -246,12 +232,14 @@ class Exchange:
         self.rejection: Rejection | None = None
 
     # -- the failover loop --------------------------------------------------------------
-    async def send(self, sender: Sender) -> tuple[str, NodeResponse]:
+    async def send(self, sender: Sender, *, bounded: bool = False) -> tuple[str, NodeResponse]:
         """The first node answer that is not a failover reason; its attempt stays open
         (``self.att``). Or the first node refusal (a 4xx) when its second opinion gave no
         answer (its attempt ended: ``self.att`` is ``None``). Raises the last node's error
         (502/504/429/503, naming ``node_id`` and ``attempts``) when the policy stops; a
-        first call's 503 no-node or 429 counts as refused demand."""
+        first call's 503 no-node or 429 counts as refused demand. ``bounded``: the sender
+        keeps each call within the seconds it is given itself (``NodeClient.post_by``,
+        a :class:`NodeTimeout` of ``DEADLINE_PASSED``), else each call is cut here."""
         rt, job, routing = self.rt, self.job, self.routing
         fo = self.failover
         first = fo is None
@@ -291,7 +279,9 @@ class Exchange:
                 self.tried.add(node)
                 fo.begin()
                 att = routing.begin(node, job.model)
-                outcome, err, resp = await self._attempt(sender, node, entry.url, left, att, fo)
+                outcome, err, resp = await self._attempt(
+                    sender, node, entry.url, left, att, fo, bounded
+                )
                 if outcome is Outcome.SUCCESS and resp is not None:
                     self.att = att
                     self.tally.node_id = node
@@ -332,18 +322,20 @@ class Exchange:
         raise last
 
     async def _attempt(
-        self, sender: Sender, node: str, url: str, left: float, att: Attempt, fo: Failover
-    ) -> tuple[Outcome, MeshError | None, NodeResponse | None]:
+        self, sender: Sender, node: str, url: str, left: float, att: Attempt, fo: Failover,
+        bounded: bool = False,
+    ) -> tuple[Outcome, MeshError | None, NodeResponse | None]:  # fmt: skip
         """One attempt: the answer to keep, or the outcome and the error it makes."""
         attempts = fo.attempts
         self.node_wait = None
         try:
             try:
                 # the whole exchange, not only each read: a node trickling bytes must not
-                # carry the request past its deadline
-                resp, status, content = await _within(left, _exchange(sender, node, url, left))
+                # carry the request past its deadline (a bounded sender cuts it itself)
+                pending = _exchange(sender, node, url, left)
+                resp, status, content = await (pending if bounded else within(left, pending))
             except TimeoutError:
-                raise NodeTimeout("the request's deadline passed", "DeadlineExceeded") from None
+                raise NodeTimeout(*DEADLINE_PASSED) from None
         except NodeTransportError as exc:
             outcome = _failure(exc)
             kind = exc.kind
@@ -553,8 +545,8 @@ class Exchange:
 
         async def sender(node: str, url: str, left: float) -> NodeResponse:
             headers = forward_headers(rt, job, node, body_sha256)
-            resp = await client.post(
-                url + job.path, job.raw, headers, timeout_s=left, connect_s=min(left, connect_s)
+            resp = await client.post_by(
+                url + job.path, job.raw, headers, left=left, connect_s=min(left, connect_s)
             )
             if resp.status_code == 200:
                 try:  # NaN, Infinity, 1e400: not JSON either (core/strict_json.py)
@@ -564,7 +556,7 @@ class Exchange:
                 parsed.append(data)
             return resp
 
-        node, resp = await self.send(sender)
+        node, resp = await self.send(sender, bounded=True)
         att = self.att
         if resp.status_code != 200:  # a node's own refusal (a 4xx): its attempt ended
             return Answer(node, resp.status_code, resp.content, None)

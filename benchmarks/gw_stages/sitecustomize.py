@@ -8,7 +8,8 @@ wrapped to add up its thread CPU time (``time.thread_time_ns``) and its calls; a
 function's time is that of each of its steps (what runs between two suspensions, nested
 calls included), so the time it waits is not counted. A module-level function is replaced
 wherever a loaded ``LLM_Mesh``/``starlette``/``uvicorn`` module holds it by name. SIGUSR1
-writes ``<GW_STAGES_OUT>.<pid>.json`` (name -> [ns, calls]) and zeroes the sums. Inclusive
+writes ``<GW_STAGES_OUT>.<pid>.json`` (name -> [ns, calls]) and zeroes the sums. A name
+the tree lacks is skipped (not listed), so that trees of different code run with one list. Inclusive
 times: a function's figure holds the functions it calls. The package has no such hook.
 """
 
@@ -79,13 +80,16 @@ if "registry" in sys.argv and os.environ.get("GW_STAGES_OUT"):
             if not spec:
                 continue
             mod, _, attr = spec.partition(":")
-            m = importlib.import_module(mod)
-            if "." in attr:
-                cls_name, meth = attr.split(".")
-                cls = getattr(m, cls_name)
-                setattr(cls, meth, _wrap(spec, cls.__dict__[meth]))
+            try:  # a name this tree lacks (another tree's): skipped, the others wrapped
+                m = importlib.import_module(mod)
+                if "." in attr:
+                    cls_name, meth = attr.split(".")
+                    cls = getattr(m, cls_name)
+                    setattr(cls, meth, _wrap(spec, cls.__dict__[meth]))
+                    continue
+                f = getattr(m, attr)
+            except (ImportError, AttributeError, KeyError):
                 continue
-            f = getattr(m, attr)
             w = _wrap(spec, f)
             for mm in list(sys.modules.values()):
                 name = getattr(mm, "__name__", "")

@@ -234,6 +234,7 @@ async def test_non_stream_trickling_node_is_cut_at_the_deadline(tmp_path: Path) 
         )
         assert loop.time() - t0 < 2.0
         assert r.status_code == 504 and r.json()["error"]["node_id"] == "slow"
+        assert r.json()["error"]["message"] == "node slow timed out: DeadlineExceeded"
         assert h.in_flight("slow") == 0
 
 

@@ -478,3 +478,38 @@ async def test_a_stream_nobody_reads_lets_go_of_its_connection_after_the_timeout
                 pass
         await s.aclose()
     assert not p._open
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"X": "a\rb"},
+        {"X": "a\nb"},
+        {"X\r\nEvil": "1"},
+        {"X\n": "1"},
+        {"A": "1", "B": "2\r"},
+        {"A": "\r\n", "B": "x"},
+    ],
+)
+async def test_a_line_break_in_any_header_name_or_value_is_refused(bad: dict[str, str]) -> None:
+    async with pool() as p:
+        with pytest.raises(ValueError, match="line break"):
+            await p.post("http://127.0.0.1:1/", b"", bad, timeout_s=1, connect_s=1)
+        assert p.connects == 0  # nothing sent
+
+
+async def test_the_requests_bytes() -> None:
+    """The head as the node gets it: request line, Host, User-Agent, Content-Length, then the
+    given headers in their order, each ``name: value`` (latin-1), then the body."""
+    async with pool() as p:
+        key, request = p._request(
+            "http://Node.example:8080/v1/chat/completions", b'{"a":1}',
+            {"X-Mesh-Gateway": "registry-x", "X-Request-Id": "req-1", "X-L": "caf\xe9"},
+        )  # fmt: skip
+    assert key == ("node.example", 8080)
+    assert request == (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: Node.example:8080\r\nUser-Agent: t\r\n"
+        b"Content-Length: 7\r\nX-Mesh-Gateway: registry-x\r\nX-Request-Id: req-1\r\n"
+        b"X-L: caf\xe9\r\n\r\n"
+        b'{"a":1}'
+    )

@@ -14,6 +14,7 @@ import pytest
 
 from LLM_Mesh.registry.address_pins import AddressPins
 from LLM_Mesh.registry.node_client import (
+    DEADLINE_PASSED,
     AiohttpNodeClient,
     NodeClient,
     NodeConnectError,
@@ -121,6 +122,43 @@ async def test_read_timeout(kind: str) -> None:
     async with serve(h) as url, make(kind) as client:
         with pytest.raises(NodeTimeout):
             await client.post(url + "/v1/x", b"{}", HEADERS, timeout_s=0.2, connect_s=5)
+
+
+@KINDS
+async def test_post_by_cuts_the_whole_call_at_the_requests_deadline(kind: str) -> None:
+    """``post_by``: the first call answered (its connection pooled), the second trickled a
+    byte at a time, each within any read timeout: cut at ``left`` in all, as the request's
+    deadline (``DeadlineExceeded``, the send stage's 504), on the pooled connection too
+    (``Http1Pool.post_pooled``'s one timer: 2026-12-05)."""
+    calls = 0
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        while True:
+            await _read_request(r)
+            calls += 1
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
+            if calls == 1:
+                w.write(b'{"ok":true}')
+                await w.drain()
+                continue
+            for b in b'{"ok":true}':  # 1.1 s in all
+                await asyncio.sleep(0.1)
+                w.write(bytes([b]))
+                await w.drain()
+
+    async with serve(h) as url, make(kind) as client:
+        resp = await client.post_by(url + "/v1/x", b"{}", HEADERS, left=5, connect_s=5)
+        assert (resp.status_code, resp.content) == (200, b'{"ok":true}')
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(NodeTimeout) as caught:
+            await client.post_by(url + "/v1/x", b"{}", HEADERS, left=0.35, connect_s=5)
+        assert 0.3 <= loop.time() - t0 < 1.0
+        assert (str(caught.value), caught.value.kind) == DEADLINE_PASSED
+        assert DEADLINE_PASSED == ("the request's deadline passed", "DeadlineExceeded")
+    if kind == "aiohttp":
+        assert client.http1 is not None and client.http1.connects == 1  # the pooled one
 
 
 @KINDS

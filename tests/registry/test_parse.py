@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.requests import ClientDisconnect, Request
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.errors import InvalidRequest, LimitExceeded, PayloadTooLarge
-from LLM_Mesh.registry.parse import MAX_BODY_BYTES, parse_json_object
+from LLM_Mesh.registry.parse import MAX_BODY_BYTES, parse_json_object, read_body
 from tests.registry.helpers import Harness, running
 
 CHAT = "/v1/chat/completions"
@@ -407,3 +408,81 @@ async def test_a_jobs_estimate_covers_what_an_honest_node_processes(tmp_path: Pa
             prompt = real_prompt(body)
             answer = body.get("max_tokens") or spec.context_length - prompt
             assert job.estimate >= request_cost(job.price, prompt, answer), (path, body)
+
+
+def _request(messages: list[dict[str, Any]]) -> tuple[Request, list[dict[str, Any]]]:
+    left = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return left.pop(0)
+
+    return Request({"type": "http", "method": "POST", "headers": []}, receive), left
+
+
+BODIES = [
+    [{"type": "http.request", "body": b'{"a":1}'}],
+    [{"type": "http.request", "body": b""}],
+    [{"type": "http.request"}],
+    [
+        {"type": "http.request", "body": b'{"a"', "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.lifespan.unknown"},  # neither: read past, as Starlette does
+        {"type": "http.request", "body": b":1}", "more_body": False},
+    ],
+]
+
+
+@pytest.mark.parametrize("messages", BODIES)
+async def test_read_body_reads_what_starlettes_body_reads(messages: list[dict[str, Any]]) -> None:
+    """``read_body`` (the pipeline's read, without Starlette's async generator): the bytes
+    of ``Request.body()``, every message taken, kept on the request (a later ``body()`` and
+    ``read_body`` give them again, no ``receive`` more)."""
+    theirs, _ = _request(messages)
+    ours, left = _request(messages)
+    expected = await theirs.body()
+    assert await read_body(ours) == expected
+    assert left == []
+    assert await ours.body() == expected == await read_body(ours)
+
+
+async def test_read_body_raises_starlettes_disconnect() -> None:
+    messages = [{"type": "http.request", "body": b"{", "more_body": True},
+                {"type": "http.disconnect"}]  # fmt: skip
+    for read in (lambda r: r.body(), read_body):
+        request, _ = _request(messages)
+        with pytest.raises(ClientDisconnect):
+            await read(request)
+        assert request._is_disconnected
+
+
+async def test_read_body_after_a_stream_is_starlettes_refusal() -> None:
+    request, _ = _request([{"type": "http.request", "body": b"{}"}])
+    async for _ in request.stream():
+        pass
+    with pytest.raises(RuntimeError, match="Stream consumed"):
+        await read_body(request)
+
+
+@pytest.mark.parametrize(
+    ("headers", "refused"),
+    [
+        ({}, False),  # a program: neither header
+        ({"sec-fetch-site": "cross-site"}, True),
+        ({"sec-fetch-site": "same-origin", "origin": "https://elsewhere.example"}, False),
+        ({"origin": "https://elsewhere.example"}, True),
+        ({"origin": "null"}, True),
+        ({"x-request-id": "mine-1"}, False),
+    ],
+)
+async def test_a_page_of_another_site_is_refused_before_anything_else(
+    mesh: Harness, headers: dict[str, str], refused: bool
+) -> None:
+    """The parse stage's first check (``core/browser_origin.another_sites_page``), which
+    reads only when the request has a ``Sec-Fetch-Site`` or ``Origin`` header."""
+    r = await mesh.client.post(
+        CHAT, content=b"{not json", headers={"content-type": "application/json", **headers}
+    )
+    if refused:
+        assert r.status_code == 403 and "web pages of other sites" in r.json()["error"]["message"]
+    else:
+        assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
