@@ -13,53 +13,17 @@ the process must still exit. A ``ThreadPoolExecutor``'s workers are not daemons,
 its process never exited (found 2026-12-03). An abandoned call's transaction is then
 cut off as by a crash, which SQLite's journal is for; the call's result is lost the same
 way an abandoned call's always was.
-
-:meth:`DbThread.call` awaits a call from an event loop with the interpreter's switch
-interval at most :data:`SWITCH_S` (0.5 ms) while it is in flight (:func:`short_slices`),
-as the PostgreSQL settler's own thread does (``settle_worker.py``): the loop's own SQLite
-calls (settlement's inline commits) release the GIL, and at the default 5 ms the loop may
-wait that long for it behind this thread's Python (the settler's ledger append). Measured
-2026-12-05 (``benchmarks/probe_gateway_timeline.py``, docs/benchmarks.md): one request at a
-time, the loop's longest stalls came right after its inline commit, some beside this
-thread's calls; that the bound shortens them was not resolved on the 2-core box, where the
-processes' preemption is as long.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import queue
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["SWITCH_S", "DbThread", "short_slices"]
-
-SWITCH_S = 0.0005  # the interpreter's switch interval while a thread call is in flight
-_slices_lock = threading.Lock()
-_slices: list[Any] = [0, None]  # calls in flight under short_slices, the interval before
-
-
-@contextlib.contextmanager
-def short_slices() -> Iterator[None]:
-    """The interpreter's switch interval at most :data:`SWITCH_S` inside; the one before
-    is put back when the last of overlapping uses (any thread) ends, not before."""
-    with _slices_lock:
-        if _slices[0] == 0:
-            _slices[1] = sys.getswitchinterval()
-            sys.setswitchinterval(min(_slices[1], SWITCH_S))
-        _slices[0] += 1
-    try:
-        yield
-    finally:
-        with _slices_lock:
-            _slices[0] -= 1
-            if _slices[0] == 0:
-                sys.setswitchinterval(_slices[1])
-
+__all__ = ["DbThread"]
 
 _Call = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
@@ -81,12 +45,6 @@ class DbThread:
         fut: Future[Any] = Future()
         self._calls.put((fut, fn, args))
         return fut
-
-    async def call(self, fn: Callable[..., Any], /, *args: Any) -> Any:
-        """``fn(*args)`` here (as :meth:`submit`), awaited with :func:`short_slices`."""
-        fut = self.submit(fn, *args)
-        with short_slices():
-            return await asyncio.wrap_future(fut)
 
     def shutdown(self, wait: bool = True) -> None:
         """No more calls; the thread ends after those queued (``wait``: joined)."""

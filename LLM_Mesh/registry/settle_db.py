@@ -324,7 +324,7 @@ class SqliteSettleDb:
             raise RuntimeError("the settlement database is not open")
         self._in_thread += 1  # the connection is the thread's until it is done
         try:
-            return await self._pool.call(fn, *args)  # short GIL slices meanwhile
+            return await asyncio.wrap_future(self._pool.submit(fn, *args))
         finally:
             self._in_thread -= 1
 

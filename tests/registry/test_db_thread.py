@@ -3,7 +3,6 @@ does not keep from exiting (settlement's SQLite connection: ``settle_db.py``).""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from LLM_Mesh.registry.db_thread import SWITCH_S, DbThread
+from LLM_Mesh.registry.db_thread import DbThread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,37 +108,3 @@ def test_a_process_whose_settlement_abandoned_a_hung_sqlite_call_exits(tmp_path:
     assert "stopped" in out, err[-2000:]  # the stop returned (as before)
     assert proc.returncode == 0, err[-2000:]
     assert time.monotonic() - t0 < 30
-
-
-async def test_a_call_awaited_from_a_loop_runs_with_short_switch_slices() -> None:
-    # the loop's SQLite calls release the GIL; with the default 5 ms switch interval the
-    # loop waited that long to get it back behind the thread's Python (2026-12-05)
-    t = DbThread("test-db")
-    before = sys.getswitchinterval()
-    try:
-        seen = await t.call(sys.getswitchinterval)
-        assert seen == min(before, SWITCH_S) and before > SWITCH_S
-        assert sys.getswitchinterval() == before  # put back once it is done
-        with pytest.raises(ZeroDivisionError):
-            await t.call(lambda: 1 / 0)
-        assert sys.getswitchinterval() == before
-    finally:
-        t.shutdown()
-
-
-async def test_overlapping_calls_put_the_interval_back_when_the_last_ends() -> None:
-    a, b = DbThread("test-db-a"), DbThread("test-db-b")
-    before = sys.getswitchinterval()
-    go = threading.Event()
-    try:
-        first = asyncio.ensure_future(a.call(lambda: go.wait(5) and sys.getswitchinterval()))
-        second = asyncio.ensure_future(b.call(lambda: time.sleep(0.5) or "b"))
-        await asyncio.sleep(0.01)
-        go.set()
-        assert await first == SWITCH_S
-        assert sys.getswitchinterval() == SWITCH_S  # the second is still in flight
-        assert await second == "b"
-        assert sys.getswitchinterval() == before
-    finally:
-        a.shutdown()
-        b.shutdown()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.ledger_entry import MINT, Transfer, pseudonym
-from LLM_Mesh.registry.db_thread import SWITCH_S
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import (
     JOURNAL_SIZE_LIMIT,
@@ -164,23 +162,3 @@ def test_sqlite_now_is_sqlite_time_of_the_same_instant() -> None:
     ):
         want = sqlite_time(epoch + timedelta(microseconds=ns // 1000))
         assert sqlite_now(lambda ns=ns: ns) == want, ns
-
-
-async def test_a_write_in_the_connections_thread_runs_with_short_switch_slices(
-    tmp_path: Path,
-) -> None:
-    # the settler's ledger append runs there while the loop's own commits release the GIL:
-    # at the default 5 ms switch interval the loop stalled up to that long (2026-12-05,
-    # benchmarks/probe_gateway_timeline.py)
-    path = tmp_path / "r.db"
-    store = await _store(path)
-    db = SqliteSettleDb(str(path))
-    await db.open()
-    before = sys.getswitchinterval()
-    try:
-        seen = await db.transact(lambda _conn: sys.getswitchinterval(), inline=False)
-        assert seen == SWITCH_S < before
-        assert sys.getswitchinterval() == before
-    finally:
-        await db.close()
-        await store.close()
