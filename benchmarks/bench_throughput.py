@@ -34,7 +34,13 @@ gateway signature to verify); mesh = gateway -> registered node (authenticated: 
 so the mesh figures include the signing and its verification.
 
     .venv/bin/python benchmarks/bench_throughput.py [--rounds 8] [--max-tokens 128] [--n-threads N]
-        [--baseline-tree DIR] [--stream-intervals S,S,...]
+        [--baseline-tree DIR] [--stream-intervals S,S,...] [--ttft-rounds N] [--ttft-max-tokens 1]
+
+``--ttft-rounds N``: after the rounds above, N more rounds of short requests
+(``max_tokens`` = ``--ttft-max-tokens``, 1 by default) on every path, in the same rotating
+order, for the TTFT added alone (its median, interval and verdict printed apart): a round
+takes ~0.1 s instead of seconds, so hundreds of rounds fit in a run and the interval
+narrows (it spans about the 0.5 ± 1/sqrt(N) quantiles of the rounds' differences).
 
 ``--baseline-tree DIR``: a second mesh whose registry and node run from another checkout
 ("before"), measured in the same rounds (A/B/C, rotating); its TTFT added and decode
@@ -184,6 +190,12 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--baseline-tree", default=None, help="another checkout's mesh as 'before'")
     ap.add_argument(
+        "--ttft-rounds", type=int, default=0,
+        help="after the rounds, this many more of short requests (--ttft-max-tokens) for "
+        "the TTFT added alone: many rounds in little time, a narrower interval",
+    )  # fmt: skip
+    ap.add_argument("--ttft-max-tokens", type=int, default=1, help="max_tokens of those")
+    ap.add_argument(
         "--stream-intervals", default=None,
         help="S,S,...: a mesh per value, its node's --stream-interval-s (seconds)",
     )  # fmt: skip
@@ -208,6 +220,7 @@ def main() -> None:
     samples: list[tuple[Sample, Sample]] = []
     before: list[tuple[Sample, Sample]] = []
     others: dict[str, list[tuple[Sample, Sample]]] = {}
+    short: dict[str, list[float]] = {}  # --ttft-rounds: each path's TTFT (ms), round by round
     with contextlib.ExitStack() as stack:
         extra: dict[str, str] = {}  # name -> registry URL, --stream-intervals beyond the first
         first_args = list(node_args)
@@ -268,6 +281,16 @@ def main() -> None:
                         f"round {i + 1}/{args.rounds}: mesh {a.decode_tps:.1f} / direct "
                         f"{b.decode_tps:.1f} decode tok/s ({a.tokens}/{b.tokens} tokens)"
                     )
+                urls = {"mesh": mesh.registry_url, "before": old_url or "", **extra}
+                for i in range(args.ttft_rounds):  # short requests: TTFT only, many rounds
+                    for name in round_order(paths, i):
+                        if name == "direct":
+                            ms = direct(llama, args.ttft_max_tokens).ttft_s * 1e3
+                        else:
+                            ms = via_mesh(client, urls[name], args.ttft_max_tokens).ttft_s * 1e3
+                        short.setdefault(name, []).append(ms)
+                    if (i + 1) % 50 == 0 or i + 1 == args.ttft_rounds:
+                        log(f"TTFT round {i + 1}/{args.ttft_rounds}")
         finally:
             del llama
             gc.collect()
@@ -292,7 +315,33 @@ def main() -> None:
         )  # fmt: skip
     report(samples, args, n_threads, {"mesh": samples, **others} if others else None,
            f"interval {intervals[0]:g} s" if intervals else "mesh",
-           before=before)  # fmt: skip
+           before=before, short=short_rounds(short, args.ttft_max_tokens))  # fmt: skip
+
+
+def short_rounds(short: dict[str, list[float]], max_tokens: int) -> dict[str, Any]:
+    """--ttft-rounds: each mesh's TTFT added over the same round's direct request (median,
+    95 % interval, verdict), and the per-round difference mesh - before."""
+    if not short.get("direct"):
+        return {}
+    d = short["direct"]
+    out: dict[str, Any] = {"max_tokens": max_tokens, "rounds": len(d), "ttft_ms": short}
+    print(f"\nTTFT rounds (--ttft-rounds {len(d)}, max_tokens={max_tokens}, the same rotating "
+          f"order; TTFT medians: " + ", ".join(f"{n} {median(v):.1f} ms" for n, v in short.items())
+          + "):")  # fmt: skip
+    for name, v in short.items():
+        if name == "direct":
+            continue
+        s = summarize([m - x for m, x in zip(v, d, strict=True)], TTFT_ADDED_GOAL_MS)
+        out[name] = s.as_dict()
+        print(f"  {name:>16}: " + s.line("TTFT added", "ms"))
+    if "before" in short:
+        diff = summarize([a - b for a, b in zip(short["mesh"], short["before"], strict=True)], 0.0)
+        out["mesh_minus_before"] = diff.as_dict()
+        iv = diff.interval
+        print(f"  TTFT mesh - before (per round): median {diff.median:+.2f} ms, "
+              + (f"95 % CI [{iv.low:+.2f}, {iv.high:+.2f}] ms (sign test)" if iv
+                 else "no 95 % interval (too few rounds)"))  # fmt: skip
+    return out
 
 
 def ttft_verdict(pairs: list[tuple[Sample, Sample]]) -> PairedSummary:
@@ -333,6 +382,7 @@ def report(
     meshes: dict[str, list[tuple[Sample, Sample]]] | None = None,
     first_name: str = "mesh",
     before: list[tuple[Sample, Sample]] | None = None,
+    short: dict[str, Any] | None = None,
 ) -> None:
     hdr = (
         f"{'round':>5} {'mesh dec':>9} {'dir dec':>8} {'ratio':>6} "
@@ -416,10 +466,12 @@ def report(
         {
             "params": {"rounds": args.rounds, "max_tokens": args.max_tokens,
                        "n_threads": n_threads, "prompt": PROMPT, "model": MODEL,
-                       "stream_intervals": getattr(args, "stream_intervals", None)},
+                       "stream_intervals": getattr(args, "stream_intervals", None),
+                       "ttft_rounds": getattr(args, "ttft_rounds", 0)},
             "summary": summary,
             "by_mesh": by_mesh,
             "before": compare(before) if before else None,
+            "ttft_rounds": short or None,
             "rounds": [{"mesh": _row(a), "direct": _row(b)} for a, b in samples],
             "other_rounds": {n: [{"mesh": _row(a), "direct": _row(b)} for a, b in p]
                              for n, p in (meshes or {}).items() if n != "mesh"},

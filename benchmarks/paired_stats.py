@@ -63,8 +63,10 @@ def median_interval(values: Sequence[float], level: float = 0.95) -> Interval | 
     xs = sorted(values)
     n = len(xs)
     best = 0
+    below = 0  # sum of C(n, j) for j < k: 2**n * P(B <= k - 1), exact integers
     for k in range(1, n // 2 + 1):
-        if 1.0 - 2.0 * _binom_cdf_half(k - 1, n) >= level:
+        below += math.comb(n, k - 1)
+        if 1.0 - (2 * below) / 2**n >= level:
             best = k
         else:
             break
@@ -108,7 +110,8 @@ class PairedSummary:
             iv = self.interval
             ci = (
                 f"95 % CI [{fmt.format(iv.low)}, {fmt.format(iv.high)}]{u}, sign test: the "
-                f"{iv.k}th smallest and largest of {iv.n} rounds, coverage {iv.coverage:.3f}"
+                f"k-th smallest and largest of {iv.n} rounds, k = {iv.k}, coverage "
+                f"{iv.coverage:.3f}"
             )
         return (
             f"verdict, {what} {sign} {fmt.format(self.goal)}{u}: {self.verdict} "

@@ -111,3 +111,10 @@ def test_summary_line_says_the_verdict_the_interval_and_the_method() -> None:
     assert ps.summarize([1.0, 2.0], 5.0).line("x", "ms").endswith("too few rounds)")
     with pytest.raises(ValueError):
         ps.summarize([], 5.0)
+
+
+def test_thousands_of_rounds_give_the_normal_approximations_k_without_overflow() -> None:
+    n = 2000  # 2**n is far beyond a float: the binomial sums stay integers
+    iv = ps.median_interval([float(v) for v in range(n)])
+    assert iv is not None and iv.coverage >= 0.95
+    assert abs(iv.k - (n / 2 - 0.98 * math.sqrt(n))) <= 2  # ~ n/2 - 1.96 sqrt(n)/2
