@@ -331,6 +331,7 @@ def short_rounds(short: dict[str, list[float]], max_tokens: int) -> dict[str, An
     for name, v in short.items():
         if name == "direct":
             continue
+        unequal_warning(median(v), median(d), name)
         s = summarize([m - x for m, x in zip(v, d, strict=True)], TTFT_ADDED_GOAL_MS)
         out[name] = s.as_dict()
         print(f"  {name:>16}: " + s.line("TTFT added", "ms"))
@@ -342,6 +343,16 @@ def short_rounds(short: dict[str, list[float]], max_tokens: int) -> dict[str, An
               + (f"95 % CI [{iv.low:+.2f}, {iv.high:+.2f}] ms (sign test)" if iv
                  else "no 95 % interval (too few rounds)"))  # fmt: skip
     return out
+
+
+def unequal_warning(mesh_ms: float, direct_ms: float, name: str = "mesh") -> None:
+    """A mesh's first token is direct's work plus the relay: a mesh's TTFT median below
+    direct's means the box slowed the paths unequally (direct's own threads waited), and
+    no verdict of the run can be read as the mesh's."""
+    if mesh_ms < direct_ms:
+        print(f"  WARNING: {name}'s TTFT median {mesh_ms:.1f} ms is below direct's "
+              f"{direct_ms:.1f} ms: the box slowed the paths unequally; check the load and "
+              "an A/A run (--baseline-tree of the same code) before reading the verdict")  # fmt: skip
 
 
 def ttft_verdict(pairs: list[tuple[Sample, Sample]]) -> PairedSummary:
@@ -446,6 +457,8 @@ def report(
     print(f"  goal TTFT added <= 5 ms, median alone: {'MET' if ok else 'NOT MET'} ({added:+.1f} ms)")
     print("  " + dec_v.line("decode ratio"))
     print("  " + ttft_v.line("TTFT added", "ms"))
+    unequal_warning(summary["mesh_ttft_ms_median"], summary["direct_ttft_ms_median"])
+    print("  load average at the end: " + " / ".join(f"{v:.2f}" for v in os.getloadavg()))
     by_mesh: dict[str, Any] = {}
     if meshes:
         print("\nevery mesh over the same rounds (medians; TTFT added per round):")
