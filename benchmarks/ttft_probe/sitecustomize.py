@@ -210,8 +210,18 @@ if _DIR:
         from LLM_Mesh.node.engines import llama_cpp
 
         _wrap_async(app._Handler, "handle", "node_handle", None)
-        _wrap_sync(gateway_guard.GatewayGuard, "check", None, "node_auth")
+        # the gateway's MAC or signature: headers first, then the body (check: older trees)
+        for name, after in (("check", "node_auth"), ("precheck", "n_precheck"),
+                            ("check_body", "node_auth")):  # fmt: skip
+            if hasattr(gateway_guard.GatewayGuard, name):
+                _wrap_sync(gateway_guard.GatewayGuard, name, None, after)
         _wrap_sync(app._Handler, "parse", None, "node_parsed")
+        if os.environ.get("LLM_MESH_BENCH_PROBE_FINE") == "1":
+            from starlette.requests import Request
+
+            _wrap_async(Request, "body", None, "n_body")
+            if hasattr(app, "_json_body"):
+                _wrap_async(app, "_json_body", None, "n_json")
         orig_open = generation.Generation.open.__func__
 
         async def open_(cls, *a, **k):  # type: ignore[no-untyped-def]
