@@ -497,12 +497,14 @@ async def test_scheduler_probes_pairs_with_a_verifier_when_due(mesh: Harness) ->
                 await mesh.client.post(f"/mesh/nodes/{n}/heartbeat", json={})
             ).status_code == 200
 
-    await later(601.0)
+    # exponential waits (core/probe_budget.py): advance to each drawn due time
+    await later(sched.due[("a", MODEL)] - mesh.clock() + 0.001)
     results = await sched.poll()
     assert [(r.node_id, r.verdict) for r in results] == [("a", "pass")]
     assert len(node.calls) == 1
     assert await sched.poll() == []  # not due again yet
-    await later(601.0)
+    assert sched.wait_s() <= sched.interval_s
+    await later(sched.due[("a", MODEL)] - mesh.clock() + 0.001)
     assert [r.node_id for r in await sched.poll()] == ["a"]
 
 
