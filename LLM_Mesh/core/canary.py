@@ -152,10 +152,22 @@ def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Ver
     return verdict(True, "match" if diverged is None else "diverged_at_tie", diverged)
 
 
-def truncated(reference: Answer, max_tokens: int) -> Answer:
-    """The reference cut to a probe's ``max_tokens`` (greedy: a shorter answer is a prefix)."""
-    toks = reference.tokens[:max_tokens]
+def truncated(reference: Answer, max_tokens: int | None) -> Answer:
+    """The reference cut to a probe's ``max_tokens`` (greedy: a shorter answer is a prefix;
+    ``None``, no limit asked: the whole reference)."""
+    toks = reference.tokens if max_tokens is None else reference.tokens[:max_tokens]
     return Answer("".join(t.token for t in toks), toks)
+
+
+def judged_part(answer: Answer, reference: Answer, reference_limit: int) -> Answer:
+    """The part of a node's ``answer`` that is compared with ``reference`` (a probe's
+    reference, cut to its length): where the reference was cut at ``reference_limit``
+    tokens (the most the verifier was asked) and the probe asked more, only the answer's
+    first as many tokens (what follows has nothing to compare with); else the whole
+    answer. The text is kept whole: it must begin with what the judged tokens spell."""
+    if len(reference.tokens) >= reference_limit:
+        return Answer(answer.text, answer.tokens[: len(reference.tokens)])
+    return answer
 
 
 def sure_prefix(reference: Answer, rule: Rule = DEFAULT_RULE) -> tuple[TokenLogprob, ...]:

@@ -54,6 +54,7 @@ from LLM_Mesh.core.canary import (
     answer_from_openai,
     compare,
     compare_text,
+    judged_part,
     truncated,
 )
 from LLM_Mesh.core.canary_prompts import PROMPTS
@@ -295,7 +296,7 @@ class CanaryProber:
                 v = compare_text(ref, await self.ask_stream(node_id, raw, shape.path), self.rule)
             else:
                 got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
-                v = compare(ref, got, self.rule)
+                v = compare(ref, judged_part(got, ref, self.mix.max_tokens), self.rule)
         except ProbeError as exc:
             # no answer is no verdict (the node may be busy); failures count in its score
             return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
