@@ -8,11 +8,22 @@ catch it, and an honest node must pass the same shapes.
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
 from tests.registry.helpers import Harness
-from tests.registry.test_canary import MODEL, canned, mesh, prober, prompt_of, register, trust
+from tests.registry.test_canary import (
+    MODEL,
+    an_hour_later,
+    canned,
+    mesh,
+    nodes_view,
+    prober,
+    prompt_of,
+    register,
+    trust,
+)
 
 __all__ = ["mesh"]  # the fixture
 
@@ -116,3 +127,38 @@ async def test_a_node_honest_only_to_lone_user_messages_is_caught(mesh: Harness)
     verifier_bodies = [c["body"] for c in mesh.nodes.nodes["verifier:8801"].calls]
     systems = [b for b in verifier_bodies if b.get("messages", [{}])[0].get("role") == "system"]
     assert systems  # the reference was asked with the probe's system message
+
+
+async def test_reading_the_public_tally_after_each_answer_does_not_say_which_was_a_probe(
+    mesh: Harness,
+) -> None:
+    """Played as the node: answer a request, read ``GET /mesh/nodes`` and the dashboard's
+    node page, and mark the request a probe if ``canary_passed`` (or the trust score, or
+    "last probe") moved. Live, it moved right after the probe and only then. Now the public
+    sees the tally as at the start of the hour, the last probe as its day."""
+    await setup(mesh, long_model)
+    q = mesh.runtime.quality
+    assert q is not None
+
+    async def seen() -> tuple[Any, ...]:
+        view = (await nodes_view(mesh))["honest"]
+        page = await mesh.client.get("/dashboard/fragment/nodes/honest")
+        assert page.status_code == 200
+        verdicts = re.search(r"Canary verdicts</dt><dd>(.*?)</dd>", page.text, re.S)
+        parts = re.search(r"canary [0-9.]+ ×", page.text)
+        assert verdicts is not None and parts is not None
+        return view["canary_passed"], view["trust_score"], verdicts.group(1), parts.group(0)
+
+    before = await seen()
+    r = await mesh.client.post("/v1/completions", json={"model": MODEL, "prompt": "hello"})
+    assert r.status_code == 200
+    assert await seen() == before  # a user's request: nothing moves
+    assert (await prober(mesh).probe("honest", MODEL)).verdict == "pass"
+    q.changes += 1  # whatever caching: built again
+    assert await seen() == before  # the probe: nothing moves either
+    an_hour_later(q)
+    passed, score, page, _parts = await seen()
+    assert passed == 1 and score > before[1]
+    stamp = q.records["honest"][MODEL].last_probe_at
+    assert stamp is not None
+    assert stamp.strftime("%Y-%m-%d") in page and stamp.strftime("%H:%M:%S") not in page
