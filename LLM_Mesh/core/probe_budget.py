@@ -1,7 +1,7 @@
 """How often to probe each node and model: the canary's budget.
 
 At most ``share`` (default 1 %) of a node's capacity goes to probes, and every
-model it serves gets at least one probe per ``min_interval_s`` (default an hour);
+model it serves gets at least one probe per ``min_interval_s`` (default an hour) on average;
 the minimum wins when 1 % of a small node's capacity is less. Capacity is what the
 node could serve in an hour: ``max_concurrency × 3600 / service_s``.
 

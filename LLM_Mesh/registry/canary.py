@@ -30,7 +30,8 @@ model (``registry/quality.py``).
 
 :class:`CanaryScheduler` probes in the background within the budget of
 ``core/probe_budget.py`` (≤ 1 % of a node's capacity, ≥ 1 probe per model per
-hour, at the times of a Poisson process); ``POST /mesh/canary/run`` (admin) runs a round now.
+hour on average, at the times of a Poisson process); ``POST /mesh/canary/run`` (admin)
+runs a round now.
 """
 
 from __future__ import annotations
