@@ -236,11 +236,14 @@ class Quality:
             and self.score(e.node_id, model).score >= self.threshold
         )
 
-    def view(self, node_id: str) -> dict[str, Any]:
+    def view(self, node_id: str, *, live: bool = False) -> dict[str, Any]:
         """What ``GET /mesh/nodes`` adds to a node: trust score and passed probes (as at
-        the start of the hour: :meth:`shown`), failed probes and quarantines (at once)."""
-        shown = self.shown(node_id).values()
-        passed = sum(t.passed for t in shown)
+        the start of the hour: :meth:`shown`; ``live``, the admin's listing: as they are),
+        failed probes and quarantines (at once)."""
+        if live:
+            passed = self.passed(node_id)
+        else:
+            passed = sum(t.passed for t in self.shown(node_id).values())
         s = self.score(node_id, canary_passed=passed)
         return {
             "trust_score": s.score,

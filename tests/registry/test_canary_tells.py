@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
-from tests.registry.helpers import Harness
+from tests.registry.helpers import ADMIN, Harness
 from tests.registry.test_canary import (
     MODEL,
     an_hour_later,
@@ -156,6 +156,8 @@ async def test_reading_the_public_tally_after_each_answer_does_not_say_which_was
     assert (await prober(mesh).probe("honest", MODEL)).verdict == "pass"
     q.changes += 1  # whatever caching: built again
     assert await seen() == before  # the probe: nothing moves either
+    admin = await mesh.client.get("/mesh/nodes", headers=ADMIN)  # the admin's: live
+    assert {n["node_id"]: n for n in admin.json()["nodes"]}["honest"]["canary_passed"] == 1
     an_hour_later(q)
     passed, score, page, _parts = await seen()
     assert passed == 1 and score > before[1]
