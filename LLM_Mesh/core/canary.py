@@ -21,7 +21,9 @@ The rule (:func:`compare`), position by position while the tokens agree:
   as its own, with the numbers for the token both list agreeing. The answers diverge there; nothing after
   it is comparable, so the comparison ends (passing);
 * the answer's text must be its tokens (no text swapped under honest
-  log-probabilities), and an answer without log-probabilities fails.
+  log-probabilities): it begins with what they spell, or, where a stop string ended the
+  answer, is a non-empty beginning of it (llama.cpp's tokens run on past the text a stop
+  string cut: a chat answer's ``"\nUser:"``); an answer without log-probabilities fails.
 
 A streamed probe carries no log-probabilities (a node's stream chunks have none), so
 :func:`compare_text` judges its text alone against the reference's greedy tokens: the
@@ -147,9 +149,17 @@ def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Ver
         return verdict(False, "logprob_mean", None)
     upto = len(answer.tokens) if diverged is None else diverged
     spelled = "".join(t.token for t in answer.tokens[:upto])
-    if REPLACEMENT not in spelled and not answer.text.startswith(spelled):
+    if REPLACEMENT not in spelled and not _spells(spelled, answer.text):
         return verdict(False, "text", None)
     return verdict(True, "match" if diverged is None else "diverged_at_tie", diverged)
+
+
+def _spells(spelled: str, text: str) -> bool:
+    """Whether ``text`` is what tokens spelling ``spelled`` said: it begins with it, or a
+    stop string cut it short (a non-empty beginning of it; found 2026-12-05: an honest
+    chat answer's tokens ran on into the template's stop string ``"\nUser:"``, which the
+    text leaves out, and the rule flagged it)."""
+    return text.startswith(spelled) or (bool(text) and spelled.startswith(text))
 
 
 def truncated(reference: Answer, max_tokens: int | None) -> Answer:
@@ -190,7 +200,8 @@ def _squeeze(text: str) -> str:
 def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Verdict:
     """The verdict on a streamed answer's ``text`` (no log-probabilities) against
     ``reference`` (cut to the probe's length): the reference's :func:`sure_prefix` must
-    be the start of ``text``, whitespace ignored (a detokeniser's spacing is no lie). An
+    be the start of ``text``, whitespace ignored (a detokeniser's spacing is no lie), or
+    ``text`` ends where one of its tokens ends (a stop string cut it; not an empty text). An
     empty (or blank) sure prefix is ``no_sure_tokens``: ok, but no evidence (the prober records no
     verdict)."""
     sure = sure_prefix(reference, rule)
@@ -199,8 +210,10 @@ def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Ver
     got = _squeeze(text)
     spelled = ""
     for i, t in enumerate(sure):
-        spelled += _squeeze(t.token)
+        before, spelled = spelled, spelled + _squeeze(t.token)
         if not got.startswith(spelled):
+            if got and before and got == before:  # the stream ended here: a stop string
+                return Verdict(True, "text_match", i)  # the reference's tokens ran past
             return Verdict(False, "stream_text", i)
     return Verdict(True, "text_match", len(sure))
 
