@@ -21,9 +21,10 @@ The rule (:func:`compare`), position by position while the tokens agree:
   as its own, with the numbers for the token both list agreeing. The answers diverge there; nothing after
   it is comparable, so the comparison ends (passing);
 * the answer's text must be its tokens (no text swapped under honest
-  log-probabilities): it begins with what they spell, or, where a stop string ended the
-  answer, is a non-empty beginning of it (llama.cpp's tokens run on past the text a stop
-  string cut: a chat answer's ``"\nUser:"``); an answer without log-probabilities fails.
+  log-probabilities): it begins with what they spell, or, where a chat template's stop
+  string ended the answer (the tokens past the text spell it: ``core.prompt.TURN_STOPS``),
+  is a non-empty beginning of it (llama.cpp's tokens run on past the text a stop string
+  cut: a chat answer's ``"\nUser:"``); an answer without log-probabilities fails.
 
 A streamed probe carries no log-probabilities (a node's stream chunks have none), so
 :func:`compare_text` judges its text alone against the reference's greedy tokens: the
@@ -42,6 +43,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from LLM_Mesh.core.prompt import TURN_STOPS
 
 REPLACEMENT = "\ufffd"
 
@@ -159,7 +162,30 @@ def _spells(spelled: str, text: str) -> bool:
     stop string cut it short (a non-empty beginning of it; found 2026-12-05: an honest
     chat answer's tokens ran on into the template's stop string ``"\nUser:"``, which the
     text leaves out, and the rule flagged it)."""
-    return text.startswith(spelled) or (bool(text) and spelled.startswith(text))
+    return text.startswith(spelled) or (
+        bool(text) and spelled.startswith(text) and _stopped(spelled[len(text) :])
+    )
+
+
+def _stopped(rest: str) -> bool:
+    """Whether tokens that spell ``rest`` past an answer's text are a stop string's (a chat
+    template's: ``core.prompt.TURN_STOPS``): only there may an honest answer end short of
+    its tokens (review 2026-12-05: any cut at a token's end passed, so a node could end a
+    probe after its first agreeing token)."""
+    return rest.startswith(TURN_STOPS)
+
+
+def _stopped_after(tokens: Sequence[TokenLogprob], got: str) -> bool:
+    """Whether what ``tokens`` spell has a chat template's stop string right after a
+    beginning that is ``got`` (whitespace ignored, as a stream's text is compared)."""
+    full = "".join(t.token for t in tokens)
+    for stop in TURN_STOPS:
+        at = full.find(stop)
+        while at >= 0:
+            if _squeeze(full[:at]) == got:
+                return True
+            at = full.find(stop, at + 1)
+    return False
 
 
 def truncated(reference: Answer, max_tokens: int | None) -> Answer:
@@ -201,7 +227,8 @@ def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Ver
     """The verdict on a streamed answer's ``text`` (no log-probabilities) against
     ``reference`` (cut to the probe's length): the reference's :func:`sure_prefix` must
     be the start of ``text``, whitespace ignored (a detokeniser's spacing is no lie), or
-    ``text`` ends where one of its tokens ends (a stop string cut it; not an empty text). An
+    ``text`` ends where one of its tokens ends and the tokens past it spell a chat
+    template's stop string (a stop string cut it; not an empty text). An
     empty (or blank) sure prefix is ``no_sure_tokens``: ok, but no evidence (the prober records no
     verdict)."""
     sure = sure_prefix(reference, rule)
@@ -212,8 +239,9 @@ def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Ver
     for i, t in enumerate(sure):
         before, spelled = spelled, spelled + _squeeze(t.token)
         if not got.startswith(spelled):
-            if got and before and got == before:  # the stream ended here: a stop string
-                return Verdict(True, "text_match", i)  # the reference's tokens ran past
+            if got and before and got == before and _stopped_after(sure, got):
+                return Verdict(True, "text_match", i)  # a stop string ended it: the
+                # reference's tokens ran past
             return Verdict(False, "stream_text", i)
     return Verdict(True, "text_match", len(sure))
 

@@ -314,5 +314,13 @@ def test_other_or_no_text_under_the_stopped_tokens_still_fails() -> None:
     for text in (" I am a teacher", " You are", ""):
         assert compare(STOPPED, Answer(text, STOPPED.tokens)).reason == "text", text
         assert not compare_text(STOPPED, text).ok, text
-    # a stream may end where a token ends (a stop string), not inside one
-    assert compare_text(STOPPED, " I am").ok and not compare_text(STOPPED, " I a").ok
+    # a stream may end where a stop string's tokens begin, not anywhere else
+    assert not compare_text(STOPPED, " I a").ok
+
+
+def test_an_answer_cut_short_where_no_stop_string_begins_fails_both_rules() -> None:
+    """Review 2026-12-05: a cut at any token's end passed, so a node could stop a probe
+    after its first agreeing token; only a chat template's stop string may end it short."""
+    for text in (" I", " I am", " I am a"):
+        assert compare(STOPPED, Answer(text, STOPPED.tokens)).reason == "text", text
+        assert not compare_text(STOPPED, text).ok, text
