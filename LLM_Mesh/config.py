@@ -50,7 +50,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
 | canary_share         | LLM_MESH_CANARY_SHARE    | 0.01 (at most this share of a node's capacity goes to canary probes) |
-| canary_min_interval_s | LLM_MESH_CANARY_MIN_INTERVAL_S | 3600 (at least one probe per node and model this often) |
+| canary_min_interval_s | LLM_MESH_CANARY_MIN_INTERVAL_S | 3600 (at least one probe per node and model this often, on average: probe times are a Poisson process) |
 | trust_threshold      | LLM_MESH_TRUST_THRESHOLD | 0.6 (``trusted_only`` routes to nodes scoring at least this) |
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
 | allow_plain_http_nodes | LLM_MESH_ALLOW_PLAIN_HTTP_NODES | false (the registry refuses http:// nodes off loopback, ``plain_http_remote``: prompts would cross the network in clear; true: a private network or lab accepts them; not with ``require_tls``) |

@@ -21,7 +21,10 @@ The rule (:func:`compare`), position by position while the tokens agree:
   as its own, with the numbers for the token both list agreeing. The answers diverge there; nothing after
   it is comparable, so the comparison ends (passing);
 * the answer's text must be its tokens (no text swapped under honest
-  log-probabilities), and an answer without log-probabilities fails.
+  log-probabilities): it begins with what they spell, or, where a chat template's stop
+  string ended the answer (the tokens past the text spell it: ``core.prompt.TURN_STOPS``),
+  is a non-empty beginning of it (llama.cpp's tokens run on past the text a stop string
+  cut: a chat answer's ``"\nUser:"``); an answer without log-probabilities fails.
 
 A streamed probe carries no log-probabilities (a node's stream chunks have none), so
 :func:`compare_text` judges its text alone against the reference's greedy tokens: the
@@ -40,6 +43,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from LLM_Mesh.core.prompt import TURN_STOPS
 
 REPLACEMENT = "\ufffd"
 
@@ -147,15 +152,58 @@ def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Ver
         return verdict(False, "logprob_mean", None)
     upto = len(answer.tokens) if diverged is None else diverged
     spelled = "".join(t.token for t in answer.tokens[:upto])
-    if REPLACEMENT not in spelled and not answer.text.startswith(spelled):
+    if REPLACEMENT not in spelled and not _spells(spelled, answer.text):
         return verdict(False, "text", None)
     return verdict(True, "match" if diverged is None else "diverged_at_tie", diverged)
 
 
-def truncated(reference: Answer, max_tokens: int) -> Answer:
-    """The reference cut to a probe's ``max_tokens`` (greedy: a shorter answer is a prefix)."""
-    toks = reference.tokens[:max_tokens]
+def _spells(spelled: str, text: str) -> bool:
+    """Whether ``text`` is what tokens spelling ``spelled`` said: it begins with it, or a
+    stop string cut it short (a non-empty beginning of it; found 2026-12-05: an honest
+    chat answer's tokens ran on into the template's stop string ``"\nUser:"``, which the
+    text leaves out, and the rule flagged it)."""
+    return text.startswith(spelled) or (
+        bool(text) and spelled.startswith(text) and _stopped(spelled[len(text) :])
+    )
+
+
+def _stopped(rest: str) -> bool:
+    """Whether tokens that spell ``rest`` past an answer's text are a stop string's (a chat
+    template's: ``core.prompt.TURN_STOPS``): only there may an honest answer end short of
+    its tokens (review 2026-12-05: any cut at a token's end passed, so a node could end a
+    probe after its first agreeing token)."""
+    return rest.startswith(TURN_STOPS)
+
+
+def _stopped_after(tokens: Sequence[TokenLogprob], got: str) -> bool:
+    """Whether what ``tokens`` spell has a chat template's stop string right after a
+    beginning that is ``got`` (whitespace ignored, as a stream's text is compared)."""
+    full = "".join(t.token for t in tokens)
+    for stop in TURN_STOPS:
+        at = full.find(stop)
+        while at >= 0:
+            if _squeeze(full[:at]) == got:
+                return True
+            at = full.find(stop, at + 1)
+    return False
+
+
+def truncated(reference: Answer, max_tokens: int | None) -> Answer:
+    """The reference cut to a probe's ``max_tokens`` (greedy: a shorter answer is a prefix;
+    ``None``, no limit asked: the whole reference)."""
+    toks = reference.tokens if max_tokens is None else reference.tokens[:max_tokens]
     return Answer("".join(t.token for t in toks), toks)
+
+
+def judged_part(answer: Answer, reference: Answer, reference_limit: int) -> Answer:
+    """The part of a node's ``answer`` that is compared with ``reference`` (a probe's
+    reference, cut to its length): where the reference was cut at ``reference_limit``
+    tokens (the most the verifier was asked) and the probe asked more, only the answer's
+    first as many tokens (what follows has nothing to compare with); else the whole
+    answer. The text is kept whole: it must begin with what the judged tokens spell."""
+    if len(reference.tokens) >= reference_limit:
+        return Answer(answer.text, answer.tokens[: len(reference.tokens)])
+    return answer
 
 
 def sure_prefix(reference: Answer, rule: Rule = DEFAULT_RULE) -> tuple[TokenLogprob, ...]:
@@ -178,7 +226,9 @@ def _squeeze(text: str) -> str:
 def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Verdict:
     """The verdict on a streamed answer's ``text`` (no log-probabilities) against
     ``reference`` (cut to the probe's length): the reference's :func:`sure_prefix` must
-    be the start of ``text``, whitespace ignored (a detokeniser's spacing is no lie). An
+    be the start of ``text``, whitespace ignored (a detokeniser's spacing is no lie), or
+    ``text`` ends where one of its tokens ends and the tokens past it spell a chat
+    template's stop string (a stop string cut it; not an empty text). An
     empty (or blank) sure prefix is ``no_sure_tokens``: ok, but no evidence (the prober records no
     verdict)."""
     sure = sure_prefix(reference, rule)
@@ -187,8 +237,11 @@ def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Ver
     got = _squeeze(text)
     spelled = ""
     for i, t in enumerate(sure):
-        spelled += _squeeze(t.token)
+        before, spelled = spelled, spelled + _squeeze(t.token)
         if not got.startswith(spelled):
+            if got and before and got == before and _stopped_after(sure, got):
+                return Verdict(True, "text_match", i)  # a stop string ended it: the
+                # reference's tokens ran past
             return Verdict(False, "stream_text", i)
     return Verdict(True, "text_match", len(sure))
 

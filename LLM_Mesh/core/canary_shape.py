@@ -12,7 +12,13 @@ lie to everything else. So each probe draws its shape from an injected RNG
   (:func:`~LLM_Mesh.core.canary.compare_text`) and asks for none;
 * ``max_tokens`` (or chat's ``max_completion_tokens``) anywhere in ``[min_tokens,
   max_tokens]``: the reference is asked for ``max_tokens`` once and cut to the probe's
-  length (greedy decoding: a shorter answer is a prefix of a longer one);
+  length (greedy decoding: a shorter answer is a prefix of a longer one); on
+  ``long_share`` of probes a longer limit users set (``long_tokens``: 64 ... 512) or none
+  at all (the node's default), so "at most 32 tokens asked" does not mark a probe: the
+  answer is compared over the reference's tokens, the rest unjudged;
+* chat: on ``system_share`` of chat probes a system message first (one of
+  :data:`SYSTEM_PROMPTS`, common ones), so a chat probe is not always one lone user
+  message (the reference is asked with the same messages);
 * ``logprobs`` / ``top_logprobs`` (non-streamed probes) among ``top_choices``, all at
   least the reference's 5 (a longer list only helps show an honest near tie);
 * optional fields real clients send that change nothing at temperature 0: ``n: 1``,
@@ -37,6 +43,7 @@ __all__ = [
     "COMPLETIONS_PATH",
     "DEFAULT_MIX",
     "REFERENCE_TOP",
+    "SYSTEM_PROMPTS",
     "Mix",
     "Shape",
     "choose",
@@ -49,6 +56,20 @@ CHAT_PATH = "/v1/chat/completions"
 REFERENCE_TOP = 5  # the reference's top candidates per token (what the bench measured)
 SDK = "sdk"
 HAND = "hand"
+
+
+SYSTEM_PROMPTS: tuple[str, ...] = (
+    "You are a helpful assistant.",
+    "You are a helpful assistant",
+    "You are a helpful coding assistant.",
+    "You are an expert Python programmer.",
+    "You are a friendly and knowledgeable assistant.",
+    "You are ChatGPT, a large language model. Answer as concisely as possible.",
+    "You are a helpful, respectful and honest assistant.",
+    "You are a senior software engineer. Write clean, idiomatic code.",
+)
+"""System messages chat clients commonly send (the default ones of SDK examples and chat
+front ends): a chat probe carries one on ``Mix.system_share`` of probes."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,12 @@ class Mix:
     top_choices: tuple[int, ...] = (5, 5, 10, 20)
     optional_share: float = 0.5
     """Chance of each optional no-op field (``n``, ``top_p``, ``stream_options``)."""
+    long_share: float = 0.3
+    """Chance that a probe asks a longer limit than ``max_tokens`` (one of ``long_tokens``,
+    ``None``: no limit sent)."""
+    long_tokens: tuple[int | None, ...] = (64, 100, 128, 200, 256, 512, None)
+    system_share: float = 0.3
+    """Chance that a chat probe starts with a system message (:data:`SYSTEM_PROMPTS`)."""
 
 
 DEFAULT_MIX = Mix()
@@ -75,7 +102,8 @@ class Shape:
 
     path: str = COMPLETIONS_PATH
     stream: bool = False
-    max_tokens: int = 16
+    max_tokens: int | None = 16
+    """``None``: no limit sent (the node's default length)."""
     top_logprobs: int = REFERENCE_TOP
     style: str = SDK
     """``sdk`` (compact, sorted tail) or ``hand`` (default spacing, shuffled tail)."""
@@ -84,6 +112,8 @@ class Shape:
     extras: tuple[tuple[str, Any], ...] = ()
     order_seed: int = 0
     """Orders a hand-written body's keys (after ``model``)."""
+    system: str = ""
+    """Chat only: a system message before the user's (``""``: none)."""
 
     @property
     def chat(self) -> bool:
@@ -105,37 +135,56 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX) -> Shape:
         extras.append(("top_p", 1))
     if stream and rng.random() < mix.optional_share:
         extras.append(("stream_options", {"include_usage": True}))
+    order_seed = rng.getrandbits(32)
+    limit: int | None = max_tokens
+    if mix.long_tokens and rng.random() < mix.long_share:
+        limit = rng.choice(mix.long_tokens)
+    system = ""
+    if chat and SYSTEM_PROMPTS and rng.random() < mix.system_share:
+        system = rng.choice(SYSTEM_PROMPTS)
     return Shape(
         path=CHAT_PATH if chat else COMPLETIONS_PATH,
         stream=stream,
-        max_tokens=max_tokens,
+        max_tokens=limit,
         top_logprobs=top,
         style=style,
         chat_max_field=chat_max,
         extras=tuple(extras),
-        order_seed=rng.getrandbits(32),
+        order_seed=order_seed,
+        system=system,
     )
 
 
 def reference_shape(shape: Shape, mix: Mix = DEFAULT_MIX) -> Shape:
-    """What the verifier is asked for ``shape``'s reference: the same endpoint, not
-    streamed, ``mix.max_tokens`` tokens, :data:`REFERENCE_TOP` candidates, one fixed
-    form (so one cached reference serves every shape of that prompt and endpoint)."""
-    return Shape(path=shape.path, max_tokens=mix.max_tokens, top_logprobs=REFERENCE_TOP)
+    """What the verifier is asked for ``shape``'s reference: the same endpoint and
+    messages (a chat probe's system message), not streamed, ``mix.max_tokens`` tokens,
+    :data:`REFERENCE_TOP` candidates, one fixed form (so one cached reference serves every
+    shape of that prompt, endpoint and system message)."""
+    return Shape(
+        path=shape.path,
+        max_tokens=mix.max_tokens,
+        top_logprobs=REFERENCE_TOP,
+        system=shape.system if shape.chat else "",
+    )
 
 
 def fields(shape: Shape, model: str, prompt: str) -> dict[str, Any]:
     """The body's fields (before ordering and spacing)."""
     out: dict[str, Any] = {"model": model, "temperature": 0}
     if shape.chat:
-        out["messages"] = [{"role": "user", "content": prompt}]
-        out[shape.chat_max_field] = shape.max_tokens
+        user = {"role": "user", "content": prompt}
+        out["messages"] = (
+            [{"role": "system", "content": shape.system}, user] if shape.system else [user]
+        )
+        if shape.max_tokens is not None:
+            out[shape.chat_max_field] = shape.max_tokens
         if not shape.stream:
             out["logprobs"] = True
             out["top_logprobs"] = shape.top_logprobs
     else:
         out["prompt"] = prompt
-        out["max_tokens"] = shape.max_tokens
+        if shape.max_tokens is not None:
+            out["max_tokens"] = shape.max_tokens
         if not shape.stream:
             out["logprobs"] = shape.top_logprobs
     if shape.stream:

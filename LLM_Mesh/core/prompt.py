@@ -24,6 +24,10 @@ class RenderedPrompt:
     stop: tuple[str, ...]
 
 
+# every template's stop strings (below): where an honest answer may end short of its tokens
+# (llama.cpp's tokens run on into the stop string its text leaves out: core/canary.py)
+TURN_STOPS = ("<|im_end|>", "<end_of_turn>", "[INST]", "\nUser:", "\nSystem:")
+
 _ROLE_LABEL = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant"}
 
 

@@ -359,7 +359,8 @@ async def list_nodes(request: Request) -> Response:
         nodes = [v.model_dump(mode="json", exclude=private) for v in rt.routing.views()]
         if rt.quality is not None:
             for n in nodes:
-                n.update(rt.quality.view(n["node_id"]))
+                # the public's tally is an hour late (core/canary_publish.py), the admin's live
+                n.update(rt.quality.view(n["node_id"], live=private is None))
         return {"nodes": nodes}
 
     now = rt.clock()

@@ -30,7 +30,8 @@ model (``registry/quality.py``).
 
 :class:`CanaryScheduler` probes in the background within the budget of
 ``core/probe_budget.py`` (≤ 1 % of a node's capacity, ≥ 1 probe per model per
-hour, random times); ``POST /mesh/canary/run`` (admin) runs a round now.
+hour on average, at the times of a Poisson process); ``POST /mesh/canary/run`` (admin)
+runs a round now.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from LLM_Mesh.core.canary import (
     answer_from_openai,
     compare,
     compare_text,
+    judged_part,
     truncated,
 )
 from LLM_Mesh.core.canary_prompts import PROMPTS
@@ -295,7 +297,7 @@ class CanaryProber:
                 v = compare_text(ref, await self.ask_stream(node_id, raw, shape.path), self.rule)
             else:
                 got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
-                v = compare(ref, got, self.rule)
+                v = compare(ref, judged_part(got, ref, self.mix.max_tokens), self.rule)
         except ProbeError as exc:
             # no answer is no verdict (the node may be busy); failures count in its score
             return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
@@ -335,9 +337,14 @@ class CanaryProber:
 class CanaryScheduler(Poller):
     """Background probes within the budget (``core/probe_budget.py``).
 
-    Every ``interval_s`` it probes the (node, model) pairs that are due, one at a
-    time; the first probe of a pair comes at a random time within its interval.
-    Pairs without a verifier are not probed (nothing to compare with).
+    Each (node, model) pair with a verifier is probed at the times of a Poisson process
+    at the budget's rate: its first probe an exponential wait after it is first seen, each
+    next one an exponential wait after the last. The loop sleeps until the earliest due
+    time (at most ``interval_s``, to see new pairs), so a probe leaves when its drawn time
+    comes, not at the next tick of a fixed period (a lattice of send times a node could
+    learn from its clock). A pair that is no longer a target (its node gone, unhealthy or
+    quarantined, no verifier) is forgotten: back, it gets a fresh draw, not a probe at
+    once for a time that passed while it was away (a burst right after a registration).
     """
 
     task_name = "llm-mesh-canary"
@@ -355,13 +362,24 @@ class CanaryScheduler(Poller):
         self.interval_s = interval_s
         self.rng = rng or random.Random()
         self.due: dict[tuple[str, str], float] = {}
+        self.next_at: float | None = None
+        """The earliest due time after the last poll (``None``: nothing scheduled)."""
+
+    def wait_s(self) -> float:
+        """Until the earliest due time, at most ``interval_s``."""
+        if self.next_at is None:
+            return self.interval_s
+        return max(0.0, min(self.interval_s, self.next_at - self.prober.rt.clock()))
 
     async def poll(self) -> list[ProbeResult]:
         rt = self.prober.rt
+        self.next_at = None
         if not self.prober.quality.verifiers:  # nothing to compare with: no walk over
-            return []  # every node (10,000 of them every interval_s held the loop)
+            self.due.clear()  # every node (10,000 of them every interval_s held the loop)
+            return []
         now = rt.clock()
         results = []
+        seen: set[tuple[str, str]] = set()
         for node_id, model in self.prober.targets():
             if not self.prober.verifiers_for(node_id, model):
                 continue
@@ -372,12 +390,15 @@ class CanaryScheduler(Poller):
                 max_concurrency=entry.max_concurrency, service_s=1.0, models=len(entry.models)
             )
             key = (node_id, model)
+            seen.add(key)
             if key not in self.due:
-                self.due[key] = now + self.rng.uniform(0.0, interval)
-            if now < self.due[key]:
-                continue
-            results.append(await self.prober.probe(node_id, model))
-            self.due[key] = self.budget.next_due(rt.clock(), interval, self.rng)
+                self.due[key] = self.budget.first_due(now, interval, self.rng)
+            if rt.clock() >= self.due[key]:
+                results.append(await self.prober.probe(node_id, model))
+                self.due[key] = self.budget.next_due(rt.clock(), interval, self.rng)
+        for key in [k for k in self.due if k not in seen]:
+            del self.due[key]
+        self.next_at = min(self.due.values(), default=None)
         return results
 
 

@@ -105,10 +105,15 @@ class Poller:
         except Exception:  # cannot tell: poll
             return None
 
+    def wait_s(self) -> float:
+        """How long to sleep before the next tick: ``interval_s`` (a subclass may wake
+        sooner, as the canary scheduler does at its next probe's time)."""
+        return self.interval_s
+
     async def _loop(self) -> None:
         while True:
             await self.tick()
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(self.wait_s())
 
     def start(self) -> None:
         if self._task is None:

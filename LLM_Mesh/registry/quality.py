@@ -21,6 +21,12 @@ the router's success rate and per-token speed, and the node's recorded
 failures; ``trusted_nodes(model)`` is what ``trusted_only`` routes to, scored on that
 model's passed probes only (a node trusted for one model is not trusted for another no
 verifier checked). The node-wide score (``view``, ``GET /mesh/nodes``) counts them all.
+
+What the public sees of passed probes (``view``: ``GET /mesh/nodes``, ``node info``, the
+dashboard; and :meth:`Quality.public_score`) is the tally as it stood at the start of the
+current hour
+(``core/canary_publish.py``): shown live, a node reading it after each answer learned
+which of its requests were probes. Routing (``trusted_nodes``) uses the live tally.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from LLM_Mesh.core.canary_publish import DEFAULT_PERIOD_S, DelayedTally, Tally
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.trust import (
     DEFAULT_THRESHOLD,
@@ -62,6 +69,7 @@ class Quality:
         *,
         threshold: float = DEFAULT_THRESHOLD,
         wall_now: Callable[[], datetime] = _utcnow,
+        publish_period_s: float = DEFAULT_PERIOD_S,
     ) -> None:
         self.store = store
         self.routing = routing
@@ -70,6 +78,7 @@ class Quality:
         self.now = wall_now
         self.verifiers: frozenset[str] = frozenset()
         self.records: dict[str, dict[str, CanaryRecord]] = {}  # node id -> model -> record
+        self.published = DelayedTally(publish_period_s)  # what the public sees of them
         # quarantined nodes and their operators' other nodes (Store.held_nodes)
         self.held_nodes: frozenset[str] = frozenset()
         # bumped by every change of what ``view`` shows but the scores (verifiers, records,
@@ -110,6 +119,9 @@ class Quality:
             return
         if mine.get(rec.model) != rec:
             self.changes += 1
+            at = (rec.updated_at or self.now()).timestamp()
+            tally = Tally(rec.passed, rec.last_probe_at)
+            self.published.note(rec.node_id, rec.model, at, tally)
         mine[rec.model] = rec
         self._sync_routing(rec.node_id)
 
@@ -176,10 +188,25 @@ class Quality:
     def failed(self, node_id: str) -> int:
         return sum(r.failed for r in self.records.get(node_id, {}).values())
 
-    def score(self, node_id: str, model: str | None = None) -> TrustScore:
+    def shown(self, node_id: str) -> dict[str, Tally]:
+        """Each model's tally as the public sees it: as at the start of the current
+        period (``core/canary_publish.py``)."""
+        now = self.now().timestamp()
+        mine = self.records.get(node_id, {})
+        return {m: self.published.shown(node_id, m, now) for m in sorted(mine)}
+
+    def public_score(self, node_id: str) -> TrustScore:
+        """:meth:`score` on the tally the public sees (:meth:`shown`)."""
+        passed = sum(t.passed for t in self.shown(node_id).values())
+        return self.score(node_id, canary_passed=passed)
+
+    def score(
+        self, node_id: str, model: str | None = None, *, canary_passed: int | None = None
+    ) -> TrustScore:
         """The node's trust score; with ``model``, its canary factor counts only the
         probes of that model passed (trust earned on one model is not trust in another
-        that no verifier could check), a quarantine for any model still zeroes it."""
+        that no verifier could check), a quarantine for any model still zeroes it.
+        ``canary_passed``: the passed probes to count instead of the live tally's."""
         entry = self.table.get(node_id)
         st = self.routing.router.node(node_id)
         now = self.routing.clock()
@@ -187,7 +214,9 @@ class Quality:
         per_token = st.per_token.get(now) if st is not None else None
         return trust_score(
             TrustInputs(
-                canary_passed=self.passed(node_id, model),
+                canary_passed=(
+                    self.passed(node_id, model) if canary_passed is None else canary_passed
+                ),
                 quarantined=bool(self.quarantines(node_id)),
                 success_rate=success,
                 requests=entry.requests if entry is not None else 0,
@@ -207,15 +236,21 @@ class Quality:
             and self.score(e.node_id, model).score >= self.threshold
         )
 
-    def view(self, node_id: str) -> dict[str, Any]:
-        """What ``GET /mesh/nodes`` adds to a node: trust score, canary tally, quarantines."""
-        s = self.score(node_id)
+    def view(self, node_id: str, *, live: bool = False) -> dict[str, Any]:
+        """What ``GET /mesh/nodes`` adds to a node: trust score and passed probes (as at
+        the start of the hour: :meth:`shown`; ``live``, the admin's listing: as they are),
+        failed probes and quarantines (at once)."""
+        if live:
+            passed = self.passed(node_id)
+        else:
+            passed = sum(t.passed for t in self.shown(node_id).values())
+        s = self.score(node_id, canary_passed=passed)
         return {
             "trust_score": s.score,
             "trusted": s.score >= self.threshold,
             "verifier": node_id in self.verifiers,
-            "canary_passed": self.passed(node_id),
-            "canary_failed": self.failed(node_id),
+            "canary_passed": passed,
+            "canary_failed": self.failed(node_id),  # each one a quarantine, shown at once
             "quarantined": [
                 {
                     "model": r.model,

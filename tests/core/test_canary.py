@@ -285,3 +285,42 @@ def test_truncated_cuts_the_reference_to_the_probes_length() -> None:
     assert [t.token for t in cut.tokens] == [" n", " *", " fact"] and cut.text == " n * fact"
     assert truncated(CODE, 99) == Answer(CODE.text, CODE.tokens)
     assert compare(truncated(CODE, 3), Answer(" n * fact", CODE.tokens[:3])).ok
+
+
+# an honest chat answer (gemma-3-270m, a system message, 2026-12-05): the engine's tokens run
+# on into the template's stop string, which the answer's text leaves out
+STOPPED = Answer(
+    " I am a student",
+    (
+        tok(" I", -0.3, (" I", -0.3), (" The", -3.0)),
+        tok(" am", -0.2, (" am", -0.2), ("'", -3.1)),
+        tok(" a", -0.4, (" a", -0.4), (" an", -3.2)),
+        tok(" student", -0.6, (" student", -0.6), (" teacher", -2.9)),
+        tok("\n", -0.1, ("\n", -0.1), (".", -4.0)),
+        tok("User", -0.05, ("User", -0.05), ("Assistant", -4.0)),
+        tok(":", -0.01, (":", -0.01), (" :", -6.0)),
+    ),
+)
+
+
+def test_an_answer_a_stop_string_cut_short_passes_both_rules() -> None:
+    """Found 2026-12-05 (e2e, an honest node quarantined: ``text``): the honest answer's
+    tokens spell " I am a student\\nUser:", its text is " I am a student"."""
+    assert compare(STOPPED, STOPPED).ok
+    assert compare_text(STOPPED, STOPPED.text).ok
+
+
+def test_other_or_no_text_under_the_stopped_tokens_still_fails() -> None:
+    for text in (" I am a teacher", " You are", ""):
+        assert compare(STOPPED, Answer(text, STOPPED.tokens)).reason == "text", text
+        assert not compare_text(STOPPED, text).ok, text
+    # a stream may end where a stop string's tokens begin, not anywhere else
+    assert not compare_text(STOPPED, " I a").ok
+
+
+def test_an_answer_cut_short_where_no_stop_string_begins_fails_both_rules() -> None:
+    """Review 2026-12-05: a cut at any token's end passed, so a node could stop a probe
+    after its first agreeing token; only a chat template's stop string may end it short."""
+    for text in (" I", " I am", " I am a"):
+        assert compare(STOPPED, Answer(text, STOPPED.tokens)).reason == "text", text
+        assert not compare_text(STOPPED, text).ok, text

@@ -10,6 +10,7 @@ from LLM_Mesh.core.canary_shape import (
     COMPLETIONS_PATH,
     DEFAULT_MIX,
     REFERENCE_TOP,
+    SYSTEM_PROMPTS,
     Mix,
     Shape,
     choose,
@@ -31,7 +32,8 @@ def test_shapes_vary_across_seeds_within_the_mix() -> None:
     assert {s.stream for s in shapes} == {True, False}
     assert {s.style for s in shapes} == {"sdk", "hand"}
     lengths = {s.max_tokens for s in shapes}
-    assert lengths == set(range(DEFAULT_MIX.min_tokens, DEFAULT_MIX.max_tokens + 1))
+    short = set(range(DEFAULT_MIX.min_tokens, DEFAULT_MIX.max_tokens + 1))
+    assert lengths == short | set(DEFAULT_MIX.long_tokens)  # None: no limit sent
     assert {s.top_logprobs for s in shapes} == set(DEFAULT_MIX.top_choices)
     assert min(DEFAULT_MIX.top_choices) >= REFERENCE_TOP  # never fewer than the reference
     streamed = sum(s.stream for s in shapes) / len(shapes)
@@ -42,7 +44,7 @@ def test_shapes_vary_across_seeds_within_the_mix() -> None:
 
 
 def test_a_mix_without_streams_or_chat_draws_none() -> None:
-    mix = Mix(stream_share=0.0, chat_share=0.0, min_tokens=16, max_tokens=16)
+    mix = Mix(stream_share=0.0, chat_share=0.0, min_tokens=16, max_tokens=16, long_share=0.0)
     for seed in range(50):
         s = choose(random.Random(seed), mix)
         assert not s.stream and s.path == COMPLETIONS_PATH and s.max_tokens == 16
@@ -55,10 +57,11 @@ def test_every_body_is_greedy_and_only_adds_no_op_fields() -> None:
         assert body["model"] == MODEL and body["temperature"] == 0
         assert body.get("n", 1) == 1 and body.get("top_p", 1) == 1
         if shape.path == CHAT_PATH:
-            assert body["messages"] == [{"role": "user", "content": "def f():"}]
+            system = [{"role": "system", "content": shape.system}] if shape.system else []
+            assert body["messages"] == [*system, {"role": "user", "content": "def f():"}]
             assert body.get("max_tokens", body.get("max_completion_tokens")) == shape.max_tokens
         else:
-            assert body["prompt"] == "def f():" and body["max_tokens"] == shape.max_tokens
+            assert body["prompt"] == "def f():" and body.get("max_tokens") == shape.max_tokens
         if shape.stream:  # a stream carries no log-probabilities: asks for none
             assert body["stream"] is True and "logprobs" not in body
         else:
@@ -90,10 +93,12 @@ def test_the_hand_written_form_has_default_spacing_and_its_own_order() -> None:
 
 
 def test_the_reference_form_is_one_per_endpoint() -> None:
-    refs = {reference_shape(choose(random.Random(seed))) for seed in range(100)}
+    refs = {reference_shape(choose(random.Random(seed))) for seed in range(300)}
     assert refs == {
         Shape(path=COMPLETIONS_PATH, max_tokens=DEFAULT_MIX.max_tokens),
         Shape(path=CHAT_PATH, max_tokens=DEFAULT_MIX.max_tokens),
+    } | {  # chat: one per system message too (the reference has the probe's messages)
+        Shape(path=CHAT_PATH, max_tokens=DEFAULT_MIX.max_tokens, system=s) for s in SYSTEM_PROMPTS
     }
     assert all(not r.stream and r.top_logprobs == REFERENCE_TOP for r in refs)
 
@@ -130,7 +135,7 @@ def test_chat_probes_use_both_names_of_the_token_limit() -> None:
     assert {s.chat_max_field for s in shapes} == {"max_tokens", "max_completion_tokens"}
     for s in shapes:
         body = json.loads(render(s, MODEL, "hi"))
-        assert body[s.chat_max_field] == s.max_tokens
+        assert body.get(s.chat_max_field) == s.max_tokens
 
 
 def test_hand_written_probes_order_their_keys_per_probe_and_render_the_same_each_time() -> None:
@@ -157,3 +162,44 @@ def test_no_probe_carries_a_field_user_requests_never_forward() -> None:
         shape = choose(random.Random(seed))
         body = json.loads(render(shape, MODEL, "def f():"))
         assert not has_withheld(body) and not set(WITHHELD_FIELDS) & set(body)
+
+
+def test_a_probe_does_not_always_ask_for_32_tokens_or_fewer() -> None:
+    """Played as the node: every probe asked for at most ``Mix.max_tokens`` (32) tokens,
+    and users' requests often ask for more or set no limit at all; a node lying to every
+    request asking more than 32 tokens (or none) was never probed on one. Now a share of
+    probes asks for what users set (64 ... 512) or sends no limit."""
+    shapes = [choose(random.Random(seed)) for seed in range(2000)]
+    limits = [s.max_tokens for s in shapes]
+    longer = [t for t in limits if t is None or t > DEFAULT_MIX.max_tokens]
+    assert abs(len(longer) / len(shapes) - DEFAULT_MIX.long_share) < 0.04
+    assert None in longer and {t for t in longer if t is not None} == {
+        t for t in DEFAULT_MIX.long_tokens if t is not None
+    }
+    for s in shapes:
+        body = json.loads(render(s, MODEL, "hi"))
+        if s.max_tokens is None:
+            assert "max_tokens" not in body and "max_completion_tokens" not in body
+    for stream in (True, False):  # streamed and not alike
+        assert any(
+            t is None or t > 32 for s, t in zip(shapes, limits, strict=True) if s.stream is stream
+        )
+
+
+def test_a_chat_probe_is_not_always_one_lone_user_message() -> None:
+    """Played as the node: every chat probe was exactly ``[{"role": "user", ...}]``, while
+    chat clients commonly send a system message first. Now a share of chat probes starts
+    with a common one, and the reference is asked with the same messages."""
+    shapes = [choose(random.Random(seed), Mix(chat_share=1.0)) for seed in range(1000)]
+    firsts = [json.loads(render(s, MODEL, "hi"))["messages"][0]["role"] for s in shapes]
+    share = firsts.count("system") / len(firsts)
+    assert abs(share - DEFAULT_MIX.system_share) < 0.05
+    assert {s.system for s in shapes} == {"", *SYSTEM_PROMPTS}
+    for s in shapes[:50]:
+        ref = reference_shape(s)
+        assert (
+            json.loads(render(ref, MODEL, "hi"))["messages"]
+            == json.loads(render(s, MODEL, "hi"))["messages"]
+        )
+    completions = [choose(random.Random(seed), Mix(chat_share=0.0)) for seed in range(200)]
+    assert all(s.system == "" for s in completions)

@@ -27,12 +27,43 @@ def test_the_floor_is_one_probe_per_model_per_min_interval() -> None:
     assert budget.interval_s(max_concurrency=4, service_s=1.0, models=3) == HOUR_S
 
 
-def test_the_next_probe_is_jittered_but_never_past_the_min_interval() -> None:
-    budget = ProbeBudget(min_interval_s=100.0)
-    rng = random.Random(1)
-    dues = [budget.next_due(10.0, 40.0, rng) for _ in range(200)]
-    assert all(30.0 <= d <= 70.0 for d in dues) and max(dues) - min(dues) > 30
-    assert all(budget.next_due(10.0, 90.0, rng) <= 110.0 for _ in range(200))
+def _waits(budget: ProbeBudget, interval: float, n: int = 20_000, seed: int = 1) -> list[float]:
+    rng = random.Random(seed)
+    return [budget.next_due(10.0, interval, rng) - 10.0 for _ in range(n)]
+
+
+def test_a_node_finds_no_quiet_time_after_a_probe() -> None:
+    """Played as the node: after a probe, is there a stretch with no probe to lie in?
+    Exponential waits: 1 - e^-0.1 = 9.5 % come within a tenth of the mean (the uniform
+    draw in [0.5, 1.5] x interval used before left half an interval free: 0 %)."""
+    waits = _waits(ProbeBudget(min_interval_s=100.0), 40.0)
+    assert min(waits) < 0.4
+    short = sum(w < 4.0 for w in waits) / len(waits)
+    assert 0.085 < short < 0.105
+
+
+def test_a_node_learns_nothing_from_the_time_since_the_last_probe() -> None:
+    """Memoryless: having waited m already, the chance of waiting m more is the chance of
+    waiting m at all (e^-1 for m = the mean), and no wait has a deadline (the capped
+    uniform draw before: certain after 1.5 x interval, never past min_interval_s)."""
+    mean = 40.0
+    waits = _waits(ProbeBudget(min_interval_s=100.0), mean)
+    assert sum(waits) / len(waits) == pytest.approx(mean, rel=0.03)
+    past_m = [w for w in waits if w > mean]
+    assert len(past_m) / len(waits) == pytest.approx(0.368, abs=0.015)
+    again = sum(w > 2 * mean for w in past_m) / len(past_m)
+    assert again == pytest.approx(0.368, abs=0.025)
+    assert max(waits) > 100.0  # no deadline: min_interval_s is the mean wait, not a bound
+
+
+def test_the_mean_wait_is_the_interval_at_most_min_interval_s() -> None:
+    budget = ProbeBudget(min_interval_s=30.0)
+    waits = _waits(budget, 90.0)  # a longer interval asked: the hourly minimum is the rate
+    assert sum(waits) / len(waits) == pytest.approx(30.0, rel=0.03)
+    rng = random.Random(2)
+    firsts = [budget.first_due(5.0, 20.0, rng) - 5.0 for _ in range(20_000)]
+    assert sum(firsts) / len(firsts) == pytest.approx(20.0, rel=0.03)
+    assert sum(f > 20.0 for f in firsts) / len(firsts) == pytest.approx(0.368, abs=0.015)
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,11 @@ def spawn(mesh: LocalMesh, home: Path, args: list[str]) -> tuple[subprocess.Pope
 
 
 def nodes(mesh: LocalMesh) -> dict[str, dict[str, Any]]:
-    r = httpx.get(mesh.registry_url + "/mesh/nodes", timeout=10)
+    """The admin's listing: its canary tallies are live (the public's are an hour late)."""
+    key = (mesh.settings.home / "admin.key").read_text().strip()
+    r = httpx.get(
+        mesh.registry_url + "/mesh/nodes", headers={"Authorization": f"Bearer {key}"}, timeout=10
+    )
     return {n["node_id"]: n for n in r.json()["nodes"]}
 
 

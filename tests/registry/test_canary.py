@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Mix, Shape
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
-from LLM_Mesh.registry.quality import QualityWatcher
+from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from tests.keyed import held_account
 from tests.registry.helpers import ADMIN, FakeNode, FakeNodes, Harness, running
 
@@ -193,6 +194,14 @@ async def run_round(h: Harness, **params: str) -> list[dict[str, Any]]:
     return list(r.json()["results"])
 
 
+def an_hour_later(quality: Quality) -> None:
+    """Quality control's wall clock an hour on: the public sees the tally of the hour
+    before (``core/canary_publish.py``)."""
+    later = quality.now() + timedelta(hours=1)
+    quality.now = lambda: later
+    quality.changes += 1  # GET /mesh/nodes is built again
+
+
 async def nodes_view(h: Harness) -> dict[str, dict[str, Any]]:
     r = await h.client.get("/mesh/nodes")
     return {n["node_id"]: n for n in r.json()["nodes"]}
@@ -227,6 +236,11 @@ async def test_honest_passes_liars_fail_and_are_quarantined(mesh: Harness) -> No
         assert verdicts[liar]["verdict"] == "fail", verdicts[liar]
         assert verdicts[liar]["detail"].startswith(reason)
         assert verdicts[liar]["quarantined"]
+    view = await nodes_view(mesh)  # the tally is shown from the next hour on, a quarantine at once
+    assert view["honest"]["quarantined"] == [] and view["honest"]["canary_passed"] == 0
+    assert [x["model"] for x in view["canned"]["quarantined"]] == [MODEL]
+    assert mesh.runtime.quality is not None
+    an_hour_later(mesh.runtime.quality)
     view = await nodes_view(mesh)
     assert view["honest"]["quarantined"] == [] and view["honest"]["canary_passed"] == 1
     q = view["canned"]["quarantined"]
@@ -315,7 +329,7 @@ async def test_probe_shapes_vary_and_an_honest_node_passes_every_one(mesh: Harne
     raws = [c["raw"] for c in node.calls]
     assert {c["path"] for c in node.calls} == {"/v1/completions", CHAT_PATH}
     assert {bool(b.get("stream")) for b in bodies} == {True, False}
-    lengths = {b.get("max_tokens", b.get("max_completion_tokens")) for b in bodies}
+    lengths = {b.get("max_tokens", b.get("max_completion_tokens")) for b in bodies} - {None}
     assert len(lengths) > 5 and min(lengths) >= DEFAULT_MIX.min_tokens
     assert len({tuple(b) for b in bodies}) > 10  # fields and their order
     assert any(b", " in r for r in raws) and any(b", " not in r for r in raws)  # spacing
@@ -497,12 +511,14 @@ async def test_scheduler_probes_pairs_with_a_verifier_when_due(mesh: Harness) ->
                 await mesh.client.post(f"/mesh/nodes/{n}/heartbeat", json={})
             ).status_code == 200
 
-    await later(601.0)
+    # exponential waits (core/probe_budget.py): advance to each drawn due time
+    await later(sched.due[("a", MODEL)] - mesh.clock() + 0.001)
     results = await sched.poll()
     assert [(r.node_id, r.verdict) for r in results] == [("a", "pass")]
     assert len(node.calls) == 1
     assert await sched.poll() == []  # not due again yet
-    await later(601.0)
+    assert sched.wait_s() <= sched.interval_s
+    await later(sched.due[("a", MODEL)] - mesh.clock() + 0.001)
     assert [r.node_id for r in await sched.poll()] == ["a"]
 
 

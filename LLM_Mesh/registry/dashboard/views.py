@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from LLM_Mesh.core.canary_publish import day
 from LLM_Mesh.core.catalog import CATALOG
 from LLM_Mesh.core.schemas import NODE_PRIVATE_FIELDS, NodeState
 from LLM_Mesh.core.tasks import TASK_SPECIALTIES, rank_models_for_task
@@ -105,17 +106,22 @@ def node_rows(
 
 
 def canary_rows(rt: Runtime, node_id: str) -> list[dict[str, Any]]:
-    """The node's canary records, per model: tally, last probe, quarantine and its reason
-    (only models a probe has checked; none without quality data)."""
+    """The node's canary records, per model: passed probes and the last probe (its day) as
+    at the start of the hour (``Quality.shown``: live, they told a node which requests
+    were probes), failed probes, quarantine and its reason (at once); only models a probe
+    has checked (as shown: a first probe passed this hour is not yet); none without quality
+    data."""
     if rt.quality is None:
         return []
+    shown = rt.quality.shown(node_id)
     return [
         {
-            "node_id": node_id, "model": r.model, "passed": r.passed, "failed": r.failed,
-            "last_probe": stamp(r.last_probe_at), "quarantined": r.quarantined,
-            "since": stamp(r.quarantined_at), "reason": r.reason,
+            "node_id": node_id, "model": r.model, "passed": shown[m].passed,
+            "failed": r.failed, "last_probe": day(shown[m].last_probe_at),
+            "quarantined": r.quarantined, "since": stamp(r.quarantined_at), "reason": r.reason,
         }
-        for _m, r in sorted(rt.quality.records.get(node_id, {}).items())
+        for m, r in sorted(rt.quality.records.get(node_id, {}).items())
+        if shown[m].last_probe_at is not None or r.failed or r.quarantined  # else not yet shown
     ]  # fmt: skip
 
 
@@ -158,7 +164,7 @@ def node_detail(
     row["version"] = entry.version
     row["trust_parts"], row["trust_threshold"], row["canary_models"] = None, None, []
     if rt.quality is not None:
-        s = rt.quality.score(node_id)
+        s = rt.quality.public_score(node_id)
         row["trust_parts"] = {
             "canary": s.canary, "success": s.success, "failures": s.failures, "speed": s.speed,
         }  # fmt: skip

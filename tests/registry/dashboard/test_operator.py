@@ -17,6 +17,7 @@ from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from tests.inprocess_mesh import InProcessMesh
 from tests.registry.dashboard.conftest import MODEL
 from tests.registry.helpers import running
+from tests.registry.test_canary import an_hour_later
 from tests.registry.test_earnings import USER, reward_row, settle
 
 PATH = "/dashboard/fragment/operator"
@@ -113,6 +114,10 @@ def test_the_operator_sees_canary_verdicts_and_quarantines(inprocess_mesh: InPro
     quality = inprocess_mesh.app.state.runtime.quality
     inprocess_mesh.call(quality.record(node_id, MODEL, ok=True, reason=None))
     inprocess_mesh.call(quality.record(node_id, MODEL, ok=False, reason="logprob off by 3.2 <b>"))
+    body = _fragment(inprocess_mesh, inprocess_mesh.operator_token)
+    row = _table(body, "verdicts")  # the quarantine at once, the tally from the next hour
+    assert "logprob off by 3.2 &lt;b&gt;" in row and 'data-label="Passed" class="num">0<' in row
+    an_hour_later(quality)
     body = _fragment(inprocess_mesh, inprocess_mesh.operator_token)
     verdicts = _table(body, "verdicts")
     row = verdicts[verdicts.index(f'data-verdict="{node_id} {MODEL}"') :]

@@ -11,6 +11,7 @@ import pytest
 from LLM_Mesh.registry.dashboard.security import CSP
 from tests.inprocess_mesh import InProcessMesh
 from tests.registry.dashboard.conftest import MODEL, chat, ledger_entries
+from tests.registry.test_canary import an_hour_later
 
 PAGES = ["/dashboard/", "/dashboard/nodes", "/dashboard/models", "/dashboard/ledger",
          "/dashboard/playground", "/dashboard/operator"]  # fmt: skip
@@ -119,6 +120,7 @@ def test_canary_tally_and_quarantine_with_its_reason(inprocess_mesh: InProcessMe
     node_id = inprocess_mesh.id_of(f"node-{MODEL}")
     quality = inprocess_mesh.app.state.runtime.quality
     inprocess_mesh.call(quality.record(node_id, MODEL, ok=True, reason=None))
+    an_hour_later(quality)  # the public sees the tally of the hour before
     row = _row(get(inprocess_mesh, "/dashboard/fragment/nodes")[1], node_id)
     assert 'data-cell="canary">1 passed · 0 failed<' in row
     assert 'data-cell="trust">0.67<' in _cell(row, "Trust") and "trusted" in _cell(row, "Trust")
