@@ -640,3 +640,11 @@ def test_the_answers_simulated_word_is_read_only_when_true() -> None:
     said = copy.deepcopy(body)
     said["mesh"]["receipt_request_id"] = 7
     assert find_receipt(json.dumps(said)).receipt_request_id is None
+
+
+def test_a_node_signature_that_is_not_base64url_fails_the_node_signature() -> None:
+    """Signed again by the registry key: the garbled signature is not taken as valid."""
+    r = make_receipt()
+    for garbled in ("not base64!", "A"):
+        r["parts"][0]["node_signature"] = garbled
+        assert reason(Found(_resign(r))) == "node_signature", garbled
