@@ -304,3 +304,15 @@ def test_money_half_stated_is_refused_in_words_and_the_fee_cap_is_allowed() -> N
     with pytest.raises(ValueError) as refused:
         receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [a], "ab" * 32, 1)
     assert str(refused.value) == f"receipt version 1 with client_id_hash {'ab' * 32!r}"
+
+
+def test_an_encoding_ending_in_x_keeps_its_x_and_a_client_hash_with_x_is_refused() -> None:
+    from LLM_Mesh.core.receipt import Part, b64url, receipt_bytes
+
+    assert b64url(b"\x00\x00\x17") == "AAAX"  # 23: "X", no padding to strip
+    assert b64url(b"\x00") == "AA"
+    a = Part("n1", "k1", PartStatus.SIGNED, 1, 2, HASH, "sig")
+    for bad in ("X" * 64, "ab" * 31 + "XX", "AB" * 32):
+        with pytest.raises(ValueError) as refused:
+            receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [a], bad, 2)
+        assert str(refused.value) == "client_id_hash is empty or 64 lowercase hex digits", bad
