@@ -179,3 +179,27 @@ def test_a_small_order_registry_key_verifies_no_receipt() -> None:
     with pytest.raises(ReceiptError) as exc:
         verify(Found(wire), keys)
     assert exc.value.reason == "gateway_signature"
+
+
+def test_the_refusal_of_a_small_order_key_in_its_words() -> None:
+    """The words a node's operator reads when registration refuses its key."""
+    assert key_problem(IDENTITY) == (
+        "not the canonical encoding of a point of Ed25519's prime-order subgroup "
+        "(a small-order or mixed-order point, or y ≥ p): no key made by Ed25519 key "
+        "generation is one"
+    )
+
+
+def test_a_signer_whose_libsodium_derives_another_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The two libraries must agree on the key, or signatures would not be the key's."""
+    import LLM_Mesh.core.ed25519 as ed25519
+
+    derive, other = ed25519.crypto_sign_seed_keypair, Ed25519PrivateKey.generate()
+    monkeypatch.setattr(
+        ed25519, "crypto_sign_seed_keypair", lambda _seed: derive(other.private_bytes_raw())
+    )
+    with pytest.raises(ValueError) as refused:
+        Signer(NODE_KEY)
+    assert str(refused.value) == "libsodium derived another public key from this seed"

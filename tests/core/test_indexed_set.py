@@ -136,3 +136,26 @@ def test_indexed_rows_refuse_a_row_of_the_wrong_width() -> None:
         rows.put("a", [1.0, 2.0, 3.0])
     with pytest.raises(ValueError):
         IndexedRows(0)
+
+
+def test_indexed_rows_of_one_value_and_their_refusals_in_words() -> None:
+    rows: IndexedRows[str] = IndexedRows(1)
+    assert rows.add("a", [1.5]) and rows.row("a") == [1.5]
+    with pytest.raises(ValueError) as refused:
+        rows.add("b", [1.0, 2.0])
+    assert str(refused.value) == "a row of 1 values, got 2"
+    with pytest.raises(ValueError) as refused:
+        rows.put("a", [])
+    assert str(refused.value) == "a row of 1 values, got 0"
+    with pytest.raises(ValueError) as refused:
+        IndexedRows(0)
+    assert str(refused.value) == "a row needs at least one value"
+
+
+def test_draw_slots_of_exactly_k_members_is_all_of_them_from_a_random_start() -> None:
+    rows: IndexedRows[str] = IndexedRows(1)
+    for x in "abc":
+        rows.add(x, [0.0])
+    # one number, the start (the k-distinct path would ask for more, and give [1, 0, 2])
+    assert rows.draw_slots(3, scripted(0.0)) == [0, 1, 2]
+    assert rows.draw_slots(3, scripted(0.5, 0.0, 0.9)) == [1, 2, 0]

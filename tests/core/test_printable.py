@@ -35,3 +35,11 @@ def test_one_line_is_printable_and_bounded() -> None:
 def test_a_health_checks_reason_uses_the_same_rule() -> None:
     assert reason(HOSTILE) == printable(HOSTILE).strip()
     assert reason("\n\x1b") is None
+
+
+def test_one_line_keeps_a_line_of_exactly_its_limit_and_cuts_one_more() -> None:
+    # "ValueError: " is 12 characters: 288 more make the default limit's 300
+    assert one_line(ValueError("x" * 288)) == "ValueError: " + "x" * 288
+    assert one_line(ValueError("x" * 289)) == "ValueError: " + "x" * 287 + "…"
+    assert one_line(ValueError("abcd"), limit=16) == "ValueError: abcd"
+    assert one_line(ValueError("abcde"), limit=16) == "ValueError: abc…"

@@ -273,3 +273,46 @@ def test_a_part_says_why_it_is_invalid_and_a_receipt_its_hash() -> None:
         registry_id="r", request_id="q", model="m", prompt_tokens=1, completion_tokens=2,
         output_sha256=HASH,
     )["v"] == 1  # fmt: skip
+
+
+def test_money_half_stated_is_refused_in_words_and_the_fee_cap_is_allowed() -> None:
+    """A part with only its amount or only its fee, settled or not, signs nothing; a fee of
+    exactly MAX_FEE_BPS is allowed. Each refusal (a programmer's mistake) in its words."""
+    from LLM_Mesh.core.pricing import MAX_FEE_BPS
+    from LLM_Mesh.core.receipt import Money, Part, receipt_bytes
+
+    a = Part("n1", "k1", PartStatus.SIGNED, 1, 2, HASH, "sig")
+    money = Money("user", MAX_FEE_BPS, 10)
+    assert receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [replace(a, amount=10, fee=10)],
+                         "", 3, money)  # fmt: skip
+
+    def refusal(parts: list[Part], version: int, money: Money | None) -> str:
+        with pytest.raises(ValueError) as refused:
+            receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, parts, "", version, money)
+        return str(refused.value)
+
+    for half in (replace(a, amount=10), replace(a, fee=1)):
+        assert refusal([half], 3, None) == "a receipt not settled signs no part's amount"
+        assert refusal([half], 3, money) == "a settled receipt signs every part's amount and fee"
+        assert refusal([half], 2, None) == "a version-2 receipt signs no amount"
+    assert refusal([a], 3, Money("user", MAX_FEE_BPS + 1, 0)) == (
+        f"a receipt's fee_bps is 0 to {MAX_FEE_BPS}"
+    )
+    assert refusal([a], 3, Money("user:1", 0, 0)) == (
+        "a receipt's payer is one of ('user', 'pool'), not 'user:1'"
+    )
+    with pytest.raises(ValueError) as refused:
+        receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [a], "ab" * 32, 1)
+    assert str(refused.value) == f"receipt version 1 with client_id_hash {'ab' * 32!r}"
+
+
+def test_an_encoding_ending_in_x_keeps_its_x_and_a_client_hash_with_x_is_refused() -> None:
+    from LLM_Mesh.core.receipt import Part, b64url, receipt_bytes
+
+    assert b64url(b"\x00\x00\x17") == "AAAX"  # 23: "X", no padding to strip
+    assert b64url(b"\x00") == "AA"
+    a = Part("n1", "k1", PartStatus.SIGNED, 1, 2, HASH, "sig")
+    for bad in ("X" * 64, "ab" * 31 + "XX", "AB" * 32):
+        with pytest.raises(ValueError) as refused:
+            receipt_bytes("reg", "req", "m", 5, 1, 2, HASH, [a], bad, 2)
+        assert str(refused.value) == "client_id_hash is empty or 64 lowercase hex digits", bad

@@ -626,3 +626,25 @@ def test_an_answer_whose_body_also_has_a_receipts_fields_is_read_as_an_answer() 
     assert reason(json.dumps(body)) == "valid"
     forged = {**old, **answer(mine, text="old text")}  # the text is the old receipt's
     assert reason(json.dumps(forged)) == "output_sha256"
+
+
+def test_the_answers_simulated_word_is_read_only_when_true() -> None:
+    """``mesh.simulated`` (the answer's word: the receipt signs no engine) is carried only
+    when it is ``true`` itself; the receipt request id only when it is a string."""
+    body = answer(make_receipt())
+    assert find_receipt(json.dumps(body)).simulated is False
+    for word, simulated in [(True, True), ("true", False), (1, False), (False, False)]:
+        said = copy.deepcopy(body)
+        said["mesh"]["simulated"] = word
+        assert find_receipt(json.dumps(said)).simulated is simulated, word
+    said = copy.deepcopy(body)
+    said["mesh"]["receipt_request_id"] = 7
+    assert find_receipt(json.dumps(said)).receipt_request_id is None
+
+
+def test_a_node_signature_that_is_not_base64url_fails_the_node_signature() -> None:
+    """Signed again by the registry key: the garbled signature is not taken as valid."""
+    r = make_receipt()
+    for garbled in ("not base64!", "A"):
+        r["parts"][0]["node_signature"] = garbled
+        assert reason(Found(_resign(r))) == "node_signature", garbled

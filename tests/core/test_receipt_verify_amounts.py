@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from LLM_Mesh.core.receipt import Money
+from LLM_Mesh.core.receipt import Money, ReceiptError
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_receipt, verify
 from tests.core.test_receipt_verify import (
     KEYS,
@@ -120,3 +120,47 @@ def test_an_old_version_2_receipt_still_verifies() -> None:
         assert reason(Found({**receipt_json, **extra})) == "malformed", extra
     upgraded = {**receipt_json, "v": 3, "settled": False}  # relabelled: not what was signed
     assert reason(Found(upgraded)) == "gateway_signature"
+
+
+def _says(found: Found) -> str:
+    """The message ``receipt verify`` prints after the reason."""
+    try:
+        verify(found, KEYS)
+    except ReceiptError as exc:
+        return f"{exc.reason}: {exc}"
+    return "valid"
+
+
+def test_each_amounts_refusal_in_its_words() -> None:
+    base = make_receipt(amounts=[100])
+    assert _says(Found(_resigned(base, Money("user", 500, 101), [(100, 5)]))) == (
+        "amounts: the parts' amounts add up to 100, not 101"
+    )
+    assert _says(Found(_resigned(base, Money("user", 500, 100), [(100, 6)]))) == (
+        "amounts: part 0: fee 6 is not 500 bps of amount 100"
+    )
+    invalid = copy.deepcopy(base)
+    invalid["parts"][0].update(status="invalid", reason="usage")
+    assert _says(Found(_resigned(invalid, Money("user", 500, 100), [(100, 5)]))) == (
+        "amounts: part 0 is invalid and charged 100"
+    )
+
+
+def test_each_malformed_amount_in_its_words() -> None:
+    r = make_receipt(amounts=[100])
+    assert _says(Found({**r, "settled": 1})) == "malformed: settled is not true or false"
+    assert _says(Found({**r, "payer": "nobody"})) == "malformed: payer is not one of user, pool"
+    unsettled = make_receipt()
+    assert _says(Found({**unsettled, "cost": 0})) == (
+        "malformed: a receipt not settled has no payer, fee_bps or cost"
+    )
+    fee_only = copy.deepcopy(unsettled)
+    fee_only["parts"][0]["fee"] = 0  # a fee alone, not signed either
+    assert _says(Found(fee_only)) == (
+        "malformed: a part of a receipt that signs no amounts has an amount"
+    )
+    old = json.loads((Path(__file__).parent / "receipt_v2_answer.json").read_text())
+    v2 = old["mesh"]["receipt"]
+    assert _says(Found({**v2, "settled": True})) == (
+        "malformed: a version-2 receipt signs no amounts"
+    )

@@ -134,3 +134,50 @@ def test_unsigned_headers_are_no_request_and_the_domain_is_its_own() -> None:
     )
     with pytest.raises(ValueError):
         revocation_bytes(request, "x" * 5000)
+
+
+def test_the_signed_bytes_are_the_documented_layout() -> None:
+    token = hash_secret("lmo_mine")
+    request = RevokedRequest("node-é", MessageKind.REGISTER, 42, 1_800_000_000_123, token)
+    fields = [
+        "node-é".encode(),
+        b"register",
+        b"42",
+        b"1800000000123",
+        token.encode(),
+        "operator é is revoked".encode(),
+    ]
+    layout = b"".join(len(f).to_bytes(2, "big") + f for f in fields)
+    assert REVOCATION_DOMAIN == b"llm-mesh/v1/revocation\x00"
+    assert revocation_bytes(request, "operator é is revoked") == REVOCATION_DOMAIN + layout
+
+
+def test_a_registration_without_an_operator_token_binds_none() -> None:
+    for token in (None, "", "  "):
+        request = revoked_request(MessageKind.REGISTER, _sent(MessageKind.REGISTER, token))
+        assert request is not None and request.token_sha256 == "", token
+
+
+def test_a_message_of_4096_bytes_is_signed_and_one_more_is_refused_in_words() -> None:
+    request = RevokedRequest("node-x", MessageKind.HEARTBEAT, 5, 6)
+    assert revocation_bytes(request, "é" * 2048).endswith(b"\x10\x00" + "é".encode() * 2048)
+    with pytest.raises(ValueError) as refused:
+        revocation_bytes(request, "x" * 4097)
+    assert str(refused.value) == "a revocation's message is at most 4096 bytes"
+
+
+def test_each_refusal_in_its_words(registry: RevocationSigner) -> None:
+    request = revoked_request(MessageKind.HEARTBEAT, _sent())
+    assert request is not None
+    forged = _answer(RevocationSigner(Ed25519PrivateKey.generate()), request)
+    why = check_revocation(registry.public_key, request, forged)
+    assert why == "it is signed by another key than the registry's this node trusts"
+    forged["error"]["revocation"]["public_key"] = registry.public_key
+    why = check_revocation(registry.public_key, request, forged)
+    assert why == "its signature does not verify for this node's request (replayed, or another's)"
+    bad = _answer(registry, request)
+    bad["error"]["revocation"]["signature"] = "c2hvcnQ"  # base64url of 5 bytes
+    why = check_revocation(registry.public_key, request, bad)
+    assert why == "its signature is not an Ed25519 signature"
+    why = check_revocation("c2hvcnQ", request, bad)
+    assert why == "the registry key this node trusts is not an Ed25519 public key"

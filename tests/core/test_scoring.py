@@ -1,5 +1,6 @@
 import math
 import random
+from array import array
 
 import pytest
 
@@ -8,7 +9,9 @@ from LLM_Mesh.core.scoring import (
     RouteRequest,
     ScoringPolicy,
     cheapest,
+    cheapest_rows,
     node_cost,
+    node_row,
     permits,
     service_ms,
 )
@@ -271,3 +274,24 @@ def test_a_nodes_region_is_compared_without_case_or_blanks_at_either_end() -> No
     strict = RouteRequest(("m",), avoid_regions=frozenset({UNKNOWN_REGION}))
     assert not permits(strict, stats("c", region="   "))  # blanks only: no region
     assert region_key(None) == region_key("") == region_key(" ") == UNKNOWN_REGION
+
+
+def test_cheapest_rows_of_no_slot_is_none_at_infinity() -> None:
+    assert cheapest_rows(array("d"), (), (), 100, 0.0, P) == (-1, math.inf)
+
+
+def test_a_row_says_loaded_with_no_cold_start_or_not_loaded_with_its_cold_start() -> None:
+    loaded = node_row(stats(loaded=("m",), cold_start_ms=500.0), "m")
+    assert loaded[6:8] == [1.0, 0.0]
+    cold = node_row(stats(loaded=(), cold_start_ms=500.0), "m")
+    assert cold[6:8] == [0.0, 500.0]
+
+
+@pytest.mark.parametrize("sample", [0.0, 0.5])
+def test_a_peak_under_one_millisecond_is_a_sample_not_the_prior(sample: float) -> None:
+    """A peak of 0 or 0.5 ms is what was observed; only "no sample yet" reads the prior."""
+    fast = stats(loaded=("m",))
+    fast.ttft.observe(sample, 0.0)
+    fast.per_token.observe(sample, 0.0)
+    # at the sample's own time: no decay, service = ttft + 10 x per-token
+    assert node_cost(fast, "m", 10, 0.0, P, 1.0) == pytest.approx(11 * sample)
