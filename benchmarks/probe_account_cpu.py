@@ -7,10 +7,11 @@ receipt the node signed, fixed keys) and times ``account.mesh_answer`` (the ``me
 object: the part checked, priced, countersigned, its JSON; what the gateway does between
 the node's answer and ``json_answer``) by the thread's CPU (``time.thread_time``), the
 median of ``--batches`` batches of ``--calls`` calls; then the same with libsodium's
-verify and sign replaced by stubs (the Python around them). The job, the node table and
-the payment are stand-ins with the fields the stage reads (no gateway, no store). The
-child prints the answer's ``mesh`` object as JSON too (fixed keys and clock): every tree
-must print the same bytes.
+verify and sign replaced by stubs (the Python around them), and ``relay.json_answer`` of that
+answer (its body and ``X-Mesh-Receipt``). The job, the node table and the payment are
+stand-ins with the fields the stage reads (no gateway, no store). The child prints the
+answer's ``mesh`` object, body and headers too (fixed keys and clock): every tree must
+print the same bytes.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/probe_account_cpu.py [TREE ...] [--rounds 3]
 """
@@ -83,7 +84,25 @@ def per_call():
         out.append((time.thread_time() - t0) / calls * 1e6)
     return statistics.median(out)
 
+from LLM_Mesh.registry.relay import json_answer
+
 print(json.dumps(one()["mesh"]))
+
+answer = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1764900000, "model": MODEL,
+          "choices": [{"index": 0, "message": {"role": "assistant", "content": "word " * 40},
+                       "finish_reason": "stop"}],
+          "usage": {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52},
+          "mesh": one()["mesh"]}
+relay_job = NS(model=MODEL, request_id=RID)
+response = json_answer(relay_job, node.node_id, answer, answer["mesh"]["receipt"])
+print(json.dumps([response.body.decode(), [[k.decode(), v.decode()] for k, v in response.raw_headers]]))
+out = []
+for _ in range(batches):
+    t0 = time.thread_time()
+    for _ in range(calls):
+        json_answer(relay_job, node.node_id, answer, answer["mesh"]["receipt"])
+    out.append((time.thread_time() - t0) / calls * 1e6)
+print(statistics.median(out))
 one()
 print(per_call())
 ed25519.PublicKey.verify = lambda self, signature, data: True
@@ -102,6 +121,7 @@ def main() -> None:
     args = ap.parse_args()
     full: dict[str, list[float]] = {t: [] for t in args.trees}
     python: dict[str, list[float]] = {t: [] for t in args.trees}
+    answers: dict[str, list[float]] = {t: [] for t in args.trees}
     meshes: dict[str, str] = {}
     for r in range(args.rounds):
         for tree in args.trees if r % 2 == 0 else reversed(args.trees):
@@ -110,16 +130,20 @@ def main() -> None:
                 [sys.executable, "-c", CHILD, str(args.calls), str(args.batches)],
                 env=env, cwd=tree, capture_output=True, text=True, check=True,
             ).stdout.splitlines()  # fmt: skip
-            meshes[tree] = out[0]
-            full[tree].append(float(out[1]))
-            python[tree].append(float(out[2]))
+            meshes[tree] = out[0] + out[1]
+            answers[tree].append(float(out[2]))
+            full[tree].append(float(out[3]))
+            python[tree].append(float(out[4]))
             print(f"round {r + 1} {tree}: mesh_answer {full[tree][-1]:.1f} µs, "
-                  f"without Ed25519 {python[tree][-1]:.1f} µs", flush=True)  # fmt: skip
+                  f"without Ed25519 {python[tree][-1]:.1f} µs; json_answer "
+                  f"{answers[tree][-1]:.1f} µs", flush=True)  # fmt: skip
     for tree in args.trees:
         sha = hashlib.sha256(meshes[tree].encode()).hexdigest()[:16]
         print(f"{tree}: mesh_answer median {statistics.median(full[tree]):.1f} µs, without "
-              f"Ed25519 {statistics.median(python[tree]):.1f} µs; mesh JSON sha256 {sha}")  # fmt: skip
-    print("mesh objects identical:", len(set(meshes.values())) == 1)
+              f"Ed25519 {statistics.median(python[tree]):.1f} µs; json_answer "
+              f"{statistics.median(answers[tree]):.1f} µs; sha256 of the mesh, the answer's "
+              f"body and headers {sha}")  # fmt: skip
+    print("mesh objects, answer bodies and headers identical:", len(set(meshes.values())) == 1)
 
 
 if __name__ == "__main__":
