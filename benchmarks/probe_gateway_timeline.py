@@ -86,7 +86,12 @@ def main() -> None:
     pp = os.environ.get("PYTHONPATH")
     with contextlib.ExitStack() as stack:
         with source_tree(args.tree):
-            os.environ["PYTHONPATH"] = str(HERE / "gw_timeline") + (os.pathsep + pp if pp else "")
+            # before the tree's path (set by source_tree), not the caller's: a TREE given
+            # with PYTHONPATH naming another checkout ran that checkout's package
+            tree_pp = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = str(HERE / "gw_timeline") + (
+                os.pathsep + tree_pp if tree_pp else ""
+            )
             try:
                 m = stack.enter_context(
                     local_mesh(model="mistral-7b", engine="sim", node_args=NODE_ARGS)

@@ -25,7 +25,6 @@ an answer is voided (:func:`void`).
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -280,7 +279,12 @@ def _priced(
         amounts[i] = (amount, fee)
         i += 1
     cost = sum(amount for _, amount, _ in charged)
-    priced = tuple(replace(p, amount=a, fee=f) for p, (a, f) in zip(parts, amounts, strict=True))
+    priced = tuple(  # each part as it is, with its amount and fee (``dataclasses.replace``'s
+        # result, without its per-call field walk)
+        Part(p.node_id, p.node_key, p.status, p.prompt_tokens, p.completion_tokens,
+             p.output_sha256, p.node_signature, p.reason, a, f)
+        for p, (a, f) in zip(parts, amounts, strict=True)
+    )  # fmt: skip
     return Money(kind, payment.fee_bps, cost), priced
 
 

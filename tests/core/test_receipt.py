@@ -246,6 +246,32 @@ def test_base64url_has_no_padding_and_reads_with_or_without_it() -> None:
     assert unb64url("-_8") == unb64url("-_8=") == b"\xfb\xff"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["", "-_8", "-_8=", "AAAA", "+/8", "a", "ab", "abc=", "ab==", "a===", "ab=c", "a b",
+     "ab\n", "é", "ab*c", "=", "AA==AA", "Zm9v" * 30],
+)  # fmt: skip
+def test_base64url_reads_what_the_standard_library_reads_and_refuses_the_same(
+    text: str,
+) -> None:
+    """``unb64url`` (its translation table made once, not a call): the bytes, or the
+    ``ValueError`` with the message, of ``base64.b64decode(padded, altchars=b"-_",
+    validate=True)``, which it was (a node's key and signature are read with it)."""
+    import base64
+    import binascii
+
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        expected: bytes | str = base64.b64decode(padded, altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError) as exc:
+        expected = f"not base64url ({exc})"
+    try:
+        got: bytes | str = unb64url(text)
+    except ValueError as exc:
+        got = str(exc)
+    assert got == expected
+
+
 def test_the_header_is_compact_ascii_json_in_unpadded_base64url() -> None:
     import base64
     import json

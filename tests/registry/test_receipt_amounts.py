@@ -245,3 +245,25 @@ def test_each_charge_goes_to_its_nodes_part_in_order_or_no_amount_is_signed() ->
     assert _priced([("a", 1, 0)] * 3, parts, pool) is None  # more charges than parts
     other: Any = SimpleNamespace(payer="operator:" + "0" * 32, fee_bps=500)
     assert _priced([("a", 45, 2)], parts, other) is None
+
+
+def test_a_priced_part_is_its_part_with_only_the_amount_and_fee_set() -> None:
+    """``account._priced`` builds each priced part field by field: every other field of
+    the part (each set here, whatever fields ``Part`` has) is kept as
+    ``dataclasses.replace`` keeps it."""
+    from dataclasses import fields, replace
+    from types import SimpleNamespace
+
+    from LLM_Mesh.core.receipt import Part, PartStatus
+    from LLM_Mesh.registry.account import _priced
+
+    values: dict[str, Any] = {}
+    for i, f in enumerate(fields(Part)):
+        values[f.name] = (
+            PartStatus.SIGNED if f.name == "status" else i + 1 if f.type in ("int", "int | None")
+            else f"{f.name}-{i}"
+        )  # fmt: skip
+    part = Part(**values)
+    got = _priced([(part.node_id, 45, 2)], (part,), SimpleNamespace(payer=POOL, fee_bps=500))
+    assert got is not None
+    assert got[1] == (replace(part, amount=45, fee=2),)
