@@ -165,7 +165,12 @@ class RateLimit:
 
     async def __call__(self, job: Job, client: Client) -> None:
         key = client.key
-        limits = self.anonymous if key is None else Limits(rpm=key.rpm, tpm=key.tpm)
+        if key is None:
+            limits = self.anonymous
+        elif key.rpm is None and key.tpm is None:  # a key without limits: no Limits made
+            return None
+        else:
+            limits = Limits(rpm=key.rpm, tpm=key.tpm)
         if limits.unlimited:
             return None
         total = self._total() if key is None else None  # taken now, given back if refused

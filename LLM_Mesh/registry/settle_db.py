@@ -61,7 +61,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import make_url
@@ -114,7 +114,7 @@ class Answer:
     parts: tuple[PaidPart, ...]  # at least one, amounts > 0
     receipt_hash: str | None = None
 
-    @property
+    @cached_property  # read by the write, the lease's book and the settler: summed once
     def total(self) -> int:
         return sum(p.amount for p in self.parts)
 

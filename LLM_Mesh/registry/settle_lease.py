@@ -129,14 +129,14 @@ class Spend:
         a, total = self.answer, self.answer.total
         drawn = conn.execute(_DRAW, (total, self.lease_id, total)).rowcount == 1
         if not drawn and conn.execute(_RESERVE, (total, a.payer, total)).rowcount != 1:
-            return Spent(False, False)  # the lease is gone and the payer cannot cover it
+            return _UNPAID  # the lease is gone and the payer cannot cover it
         for n, p in enumerate(a.parts):
             conn.execute(
                 _ROW,
                 (a.key, n, a.payer, p.node_id, p.operator, a.model, a.estimate if n == 0 else 0,
                  p.amount, p.fee, a.receipt_hash, now, now, holder),
             )  # fmt: skip
-        return Spent(True, drawn)
+        return _FROM_LEASE if drawn else _FROM_BALANCE
 
     def pg_rows(self, row: Callable[..., None]) -> None:
         a, first = self.answer, self.answer.parts[0]
@@ -148,7 +148,13 @@ class Spend:
 
     @staticmethod
     def pg_result(r: Any) -> Spent:
-        return Spent(bool(r["ok"]), r["lease"] == 1)
+        return _SPENT[bool(r["ok"]), r["lease"] == 1]
+
+
+# a spend's three outcomes, made once (a frozen dataclass's construction is slow)
+_FROM_LEASE, _FROM_BALANCE, _UNPAID = Spent(True, True), Spent(True, False), Spent(False, False)
+_SPENT = {(True, True): _FROM_LEASE, (True, False): _FROM_BALANCE, (False, False): _UNPAID,
+          (False, True): Spent(False, True)}  # fmt: skip
 
 
 @dataclass(frozen=True)
