@@ -13,10 +13,6 @@ anywhere (the CLI, another registry on the same database) reach it by
 :meth:`KeyCache.poll`, every ``interval_s`` (1 s) in the lifespan: keys revoked since
 the last poll (with ``overlap_s`` of slack for writers' clocks) are marked revoked in
 the cache, so the next request with them is 401 in every process within about a second.
-The hash of a key whose live record is in memory is remembered by the key (at most
-``max_entries``): SHA-256 costs ~9 µs a request on the gateway's loop (measured
-2026-12-05, cold OpenSSL context), and a key's hash never changes, so the record (and its
-revocation) is still read by hash on every request.
 """
 
 from __future__ import annotations
@@ -111,29 +107,18 @@ class KeyCache(Poller):
         self._now = wall_now
         self._since = _EPOCH
         self._entries: OrderedDict[str, tuple[ApiKeyRecord | None, float]] = OrderedDict()
-        self._hashes: dict[str, str] = {}  # a key with a live record in memory: its hash
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def cached(self, key: str) -> tuple[bool, ApiKeyRecord | None]:
         """``(hit, record)`` from memory only: no store query."""
-        h = self._hashes.get(key)
-        if h is None:
-            h = hash_secret(key)
+        h = hash_secret(key)
         entry = self._entries.get(h)
         if entry is None or entry[1] <= self.clock():
-            self._hashes.pop(key, None)
             return False, None
         self._entries.move_to_end(h)
-        rec = entry[0]
-        if rec is None or rec.revoked_at is not None:  # only a live key's is remembered
-            self._hashes.pop(key, None)
-        elif key not in self._hashes:
-            if len(self._hashes) >= self.max_entries:
-                self._hashes.clear()
-            self._hashes[key] = h
-        return True, rec
+        return True, entry[0]
 
     async def lookup(self, key: str) -> ApiKeyRecord | None:
         """The key's record (revoked ones too), or ``None`` for a key the store does not know."""
