@@ -35,8 +35,8 @@ settlement is on) → idempotency → anonymous last (:mod:`~LLM_Mesh.registry.a
 A check must be cheap on the hot path: an anonymous request without a limit or a
 request id passes every check without a store query but the price check's one
 reservation (a group-committed transaction on the settlement's own connection,
-``registry/settle_db.py``); a keyed one also costs two dict look-ups once its key is in
-memory (its hash remembered: ``api_keys.KeyCache``).
+``registry/settle_db.py``); a keyed one also costs a hash and a dict look-up once its
+key is in memory.
 """
 
 from __future__ import annotations
