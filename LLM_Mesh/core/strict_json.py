@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["dumps", "dumps_text", "loads", "loads_object", "refuse_lone_surrogates"]
+__all__ = ["dumps", "loads", "loads_object", "refuse_lone_surrogates"]
 
 _SEP = (",", ":")
 
@@ -54,11 +54,6 @@ def loads_object(data: str | bytes) -> dict[str, Any]:
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; a non-finite float is a ``ValueError``, never ``Infinity``."""
     return _ENCODER.encode(obj).encode()
-
-
-def dumps_text(obj: Any) -> str:
-    """:func:`dumps` as text (not yet UTF-8)."""
-    return _ENCODER.encode(obj)
 
 
 def refuse_lone_surrogates(data: str | bytes, obj: Any) -> None:

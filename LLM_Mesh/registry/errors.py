@@ -44,15 +44,8 @@ log = logging.getLogger(__name__)
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A compact JSON response (no re-validation, no pretty printing; never ``NaN``)."""
-    return json_bytes_response(strict_json.dumps(body), status, headers)
-
-
-def json_bytes_response(
-    content: bytes, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    """:func:`json_response` of JSON already encoded (``content``)."""
     response = Response(
-        content,
+        strict_json.dumps(body),
         status_code=status,
         headers=headers,
         media_type="application/json",

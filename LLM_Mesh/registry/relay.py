@@ -30,7 +30,6 @@ gets a 502 and nothing of the node's (found 2026-12-03: its id stayed held 24 h)
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -40,9 +39,9 @@ from starlette.types import Receive, Scope, Send
 
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.node_refusal import Refusal
-from LLM_Mesh.core.receipt import HDR_RECEIPT, b64url, encode_header
+from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
-from LLM_Mesh.registry.errors import NOSNIFF, json_bytes_response, json_response
+from LLM_Mesh.registry.errors import NOSNIFF, json_response
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.stream_part import DONE, FAIL, Event
 
@@ -76,47 +75,13 @@ def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
     return {"X-Mesh-Node": node_id, "X-Mesh-Model": job.model, "X-Mesh-Request-Id": job.request_id}
 
 
-# what stands in for ``mesh.receipt`` while an answer is encoded (its JSON string), then is
-# replaced by the receipt's JSON: random a process (never sent), so no node can put it in
-# its answer; one found elsewhere in the body anyway: the answer is encoded as before
-_SLOT_VALUE = f"llm-mesh-receipt-{secrets.token_hex(16)}"
-_SLOT = strict_json.dumps_text(_SLOT_VALUE)
-
-
-def _with_receipt(data: dict[str, Any], receipt: dict[str, Any]) -> tuple[bytes, str] | None:
-    """The answer's body and its ``X-Mesh-Receipt`` with the receipt's JSON encoded once:
-    the bytes of ``strict_json.dumps(data)`` and ``encode_header(receipt)``, which encode
-    it twice. ``None`` when they could differ: the receipt is not ``mesh.receipt``, or its
-    text is not ASCII or holds DEL (``ensure_ascii`` escapes those in the header only)."""
-    mesh = data.get("mesh")
-    if not isinstance(mesh, dict) or mesh.get("receipt") is not receipt:
-        return None
-    text = strict_json.dumps_text(receipt)
-    if not text.isascii() or "\x7f" in text:
-        return None
-    mesh["receipt"] = _SLOT_VALUE
-    try:
-        body = strict_json.dumps_text(data)
-    finally:
-        mesh["receipt"] = receipt
-    head, found, tail = body.partition(_SLOT)
-    if not found or _SLOT in tail:
-        return None
-    return (head + text + tail).encode(), b64url(text.encode("ascii"))
-
-
 def json_answer(
     job: Job, node_id: str, data: dict[str, Any], receipt: dict[str, Any] | None = None
 ) -> Response:
     """A non-stream's answer: the node's body (``mesh`` already the gateway's), with the
-    countersigned receipt also in ``X-Mesh-Receipt`` (base64url of its JSON; the receipt's
-    JSON encoded once for both: :func:`_with_receipt`)."""
+    countersigned receipt also in ``X-Mesh-Receipt`` (base64url of its JSON)."""
     headers = mesh_headers(node_id, job)
     if receipt is not None:
-        both = _with_receipt(data, receipt)
-        if both is not None:
-            headers[HDR_RECEIPT] = both[1]
-            return json_bytes_response(both[0], 200, headers)
         headers[HDR_RECEIPT] = encode_header(receipt)
     return json_response(data, 200, headers)
 

@@ -1,6 +1,7 @@
-"""registry/relay.py's ``json_answer``: the receipt's JSON encoded once for the body and
-its ``X-Mesh-Receipt`` header, the bytes of encoding it twice (``strict_json.dumps`` of the
-answer, ``encode_header`` of the receipt) in every case."""
+"""registry/relay.py's ``json_answer``: the body is ``strict_json.dumps`` of the answer and
+its ``X-Mesh-Receipt`` header ``encode_header`` of the receipt, in every case (the receipt
+encoded once for both was tried on 2026-12-05 for ~4 µs and taken out again at review:
+more mechanism than the saving)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,11 @@ def _answer(model: str = "mistral-7b", content: str = "hello") -> dict[str, Any]
     }
 
 
-CASES = {  # name: the answer, whether the receipt is encoded once (else as before)
-    "ascii": (_answer(), True),
-    "controls and quotes": (_answer(model='m"\\\n\t\x01', content="\x7f é \U0001f600"), True),
-    "a non-ASCII model (escaped in the header only)": (_answer(model="modèle-€"), False),
-    "DEL in the receipt (escaped in the header only)": (_answer(model="m\x7f"), False),
-    "the stand-in in the node's text": (_answer(content=relay._SLOT_VALUE), False),
+CASES = {  # name: the answer
+    "ascii": _answer(),
+    "controls and quotes": _answer(model='m"\\\n\t\x01', content="\x7f é \U0001f600"),
+    "a non-ASCII model (escaped in the header only)": _answer(model="modèle-€"),
+    "DEL in the receipt (escaped in the header only)": _answer(model="m\x7f"),
 }
 
 
@@ -47,10 +47,9 @@ CASES = {  # name: the answer, whether the receipt is encoded once (else as befo
 def test_the_answer_and_its_header_are_the_bytes_of_encoding_the_receipt_twice(
     name: str,
 ) -> None:
-    data, once = CASES[name]
+    data = CASES[name]
     before = copy.deepcopy(data)
     receipt = data["mesh"]["receipt"]
-    assert (relay._with_receipt(data, receipt) is not None) is once
     job: Any = SimpleNamespace(model="mistral-7b", request_id="req-1")
     got = relay.json_answer(job, "node-a", data, receipt)
     headers = relay.mesh_headers("node-a", job)  # as json_answer made them before
