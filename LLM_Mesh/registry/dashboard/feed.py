@@ -17,6 +17,7 @@ every request (~12 µs of the gateway loop's CPU, docs/benchmarks.md); a batch r
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 from LLM_Mesh.core.traffic import TrafficSeries
@@ -35,7 +36,9 @@ class TrafficFeed:
     ) -> None:
         self._series = series if series is not None else TrafficSeries()
         self.clock = clock
-        self._pending: list[tuple[float, RequestRecord]] = []  # (the clock's time, record)
+        # (the clock's time, record); a deque: a read from another thread (a test's) takes
+        # them one by one while the loop may add more
+        self._pending: deque[tuple[float, RequestRecord]] = deque()
 
     @property
     def series(self) -> TrafficSeries:
@@ -53,9 +56,9 @@ class TrafficFeed:
             self._feed()
 
     def _feed(self) -> None:
-        pending, self._pending = self._pending, []
-        observe = self._series.observe
-        for now, rec in pending:
+        pending, observe = self._pending, self._series.observe
+        while pending:
+            now, rec = pending.popleft()
             observe(
                 now,
                 ok=rec.outcome == "ok",
