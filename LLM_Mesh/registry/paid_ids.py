@@ -65,9 +65,10 @@ async def paid_under(
     stmt = (
         select(s.c.request_id)
         .where(s.c.request_id > f"{ledger_id}~", s.c.request_id < f"{ledger_id}\x7f")
-        # ``state || ''``: no index can serve this term (SQLite's planner, which has no
-        # statistics in a registry's store, took ``ix_settlements_state`` then: every paid row)
-        .where(s.c.part == 0, s.c.payer == payer, s.c.state.concat("").in_(_PAID))
+        # ``|| ''``: no index can serve these terms, so the key's range is read (SQLite's
+        # planner has no statistics in a registry's store: it took ``ix_settlements_payer``,
+        # dropped since, or ``ix_settlements_state``: every row of the payer, or every paid one)
+        .where(s.c.part == 0, s.c.payer.concat("") == payer, s.c.state.concat("").in_(_PAID))
         .where(s.c.updated_at >= since)
         .limit(1)
     )
