@@ -15,7 +15,9 @@ and its payer. So for the replay window after a start (:class:`PaidIds`, the ide
 cache's ``ttl_s``, 10 min), a client id the process has not seen is looked up there
 (:func:`paid_under`: one read of the primary key's range, the rows of that id and path,
 as the process's check keys it, paid by that payer within the window; found 2026-12-04,
-review: without the path, the same id sent to the other path was refused); one found is
+review: without the path, the same id sent to the other path was refused; found
+2026-12-05: SQLite read the payer's whole history instead, by ``ix_settlements_payer``,
+since dropped, migration 0021, ``tests/registry/test_paid_ids_plan.py``); one found is
 refused 409 ``duplicate_request`` as a request paid without an answer to replay is. After
 the window nothing of the previous process can be in it: no read at all.
 
@@ -63,7 +65,10 @@ async def paid_under(
     stmt = (
         select(s.c.request_id)
         .where(s.c.request_id > f"{ledger_id}~", s.c.request_id < f"{ledger_id}\x7f")
-        .where(s.c.part == 0, s.c.payer == payer, s.c.state.in_(_PAID))
+        # ``|| ''``: no index can serve these terms, so the key's range is read (SQLite's
+        # planner has no statistics in a registry's store: it took ``ix_settlements_payer``,
+        # dropped since, or ``ix_settlements_state``: every row of the payer, or every paid one)
+        .where(s.c.part == 0, s.c.payer.concat("") == payer, s.c.state.concat("").in_(_PAID))
         .where(s.c.updated_at >= since)
         .limit(1)
     )

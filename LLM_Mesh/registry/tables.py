@@ -326,8 +326,7 @@ settlements = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("holder", String(64), nullable=True),
-    Index("ix_settlements_state", "state"),
-    Index("ix_settlements_payer", "payer"),
+    Index("ix_settlements_state", "state"),  # 0021: no payer index (paid_ids reads a key range)
     Index("ix_settlements_operator", "operator"),
     Index("ix_settlements_holder", "holder"),
     # 0012: the done-with rows by when they were settled (the retention's delete, retention.py)
