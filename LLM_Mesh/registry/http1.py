@@ -434,13 +434,7 @@ class Http1Pool:
         conn = self._take(key)
         if conn is None:
             conn = await self._connect(key[0], key[1], connect_s)
-        try:
-            resp = await conn.exchange(request, timeout_s)
-        except BaseException:
-            self._open.discard(conn)
-            raise
-        self._give_back(key, conn)
-        return resp
+        return await self._exchange(key, conn, request, timeout_s, None)
 
     async def post_pooled(
         self,
@@ -460,6 +454,19 @@ class Http1Pool:
         conn = self._take(key)
         if conn is None:
             return None
+        return await self._exchange(key, conn, request, timeout_s, expired)
+
+    async def _exchange(
+        self,
+        key: tuple[str, int],
+        conn: _Conn,
+        request: bytes,
+        timeout_s: float,
+        expired: tuple[str, str] | None,
+    ) -> Http1Response:
+        """``request``'s whole answer on ``conn`` (:meth:`_Conn.exchange`); the connection
+        back to ``key``'s idle ones after it, out of the pool on any failure (a timeout,
+        a cancel, a broken answer: the connection is aborted, never reused)."""
         try:
             resp = await conn.exchange(request, timeout_s, expired)
         except BaseException:
