@@ -517,7 +517,7 @@ async def test_the_requests_bytes() -> None:
 
 @pytest.mark.parametrize("call", ["post", "post_pooled"])
 async def test_an_exchange_gives_its_connection_back_and_a_failed_one_drops_it(call: str) -> None:
-    """``post`` and ``post_pooled`` (their shared ``_exchange``): after a whole answer the
+    """``post`` and ``post_pooled`` (both by ``_Conn.exchange``): after a whole answer the
     connection is idle in the pool again; after a timeout it is aborted and out of the pool
     (neither idle nor open); ``post_pooled``'s timeout is the ``expired`` it was given."""
 
