@@ -53,7 +53,7 @@ STAGES = [
     "LLM_Mesh.core.receipt:encode_header",
     "LLM_Mesh.hot_routes:_respond",
     "LLM_Mesh.hot_routes:_OneWrite.write",
-    "LLM_Mesh.registry.pipeline:_record_answer",
+    "LLM_Mesh.registry.account:record_answer",
     "LLM_Mesh.registry.account:_record",
     "LLM_Mesh.registry.request_log:RequestWriter.submit",
     "LLM_Mesh.registry.telemetry:Telemetry.request",

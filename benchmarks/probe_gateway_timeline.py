@@ -62,7 +62,7 @@ MARKS = [
     "LLM_Mesh.registry.settle_db:SqliteSettleDb.try_inline",
     "LLM_Mesh.hot_routes:_respond",
     "LLM_Mesh.hot_routes:_OneWrite.write",
-    "LLM_Mesh.registry.pipeline:_record_answer",
+    "LLM_Mesh.registry.account:record_answer",
     "LLM_Mesh.registry.settlement:Settlement._run_tick",
 ]
 

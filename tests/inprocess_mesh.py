@@ -227,6 +227,10 @@ class InProcessMesh:
         self._stack.push_async_callback(self._http.aclose)
         # the real node checks: the nodes sign with their own keys and show an operator token
         self.operator_token = await add_operator(self.store, "inprocess")
+        await self._start_registry()
+
+    async def _start_registry(self) -> None:
+        assert self._stack is not None
         self.app = create_registry_app(
             self.settings,
             store=self.store,
@@ -236,6 +240,14 @@ class InProcessMesh:
         )
         await self._stack.enter_async_context(self.app.router.lifespan_context(self.app))
         self.router.mount(self.registry_url, self.app)
+
+    def rotate_registry_key(self) -> None:
+        """The operator's rotation (docs/deploy.md): ``registry.key`` moved to
+        ``registry.key.previous``, and a registry started on the same store at the same URL
+        with a new key (the old app stops with the mesh)."""
+        home = self.settings.home
+        (home / "registry.key").replace(home / "registry.key.previous")
+        self.call(self._start_registry())
 
     def close(self) -> None:
         loop, thread = self._loop, self._thread

@@ -124,3 +124,27 @@ def test_the_registrys_revocation_is_honoured_and_its_replay_is_not(
     forger = _forged(inprocess_mesh, node, replay=real[0])
     assert len([p for p in forger.paths if p.endswith("/heartbeat")]) >= 3, forger.paths
     assert REGISTRY_URL not in agent.revoked
+
+
+def test_a_rotated_registrys_revocation_stops_a_node_that_pinned_the_old_key(
+    inprocess_mesh: InProcessMesh, caplog: Any
+) -> None:
+    """Found 2026-12-05: after a rotation of ``registry.key`` the registry's real
+    revocation was signed by the new key, and a node that had pinned the old one (and, being
+    revoked, never got the registration answer that moves its pin) ignored it: it
+    heartbeated on at its usual pace forever. Now the 403 carries the registry's chain of
+    rotation statements and the node follows it from its pin (``core/revocation_proof.py``)."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    node = inprocess_mesh.add_node(MODEL)
+    agent, guard = node.service.agent, node.service.gateway
+    assert agent is not None and guard.verifier is not None
+    pinned = guard.verifier.public_key  # learned at registration (trust on first use)
+    when = datetime.now(timezone.utc)
+    assert inprocess_mesh.call(inprocess_mesh.store.revoke_node(node.node_id, when))
+    inprocess_mesh.rotate_registry_key()  # before the node's next message: it never hears it
+    assert _wake_until(inprocess_mesh, node, lambda: REGISTRY_URL in agent.revoked)
+    assert not agent.registered
+    errors = [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= 40]
+    assert len(errors) == 1 and f"the registry at {REGISTRY_URL} revoked this node" in errors[0]
+    assert not [r for r in caplog.records if r.name == LOGGER and "not signed" in r.getMessage()]
+    assert guard.verifier.public_key == pinned  # stopped, its pin not moved by a revocation

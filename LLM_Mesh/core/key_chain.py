@@ -19,13 +19,21 @@ nodes need their operators (``llm-mesh node keys forget-gateway``). Pure: no I/O
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from LLM_Mesh.core.gateway_auth import registry_id_for
 from LLM_Mesh.core.identity import decode_public_key
 from LLM_Mesh.core.key_rotation import vouches_for
 from LLM_Mesh.errors import MeshError
 
-__all__ = ["MAX_CHAIN_LINKS", "ChainRefused", "chain_to", "follow_chain", "link_of"]
+__all__ = [
+    "MAX_CHAIN_LINKS",
+    "ChainRefused",
+    "chain_to",
+    "follow_chain",
+    "link_of",
+    "rotation_path",
+]
 
 # the links a registry keeps and sends, and a node follows: a node more rotations behind
 # than this needs its operator (``llm-mesh node keys forget-gateway``)
@@ -137,3 +145,22 @@ def follow_chain(chain: object, pinned: str, new_key: str) -> list[str]:
             )
         path.append(link["public_key"])
     return path
+
+
+def rotation_path(answer: Mapping[str, Any], pinned: str, key: str) -> tuple[list[str], str]:
+    """The keys from ``pinned`` to ``key`` that ``answer``'s signed rotations vouch for (its
+    ``key_rotations`` chain, or the one ``key_rotation`` of an older registry), or no keys
+    and why not. One rule for every answer that names them: a registration's
+    (``node/gateway_guard.py``: the pin moves) and a 403 ``revoked``'s
+    (``core/revocation_proof.py``: signed by a key the pinned one led to)."""
+    if vouches_for(answer.get("key_rotation"), pinned, key):
+        return [pinned, key], ""
+    chain = answer.get("key_rotations")
+    if chain is None:
+        if answer.get("key_rotation") is None:
+            return [], "the answer carries no rotation statement (a lost registry.key?)"
+        return [], "its rotation statement is not the pinned key's signature naming it"
+    try:
+        return follow_chain(chain, pinned, key), ""
+    except ChainRefused as exc:
+        return [], str(exc)

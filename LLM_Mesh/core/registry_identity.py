@@ -29,12 +29,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.admin_key_scope import registry_origin
 from LLM_Mesh.core.b64url import decode, encode, length_prefixed
 from LLM_Mesh.core.identity import DOMAIN, MessageKind, encode_public_key, public_key_of
+from LLM_Mesh.core.signature_check import Unverified, signature_problem
 
 __all__ = [
     "IDENTITY_DOMAIN",
@@ -101,20 +101,18 @@ class IdentityProver:
 def check_answer(public_key: str, origin: str, nonce: bytes, answer: Any) -> str | None:
     """Why ``answer`` (the JSON of ``GET /mesh/identity``) does not prove that the holder of
     ``public_key`` (base64url) answered at ``origin`` to ``nonce``; ``None`` when it does."""
-    expected = decode(public_key)
-    if expected is None or len(expected) != 32:
+    fields: Mapping[str, Any] = answer if isinstance(answer, Mapping) else {}
+    problem = signature_problem(
+        public_key, fields.get("signature"), lambda: identity_bytes(origin, nonce)
+    )
+    if problem is Unverified.KEY:
         return "the recorded registry key is not an Ed25519 public key"
     if not isinstance(answer, Mapping):
         return "its answer is not a registry's identity proof"
-    signature = decode(answer.get("signature"))
-    if signature is None or len(signature) != 64:
+    if problem is Unverified.SIGNATURE:
         return "its answer carries no Ed25519 signature"
     if answer.get("public_key") != public_key:
         return "it answered with another registry key than this home's registry's"
-    try:
-        Ed25519PublicKey.from_public_bytes(expected).verify(
-            signature, identity_bytes(origin, nonce)
-        )
-    except (InvalidSignature, ValueError):
+    if problem is Unverified.MISMATCH:
         return "its signature does not verify for this question with this home's registry key"
     return None

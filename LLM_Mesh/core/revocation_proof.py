@@ -27,18 +27,32 @@ it trusts: a forged answer (no signature, another key), the registry's earlier a
 replayed (another sequence number), or another node's (another node id) does not verify,
 and is an ordinary refusal (``node/agent.py``). The registry signs only its own refusal of
 a message whose signature it verified first: no signing oracle.
+
+**A rotated registry key** (found 2026-12-05): a node pinned the key before the registry's
+``registry.key`` was rotated, and the registry's real revocation is signed by the new key;
+the node ignored it and heartbeated on forever (it learns a new key only from a registration
+answer, which a revoked node never gets). The registry's signed 403 carries the chain of
+rotation statements its registration answers carry (:meth:`RevocationSigner.fields`: the
+error's ``key_rotations`` and ``key_rotation``, ``core/key_chain.py``), and a node whose pin
+follows rotations (``follow_rotations``: a key learned by trust on first use, which
+``node/gateway_guard.py`` moves along the same chain) honours a revocation signed by another
+key only when :func:`~LLM_Mesh.core.key_chain.rotation_path` leads there from its pin,
+each key signing the next. A broken, forged or foreign chain is refused with its reason,
+as before. node.toml's ``registry_public_key`` is the operator's pin, never moved by an
+answer: only that key's revocation counts (the refusal names the rotation the answer
+claims). The node does not move its pin on a revocation: it stops talking to that registry,
+and a later registration answer (its re-check) moves it by ``gateway_guard``'s rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from LLM_Mesh.core.b64url import decode, encode, length_prefixed
+from LLM_Mesh.core.b64url import encode, length_prefixed
 from LLM_Mesh.core.identity import (
     DOMAIN,
     HDR_OPERATOR_TOKEN,
@@ -48,12 +62,15 @@ from LLM_Mesh.core.identity import (
     parse_signed,
     public_key_of,
 )
+from LLM_Mesh.core.key_chain import rotation_path
+from LLM_Mesh.core.signature_check import Unverified, public_key_from, signature_problem
 from LLM_Mesh.errors import MeshError
 
 __all__ = [
     "REVOCATION_DOMAIN",
     "RevocationSigner",
     "RevokedRequest",
+    "TrustedKey",
     "check_revocation",
     "revocation_bytes",
     "revoked_request",
@@ -73,6 +90,17 @@ class RevokedRequest:
     seq: int
     ts_ms: int
     token_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """The registry key a node checks a revocation with: ``public_key`` (base64url), and
+    whether signed rotations from it lead on (``follows_rotations``: a key learned by trust
+    on first use, as ``node/gateway_guard.py`` moves it; not node.toml's
+    ``registry_public_key``, the operator's pin)."""
+
+    public_key: str
+    follows_rotations: bool = False
 
 
 def revoked_request(kind: MessageKind, headers: Mapping[str, str]) -> RevokedRequest | None:
@@ -107,38 +135,80 @@ def revocation_bytes(request: RevokedRequest, message: str) -> bytes:
 
 
 class RevocationSigner:
-    """The registry's side: signs its revocation answers with its registry key."""
+    """The registry's side: signs its revocation answers with its registry key;
+    ``rotations``: the chain of rotation statements ending at that key, oldest first, that
+    its registration answers carry (``registry/key_history.py``), empty without one."""
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: Ed25519PrivateKey, rotations: Sequence[Mapping[str, str]] = ()) -> None:
         self._key = key
         self.public_key = encode_public_key(public_key_of(key))
+        self.rotations = tuple(dict(link) for link in rotations)
 
     def proof(self, request: RevokedRequest, message: str) -> dict[str, str]:
         """The error's ``revocation`` field for refusing ``request`` with ``message``."""
         signature = self._key.sign(revocation_bytes(request, message))
         return {"public_key": self.public_key, "signature": encode(signature)}
 
+    def fields(self, request: RevokedRequest, message: str) -> dict[str, Any]:
+        """The error's fields for refusing ``request`` with ``message``: ``revocation``
+        and, after a rotation, ``key_rotations`` and ``key_rotation`` (its last link), as
+        a registration answer carries them: a node that pinned an earlier key follows."""
+        fields: dict[str, Any] = {"revocation": self.proof(request, message)}
+        if self.rotations:
+            fields["key_rotations"] = [dict(link) for link in self.rotations]
+            fields["key_rotation"] = dict(self.rotations[-1])
+        return fields
 
-def check_revocation(public_key: str, request: RevokedRequest, answer: Any) -> str | None:
+
+_ANOTHER_KEY = "it is signed by another key than the registry's this node trusts"
+
+
+def _unvouched(error: Mapping[str, Any], pinned: str, signer: object, follow: bool) -> str | None:
+    """Why ``signer`` (another key than ``pinned``) does not speak for the registry whose
+    key the node pinned; ``None`` when ``error``'s signed rotations lead to it from there."""
+    if not follow:
+        if error.get("key_rotations") is None and error.get("key_rotation") is None:
+            return _ANOTHER_KEY
+        return (
+            f"{_ANOTHER_KEY}; the answer names a rotation to it, but that key is the "
+            "operator's pin (registry_public_key in node.toml), never moved by an answer: "
+            "set the registry's new key there"
+        )
+    if not isinstance(signer, str):
+        return _ANOTHER_KEY
+    path, why = rotation_path(error, pinned, signer)
+    if not path:
+        return f"{_ANOTHER_KEY}, and no signed rotation leads to it from that key: {why}"
+    return None
+
+
+def check_revocation(
+    public_key: str, request: RevokedRequest, answer: Any, *, follow_rotations: bool = False
+) -> str | None:
     """Why ``answer`` (a 403's JSON) is not the holder of ``public_key`` (base64url: the
-    registry key the node trusts) refusing ``request`` as revoked; ``None`` when it is."""
+    registry key the node trusts) refusing ``request`` as revoked; ``None`` when it is.
+    With ``follow_rotations`` a signature by another key counts when the answer's signed
+    rotations lead to that key from ``public_key`` (the module's docstring)."""
     error = answer.get("error") if isinstance(answer, Mapping) else None
-    proof = error.get("revocation") if isinstance(error, Mapping) else None
-    message = error.get("message") if isinstance(error, Mapping) else None
+    if not isinstance(error, Mapping):
+        return "it carries no signature"
+    proof, message = error.get("revocation"), error.get("message")
     if not isinstance(proof, Mapping) or not isinstance(message, str):
         return "it carries no signature"
-    expected = decode(public_key)
-    if expected is None or len(expected) != 32:
+    if public_key_from(public_key) is None:
         return "the registry key this node trusts is not an Ed25519 public key"
-    if proof.get("public_key") != public_key:
-        return "it is signed by another key than the registry's this node trusts"
-    signature = decode(proof.get("signature"))
-    if signature is None or len(signature) != 64:
+    signer = proof.get("public_key")
+    if signer != public_key:
+        why = _unvouched(error, public_key, signer, follow_rotations)
+        if why is not None:
+            return why
+    problem = signature_problem(
+        signer, proof.get("signature"), lambda: revocation_bytes(request, message)
+    )
+    if problem is Unverified.KEY:  # another key the rotations named
+        return "the key it is signed by is not an Ed25519 public key"
+    if problem is Unverified.SIGNATURE:
         return "its signature is not an Ed25519 signature"
-    try:
-        Ed25519PublicKey.from_public_bytes(expected).verify(
-            signature, revocation_bytes(request, message)
-        )
-    except (InvalidSignature, ValueError):
+    if problem is Unverified.MISMATCH:
         return "its signature does not verify for this node's request (replayed, or another's)"
     return None

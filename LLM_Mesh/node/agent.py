@@ -29,7 +29,8 @@ min (``core/revoked_notice.py``: a re-check keeps its own waits); a revoked node
 registries are asked at once and its goodbye goes to those only. A 403 ``revoked`` counts
 only when the registry key this node trusts (``registry_key``: pinned in node.toml or
 learned at registration, ``node/gateway_guard.py``) signed it over the very message it
-refuses (``core/revocation_proof.py``); one without that signature (forged by whoever
+refuses (``core/revocation_proof.py``), or, for a learned key, a key the answer's signed
+rotation chain leads to from it (a rotated ``registry.key``); one without that signature (forged by whoever
 answers at the registry's URL, replayed, another node's, or an older registry's) is an
 ordinary refusal: a failed heartbeat (the next one at the usual interval) or registration
 (the backoff), logged once per registry as a WARNING. A node with no registry key yet (its
@@ -73,6 +74,7 @@ from LLM_Mesh.bounded_http import AnswerRefused, AnswerTimedOut, call
 from LLM_Mesh.core.check_state import CheckState
 from LLM_Mesh.core.identity import HDR_OPERATOR_TOKEN, MessageKind, NodeSigner
 from LLM_Mesh.core.reach_hint import reach_hint
+from LLM_Mesh.core.revocation_proof import TrustedKey
 from LLM_Mesh.core.revoked_notice import (
     RevokedRegistries,
     check_delay,
@@ -133,7 +135,7 @@ class NodeAgent:
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
         on_heartbeat: Callable[[dict[str, Any]], None] | None = None,
         pinned_gateway: Callable[[], str | None] | None = None,
-        registry_key: Callable[[], str | None] | None = None,
+        registry_key: Callable[[], TrustedKey | None] | None = None,
     ) -> None:
         self._client = client
         self._on_accepted = on_accepted

@@ -13,7 +13,7 @@ import httpx
 
 from LLM_Mesh.core.check_state import CheckState, show_time, told, turned
 from LLM_Mesh.core.identity import MessageKind
-from LLM_Mesh.core.revocation_proof import check_revocation, revoked_request
+from LLM_Mesh.core.revocation_proof import TrustedKey, check_revocation, revoked_request
 from LLM_Mesh.core.revoked_notice import is_revoked
 from LLM_Mesh.logs import log_text as said
 
@@ -96,18 +96,20 @@ def error_message(r: httpx.Response, limit: int = 300) -> str:
 
 
 def revocation_doubt(
-    r: httpx.Response, kind: MessageKind, sent: dict[str, str], registry_key: str | None
+    r: httpx.Response, kind: MessageKind, sent: dict[str, str], registry_key: TrustedKey | None
 ) -> str | None:
     """For a 403 ``revoked`` (``r``) to this node's message of ``kind`` sent with the
     headers ``sent``: why it is not the registry's word (not the signature of the registry
-    key ``registry_key`` over that message: ``core/revocation_proof.py``), else ``None``
-    (its word; and any when the node has no key yet: ``node/agent.py``'s docstring)."""
+    key ``registry_key`` over that message, nor of a key its signed rotations lead to when
+    it follows them: ``core/revocation_proof.py``), else ``None`` (its word; and any when
+    the node has no key yet: ``node/agent.py``'s docstring)."""
     if registry_key is None or not is_revoked(r.status_code, answer_of(r)):
         return None
     request = revoked_request(kind, sent)
     if request is None:
         return "this node's message was not signed"
-    return check_revocation(registry_key, request, answer_of(r))
+    return check_revocation(registry_key.public_key, request, answer_of(r),
+                            follow_rotations=registry_key.follows_rotations)  # fmt: skip
 
 
 def heard_health(

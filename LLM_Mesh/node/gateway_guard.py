@@ -16,7 +16,9 @@ registered node (``register = true``, the default)
     signed rotation leads to the key (none sent: a lost ``registry.key``; a forged link, a
     loop, a chain over the bound) and names the operator's command;
     ``llm-mesh node keys forget-gateway`` removes the pin and the next
-    registration pins again. An answer without a key changes nothing. node.toml's
+    registration pins again. The same rule says which key's 403 ``revoked`` the agent
+    honours (:attr:`GatewayGuard.trusted_key`, ``core/revocation_proof.py``): the pin's, or,
+    for a learned pin, a key the answer's signed chain leads to from it. An answer without a key changes nothing. node.toml's
     ``registry_public_key`` pins a key from the start instead, and then no answer can
     replace it, a rotation statement included (the operator's pin: the operator moves
     it): no trust on first use over plain HTTP. Without either, a node whose registry URLs
@@ -83,9 +85,9 @@ from LLM_Mesh.core.first_use import (
 )
 from LLM_Mesh.core.gateway_auth import HDR_BODY_SHA256, GatewayHeaders, GatewayVerifier
 from LLM_Mesh.core.gateway_session import NodeKx
-from LLM_Mesh.core.key_chain import ChainRefused, follow_chain
-from LLM_Mesh.core.key_rotation import vouches_for
+from LLM_Mesh.core.key_chain import rotation_path
 from LLM_Mesh.core.metrics_access import is_loopback
+from LLM_Mesh.core.revocation_proof import TrustedKey
 from LLM_Mesh.errors import BadSignature, MeshError
 from LLM_Mesh.logs import log_text
 from LLM_Mesh.node.gateway_pin import FORGET_COMMAND, read_pin, replace_pin
@@ -105,23 +107,6 @@ def _fingerprint(key: str) -> str:
         return GatewayVerifier(key, "-").registry_id
     except MeshError:
         return "(unusable key)"
-
-
-def _rotation_path(accepted: Mapping[str, Any], pinned: str, key: str) -> tuple[list[str], str]:
-    """The keys from ``pinned`` to ``key`` the answer's signed rotations vouch for (its
-    ``key_rotations`` chain, or the one ``key_rotation`` of an older registry), or no keys
-    and why not (``core/key_chain.py``)."""
-    if vouches_for(accepted.get("key_rotation"), pinned, key):
-        return [pinned, key], ""
-    chain = accepted.get("key_rotations")
-    if chain is None:
-        if accepted.get("key_rotation") is None:
-            return [], "the answer carries no rotation statement (a lost registry.key?)"
-        return [], "its rotation statement is not the pinned key's signature naming it"
-    try:
-        return follow_chain(chain, pinned, key), ""
-    except ChainRefused as exc:
-        return [], str(exc)
 
 
 class GatewayGuard:
@@ -203,6 +188,15 @@ class GatewayGuard:
         return self.verifier.registry_id if self.verifier else None
 
     @property
+    def trusted_key(self) -> TrustedKey | None:
+        """The registry key a 403 ``revoked`` must be signed by (``core/revocation_proof.py``),
+        or by a key the answer's signed rotations lead to from it (as :meth:`pin` follows
+        them) when it was learned; node.toml's is the operator's pin: that key alone."""
+        if self.verifier is None:
+            return None
+        return TrustedKey(self.verifier.public_key, follows_rotations=self.configured_key is None)
+
+    @property
     def kx_public_key(self) -> str | None:
         """This node's X25519 public key (``NodeRegistration.gateway_kx_key``)."""
         return self.kx.public_key if self.kx is not None else None
@@ -243,7 +237,7 @@ class GatewayGuard:
             path: list[str] = []
             why = ""
             if pinned is not None and pinned != key and self.configured_key is None:
-                path, why = _rotation_path(accepted, pinned, key)
+                path, why = rotation_path(accepted, pinned, key)
             rotated = bool(path)
             if pinned is not None and pinned != key and not rotated:
                 self._refuse(key, pinned, why)

@@ -28,6 +28,7 @@ from LLM_Mesh.core.health_proof import HealthProver
 from LLM_Mesh.core.identity import NodeSigner
 from LLM_Mesh.core.memory_budget import default_budget
 from LLM_Mesh.core.receipt import NodeReceiptSigner
+from LLM_Mesh.core.revocation_proof import TrustedKey
 from LLM_Mesh.core.schemas import Hardware, Heartbeat, HostedModel, NodeRegistration, NodeState
 from LLM_Mesh.core.shutdown import ShutdownBudget
 from LLM_Mesh.errors import InvalidRequest
@@ -284,11 +285,11 @@ class NodeService:
             )
             self.agent.start()
 
-    def _registry_key(self) -> str | None:
+    def _registry_key(self) -> TrustedKey | None:
         """The registry key this node trusts now (its pinned gateway key): a 403 revoked
-        counts only with its signature (``core/revocation_proof.py``)."""
-        verifier = self.gateway.verifier
-        return verifier.public_key if verifier is not None else None
+        counts only with its signature, or a key its signed rotations lead to from a learned
+        one (``core/revocation_proof.py``, ``GatewayGuard.trusted_key``)."""
+        return self.gateway.trusted_key
 
     @property
     def shutdown_budget(self) -> ShutdownBudget:

@@ -68,7 +68,8 @@ async def start_keys(
         runtime.receipts = ReceiptSigner(key, wall_clock)
     # signs a client's nonce for its own URLs: those it serves at, else its settings'
     runtime.identity = IdentityProver(key, served_urls or settings.registry_urls)
-    runtime.revocations = RevocationSigner(key)  # its 403 revoked, signed for the node
+    # its 403 revoked, signed for the node, with the chain a node pinned earlier follows
+    runtime.revocations = RevocationSigner(key, chain)
     if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
     if isinstance(runtime.node_auth, SignedNodeAuth):

@@ -10,6 +10,16 @@ when Prometheus scrapes, by :class:`_StateCollector`: nodes by state, healthy an
 ejected, the opt-in wait and attempts in flight per model
 (:func:`~LLM_Mesh.registry.metrics_states.read_states`), the request writer's counts. Names, labels and meanings: ``docs/operations.md``.
 
+In one process a request's end whose children all exist (every one an end of its outcome
+can move: after the first few ends of those labels) is not counted at once but kept, in
+order, and counted when the registry is next read (``/metrics``, any ``collect``: a
+collector registered ahead of the counters, :class:`_Pending`) or once :data:`PENDING` wait,
+so every read shows what counting each end at once showed (the same ends added in the same
+order; an end counted at once counts those waiting first), ``_created`` included.
+Counting one end by itself ran prometheus-client's code cold on every request (~10 µs of
+the gateway loop's CPU, docs/benchmarks.md); a batch runs it warm. With several processes
+each end is counted at once (another worker answers the scrape from the files).
+
 Several processes (``registry serve --workers N``, prometheus-client's multiprocess mode:
 :func:`~LLM_Mesh.metrics_http.events_registry`): the Counters and Histograms (and the
 request writer's counts, then Counters too) are every worker's summed; the states are
@@ -23,6 +33,7 @@ Label values are bounded: ``code`` is one of the package's error codes or
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -53,6 +64,10 @@ __all__ = ["GatewayMetrics", "code_label"]
 
 # codes the gateway itself answers with besides the error tree's (idempotency's 409)
 _CODES = ERROR_CODES | {"duplicate_request", "internal_error"}
+_OK_KIDS = ("duration", "prompt", "completion", "ttft", "tps")  # what an answered end moves
+# request ends waiting to be counted before they are counted without a read (one process)
+PENDING = 1024
+_End = tuple["_RequestKids", float | None, float | None, int, int]
 _RECORDS = "llm_mesh_gateway_request_records"
 _RECORDS_HELP = ("Request records for the store, by result (written | dropped: queue full or a "
                  "store error)")  # fmt: skip
@@ -83,6 +98,12 @@ class GatewayMetrics:
         if self.gauges is not None:
             served.register(self.gauges)
         reg = events_registry(served)  # None: several processes, summed from their files
+        # one process: request ends wait here to be counted, until a read of the registry
+        # (_Pending, ahead of the counters) or PENDING of them (module docstring)
+        self._pending: deque[_End] | None = None
+        if reg is not None:
+            self._pending = deque()
+            reg.register(_Pending(self._count_pending))
         self._requests: Children[tuple[str, str, str, str], Counter] = Children(Counter(
             "llm_mesh_gateway_requests",
             "Requests by model, the node that answered (or was tried last), outcome "
@@ -178,31 +199,28 @@ class GatewayMetrics:
         prompt_tokens: int = 0, completion_tokens: int = 0,
     ) -> None:  # fmt: skip
         """One request ended (``latency_s`` only for requests that reached the send stage).
-        Its children are looked up once per label values (:class:`_RequestKids`)."""
+        Its children are looked up once per label values (:class:`_RequestKids`). Counted
+        at once, or, in one process, once every child it can move exists, when the
+        registry is next read (module docstring)."""
         key = (model, node, outcome, code)
         kids = self._ends.get(key)
+        pending = self._pending
+        if kids is not None and kids.made and pending is not None:
+            pending.append((kids, latency_s, ttft_s, prompt_tokens, completion_tokens))
+            if len(pending) >= PENDING:
+                self._count_pending()
+            return
+        if pending:  # the ends before this one first: every sum added in the same order
+            self._count_pending()
         if kids is None:
             kids = self._ends[key] = _RequestKids(self, key)
-        kids.requests.inc()
-        if latency_s is None:
-            return
-        duration = kids.duration
-        (kids.make("duration") if duration is None else duration).observe(latency_s)
-        if outcome != "ok":
-            return
-        if prompt_tokens:
-            prompt = kids.prompt
-            (kids.make("prompt") if prompt is None else prompt).inc(prompt_tokens)
-        if completion_tokens:
-            completion = kids.completion
-            (kids.make("completion") if completion is None else completion).inc(completion_tokens)
-        if ttft_s is not None:
-            ttft = kids.ttft
-            (kids.make("ttft") if ttft is None else ttft).observe(ttft_s)
-            gen_s = latency_s - ttft_s
-            if completion_tokens and gen_s > 0:
-                tps = kids.tps
-                (kids.make("tps") if tps is None else tps).observe(completion_tokens / gen_s)
+        _count(kids, latency_s, ttft_s, prompt_tokens, completion_tokens)
+
+    def _count_pending(self) -> None:
+        """Count the request ends waiting, in order (thread-safe: ``deque``'s own)."""
+        pending = self._pending
+        while pending:
+            _count(*pending.popleft())
 
     def attempt(self, node: str, outcome: Outcome, ejected: bool) -> None:
         """An attempt on ``node`` ended (``Routing.finish``); ``ejected``: the router
@@ -236,12 +254,51 @@ class GatewayMetrics:
         self._health(result).inc()
 
 
+def _count(
+    kids: _RequestKids, latency_s: float | None, ttft_s: float | None, prompt_tokens: int,
+    completion_tokens: int,
+) -> None:  # fmt: skip
+    """One request end moving ``kids`` (:meth:`GatewayMetrics.request`)."""
+    kids.requests.inc()
+    if latency_s is None:
+        return
+    duration = kids.duration
+    (kids.make("duration") if duration is None else duration).observe(latency_s)
+    if kids.outcome != "ok":
+        return
+    if prompt_tokens:
+        prompt = kids.prompt
+        (kids.make("prompt") if prompt is None else prompt).inc(prompt_tokens)
+    if completion_tokens:
+        completion = kids.completion
+        (kids.make("completion") if completion is None else completion).inc(completion_tokens)
+    if ttft_s is not None:
+        ttft = kids.ttft
+        (kids.make("ttft") if ttft is None else ttft).observe(ttft_s)
+        gen_s = latency_s - ttft_s
+        if completion_tokens and gen_s > 0:
+            tps = kids.tps
+            (kids.make("tps") if tps is None else tps).observe(completion_tokens / gen_s)
+
+
+class _Pending(Collector):
+    """Counts the request ends waiting (:meth:`GatewayMetrics.request`) when the registry
+    is read, before the counters it is registered ahead of; yields nothing itself."""
+
+    def __init__(self, count: Callable[[], None]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        self.count()
+        return iter(())
+
+
 class _RequestKids:
     """The children one request's end moves, for one ``(model, node, outcome, code)``:
     one dict look-up a request instead of one per metric. A child is made when first
     needed (``make``), as before: a label set shows in ``/metrics`` only once counted."""
 
-    __slots__ = ("completion", "duration", "metrics", "model", "outcome", "prompt",
+    __slots__ = ("completion", "duration", "made", "metrics", "model", "outcome", "prompt",
                  "requests", "tps", "ttft")  # fmt: skip
 
     def __init__(self, metrics: GatewayMetrics, key: tuple[str, str, str, str]) -> None:
@@ -252,6 +309,9 @@ class _RequestKids:
         self.completion: Counter | None = None
         self.ttft: Histogram | None = None
         self.tps: Histogram | None = None
+        # every child an end of this outcome can move exists (an end counted later then
+        # makes none: each child's ``_created`` is when its first end came, as before)
+        self.made = False
 
     def make(self, name: str) -> Any:
         """The child ``name`` (a slot above), made and kept."""
@@ -266,6 +326,8 @@ class _RequestKids:
         else:
             child = m._tps(model)
         setattr(self, name, child)
+        wanted = _OK_KIDS if self.outcome == "ok" else ("duration",)
+        self.made = all(getattr(self, kid) is not None for kid in wanted)
         return child
 
 

@@ -19,7 +19,9 @@ heartbeat / state change / deregistration
 
 A 403 ``revoked`` (a revoked node key or operator) is found only after the message's
 signature verified, and carries the registry key's signature of the refusal, bound to that
-message (:func:`revocation_signed`, ``core/revocation_proof.py``): a node honours no other.
+message (:func:`revocation_signed`, ``core/revocation_proof.py``): a node honours no other;
+after a rotation of the key, with the chain of rotation statements a registration answer
+carries (``key_rotations``, ``key_rotation``), so a node that pinned an earlier key follows.
 
 Nothing is changed before every check has passed. Public keys are cached per node id
 (an id is derived from its key, so the pair never changes); revocation and sequence
@@ -101,7 +103,8 @@ def revocation_signed(
 ) -> Revoked:
     """``exc``, refusing the node's message of ``kind`` sent with ``headers`` (its signature
     verified before any revocation is found), with the registry's signature of the refusal
-    in its ``revocation`` field; as it was without a ``signer`` (the lifespan has not run)
+    in its ``revocation`` field (and the chain of rotations that lead to its key,
+    :meth:`RevocationSigner.fields`); as it was without a ``signer`` (the lifespan has not run)
     or a node's signed headers (tests' plain ids). Raised by the routes as
     ``except Revoked as exc: raise revocation_signed(...) from None``: a ``try`` costs a
     heartbeat about 0.01-0.03 µs, a ``contextlib.contextmanager`` 1.7-2.0 µs (measured
@@ -109,8 +112,8 @@ def revocation_signed(
     request = revoked_request(kind, headers) if signer is not None else None
     if signer is None or request is None or "revocation" in exc.extra:
         return exc
-    proof = signer.proof(request, exc.message)
-    return Revoked(exc.message, param=exc.param, **exc.extra, revocation=proof)
+    fields = signer.fields(request, exc.message)  # its chain of rotations too, if any
+    return Revoked(exc.message, param=exc.param, **exc.extra, **fields)
 
 
 def _other_operator(node_id: str) -> Forbidden:

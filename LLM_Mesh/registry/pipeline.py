@@ -127,7 +127,7 @@ class Pipeline:
             raise
         # the record (request log row, metrics, log line) once the answer is written: not
         # on the client's wait; in the same loop step as the write (an async function)
-        response.background = BackgroundTask(_record_answer, rt, job, tally, latency_ms)
+        response.background = _Recorded(rt, job, tally, latency_ms)
         return response
 
     async def _stream(self, job: Job, client: Client) -> Response:
@@ -159,8 +159,17 @@ class Pipeline:
         return stream_response(job, answer.node_id, relay, on_close)
 
 
-async def _record_answer(rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> None:
-    record_answer(rt, job, tally, latency_ms)
+class _Recorded(BackgroundTask):
+    """A whole answer's record as its response's background task (run once the answer is
+    written): Starlette's ``BackgroundTask(record, ...)`` without what its ``__init__``
+    does per request (looking whether the function is a coroutine function, ~5 µs of the
+    loop's CPU) or the coroutine it wraps."""
+
+    def __init__(self, rt: Runtime, job: Job, tally: Tally, latency_ms: float) -> None:
+        self.rt, self.job, self.tally, self.latency_ms = rt, job, tally, latency_ms
+
+    async def __call__(self) -> None:
+        record_answer(self.rt, self.job, self.tally, self.latency_ms)
 
 
 def _tokens(tally: Tally) -> int:

@@ -75,15 +75,32 @@ def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
     return {"X-Mesh-Node": node_id, "X-Mesh-Model": job.model, "X-Mesh-Request-Id": job.request_id}
 
 
+# mesh_headers' names and X-Mesh-Receipt's as a Response stores them (lower case, bytes)
+_NODE, _MODEL, _REQUEST_ID, _RECEIPT = (
+    name.lower().encode("latin-1")
+    for name in ("X-Mesh-Node", "X-Mesh-Model", "X-Mesh-Request-Id", HDR_RECEIPT)
+)
+
+
 def json_answer(
     job: Job, node_id: str, data: dict[str, Any], receipt: dict[str, Any] | None = None
 ) -> Response:
     """A non-stream's answer: the node's body (``mesh`` already the gateway's), with the
-    countersigned receipt also in ``X-Mesh-Receipt`` (base64url of its JSON)."""
-    headers = mesh_headers(node_id, job)
+    countersigned receipt also in ``X-Mesh-Receipt`` (base64url of its JSON).
+
+    The headers are ``json_response(data, 200, mesh_headers(...) + X-Mesh-Receipt)``'s, in
+    its order, put in as the bytes it would make of them (its look at each header's name
+    and the ``dict`` of them were ~3 µs of the loop's CPU a request)."""
+    response = json_response(data, 200)  # content-length, content-type, nosniff
+    head = [
+        (_NODE, node_id.encode("latin-1")),
+        (_MODEL, job.model.encode("latin-1")),
+        (_REQUEST_ID, job.request_id.encode("latin-1")),
+    ]
     if receipt is not None:
-        headers[HDR_RECEIPT] = encode_header(receipt)
-    return json_response(data, 200, headers)
+        head.append((_RECEIPT, encode_header(receipt).encode("latin-1")))
+    response.raw_headers[:0] = head
+    return response
 
 
 def passthrough(job: Job, node_id: str, refusal: Refusal) -> Response:

@@ -46,13 +46,13 @@ class Telemetry:
         self, job: Job, rec: RequestRecord, *, status: int, attempts: int, latency_ms: float
     ) -> None:
         """A request that reached the send stage ended as ``rec`` says."""
-        code = code_label(rec.error_code)
-        node = rec.node_id or ""
+        error = rec.error_code
+        code = code_label(error) if error else ""  # (code_label's "" for none, without a call)
+        ttft = rec.ttft_ms
         m = self.metrics
         if m is not None:
-            ttft = rec.ttft_ms
             m.request(
-                job.model, node, rec.outcome, code, latency_s=latency_ms / 1000.0,
+                job.model, rec.node_id or "", rec.outcome, code, latency_s=latency_ms / 1000.0,
                 ttft_s=None if ttft is None else ttft / 1000.0,
                 prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens,
             )  # fmt: skip
@@ -62,7 +62,8 @@ class Telemetry:
                 "request_id": job.request_id, "path": job.path, "model": job.model,
                 "stream": job.stream, "node": rec.node_id, "status": status,
                 "outcome": rec.outcome, "code": code or None, "attempts": attempts,
-                "latency_ms": _ms(latency_ms), "ttft_ms": _ms(rec.ttft_ms),
+                "latency_ms": round(latency_ms, 3),
+                "ttft_ms": None if ttft is None else round(ttft, 3),
                 "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
                 "cost": rec.cost,
             }  # fmt: skip

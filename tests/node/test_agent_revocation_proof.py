@@ -17,7 +17,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.identity import MessageKind, NodeSigner
-from LLM_Mesh.core.revocation_proof import RevocationSigner, RevokedRequest, revoked_request
+from LLM_Mesh.core.revocation_proof import (
+    RevocationSigner,
+    RevokedRequest,
+    TrustedKey,
+    revoked_request,
+)
 from LLM_Mesh.node.agent import NodeAgent
 from LLM_Mesh.node.agent_wire import Backoff
 from tests.node.test_agent import REG, FakeRegistry, make_agent
@@ -54,17 +59,20 @@ class SigningRegistry(FakeRegistry):
         if self.how == "other_key":
             signer = RevocationSigner(Ed25519PrivateKey.generate())
         if self.how != "unsigned":
-            error["revocation"] = signer.proof(sent, said)
+            error.update(signer.fields(sent, said))
         if self.how == "replayed" and self.first is not None:
             return httpx.Response(403, json=self.first)
         self.first = self.first or {"error": error}
         return httpx.Response(403, json={"error": error})
 
 
-def _agent(reg: SigningRegistry, key: str | None, **kw: Any) -> NodeAgent:
+def _agent(reg: SigningRegistry, key: str | None, *, follows: bool = True,
+           **kw: Any) -> NodeAgent:  # fmt: skip
+    """An agent that trusts ``key`` (``follows``: learned, it follows signed rotations)."""
     signer = NodeSigner(Ed25519PrivateKey.generate(), lambda: WALL)
     clock = iter(range(1000, 10**6))
-    return make_agent(reg, signer=signer, registry_key=lambda: key, operator_token="lmo_t",
+    trusted = TrustedKey(key, follows_rotations=follows) if key is not None else None
+    return make_agent(reg, signer=signer, registry_key=lambda: trusted, operator_token="lmo_t",
                       clock=lambda: float(next(clock)), **kw)  # fmt: skip
 
 

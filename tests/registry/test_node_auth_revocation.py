@@ -102,3 +102,43 @@ async def test_the_hot_heartbeat_route_and_the_fastapi_route_both_sign_it(
             r = await beat(h, node)
             error(r, 403, "revoked")
             assert "revocation" in r.json()["error"], hot
+
+
+async def test_a_rotated_registrys_revocations_carry_its_chain(tmp_path: Path) -> None:
+    """Found 2026-12-05: after a rotation of ``registry.key`` the 403 was signed by the new
+    key alone, and a node that pinned the old one (revoked: it never hears the registration
+    answer that moves its pin) ignored it and heartbeated on forever. Every signed 403 (the
+    hot heartbeat route and FastAPI's, a registration, a goodbye) carries the chain of
+    rotation statements a registration answer carries, leading from the old key."""
+    store, wall = MemoryStore(), Wall()
+    node = make_node(wall, await operator(store))
+    async with await mesh(tmp_path, store, wall) as h:
+        r, _ = await _register(h, node)
+        pinned = r.json()["registry_public_key"]
+    (tmp_path / "registry.key").replace(tmp_path / "registry.key.previous")  # the rotation
+    async with await mesh(tmp_path, store, wall) as h:
+        assert h.runtime.signer.public_key != pinned and h.runtime.key_rotations
+        await store.revoke_node(node.node_id, datetime.now(timezone.utc))
+
+        def followed(r: httpx.Response, kind: MessageKind, sent: dict[str, str]) -> None:
+            _proven(h, r, kind, sent)  # the new key's signature, as before
+            said = r.json()["error"]
+            assert said["key_rotations"] == h.runtime.key_rotations, kind
+            assert said["key_rotation"] == h.runtime.key_rotations[-1]
+            request = revoked_request(kind, sent)
+            assert request is not None
+            assert check_revocation(pinned, request, r.json(), follow_rotations=True) is None
+            assert check_revocation(pinned, request, r.json()) is not None  # node.toml's pin
+
+        for hot in (True, False):
+            h.app.hot_heartbeat = hot  # type: ignore[attr-defined]
+            body = json.dumps({"in_flight": 1}).encode()
+            sent = node.headers(MessageKind.HEARTBEAT, body)
+            r = await h.client.post(f"/mesh/nodes/{node.node_id}/heartbeat", content=body,
+                                    headers=sent)  # fmt: skip
+            followed(r, MessageKind.HEARTBEAT, sent)
+        r, sent = await _register(h, node)
+        followed(r, MessageKind.REGISTER, sent)
+        sent = node.headers(MessageKind.DEREGISTER, b"")
+        r = await h.client.delete(f"/mesh/nodes/{node.node_id}", headers=sent)
+        followed(r, MessageKind.DEREGISTER, sent)

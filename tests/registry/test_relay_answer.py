@@ -68,3 +68,25 @@ def test_a_receipt_that_is_not_the_answers_is_encoded_as_given() -> None:
     got = relay.json_answer(job, "node-a", data, other)
     assert got.body == strict_json.dumps(data)
     assert got.headers[HDR_RECEIPT] == encode_header(other)
+
+
+def test_without_a_receipt_the_headers_are_the_mesh_headers_as_before() -> None:
+    """No receipt (none signed): the node, model and request id headers, then the body's,
+    each as ``json_response`` makes them from ``mesh_headers``."""
+    data = _answer()
+    job: Any = SimpleNamespace(model="modèle", request_id="req-é")
+    got = relay.json_answer(job, "node-a", data)
+    expected = json_response(data, 200, relay.mesh_headers("node-a", job))
+    assert got.body == expected.body
+    assert got.raw_headers == expected.raw_headers
+    assert [k for k, _ in got.raw_headers][:3] == [
+        b"x-mesh-node", b"x-mesh-model", b"x-mesh-request-id",
+    ]  # fmt: skip
+
+
+def test_a_header_value_latin_1_cannot_hold_is_refused_as_before() -> None:
+    job: Any = SimpleNamespace(model="model-€", request_id="req-1")
+    with pytest.raises(UnicodeEncodeError):
+        json_response({}, 200, relay.mesh_headers("node-a", job))
+    with pytest.raises(UnicodeEncodeError):
+        relay.json_answer(job, "node-a", _answer())

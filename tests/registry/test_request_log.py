@@ -97,3 +97,16 @@ async def test_observers_see_every_submitted_record_even_when_the_queue_is_full(
     w.submit(rec(2))  # dropped from the store's queue, still counted by the observers
     assert seen == ["r1", "r2"]
     assert w.dropped == 1
+
+
+async def test_a_flush_takes_the_oldest_batch_and_leaves_the_rest_in_order() -> None:
+    store = MemoryStore()
+    w = RequestWriter(store, max_batch=3, max_queue=5)
+    for i in range(6):
+        w.submit(rec(i))
+    assert (w.queued, w.dropped) == (5, 1)  # the sixth found the queue full
+    assert await w.flush() == 3
+    assert w.queued == 2
+    assert await w.flush() == 2
+    assert await w.flush() == 0
+    assert [r.request_id for r in store.requests] == [f"r{i}" for i in range(5)]

@@ -147,7 +147,7 @@ async def test_a_non_streams_record_comes_once_its_answer_is_written(
     async with running(tmp_path) as h:
         await h.register("n1")
         writer = h.app.state.runtime.writer
-        queued = writer._queue.qsize()
+        queued = writer.queued
         at_body: list[tuple[int, int]] = []
         statuses: list[int] = []
 
@@ -155,7 +155,7 @@ async def test_a_non_streams_record_comes_once_its_answer_is_written(
             if message["type"] == "http.response.start":
                 statuses.append(message["status"])
             elif message["type"] == "http.response.body":
-                at_body.append((len(lines(caplog)), writer._queue.qsize() - queued))
+                at_body.append((len(lines(caplog)), writer.queued - queued))
 
         body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
         scope = {
@@ -170,7 +170,7 @@ async def test_a_non_streams_record_comes_once_its_answer_is_written(
         assert at_body == [(0, 0)]  # nothing recorded when the answer left
         got = lines(caplog)
         assert len(got) == 1 and got[0]["outcome"] == "ok" and got[0]["node"] == "n1"
-        assert writer._queue.qsize() - queued == 1
+        assert writer.queued - queued == 1
 
 
 def documented_gateway_line() -> dict[str, str]:
