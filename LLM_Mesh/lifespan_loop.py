@@ -9,9 +9,10 @@ C heap's periodic trim (:mod:`LLM_Mesh.heap`) and a ``--workers`` worker's heart
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["LifespanLoop"]
 
@@ -40,7 +41,4 @@ class LifespanLoop:
         try:
             await self.app(scope, receive, sent)
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)

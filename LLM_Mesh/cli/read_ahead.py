@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
+
+from LLM_Mesh.task_stop import cancel_and_wait
 
 T = TypeVar("T")
 
@@ -33,6 +34,4 @@ async def read_ahead(items: AsyncIterator[T], depth: int = 4) -> AsyncIterator[T
                 return
             yield item
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)

@@ -97,6 +97,7 @@ from LLM_Mesh.node.agent_wire import (
     wire_json,
 )
 from LLM_Mesh.node.earnings_query import ask_earnings
+from LLM_Mesh.task_stop import cancel_and_wait
 
 log = logging.getLogger("LLM_Mesh.node.agent")
 
@@ -518,10 +519,7 @@ class NodeAgent:
         """Stop the loop, then tell the registry we are gone (best effort, until
         ``deadline`` on ``clock`` if given: the shutdown's)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if not deregister:
             return
         if self.registered:  # at a registry that did not revoke it (_post skips those)

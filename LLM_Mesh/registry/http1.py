@@ -267,15 +267,29 @@ class _Conn(asyncio.Protocol):
         return parser
 
     async def exchange(
-        self, request: bytes, timeout_s: float, expired: tuple[str, str] | None = None
+        self,
+        pool: Http1Pool,
+        key: tuple[str, int],
+        request: bytes,
+        timeout_s: float,
+        expired: tuple[str, str] | None,
     ) -> Http1Response:
-        parser = await self._send(request, timeout_s, expired=expired)
-        self._parser = None
-        if not self._keep:
-            self.abort()
-        body = self._body
-        content = body[0] if len(body) == 1 else b"".join(body)
-        return Http1Response(parser.get_status_code(), CIMultiDictProxy(self._headers), content)
+        """``request``'s whole answer (:meth:`Http1Pool.post`, :meth:`Http1Pool.post_pooled`);
+        this connection back to ``pool``'s idle ones of ``key`` after it, out of ``pool`` on
+        any failure (a timeout, a cancel, a broken answer: aborted, never reused)."""
+        try:
+            parser = await self._send(request, timeout_s, expired=expired)
+            self._parser = None
+            if not self._keep:
+                self.abort()
+            body = self._body
+            content = body[0] if len(body) == 1 else b"".join(body)
+            resp = Http1Response(parser.get_status_code(), CIMultiDictProxy(self._headers), content)
+        except BaseException:
+            pool._open.discard(self)
+            raise
+        pool._give_back(key, self)
+        return resp
 
     async def open_stream(
         self, pool: Http1Pool, key: tuple[str, int], request: bytes, timeout_s: float
@@ -434,13 +448,7 @@ class Http1Pool:
         conn = self._take(key)
         if conn is None:
             conn = await self._connect(key[0], key[1], connect_s)
-        try:
-            resp = await conn.exchange(request, timeout_s)
-        except BaseException:
-            self._open.discard(conn)
-            raise
-        self._give_back(key, conn)
-        return resp
+        return await conn.exchange(self, key, request, timeout_s, None)
 
     async def post_pooled(
         self,
@@ -460,13 +468,7 @@ class Http1Pool:
         conn = self._take(key)
         if conn is None:
             return None
-        try:
-            resp = await conn.exchange(request, timeout_s, expired)
-        except BaseException:
-            self._open.discard(conn)
-            raise
-        self._give_back(key, conn)
-        return resp
+        return await conn.exchange(self, key, request, timeout_s, expired)
 
     async def stream(
         self,

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from LLM_Mesh.core.checkpoint import Checkpoint, sign_checkpoint
 from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["Checkpointer", "public_key_text"]
 
@@ -128,10 +129,7 @@ class Checkpointer:
     async def stop(self) -> None:
         """Stop the loop and sign what this process appended and is unsigned, once."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._appended:
             try:
                 await self.checkpoint()

@@ -31,7 +31,6 @@ outright); a new worker first removes any left under its own process id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import glob
 import logging
 import os
@@ -47,6 +46,7 @@ from LLM_Mesh.core.balancer import Router
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.demand import DemandTracker
 from LLM_Mesh.registry.node_table import NodeTable
+from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = [
     "GAUGES", "REFRESH_S", "WORKER_GAUGES", "States", "WorkerGauges", "process_alive",
@@ -227,8 +227,5 @@ class WorkerGauges(Collector):
     async def stop(self) -> None:
         """Stop refreshing, and take this worker's values out of every later scrape."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         mark_process_dead(self.pid, self.path)

@@ -356,12 +356,16 @@ class _Http1StreamResponse(NodeResponse):
         await self._stream.aclose()
 
 
-def _from_http1(exc: Http1Error) -> NodeTransportError:
+def _from_http1(exc: Http1Error | ValueError) -> NodeTransportError:
+    """The pool's error as this client's: by its kind, and a ``ValueError`` (a URL or a
+    header the pool cannot send: nothing was sent) a ``NodeProtocolError`` ``InvalidURL``."""
     if isinstance(exc, Http1ConnectError):
         return NodeConnectError(str(exc), exc.kind)
     if isinstance(exc, Http1Timeout):
         return NodeTimeout(str(exc), exc.kind)
-    return NodeProtocolError(str(exc), exc.kind)
+    if isinstance(exc, Http1Error):
+        return NodeProtocolError(str(exc), exc.kind)
+    return NodeProtocolError(str(exc), "InvalidURL")
 
 
 class _PinnedResolver(AbstractResolver):
@@ -494,10 +498,8 @@ class AiohttpNodeClient(NodeClient):
                 await _admit(self._pins, url)
             try:
                 r = await pool.post(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
-            except Http1Error as exc:
+            except (Http1Error, ValueError) as exc:
                 raise _from_http1(exc) from exc
-            except ValueError as exc:  # a URL or header it cannot send: nothing was sent
-                raise NodeProtocolError(str(exc), "InvalidURL") from exc
             return _Http1Response(r.status, r.headers, r.content)
         resp = await self.stream(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
         await resp.aread()
@@ -521,10 +523,8 @@ class AiohttpNodeClient(NodeClient):
                 r = await pool.post_pooled(
                     url, content, headers, timeout_s=left, expired=DEADLINE_PASSED
                 )
-            except Http1Error as exc:
+            except (Http1Error, ValueError) as exc:
                 raise _from_http1(exc) from exc
-            except ValueError as exc:  # a URL or header it cannot send: nothing was sent
-                raise NodeProtocolError(str(exc), "InvalidURL") from exc
             if r is not None:
                 return _Http1Response(r.status, r.headers, r.content)
         return await super().post_by(url, content, headers, left=left, connect_s=connect_s)
@@ -546,10 +546,8 @@ class AiohttpNodeClient(NodeClient):
                 s = await pool.stream(
                     url, content, headers, timeout_s=timeout_s, connect_s=connect_s
                 )
-            except Http1Error as exc:
+            except (Http1Error, ValueError) as exc:
                 raise _from_http1(exc) from exc
-            except ValueError as exc:  # a URL or header it cannot send: nothing was sent
-                raise NodeProtocolError(str(exc), "InvalidURL") from exc
             return _Http1StreamResponse(s)
         raw = await self._request(
             "POST", url, content, headers, self._timeout(timeout_s, connect_s)

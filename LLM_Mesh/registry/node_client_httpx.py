@@ -117,17 +117,9 @@ class HttpxNodeClient(NodeClient):
         timeout_s: float,
         connect_s: float,
     ) -> NodeResponse:
-        if self._pins is not None and not self._pins.admitted(url):
-            await _admit(self._pins, url)
-        timeout = httpx.Timeout(timeout_s, connect=connect_s)
-        req = self.client.build_request("POST", url, content=content,
-                                        headers=_offer(headers), timeout=timeout)  # fmt: skip
-        try:
-            resp = await self.client.send(req, stream=True, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise _from_httpx(exc) from exc
-        out = _HttpxResponse(resp, read=False)
-        await out.aread()  # at most MAX_BODY_BYTES
+        """:meth:`stream`, its answer read whole (at most ``MAX_BODY_BYTES``, decoded)."""
+        out = await self.stream(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
+        await out.aread()
         return out
 
     async def stream(

@@ -71,13 +71,14 @@ MAX_BODY_BYTES = _DEFAULT_LIMITS.max_body_bytes
 
 
 async def read_body(request: Request) -> bytes:
-    """``await request.body()``: the same bytes, kept on the request as Starlette keeps them
-    (a later ``body()`` gives them again), a ``http.disconnect`` before the end its
-    ``ClientDisconnect``; read by a loop over ``receive`` instead of Starlette's async
-    generator (``Request.stream``), whose setting up and closing cost more than the read
-    of a one-message body (measured: docs/benchmarks.md, 2026-12-05)."""
-    if hasattr(request, "_body") or request._stream_consumed:
-        return await request.body()  # read before (or a stream begun): Starlette's rules
+    """The request's body: the bytes ``await request.body()`` gives, a ``http.disconnect``
+    before the end its ``ClientDisconnect``. Read by a loop over the ASGI ``receive``
+    (``request.receive``, Starlette's public API) instead of Starlette's async generator
+    (``Request.stream``), whose setting up and closing cost more than the read of a
+    one-message body (measured: docs/benchmarks.md, 2026-12-05). Nothing is kept on the
+    request (Starlette's cache is private): the caller passes the bytes on, and nothing may
+    read the request's body after this (a later ``body()`` would wait on ``receive`` until
+    the client leaves). Its one caller, ``Pipeline.serve``, reads it first and only here."""
     receive = request.receive
     chunks: list[bytes] = []
     while True:
@@ -90,12 +91,8 @@ async def read_body(request: Request) -> bytes:
             if not message.get("more_body", False):
                 break
         elif kind == "http.disconnect":
-            request._is_disconnected = True
             raise ClientDisconnect()
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    request._stream_consumed = True
-    request._body = body
-    return body
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def parse_json_object(raw: bytes, limits: RequestLimits = _DEFAULT_LIMITS) -> dict[str, Any]:

@@ -21,13 +21,13 @@ queries, so a write committed while they run moves it and the next tick polls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from LLM_Mesh.core.fail_streak import FailStreak
 from LLM_Mesh.core.printable import one_line
+from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["Poller"]
 
@@ -121,7 +121,4 @@ class Poller:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

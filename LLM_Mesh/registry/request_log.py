@@ -14,12 +14,12 @@ submitted (the dashboard's traffic series): plain calls, no I/O, on the request'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 
 from LLM_Mesh.registry.ports import RequestRecord, Store
+from LLM_Mesh.task_stop import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,7 @@ class RequestWriter:
         its batch has already left the queue and would be lost.
         """
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         writing, self._writing = self._writing, None
         if writing is not None and not writing.done():
             await asyncio.wait({writing}, timeout=timeout_s)

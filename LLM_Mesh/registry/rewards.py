@@ -34,7 +34,6 @@ wall clock, no sleeping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +50,7 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.ledger_accounts import pseudonyms
 from LLM_Mesh.registry.ports import NodeRecord, Store
+from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["PeriodReport", "RewardTask", "reward_request_id"]
 
@@ -330,7 +330,4 @@ class RewardTask:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

@@ -92,6 +92,7 @@ from LLM_Mesh.registry.idempotency import (
 )
 from LLM_Mesh.registry.ports import IdempotencyRecord, ReplicaState
 from LLM_Mesh.registry.replicas import ReplicaBeat
+from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["SharedIdempotency"]
 
@@ -456,10 +457,7 @@ class SharedIdempotency(IdempotencyCache):
         for attr in ("_park_task", "_refresh_task"):
             task = getattr(self, attr)
             setattr(self, attr, None)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
 
 
 def _replay(key: str, rec: IdempotencyRecord, stream: bool, seal: AnswerSeal) -> Response:

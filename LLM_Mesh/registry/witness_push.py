@@ -58,6 +58,7 @@ from LLM_Mesh.core.tlog_witness import (
 )
 from LLM_Mesh.core.witness import FUTURE_S, BadCosignature, WitnessKey, open_cosignature
 from LLM_Mesh.registry.ledger import LedgerError, SqlLedger
+from LLM_Mesh.task_stop import cancel_and_wait
 
 __all__ = ["PUSH_TIMEOUT_S", "RESYNCS", "WitnessPusher", "make_witness_client"]
 
@@ -264,7 +265,4 @@ class WitnessPusher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

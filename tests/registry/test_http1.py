@@ -513,3 +513,38 @@ async def test_the_requests_bytes() -> None:
         b"X-L: caf\xe9\r\n\r\n"
         b'{"a":1}'
     )
+
+
+@pytest.mark.parametrize("call", ["post", "post_pooled"])
+async def test_an_exchange_gives_its_connection_back_and_a_failed_one_drops_it(call: str) -> None:
+    """``post`` and ``post_pooled`` (both by ``_Conn.exchange``): after a whole answer the
+    connection is idle in the pool again; after a timeout it is aborted and out of the pool
+    (neither idle nor open); ``post_pooled``'s timeout is the ``expired`` it was given."""
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            _, body = await _read_request(r)
+            if body == b"stall":
+                await asyncio.sleep(5)
+            w.write(ok(body))
+            await w.drain()
+
+    async def send(p: Http1Pool, url: str, body: bytes, timeout_s: float) -> bytes:
+        if call == "post":
+            return (await p.post(url, body, H, timeout_s=timeout_s, connect_s=5)).content
+        got = await p.post_pooled(url, body, H, timeout_s=timeout_s, expired=("late", "Late"))
+        assert got is not None  # a pooled connection was there
+        return got.content
+
+    async with serve(h) as (url, _), pool() as p:
+        if call == "post_pooled":
+            await p.post(url + "/", b"warm", H, timeout_s=5, connect_s=5)  # one to reuse
+        assert await send(p, url + "/", b"1", 5) == b"1"
+        (conn,) = p._open
+        assert list(p._idle.values()) == [[conn]] and not conn.closed  # back, idle
+        with pytest.raises(Http1Timeout) as err:
+            await send(p, url + "/", b"stall", 0.2)
+        assert conn.closed and not p._open and not any(p._idle.values())  # dropped
+        assert p.connects == 1
+        if call == "post_pooled":
+            assert (str(err.value), err.value.kind) == ("late", "Late")

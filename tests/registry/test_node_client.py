@@ -502,3 +502,31 @@ async def test_httpx_still_reads_one_gzip_and_offers_only_what_it_decodes() -> N
         await resp.aclose()
         assert lines == ["data: one", "", "data: two", ""], lines
     assert all(b"accept-encoding: gzip, deflate\r\n" in h for h in heads), heads
+
+
+@pytest.mark.parametrize("call", ["post", "post_by", "stream"])
+async def test_what_the_pool_cannot_send_is_an_invalid_url_protocol_error(call: str) -> None:
+    """A header the HTTP/1.1 pool refuses to send (a line break: its ``ValueError``) is the
+    client's ``NodeProtocolError`` ``InvalidURL`` on each of its pool calls, nothing sent;
+    the pool's own errors keep their kinds (a refused connect: ``NodeConnectError``)."""
+    seen: list[bytes] = []
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        seen.append(await _read_request(r))
+
+    bad = {"X-A": "1\r\nX-Evil: 1"}
+    async with serve(h) as url, make("aiohttp") as client:
+        if call == "post_by":
+            calls = client.post_by(url + "/v1/x", b"{}", bad, left=5, connect_s=5)
+        else:
+            calls = getattr(client, call)(url + "/v1/x", b"{}", bad, timeout_s=5, connect_s=5)
+        with pytest.raises(NodeProtocolError) as err:
+            await calls
+        assert err.value.kind == "InvalidURL" and "line break" in str(err.value)
+        closed = f"http://127.0.0.1:{_closed_port()}/v1/x"
+        with pytest.raises(NodeConnectError):
+            if call == "post_by":
+                await client.post_by(closed, b"{}", HEADERS, left=5, connect_s=5)
+            else:
+                await getattr(client, call)(closed, b"{}", HEADERS, timeout_s=5, connect_s=5)
+    assert seen == []
