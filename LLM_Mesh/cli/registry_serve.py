@@ -107,9 +107,9 @@ def registry_serve(
     canary_prompts_mode: Annotated[
         str | None,
         typer.Option(
-            metavar="mix|replace",
-            help="mix: probes draw from the public pool and --canary-prompts together; "
-            "replace: from the file alone \\[env LLM_MESH_CANARY_PROMPTS_MODE, default mix]",
+            metavar="MODE",
+            help="mix: probes draw from the public pool and --canary-prompts together, "
+            "or replace: from the file alone \\[env LLM_MESH_CANARY_PROMPTS_MODE, default mix]",
         ),
     ] = None,
     tls_cert: Annotated[
