@@ -278,3 +278,17 @@ async def test_an_honest_node_passes_probes_its_stop_strings_end(mesh: Harness) 
         if caught[-1].verdict == "fail":
             break
     assert caught[-1].verdict == "fail", caught
+
+
+async def test_the_reference_cache_keeps_the_newest_references(mesh: Harness) -> None:
+    """Multi-turn probes and sampling fields make references of their own, so the cache
+    drops its oldest past ``max_references`` rather than growing for ever."""
+    await setup(mesh, long_model)
+    p = prober(mesh)
+    p.max_references = 3
+    for prompt in ("a", "b", "c", "d", "e"):
+        assert (await p.probe("honest", MODEL, prompt, Shape())).verdict == "pass"
+    assert len(p.references) == 3
+    calls = len(mesh.nodes.nodes["verifier:8801"].calls)
+    assert (await p.probe("honest", MODEL, "e", Shape())).verdict == "pass"  # still cached
+    assert len(mesh.nodes.nodes["verifier:8801"].calls) == calls
