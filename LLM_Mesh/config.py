@@ -51,6 +51,8 @@ The request limits (``LLM_Mesh.core.limits``) apply at the gateway and, with the
 same variables, on a node's own ``/v1`` endpoints.
 | canary_share         | LLM_MESH_CANARY_SHARE    | 0.01 (at most this share of a node's capacity goes to canary probes) |
 | canary_min_interval_s | LLM_MESH_CANARY_MIN_INTERVAL_S | 3600 (at least one probe per node and model this often, on average: probe times are a Poisson process) |
+| canary_prompts       | LLM_MESH_CANARY_PROMPTS  | none (a file of the admin's private canary prompts: a JSON array of strings, or one JSON string a line; read at start, an invalid one stops it; ``core/canary_prompts.py``) |
+| canary_prompts_mode  | LLM_MESH_CANARY_PROMPTS_MODE | mix (``mix``: probes draw from the public pool and the file's prompts together; ``replace``: from the file's alone) |
 | trust_threshold      | LLM_MESH_TRUST_THRESHOLD | 0.6 (``trusted_only`` routes to nodes scoring at least this) |
 | require_tls          | LLM_MESH_REQUIRE_TLS     | false (true: the registry refuses http:// nodes) |
 | allow_plain_http_nodes | LLM_MESH_ALLOW_PLAIN_HTTP_NODES | false (the registry refuses http:// nodes off loopback, ``plain_http_remote``: prompts would cross the network in clear; true: a private network or lab accepts them; not with ``require_tls``) |
@@ -185,6 +187,20 @@ def _log_format(value: str | None) -> str:
     if fmt not in LOG_FORMATS:
         raise ValueError(f"LLM_MESH_LOG_FORMAT must be text or json, got {value!r}")
     return fmt
+
+
+def _path(value: str | None) -> Path | None:
+    """A file path (``~`` expanded); empty: none."""
+    text = (value or "").strip()
+    return Path(text).expanduser() if text else None
+
+
+def _canary_prompts_mode(value: str | None) -> str:
+    """``mix`` or ``replace`` (any case); empty: ``mix``."""
+    mode = (value or "").strip().lower() or "mix"
+    if mode not in ("mix", "replace"):
+        raise ValueError(f"LLM_MESH_CANARY_PROMPTS_MODE must be mix or replace, got {value!r}")
+    return mode
 
 
 def _whole(env: Mapping[str, str], key: str, default: int, top: int | None = None) -> int:
@@ -390,6 +406,8 @@ class Settings:
     # quality control (registry/canary.py, core/trust.py)
     canary_share: float = 0.01
     canary_min_interval_s: float = 3600.0
+    canary_prompts: Path | None = None  # the admin's private prompt file (core/canary_prompts)
+    canary_prompts_mode: str = "mix"  # "mix" (with the public pool) | "replace"
     trust_threshold: float = 0.6
     # settlement (docs/ARCHITECTURE.md, Settlement): reserve, 402, pay operators, fees
     settlement: bool = True
@@ -476,6 +494,8 @@ class Settings:
             malloc_trim_s=float(_whole(env, "LLM_MESH_MALLOC_TRIM_S", 60)),
             canary_share=_float(env, "LLM_MESH_CANARY_SHARE", 0.01),
             canary_min_interval_s=_float(env, "LLM_MESH_CANARY_MIN_INTERVAL_S", 3600.0),
+            canary_prompts=_path(env.get("LLM_MESH_CANARY_PROMPTS")),
+            canary_prompts_mode=_canary_prompts_mode(env.get("LLM_MESH_CANARY_PROMPTS_MODE")),
             trust_threshold=_float(env, "LLM_MESH_TRUST_THRESHOLD", 0.6),
             settlement=_bool(env, "LLM_MESH_SETTLEMENT", True),
             settle_lease=_whole(env, "LLM_MESH_SETTLE_LEASE", 4, top=64),

@@ -96,6 +96,22 @@ def registry_serve(
             "redis://127.0.0.1:6379/0 \\[env LLM_MESH_REDIS_URL; default: per process]",
         ),
     ] = None,
+    canary_prompts: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Private canary prompts (a JSON array of strings, or one JSON string a line), "
+            "mixed with the public pool \\[env LLM_MESH_CANARY_PROMPTS; default: none]",
+        ),
+    ] = None,
+    canary_prompts_mode: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODE",
+            help="mix: probes draw from the public pool and --canary-prompts together, "
+            "or replace: from the file alone \\[env LLM_MESH_CANARY_PROMPTS_MODE, default mix]",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None, typer.Option(help="Serve https with this PEM certificate (with --tls-key)")
     ] = None,
@@ -151,6 +167,7 @@ def registry_serve(
 ) -> None:
     """Run the registry + gateway (OpenAI API under /v1, Prometheus metrics at /metrics)."""
     from LLM_Mesh.registry.app import serve
+    from LLM_Mesh.registry.canary import load_pool
     from LLM_Mesh.server_process import inherited_socket
 
     if (tls_cert is None) != (tls_key is None):
@@ -182,9 +199,14 @@ def registry_serve(
             require_tls=True if require_tls else None,
             allow_plain_http_nodes=True if allow_plain_http_nodes else None,
             redis_url=redis_url,
+            canary_prompts=canary_prompts,
+            canary_prompts_mode=canary_prompts_mode.strip().lower()
+            if canary_prompts_mode
+            else None,
             **_observability(log_format, metrics_public, no_metrics),
         )
         settings.check_node_transport()  # not both --require-tls and the opt-out
+        load_pool(settings.canary_prompts, settings.canary_prompts_mode)  # said before serving
     except ValueError as exc:
         raise _fail(exc) from exc
     _setup_logging(verbose, settings.log_format)

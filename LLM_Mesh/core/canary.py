@@ -24,7 +24,9 @@ The rule (:func:`compare`), position by position while the tokens agree:
   log-probabilities): it begins with what they spell, or, where a chat template's stop
   string ended the answer (the tokens past the text spell it: ``core.prompt.TURN_STOPS``),
   is a non-empty beginning of it (llama.cpp's tokens run on past the text a stop string
-  cut: a chat answer's ``"\nUser:"``); an answer without log-probabilities fails.
+  cut: a chat answer's ``"\nUser:"``), or, where the probe sent a ``stop`` list
+  (``stops``), a beginning of it that one of those strings ended (empty too: it may end
+  the answer at once); an answer without log-probabilities fails.
 
 A streamed probe carries no log-probabilities (a node's stream chunks have none), so
 :func:`compare_text` judges its text alone against the reference's greedy tokens: the
@@ -123,8 +125,11 @@ def _near_tie(ref: TokenLogprob, got: TokenLogprob, rule: Rule) -> bool:
     return False
 
 
-def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Verdict:
-    """The verdict on ``answer`` against ``reference`` (same prompt, greedy, top log-probs)."""
+def compare(
+    reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE, stops: Sequence[str] = ()
+) -> Verdict:
+    """The verdict on ``answer`` against ``reference`` (same prompt, greedy, top log-probs;
+    ``stops``: the ``stop`` strings the probe sent)."""
     if reference.tokens and not answer.tokens:
         return Verdict(False, "no_logprobs", 0)
     deltas: list[float] = []
@@ -152,19 +157,23 @@ def compare(reference: Answer, answer: Answer, rule: Rule = DEFAULT_RULE) -> Ver
         return verdict(False, "logprob_mean", None)
     upto = len(answer.tokens) if diverged is None else diverged
     spelled = "".join(t.token for t in answer.tokens[:upto])
-    if REPLACEMENT not in spelled and not _spells(spelled, answer.text):
+    if REPLACEMENT not in spelled and not _spells(spelled, answer.text, tuple(stops)):
         return verdict(False, "text", None)
     return verdict(True, "match" if diverged is None else "diverged_at_tie", diverged)
 
 
-def _spells(spelled: str, text: str) -> bool:
+def _spells(spelled: str, text: str, stops: tuple[str, ...] = ()) -> bool:
     """Whether ``text`` is what tokens spelling ``spelled`` said: it begins with it, or a
     stop string cut it short (a non-empty beginning of it; found 2026-12-05: an honest
     chat answer's tokens ran on into the template's stop string ``"\nUser:"``, which the
-    text leaves out, and the rule flagged it)."""
-    return text.startswith(spelled) or (
-        bool(text) and spelled.startswith(text) and _stopped(spelled[len(text) :])
-    )
+    text leaves out, and the rule flagged it), or one of the probe's own ``stops`` did
+    (empty too: the answer's first token may hold it)."""
+    if text.startswith(spelled):
+        return True
+    if not spelled.startswith(text):
+        return False
+    rest = spelled[len(text) :]
+    return (bool(text) and _stopped(rest)) or (bool(stops) and rest.startswith(stops))
 
 
 def _stopped(rest: str) -> bool:
@@ -175,11 +184,14 @@ def _stopped(rest: str) -> bool:
     return rest.startswith(TURN_STOPS)
 
 
-def _stopped_after(tokens: Sequence[TokenLogprob], got: str) -> bool:
-    """Whether what ``tokens`` spell has a chat template's stop string right after a
-    beginning that is ``got`` (whitespace ignored, as a stream's text is compared)."""
+def _stopped_after(
+    tokens: Sequence[TokenLogprob], got: str, strings: Sequence[str] = TURN_STOPS
+) -> bool:
+    """Whether what ``tokens`` spell has a stop string (of ``strings``: a chat template's)
+    right after a beginning that is ``got`` (whitespace ignored, as a stream's text is
+    compared)."""
     full = "".join(t.token for t in tokens)
-    for stop in TURN_STOPS:
+    for stop in strings:
         at = full.find(stop)
         while at >= 0:
             if _squeeze(full[:at]) == got:
@@ -223,12 +235,16 @@ def _squeeze(text: str) -> str:
     return "".join(text.split())
 
 
-def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Verdict:
+def compare_text(
+    reference: Answer, text: str, rule: Rule = DEFAULT_RULE, stops: Sequence[str] = ()
+) -> Verdict:
     """The verdict on a streamed answer's ``text`` (no log-probabilities) against
     ``reference`` (cut to the probe's length): the reference's :func:`sure_prefix` must
     be the start of ``text``, whitespace ignored (a detokeniser's spacing is no lie), or
     ``text`` ends where one of its tokens ends and the tokens past it spell a chat
-    template's stop string (a stop string cut it; not an empty text). An
+    template's stop string (a stop string cut it; not an empty text), or ``text`` ends
+    right before one of ``stops`` (the ``stop`` strings the probe sent) in what the
+    tokens spell: an empty text so ended is ``no_sure_tokens``. An
     empty (or blank) sure prefix is ``no_sure_tokens``: ok, but no evidence (the prober records no
     verdict)."""
     sure = sure_prefix(reference, rule)
@@ -242,6 +258,9 @@ def compare_text(reference: Answer, text: str, rule: Rule = DEFAULT_RULE) -> Ver
             if got and before and got == before and _stopped_after(sure, got):
                 return Verdict(True, "text_match", i)  # a stop string ended it: the
                 # reference's tokens ran past
+            if stops and spelled.startswith(got) and _stopped_after(sure, got, stops):
+                # the probe's own stop string ended it (at once: nothing to judge)
+                return Verdict(True, "text_match" if got else "no_sure_tokens", i)
             return Verdict(False, "stream_text", i)
     return Verdict(True, "text_match", len(sure))
 

@@ -3,9 +3,16 @@
 A probe draws one of these (the registry's ``canary`` module), so a node sees a
 short, everyday completion request, not a fixed test string. The same pool is
 what ``benchmarks/bench_canary.py`` measures the comparison rule on.
+
+This pool is public, so a node can keep it and answer its prompts honestly: the admin
+may add a private pool (``LLM_MESH_CANARY_PROMPTS``, a file: :func:`parse_pool`) mixed
+with it or replacing it (``LLM_MESH_CANARY_PROMPTS_MODE``: :func:`pool_for`).
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 
 PROMPTS: tuple[str, ...] = (
     "def fibonacci(n):",
@@ -73,3 +80,60 @@ PROMPTS: tuple[str, ...] = (
     "Please find attached the",
     "The ocean covers about",
 )
+
+POOL_MODES = ("mix", "replace")
+"""How an admin's private pool is used: with :data:`PROMPTS` (``mix``) or alone."""
+MAX_PROMPT_CHARS = 4000
+"""The longest private prompt accepted (a probe is a short everyday request)."""
+
+
+def parse_pool(text: str, source: str = "the canary prompt file") -> tuple[str, ...]:
+    """An admin's private prompts from ``text``: a JSON array of strings, or JSON Lines
+    (one JSON string a line; blank lines skipped). Each a non-empty string of at most
+    :data:`MAX_PROMPT_CHARS` characters; repeats kept once, in order. Anything else is a
+    :class:`ValueError` naming ``source`` and the place."""
+    stripped = text.strip()
+    items: list[tuple[str, object]] = []
+    if stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except ValueError as exc:
+            raise ValueError(f"{source}: not a JSON array of strings: {exc}") from exc
+        if not isinstance(data, list):
+            raise ValueError(f"{source}: not a JSON array of strings")
+        items = [(f"item {i + 1}", v) for i, v in enumerate(data)]
+    else:
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append((f"line {n}", json.loads(line)))
+            except ValueError as exc:
+                raise ValueError(
+                    f"{source}: line {n} is not a JSON string (the file holds a JSON array "
+                    f"of strings, or one JSON string a line): {exc}"
+                ) from exc
+    out: dict[str, None] = {}
+    for where, value in items:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{source}: {where} is not a non-empty string")
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"{source}: {where} has {len(value)} characters; at most {MAX_PROMPT_CHARS}"
+            )
+        out[value] = None
+    if not out:
+        raise ValueError(f"{source}: no prompts")
+    return tuple(out)
+
+
+def pool_for(private: Sequence[str], mode: str = "mix") -> tuple[str, ...]:
+    """The prompts probes draw from: :data:`PROMPTS` and ``private`` (``mix``; none:
+    the public pool), or ``private`` alone (``replace``)."""
+    if mode not in POOL_MODES:
+        raise ValueError(f"the canary prompt mode must be mix or replace, got {mode!r}")
+    if mode == "replace":
+        if not private:
+            raise ValueError("the canary prompt mode replace needs a prompt file")
+        return tuple(dict.fromkeys(private))
+    return tuple(dict.fromkeys((*PROMPTS, *private)))

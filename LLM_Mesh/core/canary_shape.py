@@ -18,7 +18,16 @@ lie to everything else. So each probe draws its shape from an injected RNG
   answer is compared over the reference's tokens, the rest unjudged;
 * chat: on ``system_share`` of chat probes a system message first (one of
   :data:`SYSTEM_PROMPTS`, common ones), so a chat probe is not always one lone user
-  message (the reference is asked with the same messages);
+  message (the reference is asked with the same messages); on ``history_share`` of chat
+  probes one or two earlier exchanges before the probed message (a user turn drawn from
+  the prompt pool, a short assistant turn from :data:`ASSISTANT_REPLIES`), so a probe is
+  not always single-turn;
+* sampling fields users send that change nothing at temperature 0 but the stop (each
+  on its share of probes): ``seed`` (:data:`SEEDS`), ``presence_penalty: 0`` and
+  ``frequency_penalty: 0``, a ``stop`` list (:data:`STOP_LISTS`, which ends an answer
+  where it ends the reference's). The reference is asked with the same messages and
+  these same fields (:func:`reference_shape`), so each combination has its own
+  reference; the small sets keep them few enough to cache;
 * ``logprobs`` / ``top_logprobs`` (non-streamed probes) among ``top_choices``, all at
   least the reference's 5 (a longer list only helps show an honest near tie);
 * optional fields real clients send that change nothing at temperature 0: ``n: 1``,
@@ -35,20 +44,27 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from LLM_Mesh.core.canary_prompts import PROMPTS
+
 __all__ = [
+    "ASSISTANT_REPLIES",
     "CHAT_PATH",
     "COMPLETIONS_PATH",
     "DEFAULT_MIX",
     "REFERENCE_TOP",
+    "SEEDS",
+    "STOP_LISTS",
     "SYSTEM_PROMPTS",
     "Mix",
     "Shape",
     "choose",
     "reference_shape",
     "render",
+    "stops",
 ]
 
 COMPLETIONS_PATH = "/v1/completions"
@@ -71,6 +87,37 @@ SYSTEM_PROMPTS: tuple[str, ...] = (
 """System messages chat clients commonly send (the default ones of SDK examples and chat
 front ends): a chat probe carries one on ``Mix.system_share`` of probes."""
 
+ASSISTANT_REPLIES: tuple[str, ...] = (
+    "Sure! How can I help you with that?",
+    "Sure, here you go.",
+    "Of course. What would you like to know?",
+    "Here is one way to do it.",
+    "Certainly! Let me know if you need anything else.",
+    "Happy to help. Could you give me a bit more detail?",
+    "Done. Anything else?",
+    "Got it.",
+    "Thanks! That works.",
+    "I hope this helps!",
+    "Here is the code:",
+    "Yes, that is correct.",
+)
+"""Short assistant turns of an earlier exchange in a multi-turn chat probe."""
+
+SEEDS: tuple[int, ...] = (0, 1, 7, 42, 123, 1234, 2024, 12345)
+"""``seed`` values users commonly send (a no-op at temperature 0)."""
+
+STOP_LISTS: tuple[tuple[str, ...], ...] = (
+    ("\n\n",),
+    ("```",),
+    ("###",),
+    ("</s>",),
+    ("<|endoftext|>",),
+    ("\nHuman:", "\nAI:"),
+    ("\n\n\n",),
+    ("Q:",),
+)
+"""``stop`` lists users commonly send (the reference is asked with the same list)."""
+
 
 @dataclass(frozen=True)
 class Mix:
@@ -91,6 +138,16 @@ class Mix:
     long_tokens: tuple[int | None, ...] = (64, 100, 128, 200, 256, 512, None)
     system_share: float = 0.3
     """Chance that a chat probe starts with a system message (:data:`SYSTEM_PROMPTS`)."""
+    history_share: float = 0.35
+    """Chance that a chat probe has earlier exchanges before the probed user message."""
+    history_turns: tuple[int, ...] = (1, 1, 2)
+    """How many earlier user/assistant exchanges (drawn from)."""
+    seed_share: float = 0.2
+    """Chance that a probe sends a ``seed`` (:data:`SEEDS`)."""
+    penalty_share: float = 0.2
+    """Chance that a probe sends ``presence_penalty: 0`` and ``frequency_penalty: 0``."""
+    stop_share: float = 0.2
+    """Chance that a probe sends a ``stop`` list (:data:`STOP_LISTS`)."""
 
 
 DEFAULT_MIX = Mix()
@@ -114,14 +171,19 @@ class Shape:
     """Orders a hand-written body's keys (after ``model``)."""
     system: str = ""
     """Chat only: a system message before the user's (``""``: none)."""
+    history: tuple[tuple[str, str], ...] = ()
+    """Chat only: earlier (user, assistant) exchanges before the probed user message."""
+    sampling: tuple[tuple[str, Any], ...] = ()
+    """``seed``, penalties, ``stop`` (a tuple, sent as a list): sent to the verifier too."""
 
     @property
     def chat(self) -> bool:
         return self.path == CHAT_PATH
 
 
-def choose(rng: random.Random, mix: Mix = DEFAULT_MIX) -> Shape:
-    """A probe's shape drawn from ``rng``."""
+def choose(rng: random.Random, mix: Mix = DEFAULT_MIX, pool: Sequence[str] = PROMPTS) -> Shape:
+    """A probe's shape drawn from ``rng`` (``pool``: the prompts an earlier user turn of
+    a multi-turn chat is drawn from)."""
     chat = rng.random() < mix.chat_share
     stream = rng.random() < mix.stream_share
     max_tokens = rng.randint(mix.min_tokens, max(mix.min_tokens, mix.max_tokens))
@@ -142,6 +204,17 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX) -> Shape:
     system = ""
     if chat and SYSTEM_PROMPTS and rng.random() < mix.system_share:
         system = rng.choice(SYSTEM_PROMPTS)
+    history: list[tuple[str, str]] = []
+    if chat and pool and mix.history_turns and rng.random() < mix.history_share:
+        for _ in range(rng.choice(mix.history_turns)):
+            history.append((rng.choice(pool), rng.choice(ASSISTANT_REPLIES)))
+    sampling: list[tuple[str, Any]] = []
+    if rng.random() < mix.seed_share:
+        sampling.append(("seed", rng.choice(SEEDS)))
+    if rng.random() < mix.penalty_share:
+        sampling += [("presence_penalty", 0), ("frequency_penalty", 0)]
+    if rng.random() < mix.stop_share:
+        sampling.append(("stop", rng.choice(STOP_LISTS)))
     return Shape(
         path=CHAT_PATH if chat else COMPLETIONS_PATH,
         stream=stream,
@@ -152,30 +225,43 @@ def choose(rng: random.Random, mix: Mix = DEFAULT_MIX) -> Shape:
         extras=tuple(extras),
         order_seed=order_seed,
         system=system,
+        history=tuple(history),
+        sampling=tuple(sampling),
     )
 
 
 def reference_shape(shape: Shape, mix: Mix = DEFAULT_MIX) -> Shape:
-    """What the verifier is asked for ``shape``'s reference: the same endpoint and
-    messages (a chat probe's system message), not streamed, ``mix.max_tokens`` tokens,
-    :data:`REFERENCE_TOP` candidates, one fixed form (so one cached reference serves every
-    shape of that prompt, endpoint and system message)."""
+    """What the verifier is asked for ``shape``'s reference: the same endpoint, messages
+    (a chat probe's system message and earlier exchanges) and sampling fields (``seed``,
+    penalties, ``stop``), not streamed, ``mix.max_tokens`` tokens, :data:`REFERENCE_TOP`
+    candidates, one fixed form (so one cached reference serves every shape of that
+    prompt, endpoint, messages and sampling fields)."""
     return Shape(
         path=shape.path,
         max_tokens=mix.max_tokens,
         top_logprobs=REFERENCE_TOP,
         system=shape.system if shape.chat else "",
+        history=shape.history if shape.chat else (),
+        sampling=shape.sampling,
     )
+
+
+def stops(shape: Shape) -> tuple[str, ...]:
+    """The ``stop`` strings ``shape`` sends (where an honest answer may end short)."""
+    return tuple(dict(shape.sampling).get("stop", ()))
 
 
 def fields(shape: Shape, model: str, prompt: str) -> dict[str, Any]:
     """The body's fields (before ordering and spacing)."""
     out: dict[str, Any] = {"model": model, "temperature": 0}
     if shape.chat:
-        user = {"role": "user", "content": prompt}
-        out["messages"] = (
-            [{"role": "system", "content": shape.system}, user] if shape.system else [user]
-        )
+        messages = [{"role": "system", "content": shape.system}] if shape.system else []
+        for asked, answered in shape.history:
+            messages += [
+                {"role": "user", "content": asked},
+                {"role": "assistant", "content": answered},
+            ]
+        out["messages"] = [*messages, {"role": "user", "content": prompt}]
         if shape.max_tokens is not None:
             out[shape.chat_max_field] = shape.max_tokens
         if not shape.stream:
@@ -189,6 +275,8 @@ def fields(shape: Shape, model: str, prompt: str) -> dict[str, Any]:
             out["logprobs"] = shape.top_logprobs
     if shape.stream:
         out["stream"] = True
+    for key, value in shape.sampling:
+        out[key] = list(value) if key == "stop" else value
     out.update(dict(shape.extras))
     return out
 

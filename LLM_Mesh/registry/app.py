@@ -54,7 +54,7 @@ from LLM_Mesh.registry.app_store import (
     store_changes,
 )
 from LLM_Mesh.registry.balance_api import router as balance_router
-from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler
+from LLM_Mesh.registry.canary import CanaryProber, CanaryScheduler, load_pool
 from LLM_Mesh.registry.dashboard import install_dashboard
 from LLM_Mesh.registry.earnings_api import router as earnings_router
 from LLM_Mesh.registry.errors import JSONAnswer, install_error_handlers
@@ -224,7 +224,9 @@ def create_registry_app(
     store_polls: dict[str, Poller] = {
         "revocations": revocations, "api_keys": runtime.keys, "quality": quality_watcher,
     }  # fmt: skip
-    prober = CanaryProber(runtime, quality)
+    prober = CanaryProber(  # an invalid prompt file: a ValueError here, before serving
+        runtime, quality, prompts=load_pool(settings.canary_prompts, settings.canary_prompts_mode)
+    )
     canary = CanaryScheduler(
         prober,
         ProbeBudget(

@@ -24,7 +24,9 @@ trusted (``llm-mesh registry nodes trust``) hosting the same model file (same
 sha256). It is fetched on demand and cached per (sha256, endpoint, body). Where no other
 verifier hosts that file, the probe's verdict is ``unverified``: nobody is flagged.
 The reference is asked in one fixed form per endpoint (not streamed, the longest
-``max_tokens`` of the mix, 5 candidates) and cut to the probe's length.
+``max_tokens`` of the mix, 5 candidates) with the probe's messages (system message,
+earlier exchanges) and sampling fields (``seed``, penalties, ``stop``), and cut to the
+probe's length; the cache keeps the newest ``max_references``.
 The answer is judged by ``core/canary.py``; a failure quarantines the node for that
 model (``registry/quality.py``).
 
@@ -42,6 +44,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -58,8 +61,16 @@ from LLM_Mesh.core.canary import (
     judged_part,
     truncated,
 )
-from LLM_Mesh.core.canary_prompts import PROMPTS
-from LLM_Mesh.core.canary_shape import DEFAULT_MIX, Mix, Shape, choose, reference_shape, render
+from LLM_Mesh.core.canary_prompts import PROMPTS, parse_pool, pool_for
+from LLM_Mesh.core.canary_shape import (
+    DEFAULT_MIX,
+    Mix,
+    Shape,
+    choose,
+    reference_shape,
+    render,
+    stops,
+)
 from LLM_Mesh.core.ledger_entry import POOL
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.errors import MeshError
@@ -81,7 +92,7 @@ from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
 from LLM_Mesh.registry.send_stream import NodeStream
 
-__all__ = ["PATH", "CanaryProber", "CanaryScheduler", "ProbeResult"]
+__all__ = ["PATH", "CanaryProber", "CanaryScheduler", "ProbeResult", "load_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +139,9 @@ class CanaryProber:
     mix: Mix = DEFAULT_MIX
     rng: random.Random = field(default_factory=random.Random)
     references: dict[tuple[str, str], Answer] = field(default_factory=dict)
+    max_references: int = 4096
+    """Cached references kept (the oldest dropped first): a multi-turn probe's messages or
+    its sampling fields make a reference of their own, so the keys do not stop growing."""
 
     def body(self, model: str, prompt: str, shape: Shape | None = None) -> bytes:
         """A probe's body for ``shape`` (default: the reference's form of a completion)."""
@@ -254,6 +268,8 @@ class CanaryProber:
             ref = answer_from_openai(await self.ask(verifier, model, raw, prompt, ref_shape.path))
             if not ref.tokens:
                 raise ProbeError(f"verifier {verifier} gave no log-probabilities")
+            while len(self.references) >= max(1, self.max_references):
+                del self.references[next(iter(self.references))]
             self.references[key] = ref
         return ref
 
@@ -272,7 +288,7 @@ class CanaryProber:
         self, node_id: str, model: str, prompt: str | None, shape: Shape | None
     ) -> ProbeResult:
         prompt = prompt if prompt is not None else self.rng.choice(list(self.prompts))
-        shape = shape if shape is not None else choose(self.rng, self.mix)
+        shape = shape if shape is not None else choose(self.rng, self.mix, self.prompts)
         verifiers = self.verifiers_for(node_id, model)
         if not verifiers:
             why = (
@@ -294,15 +310,21 @@ class CanaryProber:
         v: Verdict
         try:
             if shape.stream:
-                v = compare_text(ref, await self.ask_stream(node_id, raw, shape.path), self.rule)
+                text = await self.ask_stream(node_id, raw, shape.path)
+                v = compare_text(ref, text, self.rule, stops(shape))
             else:
                 got = answer_from_openai(await self.ask(node_id, model, raw, prompt, shape.path))
-                v = compare(ref, judged_part(got, ref, self.mix.max_tokens), self.rule)
+                v = compare(
+                    ref, judged_part(got, ref, self.mix.max_tokens), self.rule, stops(shape)
+                )
         except ProbeError as exc:
             # no answer is no verdict (the node may be busy); failures count in its score
             return ProbeResult(node_id, model, "error", str(exc), prompt, verifier)
         if v.reason == "no_sure_tokens":  # a stream whose reference starts at a near tie
-            why = "streamed: the reference's first token is a near tie, nothing to compare"
+            why = (  # or whose stop string ended it at once
+                "streamed: the reference's first token is a near tie or the probe's stop, "
+                "nothing to compare"
+            )
             return ProbeResult(node_id, model, "unverified", why, prompt, verifier)
         rec = await self.quality.record(
             node_id, model, ok=v.ok, reason=None if v.ok else f"canary: {v.describe()}"
@@ -400,6 +422,22 @@ class CanaryScheduler(Poller):
             del self.due[key]
         self.next_at = min(self.due.values(), default=None)
         return results
+
+
+def load_pool(path: Path | None, mode: str = "mix") -> tuple[str, ...]:
+    """The prompts probes draw from: the public pool, with (``mix``) or replaced by
+    (``replace``) the prompts of the admin's file at ``path`` (``core/canary_prompts.py``);
+    a file that cannot be read or is not a pool is a :class:`ValueError` naming it, raised
+    at start."""
+    private: tuple[str, ...] = ()
+    if path is not None:
+        source = f"the canary prompt file {path}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{source} cannot be read: {exc}") from exc
+        private = parse_pool(text, source)
+    return pool_for(private, mode)
 
 
 def stream_text(sse: bytes) -> str:

@@ -324,3 +324,49 @@ def test_an_answer_cut_short_where_no_stop_string_begins_fails_both_rules() -> N
     for text in (" I", " I am", " I am a"):
         assert compare(STOPPED, Answer(text, STOPPED.tokens)).reason == "text", text
         assert not compare_text(STOPPED, text).ok, text
+
+
+# an honest answer to a probe sending ``stop: ["\n\n"]`` on the real model (measured
+# 2026-12-05): the text ends before "\n\n", the tokens run on into it
+CUT = Answer(
+    " return s[::-1]",
+    (
+        tok(" return", -0.2, (" return", -0.2), (" if", -3.0)),
+        tok(" s", -0.1, (" s", -0.1), (" ''", -3.5)),
+        tok("[::-", -0.3, ("[::-", -0.3), ("[", -2.9)),
+        tok("1", -0.01, ("1", -0.01), ("2", -7.0)),
+        tok("]", -0.02, ("]", -0.02), ("])", -5.0)),
+        tok("\n\n", -0.4, ("\n\n", -0.4), ("\n", -2.0)),
+    ),
+)
+CUT_REF = Answer("".join(t.token for t in CUT.tokens), CUT.tokens)  # truncated()'s form
+
+
+def test_an_answer_the_probes_own_stop_string_ended_passes_both_rules() -> None:
+    """A probe sending ``stop`` (core/canary_shape.py): the honest answer ends before the
+    stop string its tokens spell; judged with the probe's stops it passes, without them
+    (what any other cut looks like) it does not."""
+    assert compare(CUT_REF, CUT, stops=("\n\n",)).ok
+    assert compare(CUT_REF, CUT).reason == "text"
+    assert compare_text(CUT_REF, CUT.text, stops=("\n\n",)).ok
+    assert compare(CUT_REF, CUT, stops=("```",)).reason == "text"  # not the probe's stop
+
+
+def test_a_cut_where_the_probes_stop_string_does_not_begin_still_fails() -> None:
+    for text in (" return", " return s", " return s[::-"):
+        assert compare(CUT_REF, Answer(text, CUT.tokens), stops=("\n\n",)).reason == "text"
+        assert not compare_text(CUT_REF, text, stops=("\n\n",)).ok, text
+    swapped = Answer(" return t[::-1]", CUT.tokens)
+    assert compare(CUT_REF, swapped, stops=("\n\n",)).reason == "text"
+    assert not compare_text(CUT_REF, swapped.text, stops=("\n\n",)).ok
+
+
+def test_an_answer_the_probes_stop_string_ended_at_once_is_empty_and_honest() -> None:
+    """The first token holds the stop string: the text is empty; the tokens are still
+    compared (the log-probabilities are the evidence); a stream gives none."""
+    first = Answer("", (tok("```", -0.3, ("```", -0.3), ("\n", -2.5)), tok("python", -0.2)))
+    ref = Answer("```python", first.tokens)
+    assert compare(ref, first, stops=("```",)).ok
+    assert compare(ref, first).reason == "text"
+    assert compare_text(ref, "", stops=("```",)).reason == "no_sure_tokens"
+    assert not compare_text(ref, "").ok

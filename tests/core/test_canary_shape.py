@@ -5,18 +5,25 @@ from __future__ import annotations
 import json
 import random
 
+from LLM_Mesh.core.canary_prompts import PROMPTS
 from LLM_Mesh.core.canary_shape import (
+    ASSISTANT_REPLIES,
     CHAT_PATH,
     COMPLETIONS_PATH,
     DEFAULT_MIX,
     REFERENCE_TOP,
+    SEEDS,
+    STOP_LISTS,
     SYSTEM_PROMPTS,
     Mix,
     Shape,
     choose,
     reference_shape,
     render,
+    stops,
 )
+from LLM_Mesh.core.limits import RequestLimits, check_body
+from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.withheld import WITHHELD_FIELDS, has_withheld
 
 MODEL = "gemma-3-270m"
@@ -58,10 +65,20 @@ def test_every_body_is_greedy_and_only_adds_no_op_fields() -> None:
         assert body.get("n", 1) == 1 and body.get("top_p", 1) == 1
         if shape.path == CHAT_PATH:
             system = [{"role": "system", "content": shape.system}] if shape.system else []
-            assert body["messages"] == [*system, {"role": "user", "content": "def f():"}]
+            history = [
+                {"role": role, "content": text}
+                for asked, answered in shape.history
+                for role, text in (("user", asked), ("assistant", answered))
+            ]
+            assert body["messages"] == [*system, *history, {"role": "user", "content": "def f():"}]
             assert body.get("max_tokens", body.get("max_completion_tokens")) == shape.max_tokens
         else:
             assert body["prompt"] == "def f():" and body.get("max_tokens") == shape.max_tokens
+        assert body.get("presence_penalty", 0) == 0 and body.get("frequency_penalty", 0) == 0
+        if "seed" in body:
+            assert body["seed"] in SEEDS
+        if "stop" in body:
+            assert tuple(body["stop"]) in STOP_LISTS
         if shape.stream:  # a stream carries no log-probabilities: asks for none
             assert body["stream"] is True and "logprobs" not in body
         else:
@@ -93,7 +110,8 @@ def test_the_hand_written_form_has_default_spacing_and_its_own_order() -> None:
 
 
 def test_the_reference_form_is_one_per_endpoint() -> None:
-    refs = {reference_shape(choose(random.Random(seed))) for seed in range(300)}
+    plain = Mix(history_share=0.0, seed_share=0.0, penalty_share=0.0, stop_share=0.0)
+    refs = {reference_shape(choose(random.Random(seed), plain)) for seed in range(300)}
     assert refs == {
         Shape(path=COMPLETIONS_PATH, max_tokens=DEFAULT_MIX.max_tokens),
         Shape(path=CHAT_PATH, max_tokens=DEFAULT_MIX.max_tokens),
@@ -203,3 +221,72 @@ def test_a_chat_probe_is_not_always_one_lone_user_message() -> None:
         )
     completions = [choose(random.Random(seed), Mix(chat_share=0.0)) for seed in range(200)]
     assert all(s.system == "" for s in completions)
+
+
+def test_a_share_of_chat_probes_is_multi_turn_with_the_same_messages_for_the_reference() -> None:
+    """Played as the node: every chat probe was single-turn (a user message after at most a
+    system message), while chat clients send the conversation so far. Now a share of chat
+    probes has one or two earlier exchanges (a user turn from the prompt pool, a short
+    assistant turn) before the probed message, and the reference is asked with them."""
+    pool = ("alpha prompt", "beta prompt", "gamma prompt")
+    shapes = [choose(random.Random(seed), Mix(chat_share=1.0), pool) for seed in range(1000)]
+    bodies = [json.loads(render(s, MODEL, "def f():")) for s in shapes]
+    multi = [b for b in bodies if any(m["role"] == "assistant" for m in b["messages"])]
+    assert abs(len(multi) / len(bodies) - DEFAULT_MIX.history_share) < 0.05
+    assert {len(s.history) for s in shapes} == {0, *DEFAULT_MIX.history_turns}
+    for s, b in zip(shapes, bodies, strict=True):
+        roles = [m["role"] for m in b["messages"] if m["role"] != "system"]
+        assert roles == ["user", "assistant"] * len(s.history) + ["user"]  # alternating
+        assert b["messages"][-1] == {"role": "user", "content": "def f():"}
+        assert all(asked in pool and answered in ASSISTANT_REPLIES for asked, answered in s.history)
+        ref = json.loads(render(reference_shape(s), MODEL, "def f():"))
+        assert ref["messages"] == b["messages"]
+    drawn = {a for s in shapes for a, _ in s.history} | {r for s in shapes for _, r in s.history}
+    assert drawn == set(pool) | set(ASSISTANT_REPLIES)
+    completions = [choose(random.Random(seed), Mix(chat_share=0.0)) for seed in range(200)]
+    assert all(s.history == () for s in completions)
+    plain = [choose(random.Random(seed)) for seed in range(300)]  # the default pool
+    assert {a for s in plain for a, _ in s.history} <= set(PROMPTS)
+
+
+def test_a_share_of_probes_sends_seed_penalties_or_stop_and_the_reference_the_same() -> None:
+    """Played as the node: no probe ever sent ``seed``, ``presence_penalty``,
+    ``frequency_penalty`` or ``stop``, which users' clients often do. Now each comes on
+    its share of probes, valid for the gateway and the node (their schemas and limits),
+    and the reference is asked with the same fields (a ``stop`` changes the answer)."""
+    shapes = [choose(random.Random(seed)) for seed in range(2000)]
+    share = {
+        "seed": DEFAULT_MIX.seed_share,
+        "presence_penalty": DEFAULT_MIX.penalty_share,
+        "frequency_penalty": DEFAULT_MIX.penalty_share,
+        "stop": DEFAULT_MIX.stop_share,
+    }
+    for key, want in share.items():
+        got = sum(key in dict(s.sampling) for s in shapes) / len(shapes)
+        assert abs(got - want) < 0.04, (key, got)
+    assert {dict(s.sampling).get("seed") for s in shapes} == {None, *SEEDS}
+    assert {dict(s.sampling).get("stop") for s in shapes} == {None, *STOP_LISTS}
+    for s in shapes[:300]:
+        body = json.loads(render(s, MODEL, "def f():"))
+        model = ChatCompletionRequest if s.chat else CompletionRequest
+        parsed = model.model_validate(body)  # the gateway's and the node's validation
+        assert parsed.stop_list() == list(stops(s)) and parsed.seed == body.get("seed")
+        assert check_body(body, RequestLimits()) is None
+        ref = json.loads(render(reference_shape(s), MODEL, "def f():"))
+        for key in share:
+            assert ref.get(key) == body.get(key)
+    for stream in (True, False):  # streamed and not alike
+        assert any(s.sampling for s in shapes if s.stream is stream)
+
+
+def test_no_sampling_field_or_history_at_a_share_of_0() -> None:
+    none = Mix(chat_share=1.0, history_share=0.0, seed_share=0.0, penalty_share=0.0,
+               stop_share=0.0)  # fmt: skip
+    shape = choose(_Edge(1), none)
+    assert shape.history == () and shape.sampling == ()
+    every = Mix(chat_share=1.0, history_share=1.0, seed_share=1.0, penalty_share=1.0,
+                stop_share=1.0)  # fmt: skip
+    shape = choose(_Edge(1), every)
+    assert shape.history and {k for k, _ in shape.sampling} == {
+        "seed", "presence_penalty", "frequency_penalty", "stop"
+    }  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 from typing import Any
 
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
@@ -164,3 +165,130 @@ async def test_reading_the_public_tally_after_each_answer_does_not_say_which_was
     stamp = q.records["honest"][MODEL].last_probe_at
     assert stamp is not None
     assert stamp.strftime("%Y-%m-%d") in page and stamp.strftime("%H:%M:%S") not in page
+
+
+SAMPLING_FIELDS = ("seed", "presence_penalty", "frequency_penalty", "stop")
+
+
+def multi_turn_liar(body: dict[str, Any]) -> dict[str, Any]:
+    """Honest to completions and single-turn chats (a user message after at most a system
+    message: every chat probe was that), canned text to the conversations users send."""
+    messages = body.get("messages") or []
+    if not any(m.get("role") == "assistant" for m in messages):
+        return long_model(body)
+    return canned(body)
+
+
+def sampling_fields_liar(body: dict[str, Any]) -> dict[str, Any]:
+    """Honest to requests without ``seed``, penalties or ``stop`` (no probe sent one),
+    canned text to requests with any of them."""
+    if any(k in body for k in SAMPLING_FIELDS):
+        return canned(body)
+    return long_model(body)
+
+
+async def test_a_node_honest_only_to_single_turn_chats_is_caught(mesh: Harness) -> None:
+    await setup(mesh, multi_turn_liar)
+    honest, liar = await probe_both(mesh, range(80))
+    assert {r.verdict for r in honest} <= {"pass", "unverified"}
+    assert liar[-1].verdict == "fail" and liar[-1].quarantined, liar
+    verifier_bodies = [c["body"] for c in mesh.nodes.nodes["verifier:8801"].calls]
+    multi = [
+        b for b in verifier_bodies if "assistant" in [m["role"] for m in b.get("messages", [])]
+    ]
+    assert multi  # the reference was asked with the probe's earlier exchanges
+
+
+async def test_a_node_honest_only_to_requests_without_seed_penalties_or_stop_is_caught(
+    mesh: Harness,
+) -> None:
+    await setup(mesh, sampling_fields_liar)
+    honest, liar = await probe_both(mesh, range(60))
+    assert {r.verdict for r in honest} <= {"pass", "unverified"}
+    assert liar[-1].verdict == "fail" and liar[-1].quarantined, liar
+    node_bodies = [c["body"] for c in mesh.nodes.nodes["honest:8801"].calls]
+    verifier_bodies = [c["body"] for c in mesh.nodes.nodes["verifier:8801"].calls]
+    for key in SAMPLING_FIELDS:  # each sent, and the references asked with them too
+        assert any(key in b for b in node_bodies) and any(key in b for b in verifier_bodies)
+
+
+STOP_VOCAB = (" ab", " cd", " ef", "\n\n", "```", "###", " gh", "\n", " Q", ":")
+
+
+def stop_model(body: dict[str, Any], *, honour_stop: bool = True) -> dict[str, Any]:
+    """A deterministic greedy 'model' whose text holds common stop strings, ending its text
+    before the first ``stop`` string it spells while its tokens run on to the one holding
+    it (llama.cpp's: measured on the real model, 2026-12-05); ``finish_reason`` ``stop``."""
+    rng = random.Random(prompt_of(body) + repr(body.get("messages", [])[:-1]))
+    n = min(60, limit_of(body) or 256)
+    toks = [rng.choice(STOP_VOCAB) for _ in range(60)][:n]
+    lps = [-rng.uniform(0.05, 1.0) for _ in range(60)][:n]
+    text = "".join(toks)
+    fin = "length" if n < 60 else "stop"
+    stops = body.get("stop") or []
+    hits = [text.find(s) for s in stops if s in text] if honour_stop else []
+    if hits:
+        cut = min(hits)
+        end = next(i for i in range(n) if len("".join(toks[: i + 1])) > cut)
+        end = next(i for i in range(end, n) if any(s in "".join(toks[: i + 1]) for s in stops))
+        toks, lps, text, fin = toks[: end + 1], lps[: end + 1], text[:cut], "stop"
+    lp = {
+        "tokens": toks,
+        "token_logprobs": lps,
+        "top_logprobs": [{t: v, " zz": v - 3} for t, v in zip(toks, lps, strict=True)],
+        "text_offset": list(range(len(toks))),
+    }
+    want = bool(body.get("logprobs")) or body.get("logprobs") == 0
+    return {"choices": [{"index": 0, "text": text, "logprobs": lp if want else None,
+                         "finish_reason": fin}]}  # fmt: skip
+
+
+def stop_ignoring(body: dict[str, Any]) -> dict[str, Any]:
+    """The same model, answering past the ``stop`` strings the request sent."""
+    return stop_model(body, honour_stop=False)
+
+
+async def test_an_honest_node_passes_probes_its_stop_strings_end(mesh: Harness) -> None:
+    """Probes that send ``stop`` (and a seed, penalties, earlier exchanges): the honest
+    answer ends before the stop string, its tokens run on into it, the reference (asked
+    with the same list) does the same: it passes, streamed or not; a node answering past
+    the stop strings fails."""
+    await register(mesh, "verifier", stop_model)
+    await register(mesh, "honest", stop_model)
+    await register(mesh, "liar", stop_ignoring)
+    await trust(mesh, "verifier")
+    p = prober(mesh)
+    p.mix = replace(DEFAULT_MIX, stop_share=1.0, seed_share=0.5, penalty_share=0.5)
+    results = []
+    for seed in range(40):
+        p.rng = random.Random(seed)
+        results.append(await p.probe("honest", MODEL))
+    assert {r.verdict for r in results} <= {"pass", "unverified"}, [
+        r for r in results if r.verdict not in ("pass", "unverified")
+    ]
+    assert sum(r.verdict == "pass" for r in results) > 30
+    cut = [c for c in mesh.nodes.nodes["honest:8801"].calls
+           if not c["body"].get("stream") and stop_model(c["body"])["choices"][0]["text"]
+           != stop_ignoring(c["body"])["choices"][0]["text"]]  # fmt: skip
+    assert cut  # the stop strings did end answers short
+    caught = []
+    for seed in range(40):
+        p.rng = random.Random(seed)
+        caught.append(await p.probe("liar", MODEL))
+        if caught[-1].verdict == "fail":
+            break
+    assert caught[-1].verdict == "fail", caught
+
+
+async def test_the_reference_cache_keeps_the_newest_references(mesh: Harness) -> None:
+    """Multi-turn probes and sampling fields make references of their own, so the cache
+    drops its oldest past ``max_references`` rather than growing for ever."""
+    await setup(mesh, long_model)
+    p = prober(mesh)
+    p.max_references = 3
+    for prompt in ("a", "b", "c", "d", "e"):
+        assert (await p.probe("honest", MODEL, prompt, Shape())).verdict == "pass"
+    assert len(p.references) == 3
+    calls = len(mesh.nodes.nodes["verifier:8801"].calls)
+    assert (await p.probe("honest", MODEL, "e", Shape())).verdict == "pass"  # still cached
+    assert len(mesh.nodes.nodes["verifier:8801"].calls) == calls

@@ -461,3 +461,44 @@ def test_the_first_token_settles_only_when_the_model_takes_every_core(tmp_path: 
     assert on_gpu.settle_s == 0.0
     fewer = LlamaCppEngine(model, n_threads=max(1, cores - 1), llama_factory=FakeLlama)
     assert fewer.settle_s == (FIRST_ITEM_RELAY_S if cores == 1 else 0.0)
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the gemma package missing")
+async def test_real_model_passes_probes_of_the_multi_turn_and_stop_shapes(
+    real_engine: LlamaCppEngine,
+) -> None:
+    """Probe shapes of ``core/canary_shape.py`` on the real model: a completion and a
+    multi-turn chat (the plain template), with a ``stop`` list and a seed. Asked twice (the
+    reference, then the probe), the answer passes the canary rule judged with the probe's
+    stops; where the stop ended the text, the tokens ran on into it, which the rule without
+    the probe's stops calls a swapped text."""
+    completion = GenerationRequest(
+        kind="completion", model="gemma-3-270m", prompt="def reverse_string(s):\n    return",
+        max_tokens=32, temperature=0.0, top_logprobs=5, stop=["\n\n"], seed=42,
+    )  # fmt: skip
+    chat = GenerationRequest(
+        kind="chat", model="gemma-3-270m", max_tokens=32, temperature=0.0, top_logprobs=5,
+        stop=["\n\n"], seed=1234,
+        messages=[
+            {"role": "user", "content": "The capital of France is"},
+            {"role": "assistant", "content": "Sure, here you go."},
+            {"role": "user", "content": "Water boils at"},
+        ],
+    )  # fmt: skip
+    cut = 0
+    for r in (completion, chat):
+        first = await collect(real_engine, r)
+        lps = first[-1].logprobs
+        assert lps is not None
+        ref = Answer("".join(t.token for t in lps), lps)  # as core.canary.truncated makes it
+        again = await collect(real_engine, r)
+        assert again[-1].logprobs is not None
+        got = Answer("".join(d.text for d in again), again[-1].logprobs)
+        assert compare(ref, got, stops=r.stop).ok, (r.kind, got.text)
+        rest = ref.text[len(got.text) :]
+        assert ref.text.startswith(got.text) and (not rest or rest.startswith(("\n\n", "\nUser:")))
+        if rest.startswith("\n\n"):  # the probe's stop string ended it (not the template's)
+            cut += 1
+            assert compare(ref, got).reason == "text"
+    assert cut >= 1
