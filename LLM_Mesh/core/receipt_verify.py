@@ -341,9 +341,13 @@ def _check_request(receipt: Receipt, found: Found, request_id: str | None) -> No
     answers = found.receipt_request_id or found.request_id
     if request_id is not None and request_id == found.request_id:
         request_id = answers
-    for want in (request_id, answers):
+    # the answer's word first (a moved mapping is the answer's fault), then the id asked for
+    for who, want in (
+        ("the answer says request_id", answers),
+        ("the request_id asked for is", request_id),
+    ):
         if want is not None and want != receipt.request_id:
-            raise _not_for(receipt, "the answer says request_id", want)
+            raise _not_for(receipt, who, want)
 
 
 def verify(

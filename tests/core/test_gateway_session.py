@@ -102,8 +102,9 @@ def test_unusable_node_keys_give_no_session() -> None:
 
 @pytest.mark.parametrize("text", ["", "A" * 42, "A" * 44, "+" * 43, "/" * 43, "=" * 43])
 def test_parse_kx_key_refuses_what_is_not_a_key(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as exc:
         parse_kx_key(text)
+    assert str(exc.value) == "an X25519 key is 43 base64url characters"
 
 
 def test_parse_kx_key_round_trips() -> None:
@@ -120,8 +121,9 @@ def test_binding_fields_must_be_single_lines(i: int) -> None:
     for bad in ("", "x\ny"):
         changed = list(fields)
         changed[i] = bad
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError) as exc:
             kx_binding_bytes(*changed)
+        assert str(exc.value) == "key agreement fields must be non-empty single lines"
 
 
 def test_the_key_is_bound_to_the_binding() -> None:
@@ -138,6 +140,19 @@ def test_verify_kx() -> None:
     assert not verify_kx(ed.public_key(), sig, b"datb")
     assert not verify_kx(Ed25519PrivateKey.generate().public_key(), sig, b"data")
     assert not verify_kx(ed.public_key(), "not base64!", b"data")
+
+
+def test_verify_kx_takes_a_signature_padded_or_not_and_nothing_else_around_it() -> None:
+    """The signature as ``sign_kx`` writes it (86 characters, no padding), with its two
+    ``=`` or one; a character outside base64url anywhere is a refusal, even around the
+    right 64 bytes (a lenient decoder would drop it and verify)."""
+    ed = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    sig = sign_kx(ed, b"data")
+    assert len(sig) == 86 and not sig.endswith("=")
+    for spelled in (sig, sig + "=", sig + "=="):
+        assert verify_kx(ed.public_key(), spelled, b"data"), spelled
+    for junk in (sig[:40] + "." + sig[40:], sig[:40] + " " + sig[40:], "*" + sig, sig + "==="):
+        assert not verify_kx(ed.public_key(), junk, b"data"), junk
 
 
 def test_the_wire_format_is_pinned() -> None:

@@ -148,3 +148,32 @@ def test_all_full_weight_means_every_weight_is_one() -> None:
             d.eject("a", t)
         d.release_due(t)
     assert not d.all_full_weight and d.weight("a", 11.0) < 1.0
+
+
+def test_a_released_node_is_not_ejected_as_a_bool_callers_add_up() -> None:
+    """``is_ejected`` is summed by the registry's metrics (``ejected += ...``): after a
+    release it is ``False`` itself, not merely falsy."""
+    d = OutlierDetector(EjectionPolicy(base_s=10.0))
+    assert d.is_ejected("a") is False
+    until = d.eject("a", 0.0)
+    assert d.is_ejected("a") is True
+    assert d.release_due(until) == ["a"]
+    assert d.is_ejected("a") is False
+    assert sum([d.is_ejected("a"), d.is_ejected("b")]) == 0
+
+
+def test_each_policy_refusal_in_its_words() -> None:
+    cases: list[tuple[dict[str, float], str]] = [
+        ({"base_s": 0.0}, "need 0 < base_s <= max_s"),
+        ({"base_s": 10.0, "max_s": 5.0}, "need 0 < base_s <= max_s"),
+        ({"max_ejected_fraction": 1.5}, "max_ejected_fraction must be within [0, 1]"),
+        ({"slow_start_s": -1.0}, "need slow_start_s >= 0 and 0 < min_weight <= 1"),
+        ({"min_weight": 0.0}, "need slow_start_s >= 0 and 0 < min_weight <= 1"),
+    ]
+    for kwargs, words in cases:
+        with pytest.raises(ValueError) as exc:
+            EjectionPolicy(**kwargs)
+        assert str(exc.value) == words, kwargs
+    with pytest.raises(ValueError) as exc:
+        EjectionPolicy().duration(0)
+    assert str(exc.value) == "count starts at 1"

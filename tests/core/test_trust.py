@@ -7,7 +7,13 @@ import random
 import pytest
 
 from LLM_Mesh.core.probe_budget import HOUR_S, ProbeBudget, share_used
-from LLM_Mesh.core.trust import DEFAULT_THRESHOLD, TrustInputs, speed_explained, trust_score
+from LLM_Mesh.core.trust import (
+    DEFAULT_THRESHOLD,
+    TrustInputs,
+    TrustScore,
+    speed_explained,
+    trust_score,
+)
 
 
 def test_unverified_node_is_not_trusted_and_one_pass_makes_it_trusted() -> None:
@@ -46,6 +52,42 @@ def test_speed_explained_by_bandwidth() -> None:
     assert speed_explained(5000.0, size, has_gpu=True)
     assert speed_explained(None, size, has_gpu=False)
     assert speed_explained(1e9, None, has_gpu=False)
+
+
+def test_a_score_at_exactly_the_threshold_is_trusted() -> None:
+    one = trust_score(TrustInputs(canary_passed=1))
+    assert one.score == 0.6667  # rounded to 4 places: what the dashboard and routing see
+    assert one.trusted(0.6667) and not one.trusted(0.66671)
+    assert TrustScore(0.6, 0.6, 1.0, 1.0, 1.0).trusted()  # the default threshold itself
+
+
+def test_each_factor_is_reported_with_the_score() -> None:
+    s = trust_score(TrustInputs(canary_passed=2, success_rate=0.5, requests=4, failures=1,
+                                speed_unexplained=True))  # fmt: skip
+    assert s == TrustScore(0.1406, 0.75, 0.5, 0.75, 0.5)  # 0.140625, rounded
+
+
+def test_a_success_rate_above_one_counts_as_one() -> None:
+    s = trust_score(TrustInputs(canary_passed=2, success_rate=1.5))
+    assert (s.success, s.score) == (1.0, 0.75)
+    assert trust_score(TrustInputs(canary_passed=2, success_rate=-0.5)).success == 0.0
+
+
+def test_one_request_that_failed_zeroes_the_failures_factor() -> None:
+    s = trust_score(TrustInputs(canary_passed=2, requests=1, failures=1))
+    assert (s.failures, s.score) == (0.0, 0.0)
+    assert trust_score(TrustInputs(canary_passed=2, requests=1)).failures == 1.0
+
+
+def test_a_speed_at_exactly_the_bandwidth_bound_is_explained() -> None:
+    """tokens/s ≤ 2 × bandwidth / bytes: 2 × 200 GB/s / 4 GB = 100 on a CPU, 2 × 5 TB/s /
+    100 GB = 100 with a GPU; the bound holds down to a file of one byte."""
+    assert speed_explained(100.0, 4_000_000_000, has_gpu=False)
+    assert not speed_explained(100.0001, 4_000_000_000, has_gpu=False)
+    assert speed_explained(100.0, 100_000_000_000, has_gpu=True)
+    assert not speed_explained(100.0001, 100_000_000_000, has_gpu=True)
+    assert speed_explained(4e11, 1, has_gpu=False) and not speed_explained(4.1e11, 1, has_gpu=False)
+    assert speed_explained(1e30, 0, has_gpu=False)  # size unknown: explained
 
 
 def test_budget_is_one_percent_of_capacity_for_a_busy_node() -> None:
