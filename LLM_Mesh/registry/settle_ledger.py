@@ -203,7 +203,8 @@ async def answered_rows(engine: AsyncEngine, holders: Sequence[str | None]) -> l
     s = tables.settlements
     named = [h for h in holders if h is not None]
     # ``holder || ''`` (as in :func:`void_pending`): the answered rows (the ``state``
-    # index), not every row the holders ever wrote (SQLite took the holder's index)
+    # index), not every row the holders ever wrote (SQLite took the holder's index,
+    # dropped since: migration 0022)
     held_by = s.c.holder.concat("")
     cond: Any = held_by.in_(named)
     if None in holders:
@@ -291,7 +292,7 @@ async def void_pending(
     s = tables.settlements
     # ``holder || ''``: no index serves it, so the read is the pending rows (the ``state``
     # index), not every row the holder ever wrote (SQLite without statistics took the
-    # holder's index, found 2026-12-05: settle_scans.py)
+    # holder's index, found 2026-12-05, dropped since: migration 0022)
     held_by = s.c.holder.concat("")
     who = held_by.is_(None) if holder is None else held_by == holder
     async with engine.begin() as conn:
