@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.held import held_amounts
+from LLM_Mesh.registry.settle_scans import col, done_rows, is_done
 
 __all__ = ["Earnings", "account_balance", "earnings", "node_totals"]
 
@@ -123,19 +124,12 @@ def _day_of(column: Any, dialect: str) -> Any:
 
 
 async def account_balance(conn: AsyncConnection, account: str) -> int:
-    """Credits less debits of ``account`` (two indexed sums over ``ledger_entries``)."""
-    e = tables.ledger_entries
-    credit = (
-        await conn.execute(
-            select(func.coalesce(func.sum(e.c.amount), 0)).where(e.c.to_account == account)
-        )
-    ).scalar_one()
-    debit = (
-        await conn.execute(
-            select(func.coalesce(func.sum(e.c.amount), 0)).where(e.c.from_account == account)
-        )
-    ).scalar_one()
-    return int(credit) - int(debit)
+    """Credits less debits of ``account``: its ``balances`` row (0 without one), which every
+    ledger append keeps in the same transaction (migration 0006) — one key, where the two
+    sums over ``ledger_entries`` read every entry the account ever had (found 2026-12-05)."""
+    b = tables.balances
+    found = (await conn.execute(select(b.c.balance).where(b.c.account == account))).scalar()
+    return int(found or 0)
 
 
 async def account_named(conn: AsyncConnection, account: str) -> bool:
@@ -168,44 +162,56 @@ async def earnings(
     since = until - timedelta(days=days - 1)
     since_dt = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
     out = Earnings(operator, account, since, until, node, sorted(nodes), 0)
-    s, rp = tables.settlements, tables.reward_periods
+    rp = tables.reward_periods
     async with engine.connect() as conn:
         if old_account is not None and await account_named(conn, old_account):
             out.old_account = old_account
         accounts = [account] if out.old_account is None else [account, out.old_account]
-        day = _day_of(s.c.updated_at, conn.dialect.name)
-        where = [s.c.operator.in_(accounts), s.c.state == SETTLED, s.c.updated_at >= since_dt]
+        # the rows settled in the window: ``ix_settlements_done``'s range (settle_scans.py;
+        # PostgreSQL's own choice too), not every settled row (the ``state`` index)
+        node_id, day = col("node_id"), _day_of(col("updated_at"), conn.dialect.name)
+        where: list[Any] = [is_done(), col("state") == SETTLED, col("updated_at") >= since_dt]
+        where.append(col("operator").in_(accounts))
         if node is not None:
-            where.append(s.c.node_id == node)
+            where.append(node_id == node)
         stmt = (
             select(
-                s.c.node_id,
-                s.c.model,
+                node_id,
+                col("model"),
                 day.label("day"),
                 func.count().label("n"),
-                func.coalesce(func.sum(s.c.amount), 0).label("amount"),
-                func.coalesce(func.sum(s.c.fee), 0).label("fee"),
+                func.coalesce(func.sum(col("amount")), 0).label("amount"),
+                func.coalesce(func.sum(col("fee")), 0).label("fee"),
             )
+            .select_from(done_rows(conn.dialect.name))
             .where(and_(*where))
-            .group_by(s.c.node_id, s.c.model, day)
+            .group_by(node_id, col("model"), day)
         )
         for row in await conn.execute(stmt):
             fee = int(row.fee)
             part = _Sum(requests=int(row.n), earned=int(row.amount) - fee, fees=fee)
             _count(out, part, day=str(row.day), node=row.node_id, model=row.model)
         rday = rp.c.period_start // _DAY_S
-        rwhere = [rp.c.operator.in_(accounts), rp.c.period_start >= int(since_dt.timestamp())]
+        # SQLite: ``operator || ''``, which no index serves, so the read is the window's
+        # periods (by ``period_start``, or the node's key range), not every period the
+        # accounts were ever paid (``reward_periods`` is never pruned); grouped by
+        # ``node_id || ''``, as in :func:`node_totals`, or SQLite reads the whole table in
+        # its key's order. PostgreSQL ANDs both indexes' ranges (statistics): unchanged.
+        pg = conn.dialect.name == "postgresql"
+        by_node = rp.c.node_id if pg else rp.c.node_id.concat("")
+        paid_to = (rp.c.operator if pg else rp.c.operator.concat("")).in_(accounts)
+        rwhere = [paid_to, rp.c.period_start >= int(since_dt.timestamp())]
         if node is not None:
             rwhere.append(rp.c.node_id == node)
         rstmt = (
             select(
-                rp.c.node_id,
+                by_node.label("node_id"),
                 rday.label("day"),
                 func.sum(rp.c.amount).label("amount"),
                 func.sum(rp.c.healthy_ms).label("healthy_ms"),
             )
             .where(and_(*rwhere))
-            .group_by(rp.c.node_id, rday)
+            .group_by(by_node, rday)
         )
         for row in await conn.execute(rstmt):
             when = date(1970, 1, 1) + timedelta(days=int(row.day))
@@ -232,40 +238,47 @@ async def node_totals(engine: AsyncEngine, *, days: int, now: float) -> dict[str
     until = datetime.fromtimestamp(now, tz=timezone.utc).date()
     since = until - timedelta(days=days - 1)
     since_dt = datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
-    s, rp = tables.settlements, tables.reward_periods
+    rp = tables.reward_periods
     sums: dict[str, _Sum] = {}
     async with engine.connect() as conn:
+        # the rows settled in the window: ``ix_settlements_done``'s range (settle_scans.py)
+        node_id = col("node_id")
         stmt = (
             select(
-                s.c.node_id,
+                node_id,
                 func.count().label("n"),
-                func.coalesce(func.sum(s.c.amount), 0).label("amount"),
-                func.coalesce(func.sum(s.c.fee), 0).label("fee"),
+                func.coalesce(func.sum(col("amount")), 0).label("amount"),
+                func.coalesce(func.sum(col("fee")), 0).label("fee"),
             )
+            .select_from(done_rows(conn.dialect.name))
             .where(
                 and_(
-                    s.c.state == SETTLED,
-                    s.c.updated_at >= since_dt,
-                    s.c.node_id.is_not(None),
-                    s.c.operator.not_like("held:%"),  # held, not earned (registry/held.py)
+                    is_done(),
+                    col("state") == SETTLED,
+                    col("updated_at") >= since_dt,
+                    node_id.is_not(None),
+                    col("operator").not_like("held:%"),  # held, not earned (registry/held.py)
                 )
             )
-            .group_by(s.c.node_id)
+            .group_by(node_id)
         )
         for row in await conn.execute(stmt):
             fee = int(row.fee)
             sums.setdefault(row.node_id, _Sum()).add(
                 _Sum(requests=int(row.n), earned=int(row.amount) - fee, fees=fee)
             )
+        # SQLite: grouped by ``node_id || ''``, or it reads the whole table in its key's
+        # order (node first) to group without sorting, not the window's periods
+        by_node = rp.c.node_id if conn.dialect.name == "postgresql" else rp.c.node_id.concat("")
         rstmt = (
-            select(rp.c.node_id, func.sum(rp.c.amount).label("amount"))
+            select(by_node.label("node_id"), func.sum(rp.c.amount).label("amount"))
             .where(
                 and_(
                     rp.c.period_start >= int(since_dt.timestamp()),
                     rp.c.operator.not_like("held:%"),  # held, not earned (registry/rewards.py)
                 )
             )
-            .group_by(rp.c.node_id)
+            .group_by(by_node)
         )
         for row in await conn.execute(rstmt):
             if int(row.amount or 0) > 0:

@@ -38,13 +38,11 @@ from LLM_Mesh.core.retention import request_log_cutoff, settlement_cutoff
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.settle_scans import col, done_rows, is_done
 
 __all__ = ["RequestLogPruner", "SettlementPruner", "prune_settlements"]
 
 log = logging.getLogger(__name__)
-
-# settlement states nothing reads again but the earnings (settled) or nothing at all (void)
-_DONE_STATES = ("settled", "void")
 
 
 class _BatchPruner(Poller):
@@ -193,9 +191,18 @@ async def prune_settlements(engine: AsyncEngine, before: datetime, limit: int) -
     if before.tzinfo is None:
         raise ValueError("before must be timezone-aware")
     s = tables.settlements
-    done = (s.c.state.in_(_DONE_STATES), s.c.updated_at < before)
-    keys = select(s.c.request_id, s.c.part).where(*done).limit(limit)
-    if engine.dialect.name == "postgresql":
+    # the keys: ``ix_settlements_done``'s range (SQLite: named, settle_scans.py), not every
+    # settled row of the ``state`` index; the delete's check again: ``state || ''``, which
+    # no index serves, so it finds its rows by their keys
+    done = (s.c.state.concat("").in_(("settled", "void")), s.c.updated_at < before)
+    dialect = engine.dialect.name
+    keys = (
+        select(col("request_id"), col("part"))
+        .select_from(done_rows(dialect))
+        .where(is_done(), col("updated_at") < before)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
         # materialized: PostgreSQL may otherwise run a LIMIT subquery under IN again for
         # each outer row and delete more than ``limit`` (seen: all 7 rows at limit 3)
         keys = keys.with_for_update(skip_locked=True)

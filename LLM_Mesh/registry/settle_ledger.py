@@ -202,9 +202,13 @@ async def answered_rows(engine: AsyncEngine, holders: Sequence[str | None]) -> l
     """The answered (not yet settled) requests of ``holders`` (``None``: rows without one)."""
     s = tables.settlements
     named = [h for h in holders if h is not None]
-    cond: Any = s.c.holder.in_(named)
+    # ``holder || ''`` (as in :func:`void_pending`): the answered rows (the ``state``
+    # index), not every row the holders ever wrote (SQLite took the holder's index,
+    # dropped since: migration 0022)
+    held_by = s.c.holder.concat("")
+    cond: Any = held_by.in_(named)
     if None in holders:
-        cond = cond | s.c.holder.is_(None)
+        cond = cond | held_by.is_(None)
     stmt = select(s).where(s.c.state == "answered", cond).order_by(s.c.request_id, s.c.part)
     async with engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()
@@ -286,7 +290,11 @@ async def void_pending(
     ``lapsed`` (recovery of a holder taken for dead: if it was alive after all, its answer
     can still be recorded, :func:`revive`) or ``void`` (the holder's own clean stop)."""
     s = tables.settlements
-    who = s.c.holder.is_(None) if holder is None else s.c.holder == holder
+    # ``holder || ''``: no index serves it, so the read is the pending rows (the ``state``
+    # index), not every row the holder ever wrote (SQLite without statistics took the
+    # holder's index, found 2026-12-05, dropped since: migration 0022)
+    held_by = s.c.holder.concat("")
+    who = held_by.is_(None) if holder is None else held_by == holder
     async with engine.begin() as conn:
         rows = (
             await conn.execute(

@@ -328,7 +328,7 @@ settlements = Table(
     Column("holder", String(64), nullable=True),
     Index("ix_settlements_state", "state"),  # 0021: no payer index (paid_ids reads a key range)
     Index("ix_settlements_operator", "operator"),
-    Index("ix_settlements_holder", "holder"),
+    # 0022: no holder index (recovery reads the in-flight rows by state)
     # 0012: the done-with rows by when they were settled (the retention's delete, retention.py)
     Index(
         "ix_settlements_done",
