@@ -38,6 +38,11 @@ connections: the call returns once the status and headers are in, and an
 timeout, read-ahead bound and when its connection goes back: ``http1_stream.py``). A
 stream's body has no total bound. The errors are ``http1_errors.py``'s.
 
+An answer's headers are kept as the parser gave them (bytes) and decoded into a
+case-insensitive multidict only when first read (``Http1Response.headers``): on the hot
+path nobody reads a 200's (a refusal's ``Retry-After`` is read); a stream's are decoded at
+its head.
+
 A pooled connection that the node closed while it sat idle is dropped when it is taken
 (its ``connection_lost`` has run); the request then goes on a fresh connection. No
 request is ever sent twice.

@@ -33,7 +33,9 @@ def q(*values: int) -> bytes:
 def expected_v3(parts: list[Part], money: Money | None) -> bytes:
     out = [b"llm-mesh/v1/receipt-v3\x00", s("reg-1"), s("req-é"), b"\x00\x00", s("model-ü"),
            q(1764900000123, 12, 40), bytes.fromhex(HEX)]  # fmt: skip
-    out.append(b"\x00" if money is None else b"\x01" + s(money.payer) + q(money.fee_bps, money.cost))
+    out.append(
+        b"\x00" if money is None else b"\x01" + s(money.payer) + q(money.fee_bps, money.cost)
+    )
     out.append(struct.pack(">H", len(parts)))
     for p in parts:
         out += [s(p.node_id), s(p.node_key), s(p.status.value), s(p.reason),
@@ -47,9 +49,18 @@ def expected_v3(parts: list[Part], money: Money | None) -> bytes:
 def parts(money: bool) -> list[Part]:
     a, f = (1000, 50) if money else (None, None)
     return [
-        Part("node-a", "key-a", status, 12, 40 + i, HEX if i % 2 else HEX2, f"sig-{i}",
-             "usage" if status is PartStatus.INVALID else "",
-             None if a is None else a + i, f)
+        Part(
+            "node-a",
+            "key-a",
+            status,
+            12,
+            40 + i,
+            HEX if i % 2 else HEX2,
+            f"sig-{i}",
+            "usage" if status is PartStatus.INVALID else "",
+            None if a is None else a + i,
+            f,
+        )
         for i, status in enumerate(PartStatus)
     ]
 
