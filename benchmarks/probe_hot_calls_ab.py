@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _common import machine_line
-from multidict import CIMultiDict, CIMultiDictProxy
 from starlette.requests import ClientDisconnect, Request
 
 from LLM_Mesh.registry.http1 import Http1Pool, Http1Response, _Conn
@@ -55,7 +54,7 @@ class _Conn1Step(_Conn):
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         loop.call_soon(fut.set_result, None)
-        self._headers, self._body, self._keep = CIMultiDict(), [b"{}"], True
+        self._head, self._body, self._keep = [], [b"{}"], True
         await fut
         return _PARSER
 
@@ -70,7 +69,7 @@ class _MainConn(_Conn1Step):
             self.abort()
         body = self._body
         content = body[0] if len(body) == 1 else b"".join(body)
-        return Http1Response(parser.get_status_code(), CIMultiDictProxy(self._headers), content)
+        return Http1Response(parser.get_status_code(), self._head, content)
 
 
 class _MainPool(Http1Pool):

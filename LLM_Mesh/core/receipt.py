@@ -174,10 +174,40 @@ def _str(value: str) -> bytes:
     return _LENGTHS[len(data)] + data
 
 
+# the encoded fields that recur receipt after receipt (the registry id, a model, a node's id
+# and key, a status, a reason): each encoded once, then looked up; bounded (emptied when
+# full). A request's id and a signature, new each time, go through ``_str`` alone.
+_KEPT: dict[str, bytes] = {}
+_MAX_KEPT = 4096
+
+
+def _kept(value: str) -> bytes:
+    """``_str(value)``, remembered (for a field that recurs)."""
+    data = _KEPT.get(value)
+    if data is None:
+        data = _str(value)  # a field too long raises here, and is never kept
+        if len(_KEPT) >= _MAX_KEPT:
+            _KEPT.clear()
+        _KEPT[value] = data
+    return data
+
+
 def _u64(value: int) -> bytes:
     if not 0 <= value <= _MAX_INT:
         raise ValueError("a receipt count is a whole number in [0, 2^63)")
     return _U64(value)
+
+
+_STATUS = {status: _str(status.value) for status in PartStatus}  # each status's signed bytes
+
+_U64X2 = struct.Struct(">QQ").pack
+
+
+def _counts(prompt_tokens: int, completion_tokens: int) -> bytes:
+    """``_u64(prompt_tokens) + _u64(completion_tokens)`` in one pack."""
+    if not (0 <= prompt_tokens <= _MAX_INT and 0 <= completion_tokens <= _MAX_INT):
+        raise ValueError("a receipt count is a whole number in [0, 2^63)")
+    return _U64X2(prompt_tokens, completion_tokens)
 
 
 def _digest(hex_digest: str) -> bytes:
@@ -212,8 +242,8 @@ def node_receipt_bytes(
 ) -> bytes:
     """The canonical bytes a node signs (see the module docstring)."""
     return b"".join((
-        NODE_DOMAIN, _str(registry_id), _str(node_id), _str(request_id), _str(model),
-        _u64(prompt_tokens), _u64(completion_tokens), _digest(output_sha256),
+        NODE_DOMAIN, _kept(registry_id), _kept(node_id), _str(request_id), _kept(model),
+        _counts(prompt_tokens, completion_tokens), _digest(output_sha256),
     ))  # fmt: skip
 
 
@@ -346,22 +376,22 @@ def receipt_bytes(
         raise ValueError(f"a version-{version} receipt signs no amount")
     if version in (2, 3):
         domain = RECEIPT_V3_DOMAIN if version == 3 else RECEIPT_V2_DOMAIN
-        head = [domain, _str(registry_id), _str(request_id), _client(client_id_hash)]
+        out = [domain, _kept(registry_id), _str(request_id), _client(client_id_hash)]
     elif version == 1 and not client_id_hash:
-        head = [RECEIPT_DOMAIN, _str(registry_id), _str(request_id)]
+        out = [RECEIPT_DOMAIN, _kept(registry_id), _str(request_id)]
     else:
         raise ValueError(f"receipt version {version} with client_id_hash {client_id_hash!r}")
-    out = [
-        *head, _str(model), _u64(time_ms), _u64(prompt_tokens), _u64(completion_tokens),
+    out += (
+        _kept(model), _u64(time_ms), _counts(prompt_tokens, completion_tokens),
         _digest(output_sha256),
-    ]  # fmt: skip
+    )  # fmt: skip
     if version == 3:
         out.append(b"\x00" if money is None else money.signed())
-    out.append(struct.pack(">H", len(parts)))
+    out.append(_LENGTHS[len(parts)])  # (at most MAX_PARTS: a u16)
     for p in parts:
         out += (
-            _str(p.node_id), _str(p.node_key), _str(p.status.value), _str(p.reason),
-            _u64(p.prompt_tokens), _u64(p.completion_tokens), _digest(p.output_sha256),
+            _kept(p.node_id), _kept(p.node_key), _STATUS[p.status], _kept(p.reason),
+            _counts(p.prompt_tokens, p.completion_tokens), _digest(p.output_sha256),
             _str(p.node_signature),
         )  # fmt: skip
         if version == 3:

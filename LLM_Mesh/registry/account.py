@@ -201,10 +201,10 @@ def void(client: Client) -> None:
 
 # the ``mesh`` fields only the gateway sets (a node's answer carrying them, e.g. another
 # request's ``ledger_request_id`` or a made-up ``failover_from``, is not believed)
-_GATEWAYS_SAY = (
+_GATEWAYS_SAY = frozenset((
     "ledger_request_id", "failover_from", "continued", "cost", "currency", "attempts",
     "request_id", "receipt_request_id", "receipt",
-)  # fmt: skip
+))  # fmt: skip
 
 
 def build_mesh(
@@ -219,9 +219,12 @@ def build_mesh(
     """The node's ``mesh`` completed with the gateway's view (who, how fast, what cost);
     the cost goes into ``tally.cost``."""
     node_id = tally.node_id or ""
-    mesh: dict[str, Any] = dict(node_mesh) if isinstance(node_mesh, dict) else {}
-    for key in _GATEWAYS_SAY:  # the node's word for these is not passed on as the gateway's
-        mesh.pop(key, None)
+    # the node's word for _GATEWAYS_SAY is not passed on as the gateway's (a copy without
+    # them, the rest in the node's order)
+    mesh: dict[str, Any] = (
+        {k: v for k, v in node_mesh.items() if k not in _GATEWAYS_SAY}
+        if isinstance(node_mesh, dict) else {}
+    )  # fmt: skip
     hosted = rt.table.hosted(node_id, job.model)
     completion = tally.completion_tokens + tally.before
     mesh["node_id"] = node_id

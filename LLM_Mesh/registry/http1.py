@@ -38,6 +38,11 @@ connections: the call returns once the status and headers are in, and an
 timeout, read-ahead bound and when its connection goes back: ``http1_stream.py``). A
 stream's body has no total bound. The errors are ``http1_errors.py``'s.
 
+An answer's headers are kept as the parser gave them (bytes) and decoded into a
+case-insensitive multidict only when first read (``Http1Response.headers``): on the hot
+path nobody reads a 200's (a refusal's ``Retry-After`` is read); a stream's are decoded at
+its head.
+
 A pooled connection that the node closed while it sat idle is dropped when it is taken
 (its ``connection_lost`` has run); the request then goes on a fresh connection. No
 request is ever sent twice.
@@ -70,15 +75,33 @@ MAX_BODY_BYTES = 64 * 1024 * 1024  # a node's whole answer; more is a protocol e
 MAX_IDLE_PER_ORIGIN = 256
 
 
+Head = list[tuple[bytes, bytes]]  # an answer's headers as read: (name, value), in order
+
+
+def decode_head(head: Head) -> CIMultiDictProxy[str]:
+    """``head`` as case-insensitive text headers (latin-1), in order."""
+    return CIMultiDictProxy(CIMultiDict([(n.decode("latin-1"), v.decode("latin-1"))
+                                         for n, v in head]))  # fmt: skip
+
+
 class Http1Response:
-    """A whole answer: status, headers (case-insensitive), body."""
+    """A whole answer: status, headers (case-insensitive, decoded from ``head`` when first
+    read: a node's answer's are read only when it refused), body."""
 
-    __slots__ = ("content", "headers", "status")
+    __slots__ = ("_headers", "content", "head", "status")
 
-    def __init__(self, status: int, headers: CIMultiDictProxy[str], content: bytes) -> None:
+    def __init__(self, status: int, head: Head, content: bytes) -> None:
         self.status = status
-        self.headers = headers
+        self.head = head
         self.content = content
+        self._headers: CIMultiDictProxy[str] | None = None
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = decode_head(self.head)
+        return headers
 
 
 class _Conn(asyncio.Protocol):
@@ -89,9 +112,9 @@ class _Conn(asyncio.Protocol):
         "_body_bytes",
         "_complete",
         "_done",
+        "_head",
         "_head_bytes",
         "_head_only",
-        "_headers",
         "_keep",
         "_parser",
         "_stream",
@@ -107,7 +130,7 @@ class _Conn(asyncio.Protocol):
         self.idle_since = 0.0
         self._parser: Any = None
         self._done: asyncio.Future[None] | None = None
-        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._head: Head = []  # the answer's headers as read (decoded when asked for)
         self._body: list[bytes] = []
         self._head_bytes = 0
         self._body_bytes = 0
@@ -172,7 +195,7 @@ class _Conn(asyncio.Protocol):
         if self._head_bytes > MAX_HEADER_BYTES:
             self._fail("the answer's headers are too large", "LineTooLong")
             return
-        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        self._head.append((name, value))
 
     def on_headers_complete(self) -> None:
         done = self._done
@@ -241,7 +264,7 @@ class _Conn(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._head_only = head_only
         self._done = done = loop.create_future()
-        self._headers = CIMultiDict()
+        self._head = []
         self._body = []
         self._head_bytes = 0
         self._body_bytes = 0
@@ -284,7 +307,7 @@ class _Conn(asyncio.Protocol):
                 self.abort()
             body = self._body
             content = body[0] if len(body) == 1 else b"".join(body)
-            resp = Http1Response(parser.get_status_code(), CIMultiDictProxy(self._headers), content)
+            resp = Http1Response(parser.get_status_code(), self._head, content)
         except BaseException:
             pool._open.discard(self)
             raise
@@ -296,7 +319,7 @@ class _Conn(asyncio.Protocol):
     ) -> Http1Stream:
         parser = await self._send(request, timeout_s, head_only=True)
         return Http1Stream(
-            self, pool, key, parser.get_status_code(), CIMultiDictProxy(self._headers), timeout_s
+            self, pool, key, parser.get_status_code(), decode_head(self._head), timeout_s
         )
 
 

@@ -64,6 +64,7 @@ from LLM_Mesh.registry.http1 import (
     Http1ConnectError,
     Http1Error,
     Http1Pool,
+    Http1Response,
     Http1Stream,
     Http1Timeout,
 )
@@ -303,10 +304,14 @@ class _AiohttpResponse(NodeResponse):
 class _Http1Response(NodeResponse):
     """A plain-HTTP POST's answer from :class:`~LLM_Mesh.registry.http1.Http1Pool`: read whole."""
 
-    def __init__(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
-        self.status_code = status
-        self.headers = headers
-        self.content = content
+    def __init__(self, resp: Http1Response) -> None:
+        self.status_code = resp.status
+        self._resp = resp  # its headers decoded when first read (a refusal's Retry-After)
+        self.content = resp.content
+
+    @property
+    def headers(self) -> Mapping[str, str]:  # type: ignore[override]
+        return self._resp.headers
 
     async def aread(self) -> bytes:
         return self.content
@@ -500,7 +505,7 @@ class AiohttpNodeClient(NodeClient):
                 r = await pool.post(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
             except (Http1Error, ValueError) as exc:
                 raise _from_http1(exc) from exc
-            return _Http1Response(r.status, r.headers, r.content)
+            return _Http1Response(r)
         resp = await self.stream(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
         await resp.aread()
         return resp
@@ -526,7 +531,7 @@ class AiohttpNodeClient(NodeClient):
             except (Http1Error, ValueError) as exc:
                 raise _from_http1(exc) from exc
             if r is not None:
-                return _Http1Response(r.status, r.headers, r.content)
+                return _Http1Response(r)
         return await super().post_by(url, content, headers, left=left, connect_s=connect_s)
 
     async def stream(

@@ -548,3 +548,30 @@ async def test_an_exchange_gives_its_connection_back_and_a_failed_one_drops_it(c
         assert p.connects == 1
         if call == "post_pooled":
             assert (str(err.value), err.value.kind) == ("late", "Late")
+
+
+async def test_headers_read_whole_and_as_text_when_first_asked_for() -> None:
+    """The headers are kept as read and decoded when first read (``Http1Response.headers``,
+    the node client's): every one, in order, repeated names kept, latin-1, any case; the
+    same object after; a stream's at once."""
+    extra = b"X-A: 1\r\nx-a: 2\r\nX-Latin: caf\xe9\r\nRetry-After: 9\r\n"
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            await _read_request(r)
+            w.write(ok(b"{}", extra))
+            await w.drain()
+
+    async with serve(h) as (url, _), pool() as p:
+        resp = await p.post(url + "/", b"", H, timeout_s=5, connect_s=5)
+        assert resp.head[0] == (b"Content-Length", b"2")  # as read, nothing decoded yet
+        headers = resp.headers
+        assert list(headers.items()) == [
+            ("Content-Length", "2"), ("X-A", "1"), ("x-a", "2"), ("X-Latin", "café"),
+            ("Retry-After", "9"),
+        ]  # fmt: skip
+        assert headers.getall("x-A") == ["1", "2"] and headers["retry-after"] == "9"
+        assert resp.headers is headers
+        s = await p.stream(url + "/", b"", H, timeout_s=5, connect_s=5)
+        assert s.headers.getall("X-a") == ["1", "2"] and s.headers["x-latin"] == "café"
+        await s.aclose()
