@@ -49,7 +49,6 @@ demand (:mod:`~LLM_Mesh.registry.demand`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import random
 from collections.abc import Awaitable, Callable
@@ -65,6 +64,7 @@ from LLM_Mesh.core.delivered import (
     states_completion,
 )
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop, status_outcome
+from LLM_Mesh.core.identity import sha256_hex
 from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
@@ -539,7 +539,7 @@ class Exchange:
         """Send a non-streaming request; its attempt is finished before this returns."""
         rt, job = self.rt, self.job
         client = rt.http
-        body_sha256 = hashlib.sha256(job.raw).hexdigest()
+        body_sha256 = sha256_hex(job.raw)
         connect_s = rt.settings.connect_timeout_s
         parsed: list[dict[str, Any]] = []
 
