@@ -205,7 +205,8 @@ def _mac_from(keyed: _Keyed, data: bytes) -> bytes:
     inner.update(data)
     outer = outer_state.copy()
     outer.update(inner.digest())
-    return outer.digest()
+    mac: bytes = outer.digest()
+    return mac
 
 
 class GatewaySigner:
