@@ -69,6 +69,7 @@ import hashlib
 import heapq
 import hmac
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -116,6 +117,7 @@ HDR_BODY_SHA256 = "X-Mesh-Body-SHA256"
 _REGISTRY_ID_DOMAIN = b"llm-mesh/registry-id/v1\x00"
 _KIND = DOMAIN + MessageKind.GATEWAY_REQUEST.value.encode("ascii")
 _MAX_FIELD = 256
+_MAX_PREFIXES = 4096  # GatewaySigner's node prefixes kept
 _MAC_BYTES = 32  # HMAC-SHA256
 _SIGNATURE_BYTES = 64  # Ed25519
 
@@ -140,16 +142,31 @@ def gateway_bytes(
     registry_id: str, node_id: str, request_id: str, path: str, ts_ms: int, body_sha256: str
 ) -> bytes:
     """The canonical bytes the gateway signs (fixed order, domain-separated)."""
-    fields = (("registry id", registry_id), ("node id", node_id), ("request id", request_id),
-              ("path", path))  # fmt: skip
-    for name, value in fields:
-        if not value or "\n" in value or len(value) > _MAX_FIELD:
-            raise ValueError(f"{name} must be a non-empty single line")
-    return b"\n".join(
+    return _request_bytes(_node_prefix(registry_id, node_id), request_id, path, ts_ms,
+                          body_sha256)  # fmt: skip
+
+
+def _line(name: str, value: str) -> None:
+    if not value or "\n" in value or len(value) > _MAX_FIELD:
+        raise ValueError(f"{name} must be a non-empty single line")
+
+
+def _node_prefix(registry_id: str, node_id: str) -> bytes:
+    """:func:`gateway_bytes`' first lines, the same for every request to ``node_id``, and
+    the newline after them (``ValueError`` for a field that is no single line)."""
+    _line("registry id", registry_id)
+    _line("node id", node_id)
+    return b"\n".join((_KIND, registry_id.encode("utf-8"), node_id.encode("utf-8"), b""))
+
+
+def _request_bytes(
+    prefix: bytes, request_id: str, path: str, ts_ms: int, body_sha256: str
+) -> bytes:
+    """:func:`gateway_bytes` from its node's :func:`_node_prefix`."""
+    _line("request id", request_id)
+    _line("path", path)
+    return prefix + b"\n".join(
         (
-            _KIND,
-            registry_id.encode("utf-8"),
-            node_id.encode("utf-8"),
             request_id.encode("utf-8"),
             path.encode("utf-8"),
             str(int(ts_ms)).encode("ascii"),
@@ -162,19 +179,34 @@ def _mac(key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, "sha256")
 
 
-def _keyed(key: bytes) -> hmac.HMAC:
-    """An HMAC-SHA256 under ``key`` with no data yet, copied for each message
-    (:func:`_mac_from`)."""
-    return hmac.new(key, digestmod="sha256")
+_BLOCK = 64  # SHA-256's block, in bytes (RFC 2104's B)
+_IPAD = bytes(b ^ 0x36 for b in range(256))  # translation tables: each key byte XOR 0x36
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+_Keyed = tuple[Any, Any]  # the inner and outer SHA-256 states of an HMAC key (hashlib's)
 
 
-def _mac_from(keyed: hmac.HMAC, data: bytes) -> bytes:
+def _keyed(key: bytes) -> _Keyed:
+    """HMAC-SHA256 under ``key`` set up once (RFC 2104: SHA-256 of the key padded to a
+    block, XOR ipad, and XOR opad), copied for each message (:func:`_mac_from`)."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+
+
+def _mac_from(keyed: _Keyed, data: bytes) -> bytes:
     """``_mac(key, data)`` from ``_keyed(key)``: the same bytes, without looking up the
     digest by name in OpenSSL and setting up the key again for every message (on the
-    gateway's first-token path, a cold lookup costs about 0.05 ms: docs/benchmarks.md)."""
-    h = keyed.copy()
-    h.update(data)
-    return h.digest()
+    gateway's first-token path, a cold lookup costs about 0.05 ms: docs/benchmarks.md),
+    nor ``hmac.HMAC``'s Python methods around the C hash (its ``copy``, ``update``,
+    ``digest``): two copied states, C calls only."""
+    inner_state, outer_state = keyed
+    inner = inner_state.copy()
+    inner.update(data)
+    outer = outer_state.copy()
+    outer.update(inner.digest())
+    mac: bytes = outer.digest()
+    return mac
 
 
 class GatewaySigner:
@@ -190,7 +222,10 @@ class GatewaySigner:
         self._kx = registry_kx_private(key)
         self.kx_public_key = encode_kx_key(self._kx.public_key())
         self._sessions: dict[str, tuple[str, bytes]] = {}  # node id -> (its X25519 key, key)
-        self._keyed: dict[str, hmac.HMAC] = {}  # node id -> _keyed(its session key)
+        self._keyed: dict[str, _Keyed] = {}  # node id -> _keyed(its session key)
+        # node id -> _node_prefix(registry id, it): the signed bytes' lines of every request
+        # to it, made once (at most _MAX_PREFIXES kept: node ids come and go)
+        self._prefixes: dict[str, bytes] = {}
 
     def agree(self, node_id: str, node_kx: str | None) -> bool:
         """Hold a session key with ``node_id`` for its X25519 key ``node_kx`` (from its
@@ -224,6 +259,7 @@ class GatewaySigner:
         """Drop ``node_id``'s session key (it left): its requests are signed again."""
         self._sessions.pop(node_id, None)
         self._keyed.pop(node_id, None)
+        self._prefixes.pop(node_id, None)
 
     def has_session(self, node_id: str) -> bool:
         return node_id in self._sessions
@@ -231,7 +267,13 @@ class GatewaySigner:
     def headers(self, node_id: str, request_id: str, path: str, body_sha256: str) -> dict[str, str]:
         """The headers that authenticate one request to ``node_id`` (body given by its hash)."""
         ts_ms = int(self.wall_clock() * 1000)
-        data = gateway_bytes(self.registry_id, node_id, request_id, path, ts_ms, body_sha256)
+        prefix = self._prefixes.get(node_id)
+        if prefix is None:
+            prefix = _node_prefix(self.registry_id, node_id)
+            if len(self._prefixes) >= _MAX_PREFIXES:
+                self._prefixes.clear()
+            self._prefixes[node_id] = prefix
+        data = _request_bytes(prefix, request_id, path, ts_ms, body_sha256)
         keyed = self._keyed.get(node_id)
         if keyed is not None:
             return {

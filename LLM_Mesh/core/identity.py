@@ -64,6 +64,7 @@ __all__ = [
     "parse_signed",
     "public_key_of",
     "secret_matches",
+    "sha256_hex",
     "signed_bytes",
     "verify_signed",
 ]
@@ -269,9 +270,23 @@ def new_secret(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(32)}"
 
 
+# an empty SHA-256 state, copied for each hash: ``hashlib.sha256(data)`` looks the digest
+# up in OpenSSL's provider store on every call (OpenSSL 3 with Python 3.11), code run cold
+# on the gateway's request path (an API key's hash, a forwarded body's); a copy does not
+# (the same digest). Never updated itself, so it is safe to copy from any thread
+_SHA256 = hashlib.sha256()
+
+
+def sha256_hex(data: bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()``, from a copy of one empty state."""
+    h = _SHA256.copy()
+    h.update(data)
+    return h.hexdigest()
+
+
 def hash_secret(secret: str) -> str:
     """What the store keeps of a secret: SHA-256, hex (secrets are random, so no salt)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return sha256_hex(secret.encode("utf-8"))
 
 
 def secret_matches(secret: str | None, stored_hash: str | None) -> bool:

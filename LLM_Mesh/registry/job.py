@@ -45,7 +45,7 @@ class Job:
     max_tokens: int
     price: Price  # the model's, micro-NetworkTokens per 1,000 tokens (core/pricing.py)
     estimate: int  # the most it may cost (µNT): reserved from the payer before any node runs
-    catalog_context: int | None
+    catalog_context: int | None  # checked by the parse stage (send does not check it again)
     request_id: str
     started: float  # runtime clock when the gateway received it
     deadline: float = float("inf")  # started + request_timeout_s: no new attempt after it

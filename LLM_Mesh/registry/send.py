@@ -49,10 +49,10 @@ demand (:mod:`~LLM_Mesh.registry.demand`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import random
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any
 
 from LLM_Mesh.core import strict_json
@@ -65,6 +65,7 @@ from LLM_Mesh.core.delivered import (
     states_completion,
 )
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop, status_outcome
+from LLM_Mesh.core.identity import sha256_hex
 from LLM_Mesh.core.node_refusal import node_message
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
@@ -196,6 +197,12 @@ def nonstream_ttft(node_mesh: Any, latency_ms: float) -> float | None:
         overhead = 0.0
     # within [0, end to end]: a negative ttft would make the node look fastest to the router
     return max(0.0, min(latency_ms, float(ttft) + max(0.0, overhead)))
+
+
+@lru_cache(maxsize=1024)
+def _plain_route(model: str, expected_tokens: int | None) -> RouteRequest:
+    """``RouteRequest((model,), expected_tokens=...)``, unconstrained (immutable: shared)."""
+    return RouteRequest((model,), expected_tokens=expected_tokens)
 
 
 class Exchange:
@@ -469,6 +476,10 @@ class Exchange:
     def _route_request(self) -> RouteRequest:
         ext = self.ext
         allow = ext.allow_nodes
+        if allow is None and not (self.tried or ext.avoid_regions or ext.deny_nodes
+                                  or ext.trusted_only):  # fmt: skip
+            # the common request: one made once per model and max_tokens (an equal one)
+            return _plain_route(self.job.model, self.job.max_tokens or None)
         if ext.trusted_only and self.rt.quality is not None:  # only nodes trusted now
             trusted = self.rt.quality.trusted_nodes(self.job.model)
             allow = trusted if allow is None else allow & trusted
@@ -486,7 +497,8 @@ class Exchange:
         hosted = self.rt.table.hosted(node_id, job.model)
         ctx = hosted.context_length if hosted is not None and hosted.context_length else None
         ctx = ctx or job.catalog_context
-        if ctx:
+        # the parse stage checked the catalog's with max_tokens or 1 (as strict): not again
+        if ctx and ctx != job.catalog_context:
             check_context(job.prompt_text, job.max_tokens, ctx, job.model)
 
     def _no_node(self, d: Decision) -> MeshError:
@@ -539,7 +551,7 @@ class Exchange:
         """Send a non-streaming request; its attempt is finished before this returns."""
         rt, job = self.rt, self.job
         client = rt.http
-        body_sha256 = hashlib.sha256(job.raw).hexdigest()
+        body_sha256 = sha256_hex(job.raw)
         connect_s = rt.settings.connect_timeout_s
         parsed: list[dict[str, Any]] = []
 

@@ -286,14 +286,16 @@ class Settlement(SettleUpkeep):
     async def reserve(self, key: str, payer: str, model: str, estimate: int) -> Reserved:
         """Reserve ``estimate`` from ``payer`` for request ``key``: from this holder's lease
         on the payer in memory, else the lease grown (a take), else its pending row."""
-        op: Op = Reserve(key, payer, model, estimate)
+        op: Op
         leases = self.leases
         if leases is not None and self._started:
-            if leases.admit(key, payer, estimate, time.monotonic()):
+            if leases.admit(key, payer, estimate, time.monotonic()):  # no op made for it
                 self._fly(key)
                 return _LEASED
             lease, grow, margin = leases.plan(payer, estimate)
             op = Take(key, payer, model, estimate, lease, grow, margin)
+        else:
+            op = Reserve(key, payer, model, estimate)
         now = self._write(op, bool(self.in_flight))
         if isinstance(now, asyncio.Future):
             fut = now

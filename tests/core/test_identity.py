@@ -21,6 +21,7 @@ from LLM_Mesh.core.identity import (
     parse_signed,
     public_key_of,
     secret_matches,
+    sha256_hex,
     signed_bytes,
     verify_signed,
 )
@@ -229,3 +230,12 @@ def test_a_secret_carries_256_random_bits() -> None:
     secret = new_secret("lmo")
     assert len(secret) == len("lmo_") + 43  # 32 bytes in unpadded base64url
     assert len(base64.urlsafe_b64decode(secret[4:] + "=")) == 32
+
+
+@pytest.mark.parametrize("data", [b"", b"a", b"x" * 55, b"x" * 64, b"x" * 3000, "é✓".encode()])
+def test_sha256_hex_is_hashlib_sha256(data: bytes) -> None:
+    """``sha256_hex`` copies one empty state: every call the digest of its own data only
+    (the state copied is never updated)."""
+    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()  # twice: nothing carried over
+    assert hash_secret("lmk_abc") == hashlib.sha256(b"lmk_abc").hexdigest()
