@@ -292,8 +292,7 @@ class Settlement(SettleUpkeep):
             if leases.admit(key, payer, estimate, time.monotonic()):  # no op made for it
                 self._fly(key)
                 return _LEASED
-            lease, grow, margin = leases.plan(payer, estimate)
-            op = Take(key, payer, model, estimate, lease, grow, margin)
+            op = Take(key, payer, model, estimate, *leases.plan(payer, estimate))
         else:
             op = Reserve(key, payer, model, estimate)
         now = self._write(op, bool(self.in_flight))
