@@ -1,7 +1,7 @@
 """Routing strategies the simulator compares, all fed only what a gateway sees.
 
-``ours`` is :class:`LLM_Mesh.core.balancer.Router` (peak-EWMA scoring, power
-of two choices, outlier ejection, slow start). ``least-loaded`` calls
+``ours`` is :class:`LLM_Mesh.core.balancer.Router` (peak-EWMA scoring, the best
+of a random sample of 4, outlier ejection, slow start). ``least-loaded`` calls
 :func:`LLM_Mesh.core.selection.pick_least_loaded` over ``Candidate`` s built from
 the gateway's in-flight counts and heartbeats. ``random`` and ``round-robin``
 are the textbook baselines. All four see the same heartbeats and the same
