@@ -10,7 +10,9 @@ registry's CPU per request per thread (``/proc/PID/task/*/schedstat``) over an
 unprofiled pass, then the profiled pass's top functions by own time and by cumulative
 time, in µs per request (cProfile's overhead inflates small calls: read it for shares,
 the unprofiled figure for the total). With ``--baseline-tree DIR`` a second mesh from
-that checkout is measured the same way, unprofiled passes interleaved. ``--settlement
+that checkout is measured the same way, unprofiled passes interleaved, and each tree's
+loop CPU a request in a pass is set against the baseline's in the same round (the paired
+median, its range, in how many rounds it was lower). ``--settlement
 both`` adds this tree with settlement off (``this-off``; the baseline stays on), and
 ``--no-settler`` this tree with the settler's rounds put off past the run
 (``this-nosettler``: the hot path's two writes without the ledger appends beside them).
@@ -185,6 +187,7 @@ def main() -> None:
         per_tid: dict[str, dict[int, float]] = {n: {} for n in meshes}
         walls: dict[str, list[float]] = {n: [] for n in meshes}
         count = dict.fromkeys(meshes, 0)
+        rounds: dict[str, list[float]] = {n: [] for n in meshes}  # loop µs a request, a pass
         with httpx.Client(timeout=60.0) as client:
             for url, _, h in meshes.values():
                 run(client, url, h, args.warmup)
@@ -200,6 +203,7 @@ def main() -> None:
                     time.sleep(0.3)  # the settler's round of these requests
                     after = thread_cpu(pid)
                     cpu[name]["switches"] = cpu[name].get("switches", 0) + switches(pid) - sw0
+                    rounds[name].append((after.get(pid, 0.0) - before.get(pid, 0.0)) / per * 1e6)
                     for tid, s in after.items():
                         k = "loop" if tid == pid else "threads"
                         d = s - before.get(tid, 0.0)
@@ -230,6 +234,15 @@ def main() -> None:
                 if isinstance(c0, dict) and isinstance(c1, dict) and c1:
                     print("    settlement writes over the passes: " + ", ".join(
                         f"{k} {v - c0.get(k, 0)}" for k, v in c1.items()))  # fmt: skip
+            if "before" in rounds:  # each pass against the baseline's pass of its round
+                for name in meshes:
+                    if name == "before":
+                        continue
+                    diffs = [a - b for a, b in zip(rounds[name], rounds["before"], strict=True)]
+                    print(f"{name} − before, loop µs a request, per round: median "
+                          f"{statistics.median(diffs):+.1f} ({min(diffs):+.1f} … "
+                          f"{max(diffs):+.1f}), lower in {sum(d < 0 for d in diffs)} of "
+                          f"{len(diffs)} rounds")  # fmt: skip
             if args.no_profile:
                 return
             for name, (url, pid, h) in meshes.items():
