@@ -178,12 +178,22 @@ if [ "${free_kb:-0}" -lt $((MIN_DISK_GB * 1000 * 1000)) ]; then
   die "only $((free_kb / 1000)) MB free under $probe; a node needs at least $MIN_DISK_GB GB" "free some disk or set LLM_MESH_HOME to a larger disk"
 fi
 
+# The state directory holds the node's keys: one this script makes is mode 0700, as llm-mesh
+# makes it (one that exists already is left as it is; the node warns when others can read it).
+HOME_MADE=0
+make_home() {
+  if [ "$HOME_MADE" = 0 ] && [ ! -d "$LLM_MESH_HOME" ]; then
+    run mkdir -p "$(dirname "$LLM_MESH_HOME")" && run mkdir -m 700 "$LLM_MESH_HOME"
+  fi
+  HOME_MADE=1
+}
+
 # --- 2. venv -------------------------------------------------------------------------
 if [ -x "$VENV/bin/python" ]; then
   say "venv: reusing $VENV"
 else
   say "venv: creating $VENV"
-  run mkdir -p "$(dirname "$VENV")"
+  if [ "$(dirname "$VENV")" = "$LLM_MESH_HOME" ]; then make_home; else run mkdir -p "$(dirname "$VENV")"; fi
   run "$PYTHON" -m venv "$VENV" || die "could not create a venv at $VENV" "apt-get install python3-venv, or pass --venv DIR"
 fi
 VPY="$VENV/bin/python"
@@ -262,13 +272,13 @@ SHOWN=""
 if [ "$INTERACTIVE" = 1 ] && [ -z "$PORT" ]; then SHOWN="$(toml_value port)"; fi
 PORT="$(ask "Port" "${PORT:-}" "${PORT:-${SHOWN:-8801}}")"
 
+make_home
 if [ "${ENGINE:-llama-cpp}" = llama-cpp ]; then
   IFS=, read -r -a MODEL_LIST <<<"$MODELS"
   run "$VPY" -m LLM_Mesh.node.downloads --models-dir "$LLM_MESH_HOME/models" "${MODEL_LIST[@]}" \
     || die "could not get the model files" "check the messages above; pass --models to pick others"
 fi
 
-run mkdir -p "$LLM_MESH_HOME"
 # The node's key ($LLM_MESH_HOME/node.key, mode 0600; made once, never overwritten): its id comes from it.
 NODE_ID=""
 if [ "$DRY_RUN" = 1 ]; then

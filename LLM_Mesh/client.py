@@ -244,6 +244,13 @@ class MeshClient:
         """The gateway in use now."""
         return self.base_urls[self._current]
 
+    def prefer(self, base_url: str | None) -> None:
+        """Begin at ``base_url``, one of :attr:`base_urls` (another is ignored): the gateway
+        that answered a caller's previous client, so that a replica it left (hung, dead) is
+        not waited on again by each new client."""
+        if base_url in self.base_urls:
+            self._current = self.base_urls.index(base_url)
+
     def _order(self) -> list[int]:
         n = len(self.base_urls)
         return [(self._current + i) % n for i in range(n)]

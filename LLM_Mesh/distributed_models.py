@@ -173,6 +173,7 @@ class DistributedModelRegistry:
         self._models: list[dict[str, Any]] | None = None
         self._nodes: list[dict[str, Any]] | None = None
         self._snapshot_at = 0.0
+        self._answered: str | None = None  # the gateway that answered last (replicas)
 
     @property
     def registry_url(self) -> str:
@@ -214,10 +215,17 @@ class DistributedModelRegistry:
     async def _client(self) -> AsyncIterator[MeshClient]:
         # A fresh AsyncClient per call unless one was injected: the seed calls
         # asyncio.run() more than once, and a client cannot outlive its loop.
+        # Each call begins at the gateway that answered the last one (found 2026-12-05: with
+        # the first of two replicas hung, every call waited ~9 s on it again, and
+        # mesh_manager.handle_task, two calls, ~19 s).
         async with MeshClient(
             self.registry_url, http_client=self._http, api_key=self.api_key, ca_file=self.ca_file
         ) as c:
-            yield c
+            c.prefer(self._answered)
+            try:
+                yield c
+            finally:
+                self._answered = c.base_url
 
     # --- snapshot of the network ------------------------------------------------------
 
@@ -328,7 +336,9 @@ class DistributedModelRegistry:
             self.registry_url, http_client=self._http, admin_key=admin.key,
             admin_registry_key=admin.registry_key, ca_file=self.ca_file,
         ) as c:  # fmt: skip
+            c.prefer(self._answered)
             results = await c.health_check()
+            self._answered = c.base_url
         await self.refresh()
         return results
 

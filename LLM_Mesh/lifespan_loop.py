@@ -1,7 +1,7 @@
 """An ASGI app wrapped with a task that runs on its event loop while its lifespan runs.
 
 :class:`LifespanLoop` starts the subclass's ``_loop`` once the app's startup completed and
-cancels it when the lifespan ends; every other scope goes straight to the app. Used by the
+cancels it when the lifespan ends (before the server hears of its shutdown's end); every other scope goes straight to the app. Used by the
 C heap's periodic trim (:mod:`LLM_Mesh.heap`) and a ``--workers`` worker's heartbeat
 (:mod:`LLM_Mesh.worker_beat`).
 """
@@ -34,6 +34,12 @@ class LifespanLoop:
 
         async def sent(message: Message) -> None:
             nonlocal task
+            if message["type"].startswith("lifespan.shutdown."):  # complete, or failed
+                # ended before the server hears it: it stops waiting on the lifespan there,
+                # and a task of it still running would be cancelled (found 2026-12-05:
+                # uvicorn then logged "ASGI 'lifespan' protocol appears unsupported.")
+                await cancel_and_wait(task)
+                task = None
             await send(message)
             if message["type"] == "lifespan.startup.complete" and task is None:
                 task = asyncio.get_running_loop().create_task(self._loop())

@@ -391,7 +391,11 @@ class InProcessMesh:
 
     def client(self) -> httpx.AsyncClient:
         """An async client to the mesh, usable from any event loop."""
-        return httpx.AsyncClient(transport=_Bridge(self), base_url=self.registry_url)
+        return httpx.AsyncClient(transport=self.transport(), base_url=self.registry_url)
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """The transport :meth:`client` uses: every request to the mesh's registry app."""
+        return _Bridge(self)
 
     def sync_client(self) -> httpx.Client:
         return httpx.Client(transport=_Bridge(self), base_url=self.registry_url)

@@ -6,6 +6,7 @@ Every test runs the real registry app with real sim nodes in process (no sockets
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from typing import Any
@@ -416,6 +417,43 @@ async def test_get_response_without_model_routes_by_task(inprocess_mesh: InProce
     assert r.node_id == mesh.id_of("node-code-llama-7b")
     assert mesh.completions[-1]["model"] == "code-llama-7b"
     assert mesh.completions[-1]["task_type"] == "debug"
+
+
+class FirstReplicaDown(httpx.AsyncBaseTransport):
+    """Two replicas: ``DOWN`` answers 503 to everything, the other is the mesh."""
+
+    DOWN = "http://down.mesh.test"
+
+    def __init__(self, mesh: InProcessMesh) -> None:
+        self.mesh = mesh.transport()
+        self.asked_down: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == httpx.URL(self.DOWN).host:
+            self.asked_down.append(request.url.path)
+            return httpx.Response(503, json={"error": {"message": "down", "code": "down"}})
+        return await self.mesh.handle_async_request(request)
+
+
+async def test_calls_begin_at_the_replica_that_answered_last(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """Found 2026-12-05: each call made a new client that began at the first URL, so with
+    that replica hung every call waited ~9 s on it again (handle_task, two calls: ~19 s)."""
+    mesh = up(inprocess_mesh, "gemma-3-270m")
+    replicas = FirstReplicaDown(mesh)
+    admin_key = (mesh.settings.home / "admin.key").read_text().strip()  # replicas share it
+    reg = DistributedModelRegistry(
+        dataclasses.replace(mesh.settings, admin_key=admin_key),
+        registry_url=f"{FirstReplicaDown.DOWN},{REGISTRY_URL}",
+        http_client=httpx.AsyncClient(transport=replicas),
+    )
+    await reg.refresh()
+    assert replicas.asked_down == ["/mesh/models"]  # left once, then the other replica
+    r = await reg.get_response(None, "def f():", "python")
+    assert r.model == "gemma-3-270m" and replicas.asked_down == ["/mesh/models"]
+    await reg.health_check_all_hosts()  # (a POST: on the replica left it would fail)
+    assert replicas.asked_down == ["/mesh/models"]
 
 
 # --- module-level seed API ------------------------------------------------------------

@@ -608,3 +608,15 @@ def test_service_gets_the_registry_ca_it_runs_with(tmp_path: Path) -> None:
         timeout=120,
     )  # fmt: skip
     assert bad.returncode != 0 and "missing.crt is not a file" in bad.stdout + bad.stderr
+
+
+def test_the_home_it_makes_is_private(tmp_path: Path) -> None:
+    """Found 2026-12-05: the script made $LLM_MESH_HOME with the umask's mode (0755), so the
+    node it started warned at once that the folder holding its keys is readable by others
+    (README: the state directory is made mode 0700)."""
+    run(tmp_path, "--yes", "--no-start", "--engine", "sim", "--models", "mistral-7b")
+    assert (tmp_path / "mesh" / "node.key").is_file()
+    assert (tmp_path / "mesh").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "dry").mkdir()
+    dry = run(tmp_path / "dry", "--dry-run", "--yes", "--engine", "sim", "--models", "mistral-7b")
+    assert dry.stdout.count("mkdir -m 700") == 1 and not (tmp_path / "dry" / "mesh").exists()

@@ -130,8 +130,18 @@ def fail(exc: Exception) -> typer.Exit:
     # one line however wide (a log keeps it whole); the message is text, never markup
     # and without terminal escapes: it may quote a registry's or a node's words (found
     # 2026-12-03: a registry's error message reached the terminal with its ESC sequences)
-    err.print(Text.assemble(("error:", "red"), f" {terminal_text(exc)}"), soft_wrap=True)
+    err.print(Text.assemble(("error:", "red"), f" {said(exc)}"), soft_wrap=True)
     return typer.Exit(1)
+
+
+def said(exc: Exception) -> str:
+    """``exc``'s message as printable text; one without a message by its kind (found
+    2026-12-05: an ``httpx.ReadTimeout`` printed ``error: `` and nothing else)."""
+    if text := terminal_text(exc):
+        return text
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{type(exc).__name__}: no answer within the timeout"
+    return type(exc).__name__
 
 
 def ensure_home(home: Path) -> None:
@@ -173,8 +183,8 @@ async def first_answering(
     urls: Sequence[str], verify: ssl.SSLContext | bool = True, timeout_s: float = 10.0
 ) -> str:
     """The first of the registry replicas ``urls`` (``--registry URL,URL,...``) that
-    answers ``GET /v1/ledger/keys`` at all (any status; its head within 3 × ``timeout_s``,
-    else the next; its body is not read: found 2026-12-03, read whole, a gzip bomb was
+    answers ``GET /v1/ledger/keys`` at all (any status; its head within ``timeout_s`` of
+    silence and 3 × ``timeout_s`` in all, else the next; its body is not read: found 2026-12-03, read whole, a gzip bomb was
     inflated and a byte at a time held ``ledger verify`` / ``witness`` as long as the
     replica liked); the last one when none before it does (the caller's own call then says why). One URL: that
     one, asked nothing here."""
@@ -186,8 +196,10 @@ async def first_answering(
                 client.stream("GET", url.rstrip("/") + "/v1/ledger/keys"),
             ):
                 pass
-        except (httpx.ConnectError, httpx.ConnectTimeout, TimeoutError):
-            continue  # (TimeoutError: no head within the bound)
+        except (httpx.TransportError, TimeoutError):
+            # refused, no head within the bound, or none at all (found 2026-12-05: a hung
+            # replica's httpx.ReadTimeout ended `ledger verify` with an empty "error: ")
+            continue
         return url
     return urls[-1]
 

@@ -68,7 +68,7 @@ def _obj(value: Any) -> dict[str, Any]:
 
 
 def fetch_keys(
-    registry_url: str | Sequence[str], timeout_s: float = 30.0, ca_file: str | None = None
+    registry_url: str | Sequence[str], timeout_s: float = 10.0, ca_file: str | None = None
 ) -> list[str]:
     """The registry's published keys (``GET /v1/ledger/keys``): of the first of the
     replicas (``URL,URL,...``) that answers; https verified with ``ca_file`` too; read to
@@ -85,7 +85,8 @@ async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None
             try:
                 r = await call(client, "GET", url + "/v1/ledger/keys", KEYS_ANSWER_BYTES,
                                deadline_s=3 * timeout_s)  # fmt: skip
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except httpx.TransportError as exc:  # refused, or hung (found 2026-12-05: a
+                # hung first replica's ReadTimeout ended it, "error: ", the next not asked)
                 if n == len(urls):  # said with where, and how to check offline (found
                     # 2026-12-04: "error: All connection attempts failed", nothing else)
                     raise RegistryUnreachable(

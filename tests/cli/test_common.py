@@ -9,9 +9,10 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from LLM_Mesh.cli.common import first_answering
+from LLM_Mesh.cli.common import fail, first_answering
 from tests.hostile_gateway import serve
 
 
@@ -46,3 +47,25 @@ async def test_a_replica_that_refuses_the_connection_is_skipped(gateway: str) ->
     closed = _closed_port()
     assert await first_answering([closed, f"{gateway}/drip"], timeout_s=0.5) == f"{gateway}/drip"
     assert await first_answering([closed, closed + "/x"], timeout_s=0.5) == closed + "/x"
+
+
+@pytest.fixture
+def hung() -> Iterator[str]:
+    """A replica that takes connections (its listen backlog) and never answers: stopped."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+async def test_a_hung_replica_is_skipped(hung: str, gateway: str) -> None:
+    """Found 2026-12-05: with the first replica stopped (SIGSTOP), its ``ReadTimeout`` ended
+    ``ledger verify`` with ``error: `` and nothing else, the next replica not asked."""
+    assert await first_answering([hung, f"{gateway}/drip"], timeout_s=0.3) == f"{gateway}/drip"
+
+
+def test_an_error_without_a_message_is_said_by_its_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    fail(httpx.ReadTimeout(""))
+    assert "error: ReadTimeout: no answer within the timeout" in capsys.readouterr().err
+    fail(KeyError())
+    assert "error: KeyError" in capsys.readouterr().err

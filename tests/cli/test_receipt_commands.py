@@ -23,6 +23,7 @@ from LLM_Mesh.cli.receipt_commands import check, keys_from_listing
 from LLM_Mesh.core.b64url import ed25519_key_problem
 from LLM_Mesh.core.receipt import PartStatus, ReceiptError
 from LLM_Mesh.core.receipt_verify import parse_keys
+from LLM_Mesh.errors import RegistryUnreachable
 from tests.core.key_forms import REFUSED
 from tests.hostile_gateway import serve
 from tests.inprocess_mesh import InProcessMesh
@@ -289,6 +290,19 @@ def test_the_registrys_keys_are_read_to_a_bound(hostile: str, kind: str) -> None
     with pytest.raises(AnswerRefused, match="not read further"):
         receipt_commands.fetch_keys(f"{hostile}/{kind}", timeout_s=0.5)
     assert time.monotonic() - t0 < 5.0
+
+
+def test_a_hung_first_replica_is_left_for_the_next(tmp_path: Path) -> None:
+    """Found 2026-12-05: with the first of two replicas stopped (SIGSTOP), ``receipt verify``
+    printed ``error: `` (its ``ReadTimeout``) after 30 s, the second replica never asked."""
+    with socket.socket() as hung, socket.socket() as closed:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)  # takes the connection, never answers
+        closed.bind(("127.0.0.1", 0))  # refuses it
+        urls = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in (hung, closed)]
+        with pytest.raises(RegistryUnreachable, match="ConnectError") as exc:
+            receipt_commands.fetch_keys(",".join(urls), timeout_s=0.3)
+    assert ", ".join(urls) in str(exc.value)  # both asked, in turn
 
 
 def test_the_registrys_error_reaches_the_terminal_without_escapes_or_markup(
