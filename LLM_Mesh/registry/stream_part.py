@@ -49,7 +49,7 @@ from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
 from LLM_Mesh.core.stream_guard import over_limit, slow_at
 from LLM_Mesh.registry.continuation import chunk_text, delivered, generated
 from LLM_Mesh.registry.job import usage_counts
-from LLM_Mesh.registry.send import Exchange
+from LLM_Mesh.registry.send import Exchange, error_message
 
 __all__ = [
     "DATA",
@@ -199,6 +199,9 @@ class PartReader:
         return batch, None
 
     def _event(self, blob: bytes) -> Event:
+        if b"\r" in blob:  # a line ending to SSE clients, none to the framer: no JSON or
+            # comment holds one, only a line hidden from the checks (found 2026-12-05)
+            raise Broken(f"node {self.ex.tally.node_id} sent a bare CR in an event")
         if not blob.startswith(b"data:") or b"\n" in blob:  # rare: other fields, or lines
             first = self._data_line(blob)
             if not first:  # a comment, an event name alone: no data, relayed as sent
@@ -209,9 +212,9 @@ class PartReader:
             return DONE_EVENT
         obj = self._checked(first)
         if "error" in obj:  # the parsed key: `{ "error"` and "\u0065rror" too (found 2026-12-04)
-            node = self.ex.tally.node_id
-            said = first.decode("utf-8", "replace")
-            raise Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
+            node = self.ex.tally.node_id  # its message as a refusal's, no more (found 2026-12-05)
+            said = error_message(first[5:])
+            raise Broken(f"node {node} reported an error mid-stream: {said}")
         if self.usage_seen:  # its final chunk went out: nothing of the node's after it
             node = self.ex.tally.node_id
             raise Broken(f"node {node} sent an event after its final (usage) chunk")
