@@ -143,7 +143,9 @@ class NodeStream(PartReader):
                 # the node's events, read here (no generator in between: this runs per token)
                 framer, self._done = SseFramer(), False
                 async for got in resp.aiter_raw():
-                    if self._done:  # its [DONE] ended its part: the rest is read, not kept
+                    if self._done:  # its [DONE] ended its part: a byte after it is not read
+                        if got:  # on (found 2026-12-05: a comment a minute held it for ever)
+                            raise Broken(f"node {tally.node_id} sent bytes after its [DONE]")
                         continue
                     batch, broken = self._events(framer.feed(got))
                     if framer.over and broken is None and not self._done:
