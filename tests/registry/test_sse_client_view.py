@@ -1,7 +1,9 @@
-"""A bare ``\\r`` in a node's stream: a line ending to every SSE client (the WHATWG
-EventSource rules; the OpenAI SDKs split on it too), none to the gateway's framer
-(``core/sse_frame.py`` reads ``\\r\\n`` and ``\\n``). A node must not use it to slip lines
-past the send stage's checks. See docs/security.md, "Hostile nodes"."""
+"""What an SSE client reads of a node's stream relayed by the gateway: only the events the
+send stage checked, each one JSON. A bare ``\\r`` is a line ending to every SSE client (the
+WHATWG EventSource rules; the OpenAI SDKs split on it too) and none to the gateway's framer
+(``core/sse_frame.py`` reads ``\\r\\n`` and ``\\n``); a byte order mark at the stream's
+start is dropped by clients; a ``data`` line without a colon is a data field. A node must
+not use any of them to slip lines past the checks. See docs/security.md, "Hostile nodes"."""
 
 from __future__ import annotations
 
@@ -20,18 +22,22 @@ SSE = {"content-type": "text/event-stream"}
 
 
 def client_events(raw: bytes) -> list[str]:
-    """The data of each event as an SSE client dispatches it (WHATWG: lines end at CRLF,
-    LF or CR; comment lines ignored; data lines joined by LF; an event ends at a blank line)."""
+    """The data of each event as an SSE client dispatches it (WHATWG: one byte order mark
+    at the stream's start ignored; lines end at CRLF, LF or CR; comment lines ignored; a
+    line without a colon is a field with an empty value; data lines joined by LF; an event
+    ends at a blank line)."""
+    text = raw.decode("utf-8", "replace")
     out: list[str] = []
     data: list[str] | None = None
-    for line in re.split(r"\r\n|\r|\n", raw.decode("utf-8", "replace")):
+    for line in re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")):
         if not line:
             if data is not None:
                 out.append("\n".join(data))
             data = None
-        elif line.startswith("data:"):
-            value = line[5:]
-            data = [*(data or []), value[1:] if value.startswith(" ") else value]
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            if name == "data":
+                data = [*(data or []), value[1:] if value.startswith(" ") else value]
     return out
 
 
@@ -42,13 +48,15 @@ def _forged(model: str, node_id: str) -> bytes:
     return b"data: " + json.dumps(chunk).encode()
 
 
-@pytest.mark.parametrize("case", ["comment", "event", "whitespace"])
-async def test_a_bare_cr_smuggles_no_line_past_the_checks(tmp_path: Path, case: str) -> None:
-    """A keep-alive comment (or ``event:`` line) whose ``\\r`` hides a ``data:`` line, or
-    a data line whose JSON holds a ``\\r`` between its tokens (JSON white space): the client
-    gets only JSON events, none of them unchecked (found 2026-12-05: the comment was relayed
-    as sent, so a client read its data line as a token the gateway never counted, limited or
-    charged, with the node's own ``mesh``; the white-space ``\\r`` cut the client's JSON)."""
+@pytest.mark.parametrize("case", ["comment", "event", "whitespace", "bom", "data_field"])
+async def test_no_line_reaches_an_sse_client_unchecked(tmp_path: Path, case: str) -> None:
+    """A keep-alive comment (or ``event:`` line) whose ``\\r`` hides a ``data:`` line, a
+    data line whose JSON holds a ``\\r`` between its tokens (JSON white space), a first event
+    behind a byte order mark, a ``data`` line without its colon: the client gets only JSON
+    events, none of them unchecked (found 2026-12-05: the events with no line the gateway
+    read as data were relayed as sent, so a client read a data line as a token the gateway
+    never counted, limited or charged, with the node's own ``mesh``, or an empty event that
+    is not JSON; the white-space ``\\r`` cut the client's JSON)."""
     nodes = FakeNodes()
 
     def factory(node: FakeNode, model: str) -> httpx.Response:
@@ -57,8 +65,12 @@ async def test_a_bare_cr_smuggles_no_line_past_the_checks(tmp_path: Path, case: 
             events.insert(2, b": keep-alive\r" + _forged(model, node.node_id) + b"\n\n")
         elif case == "event":
             events.insert(2, b"event: x\r" + _forged(model, node.node_id) + b"\n\n")
-        else:
+        elif case == "whitespace":
             events[2] = events[2].replace(b'"choices": ', b'"choices":\r\r')
+        elif case == "bom":  # the stream's first bytes: the client drops the mark
+            events.insert(0, b"\xef\xbb\xbf" + _forged(model, node.node_id) + b"\n\n")
+        else:  # an event with data "" to the client: not JSON
+            events.insert(2, b"data\n\n")
         return httpx.Response(200, headers=SSE, content=b"".join(events))
 
     nodes.stream_factory = factory
