@@ -46,7 +46,7 @@ from LLM_Mesh.core.delivered import priced_completion
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
-from LLM_Mesh.core.stream_guard import over_limit, slow_at
+from LLM_Mesh.core.stream_guard import over_limit, slow_at, too_many_without_data
 from LLM_Mesh.registry.continuation import chunk_text, delivered, generated
 from LLM_Mesh.registry.job import usage_counts
 from LLM_Mesh.registry.send import Exchange, error_message
@@ -141,6 +141,7 @@ class PartReader:
         # the current node part's bounds (core/stream_guard.py)
         self.limit = UNBOUNDED  # tokens it may still send (set as its stream opens)
         self.content = -1  # its content chunks, counted only past ``limit`` events
+        self.no_data = 0  # its events without data (comments)
         self.clipped = False  # its usage said more than ``limit``: read as ``limit``
         self.opened = 0.0  # when its stream opened
         self.first_at: float | None = None  # when it sent its first token
@@ -152,7 +153,7 @@ class PartReader:
         """A node part starts (its stream just opened, ``tally.node_id`` its node), with
         the tokens the request still allows on that node (:meth:`_left`)."""
         self.limit = self._left()
-        self.content, self.clipped = -1, False
+        self.content, self.clipped, self.no_data = -1, False, 0
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
         self.lost0 = self._lost(self.opened)
@@ -211,6 +212,10 @@ class PartReader:
             first = self._data_line(blob)
             if not first:  # no data: comments relayed as sent, anything else as ":" (a
                 # byte order mark, a "data" without colon: data to clients; found 2026-12-05)
+                self.no_data += 1
+                if too_many_without_data(self.no_data, len(self.data)):  # a flood (found
+                    node = self.ex.tally.node_id  # 2026-12-05: each read of one held the loop)
+                    raise Broken(f"node {node} sent {self.no_data} events without data")
                 return Event(DATA, blob if _comments(blob) else b":", None, self.continued)
         else:
             first = blob
