@@ -121,11 +121,6 @@ class Overrun(Broken):
 UNBOUNDED = 2**62  # a job without a token limit
 
 
-def _comments(blob: bytes) -> bool:
-    """Whether every line of ``blob`` (an event without a ``\\r``) is an SSE comment."""
-    return all(line[:1] == b":" for line in blob.split(b"\n"))
-
-
 class PartReader:
     """The current node part's events (``_events``) and its state, for
     :class:`~LLM_Mesh.registry.send_stream.NodeStream`: see the module docstring."""
@@ -210,13 +205,13 @@ class PartReader:
             raise Broken(f"node {self.ex.tally.node_id} sent a bare CR in an event")
         if not blob.startswith(b"data:") or b"\n" in blob:  # rare: other fields, or lines
             first = self._data_line(blob)
-            if not first:  # no data: comments relayed as sent, anything else as ":" (a
-                # byte order mark, a "data" without colon: data to clients; found 2026-12-05)
+            if not first:  # no data (a keep-alive): relayed as ":", none of the node's
+                # bytes (a BOM or a "data" without colon was data to clients; found 2026-12-05)
                 self.no_data += 1
                 if too_many_without_data(self.no_data, len(self.data)):  # a flood (found
                     node = self.ex.tally.node_id  # 2026-12-05: each read of one held the loop)
                     raise Broken(f"node {node} sent {self.no_data} events without data")
-                return Event(DATA, blob if _comments(blob) else b":", None, self.continued)
+                return Event(DATA, b":", None, self.continued)
         else:
             first = blob
         if first == b"data: [DONE]":
