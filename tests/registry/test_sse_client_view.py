@@ -1,6 +1,6 @@
 """What an SSE client reads of a node's stream relayed by the gateway: only the events the
 send stage checked, each one JSON. A bare ``\\r`` is a line ending to every SSE client (the
-WHATWG EventSource rules; the OpenAI SDKs split on it too) and none to the gateway's framer
+WHATWG EventSource rules; the OpenAI Python SDK's line decoder too) and none to the gateway's framer
 (``core/sse_frame.py`` reads ``\\r\\n`` and ``\\n``); a byte order mark at the stream's
 start is dropped by clients; a ``data`` line without a colon is a data field. A node must
 not use any of them to slip lines past the checks. See docs/security.md, "Hostile nodes"."""
