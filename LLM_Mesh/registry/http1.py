@@ -318,6 +318,7 @@ class _Conn(asyncio.Protocol):
             body, more = self._body, self._more
             if more:
                 content = b"".join([*body, more])
+                self._more = bytearray()  # (not kept while the connection is idle)
             else:
                 content = body[0] if len(body) == 1 else b"".join(body)
             resp = Http1Response(parser.get_status_code(), self._head, content)
