@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "answer_text",
     "chunk_text",
+    "not_an_answer",
     "objects_text",
     "output_sha256",
     "stream_objects",
@@ -29,6 +30,17 @@ def _first_choice(obj: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return None
     return choices[0]
+
+
+def not_an_answer(obj: dict[str, Any]) -> str | None:
+    """Why a node's 200 JSON object is no OpenAI answer (an ``error`` object, no choice),
+    else ``None``: passed on, it would be an error in the gateway's name with its receipt,
+    or nothing, paid and counted as an answer (found 2026-12-05)."""
+    if "error" in obj:
+        return "the node's answer is an error object"
+    if _first_choice(obj) is None:
+        return "the node's answer has no choice"
+    return None
 
 
 def chunk_text(obj: dict[str, Any]) -> str:

@@ -26,6 +26,12 @@ reading per read with the last :func:`slow_at` and recomputes it only once that 
 passed (for an honest node: rarely, the moment moves ahead faster than time does). A
 ``min_rate`` of 0 turns the trickle rule off.
 
+**Keep-alives.** Events without data (comments) carry no token, so neither rule above
+counts them, and each costs the gateway an event's work (256 KiB of ``:\\n\\n`` a read held
+its event loop ~230 ms): a part may send :data:`NO_DATA_EVENTS` of them and 2 more per data
+event (:func:`too_many_without_data`); an honest node's keep-alives (sse-starlette pings
+every 15 s) stay far below.
+
 **The floor is per node.** The seconds in those rules are the node's *share* of its
 time: while ``k`` requests are in flight on the node, each of them is charged ``1/k`` of
 every second (:class:`SharedTime`, fed by the router's attempts). So ``k`` streams of a
@@ -60,13 +66,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "MAX_SHARERS", "SLACK_EVENTS",
-           "SharedTime", "StreamFloor", "node_context", "over_limit", "sharers", "slow_at",
-           "token_limit"]  # fmt: skip
+__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MIN_RATE", "MAX_CONTEXT", "MAX_SHARERS",
+           "NO_DATA_EVENTS", "SLACK_EVENTS", "SharedTime", "StreamFloor", "node_context",
+           "over_limit", "sharers", "slow_at", "token_limit",
+           "too_many_without_data"]  # fmt: skip
 
 # data events a part may send past its token limit that carry no token: the role chunk,
 # the finish chunk, the final usage chunk and a few empty deltas
 SLACK_EVENTS = 8
+# events without data (keep-alive comments) a part may send, beyond 2 per data event
+NO_DATA_EVENTS = 64
 DEFAULT_MIN_RATE = 0.25
 DEFAULT_GRACE_S = 60.0
 # the most context a node's declaration counts for (2^20 tokens; the catalog's largest is
@@ -97,6 +106,12 @@ def over_limit(limit: int, content_chunks: int, events: int) -> bool:
     """Whether a part with ``content_chunks`` tokens in ``events`` data events went past
     ``limit`` tokens (events: past ``limit`` + :data:`SLACK_EVENTS`)."""
     return content_chunks > limit or events > limit + SLACK_EVENTS
+
+
+def too_many_without_data(no_data: int, data_events: int) -> bool:
+    """Whether a part's ``no_data`` events without data (comments) are a flood: more than
+    :data:`NO_DATA_EVENTS` + 2 per data event."""
+    return no_data > NO_DATA_EVENTS + 2 * data_events
 
 
 @dataclass(frozen=True)

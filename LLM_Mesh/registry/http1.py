@@ -28,7 +28,9 @@ What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
 * bounds: an answer's headers at most :data:`MAX_HEADER_BYTES`, and as many bytes of it
   without a byte of body (its head, a chunk's size line, its trailers: a line that never
   ends is refused there, not held until the deadline), its body at most
-  :data:`MAX_BODY_BYTES` (``NodeProtocolError`` past either). An answer must say its
+  :data:`MAX_BODY_BYTES` (``NodeProtocolError`` past either), held as about its own bytes
+  however it is cut (its pieces past :data:`BODY_PIECES` gathered in one buffer, not an
+  object a chunk). An answer must say its
   length (``Content-Length`` or chunked, as uvicorn always does); one that ends only
   when the connection closes is a protocol error.
 
@@ -73,6 +75,7 @@ __all__ = [
 MAX_HEADER_BYTES = 64 * 1024  # a node's answer head; more is a protocol error
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a node's whole answer; more is a protocol error
 MAX_IDLE_PER_ORIGIN = 256
+BODY_PIECES = 8  # an answer's body pieces kept as read; the rest gathered in one buffer
 
 
 Head = list[tuple[bytes, bytes]]  # an answer's headers as read: (name, value), in order
@@ -116,6 +119,7 @@ class _Conn(asyncio.Protocol):
         "_head_bytes",
         "_head_only",
         "_keep",
+        "_more",
         "_parser",
         "_stream",
         "_unframed",
@@ -131,7 +135,8 @@ class _Conn(asyncio.Protocol):
         self._parser: Any = None
         self._done: asyncio.Future[None] | None = None
         self._head: Head = []  # the answer's headers as read (decoded when asked for)
-        self._body: list[bytes] = []
+        self._body: list[bytes] = []  # the body's first pieces (as a rule: its only one)
+        self._more = bytearray()  # ... the pieces after them (tiny chunks): one buffer
         self._head_bytes = 0
         self._body_bytes = 0
         self._complete = False  # the answer has ended: anything after it is not read
@@ -213,7 +218,11 @@ class _Conn(asyncio.Protocol):
         if self._body_bytes > MAX_BODY_BYTES:
             self._fail("the answer's body is too large", "PayloadTooLarge")
             return
-        self._body.append(body)
+        if len(self._body) < BODY_PIECES:
+            self._body.append(body)
+        else:  # a body in many tiny chunks is gathered, not kept as an object a chunk:
+            # 2-byte chunks held ~60x their bytes (found 2026-12-05)
+            self._more += body
 
     def on_message_complete(self) -> None:
         if self._complete:
@@ -266,6 +275,7 @@ class _Conn(asyncio.Protocol):
         self._done = done = loop.create_future()
         self._head = []
         self._body = []
+        self._more = bytearray()
         self._head_bytes = 0
         self._body_bytes = 0
         self._complete = False
@@ -305,8 +315,12 @@ class _Conn(asyncio.Protocol):
             self._parser = None
             if not self._keep:
                 self.abort()
-            body = self._body
-            content = body[0] if len(body) == 1 else b"".join(body)
+            body, more = self._body, self._more
+            if more:
+                content = b"".join([*body, more])
+                self._more = bytearray()  # (not kept while the connection is idle)
+            else:
+                content = body[0] if len(body) == 1 else b"".join(body)
             resp = Http1Response(parser.get_status_code(), self._head, content)
         except BaseException:
             pool._open.discard(self)
@@ -318,6 +332,9 @@ class _Conn(asyncio.Protocol):
         self, pool: Http1Pool, key: tuple[str, int], request: bytes, timeout_s: float
     ) -> Http1Stream:
         parser = await self._send(request, timeout_s, head_only=True)
+        if self._more:  # (the body read with the head: the stream's reader takes it)
+            self._body.append(bytes(self._more))
+            self._more = bytearray()
         return Http1Stream(
             self, pool, key, parser.get_status_code(), decode_head(self._head), timeout_s
         )

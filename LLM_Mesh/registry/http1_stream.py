@@ -28,6 +28,9 @@ from LLM_Mesh.registry.http1_errors import Http1Error, Http1Timeout
 __all__ = ["STREAM_BUFFER_BYTES", "Http1Stream", "StreamConn", "StreamPool"]
 
 STREAM_BUFFER_BYTES = 256 * 1024  # a stream's body read ahead of its reader, at most
+# read-ahead pieces (chunks) kept as read; those after them are gathered in one buffer:
+# 2-byte chunks held ~60x their bytes as an object each (found 2026-12-05)
+STREAM_PIECES = 64
 
 
 def _as(err: Http1Error, errors: Callable[[Http1Error], Exception] | None) -> Exception:
@@ -72,6 +75,7 @@ class Http1Stream:
         "_key",
         "_last",
         "_loop",
+        "_more",
         "_paused",
         "_pool",
         "_released",
@@ -97,6 +101,7 @@ class Http1Stream:
         self._loop = loop = asyncio.get_running_loop()
         self._buf: list[bytes] = conn._body  # what came in the head's reads
         self._buffered = sum(map(len, self._buf))
+        self._more = bytearray()  # the read-ahead past STREAM_PIECES pieces
         conn._body = []
         self._err: Http1Error | None = None
         self._paused = False
@@ -113,7 +118,10 @@ class Http1Stream:
 
     # from the connection
     def feed(self, body: bytes) -> None:
-        self._buf.append(body)
+        if len(self._buf) < STREAM_PIECES:
+            self._buf.append(body)
+        else:
+            self._more += body
         self._buffered += len(body)
         self._last = self._loop.time()
         if self._buffered > STREAM_BUFFER_BYTES and not self._paused:
@@ -167,6 +175,10 @@ class Http1Stream:
                 return
             buf = self._buf
             if buf:
+                more = self._more
+                if more:
+                    buf.append(bytes(more))
+                    self._more = bytearray()
                 self._buf, self._buffered = [], 0
                 if self._paused:
                     self._paused = False

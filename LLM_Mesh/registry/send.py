@@ -18,7 +18,7 @@ Here they are fed with what came back, classified into router outcomes (a status
     401 (refused the gateway's key)   UNAVAILABLE     refused: another node at once
     read timeout before an answer     TIMEOUT         failed: another node after a backoff
     other transport error, other 5xx, SERVER_ERROR    failed: another node after a backoff
-      a 200 that is not a JSON object,
+      a 200 that is no JSON answer,
       any status but 200 that is no
       4xx (1xx, 204, 299, 3xx, 600+)
     other 4xx (400, 404, 413, 422...) REJECTED        the node's own refusal: a second
@@ -56,7 +56,7 @@ from functools import lru_cache
 from typing import Any
 
 from LLM_Mesh.core import strict_json
-from LLM_Mesh.core.answer_text import answer_text, output_sha256
+from LLM_Mesh.core.answer_text import answer_text, not_an_answer, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.delivered import (
     answer_bytes,
@@ -127,8 +127,8 @@ _READ_LATER = (Outcome.SUCCESS, Outcome.REJECTED)  # bodies the caller reads (an
 
 
 class _NotJson(NodeProtocolError):
-    """A node's 200 whose body is not a JSON object (or holds a non-finite number): a
-    server error, fail over."""
+    """A node's 200 whose body is not a JSON object (or holds a non-finite number), or is no
+    answer (``core/answer_text.not_an_answer``): a server error, fail over."""
 
 
 def forward_headers(rt: Runtime, job: Job, node_id: str, body_sha256: str) -> dict[str, str]:
@@ -565,6 +565,8 @@ class Exchange:
                     data = strict_json.loads_object(resp.content)
                 except (ValueError, RecursionError):  # nested past the parser's limit
                     raise _NotJson("the node's answer is not a JSON object") from None
+                if (why := not_an_answer(data)) is not None:  # no answer: a failure too
+                    raise _NotJson(why)
                 parsed.append(data)
             return resp
 

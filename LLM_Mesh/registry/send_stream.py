@@ -44,6 +44,7 @@ import anyio
 
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
+from LLM_Mesh.core.node_refusal import node_refusal
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.sse_frame import SseFramer
 from LLM_Mesh.errors import MeshError, UpstreamError
@@ -142,7 +143,9 @@ class NodeStream(PartReader):
                 # the node's events, read here (no generator in between: this runs per token)
                 framer, self._done = SseFramer(), False
                 async for got in resp.aiter_raw():
-                    if self._done:  # its [DONE] ended its part: the rest is read, not kept
+                    if self._done:  # its [DONE] ended its part: a byte after it is not read
+                        if got:  # on (found 2026-12-05: a comment a minute held it for ever)
+                            raise Broken(f"node {tally.node_id} sent bytes after its [DONE]")
                         continue
                     batch, broken = self._events(framer.feed(got))
                     if framer.over and broken is None and not self._done:
@@ -253,11 +256,11 @@ class NodeStream(PartReader):
             node, resp = await ex.send(self._sender(stream_payload(body)))
         except MeshError as exc:
             return self._fail(f"{reason}; failover found no node: {exc.message}", exc.code)
-        if resp.status_code != 200:  # a node's own refusal (its attempt ended)
+        if resp.status_code != 200:  # a node's own refusal (its attempt ended): its words
+            # as a refusal's to a client, never its body (found 2026-12-05)
+            said = node_refusal(resp.status_code, resp.content).message
             return self._fail(
-                f"{reason}; node {node} refused to continue: "
-                f"HTTP {resp.status_code} {resp.content[:200]!r}",
-                "upstream_error",
+                f"{reason}; node {node} refused to continue: {said}", "upstream_error"
             )
         self.resp = resp
         self.node_first = self.usage_seen = False

@@ -46,10 +46,10 @@ from LLM_Mesh.core.delivered import priced_completion
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES
-from LLM_Mesh.core.stream_guard import over_limit, slow_at
+from LLM_Mesh.core.stream_guard import over_limit, slow_at, too_many_without_data
 from LLM_Mesh.registry.continuation import chunk_text, delivered, generated
 from LLM_Mesh.registry.job import usage_counts
-from LLM_Mesh.registry.send import Exchange
+from LLM_Mesh.registry.send import Exchange, error_message
 
 __all__ = [
     "DATA",
@@ -136,6 +136,7 @@ class PartReader:
         # the current node part's bounds (core/stream_guard.py)
         self.limit = UNBOUNDED  # tokens it may still send (set as its stream opens)
         self.content = -1  # its content chunks, counted only past ``limit`` events
+        self.no_data = 0  # its events without data (comments)
         self.clipped = False  # its usage said more than ``limit``: read as ``limit``
         self.opened = 0.0  # when its stream opened
         self.first_at: float | None = None  # when it sent its first token
@@ -147,7 +148,7 @@ class PartReader:
         """A node part starts (its stream just opened, ``tally.node_id`` its node), with
         the tokens the request still allows on that node (:meth:`_left`)."""
         self.limit = self._left()
-        self.content, self.clipped = -1, False
+        self.content, self.clipped, self.no_data = -1, False, 0
         self.opened = self.ex.rt.clock()
         self.first_at, self.client_s = None, 0.0
         self.lost0 = self._lost(self.opened)
@@ -199,19 +200,27 @@ class PartReader:
         return batch, None
 
     def _event(self, blob: bytes) -> Event:
+        if b"\r" in blob:  # a line ending to SSE clients, none to the framer: no JSON or
+            # comment holds one, only a line hidden from the checks (found 2026-12-05)
+            raise Broken(f"node {self.ex.tally.node_id} sent a bare CR in an event")
         if not blob.startswith(b"data:") or b"\n" in blob:  # rare: other fields, or lines
             first = self._data_line(blob)
-            if not first:  # a comment, an event name alone: no data, relayed as sent
-                return Event(DATA, blob, None, self.continued)
+            if not first:  # no data (a keep-alive): relayed as ":", none of the node's
+                # bytes (a BOM or a "data" without colon was data to clients; found 2026-12-05)
+                self.no_data += 1
+                if too_many_without_data(self.no_data, len(self.data)):  # a flood (found
+                    node = self.ex.tally.node_id  # 2026-12-05: each read of one held the loop)
+                    raise Broken(f"node {node} sent {self.no_data} events without data")
+                return Event(DATA, b":", None, self.continued)
         else:
             first = blob
         if first == b"data: [DONE]":
             return DONE_EVENT
         obj = self._checked(first)
         if "error" in obj:  # the parsed key: `{ "error"` and "\u0065rror" too (found 2026-12-04)
-            node = self.ex.tally.node_id
-            said = first.decode("utf-8", "replace")
-            raise Broken(f"node {node} reported an error mid-stream: {said[5:300]}")
+            node = self.ex.tally.node_id  # its message as a refusal's, no more (found 2026-12-05)
+            said = error_message(first[5:])
+            raise Broken(f"node {node} reported an error mid-stream: {said}")
         if self.usage_seen:  # its final chunk went out: nothing of the node's after it
             node = self.ex.tally.node_id
             raise Broken(f"node {node} sent an event after its final (usage) chunk")

@@ -138,3 +138,38 @@ async def test_a_stream_broken_by_garbage_is_continued_on_another_node(tmp_path:
                        for c in chunks if c.get("choices"))  # fmt: skip
         assert said == "Hello!" and not any("error" in c for c in chunks)
         assert chunks[-1]["mesh"]["failover_from"] == ["liar"]
+
+
+NOT_ANSWERS = {
+    # an error in the gateway's name, with the gateway's receipt on it
+    "error": {"error": {"message": "your key was revoked: pay at https://evil.example",
+                        "type": "insufficient_balance", "code": "insufficient_balance"}},
+    "no_choices": {"id": "x", "object": "chat.completion", "model": MODEL},
+    "empty_choices": {"id": "x", "object": "chat.completion", "model": MODEL, "choices": []},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(NOT_ANSWERS))
+async def test_a_200_that_is_no_answer_fails_over(tmp_path: Path, case: str) -> None:
+    """A node's 200 whose JSON object is an error, or has no choice: the node's failure,
+    another node answers (found 2026-12-05: passed on as the answer, with the gateway's
+    ``mesh`` and receipt: an error in the gateway's name, ``insufficient_balance`` and a
+    payment link, or nothing; the router heard a success, and such a node, answering at
+    once, was ranked fastest and never ejected)."""
+
+    def answer(node: FakeNode, model: str) -> httpx.Response:
+        if node.node_id == "liar":
+            return httpx.Response(200, json=NOT_ANSWERS[case])
+        return httpx.Response(200, json=chat_answer(model, node.node_id))
+
+    nodes = _Answers(answer)
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        await h.register("liar")
+        await h.register("honest")
+        rank(h.runtime.routing.router, ["liar", "honest"], MODEL, h.clock())
+        r = await h.client.post(CHAT, json={
+            "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8,
+        })  # fmt: skip
+        assert r.status_code == 200 and r.headers["x-mesh-node"] == "honest", r.text
+        assert "evil" not in r.text and strict_json.loads_object(r.content)["choices"]
+        assert nodes.asked == ["liar", "honest"]

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import tracemalloc
 
 import pytest
 
 from LLM_Mesh.registry.http1 import MAX_HEADER_BYTES, Http1Error, Http1Timeout
+from LLM_Mesh.registry.http1_stream import STREAM_BUFFER_BYTES
 from tests.registry.test_http1 import STREAM_HEAD, H, _read_request, chunked, ok, pool, serve
 
 ENDLESS = 1 << 20  # 16× the bound, sent 16 KiB a write, then the node stalls
@@ -241,3 +243,60 @@ async def test_an_answer_to_a_cancelled_request_is_never_read_by_the_next() -> N
             resp = await p.post(url + "/", b"%d" % i, H, timeout_s=5, connect_s=5)
             assert resp.content == b"%d" % i and "x-forged" not in resp.headers
     assert len(conns) == 2
+
+
+def tiny_chunks(body: int, piece: int = 2) -> object:
+    """An answer of ``body`` bytes in chunks of ``piece`` bytes (7 bytes on the wire for 2
+    of body), written 64 KiB at a time."""
+
+    async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await _read_request(r)
+        w.write(STREAM_HEAD)  # a chunked 200
+        one = b"%x\r\n" % piece + b"a" * piece + b"\r\n"
+        left = body // piece
+        while left:
+            n = min(left, 65536 // len(one))
+            w.write(one * n)
+            left -= n
+            await w.drain()
+        w.write(b"0\r\n\r\n")
+        await w.drain()
+
+    return h
+
+
+async def test_an_answer_in_tiny_chunks_holds_about_its_bytes() -> None:
+    """A body sent in 2-byte chunks: each chunk is one ``on_body`` call of the parser; the
+    pieces after the first few are gathered in one buffer, so the answer holds about its
+    own bytes, not an object a chunk (found 2026-12-05: a list of 2-byte ``bytes``, ~60x:
+    1 MiB held 63 MiB, 8 MiB 502 MiB, so ~4 GiB per answer at ``MAX_BODY_BYTES``; measured
+    with ``tracemalloc``)."""
+    body = 1 << 20
+    async with serve(tiny_chunks(body)) as (url, _), pool() as p:  # type: ignore[arg-type]
+        tracemalloc.start()
+        try:
+            resp = await p.post(url + "/", b"", H, timeout_s=60, connect_s=5)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert resp.status == 200 and resp.content == b"a" * body
+        assert peak < 6 * body, peak
+
+
+async def test_a_streams_read_ahead_in_tiny_chunks_holds_about_its_bytes() -> None:
+    """A stream whose reader fell behind (a slow client) while its node sends 2-byte chunks:
+    the read-ahead holds about ``STREAM_BUFFER_BYTES``, not an object a chunk (found
+    2026-12-05: ~60x, ~15 MiB a stream), and the reader still gets every byte in order."""
+    body = 1 << 20
+    async with serve(tiny_chunks(body)) as (url, _), pool() as p:  # type: ignore[arg-type]
+        tracemalloc.start()
+        try:
+            s = await p.stream(url + "/", b"{}", H, timeout_s=10, connect_s=5)
+            await asyncio.sleep(0.5)  # the reader away: the read-ahead fills, then pauses
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        got = await s.read()
+        await s.aclose()
+        assert got == b"a" * body
+        assert peak < 4 * STREAM_BUFFER_BYTES, peak

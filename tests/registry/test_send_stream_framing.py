@@ -181,6 +181,20 @@ async def test_a_stream_without_usage_tells_the_router_its_counted_tokens() -> N
     assert heard == [len(WORDS)]
 
 
+class _Stopping(_Exchange):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped: list[Any] = []
+        self.broken: list[Any] = []
+
+    def broke(self, outcome: Any) -> str | None:
+        self.broken.append(outcome)
+        return None
+
+    def stop(self, why: Any) -> None:
+        self.stopped.append(why)
+
+
 async def test_nothing_the_node_sends_after_its_done_is_relayed_or_counted() -> None:
     """The node's [DONE] ends its part: an event after it (in the same read or a later one)
     is neither relayed nor counted (found 2026-12-04, review: a node without a usage chunk
@@ -188,7 +202,7 @@ async def test_nothing_the_node_sends_after_its_done_is_relayed_or_counted() -> 
     node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
     after = _ev({**BASE, "choices": [{"index": 0, "text": " more"}]})
     for reads in ([node + b"data: [DONE]\n\n" + after], [node + b"data: [DONE]\n\n", after]):
-        ex = _Exchange()
+        ex = _Stopping()
         ns = NodeStream(ex)  # type: ignore[arg-type]
         ns.resp = _Resp(reads)  # type: ignore[assignment]
         out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
@@ -203,7 +217,7 @@ async def test_an_oversized_event_after_done_does_not_break_the_finished_part() 
     broken node, its finished answer failed over to be continued elsewhere)."""
     node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
     huge = b"data: " + b"x" * (MAX_EVENT_BYTES + 10)
-    ex = _Exchange()
+    ex = _Stopping()
     ns = NodeStream(ex)  # type: ignore[arg-type]
     ns.resp = _Resp([node + b"data: [DONE]\n\n", huge])  # type: ignore[assignment]
     out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
@@ -220,20 +234,6 @@ class _HeldOpen(_Resp):
         from LLM_Mesh.registry.node_client import NodeTimeout
 
         raise NodeTimeout("node read timed out", "ReadTimeout")
-
-
-class _Stopping(_Exchange):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stopped: list[Any] = []
-        self.broken: list[Any] = []
-
-    def broke(self, outcome: Any) -> str | None:
-        self.broken.append(outcome)
-        return None
-
-    def stop(self, why: Any) -> None:
-        self.stopped.append(why)
 
 
 async def test_a_node_holding_on_after_done_does_not_have_its_answer_continued() -> None:
@@ -253,3 +253,38 @@ async def test_a_node_holding_on_after_done_does_not_have_its_answer_continued()
     assert ex.tally.completion_tokens == len(WORDS)
     assert ex.tally.output_sha256 == output_sha256("".join(WORDS))
     assert len(ex.broken) == 1  # the router hears the held connection as a failure
+
+
+class _DripsAfterDone(_Resp):
+    """A node that sends its answer and [DONE], then a keep-alive comment at every read
+    (each inside the read timeout, a minute apart say) until the test's safety stop."""
+
+    def __init__(self, reads: list[bytes]) -> None:
+        super().__init__(reads)
+        self.pulled = 0
+
+    async def _raw(self) -> AsyncIterator[bytes]:
+        for r in self.reads:
+            yield r
+        while self.pulled < 10_000:
+            self.pulled += 1
+            yield b": still here\n\n"
+
+
+async def test_a_node_dripping_after_its_done_is_not_read_on() -> None:
+    """Found 2026-12-05: after a node's [DONE] the gateway read its connection to its end,
+    every read discarded, no bound but the read timeout between two reads: a comment every
+    minute held the client's [DONE] (and the attempt) for as long as the node went on. A
+    byte after [DONE] now ends the part there: the answer is the finished one, the router
+    hears the broken framing."""
+    from LLM_Mesh.core.failover import Stop
+
+    node = b"".join(_ev({**BASE, "choices": [{"index": 0, "text": w}]}) for w in WORDS)
+    ex = _Stopping()
+    ns = NodeStream(ex)  # type: ignore[arg-type]
+    ns.resp = resp = _DripsAfterDone([node + b"data: [DONE]\n\n"])  # type: ignore[assignment]
+    out = b"".join([b async for b in SseRelay(ns.events(), lambda _o, _c: None).events()])
+    assert b'"error"' not in out and out.endswith(b"data: [DONE]\n\n"), out
+    assert resp.pulled <= 1, resp.pulled
+    assert ex.stopped == [Stop.SUCCEEDED] and ex.tally.outcome == "ok"
+    assert ex.tally.completion_tokens == len(WORDS) and len(ex.broken) == 1
