@@ -57,7 +57,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -295,28 +295,29 @@ class MeshClient:
 
     async def _request(
         self, method: str, path: str, limit: int = MAX_ANSWER_BYTES, *, admin: bool = False,
-        read: Read = answer_object, **kw: Any,
+        read: Read = answer_object, retry: bool = False, **kw: Any,
     ) -> Any:  # fmt: skip
         """``method path`` on the gateways in turn, its answer read to at most ``limit``, and
         then by ``read`` (its shape: a JSON object by default; a redirect, never followed,
         or another shape: ``UpstreamError``, the next gateway's turn as for a 5xx);
-        ``admin``: with the admin key, if any (:meth:`_admin_headers`)."""
+        ``admin``: with the admin key, if any (:meth:`_admin_headers`); ``retry``: a POST
+        without a request id that may run again on another gateway (harmless twice)."""
         many = len(self.base_urls) > 1
         headers = kw.get("headers") or {}
-        # a retry elsewhere is safe for reads and for calls carrying a request id
-        retry_sent = many and (method == "GET" or "X-Request-Id" in headers)
+        # a retry elsewhere is safe for reads, for calls carrying a request id, and ``retry``
+        retry_sent = many and (method == "GET" or retry or "X-Request-Id" in headers)
+
+        async def sent(base: str) -> httpx.Response:
+            extra = await self._admin_headers(base, kw.get("timeout")) if admin else {}
+            return await call(
+                self._http, method, base + path, limit,
+                deadline_s=self._deadline_s(kw.get("timeout")), follow_redirects=False,
+                **{**kw, "headers": {**headers, **extra}},
+            )  # fmt: skip
 
         async def once(base: str, last: bool) -> Any:
-            try:
-                sent = dict(headers)
-                if admin:
-                    sent.update(await self._admin_headers(base, kw.get("timeout")))
-                answer = call(
-                    self._http, method, base + path, limit,
-                    deadline_s=self._deadline_s(kw.get("timeout")), follow_redirects=False,
-                    **{**kw, "headers": sent},
-                )  # fmt: skip
-                r = await self._watched(answer, base, retry_sent and not last)
+            try:  # the admin proof watched too (found 2026-12-05: it waited 300 s on a hung one)
+                r = await self._watched(sent(base), base, retry_sent and not last)
             except Hung as exc:  # another gateway is left: it is asked (same request id)
                 raise _Retry(UpstreamError(str(exc))) from exc
             except InvalidCredential as exc:  # a URL that did not prove it is the registry
@@ -386,9 +387,12 @@ class MeshClient:
         return models
 
     async def health_check(self) -> list[dict[str, Any]]:
-        """One active health-check pass now: an admin operation (``admin_key``)."""
+        """One active health-check pass now: an admin operation (``admin_key``). Moved to
+        another gateway like a read (found 2026-12-05: a 503 or hung first one failed it): a
+        pass only asks every node's ``GET /mesh/health`` and records what it finds, so a
+        second pass, should the first gateway run it too, checks them again, no harm done."""
         results: list[dict[str, Any]] = await self._request(
-            "POST", "/mesh/health-check", admin=True, read=rows("results")
+            "POST", "/mesh/health-check", admin=True, read=rows("results"), retry=True
         )
         return results
 
@@ -535,11 +539,14 @@ def fetch_json_sync(
     limit: int = MAX_ANSWER_BYTES,
     transport: httpx.AsyncBaseTransport | None = None,
     read: Read = answer_object,
+    prefer: str | None = None,
+    answered: Callable[[str], object] | None = None,
 ) -> Any:
     """A blocking GET for the few synchronous seed calls (``get_model_info``, ``llm-mesh
     status`` and ``models``, the registry's keys of ``receipt verify``); with several
     gateways, the first that answers (below 500) with what ``read`` asks for (a JSON object
-    by default; :func:`~LLM_Mesh.bounded_http.rows`). Read as :class:`MeshClient` reads: at most
+    by default; :func:`~LLM_Mesh.bounded_http.rows`), beginning at ``prefer``
+    (:meth:`MeshClient.prefer`); ``answered(url)`` is told the one that did. Read as :class:`MeshClient` reads: at most
     ``limit`` bytes, decoded, within 3 × ``timeout`` in all (found 2026-12-03: ``httpx.get``
     read and inflated the answer whole, and a byte at a time within ``timeout`` held the
     caller for ever). Runs in a thread of its own, so it works under a running event loop
@@ -550,7 +557,12 @@ def fetch_json_sync(
             timeout=timeout, verify=client_ssl_context(ca_file), transport=transport
         )
         async with http, MeshClient(base_url, http_client=http) as client:
-            return await client._request("GET", path, limit, read=read)
+            client.prefer(prefer)
+            try:
+                return await client._request("GET", path, limit, read=read)
+            finally:
+                if answered is not None:
+                    answered(client.base_url)
 
     # a daemon thread, joined without a pool: Ctrl-C ends the wait at once (the read ends
     # on its own within its bound), and nothing waits for it at exit (found 2026-12-03:

@@ -16,13 +16,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from urllib.parse import parse_qsl
+
 import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.client_hang import Hung as HungError
 from LLM_Mesh.core.hang_watch import HangPolicy
+from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.errors import RegistryUnreachable
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
 from tests.registry.test_shared_idempotency import _register_everywhere as register_everywhere
@@ -36,11 +40,13 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 class Gateway:
-    """A live gateway: ``/healthz`` at once; chat completions after ``delay_s``."""
+    """A live gateway: ``/healthz`` at once; chat completions after ``delay_s``; with a
+    ``prover``, the admin calls too (its identity proof, a health-check pass)."""
 
     def __init__(self, name: str, delay_s: float = 0.0) -> None:
         self.name = name
         self.delay_s = delay_s
+        self.prover: IdentityProver | None = None
         self.calls: list[str | None] = []  # each completion's X-Request-Id
         self.probes = 0
 
@@ -57,11 +63,17 @@ class Gateway:
             self.probes += 1
             await _json(send, {"status": "ok"})
             return
+        if scope["path"] == "/mesh/identity" and self.prover is not None:
+            query = dict(parse_qsl(scope["query_string"].decode()))
+            await _json(send, dict(self.prover.answer(query["origin"], query["nonce"])))
+            return
         headers = dict(scope["headers"])
         self.calls.append(headers.get(b"x-request-id", b"").decode() or None)
         await asyncio.sleep(self.delay_s)
         if scope["path"] == "/mesh/models":
             await _json(send, {"models": [{"id": self.name}]})
+        elif scope["path"] == "/mesh/health-check":
+            await _json(send, {"results": [{"node_id": self.name, "ok": True}]})
         elif json.loads(body).get("stream"):
             event = {"choices": [{"delta": {"content": self.name}}]}
             sse = f"data: {json.dumps(event)}\n\ndata: [DONE]\n\n".encode()
@@ -287,13 +299,34 @@ async def test_the_last_url_left_is_waited_on(hung: Hung) -> None:
 
 
 async def test_a_post_without_request_id_is_not_moved(hung: Hung, live: Live) -> None:
-    """An admin POST carries no id: another gateway could run it twice, so it waits."""
+    """A canary round carries no id: another gateway would run it twice (a completion on
+    every node), so it waits."""
     second = Gateway("b")
     urls = [await hung.start(), await live.start(second)]
-    async with MeshClient(urls, hang_policy=QUICK) as c:
+    async with MeshClient(urls, hang_policy=QUICK, admin_key="k") as c:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(c.health_check(), 1.5)
+            await asyncio.wait_for(c.canary_run(), 1.5)
     assert second.calls == []
+
+
+@pytest.mark.parametrize("proof", [False, True])
+async def test_the_health_check_is_moved_off_a_hung_gateway(
+    hung: Hung, live: Live, proof: bool
+) -> None:
+    """Found 2026-12-05: the admin health check (a POST without a request id) waited on a
+    hung first gateway (300 s), and so did its admin proof (``GET /mesh/identity``, the home's
+    key). A pass only checks the nodes again: it is moved like a read."""
+    second = Gateway("b")
+    urls = [await hung.start(), await live.start(second)]
+    second.prover = IdentityProver(Ed25519PrivateKey.generate(), [urls[1]])
+    holder = second.prover.public_key if proof else None
+    async with MeshClient(
+        urls, hang_policy=QUICK, admin_key="admin-k", admin_registry_key=holder
+    ) as c, asyncio.timeout(BOUND_S):  # fmt: skip
+        assert await c.health_check() == [{"node_id": "b", "ok": True}]
+    assert c.base_url == urls[1] and c.failovers == 1 and second.calls == [None]
+    if proof:  # the hung one was asked its proof, never sent the key
+        assert not any(b"admin-k" in r for r in hung.received)
 
 
 async def test_no_policy_never_probes(hung: Hung, live: Live) -> None:
