@@ -89,6 +89,7 @@ from LLM_Mesh.errors import (
     InvalidApiKey,
     InvalidCredential,
     MeshError,
+    ModelUnavailable,
     RegistryUnreachable,
     UpstreamError,
 )
@@ -194,6 +195,13 @@ class _Retry(Exception):
         self.error = error
 
 
+def _said(error: MeshError) -> MeshError | None:
+    """``error`` if it is a gateway's "model not up" (naming the models up: what a fallback
+    needs), raised when every gateway failed, whichever failed last (found 2026-12-05: a
+    down replica's bare 503 came last, and ``fallback=True`` found no model up)."""
+    return error if isinstance(error, ModelUnavailable) and error.model else None
+
+
 class MeshClient:
     """Talks to a registry + gateway at ``base_url`` (e.g. ``http://127.0.0.1:8800``), or to
     the first of several that answers (see the module docstring)."""
@@ -259,12 +267,14 @@ class MeshClient:
         """``await call(base_url, is_last)`` on the gateways in turn until one does not ask
         to retry (``is_last``: no other gateway is left to try after this one)."""
         last: MeshError | None = None
+        said: MeshError | None = None  # a gateway's "model not up" (``_said``)
         order = self._order()
         for i in order:
             try:
                 result = await call(self.base_urls[i], i == order[-1])
             except _Retry as exc:
                 last = exc.error
+                said = said or _said(exc.error)
                 if i != order[-1]:
                     self.failovers += 1
                 continue
@@ -272,7 +282,7 @@ class MeshClient:
             return result
         if last is None:  # no gateway URL at all (the constructor refuses that)
             raise MeshError("no gateway URL to try")
-        raise last
+        raise said or last
 
     def _watched(self, step: Any, base: str, leave: bool) -> Any:
         """``step`` (a wait on ``base``), watched for a hung gateway when ``leave`` (the
@@ -480,6 +490,7 @@ class MeshClient:
         started = False
         limit_s = positive(max_s) if max_s is not None else self.stream_max_s or stream_max_s()
         bound = Bound(asyncio.get_running_loop().time() + limit_s, limit_s)
+        said: MeshError | None = None
         for i in self._order():
             base = self.base_urls[i]
             last = i == self._order()[-1]
@@ -496,10 +507,12 @@ class MeshClient:
                         error: MeshError | None = redirected(r, what)
                         if error is None:
                             error = await bound.by(stream_error(r, base + path), what)
-                        if r.status_code not in range(400, 500) and many and not last:
-                            self.failovers += 1
+                        if r.status_code in range(400, 500):
+                            raise error
+                        if many and not last:
+                            said, self.failovers = said or _said(error), self.failovers + 1
                             continue
-                        raise error
+                        raise said or error
                     self._current = i
                     started = True
                     yield {

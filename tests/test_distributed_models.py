@@ -477,6 +477,26 @@ async def test_a_new_registrys_health_check_leaves_a_replica_answering_503(
     assert replicas.asked_down == ["/mesh/health-check"]  # then the refresh: the other one
 
 
+async def test_fallback_when_the_replica_left_answers_after_the_one_that_says_not_up(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """Found 2026-12-05: once calls began at the replica that answered last, a model not up
+    there was asked of the 503 replica next, its bare 503 raised, and ``fallback=True`` found
+    no model up. The replica's "model not up" (with the models up) is the call's error."""
+    mesh = up(inprocess_mesh, "gemma-3-270m")
+    replicas = FirstReplicaDown(mesh)
+    reg = DistributedModelRegistry(
+        mesh.settings, registry_url=f"{FirstReplicaDown.DOWN},{REGISTRY_URL}",
+        http_client=httpx.AsyncClient(transport=replicas),
+    )  # fmt: skip
+    await reg.refresh()  # the DOWN one left: the next call begins at the other
+    r = await reg.get_response("code-llama-7b", "def f():", "python", fallback=True)
+    assert r.model == "gemma-3-270m" and r.fallback_from == "code-llama-7b"
+    with pytest.raises(ModelUnavailable) as info:
+        await reg.get_response("code-llama-7b", "def f():", "python")
+    assert info.value.available == ["gemma-3-270m"] and info.value.model == "code-llama-7b"
+
+
 def test_get_model_info_begins_at_the_replica_that_answered_last(
     inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -142,3 +142,21 @@ async def test_the_stream_begins_at_the_replica_that_answered_the_routing(
     assert [c["model"] for c in inprocess_mesh.completions] == ["gemma-3-270m"]
     assert replicas.asked_down == ["/mesh/models"]  # left once, by the routing's refresh
     assert buf.getvalue().startswith("def f():")
+
+
+async def test_stream_fallback_when_the_replica_left_answers_last(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """The stream's "model not up" is kept over a 503 replica asked after it (found
+    2026-12-05, once the stream began at the replica that answered the routing)."""
+    inprocess_mesh.add_nodes("gemma-3-270m")
+    replicas = FirstReplicaDown(inprocess_mesh)
+    urls = [REGISTRY_URL, FirstReplicaDown.DOWN]  # as the stream's client then orders them
+    console, buf = _console()
+    await ask_once(
+        console, ",".join(urls), "def f():", model="code-llama-7b", task="python",
+        stream=True, chat=False, max_tokens=8, temperature=None, fallback=True, api_key=None,
+        http_client=httpx.AsyncClient(transport=replicas),
+    )  # fmt: skip
+    assert [c["model"] for c in inprocess_mesh.completions] == ["code-llama-7b", "gemma-3-270m"]
+    assert "(fallback from code-llama-7b)" in buf.getvalue()
