@@ -15,7 +15,7 @@ house style wants); otherwise the client owns one and closes it in ``aclose``.
 **Several gateways** (replicas: ``base_url`` a list, or ``"URL,URL,..."`` as
 ``$LLM_MESH_REGISTRY_URL`` and ``--registry`` take it): the client uses one at a time
 and moves to the next when it cannot connect, the connection breaks before an answer,
-or the answer is 5xx, a redirect or not of the shape asked (a read, or a call with a
+or the answer is 5xx, a redirect or not of the shape asked (a read, the health check, or a call with a
 request id; a redirect of a stream too), and stays with the one that answered. An OpenAI call then always
 carries a request id (``X-Request-Id``: the caller's, else one made per call), the same
 on every gateway it tries, so the gateways run it at most once: a duplicate is
@@ -111,8 +111,7 @@ EARNINGS_ANSWER_BYTES = 8 << 20
 # sending an honest event now and then, each within the read timeout, held it for ever);
 # an honest stream of 32k tokens at 20 tokens a second takes ~27 min
 DEFAULT_STREAM_MAX_S = 1800.0
-# (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``: imported above, named
-# here still)
+# (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``: imported, named still)
 __all__ = [
     "DEFAULT_STREAM_MAX_S", "DEFAULT_TIMEOUT", "EARNINGS_ANSWER_BYTES", "MAX_ANSWER_BYTES",
     "MAX_STREAM_EVENT_BYTES", "PING_ANSWER_BYTES", "STREAM_MAX_ENV", "MeshClient",
@@ -196,9 +195,8 @@ class _Retry(Exception):
 
 
 def _said(error: MeshError) -> MeshError | None:
-    """``error`` if it is a gateway's "model not up" (naming the models up: what a fallback
-    needs), raised when every gateway failed, whichever failed last (found 2026-12-05: a
-    down replica's bare 503 came last, and ``fallback=True`` found no model up)."""
+    """``error`` if a gateway's "model not up" (the models up: a fallback's), raised when all
+    failed, whichever last (found 2026-12-05: a 503 replica's came last; a hung one, 300 s)."""
     return error if isinstance(error, ModelUnavailable) and error.model else None
 
 
@@ -265,13 +263,13 @@ class MeshClient:
 
     async def _each(self, call: Any) -> Any:
         """``await call(base_url, is_last)`` on the gateways in turn until one does not ask
-        to retry (``is_last``: no other gateway is left to try after this one)."""
+        to retry (``is_last``: no other gateway is left to try, nor a "not up" to raise)."""
         last: MeshError | None = None
         said: MeshError | None = None  # a gateway's "model not up" (``_said``)
         order = self._order()
         for i in order:
             try:
-                result = await call(self.base_urls[i], i == order[-1])
+                result = await call(self.base_urls[i], i == order[-1] and said is None)
             except _Retry as exc:
                 last = exc.error
                 said = said or _said(exc.error)
@@ -493,7 +491,7 @@ class MeshClient:
         said: MeshError | None = None
         for i in self._order():
             base = self.base_urls[i]
-            last = i == self._order()[-1]
+            last = i == self._order()[-1] and said is None  # (else: ``said`` is the error)
             try:
                 request = self._http.build_request(
                     "POST", base + path, json={**body, "stream": True},
@@ -512,7 +510,7 @@ class MeshClient:
                         if many and not last:
                             said, self.failovers = said or _said(error), self.failovers + 1
                             continue
-                        raise said or error
+                        raise error
                     self._current = i
                     started = True
                     yield {
@@ -541,6 +539,8 @@ class MeshClient:
                 if started or not many or last:
                     raise UpstreamError(f"the stream from {base} was cut: {exc}") from exc
                 self.failovers += 1
+        if said is not None:  # the last one failed too (hung, refused, 5xx)
+            raise said
 
 
 def fetch_json_sync(

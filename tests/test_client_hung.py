@@ -15,7 +15,6 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
 from urllib.parse import parse_qsl
 
 import httpx
@@ -27,7 +26,7 @@ from LLM_Mesh.client import MeshClient
 from LLM_Mesh.client_hang import Hung as HungError
 from LLM_Mesh.core.hang_watch import HangPolicy
 from LLM_Mesh.core.registry_identity import IdentityProver
-from LLM_Mesh.errors import RegistryUnreachable
+from LLM_Mesh.errors import ModelUnavailable, RegistryUnreachable
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
 from tests.registry.test_shared_idempotency import _register_everywhere as register_everywhere
 from tests.registry.test_shared_idempotency import two_replicas
@@ -47,6 +46,7 @@ class Gateway:
         self.name = name
         self.delay_s = delay_s
         self.prover: IdentityProver | None = None
+        self.not_up = False  # completions: 503 model_unavailable (naming the models up)
         self.calls: list[str | None] = []  # each completion's X-Request-Id
         self.probes = 0
 
@@ -70,7 +70,10 @@ class Gateway:
         headers = dict(scope["headers"])
         self.calls.append(headers.get(b"x-request-id", b"").decode() or None)
         await asyncio.sleep(self.delay_s)
-        if scope["path"] == "/mesh/models":
+        if self.not_up and scope["path"] == CHAT_PATH:
+            error = {"message": "m is not up", "code": "model_unavailable", "model": "m"}
+            await _json(send, {"error": {**error, "available": [self.name]}}, 503)
+        elif scope["path"] == "/mesh/models":
             await _json(send, {"models": [{"id": self.name}]})
         elif scope["path"] == "/mesh/health-check":
             await _json(send, {"results": [{"node_id": self.name, "ok": True}]})
@@ -85,10 +88,10 @@ class Gateway:
             await _json(send, answer)
 
 
-async def _json(send: Any, data: dict[str, Any]) -> None:
+async def _json(send: Any, data: dict[str, Any], status: int = 200) -> None:
     body = json.dumps(data).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -327,6 +330,26 @@ async def test_the_health_check_is_moved_off_a_hung_gateway(
     assert c.base_url == urls[1] and c.failovers == 1 and second.calls == [None]
     if proof:  # the hung one was asked its proof, never sent the key
         assert not any(b"admin-k" in r for r in hung.received)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_model_not_up_is_not_waited_on_a_hung_gateway_after_it(
+    hung: Hung, live: Live, stream: bool
+) -> None:
+    """Found 2026-12-05: a call begins at the gateway that answered last; when it says the
+    model is not up, the next (hung) one was the last left, so not watched: 300 s, and then
+    not its "not up" (the models up) but the hung one's timeout. Now it is left (~1 s here)
+    and the live one's ModelUnavailable raised, as fallback=True needs."""
+    first = Gateway("b")
+    first.not_up = True
+    urls = [await live.start(first), await hung.start()]
+    async with MeshClient(urls, hang_policy=QUICK) as c, asyncio.timeout(BOUND_S):
+        with pytest.raises(ModelUnavailable) as info:
+            if stream:
+                _ = [x async for x in c.stream(CHAT_PATH, CHAT)]
+            else:
+                await c.chat(CHAT)
+    assert info.value.available == ["b"] and info.value.model == "m"
 
 
 async def test_no_policy_never_probes(hung: Hung, live: Live) -> None:
