@@ -15,7 +15,7 @@ house style wants); otherwise the client owns one and closes it in ``aclose``.
 **Several gateways** (replicas: ``base_url`` a list, or ``"URL,URL,..."`` as
 ``$LLM_MESH_REGISTRY_URL`` and ``--registry`` take it): the client uses one at a time
 and moves to the next when it cannot connect, the connection breaks before an answer,
-or the answer is 5xx, a redirect or not of the shape asked (a read, or a call with a
+or the answer is 5xx, a redirect or not of the shape asked (a read, the health check, or a call with a
 request id; a redirect of a stream too), and stays with the one that answered. An OpenAI call then always
 carries a request id (``X-Request-Id``: the caller's, else one made per call), the same
 on every gateway it tries, so the gateways run it at most once: a duplicate is
@@ -57,7 +57,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -89,6 +89,7 @@ from LLM_Mesh.errors import (
     InvalidApiKey,
     InvalidCredential,
     MeshError,
+    ModelUnavailable,
     RegistryUnreachable,
     UpstreamError,
 )
@@ -110,8 +111,7 @@ EARNINGS_ANSWER_BYTES = 8 << 20
 # sending an honest event now and then, each within the read timeout, held it for ever);
 # an honest stream of 32k tokens at 20 tokens a second takes ~27 min
 DEFAULT_STREAM_MAX_S = 1800.0
-# (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``: imported above, named
-# here still)
+# (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``: imported, named still)
 __all__ = [
     "DEFAULT_STREAM_MAX_S", "DEFAULT_TIMEOUT", "EARNINGS_ANSWER_BYTES", "MAX_ANSWER_BYTES",
     "MAX_STREAM_EVENT_BYTES", "PING_ANSWER_BYTES", "STREAM_MAX_ENV", "MeshClient",
@@ -194,6 +194,12 @@ class _Retry(Exception):
         self.error = error
 
 
+def _said(error: MeshError) -> MeshError | None:
+    """``error`` if a gateway's "model not up" (the models up: a fallback's), raised when all
+    failed, whichever last (found 2026-12-05: a 503 replica's came last; a hung one, 300 s)."""
+    return error if isinstance(error, ModelUnavailable) and error.model else None
+
+
 class MeshClient:
     """Talks to a registry + gateway at ``base_url`` (e.g. ``http://127.0.0.1:8800``), or to
     the first of several that answers (see the module docstring)."""
@@ -257,14 +263,16 @@ class MeshClient:
 
     async def _each(self, call: Any) -> Any:
         """``await call(base_url, is_last)`` on the gateways in turn until one does not ask
-        to retry (``is_last``: no other gateway is left to try after this one)."""
+        to retry (``is_last``: no other gateway is left to try, nor a "not up" to raise)."""
         last: MeshError | None = None
+        said: MeshError | None = None  # a gateway's "model not up" (``_said``)
         order = self._order()
         for i in order:
             try:
-                result = await call(self.base_urls[i], i == order[-1])
+                result = await call(self.base_urls[i], i == order[-1] and said is None)
             except _Retry as exc:
                 last = exc.error
+                said = said or _said(exc.error)
                 if i != order[-1]:
                     self.failovers += 1
                 continue
@@ -272,7 +280,7 @@ class MeshClient:
             return result
         if last is None:  # no gateway URL at all (the constructor refuses that)
             raise MeshError("no gateway URL to try")
-        raise last
+        raise said or last
 
     def _watched(self, step: Any, base: str, leave: bool) -> Any:
         """``step`` (a wait on ``base``), watched for a hung gateway when ``leave`` (the
@@ -295,28 +303,29 @@ class MeshClient:
 
     async def _request(
         self, method: str, path: str, limit: int = MAX_ANSWER_BYTES, *, admin: bool = False,
-        read: Read = answer_object, **kw: Any,
+        read: Read = answer_object, retry: bool = False, **kw: Any,
     ) -> Any:  # fmt: skip
         """``method path`` on the gateways in turn, its answer read to at most ``limit``, and
         then by ``read`` (its shape: a JSON object by default; a redirect, never followed,
         or another shape: ``UpstreamError``, the next gateway's turn as for a 5xx);
-        ``admin``: with the admin key, if any (:meth:`_admin_headers`)."""
+        ``admin``: with the admin key, if any (:meth:`_admin_headers`); ``retry``: a POST
+        without a request id that may run again on another gateway (harmless twice)."""
         many = len(self.base_urls) > 1
         headers = kw.get("headers") or {}
-        # a retry elsewhere is safe for reads and for calls carrying a request id
-        retry_sent = many and (method == "GET" or "X-Request-Id" in headers)
+        # a retry elsewhere is safe for reads, for calls carrying a request id, and ``retry``
+        retry_sent = many and (method == "GET" or retry or "X-Request-Id" in headers)
+
+        async def sent(base: str) -> httpx.Response:
+            extra = await self._admin_headers(base, kw.get("timeout")) if admin else {}
+            return await call(
+                self._http, method, base + path, limit,
+                deadline_s=self._deadline_s(kw.get("timeout")), follow_redirects=False,
+                **{**kw, "headers": {**headers, **extra}},
+            )  # fmt: skip
 
         async def once(base: str, last: bool) -> Any:
-            try:
-                sent = dict(headers)
-                if admin:
-                    sent.update(await self._admin_headers(base, kw.get("timeout")))
-                answer = call(
-                    self._http, method, base + path, limit,
-                    deadline_s=self._deadline_s(kw.get("timeout")), follow_redirects=False,
-                    **{**kw, "headers": sent},
-                )  # fmt: skip
-                r = await self._watched(answer, base, retry_sent and not last)
+            try:  # the admin proof watched too (found 2026-12-05: it waited 300 s on a hung one)
+                r = await self._watched(sent(base), base, retry_sent and not last)
             except Hung as exc:  # another gateway is left: it is asked (same request id)
                 raise _Retry(UpstreamError(str(exc))) from exc
             except InvalidCredential as exc:  # a URL that did not prove it is the registry
@@ -386,9 +395,12 @@ class MeshClient:
         return models
 
     async def health_check(self) -> list[dict[str, Any]]:
-        """One active health-check pass now: an admin operation (``admin_key``)."""
+        """One active health-check pass now: an admin operation (``admin_key``). Moved to
+        another gateway like a read (found 2026-12-05: a 503 or hung first one failed it): a
+        pass only asks every node's ``GET /mesh/health`` and records what it finds, so a
+        second pass, should the first gateway run it too, checks them again, no harm done."""
         results: list[dict[str, Any]] = await self._request(
-            "POST", "/mesh/health-check", admin=True, read=rows("results")
+            "POST", "/mesh/health-check", admin=True, read=rows("results"), retry=True
         )
         return results
 
@@ -476,9 +488,10 @@ class MeshClient:
         started = False
         limit_s = positive(max_s) if max_s is not None else self.stream_max_s or stream_max_s()
         bound = Bound(asyncio.get_running_loop().time() + limit_s, limit_s)
+        said: MeshError | None = None
         for i in self._order():
             base = self.base_urls[i]
-            last = i == self._order()[-1]
+            last = i == self._order()[-1] and said is None  # (else: ``said`` is the error)
             try:
                 request = self._http.build_request(
                     "POST", base + path, json={**body, "stream": True},
@@ -492,8 +505,10 @@ class MeshClient:
                         error: MeshError | None = redirected(r, what)
                         if error is None:
                             error = await bound.by(stream_error(r, base + path), what)
-                        if r.status_code not in range(400, 500) and many and not last:
-                            self.failovers += 1
+                        if r.status_code in range(400, 500):
+                            raise error
+                        if many and not last:
+                            said, self.failovers = said or _said(error), self.failovers + 1
                             continue
                         raise error
                     self._current = i
@@ -524,6 +539,8 @@ class MeshClient:
                 if started or not many or last:
                     raise UpstreamError(f"the stream from {base} was cut: {exc}") from exc
                 self.failovers += 1
+        if said is not None:  # the last one failed too (hung, refused, 5xx)
+            raise said
 
 
 def fetch_json_sync(
@@ -535,11 +552,14 @@ def fetch_json_sync(
     limit: int = MAX_ANSWER_BYTES,
     transport: httpx.AsyncBaseTransport | None = None,
     read: Read = answer_object,
+    prefer: str | None = None,
+    answered: Callable[[str], object] | None = None,
 ) -> Any:
     """A blocking GET for the few synchronous seed calls (``get_model_info``, ``llm-mesh
     status`` and ``models``, the registry's keys of ``receipt verify``); with several
     gateways, the first that answers (below 500) with what ``read`` asks for (a JSON object
-    by default; :func:`~LLM_Mesh.bounded_http.rows`). Read as :class:`MeshClient` reads: at most
+    by default; :func:`~LLM_Mesh.bounded_http.rows`), beginning at ``prefer``
+    (:meth:`MeshClient.prefer`); ``answered(url)`` is told the one that did. Read as :class:`MeshClient` reads: at most
     ``limit`` bytes, decoded, within 3 × ``timeout`` in all (found 2026-12-03: ``httpx.get``
     read and inflated the answer whole, and a byte at a time within ``timeout`` held the
     caller for ever). Runs in a thread of its own, so it works under a running event loop
@@ -550,7 +570,12 @@ def fetch_json_sync(
             timeout=timeout, verify=client_ssl_context(ca_file), transport=transport
         )
         async with http, MeshClient(base_url, http_client=http) as client:
-            return await client._request("GET", path, limit, read=read)
+            client.prefer(prefer)
+            try:
+                return await client._request("GET", path, limit, read=read)
+            finally:
+                if answered is not None:
+                    answered(client.base_url)
 
     # a daemon thread, joined without a pool: Ctrl-C ends the wait at once (the read ends
     # on its own within its bound), and nothing waits for it at exit (found 2026-12-03:

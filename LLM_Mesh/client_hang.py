@@ -5,7 +5,7 @@ it is not in, probes that gateway's ``GET /healthz`` (:func:`probe`: a fresh con
 while the step holds its own, at most ``probe_s``) as :class:`~LLM_Mesh.core.hang_watch.HangWatch`
 says; once it takes the gateway for hung the step is cancelled (its connection closed) and
 :class:`Hung` raised. :class:`~LLM_Mesh.client.MeshClient` watches only a wait it may move
-to another gateway (several URLs, a read or a call carrying its request id, and another URL
+to another gateway (several URLs, a read, the health check or a call carrying its request id, and another URL
 left to try): with one URL, or none left, it waits as before.
 """
 

@@ -212,15 +212,18 @@ class DistributedModelRegistry:
         self._models = self._nodes = None
 
     @asynccontextmanager
-    async def _client(self) -> AsyncIterator[MeshClient]:
+    async def client(self, *, stream_max_s: float | None = None) -> AsyncIterator[MeshClient]:
+        """A :class:`MeshClient` for a call or two (``llm-mesh ask --stream``'s stream too)
+        that begins at the gateway that answered this registry's last call."""
         # A fresh AsyncClient per call unless one was injected: the seed calls
         # asyncio.run() more than once, and a client cannot outlive its loop.
         # Each call begins at the gateway that answered the last one (found 2026-12-05: with
         # the first of two replicas hung, every call waited ~9 s on it again, and
         # mesh_manager.handle_task, two calls, ~19 s).
         async with MeshClient(
-            self.registry_url, http_client=self._http, api_key=self.api_key, ca_file=self.ca_file
-        ) as c:
+            self.registry_url, http_client=self._http, api_key=self.api_key,
+            ca_file=self.ca_file, stream_max_s=stream_max_s,
+        ) as c:  # fmt: skip
             c.prefer(self._answered)
             try:
                 yield c
@@ -230,17 +233,28 @@ class DistributedModelRegistry:
     # --- snapshot of the network ------------------------------------------------------
 
     async def refresh(self) -> None:
-        async with self._client() as c:
+        async with self.client() as c:
             self._models = await c.models()
             self._nodes = await c.nodes()
         self._snapshot_at = self._clock()
 
+    def _answer(self, base_url: str) -> None:
+        self._answered = base_url
+
     def _refresh_sync(self) -> None:
         # read as MeshClient.models()/nodes() read them: a list of objects with their ids
         # (else UpstreamError in words: found 2026-12-04, KeyError/TypeError in the caller)
+        # Each begins at the gateway that answered last, as the async calls do (found
+        # 2026-12-05: at the first URL each time, so ~5 s a fetch on a hung first replica).
         url, ca = self.registry_url, self.ca_file
-        self._models = fetch_json_sync(url, "/mesh/models", ca_file=ca, read=rows("models", "id"))
-        self._nodes = fetch_json_sync(url, "/mesh/nodes", ca_file=ca, read=rows("nodes", "node_id"))
+
+        def fetch(path: str, read: Any) -> Any:
+            return fetch_json_sync(
+                url, path, ca_file=ca, read=read, prefer=self._answered, answered=self._answer
+            )
+
+        self._models = fetch("/mesh/models", rows("models", "id"))
+        self._nodes = fetch("/mesh/nodes", rows("nodes", "node_id"))
         self._snapshot_at = self._clock()
 
     async def initialize(self) -> dict[str, Any]:
@@ -393,7 +407,7 @@ class DistributedModelRegistry:
         requested: str,
         request_id: str | None,
     ) -> ModelResponse:
-        async with self._client() as c:
+        async with self.client() as c:
             if chat:
                 out = await c.chat(
                     {**body, "messages": [{"role": "user", "content": prompt}]},

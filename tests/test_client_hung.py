@@ -15,15 +15,18 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.client_hang import Hung as HungError
 from LLM_Mesh.core.hang_watch import HangPolicy
-from LLM_Mesh.errors import RegistryUnreachable
+from LLM_Mesh.core.registry_identity import IdentityProver
+from LLM_Mesh.errors import ModelUnavailable, RegistryUnreachable
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
 from tests.registry.test_shared_idempotency import _register_everywhere as register_everywhere
 from tests.registry.test_shared_idempotency import two_replicas
@@ -36,11 +39,14 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 class Gateway:
-    """A live gateway: ``/healthz`` at once; chat completions after ``delay_s``."""
+    """A live gateway: ``/healthz`` at once; chat completions after ``delay_s``; with a
+    ``prover``, the admin calls too (its identity proof, a health-check pass)."""
 
     def __init__(self, name: str, delay_s: float = 0.0) -> None:
         self.name = name
         self.delay_s = delay_s
+        self.prover: IdentityProver | None = None
+        self.not_up = False  # completions: 503 model_unavailable (naming the models up)
         self.calls: list[str | None] = []  # each completion's X-Request-Id
         self.probes = 0
 
@@ -57,11 +63,20 @@ class Gateway:
             self.probes += 1
             await _json(send, {"status": "ok"})
             return
+        if scope["path"] == "/mesh/identity" and self.prover is not None:
+            query = dict(parse_qsl(scope["query_string"].decode()))
+            await _json(send, dict(self.prover.answer(query["origin"], query["nonce"])))
+            return
         headers = dict(scope["headers"])
         self.calls.append(headers.get(b"x-request-id", b"").decode() or None)
         await asyncio.sleep(self.delay_s)
-        if scope["path"] == "/mesh/models":
+        if self.not_up and scope["path"] == CHAT_PATH:
+            error = {"message": "m is not up", "code": "model_unavailable", "model": "m"}
+            await _json(send, {"error": {**error, "available": [self.name]}}, 503)
+        elif scope["path"] == "/mesh/models":
             await _json(send, {"models": [{"id": self.name}]})
+        elif scope["path"] == "/mesh/health-check":
+            await _json(send, {"results": [{"node_id": self.name, "ok": True}]})
         elif json.loads(body).get("stream"):
             event = {"choices": [{"delta": {"content": self.name}}]}
             sse = f"data: {json.dumps(event)}\n\ndata: [DONE]\n\n".encode()
@@ -73,10 +88,10 @@ class Gateway:
             await _json(send, answer)
 
 
-async def _json(send: Any, data: dict[str, Any]) -> None:
+async def _json(send: Any, data: dict[str, Any], status: int = 200) -> None:
     body = json.dumps(data).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -287,13 +302,54 @@ async def test_the_last_url_left_is_waited_on(hung: Hung) -> None:
 
 
 async def test_a_post_without_request_id_is_not_moved(hung: Hung, live: Live) -> None:
-    """An admin POST carries no id: another gateway could run it twice, so it waits."""
+    """A canary round carries no id: another gateway would run it twice (a completion on
+    every node), so it waits."""
     second = Gateway("b")
     urls = [await hung.start(), await live.start(second)]
-    async with MeshClient(urls, hang_policy=QUICK) as c:
+    async with MeshClient(urls, hang_policy=QUICK, admin_key="k") as c:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(c.health_check(), 1.5)
+            await asyncio.wait_for(c.canary_run(), 1.5)
     assert second.calls == []
+
+
+@pytest.mark.parametrize("proof", [False, True])
+async def test_the_health_check_is_moved_off_a_hung_gateway(
+    hung: Hung, live: Live, proof: bool
+) -> None:
+    """Found 2026-12-05: the admin health check (a POST without a request id) waited on a
+    hung first gateway (300 s), and so did its admin proof (``GET /mesh/identity``, the home's
+    key). A pass only checks the nodes again: it is moved like a read."""
+    second = Gateway("b")
+    urls = [await hung.start(), await live.start(second)]
+    second.prover = IdentityProver(Ed25519PrivateKey.generate(), [urls[1]])
+    holder = second.prover.public_key if proof else None
+    async with MeshClient(
+        urls, hang_policy=QUICK, admin_key="admin-k", admin_registry_key=holder
+    ) as c, asyncio.timeout(BOUND_S):  # fmt: skip
+        assert await c.health_check() == [{"node_id": "b", "ok": True}]
+    assert c.base_url == urls[1] and c.failovers == 1 and second.calls == [None]
+    if proof:  # the hung one was asked its proof, never sent the key
+        assert not any(b"admin-k" in r for r in hung.received)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_model_not_up_is_not_waited_on_a_hung_gateway_after_it(
+    hung: Hung, live: Live, stream: bool
+) -> None:
+    """Found 2026-12-05: a call begins at the gateway that answered last; when it says the
+    model is not up, the next (hung) one was the last left, so not watched: 300 s, and then
+    not its "not up" (the models up) but the hung one's timeout. Now it is left (~1 s here)
+    and the live one's ModelUnavailable raised, as fallback=True needs."""
+    first = Gateway("b")
+    first.not_up = True
+    urls = [await live.start(first), await hung.start()]
+    async with MeshClient(urls, hang_policy=QUICK) as c, asyncio.timeout(BOUND_S):
+        with pytest.raises(ModelUnavailable) as info:
+            if stream:
+                _ = [x async for x in c.stream(CHAT_PATH, CHAT)]
+            else:
+                await c.chat(CHAT)
+    assert info.value.available == ["b"] and info.value.model == "m"
 
 
 async def test_no_policy_never_probes(hung: Hung, live: Live) -> None:

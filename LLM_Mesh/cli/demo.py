@@ -27,9 +27,11 @@ async def stream_request(
     ca_file: str | None = None,
     stream_max_s: float | None = None,
     http_client: httpx.AsyncClient | None = None,
+    client: MeshClient | None = None,
 ) -> tuple[str, dict[str, Any], float | None, float]:
     """Stream one request, echoing tokens; returns (text, mesh, client ttft ms, total ms);
-    ``stream_max_s``: the Settings' (``LLM_MESH_STREAM_MAX_S``), None: the client's default.
+    ``stream_max_s``: the Settings' (``LLM_MESH_STREAM_MAX_S``), None: the client's default;
+    ``client``: sent through it (those options are then its own), else a client of its own.
 
     A failure once part of the answer is printed is an :class:`UpstreamError` saying the
     stream broke (the printed part stands, incomplete); before that, the failure itself
@@ -42,9 +44,12 @@ async def stream_request(
     text = ""
     mesh: dict[str, Any] = {}
     try:
-        async for chunk in _chunks(
-            registry_url, path, body, api_key, ca_file, stream_max_s, http_client
-        ):
+        chunks = (
+            client.stream(path, body)
+            if client is not None
+            else _chunks(registry_url, path, body, api_key, ca_file, stream_max_s, http_client)
+        )
+        async for chunk in chunks:
             if chunk.get("object") == "mesh.headers":
                 continue
             if isinstance(chunk.get("mesh"), dict):
@@ -152,9 +157,8 @@ async def ask_once(
     if stream:
         await _ask_streaming(
             console, registry, prompt, model, task=task, chat=chat, max_tokens=max_tokens,
-            temperature=temperature, fallback=fallback, api_key=api_key,
+            temperature=temperature, fallback=fallback,
             stream_max_s=settings.stream_max_s if settings is not None else None,
-            http_client=http_client,
         )  # fmt: skip
         return
     try:
@@ -198,9 +202,7 @@ async def _ask_streaming(
     max_tokens: int,
     temperature: float | None,
     fallback: bool,
-    api_key: str | None,
     stream_max_s: float | None,
-    http_client: httpx.AsyncClient | None,
 ) -> None:
     body: dict[str, Any] = {"max_tokens": max_tokens}
     if temperature is not None:
@@ -216,10 +218,12 @@ async def _ask_streaming(
         console.print(prompt, end="", markup=False, highlight=False)
 
     async def one(name: str) -> tuple[str, dict[str, Any], float | None, float]:
-        return await stream_request(
-            console, registry.registry_url, path, {**body, "model": name}, api_key=api_key,
-            ca_file=registry.ca_file, stream_max_s=stream_max_s, http_client=http_client,
-        )  # fmt: skip
+        # begins at the gateway that answered the routing's refresh or the stream before
+        # (found 2026-12-05: at the first URL each time, ~9 s again on a hung first one)
+        async with registry.client(stream_max_s=stream_max_s) as client:
+            return await stream_request(
+                console, registry.registry_url, path, {**body, "model": name}, client=client
+            )
 
     note = ""
     try:

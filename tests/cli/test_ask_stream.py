@@ -15,6 +15,7 @@ from rich.console import Console
 from LLM_Mesh.cli.demo import ask_once
 from LLM_Mesh.errors import ModelUnavailable, UpstreamError
 from tests.inprocess_mesh import REGISTRY_URL, InProcessMesh
+from tests.test_distributed_models import FirstReplicaDown
 
 UNAVAILABLE = {
     "error": {
@@ -122,4 +123,40 @@ async def test_a_stream_that_fails_before_any_output_falls_back() -> None:
         await _ask(http, console, fallback=True)
     assert asked == ["code-llama-7b", "gemma-3-270m"]
     assert buf.getvalue().startswith("def f():\n    pass\n")
+    assert "(fallback from code-llama-7b)" in buf.getvalue()
+
+
+async def test_the_stream_begins_at_the_replica_that_answered_the_routing(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """``ask --stream`` without ``--model``: found 2026-12-05, the routing's refresh left
+    the first replica (hung: ~9 s), then the stream began at it again (~9 s more)."""
+    inprocess_mesh.add_nodes("gemma-3-270m")
+    replicas = FirstReplicaDown(inprocess_mesh)
+    console, buf = _console()
+    await ask_once(
+        console, f"{FirstReplicaDown.DOWN},{REGISTRY_URL}", "def f():", model=None,
+        task="python", stream=True, chat=False, max_tokens=8, temperature=None, fallback=False,
+        api_key=None, http_client=httpx.AsyncClient(transport=replicas),
+    )  # fmt: skip
+    assert [c["model"] for c in inprocess_mesh.completions] == ["gemma-3-270m"]
+    assert replicas.asked_down == ["/mesh/models"]  # left once, by the routing's refresh
+    assert buf.getvalue().startswith("def f():")
+
+
+async def test_stream_fallback_when_the_replica_left_answers_last(
+    inprocess_mesh: InProcessMesh,
+) -> None:
+    """The stream's "model not up" is kept over a 503 replica asked after it (found
+    2026-12-05, once the stream began at the replica that answered the routing)."""
+    inprocess_mesh.add_nodes("gemma-3-270m")
+    replicas = FirstReplicaDown(inprocess_mesh)
+    urls = [REGISTRY_URL, FirstReplicaDown.DOWN]  # as the stream's client then orders them
+    console, buf = _console()
+    await ask_once(
+        console, ",".join(urls), "def f():", model="code-llama-7b", task="python",
+        stream=True, chat=False, max_tokens=8, temperature=None, fallback=True, api_key=None,
+        http_client=httpx.AsyncClient(transport=replicas),
+    )  # fmt: skip
+    assert [c["model"] for c in inprocess_mesh.completions] == ["code-llama-7b", "gemma-3-270m"]
     assert "(fallback from code-llama-7b)" in buf.getvalue()

@@ -65,6 +65,7 @@ def test_a_bad_stream_time_bound_is_an_error_line_and_a_good_one_is_used(
     assert Settings.from_env({"LLM_MESH_STREAM_MAX_S": "2.5"}).stream_max_s == 2.5
     with pytest.raises(ValueError, match="LLM_MESH_STREAM_MAX_S must be a positive number"):
         Settings.from_env({"LLM_MESH_STREAM_MAX_S": "0"})
+    from LLM_Mesh import distributed_models as dm
     from LLM_Mesh.cli import demo
 
     given: list[object] = []
@@ -79,11 +80,17 @@ def test_a_bad_stream_time_bound_is_an_error_line_and_a_good_one_is_used(
         async def __aexit__(self, *_exc: object) -> None:
             return None
 
+        base_url = "http://127.0.0.1:9"
+
+        def prefer(self, _url: object) -> None:  # (the registry's client: distributed_models)
+            return None
+
         async def stream(self, *_a: object, **_k: object) -> AsyncIterator[dict[str, object]]:
             raise demo.MeshError("stop here")
             yield {}  # an async generator, as MeshClient.stream is
 
     monkeypatch.setattr(demo, "MeshClient", Client)
+    monkeypatch.setattr(dm, "MeshClient", Client)  # ask --stream's stream is made there
     out = runner.invoke(
         app,
         ["ask", "--stream", "--model", "m", "hi", "--registry", "http://127.0.0.1:9"],
