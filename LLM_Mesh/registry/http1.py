@@ -28,7 +28,9 @@ What it keeps of the client's contract (:mod:`~LLM_Mesh.registry.node_client`):
 * bounds: an answer's headers at most :data:`MAX_HEADER_BYTES`, and as many bytes of it
   without a byte of body (its head, a chunk's size line, its trailers: a line that never
   ends is refused there, not held until the deadline), its body at most
-  :data:`MAX_BODY_BYTES` (``NodeProtocolError`` past either), held as about its own bytes
+  :data:`MAX_BODY_BYTES` or the caller's smaller ``limit`` (the send stage's bound of an
+  answer to its request: ``core/answer_bound.py``; ``NodeProtocolError`` past either, read
+  no further), held as about its own bytes
   however it is cut (its pieces past :data:`BODY_PIECES` gathered in one buffer, not an
   object a chunk). An answer must say its
   length (``Content-Length`` or chunked, as uvicorn always does); one that ends only
@@ -119,6 +121,7 @@ class _Conn(asyncio.Protocol):
         "_head_bytes",
         "_head_only",
         "_keep",
+        "_limit",
         "_more",
         "_parser",
         "_stream",
@@ -139,6 +142,7 @@ class _Conn(asyncio.Protocol):
         self._more = bytearray()  # ... the pieces after them (tiny chunks): one buffer
         self._head_bytes = 0
         self._body_bytes = 0
+        self._limit = MAX_BODY_BYTES  # this answer's most bytes of body (the request's bound)
         self._complete = False  # the answer has ended: anything after it is not read
         self._keep = False
         self._head_only = False  # the request waits for the head only (a stream)
@@ -215,8 +219,8 @@ class _Conn(asyncio.Protocol):
             self._stream.feed(body)
             return
         self._body_bytes += len(body)
-        if self._body_bytes > MAX_BODY_BYTES:
-            self._fail("the answer's body is too large", "PayloadTooLarge")
+        if self._body_bytes > self._limit:  # read no further (the request's bound)
+            self._fail(f"an answer over {self._limit} bytes", "PayloadTooLarge")
             return
         if len(self._body) < BODY_PIECES:
             self._body.append(body)
@@ -266,10 +270,12 @@ class _Conn(asyncio.Protocol):
         *,
         head_only: bool = False,
         expired: tuple[str, str] | None = None,
+        limit: int = MAX_BODY_BYTES,
     ) -> Any:
         """Write ``request`` and wait for the whole answer (``head_only``: its status and
         headers; the body read so far is in ``_body``); the parser. Past ``timeout_s`` an
-        ``Http1Timeout`` (``expired``: its message and kind)."""
+        ``Http1Timeout`` (``expired``: its message and kind); past ``limit`` bytes of body
+        an ``Http1Error`` ``PayloadTooLarge``, the connection dropped."""
         loop = asyncio.get_running_loop()
         self._head_only = head_only
         self._done = done = loop.create_future()
@@ -278,6 +284,7 @@ class _Conn(asyncio.Protocol):
         self._more = bytearray()
         self._head_bytes = 0
         self._body_bytes = 0
+        self._limit = limit
         self._complete = False
         self._keep = False
         self._unframed = 0
@@ -306,12 +313,13 @@ class _Conn(asyncio.Protocol):
         request: bytes,
         timeout_s: float,
         expired: tuple[str, str] | None,
+        limit: int = MAX_BODY_BYTES,
     ) -> Http1Response:
         """``request``'s whole answer (:meth:`Http1Pool.post`, :meth:`Http1Pool.post_pooled`);
         this connection back to ``pool``'s idle ones of ``key`` after it, out of ``pool`` on
         any failure (a timeout, a cancel, a broken answer: aborted, never reused)."""
         try:
-            parser = await self._send(request, timeout_s, expired=expired)
+            parser = await self._send(request, timeout_s, expired=expired, limit=limit)
             self._parser = None
             if not self._keep:
                 self.abort()
@@ -482,13 +490,15 @@ class Http1Pool:
         *,
         timeout_s: float,
         connect_s: float,
+        limit: int = MAX_BODY_BYTES,
     ) -> Http1Response:
-        """POST ``content`` and read the whole answer (see the module docstring)."""
+        """POST ``content`` and read the whole answer, at most ``limit`` bytes of body (see
+        the module docstring)."""
         key, request = self._request(url, content, headers)
         conn = self._take(key)
         if conn is None:
             conn = await self._connect(key[0], key[1], connect_s)
-        return await conn.exchange(self, key, request, timeout_s, None)
+        return await conn.exchange(self, key, request, timeout_s, None, limit)
 
     async def post_pooled(
         self,
@@ -498,6 +508,7 @@ class Http1Pool:
         *,
         timeout_s: float,
         expired: tuple[str, str],
+        limit: int = MAX_BODY_BYTES,
     ) -> Http1Response | None:
         """:meth:`post` on an idle pooled connection only, the whole answer within
         ``timeout_s`` (past it ``Http1Timeout(*expired)``, ``expired`` being its message
@@ -508,7 +519,7 @@ class Http1Pool:
         conn = self._take(key)
         if conn is None:
             return None
-        return await conn.exchange(self, key, request, timeout_s, expired)
+        return await conn.exchange(self, key, request, timeout_s, expired, limit)
 
     async def stream(
         self,

@@ -9,7 +9,11 @@ or, while reading is paused, no byte taken by the reader. At most
 :data:`STREAM_BUFFER_BYTES` wait for a reader that fell behind; past that the connection
 stops reading until it catches up (the node then waits). The connection goes back to its
 pool only once the answer was read to its end; a stream closed before that drops it, and a
-reader still waiting raises (``ClientClosed``).
+reader still waiting raises (``ClientClosed``). A reader done before the end (the node's
+``[DONE]`` read: :meth:`Http1Stream.linger`) reads nothing more: the connection goes back
+if the answer ends within :data:`LINGER_S` with no byte more (its last chunk usually follows
+at once), else it is dropped (found 2026-12-05: the reader waited for that end, so a node
+silent after its ``[DONE]`` held the client's ``[DONE]`` up to the read timeout).
 
 The connection and the pool are ``http1.py``'s (:class:`StreamConn`, :class:`StreamPool`
 name what this module uses of them): the two modules are one client, split by concept.
@@ -25,12 +29,14 @@ from multidict import CIMultiDictProxy
 
 from LLM_Mesh.registry.http1_errors import Http1Error, Http1Timeout
 
-__all__ = ["STREAM_BUFFER_BYTES", "Http1Stream", "StreamConn", "StreamPool"]
+__all__ = ["LINGER_S", "STREAM_BUFFER_BYTES", "Http1Stream", "StreamConn", "StreamPool"]
 
 STREAM_BUFFER_BYTES = 256 * 1024  # a stream's body read ahead of its reader, at most
 # read-ahead pieces (chunks) kept as read; those after them are gathered in one buffer:
 # 2-byte chunks held ~60x their bytes as an object each (found 2026-12-05)
 STREAM_PIECES = 64
+# how long a stream whose reader is done may take to end before its connection is dropped
+LINGER_S = 1.0
 
 
 def _as(err: Http1Error, errors: Callable[[Http1Error], Exception] | None) -> Exception:
@@ -74,6 +80,7 @@ class Http1Stream:
         "_err",
         "_key",
         "_last",
+        "_lingering",
         "_loop",
         "_more",
         "_paused",
@@ -106,6 +113,7 @@ class Http1Stream:
         self._err: Http1Error | None = None
         self._paused = False
         self._released = False
+        self._lingering = False  # the reader is done; the connection waits for the end
         self._waiter: asyncio.Future[None] | None = None
         self._timeout_s = timeout_s
         self._last = loop.time()
@@ -118,6 +126,9 @@ class Http1Stream:
 
     # from the connection
     def feed(self, body: bytes) -> None:
+        if self._lingering:  # a byte the reader will not read: not a clean end
+            self._release(reuse=False)
+            return
         if len(self._buf) < STREAM_PIECES:
             self._buf.append(body)
         else:
@@ -132,11 +143,17 @@ class Http1Stream:
         self._wake()
 
     def end(self) -> None:
+        if self._lingering:  # once the parser's call is over (a second answer says so)
+            self._loop.call_soon(self._release, True)
+            return
         self._wake()
 
     def fail(self, err: Http1Error) -> None:
         if self._err is None:
             self._err = err
+        if self._lingering:
+            self._release(reuse=False)
+            return
         self._wake()
 
     def _wake(self) -> None:
@@ -203,7 +220,7 @@ class Http1Stream:
         """The whole (rest of the) body."""
         return b"".join([chunk async for chunk in self.chunks()])
 
-    def _release(self, *, reuse: bool) -> None:
+    def _release(self, reuse: bool) -> None:
         if self._released:
             return
         self._released = True
@@ -222,7 +239,23 @@ class Http1Stream:
             conn.abort()
             pool._open.discard(conn)
 
+    def linger(self, grace_s: float = LINGER_S) -> None:
+        """The reader is done before the answer's end (it read the node's ``[DONE]``):
+        nothing more is read for it. The connection goes back to the pool when the answer
+        ends within ``grace_s`` with no other byte, else it is dropped (module docstring)."""
+        if self._released or self._lingering:
+            return
+        if self._buf or self._more or self._err is not None or self._conn._complete:
+            self._release(reuse=not self._buf and not self._more and self._err is None)
+            return
+        self._lingering = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(grace_s, self._release, False)
+
     async def aclose(self) -> None:
         """Let go of the connection: back to the pool once the answer was read to its
-        end, else dropped. Idempotent."""
+        end, else dropped (one lingering after :meth:`linger` is left to it). Idempotent."""
+        if self._lingering:
+            return
         self._release(reuse=not self._buf and self._err is None)

@@ -116,8 +116,8 @@ class NodeResponse(abc.ABC):
     content: bytes = b""  # the whole body once read
 
     @abc.abstractmethod
-    async def aread(self) -> bytes:
-        """The whole body (read once, then cached in ``content``)."""
+    async def aread(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The whole body (read once, then cached in ``content``), at most ``limit`` bytes."""
 
     @abc.abstractmethod
     def aiter_raw(self) -> AsyncIterator[bytes]:
@@ -139,6 +139,11 @@ class NodeResponse(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Let go of the connection (idempotent)."""
+
+    async def done_reading(self) -> None:
+        """The reader needs no more of the body (a stream's ``[DONE]``): let go of the
+        connection, reused only if it ends cleanly at once (``Http1Stream.linger``)."""
+        await self.aclose()
 
 
 _T = TypeVar("_T")
@@ -163,15 +168,15 @@ class NodeClient(abc.ABC):
 
     async def post_by(
         self, url: str, content: bytes, headers: Mapping[str, str], *, left: float,
-        connect_s: float,
+        connect_s: float, limit: int = MAX_BODY_BYTES,
     ) -> NodeResponse:  # fmt: skip
-        """:meth:`post` (each read within ``left``, the connect within ``connect_s``), the
-        whole call within ``left`` seconds: past it a :class:`NodeTimeout` of
-        :data:`DEADLINE_PASSED` (the send stage's deadline of a non-streamed request)."""
+        """:meth:`post` (each read within ``left``, the connect within ``connect_s``, at
+        most ``limit`` bytes of answer), the whole call within ``left`` seconds: past it a
+        :class:`NodeTimeout` of :data:`DEADLINE_PASSED` (the send stage's deadline of a
+        non-streamed request)."""
+        pending = self.post(url, content, headers, timeout_s=left, connect_s=connect_s, limit=limit)
         try:
-            return await within(
-                left, self.post(url, content, headers, timeout_s=left, connect_s=connect_s)
-            )
+            return await within(left, pending)
         except TimeoutError:
             raise NodeTimeout(*DEADLINE_PASSED) from None
 
@@ -184,8 +189,10 @@ class NodeClient(abc.ABC):
         *,
         timeout_s: float,
         connect_s: float,
+        limit: int = MAX_BODY_BYTES,
     ) -> NodeResponse:
-        """POST and read the whole answer."""
+        """POST and read the whole answer: past ``limit`` bytes (decoded) a
+        :class:`NodeProtocolError` ``PayloadTooLarge``, read no further."""
 
     @abc.abstractmethod
     async def stream(
@@ -313,8 +320,8 @@ class _Http1Response(NodeResponse):
     def headers(self) -> Mapping[str, str]:  # type: ignore[override]
         return self._resp.headers
 
-    async def aread(self) -> bytes:
-        return self.content
+    async def aread(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        return self.content  # (read by the pool, within its limit)
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         if self.content:
@@ -356,6 +363,9 @@ class _Http1StreamResponse(NodeResponse):
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
         return self._stream.chunks(_from_http1)  # no generator of this one's in between
+
+    async def done_reading(self) -> None:
+        self._stream.linger()
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -496,23 +506,26 @@ class AiohttpNodeClient(NodeClient):
         *,
         timeout_s: float,
         connect_s: float,
+        limit: int = MAX_BODY_BYTES,
     ) -> NodeResponse:
         pool = self.http1
         if pool is not None and url.startswith("http://"):
             if self._pins is not None and not self._pins.admitted(url):
                 await _admit(self._pins, url)
             try:
-                r = await pool.post(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
+                r = await pool.post(
+                    url, content, headers, timeout_s=timeout_s, connect_s=connect_s, limit=limit
+                )
             except (Http1Error, ValueError) as exc:
                 raise _from_http1(exc) from exc
             return _Http1Response(r)
         resp = await self.stream(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
-        await resp.aread()
+        await resp.aread(limit)
         return resp
 
     async def post_by(
         self, url: str, content: bytes, headers: Mapping[str, str], *, left: float,
-        connect_s: float,
+        connect_s: float, limit: int = MAX_BODY_BYTES,
     ) -> NodeResponse:  # fmt: skip
         """On an idle pooled plain-HTTP connection to an admitted URL, the whole exchange
         under the pool's one timer (expiring as :data:`DEADLINE_PASSED`), without the
@@ -526,13 +539,14 @@ class AiohttpNodeClient(NodeClient):
         ):
             try:
                 r = await pool.post_pooled(
-                    url, content, headers, timeout_s=left, expired=DEADLINE_PASSED
+                    url, content, headers, timeout_s=left, expired=DEADLINE_PASSED, limit=limit
                 )
             except (Http1Error, ValueError) as exc:
                 raise _from_http1(exc) from exc
             if r is not None:
                 return _Http1Response(r)
-        return await super().post_by(url, content, headers, left=left, connect_s=connect_s)
+        return await super().post_by(url, content, headers, left=left, connect_s=connect_s,
+                                     limit=limit)  # fmt: skip
 
     async def stream(
         self,

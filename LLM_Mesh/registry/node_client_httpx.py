@@ -116,10 +116,11 @@ class HttpxNodeClient(NodeClient):
         *,
         timeout_s: float,
         connect_s: float,
+        limit: int = MAX_BODY_BYTES,
     ) -> NodeResponse:
-        """:meth:`stream`, its answer read whole (at most ``MAX_BODY_BYTES``, decoded)."""
+        """:meth:`stream`, its answer read whole (at most ``limit`` bytes, decoded)."""
         out = await self.stream(url, content, headers, timeout_s=timeout_s, connect_s=connect_s)
-        await out.aread()
+        await out.aread(limit)
         return out
 
     async def stream(

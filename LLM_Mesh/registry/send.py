@@ -55,8 +55,7 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
-from LLM_Mesh.core import strict_json
-from LLM_Mesh.core.answer_text import answer_text, not_an_answer, output_sha256
+from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.delivered import (
     answer_bytes,
@@ -81,10 +80,10 @@ from LLM_Mesh.errors import (
 from LLM_Mesh.registry.demand import NO_NODE, SATURATED
 from LLM_Mesh.registry.extensions import Extensions
 from LLM_Mesh.registry.job import Job, Tally, usage_counts
+from LLM_Mesh.registry.node_answer import bound_for, nonstream_ttft, read_answer
 from LLM_Mesh.registry.node_client import (
     DEADLINE_PASSED,
     NodeConnectError,
-    NodeProtocolError,
     NodeResponse,
     NodeTimeout,
     NodeTransportError,
@@ -124,11 +123,6 @@ class Answer:
 
 
 _READ_LATER = (Outcome.SUCCESS, Outcome.REJECTED)  # bodies the caller reads (answer, refusal)
-
-
-class _NotJson(NodeProtocolError):
-    """A node's 200 whose body is not a JSON object (or holds a non-finite number), or is no
-    answer (``core/answer_text.not_an_answer``): a server error, fail over."""
 
 
 def forward_headers(rt: Runtime, job: Job, node_id: str, body_sha256: str) -> dict[str, str]:
@@ -183,20 +177,6 @@ def _failure(exc: NodeTransportError) -> Outcome:
     if isinstance(exc, NodeTimeout):
         return Outcome.TIMEOUT
     return Outcome.SERVER_ERROR
-
-
-def nonstream_ttft(node_mesh: Any, latency_ms: float) -> float | None:
-    """The node's time to first token plus the gateway's and the network's share."""
-    if not isinstance(node_mesh, dict):
-        return None
-    ttft, node_latency = node_mesh.get("ttft_ms"), node_mesh.get("latency_ms")
-    if not isinstance(ttft, (int, float)) or not math.isfinite(ttft):
-        return None
-    overhead = latency_ms - node_latency if isinstance(node_latency, (int, float)) else 0.0
-    if not math.isfinite(overhead):
-        overhead = 0.0
-    # within [0, end to end]: a negative ttft would make the node look fastest to the router
-    return max(0.0, min(latency_ms, float(ttft) + max(0.0, overhead)))
 
 
 @lru_cache(maxsize=1024)
@@ -554,20 +534,16 @@ class Exchange:
         body_sha256 = sha256_hex(job.raw)
         connect_s = rt.settings.connect_timeout_s
         parsed: list[dict[str, Any]] = []
+        bound = bound_for(job)  # the most an honest answer holds (core/answer_bound.py)
 
         async def sender(node: str, url: str, left: float) -> NodeResponse:
             headers = forward_headers(rt, job, node, body_sha256)
             resp = await client.post_by(
-                url + job.path, job.raw, headers, left=left, connect_s=min(left, connect_s)
-            )
-            if resp.status_code == 200:
-                try:  # NaN, Infinity, 1e400: not JSON either (core/strict_json.py)
-                    data = strict_json.loads_object(resp.content)
-                except (ValueError, RecursionError):  # nested past the parser's limit
-                    raise _NotJson("the node's answer is not a JSON object") from None
-                if (why := not_an_answer(data)) is not None:  # no answer: a failure too
-                    raise _NotJson(why)
-                parsed.append(data)
+                url + job.path, job.raw, headers, left=left, connect_s=min(left, connect_s),
+                limit=bound.bytes,
+            )  # fmt: skip
+            if resp.status_code == 200:  # within the bound, JSON, an answer (node_answer.py)
+                parsed.append(read_answer(resp.content, bound, job.model))
             return resp
 
         node, resp = await self.send(sender, bounded=True)

@@ -143,10 +143,6 @@ class NodeStream(PartReader):
                 # the node's events, read here (no generator in between: this runs per token)
                 framer, self._done = SseFramer(), False
                 async for got in resp.aiter_raw():
-                    if self._done:  # its [DONE] ended its part: a byte after it is not read
-                        if got:  # on (found 2026-12-05: a comment a minute held it for ever)
-                            raise Broken(f"node {tally.node_id} sent bytes after its [DONE]")
-                        continue
                     batch, broken = self._events(framer.feed(got))
                     if framer.over and broken is None and not self._done:
                         broken = self._too_big()
@@ -161,6 +157,11 @@ class NodeStream(PartReader):
                         raise broken
                     if slow is not None:
                         raise slow
+                    if self._done:  # its [DONE] ended its part: nothing more is read (found
+                        break  # 2026-12-05: the end was awaited, a silent node held the
+                        # client's [DONE] and the attempt up to the read timeout)
+                if self._done:  # its connection is kept only if its answer ends at once
+                    await resp.done_reading()
                 batch, broken = NO_EVENTS, None
                 if not self._done:  # its last event, if unterminated
                     batch, broken = self._events(framer.end())

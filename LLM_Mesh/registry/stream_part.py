@@ -217,6 +217,9 @@ class PartReader:
         if first == b"data: [DONE]":
             return DONE_EVENT
         obj = self._checked(first)
+        if obj.get("model") != (model := self.ex.job.model):  # the client's model, not the
+            obj["model"] = model  # node's name for it (found 2026-12-05: passed on as sent)
+            first = b"data: " + strict_json.dumps(obj)
         if "error" in obj:  # the parsed key: `{ "error"` and "\u0065rror" too (found 2026-12-04)
             node = self.ex.tally.node_id  # its message as a refusal's, no more (found 2026-12-05)
             said = error_message(first[5:])

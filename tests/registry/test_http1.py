@@ -266,10 +266,8 @@ async def test_a_second_answer_to_one_request_is_ignored_and_the_connection_drop
     assert p.connects == 2 and len(conns) == 2  # never reused
 
 
-async def test_a_body_over_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import LLM_Mesh.registry.http1 as http1
-
-    monkeypatch.setattr(http1, "MAX_BODY_BYTES", 1000)
+async def test_a_body_over_the_bound_is_refused() -> None:
+    """The bound the caller gives (the send stage's for its request; else MAX_BODY_BYTES)."""
 
     async def h(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         while True:
@@ -278,11 +276,10 @@ async def test_a_body_over_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch)
             await w.drain()
 
     async with serve(h) as (url, _), pool() as p:
-        assert (
-            len((await p.post(url + "/", b"a" * 1000, H, timeout_s=5, connect_s=5)).content) == 1000
-        )
+        got = await p.post(url + "/", b"a" * 1000, H, timeout_s=5, connect_s=5, limit=1000)
+        assert len(got.content) == 1000
         with pytest.raises(Http1Error) as err:
-            await p.post(url + "/", b"a" * 1001, H, timeout_s=5, connect_s=5)
+            await p.post(url + "/", b"a" * 1001, H, timeout_s=5, connect_s=5, limit=1000)
     assert err.value.kind == "PayloadTooLarge"
 
 

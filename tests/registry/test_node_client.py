@@ -530,3 +530,37 @@ async def test_what_the_pool_cannot_send_is_an_invalid_url_protocol_error(call: 
             else:
                 await getattr(client, call)(closed, b"{}", HEADERS, timeout_s=5, connect_s=5)
     assert seen == []
+
+
+async def _small_then_endless(r: asyncio.StreamReader, w: asyncio.StreamWriter,
+                              sent: list[int]) -> None:  # fmt: skip
+    await _read_request(r)
+    w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")  # the connection is pooled
+    await w.drain()
+    await _endless_body(r, w, sent)
+
+
+@KINDS
+@pytest.mark.parametrize("pooled", [False, True], ids=["fresh", "pooled"])
+async def test_post_by_stops_reading_at_the_requests_bound(kind: str, pooled: bool) -> None:
+    """The send stage's bound of an answer to its request (``limit``: core/answer_bound.py)
+    is enforced while reading, on a fresh and on a pooled connection: a node sending 64 MiB
+    as fast as it is read is refused past 1 MiB, not read whole first (found 2026-12-05:
+    every answer up to 64 MiB was read, parsed and written again, whatever was asked)."""
+    sent: list[int] = []
+    if pooled:
+        handler: Handler = lambda r, w: _small_then_endless(r, w, sent)  # noqa: E731
+    else:
+        handler = lambda r, w: _endless_body(r, w, sent)  # noqa: E731
+    async with serve(handler) as url, make(kind) as client:
+        if pooled:
+            small = await client.post_by(
+                url + "/v1/x", b"{}", HEADERS, left=5, connect_s=5, limit=1 << 20
+            )
+            assert await small.aread() == b"{}"
+        with pytest.raises(NodeProtocolError) as err:
+            await asyncio.wait_for(client.post_by(
+                url + "/v1/x", b"{}", HEADERS, left=20, connect_s=5, limit=1 << 20
+            ), 20)  # fmt: skip
+        assert err.value.kind == "PayloadTooLarge"
+    assert sum(sent) < 12 << 20  # stopped reading (socket buffers)
