@@ -18,7 +18,9 @@ Here they are fed with what came back, classified into router outcomes (a status
     401 (refused the gateway's key)   UNAVAILABLE     refused: another node at once
     read timeout before an answer     TIMEOUT         failed: another node after a backoff
     other transport error, other 5xx, SERVER_ERROR    failed: another node after a backoff
-      a 200 that is no JSON answer,
+      a 200 that is no JSON answer (or
+      past the request's bound:
+      node_answer.py),
       any status but 200 that is no
       4xx (1xx, 204, 299, 3xx, 600+)
     other 4xx (400, 404, 413, 422...) REJECTED        the node's own refusal: a second

@@ -22,8 +22,10 @@ can continue (chat without a node that advertises ``continuation``, no node left
 retry budget spent) the last event is a ``FAIL`` with an OpenAI error body: never a silent cut.
 
 Tokens across a continuation: a node that sent its final ``usage`` chunk finished its answer
-(only ``[DONE]`` was missing), so its own count is the answer's and the stream ends there; so
-does one that sent ``[DONE]`` and then held its connection until it broke. A node that broke
+(only ``[DONE]`` was missing), so its own count is the answer's and the stream ends there.
+Nothing after a node's ``[DONE]`` is read: the client's ``[DONE]`` goes out at once and the
+connection is let go (``NodeResponse.done_reading``: reused only if its answer ends cleanly
+at once). A node that broke
 before its usage, or sent ``[DONE]`` without it (its part ``missing``), is counted by its
 content chunks: our engines send one chunk per generated token, so for them this is the node's
 count; an engine that batches tokens into chunks is undercounted by it (nothing better is known
