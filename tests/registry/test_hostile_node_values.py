@@ -293,3 +293,35 @@ async def test_json_nested_past_the_parsers_limit_from_a_node(
             assert r.text.endswith("data: [DONE]\n\n") and '"mesh"' in r.text
             assert "not JSON" in r.text  # the event broke the stream (test_hostile_node_json)
         assert h.in_flight("liar") == 0
+
+
+@pytest.mark.parametrize(
+    "load",
+    [{"in_flight": 10**400}, {"queued": 10**400}, {"in_flight": 2**63, "queued": 2**63}],
+    ids=["in_flight_400_digits", "queued_400_digits", "both_2e63"],
+)
+async def test_a_heartbeat_load_past_int32_is_400_and_the_listing_stays_up(
+    tmp_path: Path, load: dict[str, int]
+) -> None:
+    """One node's load report of 10^400 requests (or 2^63) was taken as sent: the router's
+    cost view of it (``core/scoring``, floats) raised ``OverflowError``, so the public
+    ``GET /mesh/nodes`` and the dashboard's node pages answered 500 for everyone, and a
+    request routed by it failed (found 2026-12-05). Now bounded as the registration's
+    ``max_concurrency`` is: 400, the node's last report kept."""
+    async with running(tmp_path) as h:
+        await h.register("honest")
+        await h.register("liar")
+        fine = {"in_flight": 1, "queued": 2}
+        assert (await h.client.post("/mesh/nodes/liar/heartbeat", json=fine)).status_code == 200
+        r = await h.client.post("/mesh/nodes/liar/heartbeat", json=load)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] in load
+        liar = h.table.get("liar")
+        assert liar is not None
+        assert (liar.reported_in_flight, liar.reported_queued) == (1, 2)
+        for path in ("/mesh/nodes", "/dashboard/nodes", "/dashboard/nodes/liar"):
+            assert (await h.client.get(path)).status_code == 200, path
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+        })  # fmt: skip
+        assert r.status_code == 200, r.text
