@@ -325,3 +325,24 @@ async def test_a_heartbeat_load_past_int32_is_400_and_the_listing_stays_up(
             "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
         })  # fmt: skip
         assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("service_s", [1e308, 1e300, 2**70], ids=["1e308", "1e300", "2e70"])
+async def test_a_nodes_reported_service_time_cannot_make_the_wait_unbounded(
+    tmp_path: Path, service_s: float
+) -> None:
+    """A full node's heartbeat ``service_s`` (its own time per request) sets the wait the
+    gateway's 429 ``saturated`` quotes. 1e308 s (× 1000 in ms: infinity) made every
+    anonymous request for its model a 500 (``math.ceil(inf)``), 1e300 a `Retry-After` of
+    301 digits (found 2026-12-05). Now read as at most an hour, and the wait quoted at
+    most ``MAX_NODE_RETRY_AFTER_S``, as a node's own `Retry-After` is."""
+    async with running(tmp_path) as h:
+        await h.register("a")  # max_concurrency 2, max_queue 4
+        full = {"in_flight": 2, "queued": 4, "service_s": service_s}
+        assert (await h.client.post("/mesh/nodes/a/heartbeat", json=full)).status_code == 200
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+        })  # fmt: skip
+        assert r.status_code == 429, r.text
+        assert 1 <= int(r.headers["retry-after"]) <= MAX_NODE_RETRY_AFTER_S
+        assert 0 < r.json()["error"]["wait_s"] <= MAX_NODE_RETRY_AFTER_S
