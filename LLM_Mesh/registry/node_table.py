@@ -39,6 +39,7 @@ from LLM_Mesh.core.schemas import (
     NodeRegistration,
     NodeState,
 )
+from LLM_Mesh.core.strict_json import finite_number
 
 Clock = Callable[[], float]
 _ONLINE = NodeState.ONLINE  # a module global: an enum member read off its class costs ~0.1 µs
@@ -238,9 +239,9 @@ class NodeTable:
         entry.reported_in_flight = hb.in_flight
         entry.reported_queued = hb.queued
         entry.expired_reported = False
-        uptime = (hb.model_extra or {}).get("uptime")
-        if isinstance(uptime, (int, float)) and not isinstance(uptime, bool):
-            entry.uptime = min(1.0, max(0.0, float(uptime)))
+        uptime = finite_number((hb.model_extra or {}).get("uptime"))
+        if uptime is not None:
+            entry.uptime = min(1.0, max(0.0, uptime))
         changed = was != (self.healthy(entry, now), entry.state)
         if hb.loaded_models is not None:
             loaded = set(hb.loaded_models)
@@ -523,9 +524,9 @@ def heartbeat_models(hb: Heartbeat) -> list[dict[str, Any]]:
 
 def load_time_ms(hosted: HostedModel) -> float | None:
     """The model's extra ``load_time_s`` in ms, when given and > 0 (0 means "loaded")."""
-    value = (hosted.model_extra or {}).get("load_time_s")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        ms = float(value) * 1000.0
+    value = finite_number((hosted.model_extra or {}).get("load_time_s"))
+    if value is not None:
+        ms = value * 1000.0
         if math.isfinite(ms) and ms > 0:
             return ms
     return None

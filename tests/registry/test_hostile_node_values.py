@@ -346,3 +346,32 @@ async def test_a_nodes_reported_service_time_cannot_make_the_wait_unbounded(
         assert r.status_code == 429, r.text
         assert 1 <= int(r.headers["retry-after"]) <= MAX_NODE_RETRY_AFTER_S
         assert 0 < r.json()["error"]["wait_s"] <= MAX_NODE_RETRY_AFTER_S
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"uptime": 10**400},
+        {"service_s": 10**400},
+        {"models": [{"id": "gemma-3-270m", "load_time_s": 10**400}]},
+    ],
+    ids=["uptime", "service_s", "load_time_s"],
+)
+async def test_a_heartbeats_extra_numbers_past_a_float_are_ignored(
+    tmp_path: Path, extra: dict[str, Any]
+) -> None:
+    """The heartbeat's optional numbers (``uptime``, ``service_s``, a model's
+    ``load_time_s``) as integers of 400 digits: ``float()`` raised ``OverflowError``, the
+    heartbeat answered 500 (an internal error of the registry, logged as its own bug) after
+    the table had taken part of it (found 2026-12-05). Now read as not given."""
+    async with running(tmp_path) as h:
+        await h.register("liar")
+        r = await h.client.post("/mesh/nodes/liar/heartbeat", json=extra)
+        assert r.status_code == 200, r.text
+        entry = h.table.get("liar")
+        assert entry is not None and entry.uptime is None
+        assert (await h.client.get("/mesh/nodes")).status_code == 200
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+        })  # fmt: skip
+        assert r.status_code == 200, r.text
