@@ -129,7 +129,9 @@ async def test_another_node_cannot_repin_a_live_nodes_address(tmp_path: Path) ->
             assert h.runtime.pins.host_fingerprint("n1.example", 8801) == FP
             assert h.table.get("evil") is None
         # the node itself re-registers (a new certificate) as before
-        r = await h.client.post("/mesh/nodes", json=registration("n1", url=url, tls_fingerprint="ef" * 32))
+        r = await h.client.post(
+            "/mesh/nodes", json=registration("n1", url=url, tls_fingerprint="ef" * 32)
+        )
         assert r.status_code == 200, r.text
         # once it is gone (its heartbeats expired), another key may serve at that address
         h.clock.advance(h.runtime.settings.heartbeat_expiry_s + 1)
