@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "answer_text",
+    "chunk_finished",
     "chunk_text",
     "not_an_answer",
     "objects_text",
@@ -54,6 +55,18 @@ def chunk_text(obj: dict[str, Any]) -> str:
         return content if isinstance(content, str) else ""
     text = first.get("text")
     return text if isinstance(text, str) else ""
+
+
+def chunk_finished(obj: dict[str, Any]) -> bool:
+    """Whether a stream chunk ends its (first) choice: a ``finish_reason`` such as
+    ``"stop"`` or ``"length"``. A stream whose node broke after it was over, not cut: it is
+    not continued elsewhere (found 2026-12-05: another node appended text to a finished
+    answer, and both were paid)."""
+    first = _first_choice(obj)
+    if first is None:
+        return False
+    reason = first.get("finish_reason")
+    return isinstance(reason, str) and reason != ""
 
 
 def answer_text(obj: dict[str, Any]) -> str:

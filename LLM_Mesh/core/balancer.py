@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
-from LLM_Mesh.core.queue_wait import queue_wait_s
+from LLM_Mesh.core.queue_wait import MAX_WAIT_S, queue_wait_s
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import (
     ROW,
@@ -201,7 +201,7 @@ class Router:
             return
         st.hb_load = max(0, in_flight) + max(0, queued)
         st.hb_load_at = now
-        if service_s is not None and math.isfinite(service_s) and service_s >= 0:
+        if service_s is not None and 0 <= service_s <= MAX_WAIT_S:  # NaN: neither
             st.reported_service_ms = service_s * 1000.0
         st.hb_at = now
         if loaded_models is not None:
@@ -455,14 +455,15 @@ class Router:
 
     @staticmethod
     def wait_s(st: NodeStats, model: str, tokens: int, now: float, sp: ScoringPolicy) -> float:
-        """One node's drain time: its load × service time ÷ concurrency, or its own 429's wait."""
+        """One node's drain time: its load × service time ÷ concurrency, or its own 429's
+        wait; at most :data:`~LLM_Mesh.core.queue_wait.MAX_WAIT_S`."""
         per_request = st.reported_service_ms
         if per_request is None:
             per_request = service_ms(st, model, tokens, now, sp)
         elif model not in st.loaded:
             per_request += st.cold_start_for(model)
         w = queue_wait_s(st.load, per_request / 1000.0, st.max_concurrency)
-        return max(w, st.busy_until - now)
+        return min(MAX_WAIT_S, max(w, st.busy_until - now))  # the node's word, bounded
 
     # -- outcomes -----------------------------------------------------------------
     def begin(self, node_id: str, model: str, now: float) -> Attempt:

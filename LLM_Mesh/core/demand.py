@@ -20,7 +20,13 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-__all__ = ["DEFAULT_BUCKET_S", "DEFAULT_WINDOW_S", "WindowCounter", "requests_waiting"]
+__all__ = [
+    "DEFAULT_BUCKET_S",
+    "DEFAULT_WINDOW_S",
+    "WindowCounter",
+    "explained_queue",
+    "requests_waiting",
+]
 
 DEFAULT_WINDOW_S = 600.0  # the last 10 minutes
 DEFAULT_BUCKET_S = 10.0
@@ -110,3 +116,12 @@ def requests_waiting(
     """
     excess = max(0, gateway_in_flight - max(0, concurrency))
     return max(0, gateway_waiting) + max(excess, max(0, reported_queued))
+
+
+def explained_queue(reported_queued: int, known_load: int) -> int:
+    """The part of a node's reported queue that counts as demand: at most ``known_load``,
+    the requests the mesh knew it had sent the node (in flight or queued there) when the
+    report arrived. A registered node serves only its mesh's gateways, so an honest queue
+    is made of those; more is the node's word alone (a node reporting 10^6 queued made
+    every model it lists look wanted to other operators' `node plan`: found 2026-12-05)."""
+    return min(max(0, reported_queued), max(0, known_load))

@@ -26,3 +26,29 @@ def is_routable(
     if not online or check_failed or last_heartbeat is None:
         return False
     return now - last_heartbeat < expiry_s
+
+
+def holds_address(
+    *,
+    gone: bool,
+    last_heartbeat: float | None,
+    now: float,
+    expiry_s: float,
+    check_failed: bool,
+) -> bool:
+    """Whether a node keeps its address (``host:port``) from other keys' registrations.
+
+    The registry pins a TLS certificate per address, not per node, so a second node
+    registering there replaces the first one's pin and the gateway refuses the first
+    one's certificate (found 2026-12-05). A node holds its address while it is not gone
+    (OFFLINE or revoked: ``gone``), was heard from within ``expiry_s`` and did not fail
+    its last active check (a key that cannot answer for itself there holds nothing), in
+    any other state (paused, draining: still the node at that address).
+    """
+    return is_routable(
+        online=not gone,
+        last_heartbeat=last_heartbeat,
+        now=now,
+        expiry_s=expiry_s,
+        check_failed=check_failed,
+    )

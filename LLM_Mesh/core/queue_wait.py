@@ -21,10 +21,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["DEFAULT_PRIOR_S", "ServiceTime", "queue_wait_s", "retry_after_header"]
+__all__ = ["DEFAULT_PRIOR_S", "MAX_WAIT_S", "ServiceTime", "queue_wait_s", "retry_after_header"]
 
 DEFAULT_PRIOR_S = 1.0
 """Service time assumed before a node has finished any request."""
+
+MAX_WAIT_S = 3600.0
+"""The longest wait the gateway quotes from what a node says of itself (its heartbeat's
+``service_s``, its load), as a node's own ``Retry-After`` is read
+(``registry/send.MAX_NODE_RETRY_AFTER_S``); also the longest ``service_s`` taken: 1e308 s
+was infinity in ms and made the gateway's 429 a 500 (found 2026-12-05)."""
 
 
 def queue_wait_s(

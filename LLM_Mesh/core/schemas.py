@@ -134,8 +134,10 @@ class NodeRegistration(_Wire):
 class Heartbeat(_Wire):
     """POST /mesh/nodes/{id}/heartbeat: the node's load, every heartbeat interval."""
 
-    in_flight: int = Field(default=0, ge=0)
-    queued: int = Field(default=0, ge=0)
+    # bounded as the registration's capacity: 10^400 raised OverflowError in the router's
+    # cost view (floats), so GET /mesh/nodes answered 500 for everyone (found 2026-12-05)
+    in_flight: int = Field(default=0, ge=0, le=_INT32_MAX)
+    queued: int = Field(default=0, ge=0, le=_INT32_MAX)
     loaded_models: list[str] | None = None
     state: NodeState = NodeState.ONLINE
     requests_served: int = 0

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["dumps", "loads", "loads_object", "refuse_lone_surrogates"]
+__all__ = ["dumps", "finite_number", "loads", "loads_object", "refuse_lone_surrogates"]
 
 _SEP = (",", ":")
 
@@ -79,3 +79,17 @@ def refuse_lone_surrogates(data: str | bytes, obj: Any) -> None:
             "a string holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff without its "
             "pair): not Unicode text"
         ) from None
+
+
+def finite_number(value: Any) -> float | None:
+    """A number a peer sent (an optional field it may leave out) as a finite float, or
+    ``None``: not a number (``true`` is none), or past a float's range. An integer of 400
+    digits is valid JSON and a Python ``int``: ``float()`` of it raised ``OverflowError``
+    (a node's heartbeat ``uptime``, ``service_s`` or ``load_time_s``: found 2026-12-05)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

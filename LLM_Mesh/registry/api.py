@@ -142,6 +142,7 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
         # not resolve, and costs no DNS; by the addresses after: a ``localhost`` is loopback
         # only where it resolved there (a hosts file). Neither alone refuses the same URLs.
         _check_transport(reg, rt.settings.node_transport)
+        _check_address_free(rt, reg)
         node, addrs = await rt.pins.check(reg.url)
         _check_transport(reg, rt.settings.node_transport, addrs)
         checked.append((node, addrs))
@@ -220,6 +221,21 @@ PLAIN_HTTP_REMOTE = (
     "may accept it: `llm-mesh registry serve --allow-private-node <its url>`, or every "
     "node with --allow-plain-http-nodes (LLM_MESH_ALLOW_PLAIN_HTTP_NODES=1)."
 )
+
+
+def _check_address_free(rt: Runtime, reg: NodeRegistration) -> None:
+    """403 ``node_url_taken`` when another live node holds the URL's address: certificates
+    are pinned per address, so a second key there would replace (or drop) that node's pin
+    and the gateway would refuse its certificate (``core/liveness.holds_address``; found
+    2026-12-05)."""
+    holder = rt.table.address_holder(reg.url, reg.node_id)
+    if holder is not None:
+        raise Forbidden(
+            f"node url {reg.url} is the address of another live node ({holder}); one node "
+            "per host and port: register again once it is gone, or use another port",
+            param="url",
+            reason="node_url_taken",
+        )
 
 
 def _pin_unknown(pins: AddressPins, url: str) -> bool:

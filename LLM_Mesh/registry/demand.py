@@ -13,9 +13,10 @@ Per model (every catalog model, then every custom model a known node hosts)::
         gateway_waiting  requests held at this gateway with no node yet (opt-in wait)
         in_flight        this gateway's attempts on nodes for the model, not yet ended
         concurrency      sum of max_concurrency of the healthy nodes hosting it
-        queued_on_nodes  sum of the queued counts those nodes' last heartbeats reported
-                         (a node's queue is shared by its models; a node hosting several
-                         counts its whole queue for each)
+        queued_on_nodes  sum of the queued counts those nodes' last heartbeats reported,
+                         each at most the load the mesh knew it had sent the node then
+                         (core.demand.explained_queue; a node's queue is shared by its
+                         models; a node hosting several counts its whole queue for each)
     requests_refused  = requests answered 503 model_unavailable (no node, or every node tried
                         answered 503) or 429 overloaded (saturated, or every node tried
                         answered 429) in the last window_s
@@ -33,7 +34,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from LLM_Mesh.core.demand import DEFAULT_BUCKET_S, DEFAULT_WINDOW_S, WindowCounter
+from LLM_Mesh.core.demand import (
+    DEFAULT_BUCKET_S,
+    DEFAULT_WINDOW_S,
+    WindowCounter,
+    explained_queue,
+)
 from LLM_Mesh.core.demand import requests_waiting as waiting_estimate
 from LLM_Mesh.registry.listing import offered_specs
 from LLM_Mesh.registry.node_table import NodeTable
@@ -159,7 +165,8 @@ def demand_report(
         model = spec.id
         serving = table.healthy_entries_for(model, now)
         concurrency = sum(e.max_concurrency for e in serving)
-        queued = sum(e.reported_queued for e in serving)
+        # what the mesh sent each node, not its word alone (core/demand.explained_queue)
+        queued = sum(explained_queue(e.reported_queued, e.known_load) for e in serving)
         in_flight = in_flights.get(model, 0)
         at_gateway = waitings.get(model, 0)
         why = refused.get(model, {})

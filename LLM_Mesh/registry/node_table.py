@@ -28,7 +28,8 @@ from pydantic import ValidationError
 
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.check_state import CheckState, reason
-from LLM_Mesh.core.liveness import heartbeat_age, is_routable
+from LLM_Mesh.core.liveness import heartbeat_age, holds_address, is_routable
+from LLM_Mesh.core.netguard import NodeUrlError, parse_node_url
 from LLM_Mesh.core.rewards import answer_share_milli, decay
 from LLM_Mesh.core.schemas import (
     MAX_MODELS_PER_NODE,
@@ -38,6 +39,7 @@ from LLM_Mesh.core.schemas import (
     NodeRegistration,
     NodeState,
 )
+from LLM_Mesh.core.strict_json import finite_number
 
 Clock = Callable[[], float]
 _ONLINE = NodeState.ONLINE  # a module global: an enum member read off its class costs ~0.1 µs
@@ -123,6 +125,7 @@ class NodeTable:
         self.clock = clock
         self._nodes: dict[str, NodeEntry] = {}
         self._by_model: dict[str, set[str]] = {}
+        self._by_address: dict[tuple[str, int], set[str]] = {}  # (host, port) -> node ids
         self.goodbyes = 0  # nodes that went OFFLINE here, ever (``NodeEntry.gone``)
         # bumped by every change ``GET /mesh/nodes`` must show at once (a registration, a
         # state, a health check's verdict, an expiry, the models loaded): its cached body
@@ -171,9 +174,39 @@ class NodeTable:
         self.changes += 1
         for model_id in entry.models:
             self._by_model.setdefault(model_id, set()).add(reg.node_id)
+        address = _address(reg.url)
+        if address is not None:
+            self._by_address.setdefault(address, set()).add(reg.node_id)
         return entry
 
+    def address_holder(self, url: str, claimant: str) -> str | None:
+        """Another node than ``claimant`` that holds ``url``'s address (``host:port``, any
+        scheme or path: certificates are pinned per address) now, or ``None``
+        (:func:`~LLM_Mesh.core.liveness.holds_address`)."""
+        address = _address(url)
+        now = self.clock()
+        for node_id in sorted(self._by_address.get(address, ())) if address else ():
+            e = self._nodes.get(node_id)
+            if e is None or node_id == claimant or _address(e.url) != address:
+                continue
+            if holds_address(
+                gone=e.state is NodeState.OFFLINE or e.revoked,
+                last_heartbeat=e.last_heartbeat,
+                now=now,
+                expiry_s=self.expiry_s,
+                check_failed=e.check_failed,
+            ):
+                return node_id
+        return None
+
     def _unindex(self, entry: NodeEntry) -> None:
+        address = _address(entry.url)
+        if address is not None:
+            held = self._by_address.get(address)
+            if held is not None:
+                held.discard(entry.node_id)
+                if not held:
+                    del self._by_address[address]
         for model_id in entry.models:
             ids = self._by_model.get(model_id)
             if ids is not None:
@@ -206,9 +239,9 @@ class NodeTable:
         entry.reported_in_flight = hb.in_flight
         entry.reported_queued = hb.queued
         entry.expired_reported = False
-        uptime = (hb.model_extra or {}).get("uptime")
-        if isinstance(uptime, (int, float)) and not isinstance(uptime, bool):
-            entry.uptime = min(1.0, max(0.0, float(uptime)))
+        uptime = finite_number((hb.model_extra or {}).get("uptime"))
+        if uptime is not None:
+            entry.uptime = min(1.0, max(0.0, uptime))
         changed = was != (self.healthy(entry, now), entry.state)
         if hb.loaded_models is not None:
             loaded = set(hb.loaded_models)
@@ -491,9 +524,9 @@ def heartbeat_models(hb: Heartbeat) -> list[dict[str, Any]]:
 
 def load_time_ms(hosted: HostedModel) -> float | None:
     """The model's extra ``load_time_s`` in ms, when given and > 0 (0 means "loaded")."""
-    value = (hosted.model_extra or {}).get("load_time_s")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        ms = float(value) * 1000.0
+    value = finite_number((hosted.model_extra or {}).get("load_time_s"))
+    if value is not None:
+        ms = value * 1000.0
         if math.isfinite(ms) and ms > 0:
             return ms
     return None
@@ -516,3 +549,12 @@ def loaded_models(entry: NodeEntry) -> list[str]:
 def advertises_continuation(reg: NodeRegistration) -> bool:
     """A registration-level ``"continuation": true`` extra field."""
     return (reg.model_extra or {}).get("continuation") is True
+
+
+def _address(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a node URL (host lower case), or ``None`` if it does not parse."""
+    try:
+        node = parse_node_url(url)
+    except NodeUrlError:
+        return None
+    return node.host, node.port

@@ -54,6 +54,7 @@ from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost
 from LLM_Mesh.core.stream_guard import SharedTime
+from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
 from LLM_Mesh.registry.node_table import NodeEntry, NodeTable, cold_starts_ms, loaded_models
 
@@ -66,10 +67,7 @@ _UNCOUNTED = frozenset({Outcome.CANCELLED, Outcome.REJECTED}) | BUSY
 
 def _service_s(hb: Heartbeat) -> float | None:
     """The heartbeat's extra ``service_s`` (seconds per request), if a plain number."""
-    value = (hb.model_extra or {}).get("service_s")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
+    return finite_number((hb.model_extra or {}).get("service_s"))
 
 
 class Routing:

@@ -211,8 +211,10 @@ class NodeStream(PartReader):
             with anyio.CancelScope(shield=True):
                 await self.resp.aclose()
         tally.failed_nodes.append(failed)
-        if self.usage_seen or self._done:  # it finished (only [DONE] missing, or it held on
-            if not self.usage_seen:  # after [DONE]: found 2026-12-04, then continued elsewhere)
+        if self.usage_seen or self._done or self.finished:  # it finished (only [DONE]
+            # missing, or it held on after [DONE]: found 2026-12-04; or its usage chunk
+            # missing after its finish chunk: found 2026-12-05), then continued elsewhere
+            if not self.usage_seen:
                 tally.completion_tokens = self._unsigned_part(PartStatus.MISSING)
             ex.stop(Stop.SUCCEEDED)
             tally.outcome = "ok"
@@ -266,7 +268,7 @@ class NodeStream(PartReader):
                 f"{reason}; node {node} refused to continue: {said}", "upstream_error"
             )
         self.resp = resp
-        self.node_first = self.usage_seen = False
+        self.node_first = self.usage_seen = self.finished = False
         self.continued = True
         self._part()
         return None

@@ -40,7 +40,7 @@ import math
 from typing import Any
 
 from LLM_Mesh.core import strict_json
-from LLM_Mesh.core.answer_text import output_sha256
+from LLM_Mesh.core.answer_text import chunk_finished, output_sha256
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.delivered import priced_completion
 from LLM_Mesh.core.receipt import PartStatus
@@ -132,6 +132,7 @@ class PartReader:
         self.text = ""  # text the client got from earlier nodes
         self.node_first = False  # the current node has sent a token
         self.usage_seen = False  # the current node sent its final usage chunk
+        self.finished = False  # ... or a chunk ending its answer (a finish_reason)
         self.continued = False
         # the current node part's bounds (core/stream_guard.py)
         self.limit = UNBOUNDED  # tokens it may still send (set as its stream opens)
@@ -232,6 +233,8 @@ class PartReader:
             node = self.ex.tally.node_id
             raise Overrun(f"node {node} went past the {self.limit} tokens allowed")
         data.append(first)
+        if not self.finished and chunk_finished(obj):
+            self.finished = True  # its answer is over: not continued if it breaks now
         # the parsed key, not the bytes: "\u0075sage" is "usage" to every reader (found
         # 2026-12-04: such a final chunk was relayed as the node wrote it, its own mesh)
         if not self.node_first or "usage" in obj:

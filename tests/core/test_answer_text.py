@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from LLM_Mesh.core.answer_text import answer_text, chunk_text, output_sha256, stream_text
+from LLM_Mesh.core.answer_text import (
+    answer_text,
+    chunk_finished,
+    chunk_text,
+    output_sha256,
+    stream_text,
+)
 
 
 def test_a_chat_answer_is_its_first_choices_message_content() -> None:
@@ -67,3 +73,12 @@ def test_a_stream_is_its_chunks_text_in_order_and_counts_content_chunks() -> Non
 def test_output_hash_is_sha256_of_the_utf8_text() -> None:
     assert output_sha256("é") == hashlib.sha256("é".encode()).hexdigest()
     assert output_sha256("") == hashlib.sha256(b"").hexdigest()
+
+
+def test_a_chunk_with_a_finish_reason_ends_its_answer() -> None:
+    assert chunk_finished({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+    assert chunk_finished({"choices": [{"text": "", "finish_reason": "length"}]})
+    assert not chunk_finished({"choices": [{"delta": {"content": "a"}, "finish_reason": None}]})
+    assert not chunk_finished({"choices": [{"finish_reason": ""}]})
+    assert not chunk_finished({"choices": [], "usage": {}})
+    assert not chunk_finished({"choices": [{"finish_reason": 1}]})

@@ -1,6 +1,6 @@
 import pytest
 
-from LLM_Mesh.core.demand import WindowCounter, requests_waiting
+from LLM_Mesh.core.demand import WindowCounter, explained_queue, requests_waiting
 
 
 def test_window_counts_and_ages_out() -> None:
@@ -79,3 +79,10 @@ def test_waiting_with_no_serving_concurrency() -> None:
     kw = {"gateway_waiting": 0, "reported_queued": 0}
     assert requests_waiting(gateway_in_flight=2, concurrency=0, **kw) == 2
     assert requests_waiting(gateway_in_flight=2, concurrency=-1, **kw) == 2
+
+
+def test_a_nodes_queue_counts_up_to_what_the_mesh_sent_it() -> None:
+    assert explained_queue(10**6, 0) == 0  # nobody sent it anything
+    assert explained_queue(3, 5) == 3  # an honest queue: within what it was sent
+    assert explained_queue(9, 5) == 5
+    assert explained_queue(-4, 5) == 0 and explained_queue(4, -1) == 0

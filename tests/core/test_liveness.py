@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.liveness import heartbeat_age, is_routable
+from LLM_Mesh.core.liveness import heartbeat_age, holds_address, is_routable
 
 
 def test_heartbeat_age() -> None:
@@ -46,3 +46,18 @@ def test_just_before_expiry_is_routable() -> None:
 def test_expiry_counts_from_the_last_heartbeat() -> None:
     assert routable(last_heartbeat=100.0, now=105.0)
     assert not routable(last_heartbeat=100.0, now=110.0)
+
+
+def test_a_node_holds_its_address_while_live_in_any_state_but_gone() -> None:
+    def holds(
+        *, gone: bool = False, last: float | None = 100.0, now: float = 110.0, failed: bool = False
+    ) -> bool:
+        return holds_address(
+            gone=gone, last_heartbeat=last, now=now, expiry_s=30.0, check_failed=failed
+        )
+
+    assert holds()  # paused or draining: still the node at that address
+    assert not holds(gone=True)  # offline, revoked
+    assert not holds(now=131.0)  # expired
+    assert not holds(failed=True)  # a key that cannot answer for itself there
+    assert not holds(last=None)

@@ -106,3 +106,12 @@ def test_a_lone_surrogate_in_a_body_in_utf_16_or_32_is_refused(codec: str) -> No
         obj = json.loads(raw)
         with pytest.raises(ValueError, match="lone UTF-16 surrogate"):
             strict_json.refuse_lone_surrogates(raw, obj)
+
+
+def test_finite_number_reads_a_peers_optional_number_or_none() -> None:
+    finite_number = strict_json.finite_number
+    assert finite_number(0.5) == 0.5 and finite_number(3) == 3.0
+    assert finite_number(10**400) is None  # float() raised OverflowError
+    assert finite_number(float("inf")) is None and finite_number(float("nan")) is None
+    assert finite_number(True) is None and finite_number("1") is None
+    assert finite_number(None) is None

@@ -97,3 +97,44 @@ async def test_restarted_registry_knows_https_nodes_pins_from_the_store(tmp_path
         assert r.status_code == 200, r.text
         assert (await h.client.post("/mesh/nodes/n1/heartbeat", json={})).status_code == 200
         assert h.runtime.pins.fingerprint(url) == FP
+
+
+async def test_another_node_cannot_repin_a_live_nodes_address(tmp_path: Path) -> None:
+    """Certificate pins are kept per address (``host:port``), not per node: another
+    operator's node registering its own key at a live node's URL (or the same host and
+    port written otherwise: upper case, a path, ``http://``) replaced that node's pin with
+    its own fingerprint, or removed it, so the gateway refused the victim's certificate:
+    its requests failed over, its health checks failed, out of routing and earning nothing
+    until it registered again, and the attacker could do it again at once (found
+    2026-12-05). Now 403 ``node_url_taken`` while the holder is live (not offline, heard
+    from within the expiry, its last check not failed); the same node, or any node once
+    the holder is gone, registers there as before."""
+    async with running(tmp_path, allow_plain_http_nodes=True) as h:
+        url = "https://n1.example:8801"
+        r = await h.client.post("/mesh/nodes", json=registration("n1", url=url, tls_fingerprint=FP))
+        assert r.status_code == 200, r.text
+        for evil_url, fp in [
+            (url, "cd" * 32),
+            ("https://N1.example:8801/v2", "cd" * 32),
+            (url, None),
+            ("http://n1.example:8801", None),
+        ]:
+            body = registration("evil", url=evil_url)
+            if fp is not None:
+                body["tls_fingerprint"] = fp
+            r = await h.client.post("/mesh/nodes", json=body)
+            assert r.status_code == 403, (evil_url, r.text)
+            assert r.json()["error"]["reason"] == "node_url_taken"
+            assert h.runtime.pins.fingerprint(url + "/v1/completions") == FP
+            assert h.runtime.pins.host_fingerprint("n1.example", 8801) == FP
+            assert h.table.get("evil") is None
+        # the node itself re-registers (a new certificate) as before
+        r = await h.client.post(
+            "/mesh/nodes", json=registration("n1", url=url, tls_fingerprint="ef" * 32)
+        )
+        assert r.status_code == 200, r.text
+        # once it is gone (its heartbeats expired), another key may serve at that address
+        h.clock.advance(h.runtime.settings.heartbeat_expiry_s + 1)
+        r = await h.client.post("/mesh/nodes", json=registration("n2", url=url, tls_fingerprint=FP))
+        assert r.status_code == 200, r.text
+        assert h.runtime.pins.fingerprint(url + "/v1/completions") == FP

@@ -91,8 +91,11 @@ async def test_heartbeat_queues_count_as_waiting(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         await h.register("a", models=[MODEL, "mine"])
         await h.register("b")
+        held = [h.runtime.routing.begin("a", MODEL) for _ in range(5)]  # what a's load is
         hb = {"in_flight": 2, "queued": 3}
         assert (await h.client.post("/mesh/nodes/a/heartbeat", json=hb)).status_code == 200
+        for att in held:
+            h.runtime.routing.finish(att, Outcome.SUCCESS)
         _, rows = await demand(h)
         assert rows[MODEL]["requests_waiting"] == 3 and rows[MODEL]["queued_on_nodes"] == 3
         assert rows["mine"]["requests_waiting"] == 3  # a's queue is shared by its models
@@ -145,3 +148,22 @@ def test_other_replicas_in_flight_at_a_node_is_their_count_for_it() -> None:
     bad = {"in_flight": {"m": 5}, "nodes": {"n": -3, "x": True}}
     assert others_in_flight_at([bad], "n", models) == 0
     assert others_in_flight_at([bad], "x", models) == 0
+
+
+async def test_a_queue_nobody_sent_is_not_demand(tmp_path: Path) -> None:
+    """A node that reports a queue of 10^6 requests the mesh never sent it (its load report
+    is its own word) made every model it lists look wanted in ``GET /mesh/demand``, the
+    figure `llm-mesh node plan` ranks models by for other operators and the dashboard
+    shows (found 2026-12-05): one operator steered others' hardware to models nobody asks
+    for. A node's reported queue now counts up to the load the mesh knew it had sent it
+    when the report arrived (``entry.known_load``, as for its uptime credit)."""
+    async with running(tmp_path) as h:
+        await h.register("liar", models=[MODEL, "mine"])
+        await h.register("b")
+        hb = {"in_flight": 0, "queued": 10**6}
+        assert (await h.client.post("/mesh/nodes/liar/heartbeat", json=hb)).status_code == 200
+        data, rows = await demand(h)
+        assert rows[MODEL]["requests_waiting"] == 0 and rows[MODEL]["queued_on_nodes"] == 0
+        assert rows["mine"]["requests_waiting"] == 0
+        parsed = parse_demand(data)  # what `llm-mesh node plan` reads
+        assert parsed is not None and parsed[MODEL].requests_waiting == 0

@@ -295,3 +295,85 @@ async def test_json_nested_past_the_parsers_limit_from_a_node(
             assert r.text.endswith("data: [DONE]\n\n") and '"mesh"' in r.text
             assert "not JSON" in r.text  # the event broke the stream (test_hostile_node_json)
         assert h.in_flight("liar") == 0
+
+
+@pytest.mark.parametrize(
+    "load",
+    [{"in_flight": 10**400}, {"queued": 10**400}, {"in_flight": 2**63, "queued": 2**63}],
+    ids=["in_flight_400_digits", "queued_400_digits", "both_2e63"],
+)
+async def test_a_heartbeat_load_past_int32_is_400_and_the_listing_stays_up(
+    tmp_path: Path, load: dict[str, int]
+) -> None:
+    """One node's load report of 10^400 requests (or 2^63) was taken as sent: the router's
+    cost view of it (``core/scoring``, floats) raised ``OverflowError``, so the public
+    ``GET /mesh/nodes`` and the dashboard's node pages answered 500 for everyone, and a
+    request routed by it failed (found 2026-12-05). Now bounded as the registration's
+    ``max_concurrency`` is: 400, the node's last report kept."""
+    async with running(tmp_path) as h:
+        await h.register("honest")
+        await h.register("liar")
+        fine = {"in_flight": 1, "queued": 2}
+        assert (await h.client.post("/mesh/nodes/liar/heartbeat", json=fine)).status_code == 200
+        r = await h.client.post("/mesh/nodes/liar/heartbeat", json=load)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] in load
+        liar = h.table.get("liar")
+        assert liar is not None
+        assert (liar.reported_in_flight, liar.reported_queued) == (1, 2)
+        for path in ("/mesh/nodes", "/dashboard/nodes", "/dashboard/nodes/liar"):
+            assert (await h.client.get(path)).status_code == 200, path
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+        })  # fmt: skip
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("service_s", [1e308, 1e300, 2**70], ids=["1e308", "1e300", "2e70"])
+async def test_a_nodes_reported_service_time_cannot_make_the_wait_unbounded(
+    tmp_path: Path, service_s: float
+) -> None:
+    """A full node's heartbeat ``service_s`` (its own time per request) sets the wait the
+    gateway's 429 ``saturated`` quotes. 1e308 s (× 1000 in ms: infinity) made every
+    anonymous request for its model a 500 (``math.ceil(inf)``), 1e300 a `Retry-After` of
+    301 digits (found 2026-12-05). Now read as at most an hour, and the wait quoted at
+    most ``MAX_NODE_RETRY_AFTER_S``, as a node's own `Retry-After` is."""
+    async with running(tmp_path) as h:
+        await h.register("a")  # max_concurrency 2, max_queue 4
+        full = {"in_flight": 2, "queued": 4, "service_s": service_s}
+        assert (await h.client.post("/mesh/nodes/a/heartbeat", json=full)).status_code == 200
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+        })  # fmt: skip
+        assert r.status_code == 429, r.text
+        assert 1 <= int(r.headers["retry-after"]) <= MAX_NODE_RETRY_AFTER_S
+        assert 0 < r.json()["error"]["wait_s"] <= MAX_NODE_RETRY_AFTER_S
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"uptime": 10**400},
+        {"service_s": 10**400},
+        {"models": [{"id": "gemma-3-270m", "load_time_s": 10**400}]},
+    ],
+    ids=["uptime", "service_s", "load_time_s"],
+)
+async def test_a_heartbeats_extra_numbers_past_a_float_are_ignored(
+    tmp_path: Path, extra: dict[str, Any]
+) -> None:
+    """The heartbeat's optional numbers (``uptime``, ``service_s``, a model's
+    ``load_time_s``) as integers of 400 digits: ``float()`` raised ``OverflowError``, the
+    heartbeat answered 500 (an internal error of the registry, logged as its own bug) after
+    the table had taken part of it (found 2026-12-05). Now read as not given."""
+    async with running(tmp_path) as h:
+        await h.register("liar")
+        r = await h.client.post("/mesh/nodes/liar/heartbeat", json=extra)
+        assert r.status_code == 200, r.text
+        entry = h.table.get("liar")
+        assert entry is not None and entry.uptime is None
+        assert (await h.client.get("/mesh/nodes")).status_code == 200
+        r = await h.client.post(CHAT, json={
+            "model": "gemma-3-270m", "messages": [{"role": "user", "content": "hi"}],
+        })  # fmt: skip
+        assert r.status_code == 200, r.text

@@ -183,3 +183,36 @@ async def test_a_stream_of_n_choices_is_not_continued_as_one(tmp_path: Path) -> 
         err = json.loads(events[-2][len("data: ") :])["error"]
         assert err["code"] == "continuation_unsupported" and "n=2" in err["message"]
         assert h.nodes.nodes["b:8801"].calls == []
+
+
+async def test_a_stream_that_finished_before_it_broke_is_not_continued(tmp_path: Path) -> None:
+    """``a`` sends its whole answer and its finish chunk (``finish_reason: "stop"``), then
+    its connection breaks before its usage chunk: the answer was over, yet it was
+    continued on ``b``, which appended five more tokens, and the payer was charged for
+    both parts (found 2026-12-05: two operators in league are paid twice for one answer,
+    the second part text nobody asked for). Now it ends there, as when only ``[DONE]`` is
+    missing: ``a``'s part counted by its chunks, nobody asked to continue."""
+    nodes = FakeNodes()
+
+    def factory(node: FakeNode, model: str) -> httpx.Response:
+        sse = {"content-type": "text/event-stream"}
+        if node.node_id == "a":  # its words and the finish chunk, then the break
+            return httpx.Response(200, headers=sse, stream=Dies(
+                completion_chunks("a", model, ["Once", " upon"])[:3]))  # fmt: skip
+        chunks = completion_chunks("b", model, [" more"] * 5)
+        return httpx.Response(200, headers=sse, content=b"".join(chunks))
+
+    nodes.stream_factory = factory
+    async with running(tmp_path, nodes=nodes, max_attempts=3) as h:
+        await h.register("a")
+        await h.register("b")
+        body = {"model": "gemma-3-270m", "prompt": "Tell me:", "stream": True, "max_tokens": 10}
+        text = await _first_is(h, "a", "b", body, "/v1/completions")
+        assert text.rstrip().endswith("data: [DONE]") and '"error"' not in text
+        chunks = _events(text)
+        assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == "Once upon"
+        assert h.nodes.nodes["b:8801"].calls == []
+        assert h.in_flight("a") == 0 and h.in_flight("b") == 0
+        await h.runtime.writer.flush()
+        (rec,) = h.store.requests  # charged a's two tokens (no usage: its chunks), no more
+        assert (rec.node_id, rec.completion_tokens) == ("a", 2)
