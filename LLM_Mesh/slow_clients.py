@@ -19,6 +19,18 @@ an IPv6 /64 (one host's usual share); one past it is reset as soon as it is acce
 Loopback peers are not counted (the operator's tools; a reverse proxy on the machine, whose
 clients all arrive from loopback), nor, on a node, its registries' addresses and the
 operator's ``trusted_peers`` (``exempt``: ``core/peer_exempt.py``).
+
+A client that reads nothing (a slow consumer) is the same on the way out: uvicorn waits for
+its socket to take the answer for ever, the handler's ``send`` with it, so a stream never
+read held its node's slot, and an answer its buffers (found 2026-12-05 on the gateway: a few
+anonymous streams a minute took every slot of a model's nodes). ``write_stall_s`` (the
+gateway's: :data:`WRITE_STALL_S`) bounds how long the writes may stand still: from the
+transport's ``pause_writing`` (its buffer over the high-water mark: the client's window and
+the kernel's buffers already full) to its ``resume_writing``; past it the connection is
+aborted (``close`` would wait for the buffer to drain), which the handler hears as the
+client leaving. It costs nothing while the client keeps up (no timer until the buffer
+fills). A node sets none: its client is the gateway, which stops reading a node's stream
+while its own client does, and ends it by this bound.
 """
 
 from __future__ import annotations
@@ -34,11 +46,19 @@ from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.peer_exempt import canonical_address
 from LLM_Mesh.core.ratelimit import address_scope
 
-__all__ = ["READ_TIMEOUT_S", "guarded_http", "node_peer_cap", "peer_key", "raise_fd_limit"]
+__all__ = [
+    "READ_TIMEOUT_S", "WRITE_STALL_S", "guarded_http", "node_peer_cap", "peer_key",
+    "raise_fd_limit",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 30.0  # 1 MiB (the largest body) in 30 s is ~280 kbit/s
+#: how long the gateway's writes to a client may stand still (its buffers full) before the
+#: connection is aborted: in that time the client must take enough for the kernel to take
+#: the transport's buffer below its low-water mark (Linux wakes a writer once about a third
+#: of the socket's send buffer is free: tens of KiB on a slow link, whose buffer stays small)
+WRITE_STALL_S = 30.0
 #: the fewest connections a node lets one peer hold (its gateway replicas behind one address)
 MIN_PEER_CONNECTIONS = 256
 
@@ -76,10 +96,12 @@ def raise_fd_limit(want: int = 65536) -> None:
 
 class _Guarded(HttpToolsProtocol):
     read_timeout_s = READ_TIMEOUT_S
+    write_stall_s: ClassVar[float | None] = None
     max_per_peer: ClassVar[int | None] = None
     exempt_peer: ClassVar[tuple[Callable[[str | None], bool]]] = (is_loopback,)
     held: ClassVar[dict[str, int]]  # peer key -> connections open (one dict per class)
     _read_timer: asyncio.TimerHandle | None = None
+    _stall_timer: asyncio.TimerHandle | None = None
     _peer: str | None = None
     _in_message = False  # a request's first byte read, not its last
 
@@ -130,8 +152,29 @@ class _Guarded(HttpToolsProtocol):
         self._disarm()
         super().on_message_complete()
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.write_stall_s is not None and self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(self.write_stall_s, self._stalled)
+
+    def resume_writing(self) -> None:
+        self._unstall()
+        super().resume_writing()
+
+    def _unstall(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _stalled(self) -> None:
+        """The client took nothing for ``write_stall_s``: drop the connection and its buffer."""
+        self._stall_timer = None
+        transport: Any = self.transport
+        transport.abort()  # also after a close that waits on the buffer (keep-alive's end)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._unstall()
         if self._peer is not None:
             key, self._peer = self._peer, None
             left = min(self.held.get(key, 1), self.max_per_peer or 0) - 1
@@ -162,17 +205,21 @@ def guarded_http(
     *,
     max_per_peer: int | None = None,
     exempt: Callable[[str | None], bool] = is_loopback,
+    write_stall_s: float | None = None,
 ) -> type[Any]:
     """uvicorn's ``http=`` protocol class with the read timeout and, given ``max_per_peer``,
-    the bound on one peer's connections (``exempt`` peers are not counted: loopback) (see
-    the module docstring)."""
+    the bound on one peer's connections (``exempt`` peers are not counted: loopback), given
+    ``write_stall_s`` the bound on a client that takes nothing (see the module docstring)."""
     if read_timeout_s <= 0:
         raise ValueError("read_timeout_s must be positive")
+    if write_stall_s is not None and write_stall_s <= 0:
+        raise ValueError("write_stall_s must be positive")
     if max_per_peer is not None and max_per_peer < 1:
         raise ValueError("max_per_peer must be at least 1")
     attrs: dict[str, Any] = {
         "read_timeout_s": read_timeout_s,
         "max_per_peer": max_per_peer,
+        "write_stall_s": write_stall_s,
         "exempt_peer": (exempt,),  # in a tuple: a plain function would become a method
         "held": {},
     }

@@ -17,11 +17,34 @@ READ_TIMEOUT_S = 0.3
 GIVE_UP_S = 20.0  # generous: the test asserts that the server closes, not how fast
 
 
+WRITE_STALL_S = 1.0  # a reader taking 64 KiB every 5 ms sees pauses of ~0.1 s on loopback
+CHUNK = b"x" * 65_536
+ended: list[str] = []  # how each endless answer ended
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     while (await receive()).get("more_body"):
         pass
+    if scope["path"] == "/endless":  # 64 KiB writes for as long as the client is there
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(100_000):  # ~6 GB: "for ever"
+            if gone.is_set():
+                ended.append("gone")
+                return
+            await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+        watcher.cancel()
+        ended.append("finished")
+        return
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
     )
@@ -33,7 +56,10 @@ async def port() -> AsyncIterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", http=guarded_http(READ_TIMEOUT_S)
+        app,
+        lifespan="off",
+        log_level="warning",
+        http=guarded_http(READ_TIMEOUT_S, write_stall_s=WRITE_STALL_S),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -127,3 +153,41 @@ async def test_a_slow_request_after_a_quick_one_is_cut_off(port: int, together: 
     finally:
         writer.close()
     assert b"200" not in got
+
+
+async def test_a_client_that_reads_nothing_is_let_go(port: int) -> None:
+    """A slow consumer: it asks for an answer and never reads it. The server's writes stand
+    still (its buffers full); after ``write_stall_s`` the connection is aborted and the
+    handler's ``send`` goes on as for a client that left (found 2026-12-05: held for ever)."""
+    ended.clear()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        await loop.sock_sendall(sock, b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(int(GIVE_UP_S / 0.05)):  # and reads nothing
+            if ended:
+                break
+            await asyncio.sleep(0.05)
+        assert ended and ended[0] != "finished"  # before: still writing at GIVE_UP_S
+    finally:
+        sock.close()
+
+
+async def test_a_client_reading_steadily_is_not_let_go(port: int) -> None:
+    """A client that keeps taking the answer (64 KiB every 5 ms, slower than the server
+    makes it: the server's writes pause again and again) is served for twice the bound."""
+    ended.clear()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    try:
+        writer.write(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        got, until = 0, loop.time() + 2 * WRITE_STALL_S
+        while loop.time() < until:
+            got += len(await asyncio.wait_for(reader.read(65_536), GIVE_UP_S))
+            await asyncio.sleep(0.005)
+        assert not ended and got > 10 * len(CHUNK)
+    finally:
+        writer.close()
