@@ -20,6 +20,15 @@ Loopback peers are not counted (the operator's tools; a reverse proxy on the mac
 clients all arrive from loopback), nor, on a node, its registries' addresses and the
 operator's ``trusted_peers`` (``exempt``: ``core/peer_exempt.py``).
 
+A request's head (its request line and headers) is bounded too: uvicorn's httptools
+protocol keeps every header line, and httptools a header's value until it ends, with no
+limit, so one connection sending header lines (or one endless value, or URL) as fast as it
+could within the read timeout grew the process by as much (found 2026-12-05: 100 MiB of
+header lines, 100 MiB more of RSS; a few connections on a fast link were gigabytes). A head
+longer than :data:`MAX_HEAD_BYTES` is answered 431 and the connection closed; the reads that
+end inside a head are counted whole, the read that begins it is not, so the bound is reached
+within one read (asyncio reads at most 256 KiB) of it.
+
 A client that reads nothing (a slow consumer) is the same on the way out: uvicorn waits for
 its socket to take the answer for ever, the handler's ``send`` with it, so a stream never
 read held its node's slot, and an answer its buffers (found 2026-12-05 on the gateway: a few
@@ -47,7 +56,7 @@ from LLM_Mesh.core.peer_exempt import canonical_address
 from LLM_Mesh.core.ratelimit import address_scope
 
 __all__ = [
-    "READ_TIMEOUT_S", "WRITE_STALL_S", "guarded_http", "node_peer_cap", "peer_key",
+    "MAX_HEAD_BYTES", "READ_TIMEOUT_S", "WRITE_STALL_S", "guarded_http", "node_peer_cap", "peer_key",
     "raise_fd_limit",
 ]  # fmt: skip
 
@@ -59,6 +68,12 @@ READ_TIMEOUT_S = 30.0  # 1 MiB (the largest body) in 30 s is ~280 kbit/s
 #: the transport's buffer below its low-water mark (Linux wakes a writer once about a third
 #: of the socket's send buffer is free: tens of KiB on a slow link, whose buffer stays small)
 WRITE_STALL_S = 30.0
+#: a request's line and headers, at most (nginx: 32 KiB, Node.js and h11: 16 KiB)
+MAX_HEAD_BYTES = 64 * 1024
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
+    b"\r\ncontent-length: 37\r\nconnection: close\r\n\r\nthe request's headers are too large\r\n"
+)
 #: the fewest connections a node lets one peer hold (its gateway replicas behind one address)
 MIN_PEER_CONNECTIONS = 256
 
@@ -104,6 +119,8 @@ class _Guarded(HttpToolsProtocol):
     _stall_timer: asyncio.TimerHandle | None = None
     _peer: str | None = None
     _in_message = False  # a request's first byte read, not its last
+    _in_head = False  # a request's first byte read, not the end of its headers
+    _head_bytes = 0  # of the reads that ended inside the head
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -135,7 +152,13 @@ class _Guarded(HttpToolsProtocol):
         return True
 
     def data_received(self, data: bytes) -> None:
+        in_head = self._in_head
         super().data_received(data)
+        if in_head and self._in_head:  # the head began before this read and goes on past
+            self._head_bytes += len(data)  # it: the whole read was head
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._head_too_large()
+                return
         if self._in_message and self._read_timer is None:
             # a request begun in this read and not ended in it: its timer from now (from its
             # first byte, but for the parsing of this read); a request that came whole in
@@ -145,7 +168,21 @@ class _Guarded(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._disarm()  # the connection's own (from its start), or none
-        self._in_message = True
+        self._in_message = self._in_head = True
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def _head_too_large(self) -> None:
+        """431 and the connection closed (its parser, holding the head, goes with it)."""
+        self._in_head = False
+        self._disarm()
+        transport: Any = self.transport
+        if not transport.is_closing():
+            transport.write(_HEAD_TOO_LARGE)
+            transport.close()
 
     def on_message_complete(self) -> None:
         self._in_message = False
