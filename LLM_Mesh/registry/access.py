@@ -34,7 +34,8 @@ is called:
    refused at once (429 ``overloaded``, ``reason: saturated``) or, if it opted into a
    wait (``mesh_wait_s``), waits here until no keyed request waits and a node is free.
    Anonymous requests never enter the send stage's wait, so a slot that frees goes to a
-   waiting keyed request first.
+   waiting keyed request first. At most ``MAX_ANONYMOUS_WAITERS`` anonymous requests wait
+   in a process at once (:mod:`LLM_Mesh.core.anonymous_wait`); one more is refused at once.
 
 The price check (:mod:`~LLM_Mesh.registry.charge`) runs between 2 and 3.
 The key cache lives in this process; the buckets too, unless the gateway has a Redis URL
@@ -48,6 +49,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 
+from LLM_Mesh.core import anonymous_wait
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
@@ -239,12 +241,13 @@ def _token_charge(job: Job, tpm: int) -> int:
 class AnonymousLast:
     """Check 4: keyed requests before anonymous ones on a saturated model (module docstring)."""
 
-    __slots__ = ("clock", "routing", "waiting")
+    __slots__ = ("clock", "routing", "waiting", "waiting_all")
 
     def __init__(self, routing: Routing, clock: Callable[[], float]) -> None:
         self.routing = routing
         self.clock = clock
         self.waiting: dict[str, int] = {}  # anonymous requests waiting here, per model
+        self.waiting_all = 0  # ... and for every model together (core/anonymous_wait.py)
 
     def _route(self, job: Job) -> RouteRequest:
         ext = job.ext
@@ -266,13 +269,18 @@ class AnonymousLast:
             return self.routing.pick(self._route(job)).verdict is not Verdict.SATURATED
         return True
 
-    def _refusal(self, job: Job) -> Overloaded:
+    def _refusal(self, job: Job, room: bool = True) -> Overloaded:
         d = self.routing.pick(self._route(job))
         wait = d.wait_s if d.wait_s is not None else 1.0
         self.routing.demand.refuse(job.model, SATURATED)
+        how = (
+            "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
+            if room
+            else "as many requests without an API key as may wait here wait already"
+        )
         return Overloaded(
             f"every node serving {job.model!r} is busy and requests with an API key go first; "
-            f"estimated wait {wait:.2f} s (send X-Mesh-Wait or mesh_wait_s to wait for a slot)",
+            f"estimated wait {wait:.2f} s ({how})",
             retry_after=max(1, math.ceil(wait)), reason=SATURATED, wait_s=round(wait, 3),
             model=job.model, anonymous=True,
         )  # fmt: skip
@@ -284,12 +292,15 @@ class AnonymousLast:
             return _no_wait(job)
         if job.ext.wait_s <= 0:
             raise self._refusal(job)
+        if not anonymous_wait.may_wait(self.waiting_all):
+            raise self._refusal(job, room=False)
         model, routing = job.model, self.routing
         until = min(job.started + job.ext.wait_s, job.deadline)
         loop = asyncio.get_running_loop()
         hard_stop = loop.time() + job.ext.wait_s  # bounded even if the clock stands still
         routing.demand.wait_begin(model)
         self.waiting[model] = self.waiting.get(model, 0) + 1
+        self.waiting_all += 1
         try:
             while not self._clear(job):
                 left = until - self.clock()
@@ -299,6 +310,7 @@ class AnonymousLast:
                 await routing.wait_change(min(left, 0.05))
         finally:
             routing.demand.wait_end(model)
+            self.waiting_all -= 1
             n = self.waiting.get(model, 0) - 1
             if n > 0:
                 self.waiting[model] = n

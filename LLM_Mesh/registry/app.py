@@ -459,7 +459,7 @@ def serve(
     by every worker (``host`` and ``port`` then only name it), and binds none of its own.
     """
     from LLM_Mesh.registry.stop_watchdog import run_bounded
-    from LLM_Mesh.slow_clients import guarded_http
+    from LLM_Mesh.slow_clients import WRITE_STALL_S, guarded_http, raise_fd_limit
 
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
@@ -485,6 +485,9 @@ def serve(
         raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
 
     cap_arenas(settings.malloc_arena_max)  # before uvicorn and the store start threads
+    # idle connections (each held up to READ_TIMEOUT_S) meet this soft limit of open files,
+    # not the usual 1,024: ~35 a second from one client took every one (found 2026-12-05)
+    raise_fd_limit()
     app = trim_periodically(
         freeze_after_startup(
             create_registry_app(  # its admin key goes to the URLs it serves on too
@@ -499,6 +502,8 @@ def serve(
         ssl_certfile=tls_cert and os.path.expanduser(tls_cert),  # "~/..." quoted: the home
         ssl_keyfile=tls_key and os.path.expanduser(tls_key),
         **uvicorn_log_kwargs(settings.log_format),
-        http=guarded_http(),  # no slowloris: a request arrives within READ_TIMEOUT_S
+        # no slowloris: a request arrives within READ_TIMEOUT_S; no slow consumer: a client
+        # that takes nothing of its answer for WRITE_STALL_S is let go
+        http=guarded_http(write_stall_s=WRITE_STALL_S),
         **({"sockets": [sock]} if sock is not None else {}),  # it listens once started
     )  # fmt: skip

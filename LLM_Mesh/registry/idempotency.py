@@ -4,7 +4,12 @@ Per gateway process, in memory (not in the store): an LRU of at most
 ``max_entries`` keys holding at most ``max_bytes`` of kept answers (body plus
 headers), each kept ``ttl_s`` after its request finished. Over either bound the
 oldest finished keys go first (a running one is never dropped: its duplicates
-wait on it).
+wait on it). Keys of clients with an API key and keys of anonymous clients are two
+LRUs, each with those bounds (:func:`keyed`): anonymous requests with fresh ids (anyone
+can send thousands, 6,000 a minute with the anonymous total) only push out anonymous
+keys. Found 2026-12-05: one LRU for all, so such a flood pushed a keyed client's id out
+within minutes, and its retry inside the 10 min got no replay (a lone registry's
+``paid_ids`` refused it 409, so it was not paid twice; its answer was lost).
 
 - A key seen for the first time runs the request (:meth:`IdempotencyCache.begin`
   returns ``None``).
@@ -44,7 +49,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.errors import DuplicateRequest
 
-__all__ = ["DuplicateRequest", "IdempotencyCache", "Stored", "paid_refusal"]
+__all__ = ["DuplicateRequest", "IdempotencyCache", "Stored", "keyed", "paid_refusal"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # kept answers, all keys together
 
@@ -81,6 +86,14 @@ class Stored:
                 r.headers[k] = v
         r.headers["X-Mesh-Replayed"] = "true"
         return r
+
+
+def keyed(key: str) -> bool:
+    """Whether a cache key is a keyed client's: the admit stage's keys are ``path scope id
+    [digest]``, a keyed client's scope ``key:<key id>`` (``Client.scope``); any other key
+    (tests' own) is counted with the anonymous ones."""
+    parts = key.split(" ", 2)
+    return len(parts) > 1 and parts[1].startswith("key:")
 
 
 def paid_refusal(key: str) -> DuplicateRequest:
@@ -149,25 +162,31 @@ class IdempotencyCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.stream_hold_s = stream_hold_s  # the longest an open stream's id is held
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._bytes = 0
+        # anonymous keys, keyed clients' keys: each its own LRU and bounds (``keyed``)
+        self._books: tuple[OrderedDict[str, _Entry], OrderedDict[str, _Entry]] = (
+            OrderedDict(), OrderedDict()
+        )  # fmt: skip
+        self._kept = [0, 0]  # bytes of kept answers, per book
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._books[0]) + len(self._books[1])
 
     @property
     def bytes(self) -> int:
-        """Bytes of kept answers now (at most ``max_bytes``)."""
-        return self._bytes
+        """Bytes of kept answers now (at most ``max_bytes`` a book)."""
+        return self._kept[0] + self._kept[1]
+
+    def _book(self, key: str) -> OrderedDict[str, _Entry]:
+        return self._books[keyed(key)]
 
     def _pop(self, key: str) -> _Entry | None:
-        e = self._entries.pop(key, None)
+        e = self._book(key).pop(key, None)
         if e is not None and e.result is not None:
-            self._bytes -= e.result.size
+            self._kept[keyed(key)] -= e.result.size
         return e
 
     def _get(self, key: str) -> _Entry | None:
-        e = self._entries.get(key)
+        e = self._book(key).get(key)
         if e is not None and e.expires <= self.clock():
             self._pop(key)
             return None
@@ -177,9 +196,10 @@ class IdempotencyCache:
         """``None``: run the request (then call :meth:`finish`); else the answer to give."""
         e = self._get(key)
         if e is None:
-            self._entries[key] = _Entry(stream)
-            self._entries.move_to_end(key)
-            self._evict()
+            book = self._book(key)
+            book[key] = _Entry(stream)
+            book.move_to_end(key)
+            self._evict(key)
             return None
         if stream or e.stream:
             state = "finished" if e.finished and not e.open else "is running"
@@ -202,21 +222,24 @@ class IdempotencyCache:
             return await self.begin(key, stream)
         return e.result.response()
 
-    def _evict(self) -> None:
-        """Drop the oldest *finished* entries while over ``max_entries`` or ``max_bytes``.
+    def _evict(self, key: str) -> None:
+        """Drop the oldest *finished* entries of ``key``'s book while it is over
+        ``max_entries`` or ``max_bytes``.
 
         A running entry is never dropped: its duplicates wait on it, and
         :meth:`finish` finds it by key (so beyond the bound: requests running now).
         A running entry holds no answer yet, so the byte bound always holds.
         """
-        over = len(self._entries) - self.max_entries
-        if over <= 0 and self._bytes <= self.max_bytes:
+        side = keyed(key)
+        book, kept = self._books[side], self._kept[side]
+        over = len(book) - self.max_entries
+        if over <= 0 and kept <= self.max_bytes:
             return
         victims: list[str] = []
         freed = 0
         now = self.clock()
-        for key, e in self._entries.items():  # oldest first; usually the first one goes
-            if over <= len(victims) and self._bytes - freed <= self.max_bytes:
+        for key, e in book.items():  # oldest first; usually the first one goes
+            if over <= len(victims) and kept - freed <= self.max_bytes:
                 break
             if e.finished and (not e.open or e.expires <= now):  # an open stream runs
                 victims.append(key)
@@ -230,19 +253,19 @@ class IdempotencyCache:
 
     def kept(self, key: str) -> tuple[Stored | None, bool] | None:
         """A finished key's ``(answer kept, too large)``; ``None`` if not kept (or running)."""
-        e = self._entries.get(key)
+        e = self._book(key).get(key)
         if e is None or not e.finished:
             return None
         return e.result, e.too_large
 
     def is_open(self, key: str) -> bool:
         """Whether ``key`` is a stream that opened and has not ended."""
-        e = self._entries.get(key)
+        e = self._book(key).get(key)
         return e is not None and e.open
 
     def paid_unanswered(self, key: str) -> bool:
         """Whether the finished ``key`` is held with no answer because it was paid."""
-        e = self._entries.get(key)
+        e = self._book(key).get(key)
         return e is not None and e.finished and e.paid
 
     def refuse(self, key: str, refusal: DuplicateRequest) -> None:
@@ -268,7 +291,7 @@ class IdempotencyCache:
         opened, held until :meth:`stream_ended`, or a request that failed; a stream refused before it opened gives its answer, a 429 or
         5xx of which frees the key). ``paid``: its payment was (or may have been) written:
         an end that would free the key keeps it instead, with no answer (duplicates: 409)."""
-        e = self._entries.get(key)
+        e = self._book(key).get(key)
         if e is None or e.finished:
             return
         retry = response is not None and (
@@ -283,17 +306,17 @@ class IdempotencyCache:
                 e.too_large = True
             else:
                 e.result = stored
-                self._bytes += stored.size
+                self._kept[keyed(key)] += stored.size
         e.finish()
         if keep and e.stream and response is None:  # opened: held until it ends
             e.open = True
             e.expires = self.clock() + self.stream_hold_s
-            self._entries.move_to_end(key)
-            self._evict()
+            self._book(key).move_to_end(key)
+            self._evict(key)
         elif keep:
             e.expires = self.clock() + self.ttl_s
-            self._entries.move_to_end(key)
-            self._evict()
+            self._book(key).move_to_end(key)
+            self._evict(key)
         else:
             self._pop(key)
 
@@ -301,9 +324,9 @@ class IdempotencyCache:
         """The stream under ``key`` (opened: :meth:`finish` with ``None``) ended, however:
         its id is held ``ttl_s`` from now. Until then it was held as running, for at most
         ``stream_hold_s``."""
-        e = self._entries.get(key)
+        e = self._book(key).get(key)
         if e is None or not e.open:
             return
         e.open = False
         e.expires = self.clock() + self.ttl_s
-        self._entries.move_to_end(key)
+        self._book(key).move_to_end(key)
