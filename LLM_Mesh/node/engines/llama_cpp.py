@@ -36,7 +36,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from LLM_Mesh.core.prompt import Turn, render
+from LLM_Mesh.core.prompt import Turn, render, token_fragments
 from LLM_Mesh.core.schemas import HostedModel
 from LLM_Mesh.errors import ContextLengthExceeded, EngineError, MeshError, ModelNotFound
 from LLM_Mesh.logs import exception_words
@@ -61,6 +61,29 @@ log = logging.getLogger("LLM_Mesh.node")
 
 DEFAULT_N_CTX = 4096
 LLAMA_PACKAGE_HINT = "llama-cpp-python is not installed: run scripts/install-llama-cpp.sh"
+
+
+Segments = list[tuple[str, bool]]
+
+
+def _tokenize(llama: Any, segments: Segments) -> list[int]:
+    """The prompt's tokens, BOS first: a template's control string that is one special
+    token of this vocabulary is parsed, a message's text never is (``<eos>`` or
+    ``<start_of_turn>model`` in a message stays text; core/prompt.token_fragments)."""
+
+    def is_control(s: str) -> bool:
+        parsed = llama.tokenize(s.encode("utf-8"), add_bos=False, special=True)
+        return len(parsed) == 1 and parsed != llama.tokenize(
+            s.encode("utf-8"), add_bos=False, special=False
+        )
+
+    pieces = token_fragments(segments, is_control)
+    if not pieces:  # an empty prompt: BOS alone, as before
+        return list(llama.tokenize(b"", add_bos=True, special=True))
+    tokens: list[int] = []
+    for i, (text, special) in enumerate(pieces):
+        tokens += llama.tokenize(text.encode("utf-8"), add_bos=i == 0, special=special)
+    return tokens
 
 
 def _failed(when: str, exc: Exception) -> EngineError:
@@ -169,15 +192,17 @@ class LlamaCppEngine(Engine):
             out.append(HostedModel.model_validate(data))
         return out
 
-    def render(self, req: GenerationRequest, model: ResolvedModel) -> tuple[str, list[str]]:
-        """The prompt text and stop strings for ``req``."""
+    def render(self, req: GenerationRequest, model: ResolvedModel) -> tuple[Segments, list[str]]:
+        """The prompt in pieces (each marked whether its special tokens are parsed) and
+        the stop strings for ``req``: a completion prompt is the client's whole text,
+        parsed as llama.cpp does; in a chat only the template's control strings are."""
         if req.kind == "completion":
-            return req.prompt or "", list(req.stop)
+            return [(req.prompt or "", True)], list(req.stop)
         turns = [Turn(str(m.get("role", "user")), message_text(m)) for m in req.messages or []]
         rendered = render(model.spec.prompt_template, turns)
         stops = list(dict.fromkeys([*rendered.stop, *req.stop]))
         # mesh_continue: the assistant's turn has begun; its text goes on, no new turn
-        return rendered.prompt + (req.continue_text or ""), stops
+        return [*rendered.segments, (req.continue_text or "", False)], stops
 
     async def stream(self, req: GenerationRequest, cancel: CancelFlag) -> AsyncIterator[Delta]:
         batches = self.stream_batches(req, cancel)
@@ -200,10 +225,10 @@ class LlamaCppEngine(Engine):
         lm = await self.pool.acquire(req.model)
         ticket = object()  # this generation, for lm.abort
         try:
-            prompt, stop = self.render(req, lm.model)
+            segments, stop = self.render(req, lm.model)
 
             def make(gone: threading.Event) -> Iterator[Delta]:
-                return self._generate(lm, prompt, stop, req, cancel, gone, ticket)
+                return self._generate(lm, segments, stop, req, cancel, gone, ticket)
 
             # the model's own long-lived thread; the first token goes out before the next
             # token's compute takes the cores again (base.batches_in_thread)
@@ -225,7 +250,7 @@ class LlamaCppEngine(Engine):
     def _generate(
         self,
         lm: LoadedModel,
-        prompt: str,
+        segments: Segments,
         stop: list[str],
         req: GenerationRequest,
         cancel: CancelFlag,
@@ -237,14 +262,14 @@ class LlamaCppEngine(Engine):
             lm.abort.arm(ticket)
             try:
                 if not (cancel.is_set() or gone.is_set()):  # (a trip before arm missed it)
-                    yield from self._run(lm, prompt, stop, req, cancel, gone)
+                    yield from self._run(lm, segments, stop, req, cancel, gone)
             finally:
                 lm.abort.disarm(ticket)
 
     def _run(
         self,
         lm: LoadedModel,
-        prompt: str,
+        segments: Segments,
         stop: list[str],
         req: GenerationRequest,
         cancel: CancelFlag,
@@ -254,7 +279,12 @@ class LlamaCppEngine(Engine):
         llama = lm.llama
         # tokenized once: the tokens counted here are the ones llama runs (given text,
         # create_completion would tokenize it again: ~0.5 ms before the first token)
-        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        prompt = "".join(text for text, _ in segments)
+        tokens = (
+            llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+            if req.kind == "completion"  # the client's whole text: parsed as llama.cpp does
+            else _tokenize(llama, segments)
+        )
         prompt_tokens = len(tokens)
         room = lm.n_ctx - prompt_tokens
         if (req.max_tokens is not None and req.max_tokens > room) or room < 1:
