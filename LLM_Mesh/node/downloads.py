@@ -171,15 +171,27 @@ _UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 
 
 async def _fetch_once(
-    url: str, part: Path, client: httpx.AsyncClient, progress: Progress | None, bounds: Bounds
+    url: str,
+    part: Path,
+    client: httpx.AsyncClient,
+    progress: Progress | None,
+    bounds: Bounds,
+    tls_only: bool = False,
 ) -> int | None:
     """Bring ``part`` up to the full file, resuming from its current size.
 
     Returns the file's full size when the server said it (``None`` otherwise).
+    ``tls_only``: refuse, before a byte is read, an answer that redirects off https.
     """
     offset = _size(part)
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     async with client.stream("GET", url, headers=headers) as resp:
+        if tls_only and resp.url.scheme != "https":
+            # found 2026-12-05: followed to plain http, anyone on that hop's path chose the file
+            raise DownloadError(
+                f"{url} redirects to plain http ({resp.url.host}), where anyone on the network "
+                "path can replace the file; pass the file's --sha256 to take it from there"
+            )
         if resp.status_code == 416 and offset:
             # nothing past our end: the part is complete if the server's size agrees
             m = _UNSATISFIED_RANGE.fullmatch(resp.headers.get("content-range", "").strip())
@@ -255,11 +267,15 @@ async def download_model(
         if ok:
             return dest
     part = part_path(dest)
+    # no sha256: the bytes are only as good as TLS, so every hop must be https
+    tls_only = url.startswith("https://") and sha256 is None
     attempt = 0
     while True:
         try:
-            total = await _fetch_once(url, part, client, progress, bounds)
+            total = await _fetch_once(url, part, client, progress, bounds, tls_only)
             break
+        except httpx.TooManyRedirects as e:
+            raise DownloadError(f"download of {url}: too many redirects ({e})") from None
         except (httpx.TransportError, _Transient) as e:
             attempt += 1
             if attempt > retries:
