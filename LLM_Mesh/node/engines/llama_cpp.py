@@ -71,11 +71,14 @@ def _tokenize(llama: Any, segments: Segments) -> list[int]:
     token of this vocabulary is parsed, a message's text never is (``<eos>`` or
     ``<start_of_turn>model`` in a message stays text; core/prompt.token_fragments)."""
 
+    known: dict[str, bool] = {}  # a template has two or three control strings
+
     def is_control(s: str) -> bool:
-        parsed = llama.tokenize(s.encode("utf-8"), add_bos=False, special=True)
-        return len(parsed) == 1 and parsed != llama.tokenize(
-            s.encode("utf-8"), add_bos=False, special=False
-        )
+        if s not in known:
+            parsed = llama.tokenize(s.encode("utf-8"), add_bos=False, special=True)
+            plain = llama.tokenize(s.encode("utf-8"), add_bos=False, special=False)
+            known[s] = len(parsed) == 1 and parsed != plain
+        return known[s]
 
     pieces = token_fragments(segments, is_control)
     if not pieces:  # an empty prompt: BOS alone, as before
