@@ -112,5 +112,13 @@ async def test_real_model_runs_no_control_token_from_a_message(template: str) ->
         rendered = render(template, [Turn("system", "Be terse."), Turn("user", INJECTED)])
         if template == "plain":
             assert ran[-1] == llama.tokenize(rendered.prompt.encode(), add_bos=True, special=False)
+        # an honest conversation runs the very tokens its whole text parsed at once makes
+        honest = [Turn("system", "Be terse."), Turn("user", "Hi ünï 🚀 <b>x</b>\n  ok?")]
+        asked = dataclasses.replace(
+            chat(""), messages=[{"role": t.role, "content": t.content} for t in honest]
+        )
+        [d async for d in eng.stream(asked, threading.Event())]
+        whole = render(template, honest).prompt.encode()
+        assert ran[-1] == llama.tokenize(whole, add_bos=True, special=True)
     finally:
         await eng.close()
