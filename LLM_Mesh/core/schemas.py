@@ -9,7 +9,7 @@ in ``core``.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -44,6 +44,13 @@ MAX_MODELS_PER_NODE = 256
 # hardware and GPUs): counted on the bytes before the parser runs (core/limits.json_shape),
 # since 1 MiB of ``{"id":"a"}`` objects cost the parser ~100-180 ms before the count above
 MAX_REGISTRATION_CONTAINERS = 4 * MAX_MODELS_PER_NODE + 64
+# a model id's characters (``HostedModel.id``), also in a heartbeat's ``loaded_models``
+MAX_MODEL_ID_CHARS = 256
+# a heartbeat's bytes: its loaded models, each a registration's model at most (4 UTF-8
+# bytes a character: a node writes them unescaped, ``node/agent_wire.py``), and 8 KiB for
+# the rest; refused before the signature and the parser (found 2026-12-05: 1 MiB of
+# ``loaded_models`` was parsed and put in the table, ~8 ms of the registry's loop each time)
+MAX_HEARTBEAT_BYTES = MAX_MODELS_PER_NODE * (4 * MAX_MODEL_ID_CHARS + 3) + 8192
 
 
 def _printable(v: str | None) -> str | None:
@@ -64,7 +71,7 @@ class Hardware(_Wire):
 class HostedModel(_Wire):
     """A model a node serves (or could load)."""
 
-    id: str = Field(min_length=1, max_length=256)  # as a request's model
+    id: str = Field(min_length=1, max_length=MAX_MODEL_ID_CHARS)  # as a request's model
     engine: str = "llama-cpp"  # "llama-cpp" | "openai" | "sim"
     simulated: bool = False
     loaded: bool = True
@@ -138,13 +145,25 @@ class Heartbeat(_Wire):
     # cost view (floats), so GET /mesh/nodes answered 500 for everyone (found 2026-12-05)
     in_flight: int = Field(default=0, ge=0, le=_INT32_MAX)
     queued: int = Field(default=0, ge=0, le=_INT32_MAX)
-    loaded_models: list[str] | None = None
+    # at most what a registration may list (MAX_MODELS_PER_NODE ids of MAX_MODEL_ID_CHARS)
+    loaded_models: list[Annotated[str, Field(max_length=MAX_MODEL_ID_CHARS)]] | None = None
     state: NodeState = NodeState.ONLINE
     requests_served: int = 0
     tokens_generated: int = 0
     # as in the registration: a registry that restarted (or a replica) agrees the same
     # session key from it without a new registration (core/gateway_session.py)
     gateway_kx_key: str | None = Field(default=None, pattern=_KX_PATTERN)
+
+    @field_validator("loaded_models", mode="before")
+    @classmethod
+    def _loaded_bounded(cls, v: Any) -> Any:
+        """Counted before any entry is validated, as a registration's ``models``."""
+        if isinstance(v, list) and len(v) > MAX_MODELS_PER_NODE:
+            raise ValueError(
+                f"a heartbeat lists at most {MAX_MODELS_PER_NODE} loaded models, as a "
+                f"registration does (this one {len(v)})"
+            )
+        return v
 
 
 class KeyRotation(_Wire):

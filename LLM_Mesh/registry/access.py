@@ -28,6 +28,13 @@ is called:
    left) in the admit stage gives its request back (``Client.on_refusal``; found
    2026-12-03: kept taken). With Redis out the replica's own buckets decide
    (``RedisLimiter``), and a request they admit counts as any other.
+2b. :class:`InFlightBound`: an anonymous address (its scope: an IPv4 address, an IPv6
+   /64) has at most ``Settings.anonymous_in_flight`` requests in flight in this process
+   (``LLM_MESH_ANONYMOUS_IN_FLIGHT``, 4; where ``anonymous_rpm`` applies; loopback not
+   counted: :mod:`LLM_Mesh.core.anonymous_inflight`), from here until the request ends
+   however it ends (answered, failed, refused by a later check, cancelled, its stream
+   finished or cut): one more is 429 ``rate_limit_exceeded`` with ``Retry-After``. Each
+   replica counts its own, also with Redis (a Redis URL shares the rpm buckets only).
 3. (the idempotency check, scoped to the client, see :mod:`~LLM_Mesh.registry.admit`)
 4. :class:`AnonymousLast`: when the model's nodes are saturated, or requests with a key
    wait for one at this gateway, an anonymous request does not take the slot: it is
@@ -49,7 +56,10 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 
+from starlette.responses import Response
+
 from LLM_Mesh.core import anonymous_wait
+from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
@@ -63,7 +73,14 @@ from LLM_Mesh.registry.ports import ApiKeyRecord
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
 
-__all__ = ["ANONYMOUS_TOKEN", "LOOKUPS_PER_MIN", "AnonymousLast", "Authenticate", "RateLimit"]
+__all__ = [
+    "ANONYMOUS_TOKEN",
+    "LOOKUPS_PER_MIN",
+    "AnonymousLast",
+    "Authenticate",
+    "InFlightBound",
+    "RateLimit",
+]
 
 ANONYMOUS_TOKEN = "anonymous"  # ``Bearer anonymous``: no key, on purpose (OpenAI SDKs need one)
 LOOKUPS_PER_MIN = 60  # store look-ups of keys not in memory, per client address
@@ -218,6 +235,60 @@ class RateLimit:
             settler = shared if shared is not None and d.shared else self.limiter
             clock, charged = self.clock, d.charged
             client.on_usage(lambda used: settler.settle(scope, limits, clock(), charged, used))
+        return None
+
+
+class InFlightBound:
+    """Check 2b: an anonymous address's requests in flight here (module docstring)."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, cap: int) -> None:
+        self.counts = InFlight(cap)
+
+    async def __call__(self, job: Job, client: Client) -> _InFlightHold | None:
+        if client.key is not None:
+            return None
+        scope = client.address
+        if exempt(scope):
+            return None
+        if not self.counts.take(scope):
+            cap = self.counts.cap
+            raise RateLimited(
+                f"this address already has {cap} requests without an API key in flight at "
+                "this gateway, the most it may; wait for one to end, or send an API key",
+                retry_after=1, limit=cap, requested=1,
+            )  # fmt: skip
+        return _InFlightHold(self.counts, scope, job.stream)
+
+
+class _InFlightHold:
+    """One anonymous request in flight: given back once, when it ends (an admission hold:
+    ``release`` ends it unless it is an open stream, which ends at ``stream_ended``)."""
+
+    __slots__ = ("counts", "scope", "stream")
+
+    def __init__(self, counts: InFlight, scope: str, stream: bool) -> None:
+        self.counts: InFlight | None = counts
+        self.scope = scope
+        self.stream = stream
+
+    def _end(self) -> None:
+        counts, self.counts = self.counts, None
+        if counts is not None:
+            counts.give(self.scope)
+
+    def release(self, response: Response | None) -> None:
+        if response is not None or not self.stream:
+            self._end()
+
+    def abandon(self) -> None:
+        self._end()
+
+    def stream_ended(self) -> None:
+        self._end()
+
+    async def settled(self) -> None:
         return None
 
 

@@ -25,7 +25,8 @@ A request that does not go on (refused, raised, cancelled, replayed) is given ba
 the checks took for it before any work: its token charge (``Client.used(0)``) and the
 anonymous total's request (``Client.refused``).
 
-The checks (:func:`default_checks`): authentication → rate limit → (a lone registry: an
+The checks (:func:`default_checks`): authentication → rate limit → an anonymous
+address's requests in flight (:class:`~LLM_Mesh.registry.access.InFlightBound`) → (a lone registry: an
 anonymous request's own id gets a settlement key bound to its scope,
 :class:`ScopeAnonymousIds`) → price (the
 estimate reserved from the payer, else 402: :mod:`~LLM_Mesh.registry.charge`; when
@@ -49,7 +50,7 @@ from typing import Protocol
 from starlette.responses import Response, StreamingResponse
 
 from LLM_Mesh.errors import MeshError, SettlementUnavailable
-from LLM_Mesh.registry.access import AnonymousLast, Authenticate, RateLimit
+from LLM_Mesh.registry.access import AnonymousLast, Authenticate, InFlightBound, RateLimit
 from LLM_Mesh.registry.charge import Charge
 from LLM_Mesh.registry.errors import error_response
 from LLM_Mesh.registry.idempotency import IdempotencyCache
@@ -306,6 +307,9 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
             anonymous_total_rpm=rt.settings.anonymous_total_rpm,
         ),
     ]
+    in_flight = rt.settings.anonymous_in_flight
+    if in_flight is not None and rt.settings.anonymous_rpm is not None:
+        checks.append(InFlightBound(in_flight))
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
         if rt.paid_ids is not None:  # whose key it is, for the lookup after a restart
             checks.append(ScopeAnonymousIds(rt.paid_ids))

@@ -32,6 +32,8 @@ from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.netguard import NodeUrl
 from LLM_Mesh.core.ratelimit import Limits, address_scope
 from LLM_Mesh.core.schemas import (
+    MAX_HEARTBEAT_BYTES,
+    MAX_MODEL_ID_CHARS,
     MAX_MODELS_PER_NODE,
     MAX_REGISTRATION_CONTAINERS,
     NODE_PRIVATE_FIELDS,
@@ -260,7 +262,15 @@ async def absorb_heartbeat(
     rt: Runtime, node_id: str, headers: Mapping[str, str], body: bytes
 ) -> dict[str, Any]:
     """One signed heartbeat of ``node_id``: checked on its raw bytes (``headers``
-    case-insensitive), then the table, the router and the store (batched)."""
+    case-insensitive), then the table, the router and the store (batched). Past
+    ``MAX_HEARTBEAT_BYTES`` it is refused before the signature is checked."""
+    if len(body) > MAX_HEARTBEAT_BYTES:
+        raise InvalidRequest(
+            f"a heartbeat holds at most {MAX_HEARTBEAT_BYTES} bytes (its loaded_models: at "
+            f"most {MAX_MODELS_PER_NODE} model ids of {MAX_MODEL_ID_CHARS} characters, as "
+            f"a registration's; this one {len(body)} bytes)",
+            param="loaded_models",
+        )
     try:
         await rt.node_auth.check_message(MessageKind.HEARTBEAT, node_id, headers, body)
     except Revoked as exc:

@@ -18,10 +18,17 @@ the same statement): the first ``tree_size`` entries add up to ``balance``, whic
 ``llm-mesh ledger verify`` checks (the pool's, and the user's of ``LLM_MESH_API_KEY``).
 A wrong or revoked key is 401, as on every
 ``/v1`` endpoint (``registry/access.py``).
+
+The pool's row (no key) is read from the store at most once every
+:data:`POOL_READ_EVERY_S` (1 s) per process, concurrent callers sharing one read: the
+answer (its ``balance``, ``reserved`` and ``tree_size`` from one read) is at most that
+old (found 2026-12-05: every call without a key read the database, unlimited, ~1 ms of
+the loop's CPU each). A key's own row is read on every call.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -32,10 +39,41 @@ from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.access import Authenticate
 from LLM_Mesh.registry.errors import JSONAnswer
 from LLM_Mesh.registry.job import Client
-from LLM_Mesh.registry.runtime import get_runtime
+from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.settlement import user_account
 
 router = APIRouter(tags=["Balance"])
+
+POOL_READ_EVERY_S = 1.0  # the longest a pool balance answered without a key is kept
+
+
+class _PoolRow:
+    """The pool's last read (``tree_size``, ``(balance, reserved)``), kept
+    :data:`POOL_READ_EVERY_S`; one read at a time, its callers waiting for it."""
+
+    __slots__ = ("at", "reading", "row")
+
+    def __init__(self) -> None:
+        self.at = float("-inf")
+        self.row: tuple[int, tuple[int, int]] = (0, (0, 0))
+        self.reading: asyncio.Future[tuple[int, tuple[int, int]]] | None = None
+
+    async def get(self, rt: Runtime) -> tuple[int, tuple[int, int]]:
+        if rt.clock() - self.at < POOL_READ_EVERY_S:
+            return self.row
+        if self.reading is None:
+            self.reading = asyncio.ensure_future(self._read(rt))
+        return await asyncio.shield(self.reading)
+
+    async def _read(self, rt: Runtime) -> tuple[int, tuple[int, int]]:
+        assert rt.ledger is not None
+        try:
+            at = rt.clock()
+            size, rows = await rt.ledger.stored_balances((POOL,))
+            self.row, self.at = (size, rows.get(POOL, (0, 0))), at
+            return self.row
+        finally:
+            self.reading = None
 
 
 class BalanceView(BaseModel):
@@ -76,9 +114,16 @@ async def get_balance(request: Request) -> JSONAnswer:
     key = await Authenticate(rt.keys, rt.limiter, rt.clock).identify(client)
     if rt.ledger is None:  # pragma: no cover - wiring bug
         raise MeshError("the ledger is not set up")
-    account = POOL if key is None else user_account(key.key_id)
-    size, rows = await rt.ledger.stored_balances((account,))
-    held, reserved = rows.get(account, (0, 0))
+    if key is None:
+        account = POOL
+        pool = getattr(request.app.state, "pool_row", None)
+        if pool is None:
+            pool = request.app.state.pool_row = _PoolRow()
+        size, (held, reserved) = await pool.get(rt)
+    else:
+        account = user_account(key.key_id)
+        size, rows = await rt.ledger.stored_balances((account,))
+        held, reserved = rows.get(account, (0, 0))
     body: dict[str, object] = {
         "object": "balance",
         "account": account,

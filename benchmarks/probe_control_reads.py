@@ -1,0 +1,87 @@
+"""What ``GET /v1/balance`` without a key and a heartbeat with ~1 MiB of ``loaded_models``
+cost the gateway's process, this tree beside another (docs/security.md, found 2026-12-05).
+
+Method: one worker process per tree and case (``--baseline-tree DIR``), the registry app in
+process (``tests/registry/helpers.running``: a SQLite ledger in a temporary folder, no
+socket). ``balance``: 2,000 calls without a key, the manual clock moved 50 ms every 100
+calls (20 calls a simulated second); ``heartbeat``: 50 heartbeats of one registered node,
+each 1,040,019 bytes (65,000 ``loaded_models``). Printed: ``time.process_time`` a call
+(every thread: the database's too), the last answer's status. Trees alternate,
+``--rounds`` times.
+
+    .venv/bin/python benchmarks/probe_control_reads.py [--baseline-tree DIR] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from _common import machine_line, tree_pythonpath
+
+WORKER = r"""
+import asyncio, json, sys, tempfile, time
+from pathlib import Path
+from tests.registry.helpers import registration, running
+
+case = sys.argv[1]
+
+
+async def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running(Path(tmp), pool_daily_budget=7_000) as h:
+            if case == "balance":
+                for _ in range(50):
+                    await h.client.get("/v1/balance")
+                n = 2000
+                c0 = time.process_time()
+                for i in range(n):
+                    r = await h.client.get("/v1/balance")
+                    if i % 100 == 0:
+                        h.clock.advance(0.05)
+                c1 = time.process_time()
+            else:
+                await h.client.post("/mesh/nodes", json=registration("node-a"))
+                body = json.dumps({"loaded_models": ["gemma-3-270m"] * 65_000}).encode()
+                n = 50
+                c0 = time.process_time()
+                for _ in range(n):
+                    r = await h.client.post("/mesh/nodes/node-a/heartbeat", content=body)
+                c1 = time.process_time()
+            print(json.dumps({"status": r.status_code, "cpu_us_per_call": round((c1 - c0) / n * 1e6)}))
+
+asyncio.run(main())
+"""
+
+
+def run(tree: str, case: str) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": tree_pythonpath(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, case],
+        env=env, cwd=tree, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline-tree", default=None)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    here = str(Path(__file__).resolve().parent.parent)
+    trees = {"this": here} | ({"baseline": a.baseline_tree} if a.baseline_tree else {})
+    print(machine_line())
+    for r in range(a.rounds):
+        order = list(trees.items()) if r % 2 == 0 else list(reversed(trees.items()))
+        for case in ("balance", "heartbeat"):
+            for name, tree in order:
+                got = run(tree, case)
+                print(f"round {r + 1} {case:9s} {name:8s} " + json.dumps(got), flush=True)
+
+
+if __name__ == "__main__":
+    main()

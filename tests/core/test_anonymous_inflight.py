@@ -1,0 +1,43 @@
+"""``core/anonymous_inflight.py``: an anonymous scope's requests in flight, and loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
+from LLM_Mesh.core.ratelimit import address_scope
+
+
+def test_a_scope_takes_up_to_its_cap_and_each_end_gives_one_back() -> None:
+    f = InFlight(2)
+    assert f.take("a") and f.take("a")
+    assert not f.take("a")
+    assert f.take("b")  # another scope counts apart
+    f.give("a")
+    assert f.take("a") and not f.take("a")
+    f.give("a")
+    f.give("a")
+    f.give("b")
+    assert f.counts == {}  # a scope at 0 is forgotten
+
+
+def test_a_cap_below_one_is_refused() -> None:
+    with pytest.raises(ValueError):
+        InFlight(0)
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("203.0.113.9", False),
+        ("2001:db8::1", False),
+        ("10.0.0.1", False),
+        ("testclient", False),
+    ],
+)
+def test_only_loopback_is_exempt(address: str, loopback: bool) -> None:
+    assert exempt(address_scope(address)) is loopback
