@@ -4,7 +4,11 @@ With ``--redis-url`` (``Settings.redis_url``, ``LLM_MESH_REDIS_URL``) the gatewa
 each scope's buckets (``core/ratelimit.py``'s arithmetic: a minute's worth, refilled
 evenly; a token estimate charged first and settled with the real usage) in one Redis hash
 ``llm-mesh:rl:<scope>`` and decides in one Lua script, atomically, on Redis' clock
-(``TIME``), so N replicas give a client one limit, not N. Without a Redis URL the buckets
+(``TIME``), so N replicas give a client one limit, not N. ``<scope>`` is never the scope
+itself (an anonymous client's is its address) but its keyed hash
+(:class:`~LLM_Mesh.core.scope_names.ScopeNames`, from ``registry.key``: replicas sharing
+a Redis must share that file, as they do for the ledger; the app sets it at its start,
+:func:`~LLM_Mesh.registry.app_keys.start_keys`). Without a Redis URL the buckets
 live in the process (zero-config). When Redis does not answer, the check falls back to
 the process's own buckets (logged) and tries Redis again after ``retry_s``: a Redis
 outage loosens the limit to one per replica, it does not stop the gateway. A decision
@@ -27,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from LLM_Mesh.core.ratelimit import Bucket, Decision, Limits, RateLimiter, limit_headers
+from LLM_Mesh.core.scope_names import ScopeNames
 
 __all__ = ["RedisLimiter"]
 
@@ -110,12 +115,14 @@ class RedisLimiter:
         retry_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         redis_clock: Callable[[], float] | None = None,
+        names: ScopeNames | None = None,
     ) -> None:
         self.client = client  # a redis.asyncio.Redis
         self.local = local
         self.retry_s = retry_s
         self.clock = clock
         self._redis_clock = redis_clock  # tests: a clock instead of Redis' TIME
+        self.names = names or ScopeNames.random()  # the registry key's, once known
         self._script = client.register_script(_SCRIPT)
         self._down_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,6 +139,10 @@ class RedisLimiter:
             await asyncio.gather(task, return_exceptions=True)
         await self.client.aclose()
 
+    def key(self, scope: str) -> str:
+        """The Redis hash ``scope``'s buckets are kept in (never ``scope`` in clear)."""
+        return PREFIX + self.names.name(scope)
+
     def _now_arg(self) -> str:
         return "" if self._redis_clock is None else repr(self._redis_clock())
 
@@ -141,7 +152,7 @@ class RedisLimiter:
             return None
         try:
             raw = await self._script(
-                keys=[PREFIX + scope],
+                keys=[self.key(scope)],
                 args=[limits.rpm or 0, limits.tpm or 0, _sig(limits), mode, n, self._now_arg()],
             )
         except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"
