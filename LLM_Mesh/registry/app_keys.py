@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_seal import AnswerSeal
-from LLM_Mesh.core.scope_names import ScopeNames
 from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.revocation_proof import RevocationSigner
+from LLM_Mesh.core.scope_names import ScopeNames
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.gateway_key import (
     load_or_create_registry_key,

@@ -17,7 +17,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter
@@ -136,9 +135,13 @@ async def test_gateway_replicas_with_a_redis_url_give_a_client_one_limit(
         a, b = [
             await stack.enter_async_context(
                 running(
-                    tmp_path / n, store=store, nodes=nodes, anonymous_rpm=3,
-                    redis_url=redis_url, gateway_key=key,
-                )  # fmt: skip
+                    tmp_path / n,
+                    store=store,
+                    nodes=nodes,
+                    anonymous_rpm=3,
+                    redis_url=redis_url,
+                    gateway_key=key,
+                )
             )
             for n in ("a", "b")
         ]
@@ -219,7 +222,9 @@ async def test_an_anonymous_clients_address_is_never_written_to_redis(
     client = redis_asyncio.from_url(redis_url)
     await client.delete(PREFIX + "ip:127.0.0.1")  # an older version's, if any
     await client.aclose()
-    async with running(tmp_path, store=store, nodes=nodes, anonymous_rpm=5, redis_url=redis_url) as h:
+    async with running(
+        tmp_path, store=store, nodes=nodes, anonymous_rpm=5, redis_url=redis_url
+    ) as h:
         await h.register("n1")
         answer = await h.client.post(CHAT, json=BODY)
         assert answer.status_code == 200
