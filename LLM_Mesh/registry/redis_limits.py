@@ -3,7 +3,8 @@
 With ``--redis-url`` (``Settings.redis_url``, ``LLM_MESH_REDIS_URL``) the gateway keeps
 each scope's buckets (``core/ratelimit.py``'s arithmetic: a minute's worth, refilled
 evenly; a token estimate charged first and settled with the real usage) in one Redis hash
-``llm-mesh:rl:<scope>`` and decides in one Lua script, atomically, on Redis' clock
+``llm-mesh:rl:<scope>`` (kept until its buckets are full again: at least a minute, at most
+an hour) and decides in one Lua script, atomically, on Redis' clock
 (``TIME``), so N replicas give a client one limit, not N. ``<scope>`` is never the scope
 itself (an anonymous client's is its address) but its keyed hash
 (:class:`~LLM_Mesh.core.scope_names.ScopeNames`, from ``registry.key``: replicas sharing
@@ -53,7 +54,8 @@ local rl, ra, tl, ta
 if h[1] == sig then
   rl, ra, tl, ta = tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
 else
-  if mode == 'settle' then return {'0', '', '0', '0', '0'} end
+  -- other limits: not this charge's buckets. None (expired once full): full buckets
+  if mode == 'settle' and h[1] then return {'0', '', '0', '0', '0'} end
   rl, ra, tl, ta = rpm, now, tpm, now
 end
 local function f(x) return string.format('%.17g', x) end
@@ -87,7 +89,12 @@ else
 end
 redis.call('HSET', KEYS[1], 'sig', sig, 'rl', f(rlev), 'ra', f(now),
   'tl', f(tlev), 'ta', f(now))
-redis.call('EXPIRE', KEYS[1], 3600)
+-- kept until its buckets are full again (then no key is the same), at least a minute,
+-- at most an hour (a debt of tokens longer than that is forgiven)
+local full = 0
+if rpm > 0 then full = math.max(full, (rpm - rlev) * 60 / rpm) end
+if tpm > 0 then full = math.max(full, (tpm - tlev) * 60 / tpm) end
+redis.call('EXPIRE', KEYS[1], math.min(3600, math.max(60, math.ceil(full) + 1)))
 return {'1', '', '0', f(rlev), f(tlev)}
 """
 

@@ -239,3 +239,30 @@ async def test_an_anonymous_clients_address_is_never_written_to_redis(
         assert seen == []
     finally:
         await client.aclose()
+
+
+async def test_a_bucket_is_kept_in_redis_until_it_is_full_again_not_an_hour(
+    redis_url: str,
+) -> None:
+    """Found 2026-12-05: every client's bucket was kept an hour after its last request
+    (a minute's limit), so Redis held (the keyed hash of) every anonymous address of the
+    last hour. Now it expires once its buckets are full again, when no key is the same
+    bucket (at least a minute, at most the hour as before); a settlement that finds no key
+    is made on full buckets, as it was on the kept full ones."""
+    limiter = RedisLimiter.from_url(redis_url, RateLimiter())
+    client = redis_asyncio.from_url(redis_url)
+    s, debt, gone = scope(), scope(), scope()
+    try:
+        assert (await limiter.check(s, Limits(rpm=5), 0.0)).allowed  # full in 12 s
+        assert 0 < await client.ttl(limiter.key(s)) <= 60
+        # 1,000 tokens over a limit of 100 a minute: full in 11 min
+        assert (await limiter.check(debt, Limits(tpm=100), 0.0, 100)).allowed
+        assert await limiter._run(debt, Limits(tpm=100), "settle", 1000) is not None
+        assert 600 < await client.ttl(limiter.key(debt)) <= 661
+        # expired (full) before its request's usage came: charged on full
+        assert await limiter._run(gone, Limits(tpm=100), "settle", 30) is not None
+        assert float(await client.hget(limiter.key(gone), "tl")) == pytest.approx(70, abs=1)
+    finally:
+        await client.delete(limiter.key(s), limiter.key(debt), limiter.key(gone))
+        await client.aclose()
+        await limiter.aclose()
