@@ -4,11 +4,13 @@ continued on another node after one broke mid-answer (docs/security.md, "Access"
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
+from LLM_Mesh.registry.memory_store import MemoryStore
 from tests.registry.helpers import FakeNode, FakeNodes, running, sse_chunks
 from tests.registry.test_midstream import Dies, completion_chunks
 
@@ -68,3 +70,24 @@ async def test_a_stream_continued_after_a_break_never_goes_to_an_avoided_region(
             await h.client.post("/v1/completions", json=body)
         assert [n.calls for n in avoided] == [[], [], []]
         assert later.calls  # the continuations went there
+
+
+async def test_a_replica_that_learnt_a_node_from_the_store_avoids_its_region(
+    tmp_path: Path,
+) -> None:
+    """A node registered with one replica is routed by another, which knows it from the
+    shared store only (``node_sync``): its region came with it."""
+    store, nodes = MemoryStore(), FakeNodes()
+    async with AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(running(tmp_path / n, store=store, nodes=nodes))
+            for n in ("a", "b")
+        ]
+        avoided = await a.register("us1", region="us")
+        ok = await a.register("ca1", region="ca")
+        await b.app.state.node_sync.poll()
+        for _ in range(6):
+            body = {**CHAT, "avoid_regions": ["us"]}
+            r = await b.client.post("/v1/chat/completions", json=body)
+            assert r.status_code == 200, r.text
+        assert avoided.calls == [] and len(ok.calls) == 6
