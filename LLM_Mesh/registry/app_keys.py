@@ -24,6 +24,7 @@ from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.revocation_proof import RevocationSigner
+from LLM_Mesh.core.scope_names import ScopeNames
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.gateway_key import (
     load_or_create_registry_key,
@@ -70,6 +71,8 @@ async def start_keys(
     runtime.identity = IdentityProver(key, served_urls or settings.registry_urls)
     # its 403 revoked, signed for the node, with the chain a node pinned earlier follows
     runtime.revocations = RevocationSigner(key, chain)
+    if runtime.shared_limits is not None:  # Redis' bucket names: no client's address
+        runtime.shared_limits.names = ScopeNames.of_registry_key(key)
     if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
     if isinstance(runtime.node_auth, SignedNodeAuth):

@@ -3,8 +3,13 @@
 With ``--redis-url`` (``Settings.redis_url``, ``LLM_MESH_REDIS_URL``) the gateway keeps
 each scope's buckets (``core/ratelimit.py``'s arithmetic: a minute's worth, refilled
 evenly; a token estimate charged first and settled with the real usage) in one Redis hash
-``llm-mesh:rl:<scope>`` and decides in one Lua script, atomically, on Redis' clock
-(``TIME``), so N replicas give a client one limit, not N. Without a Redis URL the buckets
+``llm-mesh:rl:<scope>`` (kept until its buckets are full again: at least a minute, at most
+an hour) and decides in one Lua script, atomically, on Redis' clock
+(``TIME``), so N replicas give a client one limit, not N. ``<scope>`` is never the scope
+itself (an anonymous client's is its address) but its keyed hash
+(:class:`~LLM_Mesh.core.scope_names.ScopeNames`, from ``registry.key``: replicas sharing
+a Redis must share that file, as they do for the ledger; the app sets it at its start,
+:func:`~LLM_Mesh.registry.app_keys.start_keys`). Without a Redis URL the buckets
 live in the process (zero-config). When Redis does not answer, the check falls back to
 the process's own buckets (logged) and tries Redis again after ``retry_s``: a Redis
 outage loosens the limit to one per replica, it does not stop the gateway. A decision
@@ -27,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from LLM_Mesh.core.ratelimit import Bucket, Decision, Limits, RateLimiter, limit_headers
+from LLM_Mesh.core.scope_names import ScopeNames
 
 __all__ = ["RedisLimiter"]
 
@@ -48,7 +54,8 @@ local rl, ra, tl, ta
 if h[1] == sig then
   rl, ra, tl, ta = tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
 else
-  if mode == 'settle' then return {'0', '', '0', '0', '0'} end
+  -- other limits: not this charge's buckets. None (expired once full): full buckets
+  if mode == 'settle' and h[1] then return {'0', '', '0', '0', '0'} end
   rl, ra, tl, ta = rpm, now, tpm, now
 end
 local function f(x) return string.format('%.17g', x) end
@@ -82,7 +89,12 @@ else
 end
 redis.call('HSET', KEYS[1], 'sig', sig, 'rl', f(rlev), 'ra', f(now),
   'tl', f(tlev), 'ta', f(now))
-redis.call('EXPIRE', KEYS[1], 3600)
+-- kept until its buckets are full again (then no key is the same), at least a minute,
+-- at most an hour (a debt of tokens longer than that is forgiven)
+local full = 0
+if rpm > 0 then full = math.max(full, (rpm - rlev) * 60 / rpm) end
+if tpm > 0 then full = math.max(full, (tpm - tlev) * 60 / tpm) end
+redis.call('EXPIRE', KEYS[1], math.min(3600, math.max(60, math.ceil(full) + 1)))
 return {'1', '', '0', f(rlev), f(tlev)}
 """
 
@@ -110,12 +122,14 @@ class RedisLimiter:
         retry_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         redis_clock: Callable[[], float] | None = None,
+        names: ScopeNames | None = None,
     ) -> None:
         self.client = client  # a redis.asyncio.Redis
         self.local = local
         self.retry_s = retry_s
         self.clock = clock
         self._redis_clock = redis_clock  # tests: a clock instead of Redis' TIME
+        self.names = names or ScopeNames.random()  # the registry key's, once known
         self._script = client.register_script(_SCRIPT)
         self._down_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,6 +146,10 @@ class RedisLimiter:
             await asyncio.gather(task, return_exceptions=True)
         await self.client.aclose()
 
+    def key(self, scope: str) -> str:
+        """The Redis hash ``scope``'s buckets are kept in (never ``scope`` in clear)."""
+        return PREFIX + self.names.name(scope)
+
     def _now_arg(self) -> str:
         return "" if self._redis_clock is None else repr(self._redis_clock())
 
@@ -141,7 +159,7 @@ class RedisLimiter:
             return None
         try:
             raw = await self._script(
-                keys=[PREFIX + scope],
+                keys=[self.key(scope)],
                 args=[limits.rpm or 0, limits.tpm or 0, _sig(limits), mode, n, self._now_arg()],
             )
         except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"

@@ -152,6 +152,11 @@ async def test_no_marker_is_logged_or_stored_on_any_error_path(
             assert 400 <= r.status_code < 500, r.text
             if b'"model": "PRIVACY' not in raw:  # (a model not found is named to its client)
                 assert marker not in r.text, r.text
+        metrics = await h.client.get("/metrics", headers={"Host": "127.0.0.1"})
+        assert metrics.status_code == 200 and "llm_mesh_" in metrics.text
+        assert marker not in metrics.text  # no label holds it (model, node, code)
+        pages = [await h.client.get(p) for p in ("/dashboard", "/mesh/nodes", "/v1/models")]
+        assert not [p.url for p in pages if marker in p.text]
     logged = [_record_text(rec) for rec in caplog.records]
     assert any(rec.name.startswith("LLM_Mesh.registry") for rec in caplog.records)
     leaks = [t[:300] for t in logged if marker in t]

@@ -17,8 +17,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter
+from LLM_Mesh.core.scope_names import ScopeNames
 from LLM_Mesh.registry.access import RateLimit
 from LLM_Mesh.registry.job import Client
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -88,8 +90,9 @@ async def test_same_verdicts_as_the_pure_buckets(redis_url: str) -> None:
 
 
 async def test_two_replicas_share_one_limit(redis_url: str) -> None:
-    a = RedisLimiter.from_url(redis_url, RateLimiter())
-    b = RedisLimiter.from_url(redis_url, RateLimiter())
+    names = ScopeNames.of_registry_key(Ed25519PrivateKey.generate())  # one registry.key
+    a = RedisLimiter.from_url(redis_url, RateLimiter(), names=names)
+    b = RedisLimiter.from_url(redis_url, RateLimiter(), names=names)
     s, limits = scope(), Limits(rpm=3)
     try:
         verdicts = [(await r.check(s, limits, 0.0)).allowed for r in (a, b, a, b, a)]
@@ -123,14 +126,21 @@ async def test_gateway_replicas_with_a_redis_url_give_a_client_one_limit(
     tmp_path: Path, redis_url: str
 ) -> None:
     store, nodes = MemoryStore(), FakeNodes()
+    key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
     client = redis_asyncio.from_url(redis_url)
-    await client.delete(PREFIX + "ip:127.0.0.1")  # the test clients' scope: start full
+    names = ScopeNames.of_registry_key(key)
+    await client.delete(PREFIX + names.name("ip:127.0.0.1"))  # the test clients' scope
     await client.aclose()
     async with AsyncExitStack() as stack:
         a, b = [
             await stack.enter_async_context(
                 running(
-                    tmp_path / n, store=store, nodes=nodes, anonymous_rpm=3, redis_url=redis_url
+                    tmp_path / n,
+                    store=store,
+                    nodes=nodes,
+                    anonymous_rpm=3,
+                    redis_url=redis_url,
+                    gateway_key=key,
                 )
             )
             for n in ("a", "b")
@@ -157,7 +167,7 @@ async def test_a_charge_is_settled_where_it_was_made_across_a_redis_outage(
     )
     job: Any = SimpleNamespace(choices=1, prompt_text="hi", max_tokens=100, messages=1, context=0)
     redis = redis_asyncio.from_url(redis_url)
-    hash_key = PREFIX + "key:" + key.key_id
+    hash_key = shared.key("key:" + key.key_id)
 
     async def request() -> Client:
         client = Client("127.0.0.1")
@@ -198,3 +208,61 @@ async def test_a_charge_is_settled_where_it_was_made_across_a_redis_outage(
         await redis.delete(hash_key)
         await redis.aclose()
         await shared.aclose()
+
+
+async def test_an_anonymous_clients_address_is_never_written_to_redis(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Found 2026-12-05: an anonymous client's bucket was the Redis hash
+    ``llm-mesh:rl:ip:<its address>``, kept an hour after its last request (and in Redis'
+    RDB/AOF files on disk): whoever reads Redis had every anonymous client's address, with
+    the time of its last request. Now a scope's key is a keyed hash of it (HMAC under a key
+    derived from ``registry.key``, which Redis never holds)."""
+    store, nodes = MemoryStore(), FakeNodes()
+    client = redis_asyncio.from_url(redis_url)
+    await client.delete(PREFIX + "ip:127.0.0.1")  # an older version's, if any
+    await client.aclose()
+    async with running(
+        tmp_path, store=store, nodes=nodes, anonymous_rpm=5, redis_url=redis_url
+    ) as h:
+        await h.register("n1")
+        answer = await h.client.post(CHAT, json=BODY)
+        assert answer.status_code == 200
+        assert answer.headers["x-ratelimit-limit-requests"] == "5"  # a bucket was charged
+    client = redis_asyncio.from_url(redis_url)
+    try:
+        seen = []
+        async for name in client.scan_iter(match=PREFIX + "*"):
+            fields = await client.hgetall(name)
+            if b"127.0.0.1" in name or any(b"127.0.0.1" in k + v for k, v in fields.items()):
+                seen.append(name)
+        assert seen == []
+    finally:
+        await client.aclose()
+
+
+async def test_a_bucket_is_kept_in_redis_until_it_is_full_again_not_an_hour(
+    redis_url: str,
+) -> None:
+    """Found 2026-12-05: every client's bucket was kept an hour after its last request
+    (a minute's limit), so Redis held (the keyed hash of) every anonymous address of the
+    last hour. Now it expires once its buckets are full again, when no key is the same
+    bucket (at least a minute, at most the hour as before); a settlement that finds no key
+    is made on full buckets, as it was on the kept full ones."""
+    limiter = RedisLimiter.from_url(redis_url, RateLimiter())
+    client = redis_asyncio.from_url(redis_url)
+    s, debt, gone = scope(), scope(), scope()
+    try:
+        assert (await limiter.check(s, Limits(rpm=5), 0.0)).allowed  # full in 12 s
+        assert 0 < await client.ttl(limiter.key(s)) <= 60
+        # 1,000 tokens over a limit of 100 a minute: full in 11 min
+        assert (await limiter.check(debt, Limits(tpm=100), 0.0, 100)).allowed
+        assert await limiter._run(debt, Limits(tpm=100), "settle", 1000) is not None
+        assert 600 < await client.ttl(limiter.key(debt)) <= 661
+        # expired (full) before its request's usage came: charged on full
+        assert await limiter._run(gone, Limits(tpm=100), "settle", 30) is not None
+        assert float(await client.hget(limiter.key(gone), "tl")) == pytest.approx(70, abs=1)
+    finally:
+        await client.delete(limiter.key(s), limiter.key(debt), limiter.key(gone))
+        await client.aclose()
+        await limiter.aclose()

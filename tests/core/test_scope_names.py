@@ -1,0 +1,28 @@
+"""Rate-limit scopes' names outside the process (``core/scope_names.py``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.scope_names import ScopeNames
+
+
+def test_replicas_with_one_registry_key_agree_and_no_name_holds_its_scope() -> None:
+    key = Ed25519PrivateKey.generate()
+    a, b = ScopeNames.of_registry_key(key), ScopeNames.of_registry_key(key)
+    other = ScopeNames.of_registry_key(Ed25519PrivateKey.generate())
+    scope = "ip:203.0.113.77"
+    assert a.name(scope) == b.name(scope)
+    assert a.name(scope) != other.name(scope)
+    assert a.name(scope) != a.name("ip:203.0.113.78")
+    assert re.fullmatch(r"[0-9a-f]{32}", a.name(scope))
+    assert "203.0.113" not in a.name(scope)
+    assert ScopeNames.random().name(scope) != ScopeNames.random().name(scope)
+
+
+def test_a_short_secret_is_refused() -> None:
+    with pytest.raises(ValueError):
+        ScopeNames(b"x" * 31)
