@@ -1,0 +1,107 @@
+"""``llm-mesh receipt verify --ledger``: a receipt held against the real registry's public
+ledger (``tests/inprocess_mesh.py``: the real registry, settlement and a sim node, whose
+answers are SIMULATED). A registry operator that writes other money for a request than it
+countersigned passes ``ledger verify`` (every entry well formed, hashed and signed): only
+the receipt's holder can tell, and now the CLI does (found 2026-12-05)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import receipt_ledger
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.ledger_entry import NETWORK, POOL, Transfer
+from LLM_Mesh.registry.runtime import Runtime
+from tests.inprocess_mesh import InProcessMesh
+
+runner = CliRunner()
+MODEL = "gemma-3-270m"
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 12}
+
+
+@pytest.fixture
+def paid(inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    """A settled anonymous (pool-paid) answer, its entries written; the CLI's calls go to
+    the in-process registry."""
+    mesh = inprocess_mesh
+    mesh.add_node(MODEL)
+    with mesh.sync_client() as c:
+        r = c.post("/v1/chat/completions", json=BODY)
+    assert r.status_code == 200, r.text
+    assert r.json()["mesh"]["receipt"].get("cost"), "the receipt signs no amounts"
+    assert mesh.app is not None
+    rt: Runtime = mesh.app.state.runtime
+    assert rt.settlement is not None and rt.ledger is not None
+    mesh.call(rt.settlement.flush())
+
+    async def get(
+        client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any
+    ) -> httpx.Response:
+        with mesh.sync_client() as c:
+            return c.request(method, url, params=kw.get("params"))
+
+    monkeypatch.setattr(receipt_ledger, "call", get)
+    monkeypatch.setattr("LLM_Mesh.cli.receipt_commands.call", get)
+    return mesh, rt, r
+
+
+def _verify(mesh: InProcessMesh, text: str) -> Any:
+    return runner.invoke(
+        app, ["receipt", "verify", "-", "--registry", mesh.registry_url, "--ledger"], input=text
+    )
+
+
+def test_an_honest_requests_entries_agree_with_its_receipt(paid: tuple[Any, ...]) -> None:
+    mesh, _rt, r = paid
+    res = _verify(mesh, r.text)
+    assert res.exit_code == 0, res.output
+    assert "charge what the receipt signs" in " ".join(res.output.split())
+
+
+def test_a_fee_the_receipt_does_not_sign_fails_while_ledger_verify_passes(
+    paid: tuple[Any, ...],
+) -> None:
+    mesh, rt, r = paid
+    mesh_part = r.json()["mesh"]
+    lid = mesh_part.get("ledger_request_id") or mesh_part["request_id"]
+    rh = mesh_part["receipt"]["receipt_hash"]
+    # the operator pays itself 7 µNT more of the pool under the request and its receipt
+    mesh.call(rt.ledger.append_one(Transfer("fee", POOL, NETWORK, 7, lid, rh)))
+    report = mesh.call(audit(StoreSource(rt.ledger, mesh.settings.ledger_origin)))
+    assert report.ok, report.findings  # the structural audit cannot tell
+    res = _verify(mesh, r.text)
+    assert res.exit_code == 1, res.output
+    assert "LEDGER DISAGREES the fees are" in " ".join(res.output.split())
+
+
+def _answering(pages: list[dict[str, Any]], asked: list[int]) -> Any:
+    async def get(client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any) -> Any:
+        asked.append(limit)
+        return httpx.Response(200, json=pages[min(len(asked), len(pages)) - 1])
+
+    return get
+
+
+def test_a_hostile_registrys_pages_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same page again for ever, or more entries than a request writes: refused, each
+    answer read to ``PAGE_BYTES`` (``bounded_http.call``'s limit)."""
+    asked: list[int] = []
+    same = {"data": [{"seq": 5}], "has_more": True}
+    monkeypatch.setattr(receipt_ledger, "call", _answering([same], asked))
+    with pytest.raises(ValueError, match="do not go forward"):
+        receipt_ledger.request_entries("http://registry.test", "req-1")
+    assert asked == [receipt_ledger.PAGE_BYTES] * 2
+    many = [
+        {"data": [{"seq": 100 * p + i} for i in range(100)], "has_more": True} for p in range(9)
+    ]
+    monkeypatch.setattr(receipt_ledger, "call", _answering(many, []))
+    with pytest.raises(ValueError, match="more than 400 entries"):
+        receipt_ledger.request_entries("http://registry.test", "req-1")
+    monkeypatch.setattr(receipt_ledger, "call", _answering([{"data": "x"}], []))
+    with pytest.raises(ValueError, match="no list of entries"):
+        receipt_ledger.request_entries("http://registry.test", "req-1")
