@@ -35,6 +35,7 @@ from typing import Annotated, Any, Protocol
 
 import httpx
 import typer
+from rich.text import Text
 
 from LLM_Mesh.cli.common import (
     HomeOpt,
@@ -48,13 +49,20 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
-from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, load_seen_checkpoint, save_seen
+from LLM_Mesh.cli.ledger_seen import (
+    SEEN_FILE,
+    load_key_account,
+    load_seen,
+    load_seen_checkpoint,
+    save_seen,
+)
 from LLM_Mesh.cli.ledger_store import StoreSource as StoreSource
 from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
 from LLM_Mesh.cli.read_ahead import read_ahead
-from LLM_Mesh.cli.render import shown
+from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import bearer_header
 from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
+from LLM_Mesh.core.key_account import account_change, key_tag
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import MINT
 from LLM_Mesh.core.plural import counted
@@ -375,8 +383,15 @@ def verify(
         raise fail(exc) from exc
     remembered_path = seen_path if seen_path.exists() else None
     print_report(report, time.perf_counter() - start, remembered_path)
+    shown_for_key = read[0] if read and mine else None
     if settings.api_key and not database_url:
-        say_key_balance(report.ok, read[0] if read and mine else None, registry)
+        say_key_balance(report.ok, shown_for_key, registry)
+    account = None if shown_for_key is None or not mine else (key_tag(mine), shown_for_key[0])
+    if account is not None:
+        changed = account_change(load_key_account(seen_path, source, account[0]), account[1])
+        if changed is not None:  # found 2026-12-05: another account's books passed as its
+            err.print(Text.assemble(("account:", "red"), f" {terminal_text(changed)}"))
+            raise typer.Exit(1)
     if not report.ok:
         if compare:
             err.print("comparisons skipped: this verifier's own view does not check out")
@@ -385,7 +400,7 @@ def verify(
         needed = witnesses_needed or len(witnesses)
         if not check_witnessed(report.signed, witnesses, needed, time.time(), witness_max_age):
             raise typer.Exit(1)
-    save_seen(seen_path, source, report, None if database_url else settings.registry_url)
+    save_seen(seen_path, source, report, None if database_url else settings.registry_url, account)
     print_compared(compared, report.checkpoint, report.checkpoint_key, where)
     if not all(c.ok for c in compared):
         raise typer.Exit(1)
