@@ -25,7 +25,7 @@ from rich.text import Text
 
 from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, settings_from
-from LLM_Mesh.cli.receipt_ledger import request_entries
+from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
@@ -254,19 +254,23 @@ def verify_command(
         console.print(SIMULATED_NOTE, highlight=False)
     if ledger or ledger_request_id is not None:
         lid = ledger_request_id or found.ledger_request_id or receipt.request_id
-        _check_ledger(receipt, lid, registry, registry_ca)
+        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()))
 
 
-def _check_ledger(receipt: Receipt, lid: str, registry: str | None, ca: Path | None) -> None:
+def _check_ledger(
+    receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes]
+) -> None:
     """``--ledger``: the request's published entries against what the receipt signs (found
     2026-12-05: nothing compared them; a registry could charge other amounts than it
     countersigned, and ``receipt verify`` and ``ledger verify`` both passed)."""
     try:
         settings = settings_from(None, registry, registry_ca=str(ca.expanduser()) if ca else None)
         entries = request_entries(settings.registry_urls, lid, ca_file=settings.registry_ca)
+        mine = [e for e in entries if e.get("receipt_hash") == receipt.receipt_hash]
+        outside, later = included(settings.registry_urls, mine, keys, ca_file=settings.registry_ca)
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(exc) from exc
-    findings = ledger_findings(receipt, entries)
+    findings = ledger_findings(receipt, entries) + outside
     if receipt.money is None:
         console.print(f"  ledger: {findings[0]}", highlight=False)
         return
@@ -280,3 +284,8 @@ def _check_ledger(receipt: Receipt, lid: str, registry: str | None, ca: Path | N
         f"  ledger: the {len(entries)} entries of request {shown(lid)} charge what the "
         "receipt signs", highlight=False,
     )  # fmt: skip
+    if later:  # the checkpointer signs every few seconds: a later run proves them too
+        console.print(
+            f"  [yellow]entries {', '.join(map(str, later))} are not in a signed checkpoint "
+            "yet[/]: run again later to check they are in the log", highlight=False,
+        )  # fmt: skip

@@ -14,8 +14,9 @@ or from two payers; the ``settle``/``hold`` amounts, or the ``fee`` amounts, not
 receipt signs (more: the registry took more than it signed; fewer: a node's earnings
 dropped); an entry whose fields do not hash to its leaf hash. Not decided here: which
 operator account a node's share went to (the ledger's accounts are keyed pseudonyms a user
-cannot derive from a node id), and whether the entries are in the tree the verifier
-checked (their inclusion: ``ledger verify`` checks the whole log, not one request's page).
+cannot derive from a node id). :func:`inclusion_finding` checks an entry is in a signed
+checkpoint's tree (RFC 9162 inclusion proof): the page of a request's entries is the
+registry's word, the checkpoint its signature.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from typing import Any
 
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL, entry_leaf
 from LLM_Mesh.core.merkle import leaf_hash
+from LLM_Mesh.core.merkle_verify import verify_inclusion
 from LLM_Mesh.core.receipt import Receipt
 
-__all__ = ["PAYMENT_KINDS", "ledger_findings"]
+__all__ = ["PAYMENT_KINDS", "inclusion_finding", "ledger_findings"]
 
 #: the entries that pay for a request from its payer (``forfeit`` moves a held share on)
 PAYMENT_KINDS = ("settle", "hold", "fee")
@@ -113,3 +115,21 @@ def ledger_findings(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> l
         out.append(f"the fees are {_shown(fees)} µNT: the receipt signs {_shown(want_fees)} "
                    f"(fee_bps {money.fee_bps})")  # fmt: skip
     return out
+
+
+def inclusion_finding(
+    entry: Mapping[str, Any], tree_size: int, root: bytes, proof: list[bytes]
+) -> str | None:
+    """Why ``entry`` is not shown to be in the signed tree of ``tree_size`` and ``root`` by
+    ``proof`` (its audit path, RFC 9162 §2.1.3), or ``None``."""
+    seq = entry.get("seq")
+    try:
+        leaf = bytes.fromhex(str(entry.get("leaf_hash")))
+    except ValueError:
+        leaf = b""
+    if type(seq) is not int or not verify_inclusion(seq, tree_size, leaf, proof, root):
+        return (
+            f"entry {seq} is not in the signed checkpoint of size {tree_size}: its inclusion "
+            "proof fails (the registry's page of this request is not its log)"
+        )
+    return None

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli import receipt_ledger
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.cli.main import app
-from LLM_Mesh.core.ledger_entry import NETWORK, POOL, Transfer
+from LLM_Mesh.core.ledger_entry import NETWORK, POOL, Transfer, make_entry
 from LLM_Mesh.registry.runtime import Runtime
 from tests.inprocess_mesh import InProcessMesh
 
@@ -38,6 +38,8 @@ def paid(inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch) -> tupl
     rt: Runtime = mesh.app.state.runtime
     assert rt.settlement is not None and rt.ledger is not None
     mesh.call(rt.settlement.flush())
+    assert rt.checkpointer is not None
+    mesh.call(rt.checkpointer.checkpoint())  # the entries in a signed checkpoint
 
     async def get(
         client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any
@@ -60,7 +62,8 @@ def test_an_honest_requests_entries_agree_with_its_receipt(paid: tuple[Any, ...]
     mesh, _rt, r = paid
     res = _verify(mesh, r.text)
     assert res.exit_code == 0, res.output
-    assert "charge what the receipt signs" in " ".join(res.output.split())
+    said = " ".join(res.output.split())
+    assert "charge what the receipt signs" in said and "not in a signed checkpoint" not in said
 
 
 def test_a_fee_the_receipt_does_not_sign_fails_while_ledger_verify_passes(
@@ -77,6 +80,36 @@ def test_a_fee_the_receipt_does_not_sign_fails_while_ledger_verify_passes(
     res = _verify(mesh, r.text)
     assert res.exit_code == 1, res.output
     assert "LEDGER DISAGREES the fees are" in " ".join(res.output.split())
+
+
+def test_a_page_of_entries_that_is_not_the_log_fails_its_inclusion_proof(
+    paid: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry shows the receipt's holder entries that agree with the receipt, each
+    hashing right, but not the ones its log holds (here: the share paid to another
+    account): the signed checkpoint's inclusion proofs refuse them."""
+    mesh, _rt, r = paid
+    honest = receipt_ledger.call
+
+    async def forged(
+        client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any
+    ) -> Any:
+        answer = await honest(client, method, url, limit, **kw)
+        if not url.endswith("/v1/ledger"):
+            return answer
+        page = answer.json()
+        for i, e in enumerate(page["data"]):
+            if e["kind"] == "settle":
+                t = Transfer("settle", e["from"], "user:" + "f" * 32, e["amount"],
+                             e["request_id"], e["receipt_hash"])  # fmt: skip
+                made, _ = make_entry(e["seq"], e["time_us"], t, bytes.fromhex(e["prev_hash"]))
+                page["data"][i] = made.to_json()
+        return httpx.Response(200, json=page)
+
+    monkeypatch.setattr(receipt_ledger, "call", forged)
+    res = _verify(mesh, r.text)
+    assert res.exit_code == 1, res.output
+    assert "is not in the signed checkpoint of size" in " ".join(res.output.split())
 
 
 def _answering(pages: list[dict[str, Any]], asked: list[int]) -> Any:
