@@ -275,6 +275,11 @@ def _check_ledger(
         console.print(f"  ledger: {findings[0]}", highlight=False)
         return
     if findings:
+        if not entries and receipt.client_id_hash and lid == receipt.request_id:
+            findings.append(  # the ledger names it by its own id, which the receipt lacks
+                "the client chose this request's id: the ledger names it by the answer's "
+                "mesh.ledger_request_id (give the whole answer, or --ledger-request-id ID)"
+            )
         for f in findings:
             err.print(
                 Text.assemble(("LEDGER DISAGREES", "red"), f" {terminal_text(f)}"), soft_wrap=True

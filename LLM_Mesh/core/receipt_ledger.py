@@ -106,7 +106,8 @@ def ledger_findings(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> l
             want_fees[fee] += 1
     if not shares and not fees and (want_shares or want_fees):
         out.append(f"no entry of the ledger names this receipt ({mine}): it charged "
-                   f"{money.cost} µNT that the log does not show")  # fmt: skip
+                   f"{money.cost} µNT that the log does not show (settlement writes a request "
+                   "within seconds of its answer: a receipt just made may be ahead of it)")  # fmt: skip
         return out
     if shares != want_shares:
         out.append(f"the nodes' shares (settle/hold) are {_shown(shares)} µNT: the receipt "

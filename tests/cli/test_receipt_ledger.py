@@ -138,3 +138,24 @@ def test_a_hostile_registrys_pages_are_bounded(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(receipt_ledger, "call", _answering([{"data": "x"}], []))
     with pytest.raises(ValueError, match="no list of entries"):
         receipt_ledger.request_entries("http://registry.test", "req-1")
+
+
+def test_a_client_chosen_ids_request_is_found_by_the_answers_ledger_id(
+    paid: tuple[Any, ...],
+) -> None:
+    """The ledger names such a request by ``mesh.ledger_request_id`` (``c-...``), not the
+    receipt's id: found from the whole answer; a bare receipt is told how."""
+    import json
+
+    mesh, rt, _ = paid
+    with mesh.sync_client() as c:
+        r = c.post("/v1/chat/completions", json=BODY, headers={"X-Request-Id": "alice-42"})
+    assert r.status_code == 200, r.text
+    mesh.call(rt.settlement.flush())
+    mesh.call(rt.checkpointer.checkpoint())
+    assert r.json()["mesh"]["ledger_request_id"].startswith("c-")
+    res = _verify(mesh, r.text)
+    assert res.exit_code == 0, res.output
+    res = _verify(mesh, json.dumps(r.json()["mesh"]["receipt"]))
+    assert res.exit_code == 1
+    assert "--ledger-request-id" in " ".join(res.output.split())
