@@ -29,7 +29,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -49,6 +49,7 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
+from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
 from LLM_Mesh.cli.ledger_seen import (
     SEEN_FILE,
     load_key_account,
@@ -66,6 +67,7 @@ from LLM_Mesh.core.key_account import account_change, key_tag
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import MINT
 from LLM_Mesh.core.plural import counted
+from LLM_Mesh.core.receipt_verify import find_receipt
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.tls import client_ssl_context
 
@@ -109,9 +111,11 @@ async def audit(
     page: int = 10_000,
     pin: str | None = None,
     remembered: tuple[int, bytes] | None = None,
+    watch: Callable[[Sequence[Row]], None] | None = None,
 ) -> Report:
     """Download and check everything (see the module docstring); ``remembered``: the size
-    and root an earlier audit of this ledger checked (the history must still hash to it)."""
+    and root an earlier audit of this ledger checked (the history must still hash to it);
+    ``watch``: called with every batch of entries as read (``--receipt``)."""
     keys, origin = await source.keys()
     if pin is not None:
         keys = [pin]
@@ -124,6 +128,8 @@ async def audit(
     proofs = asyncio.ensure_future(_proofs(source, signed))
     try:
         async for batch in read_ahead(source.entries(page)):
+            if watch is not None:
+                watch(batch)
             for i in range(0, len(batch), 2_000):  # let the readers run between slices
                 rows, cut = batch[i : i + 2_000], at - fed
                 if computed is None and 0 <= cut <= len(rows):  # the stored size is here
@@ -322,6 +328,14 @@ def verify(
     ] = WITNESS_MAX_AGE_S,
     home: HomeOpt = None,
     registry_ca: RegistryCaOpt = None,
+    receipt: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--receipt",
+            help="a receipt (or an answer holding one) whose request's entries, every one "
+            "in the whole log naming its hash, must charge what it signs; repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
     balances; with --compare, other verifiers' checkpoints against this view; with
@@ -348,6 +362,10 @@ def verify(
             ValueError(f"--witnesses-needed {witnesses_needed}: only {len(witnesses)} --witness")
         )
 
+    try:
+        receipts = [find_receipt(p.read_text("utf-8")) for p in receipt or ()]
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
     # the user's key goes only to the registry configured with it, never to one named by
     # --registry (auditing another registry would hand it the key): there, the pool's
     mine = settings.api_key if registry is None else None
@@ -361,7 +379,10 @@ def verify(
         url = settings.registry_url if db else await first_answering(urls, verify)
         where_from = (url, db, settings.ledger_origin)
         async with _source(*where_from, settings.registry_ca, mine) as src:
-            report = await audit(src, page=page, pin=key, remembered=remembered)
+            trusted = [key] if key else (await src.keys())[0] if receipts else []
+            held = ReceiptWatch(receipts, trusted)
+            report = await audit(src, page=page, pin=key, remembered=remembered, watch=held.rows)
+            held.judge(report)
             read.append(src.balance_read if isinstance(src, HttpSource) else None)
             if not compare or not report.ok:
                 return report, []

@@ -14,8 +14,11 @@ from typer.testing import CliRunner
 
 from LLM_Mesh.cli import receipt_ledger
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
 from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.core.ledger_entry import NETWORK, POOL, Transfer, make_entry
+from LLM_Mesh.core.receipt_verify import find_receipt
 from LLM_Mesh.registry.runtime import Runtime
 from tests.inprocess_mesh import InProcessMesh
 
@@ -159,3 +162,50 @@ def test_a_client_chosen_ids_request_is_found_by_the_answers_ledger_id(
     res = _verify(mesh, json.dumps(r.json()["mesh"]["receipt"]))
     assert res.exit_code == 1
     assert "--ledger-request-id" in " ".join(res.output.split())
+
+
+def test_ledger_verify_receipt_finds_an_entry_the_request_page_leaves_out(
+    paid: tuple[Any, ...],
+) -> None:
+    """The registry writes a fee under the receipt's hash but another request id: the
+    request's page leaves it out (``receipt verify --ledger`` passes); ``ledger verify
+    --receipt`` (its audit, over the whole log, with ``ReceiptWatch``) names it."""
+    mesh, rt, r = paid
+    origin = mesh.settings.ledger_origin
+
+    def whole_log() -> Report:
+        keys = [k for k, _ in mesh.call(rt.ledger.keys())]
+        held = ReceiptWatch([find_receipt(r.text)], keys)
+        report = mesh.call(audit(StoreSource(rt.ledger, origin), watch=held.rows))
+        held.judge(report)
+        return report
+
+    assert whole_log().ok
+    rh = r.json()["mesh"]["receipt"]["receipt_hash"]
+    mesh.call(rt.ledger.append_one(Transfer("fee", POOL, NETWORK, 7, "req-elsewhere", rh)))
+    assert _verify(mesh, r.text).exit_code == 0  # the page of the request: the gap
+    found = [(f.kind, f.message) for f in whole_log().findings]
+    assert len(found) == 1 and found[0][0] == "receipt", found
+    assert "the fees are" in found[0][1]
+
+
+def test_ledger_verify_takes_receipts_and_names_one_it_cannot_verify(tmp_path: Any) -> None:
+    """``--receipt FILE`` through the command: a receipt countersigned by a key this
+    ledger does not publish is a finding (exit 1), not skipped."""
+    import json
+
+    from LLM_Mesh.config import Settings
+    from tests.core.test_receipt_verify import make_receipt
+
+    home = tmp_path / "mesh"
+    assert (
+        runner.invoke(app, ["registry", "grant", "pool", "10", "--home", str(home)]).exit_code == 0
+    )
+    db = Settings(home=home).effective_database_url
+    answer = tmp_path / "receipt.json"
+    answer.write_text(json.dumps(make_receipt(amounts=[100])))
+    args = ["ledger", "verify", "--database-url", db, "--home", str(home)]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, [*args, "--receipt", str(answer)])
+    assert res.exit_code == 1, res.output
+    assert "a --receipt does not verify (unknown_registry" in " ".join(res.output.split())
