@@ -29,12 +29,13 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import httpx
 import typer
+from rich.text import Text
 
 from LLM_Mesh.cli.common import (
     HomeOpt,
@@ -48,16 +49,25 @@ from LLM_Mesh.cli.common import (
 )
 from LLM_Mesh.cli.ledger_compare import Compared, compare_all, print_compared
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
-from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_seen, load_seen_checkpoint, save_seen
+from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
+from LLM_Mesh.cli.ledger_seen import (
+    SEEN_FILE,
+    load_key_account,
+    load_seen,
+    load_seen_checkpoint,
+    save_seen,
+)
 from LLM_Mesh.cli.ledger_store import StoreSource as StoreSource
 from LLM_Mesh.cli.ledger_witness import check_witnessed, parse_witness_keys, witness_command
 from LLM_Mesh.cli.read_ahead import read_ahead
-from LLM_Mesh.cli.render import shown
+from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import bearer_header
 from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
+from LLM_Mesh.core.key_account import account_change, key_tag
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import MINT
 from LLM_Mesh.core.plural import counted
+from LLM_Mesh.core.receipt_verify import find_receipt
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.tls import client_ssl_context
 
@@ -101,9 +111,11 @@ async def audit(
     page: int = 10_000,
     pin: str | None = None,
     remembered: tuple[int, bytes] | None = None,
+    watch: Callable[[Sequence[Row]], None] | None = None,
 ) -> Report:
     """Download and check everything (see the module docstring); ``remembered``: the size
-    and root an earlier audit of this ledger checked (the history must still hash to it)."""
+    and root an earlier audit of this ledger checked (the history must still hash to it);
+    ``watch``: called with every batch of entries as read (``--receipt``)."""
     keys, origin = await source.keys()
     if pin is not None:
         keys = [pin]
@@ -116,6 +128,8 @@ async def audit(
     proofs = asyncio.ensure_future(_proofs(source, signed))
     try:
         async for batch in read_ahead(source.entries(page)):
+            if watch is not None:
+                watch(batch)
             for i in range(0, len(batch), 2_000):  # let the readers run between slices
                 rows, cut = batch[i : i + 2_000], at - fed
                 if computed is None and 0 <= cut <= len(rows):  # the stored size is here
@@ -314,6 +328,14 @@ def verify(
     ] = WITNESS_MAX_AGE_S,
     home: HomeOpt = None,
     registry_ca: RegistryCaOpt = None,
+    receipt: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--receipt",
+            help="a receipt (or an answer holding one) whose request's entries, every one "
+            "in the whole log naming its hash, must charge what it signs; repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Check the whole ledger: hashes, chain, checkpoints' signatures and roots, proofs,
     balances; with --compare, other verifiers' checkpoints against this view; with
@@ -340,6 +362,10 @@ def verify(
             ValueError(f"--witnesses-needed {witnesses_needed}: only {len(witnesses)} --witness")
         )
 
+    try:
+        receipts = [find_receipt(p.read_text("utf-8")) for p in receipt or ()]
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
     # the user's key goes only to the registry configured with it, never to one named by
     # --registry (auditing another registry would hand it the key): there, the pool's
     mine = settings.api_key if registry is None else None
@@ -353,7 +379,10 @@ def verify(
         url = settings.registry_url if db else await first_answering(urls, verify)
         where_from = (url, db, settings.ledger_origin)
         async with _source(*where_from, settings.registry_ca, mine) as src:
-            report = await audit(src, page=page, pin=key, remembered=remembered)
+            trusted = [key] if key else (await src.keys())[0] if receipts else []
+            held = ReceiptWatch(receipts, trusted)
+            report = await audit(src, page=page, pin=key, remembered=remembered, watch=held.rows)
+            held.judge(report)
             read.append(src.balance_read if isinstance(src, HttpSource) else None)
             if not compare or not report.ok:
                 return report, []
@@ -375,8 +404,15 @@ def verify(
         raise fail(exc) from exc
     remembered_path = seen_path if seen_path.exists() else None
     print_report(report, time.perf_counter() - start, remembered_path)
+    shown_for_key = read[0] if read and mine else None
     if settings.api_key and not database_url:
-        say_key_balance(report.ok, read[0] if read and mine else None, registry)
+        say_key_balance(report.ok, shown_for_key, registry)
+    account = None if shown_for_key is None or not mine else (key_tag(mine), shown_for_key[0])
+    if account is not None:
+        changed = account_change(load_key_account(seen_path, source, account[0]), account[1])
+        if changed is not None:  # found 2026-12-05: another account's books passed as its
+            err.print(Text.assemble(("account:", "red"), f" {terminal_text(changed)}"))
+            raise typer.Exit(1)
     if not report.ok:
         if compare:
             err.print("comparisons skipped: this verifier's own view does not check out")
@@ -385,7 +421,7 @@ def verify(
         needed = witnesses_needed or len(witnesses)
         if not check_witnessed(report.signed, witnesses, needed, time.time(), witness_max_age):
             raise typer.Exit(1)
-    save_seen(seen_path, source, report, None if database_url else settings.registry_url)
+    save_seen(seen_path, source, report, None if database_url else settings.registry_url, account)
     print_compared(compared, report.checkpoint, report.checkpoint_key, where)
     if not all(c.ok for c in compared):
         raise typer.Exit(1)

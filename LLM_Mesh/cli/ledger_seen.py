@@ -19,7 +19,7 @@ from LLM_Mesh.core.gossip import export
 from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.secret_files import make_private_dir
 
-__all__ = ["SEEN_FILE", "load_seen", "load_seen_checkpoint", "save_seen"]
+__all__ = ["SEEN_FILE", "load_key_account", "load_seen", "load_seen_checkpoint", "save_seen"]
 
 SEEN_FILE = "ledger_seen.json"  # in $LLM_MESH_HOME: per ledger, the last size and root checked
 
@@ -41,9 +41,14 @@ def load_seen(path: Path, source: str) -> tuple[int, bytes] | None:
         raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
 
 
-def save_seen(path: Path, source: str, report: Report, registry: str | None = None) -> None:
+def save_seen(
+    path: Path, source: str, report: Report, registry: str | None = None,
+    account: tuple[str, str] | None = None,
+) -> None:  # fmt: skip
     """Remember what this audit checked (only a clean one; only ever a longer history),
-    and the newest signed checkpoint it checked (``core/gossip.export``'s form)."""
+    the newest signed checkpoint it checked (``core/gossip.export``'s form) and, kept from
+    run to run, the account the registry named for an API key (``account``: its
+    ``core/key_account.key_tag`` and the account; the first one named stays)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -51,6 +56,13 @@ def save_seen(path: Path, source: str, report: Report, registry: str | None = No
     seen: dict[str, Any] = {"size": report.entries, "root": report.root.hex()}
     if report.checkpoint is not None:
         seen["checkpoint"] = export(report.checkpoint, report.checkpoint_key, registry)
+    before = data.get(_seen_key(source))
+    accounts = before.get("accounts") if isinstance(before, dict) else None
+    accounts = dict(accounts) if isinstance(accounts, dict) else {}
+    if account is not None:
+        accounts.setdefault(account[0], account[1])
+    if accounts:
+        seen["accounts"] = accounts
     data[_seen_key(source)] = seen
     make_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
@@ -68,3 +80,17 @@ def load_seen_checkpoint(path: Path, source: str) -> dict[str, Any] | None:
         raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
     cp = seen.get("checkpoint") if isinstance(seen, dict) else None
     return cp if isinstance(cp, dict) else None
+
+
+def load_key_account(path: Path, source: str, tag: str) -> str | None:
+    """The account an earlier clean ``ledger verify`` of ``source`` was shown for the key
+    filed under ``tag`` (``core/key_account.key_tag``), if any."""
+    try:
+        seen = json.loads(path.read_text()).get(_seen_key(source))
+    except FileNotFoundError:
+        return None
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
+    accounts = seen.get("accounts") if isinstance(seen, dict) else None
+    account = accounts.get(tag) if isinstance(accounts, dict) else None
+    return account if isinstance(account, str) else None

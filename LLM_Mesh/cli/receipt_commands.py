@@ -21,12 +21,15 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.text import Text
 
 from LLM_Mesh.bounded_http import call
 from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, settings_from
-from LLM_Mesh.cli.render import shown
+from LLM_Mesh.cli.receipt_ledger import included, request_entries
+from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import gateway_urls
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
+from LLM_Mesh.core.receipt_ledger import ledger_findings
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.errors import MeshError, RegistryUnreachable
 from LLM_Mesh.tls import client_ssl_context
@@ -206,6 +209,19 @@ def verify_command(
     require_signed: Annotated[
         bool, typer.Option("--require-signed", help="every node part must be node-signed")
     ] = False,
+    ledger: Annotated[
+        bool,
+        typer.Option(
+            "--ledger",
+            help="also check the registry's public ledger charged what the receipt signs "
+            "(GET /v1/ledger?request_id=: the answer's mesh.ledger_request_id, else the "
+            "receipt's request_id)",
+        ),
+    ] = False,
+    ledger_request_id: Annotated[
+        str | None,
+        typer.Option("--ledger-request-id", help="the request's id in the ledger (with --ledger)"),
+    ] = None,
 ) -> None:
     """Check a receipt's registry countersignature and every node's signature offline.
     Exit 0 when valid, 1 when not (the reason is named)."""
@@ -236,3 +252,45 @@ def verify_command(
     _describe(receipt, request_id)
     if found.simulated:  # found 2026-12-04: a sim node's answer verified with no word of it
         console.print(SIMULATED_NOTE, highlight=False)
+    if ledger or ledger_request_id is not None:
+        lid = ledger_request_id or found.ledger_request_id or receipt.request_id
+        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()))
+
+
+def _check_ledger(
+    receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes]
+) -> None:
+    """``--ledger``: the request's published entries against what the receipt signs (found
+    2026-12-05: nothing compared them; a registry could charge other amounts than it
+    countersigned, and ``receipt verify`` and ``ledger verify`` both passed)."""
+    try:
+        settings = settings_from(None, registry, registry_ca=str(ca.expanduser()) if ca else None)
+        entries = request_entries(settings.registry_urls, lid, ca_file=settings.registry_ca)
+        mine = [e for e in entries if e.get("receipt_hash") == receipt.receipt_hash]
+        outside, later = included(settings.registry_urls, mine, keys, ca_file=settings.registry_ca)
+    except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
+        raise fail(exc) from exc
+    findings = ledger_findings(receipt, entries) + outside
+    if receipt.money is None:
+        console.print(f"  ledger: {findings[0]}", highlight=False)
+        return
+    if findings:
+        if not entries and receipt.client_id_hash and lid == receipt.request_id:
+            findings.append(  # the ledger names it by its own id, which the receipt lacks
+                "the client chose this request's id: the ledger names it by the answer's "
+                "mesh.ledger_request_id (give the whole answer, or --ledger-request-id ID)"
+            )
+        for f in findings:
+            err.print(
+                Text.assemble(("LEDGER DISAGREES", "red"), f" {terminal_text(f)}"), soft_wrap=True
+            )
+        raise typer.Exit(1)
+    console.print(
+        f"  ledger: the {len(entries)} entries of request {shown(lid)} charge what the "
+        "receipt signs", highlight=False,
+    )  # fmt: skip
+    if later:  # the checkpointer signs every few seconds: a later run proves them too
+        console.print(
+            f"  [yellow]entries {', '.join(map(str, later))} are not in a signed checkpoint "
+            "yet[/]: run again later to check they are in the log", highlight=False,
+        )  # fmt: skip

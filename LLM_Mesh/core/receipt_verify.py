@@ -200,6 +200,8 @@ class Found:
     output: str | None = None  # the answer's whole text, when the input holds it
     receipt_request_id: str | None = None  # mesh.receipt_request_id: the id the nodes got
     simulated: bool = False  # mesh.simulated: the answer's word (the receipt signs no engine)
+    # mesh.ledger_request_id: the ledger's id of the request when the client named it
+    ledger_request_id: str | None = None
 
 
 def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
@@ -219,11 +221,13 @@ def _from_object(obj: Any, output: str | None = None) -> Found:
     if not isinstance(mesh, dict) or "receipt" not in mesh:
         raise _malformed("the input holds no receipt (no mesh.receipt)")
     rid, nid = mesh.get("request_id"), mesh.get("receipt_request_id")
+    lid = mesh.get("ledger_request_id")
     if output is None and obj.get("choices"):
         output = answer_text(obj)
     return Found(
         mesh["receipt"], rid if isinstance(rid, str) else None, _usage(obj), output,
         nid if isinstance(nid, str) else None, mesh.get("simulated") is True,
+        lid if isinstance(lid, str) else None,
     )  # fmt: skip
 
 

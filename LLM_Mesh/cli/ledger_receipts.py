@@ -1,0 +1,60 @@
+"""``llm-mesh ledger verify --receipt FILE``: receipts held against the whole log.
+
+While ``ledger verify`` reads every entry (and checks each's hash, chain and inclusion in
+the signed checkpoints), :class:`ReceiptWatch` keeps those naming a given receipt's hash;
+after the audit each receipt is judged by ``core/receipt_ledger.ledger_findings`` against
+all of them: so an entry under the receipt's hash anywhere in the log counts, also one a
+page of ``GET /v1/ledger?request_id=`` leaves out (``receipt verify --ledger``). Each
+disagreement is a ``receipt`` finding (exit 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from LLM_Mesh.cli.ledger_http import Row
+from LLM_Mesh.core.ledger_audit import Report
+from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
+from LLM_Mesh.core.receipt import Receipt, ReceiptError
+from LLM_Mesh.core.receipt_ledger import ledger_findings
+from LLM_Mesh.core.receipt_verify import Found, parse_keys, verify
+
+__all__ = ["ReceiptWatch"]
+
+_RH = ENTRY_FIELDS.index("receipt_hash")
+
+
+class ReceiptWatch:
+    """The entries naming the hashes of ``found`` receipts, checked with the ledger's
+    published ``keys`` (base64: the registry's, which countersigns receipts too)."""
+
+    def __init__(self, found: Sequence[Found], keys: Sequence[str]) -> None:
+        self.receipts: list[Receipt] = []
+        self.refused: list[str] = []
+        by_id = parse_keys(keys) if found else {}
+        for f in found:
+            try:
+                self.receipts.append(verify(f, by_id))
+            except ReceiptError as exc:
+                self.refused.append(f"{exc.reason}: {exc}")
+        self.held: dict[str, list[Row]] = {r.receipt_hash: [] for r in self.receipts}
+
+    def rows(self, batch: Sequence[Row]) -> None:
+        held = self.held
+        if held:
+            for row in batch:
+                found = held.get(row[_RH]) if len(row) == len(ENTRY_FIELDS) else None  # type: ignore[call-overload]
+                if found is not None:
+                    found.append(row)
+
+    def judge(self, report: Report) -> None:
+        for why in self.refused:
+            report.add("receipt", f"a --receipt does not verify ({why})")
+        for r in self.receipts:
+            rows = self.held[r.receipt_hash]
+            for f in ledger_findings(
+                r, [dict(zip(ENTRY_FIELDS, row, strict=True)) for row in rows]
+            ):
+                report.add(
+                    "receipt", f"receipt {r.receipt_hash[:16]}… (request {r.request_id}): {f}"
+                )

@@ -1,0 +1,144 @@
+"""``llm-mesh receipt verify --ledger``: a request's public ledger entries, fetched bounded.
+
+``GET /v1/ledger?request_id=`` (``registry/ledger_lookup.py``) of the first replica that
+answers, page after page (each page's last ``seq`` must go forward), each answer read to at
+most :data:`PAGE_BYTES` decoded within 3 × the timeout, at most :data:`MAX_ENTRIES` entries
+in all (a request writes a few: a share and a fee a part, at most 16 parts). What they are
+compared with is pure (``core/receipt_ledger.ledger_findings``). With the registry's keys,
+:func:`included` asks the newest signed checkpoint (``GET /v1/ledger/checkpoints/latest``)
+and an inclusion proof of each entry in it (``GET /v1/ledger/proof/inclusion``), each read
+bounded the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from LLM_Mesh.bounded_http import call
+from LLM_Mesh.client import gateway_urls
+from LLM_Mesh.core import strict_json
+from LLM_Mesh.core.checkpoint import BadCheckpoint, open_checkpoint
+from LLM_Mesh.core.receipt_ledger import inclusion_finding
+from LLM_Mesh.errors import RegistryUnreachable
+from LLM_Mesh.tls import client_ssl_context
+
+__all__ = ["MAX_ENTRIES", "PAGE_BYTES", "included", "request_entries"]
+
+PAGE = 100
+MAX_ENTRIES = 400  # 16 parts × (settle, forfeit, fee) and a release are under 50
+PAGE_BYTES = 1 << 20  # 100 entries are ~60 KiB of JSON
+
+
+def request_entries(
+    registry_url: str | Sequence[str], request_id: str, timeout_s: float = 10.0,
+    ca_file: str | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The ledger entries of ``request_id`` the registry publishes, oldest first;
+    ``ValueError`` naming what is wrong with its answers."""
+    urls = gateway_urls(registry_url)
+    return asyncio.run(_entries(urls, request_id, timeout_s, ca_file))
+
+
+async def _entries(
+    urls: Sequence[str], request_id: str, timeout_s: float, ca_file: str | None
+) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=timeout_s, verify=client_ssl_context(ca_file)) as c:
+        for n, url in enumerate(urls, 1):
+            try:
+                return await _pages(c, url, request_id, timeout_s)
+            except httpx.TransportError as exc:
+                if n == len(urls):
+                    raise RegistryUnreachable(
+                        f"no registry answered at {', '.join(urls)} for the request's ledger "
+                        f"entries ({type(exc).__name__}: {exc})"
+                    ) from exc
+    raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
+
+
+async def _pages(
+    client: httpx.AsyncClient, url: str, request_id: str, timeout_s: float
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    after = -1
+    what = "GET /v1/ledger?request_id="
+    while True:
+        params = {"request_id": request_id, "after": after, "limit": PAGE}
+        r = await call(client, "GET", url + "/v1/ledger", PAGE_BYTES, deadline_s=3 * timeout_s,
+                       params=params)  # fmt: skip
+        if r.status_code != 200:
+            raise ValueError(f"{what} answered {r.status_code}: {r.text[:200]}")
+        try:
+            page = strict_json.loads_object(r.content)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"{what}'s answer is not a JSON object ({exc})") from None
+        data = page.get("data")
+        if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
+            raise ValueError(f"{what}'s answer has no list of entries (data)")
+        seqs = [e.get("seq") for e in data]
+        if not all(type(s) is int for s in seqs) or any(s <= after for s in seqs):
+            raise ValueError(f"{what}'s pages after {after} do not go forward")
+        out += data
+        if len(out) > MAX_ENTRIES:
+            raise ValueError(f"{what} lists more than {MAX_ENTRIES} entries for one request")
+        if page.get("has_more") is not True or not data:
+            return out
+        after = seqs[-1]
+
+
+def included(
+    registry_url: str | Sequence[str], entries: Sequence[Mapping[str, Any]],
+    keys: Collection[bytes], timeout_s: float = 10.0, ca_file: str | None = None,
+) -> tuple[list[str], list[int]]:  # fmt: skip
+    """Findings for ``entries`` not in the registry's newest checkpoint signed by one of
+    ``keys``, and the seqs of those after it (not in a signed checkpoint yet)."""
+    urls = gateway_urls(registry_url)
+    return asyncio.run(_included(urls[0], entries, keys, timeout_s, ca_file))
+
+
+async def _json(client: httpx.AsyncClient, url: str, path: str, t: float, **params: Any) -> Any:
+    r = await call(client, "GET", url + path, PAGE_BYTES, deadline_s=3 * t, params=params)
+    if r.status_code != 200:
+        raise ValueError(f"GET {path} answered {r.status_code}: {r.text[:200]}")
+    try:
+        return strict_json.loads_object(r.content)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"GET {path}'s answer is not a JSON object ({exc})") from None
+
+
+async def _included(
+    url: str, entries: Sequence[Mapping[str, Any]], keys: Collection[bytes], t: float,
+    ca_file: str | None,
+) -> tuple[list[str], list[int]]:  # fmt: skip
+    async with httpx.AsyncClient(timeout=t, verify=client_ssl_context(ca_file)) as client:
+        cp = await _json(client, url, "/v1/ledger/checkpoints/latest", t)
+        note = cp.get("note")
+        try:
+            pub = base64.b64decode(str(cp.get("public_key")), validate=True)
+            if pub not in keys or not isinstance(note, str):
+                raise BadCheckpoint("signed by none of the registry keys given")
+            signed = open_checkpoint(note, note.split("\n", 1)[0], pub)
+        except (BadCheckpoint, ValueError) as exc:
+            return [f"the newest checkpoint does not check out: {exc}"], []
+        out: list[str] = []
+        later: list[int] = []
+        for e in entries:
+            seq = e.get("seq")
+            if type(seq) is int and seq >= signed.tree_size:
+                later.append(seq)
+                continue
+            path = "/v1/ledger/proof/inclusion"
+            data = await _json(client, url, path, t, index=seq, tree_size=signed.tree_size)
+            proof = data.get("proof")
+            try:
+                hashes = [bytes.fromhex(h) for h in proof] if isinstance(proof, list) else []
+            except (TypeError, ValueError):
+                hashes = []
+            found = inclusion_finding(e, signed.tree_size, signed.root_hash, hashes)
+            if found is not None:
+                out.append(found)
+        return out, later

@@ -1,0 +1,136 @@
+"""Does the public ledger charge what a receipt says? (``llm-mesh receipt verify --ledger``)
+
+A settled version-3 receipt signs what its request was charged: the payer's kind, and per
+part the amount (fee included) and the fee. Settlement writes, per part, a ``settle`` (or
+``hold``, a quarantined node's) entry of ``amount - fee`` from the payer to the node's
+operator and a ``fee`` entry of ``fee`` to ``network``, each naming the receipt's hash
+(``registry/settle_ledger.transfers``). :func:`ledger_findings` compares the request's
+published entries with the receipt: pure, the caller fetches the entries.
+
+What it names (each a line): no entry of the receipt at all (the payment never reached the
+log, or was dropped); a payment entry of the request under another receipt's hash or none;
+entries from an account that is not of the receipt's payer kind (``pool`` or ``user:...``),
+or from two payers; the ``settle``/``hold`` amounts, or the ``fee`` amounts, not those the
+receipt signs (more: the registry took more than it signed; fewer: a node's earnings
+dropped); an entry whose fields do not hash to its leaf hash. Not decided here: which
+operator account a node's share went to (the ledger's accounts are keyed pseudonyms a user
+cannot derive from a node id). :func:`inclusion_finding` checks an entry is in a signed
+checkpoint's tree (RFC 9162 inclusion proof): the page of a request's entries is the
+registry's word, the checkpoint its signature.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from LLM_Mesh.core.ledger_entry import NETWORK, POOL, entry_leaf
+from LLM_Mesh.core.merkle import leaf_hash
+from LLM_Mesh.core.merkle_verify import verify_inclusion
+from LLM_Mesh.core.receipt import Receipt
+
+__all__ = ["PAYMENT_KINDS", "inclusion_finding", "ledger_findings"]
+
+#: the entries that pay for a request from its payer (``forfeit`` moves a held share on)
+PAYMENT_KINDS = ("settle", "hold", "fee")
+
+
+def _payer_ok(account: str, payer: str) -> bool:
+    return account == POOL if payer == "pool" else account.startswith("user:")
+
+
+def _leaf_ok(e: Mapping[str, Any]) -> bool:
+    try:
+        leaf = entry_leaf(
+            e["seq"], e["time_us"], e["kind"], e["from"], e["to"], e["amount"],
+            e.get("request_id"), e.get("receipt_hash"), bytes.fromhex(e["prev_hash"]),
+        )  # fmt: skip
+        return bool(leaf_hash(leaf).hex() == e["leaf_hash"])
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+        return False
+
+
+def _shown(c: Counter[int]) -> str:
+    return "[" + ", ".join(str(a) for a in sorted(c.elements())) + "]"
+
+
+def ledger_findings(receipt: Receipt, entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What disagrees between ``receipt`` and its request's ledger ``entries`` (the public
+    JSON form: ``kind``, ``from``, ``to``, ``amount``, ``receipt_hash``, ...); ``[]`` when
+    they agree. A receipt that signs no amounts (not settled, or version 1/2) has nothing
+    to compare: one line says so."""
+    money = receipt.money
+    if money is None:
+        return ["the receipt signs no amounts (not settled, or version 1 or 2): nothing to compare"]
+    mine = receipt.receipt_hash
+    out: list[str] = []
+    shares: Counter[int] = Counter()
+    fees: Counter[int] = Counter()
+    payers: set[str] = set()
+    for e in entries:
+        kind, seq = e.get("kind"), e.get("seq")
+        if kind not in PAYMENT_KINDS:
+            continue
+        if e.get("receipt_hash") != mine:
+            out.append(f"entry {seq} ({kind}) of this request names another receipt "
+                       f"({e.get('receipt_hash')!r}), not this one ({mine})")  # fmt: skip
+            continue
+        if not _leaf_ok(e):
+            out.append(f"entry {seq} ({kind}): its fields do not hash to its leaf_hash")
+            continue
+        amount, frm = e.get("amount"), e.get("from")
+        if not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(frm, str):
+            out.append(f"entry {seq} ({kind}): amount or from of another type")
+            continue
+        payers.add(frm)
+        if not _payer_ok(frm, money.payer):
+            out.append(
+                f"entry {seq} ({kind}) is paid by {frm!r}: the receipt's payer is a {money.payer}"
+            )
+        if kind == "fee":
+            if e.get("to") != NETWORK:
+                out.append(f"entry {seq} (fee) goes to {e.get('to')!r}, not {NETWORK!r}")
+            fees[amount] += 1
+        else:
+            shares[amount] += 1
+    if len(payers) > 1:
+        out.append(f"the request's entries are paid by {len(payers)} accounts: {sorted(payers)}")
+    want_shares: Counter[int] = Counter()
+    want_fees: Counter[int] = Counter()
+    for p in receipt.parts:
+        amount, fee = p.amount or 0, p.fee or 0
+        if amount - fee > 0:
+            want_shares[amount - fee] += 1
+        if fee > 0:
+            want_fees[fee] += 1
+    if not shares and not fees and (want_shares or want_fees):
+        out.append(f"no entry of the ledger names this receipt ({mine}): it charged "
+                   f"{money.cost} µNT that the log does not show (settlement writes a request "
+                   "within seconds of its answer: a receipt just made may be ahead of it)")  # fmt: skip
+        return out
+    if shares != want_shares:
+        out.append(f"the nodes' shares (settle/hold) are {_shown(shares)} µNT: the receipt "
+                   f"signs {_shown(want_shares)}")  # fmt: skip
+    if fees != want_fees:
+        out.append(f"the fees are {_shown(fees)} µNT: the receipt signs {_shown(want_fees)} "
+                   f"(fee_bps {money.fee_bps})")  # fmt: skip
+    return out
+
+
+def inclusion_finding(
+    entry: Mapping[str, Any], tree_size: int, root: bytes, proof: list[bytes]
+) -> str | None:
+    """Why ``entry`` is not shown to be in the signed tree of ``tree_size`` and ``root`` by
+    ``proof`` (its audit path, RFC 9162 §2.1.3), or ``None``."""
+    seq = entry.get("seq")
+    try:
+        leaf = bytes.fromhex(str(entry.get("leaf_hash")))
+    except ValueError:
+        leaf = b""
+    if type(seq) is not int or not verify_inclusion(seq, tree_size, leaf, proof, root):
+        return (
+            f"entry {seq} is not in the signed checkpoint of size {tree_size}: its inclusion "
+            "proof fails (the registry's page of this request is not its log)"
+        )
+    return None

@@ -1,0 +1,71 @@
+"""``ledger verify`` with ``LLM_MESH_API_KEY`` remembers which account the registry named
+for the key (``core/key_account.py``): a registry that later shows the key another
+account's balance, whose books add up, is named (found 2026-12-05: "matches the ledger",
+exit 0, while the key's own account could be debited unseen)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.cli.ledger_http import HttpSource
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.key_account import account_change, key_tag
+from LLM_Mesh.core.ledger_audit import Report
+
+MINE, OTHER = "user:" + "a" * 24, "user:" + "b" * 24
+
+
+def _registry_showing(monkeypatch: pytest.MonkeyPatch, shown: list[str]) -> None:
+    """A registry whose books check out and whose ``GET /v1/balance`` names ``shown[0]``,
+    then ``shown[1]``, ... for the key (the audit itself is the tested one elsewhere)."""
+
+    @contextlib.asynccontextmanager
+    async def source(url: str, db: object, origin: str, ca: object, key: str | None) -> Any:
+        src = HttpSource.__new__(HttpSource)
+        src.balance_read = (shown.pop(0), 100, 3)
+        yield src
+
+    async def audit(src: object, **kw: object) -> Report:
+        return Report()
+
+    async def first(urls: object, verify: object) -> str:
+        return "http://registry.test"
+
+    monkeypatch.setattr(ledger_commands, "_source", source)
+    monkeypatch.setattr(ledger_commands, "audit", audit)
+    monkeypatch.setattr(ledger_commands, "first_answering", first)
+    monkeypatch.setenv("LLM_MESH_API_KEY", "lmk-mine")
+    monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://registry.test")
+
+
+def _verify(home: Path) -> tuple[int, str]:
+    res = CliRunner().invoke(app, ["ledger", "verify"], env={"LLM_MESH_HOME": str(home)})
+    return res.exit_code, " ".join(res.output.split())
+
+
+def test_another_account_shown_for_the_key_later_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _registry_showing(monkeypatch, [MINE, MINE, OTHER])
+    assert _verify(tmp_path)[0] == 0
+    assert _verify(tmp_path)[0] == 0
+    code, out = _verify(tmp_path)
+    assert code == 1, out
+    assert f"the registry named account {OTHER} for LLM_MESH_API_KEY, but {MINE} before" in out
+    seen = (tmp_path / "ledger_seen.json").read_text()
+    assert "lmk-mine" not in seen and json.loads(seen)  # the key itself is never written
+    assert MINE in seen and OTHER not in seen
+
+
+def test_the_rule() -> None:
+    assert account_change(None, MINE) is None
+    assert account_change(MINE, MINE) is None
+    assert account_change(MINE, OTHER) is not None
+    assert key_tag("a") != key_tag("b") and len(key_tag("a")) == 32

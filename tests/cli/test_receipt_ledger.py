@@ -1,0 +1,211 @@
+"""``llm-mesh receipt verify --ledger``: a receipt held against the real registry's public
+ledger (``tests/inprocess_mesh.py``: the real registry, settlement and a sim node, whose
+answers are SIMULATED). A registry operator that writes other money for a request than it
+countersigned passes ``ledger verify`` (every entry well formed, hashed and signed): only
+the receipt's holder can tell, and now the CLI does (found 2026-12-05)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import receipt_ledger
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.ledger_audit import Report
+from LLM_Mesh.core.ledger_entry import NETWORK, POOL, Transfer, make_entry
+from LLM_Mesh.core.receipt_verify import find_receipt
+from LLM_Mesh.registry.runtime import Runtime
+from tests.inprocess_mesh import InProcessMesh
+
+runner = CliRunner()
+MODEL = "gemma-3-270m"
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 12}
+
+
+@pytest.fixture
+def paid(inprocess_mesh: InProcessMesh, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    """A settled anonymous (pool-paid) answer, its entries written; the CLI's calls go to
+    the in-process registry."""
+    mesh = inprocess_mesh
+    mesh.add_node(MODEL)
+    with mesh.sync_client() as c:
+        r = c.post("/v1/chat/completions", json=BODY)
+    assert r.status_code == 200, r.text
+    assert r.json()["mesh"]["receipt"].get("cost"), "the receipt signs no amounts"
+    assert mesh.app is not None
+    rt: Runtime = mesh.app.state.runtime
+    assert rt.settlement is not None and rt.ledger is not None
+    mesh.call(rt.settlement.flush())
+    assert rt.checkpointer is not None
+    mesh.call(rt.checkpointer.checkpoint())  # the entries in a signed checkpoint
+
+    async def get(
+        client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any
+    ) -> httpx.Response:
+        with mesh.sync_client() as c:
+            return c.request(method, url, params=kw.get("params"))
+
+    monkeypatch.setattr(receipt_ledger, "call", get)
+    monkeypatch.setattr("LLM_Mesh.cli.receipt_commands.call", get)
+    return mesh, rt, r
+
+
+def _verify(mesh: InProcessMesh, text: str) -> Any:
+    return runner.invoke(
+        app, ["receipt", "verify", "-", "--registry", mesh.registry_url, "--ledger"], input=text
+    )
+
+
+def test_an_honest_requests_entries_agree_with_its_receipt(paid: tuple[Any, ...]) -> None:
+    mesh, _rt, r = paid
+    res = _verify(mesh, r.text)
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "charge what the receipt signs" in said and "not in a signed checkpoint" not in said
+
+
+def test_a_fee_the_receipt_does_not_sign_fails_while_ledger_verify_passes(
+    paid: tuple[Any, ...],
+) -> None:
+    mesh, rt, r = paid
+    mesh_part = r.json()["mesh"]
+    lid = mesh_part.get("ledger_request_id") or mesh_part["request_id"]
+    rh = mesh_part["receipt"]["receipt_hash"]
+    # the operator pays itself 7 µNT more of the pool under the request and its receipt
+    mesh.call(rt.ledger.append_one(Transfer("fee", POOL, NETWORK, 7, lid, rh)))
+    report = mesh.call(audit(StoreSource(rt.ledger, mesh.settings.ledger_origin)))
+    assert report.ok, report.findings  # the structural audit cannot tell
+    res = _verify(mesh, r.text)
+    assert res.exit_code == 1, res.output
+    assert "LEDGER DISAGREES the fees are" in " ".join(res.output.split())
+
+
+def test_a_page_of_entries_that_is_not_the_log_fails_its_inclusion_proof(
+    paid: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry shows the receipt's holder entries that agree with the receipt, each
+    hashing right, but not the ones its log holds (here: the share paid to another
+    account): the signed checkpoint's inclusion proofs refuse them."""
+    mesh, _rt, r = paid
+    honest = receipt_ledger.call
+
+    async def forged(
+        client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any
+    ) -> Any:
+        answer = await honest(client, method, url, limit, **kw)
+        if not url.endswith("/v1/ledger"):
+            return answer
+        page = answer.json()
+        for i, e in enumerate(page["data"]):
+            if e["kind"] == "settle":
+                t = Transfer("settle", e["from"], "user:" + "f" * 32, e["amount"],
+                             e["request_id"], e["receipt_hash"])  # fmt: skip
+                made, _ = make_entry(e["seq"], e["time_us"], t, bytes.fromhex(e["prev_hash"]))
+                page["data"][i] = made.to_json()
+        return httpx.Response(200, json=page)
+
+    monkeypatch.setattr(receipt_ledger, "call", forged)
+    res = _verify(mesh, r.text)
+    assert res.exit_code == 1, res.output
+    assert "is not in the signed checkpoint of size" in " ".join(res.output.split())
+
+
+def _answering(pages: list[dict[str, Any]], asked: list[int]) -> Any:
+    async def get(client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any) -> Any:
+        asked.append(limit)
+        return httpx.Response(200, json=pages[min(len(asked), len(pages)) - 1])
+
+    return get
+
+
+def test_a_hostile_registrys_pages_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same page again for ever, or more entries than a request writes: refused, each
+    answer read to ``PAGE_BYTES`` (``bounded_http.call``'s limit)."""
+    asked: list[int] = []
+    same = {"data": [{"seq": 5}], "has_more": True}
+    monkeypatch.setattr(receipt_ledger, "call", _answering([same], asked))
+    with pytest.raises(ValueError, match="do not go forward"):
+        receipt_ledger.request_entries("http://registry.test", "req-1")
+    assert asked == [receipt_ledger.PAGE_BYTES] * 2
+    many = [
+        {"data": [{"seq": 100 * p + i} for i in range(100)], "has_more": True} for p in range(9)
+    ]
+    monkeypatch.setattr(receipt_ledger, "call", _answering(many, []))
+    with pytest.raises(ValueError, match="more than 400 entries"):
+        receipt_ledger.request_entries("http://registry.test", "req-1")
+    monkeypatch.setattr(receipt_ledger, "call", _answering([{"data": "x"}], []))
+    with pytest.raises(ValueError, match="no list of entries"):
+        receipt_ledger.request_entries("http://registry.test", "req-1")
+
+
+def test_a_client_chosen_ids_request_is_found_by_the_answers_ledger_id(
+    paid: tuple[Any, ...],
+) -> None:
+    """The ledger names such a request by ``mesh.ledger_request_id`` (``c-...``), not the
+    receipt's id: found from the whole answer; a bare receipt is told how."""
+    import json
+
+    mesh, rt, _ = paid
+    with mesh.sync_client() as c:
+        r = c.post("/v1/chat/completions", json=BODY, headers={"X-Request-Id": "alice-42"})
+    assert r.status_code == 200, r.text
+    mesh.call(rt.settlement.flush())
+    mesh.call(rt.checkpointer.checkpoint())
+    assert r.json()["mesh"]["ledger_request_id"].startswith("c-")
+    res = _verify(mesh, r.text)
+    assert res.exit_code == 0, res.output
+    res = _verify(mesh, json.dumps(r.json()["mesh"]["receipt"]))
+    assert res.exit_code == 1
+    assert "--ledger-request-id" in " ".join(res.output.split())
+
+
+def test_ledger_verify_receipt_finds_an_entry_the_request_page_leaves_out(
+    paid: tuple[Any, ...],
+) -> None:
+    """The registry writes a fee under the receipt's hash but another request id: the
+    request's page leaves it out (``receipt verify --ledger`` passes); ``ledger verify
+    --receipt`` (its audit, over the whole log, with ``ReceiptWatch``) names it."""
+    mesh, rt, r = paid
+    origin = mesh.settings.ledger_origin
+
+    def whole_log() -> Report:
+        keys = [k for k, _ in mesh.call(rt.ledger.keys())]
+        held = ReceiptWatch([find_receipt(r.text)], keys)
+        report = mesh.call(audit(StoreSource(rt.ledger, origin), watch=held.rows))
+        held.judge(report)
+        return report
+
+    assert whole_log().ok
+    rh = r.json()["mesh"]["receipt"]["receipt_hash"]
+    mesh.call(rt.ledger.append_one(Transfer("fee", POOL, NETWORK, 7, "req-elsewhere", rh)))
+    assert _verify(mesh, r.text).exit_code == 0  # the page of the request: the gap
+    found = [(f.kind, f.message) for f in whole_log().findings]
+    assert len(found) == 1 and found[0][0] == "receipt", found
+    assert "the fees are" in found[0][1]
+
+
+def test_ledger_verify_takes_receipts_and_names_one_it_cannot_verify(tmp_path: Any) -> None:
+    """``--receipt FILE`` through the command: a receipt countersigned by a key this
+    ledger does not publish is a finding (exit 1), not skipped."""
+    import json
+
+    from LLM_Mesh.config import Settings
+    from tests.core.test_receipt_verify import make_receipt
+
+    home = tmp_path / "mesh"
+    assert (
+        runner.invoke(app, ["registry", "grant", "pool", "10", "--home", str(home)]).exit_code == 0
+    )
+    db = Settings(home=home).effective_database_url
+    answer = tmp_path / "receipt.json"
+    answer.write_text(json.dumps(make_receipt(amounts=[100])))
+    args = ["ledger", "verify", "--database-url", db, "--home", str(home)]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, [*args, "--receipt", str(answer)])
+    assert res.exit_code == 1, res.output
+    assert "a --receipt does not verify (unknown_registry" in " ".join(res.output.split())
