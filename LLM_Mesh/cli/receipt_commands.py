@@ -28,6 +28,7 @@ from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, 
 from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import gateway_urls
+from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_ledger import ledger_findings
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
@@ -286,11 +287,12 @@ def _check_ledger(
             )
         raise typer.Exit(1)
     console.print(
-        f"  ledger: the {len(entries)} entries of request {shown(lid)} charge what the "
-        "receipt signs", highlight=False,
+        f"  ledger: the {counted(len(entries), 'entry', 'entries')} of request {shown(lid)} "
+        f"{'charges' if len(entries) == 1 else 'charge'} what the receipt signs", highlight=False,
     )  # fmt: skip
     if later:  # the checkpointer signs every few seconds: a later run proves them too
         console.print(
-            f"  [yellow]entries {', '.join(map(str, later))} are not in a signed checkpoint "
-            "yet[/]: run again later to check they are in the log", highlight=False,
+            f"  [yellow]{'entry' if len(later) == 1 else 'entries'} {', '.join(map(str, later))} "
+            f"{'is' if len(later) == 1 else 'are'} not in a signed checkpoint yet[/]: run "
+            "again later to check they are in the log", highlight=False,
         )  # fmt: skip
