@@ -136,9 +136,7 @@ def is_node_id(text: str) -> bool:
     letters (lower case)."""
     body = text[5:]
     return (
-        text.startswith("node-")
-        and len(body) == _ID_CHARS
-        and all(c in _ID_ALPHABET for c in body)
+        text.startswith("node-") and len(body) == _ID_CHARS and all(c in _ID_ALPHABET for c in body)
     )
 
 
