@@ -59,6 +59,7 @@ __all__ = [
     "decode_public_key",
     "encode_public_key",
     "hash_secret",
+    "is_node_id",
     "new_secret",
     "node_id_for",
     "parse_signed",
@@ -72,6 +73,7 @@ __all__ = [
 DOMAIN = b"llm-mesh/v1/"
 _ID_DOMAIN = b"llm-mesh/node-id/v1\x00"
 _ID_CHARS = 26
+_ID_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")  # base32, lower case
 MAX_CLOCK_SKEW_S = 120.0
 
 HDR_NODE = "X-Mesh-Node-Id"
@@ -127,6 +129,15 @@ def decode_public_key(text: str) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(raw)
     except (ValueError, TypeError) as exc:
         raise BadSignature(f"{HDR_PUBLIC_KEY} is not an Ed25519 public key ({exc})") from None
+
+
+def is_node_id(text: str) -> bool:
+    """Whether ``text`` has the shape of :func:`node_id_for`'s ids: ``node-`` and 26 base32
+    letters (lower case)."""
+    body = text[5:]
+    return (
+        text.startswith("node-") and len(body) == _ID_CHARS and all(c in _ID_ALPHABET for c in body)
+    )
 
 
 def node_id_for(raw_public_key: bytes) -> str:

@@ -16,6 +16,7 @@ from LLM_Mesh.core.identity import (
     NodeSigner,
     decode_public_key,
     hash_secret,
+    is_node_id,
     new_secret,
     node_id_for,
     parse_signed,
@@ -42,6 +43,15 @@ def test_node_id_is_the_documented_derivation() -> None:
     assert node_id_for(bytes(32)) != expected
     with pytest.raises(ValueError):
         node_id_for(b"short")
+
+
+def test_every_derived_id_has_the_node_id_shape_and_little_else_has() -> None:
+    for i in range(200):
+        assert is_node_id(node_id_for(hashlib.sha256(bytes([i])).digest()))
+    good = node_id_for(bytes(range(32)))
+    for bad in ["", "node-", good[:-1], good + "a", good.upper(), "Node-" + good[5:],
+                good[:-1] + "1", good[:-1] + "\u202e", "node-nobody", "x" + good[1:]]:  # fmt: skip
+        assert not is_node_id(bad), bad
 
 
 def test_signer_id_matches_its_key_and_headers_verify() -> None:

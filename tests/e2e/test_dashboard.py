@@ -410,6 +410,51 @@ def test_the_operator_view_with_a_token_kept_in_the_tab_only(
     page.context.close()
 
 
+SECRET = "lmo-do-not-put-me-in-a-url"
+PROMPT = "a-prompt-only-the-gateway-may-read"
+
+
+@pytest.mark.parametrize("script", ["off", "not_loaded_yet"])
+@pytest.mark.parametrize(
+    ("path", "fields", "typed_in"),
+    [
+        ("/operator", {"#op-token": SECRET}, "#op-token"),
+        ("/playground", {"#play-prompt": PROMPT, "#play-key": SECRET}, "#play-key"),
+    ],
+)
+def test_a_form_sent_before_its_script_runs_puts_no_secret_in_a_url(
+    mesh: LocalMesh, browser: Any, watch: PageWatch,
+    path: str, fields: dict[str, str], typed_in: str, script: str,
+) -> None:  # fmt: skip
+    """Enter pressed in the operator's token or the playground's key field while the page's
+    script is off or still loading (a slow link: it is ``defer``): the browser sends the
+    form itself, as a GET to the page. Found 2026-12-05: the fields had names, so the
+    token, the API key and the prompt went into the address bar, the tab's history and any
+    proxy's log (``/dashboard/operator?token=lmo-...``); now they have none."""
+    ctx = browser.new_context(java_script_enabled=script != "off")
+    page = watch.attach(ctx.new_page())
+    page.set_default_timeout(TIMEOUT_MS)
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:  # never answered: the script is still loading
+        held.append(route)
+
+    page.route("**/static/*.js", hold)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(f"{r.url} {r.post_data or ''}"))
+    page.goto(_base(mesh) + path, wait_until="commit")
+    for selector, value in fields.items():
+        page.fill(selector, value)
+    with page.expect_navigation(wait_until="commit"):
+        page.press(typed_in, "Enter")
+    assert urlsplit(page.url).path == urlsplit(_base(mesh) + path).path
+    for text in (SECRET, PROMPT, "lmo-do-not"):
+        assert text not in page.url
+        assert not [s for s in sent if text in s], sent
+    page.unroute("**/static/*.js", hold)
+    ctx.close()
+
+
 def test_the_api_docs_link_never_shares_the_operators_tab(
     mesh: LocalMesh, browser: Any, watch: PageWatch
 ) -> None:

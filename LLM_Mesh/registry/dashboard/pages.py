@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from LLM_Mesh.core.identity import is_node_id
 from LLM_Mesh.core.ratelimit import address_scope
 from LLM_Mesh.errors import InvalidCredential, RateLimited
 from LLM_Mesh.registry.admin import bearer
@@ -120,6 +121,11 @@ async def node(request: Request) -> Response:
     d = get_dashboard(request)
     node_id = request.path_params["node_id"]
     ctx = await _node_ctx(d, node_id)
+    if ctx["n"] is None and not is_node_id(node_id):
+        # not a node's id: nothing of a link's author shown (bidi overrides, a message)
+        return d.render(
+            request, "error.html", 404, title="Not found", message="There is no such node."
+        )
     status = 200 if ctx["n"] is not None else 404
     return d.render(
         request, "node.html", status, page="nodes", title=f"Node {node_id}", charts=True, **ctx

@@ -5,6 +5,7 @@ shows, shows no secret, shows each node's trust, canary tally and quarantines, a
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_dashboard_without_slash_redirects_and_unknown_pages_are_404(
         r = c.get("/dashboard/no-such-page")
         assert r.status_code == 404 and "no such dashboard page" in r.text
         assert r.headers["content-security-policy"] == CSP
-        r = c.get("/dashboard/nodes/node-nobody")
+        r = c.get("/dashboard/nodes/node-" + "b" * 26)  # well formed; no such node
         assert r.status_code == 404 and "does not know this node" in r.text
         r = c.get("/dashboard/static/dashboard.js")
         assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=300"
@@ -172,6 +173,28 @@ def test_hostile_names_are_escaped_everywhere(inprocess_mesh: InProcessMesh) -> 
     _s, body, _h = get(inprocess_mesh, "/dashboard/fragment/nodes")
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in body
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in body
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "\u202emoc.elpmaxe-live at again in log",  # a right-to-left override
+        "Your node is revoked: re-register at evil.example with your operator token",
+        "x" * 4000,
+    ],
+)
+def test_a_link_to_a_node_page_cannot_put_its_own_text_on_it(
+    inprocess_mesh: InProcessMesh, said: str
+) -> None:
+    """``/dashboard/nodes/<anything>`` for a node nobody has: a node id is ``node-`` and
+    26 base32 letters (from its key), so no text of a link's author is shown (found
+    2026-12-05: the page's heading and title said whatever the link said, bidi overrides
+    and any length, on the gateway's own page)."""
+    s, body, _h = get(inprocess_mesh, "/dashboard/nodes/" + quote(said, safe=""))
+    assert said[:40] not in body
+    assert s == 404 and "There is no such node" in body
+    s, body, _h = get(inprocess_mesh, "/dashboard/nodes/node-" + "a" * 26)  # well formed
+    assert s == 404 and "node-" + "a" * 26 in body and "does not know this node" in body
 
 
 def test_no_secret_on_any_page(inprocess_mesh: InProcessMesh) -> None:
