@@ -331,9 +331,8 @@ def ask(
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from LLM_Mesh.cli.demo import ask_once
-    from LLM_Mesh.core.tasks import unknown_task
-
     from LLM_Mesh.cli.prompt_input import PromptInputError, read_prompt
+    from LLM_Mesh.core.tasks import unknown_task
 
     problem = unknown_task(task)
     if problem is not None:

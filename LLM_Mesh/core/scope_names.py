@@ -47,9 +47,7 @@ class ScopeNames:
         self._key = HKDF(algorithm=SHA256(), length=32, salt=None, info=info).derive(secret)
 
     @classmethod
-    def of_registry_key(
-        cls, key: Ed25519PrivateKey, info: bytes = RATE_LIMIT_SCOPES
-    ) -> ScopeNames:
+    def of_registry_key(cls, key: Ed25519PrivateKey, info: bytes = RATE_LIMIT_SCOPES) -> ScopeNames:
         """The names every replica holding this ``registry.key`` shares (for ``info``'s use)."""
         return cls(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()), info)
 
