@@ -11,6 +11,7 @@ import secrets
 
 import pytest
 
+from LLM_Mesh.core.receipt import client_ledger_id
 from LLM_Mesh.logs import TEXT_FORMAT, JsonFormatter
 from LLM_Mesh.node.telemetry import REQUEST_LOGGER as NODE_LOGGER
 from LLM_Mesh.registry.telemetry import REQUEST_LOGGER as GATEWAY_LOGGER
@@ -63,7 +64,9 @@ def test_gateway_and_node_metrics_and_lines_agree(
     assert {x["request_id"] for x in nd} == {
         x.get("node_request_id", x["request_id"]) for x in gw[:4]
     }
-    assert {"rid-0", "rid-1", "rid-2"} <= {x["request_id"] for x in gw[:4]}
+    own = {"rid-0", "rid-1", "rid-2"}  # the clients' ids: their hashes, never the ids
+    assert {client_ledger_id(i) for i in own} <= {x["request_id"] for x in gw[:4]}
+    assert not own & {x.get("request_id") for x in gw}
     assert not {"rid-0", "rid-1", "rid-2"} & {x["request_id"] for x in nd}  # never the client's
     assert all(x["node"] == good_id for x in nd)
     text = logging.Formatter(TEXT_FORMAT)

@@ -473,4 +473,21 @@ def checkpoint(
     )
 
 
+@ledger_app.command("id")
+def ledger_id(
+    request_id: Annotated[
+        str, typer.Argument(help="a client's own X-Request-Id / Idempotency-Key; '-': stdin")
+    ],
+) -> None:
+    """What the ledger and the registry's request log (`requests.request_id`, the request
+    line) name a client's own request id: `c-` + 24 hex digits of its hash, never the id.
+    An operator given a user's id finds its rows by this (ledger entries start with it)."""
+    from LLM_Mesh.core.receipt import client_ledger_id
+
+    given = typer.get_text_stream("stdin").read().strip() if request_id == "-" else request_id
+    if not given:
+        raise fail(MeshError("no request id given"))
+    typer.echo(client_ledger_id(given))
+
+
 ledger_app.command("witness")(witness_command)

@@ -285,8 +285,20 @@ def _ca(path: Path | None) -> str | None:
 @app.command()
 def ask(
     prompt: Annotated[
-        str, typer.Argument(help="The prompt: text to continue, or with --chat a message")
-    ],
+        str | None,
+        typer.Argument(
+            help="The prompt: text to continue, or with --chat a message; '-' (or none, with "
+            "stdin not a terminal): read from stdin, kept out of shell history and `ps`",
+            show_default=False,
+        ),
+    ] = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompt-file",
+            help="Read the prompt from this file (kept out of shell history and `ps`)",
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help="Model id; default: the best up for --task")
     ] = None,
@@ -319,16 +331,21 @@ def ask(
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from LLM_Mesh.cli.demo import ask_once
+    from LLM_Mesh.cli.prompt_input import PromptInputError, read_prompt
     from LLM_Mesh.core.tasks import unknown_task
 
     problem = unknown_task(task)
     if problem is not None:
         raise _fail(ValueError(f"--task: {problem}"))
+    try:
+        text = read_prompt(prompt, prompt_file, sys.stdin)
+    except PromptInputError as exc:
+        raise _fail(exc) from exc
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
     try:
         asyncio.run(
             ask_once(
-                console, ",".join(settings.registry_urls), prompt, model=model, task=task, stream=stream, chat=chat,
+                console, ",".join(settings.registry_urls), text, model=model, task=task, stream=stream, chat=chat,
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
                 api_key=settings.api_key,
                 settings=settings,

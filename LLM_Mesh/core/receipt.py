@@ -41,7 +41,7 @@ the 32 bytes of :func:`client_id_hash` of the client's ``Idempotency-Key`` /
 ``X-Request-Id`` (the nodes got, and signed, the gateway-made ``request_id``, never the
 client's id; this hash is the gateway's word, in its countersignature only). It is the
 same domain-separated SHA-256 whose first 24 hex digits the public ledger's ``c-`` id is
-(``registry/parse.client_ledger_id``): the receipt tells nobody more about the client's id
+(:func:`client_ledger_id`): the receipt tells nobody more about the client's id
 than the ledger entry it is linked to (by ``receipt_hash``) already does; unsalted for that
 reason (a salt here would hide nothing the ledger shows). **Version 1** (receipts made
 before it) is version 2's layout under ``b"llm-mesh/v1/receipt\\0"`` without
@@ -94,6 +94,7 @@ __all__ = [
     "ReceiptError",
     "ReceiptSigner",
     "client_id_hash",
+    "client_ledger_id",
     "encode_header",
     "node_receipt_bytes",
     "receipt_bytes",
@@ -220,6 +221,16 @@ def client_id_hash(client_id: str) -> str:
     """Hex SHA-256 of :data:`CLIENT_ID_DOMAIN` + the client's id (UTF-8): what a receipt
     signs for an id the client chose, and what the ledger's ``c-`` id is cut from."""
     return hashlib.sha256(CLIENT_ID_DOMAIN + client_id.encode("utf-8")).hexdigest()
+
+
+def client_ledger_id(client_id: str, hashed: str = "") -> str:
+    """What the public ledger, the request log (``requests.request_id``) and the gateway's
+    request line say for a request id the client chose: ``c-`` and 24 hex digits of
+    :func:`client_id_hash` (``hashed``: already made), never the id itself (clients' ids are
+    often their own trace ids, naming their users and records). The same id gives the same
+    value on every replica; someone who already knows an id can find its entries (an operator
+    given a user's id: ``llm-mesh ledger id ID``), nobody reads an id out of them."""
+    return f"c-{(hashed or client_id_hash(client_id))[:24]}"
 
 
 def _client(hex_digest: str) -> bytes:

@@ -10,6 +10,12 @@ the registry's Ed25519 seed (``registry.key``, which every replica holds and Red
 does). Without that key an IPv4 address cannot be found from its name by trying all 2^32;
 with it (the registry's disk) it can.
 
+The same keyed hash, under a key of its own (another HKDF ``info``: :data:`IDEMPOTENCY_KEYS`),
+names the rows of client request ids replicas share in the store (``idempotency_keys.key_hash``,
+``registry/shared_idempotency.py``): an anonymous client's row is named from its address, its
+id and its prompt's digest, which an unkeyed SHA-256 let whoever reads the table confirm for a
+guess (found 2026-12-05).
+
 ``cryptography``'s HKDF and the standard library's HMAC; nothing is hand-made.
 """
 
@@ -24,9 +30,10 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-__all__ = ["ScopeNames"]
+__all__ = ["IDEMPOTENCY_KEYS", "RATE_LIMIT_SCOPES", "ScopeNames"]
 
-_INFO = b"llm-mesh/rate-limit-scope/v1"
+RATE_LIMIT_SCOPES = b"llm-mesh/rate-limit-scope/v1"
+IDEMPOTENCY_KEYS = b"llm-mesh/idempotency-key/v1"
 
 
 class ScopeNames:
@@ -34,21 +41,25 @@ class ScopeNames:
 
     __slots__ = ("_key",)
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, info: bytes = RATE_LIMIT_SCOPES) -> None:
         if len(secret) < 32:
             raise ValueError("the naming secret must be at least 32 bytes")
-        self._key = HKDF(algorithm=SHA256(), length=32, salt=None, info=_INFO).derive(secret)
+        self._key = HKDF(algorithm=SHA256(), length=32, salt=None, info=info).derive(secret)
 
     @classmethod
-    def of_registry_key(cls, key: Ed25519PrivateKey) -> ScopeNames:
-        """The names every replica holding this ``registry.key`` shares."""
-        return cls(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+    def of_registry_key(cls, key: Ed25519PrivateKey, info: bytes = RATE_LIMIT_SCOPES) -> ScopeNames:
+        """The names every replica holding this ``registry.key`` shares (for ``info``'s use)."""
+        return cls(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()), info)
 
     @classmethod
-    def random(cls) -> ScopeNames:
+    def random(cls, info: bytes = RATE_LIMIT_SCOPES) -> ScopeNames:
         """Names no other process shares (until the registry key is known)."""
-        return cls(os.urandom(32))
+        return cls(os.urandom(32), info)
 
     def name(self, scope: str) -> str:
         """``scope``'s name: 32 hex digits (128 bits) of its HMAC."""
-        return hmac.new(self._key, scope.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        return self.digest(scope)[:32]
+
+    def digest(self, text: str) -> str:
+        """``text``'s whole HMAC-SHA256: 64 hex digits."""
+        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()

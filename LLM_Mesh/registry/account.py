@@ -81,7 +81,7 @@ def _record(
     """Queue the request's record for the store (no text, no I/O here); count it and log
     its line (``rt.telemetry``)."""
     rec = RequestRecord(
-        request_id=job.request_id,
+        request_id=job.logged_id,  # never the client's own id in clear
         node_id=node_id,
         model=job.model,
         stream=job.stream,
@@ -317,7 +317,7 @@ def make_receipt(
     priced = _priced(charged, parts, payment)
     if priced is None:
         log.error("receipt of %s: its charges do not match its parts; signed without "
-                  "amounts (version 2)", job.request_id)  # fmt: skip
+                  "amounts (version 2)", job.logged_id)  # fmt: skip
     completion = sum(p.completion_tokens for p in parts)  # = the tally's, when it finished
     receipt, receipt_hash = signer.countersign(
         job.forwarded_id,

@@ -24,7 +24,7 @@ from LLM_Mesh.core.gateway_auth import GatewaySigner
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.registry_identity import IdentityProver
 from LLM_Mesh.core.revocation_proof import RevocationSigner
-from LLM_Mesh.core.scope_names import ScopeNames
+from LLM_Mesh.core.scope_names import IDEMPOTENCY_KEYS, ScopeNames
 from LLM_Mesh.registry.admin import ensure_admin_key
 from LLM_Mesh.registry.gateway_key import (
     load_or_create_registry_key,
@@ -75,6 +75,7 @@ async def start_keys(
         runtime.shared_limits.names = ScopeNames.of_registry_key(key)
     if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
+        runtime.idempotency.names = ScopeNames.of_registry_key(key, IDEMPOTENCY_KEYS)
     if isinstance(runtime.node_auth, SignedNodeAuth):
         # nodes have keys: a health check passes only with the node key's signature
         # of its challenge, bound to this gateway's id (health.py). Tests' plain-id

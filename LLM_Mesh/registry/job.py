@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.core.pricing import Price, estimate_prompt_tokens, usual_prompt_tokens
 from LLM_Mesh.core.ratelimit import address_scope
-from LLM_Mesh.core.receipt import Part
+from LLM_Mesh.core.receipt import Part, client_ledger_id
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.stream_guard import node_context, token_limit
 from LLM_Mesh.registry.extensions import NONE, Extensions
@@ -82,6 +82,17 @@ class Job:
     def forwarded_id(self) -> str:
         """The request id as the nodes get it, and as the countersigned receipt names it."""
         return self.node_request_id or self.request_id
+
+    @property
+    def logged_id(self) -> str:
+        """The request id the request log (``requests.request_id``) and the gateway's request
+        line keep: the gateway's own ``req-`` id, or for an id the client chose (it may name
+        someone: ``alice-session-42``) the public ledger's ``c-`` id of it (its hash, as
+        :func:`~LLM_Mesh.core.receipt.client_ledger_id` makes it; an operator finds a user's
+        reported id by hashing it: ``llm-mesh ledger id ID``), never the id in clear."""
+        if self.client_id is None:
+            return self.request_id
+        return client_ledger_id(self.client_id, self.client_id_hash)
 
     @cached_property
     def prompt_bound(self) -> int:

@@ -46,7 +46,7 @@ from LLM_Mesh.core.limits import (
     nesting_violation,
 )
 from LLM_Mesh.core.pricing import estimate
-from LLM_Mesh.core.receipt import client_id_hash
+from LLM_Mesh.core.receipt import client_id_hash, client_ledger_id
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.stream_guard import token_limit
 from LLM_Mesh.core.validation import check_context
@@ -237,17 +237,6 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         stop_bytes=stop_slack(parsed.stop_list()),
         echo=echo,
     )
-
-
-def client_ledger_id(client_id: str, hashed: str = "") -> str:
-    """What the public ledger says for a request id the client chose: ``c-`` and 24 hex
-    digits of a domain-separated SHA-256 of it, never the id itself (clients' ids are often
-    their own trace ids, naming their users and records). The same id gives the same value
-    on every replica; someone who already knows an id can find its entries (as a guessable
-    output can be confirmed from a receipt's hash), nobody reads an id out of the ledger.
-    The hash is :func:`~LLM_Mesh.core.receipt.client_id_hash` (``hashed``: already made),
-    which the countersigned receipt signs whole (docs/ARCHITECTURE.md "Receipts")."""
-    return f"c-{(hashed or client_id_hash(client_id))[:24]}"
 
 
 def settle_key_for(client_id: str, hashed: str = "", path: str = CHAT_PATH) -> str:

@@ -108,7 +108,7 @@ class ApiKeyRecord:
 class IdempotencyRecord:
     """A client request id as replicas share it (``idempotency_keys``)."""
 
-    key_hash: str  # SHA-256 hex of ``path scope id``
+    key_hash: str  # keyed hash (HMAC-SHA256 hex) of ``path scope id [digest]``
     owner: str  # the replica that runs (ran) it
     stream: bool
     state: str  # "running" | "done"

@@ -3,8 +3,13 @@
 :class:`SharedIdempotency` is the process's :class:`~LLM_Mesh.registry.idempotency.
 IdempotencyCache` (duplicates inside this process behave exactly as there: they wait on
 the running request and share its answer) backed by the store's ``idempotency_keys``
-table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by the SHA-256 of the same
-``path scope id`` string:
+table (:class:`~LLM_Mesh.registry.ports.ReplicaState`), keyed by a keyed hash of the same
+``path scope id [prompt digest]`` string (HMAC-SHA256 under a key derived from
+``registry.key``: :class:`~LLM_Mesh.core.scope_names.ScopeNames`, set by the app as
+:attr:`SharedIdempotency.names`), so every replica holding that key names an id's row alike,
+and whoever reads the table cannot confirm a guessed address, id and prompt (found
+2026-12-05: an unkeyed SHA-256; rows of that version are never matched by this one and
+expire in their 10 min):
 
 - A key new to this process is **claimed** in the store (one ``INSERT ... ON CONFLICT``):
   the replica whose insert wins runs the request; its answer is written to the row when it
@@ -72,7 +77,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -83,6 +87,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.core import strict_json
 from LLM_Mesh.core.answer_seal import AnswerSeal
+from LLM_Mesh.core.scope_names import IDEMPOTENCY_KEYS, ScopeNames
 from LLM_Mesh.registry.idempotency import (
     DEFAULT_MAX_BYTES,
     DuplicateRequest,
@@ -100,10 +105,6 @@ log = logging.getLogger(__name__)
 
 
 _Parked = tuple[Callable[[], Awaitable[object]], Callable[[], None] | None, float]
-
-
-def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def _utc(ts: float) -> datetime:
@@ -163,6 +164,12 @@ class SharedIdempotency(IdempotencyCache):
         # kept answers' bodies are sealed in the store; the app sets the registry key's seal
         # (every replica's), until then one no other process shares
         self.seal = AnswerSeal.random()
+        # rows are named by a keyed hash of their key: the app sets the registry key's names
+        self.names = ScopeNames.random(IDEMPOTENCY_KEYS)
+
+    def key_hash(self, key: str) -> str:
+        """The name of ``key``'s row in the store: 64 hex digits of its keyed hash."""
+        return self.names.digest(key)
 
     @property
     def owner(self) -> str:
@@ -182,14 +189,14 @@ class SharedIdempotency(IdempotencyCache):
             super().abandon(key)
             raise
         if answer is None:
-            self._owned[key] = (key_hash(key), token)
+            self._owned[key] = (self.key_hash(key), token)
             return None
         super().finish(key, answer)  # local duplicates get the same replay
         return answer
 
     async def _claim(self, key: str, stream: bool, token: str) -> Response | None:
         """``None``: this replica runs it; else the replayed answer (or raise 409)."""
-        h = key_hash(key)
+        h = self.key_hash(key)
         orphan = self._orphans.get(h)
         if orphan is not None:  # this replica's lost claim of it is being released: first
             await asyncio.wait((orphan,))

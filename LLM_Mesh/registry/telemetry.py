@@ -7,7 +7,8 @@ it (a parse or admission refusal, or an answer replayed from the idempotency cac
 So each request is counted once and has one line.
 
 The line (logger ``LLM_Mesh.requests.gateway``, INFO; ``LLM_MESH_LOG_REQUESTS=0`` turns
-it off; format by :mod:`LLM_Mesh.logs`) has ``request_id``, ``path``, ``model``,
+it off; format by :mod:`LLM_Mesh.logs`) has ``request_id`` (the gateway's ``req-`` id, or for
+an id the client chose its hash, ``c-`` + 24 hex digits: :attr:`Job.logged_id`), ``path``, ``model``,
 ``stream``, ``node``, ``status``, ``outcome``, ``code``, ``attempts``, ``latency_ms``,
 ``ttft_ms``, ``prompt_tokens``, ``completion_tokens`` and ``cost`` (and, when the client
 chose the request id, ``node_request_id``: the id its node got and logged): ids, numbers and
@@ -59,7 +60,7 @@ class Telemetry:
         log = self.log
         if log is not None:
             line = {
-                "request_id": job.request_id, "path": job.path, "model": job.model,
+                "request_id": job.logged_id, "path": job.path, "model": job.model,
                 "stream": job.stream, "node": rec.node_id, "status": status,
                 "outcome": rec.outcome, "code": code or None, "attempts": attempts,
                 "latency_ms": round(latency_ms, 3),
@@ -85,7 +86,7 @@ class Telemetry:
         log = self.log
         if log is not None:
             log_request(log, {
-                "request_id": job.request_id if job is not None else None, "path": path,
+                "request_id": job.logged_id if job is not None else None, "path": path,
                 "model": model or None, "stream": job.stream if job is not None else None,
                 "status": status, "outcome": outcome, "code": label or None, "attempts": 0,
                 "latency_ms": _ms(latency_ms),

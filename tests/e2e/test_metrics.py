@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from LLM_Mesh.core.receipt import client_ledger_id
 from tests.e2e.conftest import start_mesh
 from tests.metrics_scrape import Scrape
 
@@ -102,7 +103,9 @@ def test_metrics_and_json_logs_of_real_processes(
     # a line's id as its node got it: the gateway's own, or the one made for a client's id
     sent = {x.get("node_request_id", x["request_id"]) for x in answered}
     assert sent <= {x["request_id"] for x in node_lines}
-    assert {"e2e-0", "e2e-1", "e2e-2"} <= {x["request_id"] for x in answered}
+    own = {"e2e-0", "e2e-1", "e2e-2"}  # the clients' ids: their hashes, never the ids
+    assert {client_ledger_id(i) for i in own} <= {x["request_id"] for x in answered}
+    assert not own & {x.get("request_id") for x in gw_lines}
     assert not {"e2e-0", "e2e-1", "e2e-2"} & {x["request_id"] for x in node_lines}
     for x in answered:
         assert x["node"] == node_id and x["status"] == 200 and x["attempts"] == 1

@@ -12,6 +12,7 @@ import pytest
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.catalog import CUSTOM_COMPLETION_PRICE_PER_1K, CUSTOM_PROMPT_PRICE_PER_1K
 from LLM_Mesh.core.pricing import Price, request_cost
+from LLM_Mesh.core.receipt import client_ledger_id
 from tests.registry.helpers import Harness, running
 
 GEMMA_PRICE = Price(500, 1_000)
@@ -156,7 +157,8 @@ async def test_non_stream_chat_forwards_and_completes_mesh(mesh: Harness) -> Non
     await mesh.runtime.writer.flush()
     (rec,) = mesh.store.requests
     assert rec.outcome == "ok" and rec.node_id == "node-a" and rec.completion_tokens == 5
-    assert rec.request_id == "abc-1" and not hasattr(rec, "prompt")
+    assert rec.request_id == client_ledger_id("abc-1")  # the client's id hashed
+    assert not hasattr(rec, "prompt")
 
 
 async def test_completions_endpoint(mesh: Harness) -> None:

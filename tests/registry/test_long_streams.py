@@ -28,7 +28,7 @@ from starlette.responses import Response
 from LLM_Mesh.core.pricing import request_cost
 from LLM_Mesh.registry import relay
 from LLM_Mesh.registry.memory_store import MemoryStore
-from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
+from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import (
     FakeNodes,
@@ -180,7 +180,7 @@ async def test_a_long_stream_holds_its_id_on_every_replica_until_it_ends(
         again = await b.client.post(CHAT, json=STREAM, headers=hdr)
         assert again.status_code == 409, again.text  # before: ran (and paid) again at b
         assert long.nodes.calls() == 1
-        h = key_hash(anonymous_key(CHAT, "long-2", STREAM))
+        h = ia.key_hash(anonymous_key(CHAT, "long-2", STREAM))
         # a pushes its open stream's row back while it runs (every minute; here at once)
         for _ in range(100):
             await asyncio.sleep(0.02)
@@ -243,7 +243,7 @@ async def test_a_late_release_never_deletes_a_later_claim_of_the_same_id(
         assert isinstance(ia, SharedIdempotency) and isinstance(ib, SharedIdempotency)
         ib.stream_wait_s = 0.1
         key = anonymous_key(CHAT, "stale-1", STREAM)
-        h = key_hash(key)
+        h = ia.key_hash(key)
         release = ia.store.release_request_key
         first_done = asyncio.Event()
 
@@ -408,7 +408,7 @@ async def test_a_stream_never_run_on_one_replica_frees_its_id_everywhere_after_t
         assert isinstance(await _serve_unrun(a, STREAM, hdr), relay.ProxyStream)
         await asyncio.sleep(0.5)  # past the bound
         await ia.flush()
-        row = await ia.store.get_request_key(key_hash(anonymous_key(CHAT, "unrun-2", STREAM)))
+        row = await ia.store.get_request_key(ia.key_hash(anonymous_key(CHAT, "unrun-2", STREAM)))
         assert row is not None and row.state == "done" and row.stream, row
         assert (await b.client.post(CHAT, json=STREAM, headers=hdr)).status_code == 409
         wall.now += 601.0  # the window after its end

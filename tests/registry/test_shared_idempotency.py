@@ -7,6 +7,7 @@ waited on, or refused 409), on the memory store and on SQLite / PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta, timezone
@@ -18,10 +19,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.core.answer_seal import AnswerSeal
+from LLM_Mesh.core.scope_names import IDEMPOTENCY_KEYS, ScopeNames
 from LLM_Mesh.registry.idempotency import DuplicateRequest
 from LLM_Mesh.registry.memory_store import MemoryStore
 from LLM_Mesh.registry.ports import IdempotencyRecord
-from LLM_Mesh.registry.shared_idempotency import SharedIdempotency, key_hash
+from LLM_Mesh.registry.shared_idempotency import SharedIdempotency
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import FakeNodes, Harness, anonymous_key, running, streams_after_one
 
@@ -48,6 +50,13 @@ async def two_replicas(
                 )
             )
         yield hs[0], hs[1]
+
+
+def _row(h: Harness, key: str) -> str:
+    """The name of ``key``'s row in the store, as ``h``'s replica makes it."""
+    idem = h.runtime.idempotency
+    assert isinstance(idem, SharedIdempotency)
+    return idem.key_hash(key)
 
 
 async def _register_everywhere(a: Harness, b: Harness, node_id: str = "n1") -> None:
@@ -103,7 +112,7 @@ async def test_a_kept_answer_is_never_in_the_store_in_clear(
         assert r1.status_code == 200 and "Hello!" in r1.text
         await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
         now = datetime.now(timezone.utc)
-        h = key_hash(anonymous_key(CHAT, "private-1", BODY))
+        h = _row(a, anonymous_key(CHAT, "private-1", BODY))
         row = await a.store.claim_request_key(h, "a-reader", False, now, now)
         assert row is not None and row.state == "done" and row.body is not None
         assert b"Hello!" not in row.body and b"choices" not in row.body, row.body[:200]
@@ -118,6 +127,33 @@ async def test_a_kept_answer_is_never_in_the_store_in_clear(
         r3 = await b.client.post(CHAT, json=BODY, headers=other)
         assert r3.status_code == 409 and "registry.key" in r3.json()["error"]["message"], r3.text
         assert a.nodes.calls() == 2
+
+
+async def test_an_anonymous_rows_name_confirms_no_guessed_prompt(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """docs/security.md, "Privacy": an anonymous client's row was named by the SHA-256 of
+    its path, address, id and prompt digest, so whoever reads ``idempotency_keys`` could
+    confirm a guessed prompt, id and address for 10 min (found 2026-12-05). It is named by an
+    HMAC under a key derived from ``registry.key`` now: both replicas (one key) agree on it,
+    the unkeyed hash finds nothing, and a replica with another key names it otherwise."""
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        hdr = {"X-Request-Id": "guess-1"}
+        r1 = await a.client.post(CHAT, json=BODY, headers=hdr)
+        assert r1.status_code == 200
+        await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
+        key = anonymous_key(CHAT, "guess-1", BODY)
+        guessed = hashlib.sha256(key.encode("utf-8")).hexdigest()  # a reader's guess
+        assert await a.store.get_request_key(guessed) is None
+        named = _row(a, key)
+        assert named == _row(b, key) and len(named) == 64
+        row = await a.store.get_request_key(named)
+        assert row is not None and row.state == "done"
+        r2 = await b.client.post(CHAT, json=BODY, headers=hdr)
+        assert r2.headers["x-mesh-replayed"] == "true" and r2.json() == r1.json()
+        other = ScopeNames.of_registry_key(Ed25519PrivateKey.generate(), IDEMPOTENCY_KEYS)
+        assert other.digest(key) != named  # a replica with another registry.key
 
 
 def _previous_version_replays(rec: IdempotencyRecord) -> bool:
@@ -141,7 +177,7 @@ async def test_a_replica_of_the_previous_version_never_replays_a_sealed_answer(
         assert r1.status_code == 200
         await a.runtime.idempotency.flush()  # type: ignore[attr-defined]
         now = datetime.now(timezone.utc)
-        h = key_hash(anonymous_key(CHAT, "upgrade-1", BODY))
+        h = _row(a, anonymous_key(CHAT, "upgrade-1", BODY))
         row = await a.store.claim_request_key(h, "a-reader", False, now, now)
         assert row is not None and row.state == "done" and row.body is not None
         assert not _previous_version_replays(row), (row.status, row.body[:40])
@@ -294,7 +330,7 @@ async def test_a_slow_or_failing_store_delays_the_answer_only_by_the_bound(
         post = a.client.post(CHAT, json={**BODY, "stream": True}, headers=hdr)
         r1 = await asyncio.wait_for(post, 10)  # not held until the store answers
         assert r1.status_code == 502, r1.text  # the same answer, not another error
-        held = await ia.store.get_request_key(key_hash(anonymous_key(CHAT, "bounded-1", BODY)))
+        held = await ia.store.get_request_key(ia.key_hash(anonymous_key(CHAT, "bounded-1", BODY)))
         assert held is not None and held.state == "running"  # answered before the release
         a.nodes.nodes["n1:8801"].behavior = "ok"
         gate.set()
@@ -314,7 +350,7 @@ async def test_a_request_whose_replica_died_is_refused_not_run_again(
         key = anonymous_key(CHAT, "lost-1", BODY)
         long_ago = datetime.now(timezone.utc) - timedelta(seconds=60)
         taken = await idem.store.claim_request_key(
-            key_hash(key), "replica-killed", False, long_ago, long_ago + timedelta(hours=1)
+            idem.key_hash(key), "replica-killed", False, long_ago, long_ago + timedelta(hours=1)
         )
         assert taken is None  # a replica that was killed mid-request holds it
         r = await b.client.post(CHAT, json=BODY, headers={"X-Request-Id": "lost-1"})
@@ -337,7 +373,7 @@ async def test_a_stream_whose_replica_died_is_refused_owner_lost(
         key = anonymous_key(CHAT, "lost-stream-1", BODY)
         long_ago = datetime.now(timezone.utc) - timedelta(seconds=60)
         taken = await idem.store.claim_request_key(
-            key_hash(key), "replica-killed", True, long_ago, long_ago + timedelta(hours=1)
+            idem.key_hash(key), "replica-killed", True, long_ago, long_ago + timedelta(hours=1)
         )
         assert taken is None  # a replica that was killed mid-stream holds it
         hdr = {"X-Request-Id": "lost-stream-1"}

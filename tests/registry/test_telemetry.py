@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from LLM_Mesh.core.receipt import client_ledger_id
 from LLM_Mesh.logs import TEXT_FORMAT, JsonFormatter
 from LLM_Mesh.registry.telemetry import REQUEST_LOGGER
 from tests.registry.helpers import FakeNodes, running
@@ -66,7 +67,9 @@ async def test_one_json_line_per_request_with_its_fields(
     ok, stream, refused = got
     assert ok.keys() >= FIELDS and stream.keys() >= FIELDS
     assert ok["msg"] == "request" and ok["level"] == "INFO" and ok["logger"] == REQUEST_LOGGER
-    assert ok["request_id"] == "req-log-1" and ok["node"] == "n1" and ok["model"] == MODEL
+    # the client's own id, hashed as the public ledger has it (never in clear)
+    assert ok["request_id"] == client_ledger_id("req-log-1")
+    assert ok["node"] == "n1" and ok["model"] == MODEL
     assert ok["status"] == 200 and ok["outcome"] == "ok" and ok["attempts"] == 1
     assert ok["stream"] is False and ok["prompt_tokens"] == 10 and ok["completion_tokens"] == 5
     assert "ttft_ms" in ok and "code" not in ok
@@ -132,7 +135,8 @@ async def test_the_line_is_logfmt_in_text(tmp_path: Path, caplog: pytest.LogCapt
         assert (await h.client.post(CHAT, json=body, headers=headers)).status_code == 200
     (rec,) = [r for r in caplog.records if r.name == REQUEST_LOGGER]
     text = rec.getMessage()
-    assert text.startswith('request request_id="an id with spaces" path=/v1/chat/completions ')
+    hashed = client_ledger_id("an id with spaces")
+    assert text.startswith(f"request request_id={hashed} path=/v1/chat/completions ")
     assert f" model={MODEL} stream=false node=n1 status=200 outcome=ok attempts=1 " in text
 
 
@@ -202,3 +206,33 @@ async def test_the_documented_line_is_the_one_the_gateway_writes(
     assert spec is not None
     tokens = int(documented["prompt_tokens"]), int(documented["completion_tokens"])
     assert documented["cost"] == str(request_cost(spec.price, *tokens))
+
+
+@pytest.mark.parametrize("header", ["X-Request-Id", "Idempotency-Key"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_clients_own_id_is_neither_logged_nor_stored_in_clear(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, header: str, stream: bool
+) -> None:
+    """docs/security.md, "Privacy": a client's own request id may name someone. The request
+    log's row (``requests.request_id``) and the INFO line keep the public ledger's ``c-`` id
+    of it, which an operator given the id finds by hashing it (``llm-mesh ledger id``), and
+    a refused or replayed duplicate's line too (found 2026-12-05: kept in clear)."""
+    from typer.testing import CliRunner
+
+    from LLM_Mesh.cli.main import app
+
+    caplog.set_level(logging.DEBUG)
+    own = "alice-session-42"
+    async with running(tmp_path) as h:
+        await h.register("n1")
+        body = {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(2):  # the second: replayed (or refused 409 for a stream)
+            await h.client.post(CHAT, json=body, headers={header: own})
+        await h.runtime.writer.flush()
+        rows = [r.request_id for r in h.store.requests]
+    found = CliRunner().invoke(app, ["ledger", "id", own]).output.strip()
+    assert found == client_ledger_id(own) and found.startswith("c-") and len(found) == 26
+    assert rows == [found]
+    got = lines(caplog)
+    assert [g["request_id"] for g in got] == [found, found]
+    assert own not in everything(caplog)

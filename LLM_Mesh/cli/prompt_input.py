@@ -1,0 +1,48 @@
+"""Where ``llm-mesh ask`` reads its prompt: the argument, standard input or a file.
+
+A prompt given as a command-line argument is in the user's shell history and in every
+local user's ``ps`` (``/proc/<pid>/cmdline`` is world-readable). Standard input (``-``, or
+no argument with stdin not a terminal) and ``--prompt-file PATH`` keep it out of both
+(docs/security.md, "Privacy").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["PromptInputError", "read_prompt"]
+
+STDIN = "-"
+
+
+class PromptInputError(ValueError):
+    """No prompt, or two of them."""
+
+
+def read_prompt(argument: str | None, prompt_file: Path | None, stdin: TextIO) -> str:
+    """The prompt: ``argument``, else stdin (``-``, or none given and stdin not a TTY), else
+    ``prompt_file``'s text. Of text read, one trailing line end is dropped (``echo ... |``);
+    an empty one is refused."""
+    if prompt_file is not None:
+        if argument is not None:
+            raise PromptInputError("give the prompt once: an argument or --prompt-file, not both")
+        try:
+            return _read(prompt_file.expanduser().read_text(encoding="utf-8"), "--prompt-file")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptInputError(f"--prompt-file {prompt_file}: {exc}") from exc
+    if argument == STDIN or (argument is None and not stdin.isatty()):
+        return _read(stdin.read(), "standard input")
+    if argument is None:
+        raise PromptInputError(
+            "no prompt: give it as an argument, '-' to read it from standard input, "
+            "or --prompt-file PATH"
+        )
+    return argument
+
+
+def _read(text: str, source: str) -> str:
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise PromptInputError(f"no prompt: {source} was empty")
+    return text
