@@ -72,6 +72,12 @@ class InvalidRequest(MeshError):
     code = "invalid_request"
 
 
+class UnsupportedParameter(InvalidRequest):
+    """A request field asking for what no engine of the mesh does (``core/unsupported.py``)."""
+
+    code = "unsupported_parameter"
+
+
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 

@@ -449,6 +449,30 @@ def _v1_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/models/{model_id}": {
+            "get": {
+                "tags": ["OpenAI API"],
+                "summary": "Retrieve a model",
+                "operationId": "retrieve_model",
+                "description": "One catalog model, served now or not (`available` says).",
+                "parameters": [
+                    {
+                        "name": "model_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the model",
+                        "content": {"application/json": {"schema": _ref("ServedModel")}},
+                    },
+                    "404": _error("the mesh has no such model (`model_not_found`)"),
+                    "503": _error("this replica's view of the nodes is out of date"),
+                },
+            }
+        },
     }
 
 

@@ -49,9 +49,10 @@ from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.receipt import client_id_hash
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.stream_guard import token_limit
+from LLM_Mesh.core.unsupported import unsupported_field
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.core.withheld import has_withheld
-from LLM_Mesh.errors import Forbidden, InvalidRequest, ModelNotFound
+from LLM_Mesh.errors import Forbidden, InvalidRequest, ModelNotFound, UnsupportedParameter
 from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import forwarded_body, read_extensions
@@ -161,6 +162,14 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             f"{MESH_CONTINUE} is set by the gateway when a stream continues on another node; "
             "a request may not carry it",
             param=MESH_CONTINUE,
+        )
+    unsupported = unsupported_field(body)
+    if unsupported is not None:  # refused, not ignored: the answer would not be what was asked
+        name, what = unsupported
+        raise UnsupportedParameter(
+            f"{name}: {what} is not supported by this mesh (no engine does it); "
+            "leave it out or set it to its default",
+            param=name,
         )
     parsed: ChatCompletionRequest | CompletionRequest
     try:
