@@ -1,6 +1,7 @@
 """What a user of the official openai SDK expects of the gateway (found 2026-12-05).
 
-Each failed before its fix: ``_request_id`` was ``None`` (no ``X-Request-Id``),
+Each failed before its fix: ``_request_id`` was ``None`` (no ``X-Request-Id``, on an
+answer or a refusal after parsing),
 ``models.retrieve`` was a bare 404 (no ``GET /v1/models/{id}``), and ``tools``,
 ``response_format``, ``logit_bias``, ``best_of``, ``suffix`` were ignored: a plain-text
 answer to a request for a tool call or JSON, without a word.
@@ -115,3 +116,16 @@ async def test_the_off_values_frameworks_send_pass(tmp_path: Path) -> None:
             assert resp.choices[0].message.content == "Hello!"
             done = await client.completions.create(model=MODEL, prompt="def", best_of=1)
             assert done.choices[0].text == "def f(): pass"
+
+
+async def test_a_refusal_after_parsing_carries_the_request_id(tmp_path: Path) -> None:
+    """A 503 (no node serves the model) is the request the gateway logged and recorded: its
+    id in ``X-Request-Id``, the SDK's ``request_id`` of the error, to quote in a report."""
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        async with _client(h) as client:
+            with pytest.raises(openai.InternalServerError) as un:
+                await client.chat.completions.create(model="mistral-7b", messages=HI)
+            assert un.value.status_code == 503 and un.value.response.headers["retry-after"]
+            assert un.value.request_id is not None
+            assert un.value.request_id == un.value.response.headers["x-mesh-request-id"]
