@@ -183,6 +183,12 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             messages = 0
     except ValidationError as exc:
         raise invalid_from_pydantic(exc) from None
+    if parsed.stream and parsed.top_logprobs_wanted() is not None:  # streams carry none
+        raise UnsupportedParameter(
+            "logprobs: log-probabilities are not streamed by this mesh (its stream chunks "
+            "carry logprobs: null); ask for them without stream",
+            param="logprobs",
+        )
     ext = read_extensions(body, headers.get("x-mesh-wait") if b"x-mesh-wait" in names else None)
     if ext.present or has_withheld(body):  # else the client's bytes go on unchanged
         body = forwarded_body(body)

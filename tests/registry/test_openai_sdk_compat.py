@@ -129,3 +129,23 @@ async def test_a_refusal_after_parsing_carries_the_request_id(tmp_path: Path) ->
             assert un.value.status_code == 503 and un.value.response.headers["retry-after"]
             assert un.value.request_id is not None
             assert un.value.request_id == un.value.response.headers["x-mesh-request-id"]
+
+
+async def test_logprobs_on_a_stream_are_refused_not_dropped(tmp_path: Path) -> None:
+    """Stream chunks carry ``logprobs: null``: a stream asking for them was answered
+    without them, without a word (found 2026-12-05 with the real gemma-3-270m)."""
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        async with _client(h) as client:
+            with pytest.raises(openai.BadRequestError) as chat:
+                await client.chat.completions.create(
+                    model=MODEL, messages=HI, stream=True, logprobs=True, top_logprobs=2
+                )
+            with pytest.raises(openai.BadRequestError) as done:
+                await client.completions.create(model=MODEL, prompt="def", stream=True, logprobs=0)
+            for bad in (chat.value, done.value):
+                assert bad.code == "unsupported_parameter" and bad.param == "logprobs"
+            streamed = await client.chat.completions.create(
+                model=MODEL, messages=HI, stream=True, logprobs=False
+            )
+            assert [c async for c in streamed]
