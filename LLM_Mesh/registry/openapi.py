@@ -390,7 +390,11 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
                         "text/event-stream": {"schema": _sse_event(chunk)},
                     },
                 },
-                "400": _error(E400 + "; or the prompt does not fit the model's context"),
+                "400": _error(
+                    E400 + "; or the prompt does not fit the model's context; or a field "
+                    "no engine does (`unsupported_parameter`: tools, response_format other "
+                    "than text, logit_bias, best_of > 1, suffix, logprobs on a stream...)"
+                ),
                 "401": _error(
                     "a wrong, malformed or revoked API key (`invalid_api_key`); send no "
                     "`Authorization` header (or `Bearer anonymous`) to be served without a key"
