@@ -53,6 +53,8 @@ class MeshError(Exception):
         self.message = message
         self.param = param
         self.extra: dict[str, Any] = extra
+        # the gateway's id of the request it refuses, once it has one (its answer's headers)
+        self.request_id: str | None = None
 
     def to_openai(self) -> dict[str, Any]:
         """OpenAI's error body: ``{"error": {"message", "type", "param", "code"}}``."""
@@ -70,6 +72,12 @@ class InvalidRequest(MeshError):
     status = 400
     type = "invalid_request_error"
     code = "invalid_request"
+
+
+class UnsupportedParameter(InvalidRequest):
+    """A request field asking for what no engine of the mesh does (``core/unsupported.py``)."""
+
+    code = "unsupported_parameter"
 
 
 class ContextLengthExceeded(InvalidRequest):

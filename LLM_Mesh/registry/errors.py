@@ -61,6 +61,9 @@ def error_response(exc: MeshError) -> Response:
         headers = {"Retry-After": str(max(1, int(exc.retry_after)))}
         if isinstance(exc, RateLimited):
             headers.update(exc.headers)
+    if exc.request_id is not None:  # refused after parsing: the id its log line and record carry
+        headers = headers or {}
+        headers["X-Mesh-Request-Id"] = headers["X-Request-Id"] = exc.request_id
     return json_response(exc.to_openai(), exc.status, headers)
 
 

@@ -4,7 +4,7 @@ The POST endpoints are plain Starlette routes (no dependency injection), served 
 of the app's middleware stack and router (``LLM_Mesh/hot_routes.py``): they are the hot
 path, and hand each request to the app's
 :class:`~LLM_Mesh.registry.pipeline.Pipeline` (parse → admit → send → relay →
-account). ``/v1/models`` lists models (:mod:`~LLM_Mesh.registry.listing`).
+account). ``/v1/models`` lists models and ``/v1/models/{id}`` shows one (:mod:`~LLM_Mesh.registry.listing`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from LLM_Mesh.errors import InvalidRequest, MeshError
+from LLM_Mesh.errors import InvalidRequest, MeshError, ModelNotFound
 from LLM_Mesh.hot_routes import HotRoutesApp
 from LLM_Mesh.registry.errors import answer_exception, json_response
-from LLM_Mesh.registry.listing import openai_models
+from LLM_Mesh.registry.listing import known_model_ids, openai_model, openai_models
 from LLM_Mesh.registry.parse import CHAT_PATH, COMPLETIONS_PATH, MAX_BODY_BYTES, parse_json_object
 from LLM_Mesh.registry.pipeline import Pipeline
 from LLM_Mesh.registry.runtime import get_runtime
@@ -28,6 +28,7 @@ __all__ = [
     "install_gateway",
     "list_models",
     "parse_json_object",
+    "retrieve_model",
 ]
 
 
@@ -69,6 +70,23 @@ async def list_models(request: Request) -> Response:
     return json_response(openai_models(rt.table, include_all=_flag(request, "all")))
 
 
+async def retrieve_model(request: Request) -> Response:
+    """GET /v1/models/{model_id}: one model (the openai SDK's ``models.retrieve``); 404
+    ``model_not_found`` listing the models when the mesh has no such model."""
+    rt = get_runtime(request)
+    rt.check_store_reached()
+    model_id = request.path_params["model_id"]
+    entry = openai_model(rt.table, model_id)
+    if entry is None:
+        known = known_model_ids(rt.table)
+        raise ModelNotFound(
+            f"model {model_id!r} does not exist in the mesh; models: {', '.join(known)}",
+            param="model",
+            models=known,
+        )
+    return json_response(entry)
+
+
 def install_gateway(app: FastAPI) -> None:
     """Add the ``/v1`` routes to ``app`` (its ``state.runtime`` must be set)."""
     app.state.pipeline = Pipeline(app.state.runtime)
@@ -79,3 +97,5 @@ def install_gateway(app: FastAPI) -> None:
         else:
             app.add_route(path, endpoint, methods=["POST"])
     app.add_route("/v1/models", list_models, methods=["GET"])
+    # a model id may hold "/" (a custom model's, as Hugging Face names them)
+    app.add_route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"])

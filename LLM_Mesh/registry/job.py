@@ -104,9 +104,10 @@ class Job:
         be paid the whole estimate). Computed once a job: the account stage reads it for the
         price, the ``mesh`` object and the record (a non-ASCII prompt is encoded for it).
 
-        A chat request's ``tools``, ``tool_choice``, ``response_format`` (allowed by the
-        schema's ``extra="allow"``, forwarded) are left out, as the estimate leaves them out,
-        and rightly (review 2026-12-04, checked): no mesh node renders them into its prompt.
+        A chat request's ``tools``, ``tool_choice``, ``response_format`` (refused in the
+        parse stage unless "off": ``core/unsupported.py``; the off values are forwarded) are
+        left out, as the estimate leaves them out, and rightly (review 2026-12-04, checked):
+        no mesh node renders them into its prompt.
         The node builds its generation from the messages' role and text only
         (``node/app.py``: ``GenerationRequest`` has no such field); the llama.cpp engine
         renders those with its catalog template (``core/prompt.py``), and an upstream

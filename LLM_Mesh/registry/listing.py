@@ -103,3 +103,10 @@ def openai_models(table: NodeTable, *, include_all: bool = False) -> dict[str, A
             }
         )
     return {"object": "list", "data": data}
+
+
+def openai_model(table: NodeTable, model_id: str) -> dict[str, Any] | None:
+    """``GET /v1/models/{model_id}``: that model's entry of the whole catalog's list (served
+    now or not: ``available`` says), ``None`` when the mesh has no such model."""
+    data: list[dict[str, Any]] = openai_models(table, include_all=True)["data"]
+    return next((entry for entry in data if entry["id"] == model_id), None)

@@ -390,7 +390,11 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
                         "text/event-stream": {"schema": _sse_event(chunk)},
                     },
                 },
-                "400": _error(E400 + "; or the prompt does not fit the model's context"),
+                "400": _error(
+                    E400 + "; or the prompt does not fit the model's context; or a field "
+                    "no engine does (`unsupported_parameter`: tools, response_format other "
+                    "than text, logit_bias, best_of > 1, suffix, logprobs on a stream...)"
+                ),
                 "401": _error(
                     "a wrong, malformed or revoked API key (`invalid_api_key`); send no "
                     "`Authorization` header (or `Bearer anonymous`) to be served without a key"
@@ -446,6 +450,30 @@ def _v1_paths() -> dict[str, Any]:
                         "content": {"application/json": {"schema": _ref("ModelList")}},
                     },
                     "400": _error("`all` is not true or false"),
+                },
+            }
+        },
+        "/v1/models/{model_id}": {
+            "get": {
+                "tags": ["OpenAI API"],
+                "summary": "Retrieve a model",
+                "operationId": "retrieve_model",
+                "description": "One catalog model, served now or not (`available` says).",
+                "parameters": [
+                    {
+                        "name": "model_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the model",
+                        "content": {"application/json": {"schema": _ref("ServedModel")}},
+                    },
+                    "404": _error("the mesh has no such model (`model_not_found`)"),
+                    "503": _error("this replica's view of the nodes is out of date"),
                 },
             }
         },

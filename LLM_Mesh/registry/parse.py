@@ -49,9 +49,10 @@ from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.receipt import client_id_hash, client_ledger_id
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.stream_guard import token_limit
+from LLM_Mesh.core.unsupported import unsupported_field
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.core.withheld import has_withheld
-from LLM_Mesh.errors import Forbidden, InvalidRequest, ModelNotFound
+from LLM_Mesh.errors import Forbidden, InvalidRequest, ModelNotFound, UnsupportedParameter
 from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import forwarded_body, read_extensions
@@ -162,6 +163,14 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             "a request may not carry it",
             param=MESH_CONTINUE,
         )
+    unsupported = unsupported_field(body)
+    if unsupported is not None:  # refused, not ignored: the answer would not be what was asked
+        name, what = unsupported
+        raise UnsupportedParameter(
+            f"{name}: {what} is not supported by this mesh (no engine does it); "
+            "leave it out or set it to its default",
+            param=name,
+        )
     parsed: ChatCompletionRequest | CompletionRequest
     try:
         if path == CHAT_PATH:
@@ -174,6 +183,12 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             messages = 0
     except ValidationError as exc:
         raise invalid_from_pydantic(exc) from None
+    if parsed.stream and parsed.top_logprobs_wanted() is not None:  # streams carry none
+        raise UnsupportedParameter(
+            "logprobs: log-probabilities are not streamed by this mesh (its stream chunks "
+            "carry logprobs: null); ask for them without stream",
+            param="logprobs",
+        )
     ext = read_extensions(body, headers.get("x-mesh-wait") if b"x-mesh-wait" in names else None)
     if ext.present or has_withheld(body):  # else the client's bytes go on unchanged
         body = forwarded_body(body)

@@ -79,11 +79,16 @@ class Pipeline:
         async def handler(job: Job, client: Client) -> Response:
             nonlocal sent
             sent = True  # from here on the account stage records the request
-            return await (self._stream if job.stream else self._complete)(job, client)
+            try:
+                return await (self._stream if job.stream else self._complete)(job, client)
+            except MeshError as exc:  # answered in admission's holds or below
+                exc.request_id = job.request_id  # the SDK's ``request_id`` of the error
+                raise
 
         try:
             response = await self.admission.run(job, client, handler)
         except MeshError as exc:
+            exc.request_id = exc.request_id or job.request_id  # an admission check's refusal
             if not sent:
                 rt.telemetry.refused(job, path, status=exc.status, code=exc.code,
                                      latency_ms=(rt.clock() - started) * 1000.0)  # fmt: skip

@@ -72,13 +72,20 @@ Commit = Callable[[], Awaitable[None]]
 
 
 def mesh_headers(node_id: str, job: Job) -> dict[str, str]:
-    return {"X-Mesh-Node": node_id, "X-Mesh-Model": job.model, "X-Mesh-Request-Id": job.request_id}
+    """The mesh's headers of an answer; the request id also as OpenAI's ``X-Request-Id``
+    (the openai SDK's ``_request_id``, what users quote in a report)."""
+    return {
+        "X-Mesh-Node": node_id,
+        "X-Mesh-Model": job.model,
+        "X-Mesh-Request-Id": job.request_id,
+        "X-Request-Id": job.request_id,
+    }
 
 
 # mesh_headers' names and X-Mesh-Receipt's as a Response stores them (lower case, bytes)
-_NODE, _MODEL, _REQUEST_ID, _RECEIPT = (
+_NODE, _MODEL, _REQUEST_ID, _OPENAI_REQUEST_ID, _RECEIPT = (
     name.lower().encode("latin-1")
-    for name in ("X-Mesh-Node", "X-Mesh-Model", "X-Mesh-Request-Id", HDR_RECEIPT)
+    for name in ("X-Mesh-Node", "X-Mesh-Model", "X-Mesh-Request-Id", "X-Request-Id", HDR_RECEIPT)
 )
 
 
@@ -96,6 +103,7 @@ def json_answer(
         (_NODE, node_id.encode("latin-1")),
         (_MODEL, job.model.encode("latin-1")),
         (_REQUEST_ID, job.request_id.encode("latin-1")),
+        (_OPENAI_REQUEST_ID, job.request_id.encode("latin-1")),
     ]
     if receipt is not None:
         head.append((_RECEIPT, encode_header(receipt).encode("latin-1")))
