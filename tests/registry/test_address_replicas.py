@@ -81,3 +81,47 @@ async def test_two_keys_registering_one_address_at_once_at_two_replicas(
             assert lost.json()["error"]["reason"] == "node_url_taken"
             stored = [await a.store.get_node(f"{x}{attempt}") for x in "ab"]
             assert sum(n is not None for n in stored) == 1
+
+
+async def test_one_request_id_sent_to_two_replicas_at_once_runs_once(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """The race tried 2026-12-05: no defect (the shared claim is one insert)."""
+    from tests.registry.test_shared_idempotency import BODY, CHAT, _register_everywhere
+
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        await _register_everywhere(a, b)
+        for i in range(5):
+            hdr = {"X-Request-Id": f"same-{i}"}
+            r1, r2 = await asyncio.gather(
+                a.client.post(CHAT, json=BODY, headers=hdr),
+                b.client.post(CHAT, json=BODY, headers=hdr),
+            )
+            assert a.nodes.calls() == i + 1, (r1.text, r2.text)
+            assert {r1.status_code, r2.status_code} <= {200, 409}, (r1.text, r2.text)
+            assert 200 in (r1.status_code, r2.status_code)
+
+
+async def test_one_node_registering_two_urls_at_two_replicas_at_once(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """The race tried 2026-12-05: the store keeps one row; each replica's table holds the
+    URL it took until its next node poll, which brings both to the stored one."""
+    async with two_replicas(tmp_path, store_url) as (a, b):
+        ra, rb = await asyncio.gather(
+            a.client.post("/mesh/nodes", json=_body("n1", "https://one.example:8801", "ab" * 32)),
+            b.client.post("/mesh/nodes", json=_body("n1", "https://two.example:8801", "cd" * 32)),
+        )
+        assert ra.status_code == rb.status_code == 200, (ra.text, rb.text)
+        stored = await a.store.get_node("n1")
+        assert stored is not None
+        for h in (a, b):
+            sync = h.app.state.node_sync
+            assert sync is not None
+            await sync.poll()
+        ea, eb = a.table.get("n1"), b.table.get("n1")
+        assert ea is not None and eb is not None
+        assert ea.url == eb.url == stored.url, (ea.url, eb.url, stored.url)
+        host = stored.url.split("//")[1].split(":")[0]
+        for h in (a, b):
+            assert h.runtime.pins.host_fingerprint(host, 8801) == stored.tls_fingerprint
