@@ -6,6 +6,10 @@ so the node table, the health loop and the fleet simulator share them.
 
 from __future__ import annotations
 
+import hashlib
+
+from LLM_Mesh.core.netguard import NodeUrlError, parse_node_url
+
 
 def heartbeat_age(last_heartbeat: float | None, now: float) -> float | None:
     """Seconds since the last heartbeat (never negative), or ``None`` if none yet."""
@@ -52,3 +56,21 @@ def holds_address(
         expiry_s=expiry_s,
         check_failed=check_failed,
     )
+
+
+def address_lock_key(address: tuple[str, int]) -> int:
+    """A signed 64-bit number for ``(host, port)``: the key of the database lock that
+    registrations at one address take in turn (a PostgreSQL advisory lock), so two
+    replicas cannot both find the address free and both write a node there."""
+    digest = hashlib.sha256(f"{address[0]}:{address[1]}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def node_address(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a node URL (host lower case), or ``None`` if it does not parse:
+    what :func:`holds_address` is about (any scheme or path)."""
+    try:
+        node = parse_node_url(url)
+    except NodeUrlError:
+        return None
+    return node.host, node.port

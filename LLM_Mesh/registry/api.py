@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -61,7 +61,7 @@ from LLM_Mesh.registry.health import HealthChecker
 from LLM_Mesh.registry.listing import mesh_models
 from LLM_Mesh.registry.node_auth import revocation_signed
 from LLM_Mesh.registry.node_table import check_answer
-from LLM_Mesh.registry.ports import NodeRecord
+from LLM_Mesh.registry.ports import AddressTaken, NodeRecord
 from LLM_Mesh.registry.runtime import Runtime, get_runtime
 from LLM_Mesh.registry.snapshot import entry_from_record, pin_stored_certificate
 from LLM_Mesh.registry.uptime_credit import heartbeat_credit_limit_s, known_load
@@ -160,17 +160,26 @@ async def _register(rt: Runtime, headers: Mapping[str, str], body: bytes) -> Reg
         await rt.quality.refresh_held()
     if not checked:  # an authenticator that did not call it
         await check_address()
-    rt.pins.pin(checked[0])  # only these addresses are called (address_pins.py)
-    if rt.settlement is not None:
-        rt.settlement.note_operator(reg.node_id, grant.operator)  # paid for its answers
-    rt.pins.pin_certificate(reg.url, reg.tls_fingerprint)  # its TLS certificate, if it gave one
-    rt.routing.upsert(rt.table.register(reg))
-    if await rt.store.upsert_node(_record(reg, _utcnow())) is False:
+    now = _utcnow()
+    try:  # the address rule again, in the store's write: other replicas' nodes too
+        stored = await rt.store.upsert_node(
+            _record(reg, now),
+            address_live_since=now - timedelta(seconds=rt.settings.heartbeat_expiry_s),
+        )
+    except AddressTaken as exc:  # found 2026-12-05: two replicas each let one key in
+        raise _address_taken(reg, exc.holder) from None
+    if stored is False:
         # its key was revoked after the claim (found 2026-12-03: the row was written
         # online and other replicas' node polls routed it): nothing stored, out here too
         rt.table.revoke(reg.node_id)
         rt.routing.remove(reg.node_id)
         raise Revoked(f"node {reg.node_id} is revoked")
+    # nothing from here awaits: the table, pins and routing change with the row
+    rt.pins.pin(checked[0])  # only these addresses are called (address_pins.py)
+    if rt.settlement is not None:
+        rt.settlement.note_operator(reg.node_id, grant.operator)  # paid for its answers
+    rt.pins.pin_certificate(reg.url, reg.tls_fingerprint)  # its TLS certificate, if it gave one
+    rt.routing.upsert(rt.table.register(reg))
     # the per-node session key (core/gateway_session.py); None: requests are signed
     kx = rt.signer.kx_answer(reg.node_id, reg.gateway_kx_key)
     return RegistrationAccepted(
@@ -232,12 +241,18 @@ def _check_address_free(rt: Runtime, reg: NodeRegistration) -> None:
     2026-12-05)."""
     holder = rt.table.address_holder(reg.url, reg.node_id)
     if holder is not None:
-        raise Forbidden(
-            f"node url {reg.url} is the address of another live node ({holder}); one node "
-            "per host and port: register again once it is gone, or use another port",
-            param="url",
-            reason="node_url_taken",
-        )
+        raise _address_taken(reg, holder)
+
+
+def _address_taken(reg: NodeRegistration, holder: str) -> Forbidden:
+    """This replica's table, or the store's write (a node another replica registered,
+    ``Store.upsert_node``), found another live node at ``reg.url``'s address."""
+    return Forbidden(
+        f"node url {reg.url} is the address of another live node ({holder}); one node "
+        "per host and port: register again once it is gone, or use another port",
+        param="url",
+        reason="node_url_taken",
+    )
 
 
 def _pin_unknown(pins: AddressPins, url: str) -> bool:

@@ -8,11 +8,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from LLM_Mesh.core.liveness import node_address
 from LLM_Mesh.core.rewards import ModelStats, heartbeat_credit_ms
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry.memory_replicas import MemoryReplicaState
 from LLM_Mesh.registry.ports import (
     FAILURE_OUTCOMES,
+    AddressTaken,
     ApiKeyRecord,
     CanaryRecord,
     NodeKeyRecord,
@@ -50,10 +52,24 @@ class MemoryStore(MemoryReplicaState):
     async def close(self) -> None:
         self.closed = True
 
-    async def upsert_node(self, rec: NodeRecord) -> bool:
+    async def upsert_node(
+        self, rec: NodeRecord, *, address_live_since: datetime | None = None
+    ) -> bool:
         key = self.node_keys.get(rec.node_id)
         if key is not None and key.revoked_at is not None:
             return False  # revoked since its key was claimed: as SQL
+        address = node_address(rec.url)
+        if address_live_since is not None and address is not None:
+            for other in self.nodes.values():  # another live node's address: as SQL
+                if (
+                    other.node_id != rec.node_id
+                    and other.state != NodeState.OFFLINE.value
+                    and other.last_heartbeat_at is not None
+                    and other.last_heartbeat_at >= address_live_since
+                    and node_address(other.url) == address
+                    and not self._check_failed(other.node_id)
+                ):
+                    raise AddressTaken(other.node_id)
         old = self.nodes.get(rec.node_id)
         if old is not None:
             # keep when it first registered and what it has served so far
@@ -68,6 +84,10 @@ class MemoryStore(MemoryReplicaState):
         self.nodes[rec.node_id] = replace(rec)
         self._changed(rec.node_id, datetime.now(timezone.utc))
         return True
+
+    def _check_failed(self, node_id: str) -> bool:
+        held = self.checks.get(node_id)
+        return held is not None and held[2] is not None and held[2].ok is False
 
     async def touch_heartbeat(
         self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0

@@ -214,6 +214,14 @@ class CanaryStore(Protocol):
         ...
 
 
+class AddressTaken(Exception):
+    """Another live node's row holds the address (``holder``: its node id)."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"the address is held by node {holder}")
+        self.holder = holder
+
+
 class Store(CanaryStore, Protocol):
     """Persistence of nodes and requests; every method is a coroutine."""
 
@@ -225,10 +233,17 @@ class Store(CanaryStore, Protocol):
         """Release connections."""
         ...
 
-    async def upsert_node(self, rec: NodeRecord) -> bool:
+    async def upsert_node(
+        self, rec: NodeRecord, *, address_live_since: datetime | None = None
+    ) -> bool:
         """Insert or update the node ``rec.node_id``; ``False``, nothing written, when its
         node key is revoked (checked in the write: a revocation between the registration's
-        key claim and this write does not put the node back in routing)."""
+        key claim and this write does not put the node back in routing).
+
+        With ``address_live_since``: :class:`AddressTaken`, nothing written, when another
+        node's row at ``rec.url``'s address (``host:port``) is not offline and was heard
+        from at or after it, checked in the write under a lock per address (found
+        2026-12-05: two replicas each checked only their own table)."""
         ...
 
     async def touch_heartbeat(

@@ -33,6 +33,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -42,8 +43,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from LLM_Mesh.config import normalize_database_url
+from LLM_Mesh.core.liveness import address_lock_key, node_address
+from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry import tables
-from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, NodeRecord, RequestRecord
+from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, AddressTaken, NodeRecord, RequestRecord
 from LLM_Mesh.registry.settle_db import JOURNAL_SIZE_LIMIT
 from LLM_Mesh.registry.store_api_keys import SqlApiKeys
 from LLM_Mesh.registry.store_canary import SqlCanary
@@ -353,11 +356,18 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
 
     # -- nodes ---------------------------------------------------------------
 
-    async def upsert_node(self, rec: NodeRecord) -> bool:
+    async def upsert_node(
+        self, rec: NodeRecord, *, address_live_since: datetime | None = None
+    ) -> bool:
         """Insert a node, or update its registration (first ``registered_at`` and counters
         kept); False, nothing written, when the node's key is revoked (read in the same
         transaction, under a share lock on PostgreSQL: a revocation in flight is waited
-        for, and one that waits for this write takes the row offline after it)."""
+        for, and one that waits for this write takes the row offline after it).
+
+        With ``address_live_since``: :class:`AddressTaken` when another live node's row
+        holds the address, read in the same transaction under an advisory lock keyed by
+        the address on PostgreSQL (registrations there take turns; SQLite has one
+        writer) (``ports.Store.upsert_node``)."""
         values = _node_values(rec)
         nodes = tables.nodes
         greatest: Callable[..., Any]
@@ -384,8 +394,31 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
             found = (await conn.execute(key)).first()
             if found is not None and found.revoked_at is not None:
                 return False
+            if address_live_since is not None:
+                await self._check_address(conn, rec, address_live_since)
             await conn.execute(stmt)
         return True
+
+    async def _check_address(self, conn: Any, rec: NodeRecord, since: datetime) -> None:
+        address = node_address(rec.url)
+        if address is None:
+            return
+        if self.dialect == "postgresql":
+            await conn.execute(select(func.pg_advisory_xact_lock(address_lock_key(address))))
+        n, c = tables.nodes, tables.node_checks
+        live = (  # as core/liveness.holds_address: not gone, heard from, last check not failed
+            select(n.c.node_id, n.c.url)
+            .select_from(n.outerjoin(c, c.c.node_id == n.c.node_id))
+            .where(
+                n.c.node_id != rec.node_id,
+                n.c.state != NodeState.OFFLINE.value,
+                n.c.last_heartbeat_at >= since,
+                or_(c.c.ok.is_(None), c.c.ok.is_(True)),
+            )
+        )
+        for row in (await conn.execute(live)).all():
+            if node_address(row.url) == address:
+                raise AddressTaken(row.node_id)
 
     async def touch_heartbeat(
         self, node_id: str, at: datetime, state: str, *, credit_limit_s: float = 0.0

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.liveness import heartbeat_age, holds_address, is_routable
+from LLM_Mesh.core.liveness import (
+    address_lock_key,
+    heartbeat_age,
+    holds_address,
+    is_routable,
+    node_address,
+)
 
 
 def test_heartbeat_age() -> None:
@@ -61,3 +67,16 @@ def test_a_node_holds_its_address_while_live_in_any_state_but_gone() -> None:
     assert not holds(now=131.0)  # expired
     assert not holds(failed=True)  # a key that cannot answer for itself there
     assert not holds(last=None)
+
+
+def test_node_address_and_its_lock_key() -> None:
+    """One address however the URL writes it; its lock key a signed 64-bit number, the
+    same at every replica (a PostgreSQL advisory lock's key)."""
+    a = node_address("https://N1.example:8801/v1")
+    assert a == node_address("http://n1.example:8801") == ("n1.example", 8801)
+    assert node_address("https://n1.example") == ("n1.example", 443)
+    assert node_address("ftp://n1.example") is None
+    assert a is not None
+    key = address_lock_key(a)
+    assert -(2**63) <= key < 2**63
+    assert key == address_lock_key(("n1.example", 8801)) != address_lock_key(("n1.example", 8802))

@@ -5,6 +5,7 @@ register again before it trusts them (it learns their pin only from a registrati
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from LLM_Mesh.registry.memory_store import MemoryStore
@@ -135,6 +136,9 @@ async def test_another_node_cannot_repin_a_live_nodes_address(tmp_path: Path) ->
         assert r.status_code == 200, r.text
         # once it is gone (its heartbeats expired), another key may serve at that address
         h.clock.advance(h.runtime.settings.heartbeat_expiry_s + 1)
+        stored = h.store.nodes["n1"]  # the store's write checks it too, by the wall clock
+        assert stored.last_heartbeat_at is not None
+        stored.last_heartbeat_at -= timedelta(seconds=h.runtime.settings.heartbeat_expiry_s + 1)
         r = await h.client.post("/mesh/nodes", json=registration("n2", url=url, tls_fingerprint=FP))
         assert r.status_code == 200, r.text
         assert h.runtime.pins.fingerprint(url + "/v1/completions") == FP
