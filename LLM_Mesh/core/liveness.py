@@ -62,8 +62,15 @@ def address_lock_key(address: tuple[str, int]) -> int:
     """A signed 64-bit number for ``(host, port)``: the key of the database lock that
     registrations at one address take in turn (a PostgreSQL advisory lock), so two
     replicas cannot both find the address free and both write a node there."""
-    digest = hashlib.sha256(f"{address[0]}:{address[1]}".encode()).digest()
+    digest = hashlib.sha256(address_text(address).encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def address_text(address: tuple[str, int]) -> str:
+    """``host:port``: how an address is stored with its node's row (``nodes.address``,
+    migration 0023) and keyed (:func:`address_lock_key`). One string per address: the port
+    is a number, so the last ``:`` splits it even from an IPv6 host."""
+    return f"{address[0]}:{address[1]}"
 
 
 def node_address(url: str) -> tuple[str, int] | None:

@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from LLM_Mesh.config import normalize_database_url
-from LLM_Mesh.core.liveness import address_lock_key, node_address
+from LLM_Mesh.core.liveness import address_lock_key, address_text, node_address
 from LLM_Mesh.core.schemas import NodeState
 from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.ports import FAILURE_OUTCOMES, AddressTaken, NodeRecord, RequestRecord
@@ -87,6 +87,7 @@ _NODE_UPDATE_COLUMNS = (
     "changed_at",
     "tls_fingerprint",
     "tls_at",
+    "address",
 )
 # Counters a re-registration may raise but never lower.
 _NODE_COUNTER_COLUMNS = ("requests", "failures", "tokens_generated", "healthy_ms")
@@ -112,6 +113,7 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
     if not rec.node_id:
         raise ValueError("node_id must not be empty")
     now = datetime.now(timezone.utc)
+    address = node_address(rec.url)
     return {
         "node_id": rec.node_id,
         "url": rec.url,
@@ -131,6 +133,7 @@ def _node_values(rec: NodeRecord) -> dict[str, Any]:
         "changed_at": now,
         "tls_fingerprint": rec.tls_fingerprint,
         "tls_at": now,  # the pin is told while the row's ``changed_at`` is this one's
+        "address": None if address is None else address_text(address),  # migration 0023
     }
 
 
@@ -410,6 +413,9 @@ class SqlStore(SqlCredentials, SqlApiKeys, SqlReplicaState, SqlRewardStats, SqlC
             select(n.c.node_id, n.c.url)
             .select_from(n.outerjoin(c, c.c.node_id == n.c.node_id))
             .where(
+                # the rows at this address (ix_nodes_address), not the whole fleet; NULL: a
+                # row written before 0023 or by an older replica, compared by its URL below
+                or_(n.c.address == address_text(address), n.c.address.is_(None)),
                 n.c.node_id != rec.node_id,
                 n.c.state != NodeState.OFFLINE.value,
                 n.c.last_heartbeat_at >= since,

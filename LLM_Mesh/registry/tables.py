@@ -150,8 +150,13 @@ nodes = Table(
     # node moves ``changed_at`` and leaves these: store_replicas.node_from_row)
     Column("tls_fingerprint", String(128), nullable=True),
     Column("tls_at", UTCDateTime(), nullable=True),
+    # migration 0023: ``host:port`` of ``url`` (core/liveness.address_text; NULL: written
+    # before 0023 or by an older replica, or no address): registration reads only the rows
+    # at its address, and the NULL ones, for a live node there (store.SqlStore._check_address)
+    Column("address", String(2048), nullable=True),
     Index("ix_nodes_changed_at", "changed_at"),
     Index("ix_nodes_last_heartbeat_at", "last_heartbeat_at"),
+    Index("ix_nodes_address", "address"),
 )
 
 requests = Table(

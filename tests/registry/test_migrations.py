@@ -50,7 +50,7 @@ def _user_tables(conn: Connection) -> set[str]:
 
 def test_one_head_and_packaged_files_exist() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0022"]
+    assert script.get_heads() == ["0023"]
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
 
@@ -61,7 +61,7 @@ async def test_head_matches_metadata(database_url: str) -> None:
     engine = _engine(database_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0022"
+            assert await conn.run_sync(_current) == "0023"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -81,7 +81,7 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade, "head")
         async with engine.connect() as conn:
-            assert await conn.run_sync(_current) == "0022"
+            assert await conn.run_sync(_current) == "0023"
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
@@ -241,3 +241,57 @@ async def test_0016_check_rows_written_before_it_still_apply(database_url: str) 
             assert (await conn.execute(text("SELECT COUNT(*) FROM node_checks"))).scalar() == 1
     finally:
         await engine.dispose()
+
+
+async def test_0023_rows_written_before_it_have_no_address_and_still_block(
+    database_url: str,
+) -> None:
+    """A live node row of a 0022 store gets no address (NULL, not backfilled): a
+    registration at its address is still refused; the column comes off with 0022."""
+    from LLM_Mesh.registry.ports import AddressTaken
+
+    url = "https://shared.example:8801"
+    old = node("old", url=url, last_heartbeat_at=T0)
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade, "0022")
+            await conn.execute(insert(tables.nodes).values(_row_0022(old)))
+            triggers = await conn.run_sync(_triggers)
+    finally:
+        await engine.dispose()
+    async with SqlStore(database_url) as store:  # upgrades to head
+        async with store.engine.connect() as conn:
+            got = await conn.execute(select(tables.nodes.c.address))
+            assert got.scalars().all() == [None]
+        since = T0 - timedelta(seconds=30)
+        try:
+            await store.upsert_node(node("evil", url=url), address_live_since=since)
+        except AddressTaken as exc:
+            assert exc.holder == "old"
+        else:
+            raise AssertionError("a registration at a live pre-0023 node's address got in")
+    engine = _engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade, "0022")
+            cols = {
+                c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("nodes"))
+            }
+            assert "address" not in cols
+            assert await conn.run_sync(_triggers) == triggers  # 0013's kept (no table copy)
+            assert (await conn.execute(text("SELECT COUNT(*) FROM nodes"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+def _row_0022(rec: Any) -> dict[str, Any]:
+    return {k: v for k, v in asdict(rec).items() if k in tables.nodes.c and k != "address"}
+
+
+def _triggers(conn: Connection) -> set[str]:
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    else:
+        sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    return {str(r[0]) for r in conn.execute(text(sql))}
