@@ -39,12 +39,18 @@ TRIGGER = "nodes_address_stale"
 PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger AS $$
 BEGIN
-    IF NEW.url IS DISTINCT FROM OLD.url AND NEW.address IS NOT DISTINCT FROM OLD.address THEN
-        NEW.address := NULL;
-    END IF;
+    NEW.address := NULL;
     RETURN NEW;
 END
 $$ LANGUAGE plpgsql
+"""
+
+# only an UPDATE that sets ``url`` (a registration), never a heartbeat's, and the WHEN is
+# tested without calling the function
+PG_TRIGGER = f"""
+CREATE TRIGGER {TRIGGER} BEFORE UPDATE OF url ON nodes FOR EACH ROW
+WHEN (NEW.url IS DISTINCT FROM OLD.url AND NEW.address IS NOT DISTINCT FROM OLD.address)
+EXECUTE FUNCTION {TRIGGER}()
 """
 
 # AFTER (SQLite cannot change NEW); the inner UPDATE sets no ``url``, so it fires nothing
@@ -61,10 +67,7 @@ def upgrade() -> None:
     op.create_index("ix_nodes_address", "nodes", ["address"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_FUNCTION)
-        op.execute(
-            f"CREATE TRIGGER {TRIGGER} BEFORE UPDATE ON nodes "
-            f"FOR EACH ROW EXECUTE FUNCTION {TRIGGER}()"
-        )
+        op.execute(PG_TRIGGER)
     else:
         op.execute(SQLITE_TRIGGER)
 
