@@ -112,14 +112,23 @@ async def audit(
     pin: str | None = None,
     remembered: tuple[int, bytes] | None = None,
     watch: Callable[[Sequence[Row]], None] | None = None,
+    now_us: int | None = None,
 ) -> Report:
     """Download and check everything (see the module docstring); ``remembered``: the size
     and root an earlier audit of this ledger checked (the history must still hash to it);
-    ``watch``: called with every batch of entries as read (``--receipt``)."""
+    ``watch``: called with every batch of entries as read (``--receipt``); ``now_us``: the
+    verifier's clock: with it, the time rules of ``core/ledger_time.py`` hold (each
+    checkpoint within its key's validity window, entries no later than the checkpoints
+    covering them, nothing ahead of the clock); ``ledger verify`` always passes it."""
     keys, origin = await source.keys()
+    # each published key's ``created`` (what tells its validity window)
+    created = getattr(source, "created", None) if now_us is not None else None
     if pin is not None:
         keys = [pin]
-    auditor = Auditor(await source.checkpoints(), keys, origin, remembered, pinned=pin is not None)
+    auditor = Auditor(
+        await source.checkpoints(), keys, origin, remembered, pinned=pin is not None,
+        created=created, now_us=now_us,
+    )  # fmt: skip
     signed = auditor.signed_sizes
     # a store's balances rows, read before the entries: held against the balances of the
     # entries up to the size read with them (entries appended meanwhile come after)
@@ -346,8 +355,10 @@ def verify(
     view, and a recent checkpoint carries the witnesses' cosignatures); 1: any finding,
     each named (`split view`: the registry signed two histories, both notes printed as
     evidence; `signature`: a compared checkpoint this ledger's key did not sign;
-    `unwitnessed`: too few of the trusted witnesses cosigned, or too long ago), or an
-    error."""
+    `unwitnessed`: too few of the trusted witnesses cosigned, or too long ago; `key`: a
+    checkpoint dated outside its key's window, from its `created` to the next key's, 600 s
+    of grace; `time`: an entry dated over 300 s after a checkpoint covering it, or anything
+    over 300 s ahead of this clock), or an error."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     settings = settings_from(home, registry, database_url=database_url, registry_ca=ca)
     source = f"db:{database_url}" if database_url else f"registry:{settings.registry_url}"
@@ -381,7 +392,10 @@ def verify(
         async with _source(*where_from, settings.registry_ca, mine) as src:
             trusted = [key] if key else (await src.keys())[0] if receipts else []
             held = ReceiptWatch(receipts, trusted)
-            report = await audit(src, page=page, pin=key, remembered=remembered, watch=held.rows)
+            report = await audit(
+                src, page=page, pin=key, remembered=remembered, watch=held.rows,
+                now_us=int(time.time() * 1_000_000),
+            )  # fmt: skip
             held.judge(report)
             read.append(src.balance_read if isinstance(src, HttpSource) else None)
             if not compare or not report.ok:

@@ -84,6 +84,7 @@ class HttpSource:
 
     def __init__(self, client: httpx.AsyncClient, api_key: str | None = None) -> None:
         self.client, self.api_key = client, api_key
+        self.created: dict[str, int | None] | None = None  # keys() reads it: key -> created
         # the balance :meth:`stored` read: (account, balance, tree size); None: none read
         self.balance_read: tuple[str, int, int] | None = None
 
@@ -101,6 +102,7 @@ class HttpSource:
         data = rows_in(await self._get("/v1/ledger/keys"), what, "data", ("public_key",))
         if not data:
             raise MeshError("the registry publishes no ledger key")
+        self.created = {str(k["public_key"]): _seconds(k.get("created")) for k in data}
         return [k["public_key"] for k in data], str(data[0].get("origin"))
 
     async def checkpoints(self) -> list[dict[str, Any]]:
@@ -210,3 +212,8 @@ def _forward(after: int, last: object, path: str) -> int:
     if isinstance(last, bool) or not isinstance(last, int) or last <= after:
         raise MeshError(f"GET {path}'s pages after {after} do not go forward (next: {last!r:.40})")
     return last
+
+
+def _seconds(value: object) -> int | None:
+    """A key's published ``created`` (whole seconds), None when it is not one."""
+    return value if type(value) is int else None

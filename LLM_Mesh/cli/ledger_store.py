@@ -19,9 +19,12 @@ class StoreSource:
 
     def __init__(self, ledger: Any, origin: str) -> None:
         self.ledger, self.origin = ledger, origin
+        self.created: dict[str, int | None] | None = None  # keys() reads it: key -> created
 
     async def keys(self) -> tuple[list[str], str]:
-        return [k for k, _ in await self.ledger.keys()], self.origin
+        rows = await self.ledger.keys()
+        self.created = {k: int(at.timestamp()) for k, at in rows}  # as GET /v1/ledger/keys
+        return [k for k, _ in rows], self.origin
 
     async def checkpoints(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -12,7 +12,11 @@ order (:meth:`Auditor.entry`), and checks, naming each finding:
 - ``reordered``: an entry hashes right only under another sequence number;
 - ``changed``: an entry's fields do not hash to its leaf hash;
 - ``chain``: an entry's ``prev_hash`` is not its predecessor's leaf hash;
-- ``time``: an entry is older than its predecessor;
+- ``time``: an entry is older than its predecessor, or dated after a checkpoint that
+  covers it, or a checkpoint (or an entry no checkpoint covers) is dated ahead of the
+  verifier's clock (``core/ledger_time.py``: with ``CLOCK_SKEW_S``);
+- ``key``: a checkpoint dated outside its key's validity window (signed by a key the
+  registry had rotated away from by then, ``core/ledger_time.KeyWindows``);
 - ``amount`` / ``balance``: an amount that is not a whole number >= 1 or moves between
   one account and itself; an account other than ``mint`` below zero;
 - ``signature``: a checkpoint not signed by a published key, or saying other than its
@@ -49,6 +53,7 @@ from LLM_Mesh.core.ledger_entry import (
     entry_leaf,
     leaf_encoder,
 )
+from LLM_Mesh.core.ledger_time import EntryBounds, KeyWindows, ahead_problem
 from LLM_Mesh.core.merkle import EMPTY_ROOT, LEAF_PREFIX, NODE_PREFIX, leaf_hash, node_hash
 from LLM_Mesh.core.merkle_verify import verify_consistency, verify_inclusion
 
@@ -145,6 +150,10 @@ class Auditor:
         remembered: tuple[int, bytes] | None = None,
         *,
         pinned: bool = False,  # ``keys`` is the one key the user pinned, not the published list
+        created: Mapping[str, int | None] | None = None,  # published key -> ``created`` (s)
+        # the verifier's clock; None: no time rule but the entries' order (a test's ledger
+        # written on two clocks) and no key window (``created``)
+        now_us: int | None = None,
     ) -> None:
         self.report = Report()
         self._unknown_key = (
@@ -163,8 +172,13 @@ class Auditor:
         self._last_leaves: dict[int, bytes] = {}  # checkpoint size -> its last leaf's hash
         self._bal: dict[str, int] = self.report.balances
         published = {base64.b64decode(k) for k in keys}
+        self._windows = None if created is None or now_us is None else KeyWindows(created)
+        self._now = now_us
         for cp in checkpoints:
             self._checkpoint(cp, published, origin)
+        times = {s: cp.time_us for s, (cp, _) in self._opened.items()}
+        self._bounds = EntryBounds(times if now_us is not None else {}, now_us)
+        self._lim, self._lim_size, self._until = 0, 0, -1  # the entry time bound (_limit)
         if remembered is not None:  # checked like a signed checkpoint from here on
             size, root = remembered
             now = self._roots.setdefault(size, root)
@@ -189,6 +203,21 @@ class Auditor:
             return
         self._roots[opened.tree_size] = opened.root_hash
         self._opened[opened.tree_size] = (opened, str(cp.get("public_key")))
+        if self._windows is not None:  # found 2026-12-05: any published key, any time
+            problem = self._windows.problem(str(cp.get("public_key")), opened.time_us)
+            if problem is not None:
+                self.report.add("key", f"checkpoint at size {size}: {problem}")
+        ahead = ahead_problem(opened.time_us, self._now)
+        if ahead is not None:
+            self.report.add("time", f"checkpoint at size {size}: {ahead}")
+
+    def _limit(self, index: int) -> int:
+        """The latest time the entry at tree index ``index`` may carry (kept with the
+        index up to which it holds and the checkpoint size it comes from)."""
+        if index >= self._until:
+            bound, self._lim_size, self._until = self._bounds.at(index)
+            self._lim = 1 << 62 if bound is None else bound
+        return self._lim
 
     @property
     def signed_sizes(self) -> list[int]:
@@ -227,9 +256,12 @@ class Auditor:
             self._last_us,
         )
         size, entries = tree.size, 0
+        lim, until = self._limit(size), self._until
         for row in rows:
             try:
                 seq, time_us, kind, frm, to, amount, rid, rh, prev, stored = row
+                if size >= until:
+                    lim, until = self._limit(size), self._until
                 if (
                     seq != expected
                     or prev != prev_hex
@@ -237,6 +269,7 @@ class Auditor:
                     or amount < 1
                     or frm == to
                     or time_us < last_us
+                    or time_us > lim
                 ):
                     raise _Slow
                 computed = sha256(
@@ -255,6 +288,7 @@ class Auditor:
                     self._expected, self._prev, self._prev_hex, self._last_us
                 )  # fmt: skip
                 size = tree.size
+                lim, until = self._limit(size), self._until
                 continue
             entries += 1
             last_us = time_us
@@ -344,6 +378,10 @@ class Auditor:
             rep.add("chain", f"entry {seq}: prev_hash is not entry {seq - 1}'s leaf hash")
         if time_us < self._last_us:
             rep.add("time", f"entry {seq} is older than the entry before it")
+        lim = self._limit(self._tree.size)
+        if time_us > lim:
+            late = self._bounds.problem(seq, time_us, lim, self._lim_size)
+            rep.add("time", late or f"entry {seq} is dated too late")
         self._last_us = time_us
         if frm == to and amount:
             rep.add("amount", f"entry {seq} moves {amount} from {frm} to itself")
