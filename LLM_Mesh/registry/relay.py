@@ -18,9 +18,9 @@ sees one stream. That final ``"choices": []`` chunk reaches the client only when
 chunk with a ``finish_reason`` string is held back until the next event, and when that is
 the final chunk its ``usage`` and ``mesh`` go on the held one instead (found 2026-12-05: the
 naive SDK loop ``chunk.choices[0]`` raised IndexError on the empty chunk). A held chunk
-goes out first, as it was, before anything else. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`` (with
-``mesh.receipt`` from the account stage's ``on_error`` when text was delivered) then
-``data: [DONE]``.
+goes out as it was before any other event (an SSE comment excepted). A ``FAIL`` event ends
+the stream with ``data: {"error": {...}}`` (with ``mesh.receipt`` from the account
+stage's ``on_error`` when text was delivered) then ``data: [DONE]``.
 
 When the client goes away, :class:`ProxyStream` closes the relay's generator (which
 closes the send stage's) and runs ``on_close`` (the send stage settles its attempt, the
@@ -221,7 +221,11 @@ class SseRelay:
     def _put(self, out: list[bytes], data: bytes) -> None:
         """Without ``include_usage``: a chunk that may end the answer (a ``finish_reason``
         string) is held back until the next event (the final chunk's fields go on it);
-        one held before goes out first, so the order is the node's."""
+        one held before goes out first, so the order is the node's (an SSE comment, a
+        keep-alive, passes it)."""
+        if data[:1] == b":":
+            out.append(data)
+            return
         if self.held is not None:
             out.append(self.held)
             self.held = None

@@ -79,6 +79,13 @@ async def test_a_finish_chunk_followed_by_more_choices_goes_out_in_order() -> No
     assert chunks[-1]["choices"] == [] and chunks[-1]["mesh"] == MESH  # nothing to carry it
 
 
+async def test_a_comment_between_the_finish_chunk_and_the_final_one_passes_it() -> None:
+    events = [_ev(_text("a", "stop")), Event(DATA, b": keep-alive"),
+              _ev(_final(), parsed=True), Event(DONE)]  # fmt: skip
+    chunks = await _run(events, usage_chunk=False)
+    assert len(chunks) == 1 and chunks[0]["mesh"] == MESH and chunks[0]["usage"] == USAGE
+
+
 async def test_a_continuing_nodes_finish_chunk_carries_them_under_the_first_id() -> None:
     events = [_ev(_text("a"), parsed=True), _ev(_text("b", ident="x")),
               _ev(_text("c", "stop", ident="x"), continued=True),
