@@ -2,7 +2,9 @@
 
 Pure (the CLI ``llm-mesh receipt verify`` reads the input and the keys; this decides).
 What it accepts (:func:`find_receipt`): a receipt (``mesh.receipt``), a whole answer
-(JSON with ``mesh.receipt``), a stream's final chunk, a whole stream as its SSE text
+(JSON with ``mesh.receipt``), a stream's final chunk (the last with ``mesh``: its
+``"choices": []`` chunk, or without ``include_usage`` its ``finish_reason`` chunk; alone,
+its text is not checked), a whole stream as its SSE text
 (``data:`` lines), or the ``X-Mesh-Receipt`` header's value (base64url of the receipt's
 JSON; ``X-Mesh-Receipt: `` before it is allowed).
 
@@ -212,7 +214,7 @@ def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
     return (pt, ct) if isinstance(pt, int) and isinstance(ct, int) else None
 
 
-def _from_object(obj: Any, output: str | None = None) -> Found:
+def _from_object(obj: Any, output: str | None = None, *, chunk: bool = False) -> Found:
     if not isinstance(obj, dict):
         raise _malformed("the input is not a JSON object")
     if "parts" in obj and "signature" in obj and "mesh" not in obj and "choices" not in obj:
@@ -222,7 +224,7 @@ def _from_object(obj: Any, output: str | None = None) -> Found:
         raise _malformed("the input holds no receipt (no mesh.receipt)")
     rid, nid = mesh.get("request_id"), mesh.get("receipt_request_id")
     lid = mesh.get("ledger_request_id")
-    if output is None and obj.get("choices"):
+    if output is None and not chunk and obj.get("choices") and not _is_chunk(obj):
         output = answer_text(obj)
     return Found(
         mesh["receipt"], rid if isinstance(rid, str) else None, _usage(obj), output,
@@ -231,8 +233,17 @@ def _from_object(obj: Any, output: str | None = None) -> Found:
     )  # fmt: skip
 
 
+def _is_chunk(obj: dict[str, Any]) -> bool:
+    """A chat stream's chunk (its choice has ``delta``): its text is not the answer's (a
+    completions stream's chunk cannot be told from a whole answer: give its ``data:`` line)."""
+    first = obj["choices"][0] if isinstance(obj["choices"], list) else None
+    return isinstance(first, dict) and "delta" in first
+
+
 def _from_sse(lines: Iterable[str]) -> Found:
-    parts: list[str] = []  # the text of every chunk that has choices
+    # the text of every chunk that has choices; the final chunk (the last with mesh.receipt)
+    # has choices too unless the client asked include_usage (it carries the answer's end)
+    parts: list[str] = []
     final: dict[str, Any] | None = None
     for line in lines:
         payload = line[5:].strip() if line.startswith("data:") else ""
@@ -251,7 +262,8 @@ def _from_sse(lines: Iterable[str]) -> Found:
     if final is None:
         raise _malformed("the stream holds no final chunk with mesh.receipt")
     # only the final chunk given: the text is not known (not "")
-    return _from_object(final, "".join(parts) if parts else None)
+    alone = len(parts) == (1 if final.get("choices") else 0)
+    return _from_object(final, None if alone else "".join(parts), chunk=True)
 
 
 def find_receipt(text: str) -> Found:

@@ -87,7 +87,7 @@ from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.parse import build_job
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.quality import Quality
-from LLM_Mesh.registry.relay import SseRelay
+from LLM_Mesh.registry.relay import SseRelay, asks_usage
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
 from LLM_Mesh.registry.send_stream import NodeStream
@@ -190,7 +190,11 @@ class CanaryProber:
             raise ProbeError(f"HTTP {answer.status}")
         acct = StreamAccount(rt, job, ex.tally, client)
         relay = SseRelay(
-            upstream.events(), acct.finalize, on_error=acct.finalize_error, commit=acct.commit
+            upstream.events(),
+            acct.finalize,
+            on_error=acct.finalize_error,
+            commit=acct.commit,
+            usage_chunk=asks_usage(job.body),
         )
         sse = bytearray()
         events = relay.events()

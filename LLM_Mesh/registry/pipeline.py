@@ -39,7 +39,7 @@ from LLM_Mesh.registry.account import (
 from LLM_Mesh.registry.admit import Admission, AdmissionCheck, default_checks
 from LLM_Mesh.registry.job import Client, Job, Tally
 from LLM_Mesh.registry.parse import build_job, read_body
-from LLM_Mesh.registry.relay import SseRelay, json_answer, passthrough, stream_response
+from LLM_Mesh.registry.relay import SseRelay, asks_usage, json_answer, passthrough, stream_response
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
 from LLM_Mesh.registry.send_stream import NodeStream
@@ -159,7 +159,11 @@ class Pipeline:
             client.used(_tokens(ex.tally))
 
         relay = SseRelay(
-            upstream.events(), acct.finalize, on_error=acct.finalize_error, commit=acct.commit
+            upstream.events(),
+            acct.finalize,
+            on_error=acct.finalize_error,
+            commit=acct.commit,
+            usage_chunk=asks_usage(job.body),
         )
         return stream_response(job, answer.node_id, relay, on_close)
 

@@ -13,9 +13,14 @@ from the node together), each event untouched unless it must change: the node's 
 ``finalize`` (and ``commit``, awaited before that chunk is sent: the settlement
 records the answer first); chunks of a continuing node are rewritten to the first chunk's
 ``id``/``created``/``model`` and its leading role-only chunk is dropped, so the client
-sees one stream. A ``FAIL`` event ends the stream with ``data: {"error": {...}}`` (with
-``mesh.receipt`` from the account stage's ``on_error`` when text was delivered) then
-``data: [DONE]``.
+sees one stream. That final ``"choices": []`` chunk reaches the client only when it asked
+``stream_options.include_usage`` (OpenAI's shape; the node is always asked); otherwise a
+chunk with a ``finish_reason`` string is held back until the next event, and when that is
+the final chunk its ``usage`` and ``mesh`` go on the held one instead (found 2026-12-05: the
+naive SDK loop ``chunk.choices[0]`` raised IndexError on the empty chunk). A held chunk
+goes out as it was before any other event (an SSE comment excepted). A ``FAIL`` event ends
+the stream with ``data: {"error": {...}}`` (with ``mesh.receipt`` from the account
+stage's ``on_error`` when text was delivered) then ``data: [DONE]``.
 
 When the client goes away, :class:`ProxyStream` closes the relay's generator (which
 closes the send stage's) and runs ``on_close`` (the send stage settles its attempt, the
@@ -30,6 +35,7 @@ gets a 502 and nothing of the node's (found 2026-12-03: its id stayed held 24 h)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -43,13 +49,14 @@ from LLM_Mesh.core.receipt import HDR_RECEIPT, encode_header
 from LLM_Mesh.registry.continuation import chunk_text
 from LLM_Mesh.registry.errors import NOSNIFF, json_response
 from LLM_Mesh.registry.job import Job
-from LLM_Mesh.registry.stream_part import DONE, FAIL, Event
+from LLM_Mesh.registry.stream_part import DATA, DONE, FAIL, Event
 
 __all__ = [
     "Commit",
     "Finalize",
     "ProxyStream",
     "SseRelay",
+    "asks_usage",
     "json_answer",
     "mesh_headers",
     "passthrough",
@@ -58,6 +65,8 @@ __all__ = [
 
 _DONE_BYTES = b"data: [DONE]\n\n"
 _END = b"\n\n"  # the blank line that ends an event
+# a chunk whose finish_reason is a string (not null): it may be the last with choices
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 # seconds from a stream response's making (the handler returning it) to the server running
 # it, past which it is ended as never run: the server runs it at once in the same task, so
 # only a dropped connection (or a loop stalled this long) gets here; a slow first byte
@@ -117,6 +126,13 @@ def passthrough(job: Job, node_id: str, refusal: Refusal) -> Response:
     return json_response(refusal.body(), refusal.status, mesh_headers(node_id, job))
 
 
+def asks_usage(body: dict[str, Any]) -> bool:
+    """Whether a stream's client asked ``stream_options.include_usage`` (OpenAI's final
+    ``"choices": []`` chunk; :class:`SseRelay`'s ``usage_chunk``)."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + strict_json.dumps(obj) + b"\n\n"
 
@@ -132,7 +148,10 @@ def _role_only(obj: dict[str, Any]) -> bool:
 class SseRelay:
     """One client stream's bytes from the send stage's events (see the module docstring)."""
 
-    __slots__ = ("commit", "finalize", "finalized", "ident", "on_error", "source")
+    __slots__ = (
+        "commit", "final", "finalize", "finalized", "held", "ident", "on_error", "source",
+        "usage_chunk",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -140,6 +159,8 @@ class SseRelay:
         finalize: Finalize,
         on_error: Callable[[dict[str, Any]], None] | None = None,
         commit: Commit | None = None,
+        *,
+        usage_chunk: bool = True,
     ) -> None:
         self.source = source
         self.finalize = finalize
@@ -147,12 +168,20 @@ class SseRelay:
         self.commit = commit
         self.finalized = False  # the final chunk went through finalize (commit still due)
         self.ident: dict[str, Any] | None = None  # id/created/model of the first chunk
+        # the client asked stream_options.include_usage: the final chunk goes out as its
+        # own ("choices": []); else its usage and mesh ride on the last chunk with choices
+        self.usage_chunk = usage_chunk
+        self.final: dict[str, Any] | None = None  # the final chunk, once finalized
+        self.held: bytes | None = None  # a chunk that may be the last with choices
 
     async def events(self) -> AsyncGenerator[bytes, None]:
         try:
             async for batch in self.source:
                 out: list[bytes] = []
                 for ev in batch:
+                    if ev.kind != DATA and self.held is not None:
+                        out.append(self.held)
+                        self.held = None
                     if ev.kind == DONE:
                         out.append(_DONE_BYTES)
                         yield b"".join(out)
@@ -165,19 +194,66 @@ class SseRelay:
                         yield b"".join(out)
                         return
                     if ev.obj is None and not ev.continued:  # as the node sent it
-                        out += (ev.raw, _END)
+                        if self.usage_chunk:
+                            out += (ev.raw, _END)
+                        else:
+                            self._put(out, ev.raw + _END)
                         continue
+                    final = self.final
                     data = self._shape(ev)
                     if self.finalized and self.commit is not None:
                         commit, self.commit = self.commit, None
                         await commit()
-                    if data:
+                    if not data:
+                        continue
+                    if self.usage_chunk:
                         out.append(data)
+                    elif final is None and self.final is not None:  # this is the final chunk
+                        out.append(self._merged(data, self.final))
+                    else:
+                        self._put(out, data)
                 if out:
                     yield b"".join(out)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.source.aclose()
+
+    def _put(self, out: list[bytes], data: bytes) -> None:
+        """Without ``include_usage``: a chunk that may end the answer (a ``finish_reason``
+        string) is held back until the next event (the final chunk's fields go on it);
+        one held before goes out first, so the order is the node's (an SSE comment, a
+        keep-alive, passes it)."""
+        if data[:1] == b":":
+            out.append(data)
+            return
+        if self.held is not None:
+            out.append(self.held)
+            self.held = None
+        if _FINISHED.search(data) is None:
+            out.append(data)
+        else:
+            self.held = data
+
+    def _merged(self, data: bytes, final: dict[str, Any]) -> bytes:
+        """The final chunk's ``usage`` and ``mesh`` on the held chunk (its last data line
+        with choices), which goes out instead of it; with none held, the final chunk."""
+        held, self.held = self.held, None
+        if held is None:
+            return data
+        lines = held.decode().split("\n")
+        for i in range(len(lines) - 1, -1, -1):
+            line = lines[i]
+            if not line.startswith("data:") or not line[5:].strip().startswith("{"):
+                continue
+            obj = strict_json.loads(line[5:].strip())  # (checked by the send stage)
+            if not isinstance(obj, dict) or not obj.get("choices"):
+                continue
+            for key in ("usage", "mesh"):
+                if key in final:
+                    obj[key] = final[key]
+            lines[i] = "data: " + strict_json.dumps(obj).decode()
+            return "\n".join(lines).encode()
+        return held + data  # pragma: no cover - a held chunk has a finish_reason's choice
 
     def _shape(self, ev: Event) -> bytes:
         lines = ev.lines
@@ -204,6 +280,7 @@ class SseRelay:
             if isinstance(usage, dict) and not obj.get("choices"):
                 self.finalize(obj, ev.continued)
                 self.finalized = True
+                self.final = obj
             elif "mesh" in obj:  # a node's mesh elsewhere is never passed on as the gateway's
                 del obj["mesh"]
             elif not ev.continued:

@@ -117,6 +117,36 @@ def test_the_whole_stream_as_sse_verifies_and_its_text_is_checked() -> None:
     assert reason(f"data: {json.dumps(final)}\n\n") == "valid"  # the final chunk alone
 
 
+def test_a_stream_whose_finish_chunk_carries_the_receipt_verifies_in_every_form() -> None:
+    """Without ``include_usage`` the gateway's last chunk is the one with
+    ``finish_reason`` (and ``usage``, ``mesh``; found 2026-12-05): alone, as its ``data:``
+    line or its JSON, its empty text was checked as the answer's (``output_sha256``)."""
+    r = make_receipt()
+    base = {"id": "c", "object": "chat.completion.chunk"}
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"content": w}}]}
+              for w in ("The answer ", "is 42.")]  # fmt: skip
+    final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+             "usage": {"prompt_tokens": 7, "completion_tokens": 4},
+             "mesh": {"request_id": "req-1", "receipt": r}}  # fmt: skip
+    sse = "".join(f"data: {json.dumps(c)}\n\n" for c in [*chunks, final]) + "data: [DONE]\n\n"
+    assert reason(sse) == "valid"
+    assert reason(sse.replace("is 42", "is 43")) == "output_sha256"
+    assert reason(f"data: {json.dumps(final)}\n\n") == "valid"
+    assert reason(json.dumps(final)) == "valid"
+    text = [
+        {
+            "id": "c",
+            "object": "text_completion",
+            "choices": [{"index": 0, "text": "The answer is 42.", "finish_reason": None}],
+        }
+    ]
+    done = {**final, "object": "text_completion",
+            "choices": [{"index": 0, "text": "", "finish_reason": "stop"}]}  # fmt: skip
+    sse = "".join(f"data: {json.dumps(c)}\n\n" for c in [*text, done])
+    assert reason(sse) == "valid" and reason(f"data: {json.dumps(done)}\n\n") == "valid"
+    assert reason(sse.replace("is 42", "is 43")) == "output_sha256"
+
+
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [

@@ -186,7 +186,9 @@ async def test_stream_passes_chunks_and_replaces_final_mesh(mesh: Harness) -> No
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "Hello!"
     final = chunks[-1]
-    assert final["choices"] == [] and final["usage"]["completion_tokens"] == 3
+    # no include_usage asked: usage and mesh on the finish chunk (OpenAI's shape: no "choices": [])
+    assert final["choices"][0]["finish_reason"] == "stop"
+    assert final["usage"]["completion_tokens"] == 3
     assert final["mesh"]["request_id"] == r.headers["x-mesh-request-id"]
     assert final["mesh"]["cost"] == request_cost(GEMMA_PRICE, 4, 3) == 5
     assert final["mesh"]["ttft_ms"] is not None and final["mesh"]["latency_ms"] is not None
