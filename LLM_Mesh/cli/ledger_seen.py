@@ -70,14 +70,19 @@ def save_seen(
     tmp.replace(path)
 
 
-def load_seen_checkpoint(path: Path, source: str) -> dict[str, Any] | None:
-    """The signed checkpoint the last clean ``ledger verify`` of ``source`` checked."""
+def _seen(path: Path, source: str) -> Any:
+    """What the last clean ``ledger verify`` of ``source`` filed in ``path`` (None: nothing)."""
     try:
-        seen = json.loads(path.read_text()).get(_seen_key(source))
+        return json.loads(path.read_text()).get(_seen_key(source))
     except FileNotFoundError:
         return None
     except (ValueError, AttributeError) as exc:
         raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
+
+
+def load_seen_checkpoint(path: Path, source: str) -> dict[str, Any] | None:
+    """The signed checkpoint the last clean ``ledger verify`` of ``source`` checked."""
+    seen = _seen(path, source)
     cp = seen.get("checkpoint") if isinstance(seen, dict) else None
     return cp if isinstance(cp, dict) else None
 
@@ -85,12 +90,7 @@ def load_seen_checkpoint(path: Path, source: str) -> dict[str, Any] | None:
 def load_key_account(path: Path, source: str, tag: str) -> str | None:
     """The account an earlier clean ``ledger verify`` of ``source`` was shown for the key
     filed under ``tag`` (``core/key_account.key_tag``), if any."""
-    try:
-        seen = json.loads(path.read_text()).get(_seen_key(source))
-    except FileNotFoundError:
-        return None
-    except (ValueError, AttributeError) as exc:
-        raise ValueError(f"{path} is not what ledger verify wrote ({exc}); remove it") from None
+    seen = _seen(path, source)
     accounts = seen.get("accounts") if isinstance(seen, dict) else None
     account = accounts.get(tag) if isinstance(accounts, dict) else None
     return account if isinstance(account, str) else None
