@@ -5,20 +5,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
-from tests.registry.helpers import Harness, running
-
-
-def _client(h: Harness) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url="http://mesh/v1",
-        api_key="anonymous",
-        max_retries=0,
-        http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=h.app)),
-    )
+from tests.registry.helpers import running
+from tests.registry.sdk_client import sdk_client as _client
 
 
 async def test_openai_non_stream_and_stream(tmp_path: Path) -> None:

@@ -12,23 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
-from tests.registry.helpers import Harness, running
+from tests.registry.helpers import running
+from tests.registry.sdk_client import sdk_client as _client
 
 HI = [{"role": "user", "content": "hi"}]
 MODEL = "gemma-3-270m"
-
-
-def _client(h: Harness) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url="http://mesh/v1",
-        api_key="anonymous",
-        max_retries=0,
-        http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=h.app)),
-    )
 
 
 async def test_the_sdks_request_id_is_the_mesh_request_id(tmp_path: Path) -> None:
