@@ -1,4 +1,4 @@
-"""``llm-mesh ledger statement``: every entry of the user's account, held against the user's receipts.
+"""``llm-mesh ledger statement``: every entry of the user's account, held against its receipts.
 
 The user has an API key (``LLM_MESH_API_KEY``) and the answers (or receipts) the registry
 gave it, saved in a folder (``--receipts DIR``). The command runs the whole ``ledger
@@ -32,7 +32,16 @@ import typer
 from rich.text import Text
 
 from LLM_Mesh.cli import ledger_commands
-from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.common import (
+    HomeOpt,
+    RegistryCaOpt,
+    RegistryOpt,
+    console,
+    err,
+    fail,
+    first_answering,
+    settings_from,
+)
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_key_account, load_seen, save_seen
 from LLM_Mesh.cli.render import shown, terminal_text
@@ -104,7 +113,9 @@ def read_receipts(folder: Path | None, files: Sequence[Path]) -> list[tuple[Path
     return out
 
 
-def _checked(found: Sequence[tuple[Path, Found]], keys: Sequence[str]) -> tuple[list[Receipt], list[str]]:  # fmt: skip
+def _checked(
+    found: Sequence[tuple[Path, Found]], keys: Sequence[str]
+) -> tuple[list[Receipt], list[str]]:
     """The receipts that verify under the registry's ``keys``, and why the others do not."""
     by_id = parse_keys(keys) if found else {}
     good, bad = [], []
@@ -162,8 +173,9 @@ def statement_command(
         str | None,
         typer.Option(
             "--account",
-            help="the ledger account to list (user:...) instead of the one the registry "
-            "names for LLM_MESH_API_KEY (then no key is sent)",
+            help="the ledger account to list (user:..., or the operator:... account `llm-mesh "
+            "earnings` names) instead of the one the registry names for LLM_MESH_API_KEY "
+            "(then no key is sent)",
         ),
     ] = None,
     registry: RegistryOpt = None,
@@ -206,12 +218,15 @@ def statement_command(
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
 
+    shown_read: list[tuple[str, int, int] | None] = []  # the key's balance as shown
+
     async def go() -> tuple[Any, StatementWatch, list[Receipt], list[str], str | None]:
         if mine:
             bearer_header(mine, "the API key", InvalidApiKey)
         verify_tls = client_ssl_context(settings.registry_ca)
-        url = await ledger_commands.first_answering(settings.registry_urls, verify_tls)
-        async with ledger_commands._source(url, None, settings.ledger_origin, settings.registry_ca, mine) as src:  # fmt: skip
+        url = await first_answering(settings.registry_urls, verify_tls)
+        where = (url, None, settings.ledger_origin, settings.registry_ca, mine)
+        async with ledger_commands._source(*where) as src:
             trusted = [key] if key else (await src.keys())[0]
             held, refused = _checked(found, trusted)
 
@@ -225,6 +240,8 @@ def statement_command(
                 watch=watch.rows, now_us=int(time.time() * 1_000_000),
             )  # fmt: skip
             watch.account = watch.account or named()
+            if mine and isinstance(src, HttpSource):
+                shown_read.append(src.balance_read)
             return report, watch, held, refused, watch.account
 
     start = time.perf_counter()
@@ -233,6 +250,8 @@ def statement_command(
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     ledger_commands.print_report(report, time.perf_counter() - start, None)
+    if shown_read:  # the balance GET /v1/balance showed, held against the entries (audit)
+        ledger_commands.say_key_balance(report.ok, shown_read[0], None)
     if acct is None:
         raise fail(MeshError("the registry named no account for LLM_MESH_API_KEY: pass --account"))
     bad = list(refused)
@@ -271,4 +290,3 @@ def statement_command(
             "checkpoint yet[/]: run again later for the registry's signature on them",
             highlight=False,
         )
-

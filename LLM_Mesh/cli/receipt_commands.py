@@ -214,9 +214,10 @@ def verify_command(
         bool,
         typer.Option(
             "--ledger",
-            help="also check the registry's public ledger charged what the receipt signs "
-            "(GET /v1/ledger?request_id=: the answer's mesh.ledger_request_id, else the "
-            "receipt's request_id)",
+            help="also check that the entries the registry lists for the request (GET "
+            "/v1/ledger?request_id=: the answer's mesh.ledger_request_id, else the receipt's "
+            "request_id) charge what the receipt signs and are in its signed log (not that it "
+            "lists them all: `ledger verify --receipt FILE` reads the whole log)",
         ),
     ] = False,
     ledger_request_id: Annotated[

@@ -65,7 +65,7 @@ class Line:
     request_id: str | None
     receipt_hash: str | None
     signed: bool  # under the newest signed checkpoint (else published, not signed yet)
-    why: str  # what explains it: "receipt ab12… (request r)", "grant", or what is wrong
+    why: str  # what explains it: "receipt ab12… (request r)", "paid in", or "NO RECEIPT"
 
 
 @dataclass
@@ -133,7 +133,7 @@ def statement(
         other = str(e.get("to") if debit else e.get("from"))
         receipt = held.get(rh) if isinstance(rh, str) else None
         if not debit:
-            why = kind if receipt is None else f"{kind}, receipt {_short(receipt.receipt_hash)}"
+            why = "paid in" if receipt is None else f"paid in, receipt {_short(rh)}"
         elif receipt is None:
             named = "names no receipt" if not rh else f"names receipt {rh!r}, which you do not hold"
             why = "NO RECEIPT"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.cli import ledger_commands, ledger_statement
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
 from LLM_Mesh.cli.main import app
@@ -113,13 +113,14 @@ def _serve(monkeypatch: pytest.MonkeyPatch, p: Paid, drop: Any = None) -> None:
         return p.mesh.registry_url
 
     monkeypatch.setattr(ledger_commands, "_source", source)
-    monkeypatch.setattr(ledger_commands, "first_answering", first)
+    monkeypatch.setattr(ledger_statement, "first_answering", first)
 
 
-def _statement(p: Paid, *args: str) -> tuple[int, str]:
+def _statement(p: Paid, *args: str, folder: Path | None = None) -> tuple[int, str]:
     env = {"LLM_MESH_HOME": str(p.home / "user"), "LLM_MESH_API_KEY": p.key,
            "LLM_MESH_REGISTRY_URL": p.mesh.registry_url, "COLUMNS": "300"}  # fmt: skip
-    res = runner.invoke(app, ["ledger", "statement", "--receipts", str(p.folder), *args], env=env)
+    where = str(folder or p.folder)
+    res = runner.invoke(app, ["ledger", "statement", "--receipts", where, *args], env=env)
     return res.exit_code, " ".join(res.output.split())
 
 
@@ -129,6 +130,8 @@ def test_an_honest_history_passes(paid: Paid) -> None:
     assert f"statement of {paid.account}:" in out and "2 receipts held" in out
     assert "OK: every debit of the account names a receipt you hold" in out
     assert "NO RECEIPT" not in out
+    assert f"LLM_MESH_API_KEY's account {paid.account}: its balance" in out
+    assert "matches the ledger" in out
     seen = json.loads((paid.home / "user" / "ledger_seen.json").read_text())
     assert paid.account in json.dumps(seen) and paid.key not in json.dumps(seen)
 
@@ -180,3 +183,15 @@ def test_a_folder_with_a_file_that_holds_no_receipt_is_refused(paid: Paid) -> No
     (paid.folder / "notes.txt").write_text("not a receipt")
     code, out = _statement(paid)
     assert code == 1 and "notes.txt: holds no receipt" in out, out
+
+
+def test_an_operator_lists_its_account_complete_with_no_receipts(paid: Paid) -> None:
+    """``--account operator:...`` (the account ``GET /v1/earnings`` names): every share paid
+    to it, from the whole log, summed; an operator account is never debited."""
+    empty = paid.home / "none"
+    empty.mkdir()
+    op = operator_account("inprocess")
+    code, out = _statement(paid, "--account", op, folder=empty)
+    assert code == 0, out
+    assert f"statement of {op}: 2 entries" in out and "taken out 0 µNT" in out
+    assert out.count(" settle ") == 2

@@ -76,7 +76,7 @@ def test_an_honest_history_passes_and_adds_up() -> None:
     assert len(s.lines) == 9  # the grant and 8 debits; the other user's grant is not here
     assert s.paid_in == 10_000 and s.taken_out == 3000 + 1000 and s.balance == 6000
     assert all(line.signed for line in s.lines)
-    assert [line.why for line in s.lines][:2] == ["grant", f"receipt {receipts[0].receipt_hash[:16]}… (request req-1)"]  # fmt: skip
+    assert [line.why for line in s.lines][:2] == ["paid in", f"receipt {receipts[0].receipt_hash[:16]}… (request req-1)"]  # fmt: skip
 
 
 def test_a_debit_for_a_request_without_a_receipt_is_named() -> None:
