@@ -133,7 +133,9 @@ def statement(
         other = str(e.get("to") if debit else e.get("from"))
         receipt = held.get(rh) if isinstance(rh, str) else None
         if not debit:
-            why = "paid in" if receipt is None else f"paid in, receipt {_short(receipt.receipt_hash)}"
+            why = (
+                "paid in" if receipt is None else f"paid in, receipt {_short(receipt.receipt_hash)}"
+            )
         elif receipt is None:
             named = "names no receipt" if not rh else f"names receipt {rh!r}, which you do not hold"
             why = "NO RECEIPT"
