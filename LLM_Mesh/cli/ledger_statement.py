@@ -42,10 +42,13 @@ from LLM_Mesh.cli.common import (
     first_answering,
     settings_from,
 )
+from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt
+from LLM_Mesh.cli.earnings_commands import operator_token as earnings_token
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_key_account, load_seen, save_seen
 from LLM_Mesh.cli.render import shown, terminal_text
-from LLM_Mesh.client import bearer_header
+from LLM_Mesh.client import MeshClient, bearer_header
+from LLM_Mesh.config import Settings
 from LLM_Mesh.core.key_account import account_change, key_tag
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
 from LLM_Mesh.core.ledger_statement import Statement, statement
@@ -59,6 +62,7 @@ __all__ = ["StatementWatch", "read_receipts", "statement_command"]
 
 _FROM, _TO, _RH = (ENTRY_FIELDS.index(f) for f in ("from", "to", "receipt_hash"))
 MAX_RECEIPT_FILES = 100_000
+_KEY = "LLM_MESH_API_KEY"
 
 
 class StatementWatch:
@@ -127,6 +131,22 @@ def _checked(
     return good, bad
 
 
+async def operator_account(
+    settings: Settings, token: str, http_client: httpx.AsyncClient | None = None
+) -> tuple[str, str | None]:
+    """The operator account (and the unkeyed one of before migration 0018, if any) that
+    ``GET /v1/earnings`` names for ``token``: the registry's word (a keyed pseudonym the
+    operator cannot derive), remembered on first use by the caller."""
+    urls, ca = settings.registry_urls, settings.registry_ca
+    async with MeshClient(urls, ca_file=ca, http_client=http_client) as client:
+        report = await client.earnings(token, days=1)
+    acct, old = report.get("account"), report.get("old_account")
+    if not isinstance(acct, str) or not acct.startswith("operator:") or not ACCOUNT_RE.match(acct):
+        raise MeshError("GET /v1/earnings named no operator account for the token")
+    old_ok = isinstance(old, str) and old.startswith("operator:") and ACCOUNT_RE.match(old)
+    return acct, old if old_ok else None
+
+
 def _when(time_us: int) -> str:
     return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -178,6 +198,15 @@ def statement_command(
             "(then no key is sent)",
         ),
     ] = None,
+    operator: Annotated[
+        bool,
+        typer.Option(
+            "--operator",
+            help="list your operator account instead: the one GET /v1/earnings names for your "
+            "operator token (as `llm-mesh earnings` finds it), remembered on first use",
+        ),
+    ] = False,
+    operator_token: OperatorTokenOpt = None,
     registry: RegistryOpt = None,
     key: Annotated[
         str | None, typer.Option(help="pin the registry's public key (base64 or base64url)")
@@ -204,9 +233,17 @@ def statement_command(
         key = ledger_commands._check_pin(key)
     if account is not None and not ACCOUNT_RE.match(account):
         raise fail(ValueError(f"--account {account!r} is not a ledger account (user:...)"))
+    if operator and account is not None:
+        raise fail(ValueError("--operator names the account itself: not with --account"))
+    token = None
+    if operator:
+        try:
+            token = earnings_token(settings, operator_token)
+        except MeshError as exc:
+            raise fail(exc) from exc
     # the key goes only to the registry configured with it (as ledger verify's)
-    mine = settings.api_key if registry is None and account is None else None
-    if account is None and not mine:
+    mine = settings.api_key if registry is None and account is None and not operator else None
+    if account is None and not mine and token is None:
         raise fail(
             MeshError(
                 "no account to list: set LLM_MESH_API_KEY (the registry it is configured for "
@@ -220,9 +257,13 @@ def statement_command(
 
     shown_read: list[tuple[str, int, int] | None] = []  # the key's balance as shown
 
+    named_for_token: list[tuple[str, str | None]] = []  # --operator: (account, old account)
+
     async def go() -> tuple[Any, StatementWatch, list[Receipt], list[str], str | None]:
         if mine:
             bearer_header(mine, "the API key", InvalidApiKey)
+        if token is not None:
+            named_for_token.append(await operator_account(settings, token))
         verify_tls = client_ssl_context(settings.registry_ca)
         url = await first_answering(settings.registry_urls, verify_tls)
         where = (url, None, settings.ledger_origin, settings.registry_ca, mine)
@@ -232,6 +273,8 @@ def statement_command(
 
             def named() -> str | None:
                 read = src.balance_read if isinstance(src, HttpSource) else None
+                if named_for_token:
+                    return named_for_token[0][0]
                 return account or (read[0] if read else None)
 
             watch = StatementWatch(named, {r.receipt_hash for r in held})
@@ -255,11 +298,18 @@ def statement_command(
     if acct is None:
         raise fail(MeshError("the registry named no account for LLM_MESH_API_KEY: pass --account"))
     bad = list(refused)
-    tofu = None if account is not None or not mine else (key_tag(mine), acct)
+    secret = token if token is not None else mine if account is None else None
+    tofu = None if not secret else (key_tag(secret), acct)
+    if named_for_token and named_for_token[0][1]:
+        console.print(
+            f"your account of before keyed accounts, {shown(named_for_token[0][1])}, is not "
+            "listed (what it was paid stays there): run again with --account for it",
+            highlight=False,
+        )
     if tofu is not None:
         changed = account_change(load_key_account(seen_path, source, tofu[0]), acct)
         if changed is not None:
-            bad.append(changed)
+            bad.append(changed if token is None else changed.replace(_KEY, "your operator token"))
     cp = report.checkpoint
     s = statement(
         acct, _as_entries(watch.mine), held,

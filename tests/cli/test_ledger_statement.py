@@ -195,3 +195,33 @@ def test_an_operator_lists_its_account_complete_with_no_receipts(paid: Paid) -> 
     assert code == 0, out
     assert f"statement of {op}: 2 entries" in out and "taken out 0 µNT" in out
     assert out.count(" settle ") == 2
+
+
+def test_an_operator_account_named_for_the_token_is_listed_and_remembered(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--operator``: the account ``GET /v1/earnings`` names for the operator's token,
+    listed from the whole log; a registry naming another one later (one whose entries add
+    up) is refused, as for a user's key (``core/key_account.py``)."""
+    real = ledger_statement.operator_account
+    named: list[str] = []
+
+    async def via_mesh(settings: Any, token: str) -> tuple[str, str | None]:
+        async with paid.mesh.client() as c:
+            acct, old = await real(settings, token, c)
+        return (named.pop(0) if named else acct), old
+
+    monkeypatch.setattr(ledger_statement, "operator_account", via_mesh)
+    empty = paid.home / "none"
+    empty.mkdir()
+    assert paid.mesh.operator_token is not None
+    monkeypatch.setenv("LLM_MESH_OPERATOR_TOKEN", paid.mesh.operator_token)
+    op = operator_account("inprocess")
+    code, out = _statement(paid, "--operator", folder=empty)
+    assert code == 0, out
+    assert f"statement of {op}: 2 entries" in out
+    named.append(operator_account("someone-else"))
+    code, out = _statement(paid, "--operator", folder=empty)
+    assert code == 1, out
+    assert f"named account {operator_account('someone-else')} for your operator token" in out
+    assert f"but {op} before" in out
