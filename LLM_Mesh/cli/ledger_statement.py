@@ -224,7 +224,10 @@ def statement_command(
     receipt you hold, each receipt's entries charge what it signs and come from this
     account, and the audit is clean; 1: any of these fails (each named: a debit with no
     receipt, another amount or fee, a receipt paid from another account, a settled receipt
-    older than 10 minutes that no entry names), or an error. Credits (grants) are listed."""
+    older than 10 minutes that no entry names, another account named for the key or token
+    than before), or an error. Credits (grants) are listed. The account: the one the
+    registry names for LLM_MESH_API_KEY, else --account, or with --operator the one it
+    names for your operator token."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     settings = settings_from(home, registry, registry_ca=ca)
     source = f"registry:{settings.registry_url}"

@@ -152,3 +152,9 @@ def test_entries_after_the_newest_checkpoint_are_listed_as_not_signed() -> None:
     by = {r.receipt_hash: [e for e in log if e["receipt_hash"] == r.receipt_hash] for r in receipts}
     s = statement(USER, mine, receipts, by, signed_size=6, signed_time_us=LATER)
     assert [line.signed for line in s.lines] == [True] * 5 + [False] * 4
+
+
+def test_a_request_charged_twice_under_its_receipt_is_named() -> None:
+    transfers, receipts = _honest()
+    s = _statement(_log([*transfers, *_paid(receipts[0])]), receipts)
+    assert any("the nodes' shares (settle/hold) are [950, 950, 1900, 1900]" in f for f in s.findings)
