@@ -51,6 +51,7 @@ from LLM_Mesh.cli.common import fail as _fail
 from LLM_Mesh.cli.common import settings_from as _settings
 from LLM_Mesh.cli.earnings_commands import earnings_command
 from LLM_Mesh.cli.ledger_commands import ledger_app
+from LLM_Mesh.cli.ledger_statement import statement_command
 from LLM_Mesh.cli.node_commands import node_app
 from LLM_Mesh.cli.receipt_commands import receipt_app
 from LLM_Mesh.cli.registry_serve import registry_serve
@@ -88,6 +89,7 @@ registry_app.add_typer(canary_app, name="canary")
 registry_app.command("serve")(registry_serve)
 app.add_typer(node_app, name="node")
 app.add_typer(ledger_app, name="ledger")
+ledger_app.command("statement")(statement_command)
 app.add_typer(receipt_app, name="receipt")
 app.command("earnings")(earnings_command)
 

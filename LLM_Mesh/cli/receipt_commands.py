@@ -214,9 +214,10 @@ def verify_command(
         bool,
         typer.Option(
             "--ledger",
-            help="also check the registry's public ledger charged what the receipt signs "
-            "(GET /v1/ledger?request_id=: the answer's mesh.ledger_request_id, else the "
-            "receipt's request_id)",
+            help="also check that the entries the registry lists for the request (GET "
+            "/v1/ledger?request_id=: the answer's mesh.ledger_request_id, else the receipt's "
+            "request_id) charge what the receipt signs and are in its signed log (not that it "
+            "lists them all: `ledger verify --receipt FILE` reads the whole log)",
         ),
     ] = False,
     ledger_request_id: Annotated[
@@ -258,6 +259,14 @@ def verify_command(
         _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()))
 
 
+LISTED_ONLY = (
+    "proven: those entries are in the registry's log (inclusion proofs against its signed "
+    "checkpoint); not proven: that the registry listed all of the receipt's entries. For "
+    "that, `llm-mesh ledger verify --receipt FILE` reads the whole log (and `ledger "
+    "statement` checks every entry of your key's account against your receipts)"
+)
+
+
 def _check_ledger(
     receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes]
 ) -> None:
@@ -287,9 +296,13 @@ def _check_ledger(
             )
         raise typer.Exit(1)
     console.print(
-        f"  ledger: the {counted(len(entries), 'entry', 'entries')} of request {shown(lid)} "
-        f"{'charges' if len(entries) == 1 else 'charge'} what the receipt signs", highlight=False,
+        f"  ledger: the {counted(len(entries), 'entry', 'entries')} the registry lists for "
+        f"request {shown(lid)} {'charges' if len(entries) == 1 else 'charge'} what the receipt "
+        "signs", highlight=False,
     )  # fmt: skip
+    # found 2026-12-05: said as if they were all of the receipt's entries; the page is the
+    # registry's choice (an entry left out of it is in no proof asked for here)
+    console.print(f"  {LISTED_ONLY}", highlight=False)
     if later:  # the checkpointer signs every few seconds: a later run proves them too
         console.print(
             f"  [yellow]{'entry' if len(later) == 1 else 'entries'} {', '.join(map(str, later))} "

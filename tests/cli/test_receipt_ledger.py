@@ -67,7 +67,7 @@ def test_an_honest_requests_entries_agree_with_its_receipt(paid: tuple[Any, ...]
     res = _verify(mesh, r.text)
     assert res.exit_code == 0, res.output
     said = " ".join(res.output.split())
-    assert re.search(r"the (1 entry|\d+ entries) of request \S+ charges? what the receipt signs", said)
+    assert re.search(r"the (1 entry|\d+ entries) the registry lists for request \S+ charges? what the receipt signs", said)
     assert "not in a signed checkpoint" not in said
 
 
@@ -211,3 +211,25 @@ def test_ledger_verify_takes_receipts_and_names_one_it_cannot_verify(tmp_path: A
     res = runner.invoke(app, [*args, "--receipt", str(answer)])
     assert res.exit_code == 1, res.output
     assert "a --receipt does not verify (unknown_registry" in " ".join(res.output.split())
+
+
+
+def test_receipt_verify_ledger_says_it_proves_only_the_entries_listed(
+    paid: tuple[Any, ...],
+) -> None:
+    """The registry takes an extra fee under the receipt's hash, filed under another request
+    id: the request's page leaves it out, every listed entry agrees and is in the log.
+    ``receipt verify --ledger`` cannot tell (the page is the registry's choice): it says
+    the listed entries agree, that their completeness is not proven, and what reads the
+    whole log (found 2026-12-05: "the entries of request X charge what the receipt signs",
+    as if they were all; ``ledger verify --receipt`` catching it is the test above)."""
+    mesh, rt, r = paid
+    rh = r.json()["mesh"]["receipt"]["receipt_hash"]
+    mesh.call(rt.ledger.append_one(Transfer("fee", POOL, NETWORK, 7, "req-elsewhere", rh)))
+    mesh.call(rt.checkpointer.checkpoint())
+    res = _verify(mesh, r.text)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, said
+    assert re.search(r"the (1 entry|\d+ entries) the registry lists for request \S+ charges? ", said)
+    assert "not proven: that the registry listed all of the receipt's entries" in said
+    assert "`llm-mesh ledger verify --receipt FILE` reads the whole log" in said

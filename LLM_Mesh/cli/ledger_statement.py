@@ -1,0 +1,345 @@
+"""``llm-mesh ledger statement``: every entry of the user's account, held against its receipts.
+
+The user has an API key (``LLM_MESH_API_KEY``) and the answers (or receipts) the registry
+gave it, saved in a folder (``--receipts DIR``). The command runs the whole ``ledger
+verify`` audit (``cli/ledger_commands.audit``: every entry read once, hashed, chained and
+its tree root held against the registry's signed checkpoints) and, while the entries
+stream by, keeps those that move money from or to the key's account and those naming a
+held receipt (:class:`StatementWatch`). Since the verifier computed the signed tree over
+every entry itself, the account's entries it keeps are proven in the log and complete:
+nothing of the registry's choosing lists them. What they are judged by is pure
+(``core/ledger_statement.statement``).
+
+The account is the one ``GET /v1/balance`` names for the key (the key goes only to the
+registry it is configured with, as with ``ledger verify``); the first one named is
+remembered (``ledger_seen.json``, ``core/key_account.py``) and another later refused. The
+receipts tie it to what the registry really debits: a user-paid receipt paid from
+another account is a finding. ``--account`` names it instead (no key sent): then it is
+the user's word, checked against the receipts the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.text import Text
+
+from LLM_Mesh.cli import ledger_commands
+from LLM_Mesh.cli.common import (
+    HomeOpt,
+    RegistryCaOpt,
+    RegistryOpt,
+    console,
+    err,
+    fail,
+    first_answering,
+    settings_from,
+)
+from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt
+from LLM_Mesh.cli.earnings_commands import operator_token as earnings_token
+from LLM_Mesh.cli.ledger_http import HttpSource, Row
+from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_key_account, load_seen, save_seen
+from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.client import MeshClient, bearer_header
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.key_account import account_change, key_tag
+from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
+from LLM_Mesh.core.ledger_statement import Statement, statement
+from LLM_Mesh.core.plural import counted
+from LLM_Mesh.core.receipt import Receipt, ReceiptError
+from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
+from LLM_Mesh.errors import InvalidApiKey, MeshError
+from LLM_Mesh.tls import client_ssl_context
+
+__all__ = ["StatementWatch", "read_receipts", "statement_command"]
+
+_FROM, _TO, _RH = (ENTRY_FIELDS.index(f) for f in ("from", "to", "receipt_hash"))
+MAX_RECEIPT_FILES = 100_000
+_KEY = "LLM_MESH_API_KEY"
+
+
+class StatementWatch:
+    """Keeps, of every batch of entries the audit reads, those moving money from or to the
+    account (``account()``: known once the registry named it, before the first entry) and
+    those naming one of ``hashes``."""
+
+    def __init__(self, account: Callable[[], str | None], hashes: set[str]) -> None:
+        self._account = account
+        self.account: str | None = None
+        self.mine: list[Row] = []
+        self.by_receipt: dict[str, list[Row]] = {h: [] for h in hashes}
+
+    def rows(self, batch: Sequence[Row]) -> None:
+        if self.account is None:
+            self.account = self._account()
+            if self.account is None:
+                raise MeshError(
+                    "the registry named no account for LLM_MESH_API_KEY (GET /v1/balance): "
+                    "pass --account ACCOUNT"
+                )
+        account, by = self.account, self.by_receipt
+        n = len(ENTRY_FIELDS)
+        for row in batch:
+            if len(row) != n:
+                continue  # the audit names a malformed row
+            if row[_FROM] == account or row[_TO] == account:
+                self.mine.append(row)
+            found = by.get(row[_RH]) if by else None  # type: ignore[call-overload]
+            if found is not None:
+                found.append(row)
+
+
+def read_receipts(folder: Path | None, files: Sequence[Path]) -> list[tuple[Path, Found]]:
+    """The receipts in every file of ``folder`` (not hidden ones) and ``files``: each a
+    saved answer (JSON or SSE), a bare receipt or an ``X-Mesh-Receipt`` header; a file that
+    holds none is an error naming it."""
+    paths = list(files)
+    if folder is not None:
+        if not folder.is_dir():
+            raise ValueError(f"--receipts {folder}: not a folder")
+        found = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        if len(found) > MAX_RECEIPT_FILES:
+            raise ValueError(f"--receipts {folder}: more than {MAX_RECEIPT_FILES} files")
+        paths += found
+    out = []
+    for p in paths:
+        try:
+            out.append((p, find_receipt(p.read_text("utf-8"))))
+        except (ReceiptError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{p}: holds no receipt ({exc})") from None
+    return out
+
+
+def _checked(
+    found: Sequence[tuple[Path, Found]], keys: Sequence[str]
+) -> tuple[list[Receipt], list[str]]:
+    """The receipts that verify under the registry's ``keys``, and why the others do not."""
+    by_id = parse_keys(keys) if found else {}
+    good, bad = [], []
+    for path, f in found:
+        try:
+            good.append(verify(f, by_id))
+        except ReceiptError as exc:
+            bad.append(f"{path}: the receipt does not verify ({exc.reason}: {exc})")
+    return good, bad
+
+
+async def operator_account(
+    settings: Settings, token: str, http_client: httpx.AsyncClient | None = None
+) -> tuple[str, str | None]:
+    """The operator account (and the unkeyed one of before migration 0018, if any) that
+    ``GET /v1/earnings`` names for ``token``: the registry's word (a keyed pseudonym the
+    operator cannot derive), remembered on first use by the caller."""
+    urls, ca = settings.registry_urls, settings.registry_ca
+    async with MeshClient(urls, ca_file=ca, http_client=http_client) as client:
+        report = await client.earnings(token, days=1)
+    acct, old = report.get("account"), report.get("old_account")
+    if not isinstance(acct, str) or not acct.startswith("operator:") or not ACCOUNT_RE.match(acct):
+        raise MeshError("GET /v1/earnings named no operator account for the token")
+    old_ok = isinstance(old, str) and old.startswith("operator:") and ACCOUNT_RE.match(old)
+    return acct, old if old_ok else None
+
+
+def _when(time_us: int) -> str:
+    return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_statement(s: Statement) -> None:
+    console.print(
+        f"statement of {shown(s.account)}: {counted(len(s.lines), 'entry', 'entries')} "
+        f"(every one in the log), {counted(s.receipts, 'receipt')} held; "
+        f"paid in {s.paid_in:,} µNT, taken out {s.taken_out:,} µNT, balance {s.balance:,} µNT",
+        highlight=False,
+    )
+    for line in s.lines:
+        mark = "" if line.signed else "  [yellow](not under a signed checkpoint yet)[/]"
+        style = "red" if line.why == "NO RECEIPT" else "default"
+        console.print(
+            f"  {line.seq:>8}  {_when(line.time_us)}  {shown(line.kind):<8} {line.amount:>+14,}  "
+            f"{shown(line.other)}  [{style}]{shown(line.why)}[/]{mark}",
+            highlight=False,
+        )
+    for p in s.pending:
+        console.print(f"[yellow]pending[/]: {shown(p)}", highlight=False)
+    for u in s.unchecked:
+        console.print(f"[yellow]unchecked[/]: {shown(u)}", highlight=False)
+
+
+def _as_entries(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    return [dict(zip(ENTRY_FIELDS, r, strict=True)) for r in rows]
+
+
+def statement_command(
+    receipts: Annotated[
+        Path | None,
+        typer.Option(
+            "--receipts",
+            metavar="DIR",
+            help="a folder of the answers (or receipts, or X-Mesh-Receipt headers) you saved, "
+            "one a file: every debit of your account must name one of them",
+        ),
+    ] = None,
+    receipt: Annotated[
+        list[Path] | None, typer.Option("--receipt", help="one more such file; repeatable")
+    ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(
+            "--account",
+            help="the ledger account to list (user:..., or the operator:... account `llm-mesh "
+            "earnings` names) instead of the one the registry names for LLM_MESH_API_KEY "
+            "(then no key is sent)",
+        ),
+    ] = None,
+    operator: Annotated[
+        bool,
+        typer.Option(
+            "--operator",
+            help="list your operator account instead: the one GET /v1/earnings names for your "
+            "operator token (as `llm-mesh earnings` finds it), remembered on first use",
+        ),
+    ] = False,
+    operator_token: OperatorTokenOpt = None,
+    registry: RegistryOpt = None,
+    key: Annotated[
+        str | None, typer.Option(help="pin the registry's public key (base64 or base64url)")
+    ] = None,
+    page: Annotated[
+        int, typer.Option(min=1, max=10_000, help="entries per page of GET /v1/ledger")
+    ] = 10_000,
+    home: HomeOpt = None,
+    registry_ca: RegistryCaOpt = None,
+) -> None:
+    """List every ledger entry of your account and check it against your receipts.
+
+    Reads and checks the whole log (as `ledger verify`), so the list is complete and
+    every entry in it is in the registry's signed log. Exit 0: every debit names a
+    receipt you hold, each receipt's entries charge what it signs and come from this
+    account, and the audit is clean; 1: any of these fails (each named: a debit with no
+    receipt, another amount or fee, a receipt paid from another account, a settled receipt
+    older than 10 minutes that no entry names, another account named for the key or token
+    than before), or an error. Credits (grants) are listed. The account: the one the
+    registry names for LLM_MESH_API_KEY, else --account, or with --operator the one it
+    names for your operator token."""
+    ca = str(registry_ca.expanduser()) if registry_ca else None
+    settings = settings_from(home, registry, registry_ca=ca)
+    source = f"registry:{settings.registry_url}"
+    seen_path = settings.home / SEEN_FILE
+    if key is not None:
+        key = ledger_commands._check_pin(key)
+    if account is not None and not ACCOUNT_RE.match(account):
+        raise fail(ValueError(f"--account {account!r} is not a ledger account (user:...)"))
+    if operator and account is not None:
+        raise fail(ValueError("--operator names the account itself: not with --account"))
+    token = None
+    if operator:
+        try:
+            token = earnings_token(settings, operator_token)
+        except MeshError as exc:
+            raise fail(exc) from exc
+    # the key goes only to the registry configured with it (as ledger verify's)
+    mine = settings.api_key if registry is None and account is None and not operator else None
+    if account is None and not mine and token is None:
+        raise fail(
+            MeshError(
+                "no account to list: set LLM_MESH_API_KEY (the registry it is configured for "
+                "names its account; not sent to a --registry) or pass --account"
+            )
+        )
+    try:
+        found = read_receipts(receipts, receipt or ())
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from exc
+
+    shown_read: list[tuple[str, int, int] | None] = []  # the key's balance as shown
+
+    named_for_token: list[tuple[str, str | None]] = []  # --operator: (account, old account)
+
+    async def go() -> tuple[Any, StatementWatch, list[Receipt], list[str], str | None]:
+        if mine:
+            bearer_header(mine, "the API key", InvalidApiKey)
+        if token is not None:
+            named_for_token.append(await operator_account(settings, token))
+        verify_tls = client_ssl_context(settings.registry_ca)
+        url = await first_answering(settings.registry_urls, verify_tls)
+        where = (url, None, settings.ledger_origin, settings.registry_ca, mine)
+        async with ledger_commands._source(*where) as src:
+            trusted = [key] if key else (await src.keys())[0]
+            held, refused = _checked(found, trusted)
+
+            def named() -> str | None:
+                read = src.balance_read if isinstance(src, HttpSource) else None
+                if named_for_token:
+                    return named_for_token[0][0]
+                return account or (read[0] if read else None)
+
+            watch = StatementWatch(named, {r.receipt_hash for r in held})
+            report = await ledger_commands.audit(
+                src, page=page, pin=key, remembered=load_seen(seen_path, source),
+                watch=watch.rows, now_us=int(time.time() * 1_000_000),
+            )  # fmt: skip
+            watch.account = watch.account or named()
+            if mine and isinstance(src, HttpSource):
+                shown_read.append(src.balance_read)
+            return report, watch, held, refused, watch.account
+
+    start = time.perf_counter()
+    try:
+        report, watch, held, refused, acct = asyncio.run(go())
+    except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
+        raise fail(exc) from exc
+    ledger_commands.print_report(report, time.perf_counter() - start, None)
+    if shown_read:  # the balance GET /v1/balance showed, held against the entries (audit)
+        ledger_commands.say_key_balance(report.ok, shown_read[0], None)
+    if acct is None:
+        raise fail(MeshError("the registry named no account for LLM_MESH_API_KEY: pass --account"))
+    bad = list(refused)
+    secret = token if token is not None else mine if account is None else None
+    tofu = None if not secret else (key_tag(secret), acct)
+    if named_for_token and named_for_token[0][1]:
+        console.print(
+            f"your account of before keyed accounts, {shown(named_for_token[0][1])}, is not "
+            "listed (what it was paid stays there): run again with --account for it",
+            highlight=False,
+        )
+    if tofu is not None:
+        changed = account_change(load_key_account(seen_path, source, tofu[0]), acct)
+        if changed is not None:
+            bad.append(changed if token is None else changed.replace(_KEY, "your operator token"))
+    cp = report.checkpoint
+    s = statement(
+        acct, _as_entries(watch.mine), held,
+        {h: _as_entries(rows) for h, rows in watch.by_receipt.items()},
+        signed_size=0 if cp is None else cp.tree_size,
+        signed_time_us=None if cp is None else cp.time_us,
+    )  # fmt: skip
+    print_statement(s)
+    problems = bad + s.findings
+    for p in problems:
+        err.print(Text.assemble(("STATEMENT", "red"), f" {terminal_text(p)}"), soft_wrap=True)
+    if problems or not report.ok:
+        err.print(
+            f"[red]MISMATCH[/]: {counted(len(problems), 'statement finding')}"
+            + ("" if report.ok else ", and the log itself does not check out (above)")
+        )
+        raise typer.Exit(1)
+    save_seen(seen_path, source, report, settings.registry_url, tofu)
+    console.print(
+        "[green]OK[/]: every debit of the account names a receipt you hold and charges what "
+        "it signs; the list is every entry of the account in the log",
+        highlight=False,
+    )
+    later = sum(not line.signed for line in s.lines)
+    if later:  # published and checked, but nothing the registry signed covers them yet
+        console.print(
+            f"[yellow]{counted(later, 'entry is', 'entries are')} not under a signed "
+            "checkpoint yet[/]: run again later for the registry's signature on them",
+            highlight=False,
+        )

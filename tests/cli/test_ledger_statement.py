@@ -1,0 +1,227 @@
+"""``llm-mesh ledger statement``: a keyed user's account against the real registry's public
+ledger and the answers the user saved (``tests/inprocess_mesh.py``: the real registry,
+settlement and a sim node, whose answers are SIMULATED). Each attack is a registry
+operator writing into the user's account what no receipt explains, or showing a log
+without one of its entries: ``ledger verify`` passes the first kind (every entry well
+formed, hashed and signed, no balance below zero), and nothing listed a user's entries at
+all (found 2026-12-05)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import ledger_commands, ledger_statement
+from LLM_Mesh.cli.ledger_commands import StoreSource, audit
+from LLM_Mesh.cli.ledger_http import HttpSource, Row
+from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.ledger_entry import MINT, NETWORK, Transfer
+from LLM_Mesh.registry.api_keys import create_api_key
+from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.registry.settlement import user_account
+from tests.inprocess_mesh import InProcessMesh
+from tests.keyed import operator_account
+
+runner = CliRunner()
+MODEL = "gemma-3-270m"
+
+
+class Paid:
+    """A keyed user with two settled answers saved in ``folder``, under a signed checkpoint."""
+
+    def __init__(self, mesh: InProcessMesh, home: Path) -> None:
+        self.mesh, self.home = mesh, home
+        mesh.add_node(MODEL)
+        assert mesh.app is not None
+        self.rt: Runtime = mesh.app.state.runtime
+        assert self.rt.ledger is not None and self.rt.settlement is not None
+        made = mesh.call(create_api_key(mesh.store, name="dana"))
+        assert made is not None
+        self.key, self.account = made[0], user_account(made[1].key_id)
+        self.ledger = self.rt.ledger
+        mesh.call(self.ledger.append_one(Transfer("grant", MINT, self.account, 1_000_000)))
+        self.folder = home / "answers"
+        self.folder.mkdir(parents=True)
+        self.answers = []
+        for i in range(2):
+            body = {"model": MODEL, "messages": [{"role": "user", "content": f"hi {i}"}],
+                    "max_tokens": 8}  # fmt: skip
+            with mesh.sync_client() as c:
+                r = c.post("/v1/chat/completions", json=body,
+                           headers={"Authorization": f"Bearer {self.key}"})  # fmt: skip
+            assert r.status_code == 200, r.text
+            receipt = r.json()["mesh"]["receipt"]
+            assert receipt.get("payer") == "user" and receipt.get("cost"), receipt
+            (self.folder / f"answer-{i}.json").write_text(r.text)
+            self.answers.append(r.json())
+        self.settle()
+
+    def settle(self) -> None:
+        settlement, cp = self.rt.settlement, self.rt.checkpointer
+        assert settlement is not None and cp is not None
+        self.mesh.call(settlement.flush())
+        self.mesh.call(_give_back(settlement))
+        self.mesh.call(settlement.flush())
+        self.mesh.call(cp.checkpoint())
+
+    def write(self, t: Transfer) -> None:
+        """The registry's operator writes an entry of its own (and signs it in)."""
+        self.mesh.call(self.ledger.append_one(t))
+        assert self.rt.checkpointer is not None
+        self.mesh.call(self.rt.checkpointer.checkpoint())
+
+    def request(self, i: int) -> tuple[str, str]:
+        m = self.answers[i]["mesh"]
+        return m.get("ledger_request_id") or m["request_id"], m["receipt"]["receipt_hash"]
+
+
+async def _give_back(s: Any) -> int:
+    return int(s.give_back(float("inf")))
+
+
+@pytest.fixture
+def paid(inprocess_mesh: InProcessMesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paid:
+    p = Paid(inprocess_mesh, tmp_path)
+    _serve(monkeypatch, p)
+    return p
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, p: Paid, drop: Any = None) -> None:
+    """The CLI's registry is the in-process one (``drop(row)``: rows it leaves out)."""
+
+    @contextlib.asynccontextmanager
+    async def source(url: str, db: object, origin: str, ca: object, key: str | None) -> Any:
+        async with p.mesh.client() as c:
+            src = HttpSource(c, key)
+            if drop is not None:
+                honest = src.entries
+
+                async def entries(page: int) -> AsyncIterator[list[Row]]:
+                    async for batch in honest(page):
+                        yield [r for r in batch if not drop(r)]
+
+                src.entries = entries  # type: ignore[method-assign]
+            yield src
+
+    async def first(urls: object, verify: object) -> str:
+        return p.mesh.registry_url
+
+    monkeypatch.setattr(ledger_commands, "_source", source)
+    monkeypatch.setattr(ledger_statement, "first_answering", first)
+
+
+def _statement(p: Paid, *args: str, folder: Path | None = None) -> tuple[int, str]:
+    env = {"LLM_MESH_HOME": str(p.home / "user"), "LLM_MESH_API_KEY": p.key,
+           "LLM_MESH_REGISTRY_URL": p.mesh.registry_url, "COLUMNS": "300"}  # fmt: skip
+    where = str(folder or p.folder)
+    res = runner.invoke(app, ["ledger", "statement", "--receipts", where, *args], env=env)
+    return res.exit_code, " ".join(res.output.split())
+
+
+def test_an_honest_history_passes(paid: Paid) -> None:
+    code, out = _statement(paid)
+    assert code == 0, out
+    assert f"statement of {paid.account}:" in out and "2 receipts held" in out
+    assert "OK: every debit of the account names a receipt you hold" in out
+    assert "NO RECEIPT" not in out
+    assert f"LLM_MESH_API_KEY's account {paid.account}: its balance" in out
+    assert "matches the ledger" in out
+    seen = json.loads((paid.home / "user" / "ledger_seen.json").read_text())
+    assert paid.account in json.dumps(seen) and paid.key not in json.dumps(seen)
+
+
+def test_a_debit_for_a_request_without_a_receipt_fails(paid: Paid) -> None:
+    paid.write(Transfer("settle", paid.account, operator_account("inprocess"), 500, "req-x"))
+    report = paid.mesh.call(audit(StoreSource(paid.ledger, paid.mesh.settings.ledger_origin)))
+    assert report.ok, report.findings  # the log's own audit cannot tell
+    code, out = _statement(paid)
+    assert code == 1, out
+    assert "takes 500 µNT" in out and "names no receipt" in out and "NO RECEIPT" in out
+
+
+def test_an_extra_fee_under_a_saved_receipt_fails(paid: Paid) -> None:
+    lid, rh = paid.request(0)
+    paid.write(Transfer("fee", paid.account, NETWORK, 7, lid, rh))
+    code, out = _statement(paid)
+    assert code == 1, out
+    assert "the fees are" in out
+
+
+def test_a_log_shown_without_one_of_the_accounts_debits_fails(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry leaves one of the user's debits out of what it shows (a per-account
+    list would just not name it): the verifier's own tree misses a leaf."""
+    _lid, rh = paid.request(0)  # the first debit: the entries after it still come
+    dropped: list[object] = []
+
+    def drop(row: Row) -> bool:
+        if not dropped and row[7] == rh and row[2] == "settle":
+            dropped.append(row[0])
+            return True
+        return False
+
+    _serve(monkeypatch, paid, drop)
+    code, out = _statement(paid)
+    assert dropped and code == 1, out
+    assert f"entry {dropped[0]} is missing" in out
+
+
+def test_receipts_paid_from_another_account_than_the_one_listed_fail(paid: Paid) -> None:
+    code, out = _statement(paid, "--account", "user:" + "b" * 24)
+    assert code == 1, out
+    assert f"not user:{'b' * 24}" in out and "one of them is not your key's" in out
+
+
+def test_a_folder_with_a_file_that_holds_no_receipt_is_refused(paid: Paid) -> None:
+    (paid.folder / "notes.txt").write_text("not a receipt")
+    code, out = _statement(paid)
+    assert code == 1 and "notes.txt: holds no receipt" in out, out
+
+
+def test_an_operator_lists_its_account_complete_with_no_receipts(paid: Paid) -> None:
+    """``--account operator:...`` (the account ``GET /v1/earnings`` names): every share paid
+    to it, from the whole log, summed; an operator account is never debited."""
+    empty = paid.home / "none"
+    empty.mkdir()
+    op = operator_account("inprocess")
+    code, out = _statement(paid, "--account", op, folder=empty)
+    assert code == 0, out
+    assert f"statement of {op}: 2 entries" in out and "taken out 0 µNT" in out
+    assert out.count(" settle ") == 2
+
+
+def test_an_operator_account_named_for_the_token_is_listed_and_remembered(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--operator``: the account ``GET /v1/earnings`` names for the operator's token,
+    listed from the whole log; a registry naming another one later (one whose entries add
+    up) is refused, as for a user's key (``core/key_account.py``)."""
+    real = ledger_statement.operator_account
+    named: list[str] = []
+
+    async def via_mesh(settings: Any, token: str) -> tuple[str, str | None]:
+        async with paid.mesh.client() as c:
+            acct, old = await real(settings, token, c)
+        return (named.pop(0) if named else acct), old
+
+    monkeypatch.setattr(ledger_statement, "operator_account", via_mesh)
+    empty = paid.home / "none"
+    empty.mkdir()
+    assert paid.mesh.operator_token is not None
+    monkeypatch.setenv("LLM_MESH_OPERATOR_TOKEN", paid.mesh.operator_token)
+    op = operator_account("inprocess")
+    code, out = _statement(paid, "--operator", folder=empty)
+    assert code == 0, out
+    assert f"statement of {op}: 2 entries" in out
+    named.append(operator_account("someone-else"))
+    code, out = _statement(paid, "--operator", folder=empty)
+    assert code == 1, out
+    assert f"named account {operator_account('someone-else')} for your operator token" in out
+    assert f"but {op} before" in out

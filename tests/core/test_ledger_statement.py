@@ -1,0 +1,160 @@
+"""A user's statement (``core/ledger_statement.py``): every entry of the user's account held
+against the receipts the user kept. Each attack is a registry that writes into the account
+what no receipt of the user explains (found 2026-12-05: no check listed a user's debits;
+a ``fee`` or ``settle`` debit naming no receipt passed ``ledger verify``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from LLM_Mesh.core.ledger_entry import GENESIS_PREV, MINT, NETWORK, Transfer, make_entry
+from LLM_Mesh.core.ledger_statement import PENDING_S, statement, touches
+from LLM_Mesh.core.receipt import Receipt
+from LLM_Mesh.core.receipt_verify import Found, verify
+from tests.core.test_receipt_verify import KEYS, NODE_A, NODE_B, TEXT, make_receipt
+
+USER = "user:" + "a" * 24
+OTHER_USER = "user:" + "b" * 24
+OP_A, OP_B = "operator:" + "1" * 32, "operator:" + "2" * 32
+T0 = 1_700_000_000_000_000  # the receipts' time (make_receipt's clock), in µs
+LATER = T0 + 3600 * 1_000_000  # a checkpoint an hour after them
+
+
+def _receipt(rid: str = "req-1", amounts: tuple[int, int] = (1000, 2000), payer: str = "user") -> Receipt:  # fmt: skip
+    two = [(NODE_A, TEXT[:8], 2, False), (NODE_B, TEXT[8:], 2, False)]
+    return verify(
+        Found(make_receipt(parts=two, amounts=list(amounts), payer=payer, request_id=rid)), KEYS
+    )
+
+
+def _paid(r: Receipt, payer: str = USER) -> list[Transfer]:
+    """What honest settlement writes for ``r`` (5 % fees: 950 + 50, 1900 + 100)."""
+    h, rid = r.receipt_hash, r.request_id
+    return [
+        Transfer("settle", payer, OP_A, 950, rid, h),
+        Transfer("settle", payer, OP_B, 1900, rid, h),
+        Transfer("fee", payer, NETWORK, 50, rid, h),
+        Transfer("fee", payer, NETWORK, 100, rid, h),
+    ]
+
+
+def _log(transfers: list[Transfer]) -> list[dict[str, Any]]:
+    out, prev = [], GENESIS_PREV
+    for i, t in enumerate(transfers):
+        e, prev = make_entry(i, T0 + i, t, prev)
+        out.append(e.to_json())
+    return out
+
+
+def _statement(log: list[dict[str, Any]], receipts: list[Receipt], account: str = USER,
+               signed_time_us: int | None = LATER) -> Any:  # fmt: skip
+    """What the CLI feeds it: the account's entries and, per held receipt, every entry of
+    the whole log naming its hash."""
+    mine = [e for e in log if touches(e, account)]
+    by = {r.receipt_hash: [e for e in log if e["receipt_hash"] == r.receipt_hash] for r in receipts}
+    return statement(account, mine, receipts, by, signed_size=len(log), signed_time_us=signed_time_us)
+
+
+def _honest() -> tuple[list[Transfer], list[Receipt]]:
+    r1, r2 = _receipt("req-1"), _receipt("req-2", (400, 600))
+    r2_paid = [
+        Transfer("settle", USER, OP_A, 380, "req-2", r2.receipt_hash),
+        Transfer("settle", USER, OP_B, 570, "req-2", r2.receipt_hash),
+        Transfer("fee", USER, NETWORK, 20, "req-2", r2.receipt_hash),
+        Transfer("fee", USER, NETWORK, 30, "req-2", r2.receipt_hash),
+    ]
+    grant = Transfer("grant", MINT, USER, 10_000, "grant-1")
+    other = Transfer("grant", MINT, OTHER_USER, 5_000, "grant-2")
+    return [grant, other, *_paid(r1), *r2_paid], [r1, r2]
+
+
+def test_an_honest_history_passes_and_adds_up() -> None:
+    transfers, receipts = _honest()
+    s = _statement(_log(transfers), receipts)
+    assert s.ok, s.findings
+    assert s.receipts == 2 and not s.pending and not s.unchecked
+    assert len(s.lines) == 9  # the grant and 8 debits; the other user's grant is not here
+    assert s.paid_in == 10_000 and s.taken_out == 3000 + 1000 and s.balance == 6000
+    assert all(line.signed for line in s.lines)
+    assert [line.why for line in s.lines][:2] == ["paid in", f"receipt {receipts[0].receipt_hash[:16]}… (request req-1)"]  # fmt: skip
+
+
+def test_a_debit_for_a_request_without_a_receipt_is_named() -> None:
+    transfers, receipts = _honest()
+    charged = Transfer("settle", USER, OP_A, 700, "req-3")  # no receipt was ever given
+    s = _statement(_log([*transfers, charged]), receipts)
+    assert not s.ok
+    assert any("takes 700 µNT" in f and "names no receipt" in f for f in s.findings), s.findings
+    assert s.lines[-1].why == "NO RECEIPT"
+
+
+def test_a_debit_naming_a_receipt_the_user_does_not_hold_is_named() -> None:
+    transfers, receipts = _honest()
+    stranger = _receipt("req-9")  # another user's receipt, its hash put on this account
+    charged = _paid(stranger)[0]
+    s = _statement(_log([*transfers, charged]), receipts)
+    assert any("which you do not hold" in f for f in s.findings), s.findings
+
+
+def test_an_extra_fee_under_a_held_receipt_is_named() -> None:
+    transfers, receipts = _honest()
+    r1 = receipts[0]
+    extra = Transfer("fee", USER, NETWORK, 7, r1.request_id, r1.receipt_hash)
+    s = _statement(_log([*transfers, extra]), receipts)
+    assert any("the fees are [7, 50, 100]" in f for f in s.findings), s.findings
+
+
+def test_an_extra_fee_without_a_receipt_is_named() -> None:
+    transfers, receipts = _honest()
+    s = _statement(_log([*transfers, Transfer("fee", USER, NETWORK, 7, "req-1")]), receipts)
+    assert any("(fee) takes 7 µNT" in f and "names no receipt" in f for f in s.findings)
+
+
+def test_a_debit_of_a_kind_settlement_never_writes_is_named() -> None:
+    transfers, receipts = _honest()
+    r1 = receipts[0]
+    odd = Transfer("forfeit", USER, NETWORK, 5, r1.request_id, r1.receipt_hash)
+    s = _statement(_log([*transfers, odd]), receipts)
+    assert any("settlement takes money from a user only" in f for f in s.findings)
+
+
+def test_a_receipt_paid_from_another_account_than_the_one_named_is_named() -> None:
+    """The registry names one account for the key (whose books add up) and debits the
+    user's requests from another: the receipts tie the key to the account really paying."""
+    r1 = _receipt()
+    log = _log([Transfer("grant", MINT, OTHER_USER, 10_000, "g"), *_paid(r1, payer=OTHER_USER)])
+    s = _statement(log, [r1])
+    assert any(f"paid from '{OTHER_USER}', not {USER}" in f for f in s.findings), s.findings
+
+
+def test_a_receipt_no_entry_names_is_missing_once_old_and_pending_while_new() -> None:
+    transfers, receipts = _honest()
+    unpaid = _receipt("req-4")
+    log = _log(transfers)
+    old = _statement(log, [*receipts, unpaid])
+    assert any("no entry of the ledger names this receipt" in f for f in old.findings)
+    new = _statement(log, [*receipts, unpaid], signed_time_us=T0 + (PENDING_S - 1) * 1_000_000)
+    assert new.ok and len(new.pending) == 1 and "req-4" in new.pending[0]
+
+
+def test_a_receipt_without_amounts_explains_its_debit_but_is_said_unchecked() -> None:
+    plain = verify(Found(make_receipt(request_id="req-5")), KEYS)
+    log = _log([Transfer("grant", MINT, USER, 100, "g"),
+                Transfer("settle", USER, OP_A, 10, "req-5", plain.receipt_hash)])  # fmt: skip
+    s = _statement(log, [plain, plain])
+    assert s.ok and s.receipts == 1 and len(s.unchecked) == 1
+
+
+def test_entries_after_the_newest_checkpoint_are_listed_as_not_signed() -> None:
+    transfers, receipts = _honest()
+    log = _log(transfers)
+    mine = [e for e in log if touches(e, USER)]
+    by = {r.receipt_hash: [e for e in log if e["receipt_hash"] == r.receipt_hash] for r in receipts}
+    s = statement(USER, mine, receipts, by, signed_size=6, signed_time_us=LATER)
+    assert [line.signed for line in s.lines] == [True] * 5 + [False] * 4
+
+
+def test_a_request_charged_twice_under_its_receipt_is_named() -> None:
+    transfers, receipts = _honest()
+    s = _statement(_log([*transfers, *_paid(receipts[0])]), receipts)
+    assert any("the nodes' shares (settle/hold) are [950, 950, 1900, 1900]" in f for f in s.findings)
