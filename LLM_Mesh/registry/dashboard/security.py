@@ -51,9 +51,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in _REPLACED
+                    (k, v) for k, v in message.get("headers", []) if k.lower() not in _REPLACED
                 ]
                 headers.extend(_COMMON)
                 headers.append((b"cache-control", cache))
