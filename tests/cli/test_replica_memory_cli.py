@@ -92,7 +92,7 @@ def _cli(home: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], floa
     for name in ("LLM_MESH_REGISTRY_URL", "LLM_MESH_DATABASE_URL", "LLM_MESH_API_KEY"):
         env.pop(name, None)
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "LLM_Mesh.cli", *args], env=env,
+    out = subprocess.run([sys.executable, "-m", "LLM_Mesh.cli", *args], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     return out, time.monotonic() - t0
 
