@@ -16,7 +16,8 @@ house style wants); otherwise the client owns one and closes it in ``aclose``.
 ``$LLM_MESH_REGISTRY_URL`` and ``--registry`` take it): the client uses one at a time
 and moves to the next when it cannot connect, the connection breaks before an answer,
 or the answer is 5xx, a redirect or not of the shape asked (a read, the health check, or a call with a
-request id; a redirect of a stream too), and stays with the one that answered. An OpenAI call then always
+request id; a redirect of a stream too), and stays with the one that answered (another process's too, given a ``memory``:
+:class:`~LLM_Mesh.client_replicas.ReplicaMemory`, what the CLI passes). An OpenAI call then always
 carries a request id (``X-Request-Id``: the caller's, else one made per call), the same
 on every gateway it tries, so the gateways run it at most once: a duplicate is
 replayed, or refused 409 ``duplicate_request`` when it may already have run. A stream
@@ -53,11 +54,9 @@ answer: "the stream ended before [DONE]: the answer may be cut short". The strea
 from __future__ import annotations
 
 import asyncio
-import math
-import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -74,14 +73,17 @@ from LLM_Mesh.bounded_http import (
     rows,
 )
 from LLM_Mesh.client_hang import Hung, probe, watched
+from LLM_Mesh.client_replicas import ReplicaMemory, gateway_urls
 from LLM_Mesh.client_stream import (
     CUT_SHORT,
+    DEFAULT_STREAM_MAX_S,
     MAX_STREAM_EVENT_BYTES,
     STREAM_MAX_ENV,
     Bound,
     events,
     positive,
     stream_error,
+    stream_max_s,
 )
 from LLM_Mesh.core.hang_watch import DEFAULT_POLICY, HangPolicy
 from LLM_Mesh.core.reach_hint import reach_hint
@@ -106,32 +108,14 @@ MAX_ANSWER_BYTES = 64 << 20  # listings (nodes, models, health, canary) and comp
 # and node, as the node agent reads it: node/earnings_query.MAX_EARNINGS_BYTES)
 PING_ANSWER_BYTES = 64 << 10
 EARNINGS_ANSWER_BYTES = 8 << 20
-# the longest a stream runs, from its request to its last event, unless the caller or
-# $LLM_MESH_STREAM_MAX_S says otherwise (found 2026-12-03: bounded per event only, a gateway
-# sending an honest event now and then, each within the read timeout, held it for ever);
-# an honest stream of 32k tokens at 20 tokens a second takes ~27 min
-DEFAULT_STREAM_MAX_S = 1800.0
-# (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``: imported, named still)
+# (``raise_for_error``, ``MAX_STREAM_EVENT_BYTES``, ``STREAM_MAX_ENV``, ``DEFAULT_STREAM_MAX_S``,
+# ``stream_max_s`` and ``gateway_urls``: imported, named still)
 __all__ = [
     "DEFAULT_STREAM_MAX_S", "DEFAULT_TIMEOUT", "EARNINGS_ANSWER_BYTES", "MAX_ANSWER_BYTES",
     "MAX_STREAM_EVENT_BYTES", "PING_ANSWER_BYTES", "STREAM_MAX_ENV", "MeshClient",
     "bearer_header", "fetch_json_sync", "gateway_urls", "new_request_id", "raise_for_error",
     "stream_max_s",
 ]  # fmt: skip
-
-
-def stream_max_s(env: Mapping[str, str] | None = None) -> float:
-    """A stream's time bound: ``$LLM_MESH_STREAM_MAX_S`` (seconds, > 0) or the default."""
-    raw = ((os.environ if env is None else env).get(STREAM_MAX_ENV) or "").strip()
-    if not raw:
-        return DEFAULT_STREAM_MAX_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{STREAM_MAX_ENV} must be a number of seconds, got {raw!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{STREAM_MAX_ENV} must be > 0 seconds, got {raw!r}")
-    return value
 
 
 def _unreachable(base_url: str, exc: Exception) -> RegistryUnreachable:
@@ -173,15 +157,6 @@ def _bearer(secret: str, what: str, error: type[MeshError] = InvalidCredential) 
 bearer_header = _bearer
 
 
-def gateway_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
-    """``"URL,URL"`` or a list of URLs → the URLs, trailing ``/`` dropped."""
-    parts = base_url.split(",") if isinstance(base_url, str) else list(base_url)
-    urls = tuple(u.strip().rstrip("/") for u in parts if u.strip())
-    if not urls:
-        raise ValueError("no gateway URL given")
-    return urls
-
-
 def new_request_id() -> str:
     return "req-" + uuid.uuid4().hex
 
@@ -216,14 +191,17 @@ class MeshClient:
         ca_file: str | None = None,
         stream_max_s: float | None = None,
         hang_policy: HangPolicy | None = DEFAULT_POLICY,
+        memory: ReplicaMemory | None = None,
     ) -> None:
         self.base_urls = gateway_urls(base_url)
+        self._memory = memory  # the replica that answered another process (client_replicas)
         # when a wait on a gateway, with another left to try, is given up as hung (module
         # docstring); None: never
         self.hang_policy = hang_policy
         # a stream's whole time (module docstring); None: $LLM_MESH_STREAM_MAX_S or 30 min
         self.stream_max_s = positive(stream_max_s) if stream_max_s is not None else None
         self._current = 0
+        self.prefer(memory.start(self.base_urls) if memory is not None else None)
         self.failovers = 0  # times a call moved to another gateway
         self._admin_key = admin_key
         self._admin_registry_key = admin_registry_key  # to prove first (admin_proof.py)
@@ -257,6 +235,11 @@ class MeshClient:
         if base_url in self.base_urls:
             self._current = self.base_urls.index(base_url)
 
+    def _answered(self, i: int) -> None:
+        self._current = i
+        if self._memory is not None:
+            self._memory.answered(self.base_urls, self.base_urls[i])
+
     def _order(self) -> list[int]:
         n = len(self.base_urls)
         return [(self._current + i) % n for i in range(n)]
@@ -276,7 +259,7 @@ class MeshClient:
                 if i != order[-1]:
                     self.failovers += 1
                 continue
-            self._current = i
+            self._answered(i)
             return result
         if last is None:  # no gateway URL at all (the constructor refuses that)
             raise MeshError("no gateway URL to try")
@@ -511,7 +494,7 @@ class MeshClient:
                             said, self.failovers = said or _said(error), self.failovers + 1
                             continue
                         raise error
-                    self._current = i
+                    self._answered(i)
                     started = True
                     yield {
                         "object": "mesh.headers",
@@ -554,12 +537,13 @@ def fetch_json_sync(
     read: Read = answer_object,
     prefer: str | None = None,
     answered: Callable[[str], object] | None = None,
+    memory: ReplicaMemory | None = None,
 ) -> Any:
     """A blocking GET for the few synchronous seed calls (``get_model_info``, ``llm-mesh
     status`` and ``models``, the registry's keys of ``receipt verify``); with several
     gateways, the first that answers (below 500) with what ``read`` asks for (a JSON object
     by default; :func:`~LLM_Mesh.bounded_http.rows`), beginning at ``prefer``
-    (:meth:`MeshClient.prefer`); ``answered(url)`` is told the one that did. Read as :class:`MeshClient` reads: at most
+    (:meth:`MeshClient.prefer`, else ``memory``'s); ``answered(url)`` is told the one that did. Read as :class:`MeshClient` reads: at most
     ``limit`` bytes, decoded, within 3 × ``timeout`` in all (found 2026-12-03: ``httpx.get``
     read and inflated the answer whole, and a byte at a time within ``timeout`` held the
     caller for ever). Runs in a thread of its own, so it works under a running event loop
@@ -569,7 +553,7 @@ def fetch_json_sync(
         http = httpx.AsyncClient(
             timeout=timeout, verify=client_ssl_context(ca_file), transport=transport
         )
-        async with http, MeshClient(base_url, http_client=http) as client:
+        async with http, MeshClient(base_url, http_client=http, memory=memory) as client:
             client.prefer(prefer)
             try:
                 return await client._request("GET", path, limit, read=read)

@@ -1,6 +1,8 @@
 """A stream's pieces for :meth:`LLM_Mesh.client.MeshClient.stream`: its time bound, its
 error answer and its events, read from a gateway the client does not trust.
 
+- :func:`stream_max_s`: a stream's whole time (``$LLM_MESH_STREAM_MAX_S``, else
+  :data:`DEFAULT_STREAM_MAX_S`).
 - :class:`Bound`: the stream's deadline, kept by every step that waits on the gateway.
 - :func:`stream_error`: the mesh error a stream's error answer stands for, read to at most
   :data:`MAX_STREAM_EVENT_BYTES`.
@@ -16,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -26,7 +29,8 @@ from LLM_Mesh.core.sse_frame import MAX_EVENT_BYTES, SseFramer
 from LLM_Mesh.errors import MeshError, UpstreamError, error_from_payload
 
 __all__ = [
-    "CUT_SHORT", "MAX_STREAM_EVENT_BYTES", "STREAM_MAX_ENV", "Bound", "events", "positive", "stream_error",
+    "CUT_SHORT", "DEFAULT_STREAM_MAX_S", "MAX_STREAM_EVENT_BYTES", "STREAM_MAX_ENV", "Bound",
+    "events", "positive", "stream_error", "stream_max_s",
 ]  # fmt: skip
 
 # what a stream (``MeshClient.stream``) reads of one event, and of an error answer, decoded
@@ -34,10 +38,29 @@ __all__ = [
 # grew in memory without end); an honest stream's events are ~200 bytes each, any number
 MAX_STREAM_EVENT_BYTES = MAX_EVENT_BYTES
 STREAM_MAX_ENV = "LLM_MESH_STREAM_MAX_S"  # a stream's whole time, in seconds (client.py)
+# the longest a stream runs, from its request to its last event, unless the caller or
+# $LLM_MESH_STREAM_MAX_S says otherwise (found 2026-12-03: bounded per event only, a gateway
+# sending an honest event now and then, each within the read timeout, held it for ever);
+# an honest stream of 32k tokens at 20 tokens a second takes ~27 min
+DEFAULT_STREAM_MAX_S = 1800.0
 # a stream that ends without ``data: [DONE]``: an UpstreamError with these words (client.py)
 CUT_SHORT = "the stream ended before [DONE]: the answer may be cut short"
 
 T = TypeVar("T")
+
+
+def stream_max_s(env: Mapping[str, str] | None = None) -> float:
+    """A stream's time bound: ``$LLM_MESH_STREAM_MAX_S`` (seconds, > 0) or the default."""
+    raw = ((os.environ if env is None else env).get(STREAM_MAX_ENV) or "").strip()
+    if not raw:
+        return DEFAULT_STREAM_MAX_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{STREAM_MAX_ENV} must be a number of seconds, got {raw!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{STREAM_MAX_ENV} must be > 0 seconds, got {raw!r}")
+    return value
 
 
 def positive(seconds: float) -> float:

@@ -35,6 +35,7 @@ import httpx
 
 from LLM_Mesh.bounded_http import rows
 from LLM_Mesh.client import MeshClient, fetch_json_sync
+from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
 from LLM_Mesh.core.tasks import rank_models_for_task
@@ -151,7 +152,8 @@ class DistributedModelRegistry:
     """The client's view of the network: which models are up, on which nodes.
 
     ``settings`` (or ``registry_url``) is optional: without it the registry URL
-    comes from the environment the first time it is needed.
+    comes from the environment the first time it is needed. ``replica_memory``: where the
+    replica that answered is remembered across processes (the CLI's; none by default).
     """
 
     SNAPSHOT_TTL_S = 5.0
@@ -164,8 +166,10 @@ class DistributedModelRegistry:
         http_client: httpx.AsyncClient | None = None,
         clock: Any = time.monotonic,
         api_key: str | None = None,
+        replica_memory: ReplicaMemory | None = None,
     ) -> None:
         self._settings = settings
+        self._memory = replica_memory  # another process's answering replica (the CLI's)
         self._api_key = api_key
         self._registry_url = registry_url
         self._http = http_client
@@ -222,7 +226,7 @@ class DistributedModelRegistry:
         # mesh_manager.handle_task, two calls, ~19 s).
         async with MeshClient(
             self.registry_url, http_client=self._http, api_key=self.api_key,
-            ca_file=self.ca_file, stream_max_s=stream_max_s,
+            ca_file=self.ca_file, stream_max_s=stream_max_s, memory=self._memory,
         ) as c:  # fmt: skip
             c.prefer(self._answered)
             try:
@@ -250,7 +254,13 @@ class DistributedModelRegistry:
 
         def fetch(path: str, read: Any) -> Any:
             return fetch_json_sync(
-                url, path, ca_file=ca, read=read, prefer=self._answered, answered=self._answer
+                url,
+                path,
+                ca_file=ca,
+                read=read,
+                prefer=self._answered,
+                answered=self._answer,
+                memory=self._memory,
             )
 
         self._models = fetch("/mesh/models", rows("models", "id"))
@@ -348,7 +358,7 @@ class DistributedModelRegistry:
             raise InvalidCredential(admin_key_missing(urls))
         async with MeshClient(
             self.registry_url, http_client=self._http, admin_key=admin.key,
-            admin_registry_key=admin.registry_key, ca_file=self.ca_file,
+            admin_registry_key=admin.registry_key, ca_file=self.ca_file, memory=self._memory,
         ) as c:  # fmt: skip
             c.prefer(self._answered)
             results = await c.health_check()

@@ -23,7 +23,15 @@ from typing import Annotated, Any
 import typer
 
 from LLM_Mesh.cli.admin_commands import DbOpt, _settings, nodes_app, with_admin_store
-from LLM_Mesh.cli.common import HomeOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.common import (
+    HomeOpt,
+    RegistryOpt,
+    console,
+    err,
+    fail,
+    replica_memory,
+    settings_from,
+)
 from LLM_Mesh.cli.render import fitted_table, shown
 from LLM_Mesh.errors import MeshError
 
@@ -101,7 +109,7 @@ def canary_run(
     async def go() -> list[dict[str, object]]:
         async with MeshClient(
             settings.registry_urls, admin_key=admin.key, admin_registry_key=admin.registry_key,
-            ca_file=settings.registry_ca,
+            ca_file=settings.registry_ca, memory=replica_memory(settings),
         ) as c:  # fmt: skip
             return await c.canary_run(node, model)
 

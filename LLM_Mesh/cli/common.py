@@ -19,6 +19,7 @@ from rich.text import Text
 from LLM_Mesh import logs
 from LLM_Mesh.bounded_http import answer_object
 from LLM_Mesh.cli.render import shown, terminal_text
+from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.node.config import ENGINES
@@ -74,6 +75,12 @@ AllowHttpFirstUseOpt = Annotated[
         "\\[node.toml allow_http_first_use, env LLM_MESH_ALLOW_HTTP_FIRST_USE]",
     ),
 ]
+
+
+def replica_memory(settings: Settings) -> ReplicaMemory:
+    """Where a command remembers the gateway replica that answered last, for the next
+    command to begin at (``$LLM_MESH_HOME/gateway-replica.json``: ``client_replicas.py``)."""
+    return ReplicaMemory.in_home(settings.home)
 
 
 def settings_from(home: Path | None = None, registry: str | None = None, **kw: Any) -> Settings:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from LLM_Mesh.cli.render import metrics_line, metrics_table, shown, terminal_text
 from LLM_Mesh.client import MeshClient
+from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_text import chunk_text
 from LLM_Mesh.distributed_models import DistributedModelRegistry
@@ -144,13 +145,15 @@ async def ask_once(
     api_key: str | None = None,
     settings: Settings | None = None,
     http_client: httpx.AsyncClient | None = None,
+    replica_memory: ReplicaMemory | None = None,
 ) -> None:
     """``llm-mesh ask``. With ``fallback``, a model that is not up is answered by one of the
     same specialty (streamed too: only while none of the answer is printed; a stream that
     breaks after that says so, never a second answer)."""
     registry = DistributedModelRegistry(
-        settings, registry_url=registry_url, api_key=api_key, http_client=http_client
-    )
+        settings, registry_url=registry_url, api_key=api_key, http_client=http_client,
+        replica_memory=replica_memory,
+    )  # fmt: skip
     if model is None:
         await registry.refresh()
         model = registry.best_model_for_task(task)

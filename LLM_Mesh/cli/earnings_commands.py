@@ -15,7 +15,15 @@ from typing import Annotated, Any
 
 import typer
 
-from LLM_Mesh.cli.common import HomeOpt, RegistryCaOpt, RegistryOpt, console, fail, settings_from
+from LLM_Mesh.cli.common import (
+    HomeOpt,
+    RegistryCaOpt,
+    RegistryOpt,
+    console,
+    fail,
+    replica_memory,
+    settings_from,
+)
 from LLM_Mesh.cli.earnings_render import earnings_tables, summary_line
 from LLM_Mesh.client import MeshClient
 from LLM_Mesh.config import Settings
@@ -69,7 +77,9 @@ def earnings_command(
     settings = settings_from(home, registry, registry_ca=ca)
 
     async def go(secret: str) -> dict[str, Any]:
-        async with MeshClient(settings.registry_urls, ca_file=settings.registry_ca) as client:
+        async with MeshClient(
+            settings.registry_urls, ca_file=settings.registry_ca, memory=replica_memory(settings)
+        ) as client:
             return await client.earnings(secret, node=node, days=days)
 
     try:

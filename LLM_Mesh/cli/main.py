@@ -44,6 +44,7 @@ from LLM_Mesh.cli.common import (
     ensure_home,
     err,
     reflow_help,
+    replica_memory,
     try_line,
     version_callback,
 )
@@ -350,7 +351,7 @@ def ask(
                 console, ",".join(settings.registry_urls), text, model=model, task=task, stream=stream, chat=chat,
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
                 api_key=settings.api_key,
-                settings=settings,
+                settings=settings, replica_memory=replica_memory(settings),
             )
         )  # fmt: skip
     except MeshError as exc:
@@ -362,7 +363,8 @@ def status(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> N
     """The network at a glance: models, nodes, health, load, latency."""
     from LLM_Mesh.distributed_models import DistributedModelRegistry
 
-    reg = DistributedModelRegistry(_settings(registry=registry, registry_ca=_ca(registry_ca)))
+    settings = _settings(registry=registry, registry_ca=_ca(registry_ca))
+    reg = DistributedModelRegistry(settings, replica_memory=replica_memory(settings))
     try:
         info = reg.get_model_info()
     except MeshError as exc:
@@ -380,7 +382,7 @@ def models(registry: RegistryOpt = None, registry_ca: RegistryCaOpt = None) -> N
     try:
         found = fetch_json_sync(
             settings.registry_urls, "/mesh/models", ca_file=settings.registry_ca,
-            read=rows("models", "id"),
+            read=rows("models", "id"), memory=replica_memory(settings),
         )  # fmt: skip
     except MeshError as exc:
         raise _fail(exc) from exc
@@ -408,7 +410,10 @@ def balance(
 
     async def go() -> dict[str, Any]:
         async with MeshClient(
-            settings.registry_urls, api_key=settings.api_key, ca_file=settings.registry_ca
+            settings.registry_urls,
+            api_key=settings.api_key,
+            ca_file=settings.registry_ca,
+            memory=replica_memory(settings),
         ) as client:
             return await client.balance()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -270,6 +271,24 @@ def http_client(timeout_s: float = 10.0) -> httpx.AsyncClient:
     )
 
 
+def download_client(allow_origins: Sequence[tuple[str, int]] = ()) -> httpx.AsyncClient:
+    """The client of a model download (tests replace this factory): it follows redirects,
+    to global addresses only (``node/download_guard.py``), but for ``allow_origins``; https
+    is verified as :func:`http_client` verifies it."""
+    from LLM_Mesh.node.download_guard import guarded_client
+    from LLM_Mesh.node.tls import default_paths
+    from LLM_Mesh.tls import client_ssl_context
+
+    settings = Settings.from_env()
+    own_cert = default_paths(settings)[0]
+    trust = [f for f in (settings.registry_ca, own_cert if own_cert.is_file() else None) if f]
+    return guarded_client(
+        timeout=httpx.Timeout(10.0, read=120.0),
+        verify=client_ssl_context(*trust),
+        allow_origins=allow_origins,
+    )
+
+
 def _config_path(settings: Settings, config: Path | None) -> Path:
     from LLM_Mesh.node.config import default_config_path
 
@@ -282,9 +301,21 @@ def models_add(
     name: Annotated[str | None, typer.Option(help="Model id / file name for a file or URL")] = None,
     sha256: Annotated[str | None, typer.Option(help="Expected sha256 (64 hex digits)")] = None,
     config: Annotated[Path | None, typer.Option(help="node.toml to add it to")] = None,
+    allow_private_url: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-url",
+            help="The URL's own host and port may be this machine or a private network "
+            "(a mirror on your LAN); where it redirects is still held to global addresses",
+        ),
+    ] = False,
     home: HomeOpt = None,
 ) -> None:
-    """Put a model file in $LLM_MESH_HOME/models and add it to node.toml (when one exists)."""
+    """Put a model file in $LLM_MESH_HOME/models and add it to node.toml (when one exists).
+
+    A download reaches global addresses only, its redirects too (not this machine, the
+    LAN or the cloud metadata address) unless --allow-private-url names the URL's own host.
+    """
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -294,7 +325,8 @@ def models_add(
         TransferSpeedColumn,
     )
 
-    from LLM_Mesh.node.model_store import add_model, add_to_config
+    from LLM_Mesh.node.download_guard import origin_of
+    from LLM_Mesh.node.model_store import add_model, add_to_config, is_url
 
     settings = settings_from(home)
     with Progress(
@@ -312,7 +344,8 @@ def models_add(
             bar.update(task, completed=done, total=total)
 
         async def go() -> Any:
-            async with http_client() as client:
+            allowed = [origin_of(ref.strip())] if allow_private_url and is_url(ref) else []
+            async with download_client(allowed) as client:
                 return await add_model(
                     ref, settings, client=client, name=name, sha256=sha256, progress=progress
                 )

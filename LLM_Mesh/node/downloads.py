@@ -16,8 +16,14 @@ leaves :data:`MIN_FREE_BYTES` free on its disk (refused at once when the declare
 not, stopped with the part kept when the disk fills up) (found 2026-12-03: a mirror's
 endless body, or a declared terabyte, was written until the disk was full).
 
+Where a download may connect is the client's business: the node's own callers pass
+:func:`~LLM_Mesh.node.download_guard.guarded_client`, which reaches global addresses only,
+the first URL's and every redirect's (found 2026-12-05: a catalog entry, a URL or a
+redirect could point the node at its operator's loopback, LAN or metadata address).
+
 Errors: :class:`DownloadError` (a ``MeshError``) for network / verification
-failures; ``InvalidRequest`` for a local file that is not a usable GGUF.
+failures; :class:`~LLM_Mesh.node.download_guard.DownloadRefused` for an address the
+client may not reach; ``InvalidRequest`` for a local file that is not a usable GGUF.
 
 Run as a module it fetches catalog models into a models directory::
 
@@ -44,6 +50,7 @@ from LLM_Mesh.core.catalog import ModelSpec, get_spec
 from LLM_Mesh.core.model_files import HEAD_BYTES, check_gguf_header
 from LLM_Mesh.core.validation import ascii_digits
 from LLM_Mesh.errors import InvalidRequest, MeshError
+from LLM_Mesh.node.download_guard import guarded_client
 from LLM_Mesh.node.file_hashes import HashCache, hash_cache
 from LLM_Mesh.node.file_hashes import file_sha256 as file_sha256
 
@@ -377,7 +384,7 @@ async def ensure_catalog_model(
 
 async def _fetch_all(model_ids: Sequence[str], models_dir: Path) -> int:
     timeout = httpx.Timeout(30.0, read=120.0)
-    async with httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client:
+    async with guarded_client(timeout=timeout) as client:  # global addresses only
         for mid in model_ids:
             spec = get_spec(mid)
             if spec is None:

@@ -34,6 +34,7 @@ def use_transport(monkeypatch: pytest.MonkeyPatch, transport: httpx.AsyncBaseTra
         return httpx.AsyncClient(transport=transport)
 
     monkeypatch.setattr(node_commands, "http_client", factory)
+    monkeypatch.setattr(node_commands, "download_client", lambda _allowed=(): factory())
 
 
 def invoke(*args: str) -> Any:

@@ -17,7 +17,9 @@ from LLM_Mesh.config import Settings
 from LLM_Mesh.core import catalog
 from LLM_Mesh.core.catalog import get_spec
 from LLM_Mesh.core.model_files import fake_gguf
+from LLM_Mesh.core.netguard import LOOPBACK
 from LLM_Mesh.errors import InvalidRequest
+from LLM_Mesh.node.download_guard import guarded_client
 from LLM_Mesh.node.downloads import (
     DownloadError,
     add_local_model,
@@ -100,7 +102,8 @@ def server() -> Iterator[tuple[str, Behaviour]]:
 
 @pytest.fixture
 async def client() -> httpx.AsyncClient:  # type: ignore[misc]
-    async with httpx.AsyncClient(timeout=10) as c:
+    """The node's download client, its loopback allowance given (the server is local)."""
+    async with guarded_client(timeout=10, allow=(LOOPBACK,)) as c:
         yield c
 
 

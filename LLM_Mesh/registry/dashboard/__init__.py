@@ -8,7 +8,8 @@ licence; no CDN, so it works offline and on a LAN), strict response headers
 Design: ``docs/ARCHITECTURE.md`` ("Dashboard").
 
 :func:`install_dashboard` mounts it on the registry app as a sub-application, so its
-middleware (the headers) never runs on the request path of ``/v1``.
+middleware (the headers, wrapped around the whole sub-application so its 500s carry them
+too) never runs on the request path of ``/v1``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def install_dashboard(
     sub.state.dashboard = dashboard
     install_error_handlers(sub)
     sub.add_exception_handler(404, pages.not_found)
-    sub.add_middleware(SecurityHeaders)
     app.add_route(PATH, pages.redirect_home, include_in_schema=False)
-    app.mount(PATH, sub)
+    # around the whole sub-application, not added as its middleware: Starlette's outermost
+    # middleware (outside any added one) answers an unexpected exception's 500, which then
+    # went out without the headers (found 2026-12-05)
+    app.mount(PATH, SecurityHeaders(sub))
     return dashboard

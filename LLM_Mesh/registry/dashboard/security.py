@@ -1,7 +1,8 @@
 """The dashboard's response headers: a strict Content-Security-Policy and friends.
 
 Every response of the dashboard's sub-application (pages, fragments, JSON, static files,
-errors) gets them. The policy allows scripts, styles, images and connections from the
+errors, the 500 of an unexpected exception included: the middleware wraps the whole
+sub-application, outside Starlette's own outermost one) gets them, each once. The policy allows scripts, styles, images and connections from the
 gateway's own origin only: no inline script or style, no ``eval``, no CDN, no frames.
 Pages and fragments are not cached (an operator's fragment lists their nodes); static
 files are cached briefly and revalidated by their ``ETag``.
@@ -27,6 +28,8 @@ _COMMON = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"),
 ]
+#: replaced, not repeated, where the answer has its own (the gateway's error answers say nosniff)
+_REPLACED = frozenset({b"cache-control", *(name for name, _ in _COMMON)})
 
 
 class SecurityHeaders:
@@ -48,9 +51,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in {b"cache-control"}
+                    (k, v) for k, v in message.get("headers", []) if k.lower() not in _REPLACED
                 ]
                 headers.extend(_COMMON)
                 headers.append((b"cache-control", cache))

@@ -56,3 +56,31 @@ async def test_the_v1_path_does_not_run_the_dashboard_middleware(tmp_path) -> No
         d = await c.get("/dashboard/")
     assert r.status_code == 200 and "content-security-policy" not in r.headers
     assert d.status_code == 200 and d.headers["content-security-policy"] == CSP
+
+
+@pytest.mark.parametrize("path", ["/dashboard/api/series", "/dashboard/", "/dashboard/fragment/nodes"])
+async def test_an_unexpected_500_carries_the_headers_too(tmp_path, monkeypatch, path: str) -> None:  # type: ignore[no-untyped-def]
+    """A bug in a page (any exception no handler names) is answered 500 by Starlette's
+    outermost middleware: that answer carries the strict headers as every other does."""
+    from LLM_Mesh.config import Settings
+    from LLM_Mesh.registry.app import create_registry_app
+    from LLM_Mesh.registry.dashboard.context import Dashboard
+    from LLM_Mesh.registry.memory_store import MemoryStore
+
+    def broken(_self: object) -> float:
+        raise RuntimeError("a bug in a dashboard page")
+
+    monkeypatch.setattr(Dashboard, "now", broken)
+    app = create_registry_app(Settings(home=tmp_path), store=MemoryStore(), announce=lambda _k: None)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        r = await c.get(path)
+    assert r.status_code == 500
+    assert "a bug in a dashboard page" not in r.text
+    assert r.headers["content-security-policy"] == CSP
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers.get_list("cache-control") == ["no-store"]

@@ -1,0 +1,137 @@
+"""A hung first gateway replica costs one command its wait, not every command.
+
+Each ``llm-mesh`` command is a process of its own: with ``--registry HUNG,LIVE`` every
+command began at HUNG (a socket that accepts and never answers) and waited its timeout
+there before asking LIVE (found 2026-12-05). Two real CLI processes here: the first
+learns that LIVE answers, the second begins there and never connects to HUNG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import LLM_Mesh
+
+ROOT = Path(LLM_Mesh.__file__).resolve().parents[1]
+
+
+ANSWERS = {"/mesh/models": {"models": []}, "/mesh/nodes": {"nodes": []},
+           "/healthz": {"status": "ok"}}  # fmt: skip
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        body = json.dumps(ANSWERS.get(self.path, {})).encode()
+        self.send_response(200 if self.path in ANSWERS else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Hung:
+    """A replica that accepts connections and never answers (a stopped process's backlog)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)  # held, never read nor answered
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def replicas() -> Iterator[tuple[Hung, str, list[str]]]:
+    hung = Hung()
+    live = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    live.paths = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=live.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield hung, f"http://127.0.0.1:{live.server_address[1]}", live.paths  # type: ignore[attr-defined]
+    finally:
+        live.shutdown()
+        live.server_close()
+        hung.close()
+
+
+def _cli(home: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LLM_MESH_HOME": str(home), "COLUMNS": "100"}
+    for name in ("LLM_MESH_REGISTRY_URL", "LLM_MESH_DATABASE_URL", "LLM_MESH_API_KEY"):
+        env.pop(name, None)
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "LLM_Mesh.cli", *args], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    return out, time.monotonic() - t0
+
+
+def test_the_next_command_begins_at_the_replica_that_answered(
+    replicas: tuple[Hung, str, list[str]], tmp_path: Path
+) -> None:
+    hung, live, paths = replicas
+    home = tmp_path / "home"
+    urls = f"{hung.url},{live}"
+    first, first_s = _cli(home, "models", "--registry", urls)
+    assert first.returncode == 0, first.stderr
+    assert len(hung.accepted) >= 1 and "/mesh/models" in paths  # waited on HUNG, then LIVE
+    before = len(hung.accepted)
+    # another process, another command: it begins at LIVE, and HUNG is not even connected to
+    second, second_s = _cli(home, "status", "--registry", urls)
+    assert second.returncode == 0, second.stderr
+    assert len(hung.accepted) == before, "the second command connected to the hung replica"
+    assert paths.count("/mesh/models") == 2 and "/mesh/nodes" in paths
+    assert second_s < first_s
+    # the file names the URL that answered, and times
+    text = (home / "gateway-replica.json").read_text()
+    assert live in text and hung.url not in text
+
+
+def test_a_remembered_replica_expires(
+    replicas: tuple[Hung, str, list[str]], tmp_path: Path
+) -> None:
+    """Once the memory is older than its 5 minutes, a command begins at the first URL again
+    (a replica that was hung is given its turn back)."""
+    hung, live, _paths = replicas
+    home = tmp_path / "home"
+    urls = f"{hung.url},{live}"
+    assert _cli(home, "models", "--registry", urls)[0].returncode == 0
+    memory = home / "gateway-replica.json"
+    data = json.loads(memory.read_text())
+    for entry in data["lists"].values():
+        entry["at"] -= 301
+    memory.write_text(json.dumps(data))
+    before = len(hung.accepted)
+    assert _cli(home, "models", "--registry", urls)[0].returncode == 0
+    assert len(hung.accepted) > before
