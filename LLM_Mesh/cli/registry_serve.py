@@ -138,7 +138,7 @@ def registry_serve(
         typer.Option(
             "--accept-ledger-rollback",
             help="Start even though the store's ledger is behind the checkpoint this registry "
-            "published ($LLM_MESH_HOME/ledger.checkpoint: a restored older backup): new "
+            "published (kept in ledger.checkpoint in its home: a restored older backup): new "
             "checkpoints then fork the public ledger; only when the lost entries cannot be "
             "restored (docs/deploy.md) \\[env LLM_MESH_ACCEPT_LEDGER_ROLLBACK]",
         ),

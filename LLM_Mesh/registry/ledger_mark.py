@@ -15,7 +15,9 @@ checkpoint (another replica's) is larger; never to a smaller tree of the same lo
 another root at the mark's size, raises :class:`~LLM_Mesh.errors.LedgerBehind` (the
 registry does not start), unless ``Settings.accept_ledger_rollback``
 (``--accept-ledger-rollback``): then an ERROR says what is lost, the mark is moved aside to
-``ledger.checkpoint.rolled-back-<UTC time>`` (evidence) and the registry serves. Then
+``ledger.checkpoint.rolled-back-<UTC time>`` (evidence) and the registry serves; so does
+a local mesh (``llm-mesh up``/``demo``: ``Settings.local_mesh``) on an empty database (its
+``registry.db`` deleted to start over), with a WARNING. Then
 the store's newest checkpoint is kept (a replica that signed none yet still marks what
 the others published). A scratch ledger (a memory store) has no mark.
 :func:`store_behind` is the same check before serving, on an engine of its own
@@ -54,7 +56,8 @@ RECOVERY = (
     "Restore the newest state instead (point-in-time recovery to the latest WAL, or a newer "
     "backup: docs/deploy.md, 'What to back up'); only if those entries are lost for good, "
     "start once with --accept-ledger-rollback (LLM_MESH_ACCEPT_LEDGER_ROLLBACK=1), which "
-    "keeps this file aside as evidence, and tell the network (docs/deploy.md, 'Restoring')"
+    "keeps this file aside as evidence, and tell the network (docs/deploy.md, 'Restoring "
+    "the database')"
 )
 
 
@@ -143,14 +146,25 @@ def mark_file(settings: Settings) -> MarkFile:
     return MarkFile(settings.home / MARK_FILE)
 
 
-async def problem_of(ledger: SqlLedger, mark: Mark, origin: str) -> str | None:
-    """``core.ledger_mark.mark_problem`` of ``ledger`` as it is now."""
+async def problem_of(ledger: SqlLedger, mark: Mark, origin: str) -> tuple[str | None, int]:
+    """``core.ledger_mark.mark_problem`` of ``ledger`` as it is now, and its size."""
     try:
         size, _ = await ledger.head()
     except DBAPIError:  # no ledger tables yet (a new, empty database): an empty ledger
         size = 0
     root = await ledger.root_at(mark.tree_size) if size >= mark.tree_size else None
-    return mark_problem(mark, origin, size, root)
+    return mark_problem(mark, origin, size, root), size
+
+
+def _served_anyway(settings: Settings, size: int) -> str | None:
+    """Why a store behind the mark is served all the same: the operator's override, or a
+    local mesh (``llm-mesh up``/``demo``) on a new, empty database (its ``registry.db``
+    deleted to start over: nobody else's log); ``None``: refused."""
+    if settings.accept_ledger_rollback:
+        return "--accept-ledger-rollback"
+    if settings.local_mesh and size == 0:
+        return f"an empty database under `llm-mesh {settings.local_mesh}`: a new local ledger"
+    return None
 
 
 async def ledger_guard(
@@ -159,17 +173,20 @@ async def ledger_guard(
     """The start-up check (module docstring); the mark file, for the checkpointer."""
     marks = mark_file(settings)
     mark = marks.read()
-    problem = None if mark is None else await problem_of(ledger, mark, settings.ledger_origin)
-    if problem is not None and not settings.accept_ledger_rollback:
-        raise LedgerBehind(f"{problem} (kept in {marks.path}). {RECOVERY}")
-    if problem is not None:
-        aside = marks.set_aside(wall_clock())
-        log.error(
-            "%s. Serving anyway (--accept-ledger-rollback): new checkpoints fork the published "
-            "ledger, witnesses refuse them and verifiers report a split view; the checkpoint "
-            "this registry had published is kept in %s",
-            problem, aside,
-        )  # fmt: skip
+    if mark is not None:
+        problem, size = await problem_of(ledger, mark, settings.ledger_origin)
+        why = _served_anyway(settings, size)
+        if problem is not None and why is None:
+            raise LedgerBehind(f"{problem} (kept in {marks.path}). {RECOVERY}")
+        if problem is not None:
+            aside = marks.set_aside(wall_clock())
+            log.log(
+                logging.ERROR if settings.accept_ledger_rollback else logging.WARNING,
+                "%s. Serving anyway (%s): new checkpoints fork the published ledger, "
+                "witnesses refuse them and verifiers report a split view; the checkpoint "
+                "this registry had published is kept in %s",
+                problem, why, aside,
+            )  # fmt: skip
     latest = await ledger.latest_checkpoint()  # another replica's, newer than this home's
     if latest is not None:
         export = {"format": EXPORT_FORMAT, "registry": None, "origin": settings.ledger_origin}
@@ -179,9 +196,7 @@ async def ledger_guard(
 
 async def store_behind(settings: Settings) -> str | None:
     """:func:`ledger_guard`'s refusal, in one line, before serving (its own engine, closed
-    again); ``None`` when the store may serve or the override is given."""
-    if settings.accept_ledger_rollback:
-        return None
+    again); ``None`` when the store may serve or is served anyway."""
     mark = mark_file(settings).read()
     if mark is None:
         return None
@@ -191,9 +206,9 @@ async def store_behind(settings: Settings) -> str | None:
         async def get() -> Any:
             return engine
 
-        problem = await problem_of(SqlLedger(get), mark, settings.ledger_origin)
+        problem, size = await problem_of(SqlLedger(get), mark, settings.ledger_origin)
     finally:
         await engine.dispose()
-    if problem is None:
+    if problem is None or _served_anyway(settings, size) is not None:
         return None
     return f"{problem} (kept in {mark_file(settings).path}). {RECOVERY}"

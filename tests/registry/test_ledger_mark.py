@@ -154,3 +154,25 @@ async def test_on_postgresql_a_restored_backup_is_refused(
                 await serve_and_pay(home, pg_database_url, 1)
     finally:
         await _drop_database(backup)
+
+
+async def test_a_local_mesh_whose_database_was_deleted_starts_over(tmp_path: Path) -> None:
+    """`llm-mesh up`/`demo` with its registry.db deleted: a new local ledger, the old mark
+    set aside (zero-config use); a registry served on its own is refused the same store,
+    and so is a local mesh on a restored older copy (not empty)."""
+    db, home = tmp_path / "registry.db", tmp_path / "home"
+    url = f"sqlite:///{db}"
+    await serve_and_pay(home, url, 2)
+    db.unlink()
+    with pytest.raises(LedgerBehind, match="0 entries"):
+        await serve_and_pay(home, url, 1)
+    db.unlink(missing_ok=True)
+    assert await store_behind(Settings(home=home, database_url=url, local_mesh="up")) is None
+    await serve_and_pay(home, url, 1, local_mesh="up")
+    assert len(list(home.glob(f"{MARK_FILE}.rolled-back-*"))) == 1
+    backup = tmp_path / "backup.db"
+    shutil.copy(db, backup)
+    await serve_and_pay(home, url, 3, local_mesh="demo")
+    shutil.copy(backup, db)
+    with pytest.raises(LedgerBehind):
+        await serve_and_pay(home, url, 1, local_mesh="demo")
