@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -176,3 +177,25 @@ async def test_a_local_mesh_whose_database_was_deleted_starts_over(tmp_path: Pat
     shutil.copy(backup, db)
     with pytest.raises(LedgerBehind):
         await serve_and_pay(home, url, 1, local_mesh="demo")
+
+
+async def test_each_checkpoint_is_kept_before_it_is_published(tmp_path: Path) -> None:
+    """A crash right after a checkpoint is stored (served, pushed to witnesses) must not
+    leave a mark behind it: the file holds the size when the store is asked to keep it."""
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    seen: list[tuple[int, int]] = []
+    async with running(home, store=SqlStore(url), gateway_key=KEY) as h:  # type: ignore[arg-type]
+        ledger, checkpointer = h.runtime.ledger, h.runtime.checkpointer
+        assert ledger is not None and checkpointer is not None
+        store_it = ledger.add_checkpoint
+
+        async def published(cp: Any, public_key: str) -> bool:
+            kept = json.loads((home / MARK_FILE).read_text())["tree_size"]
+            seen.append((cp.tree_size, kept))
+            return await store_it(cp, public_key)
+
+        ledger.add_checkpoint = published  # type: ignore[method-assign]
+        for _ in range(3):
+            await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
+            await checkpointer.checkpoint()
+    assert len(seen) >= 3 and all(size == kept for size, kept in seen), seen
