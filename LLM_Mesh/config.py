@@ -36,6 +36,7 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | limits.max_stop      | LLM_MESH_MAX_STOP        | 4 (stop sequences)           |
 | limits.max_stop_chars | LLM_MESH_MAX_STOP_CHARS | 256 (one stop sequence)      |
 | ledger_origin        | LLM_MESH_LEDGER_ORIGIN   | llm-mesh.local/ledger (checkpoints' origin and key name) |
+| accept_ledger_rollback | LLM_MESH_ACCEPT_LEDGER_ROLLBACK | false (true: start on a store whose ledger is behind the checkpoint kept in ``$LLM_MESH_HOME/ledger.checkpoint``, a restored older backup, forking the published ledger: ``registry/ledger_mark.py``; ``registry serve --accept-ledger-rollback``) |
 | ledger_checkpoint_every | LLM_MESH_LEDGER_CHECKPOINT_EVERY | 1000 (entries between signed checkpoints) |
 | ledger_checkpoint_interval_s | LLM_MESH_LEDGER_CHECKPOINT_S | 60 (at most this long before new entries are signed) |
 | ledger_witnesses     | LLM_MESH_LEDGER_WITNESSES | none (witness key texts, ``,``-separated, whose cosignatures ``POST /v1/ledger/cosignatures`` accepts; none: it accepts none) |
@@ -343,6 +344,7 @@ class Settings:
     limits: RequestLimits = field(default_factory=RequestLimits)
     ledger_origin: str = "llm-mesh.local/ledger"
     ledger_checkpoint_every: int = 1000
+    accept_ledger_rollback: bool = False  # serve a store behind ledger.checkpoint (ledger_mark)
     ledger_checkpoint_interval_s: float = 60.0
     # witnesses whose checkpoint cosignatures the registry accepts and serves (their
     # ``vkey`` texts, core/witness.py; checked in from_env); none: it accepts none
@@ -452,6 +454,7 @@ class Settings:
             ledger_origin=(env.get("LLM_MESH_LEDGER_ORIGIN") or "").strip()
             or "llm-mesh.local/ledger",
             ledger_checkpoint_every=_int(env, "LLM_MESH_LEDGER_CHECKPOINT_EVERY", 1000),
+            accept_ledger_rollback=_bool(env, "LLM_MESH_ACCEPT_LEDGER_ROLLBACK", False),
             ledger_checkpoint_interval_s=_float(env, "LLM_MESH_LEDGER_CHECKPOINT_S", 60.0),
             ledger_witnesses=_witnesses(env),
             ledger_witness_urls=_witness_urls(env),

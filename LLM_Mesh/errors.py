@@ -30,6 +30,8 @@ class (:func:`error_from_payload`).
     │   └── PoolExhausted              402 insufficient_balance / community_pool_exhausted
     ├── SettlementUnavailable          503 service_unavailable / settlement_unavailable
     ├── StoreUnavailable               503 service_unavailable / store_unavailable (database busy or gone)
+    ├── LedgerBehind                   --  (the registry's start only: its store's ledger is
+    │                                       behind a checkpoint it published: a restored backup)
     ├── UpstreamError                  502 api_error / upstream_error   (a node failed)
     │   └── UpstreamTimeout            504 api_error / upstream_timeout
     ├── EngineError                    500 api_error / engine_error     (inside a node)
@@ -277,6 +279,12 @@ class SettlementUnavailable(MeshError):
     def __init__(self, message: str, *, retry_after: int = 1, **extra: Any) -> None:
         super().__init__(message, retry_after=retry_after, **extra)
         self.retry_after = retry_after  # its Retry-After header (found 2026-12-04, review)
+
+
+class LedgerBehind(MeshError):
+    """The store's ledger is shorter than (or differs from) a checkpoint this registry
+    already published (``registry/ledger_mark.py``): a database restored from an older
+    backup. The registry refuses to start on it rather than fork the public ledger."""
 
 
 class StoreUnavailable(MeshError):

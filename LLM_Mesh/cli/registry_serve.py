@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import tempfile
@@ -132,6 +133,16 @@ def registry_serve(
             "LLM_MESH_ALLOW_PLAIN_HTTP_NODES; default: https unless on this machine's loopback]",
         ),
     ] = False,
+    accept_ledger_rollback: Annotated[
+        bool,
+        typer.Option(
+            "--accept-ledger-rollback",
+            help="Start even though the store's ledger is behind the checkpoint this registry "
+            "published (kept in ledger.checkpoint in its home: a restored older backup): new "
+            "checkpoints then fork the public ledger; only when the lost entries cannot be "
+            "restored (docs/deploy.md) \\[env LLM_MESH_ACCEPT_LEDGER_ROLLBACK]",
+        ),
+    ] = False,
     log_format: LogFormatOpt = None,
     metrics_public: MetricsPublicOpt = False,
     no_metrics: NoMetricsOpt = False,
@@ -198,6 +209,7 @@ def registry_serve(
             anonymous_rpm=anonymous_rpm,
             require_tls=True if require_tls else None,
             allow_plain_http_nodes=True if allow_plain_http_nodes else None,
+            accept_ledger_rollback=True if accept_ledger_rollback else None,
             redis_url=redis_url,
             canary_prompts=canary_prompts,
             canary_prompts_mode=canary_prompts_mode.strip().lower()
@@ -271,6 +283,7 @@ def _supervise(
 ) -> int:  # fmt: skip
     """``--workers N``: checked here, then :class:`~LLM_Mesh.registry.workers.WorkerSupervisor`."""
     from LLM_Mesh.metrics_http import WORKERS_METRICS_ENV
+    from LLM_Mesh.registry.ledger_mark import store_behind
     from LLM_Mesh.registry.store_checks import store_unusable
     from LLM_Mesh.registry.workers import WorkerSupervisor
     from LLM_Mesh.server_process import shared_socket
@@ -295,6 +308,9 @@ def _supervise(
         problem = store_unusable(url)  # the server, a newer llm-mesh's schema
         if problem is not None:
             raise ValueError(f"{problem} (--database-url)")
+        behind = asyncio.run(store_behind(settings))  # a restored older backup
+        if behind is not None:
+            raise ValueError(behind)
         # bound once, here: every worker (and every one restarted) serves this socket
         sock = shared_socket(host, port, ": stop what serves there, or serve on another port")
     except (MeshError, ValueError) as exc:

@@ -22,6 +22,7 @@ rate-limit buckets (``redis_limits.py``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -40,7 +41,7 @@ from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settin
 from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.witness import parse_vkey
-from LLM_Mesh.errors import StoreUnavailable
+from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.logs import uvicorn_log_kwargs
 from LLM_Mesh.metrics_http import install_metrics
 from LLM_Mesh.registry.address_pins import AddressPins, Resolver, system_resolver
@@ -66,6 +67,7 @@ from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger
 from LLM_Mesh.registry.ledger_api import router as ledger_router
 from LLM_Mesh.registry.ledger_cosign import router as cosign_router
+from LLM_Mesh.registry.ledger_mark import ledger_guard, store_behind
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.metrics import GatewayMetrics
 from LLM_Mesh.registry.node_auth import NodeAuthenticator, SignedNodeAuth
@@ -271,6 +273,9 @@ def create_registry_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.store.open()
         try:
+            # a store restored behind a checkpoint already published is refused (ledger_mark)
+            marks = None if isinstance(ledger_engine, EngineOnce) else await ledger_guard(
+                ledger, settings, wall_clock)  # fmt: skip
             key = await start_keys(
                 runtime, health, settings=settings, gateway_key=gateway_key,
                 served_urls=served_urls, announce=announce, wall_clock=wall_clock,
@@ -288,6 +293,8 @@ def create_registry_app(
                 interval_s=settings.ledger_checkpoint_interval_s, wall_clock=wall_clock,
             )  # fmt: skip
             runtime.checkpointer = checkpointer
+            if marks is not None:
+                checkpointer.keep = marks.keep_off_loop
             ledger.on_append = checkpointer.note_append
             pusher = _witness_pusher(settings, ledger, witness_client, wall_clock, clock)
             app.state.witness_pusher = pusher  # None: no LLM_MESH_LEDGER_WITNESS_URLS
@@ -483,6 +490,9 @@ def serve(
     problem = store_unusable(url)  # the file, the server, a newer llm-mesh's schema
     if problem is not None:
         raise StoreUnavailable(f"{problem} (--home, LLM_MESH_HOME or --database-url)")
+    behind = asyncio.run(store_behind(settings))  # a restored older backup (ledger_mark.py)
+    if behind is not None:
+        raise LedgerBehind(behind)
 
     cap_arenas(settings.malloc_arena_max)  # before uvicorn and the store start threads
     # idle connections (each held up to READ_TIMEOUT_S) meet this soft limit of open files,

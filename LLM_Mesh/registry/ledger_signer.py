@@ -9,7 +9,10 @@ them all (or pins one: ``llm-mesh ledger verify --key``).
 :class:`Checkpointer` signs a checkpoint (``core/checkpoint.py``) when the tree has
 grown by ``every`` entries since the last one (woken by each append) or, if it grew
 at all, every ``interval_s`` seconds. Two registries racing for one size both sign;
-the first stored wins (one checkpoint per size).
+the first stored wins (one checkpoint per size). With :attr:`Checkpointer.keep` (the app
+sets it: ``registry/ledger_mark.py``) each checkpoint it signs is kept beside
+``registry.key`` before it is stored (published), and so is the store's newest when
+another replica signed it: what the next start holds a restored store against.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -29,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from LLM_Mesh.core.checkpoint import Checkpoint, sign_checkpoint
+from LLM_Mesh.core.gossip import EXPORT_FORMAT, export
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.task_stop import cancel_and_wait
 
@@ -71,6 +76,10 @@ class Checkpointer:
         # wake-up: it must not block, and an error in it does not undo the checkpoint)
         self.on_signed: Callable[[Checkpoint], None] | None = None
         self.last_signed: Checkpoint | None = None  # the newest this process signed and stored
+        # given each checkpoint (``core/gossip.export``'s form) before it is stored, and the
+        # store's newest signed elsewhere; an error in it stops the checkpoint (not stored)
+        self.keep: Callable[[dict[str, Any]], Awaitable[object]] | None = None
+        self._kept_size = -1
 
     def note_append(self, size: int) -> None:
         """Called after each append: wake the loop once ``every`` entries are unsigned."""
@@ -95,11 +104,18 @@ class Checkpointer:
         size, root = await self.ledger.head()
         if latest is not None:
             self._signed_size = max(self._signed_size, latest.tree_size)
+            if self.keep is not None and latest.tree_size > self._kept_size:
+                await self.keep({"format": EXPORT_FORMAT, "registry": None, "origin": self.origin,
+                                 **latest.to_json()})  # fmt: skip
+                self._kept_size = latest.tree_size
         if size == 0 or size <= self._signed_size:
             return None
         await self.ensure_published()
         time_us = int(self._wall_clock() * 1_000_000)
         cp = sign_checkpoint(self.key, self._raw, self.origin, size, root, time_us)
+        if self.keep is not None:  # kept before it is public: a restore can't get past it
+            await self.keep(export(cp, self.public_key, None))
+            self._kept_size = max(self._kept_size, size)
         stored = await self.ledger.add_checkpoint(cp, self.public_key)
         self._signed_size = max(self._signed_size, size)
         if not stored:  # another replica signed this size first: its note is the one kept

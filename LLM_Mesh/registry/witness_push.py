@@ -19,7 +19,9 @@ answer); witnesses in parallel. A failure (unreachable, timeout, 4xx/5xx, a malf
 answer) is logged and the witness tried again after a capped exponential backoff
 (``core/retry.Backoff``: ``interval_s`` doubling to an hour); a 409 for another root or a
 422 (the witness holds a history this log's proof does not extend: a fork, or this
-store was replaced) is logged as an ERROR. So is a failure on this registry's side
+store was replaced) is logged as an ERROR, and so is a 409 naming a size beyond this
+store's tree (a database restored from an older backup: ``registry/ledger_mark.py``
+refuses that at start, unless overridden). So is a failure on this registry's side
 during a witness's push (the database, reading the checkpoint's note, building the
 consistency proof or storing the cosignature: ``failed: database error: ...``): it is
 that witness's failure, backed off the same way. Whatever fails for one witness spoils
@@ -190,7 +192,10 @@ class WitnessPusher:
     async def _push(self, target: _Witness, size: int, note: str) -> str:
         for _ in range(RESYNCS + 1):
             old = target.known
-            if old > size:
+            if old > size:  # found 2026-12-05: a restored older backup, said as a timeout's
+                log.error("witness %s cosigned size %d, beyond this store's %d: the database was "
+                          "restored from an older backup (or replaced) and this log forked; "
+                          "docs/deploy.md, 'Restoring the database'", target.url, old, size)  # fmt: skip
                 raise PushFailed(f"the witness has cosigned size {old}, beyond this log's {size}")
             proof: list[bytes] = []
             if 0 < old < size:

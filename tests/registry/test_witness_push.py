@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import re
 import signal
@@ -334,3 +335,23 @@ async def test_a_database_error_before_the_pushes_is_each_witness_failure(
         said = await p.push_all()
         assert said["http://w"].startswith("failed: database error"), said
         assert calls == [] and p.targets[0].not_before > 0 and p.rounds == 1
+
+
+async def test_a_witness_ahead_of_this_store_is_an_error_naming_a_restored_backup(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The witness cosigned a larger tree than this store holds: the store went back (a
+    restored older backup served with --accept-ledger-rollback, or an old home's mark).
+    Found 2026-12-05: a WARNING like a timeout's, nothing saying the log forked."""
+    reg = tmp_path / "reg"
+    await asyncio.to_thread(_grow, reg, (10,))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(409, content=b"99\n", headers={"Content-Type": "text/x.tlog.size"})
+
+    caplog.set_level(logging.WARNING, logger="LLM_Mesh.registry.witness_push")
+    async with pusher_on(reg, _mock(handler)) as p:
+        said = await p.push_all()
+    assert "beyond this log's" in said["http://w"], said
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("restored from an older backup" in m and "99" in m for m in errors), errors

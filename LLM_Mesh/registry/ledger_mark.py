@@ -1,0 +1,214 @@
+"""``$LLM_MESH_HOME/ledger.checkpoint``: the newest checkpoint this registry signed or saw
+in its store, kept beside ``registry.key``, and the start-up check against it.
+
+Why (``core/ledger_mark.py``): a store restored from an older backup holds a shorter
+ledger than the checkpoints already published; serving on it would fork the public log
+and roll balances back. :class:`MarkFile` keeps the checkpoint in the JSON that
+``llm-mesh ledger checkpoint --out`` writes (so ``llm-mesh ledger verify --compare
+$LLM_MESH_HOME/ledger.checkpoint`` reads it too): written (temporary file, ``fsync``,
+rename) before each checkpoint the registry signs is stored, and when the store's newest
+checkpoint (another replica's) is larger; never to a smaller tree of the same log
+(``core.ledger_mark.replaces``), under an ``flock`` of ``ledger.checkpoint.lock``
+(``--workers N`` share the home).
+
+:func:`ledger_guard` runs at the registry's start: a store behind the mark, or with
+another root at the mark's size, raises :class:`~LLM_Mesh.errors.LedgerBehind` (the
+registry does not start), unless ``Settings.accept_ledger_rollback``
+(``--accept-ledger-rollback``): then an ERROR says what is lost, the mark is moved aside to
+``ledger.checkpoint.rolled-back-<UTC time>`` (evidence) and the registry serves; so does
+a local mesh (``llm-mesh up``/``demo``: ``Settings.local_mesh``) on an empty database (its
+``registry.db`` deleted to start over), with a WARNING. Then
+the store's newest checkpoint is kept (a replica that signed none yet still marks what
+the others published). A scratch ledger (a memory store) has no mark.
+:func:`store_behind` is the same check before serving, on an engine of its own
+(``registry serve``'s one-line refusal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.gossip import EXPORT_FORMAT
+from LLM_Mesh.core.ledger_mark import Mark, mark_problem, parse_mark, replaces
+from LLM_Mesh.errors import LedgerBehind
+from LLM_Mesh.registry.ledger import SqlLedger
+from LLM_Mesh.secret_files import make_private_dir
+
+__all__ = ["MARK_FILE", "MarkFile", "ledger_guard", "store_behind"]
+
+log = logging.getLogger(__name__)
+
+MARK_FILE = "ledger.checkpoint"
+
+RECOVERY = (
+    "Restore the newest state instead (point-in-time recovery to the latest WAL, or a newer "
+    "backup: docs/deploy.md, 'What to back up'); only if those entries are lost for good, "
+    "start once with --accept-ledger-rollback (LLM_MESH_ACCEPT_LEDGER_ROLLBACK=1), which "
+    "keeps this file aside as evidence, and tell the network (docs/deploy.md, 'Restoring "
+    "the database')"
+)
+
+
+class MarkFile:
+    """The kept checkpoint at ``path`` (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> Mark | None:
+        """The kept mark, ``None`` when there is none; :class:`LedgerBehind` when the file
+        cannot be read as one (refused as a rollback is: the start must not guess)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LedgerBehind(f"cannot read {self.path}: {exc}") from None
+        try:
+            return parse_mark(text)
+        except ValueError as exc:
+            raise LedgerBehind(
+                f"{self.path}: {exc}; move it aside only if this registry's ledger is known "
+                "to be whole"
+            ) from None
+
+    def keep(self, checkpoint: dict[str, Any]) -> bool:
+        """Write ``checkpoint`` (``core/gossip.export``'s form) unless the kept one is a
+        larger tree of the same log; whether it was written."""
+        new = parse_mark(json.dumps(checkpoint))
+        with self._locked():
+            try:
+                old = self.read()
+            except LedgerBehind:
+                old = None  # unreadable: the start said so; replaced by a good one
+            if not replaces(old, new):
+                return False
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            with tmp.open("w", encoding="utf-8") as f:
+                json.dump(checkpoint, f, indent=1, sort_keys=True)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+            return True
+
+    async def keep_off_loop(self, checkpoint: dict[str, Any]) -> bool:
+        """:meth:`keep` in a thread (its ``fsync`` off the event loop)."""
+        return await asyncio.to_thread(self.keep, checkpoint)
+
+    def set_aside(self, now: float) -> Path:
+        """Move the kept mark to ``<name>.rolled-back-<UTC time>``; its new path."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        aside = self.path.with_name(f"{self.path.name}.rolled-back-{stamp}")
+        with self._locked():
+            os.replace(self.path, aside)
+        return aside
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # no flock here: one process a home
+            yield
+            return
+        make_private_dir(self.path.parent)  # the home, made as the registry makes it
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # the lock goes with it
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem opens a directory
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def mark_file(settings: Settings) -> MarkFile:
+    return MarkFile(settings.home / MARK_FILE)
+
+
+async def problem_of(ledger: SqlLedger, mark: Mark, origin: str) -> tuple[str | None, int]:
+    """``core.ledger_mark.mark_problem`` of ``ledger`` as it is now, and its size."""
+    try:
+        size, _ = await ledger.head()
+    except DBAPIError:  # no ledger tables yet (a new, empty database): an empty ledger
+        size = 0
+    root = await ledger.root_at(mark.tree_size) if size >= mark.tree_size else None
+    return mark_problem(mark, origin, size, root), size
+
+
+def _served_anyway(settings: Settings, size: int) -> str | None:
+    """Why a store behind the mark is served all the same: the operator's override, or a
+    local mesh (``llm-mesh up``/``demo``) on a new, empty database (its ``registry.db``
+    deleted to start over: nobody else's log); ``None``: refused."""
+    if settings.accept_ledger_rollback:
+        return "--accept-ledger-rollback"
+    if settings.local_mesh and size == 0:
+        return f"an empty database under `llm-mesh {settings.local_mesh}`: a new local ledger"
+    return None
+
+
+async def ledger_guard(
+    ledger: SqlLedger, settings: Settings, wall_clock: Any = time.time
+) -> MarkFile:
+    """The start-up check (module docstring); the mark file, for the checkpointer."""
+    marks = mark_file(settings)
+    mark = marks.read()
+    if mark is not None:
+        problem, size = await problem_of(ledger, mark, settings.ledger_origin)
+        why = _served_anyway(settings, size)
+        if problem is not None and why is None:
+            raise LedgerBehind(f"{problem} (kept in {marks.path}). {RECOVERY}")
+        if problem is not None:
+            aside = marks.set_aside(wall_clock())
+            log.log(
+                logging.ERROR if settings.accept_ledger_rollback else logging.WARNING,
+                "%s. Serving anyway (%s): new checkpoints fork the published ledger, "
+                "witnesses refuse them and verifiers report a split view; the checkpoint "
+                "this registry had published is kept in %s",
+                problem, why, aside,
+            )  # fmt: skip
+    latest = await ledger.latest_checkpoint()  # another replica's, newer than this home's
+    if latest is not None:
+        export = {"format": EXPORT_FORMAT, "registry": None, "origin": settings.ledger_origin}
+        await marks.keep_off_loop({**export, **latest.to_json()})
+    return marks
+
+
+async def store_behind(settings: Settings) -> str | None:
+    """:func:`ledger_guard`'s refusal, in one line, before serving (its own engine, closed
+    again); ``None`` when the store may serve or is served anyway."""
+    mark = mark_file(settings).read()
+    if mark is None:
+        return None
+    engine = create_async_engine(settings.effective_database_url)
+    try:
+
+        async def get() -> Any:
+            return engine
+
+        problem, size = await problem_of(SqlLedger(get), mark, settings.ledger_origin)
+    finally:
+        await engine.dispose()
+    if problem is None or _served_anyway(settings, size) is not None:
+        return None
+    return f"{problem} (kept in {mark_file(settings).path}). {RECOVERY}"

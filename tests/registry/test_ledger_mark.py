@@ -1,0 +1,201 @@
+"""A registry restarted on a database restored from an older backup (found 2026-12-05).
+
+Before: it started and served on the shorter ledger: the paid requests and earnings after
+the backup were gone from the balances, and its next checkpoints signed a second history
+at sizes it had already published (witnesses refuse it, verifiers report a split view).
+Now it keeps the newest checkpoint beside ``registry.key`` (``ledger.checkpoint``) and
+refuses to start on a store behind it, unless ``--accept-ledger-rollback``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.config import Settings
+from LLM_Mesh.core.ledger_entry import MINT, Transfer
+from LLM_Mesh.errors import LedgerBehind
+from LLM_Mesh.registry.ledger_mark import MARK_FILE, store_behind
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import running
+
+KEY = Ed25519PrivateKey.generate()
+
+
+async def serve_and_pay(home: Path, url: str, payments: int, **kw: object) -> tuple[int, int]:
+    """Start a registry on ``url``, write ``payments`` grants, stop it (it signs at stop);
+    the tree's size and the user's balance it left."""
+    async with running(home, store=SqlStore(url), gateway_key=KEY, **kw) as h:  # type: ignore[arg-type]
+        ledger = h.runtime.ledger
+        assert ledger is not None
+        for _ in range(payments):
+            await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
+            await h.runtime.checkpointer.checkpoint()  # type: ignore[union-attr]
+        size, _ = await ledger.head()
+        balance = (await ledger.balances()).get("user:carol", 0)
+    return size, balance
+
+
+async def test_a_restored_older_backup_is_refused_not_forked(tmp_path: Path) -> None:
+    db, backup = tmp_path / "registry.db", tmp_path / "backup.db"
+    url, home = f"sqlite:///{db}", tmp_path / "home"
+    size1, _ = await serve_and_pay(home, url, 3)
+    shutil.copy(db, backup)  # the backup (a stopped registry: one consistent file)
+    size2, paid = await serve_and_pay(home, url, 5)
+    assert size2 > size1 and paid == 80
+    kept = json.loads((home / MARK_FILE).read_text())
+    assert kept["tree_size"] == size2
+    shutil.copy(backup, db)  # the restore
+    with pytest.raises(LedgerBehind) as refused:
+        await serve_and_pay(home, url, 1)
+    said = str(refused.value)
+    assert (
+        f"{size1} entries" in said
+        and f"size {size2}" in said
+        and "--accept-ledger-rollback" in said
+    )
+    # nothing was written on the short tree: the refusal came before any entry
+    shutil.copy(db, tmp_path / "after.db")
+    assert (tmp_path / "after.db").read_bytes() == backup.read_bytes()
+    # registry serve says it before serving, in one line (its own engine)
+    settings = Settings(home=home, database_url=url)
+    assert await store_behind(settings) == said
+
+
+async def test_a_restored_backup_grown_past_the_mark_is_refused(tmp_path: Path) -> None:
+    """Another history as long as the published one (the backup served again elsewhere, or
+    another network's database) is no more this ledger than a shorter one."""
+    db, backup = tmp_path / "registry.db", tmp_path / "backup.db"
+    url = f"sqlite:///{db}"
+    await serve_and_pay(tmp_path / "home", url, 1)
+    shutil.copy(db, backup)
+    await serve_and_pay(tmp_path / "home", url, 2)
+    shutil.copy(backup, db)
+    await serve_and_pay(tmp_path / "other-home", url, 4)  # grew again, as another registry
+    with pytest.raises(LedgerBehind, match="another history"):
+        await serve_and_pay(tmp_path / "home", url, 1)
+
+
+async def test_the_override_serves_keeps_the_evidence_and_marks_again(tmp_path: Path) -> None:
+    db, backup = tmp_path / "registry.db", tmp_path / "backup.db"
+    url, home = f"sqlite:///{db}", tmp_path / "home"
+    await serve_and_pay(home, url, 1)
+    shutil.copy(db, backup)
+    size2, _ = await serve_and_pay(home, url, 3)
+    shutil.copy(backup, db)
+    size3, _ = await serve_and_pay(home, url, 1, accept_ledger_rollback=True)
+    (aside,) = home.glob(f"{MARK_FILE}.rolled-back-*")
+    assert json.loads(aside.read_text())["tree_size"] == size2
+    assert json.loads((home / MARK_FILE).read_text())["tree_size"] == size3 < size2
+    await serve_and_pay(home, url, 1)  # the next start, without the flag, serves
+
+
+async def test_a_fresh_home_and_a_memory_store_start_as_before(tmp_path: Path) -> None:
+    """Zero-config use: no mark yet, or a scratch ledger (no mark ever)."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    size, balance = await serve_and_pay(tmp_path / "home", url, 1)
+    assert balance == 10
+    assert json.loads((tmp_path / "home" / MARK_FILE).read_text())["tree_size"] == size
+    async with running(tmp_path / "mem"):
+        pass
+    assert not (tmp_path / "mem" / MARK_FILE).exists()
+
+
+async def test_an_unreadable_mark_is_refused(tmp_path: Path) -> None:
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    await serve_and_pay(home, url, 1)
+    (home / MARK_FILE).write_text("{garbled")
+    with pytest.raises(LedgerBehind, match="not a kept checkpoint"):
+        await serve_and_pay(home, url, 1)
+
+
+async def _copy_database(source: str, target: str) -> None:
+    from tests.conftest import _admin_connect, _drop_database
+
+    await _drop_database(target)  # its connections ended too
+    conn = await _admin_connect()
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            source,
+        )
+        await conn.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
+    finally:
+        await conn.close()
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_restored_backup_is_refused(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    """The replicas' store: a copy of the database taken as the backup, the database put
+    back from it after more paid requests; every replica's home keeps its own mark."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _drop_database
+
+    name = make_url(pg_database_url).database
+    assert name is not None
+    backup = f"{name}_backup"
+    r1, r2 = tmp_path / "r1", tmp_path / "r2"
+    await serve_and_pay(r1, pg_database_url, 2)
+    await _copy_database(name, backup)
+    try:
+        size2, _ = await serve_and_pay(r2, pg_database_url, 3)  # the other replica signed
+        await serve_and_pay(r1, pg_database_url, 0)  # r1 sees the store's newest at start
+        await _copy_database(backup, name)
+        for home in (r1, r2):
+            with pytest.raises(LedgerBehind, match=f"size {size2}"):
+                await serve_and_pay(home, pg_database_url, 1)
+    finally:
+        await _drop_database(backup)
+
+
+async def test_a_local_mesh_whose_database_was_deleted_starts_over(tmp_path: Path) -> None:
+    """`llm-mesh up`/`demo` with its registry.db deleted: a new local ledger, the old mark
+    set aside (zero-config use); a registry served on its own is refused the same store,
+    and so is a local mesh on a restored older copy (not empty)."""
+    db, home = tmp_path / "registry.db", tmp_path / "home"
+    url = f"sqlite:///{db}"
+    await serve_and_pay(home, url, 2)
+    db.unlink()
+    with pytest.raises(LedgerBehind, match="0 entries"):
+        await serve_and_pay(home, url, 1)
+    db.unlink(missing_ok=True)
+    assert await store_behind(Settings(home=home, database_url=url, local_mesh="up")) is None
+    await serve_and_pay(home, url, 1, local_mesh="up")
+    assert len(list(home.glob(f"{MARK_FILE}.rolled-back-*"))) == 1
+    backup = tmp_path / "backup.db"
+    shutil.copy(db, backup)
+    await serve_and_pay(home, url, 3, local_mesh="demo")
+    shutil.copy(backup, db)
+    with pytest.raises(LedgerBehind):
+        await serve_and_pay(home, url, 1, local_mesh="demo")
+
+
+async def test_each_checkpoint_is_kept_before_it_is_published(tmp_path: Path) -> None:
+    """A crash right after a checkpoint is stored (served, pushed to witnesses) must not
+    leave a mark behind it: the file holds the size when the store is asked to keep it."""
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    seen: list[tuple[int, int]] = []
+    async with running(home, store=SqlStore(url), gateway_key=KEY) as h:  # type: ignore[arg-type]
+        ledger, checkpointer = h.runtime.ledger, h.runtime.checkpointer
+        assert ledger is not None and checkpointer is not None
+        store_it = ledger.add_checkpoint
+
+        async def published(cp: Any, public_key: str) -> bool:
+            kept = json.loads((home / MARK_FILE).read_text())["tree_size"]
+            seen.append((cp.tree_size, kept))
+            return await store_it(cp, public_key)
+
+        ledger.add_checkpoint = published  # type: ignore[method-assign]
+        for _ in range(3):
+            await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
+            await checkpointer.checkpoint()
+    assert len(seen) >= 3 and all(size == kept for size, kept in seen), seen
