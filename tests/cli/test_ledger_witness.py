@@ -245,6 +245,10 @@ def test_a_rollback_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
     w = Witness(tmp_path / "w")
     assert w.run(reg) == 0
     (reg / "registry.db").write_bytes(early.read_bytes())  # the registry goes back to size 2
+    # and hides it: an honest registry refuses to serve a store behind the checkpoint it
+    # published (registry/ledger_mark.py); a lying one drops its mark, and the witness is
+    # what catches it
+    (reg / "ledger.checkpoint").unlink()
     assert w.run(reg) == 1
     assert f"REFUSED ({ROLLBACK})" in flat(capsys.readouterr().err)
     assert load_state(w.state)[Settings().ledger_origin].size == 4
