@@ -270,6 +270,12 @@ class Routing:
         """Requests sleeping in :meth:`wait_change` now."""
         return self._waiters
 
+    def wake(self) -> None:
+        """Something outside the router freed room (an anonymous request of this gateway's
+        share ended, ``access.AnonymousLast``): waiters look again."""
+        if self._waiters:
+            self._changed()
+
     def _changed(self) -> None:
         if self._wake is not None:
             self._wake.set()
