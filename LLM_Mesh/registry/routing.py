@@ -53,6 +53,7 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
@@ -100,6 +101,9 @@ class Routing:
         self.on_blame: Callable[[str, bool], None] | None = None
         self._waiters = 0
         self._wake: asyncio.Event | None = None
+        # requests in the send stage's opt-in wait, and the most at once (core/slot_wait.py)
+        self.send_waiters = 0
+        self.max_send_waiters = MAX_SEND_WAITERS
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
