@@ -121,9 +121,7 @@ async def test_an_anonymous_wait_is_served_when_an_anonymous_request_of_the_shar
             assert r.status_code == 429, r.text
             err = r.json()["error"]
             assert err["anonymous"] is True and "share" in err["message"]
-            waiting = asyncio.create_task(
-                clients[3].post(CHAT, json=chat("late", mesh_wait_s=10))
-            )
+            waiting = asyncio.create_task(clients[3].post(CHAT, json=chat("late", mesh_wait_s=10)))
             await _until(lambda: _last(h).waiting_all == 1)
             held[0].cancel()  # one of the share ends (its client left): room for the waiter
             r = await asyncio.wait_for(waiting, 5)
