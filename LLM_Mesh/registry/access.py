@@ -33,8 +33,9 @@ is called:
    (``LLM_MESH_ANONYMOUS_IN_FLIGHT``, 4; where ``anonymous_rpm`` applies; loopback not
    counted: :mod:`LLM_Mesh.core.anonymous_inflight`), from here until the request ends
    however it ends (answered, failed, refused by a later check, cancelled, its stream
-   finished or cut): one more is 429 ``rate_limit_exceeded`` with ``Retry-After``. Each
-   replica counts its own, also with Redis (a Redis URL shares the rpm buckets only).
+   finished or cut): one more is 429 ``rate_limit_exceeded`` with ``Retry-After``. With a
+   Redis URL every replica counts together (:mod:`~LLM_Mesh.registry.redis_inflight`;
+   Redis out: each its own), else each replica its own.
 3. (the idempotency check, scoped to the client, see :mod:`~LLM_Mesh.registry.admit`)
 4. :class:`AnonymousLast`: when the model's nodes are saturated, or requests with a key
    wait for one at this gateway, an anonymous request does not take the slot: it is
@@ -61,6 +62,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from starlette.responses import Response
 
@@ -77,6 +79,7 @@ from LLM_Mesh.registry.demand import SATURATED
 from LLM_Mesh.registry.extensions import with_key_regions, with_key_trusted_only
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.ports import ApiKeyRecord
+from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
 
@@ -248,10 +251,11 @@ class RateLimit:
 class InFlightBound:
     """Check 2b: an anonymous address's requests in flight here (module docstring)."""
 
-    __slots__ = ("counts",)
+    __slots__ = ("counts", "shared")
 
-    def __init__(self, cap: int) -> None:
-        self.counts = InFlight(cap)
+    def __init__(self, cap: int, shared: SharedInFlight | None = None) -> None:
+        self.counts = shared.local if shared is not None else InFlight(cap)
+        self.shared = shared  # every replica's counts (Redis); None: this process's
 
     async def __call__(self, job: Job, client: Client) -> _InFlightHold | None:
         if client.key is not None:
@@ -259,31 +263,38 @@ class InFlightBound:
         scope = client.address
         if exempt(scope):
             return None
-        if not self.counts.take(scope):
-            cap = self.counts.cap
+        counts, shared = self.counts, self.shared
+        give: Callable[[], None] | None
+        if shared is not None:  # Redis out: this process's counts decide (redis_inflight.py)
+            give = await shared.take(scope)
+        elif counts.take(scope):
+            give = partial(counts.give, scope)
+        else:
+            give = None
+        if give is None:
+            cap = counts.cap
             raise RateLimited(
                 f"this address already has {cap} requests without an API key in flight at "
                 "this gateway, the most it may; wait for one to end, or send an API key",
                 retry_after=1, limit=cap, requested=1,
             )  # fmt: skip
-        return _InFlightHold(self.counts, scope, job.stream)
+        return _InFlightHold(give, job.stream)
 
 
 class _InFlightHold:
     """One anonymous request in flight: given back once, when it ends (an admission hold:
     ``release`` ends it unless it is an open stream, which ends at ``stream_ended``)."""
 
-    __slots__ = ("counts", "scope", "stream")
+    __slots__ = ("give", "stream")
 
-    def __init__(self, counts: InFlight | _Running, scope: str, stream: bool) -> None:
-        self.counts: InFlight | _Running | None = counts
-        self.scope = scope
+    def __init__(self, give: Callable[[], None], stream: bool) -> None:
+        self.give: Callable[[], None] | None = give
         self.stream = stream
 
     def _end(self) -> None:
-        counts, self.counts = self.counts, None
-        if counts is not None:
-            counts.give(self.scope)
+        give, self.give = self.give, None
+        if give is not None:
+            give()
 
     def release(self, response: Response | None) -> None:
         if response is not None or not self.stream:
@@ -425,7 +436,7 @@ class AnonymousLast:
         if self.share is None:
             return went
         self.running.take(job.model)
-        return went or job, _InFlightHold(self.running, job.model, job.stream)
+        return went or job, _InFlightHold(partial(self.running.give, job.model), job.stream)
 
 
 class _Running:

@@ -317,7 +317,8 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
     public = rt.settings.anonymous_rpm is not None  # the anonymous bounds apply here
     in_flight = rt.settings.anonymous_in_flight
     if in_flight is not None and public:
-        checks.append(InFlightBound(in_flight))
+        # every replica's counts (Redis, registry/redis_inflight.py); None: this process's
+        checks.append(InFlightBound(in_flight, rt.shared_in_flight))
     # the share of a model's slots anonymous requests may hold (core/anonymous_share.py)
     share = rt.settings.anonymous_share if public and rt.settings.anonymous_share < 1 else None
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
