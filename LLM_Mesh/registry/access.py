@@ -349,9 +349,7 @@ class AnonymousLast:
         share = self.share
         if share is None:
             return False
-        return self.running.counts.get(model, 0) >= anonymous_cap(
-            self.routing.router.slots(model), share
-        )
+        return self.running.counts.get(model, 0) >= anonymous_cap(self.routing.slots(model), share)
 
     def _route(self, job: Job) -> RouteRequest:
         ext = job.ext

@@ -104,6 +104,7 @@ class Routing:
         # requests in the send stage's opt-in wait, and the most at once (core/slot_wait.py)
         self.send_waiters = 0
         self.max_send_waiters = MAX_SEND_WAITERS
+        self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
@@ -194,6 +195,18 @@ class Routing:
                 return d
             self.sync(node_id)
         return Decision(Verdict.NO_NODE)  # pragma: no cover - 64 dead picks in a row
+
+    def slots(self, model: str) -> int:
+        """``Router.slots`` (a sum over the model's nodes), counted again only once the
+        router's membership changed (``Router.changes``: an upsert, a removal, routable, an
+        ejection or its end), not per anonymous request (``access.AnonymousLast``)."""
+        changes = self.router.changes
+        hit = self._slots.get(model)
+        if hit is not None and hit[0] == changes:
+            return hit[1]
+        n = self.router.slots(model)
+        self._slots[model] = (changes, n)
+        return n
 
     def begin(self, node_id: str, model: str) -> Attempt:
         self.demand.begin(model)

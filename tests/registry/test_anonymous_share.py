@@ -134,3 +134,19 @@ async def test_an_anonymous_wait_is_served_when_an_anonymous_request_of_the_shar
             nodes.gate.set()
             for c in clients:
                 await c.aclose()
+
+
+async def test_the_slots_are_counted_again_when_the_nodes_change(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        routing = h.runtime.routing
+        assert routing.slots(MODEL) == 0
+        await h.register("a", max_concurrency=3)
+        assert routing.slots(MODEL) == 3
+        await h.register("b", max_concurrency=2)
+        assert routing.slots(MODEL) == 5
+        await h.register("b", max_concurrency=4)  # registered again with other slots
+        assert routing.slots(MODEL) == 7
+        routing.router.set_routable("a", False)  # draining, offline, heartbeat lost
+        assert routing.slots(MODEL) == 4
+        routing.remove("b")
+        assert routing.slots(MODEL) == 0
