@@ -416,7 +416,7 @@ class AnonymousLast:
                 if left <= 0 or loop.time() >= hard_stop:
                     raise self._refusal(job)
                 # keyed waiters are woken by the same change; poll briefly to let them go first
-                await routing.wait_change(min(left, 0.05))
+                await routing.wait_change(min(left, 0.05), model)
         finally:
             routing.demand.wait_end(model)
             self.waiting_all -= 1
@@ -456,7 +456,7 @@ class _Running:
             self.counts[model] = n
         else:
             self.counts.pop(model, None)
-        self.routing.wake()
+        self.routing.wake(model)
 
 
 def _no_wait(job: Job) -> Job | None:

@@ -533,7 +533,7 @@ class Exchange:
                 if left <= 0:
                     raise self._no_node(d)
                 # woken by every change; else at the estimate, never sooner than RECHECK_S
-                await routing.wait_change(slot_wait.recheck_s(d.wait_s, left))
+                await routing.wait_change(slot_wait.recheck_s(d.wait_s, left), job.model)
                 d = routing.pick(req)
                 if d.verdict is Verdict.OK:
                     return d

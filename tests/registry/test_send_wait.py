@@ -95,3 +95,27 @@ async def test_waiters_past_the_cap_are_answered_at_once(tmp_path: Path) -> None
         for t in waiting:
             assert (await asyncio.wait_for(t, 10)).status_code == 200
         assert routing.send_waiters == 0
+
+
+async def test_a_waiter_is_not_woken_by_another_models_traffic(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await _fast_full_node(h)
+        await h.register("b", models=["other-model"], max_concurrency=4)
+        key, _ = await new_key(h, name="payer")
+        other = {"model": "other-model", "messages": [{"role": "user", "content": "hi"}]}
+        wait_s = 1.0
+        waiting = asyncio.create_task(
+            h.client.post(CHAT, json=chat(), headers={"X-Mesh-Wait": str(wait_s), **bearer(key)})
+        )
+        await _until(lambda: h.runtime.routing.waiters == 1)
+        picks = _count_picks(h)
+        served = 0
+        while not waiting.done():  # each answer ends an attempt: a change for other-model
+            r = await h.client.post(CHAT, json=other, headers=bearer(key))
+            assert r.status_code == 200, r.text
+            served += 1
+        assert (await waiting).status_code == 429
+        assert served >= 5
+        # the other model's requests pick once each; the waiter looks at most every RECHECK_S
+        # (before: once more per other-model answer)
+        assert picks[0] - served <= wait_s / RECHECK_S + 3, (picks[0], served)
