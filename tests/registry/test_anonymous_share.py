@@ -95,7 +95,7 @@ async def test_an_anonymous_flood_of_many_addresses_leaves_keyed_requests_a_slot
                     assert r.json()["error"]["reason"] == "saturated"
                     continue
                 assert r.status_code == 200, r.text  # before: 429 saturated, every slot held
-                assert took < 2.0, took
+                assert took < 5.0, took  # a bound: before, never (429, or a stream to end)
             assert nodes.most_held == cap  # never more anonymous requests at the nodes
             assert _last(h).running.counts.get(MODEL, 0) == (cap if share < 1 else 0)
         finally:
