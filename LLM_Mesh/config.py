@@ -42,7 +42,8 @@ its flags) and passes it down. Nothing else in the package reads ``os.environ``,
 | ledger_witnesses     | LLM_MESH_LEDGER_WITNESSES | none (witness key texts, ``,``-separated, whose cosignatures ``POST /v1/ledger/cosignatures`` accepts; none: it accepts none) |
 | ledger_witness_urls  | LLM_MESH_LEDGER_WITNESS_URLS | none (C2SP tlog-witness submission prefixes, ``,``-separated, each new checkpoint is pushed to: ``POST <url>/add-checkpoint``, so not ending in ``/add-checkpoint``; needs ``LLM_MESH_LEDGER_WITNESSES``, whose keys' cosignatures alone are kept) |
 | anonymous_rpm        | LLM_MESH_ANONYMOUS_RPM   | 60 requests a minute per client address without a key (0: no limit) |
-| anonymous_in_flight  | LLM_MESH_ANONYMOUS_IN_FLIGHT | 4 requests in flight at once per client address without a key, per gateway process (where ``anonymous_rpm`` applies; loopback not counted; past it 429 with ``Retry-After``; 0: no bound; ``core/anonymous_inflight.py``) |
+| anonymous_in_flight  | LLM_MESH_ANONYMOUS_IN_FLIGHT | 4 requests in flight at once per client address without a key, per gateway process, or for every replica together with a Redis URL (where ``anonymous_rpm`` applies; loopback not counted; past it 429 with ``Retry-After``; 0: no bound; ``core/anonymous_inflight.py``) |
+| anonymous_share      | LLM_MESH_ANONYMOUS_SHARE | 0.75 (the share of a model's slots, as this gateway process sees its routable nodes, that requests without a key may hold together, rounded down and never the last slot: the rest stay free for keyed requests; where ``anonymous_rpm`` applies; past it 429 ``saturated`` or the opt-in wait; 1: every slot; ``core/anonymous_share.py``) |
 | anonymous_total_rpm  | LLM_MESH_ANONYMOUS_TOTAL_RPM | 6000 requests a minute without a key from every address together, per gateway process (where ``anonymous_rpm`` applies; past it 429 with ``Retry-After``; 0: no total) |
 | ledger_read_rows_per_min | LLM_MESH_LEDGER_READ_ROWS_PER_MIN | 1000000 (ledger entries and checkpoints the public ledger reads, ``GET /v1/ledger``, its export and ``/v1/ledger/checkpoints``, serve one client address a minute, an IPv6 one per /64; past it 429 with ``Retry-After``; 0: no limit) |
 | ledger_read_rows_total_per_min | LLM_MESH_LEDGER_READ_ROWS_TOTAL_PER_MIN | 3000000 (the same rows served to every address together, per gateway process; past it 429 with ``Retry-After``; 0: no total) |
@@ -93,6 +94,7 @@ from pathlib import Path
 from typing import Any
 
 from LLM_Mesh.core.anonymous_inflight import DEFAULT_ANONYMOUS_IN_FLIGHT
+from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, parse_share
 from LLM_Mesh.core.browser_origin import parse_local_names
 from LLM_Mesh.core.limits import RequestLimits
 from LLM_Mesh.core.peer_exempt import parse_trusted_peers
@@ -359,6 +361,8 @@ class Settings:
     anonymous_total_rpm: int | None = DEFAULT_ANONYMOUS_TOTAL_RPM
     # ... in flight at once per address (only where anonymous_rpm applies); None: no bound
     anonymous_in_flight: int | None = DEFAULT_ANONYMOUS_IN_FLIGHT
+    # ... the share of a model's slots they may hold together (same; 1: every slot)
+    anonymous_share: float = DEFAULT_ANONYMOUS_SHARE
     # ledger rows a minute per client address from the public ledger reads; None: no limit
     ledger_read_rows_per_min: int | None = DEFAULT_LEDGER_READ_ROWS
     # ... to every address together, in this process; None: no total
@@ -465,6 +469,7 @@ class Settings:
             anonymous_in_flight=_limit(
                 env, "LLM_MESH_ANONYMOUS_IN_FLIGHT", DEFAULT_ANONYMOUS_IN_FLIGHT
             ),
+            anonymous_share=parse_share(env.get("LLM_MESH_ANONYMOUS_SHARE")),
             ledger_read_rows_per_min=_limit(
                 env, "LLM_MESH_LEDGER_READ_ROWS_PER_MIN", DEFAULT_LEDGER_READ_ROWS
             ),

@@ -271,6 +271,15 @@ def test_anonymous_rpm_and_api_key_from_env() -> None:
     assert "lmk_x" not in repr(Settings.from_env({"LLM_MESH_API_KEY": "lmk_x"}))
 
 
+def test_anonymous_share_from_env() -> None:
+    assert Settings.from_env({}).anonymous_share == 0.75
+    assert Settings.from_env({"LLM_MESH_ANONYMOUS_SHARE": "0.5"}).anonymous_share == 0.5
+    assert Settings.from_env({"LLM_MESH_ANONYMOUS_SHARE": "1"}).anonymous_share == 1.0
+    for bad in ("1.5", "-0.1", "nan", "most"):
+        with pytest.raises(ValueError, match="LLM_MESH_ANONYMOUS_SHARE"):
+            Settings.from_env({"LLM_MESH_ANONYMOUS_SHARE": bad})
+
+
 def test_reward_settings_from_env() -> None:
     s = Settings.from_env({})
     assert (s.reward_rate, s.reward_period_s) == (100_000, 3600)

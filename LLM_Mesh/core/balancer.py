@@ -274,6 +274,11 @@ class Router:
         p = self._pools.get(model)
         return (0, 0, 0) if p is None else (len(p.open), len(p.full), p.ejected)
 
+    def slots(self, model: str) -> int:
+        """The slots (``max_concurrency``) of ``model``'s routable nodes not ejected."""
+        p = self._pools.get(model)
+        return 0 if p is None else sum(st.max_concurrency for b in (p.open, p.full) for st in b)
+
     # -- index upkeep -------------------------------------------------------------
     def _restate(self, st: NodeStats, part: _RowPart = write_row) -> None:
         """After a change to what ``st``'s rows hold: its place, and the ``part`` of its

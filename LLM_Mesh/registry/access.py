@@ -33,8 +33,9 @@ is called:
    (``LLM_MESH_ANONYMOUS_IN_FLIGHT``, 4; where ``anonymous_rpm`` applies; loopback not
    counted: :mod:`LLM_Mesh.core.anonymous_inflight`), from here until the request ends
    however it ends (answered, failed, refused by a later check, cancelled, its stream
-   finished or cut): one more is 429 ``rate_limit_exceeded`` with ``Retry-After``. Each
-   replica counts its own, also with Redis (a Redis URL shares the rpm buckets only).
+   finished or cut): one more is 429 ``rate_limit_exceeded`` with ``Retry-After``. With a
+   Redis URL every replica counts together (:mod:`~LLM_Mesh.registry.redis_inflight`;
+   Redis out: each its own), else each replica its own.
 3. (the idempotency check, scoped to the client, see :mod:`~LLM_Mesh.registry.admit`)
 4. :class:`AnonymousLast`: when the model's nodes are saturated, or requests with a key
    wait for one at this gateway, an anonymous request does not take the slot: it is
@@ -43,6 +44,12 @@ is called:
    Anonymous requests never enter the send stage's wait, so a slot that frees goes to a
    waiting keyed request first. At most ``MAX_ANONYMOUS_WAITERS`` anonymous requests wait
    in a process at once (:mod:`LLM_Mesh.core.anonymous_wait`); one more is refused at once.
+   Where ``anonymous_rpm`` applies, anonymous requests sent on from here (every address,
+   loopback too) hold at most ``Settings.anonymous_share`` of the model's slots
+   (``LLM_MESH_ANONYMOUS_SHARE``, 0.75, rounded down, never the last slot:
+   :mod:`LLM_Mesh.core.anonymous_share`) until they end however they end: past it an
+   anonymous request is refused or waits as on a saturated model, so a keyed request finds
+   a free slot while anonymous clients of any number of addresses flood the model.
 
 The price check (:mod:`~LLM_Mesh.registry.charge`) runs between 2 and 3.
 The key cache lives in this process; the buckets too, unless the gateway has a Redis URL
@@ -55,11 +62,13 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from starlette.responses import Response
 
 from LLM_Mesh.core import anonymous_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
+from LLM_Mesh.core.anonymous_share import anonymous_cap
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
@@ -70,6 +79,7 @@ from LLM_Mesh.registry.demand import SATURATED
 from LLM_Mesh.registry.extensions import with_key_regions, with_key_trusted_only
 from LLM_Mesh.registry.job import Client, Job
 from LLM_Mesh.registry.ports import ApiKeyRecord
+from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.routing import Routing
 
@@ -241,10 +251,11 @@ class RateLimit:
 class InFlightBound:
     """Check 2b: an anonymous address's requests in flight here (module docstring)."""
 
-    __slots__ = ("counts",)
+    __slots__ = ("counts", "shared")
 
-    def __init__(self, cap: int) -> None:
-        self.counts = InFlight(cap)
+    def __init__(self, cap: int, shared: SharedInFlight | None = None) -> None:
+        self.counts = shared.local if shared is not None else InFlight(cap)
+        self.shared = shared  # every replica's counts (Redis); None: this process's
 
     async def __call__(self, job: Job, client: Client) -> _InFlightHold | None:
         if client.key is not None:
@@ -252,31 +263,38 @@ class InFlightBound:
         scope = client.address
         if exempt(scope):
             return None
-        if not self.counts.take(scope):
-            cap = self.counts.cap
+        counts, shared = self.counts, self.shared
+        give: Callable[[], None] | None
+        if shared is not None:  # Redis out: this process's counts decide (redis_inflight.py)
+            give = await shared.take(scope)
+        elif counts.take(scope):
+            give = partial(counts.give, scope)
+        else:
+            give = None
+        if give is None:
+            cap = counts.cap
             raise RateLimited(
                 f"this address already has {cap} requests without an API key in flight at "
                 "this gateway, the most it may; wait for one to end, or send an API key",
                 retry_after=1, limit=cap, requested=1,
             )  # fmt: skip
-        return _InFlightHold(self.counts, scope, job.stream)
+        return _InFlightHold(give, job.stream)
 
 
 class _InFlightHold:
     """One anonymous request in flight: given back once, when it ends (an admission hold:
     ``release`` ends it unless it is an open stream, which ends at ``stream_ended``)."""
 
-    __slots__ = ("counts", "scope", "stream")
+    __slots__ = ("give", "stream")
 
-    def __init__(self, counts: InFlight, scope: str, stream: bool) -> None:
-        self.counts: InFlight | None = counts
-        self.scope = scope
+    def __init__(self, give: Callable[[], None], stream: bool) -> None:
+        self.give: Callable[[], None] | None = give
         self.stream = stream
 
     def _end(self) -> None:
-        counts, self.counts = self.counts, None
-        if counts is not None:
-            counts.give(self.scope)
+        give, self.give = self.give, None
+        if give is not None:
+            give()
 
     def release(self, response: Response | None) -> None:
         if response is not None or not self.stream:
@@ -310,15 +328,28 @@ def _token_charge(job: Job, tpm: int) -> int:
 
 
 class AnonymousLast:
-    """Check 4: keyed requests before anonymous ones on a saturated model (module docstring)."""
+    """Check 4: keyed requests before anonymous ones on a saturated model, and a share of
+    its slots kept for them (module docstring)."""
 
-    __slots__ = ("clock", "routing", "waiting", "waiting_all")
+    __slots__ = ("clock", "routing", "running", "share", "waiting", "waiting_all")
 
-    def __init__(self, routing: Routing, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, routing: Routing, clock: Callable[[], float], share: float | None = None
+    ) -> None:
         self.routing = routing
         self.clock = clock
+        if share is not None:
+            anonymous_cap(1, share)  # checked now: between 0 and 1
+        self.share = share  # None: anonymous requests may take every slot
+        self.running = _Running(routing)  # anonymous requests sent on, per model (a share)
         self.waiting: dict[str, int] = {}  # anonymous requests waiting here, per model
         self.waiting_all = 0  # ... and for every model together (core/anonymous_wait.py)
+
+    def _over_share(self, model: str) -> bool:
+        share = self.share
+        if share is None:
+            return False
+        return self.running.counts.get(model, 0) >= anonymous_cap(self.routing.slots(model), share)
 
     def _route(self, job: Job) -> RouteRequest:
         ext = job.ext
@@ -336,6 +367,8 @@ class AnonymousLast:
         open_, full, _ = routing.router.pool_counts(model)
         if open_ == 0:
             return full == 0
+        if self._over_share(model):  # the rest of the model's slots is kept for keys
+            return False
         if job.ext.avoid_regions or job.ext.allow_nodes is not None or job.ext.deny_nodes:
             return self.routing.pick(self._route(job)).verdict is not Verdict.SATURATED
         return True
@@ -349,18 +382,23 @@ class AnonymousLast:
             if room
             else "as many requests without an API key as may wait here wait already"
         )
+        busy = (
+            "requests without an API key hold their share of the slots of the nodes serving "
+            f"{job.model!r} (the rest is kept for requests with a key)"
+            if self._over_share(job.model)
+            else f"every node serving {job.model!r} is busy and requests with an API key go first"
+        )
         return Overloaded(
-            f"every node serving {job.model!r} is busy and requests with an API key go first; "
-            f"estimated wait {wait:.2f} s ({how})",
+            f"{busy}; estimated wait {wait:.2f} s ({how})",
             retry_after=max(1, math.ceil(wait)), reason=SATURATED, wait_s=round(wait, 3),
             model=job.model, anonymous=True,
         )  # fmt: skip
 
-    async def __call__(self, job: Job, client: Client) -> Job | None:
+    async def __call__(self, job: Job, client: Client) -> Job | tuple[Job, _InFlightHold] | None:
         if client.key is not None:
             return None
         if self._clear(job):
-            return _no_wait(job)
+            return self._admit(job)
         if job.ext.wait_s <= 0:
             raise self._refusal(job)
         if not anonymous_wait.may_wait(self.waiting_all):
@@ -378,7 +416,7 @@ class AnonymousLast:
                 if left <= 0 or loop.time() >= hard_stop:
                     raise self._refusal(job)
                 # keyed waiters are woken by the same change; poll briefly to let them go first
-                await routing.wait_change(min(left, 0.05))
+                await routing.wait_change(min(left, 0.05), model)
         finally:
             routing.demand.wait_end(model)
             self.waiting_all -= 1
@@ -387,7 +425,38 @@ class AnonymousLast:
                 self.waiting[model] = n
             else:
                 self.waiting.pop(model, None)
-        return _no_wait(job)
+        return self._admit(job)
+
+    def _admit(self, job: Job) -> Job | tuple[Job, _InFlightHold] | None:
+        """Sent on without the send stage's wait; counted in the share until it ends (in
+        the same step of the loop as the check that cleared it)."""
+        went = _no_wait(job)
+        if self.share is None:
+            return went
+        self.running.take(job.model)
+        return went or job, _InFlightHold(partial(self.running.give, job.model), job.stream)
+
+
+class _Running:
+    """Anonymous requests sent on per model (:class:`AnonymousLast`'s share); one that ends
+    wakes the requests waiting for room."""
+
+    __slots__ = ("counts", "routing")
+
+    def __init__(self, routing: Routing) -> None:
+        self.routing = routing
+        self.counts: dict[str, int] = {}
+
+    def take(self, model: str) -> None:
+        self.counts[model] = self.counts.get(model, 0) + 1
+
+    def give(self, model: str) -> None:
+        n = self.counts.get(model, 0) - 1
+        if n > 0:
+            self.counts[model] = n
+        else:
+            self.counts.pop(model, None)
+        self.routing.wake(model)
 
 
 def _no_wait(job: Job) -> Job | None:

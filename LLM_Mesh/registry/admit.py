@@ -7,6 +7,7 @@ each with the :class:`~LLM_Mesh.registry.job.Job` and its
 - ``None``: admitted, next check;
 - a ``Job``: admitted on these terms (e.g. with the API key's ``avoid_regions``): later
   checks and stages get this job instead;
+- a ``(Job, Hold)``: both of these;
 - a ``Response``: answer this instead; no node is called and later checks do not
   run (an answer replayed from an earlier run);
 - a :class:`Hold`: admitted, and the check wants to know how the request ended
@@ -87,10 +88,13 @@ class Hold(Protocol):
 
 
 class AdmissionCheck(Protocol):
-    async def __call__(self, job: Job, client: Client) -> Response | Hold | Job | None:
+    async def __call__(
+        self, job: Job, client: Client
+    ) -> Response | Hold | Job | tuple[Job, Hold] | None:
         """``None``: admitted; a ``Job``: admitted on these terms; a ``Response``: answer it
-        instead; a :class:`Hold`: admitted, tell the hold how it ended. Raise a
-        ``MeshError`` to refuse in OpenAI's error shape."""
+        instead; a :class:`Hold`: admitted, tell the hold how it ended; both (a ``Job`` and
+        a ``Hold``): on these terms, tell the hold. Raise a ``MeshError`` to refuse in
+        OpenAI's error shape."""
 
 
 class Admission:
@@ -112,6 +116,9 @@ class Admission:
                     continue
                 if isinstance(verdict, Job):
                     job = verdict
+                elif isinstance(verdict, tuple):  # admitted on these terms, with a hold
+                    job = verdict[0]
+                    holds.append(verdict[1])
                 elif isinstance(verdict, Response):
                     replay = verdict
                     break
@@ -307,15 +314,19 @@ def default_checks(rt: Runtime) -> list[AdmissionCheck]:
             anonymous_total_rpm=rt.settings.anonymous_total_rpm,
         ),
     ]
+    public = rt.settings.anonymous_rpm is not None  # the anonymous bounds apply here
     in_flight = rt.settings.anonymous_in_flight
-    if in_flight is not None and rt.settings.anonymous_rpm is not None:
-        checks.append(InFlightBound(in_flight))
+    if in_flight is not None and public:
+        # every replica's counts (Redis, registry/redis_inflight.py); None: this process's
+        checks.append(InFlightBound(in_flight, rt.shared_in_flight))
+    # the share of a model's slots anonymous requests may hold (core/anonymous_share.py)
+    share = rt.settings.anonymous_share if public and rt.settings.anonymous_share < 1 else None
     if rt.settlement is not None:  # the estimate reserved from the payer, else 402
         if rt.paid_ids is not None:  # whose key it is, for the lookup after a restart
             checks.append(ScopeAnonymousIds(rt.paid_ids))
         checks.append(Charge(rt.settlement))
     checks += [
         IdempotencyCheck(rt.idempotency, rt.paid_ids),
-        AnonymousLast(rt.routing, rt.clock),
+        AnonymousLast(rt.routing, rt.clock, share),
     ]
     return checks

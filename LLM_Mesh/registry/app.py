@@ -38,6 +38,7 @@ from fastapi import FastAPI
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.config import DEFAULT_REGISTRY_HOST, DEFAULT_REGISTRY_PORT, Settings
+from LLM_Mesh.core.anonymous_inflight import InFlight
 from LLM_Mesh.core.key_census import stranger_key
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.core.witness import parse_vkey
@@ -80,6 +81,7 @@ from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
+from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import PUBLISHED_NODES, ReplicaBeat, demand_snapshot
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -198,6 +200,10 @@ def create_registry_app(
     runtime.telemetry = Telemetry(runtime.metrics, settings.log_requests)
     if settings.redis_url:  # connects on first use, inside the server's loop
         runtime.shared_limits = RedisLimiter.from_url(settings.redis_url, runtime.limiter)
+        if settings.anonymous_in_flight is not None and settings.anonymous_rpm is not None:
+            runtime.shared_in_flight = SharedInFlight(  # on the rate limits' client
+                runtime.shared_limits.client, InFlight(settings.anonymous_in_flight)
+            )
     ledger_engine = ledger_engine_of(the_store)
     ledger = SqlLedger(ledger_engine, wall_clock=wall_clock)
     runtime.ledger = ledger
@@ -375,6 +381,8 @@ def create_registry_app(
                     await node_sync.stop()
                 if beat is not None:
                     await beat.stop()
+                if runtime.shared_in_flight is not None:
+                    await runtime.shared_in_flight.aclose()
                 if runtime.shared_limits is not None:
                     await runtime.shared_limits.aclose()
                 if runtime.owns_client and runtime.client is not None:

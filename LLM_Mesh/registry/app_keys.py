@@ -73,6 +73,8 @@ async def start_keys(
     runtime.revocations = RevocationSigner(key, chain)
     if runtime.shared_limits is not None:  # Redis' bucket names: no client's address
         runtime.shared_limits.names = ScopeNames.of_registry_key(key)
+    if runtime.shared_in_flight is not None:  # the same names for the in-flight counts
+        runtime.shared_in_flight.names = ScopeNames.of_registry_key(key)
     if isinstance(runtime.idempotency, SharedIdempotency):  # answers kept sealed
         runtime.idempotency.seal = AnswerSeal.of_registry_key(key)
         runtime.idempotency.names = ScopeNames.of_registry_key(key, IDEMPOTENCY_KEYS)

@@ -17,7 +17,8 @@ EWMA, ejections, slow start). :class:`Routing` is the only bridge:
 A heartbeat expiring between sweeps is caught at pick time: a chosen node the
 table no longer finds healthy is taken out and the pick repeats. Waiters for a
 free node (the opt-in bounded wait) are woken whenever the router's picture
-changes for the better (an attempt ends, a node registers or heartbeats).
+changes for the better for their model (an attempt ends on a node serving it, such a node
+registers or heartbeats).
 
 Warm and cold: a node is routed for every model it hosts, loaded or not; a
 model it has not loaded costs its reported load time more (else the router's
@@ -44,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Router, RoutingPolicy, Verdict
@@ -53,6 +54,7 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
@@ -99,7 +101,11 @@ class Routing:
         # (node id, ejected) of every refusal counted as a failure (blame); None: nobody listens
         self.on_blame: Callable[[str, bool], None] | None = None
         self._waiters = 0
-        self._wake: asyncio.Event | None = None
+        self._wake: dict[str, asyncio.Event] = {}  # model -> the event its waiters sleep on
+        # requests in the send stage's opt-in wait, and the most at once (core/slot_wait.py)
+        self.send_waiters = 0
+        self.max_send_waiters = MAX_SEND_WAITERS
+        self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
@@ -116,7 +122,7 @@ class Routing:
             uptime=1.0 if entry.uptime is None else entry.uptime,
         )  # fmt: skip
         self.sync(entry.node_id)
-        self._changed()
+        self._changed(entry.models)
 
     def heartbeat(self, node_id: str, hb: Heartbeat) -> None:
         """After :meth:`NodeTable.heartbeat` (which took in the loaded set and load times)."""
@@ -131,7 +137,7 @@ class Routing:
             model_cold_start_ms=cold_starts_ms(entry), service_s=_service_s(hb),
         )  # fmt: skip
         self.sync(node_id)
-        self._changed()
+        self._changed(entry.models)
 
     def heard(self, node_id: str, at: float) -> None:
         """Another replica got the node's heartbeat (``node_sync.py``): fresh, liveness
@@ -141,11 +147,12 @@ class Routing:
         entry = self.table.get(node_id)
         routable = entry is not None and self.table.healthy(entry)
         st = self.router.node(node_id)
+        models = () if entry is None else entry.models
         if st is not None and st.routable != routable:
             self.sync(node_id)
-            self._changed()
+            self._changed(models)
         elif opened:
-            self._changed()
+            self._changed(models)
 
     def sync(self, node_id: str) -> None:
         """Mirror the table's liveness of ``node_id`` into the router."""
@@ -190,6 +197,18 @@ class Routing:
                 return d
             self.sync(node_id)
         return Decision(Verdict.NO_NODE)  # pragma: no cover - 64 dead picks in a row
+
+    def slots(self, model: str) -> int:
+        """``Router.slots`` (a sum over the model's nodes), counted again only once the
+        router's membership changed (``Router.changes``: an upsert, a removal, routable, an
+        ejection or its end), not per anonymous request (``access.AnonymousLast``)."""
+        changes = self.router.changes
+        hit = self._slots.get(model)
+        if hit is not None and hit[0] == changes:
+            return hit[1]
+        n = self.router.slots(model)
+        self._slots[model] = (changes, n)
+        return n
 
     def begin(self, node_id: str, model: str) -> Attempt:
         self.demand.begin(model)
@@ -251,8 +270,9 @@ class Routing:
             self.table.count(att.node_id, ok=outcome is Outcome.SUCCESS, tokens=completion_tokens)
         if outcome is Outcome.SUCCESS or outcome in BUSY:  # answered or refused: uptime credit
             self.table.tally(att.node_id, answered=outcome is Outcome.SUCCESS, now=now)
-        if self._waiters:
-            self._changed()
+        if self._waiters:  # a slot of the node freed: for each model it serves
+            entry = self.table.get(att.node_id)
+            self._changed((att.model,) if entry is None else entry.models)
 
     def blame(self, att: Attempt) -> None:
         """The finished attempt ``att`` (a refusal another node's answer contradicted) counts
@@ -270,18 +290,31 @@ class Routing:
         """Requests sleeping in :meth:`wait_change` now."""
         return self._waiters
 
-    def _changed(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-            self._wake = None
+    def wake(self, model: str) -> None:
+        """Something outside the router freed room for ``model`` (an anonymous request of
+        this gateway's share ended, ``access.AnonymousLast``): its waiters look again."""
+        if self._waiters:
+            self._changed((model,))
 
-    async def wait_change(self, timeout_s: float) -> None:
-        """Sleep until routing changes or ``timeout_s`` passes (whichever is first)."""
+    def _changed(self, models: Iterable[str]) -> None:
+        """Wake the waiters of ``models`` (those of other models sleep on: nothing of theirs
+        changed; until 2026-12-05 one event woke every waiter of every model)."""
+        wake = self._wake
+        if not wake:
+            return
+        for model in models:
+            ev = wake.pop(model, None)
+            if ev is not None:
+                ev.set()
+
+    async def wait_change(self, timeout_s: float, model: str) -> None:
+        """Sleep until routing changes for ``model`` or ``timeout_s`` passes (whichever is
+        first)."""
         if timeout_s <= 0:
             return
-        if self._wake is None:
-            self._wake = asyncio.Event()
-        ev = self._wake
+        ev = self._wake.get(model)
+        if ev is None:
+            ev = self._wake[model] = asyncio.Event()
         self._waiters += 1
         try:
             await asyncio.wait_for(ev.wait(), timeout_s)

@@ -51,6 +51,7 @@ from LLM_Mesh.registry.node_table import NodeTable
 from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.ports import Store
 from LLM_Mesh.registry.quality import Quality
+from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
 from LLM_Mesh.registry.replicas import ReplicaBeat
 from LLM_Mesh.registry.request_log import RequestWriter
@@ -110,6 +111,9 @@ class Runtime:
     # that shares nothing; shared rate-limit buckets (Redis), None: ``limiter`` alone
     replicas: ReplicaBeat | None = None
     shared_limits: RedisLimiter | None = None
+    # anonymous requests in flight per address, counted by every replica (Redis); None:
+    # this process's (access.InFlightBound)
+    shared_in_flight: SharedInFlight | None = None
     # heartbeat times written in batches behind the answer (heartbeat_writes.py); None:
     # one write per heartbeat (a store without batch methods)
     heartbeats: HeartbeatWriter | None = None

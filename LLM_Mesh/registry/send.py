@@ -43,8 +43,11 @@ When every node refused, the client gets the last refusal's kind (429
 refusing node asked for (the first moment a node may take the request). No node at
 all for the first attempt: 503 ``model_unavailable`` (none up) or 429 ``overloaded``
 (all saturated, ``Retry-After`` = the router's estimated wait), unless the client opted
-into a bounded wait (``mesh_wait_s`` / ``X-Mesh-Wait``), which polls the router on
-every change until a node frees or the wait ends. Either refusal counts as refused
+into a bounded wait (``mesh_wait_s`` / ``X-Mesh-Wait``), which looks again at every
+change of routing, else at the router's estimate but no sooner than
+:data:`~LLM_Mesh.core.slot_wait.RECHECK_S`, until a node frees or the wait ends; at most
+:data:`~LLM_Mesh.core.slot_wait.MAX_SEND_WAITERS` wait at once in a process (one more is
+answered as without a wait). Either refusal counts as refused
 demand (:mod:`~LLM_Mesh.registry.demand`).
 """
 
@@ -57,6 +60,7 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
+from LLM_Mesh.core import slot_wait
 from LLM_Mesh.core.answer_text import answer_text, output_sha256
 from LLM_Mesh.core.balancer import Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.delivered import (
@@ -483,13 +487,18 @@ class Exchange:
         if ctx and ctx != job.catalog_context:
             check_context(job.prompt_text, job.max_tokens, ctx, job.model)
 
-    def _no_node(self, d: Decision) -> MeshError:
+    def _no_node(self, d: Decision, full: bool = False) -> MeshError:
         job = self.job
         if d.verdict is Verdict.SATURATED:
             wait = d.wait_s or 1.0
+            how = (
+                "as many requests as may wait here wait already"
+                if full
+                else "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
+            )
             return Overloaded(
                 f"every node serving {job.model!r} is saturated; estimated wait {wait:.2f} s "
-                f"(send X-Mesh-Wait or mesh_wait_s to wait for a slot)",
+                f"({how})",
                 retry_after=max(1, math.ceil(wait)),
                 reason="saturated",
                 wait_s=round(wait, 3),
@@ -511,21 +520,25 @@ class Exchange:
         d = routing.pick(req)
         if d.verdict is Verdict.OK or not first:
             return d
+        if not slot_wait.may_wait(routing.send_waiters, routing.max_send_waiters):
+            raise self._no_node(d, full=True)  # as many wait here as may: as without a wait
         until = min(job.started + self.ext.wait_s, self.deadline)
         loop = asyncio.get_running_loop()
         hard_stop = loop.time() + self.ext.wait_s  # bounded even if the runtime clock stands still
         routing.demand.wait_begin(job.model)
+        routing.send_waiters += 1
         try:
             while True:
-                left = until - rt.clock()
-                if left <= 0 or loop.time() >= hard_stop:
+                left = min(until - rt.clock(), hard_stop - loop.time())
+                if left <= 0:
                     raise self._no_node(d)
-                hint = d.wait_s if d.wait_s is not None else 0.25
-                await routing.wait_change(min(left, max(0.005, hint)))
+                # woken by every change; else at the estimate, never sooner than RECHECK_S
+                await routing.wait_change(slot_wait.recheck_s(d.wait_s, left), job.model)
                 d = routing.pick(req)
                 if d.verdict is Verdict.OK:
                     return d
         finally:
+            routing.send_waiters -= 1
             routing.demand.wait_end(job.model)
 
     # -- a non-streaming request ----------------------------------------------------------

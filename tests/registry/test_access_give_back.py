@@ -34,7 +34,11 @@ async def test_a_request_refused_after_the_rate_check_gives_back_the_anonymous_t
     when a later check refused the request (saturated: anonymous last) or the idempotency
     check replayed an answer: no node ran, yet each such request counted, so refusals
     spent the total and held every anonymous address off. Now only a request sent on counts."""
-    async with running(tmp_path, anonymous_rpm=100, anonymous_total_rpm=2) as h:
+    # every slot open to anonymous requests (anonymous_share 1): a lone slot is else kept
+    # for keyed requests (core/anonymous_share.py); this test is about the total
+    async with running(
+        tmp_path, anonymous_rpm=100, anonymous_total_rpm=2, anonymous_share=1.0
+    ) as h:
         node = await h.register("a", max_concurrency=1, max_queue=0)
         routing = h.runtime.routing
         busy = routing.begin("a", MODEL)
@@ -156,7 +160,9 @@ async def test_an_anonymous_wait_the_client_leaves_gives_back_its_place_and_the_
     whose client closed its connection kept the anonymous total's request; its place in the
     waiting counts (this check's and the mesh's demand) was already given back. Both are now;
     a keyed request waiting in the send stage and cancelled leaves no count either."""
-    async with running(tmp_path, anonymous_rpm=100, anonymous_total_rpm=1) as h:
+    async with running(  # every slot open to anonymous requests, as above
+        tmp_path, anonymous_rpm=100, anonymous_total_rpm=1, anonymous_share=1.0
+    ) as h:
         await h.register("a", max_concurrency=1, max_queue=0)
         key, _ = await new_key(h, name="payer")
         routing = h.runtime.routing

@@ -1,0 +1,53 @@
+"""How much of a model's capacity requests without an API key may hold at one gateway process.
+
+Keyed requests go first on a saturated model (``registry/access.AnonymousLast``): a slot
+that frees goes to a waiting keyed request. That was all: many anonymous clients (each
+address within its own bounds, many addresses) could hold every slot of a model's nodes
+with long streams, and a keyed request, first in line, waited for one of them to end (up
+to the model's context) or got 429 at once (found 2026-12-05; docs/security.md, "Users and
+API keys"). A reservation, as a priority level's assured share in Kubernetes' API Priority
+and Fairness: anonymous requests may hold at most :func:`anonymous_cap` of a model's slots
+(the ``max_concurrency`` of its routable nodes, as this gateway sees them), ``share`` of
+them rounded down, and never the last one while ``share`` is below 1; the rest stay free
+for keyed requests, which take any slot. So a keyed request finds a free slot at once
+unless keyed requests themselves hold the reserve. Not work-conserving on purpose: what a
+keyed request is guaranteed cannot be lent to an anonymous stream that may run for
+minutes (no preemption). ``share`` 1 turns it off (anonymous requests may take every
+slot, as before); 0 keeps every slot for keyed requests. Pure: the caller counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["DEFAULT_ANONYMOUS_SHARE", "anonymous_cap", "parse_share"]
+
+DEFAULT_ANONYMOUS_SHARE = 0.75
+
+
+def anonymous_cap(slots: int, share: float) -> int:
+    """The most anonymous requests a model of ``slots`` slots may have in flight here:
+    ``floor(share × slots)``, at most ``slots - 1`` unless ``share`` is 1."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError("share must be between 0 and 1")
+    if slots <= 0:
+        return 0
+    if share >= 1.0:
+        return slots
+    cap = math.floor(share * slots + 1e-9)  # 0.7 × 10 is 7.000000000000001, 0.29 × 100 28.99...
+    return max(0, min(cap, slots - 1))
+
+
+def parse_share(raw: str | None, default: float = DEFAULT_ANONYMOUS_SHARE) -> float:
+    """``LLM_MESH_ANONYMOUS_SHARE``: a number from 0 to 1; unset or blank: ``default``."""
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"LLM_MESH_ANONYMOUS_SHARE must be a number, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails both
+        raise ValueError(
+            f"LLM_MESH_ANONYMOUS_SHARE must be from 0 to 1 (1: no slots kept), got {raw!r}"
+        )
+    return value

@@ -1,0 +1,37 @@
+"""The send stage's opt-in wait for a node slot: how often it looks again, how many wait.
+
+A request on a saturated model may opt into a bounded wait (``mesh_wait_s`` /
+``X-Mesh-Wait``, up to 60 s). Only keyed requests wait there: an anonymous one waits in the
+admit stage (``registry/access.AnonymousLast``, :mod:`~LLM_Mesh.core.anonymous_wait`) and
+goes on without this wait. A waiter is woken by every change of routing for the better (an
+attempt ends, a node registers or heartbeats, an anonymous request of the share ends); it
+also looks again when the router's estimate of the wait (``Decision.wait_s``) has passed,
+for what frees a node without an event (a node's own ``Retry-After`` running out). Until
+2026-12-05 that look came at the estimate or after 5 ms, whichever was later: a fast
+node's estimate is a few milliseconds, so each waiter took a task and a timer every 5 ms
+(200 a second) for as long as the node stayed full, and a key without limits could have
+any number of them (found 2026-12-05; docs/security.md, "Users and API keys"). Now at
+least :data:`RECHECK_S` passes between looks without a change, and at most
+:data:`MAX_SEND_WAITERS` requests wait at once in a process; one more is answered at once
+as without a wait (429 ``overloaded``). Pure: the caller counts and sleeps.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAX_SEND_WAITERS", "RECHECK_S", "may_wait", "recheck_s"]
+
+RECHECK_S = 0.25  # the shortest sleep between two looks when nothing changed
+MAX_SEND_WAITERS = 256  # requests in the send stage's wait at once, per process
+
+
+def recheck_s(hint: float | None, left: float) -> float:
+    """How long a waiter sleeps unless woken: the router's estimate ``hint`` (``None``:
+    none), at least :data:`RECHECK_S`, at most the ``left`` of its wait."""
+    return min(left, max(RECHECK_S, RECHECK_S if hint is None else hint))
+
+
+def may_wait(waiting: int, cap: int = MAX_SEND_WAITERS) -> bool:
+    """Whether one more request may wait, ``waiting`` already waiting here."""
+    if cap < 0:
+        raise ValueError("cap must be at least 0")
+    return waiting < cap

@@ -1,0 +1,182 @@
+"""An anonymous address's requests in flight, counted by every replica together in Redis.
+
+Without Redis each gateway process counts its own (``access.InFlightBound``,
+:class:`~LLM_Mesh.core.anonymous_inflight.InFlight`), so N replicas behind a balancer let
+one address hold ``anonymous_in_flight`` × N requests (found 2026-12-05; docs/security.md,
+"Users and API keys"). With ``--redis-url`` the count of a scope (an IPv4 address, an IPv6
+/64) is one Redis sorted set ``llm-mesh:if:<scope's keyed hash>`` (never the address in
+clear: :class:`~LLM_Mesh.core.scope_names.ScopeNames`, as the rate-limit buckets), one
+member per request (this replica's random id and a counter) scored by the end of its lease
+on Redis' clock. A take is one Lua script, atomic: expired members out, refused at the
+cap, else a member with a lease of ``lease_s`` (60 s). While its requests run the replica
+renews their leases every third of a lease (one script for all of them); a request that
+ends removes its member (in the background: the answer is not held back). A replica that
+dies leaves its members for at most one lease.
+
+When Redis does not answer, the replica's own count decides (the per-process bound: Redis
+out loosens the bound to one per replica, as the rate limits do; logged) and Redis is tried
+again after ``retry_s``; a request counted here is given back here. A take whose client
+leaves while Redis runs the script removes its member, in case it was added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from LLM_Mesh.core.anonymous_inflight import InFlight
+from LLM_Mesh.core.scope_names import ScopeNames
+
+__all__ = ["PREFIX", "SharedInFlight"]
+
+log = logging.getLogger(__name__)
+
+PREFIX = "llm-mesh:if:"
+LEASE_S = 60.0
+
+# KEYS[1] the scope's set. ARGV: cap, member, lease (s). 1: taken, 0: at the cap.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local lease = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000) + 1000)
+return 1
+"""
+
+# KEYS: the sets, ARGV[1] the lease, ARGV[i + 1] the member of KEYS[i]: leases renewed.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local lease = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + lease, ARGV[i + 1])
+  redis.call('PEXPIRE', key, math.ceil(lease * 1000) + 1000)
+end
+return #KEYS
+"""
+
+
+class SharedInFlight:
+    """Requests in flight per scope in Redis, at most ``local.cap`` each, for every replica
+    together; ``local`` is the fallback (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: Any,
+        local: InFlight,
+        *,
+        names: ScopeNames | None = None,
+        prefix: str = PREFIX,
+        lease_s: float = LEASE_S,
+        retry_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if lease_s <= 0:
+            raise ValueError("lease_s must be positive")
+        self.client = client  # a redis.asyncio.Redis (the rate limits' own)
+        self.local = local
+        self.names = names or ScopeNames.random()  # the registry key's, once known
+        self.prefix = prefix
+        self.lease_s = lease_s
+        self.retry_s = retry_s
+        self.clock = clock
+        self.held: dict[str, str] = {}  # member -> its set: this replica's requests in Redis
+        self._take = client.register_script(_TAKE)
+        self._renew = client.register_script(_RENEW)
+        self._replica = secrets.token_hex(8)
+        self._ids = itertools.count()
+        self._down_until = 0.0
+        self._renewer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def cap(self) -> int:
+        return self.local.cap
+
+    def key(self, scope: str) -> str:
+        """The Redis set ``scope``'s requests are counted in (never ``scope`` in clear)."""
+        return self.prefix + self.names.name(scope)
+
+    async def take(self, scope: str) -> Callable[[], None] | None:
+        """One more request of ``scope`` if every replica together has fewer than ``cap``:
+        the function that gives it back (call it once, when it ends); ``None``: refused."""
+        if self.clock() >= self._down_until:
+            key = self.key(scope)
+            member = f"{self._replica}:{next(self._ids)}"
+            try:
+                taken = await self._take(keys=[key], args=[self.cap, member, self.lease_s])
+            except asyncio.CancelledError:  # the client left: the member may be there
+                self._background(self.client.zrem(key, member))
+                raise
+            except Exception as exc:  # redis.RedisError, OSError, timeouts: all mean "out"
+                self._down(exc)
+            else:
+                if not int(taken):
+                    return None
+                self.held[member] = key
+                self._keep_renewing()
+                return lambda: self._give(member)
+        local = self.local
+        if not local.take(scope):
+            return None
+        return lambda: local.give(scope)
+
+    def _give(self, member: str) -> None:
+        key = self.held.pop(member, None)
+        if key is not None:
+            self._background(self.client.zrem(key, member))
+
+    def _down(self, exc: BaseException) -> None:
+        self._down_until = self.clock() + self.retry_s
+        log.warning(
+            "Redis in-flight counts unavailable (%s); this replica counts on its own for %.0f s",
+            exc,
+            self.retry_s,
+        )
+
+    def _background(self, coro: Any) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except Exception as exc:  # its lease ends it
+                log.debug("Redis in-flight removal failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _keep_renewing(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
+
+    async def _renew_loop(self) -> None:
+        """Every third of a lease while this replica holds members: their leases renewed."""
+        while self.held:
+            await asyncio.sleep(self.lease_s / 3)
+            held = list(self.held.items())
+            if not held:
+                break
+            try:
+                await self._renew(
+                    keys=[key for _, key in held],
+                    args=[self.lease_s, *(member for member, _ in held)],
+                )
+            except Exception as exc:  # the next round tries again; a lease may end first
+                log.warning("Redis in-flight leases not renewed: %s", exc)
+
+    async def aclose(self) -> None:
+        """Stop renewing; wait for the removals under way (the client is the rate limits')."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+        for task in list(self._tasks):
+            await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,45 @@
+"""The share of a model's slots anonymous requests may hold (core/anonymous_share.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, anonymous_cap, parse_share
+
+
+@pytest.mark.parametrize(
+    ("slots", "share", "cap"),
+    [
+        (0, 0.75, 0),
+        (1, 0.75, 0),  # the one slot is kept for keyed requests
+        (2, 0.75, 1),
+        (4, 0.75, 3),
+        (8, 0.75, 6),
+        (10, 0.7, 7),  # 0.7 × 10 is 7.000000000000001 in floats
+        (100, 0.29, 29),  # 0.29 × 100 is 28.999999999999996
+        (4, 0.99, 3),  # never the last slot below 1
+        (4, 1.0, 4),  # off: every slot
+        (4, 0.0, 0),  # every slot kept for keys
+    ],
+)
+def test_the_cap_is_the_share_rounded_down_never_the_last_slot(
+    slots: int, share: float, cap: int
+) -> None:
+    assert anonymous_cap(slots, share) == cap
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.01, float("nan")])
+def test_a_share_outside_0_to_1_is_refused(share: float) -> None:
+    with pytest.raises(ValueError):
+        anonymous_cap(4, share)
+
+
+def test_parse_share() -> None:
+    assert parse_share(None) == DEFAULT_ANONYMOUS_SHARE == 0.75
+    assert parse_share("  ") == DEFAULT_ANONYMOUS_SHARE
+    assert parse_share("0.5") == 0.5
+    assert parse_share("1") == 1.0
+    assert parse_share("0") == 0.0
+    for raw in ("1.5", "-1", "nan", "inf", "half"):
+        with pytest.raises(ValueError, match="LLM_MESH_ANONYMOUS_SHARE"):
+            parse_share(raw)

@@ -1,0 +1,145 @@
+"""An anonymous address's requests in flight counted by every replica together in Redis
+(``redis_inflight.py``; found 2026-12-05: each replica counted its own, so N replicas let
+one address hold 4 N). docs/security.md, "Users and API keys".
+
+Needs Redis as ``test_redis_limits.py`` does (skipped when it does not answer)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.anonymous_inflight import InFlight
+from LLM_Mesh.registry.memory_store import MemoryStore
+from LLM_Mesh.registry.redis_inflight import SharedInFlight
+from tests.registry.helpers import running
+from tests.registry.test_access import CHAT, _until, chat
+from tests.registry.test_anonymous_in_flight import Gated, _from
+from tests.registry.test_redis_limits import redis_asyncio, redis_url  # noqa: F401 (fixture)
+
+ADDRESS = "2001:db8:5:6::1"
+
+
+async def test_replicas_with_a_redis_url_give_an_address_one_in_flight_bound(
+    tmp_path: Path,
+    redis_url: str,  # noqa: F811
+) -> None:
+    store, nodes = MemoryStore(), Gated()
+    key = Ed25519PrivateKey.generate()  # replicas share registry.key (and so Redis' names)
+    async with AsyncExitStack() as stack:
+        a, b = [
+            await stack.enter_async_context(
+                running(
+                    tmp_path / n,
+                    store=store,
+                    nodes=nodes,
+                    anonymous_rpm=600,
+                    anonymous_in_flight=2,
+                    redis_url=redis_url,
+                    gateway_key=key,
+                )
+            )
+            for n in ("a", "b")
+        ]
+        await a.register("n1", max_concurrency=32)
+        await b.app.state.node_sync.poll()
+        ca = await stack.enter_async_context(_from(a, ADDRESS))
+        cb = await stack.enter_async_context(_from(b, ADDRESS))
+        held = [asyncio.create_task(ca.post(CHAT, json=chat(stream=True))) for _ in range(2)]
+        try:
+            await _until(lambda: nodes.asked == 2)
+            r = await asyncio.wait_for(cb.post(CHAT, json=chat()), 10)  # the other replica
+            assert r.status_code == 429, r.text  # before: admitted there, held by the node
+            assert "in flight" in r.json()["error"]["message"]
+            assert nodes.asked == 2
+        finally:
+            nodes.gate.set()
+        for r in await asyncio.gather(*held):
+            assert r.status_code == 200
+        shared = a.runtime.shared_in_flight
+        assert shared is not None
+        await _until(lambda: not shared.held)
+        r = await asyncio.wait_for(cb.post(CHAT, json=chat()), 10)  # their places came back
+        assert r.status_code == 200, r.text
+
+
+def _shared(url: str, cap: int, **kw: Any) -> SharedInFlight:
+    client = redis_asyncio.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return SharedInFlight(client, InFlight(cap), prefix=f"h28:keyed28:{uuid.uuid4().hex}:", **kw)
+
+
+async def _close(*shared: SharedInFlight) -> None:
+    for s in shared:
+        await s.aclose()
+        await s.client.aclose()
+
+
+async def test_a_dead_replicas_places_end_with_their_lease_a_live_ones_are_renewed(
+    redis_url: str,  # noqa: F811
+) -> None:
+    live = _shared(redis_url, 1, lease_s=0.6)
+    dead = _shared(redis_url, 1, lease_s=0.6)
+    dead.prefix = live.prefix
+    dead.names = live.names
+    try:
+        assert await dead.take("ip:a") is not None
+        dead.held.clear()  # it stops renewing: as if it died
+        assert await live.take("ip:a") is None  # at the cap
+        give = await live.take("ip:b")  # a long request on the live replica
+        assert give is not None
+        await asyncio.sleep(1.0)  # past the lease: the dead replica's place is gone
+        assert await live.take("ip:a") is not None
+        assert await dead.take("ip:b") is None  # renewed: still held past its first lease
+        give()
+        await _until(lambda: not live._tasks)
+        assert await dead.take("ip:b") is not None  # given back
+    finally:
+        await _close(live, dead)
+
+
+async def test_redis_out_falls_back_to_the_replicas_own_count() -> None:
+    out = _shared("redis://127.0.0.1:1/0", 2, retry_s=30)  # nothing listens there
+    try:
+        gives = [await out.take("ip:a") for _ in range(3)]
+        assert [g is not None for g in gives] == [True, True, False]  # the local bound
+        assert out.local.counts == {"ip:a": 2} and not out.held
+        for g in gives[:2]:
+            assert g is not None
+            g()
+        assert out.local.counts == {}
+    finally:
+        await _close(out)
+
+
+async def test_a_take_cancelled_while_redis_runs_it_leaves_no_place(
+    redis_url: str,  # noqa: F811
+) -> None:
+    shared = _shared(redis_url, 1)
+    script = shared._take
+    ran = asyncio.Event()
+
+    async def slow_answer(**kw: Any) -> Any:  # Redis ran it; its answer has not come yet
+        await script(**kw)
+        ran.set()
+        await asyncio.Event().wait()
+
+    shared._take = slow_answer
+    try:
+        task = asyncio.create_task(shared.take("ip:a"))
+        await asyncio.wait_for(ran.wait(), 5)
+        task.cancel()  # the client left
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await _until(lambda: not shared._tasks)
+        shared._take = script
+        give = await shared.take("ip:a")  # not held by the cancelled one
+        assert give is not None
+        give()
+    finally:
+        await _close(shared)
