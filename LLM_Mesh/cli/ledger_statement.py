@@ -248,7 +248,10 @@ def statement_command(
     older than 10 minutes that no entry names, another account named for the key or token
     than before), or an error. Credits (grants) are listed. The account: the one the
     registry names for LLM_MESH_API_KEY, else --account, or with --operator the one it
-    names for your operator token."""
+    names for your operator token. With --operator --served FILE (a node's served log,
+    repeatable): also every request the nodes answered must be paid to the account at the
+    published price less the --fee-bps fee; exit 1 naming each one unpaid, paid to another
+    account or paid less (those newer than 10 minutes are pending)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     settings = settings_from(home, registry, registry_ca=ca)
     source = f"registry:{settings.registry_url}"
