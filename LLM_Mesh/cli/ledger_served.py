@@ -80,8 +80,8 @@ def print_served(r: ServedReport, records: int, bad: Sequence[str]) -> None:
     say = console.print
     say(
         f"served: {counted(records, 'record')} read, {counted(r.requests, 'answered request')} "
-        f"judged ({r.not_judged} cancelled or failed, not judged); owed {r.expected:,} µNT "
-        f"under the published price less the {r.fee_bps} bps fee, paid {r.paid:,} µNT to "
+        f"judged ({r.not_judged} cancelled, failed or sent by no gateway: not judged); owed "
+        f"{r.expected:,} µNT under the published price less the {r.fee_bps} bps fee, paid {r.paid:,} µNT to "
         f"{shown(r.account)}",
         highlight=False,
     )

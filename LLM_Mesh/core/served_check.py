@@ -24,8 +24,8 @@ stream continued on another node of the same operator has two records under one 
 - **held**: a ``hold`` entry of the request (the node was quarantined: its share waits in
   its held account until the admin clears or revokes it): said, not a finding.
 
-Paid more than expected is not a finding. Requests ``cancelled`` or ending in an error
-are counted, not judged (the gateway pays a part cut off for what it relayed, which the
+Paid more than expected is not a finding. Requests ``cancelled`` or ending in an error,
+and those no gateway sent (a standalone node's local clients), are counted, not judged (the gateway pays a part cut off for what it relayed, which the
 node cannot know). Credits to the account under a key no record has are counted
 (*unmatched*: a node whose log was not given, a record past the log's retention, a
 registry older than the ledger suffix): they cost the operator nothing.
@@ -99,7 +99,7 @@ def served_report(
     out = ServedReport(account, fee_bps)
     groups: dict[str, list[Served]] = {}
     for r in records:
-        if r.outcome != "ok":
+        if r.outcome != "ok" or not r.gateway:  # not answered, or no gateway's request
             out.not_judged += 1
             continue
         groups.setdefault(r.request_id, []).append(r)

@@ -29,7 +29,7 @@ def _rid(n: int) -> str:
 def _served(n: int, **kw: Any) -> Served:
     base: dict[str, Any] = {
         "time_ms": OLD_MS, "node": "node-a", "request_id": _rid(n), "model": MODEL,
-        "prompt_tokens": 40, "completion_tokens": 25, "outcome": "ok",
+        "prompt_tokens": 40, "completion_tokens": 25, "outcome": "ok", "gateway": "reg-1",
     }  # fmt: skip
     base.update(kw)
     return Served(**base)
@@ -86,9 +86,10 @@ def test_an_honest_history_passes() -> None:
     log.pay(first)
     log.pay(second)
     records += [first, second, _served(6, outcome="cancelled"), _served(7, outcome="error")]
+    records.append(_served(8, gateway=""))  # a standalone node's local client: nobody pays
     rep = log.report(records)
     assert rep.ok, rep.findings
-    assert rep.requests == 5 and rep.not_judged == 2
+    assert rep.requests == 5 and rep.not_judged == 3
     assert rep.paid == rep.expected > 0 and rep.unmatched == 0
     assert not rep.pending and not rep.held
 
