@@ -22,19 +22,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from _common import machine_line
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from LLM_Mesh.cli.ledger_served import ServedWatch  # noqa: E402
-from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS  # noqa: E402
-from LLM_Mesh.core.served import Served, ledger_suffix  # noqa: E402
-from LLM_Mesh.node.served_log import ServedLog  # noqa: E402
+from LLM_Mesh.cli.ledger_served import ServedWatch
+from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
+from LLM_Mesh.core.served import Served, ledger_suffix
+from LLM_Mesh.node.served_log import ServedLog
 
 
 def _record(n: int, signed: bool) -> Served:
