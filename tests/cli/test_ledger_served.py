@@ -149,12 +149,15 @@ def test_what_the_node_served_is_held_against_what_the_ledger_paid(
 ) -> None:
     s = Served(inprocess_mesh, tmp_path, ATTACKS[attack])
     op = operator_account("inprocess")
+    with s.log.open("a") as f:  # a crash's cut last line: named, skipped
+        f.write('{"v":1,"time_ms":17')
     code, out = _statement(s, monkeypatch, "--served", str(s.log))
     assert f"statement of {op}" in out
     assert "served: 3 records read, 3 answered requests judged" in out
     if attack == "honest":
         assert code == 0, out
         assert "every request the served logs hold was paid to it" in out
+        assert f"skipped: {s.log}:4: not a served record" in out
         return
     assert code == 1, out
     assert "STATEMENT" in out and "MISMATCH" in out
@@ -172,3 +175,16 @@ def test_what_the_node_served_is_held_against_what_the_ledger_paid(
     # without the served log the same history passes: nothing else could tell
     code, out = _statement(s, monkeypatch)
     assert code == 0, out
+
+
+def test_served_goes_with_an_operator_account(tmp_path: Path) -> None:
+    log = tmp_path / "served.jsonl"
+    log.write_text("")
+    env = {"LLM_MESH_HOME": str(tmp_path / "home"), "LLM_MESH_REGISTRY_URL": "http://r.test"}
+    for args in (["--account", "user:" + "a" * 24], []):
+        res = runner.invoke(app, ["ledger", "statement", "--served", str(log), *args], env=env)
+        assert res.exit_code == 1
+        assert "--served is for an operator account" in " ".join(res.output.split())
+    res = runner.invoke(app, ["ledger", "statement", "--operator", "--operator-token", "lmo_x",
+                              "--served", str(tmp_path / "none.jsonl")], env=env)  # fmt: skip
+    assert res.exit_code == 1 and "no such file" in res.output
