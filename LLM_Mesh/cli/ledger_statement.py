@@ -46,15 +46,17 @@ from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt
 from LLM_Mesh.cli.earnings_commands import operator_token as earnings_token
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
 from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_key_account, load_seen, save_seen
+from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import MeshClient, bearer_header
-from LLM_Mesh.config import Settings
+from LLM_Mesh.config import DEFAULT_NETWORK_FEE_BPS, Settings
 from LLM_Mesh.core.key_account import account_change, key_tag
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
 from LLM_Mesh.core.ledger_statement import Statement, statement
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
+from LLM_Mesh.core.served_check import published_price, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.tls import client_ssl_context
 
@@ -207,6 +209,25 @@ def statement_command(
         ),
     ] = False,
     operator_token: OperatorTokenOpt = None,
+    served: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--served",
+            metavar="FILE",
+            help="with --operator: a node's served log ($LLM_MESH_HOME/served.jsonl on the "
+            "node's machine; its rotated files FILE.1 ... too), repeatable: every request it "
+            "answered must be paid to the account at the published price (10 minutes to settle)",
+        ),
+    ] = None,
+    fee_bps: Annotated[
+        int,
+        typer.Option(
+            "--fee-bps",
+            min=0,
+            max=10_000,
+            help="with --served: the registry's network fee, basis points of each part",
+        ),
+    ] = DEFAULT_NETWORK_FEE_BPS,
     registry: RegistryOpt = None,
     key: Annotated[
         str | None, typer.Option(help="pin the registry's public key (base64 or base64url)")
@@ -227,7 +248,10 @@ def statement_command(
     older than 10 minutes that no entry names, another account named for the key or token
     than before), or an error. Credits (grants) are listed. The account: the one the
     registry names for LLM_MESH_API_KEY, else --account, or with --operator the one it
-    names for your operator token."""
+    names for your operator token. With --operator --served FILE (a node's served log,
+    repeatable): also every request the nodes answered must be paid to the account at the
+    published price less the --fee-bps fee; exit 1 naming each one unpaid, paid to another
+    account or paid less (those newer than 10 minutes are pending)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     settings = settings_from(home, registry, registry_ca=ca)
     source = f"registry:{settings.registry_url}"
@@ -238,6 +262,8 @@ def statement_command(
         raise fail(ValueError(f"--account {account!r} is not a ledger account (user:...)"))
     if operator and account is not None:
         raise fail(ValueError("--operator names the account itself: not with --account"))
+    if served and not (operator or (account or "").startswith("operator:")):
+        raise fail(ValueError("--served is for an operator account: with --operator"))
     token = None
     if operator:
         try:
@@ -255,8 +281,10 @@ def statement_command(
         )
     try:
         found = read_receipts(receipts, receipt or ())
+        records, unread = read_served(served) if served else ([], [])
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
+    served_watch = ServedWatch(records)
 
     shown_read: list[tuple[str, int, int] | None] = []  # the key's balance as shown
 
@@ -281,9 +309,14 @@ def statement_command(
                 return account or (read[0] if read else None)
 
             watch = StatementWatch(named, {r.receipt_hash for r in held})
+
+            def both(batch: Sequence[Row]) -> None:
+                watch.rows(batch)
+                served_watch.rows(batch)
+
             report = await ledger_commands.audit(
                 src, page=page, pin=key, remembered=load_seen(seen_path, source),
-                watch=watch.rows, now_us=int(time.time() * 1_000_000),
+                watch=both if records else watch.rows, now_us=int(time.time() * 1_000_000),
             )  # fmt: skip
             watch.account = watch.account or named()
             if mine and isinstance(src, HttpSource):
@@ -322,6 +355,15 @@ def statement_command(
     )  # fmt: skip
     print_statement(s)
     problems = bad + s.findings
+    if served:
+        sr = served_report(
+            acct, records, {k: _as_entries(v) for k, v in served_watch.by_key.items()},
+            _as_entries(watch.mine),
+            price_of=published_price, fee_bps=fee_bps,
+            signed_time_us=None if cp is None else cp.time_us,
+        )  # fmt: skip
+        print_served(sr, len(records), unread)
+        problems += sr.findings
     for p in problems:
         err.print(Text.assemble(("STATEMENT", "red"), f" {terminal_text(p)}"), soft_wrap=True)
     if problems or not report.ok:
@@ -333,7 +375,8 @@ def statement_command(
     save_seen(seen_path, source, report, settings.registry_url, tofu)
     console.print(
         "[green]OK[/]: every debit of the account names a receipt you hold and charges what "
-        "it signs; the list is every entry of the account in the log",
+        "it signs; the list is every entry of the account in the log"
+        + ("; every request the served logs hold was paid to it" if served else ""),
         highlight=False,
     )
     later = sum(not line.signed for line in s.lines)

@@ -358,7 +358,7 @@ class _Handler:
         req, body = self.parse(kind, await _json_body(request))
         # the gateway's request id (signed with the request), which the node's receipt names
         request_id = request.headers.get("x-request-id") or request.headers.get("x-mesh-request-id")
-        seen.model, seen.stream = req.model, body.stream
+        seen.known(req.model, body.stream, pre, req.continue_text is not None)
         try:
             gen = await _open_unless_gone(request, self.service, req, request_id)
         except MeshError:
@@ -508,9 +508,9 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
     settings = service.settings
     metrics = NodeMetrics(service) if settings.metrics else None
     app.state.metrics = metrics
-    handler = _Handler(
-        service, NodeTelemetry(service.node_id, service.clock, metrics, settings.log_requests)
-    )
+    telemetry = NodeTelemetry(service.node_id, service.clock, metrics, settings.log_requests,
+                              service.served)  # fmt: skip
+    handler = _Handler(service, telemetry)
     if metrics is not None:
         install_metrics(app, metrics.registry, settings)
 

@@ -21,6 +21,8 @@
     trusted_peers = ["203.0.113.0/28"]    # not counted per peer (core/peer_exempt.py); default none
     stream_interval_s = 0.04              # llama-cpp: after the first token, at most one write
                                           # of tokens per 40 ms (default; LLM_MESH_STREAM_INTERVAL_S)
+    served_log = "served.jsonl"           # what the node served, never its text (default; "" off)
+    served_log_max_bytes = 33_554_432     # rotated past 32 MiB, served_log_keep = 3 older files
 
 The node id is derived from the node's key (``node/keys.py``): a ``node_id`` written
 here (older versions made one up) is ignored when it is not the key's, with a warning.
@@ -146,6 +148,12 @@ class NodeConfig:
     # and the client per token, on the cores the model computes on. None: the settings'
     # (LLM_MESH_STREAM_INTERVAL_S), else DEFAULT_STREAM_INTERVAL_S; 0: every token alone
     stream_interval_s: float | None = None
+    # the served log (node/served_log.py): a line per request the node ended, never its text;
+    # a relative path is under $LLM_MESH_HOME; "" keeps none. Rotated past max_bytes, with
+    # served_log_keep older files (served.jsonl.1, ...)
+    served_log: str = "served.jsonl"
+    served_log_max_bytes: int = 32 << 20
+    served_log_keep: int = 3
 
     def __post_init__(self) -> None:
         self.validate()
@@ -198,6 +206,8 @@ class NodeConfig:
         if self.memory_budget_bytes is not None and self.memory_budget_bytes <= 0:
             raise ValueError("memory_budget_bytes must be positive (leave it out for 80 % of RAM)")
         parse_trusted_peers(self.trusted_peers)
+        if self.served_log_max_bytes < 4096 or not 0 <= self.served_log_keep <= 100:
+            raise ValueError("served_log_max_bytes must be >= 4096 and served_log_keep 0 to 100")
         if self.stream_interval_s is not None and not (
             0.0 <= self.stream_interval_s <= MAX_STREAM_INTERVAL_S
         ):

@@ -40,6 +40,7 @@ from LLM_Mesh.node.gateway_guard import GatewayGuard
 from LLM_Mesh.node.gateway_pin import pin_path
 from LLM_Mesh.node.keys import NodeKey, key_path, load_or_create_key
 from LLM_Mesh.node.model_files import model_id_of, resolve_model
+from LLM_Mesh.node.served_log import ServedLog, served_log_path
 from LLM_Mesh.tls import (
     NODE_PAIR_HINT,
     certificate_fingerprint,
@@ -211,6 +212,14 @@ class NodeService:
         self._prepared = False
         self.started_at = clock()
         self._auto_paused = False
+        where = served_log_path(settings.home, config.served_log)
+        self.served = (
+            None
+            if where is None
+            else ServedLog(  # what it served (node/served_log.py)
+                where, config.served_log_max_bytes, config.served_log_keep, wall_clock
+            )
+        )
         self.requests_served = 0
         self.requests_failed = 0
         self.requests_cancelled = 0  # their client (or the gateway) hung up first
@@ -316,6 +325,8 @@ class NodeService:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self.served is not None:
+            self.served.close()
 
     # -- state ------------------------------------------------------------------
 

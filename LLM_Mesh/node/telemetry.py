@@ -14,6 +14,10 @@ off; format by :mod:`LLM_Mesh.logs`) has ``request_id`` (the gateway's signed
 ``stream``, ``status``, ``outcome``, ``code``, ``latency_ms``, ``ttft_ms``, ``wait_ms``,
 ``prompt_tokens`` and ``completion_tokens``: never the prompt, the output or an error
 message.
+
+A generation's end is also a line of the node's served log (``node/served_log.py``,
+``core/served.py``; ``served`` ``None``: none kept), with the gateway's time and, when it
+signed rather than MACed the request, its signature (:meth:`NodeRequest.known`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from LLM_Mesh.core.b64url import encode as b64url
+from LLM_Mesh.core.gateway_auth import GatewayHeaders
+from LLM_Mesh.core.served import Served
 from LLM_Mesh.errors import ERROR_CODES, MeshError
 from LLM_Mesh.logs import log_request
 from LLM_Mesh.node.metrics import NodeMetrics
 
 if TYPE_CHECKING:
     from LLM_Mesh.node.generation import Generation
+    from LLM_Mesh.node.served_log import ServedLog
 
 __all__ = ["CLIENT_GONE", "REQUEST_LOGGER", "NodeRequest", "NodeTelemetry", "outcome_of"]
 
@@ -60,7 +68,7 @@ def _ms(seconds: float | None) -> float | None:
 class NodeTelemetry:
     """Metrics (``None``: off) and the request line (``log_requests``) of one node."""
 
-    __slots__ = ("clock", "log", "metrics", "node_id")
+    __slots__ = ("clock", "log", "metrics", "node_id", "served")
 
     def __init__(
         self,
@@ -68,11 +76,13 @@ class NodeTelemetry:
         clock: Callable[[], float],
         metrics: NodeMetrics | None = None,
         log_requests: bool = True,
+        served: ServedLog | None = None,
     ) -> None:
         self.node_id = node_id
         self.clock = clock
         self.metrics = metrics
         self.log = logging.getLogger(REQUEST_LOGGER) if log_requests else None
+        self.served = served
 
     def begin(self, request_id: str | None, path: str) -> NodeRequest:
         return NodeRequest(self, request_id, path, self.clock())
@@ -81,7 +91,9 @@ class NodeTelemetry:
 class NodeRequest:
     """One inference request on the node, ended once (see the module docstring)."""
 
-    __slots__ = ("done", "model", "path", "request_id", "started", "stream", "tel")
+    __slots__ = (
+        "continued", "done", "gateway", "model", "path", "request_id", "started", "stream", "tel",
+    )  # fmt: skip
 
     def __init__(self, tel: NodeTelemetry, request_id: str | None, path: str, started: float):
         self.tel = tel
@@ -91,6 +103,16 @@ class NodeRequest:
         self.model = ""  # known once the body parsed and the node serves it
         self.stream: bool | None = None
         self.done = False
+        self.gateway: GatewayHeaders | None = None  # what the gateway's headers said
+        self.continued = False
+
+    def known(
+        self, model: str, stream: bool, gateway: GatewayHeaders | None, continued: bool
+    ) -> None:
+        """What the parsed request says: its model, stream, the gateway's checked headers
+        (``GatewayGuard.precheck``'s; ``None``: a standalone node's local client) and
+        whether it continues another node's stream."""
+        self.model, self.stream, self.gateway, self.continued = model, stream, gateway, continued
 
     def refused(self, exc: MeshError) -> None:
         """Answered with ``exc`` before any generation (or its first token)."""
@@ -140,6 +162,24 @@ class NodeRequest:
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
             })  # fmt: skip
+        if tel.served is not None and self.request_id:
+            self._served(tel.served, outcome, usage.prompt_tokens, usage.completion_tokens)
+
+    def _served(self, served: ServedLog, outcome: str, prompt: int, completion: int) -> None:
+        """The served log's line of this generation (never its text)."""
+        g = self.gateway
+        signed = g is not None and not g[4]
+        served.write(
+            Served(
+                time_ms=served.now_ms(), node=self.tel.node_id, request_id=self.request_id or "",
+                model=self.model, prompt_tokens=prompt, completion_tokens=completion,
+                outcome=outcome, stream=bool(self.stream), continued=self.continued,
+                gateway=g[0] if g else "", gateway_ms=g[2] if g else None,
+                auth="" if g is None else "signature" if signed else "mac",
+                signature=b64url(g[3]) if g is not None and signed else "",
+                body_sha256=g[5] if g is not None and signed else "",
+            )
+        )  # fmt: skip
 
     def _line(self, status: int, outcome: str, code: str, timings: dict[str, object]) -> None:
         log = self.tel.log

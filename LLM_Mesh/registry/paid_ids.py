@@ -10,8 +10,8 @@ the store (``registry/shared_idempotency.py``) and never had this.
 
 The ledger already knows: a paid request's ``settlements`` rows (``answered``, then
 ``settled``) carry its key, ``c-`` + 24 hex digits of the client's id hashed + ``~`` + a
-random suffix + ``.`` + a tag of its path (``parse.settle_key_for``, ``parse.path_tag``),
-and its payer. So for the replay window after a start (:class:`PaidIds`, the idempotency
+suffix of the request (the nodes' ``req-`` id's first 16 hex digits) + ``.`` + a tag of its
+path (``parse.settle_key_for``, ``parse.path_tag``), and its payer. So for the replay window after a start (:class:`PaidIds`, the idempotency
 cache's ``ttl_s``, 10 min), a client id the process has not seen is looked up there
 (:func:`paid_under`: one read of the primary key's range, the rows of that id and path,
 as the process's check keys it, paid by that payer within the window; found 2026-12-04,

@@ -48,6 +48,7 @@ from LLM_Mesh.core.limits import (
 from LLM_Mesh.core.pricing import estimate
 from LLM_Mesh.core.receipt import client_id_hash, client_ledger_id
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
+from LLM_Mesh.core.served import ledger_suffix
 from LLM_Mesh.core.stream_guard import token_limit
 from LLM_Mesh.core.unsupported import unsupported_field
 from LLM_Mesh.core.validation import check_context
@@ -215,6 +216,9 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     choices = parsed.n or 1
     echo = isinstance(parsed, CompletionRequest) and bool(parsed.echo)
     request_id = given or new_request_id()
+    # the nodes get a gateway-made id, never the client's (ARCHITECTURE.md "The node's
+    # request id"); none to make when the gateway made the request id
+    node_request_id = "" if given is None else new_request_id()
     # the client's id hashed once: the ledger's ``c-`` id is cut from it, the receipt signs it
     hashed = "" if given is None else client_id_hash(given)
     return Job(
@@ -234,11 +238,11 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         deadline=started + rt.settings.request_timeout_s,
         ext=ext,
         client_id=given,
-        settle_key=request_id if given is None else settle_key_for(given, hashed, path),
+        settle_key=(
+            request_id if given is None else settle_key_for(given, hashed, path, node_request_id)
+        ),
         client_id_hash=hashed,
-        # the nodes get a gateway-made id, never the client's (ARCHITECTURE.md "The node's
-        # request id"); none to make when the gateway made the request id
-        node_request_id="" if given is None else new_request_id(),
+        node_request_id=node_request_id,
         # the content chunks a stream's answer may have: max_tokens, or without one the
         # whole context (not the context less the *estimated* prompt: the estimate counts
         # a token a byte, an upper bound, a real tokenizer often 4 bytes a token or more, so
@@ -254,13 +258,20 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
     )
 
 
-def settle_key_for(client_id: str, hashed: str = "", path: str = CHAT_PATH) -> str:
+def settle_key_for(
+    client_id: str, hashed: str = "", path: str = CHAT_PATH, node_request_id: str = ""
+) -> str:
     """A settlement key (the ledger's ``request_id``) for a request the client named: the
-    id's :func:`client_ledger_id`, ``~``, a random suffix, since clients may reuse their ids
-    (``settlements`` keys are unique), ``.`` and :func:`path_tag`; the answer's
-    ``mesh.ledger_request_id`` names it."""
+    id's :func:`client_ledger_id`, ``~``, a suffix unique to the request, since clients may
+    reuse their ids (``settlements`` keys are unique), ``.`` and :func:`path_tag`; the
+    answer's ``mesh.ledger_request_id`` names it. The suffix is the first 16 hex digits of
+    the ``req-`` id the nodes get (``node_request_id``, 128 random bits:
+    :func:`~LLM_Mesh.core.served.ledger_suffix`), so a node's operator finds the entries
+    paying what its node served (``ledger statement --served``) without the client's id;
+    random without one."""
     hashed = hashed or client_id_hash(client_id)
-    return f"{client_ledger_id(client_id, hashed)}~{uuid.uuid4().hex[:16]}.{path_tag(hashed, path)}"
+    suffix = ledger_suffix(node_request_id) if node_request_id else uuid.uuid4().hex[:16]
+    return f"{client_ledger_id(client_id, hashed)}~{suffix}.{path_tag(hashed, path)}"
 
 
 def path_tag(hashed: str, path: str) -> str:

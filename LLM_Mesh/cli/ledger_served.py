@@ -1,0 +1,100 @@
+"""``llm-mesh ledger statement --operator --served FILE``: what the nodes served, held
+against what the public log paid the operator's account.
+
+Reads the nodes' served logs (``node/served_log.py``: each FILE and its rotated files,
+``FILE.1`` ...), keeps, while the statement's audit reads the whole log, every entry
+under a ledger key of a served request (:class:`ServedWatch`), and judges them with the
+published price (``core/served_check.served_report``: pure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from LLM_Mesh.cli.common import console
+from LLM_Mesh.cli.ledger_http import Row
+from LLM_Mesh.cli.render import shown
+from LLM_Mesh.core.ledger_entry import ENTRY_FIELDS
+from LLM_Mesh.core.plural import counted
+from LLM_Mesh.core.served import Served, ledger_key, parse_line
+from LLM_Mesh.core.served_check import ServedReport, keys_of
+from LLM_Mesh.node.served_log import served_files
+
+__all__ = ["MAX_SERVED_BYTES", "ServedWatch", "print_served", "read_served"]
+
+_RID = ENTRY_FIELDS.index("request_id")
+MAX_SERVED_BYTES = 1 << 30  # all the served files read at most (a node keeps 128 MiB)
+
+
+def read_served(given: Sequence[Path]) -> tuple[list[Served], list[str]]:
+    """The records of every file given and its rotated files (each file once), and a
+    word for each line that is not a record (a crash's cut last line, an edit)."""
+    seen: set[Path] = set()
+    out: list[Served] = []
+    bad: list[str] = []
+    total = 0
+    for g in given:
+        files = served_files(g)
+        if not files:
+            raise ValueError(f"--served {g}: no such file")
+        for p in files:
+            real = p.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            total += p.stat().st_size
+            if total > MAX_SERVED_BYTES:
+                raise ValueError(f"--served: more than {MAX_SERVED_BYTES >> 20} MiB of logs")
+            with p.open("r", encoding="utf-8", errors="replace") as f:
+                for n, line in enumerate(f, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        out.append(parse_line(line))
+                    except ValueError as exc:
+                        bad.append(f"{p}:{n}: not a served record ({exc})")
+    return out, bad
+
+
+class ServedWatch:
+    """Keeps every entry whose ledger key is one of ``records``' (see the module docstring)."""
+
+    def __init__(self, records: Sequence[Served]) -> None:
+        self.by_key: dict[str, list[Row]] = {k: [] for k in keys_of(records)}
+
+    def rows(self, batch: Sequence[Row]) -> None:
+        by, n = self.by_key, len(ENTRY_FIELDS)
+        if not by:
+            return
+        for row in batch:
+            rid = row[_RID] if len(row) == n else None
+            if isinstance(rid, str) and rid:
+                found = by.get(ledger_key(rid))
+                if found is not None:
+                    found.append(row)
+
+
+def print_served(r: ServedReport, records: int, bad: Sequence[str]) -> None:
+    """The report's summary, its pending and held requests (findings are the caller's)."""
+    say = console.print
+    say(
+        f"served: {counted(records, 'record')} read, {counted(r.requests, 'answered request')} "
+        f"judged ({r.not_judged} cancelled, failed or sent by no gateway: not judged); owed "
+        f"{r.expected:,} µNT under the published price less the {r.fee_bps} bps fee, paid {r.paid:,} µNT to "
+        f"{shown(r.account)}",
+        highlight=False,
+    )
+    if r.unmatched:
+        say(
+            f"{counted(r.unmatched, 'settle entry', 'settle entries')} ({r.unmatched_amount:,} "
+            "µNT) paid the account for requests no given log holds (another node's log, or "
+            "older than the logs keep)",
+            highlight=False,
+        )
+    for p in r.pending:
+        say(f"[yellow]pending[/]: {shown(p)}", highlight=False)
+    for h in r.held:
+        say(f"[yellow]held[/]: {shown(h)}", highlight=False)
+    for b in bad:
+        say(f"[yellow]skipped[/]: {shown(b)}", highlight=False)

@@ -1,0 +1,195 @@
+"""An operator's served requests held against what the public ledger paid its account.
+
+What ``llm-mesh ledger statement --operator --served FILE`` decides (pure: the caller
+reads the nodes' served logs, ``core/served.py``, and the whole log). The caller gives, per
+:func:`~LLM_Mesh.core.served.ledger_key` of a served request, every entry of the checked log
+under that key (``settle``, ``hold``, ``fee``, whoever they pay): the audit recomputed the
+signed tree over every entry, so no entry of the request can be left out.
+
+For every request the logs say a node answered (``outcome: ok``), grouped by request (a
+stream continued on another node of the same operator has two records under one id):
+
+- **unpaid**: no ``settle`` entry of the request pays the operator's account, older than
+  :data:`~LLM_Mesh.core.ledger_statement.PENDING_S` before the newest signed checkpoint
+  (newer: *pending*, said, not a finding). Said apart when its share went to another
+  account (a ``settle`` of the request paying someone else);
+- **underpaid**: the ``settle`` entries paying the account for the request add up to less
+  than the published price of the tokens the node counted (``core/pricing.py``: the
+  catalog's price of the model, else the custom price; the prompt charged with the first
+  part, so a ``continued`` part at its completion only; less the network's fee at
+  ``fee_bps``, rounded down): a registry paying less than its own rule;
+- each entry pays one request: one already counted for another request (two ids the
+  registry made with the same first 16 hex digits, under one client-chosen id's key) does
+  not count again;
+- **held**: a ``hold`` entry of the request (the node was quarantined: its share waits in
+  its held account until the admin clears or revokes it): said, not a finding.
+
+Paid more than expected is not a finding. Requests ``cancelled`` or ending in an error,
+and those no gateway sent (a standalone node's local clients), are counted, not judged (the gateway pays a part cut off for what it relayed, which the
+node cannot know). Credits to the account under a key no record has are counted
+(*unmatched*: a node whose log was not given, a record past the log's retention, a
+registry older than the ledger suffix): they cost the operator nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from LLM_Mesh.core.catalog import (
+    CUSTOM_COMPLETION_PRICE_PER_1K,
+    CUSTOM_PROMPT_PRICE_PER_1K,
+    get_spec,
+)
+from LLM_Mesh.core.ledger_statement import PENDING_S
+from LLM_Mesh.core.pricing import Price, part_costs, split
+from LLM_Mesh.core.served import Served, record_keys
+
+__all__ = [
+    "ServedReport", "expected_share", "keys_of", "published_price", "served_report",
+]  # fmt: skip
+
+
+@dataclass
+class ServedReport:
+    account: str
+    fee_bps: int
+    requests: int = 0  # answered requests judged (distinct ids)
+    expected: int = 0  # µNT the price rule gives the operator for them
+    paid: int = 0  # µNT settle entries paid the account for them
+    not_judged: int = 0  # records cancelled or ending in an error
+    unmatched: int = 0  # settle entries to the account under a key no record has
+    unmatched_amount: int = 0
+    findings: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def expected_share(price: Price, r: Served, fee_bps: int) -> int:
+    """What the operator is owed for record ``r`` under ``price``: the part's cost (its
+    prompt with it unless it continued another node's stream) less the network's fee."""
+    prompt = 0 if r.continued else r.prompt_tokens
+    amount = part_costs(price, prompt, [r.completion_tokens])[0]
+    return split(amount, fee_bps)[0]
+
+
+def _when(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def served_report(
+    account: str,
+    records: Sequence[Served],
+    by_key: Mapping[str, Sequence[Mapping[str, Any]]],
+    credits: Sequence[Mapping[str, Any]],
+    *,
+    price_of: Callable[[str], Price],
+    fee_bps: int,
+    signed_time_us: int | None,
+) -> ServedReport:
+    """The report (see the module docstring). ``by_key``: per ledger key, the entries of
+    the whole log under it; ``credits``: every ``settle`` entry paying ``account`` (to
+    count those no record explains); ``price_of``: a model's published price."""
+    out = ServedReport(account, fee_bps)
+    groups: dict[str, list[Served]] = {}
+    for r in records:
+        if r.outcome != "ok" or not r.gateway:  # not answered, or no gateway's request
+            out.not_judged += 1
+            continue
+        groups.setdefault(r.request_id, []).append(r)
+    matched: set[int] = set()
+    for rid, group in groups.items():
+        rows: dict[int, Mapping[str, Any]] = {}
+        for key in record_keys(rid):
+            for e in by_key.get(key, ()):
+                seq = e.get("seq")
+                if type(seq) is int:
+                    rows[seq] = e
+        entries = [rows[s] for s in sorted(rows)]
+        # an entry pays one request: a registry that gave two requests' nodes ids with the
+        # same first 16 hex digits cannot pay both with one client-chosen id's entry
+        mine = [
+            e for e in entries
+            if e.get("kind") == "settle" and e.get("to") == account and e["seq"] not in matched
+        ]  # fmt: skip
+        matched.update(int(e["seq"]) for e in mine)
+        _judge(out, rid, group, entries, mine, price_of, signed_time_us)
+    for e in credits:
+        if e.get("seq") not in matched and e.get("to") == account and e.get("kind") == "settle":
+            out.unmatched += 1
+            out.unmatched_amount += int(e.get("amount") or 0)
+    return out
+
+
+def _judge(
+    out: ServedReport,
+    rid: str,
+    group: list[Served],
+    entries: list[Mapping[str, Any]],
+    mine: list[Mapping[str, Any]],
+    price_of: Callable[[str], Price],
+    signed_time_us: int | None,
+) -> None:
+    expected = sum(expected_share(price_of(r.model), r, out.fee_bps) for r in group)
+    if expected == 0:
+        return  # no completion: nothing is owed, nothing written
+    out.requests += 1
+    out.expected += expected
+    paid = sum(int(e.get("amount") or 0) for e in mine)
+    out.paid += paid
+    last = max(r.time_ms for r in group)
+    first = group[0]
+    name = (
+        f"request {rid} ({first.model}, {sum(r.completion_tokens for r in group)} completion "
+        f"tokens, served {_when(last)} UTC by {', '.join(sorted({r.node for r in group}))})"
+    )
+    holds = [e for e in entries if e.get("kind") == "hold"]
+    if not mine and holds:
+        out.held.append(
+            f"{name}: its share went to held account {holds[0].get('to')} (entry "
+            f"{holds[0].get('seq')}): the node was quarantined; paid to you if the admin "
+            "clears it"
+        )
+        return
+    if not mine:
+        if signed_time_us is None or last * 1000 > signed_time_us - PENDING_S * 1_000_000:
+            out.pending.append(f"{name}: no entry pays it yet (run again later)")
+            return
+        others = [e for e in entries if e.get("kind") == "settle"]
+        if others:
+            where = ", ".join(f"entry {e.get('seq')} to {e.get('to')}" for e in others)
+            out.findings.append(
+                f"{name}: owed {expected} µNT, paid to another account ({where}), not {out.account}"
+            )
+        else:
+            out.findings.append(
+                f"{name}: owed {expected} µNT, and no entry of the whole log pays it "
+                f"({len(entries)} entries name it)"
+            )
+        return
+    if paid < expected:
+        where = ", ".join(f"entry {e.get('seq')}: {e.get('amount')} µNT" for e in mine)
+        out.findings.append(
+            f"{name}: paid {paid} µNT ({where}), the published price of the tokens served "
+            f"less the {out.fee_bps} bps fee is {expected} µNT"
+        )
+
+
+def keys_of(records: Sequence[Served]) -> set[str]:
+    """Every ledger key the records' entries may have (what the caller keeps while
+    reading the log)."""
+    return {k for r in records for k in record_keys(r.request_id)}
+
+
+def published_price(model: str) -> Price:
+    """A model's public price: the catalog's (``core/catalog.py``), else the custom price."""
+    spec = get_spec(model)
+    if spec is not None:
+        return spec.price
+    return Price(CUSTOM_PROMPT_PRICE_PER_1K, CUSTOM_COMPLETION_PRICE_PER_1K)

@@ -1,0 +1,172 @@
+"""What an operator's nodes served against what the public log paid its account
+(``core/served_check.py``): each attack is a registry that skips paying a served request,
+pays it to another account, or pays less than the published price; an honest history of
+the same requests passes (the fee, a continued stream, a client-chosen id's key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from LLM_Mesh.core.catalog import get_spec
+from LLM_Mesh.core.ledger_statement import PENDING_S
+from LLM_Mesh.core.pricing import part_costs, split
+from LLM_Mesh.core.served import Served, ledger_key, ledger_suffix
+from LLM_Mesh.core.served_check import expected_share, published_price, served_report
+
+MODEL = "gemma-3-270m"
+ME = "operator:" + "1" * 32
+THEM = "operator:" + "2" * 32
+USER = "user:" + "3" * 24
+FEE_BPS = 500
+NOW_US = 1_800_000_000_000_000
+OLD_MS = NOW_US // 1000 - 3_600_000  # an hour before the newest signed checkpoint
+
+
+def _rid(n: int) -> str:
+    return f"req-{n:016x}{n:016x}"
+
+
+def _served(n: int, **kw: Any) -> Served:
+    base: dict[str, Any] = {
+        "time_ms": OLD_MS, "node": "node-a", "request_id": _rid(n), "model": MODEL,
+        "prompt_tokens": 40, "completion_tokens": 25, "outcome": "ok", "gateway": "reg-1",
+    }  # fmt: skip
+    base.update(kw)
+    return Served(**base)
+
+
+class Log:
+    """A ledger's entries as the audit hands them over: by key, and the account's."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def pay(self, r: Served, to: str = ME, *, less: int = 0, key: str | None = None,
+            kind: str = "settle") -> None:  # fmt: skip
+        """What honest settlement writes for ``r`` (its share, its fee), ``less`` short."""
+        price = published_price(r.model)
+        amount = part_costs(price, 0 if r.continued else r.prompt_tokens, [r.completion_tokens])[0]
+        share, fee = split(amount, FEE_BPS)
+        rid = key or r.request_id
+        for k, frm, dest, amt in ((kind, USER, to, share - less), ("fee", USER, "network", fee)):
+            if amt > 0:
+                self.entries.append({"seq": len(self.entries), "time_us": OLD_MS * 1000 + 5,
+                                     "kind": k, "from": frm, "to": dest, "amount": amt,
+                                     "request_id": rid, "receipt_hash": "ab" * 32})  # fmt: skip
+
+    def report(self, records: list[Served]) -> Any:
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for e in self.entries:
+            by_key.setdefault(ledger_key(e["request_id"]), []).append(e)
+        credits = [e for e in self.entries if e["to"] == ME]
+        return served_report(ME, records, by_key, credits, price_of=published_price,
+                             fee_bps=FEE_BPS, signed_time_us=NOW_US)  # fmt: skip
+
+
+def test_the_published_price_less_the_fee_is_what_is_owed() -> None:
+    spec = get_spec(MODEL)
+    assert spec is not None
+    r = _served(1)
+    whole = -(-(40 * spec.prompt_price_per_1k + 25 * spec.completion_price_per_1k) // 1000)
+    assert expected_share(spec.price, r, FEE_BPS) == whole - whole * FEE_BPS // 10_000 > 0
+    cont = _served(1, continued=True)  # the prompt was charged with the first part
+    assert expected_share(spec.price, cont, FEE_BPS) < expected_share(spec.price, r, FEE_BPS)
+
+
+def test_an_honest_history_passes() -> None:
+    log, records = Log(), [_served(1), _served(2, continued=True), _served(3)]
+    for r in records:
+        log.pay(r)
+    # a client-chosen id: settled under c-…~<the node id's first 16 hex>.<tag>
+    client = _served(4)
+    log.pay(client, key=f"c-{'e' * 24}~{ledger_suffix(client.request_id)}.0badc0de")
+    records.append(client)
+    # a stream continued on a second node of the same operator: two records, two shares
+    first, second = _served(5, node="node-a"), _served(5, node="node-b", continued=True)
+    log.pay(first)
+    log.pay(second)
+    records += [first, second, _served(6, outcome="cancelled"), _served(7, outcome="error")]
+    records.append(_served(8, gateway=""))  # a standalone node's local client: nobody pays
+    rep = log.report(records)
+    assert rep.ok, rep.findings
+    assert rep.requests == 5 and rep.not_judged == 3
+    assert rep.paid == rep.expected > 0 and rep.unmatched == 0
+    assert not rep.pending and not rep.held
+
+
+def test_a_registry_that_skips_paying_a_served_request_fails() -> None:
+    log, records = Log(), [_served(1), _served(2)]
+    log.pay(records[0])
+    rep = log.report(records)
+    assert not rep.ok
+    assert len(rep.findings) == 1 and _rid(2) in rep.findings[0]
+    assert "no entry of the whole log pays it" in rep.findings[0]
+    # the same for a client-chosen id: a key of another request does not pay it
+    client, log = _served(3), Log()
+    log.pay(_served(4), key=f"c-{'e' * 24}~{ledger_suffix(_rid(4))}.0badc0de")
+    rep = log.report([client])
+    assert not rep.ok and _rid(3) in rep.findings[0]
+    assert rep.unmatched == 1  # a credit no record explains: listed, not a finding
+
+
+def test_one_entry_under_a_shared_suffix_pays_one_request_not_two() -> None:
+    """A registry that gave two requests' nodes ids with the same first 16 hex digits, and
+    paid one client-chosen id's entry: it counts for one of them."""
+    log = Log()
+    a, b = _served(1), _served(1).request_id[:20] + "f" * 16
+    twin = _served(2, request_id=b)
+    log.pay(a, key=f"c-{'e' * 24}~{ledger_suffix(a.request_id)}.0badc0de")
+    rep = log.report([a, twin])
+    assert not rep.ok and len(rep.findings) == 1
+
+
+def test_a_registry_that_pays_a_served_request_to_another_account_fails() -> None:
+    log, r = Log(), _served(1)
+    log.pay(r, to=THEM)
+    rep = log.report([r])
+    assert not rep.ok
+    assert "paid to another account" in rep.findings[0] and THEM in rep.findings[0]
+
+
+def test_a_registry_that_pays_less_than_the_price_fails() -> None:
+    for less in (1, 10):
+        log, r = Log(), _served(1)
+        log.pay(r, less=less)
+        rep = log.report([r])
+        assert not rep.ok, less
+        assert "the published price of the tokens served" in rep.findings[0]
+        assert rep.expected - rep.paid == less
+    # the prompt left out of a first part: paid as if it had continued another's stream
+    log, r = Log(), _served(2)
+    log.pay(_served(2, continued=True))
+    assert not log.report([r]).ok
+    # a whole fee higher than the agreed one
+    log, r = Log(), _served(3)
+    log.pay(r)
+    assert not served_report(ME, [r], {r.request_id: log.entries}, log.entries,
+                             price_of=published_price, fee_bps=0, signed_time_us=NOW_US).ok  # fmt: skip
+
+
+def test_a_request_newer_than_the_pending_window_is_pending_not_a_finding() -> None:
+    log = Log()
+    new = _served(1, time_ms=NOW_US // 1000 - (PENDING_S - 5) * 1000)
+    rep = log.report([new])
+    assert rep.ok and len(rep.pending) == 1
+    old = _served(2, time_ms=NOW_US // 1000 - (PENDING_S + 5) * 1000)
+    assert not log.report([old]).ok
+    # no signed checkpoint at all: everything unpaid is pending
+    rep = served_report(ME, [old], {}, [], price_of=published_price, fee_bps=FEE_BPS,
+                        signed_time_us=None)  # fmt: skip
+    assert rep.ok and rep.pending
+
+
+def test_a_quarantined_nodes_held_share_is_said_not_judged() -> None:
+    log, r = Log(), _served(1)
+    log.pay(r, to="held:" + "4" * 32, kind="hold")
+    rep = log.report([r])
+    assert rep.ok and len(rep.held) == 1 and "quarantined" in rep.held[0]
+
+
+def test_a_request_without_a_completion_is_owed_nothing() -> None:
+    rep = Log().report([_served(1, completion_tokens=0)])
+    assert rep.ok and rep.requests == 0
