@@ -31,8 +31,11 @@ def sim_mesh(home: Path) -> LocalMesh:
     return start_mesh(home, model=MODEL, engine="sim", node_args=["--sim-tokens-per-s", "2000"])
 
 
-def ask(registry: str, *more: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def ask(registry: str, home: Path, *more: str) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_MESH_")}
+    # a home of its own: the CLI remembers the replica that answered
+    # (``$LLM_MESH_HOME/gateway-replica.json``), and this test is about a first command
+    env["LLM_MESH_HOME"] = str(home)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "LLM_Mesh.cli", "ask", "hi", "--model", MODEL,
@@ -50,8 +53,8 @@ def test_ask_leaves_a_stopped_registry_for_the_next(tmp_path: Path) -> None:
         two = sim_mesh(tmp_path / "two")
         urls = f"{one.registry_url},{two.registry_url}"
         os.kill(registry.pid, signal.SIGSTOP)
-        for more in ([], ["--stream"]):
-            done, took = ask(urls, *more)
+        for i, more in enumerate(([], ["--stream"])):
+            done, took = ask(urls, tmp_path / f"cli{i}", *more)
             assert done.returncode == 0, done.stdout + done.stderr
             assert 7.0 < took < BOUND_S, took  # probed first, then left
     finally:
