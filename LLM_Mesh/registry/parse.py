@@ -58,11 +58,12 @@ from LLM_Mesh.registry.errors import invalid_from_pydantic
 from LLM_Mesh.registry.extensions import forwarded_body, read_extensions
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.listing import custom_context, known_model_ids
-from LLM_Mesh.registry.runtime import Runtime, new_request_id
+from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.request_id import new_request_id
 
 __all__ = [
     "CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "client_ledger_id",
-    "parse_json_object", "path_tag", "read_body", "settle_key_for",
+    "parse_json_object", "path_tag", "read_body", "refusal_ids", "settle_key_for",
 ]  # fmt: skip
 
 CHAT_PATH = "/v1/chat/completions"
@@ -134,6 +135,16 @@ def client_id(headers: Headers) -> str | None:
     if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
     return None
+
+
+def refusal_ids(headers: Headers) -> tuple[str, str]:
+    """A request refused before it parsed: its request id (the client's own, else a new
+    one, as :func:`build_job` makes it) and the id its log line keeps (``Job.logged_id``)."""
+    given = client_id(headers)
+    if given is None:
+        made = new_request_id()
+        return made, made
+    return given, client_ledger_id(given, client_id_hash(given))
 
 
 _BROWSER = (b"sec-fetch-site", b"origin")  # what another_sites_page reads; neither: False
