@@ -293,6 +293,10 @@ class _Sampling(_Wire):
     stream: bool = False
     seed: int | None = None
     n: int | None = Field(default=None, ge=1)  # at most Settings.limits.max_n (core/limits.py)
+    # OpenAI's range; applied by the engines (node/engines/llama_cpp.py: llama.cpp's own
+    # additive penalties; openai: forwarded; sim: a simulated effect)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     user: str | None = None
     # mesh extensions (ignored by plain OpenAI servers)
     task_type: str | None = None

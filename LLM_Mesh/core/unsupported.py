@@ -10,8 +10,9 @@ chosen. A field set to its "off" value (``tools: []``, ``tool_choice: "none"``,
 ``modalities: ["text"]``, ``suffix: ""``, ``null``) asks for nothing and passes, as
 clients and frameworks often send those.
 
-Sampling hints the engines do not apply (``presence_penalty``, ``frequency_penalty``)
-are accepted and ignored (README, "Any OpenAI client"). Pure.
+``presence_penalty`` and ``frequency_penalty`` are applied (in OpenAI's range, -2 to 2:
+``core/schemas.py``; the engines: ``node/engines/llama_cpp.py``; until 2026-12-05 accepted
+and ignored). Pure.
 """
 
 from __future__ import annotations
