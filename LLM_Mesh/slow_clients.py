@@ -86,6 +86,8 @@ def _head_too_large() -> bytes:
         b"content-length: %d\r\nconnection: close\r\nx-content-type-options: nosniff\r\n"
         b"x-request-id: %s\r\nx-mesh-request-id: %s\r\n\r\n%s"
     ) % (len(_HEAD_TOO_LARGE_BODY), rid, rid, _HEAD_TOO_LARGE_BODY)
+
+
 #: the fewest connections a node lets one peer hold (its gateway replicas behind one address)
 MIN_PEER_CONNECTIONS = 256
 

@@ -273,7 +273,7 @@ async def test_the_431_is_openai_shaped_with_a_request_id(patient_port: int) -> 
             await asyncio.sleep(0.002)
             writer.write(b"X-A: " + b"a" * 1017 + b"\r\n")
             await writer.drain()
-            if reader.at_eof() or reader._buffer:  # noqa: SLF001 - the answer came
+            if reader.at_eof() or reader._buffer:  # the answer came: stop sending
                 break
         got = await closed_by_server(reader)
     finally:
