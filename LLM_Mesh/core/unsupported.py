@@ -137,7 +137,11 @@ def unknown_field(body: dict[str, Any], known: frozenset[str]) -> str | None:
 
 def unsupported_content(body: dict[str, Any]) -> tuple[str, str] | None:
     """The first chat content part that is not text (``messages.I.content.J``) and its
-    type: the engines read a message's text parts only (``ChatMessage.text``)."""
+    type: the engines read a message's text parts only (``ChatMessage.text``); or a
+    completion's prompt of token ids (``prompt``: the mesh takes text)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and any(isinstance(p, (int, list)) for p in prompt):
+        return "prompt", "a prompt of token ids (send it as text)"
     messages = body.get("messages")
     if not isinstance(messages, list):
         return None

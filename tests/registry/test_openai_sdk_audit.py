@@ -130,3 +130,16 @@ async def test_echo_with_logprobs_is_refused_not_answered_without_the_prompts(
             assert not node.calls
             await client.completions.create(model=MODEL, prompt="def", echo=True)
             await client.completions.create(model=MODEL, prompt="def", logprobs=2)
+
+
+async def test_a_prompt_of_token_ids_is_refused_by_name(tmp_path: Path) -> None:
+    """OpenAI takes a prompt as token ids; the mesh, text only: it answered 400 naming
+    ``prompt.str`` with pydantic's words (and 3 more problems), not what was unsupported."""
+    async with running(tmp_path) as h:
+        await h.register("node-a")
+        async with sdk_client(h) as client:
+            for prompt in ([1, 2, 3], [[1, 2]]):
+                with pytest.raises(openai.BadRequestError) as bad:
+                    await client.completions.create(model=MODEL, prompt=prompt)
+                assert bad.value.code == "unsupported_parameter" and bad.value.param == "prompt"
+                assert "token ids" in bad.value.message
