@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from LLM_Mesh.errors import PayloadTooLarge
 from LLM_Mesh.json_answer import NOSNIFF
+from LLM_Mesh.request_id import new_request_id
 
 __all__ = ["BodyLimit"]
 
@@ -59,6 +60,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 async def _send_error(send: Send, exc: PayloadTooLarge) -> None:
     body = json.dumps(exc.to_openai(), separators=(",", ":")).encode()
+    rid = new_request_id().encode()  # every error answer names one (LLM_Mesh/request_id.py)
     await send(
         {
             "type": "http.response.start",
@@ -68,6 +70,8 @@ async def _send_error(send: Send, exc: PayloadTooLarge) -> None:
                 (b"content-length", str(len(body)).encode()),
                 CLOSE,
                 NOSNIFF,
+                (b"x-request-id", rid),
+                (b"x-mesh-request-id", rid),
             ],
         }
     )

@@ -54,6 +54,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from LLM_Mesh.core.metrics_access import is_loopback
 from LLM_Mesh.core.peer_exempt import canonical_address
 from LLM_Mesh.core.ratelimit import address_scope
+from LLM_Mesh.request_id import new_request_id
 
 __all__ = [
     "MAX_HEAD_BYTES", "READ_TIMEOUT_S", "WRITE_STALL_S", "guarded_http", "node_peer_cap", "peer_key",
@@ -70,10 +71,23 @@ READ_TIMEOUT_S = 30.0  # 1 MiB (the largest body) in 30 s is ~280 kbit/s
 WRITE_STALL_S = 30.0
 #: a request's line and headers, at most (nginx: 32 KiB, Node.js and h11: 16 KiB)
 MAX_HEAD_BYTES = 64 * 1024
-_HEAD_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
-    b"\r\ncontent-length: 37\r\nconnection: close\r\n\r\nthe request's headers are too large\r\n"
+_HEAD_TOO_LARGE_BODY = (
+    b'{"error":{"message":"the request\'s headers are too large","type":"invalid_request_error",'
+    b'"param":null,"code":"request_header_fields_too_large"}}'
 )
+
+
+def _head_too_large() -> bytes:
+    """The 431: OpenAI's error shape, with a request id as every error answer has
+    (``LLM_Mesh/request_id.py``; found 2026-12-05: plain text, no id)."""
+    rid = new_request_id().encode()
+    return (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\nconnection: close\r\nx-content-type-options: nosniff\r\n"
+        b"x-request-id: %s\r\nx-mesh-request-id: %s\r\n\r\n%s"
+    ) % (len(_HEAD_TOO_LARGE_BODY), rid, rid, _HEAD_TOO_LARGE_BODY)
+
+
 #: the fewest connections a node lets one peer hold (its gateway replicas behind one address)
 MIN_PEER_CONNECTIONS = 256
 
@@ -181,7 +195,7 @@ class _Guarded(HttpToolsProtocol):
         self._disarm()
         transport: Any = self.transport
         if not transport.is_closing():
-            transport.write(_HEAD_TOO_LARGE)
+            transport.write(_head_too_large())
             transport.close()
 
     def on_message_complete(self) -> None:

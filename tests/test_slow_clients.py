@@ -4,6 +4,7 @@ the read timeout to send one request is closed, whatever it sends; a quick one i
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -259,3 +260,26 @@ async def test_a_large_head_within_the_bound_is_served(port: int) -> None:
         assert head.startswith(b"HTTP/1.1 200")
     finally:
         writer.close()
+
+
+async def test_the_431_is_openai_shaped_with_a_request_id(patient_port: int) -> None:
+    """What a client reads of the 431: OpenAI's error shape and a request id, as every
+    error answer of the gateway (found 2026-12-05: plain text without one)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", patient_port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        for _ in range(80):  # 80 KiB of header lines, past MAX_HEAD_BYTES (64 KiB)
+            await asyncio.sleep(0.002)
+            writer.write(b"X-A: " + b"a" * 1017 + b"\r\n")
+            await writer.drain()
+            if reader.at_eof() or reader._buffer:  # the answer came: stop sending
+                break
+        got = await closed_by_server(reader)
+    finally:
+        writer.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), got[:200]
+    lines = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert lines[b"x-request-id"].startswith(b"req-") and lines[b"content-type"] == b"application/json"
+    assert json.loads(body)["error"]["code"] == "request_header_fields_too_large"

@@ -1,6 +1,7 @@
 """``llm-mesh receipt verify FILE|-``: check a receipt offline against the published keys.
 
-Reads a receipt, a whole answer (JSON), a stream's final chunk or its whole SSE text,
+Reads a receipt, a whole answer (JSON), a stream's final chunk (a completions stream's
+as its ``data:`` line: as JSON it is read as a whole answer) or its whole SSE text,
 or an ``X-Mesh-Receipt`` header value, from FILE or stdin (``-``); the registry keys
 from ``--key B64`` (repeatable), ``--keys FILE`` (what ``GET /v1/ledger/keys`` answers,
 saved, or one key a line) or, when neither is given, from the registry

@@ -4,7 +4,9 @@ Pure (the CLI ``llm-mesh receipt verify`` reads the input and the keys; this dec
 What it accepts (:func:`find_receipt`): a receipt (``mesh.receipt``), a whole answer
 (JSON with ``mesh.receipt``), a stream's final chunk (the last with ``mesh``: its
 ``"choices": []`` chunk, or without ``include_usage`` its ``finish_reason`` chunk; alone,
-its text is not checked), a whole stream as its SSE text
+its text is not checked; a completions stream's chunk as its ``data:`` line: as bare JSON
+it has a whole answer's shape and is read as one, and a text that does not hash says
+so), a whole stream as its SSE text
 (``data:`` lines), or the ``X-Mesh-Receipt`` header's value (base64url of the receipt's
 JSON; ``X-Mesh-Receipt: `` before it is allowed).
 
@@ -204,6 +206,9 @@ class Found:
     simulated: bool = False  # mesh.simulated: the answer's word (the receipt signs no engine)
     # mesh.ledger_request_id: the ledger's id of the request when the client named it
     ledger_request_id: str | None = None
+    # a bare completions object: a whole answer, or a stream's final chunk saved alone (the
+    # same shape); its text's mismatch says how to give a chunk instead
+    maybe_chunk: bool = False
 
 
 def _usage(obj: dict[str, Any]) -> tuple[int, int] | None:
@@ -224,12 +229,14 @@ def _from_object(obj: Any, output: str | None = None, *, chunk: bool = False) ->
         raise _malformed("the input holds no receipt (no mesh.receipt)")
     rid, nid = mesh.get("request_id"), mesh.get("receipt_request_id")
     lid = mesh.get("ledger_request_id")
+    maybe_chunk = False
     if output is None and not chunk and obj.get("choices") and not _is_chunk(obj):
         output = answer_text(obj)
+        maybe_chunk = obj.get("object") == "text_completion"
     return Found(
         mesh["receipt"], rid if isinstance(rid, str) else None, _usage(obj), output,
         nid if isinstance(nid, str) else None, mesh.get("simulated") is True,
-        lid if isinstance(lid, str) else None,
+        lid if isinstance(lid, str) else None, maybe_chunk,
     )  # fmt: skip
 
 
@@ -418,5 +425,13 @@ def verify(
         )
     for text in (found.output, output):
         if text is not None and output_sha256(text) != receipt.output_sha256:
-            raise ReceiptError("output_sha256", "the output does not hash to the receipt's")
+            hint = _CHUNK_HINT if text is found.output and found.maybe_chunk else ""
+            raise ReceiptError("output_sha256", "the output does not hash to the receipt's" + hint)
     return receipt
+
+
+_CHUNK_HINT = (
+    " (read as a whole completion; a completions stream's final chunk saved alone has the "
+    "same shape: give it as the stream sent it, its 'data: {...}' line (its text then "
+    "unchecked), the whole stream, or --output FILE with the answer's text)"
+)

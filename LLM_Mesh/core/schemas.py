@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from LLM_Mesh.core.confusable import lookalike_problem
 from LLM_Mesh.core.tls import parse_fingerprint
@@ -291,11 +291,25 @@ class _Sampling(_Wire):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     stream: bool = False
+    # OpenAI refuses it on a request that does not stream (so does the mesh: it asked for
+    # nothing there, found 2026-12-05)
+    stream_options: dict[str, Any] | None = None
     seed: int | None = None
     n: int | None = Field(default=None, ge=1)  # at most Settings.limits.max_n (core/limits.py)
+    # OpenAI's range; applied by the engines (node/engines/llama_cpp.py: llama.cpp's own
+    # additive penalties; openai: forwarded; sim: a simulated effect)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     user: str | None = None
     # mesh extensions (ignored by plain OpenAI servers)
     task_type: str | None = None
+
+    @field_validator("stream_options")
+    @classmethod
+    def _streams_only(cls, v: dict[str, Any] | None, info: ValidationInfo) -> Any:
+        if v is not None and not info.data.get("stream"):
+            raise ValueError("stream_options is only allowed when stream is true")
+        return v
 
     def stop_list(self) -> list[str]:
         if self.stop is None:
@@ -311,6 +325,15 @@ class ChatCompletionRequest(_Sampling):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _needs_logprobs(cls, v: int | None, info: ValidationInfo) -> int | None:
+        """As OpenAI: candidates without ``logprobs: true`` are refused (they were not
+        returned, without a word: found 2026-12-05); 0 asks for none."""
+        if v and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs: true")
+        return v
 
     def top_logprobs_wanted(self) -> int | None:
         """How many top candidates per token to return; None: no log-probabilities."""

@@ -12,7 +12,10 @@ sees the body:
 | ``prompt_cache_key`` | its other successor: a key bucketing "similar requests", often per user or session |
 | ``metadata`` | up to 16 key-value pairs the client tags a stored completion with |
 | ``store`` | whether the provider should keep the completion: the mesh keeps none, and a node told nothing of it cannot be asked |
-| ``web_search_options`` | the provider's web search, with ``user_location``: the user's city, region, country and time zone (no node searches the web) |
+
+``web_search_options`` (with ``user_location``: the user's city and time zone) was withheld
+too; since 2026-12-05 it is refused (``core/unsupported.py``: no node searches the web), so
+it never reaches a node either.
 
 Fields that say nothing of who sent a request (``service_tier``,
 ``prompt_cache_retention``, sampling, ``task_type``) are forwarded as sent. The fields
@@ -31,7 +34,6 @@ WITHHELD_FIELDS = (
     "prompt_cache_key",
     "metadata",
     "store",
-    "web_search_options",
 )
 _WITHHELD = frozenset(WITHHELD_FIELDS)
 

@@ -284,6 +284,8 @@ class _Handler:
                 seed=body.seed,
                 continue_text=continue_text,
                 top_logprobs=body.top_logprobs_wanted(),
+                presence_penalty=body.presence_penalty,
+                frequency_penalty=body.frequency_penalty,
             )
         else:
             req = GenerationRequest(
@@ -296,6 +298,8 @@ class _Handler:
                 stop=body.stop_list(),
                 seed=body.seed,
                 top_logprobs=body.top_logprobs_wanted(),
+                presence_penalty=body.presence_penalty,
+                frequency_penalty=body.frequency_penalty,
             )
         if hosted.context_length:
             check_context(

@@ -1,4 +1,6 @@
-"""One place that turns exceptions into OpenAI-shaped HTTP answers.
+"""One place that turns exceptions into OpenAI-shaped HTTP answers, each naming a request
+id in ``X-Request-Id`` and ``X-Mesh-Request-Id`` (the request's, else a new one:
+:mod:`LLM_Mesh.request_id`; an unhandled error's in its log line).
 
 ``MeshError`` -> its ``status`` and ``to_openai()`` body (plus ``Retry-After``
 for ``ModelUnavailable`` / ``Overloaded`` / ``SettlementUnavailable`` / ``StoreUnavailable``, and a ``RateLimited``'s ``x-ratelimit-*``); FastAPI request validation errors
@@ -38,6 +40,7 @@ from LLM_Mesh.errors import (
 from LLM_Mesh.json_answer import NOSNIFF as NOSNIFF
 from LLM_Mesh.json_answer import JSONAnswer as JSONAnswer
 from LLM_Mesh.logs import exception_words
+from LLM_Mesh.request_id import id_headers, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +64,10 @@ def error_response(exc: MeshError) -> Response:
         headers = {"Retry-After": str(max(1, int(exc.retry_after)))}
         if isinstance(exc, RateLimited):
             headers.update(exc.headers)
-    if exc.request_id is not None:  # refused after parsing: the id its log line and record carry
-        headers = headers or {}
-        headers["X-Mesh-Request-Id"] = headers["X-Request-Id"] = exc.request_id
+    # the request's id (its log line's and record's), else a new one: every error answer
+    # names one, the openai SDK's ``request_id`` (LLM_Mesh/request_id.py)
+    headers = headers or {}
+    headers.update(id_headers(exc.request_id or new_request_id()))
     return json_response(exc.to_openai(), exc.status, headers)
 
 
@@ -102,7 +106,7 @@ async def _http_error(_: Request, exc: Exception) -> Response:
         return await _unexpected(_, exc)
     kind = "invalid_request_error" if exc.status_code < 500 else "api_error"
     body = {"error": {"message": str(exc.detail), "type": kind, "param": None, "code": None}}
-    return json_response(body, exc.status_code, dict(exc.headers or {}))
+    return json_response(body, exc.status_code, {**(exc.headers or {}), **_fresh_id()})
 
 
 def _store_busy(exc: Exception) -> bool:
@@ -133,9 +137,11 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     # the frames and the type; the message without what it quotes, which on a request's path
     # may be the prompt or the output (docs/security.md, "Privacy"; logs.exception_words)
     frames = "".join(traceback.format_tb(exc.__traceback__))
+    named = _fresh_id()
     log.error(
-        "unhandled error on %s %s: %s: %s\nTraceback (most recent call last):\n%s",
-        request.method, request.url.path, type(exc).__name__, exception_words(exc), frames,
+        "unhandled error on %s %s (%s): %s: %s\nTraceback (most recent call last):\n%s",
+        request.method, request.url.path, named["X-Request-Id"], type(exc).__name__,
+        exception_words(exc), frames,
     )  # fmt: skip
     body = {
         "error": {
@@ -145,7 +151,11 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
             "code": "internal_error",
         }
     }
-    return json_response(body, 500)
+    return json_response(body, 500, named)
+
+
+def _fresh_id() -> dict[str, str]:
+    return id_headers(new_request_id())
 
 
 async def answer_exception(request: Request, exc: Exception) -> Response:

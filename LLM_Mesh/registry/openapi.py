@@ -336,7 +336,8 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
                 "to others. Mesh extensions in the body: `avoid_regions`, `allow_nodes`, "
                 "`deny_nodes`, `strict_regions`, `trusted_only`, `mesh_wait_s` (or header "
                 "`X-Mesh-Wait`). An `Idempotency-Key` "
-                "or `X-Request-Id` header runs the request at most once. With `stream: true` "
+                "or `X-Request-Id` header runs the request at most once; every answer and "
+                "error names its request id in `X-Request-Id`. With `stream: true` "
                 f"the answer is `text/event-stream`: `data:` events, each a `{chunk}`, the last "
                 "with `usage` and `mesh`, then `data: [DONE]`."
             ),
@@ -393,7 +394,8 @@ def _generation(path: str, request: str, answer: str, chunk: str, example: Any) 
                 "400": _error(
                     E400 + "; or the prompt does not fit the model's context; or a field "
                     "no engine does (`unsupported_parameter`: tools, response_format other "
-                    "than text, logit_bias, best_of > 1, suffix, logprobs on a stream...)"
+                    "than text, logit_bias, best_of > 1, suffix, logprobs on a stream, an image "
+                    "content part, reasoning_effort, a field the endpoint does not have...)"
                 ),
                 "401": _error(
                     "a wrong, malformed or revoked API key (`invalid_api_key`); send no "

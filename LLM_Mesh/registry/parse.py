@@ -50,25 +50,35 @@ from LLM_Mesh.core.receipt import client_id_hash, client_ledger_id
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.served import ledger_suffix
 from LLM_Mesh.core.stream_guard import token_limit
-from LLM_Mesh.core.unsupported import unsupported_field
+from LLM_Mesh.core.unsupported import (
+    CHAT_FIELDS,
+    COMPLETION_FIELDS,
+    unknown_field,
+    unsupported_content,
+    unsupported_field,
+)
 from LLM_Mesh.core.validation import check_context
 from LLM_Mesh.core.withheld import has_withheld
 from LLM_Mesh.errors import Forbidden, InvalidRequest, ModelNotFound, UnsupportedParameter
 from LLM_Mesh.registry.continuation import MESH_CONTINUE
 from LLM_Mesh.registry.errors import invalid_from_pydantic
-from LLM_Mesh.registry.extensions import forwarded_body, read_extensions
+from LLM_Mesh.registry.extensions import EXTENSION_FIELDS, forwarded_body, read_extensions
 from LLM_Mesh.registry.job import Job
 from LLM_Mesh.registry.listing import custom_context, known_model_ids
-from LLM_Mesh.registry.runtime import Runtime, new_request_id
+from LLM_Mesh.registry.runtime import Runtime
+from LLM_Mesh.request_id import new_request_id
 
 __all__ = [
     "CHAT_PATH", "COMPLETIONS_PATH", "MAX_BODY_BYTES", "build_job", "client_ledger_id",
-    "parse_json_object", "path_tag", "read_body", "settle_key_for",
+    "parse_json_object", "path_tag", "read_body", "refusal_ids", "settle_key_for",
 ]  # fmt: skip
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
 _DEFAULT_LIMITS = RequestLimits()
+# the fields a request may carry: the endpoint's (core/unsupported.py) and the mesh's
+_CHAT_KNOWN = CHAT_FIELDS | set(EXTENSION_FIELDS)
+_COMPLETION_KNOWN = COMPLETION_FIELDS | set(EXTENSION_FIELDS)
 MAX_BODY_BYTES = _DEFAULT_LIMITS.max_body_bytes
 
 
@@ -137,6 +147,16 @@ def client_id(headers: Headers) -> str | None:
     return None
 
 
+def refusal_ids(headers: Headers) -> tuple[str, str]:
+    """A request refused before it parsed: its request id (the client's own, else a new
+    one, as :func:`build_job` makes it) and the id its log line keeps (``Job.logged_id``)."""
+    given = client_id(headers)
+    if given is None:
+        made = new_request_id()
+        return made, made
+    return given, client_ledger_id(given, client_id_hash(given))
+
+
 _BROWSER = (b"sec-fetch-site", b"origin")  # what another_sites_page reads; neither: False
 _CLIENT_ID = (b"idempotency-key", b"x-request-id")  # what client_id reads; neither: None
 
@@ -164,13 +184,20 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             "a request may not carry it",
             param=MESH_CONTINUE,
         )
-    unsupported = unsupported_field(body)
+    unsupported = unsupported_field(body) or unsupported_content(body)
     if unsupported is not None:  # refused, not ignored: the answer would not be what was asked
         name, what = unsupported
         raise UnsupportedParameter(
             f"{name}: {what} is not supported by this mesh (no engine does it); "
             "leave it out or set it to its default",
             param=name,
+        )
+    unknown = unknown_field(body, _CHAT_KNOWN if path == CHAT_PATH else _COMPLETION_KNOWN)
+    if unknown is not None:
+        raise UnsupportedParameter(
+            f"{unknown}: not a request field of {path} that this mesh knows (OpenAI's, or "
+            "the mesh's extensions), so no node would read it; leave it out",
+            param=unknown,
         )
     parsed: ChatCompletionRequest | CompletionRequest
     try:
@@ -188,6 +215,12 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
         raise UnsupportedParameter(
             "logprobs: log-probabilities are not streamed by this mesh (its stream chunks "
             "carry logprobs: null); ask for them without stream",
+            param="logprobs",
+        )
+    if isinstance(parsed, CompletionRequest) and parsed.echo and parsed.logprobs is not None:
+        raise UnsupportedParameter(  # the nodes' entries: the generated tokens only (2026-12-05)
+            "logprobs: log-probabilities of an echoed prompt are not computed by this mesh; "
+            "ask for logprobs without echo (the prompt is yours already)",
             param="logprobs",
         )
     ext = read_extensions(body, headers.get("x-mesh-wait") if b"x-mesh-wait" in names else None)

@@ -38,7 +38,7 @@ from LLM_Mesh.registry.account import (
 )
 from LLM_Mesh.registry.admit import Admission, AdmissionCheck, default_checks
 from LLM_Mesh.registry.job import Client, Job, Tally
-from LLM_Mesh.registry.parse import build_job, read_body
+from LLM_Mesh.registry.parse import build_job, read_body, refusal_ids
 from LLM_Mesh.registry.relay import SseRelay, asks_usage, json_answer, passthrough, stream_response
 from LLM_Mesh.registry.runtime import Runtime
 from LLM_Mesh.registry.send import Exchange
@@ -69,8 +69,12 @@ class Pipeline:
         try:
             job = build_job(rt, request.headers, raw, path, started)
         except MeshError as exc:
+            # its id as an answer's (the client's, else a new one), in its log line too (a
+            # client's own id logged as its ledger id, never in clear: Job.logged_id)
+            exc.request_id, logged = refusal_ids(request.headers)
             rt.telemetry.refused(None, path, status=exc.status, code=exc.code,
-                                 latency_ms=(rt.clock() - started) * 1000.0)  # fmt: skip
+                                 latency_ms=(rt.clock() - started) * 1000.0,
+                                 request_id=logged)  # fmt: skip
             raise
         peer = request.client
         client = Client(peer.host if peer else "unknown", request.headers.get("authorization"))

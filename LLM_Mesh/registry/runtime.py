@@ -18,7 +18,6 @@ a finished request's metrics and log line).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,11 +201,6 @@ def get_runtime(request: Request) -> Runtime:
     if not isinstance(runtime, Runtime):  # pragma: no cover - wiring bug
         raise MeshError("registry runtime missing")
     return runtime
-
-
-def new_request_id() -> str:
-    """``req-`` and 128 random bits in hex (as a uuid4's hex, at a quarter of its cost)."""
-    return "req-" + os.urandom(16).hex()
 
 
 def make_client(pins: AddressPins | None = None) -> NodeClient:

@@ -74,10 +74,11 @@ class Telemetry:
 
     def refused(
         self, job: Job | None, path: str, *, status: int, code: str | None, latency_ms: float,
-        outcome: str = "refused",
+        outcome: str = "refused", request_id: str | None = None,
     ) -> None:  # fmt: skip
         """A request answered before the send stage: refused (``job`` is ``None`` when it
-        did not parse) or ``outcome="replayed"`` from the idempotency cache."""
+        did not parse: ``request_id`` the id its refusal names) or ``outcome="replayed"``
+        from the idempotency cache."""
         label = code_label(code)
         model = job.model if job is not None else ""
         m = self.metrics
@@ -86,7 +87,7 @@ class Telemetry:
         log = self.log
         if log is not None:
             log_request(log, {
-                "request_id": job.logged_id if job is not None else None, "path": path,
+                "request_id": job.logged_id if job is not None else request_id, "path": path,
                 "model": model or None, "stream": job.stream if job is not None else None,
                 "status": status, "outcome": outcome, "code": label or None, "attempts": 0,
                 "latency_ms": _ms(latency_ms),

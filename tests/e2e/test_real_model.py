@@ -193,3 +193,24 @@ def test_bad_input_never_reaches_a_node(real_mesh: LocalMesh) -> None:
     r = httpx.post(url + "/v1/completions", json={"model": "mistral-7b", "prompt": "x"}, timeout=10)
     assert r.status_code == 503
     assert "retry-after" in r.headers
+
+
+def test_penalties_change_the_real_models_answer_through_the_mesh(real_mesh: LocalMesh) -> None:
+    """``presence_penalty`` / ``frequency_penalty`` through gateway and node to llama.cpp
+    (found 2026-12-05: accepted and ignored). Greedy decoding: the same request, the same
+    answer; with a penalty, another (the openai SDK, as a user sends it)."""
+    from openai import OpenAI
+
+    def greedy(prompt: str, **penalty: float) -> str:
+        r = client.completions.create(model="gemma-3-270m", prompt=prompt, max_tokens=20,
+                                      temperature=0, seed=1, **penalty)  # fmt: skip
+        return r.choices[0].text
+
+    url = real_mesh.registry_url + "/v1"
+    with OpenAI(base_url=url, api_key="anonymous", max_retries=0) as client:
+        plain = greedy("The cat sat on the")
+        assert greedy("The cat sat on the", presence_penalty=0, frequency_penalty=0) == plain
+        assert greedy("The cat sat on the", presence_penalty=2) != plain
+        apples = "List: apple, apple, apple, apple,"
+        assert greedy(apples).count("apple") >= 5
+        assert greedy(apples, frequency_penalty=2).count("apple") < 5

@@ -517,7 +517,8 @@ async def test_logprobs_in_both_shapes_and_simulated(client: httpx.AsyncClient) 
     plain = await client.post("/v1/completions", json=COMPLETION)
     assert plain.json()["choices"][0]["logprobs"] is None
     no = await client.post("/v1/chat/completions", json={**CHAT, "top_logprobs": 2})
-    assert no.json()["choices"][0]["logprobs"] is None  # top_logprobs without logprobs
+    assert no.status_code == 400  # top_logprobs without logprobs: refused, as OpenAI does
+    assert no.json()["error"]["param"] == "top_logprobs"  # (was ignored: found 2026-12-05)
 
 
 @pytest.mark.parametrize(

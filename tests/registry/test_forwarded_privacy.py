@@ -38,10 +38,7 @@ def _identifying(marker: str) -> dict[str, Any]:
         "prompt_cache_key": f"pck-{marker}",
         "metadata": {"account": f"acct-{marker}"},
         "store": True,
-        "web_search_options": {
-            "user_location": {"type": "approximate", "approximate": {"city": f"city-{marker}"}}
-        },
-    }
+    }  # (web_search_options: refused since 2026-12-05, tests/registry/test_openai_sdk_audit.py)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

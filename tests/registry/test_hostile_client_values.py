@@ -40,7 +40,7 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     ("max_tokens_2_80", CHAT, _chat(max_tokens=2**80), 400),
     ("max_tokens_true", CHAT, _chat(max_tokens=True), 200),
     ("stream_yes", CHAT, _chat(stream="yes"), 200),
-    ("stream_options_5", CHAT, _chat(stream=True, stream_options=5), 200),
+    ("stream_options_5", CHAT, _chat(stream=True, stream_options=5), 400),  # an object (2026-12-05)
     ("stream_no_usage", CHAT, _chat(stream=True, stream_options={"include_usage": False}), 200),
     ("top_logprobs_20", CHAT, _chat(logprobs=True, top_logprobs=20), 200),
     ("avoid_regions_null", CHAT, _chat(avoid_regions=[None]), 400),

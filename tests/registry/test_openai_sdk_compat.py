@@ -101,8 +101,8 @@ async def test_the_off_values_frameworks_send_pass(tmp_path: Path) -> None:
                 response_format={"type": "text"},
                 logit_bias={},
                 modalities=["text"],
-                presence_penalty=0.5,  # accepted and ignored (README)
-                frequency_penalty=0.5,
+                presence_penalty=0.0,  # applied (tests/registry/test_openai_sdk_audit.py)
+                frequency_penalty=0.0,
             )
             assert resp.choices[0].message.content == "Hello!"
             done = await client.completions.create(model=MODEL, prompt="def", best_of=1)

@@ -60,7 +60,7 @@ def deep(depth: int) -> dict[str, Any]:
     inner: Any = 1
     for _ in range(depth - 1):  # the body itself is level 1
         inner = [inner]
-    return chat(extra=inner)
+    return chat(metadata=inner)  # (a field the endpoint knows: withheld, any JSON)
 
 
 async def post(h: Harness, body: bytes | dict[str, Any], path: str = CHAT) -> Any:
@@ -72,8 +72,8 @@ async def post(h: Harness, body: bytes | dict[str, Any], path: str = CHAT) -> An
 CASES: list[tuple[str, Any, Any, str, int, str, str | None]] = [
     ("body", padded(4096), padded(4097), CHAT, 413, "max_body_bytes", None),
     ("depth", deep(6), deep(7), CHAT, 400, "max_json_depth", None),
-    # chat(1) is 3 arrays and objects, "extra" 1 more, then its k empty arrays
-    ("containers", chat(extra=[[]] * 6), chat(extra=[[]] * 7), CHAT, 400, "max_json_containers", None),
+    # chat(1) is 3 arrays and objects, "metadata" 1 more, then its k empty arrays
+    ("containers", chat(metadata=[[]] * 6), chat(metadata=[[]] * 7), CHAT, 400, "max_json_containers", None),
     ("messages", chat(3), chat(4), CHAT, 400, "max_messages", "messages"),
     ("content", chat(2, "x" * 20), chat(2, "x" * 20 + "y"), CHAT, 400, "max_content_chars", "messages"),
     # a part's text that is no string is read as its str(), by the gateway and the nodes

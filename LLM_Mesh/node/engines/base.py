@@ -36,6 +36,10 @@ CancelFlag = Union[asyncio.Event, threading.Event]
 DEFAULT_MAX_TOKENS = 256
 """Completion budget when a request names none (capped by the context left)."""
 
+PENALTY_RANGE = (-2.0, 2.0)
+"""OpenAI's range for ``presence_penalty`` and ``frequency_penalty`` (also the request
+models', ``core/schemas.py``)."""
+
 T = TypeVar("T")
 
 
@@ -57,6 +61,11 @@ class GenerationRequest:
     top_logprobs: int | None = None
     """Return each generated token's log-probability and this many top candidates
     (``logprobs`` / ``top_logprobs`` of the OpenAI request); None: none."""
+    presence_penalty: float | None = None
+    """OpenAI's: subtracted once from the logit of every token already in the text; in
+    [-2, 2] (:data:`PENALTY_RANGE`); None: 0."""
+    frequency_penalty: float | None = None
+    """OpenAI's: subtracted from a token's logit once per time it occurs; None: 0."""
 
     def __post_init__(self) -> None:
         if self.kind == "chat" and not self.messages:
@@ -71,6 +80,11 @@ class GenerationRequest:
             raise ValueError("continue_text is for chat generations only")
         if self.top_logprobs is not None and self.top_logprobs < 0:
             raise ValueError("top_logprobs must be at least 0")
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            low, high = PENALTY_RANGE
+            if value is not None and not low <= value <= high:  # (NaN too)
+                raise ValueError(f"{name} must be between {low} and {high}")
 
     def text_for_estimate(self) -> str:
         """All prompt text, for engines without a tokenizer."""

@@ -17,6 +17,13 @@ With ``top_logprobs`` (OpenAI ``logprobs``) a ``LogprobRecorder`` reads each
 sampled position's logits (``llama_logprobs.py``; no ``logits_all``); the last
 delta carries every token's log-probability and top candidates.
 
+OpenAI's ``presence_penalty`` and ``frequency_penalty`` are llama.cpp's own additive
+penalties, the same formula (a token's logit less ``count x frequency_penalty``, less
+``presence_penalty`` once it occurs), counted over the generated tokens (all of them:
+``last_n_tokens_size`` is the context); llama.cpp's multiplicative ``repeat_penalty``,
+no OpenAI field, is held at 1 (off). The log-probabilities are read before the
+penalties (the model's own distribution).
+
 A cancelled generation stops between tokens (``stopping_criteria``) and, once its
 consumer has left, inside ``llama_decode`` too: the model context's abort callback
 (``llama_abort.py``) stops a long prompt's evaluation within a graph node, so a client
@@ -168,6 +175,9 @@ class LlamaCppEngine(Engine):
             n_ctx=self.n_ctx,
             n_threads=self.n_threads,
             n_gpu_layers=self.n_gpu_layers,
+            # the tokens the penalties count: the whole answer, as OpenAI's (the library's
+            # default, 64, forgot a token 64 tokens on)
+            last_n_tokens_size=self.n_ctx,
             verbose=False,
         )
         n_ctx_fn = getattr(llama, "n_ctx", None)
@@ -297,7 +307,17 @@ class LlamaCppEngine(Engine):
                 param="max_tokens" if (req.max_tokens or 0) > lm.n_ctx else "messages",
             )
         max_tokens = req.max_tokens or min(DEFAULT_MAX_TOKENS, room)
-        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "stream": True}
+        kwargs: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "stream": True,
+            # OpenAI's penalties are llama.cpp's additive ones (the same formula: a logit
+            # less count x frequency, less presence once the token occurs); llama.cpp's
+            # multiplicative repeat penalty is no OpenAI field: held off whatever the
+            # library's default (1.1 before llama-cpp-python 0.3)
+            "presence_penalty": req.presence_penalty or 0.0,
+            "frequency_penalty": req.frequency_penalty or 0.0,
+            "repeat_penalty": 1.0,
+        }
         if req.temperature is not None:
             kwargs["temperature"] = req.temperature
         if req.top_p is not None:

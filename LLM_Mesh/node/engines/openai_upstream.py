@@ -4,7 +4,9 @@ llama.cpp's server, vLLM, Ollama, llama-cpp-python's server: chat is
 forwarded as chat (the upstream applies its own chat template), completions
 as completions, always streaming. Usage comes from the upstream when it sends
 it (``stream_options.include_usage``); otherwise the deltas are counted and
-the prompt estimated. ``base_url`` is the upstream's API root; ``/v1`` is
+the prompt estimated. The sampling fields (``max_tokens``, ``temperature``, ``top_p``,
+``seed``, ``presence_penalty``, ``frequency_penalty``: ``_SAMPLING``) and ``stop`` are
+forwarded; the upstream applies them. ``base_url`` is the upstream's API root; ``/v1`` is
 appended when missing. The HTTP client is passed in (one per process).
 
 Chat messages are forwarded as the text this node counts and charges (``message_text``,
@@ -161,7 +163,7 @@ class OpenAIUpstreamEngine(Engine):
             body["messages"] = [_text_only(m) for m in req.messages or []]
         else:
             body["prompt"] = req.prompt
-        for key in ("max_tokens", "temperature", "top_p", "seed"):
+        for key in _SAMPLING:
             value = getattr(req, key)
             if value is not None:
                 body[key] = value
@@ -250,6 +252,9 @@ class OpenAIUpstreamEngine(Engine):
             prompt = req.text_for_estimate()
             usage = Usage(math.ceil(len(prompt) / 4), pieces)
         yield Delta("", finish or "stop", usage)
+
+
+_SAMPLING = ("max_tokens", "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 
 
 def _text_only(message: dict[str, Any]) -> dict[str, str]:

@@ -6,7 +6,10 @@ labelled ``simulated=True``, so no answer it gives can pass for a real one.
 It supports ``mesh_continue``: continuing a prefix of its own answer yields the
 rest of that same answer. Asked for ``logprobs``, it returns deterministic
 made-up log-probabilities (a function of the word and its place): simulated,
-like everything it says.
+like everything it says. A non-zero ``presence_penalty`` or ``frequency_penalty``
+draws another answer (its values are part of the hash) and a positive one repeats no
+word until every other has come (its vocabulary is 31 words): a simulated penalty, not a
+model's.
 The clock is not read: waiting goes through the injectable ``sleep``.
 """
 
@@ -118,11 +121,20 @@ class SimEngine(Engine):
     def _answer(self, req: GenerationRequest, salt: str = "") -> list[str]:
         """The whole deterministic answer to ``req`` (its messages or prompt, not ``continue_text``)."""
         base = dataclasses.replace(req, continue_text=None) if req.continue_text else req
-        key = f"{self.seed}|{req.model}|{req.seed}|{base.text_for_estimate()}{salt}"
+        presence, frequency = req.presence_penalty or 0.0, req.frequency_penalty or 0.0
+        penalties = f"|{presence!r}|{frequency!r}" if presence or frequency else ""
+        key = f"{self.seed}|{req.model}|{req.seed}|{base.text_for_estimate()}{salt}{penalties}"
         rng = random.Random(hashlib.sha256(key.encode("utf-8")).digest())
         natural = self.answer_tokens if self.answer_tokens is not None else rng.randint(8, 48)
         lead = " " if salt else ""
-        return [(lead if i == 0 else " ") + rng.choice(_WORDS) for i in range(natural)]
+        if presence > 0 or frequency > 0:  # simulated: no word twice until each is used
+            words: list[str] = []
+            for _ in range(natural):
+                unused = [w for w in _WORDS if w not in words[-len(_WORDS) + 1 :]]
+                words.append(rng.choice(unused))
+        else:
+            words = [rng.choice(_WORDS) for _ in range(natural)]
+        return [(lead if i == 0 else " ") + w for i, w in enumerate(words)]
 
     def _words(self, req: GenerationRequest) -> tuple[list[str], bool]:
         """The words to send and whether the answer ends naturally (``stop``).
