@@ -2,7 +2,8 @@
 part of :class:`~LLM_Mesh.registry.settlement.Settlement` that runs off the hot path (see
 ``registry/settlement.py``'s docstring: the settler's appends, and "Upkeep").
 
-Writes that fail are written again after the pauses of ``_AGAIN_S`` (:meth:`SettleUpkeep._again`):
+Writes that fail are written again after the pauses of ``_AGAIN_S``, then at the last one's
+interval until the database takes them (:meth:`SettleUpkeep._again`):
 a void or an answer through the writer (idempotent), a lease's answer (``Spend``) on the
 engine (:meth:`SettleUpkeep._spend_again`: ``settle_ledger.spend_again``, written once).
 At stop (``Settlement.stop``), before its own recovery, the answers whose writes all failed
@@ -79,7 +80,7 @@ class SettleUpkeep:
     _pool_day: str | None
     _settling: asyncio.Lock
     _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
-    _given_up: set[Answer | Spend]  # answers whose writes failed past the last pause, or at stop
+    _given_up: set[Answer | Spend]  # answers whose writes failed at the stop (written once more)
     _tries: dict[Any, int]  # failed writes written again, and how often
     _checking: set[asyncio.Task[None]]  # answers written again: _answer_again, _spend_again
     _again_at: dict[Void | Answer | Spend, asyncio.TimerHandle]  # failed writes, due again
@@ -223,28 +224,31 @@ class SettleUpkeep:
         :meth:`_spend_again`). A failed reservation's void (``_undoing``) is written at
         every pause, not only until written once: the reservation may still run on the
         server (PostgreSQL: its connection dropped, the reconnects failed) and insert its
-        row after the first void found none. After the last, it is left to recovery: this
-        holder's stop, its successor's start, the others' once it is dead (an answer goes
-        to the settler, in case it did commit, and is written once more by the stop first:
-        :meth:`_answer_at_stop`)."""
+        row after the first void found none. A write that failed at every pause is written
+        again at the last pause's interval (60 s) for as long as this holder runs, until the
+        database takes it (an answer goes to the settler once then, in case it did commit);
+        at the stop an answer still not written is written once more
+        (:meth:`_answer_at_stop`), then counted unpaid. Until 2026-12-05 it was left to
+        recovery after the last pause, which for a live holder is its stop: a database away
+        for longer than ~100 s left the void's estimate reserved and the answer unpaid for
+        as long as the gateway ran, and a gateway then killed never paid the answer."""
         if not self._started or op in self._again_at:
             if not self._started and isinstance(op, (Answer, Spend)):  # failed while stopping
                 self._given_up.add(op)  # stop() writes it once more (_answer_at_stop)
             return
         tries = self._tries.get(op, 0)
-        if tries >= len(_AGAIN_S):
-            del self._tries[op]
-            self._undoing.discard(op)
+        if tries == len(_AGAIN_S):  # failed at every pause (an undo that was written, never)
             log.error(
-                "settlement: %s of %s not written; left to recovery", type(op).__name__, op.key
-            )
+                "settlement: %s of %s still not written after %d tries; written again every "
+                "%.0f s until the database takes it", type(op).__name__, op.key, tries,
+                _AGAIN_S[-1],
+            )  # fmt: skip
             if isinstance(op, (Answer, Spend)):  # in case it committed: the guard pays once
                 self._answered.append(op if isinstance(op, Answer) else op.answer)
-                self._given_up.add(op)  # else it is not answered: stop() writes it first
-            return
         self._tries[op] = tries + 1
         loop = asyncio.get_running_loop()
-        self._again_at[op] = loop.call_later(_AGAIN_S[tries], self._write_again, op)
+        pause = _AGAIN_S[min(tries, len(_AGAIN_S) - 1)]
+        self._again_at[op] = loop.call_later(pause, self._write_again, op)
 
     @staticmethod
     def _again_more(tries: int) -> bool:

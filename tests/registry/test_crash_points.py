@@ -45,14 +45,14 @@ def _settlement(store: SqlStore, lease: int, **kw: Any) -> Settlement:
     )  # fmt: skip
 
 
+PART_1 = PaidPart("n1", OP_A, 1_000, 50)
+
+
 def _answers() -> dict[str, Answer]:
     """Three requests: two answered (one by two nodes: a continued stream), one in flight."""
     return {
         "r1": Answer("r1", USER, "m", E, (PaidPart("n1", OP_A, 3_000, 150),), "aa" * 32),
-        "r2": Answer(
-            "r2", USER, "m", E,
-            (PaidPart("n1", OP_A, 1_000, 50), PaidPart("n2", OP_B, 2_000, 100)), "bb" * 32,
-        ),  # fmt: skip
+        "r2": Answer("r2", USER, "m", E, (PART_1, PaidPart("n2", OP_B, 2_000, 100)), "bb" * 32),
         "r3": Answer("r3", USER, "m", E, (PaidPart("n2", OP_B, 500, 25),), "cc" * 32),
     }
 
