@@ -37,7 +37,7 @@ from LLM_Mesh.registry.held import FORFEIT_WINDOW_S, forfeit_revoked
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, Op, SettleDb, SqliteSettleDb, Void, sqlite_time
 from LLM_Mesh.registry.settle_holders import beat, dead_holders, forget, forget_batches
-from LLM_Mesh.registry.settle_lease import Spend, release_leases
+from LLM_Mesh.registry.settle_lease import Spend, release_leases, release_unknown_leases
 from LLM_Mesh.registry.settle_ledger import (
     LAPSED,
     VOID,
@@ -436,6 +436,23 @@ class SettleUpkeep:
             )  # fmt: skip
         return settled, voided
 
+    async def _unknown_leases(self) -> int:
+        """This holder's lease rows its book does not know, handed back
+        (``settle_lease.release_unknown_leases``: a take that committed after its lease went
+        back; found 2026-12-05: held until the stop); the amount released."""
+        book = self.leases
+        if book is None:
+            return 0
+        # the book itself, read as the rows are: a lease made before the rows were read is
+        # in it (the book has it before its take is written)
+        amount = await release_unknown_leases(await self._engine(), self.holder, book.leases)
+        if amount:
+            log.warning(
+                "settlement: %d µNT of lease rows this holder no longer had (a take that "
+                "committed after its lease went back) released", amount,
+            )  # fmt: skip
+        return amount
+
     def utc_day(self) -> str:
         return datetime.fromtimestamp(self.wall_clock(), timezone.utc).strftime("%Y-%m-%d")
 
@@ -465,11 +482,13 @@ class SettleUpkeep:
         return done
 
     async def upkeep(self) -> None:
-        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up,
+        """One round of upkeep: heartbeat, recovery of dead holders, this holder's lease rows
+        its book does not know handed back, the pool's top-up,
         the late holds of revoked nodes forfeited; on PostgreSQL, the hot path's batch ids
         older than ``batch_keep_s`` deleted."""
         await self.beat()
         await self.recover()
+        await self._unknown_leases()
         await self.top_up_pool()
         await self.forfeit_late()
         if not isinstance(self._db, SqliteSettleDb):
