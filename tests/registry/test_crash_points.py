@@ -220,3 +220,84 @@ async def test_a_live_holders_settler_and_anothers_recovery_of_it_pay_once(
         await other.stop()
         await gw.stop()
     await books(store, answers, delivered, grant=GRANT, payer=USER)
+
+
+async def _terminate_backends(store: SqlStore) -> int:
+    """``pg_terminate_backend`` of every connection to the store's database (a failover,
+    an operator's kill): from an admin connection of its own."""
+    import asyncpg  # type: ignore[import-untyped]
+    from sqlalchemy.engine import make_url
+
+    url = make_url(str(store.engine.url.render_as_string(hide_password=False)))
+    admin = url.set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=5)
+    try:
+        rows = await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            url.database,
+        )
+    finally:
+        await conn.close()
+    return len(rows)
+
+
+async def _settled_within_a_retry(gw: Settlement) -> int:
+    """The settler's next round, and one more if it failed: a pooled connection the drop
+    closed while idle fails its first use (the settler's engine does not ping), and the
+    round after it reconnects (the settler's own loop retries every 0.2 s)."""
+    try:
+        return await gw.settle_now()
+    except Exception:
+        return await gw.settle_now()
+
+
+@pytest.mark.parametrize("when", ["inside_append", "after_append"])
+async def test_connections_dropped_during_the_settlers_append_pay_once(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """PostgreSQL: every connection to the database terminated (``pg_terminate_backend``)
+    inside the settler's ledger transaction (after the guard flipped the rows), or right
+    after its commit: the settler's next round settles what was not, once; the hot path
+    and the store reconnect; the books verify."""
+    if store.dialect != "postgresql":
+        pytest.skip("pg_terminate_backend is PostgreSQL's")
+    await _grant(store)
+    answers = _answers()
+    gw = _settlement(store, 4)
+    await gw.start()
+    fired: list[int] = []
+    try:
+        delivered = await _serve(gw, answers, 2)
+        if when == "inside_append":
+            real = ledger_module._add_to_balances
+
+            async def add(conn: Any, transfers: Any) -> None:
+                if not fired:
+                    fired.append(await _terminate_backends(store))
+                await real(conn, transfers)
+
+            monkeypatch.setattr(ledger_module, "_add_to_balances", add)
+        else:
+            real_append = ledger_module.SqlLedger.append
+
+            async def append(self: Any, transfers: Any, **kw: Any) -> Any:
+                out = await real_append(self, transfers, **kw)
+                if not fired:
+                    fired.append(await _terminate_backends(store))
+                return out
+
+            monkeypatch.setattr(ledger_module.SqlLedger, "append", append)
+        try:
+            first = await gw.settle_now()
+        except Exception:  # the connection went with the transaction: the next round
+            first = 0
+        assert fired and fired[0] > 0
+        monkeypatch.undo()
+        assert first + await _settled_within_a_retry(gw) == 2
+        assert await gw.settle_now() == 0
+        assert await gw.answer(answers["r3"])  # the hot path reconnected
+        assert await _settled_within_a_retry(gw) == 1
+    finally:
+        await gw.stop()
+    await books(store, answers, [*delivered, "r3"], grant=GRANT, payer=USER)
