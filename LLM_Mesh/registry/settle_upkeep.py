@@ -36,7 +36,14 @@ from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.registry.held import FORFEIT_WINDOW_S, forfeit_revoked
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, Op, SettleDb, SqliteSettleDb, Void, sqlite_time
-from LLM_Mesh.registry.settle_holders import beat, dead_holders, forget, forget_batches
+from LLM_Mesh.registry.settle_holders import (
+    HomeLock,
+    beat,
+    dead_holders,
+    forget,
+    forget_batches,
+)
+from LLM_Mesh.registry.settle_journal import AnswerJournal, Unwritten
 from LLM_Mesh.registry.settle_lease import Spend, release_leases, release_unknown_leases
 from LLM_Mesh.registry.settle_ledger import (
     LAPSED,
@@ -78,6 +85,7 @@ class SettleUpkeep:
     leases: LeaseBook | None
     _db: SettleDb | None
     _pool_day: str | None
+    _home_lock: HomeLock | None
     _settling: asyncio.Lock
     _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
     _given_up: set[Answer | Spend]  # answers whose writes failed at the stop (written once more)
@@ -237,6 +245,8 @@ class SettleUpkeep:
                 self._given_up.add(op)  # stop() writes it once more (_answer_at_stop)
             return
         tries = self._tries.get(op, 0)
+        if tries == 0 and isinstance(op, (Answer, Spend)):  # served, not paid: kept in the
+            self._keep_unwritten(op)  # home until written (a crash: its successor writes it)
         if tries == len(_AGAIN_S):  # failed at every pause (an undo that was written, never)
             log.error(
                 "settlement: %s of %s still not written after %d tries; written again every "
@@ -249,6 +259,47 @@ class SettleUpkeep:
         loop = asyncio.get_running_loop()
         pause = _AGAIN_S[min(tries, len(_AGAIN_S) - 1)]
         self._again_at[op] = loop.call_later(pause, self._write_again, op)
+
+    def _journal(self) -> AnswerJournal | None:
+        """The home's journal of answers not written (``settle_journal.py``), when this
+        process holds the home's lock."""
+        lock = self._home_lock
+        return AnswerJournal(lock.home) if lock is not None and lock.held else None
+
+    def _keep_unwritten(self, op: Answer | Spend) -> None:
+        journal = self._journal()
+        if journal is None:
+            return
+        answer = op if isinstance(op, Answer) else op.answer
+        try:
+            journal.add(Unwritten(self.holder, answer, isinstance(op, Spend)))
+        except OSError:  # the home not writable: written again all the same
+            log.exception("settlement: could not keep the answer of %s in the home", op.key)
+
+    async def _write_unwritten(self, holders: list[str | None], now: datetime) -> list[Answer]:
+        """The answers ``holders`` served and never wrote (this home's journal), recorded as
+        they would have: a lapsed row revived, a lease's answer written once; those now
+        answered (to settle). Their lines dropped."""
+        journal = self._journal()
+        if journal is None or not (found := journal.of(holders)):
+            return []
+        engine = await self._engine()
+        answered: list[Answer] = []
+        for u in found:
+            a = await self._with_operators(u.answer)
+            if u.lease:
+                done = await spend_again(engine, a, self.holder, now) == "answered"
+            else:
+                done = await revive(engine, a, u.holder, now)
+            if done:
+                answered.append(a)
+            log.warning(
+                "settlement: the answer of %s, served by %s and not written before it "
+                "stopped, %s", a.key, u.holder, "recorded" if done else "was written or "
+                "cannot be covered any more",
+            )  # fmt: skip
+        journal.drop(holders)
+        return answered
 
     @staticmethod
     def _again_more(tries: int) -> bool:
@@ -422,6 +473,12 @@ class SettleUpkeep:
         for holder in holders:  # another's rows lapse (it may answer them yet); ours: void
             state = VOID if holder == self.holder else LAPSED
             voided += await void_pending(engine, holder, now, state)
+        others = [h for h in holders if h != self.holder]
+        if others:  # answers they served and never wrote, if this home kept them
+            settled += await settle(self.ledger, await self._write_unwritten(others, now), now)
+        journal = self._journal()
+        if journal is not None and self.holder in holders:  # its stop: its rows void now,
+            journal.drop([self.holder])  # its answers written or counted unpaid (the stop)
         leased = await release_leases(engine, holders)  # a live one's answers: Spend's fallback
         if self.holder in holders and self.leases is not None:
             self.leases.clear()

@@ -52,12 +52,16 @@ def ledger_of(store: SqlStore) -> SqlLedger:
 
 
 async def crash(st: Settlement) -> None:
-    """Drop ``st`` as a killed process: no flush, no voids, no leases given back, its
-    connections closed (what was not committed rolls back) and its home lock freed."""
+    """Drop ``st`` as a killed process: no flush, no voids, no leases given back, no write
+    due again, its connections closed (what was not committed rolls back) and its home
+    lock freed."""
     st._started = False
-    for task in [*st._tasks, st._writer]:
+    for task in [*st._tasks, st._writer, *st._checking]:
         if task is not None:
             task.cancel()
+    for due in st._again_at.values():  # writes due again: a killed process writes nothing
+        due.cancel()
+    st._again_at.clear()
     await st.db.close()
     if st._worker is not None:
         await st._worker.stop()
