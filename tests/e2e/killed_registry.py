@@ -7,7 +7,9 @@ runs, no stop, no flush) at ``$LLM_MESH_TEST_KILL_AT``:
 - ``answered``: a request's answer was written (``Settlement.answer`` returned: the
   ``answered`` rows, or a lease's ``Spend``, committed), before the answer is released;
 - ``appending``: inside the settler's ledger append on SQLite, its statements run (the rows
-  flipped ``settled``, the entries and balances written) and not committed yet.
+  flipped ``settled``, the entries and balances written) and not committed yet;
+- ``unwritten``: a request's answer, its write failing (the settlement database away from
+  then on), just after that failure (the answer would be released now).
 
 Without the file it is ``llm-mesh`` unchanged (a restarted registry).
 """
@@ -48,6 +50,30 @@ def install(point: str) -> None:
             return done
 
         Settlement.answer = answer_then_die  # type: ignore[method-assign]
+    elif point == "unwritten":
+        from LLM_Mesh.registry.settlement import Settlement
+
+        answer = Settlement.answer
+
+        async def away_then_die(self: Settlement, op: Any) -> bool:
+            if not _armed():
+                return await answer(self, op)
+            db = self.db
+
+            def away(*_a: Any, **_k: Any) -> Any:
+                raise ConnectionError("the settlement database is away")
+
+            async def away_async(*_a: Any, **_k: Any) -> Any:
+                away()
+
+            db.try_inline = away  # type: ignore[attr-defined]
+            db.apply = away_async  # type: ignore[method-assign]
+            try:
+                return await answer(self, op)  # fails: kept in the home, to be written again
+            finally:
+                _die()
+
+        Settlement.answer = away_then_die  # type: ignore[method-assign]
     elif point == "appending":
         from LLM_Mesh.registry import settle_sqlite, settle_upkeep
 

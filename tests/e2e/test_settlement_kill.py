@@ -1,11 +1,13 @@
-"""A lone registry (SQLite) SIGKILLed at a point of the money path, restarted on the same home:
-nothing lost, nothing paid twice (real processes on loopback, a SIMULATED sim node).
+"""A registry SIGKILLed at a point of the money path: nothing lost, nothing paid twice (real
+processes on loopback, a SIMULATED sim node). A lone registry (SQLite) restarted on the same
+home; and one of two replicas on PostgreSQL, never restarted (the other recovers it).
 
 The registry runs as ``tests/e2e/killed_registry.py`` (``llm-mesh`` that kills itself at a
 named point while a flag file exists). A keyed request with its own ``X-Request-Id`` is sent
 with the flag set: the registry dies there, the client gets no answer. The registry is
 started again on the same home and port; the client retries the id (it does not know whether
-it ran). Then, once the settler has drained, the books are checked as anyone would:
+it ran; with two replicas, at the other one). Then, once the settlers have drained, the
+books are checked as anyone would:
 ``llm-mesh ledger verify --database-url`` exits 0, nothing is reserved, no row is left in
 flight, the key's balance is its grant less what the ledger debited, each request id is
 settled at most once (one ledger key, one set of entries), the node ran no request twice.
@@ -284,6 +286,12 @@ def killed_appending(tmp_path: Path) -> Iterator[Lone]:
 
 
 @pytest.fixture
+def killed_unwritten(tmp_path: Path) -> Iterator[Lone]:
+    with _lone(tmp_path, "unwritten") as lone:
+        yield lone
+
+
+@pytest.fixture
 def killed_replica(tmp_path: Path, pg_database_url: str) -> Iterator[Lone]:
     with _lone(tmp_path, "answered", pg_database_url) as lone:
         yield lone
@@ -365,3 +373,22 @@ def test_a_replica_killed_after_paying_an_answer_is_refused_elsewhere_and_paid_o
     paid_b = [k for k, _ in got["debits"] if str(k).startswith(client_ledger_id("kill-b"))]
     assert len(paid_b) == 1  # answered at the dead replica: paid once, by the other's recovery
     assert _served(lone) == 3
+
+
+def test_a_registry_killed_with_an_answer_it_could_not_write_pays_it_after_restart(
+    killed_unwritten: Lone,
+) -> None:
+    """Its settlement database away, an answer's write failed (the answer on its way out),
+    then the registry killed: its restart on the same home records and settles that answer
+    once (kept in the home: ``settlement.unwritten``), and the retry of its id is refused."""
+    lone = killed_unwritten
+    first = _ask(lone, "kill-a")
+    assert first.status_code == 200, first.text
+    _killed_then_restarted(lone, "kill-b")
+    retry = _ask(lone, "kill-b")
+    assert retry.status_code == 409, retry.text
+    ok = {"kill-a": first.json()["mesh"]["cost"]}
+    got = _check(lone, ok, "kill-b")
+    paid_b = [k for k, _ in got["debits"] if str(k).startswith(client_ledger_id("kill-b"))]
+    assert len(paid_b) == 1, got["debits"]  # served, then paid by the restart
+    assert _served(lone) == 2
