@@ -4,8 +4,9 @@
 without sockets (``tests/inprocess_mesh.py``); add nodes with ``add_node``.
 
 ``pg_database_url`` creates a throwaway PostgreSQL database
-``llm_mesh_test_<hex>`` on the server named by ``LLM_MESH_TEST_PG_URL`` (default
-``postgresql://postgres@127.0.0.1:5432/test``) and drops it afterwards. When
+``llm_mesh_test_<hex>`` (another prefix: ``LLM_MESH_TEST_PG_PREFIX``) on the server named
+by ``LLM_MESH_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``) and
+drops it afterwards. When
 that server cannot be reached the test is skipped, unless
 ``LLM_MESH_REQUIRE_PG=1`` (set by ``.ci/run``), which turns the skip into a failure.
 """
@@ -130,7 +131,9 @@ async def _drop_database(name: str) -> None:
 @pytest.fixture
 async def pg_database_url() -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"llm_mesh_test_{secrets.token_hex(6)}"
+    # LLM_MESH_TEST_PG_PREFIX: the databases' name prefix (a shared server's own names)
+    prefix = os.environ.get("LLM_MESH_TEST_PG_PREFIX") or "llm_mesh_test_"
+    name = f"{prefix}{secrets.token_hex(6)}"
     conn = await _admin_connect()
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')

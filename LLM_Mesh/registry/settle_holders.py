@@ -123,6 +123,11 @@ class HomeLock:
         path.write_text(holder + "\n")
         return before or None
 
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock (it alone writes the home's settlement files)."""
+        return self._fd is not None
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:

@@ -21,7 +21,9 @@ run in the batch's one transaction by ``registry/settle_db.py``:
 So a payer's ``reserved`` is always its pending estimates + answered (unsettled) totals +
 leases, and every write that raises it is conditional on the available balance: the
 holders together never reserve more than a balance. :func:`release_leases` is recovery's
-part (a dead holder's leases released, ``registry/settle_upkeep.py``). On PostgreSQL the
+part (a dead holder's leases released, ``registry/settle_upkeep.py``);
+:func:`release_unknown_leases` the upkeep's (a live holder's lease rows its book does not
+know: a take committed after its lease went back). On PostgreSQL the
 same writes are kinds of migration 0015's batch function (``take``, ``spend``, ``give``:
 each op's ``pg_rows`` and ``pg_result``, sent by ``PgSettleDb``).
 """
@@ -29,11 +31,11 @@ each op's ``pg_rows`` and ``pg_result``, sent by ``PgSettleDb``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.core.lease_book import Lease, LeaseBook
@@ -41,7 +43,10 @@ from LLM_Mesh.registry import tables
 from LLM_Mesh.registry.settle_db import Answer, Reserve, Reserved
 from LLM_Mesh.registry.settle_ledger import release
 
-__all__ = ["Give", "Spend", "Spent", "Take", "Taken", "lease_wrote", "release_leases"]
+__all__ = [
+    "Give", "Spend", "Spent", "Take", "Taken", "lease_wrote", "release_leases",
+    "release_unknown_leases",
+]  # fmt: skip
 
 _GROW = (
     "UPDATE balances SET reserved = reserved + ? "
@@ -189,6 +194,34 @@ async def release_leases(engine: AsyncEngine, holders: Sequence[str | None]) -> 
         rows = (
             await conn.execute(
                 delete(t).where(t.c.holder.in_(named)).returning(t.c.payer, t.c.amount)
+            )
+        ).all()
+        held: dict[str, int] = {}
+        for r in rows:
+            held[r.payer] = held.get(r.payer, 0) + int(r.amount)
+        await release(conn, {p: n for p, n in held.items() if n})
+    return sum(held.values())
+
+
+async def release_unknown_leases(engine: AsyncEngine, holder: str, known: Collection[str]) -> int:
+    """Delete ``holder``'s leases whose ids are not in ``known`` (its book's, a live view:
+    checked as soon as the rows are read, so a lease the book made before has its id in it)
+    and release their amounts; the amount released. Such a row is a take that committed after its lease
+    went back (PostgreSQL: the take's connection lost while the server still ran it), else
+    held until the holder's stop; one the book hands back meanwhile is deleted once (the
+    other ``DELETE`` finds no row)."""
+    t = tables.settle_leases
+    async with engine.connect() as conn:
+        ids = await conn.execute(select(t.c.lease_id).where(t.c.holder == holder))
+        unknown = sorted(str(i) for i in ids.scalars() if str(i) not in known)  # no await
+    if not unknown:
+        return 0
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                delete(t)
+                .where(t.c.lease_id.in_(unknown), t.c.holder == holder)
+                .returning(t.c.payer, t.c.amount)
             )
         ).all()
         held: dict[str, int] = {}

@@ -2,7 +2,8 @@
 part of :class:`~LLM_Mesh.registry.settlement.Settlement` that runs off the hot path (see
 ``registry/settlement.py``'s docstring: the settler's appends, and "Upkeep").
 
-Writes that fail are written again after the pauses of ``_AGAIN_S`` (:meth:`SettleUpkeep._again`):
+Writes that fail are written again after the pauses of ``_AGAIN_S``, then at the last one's
+interval until the database takes them (:meth:`SettleUpkeep._again`):
 a void or an answer through the writer (idempotent), a lease's answer (``Spend``) on the
 engine (:meth:`SettleUpkeep._spend_again`: ``settle_ledger.spend_again``, written once).
 At stop (``Settlement.stop``), before its own recovery, the answers whose writes all failed
@@ -35,8 +36,15 @@ from LLM_Mesh.core.lease_book import LeaseBook
 from LLM_Mesh.registry.held import FORFEIT_WINDOW_S, forfeit_revoked
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.registry.settle_db import Answer, Op, SettleDb, SqliteSettleDb, Void, sqlite_time
-from LLM_Mesh.registry.settle_holders import beat, dead_holders, forget, forget_batches
-from LLM_Mesh.registry.settle_lease import Spend, release_leases
+from LLM_Mesh.registry.settle_holders import (
+    HomeLock,
+    beat,
+    dead_holders,
+    forget,
+    forget_batches,
+)
+from LLM_Mesh.registry.settle_journal import AnswerJournal, Unwritten
+from LLM_Mesh.registry.settle_lease import Spend, release_leases, release_unknown_leases
 from LLM_Mesh.registry.settle_ledger import (
     LAPSED,
     VOID,
@@ -77,9 +85,10 @@ class SettleUpkeep:
     leases: LeaseBook | None
     _db: SettleDb | None
     _pool_day: str | None
+    _home_lock: HomeLock | None
     _settling: asyncio.Lock
     _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
-    _given_up: set[Answer | Spend]  # answers whose writes failed past the last pause, or at stop
+    _given_up: set[Answer | Spend]  # answers whose writes failed at the stop (written once more)
     _tries: dict[Any, int]  # failed writes written again, and how often
     _checking: set[asyncio.Task[None]]  # answers written again: _answer_again, _spend_again
     _again_at: dict[Void | Answer | Spend, asyncio.TimerHandle]  # failed writes, due again
@@ -223,28 +232,74 @@ class SettleUpkeep:
         :meth:`_spend_again`). A failed reservation's void (``_undoing``) is written at
         every pause, not only until written once: the reservation may still run on the
         server (PostgreSQL: its connection dropped, the reconnects failed) and insert its
-        row after the first void found none. After the last, it is left to recovery: this
-        holder's stop, its successor's start, the others' once it is dead (an answer goes
-        to the settler, in case it did commit, and is written once more by the stop first:
-        :meth:`_answer_at_stop`)."""
+        row after the first void found none. A write that failed at every pause is written
+        again at the last pause's interval (60 s) for as long as this holder runs, until the
+        database takes it (an answer goes to the settler once then, in case it did commit);
+        at the stop an answer still not written is written once more
+        (:meth:`_answer_at_stop`), then counted unpaid. Until 2026-12-05 it was left to
+        recovery after the last pause, which for a live holder is its stop: a database away
+        for longer than ~100 s left the void's estimate reserved and the answer unpaid for
+        as long as the gateway ran, and a gateway then killed never paid the answer."""
         if not self._started or op in self._again_at:
             if not self._started and isinstance(op, (Answer, Spend)):  # failed while stopping
                 self._given_up.add(op)  # stop() writes it once more (_answer_at_stop)
             return
         tries = self._tries.get(op, 0)
-        if tries >= len(_AGAIN_S):
-            del self._tries[op]
-            self._undoing.discard(op)
+        if tries == 0 and isinstance(op, (Answer, Spend)):  # served, not paid: kept in the
+            self._keep_unwritten(op)  # home until written (a crash: its successor writes it)
+        if tries == len(_AGAIN_S):  # failed at every pause (an undo that was written, never)
             log.error(
-                "settlement: %s of %s not written; left to recovery", type(op).__name__, op.key
-            )
+                "settlement: %s of %s still not written after %d tries; written again every "
+                "%.0f s until the database takes it", type(op).__name__, op.key, tries,
+                _AGAIN_S[-1],
+            )  # fmt: skip
             if isinstance(op, (Answer, Spend)):  # in case it committed: the guard pays once
                 self._answered.append(op if isinstance(op, Answer) else op.answer)
-                self._given_up.add(op)  # else it is not answered: stop() writes it first
-            return
         self._tries[op] = tries + 1
         loop = asyncio.get_running_loop()
-        self._again_at[op] = loop.call_later(_AGAIN_S[tries], self._write_again, op)
+        pause = _AGAIN_S[min(tries, len(_AGAIN_S) - 1)]
+        self._again_at[op] = loop.call_later(pause, self._write_again, op)
+
+    def _journal(self) -> AnswerJournal | None:
+        """The home's journal of answers not written (``settle_journal.py``), when this
+        process holds the home's lock."""
+        lock = self._home_lock
+        return AnswerJournal(lock.home) if lock is not None and lock.held else None
+
+    def _keep_unwritten(self, op: Answer | Spend) -> None:
+        journal = self._journal()
+        if journal is None:
+            return
+        answer = op if isinstance(op, Answer) else op.answer
+        try:
+            journal.add(Unwritten(self.holder, answer, isinstance(op, Spend)))
+        except OSError:  # the home not writable: written again all the same
+            log.exception("settlement: could not keep the answer of %s in the home", op.key)
+
+    async def _write_unwritten(self, holders: list[str | None], now: datetime) -> list[Answer]:
+        """The answers ``holders`` served and never wrote (this home's journal), recorded as
+        they would have: a lapsed row revived, a lease's answer written once; those now
+        answered (to settle). Their lines dropped."""
+        journal = self._journal()
+        if journal is None or not (found := journal.of(holders)):
+            return []
+        engine = await self._engine()
+        answered: list[Answer] = []
+        for u in found:
+            a = await self._with_operators(u.answer)
+            if u.lease:
+                done = await spend_again(engine, a, self.holder, now) == "answered"
+            else:
+                done = await revive(engine, a, u.holder, now)
+            if done:
+                answered.append(a)
+            log.warning(
+                "settlement: the answer of %s, served by %s and not written before it "
+                "stopped, %s", a.key, u.holder, "recorded" if done else "was written or "
+                "cannot be covered any more",
+            )  # fmt: skip
+        journal.drop(holders)
+        return answered
 
     @staticmethod
     def _again_more(tries: int) -> bool:
@@ -418,6 +473,12 @@ class SettleUpkeep:
         for holder in holders:  # another's rows lapse (it may answer them yet); ours: void
             state = VOID if holder == self.holder else LAPSED
             voided += await void_pending(engine, holder, now, state)
+        others = [h for h in holders if h != self.holder]
+        if others:  # answers they served and never wrote, if this home kept them
+            settled += await settle(self.ledger, await self._write_unwritten(others, now), now)
+        journal = self._journal()
+        if journal is not None and self.holder in holders:  # its stop: its rows void now,
+            journal.drop([self.holder])  # its answers written or counted unpaid (the stop)
         leased = await release_leases(engine, holders)  # a live one's answers: Spend's fallback
         if self.holder in holders and self.leases is not None:
             self.leases.clear()
@@ -431,6 +492,23 @@ class SettleUpkeep:
                 leased,
             )  # fmt: skip
         return settled, voided
+
+    async def _unknown_leases(self) -> int:
+        """This holder's lease rows its book does not know, handed back
+        (``settle_lease.release_unknown_leases``: a take that committed after its lease went
+        back; found 2026-12-05: held until the stop); the amount released."""
+        book = self.leases
+        if book is None:
+            return 0
+        # the book itself, read as the rows are: a lease made before the rows were read is
+        # in it (the book has it before its take is written)
+        amount = await release_unknown_leases(await self._engine(), self.holder, book.leases)
+        if amount:
+            log.warning(
+                "settlement: %d µNT of lease rows this holder no longer had (a take that "
+                "committed after its lease went back) released", amount,
+            )  # fmt: skip
+        return amount
 
     def utc_day(self) -> str:
         return datetime.fromtimestamp(self.wall_clock(), timezone.utc).strftime("%Y-%m-%d")
@@ -461,11 +539,13 @@ class SettleUpkeep:
         return done
 
     async def upkeep(self) -> None:
-        """One round of upkeep: heartbeat, recovery of dead holders, the pool's top-up,
+        """One round of upkeep: heartbeat, recovery of dead holders, this holder's lease rows
+        its book does not know handed back, the pool's top-up,
         the late holds of revoked nodes forfeited; on PostgreSQL, the hot path's batch ids
         older than ``batch_keep_s`` deleted."""
         await self.beat()
         await self.recover()
+        await self._unknown_leases()
         await self.top_up_pool()
         await self.forfeit_late()
         if not isinstance(self._db, SqliteSettleDb):
