@@ -97,6 +97,17 @@ class HttpSource:
                 return json_object(r, f"GET {path}")
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def pricing(self) -> dict[str, Any]:
+        """``GET /v1/pricing``: the network's fee and the models' prices (a registry older
+        than 2026-12-05 has none: ``MeshError``)."""
+        r = await call(self.client, "GET", "/v1/pricing", MAX_ANSWER, deadline_s=ANSWER_S)
+        if r.status_code == 404:
+            raise MeshError(
+                "the registry publishes no fee (GET /v1/pricing: 404, a registry older than "
+                "2026-12-05): pass --fee-bps"
+            )
+        return json_object(r, "GET /v1/pricing")
+
     async def keys(self) -> tuple[list[str], str]:
         what = "GET /v1/ledger/keys"
         data = rows_in(await self._get("/v1/ledger/keys"), what, "data", ("public_key",))

@@ -81,8 +81,9 @@ def print_served(r: ServedReport, records: int, bad: Sequence[str]) -> None:
     say(
         f"served: {counted(records, 'record')} read, {counted(r.requests, 'answered request')} "
         f"judged ({r.not_judged} cancelled, failed or sent by no gateway: not judged); owed "
-        f"{r.expected:,} µNT under the published price less the {r.fee_bps} bps fee, paid {r.paid:,} µNT to "
-        f"{shown(r.account)}",
+        f"{r.expected:,} µNT under the published price less the {r.fee_bps} bps fee "
+        f"({'--fee-bps' if r.strict else 'the registry publishes now, GET /v1/pricing'}), "
+        f"paid {r.paid:,} µNT to {shown(r.account)}",
         highlight=False,
     )
     if r.unmatched:
@@ -96,5 +97,15 @@ def print_served(r: ServedReport, records: int, bad: Sequence[str]) -> None:
         say(f"[yellow]pending[/]: {shown(p)}", highlight=False)
     for h in r.held:
         say(f"[yellow]held[/]: {shown(h)}", highlight=False)
+    for o in r.other_fee:  # the price held, another fee: one of before a change, or more
+        say(f"[yellow]another fee[/]: {shown(o)}", highlight=False)
+    if r.other_fee:
+        say(
+            f"{counted(len(r.other_fee), 'request was', 'requests were')} paid under another "
+            f"fee than the {r.fee_bps} bps the registry publishes now, as their own entries "
+            "state (a fee of before a change; if it never charged that, pass --fee-bps to "
+            "judge them by the fee it had)",
+            highlight=False,
+        )
     for b in bad:
         say(f"[yellow]skipped[/]: {shown(b)}", highlight=False)

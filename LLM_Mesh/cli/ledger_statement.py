@@ -49,14 +49,15 @@ from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_key_account, load_seen, sav
 from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import MeshClient, bearer_header
-from LLM_Mesh.config import DEFAULT_NETWORK_FEE_BPS, Settings
+from LLM_Mesh.config import Settings
 from LLM_Mesh.core.key_account import account_change, key_tag
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
 from LLM_Mesh.core.ledger_statement import Statement, statement
 from LLM_Mesh.core.plural import counted
+from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
-from LLM_Mesh.core.served_check import published_price, served_report
+from LLM_Mesh.core.served_check import published_price, registry_prices, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
 from LLM_Mesh.tls import client_ssl_context
 
@@ -220,14 +221,17 @@ def statement_command(
         ),
     ] = None,
     fee_bps: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--fee-bps",
             min=0,
             max=10_000,
-            help="with --served: the registry's network fee, basis points of each part",
+            help="with --served: the network fee every request is judged by, basis points of "
+            "each part (default: the fee the registry publishes now, GET /v1/pricing, with its "
+            "prices; a request paid under another fee that its own entries state, the price "
+            "held, is then listed, not a finding: a fee of before a change)",
         ),
-    ] = DEFAULT_NETWORK_FEE_BPS,
+    ] = None,
     registry: RegistryOpt = None,
     key: Annotated[
         str | None, typer.Option(help="pin the registry's public key (base64 or base64url)")
@@ -250,8 +254,10 @@ def statement_command(
     registry names for LLM_MESH_API_KEY, else --account, or with --operator the one it
     names for your operator token. With --operator --served FILE (a node's served log,
     repeatable): also every request the nodes answered must be paid to the account at the
-    published price less the --fee-bps fee; exit 1 naming each one unpaid, paid to another
-    account or paid less (those newer than 10 minutes are pending)."""
+    price and less the fee the registry publishes (GET /v1/pricing; --fee-bps: that fee
+    instead); exit 1 naming each one unpaid, paid to another account or paid less (those
+    newer than 10 minutes are pending; one paid under another fee that its own entries
+    state, with the price held, is listed: a fee of before a change)."""
     ca = str(registry_ca.expanduser()) if registry_ca else None
     settings = settings_from(home, registry, registry_ca=ca)
     source = f"registry:{settings.registry_url}"
@@ -287,6 +293,7 @@ def statement_command(
     served_watch = ServedWatch(records)
 
     shown_read: list[tuple[str, int, int] | None] = []  # the key's balance as shown
+    pricing: list[dict[str, Any]] = []  # --served: the registry's GET /v1/pricing
 
     named_for_token: list[tuple[str, str | None]] = []  # --operator: (account, old account)
 
@@ -300,6 +307,8 @@ def statement_command(
         where = (url, None, settings.ledger_origin, settings.registry_ca, mine)
         async with ledger_commands._source(*where) as src:
             trusted = [key] if key else (await src.keys())[0]
+            if served and fee_bps is None and isinstance(src, HttpSource):
+                pricing.append(await src.pricing())  # the fee and prices it publishes now
             held, refused = _checked(found, trusted)
 
             def named() -> str | None:
@@ -356,11 +365,14 @@ def statement_command(
     print_statement(s)
     problems = bad + s.findings
     if served:
+        try:
+            fee, price_of = _judged_by(fee_bps, pricing)
+        except (MeshError, ValueError) as exc:
+            raise fail(exc) from exc
         sr = served_report(
             acct, records, {k: _as_entries(v) for k, v in served_watch.by_key.items()},
-            _as_entries(watch.mine),
-            price_of=published_price, fee_bps=fee_bps,
-            signed_time_us=None if cp is None else cp.time_us,
+            _as_entries(watch.mine), price_of=price_of, fee_bps=fee,
+            signed_time_us=None if cp is None else cp.time_us, strict=fee_bps is not None,
         )  # fmt: skip
         print_served(sr, len(records), unread)
         problems += sr.findings
@@ -386,3 +398,15 @@ def statement_command(
             "checkpoint yet[/]: run again later for the registry's signature on them",
             highlight=False,
         )
+
+
+def _judged_by(
+    fee_bps: int | None, pricing: Sequence[dict[str, Any]]
+) -> tuple[int, Callable[[str], Price]]:
+    """The fee and prices served requests are judged by: ``--fee-bps`` with the catalog's
+    prices, else what the registry publishes (``GET /v1/pricing``)."""
+    if fee_bps is not None:
+        return fee_bps, published_price
+    if not pricing:  # pragma: no cover - read in go() whenever --served has records
+        raise MeshError("the registry's fee was not read: pass --fee-bps")
+    return registry_prices(pricing[0])

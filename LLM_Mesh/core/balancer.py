@@ -20,7 +20,9 @@ the rule the node's own 429 uses), from the node's load and its service time
 per request (the node's own measured EWMA from its heartbeat, else TTFT +
 tokens × per-token as the gateway saw them), and never less than what the
 node's last 429 said (``Retry-After``); the gateway's ``Retry-After``. ``NO_NODE``
-when none is permitted, routable and not ejected.
+when none is permitted, routable and not ejected, or the full ones are all held by a 503
+(paused, draining: ``NodeStats.unavailable``, no saturated node), with ``wait_s`` the
+soonest end of such a hold (its ``Retry-After``), else ``None``.
 
 The gateway calls ``begin`` when it sends to the chosen node, ``first_token``
 on the first streamed token, and ``finish`` with the outcome; hard failures
@@ -41,7 +43,7 @@ from dataclasses import dataclass, field
 
 from LLM_Mesh.core.indexed_set import IndexedRows, IndexedSet
 from LLM_Mesh.core.outlier import EjectionPolicy, OutlierDetector, may_eject
-from LLM_Mesh.core.queue_wait import MAX_WAIT_S, queue_wait_s
+from LLM_Mesh.core.queue_wait import MAX_WAIT_S
 from LLM_Mesh.core.route_types import BUSY, HARD_FAILURES, Attempt, Decision, Outcome, Verdict
 from LLM_Mesh.core.scoring import (
     ROW,
@@ -49,9 +51,9 @@ from LLM_Mesh.core.scoring import (
     RouteRequest,
     ScoringPolicy,
     cheapest_rows,
+    full_waits,
     node_row,
     permits,
-    service_ms,
     write_ewmas,
     write_load,
     write_report,
@@ -90,7 +92,7 @@ def _ewmas_load(vals: array[float], at: int, node: NodeStats, model: str) -> Non
 
 
 _KEPT = ("in_flight", "peak_in_flight", "ended_at", "hb_load", "hb_load_at", "waiting", "waiting_since_sum", "routable", "ttft", "per_token",
-         "success", "latency", "reported_service_ms", "busy_until")  # fmt: skip
+         "success", "latency", "reported_service_ms", "busy_until", "unavailable")  # fmt: skip
 
 
 class _Pool:
@@ -201,6 +203,7 @@ class Router:
             return
         st.hb_load = max(0, in_flight) + max(0, queued)
         st.hb_load_at = now
+        st.unavailable = False
         if service_s is not None and 0 <= service_s <= MAX_WAIT_S:  # NaN: neither
             st.reported_service_ms = service_s * 1000.0
         st.hb_at = now
@@ -235,6 +238,7 @@ class Router:
         was_saturated = st.saturated
         st.hb_load = 0
         st.hb_load_at = at
+        st.unavailable = False
         if was_saturated and not st.saturated:
             self._restate(st, _load_report)
             return True
@@ -388,6 +392,7 @@ class Router:
         best_cost = math.inf
         best_model = ""
         wait: float | None = None
+        held: float | None = None  # the soonest end of an unavailable node's hold
         for rank, model in enumerate(req.models):
             pool = self._pools.get(model)
             if pool is None:
@@ -405,14 +410,16 @@ class Router:
                 if best is None or cost < best_cost:
                     best, best_cost, best_model = bag.at(i), cost, model
             if best is None and len(pool.full):
-                w = self._wait_estimate(pool.full, req, model, tokens, now)
+                w, h = self._wait_estimate(pool.full, req, model, tokens, now)
                 if w is not None and (wait is None or w < wait):
                     wait = w
+                if h is not None and (held is None or h < held):
+                    held = h
         if best is not None:
             return Decision(Verdict.OK, best.node_id, best_model, best_cost)
         if wait is not None:
             return Decision(Verdict.SATURATED, wait_s=wait)
-        return Decision(Verdict.NO_NODE)
+        return Decision(Verdict.NO_NODE, wait_s=held)
 
     def _sample(self, bag: IndexedSet[NodeStats], req: RouteRequest, k: int) -> list[NodeStats]:
         n = len(bag)
@@ -448,27 +455,9 @@ class Router:
 
     def _wait_estimate(
         self, full: IndexedSet[NodeStats], req: RouteRequest, model: str, tokens: int, now: float
-    ) -> float | None:
-        """Seconds until the queue ahead drains on the soonest of a sample of saturated nodes."""
-        best: float | None = None
-        sp = self.policy.scoring
-        for st in self._sample(full, req, 8):
-            w = self.wait_s(st, model, tokens, now, sp)
-            if best is None or w < best:
-                best = w
-        return best
-
-    @staticmethod
-    def wait_s(st: NodeStats, model: str, tokens: int, now: float, sp: ScoringPolicy) -> float:
-        """One node's drain time: its load × service time ÷ concurrency, or its own 429's
-        wait; at most :data:`~LLM_Mesh.core.queue_wait.MAX_WAIT_S`."""
-        per_request = st.reported_service_ms
-        if per_request is None:
-            per_request = service_ms(st, model, tokens, now, sp)
-        elif model not in st.loaded:
-            per_request += st.cold_start_for(model)
-        w = queue_wait_s(st.load, per_request / 1000.0, st.max_concurrency)
-        return min(MAX_WAIT_S, max(w, st.busy_until - now))  # the node's word, bounded
+    ) -> tuple[float | None, float | None]:
+        """:func:`~LLM_Mesh.core.scoring.full_waits` of a sample of the full nodes."""
+        return full_waits(self._sample(full, req, 8), model, tokens, now, self.policy.scoring)
 
     # -- outcomes -----------------------------------------------------------------
     def begin(self, node_id: str, model: str, now: float) -> Attempt:
@@ -552,6 +541,7 @@ class Router:
         elif outcome in BUSY:
             st.hb_load = max(st.hb_load, st.capacity)
             st.hb_load_at = now
+            st.unavailable = outcome is Outcome.UNAVAILABLE  # held, not saturated: a 503
             if retry_after_s is not None and math.isfinite(retry_after_s) and retry_after_s > 0:
                 st.busy_until = max(st.busy_until, now + retry_after_s)
         if ejected or was_saturated != st.saturated:

@@ -46,7 +46,8 @@ class Decision(NamedTuple):
     node_id: str | None = None
     model: str | None = None
     cost_ms: float = math.inf
-    wait_s: float | None = None  # only for SATURATED
+    # SATURATED: the estimated wait; NO_NODE: the soonest end of a 503's hold, if any
+    wait_s: float | None = None
 
 
 class Attempt:

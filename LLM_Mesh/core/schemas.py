@@ -288,13 +288,15 @@ class _Sampling(_Wire):
     model: str = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    # OpenAI's range, 0 included: the smallest nucleus, the likeliest token alone (greedy);
+    # refused with 400 until 2026-12-05
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     stop: str | list[str] | None = None
     stream: bool = False
     # OpenAI refuses it on a request that does not stream (so does the mesh: it asked for
     # nothing there, found 2026-12-05)
     stream_options: dict[str, Any] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # OpenAI's: an int64
     n: int | None = Field(default=None, ge=1)  # at most Settings.limits.max_n (core/limits.py)
     # OpenAI's range; applied by the engines (node/engines/llama_cpp.py: llama.cpp's own
     # additive penalties; openai: forwarded; sim: a simulated effect)

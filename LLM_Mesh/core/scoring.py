@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from LLM_Mesh.core.ewma import Ewma, PeakEwma
+from LLM_Mesh.core.queue_wait import MAX_WAIT_S, queue_wait_s
 
 __all__ = [
     "ROW",
@@ -125,6 +126,7 @@ class NodeStats:
         "node_id",
         # the rest
         "busy_until",
+        "unavailable",
         "cold_start_ms",
         "ended_at",
         "hb_load_at",
@@ -181,7 +183,10 @@ class NodeStats:
         self.success = Ewma(policy.success_tau_s, initial=1.0)
         self.latency = Ewma(policy.latency_tau_s)  # end to end, successes only (for views)
         self.reported_service_ms: float | None = None  # the node's own per-request EWMA
-        self.busy_until = 0.0  # now + the Retry-After of the node's last 429
+        self.busy_until = 0.0  # now + the Retry-After of the node's last 429 or 503
+        # its last refusal was a 503 (paused, draining, no memory) and no heartbeat came since:
+        # it is held out of routing (full) until then, but it is no saturated node
+        self.unavailable = False
 
     def set_cold_starts(self, cold_ms: Mapping[str, float]) -> None:
         """Per-model load times (ms); non-finite or negative values are ignored."""
@@ -204,6 +209,40 @@ class NodeStats:
     @property
     def saturated(self) -> bool:
         return self.load >= self.capacity
+
+
+def node_wait_s(st: NodeStats, model: str, tokens: int, now: float, sp: ScoringPolicy) -> float:
+    """One full node's drain time: its load × service time ÷ concurrency, or its own 429's
+    wait; at most :data:`~LLM_Mesh.core.queue_wait.MAX_WAIT_S`."""
+    per_request = st.reported_service_ms
+    if per_request is None:
+        per_request = service_ms(st, model, tokens, now, sp)
+    elif model not in st.loaded:
+        per_request += st.cold_start_for(model)
+    w = queue_wait_s(st.load, per_request / 1000.0, st.max_concurrency)
+    return min(MAX_WAIT_S, max(w, st.busy_until - now))  # the node's word, bounded
+
+
+def full_waits(
+    full: Iterable[NodeStats], model: str, tokens: int, now: float, sp: ScoringPolicy
+) -> tuple[float | None, float | None]:
+    """Of ``full`` nodes: the soonest drain time of the saturated ones, and the soonest end
+    of the unavailable ones' hold (their 503's ``Retry-After``, 0 when it ended); ``None``
+    where there is none. Only saturated nodes make a request wait (429); nodes that are
+    only unavailable are none to route to (503, found 2026-12-05: a draining node's 503
+    made the next request a 429 ``overloaded``)."""
+    wait: float | None = None
+    held: float | None = None
+    for st in full:
+        if st.unavailable:
+            h = min(MAX_WAIT_S, max(0.0, st.busy_until - now))
+            if held is None or h < held:
+                held = h
+        else:
+            w = node_wait_s(st, model, tokens, now, sp)
+            if wait is None or w < wait:
+                wait = w
+    return wait, held
 
 
 def permits(req: RouteRequest, node: NodeStats) -> bool:

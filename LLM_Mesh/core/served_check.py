@@ -15,9 +15,18 @@ stream continued on another node of the same operator has two records under one 
   account (a ``settle`` of the request paying someone else);
 - **underpaid**: the ``settle`` entries paying the account for the request add up to less
   than the published price of the tokens the node counted (``core/pricing.py``: the
-  catalog's price of the model, else the custom price; the prompt charged with the first
-  part, so a ``continued`` part at its completion only; less the network's fee at
-  ``fee_bps``, rounded down): a registry paying less than its own rule;
+  registry's published price of the model, ``GET /v1/pricing``, else the catalog's, else
+  the custom price; the prompt charged with the first part, so a ``continued`` part at
+  its completion only; less the network's fee at ``fee_bps``, rounded down): a registry
+  paying less than its own rule;
+- **another fee**: paid less than that, but the request's own entries state a fee (the
+  ``fee`` entry each ``settle`` is followed by, ``registry/settle_ledger.transfers``) and
+  the share and its fee add up to at least the price of the tokens: the request was cut at
+  another fee than ``fee_bps``, the one the registry publishes *now* (a fee of before a
+  change, which must not make an old honest payment look wrong; or a registry taking more
+  than it publishes): said with the fee its entries state, not a finding, unless
+  ``fee_bps`` is the operator's own (``strict``: ``--fee-bps``, the fee the operator says
+  applied throughout);
 - each entry pays one request: one already counted for another request (two ids the
   registry made with the same first 16 hex digits, under one client-chosen id's key) does
   not count again;
@@ -44,11 +53,12 @@ from LLM_Mesh.core.catalog import (
     get_spec,
 )
 from LLM_Mesh.core.ledger_statement import PENDING_S
-from LLM_Mesh.core.pricing import Price, part_costs, split
+from LLM_Mesh.core.pricing import MAX_FEE_BPS, Price, part_costs, split
 from LLM_Mesh.core.served import Served, record_keys
 
 __all__ = [
-    "ServedReport", "expected_share", "keys_of", "published_price", "served_report",
+    "ServedReport", "expected_share", "keys_of", "part_cost", "published_price",
+    "registry_prices", "served_report",
 ]  # fmt: skip
 
 
@@ -65,6 +75,8 @@ class ServedReport:
     findings: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
+    other_fee: list[str] = field(default_factory=list)  # cut at another fee (their entries)
+    strict: bool = False  # fee_bps is the operator's own: another fee is a finding
 
     @property
     def ok(self) -> bool:
@@ -74,9 +86,7 @@ class ServedReport:
 def expected_share(price: Price, r: Served, fee_bps: int) -> int:
     """What the operator is owed for record ``r`` under ``price``: the part's cost (its
     prompt with it unless it continued another node's stream) less the network's fee."""
-    prompt = 0 if r.continued else r.prompt_tokens
-    amount = part_costs(price, prompt, [r.completion_tokens])[0]
-    return split(amount, fee_bps)[0]
+    return split(part_cost(price, r), fee_bps)[0]
 
 
 def _when(time_ms: int) -> str:
@@ -92,11 +102,13 @@ def served_report(
     price_of: Callable[[str], Price],
     fee_bps: int,
     signed_time_us: int | None,
+    strict: bool = False,
 ) -> ServedReport:
     """The report (see the module docstring). ``by_key``: per ledger key, the entries of
     the whole log under it; ``credits``: every ``settle`` entry paying ``account`` (to
-    count those no record explains); ``price_of``: a model's published price."""
-    out = ServedReport(account, fee_bps)
+    count those no record explains); ``price_of``: a model's published price; ``strict``:
+    ``fee_bps`` is the operator's word, not the registry's fee of now."""
+    out = ServedReport(account, fee_bps, strict=strict)
     groups: dict[str, list[Served]] = {}
     for r in records:
         if r.outcome != "ok" or not r.gateway:  # not answered, or no gateway's request
@@ -173,18 +185,99 @@ def _judge(
                 f"({len(entries)} entries name it)"
             )
         return
-    if paid < expected:
-        where = ", ".join(f"entry {e.get('seq')}: {e.get('amount')} µNT" for e in mine)
-        out.findings.append(
-            f"{name}: paid {paid} µNT ({where}), the published price of the tokens served "
-            f"less the {out.fee_bps} bps fee is {expected} µNT"
+    if paid >= expected:
+        return
+    where = ", ".join(f"entry {e.get('seq')}: {e.get('amount')} µNT" for e in mine)
+    parts = _parts(entries, mine)
+    fees = sum(f for _, f in parts)
+    cost = sum(part_cost(price_of(r.model), r) for r in group)
+    if fees and paid + fees >= cost:  # the price held; the entries state another fee
+        line = (
+            f"{name}: paid {paid} µNT ({where}): its entries state a {fees} µNT fee of "
+            f"{paid + fees} µNT ({_bps_said(parts)}), not the {out.fee_bps} bps fee "
+            f"({expected} µNT to you)"
         )
+        (out.findings if out.strict else out.other_fee).append(line)
+        return
+    out.findings.append(
+        f"{name}: paid {paid} µNT ({where}), the published price of the tokens served "
+        f"less the {out.fee_bps} bps fee is {expected} µNT"
+        + (f" (its entries state a {fees} µNT fee: {paid + fees} µNT of {cost})" if fees else "")
+    )
+
+
+def part_cost(price: Price, r: Served) -> int:
+    """Record ``r``'s part's cost under ``price``, the fee in it (:func:`expected_share`)."""
+    return part_costs(price, 0 if r.continued else r.prompt_tokens, [r.completion_tokens])[0]
+
+
+def _parts(
+    entries: Sequence[Mapping[str, Any]], mine: Sequence[Mapping[str, Any]]
+) -> list[tuple[int, int]]:
+    """``(amount, fee)`` of each part ``mine`` pays, as the request's entries state them:
+    each ``settle`` is followed, in the same batch, by its part's ``fee`` entry
+    (``registry/settle_ledger.transfers``; none: a fee of 0)."""
+    by_seq = {e.get("seq"): e for e in entries}
+    out: list[tuple[int, int]] = []
+    for e in mine:
+        nxt = by_seq.get(int(e["seq"]) + 1)
+        fee = 0
+        if nxt is not None and nxt.get("kind") == "fee" and nxt.get("from") == e.get("from"):
+            fee = int(nxt.get("amount") or 0)
+        out.append((int(e.get("amount") or 0) + fee, fee))
+    return out
+
+
+def _bps_said(parts: Sequence[tuple[int, int]]) -> str:
+    """The fees in basis points that cut every part as stated (``network_fee``: rounded
+    down), as words: ``"800 bps"``, ``"667 to 888 bps"``, or none."""
+    lo, hi = 0, MAX_FEE_BPS
+    for amount, fee in parts:
+        if amount <= 0:
+            continue
+        lo = max(lo, -(-fee * MAX_FEE_BPS // amount))
+        hi = min(hi, -(-(fee + 1) * MAX_FEE_BPS // amount) - 1)
+    if lo > hi:
+        return "no one fee in basis points cuts them all so"
+    return f"{lo} bps" if lo == hi else f"{lo} to {hi} bps"
 
 
 def keys_of(records: Sequence[Served]) -> set[str]:
     """Every ledger key the records' entries may have (what the caller keeps while
     reading the log)."""
     return {k for r in records for k in record_keys(r.request_id)}
+
+
+def _price(obj: Any, what: str) -> Price:
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"GET /v1/pricing: {what} is not a price")
+    try:
+        return Price(obj.get("prompt_per_1k"), obj.get("completion_per_1k"))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"GET /v1/pricing: {what}: {exc}") from None
+
+
+def registry_prices(pricing: Mapping[str, Any]) -> tuple[int, Callable[[str], Price]]:
+    """The fee (basis points) and a model's price as a registry's ``GET /v1/pricing``
+    publishes them (``registry/pricing_api.py``): its ``models``' prices, its ``custom``
+    price for a model it does not list, else :func:`published_price`. ``ValueError`` for
+    an answer that is not that (the registry is not trusted to be well formed)."""
+    fee = pricing.get("network_fee_bps")
+    if type(fee) is not int or not 0 <= fee <= MAX_FEE_BPS:
+        raise ValueError(f"GET /v1/pricing: network_fee_bps is not 0 to {MAX_FEE_BPS}")
+    models = pricing.get("models")
+    if not isinstance(models, Mapping):
+        raise ValueError("GET /v1/pricing: models is not an object")
+    listed = {str(m): _price(p, f"models[{m!r}]") for m, p in models.items()}
+    custom = _price(pricing["custom"], "custom") if "custom" in pricing else None
+
+    def price_of(model: str) -> Price:
+        found = listed.get(model)
+        if found is not None:
+            return found
+        return custom if custom is not None and get_spec(model) is None else published_price(model)
+
+    return fee, price_of
 
 
 def published_price(model: str) -> Price:

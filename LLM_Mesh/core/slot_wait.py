@@ -13,15 +13,19 @@ node's estimate is a few milliseconds, so each waiter took a task and a timer ev
 any number of them (found 2026-12-05; docs/security.md, "Users and API keys"). Now at
 least :data:`RECHECK_S` passes between looks without a change, and at most
 :data:`MAX_SEND_WAITERS` requests wait at once in a process; one more is answered at once
-as without a wait (429 ``overloaded``). Pure: the caller counts and sleeps.
+as without a wait (429 ``overloaded``). Of those places one API key may hold at most
+:func:`key_cap` (a quarter, :data:`KEY_SHARE`): until 2026-12-05 one key's flood of waiting
+requests could take all 256 and every other key's wait was refused at once (found
+2026-12-05; docs/security.md, "Users and API keys"). Pure: the caller counts and sleeps.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_SEND_WAITERS", "RECHECK_S", "may_wait", "recheck_s"]
+__all__ = ["KEY_SHARE", "MAX_SEND_WAITERS", "RECHECK_S", "key_cap", "may_wait", "recheck_s"]
 
 RECHECK_S = 0.25  # the shortest sleep between two looks when nothing changed
 MAX_SEND_WAITERS = 256  # requests in the send stage's wait at once, per process
+KEY_SHARE = 0.25  # the most of those places one API key's requests hold at once
 
 
 def recheck_s(hint: float | None, left: float) -> float:
@@ -30,8 +34,18 @@ def recheck_s(hint: float | None, left: float) -> float:
     return min(left, max(RECHECK_S, RECHECK_S if hint is None else hint))
 
 
-def may_wait(waiting: int, cap: int = MAX_SEND_WAITERS) -> bool:
-    """Whether one more request may wait, ``waiting`` already waiting here."""
+def key_cap(cap: int = MAX_SEND_WAITERS, share: float = KEY_SHARE) -> int:
+    """The places of ``cap`` one key may hold: ``share`` of them, at least 1 (while any)."""
+    if cap < 0 or not 0.0 < share <= 1.0:
+        raise ValueError("need cap >= 0 and 0 < share <= 1")
+    return min(cap, max(1, int(cap * share)))
+
+
+def may_wait(
+    waiting: int, cap: int = MAX_SEND_WAITERS, key_waiting: int = 0, share: float = KEY_SHARE
+) -> bool:
+    """Whether one more request may wait, ``waiting`` already waiting here, ``key_waiting``
+    of them for its API key."""
     if cap < 0:
         raise ValueError("cap must be at least 0")
-    return waiting < cap
+    return waiting < cap and key_waiting < key_cap(cap, share)

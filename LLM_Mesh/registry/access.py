@@ -121,6 +121,8 @@ class Authenticate:
             ext = with_key_regions(ext, frozenset(rec.avoid_regions), rec.strict_regions)
         if rec.trusted_only:
             ext = with_key_trusted_only(ext)
+        if ext.wait_s > 0:  # its wait takes places of its key's share (core/slot_wait.py)
+            ext = replace(ext, waiter=rec.key_id)
         return replace(job, ext=ext) if ext is not job.ext else None
 
     async def identify(self, client: Client) -> ApiKeyRecord | None:
@@ -365,8 +367,8 @@ class AnonymousLast:
         if routing.demand.waiting.get(model, 0) > self.waiting.get(model, 0):
             return False
         open_, full, _ = routing.router.pool_counts(model)
-        if open_ == 0:
-            return full == 0
+        if open_ == 0:  # none full but held by a 503 (draining) either: the send stage's 503
+            return full == 0 or routing.pick(self._route(job)).verdict is not Verdict.SATURATED
         if self._over_share(model):  # the rest of the model's slots is kept for keys
             return False
         if job.ext.avoid_regions or job.ext.allow_nodes is not None or job.ext.deny_nodes:

@@ -80,6 +80,7 @@ from LLM_Mesh.registry.openapi import install_openapi
 from LLM_Mesh.registry.paid_ids import PaidIds
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import Store
+from LLM_Mesh.registry.pricing_api import router as pricing_router
 from LLM_Mesh.registry.quality import Quality, QualityWatcher
 from LLM_Mesh.registry.redis_inflight import SharedInFlight
 from LLM_Mesh.registry.redis_limits import RedisLimiter
@@ -418,6 +419,7 @@ def create_registry_app(
     app.state.dashboard = install_dashboard(app, runtime, wall_clock=wall_clock)
     app.include_router(earnings_router)
     app.include_router(balance_router)
+    app.include_router(pricing_router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_mesh_body_bytes,

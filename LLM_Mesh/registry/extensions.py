@@ -61,6 +61,9 @@ class Extensions:
     strict_regions: bool = False  # avoid_regions holds UNKNOWN_REGION too
     trusted_only: bool = False  # only nodes whose trust score reaches the threshold
     present: bool = False  # some extension field was in the body (strip before forwarding)
+    # the API key id whose share of the send stage's wait places a waiting request takes
+    # (set by access.Authenticate when ``wait_s`` > 0; core/slot_wait.key_cap)
+    waiter: str = ""
 
 
 NONE = Extensions()

@@ -54,7 +54,7 @@ from LLM_Mesh.core.retry import RetryBudget
 from LLM_Mesh.core.route_types import BUSY
 from LLM_Mesh.core.schemas import Heartbeat, NodeView
 from LLM_Mesh.core.scoring import RouteRequest, node_cost
-from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS
+from LLM_Mesh.core.slot_wait import MAX_SEND_WAITERS, key_cap, may_wait
 from LLM_Mesh.core.stream_guard import SharedTime
 from LLM_Mesh.core.strict_json import finite_number
 from LLM_Mesh.registry.demand import DemandTracker, others_in_flight_at
@@ -105,10 +105,35 @@ class Routing:
         # requests in the send stage's opt-in wait, and the most at once (core/slot_wait.py)
         self.send_waiters = 0
         self.max_send_waiters = MAX_SEND_WAITERS
+        self.key_waiters: dict[str, int] = {}  # of those, per API key id (at most key_cap)
         self._slots: dict[str, tuple[int, int]] = {}  # model -> (Router.changes, its slots)
         # node id -> models it is quarantined for (a failed canary, registry/quality.py):
         # the router does not route those models to it
         self.quarantined: dict[str, frozenset[str]] = {}
+
+    def take_place(self, key: str) -> str:
+        """A place in the send stage's opt-in wait for a request of API key ``key``
+        (core/slot_wait.py: at most ``max_send_waiters`` in all, ``key_cap`` of them per
+        key): "" when taken (give it back with :meth:`leave_place`), else why there is
+        none (the request is answered as without a wait)."""
+        held = self.key_waiters.get(key, 0)
+        if not may_wait(self.send_waiters, self.max_send_waiters, held):
+            if self.send_waiters >= self.max_send_waiters:
+                return "as many requests as may wait here wait already"
+            cap = key_cap(self.max_send_waiters)
+            return f"{cap} requests of this API key wait here already, the most one key may"
+        self.send_waiters += 1
+        self.key_waiters[key] = held + 1
+        return ""
+
+    def leave_place(self, key: str) -> None:
+        """Give back a place :meth:`take_place` gave a request of ``key``."""
+        self.send_waiters -= 1
+        n = self.key_waiters.get(key, 0) - 1
+        if n > 0:
+            self.key_waiters[key] = n
+        else:
+            self.key_waiters.pop(key, None)
 
     # -- keeping the router in step with the table -------------------------------
     def upsert(self, entry: NodeEntry) -> None:

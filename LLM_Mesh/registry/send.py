@@ -46,8 +46,9 @@ all for the first attempt: 503 ``model_unavailable`` (none up) or 429 ``overload
 into a bounded wait (``mesh_wait_s`` / ``X-Mesh-Wait``), which looks again at every
 change of routing, else at the router's estimate but no sooner than
 :data:`~LLM_Mesh.core.slot_wait.RECHECK_S`, until a node frees or the wait ends; at most
-:data:`~LLM_Mesh.core.slot_wait.MAX_SEND_WAITERS` wait at once in a process (one more is
-answered as without a wait). Either refusal counts as refused
+:data:`~LLM_Mesh.core.slot_wait.MAX_SEND_WAITERS` wait at once in a process, of them at
+most a quarter (``slot_wait.key_cap``) for one API key (one more is answered as without
+a wait). Either refusal counts as refused
 demand (:mod:`~LLM_Mesh.registry.demand`).
 """
 
@@ -487,15 +488,11 @@ class Exchange:
         if ctx and ctx != job.catalog_context:
             check_context(job.prompt_text, job.max_tokens, ctx, job.model)
 
-    def _no_node(self, d: Decision, full: bool = False) -> MeshError:
+    def _no_node(self, d: Decision, full: str = "") -> MeshError:
         job = self.job
         if d.verdict is Verdict.SATURATED:
             wait = d.wait_s or 1.0
-            how = (
-                "as many requests as may wait here wait already"
-                if full
-                else "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
-            )
+            how = full or "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
             return Overloaded(
                 f"every node serving {job.model!r} is saturated; estimated wait {wait:.2f} s "
                 f"({how})",
@@ -509,7 +506,8 @@ class Exchange:
             + (" within the request's constraints" if self.ext.present else ""),
             model=job.model,
             available=self.rt.table.models_up(),
-            retry_after=self.rt.retry_after_s,
+            # a node's 503 holds it out (paused, draining): back at the end of its Retry-After
+            retry_after=self.rt.retry_after_s if d.wait_s is None else max(1, math.ceil(d.wait_s)),
             reason="no_node",
         )
 
@@ -520,13 +518,14 @@ class Exchange:
         d = routing.pick(req)
         if d.verdict is Verdict.OK or not first:
             return d
-        if not slot_wait.may_wait(routing.send_waiters, routing.max_send_waiters):
-            raise self._no_node(d, full=True)  # as many wait here as may: as without a wait
+        waiter = self.ext.waiter  # its API key's id (access.Authenticate)
+        full = routing.take_place(waiter)
+        if full:  # as many wait here as may, or as many of its key: as without a wait
+            raise self._no_node(d, full=full)
         until = min(job.started + self.ext.wait_s, self.deadline)
         loop = asyncio.get_running_loop()
         hard_stop = loop.time() + self.ext.wait_s  # bounded even if the runtime clock stands still
         routing.demand.wait_begin(job.model)
-        routing.send_waiters += 1
         try:
             while True:
                 left = min(until - rt.clock(), hard_stop - loop.time())
@@ -538,7 +537,7 @@ class Exchange:
                 if d.verdict is Verdict.OK:
                     return d
         finally:
-            routing.send_waiters -= 1
+            routing.leave_place(waiter)
             routing.demand.wait_end(job.model)
 
     # -- a non-streaming request ----------------------------------------------------------

@@ -40,11 +40,15 @@ class Served:
     """Three answered requests of a keyed user (the last with the client's own id), settled
     by ``transfers`` (the registry's own, or an attack on one request) and checkpointed."""
 
-    def __init__(self, mesh: InProcessMesh, home: Path, transfers: Callable[..., Any]) -> None:
+    def __init__(
+        self, mesh: InProcessMesh, home: Path, transfers: Callable[..., Any], fee_bps: int = 500
+    ) -> None:
         self.mesh, self.home = mesh, home
         mesh.add_node(MODEL)
         assert mesh.app is not None
         self.rt: Runtime = mesh.app.state.runtime
+        assert self.rt.settlement is not None
+        self.rt.settlement.fee_bps = fee_bps  # the fee its settlement cuts parts at
         made = mesh.call(create_api_key(mesh.store, name="erin"))
         assert made is not None and self.rt.ledger is not None
         self.key, self.account = made[0], user_account(made[1].key_id)
@@ -188,3 +192,32 @@ def test_served_goes_with_an_operator_account(tmp_path: Path) -> None:
     res = runner.invoke(app, ["ledger", "statement", "--operator", "--operator-token", "lmo_x",
                               "--served", str(tmp_path / "none.jsonl")], env=env)  # fmt: skip
     assert res.exit_code == 1 and "no such file" in res.output
+
+
+def test_the_fee_is_the_one_the_registry_publishes(
+    inprocess_mesh: InProcessMesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry whose fee is 5000 bps, paying honestly at it: judged by the fee it
+    publishes (``GET /v1/pricing``), the statement passes; found 2026-12-05: judged by
+    ``--fee-bps``'s default 500, every request looked underpaid."""
+    s = Served(inprocess_mesh, tmp_path, settle_ledger.transfers, fee_bps=5000)
+    code, out = _statement(s, monkeypatch, "--served", str(s.log))
+    assert code == 0, out
+    assert "less the 5000 bps fee (the registry publishes now" in out
+    code, out = _statement(s, monkeypatch, "--served", str(s.log), "--fee-bps", "500")
+    assert code == 1 and "not the 500 bps fee" in out  # the operator's own word
+
+
+def test_a_fee_lowered_since_does_not_make_older_payments_findings(
+    inprocess_mesh: InProcessMesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paid honestly at 5000 bps, then the registry's fee lowered to 500: each request's own
+    entries state its fee, the price held: listed, not findings (strict with --fee-bps)."""
+    s = Served(inprocess_mesh, tmp_path, settle_ledger.transfers, fee_bps=5000)
+    assert s.rt.settlement is not None
+    s.rt.settlement.fee_bps = 500
+    code, out = _statement(s, monkeypatch, "--served", str(s.log))
+    assert code == 0, out
+    assert out.count("another fee: request") == 3 and "3 requests were paid under another" in out
+    code, out = _statement(s, monkeypatch, "--served", str(s.log), "--fee-bps", "500")
+    assert code == 1 and out.count("STATEMENT ") == 3

@@ -374,6 +374,27 @@ def test_wait_estimate_of_a_saturated_pool() -> None:
     assert r.pick(RouteRequest(("m",), expected_tokens=10), 0.0).wait_s == pytest.approx(0.6)
 
 
+def test_a_node_held_by_its_503_is_no_saturated_node() -> None:
+    """A 503 (paused, draining) holds the node out until its Retry-After or next heartbeat:
+    NO_NODE with that hold's end, not SATURATED (found 2026-12-05: the next request got 429
+    ``overloaded``); with a saturated node beside it, SATURATED with that node's wait."""
+    r = Router(rng=random.Random(1))
+    r.upsert_node("a", ("m",), now=0.0, max_concurrency=2, max_queue=0)
+    req = RouteRequest(("m",), expected_tokens=10)
+    r.finish(r.begin("a", "m", 0.0), 0.0, Outcome.UNAVAILABLE, retry_after_s=7.0)
+    d = r.pick(req, 1.0)
+    assert d.verdict is Verdict.NO_NODE and d.wait_s == pytest.approx(6.0)
+    r.upsert_node("b", ("m",), now=0.0, max_concurrency=1, max_queue=0)
+    r.begin("b", "m", 1.0)
+    d = r.pick(req, 1.0)
+    assert d.verdict is Verdict.SATURATED and d.wait_s is not None and d.wait_s < 6.0
+    r.heartbeat("a", 2.0, in_flight=0, queued=0)  # back (paused no more): open again
+    assert r.pick(req, 2.0).node_id == "a"
+    r.finish(r.begin("a", "m", 2.0), 2.0, Outcome.UNAVAILABLE, retry_after_s=7.0)
+    r.finish(r.begin("b", "m", 2.0), 2.0, Outcome.OVERLOADED, retry_after_s=3.0)
+    assert r.pick(req, 2.0).verdict is Verdict.SATURATED  # b is full, not held
+
+
 def _ranked_fleet(n: int, **kw: object) -> Router:
     """n nodes n0..n{n-1}; node i has i requests in flight, so n0 is the cheapest."""
     r = Router(rng=random.Random(7), **kw)  # type: ignore[arg-type]

@@ -161,12 +161,30 @@ def test_model_required_non_empty() -> None:
         ChatCompletionRequest.model_validate(chat(model=""))
 
 
-@pytest.mark.parametrize(
-    ("field", "bad"), [("temperature", -0.1), ("temperature", 2.1), ("top_p", 0), ("n", 0)]
-)
+BAD_SAMPLING = [
+    ("temperature", -0.1), ("temperature", 2.1), ("top_p", -0.01), ("top_p", 1.01), ("n", 0),
+    ("seed", 2**63), ("seed", -(2**63) - 1), ("max_tokens", 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "bad"), BAD_SAMPLING)
 def test_sampling_bounds(field: str, bad: float) -> None:
     with pytest.raises(ValidationError):
         ChatCompletionRequest.model_validate(chat(**{field: bad}))
+
+
+GOOD_SAMPLING = [
+    ("temperature", 0), ("temperature", 2), ("top_p", 0), ("top_p", 1), ("n", 1),
+    ("seed", 2**63 - 1), ("seed", -(2**63)), ("presence_penalty", -2), ("frequency_penalty", 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "good"), GOOD_SAMPLING)
+def test_openais_sampling_ranges_are_taken_whole(field: str, good: float) -> None:
+    """OpenAI's documented ranges, ends included (``top_p: 0`` was refused until
+    2026-12-05)."""
+    req = ChatCompletionRequest.model_validate(chat(**{field: good}))
+    assert getattr(req, field) == good
 
 
 def test_effective_max_tokens() -> None:

@@ -5,6 +5,7 @@ the same requests passes (the fee, a continued stream, a client-chosen id's key)
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from LLM_Mesh.core.catalog import get_spec
@@ -42,11 +43,11 @@ class Log:
         self.entries: list[dict[str, Any]] = []
 
     def pay(self, r: Served, to: str = ME, *, less: int = 0, key: str | None = None,
-            kind: str = "settle") -> None:  # fmt: skip
+            kind: str = "settle", fee_bps: int = FEE_BPS) -> None:  # fmt: skip
         """What honest settlement writes for ``r`` (its share, its fee), ``less`` short."""
         price = published_price(r.model)
         amount = part_costs(price, 0 if r.continued else r.prompt_tokens, [r.completion_tokens])[0]
-        share, fee = split(amount, FEE_BPS)
+        share, fee = split(amount, fee_bps)
         rid = key or r.request_id
         for k, frm, dest, amt in ((kind, USER, to, share - less), ("fee", USER, "network", fee)):
             if amt > 0:
@@ -54,13 +55,13 @@ class Log:
                                      "kind": k, "from": frm, "to": dest, "amount": amt,
                                      "request_id": rid, "receipt_hash": "ab" * 32})  # fmt: skip
 
-    def report(self, records: list[Served]) -> Any:
+    def report(self, records: list[Served], strict: bool = False) -> Any:
         by_key: dict[str, list[dict[str, Any]]] = {}
         for e in self.entries:
             by_key.setdefault(ledger_key(e["request_id"]), []).append(e)
         credits = [e for e in self.entries if e["to"] == ME]
         return served_report(ME, records, by_key, credits, price_of=published_price,
-                             fee_bps=FEE_BPS, signed_time_us=NOW_US)  # fmt: skip
+                             fee_bps=FEE_BPS, signed_time_us=NOW_US, strict=strict)  # fmt: skip
 
 
 def test_the_published_price_less_the_fee_is_what_is_owed() -> None:
@@ -140,11 +141,14 @@ def test_a_registry_that_pays_less_than_the_price_fails() -> None:
     log, r = Log(), _served(2)
     log.pay(_served(2, continued=True))
     assert not log.report([r]).ok
-    # a whole fee higher than the agreed one
+    # a whole fee higher than the operator's own (--fee-bps: strict); not its word, but the
+    # registry's fee of now: said, not a finding (it may be a fee of before a change)
     log, r = Log(), _served(3)
     log.pay(r)
-    assert not served_report(ME, [r], {r.request_id: log.entries}, log.entries,
-                             price_of=published_price, fee_bps=0, signed_time_us=NOW_US).ok  # fmt: skip
+    for strict in (True, False):
+        rep = served_report(ME, [r], {r.request_id: log.entries}, log.entries, strict=strict,
+                            price_of=published_price, fee_bps=0, signed_time_us=NOW_US)  # fmt: skip
+        assert rep.ok is not strict and len(rep.other_fee) == (not strict)
 
 
 def test_a_request_newer_than_the_pending_window_is_pending_not_a_finding() -> None:
@@ -170,3 +174,29 @@ def test_a_quarantined_nodes_held_share_is_said_not_judged() -> None:
 def test_a_request_without_a_completion_is_owed_nothing() -> None:
     rep = Log().report([_served(1, completion_tokens=0)])
     assert rep.ok and rep.requests == 0
+
+
+def test_a_fee_change_does_not_make_an_old_honest_payment_a_finding() -> None:
+    """Requests cut at 800 bps before the registry lowered its fee to the 500 it publishes
+    now: their own entries state the fee (the ``fee`` after each ``settle``) and the price
+    held, so they are said, not findings (found 2026-12-05: judged at today's fee, every
+    older payment looked underpaid); with the operator's own ``--fee-bps`` (strict) they are."""
+    log, old, new = Log(), _served(1), _served(2)
+    log.pay(old, fee_bps=800)
+    log.pay(new)
+    rep = log.report([old, new])
+    assert rep.ok, rep.findings
+    assert len(rep.other_fee) == 1 and _rid(1) in rep.other_fee[0]
+    lo, hi = map(int, re.search(r"\((\d+) to (\d+) bps\)", rep.other_fee[0]).groups())  # type: ignore[union-attr]
+    assert lo <= 800 <= hi and not lo <= FEE_BPS <= hi
+    strict = log.report([old, new], strict=True)
+    assert not strict.ok and _rid(1) in strict.findings[0] and not strict.other_fee
+
+
+def test_a_share_cut_below_the_price_is_a_finding_whatever_fee_its_entries_state() -> None:
+    """Another fee explains a smaller share only where share and fee add up to the price."""
+    log, r = Log(), _served(1)
+    log.pay(r, fee_bps=800, less=1)
+    rep = log.report([r])
+    assert not rep.ok and "the published price of the tokens served" in rep.findings[0]
+    assert "fee" in rep.findings[0] and not rep.other_fee

@@ -20,3 +20,15 @@ def test_may_wait() -> None:
     assert not may_wait(0, 0)
     with pytest.raises(ValueError):
         may_wait(0, -1)
+
+
+def test_one_key_may_hold_a_quarter_of_the_places() -> None:
+    from LLM_Mesh.core.slot_wait import KEY_SHARE, MAX_SEND_WAITERS, key_cap, may_wait
+
+    assert key_cap() == int(MAX_SEND_WAITERS * KEY_SHARE) == 64
+    assert key_cap(3) == 1 and key_cap(0) == 0 and key_cap(8, 1.0) == 8
+    assert may_wait(10, key_waiting=63) and not may_wait(10, key_waiting=64)
+    assert not may_wait(256, key_waiting=0)  # the total still bounds
+    for bad in ((-1, 0.25), (8, 0.0), (8, 1.5)):
+        with pytest.raises(ValueError):
+            key_cap(*bad)

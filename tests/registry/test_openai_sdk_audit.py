@@ -143,3 +143,30 @@ async def test_a_prompt_of_token_ids_is_refused_by_name(tmp_path: Path) -> None:
                     await client.completions.create(model=MODEL, prompt=prompt)
                 assert bad.value.code == "unsupported_parameter" and bad.value.param == "prompt"
                 assert "token ids" in bad.value.message
+
+
+async def test_openais_sampling_ranges_through_the_sdk(tmp_path: Path) -> None:
+    """``top_p: 0`` (the smallest nucleus: greedy) was refused 400 though OpenAI takes it
+    (found 2026-12-05); each range's ends reach the node, a step past them is refused by
+    name."""
+    taken = {"top_p": (0, 1), "temperature": (0, 2), "seed": (-(2**63), 2**63 - 1)}
+    refused = {"top_p": (-0.01, 1.01), "temperature": (-0.01, 2.01), "seed": (2**63,)}
+    async with running(tmp_path) as h:
+        node = await h.register("node-a")
+        async with sdk_client(h) as client:
+            for field, values in taken.items():
+                for value in values:
+                    await client.chat.completions.create(model=MODEL, messages=HI,
+                                                         **{field: value})  # fmt: skip
+                    assert node.calls[-1]["body"][field] == value
+            await client.completions.create(model=MODEL, prompt="def", top_p=0)
+            assert node.calls[-1]["body"]["top_p"] == 0
+            sent = len(node.calls)
+            for field, values in refused.items():
+                for value in values:
+                    with pytest.raises(openai.BadRequestError) as bad:
+                        await client.chat.completions.create(
+                            model=MODEL, messages=HI, **{field: value}
+                        )
+                    assert bad.value.param == field, (field, value, bad.value.message)
+            assert len(node.calls) == sent  # the refused ones never reached it

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from LLM_Mesh.core.balancer import Outcome
-from LLM_Mesh.core.slot_wait import RECHECK_S
+from LLM_Mesh.core.slot_wait import RECHECK_S, key_cap
 from tests.registry.helpers import Harness, running
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
 
@@ -77,16 +77,16 @@ async def test_a_keyed_waiter_is_woken_when_the_slot_frees(tmp_path: Path) -> No
 async def test_waiters_past_the_cap_are_answered_at_once(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
         await h.register("a", max_concurrency=1, max_queue=0)
-        key, _ = await new_key(h, name="payer")
+        keys = [(await new_key(h, name=f"payer{i}"))[0] for i in range(4)]  # each its share
         routing = h.runtime.routing
         routing.max_send_waiters = 3
         busy = routing.begin("a", MODEL)
-        wait = {"X-Mesh-Wait": "30", **bearer(key)}
+        waits = [{"X-Mesh-Wait": "30", **bearer(key)} for key in keys]
         waiting = [asyncio.create_task(h.client.post(CHAT, json=chat(), headers=wait))
-                   for _ in range(3)]  # fmt: skip
+                   for wait in waits[:3]]  # fmt: skip
         await _until(lambda: routing.waiters == 3)
         t0 = time.monotonic()
-        r = await asyncio.wait_for(h.client.post(CHAT, json=chat(), headers=wait), 10)
+        r = await asyncio.wait_for(h.client.post(CHAT, json=chat(), headers=waits[3]), 10)
         assert time.monotonic() - t0 < 5.0  # not its 30 s
         assert r.status_code == 429, r.text
         err = r.json()["error"]
@@ -119,3 +119,38 @@ async def test_a_waiter_is_not_woken_by_another_models_traffic(tmp_path: Path) -
         # the other model's requests pick once each; the waiter looks at most every RECHECK_S
         # (before: once more per other-model answer)
         assert picks[0] - served <= wait_s / RECHECK_S + 3, (picks[0], served)
+
+
+async def test_one_keys_flood_of_waiters_leaves_places_for_another_key(tmp_path: Path) -> None:
+    """One key's requests hold at most ``key_cap`` (a quarter) of the places; found
+    2026-12-05: one key's flood took them all and every other key's wait was refused."""
+    async with running(tmp_path) as h:
+        await h.register("a", max_concurrency=1, max_queue=0)
+        flood, _ = await new_key(h, name="flood")
+        other, _ = await new_key(h, name="other")
+        routing = h.runtime.routing
+        routing.max_send_waiters = 8
+        share = key_cap(8)
+        assert share == 2
+        busy = routing.begin("a", MODEL)
+        wait = {"X-Mesh-Wait": "30"}
+        flooding = [
+            asyncio.create_task(h.client.post(CHAT, json=chat(), headers={**wait, **bearer(flood)}))
+            for _ in range(routing.max_send_waiters)
+        ]
+        await _until(lambda: sum(t.done() for t in flooding) == len(flooding) - share)
+        for t in [t for t in flooding if t.done()]:  # answered at once, as without a wait
+            r = t.result()
+            assert r.status_code == 429, r.text
+            assert "this API key" in r.json()["error"]["message"]
+        assert routing.waiters == share
+        theirs = asyncio.create_task(
+            h.client.post(CHAT, json=chat(), headers={**wait, **bearer(other)})
+        )
+        await _until(lambda: routing.waiters == share + 1)  # it waits: places were left
+        assert not theirs.done()
+        routing.finish(busy, Outcome.SUCCESS)
+        assert (await asyncio.wait_for(theirs, 10)).status_code == 200
+        for t in flooding:
+            assert (await asyncio.wait_for(t, 10)).status_code in (200, 429)
+        assert routing.send_waiters == 0 and routing.key_waiters == {}

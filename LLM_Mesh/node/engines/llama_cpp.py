@@ -322,6 +322,8 @@ class LlamaCppEngine(Engine):
             kwargs["temperature"] = req.temperature
         if req.top_p is not None:
             kwargs["top_p"] = req.top_p
+            if req.top_p == 0:  # the smallest nucleus: the likeliest token alone (greedy)
+                kwargs["top_k"] = 1
         if req.seed is not None:
             kwargs["seed"] = req.seed
         if stop:

@@ -184,6 +184,17 @@ async def test_chat_uses_the_catalog_template_and_merges_stops(engine: LlamaCppE
     assert call["temperature"] == 0.0 and call["seed"] == 7
 
 
+async def test_top_p_0_is_the_likeliest_token_alone(engine: LlamaCppEngine) -> None:
+    """OpenAI takes ``top_p: 0`` (the smallest nucleus): greedy, whatever the library's
+    own reading of a nucleus of 0 (2026-12-05)."""
+    for top_p, top_k in ((0.0, 1), (0.5, None)):
+        r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="x",
+                              max_tokens=2, top_p=top_p)  # fmt: skip
+        await collect(engine, r)
+        call = FakeLlama.instances[-1].calls[-1]
+        assert call["top_p"] == top_p and call.get("top_k") == top_k
+
+
 async def test_exact_context_check(engine: LlamaCppEngine) -> None:
     r = GenerationRequest(kind="completion", model="gemma-3-270m", prompt="x" * 40, max_tokens=30)
     with pytest.raises(ContextLengthExceeded, match="context length of 64"):
