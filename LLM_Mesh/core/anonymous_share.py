@@ -14,20 +14,35 @@ unless keyed requests themselves hold the reserve. Not work-conserving on purpos
 keyed request is guaranteed cannot be lent to an anonymous stream that may run for
 minutes (no preemption). ``share`` 1 turns it off (anonymous requests may take every
 slot, as before); 0 keeps every slot for keyed requests. Pure: the caller counts.
+
+One exception, so that a small network stays usable without a key (found 2026-12-05: a
+model whose nodes have one slot in all, the common gemma-3-270m node, answered every
+anonymous request 429 for ever, keyed traffic or not): while no keyed request for the
+model has come to this process for :data:`KEYED_RECENT_S`, anonymous requests may hold at
+least one slot (``share`` above 0). Once keyed requests come, the reserve is kept again
+for every anonymous request sent on after it; the first keyed request may then wait for
+the one anonymous request holding that slot to end (bounded by the request's own limits,
+as any request), as before this share existed.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["DEFAULT_ANONYMOUS_SHARE", "anonymous_cap", "parse_share"]
+__all__ = ["DEFAULT_ANONYMOUS_SHARE", "KEYED_RECENT_S", "anonymous_cap", "parse_share"]
 
 DEFAULT_ANONYMOUS_SHARE = 0.75
 
+#: a model with a keyed request at this process within this many seconds has keyed demand:
+#: its whole reserve is kept (module docstring)
+KEYED_RECENT_S = 60.0
 
-def anonymous_cap(slots: int, share: float) -> int:
+
+def anonymous_cap(slots: int, share: float, keyed_demand: bool = True) -> int:
     """The most anonymous requests a model of ``slots`` slots may have in flight here:
-    ``floor(share × slots)``, at most ``slots - 1`` unless ``share`` is 1."""
+    ``floor(share × slots)``, at most ``slots - 1`` unless ``share`` is 1; without
+    ``keyed_demand`` (no keyed request for the model lately) at least 1 where ``share`` is
+    above 0 and the model has a slot."""
     if not 0.0 <= share <= 1.0:
         raise ValueError("share must be between 0 and 1")
     if slots <= 0:
@@ -35,7 +50,10 @@ def anonymous_cap(slots: int, share: float) -> int:
     if share >= 1.0:
         return slots
     cap = math.floor(share * slots + 1e-9)  # 0.7 × 10 is 7.000000000000001, 0.29 × 100 28.99...
-    return max(0, min(cap, slots - 1))
+    cap = max(0, min(cap, slots - 1))
+    if not keyed_demand and share > 0.0:
+        return max(cap, 1)
+    return cap
 
 
 def parse_share(raw: str | None, default: float = DEFAULT_ANONYMOUS_SHARE) -> float:

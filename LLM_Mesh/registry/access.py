@@ -68,7 +68,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.core import anonymous_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
-from LLM_Mesh.core.anonymous_share import anonymous_cap
+from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
@@ -333,7 +333,7 @@ class AnonymousLast:
     """Check 4: keyed requests before anonymous ones on a saturated model, and a share of
     its slots kept for them (module docstring)."""
 
-    __slots__ = ("clock", "routing", "running", "share", "waiting", "waiting_all")
+    __slots__ = ("clock", "keyed_seen", "routing", "running", "share", "waiting", "waiting_all")
 
     def __init__(
         self, routing: Routing, clock: Callable[[], float], share: float | None = None
@@ -346,12 +346,24 @@ class AnonymousLast:
         self.running = _Running(routing)  # anonymous requests sent on, per model (a share)
         self.waiting: dict[str, int] = {}  # anonymous requests waiting here, per model
         self.waiting_all = 0  # ... and for every model together (core/anonymous_wait.py)
+        # when a keyed request for each model last came (models are the served or catalog
+        # ids parse let through; cleared past _KEYED_SEEN_MAX all the same)
+        self.keyed_seen: dict[str, float] = {}
 
     def _over_share(self, model: str) -> bool:
         share = self.share
         if share is None:
             return False
-        return self.running.counts.get(model, 0) >= anonymous_cap(self.routing.slots(model), share)
+        seen = self.keyed_seen.get(model)
+        keyed = seen is not None and self.clock() - seen < KEYED_RECENT_S
+        cap = anonymous_cap(self.routing.slots(model), share, keyed)
+        return self.running.counts.get(model, 0) >= cap
+
+    def _keyed(self, model: str) -> None:
+        seen = self.keyed_seen
+        if len(seen) >= _KEYED_SEEN_MAX and model not in seen:
+            seen.clear()
+        seen[model] = self.clock()
 
     def _route(self, job: Job) -> RouteRequest:
         ext = job.ext
@@ -398,6 +410,8 @@ class AnonymousLast:
 
     async def __call__(self, job: Job, client: Client) -> Job | tuple[Job, _InFlightHold] | None:
         if client.key is not None:
+            if self.share is not None:
+                self._keyed(job.model)
             return None
         if self._clear(job):
             return self._admit(job)
@@ -437,6 +451,9 @@ class AnonymousLast:
             return went
         self.running.take(job.model)
         return went or job, _InFlightHold(partial(self.running.give, job.model), job.stream)
+
+
+_KEYED_SEEN_MAX = 4096
 
 
 class _Running:

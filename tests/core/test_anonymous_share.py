@@ -28,6 +28,23 @@ def test_the_cap_is_the_share_rounded_down_never_the_last_slot(
     assert anonymous_cap(slots, share) == cap
 
 
+@pytest.mark.parametrize(
+    ("slots", "share", "cap"),
+    [
+        (1, 0.75, 1),  # no keyed demand: the one slot is not kept idle (found 2026-12-05)
+        (2, 0.375, 1),  # two replicas' share of a two-slot model
+        (4, 0.75, 3),  # as with keyed demand where the share gives one or more
+        (0, 0.75, 0),  # no slot, none to take
+        (4, 0.0, 0),  # 0: every slot kept for keys, keyed demand or not
+        (4, 1.0, 4),
+    ],
+)
+def test_without_keyed_demand_anonymous_requests_may_hold_a_slot(
+    slots: int, share: float, cap: int
+) -> None:
+    assert anonymous_cap(slots, share, keyed_demand=False) == cap
+
+
 @pytest.mark.parametrize("share", [-0.1, 1.01, float("nan")])
 def test_a_share_outside_0_to_1_is_refused(share: float) -> None:
     with pytest.raises(ValueError):

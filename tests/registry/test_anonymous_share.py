@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, anonymous_cap
+from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, KEYED_RECENT_S, anonymous_cap
 from LLM_Mesh.registry.access import AnonymousLast
 from tests.registry.helpers import FakeNodes, Harness, running
 from tests.registry.test_access import CHAT, MODEL, _until, bearer, chat, new_key
@@ -150,3 +150,26 @@ async def test_the_slots_are_counted_again_when_the_nodes_change(tmp_path: Path)
         assert routing.slots(MODEL) == 4
         routing.remove("b")
         assert routing.slots(MODEL) == 0
+
+
+async def test_a_one_slot_model_serves_anonymous_requests_until_keyed_ones_come(
+    tmp_path: Path,
+) -> None:
+    """found 2026-12-05: with the share, a model of one slot in all (one gemma-3-270m node)
+    answered every anonymous request 429 for ever, with no keyed request anywhere."""
+    async with running(tmp_path, anonymous_rpm=600) as h:
+        await h.register("a", max_concurrency=1, max_queue=0)
+        async with _from(h, "198.51.100.7") as c:
+            r = await c.post(CHAT, json=chat("anon, nobody with a key about"))
+            assert r.status_code == 200, r.text  # before: 429 saturated, share 0 of 1 slot
+            key, _ = await new_key(h, name="payer")
+            r = await h.client.post(CHAT, json=chat("keyed"), headers=bearer(key))
+            assert r.status_code == 200, r.text
+            r = await c.post(CHAT, json=chat("anon, a key came a moment ago"))
+            assert r.status_code == 429, r.text  # the one slot is kept for keyed requests
+            assert "share" in r.json()["error"]["message"]
+            last = _last(h)
+            last.keyed_seen[MODEL] -= KEYED_RECENT_S + 1  # a minute without keyed requests
+            r = await c.post(CHAT, json=chat("anon, no key lately"))
+            assert r.status_code == 200, r.text
+        await _until(lambda: last.running.counts == {})
