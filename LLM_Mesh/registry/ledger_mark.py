@@ -12,8 +12,8 @@ checkpoint (another replica's) is larger; never to a smaller tree of the same lo
 (``--workers N`` share the home).
 
 :func:`ledger_guard` runs at the registry's start: a store behind the mark, or with
-another root at the mark's size, raises :class:`~LLM_Mesh.errors.LedgerBehind` (the
-registry does not start), unless ``Settings.accept_ledger_rollback``
+another root at the mark's size, or a mark that cannot be read, raises
+:class:`~LLM_Mesh.errors.LedgerBehind` (the registry does not start), unless ``Settings.accept_ledger_rollback``
 (``--accept-ledger-rollback``): then an ERROR says what is lost, the mark is moved aside to
 ``ledger.checkpoint.rolled-back-<UTC time>`` (evidence) and the registry serves; so does
 a local mesh (``llm-mesh up``/``demo``: ``Settings.local_mesh``) on an empty database (its
@@ -96,12 +96,17 @@ class MarkFile:
             if not replaces(old, new):
                 return False
             tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            with tmp.open("w", encoding="utf-8") as f:
-                json.dump(checkpoint, f, indent=1, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            try:
+                with tmp.open("w", encoding="utf-8") as f:
+                    json.dump(checkpoint, f, indent=1, sort_keys=True)
+                    f.write("\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:  # a full disk: no temporary file left behind
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
             _fsync_dir(self.path.parent)
             return True
 
@@ -167,12 +172,32 @@ def _served_anyway(settings: Settings, size: int) -> str | None:
     return None
 
 
+def _read_mark(marks: MarkFile, settings: Settings, wall_clock: Any = None) -> Mark | None:
+    """The kept mark; one that cannot be read is refused (:meth:`MarkFile.read`) unless
+    ``--accept-ledger-rollback``: then it is as none, moved aside as evidence when
+    ``wall_clock`` is given (the start; the check before serving only reads). Found
+    2026-12-05: the override did not get past an unreadable mark, so no start could."""
+    try:
+        return marks.read()
+    except LedgerBehind as exc:
+        if not settings.accept_ledger_rollback:
+            raise
+        if wall_clock is not None:
+            aside = marks.set_aside(wall_clock())
+            log.error(
+                "%s. Serving anyway (--accept-ledger-rollback): the store is not checked "
+                "against the checkpoint this registry had published; the file is kept in %s",
+                exc, aside,
+            )  # fmt: skip
+        return None
+
+
 async def ledger_guard(
     ledger: SqlLedger, settings: Settings, wall_clock: Any = time.time
 ) -> MarkFile:
     """The start-up check (module docstring); the mark file, for the checkpointer."""
     marks = mark_file(settings)
-    mark = marks.read()
+    mark = _read_mark(marks, settings, wall_clock)
     if mark is not None:
         problem, size = await problem_of(ledger, mark, settings.ledger_origin)
         why = _served_anyway(settings, size)
@@ -197,7 +222,7 @@ async def ledger_guard(
 async def store_behind(settings: Settings) -> str | None:
     """:func:`ledger_guard`'s refusal, in one line, before serving (its own engine, closed
     again); ``None`` when the store may serve or is served anyway."""
-    mark = mark_file(settings).read()
+    mark = _read_mark(mark_file(settings), settings)
     if mark is None:
         return None
     engine = create_async_engine(settings.effective_database_url)

@@ -199,3 +199,38 @@ async def test_each_checkpoint_is_kept_before_it_is_published(tmp_path: Path) ->
             await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
             await checkpointer.checkpoint()
     assert len(seen) >= 3 and all(size == kept for size, kept in seen), seen
+
+
+async def test_the_override_gets_past_an_unreadable_mark(tmp_path: Path) -> None:
+    """Found 2026-12-05: a mark that cannot be read (a disk error, a bad edit, a copy cut
+    short) refused every start, ``--accept-ledger-rollback`` (the documented way out)
+    included: the read raised before the override was looked at."""
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    await serve_and_pay(home, url, 1)
+    (home / MARK_FILE).write_text("{garbled")
+    settings = Settings(home=home, database_url=url, accept_ledger_rollback=True)
+    assert await store_behind(settings) is None  # registry serve's check lets it through
+    size, _ = await serve_and_pay(home, url, 1, accept_ledger_rollback=True)
+    (aside,) = home.glob(f"{MARK_FILE}.rolled-back-*")
+    assert aside.read_text() == "{garbled"  # the evidence, as it was
+    assert json.loads((home / MARK_FILE).read_text())["tree_size"] == size
+    with pytest.raises(LedgerBehind, match="not a kept checkpoint"):  # without it: refused
+        (home / MARK_FILE).write_text("{garbled")
+        await store_behind(Settings(home=home, database_url=url))
+
+
+def test_a_mark_not_written_leaves_no_temporary_file(tmp_path: Path, monkeypatch: Any) -> None:
+    """Found 2026-12-05: a write that failed (a full disk) left
+    ``ledger.checkpoint.<pid>.tmp`` behind, one per process, for ever."""
+    from LLM_Mesh.registry import ledger_mark
+
+    marks = ledger_mark.MarkFile(tmp_path / MARK_FILE)
+    cp = {"origin": "o", "tree_size": 1, "root_hash": "00" * 32, "time_us": 1}
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ledger_mark.json, "dump", full)
+    with pytest.raises(OSError):
+        marks.keep(cp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{MARK_FILE}.lock"]
