@@ -15,7 +15,10 @@ this home) reads that holder's lines after voiding its pending rows and records 
 as its holder would have: a lapsed row revived (``settle_ledger.revive``: reserved again if
 the payer still covers it), a lease's answer written (``settle_ledger.spend_again``), then
 settled; one written before the crash after all is found so and left as it is (both are
-idempotent: nothing is paid twice). The lines of recovered holders are then dropped.
+idempotent: nothing is paid twice). The lines of recovered holders are then dropped, and a
+live holder's own at its upkeep round once none of its writes waits to be written again
+(``SettleUpkeep._drop_written``; found 2026-12-05: kept until its stop, the file grew with
+every outage's answers for as long as the gateway ran).
 """
 
 from __future__ import annotations

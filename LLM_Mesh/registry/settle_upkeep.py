@@ -276,6 +276,17 @@ class SettleUpkeep:
         except OSError:  # the home not writable: written again all the same
             log.exception("settlement: could not keep the answer of %s in the home", op.key)
 
+    def _drop_written(self) -> None:
+        """This holder's lines of the journal, once none of its writes waits to be written
+        again (each journalled answer is written, or counted at the stop). Found 2026-12-05:
+        kept until its stop, so the file grew with every answer of every outage for as long
+        as the gateway ran, and a crash's successor read it whole and wrote each again.
+        Synchronous between two awaits: no answer is journalled meanwhile."""
+        journal = self._journal()
+        busy = self._tries or self._again_at or self._given_up or self._checking
+        if journal is not None and not busy and journal.path.exists():
+            journal.drop([self.holder])
+
     async def _write_unwritten(self, holders: list[str | None], now: datetime) -> list[Answer]:
         """The answers ``holders`` served and never wrote (this home's journal), recorded as
         they would have: a lapsed row revived, a lease's answer written once; those now
@@ -545,6 +556,7 @@ class SettleUpkeep:
         older than ``batch_keep_s`` deleted."""
         await self.beat()
         await self.recover()
+        self._drop_written()
         await self._unknown_leases()
         await self.top_up_pool()
         await self.forfeit_late()
