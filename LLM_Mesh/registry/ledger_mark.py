@@ -114,11 +114,28 @@ class MarkFile:
         """:meth:`keep` in a thread (its ``fsync`` off the event loop)."""
         return await asyncio.to_thread(self.keep, checkpoint)
 
-    def set_aside(self, now: float) -> Path:
-        """Move the kept mark to ``<name>.rolled-back-<UTC time>``; its new path."""
+    def set_aside(self, now: float, judged: Mark | None) -> Path | None:
+        """Move the kept mark to ``<name>.rolled-back-<UTC time>`` (``-2``, ``-3``... if
+        taken: never over earlier evidence) if it is still the one judged (``None``: one
+        that could not be read); its new path, or ``None`` when another process of this
+        home (``--workers N``) moved or replaced it first. Found 2026-12-05: two workers
+        accepting one rollback both moved "the" mark, the second the first's new one, to
+        the same name, over the published checkpoint it was to keep as evidence."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-        aside = self.path.with_name(f"{self.path.name}.rolled-back-{stamp}")
         with self._locked():
+            try:
+                now_kept = self.read()
+            except LedgerBehind:
+                if judged is not None:
+                    return None
+            else:
+                if now_kept is None or now_kept != judged:
+                    return None
+            aside = self.path.with_name(f"{self.path.name}.rolled-back-{stamp}")
+            n = 1
+            while aside.exists():
+                n += 1
+                aside = self.path.with_name(f"{self.path.name}.rolled-back-{stamp}-{n}")
             os.replace(self.path, aside)
         return aside
 
@@ -182,8 +199,8 @@ def _read_mark(marks: MarkFile, settings: Settings, wall_clock: Any = None) -> M
     except LedgerBehind as exc:
         if not settings.accept_ledger_rollback:
             raise
-        if wall_clock is not None:
-            aside = marks.set_aside(wall_clock())
+        aside = None if wall_clock is None else marks.set_aside(wall_clock(), None)
+        if aside is not None:
             log.error(
                 "%s. Serving anyway (--accept-ledger-rollback): the store is not checked "
                 "against the checkpoint this registry had published; the file is kept in %s",
@@ -203,8 +220,8 @@ async def ledger_guard(
         why = _served_anyway(settings, size)
         if problem is not None and why is None:
             raise LedgerBehind(f"{problem} (kept in {marks.path}). {RECOVERY}")
-        if problem is not None:
-            aside = marks.set_aside(wall_clock())
+        aside = None if problem is None else marks.set_aside(wall_clock(), mark)
+        if aside is not None:
             log.log(
                 logging.ERROR if settings.accept_ledger_rollback else logging.WARNING,
                 "%s. Serving anyway (%s): new checkpoints fork the published ledger, "

@@ -234,3 +234,45 @@ def test_a_mark_not_written_leaves_no_temporary_file(tmp_path: Path, monkeypatch
     with pytest.raises(OSError):
         marks.keep(cp)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{MARK_FILE}.lock"]
+
+
+async def test_two_workers_accepting_a_rollback_keep_the_evidence(tmp_path: Path) -> None:
+    """Found 2026-12-05: ``--workers N --accept-ledger-rollback`` (the workers share a home)
+    raced: both read the published mark, the first moved it aside and kept the store's
+    checkpoint, then the second moved *that* to the same ``rolled-back-<second>`` name,
+    over the evidence: the checkpoint the network must be told was lost was gone."""
+    import asyncio
+
+    from LLM_Mesh.registry.ledger_mark import ledger_guard
+    from tests.registry.crash_books import ledger_of
+
+    db, backup = tmp_path / "registry.db", tmp_path / "backup.db"
+    url, home = f"sqlite:///{db}", tmp_path / "home"
+    await serve_and_pay(home, url, 1)
+    shutil.copy(db, backup)
+    published, _ = await serve_and_pay(home, url, 3)
+    shutil.copy(backup, db)
+    settings = Settings(home=home, database_url=url, accept_ledger_rollback=True)
+    store = SqlStore(url)
+    await store.open()
+    try:
+        ledger, first_done = ledger_of(store), asyncio.Event()
+
+        class Later:  # the second worker's store answers once the first worker is through
+            async def head(self) -> Any:
+                await first_done.wait()
+                return await ledger.head()
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(ledger, name)
+
+        second = asyncio.create_task(ledger_guard(Later(), settings, lambda: 1.8e9))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # it has read the published mark
+        await ledger_guard(ledger, settings, lambda: 1.8e9)
+        first_done.set()
+        await second
+    finally:
+        await store.close()
+    asides = list(home.glob(f"{MARK_FILE}.rolled-back-*"))
+    sizes = sorted(json.loads(p.read_text())["tree_size"] for p in asides)
+    assert published in sizes  # before the fix: overwritten by the store's own checkpoint
