@@ -170,3 +170,18 @@ def test_a_quarantined_nodes_held_share_is_said_not_judged() -> None:
 def test_a_request_without_a_completion_is_owed_nothing() -> None:
     rep = Log().report([_served(1, completion_tokens=0)])
     assert rep.ok and rep.requests == 0
+
+
+def test_a_hold_of_less_than_the_share_or_not_to_a_held_account_is_a_finding() -> None:
+    """Found 2026-12-05: any ``hold`` entry of a request made it "held, not judged": a
+    registry dodged every unpaid finding with a 1 µNT hold per request (or a ``hold`` to an
+    account of its choosing), and the statement exited 0."""
+    share = expected_share(published_price(MODEL), _served(1), FEE_BPS)
+    for less, to in ((share - 1, "held:" + "4" * 32), (0, THEM)):  # 1 µNT held; all, not held
+        log, r = Log(), _served(1)
+        log.pay(r, to=to, kind="hold", less=less)
+        rep = log.report([r])
+        assert not rep.ok and not rep.held, (less, to, rep)
+    log, r = Log(), _served(1)  # an honest hold: the whole share, to a held account
+    log.pay(r, to="held:" + "4" * 32, kind="hold")
+    assert log.report([r]).ok
