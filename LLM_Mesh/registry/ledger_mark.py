@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -172,10 +173,22 @@ async def problem_of(ledger: SqlLedger, mark: Mark, origin: str) -> tuple[str | 
     """``core.ledger_mark.mark_problem`` of ``ledger`` as it is now, and its size."""
     try:
         size, _ = await ledger.head()
-    except DBAPIError:  # no ledger tables yet (a new, empty database): an empty ledger
+    except DBAPIError:
+        # no ledger tables yet (a new, empty database): an empty ledger. Any other error
+        # (a lock, a lost connection) is raised: not an empty ledger (found 2026-12-05: a
+        # refusal naming a restored backup, or a local mesh's mark set aside)
+        if await _has_ledger(ledger):
+            raise
         size = 0
     root = await ledger.root_at(mark.tree_size) if size >= mark.tree_size else None
     return mark_problem(mark, origin, size, root), size
+
+
+async def _has_ledger(ledger: SqlLedger) -> bool:
+    """Whether the store has the ledger's tables (its head's)."""
+    engine = await ledger.engine()
+    async with engine.connect() as conn:
+        return bool(await conn.run_sync(lambda c: inspect(c).has_table("ledger_head")))
 
 
 def _served_anyway(settings: Settings, size: int) -> str | None:

@@ -276,3 +276,38 @@ async def test_two_workers_accepting_a_rollback_keep_the_evidence(tmp_path: Path
     asides = list(home.glob(f"{MARK_FILE}.rolled-back-*"))
     sizes = sorted(json.loads(p.read_text())["tree_size"] for p in asides)
     assert published in sizes  # before the fix: overwritten by the store's own checkpoint
+
+
+async def test_a_store_that_does_not_answer_at_start_is_not_taken_for_an_empty_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05: any database error reading the ledger's head (SQLite's "database is
+    locked" while another process writes, a connection lost) counted as an empty ledger:
+    ``registry serve`` refused with "the database was restored from an older backup", and
+    ``llm-mesh up`` took it for a deleted database and set the mark aside (served unchecked)."""
+    from sqlalchemy.exc import OperationalError
+
+    from LLM_Mesh.registry.ledger import SqlLedger
+    from LLM_Mesh.registry.ledger_mark import ledger_guard
+    from tests.registry.crash_books import ledger_of
+
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    await serve_and_pay(home, url, 2)
+    kept = (home / MARK_FILE).read_text()
+
+    async def locked(self: SqlLedger) -> Any:
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(SqlLedger, "head", locked)
+    with pytest.raises(OperationalError):  # before: the "restored backup" refusal
+        await store_behind(Settings(home=home, database_url=url))
+    store = SqlStore(url)
+    await store.open()
+    try:
+        with pytest.raises(OperationalError):  # before: served, the mark set aside
+            await ledger_guard(ledger_of(store), Settings(home=home, database_url=url,
+                                                          local_mesh="up"))  # fmt: skip
+    finally:
+        await store.close()
+    assert (home / MARK_FILE).read_text() == kept
+    assert not list(home.glob(f"{MARK_FILE}.rolled-back-*"))
