@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import URL, inspect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -65,8 +65,9 @@ RECOVERY = (
 class MarkFile:
     """The kept checkpoint at ``path`` (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wal: Path | None = None) -> None:
         self.path = path
+        self.wal = wal  # a SQLite store's write-ahead log, synced before each mark
 
     def read(self) -> Mark | None:
         """The kept mark, ``None`` when there is none; :class:`LedgerBehind` when the file
@@ -96,6 +97,7 @@ class MarkFile:
                 old = None  # unreadable: the start said so; replaced by a good one
             if not replaces(old, new):
                 return False
+            self._sync_store()
             tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
             try:
                 with tmp.open("w", encoding="utf-8") as f:
@@ -110,6 +112,22 @@ class MarkFile:
                 raise
             _fsync_dir(self.path.parent)
             return True
+
+    def _sync_store(self) -> None:
+        """A SQLite store's entries on disk before the mark that covers them: it commits
+        with ``synchronous=NORMAL`` (the WAL synced at its checkpoints only), so a power
+        loss could keep the mark and lose the entries, and every start after was refused
+        (found 2026-12-05). One ``fsync`` of the WAL a mark; none left: all in the file."""
+        if self.wal is None:
+            return
+        try:
+            fd = os.open(self.wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     async def keep_off_loop(self, checkpoint: dict[str, Any]) -> bool:
         """:meth:`keep` in a thread (its ``fsync`` off the event loop)."""
@@ -163,6 +181,14 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def sqlite_wal(url: str | URL) -> Path | None:
+    """The write-ahead log of a SQLite file store at ``url``; ``None`` for any other."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(f"{u.database}-wal")
 
 
 def mark_file(settings: Settings) -> MarkFile:
@@ -227,6 +253,7 @@ async def ledger_guard(
 ) -> MarkFile:
     """The start-up check (module docstring); the mark file, for the checkpointer."""
     marks = mark_file(settings)
+    marks.wal = sqlite_wal((await ledger.engine()).url)  # the ledger's own store
     mark = _read_mark(marks, settings, wall_clock)
     if mark is not None:
         problem, size = await problem_of(ledger, mark, settings.ledger_origin)

@@ -311,3 +311,29 @@ async def test_a_store_that_does_not_answer_at_start_is_not_taken_for_an_empty_o
         await store.close()
     assert (home / MARK_FILE).read_text() == kept
     assert not list(home.glob(f"{MARK_FILE}.rolled-back-*"))
+
+
+async def test_on_sqlite_the_entries_are_on_disk_before_their_mark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05: SQLite commits the ledger with ``synchronous=NORMAL`` (the WAL is
+    not synced at each commit), while the mark is synced at once: a power loss (a laptop's
+    battery, under ``llm-mesh up`` too) lost the last entries and kept a mark past them, and
+    the registry refused every start after, naming a restored backup. The WAL is synced
+    before each mark now: whatever the mark covers survives what the mark survives."""
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    await serve_and_pay(home, url, 2)
+    marks = [i for i, p in enumerate(synced) if Path(p).name.startswith(f"{MARK_FILE}.")]
+    assert marks, synced
+    for i in marks:  # each mark written after the WAL was synced
+        assert any(p.endswith("registry.db-wal") for p in synced[:i]), synced[: i + 1]
