@@ -73,11 +73,12 @@ class AnswerJournal:
     def __init__(self, home: Path) -> None:
         self.path = home / NAME
 
-    def add(self, u: Unwritten) -> None:
-        """Append ``u``, synced before this returns."""
+    def add(self, *us: Unwritten) -> None:
+        """Append ``us`` (a failed batch's answers: one write, one sync), synced before this
+        returns."""
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, (_line(u) + "\n").encode())
+            os.write(fd, "".join(_line(u) + "\n" for u in us).encode())
             os.fsync(fd)
         finally:
             os.close(fd)

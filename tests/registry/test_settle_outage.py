@@ -232,3 +232,46 @@ async def test_a_live_gateway_drops_the_lines_of_answers_written_since(
         monkeypatch.undo()
         await gw.stop()
     await books(store, {"r1": a}, ["r1"], grant=GRANT, payer=USER)
+
+
+async def test_a_failed_batchs_answers_are_journalled_with_one_sync(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found 2026-12-05: each answer of a failed batch was appended and ``fsync``-ed on its
+    own, on the event loop: with leases the gateway serves through an outage at its full
+    rate, and every batch of N answers stalled the loop N syncs (1 to 10 ms each on a disk)
+    exactly while it had to keep serving. One write and one sync a batch now."""
+    import os
+
+    await ledger_of(store).append_one(Transfer("grant", MINT, USER, GRANT))
+    gw = _settlement(store, 0, home=tmp_path)
+    await gw.start()
+    answers = [
+        Answer(f"r{i}", USER, "m", E, (PaidPart("n1", OP_A, 1_000, 50),), f"{i:064x}")
+        for i in range(20)
+    ]
+    syncs: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        syncs.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    try:
+        for a in answers:
+            assert (await gw.reserve(a.key, USER, "m", E)).ok
+        db = Away(gw, monkeypatch)
+        db.away = True
+        monkeypatch.setattr(os, "fsync", fsync)
+        results = await asyncio.gather(*(gw.answer(a) for a in answers), return_exceptions=True)
+        assert all(isinstance(r, ConnectionError) for r in results), results
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        journal = tmp_path / "settlement.unwritten"
+        assert len(journal.read_text().splitlines()) == len(answers)  # each kept
+        assert syncs.count(str(journal)) <= 2, syncs  # before: 20
+        db.away = False
+    finally:
+        monkeypatch.undo()
+        await gw.stop()
+    await books(store, {a.key: a for a in answers}, [a.key for a in answers], grant=GRANT,
+                payer=USER)  # fmt: skip
