@@ -9,7 +9,8 @@ served, while the client holds a receipt of a charge the ledger never shows.
 
 So at its first failed write the answer is appended to ``$LLM_MESH_HOME/settlement.unwritten``
 (one JSON line: the holder, the request key, payer, model, estimate, parts, receipt hash,
-whether a lease admitted it; no prompt, no output; mode 0600, synced), by the process that
+whether a lease admitted it; no prompt, no output; mode 0600, synced: a failed batch's lines
+in one write and one sync), by the process that
 holds the home's ``settlement.lock`` only. Recovery of a holder (its successor's start on
 this home) reads that holder's lines after voiding its pending rows and records each answer
 as its holder would have: a lapsed row revived (``settle_ledger.revive``: reserved again if
