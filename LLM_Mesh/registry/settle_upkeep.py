@@ -268,7 +268,8 @@ class SettleUpkeep:
         return AnswerJournal(lock.home) if lock is not None and lock.held else None
 
     def _keep_unwritten(self, op: Answer | Spend) -> None:
-        u = Unwritten(self.holder, op if isinstance(op, Answer) else op.answer, isinstance(op, Spend))
+        answer = op if isinstance(op, Answer) else op.answer
+        u = Unwritten(self.holder, answer, isinstance(op, Spend))
         if self._unwritten_batch is not None:  # a failed batch's: kept together (below)
             self._unwritten_batch.append(u)
         else:
@@ -278,7 +279,8 @@ class SettleUpkeep:
     def _journal_together(self) -> Iterator[None]:
         """The answers journalled meanwhile (a failed batch's) in one write and one sync,
         when it ends (found 2026-12-05: one sync each, on the loop, while serving)."""
-        self._unwritten_batch = batch = []
+        batch: list[Unwritten] = []
+        self._unwritten_batch = batch
         try:
             yield
         finally:
