@@ -18,6 +18,8 @@ stream continued on another node of the same operator has two records under one 
   catalog's price of the model, else the custom price; the prompt charged with the first
   part, so a ``continued`` part at its completion only; less the network's fee at
   ``fee_bps``, rounded down): a registry paying less than its own rule;
+- a record given twice (the same line in two files: a copy of a node's log) is one
+  (found 2026-12-05: it doubled what the request was owed: "paid less");
 - each entry pays one request: one already counted for another request (two ids the
   registry made with the same first 16 hex digits, under one client-chosen id's key) does
   not count again;
@@ -101,7 +103,7 @@ def served_report(
     count those no record explains); ``price_of``: a model's published price."""
     out = ServedReport(account, fee_bps)
     groups: dict[str, list[Served]] = {}
-    for r in records:
+    for r in dict.fromkeys(records):  # a record given twice (a copy of a log) counts once
         if r.outcome != "ok" or not r.gateway:  # not answered, or no gateway's request
             out.not_judged += 1
             continue

@@ -185,3 +185,18 @@ def test_a_hold_of_less_than_the_share_or_not_to_a_held_account_is_a_finding() -
     log, r = Log(), _served(1)  # an honest hold: the whole share, to a held account
     log.pay(r, to="held:" + "4" * 32, kind="hold")
     assert log.report([r]).ok
+
+
+def test_the_same_record_given_twice_is_owed_once() -> None:
+    """Found 2026-12-05: a record read twice (a node's log given again as a copy: a backup,
+    the folder the logs were gathered into, a hard link; ``--served`` tells apart only the
+    same path) doubled what the request was owed, and an honest registry's every payment
+    was reported "paid less" (exit 1)."""
+    log, r = Log(), _served(1)
+    log.pay(r)
+    rep = log.report([r, r])
+    assert rep.ok, rep.findings  # before: paid N, owed 2 N
+    assert rep.requests == 1 and rep.expected == expected_share(published_price(MODEL), r, FEE_BPS)
+    cont = _served(1, node="node-b", continued=True, prompt_tokens=0, completion_tokens=10)
+    log.pay(cont)  # a stream continued on another node: two records, both owed
+    assert log.report([r, cont, r, cont]).ok
