@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.gossip import EXPORT_FORMAT
 from LLM_Mesh.core.ledger_mark import Mark, mark_problem, parse_mark, replaces
-from LLM_Mesh.errors import LedgerBehind
+from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.secret_files import make_private_dir
 
@@ -289,6 +289,9 @@ async def store_behind(settings: Settings) -> str | None:
             return engine
 
         problem, size = await problem_of(SqlLedger(get), mark, settings.ledger_origin)
+    except DBAPIError as exc:  # one line, as the store's other start checks (never the URL)
+        said = str(exc).splitlines()[0][:300]
+        raise StoreUnavailable(f"the database did not answer reading its ledger: {said}") from None
     finally:
         await engine.dispose()
     if problem is None or _served_anyway(settings, size) is not None:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, Transfer
-from LLM_Mesh.errors import LedgerBehind
+from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.ledger_mark import MARK_FILE, store_behind
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import running
@@ -299,8 +299,8 @@ async def test_a_store_that_does_not_answer_at_start_is_not_taken_for_an_empty_o
         raise OperationalError("SELECT", {}, Exception("database is locked"))
 
     monkeypatch.setattr(SqlLedger, "head", locked)
-    with pytest.raises(OperationalError):  # before: the "restored backup" refusal
-        await store_behind(Settings(home=home, database_url=url))
+    with pytest.raises(StoreUnavailable, match="database is locked"):  # before: "restored"
+        await store_behind(Settings(home=home, database_url=url))  # one line, not a traceback
     store = SqlStore(url)
     await store.open()
     try:
