@@ -27,11 +27,15 @@ stream continued on another node of the same operator has two records under one 
   than it publishes): said with the fee its entries state, not a finding, unless
   ``fee_bps`` is the operator's own (``strict``: ``--fee-bps``, the fee the operator says
   applied throughout);
+- a record given twice (the same line in two files: a copy of a node's log) is one
+  (found 2026-12-05: it doubled what the request was owed: "paid less");
 - each entry pays one request: one already counted for another request (two ids the
   registry made with the same first 16 hex digits, under one client-chosen id's key) does
   not count again;
-- **held**: a ``hold`` entry of the request (the node was quarantined: its share waits in
-  its held account until the admin clears or revokes it): said, not a finding.
+- **held**: ``hold`` entries of the request to held accounts (``held:``) adding up to the
+  share (the node was quarantined: its share waits in its held account until the admin
+  clears or revokes it): said, not a finding; a hold of less, or to another account, is
+  judged as a payment of less (found 2026-12-05: any hold was "held").
 
 Paid more than expected is not a finding. Requests ``cancelled`` or ending in an error,
 and those no gateway sent (a standalone node's local clients), are counted, not judged (the gateway pays a part cut off for what it relayed, which the
@@ -52,6 +56,7 @@ from LLM_Mesh.core.catalog import (
     CUSTOM_PROMPT_PRICE_PER_1K,
     get_spec,
 )
+from LLM_Mesh.core.ledger_entry import is_held_account
 from LLM_Mesh.core.ledger_statement import PENDING_S
 from LLM_Mesh.core.pricing import MAX_FEE_BPS, Price, part_costs, split
 from LLM_Mesh.core.served import Served, record_keys
@@ -110,7 +115,7 @@ def served_report(
     ``fee_bps`` is the operator's word, not the registry's fee of now."""
     out = ServedReport(account, fee_bps, strict=strict)
     groups: dict[str, list[Served]] = {}
-    for r in records:
+    for r in dict.fromkeys(records):  # a record given twice (a copy of a log) counts once
         if r.outcome != "ok" or not r.gateway:  # not answered, or no gateway's request
             out.not_judged += 1
             continue
@@ -163,11 +168,23 @@ def _judge(
     )
     holds = [e for e in entries if e.get("kind") == "hold"]
     if not mine and holds:
-        out.held.append(
-            f"{name}: its share went to held account {holds[0].get('to')} (entry "
-            f"{holds[0].get('seq')}): the node was quarantined; paid to you if the admin "
-            "clears it"
-        )
+        # held only when the whole share went to a held account (found 2026-12-05: any
+        # hold, 1 µNT or to any account, made a request "held, not judged")
+        held = sum(int(e.get("amount") or 0) for e in holds if is_held_account(e.get("to")))
+        if held >= expected:
+            out.held.append(
+                f"{name}: its share went to held account {holds[0].get('to')} (entry "
+                f"{holds[0].get('seq')}): the node was quarantined; paid to you if the admin "
+                "clears it"
+            )
+        else:
+            where = ", ".join(
+                f"entry {e.get('seq')}: {e.get('amount')} µNT to {e.get('to')}" for e in holds
+            )
+            out.findings.append(
+                f"{name}: held {held} µNT in a held account ({where}), the published price "
+                f"of the tokens served less the {out.fee_bps} bps fee is {expected} µNT"
+            )
         return
     if not mine:
         if signed_time_us is None or last * 1000 > signed_time_us - PENDING_S * 1_000_000:

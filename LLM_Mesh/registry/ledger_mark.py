@@ -12,8 +12,8 @@ checkpoint (another replica's) is larger; never to a smaller tree of the same lo
 (``--workers N`` share the home).
 
 :func:`ledger_guard` runs at the registry's start: a store behind the mark, or with
-another root at the mark's size, raises :class:`~LLM_Mesh.errors.LedgerBehind` (the
-registry does not start), unless ``Settings.accept_ledger_rollback``
+another root at the mark's size, or a mark that cannot be read, raises
+:class:`~LLM_Mesh.errors.LedgerBehind` (the registry does not start), unless ``Settings.accept_ledger_rollback``
 (``--accept-ledger-rollback``): then an ERROR says what is lost, the mark is moved aside to
 ``ledger.checkpoint.rolled-back-<UTC time>`` (evidence) and the registry serves; so does
 a local mesh (``llm-mesh up``/``demo``: ``Settings.local_mesh``) on an empty database (its
@@ -36,13 +36,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import URL, inspect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.gossip import EXPORT_FORMAT
 from LLM_Mesh.core.ledger_mark import Mark, mark_problem, parse_mark, replaces
-from LLM_Mesh.errors import LedgerBehind
+from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.ledger import SqlLedger
 from LLM_Mesh.secret_files import make_private_dir
 
@@ -64,8 +65,9 @@ RECOVERY = (
 class MarkFile:
     """The kept checkpoint at ``path`` (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wal: Path | None = None) -> None:
         self.path = path
+        self.wal = wal  # a SQLite store's write-ahead log, synced before each mark
 
     def read(self) -> Mark | None:
         """The kept mark, ``None`` when there is none; :class:`LedgerBehind` when the file
@@ -95,25 +97,64 @@ class MarkFile:
                 old = None  # unreadable: the start said so; replaced by a good one
             if not replaces(old, new):
                 return False
+            self._sync_store()
             tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            with tmp.open("w", encoding="utf-8") as f:
-                json.dump(checkpoint, f, indent=1, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            try:
+                with tmp.open("w", encoding="utf-8") as f:
+                    json.dump(checkpoint, f, indent=1, sort_keys=True)
+                    f.write("\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:  # a full disk: no temporary file left behind
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
             _fsync_dir(self.path.parent)
             return True
+
+    def _sync_store(self) -> None:
+        """A SQLite store's entries on disk before the mark that covers them: it commits
+        with ``synchronous=NORMAL`` (the WAL synced at its checkpoints only), so a power
+        loss could keep the mark and lose the entries, and every start after was refused
+        (found 2026-12-05). One ``fsync`` of the WAL a mark; none left: all in the file."""
+        if self.wal is None:
+            return
+        try:
+            fd = os.open(self.wal, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     async def keep_off_loop(self, checkpoint: dict[str, Any]) -> bool:
         """:meth:`keep` in a thread (its ``fsync`` off the event loop)."""
         return await asyncio.to_thread(self.keep, checkpoint)
 
-    def set_aside(self, now: float) -> Path:
-        """Move the kept mark to ``<name>.rolled-back-<UTC time>``; its new path."""
+    def set_aside(self, now: float, judged: Mark | None) -> Path | None:
+        """Move the kept mark to ``<name>.rolled-back-<UTC time>`` (``-2``, ``-3``... if
+        taken: never over earlier evidence) if it is still the one judged (``None``: one
+        that could not be read); its new path, or ``None`` when another process of this
+        home (``--workers N``) moved or replaced it first. Found 2026-12-05: two workers
+        accepting one rollback both moved "the" mark, the second the first's new one, to
+        the same name, over the published checkpoint it was to keep as evidence."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-        aside = self.path.with_name(f"{self.path.name}.rolled-back-{stamp}")
         with self._locked():
+            try:
+                now_kept = self.read()
+            except LedgerBehind:
+                if judged is not None:
+                    return None
+            else:
+                if now_kept is None or now_kept != judged:
+                    return None
+            aside = self.path.with_name(f"{self.path.name}.rolled-back-{stamp}")
+            n = 1
+            while aside.exists():
+                n += 1
+                aside = self.path.with_name(f"{self.path.name}.rolled-back-{stamp}-{n}")
             os.replace(self.path, aside)
         return aside
 
@@ -142,6 +183,14 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def sqlite_wal(url: str | URL) -> Path | None:
+    """The write-ahead log of a SQLite file store at ``url``; ``None`` for any other."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(f"{u.database}-wal")
+
+
 def mark_file(settings: Settings) -> MarkFile:
     return MarkFile(settings.home / MARK_FILE)
 
@@ -150,10 +199,22 @@ async def problem_of(ledger: SqlLedger, mark: Mark, origin: str) -> tuple[str | 
     """``core.ledger_mark.mark_problem`` of ``ledger`` as it is now, and its size."""
     try:
         size, _ = await ledger.head()
-    except DBAPIError:  # no ledger tables yet (a new, empty database): an empty ledger
+    except DBAPIError:
+        # no ledger tables yet (a new, empty database): an empty ledger. Any other error
+        # (a lock, a lost connection) is raised: not an empty ledger (found 2026-12-05: a
+        # refusal naming a restored backup, or a local mesh's mark set aside)
+        if await _has_ledger(ledger):
+            raise
         size = 0
     root = await ledger.root_at(mark.tree_size) if size >= mark.tree_size else None
     return mark_problem(mark, origin, size, root), size
+
+
+async def _has_ledger(ledger: SqlLedger) -> bool:
+    """Whether the store has the ledger's tables (its head's)."""
+    engine = await ledger.engine()
+    async with engine.connect() as conn:
+        return bool(await conn.run_sync(lambda c: inspect(c).has_table("ledger_head")))
 
 
 def _served_anyway(settings: Settings, size: int) -> str | None:
@@ -167,19 +228,40 @@ def _served_anyway(settings: Settings, size: int) -> str | None:
     return None
 
 
+def _read_mark(marks: MarkFile, settings: Settings, wall_clock: Any = None) -> Mark | None:
+    """The kept mark; one that cannot be read is refused (:meth:`MarkFile.read`) unless
+    ``--accept-ledger-rollback``: then it is as none, moved aside as evidence when
+    ``wall_clock`` is given (the start; the check before serving only reads). Found
+    2026-12-05: the override did not get past an unreadable mark, so no start could."""
+    try:
+        return marks.read()
+    except LedgerBehind as exc:
+        if not settings.accept_ledger_rollback:
+            raise
+        aside = None if wall_clock is None else marks.set_aside(wall_clock(), None)
+        if aside is not None:
+            log.error(
+                "%s. Serving anyway (--accept-ledger-rollback): the store is not checked "
+                "against the checkpoint this registry had published; the file is kept in %s",
+                exc, aside,
+            )  # fmt: skip
+        return None
+
+
 async def ledger_guard(
     ledger: SqlLedger, settings: Settings, wall_clock: Any = time.time
 ) -> MarkFile:
     """The start-up check (module docstring); the mark file, for the checkpointer."""
     marks = mark_file(settings)
-    mark = marks.read()
+    marks.wal = sqlite_wal((await ledger.engine()).url)  # the ledger's own store
+    mark = _read_mark(marks, settings, wall_clock)
     if mark is not None:
         problem, size = await problem_of(ledger, mark, settings.ledger_origin)
         why = _served_anyway(settings, size)
         if problem is not None and why is None:
             raise LedgerBehind(f"{problem} (kept in {marks.path}). {RECOVERY}")
-        if problem is not None:
-            aside = marks.set_aside(wall_clock())
+        aside = None if problem is None else marks.set_aside(wall_clock(), mark)
+        if aside is not None:
             log.log(
                 logging.ERROR if settings.accept_ledger_rollback else logging.WARNING,
                 "%s. Serving anyway (%s): new checkpoints fork the published ledger, "
@@ -197,7 +279,7 @@ async def ledger_guard(
 async def store_behind(settings: Settings) -> str | None:
     """:func:`ledger_guard`'s refusal, in one line, before serving (its own engine, closed
     again); ``None`` when the store may serve or is served anyway."""
-    mark = mark_file(settings).read()
+    mark = _read_mark(mark_file(settings), settings)
     if mark is None:
         return None
     engine = create_async_engine(settings.effective_database_url)
@@ -207,6 +289,9 @@ async def store_behind(settings: Settings) -> str | None:
             return engine
 
         problem, size = await problem_of(SqlLedger(get), mark, settings.ledger_origin)
+    except DBAPIError as exc:  # one line, as the store's other start checks (never the URL)
+        said = str(exc).splitlines()[0][:300]
+        raise StoreUnavailable(f"the database did not answer reading its ledger: {said}") from None
     finally:
         await engine.dispose()
     if problem is None or _served_anyway(settings, size) is not None:

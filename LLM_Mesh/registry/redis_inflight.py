@@ -9,8 +9,9 @@ clear: :class:`~LLM_Mesh.core.scope_names.ScopeNames`, as the rate-limit buckets
 member per request (this replica's random id and a counter) scored by the end of its lease
 on Redis' clock. A take is one Lua script, atomic: expired members out, refused at the
 cap, else a member with a lease of ``lease_s`` (60 s). While its requests run the replica
-renews their leases every third of a lease (one script for all of them); a request that
-ends removes its member (in the background: the answer is not held back). A replica that
+renews their leases every third of a lease (one script for all of them; a member no longer
+there, removed or expired, is not put back); a request that ends removes its member (in
+the background: the answer is not held back). A replica that
 dies leaves its members for at most one lease.
 
 When Redis does not answer, the replica's own count decides (the per-process bound: Redis
@@ -51,13 +52,15 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000) + 1000)
 return 1
 """
 
-# KEYS: the sets, ARGV[1] the lease, ARGV[i + 1] the member of KEYS[i]: leases renewed.
+# KEYS: the sets, ARGV[1] the lease, ARGV[i + 1] the member of KEYS[i]: leases renewed,
+# of members still there only (XX): a renewal Redis runs after the request's removal (it
+# goes on another connection) must not put it back for a lease (found 2026-12-05).
 _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local lease = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now + lease, ARGV[i + 1])
+  redis.call('ZADD', key, 'XX', now + lease, ARGV[i + 1])
   redis.call('PEXPIRE', key, math.ceil(lease * 1000) + 1000)
 end
 return #KEYS

@@ -9,13 +9,17 @@ served, while the client holds a receipt of a charge the ledger never shows.
 
 So at its first failed write the answer is appended to ``$LLM_MESH_HOME/settlement.unwritten``
 (one JSON line: the holder, the request key, payer, model, estimate, parts, receipt hash,
-whether a lease admitted it; no prompt, no output; mode 0600, synced), by the process that
+whether a lease admitted it; no prompt, no output; mode 0600, synced: a failed batch's lines
+in one write and one sync), by the process that
 holds the home's ``settlement.lock`` only. Recovery of a holder (its successor's start on
 this home) reads that holder's lines after voiding its pending rows and records each answer
 as its holder would have: a lapsed row revived (``settle_ledger.revive``: reserved again if
 the payer still covers it), a lease's answer written (``settle_ledger.spend_again``), then
 settled; one written before the crash after all is found so and left as it is (both are
-idempotent: nothing is paid twice). The lines of recovered holders are then dropped.
+idempotent: nothing is paid twice). The lines of recovered holders are then dropped, and a
+live holder's own at its upkeep round once none of its writes waits to be written again
+(``SettleUpkeep._drop_written``; found 2026-12-05: kept until its stop, the file grew with
+every outage's answers for as long as the gateway ran).
 """
 
 from __future__ import annotations
@@ -70,11 +74,12 @@ class AnswerJournal:
     def __init__(self, home: Path) -> None:
         self.path = home / NAME
 
-    def add(self, u: Unwritten) -> None:
-        """Append ``u``, synced before this returns."""
+    def add(self, *us: Unwritten) -> None:
+        """Append ``us`` (a failed batch's answers: one write, one sync), synced before this
+        returns."""
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, (_line(u) + "\n").encode())
+            os.write(fd, "".join(_line(u) + "\n" for u in us).encode())
             os.fsync(fd)
         finally:
             os.close(fd)

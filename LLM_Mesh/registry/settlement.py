@@ -398,9 +398,8 @@ class Settlement(SettleUpkeep):
         return others
 
     def payee(self, node_id: str) -> str | None:
-        """The account a part answered by ``node_id`` pays now: its held account while the
-        node is quarantined (``registry/held.py``), else its operator's (``None``: looked
-        up when settled)."""
+        """The account a part answered by ``node_id`` pays now: its held account while
+        quarantined (``registry/held.py``), else its operator's (``None``: when settled)."""
         if self.held(node_id) and self.accounts is not None:
             return self.accounts.held(node_id)
         return self.operators.get(node_id)
@@ -471,13 +470,14 @@ class Settlement(SettleUpkeep):
                 self._again(op)
 
     def _fail(self, batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: Exception) -> None:
-        """A batch of hot-path writes failed as one transaction: each waiting request hears
-        it (a lease's write puts its book back)."""
+        """A batch of hot-path writes failed as one transaction: its answers journalled (one
+        sync), then each waiting request hears it (a lease's write puts its book back)."""
         log.exception("settlement: a batch of %d writes failed", len(batch), exc_info=exc)
-        for op, fut in batch:
-            self._wrote(op, None, failed=True)
-            if fut is not None and not fut.done():
-                fut.set_exception(exc)
+        with self._journal_together():
+            for op, _ in batch:
+                self._wrote(op, None, failed=True)
+        for fut in (f for _, f in batch if f is not None and not f.done()):
+            fut.set_exception(exc)
 
     async def flush(self) -> None:
         """Write what is queued, then settle every answered request into the ledger."""

@@ -200,3 +200,33 @@ def test_a_share_cut_below_the_price_is_a_finding_whatever_fee_its_entries_state
     rep = log.report([r])
     assert not rep.ok and "the published price of the tokens served" in rep.findings[0]
     assert "fee" in rep.findings[0] and not rep.other_fee
+
+
+def test_a_hold_of_less_than_the_share_or_not_to_a_held_account_is_a_finding() -> None:
+    """Found 2026-12-05: any ``hold`` entry of a request made it "held, not judged": a
+    registry dodged every unpaid finding with a 1 µNT hold per request (or a ``hold`` to an
+    account of its choosing), and the statement exited 0."""
+    share = expected_share(published_price(MODEL), _served(1), FEE_BPS)
+    for less, to in ((share - 1, "held:" + "4" * 32), (0, THEM)):  # 1 µNT held; all, not held
+        log, r = Log(), _served(1)
+        log.pay(r, to=to, kind="hold", less=less)
+        rep = log.report([r])
+        assert not rep.ok and not rep.held, (less, to, rep)
+    log, r = Log(), _served(1)  # an honest hold: the whole share, to a held account
+    log.pay(r, to="held:" + "4" * 32, kind="hold")
+    assert log.report([r]).ok
+
+
+def test_the_same_record_given_twice_is_owed_once() -> None:
+    """Found 2026-12-05: a record read twice (a node's log given again as a copy: a backup,
+    the folder the logs were gathered into, a hard link; ``--served`` tells apart only the
+    same path) doubled what the request was owed, and an honest registry's every payment
+    was reported "paid less" (exit 1)."""
+    log, r = Log(), _served(1)
+    log.pay(r)
+    rep = log.report([r, r])
+    assert rep.ok, rep.findings  # before: paid N, owed 2 N
+    assert rep.requests == 1 and rep.expected == expected_share(published_price(MODEL), r, FEE_BPS)
+    cont = _served(1, node="node-b", continued=True, prompt_tokens=0, completion_tokens=10)
+    log.pay(cont)  # a stream continued on another node: two records, both owed
+    assert log.report([r, cont, r, cont]).ok

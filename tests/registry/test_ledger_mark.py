@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.ledger_entry import MINT, Transfer
-from LLM_Mesh.errors import LedgerBehind
+from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.ledger_mark import MARK_FILE, store_behind
 from LLM_Mesh.registry.store import SqlStore
 from tests.registry.helpers import running
@@ -199,3 +199,141 @@ async def test_each_checkpoint_is_kept_before_it_is_published(tmp_path: Path) ->
             await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
             await checkpointer.checkpoint()
     assert len(seen) >= 3 and all(size == kept for size, kept in seen), seen
+
+
+async def test_the_override_gets_past_an_unreadable_mark(tmp_path: Path) -> None:
+    """Found 2026-12-05: a mark that cannot be read (a disk error, a bad edit, a copy cut
+    short) refused every start, ``--accept-ledger-rollback`` (the documented way out)
+    included: the read raised before the override was looked at."""
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    await serve_and_pay(home, url, 1)
+    (home / MARK_FILE).write_text("{garbled")
+    settings = Settings(home=home, database_url=url, accept_ledger_rollback=True)
+    assert await store_behind(settings) is None  # registry serve's check lets it through
+    size, _ = await serve_and_pay(home, url, 1, accept_ledger_rollback=True)
+    (aside,) = home.glob(f"{MARK_FILE}.rolled-back-*")
+    assert aside.read_text() == "{garbled"  # the evidence, as it was
+    assert json.loads((home / MARK_FILE).read_text())["tree_size"] == size
+    with pytest.raises(LedgerBehind, match="not a kept checkpoint"):  # without it: refused
+        (home / MARK_FILE).write_text("{garbled")
+        await store_behind(Settings(home=home, database_url=url))
+
+
+def test_a_mark_not_written_leaves_no_temporary_file(tmp_path: Path, monkeypatch: Any) -> None:
+    """Found 2026-12-05: a write that failed (a full disk) left
+    ``ledger.checkpoint.<pid>.tmp`` behind, one per process, for ever."""
+    from LLM_Mesh.registry import ledger_mark
+
+    marks = ledger_mark.MarkFile(tmp_path / MARK_FILE)
+    cp = {"origin": "o", "tree_size": 1, "root_hash": "00" * 32, "time_us": 1}
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ledger_mark.json, "dump", full)
+    with pytest.raises(OSError):
+        marks.keep(cp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{MARK_FILE}.lock"]
+
+
+async def test_two_workers_accepting_a_rollback_keep_the_evidence(tmp_path: Path) -> None:
+    """Found 2026-12-05: ``--workers N --accept-ledger-rollback`` (the workers share a home)
+    raced: both read the published mark, the first moved it aside and kept the store's
+    checkpoint, then the second moved *that* to the same ``rolled-back-<second>`` name,
+    over the evidence: the checkpoint the network must be told was lost was gone."""
+    import asyncio
+
+    from LLM_Mesh.registry.ledger_mark import ledger_guard
+    from tests.registry.crash_books import ledger_of
+
+    db, backup = tmp_path / "registry.db", tmp_path / "backup.db"
+    url, home = f"sqlite:///{db}", tmp_path / "home"
+    await serve_and_pay(home, url, 1)
+    shutil.copy(db, backup)
+    published, _ = await serve_and_pay(home, url, 3)
+    shutil.copy(backup, db)
+    settings = Settings(home=home, database_url=url, accept_ledger_rollback=True)
+    store = SqlStore(url)
+    await store.open()
+    try:
+        ledger, first_done = ledger_of(store), asyncio.Event()
+
+        class Later:  # the second worker's store answers once the first worker is through
+            async def head(self) -> Any:
+                await first_done.wait()
+                return await ledger.head()
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(ledger, name)
+
+        second = asyncio.create_task(ledger_guard(Later(), settings, lambda: 1.8e9))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # it has read the published mark
+        await ledger_guard(ledger, settings, lambda: 1.8e9)
+        first_done.set()
+        await second
+    finally:
+        await store.close()
+    asides = list(home.glob(f"{MARK_FILE}.rolled-back-*"))
+    sizes = sorted(json.loads(p.read_text())["tree_size"] for p in asides)
+    assert published in sizes  # before the fix: overwritten by the store's own checkpoint
+
+
+async def test_a_store_that_does_not_answer_at_start_is_not_taken_for_an_empty_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05: any database error reading the ledger's head (SQLite's "database is
+    locked" while another process writes, a connection lost) counted as an empty ledger:
+    ``registry serve`` refused with "the database was restored from an older backup", and
+    ``llm-mesh up`` took it for a deleted database and set the mark aside (served unchecked)."""
+    from sqlalchemy.exc import OperationalError
+
+    from LLM_Mesh.registry.ledger import SqlLedger
+    from LLM_Mesh.registry.ledger_mark import ledger_guard
+    from tests.registry.crash_books import ledger_of
+
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    await serve_and_pay(home, url, 2)
+    kept = (home / MARK_FILE).read_text()
+
+    async def locked(self: SqlLedger) -> Any:
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(SqlLedger, "head", locked)
+    with pytest.raises(StoreUnavailable, match="database is locked"):  # before: "restored"
+        await store_behind(Settings(home=home, database_url=url))  # one line, not a traceback
+    store = SqlStore(url)
+    await store.open()
+    try:
+        with pytest.raises(OperationalError):  # before: served, the mark set aside
+            await ledger_guard(ledger_of(store), Settings(home=home, database_url=url,
+                                                          local_mesh="up"))  # fmt: skip
+    finally:
+        await store.close()
+    assert (home / MARK_FILE).read_text() == kept
+    assert not list(home.glob(f"{MARK_FILE}.rolled-back-*"))
+
+
+async def test_on_sqlite_the_entries_are_on_disk_before_their_mark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05: SQLite commits the ledger with ``synchronous=NORMAL`` (the WAL is
+    not synced at each commit), while the mark is synced at once: a power loss (a laptop's
+    battery, under ``llm-mesh up`` too) lost the last entries and kept a mark past them, and
+    the registry refused every start after, naming a restored backup. The WAL is synced
+    before each mark now: whatever the mark covers survives what the mark survives."""
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    await serve_and_pay(home, url, 2)
+    marks = [i for i, p in enumerate(synced) if Path(p).name.startswith(f"{MARK_FILE}.")]
+    assert marks, synced
+    for i in marks:  # each mark written after the WAL was synced
+        assert any(p.endswith("registry.db-wal") for p in synced[:i]), synced[: i + 1]

@@ -145,3 +145,27 @@ async def test_a_take_cancelled_while_redis_runs_it_leaves_no_place(
         give()
     finally:
         await _close(shared)
+
+
+async def test_a_renewal_that_lands_after_the_give_back_holds_no_place(
+    redis_url: str,  # noqa: F811
+) -> None:
+    """Found 2026-12-05: the renewal (sent for every held request) was a plain ``ZADD``: one
+    that Redis ran after the request's removal (the removal goes on another connection, in
+    the background; a renewal retried after ``NOSCRIPT`` comes later still) put the ended
+    request back, so the address lost a place for a whole lease (60 s) with nothing in
+    flight; at its cap of 4 (the default) a client whose requests end quickly was refused."""
+    shared = _shared(redis_url, 1, lease_s=30.0)
+    try:
+        give = await shared.take("ip:a")
+        assert give is not None
+        ((member, key),) = shared.held.items()
+        give()
+        await _until(lambda: not shared._tasks)  # removed
+        # the renewal the loop had sent before the give, run by Redis after it
+        await shared._renew(keys=[key], args=[shared.lease_s, member])
+        again = await shared.take("ip:a")
+        assert again is not None  # before: None, at the cap with nothing in flight
+        again()
+    finally:
+        await _close(shared)
