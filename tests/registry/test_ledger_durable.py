@@ -1,0 +1,78 @@
+"""A checkpoint is never kept or published before the entries it covers are on the disk
+(``registry/ledger_durable.py``; found 2026-12-05: SQLite with ``synchronous=NORMAL`` lost
+its last commits at a power cut, under a checkpoint already published and kept in
+``ledger.checkpoint``, and the registry then refused to start)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from LLM_Mesh.core.ledger_entry import MINT, Transfer
+from LLM_Mesh.registry import ledger_durable
+from LLM_Mesh.registry.ledger_mark import MARK_FILE
+from LLM_Mesh.registry.store import SqlStore
+from tests.registry.helpers import running
+
+KEY = Ed25519PrivateKey.generate()
+
+
+async def test_the_log_is_synced_before_the_checkpoint_is_kept_or_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``fsync`` in the process is seen (the mark's too), with each append and each
+    checkpoint stored: the store's write-ahead log must be synced after the entries a
+    checkpoint covers were appended and before the mark is written or the row stored."""
+    db, home = tmp_path / "registry.db", tmp_path / "home"
+    events: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    async with running(home, store=SqlStore(f"sqlite:///{db}"), gateway_key=KEY) as h:  # type: ignore[arg-type]
+        ledger, checkpointer = h.runtime.ledger, h.runtime.checkpointer
+        assert ledger is not None and checkpointer is not None
+        store_it = ledger.add_checkpoint
+
+        async def published(cp: Any, public_key: str) -> bool:
+            events.append(f"publish {cp.tree_size}")
+            return await store_it(cp, public_key)
+
+        ledger.add_checkpoint = published  # type: ignore[method-assign]
+        for _ in range(3):
+            await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
+            events.append("append")
+            await checkpointer.checkpoint()
+    rounds = [i for i, e in enumerate(events) if e.startswith("publish")]
+    assert len(rounds) >= 3, events
+    last_append = -1
+    for at in rounds:
+        appended = max(i for i, e in enumerate(events[:at]) if e == "append")
+        if appended == last_append:  # the stop's checkpoint of nothing new
+            continue
+        last_append = appended
+        between = events[appended:at]
+        assert "fsync registry.db-wal" in between, events
+        synced = between.index("fsync registry.db-wal")
+        marked = [i for i, e in enumerate(between) if e.startswith(f"fsync {MARK_FILE}")]
+        assert marked and synced < marked[0], events  # the log first, then the mark
+
+
+def test_sync_files_syncs_the_log_then_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    assert ledger_durable.sync_files(db) == []  # nothing yet: nothing to sync
+    db.write_bytes(b"x")
+    (tmp_path / "registry.db-wal").write_bytes(b"y")
+    seen: list[int] = []
+    assert ledger_durable.sync_files(db, seen.append) == [
+        tmp_path / "registry.db-wal",
+        db,
+    ]
+    assert len(seen) == 2
