@@ -25,7 +25,7 @@ from LLM_Mesh.registry.settle_db import Answer, PaidPart, SqliteSettleDb
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import operator_account
-from tests.registry.crash_books import books, crash, ledger_of
+from tests.registry.crash_books import books, crash, journals, ledger_of
 
 USER = pseudonym("user", "key-outage")
 OP_A = operator_account("alice")
@@ -151,7 +151,7 @@ async def test_an_answer_not_written_when_its_gateway_is_killed_is_paid_by_its_r
     await again.stop()
     states = await books(store, answers, ["r1"], grant=GRANT, payer=USER)
     assert states.get("r2") in (None, "lapsed")
-    assert not (tmp_path / "settlement.unwritten").exists()  # its lines dropped
+    assert not journals(tmp_path)  # its journal removed
     third = _settlement(store, lease, home=tmp_path)  # nothing paid again by another start
     await third.start()
     await third.stop()
@@ -181,11 +181,11 @@ async def test_a_clean_stop_drops_its_own_unwritten_answers(
         db.away = True
         with pytest.raises(ConnectionError):
             await gw.answer(a)
-        assert (tmp_path / "settlement.unwritten").exists()
+        assert (tmp_path / f"settlement.unwritten.{gw.holder}").exists()
         db.away = False
     finally:
         await gw.stop()  # writes it once more, settles it, drops the line
-    assert not (tmp_path / "settlement.unwritten").exists()
+    assert not journals(tmp_path)
     again = _settlement(store, 0, home=tmp_path)
     await again.start()
     await again.stop()
