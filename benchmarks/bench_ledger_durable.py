@@ -5,8 +5,9 @@ A SQLite file in WAL mode with ``synchronous=NORMAL``, as the store runs it, tak
 ``--every`` ledger-like appends (one transaction each: an entry row and two balance
 updates), then the step before a checkpoint is signed. Per round, interleaved:
 
-- ``none``: no step (before the fix: the checkpoint may be ahead of the disk);
-- ``fsync``: ``ledger_durable.sync_files`` (the fix: ``fsync`` of ``-wal`` and the file);
+- ``none``: no step (before the fix: the checkpoint may be ahead of the disk; the files are
+  synced after it is timed, so each step finds only its own ``--every`` appends unsynced);
+- ``fsync``: ``ledger_durable.sync_log`` (the fix: ``fsync`` of ``-wal``);
 - ``wal_checkpoint(FULL)``: SQLite's own full checkpoint (syncs the log, copies it into the
   file, syncs that; waits for readers and writers);
 - ``synchronous=FULL``: every append commits with an ``fsync`` (no step): the cost is the
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from _common import ROOT, log, machine_line
 
-from LLM_Mesh.registry.ledger_durable import sync_files
+from LLM_Mesh.registry.ledger_durable import sync_log
 
 
 def connect(db: Path, synchronous: str) -> sqlite3.Connection:
@@ -77,10 +78,12 @@ def main() -> None:
                 normal_s.append(appends(normal, args.every))
                 t = time.perf_counter()
                 if step == "fsync":
-                    sync_files(db)
+                    sync_log(db)
                 elif step == "wal_checkpoint(FULL)":
                     normal.execute("PRAGMA wal_checkpoint(FULL)").fetchall()
                 res[step].append(time.perf_counter() - t)
+                if step == "none":  # each step finds only its own appends unsynced
+                    sync_log(db)
             full_s.append(appends(full, args.every))
         normal.close()
         full.close()

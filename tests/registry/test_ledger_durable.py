@@ -65,14 +65,23 @@ async def test_the_log_is_synced_before_the_checkpoint_is_kept_or_published(
         assert marked and synced < marked[0], events  # the log first, then the mark
 
 
-def test_sync_files_syncs_the_log_then_the_database(tmp_path: Path) -> None:
+def test_only_the_log_is_synced_never_the_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database file is never opened: closing a descriptor of it would drop SQLite's
+    POSIX locks (``ledger_durable``'s docstring: a removed log, commits lost)."""
     db = tmp_path / "registry.db"
-    assert ledger_durable.sync_files(db) == []  # nothing yet: nothing to sync
+    assert ledger_durable.sync_log(db) is False  # no log: nothing to sync
     db.write_bytes(b"x")
     (tmp_path / "registry.db-wal").write_bytes(b"y")
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: Any, *a: Any, **k: Any) -> int:
+        opened.append(Path(path).name)
+        return int(real_open(path, *a, **k))
+
+    monkeypatch.setattr(os, "open", spy)
     seen: list[int] = []
-    assert ledger_durable.sync_files(db, seen.append) == [
-        tmp_path / "registry.db-wal",
-        db,
-    ]
-    assert len(seen) == 2
+    assert ledger_durable.sync_log(db, seen.append) is True
+    assert opened == ["registry.db-wal"] and len(seen) == 1
