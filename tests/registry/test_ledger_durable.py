@@ -85,3 +85,35 @@ def test_only_the_log_is_synced_never_the_database_file(
     seen: list[int] = []
     assert ledger_durable.sync_log(db, seen.append) is True
     assert opened == ["registry.db-wal"] and len(seen) == 1
+
+
+async def test_a_failed_sync_keeps_and_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log's ``fsync`` failing (EIO: a disk going bad) stops the checkpoint: the mark
+    and the store's checkpoints stay as they were, and the next round signs it once the
+    disk takes it."""
+    db, home = tmp_path / "registry.db", tmp_path / "home"
+    async with running(home, store=SqlStore(f"sqlite:///{db}"), gateway_key=KEY) as h:  # type: ignore[arg-type]
+        ledger, checkpointer = h.runtime.ledger, h.runtime.checkpointer
+        assert ledger is not None and checkpointer is not None
+        await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
+        await checkpointer.checkpoint()
+        kept = (home / MARK_FILE).read_bytes()
+        before = await ledger.latest_checkpoint()
+        await ledger.append_one(Transfer("grant", MINT, "user:carol", 10))
+        real_fsync = os.fsync
+
+        def failing(fd: int) -> None:
+            if os.readlink(f"/proc/self/fd/{fd}").endswith("-wal"):
+                raise OSError(5, "Input/output error")
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing)
+        with pytest.raises(OSError):
+            await checkpointer.checkpoint()
+        assert (home / MARK_FILE).read_bytes() == kept
+        assert await ledger.latest_checkpoint() == before
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        cp = await checkpointer.checkpoint()
+        assert cp is not None and cp.tree_size == (await ledger.head())[0]
