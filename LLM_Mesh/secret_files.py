@@ -13,11 +13,13 @@ home's listing and its readable files open to every user of the machine);
 :func:`open_home_warning`: what to say of a home made before, still open to others, owned by
 another user, or a symbolic link (left as it is: the user's to change; nothing is ever
 changed through a link); :func:`system_home_refusal`: a folder of the system (``/``,
-``/etc``, ...) is never a home.
+``/etc``, ...) is never a home. :func:`replace_file`: a small file of the home replaced
+whole, even across a power cut (``ledger.checkpoint``, ``settlement.holder``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import stat
@@ -266,3 +268,39 @@ def try_lock(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (a rename into it) durable; skipped where a directory
+    cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - not every filesystem syncs a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` whole: written to ``<name>.<pid>.tmp`` (mode ``mode``),
+    ``fsync``, renamed over ``path``, the folder synced. After a crash or a power cut the
+    file holds the old content or the new, never a part (found 2026-12-05:
+    ``settlement.holder`` was written in place, and a torn one stopped the next start)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no temporary file left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)

@@ -68,6 +68,7 @@ from LLM_Mesh.registry.idempotency import IdempotencyCache
 from LLM_Mesh.registry.ledger import EngineOnce, SqlLedger
 from LLM_Mesh.registry.ledger_api import router as ledger_router
 from LLM_Mesh.registry.ledger_cosign import router as cosign_router
+from LLM_Mesh.registry.ledger_durable import durable_step
 from LLM_Mesh.registry.ledger_mark import ledger_guard, store_behind
 from LLM_Mesh.registry.ledger_signer import Checkpointer
 from LLM_Mesh.registry.metrics import GatewayMetrics
@@ -302,6 +303,7 @@ def create_registry_app(
             runtime.checkpointer = checkpointer
             if marks is not None:
                 checkpointer.keep = marks.keep_off_loop
+                checkpointer.durable = durable_step(ledger_engine)  # SQLite: fsync first
             ledger.on_append = checkpointer.note_append
             pusher = _witness_pusher(settings, ledger, witness_client, wall_clock, clock)
             app.state.witness_pusher = pusher  # None: no LLM_MESH_LEDGER_WITNESS_URLS

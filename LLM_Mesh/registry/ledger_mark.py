@@ -22,6 +22,15 @@ the store's newest checkpoint is kept (a replica that signed none yet still mark
 the others published). A scratch ledger (a memory store) has no mark.
 :func:`store_behind` is the same check before serving, on an engine of its own
 (``registry serve``'s one-line refusal).
+
+A damaged mark (not JSON of a checkpoint, unreadable, empty): the start is refused too,
+naming the file and what to do (``DAMAGED``). The file is always replaced whole
+(``secret_files.replace_file``), so a crash or a power cut leaves the old mark or the new,
+never a part: what is left is a damaged disk or an edit, and falling back to the store's
+own newest checkpoint would serve exactly the store the mark is there to refuse (a
+restored backup holds its older checkpoints too). Before the mark is written the entries it
+covers are made durable (``registry/ledger_durable.py``), so a power cut cannot leave it
+ahead of the store either.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ from LLM_Mesh.core.gossip import EXPORT_FORMAT
 from LLM_Mesh.core.ledger_mark import Mark, mark_problem, parse_mark, replaces
 from LLM_Mesh.errors import LedgerBehind, StoreUnavailable
 from LLM_Mesh.registry.ledger import SqlLedger
-from LLM_Mesh.secret_files import make_private_dir
+from LLM_Mesh.secret_files import fsync_dir, make_private_dir, replace_file
 
 __all__ = ["MARK_FILE", "MarkFile", "ledger_guard", "store_behind"]
 
@@ -61,6 +70,15 @@ RECOVERY = (
     "the database')"
 )
 
+DAMAGED = (
+    "It is written whole (a temporary file, fsync, rename), so this is no torn write of a "
+    "crash but a damaged or edited file, and without it this start cannot tell a restored "
+    "older store from the newest: the registry does not start. Check the store against the "
+    "newest checkpoint published (a witness's or a verifier's copy: llm-mesh ledger verify "
+    "--database-url URL --compare FILE); if it holds it, move this file aside and start "
+    "again (the store's newest checkpoint is kept in its place). If not: " + RECOVERY
+)
+
 
 class MarkFile:
     """The kept checkpoint at ``path`` (see the module docstring)."""
@@ -71,20 +89,18 @@ class MarkFile:
 
     def read(self) -> Mark | None:
         """The kept mark, ``None`` when there is none; :class:`LedgerBehind` when the file
-        cannot be read as one (refused as a rollback is: the start must not guess)."""
+        cannot be read as one: refused as a rollback is (module docstring, "A damaged
+        mark"), never replaced by the store's own newest checkpoint."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            raise LedgerBehind(f"cannot read {self.path}: {exc}") from None
+            raise LedgerBehind(f"cannot read {self.path}: {exc}. {DAMAGED}") from None
         try:
             return parse_mark(text)
         except ValueError as exc:
-            raise LedgerBehind(
-                f"{self.path}: {exc}; move it aside only if this registry's ledger is known "
-                "to be whole"
-            ) from None
+            raise LedgerBehind(f"{self.path}: {exc}. {DAMAGED}") from None
 
     def keep(self, checkpoint: dict[str, Any]) -> bool:
         """Write ``checkpoint`` (``core/gossip.export``'s form) unless the kept one is a
@@ -98,19 +114,8 @@ class MarkFile:
             if not replaces(old, new):
                 return False
             self._sync_store()
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            try:
-                with tmp.open("w", encoding="utf-8") as f:
-                    json.dump(checkpoint, f, indent=1, sort_keys=True)
-                    f.write("\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:  # a full disk: no temporary file left behind
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                raise
-            _fsync_dir(self.path.parent)
+            text = json.dumps(checkpoint, indent=1, sort_keys=True) + "\n"
+            replace_file(self.path, text.encode(), 0o644)  # whole, even across a power cut
             return True
 
     def _sync_store(self) -> None:
@@ -156,6 +161,7 @@ class MarkFile:
                 n += 1
                 aside = self.path.with_name(f"{self.path.name}.rolled-back-{stamp}-{n}")
             os.replace(self.path, aside)
+            fsync_dir(self.path.parent)
         return aside
 
     @contextlib.contextmanager
@@ -172,15 +178,6 @@ class MarkFile:
             yield
         finally:
             os.close(fd)  # the lock goes with it
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem opens a directory
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def sqlite_wal(url: str | URL) -> Path | None:

@@ -12,7 +12,10 @@ at all, every ``interval_s`` seconds. Two registries racing for one size both si
 the first stored wins (one checkpoint per size). With :attr:`Checkpointer.keep` (the app
 sets it: ``registry/ledger_mark.py``) each checkpoint it signs is kept beside
 ``registry.key`` before it is stored (published), and so is the store's newest when
-another replica signed it: what the next start holds a restored store against.
+another replica signed it: what the next start holds a restored store against. Before
+that, :attr:`Checkpointer.durable` (the app sets it: ``registry/ledger_durable.py``) puts
+the entries the checkpoint covers on the disk, so a power cut cannot leave the kept or
+published checkpoint ahead of the store.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ class Checkpointer:
         # store's newest signed elsewhere; an error in it stops the checkpoint (not stored)
         self.keep: Callable[[dict[str, Any]], Awaitable[object]] | None = None
         self._kept_size = -1
+        # run after the tree head is read and before the checkpoint is kept or published:
+        # the entries it covers made durable (ledger_durable.py); an error stops it too
+        self.durable: Callable[[], Awaitable[object]] | None = None
 
     def note_append(self, size: int) -> None:
         """Called after each append: wake the loop once ``every`` entries are unsigned."""
@@ -111,6 +117,8 @@ class Checkpointer:
         if size == 0 or size <= self._signed_size:
             return None
         await self.ensure_published()
+        if self.durable is not None:  # the entries on the disk before anyone sees the head
+            await self.durable()
         time_us = int(self._wall_clock() * 1_000_000)
         cp = sign_checkpoint(self.key, self._raw, self.origin, size, root, time_us)
         if self.keep is not None:  # kept before it is public: a restore can't get past it

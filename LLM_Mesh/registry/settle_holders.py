@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,11 +25,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from LLM_Mesh.registry import tables
-from LLM_Mesh.secret_files import try_lock
+from LLM_Mesh.secret_files import replace_file, try_lock
 
 __all__ = ["HomeLock", "beat", "dead_holders", "forget", "forget_batches"]
 
 log = logging.getLogger("LLM_Mesh.registry.settlement")
+
+_HOLDER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a holder id (Settlement.holder: h-<hex>)
 
 
 def now_ms_sql(dialect: str) -> Any:
@@ -89,6 +92,30 @@ async def forget_batches(engine: AsyncEngine, keep_s: float) -> int:
     return int(result.rowcount)
 
 
+def _last_holder(path: Path) -> str | None:
+    """The holder id in ``settlement.holder``; ``None`` when there is none, or (a WARNING)
+    when it holds no id: a file torn by a crash of an older llm-mesh (written in place), or
+    damaged. Then the predecessor's requests in flight are recovered once its heartbeat is
+    ``holder_ttl_s`` old instead of at once, and its journal (``settle_journal.py``: found
+    by its lock, not by this file) at this start all the same."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("settlement: cannot read %s (%s); its holder is recovered later", path, exc)
+        return None
+    text = data.decode("ascii", "replace").strip()
+    if not _HOLDER.fullmatch(text):
+        log.warning(
+            "settlement: %s holds no holder id (%r: a torn or damaged file); the last process's "
+            "requests in flight are recovered once its heartbeat is old, its unwritten answers "
+            "now (their journals), and the file is written again", path, text[:80],
+        )  # fmt: skip
+        return None
+    return text
+
+
 class HomeLock:
     """``$LLM_MESH_HOME/settlement.lock``, held with ``flock`` while a process runs, and
     ``settlement.holder``, the holder id of the process that held it last."""
@@ -119,9 +146,9 @@ class HomeLock:
             return None
         self._fd = fd
         path = self.home / "settlement.holder"
-        before = path.read_text().strip() if path.exists() else ""
-        path.write_text(holder + "\n")
-        return before or None
+        before = _last_holder(path)
+        replace_file(path, (holder + "\n").encode())  # whole: never a torn id (found 2026-12-05)
+        return before
 
     @property
     def held(self) -> bool:

@@ -43,7 +43,7 @@ from LLM_Mesh.registry.settle_holders import (
     forget,
     forget_batches,
 )
-from LLM_Mesh.registry.settle_journal import AnswerJournal, Unwritten
+from LLM_Mesh.registry.settle_journal import OwnJournal, Unwritten, claimed, dead_journals
 from LLM_Mesh.registry.settle_lease import Spend, release_leases, release_unknown_leases
 from LLM_Mesh.registry.settle_ledger import (
     LAPSED,
@@ -86,6 +86,7 @@ class SettleUpkeep:
     _db: SettleDb | None
     _pool_day: str | None
     _home_lock: HomeLock | None
+    _own_journal: OwnJournal | None = None  # made at the first answer not written
     _settling: asyncio.Lock
     _answered: list[Answer]  # recorded (or maybe: see Settlement._again), to settle
     _given_up: set[Answer | Spend]  # answers whose writes failed at the stop (written once more)
@@ -261,12 +262,6 @@ class SettleUpkeep:
         pause = _AGAIN_S[min(tries, len(_AGAIN_S) - 1)]
         self._again_at[op] = loop.call_later(pause, self._write_again, op)
 
-    def _journal(self) -> AnswerJournal | None:
-        """The home's journal of answers not written (``settle_journal.py``), when this
-        process holds the home's lock."""
-        lock = self._home_lock
-        return AnswerJournal(lock.home) if lock is not None and lock.held else None
-
     def _keep_unwritten(self, op: Answer | Spend) -> None:
         answer = op if isinstance(op, Answer) else op.answer
         u = Unwritten(self.holder, answer, isinstance(op, Spend))
@@ -288,48 +283,52 @@ class SettleUpkeep:
             self._journal_add(batch)
 
     def _journal_add(self, us: list[Unwritten]) -> None:
-        journal = self._journal()
-        if journal is None or not us:
+        """``us`` in this process's own journal (``settle_journal.py``), when it has a home
+        (each process on it its own: ``--workers N`` too)."""
+        lock = self._home_lock
+        if lock is None or not us:
             return
+        if self._own_journal is None:
+            self._own_journal = OwnJournal(lock.home, self.holder)
         try:
-            journal.add(*us)
-        except OSError:  # the home not writable: written again all the same
+            self._own_journal.add(*us)
+        except (OSError, ImportError):  # the home not writable: written again all the same
             log.exception("settlement: could not keep %d answer(s) in the home", len(us))
 
     def _drop_written(self) -> None:
-        """This holder's lines of the journal, once none of its writes waits to be written
-        again (each journalled answer is written, or counted at the stop). Found 2026-12-05:
-        kept until its stop, so the file grew with every answer of every outage for as long
-        as the gateway ran, and a crash's successor read it whole and wrote each again.
+        """This process's journal, once none of its writes waits to be written again (each
+        journalled answer is written, or counted at the stop). Found 2026-12-05: kept until
+        its stop, so the file grew with every answer of every outage for as long as the
+        gateway ran, and a crash's successor read it whole and wrote each again.
         Synchronous between two awaits: no answer is journalled meanwhile."""
-        journal = self._journal()
+        journal = self._own_journal
         busy = self._tries or self._again_at or self._given_up or self._checking
-        if journal is not None and not busy and journal.path.exists():
-            journal.drop([self.holder])
+        if journal is not None and not busy and journal.kept:
+            journal.remove()
 
     async def _write_unwritten(self, holders: list[str | None], now: datetime) -> list[Answer]:
-        """The answers ``holders`` served and never wrote (this home's journal), recorded as
-        they would have: a lapsed row revived, a lease's answer written once; those now
-        answered (to settle). Their lines dropped."""
-        journal = self._journal()
-        if journal is None or not (found := journal.of(holders)):
+        """The answers ``holders`` served and never wrote (this home's journals of those
+        that are gone), recorded as they would have: a lapsed row revived, a lease's answer
+        written once; those now answered (to settle). Their journals removed."""
+        lock = self._home_lock
+        if lock is None:
             return []
         engine = await self._engine()
         answered: list[Answer] = []
-        for u in found:
-            a = await self._with_operators(u.answer)
-            if u.lease:
-                done = await spend_again(engine, a, self.holder, now) == "answered"
-            else:
-                done = await revive(engine, a, u.holder, now)
-            if done:
-                answered.append(a)
-            log.warning(
-                "settlement: the answer of %s, served by %s and not written before it "
-                "stopped, %s", a.key, u.holder, "recorded" if done else "was written or "
-                "cannot be covered any more",
-            )  # fmt: skip
-        journal.drop(holders)
+        with claimed(lock.home, holders, self.holder) as found:
+            for u in found:
+                a = await self._with_operators(u.answer)
+                if u.lease:
+                    done = await spend_again(engine, a, self.holder, now) == "answered"
+                else:
+                    done = await revive(engine, a, u.holder, now)
+                if done:
+                    answered.append(a)
+                log.warning(
+                    "settlement: the answer of %s, served by %s and not written before it "
+                    "stopped, %s", a.key, u.holder, "recorded" if done else "was written or "
+                    "cannot be covered any more",
+                )  # fmt: skip
         return answered
 
     @staticmethod
@@ -489,8 +488,10 @@ class SettleUpkeep:
     async def recover(self, holders: list[str | None] | None = None) -> tuple[int, int]:
         """Settle the answered and void the pending rows of dead holders (default: every
         dead one); ``(settled, voided)``."""
-        if holders is None:
+        if holders is None:  # and the gone processes whose journals this home keeps
             holders = await self.dead_holders()
+            home = None if self._home_lock is None else self._home_lock.home
+            holders += [h for h in dead_journals(home, self.holder) if h not in holders]
         if not holders:
             return 0, 0
         engine = await self._engine()
@@ -507,9 +508,8 @@ class SettleUpkeep:
         others = [h for h in holders if h != self.holder]
         if others:  # answers they served and never wrote, if this home kept them
             settled += await settle(self.ledger, await self._write_unwritten(others, now), now)
-        journal = self._journal()
-        if journal is not None and self.holder in holders:  # its stop: its rows void now,
-            journal.drop([self.holder])  # its answers written or counted unpaid (the stop)
+        if self._own_journal is not None and self.holder in holders:  # its stop: its rows
+            self._own_journal.remove()  # void now, its answers written or counted unpaid
         leased = await release_leases(engine, holders)  # a live one's answers: Spend's fallback
         if self.holder in holders and self.leases is not None:
             self.leases.clear()

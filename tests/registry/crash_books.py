@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -67,6 +68,13 @@ async def crash(st: Settlement) -> None:
         await st._worker.stop()
     if st._home_lock is not None:
         st._home_lock.release()
+    if st._own_journal is not None:  # its journal's lock goes with the process; the file stays
+        st._own_journal.abandon()
+
+
+def journals(home: Path) -> list[Path]:
+    """The journals of unwritten answers left in ``home`` (``registry/settle_journal.py``)."""
+    return sorted(home.glob("settlement.unwritten*"))
 
 
 async def silence(store: SqlStore, *holders: str) -> None:

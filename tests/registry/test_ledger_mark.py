@@ -114,6 +114,26 @@ async def test_an_unreadable_mark_is_refused(tmp_path: Path) -> None:
         await serve_and_pay(home, url, 1)
 
 
+@pytest.mark.parametrize("damage", [b"", b"{garbled", b"\xff\x00" * 300])
+async def test_a_damaged_mark_is_refused_saying_what_to_do(tmp_path: Path, damage: bytes) -> None:
+    """A mark that is empty, cut or not text (a damaged disk, an edit: a crash cannot tear it,
+    it is replaced whole) stops the start, and the refusal names the file and how to
+    recover (found 2026-12-05: it said only to move the file aside "if the ledger is known
+    to be whole", not how to know it); the file is left as it is, the store untouched."""
+    url, home = f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "home"
+    await serve_and_pay(home, url, 2)
+    (home / MARK_FILE).write_bytes(damage)
+    for refuse in (lambda: serve_and_pay(home, url, 1),
+                   lambda: store_behind(Settings(home=home, database_url=url))):  # fmt: skip
+        with pytest.raises(LedgerBehind) as refused:
+            await refuse()
+        said = str(refused.value)
+        assert str(home / MARK_FILE) in said, said
+        assert "ledger verify" in said and "--compare" in said, said
+        assert "move this file aside" in said and "--accept-ledger-rollback" in said, said
+    assert (home / MARK_FILE).read_bytes() == damage
+
+
 async def _copy_database(source: str, target: str) -> None:
     from tests.conftest import _admin_connect, _drop_database
 
@@ -222,6 +242,7 @@ async def test_the_override_gets_past_an_unreadable_mark(tmp_path: Path) -> None
 def test_a_mark_not_written_leaves_no_temporary_file(tmp_path: Path, monkeypatch: Any) -> None:
     """Found 2026-12-05: a write that failed (a full disk) left
     ``ledger.checkpoint.<pid>.tmp`` behind, one per process, for ever."""
+    from LLM_Mesh import secret_files
     from LLM_Mesh.registry import ledger_mark
 
     marks = ledger_mark.MarkFile(tmp_path / MARK_FILE)
@@ -230,7 +251,7 @@ def test_a_mark_not_written_leaves_no_temporary_file(tmp_path: Path, monkeypatch
     def full(*_: object, **__: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ledger_mark.json, "dump", full)
+    monkeypatch.setattr(secret_files.os, "write", full)  # the write of its temporary file
     with pytest.raises(OSError):
         marks.keep(cp)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{MARK_FILE}.lock"]

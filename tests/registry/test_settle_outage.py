@@ -25,7 +25,7 @@ from LLM_Mesh.registry.settle_db import Answer, PaidPart, SqliteSettleDb
 from LLM_Mesh.registry.settlement import Settlement
 from LLM_Mesh.registry.store import SqlStore
 from tests.keyed import operator_account
-from tests.registry.crash_books import books, crash, ledger_of
+from tests.registry.crash_books import books, crash, journals, ledger_of
 
 USER = pseudonym("user", "key-outage")
 OP_A = operator_account("alice")
@@ -151,7 +151,7 @@ async def test_an_answer_not_written_when_its_gateway_is_killed_is_paid_by_its_r
     await again.stop()
     states = await books(store, answers, ["r1"], grant=GRANT, payer=USER)
     assert states.get("r2") in (None, "lapsed")
-    assert not (tmp_path / "settlement.unwritten").exists()  # its lines dropped
+    assert not journals(tmp_path)  # its journal removed
     third = _settlement(store, lease, home=tmp_path)  # nothing paid again by another start
     await third.start()
     await third.stop()
@@ -181,11 +181,11 @@ async def test_a_clean_stop_drops_its_own_unwritten_answers(
         db.away = True
         with pytest.raises(ConnectionError):
             await gw.answer(a)
-        assert (tmp_path / "settlement.unwritten").exists()
+        assert (tmp_path / f"settlement.unwritten.{gw.holder}").exists()
         db.away = False
     finally:
         await gw.stop()  # writes it once more, settles it, drops the line
-    assert not (tmp_path / "settlement.unwritten").exists()
+    assert not journals(tmp_path)
     again = _settlement(store, 0, home=tmp_path)
     await again.start()
     await again.stop()
@@ -204,7 +204,7 @@ async def test_a_live_gateway_drops_the_lines_of_answers_written_since(
     gw = _settlement(store, 0, home=tmp_path)
     await gw.start()
     a = Answer("r1", USER, "m", E, (PaidPart("n1", OP_A, 4_000, 200),), "aa" * 32)
-    journal = tmp_path / "settlement.unwritten"
+    journal = tmp_path / f"settlement.unwritten.{gw.holder}"  # its own (durable28)
     due: list[Any] = []
     monkeypatch.setattr(gw, "_write_again", due.append)  # the pause's write, held back
     try:
@@ -266,7 +266,7 @@ async def test_a_failed_batchs_answers_are_journalled_with_one_sync(
         results = await asyncio.gather(*(gw.answer(a) for a in answers), return_exceptions=True)
         assert all(isinstance(r, ConnectionError) for r in results), results
         monkeypatch.setattr(os, "fsync", real_fsync)
-        journal = tmp_path / "settlement.unwritten"
+        journal = tmp_path / f"settlement.unwritten.{gw.holder}"  # its own (durable28)
         assert len(journal.read_text().splitlines()) == len(answers)  # each kept
         assert syncs.count(str(journal)) <= 2, syncs  # before: 20
         db.away = False
