@@ -215,8 +215,8 @@ def statement_command(
         typer.Option(
             "--served",
             metavar="FILE",
-            help="with --operator: a node's served log ($LLM_MESH_HOME/served.jsonl on the "
-            "node's machine; its rotated files FILE.1 ... too), repeatable: every request it "
+            help="with --operator: a node's served log (served.jsonl in the node's "
+            "$LLM_MESH_HOME; its rotated files FILE.1 ... too), repeatable: every request it "
             "answered must be paid to the account at the published price (10 minutes to settle)",
         ),
     ] = None,
@@ -226,6 +226,7 @@ def statement_command(
             "--fee-bps",
             min=0,
             max=10_000,
+            metavar="BPS",
             help="with --served: the network fee every request is judged by, basis points of "
             "each part (default: the fee the registry publishes now, GET /v1/pricing, with its "
             "prices; a request paid under another fee that its own entries state, the price "
@@ -237,7 +238,7 @@ def statement_command(
         str | None, typer.Option(help="pin the registry's public key (base64 or base64url)")
     ] = None,
     page: Annotated[
-        int, typer.Option(min=1, max=10_000, help="entries per page of GET /v1/ledger")
+        int, typer.Option(min=1, max=10_000, metavar="N", help="entries per page of GET /v1/ledger")
     ] = 10_000,
     home: HomeOpt = None,
     registry_ca: RegistryCaOpt = None,
