@@ -80,10 +80,19 @@ def fetch_keys(
     at most :data:`KEYS_ANSWER_BYTES` within 3 × ``timeout_s`` (found 2026-12-03: read
     whole by ``httpx.get``, a gzip bomb inflated, a byte at a time held the command for
     as long as the registry liked)."""
+    return fetch_keys_at(registry_url, timeout_s, ca_file)[1]
+
+
+def fetch_keys_at(
+    registry_url: str | Sequence[str], timeout_s: float = 10.0, ca_file: str | None = None
+) -> tuple[str, list[str]]:
+    """:func:`fetch_keys` and the replica that answered them."""
     return asyncio.run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
 
 
-async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None) -> list[str]:
+async def _fetch_keys(
+    urls: Sequence[str], timeout_s: float, ca_file: str | None
+) -> tuple[str, list[str]]:
     verify = client_ssl_context(ca_file)
     async with httpx.AsyncClient(timeout=timeout_s, verify=verify) as client:
         for n, url in enumerate(urls, 1):
@@ -102,7 +111,7 @@ async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None
                 continue
             if r.status_code != 200:
                 raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
-            return keys_from_listing(r.text)
+            return url, keys_from_listing(r.text)
     raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 
@@ -233,10 +242,12 @@ def verify_command(
         texts = list(key or [])
         if keys_file is not None:
             texts += keys_from_listing(keys_file.read_text("utf-8"))
+        answered: str | None = None  # the replica that answered: asked first after
         if not texts or registry is not None:
             ca = str(registry_ca.expanduser()) if registry_ca else None
             settings = settings_from(None, registry, registry_ca=ca)
-            texts += fetch_keys(settings.registry_urls, ca_file=settings.registry_ca)
+            answered, more = fetch_keys_at(settings.registry_urls, ca_file=settings.registry_ca)
+            texts += more
         keys = parse_keys(texts)
         expected = None if output is None else output.read_text("utf-8")
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError, MeshError) as exc:
@@ -257,7 +268,7 @@ def verify_command(
         console.print(SIMULATED_NOTE, highlight=False)
     if ledger or ledger_request_id is not None:
         lid = ledger_request_id or found.ledger_request_id or receipt.request_id
-        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()))
+        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()), answered)
 
 
 LISTED_ONLY = (
@@ -268,17 +279,27 @@ LISTED_ONLY = (
 )
 
 
+def _first(urls: Sequence[str], answered: str | None) -> list[str]:
+    """``urls`` with the replica that answered first, the others after in their order."""
+    return [u for u in urls if u == answered] + [u for u in urls if u != answered]
+
+
 def _check_ledger(
-    receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes]
-) -> None:
+    receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes],
+    answered: str | None = None,
+) -> None:  # fmt: skip
     """``--ledger``: the request's published entries against what the receipt signs (found
     2026-12-05: nothing compared them; a registry could charge other amounts than it
-    countersigned, and ``receipt verify`` and ``ledger verify`` both passed)."""
+    countersigned, and ``receipt verify`` and ``ledger verify`` both passed). Each step
+    asks first the replica that answered the one before (found 2026-12-05: a hung first
+    replica was waited for at each, then ended the command)."""
     try:
         settings = settings_from(None, registry, registry_ca=str(ca.expanduser()) if ca else None)
-        entries = request_entries(settings.registry_urls, lid, ca_file=settings.registry_ca)
+        urls = _first(gateway_urls(settings.registry_urls), answered)
+        answered, entries = request_entries(urls, lid, ca_file=settings.registry_ca)
         mine = [e for e in entries if e.get("receipt_hash") == receipt.receipt_hash]
-        outside, later = included(settings.registry_urls, mine, keys, ca_file=settings.registry_ca)
+        urls = _first(urls, answered)
+        outside, later = included(urls, mine, keys, ca_file=settings.registry_ca)
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(exc) from exc
     findings = ledger_findings(receipt, entries) + outside

@@ -117,6 +117,41 @@ def test_a_page_of_entries_that_is_not_the_log_fails_its_inclusion_proof(
     assert "is not in the signed checkpoint of size" in " ".join(res.output.split())
 
 
+def test_a_hung_first_replica_is_asked_once_not_at_every_step(
+    paid: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new user's try, two gateway URLs, the first a socket that never
+    answers): ``receipt verify --ledger`` waited for the hung replica for the keys, again
+    for the request's entries, and asked the checkpoint and proofs of it alone: 30 s, then
+    ``error: ReadTimeout``, exit 1, though the second replica answered everything."""
+    mesh, _rt, r = paid
+    honest = receipt_ledger.call
+    hung: list[str] = []
+
+    async def replicas(
+        client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any
+    ) -> Any:
+        if url.startswith("http://hung.test"):
+            hung.append(url)
+            raise httpx.ReadTimeout("no answer within the timeout")
+        return await honest(client, method, url, limit, **kw)
+
+    monkeypatch.setattr(receipt_ledger, "call", replicas)
+    monkeypatch.setattr("LLM_Mesh.cli.receipt_commands.call", replicas)
+    urls = f"http://hung.test,{mesh.registry_url}"
+    res = runner.invoke(app, ["receipt", "verify", "-", "--registry", urls, "--ledger"],
+                        input=r.text)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "charges what the receipt signs" in " ".join(res.output.split())
+    assert len(hung) == 1, hung  # its keys: the replica that answered them is asked after
+    hung.clear()  # the key given (none fetched): the entries' replica gives the proofs too
+    key = mesh.call(_rt.ledger.keys())[0][0]
+    res = runner.invoke(app, ["receipt", "verify", "-", "--ledger", "--key", key],
+                        input=r.text, env={"LLM_MESH_REGISTRY_URL": urls})  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(hung) == 1, hung
+
+
 def _answering(pages: list[dict[str, Any]], asked: list[int]) -> Any:
     async def get(client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any) -> Any:
         asked.append(limit)
