@@ -25,7 +25,15 @@ import typer
 from rich.text import Text
 
 from LLM_Mesh.bounded_http import call
-from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.common import (
+    RegistryCaOpt,
+    RegistryOpt,
+    begin_at,
+    console,
+    err,
+    fail,
+    settings_from,
+)
 from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import gateway_urls
@@ -279,11 +287,6 @@ LISTED_ONLY = (
 )
 
 
-def _first(urls: Sequence[str], answered: str | None) -> list[str]:
-    """``urls`` with the replica that answered first, the others after in their order."""
-    return [u for u in urls if u == answered] + [u for u in urls if u != answered]
-
-
 def _check_ledger(
     receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes],
     answered: str | None = None,
@@ -295,10 +298,10 @@ def _check_ledger(
     replica was waited for at each, then ended the command)."""
     try:
         settings = settings_from(None, registry, registry_ca=str(ca.expanduser()) if ca else None)
-        urls = _first(gateway_urls(settings.registry_urls), answered)
+        urls = begin_at(gateway_urls(settings.registry_urls), answered)
         answered, entries = request_entries(urls, lid, ca_file=settings.registry_ca)
         mine = [e for e in entries if e.get("receipt_hash") == receipt.receipt_hash]
-        urls = _first(urls, answered)
+        urls = begin_at(urls, answered)
         outside, later = included(urls, mine, keys, ca_file=settings.registry_ca)
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(exc) from exc
