@@ -218,7 +218,8 @@ def statement_command(
         typer.Option(
             "--served",
             metavar="FILE",
-            help="with --operator: a node's served log ($LLM_MESH_HOME/served.jsonl on the "
+            help="with --operator (or --account operator:..., e.g. `llm-mesh up`'s node's, "
+            "which `llm-mesh node info` names): a node's served log ($LLM_MESH_HOME/served.jsonl on the "
             "node's machine; its rotated files FILE.1 ... too), repeatable: every request it "
             "answered must be paid to the account at the published price (10 minutes to settle)",
         ),
@@ -272,7 +273,11 @@ def statement_command(
     if operator and account is not None:
         raise fail(ValueError("--operator names the account itself: not with --account"))
     if served and not (operator or (account or "").startswith("operator:")):
-        raise fail(ValueError("--served is for an operator account: with --operator"))
+        raise fail(
+            ValueError(
+                "--served is for an operator account: with --operator or --account operator:..."
+            )
+        )
     token = None
     if operator:
         try:
