@@ -280,11 +280,26 @@ def verify_command(
 
 
 LISTED_ONLY = (
-    "proven: those entries are in the registry's log (inclusion proofs against its signed "
-    "checkpoint); not proven: that the registry listed all of the receipt's entries. For "
+    "not proven: that the registry listed all of the receipt's entries. For "
     "that, `llm-mesh ledger verify --receipt FILE` reads the whole log (and `ledger "
     "statement` checks every entry of your key's account against your receipts)"
 )
+
+
+def _proven(entries: int, later: int) -> str:
+    """What the inclusion proofs proved: none was asked for an entry newer than the signed
+    checkpoint (found 2026-12-05: "proven" said of entries that were all newer)."""
+    if later == 0:
+        return (
+            "proven: those entries are in the registry's log (inclusion proofs against its "
+            "signed checkpoint)"
+        )
+    if later >= entries:
+        return (
+            "not proven yet: that they are in the registry's log (none is under a signed "
+            "checkpoint yet)"
+        )
+    return "proven: those under its signed checkpoint are in the registry's log (inclusion proofs)"
 
 
 def _check_ledger(
@@ -327,7 +342,7 @@ def _check_ledger(
     )  # fmt: skip
     # found 2026-12-05: said as if they were all of the receipt's entries; the page is the
     # registry's choice (an entry left out of it is in no proof asked for here)
-    console.print(f"  {LISTED_ONLY}", highlight=False)
+    console.print(f"  {_proven(len(mine), len(later))}; {LISTED_ONLY}", highlight=False)
     if later:  # the checkpointer signs every few seconds: a later run proves them too
         console.print(
             f"  [yellow]{'entry' if len(later) == 1 else 'entries'} {', '.join(map(str, later))} "
