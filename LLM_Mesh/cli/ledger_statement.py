@@ -348,7 +348,9 @@ def statement_command(
         report, watch, held, refused, acct = asyncio.run(go())
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
-    ledger_commands.print_report(report, time.perf_counter() - start, None)
+    # found 2026-12-05: without the file, no word of what to do for a ledger started over
+    remembered = seen_path if seen_path.exists() else None
+    ledger_commands.print_report(report, time.perf_counter() - start, remembered)
     if shown_read:  # the balance GET /v1/balance showed, held against the entries (audit)
         ledger_commands.say_key_balance(report.ok, shown_read[0], None)
     if acct is None:

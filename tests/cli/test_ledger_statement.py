@@ -274,3 +274,19 @@ def test_an_operator_statement_waits_on_a_hung_first_replica_once(
     assert res.exit_code == 0, res.output
     assert hung, "the account was not asked of HUNG first"
     assert began == [[live, "http://hung.test"]], began  # LIVE first: no second wait
+
+
+def test_a_ledger_behind_what_an_earlier_statement_saw_says_what_to_do_if_on_purpose(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new operator's try, a local registry whose database was deleted
+    and started over): the statement failed ``truncated`` against what the earlier run
+    kept in ``ledger_seen.json``, without the line ``ledger verify`` prints for it (which
+    file, and to remove it when the ledger was started over on purpose)."""
+    code, out = _statement(paid)
+    assert code == 0, out
+    size, _ = paid.mesh.call(paid.ledger.head())
+    _serve(monkeypatch, paid, lambda row: row[0] >= size - 1)  # the log now shown shorter
+    code, out = _statement(paid)
+    assert code == 1 and "truncated" in out, out
+    assert "ledger_seen.json)" in out and "remove that file" in out, out
