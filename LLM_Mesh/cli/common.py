@@ -211,6 +211,13 @@ async def first_answering(
     return urls[-1]
 
 
+def begin_at(urls: Sequence[str], answered: str | None) -> list[str]:
+    """``urls`` with ``answered`` (the replica that answered the command's previous call)
+    first and the others after, in their order: a hung replica it left is not waited on
+    again by the next call (found 2026-12-05)."""
+    return [u for u in urls if u == answered] + [u for u in urls if u != answered]
+
+
 # a bullet ("- ", "* ", "• ") or numbered ("1. ", "2) ") list item starting a line
 _LIST_ITEM = re.compile(r"(?:[-*•]|[0-9]{1,3}[.)])\s+\S")
 

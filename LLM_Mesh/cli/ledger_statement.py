@@ -36,6 +36,7 @@ from LLM_Mesh.cli.common import (
     HomeOpt,
     RegistryCaOpt,
     RegistryOpt,
+    begin_at,
     console,
     err,
     fail,
@@ -136,18 +137,20 @@ def _checked(
 
 async def operator_account(
     settings: Settings, token: str, http_client: httpx.AsyncClient | None = None
-) -> tuple[str, str | None]:
+) -> tuple[str, str | None, str]:
     """The operator account (and the unkeyed one of before migration 0018, if any) that
     ``GET /v1/earnings`` names for ``token``: the registry's word (a keyed pseudonym the
-    operator cannot derive), remembered on first use by the caller."""
+    operator cannot derive), remembered on first use by the caller; and the replica that
+    answered (where the log is read from first)."""
     urls, ca = settings.registry_urls, settings.registry_ca
     async with MeshClient(urls, ca_file=ca, http_client=http_client) as client:
         report = await client.earnings(token, days=1)
+        answered = client.base_url
     acct, old = report.get("account"), report.get("old_account")
     if not isinstance(acct, str) or not acct.startswith("operator:") or not ACCOUNT_RE.match(acct):
         raise MeshError("GET /v1/earnings named no operator account for the token")
     old_ok = isinstance(old, str) and old.startswith("operator:") and ACCOUNT_RE.match(old)
-    return acct, old if old_ok else None
+    return acct, old if old_ok else None, answered
 
 
 def _when(time_us: int) -> str:
@@ -215,8 +218,9 @@ def statement_command(
         typer.Option(
             "--served",
             metavar="FILE",
-            help="with --operator: a node's served log (served.jsonl in the node's "
-            "$LLM_MESH_HOME; its rotated files FILE.1 ... too), repeatable: every request it "
+            help="with --operator (or --account operator:..., e.g. `llm-mesh up`'s node's, "
+            "which `llm-mesh node info` names): a node's served log (served.jsonl in the "
+            "node's $LLM_MESH_HOME; its rotated files FILE.1 ... too), repeatable: every request it "
             "answered must be paid to the account at the published price (10 minutes to settle)",
         ),
     ] = None,
@@ -270,7 +274,11 @@ def statement_command(
     if operator and account is not None:
         raise fail(ValueError("--operator names the account itself: not with --account"))
     if served and not (operator or (account or "").startswith("operator:")):
-        raise fail(ValueError("--served is for an operator account: with --operator"))
+        raise fail(
+            ValueError(
+                "--served is for an operator account: with --operator or --account operator:..."
+            )
+        )
     token = None
     if operator:
         try:
@@ -301,10 +309,13 @@ def statement_command(
     async def go() -> tuple[Any, StatementWatch, list[Receipt], list[str], str | None]:
         if mine:
             bearer_header(mine, "the API key", InvalidApiKey)
+        urls: Sequence[str] = settings.registry_urls
         if token is not None:
-            named_for_token.append(await operator_account(settings, token))
+            acct, old, answered = await operator_account(settings, token)
+            named_for_token.append((acct, old))
+            urls = begin_at(urls, answered)  # found 2026-12-05: a hung first one, asked again
         verify_tls = client_ssl_context(settings.registry_ca)
-        url = await first_answering(settings.registry_urls, verify_tls)
+        url = await first_answering(urls, verify_tls)
         where = (url, None, settings.ledger_origin, settings.registry_ca, mine)
         async with ledger_commands._source(*where) as src:
             trusted = [key] if key else (await src.keys())[0]
@@ -338,7 +349,9 @@ def statement_command(
         report, watch, held, refused, acct = asyncio.run(go())
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
-    ledger_commands.print_report(report, time.perf_counter() - start, None)
+    # found 2026-12-05: without the file, no word of what to do for a ledger started over
+    remembered = seen_path if seen_path.exists() else None
+    ledger_commands.print_report(report, time.perf_counter() - start, remembered)
     if shown_read:  # the balance GET /v1/balance showed, held against the entries (audit)
         ledger_commands.say_key_balance(report.ok, shown_read[0], None)
     if acct is None:

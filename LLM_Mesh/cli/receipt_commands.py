@@ -25,7 +25,15 @@ import typer
 from rich.text import Text
 
 from LLM_Mesh.bounded_http import call
-from LLM_Mesh.cli.common import RegistryCaOpt, RegistryOpt, console, err, fail, settings_from
+from LLM_Mesh.cli.common import (
+    RegistryCaOpt,
+    RegistryOpt,
+    begin_at,
+    console,
+    err,
+    fail,
+    settings_from,
+)
 from LLM_Mesh.cli.receipt_ledger import included, request_entries
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import gateway_urls
@@ -80,10 +88,19 @@ def fetch_keys(
     at most :data:`KEYS_ANSWER_BYTES` within 3 × ``timeout_s`` (found 2026-12-03: read
     whole by ``httpx.get``, a gzip bomb inflated, a byte at a time held the command for
     as long as the registry liked)."""
+    return fetch_keys_at(registry_url, timeout_s, ca_file)[1]
+
+
+def fetch_keys_at(
+    registry_url: str | Sequence[str], timeout_s: float = 10.0, ca_file: str | None = None
+) -> tuple[str, list[str]]:
+    """:func:`fetch_keys` and the replica that answered them."""
     return asyncio.run(_fetch_keys(gateway_urls(registry_url), timeout_s, ca_file))
 
 
-async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None) -> list[str]:
+async def _fetch_keys(
+    urls: Sequence[str], timeout_s: float, ca_file: str | None
+) -> tuple[str, list[str]]:
     verify = client_ssl_context(ca_file)
     async with httpx.AsyncClient(timeout=timeout_s, verify=verify) as client:
         for n, url in enumerate(urls, 1):
@@ -102,7 +119,7 @@ async def _fetch_keys(urls: Sequence[str], timeout_s: float, ca_file: str | None
                 continue
             if r.status_code != 200:
                 raise ValueError(f"GET /v1/ledger/keys answered {r.status_code}: {r.text[:200]}")
-            return keys_from_listing(r.text)
+            return url, keys_from_listing(r.text)
     raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 
@@ -233,10 +250,12 @@ def verify_command(
         texts = list(key or [])
         if keys_file is not None:
             texts += keys_from_listing(keys_file.read_text("utf-8"))
+        answered: str | None = None  # the replica that answered: asked first after
         if not texts or registry is not None:
             ca = str(registry_ca.expanduser()) if registry_ca else None
             settings = settings_from(None, registry, registry_ca=ca)
-            texts += fetch_keys(settings.registry_urls, ca_file=settings.registry_ca)
+            answered, more = fetch_keys_at(settings.registry_urls, ca_file=settings.registry_ca)
+            texts += more
         keys = parse_keys(texts)
         expected = None if output is None else output.read_text("utf-8")
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError, MeshError) as exc:
@@ -257,28 +276,48 @@ def verify_command(
         console.print(SIMULATED_NOTE, highlight=False)
     if ledger or ledger_request_id is not None:
         lid = ledger_request_id or found.ledger_request_id or receipt.request_id
-        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()))
+        _check_ledger(receipt, lid, registry, registry_ca, set(keys.values()), answered)
 
 
 LISTED_ONLY = (
-    "proven: those entries are in the registry's log (inclusion proofs against its signed "
-    "checkpoint); not proven: that the registry listed all of the receipt's entries. For "
+    "not proven: that the registry listed all of the receipt's entries. For "
     "that, `llm-mesh ledger verify --receipt FILE` reads the whole log (and `ledger "
     "statement` checks every entry of your key's account against your receipts)"
 )
 
 
+def _proven(entries: int, later: int) -> str:
+    """What the inclusion proofs proved: none was asked for an entry newer than the signed
+    checkpoint (found 2026-12-05: "proven" said of entries that were all newer)."""
+    if later == 0:
+        return (
+            "proven: those entries are in the registry's log (inclusion proofs against its "
+            "signed checkpoint)"
+        )
+    if later >= entries:
+        return (
+            "not proven yet: that they are in the registry's log (none is under a signed "
+            "checkpoint yet)"
+        )
+    return "proven: those under its signed checkpoint are in the registry's log (inclusion proofs)"
+
+
 def _check_ledger(
-    receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes]
-) -> None:
+    receipt: Receipt, lid: str, registry: str | None, ca: Path | None, keys: set[bytes],
+    answered: str | None = None,
+) -> None:  # fmt: skip
     """``--ledger``: the request's published entries against what the receipt signs (found
     2026-12-05: nothing compared them; a registry could charge other amounts than it
-    countersigned, and ``receipt verify`` and ``ledger verify`` both passed)."""
+    countersigned, and ``receipt verify`` and ``ledger verify`` both passed). Each step
+    asks first the replica that answered the one before (found 2026-12-05: a hung first
+    replica was waited for at each, then ended the command)."""
     try:
         settings = settings_from(None, registry, registry_ca=str(ca.expanduser()) if ca else None)
-        entries = request_entries(settings.registry_urls, lid, ca_file=settings.registry_ca)
+        urls = begin_at(gateway_urls(settings.registry_urls), answered)
+        answered, entries = request_entries(urls, lid, ca_file=settings.registry_ca)
         mine = [e for e in entries if e.get("receipt_hash") == receipt.receipt_hash]
-        outside, later = included(settings.registry_urls, mine, keys, ca_file=settings.registry_ca)
+        urls = begin_at(urls, answered)
+        outside, later = included(urls, mine, keys, ca_file=settings.registry_ca)
     except (OSError, ValueError, httpx.HTTPError, MeshError) as exc:
         raise fail(exc) from exc
     findings = ledger_findings(receipt, entries) + outside
@@ -303,7 +342,7 @@ def _check_ledger(
     )  # fmt: skip
     # found 2026-12-05: said as if they were all of the receipt's entries; the page is the
     # registry's choice (an entry left out of it is in no proof asked for here)
-    console.print(f"  {LISTED_ONLY}", highlight=False)
+    console.print(f"  {_proven(len(mine), len(later))}; {LISTED_ONLY}", highlight=False)
     if later:  # the checkpointer signs every few seconds: a later run proves them too
         console.print(
             f"  [yellow]{'entry' if len(later) == 1 else 'entries'} {', '.join(map(str, later))} "

@@ -37,20 +37,21 @@ PAGE_BYTES = 1 << 20  # 100 entries are ~60 KiB of JSON
 def request_entries(
     registry_url: str | Sequence[str], request_id: str, timeout_s: float = 10.0,
     ca_file: str | None = None,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """The ledger entries of ``request_id`` the registry publishes, oldest first;
-    ``ValueError`` naming what is wrong with its answers."""
+) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
+    """The replica that answered (ask it first next: found 2026-12-05, a hung first replica
+    was waited for at every step) and the ledger entries of ``request_id`` it publishes,
+    oldest first; ``ValueError`` naming what is wrong with its answers."""
     urls = gateway_urls(registry_url)
     return asyncio.run(_entries(urls, request_id, timeout_s, ca_file))
 
 
 async def _entries(
     urls: Sequence[str], request_id: str, timeout_s: float, ca_file: str | None
-) -> list[dict[str, Any]]:
+) -> tuple[str, list[dict[str, Any]]]:
     async with httpx.AsyncClient(timeout=timeout_s, verify=client_ssl_context(ca_file)) as c:
         for n, url in enumerate(urls, 1):
             try:
-                return await _pages(c, url, request_id, timeout_s)
+                return url, await _pages(c, url, request_id, timeout_s)
             except httpx.TransportError as exc:
                 if n == len(urls):
                     raise RegistryUnreachable(
@@ -95,9 +96,20 @@ def included(
     keys: Collection[bytes], timeout_s: float = 10.0, ca_file: str | None = None,
 ) -> tuple[list[str], list[int]]:  # fmt: skip
     """Findings for ``entries`` not in the registry's newest checkpoint signed by one of
-    ``keys``, and the seqs of those after it (not in a signed checkpoint yet)."""
+    ``keys``, and the seqs of those after it (not in a signed checkpoint yet): of the first
+    replica that answers (found 2026-12-05: the first alone, a hung one's ReadTimeout the
+    command's end)."""
     urls = gateway_urls(registry_url)
-    return asyncio.run(_included(urls[0], entries, keys, timeout_s, ca_file))
+    for n, url in enumerate(urls, 1):
+        try:
+            return asyncio.run(_included(url, entries, keys, timeout_s, ca_file))
+        except httpx.TransportError as exc:
+            if n == len(urls):
+                raise RegistryUnreachable(
+                    f"no registry answered at {', '.join(urls)} for its checkpoint and "
+                    f"inclusion proofs ({type(exc).__name__}: {exc})"
+                ) from exc
+    raise ValueError("no registry URL given")  # pragma: no cover - gateway_urls refuses none
 
 
 async def _json(client: httpx.AsyncClient, url: str, path: str, t: float, **params: Any) -> Any:

@@ -29,7 +29,13 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["DEFAULT_ANONYMOUS_SHARE", "KEYED_RECENT_S", "anonymous_cap", "parse_share"]
+__all__ = [
+    "DEFAULT_ANONYMOUS_SHARE",
+    "KEYED_RECENT_S",
+    "anonymous_cap",
+    "floor_slot_wait",
+    "parse_share",
+]
 
 DEFAULT_ANONYMOUS_SHARE = 0.75
 
@@ -54,6 +60,20 @@ def anonymous_cap(slots: int, share: float, keyed_demand: bool = True) -> int:
     if not keyed_demand and share > 0.0:
         return max(cap, 1)
     return cap
+
+
+def floor_slot_wait(slots: int, share: float, keyed_ago_s: float | None) -> float:
+    """Seconds until anonymous requests get back the one slot :func:`anonymous_cap` lends
+    them without keyed demand, where with it they have none (a one-slot model): what is
+    left of :data:`KEYED_RECENT_S` since the model's last keyed request (``keyed_ago_s``,
+    ``None``: none came). 0 where that floor changes nothing (their share holds a slot
+    anyway, ``share`` 0 or 1, no slot, no keyed request lately): a refusal's wait is then
+    the nodes' own (found 2026-12-05: a refusal said 1 s for the whole minute)."""
+    if keyed_ago_s is None or keyed_ago_s >= KEYED_RECENT_S or slots <= 0:
+        return 0.0
+    if anonymous_cap(slots, share, True) > 0 or anonymous_cap(slots, share, False) == 0:
+        return 0.0
+    return min(KEYED_RECENT_S, KEYED_RECENT_S - keyed_ago_s)  # a clock set back: at most all
 
 
 def parse_share(raw: str | None, default: float = DEFAULT_ANONYMOUS_SHARE) -> float:

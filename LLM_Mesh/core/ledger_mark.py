@@ -65,12 +65,14 @@ def mark_problem(mark: Mark, origin: str, size: int, root_at_mark: bytes | None)
     if mark.origin != origin:
         return None
     if size < mark.tree_size:
+        lost = mark.tree_size - size  # found 2026-12-05: "the 1 entries after it"
+        which = f"{size}" if lost == 1 else f"{size} to {mark.tree_size - 1}"
         return (
             f"the store's ledger has {size} entries, but this registry already published a "
             f"checkpoint at size {mark.tree_size} (root {mark.root_hash.hex()[:16]}...): the "
             "database was restored from an older backup (or is not this network's, or was "
-            f"deleted), and the {mark.tree_size - size} entries after it, paid requests and "
-            "earnings, are not in it; serving would fork the public ledger"
+            f"deleted), and it lacks {lost} published {'entry' if lost == 1 else 'entries'} "
+            f"({which}: paid requests and earnings); serving would fork the public ledger"
         )
     if root_at_mark != mark.root_hash:
         got = root_at_mark.hex()[:16] if root_at_mark is not None else "none"

@@ -68,7 +68,7 @@ from starlette.responses import Response
 
 from LLM_Mesh.core import anonymous_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
-from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap
+from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
 from LLM_Mesh.core.balancer import Verdict
 from LLM_Mesh.core.pricing import completion_bound
 from LLM_Mesh.core.ratelimit import Limits, RateLimiter, Total, estimate_tokens
@@ -390,6 +390,10 @@ class AnonymousLast:
     def _refusal(self, job: Job, room: bool = True) -> Overloaded:
         d = self.routing.pick(self._route(job))
         wait = d.wait_s if d.wait_s is not None else 1.0
+        if self.share is not None:  # a one-slot model's slot comes back when keys stop
+            seen = self.keyed_seen.get(job.model)
+            ago = None if seen is None else self.clock() - seen
+            wait = max(wait, floor_slot_wait(self.routing.slots(job.model), self.share, ago))
         self.routing.demand.refuse(job.model, SATURATED)
         how = (
             "send X-Mesh-Wait or mesh_wait_s to wait for a slot"

@@ -188,6 +188,20 @@ def sqlite_wal(url: str | URL) -> Path | None:
     return Path(f"{u.database}-wal")
 
 
+def _refusal(problem: str, path: Path, size: int) -> str:
+    """The refusal: the problem, the file, the ways out; for an empty store also the one
+    for a new ledger on purpose (found 2026-12-05: a user who deleted ``registry.db`` to
+    start over was given only a production's, "tell the network" included)."""
+    said = f"{problem} (kept in {path}). {RECOVERY}"
+    if size == 0:
+        said += (
+            f". The database is empty: if you deleted it to start a new ledger on purpose "
+            f"(your own test or local registry, whose old ledger nobody relies on), move "
+            f"{path} aside and start again"
+        )
+    return said
+
+
 def mark_file(settings: Settings) -> MarkFile:
     return MarkFile(settings.home / MARK_FILE)
 
@@ -256,7 +270,7 @@ async def ledger_guard(
         problem, size = await problem_of(ledger, mark, settings.ledger_origin)
         why = _served_anyway(settings, size)
         if problem is not None and why is None:
-            raise LedgerBehind(f"{problem} (kept in {marks.path}). {RECOVERY}")
+            raise LedgerBehind(_refusal(problem, marks.path, size))
         aside = None if problem is None else marks.set_aside(wall_clock(), mark)
         if aside is not None:
             log.log(
@@ -293,4 +307,4 @@ async def store_behind(settings: Settings) -> str | None:
         await engine.dispose()
     if problem is None or _served_anyway(settings, size) is not None:
         return None
-    return f"{problem} (kept in {mark_file(settings).path}). {RECOVERY}"
+    return _refusal(problem, mark_file(settings).path, size)

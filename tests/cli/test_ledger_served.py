@@ -129,7 +129,7 @@ ATTACKS = {
 def _statement(s: Served, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
     real = REAL_OPERATOR_ACCOUNT
 
-    async def via_mesh(settings: Any, token: str) -> tuple[str, str | None]:
+    async def via_mesh(settings: Any, token: str) -> tuple[str, str | None, str]:
         async with s.mesh.client() as c:
             return await real(settings, token, c)
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -206,10 +207,10 @@ def test_an_operator_account_named_for_the_token_is_listed_and_remembered(
     real = ledger_statement.operator_account
     named: list[str] = []
 
-    async def via_mesh(settings: Any, token: str) -> tuple[str, str | None]:
+    async def via_mesh(settings: Any, token: str) -> tuple[str, str | None, str]:
         async with paid.mesh.client() as c:
-            acct, old = await real(settings, token, c)
-        return (named.pop(0) if named else acct), old
+            acct, old, answered = await real(settings, token, c)
+        return (named.pop(0) if named else acct), old, answered
 
     monkeypatch.setattr(ledger_statement, "operator_account", via_mesh)
     empty = paid.home / "none"
@@ -225,3 +226,67 @@ def test_an_operator_account_named_for_the_token_is_listed_and_remembered(
     assert code == 1, out
     assert f"named account {operator_account('someone-else')} for your operator token" in out
     assert f"but {op} before" in out
+
+
+class _Hung(httpx.AsyncBaseTransport):
+    """``hung.test`` takes the connection and never answers (its ``ReadTimeout``); every
+    other host is the in-process mesh."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, asked: list[str]) -> None:
+        self.inner, self.asked = inner, asked
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "hung.test":
+            self.asked.append(request.url.path)
+            raise httpx.ReadTimeout("no answer within the timeout", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+def test_an_operator_statement_waits_on_a_hung_first_replica_once(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new operator's try, ``LLM_MESH_REGISTRY_URL=HUNG,LIVE``, HUNG a
+    socket that never answers): ``ledger statement --operator`` took 20 s, two waits: HUNG
+    left for LIVE to name the token's account, then the log read began at HUNG again. The
+    replica that named the account is where the log is read from first."""
+    real = ledger_statement.operator_account
+    hung: list[str] = []
+
+    async def via_mesh(settings: Any, token: str) -> Any:
+        async with httpx.AsyncClient(transport=_Hung(paid.mesh.transport(), hung)) as c:
+            return await real(settings, token, c)
+
+    began: list[list[str]] = []
+
+    async def first(urls: Any, verify: object) -> str:
+        began.append(list(urls))
+        return str(urls[0])
+
+    monkeypatch.setattr(ledger_statement, "operator_account", via_mesh)
+    monkeypatch.setattr(ledger_statement, "first_answering", first)
+    assert paid.mesh.operator_token is not None
+    live = paid.mesh.registry_url
+    env = {"LLM_MESH_HOME": str(paid.home / "op"), "LLM_MESH_REGISTRY_URL": f"http://hung.test,{live}",
+           "LLM_MESH_OPERATOR_TOKEN": paid.mesh.operator_token, "COLUMNS": "300"}  # fmt: skip
+    empty = paid.home / "none"
+    empty.mkdir()
+    res = runner.invoke(app, ["ledger", "statement", "--operator", "--receipts", str(empty)], env=env)
+    assert res.exit_code == 0, res.output
+    assert hung, "the account was not asked of HUNG first"
+    assert began == [[live, "http://hung.test"]], began  # LIVE first: no second wait
+
+
+def test_a_ledger_behind_what_an_earlier_statement_saw_says_what_to_do_if_on_purpose(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new operator's try, a local registry whose database was deleted
+    and started over): the statement failed ``truncated`` against what the earlier run
+    kept in ``ledger_seen.json``, without the line ``ledger verify`` prints for it (which
+    file, and to remove it when the ledger was started over on purpose)."""
+    code, out = _statement(paid)
+    assert code == 0, out
+    size, _ = paid.mesh.call(paid.ledger.head())
+    _serve(monkeypatch, paid, lambda row: row[0] >= size - 1)  # the log now shown shorter
+    code, out = _statement(paid)
+    assert code == 1 and "truncated" in out, out
+    assert "ledger_seen.json)" in out and "remove that file" in out, out

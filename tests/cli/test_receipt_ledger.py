@@ -13,7 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from LLM_Mesh.cli import receipt_ledger
+from LLM_Mesh.cli import receipt_commands, receipt_ledger
 from LLM_Mesh.cli.ledger_commands import StoreSource, audit
 from LLM_Mesh.cli.ledger_receipts import ReceiptWatch
 from LLM_Mesh.cli.main import app
@@ -115,6 +115,41 @@ def test_a_page_of_entries_that_is_not_the_log_fails_its_inclusion_proof(
     res = _verify(mesh, r.text)
     assert res.exit_code == 1, res.output
     assert "is not in the signed checkpoint of size" in " ".join(res.output.split())
+
+
+def test_a_hung_first_replica_is_asked_once_not_at_every_step(
+    paid: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new user's try, two gateway URLs, the first a socket that never
+    answers): ``receipt verify --ledger`` waited for the hung replica for the keys, again
+    for the request's entries, and asked the checkpoint and proofs of it alone: 30 s, then
+    ``error: ReadTimeout``, exit 1, though the second replica answered everything."""
+    mesh, _rt, r = paid
+    honest = receipt_ledger.call
+    hung: list[str] = []
+
+    async def replicas(
+        client: httpx.AsyncClient, method: str, url: str, limit: int, **kw: Any
+    ) -> Any:
+        if url.startswith("http://hung.test"):
+            hung.append(url)
+            raise httpx.ReadTimeout("no answer within the timeout")
+        return await honest(client, method, url, limit, **kw)
+
+    monkeypatch.setattr(receipt_ledger, "call", replicas)
+    monkeypatch.setattr("LLM_Mesh.cli.receipt_commands.call", replicas)
+    urls = f"http://hung.test,{mesh.registry_url}"
+    res = runner.invoke(app, ["receipt", "verify", "-", "--registry", urls, "--ledger"],
+                        input=r.text)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "charges what the receipt signs" in " ".join(res.output.split())
+    assert len(hung) == 1, hung  # its keys: the replica that answered them is asked after
+    hung.clear()  # the key given (none fetched): the entries' replica gives the proofs too
+    key = mesh.call(_rt.ledger.keys())[0][0]
+    res = runner.invoke(app, ["receipt", "verify", "-", "--ledger", "--key", key],
+                        input=r.text, env={"LLM_MESH_REGISTRY_URL": urls})  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(hung) == 1, hung
 
 
 def _answering(pages: list[dict[str, Any]], asked: list[int]) -> Any:
@@ -233,3 +268,28 @@ def test_receipt_verify_ledger_says_it_proves_only_the_entries_listed(
     assert re.search(r"the (1 entry|\d+ entries) the registry lists for request \S+ charges? ", said)
     assert "not proven: that the registry listed all of the receipt's entries" in said
     assert "`llm-mesh ledger verify --receipt FILE` reads the whole log" in said
+
+
+def test_entries_not_under_a_checkpoint_yet_are_not_said_proven(
+    paid: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found 2026-12-05 (a new user's try, an answer seconds old): ``receipt verify
+    --ledger`` said "proven: those entries are in the registry's log (inclusion proofs
+    against its signed checkpoint)" and, on the next line, that they were not in a signed
+    checkpoint yet: no proof had been asked for them. (The registry's checkpointer signs
+    on its own clock: here the newest checkpoint is as if taken before them.)"""
+    mesh, _rt, r = paid
+
+    def before_them(urls: Any, entries: Any, keys: Any, **kw: Any) -> Any:
+        return [], [e["seq"] for e in entries]  # every one newer than the checkpoint
+
+    monkeypatch.setattr("LLM_Mesh.cli.receipt_commands.included", before_them)
+    res = _verify(mesh, r.text)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, said
+    assert "not in a signed checkpoint yet" in said
+    assert "proven: those entries are in the registry's log" not in said, said
+    assert "not proven yet: that they are in the registry's log" in said
+    assert receipt_commands._proven(3, 1).startswith("proven: those under its signed checkpoint")
+    assert receipt_commands._proven(3, 0).startswith("proven: those entries are in")
+    assert "not proven: that the registry listed all of the receipt's entries" in said

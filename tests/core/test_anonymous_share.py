@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from LLM_Mesh.core.anonymous_share import DEFAULT_ANONYMOUS_SHARE, anonymous_cap, parse_share
+from LLM_Mesh.core.anonymous_share import (
+    DEFAULT_ANONYMOUS_SHARE,
+    KEYED_RECENT_S,
+    anonymous_cap,
+    floor_slot_wait,
+    parse_share,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +66,21 @@ def test_parse_share() -> None:
     for raw in ("1.5", "-1", "nan", "inf", "half"):
         with pytest.raises(ValueError, match="LLM_MESH_ANONYMOUS_SHARE"):
             parse_share(raw)
+
+
+@pytest.mark.parametrize(
+    ("slots", "share", "ago", "left"),
+    [
+        (1, 0.75, 20.0, KEYED_RECENT_S - 20.0),  # no anonymous slot until the minute ends
+        (1, 0.75, KEYED_RECENT_S, 0.0),  # the minute is over: the floor slot is back
+        (1, 0.75, None, 0.0),  # no keyed request at all
+        (4, 0.75, 20.0, 0.0),  # 3 anonymous slots with keyed demand: a slot's own wait
+        (1, 0.0, 20.0, 0.0),  # share 0: never a slot, no window to wait for
+        (1, 1.0, 20.0, 0.0),  # share 1: every slot
+        (0, 0.75, 20.0, 0.0),  # no slot at all: the nodes' own wait
+    ],
+)
+def test_the_wait_for_the_floor_slot_is_what_is_left_of_the_keyed_minute(
+    slots: int, share: float, ago: float | None, left: float
+) -> None:
+    assert floor_slot_wait(slots, share, ago) == pytest.approx(left)

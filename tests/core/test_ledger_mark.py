@@ -15,7 +15,7 @@ MARK = Mark("llm-mesh.local/ledger", 35, ROOT, 1)
 def test_a_store_behind_the_kept_checkpoint_is_refused_with_what_is_lost() -> None:
     why = mark_problem(MARK, MARK.origin, 27, None)
     assert why is not None
-    assert "27 entries" in why and "size 35" in why and "8 entries" in why and "fork" in why
+    assert "27 entries" in why and "size 35" in why and "8 published entries" in why and "fork" in why
 
 
 def test_a_store_with_another_root_at_the_kept_size_is_refused() -> None:
@@ -49,3 +49,15 @@ def test_parse_reads_an_exported_checkpoint_and_refuses_anything_else() -> None:
                 json.dumps({"origin": "o", "tree_size": 3, "root_hash": "zz"})):  # fmt: skip
         with pytest.raises(ValueError):
             parse_mark(bad)
+
+
+@pytest.mark.parametrize(
+    ("size", "lacks"), [(0, "35 published entries (0 to 34:"), (34, "1 published entry (34:")]
+)
+def test_the_entries_lost_are_named_by_their_numbers(size: int, lacks: str) -> None:
+    """Found 2026-12-05 (a new user's try, the database deleted): "the store's ledger has 0
+    entries ... and the 35 entries after it ... are not in it" (after what? and "1
+    entries"): now which entries the store lacks."""
+    why = mark_problem(MARK, MARK.origin, size, None)
+    assert why is not None and f"it lacks {lacks}" in why, why
+    assert "entries after it" not in why

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from pathlib import Path
 
@@ -173,3 +174,26 @@ async def test_a_one_slot_model_serves_anonymous_requests_until_keyed_ones_come(
             r = await c.post(CHAT, json=chat("anon, no key lately"))
             assert r.status_code == 200, r.text
         await _until(lambda: last.running.counts == {})
+
+
+async def test_a_one_slot_models_refusal_says_when_anonymous_requests_get_the_slot_back(
+    tmp_path: Path,
+) -> None:
+    """found 2026-12-05 (a new user's try): after a keyed request, the one-slot model's
+    anonymous refusals said `Retry-After: 1` and "estimated wait 1.00 s" for the whole
+    minute in which no anonymous request could run, however free the node: clients told to
+    retry each second, 60 times, and a wait (`X-Mesh-Wait`) spent for nothing."""
+    async with running(tmp_path, anonymous_rpm=600) as h:
+        await h.register("a", max_concurrency=1, max_queue=0)
+        key, _ = await new_key(h, name="payer")
+        r = await h.client.post(CHAT, json=chat("keyed"), headers=bearer(key))
+        assert r.status_code == 200, r.text
+        last = _last(h)
+        last.keyed_seen[MODEL] -= 20  # the keyed request came 20 s ago
+        async with _from(h, "198.51.100.7") as c:
+            r = await c.post(CHAT, json=chat("anon, a key came 20 s ago"))
+        assert r.status_code == 429, r.text
+        err = r.json()["error"]
+        assert KEYED_RECENT_S - 20 - 2 <= err["wait_s"] <= KEYED_RECENT_S - 20, err
+        assert int(r.headers["Retry-After"]) == math.ceil(err["wait_s"]), r.headers
+        assert f"estimated wait {err['wait_s']:.2f} s" in err["message"]

@@ -358,3 +358,34 @@ async def test_on_sqlite_the_entries_are_on_disk_before_their_mark(
     assert marks, synced
     for i in marks:  # each mark written after the WAL was synced
         assert any(p.endswith("registry.db-wal") for p in synced[:i]), synced[: i + 1]
+
+
+async def test_an_emptied_databases_refusal_says_how_to_start_over_on_purpose(
+    tmp_path: Path,
+) -> None:
+    """Found 2026-12-05 (a new user's try): `registry serve` with its `registry.db`
+    deleted to start over was refused with only a production's ways out (restore the
+    newest state, or `--accept-ledger-rollback` and "tell the network"); the way
+    docs/deploy.md gives for a new network on purpose (the checkpoint file goes with the
+    database) was not said. Said now for an empty database, and it works; not for a restored
+    backup that holds entries (there it would be the wrong advice)."""
+    db, home = tmp_path / "registry.db", tmp_path / "home"
+    url = f"sqlite:///{db}"
+    await serve_and_pay(home, url, 2)
+    backup = tmp_path / "backup.db"
+    shutil.copy(db, backup)
+    await serve_and_pay(home, url, 2)
+    shutil.copy(backup, db)  # a restored older backup: entries in it
+    said = await store_behind(Settings(home=home, database_url=url))  # registry serve's line
+    assert said is not None and "on purpose" not in said, said
+    db.unlink()  # deleted to start over
+    said = await store_behind(Settings(home=home, database_url=url))
+    assert said is not None and f"move {home / MARK_FILE} aside" in said, said
+    assert "on purpose" in said
+    with pytest.raises(LedgerBehind) as started:  # the start itself says the same
+        await serve_and_pay(home, url, 1)
+    assert str(started.value) == said
+    (home / MARK_FILE).rename(tmp_path / "old.checkpoint")  # as said
+    db.unlink(missing_ok=True)
+    size, balance = await serve_and_pay(home, url, 1)
+    assert size >= 1 and balance == 10
