@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from LLM_Mesh.core.lease_book import Lease, LeaseBook
 from LLM_Mesh.registry import tables
@@ -191,16 +191,7 @@ async def release_leases(engine: AsyncEngine, holders: Sequence[str | None]) -> 
         return 0
     t = tables.settle_leases
     async with engine.begin() as conn:
-        rows = (
-            await conn.execute(
-                delete(t).where(t.c.holder.in_(named)).returning(t.c.payer, t.c.amount)
-            )
-        ).all()
-        held: dict[str, int] = {}
-        for r in rows:
-            held[r.payer] = held.get(r.payer, 0) + int(r.amount)
-        await release(conn, {p: n for p, n in held.items() if n})
-    return sum(held.values())
+        return await _delete_releasing(conn, t.c.holder.in_(named))
 
 
 async def release_unknown_leases(engine: AsyncEngine, holder: str, known: Collection[str]) -> int:
@@ -217,17 +208,18 @@ async def release_unknown_leases(engine: AsyncEngine, holder: str, known: Collec
     if not unknown:
         return 0
     async with engine.begin() as conn:
-        rows = (
-            await conn.execute(
-                delete(t)
-                .where(t.c.lease_id.in_(unknown), t.c.holder == holder)
-                .returning(t.c.payer, t.c.amount)
-            )
-        ).all()
-        held: dict[str, int] = {}
-        for r in rows:
-            held[r.payer] = held.get(r.payer, 0) + int(r.amount)
-        await release(conn, {p: n for p, n in held.items() if n})
+        return await _delete_releasing(conn, t.c.lease_id.in_(unknown), t.c.holder == holder)
+
+
+async def _delete_releasing(conn: AsyncConnection, *where: Any) -> int:
+    """Delete the lease rows ``where`` says and release their amounts, per payer, in the
+    caller's transaction; the amount released."""
+    t = tables.settle_leases
+    rows = (await conn.execute(delete(t).where(*where).returning(t.c.payer, t.c.amount))).all()
+    held: dict[str, int] = {}
+    for r in rows:
+        held[r.payer] = held.get(r.payer, 0) + int(r.amount)
+    await release(conn, {p: n for p, n in held.items() if n})
     return sum(held.values())
 
 
