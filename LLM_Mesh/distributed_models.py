@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -38,6 +38,7 @@ from LLM_Mesh.client import MeshClient, fetch_json_sync
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.catalog import ModelSpec, get_spec
+from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.core.tasks import rank_models_for_task
 from LLM_Mesh.errors import (
     InvalidCredential,
@@ -110,6 +111,8 @@ class ModelResponse:
     cost: int = 0  # micro-NetworkTokens charged for the answer
     currency: str = "micro-NetworkToken"
     request_id: str | None = None
+    # the receipt and its ids, as ``ask --save`` writes them (core/receipt_verify.saved_form)
+    receipt: dict[str, Any] | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return self.text
@@ -145,6 +148,7 @@ class ModelResponse:
             tokens_per_s=mesh.get("tokens_per_s"),
             cost=_micro(mesh.get("cost")),
             request_id=mesh.get("request_id"),
+            receipt=saved_form(dict(mesh)),
         )
 
 

@@ -14,6 +14,7 @@ from LLM_Mesh.client import MeshClient
 from LLM_Mesh.client_replicas import ReplicaMemory
 from LLM_Mesh.config import Settings
 from LLM_Mesh.core.answer_text import chunk_text
+from LLM_Mesh.core.receipt_verify import saved_form
 from LLM_Mesh.distributed_models import DistributedModelRegistry
 from LLM_Mesh.errors import MeshError, ModelUnavailable, UpstreamError, error_from_payload
 
@@ -146,10 +147,11 @@ async def ask_once(
     settings: Settings | None = None,
     http_client: httpx.AsyncClient | None = None,
     replica_memory: ReplicaMemory | None = None,
-) -> None:
+) -> dict[str, Any] | None:
     """``llm-mesh ask``. With ``fallback``, a model that is not up is answered by one of the
     same specialty (streamed too: only while none of the answer is printed; a stream that
-    breaks after that says so, never a second answer)."""
+    breaks after that says so, never a second answer). Returns the answer's receipt as
+    ``ask --save`` writes it (``core/receipt_verify.saved_form``), None without one."""
     registry = DistributedModelRegistry(
         settings, registry_url=registry_url, api_key=api_key, http_client=http_client,
         replica_memory=replica_memory,
@@ -158,12 +160,11 @@ async def ask_once(
         await registry.refresh()
         model = registry.best_model_for_task(task)
     if stream:
-        await _ask_streaming(
+        return await _ask_streaming(
             console, registry, prompt, model, task=task, chat=chat, max_tokens=max_tokens,
             temperature=temperature, fallback=fallback,
             stream_max_s=settings.stream_max_s if settings is not None else None,
         )  # fmt: skip
-        return
     try:
         r = await registry.get_response(
             model,
@@ -182,6 +183,7 @@ async def ask_once(
     mesh = {**r.to_dict(), "model": r.model}
     note = f" (fallback from {shown(r.fallback_from)})" if r.fallback_from else ""
     console.print(f"[dim]{metrics_line(mesh)}{note}[/]")
+    return r.receipt
 
 
 def _flag_words(exc: ModelUnavailable) -> ModelUnavailable:
@@ -206,7 +208,7 @@ async def _ask_streaming(
     temperature: float | None,
     fallback: bool,
     stream_max_s: float | None,
-) -> None:
+) -> dict[str, Any] | None:
     body: dict[str, Any] = {"max_tokens": max_tokens}
     if temperature is not None:
         body["temperature"] = temperature
@@ -241,3 +243,4 @@ async def _ask_streaming(
             console.print()  # end the echoed prompt's line before the error
         raise
     console.print(f"[dim]{metrics_line(mesh, client_ttft_ms=ttft, total_ms=total)}{note}[/]")
+    return saved_form(mesh)

@@ -331,8 +331,20 @@ def ask(
         ),
     ] = None,
     registry_ca: RegistryCaOpt = None,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            "--save",
+            metavar="DIR",
+            help="Keep the answer's receipt (no prompt, no text) in a new file of DIR (made "
+            "0700), for `ledger statement --receipts DIR` and `receipt verify FILE`",
+        ),
+    ] = None,
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
+    from rich.text import Text
+
+    from LLM_Mesh.cli.ask_save import save_receipt
     from LLM_Mesh.cli.demo import ask_once
     from LLM_Mesh.cli.prompt_input import PromptInputError, read_prompt
     from LLM_Mesh.core.tasks import unknown_task
@@ -346,7 +358,7 @@ def ask(
         raise _fail(exc) from exc
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
     try:
-        asyncio.run(
+        kept = asyncio.run(
             ask_once(
                 console, ",".join(settings.registry_urls), text, model=model, task=task, stream=stream, chat=chat,
                 max_tokens=max_tokens, temperature=temperature, fallback=fallback,
@@ -356,6 +368,15 @@ def ask(
         )  # fmt: skip
     except MeshError as exc:
         raise _fail(exc) from exc
+    if save is None:
+        return
+    if kept is None:  # the answer printed above stands
+        raise _fail(ValueError("--save: the answer carries no receipt; nothing was saved"))
+    try:
+        path = save_receipt(save, kept)
+    except OSError as exc:
+        raise _fail(OSError(f"--save: the receipt was not saved ({exc})")) from exc
+    err.print(Text(f"receipt saved: {path}", style="dim"), soft_wrap=True)
 
 
 @app.command()

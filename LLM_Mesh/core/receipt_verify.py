@@ -72,8 +72,12 @@ __all__ = [
     "find_receipt",
     "parse_keys",
     "parse_receipt",
+    "saved_form",
     "verify",
 ]
+
+# what ``saved_form`` keeps of an answer's ``mesh``: the receipt and the ids that map it
+_SAVED = ("receipt", "request_id", "receipt_request_id", "ledger_request_id", "simulated")
 
 _MAX_INPUT = 64 * 1024 * 1024
 
@@ -271,6 +275,16 @@ def _from_sse(lines: Iterable[str]) -> Found:
     # only the final chunk given: the text is not known (not "")
     alone = len(parts) == (1 if final.get("choices") else 0)
     return _from_object(final, None if alone else "".join(parts), chunk=True)
+
+
+def saved_form(mesh: Any) -> dict[str, Any] | None:
+    """What ``llm-mesh ask --save`` writes of an answer whose ``mesh`` is given (a whole
+    answer's or a stream's final chunk's): ``{"mesh": {...}}`` with only its receipt and
+    the ids mapping it to the request (no prompt, no answer text: :func:`find_receipt`
+    reads it as an answer whose text is not known); None if it carries no receipt."""
+    if not isinstance(mesh, dict) or not isinstance(mesh.get("receipt"), dict):
+        return None
+    return {"mesh": {k: mesh[k] for k in _SAVED if k in mesh}}
 
 
 def find_receipt(text: str) -> Found:

@@ -21,7 +21,15 @@ requests could take all 256 and every other key's wait was refused at once (foun
 
 from __future__ import annotations
 
-__all__ = ["KEY_SHARE", "MAX_SEND_WAITERS", "RECHECK_S", "key_cap", "may_wait", "recheck_s"]
+__all__ = [
+    "KEY_SHARE",
+    "MAX_SEND_WAITERS",
+    "RECHECK_S",
+    "key_cap",
+    "may_wait",
+    "ran_out",
+    "recheck_s",
+]
 
 RECHECK_S = 0.25  # the shortest sleep between two looks when nothing changed
 MAX_SEND_WAITERS = 256  # requests in the send stage's wait at once, per process
@@ -49,3 +57,9 @@ def may_wait(
     if cap < 0:
         raise ValueError("cap must be at least 0")
     return waiting < cap and key_waiting < key_cap(cap, share)
+
+
+def ran_out(wait_s: float) -> str:
+    """Why a request that waited ``wait_s`` is refused (this wait's or the admit stage's):
+    until 2026-12-05 it was told to send X-Mesh-Wait or mesh_wait_s, which it had done."""
+    return f"its X-Mesh-Wait or mesh_wait_s of {wait_s:g} s ran out"

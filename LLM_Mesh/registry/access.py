@@ -66,7 +66,7 @@ from functools import partial
 
 from starlette.responses import Response
 
-from LLM_Mesh.core import anonymous_wait
+from LLM_Mesh.core import anonymous_wait, slot_wait
 from LLM_Mesh.core.anonymous_inflight import InFlight, exempt
 from LLM_Mesh.core.anonymous_share import KEYED_RECENT_S, anonymous_cap, floor_slot_wait
 from LLM_Mesh.core.balancer import Verdict
@@ -329,6 +329,10 @@ def _token_charge(job: Job, tpm: int) -> int:
     return max(need, min(tpm, need + rest))
 
 
+_SEND_A_WAIT = "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
+_NO_ROOM = "as many requests without an API key as may wait here wait already"
+
+
 class AnonymousLast:
     """Check 4: keyed requests before anonymous ones on a saturated model, and a share of
     its slots kept for them (module docstring)."""
@@ -387,7 +391,7 @@ class AnonymousLast:
             return self.routing.pick(self._route(job)).verdict is not Verdict.SATURATED
         return True
 
-    def _refusal(self, job: Job, room: bool = True) -> Overloaded:
+    def _refusal(self, job: Job, how: str = _SEND_A_WAIT) -> Overloaded:
         d = self.routing.pick(self._route(job))
         wait = d.wait_s if d.wait_s is not None else 1.0
         if self.share is not None:  # a one-slot model's slot comes back when keys stop
@@ -395,11 +399,6 @@ class AnonymousLast:
             ago = None if seen is None else self.clock() - seen
             wait = max(wait, floor_slot_wait(self.routing.slots(job.model), self.share, ago))
         self.routing.demand.refuse(job.model, SATURATED)
-        how = (
-            "send X-Mesh-Wait or mesh_wait_s to wait for a slot"
-            if room
-            else "as many requests without an API key as may wait here wait already"
-        )
         busy = (
             "requests without an API key hold their share of the slots of the nodes serving "
             f"{job.model!r} (the rest is kept for requests with a key)"
@@ -422,7 +421,7 @@ class AnonymousLast:
         if job.ext.wait_s <= 0:
             raise self._refusal(job)
         if not anonymous_wait.may_wait(self.waiting_all):
-            raise self._refusal(job, room=False)
+            raise self._refusal(job, _NO_ROOM)
         model, routing = job.model, self.routing
         until = min(job.started + job.ext.wait_s, job.deadline)
         loop = asyncio.get_running_loop()
@@ -433,8 +432,8 @@ class AnonymousLast:
         try:
             while not self._clear(job):
                 left = until - self.clock()
-                if left <= 0 or loop.time() >= hard_stop:
-                    raise self._refusal(job)
+                if left <= 0 or loop.time() >= hard_stop:  # not "send a wait": it did
+                    raise self._refusal(job, slot_wait.ran_out(job.ext.wait_s))
                 # keyed waiters are woken by the same change; poll briefly to let them go first
                 await routing.wait_change(min(left, 0.05), model)
         finally:

@@ -529,8 +529,9 @@ class Exchange:
         try:
             while True:
                 left = min(until - rt.clock(), hard_stop - loop.time())
-                if left <= 0:
-                    raise self._no_node(d)
+                if left <= 0:  # (a wait of 0 s is none: then "send X-Mesh-Wait")
+                    waited = self.ext.wait_s > 0
+                    raise self._no_node(d, slot_wait.ran_out(self.ext.wait_s) if waited else "")
                 # woken by every change; else at the estimate, never sooner than RECHECK_S
                 await routing.wait_change(slot_wait.recheck_s(d.wait_s, left), job.model)
                 d = routing.pick(req)

@@ -345,6 +345,7 @@ async def test_saturated_mesh_serves_keyed_requests_before_anonymous_ones(tmp_pa
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         err = r.json()["error"]
         assert err["reason"] == "saturated" and err["anonymous"] is True
+        assert "send X-Mesh-Wait or mesh_wait_s" in err["message"]  # it sent no wait
         # an anonymous request starts waiting first, a keyed one after it
         anon = asyncio.create_task(
             h.client.post(CHAT, json=chat("anon"), headers={"X-Mesh-Wait": "5"})
@@ -375,8 +376,14 @@ async def test_an_anonymous_wait_ends_in_429_while_keyed_requests_hold_the_node(
             h.client.post(CHAT, json=chat(), headers={"X-Mesh-Wait": "5", **bearer(key)})
         )
         await _until(lambda: routing.waiters == 1)
-        r = await asyncio.wait_for(h.client.post(CHAT, json=chat(mesh_wait_s=0.1)), 5)
-        assert r.status_code == 429 and r.json()["error"]["anonymous"] is True
+        for sent in ({"json": chat(mesh_wait_s=0.1)},
+                     {"json": chat(), "headers": {"X-Mesh-Wait": "0.1"}}):  # fmt: skip
+            r = await asyncio.wait_for(h.client.post(CHAT, **sent), 5)
+            err = r.json()["error"]
+            assert r.status_code == 429 and err["anonymous"] is True
+            # it sent a wait already (found 2026-12-05: told to send X-Mesh-Wait or mesh_wait_s)
+            assert "X-Mesh-Wait or mesh_wait_s of 0.1 s ran out" in err["message"], err
+            assert "send X-Mesh-Wait" not in err["message"]
         routing.finish(busy, Outcome.SUCCESS)
         assert (await asyncio.wait_for(keyed, 5)).status_code == 200
 

@@ -43,6 +43,8 @@ async def test_a_keyed_wait_on_a_full_fast_node_does_not_poll(tmp_path: Path) ->
     async with running(tmp_path) as h:
         await _fast_full_node(h)
         key, _ = await new_key(h, name="payer")
+        now = await h.client.post(CHAT, json=chat(), headers=bearer(key))  # no wait sent
+        assert now.status_code == 429 and "send X-Mesh-Wait" in now.json()["error"]["message"]
         picks = _count_picks(h)
         wait_s = 1.0
         t0 = time.monotonic()
@@ -51,6 +53,8 @@ async def test_a_keyed_wait_on_a_full_fast_node_does_not_poll(tmp_path: Path) ->
         )
         took = time.monotonic() - t0
         assert r.status_code == 429 and r.json()["error"]["reason"] == "saturated", r.text
+        # it sent a wait (found 2026-12-05: told to send X-Mesh-Wait or mesh_wait_s)
+        assert "X-Mesh-Wait or mesh_wait_s of 1 s ran out" in r.json()["error"]["message"]
         assert took >= wait_s * 0.9
         # before: a look every 5 ms (~200 in the second, fewer on a loaded machine)
         assert picks[0] <= wait_s / RECHECK_S + 3, picks[0]

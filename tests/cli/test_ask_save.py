@@ -1,0 +1,108 @@
+"""``llm-mesh ask --save DIR``: a keyed user who asks through the CLI keeps each answer's
+receipt, so ``ledger statement --receipts DIR`` explains every debit (before, ``ask`` kept
+no answer: the statement named each such debit ``NO RECEIPT``, exit 1, found 2026-12-05).
+The real registry, settlement and a sim node (``tests/inprocess_mesh.py``, answers
+SIMULATED); the saved file holds no prompt and no answer text, mode 0600, in a 0700 DIR."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from LLM_Mesh.cli import demo
+from LLM_Mesh.cli.ask_save import save_receipt
+from LLM_Mesh.cli.main import app
+from tests.cli.test_ledger_statement import MODEL, Paid, _serve, _statement
+from tests.cli.test_receipt_commands import saved_keys
+from tests.inprocess_mesh import InProcessMesh
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def paid(inprocess_mesh: InProcessMesh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paid:
+    p = Paid(inprocess_mesh, tmp_path)
+    _serve(monkeypatch, p)
+    real = demo.ask_once
+
+    async def through_mesh(*args: Any, **kw: Any) -> Any:  # `ask` reaches the in-process one
+        return await real(*args, **{**kw, "http_client": inprocess_mesh.client()})
+
+    monkeypatch.setattr(demo, "ask_once", through_mesh)
+    return p
+
+
+def _ask(p: Paid, marker: str, *extra: str) -> tuple[int, str, str]:
+    env = {"LLM_MESH_HOME": str(p.home / "user"), "LLM_MESH_API_KEY": p.key,
+           "LLM_MESH_REGISTRY_URL": p.mesh.registry_url, "COLUMNS": "200"}  # fmt: skip
+    args = ["ask", f"say {marker} now", "--model", MODEL, "--max-tokens", "8", *extra]
+    res = runner.invoke(app, args, env=env)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_without_save_an_asked_debit_has_no_receipt(paid: Paid) -> None:
+    code, out, err = _ask(paid, "plain")
+    assert code == 0, out + err
+    paid.settle()
+    code, said = _statement(paid)
+    assert code == 1 and "NO RECEIPT" in said, said
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("chat", [False, True])
+def test_saved_receipts_pass_the_statement(paid: Paid, stream: bool, chat: bool) -> None:
+    marker = f"SAVE-{secrets.token_hex(8)}"
+    flags = [*(["--stream"] if stream else []), *(["--chat"] if chat else [])]
+    before = set(paid.folder.iterdir())
+    for _ in range(2):  # one new file a request, never the same
+        code, out, err = _ask(paid, marker, "--save", str(paid.folder), *flags)
+        assert code == 0, out + err
+        assert "SIMULATED" in out or "simulated" in out
+        assert "receipt saved:" in err
+    saved = sorted(set(paid.folder.iterdir()) - before)
+    keys = saved_keys(paid.mesh, paid.home)
+    assert len(saved) == 2
+    for f in saved:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+        text = f.read_text()
+        assert marker not in text and "say" not in text  # no prompt (nor answer text)
+        assert set(json.loads(text)) == {"mesh"} and "receipt" in json.loads(text)["mesh"]
+        verified = runner.invoke(app, ["receipt", "verify", str(f), "--keys", str(keys)])
+        assert verified.exit_code == 0 and "OK" in verified.output, verified.output
+    paid.settle()
+    code, said = _statement(paid)
+    assert code == 0, said
+    assert "4 receipts held" in said and "NO RECEIPT" not in said
+
+
+def test_a_missing_dir_is_made_0700(paid: Paid) -> None:
+    folder = paid.home / "new" / "answers"
+    code, out, err = _ask(paid, "x", "--save", str(folder))
+    assert code == 0, out + err
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert len(list(folder.iterdir())) == 1
+
+
+def test_a_failed_save_keeps_the_printed_answer_and_exits_1(paid: Paid) -> None:
+    blocker = paid.home / "a-file"
+    blocker.write_text("")
+    code, out, err = _ask(paid, "kept", "--save", str(blocker / "sub"))
+    assert code == 1
+    assert "kept" in out  # the completion, printed after its prompt
+    assert "--save: the receipt was not saved" in " ".join(err.split())
+
+
+def test_save_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from LLM_Mesh.cli import ask_save
+
+    monkeypatch.setattr(ask_save.secrets, "token_hex", lambda n: "same")
+    first = save_receipt(tmp_path, {"mesh": {"receipt": {"a": 1}}}, now=0)
+    with pytest.raises(FileExistsError):
+        save_receipt(tmp_path, {"mesh": {"receipt": {"a": 2}}}, now=0)
+    assert json.loads(first.read_text()) == {"mesh": {"receipt": {"a": 1}}}
