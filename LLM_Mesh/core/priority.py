@@ -22,7 +22,10 @@ exactly as before. Pure: the caller keeps the line and the clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 __all__ = [
     "KEYED",
@@ -31,6 +34,8 @@ __all__ = [
     "PRIORITY_FIELD",
     "Waiter",
     "is_keyed",
+    "keyed_body",
+    "keyed_raw",
     "next_waiter",
     "pass_over",
 ]
@@ -99,3 +104,25 @@ def pass_over(waiters: Sequence[Waiter], chosen: int) -> None:
     for w in waiters[:chosen]:
         if not w.keyed:
             w.passed += 1
+
+
+_OPEN = re.compile(rb"[ \t\n\r]*\{[ \t\n\r]*")
+_MEMBER = b'"' + PRIORITY_FIELD.encode() + b'":"' + KEYED.encode() + b'"'
+
+
+def keyed_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a request body the gateway builds (a stream's, a continuation's) with the
+    keyed class, first."""
+    return {PRIORITY_FIELD: KEYED, **body}
+
+
+def keyed_raw(raw: bytes, body: Mapping[str, Any]) -> bytes:
+    """The bytes a keyed request is forwarded as: ``raw`` (the client's JSON object, as
+    forwarded) with the keyed member spliced in first, the rest byte for byte; a body not
+    in plain UTF-8 (UTF-16 or -32, a byte-order mark) is written again from ``body``."""
+    head = _OPEN.match(raw)
+    if head is None or json.detect_encoding(raw) != "utf-8":
+        return json.dumps(keyed_body(body), separators=(",", ":"), ensure_ascii=False).encode()
+    at = head.end()
+    comma = b"" if raw[at : at + 1] == b"}" else b","
+    return raw[:at] + _MEMBER + comma + raw[at:]

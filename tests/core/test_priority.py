@@ -98,3 +98,36 @@ def test_under_a_stream_of_keyed_requests_no_ordinary_waiter_starves(seed: int) 
             served_after[rid] = w.passed
     assert served_after, "no ordinary request was served"
     assert max(served_after.values()) <= MAX_PASSED_OVER
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model":"m","prompt":"x"}',
+        b' \n\t{ "model" : "m", "prompt" : "\\u00e9t\xc3\xa9" }\n',
+        b"{}",
+        b"{ }",
+    ],
+)
+def test_a_keyed_requests_bytes_are_the_clients_with_the_class_first(raw: bytes) -> None:
+    import json
+
+    from LLM_Mesh.core.priority import keyed_raw
+
+    body = json.loads(raw)
+    out = keyed_raw(raw, body)
+    assert json.loads(out) == {PRIORITY_FIELD: KEYED, **body}
+    assert out.replace(b'"mesh_priority":"keyed"', b"").replace(b",", b"") == raw.replace(
+        b",", b""
+    )  # nothing else changed
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32-be", "utf-8-sig"])
+def test_a_body_in_another_encoding_is_written_again(encoding: str) -> None:
+    import json
+
+    from LLM_Mesh.core.priority import keyed_raw
+
+    body = {"model": "m", "prompt": "é"}
+    out = keyed_raw(json.dumps(body).encode(encoding), body)
+    assert json.loads(out) == {PRIORITY_FIELD: KEYED, **body}
