@@ -33,6 +33,10 @@ A chat request may carry ``"mesh_continue": "<assistant text so far>"`` (the
 gateway's mid-stream failover): the engine continues that partial answer and
 sends only the new text. Engines without ``supports_continuation`` answer 400.
 
+A request the gateway authenticated may carry ``"mesh_priority": "keyed"`` (its client has
+an API key): it waits before the others in the admission queue (``core/priority.py``); a
+standalone node's loopback client's field is ignored.
+
 Every :class:`~LLM_Mesh.errors.MeshError` becomes its status and OpenAI error
 body in one handler; 429 and 503 carry ``Retry-After``. A request body over
 ``NodeConfig.max_body_bytes`` is refused with 413 before it is read

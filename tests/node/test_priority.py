@@ -155,3 +155,17 @@ async def test_a_standalone_nodes_loopback_client_gets_no_priority(settings: Set
     finally:
         engine.gate.set()
         await svc.stop()
+
+
+@pytest.mark.parametrize("path", [CHAT_PATH, "/v1/completions"])
+def test_the_request_models_every_node_version_parses_with_take_the_field(path: str) -> None:
+    """An older node reads a new gateway's body with these models (unknown fields
+    tolerated) and never reads the field: first come first served, as before."""
+    from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
+
+    body = json.loads(chat("x", **{PRIORITY_FIELD: KEYED}))
+    if path == CHAT_PATH:
+        assert ChatCompletionRequest.model_validate(body).model == MODEL
+    else:
+        body = {"model": MODEL, "prompt": "x", PRIORITY_FIELD: KEYED}
+        assert CompletionRequest.model_validate(body).model == MODEL
