@@ -1,7 +1,11 @@
 """The node's admission queue: a few slots, a bounded wait, then 429.
 
-``max_concurrency`` requests run at once; up to ``max_queue`` more wait, first
-come first served; beyond that :class:`~LLM_Mesh.errors.Overloaded` (HTTP 429
+``max_concurrency`` requests run at once; up to ``max_queue`` more wait, keyed
+requests (the gateway's ``mesh_priority``, read by ``node/app.py`` from a request it
+authenticated) before the others and each class first come first served, an ordinary
+waiter served at the latest after :data:`~LLM_Mesh.core.priority.MAX_PASSED_OVER` keyed
+ones overtook it or :data:`~LLM_Mesh.core.priority.MAX_ORDINARY_WAIT_S` of waiting
+(:func:`~LLM_Mesh.core.priority.next_waiter`); beyond that :class:`~LLM_Mesh.errors.Overloaded` (HTTP 429
 with ``Retry-After`` = the estimated time until the queue ahead has drained,
 :func:`~LLM_Mesh.core.queue_wait.queue_wait_s`, from the running and queued
 requests and the measured time a request holds its slot,
@@ -19,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import Enum
 
+from LLM_Mesh.core.priority import Waiter, next_waiter, pass_over
 from LLM_Mesh.core.queue_wait import ServiceTime, queue_wait_s, retry_after_header
 from LLM_Mesh.errors import ModelUnavailable, Overloaded
 
@@ -34,8 +38,18 @@ class AdmissionState(str, Enum):
     DRAINING = "draining"
 
 
+class _InLine(Waiter):
+    """A waiter and the future its slot is handed over by."""
+
+    __slots__ = ("fut",)
+
+    def __init__(self, keyed: bool, since: float, fut: asyncio.Future[float]) -> None:
+        super().__init__(keyed, since)
+        self.fut = fut
+
+
 class Admission:
-    """Bounded concurrency with a bounded FIFO wait.
+    """Bounded concurrency with a bounded wait, keyed requests first (module docstring).
 
     :meth:`acquire` returns the time the slot was taken (``clock()``); pass it to
     :meth:`release` with ``sample=True`` when the request finished normally, and
@@ -61,7 +75,7 @@ class Admission:
         self.state = AdmissionState.ONLINE
         self._in_flight = 0
         self._starts: list[float] = []  # when each running slot was taken
-        self._waiters: deque[asyncio.Future[float]] = deque()
+        self._waiters: list[_InLine] = []  # in the order they came
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -71,7 +85,7 @@ class Admission:
 
     @property
     def queued(self) -> int:
-        return sum(1 for w in self._waiters if not w.done())
+        return sum(1 for w in self._waiters if not w.fut.done())
 
     @property
     def idle(self) -> bool:
@@ -110,8 +124,9 @@ class Admission:
                 node_state="draining",
             )
 
-    async def acquire(self) -> float:
-        """Take a slot, waiting in line if needed; raise when the line is full.
+    async def acquire(self, *, keyed: bool = False) -> float:
+        """Take a slot, waiting in line if needed (``keyed``: before the ordinary waiters,
+        module docstring); raise when the line is full.
 
         Returns when the slot was taken (for :meth:`release`).
         """
@@ -128,14 +143,15 @@ class Admission:
                 wait_s=round(wait, 3),
             )
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        entry = _InLine(keyed, self.clock(), fut)
+        self._waiters.append(entry)
         try:
             return await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release(fut.result())  # the slot was handed over just as we gave up
             else:
-                self._drop(fut)
+                self._drop(entry)
             raise
 
     def _take(self) -> float:
@@ -145,12 +161,13 @@ class Admission:
         self._starts.append(started)
         return started
 
-    def _drop(self, fut: asyncio.Future[float]) -> None:
+    def _drop(self, entry: _InLine) -> None:
         with contextlib.suppress(ValueError):
-            self._waiters.remove(fut)
+            self._waiters.remove(entry)
 
     def release(self, started: float | None = None, *, sample: bool = False) -> None:
-        """Give a slot back: to the next waiter in line, or free it.
+        """Give a slot back: to the next waiter (:func:`~LLM_Mesh.core.priority.next_waiter`),
+        or free it.
 
         ``started`` is what :meth:`acquire` returned (default: the oldest running
         slot); with ``sample`` the time held is a service-time sample.
@@ -164,19 +181,23 @@ class Admission:
             self._starts.remove(started)
         if sample:
             self.service.observe(max(0.0, now - started))
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                self._starts.append(now)
-                fut.set_result(now)  # the slot passes over; in_flight is unchanged
-                return
+        waiters = self._waiters
+        if waiters and any(w.fut.done() for w in waiters):  # cancelled meanwhile
+            waiters[:] = [w for w in waiters if not w.fut.done()]
+        if waiters:
+            i = next_waiter(waiters, now)
+            pass_over(waiters, i)
+            fut = waiters.pop(i).fut
+            self._starts.append(now)
+            fut.set_result(now)  # the slot passes over; in_flight is unchanged
+            return
         self._in_flight -= 1
         if self._in_flight == 0:
             self._idle.set()
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        started = await self.acquire()
+    async def slot(self, *, keyed: bool = False) -> AsyncIterator[None]:
+        started = await self.acquire(keyed=keyed)
         ok = False
         try:
             yield

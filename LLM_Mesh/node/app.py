@@ -33,6 +33,10 @@ A chat request may carry ``"mesh_continue": "<assistant text so far>"`` (the
 gateway's mid-stream failover): the engine continues that partial answer and
 sends only the new text. Engines without ``supports_continuation`` answer 400.
 
+A request the gateway authenticated may carry ``"mesh_priority": "keyed"`` (its client has
+an API key): it waits before the others in the admission queue (``core/priority.py``); a
+standalone node's loopback client's field is ignored.
+
 Every :class:`~LLM_Mesh.errors.MeshError` becomes its status and OpenAI error
 body in one handler; 429 and 503 carry ``Retry-After``. A request body over
 ``NodeConfig.max_body_bytes`` is refused with 413 before it is read
@@ -65,9 +69,8 @@ from starlette.types import Receive, Scope, Send
 from LLM_Mesh import __version__
 from LLM_Mesh.body_limit import BodyLimit
 from LLM_Mesh.core import strict_json
-from LLM_Mesh.core.browser_origin import loopback_refusal
 from LLM_Mesh.core.limits import check_body, check_depth, limit_error
-from LLM_Mesh.core.metrics_access import is_loopback
+from LLM_Mesh.core.priority import PRIORITY_FIELD, is_keyed
 from LLM_Mesh.core.retention import EARNINGS_MAX_DAYS
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.validation import check_context
@@ -88,6 +91,7 @@ from LLM_Mesh.node.engines.base import GenerationRequest
 from LLM_Mesh.node.gateway_guard import INFERENCE_PATHS
 from LLM_Mesh.node.generation import Generation
 from LLM_Mesh.node.metrics import NodeMetrics
+from LLM_Mesh.node.operator_only import operator_refusal
 from LLM_Mesh.node.service import NodeService
 from LLM_Mesh.node.telemetry import CLIENT_GONE, NodeRequest, NodeTelemetry
 
@@ -194,7 +198,11 @@ async def _cancel_when_gone(receive: Receive, gen: Generation) -> None:
 
 
 async def _open_unless_gone(
-    request: Request, service: NodeService, req: GenerationRequest, request_id: str | None
+    request: Request,
+    service: NodeService,
+    req: GenerationRequest,
+    request_id: str | None,
+    keyed: bool = False,
 ) -> Generation | None:
     """``Generation.open`` (queue wait + first delta); ``None`` once the client has left.
 
@@ -219,7 +227,7 @@ async def _open_unless_gone(
 
     watcher = asyncio.ensure_future(watch())
     try:
-        return await Generation.open(service, req, request_id, cancel)
+        return await Generation.open(service, req, request_id, cancel, keyed)
     except asyncio.CancelledError:
         if not left or task is None:
             raise  # the server's cancel, not the watcher's
@@ -359,12 +367,15 @@ class _Handler:
         raw = await request.body()
         gateway.check_body(pre, path, raw, host)
         self.check_depth(raw)
-        req, body = self.parse(kind, await _json_body(request))
+        data = await _json_body(request)
+        req, body = self.parse(kind, data)
+        # keyed (core/priority.py): only as the gateway said it, in what it authenticated
+        keyed = pre is not None and is_keyed(data.get(PRIORITY_FIELD))
         # the gateway's request id (signed with the request), which the node's receipt names
         request_id = request.headers.get("x-request-id") or request.headers.get("x-mesh-request-id")
         seen.known(req.model, body.stream, pre, req.continue_text is not None)
         try:
-            gen = await _open_unless_gone(request, self.service, req, request_id)
+            gen = await _open_unless_gone(request, self.service, req, request_id, keyed)
         except MeshError:
             raise
         except Exception as exc:
@@ -469,21 +480,6 @@ class _Handler:
             await gen.aclose(ok=ok)
 
 
-def _operator_refusal(request: Request, own_names: tuple[str, ...]) -> JSONAnswer | None:
-    """403 unless the request is the operator's: a loopback client, addressed to a name of
-    this machine and not from a web page of another site (``core/browser_origin.py``:
-    DNS rebinding, CSRF; ``own_names``: ``Settings.local_names``); else ``None``."""
-    if not is_loopback(request.client.host if request.client else None):
-        why = "this endpoint answers loopback clients only (the node's operator)"
-    else:
-        refused = loopback_refusal(request.headers, own_names)
-        if refused is None:
-            return None
-        why = f"this endpoint answers the node's operator, not {refused}"
-    err = {"message": why, "type": "permission_error", "param": None, "code": "forbidden"}
-    return JSONAnswer({"error": err}, status_code=403)
-
-
 def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> FastAPI:
     """The node's FastAPI app around ``service``."""
 
@@ -568,14 +564,14 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
     @app.get("/mesh/info", response_model=None)
     async def info(request: Request) -> dict[str, Any] | JSONAnswer:
         # hardware and counters: the operator's
-        refusal = _operator_refusal(request, settings.local_names)
+        refusal = operator_refusal(request, settings.local_names)
         return refusal if refusal is not None else service.info()
 
     @app.get("/mesh/earnings", response_model=None)
     async def earnings(request: Request, days: int = 30) -> dict[str, Any] | JSONAnswer:
         """This node's earnings, asked of its registry with its operator token (503
         ``registry_unreachable`` when the registry does not answer); the operator's."""
-        refusal = _operator_refusal(request, settings.local_names)
+        refusal = operator_refusal(request, settings.local_names)
         if refusal is not None:
             return refusal
         if not 1 <= days <= EARNINGS_MAX_DAYS:
@@ -584,7 +580,7 @@ def create_node_app(service: NodeService, *, manage_lifespan: bool = True) -> Fa
 
     @app.post("/mesh/admin/{action}")
     async def admin(action: str, request: Request) -> JSONAnswer:
-        refusal = _operator_refusal(request, settings.local_names)
+        refusal = operator_refusal(request, settings.local_names)
         if refusal is not None:
             return refusal
         actions = {"pause": service.pause, "resume": service.resume, "drain": service.drain}

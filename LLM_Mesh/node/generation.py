@@ -56,16 +56,18 @@ class Generation:
         req: GenerationRequest,
         request_id: str | None = None,
         cancel: threading.Event | None = None,
+        keyed: bool = False,
     ) -> Generation:
         """Admit the request and wait for its first delta (errors raise here).
 
         ``cancel``: its cancel flag, for a caller that sets it when the client leaves
-        before the first delta (then counted cancelled, not failed)."""
+        before the first delta (then counted cancelled, not failed); ``keyed``: the
+        gateway said it is keyed (``core/priority.py``: it waits before ordinary ones)."""
         gen = cls(service, req, request_id)
         if cancel is not None:
             gen.cancel = cancel
         service.refresh_availability()
-        gen._slot_taken = await service.admission.acquire()
+        gen._slot_taken = await service.admission.acquire(keyed=keyed)
         gen._holding = True
         try:
             gen._agen = service.engine.stream_batches(req, gen.cancel)

@@ -10,7 +10,12 @@ paid by the account stage, its record and metrics written as any request's. So t
 node is paid exactly as for a user's anonymous request (``settle`` and ``fee``
 entries, or ``hold`` while it is quarantined: ``registry/held.py``), with the same
 receipt, and nothing in the payment, not even the public ledger afterwards, tells a
-probe from a user's request. The verifier's reference is asked (and paid) the same way.
+probe from a user's request. Nor does the class it tells the node (``mesh_priority``:
+keyed requests wait first, ``core/priority.py``): a probe carries the keyed class as often
+as the model's requests here are keyed (:meth:`CanaryProber.keyed`,
+``core/priority_mix.py``), so a node cannot answer keyed requests with a cheaper model and
+anonymous ones honestly (it would be, were every probe ordinary). The verifier's reference
+is asked (and paid) the same way.
 A probe the pool cannot pay for (dry until its next daily top-up) is not sent: no
 verdict. The body is a prompt from the pool (``core/canary_prompts.py``),
 ``temperature: 0`` (greedy), in a shape drawn per probe (``core/canary_shape.py``):
@@ -72,6 +77,7 @@ from LLM_Mesh.core.canary_shape import (
     stops,
 )
 from LLM_Mesh.core.ledger_entry import POOL
+from LLM_Mesh.core.priority_mix import probe_keyed
 from LLM_Mesh.core.probe_budget import ProbeBudget
 from LLM_Mesh.errors import MeshError
 from LLM_Mesh.registry.account import (
@@ -154,7 +160,7 @@ class CanaryProber:
         pinned to the node (see the module docstring); its JSON answer, paid for."""
         job, client = await self._job(node_id, raw, path)
         rt = self.rt
-        ex = Exchange(rt, job)
+        ex = Exchange(rt, job, self.keyed(job.model))
         try:
             answer = await ex.complete()
         except MeshError as exc:
@@ -177,7 +183,7 @@ class CanaryProber:
         cost every streamed request a coroutine of its own (an await and its frame)."""
         job, client = await self._job(node_id, raw, path)
         rt = self.rt
-        ex = Exchange(rt, job)
+        ex = Exchange(rt, job, self.keyed(job.model))
         upstream = NodeStream(ex)
         try:
             answer = await upstream.open()
@@ -206,6 +212,14 @@ class CanaryProber:
             await upstream.close()
             await acct.close()
         return stream_text(bytes(sse))
+
+    def keyed(self, model: str) -> bool:
+        """The class the probe carries to the node (``core/priority_mix.py``): keyed as
+        often as the model's requests here are; drawn only when both classes come."""
+        share = self.rt.traffic.keyed_share(model)
+        if share <= 0.0 or share >= 1.0:
+            return share >= 1.0
+        return probe_keyed(share, self.rng.random())
 
     async def _job(self, node_id: str, raw: bytes, path: str) -> tuple[Job, Client]:
         rt = self.rt

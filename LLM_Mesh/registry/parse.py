@@ -46,6 +46,7 @@ from LLM_Mesh.core.limits import (
     nesting_violation,
 )
 from LLM_Mesh.core.pricing import estimate
+from LLM_Mesh.core.priority import PRIORITY_FIELD
 from LLM_Mesh.core.receipt import client_id_hash, client_ledger_id
 from LLM_Mesh.core.schemas import ChatCompletionRequest, CompletionRequest
 from LLM_Mesh.core.served import ledger_suffix
@@ -183,6 +184,12 @@ def build_job(rt: Runtime, headers: Headers, raw: bytes, path: str, started: flo
             f"{MESH_CONTINUE} is set by the gateway when a stream continues on another node; "
             "a request may not carry it",
             param=MESH_CONTINUE,
+        )
+    if PRIORITY_FIELD in body:  # the gateway's own field to a node (core/priority.py)
+        raise InvalidRequest(
+            f"{PRIORITY_FIELD} is set by the gateway (requests with an API key go first); "
+            "a request may not carry it",
+            param=PRIORITY_FIELD,
         )
     unsupported = unsupported_field(body) or unsupported_content(body)
     if unsupported is not None:  # refused, not ignored: the answer would not be what was asked

@@ -108,7 +108,7 @@ class Pipeline:
 
     async def _complete(self, job: Job, client: Client) -> Response:
         rt = self.rt
-        ex = Exchange(rt, job)
+        ex = Exchange(rt, job, _keyed(rt, job, client))
         try:
             answer = await ex.complete()
         except MeshError as exc:
@@ -141,7 +141,7 @@ class Pipeline:
 
     async def _stream(self, job: Job, client: Client) -> Response:
         rt = self.rt
-        ex = Exchange(rt, job)
+        ex = Exchange(rt, job, _keyed(rt, job, client))
         upstream = NodeStream(ex)
         try:
             answer = await upstream.open()
@@ -183,6 +183,15 @@ class _Recorded(BackgroundTask):
 
     async def __call__(self) -> None:
         record_answer(self.rt, self.job, self.tally, self.latency_ms)
+
+
+def _keyed(rt: Runtime, job: Job, client: Client) -> bool:
+    """Whether the request goes to its node as keyed (``core/priority.py``: a node serves
+    it before ordinary requests), counted in the model's mix (the probes' draw:
+    ``core/priority_mix.py``)."""
+    keyed = client.key is not None
+    rt.traffic.note(job.model, keyed)
+    return keyed
 
 
 def _tokens(tally: Tally) -> int:

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from LLM_Mesh.config import MAX_ATTEMPTS_TOP, Settings
 from LLM_Mesh.core.failover import Failover, FailoverPolicy
 from LLM_Mesh.core.gateway_auth import GatewaySigner
+from LLM_Mesh.core.priority_mix import TrafficMix
 from LLM_Mesh.core.ratelimit import RateLimiter
 from LLM_Mesh.core.receipt import ReceiptSigner
 from LLM_Mesh.core.receipt_check import NodeKeys
@@ -127,6 +128,9 @@ class Runtime:
     paid_ids: PaidIds | None = None
     # ``GET /mesh/nodes``'s body, shared until the mesh changes or a second passed
     listing: NodeListing = field(default_factory=NodeListing)
+    # keyed and anonymous requests sent on per model: the class a probe carries is drawn
+    # from it (core/priority_mix.py)
+    traffic: TrafficMix = field(default_factory=TrafficMix)
 
     @property
     def http(self) -> NodeClient:

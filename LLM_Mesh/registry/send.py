@@ -73,6 +73,7 @@ from LLM_Mesh.core.delivered import (
 from LLM_Mesh.core.failover import Action, Failover, Step, Stop, status_outcome
 from LLM_Mesh.core.identity import sha256_hex
 from LLM_Mesh.core.node_refusal import node_message
+from LLM_Mesh.core.priority import keyed_raw
 from LLM_Mesh.core.receipt_check import Observed
 from LLM_Mesh.core.scoring import RouteRequest
 from LLM_Mesh.core.validation import check_context
@@ -201,6 +202,7 @@ class Exchange:
         "ext",
         "failover",
         "job",
+        "keyed",
         "node_wait",
         "rejection",
         "retry_after",
@@ -210,9 +212,11 @@ class Exchange:
         "tried",
     )
 
-    def __init__(self, rt: Runtime, job: Job) -> None:
+    def __init__(self, rt: Runtime, job: Job, keyed: bool = False) -> None:
         self.rt = rt
         self.job = job
+        # nodes serve it before ordinary requests (core/priority.py): in its signed body
+        self.keyed = keyed
         self.routing = rt.routing
         self.tally = Tally()
         self.tried: set[str] = set()
@@ -546,7 +550,8 @@ class Exchange:
         """Send a non-streaming request; its attempt is finished before this returns."""
         rt, job = self.rt, self.job
         client = rt.http
-        body_sha256 = sha256_hex(job.raw)
+        payload = keyed_raw(job.raw, job.body) if self.keyed else job.raw
+        body_sha256 = sha256_hex(payload)
         connect_s = rt.settings.connect_timeout_s
         parsed: list[dict[str, Any]] = []
         bound = bound_for(job)  # the most an honest answer holds (core/answer_bound.py)
@@ -554,7 +559,7 @@ class Exchange:
         async def sender(node: str, url: str, left: float) -> NodeResponse:
             headers = forward_headers(rt, job, node, body_sha256)
             resp = await client.post_by(
-                url + job.path, job.raw, headers, left=left, connect_s=min(left, connect_s),
+                url + job.path, payload, headers, left=left, connect_s=min(left, connect_s),
                 limit=bound.bytes,
             )  # fmt: skip
             if resp.status_code == 200:  # within the bound, JSON, an answer (node_answer.py)

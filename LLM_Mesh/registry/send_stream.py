@@ -47,6 +47,7 @@ import anyio
 from LLM_Mesh.core.balancer import Outcome
 from LLM_Mesh.core.failover import Action, Stop
 from LLM_Mesh.core.node_refusal import node_refusal
+from LLM_Mesh.core.priority import keyed_body
 from LLM_Mesh.core.receipt import PartStatus
 from LLM_Mesh.core.sse_frame import SseFramer
 from LLM_Mesh.errors import MeshError, UpstreamError
@@ -75,10 +76,11 @@ __all__ = ["DATA", "DONE", "FAIL", "Event", "NodeStream"]
 _SEP = (",", ":")
 
 
-def stream_payload(body: dict[str, Any]) -> bytes:
-    """The body a node gets for a stream: with ``stream_options.include_usage``."""
+def stream_payload(body: dict[str, Any], keyed: bool = False) -> bytes:
+    """The body a node gets for a stream: with ``stream_options.include_usage`` (and the
+    keyed class, first, for a keyed request: ``core/priority.py``)."""
     options = body.get("stream_options")
-    out = dict(body)
+    out = keyed_body(body) if keyed else dict(body)
     out["stream_options"] = {
         **(options if isinstance(options, dict) else {}),
         "include_usage": True,
@@ -125,7 +127,7 @@ class NodeStream(PartReader):
         to pass on (its attempt ended; any other status is the node's failure, failed over
         in :meth:`Exchange.send`: ``core/failover.status_outcome``)."""
         ex = self.ex
-        node, resp = await ex.send(self._sender(stream_payload(ex.job.body)))
+        node, resp = await ex.send(self._sender(stream_payload(ex.job.body, ex.keyed)))
         if resp.status_code != 200:
             return Answer(node, resp.status_code, resp.content, None)
         self.resp = resp
@@ -258,7 +260,7 @@ class NodeStream(PartReader):
         ex.ext = ext
         body = continuation_body(job.path, job.body, job.prompt_text, self.text, tally.before)
         try:
-            node, resp = await ex.send(self._sender(stream_payload(body)))
+            node, resp = await ex.send(self._sender(stream_payload(body, ex.keyed)))
         except MeshError as exc:
             return self._fail(f"{reason}; failover found no node: {exc.message}", exc.code)
         if resp.status_code != 200:  # a node's own refusal (its attempt ended): its words

@@ -171,3 +171,84 @@ async def test_a_slot_handed_over_is_timed_from_the_handover() -> None:
     clock.now += 1.0
     adm.release(second, sample=True)
     assert adm.service.samples == 2 and adm.service.measured_s == pytest.approx(3.0 - 0.2 * 2.0)
+
+
+# -- keyed requests first (core/priority.py) -----------------------------------------------
+
+
+async def _line_up(adm: Admission, classes: str, order: list[str]) -> list[asyncio.Task[None]]:
+    """Queue one waiter per letter (``k`` keyed, ``a`` ordinary), in that order."""
+
+    async def worker(label: str) -> None:
+        started = await adm.acquire(keyed=label.startswith("k"))
+        order.append(label)
+        adm.release(started)
+
+    tasks = []
+    for i, c in enumerate(classes):
+        tasks.append(asyncio.create_task(worker(f"{c}{i}")))
+        await asyncio.sleep(0)
+    return tasks
+
+
+async def test_a_keyed_waiter_overtakes_queued_ordinary_ones() -> None:
+    adm = Admission(max_concurrency=1, max_queue=8)
+    held = await adm.acquire()
+    order: list[str] = []
+    tasks = await _line_up(adm, "aaak", order)
+    assert adm.queued == 4
+    adm.release(held)
+    await asyncio.gather(*tasks)
+    assert order == ["k3", "a0", "a1", "a2"]
+    assert adm.idle
+
+
+async def test_keyed_and_ordinary_waiters_each_first_come_first_served() -> None:
+    adm = Admission(max_concurrency=1, max_queue=8)
+    held = await adm.acquire()
+    order: list[str] = []
+    tasks = await _line_up(adm, "akakak", order)
+    adm.release(held)
+    await asyncio.gather(*tasks)
+    assert order == ["k1", "k3", "k5", "a0", "a2", "a4"]
+
+
+async def test_an_ordinary_waiter_is_passed_over_at_most_n_times() -> None:
+    from LLM_Mesh.core.priority import MAX_PASSED_OVER
+
+    adm = Admission(max_concurrency=1, max_queue=16)
+    held = await adm.acquire()
+    order: list[str] = []
+    tasks = await _line_up(adm, "a" + "k" * (MAX_PASSED_OVER + 3), order)
+    adm.release(held)
+    await asyncio.gather(*tasks)
+    assert order.index("a0") == MAX_PASSED_OVER
+
+
+async def test_an_ordinary_waiter_waiting_too_long_goes_next() -> None:
+    from LLM_Mesh.core.priority import MAX_ORDINARY_WAIT_S
+
+    clock = FakeClock()
+    adm = Admission(max_concurrency=1, max_queue=8, clock=clock)
+    held = await adm.acquire()
+    order: list[str] = []
+    tasks = await _line_up(adm, "a", order)
+    clock.now += MAX_ORDINARY_WAIT_S
+    tasks += await _line_up(adm, "k", order)
+    adm.release(held)
+    await asyncio.gather(*tasks)
+    assert order == ["a0", "k0"]
+
+
+async def test_a_cancelled_keyed_waiter_gives_its_turn_to_the_next() -> None:
+    adm = Admission(max_concurrency=1, max_queue=8)
+    held = await adm.acquire()
+    order: list[str] = []
+    tasks = await _line_up(adm, "ak", order)
+    tasks[1].cancel()
+    await asyncio.sleep(0)
+    assert adm.queued == 1
+    adm.release(held)
+    await tasks[0]
+    assert order == ["a0"]
+    assert adm.idle

@@ -12,7 +12,10 @@ import re
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from LLM_Mesh.core.canary_shape import CHAT_PATH, DEFAULT_MIX, Shape
+from LLM_Mesh.core.priority import KEYED, PRIORITY_FIELD
 from tests.registry.helpers import ADMIN, Harness
 from tests.registry.test_canary import (
     MODEL,
@@ -292,3 +295,41 @@ async def test_the_reference_cache_keeps_the_newest_references(mesh: Harness) ->
     calls = len(mesh.nodes.nodes["verifier:8801"].calls)
     assert (await p.probe("honest", MODEL, "e", Shape())).verdict == "pass"  # still cached
     assert len(mesh.nodes.nodes["verifier:8801"].calls) == calls
+
+
+def keyed_liar(body: dict[str, Any]) -> dict[str, Any]:
+    """Honest to ordinary requests, canned text to the keyed ones (paying users): the class
+    the gateway tells nodes (core/priority.py)."""
+    return canned(body) if body.get(PRIORITY_FIELD) == KEYED else long_model(body)
+
+
+def keyed_share(h: Harness, keyed: int, anonymous: int) -> None:
+    for i in range(keyed + anonymous):
+        h.runtime.traffic.note(MODEL, i < keyed)
+
+
+async def test_a_node_honest_only_to_anonymous_requests_is_caught(mesh: Harness) -> None:
+    """Probes are anonymous (the pool pays); had they all gone as ordinary, a node could lie
+    to every keyed request for ever. They carry the keyed class as often as the model's
+    requests do (core/priority_mix.py)."""
+    await setup(mesh, keyed_liar)
+    keyed_share(mesh, 3, 7)
+    honest, liar = await probe_both(mesh, range(60))
+    assert {r.verdict for r in honest} <= {"pass", "unverified"}
+    assert liar[-1].verdict == "fail" and liar[-1].quarantined, liar
+
+
+@pytest.mark.parametrize(("keyed", "anonymous"), [(0, 10), (10, 0), (1, 1)])
+async def test_probes_carry_the_keyed_class_as_often_as_requests_do(
+    mesh: Harness, keyed: int, anonymous: int
+) -> None:
+    await setup(mesh, long_model)
+    keyed_share(mesh, keyed, anonymous)
+    p = prober(mesh)
+    p.rng = random.Random(3)
+    for _ in range(40):
+        await p.probe("honest", MODEL)
+    calls = [c["body"] for c in mesh.nodes.nodes["honest:8801"].calls]
+    got = sum(b.get(PRIORITY_FIELD) == KEYED for b in calls) / len(calls)
+    assert abs(got - keyed / (keyed + anonymous)) <= 0.2, got
+    assert {b.get(PRIORITY_FIELD) for b in calls} <= {None, KEYED}

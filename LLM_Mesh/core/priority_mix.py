@@ -1,0 +1,61 @@
+"""The mix of keyed and anonymous requests per model at a gateway process, and the class a
+canary probe carries drawn from it, so that the class tells a node nothing about probes.
+
+A node learns which requests are keyed (``core/priority.py``). Probes are anonymous
+requests of the community pool (``registry/canary.py``); had they all gone as ordinary,
+a node could answer keyed requests (paying users) with a cheaper model and every
+ordinary one honestly, and never be caught. So a probe carries the keyed class with the
+probability that a request for its model here is keyed (:func:`probe_keyed`): the share
+of each class among probes is the share among users' requests, and a request of either
+class is a probe with the same probability (the class and "is a probe" are independent).
+Only the priority field: a probe is still paid by the pool, as an anonymous request.
+
+:class:`TrafficMix` counts the classes of the requests sent on per model, halving both
+counts once they reach :data:`WINDOW` together: the mix of about the last ``WINDOW``
+requests, a dict look-up and an addition per request. Pure: the caller notes and draws.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAX_MODELS", "WINDOW", "TrafficMix", "probe_keyed"]
+
+#: requests per model the mix is about (both counts halved past it)
+WINDOW = 1024
+#: models kept (cleared past it: models are the catalog's or served ones, few)
+MAX_MODELS = 4096
+
+
+class TrafficMix:
+    """Keyed and anonymous requests per model (module docstring)."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[str, list[int]] = {}  # model -> [keyed, all]
+
+    def note(self, model: str, keyed: bool) -> None:
+        counts = self._counts.get(model)
+        if counts is None:
+            if len(self._counts) >= MAX_MODELS:
+                self._counts.clear()
+            counts = self._counts[model] = [0, 0]
+        if keyed:
+            counts[0] += 1
+        counts[1] += 1
+        if counts[1] >= WINDOW:
+            counts[0] //= 2
+            counts[1] //= 2
+
+    def keyed_share(self, model: str) -> float:
+        """The share of the model's requests that were keyed (0 with none seen)."""
+        counts = self._counts.get(model)
+        if counts is None or counts[1] <= 0:
+            return 0.0
+        return counts[0] / counts[1]
+
+
+def probe_keyed(share: float, draw: float) -> bool:
+    """Whether a probe carries the keyed class: ``draw`` (uniform in [0, 1)) below the
+    keyed ``share`` of its model's requests. Callers draw only where ``share`` is strictly
+    between 0 and 1 (the answer is the same without a draw)."""
+    return draw < share

@@ -1,0 +1,44 @@
+"""The keyed share of a model's requests at a gateway process, and the class a probe carries
+drawn from it (core/priority_mix.py)."""
+
+from __future__ import annotations
+
+import random
+
+from LLM_Mesh.core.priority_mix import MAX_MODELS, WINDOW, TrafficMix, probe_keyed
+
+
+def test_no_requests_seen_no_keyed_share() -> None:
+    assert TrafficMix().keyed_share("m") == 0.0
+
+
+def test_the_share_counts_each_model_apart() -> None:
+    mix = TrafficMix()
+    for i in range(100):
+        mix.note("m", i % 4 == 0)
+        mix.note("other", True)
+    assert mix.keyed_share("m") == 0.25
+    assert mix.keyed_share("other") == 1.0
+
+
+def test_the_share_follows_the_recent_requests() -> None:
+    mix = TrafficMix()
+    for _ in range(10 * WINDOW):
+        mix.note("m", True)
+    for _ in range(3 * WINDOW):
+        mix.note("m", False)
+    assert mix.keyed_share("m") < 0.1  # the keyed past is halved away
+
+
+def test_the_models_kept_are_bounded() -> None:
+    mix = TrafficMix()
+    for i in range(MAX_MODELS + 5):
+        mix.note(f"m{i}", True)
+    assert len(mix._counts) <= MAX_MODELS
+
+
+def test_probes_carry_the_keyed_class_as_often_as_requests_do() -> None:
+    rng = random.Random(7)
+    for share in (0.0, 0.1, 0.5, 0.9, 1.0):
+        keyed = sum(probe_keyed(share, rng.random()) for _ in range(20_000))
+        assert abs(keyed / 20_000 - share) < 0.015, share
