@@ -21,6 +21,8 @@ the user's word, checked against the receipts the same way.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -60,12 +62,16 @@ from LLM_Mesh.core.receipt import Receipt, ReceiptError
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.core.served_check import published_price, registry_prices, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
+from LLM_Mesh.receipt_files import key_folder
 from LLM_Mesh.tls import client_ssl_context
 
 __all__ = ["StatementWatch", "read_receipts", "statement_command"]
 
 _FROM, _TO, _RH = (ENTRY_FIELDS.index(f) for f in ("from", "to", "receipt_hash"))
 MAX_RECEIPT_FILES = 100_000
+MAX_RECEIPT_BYTES = 64 * 1024 * 1024  # as receipt verify reads at most
+MAX_KEPT_BYTES = 1024 * 1024  # a receipt `ask` keeps is a few KiB
+MAX_SKIPPED = 1000  # files of the kept folder that hold no receipt, skipped, each named
 _KEY = "LLM_MESH_API_KEY"
 
 
@@ -100,25 +106,56 @@ class StatementWatch:
                 found.append(row)
 
 
-def read_receipts(folder: Path | None, files: Sequence[Path]) -> list[tuple[Path, Found]]:
+def read_receipts(
+    folder: Path | None, files: Sequence[Path], *, skip: Callable[[str], None] | None = None
+) -> list[tuple[Path, Found]]:
     """The receipts in every file of ``folder`` (not hidden ones) and ``files``: each a
     saved answer (JSON or SSE), a bare receipt or an ``X-Mesh-Receipt`` header; a file that
-    holds none is an error naming it."""
-    paths = list(files)
+    holds none, or is larger than :data:`MAX_RECEIPT_BYTES`, is an error naming it, or with
+    ``skip`` (the default folder, which ``ask`` fills), a file of ``folder`` is skipped and
+    ``skip`` told why. Only regular files are read (a FIFO or device never blocks it)."""
+    paths = [(p, False) for p in files]
     if folder is not None:
         if not folder.is_dir():
             raise ValueError(f"--receipts {folder}: not a folder")
-        found = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        if len(found) > MAX_RECEIPT_FILES:
-            raise ValueError(f"--receipts {folder}: more than {MAX_RECEIPT_FILES} files")
-        paths += found
-    out = []
-    for p in paths:
+        found: list[Path] = []
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name.startswith(".") or not e.is_file():
+                    continue
+                found.append(Path(e.path))
+                if len(found) > MAX_RECEIPT_FILES:
+                    raise ValueError(f"--receipts {folder}: more than {MAX_RECEIPT_FILES} files")
+        paths += [(p, skip is not None) for p in sorted(found)]
+    out, skipped = [], 0
+    for p, skippable in paths:
         try:
-            out.append((p, find_receipt(p.read_text("utf-8"))))
-        except (ReceiptError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{p}: holds no receipt ({exc})") from None
+            limit = MAX_KEPT_BYTES if skippable else MAX_RECEIPT_BYTES
+            out.append((p, find_receipt(_read_bounded(p, limit))))
+        except (ReceiptError, UnicodeDecodeError, ValueError) as exc:
+            why = f"{p}: holds no receipt ({exc})"
+            if not skippable or skip is None:
+                raise ValueError(why) from None
+            skipped += 1
+            if skipped > MAX_SKIPPED:
+                raise ValueError(
+                    f"{folder}: more than {MAX_SKIPPED} files hold no receipt (the folder "
+                    "`llm-mesh ask` keeps receipts in holds nothing else): remove them"
+                ) from None
+            skip(why)
     return out
+
+
+def _read_bounded(p: Path, limit: int) -> str:
+    """``p``'s text, at most ``limit`` bytes (else ``ValueError``, a larger file unread)."""
+    with p.open("rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(limit + 1) if st.st_size <= limit else b""
+    if st.st_size > limit or len(data) > limit:
+        raise ValueError(f"larger than {limit:,} bytes, more than any saved answer")
+    return data.decode("utf-8")
 
 
 def _checked(
@@ -189,7 +226,9 @@ def statement_command(
             "--receipts",
             metavar="DIR",
             help="a folder of the answers (or receipts, or X-Mesh-Receipt headers) you saved, "
-            "one a file: every debit of your account must name one of them",
+            "one a file: every debit of your account must name one of them (default, with "
+            "LLM_MESH_API_KEY: the key's folder of $LLM_MESH_HOME/receipts/, where `llm-mesh "
+            "ask` keeps them; a file there that holds none is skipped, named)",
         ),
     ] = None,
     receipt: Annotated[
@@ -294,8 +333,24 @@ def statement_command(
                 "names its account; not sent to a --registry) or pass --account"
             )
         )
+    kept = None  # the key's folder `ask` keeps its receipts in, read by default
+    if mine and receipts is None and not receipt:
+        kept = key_folder(settings.home, mine)
+        if not kept.is_dir():
+            console.print(
+                f"no receipts kept in {kept} (`llm-mesh ask` with this key keeps them there; "
+                "--receipts DIR: a folder of your own)",
+                highlight=False,
+            )
+
+    def skipped(why: str) -> None:
+        err.print(Text.assemble(("skipped", "yellow"), f": {terminal_text(why)}"), soft_wrap=True)
+
     try:
-        found = read_receipts(receipts, receipt or ())
+        if kept is not None and kept.is_dir():
+            found = read_receipts(kept, (), skip=skipped)
+        else:
+            found = read_receipts(receipts, receipt or ())
         records, unread = read_served(served) if served else ([], [])
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
