@@ -8,7 +8,7 @@ key's own folder by default (:func:`key_folder`: ``$LLM_MESH_HOME/receipts/<tag>
 a domain-separated hash of the key, ``core/key_account.key_tag``, never the key), which
 ``ledger statement`` reads when no ``--receipts`` is given. One folder a key: a receipt
 another key paid for would be a finding in this key's statement. The seed API keeps them
-there only when asked (``LLM_MESH_SAVE_RECEIPTS=1``, :func:`library_keeps`): a library
+there only when asked (``LLM_MESH_SAVE_RECEIPTS=1``, :func:`keeps`): a library
 writing into the home by default would surprise (servers, notebooks, tests).
 :func:`prune` removes the files a clean statement covered (``core/receipt_keep.py``
 decides which).
@@ -17,6 +17,7 @@ decides which).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
@@ -30,13 +31,16 @@ from LLM_Mesh.secret_files import make_private_dir
 __all__ = [
     "RECEIPTS_DIR",
     "SAVE_ENV",
+    "keep_for_key",
+    "keeps",
     "key_folder",
-    "library_keeps",
     "prune",
     "save_receipt",
 ]
 
 RECEIPTS_DIR = "receipts"  # in $LLM_MESH_HOME: one folder a key
+log = logging.getLogger(__name__)
+
 SAVE_ENV = "LLM_MESH_SAVE_RECEIPTS"  # the seed API keeps keyed receipts only when "1"
 
 
@@ -45,10 +49,25 @@ def key_folder(home: Path, api_key: str) -> Path:
     return home.expanduser() / RECEIPTS_DIR / key_tag(api_key)[:24]
 
 
-def library_keeps(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether the seed API keeps keyed answers' receipts (``LLM_MESH_SAVE_RECEIPTS=1``)."""
+def keeps(choice: bool | None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the seed API keeps a keyed answer's receipt: ``choice``
+    (``DistributedModelRegistry(keep_receipts=...)``), else ``LLM_MESH_SAVE_RECEIPTS=1``."""
+    if choice is not None:
+        return choice
     value = (os.environ if environ is None else environ).get(SAVE_ENV, "")
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def keep_for_key(home: Path, api_key: str, form: dict[str, Any]) -> str | None:
+    """``form`` kept in the key's folder (the seed API's): its path, or None and a WARNING
+    when it cannot be written (the answer is returned all the same)."""
+    folder = key_folder(home, api_key)
+    try:
+        return str(save_receipt(folder, form))
+    except OSError as exc:
+        log.warning("a receipt was not kept in %s (%s): `ledger statement` will show its "
+                    "charge as NO RECEIPT", folder, exc)  # fmt: skip
+        return None
 
 
 def save_receipt(folder: Path, form: dict[str, Any], *, now: float | None = None) -> Path:

@@ -354,10 +354,10 @@ def ask(
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from rich.text import Text
 
-    from LLM_Mesh.receipt_files import key_folder, save_receipt
     from LLM_Mesh.cli.demo import ask_once
     from LLM_Mesh.cli.prompt_input import PromptInputError, read_prompt
     from LLM_Mesh.core.tasks import unknown_task
+    from LLM_Mesh.receipt_files import key_folder, save_receipt
 
     problem = unknown_task(task)
     if problem is not None:

@@ -17,11 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli import demo
-from LLM_Mesh.cli.ask_save import save_receipt
 from LLM_Mesh.cli.main import app
 from LLM_Mesh.core.key_account import key_tag
 from LLM_Mesh.core.ledger_entry import MINT, Transfer
-from LLM_Mesh.receipt_files import RECEIPTS_DIR, key_folder
+from LLM_Mesh.receipt_files import RECEIPTS_DIR, key_folder, save_receipt
 from LLM_Mesh.registry.api_keys import create_api_key
 from LLM_Mesh.registry.settlement import user_account
 from tests.cli.test_ledger_statement import MODEL, Paid, _serve, _statement
