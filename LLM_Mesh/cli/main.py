@@ -346,8 +346,8 @@ def ask(
         typer.Option(
             "--no-save",
             help="With an API key, keep no receipt (default: each is kept, no prompt, no "
-            "text, in $LLM_MESH_HOME/receipts/, which `ledger statement` reads; without a "
-            "key nothing is kept)",
+            "text, in the key's folder of the home's receipts/, which `ledger statement` "
+            "reads; without a key nothing is kept)",
         ),
     ] = False,
 ) -> None:
