@@ -48,7 +48,13 @@ from LLM_Mesh.cli.common import (
 from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt
 from LLM_Mesh.cli.earnings_commands import operator_token as earnings_token
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
-from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_key_account, load_seen, save_seen
+from LLM_Mesh.cli.ledger_seen import (
+    SEEN_FILE,
+    load_checked_through,
+    load_key_account,
+    load_seen,
+    save_seen,
+)
 from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import MeshClient, bearer_header
@@ -59,10 +65,11 @@ from LLM_Mesh.core.ledger_statement import Statement, statement
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
+from LLM_Mesh.core.receipt_keep import KEEP_S, removable
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.core.served_check import published_price, registry_prices, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
-from LLM_Mesh.receipt_files import key_folder
+from LLM_Mesh.receipt_files import key_folder, prune
 from LLM_Mesh.tls import client_ssl_context
 
 __all__ = ["StatementWatch", "read_receipts", "statement_command"]
@@ -160,13 +167,14 @@ def _read_bounded(p: Path, limit: int) -> str:
 
 def _checked(
     found: Sequence[tuple[Path, Found]], keys: Sequence[str]
-) -> tuple[list[Receipt], list[str]]:
-    """The receipts that verify under the registry's ``keys``, and why the others do not."""
+) -> tuple[list[tuple[Path, Receipt]], list[str]]:
+    """The receipts that verify under the registry's ``keys`` (with their files), and why
+    the others do not."""
     by_id = parse_keys(keys) if found else {}
     good, bad = [], []
     for path, f in found:
         try:
-            good.append(verify(f, by_id))
+            good.append((path, verify(f, by_id)))
         except ReceiptError as exc:
             bad.append(f"{path}: the receipt does not verify ({exc.reason}: {exc})")
     return good, bad
@@ -361,7 +369,7 @@ def statement_command(
 
     named_for_token: list[tuple[str, str | None]] = []  # --operator: (account, old account)
 
-    async def go() -> tuple[Any, StatementWatch, list[Receipt], list[str], str | None]:
+    async def go() -> tuple[Any, StatementWatch, list[tuple[Path, Receipt]], list[str], str | None]:
         if mine:
             bearer_header(mine, "the API key", InvalidApiKey)
         urls: Sequence[str] = settings.registry_urls
@@ -376,7 +384,8 @@ def statement_command(
             trusted = [key] if key else (await src.keys())[0]
             if served and fee_bps is None and isinstance(src, HttpSource):
                 pricing.append(await src.pricing())  # the fee and prices it publishes now
-            held, refused = _checked(found, trusted)
+            good, refused = _checked(found, trusted)
+            held = [r for _, r in good]
 
             def named() -> str | None:
                 read = src.balance_read if isinstance(src, HttpSource) else None
@@ -397,11 +406,11 @@ def statement_command(
             watch.account = watch.account or named()
             if mine and isinstance(src, HttpSource):
                 shown_read.append(src.balance_read)
-            return report, watch, held, refused, watch.account
+            return report, watch, good, refused, watch.account
 
     start = time.perf_counter()
     try:
-        report, watch, held, refused, acct = asyncio.run(go())
+        report, watch, good, refused, acct = asyncio.run(go())
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     # found 2026-12-05: without the file, no word of what to do for a ledger started over
@@ -424,12 +433,17 @@ def statement_command(
         changed = account_change(load_key_account(seen_path, source, tofu[0]), acct)
         if changed is not None:
             bad.append(changed if token is None else changed.replace(_KEY, "your operator token"))
-    cp = report.checkpoint
+    cp, held = report.checkpoint, [r for _, r in good]
+    # a user's key: the debits an earlier clean statement judged are not judged again (their
+    # receipts may be gone: core/receipt_keep.py), below the history the audit held to
+    tag = tofu[0] if tofu is not None and token is None else None
+    remembered_size = (load_seen(seen_path, source) or (0, b""))[0]
+    before = min(load_checked_through(seen_path, source, tag), remembered_size) if tag else 0
+    by_receipt = {h: _as_entries(rows) for h, rows in watch.by_receipt.items()}
     s = statement(
-        acct, _as_entries(watch.mine), held,
-        {h: _as_entries(rows) for h, rows in watch.by_receipt.items()},
+        acct, _as_entries(watch.mine), held, by_receipt,
         signed_size=0 if cp is None else cp.tree_size,
-        signed_time_us=None if cp is None else cp.time_us,
+        signed_time_us=None if cp is None else cp.time_us, checked_before=before,
     )  # fmt: skip
     print_statement(s)
     problems = bad + s.findings
@@ -453,13 +467,27 @@ def statement_command(
             + ("" if report.ok else ", and the log itself does not check out (above)")
         )
         raise typer.Exit(1)
-    save_seen(seen_path, source, report, settings.registry_url, tofu)
+    through = (tag, cp.tree_size) if tag and cp is not None else None
+    save_seen(seen_path, source, report, settings.registry_url, tofu, through)
     console.print(
         "[green]OK[/]: every debit of the account names a receipt you hold and charges what "
-        "it signs; the list is every entry of the account in the log"
+        "it signs"
+        + (" (or an earlier statement checked it)" if before else "")
+        + "; the list is every entry of the account in the log"
         + ("; every request the served logs hold was paid to it" if served else ""),
         highlight=False,
     )
+    if kept is not None and cp is not None and kept.is_dir():  # only the folder ask fills
+        gone = removable(
+            held, by_receipt, judged_size=cp.tree_size, now_ms=cp.time_us // 1000, keep_s=KEEP_S
+        )
+        n = prune(p for p, r in good if r.receipt_hash in gone)
+        if n:
+            console.print(
+                f"removed {counted(n, 'kept receipt')} older than {KEEP_S // 86_400} days "
+                f"whose charges this statement checked (from {kept})",
+                highlight=False,
+            )
     later = sum(not line.signed for line in s.lines)
     if later:  # published and checked, but nothing the registry signed covers them yet
         console.print(

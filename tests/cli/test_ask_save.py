@@ -121,11 +121,17 @@ def test_save_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def _new_user(p: Paid, name: str) -> str:
-    """A fresh key with a grant: every debit of its account comes from the asks below."""
+    return _new_account(p, name)[0]
+
+
+def _new_account(p: Paid, name: str) -> tuple[str, str]:
+    """A fresh key with a grant (every debit of its account comes from the asks below), and
+    its account."""
     made = p.mesh.call(create_api_key(p.mesh.store, name=name))
     assert made is not None
-    p.mesh.call(p.ledger.append_one(Transfer("grant", MINT, user_account(made[1].key_id), 10**6)))
-    return made[0]
+    acct = user_account(made[1].key_id)
+    p.mesh.call(p.ledger.append_one(Transfer("grant", MINT, acct, 10**6)))
+    return made[0], acct
 
 
 def _kept(p: Paid, key: str) -> list[Path]:
@@ -236,3 +242,50 @@ def test_a_kept_folder_of_only_junk_is_refused_not_read_forever(
     code, out, err = _run(paid, ["ledger", "statement"], key)
     said = " ".join((out + err).split())
     assert code == 1 and "more than 3 files hold no receipt" in said, said
+
+
+# --- the bound: a clean statement's window (core/receipt_keep.py) -----------------------
+
+
+def test_a_clean_statement_removes_old_kept_receipts_and_still_passes_after(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from LLM_Mesh.cli import ledger_statement
+
+    monkeypatch.setattr(ledger_statement, "KEEP_S", 0)  # as if a month had passed
+    key, acct = _new_account(paid, "jo")
+    for _ in range(2):
+        assert _ask_as(paid, key, "x")[0] == 0
+    paid.settle()
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 0 and "removed 2 kept receipts" in said, said
+    assert _kept(paid, key) == []
+    assert _ask_as(paid, key, "y")[0] == 0  # one more, kept
+    paid.settle()
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 0, said  # the two removed receipts' debits were judged before
+    assert "1 receipt held" in said and "checked by an earlier statement" in said
+    assert "NO RECEIPT" not in said and "removed 1 kept receipt" in said
+    # a debit written after the window with no receipt is still a finding
+    paid.write(Transfer("settle", acct, user_account("someone"), 500, "req-late"))
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 1 and "req-late" in said and "NO RECEIPT" in said, said
+
+
+def test_a_user_folder_given_with_receipts_is_never_pruned(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from LLM_Mesh.cli import ledger_statement
+
+    monkeypatch.setattr(ledger_statement, "KEEP_S", 0)
+    key = _new_user(paid, "kim")
+    assert _ask_as(paid, key, "x")[0] == 0
+    paid.settle()
+    folder = key_folder(paid.home / "user", key)
+    code, out, err = _run(paid, ["ledger", "statement", "--receipts", str(folder)], key)
+    assert code == 0 and "removed" not in out + err, out + err
+    assert len(_kept(paid, key)) == 1
+
