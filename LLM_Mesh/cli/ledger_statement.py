@@ -10,7 +10,9 @@ every entry itself, the account's entries it keeps are proven in the log and com
 nothing of the registry's choosing lists them. What they are judged by is pure
 (``core/ledger_statement.statement``).
 
-The account is the one ``GET /v1/balance`` names for the key (the key goes only to the
+The receipts are ``--receipts DIR`` or, with the key, the key's folder that ``llm-mesh ask``
+fills (``receipt_files.key_folder``), bounded by a clean statement's window
+(``core/receipt_keep.py``). The account is the one ``GET /v1/balance`` names for the key (the key goes only to the
 registry it is configured with, as with ``ledger verify``); the first one named is
 remembered (``ledger_seen.json``, ``core/key_account.py``) and another later refused. The
 receipts tie it to what the registry really debits: a user-paid receipt paid from
@@ -302,7 +304,10 @@ def statement_command(
     account, and the audit is clean; 1: any of these fails (each named: a debit with no
     receipt, another amount or fee, a receipt paid from another account, a settled receipt
     older than 10 minutes that no entry names, another account named for the key or token
-    than before), or an error. Credits (grants) are listed. The account: the one the
+    than before), or an error. Credits (grants) are listed. The receipts: --receipts DIR,
+    else with LLM_MESH_API_KEY the key's folder `llm-mesh ask` keeps them in; a clean run
+    removes from that folder those it checked older than 30 days, and the next run lists
+    the debits it judged as checked. The account: the one the
     registry names for LLM_MESH_API_KEY, else --account, or with --operator the one it
     names for your operator token. With --operator --served FILE (a node's served log,
     repeatable): also every request the nodes answered must be paid to the account at the
