@@ -542,6 +542,8 @@ From Python:
   result = await get_model_response("gemma-3-270m", "def fibonacci(n):", task_type="python")
   model_registry.get_model_info()                  # every model, or one: ("gemma-3-270m")
   await model_registry.health_check_all_hosts()
+With LLM_MESH_API_KEY, LLM_MESH_SAVE_RECEIPTS=1 keeps each answer's receipt (no
+prompt, no text) for `llm-mesh ledger statement`; by default nothing is kept.
 """
 
 

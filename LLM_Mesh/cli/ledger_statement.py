@@ -10,11 +10,13 @@ every entry itself, the account's entries it keeps are proven in the log and com
 nothing of the registry's choosing lists them. What they are judged by is pure
 (``core/ledger_statement.statement``).
 
-The receipts are ``--receipts DIR`` or, with the key, the key's folder that ``llm-mesh ask``
-fills (``receipt_files.key_folder``), bounded by a clean statement's window
-(``core/receipt_keep.py``). The account is the one ``GET /v1/balance`` names for the key (the key goes only to the
-registry it is configured with, as with ``ledger verify``); the first one named is
-remembered (``ledger_seen.json``, ``core/key_account.py``) and another later refused. The
+The receipts are ``--receipts DIR`` or, with the key, the key's folder that ``llm-mesh
+ask`` fills (``receipt_files.key_folder``), bounded by a clean statement's window
+(``core/receipt_keep.py``). The account is the one ``GET /v1/balance`` names for the key
+(the key goes only to the registry it is configured with, as with ``ledger verify``); a
+key made since 2026-12-05 names its own and any other is refused, for an older one the
+first one named is remembered (``ledger_seen.json``, ``core/key_account.py``) and another
+later refused. The
 receipts tie it to what the registry really debits: a user-paid receipt paid from
 another account is a finding. ``--account`` names it instead (no key sent): then it is
 the user's word, checked against the receipts the same way.
@@ -61,7 +63,7 @@ from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import MeshClient, bearer_header
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.key_account import account_change, key_tag
+from LLM_Mesh.core.key_account import account_change, key_account_finding, key_tag
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
 from LLM_Mesh.core.ledger_statement import Statement, statement
 from LLM_Mesh.core.plural import counted
@@ -435,7 +437,12 @@ def statement_command(
             highlight=False,
         )
     if tofu is not None:
-        changed = account_change(load_key_account(seen_path, source, tofu[0]), acct)
+        before_acct = load_key_account(seen_path, source, tofu[0])
+        changed = (
+            account_change(before_acct, acct)
+            if token is not None
+            else key_account_finding(secret or "", before_acct, acct)
+        )
         if changed is not None:
             bad.append(changed if token is None else changed.replace(_KEY, "your operator token"))
     cp, held = report.checkpoint, [r for _, r in good]
