@@ -48,6 +48,7 @@ from LLM_Mesh.errors import (
     ModelUnavailable,
     RegistryUnreachable,
 )
+from LLM_Mesh.receipt_files import keep_for_key, keeps
 
 __all__ = [
     "DistributedModelRegistry",
@@ -113,6 +114,8 @@ class ModelResponse:
     request_id: str | None = None
     # the receipt and its ids, as ``ask --save`` writes them (core/receipt_verify.saved_form)
     receipt: dict[str, Any] | None = field(default=None, repr=False)
+    # where it was kept (LLM_MESH_SAVE_RECEIPTS=1 with a key), else None
+    receipt_file: str | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -171,8 +174,10 @@ class DistributedModelRegistry:
         clock: Any = time.monotonic,
         api_key: str | None = None,
         replica_memory: ReplicaMemory | None = None,
+        keep_receipts: bool | None = None,
     ) -> None:
         self._settings = settings
+        self._keep = keep_receipts  # a keyed answer's receipt kept (receipt_files.keeps)
         self._memory = replica_memory  # another process's answering replica (the CLI's)
         self._api_key = api_key
         self._registry_url = registry_url
@@ -429,7 +434,12 @@ class DistributedModelRegistry:
                 )
             else:
                 out = await c.completion({**body, "prompt": prompt}, request_id=request_id)
-        return ModelResponse.from_openai(out, task_type=task_type, requested=requested)
+        res = ModelResponse.from_openai(out, task_type=task_type, requested=requested)
+        if self.api_key and res.receipt is not None and keeps(self._keep):
+            if self._settings is None:
+                self._settings = Settings.from_env()
+            res.receipt_file = keep_for_key(self._settings.home, self.api_key, res.receipt)
+        return res
 
     def fallback_model(
         self,
@@ -532,6 +542,8 @@ From Python:
   result = await get_model_response("gemma-3-270m", "def fibonacci(n):", task_type="python")
   model_registry.get_model_info()                  # every model, or one: ("gemma-3-270m")
   await model_registry.health_check_all_hosts()
+With LLM_MESH_API_KEY, LLM_MESH_SAVE_RECEIPTS=1 keeps each answer's receipt (no
+prompt, no text) for `llm-mesh ledger statement`; by default nothing is kept.
 """
 
 

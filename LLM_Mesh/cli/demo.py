@@ -154,7 +154,7 @@ async def ask_once(
     ``ask --save`` writes it (``core/receipt_verify.saved_form``), None without one."""
     registry = DistributedModelRegistry(
         settings, registry_url=registry_url, api_key=api_key, http_client=http_client,
-        replica_memory=replica_memory,
+        replica_memory=replica_memory, keep_receipts=False,  # `ask` keeps its own
     )  # fmt: skip
     if model is None:
         await registry.refresh()

@@ -63,7 +63,7 @@ from LLM_Mesh.cli.read_ahead import read_ahead
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import bearer_header
 from LLM_Mesh.core.b64url import ed25519_key, ed25519_key_problem
-from LLM_Mesh.core.key_account import account_change, key_tag
+from LLM_Mesh.core.key_account import key_account_finding, key_tag
 from LLM_Mesh.core.ledger_audit import Auditor, Report, stored_findings
 from LLM_Mesh.core.ledger_entry import MINT
 from LLM_Mesh.core.plural import counted
@@ -423,7 +423,8 @@ def verify(
         say_key_balance(report.ok, shown_for_key, registry)
     account = None if shown_for_key is None or not mine else (key_tag(mine), shown_for_key[0])
     if account is not None:
-        changed = account_change(load_key_account(seen_path, source, account[0]), account[1])
+        before = load_key_account(seen_path, source, account[0])
+        changed = key_account_finding(mine or "", before, account[1])
         if changed is not None:  # found 2026-12-05: another account's books passed as its
             err.print(Text.assemble(("account:", "red"), f" {terminal_text(changed)}"))
             raise typer.Exit(1)

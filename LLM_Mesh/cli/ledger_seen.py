@@ -19,7 +19,14 @@ from LLM_Mesh.core.gossip import export
 from LLM_Mesh.core.ledger_audit import Report
 from LLM_Mesh.secret_files import make_private_dir
 
-__all__ = ["SEEN_FILE", "load_key_account", "load_seen", "load_seen_checkpoint", "save_seen"]
+__all__ = [
+    "SEEN_FILE",
+    "load_checked_through",
+    "load_key_account",
+    "load_seen",
+    "load_seen_checkpoint",
+    "save_seen",
+]
 
 SEEN_FILE = "ledger_seen.json"  # in $LLM_MESH_HOME: per ledger, the last size and root checked
 
@@ -43,12 +50,14 @@ def load_seen(path: Path, source: str) -> tuple[int, bytes] | None:
 
 def save_seen(
     path: Path, source: str, report: Report, registry: str | None = None,
-    account: tuple[str, str] | None = None,
+    account: tuple[str, str] | None = None, through: tuple[str, int] | None = None,
 ) -> None:  # fmt: skip
     """Remember what this audit checked (only a clean one; only ever a longer history),
     the newest signed checkpoint it checked (``core/gossip.export``'s form) and, kept from
     run to run, the account the registry named for an API key (``account``: its
-    ``core/key_account.key_tag`` and the account; the first one named stays)."""
+    ``core/key_account.key_tag`` and the account; the first one named stays) and, for a
+    clean ``ledger statement``, the size of the signed log it judged for the key
+    (``through``: its tag and that size; only ever a larger one: ``core/receipt_keep.py``)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -63,6 +72,12 @@ def save_seen(
         accounts.setdefault(account[0], account[1])
     if accounts:
         seen["accounts"] = accounts
+    judged = before.get("statements") if isinstance(before, dict) else None
+    judged = {k: v for k, v in judged.items() if type(v) is int} if isinstance(judged, dict) else {}
+    if through is not None:
+        judged[through[0]] = max(judged.get(through[0], 0), through[1])
+    if judged:
+        seen["statements"] = judged
     data[_seen_key(source)] = seen
     make_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
@@ -94,3 +109,12 @@ def load_key_account(path: Path, source: str, tag: str) -> str | None:
     accounts = seen.get("accounts") if isinstance(seen, dict) else None
     account = accounts.get(tag) if isinstance(accounts, dict) else None
     return account if isinstance(account, str) else None
+
+
+def load_checked_through(path: Path, source: str, tag: str) -> int:
+    """The size of the signed log an earlier clean ``ledger statement`` of ``source`` judged
+    for the key filed under ``tag`` (0: none)."""
+    seen = _seen(path, source)
+    judged = seen.get("statements") if isinstance(seen, dict) else None
+    size = judged.get(tag) if isinstance(judged, dict) else None
+    return size if type(size) is int and size > 0 else 0

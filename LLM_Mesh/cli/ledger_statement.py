@@ -10,9 +10,13 @@ every entry itself, the account's entries it keeps are proven in the log and com
 nothing of the registry's choosing lists them. What they are judged by is pure
 (``core/ledger_statement.statement``).
 
-The account is the one ``GET /v1/balance`` names for the key (the key goes only to the
-registry it is configured with, as with ``ledger verify``); the first one named is
-remembered (``ledger_seen.json``, ``core/key_account.py``) and another later refused. The
+The receipts are ``--receipts DIR`` or, with the key, the key's folder that ``llm-mesh
+ask`` fills (``receipt_files.key_folder``), bounded by a clean statement's window
+(``core/receipt_keep.py``). The account is the one ``GET /v1/balance`` names for the key
+(the key goes only to the registry it is configured with, as with ``ledger verify``); a
+key made since 2026-12-05 names its own and any other is refused, for an older one the
+first one named is remembered (``ledger_seen.json``, ``core/key_account.py``) and another
+later refused. The
 receipts tie it to what the registry really debits: a user-paid receipt paid from
 another account is a finding. ``--account`` names it instead (no key sent): then it is
 the user's word, checked against the receipts the same way.
@@ -21,6 +25,8 @@ the user's word, checked against the receipts the same way.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -46,26 +52,37 @@ from LLM_Mesh.cli.common import (
 from LLM_Mesh.cli.earnings_commands import OperatorTokenOpt
 from LLM_Mesh.cli.earnings_commands import operator_token as earnings_token
 from LLM_Mesh.cli.ledger_http import HttpSource, Row
-from LLM_Mesh.cli.ledger_seen import SEEN_FILE, load_key_account, load_seen, save_seen
+from LLM_Mesh.cli.ledger_seen import (
+    SEEN_FILE,
+    load_checked_through,
+    load_key_account,
+    load_seen,
+    save_seen,
+)
 from LLM_Mesh.cli.ledger_served import ServedWatch, print_served, read_served
 from LLM_Mesh.cli.render import shown, terminal_text
 from LLM_Mesh.client import MeshClient, bearer_header
 from LLM_Mesh.config import Settings
-from LLM_Mesh.core.key_account import account_change, key_tag
+from LLM_Mesh.core.key_account import account_change, key_account_finding, key_tag
 from LLM_Mesh.core.ledger_entry import ACCOUNT_RE, ENTRY_FIELDS
 from LLM_Mesh.core.ledger_statement import Statement, statement
 from LLM_Mesh.core.plural import counted
 from LLM_Mesh.core.pricing import Price
 from LLM_Mesh.core.receipt import Receipt, ReceiptError
+from LLM_Mesh.core.receipt_keep import KEEP_S, removable
 from LLM_Mesh.core.receipt_verify import Found, find_receipt, parse_keys, verify
 from LLM_Mesh.core.served_check import published_price, registry_prices, served_report
 from LLM_Mesh.errors import InvalidApiKey, MeshError
+from LLM_Mesh.receipt_files import key_folder, prune
 from LLM_Mesh.tls import client_ssl_context
 
 __all__ = ["StatementWatch", "read_receipts", "statement_command"]
 
 _FROM, _TO, _RH = (ENTRY_FIELDS.index(f) for f in ("from", "to", "receipt_hash"))
 MAX_RECEIPT_FILES = 100_000
+MAX_RECEIPT_BYTES = 64 * 1024 * 1024  # as receipt verify reads at most
+MAX_KEPT_BYTES = 1024 * 1024  # a receipt `ask` keeps is a few KiB
+MAX_SKIPPED = 1000  # files of the kept folder that hold no receipt, skipped, each named
 _KEY = "LLM_MESH_API_KEY"
 
 
@@ -100,36 +117,68 @@ class StatementWatch:
                 found.append(row)
 
 
-def read_receipts(folder: Path | None, files: Sequence[Path]) -> list[tuple[Path, Found]]:
+def read_receipts(
+    folder: Path | None, files: Sequence[Path], *, skip: Callable[[str], None] | None = None
+) -> list[tuple[Path, Found]]:
     """The receipts in every file of ``folder`` (not hidden ones) and ``files``: each a
     saved answer (JSON or SSE), a bare receipt or an ``X-Mesh-Receipt`` header; a file that
-    holds none is an error naming it."""
-    paths = list(files)
+    holds none, or is larger than :data:`MAX_RECEIPT_BYTES`, is an error naming it, or with
+    ``skip`` (the default folder, which ``ask`` fills), a file of ``folder`` is skipped and
+    ``skip`` told why. Only regular files are read (a FIFO or device never blocks it)."""
+    paths = [(p, False) for p in files]
     if folder is not None:
         if not folder.is_dir():
             raise ValueError(f"--receipts {folder}: not a folder")
-        found = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        if len(found) > MAX_RECEIPT_FILES:
-            raise ValueError(f"--receipts {folder}: more than {MAX_RECEIPT_FILES} files")
-        paths += found
-    out = []
-    for p in paths:
+        found: list[Path] = []
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name.startswith(".") or not e.is_file():
+                    continue
+                found.append(Path(e.path))
+                if len(found) > MAX_RECEIPT_FILES:
+                    raise ValueError(f"--receipts {folder}: more than {MAX_RECEIPT_FILES} files")
+        paths += [(p, skip is not None) for p in sorted(found)]
+    out, skipped = [], 0
+    for p, skippable in paths:
         try:
-            out.append((p, find_receipt(p.read_text("utf-8"))))
-        except (ReceiptError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{p}: holds no receipt ({exc})") from None
+            limit = MAX_KEPT_BYTES if skippable else MAX_RECEIPT_BYTES
+            out.append((p, find_receipt(_read_bounded(p, limit))))
+        except (ReceiptError, UnicodeDecodeError, ValueError) as exc:
+            why = f"{p}: holds no receipt ({exc})"
+            if not skippable or skip is None:
+                raise ValueError(why) from None
+            skipped += 1
+            if skipped > MAX_SKIPPED:
+                raise ValueError(
+                    f"{folder}: more than {MAX_SKIPPED} files hold no receipt (the folder "
+                    "`llm-mesh ask` keeps receipts in holds nothing else): remove them"
+                ) from None
+            skip(why)
     return out
+
+
+def _read_bounded(p: Path, limit: int) -> str:
+    """``p``'s text, at most ``limit`` bytes (else ``ValueError``, a larger file unread)."""
+    with p.open("rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(limit + 1) if st.st_size <= limit else b""
+    if st.st_size > limit or len(data) > limit:
+        raise ValueError(f"larger than {limit:,} bytes, more than any saved answer")
+    return data.decode("utf-8")
 
 
 def _checked(
     found: Sequence[tuple[Path, Found]], keys: Sequence[str]
-) -> tuple[list[Receipt], list[str]]:
-    """The receipts that verify under the registry's ``keys``, and why the others do not."""
+) -> tuple[list[tuple[Path, Receipt]], list[str]]:
+    """The receipts that verify under the registry's ``keys`` (with their files), and why
+    the others do not."""
     by_id = parse_keys(keys) if found else {}
     good, bad = [], []
     for path, f in found:
         try:
-            good.append(verify(f, by_id))
+            good.append((path, verify(f, by_id)))
         except ReceiptError as exc:
             bad.append(f"{path}: the receipt does not verify ({exc.reason}: {exc})")
     return good, bad
@@ -189,7 +238,9 @@ def statement_command(
             "--receipts",
             metavar="DIR",
             help="a folder of the answers (or receipts, or X-Mesh-Receipt headers) you saved, "
-            "one a file: every debit of your account must name one of them",
+            "one a file: every debit of your account must name one of them (default, with "
+            "LLM_MESH_API_KEY: the key's folder of $LLM_MESH_HOME/receipts/, where `llm-mesh "
+            "ask` keeps them; a file there that holds none is skipped, named)",
         ),
     ] = None,
     receipt: Annotated[
@@ -255,7 +306,10 @@ def statement_command(
     account, and the audit is clean; 1: any of these fails (each named: a debit with no
     receipt, another amount or fee, a receipt paid from another account, a settled receipt
     older than 10 minutes that no entry names, another account named for the key or token
-    than before), or an error. Credits (grants) are listed. The account: the one the
+    than before), or an error. Credits (grants) are listed. The receipts: --receipts DIR,
+    else with LLM_MESH_API_KEY the key's folder `llm-mesh ask` keeps them in; a clean run
+    removes from that folder those it checked older than 30 days, and the next run lists
+    the debits it judged as checked. The account: the one the
     registry names for LLM_MESH_API_KEY, else --account, or with --operator the one it
     names for your operator token. With --operator --served FILE (a node's served log,
     repeatable): also every request the nodes answered must be paid to the account at the
@@ -294,8 +348,24 @@ def statement_command(
                 "names its account; not sent to a --registry) or pass --account"
             )
         )
+    kept = None  # the key's folder `ask` keeps its receipts in, read by default
+    if mine and receipts is None and not receipt:
+        kept = key_folder(settings.home, mine)
+        if not kept.is_dir():
+            console.print(
+                f"no receipts kept in {kept} (`llm-mesh ask` with this key keeps them there; "
+                "--receipts DIR: a folder of your own)",
+                highlight=False,
+            )
+
+    def skipped(why: str) -> None:
+        err.print(Text.assemble(("skipped", "yellow"), f": {terminal_text(why)}"), soft_wrap=True)
+
     try:
-        found = read_receipts(receipts, receipt or ())
+        if kept is not None and kept.is_dir():
+            found = read_receipts(kept, (), skip=skipped)
+        else:
+            found = read_receipts(receipts, receipt or ())
         records, unread = read_served(served) if served else ([], [])
     except (OSError, ValueError) as exc:
         raise fail(exc) from exc
@@ -306,7 +376,7 @@ def statement_command(
 
     named_for_token: list[tuple[str, str | None]] = []  # --operator: (account, old account)
 
-    async def go() -> tuple[Any, StatementWatch, list[Receipt], list[str], str | None]:
+    async def go() -> tuple[Any, StatementWatch, list[tuple[Path, Receipt]], list[str], str | None]:
         if mine:
             bearer_header(mine, "the API key", InvalidApiKey)
         urls: Sequence[str] = settings.registry_urls
@@ -321,7 +391,8 @@ def statement_command(
             trusted = [key] if key else (await src.keys())[0]
             if served and fee_bps is None and isinstance(src, HttpSource):
                 pricing.append(await src.pricing())  # the fee and prices it publishes now
-            held, refused = _checked(found, trusted)
+            good, refused = _checked(found, trusted)
+            held = [r for _, r in good]
 
             def named() -> str | None:
                 read = src.balance_read if isinstance(src, HttpSource) else None
@@ -342,11 +413,11 @@ def statement_command(
             watch.account = watch.account or named()
             if mine and isinstance(src, HttpSource):
                 shown_read.append(src.balance_read)
-            return report, watch, held, refused, watch.account
+            return report, watch, good, refused, watch.account
 
     start = time.perf_counter()
     try:
-        report, watch, held, refused, acct = asyncio.run(go())
+        report, watch, good, refused, acct = asyncio.run(go())
     except (MeshError, OSError, ValueError, KeyError, httpx.HTTPError) as exc:
         raise fail(exc) from exc
     # found 2026-12-05: without the file, no word of what to do for a ledger started over
@@ -366,15 +437,25 @@ def statement_command(
             highlight=False,
         )
     if tofu is not None:
-        changed = account_change(load_key_account(seen_path, source, tofu[0]), acct)
+        before_acct = load_key_account(seen_path, source, tofu[0])
+        changed = (
+            account_change(before_acct, acct)
+            if token is not None
+            else key_account_finding(secret or "", before_acct, acct)
+        )
         if changed is not None:
             bad.append(changed if token is None else changed.replace(_KEY, "your operator token"))
-    cp = report.checkpoint
+    cp, held = report.checkpoint, [r for _, r in good]
+    # a user's key: the debits an earlier clean statement judged are not judged again (their
+    # receipts may be gone: core/receipt_keep.py), below the history the audit held to
+    tag = tofu[0] if tofu is not None and token is None else None
+    remembered_size = (load_seen(seen_path, source) or (0, b""))[0]
+    before = min(load_checked_through(seen_path, source, tag), remembered_size) if tag else 0
+    by_receipt = {h: _as_entries(rows) for h, rows in watch.by_receipt.items()}
     s = statement(
-        acct, _as_entries(watch.mine), held,
-        {h: _as_entries(rows) for h, rows in watch.by_receipt.items()},
+        acct, _as_entries(watch.mine), held, by_receipt,
         signed_size=0 if cp is None else cp.tree_size,
-        signed_time_us=None if cp is None else cp.time_us,
+        signed_time_us=None if cp is None else cp.time_us, checked_before=before,
     )  # fmt: skip
     print_statement(s)
     problems = bad + s.findings
@@ -398,13 +479,27 @@ def statement_command(
             + ("" if report.ok else ", and the log itself does not check out (above)")
         )
         raise typer.Exit(1)
-    save_seen(seen_path, source, report, settings.registry_url, tofu)
+    through = (tag, cp.tree_size) if tag and cp is not None else None
+    save_seen(seen_path, source, report, settings.registry_url, tofu, through)
     console.print(
         "[green]OK[/]: every debit of the account names a receipt you hold and charges what "
-        "it signs; the list is every entry of the account in the log"
+        "it signs"
+        + (" (or an earlier statement checked it)" if before else "")
+        + "; the list is every entry of the account in the log"
         + ("; every request the served logs hold was paid to it" if served else ""),
         highlight=False,
     )
+    if kept is not None and cp is not None and kept.is_dir():  # only the folder ask fills
+        gone = removable(
+            held, by_receipt, judged_size=cp.tree_size, now_ms=cp.time_us // 1000, keep_s=KEEP_S
+        )
+        n = prune(p for p, r in good if r.receipt_hash in gone)
+        if n:
+            console.print(
+                f"removed {counted(n, 'kept receipt')} older than {KEEP_S // 86_400} days "
+                f"whose charges this statement checked (from {kept})",
+                highlight=False,
+            )
     later = sum(not line.signed for line in s.lines)
     if later:  # published and checked, but nothing the registry signed covers them yet
         console.print(

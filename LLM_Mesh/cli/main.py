@@ -337,17 +337,27 @@ def ask(
             "--save",
             metavar="DIR",
             help="Keep the answer's receipt (no prompt, no text) in a new file of DIR (made "
-            "0700), for `ledger statement --receipts DIR` and `receipt verify FILE`",
+            "0700), for `ledger statement --receipts DIR` and `receipt verify FILE` "
+            "(with an API key it is kept by default: see --no-save)",
         ),
     ] = None,
+    no_save: Annotated[
+        bool,
+        typer.Option(
+            "--no-save",
+            help="With an API key, keep no receipt (default: each is kept, no prompt, no "
+            "text, in the key's folder of the home's receipts/, which `ledger statement` "
+            "reads; without a key nothing is kept)",
+        ),
+    ] = False,
 ) -> None:
     """Ask the network; prints the answer and who served it, how fast, at what cost."""
     from rich.text import Text
 
-    from LLM_Mesh.cli.ask_save import save_receipt
     from LLM_Mesh.cli.demo import ask_once
     from LLM_Mesh.cli.prompt_input import PromptInputError, read_prompt
     from LLM_Mesh.core.tasks import unknown_task
+    from LLM_Mesh.receipt_files import key_folder, save_receipt
 
     problem = unknown_task(task)
     if problem is not None:
@@ -356,7 +366,12 @@ def ask(
         text = read_prompt(prompt, prompt_file, sys.stdin)
     except PromptInputError as exc:
         raise _fail(exc) from exc
+    if save is not None and no_save:
+        raise _fail(ValueError("--save DIR and --no-save: give one"))
     settings = _settings(registry=registry, api_key=api_key, registry_ca=_ca(registry_ca))
+    # a keyed user's receipts are kept by default (found 2026-12-05: without --save, each
+    # charge was NO RECEIPT in the statement); an anonymous answer's never (privacy)
+    mine = None if no_save or not settings.api_key else key_folder(settings.home, settings.api_key)
     try:
         kept = asyncio.run(
             ask_once(
@@ -369,6 +384,13 @@ def ask(
     except MeshError as exc:
         raise _fail(exc) from exc
     if save is None:
+        if mine is not None and kept is not None:
+            try:
+                save_receipt(mine, kept)
+            except OSError as exc:  # the answer printed above stands, and the exit status
+                err.print(Text(f"warning: the receipt was not kept in {mine} ({exc}): "
+                               "`ledger statement` will show this charge as NO RECEIPT"),
+                          soft_wrap=True)  # fmt: skip
         return
     if kept is None:  # the answer printed above stands
         raise _fail(ValueError("--save: the answer carries no receipt; nothing was saved"))

@@ -111,13 +111,18 @@ def statement(
     *,
     signed_size: int,
     signed_time_us: int | None,
+    checked_before: int = 0,
 ) -> Statement:
     """The statement of ``account`` (see the module docstring).
 
     ``entries``: every entry of the checked log touching the account, in log order (the
     public JSON form); ``receipts``: the user's receipts, verified; ``by_receipt``: per
     receipt hash, every entry of the log naming it; ``signed_size`` / ``signed_time_us``:
-    the newest signed checkpoint the log was checked against (0 / None: none)."""
+    the newest signed checkpoint the log was checked against (0 / None: none);
+    ``checked_before``: the entries below this sequence number were judged by an earlier
+    clean statement of this account (the caller checked that the history still hashes to
+    what it saw then): a debit there without a held receipt is listed, not a finding (its
+    receipt may have been removed since, :mod:`LLM_Mesh.core.receipt_keep`)."""
     out = Statement(account)
     held: dict[str, Receipt] = {}
     for r in receipts:
@@ -136,6 +141,8 @@ def statement(
             why = (
                 "paid in" if receipt is None else f"paid in, receipt {_short(receipt.receipt_hash)}"
             )
+        elif receipt is None and seq < checked_before:
+            why = "checked by an earlier statement"
         elif receipt is None:
             named = "names no receipt" if not rh else f"names receipt {rh!r}, which you do not hold"
             why = "NO RECEIPT"

@@ -1,9 +1,10 @@
 """Clients' API keys: made by the admin CLI, looked up by the gateway through a cache.
 
-A key is ``lmk_`` + 256 random bits (:func:`~LLM_Mesh.core.identity.new_secret`); the
-store keeps its SHA-256 (:func:`~LLM_Mesh.core.identity.hash_secret`), an id
-(``key_`` + 12 hex digits, what ``keys list`` shows and ``keys revoke`` takes, as does
-the name), its limits (``rpm``, ``tpm``), ``avoid_regions`` and strict region mode.
+A key is ``lmk_`` + 264 random bits (44 URL-safe characters; one made before 2026-12-05
+has 256, 43); the store keeps its SHA-256 (:func:`~LLM_Mesh.core.identity.hash_secret`),
+an id (``key_`` + 12 hex digits, what ``keys list`` shows and ``keys revoke`` takes, as
+does the name: a hash of the key, ``core/key_account.derived_key_id``, so that its holder
+computes the key's ledger account; an older key's id is random and stays), its limits (``rpm``, ``tpm``), ``avoid_regions`` and strict region mode.
 
 :class:`KeyCache` is the gateway's view: a request's key is hashed and looked up in
 memory; a miss asks the store once (then ``ttl_s``, 5 min, for a key found;
@@ -25,7 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from LLM_Mesh.core.identity import hash_secret, new_secret
+from LLM_Mesh.core.identity import hash_secret
+from LLM_Mesh.core.key_account import derived_key_id
 from LLM_Mesh.registry.poller import Poller
 from LLM_Mesh.registry.ports import ApiKeyRecord, Store
 
@@ -65,9 +67,11 @@ async def create_api_key(
             raise ValueError(f"--{label} must be at least 1")
     if name is not None and not 1 <= len(name) <= 128:
         raise ValueError("a key name is 1 to 128 characters")
-    key = new_secret(KEY_PREFIX)
+    key = f"{KEY_PREFIX}_{secrets.token_urlsafe(33)}"  # the derived form: its id from it
+    key_id = derived_key_id(key)
+    assert key_id is not None
     rec = ApiKeyRecord(
-        key_id="key_" + secrets.token_hex(6),
+        key_id=key_id,
         key_hash=hash_secret(key),
         created_at=_utcnow(),
         name=name,

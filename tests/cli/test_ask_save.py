@@ -7,6 +7,7 @@ SIMULATED); the saved file holds no prompt and no answer text, mode 0600, in a 0
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import stat
 from pathlib import Path
@@ -16,8 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 from LLM_Mesh.cli import demo
-from LLM_Mesh.cli.ask_save import save_receipt
 from LLM_Mesh.cli.main import app
+from LLM_Mesh.core.key_account import key_tag
+from LLM_Mesh.core.ledger_entry import MINT, Transfer
+from LLM_Mesh.receipt_files import RECEIPTS_DIR, key_folder, save_receipt
+from LLM_Mesh.registry.api_keys import create_api_key
+from LLM_Mesh.registry.settlement import user_account
 from tests.cli.test_ledger_statement import MODEL, Paid, _serve, _statement
 from tests.cli.test_receipt_commands import saved_keys
 from tests.inprocess_mesh import InProcessMesh
@@ -46,8 +51,8 @@ def _ask(p: Paid, marker: str, *extra: str) -> tuple[int, str, str]:
     return res.exit_code, res.stdout, res.stderr
 
 
-def test_without_save_an_asked_debit_has_no_receipt(paid: Paid) -> None:
-    code, out, err = _ask(paid, "plain")
+def test_with_no_save_an_asked_debit_has_no_receipt(paid: Paid) -> None:
+    code, out, err = _ask(paid, "plain", "--no-save")
     assert code == 0, out + err
     paid.settle()
     code, said = _statement(paid)
@@ -102,10 +107,185 @@ def test_a_failed_save_keeps_the_printed_answer_and_exits_1(paid: Paid) -> None:
 
 
 def test_save_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from LLM_Mesh.cli import ask_save
+    from LLM_Mesh import receipt_files
 
-    monkeypatch.setattr(ask_save.secrets, "token_hex", lambda n: "same")
+    monkeypatch.setattr(receipt_files.secrets, "token_hex", lambda n: "same")
     first = save_receipt(tmp_path, {"mesh": {"receipt": {"a": 1}}}, now=0)
     with pytest.raises(FileExistsError):
         save_receipt(tmp_path, {"mesh": {"receipt": {"a": 2}}}, now=0)
     assert json.loads(first.read_text()) == {"mesh": {"receipt": {"a": 1}}}
+
+
+# --- kept by default (found 2026-12-05: `ask` without --save kept nothing, so a keyed
+# user's statement named every charge NO RECEIPT, and nothing said where to look) --------
+
+
+def _new_user(p: Paid, name: str) -> str:
+    return _new_account(p, name)[0]
+
+
+def _new_account(p: Paid, name: str) -> tuple[str, str]:
+    """A fresh key with a grant (every debit of its account comes from the asks below), and
+    its account."""
+    made = p.mesh.call(create_api_key(p.mesh.store, name=name))
+    assert made is not None
+    acct = user_account(made[1].key_id)
+    p.mesh.call(p.ledger.append_one(Transfer("grant", MINT, acct, 10**6)))
+    return made[0], acct
+
+
+def _kept(p: Paid, key: str) -> list[Path]:
+    folder = key_folder(p.home / "user", key)
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def _run(p: Paid, args: list[str], key: str | None) -> tuple[int, str, str]:
+    env = {"LLM_MESH_HOME": str(p.home / "user"), "LLM_MESH_REGISTRY_URL": p.mesh.registry_url,
+           "COLUMNS": "200", "LLM_MESH_API_KEY": key or ""}  # fmt: skip
+    res = runner.invoke(app, args, env=env)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _ask_as(p: Paid, key: str | None, marker: str, *extra: str) -> tuple[int, str, str]:
+    args = ["ask", f"say {marker} now", "--model", MODEL, "--max-tokens", "8", *extra]
+    return _run(p, args, key)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_keyed_ask_keeps_its_receipt_and_its_statement_passes(paid: Paid, stream: bool) -> None:
+    key = _new_user(paid, "erin")
+    marker = f"KEPT-{secrets.token_hex(8)}"
+    for _ in range(2):
+        code, out, err = _ask_as(paid, key, marker, *(["--stream"] if stream else []))
+        assert code == 0, out + err
+    kept = _kept(paid, key)
+    assert len(kept) == 2
+    assert key not in str(kept[0]) and key_tag(key)[:24] == kept[0].parent.name
+    assert stat.S_IMODE(kept[0].parent.stat().st_mode) == 0o700
+    for f in kept:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+        text = f.read_text()
+        assert marker not in text and "choices" not in text and "content" not in text
+        assert set(json.loads(text)) == {"mesh"} and "receipt" in json.loads(text)["mesh"]
+    paid.settle()
+    code, out, err = _run(paid, ["ledger", "statement"], key)  # no --receipts
+    said = " ".join((out + err).split())
+    assert code == 0, said
+    assert "2 receipts held" in said and "NO RECEIPT" not in said
+
+
+def test_no_save_keeps_nothing_and_its_charge_has_no_receipt(paid: Paid) -> None:
+    key = _new_user(paid, "frank")
+    code, out, err = _ask_as(paid, key, "x", "--no-save")
+    assert code == 0, out + err
+    assert _kept(paid, key) == []
+    assert not (paid.home / "user" / RECEIPTS_DIR).exists()
+    paid.settle()
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 1 and "NO RECEIPT" in said and "no receipts kept in" in said, said
+
+
+def test_an_anonymous_ask_keeps_nothing(paid: Paid) -> None:
+    code, out, err = _ask_as(paid, None, "anon")
+    assert code == 0, out + err
+    assert "SIMULATED" in out or "simulated" in out
+    assert not (paid.home / "user" / RECEIPTS_DIR).exists()
+
+
+def test_save_and_no_save_together_are_refused(paid: Paid) -> None:
+    code, out, err = _ask_as(paid, paid.key, "x", "--save", str(paid.folder), "--no-save")
+    assert code == 1 and "--no-save" in out + err
+
+
+def test_a_failed_default_keep_warns_and_keeps_the_answer(paid: Paid) -> None:
+    key = _new_user(paid, "gina")
+    (paid.home / "user").mkdir(parents=True, exist_ok=True)
+    (paid.home / "user" / RECEIPTS_DIR).write_text("")  # a file where the folder goes
+    code, out, err = _ask_as(paid, key, "kept")
+    assert code == 0 and "kept" in out
+    assert "the receipt was not kept" in " ".join(err.split())
+
+
+def test_a_kept_folder_of_junk_and_huge_files_is_skipped_file_by_file(paid: Paid) -> None:
+    key = _new_user(paid, "hank")
+    code, out, err = _ask_as(paid, key, "x")
+    assert code == 0, out + err
+    folder = key_folder(paid.home / "user", key)
+    (folder / "junk.json").write_text("{not json")
+    (folder / "binary.bin").write_bytes(b"\xff\xfe\x00" * 100)
+    with (folder / "huge.json").open("wb") as f:  # sparse: 8 GiB that would hang a read
+        f.truncate(8 * 1024**3)
+    os.mkfifo(folder / "fifo")  # a read of it would block forever
+    (folder / "sub").mkdir()
+    paid.settle()
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 0, said
+    assert "1 receipt held" in said
+    for name in ("junk.json", "binary.bin", "huge.json"):
+        assert f"skipped: {folder / name}: holds no receipt" in said, name
+    assert "larger than 1,048,576 bytes" in said
+
+
+def test_a_kept_folder_of_only_junk_is_refused_not_read_forever(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from LLM_Mesh.cli import ledger_statement
+
+    monkeypatch.setattr(ledger_statement, "MAX_SKIPPED", 3)
+    key = _new_user(paid, "ivy")
+    folder = key_folder(paid.home / "user", key)
+    folder.mkdir(parents=True)
+    for i in range(5):
+        (folder / f"junk-{i}").write_text("x")
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 1 and "more than 3 files hold no receipt" in said, said
+
+
+# --- the bound: a clean statement's window (core/receipt_keep.py) -----------------------
+
+
+def test_a_clean_statement_removes_old_kept_receipts_and_still_passes_after(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from LLM_Mesh.cli import ledger_statement
+
+    monkeypatch.setattr(ledger_statement, "KEEP_S", 0)  # as if a month had passed
+    key, acct = _new_account(paid, "jo")
+    for _ in range(2):
+        assert _ask_as(paid, key, "x")[0] == 0
+    paid.settle()
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 0 and "removed 2 kept receipts" in said, said
+    assert _kept(paid, key) == []
+    assert _ask_as(paid, key, "y")[0] == 0  # one more, kept
+    paid.settle()
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 0, said  # the two removed receipts' debits were judged before
+    assert "1 receipt held" in said and "checked by an earlier statement" in said
+    assert "NO RECEIPT" not in said and "removed 1 kept receipt" in said
+    # a debit written after the window with no receipt is still a finding
+    paid.write(Transfer("settle", acct, user_account("someone"), 500, "req-late"))
+    code, out, err = _run(paid, ["ledger", "statement"], key)
+    said = " ".join((out + err).split())
+    assert code == 1 and "req-late" in said and "NO RECEIPT" in said, said
+
+
+def test_a_user_folder_given_with_receipts_is_never_pruned(
+    paid: Paid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from LLM_Mesh.cli import ledger_statement
+
+    monkeypatch.setattr(ledger_statement, "KEEP_S", 0)
+    key = _new_user(paid, "kim")
+    assert _ask_as(paid, key, "x")[0] == 0
+    paid.settle()
+    folder = key_folder(paid.home / "user", key)
+    code, out, err = _run(paid, ["ledger", "statement", "--receipts", str(folder)], key)
+    assert code == 0 and "removed" not in out + err, out + err
+    assert len(_kept(paid, key)) == 1
+

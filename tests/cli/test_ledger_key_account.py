@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,15 @@ from typer.testing import CliRunner
 from LLM_Mesh.cli import ledger_commands
 from LLM_Mesh.cli.ledger_http import HttpSource
 from LLM_Mesh.cli.main import app
-from LLM_Mesh.core.key_account import account_change, key_tag
+from LLM_Mesh.core.key_account import account_change, derived_account, key_tag
 from LLM_Mesh.core.ledger_audit import Report
 
 MINE, OTHER = "user:" + "a" * 24, "user:" + "b" * 24
 
 
-def _registry_showing(monkeypatch: pytest.MonkeyPatch, shown: list[str]) -> None:
+def _registry_showing(
+    monkeypatch: pytest.MonkeyPatch, shown: list[str], key: str = "lmk-mine"
+) -> None:
     """A registry whose books check out and whose ``GET /v1/balance`` names ``shown[0]``,
     then ``shown[1]``, ... for the key (the audit itself is the tested one elsewhere)."""
 
@@ -41,7 +44,7 @@ def _registry_showing(monkeypatch: pytest.MonkeyPatch, shown: list[str]) -> None
     monkeypatch.setattr(ledger_commands, "_source", source)
     monkeypatch.setattr(ledger_commands, "audit", audit)
     monkeypatch.setattr(ledger_commands, "first_answering", first)
-    monkeypatch.setenv("LLM_MESH_API_KEY", "lmk-mine")
+    monkeypatch.setenv("LLM_MESH_API_KEY", key)
     monkeypatch.setenv("LLM_MESH_REGISTRY_URL", "http://registry.test")
 
 
@@ -69,3 +72,18 @@ def test_the_rule() -> None:
     assert account_change(MINE, MINE) is None
     assert account_change(MINE, OTHER) is not None
     assert key_tag("a") != key_tag("b") and len(key_tag("a")) == 32
+
+
+def test_a_new_key_shown_another_account_at_its_first_use_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key made since 2026-12-05 names its own account: no first use is trusted (before,
+    a registry naming another account, whose books add up, at the first run passed)."""
+    key = "lmk_" + secrets.token_urlsafe(33)
+    own = derived_account(key)
+    assert own is not None
+    _registry_showing(monkeypatch, [OTHER, own], key=key)
+    code, out = _verify(tmp_path / "a")
+    assert code == 1, out
+    assert f"the registry named account {OTHER} for LLM_MESH_API_KEY, but the key's own" in out
+    assert _verify(tmp_path / "b")[0] == 0

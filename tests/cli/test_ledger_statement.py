@@ -186,6 +186,13 @@ def test_a_folder_with_a_file_that_holds_no_receipt_is_refused(paid: Paid) -> No
     assert code == 1 and "notes.txt: holds no receipt" in out, out
 
 
+def test_a_huge_file_in_the_folder_is_refused_unread(paid: Paid) -> None:
+    with (paid.folder / "huge.json").open("wb") as f:  # sparse: read whole, 64 GiB of memory
+        f.truncate(64 * 1024**3)
+    code, out = _statement(paid)
+    assert code == 1 and "huge.json: holds no receipt (larger than 67,108,864 bytes" in out, out
+
+
 def test_an_operator_lists_its_account_complete_with_no_receipts(paid: Paid) -> None:
     """``--account operator:...`` (the account ``GET /v1/earnings`` names): every share paid
     to it, from the whole log, summed; an operator account is never debited."""

@@ -158,3 +158,21 @@ def test_a_request_charged_twice_under_its_receipt_is_named() -> None:
     transfers, receipts = _honest()
     s = _statement(_log([*transfers, *_paid(receipts[0])]), receipts)
     assert any("the nodes' shares (settle/hold) are [950, 950, 1900, 1900]" in f for f in s.findings)
+
+
+def test_debits_an_earlier_clean_statement_judged_need_no_receipt_now() -> None:
+    """The window that bounds the kept receipts (core/receipt_keep.py): r1's receipt was
+    removed after a clean statement over the first 6 entries; a debit after them is still
+    judged, a debit below them is not (the CLI holds the history to what it saw then)."""
+    transfers, (_r1, r2) = _honest()
+    log = _log([*transfers, Transfer("fee", USER, NETWORK, 7, "req-9")])
+    mine = [e for e in log if touches(e, USER)]
+    by = {r2.receipt_hash: [e for e in log if e["receipt_hash"] == r2.receipt_hash]}
+    s = statement(USER, mine, [r2], by, signed_size=len(log), signed_time_us=LATER,
+                  checked_before=6)  # fmt: skip
+    assert [line.why for line in s.lines[1:5]] == ["checked by an earlier statement"] * 4
+    assert len(s.findings) == 1 and "req-9" in s.findings[0] and "NO RECEIPT" in [
+        line.why for line in s.lines
+    ]
+    s = statement(USER, mine, [r2], by, signed_size=len(log), signed_time_us=LATER)
+    assert len(s.findings) == 5  # no window: r1's four debits and the late fee

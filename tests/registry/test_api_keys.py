@@ -105,3 +105,24 @@ async def test_on_sqlite_the_revocation_poll_reads_the_store_only_after_a_key_wa
         hit, rec = cache.cached(made[0])
         assert hit and rec is not None and rec.revoked_at is not None
         assert await cache.tick() is False
+
+
+async def test_a_new_keys_id_and_account_are_derived_from_the_key() -> None:
+    """Its holder computes the account settlement debits for it (``core/key_account.py``;
+    before 2026-12-05 the id was random and only the registry could name the account)."""
+    from LLM_Mesh.core.key_account import derived_account, derived_key_id
+    from LLM_Mesh.registry.settlement import user_account
+
+    store = MemoryStore()
+    made = [await create_api_key(store, name=f"k{i}") for i in range(3)]
+    ids = set()
+    for m in made:
+        assert m is not None
+        key, rec = m
+        assert key.startswith("lmk_") and len(key) == 4 + 44
+        assert rec.key_id == derived_key_id(key) and rec.key_id.startswith("key_")
+        assert len(rec.key_id) == 4 + 12
+        assert user_account(rec.key_id) == derived_account(key)
+        assert key[4:] not in rec.key_id
+        ids.add(rec.key_id)
+    assert len(ids) == 3

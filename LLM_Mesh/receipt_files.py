@@ -1,0 +1,103 @@
+"""Receipts kept on disk for ``llm-mesh ledger statement``: one file a request.
+
+:func:`save_receipt` writes an answer's receipt and the ids mapping it to the request
+(``core/receipt_verify.saved_form``: no prompt, no answer text) to a new file of a folder,
+made with ``O_EXCL`` (never over another) and mode 0600; the folder, if missing, is made
+0700. ``llm-mesh ask --save DIR`` writes there; a keyed ``llm-mesh ask`` writes to the
+key's own folder by default (:func:`key_folder`: ``$LLM_MESH_HOME/receipts/<tag>``, the tag
+a domain-separated hash of the key, ``core/key_account.key_tag``, never the key), which
+``ledger statement`` reads when no ``--receipts`` is given. One folder a key: a receipt
+another key paid for would be a finding in this key's statement. The seed API keeps them
+there only when asked (``LLM_MESH_SAVE_RECEIPTS=1``, :func:`keeps`): a library
+writing into the home by default would surprise (servers, notebooks, tests).
+:func:`prune` removes the files a clean statement covered (``core/receipt_keep.py``
+decides which).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from LLM_Mesh.core.key_account import key_tag
+from LLM_Mesh.secret_files import make_private_dir
+
+__all__ = [
+    "RECEIPTS_DIR",
+    "SAVE_ENV",
+    "keep_for_key",
+    "keeps",
+    "key_folder",
+    "prune",
+    "save_receipt",
+]
+
+RECEIPTS_DIR = "receipts"  # in $LLM_MESH_HOME: one folder a key
+log = logging.getLogger(__name__)
+
+SAVE_ENV = "LLM_MESH_SAVE_RECEIPTS"  # the seed API keeps keyed receipts only when "1"
+
+
+def key_folder(home: Path, api_key: str) -> Path:
+    """The folder a key's receipts are kept in by default (the key is never written)."""
+    return home.expanduser() / RECEIPTS_DIR / key_tag(api_key)[:24]
+
+
+def keeps(choice: bool | None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the seed API keeps a keyed answer's receipt: ``choice``
+    (``DistributedModelRegistry(keep_receipts=...)``), else ``LLM_MESH_SAVE_RECEIPTS=1``."""
+    if choice is not None:
+        return choice
+    value = (os.environ if environ is None else environ).get(SAVE_ENV, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def keep_for_key(home: Path, api_key: str, form: dict[str, Any]) -> str | None:
+    """``form`` kept in the key's folder (the seed API's): its path, or None and a WARNING
+    when it cannot be written (the answer is returned all the same)."""
+    folder = key_folder(home, api_key)
+    try:
+        return str(save_receipt(folder, form))
+    except OSError as exc:
+        log.warning("a receipt was not kept in %s (%s): `ledger statement` will show its "
+                    "charge as NO RECEIPT", folder, exc)  # fmt: skip
+        return None
+
+
+def save_receipt(folder: Path, form: dict[str, Any], *, now: float | None = None) -> Path:
+    """Write ``form`` to a new file of ``folder``; its path. Raises ``OSError``."""
+    folder = folder.expanduser()
+    if not folder.exists():
+        make_private_dir(folder)  # it and each missing parent 0700, whatever the umask
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    path = folder / f"receipt-{stamp}-{secrets.token_hex(6)}.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            fd = -1
+            json.dump(form, f, separators=(",", ":"))
+            f.write("\n")
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        path.unlink(missing_ok=True)  # no half-written receipt left behind
+        raise
+    return path
+
+
+def prune(paths: Iterable[Path]) -> int:
+    """Remove ``paths`` (files a clean statement covered); how many were removed."""
+    n = 0
+    for p in paths:
+        try:
+            p.unlink()
+            n += 1
+        except FileNotFoundError:
+            pass
+    return n
